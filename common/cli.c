@@ -1,0 +1,74 @@
+/* Shared CLI helpers: one-line errors, deterministic JSON output, option parsing. */
+#include "stagegate/cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+int sg_cli_fail(int status, const sg_err *err)
+{
+    fprintf(stderr, "stagegate: %s\n", err && err->msg[0] ? err->msg : sg_status_string(status));
+    return sg_exit_code(status);
+}
+
+int sg_cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "stagegate %s: %s (see 'stagegate %s --help')\n", cmd, msg, cmd);
+    return 2;
+}
+
+char *sg_json_dumps(json_t *doc, bool indent)
+{
+    size_t flags = JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17);
+    if (indent) flags |= JSON_INDENT(2);
+    return json_dumps(doc, flags);
+}
+
+int sg_json_print(json_t *doc)
+{
+    char *s = sg_json_dumps(doc, true);
+    if (!s) return -1;
+    fputs(s, stdout);
+    fputc('\n', stdout);
+    free(s);
+    return fflush(stdout) == 0 ? 0 : -1;
+}
+
+int sg_json_set_real(json_t *obj, const char *key, double v)
+{
+    return json_object_set_new(obj, key, isfinite(v) ? json_real(v) : json_null());
+}
+
+int sg_parse_i64(const char *opt, const char *s, int64_t min, int64_t max, int64_t *out, sg_err *err)
+{
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || !end || *end || end == s || v < min || v > max) {
+        sg_errf(err, SG_EINPUT, "%s: '%s' is not an integer in [%lld, %lld]", opt, s,
+                (long long)min, (long long)max);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int sg_parse_double(const char *opt, const char *s, double min, double max, double *out, sg_err *err)
+{
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || !end || *end || end == s || !isfinite(v) || v < min || v > max) {
+        sg_errf(err, SG_EINPUT, "%s: '%s' is not a number in [%g, %g]", opt, s, min, max);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}

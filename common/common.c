@@ -1,0 +1,77 @@
+/* Status strings, error formatting, aligned allocation and time helpers. */
+#include "stagegate/common.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+const char *sg_status_string(int status)
+{
+    switch (status) {
+    case SG_OK: return "ok";
+    case SG_EINPUT: return "input error";
+    case SG_ENOMEM: return "out of memory";
+    case SG_EIO: return "I/O error";
+    case SG_EREFUSED: return "refused";
+    case SG_EINTERNAL: return "internal error";
+    default: return "unknown status";
+    }
+}
+
+int sg_exit_code(int status)
+{
+    if (status == SG_OK) return 0;
+    if (status == SG_EREFUSED) return 1;
+    return 2;
+}
+
+int sg_errf(sg_err *err, int status, const char *fmt, ...)
+{
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
+        /* The contract is one line: fold any newline a library message carried. */
+        for (char *p = err->msg; *p; p++)
+            if (*p == '\n' || *p == '\r') *p = ' ';
+    }
+    return status;
+}
+
+_Noreturn void sg_assert_fail(const char *expr, const char *file, int line)
+{
+    fprintf(stderr, "stagegate: assertion failed: %s (%s:%d)\n", expr, file, line);
+    abort();
+}
+
+void *sg_alloc_aligned(size_t bytes)
+{
+    void *p = NULL;
+    size_t rounded = (bytes + 63) & ~(size_t)63;
+    if (rounded == 0) rounded = 64;
+    if (posix_memalign(&p, 64, rounded) != 0) return NULL;
+    return p;
+}
+
+void sg_free_aligned(void *p)
+{
+    free(p);
+}
+
+double sg_now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+bool sg_progress_enabled(void)
+{
+    const char *e = getenv("STAGEGATE_PROGRESS");
+    if (e && strcmp(e, "0") == 0) return false;
+    if (e && strcmp(e, "1") == 0) return true;
+    return isatty(STDERR_FILENO) != 0;
+}

@@ -1,0 +1,50 @@
+/* The stagegate CLI: dispatches to one function per command. */
+#include <stdio.h>
+#include <string.h>
+
+#include "stagegate/cli.h"
+#include "stagegate/version.h"
+
+typedef struct {
+    const char *name;
+    sg_command_fn fn;
+    const char *summary;
+} sg_command;
+
+/* One line per command; each lives in its part's cmd_*.c. */
+static const sg_command commands[] = {
+    {"eval", sg_cmd_eval, "evaluate a model on a validation set and print metrics"},
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: stagegate <command> [options]\n"
+                 "       stagegate --version | --help\n\n"
+                 "The gate a model version must pass before Staging, and the registry that\n"
+                 "enforces it.\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\nexit codes: 0 success or gate passed, 1 gate or verification failed,\n"
+                 "            2 usage or input error (one line on stderr names the file and problem)\n"
+                 "Run 'stagegate <command> --help' for a command's options.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+        printf("stagegate %s (%s)\n", SG_VERSION, SG_BUILD_FLAGS);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "stagegate: unknown command '%s' (see 'stagegate --help')\n", argv[1]);
+    return 2;
+}

@@ -1,0 +1,86 @@
+/* Shared status codes, error reporting and file helpers used by every part. */
+#ifndef STAGEGATE_COMMON_H
+#define STAGEGATE_COMMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Status codes: 0 is success, negative values are errors. */
+typedef enum {
+    SG_OK = 0,
+    SG_EINPUT = -1,    /* bad input: file, field, option (exit 2) */
+    SG_ENOMEM = -2,    /* allocation failed (exit 2) */
+    SG_EIO = -3,       /* I/O error (exit 2) */
+    SG_EREFUSED = -4,  /* a check, gate or verification said no (exit 1) */
+    SG_EINTERNAL = -5, /* a bug or an unexpected library failure (exit 2) */
+} sg_status;
+
+const char *sg_status_string(int status);
+
+/* Maps a status to the documented process exit code: 0, 1 (refused) or 2. */
+int sg_exit_code(int status);
+
+/* One human sentence naming the file or field and what is wrong. */
+typedef struct {
+    char msg[1024];
+} sg_err;
+
+/* Formats err->msg and returns status, so callers can `return sg_errf(...)`. */
+int sg_errf(sg_err *err, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Programmer errors abort with file:line; runtime failures are status codes. */
+#define SG_ASSERT(cond)                                                                            \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            sg_assert_fail(#cond, __FILE__, __LINE__);                                             \
+    } while (0)
+_Noreturn void sg_assert_fail(const char *expr, const char *file, int line);
+
+/* Allocation helpers; aligned memory is 64-byte aligned and freed with sg_free_aligned. */
+void *sg_alloc_aligned(size_t bytes);
+void sg_free_aligned(void *p);
+
+/* SHA-256 of a whole file; hex is 64 chars plus NUL. */
+int sg_sha256_file(const char *path, uint8_t digest[32], sg_err *err);
+int sg_sha256_file_hex(const char *path, char hex[65], sg_err *err);
+void sg_sha256_hex(const uint8_t *data, size_t len, char hex[65]);
+void sg_hex_encode(const uint8_t *in, size_t len, char *out);
+
+/*
+ * Atomic output: write to a unique temporary file in the destination's
+ * directory, then rename over the destination. A failure or abort leaves no
+ * file behind at either path.
+ */
+typedef struct {
+    char path[4096];
+    char tmp_path[4096];
+    FILE *fp; /* open for writing after sg_outfile_open */
+} sg_outfile;
+
+int sg_outfile_open(sg_outfile *o, const char *path, sg_err *err);
+int sg_outfile_commit(sg_outfile *o, sg_err *err);
+void sg_outfile_abort(sg_outfile *o);
+
+/* For writers that create the file themselves (HDF5): pick a temp name, then commit by rename. */
+int sg_tmp_path_for(const char *path, char *tmp, size_t tmp_len, sg_err *err);
+int sg_commit_tmp(const char *tmp, const char *path, sg_err *err);
+
+/* Monotonic wall time in seconds, for coarse timings (not latency samples). */
+double sg_now_seconds(void);
+
+/* Reads a whole file into a NUL-terminated heap buffer (caller frees). Limit in bytes. */
+int sg_read_file(const char *path, size_t limit, uint8_t **data, size_t *len, sg_err *err);
+
+/* true when stderr is a terminal and progress display is wanted. */
+bool sg_progress_enabled(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,57 @@
+/* Validation sets in HDF5, read in row chunks so memory does not grow with n. */
+#ifndef STAGEGATE_DATASET_H
+#define STAGEGATE_DATASET_H
+
+#include "stagegate/common.h"
+#include "stagegate/model.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct sg_dataset sg_dataset;
+
+typedef enum { SG_LABELS_INT = 0, SG_LABELS_FLOAT = 1 } sg_label_kind;
+
+/* Opens the file and checks /X, /y and /sample_weight metadata (rank, dtype, row counts, n > 0). */
+int sg_dataset_open(const char *path, sg_dataset **out, sg_err *err);
+void sg_dataset_close(sg_dataset *ds);
+
+int64_t sg_dataset_rows(const sg_dataset *ds);
+int sg_dataset_features(const sg_dataset *ds);
+sg_label_kind sg_dataset_label_kind(const sg_dataset *ds);
+bool sg_dataset_has_weights(const sg_dataset *ds);
+const char *sg_dataset_path(const sg_dataset *ds);
+/* Rows per HDF5 chunk of /X, or 0 when contiguous: a good read granularity. */
+int64_t sg_dataset_chunk_rows(const sg_dataset *ds);
+
+/*
+ * Checks that the set fits the model: feature count, label kind against the task
+ * (integer labels for classifiers, any numeric for regression).
+ */
+int sg_dataset_check_model(const sg_dataset *ds, const sg_model *m, sg_err *err);
+
+/*
+ * Reads rows [row0, row0+n) converting to float32. Any output pointer may be NULL.
+ * labels: int32 class labels (classification), checked against 0..n_classes-1 when n_classes > 0.
+ * targets: float64 regression targets. weights: float64 sample weights (1 when absent).
+ * Every value is checked for NaN/Inf; errors name the file, the dataset and the row.
+ */
+int sg_dataset_read(sg_dataset *ds, int64_t row0, int64_t n, float *X, int32_t *labels,
+                    double *targets, double *weights, int n_classes, sg_err *err);
+
+/* Prediction outputs (--predictions): written atomically. */
+typedef struct sg_pred_writer sg_pred_writer;
+/* width: k for classifiers (/proba [n,k] float32 + /label [n] int32), 1 for regression (/prediction [n]). */
+int sg_pred_writer_open(const char *path, int64_t n_rows, int width, bool classifier,
+                        sg_pred_writer **out, sg_err *err);
+/* proba or prediction rows [row0,row0+n); labels may be NULL for regression. */
+int sg_pred_writer_write(sg_pred_writer *w, int64_t row0, int64_t n, const float *values,
+                         const int32_t *labels, sg_err *err);
+int sg_pred_writer_commit(sg_pred_writer *w, sg_err *err); /* closes, renames, frees */
+void sg_pred_writer_abort(sg_pred_writer *w);             /* closes, unlinks, frees */
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,70 @@
+/* Inference kernels: batched forward pass (sgemm + fused SIMD epilogue) and batch-1 path. */
+#ifndef STAGEGATE_KERNELS_H
+#define STAGEGATE_KERNELS_H
+
+#include "stagegate/common.h"
+#include "stagegate/model.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum { SG_ISA_SCALAR = 0, SG_ISA_AVX2 = 1, SG_ISA_AVX512 = 2, SG_ISA_COUNT = 3 } sg_isa;
+
+/*
+ * One implementation of the element-wise and batch-1 kernels. A table per ISA;
+ * the active one is picked once from cpuid/xgetbv, or forced by STAGEGATE_ISA.
+ */
+typedef struct {
+    const char *name;
+    sg_isa isa;
+    /* y[j] = b[j] + sum_i x[i] * W[i*n_out + j]  (W row-major [n_in][n_out]) */
+    void (*matvec)(const float *x, const float *W, const float *b, int n_in, int n_out, float *y);
+    /* In place over a [n][width] block: y = act(y + b) */
+    void (*bias_act)(float *Y, int64_t n, int width, const float *b, sg_activation act);
+    /* In place: x = (x - mean) / scale over [n][d] */
+    void (*standardize)(float *X, int64_t n, int d, const float *mean, const float *scale);
+    /* Last layer epilogue over logits [n][n_outputs] -> out [n][out_width]:
+       bias add then link; binary sigmoid writes two columns (1-p, p). */
+    void (*bias_link)(const float *Z, int64_t n, int n_outputs, const float *b, sg_link link,
+                      float *out);
+} sg_kernel_ops;
+
+/* The active table (chosen on first call; thread-safe). */
+const sg_kernel_ops *sg_kernels(void);
+/* A specific variant, or NULL when the CPU/OS cannot run it. */
+const sg_kernel_ops *sg_kernels_variant(sg_isa isa);
+/* Parses STAGEGATE_ISA values: scalar|avx2|avx512; returns -1 when unknown. */
+int sg_isa_parse(const char *s);
+const char *sg_isa_name(sg_isa isa);
+
+/* Per-thread scratch for the forward pass, sized for a model and a maximum batch. */
+typedef struct sg_forward_scratch sg_forward_scratch;
+int sg_forward_scratch_new(const sg_model *m, int64_t max_batch, sg_forward_scratch **out,
+                           sg_err *err);
+void sg_forward_scratch_free(sg_forward_scratch *s);
+
+/*
+ * Batch forward: X [n][n_features] (not modified) -> out [n][sg_model_output_width(m)].
+ * Classifiers produce probabilities (binary: two columns), regressors the prediction.
+ * n <= max_batch of the scratch. Uses cblas_sgemm per layer (caller sets BLAS threads).
+ */
+void sg_forward_batch(const sg_model *m, const sg_kernel_ops *k, const float *X, int64_t n,
+                      float *out, sg_forward_scratch *s);
+
+/* Batch-1 forward using matvec kernels only (no BLAS call). */
+void sg_forward_one(const sg_model *m, const sg_kernel_ops *k, const float *x, float *out,
+                    sg_forward_scratch *s);
+
+/* Optional per-layer timing hook for --breakdown: called after each stage with its index. */
+typedef void (*sg_forward_probe)(void *ctx, int stage);
+void sg_forward_one_probed(const sg_model *m, const sg_kernel_ops *k, const float *x, float *out,
+                           sg_forward_scratch *s, sg_forward_probe probe, void *ctx);
+
+/* Labels from probabilities: argmax; binary uses p1 >= threshold. */
+void sg_predict_labels(const float *proba, int64_t n, int k, float threshold, int32_t *labels);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

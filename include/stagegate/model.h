@@ -1,0 +1,73 @@
+/* The in-memory model: a standardiser followed by a chain of dense layers. */
+#ifndef STAGEGATE_MODEL_H
+#define STAGEGATE_MODEL_H
+
+#include "stagegate/common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SG_MODEL_FORMAT_NAME "stagegate-model"
+#define SG_MODEL_FORMAT_VERSION 1
+#define SG_DATASET_FORMAT_NAME "stagegate-dataset"
+#define SG_DATASET_FORMAT_VERSION 1
+#define SG_MAX_LAYERS 64
+#define SG_MAX_CLASSES 65536
+
+typedef enum { SG_TASK_BINARY = 0, SG_TASK_MULTICLASS = 1, SG_TASK_REGRESSION = 2 } sg_task;
+
+typedef enum {
+    SG_ACT_IDENTITY = 0,
+    SG_ACT_RELU = 1,
+    SG_ACT_TANH = 2,
+    SG_ACT_LOGISTIC = 3,
+} sg_activation;
+
+/* Output link applied after the last layer. */
+typedef enum { SG_LINK_IDENTITY = 0, SG_LINK_SIGMOID = 1, SG_LINK_SOFTMAX = 2 } sg_link;
+
+typedef struct {
+    int n_in;
+    int n_out;
+    float *W; /* [n_in][n_out] row-major, 64-byte aligned */
+    float *b; /* [n_out] */
+    sg_activation act; /* activation of this layer; the last layer's is identity (the link follows) */
+} sg_layer;
+
+typedef struct {
+    sg_task task;
+    int n_classes;  /* 2 for binary, k for multiclass, 0 for regression */
+    int n_features;
+    int n_outputs;  /* columns of the last layer: 1 (binary, regression) or k (multiclass) */
+    float *mean;    /* [n_features] or NULL when there is no standardisation */
+    float *scale;   /* [n_features] or NULL */
+    int n_layers;
+    sg_layer *layers;
+    sg_link link;
+    char estimator[128];  /* free text from the exporter, e.g. "Pipeline(StandardScaler, MLPClassifier)" */
+    char path[4096];
+    uint8_t sha256[32];   /* digest of the file it was loaded from */
+    size_t param_bytes;   /* bytes of weights, biases and standardisation */
+} sg_model;
+
+/* Loads and fully validates a model file. Errors name the file and the dataset/attribute. */
+int sg_model_load(const char *path, sg_model **out, sg_err *err);
+void sg_model_free(sg_model *m);
+
+/* Columns of the probability/prediction output: k for classifiers (binary 2), 1 for regression. */
+int sg_model_output_width(const sg_model *m);
+/* Widest layer, for scratch sizing. */
+int sg_model_max_width(const sg_model *m);
+
+/* A deep copy whose buffers are allocated and first touched by the calling thread (NUMA-local). */
+int sg_model_clone(const sg_model *m, sg_model **out, sg_err *err);
+
+const char *sg_task_name(sg_task t);
+const char *sg_activation_name(sg_activation a);
+const char *sg_link_name(sg_link l);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

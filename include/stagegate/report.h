@@ -1,0 +1,59 @@
+/* DSSE envelopes holding in-toto Statements v1: signing and verification. */
+#ifndef STAGEGATE_REPORT_H
+#define STAGEGATE_REPORT_H
+
+#include <jansson.h>
+#include <openssl/evp.h>
+
+#include "stagegate/common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SG_DSSE_PAYLOAD_TYPE "application/vnd.in-toto+json"
+#define SG_INTOTO_STATEMENT_TYPE "https://in-toto.io/Statement/v1"
+#define SG_TEST_RESULT_PREDICATE "https://in-toto.io/attestation/test-result/v0.1"
+
+/* DSSE v1 pre-authentication encoding: "DSSEv1" SP len(type) SP type SP len(body) SP body. */
+int sg_dsse_pae(const char *payload_type, const uint8_t *payload, size_t len, uint8_t **pae,
+                size_t *pae_len);
+
+/* Signs payload bytes exactly as given and returns the envelope JSON text (heap). */
+int sg_dsse_sign(EVP_PKEY *key, const char *payload_type, const uint8_t *payload, size_t len,
+                 char **envelope_json, sg_err *err);
+
+/*
+ * Verifies an envelope: parses only the envelope fields, checks a signature over the PAE
+ * with pub, then returns the payload bytes that were signed. Nothing inside the payload is
+ * parsed before the signature verifies. SG_EREFUSED on a bad signature.
+ */
+int sg_dsse_verify(const uint8_t *envelope, size_t len, EVP_PKEY *pub, char **payload_type,
+                   uint8_t **payload, size_t *payload_len, sg_err *err)
+    __attribute__((warn_unused_result));
+
+/* What a verified test-result report says; only fields covered by the signature. */
+typedef struct {
+    char result[16];            /* "PASSED" or "FAILED" */
+    char subject_name[512];
+    char subject_sha256[65];
+    char predicate_type[256];
+    char timestamp[64];         /* RFC 3339 UTC, from the predicate */
+    char key_id[65];            /* id of the key that verified it */
+    char payload_sha256[65];    /* digest of the signed payload bytes (evidence) */
+    json_t *statement;          /* the parsed statement (owned; free with sg_report_info_clear) */
+} sg_report_info;
+
+/*
+ * Full verification in the documented order: signature over the PAE, payloadType,
+ * statement _type, predicateType, then (when model_path != NULL) subject digest == sha256(model).
+ * Returns SG_OK if valid (inspect info->result for PASSED/FAILED), SG_EREFUSED if invalid.
+ */
+int sg_report_verify(const uint8_t *envelope, size_t len, EVP_PKEY *pub, const char *model_path,
+                     sg_report_info *info, sg_err *err) __attribute__((warn_unused_result));
+void sg_report_info_clear(sg_report_info *info);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,19 @@
+#!/bin/sh
+# Installs the Debian 12 packages stagegate needs, only those that are missing.
+set -eu
+PKGS="build-essential cmake pkg-config libopenblas-dev libhdf5-dev hdf5-tools libhwloc-dev hwloc
+libcmocka-dev libssl-dev openssl libsqlite3-dev sqlite3 libjansson-dev
+python3 python3-h5py python3-sklearn python3-numpy python3-scipy"
+missing=""
+for p in $PKGS; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing="$missing $p"
+    fi
+done
+if [ -n "$missing" ]; then
+    echo "stagegate: installing:$missing" >&2
+    SUDO=""
+    if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >&2
+fi
