@@ -14,6 +14,8 @@ typedef struct {
 /* One line per command; each lives in its part's cmd_*.c. */
 static const sg_command commands[] = {
     {"eval", sg_cmd_eval, "evaluate a model on a validation set and print metrics"},
+    {"keygen", sg_cmd_keygen, "create a key pair for signing reports (PEM)"},
+    {"verify", sg_cmd_verify, "verify a signed report: signature, type, digest, result"},
 };
 
 static void usage(FILE *out)

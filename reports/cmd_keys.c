@@ -1,0 +1,72 @@
+/* stagegate keygen: create a signing key pair for reports. */
+#include <string.h>
+
+#include "stagegate/cli.h"
+#include "stagegate/keys.h"
+
+static void keygen_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: stagegate keygen --out PREFIX [--type ecdsa-p256|ed25519] [--json]\n\n"
+            "Writes PREFIX.key.pem (PKCS#8 private key, mode 0600) and PREFIX.pub.pem\n"
+            "(SubjectPublicKeyInfo public key). Existing files are never overwritten.\n"
+            "ECDSA P-256 (signatures over SHA-256, DER) is the default; Ed25519 is allowed.\n"
+            "Both files are PEM, so 'openssl' and cosign can use them directly.\n\n"
+            "exit codes: 0 keys written, 2 usage or input error\n");
+}
+
+int sg_cmd_keygen(int argc, char **argv)
+{
+    const char *prefix = NULL, *type_name = "ecdsa-p256";
+    bool json = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            keygen_usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--json")) {
+            json = true;
+        } else if (!strcmp(a, "--out") || !strcmp(a, "--type")) {
+            if (i + 1 >= argc) return sg_cli_usage_error("keygen", "%s needs a value", a);
+            if (!strcmp(a, "--out")) prefix = argv[++i];
+            else type_name = argv[++i];
+        } else {
+            return sg_cli_usage_error("keygen", "unknown argument '%s'", a);
+        }
+    }
+    if (!prefix || !*prefix) return sg_cli_usage_error("keygen", "--out PREFIX is required");
+    sg_key_type type;
+    if (!strcmp(type_name, "ecdsa-p256")) type = SG_KEY_ECDSA_P256;
+    else if (!strcmp(type_name, "ed25519")) type = SG_KEY_ED25519;
+    else return sg_cli_usage_error("keygen", "--type '%s' is not ecdsa-p256 or ed25519", type_name);
+
+    sg_err err = {{0}};
+    int rc = sg_keygen(prefix, type, &err);
+    if (rc) return sg_cli_fail(rc, &err);
+
+    /* Report the key id from the file just written, so what is printed is what is on disk. */
+    char pub_path[4096], priv_path[4096], id[65] = "";
+    snprintf(pub_path, sizeof pub_path, "%s.pub.pem", prefix);
+    snprintf(priv_path, sizeof priv_path, "%s.key.pem", prefix);
+    EVP_PKEY *pub = NULL;
+    rc = sg_key_load_public(pub_path, &pub, &err);
+    if (!rc) rc = sg_key_id(pub, id, &err);
+    EVP_PKEY_free(pub);
+    if (rc) return sg_cli_fail(rc, &err);
+    if (json) {
+        json_t *doc = json_object();
+        json_object_set_new(doc, "private_key", json_string(priv_path));
+        json_object_set_new(doc, "public_key", json_string(pub_path));
+        json_object_set_new(doc, "type", json_string(type_name));
+        json_object_set_new(doc, "key_id", json_string(id));
+        int prc = sg_json_print(doc);
+        json_decref(doc);
+        return prc ? 2 : 0;
+    }
+    printf("private key: %s (mode 0600, keep it secret)\n"
+           "public key:  %s\n"
+           "type:        %s\n"
+           "key id:      %s\n",
+           priv_path, pub_path, type_name, id);
+    return 0;
+}

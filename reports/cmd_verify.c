@@ -1,0 +1,138 @@
+/* stagegate verify: check a signed report (DSSE envelope, in-toto test-result statement). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "stagegate/cli.h"
+#include "stagegate/keys.h"
+#include "stagegate/report.h"
+
+static void verify_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: stagegate verify REPORT.intoto.json --pubkey PUB.pem [--model M] [--json]\n\n"
+            "Checks, in this order: the signature over the DSSE PAE with PUB.pem, the\n"
+            "payloadType (%s), the in-toto Statement v1,\n"
+            "the predicateType (%s), and with --model\n"
+            "that the subject digest equals the sha256 of the model file M.\n\n"
+            "exit codes: 0 valid and PASSED; 1 invalid, not PASSED, or digest mismatch;\n"
+            "            2 usage or input error (missing file, unreadable key or model)\n",
+            SG_DSSE_PAYLOAD_TYPE, SG_TEST_RESULT_PREDICATE);
+}
+
+/* Detail text shown for a check that passed. */
+static void pass_detail(int check, const sg_report_info *info, const char *model, char *out, size_t cap)
+{
+    switch (check) {
+    case SG_CHECK_SIGNATURE: snprintf(out, cap, "verified with key %s", info->key_id); break;
+    case SG_CHECK_PAYLOAD_TYPE: snprintf(out, cap, "%s", SG_DSSE_PAYLOAD_TYPE); break;
+    case SG_CHECK_STATEMENT:
+        snprintf(out, cap, "subject %s sha256:%s", info->subject_name, info->subject_sha256);
+        break;
+    case SG_CHECK_PREDICATE_TYPE: snprintf(out, cap, "%s", info->predicate_type); break;
+    case SG_CHECK_SUBJECT_DIGEST: snprintf(out, cap, "matches %s", model); break;
+    default: out[0] = '\0';
+    }
+}
+
+int sg_cmd_verify(int argc, char **argv)
+{
+    const char *report = NULL, *pubkey = NULL, *model = NULL;
+    bool json = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            verify_usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--json")) {
+            json = true;
+        } else if (!strcmp(a, "--pubkey") || !strcmp(a, "--model")) {
+            if (i + 1 >= argc) return sg_cli_usage_error("verify", "%s needs a value", a);
+            if (!strcmp(a, "--pubkey")) pubkey = argv[++i];
+            else model = argv[++i];
+        } else if (a[0] == '-' && a[1]) {
+            return sg_cli_usage_error("verify", "unknown option '%s'", a);
+        } else if (report) {
+            return sg_cli_usage_error("verify", "more than one report given ('%s')", a);
+        } else {
+            report = a;
+        }
+    }
+    if (!report) return sg_cli_usage_error("verify", "REPORT.intoto.json is required");
+    if (!pubkey) return sg_cli_usage_error("verify", "--pubkey PUB.pem is required");
+
+    sg_err err = {{0}};
+    EVP_PKEY *pub = NULL;
+    int rc = sg_key_load_public(pubkey, &pub, &err);
+    if (rc) return sg_cli_fail(rc, &err);
+    uint8_t *env = NULL;
+    size_t env_len = 0;
+    rc = sg_read_file(report, SG_DSSE_MAX_ENVELOPE, &env, &env_len, &err);
+    if (rc) {
+        EVP_PKEY_free(pub);
+        return sg_cli_fail(rc, &err);
+    }
+    sg_report_info info;
+    rc = sg_report_verify(env, env_len, pub, model, &info, &err);
+    free(env);
+    EVP_PKEY_free(pub);
+    if (rc && rc != SG_EREFUSED) { /* unreadable model or internal failure: not a verdict */
+        sg_report_info_clear(&info);
+        return sg_cli_fail(rc, &err);
+    }
+    bool valid = rc == SG_OK;
+    bool passed = valid && !strcmp(info.result, "PASSED");
+    int nchecks = model ? SG_REPORT_NCHECKS : SG_REPORT_NCHECKS - 1;
+
+    json_t *doc = json ? json_object() : NULL, *checks = json ? json_array() : NULL;
+    if (!json) printf("report: %s\n", report);
+    for (int c = 0; c < SG_REPORT_NCHECKS; c++) {
+        const char *status, *mark;
+        char detail[1200];
+        if (c < info.checks_passed) {
+            status = "pass", mark = "[pass]";
+            pass_detail(c, &info, model, detail, sizeof detail);
+        } else if (c == info.checks_passed && c < nchecks && !valid) {
+            status = "fail", mark = "[FAIL]";
+            snprintf(detail, sizeof detail, "%s", err.msg);
+        } else {
+            status = "skip", mark = "[skip]";
+            snprintf(detail, sizeof detail, "%s",
+                     c == SG_CHECK_SUBJECT_DIGEST && !model ? "no --model given" : "not checked");
+        }
+        if (json) {
+            json_t *e = json_object();
+            json_object_set_new(e, "name", json_string(sg_report_check_name(c)));
+            json_object_set_new(e, "status", json_string(status));
+            json_object_set_new(e, "detail", json_string(detail));
+            json_array_append_new(checks, e);
+        } else {
+            printf("  %s %-15s %s\n", mark, sg_report_check_name(c), detail);
+        }
+    }
+    if (json) {
+        json_object_set_new(doc, "report", json_string(report));
+        json_object_set_new(doc, "valid", json_boolean(valid));
+        json_object_set_new(doc, "result", valid ? json_string(info.result) : json_null());
+        json_object_set_new(doc, "passed", json_boolean(passed));
+        json_object_set_new(doc, "key_id", valid ? json_string(info.key_id) : json_null());
+        json_object_set_new(doc, "subject_name", valid ? json_string(info.subject_name) : json_null());
+        json_object_set_new(doc, "subject_sha256", valid ? json_string(info.subject_sha256) : json_null());
+        json_object_set_new(doc, "payload_sha256", valid ? json_string(info.payload_sha256) : json_null());
+        json_object_set_new(doc, "timestamp",
+                            valid && info.timestamp[0] ? json_string(info.timestamp) : json_null());
+        json_object_set_new(doc, "checks", checks);
+        json_object_set_new(doc, "error", valid ? json_null() : json_string(err.msg));
+        sg_json_print(doc);
+        json_decref(doc);
+    } else if (valid) {
+        printf("result: %s\n", info.result);
+    } else {
+        printf("result: INVALID (the report's contents cannot be trusted)\n");
+    }
+    sg_report_info_clear(&info);
+    if (!valid) {
+        fprintf(stderr, "stagegate: %s: %s\n", report, err.msg);
+        return 1;
+    }
+    return passed ? 0 : 1;
+}

@@ -1,0 +1,413 @@
+/*
+ * Signing keys: generation, PEM loading with the ssh-style permission check, key ids,
+ * raw signing/verification and base64.
+ *
+ * Only two algorithms are accepted anywhere (ECDSA over P-256 with SHA-256, and pure
+ * Ed25519), so a key file of another type is an input error rather than something we
+ * would sign or verify with in an unreviewed mode.
+ */
+#include "stagegate/keys.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/core_names.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define SG_KEY_FILE_LIMIT (64 * 1024)
+
+/* The last OpenSSL error as text, so messages say why a library call failed. */
+static const char *ossl_reason(void)
+{
+    static _Thread_local char buf[256];
+    unsigned long e = ERR_peek_last_error();
+    if (!e) return "no detail from OpenSSL";
+    ERR_error_string_n(e, buf, sizeof buf);
+    ERR_clear_error();
+    return buf;
+}
+
+/* Accepts only the two supported algorithms; returns 0 and sets *type, or -1. */
+static int key_type_of(EVP_PKEY *key, sg_key_type *type)
+{
+    if (EVP_PKEY_is_a(key, "ED25519")) {
+        *type = SG_KEY_ED25519;
+        return 0;
+    }
+    if (EVP_PKEY_is_a(key, "EC")) {
+        char group[64];
+        size_t glen = 0;
+        if (EVP_PKEY_get_utf8_string_param(key, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof group,
+                                           &glen) == 1 &&
+            (!strcmp(group, "prime256v1") || !strcmp(group, "P-256"))) {
+            *type = SG_KEY_ECDSA_P256;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* Writes all of buf to fd, retrying short writes. */
+static int write_all(int fd, const char *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, buf, len);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        buf += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/*
+ * Creates `path` holding `data` with exactly `mode`, never replacing an existing file:
+ * the bytes go to a fresh temp file opened with O_EXCL and the final mode (so a private
+ * key is never readable by others, not even briefly), then link() publishes it, which
+ * fails with EEXIST instead of overwriting.
+ */
+static int create_file_noclobber(const char *path, const char *data, size_t len, mode_t mode,
+                                 sg_err *err)
+{
+    char tmp[4096];
+    int rc = sg_tmp_path_for(path, tmp, sizeof tmp, err);
+    if (rc) return rc;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+    if (fd < 0) return sg_errf(err, SG_EIO, "%s: cannot create: %s", path, strerror(errno));
+    /* umask may only remove bits; fchmod makes the mode exact (e.g. 0644 for the public key). */
+    if (fchmod(fd, mode) != 0 || write_all(fd, data, len) != 0 || fsync(fd) != 0) {
+        int e = errno;
+        close(fd);
+        unlink(tmp);
+        return sg_errf(err, SG_EIO, "%s: cannot write: %s", path, strerror(e));
+    }
+    if (close(fd) != 0) {
+        int e = errno;
+        unlink(tmp);
+        return sg_errf(err, SG_EIO, "%s: cannot write: %s", path, strerror(e));
+    }
+    if (link(tmp, path) != 0) {
+        int e = errno;
+        unlink(tmp);
+        if (e == EEXIST)
+            return sg_errf(err, SG_EINPUT, "%s: already exists; refusing to overwrite a key file",
+                           path);
+        return sg_errf(err, SG_EIO, "%s: cannot create: %s", path, strerror(e));
+    }
+    unlink(tmp);
+    return SG_OK;
+}
+
+/* PEM text of a key into a heap string; private selects PKCS#8 vs SPKI. */
+static int key_to_pem(EVP_PKEY *key, bool private_part, char **pem, size_t *pem_len, sg_err *err)
+{
+    *pem = NULL;
+    BIO *bio = BIO_new(BIO_s_secmem());
+    if (!bio) return sg_errf(err, SG_ENOMEM, "key: out of memory");
+    /* PEM_write_bio_PrivateKey writes PKCS#8 ("BEGIN PRIVATE KEY") in OpenSSL 3. */
+    int ok = private_part ? PEM_write_bio_PrivateKey(bio, key, NULL, NULL, 0, NULL, NULL)
+                          : PEM_write_bio_PUBKEY(bio, key);
+    char *mem = NULL;
+    long n = BIO_get_mem_data(bio, &mem);
+    if (ok != 1 || n <= 0) {
+        BIO_free(bio);
+        return sg_errf(err, SG_EINTERNAL, "key: cannot encode PEM: %s", ossl_reason());
+    }
+    char *out = malloc((size_t)n + 1);
+    if (!out) {
+        BIO_free(bio);
+        return sg_errf(err, SG_ENOMEM, "key: out of memory");
+    }
+    memcpy(out, mem, (size_t)n);
+    out[n] = '\0';
+    BIO_free(bio);
+    *pem = out;
+    if (pem_len) *pem_len = (size_t)n;
+    return SG_OK;
+}
+
+int sg_keygen(const char *prefix, sg_key_type type, sg_err *err)
+{
+    char priv_path[4096], pub_path[4096];
+    if (!prefix || !*prefix) return sg_errf(err, SG_EINPUT, "--out: empty key prefix");
+    if ((size_t)snprintf(priv_path, sizeof priv_path, "%s.key.pem", prefix) >= sizeof priv_path ||
+        (size_t)snprintf(pub_path, sizeof pub_path, "%s.pub.pem", prefix) >= sizeof pub_path)
+        return sg_errf(err, SG_EINPUT, "%s: key prefix too long", prefix);
+    struct stat st;
+    if (lstat(priv_path, &st) == 0)
+        return sg_errf(err, SG_EINPUT, "%s: already exists; refusing to overwrite a key file",
+                       priv_path);
+    if (lstat(pub_path, &st) == 0)
+        return sg_errf(err, SG_EINPUT, "%s: already exists; refusing to overwrite a key file",
+                       pub_path);
+
+    EVP_PKEY *key = type == SG_KEY_ED25519 ? EVP_PKEY_Q_keygen(NULL, NULL, "ED25519")
+                                           : EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    if (!key) return sg_errf(err, SG_EINTERNAL, "keygen: OpenSSL failed: %s", ossl_reason());
+    char *priv = NULL, *pub = NULL;
+    size_t priv_len = 0, pub_len = 0;
+    int rc = key_to_pem(key, true, &priv, &priv_len, err);
+    if (!rc) rc = key_to_pem(key, false, &pub, &pub_len, err);
+    EVP_PKEY_free(key);
+    if (!rc) rc = create_file_noclobber(priv_path, priv, priv_len, 0600, err);
+    if (!rc) {
+        rc = create_file_noclobber(pub_path, pub, pub_len, 0644, err);
+        /* Half a key pair is useless and confusing: take back the private half we just made. */
+        if (rc) unlink(priv_path);
+    }
+    if (priv) OPENSSL_clear_free(priv, priv_len);
+    free(pub);
+    return rc;
+}
+
+/* No passphrase prompt: an encrypted key is an input error, never an interactive read. */
+static int no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+    (void)buf, (void)size, (void)rwflag, (void)u;
+    return -1;
+}
+
+int sg_key_load_private(const char *path, EVP_PKEY **out, sg_err *err)
+{
+    *out = NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return sg_errf(err, SG_EINPUT, "%s: cannot open private key: %s", path, strerror(errno));
+    /* fstat on the opened descriptor: the mode checked is the mode of the file we read. */
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return sg_errf(err, SG_EINPUT, "%s: private key is not a regular file", path);
+    }
+    if (st.st_mode & 077) {
+        close(fd);
+        return sg_errf(err, SG_EINPUT,
+                       "%s: UNPROTECTED PRIVATE KEY FILE: mode %04o lets group or others access "
+                       "it; run 'chmod 600 %s'",
+                       path, (unsigned)(st.st_mode & 07777), path);
+    }
+    if (st.st_size > SG_KEY_FILE_LIMIT) {
+        close(fd);
+        return sg_errf(err, SG_EINPUT, "%s: private key file is larger than %d bytes", path,
+                       SG_KEY_FILE_LIMIT);
+    }
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        close(fd);
+        return sg_errf(err, SG_EIO, "%s: cannot read private key", path);
+    }
+    EVP_PKEY *key = PEM_read_PrivateKey(f, NULL, no_passphrase, NULL);
+    fclose(f);
+    if (!key)
+        return sg_errf(err, SG_EINPUT, "%s: not an unencrypted PEM private key: %s", path,
+                       ossl_reason());
+    sg_key_type t;
+    if (key_type_of(key, &t) != 0) {
+        EVP_PKEY_free(key);
+        return sg_errf(err, SG_EINPUT, "%s: key type %s is not supported (use ECDSA P-256 or Ed25519)",
+                       path, EVP_PKEY_get0_type_name(key) ? EVP_PKEY_get0_type_name(key) : "?");
+    }
+    *out = key;
+    return SG_OK;
+}
+
+int sg_key_load_public_pem(const char *pem, size_t len, const char *what, EVP_PKEY **out, sg_err *err)
+{
+    *out = NULL;
+    if (!what) what = "public key";
+    if (!pem || len == 0 || len > SG_KEY_FILE_LIMIT || len > (size_t)INT32_MAX)
+        return sg_errf(err, SG_EINPUT, "%s: empty or oversized public key", what);
+    BIO *bio = BIO_new_mem_buf(pem, (int)len);
+    if (!bio) return sg_errf(err, SG_ENOMEM, "%s: out of memory", what);
+    EVP_PKEY *key = PEM_read_bio_PUBKEY(bio, NULL, no_passphrase, NULL);
+    BIO_free(bio);
+    if (!key)
+        return sg_errf(err, SG_EINPUT, "%s: not a PEM public key (SubjectPublicKeyInfo): %s", what,
+                       ossl_reason());
+    sg_key_type t;
+    if (key_type_of(key, &t) != 0) {
+        EVP_PKEY_free(key);
+        return sg_errf(err, SG_EINPUT, "%s: key type is not supported (use ECDSA P-256 or Ed25519)",
+                       what);
+    }
+    *out = key;
+    return SG_OK;
+}
+
+int sg_key_load_public(const char *path, EVP_PKEY **out, sg_err *err)
+{
+    *out = NULL;
+    uint8_t *data = NULL;
+    size_t len = 0;
+    int rc = sg_read_file(path, SG_KEY_FILE_LIMIT, &data, &len, err);
+    if (rc) return rc;
+    rc = sg_key_load_public_pem((const char *)data, len, path, out, err);
+    free(data);
+    return rc;
+}
+
+int sg_key_public_pem(EVP_PKEY *key, char **pem, sg_err *err)
+{
+    return key_to_pem(key, false, pem, NULL, err);
+}
+
+int sg_key_id(EVP_PKEY *key, char id[65], sg_err *err)
+{
+    unsigned char *der = NULL;
+    int n = i2d_PUBKEY(key, &der);
+    if (n <= 0) return sg_errf(err, SG_EINTERNAL, "key: cannot encode public key: %s", ossl_reason());
+    sg_sha256_hex(der, (size_t)n, id);
+    OPENSSL_free(der);
+    return SG_OK;
+}
+
+/* SHA-256 for ECDSA; NULL for Ed25519, which hashes internally (pure Ed25519). */
+static const EVP_MD *digest_for(EVP_PKEY *key, bool *ok)
+{
+    sg_key_type t;
+    *ok = key_type_of(key, &t) == 0;
+    return *ok && t == SG_KEY_ECDSA_P256 ? EVP_sha256() : NULL;
+}
+
+int sg_sign(EVP_PKEY *key, const uint8_t *msg, size_t len, uint8_t **sig, size_t *sig_len, sg_err *err)
+{
+    *sig = NULL;
+    *sig_len = 0;
+    bool ok;
+    const EVP_MD *md = digest_for(key, &ok);
+    if (!ok) return sg_errf(err, SG_EINPUT, "signing key: type not supported (use ECDSA P-256 or Ed25519)");
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    if (!ctx) return sg_errf(err, SG_ENOMEM, "sign: out of memory");
+    size_t n = 0;
+    uint8_t *buf = NULL;
+    int rc = SG_OK;
+    if (EVP_DigestSignInit(ctx, NULL, md, NULL, key) != 1 ||
+        EVP_DigestSign(ctx, NULL, &n, msg, len) != 1) {
+        rc = sg_errf(err, SG_EINTERNAL, "sign: OpenSSL failed: %s", ossl_reason());
+    } else if (!(buf = malloc(n ? n : 1))) {
+        rc = sg_errf(err, SG_ENOMEM, "sign: out of memory");
+    } else if (EVP_DigestSign(ctx, buf, &n, msg, len) != 1) {
+        rc = sg_errf(err, SG_EINTERNAL, "sign: OpenSSL failed: %s", ossl_reason());
+        free(buf);
+        buf = NULL;
+    }
+    EVP_MD_CTX_free(ctx);
+    if (!rc) {
+        *sig = buf;
+        *sig_len = n;
+    }
+    return rc;
+}
+
+int sg_verify_sig(EVP_PKEY *pub, const uint8_t *msg, size_t len, const uint8_t *sig, size_t sig_len,
+                  sg_err *err)
+{
+    bool ok;
+    const EVP_MD *md = digest_for(pub, &ok);
+    if (!ok) return sg_errf(err, SG_EINPUT, "public key: type not supported (use ECDSA P-256 or Ed25519)");
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    if (!ctx) return sg_errf(err, SG_ENOMEM, "verify: out of memory");
+    if (EVP_DigestVerifyInit(ctx, NULL, md, NULL, pub) != 1) {
+        EVP_MD_CTX_free(ctx);
+        return sg_errf(err, SG_EINTERNAL, "verify: OpenSSL failed: %s", ossl_reason());
+    }
+    /* 1 is the only "valid"; 0 and negative (e.g. malformed DER) both mean "does not verify". */
+    int v = EVP_DigestVerify(ctx, sig, sig_len, msg, len);
+    EVP_MD_CTX_free(ctx);
+    ERR_clear_error();
+    if (v != 1) return sg_errf(err, SG_EREFUSED, "signature does not verify with this public key");
+    return SG_OK;
+}
+
+static const char b64_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+char *sg_base64_encode(const uint8_t *in, size_t len)
+{
+    if (len > (SIZE_MAX - 1) / 4 * 3 - 3) return NULL;
+    size_t out_len = (len + 2) / 3 * 4;
+    char *out = malloc(out_len + 1);
+    if (!out) return NULL;
+    size_t o = 0, i = 0;
+    for (; i + 3 <= len; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+        out[o++] = b64_alphabet[v >> 18];
+        out[o++] = b64_alphabet[(v >> 12) & 63];
+        out[o++] = b64_alphabet[(v >> 6) & 63];
+        out[o++] = b64_alphabet[v & 63];
+    }
+    if (len - i == 1) {
+        uint32_t v = (uint32_t)in[i] << 16;
+        out[o++] = b64_alphabet[v >> 18];
+        out[o++] = b64_alphabet[(v >> 12) & 63];
+        out[o++] = '=';
+        out[o++] = '=';
+    } else if (len - i == 2) {
+        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
+        out[o++] = b64_alphabet[v >> 18];
+        out[o++] = b64_alphabet[(v >> 12) & 63];
+        out[o++] = b64_alphabet[(v >> 6) & 63];
+        out[o++] = '=';
+    }
+    out[o] = '\0';
+    return out;
+}
+
+static int b64_value(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+}
+
+/*
+ * Strict decoder: standard alphabet, length a multiple of 4, '=' only as one or two
+ * final characters, and unused trailing bits zero. Strictness keeps one meaning per
+ * text, so two different envelopes never decode to the same bytes by accident.
+ */
+int sg_base64_decode(const char *in, uint8_t **out, size_t *out_len)
+{
+    *out = NULL;
+    *out_len = 0;
+    size_t len = strlen(in);
+    if (len % 4 != 0) return -1;
+    size_t pad = 0;
+    if (len >= 1 && in[len - 1] == '=') pad++;
+    if (len >= 2 && in[len - 1] == '=' && in[len - 2] == '=') pad++;
+    size_t n = len / 4 * 3 - pad;
+    uint8_t *buf = malloc(n ? n : 1);
+    if (!buf) return -1;
+    size_t o = 0;
+    for (size_t i = 0; i < len; i += 4) {
+        int v[4];
+        bool last = i + 4 == len;
+        for (int k = 0; k < 4; k++) {
+            bool is_pad = last && (size_t)k >= 4 - pad;
+            v[k] = is_pad ? 0 : b64_value((unsigned char)in[i + (size_t)k]);
+            if (v[k] < 0) {
+                free(buf);
+                return -1;
+            }
+        }
+        uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
+        size_t take = last ? 3 - pad : 3;
+        if (last && ((pad == 1 && (w & 0xff)) || (pad == 2 && (w & 0xffff)))) {
+            free(buf); /* non-zero bits hidden under the padding: not canonical */
+            return -1;
+        }
+        if (take >= 1) buf[o++] = (uint8_t)(w >> 16);
+        if (take >= 2) buf[o++] = (uint8_t)(w >> 8);
+        if (take >= 3) buf[o++] = (uint8_t)w;
+    }
+    *out = buf;
+    *out_len = o;
+    return 0;
+}
