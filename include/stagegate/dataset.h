@@ -9,11 +9,21 @@
 extern "C" {
 #endif
 
+/*
+ * Threads: an sg_dataset is used by one thread at a time (normally the reader
+ * thread). All HDF5 access made by this library (datasets, models, prediction
+ * writers) is serialised by one internal lock, so one thread may read a set
+ * while others compute, load models or write predictions. Code outside
+ * datasets/ must not call HDF5 directly.
+ */
 typedef struct sg_dataset sg_dataset;
 
 typedef enum { SG_LABELS_INT = 0, SG_LABELS_FLOAT = 1 } sg_label_kind;
 
-/* Opens the file and checks /X, /y and /sample_weight metadata (rank, dtype, row counts, n > 0). */
+/*
+ * Opens the file and checks /X, /y and /sample_weight metadata (rank, dtype, row
+ * counts, n > 0, optional format attributes). Values are checked as they are read.
+ */
 int sg_dataset_open(const char *path, sg_dataset **out, sg_err *err);
 void sg_dataset_close(sg_dataset *ds);
 
@@ -22,7 +32,11 @@ int sg_dataset_features(const sg_dataset *ds);
 sg_label_kind sg_dataset_label_kind(const sg_dataset *ds);
 bool sg_dataset_has_weights(const sg_dataset *ds);
 const char *sg_dataset_path(const sg_dataset *ds);
-/* Rows per HDF5 chunk of /X, or 0 when contiguous: a good read granularity. */
+/*
+ * Rows per HDF5 chunk of /X, or 0 when contiguous: a good read granularity. The
+ * chunk cache holds two row slabs of chunks (up to 64 MiB), so reads that are not
+ * chunk-aligned do not decompress a chunk twice.
+ */
 int64_t sg_dataset_chunk_rows(const sg_dataset *ds);
 
 /*
@@ -35,12 +49,17 @@ int sg_dataset_check_model(const sg_dataset *ds, const sg_model *m, sg_err *err)
  * Reads rows [row0, row0+n) converting to float32. Any output pointer may be NULL.
  * labels: int32 class labels (classification), checked against 0..n_classes-1 when n_classes > 0.
  * targets: float64 regression targets. weights: float64 sample weights (1 when absent).
- * Every value is checked for NaN/Inf; errors name the file, the dataset and the row.
+ * Every value is checked for NaN/Inf (and weights for < 0); errors name the file, the
+ * dataset and the first bad row. Float labels requested as int32 labels are an error.
+ * An out-of-range row request is SG_EINTERNAL (a caller bug).
  */
 int sg_dataset_read(sg_dataset *ds, int64_t row0, int64_t n, float *X, int32_t *labels,
                     double *targets, double *weights, int n_classes, sg_err *err);
 
-/* Prediction outputs (--predictions): written atomically. */
+/*
+ * Prediction outputs (--predictions): written atomically. Commit fails (and leaves
+ * no file) unless exactly n_rows rows were written.
+ */
 typedef struct sg_pred_writer sg_pred_writer;
 /* width: k for classifiers (/proba [n,k] float32 + /label [n] int32), 1 for regression (/prediction [n]). */
 int sg_pred_writer_open(const char *path, int64_t n_rows, int width, bool classifier,

@@ -51,7 +51,11 @@ typedef struct {
     size_t param_bytes;   /* bytes of weights, biases and standardisation */
 } sg_model;
 
-/* Loads and fully validates a model file. Errors name the file and the dataset/attribute. */
+/*
+ * Loads and fully validates a model file (docs/formats.md). Errors name the file and
+ * the dataset/attribute. The file is read once into memory: sha256 is the digest of
+ * exactly the bytes that were parsed. Parameters stored as float64 are converted.
+ */
 int sg_model_load(const char *path, sg_model **out, sg_err *err);
 void sg_model_free(sg_model *m);
 

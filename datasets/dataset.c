@@ -1,0 +1,351 @@
+/*
+ * Validation-set reader (layout in docs/formats.md), streamed in row ranges.
+ *
+ * Ownership: an sg_dataset and its HDF5 ids belong to whichever single thread
+ * is using it (normally the evaluator's reader thread); it is not shared.
+ * Every HDF5 call goes through sg_h5_enter/leave (h5util.c), so that reader
+ * can run while other threads compute, load models or write predictions.
+ * The label scratch buffer is owned by the dataset and reused between reads.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "h5util.h"
+#include "stagegate/dataset.h"
+
+#define MAX_FEATURES (1 << 24)
+/* Chunk-cache bounds per dataset: enough for two row slabs of chunks, never unbounded. */
+#define CACHE_MIN_BYTES ((size_t)1 << 20)
+#define CACHE_MAX_BYTES ((size_t)64 << 20)
+
+struct sg_dataset {
+    char path[4096];
+    hid_t file, X, y, w;
+    int64_t n;
+    int d;
+    sg_label_kind kind;
+    int64_t chunk_rows;
+    int64_t *scratch; /* labels read as int64 before range checks */
+    int64_t scratch_rows;
+};
+
+int64_t sg_dataset_rows(const sg_dataset *ds) { return ds->n; }
+int sg_dataset_features(const sg_dataset *ds) { return ds->d; }
+sg_label_kind sg_dataset_label_kind(const sg_dataset *ds) { return ds->kind; }
+bool sg_dataset_has_weights(const sg_dataset *ds) { return ds->w >= 0; }
+const char *sg_dataset_path(const sg_dataset *ds) { return ds->path; }
+int64_t sg_dataset_chunk_rows(const sg_dataset *ds) { return ds->chunk_rows; }
+
+static size_t next_prime(size_t n)
+{
+    for (;; n++) {
+        bool prime = n > 1;
+        for (size_t f = 2; prime && f * f <= n; f++)
+            if (n % f == 0) prime = false;
+        if (prime) return n;
+    }
+}
+
+/*
+ * HDF5's default chunk cache is 1 MiB per dataset: a larger chunk is then never
+ * cached and a row range ending mid-chunk decompresses that chunk again on the
+ * next read. Size the cache to hold two full row slabs of chunks (capped).
+ */
+static hid_t cache_dapl(hid_t ds, int64_t *chunk_rows)
+{
+    *chunk_rows = 0;
+    hid_t dcpl = H5Dget_create_plist(ds);
+    if (dcpl < 0) return H5P_DEFAULT;
+    hid_t dapl = H5P_DEFAULT;
+    if (H5Pget_layout(dcpl) == H5D_CHUNKED) {
+        hsize_t c[2] = {1, 1}, dims[2] = {1, 1};
+        int rank = H5Pget_chunk(dcpl, 2, c);
+        hid_t space = H5Dget_space(ds), type = H5Dget_type(ds);
+        H5Sget_simple_extent_dims(space, dims, NULL);
+        size_t es = H5Tget_size(type);
+        H5Sclose(space);
+        H5Tclose(type);
+        size_t chunk_bytes = (size_t)c[0] * es * (rank == 2 ? (size_t)c[1] : 1);
+        size_t across = rank == 2 ? (size_t)((dims[1] + c[1] - 1) / c[1]) : 1;
+        size_t bytes = 2 * across * chunk_bytes;
+        if (bytes < CACHE_MIN_BYTES) bytes = CACHE_MIN_BYTES;
+        if (bytes > CACHE_MAX_BYTES) bytes = CACHE_MAX_BYTES;
+        size_t held = chunk_bytes ? bytes / chunk_bytes + 1 : 1;
+        size_t slots = next_prime(held * 100 < 521 ? 521 : held * 100);
+        dapl = H5Pcreate(H5P_DATASET_ACCESS);
+        /* w0 = 1: chunks read completely are evicted first, partial ones stay. */
+        if (dapl >= 0) H5Pset_chunk_cache(dapl, slots, bytes, 1.0);
+        *chunk_rows = (int64_t)c[0];
+    }
+    H5Pclose(dcpl);
+    return dapl;
+}
+
+/* Opens name (required or optional) with a tuned chunk cache; checks rank and element class. */
+static int open_member(sg_dataset *ds, const char *name, bool required, int rank, hid_t *out,
+                       int64_t *chunk_rows, hsize_t dims[2], sg_err *err)
+{
+    *out = H5I_INVALID_HID;
+    if (!sg_h5_exists(ds->file, name)) {
+        if (!required) return SG_OK;
+        return sg_errf(err, SG_EINPUT, "%s: dataset %s is missing", ds->path, name);
+    }
+    hid_t probe = H5Dopen2(ds->file, name, H5P_DEFAULT);
+    if (probe < 0) return sg_errf(err, SG_EINPUT, "%s: %s is not a dataset", ds->path, name);
+    int64_t cr;
+    hid_t dapl = cache_dapl(probe, &cr);
+    H5Dclose(probe);
+    *out = H5Dopen2(ds->file, name, dapl);
+    if (dapl != H5P_DEFAULT) H5Pclose(dapl);
+    if (*out < 0) return sg_errf(err, SG_EINPUT, "%s: %s cannot be opened", ds->path, name);
+    if (chunk_rows) *chunk_rows = cr;
+    hid_t space = H5Dget_space(*out);
+    int r = H5Sget_simple_extent_ndims(space);
+    if (r == rank) H5Sget_simple_extent_dims(space, dims, NULL);
+    H5Sclose(space);
+    if (r != rank)
+        return sg_errf(err, SG_EINPUT, "%s: %s has rank %d, expected %d%s", ds->path, name, r, rank,
+                       rank == 2 ? " ([rows, features])" : " ([rows])");
+    return SG_OK;
+}
+
+/* Element class of a dataset: 'f' float32/64, 'i' integer, or 0 (with its name in tn). */
+static char elem_kind(hid_t d, char *tn, size_t len)
+{
+    hid_t t = H5Dget_type(d);
+    sg_h5_type_name(t, tn, len);
+    H5T_class_t c = H5Tget_class(t);
+    size_t s = H5Tget_size(t);
+    H5Tclose(t);
+    if (c == H5T_FLOAT && (s == 4 || s == 8)) return 'f';
+    if (c == H5T_INTEGER) return 'i';
+    return 0;
+}
+
+static int check_format(sg_dataset *ds, sg_err *err)
+{
+    /* The format attributes are optional: plain h5py files with /X and /y load too. */
+    char s[128];
+    int64_t v;
+    int rc = sg_h5_attr_string(ds->file, "format", s, sizeof s, ds->path, "", err);
+    if (rc < 0) return rc;
+    if (rc == SG_OK && strcmp(s, SG_DATASET_FORMAT_NAME) != 0)
+        return sg_errf(err, SG_EINPUT, "%s: attribute format is \"%s\", expected \"%s\"", ds->path,
+                       s, SG_DATASET_FORMAT_NAME);
+    rc = sg_h5_attr_int(ds->file, "format_version", &v, ds->path, "", err);
+    if (rc < 0) return rc;
+    if (rc == SG_OK && v != SG_DATASET_FORMAT_VERSION)
+        return sg_errf(err, SG_EINPUT,
+                       "%s: attribute format_version is %lld, unsupported (this build reads %d)",
+                       ds->path, (long long)v, SG_DATASET_FORMAT_VERSION);
+    return SG_OK;
+}
+
+static int open_members(sg_dataset *ds, sg_err *err)
+{
+    hsize_t xd[2] = {0, 0}, yd[2] = {0, 0}, wd[2] = {0, 0};
+    char tn[64];
+    int rc = check_format(ds, err);
+    if (!rc) rc = open_member(ds, "/X", true, 2, &ds->X, &ds->chunk_rows, xd, err);
+    if (rc) return rc;
+    if (elem_kind(ds->X, tn, sizeof tn) != 'f')
+        return sg_errf(err, SG_EINPUT, "%s: /X has dtype %s, expected float32 or float64",
+                       ds->path, tn);
+    if (xd[0] == 0) return sg_errf(err, SG_EINPUT, "%s: /X has 0 rows", ds->path);
+    if (xd[1] == 0 || xd[1] > MAX_FEATURES)
+        return sg_errf(err, SG_EINPUT, "%s: /X has %llu features (must be 1..%d)", ds->path,
+                       (unsigned long long)xd[1], MAX_FEATURES);
+    ds->n = (int64_t)xd[0];
+    ds->d = (int)xd[1];
+
+    if ((rc = open_member(ds, "/y", true, 1, &ds->y, NULL, yd, err))) return rc;
+    char k = elem_kind(ds->y, tn, sizeof tn);
+    if (!k)
+        return sg_errf(err, SG_EINPUT,
+                       "%s: /y has dtype %s, expected integer class labels or float targets",
+                       ds->path, tn);
+    ds->kind = k == 'i' ? SG_LABELS_INT : SG_LABELS_FLOAT;
+    if (yd[0] != xd[0])
+        return sg_errf(err, SG_EINPUT, "%s: /y has %llu rows but /X has %llu", ds->path,
+                       (unsigned long long)yd[0], (unsigned long long)xd[0]);
+
+    if ((rc = open_member(ds, "/sample_weight", false, 1, &ds->w, NULL, wd, err))) return rc;
+    if (ds->w >= 0) {
+        if (!elem_kind(ds->w, tn, sizeof tn))
+            return sg_errf(err, SG_EINPUT, "%s: /sample_weight has dtype %s, expected numbers",
+                           ds->path, tn);
+        if (wd[0] != xd[0])
+            return sg_errf(err, SG_EINPUT, "%s: /sample_weight has %llu rows but /X has %llu",
+                           ds->path, (unsigned long long)wd[0], (unsigned long long)xd[0]);
+    }
+    return SG_OK;
+}
+
+static void close_ids(sg_dataset *ds)
+{
+    if (ds->w >= 0) H5Dclose(ds->w);
+    if (ds->y >= 0) H5Dclose(ds->y);
+    if (ds->X >= 0) H5Dclose(ds->X);
+    if (ds->file >= 0) H5Fclose(ds->file);
+    ds->w = ds->y = ds->X = ds->file = H5I_INVALID_HID;
+}
+
+int sg_dataset_open(const char *path, sg_dataset **out, sg_err *err)
+{
+    *out = NULL;
+    if (strlen(path) >= sizeof((sg_dataset *)0)->path)
+        return sg_errf(err, SG_EINPUT, "%s: path too long", path);
+    sg_dataset *ds = calloc(1, sizeof *ds);
+    if (!ds) return sg_errf(err, SG_ENOMEM, "%s: out of memory", path);
+    strcpy(ds->path, path);
+    ds->X = ds->y = ds->w = H5I_INVALID_HID;
+    sg_h5_enter();
+    ds->file = sg_h5_open_file(path, err);
+    int rc = ds->file < 0 ? SG_EINPUT : open_members(ds, err);
+    if (rc) close_ids(ds);
+    sg_h5_leave();
+    if (rc) {
+        free(ds);
+        return rc;
+    }
+    *out = ds;
+    return SG_OK;
+}
+
+void sg_dataset_close(sg_dataset *ds)
+{
+    if (!ds) return;
+    sg_h5_enter();
+    close_ids(ds);
+    sg_h5_leave();
+    free(ds->scratch);
+    free(ds);
+}
+
+int sg_dataset_check_model(const sg_dataset *ds, const sg_model *m, sg_err *err)
+{
+    if (ds->d != m->n_features)
+        return sg_errf(err, SG_EINPUT, "%s: /X has %d features but model %s expects %d", ds->path,
+                       ds->d, m->path, m->n_features);
+    if (m->task != SG_TASK_REGRESSION && ds->kind != SG_LABELS_INT)
+        return sg_errf(err, SG_EINPUT,
+                       "%s: /y holds float values but model %s is a %s classifier; class labels "
+                       "must have an integer dtype",
+                       ds->path, m->path, sg_task_name(m->task));
+    return SG_OK;
+}
+
+/* Reads rows [row0,row0+n) of a rank-1 or rank-2 dataset into buf as memtype. */
+static int read_rows(sg_dataset *ds, hid_t d, const char *name, hid_t memtype, int64_t row0,
+                     int64_t n, int cols, void *buf, sg_err *err)
+{
+    hid_t fs = H5Dget_space(d);
+    int rank = cols > 0 ? 2 : 1;
+    hsize_t start[2] = {(hsize_t)row0, 0}, count[2] = {(hsize_t)n, (hsize_t)(cols > 0 ? cols : 1)};
+    hid_t ms = H5Screate_simple(rank, count, NULL);
+    herr_t st = -1;
+    if (fs >= 0 && ms >= 0 && H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) >= 0)
+        st = H5Dread(d, memtype, ms, fs, H5P_DEFAULT, buf);
+    if (ms >= 0) H5Sclose(ms);
+    if (fs >= 0) H5Sclose(fs);
+    if (st < 0) {
+        char why[256];
+        sg_h5_last_error(why, sizeof why);
+        return sg_errf(err, SG_EIO, "%s: %s rows %lld..%lld cannot be read (%s)", ds->path, name,
+                       (long long)row0, (long long)(row0 + n - 1), why[0] ? why : "read failed");
+    }
+    return SG_OK;
+}
+
+static int check_finite_f(const sg_dataset *ds, const float *X, int64_t row0, int64_t n,
+                          sg_err *err)
+{
+    size_t total = (size_t)n * (size_t)ds->d;
+    for (size_t i = 0; i < total; i++) {
+        if (isfinite(X[i])) continue;
+        return sg_errf(err, SG_EINPUT, "%s: /X row %lld column %zu is %s", ds->path,
+                       (long long)(row0 + (int64_t)(i / (size_t)ds->d)), i % (size_t)ds->d,
+                       isnan(X[i]) ? "NaN" : "infinite (or overflows float32)");
+    }
+    return SG_OK;
+}
+
+static int check_finite_d(const sg_dataset *ds, const char *name, const double *v, int64_t row0,
+                          int64_t n, bool nonneg, sg_err *err)
+{
+    for (int64_t i = 0; i < n; i++) {
+        if (!isfinite(v[i]))
+            return sg_errf(err, SG_EINPUT, "%s: %s row %lld is %s", ds->path, name,
+                           (long long)(row0 + i), isnan(v[i]) ? "NaN" : "infinite");
+        if (nonneg && v[i] < 0)
+            return sg_errf(err, SG_EINPUT, "%s: %s row %lld is %g, must be >= 0", ds->path, name,
+                           (long long)(row0 + i), v[i]);
+    }
+    return SG_OK;
+}
+
+static int read_labels(sg_dataset *ds, int64_t row0, int64_t n, int32_t *labels, int n_classes,
+                       sg_err *err)
+{
+    if (ds->kind != SG_LABELS_INT)
+        return sg_errf(err, SG_EINPUT,
+                       "%s: /y holds float values, but class labels need an integer dtype",
+                       ds->path);
+    if (n > ds->scratch_rows) {
+        int64_t *p = realloc(ds->scratch, (size_t)n * sizeof *p);
+        if (!p) return sg_errf(err, SG_ENOMEM, "%s: out of memory reading /y", ds->path);
+        ds->scratch = p;
+        ds->scratch_rows = n;
+    }
+    int rc = read_rows(ds, ds->y, "/y", H5T_NATIVE_INT64, row0, n, 0, ds->scratch, err);
+    if (rc) return rc;
+    int64_t lo = n_classes > 0 ? 0 : INT32_MIN, hi = n_classes > 0 ? n_classes - 1 : INT32_MAX;
+    for (int64_t i = 0; i < n; i++) {
+        int64_t v = ds->scratch[i];
+        if (v < lo || v > hi)
+            return sg_errf(err, SG_EINPUT, "%s: /y row %lld has label %lld, outside %lld..%lld",
+                           ds->path, (long long)(row0 + i), (long long)v, (long long)lo,
+                           (long long)hi);
+        labels[i] = (int32_t)v;
+    }
+    return SG_OK;
+}
+
+static int read_locked(sg_dataset *ds, int64_t row0, int64_t n, float *X, int32_t *labels,
+                       double *targets, double *weights, int n_classes, sg_err *err)
+{
+    int rc = SG_OK;
+    if (X) {
+        rc = read_rows(ds, ds->X, "/X", H5T_NATIVE_FLOAT, row0, n, ds->d, X, err);
+        if (!rc) rc = check_finite_f(ds, X, row0, n, err);
+    }
+    if (!rc && labels) rc = read_labels(ds, row0, n, labels, n_classes, err);
+    if (!rc && targets) {
+        rc = read_rows(ds, ds->y, "/y", H5T_NATIVE_DOUBLE, row0, n, 0, targets, err);
+        if (!rc) rc = check_finite_d(ds, "/y", targets, row0, n, false, err);
+    }
+    if (!rc && weights) {
+        if (ds->w < 0) {
+            for (int64_t i = 0; i < n; i++) weights[i] = 1.0;
+        } else {
+            rc = read_rows(ds, ds->w, "/sample_weight", H5T_NATIVE_DOUBLE, row0, n, 0, weights,
+                           err);
+            if (!rc) rc = check_finite_d(ds, "/sample_weight", weights, row0, n, true, err);
+        }
+    }
+    return rc;
+}
+
+int sg_dataset_read(sg_dataset *ds, int64_t row0, int64_t n, float *X, int32_t *labels,
+                    double *targets, double *weights, int n_classes, sg_err *err)
+{
+    if (row0 < 0 || n < 0 || row0 > ds->n || n > ds->n - row0)
+        return sg_errf(err, SG_EINTERNAL, "%s: rows %lld..%lld requested, the set has %lld",
+                       ds->path, (long long)row0, (long long)(row0 + n - 1), (long long)ds->n);
+    if (n == 0) return SG_OK;
+    sg_h5_enter();
+    int rc = read_locked(ds, row0, n, X, labels, targets, weights, n_classes, err);
+    sg_h5_leave();
+    return rc;
+}

@@ -1,0 +1,276 @@
+/*
+ * HDF5 access discipline for datasets/.
+ *
+ * Ownership and invariants: a single process-wide mutex (h5_lock) guards every
+ * HDF5 call made by this folder. HDF5 identifiers (files, datasets, spaces) are
+ * owned by the object that opened them (an sg_dataset, a model load in
+ * progress, an sg_pred_writer) and are only used while the lock is held. The
+ * Debian package may be built thread-safe or not; the lock makes no
+ * assumption, and costs nothing measurable because reads are done in large row
+ * blocks. HDF5's automatic error printing is switched off per thread on entry,
+ * since thread-safe builds keep that setting per thread.
+ */
+#include "h5util.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static pthread_mutex_t h5_lock = PTHREAD_MUTEX_INITIALIZER;
+static _Thread_local bool h5_quiet;
+
+void sg_h5_enter(void)
+{
+    pthread_mutex_lock(&h5_lock);
+    if (!h5_quiet) {
+        H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+        h5_quiet = true;
+    }
+}
+
+void sg_h5_leave(void)
+{
+    pthread_mutex_unlock(&h5_lock);
+}
+
+typedef struct {
+    char first[256];
+    bool truncated;
+    bool seen;
+} walk_state;
+
+static herr_t walk_cb(unsigned n, const H5E_error2_t *e, void *data)
+{
+    walk_state *s = data;
+    if (!s->seen && e->desc) {
+        snprintf(s->first, sizeof s->first, "%s", e->desc);
+        s->seen = true;
+    }
+    if (e->desc && strstr(e->desc, "truncated")) s->truncated = true;
+    return 0;
+}
+
+static void walk_errors(walk_state *s)
+{
+    memset(s, 0, sizeof *s);
+    /* Upward starts at the innermost, most specific failure. */
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, walk_cb, s);
+}
+
+void sg_h5_last_error(char *buf, size_t len)
+{
+    walk_state s;
+    walk_errors(&s);
+    snprintf(buf, len, "%s", s.first);
+}
+
+static void open_failure(const char *path, sg_err *err);
+
+hid_t sg_h5_open_file(const char *path, sg_err *err)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        sg_errf(err, SG_EINPUT, "%s: cannot open: %s", path, strerror(errno));
+        return H5I_INVALID_HID;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        sg_errf(err, SG_EINPUT, "%s: not a regular file", path);
+        return H5I_INVALID_HID;
+    }
+    htri_t is = H5Fis_hdf5(path);
+    if (is <= 0) {
+        sg_errf(err, SG_EINPUT, "%s: not an HDF5 file (no HDF5 signature found)", path);
+        return H5I_INVALID_HID;
+    }
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    /* Strong close: closing the file also closes any object an error path left open. */
+    if (fapl >= 0) H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, fapl >= 0 ? fapl : H5P_DEFAULT);
+    if (fapl >= 0) H5Pclose(fapl);
+    if (f < 0) open_failure(path, err);
+    return f;
+}
+
+/* HDF5 looks for its signature at 0, 512, 1024, 2048, ... (a user block may precede it). */
+static bool has_signature(const uint8_t *buf, size_t len)
+{
+    static const uint8_t sig[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
+    for (size_t off = 0; off + 8 <= len; off = off ? off * 2 : 512)
+        if (memcmp(buf + off, sig, 8) == 0) return true;
+    return false;
+}
+
+static void open_failure(const char *path, sg_err *err)
+{
+    walk_state s;
+    walk_errors(&s);
+    if (s.truncated)
+        sg_errf(err, SG_EINPUT, "%s: HDF5 file is truncated (shorter than its superblock says)",
+                path);
+    else
+        sg_errf(err, SG_EINPUT, "%s: HDF5 file is corrupt or unreadable (%s)", path,
+                s.first[0] ? s.first : "open failed");
+}
+
+hid_t sg_h5_open_image(const char *path, const uint8_t *buf, size_t len, sg_err *err)
+{
+    if (!has_signature(buf, len)) {
+        sg_errf(err, SG_EINPUT, "%s: not an HDF5 file (no HDF5 signature found)", path);
+        return H5I_INVALID_HID;
+    }
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    if (fapl < 0) {
+        sg_errf(err, SG_EINTERNAL, "%s: cannot create HDF5 file access properties", path);
+        return H5I_INVALID_HID;
+    }
+    H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);
+    hid_t f = H5I_INVALID_HID;
+    /* The core driver serves the file from memory; backing_store=0 never writes it back. */
+    if (H5Pset_fapl_core(fapl, 1 << 20, 0) >= 0 && H5Pset_file_image(fapl, (void *)buf, len) >= 0)
+        f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+    H5Pclose(fapl);
+    if (f < 0) open_failure(path, err);
+    return f;
+}
+
+bool sg_h5_exists(hid_t loc, const char *name)
+{
+    return H5Lexists(loc, name, H5P_DEFAULT) > 0;
+}
+
+void sg_h5_type_name(hid_t type, char *buf, size_t len)
+{
+    H5T_class_t c = H5Tget_class(type);
+    size_t size = H5Tget_size(type);
+    switch (c) {
+    case H5T_INTEGER:
+        snprintf(buf, len, "%sint%zu", H5Tget_sign(type) == H5T_SGN_NONE ? "u" : "", size * 8);
+        break;
+    case H5T_FLOAT: snprintf(buf, len, "float%zu", size * 8); break;
+    case H5T_STRING: snprintf(buf, len, "string"); break;
+    case H5T_COMPOUND: snprintf(buf, len, "compound"); break;
+    case H5T_ENUM: snprintf(buf, len, "enum (e.g. bool)"); break;
+    case H5T_ARRAY: snprintf(buf, len, "array"); break;
+    case H5T_VLEN: snprintf(buf, len, "variable-length"); break;
+    case H5T_OPAQUE: snprintf(buf, len, "opaque"); break;
+    case H5T_REFERENCE: snprintf(buf, len, "reference"); break;
+    default: snprintf(buf, len, "unknown type"); break;
+    }
+}
+
+/* Opens attribute name on obj when it holds exactly one element. */
+static int open_scalar_attr(hid_t obj, const char *name, hid_t *attr, hid_t *type,
+                            const char *path, const char *where, sg_err *err)
+{
+    htri_t ex = H5Aexists(obj, name);
+    if (ex <= 0) return 1;
+    *attr = H5Aopen(obj, name, H5P_DEFAULT);
+    if (*attr < 0) return sg_errf(err, SG_EINPUT, "%s: attribute %s%s cannot be read", path, where, name);
+    *type = H5Aget_type(*attr);
+    hid_t space = H5Aget_space(*attr);
+    hssize_t npoints = space >= 0 ? H5Sget_simple_extent_npoints(space) : -1;
+    if (space >= 0) H5Sclose(space);
+    if (*type < 0 || npoints != 1) {
+        if (*type >= 0) H5Tclose(*type);
+        H5Aclose(*attr);
+        return sg_errf(err, SG_EINPUT, "%s: attribute %s%s must hold a single value", path, where,
+                       name);
+    }
+    return SG_OK;
+}
+
+int sg_h5_attr_string(hid_t obj, const char *name, char *buf, size_t len, const char *path,
+                      const char *where, sg_err *err)
+{
+    hid_t attr, type;
+    int rc = open_scalar_attr(obj, name, &attr, &type, path, where, err);
+    if (rc != SG_OK) return rc;
+    if (H5Tget_class(type) != H5T_STRING) {
+        char tn[64];
+        sg_h5_type_name(type, tn, sizeof tn);
+        H5Tclose(type);
+        H5Aclose(attr);
+        return sg_errf(err, SG_EINPUT, "%s: attribute %s%s is %s, expected a string", path, where,
+                       name, tn);
+    }
+    hid_t mem = H5Tcopy(H5T_C_S1);
+    H5Tset_cset(mem, H5Tget_cset(type));
+    rc = SG_OK;
+    if (H5Tis_variable_str(type) > 0) {
+        char *s = NULL;
+        H5Tset_size(mem, H5T_VARIABLE);
+        if (H5Aread(attr, mem, &s) < 0 || !s)
+            rc = sg_errf(err, SG_EINPUT, "%s: attribute %s%s cannot be read", path, where, name);
+        else
+            snprintf(buf, len, "%s", s);
+        if (s) H5free_memory(s);
+    } else {
+        size_t size = H5Tget_size(type);
+        char *tmp = calloc(size + 1, 1);
+        H5Tset_size(mem, size + 1);
+        H5Tset_strpad(mem, H5T_STR_NULLTERM);
+        if (!tmp)
+            rc = sg_errf(err, SG_ENOMEM, "%s: out of memory", path);
+        else if (H5Aread(attr, mem, tmp) < 0)
+            rc = sg_errf(err, SG_EINPUT, "%s: attribute %s%s cannot be read", path, where, name);
+        else
+            snprintf(buf, len, "%s", tmp);
+        free(tmp);
+    }
+    H5Tclose(mem);
+    H5Tclose(type);
+    H5Aclose(attr);
+    if (rc == SG_OK) {
+        /* Space-padded fixed strings (Fortran style) compare equal to their trimmed text. */
+        size_t n = strlen(buf);
+        while (n > 0 && buf[n - 1] == ' ') buf[--n] = '\0';
+    }
+    return rc;
+}
+
+int sg_h5_attr_int(hid_t obj, const char *name, int64_t *value, const char *path,
+                   const char *where, sg_err *err)
+{
+    hid_t attr, type;
+    int rc = open_scalar_attr(obj, name, &attr, &type, path, where, err);
+    if (rc != SG_OK) return rc;
+    if (H5Tget_class(type) != H5T_INTEGER) {
+        char tn[64];
+        sg_h5_type_name(type, tn, sizeof tn);
+        H5Tclose(type);
+        H5Aclose(attr);
+        return sg_errf(err, SG_EINPUT, "%s: attribute %s%s is %s, expected an integer", path,
+                       where, name, tn);
+    }
+    if (H5Aread(attr, H5T_NATIVE_INT64, value) < 0)
+        rc = sg_errf(err, SG_EINPUT, "%s: attribute %s%s cannot be read", path, where, name);
+    H5Tclose(type);
+    H5Aclose(attr);
+    return rc;
+}
+
+int sg_h5_write_attr_string(hid_t obj, const char *name, const char *value)
+{
+    hid_t type = H5Tcopy(H5T_C_S1);
+    H5Tset_size(type, H5T_VARIABLE);
+    H5Tset_cset(type, H5T_CSET_UTF8);
+    hid_t space = H5Screate(H5S_SCALAR);
+    hid_t attr = H5Acreate2(obj, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
+    herr_t st = attr >= 0 ? H5Awrite(attr, type, &value) : -1;
+    if (attr >= 0) H5Aclose(attr);
+    H5Sclose(space);
+    H5Tclose(type);
+    return st < 0 ? SG_EIO : SG_OK;
+}
+
+int sg_h5_write_attr_int(hid_t obj, const char *name, int64_t value)
+{
+    hid_t space = H5Screate(H5S_SCALAR);
+    hid_t attr = H5Acreate2(obj, name, H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT);
+    herr_t st = attr >= 0 ? H5Awrite(attr, H5T_NATIVE_INT64, &value) : -1;
+    if (attr >= 0) H5Aclose(attr);
+    H5Sclose(space);
+    return st < 0 ? SG_EIO : SG_OK;
+}

@@ -1,0 +1,56 @@
+/* Internal HDF5 helpers shared by the model, dataset and prediction files of datasets/. */
+#ifndef STAGEGATE_DATASETS_H5UTIL_H
+#define STAGEGATE_DATASETS_H5UTIL_H
+
+#include <hdf5.h>
+
+#include "stagegate/common.h"
+
+/*
+ * Every HDF5 call made by datasets/ happens between sg_h5_enter() and
+ * sg_h5_leave(): one process-wide mutex, so a reader thread can stream a
+ * dataset while other threads load models or write predictions, whether or not
+ * the HDF5 build is thread-safe. Entering also turns off HDF5's automatic
+ * error-stack printing for the calling thread (the setting is per thread in
+ * thread-safe builds), because errors are reported as one-line messages.
+ */
+void sg_h5_enter(void);
+void sg_h5_leave(void);
+
+/*
+ * Opens an existing file read-only with clear one-line errors: missing file,
+ * not an HDF5 file, truncated or corrupt. Returns a file id or H5I_INVALID_HID.
+ */
+hid_t sg_h5_open_file(const char *path, sg_err *err);
+
+/*
+ * Opens an in-memory copy of a whole file (read with sg_read_file), so that a
+ * digest of those bytes names exactly what was loaded. Same errors as above.
+ */
+hid_t sg_h5_open_image(const char *path, const uint8_t *buf, size_t len, sg_err *err);
+
+/* Innermost message on the current thread's HDF5 error stack ("" if none). */
+void sg_h5_last_error(char *buf, size_t len);
+
+/* Whether a link called name exists directly in loc (no error if a parent is missing). */
+bool sg_h5_exists(hid_t loc, const char *name);
+
+/*
+ * Reads a string attribute (fixed or variable length) into buf.
+ * Returns SG_OK, 1 when the attribute is absent, or an error naming path/where.
+ */
+int sg_h5_attr_string(hid_t obj, const char *name, char *buf, size_t len, const char *path,
+                      const char *where, sg_err *err);
+
+/* Reads a scalar integer attribute. Returns SG_OK, 1 when absent, or an error. */
+int sg_h5_attr_int(hid_t obj, const char *name, int64_t *value, const char *path,
+                   const char *where, sg_err *err);
+
+/* Writes a scalar attribute (variable-length UTF-8 string, or int64). */
+int sg_h5_write_attr_string(hid_t obj, const char *name, const char *value);
+int sg_h5_write_attr_int(hid_t obj, const char *name, int64_t value);
+
+/* Describes a dataset's element type for messages, e.g. "string", "int16", "float64". */
+void sg_h5_type_name(hid_t type, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,411 @@
+/* Model HDF5 loader (layout in docs/formats.md): every field is checked before use. */
+#include <limits.h>
+#include <math.h>
+#include <openssl/evp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "h5util.h"
+#include "stagegate/model.h"
+
+/* Generous caps that keep every size computation far from overflow. */
+#define MAX_WIDTH (1 << 24)
+#define MAX_MODEL_FILE ((size_t)8 << 30)
+
+const char *sg_task_name(sg_task t)
+{
+    switch (t) {
+    case SG_TASK_BINARY: return "binary";
+    case SG_TASK_MULTICLASS: return "multiclass";
+    case SG_TASK_REGRESSION: return "regression";
+    }
+    return "unknown";
+}
+
+const char *sg_activation_name(sg_activation a)
+{
+    switch (a) {
+    case SG_ACT_IDENTITY: return "identity";
+    case SG_ACT_RELU: return "relu";
+    case SG_ACT_TANH: return "tanh";
+    case SG_ACT_LOGISTIC: return "logistic";
+    }
+    return "unknown";
+}
+
+const char *sg_link_name(sg_link l)
+{
+    switch (l) {
+    case SG_LINK_IDENTITY: return "identity";
+    case SG_LINK_SIGMOID: return "sigmoid";
+    case SG_LINK_SOFTMAX: return "softmax";
+    }
+    return "unknown";
+}
+
+static int parse_task(const char *s, sg_task *t)
+{
+    for (int i = 0; i <= SG_TASK_REGRESSION; i++)
+        if (strcmp(s, sg_task_name((sg_task)i)) == 0) return *t = (sg_task)i, 0;
+    return -1;
+}
+
+static int parse_activation(const char *s, sg_activation *a)
+{
+    for (int i = 0; i <= SG_ACT_LOGISTIC; i++)
+        if (strcmp(s, sg_activation_name((sg_activation)i)) == 0) return *a = (sg_activation)i, 0;
+    return -1;
+}
+
+static int parse_link(const char *s, sg_link *l)
+{
+    for (int i = 0; i <= SG_LINK_SOFTMAX; i++)
+        if (strcmp(s, sg_link_name((sg_link)i)) == 0) return *l = (sg_link)i, 0;
+    return -1;
+}
+
+int sg_model_output_width(const sg_model *m)
+{
+    return m->task == SG_TASK_REGRESSION ? 1 : m->n_classes;
+}
+
+int sg_model_max_width(const sg_model *m)
+{
+    int w = m->n_features;
+    for (int i = 0; i < m->n_layers; i++)
+        if (m->layers[i].n_out > w) w = m->layers[i].n_out;
+    if (m->n_classes > w) w = m->n_classes;
+    return w;
+}
+
+void sg_model_free(sg_model *m)
+{
+    if (!m) return;
+    if (m->layers) {
+        for (int i = 0; i < m->n_layers; i++) {
+            sg_free_aligned(m->layers[i].W);
+            sg_free_aligned(m->layers[i].b);
+        }
+        free(m->layers);
+    }
+    sg_free_aligned(m->mean);
+    sg_free_aligned(m->scale);
+    free(m);
+}
+
+/*
+ * Reads a float32/float64 dataset of the given rank into a new aligned float
+ * buffer, checking dtype, rank, non-empty shape and finiteness of every value.
+ * name is a full path such as "/layers/0/W", used in messages.
+ */
+static int read_params(hid_t file, const char *path, const char *name, int rank, int64_t dims[2],
+                       float **out, sg_err *err)
+{
+    *out = NULL;
+    if (!sg_h5_exists(file, name)) return sg_errf(err, SG_EINPUT, "%s: %s is missing", path, name);
+    hid_t ds = H5Dopen2(file, name, H5P_DEFAULT);
+    if (ds < 0) return sg_errf(err, SG_EINPUT, "%s: %s is not a dataset", path, name);
+    hid_t type = H5Dget_type(ds), space = H5Dget_space(ds);
+    int rc = SG_OK;
+    char tn[64];
+    sg_h5_type_name(type, tn, sizeof tn);
+    size_t tsize = H5Tget_size(type);
+    int r = H5Sget_simple_extent_ndims(space);
+    hsize_t hd[2] = {0, 0};
+    if (H5Tget_class(type) != H5T_FLOAT || (tsize != 4 && tsize != 8))
+        rc = sg_errf(err, SG_EINPUT, "%s: %s has dtype %s, expected float32 or float64", path, name,
+                     tn);
+    else if (r != rank)
+        rc = sg_errf(err, SG_EINPUT, "%s: %s has rank %d, expected %d", path, name, r, rank);
+    else {
+        H5Sget_simple_extent_dims(space, hd, NULL);
+        for (int i = 0; i < rank && rc == SG_OK; i++) {
+            if (hd[i] == 0 || hd[i] > MAX_WIDTH)
+                rc = sg_errf(err, SG_EINPUT, "%s: %s has dimension %d of size %llu (must be 1..%d)",
+                             path, name, i, (unsigned long long)hd[i], MAX_WIDTH);
+            dims[i] = (int64_t)hd[i];
+        }
+    }
+    size_t count = rc == SG_OK ? (size_t)hd[0] * (rank == 2 ? (size_t)hd[1] : 1) : 0;
+    float *buf = NULL;
+    if (rc == SG_OK && !(buf = sg_alloc_aligned(count * sizeof(float))))
+        rc = sg_errf(err, SG_ENOMEM, "%s: out of memory reading %s", path, name);
+    if (rc == SG_OK && H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) {
+        char why[256];
+        sg_h5_last_error(why, sizeof why);
+        rc = sg_errf(err, SG_EINPUT, "%s: %s cannot be read (%s)", path, name, why);
+    }
+    for (size_t i = 0; rc == SG_OK && i < count; i++) {
+        /* float64 values beyond float32 range become infinite here and are refused too. */
+        if (!isfinite(buf[i])) {
+            if (rank == 2)
+                rc = sg_errf(err, SG_EINPUT, "%s: %s[%zu,%zu] is not finite (or overflows float32)",
+                             path, name, i / (size_t)hd[1], i % (size_t)hd[1]);
+            else
+                rc = sg_errf(err, SG_EINPUT, "%s: %s[%zu] is not finite (or overflows float32)",
+                             path, name, i);
+        }
+    }
+    H5Sclose(space);
+    H5Tclose(type);
+    H5Dclose(ds);
+    if (rc != SG_OK) sg_free_aligned(buf);
+    else *out = buf;
+    return rc;
+}
+
+static int load_header(hid_t f, const char *path, sg_model *m, sg_err *err)
+{
+    char s[256];
+    int64_t v;
+    int rc = sg_h5_attr_string(f, "format", s, sizeof s, path, "", err);
+    if (rc == 1)
+        return sg_errf(err, SG_EINPUT, "%s: attribute format is missing (not a %s file)", path,
+                       SG_MODEL_FORMAT_NAME);
+    if (rc) return rc;
+    if (strcmp(s, SG_MODEL_FORMAT_NAME) != 0)
+        return sg_errf(err, SG_EINPUT, "%s: attribute format is \"%s\", expected \"%s\"", path, s,
+                       SG_MODEL_FORMAT_NAME);
+    rc = sg_h5_attr_int(f, "format_version", &v, path, "", err);
+    if (rc == 1) return sg_errf(err, SG_EINPUT, "%s: attribute format_version is missing", path);
+    if (rc) return rc;
+    if (v != SG_MODEL_FORMAT_VERSION)
+        return sg_errf(err, SG_EINPUT,
+                       "%s: attribute format_version is %lld, unsupported (this build reads %d)",
+                       path, (long long)v, SG_MODEL_FORMAT_VERSION);
+
+    rc = sg_h5_attr_string(f, "task", s, sizeof s, path, "", err);
+    if (rc == 1) return sg_errf(err, SG_EINPUT, "%s: attribute task is missing", path);
+    if (rc) return rc;
+    if (parse_task(s, &m->task))
+        return sg_errf(err, SG_EINPUT,
+                       "%s: attribute task is \"%s\", expected binary, multiclass or regression",
+                       path, s);
+
+    rc = sg_h5_attr_int(f, "n_features", &v, path, "", err);
+    if (rc == 1) return sg_errf(err, SG_EINPUT, "%s: attribute n_features is missing", path);
+    if (rc) return rc;
+    if (v < 1 || v > MAX_WIDTH)
+        return sg_errf(err, SG_EINPUT, "%s: attribute n_features is %lld (must be 1..%d)", path,
+                       (long long)v, MAX_WIDTH);
+    m->n_features = (int)v;
+
+    rc = sg_h5_attr_int(f, "n_classes", &v, path, "", err);
+    if (rc == 1 && m->task != SG_TASK_REGRESSION)
+        return sg_errf(err, SG_EINPUT, "%s: attribute n_classes is missing", path);
+    if (rc < 0) return rc;
+    if (rc == 1) v = 0;
+    if (m->task == SG_TASK_BINARY && v != 2)
+        return sg_errf(err, SG_EINPUT, "%s: attribute n_classes is %lld, a binary model has 2",
+                       path, (long long)v);
+    if (m->task == SG_TASK_MULTICLASS && (v < 2 || v > SG_MAX_CLASSES))
+        return sg_errf(err, SG_EINPUT, "%s: attribute n_classes is %lld (must be 2..%d)", path,
+                       (long long)v, SG_MAX_CLASSES);
+    if (m->task == SG_TASK_REGRESSION && v != 0)
+        return sg_errf(err, SG_EINPUT, "%s: attribute n_classes is %lld, a regression model has 0",
+                       path, (long long)v);
+    m->n_classes = (int)v;
+
+    rc = sg_h5_attr_string(f, "link", s, sizeof s, path, "", err);
+    if (rc == 1) return sg_errf(err, SG_EINPUT, "%s: attribute link is missing", path);
+    if (rc) return rc;
+    if (parse_link(s, &m->link))
+        return sg_errf(err, SG_EINPUT,
+                       "%s: attribute link is \"%s\", expected softmax, sigmoid or identity", path,
+                       s);
+    static const sg_link want[] = {SG_LINK_SIGMOID, SG_LINK_SOFTMAX, SG_LINK_IDENTITY};
+    if (m->link != want[m->task])
+        return sg_errf(err, SG_EINPUT, "%s: attribute link is %s, but a %s model needs %s", path,
+                       sg_link_name(m->link), sg_task_name(m->task), sg_link_name(want[m->task]));
+
+    rc = sg_h5_attr_string(f, "estimator", m->estimator, sizeof m->estimator, path, "", err);
+    if (rc == 1) snprintf(m->estimator, sizeof m->estimator, "unknown");
+    return rc < 0 ? rc : SG_OK;
+}
+
+static int load_scaler(hid_t f, const char *path, sg_model *m, sg_err *err)
+{
+    if (!sg_h5_exists(f, "scaler")) return SG_OK;
+    int64_t dims[2];
+    int rc = read_params(f, path, "/scaler/mean", 1, dims, &m->mean, err);
+    if (rc) return rc;
+    if (dims[0] != m->n_features)
+        return sg_errf(err, SG_EINPUT, "%s: /scaler/mean has %lld values but n_features is %d",
+                       path, (long long)dims[0], m->n_features);
+    rc = read_params(f, path, "/scaler/scale", 1, dims, &m->scale, err);
+    if (rc) return rc;
+    if (dims[0] != m->n_features)
+        return sg_errf(err, SG_EINPUT, "%s: /scaler/scale has %lld values but n_features is %d",
+                       path, (long long)dims[0], m->n_features);
+    for (int i = 0; i < m->n_features; i++)
+        if (!(m->scale[i] > 0.0f))
+            return sg_errf(err, SG_EINPUT, "%s: /scaler/scale[%d] is %g, must be > 0", path, i,
+                           (double)m->scale[i]);
+    m->param_bytes += 2 * (size_t)m->n_features * sizeof(float);
+    return SG_OK;
+}
+
+static int load_layer(hid_t f, const char *path, sg_model *m, int i, sg_err *err)
+{
+    char name[64];
+    sg_layer *L = &m->layers[i];
+    snprintf(name, sizeof name, "/layers/%d", i);
+    if (!sg_h5_exists(f, name) || H5Oexists_by_name(f, name, H5P_DEFAULT) <= 0)
+        return sg_errf(err, SG_EINPUT, "%s: %s is missing (layers must be named 0..%d)", path,
+                       name, m->n_layers - 1);
+    hid_t g = H5Gopen2(f, name, H5P_DEFAULT);
+    if (g < 0) return sg_errf(err, SG_EINPUT, "%s: %s is not a group", path, name);
+    char act[64], where[80];
+    snprintf(where, sizeof where, "%s/", name);
+    int rc = sg_h5_attr_string(g, "activation", act, sizeof act, path, where, err);
+    H5Gclose(g);
+    if (rc == 1) return sg_errf(err, SG_EINPUT, "%s: attribute %sactivation is missing", path, where);
+    if (rc) return rc;
+    if (parse_activation(act, &L->act))
+        return sg_errf(err, SG_EINPUT,
+                       "%s: attribute %sactivation is \"%s\", expected identity, relu, tanh or "
+                       "logistic",
+                       path, where, act);
+
+    char wname[80], bname[80];
+    snprintf(wname, sizeof wname, "%s/W", name);
+    snprintf(bname, sizeof bname, "%s/b", name);
+    int64_t wd[2], bd[2];
+    if ((rc = read_params(f, path, wname, 2, wd, &L->W, err))) return rc;
+    if ((rc = read_params(f, path, bname, 1, bd, &L->b, err))) return rc;
+    L->n_in = (int)wd[0];
+    L->n_out = (int)wd[1];
+    if (bd[0] != wd[1])
+        return sg_errf(err, SG_EINPUT, "%s: %s has %lld values but %s has %lld outputs", path,
+                       bname, (long long)bd[0], wname, (long long)wd[1]);
+    int want_in = i == 0 ? m->n_features : m->layers[i - 1].n_out;
+    if (L->n_in != want_in) {
+        if (i == 0)
+            return sg_errf(err, SG_EINPUT, "%s: %s has %d input rows but n_features is %d", path,
+                           wname, L->n_in, want_in);
+        return sg_errf(err, SG_EINPUT,
+                       "%s: %s has %d input rows but /layers/%d/W has %d outputs", path, wname,
+                       L->n_in, i - 1, want_in);
+    }
+    m->param_bytes += ((size_t)L->n_in * (size_t)L->n_out + (size_t)L->n_out) * sizeof(float);
+    return SG_OK;
+}
+
+static int load_layers(hid_t f, const char *path, sg_model *m, sg_err *err)
+{
+    if (!sg_h5_exists(f, "layers")) return sg_errf(err, SG_EINPUT, "%s: /layers is missing", path);
+    H5G_info_t info;
+    hid_t g = H5Gopen2(f, "layers", H5P_DEFAULT);
+    if (g < 0 || H5Gget_info(g, &info) < 0) {
+        if (g >= 0) H5Gclose(g);
+        return sg_errf(err, SG_EINPUT, "%s: /layers is not a group", path);
+    }
+    H5Gclose(g);
+    if (info.nlinks < 1 || info.nlinks > SG_MAX_LAYERS)
+        return sg_errf(err, SG_EINPUT, "%s: /layers holds %llu layers (must be 1..%d)", path,
+                       (unsigned long long)info.nlinks, SG_MAX_LAYERS);
+    m->n_layers = (int)info.nlinks;
+    m->layers = calloc((size_t)m->n_layers, sizeof *m->layers);
+    if (!m->layers) return sg_errf(err, SG_ENOMEM, "%s: out of memory", path);
+    for (int i = 0; i < m->n_layers; i++) {
+        int rc = load_layer(f, path, m, i, err);
+        if (rc) return rc;
+    }
+    const sg_layer *last = &m->layers[m->n_layers - 1];
+    if (last->act != SG_ACT_IDENTITY)
+        return sg_errf(err, SG_EINPUT,
+                       "%s: attribute /layers/%d/activation is %s, but the last layer must be "
+                       "identity (the output link follows it)",
+                       path, m->n_layers - 1, sg_activation_name(last->act));
+    int want = m->task == SG_TASK_MULTICLASS ? m->n_classes : 1;
+    if (last->n_out != want)
+        return sg_errf(err, SG_EINPUT, "%s: /layers/%d/W has %d outputs, but a %s model%s needs %d",
+                       path, m->n_layers - 1, last->n_out, sg_task_name(m->task),
+                       m->task == SG_TASK_MULTICLASS ? " with n_classes outputs" : "", want);
+    m->n_outputs = last->n_out;
+    return SG_OK;
+}
+
+int sg_model_load(const char *path, sg_model **out, sg_err *err)
+{
+    *out = NULL;
+    sg_model *m = calloc(1, sizeof *m);
+    if (!m) return sg_errf(err, SG_ENOMEM, "%s: out of memory", path);
+    if (strlen(path) >= sizeof m->path) {
+        free(m);
+        return sg_errf(err, SG_EINPUT, "%s: path too long", path);
+    }
+    strcpy(m->path, path);
+    /*
+     * Read the file once into memory, hash those bytes and parse the same bytes,
+     * so the digest in a report names exactly what was evaluated even if the file
+     * is replaced meanwhile.
+     */
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    int rc = sg_read_file(path, MAX_MODEL_FILE, &bytes, &len, err);
+    if (rc) {
+        free(m);
+        return rc;
+    }
+    unsigned int mdlen = 0;
+    if (EVP_Digest(bytes, len, m->sha256, &mdlen, EVP_sha256(), NULL) != 1) {
+        free(bytes);
+        free(m);
+        return sg_errf(err, SG_EINTERNAL, "%s: SHA-256 failed", path);
+    }
+    sg_h5_enter();
+    hid_t f = sg_h5_open_image(path, bytes, len, err);
+    if (f < 0) rc = SG_EINPUT;
+    if (rc == SG_OK) rc = load_header(f, path, m, err);
+    if (rc == SG_OK) rc = load_scaler(f, path, m, err);
+    if (rc == SG_OK) rc = load_layers(f, path, m, err);
+    if (f >= 0) H5Fclose(f);
+    sg_h5_leave();
+    free(bytes);
+    if (rc != SG_OK) {
+        sg_model_free(m);
+        return rc;
+    }
+    *out = m;
+    return SG_OK;
+}
+
+static float *dup_aligned(const float *src, size_t count)
+{
+    float *p = sg_alloc_aligned(count * sizeof(float));
+    /* The copy is the first touch, so pages land on the calling thread's NUMA node. */
+    if (p) memcpy(p, src, count * sizeof(float));
+    return p;
+}
+
+int sg_model_clone(const sg_model *src, sg_model **out, sg_err *err)
+{
+    *out = NULL;
+    sg_model *m = malloc(sizeof *m);
+    if (!m) return sg_errf(err, SG_ENOMEM, "%s: out of memory cloning model", src->path);
+    *m = *src;
+    m->mean = m->scale = NULL;
+    m->layers = calloc((size_t)src->n_layers, sizeof *m->layers);
+    bool ok = m->layers != NULL;
+    if (ok && src->mean) {
+        m->mean = dup_aligned(src->mean, (size_t)src->n_features);
+        m->scale = dup_aligned(src->scale, (size_t)src->n_features);
+        ok = m->mean && m->scale;
+    }
+    for (int i = 0; ok && i < src->n_layers; i++) {
+        const sg_layer *s = &src->layers[i];
+        sg_layer *d = &m->layers[i];
+        *d = *s;
+        d->W = dup_aligned(s->W, (size_t)s->n_in * (size_t)s->n_out);
+        d->b = dup_aligned(s->b, (size_t)s->n_out);
+        ok = d->W && d->b;
+    }
+    if (!ok) {
+        if (!m->layers) m->n_layers = 0;
+        sg_model_free(m);
+        return sg_errf(err, SG_ENOMEM, "%s: out of memory cloning model", src->path);
+    }
+    *out = m;
+    return SG_OK;
+}

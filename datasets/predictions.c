@@ -1,0 +1,164 @@
+/*
+ * Prediction output file (--predictions), written atomically: everything goes to
+ * a temporary file beside the destination, renamed over it on commit and
+ * unlinked on abort or failure. A writer is used by one thread at a time; its
+ * HDF5 calls take the datasets/ lock (h5util.c) like every other HDF5 access.
+ */
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "h5util.h"
+#include "stagegate/dataset.h"
+
+#define SG_PRED_FORMAT_NAME "stagegate-predictions"
+
+struct sg_pred_writer {
+    char path[4096];
+    char tmp[4096];
+    hid_t file, values, labels;
+    int64_t n_rows, written;
+    int width;
+    bool classifier;
+};
+
+static hid_t create_2d(hid_t file, const char *name, hid_t type, int64_t rows, int cols)
+{
+    hsize_t dims[2] = {(hsize_t)rows, (hsize_t)cols};
+    hid_t space = H5Screate_simple(cols > 0 ? 2 : 1, dims, NULL);
+    hid_t d = space >= 0 ? H5Dcreate2(file, name, type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)
+                         : H5I_INVALID_HID;
+    if (space >= 0) H5Sclose(space);
+    return d;
+}
+
+static void close_ids(sg_pred_writer *w)
+{
+    if (w->labels >= 0) H5Dclose(w->labels);
+    if (w->values >= 0) H5Dclose(w->values);
+    if (w->file >= 0) H5Fclose(w->file);
+    w->labels = w->values = w->file = H5I_INVALID_HID;
+}
+
+int sg_pred_writer_open(const char *path, int64_t n_rows, int width, bool classifier,
+                        sg_pred_writer **out, sg_err *err)
+{
+    *out = NULL;
+    if (n_rows < 0 || width < 1 || (!classifier && width != 1))
+        return sg_errf(err, SG_EINTERNAL, "%s: bad prediction shape %lld x %d", path,
+                       (long long)n_rows, width);
+    sg_pred_writer *w = calloc(1, sizeof *w);
+    if (!w) return sg_errf(err, SG_ENOMEM, "%s: out of memory", path);
+    w->file = w->values = w->labels = H5I_INVALID_HID;
+    int rc = strlen(path) < sizeof w->path ? SG_OK
+                                           : sg_errf(err, SG_EINPUT, "%s: path too long", path);
+    if (!rc) rc = sg_tmp_path_for(path, w->tmp, sizeof w->tmp, err);
+    if (rc) {
+        free(w);
+        return rc;
+    }
+    strcpy(w->path, path);
+    w->n_rows = n_rows;
+    w->width = width;
+    w->classifier = classifier;
+    sg_h5_enter();
+    w->file = H5Fcreate(w->tmp, H5F_ACC_EXCL, H5P_DEFAULT, H5P_DEFAULT);
+    if (w->file < 0) {
+        rc = sg_errf(err, SG_EIO, "%s: cannot create the output file in its directory", path);
+    } else {
+        if (sg_h5_write_attr_string(w->file, "format", SG_PRED_FORMAT_NAME) ||
+            sg_h5_write_attr_int(w->file, "format_version", 1))
+            rc = sg_errf(err, SG_EIO, "%s: cannot write attributes", path);
+        if (!rc && classifier) {
+            w->values = create_2d(w->file, "proba", H5T_IEEE_F32LE, n_rows, width);
+            w->labels = create_2d(w->file, "label", H5T_STD_I32LE, n_rows, 0);
+            if (w->values < 0 || w->labels < 0)
+                rc = sg_errf(err, SG_EIO, "%s: cannot create /proba and /label", path);
+        } else if (!rc) {
+            w->values = create_2d(w->file, "prediction", H5T_IEEE_F32LE, n_rows, 0);
+            if (w->values < 0) rc = sg_errf(err, SG_EIO, "%s: cannot create /prediction", path);
+        }
+    }
+    if (rc) {
+        close_ids(w);
+        unlink(w->tmp);
+    }
+    sg_h5_leave();
+    if (rc) {
+        free(w);
+        return rc;
+    }
+    *out = w;
+    return SG_OK;
+}
+
+static herr_t write_rows(hid_t d, hid_t memtype, int64_t row0, int64_t n, int cols, const void *buf)
+{
+    hid_t fs = H5Dget_space(d);
+    hsize_t start[2] = {(hsize_t)row0, 0}, count[2] = {(hsize_t)n, (hsize_t)(cols > 0 ? cols : 1)};
+    hid_t ms = H5Screate_simple(cols > 0 ? 2 : 1, count, NULL);
+    herr_t st = -1;
+    if (fs >= 0 && ms >= 0 && H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) >= 0)
+        st = H5Dwrite(d, memtype, ms, fs, H5P_DEFAULT, buf);
+    if (ms >= 0) H5Sclose(ms);
+    if (fs >= 0) H5Sclose(fs);
+    return st;
+}
+
+int sg_pred_writer_write(sg_pred_writer *w, int64_t row0, int64_t n, const float *values,
+                         const int32_t *labels, sg_err *err)
+{
+    if (row0 < 0 || n < 0 || row0 > w->n_rows || n > w->n_rows - row0 ||
+        (w->classifier && !labels))
+        return sg_errf(err, SG_EINTERNAL, "%s: bad prediction write of rows %lld..+%lld", w->path,
+                       (long long)row0, (long long)n);
+    if (n == 0) return SG_OK;
+    sg_h5_enter();
+    herr_t st = write_rows(w->values, H5T_NATIVE_FLOAT, row0, n, w->classifier ? w->width : 0,
+                           values);
+    if (st >= 0 && w->classifier) st = write_rows(w->labels, H5T_NATIVE_INT32, row0, n, 0, labels);
+    sg_h5_leave();
+    if (st < 0) return sg_errf(err, SG_EIO, "%s: writing predictions failed", w->path);
+    w->written += n;
+    return SG_OK;
+}
+
+int sg_pred_writer_commit(sg_pred_writer *w, sg_err *err)
+{
+    int rc = SG_OK;
+    if (w->written != w->n_rows)
+        rc = sg_errf(err, SG_EINTERNAL, "%s: %lld of %lld prediction rows were written", w->path,
+                     (long long)w->written, (long long)w->n_rows);
+    sg_h5_enter();
+    if (!rc && H5Fflush(w->file, H5F_SCOPE_GLOBAL) < 0)
+        rc = sg_errf(err, SG_EIO, "%s: flushing predictions failed", w->path);
+    hid_t f = w->file;
+    w->file = H5I_INVALID_HID;
+    if (w->labels >= 0) H5Dclose(w->labels);
+    if (w->values >= 0) H5Dclose(w->values);
+    w->labels = w->values = H5I_INVALID_HID;
+    if (H5Fclose(f) < 0 && !rc) rc = sg_errf(err, SG_EIO, "%s: closing predictions failed", w->path);
+    sg_h5_leave();
+    if (!rc) {
+        /* HDF5 does not fsync; do it so the rename never exposes unwritten data. */
+        int fd = open(w->tmp, O_RDONLY | O_CLOEXEC);
+        if (fd < 0 || fsync(fd) != 0)
+            rc = sg_errf(err, SG_EIO, "%s: syncing predictions failed", w->path);
+        if (fd >= 0) close(fd);
+    }
+    if (!rc) rc = sg_commit_tmp(w->tmp, w->path, err);
+    else unlink(w->tmp);
+    free(w);
+    return rc;
+}
+
+void sg_pred_writer_abort(sg_pred_writer *w)
+{
+    if (!w) return;
+    sg_h5_enter();
+    close_ids(w);
+    sg_h5_leave();
+    unlink(w->tmp);
+    free(w);
+}
