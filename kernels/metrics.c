@@ -1,0 +1,466 @@
+/*
+ * Streaming evaluation metrics with scikit-learn 1.2.1's definitions.
+ *
+ * Rows arrive in chunks. Classification keeps per-class counts (int64 when unweighted,
+ * Neumaier-compensated double sums when weighted) and a k*k confusion matrix; binary tasks
+ * also keep every positive score as a sort key for ROC AUC / AP (metrics_rank.c).
+ * Regression keeps compensated error sums and a Chan-combined weighted mean/M2 of y_true.
+ * The first add call fixes whether the accumulator is weighted: mixing weighted and
+ * unweighted chunks is refused, since sklearn has no such notion either.
+ *
+ * log_loss: sklearn's eps="auto" is the machine epsilon of the probability dtype. We take
+ * float32 probabilities but compute in double, matching sklearn given those values as
+ * float64 (eps = DBL_EPSILON = 2.22e-16, clip to [eps, 1-eps], renormalise each row).
+ */
+#include "stagegate/metrics.h"
+
+#include <float.h>
+#include <stdlib.h>
+
+#include "metrics_internal.h"
+
+#define LOSS_BLOCK 256
+
+struct sg_metrics_acc {
+    sg_task task;
+    int k;
+    int64_t rows;
+    int weighted; /* -1 undecided, 0 no weights, 1 weights */
+    sg_ksum wsum;
+    /* classification */
+    int64_t *true_n, *pred_n, *tp_n, *cm_n; /* occurrence counts; tp_n/cm_n only unweighted */
+    sg_ksum *tp_w, *true_w, *pred_w, *cm_w; /* weighted sums, only when weighted */
+    sg_ksum logloss;
+    /* binary score store: positives at [0, npos), negatives at [cap - nneg, cap) */
+    uint32_t *keys;
+    double *kw;
+    size_t cap, npos, nneg;
+    /* regression */
+    sg_ksum abs_err, sq_err;
+    double y_mean, y_m2, max_err, y_min, y_max;
+};
+
+static bool keeps_cm(int k) { return k <= SG_METRICS_CM_MAX_CLASSES; }
+
+int sg_metrics_acc_new(sg_task task, int n_classes, int64_t expected_rows, sg_metrics_acc **out,
+                       sg_err *err)
+{
+    *out = NULL;
+    if (task != SG_TASK_BINARY && task != SG_TASK_MULTICLASS && task != SG_TASK_REGRESSION)
+        return sg_errf(err, SG_EINPUT, "metrics: unknown task %d", (int)task);
+    if (task == SG_TASK_BINARY && n_classes != 2)
+        return sg_errf(err, SG_EINPUT, "metrics: a binary task needs 2 classes, got %d",
+                       n_classes);
+    if (task == SG_TASK_MULTICLASS && (n_classes < 2 || n_classes > SG_MAX_CLASSES))
+        return sg_errf(err, SG_EINPUT, "metrics: class count %d is outside 2..%d", n_classes,
+                       SG_MAX_CLASSES);
+    sg_metrics_acc *a = calloc(1, sizeof *a);
+    if (!a) return sg_errf(err, SG_ENOMEM, "metrics: out of memory");
+    a->task = task;
+    a->weighted = -1;
+    a->max_err = 0;
+    if (task != SG_TASK_REGRESSION) {
+        size_t k = (size_t)n_classes;
+        a->k = n_classes;
+        a->true_n = calloc(k, sizeof *a->true_n);
+        a->pred_n = calloc(k, sizeof *a->pred_n);
+        if (!a->true_n || !a->pred_n) goto nomem;
+        if (task == SG_TASK_BINARY && expected_rows > 0) {
+            a->cap = (size_t)expected_rows;
+            a->keys = malloc(a->cap * sizeof *a->keys);
+            if (!a->keys) goto nomem;
+        }
+    }
+    *out = a;
+    return SG_OK;
+nomem:
+    sg_metrics_acc_free(a);
+    return sg_errf(err, SG_ENOMEM, "metrics: out of memory for %d classes", n_classes);
+}
+
+void sg_metrics_acc_free(sg_metrics_acc *a)
+{
+    if (!a) return;
+    free(a->true_n);
+    free(a->pred_n);
+    free(a->tp_n);
+    free(a->cm_n);
+    free(a->tp_w);
+    free(a->true_w);
+    free(a->pred_w);
+    free(a->cm_w);
+    free(a->keys);
+    free(a->kw);
+    free(a);
+}
+
+/* Fixes the weighting mode on the first chunk and allocates the matching class sums. */
+static int set_weighted(sg_metrics_acc *a, bool weighted, sg_err *err)
+{
+    int w = weighted ? 1 : 0;
+    if (a->weighted == w) return SG_OK;
+    if (a->weighted != -1)
+        return sg_errf(err, SG_EINPUT,
+                       "metrics: sample weights were given for some chunks but not others");
+    size_t k = (size_t)a->k, cells = keeps_cm(a->k) ? k * k : 0;
+    if (a->task != SG_TASK_REGRESSION) {
+        if (weighted) {
+            a->tp_w = calloc(k, sizeof *a->tp_w);
+            a->true_w = calloc(k, sizeof *a->true_w);
+            a->pred_w = calloc(k, sizeof *a->pred_w);
+            a->cm_w = cells ? calloc(cells, sizeof *a->cm_w) : NULL;
+            if (!a->tp_w || !a->true_w || !a->pred_w || (cells && !a->cm_w))
+                return sg_errf(err, SG_ENOMEM, "metrics: out of memory for class sums");
+        } else {
+            a->tp_n = calloc(k, sizeof *a->tp_n);
+            a->cm_n = cells ? calloc(cells, sizeof *a->cm_n) : NULL;
+            if (!a->tp_n || (cells && !a->cm_n))
+                return sg_errf(err, SG_ENOMEM, "metrics: out of memory for class counts");
+        }
+        if (weighted && a->task == SG_TASK_BINARY && a->cap) {
+            a->kw = malloc(a->cap * sizeof *a->kw);
+            if (!a->kw) return sg_errf(err, SG_ENOMEM, "metrics: out of memory for weights");
+        }
+    }
+    a->weighted = w;
+    return SG_OK;
+}
+
+static int check_weights(const sg_metrics_acc *a, int64_t n, const double *w, sg_err *err)
+{
+    if (!w) return SG_OK;
+    for (int64_t i = 0; i < n; i++)
+        if (!(w[i] >= 0) || !isfinite(w[i]))
+            return sg_errf(err, SG_EINPUT,
+                           "sample_weight[%lld] = %g: weights must be finite and >= 0",
+                           (long long)(a->rows + i), w[i]);
+    return SG_OK;
+}
+
+/* Makes room for n more binary scores, keeping negatives at the end of the buffers. */
+static int reserve_scores(sg_metrics_acc *a, size_t n, sg_err *err)
+{
+    size_t used = a->npos + a->nneg;
+    if (a->cap - used >= n) return SG_OK;
+    size_t cap = a->cap ? a->cap : 4096;
+    while (cap - used < n) cap += cap / 2 + n;
+    /* Both reallocations first, so a failure leaves the layout consistent. */
+    if (a->weighted == 1) {
+        double *w = realloc(a->kw, cap * sizeof *w);
+        if (!w) return sg_errf(err, SG_ENOMEM, "metrics: out of memory storing %zu weights", cap);
+        a->kw = w;
+    }
+    uint32_t *k = realloc(a->keys, cap * sizeof *k);
+    if (!k) return sg_errf(err, SG_ENOMEM, "metrics: out of memory storing %zu scores", cap);
+    a->keys = k;
+    memmove(k + cap - a->nneg, k + a->cap - a->nneg, a->nneg * sizeof *k);
+    if (a->weighted == 1)
+        memmove(a->kw + cap - a->nneg, a->kw + a->cap - a->nneg, a->nneg * sizeof *a->kw);
+    a->cap = cap;
+    return SG_OK;
+}
+
+static int check_classification(const sg_metrics_acc *a, int64_t n, const float *proba,
+                                const int32_t *y_true, const int32_t *y_pred, sg_err *err)
+{
+    int k = a->k;
+    for (int64_t i = 0; i < n; i++) {
+        if (y_true[i] < 0 || y_true[i] >= k)
+            return sg_errf(err, SG_EINPUT, "y_true[%lld] = %d is outside the labels 0..%d",
+                           (long long)(a->rows + i), y_true[i], k - 1);
+        if (y_pred[i] < 0 || y_pred[i] >= k)
+            return sg_errf(err, SG_EINPUT, "y_pred[%lld] = %d is outside the labels 0..%d",
+                           (long long)(a->rows + i), y_pred[i], k - 1);
+    }
+    for (int64_t i = 0; i < n * k; i++)
+        if (!isfinite(proba[i]))
+            return sg_errf(err, SG_EINPUT, "proba[%lld][%d] is not finite",
+                           (long long)(a->rows + i / k), (int)(i % k));
+    return SG_OK;
+}
+
+static inline double clip_prob(float p)
+{
+    double d = (double)p;
+    return d < DBL_EPSILON ? DBL_EPSILON : (d > 1.0 - DBL_EPSILON ? 1.0 - DBL_EPSILON : d);
+}
+
+/* -log of the true class's clipped, renormalised probability (sklearn's log_loss row). */
+static inline double row_log_loss(const float *p, int k, int t)
+{
+    double s = 0;
+    for (int j = 0; j < k; j++) s += clip_prob(p[j]);
+    return -log(clip_prob(p[t]) / s);
+}
+
+static void add_counts(sg_metrics_acc *a, int64_t n, const int32_t *y_true,
+                       const int32_t *y_pred, const double *w)
+{
+    size_t k = (size_t)a->k;
+    for (int64_t i = 0; i < n; i++) {
+        int32_t t = y_true[i], p = y_pred[i];
+        a->true_n[t]++;
+        a->pred_n[p]++;
+        if (!w) {
+            a->tp_n[t] += t == p;
+            if (a->cm_n) a->cm_n[(size_t)t * k + (size_t)p]++;
+        } else {
+            if (t == p) sg_ksum_add(&a->tp_w[t], w[i]);
+            sg_ksum_add(&a->true_w[t], w[i]);
+            sg_ksum_add(&a->pred_w[p], w[i]);
+            if (a->cm_w) sg_ksum_add(&a->cm_w[(size_t)t * k + (size_t)p], w[i]);
+        }
+    }
+}
+
+static void add_log_loss(sg_metrics_acc *a, int64_t n, const float *proba,
+                         const int32_t *y_true, const double *w)
+{
+    int k = a->k;
+    /* Plain sums inside a short block, compensated across blocks: cheap and accurate. */
+    for (int64_t b = 0; b < n; b += LOSS_BLOCK) {
+        int64_t e = b + LOSS_BLOCK < n ? b + LOSS_BLOCK : n;
+        double s = 0;
+        if (k == 2) {
+            for (int64_t i = b; i < e; i++) {
+                double q0 = clip_prob(proba[2 * i]), q1 = clip_prob(proba[2 * i + 1]);
+                double l = -log((y_true[i] ? q1 : q0) / (q0 + q1));
+                s += w ? w[i] * l : l;
+            }
+        } else {
+            for (int64_t i = b; i < e; i++) {
+                double l = row_log_loss(proba + i * k, k, y_true[i]);
+                s += w ? w[i] * l : l;
+            }
+        }
+        sg_ksum_add(&a->logloss, s);
+    }
+}
+
+static void add_scores(sg_metrics_acc *a, int64_t n, const float *proba, const int32_t *y_true,
+                       const double *w)
+{
+    uint32_t *keys = a->keys;
+    size_t pos = a->npos, neg = a->cap - a->nneg;
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t key = sg_score_key(proba[2 * i + 1]);
+        if (y_true[i]) {
+            if (w) a->kw[pos] = w[i];
+            keys[pos++] = key;
+        } else {
+            --neg;
+            if (w) a->kw[neg] = w[i];
+            keys[neg] = key;
+        }
+    }
+    a->npos = pos;
+    a->nneg = a->cap - neg;
+}
+
+int sg_metrics_add_classification(sg_metrics_acc *a, int64_t n, const float *proba,
+                                  const int32_t *y_true, const int32_t *y_pred,
+                                  const double *weights, sg_err *err)
+{
+    if (a->task == SG_TASK_REGRESSION)
+        return sg_errf(err, SG_EINTERNAL, "metrics: classification rows added to a regressor");
+    if (n < 0) return sg_errf(err, SG_EINTERNAL, "metrics: negative row count %lld", (long long)n);
+    if (n == 0) return SG_OK;
+    int rc = check_classification(a, n, proba, y_true, y_pred, err);
+    if (!rc) rc = check_weights(a, n, weights, err);
+    if (!rc) rc = set_weighted(a, weights != NULL, err);
+    if (!rc && a->task == SG_TASK_BINARY) rc = reserve_scores(a, (size_t)n, err);
+    if (rc) return rc;
+    add_counts(a, n, y_true, y_pred, weights);
+    add_log_loss(a, n, proba, y_true, weights);
+    if (a->task == SG_TASK_BINARY) add_scores(a, n, proba, y_true, weights);
+    if (weights)
+        for (int64_t i = 0; i < n; i++) sg_ksum_add(&a->wsum, weights[i]);
+    else
+        sg_ksum_add(&a->wsum, (double)n);
+    a->rows += n;
+    return SG_OK;
+}
+
+int sg_metrics_add_regression(sg_metrics_acc *a, int64_t n, const float *pred,
+                              const double *y_true, const double *weights, sg_err *err)
+{
+    if (a->task != SG_TASK_REGRESSION)
+        return sg_errf(err, SG_EINTERNAL, "metrics: regression rows added to a classifier");
+    if (n < 0) return sg_errf(err, SG_EINTERNAL, "metrics: negative row count %lld", (long long)n);
+    if (n == 0) return SG_OK;
+    for (int64_t i = 0; i < n; i++) {
+        if (!isfinite(pred[i]))
+            return sg_errf(err, SG_EINPUT, "prediction[%lld] is not finite",
+                           (long long)(a->rows + i));
+        if (!isfinite(y_true[i]))
+            return sg_errf(err, SG_EINPUT, "y_true[%lld] is not finite", (long long)(a->rows + i));
+    }
+    int rc = check_weights(a, n, weights, err);
+    if (!rc) rc = set_weighted(a, weights != NULL, err);
+    if (rc) return rc;
+    /* Chunk statistics in two passes, then Chan's parallel combination with the running
+       weighted mean and M2: no catastrophic cancellation from sum(y^2) - n*mean^2. */
+    sg_ksum wc = {0, 0}, wy = {0, 0}, m2 = {0, 0};
+    double ymin = y_true[0], ymax = y_true[0];
+    for (int64_t i = 0; i < n; i++) {
+        double w = weights ? weights[i] : 1.0, y = y_true[i], d = y - (double)pred[i];
+        sg_ksum_add(&wc, w);
+        sg_ksum_add(&wy, w * y);
+        sg_ksum_add(&a->abs_err, w * fabs(d));
+        sg_ksum_add(&a->sq_err, w * d * d);
+        if (fabs(d) > a->max_err) a->max_err = fabs(d);
+        ymin = y < ymin ? y : ymin;
+        ymax = y > ymax ? y : ymax;
+    }
+    double Wb = sg_ksum_value(&wc);
+    double mb = Wb > 0 ? sg_ksum_value(&wy) / Wb : 0;
+    for (int64_t i = 0; i < n; i++) {
+        double w = weights ? weights[i] : 1.0, d = y_true[i] - mb;
+        sg_ksum_add(&m2, w * d * d);
+    }
+    double Wa = sg_ksum_value(&a->wsum), W = Wa + Wb;
+    if (W > 0) {
+        double delta = mb - a->y_mean;
+        a->y_m2 += sg_ksum_value(&m2) + delta * delta * (Wa * Wb / W);
+        a->y_mean += delta * (Wb / W);
+    }
+    if (a->rows == 0 || ymin < a->y_min) a->y_min = ymin;
+    if (a->rows == 0 || ymax > a->y_max) a->y_max = ymax;
+    sg_ksum_add(&a->wsum, Wb);
+    a->rows += n;
+    return SG_OK;
+}
+
+/* Precision, recall and F1 of one label with zero_division = 0 (sklearn's default). */
+static void prf(double tp, double pred, double truth, double *p, double *r, double *f)
+{
+    *p = pred > 0 ? tp / pred : 0.0;
+    *r = truth > 0 ? tp / truth : 0.0;
+    *f = (*p + *r) > 0 ? 2.0 * *p * *r / (*p + *r) : 0.0;
+}
+
+static double class_sum(const sg_metrics_acc *a, const int64_t *n, const sg_ksum *w, size_t i)
+{
+    return a->weighted == 1 ? sg_ksum_value(&w[i]) : (double)n[i];
+}
+
+static int rank_metrics(sg_metrics_acc *a, sg_metrics *m, sg_err *err)
+{
+    size_t np = a->npos, nn = a->nneg, big = np > nn ? np : nn;
+    uint32_t *ks = malloc((big ? big : 1) * sizeof *ks);
+    double *ws = a->weighted == 1 ? malloc((big ? big : 1) * sizeof *ws) : NULL;
+    if (!ks || (a->weighted == 1 && !ws)) {
+        free(ks);
+        free(ws);
+        return sg_errf(err, SG_ENOMEM, "metrics: out of memory sorting %zu scores", big);
+    }
+    uint32_t *pk = a->keys, *nk = a->keys + a->cap - nn;
+    double *pw = a->weighted == 1 ? a->kw : NULL, *nw = pw ? a->kw + a->cap - nn : NULL;
+    sg_radix_sort_keys(pk, pw, np, ks, ws);
+    sg_radix_sort_keys(nk, nw, nn, ks, ws);
+    free(ks);
+    free(ws);
+    sg_rank_metrics r;
+    sg_rank_metrics_sorted(pk, pw, np, nk, nw, nn, &r);
+    /* sklearn raises when y_true holds one class and returns nan when a class weighs 0. */
+    m->roc_auc_defined = np > 0 && nn > 0 && isfinite(r.roc_auc);
+    m->roc_auc = m->roc_auc_defined ? r.roc_auc : NAN;
+    m->average_precision = r.average_precision;
+    return SG_OK;
+}
+
+static int finish_classification(sg_metrics_acc *a, sg_metrics *m, double W, sg_err *err)
+{
+    size_t k = (size_t)a->k;
+    double *tp = malloc(3 * k * sizeof *tp);
+    if (!tp) return sg_errf(err, SG_ENOMEM, "metrics: out of memory for %zu classes", k);
+    double *tr = tp + k, *pr = tr + k;
+    sg_ksum correct = {0, 0};
+    for (size_t c = 0; c < k; c++) {
+        tp[c] = class_sum(a, a->tp_n, a->tp_w, c);
+        tr[c] = class_sum(a, a->true_n, a->true_w, c);
+        pr[c] = class_sum(a, a->pred_n, a->pred_w, c);
+        sg_ksum_add(&correct, tp[c]);
+    }
+    if (keeps_cm(a->k)) {
+        m->confusion_matrix = malloc(k * k * sizeof *m->confusion_matrix);
+        if (!m->confusion_matrix) {
+            free(tp);
+            return sg_errf(err, SG_ENOMEM, "metrics: out of memory for the confusion matrix");
+        }
+        for (size_t i = 0; i < k * k; i++)
+            m->confusion_matrix[i] = class_sum(a, a->cm_n, a->cm_w, i);
+    }
+    m->accuracy = sg_ksum_value(&correct) / W;
+    m->log_loss = sg_ksum_value(&a->logloss) / W;
+    int rc = SG_OK;
+    if (a->task == SG_TASK_BINARY) {
+        prf(tp[1], pr[1], tr[1], &m->precision, &m->recall, &m->f1);
+        rc = rank_metrics(a, m, err);
+    } else {
+        /* sklearn's label set: every label seen in y_true or y_pred, weight or not. */
+        sg_ksum fsum = {0, 0}, fw = {0, 0}, tw = {0, 0}, tps = {0, 0}, prs = {0, 0};
+        int labels = 0;
+        for (size_t c = 0; c < k; c++) {
+            if (a->true_n[c] == 0 && a->pred_n[c] == 0) continue;
+            double p, r, f;
+            prf(tp[c], pr[c], tr[c], &p, &r, &f);
+            labels++;
+            sg_ksum_add(&fsum, f);
+            sg_ksum_add(&fw, f * tr[c]);
+            sg_ksum_add(&tw, tr[c]);
+            sg_ksum_add(&tps, tp[c]);
+            sg_ksum_add(&prs, pr[c]);
+        }
+        double p, r, twv = sg_ksum_value(&tw);
+        m->f1_macro = sg_ksum_value(&fsum) / labels;
+        m->f1_weighted = twv > 0 ? sg_ksum_value(&fw) / twv : 0.0;
+        prf(sg_ksum_value(&tps), sg_ksum_value(&prs), twv, &p, &r, &m->f1_micro);
+    }
+    free(tp);
+    return rc;
+}
+
+static void finish_regression(const sg_metrics_acc *a, sg_metrics *m, double W)
+{
+    m->mean_absolute_error = sg_ksum_value(&a->abs_err) / W;
+    m->mean_squared_error = sg_ksum_value(&a->sq_err) / W;
+    m->root_mean_squared_error = sqrt(m->mean_squared_error);
+    m->max_error = a->max_err;
+    double num = sg_ksum_value(&a->sq_err);
+    /* Constant targets have a zero denominator exactly, whatever rounding the mean had. */
+    double den = a->y_min == a->y_max ? 0.0 : a->y_m2;
+    m->r2_defined = a->rows >= 2;
+    if (!m->r2_defined)
+        m->r2_score = NAN;
+    else if (den != 0)
+        m->r2_score = 1.0 - num / den;
+    else /* sklearn's force_finite */
+        m->r2_score = num == 0 ? 1.0 : 0.0;
+}
+
+int sg_metrics_finish(sg_metrics_acc *a, sg_metrics *out, sg_err *err)
+{
+    memset(out, 0, sizeof *out);
+    out->task = a->task;
+    out->n_classes = a->task == SG_TASK_REGRESSION ? 0 : a->k;
+    out->example_count = a->rows;
+    out->weighted = a->weighted == 1;
+    if (a->rows == 0) return sg_errf(err, SG_EINPUT, "metrics: no rows to evaluate");
+    double W = sg_ksum_value(&a->wsum);
+    if (!(W > 0)) return sg_errf(err, SG_EINPUT, "sample_weight: all weights are zero");
+    if (a->task == SG_TASK_REGRESSION) {
+        finish_regression(a, out, W);
+        return SG_OK;
+    }
+    int rc = finish_classification(a, out, W, err);
+    if (rc) sg_metrics_clear(out);
+    return rc;
+}
+
+void sg_metrics_clear(sg_metrics *m)
+{
+    if (!m) return;
+    free(m->confusion_matrix);
+    m->confusion_matrix = NULL;
+}

@@ -1,0 +1,127 @@
+/*
+ * Ranking metrics for binary classifiers: ROC AUC and average precision.
+ *
+ * Both need every (score, label, weight) triple ordered by score. Scores are float32, so a
+ * 32-bit order-preserving key and an LSD radix sort (three counting passes, O(n)) replace a
+ * comparison sort; positives and negatives are kept in separate arrays, so the label is
+ * implicit and a merge walk from the top visits each distinct score once, as sklearn's
+ * _binary_clf_curve does.
+ */
+#include "metrics_internal.h"
+
+#define RADIX_BITS 11
+#define RADIX_SIZE (1u << RADIX_BITS)
+#define RADIX_MASK (RADIX_SIZE - 1u)
+#define RADIX_PASSES 3
+
+void sg_radix_sort_keys(uint32_t *keys, double *w, size_t n, uint32_t *kscratch,
+                        double *wscratch)
+{
+    if (n < 2) return;
+    /* One read of the keys fills the histograms of all three digits. */
+    static _Thread_local size_t hist[RADIX_PASSES][RADIX_SIZE];
+    memset(hist, 0, sizeof hist);
+    for (size_t i = 0; i < n; i++) {
+        uint32_t k = keys[i];
+        hist[0][k & RADIX_MASK]++;
+        hist[1][(k >> RADIX_BITS) & RADIX_MASK]++;
+        hist[2][k >> (2 * RADIX_BITS)]++;
+    }
+    uint32_t *ksrc = keys, *kdst = kscratch;
+    double *wsrc = w, *wdst = wscratch;
+    for (int p = 0; p < RADIX_PASSES; p++) {
+        unsigned shift = (unsigned)(p * RADIX_BITS);
+        size_t *h = hist[p];
+        /* Probabilities share their top bits, so often one bucket holds everything. */
+        if (h[(ksrc[0] >> shift) & RADIX_MASK] == n) continue;
+        size_t sum = 0;
+        for (size_t b = 0; b < RADIX_SIZE; b++) {
+            size_t c = h[b];
+            h[b] = sum;
+            sum += c;
+        }
+        if (wsrc) {
+            for (size_t i = 0; i < n; i++) {
+                uint32_t k = ksrc[i];
+                size_t pos = h[(k >> shift) & RADIX_MASK]++;
+                kdst[pos] = k;
+                wdst[pos] = wsrc[i];
+            }
+        } else {
+            for (size_t i = 0; i < n; i++) {
+                uint32_t k = ksrc[i];
+                kdst[h[(k >> shift) & RADIX_MASK]++] = k;
+            }
+        }
+        uint32_t *kt = ksrc;
+        ksrc = kdst;
+        kdst = kt;
+        double *wt = wsrc;
+        wsrc = wdst;
+        wdst = wt;
+    }
+    if (ksrc != keys) {
+        memcpy(keys, ksrc, n * sizeof *keys);
+        if (w) memcpy(w, wsrc, n * sizeof *w);
+    }
+}
+
+/* Sum of a run of equal keys ending at index *i (inclusive), walking down. */
+static double take_run(const uint32_t *k, const double *w, size_t *left, uint32_t key)
+{
+    size_t i = *left;
+    if (!w) {
+        size_t start = i;
+        while (i > 0 && k[i - 1] == key) i--;
+        *left = i;
+        return (double)(start - i);
+    }
+    sg_ksum s = {0, 0};
+    while (i > 0 && k[i - 1] == key) {
+        i--;
+        sg_ksum_add(&s, w[i]);
+    }
+    *left = i;
+    return sg_ksum_value(&s);
+}
+
+static double total_weight(const double *w, size_t n)
+{
+    if (!w) return (double)n;
+    sg_ksum s = {0, 0};
+    for (size_t i = 0; i < n; i++) sg_ksum_add(&s, w[i]);
+    return sg_ksum_value(&s);
+}
+
+void sg_rank_metrics_sorted(const uint32_t *pk, const double *pw, size_t np, const uint32_t *nk,
+                            const double *nw, size_t nn, sg_rank_metrics *out)
+{
+    double P = total_weight(pw, np), N = total_weight(nw, nn);
+    sg_ksum tp = {0, 0}, fp = {0, 0}, area = {0, 0}, ap = {0, 0};
+    double tprev = 0, fprev = 0;
+    size_t i = np, j = nn; /* items [0, i) and [0, j) are still to visit */
+    while (i > 0 || j > 0) {
+        uint32_t key;
+        if (i == 0)
+            key = nk[j - 1];
+        else if (j == 0)
+            key = pk[i - 1];
+        else
+            key = pk[i - 1] > nk[j - 1] ? pk[i - 1] : nk[j - 1];
+        sg_ksum_add(&tp, take_run(pk, pw, &i, key));
+        sg_ksum_add(&fp, take_run(nk, nw, &j, key));
+        double t = sg_ksum_value(&tp), f = sg_ksum_value(&fp);
+        /* Trapezoid between consecutive distinct thresholds (sklearn: auc of roc_curve). */
+        sg_ksum_add(&area, (f - fprev) * (t + tprev) * 0.5);
+        /* Step-wise AP: recall increment times precision at this threshold. A threshold
+           holding only zero-weight rows adds nothing, as sklearn drops those rows. */
+        if (t + f > 0) sg_ksum_add(&ap, (t - tprev) * (t / (t + f)));
+        tprev = t;
+        fprev = f;
+    }
+    out->pos_weight = P;
+    out->neg_weight = N;
+    out->roc_auc = (P > 0 && N > 0) ? sg_ksum_value(&area) / (P * N) : NAN;
+    /* sklearn sets recall to 1 when there are no positives, which yields AP = 0. */
+    out->average_precision = P > 0 ? sg_ksum_value(&ap) / P : 0.0;
+}
