@@ -1,0 +1,147 @@
+/*
+ * The gate decision: policy + measurements -> a list of checks, each passed or
+ * failed with a human sentence. Pure functions over plain structs, so the
+ * decision is unit-testable without running a model. Also the shadow
+ * comparison, the in-toto statement, and the JUnit/Markdown/HTML renderers.
+ */
+#ifndef STAGEGATE_GATE_H
+#define STAGEGATE_GATE_H
+
+#include <jansson.h>
+#include <openssl/evp.h>
+
+#include "stagegate/common.h"
+#include "stagegate/policy.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A set of named metric values (what eval measured), in a fixed order. */
+#define SG_GATE_MAX_VALUES 32
+typedef struct {
+    int n;
+    char name[SG_GATE_MAX_VALUES][48];
+    double value[SG_GATE_MAX_VALUES];
+} sg_metric_values;
+
+/* Adds or replaces name = value; SG_EINPUT when full. */
+int sg_metric_values_set(sg_metric_values *mv, const char *name, double value);
+/* false when the name was not measured (e.g. roc_auc for a regressor). */
+bool sg_metric_values_get(const sg_metric_values *mv, const char *name, double *value);
+
+/* What the latency scenario produced, in the form the gate needs. */
+typedef struct {
+    bool measured;        /* false: no latency run happened (the check fails, naming why) */
+    char scenario[32];
+    int64_t queries;      /* samples measured */
+    /* LoadGen early-stopping estimates in ms; NAN when the run was too short to support one. */
+    double p90_ms, p99_ms;
+    int64_t p90_min_queries, p99_min_queries; /* queries the estimate needs (0 = unknown) */
+    char reason[256];     /* why an estimate is missing or the run did not happen */
+} sg_gate_latency;
+
+typedef struct {
+    bool measured;
+    double peak_rss_mb; /* process peak resident set (getrusage), MiB */
+    double model_mb;    /* model parameters in memory, MiB */
+} sg_gate_memory;
+
+/* Shadow comparison of candidate vs baseline predictions on the same rows. */
+typedef struct {
+    bool done;
+    bool classification;
+    int64_t rows, agreeing;
+    double agreement;     /* agreeing / rows */
+    int n_classes;
+    int64_t *matrix;      /* [n_classes][n_classes], row = candidate label, col = baseline label */
+    double abs_tolerance, rel_tolerance; /* regression: |c - b| <= abs + rel * |b| agrees */
+    double max_abs_diff, mean_abs_diff;  /* regression */
+} sg_shadow_result;
+
+int sg_shadow_compare_labels(const int32_t *candidate, const int32_t *baseline, int64_t rows,
+                             int n_classes, sg_shadow_result *out, sg_err *err);
+int sg_shadow_compare_values(const float *candidate, const float *baseline, int64_t rows,
+                             double abs_tol, double rel_tol, sg_shadow_result *out, sg_err *err);
+void sg_shadow_result_clear(sg_shadow_result *s);
+json_t *sg_shadow_result_json(const sg_shadow_result *s);
+
+/* Everything the decision looks at; NULL baseline / shadow = no baseline model given. */
+typedef struct {
+    const sg_metric_values *candidate;
+    const sg_metric_values *baseline;
+    const sg_gate_latency *latency;
+    const sg_gate_memory *memory;
+    const sg_shadow_result *shadow;
+} sg_gate_inputs;
+
+typedef struct {
+    char name[96];   /* e.g. "f1.max_relative_regression", "latency.p99", "shadow.agreement" */
+    bool passed;
+    bool skipped;    /* optional baseline check without a baseline: passed and skipped */
+    double value;    /* measured value; NAN when missing */
+    double limit;    /* the bound the value was held to; NAN when none could be computed */
+    char op[3];      /* ">=" or "<=": value op limit must hold */
+    char text[512];  /* e.g. "f1 0.801 < 0.95 x baseline 0.874" */
+} sg_gate_check;
+
+typedef struct {
+    int n;
+    sg_gate_check *checks;
+    bool passed;
+    int n_failed, n_skipped;
+} sg_gate_decision;
+
+int sg_gate_evaluate(const sg_gate_policy *p, const sg_gate_inputs *in, sg_gate_decision *out,
+                     sg_err *err);
+void sg_gate_decision_clear(sg_gate_decision *d);
+/* [{name, passed, skipped, value, limit, op, text}, ...] */
+json_t *sg_gate_checks_json(const sg_gate_decision *d);
+
+/* ---- the in-toto statement (reports/statement.c) ---- */
+
+typedef struct {
+    const char *role; /* "dataset", "policy", "baseline", "stagegate" */
+    const char *path; /* file whose basename names the resource */
+    char sha256[65];
+} sg_resource;
+
+typedef struct {
+    const char *model_path;
+    char model_sha256[65];
+    sg_resource config[8];
+    int n_config;
+    const sg_gate_decision *decision;
+    json_t *metrics;          /* borrowed; may be NULL */
+    json_t *baseline_metrics; /* borrowed; NULL without a baseline */
+    json_t *latency;          /* borrowed bench JSON (machine, clock, histogram); may be NULL */
+    json_t *memory;
+    json_t *shadow;
+    json_t *policy;
+    const char *timestamp;    /* RFC 3339 UTC; NULL = now */
+} sg_statement_inputs;
+
+/* Builds the in-toto Statement v1 with the test-result predicate, keys in a fixed order. */
+json_t *sg_statement_build(const sg_statement_inputs *in, sg_err *err);
+/* Serialises the statement deterministically, signs the exact bytes (DSSE) and writes atomically. */
+int sg_statement_sign_write(json_t *statement, EVP_PKEY *key, const char *out_path, sg_err *err);
+/* Current UTC time as RFC 3339 ("2024-05-01T12:00:00Z"); SOURCE_DATE_EPOCH overrides the clock. */
+void sg_rfc3339_now(char out[32]);
+
+/* ---- renderers (reports/render_*.c); statement is what sg_statement_build returned ---- */
+
+typedef int (*sg_render_fn)(FILE *out, const sg_gate_decision *d, json_t *statement);
+int sg_render_junit(FILE *out, const sg_gate_decision *d, json_t *statement);
+int sg_render_markdown(FILE *out, const sg_gate_decision *d, json_t *statement);
+int sg_render_html(FILE *out, const sg_gate_decision *d, json_t *statement);
+/* Renders into path atomically (temp file + rename). */
+int sg_render_to_file(const char *path, sg_render_fn fn, const sg_gate_decision *d, json_t *statement,
+                      sg_err *err);
+
+/* Escapes for XML/HTML text and attributes (&<>"'); writes to out. */
+void sg_fputs_xml_escaped(FILE *out, const char *s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,314 @@
+/*
+ * The gate decision. Every bound in the policy becomes one check with a value,
+ * a limit and a sentence a reviewer can read without the policy at hand.
+ * Baseline-relative limits use |baseline| so that "no more than 5% worse"
+ * keeps its meaning for metrics that can be negative (r2_score).
+ */
+#include "stagegate/gate.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int sg_metric_values_set(sg_metric_values *mv, const char *name, double value)
+{
+    for (int i = 0; i < mv->n; i++)
+        if (!strcmp(mv->name[i], name)) {
+            mv->value[i] = value;
+            return SG_OK;
+        }
+    if (mv->n == SG_GATE_MAX_VALUES || strlen(name) >= sizeof mv->name[0]) return SG_EINPUT;
+    snprintf(mv->name[mv->n], sizeof mv->name[0], "%s", name);
+    mv->value[mv->n++] = value;
+    return SG_OK;
+}
+
+bool sg_metric_values_get(const sg_metric_values *mv, const char *name, double *value)
+{
+    if (!mv) return false;
+    for (int i = 0; i < mv->n; i++)
+        if (!strcmp(mv->name[i], name)) {
+            *value = mv->value[i];
+            return true;
+        }
+    return false;
+}
+
+static int add_check(sg_gate_decision *d, sg_err *err)
+{
+    sg_gate_check *c = realloc(d->checks, (size_t)(d->n + 1) * sizeof *c);
+    if (!c) return sg_errf(err, SG_ENOMEM, "gate: out of memory for checks");
+    d->checks = c;
+    memset(&c[d->n], 0, sizeof c[d->n]);
+    c[d->n].value = NAN;
+    c[d->n].limit = NAN;
+    d->n++;
+    return SG_OK;
+}
+
+__attribute__((format(printf, 2, 3))) static void set_text(sg_gate_check *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->text, sizeof c->text, fmt, ap);
+    va_end(ap);
+}
+
+/*
+ * value op limit. Limits derived from a baseline get a 1e-12 relative slack so
+ * that binary rounding of b*(1-r) cannot fail a candidate that meets the bound
+ * exactly on paper (MLflow moved to Decimal for the same reason).
+ */
+static bool holds(double value, double limit, bool greater_is_better, bool derived)
+{
+    if (!isfinite(value) || isnan(limit)) return false;
+    double eps = derived ? 1e-12 * fmax(1.0, fabs(limit)) : 0.0;
+    return greater_is_better ? value >= limit - eps : value <= limit + eps;
+}
+
+/* "<" or ">" for a failing comparison, ">=" or "<=" for a passing one. */
+static const char *rel_sym(bool passed, bool gib)
+{
+    if (passed) return gib ? ">=" : "<=";
+    return gib ? "<" : ">";
+}
+
+typedef enum { B_MIN_ABS, B_MIN_REL, B_MAX_REL_REG, B_MAX_ABS_REG } baseline_bound;
+
+static void baseline_check(sg_gate_check *c, const sg_metric_rule *r, baseline_bound kind, double amount,
+                           const sg_gate_inputs *in, bool have_value, double v)
+{
+    static const char *const suffix[] = {"min_absolute_change", "min_relative_change",
+                                         "max_relative_regression", "max_absolute_regression"};
+    bool gib = r->greater_is_better;
+    snprintf(c->name, sizeof c->name, "%s.%s", r->name, suffix[kind]);
+    snprintf(c->op, sizeof c->op, "%s", gib ? ">=" : "<=");
+    c->value = have_value ? v : NAN;
+    if (!in->baseline) {
+        c->skipped = r->optional;
+        c->passed = r->optional;
+        if (r->optional)
+            set_text(c, "%s skipped: no baseline model given (optional)", c->name);
+        else
+            set_text(c, "%s needs a baseline model (--baseline) and none was given", c->name);
+        return;
+    }
+    double b;
+    if (!sg_metric_values_get(in->baseline, r->name, &b) || !isfinite(b)) {
+        set_text(c, "%s: the baseline model has no %s value", c->name, r->name);
+        return;
+    }
+    if (!have_value) {
+        set_text(c, "%s was not measured for the candidate (not defined for this model or dataset)",
+                 r->name);
+        return;
+    }
+    /* Sign of the allowed move: improvements point along the good direction, regressions against it. */
+    double good = gib ? 1.0 : -1.0;
+    double limit;
+    switch (kind) {
+    case B_MIN_ABS: limit = b + good * amount; break;
+    case B_MIN_REL: limit = b + good * amount * fabs(b); break;
+    case B_MAX_REL_REG: limit = b - good * amount * fabs(b); break;
+    default: limit = b - good * amount; break;
+    }
+    c->limit = limit;
+    c->passed = holds(v, limit, gib, true);
+    const char *sym = rel_sym(c->passed, gib);
+    if (kind == B_MIN_REL || kind == B_MAX_REL_REG) {
+        double factor = (kind == B_MIN_REL ? 1.0 + good * amount : 1.0 - good * amount);
+        if (b >= 0)
+            set_text(c, "%s %.4g %s %.4g x baseline %.4g", r->name, v, sym, factor, b);
+        else
+            set_text(c, "%s %.4g %s baseline %.4g %s %.4g%% of |baseline| (%.4g)", r->name, v, sym, b,
+                     (kind == B_MIN_REL) == gib ? "+" : "-", amount * 100.0, limit);
+    } else {
+        set_text(c, "%s %.4g %s baseline %.4g %s %.4g", r->name, v, sym, b,
+                 (kind == B_MIN_ABS) == gib ? "+" : "-", amount);
+    }
+}
+
+static int metric_checks(const sg_metric_rule *r, const sg_gate_inputs *in, sg_gate_decision *d,
+                         sg_err *err)
+{
+    double v = NAN;
+    bool have = sg_metric_values_get(in->candidate, r->name, &v) && isfinite(v);
+    int rc;
+    if (r->has_threshold) {
+        if ((rc = add_check(d, err))) return rc;
+        sg_gate_check *c = &d->checks[d->n - 1];
+        snprintf(c->name, sizeof c->name, "%s.threshold", r->name);
+        snprintf(c->op, sizeof c->op, "%s", r->greater_is_better ? ">=" : "<=");
+        c->limit = r->threshold;
+        c->value = have ? v : NAN;
+        c->passed = have && holds(v, r->threshold, r->greater_is_better, false);
+        if (!have)
+            set_text(c, "%s was not measured for the candidate (not defined for this model or dataset)",
+                     r->name);
+        else
+            set_text(c, "%s %.4g %s %.4g", r->name, v, rel_sym(c->passed, r->greater_is_better),
+                     r->threshold);
+    }
+    const struct {
+        bool on;
+        baseline_bound kind;
+        double amount;
+    } bounds[] = {
+        {r->has_min_absolute_change, B_MIN_ABS, r->min_absolute_change},
+        {r->has_min_relative_change, B_MIN_REL, r->min_relative_change},
+        {r->has_max_relative_regression, B_MAX_REL_REG, r->max_relative_regression},
+        {r->has_max_absolute_regression, B_MAX_ABS_REG, r->max_absolute_regression},
+    };
+    for (size_t i = 0; i < sizeof bounds / sizeof bounds[0]; i++) {
+        if (!bounds[i].on) continue;
+        if ((rc = add_check(d, err))) return rc;
+        baseline_check(&d->checks[d->n - 1], r, bounds[i].kind, bounds[i].amount, in, have, v);
+    }
+    return SG_OK;
+}
+
+static int latency_check(const sg_gate_policy *p, const sg_gate_inputs *in, sg_gate_decision *d,
+                         sg_err *err)
+{
+    int rc = add_check(d, err);
+    if (rc) return rc;
+    sg_gate_check *c = &d->checks[d->n - 1];
+    const sg_gate_latency *l = in->latency;
+    int pct = p->latency_percentile;
+    snprintf(c->name, sizeof c->name, "latency.p%d", pct);
+    snprintf(c->op, sizeof c->op, "<=");
+    c->limit = p->latency_max_ms;
+    if (!l || !l->measured) {
+        set_text(c, "%s p%d was not measured: %s", p->latency_scenario, pct,
+                 l && l->reason[0] ? l->reason : "no latency run");
+        return SG_OK;
+    }
+    if (strcmp(l->scenario, p->latency_scenario)) {
+        set_text(c, "latency was measured in scenario %s but the policy asks for %s", l->scenario,
+                 p->latency_scenario);
+        return SG_OK;
+    }
+    double est = pct == 99 ? l->p99_ms : l->p90_ms;
+    int64_t need = pct == 99 ? l->p99_min_queries : l->p90_min_queries;
+    if (!isfinite(est)) {
+        char needs[64] = "";
+        if (need > 0) snprintf(needs, sizeof needs, " (needs at least %lld)", (long long)need);
+        set_text(c, "%s p%d: a run of %lld queries is too short for the early-stopping estimate%s%s%s",
+                 l->scenario, pct, (long long)l->queries, needs, l->reason[0] ? ": " : "", l->reason);
+        return SG_OK;
+    }
+    c->value = est;
+    c->passed = holds(est, p->latency_max_ms, false, false);
+    set_text(c, "%s p%d %.4g ms %s %.4g ms (early-stopping estimate over %lld queries)", l->scenario, pct,
+             est, rel_sym(c->passed, false), p->latency_max_ms, (long long)l->queries);
+    return SG_OK;
+}
+
+static int memory_check(const char *name, const char *what, double value, double limit, bool measured,
+                        sg_gate_decision *d, sg_err *err)
+{
+    int rc = add_check(d, err);
+    if (rc) return rc;
+    sg_gate_check *c = &d->checks[d->n - 1];
+    snprintf(c->name, sizeof c->name, "%s", name);
+    snprintf(c->op, sizeof c->op, "<=");
+    c->limit = limit;
+    if (!measured) {
+        set_text(c, "%s was not measured", what);
+        return SG_OK;
+    }
+    c->value = value;
+    c->passed = holds(value, limit, false, false);
+    set_text(c, "%s %.4g MB %s %.4g MB", what, value, rel_sym(c->passed, false), limit);
+    return SG_OK;
+}
+
+static int shadow_check(const sg_gate_policy *p, const sg_gate_inputs *in, sg_gate_decision *d,
+                        sg_err *err)
+{
+    int rc = add_check(d, err);
+    if (rc) return rc;
+    sg_gate_check *c = &d->checks[d->n - 1];
+    snprintf(c->name, sizeof c->name, "shadow.agreement");
+    snprintf(c->op, sizeof c->op, ">=");
+    c->limit = p->shadow_min_agreement;
+    const sg_shadow_result *s = in->shadow;
+    if (!in->baseline || !s || !s->done) {
+        c->skipped = c->passed = p->shadow_optional && !in->baseline;
+        if (c->skipped)
+            set_text(c, "shadow.agreement skipped: no baseline model given (optional)");
+        else if (!in->baseline)
+            set_text(c, "shadow.agreement needs a baseline model (--baseline) and none was given");
+        else
+            set_text(c, "shadow.agreement: the shadow comparison did not run");
+        return SG_OK;
+    }
+    c->value = s->agreement;
+    c->passed = s->rows > 0 && holds(s->agreement, c->limit, true, false);
+    if (s->classification)
+        set_text(c, "shadow agreement %.4g %s %.4g (%lld of %lld rows predict the baseline's label)",
+                 s->agreement, rel_sym(c->passed, true), c->limit, (long long)s->agreeing,
+                 (long long)s->rows);
+    else
+        set_text(c, "shadow agreement %.4g %s %.4g (%lld of %lld rows within %g + %g x |baseline|)",
+                 s->agreement, rel_sym(c->passed, true), c->limit, (long long)s->agreeing,
+                 (long long)s->rows, s->abs_tolerance, s->rel_tolerance);
+    return SG_OK;
+}
+
+int sg_gate_evaluate(const sg_gate_policy *p, const sg_gate_inputs *in, sg_gate_decision *out,
+                     sg_err *err)
+{
+    memset(out, 0, sizeof *out);
+    int rc = SG_OK;
+    for (int i = 0; i < p->n_metrics && !rc; i++) rc = metric_checks(&p->metrics[i], in, out, err);
+    if (!rc && p->has_latency) rc = latency_check(p, in, out, err);
+    const sg_gate_memory *m = in->memory;
+    bool mem = m && m->measured;
+    if (!rc && p->has_memory && p->has_max_rss_mb)
+        rc = memory_check("memory.max_rss_mb", "peak RSS", mem ? m->peak_rss_mb : NAN, p->max_rss_mb,
+                          mem, out, err);
+    if (!rc && p->has_memory && p->has_max_model_mb)
+        rc = memory_check("memory.max_model_mb", "model size", mem ? m->model_mb : NAN, p->max_model_mb,
+                          mem, out, err);
+    if (!rc && p->has_shadow) rc = shadow_check(p, in, out, err);
+    if (rc) {
+        sg_gate_decision_clear(out);
+        return rc;
+    }
+    out->passed = true;
+    for (int i = 0; i < out->n; i++) {
+        if (!out->checks[i].passed) {
+            out->passed = false;
+            out->n_failed++;
+        }
+        if (out->checks[i].skipped) out->n_skipped++;
+    }
+    return SG_OK;
+}
+
+void sg_gate_decision_clear(sg_gate_decision *d)
+{
+    free(d->checks);
+    memset(d, 0, sizeof *d);
+}
+
+json_t *sg_gate_checks_json(const sg_gate_decision *d)
+{
+    json_t *arr = json_array();
+    for (int i = 0; i < d->n; i++) {
+        const sg_gate_check *c = &d->checks[i];
+        json_t *o = json_object();
+        json_object_set_new(o, "name", json_string(c->name));
+        json_object_set_new(o, "passed", json_boolean(c->passed));
+        json_object_set_new(o, "skipped", json_boolean(c->skipped));
+        json_object_set_new(o, "value", isfinite(c->value) ? json_real(c->value) : json_null());
+        json_object_set_new(o, "limit", isfinite(c->limit) ? json_real(c->limit) : json_null());
+        json_object_set_new(o, "op", json_string(c->op));
+        json_object_set_new(o, "text", json_string(c->text));
+        json_array_append_new(arr, o);
+    }
+    return arr;
+}

@@ -1,0 +1,90 @@
+/*
+ * Markdown summary sized for a pull-request comment: the verdict, one table
+ * row per check, the candidate-vs-baseline metrics and the latency line.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "render_internal.h"
+#include "stagegate/gate.h"
+
+/* Table cells: '|' would split the cell and a newline would end the table. */
+static void md_cell(FILE *out, const char *s)
+{
+    for (const char *p = s; p && *p; p++) {
+        if (*p == '|')
+            fputs("\\|", out);
+        else if (*p == '\n' || *p == '\r')
+            fputc(' ', out);
+        else if (*p == '<')
+            fputs("&lt;", out);
+        else if (*p == '`' || *p == '*' || *p == '_' || *p == '\\')
+            fprintf(out, "\\%c", *p);
+        else
+            fputc(*p, out);
+    }
+}
+
+static void md_num(FILE *out, double v)
+{
+    if (isfinite(v))
+        fprintf(out, "%.4g", v);
+    else
+        fputs("—", out);
+}
+
+int sg_render_markdown(FILE *out, const sg_gate_decision *d, json_t *statement)
+{
+    fprintf(out, "### %s stagegate gate %s: ", d->passed ? "✅" : "❌", d->passed ? "PASSED" : "FAILED");
+    md_cell(out, sg_render_subject_name(statement));
+    fprintf(out, "\n\n");
+    const char *sha = sg_render_subject_sha256(statement);
+    fprintf(out, "sha256 `%.12s…` · %d checks: %d passed, %d failed, %d skipped\n\n", sha, d->n,
+            d->n - d->n_failed - d->n_skipped, d->n_failed, d->n_skipped);
+    fprintf(out, "| | check | value | limit | detail |\n|---|---|---|---|---|\n");
+    for (int i = 0; i < d->n; i++) {
+        const sg_gate_check *c = &d->checks[i];
+        fprintf(out, "| %s | ", c->skipped ? "⚪" : c->passed ? "✅" : "❌");
+        md_cell(out, c->name);
+        fputs(" | ", out);
+        md_num(out, c->value);
+        fputs(" | ", out);
+        if (isfinite(c->limit)) fprintf(out, "%s ", !strcmp(c->op, ">=") ? "≥" : "≤");
+        md_num(out, c->limit);
+        fputs(" | ", out);
+        md_cell(out, c->text);
+        fputs(" |\n", out);
+    }
+    json_t *m = sg_render_pred(statement, "metrics"), *bm = sg_render_pred(statement, "baseline_metrics");
+    if (json_is_object(m) && json_object_size(m)) {
+        fprintf(out, "\n<details><summary>Metrics</summary>\n\n| metric | candidate | baseline |\n|---|---|---|\n");
+        const char *k;
+        json_t *v;
+        json_object_foreach(m, k, v) {
+            if (!json_is_number(v)) continue; /* the confusion matrix is in the report, not here */
+            json_t *b = json_object_get(bm, k);
+            fputs("| ", out);
+            md_cell(out, k);
+            fputs(" | ", out);
+            md_num(out, json_number_value(v));
+            fputs(" | ", out);
+            md_num(out, json_is_number(b) ? json_number_value(b) : NAN);
+            fputs(" |\n", out);
+        }
+        fprintf(out, "\n</details>\n");
+    }
+    json_t *lat = sg_render_pred(statement, "latency");
+    double p50, p90, p99;
+    if (lat && sg_render_latency_ms(lat, "p50", &p50) && sg_render_latency_ms(lat, "p90", &p90) &&
+        sg_render_latency_ms(lat, "p99", &p99)) {
+        const char *sc = json_string_value(json_object_get(lat, "scenario"));
+        fprintf(out, "\nLatency (%s): p50 %.4g ms · p90 %.4g ms · p99 %.4g ms\n", sc ? sc : "bench", p50, p90,
+                p99);
+    }
+    json_t *sh = sg_render_pred(statement, "shadow");
+    json_t *agr = json_object_get(sh, "agreement");
+    if (json_is_number(agr))
+        fprintf(out, "\nShadow agreement with the baseline: %.4g over %lld rows\n", json_number_value(agr),
+                (long long)json_integer_value(json_object_get(sh, "rows")));
+    return ferror(out) ? SG_EIO : SG_OK;
+}

@@ -1,0 +1,81 @@
+/* Shared pieces of the renderers: escaping and atomic output. */
+#include <string.h>
+
+#include "stagegate/gate.h"
+
+void sg_fputs_xml_escaped(FILE *out, const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; p && *p; p++) {
+        switch (*p) {
+        case '&': fputs("&amp;", out); break;
+        case '<': fputs("&lt;", out); break;
+        case '>': fputs("&gt;", out); break;
+        case '"': fputs("&quot;", out); break;
+        case '\'': fputs("&#39;", out); break;
+        default:
+            /* XML 1.0 forbids most control characters even as references. */
+            if (*p < 0x20 && *p != '\n' && *p != '\t' && *p != '\r')
+                fputc('?', out);
+            else
+                fputc(*p, out);
+        }
+    }
+}
+
+int sg_render_to_file(const char *path, sg_render_fn fn, const sg_gate_decision *d, json_t *statement,
+                      sg_err *err)
+{
+    sg_outfile o;
+    int rc = sg_outfile_open(&o, path, err);
+    if (rc) return rc;
+    rc = fn(o.fp, d, statement);
+    if (rc || ferror(o.fp)) {
+        sg_outfile_abort(&o);
+        return sg_errf(err, rc == SG_ENOMEM ? SG_ENOMEM : SG_EIO, "%s: could not render the report", path);
+    }
+    return sg_outfile_commit(&o, err);
+}
+
+#include "render_internal.h"
+
+json_t *sg_render_pred(json_t *statement, const char *key)
+{
+    json_t *v = json_object_get(json_object_get(statement, "predicate"), key);
+    return json_is_null(v) ? NULL : v;
+}
+
+const char *sg_render_subject_name(json_t *statement)
+{
+    json_t *s0 = json_array_get(json_object_get(statement, "subject"), 0);
+    const char *s = json_string_value(json_object_get(s0, "name"));
+    return s ? s : "model";
+}
+
+const char *sg_render_subject_sha256(json_t *statement)
+{
+    json_t *s0 = json_array_get(json_object_get(statement, "subject"), 0);
+    const char *s = json_string_value(json_object_get(json_object_get(s0, "digest"), "sha256"));
+    return s ? s : "";
+}
+
+/* bench JSON keeps percentiles under "latency_ns" (ns) or "latency_ms" (ms); accept both. */
+bool sg_render_latency_ms(json_t *latency, const char *pct, double *ms)
+{
+    json_t *v = json_object_get(json_object_get(latency, "latency_ms"), pct);
+    if (json_is_number(v)) {
+        *ms = json_number_value(v);
+        return true;
+    }
+    v = json_object_get(json_object_get(latency, "latency_ns"), pct);
+    if (json_is_number(v)) {
+        *ms = json_number_value(v) / 1e6;
+        return true;
+    }
+    return false;
+}
+
+json_t *sg_render_latency_buckets(json_t *latency)
+{
+    json_t *b = json_object_get(json_object_get(latency, "histogram"), "buckets");
+    return json_is_array(b) && json_array_size(b) > 0 ? b : NULL;
+}
