@@ -14,23 +14,40 @@ typedef enum { SG_ISA_SCALAR = 0, SG_ISA_AVX2 = 1, SG_ISA_AVX512 = 2, SG_ISA_COU
 /*
  * One implementation of the element-wise and batch-1 kernels. A table per ISA;
  * the active one is picked once from cpuid/xgetbv, or forced by STAGEGATE_ISA.
+ * Every variant agrees with the scalar reference to a few float ulp (the SIMD
+ * exp/tanh/logistic are polynomial approximations of about 2 ulp); a bias
+ * pointer may be NULL, meaning no bias.
  */
 typedef struct {
     const char *name;
     sg_isa isa;
-    /* y[j] = b[j] + sum_i x[i] * W[i*n_out + j]  (W row-major [n_in][n_out]) */
+    /* y[j] = b[j] + sum_i x[i] * W[i*n_out + j]  (W row-major [n_in][n_out]); y must not
+       overlap x, W or b. n_out == 1 is computed as a dot product over n_in. */
     void (*matvec)(const float *x, const float *W, const float *b, int n_in, int n_out, float *y);
     /* In place over a [n][width] block: y = act(y + b) */
     void (*bias_act)(float *Y, int64_t n, int width, const float *b, sg_activation act);
-    /* In place: x = (x - mean) / scale over [n][d] */
+    /* In place: x = (x - mean) / scale over [n][d] (a true division, as scikit-learn does) */
     void (*standardize)(float *X, int64_t n, int d, const float *mean, const float *scale);
-    /* Last layer epilogue over logits [n][n_outputs] -> out [n][out_width]:
-       bias add then link; binary sigmoid writes two columns (1-p, p). */
+    /*
+     * Last layer epilogue over logits [n][n_outputs] -> out [n][out_width]: bias add then
+     * link. Sigmoid with one output writes two columns (p0, p1) like predict_proba, each
+     * computed from the stable logistic (p0 = logistic(-z), so a tiny p0 keeps its relative
+     * precision); sigmoid with several outputs is element-wise. Softmax subtracts the row
+     * max. Z and out may be the same buffer only when out_width == n_outputs.
+     */
     void (*bias_link)(const float *Z, int64_t n, int n_outputs, const float *b, sg_link link,
                       float *out);
 } sg_kernel_ops;
 
-/* The active table (chosen on first call; thread-safe). */
+/*
+ * Picks the active table once (thread-safe): STAGEGATE_ISA=scalar|avx2|avx512|auto forces
+ * a variant, otherwise the best one cpuid/xgetbv allow. Returns SG_EINPUT with a message
+ * naming STAGEGATE_ISA when the value is unknown or the CPU/OS cannot run it; a CLI
+ * should call this at start-up and exit 2 on error.
+ */
+int sg_kernels_init(sg_err *err);
+/* The active table. If sg_kernels_init would fail, this prints ONE warning line on stderr
+   (naming STAGEGATE_ISA) and falls back to the best supported variant; never NULL. */
 const sg_kernel_ops *sg_kernels(void);
 /* A specific variant, or NULL when the CPU/OS cannot run it. */
 const sg_kernel_ops *sg_kernels_variant(sg_isa isa);
@@ -38,7 +55,8 @@ const sg_kernel_ops *sg_kernels_variant(sg_isa isa);
 int sg_isa_parse(const char *s);
 const char *sg_isa_name(sg_isa isa);
 
-/* Per-thread scratch for the forward pass, sized for a model and a maximum batch. */
+/* Per-thread scratch for the forward pass, sized for a model and a maximum batch.
+   Errors: SG_EINPUT for a model without layers or a non-positive batch, SG_ENOMEM. */
 typedef struct sg_forward_scratch sg_forward_scratch;
 int sg_forward_scratch_new(const sg_model *m, int64_t max_batch, sg_forward_scratch **out,
                            sg_err *err);
@@ -56,12 +74,15 @@ void sg_forward_batch(const sg_model *m, const sg_kernel_ops *k, const float *X,
 void sg_forward_one(const sg_model *m, const sg_kernel_ops *k, const float *x, float *out,
                     sg_forward_scratch *s);
 
-/* Optional per-layer timing hook for --breakdown: called after each stage with its index. */
+/* Optional per-layer timing hook for --breakdown: called with stage 0 after the input is
+   copied and standardised, then with stage l+1 after layer l (the last one includes the
+   link). A NULL probe is allowed. */
 typedef void (*sg_forward_probe)(void *ctx, int stage);
 void sg_forward_one_probed(const sg_model *m, const sg_kernel_ops *k, const float *x, float *out,
                            sg_forward_scratch *s, sg_forward_probe probe, void *ctx);
 
-/* Labels from probabilities: argmax; binary uses p1 >= threshold. */
+/* Labels from probabilities [n][k], k >= 2: binary (k == 2) gives 1 when p1 >= threshold;
+   otherwise argmax, the first maximum winning a tie (numpy.argmax). */
 void sg_predict_labels(const float *proba, int64_t n, int k, float threshold, int32_t *labels);
 
 #ifdef __cplusplus

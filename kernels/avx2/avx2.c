@@ -1,0 +1,329 @@
+/*
+ * AVX2+FMA kernels (compiled with -mavx2 -mfma; only called after the
+ * dispatcher checked cpuid and the OS's YMM state). Tails use vmaskmov
+ * loads/stores, which do not fault on the masked-off lanes.
+ */
+#include "kernels/kernels_internal.h"
+
+#include <immintrin.h>
+#include <math.h>
+
+#define AI static inline __attribute__((always_inline))
+
+static const int32_t mask_table[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+
+/* Lanes 0..r-1 set, r in 0..8. */
+AI __m256i tail_mask(int r) { return _mm256_loadu_si256((const __m256i *)(mask_table + 8 - r)); }
+
+AI __m256 pow2i(__m256i k)
+{
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k, _mm256_set1_epi32(127)), 23));
+}
+
+/*
+ * exp: Cephes expf's reduction and degree-6 polynomial (about 1 ulp). The 2^n
+ * factor is applied as two halves so n down to -150 (results in the denormal
+ * range) never builds an invalid exponent; above ln(FLT_MAX) the result is inf.
+ * Constants first in min/max so NaN passes through.
+ */
+AI __m256 exp_ps(__m256 x0)
+{
+    const __m256 x = _mm256_max_ps(_mm256_set1_ps(-104.0f),
+                                   _mm256_min_ps(_mm256_set1_ps(88.7228394f), x0));
+    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    const __m256i ni = _mm256_cvtps_epi32(n);
+    const __m256i n1 = _mm256_srai_epi32(ni, 1);
+    p = _mm256_mul_ps(_mm256_mul_ps(p, pow2i(n1)), pow2i(_mm256_sub_epi32(ni, n1)));
+    const __m256 over = _mm256_cmp_ps(x0, _mm256_set1_ps(88.7228394f), _CMP_GT_OQ);
+    return _mm256_blendv_ps(p, _mm256_set1_ps(INFINITY), over);
+}
+
+/* Stable logistic: exp(-|z|) never overflows; z < 0 uses e/(1+e) for relative precision. */
+AI __m256 logistic_ps(__m256 z)
+{
+    const __m256 e = exp_ps(_mm256_or_ps(z, _mm256_set1_ps(-0.0f)));
+    const __m256 p = _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_add_ps(_mm256_set1_ps(1.0f), e));
+    const __m256 neg = _mm256_cmp_ps(z, _mm256_setzero_ps(), _CMP_LT_OQ);
+    return _mm256_blendv_ps(p, _mm256_mul_ps(e, p), neg);
+}
+
+/* tanh: Cephes tanhf's odd polynomial below 0.625, 1 - 2/(e^2|x| + 1) above, which
+   reaches exactly 1 once 2/(e+1) drops under half an ulp (and e = inf is fine). */
+AI __m256 tanh_ps(__m256 x)
+{
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    const __m256 ax = _mm256_andnot_ps(sign, x);
+    const __m256 z = _mm256_mul_ps(x, x);
+    __m256 ps = _mm256_set1_ps(-5.70498872745e-3f);
+    ps = _mm256_fmadd_ps(ps, z, _mm256_set1_ps(2.06390887954e-2f));
+    ps = _mm256_fmadd_ps(ps, z, _mm256_set1_ps(-5.37397155531e-2f));
+    ps = _mm256_fmadd_ps(ps, z, _mm256_set1_ps(1.33314422036e-1f));
+    ps = _mm256_fmadd_ps(ps, z, _mm256_set1_ps(-3.33332819422e-1f));
+    const __m256 ys = _mm256_fmadd_ps(_mm256_mul_ps(ps, z), x, x);
+    const __m256 e = exp_ps(_mm256_add_ps(ax, ax));
+    __m256 yl = _mm256_sub_ps(_mm256_set1_ps(1.0f), _mm256_div_ps(_mm256_set1_ps(2.0f),
+                                                                 _mm256_add_ps(e, _mm256_set1_ps(1.0f))));
+    yl = _mm256_or_ps(yl, _mm256_and_ps(x, sign));
+    return _mm256_blendv_ps(yl, ys, _mm256_cmp_ps(ax, _mm256_set1_ps(0.625f), _CMP_LT_OQ));
+}
+
+AI __m256 act_ps(__m256 v, sg_activation act)
+{
+    switch (act) {
+    case SG_ACT_RELU: return _mm256_max_ps(_mm256_setzero_ps(), v);
+    case SG_ACT_TANH: return tanh_ps(v);
+    case SG_ACT_LOGISTIC: return logistic_ps(v);
+    case SG_ACT_IDENTITY:
+    default: return v;
+    }
+}
+
+/* out = act(in + b) over [n][width]; in may equal out. Width 1 is one long row with a
+   broadcast bias, so a regression output column is still vectorised. */
+AI void map_rows(const float *in, float *out, int64_t n, int width, const float *b,
+                 sg_activation act)
+{
+    if (width == 1) {
+        const __m256 vb = _mm256_set1_ps(b ? b[0] : 0.0f);
+        int64_t i = 0;
+        for (; i + 8 <= n; i += 8)
+            _mm256_storeu_ps(out + i, act_ps(_mm256_add_ps(_mm256_loadu_ps(in + i), vb), act));
+        if (i < n) {
+            const __m256i m = tail_mask((int)(n - i));
+            __m256 v = _mm256_add_ps(_mm256_maskload_ps(in + i, m), vb);
+            _mm256_maskstore_ps(out + i, m, act_ps(v, act));
+        }
+        return;
+    }
+    for (int64_t r = 0; r < n; r++) {
+        const float *x = in + r * width;
+        float *y = out + r * width;
+        int j = 0;
+        for (; j + 8 <= width; j += 8) {
+            __m256 v = _mm256_loadu_ps(x + j);
+            if (b) v = _mm256_add_ps(v, _mm256_loadu_ps(b + j));
+            _mm256_storeu_ps(y + j, act_ps(v, act));
+        }
+        if (j < width) {
+            const __m256i m = tail_mask(width - j);
+            __m256 v = _mm256_maskload_ps(x + j, m);
+            if (b) v = _mm256_add_ps(v, _mm256_maskload_ps(b + j, m));
+            _mm256_maskstore_ps(y + j, m, act_ps(v, act));
+        }
+    }
+}
+
+static void avx2_bias_act(float *Y, int64_t n, int width, const float *b, sg_activation act)
+{
+    /* One specialised loop per activation so the switch is not inside the hot loop. */
+    switch (act) {
+    case SG_ACT_RELU: map_rows(Y, Y, n, width, b, SG_ACT_RELU); break;
+    case SG_ACT_TANH: map_rows(Y, Y, n, width, b, SG_ACT_TANH); break;
+    case SG_ACT_LOGISTIC: map_rows(Y, Y, n, width, b, SG_ACT_LOGISTIC); break;
+    default:
+        if (b) map_rows(Y, Y, n, width, b, SG_ACT_IDENTITY);
+        break;
+    }
+}
+
+static void avx2_standardize(float *X, int64_t n, int d, const float *mean, const float *scale)
+{
+    for (int64_t r = 0; r < n; r++) {
+        float *x = X + r * d;
+        int j = 0;
+        for (; j + 8 <= d; j += 8) {
+            __m256 v = _mm256_sub_ps(_mm256_loadu_ps(x + j), _mm256_loadu_ps(mean + j));
+            _mm256_storeu_ps(x + j, _mm256_div_ps(v, _mm256_loadu_ps(scale + j)));
+        }
+        if (j < d) {
+            const __m256i m = tail_mask(d - j);
+            __m256 v = _mm256_sub_ps(_mm256_maskload_ps(x + j, m), _mm256_maskload_ps(mean + j, m));
+            /* Masked-off lanes divide 0 by 1, not 0 by 0, to raise no spurious flag. */
+            __m256 s = _mm256_blendv_ps(_mm256_set1_ps(1.0f), _mm256_maskload_ps(scale + j, m),
+                                        _mm256_castsi256_ps(m));
+            _mm256_maskstore_ps(x + j, m, _mm256_div_ps(v, s));
+        }
+    }
+}
+
+AI float hsum(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+AI float hmax(__m256 v)
+{
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* y = b + x.W for n_out == 1: a dot product with four independent accumulators. */
+static float dot(const float *x, const float *w, int n)
+{
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int i = 0;
+    for (; i + 32 <= n; i += 32) {
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(w + i), a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8), _mm256_loadu_ps(w + i + 8), a1);
+        a2 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 16), _mm256_loadu_ps(w + i + 16), a2);
+        a3 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 24), _mm256_loadu_ps(w + i + 24), a3);
+    }
+    for (; i + 8 <= n; i += 8)
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(w + i), a0);
+    if (i < n) {
+        const __m256i m = tail_mask(n - i);
+        a1 = _mm256_fmadd_ps(_mm256_maskload_ps(x + i, m), _mm256_maskload_ps(w + i, m), a1);
+    }
+    return hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+}
+
+/*
+ * Columns j..j+8*NV of y = b + x.W, NV accumulators walking down the rows of W.
+ * With NV < 4 two interleaved sets (even/odd rows) keep the FMA latency chain
+ * from bounding the loop. The last vector may be masked.
+ */
+AI void mv_cols(const float *x, const float *W, const float *b, int n_in, int n_out, int j,
+                float *y, int NV, int last_len)
+{
+    const __m256i full = _mm256_set1_epi32(-1), last = tail_mask(last_len);
+    __m256 acc[8], acc2[8];
+    for (int v = 0; v < NV; v++) {
+        const __m256i m = v == NV - 1 ? last : full;
+        acc[v] = b ? _mm256_maskload_ps(b + j + 8 * v, m) : _mm256_setzero_ps();
+        acc2[v] = _mm256_setzero_ps();
+    }
+    const bool masked = last_len < 8;
+    int i = 0;
+    if (NV < 4) {
+        for (; i + 2 <= n_in; i += 2) {
+            const __m256 x0 = _mm256_set1_ps(x[i]), x1 = _mm256_set1_ps(x[i + 1]);
+            const float *w0 = W + (size_t)i * (size_t)n_out + j, *w1 = w0 + n_out;
+            for (int v = 0; v < NV; v++) {
+                const bool mv = masked && v == NV - 1;
+                acc[v] = _mm256_fmadd_ps(x0, mv ? _mm256_maskload_ps(w0 + 8 * v, last) : _mm256_loadu_ps(w0 + 8 * v), acc[v]);
+                acc2[v] = _mm256_fmadd_ps(x1, mv ? _mm256_maskload_ps(w1 + 8 * v, last) : _mm256_loadu_ps(w1 + 8 * v), acc2[v]);
+            }
+        }
+    }
+    for (; i < n_in; i++) {
+        const __m256 xi = _mm256_set1_ps(x[i]);
+        const float *w = W + (size_t)i * (size_t)n_out + j;
+        for (int v = 0; v < NV; v++) {
+            const bool mv = masked && v == NV - 1;
+            acc[v] = _mm256_fmadd_ps(xi, mv ? _mm256_maskload_ps(w + 8 * v, last) : _mm256_loadu_ps(w + 8 * v), acc[v]);
+        }
+    }
+    for (int v = 0; v < NV; v++) {
+        const __m256 s = _mm256_add_ps(acc[v], acc2[v]);
+        if (masked && v == NV - 1)
+            _mm256_maskstore_ps(y + j + 8 * v, last, s);
+        else
+            _mm256_storeu_ps(y + j + 8 * v, s);
+    }
+}
+
+static void avx2_matvec(const float *x, const float *W, const float *b, int n_in, int n_out,
+                        float *y)
+{
+    if (n_out == 1) {
+        y[0] = (b ? b[0] : 0.0f) + dot(x, W, n_in);
+        return;
+    }
+    int j = 0;
+    for (; j + 64 <= n_out; j += 64)
+        mv_cols(x, W, b, n_in, n_out, j, y, 8, 8);
+    if (j + 32 <= n_out) {
+        mv_cols(x, W, b, n_in, n_out, j, y, 4, 8);
+        j += 32;
+    }
+    for (; j + 8 <= n_out; j += 8)
+        mv_cols(x, W, b, n_in, n_out, j, y, 1, 8);
+    if (j < n_out)
+        mv_cols(x, W, b, n_in, n_out, j, y, 1, n_out - j);
+}
+
+static void softmax_row(const float *z, int k, const float *b, float *o)
+{
+    const __m256 ninf = _mm256_set1_ps(-INFINITY);
+    __m256 vmax = ninf;
+    for (int j = 0; j < k; j += 8) {
+        const __m256i m = tail_mask(j + 8 <= k ? 8 : k - j);
+        __m256 t = _mm256_maskload_ps(z + j, m);
+        if (b) t = _mm256_add_ps(t, _mm256_maskload_ps(b + j, m));
+        _mm256_maskstore_ps(o + j, m, t);
+        vmax = _mm256_max_ps(vmax, _mm256_blendv_ps(ninf, t, _mm256_castsi256_ps(m)));
+    }
+    const __m256 mx = _mm256_set1_ps(hmax(vmax));
+    __m256 vsum = _mm256_setzero_ps();
+    for (int j = 0; j < k; j += 8) {
+        const __m256i m = tail_mask(j + 8 <= k ? 8 : k - j);
+        const __m256 e = exp_ps(_mm256_sub_ps(_mm256_maskload_ps(o + j, m), mx));
+        _mm256_maskstore_ps(o + j, m, e);
+        vsum = _mm256_add_ps(vsum, _mm256_and_ps(e, _mm256_castsi256_ps(m)));
+    }
+    const __m256 inv = _mm256_set1_ps(1.0f / hsum(vsum));
+    for (int j = 0; j < k; j += 8) {
+        const __m256i m = tail_mask(j + 8 <= k ? 8 : k - j);
+        _mm256_maskstore_ps(o + j, m, _mm256_mul_ps(_mm256_maskload_ps(o + j, m), inv));
+    }
+}
+
+/* Binary: (p0, p1) pairs interleaved into [n][2], both from the same exp(-|z|). */
+static void binary_sigmoid(const float *Z, int64_t n, float b0, float *out)
+{
+    const __m256 vb = _mm256_set1_ps(b0);
+    for (int64_t i = 0; i < n; i += 8) {
+        const int rem = n - i >= 8 ? 8 : (int)(n - i);
+        const __m256 z = _mm256_add_ps(_mm256_maskload_ps(Z + i, tail_mask(rem)), vb);
+        const __m256 e = exp_ps(_mm256_or_ps(z, _mm256_set1_ps(-0.0f)));
+        const __m256 p = _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_add_ps(_mm256_set1_ps(1.0f), e));
+        const __m256 q = _mm256_mul_ps(e, p);
+        const __m256 neg = _mm256_cmp_ps(z, _mm256_setzero_ps(), _CMP_LT_OQ);
+        const __m256 p1 = _mm256_blendv_ps(p, q, neg), p0 = _mm256_blendv_ps(q, p, neg);
+        const __m256 lo = _mm256_unpacklo_ps(p0, p1), hi = _mm256_unpackhi_ps(p0, p1);
+        const __m256 a = _mm256_permute2f128_ps(lo, hi, 0x20), c = _mm256_permute2f128_ps(lo, hi, 0x31);
+        /* 2*rem output floats: the first 8 from a, the rest from c. */
+        const int first = rem >= 4 ? 8 : 2 * rem, second = rem > 4 ? 2 * (rem - 4) : 0;
+        _mm256_maskstore_ps(out + 2 * i, tail_mask(first), a);
+        if (second) _mm256_maskstore_ps(out + 2 * i + 8, tail_mask(second), c);
+    }
+}
+
+static void avx2_bias_link(const float *Z, int64_t n, int n_outputs, const float *b, sg_link link,
+                           float *out)
+{
+    if (link == SG_LINK_SIGMOID && n_outputs == 1) {
+        binary_sigmoid(Z, n, b ? b[0] : 0.0f, out);
+    } else if (link == SG_LINK_SOFTMAX) {
+        for (int64_t r = 0; r < n; r++)
+            softmax_row(Z + r * n_outputs, n_outputs, b, out + r * n_outputs);
+    } else if (link == SG_LINK_SIGMOID) {
+        map_rows(Z, out, n, n_outputs, b, SG_ACT_LOGISTIC);
+    } else {
+        map_rows(Z, out, n, n_outputs, b, SG_ACT_IDENTITY);
+    }
+}
+
+const sg_kernel_ops sg_kernel_ops_avx2 = {
+    .name = "avx2",
+    .isa = SG_ISA_AVX2,
+    .matvec = avx2_matvec,
+    .bias_act = avx2_bias_act,
+    .standardize = avx2_standardize,
+    .bias_link = avx2_bias_link,
+};

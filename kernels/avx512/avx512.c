@@ -1,0 +1,303 @@
+/*
+ * AVX-512F kernels (compiled with -mavx512f/dq/bw/vl -mfma; only called after
+ * the dispatcher checked cpuid and the OS's ZMM state). Tails use masked
+ * loads/stores, which do not fault on the masked-off lanes.
+ */
+#include "kernels/kernels_internal.h"
+
+#include <immintrin.h>
+#include <math.h>
+
+#define AI static inline __attribute__((always_inline))
+
+/* Lanes 0..r-1 set, r in 0..16. */
+AI __mmask16 tail_mask(int r) { return (__mmask16)((1u << r) - 1u); }
+
+/*
+ * exp: Cephes expf's reduction and degree-6 polynomial (about 1 ulp), scaled by
+ * 2^n with vscalefps, which also produces the correct denormals, zero and
+ * infinity at the ends of the range. Constants first in min/max so NaN passes.
+ */
+AI __m512 exp_ps(__m512 x)
+{
+    x = _mm512_max_ps(_mm512_set1_ps(-104.0f), _mm512_min_ps(_mm512_set1_ps(89.0f), x));
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    return _mm512_scalef_ps(p, n);
+}
+
+/* Stable logistic: exp(-|z|) never overflows; z < 0 uses e/(1+e) for relative precision. */
+AI __m512 logistic_ps(__m512 z)
+{
+    const __m512 sign = _mm512_set1_ps(-0.0f);
+    const __m512 e = exp_ps(_mm512_or_ps(z, sign));
+    const __m512 p = _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+    const __mmask16 neg = _mm512_cmp_ps_mask(z, _mm512_setzero_ps(), _CMP_LT_OQ);
+    return _mm512_mask_mul_ps(p, neg, e, p);
+}
+
+/* tanh: Cephes tanhf's odd polynomial below 0.625, 1 - 2/(e^2|x| + 1) above, which
+   reaches exactly 1 once 2/(e+1) drops under half an ulp (and e = inf is fine). */
+AI __m512 tanh_ps(__m512 x)
+{
+    const __m512 sign = _mm512_set1_ps(-0.0f);
+    const __m512 ax = _mm512_andnot_ps(sign, x);
+    const __m512 z = _mm512_mul_ps(x, x);
+    __m512 ps = _mm512_set1_ps(-5.70498872745e-3f);
+    ps = _mm512_fmadd_ps(ps, z, _mm512_set1_ps(2.06390887954e-2f));
+    ps = _mm512_fmadd_ps(ps, z, _mm512_set1_ps(-5.37397155531e-2f));
+    ps = _mm512_fmadd_ps(ps, z, _mm512_set1_ps(1.33314422036e-1f));
+    ps = _mm512_fmadd_ps(ps, z, _mm512_set1_ps(-3.33332819422e-1f));
+    const __m512 ys = _mm512_fmadd_ps(_mm512_mul_ps(ps, z), x, x);
+    const __m512 e = exp_ps(_mm512_add_ps(ax, ax));
+    __m512 yl = _mm512_sub_ps(_mm512_set1_ps(1.0f), _mm512_div_ps(_mm512_set1_ps(2.0f),
+                                                                 _mm512_add_ps(e, _mm512_set1_ps(1.0f))));
+    yl = _mm512_or_ps(yl, _mm512_and_ps(x, sign));
+    const __mmask16 small = _mm512_cmp_ps_mask(ax, _mm512_set1_ps(0.625f), _CMP_LT_OQ);
+    return _mm512_mask_blend_ps(small, yl, ys);
+}
+
+AI __m512 act_ps(__m512 v, sg_activation act)
+{
+    switch (act) {
+    case SG_ACT_RELU: return _mm512_max_ps(_mm512_setzero_ps(), v);
+    case SG_ACT_TANH: return tanh_ps(v);
+    case SG_ACT_LOGISTIC: return logistic_ps(v);
+    case SG_ACT_IDENTITY:
+    default: return v;
+    }
+}
+
+/* out = act(in + b) over [n][width]; in may equal out. Width 1 is treated as one long
+   row with a broadcast bias, so a regression output column is still vectorised. */
+AI void map_rows(const float *in, float *out, int64_t n, int width, const float *b,
+                 sg_activation act)
+{
+    if (width == 1) {
+        const __m512 vb = _mm512_set1_ps(b ? b[0] : 0.0f);
+        int64_t i = 0;
+        for (; i + 16 <= n; i += 16)
+            _mm512_storeu_ps(out + i, act_ps(_mm512_add_ps(_mm512_loadu_ps(in + i), vb), act));
+        if (i < n) {
+            const __mmask16 m = tail_mask((int)(n - i));
+            __m512 v = _mm512_add_ps(_mm512_maskz_loadu_ps(m, in + i), vb);
+            _mm512_mask_storeu_ps(out + i, m, act_ps(v, act));
+        }
+        return;
+    }
+    for (int64_t r = 0; r < n; r++) {
+        const float *x = in + r * width;
+        float *y = out + r * width;
+        int j = 0;
+        for (; j + 16 <= width; j += 16) {
+            __m512 v = _mm512_loadu_ps(x + j);
+            if (b) v = _mm512_add_ps(v, _mm512_loadu_ps(b + j));
+            _mm512_storeu_ps(y + j, act_ps(v, act));
+        }
+        if (j < width) {
+            const __mmask16 m = tail_mask(width - j);
+            __m512 v = _mm512_maskz_loadu_ps(m, x + j);
+            if (b) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, b + j));
+            _mm512_mask_storeu_ps(y + j, m, act_ps(v, act));
+        }
+    }
+}
+
+static void avx512_bias_act(float *Y, int64_t n, int width, const float *b, sg_activation act)
+{
+    /* One specialised loop per activation so the switch is not inside the hot loop. */
+    switch (act) {
+    case SG_ACT_RELU: map_rows(Y, Y, n, width, b, SG_ACT_RELU); break;
+    case SG_ACT_TANH: map_rows(Y, Y, n, width, b, SG_ACT_TANH); break;
+    case SG_ACT_LOGISTIC: map_rows(Y, Y, n, width, b, SG_ACT_LOGISTIC); break;
+    default:
+        if (b) map_rows(Y, Y, n, width, b, SG_ACT_IDENTITY);
+        break;
+    }
+}
+
+static void avx512_standardize(float *X, int64_t n, int d, const float *mean, const float *scale)
+{
+    for (int64_t r = 0; r < n; r++) {
+        float *x = X + r * d;
+        int j = 0;
+        for (; j + 16 <= d; j += 16) {
+            __m512 v = _mm512_sub_ps(_mm512_loadu_ps(x + j), _mm512_loadu_ps(mean + j));
+            _mm512_storeu_ps(x + j, _mm512_div_ps(v, _mm512_loadu_ps(scale + j)));
+        }
+        if (j < d) {
+            const __mmask16 m = tail_mask(d - j);
+            __m512 v = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + j), _mm512_maskz_loadu_ps(m, mean + j));
+            /* Masked-off lanes divide 0 by 1, not 0 by 0, to raise no spurious flag. */
+            __m512 s = _mm512_mask_loadu_ps(_mm512_set1_ps(1.0f), m, scale + j);
+            _mm512_mask_storeu_ps(x + j, m, _mm512_div_ps(v, s));
+        }
+    }
+}
+
+/* y = b + x.W for n_out == 1: a dot product with four independent accumulators. */
+static float dot(const float *x, const float *w, int n)
+{
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int i = 0;
+    for (; i + 64 <= n; i += 64) {
+        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i), _mm512_loadu_ps(w + i), a0);
+        a1 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i + 16), _mm512_loadu_ps(w + i + 16), a1);
+        a2 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i + 32), _mm512_loadu_ps(w + i + 32), a2);
+        a3 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i + 48), _mm512_loadu_ps(w + i + 48), a3);
+    }
+    for (; i + 16 <= n; i += 16)
+        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i), _mm512_loadu_ps(w + i), a0);
+    if (i < n) {
+        const __mmask16 m = tail_mask(n - i);
+        a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, w + i), a1);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+}
+
+/*
+ * Columns j..j+16*NV of y = b + x.W, NV accumulators walking down the rows of W.
+ * With NV < 4 two interleaved sets are used (even/odd rows) so the FMA latency
+ * chain does not bound the loop. The last vector may be masked.
+ */
+AI void mv_cols(const float *x, const float *W, const float *b, int n_in, int n_out, int j,
+                float *y, int NV, __mmask16 last)
+{
+    __m512 acc[8], acc2[8];
+    for (int v = 0; v < NV; v++) {
+        const __mmask16 m = v == NV - 1 ? last : (__mmask16)0xFFFF;
+        acc[v] = b ? _mm512_maskz_loadu_ps(m, b + j + 16 * v) : _mm512_setzero_ps();
+        acc2[v] = _mm512_setzero_ps();
+    }
+    int i = 0;
+    if (NV < 4) {
+        for (; i + 2 <= n_in; i += 2) {
+            const __m512 x0 = _mm512_set1_ps(x[i]), x1 = _mm512_set1_ps(x[i + 1]);
+            const float *w0 = W + (size_t)i * (size_t)n_out + j, *w1 = w0 + n_out;
+            for (int v = 0; v < NV; v++) {
+                const __mmask16 m = v == NV - 1 ? last : (__mmask16)0xFFFF;
+                acc[v] = _mm512_fmadd_ps(x0, _mm512_maskz_loadu_ps(m, w0 + 16 * v), acc[v]);
+                acc2[v] = _mm512_fmadd_ps(x1, _mm512_maskz_loadu_ps(m, w1 + 16 * v), acc2[v]);
+            }
+        }
+    }
+    for (; i < n_in; i++) {
+        const __m512 xi = _mm512_set1_ps(x[i]);
+        const float *w = W + (size_t)i * (size_t)n_out + j;
+        for (int v = 0; v < NV; v++) {
+            const __mmask16 m = v == NV - 1 ? last : (__mmask16)0xFFFF;
+            acc[v] = _mm512_fmadd_ps(xi, _mm512_maskz_loadu_ps(m, w + 16 * v), acc[v]);
+        }
+    }
+    for (int v = 0; v < NV; v++) {
+        const __mmask16 m = v == NV - 1 ? last : (__mmask16)0xFFFF;
+        _mm512_mask_storeu_ps(y + j + 16 * v, m, _mm512_add_ps(acc[v], acc2[v]));
+    }
+}
+
+static void avx512_matvec(const float *x, const float *W, const float *b, int n_in, int n_out,
+                          float *y)
+{
+    if (n_out == 1) {
+        y[0] = (b ? b[0] : 0.0f) + dot(x, W, n_in);
+        return;
+    }
+    int j = 0;
+    for (; j + 128 <= n_out; j += 128)
+        mv_cols(x, W, b, n_in, n_out, j, y, 8, 0xFFFF);
+    if (j + 64 <= n_out) {
+        mv_cols(x, W, b, n_in, n_out, j, y, 4, 0xFFFF);
+        j += 64;
+    }
+    for (; j + 16 <= n_out; j += 16)
+        mv_cols(x, W, b, n_in, n_out, j, y, 1, 0xFFFF);
+    if (j < n_out)
+        mv_cols(x, W, b, n_in, n_out, j, y, 1, tail_mask(n_out - j));
+}
+
+static void softmax_row(const float *z, int k, const float *b, float *o)
+{
+    __m512 vmax = _mm512_set1_ps(-INFINITY);
+    for (int j = 0; j < k; j += 16) {
+        const __mmask16 m = j + 16 <= k ? (__mmask16)0xFFFF : tail_mask(k - j);
+        __m512 t = _mm512_maskz_loadu_ps(m, z + j);
+        if (b) t = _mm512_add_ps(t, _mm512_maskz_loadu_ps(m, b + j));
+        _mm512_mask_storeu_ps(o + j, m, t);
+        vmax = _mm512_mask_max_ps(vmax, m, vmax, t);
+    }
+    const __m512 mx = _mm512_set1_ps(_mm512_reduce_max_ps(vmax));
+    __m512 vsum = _mm512_setzero_ps();
+    for (int j = 0; j < k; j += 16) {
+        const __mmask16 m = j + 16 <= k ? (__mmask16)0xFFFF : tail_mask(k - j);
+        const __m512 e = exp_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, o + j), mx));
+        _mm512_mask_storeu_ps(o + j, m, e);
+        vsum = _mm512_mask_add_ps(vsum, m, vsum, e);
+    }
+    const __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(vsum));
+    for (int j = 0; j < k; j += 16) {
+        const __mmask16 m = j + 16 <= k ? (__mmask16)0xFFFF : tail_mask(k - j);
+        _mm512_mask_storeu_ps(o + j, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, o + j), inv));
+    }
+}
+
+/* Binary: (p0, p1) pairs interleaved into [n][2], both from the same exp(-|z|). */
+AI void sigmoid_pair(__m512 z, __m512 *p0, __m512 *p1)
+{
+    const __m512 e = exp_ps(_mm512_or_ps(z, _mm512_set1_ps(-0.0f)));
+    const __m512 p = _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+    const __m512 q = _mm512_mul_ps(e, p);
+    const __mmask16 neg = _mm512_cmp_ps_mask(z, _mm512_setzero_ps(), _CMP_LT_OQ);
+    *p1 = _mm512_mask_blend_ps(neg, p, q);
+    *p0 = _mm512_mask_blend_ps(neg, q, p);
+}
+
+static void binary_sigmoid(const float *Z, int64_t n, float b0, float *out)
+{
+    const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    const __m512 vb = _mm512_set1_ps(b0);
+    int64_t i = 0;
+    for (; i < n; i += 16) {
+        const int rem = n - i >= 16 ? 16 : (int)(n - i);
+        __m512 p0, p1;
+        sigmoid_pair(_mm512_add_ps(_mm512_maskz_loadu_ps(tail_mask(rem), Z + i), vb), &p0, &p1);
+        const __m512 a = _mm512_permutex2var_ps(p0, lo, p1), c = _mm512_permutex2var_ps(p0, hi, p1);
+        /* 2*rem output floats: the first 16 from a, the rest from c. */
+        const int first = rem >= 8 ? 16 : 2 * rem, second = rem > 8 ? 2 * (rem - 8) : 0;
+        _mm512_mask_storeu_ps(out + 2 * i, tail_mask(first), a);
+        if (second) _mm512_mask_storeu_ps(out + 2 * i + 16, tail_mask(second), c);
+    }
+}
+
+static void avx512_bias_link(const float *Z, int64_t n, int n_outputs, const float *b,
+                             sg_link link, float *out)
+{
+    if (link == SG_LINK_SIGMOID && n_outputs == 1) {
+        binary_sigmoid(Z, n, b ? b[0] : 0.0f, out);
+    } else if (link == SG_LINK_SOFTMAX) {
+        for (int64_t r = 0; r < n; r++)
+            softmax_row(Z + r * n_outputs, n_outputs, b, out + r * n_outputs);
+    } else if (link == SG_LINK_SIGMOID) {
+        map_rows(Z, out, n, n_outputs, b, SG_ACT_LOGISTIC);
+    } else {
+        map_rows(Z, out, n, n_outputs, b, SG_ACT_IDENTITY);
+    }
+}
+
+const sg_kernel_ops sg_kernel_ops_avx512 = {
+    .name = "avx512",
+    .isa = SG_ISA_AVX512,
+    .matvec = avx512_matvec,
+    .bias_act = avx512_bias_act,
+    .standardize = avx512_standardize,
+    .bias_link = avx512_bias_link,
+};

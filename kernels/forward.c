@@ -1,0 +1,160 @@
+/*
+ * Forward pass of a standardiser + dense-layer chain. The batch path hands the
+ * matrix products to OpenBLAS and follows each with one fused SIMD pass (bias +
+ * activation, or bias + link on the last layer); the batch-1 path uses the
+ * matvec kernels only, because a BLAS call's fixed cost dominates at batch 1.
+ *
+ * A scratch belongs to one thread: two ping-pong buffers of max_batch rows of
+ * the model's widest layer (or input), 64-byte aligned.
+ */
+#include "stagegate/kernels.h"
+
+#include <cblas.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct sg_forward_scratch {
+    int64_t max_batch;
+    int width;
+    float *buf[2];
+};
+
+static int max_width(const sg_model *m)
+{
+    int w = m->n_features;
+    for (int l = 0; l < m->n_layers; l++)
+        if (m->layers[l].n_out > w) w = m->layers[l].n_out;
+    return w;
+}
+
+int sg_forward_scratch_new(const sg_model *m, int64_t max_batch, sg_forward_scratch **out,
+                           sg_err *err)
+{
+    *out = NULL;
+    if (m->n_layers < 1 || !m->layers)
+        return sg_errf(err, SG_EINPUT, "model %s has no layers", m->path);
+    if (max_batch < 1 || max_batch > INT_MAX)
+        return sg_errf(err, SG_EINPUT, "forward batch size %lld is outside 1..%d",
+                       (long long)max_batch, INT_MAX);
+    const int w = max_width(m);
+    if (w < 1) return sg_errf(err, SG_EINPUT, "model %s has a layer of width 0", m->path);
+    if ((uint64_t)max_batch > SIZE_MAX / sizeof(float) / (uint64_t)w)
+        return sg_errf(err, SG_ENOMEM, "forward scratch of %lld rows x %d floats is too large",
+                       (long long)max_batch, w);
+    const size_t bytes = (size_t)max_batch * (size_t)w * sizeof(float);
+
+    sg_forward_scratch *s = calloc(1, sizeof *s);
+    if (!s) return sg_errf(err, SG_ENOMEM, "out of memory allocating forward scratch");
+    s->max_batch = max_batch;
+    s->width = w;
+    s->buf[0] = sg_alloc_aligned(bytes);
+    s->buf[1] = sg_alloc_aligned(bytes);
+    if (!s->buf[0] || !s->buf[1]) {
+        sg_forward_scratch_free(s);
+        return sg_errf(err, SG_ENOMEM, "out of memory allocating %zu bytes of forward scratch",
+                       2 * bytes);
+    }
+    /* Touch the pages now, on the owning thread, so the first timed call takes no faults
+       and first-touch places them on this thread's NUMA node. */
+    memset(s->buf[0], 0, bytes);
+    memset(s->buf[1], 0, bytes);
+    *out = s;
+    return SG_OK;
+}
+
+void sg_forward_scratch_free(sg_forward_scratch *s)
+{
+    if (!s) return;
+    sg_free_aligned(s->buf[0]);
+    sg_free_aligned(s->buf[1]);
+    free(s);
+}
+
+static bool has_standardizer(const sg_model *m) { return m->mean && m->scale; }
+
+void sg_forward_batch(const sg_model *m, const sg_kernel_ops *k, const float *X, int64_t n,
+                      float *out, sg_forward_scratch *s)
+{
+    SG_ASSERT(n >= 0 && n <= s->max_batch && m->n_layers >= 1 && max_width(m) <= s->width);
+    if (n == 0) return;
+    const int d = m->n_features;
+    const float *in = X;
+    int cur = 0;
+    if (has_standardizer(m)) {
+        memcpy(s->buf[0], X, (size_t)n * (size_t)d * sizeof(float));
+        k->standardize(s->buf[0], n, d, m->mean, m->scale);
+        in = s->buf[0];
+        cur = 1;
+    }
+    for (int l = 0; l < m->n_layers; l++) {
+        const sg_layer *L = &m->layers[l];
+        float *z = s->buf[cur];
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, L->n_out, L->n_in, 1.0f,
+                    in, L->n_in, L->W, L->n_out, 0.0f, z, L->n_out);
+        if (l == m->n_layers - 1)
+            k->bias_link(z, n, L->n_out, L->b, m->link, out);
+        else
+            k->bias_act(z, n, L->n_out, L->b, L->act);
+        in = z;
+        cur ^= 1;
+    }
+}
+
+void sg_forward_one_probed(const sg_model *m, const sg_kernel_ops *k, const float *x, float *out,
+                           sg_forward_scratch *s, sg_forward_probe probe, void *ctx)
+{
+    const float *in = x;
+    int cur = 0;
+    if (has_standardizer(m)) {
+        memcpy(s->buf[0], x, (size_t)m->n_features * sizeof(float));
+        k->standardize(s->buf[0], 1, m->n_features, m->mean, m->scale);
+        in = s->buf[0];
+        cur = 1;
+    }
+    if (probe) probe(ctx, 0);
+    const int last = m->n_layers - 1;
+    for (int l = 0; l < last; l++) {
+        const sg_layer *L = &m->layers[l];
+        float *z = s->buf[cur];
+        k->matvec(in, L->W, L->b, L->n_in, L->n_out, z);
+        if (L->act != SG_ACT_IDENTITY) k->bias_act(z, 1, L->n_out, NULL, L->act);
+        if (probe) probe(ctx, l + 1);
+        in = z;
+        cur ^= 1;
+    }
+    const sg_layer *L = &m->layers[last];
+    if (m->link == SG_LINK_IDENTITY) {
+        /* Regression: the logits are the answer, so write them in place. */
+        k->matvec(in, L->W, L->b, L->n_in, L->n_out, out);
+    } else {
+        float *z = s->buf[cur];
+        k->matvec(in, L->W, L->b, L->n_in, L->n_out, z);
+        k->bias_link(z, 1, L->n_out, NULL, m->link, out);
+    }
+    if (probe) probe(ctx, last + 1);
+}
+
+void sg_forward_one(const sg_model *m, const sg_kernel_ops *k, const float *x, float *out,
+                    sg_forward_scratch *s)
+{
+    sg_forward_one_probed(m, k, x, out, s, NULL, NULL);
+}
+
+void sg_predict_labels(const float *proba, int64_t n, int k, float threshold, int32_t *labels)
+{
+    SG_ASSERT(k >= 2);
+    if (k == 2) {
+        for (int64_t i = 0; i < n; i++)
+            labels[i] = proba[2 * i + 1] >= threshold ? 1 : 0;
+        return;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        const float *p = proba + i * k;
+        int best = 0;
+        /* Strictly greater: the first maximum wins, as numpy.argmax does. */
+        for (int j = 1; j < k; j++)
+            if (p[j] > p[best]) best = j;
+        labels[i] = best;
+    }
+}
