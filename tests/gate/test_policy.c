@@ -1,0 +1,166 @@
+/* Policy parsing: the documented example, defaults, and each kind of error with line:column and field. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "stagegate/policy.h"
+
+static int parse(const char *text, sg_gate_policy *p, sg_err *err)
+{
+    memset(err, 0, sizeof *err);
+    return sg_policy_parse(text, strlen(text), "p.json", p, err);
+}
+
+/* Parses text expecting SG_EINPUT and an error message containing want. */
+static void expect_error(const char *text, const char *want)
+{
+    sg_gate_policy p;
+    sg_err err;
+    int rc = parse(text, &p, &err);
+    if (rc != SG_EINPUT || !strstr(err.msg, want))
+        print_error("policy:\n%s\nrc=%d error: '%s'\nwanted substring: '%s'\n", text, rc, err.msg, want);
+    assert_int_equal(rc, SG_EINPUT);
+    assert_non_null(strstr(err.msg, want));
+}
+
+static void test_issue_example(void **state)
+{
+    (void)state;
+    const char *text = "{\n"
+                       "  \"metrics\": {\n"
+                       "    \"accuracy\": {\"threshold\": 0.85},\n"
+                       "    \"f1\":       {\"max_relative_regression\": 0.05},\n"
+                       "    \"roc_auc\":  {\"threshold\": 0.90, \"min_absolute_change\": 0.0}\n"
+                       "  },\n"
+                       "  \"latency\": {\"scenario\": \"single-stream\", \"percentile\": 99, \"max_ms\": 50},\n"
+                       "  \"memory\":  {\"max_rss_mb\": 512, \"max_model_mb\": 64},\n"
+                       "  \"shadow\":  {\"min_agreement\": 0.90}\n"
+                       "}\n";
+    sg_gate_policy p;
+    sg_err err;
+    assert_int_equal(parse(text, &p, &err), SG_OK);
+    assert_int_equal(p.n_metrics, 3);
+    /* Policy-file order is kept: checks appear in the order the author wrote them. */
+    assert_string_equal(p.metrics[0].name, "accuracy");
+    assert_true(p.metrics[0].has_threshold);
+    assert_true(p.metrics[0].greater_is_better);
+    assert_true(p.metrics[0].threshold == 0.85);
+    assert_false(p.metrics[0].has_max_relative_regression);
+    assert_string_equal(p.metrics[1].name, "f1");
+    assert_true(p.metrics[1].has_max_relative_regression);
+    assert_true(p.metrics[1].max_relative_regression == 0.05);
+    assert_false(p.metrics[1].has_threshold);
+    assert_false(p.metrics[1].optional);
+    assert_string_equal(p.metrics[2].name, "roc_auc");
+    assert_true(p.metrics[2].has_min_absolute_change);
+    assert_true(p.metrics[2].min_absolute_change == 0.0);
+    assert_true(p.has_latency);
+    assert_string_equal(p.latency_scenario, "single-stream");
+    assert_int_equal(p.latency_percentile, 99);
+    assert_true(p.latency_max_ms == 50);
+    assert_true(p.has_memory && p.has_max_rss_mb && p.has_max_model_mb);
+    assert_true(p.max_rss_mb == 512 && p.max_model_mb == 64);
+    assert_true(p.has_shadow);
+    assert_true(p.shadow_min_agreement == 0.90);
+    assert_true(p.shadow_abs_tolerance == 1e-8 && p.shadow_rel_tolerance == 1e-5);
+}
+
+static void test_directions(void **state)
+{
+    (void)state;
+    sg_gate_policy p;
+    sg_err err;
+    const char *text = "{\"metrics\": {\"log_loss\": {\"threshold\": 0.4},"
+                       " \"mean_absolute_error\": {\"max_relative_regression\": 0.1, \"optional\": true},"
+                       " \"r2_score\": {\"threshold\": 0.5},"
+                       " \"max_error\": {\"threshold\": 3, \"greater_is_better\": true}},"
+                       " \"shadow\": {\"min_agreement\": 0.5, \"tolerance\": {\"abs\": 0.01, \"rel\": 0}, \"optional\": true}}";
+    assert_int_equal(parse(text, &p, &err), SG_OK);
+    assert_int_equal(p.n_metrics, 4);
+    assert_false(p.metrics[0].greater_is_better); /* a loss */
+    assert_false(p.metrics[1].greater_is_better); /* an error */
+    assert_true(p.metrics[1].optional);
+    assert_true(p.metrics[2].greater_is_better);
+    assert_true(p.metrics[3].greater_is_better); /* explicit override wins */
+    assert_true(p.shadow_abs_tolerance == 0.01 && p.shadow_rel_tolerance == 0.0);
+    assert_true(p.shadow_optional);
+    bool gib;
+    assert_true(sg_metric_direction("root_mean_squared_error", &gib));
+    assert_false(gib);
+    assert_true(sg_metric_direction("f1_macro", &gib));
+    assert_true(gib);
+    assert_false(sg_metric_direction("bogus", &gib));
+}
+
+static void test_syntax_error_has_line_column(void **state)
+{
+    (void)state;
+    /* Missing comma after line 2's object: jansson reports line 3. */
+    expect_error("{\n  \"metrics\": {\"f1\": {\"threshold\": 0.9}}\n  \"latency\": {}\n}", "p.json:3:");
+    expect_error("{\"metrics\": {\"f1\": {\"threshold\": 0.9}}, \"metrics\": {}}", "p.json:1:");
+    expect_error("", "p.json");
+}
+
+static void test_field_errors_name_path_and_position(void **state)
+{
+    (void)state;
+    /* Line 3, column 12 is where "threshold" starts (its opening quote). */
+    expect_error("{\n  \"metrics\": {\n    \"f1\": {\"threshold\": \"high\"}\n  }\n}",
+                 "p.json:3:12: metrics.f1.threshold must be a number, not a string");
+    expect_error("{\n  \"metrics\": {\n    \"f1\": {\"treshold\": 0.9}\n  }\n}",
+                 "p.json:3:12: metrics.f1.treshold is not a known key");
+    expect_error("{\"metrics\": {\"f2\": {\"threshold\": 0.9}}}", "p.json:1:14: metrics.f2 is not a metric");
+    expect_error("{\"metric\": {}}", "p.json:1:2: metric is not a known key");
+    expect_error("{\"latency\": {\"scenario\": \"single-stream\", \"percentile\": 95, \"max_ms\": 5}}",
+                 "latency.percentile must be the integer 90 or 99");
+    expect_error("{\"latency\": {\"scenario\": \"batch\", \"percentile\": 99, \"max_ms\": 5}}",
+                 "latency.scenario must be single-stream, server or offline");
+    expect_error("{\"latency\": {\"scenario\": \"server\", \"percentile\": 99, \"max_ms\": -1}}",
+                 "latency.max_ms must be > 0, got -1");
+    expect_error("{\"latency\": {\"percentile\": 99, \"max_ms\": 5}}", "p.json:1:2: latency needs \"scenario\"");
+    expect_error("{\"latency\": {\"scenario\": \"offline\", \"percentile\": 99, \"max_ms\": 5, \"target_qps\": 10}}",
+                 "latency.target_qps only applies to the server scenario");
+    expect_error("{\"metrics\": {\"f1\": {\"min_relative_change\": 1.5}}}",
+                 "metrics.f1.min_relative_change must be in [0, 1], got 1.5");
+    expect_error("{\"metrics\": {\"f1\": {\"optional\": \"yes\"}}}", "metrics.f1.optional must be true or false");
+    expect_error("{\"metrics\": {\"f1\": {\"optional\": true}}}", "metrics.f1 sets no bound");
+    expect_error("{\"metrics\": {\"f1\": 0.9}}", "metrics.f1 must be an object, not a number");
+    expect_error("{\"memory\": {}}", "memory sets no bound");
+    expect_error("{\"shadow\": {\"min_agreement\": 0.9, \"tolerance\": {\"absolute\": 1}}}",
+                 "shadow.tolerance.absolute is not a known key");
+    expect_error("{\"shadow\": {\"tolerance\": {\"abs\": 1}}}", "shadow needs \"min_agreement\"");
+    expect_error("{}", "p.json:1:1: policy has no checks");
+    expect_error("[1]", "policy must be a JSON object, not an array");
+}
+
+static void test_json_roundtrip(void **state)
+{
+    (void)state;
+    sg_gate_policy p, q;
+    sg_err err;
+    const char *text = "{\"metrics\": {\"f1\": {\"threshold\": 0.8, \"max_relative_regression\": 0.05}},"
+                       " \"latency\": {\"scenario\": \"server\", \"percentile\": 90, \"max_ms\": 7.5, \"target_qps\": 100}}";
+    assert_int_equal(parse(text, &p, &err), SG_OK);
+    json_t *j = sg_policy_json(&p);
+    char *s = json_dumps(j, JSON_PRESERVE_ORDER);
+    assert_int_equal(parse(s, &q, &err), SG_OK);
+    assert_memory_equal(&p, &q, sizeof p);
+    free(s);
+    json_decref(j);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_issue_example),
+        cmocka_unit_test(test_directions),
+        cmocka_unit_test(test_syntax_error_has_line_column),
+        cmocka_unit_test(test_field_errors_name_path_and_position),
+        cmocka_unit_test(test_json_roundtrip),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

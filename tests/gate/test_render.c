@@ -1,0 +1,199 @@
+/*
+ * Renderers: JUnit parsed by Python's xml.etree (one testcase per check,
+ * failures and skips counted, hostile text escaped), Markdown rows per check,
+ * and a self-contained HTML page with the two SVG charts.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <math.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "stagegate/gate.h"
+
+static char tmpdir_path[512];
+
+static int setup(void **state)
+{
+    (void)state;
+    const char *t = getenv("TMPDIR");
+    snprintf(tmpdir_path, sizeof tmpdir_path, "%s/sg-render-XXXXXX", t && *t ? t : P_tmpdir);
+    return mkdtemp(tmpdir_path) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir_path);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+/* A decision with a pass, a failure, a skip and text full of markup characters. */
+static void make_decision(sg_gate_decision *d, json_t **statement)
+{
+    sg_gate_policy p;
+    sg_err err;
+    const char *text = "{\"metrics\": {\"accuracy\": {\"threshold\": 0.85},"
+                       " \"f1\": {\"max_relative_regression\": 0.05},"
+                       " \"roc_auc\": {\"min_absolute_change\": 0, \"optional\": true}},"
+                       " \"latency\": {\"scenario\": \"single-stream\", \"percentile\": 99, \"max_ms\": 50}}";
+    assert_int_equal(sg_policy_parse(text, strlen(text), "p.json", &p, &err), SG_OK);
+    sg_metric_values c = {0}, b = {0};
+    sg_metric_values_set(&c, "accuracy", 0.9);
+    sg_metric_values_set(&c, "f1", 0.801);
+    sg_metric_values_set(&b, "f1", 0.874);
+    sg_gate_latency lat = {.measured = true, .queries = 300, .p90_ms = NAN, .p99_ms = NAN, .p99_min_queries = 662};
+    strcpy(lat.scenario, "single-stream");
+    strcpy(lat.reason, "<script>alert('x') & \"quotes\"</script>");
+    sg_gate_inputs in = {.candidate = &c, .baseline = &b, .latency = &lat};
+    assert_int_equal(sg_gate_evaluate(&p, &in, d, &err), SG_OK);
+    /* Baseline given but lacking roc_auc: that check fails; make one skipped by hand-editing. */
+    assert_int_equal(d->n, 4);
+    d->checks[2].passed = true;
+    d->checks[2].skipped = true;
+    snprintf(d->checks[2].text, sizeof d->checks[2].text, "roc_auc.min_absolute_change skipped: no baseline");
+    d->n_failed = 2;
+    d->n_skipped = 1;
+    d->passed = false;
+
+    sg_statement_inputs si = {.model_path = "dir/model <&>.h5", .decision = d, .timestamp = "2024-01-01T00:00:00Z"};
+    memset(si.model_sha256, 'a', 64);
+    json_t *metrics = json_pack("{s:f, s:f}", "accuracy", 0.9, "f1", 0.801);
+    json_t *bm = json_pack("{s:f}", "f1", 0.874);
+    json_t *latency = json_pack("{s:s, s:{s:f, s:f, s:f, s:f, s:f}, s:{s:[[i,i],[i,i],[i,i]]}}", "scenario",
+                                "single-stream", "latency_ns", "p50", 1.0e6, "p90", 2.0e6, "p99", 5.0e6, "min",
+                                0.9e6, "max", 6.0e6, "histogram", "buckets", 900000, 10, 2000000, 5, 6000000, 1);
+    si.metrics = metrics;
+    si.baseline_metrics = bm;
+    si.latency = latency;
+    *statement = sg_statement_build(&si, &err);
+    assert_non_null(*statement);
+    json_decref(metrics);
+    json_decref(bm);
+    json_decref(latency);
+}
+
+__attribute__((noinline)) static char *slurp(const char *path)
+{
+    uint8_t *data = NULL;
+    size_t len = 0;
+    sg_err err;
+    assert_int_equal(sg_read_file(path, 1 << 22, &data, &len, &err), SG_OK);
+    return (char *)data;
+}
+
+static void test_junit(void **state)
+{
+    (void)state;
+    sg_gate_decision d;
+    json_t *st;
+    make_decision(&d, &st);
+    char path[700], cmd[2048];
+    snprintf(path, sizeof path, "%s/gate.xml", tmpdir_path);
+    sg_err err;
+    assert_int_equal(sg_render_to_file(path, sg_render_junit, &d, st, &err), SG_OK);
+    /* An independent XML parser must accept it and see exactly one testcase per check. */
+    snprintf(cmd, sizeof cmd,
+             "/usr/bin/python3 -c \"import sys, xml.etree.ElementTree as ET\n"
+             "r = ET.parse(sys.argv[1]).getroot()\n"
+             "tc = r.findall('.//testcase')\n"
+             "f = [t for t in tc if t.find('failure') is not None]\n"
+             "s = [t for t in tc if t.find('skipped') is not None]\n"
+             "ts = r.find('testsuite')\n"
+             "assert int(ts.get('tests')) == len(tc), ts.get('tests')\n"
+             "assert int(ts.get('failures')) == len(f)\n"
+             "assert 'alert(' in f[1].find('failure').get('message')\n"
+             "assert ts.get('name').endswith('model <&>.h5'), ts.get('name')\n"
+             "print(len(tc), len(f), len(s), f[0].get('name'))\" '%s' > '%s.out'",
+             path, path);
+    assert_int_equal(system(cmd), 0);
+    char out_path[720];
+    snprintf(out_path, sizeof out_path, "%s.out", path);
+    char *out = slurp(out_path);
+    assert_string_equal(out, "4 2 1 f1.max_relative_regression\n");
+    free(out);
+    char *xml = slurp(path);
+    assert_null(strstr(xml, "<script>"));
+    free(xml);
+    json_decref(st);
+    sg_gate_decision_clear(&d);
+}
+
+static void test_markdown(void **state)
+{
+    (void)state;
+    sg_gate_decision d;
+    json_t *st;
+    make_decision(&d, &st);
+    char path[700];
+    snprintf(path, sizeof path, "%s/gate.md", tmpdir_path);
+    sg_err err;
+    assert_int_equal(sg_render_to_file(path, sg_render_markdown, &d, st, &err), SG_OK);
+    char *md = slurp(path);
+    assert_non_null(strstr(md, "❌ stagegate gate FAILED"));
+    /* "<" is written as an entity so hostile text cannot open HTML tags in the comment. */
+    assert_non_null(strstr(md, "f1 0.801 &lt; 0.95 x baseline 0.874"));
+    assert_non_null(strstr(md, "p99 5 ms"));
+    assert_null(strstr(md, "<script>"));
+    int rows = 0;
+    for (char *line = strtok(md, "\n"); line; line = strtok(NULL, "\n"))
+        if (!strncmp(line, "| ✅ |", 6) || !strncmp(line, "| ❌ |", 6) || !strncmp(line, "| ⚪ |", 6)) rows++;
+    assert_int_equal(rows, d.n);
+    free(md);
+    json_decref(st);
+    sg_gate_decision_clear(&d);
+}
+
+__attribute__((noinline)) static int count(const char *hay, const char *needle)
+{
+    int n = 0;
+    size_t off = 0, len = strlen(hay);
+    while (off < len) {
+        const char *p = strstr(hay + off, needle);
+        if (!p) break;
+        n++;
+        off = (size_t)(p - hay) + 1;
+    }
+    return n;
+}
+
+static void test_html(void **state)
+{
+    (void)state;
+    sg_gate_decision d;
+    json_t *st;
+    make_decision(&d, &st);
+    char path[700];
+    snprintf(path, sizeof path, "%s/gate.html", tmpdir_path);
+    sg_err err;
+    assert_int_equal(sg_render_to_file(path, sg_render_html, &d, st, &err), SG_OK);
+    char *html = slurp(path);
+    assert_int_equal(count(html, "<svg "), 2);           /* histogram and CDF */
+    assert_int_equal(count(html, "<rect "), 3);          /* three distinct latency bins */
+    assert_int_equal(count(html, "<tr class="), d.n);    /* one row per check */
+    assert_null(strstr(html, "<script>"));               /* the hostile reason is escaped */
+    assert_non_null(strstr(html, "&lt;script&gt;"));
+    assert_non_null(strstr(html, "model &lt;&amp;&gt;.h5"));
+    assert_null(strstr(html, "src=\"http")); /* self-contained: no external assets */
+    assert_null(strstr(html, "<link"));
+    free(html);
+    json_decref(st);
+    sg_gate_decision_clear(&d);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_junit),
+        cmocka_unit_test(test_markdown),
+        cmocka_unit_test(test_html),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
