@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static pthread_mutex_t h5_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Thread_local bool h5_quiet;
@@ -88,8 +89,9 @@ hid_t sg_h5_open_file(const char *path, sg_err *err)
     /* Strong close: closing the file also closes any object an error path left open. */
     if (fapl >= 0) H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, fapl >= 0 ? fapl : H5P_DEFAULT);
-    if (fapl >= 0) H5Pclose(fapl);
+    /* Read the error stack before any other HDF5 call clears it. */
     if (f < 0) open_failure(path, err);
+    if (fapl >= 0) H5Pclose(fapl);
     return f;
 }
 
@@ -128,10 +130,16 @@ hid_t sg_h5_open_image(const char *path, const uint8_t *buf, size_t len, sg_err 
     H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);
     hid_t f = H5I_INVALID_HID;
     /* The core driver serves the file from memory; backing_store=0 never writes it back. */
+    /*
+     * The core driver refuses an image whose name exists on disk, so the image
+     * gets a name of its own that no real file is expected to have.
+     */
+    char name[4200];
+    snprintf(name, sizeof name, "%s.in-memory-image.%ld", path, (long)getpid());
     if (H5Pset_fapl_core(fapl, 1 << 20, 0) >= 0 && H5Pset_file_image(fapl, (void *)buf, len) >= 0)
-        f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
-    H5Pclose(fapl);
+        f = H5Fopen(name, H5F_ACC_RDONLY, fapl);
     if (f < 0) open_failure(path, err);
+    H5Pclose(fapl);
     return f;
 }
 

@@ -1,0 +1,399 @@
+/* sg_dataset_*: every dtype/layout loads and row ranges equal the source; bad sets are refused. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fixtures.h"
+#include "stagegate/dataset.h"
+
+#define N 1000
+#define D 7
+#define K 3
+
+static char dir[4096];
+static double srcX[N * D], srcT[N];
+static int64_t srcY[N];
+static double srcW[N];
+
+static int setup(void **state)
+{
+    fx_mkdtemp(dir, sizeof dir);
+    for (int i = 0; i < N; i++) {
+        for (int j = 0; j < D; j++) srcX[i * D + j] = i * 0.37 - j * 1.13 + (i % 7) * 1e-3;
+        srcY[i] = (i * 7 + i / 13) % K;
+        srcT[i] = i * 0.5 - 17.25;
+        srcW[i] = 0.5 + (i % 4);
+    }
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx_rmtree(dir);
+    return 0;
+}
+
+static const char *tpath(const char *name)
+{
+    static char p[4096 + 64];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    return p;
+}
+
+typedef enum { CONTIG, CHUNKED, GZIP } layout;
+
+/* Writes /X (file type xt) and /y (file type yt, integer or float) and optionally weights. */
+static void write_set(const char *p, hid_t xt, layout lay, hid_t yt, bool weights)
+{
+    hid_t f = H5Fcreate(p, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hsize_t xd[2] = {N, D}, yd[1] = {N};
+    /* Chunks split columns too, so a row slab spans several chunks. */
+    hsize_t xc[2] = {64, 4}, yc[1] = {64};
+    if (lay == CONTIG)
+        fx_write(f, "X", xt, H5T_NATIVE_DOUBLE, 2, xd, srcX);
+    else
+        fx_write_chunked(f, "X", xt, H5T_NATIVE_DOUBLE, 2, xd, xc, lay == GZIP ? 4 : 0, srcX);
+    bool is_int = H5Tget_class(yt) == H5T_INTEGER;
+    if (lay == CONTIG)
+        fx_write(f, "y", yt, is_int ? H5T_NATIVE_INT64 : H5T_NATIVE_DOUBLE, 1, yd,
+                 is_int ? (void *)srcY : (void *)srcT);
+    else
+        fx_write_chunked(f, "y", yt, is_int ? H5T_NATIVE_INT64 : H5T_NATIVE_DOUBLE, 1, yd, yc,
+                         lay == GZIP ? 4 : 0, is_int ? (void *)srcY : (void *)srcT);
+    if (weights) fx_write(f, "sample_weight", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, yd, srcW);
+    H5Fclose(f);
+}
+
+static void check_range(sg_dataset *ds, int64_t r0, int64_t n, bool int_labels, bool weights)
+{
+    float *X = malloc((size_t)n * D * sizeof *X);
+    int32_t *L = malloc((size_t)n * sizeof *L);
+    double *T = malloc((size_t)n * sizeof *T), *W = malloc((size_t)n * sizeof *W);
+    sg_err err = {{0}};
+    int rc = sg_dataset_read(ds, r0, n, X, int_labels ? L : NULL, T, W, int_labels ? K : 0, &err);
+    if (rc) fprintf(stderr, "%s\n", err.msg);
+    assert_int_equal(rc, SG_OK);
+    for (int64_t i = 0; i < n; i++) {
+        for (int j = 0; j < D; j++) assert_true(X[i * D + j] == (float)srcX[(r0 + i) * D + j]);
+        if (int_labels) {
+            assert_int_equal(L[i], srcY[r0 + i]);
+            assert_true(T[i] == (double)srcY[r0 + i]);
+        } else {
+            assert_true(T[i] == srcT[r0 + i]);
+        }
+        assert_true(W[i] == (weights ? srcW[r0 + i] : 1.0));
+    }
+    free(X);
+    free(L);
+    free(T);
+    free(W);
+}
+
+static void check_set(const char *p, layout lay, bool int_labels, bool weights)
+{
+    sg_dataset *ds = NULL;
+    sg_err err = {{0}};
+    int rc = sg_dataset_open(p, &ds, &err);
+    if (rc) fprintf(stderr, "%s\n", err.msg);
+    assert_int_equal(rc, SG_OK);
+    assert_int_equal(sg_dataset_rows(ds), N);
+    assert_int_equal(sg_dataset_features(ds), D);
+    assert_int_equal(sg_dataset_label_kind(ds), int_labels ? SG_LABELS_INT : SG_LABELS_FLOAT);
+    assert_int_equal(sg_dataset_has_weights(ds), weights);
+    assert_int_equal(sg_dataset_chunk_rows(ds), lay == CONTIG ? 0 : 64);
+    assert_string_equal(sg_dataset_path(ds), p);
+    /* Arbitrary ranges, including ones that start and end inside chunks. */
+    static const int64_t ranges[][2] = {{0, N}, {0, 1}, {N - 1, 1}, {37, 300}, {63, 2},
+                                        {500, 500}, {1, 998}};
+    for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++)
+        check_range(ds, ranges[i][0], ranges[i][1], int_labels, weights);
+    /* A sweep in irregular blocks covering every row once. */
+    for (int64_t r = 0, step = 1; r < N; r += step, step = step * 2 + 1)
+        check_range(ds, r, r + step > N ? N - r : step, int_labels, weights);
+    sg_dataset_close(ds);
+}
+
+static void test_dtypes_and_layouts(void **state)
+{
+    const hid_t xts[] = {H5T_IEEE_F32LE, H5T_IEEE_F64LE, H5T_IEEE_F64BE};
+    const hid_t yts[] = {H5T_STD_I8LE, H5T_STD_U16LE, H5T_STD_I64BE};
+    for (int x = 0; x < 3; x++)
+        for (int lay = CONTIG; lay <= GZIP; lay++) {
+            const char *p = tpath("set.h5");
+            write_set(p, xts[x], (layout)lay, yts[(x + lay) % 3], lay == CHUNKED);
+            check_set(p, (layout)lay, true, lay == CHUNKED);
+        }
+    const char *p = tpath("reg.h5");
+    write_set(p, H5T_IEEE_F32LE, GZIP, H5T_IEEE_F32LE, true);
+    check_set(p, GZIP, false, true);
+    write_set(p, H5T_IEEE_F64LE, CONTIG, H5T_IEEE_F64LE, false);
+    check_set(p, CONTIG, false, false);
+}
+
+/* The check that must refuse: rc SG_EINPUT, one line naming the file and what1/what2. */
+static void assert_msg(int rc, const sg_err *err, const char *path, const char *what1,
+                       const char *what2)
+{
+    if (rc != SG_EINPUT || !strstr(err->msg, path) || !strstr(err->msg, what1) ||
+        (what2 && !strstr(err->msg, what2)))
+        fprintf(stderr, "unexpected: rc=%d msg=%s (want %s / %s)\n", rc, err->msg, what1,
+                what2 ? what2 : "");
+    assert_int_equal(rc, SG_EINPUT);
+    assert_non_null(strstr(err->msg, path));
+    assert_non_null(strstr(err->msg, what1));
+    if (what2) assert_non_null(strstr(err->msg, what2));
+    assert_null(strchr(err->msg, '\n'));
+}
+
+static void expect_open_error(const char *p, const char *what1, const char *what2)
+{
+    sg_dataset *ds = (sg_dataset *)0x1;
+    sg_err err = {{0}};
+    int rc = sg_dataset_open(p, &ds, &err);
+    assert_msg(rc, &err, p, what1, what2);
+    assert_null(ds);
+}
+
+/* Opens fine but reading all rows (labels against K classes) fails with the message. */
+static void expect_read_error(const char *p, bool labels, const char *what1, const char *what2)
+{
+    sg_dataset *ds = NULL;
+    sg_err err = {{0}};
+    assert_int_equal(sg_dataset_open(p, &ds, &err), SG_OK);
+    int64_t n = sg_dataset_rows(ds);
+    float *X = malloc((size_t)n * (size_t)sg_dataset_features(ds) * sizeof *X);
+    int32_t *L = malloc((size_t)n * sizeof *L);
+    double *T = malloc((size_t)n * sizeof *T), *W = malloc((size_t)n * sizeof *W);
+    int rc = sg_dataset_read(ds, 0, n, X, labels ? L : NULL, labels ? NULL : T, W, K, &err);
+    assert_msg(rc, &err, p, what1, what2);
+    free(X);
+    free(L);
+    free(T);
+    free(W);
+    sg_dataset_close(ds);
+}
+
+/* A small plain set (no format attributes, like a user's h5py file) for mutations. */
+static void write_plain(const char *p, int n, int d, const double *X, const int64_t *y)
+{
+    hid_t f = H5Fcreate(p, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hsize_t xd[2] = {(hsize_t)n, (hsize_t)d}, yd[1] = {(hsize_t)n};
+    fx_write(f, "X", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 2, xd, X);
+    fx_write(f, "y", H5T_STD_I64LE, H5T_NATIVE_INT64, 1, yd, y);
+    H5Fclose(f);
+}
+
+static void replace(const char *p, const char *name, hid_t ft, hid_t mt, int rank,
+                    const hsize_t *dims, const void *data)
+{
+    hid_t f = fx_open_rw(p);
+    if (H5Lexists(f, name, H5P_DEFAULT) > 0) H5Ldelete(f, name, H5P_DEFAULT);
+    fx_write(f, name, ft, mt, rank, dims, data);
+    H5Fclose(f);
+}
+
+static void test_open_errors(void **state)
+{
+    const char *p = tpath("bad.h5");
+    expect_open_error(p, "cannot open", NULL);
+    fx_write_text(p, "x,y\n1,2\n");
+    expect_open_error(p, "not an HDF5 file", NULL);
+    write_set(p, H5T_IEEE_F32LE, CONTIG, H5T_STD_I32LE, false);
+    fx_truncate(p, 0.6);
+    expect_open_error(p, "truncated", NULL);
+
+    double X[12] = {0};
+    int64_t y[4] = {0, 1, 2, 1};
+    hsize_t d4[1] = {4}, d3[1] = {3}, d12[1] = {12}, d0[2] = {0, 3}, d0y[1] = {0},
+            d223[3] = {2, 2, 3}, d41[2] = {4, 1};
+    write_plain(p, 4, 3, X, y);
+    hid_t f = fx_open_rw(p);
+    H5Ldelete(f, "X", H5P_DEFAULT);
+    H5Fclose(f);
+    expect_open_error(p, "dataset /X is missing", NULL);
+
+    write_plain(p, 4, 3, X, y);
+    f = fx_open_rw(p);
+    H5Ldelete(f, "y", H5P_DEFAULT);
+    H5Fclose(f);
+    expect_open_error(p, "dataset /y is missing", NULL);
+
+    write_plain(p, 4, 3, X, y);
+    replace(p, "X", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, d12, X);
+    expect_open_error(p, "/X has rank 1, expected 2", NULL);
+    replace(p, "X", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 3, d223, X);
+    expect_open_error(p, "/X has rank 3, expected 2", NULL);
+
+    write_plain(p, 4, 3, X, y);
+    replace(p, "y", H5T_STD_I64LE, H5T_NATIVE_INT64, 2, d41, y);
+    expect_open_error(p, "/y has rank 2, expected 1", NULL);
+
+    write_plain(p, 4, 3, X, y);
+    replace(p, "y", H5T_STD_I64LE, H5T_NATIVE_INT64, 1, d3, y);
+    expect_open_error(p, "/y has 3 rows but /X has 4", NULL);
+
+    write_plain(p, 4, 3, X, y);
+    replace(p, "sample_weight", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, d3, X);
+    expect_open_error(p, "/sample_weight has 3 rows but /X has 4", NULL);
+
+    write_plain(p, 4, 3, X, y);
+    replace(p, "X", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 2, d0, NULL);
+    replace(p, "y", H5T_STD_I64LE, H5T_NATIVE_INT64, 1, d0y, NULL);
+    expect_open_error(p, "/X has 0 rows", NULL);
+
+    /* Wrong dtypes: strings, integers for X, a compound for y. */
+    write_plain(p, 4, 3, X, y);
+    hid_t st = H5Tcopy(H5T_C_S1);
+    H5Tset_size(st, 4);
+    char sx[12][4];
+    memset(sx, 'z', sizeof sx);
+    hsize_t d43[2] = {4, 3};
+    replace(p, "X", st, st, 2, d43, sx);
+    expect_open_error(p, "/X has dtype string", "float32 or float64");
+    write_plain(p, 4, 3, X, y);
+    replace(p, "y", st, st, 1, d4, sx);
+    H5Tclose(st);
+    expect_open_error(p, "/y has dtype string", NULL);
+    write_plain(p, 4, 3, X, y);
+    int32_t xi[12] = {0};
+    replace(p, "X", H5T_STD_I32LE, H5T_NATIVE_INT32, 2, d43, xi);
+    expect_open_error(p, "/X has dtype int32", NULL);
+    write_plain(p, 4, 3, X, y);
+    hid_t ct = H5Tcreate(H5T_COMPOUND, 16);
+    H5Tinsert(ct, "a", 0, H5T_NATIVE_DOUBLE);
+    H5Tinsert(ct, "b", 8, H5T_NATIVE_DOUBLE);
+    double cy[8] = {0};
+    replace(p, "y", ct, ct, 1, d4, cy);
+    H5Tclose(ct);
+    expect_open_error(p, "/y has dtype compound", NULL);
+
+    write_plain(p, 4, 3, X, y);
+    f = fx_open_rw(p);
+    fx_attr_str(f, "format", "stagegate-dataset");
+    fx_attr_int(f, "format_version", 7);
+    H5Fclose(f);
+    expect_open_error(p, "format_version is 7, unsupported", NULL);
+}
+
+static void test_value_errors(void **state)
+{
+    const char *p = tpath("vals.h5");
+    double X[12];
+    int64_t y[4] = {0, 1, 2, 1};
+    for (int i = 0; i < 12; i++) X[i] = i;
+    X[2 * 3 + 1] = NAN;
+    write_plain(p, 4, 3, X, y);
+    expect_read_error(p, true, "/X row 2 column 1 is NaN", NULL);
+    X[2 * 3 + 1] = 1;
+    X[3 * 3 + 2] = -INFINITY;
+    write_plain(p, 4, 3, X, y);
+    expect_read_error(p, true, "/X row 3 column 2 is infinite", NULL);
+    X[3 * 3 + 2] = 1e300; /* finite in float64, not representable in float32 */
+    write_plain(p, 4, 3, X, y);
+    expect_read_error(p, true, "/X row 3 column 2 is infinite (or overflows float32)", NULL);
+    X[3 * 3 + 2] = 1;
+
+    y[1] = -1;
+    write_plain(p, 4, 3, X, y);
+    expect_read_error(p, true, "/y row 1 has label -1, outside 0..2", NULL);
+    y[1] = 1;
+    y[3] = K;
+    write_plain(p, 4, 3, X, y);
+    expect_read_error(p, true, "/y row 3 has label 3, outside 0..2", NULL);
+    y[3] = 0;
+
+    double t[4] = {1, 2, NAN, 4};
+    hsize_t d4[1] = {4};
+    write_plain(p, 4, 3, X, y);
+    replace(p, "y", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, d4, t);
+    expect_read_error(p, false, "/y row 2 is NaN", NULL);
+    /* Float labels cannot be class labels. */
+    t[2] = 3;
+    replace(p, "y", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, d4, t);
+    expect_read_error(p, true, "/y holds float values", NULL);
+
+    double w[4] = {1, 1, 1, -2};
+    write_plain(p, 4, 3, X, y);
+    replace(p, "sample_weight", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, d4, w);
+    expect_read_error(p, true, "/sample_weight row 3 is -2, must be >= 0", NULL);
+    w[3] = NAN;
+    replace(p, "sample_weight", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, d4, w);
+    expect_read_error(p, true, "/sample_weight row 3 is NaN", NULL);
+}
+
+/* Errors in later blocks name the absolute row, not the row within the block. */
+static void test_error_row_is_absolute(void **state)
+{
+    const char *p = tpath("abs.h5");
+    write_set(p, H5T_IEEE_F32LE, GZIP, H5T_STD_I32LE, false);
+    hid_t f = fx_open_rw(p);
+    hid_t d = H5Dopen2(f, "y", H5P_DEFAULT);
+    hid_t fs = H5Dget_space(d);
+    hsize_t start[1] = {777}, cnt[1] = {1};
+    H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, cnt, NULL);
+    hid_t ms = H5Screate_simple(1, cnt, NULL);
+    int64_t bad = 9;
+    H5Dwrite(d, H5T_NATIVE_INT64, ms, fs, H5P_DEFAULT, &bad);
+    H5Sclose(ms);
+    H5Sclose(fs);
+    H5Dclose(d);
+    H5Fclose(f);
+    sg_dataset *ds = NULL;
+    sg_err err = {{0}};
+    assert_int_equal(sg_dataset_open(p, &ds, &err), SG_OK);
+    int32_t L[100];
+    assert_int_equal(sg_dataset_read(ds, 600, 100, NULL, L, NULL, NULL, K, &err), SG_OK);
+    assert_int_equal(sg_dataset_read(ds, 700, 100, NULL, L, NULL, NULL, K, &err), SG_EINPUT);
+    assert_non_null(strstr(err.msg, "/y row 777 has label 9"));
+    /* Out-of-range requests are a caller bug, reported, never a crash. */
+    assert_int_equal(sg_dataset_read(ds, 990, 11, NULL, L, NULL, NULL, K, &err), SG_EINTERNAL);
+    assert_int_equal(sg_dataset_read(ds, -1, 1, NULL, L, NULL, NULL, K, &err), SG_EINTERNAL);
+    sg_dataset_close(ds);
+}
+
+static void test_check_model(void **state)
+{
+    const char *p = tpath("cm.h5");
+    write_set(p, H5T_IEEE_F32LE, CONTIG, H5T_STD_I32LE, false);
+    sg_dataset *ds = NULL;
+    sg_err err = {{0}};
+    assert_int_equal(sg_dataset_open(p, &ds, &err), SG_OK);
+    sg_model m;
+    memset(&m, 0, sizeof m);
+    snprintf(m.path, sizeof m.path, "model.h5");
+    m.task = SG_TASK_MULTICLASS;
+    m.n_classes = K;
+    m.n_features = D;
+    assert_int_equal(sg_dataset_check_model(ds, &m, &err), SG_OK);
+    m.n_features = D + 1;
+    int rc = sg_dataset_check_model(ds, &m, &err);
+    assert_msg(rc, &err, p, "/X has 7 features but model model.h5 expects 8", NULL);
+    sg_dataset_close(ds);
+
+    write_set(p, H5T_IEEE_F32LE, CONTIG, H5T_IEEE_F64LE, false);
+    assert_int_equal(sg_dataset_open(p, &ds, &err), SG_OK);
+    m.n_features = D;
+    rc = sg_dataset_check_model(ds, &m, &err);
+    assert_msg(rc, &err, p, "/y holds float values", "integer dtype");
+    m.task = SG_TASK_REGRESSION;
+    m.n_classes = 0;
+    assert_int_equal(sg_dataset_check_model(ds, &m, &err), SG_OK);
+    sg_dataset_close(ds);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_dtypes_and_layouts),
+        cmocka_unit_test(test_open_errors),
+        cmocka_unit_test(test_value_errors),
+        cmocka_unit_test(test_error_row_is_absolute),
+        cmocka_unit_test(test_check_model),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,336 @@
+/* sg_model_load: a valid model loads with exact values; every bad input is refused clearly. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "fixtures.h"
+#include "stagegate/model.h"
+
+static char dir[4096];
+
+static int setup(void **state)
+{
+    fx_mkdtemp(dir, sizeof dir);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx_rmtree(dir);
+    return 0;
+}
+
+static const char *tpath(const char *name)
+{
+    static char p[4096 + 64];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    return p;
+}
+
+/* The load must fail with SG_EINPUT and one line naming the file and what is wrong. */
+static void expect_error(const char *path, const char *what1, const char *what2)
+{
+    sg_model *m = (sg_model *)0x1;
+    sg_err err = {{0}};
+    int rc = sg_model_load(path, &m, &err);
+    if (rc != SG_EINPUT || !strstr(err.msg, path) || !strstr(err.msg, what1) ||
+        (what2 && !strstr(err.msg, what2)))
+        fprintf(stderr, "unexpected: rc=%d msg=%s (want %s / %s)\n", rc, err.msg, what1,
+                what2 ? what2 : "");
+    assert_int_equal(rc, SG_EINPUT);
+    assert_null(m);
+    assert_non_null(strstr(err.msg, path));
+    assert_non_null(strstr(err.msg, what1));
+    if (what2) assert_non_null(strstr(err.msg, what2));
+    assert_null(strchr(err.msg, '\n'));
+}
+
+static void test_valid_binary(void **state)
+{
+    const char *p = tpath("ok.h5");
+    fx_write_binary_model(p);
+    sg_model *m = NULL;
+    sg_err err = {{0}};
+    assert_int_equal(sg_model_load(p, &m, &err), SG_OK);
+    assert_int_equal(m->task, SG_TASK_BINARY);
+    assert_int_equal(m->n_classes, 2);
+    assert_int_equal(m->n_features, 4);
+    assert_int_equal(m->n_outputs, 1);
+    assert_int_equal(m->link, SG_LINK_SIGMOID);
+    assert_int_equal(m->n_layers, 2);
+    assert_int_equal(m->layers[0].act, SG_ACT_RELU);
+    assert_int_equal(m->layers[1].act, SG_ACT_IDENTITY);
+    assert_int_equal(m->layers[0].n_in, 4);
+    assert_int_equal(m->layers[0].n_out, 3);
+    assert_int_equal(m->layers[1].n_in, 3);
+    assert_int_equal(m->layers[1].n_out, 1);
+    assert_string_equal(m->estimator, "Pipeline(StandardScaler, MLPClassifier)");
+    assert_string_equal(m->path, p);
+    /* Values as the fixture wrote them: W[k] = base + 0.01 k, row-major [n_in][n_out]. */
+    assert_float_equal(m->layers[0].W[1 * 3 + 2], 0.25f + 0.01f * 5, 1e-7);
+    assert_float_equal(m->layers[1].b[0], 0.5f, 1e-7);
+    assert_float_equal(m->mean[1], -1.0f, 0);
+    assert_float_equal(m->scale[3], 4.0f, 0);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal((uintptr_t)m->layers[i].W % 64, 0);
+        assert_int_equal((uintptr_t)m->layers[i].b % 64, 0);
+    }
+    assert_int_equal(m->param_bytes, (4 * 3 + 3 + 3 * 1 + 1 + 2 * 4) * sizeof(float));
+    assert_int_equal(sg_model_output_width(m), 2);
+    assert_int_equal(sg_model_max_width(m), 4);
+    uint8_t digest[32];
+    assert_int_equal(sg_sha256_file(p, digest, &err), SG_OK);
+    assert_memory_equal(digest, m->sha256, 32);
+
+    sg_model *c = NULL;
+    assert_int_equal(sg_model_clone(m, &c, &err), SG_OK);
+    assert_ptr_not_equal(c->layers[0].W, m->layers[0].W);
+    assert_ptr_not_equal(c->mean, m->mean);
+    assert_memory_equal(c->layers[0].W, m->layers[0].W, 12 * sizeof(float));
+    assert_memory_equal(c->scale, m->scale, 4 * sizeof(float));
+    assert_memory_equal(c->sha256, m->sha256, 32);
+    assert_int_equal((uintptr_t)c->layers[1].W % 64, 0);
+    sg_model_free(m);
+    /* The clone owns its memory: still valid after the original is freed. */
+    assert_float_equal(c->layers[1].b[0], 0.5f, 1e-7);
+    sg_model_free(c);
+}
+
+static void test_multiclass_and_regression(void **state)
+{
+    const char *p = tpath("mc.h5");
+    hid_t f = H5Fcreate(p, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    fx_attr_str(f, "format", "stagegate-model");
+    fx_attr_int(f, "format_version", 1);
+    fx_attr_fixed_str(f, "task", "multiclass");
+    fx_attr_int(f, "n_classes", 3);
+    fx_attr_int(f, "n_features", 2);
+    fx_attr_str(f, "link", "softmax");
+    hid_t g = H5Gcreate2(f, "layers", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t l = H5Gcreate2(g, "0", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    fx_attr_str(l, "activation", "identity");
+    double W[6] = {1, 2, 3, 4, 5, 6}, b[3] = {0.5, 0, -0.5};
+    hsize_t wd[2] = {2, 3}, bd[1] = {3};
+    fx_write(l, "W", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 2, wd, W);
+    fx_write(l, "b", H5T_IEEE_F64BE, H5T_NATIVE_DOUBLE, 1, bd, b);
+    H5Gclose(l);
+    H5Gclose(g);
+    H5Fclose(f);
+    sg_model *m = NULL;
+    sg_err err = {{0}};
+    assert_int_equal(sg_model_load(p, &m, &err), SG_OK);
+    assert_int_equal(m->task, SG_TASK_MULTICLASS);
+    assert_int_equal(m->n_outputs, 3);
+    assert_int_equal(sg_model_output_width(m), 3);
+    assert_null(m->mean);
+    assert_string_equal(m->estimator, "unknown");
+    assert_float_equal(m->layers[0].W[4], 5.0f, 0);
+    assert_float_equal(m->layers[0].b[2], -0.5f, 0); /* big-endian float64 converted */
+    sg_model_free(m);
+
+    f = fx_open_rw(p);
+    fx_replace_attr_str(f, "task", "regression");
+    fx_replace_attr_int(f, "n_classes", 0);
+    fx_replace_attr_str(f, "link", "identity");
+    H5Fclose(f);
+    expect_error(p, "/layers/0/W has 3 outputs", "regression");
+}
+
+static void mutate_str(const char *p, const char *obj, const char *attr, const char *value)
+{
+    hid_t f = fx_open_rw(p);
+    hid_t o = H5Oopen(f, obj, H5P_DEFAULT);
+    fx_replace_attr_str(o, attr, value);
+    H5Oclose(o);
+    H5Fclose(f);
+}
+
+static void mutate_int(const char *p, const char *obj, const char *attr, int64_t value)
+{
+    hid_t f = fx_open_rw(p);
+    hid_t o = H5Oopen(f, obj, H5P_DEFAULT);
+    fx_replace_attr_int(o, attr, value);
+    H5Oclose(o);
+    H5Fclose(f);
+}
+
+/* Replaces dataset name with new contents (type, rank, dims) in the model at p. */
+static void replace_ds(const char *p, const char *name, hid_t ft, hid_t mt, int rank,
+                       const hsize_t *dims, const void *data)
+{
+    hid_t f = fx_open_rw(p);
+    H5Ldelete(f, name, H5P_DEFAULT);
+    fx_write(f, name, ft, mt, rank, dims, data);
+    H5Fclose(f);
+}
+
+static void test_file_level_errors(void **state)
+{
+    const char *p = tpath("bad.h5");
+    expect_error(p, "cannot open", NULL);
+    fx_write_text(p, "this is a CSV file,1,2,3\n");
+    expect_error(p, "not an HDF5 file", NULL);
+    fx_write_binary_model(p);
+    fx_truncate(p, 0.5);
+    expect_error(p, "truncated", NULL);
+}
+
+static void test_header_errors(void **state)
+{
+    const char *p = tpath("hdr.h5");
+    fx_write_binary_model(p);
+    mutate_int(p, "/", "format_version", 2);
+    expect_error(p, "format_version is 2, unsupported", NULL);
+
+    fx_write_binary_model(p);
+    mutate_str(p, "/", "format", "keras");
+    expect_error(p, "attribute format", "keras");
+
+    fx_write_binary_model(p);
+    hid_t f = fx_open_rw(p);
+    H5Adelete(f, "format");
+    H5Fclose(f);
+    expect_error(p, "attribute format is missing", NULL);
+
+    fx_write_binary_model(p);
+    mutate_str(p, "/", "task", "ranking");
+    expect_error(p, "attribute task", "ranking");
+
+    fx_write_binary_model(p);
+    mutate_str(p, "/", "link", "softmax");
+    expect_error(p, "attribute link is softmax", "binary model needs sigmoid");
+
+    fx_write_binary_model(p);
+    mutate_str(p, "/", "link", "probit");
+    expect_error(p, "attribute link", "probit");
+
+    fx_write_binary_model(p);
+    mutate_int(p, "/", "n_classes", 3);
+    expect_error(p, "attribute n_classes", NULL);
+
+    fx_write_binary_model(p);
+    mutate_str(p, "/", "n_features", "four");
+    expect_error(p, "attribute n_features is string", NULL);
+}
+
+static void test_layer_errors(void **state)
+{
+    const char *p = tpath("layers.h5");
+    fx_write_binary_model(p);
+    mutate_str(p, "/layers/0", "activation", "swish");
+    expect_error(p, "/layers/0/activation", "swish");
+
+    fx_write_binary_model(p);
+    mutate_str(p, "/layers/1", "activation", "relu");
+    expect_error(p, "/layers/1/activation is relu", "last layer");
+
+    /* Inconsistent chaining: layer 0 has 3 outputs, layer 1 expects 5 inputs. */
+    fx_write_binary_model(p);
+    float w5[5] = {0};
+    hsize_t d51[2] = {5, 1};
+    replace_ds(p, "/layers/1/W", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, d51, w5);
+    expect_error(p, "/layers/1/W has 5 input rows", "/layers/0/W has 3 outputs");
+
+    fx_write_binary_model(p);
+    float w9[9] = {0};
+    hsize_t d33[2] = {3, 3}, d32[2] = {3, 2};
+    replace_ds(p, "/layers/0/W", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, d33, w9);
+    expect_error(p, "/layers/0/W has 3 input rows", "n_features is 4");
+
+    fx_write_binary_model(p);
+    float b2[2] = {0};
+    hsize_t d2[1] = {2};
+    replace_ds(p, "/layers/0/b", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1, d2, b2);
+    expect_error(p, "/layers/0/b has 2 values", NULL);
+
+    /* Binary output must be one column. */
+    fx_write_binary_model(p);
+    float w32[6] = {0}, bb[2] = {0};
+    replace_ds(p, "/layers/1/W", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, d32, w32);
+    replace_ds(p, "/layers/1/b", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1, d2, bb);
+    expect_error(p, "/layers/1/W has 2 outputs", "binary");
+
+    fx_write_binary_model(p);
+    float w12[12] = {0};
+    hsize_t d12[1] = {12};
+    replace_ds(p, "/layers/0/W", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1, d12, w12);
+    expect_error(p, "/layers/0/W has rank 1", NULL);
+
+    fx_write_binary_model(p);
+    int32_t wi[12] = {0};
+    hsize_t d43[2] = {4, 3};
+    replace_ds(p, "/layers/0/W", H5T_STD_I32LE, H5T_NATIVE_INT32, 2, d43, wi);
+    expect_error(p, "/layers/0/W has dtype int32", NULL);
+
+    fx_write_binary_model(p);
+    hid_t st = H5Tcopy(H5T_C_S1);
+    H5Tset_size(st, 8);
+    char sbuf[12][8];
+    memset(sbuf, 'a', sizeof sbuf);
+    replace_ds(p, "/layers/0/W", st, st, 2, d43, sbuf);
+    H5Tclose(st);
+    expect_error(p, "/layers/0/W has dtype string", NULL);
+
+    fx_write_binary_model(p);
+    hid_t f = fx_open_rw(p);
+    H5Lmove(f, "/layers/1", f, "/layers/2", H5P_DEFAULT, H5P_DEFAULT);
+    H5Fclose(f);
+    expect_error(p, "/layers/1 is missing", NULL);
+
+    fx_write_binary_model(p);
+    f = fx_open_rw(p);
+    H5Ldelete(f, "/layers/0/b", H5P_DEFAULT);
+    H5Fclose(f);
+    expect_error(p, "/layers/0/b is missing", NULL);
+}
+
+static void test_value_errors(void **state)
+{
+    const char *p = tpath("vals.h5");
+    float w[12];
+    hsize_t d43[2] = {4, 3}, d4[1] = {4};
+    for (int i = 0; i < 12; i++) w[i] = 0.1f;
+    fx_write_binary_model(p);
+    w[7] = NAN;
+    replace_ds(p, "/layers/0/W", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, d43, w);
+    expect_error(p, "/layers/0/W[2,1] is not finite", NULL);
+
+    fx_write_binary_model(p);
+    w[7] = INFINITY;
+    replace_ds(p, "/layers/0/W", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, d43, w);
+    expect_error(p, "/layers/0/W[2,1] is not finite", NULL);
+
+    /* A float64 value beyond float32 range cannot be represented: refused, not clamped. */
+    fx_write_binary_model(p);
+    double big[4] = {0, 0, 1e300, 0};
+    replace_ds(p, "/scaler/mean", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, d4, big);
+    expect_error(p, "/scaler/mean[2] is not finite", NULL);
+
+    fx_write_binary_model(p);
+    double sc[4] = {1, 1, 0, 1};
+    replace_ds(p, "/scaler/scale", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, d4, sc);
+    expect_error(p, "/scaler/scale[2] is 0, must be > 0", NULL);
+
+    fx_write_binary_model(p);
+    double m3[3] = {0};
+    hsize_t d3[1] = {3};
+    replace_ds(p, "/scaler/mean", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, d3, m3);
+    expect_error(p, "/scaler/mean has 3 values", "n_features is 4");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_valid_binary),
+        cmocka_unit_test(test_multiclass_and_regression),
+        cmocka_unit_test(test_file_level_errors),
+        cmocka_unit_test(test_header_errors),
+        cmocka_unit_test(test_layer_errors),
+        cmocka_unit_test(test_value_errors),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
