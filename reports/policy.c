@@ -309,6 +309,8 @@ static int parse_latency(pctx *c, json_t *obj, sg_gate_policy *p)
         path[1] = "target_qps";
         return field_err(c, path, 2, "only applies to the server scenario");
     }
+    if (!have_qps && !strcmp(p->latency_scenario, "server"))
+        return field_err(c, path, 1, "needs \"target_qps\" for the server scenario (the Poisson arrival rate)");
     p->has_latency = true;
     return SG_OK;
 }

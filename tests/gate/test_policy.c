@@ -119,6 +119,8 @@ static void test_field_errors_name_path_and_position(void **state)
                  "latency.percentile must be the integer 90 or 99");
     expect_error("{\"latency\": {\"scenario\": \"batch\", \"percentile\": 99, \"max_ms\": 5}}",
                  "latency.scenario must be single-stream, server or offline");
+    expect_error("{\"latency\": {\"scenario\": \"server\", \"percentile\": 99, \"max_ms\": 5}}",
+                 "latency needs \"target_qps\" for the server scenario");
     expect_error("{\"latency\": {\"scenario\": \"server\", \"percentile\": 99, \"max_ms\": -1}}",
                  "latency.max_ms must be > 0, got -1");
     expect_error("{\"latency\": {\"percentile\": 99, \"max_ms\": 5}}", "p.json:1:2: latency needs \"scenario\"");
