@@ -58,7 +58,8 @@ int sg_metrics_acc_new(sg_task task, int n_classes, int64_t expected_rows, sg_me
     if (!a) return sg_errf(err, SG_ENOMEM, "metrics: out of memory");
     a->task = task;
     a->weighted = -1;
-    a->max_err = 0;
+    a->y_min = INFINITY;
+    a->y_max = -INFINITY;
     if (task != SG_TASK_REGRESSION) {
         size_t k = (size_t)n_classes;
         a->k = n_classes;
@@ -301,7 +302,8 @@ int sg_metrics_add_regression(sg_metrics_acc *a, int64_t n, const float *pred,
     /* Chunk statistics in two passes, then Chan's parallel combination with the running
        weighted mean and M2: no catastrophic cancellation from sum(y^2) - n*mean^2. */
     sg_ksum wc = {0, 0}, wy = {0, 0}, m2 = {0, 0};
-    double ymin = y_true[0], ymax = y_true[0];
+    /* Range of targets that carry weight: all equal means a zero r2 denominator. */
+    double ymin = INFINITY, ymax = -INFINITY;
     for (int64_t i = 0; i < n; i++) {
         double w = weights ? weights[i] : 1.0, y = y_true[i], d = y - (double)pred[i];
         sg_ksum_add(&wc, w);
@@ -309,8 +311,10 @@ int sg_metrics_add_regression(sg_metrics_acc *a, int64_t n, const float *pred,
         sg_ksum_add(&a->abs_err, w * fabs(d));
         sg_ksum_add(&a->sq_err, w * d * d);
         if (fabs(d) > a->max_err) a->max_err = fabs(d);
-        ymin = y < ymin ? y : ymin;
-        ymax = y > ymax ? y : ymax;
+        if (w > 0) {
+            ymin = y < ymin ? y : ymin;
+            ymax = y > ymax ? y : ymax;
+        }
     }
     double Wb = sg_ksum_value(&wc);
     double mb = Wb > 0 ? sg_ksum_value(&wy) / Wb : 0;
@@ -324,8 +328,8 @@ int sg_metrics_add_regression(sg_metrics_acc *a, int64_t n, const float *pred,
         a->y_m2 += sg_ksum_value(&m2) + delta * delta * (Wa * Wb / W);
         a->y_mean += delta * (Wb / W);
     }
-    if (a->rows == 0 || ymin < a->y_min) a->y_min = ymin;
-    if (a->rows == 0 || ymax > a->y_max) a->y_max = ymax;
+    a->y_min = ymin < a->y_min ? ymin : a->y_min;
+    a->y_max = ymax > a->y_max ? ymax : a->y_max;
     sg_ksum_add(&a->wsum, Wb);
     a->rows += n;
     return SG_OK;
@@ -428,7 +432,8 @@ static void finish_regression(const sg_metrics_acc *a, sg_metrics *m, double W)
     m->root_mean_squared_error = sqrt(m->mean_squared_error);
     m->max_error = a->max_err;
     double num = sg_ksum_value(&a->sq_err);
-    /* Constant targets have a zero denominator exactly, whatever rounding the mean had. */
+    /* Targets equal on every row with weight give a zero denominator exactly, whatever
+       rounding the weighted mean had (sklearn's own mean can be off by an ulp there). */
     double den = a->y_min == a->y_max ? 0.0 : a->y_m2;
     m->r2_defined = a->rows >= 2;
     if (!m->r2_defined)

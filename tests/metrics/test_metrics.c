@@ -1,0 +1,408 @@
+/* Hand-checked metric cases: ties, zero division, weights, single class, streaming, errors. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "kernels/metrics_internal.h"
+#include "stagegate/metrics.h"
+
+#define TOL 1e-12
+
+/* cmocka 1.1.5 only compares floats; metrics need doubles. */
+#define assert_near(a, b, tol)                                                                     \
+    do {                                                                                           \
+        double a_ = (a), b_ = (b);                                                                 \
+        if (!(fabs(a_ - b_) <= (tol)))                                                             \
+            fail_msg("%s = %.17g, expected %.17g (tolerance %g)", #a, a_, b_, (double)(tol));      \
+    } while (0)
+
+/* Binary case from p1 scores: proba rows are (1-p1, p1), y_pred = p1 >= 0.5. */
+static int binary(int n, const int32_t *y, const float *p1, const double *w, sg_metrics *m)
+{
+    float *proba = malloc(2 * (size_t)n * sizeof *proba);
+    int32_t *pred = malloc((size_t)n * sizeof *pred);
+    for (int i = 0; i < n; i++) {
+        proba[2 * i] = 1.0f - p1[i];
+        proba[2 * i + 1] = p1[i];
+        pred[i] = p1[i] >= 0.5f;
+    }
+    sg_err err;
+    sg_metrics_acc *a;
+    assert_int_equal(sg_metrics_acc_new(SG_TASK_BINARY, 2, 0, &a, &err), SG_OK);
+    int rc = sg_metrics_add_classification(a, n, proba, y, pred, w, &err);
+    if (!rc) rc = sg_metrics_finish(a, m, &err);
+    sg_metrics_acc_free(a);
+    free(proba);
+    free(pred);
+    return rc;
+}
+
+static void test_binary_basic(void **state)
+{
+    (void)state;
+    /* sklearn's documented example: roc_auc 0.75, average_precision 0.8333. */
+    const int32_t y[] = {0, 0, 1, 1};
+    const float p[] = {0.1f, 0.4f, 0.35f, 0.8f};
+    sg_metrics m;
+    assert_int_equal(binary(4, y, p, NULL, &m), SG_OK);
+    assert_true(m.roc_auc_defined);
+    assert_near(m.roc_auc, 0.75, TOL);
+    assert_near(m.average_precision, 5.0 / 6.0, TOL);
+    assert_near(m.accuracy, 0.75, TOL);
+    assert_near(m.precision, 1.0, TOL);
+    assert_near(m.recall, 0.5, TOL);
+    assert_near(m.f1, 2.0 / 3.0, TOL);
+    /* Renormalisation uses the float32 values as given. */
+    double ll = 0;
+    for (int i = 0; i < 4; i++) {
+        double q1 = (double)p[i], q0 = (double)(1.0f - p[i]);
+        ll -= log((y[i] ? q1 : q0) / (q0 + q1));
+    }
+    assert_near(m.log_loss, ll / 4, TOL);
+    const double cm[] = {2, 0, 1, 1};
+    for (int i = 0; i < 4; i++) assert_near(m.confusion_matrix[i], cm[i], 0);
+    assert_int_equal(m.example_count, 4);
+    sg_metrics_clear(&m);
+}
+
+static void test_binary_ties(void **state)
+{
+    (void)state;
+    /* Thresholds 0.9 (1 pos, 1 neg), 0.5 (1 pos, 1 neg), 0.1 (1 pos): ROC points
+       (0,0) (.5,1/3) (1,2/3) (1,1) give 1/3; AP = (1/2 + 1/2 + 3/5) / 3. */
+    const int32_t y[] = {1, 0, 1, 0, 1};
+    const float p[] = {0.9f, 0.9f, 0.5f, 0.5f, 0.1f};
+    sg_metrics m;
+    assert_int_equal(binary(5, y, p, NULL, &m), SG_OK);
+    assert_near(m.roc_auc, 1.0 / 3.0, TOL);
+    assert_near(m.average_precision, (0.5 + 0.5 + 0.6) / 3.0, TOL);
+    sg_metrics_clear(&m);
+    /* All scores equal: one threshold, AUC 0.5, AP = prevalence. */
+    const int32_t y2[] = {0, 1, 0, 1, 1};
+    const float p2[] = {0.5f, 0.5f, 0.5f, 0.5f, 0.5f};
+    assert_int_equal(binary(5, y2, p2, NULL, &m), SG_OK);
+    assert_near(m.roc_auc, 0.5, TOL);
+    assert_near(m.average_precision, 0.6, TOL);
+    sg_metrics_clear(&m);
+    /* -0.0 and +0.0 are one threshold, as in numpy. */
+    const int32_t y3[] = {1, 0};
+    const float p3[] = {-0.0f, 0.0f};
+    assert_int_equal(binary(2, y3, p3, NULL, &m), SG_OK);
+    assert_near(m.roc_auc, 0.5, TOL);
+    sg_metrics_clear(&m);
+}
+
+static void test_binary_zero_division_and_single_class(void **state)
+{
+    (void)state;
+    sg_metrics m;
+    /* Nothing predicted positive: precision 0/0 -> 0, f1 -> 0. */
+    const int32_t y[] = {0, 1, 1};
+    const float p[] = {0.1f, 0.2f, 0.3f};
+    assert_int_equal(binary(3, y, p, NULL, &m), SG_OK);
+    assert_near(m.precision, 0.0, 0);
+    assert_near(m.recall, 0.0, 0);
+    assert_near(m.f1, 0.0, 0);
+    assert_near(m.roc_auc, 1.0, TOL);
+    sg_metrics_clear(&m);
+
+    /* Only positives: roc_auc undefined (null, not gettable), AP = 1. */
+    const int32_t y1[] = {1, 1, 1};
+    const float p1[] = {0.2f, 0.7f, 0.9f};
+    assert_int_equal(binary(3, y1, p1, NULL, &m), SG_OK);
+    assert_false(m.roc_auc_defined);
+    double v = -1;
+    assert_false(sg_metrics_get(&m, "roc_auc", &v));
+    assert_true(sg_metrics_get(&m, "average_precision", &v));
+    assert_near(v, 1.0, TOL);
+    json_t *o = json_object();
+    assert_int_equal(sg_metrics_to_json(&m, o), 0);
+    assert_true(json_is_null(json_object_get(o, "roc_auc")));
+    assert_null(json_object_get(o, "f1_macro"));
+    json_decref(o);
+    sg_metrics_clear(&m);
+
+    /* Only negatives: AP is 0 (sklearn sets recall to 1), recall 0/0 -> 0. */
+    const int32_t y0[] = {0, 0};
+    const float p0[] = {0.2f, 0.7f};
+    assert_int_equal(binary(2, y0, p0, NULL, &m), SG_OK);
+    assert_false(m.roc_auc_defined);
+    assert_near(m.average_precision, 0.0, 0);
+    assert_near(m.recall, 0.0, 0);
+    assert_near(m.precision, 0.0, 0);
+    sg_metrics_clear(&m);
+}
+
+static void test_binary_weights(void **state)
+{
+    (void)state;
+    /* Thresholds 0.6 (pos w1), 0.5 (neg w2), 0.3 (pos w.5): P=1.5, N=2.
+       AUC = 2*(1+1)/2 / 3 = 2/3; AP = (1/1.5)*1 + (.5/1.5)*(1.5/3.5) = 2/3 + 1/7. */
+    const int32_t y[] = {0, 1, 1};
+    const float p[] = {0.5f, 0.6f, 0.3f};
+    const double w[] = {2, 1, 0.5};
+    sg_metrics m;
+    assert_int_equal(binary(3, y, p, w, &m), SG_OK);
+    assert_near(m.roc_auc, 2.0 / 3.0, TOL);
+    assert_near(m.average_precision, 2.0 / 3.0 + 1.0 / 7.0, TOL);
+    assert_near(m.accuracy, 1.0 / 3.5, TOL);
+    assert_near(m.precision, 1.0 / 3.0, TOL);
+    assert_near(m.recall, 1.0 / 1.5, TOL);
+    const double cm[] = {0, 2, 0.5, 1};
+    for (int i = 0; i < 4; i++) assert_near(m.confusion_matrix[i], cm[i], 0);
+    assert_true(m.weighted);
+    sg_metrics_clear(&m);
+
+    /* A zero-weight row changes nothing, but still counts as present for roc_auc. */
+    const int32_t y2[] = {0, 1, 1, 0};
+    const float p2[] = {0.5f, 0.6f, 0.3f, 0.99f};
+    const double w2[] = {2, 1, 0.5, 0};
+    assert_int_equal(binary(4, y2, p2, w2, &m), SG_OK);
+    assert_near(m.roc_auc, 2.0 / 3.0, TOL);
+    assert_near(m.average_precision, 2.0 / 3.0 + 1.0 / 7.0, TOL);
+    assert_int_equal(m.example_count, 4);
+    sg_metrics_clear(&m);
+}
+
+static void test_log_loss_clipping(void **state)
+{
+    (void)state;
+    /* p(true) = 0 clips to DBL_EPSILON: loss -log(eps / (eps + 1 - eps)) = 36.04... */
+    const int32_t y[] = {1};
+    const float p[] = {0.0f};
+    sg_metrics m;
+    assert_int_equal(binary(1, y, p, NULL, &m), SG_OK);
+    assert_near(m.log_loss, -log(DBL_EPSILON), 1e-9);
+    sg_metrics_clear(&m);
+}
+
+static int multiclass(int k, int n, const int32_t *y, const int32_t *pred, sg_metrics *m)
+{
+    float *proba = malloc((size_t)n * (size_t)k * sizeof *proba);
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < k; j++) proba[i * k + j] = j == pred[i] ? 0.7f : 0.3f / (float)(k - 1);
+    sg_err err;
+    sg_metrics_acc *a;
+    assert_int_equal(sg_metrics_acc_new(SG_TASK_MULTICLASS, k, 0, &a, &err), SG_OK);
+    int rc = sg_metrics_add_classification(a, n, proba, y, pred, NULL, &err);
+    if (!rc) rc = sg_metrics_finish(a, m, &err);
+    sg_metrics_acc_free(a);
+    free(proba);
+    return rc;
+}
+
+static void test_multiclass_absent_labels(void **state)
+{
+    (void)state;
+    /* Class 3 never appears: f1 per label {1, 2/3, 2/3}; including it would give 7/12. */
+    const int32_t y[] = {0, 1, 1, 2}, pred[] = {0, 2, 1, 2};
+    sg_metrics m;
+    assert_int_equal(multiclass(4, 4, y, pred, &m), SG_OK);
+    assert_near(m.f1_macro, 7.0 / 9.0, TOL);
+    assert_near(m.f1_weighted, 0.75, TOL);
+    assert_near(m.f1_micro, 0.75, TOL);
+    assert_near(m.accuracy, 0.75, TOL);
+    assert_near(m.confusion_matrix[1 * 4 + 2], 1, 0);
+    assert_near(m.confusion_matrix[3 * 4 + 3], 0, 0);
+    sg_metrics_clear(&m);
+    /* A label only predicted (3) joins the set with f1 = 0. */
+    const int32_t y2[] = {0, 1, 1, 2}, pred2[] = {0, 3, 1, 2};
+    assert_int_equal(multiclass(4, 4, y2, pred2, &m), SG_OK);
+    /* f1: c0 1, c1 (p1 r.5) 2/3, c2 1, c3 0 -> macro (8/3)/4. */
+    assert_near(m.f1_macro, (8.0 / 3.0) / 4.0, TOL);
+    assert_near(m.f1_weighted, (1 + 2 * (2.0 / 3.0) + 1) / 4.0, TOL);
+    double v;
+    assert_false(sg_metrics_get(&m, "roc_auc", &v));
+    assert_true(sg_metrics_get(&m, "f1_macro", &v));
+    sg_metrics_clear(&m);
+}
+
+static int regression(int n, const double *y, const float *p, const double *w, sg_metrics *m)
+{
+    sg_err err;
+    sg_metrics_acc *a;
+    assert_int_equal(sg_metrics_acc_new(SG_TASK_REGRESSION, 0, 0, &a, &err), SG_OK);
+    int rc = sg_metrics_add_regression(a, n, p, y, w, &err);
+    if (!rc) rc = sg_metrics_finish(a, m, &err);
+    sg_metrics_acc_free(a);
+    return rc;
+}
+
+static void test_regression(void **state)
+{
+    (void)state;
+    /* sklearn's documented examples: mae 0.5, mse 0.375, r2 0.948..., max_error 1. */
+    const double y[] = {3, -0.5, 2, 7};
+    const float p[] = {2.5f, 0.0f, 2.0f, 8.0f};
+    sg_metrics m;
+    assert_int_equal(regression(4, y, p, NULL, &m), SG_OK);
+    assert_near(m.mean_absolute_error, 0.5, TOL);
+    assert_near(m.mean_squared_error, 0.375, TOL);
+    assert_near(m.root_mean_squared_error, sqrt(0.375), TOL);
+    assert_near(m.r2_score, 0.9486081370449679, TOL);
+    assert_near(m.max_error, 1.0, 0);
+    /* Weighted: errors .5 .5 0 1 with weights 1 2 3 4 -> mae 5.5/10, mse 4.75/10. */
+    const double w[] = {1, 2, 3, 4};
+    assert_int_equal(regression(4, y, p, w, &m), SG_OK);
+    assert_near(m.mean_absolute_error, 0.55, TOL);
+    assert_near(m.mean_squared_error, 0.475, TOL);
+    /* Constant targets: force_finite gives 1 for a perfect fit, else 0. */
+    const double yc[] = {0.1, 0.1, 0.1};
+    const float pc[] = {(float)0.1, (float)0.1, (float)0.1};
+    assert_int_equal(regression(3, yc, pc, NULL, &m), SG_OK);
+    assert_near(m.r2_score, 0.0, 0); /* float32 0.1 != double 0.1 */
+    const double yc2[] = {2, 2, 2};
+    const float pc2[] = {2, 2, 2}, pc3[] = {2, 3, 2};
+    assert_int_equal(regression(3, yc2, pc2, NULL, &m), SG_OK);
+    assert_near(m.r2_score, 1.0, 0);
+    assert_int_equal(regression(3, yc2, pc3, NULL, &m), SG_OK);
+    assert_near(m.r2_score, 0.0, 0);
+    /* One row: r2 undefined (sklearn returns nan). */
+    assert_int_equal(regression(1, yc2, pc3, NULL, &m), SG_OK);
+    assert_false(m.r2_defined);
+    json_t *o = json_object();
+    assert_int_equal(sg_metrics_to_json(&m, o), 0);
+    assert_true(json_is_null(json_object_get(o, "r2_score")));
+    assert_null(json_object_get(o, "accuracy"));
+    assert_int_equal(json_integer_value(json_object_get(o, "example_count")), 1);
+    json_decref(o);
+}
+
+/* The same rows fed as one chunk and as many uneven chunks give the same metrics. */
+static void test_streaming_matches_one_chunk(void **state)
+{
+    (void)state;
+    enum { N = 20000, K = 5 };
+    float *proba = malloc(N * K * sizeof *proba);
+    int32_t *y = malloc(N * sizeof *y), *pred = malloc(N * sizeof *pred);
+    double *w = malloc(N * sizeof *w);
+    srand(7);
+    for (int i = 0; i < N; i++) {
+        y[i] = rand() % K;
+        pred[i] = rand() % 3 ? y[i] : rand() % K;
+        w[i] = (rand() % 100) / 10.0;
+        float s = 0;
+        for (int j = 0; j < K; j++) s += proba[i * K + j] = (float)(rand() % 1000 + 1);
+        for (int j = 0; j < K; j++) proba[i * K + j] /= s;
+    }
+    sg_metrics m[2];
+    sg_err err;
+    for (int pass = 0; pass < 2; pass++) {
+        sg_metrics_acc *a;
+        assert_int_equal(sg_metrics_acc_new(SG_TASK_MULTICLASS, K, 0, &a, &err), SG_OK);
+        for (int s = 0, len = pass ? 1 : N; s < N; s += len, len = len * 3 + 1) {
+            int l = s + len > N ? N - s : len;
+            assert_int_equal(sg_metrics_add_classification(a, l, proba + s * K, y + s,
+                                                           pred + s, w + s, &err),
+                             SG_OK);
+        }
+        assert_int_equal(sg_metrics_finish(a, &m[pass], &err), SG_OK);
+        sg_metrics_acc_free(a);
+    }
+    assert_near(m[0].log_loss, m[1].log_loss, 1e-12);
+    assert_near(m[0].f1_macro, m[1].f1_macro, 1e-12);
+    assert_near(m[0].accuracy, m[1].accuracy, 1e-12);
+    for (int i = 0; i < K * K; i++)
+        assert_near(m[0].confusion_matrix[i], m[1].confusion_matrix[i], 1e-9);
+    sg_metrics_clear(&m[0]);
+    sg_metrics_clear(&m[1]);
+    free(proba);
+    free(y);
+    free(pred);
+    free(w);
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+static void test_radix_sort_orders_floats(void **state)
+{
+    (void)state;
+    enum { N = 50000 };
+    uint32_t *k = malloc(N * sizeof *k), *ref = malloc(N * sizeof *ref), *ks = malloc(N * 4);
+    double *w = malloc(N * sizeof *w), *ws = malloc(N * sizeof *ws);
+    float *f = malloc(N * sizeof *f);
+    srand(11);
+    for (int i = 0; i < N; i++) {
+        f[i] = (float)(rand() - RAND_MAX / 2) / (float)(rand() % 1000 + 1);
+        if (i % 7 == 0) f[i] = 0.25f; /* ties */
+        k[i] = ref[i] = sg_score_key(f[i]);
+        w[i] = (double)f[i]; /* weights travel with their keys */
+    }
+    qsort(ref, N, sizeof *ref, cmp_u32);
+    sg_radix_sort_keys(k, w, N, ks, ws);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(k[i], ref[i]);
+        assert_int_equal(sg_score_key((float)w[i]), k[i]);
+        if (i) assert_true(w[i - 1] <= w[i]); /* key order is float order */
+    }
+    free(k);
+    free(ref);
+    free(ks);
+    free(w);
+    free(ws);
+    free(f);
+}
+
+static void test_bad_input(void **state)
+{
+    (void)state;
+    sg_err err;
+    sg_metrics_acc *a;
+    sg_metrics m;
+    const float proba[] = {0.5f, 0.5f, NAN, 1.0f};
+    const int32_t y[] = {0, 2}, good[] = {0, 1};
+    const double neg[] = {1, -1}, zero[] = {0, 0};
+    assert_int_equal(sg_metrics_acc_new(SG_TASK_BINARY, 3, 0, &a, &err), SG_EINPUT);
+    assert_int_equal(sg_metrics_acc_new(SG_TASK_BINARY, 2, 0, &a, &err), SG_OK);
+    assert_int_equal(sg_metrics_add_classification(a, 2, proba, y, good, NULL, &err), SG_EINPUT);
+    assert_non_null(strstr(err.msg, "y_true[1]"));
+    assert_int_equal(sg_metrics_add_classification(a, 2, proba, good, good, NULL, &err),
+                     SG_EINPUT);
+    assert_non_null(strstr(err.msg, "proba[1][0]"));
+    assert_int_equal(sg_metrics_add_classification(a, 1, proba, good, good, neg + 1, &err),
+                     SG_EINPUT);
+    /* Nothing was added by the failed calls. */
+    assert_int_equal(sg_metrics_finish(a, &m, &err), SG_EINPUT);
+    assert_int_equal(sg_metrics_add_classification(a, 1, proba, good, good, zero, &err), SG_OK);
+    assert_int_equal(sg_metrics_add_classification(a, 1, proba, good, good, NULL, &err),
+                     SG_EINPUT);
+    assert_non_null(strstr(err.msg, "some chunks"));
+    assert_int_equal(sg_metrics_finish(a, &m, &err), SG_EINPUT);
+    assert_non_null(strstr(err.msg, "zero"));
+    sg_metrics_acc_free(a);
+
+    const double yr[] = {1, INFINITY};
+    const float pr[] = {1, 2};
+    assert_int_equal(sg_metrics_acc_new(SG_TASK_REGRESSION, 0, 0, &a, &err), SG_OK);
+    assert_int_equal(sg_metrics_add_regression(a, 2, pr, yr, NULL, &err), SG_EINPUT);
+    assert_int_equal(sg_metrics_add_classification(a, 1, proba, good, good, NULL, &err),
+                     SG_EINTERNAL);
+    sg_metrics_acc_free(a);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_binary_basic),
+        cmocka_unit_test(test_binary_ties),
+        cmocka_unit_test(test_binary_zero_division_and_single_class),
+        cmocka_unit_test(test_binary_weights),
+        cmocka_unit_test(test_log_loss_clipping),
+        cmocka_unit_test(test_multiclass_absent_labels),
+        cmocka_unit_test(test_regression),
+        cmocka_unit_test(test_streaming_matches_one_chunk),
+        cmocka_unit_test(test_radix_sort_orders_floats),
+        cmocka_unit_test(test_bad_input),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
