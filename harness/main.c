@@ -15,6 +15,7 @@ typedef struct {
 static const sg_command commands[] = {
     {"eval", sg_cmd_eval, "evaluate a model on a validation set and print metrics"},
     {"keygen", sg_cmd_keygen, "create a key pair for signing reports (PEM)"},
+    {"gate", sg_cmd_gate, "run the staging gate: metrics, latency, shadow, policy, signed report"},
     {"verify", sg_cmd_verify, "verify a signed report: signature, type, digest, result"},
 };
 
