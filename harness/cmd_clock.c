@@ -1,0 +1,88 @@
+/* stagegate clock: which latency clock is in use, its rate, calibration spread and overhead. */
+#include <math.h>
+#include <string.h>
+
+#include "stagegate/cli.h"
+#include "stagegate/harness.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: stagegate clock [--cpus LIST] [--json]\n\n"
+                 "Checks for an invariant TSC (cpuid and the kernel clocksource), calibrates its\n"
+                 "rate against CLOCK_MONOTONIC_RAW, and measures the empty-bracket overhead\n"
+                 "(lfence;rdtsc ... rdtscp;lfence) on each pinned core.\n"
+                 "STAGEGATE_CLOCK=gettime forces the clock_gettime fallback.\n"
+                 "Exit codes: 0 ok, 2 usage error.\n");
+}
+
+typedef struct {
+    uint64_t *ticks;
+} overhead_ctx;
+
+static void measure(sg_worker *w, void *arg)
+{
+    overhead_ctx *c = arg;
+    c->ticks[sg_worker_index(w)] = sg_clock_overhead_ticks(20001);
+}
+
+int sg_cmd_clock(int argc, char **argv)
+{
+    bool json = false;
+    const char *cpus = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--json")) json = true;
+        else if (!strcmp(argv[i], "--cpus") && i + 1 < argc) cpus = argv[++i];
+        else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(stdout);
+            return 0;
+        } else return sg_cli_usage_error("clock", "unknown option '%s'", argv[i]);
+    }
+    sg_err err = {{0}};
+    const sg_clock_info *ci = sg_clock();
+    sg_pool *pool = NULL;
+    int rc = sg_pool_create(cpus, &pool, &err);
+    if (rc != SG_OK) return sg_cli_fail(rc, &err);
+    int n = sg_pool_size(pool);
+    uint64_t ticks[1024] = {0};
+    if (n > 1024) n = 1024;
+    overhead_ctx ctx = {ticks};
+    sg_pool_run(pool, measure, &ctx);
+    const char *src = ci->source == SG_CLOCK_TSC ? "tsc" : "clock_gettime";
+    if (json) {
+        json_t *o = json_object();
+        json_object_set_new(o, "source", json_string(src));
+        json_object_set_new(o, "invariant_tsc", json_boolean(ci->cpuid_invariant_tsc));
+        json_object_set_new(o, "clocksource", json_string(ci->clocksource));
+        sg_json_set_real(o, "tsc_hz", ci->source == SG_CLOCK_TSC ? ci->tsc_hz : NAN);
+        sg_json_set_real(o, "calibration_spread", ci->calib_spread);
+        json_object_set_new(o, "calibrations", json_integer(ci->calibrations));
+        if (ci->fallback_reason[0]) json_object_set_new(o, "fallback_reason", json_string(ci->fallback_reason));
+        json_t *per = json_array();
+        for (int i = 0; i < n; i++) {
+            json_t *e = json_object();
+            json_object_set_new(e, "cpu", json_integer(sg_pool_placement(pool, i)->pu));
+            json_object_set_new(e, "overhead_ticks", json_integer((json_int_t)ticks[i]));
+            sg_json_set_real(e, "overhead_ns", sg_clock_ticks_to_ns(ticks[i]));
+            json_array_append_new(per, e);
+        }
+        json_object_set_new(o, "overhead", per);
+        sg_json_print(o);
+        json_decref(o);
+    } else {
+        if (ci->fallback_reason[0])
+            printf("clock in use:        %s (fallback: %s)\n", src, ci->fallback_reason);
+        else
+            printf("clock in use:        %s\n", src);
+        printf("invariant TSC:       %s (cpuid), kernel clocksource %s\n",
+               ci->cpuid_invariant_tsc ? "yes" : "no", ci->clocksource[0] ? ci->clocksource : "unknown");
+        if (ci->calibrations)
+            printf("TSC frequency:       %.0f Hz (median of %d calibrations, spread %.4f%%)\n", ci->tsc_hz,
+                   ci->calibrations, ci->calib_spread * 100);
+        for (int i = 0; i < n; i++)
+            printf("overhead on CPU %-3d  %llu %s = %.1f ns\n", sg_pool_placement(pool, i)->pu,
+                   (unsigned long long)ticks[i], ci->source == SG_CLOCK_TSC ? "cycles" : "ns",
+                   sg_clock_ticks_to_ns(ticks[i]));
+    }
+    sg_pool_free(pool);
+    return 0;
+}

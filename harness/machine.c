@@ -1,0 +1,180 @@
+/*
+ * The machine record that goes with every latency number, and the checks
+ * that warn when the machine is set up to distort latency.
+ */
+#define _GNU_SOURCE
+#include <cblas.h>
+#include <hwloc.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <time.h>
+
+#include "stagegate/cli.h"
+#include "stagegate/harness.h"
+#include "stagegate/version.h"
+
+int sg_blas_single_thread(void)
+{
+    int prev = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+    return prev;
+}
+
+const char *sg_blas_config(void) { return openblas_get_config(); }
+int sg_blas_threads(void) { return openblas_get_num_threads(); }
+
+/* First line of a small sysfs/proc file, newline stripped; "" when absent. */
+static void read_line(const char *path, char *out, size_t len)
+{
+    out[0] = 0;
+    FILE *f = fopen(path, "r");
+    if (!f) return;
+    if (fgets(out, (int)len, f)) out[strcspn(out, "\n")] = 0;
+    fclose(f);
+}
+
+static void cpu_model(char *out, size_t len)
+{
+    snprintf(out, len, "unknown");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f) return;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "model name", 10)) continue;
+        char *c = strchr(line, ':');
+        if (!c) continue;
+        c++;
+        while (*c == ' ' || *c == '\t') c++;
+        c[strcspn(c, "\n")] = 0;
+        snprintf(out, len, "%s", c);
+        break;
+    }
+    fclose(f);
+}
+
+static void governor(int cpu, char *out, size_t len)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu%d/cpufreq/scaling_governor", cpu);
+    read_line(path, out, len);
+    if (!out[0]) snprintf(out, len, "unknown");
+}
+
+/* "on", "off" or "unknown": acpi-cpufreq/amd boost switch, or intel_pstate's no_turbo. */
+static const char *boost_state(void)
+{
+    char v[32];
+    read_line("/sys/devices/system/cpu/cpufreq/boost", v, sizeof v);
+    if (v[0]) return v[0] == '1' ? "on" : "off";
+    read_line("/sys/devices/system/cpu/intel_pstate/no_turbo", v, sizeof v);
+    if (v[0]) return v[0] == '1' ? "off" : "on";
+    return "unknown";
+}
+
+json_t *sg_machine_json(void)
+{
+    json_t *m = json_object();
+    char buf[512];
+    cpu_model(buf, sizeof buf);
+    json_object_set_new(m, "cpu_model", json_string(buf));
+    hwloc_topology_t topo;
+    int cores = 0, pus = 0, numa = 1;
+    if (hwloc_topology_init(&topo) == 0) {
+        if (hwloc_topology_load(topo) == 0) {
+            cores = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_CORE);
+            pus = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_PU);
+            numa = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_NUMANODE);
+        }
+        hwloc_topology_destroy(topo);
+    }
+    if (cores <= 0) cores = pus;
+    json_object_set_new(m, "cores", json_integer(cores));
+    json_object_set_new(m, "logical_cpus", json_integer(pus));
+    json_object_set_new(m, "smt", json_boolean(pus > cores));
+    json_object_set_new(m, "numa_nodes", json_integer(numa > 0 ? numa : 1));
+    governor(0, buf, sizeof buf);
+    json_object_set_new(m, "governor", json_string(buf));
+    json_object_set_new(m, "boost", json_string(boost_state()));
+    const sg_clock_info *ci = sg_clock();
+    json_object_set_new(m, "clocksource", json_string(ci->clocksource[0] ? ci->clocksource : "unknown"));
+    json_object_set_new(m, "invariant_tsc", json_boolean(ci->cpuid_invariant_tsc));
+    sg_json_set_real(m, "tsc_hz", ci->tsc_hz);
+    struct utsname u;
+    if (uname(&u) == 0) {
+        snprintf(buf, sizeof buf, "%s %s %s", u.sysname, u.release, u.machine);
+        json_object_set_new(m, "kernel", json_string(buf));
+    }
+    json_t *blas = json_object();
+    json_object_set_new(blas, "config", json_string(sg_blas_config()));
+    json_object_set_new(blas, "threads", json_integer(sg_blas_threads()));
+    json_object_set_new(m, "openblas", blas);
+    json_t *sg = json_object();
+    json_object_set_new(sg, "version", json_string(SG_VERSION));
+    json_object_set_new(sg, "build_flags", json_string(SG_BUILD_FLAGS));
+    json_object_set_new(m, "stagegate", sg);
+    return m;
+}
+
+/* Busy fraction of one CPU over ~50 ms from /proc/stat; negative when unknown. */
+static double cpu_busy(int cpu)
+{
+    unsigned long long v[2][8];
+    for (int k = 0; k < 2; k++) {
+        FILE *f = fopen("/proc/stat", "r");
+        if (!f) return -1;
+        char line[512], want[32];
+        snprintf(want, sizeof want, "cpu%d ", cpu);
+        bool found = false;
+        while (fgets(line, sizeof line, f)) {
+            if (strncmp(line, want, strlen(want))) continue;
+            found = sscanf(line + strlen(want), "%llu %llu %llu %llu %llu %llu %llu %llu", &v[k][0],
+                           &v[k][1], &v[k][2], &v[k][3], &v[k][4], &v[k][5], &v[k][6], &v[k][7]) == 8;
+            break;
+        }
+        fclose(f);
+        if (!found) return -1;
+        if (k == 0) nanosleep(&(struct timespec){0, 50000000}, NULL);
+    }
+    unsigned long long tot = 0, idle = (v[1][3] - v[0][3]) + (v[1][4] - v[0][4]);
+    for (int i = 0; i < 8; i++) tot += v[1][i] - v[0][i];
+    return tot ? 1.0 - (double)idle / (double)tot : -1;
+}
+
+int sg_machine_warnings(const int *cpus, int n, char w[][160], int max)
+{
+    int k = 0;
+    char g[64];
+    for (int i = 0; i < n && k < max; i++) {
+        governor(cpus[i], g, sizeof g);
+        if (strcmp(g, "performance") && strcmp(g, "unknown")) {
+            snprintf(w[k++], 160, "CPU %d governor is '%s', not 'performance': frequency may ramp during the run",
+                     cpus[i], g);
+            break;
+        }
+    }
+    if (k < max && !strcmp(boost_state(), "on"))
+        snprintf(w[k++], 160, "CPU boost is on: latency depends on temperature and load on other cores");
+    for (int i = 0; i < n && k < max; i++) {
+        char path[128], sib[128];
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu%d/topology/thread_siblings_list", cpus[i]);
+        read_line(path, sib, sizeof sib);
+        /* Siblings as a list like "0,32" or "0-1"; any sibling we do not use and that is busy steals the core. */
+        for (char *p = sib; *p && k < max;) {
+            char *end;
+            long a = strtol(p, &end, 10), b = a;
+            if (end == p) break;
+            if (*end == '-') b = strtol(end + 1, &end, 10);
+            for (long c = a; c <= b && k < max; c++) {
+                bool ours = false;
+                for (int j = 0; j < n; j++) ours |= cpus[j] == c;
+                double busy = ours ? 0 : cpu_busy((int)c);
+                if (busy > 0.10)
+                    snprintf(w[k++], 160, "SMT sibling CPU %ld of CPU %d is %.0f%% busy: it shares the core's execution units",
+                             c, cpus[i], busy * 100);
+            }
+            p = *end ? end + 1 : end;
+        }
+    }
+    return k;
+}

@@ -1,0 +1,148 @@
+/*
+ * hwloc topology and worker placement: one worker per core among the chosen
+ * CPUs, each with the NUMA node that holds its memory. Placement is pure
+ * computation over the topology so synthetic topologies test it exactly.
+ */
+#include "topology_internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+int sg_topology_open(const char *synthetic, sg_topology **out, sg_err *err)
+{
+    *out = NULL;
+    if (!synthetic) {
+        const char *env = getenv("STAGEGATE_HWLOC_SYNTHETIC");
+        if (env && *env) synthetic = env;
+    }
+    sg_topology *t = calloc(1, sizeof *t);
+    if (!t) return sg_errf(err, SG_ENOMEM, "topology: out of memory");
+    if (hwloc_topology_init(&t->topo) != 0) {
+        free(t);
+        return sg_errf(err, SG_EINTERNAL, "hwloc: topology init failed");
+    }
+    if (synthetic) {
+        if (hwloc_topology_set_synthetic(t->topo, synthetic) != 0) {
+            hwloc_topology_destroy(t->topo);
+            free(t);
+            return sg_errf(err, SG_EINPUT, "hwloc synthetic topology '%s' is not valid",
+                           synthetic);
+        }
+        t->synthetic = true;
+    }
+    if (hwloc_topology_load(t->topo) != 0) {
+        hwloc_topology_destroy(t->topo);
+        free(t);
+        return sg_errf(err, SG_EINTERNAL, "hwloc: topology load failed: %s", strerror(errno));
+    }
+    /* Some VMs expose PUs without core objects; then each PU counts as a core. */
+    t->core_type = hwloc_get_nbobjs_by_type(t->topo, HWLOC_OBJ_CORE) > 0 ? HWLOC_OBJ_CORE
+                                                                          : HWLOC_OBJ_PU;
+    *out = t;
+    return SG_OK;
+}
+
+void sg_topology_close(sg_topology *t)
+{
+    if (!t) return;
+    hwloc_topology_destroy(t->topo);
+    free(t);
+}
+
+bool sg_topology_is_synthetic(const sg_topology *t) { return t->synthetic; }
+int sg_topology_cores(const sg_topology *t) { return hwloc_get_nbobjs_by_type(t->topo, t->core_type); }
+int sg_topology_pus(const sg_topology *t) { return hwloc_get_nbobjs_by_type(t->topo, HWLOC_OBJ_PU); }
+int sg_topology_numa_nodes(const sg_topology *t)
+{
+    int n = hwloc_get_nbobjs_by_type(t->topo, HWLOC_OBJ_NUMANODE);
+    return n > 0 ? n : 1;
+}
+
+/* Strict "0-3,6" parser: numbers and ranges only, every CPU must exist. */
+static int parse_cpu_list(const sg_topology *t, const char *s, hwloc_bitmap_t set, sg_err *err)
+{
+    hwloc_const_cpuset_t all = hwloc_topology_get_topology_cpuset(t->topo);
+    const char *p = s;
+    while (*p) {
+        char *end;
+        errno = 0;
+        long a = strtol(p, &end, 10);
+        if (end == p || errno || a < 0 || a > 1 << 20)
+            return sg_errf(err, SG_EINPUT, "--cpus: '%s' is not a CPU list like 0-3,6", s);
+        long b = a;
+        p = end;
+        if (*p == '-') {
+            p++;
+            b = strtol(p, &end, 10);
+            if (end == p || errno || b < a || b > 1 << 20)
+                return sg_errf(err, SG_EINPUT, "--cpus: '%s' is not a CPU list like 0-3,6", s);
+            p = end;
+        }
+        for (long c = a; c <= b; c++) {
+            if (!hwloc_bitmap_isset(all, (unsigned)c)) {
+                char have[256];
+                hwloc_bitmap_list_snprintf(have, sizeof have, all);
+                return sg_errf(err, SG_EINPUT, "--cpus: CPU %ld is not on this machine (CPUs %s)",
+                               c, have);
+            }
+            hwloc_bitmap_set(set, (unsigned)c);
+        }
+        if (*p == ',') {
+            p++;
+            if (!*p) return sg_errf(err, SG_EINPUT, "--cpus: '%s' ends with a comma", s);
+        } else if (*p) {
+            return sg_errf(err, SG_EINPUT, "--cpus: '%s' is not a CPU list like 0-3,6", s);
+        }
+    }
+    return SG_OK;
+}
+
+static int node_of(const sg_topology *t, hwloc_obj_t core)
+{
+    if (core->nodeset && !hwloc_bitmap_iszero(core->nodeset)) {
+        int n = hwloc_bitmap_first(core->nodeset);
+        if (n >= 0) return n;
+    }
+    return 0;
+}
+
+int sg_topology_plan(const sg_topology *t, const char *cpus, sg_placement **out, int *n,
+                     sg_err *err)
+{
+    *out = NULL;
+    *n = 0;
+    hwloc_bitmap_t want = hwloc_bitmap_alloc();
+    if (!want) return sg_errf(err, SG_ENOMEM, "topology: out of memory");
+    int rc = SG_OK;
+    if (!cpus || !*cpus || !strcmp(cpus, "all"))
+        hwloc_bitmap_copy(want, hwloc_topology_get_topology_cpuset(t->topo));
+    else
+        rc = parse_cpu_list(t, cpus, want, err);
+    int ncores = sg_topology_cores(t);
+    sg_placement *pl = rc == SG_OK ? calloc((size_t)(ncores > 0 ? ncores : 1), sizeof *pl) : NULL;
+    if (rc == SG_OK && !pl) rc = sg_errf(err, SG_ENOMEM, "topology: out of memory");
+    int k = 0;
+    for (int i = 0; rc == SG_OK && i < ncores; i++) {
+        hwloc_obj_t core = hwloc_get_obj_by_type(t->topo, t->core_type, (unsigned)i);
+        hwloc_bitmap_t both = hwloc_bitmap_alloc();
+        hwloc_bitmap_and(both, core->cpuset, want);
+        int pu = hwloc_bitmap_first(both);
+        hwloc_bitmap_free(both);
+        if (pu < 0) continue;
+        pl[k].worker = k;
+        pl[k].core = i;
+        pl[k].pu = pu;
+        pl[k].node = node_of(t, core);
+        k++;
+    }
+    hwloc_bitmap_free(want);
+    if (rc == SG_OK && k == 0) rc = sg_errf(err, SG_EINPUT, "--cpus: '%s' selects no core", cpus);
+    if (rc != SG_OK) {
+        free(pl);
+        return rc;
+    }
+    *out = pl;
+    *n = k;
+    return SG_OK;
+}

@@ -1,0 +1,290 @@
+/*
+ * The latency engine: hwloc topology, a pool of pinned per-core workers, the
+ * rdtsc clock, latency statistics and histograms, and the bench scenarios
+ * (single-stream, server, offline) behind `stagegate bench` and `stagegate clock`.
+ */
+#ifndef STAGEGATE_HARNESS_H
+#define STAGEGATE_HARNESS_H
+
+#include <jansson.h>
+
+#include "stagegate/common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------- topology */
+
+typedef struct sg_topology sg_topology;
+
+/*
+ * Loads the machine topology. synthetic: NULL reads the env var
+ * STAGEGATE_HWLOC_SYNTHETIC and, when that is unset too, discovers the real
+ * machine; otherwise an hwloc synthetic description such as
+ * "pack:2 numa:1 core:4 pu:1". Synthetic topologies plan placement but cannot bind.
+ */
+int sg_topology_open(const char *synthetic, sg_topology **out, sg_err *err);
+void sg_topology_close(sg_topology *t);
+bool sg_topology_is_synthetic(const sg_topology *t);
+int sg_topology_cores(const sg_topology *t);
+int sg_topology_pus(const sg_topology *t);
+int sg_topology_numa_nodes(const sg_topology *t);
+
+/* Where one worker runs: logical core index, OS index of its PU, OS index of its NUMA node. */
+typedef struct {
+    int worker;
+    int core; /* hwloc logical index of the core */
+    int pu;   /* OS CPU number the worker is bound to */
+    int node; /* OS index of the NUMA node holding its memory */
+} sg_placement;
+
+/*
+ * One worker per core among the CPUs in `cpus` ("0-3,6", OS CPU numbers; NULL,
+ * "" or "all" = every core). A core listed through several SMT siblings still
+ * gets one worker, on the first listed sibling. *out is malloc'ed.
+ */
+int sg_topology_plan(const sg_topology *t, const char *cpus, sg_placement **out, int *n,
+                     sg_err *err);
+
+/* ------------------------------------------------------------------- pool */
+
+typedef struct sg_pool sg_pool;
+typedef struct sg_worker sg_worker;
+
+/* Pool on the real machine (or STAGEGATE_HWLOC_SYNTHETIC), one pinned worker per selected core. */
+int sg_pool_create(const char *cpus, sg_pool **out, sg_err *err);
+/* Pool on an explicit topology description (see sg_topology_open). */
+int sg_pool_create_on(const char *synthetic, const char *cpus, sg_pool **out, sg_err *err);
+void sg_pool_free(sg_pool *p);
+int sg_pool_size(const sg_pool *p);
+const sg_placement *sg_pool_placement(const sg_pool *p, int worker);
+/* true when workers are really bound (false on synthetic topologies). */
+bool sg_pool_bound(const sg_pool *p);
+/* How memory binding went: "bind-strict", "bind", "first-touch" or "planned-only". */
+const char *sg_pool_membind_policy(const sg_pool *p);
+
+/* Runs fn(worker, ctx) on every worker at once and returns when all have returned. */
+int sg_pool_run(sg_pool *p, void (*fn)(sg_worker *w, void *ctx), void *ctx);
+
+int sg_worker_index(const sg_worker *w);
+int sg_worker_cpu(const sg_worker *w);  /* OS CPU number it is bound to */
+int sg_worker_node(const sg_worker *w); /* OS index of its NUMA node */
+/* The number of workers in the pool this worker belongs to. */
+int sg_worker_count(const sg_worker *w);
+
+/*
+ * Node-local memory, 64-byte aligned, zeroed by the calling worker (touched
+ * before timing). Owned by the pool: freed by sg_pool_free. Call only from
+ * inside the worker's fn. NULL when out of memory.
+ */
+void *sg_worker_alloc(sg_worker *w, size_t bytes);
+/* NUMA node the last sg_worker_alloc was bound (or planned) to; -1 before any. */
+int sg_worker_last_alloc_node(const sg_worker *w);
+
+/* ------------------------------------------------------------------ clock */
+
+typedef enum { SG_CLOCK_TSC = 0, SG_CLOCK_GETTIME = 1 } sg_clock_source;
+
+typedef struct {
+    sg_clock_source source;
+    bool cpuid_invariant_tsc;  /* cpuid 0x80000007 EDX bit 8 */
+    char clocksource[64];      /* kernel clocksource, "" when unreadable */
+    char fallback_reason[160]; /* why clock_gettime is used, "" when TSC */
+    double tsc_hz;             /* median of the calibrations (0 when no TSC) */
+    double calib_spread;       /* (max - min) / median over the calibrations */
+    int calibrations;
+    double ticks_per_ns;       /* tsc_hz / 1e9, or 1 for clock_gettime */
+} sg_clock_info;
+
+/*
+ * Decides the clock once per process (thread-safe): TSC when cpuid says the TSC
+ * is invariant and the kernel trusts it, calibrated against CLOCK_MONOTONIC_RAW;
+ * clock_gettime(CLOCK_MONOTONIC_RAW) otherwise or when STAGEGATE_CLOCK=gettime.
+ */
+const sg_clock_info *sg_clock(void);
+
+/* A timestamp in clock ticks: `lfence; rdtsc` (start) / `rdtscp; lfence` (end), or ns. */
+uint64_t sg_clock_start(void);
+uint64_t sg_clock_end(void);
+/* Any time (not a bracket), for schedules and deadlines. */
+uint64_t sg_clock_now(void);
+/* CPU tag for migration checks: TSC_AUX (rdtscp) or sched_getcpu(). */
+uint32_t sg_clock_cpu_tag(void);
+double sg_clock_ticks_to_ns(uint64_t ticks);
+uint64_t sg_clock_ns_to_ticks(double ns);
+/* Median empty-bracket cost in ticks on the calling (pinned) thread. */
+uint64_t sg_clock_overhead_ticks(int reps);
+
+/* ------------------------------------------------------------------ stats */
+
+typedef struct {
+    double p50, p90, p95, p99, p999, min, max, mean;
+} sg_latency_summary;
+
+/* Exact nearest-rank percentiles; sorts `ns` in place. n > 0. */
+void sg_latency_summarize(uint64_t *ns, int64_t n, sg_latency_summary *s);
+/* Nearest rank over sorted data: the ceil(q*n)-th smallest (1-based), q in (0,1]. */
+uint64_t sg_percentile_sorted(const uint64_t *sorted, int64_t n, double q);
+
+/*
+ * MLPerf LoadGen's early stopping. sg_early_stopping_min_queries: the fewest
+ * queries for which `overshoots` latencies above the percentile still let us
+ * claim it at `confidence` (h(t) + t in LoadGen's terms; 64 for p90 and 662 for
+ * p99 at t = 1 and 99%).
+ */
+int64_t sg_early_stopping_min_queries(int64_t overshoots, double percentile, double confidence);
+
+typedef struct {
+    double estimate_ns;     /* the early-stopping percentile estimate (NAN when invalid) */
+    bool valid;             /* enough queries for t = 1 */
+    int64_t queries_needed; /* extra queries needed when not valid, else 0 */
+    int64_t overshoots;     /* t: queries above the estimate that are tolerated */
+} sg_early_stop;
+
+void sg_early_stopping(const uint64_t *sorted_ns, int64_t n, double percentile, double confidence,
+                       sg_early_stop *out);
+
+/* -------------------------------------------------------------- histogram */
+
+/*
+ * Log-linear latency histogram with 3 significant digits (HdrHistogram's
+ * layout: 2048 sub-buckets, values up to 2^63 ns). Each worker fills its own;
+ * they are merged for the report.
+ */
+typedef struct sg_latency_histogram sg_latency_histogram;
+
+sg_latency_histogram *sg_histogram_new(void);
+void sg_histogram_free(sg_latency_histogram *h);
+void sg_histogram_record(sg_latency_histogram *h, uint64_t value);
+void sg_histogram_merge(sg_latency_histogram *into, const sg_latency_histogram *from);
+int64_t sg_histogram_count(const sg_latency_histogram *h);
+/* The value at quantile q (0..1): the highest value equivalent to the bucket holding that rank. */
+uint64_t sg_histogram_value_at(const sg_latency_histogram *h, double q);
+/* Lowest / highest value that falls into the same bucket as v. */
+uint64_t sg_histogram_lowest_equivalent(uint64_t v);
+uint64_t sg_histogram_highest_equivalent(uint64_t v);
+/*
+ * {"unit":"ns","significant_digits":3,"sub_bucket_count":2048,"count":N,
+ *  "buckets":[[bucket_low_ns, count], ...]} with only non-empty buckets, ascending.
+ */
+json_t *sg_histogram_json(const sg_latency_histogram *h);
+int sg_histogram_from_json(const json_t *j, sg_latency_histogram **out, sg_err *err);
+/* Text histogram (about `rows` lines) for human output. */
+void sg_histogram_print(const sg_latency_histogram *h, FILE *out, int rows);
+
+/* ---------------------------------------------------------------- bench */
+
+typedef enum {
+    SG_SCENARIO_SINGLE_STREAM = 0,
+    SG_SCENARIO_SERVER = 1,
+    SG_SCENARIO_OFFLINE = 2,
+} sg_scenario;
+
+const char *sg_scenario_name(sg_scenario s);
+int sg_scenario_parse(const char *s); /* -1 when unknown */
+
+/*
+ * What is timed. setup runs once on each worker before timing (allocate with
+ * sg_worker_alloc / clone the model there, and touch it); run executes one
+ * query of `rows` rows starting at row index `row` (mod n_rows is the
+ * workload's job). Must be thread-safe across workers' states.
+ */
+typedef struct {
+    const char *name;
+    int64_t n_rows;
+    size_t model_bytes;
+    void *ctx;
+    int (*setup)(sg_worker *w, void *ctx, void **state, sg_err *err);
+    void (*run)(void *state, int64_t row, int64_t rows);
+    void (*teardown)(void *state); /* may be NULL */
+    /* Optional breakdown: stage names and accumulated ticks per stage (NULL when absent). */
+    int n_stages;
+    const char *const *stage_names;
+    void (*stage_ticks)(void *state, uint64_t *acc); /* adds this worker's totals into acc */
+} sg_workload;
+
+typedef struct {
+    sg_scenario scenario;
+    const char *cpus;      /* NULL = every core; single-stream uses the first worker only */
+    double qps;            /* server target; required > 0 for server */
+    double min_duration_s; /* default 1 s (offline: ignored) */
+    int64_t min_queries;   /* default 1024 */
+    int64_t warmup;        /* queries before timing, default 64 */
+    uint64_t seed;         /* server schedule seed, default 1 */
+    int64_t batch;         /* rows per query in offline (default 64); 1 otherwise */
+    double max_duration_s; /* safety stop, default 600 s */
+    bool breakdown;
+    const sg_workload *workload;
+} sg_bench_config;
+
+typedef struct {
+    uint64_t latency_ns;
+    int32_t worker;
+    int32_t cpu;
+    uint32_t flags; /* SG_SAMPLE_MIGRATED */
+} sg_sample;
+
+#define SG_SAMPLE_MIGRATED 1u
+
+typedef struct {
+    sg_scenario scenario;
+    int64_t queries;
+    sg_sample *samples; /* [queries] in issue order; NULL for offline */
+    sg_latency_summary latency;
+    sg_early_stop es_p90, es_p99;
+    double duration_s;
+    double qps;        /* completed queries per second */
+    double throughput; /* rows (samples) per second */
+    double target_qps;
+    int64_t batch;
+    int workers;
+    sg_clock_info clock;
+    double overhead_ns; /* mean over workers of the subtracted bracket cost */
+    int64_t migrations;
+    int64_t page_faults_in_window;
+    int64_t context_switches_in_window;
+    int64_t peak_rss_bytes;
+    size_t model_bytes;
+    sg_latency_histogram *histogram; /* merged per-worker histograms */
+    char membind[32];
+    char workload[128];
+    json_t *bindings; /* [{"worker":i,"cpu":c,"node":n}] */
+    int n_stages;
+    const char *const *stage_names;
+    double *stage_ns; /* mean ns per query per stage, [n_stages] when breakdown */
+} sg_bench_result;
+
+void sg_bench_config_init(sg_bench_config *c);
+int sg_bench_run(const sg_bench_config *c, sg_bench_result *r, sg_err *err);
+void sg_bench_result_clear(sg_bench_result *r);
+/* The JSON document `stagegate bench --json` prints (machine included). */
+json_t *sg_bench_result_json(const sg_bench_result *r);
+/* Human table, text histogram and distortion warnings. */
+void sg_bench_result_print(const sg_bench_result *r, FILE *out);
+/* `latency_ns,worker,cpu,flags`, one row per query in issue order, written atomically. */
+int sg_bench_write_samples(const sg_bench_result *r, const char *path, sg_err *err);
+
+/* Machine record: CPU, cores/SMT, NUMA, governor, boost, clocksource, kernel, OpenBLAS, build. */
+json_t *sg_machine_json(void);
+/* Warnings about things that distort latency (governor, boost, busy SMT sibling). */
+int sg_machine_warnings(const int *cpus, int n, char warnings[][160], int max);
+
+/* Model workload for `bench`: loads model and dataset (at most max_rows rows; 0 = all). */
+typedef struct sg_model_workload sg_model_workload;
+int sg_model_workload_create(const char *model_path, const char *data_path, int64_t max_rows,
+                             int64_t max_batch, bool breakdown, sg_model_workload **out,
+                             sg_err *err);
+const sg_workload *sg_model_workload_get(const sg_model_workload *mw);
+void sg_model_workload_free(sg_model_workload *mw);
+
+/* Sets OpenBLAS to one thread (workers are the parallelism); returns the previous count. */
+int sg_blas_single_thread(void);
+/* OpenBLAS build config string and current thread count. */
+const char *sg_blas_config(void);
+int sg_blas_threads(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
