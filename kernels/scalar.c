@@ -18,7 +18,7 @@ float sg_logistic_ref(float z)
 static float act_one(float v, sg_activation act)
 {
     switch (act) {
-    case SG_ACT_RELU: return v > 0.0f ? v : 0.0f;
+    case SG_ACT_RELU: return v < 0.0f ? 0.0f : v; /* NaN passes, like numpy.maximum */
     case SG_ACT_TANH: return tanhf(v);
     case SG_ACT_LOGISTIC: return sg_logistic_ref(v);
     case SG_ACT_IDENTITY:
@@ -44,7 +44,7 @@ static void scalar_bias_act(float *Y, int64_t n, int width, const float *b, sg_a
     for (int64_t r = 0; r < n; r++) {
         float *y = Y + r * width;
         for (int j = 0; j < width; j++)
-            y[j] = act_one(y[j] + (b ? b[j] : 0.0f), act);
+            y[j] = act_one(b ? y[j] + b[j] : y[j], act);
     }
 }
 
@@ -61,7 +61,7 @@ static void softmax_row(const float *z, int k, const float *b, float *out)
 {
     float mx = -INFINITY;
     for (int j = 0; j < k; j++) {
-        float t = z[j] + (b ? b[j] : 0.0f);
+        float t = b ? z[j] + b[j] : z[j];
         out[j] = t;
         if (t > mx) mx = t;
     }
@@ -79,9 +79,8 @@ static void scalar_bias_link(const float *Z, int64_t n, int n_outputs, const flo
                              sg_link link, float *out)
 {
     if (link == SG_LINK_SIGMOID && n_outputs == 1) {
-        const float b0 = b ? b[0] : 0.0f;
         for (int64_t r = 0; r < n; r++) {
-            float z = Z[r] + b0;
+            float z = b ? Z[r] + b[0] : Z[r];
             out[2 * r] = sg_logistic_ref(-z);
             out[2 * r + 1] = sg_logistic_ref(z);
         }
@@ -95,7 +94,7 @@ static void scalar_bias_link(const float *Z, int64_t n, int n_outputs, const flo
             continue;
         }
         for (int j = 0; j < n_outputs; j++) {
-            float t = z[j] + (b ? b[j] : 0.0f);
+            float t = b ? z[j] + b[j] : z[j];
             o[j] = link == SG_LINK_SIGMOID ? sg_logistic_ref(t) : t;
         }
     }

@@ -94,13 +94,18 @@ AI void map_rows(const float *in, float *out, int64_t n, int width, const float 
                  sg_activation act)
 {
     if (width == 1) {
+        /* No bias means no add at all: adding 0 would turn -0 into +0. */
         const __m256 vb = _mm256_set1_ps(b ? b[0] : 0.0f);
         int64_t i = 0;
-        for (; i + 8 <= n; i += 8)
-            _mm256_storeu_ps(out + i, act_ps(_mm256_add_ps(_mm256_loadu_ps(in + i), vb), act));
+        for (; i + 8 <= n; i += 8) {
+            __m256 v = _mm256_loadu_ps(in + i);
+            if (b) v = _mm256_add_ps(v, vb);
+            _mm256_storeu_ps(out + i, act_ps(v, act));
+        }
         if (i < n) {
             const __m256i m = tail_mask((int)(n - i));
-            __m256 v = _mm256_add_ps(_mm256_maskload_ps(in + i, m), vb);
+            __m256 v = _mm256_maskload_ps(in + i, m);
+            if (b) v = _mm256_add_ps(v, vb);
             _mm256_maskstore_ps(out + i, m, act_ps(v, act));
         }
         return;
@@ -284,12 +289,13 @@ static void softmax_row(const float *z, int k, const float *b, float *o)
 }
 
 /* Binary: (p0, p1) pairs interleaved into [n][2], both from the same exp(-|z|). */
-static void binary_sigmoid(const float *Z, int64_t n, float b0, float *out)
+static void binary_sigmoid(const float *Z, int64_t n, const float *b, float *out)
 {
-    const __m256 vb = _mm256_set1_ps(b0);
+    const __m256 vb = _mm256_set1_ps(b ? b[0] : 0.0f);
     for (int64_t i = 0; i < n; i += 8) {
         const int rem = n - i >= 8 ? 8 : (int)(n - i);
-        const __m256 z = _mm256_add_ps(_mm256_maskload_ps(Z + i, tail_mask(rem)), vb);
+        __m256 z = _mm256_maskload_ps(Z + i, tail_mask(rem));
+        if (b) z = _mm256_add_ps(z, vb);
         const __m256 e = exp_ps(_mm256_or_ps(z, _mm256_set1_ps(-0.0f)));
         const __m256 p = _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_add_ps(_mm256_set1_ps(1.0f), e));
         const __m256 q = _mm256_mul_ps(e, p);
@@ -308,7 +314,7 @@ static void avx2_bias_link(const float *Z, int64_t n, int n_outputs, const float
                            float *out)
 {
     if (link == SG_LINK_SIGMOID && n_outputs == 1) {
-        binary_sigmoid(Z, n, b ? b[0] : 0.0f, out);
+        binary_sigmoid(Z, n, b, out);
     } else if (link == SG_LINK_SOFTMAX) {
         for (int64_t r = 0; r < n; r++)
             softmax_row(Z + r * n_outputs, n_outputs, b, out + r * n_outputs);

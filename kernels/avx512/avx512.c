@@ -83,13 +83,18 @@ AI void map_rows(const float *in, float *out, int64_t n, int width, const float 
                  sg_activation act)
 {
     if (width == 1) {
+        /* No bias means no add at all: adding 0 would turn -0 into +0. */
         const __m512 vb = _mm512_set1_ps(b ? b[0] : 0.0f);
         int64_t i = 0;
-        for (; i + 16 <= n; i += 16)
-            _mm512_storeu_ps(out + i, act_ps(_mm512_add_ps(_mm512_loadu_ps(in + i), vb), act));
+        for (; i + 16 <= n; i += 16) {
+            __m512 v = _mm512_loadu_ps(in + i);
+            if (b) v = _mm512_add_ps(v, vb);
+            _mm512_storeu_ps(out + i, act_ps(v, act));
+        }
         if (i < n) {
             const __mmask16 m = tail_mask((int)(n - i));
-            __m512 v = _mm512_add_ps(_mm512_maskz_loadu_ps(m, in + i), vb);
+            __m512 v = _mm512_maskz_loadu_ps(m, in + i);
+            if (b) v = _mm512_add_ps(v, vb);
             _mm512_mask_storeu_ps(out + i, m, act_ps(v, act));
         }
         return;
@@ -165,14 +170,18 @@ static float dot(const float *x, const float *w, int n)
 }
 
 /*
- * Columns j..j+16*NV of y = b + x.W, NV accumulators walking down the rows of W.
- * With NV < 4 two interleaved sets are used (even/odd rows) so the FMA latency
- * chain does not bound the loop. The last vector may be masked.
+ * Columns j..j+16*NV of y = b + x.W: NV accumulators walk down the rows of W, so
+ * each row's slice is read as one contiguous run (NV = 16 covers a 256-wide layer
+ * in a single sequential pass over W; AVX-512 has 32 registers). With NV < 4 two
+ * interleaved sets (even/odd rows) keep the FMA latency chain from bounding the
+ * loop. The last vector may be masked. The unroll pragmas let GCC keep the
+ * accumulator arrays in registers.
  */
 AI void mv_cols(const float *x, const float *W, const float *b, int n_in, int n_out, int j,
-                float *y, int NV, __mmask16 last)
+                float *y, const int NV, __mmask16 last)
 {
-    __m512 acc[8], acc2[8];
+    __m512 acc[16], acc2[16];
+#pragma GCC unroll 16
     for (int v = 0; v < NV; v++) {
         const __mmask16 m = v == NV - 1 ? last : (__mmask16)0xFFFF;
         acc[v] = b ? _mm512_maskz_loadu_ps(m, b + j + 16 * v) : _mm512_setzero_ps();
@@ -183,6 +192,7 @@ AI void mv_cols(const float *x, const float *W, const float *b, int n_in, int n_
         for (; i + 2 <= n_in; i += 2) {
             const __m512 x0 = _mm512_set1_ps(x[i]), x1 = _mm512_set1_ps(x[i + 1]);
             const float *w0 = W + (size_t)i * (size_t)n_out + j, *w1 = w0 + n_out;
+#pragma GCC unroll 16
             for (int v = 0; v < NV; v++) {
                 const __mmask16 m = v == NV - 1 ? last : (__mmask16)0xFFFF;
                 acc[v] = _mm512_fmadd_ps(x0, _mm512_maskz_loadu_ps(m, w0 + 16 * v), acc[v]);
@@ -193,14 +203,16 @@ AI void mv_cols(const float *x, const float *W, const float *b, int n_in, int n_
     for (; i < n_in; i++) {
         const __m512 xi = _mm512_set1_ps(x[i]);
         const float *w = W + (size_t)i * (size_t)n_out + j;
+#pragma GCC unroll 16
         for (int v = 0; v < NV; v++) {
             const __mmask16 m = v == NV - 1 ? last : (__mmask16)0xFFFF;
             acc[v] = _mm512_fmadd_ps(xi, _mm512_maskz_loadu_ps(m, w + 16 * v), acc[v]);
         }
     }
+#pragma GCC unroll 16
     for (int v = 0; v < NV; v++) {
         const __mmask16 m = v == NV - 1 ? last : (__mmask16)0xFFFF;
-        _mm512_mask_storeu_ps(y + j + 16 * v, m, _mm512_add_ps(acc[v], acc2[v]));
+        _mm512_mask_storeu_ps(y + j + 16 * v, m, NV < 4 ? _mm512_add_ps(acc[v], acc2[v]) : acc[v]);
     }
 }
 
@@ -212,6 +224,8 @@ static void avx512_matvec(const float *x, const float *W, const float *b, int n_
         return;
     }
     int j = 0;
+    for (; j + 256 <= n_out; j += 256)
+        mv_cols(x, W, b, n_in, n_out, j, y, 16, 0xFFFF);
     for (; j + 128 <= n_out; j += 128)
         mv_cols(x, W, b, n_in, n_out, j, y, 8, 0xFFFF);
     if (j + 64 <= n_out) {
@@ -260,16 +274,18 @@ AI void sigmoid_pair(__m512 z, __m512 *p0, __m512 *p1)
     *p0 = _mm512_mask_blend_ps(neg, q, p);
 }
 
-static void binary_sigmoid(const float *Z, int64_t n, float b0, float *out)
+static void binary_sigmoid(const float *Z, int64_t n, const float *b, float *out)
 {
     const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
     const __m512i hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-    const __m512 vb = _mm512_set1_ps(b0);
+    const __m512 vb = _mm512_set1_ps(b ? b[0] : 0.0f);
     int64_t i = 0;
     for (; i < n; i += 16) {
         const int rem = n - i >= 16 ? 16 : (int)(n - i);
         __m512 p0, p1;
-        sigmoid_pair(_mm512_add_ps(_mm512_maskz_loadu_ps(tail_mask(rem), Z + i), vb), &p0, &p1);
+        __m512 z = _mm512_maskz_loadu_ps(tail_mask(rem), Z + i);
+        if (b) z = _mm512_add_ps(z, vb);
+        sigmoid_pair(z, &p0, &p1);
         const __m512 a = _mm512_permutex2var_ps(p0, lo, p1), c = _mm512_permutex2var_ps(p0, hi, p1);
         /* 2*rem output floats: the first 16 from a, the rest from c. */
         const int first = rem >= 8 ? 16 : 2 * rem, second = rem > 8 ? 2 * (rem - 8) : 0;
@@ -282,7 +298,7 @@ static void avx512_bias_link(const float *Z, int64_t n, int n_outputs, const flo
                              sg_link link, float *out)
 {
     if (link == SG_LINK_SIGMOID && n_outputs == 1) {
-        binary_sigmoid(Z, n, b ? b[0] : 0.0f, out);
+        binary_sigmoid(Z, n, b, out);
     } else if (link == SG_LINK_SOFTMAX) {
         for (int64_t r = 0; r < n; r++)
             softmax_row(Z + r * n_outputs, n_outputs, b, out + r * n_outputs);
