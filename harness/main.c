@@ -17,6 +17,7 @@ static const sg_command commands[] = {
     {"keygen", sg_cmd_keygen, "create a key pair for signing reports (PEM)"},
     {"gate", sg_cmd_gate, "run the staging gate: metrics, latency, shadow, policy, signed report"},
     {"verify", sg_cmd_verify, "verify a signed report: signature, type, digest, result"},
+    {"registry", sg_cmd_registry, "model registry with gated, audited stage transitions"},
 };
 
 static void usage(FILE *out)

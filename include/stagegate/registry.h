@@ -1,0 +1,130 @@
+/*
+ * The model registry: registered models, integer versions, a per-model lifecycle policy,
+ * and transitions whose gates are enforced here (not by the client). SQLite by default.
+ *
+ * One sg_registry handle belongs to one thread; several processes may share a database
+ * file (WAL, BEGIN IMMEDIATE, busy timeout). Every state change appends one or more
+ * hash-chained audit events in the same transaction as the change.
+ */
+#ifndef STAGEGATE_REGISTRY_H
+#define STAGEGATE_REGISTRY_H
+
+#include <jansson.h>
+
+#include "stagegate/common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SG_REGISTRY_ENV "STAGEGATE_REGISTRY"
+#define SG_REGISTRY_DEFAULT_PATH "./stagegate.db"
+#define SG_REGISTRY_SCHEMA_VERSION 1
+/* How far a signed request's timestamp may be from the registry's clock. */
+#define SG_REGISTRY_REQUEST_SKEW_S 300
+
+typedef struct sg_registry sg_registry;
+
+/* The database path a command uses: the --db value, else $STAGEGATE_REGISTRY, else ./stagegate.db. */
+const char *sg_registry_path(const char *db_opt);
+
+/*
+ * Opens (and, with create, creates) a registry database and migrates its schema.
+ * A missing, unreadable, corrupt or foreign file is SG_EINPUT with a message naming it.
+ */
+int sg_registry_open(const char *path, bool create, sg_registry **out, sg_err *err);
+void sg_registry_close(sg_registry *reg);
+
+/*
+ * A signed request: the canonical text an actor signed, its signature, and the actor's public
+ * key. The registry verifies it against the operation it is asked to perform.
+ */
+typedef struct {
+    char *text;       /* canonical request text (see docs/registry.md) */
+    uint8_t *sig;
+    size_t sig_len;
+    char *pub_pem;    /* SPKI PEM of the signer */
+    char key_id[65];  /* sha256 of the signer's DER SPKI, hex */
+} sg_registry_request;
+
+/* Builds and signs the canonical request with a private key file (refused if group/other-readable). */
+int sg_registry_request_sign(const char *key_path, const char *action, const char *model,
+                             int64_t version, const char *target, const char *evidence,
+                             sg_registry_request *req, sg_err *err);
+void sg_registry_request_clear(sg_registry_request *req);
+
+/* A role key given at model creation: PEM file path, with a stage for promoters. */
+typedef struct {
+    const char *stage; /* promoters only */
+    const char *path;
+} sg_registry_key_ref;
+
+typedef struct {
+    const char *name;
+    const char *description;      /* may be NULL */
+    const char *const *stages;    /* ordered; NULL = None, Staging, Production, Archived */
+    size_t n_stages;
+    const char *transitions;      /* "A>B,C>D"; NULL = each stage to the next, any to Archived */
+    const char *report_stage;     /* entering it needs a passing report; NULL = Staging */
+    const char *const *multi_stages;  /* stages that may hold several versions (Production is single by default) */
+    size_t n_multi;
+    const char *const *single_stages; /* other stages that hold at most one version */
+    size_t n_single;
+    const sg_registry_key_ref *signers;
+    size_t n_signers;
+    const sg_registry_key_ref *promoters;
+    size_t n_promoters;
+    const sg_registry_key_ref *approvers;
+    size_t n_approvers;
+    const char *const *tags;      /* "KEY=VALUE" */
+    size_t n_tags;
+    bool require_approval;
+    int64_t max_report_age_days;  /* 0 = default (30) */
+} sg_registry_model_spec;
+
+/* State-changing operations. req may be NULL where the policy needs no actor; when given it
+ * must verify. SG_EREFUSED (exit 1) when a gate or an authorization check says no. */
+int sg_registry_create_model(sg_registry *reg, const sg_registry_model_spec *spec,
+                             const sg_registry_request *req, sg_err *err);
+int sg_registry_create_version(sg_registry *reg, const char *model, const char *artifact,
+                               const sg_registry_request *req, int64_t *version, sg_err *err);
+/* report: DSSE envelope bytes or NULL. */
+int sg_registry_transition(sg_registry *reg, const char *model, int64_t version, const char *stage,
+                           const uint8_t *report, size_t report_len, const sg_registry_request *req,
+                           sg_err *err);
+int sg_registry_approve(sg_registry *reg, const char *model, int64_t version, bool reject,
+                        const char *comment, const sg_registry_request *req, sg_err *err);
+int sg_registry_rollback(sg_registry *reg, const char *model, const sg_registry_request *req,
+                         int64_t *restored, int64_t *archived, sg_err *err);
+/* value NULL deletes the tag. */
+int sg_registry_set_tag(sg_registry *reg, const char *model, int64_t version, const char *key,
+                        const char *value, const sg_registry_request *req, sg_err *err);
+/* version 0 deletes the alias. */
+int sg_registry_set_alias(sg_registry *reg, const char *model, const char *alias, int64_t version,
+                          const sg_registry_request *req, sg_err *err);
+
+/* Reads: each returns a new JSON value (caller json_decref) or NULL with err filled. */
+json_t *sg_registry_get_model(sg_registry *reg, const char *model, sg_err *err);
+json_t *sg_registry_get_version(sg_registry *reg, const char *model, int64_t version, sg_err *err);
+json_t *sg_registry_list(sg_registry *reg, sg_err *err);
+/* MLflow filter subset: name = 'x', name LIKE 'p%', tags.K = 'v', stage = 'S', joined by AND. */
+json_t *sg_registry_search(sg_registry *reg, const char *filter, sg_err *err);
+json_t *sg_registry_history(sg_registry *reg, const char *model, sg_err *err);
+
+/* Checks the audit chain and that current state matches it; SG_EREFUSED when it does not. */
+int sg_registry_verify_log(sg_registry *reg, json_t **summary, sg_err *err);
+
+/* true when s is a models:/ URI. */
+bool sg_is_model_uri(const char *s);
+/* Resolves models:/NAME/VERSION, models:/NAME/STAGE, models:/NAME/latest, models:/NAME@ALIAS to
+ * the artifact path after checking its sha256 still matches the registry (else SG_EINPUT). */
+int sg_registry_resolve(sg_registry *reg, const char *uri, char *path_out, size_t len,
+                        json_t **info, sg_err *err);
+/* One-shot form for other commands: opens the registry (db NULL = env/default) read-only. */
+int sg_registry_resolve_uri(const char *uri, const char *db_path_or_null, char *path_out,
+                            size_t len, sg_err *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

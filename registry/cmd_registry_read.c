@@ -1,0 +1,160 @@
+/* `stagegate registry` read subcommands: JSON with --json, short human text otherwise. */
+#include <string.h>
+
+#include "cmd_internal.h"
+
+static const char *jstr(json_t *o, const char *k)
+{
+    const char *s = json_string_value(json_object_get(o, k));
+    return s ? s : "";
+}
+
+static long long jint(json_t *o, const char *k)
+{
+    return (long long)json_integer_value(json_object_get(o, k));
+}
+
+static void print_version_line(json_t *v)
+{
+    printf("%s v%lld  %-12s %s", jstr(v, "name"), jint(v, "version"), jstr(v, "stage"),
+           jstr(v, "artifact_path"));
+    size_t i;
+    json_t *a;
+    json_array_foreach(json_object_get(v, "aliases"), i, a) printf(" @%s", json_string_value(a));
+    const char *k;
+    json_t *t;
+    json_object_foreach(json_object_get(v, "tags"), k, t) printf(" %s=%s", k, json_string_value(t));
+    printf("\n");
+}
+
+static void print_version(json_t *v)
+{
+    printf("%s v%lld\n  stage: %s\n  artifact: %s\n  sha256: %s\n  created: %s by %s\n  validated: %s\n",
+           jstr(v, "name"), jint(v, "version"), jstr(v, "stage"), jstr(v, "artifact_path"),
+           jstr(v, "artifact_sha256"), jstr(v, "created_at"),
+           *jstr(v, "created_by") ? jstr(v, "created_by") : "(anonymous)",
+           json_is_true(json_object_get(v, "validated")) ? "yes" : "no");
+    const char *k;
+    json_t *t;
+    json_object_foreach(json_object_get(v, "tags"), k, t) printf("  tag %s = %s\n", k, json_string_value(t));
+    size_t i;
+    json_array_foreach(json_object_get(v, "aliases"), i, t) printf("  alias @%s\n", json_string_value(t));
+}
+
+static void print_model(json_t *m)
+{
+    printf("%s%s%s\n", jstr(m, "name"), *jstr(m, "description") ? ": " : "", jstr(m, "description"));
+    size_t i, j;
+    json_t *s, *r;
+    printf("  stages:");
+    json_array_foreach(json_object_get(m, "stages"), i, s) {
+        printf("%s %s", i ? " >" : "", jstr(s, "name"));
+        json_t *req = json_object_get(s, "requires");
+        if (json_array_size(req)) {
+            printf(" [");
+            json_array_foreach(req, j, r) printf("%s%s", j ? "," : "", json_string_value(r));
+            printf("]");
+        }
+    }
+    printf("\n  max report age: %lld days%s\n", jint(m, "max_report_age_days"),
+           json_is_true(json_object_get(m, "require_approval")) ? ", approval required" : "");
+    json_array_foreach(json_object_get(m, "keys"), i, s)
+        printf("  %s%s%s key %.16s\n", jstr(s, "role"), *jstr(s, "stage") ? " " : "", jstr(s, "stage"),
+               jstr(s, "key_id"));
+    json_array_foreach(json_object_get(m, "versions"), i, s) {
+        printf("  ");
+        print_version_line(s);
+    }
+}
+
+static int emit(reg_cli *c, json_t *doc, void (*human)(json_t *))
+{
+    int rc = 0;
+    if (c->json)
+        rc = sg_json_print(doc) == 0 ? 0 : 2;
+    else
+        human(doc);
+    json_decref(doc);
+    return rc;
+}
+
+static void print_list(json_t *doc)
+{
+    size_t i;
+    json_t *m;
+    json_array_foreach(json_object_get(doc, "models"), i, m) {
+        json_t *p = json_object_get(m, "production_version");
+        printf("%-32s %3lld versions  Production: %s%lld\n", jstr(m, "name"), jint(m, "versions"),
+               json_is_null(p) ? "-" : "v", json_is_null(p) ? 0LL : (long long)json_integer_value(p));
+    }
+}
+
+static void print_search(json_t *doc)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(doc, "versions"), i, v) print_version_line(v);
+}
+
+static void print_history(json_t *doc)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(doc, "events"), i, e) {
+        printf("#%lld %s %-16s v%lld", jint(e, "seq"), jstr(e, "time"), jstr(e, "action"), jint(e, "version"));
+        if (*jstr(e, "to_stage"))
+            printf(" %s -> %s", *jstr(e, "from_stage") ? jstr(e, "from_stage") : "(new)", jstr(e, "to_stage"));
+        if (*jstr(e, "actor_key_id")) printf(" by %.16s", jstr(e, "actor_key_id"));
+        if (*jstr(e, "evidence_sha256")) printf(" evidence %.16s", jstr(e, "evidence_sha256"));
+        if (*jstr(e, "detail")) printf(" (%s)", jstr(e, "detail"));
+        printf("\n");
+    }
+}
+
+static void print_resolved(json_t *doc)
+{
+    printf("%s\n", jstr(doc, "artifact_path"));
+}
+
+int reg_cli_read(reg_cli *c, sg_registry *reg)
+{
+    sg_err err;
+    json_t *doc = NULL;
+    void (*human)(json_t *) = NULL;
+    if (!strcmp(c->sub, "get")) {
+        if (c->n_pos == 2) {
+            int64_t v;
+            if (sg_parse_i64("VERSION", c->pos[1], 1, INT64_MAX, &v, &err) != 0)
+                return sg_cli_usage_error("registry", "VERSION '%s' is not a positive integer", c->pos[1]);
+            doc = sg_registry_get_version(reg, c->pos[0], v, &err);
+            human = print_version;
+        } else {
+            doc = sg_registry_get_model(reg, c->pos[0], &err);
+            human = print_model;
+        }
+    } else if (!strcmp(c->sub, "list")) {
+        doc = sg_registry_list(reg, &err);
+        human = print_list;
+    } else if (!strcmp(c->sub, "search")) {
+        doc = sg_registry_search(reg, c->n_pos ? c->pos[0] : "", &err);
+        human = print_search;
+    } else if (!strcmp(c->sub, "history")) {
+        doc = sg_registry_history(reg, c->pos[0], &err);
+        human = print_history;
+    } else if (!strcmp(c->sub, "resolve")) {
+        char path[4096];
+        int rc = sg_registry_resolve(reg, c->pos[0], path, sizeof path, &doc, &err);
+        if (rc != SG_OK) return reg_cli_fail(rc, &err);
+        human = print_resolved;
+    } else { /* verify-log */
+        int rc = sg_registry_verify_log(reg, &doc, &err);
+        if (c->json && doc) sg_json_print(doc);
+        else if (rc == SG_OK)
+            printf("audit log verified: %lld events, head %s\n", jint(doc, "events"), jstr(doc, "head_hash"));
+        json_decref(doc);
+        if (rc != SG_OK) return reg_cli_fail(rc, &err);
+        return 0;
+    }
+    if (!doc) return reg_cli_fail(SG_EINPUT, &err);
+    return emit(c, doc, human);
+}

@@ -1,0 +1,396 @@
+/*
+ * Gated stage transitions, approvals and rollback.
+ *
+ * Each operation runs in one BEGIN IMMEDIATE transaction: the gate checks read the state
+ * under the write lock, so no other process can change it between the check and the
+ * write; the stage change, any automatic archiving and the audit events commit together.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "registry_internal.h"
+#include "stagegate/keys.h"
+#include "stagegate/report.h"
+
+/* Rewrites a refusal as "refused: NAME vN -> STAGE: reason". */
+static int refuse(sg_err *err, int rc, const char *model, int64_t v, const char *stage)
+{
+    if (rc != SG_EREFUSED) return rc;
+    char reason[sizeof err->msg];
+    const char *m = err->msg;
+    if (!strncmp(m, "refused: ", 9)) m += 9;
+    snprintf(reason, sizeof reason, "%s", m);
+    return sg_errf(err, SG_EREFUSED, "refused: %s v%lld -> %s: %s", model, (long long)v, stage, reason);
+}
+
+static int set_stage(sg_registry *reg, const char *model, int64_t version, const reg_stage *g,
+                     sg_err *err)
+{
+    char now[32];
+    reg_now_utc(now);
+    sqlite3_stmt *st;
+    int rc = reg_prepare(reg,
+                         "UPDATE model_versions SET stage = ?, stage_exclusive = ?, updated_at = ?"
+                         " WHERE model_name = ? AND version = ?",
+                         &st, err);
+    if (rc != SG_OK) return rc;
+    sqlite3_bind_text(st, 1, g->name, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int(st, 2, !g->multi_version);
+    sqlite3_bind_text(st, 3, now, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 4, model, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 5, version);
+    int s = sqlite3_step(st);
+    if ((s & 0xff) == SQLITE_CONSTRAINT)
+        rc = sg_errf(err, SG_EREFUSED, "refused: %s already holds a version of %s (single-version stage)",
+                     g->name, model);
+    else if (s != SQLITE_DONE)
+        rc = reg_db_error(reg, err, "changing a stage");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Versions other than `except` currently in stage; returns the count and the newest one. */
+static int stage_occupant(sg_registry *reg, const char *model, const char *stage, int64_t except,
+                          int64_t *count, int64_t *newest, sg_err *err)
+{
+    sqlite3_stmt *st;
+    int rc = reg_prepare(reg,
+                         "SELECT count(*), coalesce(max(version), 0) FROM model_versions"
+                         " WHERE model_name = ? AND stage = ? AND version <> ?",
+                         &st, err);
+    if (rc != SG_OK) return rc;
+    sqlite3_bind_text(st, 1, model, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, stage, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 3, except);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        *count = sqlite3_column_int64(st, 0);
+        *newest = sqlite3_column_int64(st, 1);
+    } else {
+        rc = reg_db_error(reg, err, "finding a stage's versions");
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int record_validation(sg_registry *reg, const char *model, const reg_version *v,
+                             const char *stage, const sg_report_info *info, const char *report_sha,
+                             sg_err *err)
+{
+    char now[32];
+    reg_now_utc(now);
+    sqlite3_stmt *st;
+    int rc = reg_prepare(reg,
+                         "INSERT INTO validations (model_name, version, stage, result, subject_sha256,"
+                         " signer_key_id, report_sha256, report_timestamp, recorded_at)"
+                         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                         &st, err);
+    if (rc != SG_OK) return rc;
+    const char *vals[] = {model, NULL, stage, info->result, info->subject_sha256, info->key_id,
+                          report_sha, info->timestamp, now};
+    for (int i = 0; i < 9; i++)
+        if (i == 1)
+            sqlite3_bind_int64(st, 2, v->version);
+        else
+            sqlite3_bind_text(st, i + 1, vals[i], -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(st) != SQLITE_DONE) rc = reg_db_error(reg, err, "recording a validation");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Verifies a report against the model's trusted signers and this version's digest. */
+static int check_report(sg_registry *reg, const reg_model *m, const reg_version *v, const char *stage,
+                        const uint8_t *report, size_t len, const char *report_sha, sg_err *err)
+{
+    sqlite3_stmt *st;
+    int rc = reg_prepare(reg, "SELECT public_pem FROM model_keys WHERE model_name = ? AND role = 'signer'",
+                         &st, err);
+    if (rc != SG_OK) return rc;
+    sqlite3_bind_text(st, 1, m->name, -1, SQLITE_TRANSIENT);
+    sg_report_info info;
+    memset(&info, 0, sizeof info);
+    bool verified = false, any = false;
+    sg_err last = {{0}};
+    while (!verified && sqlite3_step(st) == SQLITE_ROW) {
+        const char *pem = reg_col_text(st, 0);
+        EVP_PKEY *pub = NULL;
+        any = true;
+        if (sg_key_load_public_pem(pem, strlen(pem), "trusted signer key", &pub, &last) != SG_OK) continue;
+        sg_report_info_clear(&info);
+        memset(&info, 0, sizeof info);
+        verified = sg_report_verify(report, len, pub, NULL, &info, &last) == SG_OK;
+        EVP_PKEY_free(pub);
+    }
+    sqlite3_finalize(st);
+    int64_t ts = 0;
+    if (!any)
+        rc = sg_errf(err, SG_EREFUSED, "model has no trusted signer keys (create it with --signer KEY.pub)");
+    else if (!verified)
+        rc = sg_errf(err, SG_EREFUSED, "report does not verify against any trusted signer key (%s)",
+                     last.msg);
+    else if (strcmp(info.subject_sha256, v->artifact_sha256) != 0)
+        rc = sg_errf(err, SG_EREFUSED,
+                     "report is for artifact sha256:%.16s..., not this version's sha256:%.16s...",
+                     info.subject_sha256, v->artifact_sha256);
+    else if (strcmp(info.result, "PASSED") != 0)
+        rc = sg_errf(err, SG_EREFUSED, "report result is %s, not PASSED", info.result);
+    else if (reg_parse_utc(info.timestamp, &ts) != 0)
+        rc = sg_errf(err, SG_EREFUSED, "report timestamp '%s' is not RFC 3339", info.timestamp);
+    else if (reg_now_epoch() - ts > m->max_report_age_days * 86400)
+        rc = sg_errf(err, SG_EREFUSED, "report from %s is older than the model's maximum report age (%lld days)",
+                     info.timestamp, (long long)m->max_report_age_days);
+    else if (ts - reg_now_epoch() > SG_REGISTRY_REQUEST_SKEW_S)
+        rc = sg_errf(err, SG_EREFUSED, "report timestamp %s is in the future", info.timestamp);
+    if (rc == SG_OK) rc = record_validation(reg, m->name, v, stage, &info, report_sha, err);
+    sg_report_info_clear(&info);
+    return rc;
+}
+
+static int check_approval(sg_registry *reg, const char *model, int64_t version, const char *promoter,
+                          sg_err *err)
+{
+    /* The latest decision of each approver counts; any standing rejection blocks. */
+    sqlite3_stmt *st;
+    int rc = reg_prepare(reg,
+                         "SELECT a.approver_key_id, a.decision, a.comment FROM approvals a"
+                         " WHERE a.model_name = ? AND a.version = ? AND a.id = (SELECT max(b.id)"
+                         " FROM approvals b WHERE b.model_name = a.model_name AND b.version = a.version"
+                         " AND b.approver_key_id = a.approver_key_id)",
+                         &st, err);
+    if (rc != SG_OK) return rc;
+    sqlite3_bind_text(st, 1, model, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 2, version);
+    bool approved = false, self_only = false;
+    while (rc == SG_OK && sqlite3_step(st) == SQLITE_ROW) {
+        const char *who = reg_col_text(st, 0);
+        if (!strcmp(reg_col_text(st, 1), "rejected"))
+            rc = sg_errf(err, SG_EREFUSED, "rejected by approver %.16s (%s)", who,
+                         *reg_col_text(st, 2) ? reg_col_text(st, 2) : "no comment");
+        else if (!strcmp(who, promoter))
+            self_only = true;
+        else
+            approved = true;
+    }
+    sqlite3_finalize(st);
+    if (rc == SG_OK && !approved)
+        rc = sg_errf(err, SG_EREFUSED, self_only ? "the only approval is by the promoter (approver must differ from the promoter)"
+                                                 : "no approval on record (model requires approval)");
+    return rc;
+}
+
+static int has_passed_validation(sg_registry *reg, const char *model, int64_t version, bool *ok,
+                                 sg_err *err)
+{
+    sqlite3_stmt *st;
+    int rc = reg_prepare(reg,
+                         "SELECT 1 FROM validations WHERE model_name = ? AND version = ? AND result = 'PASSED'",
+                         &st, err);
+    if (rc != SG_OK) return rc;
+    sqlite3_bind_text(st, 1, model, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 2, version);
+    *ok = sqlite3_step(st) == SQLITE_ROW;
+    sqlite3_finalize(st);
+    return SG_OK;
+}
+
+static int check_promoter(sg_registry *reg, const char *model, const char *stage, const char *actor,
+                          sg_err *err)
+{
+    int64_t n = 0;
+    bool ok = false;
+    int rc = reg_key_count(reg, model, "promoter", stage, &n, err);
+    if (rc == SG_OK && n == 0)
+        return sg_errf(err, SG_EREFUSED, "no promoter is authorized for %s (create the model with --promoter %s=KEY.pub)",
+                       stage, stage);
+    if (rc == SG_OK) rc = reg_key_authorized(reg, model, "promoter", stage, actor, &ok, err);
+    if (rc == SG_OK && !ok)
+        rc = sg_errf(err, SG_EREFUSED, "key %.16s is not an authorized promoter for %s", actor, stage);
+    return rc;
+}
+
+/* Moves the current occupant of Production to Archived (same transaction as the promotion). */
+static int archive_occupant(sg_registry *reg, const reg_model *m, int64_t occupant, int64_t by,
+                            const char *actor, const char *action, sg_err *err)
+{
+    const reg_stage *arch = reg_model_stage(m, REG_ARCHIVED);
+    if (!arch) return sg_errf(err, SG_EINTERNAL, "model %s has no Archived stage", m->name);
+    int rc = set_stage(reg, m->name, occupant, arch, err);
+    char detail[64];
+    snprintf(detail, sizeof detail, "replaced by v%lld", (long long)by);
+    reg_event ev = {.model = m->name, .version = occupant, .action = action,
+                    .from_stage = REG_PRODUCTION, .to_stage = arch->name, .actor = actor,
+                    .detail = detail};
+    if (rc == SG_OK) rc = reg_audit_append(reg, &ev, err);
+    return rc;
+}
+
+static int do_transition(sg_registry *reg, const reg_model *m, const reg_version *v, const reg_stage *g,
+                         const uint8_t *report, size_t report_len, const sg_registry_request *req,
+                         sg_err *err)
+{
+    bool allowed = false;
+    char actor[65], report_sha[65] = "";
+    if (report) sg_sha256_hex(report, report_len, report_sha);
+    int rc = reg_transition_allowed(reg, m->name, v->stage, g->name, &allowed, err);
+    if (rc == SG_OK && !allowed)
+        rc = sg_errf(err, SG_EREFUSED, "the policy does not allow %s -> %s", v->stage, g->name);
+    if (rc == SG_OK)
+        rc = reg_request_check(reg, req, g->requires_promoter, "transition", m->name, v->version,
+                               g->name, report_sha, actor, err);
+    if (rc == SG_OK && g->requires_promoter) rc = check_promoter(reg, m->name, g->name, actor, err);
+    if (rc == SG_OK && g->requires_report && !report)
+        rc = sg_errf(err, SG_EREFUSED, "entering %s requires a passing signed report (--report R.intoto.json)",
+                     g->name);
+    if (rc == SG_OK && report)
+        rc = check_report(reg, m, v, g->name, report, report_len, report_sha, err);
+    bool validated = true;
+    if (rc == SG_OK && g->requires_validation)
+        rc = has_passed_validation(reg, m->name, v->version, &validated, err);
+    if (rc == SG_OK && !validated)
+        rc = sg_errf(err, SG_EREFUSED, "no passed validation on record for v%lld (enter %s with a report first)",
+                     (long long)v->version, m->report_stage);
+    if (rc == SG_OK && g->requires_approval) rc = check_approval(reg, m->name, v->version, actor, err);
+    int64_t count = 0, occupant = 0;
+    if (rc == SG_OK && !g->multi_version)
+        rc = stage_occupant(reg, m->name, g->name, v->version, &count, &occupant, err);
+    if (rc == SG_OK && count > 0) {
+        if (strcmp(g->name, REG_PRODUCTION) == 0)
+            rc = archive_occupant(reg, m, occupant, v->version, actor, "archive", err);
+        else
+            rc = sg_errf(err, SG_EREFUSED, "%s already holds v%lld (single-version stage)", g->name,
+                         (long long)occupant);
+    }
+    if (rc == SG_OK) rc = set_stage(reg, m->name, v->version, g, err);
+    if (rc == SG_OK) {
+        reg_event ev = {.model = m->name, .version = v->version, .action = "transition",
+                        .from_stage = v->stage, .to_stage = g->name, .actor = actor,
+                        .evidence = report_sha, .req = req};
+        rc = reg_audit_append(reg, &ev, err);
+    }
+    if (rc == SG_OK) reg_test_pause("transition");
+    return refuse(err, rc, m->name, v->version, g->name);
+}
+
+int sg_registry_transition(sg_registry *reg, const char *model, int64_t version, const char *stage,
+                           const uint8_t *report, size_t report_len, const sg_registry_request *req,
+                           sg_err *err)
+{
+    reg_model m;
+    reg_version v;
+    int rc = reg_begin(reg, err);
+    if (rc != SG_OK) return rc;
+    if ((rc = reg_model_load(reg, model, &m, err)) == SG_OK &&
+        (rc = reg_version_load(reg, model, version, &v, err)) == SG_OK) {
+        const reg_stage *g = reg_model_stage(&m, stage);
+        if (!g)
+            rc = sg_errf(err, SG_EINPUT, "model '%s' has no stage '%s'", model, stage);
+        else if (!strcmp(g->name, v.stage))
+            rc = sg_errf(err, SG_EINPUT, "%s v%lld is already in %s", model, (long long)version, g->name);
+        else
+            rc = do_transition(reg, &m, &v, g, report, report_len, req, err);
+    }
+    return reg_finish(reg, rc, err);
+}
+
+int sg_registry_approve(sg_registry *reg, const char *model, int64_t version, bool reject,
+                        const char *comment, const sg_registry_request *req, sg_err *err)
+{
+    reg_model m;
+    reg_version v;
+    char actor[65], evidence[65] = "", now[32];
+    comment = comment ? comment : "";
+    if (*comment) sg_sha256_hex((const uint8_t *)comment, strlen(comment), evidence);
+    const char *action = reject ? "reject" : "approve";
+    int rc = reg_begin(reg, err);
+    if (rc != SG_OK) return rc;
+    bool ok = false;
+    if ((rc = reg_model_load(reg, model, &m, err)) == SG_OK)
+        rc = reg_version_load(reg, model, version, &v, err);
+    if (rc == SG_OK)
+        rc = reg_request_check(reg, req, true, action, model, version, REG_PRODUCTION, evidence, actor, err);
+    if (rc == SG_OK) rc = reg_key_authorized(reg, model, "approver", "", actor, &ok, err);
+    if (rc == SG_OK && !ok)
+        rc = sg_errf(err, SG_EREFUSED, "refused: key %.16s is not an authorized approver of %s", actor, model);
+    sqlite3_stmt *st = NULL;
+    if (rc == SG_OK)
+        rc = reg_prepare(reg,
+                         "INSERT INTO approvals (model_name, version, approver_key_id, decision, comment,"
+                         " created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                         &st, err);
+    if (rc == SG_OK) {
+        reg_now_utc(now);
+        sqlite3_bind_text(st, 1, model, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(st, 2, version);
+        sqlite3_bind_text(st, 3, actor, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 4, reject ? "rejected" : "approved", -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 5, comment, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 6, now, -1, SQLITE_TRANSIENT);
+        if (sqlite3_step(st) != SQLITE_DONE) rc = reg_db_error(reg, err, "recording an approval");
+        sqlite3_finalize(st);
+    }
+    if (rc == SG_OK) {
+        reg_event ev = {.model = model, .version = version, .action = action, .actor = actor,
+                        .evidence = evidence, .detail = comment, .req = req};
+        rc = reg_audit_append(reg, &ev, err);
+    }
+    return reg_finish(reg, rc, err);
+}
+
+/* The version most recently promoted to Production that is not there now. */
+static int previous_production(sg_registry *reg, const char *model, int64_t current, int64_t *prev,
+                               sg_err *err)
+{
+    sqlite3_stmt *st;
+    int rc = reg_prepare(reg,
+                         "SELECT a.version FROM audit_log a JOIN model_versions v ON v.model_name ="
+                         " a.model_name AND v.version = a.version WHERE a.model_name = ? AND"
+                         " a.to_stage = 'Production' AND a.version <> ? AND v.stage <> 'Production'"
+                         " ORDER BY a.seq DESC LIMIT 1",
+                         &st, err);
+    if (rc != SG_OK) return rc;
+    sqlite3_bind_text(st, 1, model, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 2, current);
+    *prev = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_finalize(st);
+    return SG_OK;
+}
+
+int sg_registry_rollback(sg_registry *reg, const char *model, const sg_registry_request *req,
+                         int64_t *restored, int64_t *archived, sg_err *err)
+{
+    reg_model m;
+    char actor[65];
+    int64_t count = 0, current = 0, prev = 0;
+    *restored = *archived = 0;
+    int rc = reg_begin(reg, err);
+    if (rc != SG_OK) return rc;
+    if ((rc = reg_model_load(reg, model, &m, err)) == SG_OK)
+        rc = reg_request_check(reg, req, true, "rollback", model, 0, REG_PRODUCTION, "", actor, err);
+    if (rc == SG_OK) rc = check_promoter(reg, model, REG_PRODUCTION, actor, err);
+    if (rc == SG_OK) rc = stage_occupant(reg, model, REG_PRODUCTION, 0, &count, &current, err);
+    if (rc == SG_OK && count == 0)
+        rc = sg_errf(err, SG_EREFUSED, "no version of %s is in Production", model);
+    if (rc == SG_OK) rc = previous_production(reg, model, current, &prev, err);
+    if (rc == SG_OK && prev == 0)
+        rc = sg_errf(err, SG_EREFUSED, "no earlier Production version of %s to restore", model);
+    reg_version pv;
+    if (rc == SG_OK) rc = reg_version_load(reg, model, prev, &pv, err);
+    if (rc == SG_OK) rc = archive_occupant(reg, &m, current, prev, actor, "rollback-archive", err);
+    if (rc == SG_OK) rc = set_stage(reg, model, prev, reg_model_stage(&m, REG_PRODUCTION), err);
+    if (rc == SG_OK) {
+        char detail[64];
+        snprintf(detail, sizeof detail, "rolled back from v%lld", (long long)current);
+        reg_event ev = {.model = model, .version = prev, .action = "rollback", .from_stage = pv.stage,
+                        .to_stage = REG_PRODUCTION, .actor = actor, .detail = detail, .req = req};
+        rc = reg_audit_append(reg, &ev, err);
+    }
+    if (rc == SG_OK) {
+        *restored = prev;
+        *archived = current;
+    } else if (rc == SG_EREFUSED && strncmp(err->msg, "refused: ", 9) != 0) {
+        char reason[sizeof err->msg];
+        snprintf(reason, sizeof reason, "%s", err->msg);
+        sg_errf(err, SG_EREFUSED, "refused: rollback of %s: %s", model, reason);
+    }
+    return reg_finish(reg, rc, err);
+}

@@ -1,0 +1,378 @@
+/* Registered models and their lifecycle policy: stages, transitions, requirements, role keys. */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "registry_internal.h"
+#include "stagegate/cli.h"
+#include "stagegate/keys.h"
+
+static const char *const default_stages[] = {"None", "Staging", REG_PRODUCTION, REG_ARCHIVED};
+
+static bool in_list(const char *s, const char *const *list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(s, list[i])) return true;
+    return false;
+}
+
+static int step_done(sg_registry *reg, sqlite3_stmt *st, const char *what, sg_err *err)
+{
+    int s = sqlite3_step(st);
+    int rc = s == SQLITE_DONE ? SG_OK : reg_db_error(reg, err, what);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int insert_stage(sg_registry *reg, const sg_registry_model_spec *sp, const char *stage,
+                        int pos, const char *report_stage, sg_err *err)
+{
+    bool promoters = false;
+    for (size_t i = 0; i < sp->n_promoters; i++)
+        if (!strcmp(sp->promoters[i].stage, stage)) promoters = true;
+    bool prod = !strcmp(stage, REG_PRODUCTION);
+    bool multi = !prod;
+    if (in_list(stage, sp->single_stages, sp->n_single)) multi = false;
+    if (in_list(stage, sp->multi_stages, sp->n_multi)) multi = true;
+    sqlite3_stmt *st;
+    int rc = reg_prepare(reg,
+                         "INSERT INTO model_stages (model_name, stage, position, requires_report,"
+                         " requires_promoter, requires_validation, requires_approval, multi_version)"
+                         " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                         &st, err);
+    if (rc != SG_OK) return rc;
+    sqlite3_bind_text(st, 1, sp->name, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, stage, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int(st, 3, pos);
+    sqlite3_bind_int(st, 4, !strcmp(stage, report_stage));
+    sqlite3_bind_int(st, 5, prod || promoters);
+    sqlite3_bind_int(st, 6, prod);
+    sqlite3_bind_int(st, 7, prod && sp->require_approval);
+    sqlite3_bind_int(st, 8, multi);
+    return step_done(reg, st, "adding a stage", err);
+}
+
+static int insert_transition(sg_registry *reg, const char *model, const char *from, const char *to,
+                             sg_err *err)
+{
+    sqlite3_stmt *st;
+    int rc = reg_prepare(reg,
+                         "INSERT OR IGNORE INTO model_transitions (model_name, from_stage, to_stage)"
+                         " VALUES (?, ?, ?)",
+                         &st, err);
+    if (rc != SG_OK) return rc;
+    sqlite3_bind_text(st, 1, model, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, from, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 3, to, -1, SQLITE_TRANSIENT);
+    return step_done(reg, st, "adding a transition", err);
+}
+
+/* "A>B,C>D" or the default: each stage to the next one, and any stage to Archived. */
+static int insert_transitions(sg_registry *reg, const sg_registry_model_spec *sp,
+                              const char *const *stages, size_t n, sg_err *err)
+{
+    int rc = SG_OK;
+    if (!sp->transitions) {
+        for (size_t i = 0; rc == SG_OK && i + 1 < n; i++)
+            rc = insert_transition(reg, sp->name, stages[i], stages[i + 1], err);
+        for (size_t i = 0; rc == SG_OK && i < n; i++)
+            if (strcmp(stages[i], REG_ARCHIVED) != 0)
+                rc = insert_transition(reg, sp->name, stages[i], REG_ARCHIVED, err);
+        return rc;
+    }
+    char *copy = strdup(sp->transitions), *save = NULL;
+    if (!copy) return sg_errf(err, SG_ENOMEM, "out of memory");
+    for (char *tok = strtok_r(copy, ",", &save); rc == SG_OK && tok; tok = strtok_r(NULL, ",", &save)) {
+        char *gt = strchr(tok, '>');
+        if (!gt) {
+            rc = sg_errf(err, SG_EINPUT, "--transitions: '%s' is not FROM>TO", tok);
+            break;
+        }
+        *gt = '\0';
+        if (!in_list(tok, stages, n) || !in_list(gt + 1, stages, n))
+            rc = sg_errf(err, SG_EINPUT, "--transitions: '%s>%s' names a stage the model does not have",
+                         tok, gt + 1);
+        else
+            rc = insert_transition(reg, sp->name, tok, gt + 1, err);
+    }
+    free(copy);
+    return rc;
+}
+
+static int insert_key(sg_registry *reg, const char *model, const char *role, const char *stage,
+                      const char *path, sg_err *err)
+{
+    EVP_PKEY *key = NULL;
+    char id[65], *pem = NULL;
+    int rc = sg_key_load_public(path, &key, err);
+    if (rc != SG_OK) return rc;
+    if ((rc = sg_key_id(key, id, err)) == SG_OK) rc = sg_key_public_pem(key, &pem, err);
+    EVP_PKEY_free(key);
+    if (rc != SG_OK) return rc;
+    sqlite3_stmt *st;
+    rc = reg_prepare(reg,
+                     "INSERT OR IGNORE INTO model_keys (model_name, role, stage, key_id, public_pem)"
+                     " VALUES (?, ?, ?, ?, ?)",
+                     &st, err);
+    if (rc == SG_OK) {
+        sqlite3_bind_text(st, 1, model, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 2, role, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 3, stage ? stage : "", -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 4, id, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 5, pem, -1, SQLITE_TRANSIENT);
+        rc = step_done(reg, st, "adding a key", err);
+    }
+    free(pem);
+    return rc;
+}
+
+static int check_spec(const sg_registry_model_spec *sp, const char *const *stages, size_t n,
+                      const char *report_stage, sg_err *err)
+{
+    if (!reg_valid_name(sp->name))
+        return sg_errf(err, SG_EINPUT,
+                       "model name '%s' must be 1-127 characters of letters, digits, '-', '_' or '.'",
+                       sp->name);
+    if (n < 2 || n > REG_MAX_STAGES)
+        return sg_errf(err, SG_EINPUT, "--stages: a model needs 2 to %d stages", REG_MAX_STAGES);
+    for (size_t i = 0; i < n; i++) {
+        if (!reg_valid_name(stages[i]))
+            return sg_errf(err, SG_EINPUT, "--stages: '%s' is not a valid stage name", stages[i]);
+        for (size_t j = 0; j < i; j++)
+            if (!strcasecmp(stages[i], stages[j]))
+                return sg_errf(err, SG_EINPUT, "--stages: stage '%s' is listed twice", stages[i]);
+    }
+    if (!in_list(REG_PRODUCTION, stages, n) || !in_list(REG_ARCHIVED, stages, n))
+        return sg_errf(err, SG_EINPUT, "--stages: the list must include Production and Archived");
+    if (!in_list(report_stage, stages, n))
+        return sg_errf(err, SG_EINPUT, "--report-stage: '%s' is not one of the model's stages",
+                       report_stage);
+    for (size_t i = 0; i < sp->n_promoters; i++)
+        if (!sp->promoters[i].stage || !in_list(sp->promoters[i].stage, stages, n))
+            return sg_errf(err, SG_EINPUT, "--promoter: '%s' is not one of the model's stages",
+                           sp->promoters[i].stage ? sp->promoters[i].stage : "");
+    for (size_t i = 0; i < sp->n_single; i++)
+        if (!in_list(sp->single_stages[i], stages, n))
+            return sg_errf(err, SG_EINPUT, "--single-version: unknown stage '%s'", sp->single_stages[i]);
+    for (size_t i = 0; i < sp->n_multi; i++)
+        if (!in_list(sp->multi_stages[i], stages, n))
+            return sg_errf(err, SG_EINPUT, "--multi-version: unknown stage '%s'", sp->multi_stages[i]);
+    if (sp->require_approval && sp->n_approvers == 0)
+        return sg_errf(err, SG_EINPUT, "--require-approval needs at least one --approver key");
+    if (sp->max_report_age_days < 0)
+        return sg_errf(err, SG_EINPUT, "--max-report-age must be a positive number of days");
+    return SG_OK;
+}
+
+static int insert_model(sg_registry *reg, const sg_registry_model_spec *sp, const char *report_stage,
+                        const char *actor, sg_err *err)
+{
+    char now[32];
+    reg_now_utc(now);
+    sqlite3_stmt *st;
+    int rc = reg_prepare(reg,
+                         "INSERT INTO registered_models (name, description, require_approval,"
+                         " max_report_age_days, report_stage, created_by, created_at, updated_at)"
+                         " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                         &st, err);
+    if (rc != SG_OK) return rc;
+    sqlite3_bind_text(st, 1, sp->name, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, sp->description ? sp->description : "", -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int(st, 3, sp->require_approval);
+    sqlite3_bind_int64(st, 4, sp->max_report_age_days > 0 ? sp->max_report_age_days
+                                                          : REG_DEFAULT_REPORT_AGE_DAYS);
+    sqlite3_bind_text(st, 5, report_stage, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 6, actor, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 7, now, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 8, now, -1, SQLITE_TRANSIENT);
+    int s = sqlite3_step(st);
+    if ((s & 0xff) == SQLITE_CONSTRAINT)
+        rc = sg_errf(err, SG_EINPUT, "model '%s' already exists in registry %s", sp->name, reg->path);
+    else if (s != SQLITE_DONE)
+        rc = reg_db_error(reg, err, "creating a model");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int insert_model_tag(sg_registry *reg, const char *model, const char *kv, sg_err *err)
+{
+    const char *eq = strchr(kv, '=');
+    if (!eq || eq == kv) return sg_errf(err, SG_EINPUT, "--tag: '%s' is not KEY=VALUE", kv);
+    sqlite3_stmt *st;
+    int rc = reg_prepare(reg,
+                         "INSERT OR REPLACE INTO model_tags (model_name, tag_key, tag_value) VALUES (?, ?, ?)",
+                         &st, err);
+    if (rc != SG_OK) return rc;
+    sqlite3_bind_text(st, 1, model, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, kv, (int)(eq - kv), SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 3, eq + 1, -1, SQLITE_TRANSIENT);
+    return step_done(reg, st, "adding a model tag", err);
+}
+
+int sg_registry_create_model(sg_registry *reg, const sg_registry_model_spec *sp,
+                             const sg_registry_request *req, sg_err *err)
+{
+    const char *const *stages = sp->stages ? sp->stages : default_stages;
+    size_t n = sp->stages ? sp->n_stages : 4;
+    const char *report_stage = sp->report_stage ? sp->report_stage : "Staging";
+    int rc = check_spec(sp, stages, n, report_stage, err);
+    if (rc != SG_OK) return rc;
+    char actor[65];
+    if ((rc = reg_begin(reg, err)) != SG_OK) return rc;
+    rc = reg_request_check(reg, req, false, "create-model", sp->name, 0, "", "", actor, err);
+    if (rc == SG_OK) rc = insert_model(reg, sp, report_stage, actor, err);
+    for (size_t i = 0; rc == SG_OK && i < n; i++)
+        rc = insert_stage(reg, sp, stages[i], (int)i, report_stage, err);
+    if (rc == SG_OK) rc = insert_transitions(reg, sp, stages, n, err);
+    for (size_t i = 0; rc == SG_OK && i < sp->n_signers; i++)
+        rc = insert_key(reg, sp->name, "signer", "", sp->signers[i].path, err);
+    for (size_t i = 0; rc == SG_OK && i < sp->n_promoters; i++)
+        rc = insert_key(reg, sp->name, "promoter", sp->promoters[i].stage, sp->promoters[i].path, err);
+    for (size_t i = 0; rc == SG_OK && i < sp->n_approvers; i++)
+        rc = insert_key(reg, sp->name, "approver", "", sp->approvers[i].path, err);
+    for (size_t i = 0; rc == SG_OK && i < sp->n_tags; i++)
+        rc = insert_model_tag(reg, sp->name, sp->tags[i], err);
+    if (rc == SG_OK) {
+        reg_event ev = {.model = sp->name, .action = "create-model", .to_stage = "",
+                        .actor = actor, .detail = sp->description, .req = req};
+        rc = reg_audit_append(reg, &ev, err);
+    }
+    return reg_finish(reg, rc, err);
+}
+
+int reg_model_load(sg_registry *reg, const char *name, reg_model *m, sg_err *err)
+{
+    memset(m, 0, sizeof *m);
+    sqlite3_stmt *st;
+    int rc = reg_prepare(reg,
+                         "SELECT require_approval, max_report_age_days, report_stage FROM"
+                         " registered_models WHERE name = ?",
+                         &st, err);
+    if (rc != SG_OK) return rc;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+    int s = sqlite3_step(st);
+    if (s == SQLITE_ROW) {
+        snprintf(m->name, sizeof m->name, "%s", name);
+        m->require_approval = sqlite3_column_int(st, 0) != 0;
+        m->max_report_age_days = sqlite3_column_int64(st, 1);
+        snprintf(m->report_stage, sizeof m->report_stage, "%s", reg_col_text(st, 2));
+    } else {
+        rc = s == SQLITE_DONE ? sg_errf(err, SG_EINPUT, "no model named '%s' in registry %s", name,
+                                        reg->path)
+                              : reg_db_error(reg, err, "loading a model");
+    }
+    sqlite3_finalize(st);
+    if (rc != SG_OK) return rc;
+    rc = reg_prepare(reg,
+                     "SELECT stage, position, requires_report, requires_promoter, requires_validation,"
+                     " requires_approval, multi_version FROM model_stages WHERE model_name = ?"
+                     " ORDER BY position",
+                     &st, err);
+    if (rc != SG_OK) return rc;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+    while ((s = sqlite3_step(st)) == SQLITE_ROW && m->n_stages < REG_MAX_STAGES) {
+        reg_stage *g = &m->stages[m->n_stages++];
+        snprintf(g->name, sizeof g->name, "%s", reg_col_text(st, 0));
+        g->position = sqlite3_column_int(st, 1);
+        g->requires_report = sqlite3_column_int(st, 2) != 0;
+        g->requires_promoter = sqlite3_column_int(st, 3) != 0;
+        g->requires_validation = sqlite3_column_int(st, 4) != 0;
+        g->requires_approval = sqlite3_column_int(st, 5) != 0;
+        g->multi_version = sqlite3_column_int(st, 6) != 0;
+    }
+    if (s != SQLITE_DONE && s != SQLITE_ROW) rc = reg_db_error(reg, err, "loading stages");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+const reg_stage *reg_model_stage(const reg_model *m, const char *stage)
+{
+    for (size_t i = 0; i < m->n_stages; i++)
+        if (!strcasecmp(m->stages[i].name, stage)) return &m->stages[i];
+    return NULL;
+}
+
+int reg_transition_allowed(sg_registry *reg, const char *model, const char *from, const char *to,
+                           bool *allowed, sg_err *err)
+{
+    sqlite3_stmt *st;
+    int rc = reg_prepare(reg,
+                         "SELECT 1 FROM model_transitions WHERE model_name = ? AND from_stage = ?"
+                         " AND to_stage = ?",
+                         &st, err);
+    if (rc != SG_OK) return rc;
+    sqlite3_bind_text(st, 1, model, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, from, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 3, to, -1, SQLITE_TRANSIENT);
+    int s = sqlite3_step(st);
+    *allowed = s == SQLITE_ROW;
+    if (s != SQLITE_ROW && s != SQLITE_DONE) rc = reg_db_error(reg, err, "checking a transition");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int reg_key_count(sg_registry *reg, const char *model, const char *role, const char *stage,
+                  int64_t *n, sg_err *err)
+{
+    sqlite3_stmt *st;
+    int rc = reg_prepare(reg,
+                         "SELECT count(*) FROM model_keys WHERE model_name = ? AND role = ? AND stage = ?",
+                         &st, err);
+    if (rc != SG_OK) return rc;
+    sqlite3_bind_text(st, 1, model, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, role, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 3, stage ? stage : "", -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        *n = sqlite3_column_int64(st, 0);
+    else
+        rc = reg_db_error(reg, err, "counting keys");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int reg_key_authorized(sg_registry *reg, const char *model, const char *role, const char *stage,
+                       const char *key_id, bool *ok, sg_err *err)
+{
+    sqlite3_stmt *st;
+    int rc = reg_prepare(reg,
+                         "SELECT 1 FROM model_keys WHERE model_name = ? AND role = ? AND stage = ?"
+                         " AND key_id = ?",
+                         &st, err);
+    if (rc != SG_OK) return rc;
+    sqlite3_bind_text(st, 1, model, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, role, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 3, stage ? stage : "", -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 4, key_id, -1, SQLITE_TRANSIENT);
+    int s = sqlite3_step(st);
+    *ok = s == SQLITE_ROW;
+    if (s != SQLITE_ROW && s != SQLITE_DONE) rc = reg_db_error(reg, err, "checking a key");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int reg_version_load(sg_registry *reg, const char *model, int64_t version, reg_version *v,
+                     sg_err *err)
+{
+    memset(v, 0, sizeof *v);
+    sqlite3_stmt *st;
+    int rc = reg_prepare(reg,
+                         "SELECT stage, artifact_path, artifact_sha256 FROM model_versions"
+                         " WHERE model_name = ? AND version = ?",
+                         &st, err);
+    if (rc != SG_OK) return rc;
+    sqlite3_bind_text(st, 1, model, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 2, version);
+    int s = sqlite3_step(st);
+    if (s == SQLITE_ROW) {
+        v->version = version;
+        snprintf(v->stage, sizeof v->stage, "%s", reg_col_text(st, 0));
+        snprintf(v->artifact_path, sizeof v->artifact_path, "%s", reg_col_text(st, 1));
+        snprintf(v->artifact_sha256, sizeof v->artifact_sha256, "%s", reg_col_text(st, 2));
+    } else {
+        rc = s == SQLITE_DONE ? sg_errf(err, SG_EINPUT, "model '%s' has no version %lld", model,
+                                        (long long)version)
+                              : reg_db_error(reg, err, "loading a version");
+    }
+    sqlite3_finalize(st);
+    return rc;
+}

@@ -1,0 +1,244 @@
+/* Read side: models, versions, search and history as JSON documents (the CLI prints them). */
+#include <string.h>
+
+#include "registry_internal.h"
+
+#define VERSION_COLS                                                                               \
+    "model_name, version, stage, artifact_path, artifact_sha256, created_by, created_at, updated_at"
+
+static json_t *kv_object(sg_registry *reg, const char *sql, const char *model, int64_t version,
+                         bool int_values, sg_err *err)
+{
+    sqlite3_stmt *st;
+    if (reg_prepare(reg, sql, &st, err) != SG_OK) return NULL;
+    sqlite3_bind_text(st, 1, model, -1, SQLITE_TRANSIENT);
+    if (version) sqlite3_bind_int64(st, 2, version);
+    json_t *o = json_object();
+    while (sqlite3_step(st) == SQLITE_ROW)
+        json_object_set_new(o, reg_col_text(st, 0),
+                            int_values ? json_integer(sqlite3_column_int64(st, 1))
+                                       : json_string(reg_col_text(st, 1)));
+    sqlite3_finalize(st);
+    return o;
+}
+
+/* Builds the JSON of the version row st is on. */
+static json_t *version_row_json(sg_registry *reg, sqlite3_stmt *st, sg_err *err)
+{
+    const char *model = reg_col_text(st, 0);
+    int64_t v = sqlite3_column_int64(st, 1);
+    json_t *o = json_object();
+    json_object_set_new(o, "name", json_string(model));
+    json_object_set_new(o, "version", json_integer(v));
+    json_object_set_new(o, "stage", json_string(reg_col_text(st, 2)));
+    json_object_set_new(o, "artifact_path", json_string(reg_col_text(st, 3)));
+    json_object_set_new(o, "artifact_sha256", json_string(reg_col_text(st, 4)));
+    json_object_set_new(o, "created_by", json_string(reg_col_text(st, 5)));
+    json_object_set_new(o, "created_at", json_string(reg_col_text(st, 6)));
+    json_object_set_new(o, "updated_at", json_string(reg_col_text(st, 7)));
+    json_t *tags = kv_object(reg,
+                             "SELECT tag_key, tag_value FROM version_tags WHERE model_name = ? AND"
+                             " version = ? ORDER BY tag_key",
+                             model, v, false, err);
+    json_object_set_new(o, "tags", tags ? tags : json_object());
+    json_t *aliases = json_array();
+    sqlite3_stmt *a;
+    if (reg_prepare(reg, "SELECT alias FROM aliases WHERE model_name = ? AND version = ? ORDER BY alias",
+                    &a, err) == SG_OK) {
+        sqlite3_bind_text(a, 1, model, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(a, 2, v);
+        while (sqlite3_step(a) == SQLITE_ROW) json_array_append_new(aliases, json_string(reg_col_text(a, 0)));
+        sqlite3_finalize(a);
+    }
+    json_object_set_new(o, "aliases", aliases);
+    sqlite3_stmt *val;
+    json_t *validated = json_false();
+    if (reg_prepare(reg,
+                    "SELECT 1 FROM validations WHERE model_name = ? AND version = ? AND result = 'PASSED'",
+                    &val, err) == SG_OK) {
+        sqlite3_bind_text(val, 1, model, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(val, 2, v);
+        if (sqlite3_step(val) == SQLITE_ROW) validated = json_true();
+        sqlite3_finalize(val);
+    }
+    json_object_set_new(o, "validated", validated);
+    return o;
+}
+
+static json_t *versions_json(sg_registry *reg, const char *model, int64_t only, sg_err *err)
+{
+    sqlite3_stmt *st;
+    const char *sql = only ? "SELECT " VERSION_COLS " FROM model_versions WHERE model_name = ? AND version = ?"
+                           : "SELECT " VERSION_COLS " FROM model_versions WHERE model_name = ? ORDER BY version";
+    if (reg_prepare(reg, sql, &st, err) != SG_OK) return NULL;
+    sqlite3_bind_text(st, 1, model, -1, SQLITE_TRANSIENT);
+    if (only) sqlite3_bind_int64(st, 2, only);
+    json_t *arr = json_array();
+    while (sqlite3_step(st) == SQLITE_ROW) json_array_append_new(arr, version_row_json(reg, st, err));
+    sqlite3_finalize(st);
+    return arr;
+}
+
+json_t *sg_registry_get_version(sg_registry *reg, const char *model, int64_t version, sg_err *err)
+{
+    reg_version v;
+    if (reg_version_load(reg, model, version, &v, err) != SG_OK) return NULL;
+    json_t *arr = versions_json(reg, model, version, err);
+    json_t *o = arr ? json_incref(json_array_get(arr, 0)) : NULL;
+    json_decref(arr);
+    return o;
+}
+
+static json_t *stages_json(const reg_model *m)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; i < m->n_stages; i++) {
+        const reg_stage *g = &m->stages[i];
+        json_t *s = json_object(), *req = json_array();
+        json_object_set_new(s, "name", json_string(g->name));
+        if (g->requires_report) json_array_append_new(req, json_string("report"));
+        if (g->requires_promoter) json_array_append_new(req, json_string("promoter"));
+        if (g->requires_validation) json_array_append_new(req, json_string("validation"));
+        if (g->requires_approval) json_array_append_new(req, json_string("approval"));
+        json_object_set_new(s, "requires", req);
+        json_object_set_new(s, "multi_version", json_boolean(g->multi_version));
+        json_array_append_new(arr, s);
+    }
+    return arr;
+}
+
+json_t *sg_registry_get_model(sg_registry *reg, const char *model, sg_err *err)
+{
+    reg_model m;
+    if (reg_model_load(reg, model, &m, err) != SG_OK) return NULL;
+    json_t *o = json_object();
+    sqlite3_stmt *st;
+    if (reg_prepare(reg, "SELECT description, created_by, created_at FROM registered_models WHERE name = ?",
+                    &st, err) != SG_OK) {
+        json_decref(o);
+        return NULL;
+    }
+    sqlite3_bind_text(st, 1, model, -1, SQLITE_TRANSIENT);
+    json_object_set_new(o, "name", json_string(model));
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        json_object_set_new(o, "description", json_string(reg_col_text(st, 0)));
+        json_object_set_new(o, "created_by", json_string(reg_col_text(st, 1)));
+        json_object_set_new(o, "created_at", json_string(reg_col_text(st, 2)));
+    }
+    sqlite3_finalize(st);
+    json_object_set_new(o, "require_approval", json_boolean(m.require_approval));
+    json_object_set_new(o, "max_report_age_days", json_integer(m.max_report_age_days));
+    json_object_set_new(o, "report_stage", json_string(m.report_stage));
+    json_t *tags = kv_object(reg, "SELECT tag_key, tag_value FROM model_tags WHERE model_name = ? ORDER BY tag_key",
+                             model, 0, false, err);
+    json_object_set_new(o, "tags", tags ? tags : json_object());
+    json_object_set_new(o, "stages", stages_json(&m));
+    json_t *tr = json_array(), *keys = json_array();
+    if (reg_prepare(reg, "SELECT from_stage, to_stage FROM model_transitions WHERE model_name = ?"
+                         " ORDER BY from_stage, to_stage", &st, err) == SG_OK) {
+        sqlite3_bind_text(st, 1, model, -1, SQLITE_TRANSIENT);
+        while (sqlite3_step(st) == SQLITE_ROW)
+            json_array_append_new(tr, json_pack("[ss]", reg_col_text(st, 0), reg_col_text(st, 1)));
+        sqlite3_finalize(st);
+    }
+    json_object_set_new(o, "transitions", tr);
+    if (reg_prepare(reg, "SELECT role, stage, key_id FROM model_keys WHERE model_name = ?"
+                         " ORDER BY role, stage, key_id", &st, err) == SG_OK) {
+        sqlite3_bind_text(st, 1, model, -1, SQLITE_TRANSIENT);
+        while (sqlite3_step(st) == SQLITE_ROW)
+            json_array_append_new(keys, json_pack("{ssssss}", "role", reg_col_text(st, 0), "stage",
+                                                  reg_col_text(st, 1), "key_id", reg_col_text(st, 2)));
+        sqlite3_finalize(st);
+    }
+    json_object_set_new(o, "keys", keys);
+    json_t *aliases = kv_object(reg, "SELECT alias, version FROM aliases WHERE model_name = ? ORDER BY alias",
+                                model, 0, true, err);
+    json_object_set_new(o, "aliases", aliases ? aliases : json_object());
+    json_t *vers = versions_json(reg, model, 0, err);
+    json_object_set_new(o, "versions", vers ? vers : json_array());
+    return o;
+}
+
+json_t *sg_registry_list(sg_registry *reg, sg_err *err)
+{
+    sqlite3_stmt *st;
+    if (reg_prepare(reg,
+                    "SELECT m.name, m.description, (SELECT count(*) FROM model_versions v WHERE"
+                    " v.model_name = m.name), (SELECT max(v.version) FROM model_versions v WHERE"
+                    " v.model_name = m.name AND v.stage = 'Production') FROM registered_models m"
+                    " ORDER BY m.name",
+                    &st, err) != SG_OK)
+        return NULL;
+    json_t *arr = json_array();
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        json_t *o = json_object();
+        json_object_set_new(o, "name", json_string(reg_col_text(st, 0)));
+        json_object_set_new(o, "description", json_string(reg_col_text(st, 1)));
+        json_object_set_new(o, "versions", json_integer(sqlite3_column_int64(st, 2)));
+        json_object_set_new(o, "production_version", sqlite3_column_type(st, 3) == SQLITE_NULL
+                                                          ? json_null()
+                                                          : json_integer(sqlite3_column_int64(st, 3)));
+        json_array_append_new(arr, o);
+    }
+    sqlite3_finalize(st);
+    json_t *doc = json_object();
+    json_object_set_new(doc, "models", arr);
+    return doc;
+}
+
+json_t *sg_registry_search(sg_registry *reg, const char *filter, sg_err *err)
+{
+    reg_filter f;
+    if (reg_filter_parse(filter, &f, err) != SG_OK) return NULL;
+    sqlite3_stmt *st;
+    if (reg_prepare(reg, "SELECT " VERSION_COLS " FROM model_versions ORDER BY model_name, version", &st,
+                    err) != SG_OK)
+        return NULL;
+    json_t *arr = json_array();
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        json_t *v = version_row_json(reg, st, err);
+        if (reg_filter_match(&f, reg_col_text(st, 0), reg_col_text(st, 2), json_object_get(v, "tags")))
+            json_array_append(arr, v);
+        json_decref(v);
+    }
+    sqlite3_finalize(st);
+    json_t *doc = json_object();
+    json_object_set_new(doc, "filter", json_string(filter));
+    json_object_set_new(doc, "versions", arr);
+    return doc;
+}
+
+json_t *sg_registry_history(sg_registry *reg, const char *model, sg_err *err)
+{
+    reg_model m;
+    if (reg_model_load(reg, model, &m, err) != SG_OK) return NULL;
+    sqlite3_stmt *st;
+    if (reg_prepare(reg,
+                    "SELECT seq, created_at, action, version, from_stage, to_stage, actor_key_id,"
+                    " evidence_sha256, detail, signature <> '', hash FROM audit_log WHERE"
+                    " model_name = ? ORDER BY seq",
+                    &st, err) != SG_OK)
+        return NULL;
+    sqlite3_bind_text(st, 1, model, -1, SQLITE_TRANSIENT);
+    json_t *arr = json_array();
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        json_t *e = json_object();
+        json_object_set_new(e, "seq", json_integer(sqlite3_column_int64(st, 0)));
+        json_object_set_new(e, "time", json_string(reg_col_text(st, 1)));
+        json_object_set_new(e, "action", json_string(reg_col_text(st, 2)));
+        json_object_set_new(e, "version", json_integer(sqlite3_column_int64(st, 3)));
+        json_object_set_new(e, "from_stage", json_string(reg_col_text(st, 4)));
+        json_object_set_new(e, "to_stage", json_string(reg_col_text(st, 5)));
+        json_object_set_new(e, "actor_key_id", json_string(reg_col_text(st, 6)));
+        json_object_set_new(e, "evidence_sha256", json_string(reg_col_text(st, 7)));
+        json_object_set_new(e, "detail", json_string(reg_col_text(st, 8)));
+        json_object_set_new(e, "signed", json_boolean(sqlite3_column_int(st, 9)));
+        json_object_set_new(e, "hash", json_string(reg_col_text(st, 10)));
+        json_array_append_new(arr, e);
+    }
+    sqlite3_finalize(st);
+    json_t *doc = json_object();
+    json_object_set_new(doc, "name", json_string(model));
+    json_object_set_new(doc, "events", arr);
+    return doc;
+}

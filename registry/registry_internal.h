@@ -1,0 +1,118 @@
+/* Internals shared by the registry's source files; not part of the public API. */
+#ifndef STAGEGATE_REGISTRY_INTERNAL_H
+#define STAGEGATE_REGISTRY_INTERNAL_H
+
+#include <sqlite3.h>
+
+#include "stagegate/registry.h"
+
+#define REG_MAX_STAGES 32
+#define REG_NAME_MAX 128
+#define REG_DEFAULT_REPORT_AGE_DAYS 30
+#define REG_PRODUCTION "Production"
+#define REG_ARCHIVED "Archived"
+#define REG_ZERO_HASH "0000000000000000000000000000000000000000000000000000000000000000"
+
+struct sg_registry {
+    sqlite3 *db;
+    char path[4096];
+    bool in_tx;
+};
+
+typedef struct {
+    char name[REG_NAME_MAX];
+    int position;
+    bool requires_report;
+    bool requires_promoter;
+    bool requires_validation;
+    bool requires_approval;
+    bool multi_version;
+} reg_stage;
+
+typedef struct {
+    char name[256];
+    bool require_approval;
+    int64_t max_report_age_days;
+    char report_stage[REG_NAME_MAX];
+    size_t n_stages;
+    reg_stage stages[REG_MAX_STAGES];
+} reg_model;
+
+typedef struct {
+    int64_t version;
+    char stage[REG_NAME_MAX];
+    char artifact_path[4096];
+    char artifact_sha256[65];
+} reg_version;
+
+/* One audit event; strings may be NULL (stored as ''). */
+typedef struct {
+    const char *model;
+    int64_t version;
+    const char *action;
+    const char *from_stage;
+    const char *to_stage;
+    const char *actor;
+    const char *evidence;
+    const char *detail;
+    const sg_registry_request *req;
+} reg_event;
+
+/* db.c */
+int reg_db_error(sg_registry *reg, sg_err *err, const char *what);
+int reg_exec(sg_registry *reg, const char *sql, sg_err *err);
+int reg_prepare(sg_registry *reg, const char *sql, sqlite3_stmt **st, sg_err *err);
+int reg_begin(sg_registry *reg, sg_err *err);
+int reg_commit(sg_registry *reg, sg_err *err);
+void reg_rollback(sg_registry *reg);
+/* Finishes a write: commit on SG_OK, roll back otherwise; returns the final status. */
+int reg_finish(sg_registry *reg, int rc, sg_err *err);
+void reg_now_utc(char out[32]);
+int64_t reg_now_epoch(void);
+int reg_parse_utc(const char *s, int64_t *epoch);
+/* Test hook: sleeps inside a write transaction when STAGEGATE_REGISTRY_TEST_PAUSE names the action. */
+void reg_test_pause(const char *action);
+const char *reg_col_text(sqlite3_stmt *st, int col);
+bool reg_valid_name(const char *s);
+
+/* policy.c */
+int reg_model_load(sg_registry *reg, const char *name, reg_model *m, sg_err *err);
+const reg_stage *reg_model_stage(const reg_model *m, const char *stage);
+int reg_transition_allowed(sg_registry *reg, const char *model, const char *from, const char *to,
+                           bool *allowed, sg_err *err);
+int reg_key_authorized(sg_registry *reg, const char *model, const char *role, const char *stage,
+                       const char *key_id, bool *ok, sg_err *err);
+int reg_key_count(sg_registry *reg, const char *model, const char *role, const char *stage,
+                  int64_t *n, sg_err *err);
+int reg_version_load(sg_registry *reg, const char *model, int64_t version, reg_version *v,
+                     sg_err *err);
+
+/* audit.c */
+int reg_audit_append(sg_registry *reg, const reg_event *ev, sg_err *err);
+
+/* request.c: verifies req (if given) against the operation and records its nonce. actor_out
+ * receives the key id, or "" when req is NULL and not required. */
+int reg_request_check(sg_registry *reg, const sg_registry_request *req, bool required,
+                      const char *action, const char *model, int64_t version, const char *target,
+                      const char *evidence, char actor_out[65], sg_err *err);
+
+/* filter.c */
+#define REG_FILTER_MAX 16
+typedef enum { REG_F_NAME, REG_F_STAGE, REG_F_TAG } reg_filter_field;
+typedef enum { REG_OP_EQ, REG_OP_NE, REG_OP_LIKE, REG_OP_ILIKE } reg_filter_op;
+typedef struct {
+    reg_filter_field field;
+    reg_filter_op op;
+    char tag[REG_NAME_MAX];
+    char value[512];
+} reg_filter_cond;
+typedef struct {
+    size_t n;
+    reg_filter_cond conds[REG_FILTER_MAX];
+} reg_filter;
+int reg_filter_parse(const char *text, reg_filter *f, sg_err *err);
+/* tags is a JSON object of the version's tags. */
+bool reg_filter_match(const reg_filter *f, const char *name, const char *stage, json_t *tags);
+bool reg_like(const char *s, const char *pattern, bool case_insensitive);
+
+#endif

@@ -1,0 +1,196 @@
+/*
+ * Signed requests. An actor signs a canonical text naming exactly the change it asks for;
+ * the registry re-derives each field from the operation it is asked to perform and refuses
+ * a request that names anything else, is stale, or replays a nonce. The text and signature
+ * are kept in the audit log so anyone can re-check who asked for what.
+ */
+#include <openssl/rand.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "registry_internal.h"
+#include "stagegate/keys.h"
+
+#define REQ_HEADER "stagegate-registry-request/v1"
+
+static bool field_ok(const char *s)
+{
+    return !strchr(s, '\n') && !strchr(s, '\r');
+}
+
+static char *build_text(const char *action, const char *model, int64_t version, const char *target,
+                        const char *evidence, const char *when, const char *nonce, const char *key_id)
+{
+    size_t n = strlen(action) + strlen(model) + strlen(target) + strlen(evidence) + strlen(when) +
+               strlen(nonce) + strlen(key_id) + 160;
+    char *t = malloc(n);
+    if (!t) return NULL;
+    snprintf(t, n,
+             REQ_HEADER "\naction=%s\nmodel=%s\nversion=%lld\ntarget=%s\nevidence=%s\ntime=%s\n"
+                        "nonce=%s\nkey=%s\n",
+             action, model, (long long)version, target, evidence, when, nonce, key_id);
+    return t;
+}
+
+int sg_registry_request_sign(const char *key_path, const char *action, const char *model,
+                             int64_t version, const char *target, const char *evidence,
+                             sg_registry_request *req, sg_err *err)
+{
+    memset(req, 0, sizeof *req);
+    target = target ? target : "";
+    evidence = evidence ? evidence : "";
+    if (!field_ok(action) || !field_ok(model) || !field_ok(target) || !field_ok(evidence))
+        return sg_errf(err, SG_EINPUT, "request fields must not contain line breaks");
+    EVP_PKEY *key = NULL;
+    int rc = sg_key_load_private(key_path, &key, err);
+    if (rc != SG_OK) return rc;
+    uint8_t raw[16];
+    char nonce[33], when[32];
+    if (RAND_bytes(raw, sizeof raw) != 1) {
+        rc = sg_errf(err, SG_EINTERNAL, "no randomness for a request nonce");
+        goto out;
+    }
+    sg_hex_encode(raw, sizeof raw, nonce);
+    reg_now_utc(when);
+    if ((rc = sg_key_id(key, req->key_id, err)) != SG_OK) goto out;
+    if ((rc = sg_key_public_pem(key, &req->pub_pem, err)) != SG_OK) goto out;
+    req->text = build_text(action, model, version, target, evidence, when, nonce, req->key_id);
+    if (!req->text) {
+        rc = sg_errf(err, SG_ENOMEM, "out of memory signing a request");
+        goto out;
+    }
+    rc = sg_sign(key, (const uint8_t *)req->text, strlen(req->text), &req->sig, &req->sig_len, err);
+out:
+    EVP_PKEY_free(key);
+    if (rc != SG_OK) sg_registry_request_clear(req);
+    return rc;
+}
+
+void sg_registry_request_clear(sg_registry_request *req)
+{
+    if (!req) return;
+    free(req->text);
+    free(req->sig);
+    free(req->pub_pem);
+    memset(req, 0, sizeof *req);
+}
+
+/* Finds "name=value\n" in the text; copies value. */
+static bool get_field(const char *text, const char *name, char *out, size_t len)
+{
+    size_t nl = strlen(name);
+    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+        if (!strncmp(p, name, nl) && p[nl] == '=') {
+            const char *v = p + nl + 1, *e = strchr(v, '\n');
+            size_t vl = e ? (size_t)(e - v) : strlen(v);
+            if (vl >= len) return false;
+            memcpy(out, v, vl);
+            out[vl] = '\0';
+            return true;
+        }
+    }
+    return false;
+}
+
+static int expect_field(const char *text, const char *name, const char *want, sg_err *err)
+{
+    /* Stage names are unique regardless of case, so the target compares case-insensitively. */
+    bool ci = !strcmp(name, "target");
+    char got[1024];
+    if (!get_field(text, name, got, sizeof got))
+        return sg_errf(err, SG_EREFUSED, "refused: signed request has no %s field", name);
+    if (ci ? strcasecmp(got, want) != 0 : strcmp(got, want) != 0)
+        return sg_errf(err, SG_EREFUSED,
+                       "refused: signed request names %s '%s' but the operation is on '%s'", name,
+                       got, want);
+    return SG_OK;
+}
+
+static int check_fields(const sg_registry_request *req, const char *action, const char *model,
+                        int64_t version, const char *target, const char *evidence, sg_err *err)
+{
+    char vbuf[32], when[64];
+    snprintf(vbuf, sizeof vbuf, "%lld", (long long)version);
+    if (strncmp(req->text, REQ_HEADER "\n", strlen(REQ_HEADER) + 1) != 0)
+        return sg_errf(err, SG_EREFUSED, "refused: not a stagegate registry request");
+    int rc;
+    if ((rc = expect_field(req->text, "action", action, err)) != SG_OK ||
+        (rc = expect_field(req->text, "model", model, err)) != SG_OK ||
+        (rc = expect_field(req->text, "version", vbuf, err)) != SG_OK ||
+        (rc = expect_field(req->text, "target", target, err)) != SG_OK ||
+        (rc = expect_field(req->text, "evidence", evidence, err)) != SG_OK ||
+        (rc = expect_field(req->text, "key", req->key_id, err)) != SG_OK)
+        return rc;
+    int64_t t;
+    if (!get_field(req->text, "time", when, sizeof when) || reg_parse_utc(when, &t) != 0)
+        return sg_errf(err, SG_EREFUSED, "refused: signed request has no valid time");
+    int64_t skew = reg_now_epoch() - t;
+    if (skew > SG_REGISTRY_REQUEST_SKEW_S || skew < -SG_REGISTRY_REQUEST_SKEW_S)
+        return sg_errf(err, SG_EREFUSED,
+                       "refused: signed request time %s is more than %d s from the registry clock",
+                       when, SG_REGISTRY_REQUEST_SKEW_S);
+    return SG_OK;
+}
+
+static int record_nonce(sg_registry *reg, const sg_registry_request *req, sg_err *err)
+{
+    char nonce[80], now[32];
+    if (!get_field(req->text, "nonce", nonce, sizeof nonce) || strlen(nonce) < 16)
+        return sg_errf(err, SG_EREFUSED, "refused: signed request has no nonce");
+    reg_now_utc(now);
+    sqlite3_stmt *st;
+    int rc = reg_prepare(reg, "INSERT INTO request_nonces (nonce, key_id, created_at) VALUES (?, ?, ?)",
+                         &st, err);
+    if (rc != SG_OK) return rc;
+    sqlite3_bind_text(st, 1, nonce, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, req->key_id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 3, now, -1, SQLITE_TRANSIENT);
+    int s = sqlite3_step(st);
+    if (s == SQLITE_CONSTRAINT || (s & 0xff) == SQLITE_CONSTRAINT)
+        rc = sg_errf(err, SG_EREFUSED, "refused: signed request was already used (replayed nonce %s)",
+                     nonce);
+    else if (s != SQLITE_DONE)
+        rc = reg_db_error(reg, err, "recording request nonce");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int reg_request_check(sg_registry *reg, const sg_registry_request *req, bool required,
+                      const char *action, const char *model, int64_t version, const char *target,
+                      const char *evidence, char actor_out[65], sg_err *err)
+{
+    actor_out[0] = '\0';
+    if (!req || !req->text) {
+        if (required)
+            return sg_errf(err, SG_EREFUSED,
+                           "refused: %s %s needs a signed request from an authorized actor (--as KEY.pem)",
+                           action, model);
+        return SG_OK;
+    }
+    if (!req->sig || !req->pub_pem)
+        return sg_errf(err, SG_EREFUSED, "refused: request is not signed");
+    EVP_PKEY *pub = NULL;
+    int rc = sg_key_load_public_pem(req->pub_pem, strlen(req->pub_pem), "request signer key", &pub, err);
+    if (rc != SG_OK) return rc == SG_EINPUT ? SG_EREFUSED : rc;
+    char id[65];
+    if ((rc = sg_key_id(pub, id, err)) != SG_OK) goto out;
+    if (strcmp(id, req->key_id) != 0) {
+        rc = sg_errf(err, SG_EREFUSED, "refused: request key id does not match its public key");
+        goto out;
+    }
+    sg_err verr;
+    if (sg_verify_sig(pub, (const uint8_t *)req->text, strlen(req->text), req->sig, req->sig_len,
+                      &verr) != SG_OK) {
+        rc = sg_errf(err, SG_EREFUSED, "refused: request signature by key %.16s does not verify", id);
+        goto out;
+    }
+    if ((rc = check_fields(req, action, model, version, target ? target : "",
+                           evidence ? evidence : "", err)) != SG_OK)
+        goto out;
+    if ((rc = record_nonce(reg, req, err)) != SG_OK) goto out;
+    memcpy(actor_out, id, 65);
+out:
+    EVP_PKEY_free(pub);
+    return rc;
+}

@@ -1,0 +1,61 @@
+/*
+ * Test-only helper: writes a minimal signed in-toto test-result report (DSSE) for a given
+ * artifact digest, so registry tests can exercise the Staging gate with reports of chosen
+ * digest, result and age.
+ * usage: make_report KEY.pem SHA256HEX PASSED|FAILED RFC3339-TIME|now|-Ndays OUT.json
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "stagegate/keys.h"
+#include "stagegate/report.h"
+
+static void timestamp(const char *arg, char out[32])
+{
+    time_t t = time(NULL);
+    if (arg[0] == '-') t -= (time_t)atol(arg + 1) * 86400;
+    if (strcmp(arg, "now") != 0 && arg[0] != '-') {
+        snprintf(out, 32, "%s", arg);
+        return;
+    }
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 6) {
+        fprintf(stderr, "usage: make_report KEY.pem SHA256 PASSED|FAILED TIME|now|-Ndays OUT\n");
+        return 2;
+    }
+    sg_err err;
+    EVP_PKEY *key = NULL;
+    if (sg_key_load_private(argv[1], &key, &err) != SG_OK) {
+        fprintf(stderr, "make_report: %s\n", err.msg);
+        return 2;
+    }
+    char ts[32];
+    timestamp(argv[4], ts);
+    json_t *st = json_pack("{s:s, s:[{s:s, s:{s:s}}], s:s, s:{s:s, s:s, s:[s], s:[]}}",
+                           "_type", SG_INTOTO_STATEMENT_TYPE, "subject", "name", "model.h5", "digest",
+                           "sha256", argv[2], "predicateType", SG_TEST_RESULT_PREDICATE, "predicate",
+                           "result", argv[3], "timestamp", ts, "passedTests", "accuracy",
+                           "failedTests");
+    char *payload = json_dumps(st, JSON_COMPACT | JSON_SORT_KEYS);
+    char *env = NULL;
+    int rc = sg_dsse_sign(key, SG_DSSE_PAYLOAD_TYPE, (const uint8_t *)payload, strlen(payload), &env, &err);
+    if (rc == SG_OK) {
+        FILE *f = fopen(argv[5], "w");
+        if (!f || fputs(env, f) < 0 || fclose(f) != 0) rc = SG_EIO;
+    } else {
+        fprintf(stderr, "make_report: %s\n", err.msg);
+    }
+    free(env);
+    free(payload);
+    json_decref(st);
+    EVP_PKEY_free(key);
+    return rc == SG_OK ? 0 : 2;
+}
