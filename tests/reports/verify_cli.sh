@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# stagegate keygen / verify from the command line: key file modes and no-overwrite,
+# exit codes, human and --json output, refusals, and tampering with every byte of the
+# decoded payload plus every byte of the signature and payloadType.
+set -euo pipefail
+: "${STAGEGATE_BIN:?}" "${SG_MAKE_REPORT:?}"
+SG=$STAGEGATE_BIN
+PY=/usr/bin/python3
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+cd "$T"
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+# expect_rc WANT cmd...: runs cmd, output to out.txt / err.txt, checks the exit code.
+expect_rc() {
+    local want=$1 rc
+    shift
+    set +e
+    "$@" >out.txt 2>err.txt
+    rc=$?
+    set -e
+    [ "$rc" = "$want" ] || { cat out.txt err.txt >&2; fail "exit $rc, want $want: $*"; }
+}
+
+# --- keygen ---
+umask 000 # a permissive umask must not leak into the private key
+expect_rc 0 "$SG" keygen --out k
+umask 022
+[ "$(stat -c %a k.key.pem)" = 600 ] || fail "private key mode $(stat -c %a k.key.pem)"
+[ "$(stat -c %a k.pub.pem)" = 644 ] || fail "public key mode $(stat -c %a k.pub.pem)"
+grep -q "key id:" out.txt || fail "keygen does not print the key id"
+before=$(sha256sum k.key.pem k.pub.pem)
+expect_rc 2 "$SG" keygen --out k
+grep -q "already exists" err.txt || fail "overwrite refusal message"
+[ "$(wc -l <err.txt)" = 1 ] || fail "error is not one line"
+[ "$(sha256sum k.key.pem k.pub.pem)" = "$before" ] || fail "keygen overwrote an existing key"
+touch only_pub.pub.pem
+expect_rc 2 "$SG" keygen --out only_pub
+[ ! -e only_pub.key.pem ] || fail "keygen left a private key when the public file existed"
+expect_rc 2 "$SG" keygen --out x --type rsa
+expect_rc 2 "$SG" keygen
+expect_rc 0 "$SG" keygen --out ed --type ed25519 --json
+"$PY" -c 'import json,sys; d=json.load(open("out.txt")); assert d["type"]=="ed25519" and len(d["key_id"])==64, d' ||
+    fail "keygen --json"
+expect_rc 0 "$SG" keygen --out other
+ls -a | grep -q '\.tmp\.' && fail "temporary files left behind"
+
+# --- a genuine report ---
+printf 'weights' >model.h5
+printf 'other weights' >model2.h5
+"$SG_MAKE_REPORT" --key k.key.pem --out good.json --subject-file model.h5
+expect_rc 0 "$SG" verify good.json --pubkey k.pub.pem --model model.h5
+grep -q '^result: PASSED$' out.txt || fail "no PASSED line"
+for c in signature payloadType statement predicateType 'subject digest'; do
+    grep -q "\[pass\] $c" out.txt || fail "check '$c' not shown as passed"
+done
+expect_rc 0 "$SG" verify good.json --pubkey k.pub.pem
+grep -q '\[skip\] subject digest' out.txt || fail "digest check not shown as skipped"
+expect_rc 0 "$SG" verify good.json --pubkey k.pub.pem --model model.h5 --json
+"$PY" - <<'PYEOF' || fail "verify --json"
+import json
+d = json.load(open("out.txt"))
+assert d["valid"] is True and d["passed"] is True and d["result"] == "PASSED", d
+assert [c["name"] for c in d["checks"]] == ["signature", "payloadType", "statement", "predicateType", "subject digest"], d
+assert all(c["status"] == "pass" for c in d["checks"]), d
+assert len(d["key_id"]) == 64 and len(d["payload_sha256"]) == 64 and d["error"] is None, d
+PYEOF
+
+# --- verdicts that exit 1 ---
+"$SG_MAKE_REPORT" --key k.key.pem --out failed.json --subject-file model.h5 --result FAILED
+expect_rc 1 "$SG" verify failed.json --pubkey k.pub.pem --model model.h5
+grep -q '^result: FAILED$' out.txt || fail "FAILED not printed"
+expect_rc 1 "$SG" verify good.json --pubkey other.pub.pem
+grep -q '\[FAIL\] signature' out.txt || fail "wrong key: signature not marked failed"
+grep -q 'good.json' err.txt || fail "wrong key: stderr does not name the report"
+grep -q 'PASSED' out.txt && fail "an unverified report's result was printed"
+expect_rc 1 "$SG" verify good.json --pubkey ed.pub.pem
+expect_rc 1 "$SG" verify good.json --pubkey k.pub.pem --model model2.h5
+grep -q '\[FAIL\] subject digest' out.txt || fail "digest mismatch not marked"
+expect_rc 1 "$SG" verify good.json --pubkey k.pub.pem --model model2.h5 --json
+"$PY" -c 'import json; d=json.load(open("out.txt")); assert d["valid"] is False and d["checks"][4]["status"]=="fail", d' ||
+    fail "digest mismatch --json"
+"$SG_MAKE_REPORT" --key k.key.pem --out ptype.json --subject-file model.h5 --payload-type application/json
+expect_rc 1 "$SG" verify ptype.json --pubkey k.pub.pem
+grep -q '\[FAIL\] payloadType' out.txt || fail "payloadType not marked"
+"$SG_MAKE_REPORT" --key k.key.pem --out pred.json --subject-file model.h5 --predicate-type https://slsa.dev/provenance/v1
+expect_rc 1 "$SG" verify pred.json --pubkey k.pub.pem
+grep -q '\[FAIL\] predicateType' out.txt || fail "predicateType not marked"
+"$SG_MAKE_REPORT" --key k.key.pem --out stype.json --subject-file model.h5 --statement-type https://in-toto.io/Statement/v0.1
+expect_rc 1 "$SG" verify stype.json --pubkey k.pub.pem
+grep -q '\[FAIL\] statement' out.txt || fail "statement type not marked"
+"$SG_MAKE_REPORT" --key k.key.pem --out two.json --subject-file model.h5 \
+    --second-subject-sha256 "$(sha256sum model2.h5 | cut -d' ' -f1)"
+expect_rc 1 "$SG" verify two.json --pubkey k.pub.pem --model model.h5
+# A report for model2 checked against model: validly signed, wrong artifact.
+"$SG_MAKE_REPORT" --key k.key.pem --out swapped.json --subject-file model2.h5
+expect_rc 1 "$SG" verify swapped.json --pubkey k.pub.pem --model model.h5
+
+# --- input errors exit 2 ---
+expect_rc 2 "$SG" verify missing.json --pubkey k.pub.pem
+grep -q 'missing.json' err.txt || fail "missing report not named"
+expect_rc 2 "$SG" verify good.json --pubkey nokey.pem
+printf 'not a key\n' >garbage.pem
+expect_rc 2 "$SG" verify good.json --pubkey garbage.pem
+grep -q 'garbage.pem' err.txt || fail "bad key file not named"
+expect_rc 2 "$SG" verify good.json --pubkey k.pub.pem --model nomodel.h5
+expect_rc 2 "$SG" verify good.json
+expect_rc 2 "$SG" verify --pubkey k.pub.pem
+expect_rc 2 "$SG" verify good.json good.json --pubkey k.pub.pem
+expect_rc 0 "$SG" verify --help
+
+# --- unprotected private key: refused, one line naming the file and its mode ---
+cp -p k.key.pem loose.key.pem
+for mode in 644 640 604 660; do
+    chmod "$mode" loose.key.pem
+    expect_rc 2 "$SG_MAKE_REPORT" --key loose.key.pem --out never.json --subject-file model.h5
+    grep -q 'loose.key.pem: UNPROTECTED PRIVATE KEY FILE: mode 0'"$mode" err.txt || { cat err.txt; fail "mode $mode message"; }
+    [ ! -e never.json ] || fail "a report was written with an unprotected key"
+done
+
+# --- tampering through the CLI: byte positions spread over payload, signature and type ---
+# (test_dsse flips every bit of all three in-process; each CLI start costs tens of ms,
+# so here about a hundred positions, always including the first and last bytes).
+"$PY" - <<'PYEOF'
+import base64, json
+e = json.load(open("good.json"))
+payload = base64.b64decode(e["payload"], validate=True)
+sig = base64.b64decode(e["signatures"][0]["sig"], validate=True)
+n = 0
+def write(p, t, s):
+    global n
+    doc = {"payload": base64.b64encode(p).decode(), "payloadType": t,
+           "signatures": [{"keyid": e["signatures"][0]["keyid"], "sig": base64.b64encode(s).decode()}]}
+    with open("t%05d.json" % n, "w") as f:
+        json.dump(doc, f)
+    n += 1
+def spread(n, k):
+    return sorted(set([0, n - 1] + list(range(0, n, max(1, n // k)))))
+for i in spread(len(payload), 60):
+    p = bytearray(payload); p[i] ^= 0x01; write(bytes(p), e["payloadType"], sig)
+for i in spread(len(sig), 24):
+    s = bytearray(sig); s[i] ^= 0x80; write(payload, e["payloadType"], bytes(s))
+t = e["payloadType"]
+for i in spread(len(t), 14):
+    write(payload, t[:i] + chr(ord(t[i]) ^ 0x01) + t[i + 1:], sig)
+# The subject digest swapped for another file's, signature kept.
+import hashlib
+d = json.loads(payload)
+old = d["subject"][0]["digest"]["sha256"]
+new = hashlib.sha256(b"other weights").hexdigest()
+write(payload.replace(old.encode(), new.encode()), e["payloadType"], sig)
+print(n)
+PYEOF
+count=0
+for f in t*.json; do
+    set +e
+    "$SG" verify "$f" --pubkey k.pub.pem >/dev/null 2>&1
+    rc=$?
+    set -e
+    [ "$rc" = 1 ] || fail "tampered envelope $f gave exit $rc, want 1"
+    count=$((count + 1))
+done
+[ "$count" -gt 90 ] || fail "only $count tampered envelopes were tried"
+echo "verify_cli: ok ($count tampered envelopes refused)"
