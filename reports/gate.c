@@ -169,6 +169,23 @@ static int metric_checks(const sg_metric_rule *r, const sg_gate_inputs *in, sg_g
     return SG_OK;
 }
 
+/* Sub-millisecond latencies and sub-megabyte models read better in smaller units. */
+static void fmt_ms(char *buf, size_t n, double ms)
+{
+    if (fabs(ms) < 1.0)
+        snprintf(buf, n, "%.4g \u00b5s", ms * 1000.0);
+    else
+        snprintf(buf, n, "%.4g ms", ms);
+}
+
+static void fmt_mb(char *buf, size_t n, double mb)
+{
+    if (fabs(mb) < 1.0)
+        snprintf(buf, n, "%.4g KB", mb * 1024.0);
+    else
+        snprintf(buf, n, "%.4g MB", mb);
+}
+
 static int latency_check(const sg_gate_policy *p, const sg_gate_inputs *in, sg_gate_decision *d,
                          sg_err *err)
 {
@@ -201,8 +218,11 @@ static int latency_check(const sg_gate_policy *p, const sg_gate_inputs *in, sg_g
     }
     c->value = est;
     c->passed = holds(est, p->latency_max_ms, false, false);
-    set_text(c, "%s p%d %.4g ms %s %.4g ms (early-stopping estimate over %lld queries)", l->scenario, pct,
-             est, rel_sym(c->passed, false), p->latency_max_ms, (long long)l->queries);
+    char v[48], lim[48];
+    fmt_ms(v, sizeof v, est);
+    fmt_ms(lim, sizeof lim, p->latency_max_ms);
+    set_text(c, "%s p%d %s %s %s (early-stopping estimate over %lld queries)", l->scenario, pct, v,
+             rel_sym(c->passed, false), lim, (long long)l->queries);
     return SG_OK;
 }
 
@@ -221,7 +241,10 @@ static int memory_check(const char *name, const char *what, double value, double
     }
     c->value = value;
     c->passed = holds(value, limit, false, false);
-    set_text(c, "%s %.4g MB %s %.4g MB", what, value, rel_sym(c->passed, false), limit);
+    char v[48], lim[48];
+    fmt_mb(v, sizeof v, value);
+    fmt_mb(lim, sizeof lim, limit);
+    set_text(c, "%s %s %s %s", what, v, rel_sym(c->passed, false), lim);
     return SG_OK;
 }
 

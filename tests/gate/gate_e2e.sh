@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# End to end: the lecture's staging gate on real models and a real validation set.
+# A candidate within 5% of the baseline's F1 passes; a much worse one fails naming f1;
+# two runs give identical signed payloads apart from measured latency, memory and time;
+# bad policy / unsafe key are refused (exit 2) before any work and leave no report.
+set -euo pipefail
+: "${STAGEGATE_BIN:?}" "${STAGEGATE_SOURCE_DIR:?}"
+PY=/usr/bin/python3
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+cd "$T"
+fail() { echo "FAIL: $*" >&2; exit 1; }
+MK="$STAGEGATE_SOURCE_DIR/scripts/make_dataset.py"
+
+$PY "$MK" --out val.h5 --task binary --rows 4000 --features 16 --seed 1 \
+    --fit logreg --fit-rows 4000 --fit-seed 1 --model-out base.h5 >/dev/null
+$PY "$MK" --task binary --features 16 --seed 1 --fit logreg --fit-rows 3000 --fit-seed 2 \
+    --model-out cand.h5 >/dev/null
+# Few, mostly mislabelled training rows: a clearly worse model.
+$PY "$MK" --task binary --features 16 --seed 1 --fit logreg --fit-rows 30 --fit-seed 3 \
+    --label-noise 0.6 --model-out worse.h5 >/dev/null
+"$STAGEGATE_BIN" keygen --out k >/dev/null
+
+cat > policy.json <<'JSON'
+{
+  "metrics": {
+    "accuracy": {"threshold": 0.85},
+    "f1":       {"max_relative_regression": 0.05}
+  },
+  "latency": {"scenario": "single-stream", "percentile": 99, "max_ms": 50},
+  "memory":  {"max_rss_mb": 4096, "max_model_mb": 64},
+  "shadow":  {"min_agreement": 0.90}
+}
+JSON
+
+gate() { "$STAGEGATE_BIN" gate --data val.h5 --policy policy.json --key k.key.pem --cpus 0 "$@"; }
+
+# 1. The passing candidate: exit 0, a report that verifies, renderings with one testcase per check.
+rc=0; gate --model cand.h5 --baseline base.h5 --out pass.json --junit pass.xml --html pass.html \
+    --markdown pass.md > pass.txt || rc=$?
+[ "$rc" = 0 ] || { cat pass.txt; fail "passing candidate exited $rc"; }
+grep -q "gate PASSED" pass.txt || fail "summary does not say PASSED"
+"$STAGEGATE_BIN" verify pass.json --pubkey k.pub.pem --model cand.h5 >/dev/null || fail "verify rejected the report"
+$PY - pass.json pass.xml <<'PYEOF'
+import base64, json, sys, xml.etree.ElementTree as ET
+env = json.load(open(sys.argv[1]))
+assert env["payloadType"] == "application/vnd.in-toto+json"
+st = json.loads(base64.b64decode(env["payload"]))
+p = st["predicate"]
+assert st["predicateType"] == "https://in-toto.io/attestation/test-result/v0.1"
+assert p["result"] == "PASSED", p["failedTests"]
+assert st["subject"][0]["name"] == "cand.h5"
+roles = [c["annotations"]["role"] for c in p["configuration"]]
+assert roles == ["dataset", "policy", "baseline", "stagegate"], roles
+names = [c["name"] for c in p["checks"]]
+assert names == ["accuracy.threshold", "f1.max_relative_regression", "latency.p99",
+                 "memory.max_rss_mb", "memory.max_model_mb", "shadow.agreement"], names
+assert len(p["passedTests"]) == 6 and not p["failedTests"]
+# The check's numbers are the measured ones: f1 within 5% of the baseline's, agreement >= 0.9.
+f1 = p["metrics"]["f1"]; bf1 = p["baseline_metrics"]["f1"]
+assert f1 >= 0.95 * bf1 and p["metrics"]["accuracy"] >= 0.85
+assert p["shadow"]["agreement"] >= 0.9 and sum(map(sum, p["shadow"]["disagreement_matrix"])) == 4000
+assert p["latency"]["early_stopping"]["p99"] is not None and "machine" in p["latency"]
+root = ET.parse(sys.argv[2]).getroot()
+cases = root.findall(".//testcase")
+assert len(cases) == len(p["checks"]), (len(cases), len(p["checks"]))
+assert not root.findall(".//failure")
+PYEOF
+grep -q "<svg" pass.html || fail "HTML has no SVG chart"
+grep -q "✅ stagegate gate PASSED" pass.md || fail "Markdown verdict missing"
+
+# 2. The worse candidate: exit 1, result FAILED, a failedTests entry naming f1; verify says FAILED (exit 1).
+rc=0; gate --model worse.h5 --baseline base.h5 --out fail.json --junit fail.xml > fail.txt || rc=$?
+[ "$rc" = 1 ] || { cat fail.txt; fail "worse candidate exited $rc, wanted 1"; }
+grep -q "gate FAILED" fail.txt || fail "summary does not say FAILED"
+rc=0; "$STAGEGATE_BIN" verify fail.json --pubkey k.pub.pem --model worse.h5 >/dev/null || rc=$?
+[ "$rc" = 1 ] || fail "verify of a FAILED report exited $rc, wanted 1"
+$PY - fail.json fail.xml <<'PYEOF'
+import base64, json, re, sys, xml.etree.ElementTree as ET
+p = json.loads(base64.b64decode(json.load(open(sys.argv[1]))["payload"]))["predicate"]
+assert p["result"] == "FAILED"
+f1 = [t for t in p["failedTests"] if t.startswith("f1 ")]
+assert len(f1) == 1, p["failedTests"]
+m = re.fullmatch(r"f1 (\S+) < 0\.95 x baseline (\S+)", f1[0])
+assert m, f1[0]
+assert float(m.group(1)) < 0.95 * float(m.group(2))
+assert abs(float(m.group(1)) - p["metrics"]["f1"]) < 1e-3 * max(1, p["metrics"]["f1"])
+failures = ET.parse(sys.argv[2]).getroot().findall(".//failure")
+assert len(failures) == len(p["failedTests"])
+PYEOF
+
+# 3. Determinism: same inputs, same payload except latency, memory figures and timestamp.
+gate --model cand.h5 --baseline base.h5 --out pass2.json >/dev/null
+$PY - pass.json pass2.json <<'PYEOF'
+import base64, json, sys
+def load(path):
+    st = json.loads(base64.b64decode(json.load(open(path))["payload"]))
+    p = st["predicate"]
+    measured = [c for c in p["checks"] if c["name"].split(".")[0] in ("latency", "memory")]
+    texts = {c["text"] for c in measured}
+    for k in ("latency", "memory", "timestamp"):
+        p.pop(k)
+    for k in ("passedTests", "failedTests", "warnedTests"):
+        p[k] = [t for t in p[k] if t not in texts]
+    p["checks"] = [c for c in p["checks"] if c not in measured]
+    return st
+a, b = load(sys.argv[1]), load(sys.argv[2])
+assert a == b, "payloads differ beyond latency/memory/timestamp"
+PYEOF
+
+# 4. Refusals before any work: bad policy, unsafe key, missing baseline for a required check.
+echo '{"metrics": {"f1": {"threshold": "high"}}}' > bad.json
+rc=0; "$STAGEGATE_BIN" gate --model cand.h5 --data val.h5 --policy bad.json --key k.key.pem --out bad.out \
+    2> bad.err || rc=$?
+[ "$rc" = 2 ] || fail "bad policy exited $rc, wanted 2"
+grep -q "bad.json:1:21: metrics.f1.threshold must be a number" bad.err || { cat bad.err; fail "bad policy error"; }
+[ ! -e bad.out ] || fail "a report was written for a bad policy"
+cp k.key.pem open.key.pem && chmod 644 open.key.pem
+rc=0; "$STAGEGATE_BIN" gate --model cand.h5 --data val.h5 --policy policy.json --key open.key.pem --out o.out \
+    2> open.err || rc=$?
+[ "$rc" = 2 ] || fail "world-readable key exited $rc, wanted 2"
+[ ! -e o.out ] || fail "a report was written with an unsafe key"
+rc=0; gate --model cand.h5 --out nobase.json > nobase.txt || rc=$?
+[ "$rc" = 1 ] || fail "required baseline checks without a baseline exited $rc, wanted 1"
+grep -q "needs a baseline model (--baseline)" nobase.txt || fail "missing-baseline reason not shown"
+
+# 5. Optional baseline checks are skipped, and a too-short latency run fails with a reason.
+cat > opt.json <<'JSON'
+{"metrics": {"accuracy": {"threshold": 0.85}, "f1": {"max_relative_regression": 0.05, "optional": true}},
+ "latency": {"scenario": "single-stream", "percentile": 99, "max_ms": 50, "min_queries": 100},
+ "shadow": {"min_agreement": 0.9, "optional": true}}
+JSON
+rc=0; "$STAGEGATE_BIN" gate --model cand.h5 --data val.h5 --policy opt.json --key k.key.pem --cpus 0 \
+    --out opt.out --json > opt.txt || rc=$?
+[ "$rc" = 1 ] || fail "too-short latency run exited $rc, wanted 1"
+$PY - opt.txt <<'PYEOF'
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["result"] == "FAILED"
+assert len(d["warnedTests"]) == 2, d["warnedTests"]
+assert len(d["failedTests"]) == 1 and "too short for the early-stopping estimate" in d["failedTests"][0], d
+PYEOF
+echo "gate e2e: ok"
