@@ -1,0 +1,35 @@
+#!/bin/bash
+# The CLI contract: --help/--version, usage errors exit 2 with one line on stderr.
+set -u
+SG=${STAGEGATE_BIN:?}
+fail=0
+expect() { # expect CODE DESCRIPTION -- command...
+    want=$1; what=$2; shift 3
+    out=$("$@" 2>"$tmp/err"); got=$?
+    nerr=$(wc -l <"$tmp/err")
+    if [ "$got" != "$want" ]; then
+        echo "FAIL $what: exit $got, want $want ($(cat "$tmp/err"))"; fail=1
+    elif [ "$want" = 2 ] && [ "$nerr" != 1 ]; then
+        echo "FAIL $what: $nerr lines on stderr, want 1"; fail=1
+    else
+        echo "ok   $what"
+    fi
+}
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+expect 0 "--help" -- "$SG" --help
+"$SG" --help | grep -q "eval" || { echo "FAIL --help lists no eval"; fail=1; }
+"$SG" --help | grep -q "exit codes" || { echo "FAIL --help lacks exit codes"; fail=1; }
+expect 0 "--version" -- "$SG" --version
+"$SG" --version | grep -Eq '^stagegate [0-9]+\.[0-9]+\.[0-9]+' || { echo "FAIL version format"; fail=1; }
+expect 0 "eval --help" -- "$SG" eval --help
+"$SG" eval --help | grep -q -- "--predictions" || { echo "FAIL eval --help lacks --predictions"; fail=1; }
+expect 2 "no command" -- "$SG"
+expect 2 "unknown command" -- "$SG" frobnicate
+expect 2 "eval without --model" -- "$SG" eval --data x.h5
+expect 2 "eval without --data" -- "$SG" eval --model x.h5
+expect 2 "eval unknown option" -- "$SG" eval --model a --data b --bogus
+expect 2 "eval bad threshold" -- "$SG" eval --model a --data b --threshold 1.5
+expect 2 "eval non-numeric threshold" -- "$SG" eval --model a --data b --threshold abc
+expect 2 "eval stray argument" -- "$SG" eval --model a --data b extra
+expect 2 "eval missing files" -- "$SG" eval --model "$tmp/none.h5" --data "$tmp/none2.h5"
+exit $fail

@@ -1,0 +1,169 @@
+#!/usr/bin/python3
+"""Bad input to `stagegate eval`: every case must exit 2 with exactly one line on
+stderr that names the offending file (and the dataset/attribute where there is
+one), and must leave no predictions file and no temporary file behind."""
+import os
+import subprocess
+import sys
+import tempfile
+
+import h5py
+import numpy as np
+
+SG = os.environ["STAGEGATE_BIN"]
+failures = []
+
+
+def good_model(path, d=4, task="binary", k=2, act="relu", version=1, link=None, layers=None):
+    rng = np.random.default_rng(0)
+    if layers is None:
+        out = 1 if task != "multiclass" else k
+        layers = [(rng.normal(size=(d, 8)), rng.normal(size=8), act),
+                  (rng.normal(size=(8, out)), rng.normal(size=out), "identity")]
+    if link is None:
+        link = {"binary": "sigmoid", "multiclass": "softmax", "regression": "identity"}[task]
+    with h5py.File(path, "w") as f:
+        f.attrs["format"] = "stagegate-model"
+        f.attrs["format_version"] = version
+        f.attrs["task"] = task
+        f.attrs["n_features"] = d
+        f.attrs["n_classes"] = k if task != "regression" else 0
+        f.attrs["link"] = link
+        g = f.create_group("layers")
+        for i, (W, b, a) in enumerate(layers):
+            gg = g.create_group(str(i))
+            gg["W"] = np.asarray(W, dtype=np.float32)
+            gg["b"] = np.asarray(b, dtype=np.float32)
+            gg.attrs["activation"] = a
+
+
+def data(path, X=None, y=None, n=50, d=4, **extra):
+    rng = np.random.default_rng(1)
+    with h5py.File(path, "w") as f:
+        if X is not False:
+            f["X"] = rng.normal(size=(n, d)).astype(np.float32) if X is None else X
+        if y is not False:
+            f["y"] = rng.integers(0, 2, size=n) if y is None else y
+        for k, v in extra.items():
+            f[k] = v
+
+
+def case(name, tmp, model, dataset, must_name, extra_words=()):
+    pred = os.path.join(tmp, "pred.h5")
+    before = set(os.listdir(tmp))
+    p = subprocess.run([SG, "eval", "--model", model, "--data", dataset, "--predictions", pred],
+                       capture_output=True, text=True)
+    lines = p.stderr.strip("\n").split("\n")
+    ok = True
+    why = []
+    if p.returncode != 2:
+        ok = False
+        why.append(f"exit {p.returncode}")
+    if len(lines) != 1 or not lines[0]:
+        ok = False
+        why.append(f"{len(lines)} stderr lines")
+    if os.path.basename(must_name) not in p.stderr:
+        ok = False
+        why.append(f"message does not name {os.path.basename(must_name)}")
+    for w in extra_words:
+        if w.lower() not in p.stderr.lower():
+            ok = False
+            why.append(f"message lacks '{w}'")
+    after = set(os.listdir(tmp))
+    if os.path.exists(pred) or after - before:
+        ok = False
+        why.append(f"left files behind: {sorted(after - before)}")
+    if p.stdout:
+        ok = False
+        why.append("printed on stdout")
+    print(("ok  " if ok else "FAIL"), name, "|", p.stderr.strip(), "|", "; ".join(why))
+    if not ok:
+        failures.append(name)
+
+
+def main():
+    with tempfile.TemporaryDirectory() as tmp:
+        j = lambda f: os.path.join(tmp, f)
+        good_model(j("m.h5"))
+        data(j("good.h5"))
+        # Sanity: the good pair works.
+        p = subprocess.run([SG, "eval", "--model", j("m.h5"), "--data", j("good.h5")], capture_output=True)
+        if p.returncode != 0:
+            print("FAIL good pair:", p.stderr.decode())
+            sys.exit(1)
+        os.remove(j("good.h5"))
+
+        with open(j("text.h5"), "w") as f:
+            f.write("this is not an HDF5 file\n" * 100)
+        case("data not HDF5", tmp, j("m.h5"), j("text.h5"), "text.h5")
+        case("model not HDF5", tmp, j("text.h5"), j("text.h5"), "text.h5")
+        data(j("full.h5"), n=5000)
+        raw = open(j("full.h5"), "rb").read()
+        open(j("trunc.h5"), "wb").write(raw[: len(raw) // 2])
+        os.remove(j("full.h5"))
+        case("truncated data", tmp, j("m.h5"), j("trunc.h5"), "trunc.h5")
+        raw = open(j("m.h5"), "rb").read()
+        open(j("mtrunc.h5"), "wb").write(raw[: len(raw) * 2 // 3])
+        case("truncated model", tmp, j("mtrunc.h5"), j("trunc.h5"), "mtrunc.h5")
+        os.remove(j("trunc.h5"))
+        case("missing file", tmp, j("m.h5"), j("nope.h5"), "nope.h5")
+        data(j("nox.h5"), X=False)
+        case("missing /X", tmp, j("m.h5"), j("nox.h5"), "nox.h5", ["X"])
+        data(j("noy.h5"), y=False)
+        case("missing /y", tmp, j("m.h5"), j("noy.h5"), "noy.h5", ["y"])
+        data(j("rank3.h5"), X=np.zeros((5, 4, 2), np.float32), y=np.zeros(5, np.int64))
+        case("wrong rank of /X", tmp, j("m.h5"), j("rank3.h5"), "rank3.h5", ["X"])
+        data(j("yrank.h5"), y=np.zeros((50, 2), np.int64))
+        case("wrong rank of /y", tmp, j("m.h5"), j("yrank.h5"), "yrank.h5", ["y"])
+        data(j("rows.h5"), y=np.zeros(49, np.int64))
+        case("row-count mismatch", tmp, j("m.h5"), j("rows.h5"), "rows.h5")
+        data(j("wrows.h5"), sample_weight=np.ones(10))
+        case("sample_weight row mismatch", tmp, j("m.h5"), j("wrows.h5"), "wrows.h5", ["sample_weight"])
+        Xn = np.zeros((50, 4), np.float32)
+        Xn[37, 2] = np.nan
+        data(j("nan.h5"), X=Xn)
+        case("NaN in /X", tmp, j("m.h5"), j("nan.h5"), "nan.h5", ["X"])
+        Xi = np.zeros((50, 4), np.float64)
+        Xi[3, 0] = np.inf
+        data(j("inf.h5"), X=Xi)
+        case("Inf in /X", tmp, j("m.h5"), j("inf.h5"), "inf.h5", ["X"])
+        data(j("wnan.h5"), sample_weight=np.r_[np.ones(49), np.nan])
+        case("NaN in /sample_weight", tmp, j("m.h5"), j("wnan.h5"), "wnan.h5", ["sample_weight"])
+        data(j("lab.h5"), y=np.r_[np.zeros(40, np.int64), np.full(10, 2)])
+        case("label out of range (2 for a binary model)", tmp, j("m.h5"), j("lab.h5"), "lab.h5", ["y"])
+        data(j("neg.h5"), y=np.r_[np.zeros(49, np.int64), [-1]])
+        case("negative label", tmp, j("m.h5"), j("neg.h5"), "neg.h5", ["y"])
+        data(j("flab.h5"), y=np.full(50, 0.5))
+        case("float labels for a classifier", tmp, j("m.h5"), j("flab.h5"), "flab.h5", ["y"])
+        data(j("strx.h5"), X=np.array([[b"a"] * 4] * 50))
+        case("string dtype /X", tmp, j("m.h5"), j("strx.h5"), "strx.h5", ["X"])
+        data(j("zero.h5"), X=np.zeros((0, 4), np.float32), y=np.zeros(0, np.int64))
+        case("zero rows", tmp, j("m.h5"), j("zero.h5"), "zero.h5")
+        data(j("feat.h5"), X=np.zeros((50, 5), np.float32))
+        case("feature-count mismatch", tmp, j("m.h5"), j("feat.h5"), "feat.h5")
+
+        data(j("ok.h5"))
+        rng = np.random.default_rng(3)
+        good_model(j("shape.h5"), layers=[(rng.normal(size=(4, 8)), rng.normal(size=8), "relu"),
+                                          (rng.normal(size=(7, 1)), rng.normal(size=1), "identity")])
+        case("inconsistent layer shapes", tmp, j("shape.h5"), j("ok.h5"), "shape.h5", ["layers"])
+        good_model(j("bias.h5"), layers=[(rng.normal(size=(4, 8)), rng.normal(size=5), "relu"),
+                                         (rng.normal(size=(8, 1)), rng.normal(size=1), "identity")])
+        case("bias length mismatch", tmp, j("bias.h5"), j("ok.h5"), "bias.h5", ["layers"])
+        good_model(j("act.h5"), act="swish")
+        case("unknown activation", tmp, j("act.h5"), j("ok.h5"), "act.h5", ["swish"])
+        good_model(j("ver.h5"), version=99)
+        case("unsupported format version", tmp, j("ver.h5"), j("ok.h5"), "ver.h5", ["version"])
+        good_model(j("link.h5"), link="softmax")
+        case("link inconsistent with task", tmp, j("link.h5"), j("ok.h5"), "link.h5")
+        good_model(j("nanw.h5"), layers=[(np.full((4, 8), np.nan), np.zeros(8), "relu"),
+                                         (np.ones((8, 1)), np.zeros(1), "identity")])
+        case("NaN weight", tmp, j("nanw.h5"), j("ok.h5"), "nanw.h5", ["layers"])
+    if failures:
+        print(f"{len(failures)} failed: {failures}")
+        sys.exit(1)
+    print("all bad-input cases exit 2 with a one-line message and no output")
+
+
+if __name__ == "__main__":
+    main()

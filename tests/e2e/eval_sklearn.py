@@ -1,0 +1,206 @@
+#!/usr/bin/python3
+"""Reference test: `stagegate eval` against scikit-learn on the same data.
+
+For each supported estimator: fit with scikit-learn, export with
+scripts/export_sklearn.py, run `stagegate eval --json --predictions`, then check
+- probabilities (or regression predictions) within 1e-5 absolute of
+  predict_proba / predict;
+- predicted labels equal scikit-learn's predict, except rows whose winning
+  probability is within 1e-5 of a tie (float32 vs float64 rounding);
+- every metric within 1e-6 of sklearn.metrics computed on the same labels and on
+  stagegate's own probabilities (so the metric definitions are tested exactly),
+  and the confusion matrix exactly.
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import h5py
+import joblib
+import numpy as np
+from sklearn import metrics as skm
+from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
+from sklearn.neural_network import MLPClassifier, MLPRegressor
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+SG = os.environ["STAGEGATE_BIN"]
+SRC = os.environ["STAGEGATE_SOURCE_DIR"]
+EXPORT = os.path.join(SRC, "scripts", "export_sklearn.py")
+failures = []
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+        print("FAIL:", what)
+
+
+def make_data(rng, n, d, task, k=2):
+    X = rng.normal(size=(n, d)) * rng.uniform(0.5, 20.0, size=d) + rng.uniform(-5, 5, size=d)
+    Z = (X - X.mean(0)) / X.std(0)
+    if task == "regression":
+        y = Z @ rng.normal(size=d) + 0.3 * rng.normal(size=n)
+        return X, y
+    W = rng.normal(size=(d, k))
+    logits = Z @ W + 0.8 * rng.normal(size=(n, k))
+    return X, np.argmax(logits, axis=1).astype(np.int64)
+
+
+def write_set(path, X, y, w=None, dtype=np.float32, layout="contiguous"):
+    with h5py.File(path, "w") as f:
+        kw = {}
+        if layout == "chunked":
+            kw = dict(chunks=(min(1000, len(X)), X.shape[1]))
+        elif layout == "gzip":
+            kw = dict(chunks=(min(1000, len(X)), X.shape[1]), compression="gzip")
+        f.create_dataset("X", data=X.astype(dtype), **kw)
+        f.create_dataset("y", data=y)
+        if w is not None:
+            f.create_dataset("sample_weight", data=w)
+
+
+def run_eval(tmp, model_h5, data_h5, threshold=None):
+    pred = os.path.join(tmp, "pred.h5")
+    cmd = [SG, "eval", "--model", model_h5, "--data", data_h5, "--json", "--predictions", pred]
+    if threshold is not None:
+        cmd += ["--threshold", str(threshold)]
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise SystemExit(f"stagegate eval failed ({p.returncode}): {p.stderr}")
+    out = json.loads(p.stdout)
+    with h5py.File(pred, "r") as f:
+        preds = {k: f[k][()] for k in f.keys()}
+    return out, preds
+
+
+def close(name, got, want, tol=1e-6):
+    ok = got is not None and abs(float(got) - float(want)) <= tol
+    check(ok, f"{name}: stagegate {got} vs sklearn {want}")
+
+
+def check_classifier(case, est, X, y, w, out, preds, threshold=0.5):
+    m = out["metrics"]
+    k = len(est.classes_)
+    P = est.predict_proba(X.astype(np.float32).astype(np.float64))
+    proba, label = preds["proba"], preds["label"]
+    err = np.abs(proba.astype(np.float64) - P).max()
+    check(proba.shape == (len(X), k), f"{case}: /proba shape {proba.shape}")
+    check(err <= 1e-5, f"{case}: max |proba - predict_proba| = {err:.3g} > 1e-5")
+    sk_label = (P[:, 1] >= threshold).astype(int) if k == 2 else P.argmax(1)
+    top2 = np.sort(P, axis=1)[:, -2:]
+    near = (np.abs(P[:, 1] - threshold) < 1e-5) if k == 2 else (top2[:, 1] - top2[:, 0] < 1e-5)
+    mism = (label != sk_label) & ~near
+    check(not mism.any(), f"{case}: {int(mism.sum())} labels differ from sklearn predict")
+    if k == 2 and threshold == 0.5:
+        check(np.array_equal(label[~near], est.predict(X)[~near]), f"{case}: labels vs predict()")
+
+    p64 = proba.astype(np.float64)
+    close(f"{case} accuracy", m["accuracy"], skm.accuracy_score(y, label, sample_weight=w))
+    close(f"{case} log_loss", m["log_loss"],
+          skm.log_loss(y, p64, sample_weight=w, labels=list(range(k))))
+    cm = skm.confusion_matrix(y, label, labels=list(range(k)), sample_weight=w)
+    check(np.allclose(np.array(m["confusion_matrix"], dtype=float), cm, rtol=0, atol=1e-9),
+          f"{case}: confusion_matrix {m['confusion_matrix']} vs {cm.tolist()}")
+    check(m["example_count"] == len(y), f"{case}: example_count")
+    if k == 2:
+        close(f"{case} precision", m["precision"], skm.precision_score(y, label, sample_weight=w))
+        close(f"{case} recall", m["recall"], skm.recall_score(y, label, sample_weight=w))
+        close(f"{case} f1", m["f1"], skm.f1_score(y, label, sample_weight=w))
+        close(f"{case} roc_auc", m["roc_auc"], skm.roc_auc_score(y, p64[:, 1], sample_weight=w))
+        close(f"{case} average_precision", m["average_precision"],
+              skm.average_precision_score(y, p64[:, 1], sample_weight=w))
+        # Sanity against sklearn's own probabilities too (continuous scores, few ties).
+        close(f"{case} roc_auc vs predict_proba", m["roc_auc"],
+              skm.roc_auc_score(y, P[:, 1], sample_weight=w), tol=1e-4)
+    else:
+        for avg in ("macro", "micro", "weighted"):
+            close(f"{case} f1_{avg}", m[f"f1_{avg}"],
+                  skm.f1_score(y, label, average=avg, sample_weight=w))
+
+
+def check_regressor(case, est, X, y, w, out, preds):
+    m = out["metrics"]
+    ref = est.predict(X.astype(np.float32).astype(np.float64))
+    pred = preds["prediction"].astype(np.float64).reshape(-1)
+    scale = max(1.0, np.abs(ref).max())
+    err = np.abs(pred - ref).max()
+    check(err <= 1e-5 * scale, f"{case}: max |prediction - predict| = {err:.3g}")
+    close(f"{case} mean_absolute_error", m["mean_absolute_error"],
+          skm.mean_absolute_error(y, pred, sample_weight=w))
+    close(f"{case} mean_squared_error", m["mean_squared_error"],
+          skm.mean_squared_error(y, pred, sample_weight=w))
+    close(f"{case} root_mean_squared_error", m["root_mean_squared_error"],
+          np.sqrt(skm.mean_squared_error(y, pred, sample_weight=w)))
+    close(f"{case} r2_score", m["r2_score"], skm.r2_score(y, pred, sample_weight=w))
+    close(f"{case} max_error", m["max_error"], skm.max_error(y, pred))
+    check(m["example_count"] == len(y), f"{case}: example_count")
+
+
+def main():
+    rng = np.random.default_rng(2024)
+    cases = [
+        # name, task, k, estimator, dtype, layout, weights
+        ("scaled-logreg-binary", "binary", 2,
+         make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)), np.float32, "contiguous", True),
+        ("logreg-multiclass", "multiclass", 4,
+         LogisticRegression(max_iter=1000), np.float64, "chunked", False),
+        ("mlp-relu-binary", "binary", 2,
+         make_pipeline(StandardScaler(), MLPClassifier((32, 16), activation="relu", max_iter=60, random_state=1)),
+         np.float32, "gzip", False),
+        ("mlp-tanh-multiclass", "multiclass", 3,
+         make_pipeline(StandardScaler(), MLPClassifier((24,), activation="tanh", max_iter=60, random_state=2)),
+         np.float32, "contiguous", True),
+        ("mlp-logistic-binary", "binary", 2,
+         make_pipeline(StandardScaler(), MLPClassifier((16,), activation="logistic", max_iter=60, random_state=3)),
+         np.float32, "contiguous", False),
+        ("mlp-regressor", "regression", 0,
+         make_pipeline(StandardScaler(), MLPRegressor((32,), max_iter=80, random_state=4)), np.float32, "chunked", True),
+        ("ridge", "regression", 0, Ridge(alpha=2.0), np.float64, "contiguous", False),
+        ("linear", "regression", 0, make_pipeline(StandardScaler(), LinearRegression()), np.float32, "gzip", False),
+    ]
+    import warnings
+    warnings.filterwarnings("ignore")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, task, k, est, dtype, layout, weighted in cases:
+            n, d = 3000, 12
+            X, y = make_data(rng, n, d, task, k)
+            X = X.astype(dtype).astype(np.float64) if dtype == np.float32 else X
+            est.fit(X[:1500], y[:1500])
+            w = rng.uniform(0.1, 3.0, size=n) if weighted else None
+            data_h5 = os.path.join(tmp, f"{name}.h5")
+            write_set(data_h5, X, y, w, dtype=dtype, layout=layout)
+            jl = os.path.join(tmp, f"{name}.joblib")
+            model_h5 = os.path.join(tmp, f"{name}.model.h5")
+            joblib.dump(est, jl)
+            p = subprocess.run(["/usr/bin/python3", EXPORT, jl, model_h5], capture_output=True, text=True)
+            if p.returncode != 0:
+                check(False, f"{name}: export failed: {p.stderr.strip()}")
+                continue
+            out, preds = run_eval(tmp, model_h5, data_h5)
+            check(out["model"]["task"] == task, f"{name}: task {out['model']['task']}")
+            if task == "regression":
+                check_regressor(name, est, X, y, w, out, preds)
+            else:
+                check_classifier(name, est, X, y, w, out, preds)
+            print(f"ok   {name}")
+        # A non-default threshold changes binary labels the way sklearn would.
+        X, y = make_data(rng, 2000, 6, "binary")
+        est = LogisticRegression().fit(X, y)
+        data_h5, jl, model_h5 = (os.path.join(tmp, f) for f in ("t.h5", "t.joblib", "t.model.h5"))
+        write_set(data_h5, X, y, dtype=np.float64)
+        joblib.dump(est, jl)
+        subprocess.run(["/usr/bin/python3", EXPORT, jl, model_h5], check=True)
+        out, preds = run_eval(tmp, model_h5, data_h5, threshold=0.7)
+        check_classifier("threshold-0.7", est, X, y, None, out, preds, threshold=0.7)
+        print("ok   threshold-0.7")
+    if failures:
+        print(f"{len(failures)} failed")
+        sys.exit(1)
+    print("all scikit-learn reference cases passed")
+
+
+if __name__ == "__main__":
+    main()
