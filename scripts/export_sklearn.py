@@ -1,0 +1,257 @@
+#!/usr/bin/python3
+"""Export a fitted scikit-learn estimator saved with joblib to the stagegate model format.
+
+usage: export_sklearn.py IN.joblib OUT.h5
+
+Supported: LogisticRegression (binary; multinomial for more classes), LinearRegression,
+Ridge, MLPClassifier, MLPRegressor, each alone or in a Pipeline after a StandardScaler.
+Anything else is refused with one line on stderr and exit status 2, leaving no output file.
+The layout written is documented in docs/formats.md.
+"""
+import os
+import sys
+import tempfile
+
+import numpy as np
+
+FORMAT_NAME = "stagegate-model"
+FORMAT_VERSION = 1
+EXIT_INPUT = 2
+
+
+class ExportError(Exception):
+    """A refusal: the message is the one line shown to the user."""
+
+
+SUPPORTED = ("LogisticRegression, LinearRegression, Ridge, MLPClassifier, MLPRegressor, "
+             "alone or as Pipeline(StandardScaler, one of those)")
+
+
+def _check_fitted(est):
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.validation import check_is_fitted
+    try:
+        check_is_fitted(est)
+    except NotFittedError:
+        raise ExportError(f"{type(est).__name__} is not fitted")
+
+
+def _classes(est):
+    """Class count, requiring labels to be exactly the integers 0..k-1 as the datasets use."""
+    classes = np.asarray(est.classes_)
+    k = len(classes)
+    if classes.dtype.kind not in "iu" or not np.array_equal(classes, np.arange(k)):
+        shown = ", ".join(repr(c) for c in classes[:5].tolist()) + (", ..." if k > 5 else "")
+        raise ExportError(f"{type(est).__name__} was fitted on class labels [{shown}]; "
+                          "they must be the integers 0..k-1 (encode them before fitting)")
+    if k < 2:
+        raise ExportError(f"{type(est).__name__} was fitted on a single class")
+    return k
+
+
+def _classifier_task(k):
+    return ("binary", "sigmoid") if k == 2 else ("multiclass", "softmax")
+
+
+def _logistic(est):
+    k = _classes(est)
+    # Mirror predict_proba's own rule (not fit's), since its output is what must match.
+    ovr = est.multi_class in ("ovr", "warn") or (
+        est.multi_class == "auto" and (k <= 2 or est.solver == "liblinear"))
+    multi = "ovr" if ovr else "multinomial"
+    coef = np.asarray(est.coef_, dtype=np.float64)
+    intercept = np.broadcast_to(np.asarray(est.intercept_, dtype=np.float64), (coef.shape[0],))
+    if k > 2 and multi == "ovr":
+        raise ExportError(f"LogisticRegression with one-vs-rest probabilities and {k} classes "
+                          "is not supported (its normalised OvR scores are not a softmax); "
+                          "refit with multi_class='multinomial'")
+    if k == 2 and multi == "multinomial":
+        # scikit-learn takes softmax([-z, z]) here, which is sigmoid(2 z).
+        coef, intercept = 2.0 * coef, 2.0 * intercept
+        desc = "LogisticRegression(multinomial, binary)"
+    else:
+        desc = f"LogisticRegression({multi})"
+    task, link = _classifier_task(k)
+    layers = [(coef.T, intercept, "identity")]
+    return dict(task=task, n_classes=k, link=link, layers=layers, estimator=desc)
+
+
+def _linear(est):
+    coef = np.asarray(est.coef_, dtype=np.float64)
+    if coef.ndim == 2:
+        if coef.shape[0] != 1:
+            raise ExportError(f"{type(est).__name__} has {coef.shape[0]} outputs; only "
+                              "single-output regression is supported")
+        coef = coef[0]
+    intercept = np.asarray(est.intercept_, dtype=np.float64).reshape(-1)
+    if intercept.size != 1:
+        raise ExportError(f"{type(est).__name__} has {intercept.size} intercepts; only "
+                          "single-output regression is supported")
+    layers = [(coef[:, None], intercept, "identity")]
+    return dict(task="regression", n_classes=0, link="identity", layers=layers,
+                estimator=type(est).__name__)
+
+
+def _mlp(est, classifier):
+    name = type(est).__name__
+    if est.activation not in ("identity", "relu", "tanh", "logistic"):
+        raise ExportError(f"{name} activation {est.activation!r} is not supported")
+    n_out = est.coefs_[-1].shape[1]
+    if classifier:
+        if getattr(est._label_binarizer, "y_type_", "") == "multilabel-indicator":
+            raise ExportError(f"{name} was fitted for multilabel output, which is not supported")
+        k = _classes(est)
+        task, link = _classifier_task(k)
+        want_act, want_out = ("logistic", 1) if k == 2 else ("softmax", k)
+        if est.out_activation_ != want_act or n_out != want_out:
+            raise ExportError(f"{name} output ({est.out_activation_}, {n_out} units) does not "
+                              f"match {k} classes")
+    else:
+        if n_out != 1 or est.out_activation_ != "identity":
+            raise ExportError(f"{name} has {n_out} outputs; only single-output regression "
+                              "is supported")
+        k, task, link = 0, "regression", "identity"
+    layers = []
+    for i, (W, b) in enumerate(zip(est.coefs_, est.intercepts_)):
+        last = i == len(est.coefs_) - 1
+        layers.append((np.asarray(W, np.float64), np.asarray(b, np.float64),
+                       "identity" if last else est.activation))
+    hidden = "x".join(str(W.shape[1]) for W in est.coefs_[:-1]) or "none"
+    return dict(task=task, n_classes=k, link=link, layers=layers,
+                estimator=f"{name}(hidden={hidden}, activation={est.activation})")
+
+
+def _scaler(sc):
+    _check_fitted(sc)
+    d = sc.n_features_in_
+    mean = np.asarray(sc.mean_, np.float64) if sc.with_mean else np.zeros(d)
+    scale = np.asarray(sc.scale_, np.float64) if sc.with_std else np.ones(d)
+    return mean, scale
+
+
+def convert(est):
+    """Returns the model description for a supported fitted estimator, or raises ExportError."""
+    from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = None
+    prefix = ""
+    if type(est) is Pipeline:
+        steps = [s for _, s in est.steps if s is not None and s != "passthrough"]
+        if len(steps) == 2 and type(steps[0]) is StandardScaler:
+            scaler, est = steps
+        elif len(steps) == 1:
+            est = steps[0]
+        else:
+            names = ", ".join(type(s).__name__ for s in steps)
+            raise ExportError(f"Pipeline({names}) is not supported (supported: {SUPPORTED})")
+        prefix = "Pipeline(StandardScaler, " if scaler is not None else "Pipeline("
+    handlers = {
+        LogisticRegression: _logistic,
+        LinearRegression: _linear,
+        Ridge: _linear,
+        MLPClassifier: lambda e: _mlp(e, True),
+        MLPRegressor: lambda e: _mlp(e, False),
+    }
+    handler = handlers.get(type(est))
+    if handler is None:
+        raise ExportError(f"{type(est).__name__} is not supported (supported: {SUPPORTED})")
+    _check_fitted(est)
+    spec = handler(est)
+    spec["n_features"] = int(est.n_features_in_)
+    if scaler is not None:
+        if scaler.n_features_in_ != spec["n_features"]:
+            raise ExportError("StandardScaler and estimator disagree on the feature count")
+        spec["scaler"] = _scaler(scaler)
+    if prefix:
+        spec["estimator"] = prefix + spec["estimator"] + ")"
+    _check_values(spec)
+    return spec
+
+
+def _check_values(spec):
+    arrays = [("layers/%d/%s" % (i, n), a) for i, (W, b, _) in enumerate(spec["layers"])
+              for n, a in (("W", W), ("b", b))]
+    if "scaler" in spec:
+        arrays += [("scaler/mean", spec["scaler"][0]), ("scaler/scale", spec["scaler"][1])]
+    for name, a in arrays:
+        stored = a if name.startswith("scaler") else np.asarray(a, np.float32)
+        if not np.all(np.isfinite(stored)):
+            raise ExportError(f"/{name} has values that are not finite in float32 "
+                              "(did the fit diverge?)")
+
+
+def write_model(spec, out_path):
+    """Writes spec to out_path atomically: a temp file in the same directory, then rename."""
+    import h5py
+    import sklearn
+    directory = os.path.dirname(os.path.abspath(out_path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(out_path) + ".tmp.")
+    os.close(fd)
+    try:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["format"] = FORMAT_NAME
+            f.attrs["format_version"] = np.int64(FORMAT_VERSION)
+            f.attrs["task"] = spec["task"]
+            f.attrs["n_classes"] = np.int64(spec["n_classes"])
+            f.attrs["n_features"] = np.int64(spec["n_features"])
+            f.attrs["link"] = spec["link"]
+            f.attrs["estimator"] = spec["estimator"][:127]
+            f.attrs["sklearn_version"] = sklearn.__version__
+            if "scaler" in spec:
+                f["scaler/mean"] = np.asarray(spec["scaler"][0], np.float64)
+                f["scaler/scale"] = np.asarray(spec["scaler"][1], np.float64)
+            layers = f.create_group("layers")
+            for i, (W, b, act) in enumerate(spec["layers"]):
+                g = layers.create_group(str(i))
+                g["W"] = np.ascontiguousarray(W, dtype=np.float32)
+                g["b"] = np.asarray(b, dtype=np.float32)
+                g.attrs["activation"] = act
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual permissions
+        os.replace(tmp, out_path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def export(est, out_path):
+    """Converts and writes; raises ExportError for unsupported estimators."""
+    write_model(convert(est), out_path)
+
+
+def main(argv):
+    if len(argv) != 3 or argv[1] in ("-h", "--help"):
+        print(__doc__.strip(), file=sys.stderr if len(argv) != 2 else sys.stdout)
+        return 0 if len(argv) == 2 and argv[1] in ("-h", "--help") else EXIT_INPUT
+    src, dst = argv[1], argv[2]
+    prog = os.path.basename(argv[0])
+    try:
+        import joblib
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            est = joblib.load(src)
+    except Exception as e:  # any unreadable input is an input error, in one line
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        print(f"{prog}: {src}: cannot load with joblib: {msg}", file=sys.stderr)
+        return EXIT_INPUT
+    try:
+        export(est, dst)
+    except ExportError as e:
+        print(f"{prog}: {src}: {e}", file=sys.stderr)
+        return EXIT_INPUT
+    except OSError as e:
+        print(f"{prog}: {dst}: cannot write: {e.strerror or e}", file=sys.stderr)
+        return EXIT_INPUT
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

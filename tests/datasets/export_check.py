@@ -1,0 +1,247 @@
+#!/usr/bin/python3
+"""Exporter test: every supported estimator exports, loads through the C loader and gives
+scikit-learn's own outputs; unsupported ones exit 2 with one line and leave no file.
+
+usage: export_check.py MODEL_FORWARD_BINARY TMPDIR
+"""
+import contextlib
+import hashlib
+import io
+import os
+import subprocess
+import sys
+import warnings
+
+import h5py
+import joblib
+import numpy as np
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
+from sklearn.neural_network import MLPClassifier, MLPRegressor
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import MinMaxScaler, StandardScaler
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SCRIPTS = os.path.join(HERE, "..", "..", "scripts")
+EXPORT = os.path.join(SCRIPTS, "export_sklearn.py")
+MAKE = os.path.join(SCRIPTS, "make_dataset.py")
+FORWARD, TMP = sys.argv[1], sys.argv[2]
+sys.path.insert(0, SCRIPTS)
+import export_sklearn  # noqa: E402
+import make_dataset  # noqa: E402
+
+
+def run_make(args):
+    """make_dataset.main in-process, for the same reason as run_export."""
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        try:
+            rc = make_dataset.main(args)
+        except SystemExit as e:
+            rc = e.code
+    return Result(rc, err.getvalue())
+failures = []
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+        print("FAIL:", what, file=sys.stderr)
+
+
+def data(task, k=3, n=400, d=6, seed=0):
+    rng = np.random.default_rng(seed)
+    X = (rng.normal(2.0, 3.0, (n, d))).astype(np.float32)
+    z = X.astype(np.float64) @ rng.normal(0, 1, (d, max(k, 1)))
+    if task == "regression":
+        y = z[:, 0] + rng.normal(0, 0.1, n)
+    else:
+        y = np.argmax(z[:, :k] + rng.gumbel(size=(n, k)), axis=1) if k > 2 else (z[:, 0] > 0)
+        y = y.astype(np.int64)
+    return X, y
+
+
+def write_set(path, X, y):
+    # A plain file without format attributes, as a user would write it with h5py.
+    with h5py.File(path, "w") as f:
+        f["X"] = X
+        f["y"] = y
+
+
+class Result:
+    def __init__(self, returncode, stderr):
+        self.returncode, self.stderr = returncode, stderr
+
+
+def run_export(args):
+    """export_sklearn.main in-process (the command's own entry point): starting an
+    interpreter and importing scikit-learn per case would take most of the test time."""
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        rc = export_sklearn.main([EXPORT] + args)
+    return Result(rc, err.getvalue())
+
+
+def export(est, name):
+    src, dst = os.path.join(TMP, name + ".joblib"), os.path.join(TMP, name + ".h5")
+    joblib.dump(est, src)
+    return run_export([src, dst]), dst
+
+
+def run_supported(name, est, task, k=2):
+    X, y = data(task, k)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(X.astype(np.float64), y)
+    r, model = export(est, name)
+    check(r.returncode == 0, f"{name}: export exit {r.returncode}: {r.stderr.strip()}")
+    if r.returncode:
+        return
+    dset = os.path.join(TMP, name + ".data.h5")
+    write_set(dset, X, y.astype(np.float64) if task == "regression" else y)
+    f = subprocess.run([FORWARD, model, dset], capture_output=True, text=True)
+    check(f.returncode == 0, f"{name}: load exit {f.returncode}: {f.stderr.strip()}")
+    if f.returncode:
+        return
+    lines = f.stdout.splitlines()
+    head = dict(kv.split("=", 1) for kv in lines[0].split())
+    out = np.array([[float(v) for v in ln.split()] for ln in lines[1:]])
+    want_task = "regression" if task == "regression" else ("binary" if k == 2 else "multiclass")
+    check(head["task"] == want_task, f"{name}: task {head['task']} != {want_task}")
+    check(int(head["n_features"]) == X.shape[1], f"{name}: n_features {head['n_features']}")
+    check(int(head["n_classes"]) == (0 if task == "regression" else k), f"{name}: n_classes")
+    with open(model, "rb") as fh:
+        check(head["sha256"] == hashlib.sha256(fh.read()).hexdigest(), f"{name}: sha256")
+    Xd = X.astype(np.float64)
+    if task == "regression":
+        ref = est.predict(Xd).reshape(-1, 1)
+        tol = 1e-5 * (1.0 + np.abs(ref))
+    else:
+        ref = est.predict_proba(Xd)
+        tol = 1e-5
+    check(out.shape == ref.shape, f"{name}: output shape {out.shape} != {ref.shape}")
+    if out.shape == ref.shape:
+        err = np.max(np.abs(out - ref) - tol)
+        check(err <= 0, f"{name}: outputs differ from scikit-learn by {np.max(np.abs(out-ref)):.3g}")
+    print(f"ok  {name}: {lines[0].split(' sha256')[0]} max|diff|={np.max(np.abs(out - ref)):.2e}")
+
+
+def run_refused(name, est, fit=None, what=None):
+    if fit is not None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            est.fit(*fit)
+    before = set(os.listdir(TMP))
+    r, dst = export(est, name)
+    lines = r.stderr.strip().splitlines()
+    check(r.returncode == 2, f"{name}: refused export must exit 2, got {r.returncode}")
+    check(len(lines) == 1, f"{name}: expected one stderr line, got {lines}")
+    check(not os.path.exists(dst), f"{name}: output file left behind")
+    left = set(os.listdir(TMP)) - before - {name + ".joblib"}
+    check(not left, f"{name}: temporary files left behind: {left}")
+    if what:
+        check(bool(lines) and what in lines[0], f"{name}: message {lines} lacks {what!r}")
+    print(f"ok  {name} refused: {lines[0] if lines else ''}")
+
+
+def main():
+    mlp = dict(hidden_layer_sizes=(8, 5), max_iter=300, random_state=0)
+    run_supported("logreg_binary", LogisticRegression(max_iter=500), "binary")
+    run_supported("logreg_ovr_binary", LogisticRegression(multi_class="ovr", solver="liblinear"),
+                  "binary")
+    run_supported("logreg_multinomial_binary",
+                  LogisticRegression(multi_class="multinomial", max_iter=500), "binary")
+    run_supported("logreg_multiclass", LogisticRegression(max_iter=500), "multiclass", 4)
+    run_supported("pipe_scaler_logreg", make_pipeline(StandardScaler(), LogisticRegression()),
+                  "binary")
+    run_supported("linear", LinearRegression(), "regression")
+    run_supported("ridge", Ridge(alpha=0.5), "regression")
+    run_supported("pipe_scaler_nomean_ridge",
+                  make_pipeline(StandardScaler(with_mean=False), Ridge()), "regression")
+    run_supported("mlp_relu_binary", make_pipeline(StandardScaler(),
+                  MLPClassifier(activation="relu", **mlp)), "binary")
+    run_supported("mlp_tanh_multiclass", make_pipeline(StandardScaler(),
+                  MLPClassifier(activation="tanh", **mlp)), "multiclass", 3)
+    run_supported("mlp_logistic_raw", MLPClassifier(activation="logistic", **mlp), "binary")
+    run_supported("mlp_identity", MLPClassifier(activation="identity", **mlp), "multiclass", 3)
+    run_supported("mlp_regressor", make_pipeline(StandardScaler(), MLPRegressor(**mlp)),
+                  "regression")
+
+    Xb, yb = data("binary", 2)
+    Xm, ym = data("multiclass", 3)
+    run_refused("random_forest", RandomForestClassifier(n_estimators=2), (Xb, yb),
+                "RandomForestClassifier is not supported")
+    run_refused("logreg_ovr_3", LogisticRegression(multi_class="ovr"), (Xm, ym), "one-vs-rest")
+    run_refused("labels_1_2", LogisticRegression(), (Xb, yb + 1), "0..k-1")
+    run_refused("labels_str", LogisticRegression(), (Xb, np.where(yb, "yes", "no")), "0..k-1")
+    run_refused("unfitted", LogisticRegression(), None, "not fitted")
+    run_refused("multilabel", MLPClassifier(max_iter=5), (Xb, np.c_[yb, 1 - yb]), "multilabel")
+    run_refused("ridge_2_outputs", Ridge(), (Xb, np.c_[yb, yb]), "2 outputs")
+    run_refused("pipe_minmax", make_pipeline(MinMaxScaler(), LogisticRegression()), (Xb, yb),
+                "Pipeline(MinMaxScaler, LogisticRegression)")
+
+    # Not a joblib file, and an unwritable destination.
+    bad = os.path.join(TMP, "not_joblib.joblib")
+    with open(bad, "w") as fh:
+        fh.write("hello\n")
+    r = run_export([bad, os.path.join(TMP, "x.h5")])
+    check(r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, "bad joblib: exit 2")
+    check(not os.path.exists(os.path.join(TMP, "x.h5")), "bad joblib: no output")
+    src = os.path.join(TMP, "ridge.joblib")
+    r = run_export([src, os.path.join(TMP, "nodir", "x.h5")])
+    check(r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, "no dir: exit 2")
+    check(run_export([]).returncode == 2, "no arguments: exit 2")
+    # Once through the real command line: shebang interpreter, exit status, one stderr line.
+    r = subprocess.run([EXPORT, os.path.join(TMP, "random_forest.joblib"),
+                        os.path.join(TMP, "rf.h5")], capture_output=True, text=True)
+    check(r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, "command: exit 2")
+    r = subprocess.run([EXPORT, src, os.path.join(TMP, "ridge_cli.h5")], capture_output=True,
+                       text=True)
+    check(r.returncode == 0 and os.path.exists(os.path.join(TMP, "ridge_cli.h5")), "command ok")
+
+    make_dataset_checks()
+    if failures:
+        print(f"{len(failures)} failure(s)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def make_dataset_checks():
+    """make_dataset.py sets load through the C reader; same options give the same rows;
+    the --label-noise variant scores worse than the clean model on the same set."""
+    from sklearn.metrics import accuracy_score
+    sets = {}
+    for layout, dtype in (("contiguous", "float64"), ("chunked", "float32"), ("gzip", "float32")):
+        out = os.path.join(TMP, f"md_{layout}.h5")
+        args = [MAKE, "--out", out, "--task", "binary", "--rows", "3000", "--features", "5",
+                "--layout", layout, "--dtype", dtype, "--weights", "--label-dtype", "uint8"]
+        if layout == "gzip":
+            args += ["--fit", "logreg-scaled", "--model-out", os.path.join(TMP, "md_good.h5"),
+                     "--joblib-out", os.path.join(TMP, "md_good.joblib")]
+        r = run_make(args[1:])
+        check(r.returncode == 0, f"make_dataset {layout}: {r.stderr.strip()}")
+        with h5py.File(out) as f:
+            sets[layout] = (f["X"][:].astype(np.float32), f["y"][:], f["sample_weight"][:])
+            check(f["y"].dtype == np.uint8, f"make_dataset {layout}: label dtype")
+            check((f["X"].compression == "gzip") == (layout == "gzip"), f"{layout}: compression")
+    for layout in ("contiguous", "gzip"):
+        check(all(np.array_equal(a, b) for a, b in zip(sets[layout], sets["chunked"])),
+              f"make_dataset {layout}: rows differ from the chunked set with the same seed")
+    f = subprocess.run([FORWARD, os.path.join(TMP, "md_good.h5"), os.path.join(TMP, "md_gzip.h5")],
+                       capture_output=True, text=True)
+    check(f.returncode == 0, f"make_dataset model/set do not load: {f.stderr.strip()}")
+    r = run_make(["--task", "binary", "--features", "5", "--fit", "logreg-scaled",
+                  "--label-noise", "0.4", "--joblib-out", os.path.join(TMP, "md_bad.joblib")])
+    check(r.returncode == 0, f"make_dataset worse model: {r.stderr.strip()}")
+    X, y, _ = sets["gzip"]
+    good = accuracy_score(y, joblib.load(os.path.join(TMP, "md_good.joblib")).predict(X))
+    worse = accuracy_score(y, joblib.load(os.path.join(TMP, "md_bad.joblib")).predict(X))
+    check(good > 0.75 and worse < good - 0.05, f"make_dataset: good {good:.3f} vs worse {worse:.3f}")
+    print(f"ok  make_dataset: layouts identical, accuracy good {good:.3f} worse {worse:.3f}")
+    r = subprocess.run([MAKE, "--task", "regression", "--fit", "logreg"], capture_output=True,
+                       text=True)
+    check(r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, "make_dataset bad opts")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
