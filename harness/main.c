@@ -14,6 +14,8 @@ typedef struct {
 /* One line per command; each lives in its part's cmd_*.c. */
 static const sg_command commands[] = {
     {"eval", sg_cmd_eval, "evaluate a model on a validation set and print metrics"},
+    {"bench", sg_cmd_bench, "latency scenarios (single-stream, server, offline) on pinned cores"},
+    {"clock", sg_cmd_clock, "show the latency clock: TSC rate, calibration spread, overhead"},
     {"keygen", sg_cmd_keygen, "create a key pair for signing reports (PEM)"},
     {"gate", sg_cmd_gate, "run the staging gate: metrics, latency, shadow, policy, signed report"},
     {"verify", sg_cmd_verify, "verify a signed report: signature, type, digest, result"},
