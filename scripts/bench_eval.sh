@@ -1,0 +1,121 @@
+#!/bin/bash
+# Benchmark of `stagegate eval` against scikit-learn and the machine's limits, all
+# in one run (the figures are meant to be read as ratios: shared machines are noisy).
+#
+#   ./scripts/bench_eval.sh [ROWS]      default 1,000,000 rows x 64 features
+#
+# Case: binary MLP 64 -> 256 -> 256 -> 1 (relu), float32 validation set.
+# Compares
+#   1. stagegate eval end to end (process start to exit), and its predict/metrics parts;
+#   2. scikit-learn end to end: h5py load + predict_proba + accuracy/f1/roc_auc/log_loss;
+#   3. the metrics alone on the same rows: stagegate's kernels vs sklearn.metrics;
+#   4. the machine: single- and all-thread sgemm peak and STREAM-triad bandwidth.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROWS=${1:-1000000}
+./scripts/deps.sh
+JOBS=$(nproc)
+cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build/release -j "$JOBS" --target stagegate sg_metrics_probe >/dev/null
+SG=build/release/harness/stagegate
+PROBE=build/release/tests/metrics/sg_metrics_probe
+B=build/bench
+mkdir -p "$B"
+
+if [ ! -f "$B/eval_$ROWS.h5" ] || [ ! -f "$B/mlp256.h5" ]; then
+    echo "== making $ROWS x 64 set and an MLP(256,256) (once; cached in $B)" >&2
+    /usr/bin/python3 scripts/make_dataset.py --task binary --rows "$ROWS" --features 64 --seed 11 \
+        --out "$B/eval_$ROWS.h5" --fit mlp-relu --hidden 256,256 --fit-rows 20000 --max-iter 20 \
+        --joblib-out "$B/mlp256.joblib" --model-out "$B/mlp256.h5" >/dev/null 2>&1
+fi
+cc -O3 -march=native -o "$B/sgemm_peak" scripts/sgemm_peak.c \
+    $(pkg-config --cflags --libs openblas) -lpthread
+
+echo "== machine limits" >&2
+"$B/sgemm_peak" >"$B/peak.json"
+echo "== stagegate eval (best of 3)" >&2
+/usr/bin/python3 - "$SG" "$B" "$ROWS" <<'PY'
+import shutil, subprocess, sys, time
+SG, B, ROWS = sys.argv[1:4]
+best = None
+for i in range(3):
+    t0 = time.perf_counter()
+    with open(f"{B}/sg_eval_{i}.json", "w") as out:
+        subprocess.run([SG, "eval", "--model", f"{B}/mlp256.h5", "--data", f"{B}/eval_{ROWS}.h5",
+                        "--json"], stdout=out, check=True)
+    wall = time.perf_counter() - t0
+    if best is None or wall < best:
+        best = wall
+        shutil.copy(f"{B}/sg_eval_{i}.json", f"{B}/sg_eval.json")
+open(f"{B}/sg_wall.txt", "w").write(f"{best}\n")
+PY
+echo "== stagegate metrics kernels alone" >&2
+"$PROBE" --bench "$ROWS" --repeat 5 --write-raw "$B/metrics_raw.bin" >"$B/sg_metrics.json"
+
+echo "== scikit-learn (best of 3 end to end)" >&2
+/usr/bin/python3 - "$B" "$ROWS" <<'PY'
+import json, sys, time
+import h5py, joblib, numpy as np
+from sklearn import metrics as skm
+B, ROWS = sys.argv[1], int(sys.argv[2])
+est = joblib.load(f"{B}/mlp256.joblib")
+best = None
+for _ in range(3):
+    t0 = time.perf_counter()
+    with h5py.File(f"{B}/eval_{ROWS}.h5", "r") as f:
+        X, y = f["X"][()], f["y"][()]
+    t1 = time.perf_counter()
+    P = est.predict_proba(X)
+    t2 = time.perf_counter()
+    lab = (P[:, 1] >= 0.5).astype(int)
+    m = dict(accuracy=skm.accuracy_score(y, lab), f1=skm.f1_score(y, lab),
+             roc_auc=skm.roc_auc_score(y, P[:, 1]), log_loss=skm.log_loss(y, P))
+    t3 = time.perf_counter()
+    r = dict(load=t1 - t0, predict=t2 - t1, metrics=t3 - t2, total=t3 - t0)
+    if best is None or r["total"] < best["total"]:
+        best = r
+# The metrics alone on exactly the rows stagegate's probe timed.
+raw = np.fromfile(f"{B}/metrics_raw.bin", dtype=np.uint8)
+yt = raw[: 4 * ROWS].view(np.int32)
+p1 = raw[4 * ROWS: 8 * ROWS].view(np.float32).astype(np.float64)
+ts = []
+for _ in range(3):
+    t0 = time.perf_counter()
+    lab = (p1 >= 0.5).astype(int)
+    skm.accuracy_score(yt, lab); skm.f1_score(yt, lab); skm.roc_auc_score(yt, p1)
+    skm.log_loss(yt, np.c_[1 - p1, p1])
+    ts.append(time.perf_counter() - t0)
+best["metrics_only"] = min(ts)
+json.dump(best, open(f"{B}/sk.json", "w"))
+PY
+
+/usr/bin/python3 - "$B" "$ROWS" <<'PY'
+import json, sys
+B, ROWS = sys.argv[1], int(sys.argv[2])
+peak = json.load(open(f"{B}/peak.json"))
+sg = json.load(open(f"{B}/sg_eval.json"))
+sgm = json.load(open(f"{B}/sg_metrics.json"))
+sk = json.load(open(f"{B}/sk.json"))
+wall = float(open(f"{B}/sg_wall.txt").read())
+t = sg["timing"]
+flops = 2.0 * ROWS * (64 * 256 + 256 * 256 + 256 * 1)
+gf = flops / t["predict_seconds"] / 1e9
+def g(d, *names):
+    for n in names:
+        if n in d:
+            return d[n]
+    return None
+peak_all = g(peak, "sgemm_peak_gflops_all")
+print(f"\nstagegate eval benchmark: {ROWS} rows x 64 features, MLP 64-256-256-1, "
+      f"{t['workers']} workers")
+print(f"  {'':34s} {'stagegate':>10s} {'sklearn':>10s} {'speed-up':>9s}")
+print(f"  {'end to end (s)':34s} {wall:10.3f} {sk['total']:10.3f} {sk['total'] / wall:8.1f}x")
+print(f"  {'predict (s)':34s} {t['predict_seconds']:10.3f} {sk['predict']:10.3f} "
+      f"{sk['predict'] / t['predict_seconds']:8.1f}x")
+sm = sgm["seconds_min"]
+print(f"  {'metrics alone, same rows (ms)':34s} {sm * 1e3:10.2f} {sk['metrics_only'] * 1e3:10.1f} "
+      f"{sk['metrics_only'] / sm:8.0f}x")
+print(f"  predict throughput: {gf:.1f} GFLOP/s; machine sgemm peak (all threads): {peak_all} GFLOP/s"
+      + (f" -> {100 * gf / float(peak_all):.0f}% of peak" if peak_all else ""))
+print(f"  machine: {json.dumps(peak)}")
+PY
