@@ -45,10 +45,16 @@ int main(int argc, char **argv)
     }
     if (!sha && !payload_file) return die("--subject-sha256 or --subject-file is required");
 
+    /* Key first: a refused key must leave nothing allocated and no report written. */
+    EVP_PKEY *key = NULL;
+    if (sg_key_load_private(key_path, &key, &err)) return die(err.msg);
     uint8_t *payload = NULL;
     size_t plen = 0;
     if (payload_file) {
-        if (sg_read_file(payload_file, 1 << 20, &payload, &plen, &err)) return die(err.msg);
+        if (sg_read_file(payload_file, 1 << 20, &payload, &plen, &err)) {
+            EVP_PKEY_free(key);
+            return die(err.msg);
+        }
     } else {
         json_t *subjects = json_pack("[{s:s, s:{s:s}}]", "name", name, "digest", "sha256", sha);
         if (sha2) json_array_append_new(subjects, json_pack("{s:s, s:{s:s}}", "name", "second",
@@ -58,15 +64,15 @@ int main(int argc, char **argv)
             subjects, "predicateType", pred_type, "predicate", "result", result, "configuration",
             "dataset", "sha256:0000", "passedTests", "accuracy 0.91 >= 0.85", "failedTests",
             "timestamp", "2024-01-02T03:04:05Z");
-        if (!stmt) return die("cannot build statement");
-        char *text = sg_json_dumps(stmt, false);
+        char *text = stmt ? sg_json_dumps(stmt, false) : NULL;
         json_decref(stmt);
-        if (!text) return die("cannot serialise statement");
+        if (!text) {
+            EVP_PKEY_free(key);
+            return die("cannot build statement");
+        }
         payload = (uint8_t *)text;
         plen = strlen(text);
     }
-    EVP_PKEY *key = NULL;
-    if (sg_key_load_private(key_path, &key, &err)) return die(err.msg);
     char *env = NULL;
     int rc = sg_dsse_sign(key, ptype, payload, plen, &env, &err);
     EVP_PKEY_free(key);

@@ -120,7 +120,7 @@ done
 
 # --- tampering through the CLI: byte positions spread over payload, signature and type ---
 # (test_dsse flips every bit of all three in-process; each CLI start costs tens of ms,
-# so here about a hundred positions, always including the first and last bytes).
+# so here about seventy positions, always including the first and last bytes).
 "$PY" - <<'PYEOF'
 import base64, json
 e = json.load(open("good.json"))
@@ -136,9 +136,9 @@ def write(p, t, s):
     n += 1
 def spread(n, k):
     return sorted(set([0, n - 1] + list(range(0, n, max(1, n // k)))))
-for i in spread(len(payload), 60):
+for i in spread(len(payload), 40):
     p = bytearray(payload); p[i] ^= 0x01; write(bytes(p), e["payloadType"], sig)
-for i in spread(len(sig), 24):
+for i in spread(len(sig), 16):
     s = bytearray(sig); s[i] ^= 0x80; write(payload, e["payloadType"], bytes(s))
 t = e["payloadType"]
 for i in spread(len(t), 14):
@@ -149,7 +149,6 @@ d = json.loads(payload)
 old = d["subject"][0]["digest"]["sha256"]
 new = hashlib.sha256(b"other weights").hexdigest()
 write(payload.replace(old.encode(), new.encode()), e["payloadType"], sig)
-print(n)
 PYEOF
 count=0
 for f in t*.json; do
@@ -160,5 +159,5 @@ for f in t*.json; do
     [ "$rc" = 1 ] || fail "tampered envelope $f gave exit $rc, want 1"
     count=$((count + 1))
 done
-[ "$count" -gt 90 ] || fail "only $count tampered envelopes were tried"
+[ "$count" -gt 60 ] || fail "only $count tampered envelopes were tried"
 echo "verify_cli: ok ($count tampered envelopes refused)"
