@@ -83,7 +83,7 @@ json_t *sg_bench_result_json(const sg_bench_result *r)
 
 static void us(FILE *out, const char *name, double ns)
 {
-    fprintf(out, "  %-8s %12.3f us\n", name, ns / 1e3);
+    fprintf(out, "  %-20s %12.3f us\n", name, ns / 1e3);
 }
 
 void sg_bench_result_print(const sg_bench_result *r, FILE *out)

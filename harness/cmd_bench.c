@@ -92,8 +92,10 @@ int sg_cmd_bench(int argc, char **argv)
     c.workload = sg_model_workload_get(mw);
     sg_bench_result r;
     rc = sg_bench_run(&c, &r, &err);
-    sg_model_workload_free(mw);
-    if (rc != SG_OK) return sg_cli_fail(rc, &err);
+    if (rc != SG_OK) {
+        sg_model_workload_free(mw);
+        return sg_cli_fail(rc, &err);
+    }
     if (samples) rc = sg_bench_write_samples(&r, samples, &err);
     if (rc == SG_OK) {
         if (json) {
@@ -106,5 +108,6 @@ int sg_cmd_bench(int argc, char **argv)
         }
     }
     sg_bench_result_clear(&r);
+    sg_model_workload_free(mw); /* after the report: the stage names belong to the workload */
     return rc == SG_OK ? 0 : sg_cli_fail(rc, &err);
 }

@@ -133,7 +133,8 @@ static void job_server(sg_worker *w, void *arg)
     int64_t f0, c0, f1, c1;
     rusage_thread(&f0, &c0);
     for (;;) {
-        if (sg_clock_now() - x->t0 >= x->max_ticks) break;
+        int64_t since = (int64_t)(sg_clock_now() - x->t0); /* negative during the lead-in */
+        if (since > 0 && (uint64_t)since >= x->max_ticks) break;
         int64_t i = atomic_fetch_add(&x->next, 1);
         if (i >= x->n_target) break;
         uint64_t due = x->t0 + x->sched[i];
@@ -252,7 +253,7 @@ static int finish(run_ctx *x, sg_pool *pool, sg_bench_result *r, double wall_s, 
     r->workers = active;
     if (r->queries == 0) {
         free(lat);
-        return sg_errf(err, SG_EINTERNAL, "bench: the run completed no query");
+        return sg_errf(err, SG_EINTERNAL, "bench: the run completed no query (next %lld, target %lld)", (long long)atomic_load(&x->next), (long long)x->n_target);
     }
     for (int64_t i = 0; i < r->queries; i++) lat[i] = r->samples[i].latency_ns;
     sg_latency_summarize(lat, r->queries, &r->latency);
@@ -405,7 +406,9 @@ int sg_bench_run(const sg_bench_config *c, sg_bench_result *r, sg_err *err)
         } else {
             x->cap = (x->wl->n_rows + c->batch - 1) / c->batch * 2;
         }
-        x->samples = calloc((size_t)x->cap, sizeof *x->samples);
+        /* Touched here, before the window: calloc would leave fresh pages to fault in while timed. */
+        x->samples = malloc((size_t)x->cap * sizeof *x->samples);
+        if (x->samples) memset(x->samples, 0xff, (size_t)x->cap * sizeof *x->samples);
         if (!x->samples || (c->scenario == SG_SCENARIO_SERVER && !x->sched))
             rc = sg_errf(err, SG_ENOMEM, "bench: out of memory for %lld samples", (long long)x->cap);
     }

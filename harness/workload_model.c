@@ -131,12 +131,12 @@ int sg_model_workload_create(const char *model_path, const char *data_path, int6
     }
     mw->breakdown = breakdown;
     int nl = mw->model->n_layers, ns = 0;
-    /* Stage indices as the probe reports them: standardise, each layer, then the output link. */
+    /* Stage indices as sg_forward_one_probed reports them: 0 standardise, l + 1 after
+       hidden layer l, n_layers after the last layer and its output link. */
     snprintf(mw->stage_buf[ns++], 48, "standardize");
-    for (int i = 0; i < nl && ns < MAX_STAGES - 1; i++)
-        snprintf(mw->stage_buf[ns++], 48, "layer%d_%dx%d", i + 1, mw->model->layers[i].n_in,
-                 mw->model->layers[i].n_out);
-    snprintf(mw->stage_buf[ns++], 48, "output");
+    for (int i = 0; i < nl && ns < MAX_STAGES; i++)
+        snprintf(mw->stage_buf[ns++], 48, "layer%d_%dx%d%s", i + 1, mw->model->layers[i].n_in,
+                 mw->model->layers[i].n_out, i == nl - 1 ? "_link" : "");
     for (int i = 0; i < ns; i++) mw->stage_names[i] = mw->stage_buf[i];
     const char *base = strrchr(model_path, '/');
     snprintf(mw->name, sizeof mw->name, "%s", base ? base + 1 : model_path);

@@ -230,7 +230,7 @@ typedef struct {
 typedef struct {
     sg_scenario scenario;
     int64_t queries;
-    sg_sample *samples; /* [queries] in issue order; NULL for offline */
+    sg_sample *samples; /* [queries] in issue order (offline: one per batch call) */
     sg_latency_summary latency;
     sg_early_stop es_p90, es_p99;
     double duration_s;
@@ -251,7 +251,7 @@ typedef struct {
     char workload[128];
     json_t *bindings; /* [{"worker":i,"cpu":c,"node":n}] */
     int n_stages;
-    const char *const *stage_names;
+    const char *const *stage_names; /* borrowed from the workload: valid while it lives */
     double *stage_ns; /* mean ns per query per stage, [n_stages] when breakdown */
 } sg_bench_result;
 
