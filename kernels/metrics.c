@@ -68,7 +68,7 @@ int sg_metrics_acc_new(sg_task task, int n_classes, int64_t expected_rows, sg_me
         if (!a->true_n || !a->pred_n) goto nomem;
         if (task == SG_TASK_BINARY && expected_rows > 0) {
             a->cap = (size_t)expected_rows;
-            a->keys = malloc(a->cap * sizeof *a->keys);
+            a->keys = sg_metrics_big_alloc(a->cap * sizeof *a->keys);
             if (!a->keys) goto nomem;
         }
     }
@@ -119,7 +119,7 @@ static int set_weighted(sg_metrics_acc *a, bool weighted, sg_err *err)
                 return sg_errf(err, SG_ENOMEM, "metrics: out of memory for class counts");
         }
         if (weighted && a->task == SG_TASK_BINARY && a->cap) {
-            a->kw = malloc(a->cap * sizeof *a->kw);
+            a->kw = sg_metrics_big_alloc(a->cap * sizeof *a->kw);
             if (!a->kw) return sg_errf(err, SG_ENOMEM, "metrics: out of memory for weights");
         }
     }
@@ -145,18 +145,26 @@ static int reserve_scores(sg_metrics_acc *a, size_t n, sg_err *err)
     if (a->cap - used >= n) return SG_OK;
     size_t cap = a->cap ? a->cap : 4096;
     while (cap - used < n) cap += cap / 2 + n;
-    /* Both reallocations first, so a failure leaves the layout consistent. */
-    if (a->weighted == 1) {
-        double *w = realloc(a->kw, cap * sizeof *w);
-        if (!w) return sg_errf(err, SG_ENOMEM, "metrics: out of memory storing %zu weights", cap);
-        a->kw = w;
+    /* Both allocations first, so a failure leaves the store as it was. */
+    uint32_t *k = sg_metrics_big_alloc(cap * sizeof *k);
+    double *w = a->weighted == 1 ? sg_metrics_big_alloc(cap * sizeof *w) : NULL;
+    if (!k || (a->weighted == 1 && !w)) {
+        free(k);
+        free(w);
+        return sg_errf(err, SG_ENOMEM, "metrics: out of memory storing %zu scores", cap);
     }
-    uint32_t *k = realloc(a->keys, cap * sizeof *k);
-    if (!k) return sg_errf(err, SG_ENOMEM, "metrics: out of memory storing %zu scores", cap);
+    if (a->keys) {
+        memcpy(k, a->keys, a->npos * sizeof *k);
+        memcpy(k + cap - a->nneg, a->keys + a->cap - a->nneg, a->nneg * sizeof *k);
+    }
+    if (w && a->kw) {
+        memcpy(w, a->kw, a->npos * sizeof *w);
+        memcpy(w + cap - a->nneg, a->kw + a->cap - a->nneg, a->nneg * sizeof *w);
+    }
+    free(a->keys);
+    free(a->kw);
     a->keys = k;
-    memmove(k + cap - a->nneg, k + a->cap - a->nneg, a->nneg * sizeof *k);
-    if (a->weighted == 1)
-        memmove(a->kw + cap - a->nneg, a->kw + a->cap - a->nneg, a->nneg * sizeof *a->kw);
+    a->kw = w;
     a->cap = cap;
     return SG_OK;
 }
@@ -435,8 +443,8 @@ static double class_sum(const sg_metrics_acc *a, const int64_t *n, const sg_ksum
 static int rank_metrics(sg_metrics_acc *a, sg_metrics *m, sg_err *err)
 {
     size_t np = a->npos, nn = a->nneg, big = np > nn ? np : nn;
-    uint32_t *ks = malloc((big ? big : 1) * sizeof *ks);
-    double *ws = a->weighted == 1 ? malloc((big ? big : 1) * sizeof *ws) : NULL;
+    uint32_t *ks = sg_metrics_big_alloc(big * sizeof *ks);
+    double *ws = a->weighted == 1 ? sg_metrics_big_alloc(big * sizeof *ws) : NULL;
     if (!ks || (a->weighted == 1 && !ws)) {
         free(ks);
         free(ws);

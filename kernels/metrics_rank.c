@@ -9,6 +9,9 @@
  */
 #include "metrics_internal.h"
 
+#include <stdlib.h>
+#include <sys/mman.h>
+
 #define RADIX_BITS 11
 #define RADIX_SIZE (1u << RADIX_BITS)
 #define RADIX_MASK (RADIX_SIZE - 1u)
@@ -64,6 +67,20 @@ void sg_radix_sort_keys(uint32_t *keys, double *w, size_t n, uint32_t *kscratch,
         memcpy(keys, ksrc, n * sizeof *keys);
         if (w) memcpy(w, wsrc, n * sizeof *w);
     }
+}
+
+void *sg_metrics_big_alloc(size_t bytes)
+{
+#ifdef MADV_HUGEPAGE
+    const size_t huge = (size_t)2 << 20;
+    if (bytes >= huge) {
+        size_t size = (bytes + huge - 1) & ~(huge - 1);
+        void *p = aligned_alloc(huge, size);
+        if (p) (void)madvise(p, size, MADV_HUGEPAGE); /* only a hint: failure costs speed */
+        return p;
+    }
+#endif
+    return malloc(bytes ? bytes : 1);
 }
 
 /* Sum of a run of equal keys ending at index *i (inclusive), walking down. */
