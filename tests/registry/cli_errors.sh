@@ -1,0 +1,81 @@
+#!/bin/bash
+# Usage and input errors exit 2 with one line naming the file; refusals exit 1.
+. "$(dirname "$0")/lib.sh"
+keys signer alice
+R="$SG registry"
+one_line() { [ "$(wc -l < "$WORK/err")" = 1 ] || { cat "$WORK/err" >&2; fail "not one line"; }; }
+
+expect 2 $R list
+err_has "registry.db"; one_line
+expect 2 $R
+expect 0 $R --help
+expect 2 $R frobnicate
+expect 2 $R get
+expect 2 $R list --bogus
+# --db wins over the environment
+expect 0 $R create-model m1 --db other.db
+[ -f other.db ] || fail "--db ignored"
+expect 0 $R create-model m1 --signer signer.pub.pem --promoter Production=alice.pub.pem
+expect 2 $R create-model m1
+err_has "already exists"
+expect 2 $R create-model "bad name"
+expect 2 $R create-model m2 --stages A,B
+err_has "must include Production and Archived"
+expect 2 $R create-model m2 --require-approval
+err_has "--approver"
+expect 2 $R create-model m2 --signer missing.pub.pem
+err_has "missing.pub.pem"
+expect 2 $R create-version m1 nosuch.h5
+err_has "nosuch.h5"; one_line
+mkdir adir
+expect 2 $R create-version m1 adir
+err_has "not a regular file"
+echo x > a.bin
+expect 0 $R create-version m1 a.bin
+expect 2 $R transition m1 1 Nowhere
+err_has "no stage 'Nowhere'"
+expect 2 $R transition m1 x Staging
+expect 2 $R transition m1 1 Staging --report nosuch.json
+err_has "nosuch.json"
+echo '{not json' > junk.json
+expect 1 $R transition m1 1 Staging --report junk.json
+err_has "refused: m1 v1 -> Staging"; one_line
+# private key readable by others is refused
+cp alice.key.pem loose.key.pem; chmod 644 loose.key.pem
+expect 2 $R rollback m1 --as loose.key.pem
+err_has "loose.key.pem"
+expect 1 $R rollback m1 --as alice.key.pem
+err_has "no version of m1 is in Production"
+# search parse errors name the position
+expect 2 $R search "name = 'm1' AND"
+err_has "at position 16"
+expect 2 $R search "name = m1"
+err_has "at position 8: expected a quoted string"
+expect 2 $R search "colour = 'red'"
+err_has "at position 1"
+$R search "name LIKE 'm%'" --json | $PY -c 'import json,sys; assert len(json.load(sys.stdin)["versions"]) == 1'
+# every read command prints one JSON document
+for c in "list" "get m1" "get m1 1" "history m1" "verify-log" "search"; do
+    $R $c --json | $PY -c 'import json,sys; json.load(sys.stdin)' || fail "$c --json"
+done
+
+# corrupt, foreign and unreadable databases: exit 2 naming the file
+head -c 8192 /dev/urandom > garbage.db
+expect 2 $R list --db garbage.db
+err_has "garbage.db"; one_line
+sqlite3 foreign.db "CREATE TABLE t (x)"
+expect 2 $R list --db foreign.db
+err_has "foreign.db is an SQLite database but not a stagegate registry"
+cp "$STAGEGATE_REGISTRY" trunc.db
+truncate -s 3000 trunc.db
+expect 2 $R get m1 --db trunc.db
+err_has "trunc.db"
+sqlite3 newer.db "PRAGMA application_id = 1397183047; PRAGMA user_version = 99; CREATE TABLE t (x)"
+expect 2 $R list --db newer.db
+err_has "newer than this stagegate supports"
+if [ "$(id -u)" != 0 ]; then
+    cp "$STAGEGATE_REGISTRY" locked.db; chmod 000 locked.db
+    expect 2 $R list --db locked.db
+    err_has "locked.db"
+fi
+echo "cli errors OK"

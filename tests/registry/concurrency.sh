@@ -1,0 +1,41 @@
+#!/bin/bash
+# 16 processes promote 16 different versions to Production at once. Afterwards exactly one
+# version is in Production, every attempt either succeeded (serialized by the write lock,
+# archiving the previous one) or failed with a one-line error, and the audit chain verifies.
+. "$(dirname "$0")/lib.sh"
+keys signer alice
+R="$SG registry"
+N=16
+expect 0 $R create-model race --signer signer.pub.pem --promoter Production=alice.pub.pem
+for i in $(seq 1 $N); do
+    printf 'candidate %s\n' "$i" > m$i.bin
+    $R create-version race m$i.bin >/dev/null
+    report signer m$i.bin PASSED now r$i.json
+    $R transition race "$i" Staging --report r$i.json >/dev/null
+done
+pids=()
+for i in $(seq 1 $N); do
+    ( rc=0; "$SG" registry transition race "$i" Production --as alice.key.pem >o$i 2>e$i || rc=$?; echo $rc > rc$i ) &
+    pids+=($!)
+done
+wait "${pids[@]}"
+ok=0
+for i in $(seq 1 $N); do
+    rc=$(cat rc$i)
+    case $rc in
+    0) ok=$((ok + 1)) ;;
+    1|2) [ "$(wc -l < e$i)" = 1 ] || fail "attempt $i failed without a one-line error: $(cat e$i)" ;;
+    *) fail "attempt $i exited $rc: $(cat e$i)" ;;
+    esac
+done
+[ $ok -ge 1 ] || fail "no attempt succeeded"
+inprod=$(sqlite3 "$STAGEGATE_REGISTRY" "SELECT count(*) FROM model_versions WHERE model_name = 'race' AND stage = 'Production'")
+[ "$inprod" = 1 ] || fail "$inprod versions in Production"
+# every successful promotion is one transition event; all but the last were archived again
+promos=$(sqlite3 "$STAGEGATE_REGISTRY" "SELECT count(*) FROM audit_log WHERE model_name = 'race' AND action = 'transition' AND to_stage = 'Production'")
+archives=$(sqlite3 "$STAGEGATE_REGISTRY" "SELECT count(*) FROM audit_log WHERE model_name = 'race' AND action = 'archive'")
+[ "$promos" = "$ok" ] || fail "$ok successes but $promos promotion events"
+[ "$archives" = $((ok - 1)) ] || fail "$ok successes but $archives automatic archives"
+expect 0 $R verify-log
+[ "$(sqlite3 "$STAGEGATE_REGISTRY" 'PRAGMA integrity_check')" = ok ] || fail "integrity_check"
+echo "concurrency OK: $ok of $N promotions serialized, 1 in Production"

@@ -1,0 +1,59 @@
+#!/bin/bash
+# models:/ resolution by version, stage, alias and latest; a changed artifact is an error.
+. "$(dirname "$0")/lib.sh"
+keys signer alice
+R="$SG registry"
+expect 0 $R create-model churn --signer signer.pub.pem --promoter Production=alice.pub.pem
+for i in 1 2 3; do printf 'model %s\n' $i > m$i.h5; $R create-version churn m$i.h5 >/dev/null; done
+report signer m2.h5 PASSED now r2.json
+expect 0 $R transition churn 2 Staging --report r2.json
+expect 0 $R transition churn 2 Production --as alice.key.pem
+expect 0 $R set-alias churn champion 2
+expect 0 $R set-alias churn challenger 3
+expect 0 $R set-tag churn 3 team risk
+
+check() { expect 0 $R resolve "$1"; [ "$(cat "$WORK/out")" = "$WORK/$2" ] || fail "$1 -> $(cat "$WORK/out"), wanted $2"; }
+check models:/churn/1 m1.h5
+check models:/churn/3 m3.h5
+check models:/churn/Production m2.h5
+check models:/churn/production m2.h5
+check models:/churn/latest m3.h5
+check models:/churn@champion m2.h5
+check models:/churn@challenger m3.h5
+# from another directory: paths are stored absolute
+(cd / && "$SG" registry resolve models:/churn@champion) | grep -qx "$WORK/m2.h5" || fail "resolve from /"
+$R resolve models:/churn/Production --json | $PY -c '
+import json, sys; d = json.load(sys.stdin)
+assert d["version"] == 2 and d["stage"] == "Production" and len(d["artifact_sha256"]) == 64, d'
+
+expect 2 $R resolve models:/churn/Staging
+err_has "no version of churn is in stage 'Staging'"
+expect 2 $R resolve models:/churn/9
+expect 2 $R resolve models:/churn@nobody
+expect 2 $R resolve models:/nosuch/1
+err_has "no model named 'nosuch'"
+expect 2 $R resolve models:/churn
+expect 2 $R resolve models:/churn/1@x
+
+# moving an alias and deleting it
+expect 0 $R set-alias churn champion 3
+check models:/churn@champion m3.h5
+expect 0 $R delete-alias churn champion
+expect 2 $R resolve models:/churn@champion
+
+# tags in search; deleting a tag
+$R search "tags.team = 'risk'" --json | $PY -c '
+import json, sys; v = json.load(sys.stdin)["versions"]; assert [x["version"] for x in v] == [3], v'
+expect 0 $R delete-tag churn 3 team
+$R search "tags.team = 'risk'" --json | $PY -c '
+import json, sys; v = json.load(sys.stdin)["versions"]; assert v == [], v'
+
+# a file changed on disk after registration no longer resolves
+echo tampered >> m2.h5
+expect 2 $R resolve models:/churn/Production
+err_has "changed on disk since registration"
+rm m3.h5
+expect 2 $R resolve models:/churn/3
+err_has "artifact cannot be read"
+expect 0 $R verify-log
+echo "resolve OK"

@@ -1,0 +1,357 @@
+/* Registry unit tests: schema and migrations, the single-Production constraint, gates,
+ * signed-request checks, and the audit chain (format re-derived independently). */
+#define _GNU_SOURCE
+#include <openssl/evp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "registry/registry_internal.h"
+#include "stagegate/keys.h"
+#include "test_registry_util.h"
+
+typedef struct {
+    char dir[512], db[600];
+    char signer_key[600], signer_pub[600], alice_key[600], alice_pub[600], bob_key[600], bob_pub[600];
+    char m1[600], m2[600];
+    sg_registry *reg;
+} fixture;
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    tu_tmpdir(f->dir);
+    snprintf(f->db, sizeof f->db, "%s/r.db", f->dir);
+    tu_keygen(f->dir, "signer", f->signer_key, f->signer_pub);
+    tu_keygen(f->dir, "alice", f->alice_key, f->alice_pub);
+    tu_keygen(f->dir, "bob", f->bob_key, f->bob_pub);
+    tu_file(f->dir, "m1.bin", "model one\n", f->m1);
+    tu_file(f->dir, "m2.bin", "model two\n", f->m2);
+    sg_err err;
+    assert_int_equal(sg_registry_open(f->db, true, &f->reg, &err), SG_OK);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    sg_registry_close(f->reg);
+    tu_rm_rf(f->dir);
+    free(f);
+    return 0;
+}
+
+static int64_t q_int(sg_registry *reg, const char *sql)
+{
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(reg->db, sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+/* alice promotes to Production, bob approves; approval optional. */
+static void make_model(fixture *f, const char *name, bool approval, bool multi_prod)
+{
+    sg_registry_key_ref signer = {NULL, f->signer_pub}, prom = {"Production", f->alice_pub};
+    sg_registry_key_ref appr[2] = {{NULL, f->bob_pub}, {NULL, f->alice_pub}};
+    const char *multi[] = {"Production"};
+    sg_registry_model_spec sp = {.name = name, .signers = &signer, .n_signers = 1, .promoters = &prom,
+                                 .n_promoters = 1, .approvers = appr, .n_approvers = 2,
+                                 .require_approval = approval, .multi_stages = multi,
+                                 .n_multi = multi_prod ? 1 : 0};
+    sg_err err;
+    assert_int_equal(sg_registry_create_model(f->reg, &sp, NULL, &err), SG_OK);
+}
+
+static int64_t add_version(fixture *f, const char *model, const char *path)
+{
+    int64_t v = 0;
+    sg_err err;
+    assert_int_equal(sg_registry_create_version(f->reg, model, path, NULL, &v, &err), SG_OK);
+    return v;
+}
+
+static void stage_with_report(fixture *f, const char *model, int64_t v, const char *artifact)
+{
+    char sha[65];
+    sg_err err;
+    assert_int_equal(sg_sha256_file_hex(artifact, sha, &err), SG_OK);
+    char *r = tu_report(f->signer_key, sha, "PASSED", NULL);
+    assert_int_equal(sg_registry_transition(f->reg, model, v, "Staging", (uint8_t *)r, strlen(r), NULL, &err),
+                     SG_OK);
+    free(r);
+}
+
+static int signed_transition(fixture *f, const char *key, const char *model, int64_t v, const char *stage,
+                             sg_err *err)
+{
+    sg_registry_request req;
+    assert_int_equal(sg_registry_request_sign(key, "transition", model, v, stage, "", &req, err), SG_OK);
+    int rc = sg_registry_transition(f->reg, model, v, stage, NULL, 0, &req, err);
+    sg_registry_request_clear(&req);
+    return rc;
+}
+
+static void test_schema(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(q_int(f->reg, "PRAGMA user_version"), SG_REGISTRY_SCHEMA_VERSION);
+    assert_int_equal(q_int(f->reg, "PRAGMA foreign_keys"), 1);
+    assert_int_equal(q_int(f->reg, "SELECT count(*) FROM sqlite_master WHERE type = 'table'"), 13);
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(f->reg->db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
+    sqlite3_finalize(st);
+    /* Reopening an up-to-date file migrates nothing and succeeds. */
+    sg_registry *again = NULL;
+    sg_err err;
+    assert_int_equal(sg_registry_open(f->db, false, &again, &err), SG_OK);
+    sg_registry_close(again);
+}
+
+static void test_open_errors(void **state)
+{
+    fixture *f = *state;
+    sg_registry *r = NULL;
+    sg_err err;
+    char p[600];
+    snprintf(p, sizeof p, "%s/absent.db", f->dir);
+    assert_int_equal(sg_registry_open(p, false, &r, &err), SG_EINPUT);
+    assert_non_null(strstr(err.msg, "absent.db"));
+    tu_file(f->dir, "junk.db", "this is not an sqlite database, not at all, no........................"
+                               "................................................................", p);
+    assert_int_equal(sg_registry_open(p, false, &r, &err), SG_EINPUT);
+    assert_non_null(strstr(err.msg, "junk.db"));
+    snprintf(p, sizeof p, "%s/foreign.db", f->dir);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(p, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "CREATE TABLE t (x)", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(sg_registry_open(p, false, &r, &err), SG_EINPUT);
+    assert_non_null(strstr(err.msg, "not a stagegate registry"));
+    assert_null(r);
+}
+
+static void test_single_production_constraint(void **state)
+{
+    fixture *f = *state;
+    make_model(f, "m", false, false);
+    add_version(f, "m", f->m1);
+    add_version(f, "m", f->m2);
+    /* Bypassing the API: the partial unique index still refuses a second exclusive Production row. */
+    assert_int_equal(sqlite3_exec(f->reg->db,
+                                  "UPDATE model_versions SET stage = 'Production', stage_exclusive = 1"
+                                  " WHERE model_name = 'm' AND version = 1",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    assert_int_not_equal(sqlite3_exec(f->reg->db,
+                                      "UPDATE model_versions SET stage = 'Production', stage_exclusive = 1"
+                                      " WHERE model_name = 'm' AND version = 2",
+                                      NULL, NULL, NULL),
+                         SQLITE_OK);
+    assert_int_equal(sqlite3_extended_errcode(f->reg->db), SQLITE_CONSTRAINT_UNIQUE);
+    /* A model whose policy permits several Production versions keeps both. */
+    make_model(f, "multi", false, true);
+    int64_t a = add_version(f, "multi", f->m1), b = add_version(f, "multi", f->m2);
+    stage_with_report(f, "multi", a, f->m1);
+    stage_with_report(f, "multi", b, f->m2);
+    sg_err err;
+    assert_int_equal(signed_transition(f, f->alice_key, "multi", a, "Production", &err), SG_OK);
+    assert_int_equal(signed_transition(f, f->alice_key, "multi", b, "Production", &err), SG_OK);
+    assert_int_equal(q_int(f->reg, "SELECT count(*) FROM model_versions WHERE model_name = 'multi'"
+                                   " AND stage = 'Production'"),
+                     2);
+}
+
+static void test_gates(void **state)
+{
+    fixture *f = *state;
+    sg_err err;
+    make_model(f, "g", true, false);
+    int64_t v1 = add_version(f, "g", f->m1), v2 = add_version(f, "g", f->m2);
+    /* Production straight from None is not a transition the default policy allows. */
+    assert_int_equal(signed_transition(f, f->alice_key, "g", v1, "Production", &err), SG_EREFUSED);
+    assert_non_null(strstr(err.msg, "does not allow None -> Production"));
+    /* v1's report on v2 is refused. */
+    char sha1[65];
+    assert_int_equal(sg_sha256_file_hex(f->m1, sha1, &err), SG_OK);
+    char *r1 = tu_report(f->signer_key, sha1, "PASSED", NULL);
+    assert_int_equal(sg_registry_transition(f->reg, "g", v2, "Staging", (uint8_t *)r1, strlen(r1), NULL, &err),
+                     SG_EREFUSED);
+    assert_non_null(strstr(err.msg, "refused: g v2 -> Staging: report is for artifact"));
+    /* A report signed by a key that is not trusted is refused. */
+    char *rb = tu_report(f->bob_key, sha1, "PASSED", NULL);
+    assert_int_equal(sg_registry_transition(f->reg, "g", v1, "Staging", (uint8_t *)rb, strlen(rb), NULL, &err),
+                     SG_EREFUSED);
+    assert_non_null(strstr(err.msg, "does not verify"));
+    char *old = tu_report(f->signer_key, sha1, "PASSED", "2001-01-01T00:00:00Z");
+    assert_int_equal(sg_registry_transition(f->reg, "g", v1, "Staging", (uint8_t *)old, strlen(old), NULL, &err),
+                     SG_EREFUSED);
+    assert_non_null(strstr(err.msg, "older than"));
+    assert_int_equal(sg_registry_transition(f->reg, "g", v1, "Staging", (uint8_t *)r1, strlen(r1), NULL, &err),
+                     SG_OK);
+    free(r1);
+    free(rb);
+    free(old);
+    /* Refused attempts left nothing: only the successful report is on record. */
+    assert_int_equal(q_int(f->reg, "SELECT count(*) FROM validations"), 1);
+    /* Production: no approval, self-approval, rejection, then a proper approval. */
+    assert_int_equal(signed_transition(f, f->alice_key, "g", v1, "Production", &err), SG_EREFUSED);
+    assert_non_null(strstr(err.msg, "no approval on record (model requires approval)"));
+    sg_registry_request req;
+    assert_int_equal(sg_registry_request_sign(f->alice_key, "approve", "g", v1, "Production", "", &req, &err), SG_OK);
+    assert_int_equal(sg_registry_approve(f->reg, "g", v1, false, NULL, &req, &err), SG_OK);
+    sg_registry_request_clear(&req);
+    assert_int_equal(signed_transition(f, f->alice_key, "g", v1, "Production", &err), SG_EREFUSED);
+    assert_non_null(strstr(err.msg, "approver must differ from the promoter"));
+    char sha[65];
+    sg_sha256_hex((const uint8_t *)"not yet", 7, sha);
+    assert_int_equal(sg_registry_request_sign(f->bob_key, "reject", "g", v1, "Production", sha, &req, &err), SG_OK);
+    assert_int_equal(sg_registry_approve(f->reg, "g", v1, true, "not yet", &req, &err), SG_OK);
+    sg_registry_request_clear(&req);
+    assert_int_equal(signed_transition(f, f->alice_key, "g", v1, "Production", &err), SG_EREFUSED);
+    assert_non_null(strstr(err.msg, "rejected by approver"));
+    assert_int_equal(sg_registry_request_sign(f->bob_key, "approve", "g", v1, "Production", "", &req, &err), SG_OK);
+    assert_int_equal(sg_registry_approve(f->reg, "g", v1, false, "", &req, &err), SG_OK);
+    sg_registry_request_clear(&req);
+    /* bob approves but may not promote */
+    assert_int_equal(signed_transition(f, f->bob_key, "g", v1, "Production", &err), SG_EREFUSED);
+    assert_non_null(strstr(err.msg, "not an authorized promoter"));
+    assert_int_equal(signed_transition(f, f->alice_key, "g", v1, "Production", &err), SG_OK);
+    /* Rollback with no earlier Production version fails clearly. */
+    int64_t restored, archived;
+    assert_int_equal(sg_registry_request_sign(f->alice_key, "rollback", "g", 0, "Production", "", &req, &err), SG_OK);
+    assert_int_equal(sg_registry_rollback(f->reg, "g", &req, &restored, &archived, &err), SG_EREFUSED);
+    assert_non_null(strstr(err.msg, "no earlier Production version"));
+    sg_registry_request_clear(&req);
+}
+
+static void test_request_checks(void **state)
+{
+    fixture *f = *state;
+    sg_err err;
+    make_model(f, "q", false, false);
+    int64_t v1 = add_version(f, "q", f->m1), v2 = add_version(f, "q", f->m2);
+    stage_with_report(f, "q", v1, f->m1);
+    stage_with_report(f, "q", v2, f->m2);
+    sg_registry_request req;
+    /* A request signed for v2 does not promote v1. */
+    assert_int_equal(sg_registry_request_sign(f->alice_key, "transition", "q", v2, "Production", "", &req, &err), SG_OK);
+    assert_int_equal(sg_registry_transition(f->reg, "q", v1, "Production", NULL, 0, &req, &err), SG_EREFUSED);
+    assert_non_null(strstr(err.msg, "names version '2'"));
+    /* A flipped signature byte fails verification. */
+    req.sig[req.sig_len / 2] ^= 1;
+    assert_int_equal(sg_registry_transition(f->reg, "q", v2, "Production", NULL, 0, &req, &err), SG_EREFUSED);
+    assert_non_null(strstr(err.msg, "does not verify"));
+    req.sig[req.sig_len / 2] ^= 1;
+    assert_int_equal(sg_registry_transition(f->reg, "q", v2, "Production", NULL, 0, &req, &err), SG_OK);
+    sg_registry_request_clear(&req);
+    /* The same signed approval is accepted once, then refused as a replay. */
+    assert_int_equal(sg_registry_request_sign(f->alice_key, "approve", "q", v1, "Production", "", &req, &err), SG_OK);
+    assert_int_equal(sg_registry_approve(f->reg, "q", v1, false, "", &req, &err), SG_OK);
+    assert_int_equal(sg_registry_approve(f->reg, "q", v1, false, "", &req, &err), SG_EREFUSED);
+    assert_non_null(strstr(err.msg, "replayed nonce"));
+    sg_registry_request_clear(&req);
+    /* A stale request, correctly signed, is refused. */
+    EVP_PKEY *key = NULL;
+    assert_int_equal(sg_key_load_private(f->alice_key, &key, &err), SG_OK);
+    memset(&req, 0, sizeof req);
+    assert_int_equal(sg_key_id(key, req.key_id, &err), SG_OK);
+    assert_int_equal(sg_key_public_pem(key, &req.pub_pem, &err), SG_OK);
+    assert_true(asprintf(&req.text,
+                         "stagegate-registry-request/v1\naction=transition\nmodel=q\nversion=1\n"
+                         "target=Production\nevidence=\ntime=2001-01-01T00:00:00Z\n"
+                         "nonce=00112233445566778899aabbccddeeff\nkey=%s\n",
+                         req.key_id) > 0);
+    assert_int_equal(sg_sign(key, (uint8_t *)req.text, strlen(req.text), &req.sig, &req.sig_len, &err), SG_OK);
+    assert_int_equal(sg_registry_transition(f->reg, "q", v1, "Production", NULL, 0, &req, &err), SG_EREFUSED);
+    assert_non_null(strstr(err.msg, "from the registry clock"));
+    sg_registry_request_clear(&req);
+    EVP_PKEY_free(key);
+    assert_int_equal(q_int(f->reg, "SELECT count(*) FROM model_versions WHERE stage = 'Production'"), 1);
+}
+
+/* Re-derives event 1's hash from the documented encoding with plain OpenSSL. */
+static void expected_hash(sqlite3_stmt *st, char hex[65])
+{
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+    EVP_DigestUpdate(ctx, "stagegate-audit/v1\n", 19);
+    for (int i = 0; i < 13; i++) {
+        const char *v = (const char *)sqlite3_column_text(st, i);
+        char len[32];
+        snprintf(len, sizeof len, "%zu:", strlen(v));
+        EVP_DigestUpdate(ctx, len, strlen(len));
+        EVP_DigestUpdate(ctx, v, strlen(v));
+        EVP_DigestUpdate(ctx, "\n", 1);
+    }
+    unsigned char d[32];
+    EVP_DigestFinal_ex(ctx, d, NULL);
+    EVP_MD_CTX_free(ctx);
+    for (int i = 0; i < 32; i++) sprintf(hex + 2 * i, "%02x", d[i]);
+}
+
+static void test_audit_chain(void **state)
+{
+    fixture *f = *state;
+    sg_err err;
+    make_model(f, "a", false, false);
+    int64_t v1 = add_version(f, "a", f->m1);
+    add_version(f, "a", f->m2);
+    stage_with_report(f, "a", v1, f->m1);
+    json_t *sum = NULL;
+    assert_int_equal(sg_registry_verify_log(f->reg, &sum, &err), SG_OK);
+    assert_int_equal(json_integer_value(json_object_get(sum, "events")), 4);
+    json_decref(sum);
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(f->reg->db,
+                                        "SELECT CAST(seq AS TEXT), model_name, CAST(version AS TEXT), action,"
+                                        " from_stage, to_stage, actor_key_id, evidence_sha256, detail,"
+                                        " request_text, signature, created_at, prev_hash, hash FROM audit_log"
+                                        " WHERE seq <= 2 ORDER BY seq",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    char prev[65] = REG_ZERO_HASH, want[65];
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        assert_string_equal((const char *)sqlite3_column_text(st, 12), prev);
+        expected_hash(st, want);
+        assert_string_equal((const char *)sqlite3_column_text(st, 13), want);
+        memcpy(prev, want, 65);
+    }
+    sqlite3_finalize(st);
+    /* The triggers refuse edits; with them dropped, an edit or a deletion is detected. */
+    assert_int_not_equal(sqlite3_exec(f->reg->db, "UPDATE audit_log SET detail = 'x' WHERE seq = 2", NULL, NULL, NULL),
+                         SQLITE_OK);
+    assert_int_equal(sqlite3_exec(f->reg->db,
+                                  "DROP TRIGGER audit_log_append_only_update;"
+                                  "DROP TRIGGER audit_log_append_only_delete;"
+                                  "UPDATE audit_log SET detail = 'elsewhere' WHERE seq = 2",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sg_registry_verify_log(f->reg, NULL, &err), SG_EREFUSED);
+    assert_non_null(strstr(err.msg, "event 2"));
+    assert_int_equal(sqlite3_exec(f->reg->db, "DELETE FROM audit_log WHERE seq >= 2", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sg_registry_verify_log(f->reg, NULL, &err), SG_EREFUSED);
+    assert_non_null(strstr(err.msg, "head records 4 events but the chain has 1"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_schema, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_single_production_constraint, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gates, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_request_checks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_audit_chain, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

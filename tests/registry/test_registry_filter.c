@@ -1,0 +1,114 @@
+/* Search filter parser and matcher; LIKE is checked against SQLite's own LIKE. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "registry/registry_internal.h"
+
+static void test_parse_ok(void **state)
+{
+    reg_filter f;
+    sg_err err;
+    assert_int_equal(reg_filter_parse("name = 'fraud' AND tags.team != \"risk\" and stage LIKE 'Prod%'"
+                                      " AND tags.`odd key` ILIKE 'A_c'",
+                                      &f, &err),
+                     SG_OK);
+    assert_int_equal(f.n, 4);
+    assert_int_equal(f.conds[0].field, REG_F_NAME);
+    assert_int_equal(f.conds[0].op, REG_OP_EQ);
+    assert_string_equal(f.conds[0].value, "fraud");
+    assert_int_equal(f.conds[1].field, REG_F_TAG);
+    assert_string_equal(f.conds[1].tag, "team");
+    assert_int_equal(f.conds[1].op, REG_OP_NE);
+    assert_int_equal(f.conds[2].field, REG_F_STAGE);
+    assert_int_equal(f.conds[2].op, REG_OP_LIKE);
+    assert_string_equal(f.conds[3].tag, "odd key");
+    assert_int_equal(f.conds[3].op, REG_OP_ILIKE);
+    assert_int_equal(reg_filter_parse("   ", &f, &err), SG_OK);
+    assert_int_equal(f.n, 0);
+}
+
+static void expect_error(const char *text, const char *fragment)
+{
+    reg_filter f;
+    sg_err err;
+    assert_int_equal(reg_filter_parse(text, &f, &err), SG_EINPUT);
+    if (!strstr(err.msg, fragment)) fail_msg("'%s': got '%s', wanted '%s'", text, err.msg, fragment);
+}
+
+static void test_parse_errors(void **state)
+{
+    expect_error("name = 'x' AND", "at position 15: expected a field");
+    expect_error("name = x", "at position 8: expected a quoted string");
+    expect_error("name 'x'", "at position 6: expected an operator");
+    expect_error("name = 'x", "at position 10: expected a closing quote");
+    expect_error("name = 'x' OR stage = 'y'", "at position 12: expected AND");
+    expect_error("tags. = 'x'", "at position 6: expected a tag key");
+    expect_error("tags.`abc = 'x'", "expected a closing backtick");
+    expect_error("version = '1'", "at position 1: expected a field");
+}
+
+static void test_match(void **state)
+{
+    reg_filter f;
+    sg_err err;
+    json_t *tags = json_pack("{ss}", "team", "risk");
+    assert_int_equal(reg_filter_parse("name LIKE 'fraud%' AND tags.team = 'risk'", &f, &err), SG_OK);
+    assert_true(reg_filter_match(&f, "fraud-detector", "None", tags));
+    assert_false(reg_filter_match(&f, "churn", "None", tags));
+    assert_false(reg_filter_match(&f, "fraud-detector", "None", NULL));
+    assert_int_equal(reg_filter_parse("tags.owner != 'bob'", &f, &err), SG_OK);
+    assert_true(reg_filter_match(&f, "x", "None", tags)); /* a missing tag differs from any value */
+    assert_int_equal(reg_filter_parse("stage = 'production'", &f, &err), SG_OK);
+    assert_false(reg_filter_match(&f, "x", "Production", tags)); /* = is exact */
+    assert_int_equal(reg_filter_parse("stage ILIKE 'production'", &f, &err), SG_OK);
+    assert_true(reg_filter_match(&f, "x", "Production", tags));
+    json_decref(tags);
+}
+
+/* reg_like(ci = true) must agree with SQLite's LIKE (ASCII case-insensitive) everywhere. */
+static void test_like_vs_sqlite(void **state)
+{
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(":memory:", &db), SQLITE_OK);
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT ? LIKE ?", -1, &st, NULL), SQLITE_OK);
+    const char alphabet[] = "aAb%_";
+    unsigned seed = 12345;
+    for (int iter = 0; iter < 20000; iter++) {
+        char s[8], p[8];
+        int ls = (int)((seed = seed * 1103515245u + 12345u) >> 16) % 7;
+        int lp = (int)((seed = seed * 1103515245u + 12345u) >> 16) % 7;
+        for (int i = 0; i < ls; i++) s[i] = "aAbc"[((seed = seed * 1103515245u + 12345u) >> 16) % 4];
+        for (int i = 0; i < lp; i++) p[i] = alphabet[((seed = seed * 1103515245u + 12345u) >> 16) % 5];
+        s[ls] = p[lp] = '\0';
+        sqlite3_bind_text(st, 1, s, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, p, -1, SQLITE_STATIC);
+        assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+        bool want = sqlite3_column_int(st, 0) != 0;
+        sqlite3_reset(st);
+        if (reg_like(s, p, true) != want) fail_msg("'%s' LIKE '%s': sqlite says %d", s, p, want);
+        /* case-sensitive LIKE matches iff the case-folded match holds and the cases agree */
+        if (reg_like(s, p, false) && !want) fail_msg("'%s' LIKE '%s' case-sensitively but not folded", s, p);
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    assert_true(reg_like("Prod", "Prod", false));
+    assert_false(reg_like("prod", "Prod", false));
+    assert_true(reg_like("prod", "Prod", true));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parse_ok),
+        cmocka_unit_test(test_parse_errors),
+        cmocka_unit_test(test_match),
+        cmocka_unit_test(test_like_vs_sqlite),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
