@@ -33,6 +33,14 @@ static void md_num(FILE *out, double v)
         fputs("—", out);
 }
 
+static void md_ms(FILE *out, double ms)
+{
+    if (ms < 1.0)
+        fprintf(out, "%.4g µs", ms * 1000.0);
+    else
+        fprintf(out, "%.4g ms", ms);
+}
+
 int sg_render_markdown(FILE *out, const sg_gate_decision *d, json_t *statement)
 {
     fprintf(out, "### %s stagegate gate %s: ", d->passed ? "✅" : "❌", d->passed ? "PASSED" : "FAILED");
@@ -78,8 +86,13 @@ int sg_render_markdown(FILE *out, const sg_gate_decision *d, json_t *statement)
     if (lat && sg_render_latency_ms(lat, "p50", &p50) && sg_render_latency_ms(lat, "p90", &p90) &&
         sg_render_latency_ms(lat, "p99", &p99)) {
         const char *sc = json_string_value(json_object_get(lat, "scenario"));
-        fprintf(out, "\nLatency (%s): p50 %.4g ms · p90 %.4g ms · p99 %.4g ms\n", sc ? sc : "bench", p50, p90,
-                p99);
+        fprintf(out, "\nLatency (%s): p50 ", sc ? sc : "bench");
+        md_ms(out, p50);
+        fputs(" · p90 ", out);
+        md_ms(out, p90);
+        fputs(" · p99 ", out);
+        md_ms(out, p99);
+        fputc('\n', out);
     }
     json_t *sh = sg_render_pred(statement, "shadow");
     json_t *agr = json_object_get(sh, "agreement");
