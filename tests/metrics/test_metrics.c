@@ -318,6 +318,54 @@ static void test_streaming_matches_one_chunk(void **state)
     free(w);
 }
 
+/* Binary score store growing from empty over many chunks (weights moved along with keys)
+   must give what one presized chunk gives. */
+static void test_binary_store_growth(void **state)
+{
+    (void)state;
+    enum { N = 30001 };
+    float *proba = malloc(2 * N * sizeof *proba);
+    int32_t *y = malloc(N * sizeof *y), *pred = malloc(N * sizeof *pred);
+    double *w = malloc(N * sizeof *w);
+    srand(3);
+    for (int i = 0; i < N; i++) {
+        y[i] = rand() % 3 == 0;
+        float p1 = (float)((rand() % 200) / 200.0 * 0.6 + 0.4 * y[i]);
+        proba[2 * i] = 1.0f - p1;
+        proba[2 * i + 1] = p1;
+        pred[i] = p1 >= 0.5f;
+        w[i] = 0.25 * (rand() % 9);
+    }
+    for (int weighted = 0; weighted < 2; weighted++) {
+        sg_metrics m[2];
+        sg_err err;
+        for (int pass = 0; pass < 2; pass++) {
+            sg_metrics_acc *a;
+            assert_int_equal(sg_metrics_acc_new(SG_TASK_BINARY, 2, pass ? 0 : N, &a, &err), SG_OK);
+            int step = pass ? 777 : N;
+            for (int s = 0; s < N; s += step) {
+                int l = s + step > N ? N - s : step;
+                assert_int_equal(sg_metrics_add_classification(a, l, proba + 2 * s, y + s,
+                                                               pred + s, weighted ? w + s : NULL,
+                                                               &err),
+                                 SG_OK);
+            }
+            assert_int_equal(sg_metrics_finish(a, &m[pass], &err), SG_OK);
+            sg_metrics_acc_free(a);
+        }
+        assert_near(m[0].roc_auc, m[1].roc_auc, 1e-14);
+        assert_near(m[0].average_precision, m[1].average_precision, 1e-14);
+        assert_near(m[0].log_loss, m[1].log_loss, 1e-14);
+        assert_true(m[0].roc_auc > 0.6 && m[0].roc_auc < 1.0); /* a real, non-trivial curve */
+        sg_metrics_clear(&m[0]);
+        sg_metrics_clear(&m[1]);
+    }
+    free(proba);
+    free(y);
+    free(pred);
+    free(w);
+}
+
 static int cmp_u32(const void *a, const void *b)
 {
     uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
@@ -401,6 +449,7 @@ int main(void)
         cmocka_unit_test(test_multiclass_absent_labels),
         cmocka_unit_test(test_regression),
         cmocka_unit_test(test_streaming_matches_one_chunk),
+        cmocka_unit_test(test_binary_store_growth),
         cmocka_unit_test(test_radix_sort_orders_floats),
         cmocka_unit_test(test_bad_input),
     };
