@@ -11,7 +11,8 @@
  *  - r2_score follows force_finite=True (constant targets: 1.0 if perfect, else 0.0) and is
  *    undefined (null) with fewer than two rows, as sklearn returns nan there.
  *  - max_error ignores weights, as sklearn does.
- * Weights must be finite and >= 0 and must not all be zero.
+ * Weights must be finite and >= 0 and must not all be zero; either every chunk has weights
+ * or none has (the first add call decides).
  */
 #ifndef STAGEGATE_METRICS_H
 #define STAGEGATE_METRICS_H
@@ -69,7 +70,8 @@ int sg_metrics_add_classification(sg_metrics_acc *a, int64_t n, const float *pro
 int sg_metrics_add_regression(sg_metrics_acc *a, int64_t n, const float *pred,
                               const double *y_true, const double *weights, sg_err *err);
 
-/* Computes final values; out->confusion_matrix is owned by out (sg_metrics_clear frees it).
+/* Computes final values into out (overwritten: clear a previous result first);
+   out->confusion_matrix is owned by out (sg_metrics_clear frees it).
    SG_EINPUT when no rows were added or all weights are zero. The accumulator may be freed
    afterwards; finishing twice is allowed. */
 int sg_metrics_finish(sg_metrics_acc *a, sg_metrics *out, sg_err *err);
