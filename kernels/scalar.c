@@ -15,17 +15,6 @@ float sg_logistic_ref(float z)
     return z >= 0.0f ? p : e * p;
 }
 
-static float act_one(float v, sg_activation act)
-{
-    switch (act) {
-    case SG_ACT_RELU: return v < 0.0f ? 0.0f : v; /* NaN passes, like numpy.maximum */
-    case SG_ACT_TANH: return tanhf(v);
-    case SG_ACT_LOGISTIC: return sg_logistic_ref(v);
-    case SG_ACT_IDENTITY:
-    default: return v;
-    }
-}
-
 static void scalar_matvec(const float *x, const float *W, const float *b, int n_in, int n_out,
                           float *y)
 {
@@ -41,10 +30,26 @@ static void scalar_matvec(const float *x, const float *W, const float *b, int n_
 
 static void scalar_bias_act(float *Y, int64_t n, int width, const float *b, sg_activation act)
 {
+    /* The switch sits outside the element loops: per element it became an unpredictable
+       branch on the sign of relu's input (7-10 ns an element on real layer outputs). */
     for (int64_t r = 0; r < n; r++) {
         float *y = Y + r * width;
-        for (int j = 0; j < width; j++)
-            y[j] = act_one(b ? y[j] + b[j] : y[j], act);
+        if (b)
+            for (int j = 0; j < width; j++) y[j] += b[j];
+        switch (act) {
+        case SG_ACT_RELU:
+            /* NaN passes, like numpy.maximum; -0 stays -0, like the SIMD max. */
+            for (int j = 0; j < width; j++) y[j] = y[j] < 0.0f ? 0.0f : y[j];
+            break;
+        case SG_ACT_TANH:
+            for (int j = 0; j < width; j++) y[j] = tanhf(y[j]);
+            break;
+        case SG_ACT_LOGISTIC:
+            for (int j = 0; j < width; j++) y[j] = sg_logistic_ref(y[j]);
+            break;
+        case SG_ACT_IDENTITY:
+        default: break;
+        }
     }
 }
 
