@@ -30,12 +30,30 @@ struct sg_dataset {
     int64_t scratch_rows;
 };
 
-int64_t sg_dataset_rows(const sg_dataset *ds) { return ds->n; }
-int sg_dataset_features(const sg_dataset *ds) { return ds->d; }
-sg_label_kind sg_dataset_label_kind(const sg_dataset *ds) { return ds->kind; }
-bool sg_dataset_has_weights(const sg_dataset *ds) { return ds->w >= 0; }
-const char *sg_dataset_path(const sg_dataset *ds) { return ds->path; }
-int64_t sg_dataset_chunk_rows(const sg_dataset *ds) { return ds->chunk_rows; }
+int64_t sg_dataset_rows(const sg_dataset *ds)
+{
+    return ds->n;
+}
+int sg_dataset_features(const sg_dataset *ds)
+{
+    return ds->d;
+}
+sg_label_kind sg_dataset_label_kind(const sg_dataset *ds)
+{
+    return ds->kind;
+}
+bool sg_dataset_has_weights(const sg_dataset *ds)
+{
+    return ds->w >= 0;
+}
+const char *sg_dataset_path(const sg_dataset *ds)
+{
+    return ds->path;
+}
+int64_t sg_dataset_chunk_rows(const sg_dataset *ds)
+{
+    return ds->chunk_rows;
+}
 
 static size_t next_prime(size_t n)
 {
@@ -150,8 +168,8 @@ static int open_members(sg_dataset *ds, sg_err *err)
     if (!rc) rc = open_member(ds, "/X", true, 2, &ds->X, &ds->chunk_rows, xd, err);
     if (rc) return rc;
     if (elem_kind(ds->X, tn, sizeof tn) != 'f')
-        return sg_errf(err, SG_EINPUT, "%s: /X has dtype %s, expected float32 or float64",
-                       ds->path, tn);
+        return sg_errf(err, SG_EINPUT, "%s: /X has dtype %s, expected float32 or float64", ds->path,
+                       tn);
     if (xd[0] == 0) return sg_errf(err, SG_EINPUT, "%s: /X has 0 rows", ds->path);
     if (xd[1] == 0 || xd[1] > MAX_FEATURES)
         return sg_errf(err, SG_EINPUT, "%s: /X has %llu features (must be 1..%d)", ds->path,
@@ -245,7 +263,8 @@ static int read_rows(sg_dataset *ds, hid_t d, const char *name, hid_t memtype, i
     hsize_t start[2] = {(hsize_t)row0, 0}, count[2] = {(hsize_t)n, (hsize_t)(cols > 0 ? cols : 1)};
     hid_t ms = H5Screate_simple(rank, count, NULL);
     herr_t st = -1;
-    if (fs >= 0 && ms >= 0 && H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) >= 0)
+    if (fs >= 0 && ms >= 0 &&
+        H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) >= 0)
         st = H5Dread(d, memtype, ms, fs, H5P_DEFAULT, buf);
     if (ms >= 0) H5Sclose(ms);
     if (fs >= 0) H5Sclose(fs);
@@ -327,10 +346,11 @@ static int read_locked(sg_dataset *ds, int64_t row0, int64_t n, float *X, int32_
     }
     if (!rc && weights) {
         if (ds->w < 0) {
-            for (int64_t i = 0; i < n; i++) weights[i] = 1.0;
+            for (int64_t i = 0; i < n; i++)
+                weights[i] = 1.0;
         } else {
-            rc = read_rows(ds, ds->w, "/sample_weight", H5T_NATIVE_DOUBLE, row0, n, 0, weights,
-                           err);
+            rc =
+                read_rows(ds, ds->w, "/sample_weight", H5T_NATIVE_DOUBLE, row0, n, 0, weights, err);
             if (!rc) rc = check_finite_d(ds, "/sample_weight", weights, row0, n, true, err);
         }
     }

@@ -156,26 +156,45 @@ void sg_h5_type_name(hid_t type, char *buf, size_t len)
     case H5T_INTEGER:
         snprintf(buf, len, "%sint%zu", H5Tget_sign(type) == H5T_SGN_NONE ? "u" : "", size * 8);
         break;
-    case H5T_FLOAT: snprintf(buf, len, "float%zu", size * 8); break;
-    case H5T_STRING: snprintf(buf, len, "string"); break;
-    case H5T_COMPOUND: snprintf(buf, len, "compound"); break;
-    case H5T_ENUM: snprintf(buf, len, "enum (e.g. bool)"); break;
-    case H5T_ARRAY: snprintf(buf, len, "array"); break;
-    case H5T_VLEN: snprintf(buf, len, "variable-length"); break;
-    case H5T_OPAQUE: snprintf(buf, len, "opaque"); break;
-    case H5T_REFERENCE: snprintf(buf, len, "reference"); break;
-    default: snprintf(buf, len, "unknown type"); break;
+    case H5T_FLOAT:
+        snprintf(buf, len, "float%zu", size * 8);
+        break;
+    case H5T_STRING:
+        snprintf(buf, len, "string");
+        break;
+    case H5T_COMPOUND:
+        snprintf(buf, len, "compound");
+        break;
+    case H5T_ENUM:
+        snprintf(buf, len, "enum (e.g. bool)");
+        break;
+    case H5T_ARRAY:
+        snprintf(buf, len, "array");
+        break;
+    case H5T_VLEN:
+        snprintf(buf, len, "variable-length");
+        break;
+    case H5T_OPAQUE:
+        snprintf(buf, len, "opaque");
+        break;
+    case H5T_REFERENCE:
+        snprintf(buf, len, "reference");
+        break;
+    default:
+        snprintf(buf, len, "unknown type");
+        break;
     }
 }
 
 /* Opens attribute name on obj when it holds exactly one element. */
-static int open_scalar_attr(hid_t obj, const char *name, hid_t *attr, hid_t *type,
-                            const char *path, const char *where, sg_err *err)
+static int open_scalar_attr(hid_t obj, const char *name, hid_t *attr, hid_t *type, const char *path,
+                            const char *where, sg_err *err)
 {
     htri_t ex = H5Aexists(obj, name);
     if (ex <= 0) return 1;
     *attr = H5Aopen(obj, name, H5P_DEFAULT);
-    if (*attr < 0) return sg_errf(err, SG_EINPUT, "%s: attribute %s%s cannot be read", path, where, name);
+    if (*attr < 0)
+        return sg_errf(err, SG_EINPUT, "%s: attribute %s%s cannot be read", path, where, name);
     *type = H5Aget_type(*attr);
     hid_t space = H5Aget_space(*attr);
     hssize_t npoints = space >= 0 ? H5Sget_simple_extent_npoints(space) : -1;
@@ -233,13 +252,14 @@ int sg_h5_attr_string(hid_t obj, const char *name, char *buf, size_t len, const 
     if (rc == SG_OK) {
         /* Space-padded fixed strings (Fortran style) compare equal to their trimmed text. */
         size_t n = strlen(buf);
-        while (n > 0 && buf[n - 1] == ' ') buf[--n] = '\0';
+        while (n > 0 && buf[n - 1] == ' ')
+            buf[--n] = '\0';
     }
     return rc;
 }
 
-int sg_h5_attr_int(hid_t obj, const char *name, int64_t *value, const char *path,
-                   const char *where, sg_err *err)
+int sg_h5_attr_int(hid_t obj, const char *name, int64_t *value, const char *path, const char *where,
+                   sg_err *err)
 {
     hid_t attr, type;
     int rc = open_scalar_attr(obj, name, &attr, &type, path, where, err);
@@ -249,8 +269,8 @@ int sg_h5_attr_int(hid_t obj, const char *name, int64_t *value, const char *path
         sg_h5_type_name(type, tn, sizeof tn);
         H5Tclose(type);
         H5Aclose(attr);
-        return sg_errf(err, SG_EINPUT, "%s: attribute %s%s is %s, expected an integer", path,
-                       where, name, tn);
+        return sg_errf(err, SG_EINPUT, "%s: attribute %s%s is %s, expected an integer", path, where,
+                       name, tn);
     }
     if (H5Aread(attr, H5T_NATIVE_INT64, value) < 0)
         rc = sg_errf(err, SG_EINPUT, "%s: attribute %s%s cannot be read", path, where, name);

@@ -43,8 +43,8 @@ int sg_h5_attr_string(hid_t obj, const char *name, char *buf, size_t len, const 
                       const char *where, sg_err *err);
 
 /* Reads a scalar integer attribute. Returns SG_OK, 1 when absent, or an error. */
-int sg_h5_attr_int(hid_t obj, const char *name, int64_t *value, const char *path,
-                   const char *where, sg_err *err);
+int sg_h5_attr_int(hid_t obj, const char *name, int64_t *value, const char *path, const char *where,
+                   sg_err *err);
 
 /* Writes a scalar attribute (variable-length UTF-8 string, or int64). */
 int sg_h5_write_attr_string(hid_t obj, const char *name, const char *value);

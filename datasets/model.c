@@ -15,9 +15,12 @@
 const char *sg_task_name(sg_task t)
 {
     switch (t) {
-    case SG_TASK_BINARY: return "binary";
-    case SG_TASK_MULTICLASS: return "multiclass";
-    case SG_TASK_REGRESSION: return "regression";
+    case SG_TASK_BINARY:
+        return "binary";
+    case SG_TASK_MULTICLASS:
+        return "multiclass";
+    case SG_TASK_REGRESSION:
+        return "regression";
     }
     return "unknown";
 }
@@ -25,10 +28,14 @@ const char *sg_task_name(sg_task t)
 const char *sg_activation_name(sg_activation a)
 {
     switch (a) {
-    case SG_ACT_IDENTITY: return "identity";
-    case SG_ACT_RELU: return "relu";
-    case SG_ACT_TANH: return "tanh";
-    case SG_ACT_LOGISTIC: return "logistic";
+    case SG_ACT_IDENTITY:
+        return "identity";
+    case SG_ACT_RELU:
+        return "relu";
+    case SG_ACT_TANH:
+        return "tanh";
+    case SG_ACT_LOGISTIC:
+        return "logistic";
     }
     return "unknown";
 }
@@ -36,9 +43,12 @@ const char *sg_activation_name(sg_activation a)
 const char *sg_link_name(sg_link l)
 {
     switch (l) {
-    case SG_LINK_IDENTITY: return "identity";
-    case SG_LINK_SIGMOID: return "sigmoid";
-    case SG_LINK_SOFTMAX: return "softmax";
+    case SG_LINK_IDENTITY:
+        return "identity";
+    case SG_LINK_SIGMOID:
+        return "sigmoid";
+    case SG_LINK_SOFTMAX:
+        return "softmax";
     }
     return "unknown";
 }
@@ -149,8 +159,10 @@ static int read_params(hid_t file, const char *path, const char *name, int rank,
     H5Sclose(space);
     H5Tclose(type);
     H5Dclose(ds);
-    if (rc != SG_OK) sg_free_aligned(buf);
-    else *out = buf;
+    if (rc != SG_OK)
+        sg_free_aligned(buf);
+    else
+        *out = buf;
     return rc;
 }
 
@@ -251,15 +263,16 @@ static int load_layer(hid_t f, const char *path, sg_model *m, int i, sg_err *err
     sg_layer *L = &m->layers[i];
     snprintf(name, sizeof name, "/layers/%d", i);
     if (!sg_h5_exists(f, name) || H5Oexists_by_name(f, name, H5P_DEFAULT) <= 0)
-        return sg_errf(err, SG_EINPUT, "%s: %s is missing (layers must be named 0..%d)", path,
-                       name, m->n_layers - 1);
+        return sg_errf(err, SG_EINPUT, "%s: %s is missing (layers must be named 0..%d)", path, name,
+                       m->n_layers - 1);
     hid_t g = H5Gopen2(f, name, H5P_DEFAULT);
     if (g < 0) return sg_errf(err, SG_EINPUT, "%s: %s is not a group", path, name);
     char act[64], where[80];
     snprintf(where, sizeof where, "%s/", name);
     int rc = sg_h5_attr_string(g, "activation", act, sizeof act, path, where, err);
     H5Gclose(g);
-    if (rc == 1) return sg_errf(err, SG_EINPUT, "%s: attribute %sactivation is missing", path, where);
+    if (rc == 1)
+        return sg_errf(err, SG_EINPUT, "%s: attribute %sactivation is missing", path, where);
     if (rc) return rc;
     if (parse_activation(act, &L->act))
         return sg_errf(err, SG_EINPUT,
@@ -283,9 +296,8 @@ static int load_layer(hid_t f, const char *path, sg_model *m, int i, sg_err *err
         if (i == 0)
             return sg_errf(err, SG_EINPUT, "%s: %s has %d input rows but n_features is %d", path,
                            wname, L->n_in, want_in);
-        return sg_errf(err, SG_EINPUT,
-                       "%s: %s has %d input rows but /layers/%d/W has %d outputs", path, wname,
-                       L->n_in, i - 1, want_in);
+        return sg_errf(err, SG_EINPUT, "%s: %s has %d input rows but /layers/%d/W has %d outputs",
+                       path, wname, L->n_in, i - 1, want_in);
     }
     m->param_bytes += ((size_t)L->n_in * (size_t)L->n_out + (size_t)L->n_out) * sizeof(float);
     return SG_OK;

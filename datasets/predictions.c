@@ -27,8 +27,9 @@ static hid_t create_2d(hid_t file, const char *name, hid_t type, int64_t rows, i
 {
     hsize_t dims[2] = {(hsize_t)rows, (hsize_t)cols};
     hid_t space = H5Screate_simple(cols > 0 ? 2 : 1, dims, NULL);
-    hid_t d = space >= 0 ? H5Dcreate2(file, name, type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)
-                         : H5I_INVALID_HID;
+    hid_t d = space >= 0
+                  ? H5Dcreate2(file, name, type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)
+                  : H5I_INVALID_HID;
     if (space >= 0) H5Sclose(space);
     return d;
 }
@@ -51,8 +52,8 @@ int sg_pred_writer_open(const char *path, int64_t n_rows, int width, bool classi
     sg_pred_writer *w = calloc(1, sizeof *w);
     if (!w) return sg_errf(err, SG_ENOMEM, "%s: out of memory", path);
     w->file = w->values = w->labels = H5I_INVALID_HID;
-    int rc = strlen(path) < sizeof w->path ? SG_OK
-                                           : sg_errf(err, SG_EINPUT, "%s: path too long", path);
+    int rc =
+        strlen(path) < sizeof w->path ? SG_OK : sg_errf(err, SG_EINPUT, "%s: path too long", path);
     if (!rc) rc = sg_tmp_path_for(path, w->tmp, sizeof w->tmp, err);
     if (rc) {
         free(w);
@@ -99,7 +100,8 @@ static herr_t write_rows(hid_t d, hid_t memtype, int64_t row0, int64_t n, int co
     hsize_t start[2] = {(hsize_t)row0, 0}, count[2] = {(hsize_t)n, (hsize_t)(cols > 0 ? cols : 1)};
     hid_t ms = H5Screate_simple(cols > 0 ? 2 : 1, count, NULL);
     herr_t st = -1;
-    if (fs >= 0 && ms >= 0 && H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) >= 0)
+    if (fs >= 0 && ms >= 0 &&
+        H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) >= 0)
         st = H5Dwrite(d, memtype, ms, fs, H5P_DEFAULT, buf);
     if (ms >= 0) H5Sclose(ms);
     if (fs >= 0) H5Sclose(fs);
@@ -109,14 +111,13 @@ static herr_t write_rows(hid_t d, hid_t memtype, int64_t row0, int64_t n, int co
 int sg_pred_writer_write(sg_pred_writer *w, int64_t row0, int64_t n, const float *values,
                          const int32_t *labels, sg_err *err)
 {
-    if (row0 < 0 || n < 0 || row0 > w->n_rows || n > w->n_rows - row0 ||
-        (w->classifier && !labels))
+    if (row0 < 0 || n < 0 || row0 > w->n_rows || n > w->n_rows - row0 || (w->classifier && !labels))
         return sg_errf(err, SG_EINTERNAL, "%s: bad prediction write of rows %lld..+%lld", w->path,
                        (long long)row0, (long long)n);
     if (n == 0) return SG_OK;
     sg_h5_enter();
-    herr_t st = write_rows(w->values, H5T_NATIVE_FLOAT, row0, n, w->classifier ? w->width : 0,
-                           values);
+    herr_t st =
+        write_rows(w->values, H5T_NATIVE_FLOAT, row0, n, w->classifier ? w->width : 0, values);
     if (st >= 0 && w->classifier) st = write_rows(w->labels, H5T_NATIVE_INT32, row0, n, 0, labels);
     sg_h5_leave();
     if (st < 0) return sg_errf(err, SG_EIO, "%s: writing predictions failed", w->path);
@@ -138,7 +139,8 @@ int sg_pred_writer_commit(sg_pred_writer *w, sg_err *err)
     if (w->labels >= 0) H5Dclose(w->labels);
     if (w->values >= 0) H5Dclose(w->values);
     w->labels = w->values = H5I_INVALID_HID;
-    if (H5Fclose(f) < 0 && !rc) rc = sg_errf(err, SG_EIO, "%s: closing predictions failed", w->path);
+    if (H5Fclose(f) < 0 && !rc)
+        rc = sg_errf(err, SG_EIO, "%s: closing predictions failed", w->path);
     sg_h5_leave();
     if (!rc) {
         /* HDF5 does not fsync; do it so the rename never exposes unwritten data. */
@@ -147,8 +149,10 @@ int sg_pred_writer_commit(sg_pred_writer *w, sg_err *err)
             rc = sg_errf(err, SG_EIO, "%s: syncing predictions failed", w->path);
         if (fd >= 0) close(fd);
     }
-    if (!rc) rc = sg_commit_tmp(w->tmp, w->path, err);
-    else unlink(w->tmp);
+    if (!rc)
+        rc = sg_commit_tmp(w->tmp, w->path, err);
+    else
+        unlink(w->tmp);
     free(w);
     return rc;
 }

@@ -61,14 +61,15 @@ int sg_dataset_read(sg_dataset *ds, int64_t row0, int64_t n, float *X, int32_t *
  * no file) unless exactly n_rows rows were written.
  */
 typedef struct sg_pred_writer sg_pred_writer;
-/* width: k for classifiers (/proba [n,k] float32 + /label [n] int32), 1 for regression (/prediction [n]). */
+/* width: k for classifiers (/proba [n,k] float32 + /label [n] int32), 1 for regression (/prediction
+ * [n]). */
 int sg_pred_writer_open(const char *path, int64_t n_rows, int width, bool classifier,
                         sg_pred_writer **out, sg_err *err);
 /* proba or prediction rows [row0,row0+n); labels may be NULL for regression. */
 int sg_pred_writer_write(sg_pred_writer *w, int64_t row0, int64_t n, const float *values,
                          const int32_t *labels, sg_err *err);
 int sg_pred_writer_commit(sg_pred_writer *w, sg_err *err); /* closes, renames, frees */
-void sg_pred_writer_abort(sg_pred_writer *w);             /* closes, unlinks, frees */
+void sg_pred_writer_abort(sg_pred_writer *w);              /* closes, unlinks, frees */
 
 #ifdef __cplusplus
 }

@@ -32,23 +32,25 @@ typedef struct {
     int n_out;
     float *W; /* [n_in][n_out] row-major, 64-byte aligned */
     float *b; /* [n_out] */
-    sg_activation act; /* activation of this layer; the last layer's is identity (the link follows) */
+    /* Activation of this layer; the last layer's is identity (the link follows). */
+    sg_activation act;
 } sg_layer;
 
 typedef struct {
     sg_task task;
-    int n_classes;  /* 2 for binary, k for multiclass, 0 for regression */
+    int n_classes; /* 2 for binary, k for multiclass, 0 for regression */
     int n_features;
-    int n_outputs;  /* columns of the last layer: 1 (binary, regression) or k (multiclass) */
-    float *mean;    /* [n_features] or NULL when there is no standardisation */
-    float *scale;   /* [n_features] or NULL */
+    int n_outputs; /* columns of the last layer: 1 (binary, regression) or k (multiclass) */
+    float *mean;   /* [n_features] or NULL when there is no standardisation */
+    float *scale;  /* [n_features] or NULL */
     int n_layers;
     sg_layer *layers;
     sg_link link;
-    char estimator[128];  /* free text from the exporter, e.g. "Pipeline(StandardScaler, MLPClassifier)" */
+    /* Free text from the exporter, e.g. "Pipeline(StandardScaler, MLPClassifier(...))". */
+    char estimator[128];
     char path[4096];
-    uint8_t sha256[32];   /* digest of the file it was loaded from */
-    size_t param_bytes;   /* bytes of weights, biases and standardisation */
+    uint8_t sha256[32]; /* digest of the file it was loaded from */
+    size_t param_bytes; /* bytes of weights, biases and standardisation */
 } sg_model;
 
 /*

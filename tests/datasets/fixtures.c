@@ -134,8 +134,10 @@ static void write_layer(hid_t f, int i, int n_in, int n_out, const char *act, fl
     FX_CHECK(g >= 0);
     fx_attr_str(g, "activation", act);
     float W[64], b[16];
-    for (int k = 0; k < n_in * n_out; k++) W[k] = base + 0.01f * (float)k;
-    for (int k = 0; k < n_out; k++) b[k] = -base + 0.1f * (float)k;
+    for (int k = 0; k < n_in * n_out; k++)
+        W[k] = base + 0.01f * (float)k;
+    for (int k = 0; k < n_out; k++)
+        b[k] = -base + 0.1f * (float)k;
     hsize_t wd[2] = {(hsize_t)n_in, (hsize_t)n_out}, bd[1] = {(hsize_t)n_out};
     fx_write(g, "W", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, wd, W);
     fx_write(g, "b", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1, bd, b);

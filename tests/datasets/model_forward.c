@@ -17,10 +17,14 @@
 static double act(sg_activation a, double z)
 {
     switch (a) {
-    case SG_ACT_RELU: return z > 0 ? z : 0;
-    case SG_ACT_TANH: return tanh(z);
-    case SG_ACT_LOGISTIC: return 1.0 / (1.0 + exp(-z));
-    default: return z;
+    case SG_ACT_RELU:
+        return z > 0 ? z : 0;
+    case SG_ACT_TANH:
+        return tanh(z);
+    case SG_ACT_LOGISTIC:
+        return 1.0 / (1.0 + exp(-z));
+    default:
+        return z;
     }
 }
 
@@ -33,7 +37,8 @@ static void forward(const sg_model *m, const float *x, double *a, double *b, dou
         const sg_layer *L = &m->layers[l];
         for (int o = 0; o < L->n_out; o++) {
             double z = L->b[o];
-            for (int i = 0; i < L->n_in; i++) z += a[i] * (double)L->W[(size_t)i * L->n_out + o];
+            for (int i = 0; i < L->n_in; i++)
+                z += a[i] * (double)L->W[(size_t)i * L->n_out + o];
             b[o] = act(L->act, z);
         }
         double *t = a;
@@ -45,9 +50,12 @@ static void forward(const sg_model *m, const float *x, double *a, double *b, dou
         out[0] = 1.0 - out[1];
     } else if (m->link == SG_LINK_SOFTMAX) {
         double mx = a[0], s = 0;
-        for (int k = 1; k < m->n_outputs; k++) mx = a[k] > mx ? a[k] : mx;
-        for (int k = 0; k < m->n_outputs; k++) s += out[k] = exp(a[k] - mx);
-        for (int k = 0; k < m->n_outputs; k++) out[k] /= s;
+        for (int k = 1; k < m->n_outputs; k++)
+            mx = a[k] > mx ? a[k] : mx;
+        for (int k = 0; k < m->n_outputs; k++)
+            s += out[k] = exp(a[k] - mx);
+        for (int k = 0; k < m->n_outputs; k++)
+            out[k] /= s;
     } else {
         out[0] = a[0];
     }
@@ -92,7 +100,8 @@ int main(int argc, char **argv)
     } else {
         for (int64_t r = 0; r < n; r++) {
             forward(m, X + r * m->n_features, a, b, o);
-            for (int k = 0; k < w; k++) printf(k ? " %.17g" : "%.17g", o[k]);
+            for (int k = 0; k < w; k++)
+                printf(k ? " %.17g" : "%.17g", o[k]);
             printf("\n");
         }
     }

@@ -24,7 +24,8 @@ static int setup(void **state)
 {
     fx_mkdtemp(dir, sizeof dir);
     for (int i = 0; i < N; i++) {
-        for (int j = 0; j < D; j++) srcX[i * D + j] = i * 0.37 - j * 1.13 + (i % 7) * 1e-3;
+        for (int j = 0; j < D; j++)
+            srcX[i * D + j] = i * 0.37 - j * 1.13 + (i % 7) * 1e-3;
         srcY[i] = (i * 7 + i / 13) % K;
         srcT[i] = i * 0.5 - 17.25;
         srcW[i] = 0.5 + (i % 4);
@@ -79,7 +80,8 @@ static void check_range(sg_dataset *ds, int64_t r0, int64_t n, bool int_labels, 
     if (rc) fprintf(stderr, "%s\n", err.msg);
     assert_int_equal(rc, SG_OK);
     for (int64_t i = 0; i < n; i++) {
-        for (int j = 0; j < D; j++) assert_true(X[i * D + j] == (float)srcX[(r0 + i) * D + j]);
+        for (int j = 0; j < D; j++)
+            assert_true(X[i * D + j] == (float)srcX[(r0 + i) * D + j]);
         if (int_labels) {
             assert_int_equal(L[i], srcY[r0 + i]);
             assert_true(T[i] == (double)srcY[r0 + i]);
@@ -108,8 +110,8 @@ static void check_set(const char *p, layout lay, bool int_labels, bool weights)
     assert_int_equal(sg_dataset_chunk_rows(ds), lay == CONTIG ? 0 : 64);
     assert_string_equal(sg_dataset_path(ds), p);
     /* Arbitrary ranges, including ones that start and end inside chunks. */
-    static const int64_t ranges[][2] = {{0, N}, {0, 1}, {N - 1, 1}, {37, 300}, {63, 2},
-                                        {500, 500}, {1, 998}};
+    static const int64_t ranges[][2] = {{0, N},  {0, 1},     {N - 1, 1}, {37, 300},
+                                        {63, 2}, {500, 500}, {1, 998}};
     for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++)
         check_range(ds, ranges[i][0], ranges[i][1], int_labels, weights);
     /* A sweep in irregular blocks covering every row once. */
@@ -285,7 +287,8 @@ static void test_value_errors(void **state)
     const char *p = tpath("vals.h5");
     double X[12];
     int64_t y[4] = {0, 1, 2, 1};
-    for (int i = 0; i < 12; i++) X[i] = i;
+    for (int i = 0; i < 12; i++)
+        X[i] = i;
     X[2 * 3 + 1] = NAN;
     write_plain(p, 4, 3, X, y);
     expect_read_error(p, true, "/X row 2 column 1 is NaN", NULL);
@@ -389,10 +392,8 @@ static void test_check_model(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_dtypes_and_layouts),
-        cmocka_unit_test(test_open_errors),
-        cmocka_unit_test(test_value_errors),
-        cmocka_unit_test(test_error_row_is_absolute),
+        cmocka_unit_test(test_dtypes_and_layouts), cmocka_unit_test(test_open_errors),
+        cmocka_unit_test(test_value_errors),       cmocka_unit_test(test_error_row_is_absolute),
         cmocka_unit_test(test_check_model),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

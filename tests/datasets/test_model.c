@@ -293,7 +293,8 @@ static void test_value_errors(void **state)
     const char *p = tpath("vals.h5");
     float w[12];
     hsize_t d43[2] = {4, 3}, d4[1] = {4};
-    for (int i = 0; i < 12; i++) w[i] = 0.1f;
+    for (int i = 0; i < 12; i++)
+        w[i] = 0.1f;
     fx_write_binary_model(p);
     w[7] = NAN;
     replace_ds(p, "/layers/0/W", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, d43, w);
@@ -325,12 +326,9 @@ static void test_value_errors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_valid_binary),
-        cmocka_unit_test(test_multiclass_and_regression),
-        cmocka_unit_test(test_file_level_errors),
-        cmocka_unit_test(test_header_errors),
-        cmocka_unit_test(test_layer_errors),
-        cmocka_unit_test(test_value_errors),
+        cmocka_unit_test(test_valid_binary),      cmocka_unit_test(test_multiclass_and_regression),
+        cmocka_unit_test(test_file_level_errors), cmocka_unit_test(test_header_errors),
+        cmocka_unit_test(test_layer_errors),      cmocka_unit_test(test_value_errors),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

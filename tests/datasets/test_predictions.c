@@ -47,8 +47,10 @@ static void test_classifier_roundtrip(void **state)
     enum { n = 10, k = 3 };
     float proba[n * k];
     int32_t label[n];
-    for (int i = 0; i < n * k; i++) proba[i] = (float)i / 100.0f;
-    for (int i = 0; i < n; i++) label[i] = i % k;
+    for (int i = 0; i < n * k; i++)
+        proba[i] = (float)i / 100.0f;
+    for (int i = 0; i < n; i++)
+        label[i] = i % k;
     assert_int_equal(sg_pred_writer_open(path, n, k, true, &w, &err), SG_OK);
     /* Nothing visible at the destination until commit. */
     assert_int_equal(access(path, F_OK), -1);
