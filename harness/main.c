@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "stagegate/cli.h"
+#include "stagegate/kernels.h"
 #include "stagegate/version.h"
 
 typedef struct {
@@ -49,8 +50,14 @@ int main(int argc, char **argv)
         printf("stagegate %s (%s)\n", SG_VERSION, SG_BUILD_FLAGS);
         return 0;
     }
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        if (strcmp(argv[1], commands[i].name)) continue;
+        /* A bad STAGEGATE_ISA is an input error, not a silent fallback. */
+        sg_err err = {{0}};
+        int st = sg_kernels_init(&err);
+        if (st) return sg_cli_fail(st, &err);
+        return commands[i].fn(argc - 1, argv + 1);
+    }
     fprintf(stderr, "stagegate: unknown command '%s' (see 'stagegate --help')\n", argv[1]);
     return 2;
 }

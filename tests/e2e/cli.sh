@@ -32,4 +32,6 @@ expect 2 "eval bad threshold" -- "$SG" eval --model a --data b --threshold 1.5
 expect 2 "eval non-numeric threshold" -- "$SG" eval --model a --data b --threshold abc
 expect 2 "eval stray argument" -- "$SG" eval --model a --data b extra
 expect 2 "eval missing files" -- "$SG" eval --model "$tmp/none.h5" --data "$tmp/none2.h5"
+expect 2 "unknown STAGEGATE_ISA" -- env STAGEGATE_ISA=sse9 "$SG" eval --model a --data b
+grep -q STAGEGATE_ISA "$tmp/err" || { echo "FAIL STAGEGATE_ISA error does not name the variable"; fail=1; }
 exit $fail
