@@ -40,7 +40,8 @@ def _classes(est):
     """Class count, requiring labels to be exactly the integers 0..k-1 as the datasets use."""
     classes = np.asarray(est.classes_)
     k = len(classes)
-    if classes.dtype.kind not in "iu" or not np.array_equal(classes, np.arange(k)):
+    # Float labels 0.0, 1.0, ... are accepted: the values, not the dtype, must be 0..k-1.
+    if classes.dtype.kind not in "iuf" or not np.array_equal(classes, np.arange(k)):
         shown = ", ".join(repr(c) for c in classes[:5].tolist()) + (", ..." if k > 5 else "")
         raise ExportError(f"{type(est).__name__} was fitted on class labels [{shown}]; "
                           "they must be the integers 0..k-1 (encode them before fitting)")

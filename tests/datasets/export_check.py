@@ -172,6 +172,9 @@ def main():
     run_refused("random_forest", RandomForestClassifier(n_estimators=2), (Xb, yb),
                 "RandomForestClassifier is not supported")
     run_refused("logreg_ovr_3", LogisticRegression(multi_class="ovr"), (Xm, ym), "one-vs-rest")
+    Xf, yf = data("binary", 2)
+    r, _ = export(LogisticRegression().fit(Xf, yf.astype(np.float64)), "float_labels")
+    check(r.returncode == 0, f"float labels 0.0/1.0 must export: {r.stderr.strip()}")
     run_refused("labels_1_2", LogisticRegression(), (Xb, yb + 1), "0..k-1")
     run_refused("labels_str", LogisticRegression(), (Xb, np.where(yb, "yes", "no")), "0..k-1")
     run_refused("unfitted", LogisticRegression(), None, "not fitted")
