@@ -21,6 +21,8 @@ static const sg_command commands[] = {
     {"gate", sg_cmd_gate, "run the staging gate: metrics, latency, shadow, policy, signed report"},
     {"verify", sg_cmd_verify, "verify a signed report: signature, type, digest, result"},
     {"registry", sg_cmd_registry, "model registry with gated, audited stage transitions"},
+    {"compare", sg_cmd_compare, "compare two runs: latency percentiles (U test) and metric deltas"},
+    {"trend", sg_cmd_trend, "HTML trend page of a model's recorded runs (inline SVG charts)"},
 };
 
 static void usage(FILE *out)

@@ -24,5 +24,7 @@ typedef struct {
 
 int reg_cli_read(reg_cli *c, sg_registry *reg);
 int reg_cli_fail(int rc, const sg_err *err);
+/* `registry record` and `registry runs` (cmd_runs.c); argv[0] = "registry". */
+int reg_cmd_runs(int argc, char **argv);
 
 #endif

@@ -19,6 +19,8 @@ static const char usage_text[] =
     "  set-alias NAME ALIAS VERSION | delete-alias NAME ALIAS          [--as KEY.pem]\n"
     "  get NAME [VERSION] | list | search \"FILTER\" | history NAME | verify-log\n"
     "  resolve URI          models:/NAME/VERSION, models:/NAME/STAGE, models:/NAME@ALIAS\n"
+    "  record REPORT [--pubkey PUB] [--model NAME]      add a run to the history (docs/nightly.md)\n"
+    "  runs NAME [--version V] [--fingerprint ID] [--limit N]   list recorded runs\n"
     "\n"
     "The database is --db PATH, else $" SG_REGISTRY_ENV ", else " SG_REGISTRY_DEFAULT_PATH ".\n"
     "FILTER: name = 'x', name LIKE 'f%', tags.K = 'v', stage = 'S', joined by AND.\n"
@@ -292,6 +294,8 @@ int sg_cmd_registry(int argc, char **argv)
         fputs(usage_text, argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
+    /* The run history has its own options (registry/cmd_runs.c). */
+    if (!strcmp(argv[1], "record") || !strcmp(argv[1], "runs")) return reg_cmd_runs(argc, argv);
     const sub_spec *sp = NULL;
     for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++)
         if (!strcmp(argv[1], subs[i].name)) sp = &subs[i];

@@ -142,6 +142,25 @@ static const char *const migrations[] = {
     " BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;"
     "CREATE TRIGGER audit_log_append_only_delete BEFORE DELETE ON audit_log"
     " BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;",
+    /* 1 -> 2: run history for nightly regression runs (registry/runs.c). */
+    "CREATE TABLE runs ("
+    " id INTEGER PRIMARY KEY,"
+    " model_name TEXT NOT NULL,"
+    " version INTEGER NOT NULL,"
+    " stage TEXT NOT NULL,"
+    " fingerprint TEXT NOT NULL,"
+    " machine TEXT NOT NULL,"
+    " run_at TEXT NOT NULL,"
+    " recorded_at TEXT NOT NULL,"
+    " report_sha256 TEXT NOT NULL,"
+    " report_path TEXT NOT NULL,"
+    " result TEXT NOT NULL,"
+    " signer_key_id TEXT NOT NULL,"
+    " scenario TEXT NOT NULL,"
+    " figures TEXT NOT NULL,"
+    " UNIQUE (model_name, report_sha256),"
+    " FOREIGN KEY (model_name, version) REFERENCES model_versions (model_name, version));"
+    "CREATE INDEX runs_by_model_time ON runs (model_name, run_at);",
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == SG_REGISTRY_SCHEMA_VERSION,

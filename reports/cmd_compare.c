@@ -1,0 +1,181 @@
+/* `stagegate compare OLD NEW`: the human table and the command line. */
+#include <getopt.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stagegate/cli.h"
+#include "stagegate/compare.h"
+#include "stagegate/keys.h"
+
+static const char compare_usage[] =
+    "usage: stagegate compare OLD NEW [--json] [--fail-on-regression] [--force] [--pubkey PUB.pem]\n"
+    "                         [--alpha A] [--noise-floor F]\n\n"
+    "Compares two runs, each a signed gate report or `stagegate bench --json` output.\n"
+    "Latency: per percentile (p50, p90, p99, p99.9) the ratio NEW/OLD and a verdict:\n"
+    "regressed / improved when it moved by more than the noise floor (default 1%) and a\n"
+    "Mann-Whitney U test on the two latency histograms rejects 'same distribution' at\n"
+    "alpha (default 0.05); unchanged otherwise. Metrics: the delta and whether NEW\n"
+    "crosses the policy's regression margin with OLD as the baseline.\n\n"
+    "  --pubkey PUB.pem       verify signed reports first (without it they are read unverified)\n"
+    "  --force                compare runs from different machine fingerprints or scenarios\n"
+    "  --fail-on-regression   exit 1 when anything regressed\n"
+    "  --json                 print one JSON document\n\n"
+    "Exit codes: 0 compared (or nothing regressed with --fail-on-regression), 1 regressed\n"
+    "with --fail-on-regression or a report failed verification, 2 usage or input error,\n"
+    "including runs on different fingerprints without --force.\n";
+
+static const char *jstr(const json_t *o, const char *k)
+{
+    const char *s = json_string_value(json_object_get(o, k));
+    return s ? s : "";
+}
+
+static void fmt_ns(double ns, char *buf, size_t len)
+{
+    if (!isfinite(ns)) snprintf(buf, len, "-");
+    else if (ns < 1e3) snprintf(buf, len, "%.0f ns", ns);
+    else if (ns < 1e6) snprintf(buf, len, "%.2f us", ns / 1e3);
+    else if (ns < 1e9) snprintf(buf, len, "%.2f ms", ns / 1e6);
+    else snprintf(buf, len, "%.2f s", ns / 1e9);
+}
+
+static double num(const json_t *o, const char *k)
+{
+    json_t *v = json_object_get(o, k);
+    return json_is_number(v) ? json_number_value(v) : NAN;
+}
+
+static void print_run(FILE *out, const char *label, const json_t *r)
+{
+    fprintf(out, "%s  %s %s", label, jstr(r, "kind"), jstr(r, "file"));
+    if (*jstr(r, "subject")) fprintf(out, "  model %s", jstr(r, "subject"));
+    if (*jstr(r, "result")) fprintf(out, " %s", jstr(r, "result"));
+    if (*jstr(r, "timestamp")) fprintf(out, " at %s", jstr(r, "timestamp"));
+    if (!strcmp(jstr(r, "kind"), "report"))
+        fprintf(out, json_is_true(json_object_get(r, "verified")) ? "  (signature verified, key %.16s)"
+                                                                    : "  (NOT verified: no --pubkey)%s",
+                jstr(r, "key_id"));
+    fprintf(out, "\n");
+}
+
+static const char *arrow(const char *verdict)
+{
+    if (!strcmp(verdict, "regressed")) return "\u2191 regressed";
+    if (!strcmp(verdict, "improved")) return "\u2193 improved";
+    return "= unchanged";
+}
+
+void sg_compare_print(const json_t *cmp, FILE *out)
+{
+    json_t *o = json_object_get(cmp, "old"), *n = json_object_get(cmp, "new");
+    print_run(out, "OLD", o);
+    print_run(out, "NEW", n);
+    json_t *fp = json_object_get(n, "fingerprint");
+    if (json_is_true(json_object_get(cmp, "fingerprint_match")))
+        fprintf(out, "machine: same fingerprint %s (%s)\n", jstr(fp, "id"), jstr(fp, "cpu_model"));
+    else
+        fprintf(out, "machine: DIFFERENT fingerprints, compared with --force\n");
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(cmp, "differences"), i, e) {
+        char *a = json_dumps(json_object_get(e, "old"), JSON_ENCODE_ANY);
+        char *b = json_dumps(json_object_get(e, "new"), JSON_ENCODE_ANY);
+        fprintf(out, "  %s: %s -> %s\n", jstr(e, "field"), a ? a : "?", b ? b : "?");
+        free(a);
+        free(b);
+    }
+    json_t *mw = json_object_get(cmp, "mann_whitney"), *lat = json_object_get(cmp, "latency");
+    if (json_array_size(lat)) {
+        fprintf(out, "\nlatency (%s)", jstr(n, "scenario"));
+        if (json_is_object(mw))
+            fprintf(out, ": Mann-Whitney U p = %.3g over %lld vs %lld queries", num(mw, "p_value"),
+                    (long long)json_integer_value(json_object_get(mw, "n_old")),
+                    (long long)json_integer_value(json_object_get(mw, "n_new")));
+        fprintf(out, "\n  %-6s %12s %12s %8s  %s\n", "", "old", "new", "new/old", "verdict");
+        json_array_foreach(lat, i, e) {
+            char a[32], b[32];
+            fmt_ns(num(e, "old_ns"), a, sizeof a);
+            fmt_ns(num(e, "new_ns"), b, sizeof b);
+            fprintf(out, "  %-6s %12s %12s %8.3f  %s (%s)\n", jstr(e, "percentile"), a, b, num(e, "ratio"),
+                    arrow(jstr(e, "verdict")), jstr(e, "reason"));
+        }
+    }
+    json_t *met = json_object_get(cmp, "metrics");
+    if (json_array_size(met)) {
+        fprintf(out, "\nmetrics%s\n", json_is_true(json_object_get(cmp, "policy_differs"))
+                                          ? " (the two runs used different policies; NEW's margins apply)" : "");
+        json_array_foreach(met, i, e) {
+            const char *v = jstr(e, "verdict");
+            double d = num(e, "delta");
+            const char *ar = d > 0 ? "\u2191" : d < 0 ? "\u2193" : "=";
+            fprintf(out, "  %-24s %10.4g -> %-10.4g %s %+.4g", jstr(e, "name"), num(e, "old"), num(e, "new"), ar, d);
+            if (isfinite(num(e, "margin_limit")))
+                fprintf(out, "  margin %s %.4g", json_is_true(json_object_get(e, "greater_is_better")) ? ">=" : "<=",
+                        num(e, "margin_limit"));
+            fprintf(out, "  %s%s\n", !strcmp(v, "regressed") ? "REGRESSED" : v,
+                    json_is_true(json_object_get(e, "crosses_threshold")) ? " (now misses the threshold)" : "");
+        }
+    }
+    long long k = (long long)json_integer_value(json_object_get(cmp, "n_regressed"));
+    if (k) fprintf(out, "\n%lld figure%s regressed\n", k, k == 1 ? "" : "s");
+    else fprintf(out, "\nnothing regressed\n");
+}
+
+int sg_cmd_compare(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"json", no_argument, 0, 'j'},   {"fail-on-regression", no_argument, 0, 'f'},
+        {"force", no_argument, 0, 'F'},  {"pubkey", required_argument, 0, 'p'},
+        {"alpha", required_argument, 0, 'a'}, {"noise-floor", required_argument, 0, 'n'},
+        {"help", no_argument, 0, 'h'},   {0, 0, 0, 0}};
+    sg_compare_options co;
+    sg_compare_options_init(&co);
+    bool json = false, fail_on = false;
+    const char *pubkey = NULL;
+    sg_err err = {{0}};
+    optind = 1;
+    opterr = 0;
+    int opt;
+    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'j': json = true; break;
+        case 'f': fail_on = true; break;
+        case 'F': co.force = true; break;
+        case 'p': pubkey = optarg; break;
+        case 'a':
+            if (sg_parse_double("--alpha", optarg, 1e-12, 0.5, &co.alpha, &err)) return sg_cli_fail(SG_EINPUT, &err);
+            break;
+        case 'n':
+            if (sg_parse_double("--noise-floor", optarg, 0, 10, &co.noise_floor, &err))
+                return sg_cli_fail(SG_EINPUT, &err);
+            break;
+        case 'h': fputs(compare_usage, stdout); return 0;
+        default: return sg_cli_usage_error("compare", "unknown or incomplete option '%s'", argv[optind - 1]);
+        }
+    }
+    if (argc - optind != 2) return sg_cli_usage_error("compare", "expected OLD and NEW, got %d argument%s",
+                                                      argc - optind, argc - optind == 1 ? "" : "s");
+    EVP_PKEY *pub = NULL;
+    int rc = pubkey ? sg_key_load_public(pubkey, &pub, &err) : SG_OK;
+    sg_compare_run o, n;
+    memset(&o, 0, sizeof o);
+    memset(&n, 0, sizeof n);
+    if (!rc) rc = sg_compare_load(argv[optind], pub, &o, &err);
+    if (!rc) rc = sg_compare_load(argv[optind + 1], pub, &n, &err);
+    json_t *cmp = NULL;
+    if (!rc) rc = sg_compare_runs(&o, &n, &co, &cmp, &err);
+    sg_compare_run_clear(&o);
+    sg_compare_run_clear(&n);
+    EVP_PKEY_free(pub);
+    if (rc) return sg_cli_fail(rc, &err);
+    bool regressed = json_is_true(json_object_get(cmp, "regressed"));
+    if (json) {
+        if (sg_json_print(cmp)) rc = sg_errf(&err, SG_EIO, "compare: cannot write JSON to stdout");
+    } else {
+        sg_compare_print(cmp, stdout);
+    }
+    json_decref(cmp);
+    if (rc) return sg_cli_fail(rc, &err);
+    return fail_on && regressed ? 1 : 0;
+}

@@ -1,0 +1,238 @@
+/*
+ * `stagegate compare` logic: is NEW worse than OLD, and is the difference real?
+ * Latency: per percentile the ratio NEW/OLD, judged the way Google Benchmark's
+ * compare.py judges (a Mann-Whitney U test over the distributions, here the
+ * two binned histograms) plus a 1% noise floor: a percentile regressed only
+ * when it moved by more than the floor AND the distributions differ at alpha.
+ * Metrics: the delta, and whether NEW crosses the policy's regression margin
+ * taking OLD as the baseline.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stagegate/cli.h"
+#include "stagegate/compare.h"
+#include "stagegate/policy.h"
+
+void sg_compare_options_init(sg_compare_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->alpha = 0.05;
+    o->noise_floor = 0.01;
+}
+
+static const char *const pct_keys[] = {"p50", "p90", "p99", "p999"};
+static const char *const pct_names[] = {"p50", "p90", "p99", "p99.9"};
+static const double pct_q[] = {0.50, 0.90, 0.99, 0.999};
+
+/* The exact percentile from latency_ns, else nearest rank over the histogram's bucket values. */
+static double percentile(const sg_compare_run *r, int k)
+{
+    json_t *v = json_object_get(json_object_get(r->latency, "latency_ns"), pct_keys[k]);
+    if (json_is_number(v)) return json_number_value(v);
+    int64_t total = 0, acc = 0;
+    for (size_t i = 0; i < r->n_bins; i++) total += r->bins[i].count;
+    int64_t rank = (int64_t)ceil(pct_q[k] * (double)total);
+    for (size_t i = 0; i < r->n_bins; i++)
+        if ((acc += r->bins[i].count) >= rank && rank > 0) return r->bins[i].value;
+    return NAN;
+}
+
+static json_t *run_json(const sg_compare_run *r)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "file", json_string(r->path));
+    json_object_set_new(o, "kind", json_string(r->kind));
+    json_object_set_new(o, "verified", json_boolean(r->verified));
+    if (r->verified) json_object_set_new(o, "key_id", json_string(r->key_id));
+    if (r->subject[0]) json_object_set_new(o, "subject", json_string(r->subject));
+    if (r->subject_sha256[0]) json_object_set_new(o, "subject_sha256", json_string(r->subject_sha256));
+    if (r->result[0]) json_object_set_new(o, "result", json_string(r->result));
+    if (r->timestamp[0]) json_object_set_new(o, "timestamp", json_string(r->timestamp));
+    if (r->scenario[0]) json_object_set_new(o, "scenario", json_string(r->scenario));
+    json_object_set(o, "fingerprint", r->fingerprint ? r->fingerprint : json_null());
+    return o;
+}
+
+/* "cpu_model: 'A' -> 'B'; kernel: ..." for the refusal message. */
+static void describe_diff(const json_t *diff, char *buf, size_t cap)
+{
+    size_t i, len = 0;
+    json_t *e;
+    buf[0] = 0;
+    json_array_foreach(diff, i, e) {
+        char *a = json_dumps(json_object_get(e, "old"), JSON_ENCODE_ANY);
+        char *b = json_dumps(json_object_get(e, "new"), JSON_ENCODE_ANY);
+        int w = snprintf(buf + len, cap - len, "%s%s %s vs %s", i ? "; " : "",
+                         json_string_value(json_object_get(e, "field")), a ? a : "?", b ? b : "?");
+        free(a);
+        free(b);
+        if (w < 0 || (size_t)w >= cap - len) break;
+        len += (size_t)w;
+    }
+}
+
+static int check_comparable(const sg_compare_run *o, const sg_compare_run *n, const sg_compare_options *opt,
+                            json_t *doc, sg_err *err)
+{
+    json_t *diff;
+    if (o->fingerprint && n->fingerprint) {
+        diff = sg_fingerprint_diff(o->fingerprint, n->fingerprint);
+    } else {
+        diff = json_array();
+        if (o->latency || n->latency) {
+            json_t *e = json_object();
+            json_object_set_new(e, "field", json_string("machine"));
+            json_object_set_new(e, "old", o->fingerprint ? json_string("recorded") : json_null());
+            json_object_set_new(e, "new", n->fingerprint ? json_string("recorded") : json_null());
+            json_array_append_new(diff, e);
+        }
+    }
+    if (o->scenario[0] && n->scenario[0] && strcmp(o->scenario, n->scenario)) {
+        json_t *e = json_object();
+        json_object_set_new(e, "field", json_string("scenario"));
+        json_object_set_new(e, "old", json_string(o->scenario));
+        json_object_set_new(e, "new", json_string(n->scenario));
+        json_array_append_new(diff, e);
+    }
+    json_object_set_new(doc, "fingerprint_match", json_boolean(json_array_size(diff) == 0));
+    json_object_set_new(doc, "forced", json_boolean(opt->force && json_array_size(diff) > 0));
+    json_object_set_new(doc, "differences", diff);
+    if (json_array_size(diff) == 0 || opt->force) return SG_OK;
+    char what[700];
+    describe_diff(diff, what, sizeof what);
+    return sg_errf(err, SG_EINPUT, "%s and %s ran on different machines or setups (%s): not compared; "
+                   "pass --force to compare anyway", o->path, n->path, what);
+}
+
+static json_t *compare_latency(const sg_compare_run *o, const sg_compare_run *n, const sg_compare_options *opt,
+                               json_t *doc, int *n_regressed, sg_err *err)
+{
+    json_t *rows = json_array();
+    if (!o->latency || !n->latency) {
+        json_object_set_new(doc, "mann_whitney", json_null());
+        return rows;
+    }
+    sg_mw_result mw;
+    bool have_mw = o->n_bins && n->n_bins && sg_mannwhitney_binned(o->bins, o->n_bins, n->bins, n->n_bins, &mw, err) == SG_OK;
+    if (have_mw) {
+        json_t *m = json_object();
+        json_object_set_new(m, "u", json_real(mw.u));
+        sg_json_set_real(m, "z", mw.z);
+        json_object_set_new(m, "p_value", json_real(mw.p_value));
+        json_object_set_new(m, "n_old", json_integer(mw.n_old));
+        json_object_set_new(m, "n_new", json_integer(mw.n_new));
+        json_object_set_new(doc, "mann_whitney", m);
+    } else {
+        json_object_set_new(doc, "mann_whitney", json_null());
+    }
+    for (int k = 0; k < 4; k++) {
+        double a = percentile(o, k), b = percentile(n, k);
+        double ratio = a > 0 && isfinite(a) && isfinite(b) ? b / a : NAN;
+        const char *verdict = "unchanged", *why;
+        if (!isfinite(ratio)) why = "no value to compare";
+        else if (fabs(ratio - 1) < opt->noise_floor) why = "within the noise floor";
+        else if (!have_mw) why = "no histogram to test";
+        else if (mw.p_value >= opt->alpha) why = "not significant";
+        else {
+            verdict = ratio > 1 ? "regressed" : "improved";
+            why = "significant";
+        }
+        if (!strcmp(verdict, "regressed")) (*n_regressed)++;
+        json_t *r = json_object();
+        json_object_set_new(r, "percentile", json_string(pct_names[k]));
+        sg_json_set_real(r, "old_ns", a);
+        sg_json_set_real(r, "new_ns", b);
+        sg_json_set_real(r, "ratio", ratio);
+        json_object_set_new(r, "verdict", json_string(verdict));
+        json_object_set_new(r, "reason", json_string(why));
+        if (have_mw) json_object_set_new(r, "p_value", json_real(mw.p_value));
+        else json_object_set_new(r, "p_value", json_null());
+        json_array_append_new(rows, r);
+    }
+    return rows;
+}
+
+/* The bound NEW must meet with OLD as the baseline; NAN when the policy sets no margin. */
+static double margin_limit(json_t *rule, double old, bool gib)
+{
+    double lim = NAN;
+    json_t *r = json_object_get(rule, "max_relative_regression"), *a = json_object_get(rule, "max_absolute_regression");
+    /* The same 1e-12 relative slack the gate allows, so a value exactly on the bound is not a regression. */
+    double slack = 1e-12 * fabs(old);
+    if (json_is_number(r)) lim = gib ? old - json_number_value(r) * fabs(old) - slack : old + json_number_value(r) * fabs(old) + slack;
+    if (json_is_number(a)) {
+        double l2 = gib ? old - json_number_value(a) - slack : old + json_number_value(a) + slack;
+        lim = isnan(lim) ? l2 : gib ? fmax(lim, l2) : fmin(lim, l2);
+    }
+    return lim;
+}
+
+static json_t *compare_metrics(const sg_compare_run *o, const sg_compare_run *n, json_t *policy, int *n_regressed)
+{
+    json_t *rows = json_array();
+    const char *name;
+    json_t *nv;
+    json_object_foreach(n->metrics, name, nv) {
+        json_t *ov = json_object_get(o->metrics, name);
+        if (!json_is_number(nv) || !json_is_number(ov)) continue;
+        double a = json_number_value(ov), b = json_number_value(nv);
+        json_t *rule = json_object_get(json_object_get(policy, "metrics"), name);
+        bool gib = true, known = sg_metric_direction(name, &gib);
+        json_t *g = json_object_get(rule, "greater_is_better");
+        if (json_is_boolean(g)) gib = json_is_true(g), known = true;
+        double lim = margin_limit(rule, a, gib);
+        bool crosses = !isnan(lim) && (gib ? b < lim : b > lim);
+        /* A threshold OLD met and NEW misses is a regression even without a margin. */
+        json_t *t = json_object_get(rule, "threshold");
+        bool thr = json_is_number(t) && (gib ? a >= json_number_value(t) && b < json_number_value(t)
+                                              : a <= json_number_value(t) && b > json_number_value(t));
+        double d = b - a;
+        const char *verdict = crosses || thr ? "regressed"
+                              : d == 0 || !known ? "unchanged"
+                              : (d > 0) == gib ? "improved" : "worse";
+        if (crosses || thr) (*n_regressed)++;
+        json_t *r = json_object();
+        json_object_set_new(r, "name", json_string(name));
+        json_object_set_new(r, "gated", json_boolean(rule != NULL));
+        sg_json_set_real(r, "old", a);
+        sg_json_set_real(r, "new", b);
+        sg_json_set_real(r, "delta", d);
+        sg_json_set_real(r, "relative_delta", a != 0 ? d / fabs(a) : NAN);
+        json_object_set_new(r, "greater_is_better", known ? json_boolean(gib) : json_null());
+        sg_json_set_real(r, "margin_limit", lim);
+        json_object_set_new(r, "crosses_margin", json_boolean(crosses));
+        json_object_set_new(r, "crosses_threshold", json_boolean(thr));
+        json_object_set_new(r, "verdict", json_string(verdict));
+        json_array_append_new(rows, r);
+    }
+    return rows;
+}
+
+int sg_compare_runs(const sg_compare_run *o, const sg_compare_run *n, const sg_compare_options *opt,
+                    json_t **out, sg_err *err)
+{
+    *out = NULL;
+    json_t *doc = json_object();
+    json_object_set_new(doc, "old", run_json(o));
+    json_object_set_new(doc, "new", run_json(n));
+    int rc = check_comparable(o, n, opt, doc, err);
+    if (rc) {
+        json_decref(doc);
+        return rc;
+    }
+    json_object_set_new(doc, "alpha", json_real(opt->alpha));
+    json_object_set_new(doc, "noise_floor", json_real(opt->noise_floor));
+    int n_reg = 0;
+    json_t *lat = compare_latency(o, n, opt, doc, &n_reg, err);
+    json_object_set_new(doc, "latency", lat);
+    json_t *policy = n->policy ? n->policy : o->policy;
+    json_object_set_new(doc, "policy_differs",
+                        json_boolean(o->policy && n->policy && !json_equal(o->policy, n->policy)));
+    json_object_set_new(doc, "metrics", compare_metrics(o, n, policy, &n_reg));
+    json_object_set_new(doc, "n_regressed", json_integer(n_reg));
+    json_object_set_new(doc, "regressed", json_boolean(n_reg > 0));
+    *out = doc;
+    return SG_OK;
+}

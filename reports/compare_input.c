@@ -1,0 +1,165 @@
+/*
+ * Inputs of `stagegate compare`: a signed gate report (DSSE envelope around an
+ * in-toto statement whose predicate embeds the bench JSON) or a bare
+ * `bench --json` document, both normalised to an sg_compare_run.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "stagegate/compare.h"
+#include "stagegate/keys.h"
+#include "stagegate/report.h"
+
+void sg_compare_run_clear(sg_compare_run *run)
+{
+    if (!run) return;
+    json_decref(run->statement);
+    json_decref(run->doc);
+    json_decref(run->fingerprint);
+    free(run->bins);
+    memset(run, 0, sizeof *run);
+}
+
+int sg_dsse_payload_unverified(const uint8_t *env, size_t len, json_t **statement, sg_err *err)
+{
+    *statement = NULL;
+    json_error_t je;
+    json_t *e = json_loadb((const char *)env, len, 0, &je);
+    const char *b64 = json_string_value(json_object_get(e, "payload"));
+    if (!b64) {
+        json_decref(e);
+        return sg_errf(err, SG_EINPUT, "envelope has no \"payload\" string");
+    }
+    /* DSSE allows URL-safe base64 too: map it to the standard alphabet first. */
+    char *std = strdup(b64);
+    json_decref(e);
+    if (!std) return sg_errf(err, SG_ENOMEM, "out of memory");
+    for (char *p = std; *p; p++) *p = *p == '-' ? '+' : *p == '_' ? '/' : *p;
+    uint8_t *payload = NULL;
+    size_t plen = 0;
+    int bad = sg_base64_decode(std, &payload, &plen);
+    free(std);
+    if (bad) return sg_errf(err, SG_EINPUT, "envelope \"payload\" is not valid base64");
+    *statement = json_loadb((const char *)payload, plen, 0, &je);
+    free(payload);
+    if (!json_is_object(*statement)) {
+        json_decref(*statement);
+        *statement = NULL;
+        return sg_errf(err, SG_EINPUT, "envelope payload is not a JSON object (line %d: %s)", je.line, je.text);
+    }
+    return SG_OK;
+}
+
+static void copy_str(char *dst, size_t cap, const json_t *v)
+{
+    snprintf(dst, cap, "%s", json_is_string(v) ? json_string_value(v) : "");
+}
+
+/* Buckets [[low_ns, count], ...] ascending; an absent histogram is not an error here. */
+static int load_bins(const char *path, json_t *latency, sg_compare_run *run, sg_err *err)
+{
+    json_t *h = json_object_get(latency, "histogram");
+    if (!h || json_is_null(h)) return SG_OK;
+    json_t *b = json_object_get(h, "buckets");
+    if (!json_is_array(b)) return sg_errf(err, SG_EINPUT, "%s: latency histogram has no \"buckets\" array", path);
+    size_t n = json_array_size(b);
+    run->bins = calloc(n ? n : 1, sizeof *run->bins);
+    if (!run->bins) return sg_errf(err, SG_ENOMEM, "%s: out of memory reading the histogram", path);
+    for (size_t i = 0; i < n; i++) {
+        json_t *pair = json_array_get(b, i);
+        json_t *v = json_array_get(pair, 0), *c = json_array_get(pair, 1);
+        if (json_array_size(pair) != 2 || !json_is_integer(v) || !json_is_integer(c) || json_integer_value(v) < 0 ||
+            json_integer_value(c) < 0)
+            return sg_errf(err, SG_EINPUT, "%s: histogram bucket %zu is not [low_ns, count]", path, i);
+        run->bins[i].value = (double)json_integer_value(v);
+        run->bins[i].count = json_integer_value(c);
+        if (i && !(run->bins[i].value > run->bins[i - 1].value))
+            return sg_errf(err, SG_EINPUT, "%s: histogram buckets are not ascending at bucket %zu", path, i);
+    }
+    run->n_bins = n;
+    return SG_OK;
+}
+
+/* Fills the latency-derived fields from a bench document (top level or the predicate's "latency"). */
+static int load_latency(const char *path, json_t *latency, sg_compare_run *run, sg_err *err)
+{
+    if (!json_is_object(latency)) return SG_OK; /* a report without a latency section */
+    if (!json_is_object(json_object_get(latency, "latency_ns")))
+        return sg_errf(err, SG_EINPUT, "%s: latency section has no \"latency_ns\" object", path);
+    run->latency = latency;
+    copy_str(run->scenario, sizeof run->scenario, json_object_get(latency, "scenario"));
+    json_t *machine = json_object_get(latency, "machine");
+    if (machine) run->fingerprint = sg_fingerprint_from_machine(machine);
+    return load_bins(path, latency, run, err);
+}
+
+static int load_report(const char *path, const uint8_t *data, size_t len, EVP_PKEY *pub, sg_compare_run *run,
+                       sg_err *err)
+{
+    int rc;
+    snprintf(run->kind, sizeof run->kind, "report");
+    if (pub) {
+        sg_report_info info;
+        rc = sg_report_verify(data, len, pub, NULL, &info, err);
+        if (rc == SG_OK) {
+            run->statement = info.statement;
+            info.statement = NULL;
+            run->verified = true;
+            memcpy(run->key_id, info.key_id, sizeof run->key_id);
+        } else if (rc == SG_EREFUSED) {
+            char why[sizeof err->msg];
+            snprintf(why, sizeof why, "%s", err->msg);
+            sg_errf(err, SG_EREFUSED, "%s does not verify with the given public key: %s", path, why);
+        }
+        sg_report_info_clear(&info);
+        if (rc) return rc;
+    } else if ((rc = sg_dsse_payload_unverified(data, len, &run->statement, err))) {
+        char why[sizeof err->msg];
+        snprintf(why, sizeof why, "%s", err->msg);
+        return sg_errf(err, rc, "%s: %s", path, why);
+    }
+    json_t *pred = json_object_get(run->statement, "predicate");
+    if (!json_is_object(pred)) return sg_errf(err, SG_EINPUT, "%s: statement has no \"predicate\" object", path);
+    json_t *s0 = json_array_get(json_object_get(run->statement, "subject"), 0);
+    copy_str(run->subject, sizeof run->subject, json_object_get(s0, "name"));
+    copy_str(run->subject_sha256, sizeof run->subject_sha256, json_object_get(json_object_get(s0, "digest"), "sha256"));
+    copy_str(run->result, sizeof run->result, json_object_get(pred, "result"));
+    copy_str(run->timestamp, sizeof run->timestamp, json_object_get(pred, "timestamp"));
+    json_t *m = json_object_get(pred, "metrics"), *p = json_object_get(pred, "policy");
+    run->metrics = json_is_object(m) ? m : NULL;
+    run->policy = json_is_object(p) ? p : NULL;
+    return load_latency(path, json_object_get(pred, "latency"), run, err);
+}
+
+int sg_compare_load(const char *path, EVP_PKEY *pub, sg_compare_run *run, sg_err *err)
+{
+    memset(run, 0, sizeof *run);
+    snprintf(run->path, sizeof run->path, "%s", path);
+    uint8_t *data = NULL;
+    size_t len = 0;
+    int rc = sg_read_file(path, 64u << 20, &data, &len, err);
+    if (rc) return rc;
+    json_error_t je;
+    json_t *doc = json_loadb((const char *)data, len, 0, &je);
+    if (!json_is_object(doc)) {
+        free(data);
+        json_decref(doc);
+        return sg_errf(err, SG_EINPUT, "%s:%d:%d: not a JSON object (%s)", path, je.line, je.column,
+                       doc ? "another JSON value" : je.text);
+    }
+    if (json_object_get(doc, "payloadType") && json_object_get(doc, "payload")) {
+        json_decref(doc);
+        rc = load_report(path, data, len, pub, run, err);
+    } else if (json_object_get(doc, "latency_ns")) {
+        run->doc = doc;
+        snprintf(run->kind, sizeof run->kind, "bench");
+        if (pub) rc = sg_errf(err, SG_EINPUT, "%s is bench JSON, not a signed report: --pubkey cannot verify it", path);
+        else rc = load_latency(path, doc, run, err);
+    } else {
+        json_decref(doc);
+        rc = sg_errf(err, SG_EINPUT, "%s is neither a signed report (DSSE envelope) nor `bench --json` output", path);
+    }
+    free(data);
+    if (rc) sg_compare_run_clear(run);
+    return rc;
+}
