@@ -3,6 +3,7 @@
 
 #include "stagegate/cli.h"
 #include "stagegate/harness.h"
+#include "stagegate/registry.h"
 
 /* Rows kept in memory for the per-query scenarios; queries cycle through them. */
 #define QUERY_ROWS_MAX 65536
@@ -26,7 +27,8 @@ static void usage(FILE *out)
             "  --cpus LIST       CPUs to use, e.g. 0-3,6 (default: every core; one worker per core)\n"
             "  --samples OUT     write latency_ns,worker,cpu,flags per query, in issue order\n"
             "  --breakdown       time each layer separately (adds probe cost)\n"
-            "  --json            print one JSON document\n\n"
+            "  --json            print one JSON document\n"
+            "  --db FILE         registry for models:/NAME/VERSION|STAGE, models:/NAME@ALIAS\n\n"
             "Environment: STAGEGATE_CLOCK=gettime forces the clock_gettime fallback;\n"
             "STAGEGATE_HWLOC_SYNTHETIC plans on an hwloc synthetic topology (no binding).\n"
             "OpenBLAS runs single-threaded inside the workers.\n"
@@ -37,7 +39,7 @@ int sg_cmd_bench(int argc, char **argv)
 {
     sg_bench_config c;
     sg_bench_config_init(&c);
-    const char *model = NULL, *data = NULL, *samples = NULL;
+    const char *model = NULL, *data = NULL, *samples = NULL, *db = NULL;
     bool json = false, have_scenario = false, have_batch = false;
     sg_err err = {{0}};
     for (int i = 1; i < argc; i++) {
@@ -54,6 +56,7 @@ int sg_cmd_bench(int argc, char **argv)
         if (!strcmp(a, "--model")) model = v;
         else if (!strcmp(a, "--data")) data = v;
         else if (!strcmp(a, "--samples")) samples = v;
+        else if (!strcmp(a, "--db")) db = v;
         else if (!strcmp(a, "--cpus")) c.cpus = v;
         else if (!strcmp(a, "--scenario")) {
             int s = sg_scenario_parse(v);
@@ -84,6 +87,12 @@ int sg_cmd_bench(int argc, char **argv)
         return sg_cli_usage_error("bench", "--qps applies to the server scenario only");
     if (have_batch && c.scenario != SG_SCENARIO_OFFLINE)
         return sg_cli_usage_error("bench", "--batch applies to the offline scenario only (others are batch 1)");
+    char resolved[4096];
+    if (sg_is_model_uri(model)) {
+        int st = sg_registry_resolve_uri(model, db, resolved, sizeof resolved, &err);
+        if (st) return sg_cli_fail(st, &err);
+        model = resolved;
+    }
     bool offline = c.scenario == SG_SCENARIO_OFFLINE;
     sg_model_workload *mw = NULL;
     int rc = sg_model_workload_create(model, data, offline ? 0 : QUERY_ROWS_MAX, offline ? c.batch : 1,
