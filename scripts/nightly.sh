@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# The nightly regression job (docs/nightly.md). For every model version in
+# Staging or Production: run the gate against the dataset and policy named by
+# the version's tags `dataset` and `policy`, record the run in the registry,
+# compare it with the previous run of that version on the same machine
+# fingerprint, and write one trend page per model.
+#
+# Exit codes: 0 nothing regressed, 1 something regressed or a gate failed,
+# 2 usage error or a version could not be run (missing tags, bad files).
+set -uo pipefail
+
+usage() {
+    cat <<'EOF'
+usage: scripts/nightly.sh --db REGISTRY.db --key SIGNER.key.pem --out DIR
+                          [--pubkey SIGNER.pub.pem] [--cpus LIST] [--stages "Staging Production"]
+
+  --db      the registry; each version to run needs the tags `dataset` (validation set
+            HDF5) and `policy` (policy JSON): absolute paths, or relative to the
+            directory that holds the registry database
+  --key     the key that signs the nightly reports; the registry records a run only
+            when the report verifies with --pubkey or a trusted signer key of the model
+  --out     reports/, compare/ and trend/ are written below DIR
+  --cpus    CPUs for the gate's evaluation and latency workers (e.g. 0-3)
+Environment: STAGEGATE_BIN (default: stagegate on PATH).
+Exit codes: 0 nothing regressed, 1 regressed or a gate failed, 2 usage or run error.
+EOF
+}
+
+SG=${STAGEGATE_BIN:-stagegate}
+DB= KEY= OUT= PUB= CPUS= STAGES="Staging Production"
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --db) DB=${2:-}; shift 2 ;;
+    --key) KEY=${2:-}; shift 2 ;;
+    --out) OUT=${2:-}; shift 2 ;;
+    --pubkey) PUB=${2:-}; shift 2 ;;
+    --cpus) CPUS=${2:-}; shift 2 ;;
+    --stages) STAGES=${2:-}; shift 2 ;;
+    -h | --help) usage; exit 0 ;;
+    *) echo "nightly.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+    esac
+done
+[ -n "$DB" ] && [ -n "$KEY" ] && [ -n "$OUT" ] || { usage >&2; exit 2; }
+command -v jq >/dev/null || { echo "nightly.sh: needs jq (apt-get install -y jq)" >&2; exit 2; }
+command -v "$SG" >/dev/null || { echo "nightly.sh: stagegate binary '$SG' not found (set STAGEGATE_BIN)" >&2; exit 2; }
+[ -f "$DB" ] || { echo "nightly.sh: registry $DB does not exist" >&2; exit 2; }
+mkdir -p "$OUT/reports" "$OUT/compare" "$OUT/trend" || exit 2
+DBDIR=$(cd "$(dirname "$DB")" && pwd)
+
+# Progress goes to stderr, and only when stderr is a terminal: cron mail and CI logs stay clean.
+progress() { if [ -t 2 ]; then printf '\r\033[K%s' "$*" >&2; fi; }
+progress_done() { if [ -t 2 ]; then printf '\r\033[K' >&2; fi; }
+
+abs() { case "$1" in /*) printf '%s' "$1" ;; *) printf '%s/%s' "$DBDIR" "$1" ;; esac; }
+
+# name<TAB>version<TAB>stage<TAB>dataset<TAB>policy, one line per version to run.
+LIST=$(mktemp)
+trap 'rm -f "$LIST"' EXIT
+for stage in $STAGES; do
+    "$SG" registry search "stage = '$stage'" --db "$DB" --json |
+        jq -r '.versions[] | [.name, (.version|tostring), .stage, (.tags.dataset // ""), (.tags.policy // "")] | @tsv' \
+            >>"$LIST" || { echo "nightly.sh: cannot list $stage versions in $DB" >&2; exit 2; }
+done
+
+total=$(wc -l <"$LIST")
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+start=$(date +%s)
+i=0 regressed=0 failed=0 errors=0
+models=()
+# The list is read on fd 3 so the commands in the loop cannot swallow it from stdin.
+while IFS=$'\t' read -r -u 3 name version stage dataset policy; do
+    i=$((i + 1))
+    elapsed=$(($(date +%s) - start))
+    eta=""
+    [ "$i" -gt 1 ] && eta=", ETA $((elapsed * (total - i + 1) / (i - 1)))s"
+    progress "[$i/$total] $name v$version ($stage): gate, ${elapsed}s elapsed$eta"
+    [[ " ${models[*]-} " == *" $name "* ]] || models+=("$name")
+    if [ -z "$dataset" ] || [ -z "$policy" ]; then
+        progress_done
+        echo "$name v$version: ERROR: set the version tags 'dataset' and 'policy' (stagegate registry set-tag)" >&2
+        errors=$((errors + 1))
+        continue
+    fi
+    report="$OUT/reports/$name-v$version-$stamp.intoto.json"
+    rc=0
+    "$SG" gate --model "models:/$name/$version" --data "$(abs "$dataset")" --policy "$(abs "$policy")" \
+        --key "$KEY" --out "$report" --db "$DB" ${CPUS:+--cpus "$CPUS"} >"$OUT/reports/$name-v$version.txt" || rc=$?
+    if [ "$rc" -ge 2 ] || [ ! -f "$report" ]; then
+        progress_done
+        echo "$name v$version: ERROR: gate could not run (exit $rc)" >&2
+        errors=$((errors + 1))
+        continue
+    fi
+    [ "$rc" = 1 ] && { failed=$((failed + 1)); echo "$name v$version ($stage): gate FAILED (see $report)"; }
+    progress "[$i/$total] $name v$version ($stage): record and compare"
+    run=$("$SG" registry record "$report" --model "$name" --db "$DB" ${PUB:+--pubkey "$PUB"} --json) || {
+        progress_done
+        echo "$name v$version: ERROR: the run could not be recorded" >&2
+        errors=$((errors + 1))
+        continue
+    }
+    fp=$(jq -r '.fingerprint' <<<"$run")
+    prev=$("$SG" registry runs "$name" --version "$version" --fingerprint "$fp" --limit 2 --db "$DB" --json |
+        jq -r '.runs | if length == 2 then .[0].report_path else "" end')
+    if [ -z "$prev" ]; then
+        progress_done
+        echo "$name v$version ($stage): first run on fingerprint $fp, nothing to compare"
+        continue
+    fi
+    cmp="$OUT/compare/$name-v$version.txt"
+    rc=0
+    "$SG" compare "$prev" "$report" --fail-on-regression ${PUB:+--pubkey "$PUB"} >"$cmp" || rc=$?
+    progress_done
+    case "$rc" in
+    0) echo "$name v$version ($stage): nothing regressed since the previous run" ;;
+    1) regressed=$((regressed + 1)); echo "$name v$version ($stage): REGRESSED"; sed 's/^/    /' "$cmp" ;;
+    *) errors=$((errors + 1)); echo "$name v$version: ERROR: compare failed (exit $rc)" >&2 ;;
+    esac
+done 3<"$LIST"
+
+for name in "${models[@]}"; do
+    progress "trend page for $name"
+    "$SG" trend "$name" --html "$OUT/trend/$name.html" --db "$DB" 2>/dev/null ||
+        { errors=$((errors + 1)); echo "$name: ERROR: trend page not written" >&2; }
+done
+progress_done
+echo "nightly: $total version(s), $regressed regressed, $failed gate(s) failed, $errors error(s); trend pages in $OUT/trend"
+[ "$errors" -gt 0 ] && exit 2
+[ "$regressed" -gt 0 ] || [ "$failed" -gt 0 ] && exit 1
+exit 0

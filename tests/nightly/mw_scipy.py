@@ -1,0 +1,88 @@
+"""`stagegate compare`'s Mann-Whitney U statistic and p-value against scipy.
+
+Random pairs of latency histograms (exact small values with heavy ties, and
+lognormal latencies cut into the log-linear buckets) are written as bench JSON;
+the CLI's --json statistic and p-value must equal
+scipy.stats.mannwhitneyu(method="asymptotic", use_continuity=True) on the
+samples expanded from the buckets. Also checks --fail-on-regression's exit code.
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+from scipy.stats import mannwhitneyu
+
+SG = os.environ["STAGEGATE_BIN"]
+
+
+def bucket_low(v):
+    """Lowest value of v's bucket in the 3-significant-digit log-linear layout."""
+    v = int(v)
+    if v < 2048:
+        return v
+    b = v.bit_length() - 11
+    return (v >> b) << b
+
+
+def bench_doc(samples):
+    vals, counts = np.unique([bucket_low(v) for v in samples], return_counts=True)
+    s = np.sort(np.repeat(vals, counts))
+    pct = {k: int(s[max(int(np.ceil(q * len(s))), 1) - 1])
+           for k, q in (("p50", .5), ("p90", .9), ("p99", .99), ("p999", .999))}
+    machine = {"cpu_model": "test cpu", "cores": 4, "tsc_hz": 3.0e9, "kernel": "Linux test",
+               "openblas": {"config": "OpenBLAS test"}, "stagegate": {"version": "0"}}
+    hist = {"unit": "ns", "significant_digits": 3, "sub_bucket_count": 2048, "count": int(counts.sum()),
+            "buckets": [[int(v), int(c)] for v, c in zip(vals, counts)]}
+    return {"scenario": "single-stream", "latency_ns": pct, "machine": machine, "histogram": hist}, \
+        np.repeat(vals, counts).astype(float)
+
+
+def compare(tmp, a, b, *extra):
+    pa, pb = os.path.join(tmp, "a.json"), os.path.join(tmp, "b.json")
+    json.dump(a, open(pa, "w"))
+    json.dump(b, open(pb, "w"))
+    r = subprocess.run([SG, "compare", pa, pb, *extra], capture_output=True, text=True)
+    return r
+
+
+def main():
+    rng = np.random.default_rng(20240501)
+    cases = []
+    for _ in range(12):  # small exact values, many ties
+        n1, n2 = rng.integers(5, 60, size=2)
+        cases.append((rng.integers(0, 12, n1), rng.integers(0, 12, n2) + rng.integers(0, 3)))
+    for shift in (1.0, 1.0, 1.01, 1.03, 1.1, 0.95):  # lognormal latencies, bucketed
+        n1, n2 = rng.integers(200, 4000, size=2)
+        cases.append((np.round(rng.lognormal(np.log(2e5), 0.3, n1)),
+                      np.round(shift * rng.lognormal(np.log(2e5), 0.3, n2))))
+    cases.append((np.arange(1, 4), np.arange(4, 7)))  # disjoint
+    worst = 0.0
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, (x, y) in enumerate(cases):
+            a, xs = bench_doc(x)
+            b, ys = bench_doc(y)
+            r = compare(tmp, a, b, "--json")
+            assert r.returncode == 0, (i, r.stderr)
+            mw = json.loads(r.stdout)["mann_whitney"]
+            ref = mannwhitneyu(xs, ys, method="asymptotic", use_continuity=True, alternative="two-sided")
+            assert mw["n_old"] == len(xs) and mw["n_new"] == len(ys)
+            assert abs(mw["u"] - ref.statistic) <= 1e-9 * max(1.0, ref.statistic), (i, mw["u"], ref.statistic)
+            err = abs(mw["p_value"] - ref.pvalue)
+            assert err <= 1e-9 * ref.pvalue + 1e-14, (i, mw["p_value"], ref.pvalue)
+            worst = max(worst, err / max(ref.pvalue, 1e-300))
+        # Exit codes: a 10% shift regresses; 1 only with --fail-on-regression.
+        a, _ = bench_doc(np.round(rng.lognormal(np.log(1e5), 0.2, 3000)))
+        b, _ = bench_doc(np.round(1.1 * rng.lognormal(np.log(1e5), 0.2, 3000)))
+        assert compare(tmp, a, b).returncode == 0
+        r = compare(tmp, a, b, "--fail-on-regression")
+        assert r.returncode == 1, r
+        assert "\u2191 regressed" in r.stdout, r.stdout
+        assert compare(tmp, b, a, "--fail-on-regression").returncode == 0
+    print(f"{len(cases)} cases match scipy.stats.mannwhitneyu; worst relative p-value error {worst:.2e}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

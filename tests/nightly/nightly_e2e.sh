@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# End to end: scripts/nightly.sh on a registry of two models (alpha: v1 in Production and
+# v2 in Staging; beta: v1 in Staging). Night 1 records first runs; night 2 compares each
+# version with its previous run on the same fingerprint; night 3 points alpha v2 at a
+# validation set it does badly on, so f1 crosses the policy's regression margin and the
+# job exits 1. The trend pages are parsed: one chart per gated figure, one line per
+# fingerprint, version changes marked. The run history is checked through the CLI.
+set -euo pipefail
+: "${STAGEGATE_BIN:?}" "${STAGEGATE_SOURCE_DIR:?}"
+PY=/usr/bin/python3
+SG=$STAGEGATE_BIN
+NIGHTLY=$STAGEGATE_SOURCE_DIR/scripts/nightly.sh
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+cd "$T"
+fail() { echo "FAIL: $*" >&2; exit 1; }
+MK="$STAGEGATE_SOURCE_DIR/scripts/make_dataset.py"
+
+mkdir reg
+$PY "$MK" --out reg/val_a.h5 --task binary --rows 1500 --features 8 --seed 1 --fit logreg --fit-rows 1500 \
+    --fit-seed 1 --model-out a1.h5 >/dev/null
+$PY "$MK" --task binary --features 8 --seed 1 --fit logreg --fit-rows 1200 --fit-seed 2 --model-out a2.h5 >/dev/null
+# Same features, another teacher: alpha's models are close to chance on it.
+$PY "$MK" --out reg/val_other.h5 --task binary --rows 1500 --features 8 --seed 7 >/dev/null
+$PY "$MK" --out reg/val_b.h5 --task binary --rows 1500 --features 12 --seed 3 --fit logreg --fit-rows 1500 \
+    --fit-seed 3 --model-out b1.h5 >/dev/null
+for k in signer alice; do "$SG" keygen --out $k >/dev/null; done
+cat > reg/policy.json <<'JSON'
+{
+  "metrics": {
+    "accuracy": {"threshold": 0.3},
+    "f1": {"threshold": 0.2, "max_relative_regression": 0.05, "optional": true}
+  },
+  "latency": {"scenario": "single-stream", "percentile": 99, "max_ms": 100, "min_queries": 700}
+}
+JSON
+export STAGEGATE_REGISTRY=$T/reg/registry.db
+R="$SG registry"
+gate() { "$SG" gate --model "$1" --data "$2" --policy reg/policy.json --key signer.key.pem --out "$3" --cpus 0 >/dev/null; }
+$R create-model alpha --signer signer.pub.pem --promoter Production=alice.pub.pem >/dev/null
+$R create-model beta --signer signer.pub.pem --promoter Production=alice.pub.pem >/dev/null
+[ "$($R create-version alpha a1.h5)" = 1 ] && [ "$($R create-version alpha a2.h5)" = 2 ] || fail "alpha versions"
+[ "$($R create-version beta b1.h5)" = 1 ] || fail "beta version"
+gate a1.h5 reg/val_a.h5 ra1.json && gate a2.h5 reg/val_a.h5 ra2.json && gate b1.h5 reg/val_b.h5 rb1.json ||
+    fail "setup gates did not pass"
+$R transition alpha 1 Staging --report ra1.json >/dev/null
+$R transition alpha 1 Production --as alice.key.pem >/dev/null
+$R transition alpha 2 Staging --report ra2.json >/dev/null
+$R transition beta 1 Staging --report rb1.json >/dev/null
+# Tags are relative to the registry's directory (docs/nightly.md).
+$R set-tag alpha 1 dataset val_a.h5 && $R set-tag alpha 1 policy policy.json
+$R set-tag alpha 2 dataset val_a.h5 && $R set-tag alpha 2 policy policy.json
+$R set-tag beta 1 dataset val_b.h5 && $R set-tag beta 1 policy policy.json
+
+night() { # night N EXPECTED_EXIT...: runs the job, output in nightN.txt
+    local n=$1 rc=0; shift
+    STAGEGATE_BIN=$SG bash "$NIGHTLY" --db reg/registry.db --key signer.key.pem --out out --cpus 0 \
+        >"night$n.txt" 2>"night$n.err" </dev/null || rc=$?
+    for want in "$@"; do [ "$rc" = "$want" ] && return 0; done
+    cat "night$n.txt" "night$n.err" >&2
+    fail "night $n exited $rc, wanted one of $*"
+}
+night 1 0
+grep -q "3 version(s), 0 regressed, 0 gate(s) failed, 0 error(s)" night1.txt || { cat night1.txt; fail "night 1 summary"; }
+[ "$(grep -c 'first run on fingerprint' night1.txt)" = 3 ] || fail "night 1 should have no previous runs"
+[ -s night1.err ] && { cat night1.err; fail "progress or errors on stderr although it is not a terminal"; }
+
+# Night 2: same models, same data. Metrics are identical; latency may or may not move on a
+# shared machine, so either exit is right, but every version must have been compared.
+night 2 0 1
+[ "$(ls out/compare | wc -l)" = 3 ] || fail "night 2 did not compare all three versions"
+grep -q "nothing regressed since the previous run\|REGRESSED" night2.txt || fail "night 2 compare lines"
+for f in out/compare/*.txt; do
+    grep -Eq "^  (accuracy|f1) " "$f" || { cat "$f"; fail "$f lists no metrics"; }
+    ! grep -Eq "^  (accuracy|f1) .*REGRESSED" "$f" || { cat "$f"; fail "identical metrics reported as regressed"; }
+done
+
+# Night 3: alpha v2 on a set it does badly on: f1 drops far past the 5% margin -> exit 1.
+$R set-tag alpha 2 dataset val_other.h5
+night 3 1
+grep -q "alpha v2 (Staging): REGRESSED" night3.txt || { cat night3.txt; fail "night 3 did not flag alpha v2"; }
+grep -Eq "^  f1 .*REGRESSED" out/compare/alpha-v2.txt || { cat out/compare/alpha-v2.txt; fail "f1 not flagged"; }
+
+# History: 3 runs per version, one fingerprint, oldest first, figures recorded.
+"$SG" registry runs alpha --json > runs_alpha.json
+"$SG" registry runs alpha --version 2 --limit 2 --json > runs_a2.json
+"$SG" registry runs beta > runs_beta.txt
+[ "$(wc -l < runs_beta.txt)" = 3 ] || { cat runs_beta.txt; fail "beta should list 3 runs"; }
+$PY - runs_alpha.json runs_a2.json <<'PYEOF'
+import json, sys
+doc = json.load(open(sys.argv[1]))
+runs = doc["runs"]
+assert doc["model"] == "alpha" and len(runs) == 6, len(runs)
+assert sorted(r["version"] for r in runs) == [1, 1, 1, 2, 2, 2]
+assert len({r["fingerprint"] for r in runs}) == 1 and len(runs[0]["fingerprint"]) == 16
+assert [r["id"] for r in runs] == sorted(r["id"] for r in runs), "not oldest first"
+for r in runs:
+    assert r["stage"] == ("Production" if r["version"] == 1 else "Staging"), r
+    assert r["figures"]["gated"] == ["accuracy", "f1"], r["figures"]
+    assert r["figures"]["latency_ns"]["p99"] >= r["figures"]["latency_ns"]["p50"] > 0
+    assert r["machine"]["cores"] >= 1 and r["machine"]["id"] == r["fingerprint"]
+    assert len(r["report_sha256"]) == 64 and r["report_path"].endswith(".intoto.json")
+a2 = json.load(open(sys.argv[2]))["runs"]
+assert [r["version"] for r in a2] == [2, 2] and a2[-1]["id"] == max(r["id"] for r in runs if r["version"] == 2)
+# Night 3's run of v2 has a far lower f1 than night 2's.
+assert a2[1]["figures"]["metrics"]["f1"] < 0.95 * a2[0]["figures"]["metrics"]["f1"], a2
+PYEOF
+
+# Trend pages: one chart per gated figure (p50, p99, accuracy, f1), one series, v1/v2 marked.
+for m in alpha beta; do [ -s out/trend/$m.html ] || fail "no trend page for $m"; done
+$PY - out/trend/alpha.html out/trend/beta.html <<'PYEOF'
+import sys
+from html.parser import HTMLParser
+
+class Page(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.charts, self.cur, self.external = [], None, []
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag in ("script", "link", "img", "iframe") or "src" in a or (tag == "a" and "href" in a):
+            self.external.append(tag)
+        if tag == "svg" and a.get("class") == "chart":
+            self.cur = {"figure": a["data-figure"], "polyline": 0, "circle": 0, "version": 0}
+            self.charts.append(self.cur)
+        elif self.cur is not None and tag == "polyline":
+            self.cur["polyline"] += 1
+        elif self.cur is not None and tag == "circle":
+            self.cur["circle"] += 1
+        elif self.cur is not None and tag == "line" and a.get("class") == "version":
+            self.cur["version"] += 1
+    def handle_endtag(self, tag):
+        if tag == "svg":
+            self.cur = None
+
+for path, versions_marked in ((sys.argv[1], True), (sys.argv[2], False)):
+    p = Page()
+    p.feed(open(path, encoding="utf-8").read())
+    figs = [c["figure"] for c in p.charts]
+    assert figs == ["latency.p50", "latency.p99", "metric.accuracy", "metric.f1"], (path, figs)
+    assert not p.external, (path, p.external)  # self-contained
+    for c in p.charts:
+        assert c["polyline"] == 1, c  # one fingerprint -> one series
+        assert c["circle"] == (6 if versions_marked else 3), c
+        assert (c["version"] > 0) == versions_marked, c
+print("trend pages ok")
+PYEOF
+echo "nightly e2e ok"

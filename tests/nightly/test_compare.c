@@ -1,0 +1,264 @@
+/*
+ * compare on synthetic latency distributions recorded into the real log-linear
+ * histogram: a known 5% shift is regressed (and the reverse improved), identical
+ * runs are unchanged, and over many seeded pairs from one distribution the
+ * false-positive rate stays at about alpha. Plus hand-checked Mann-Whitney values,
+ * fingerprint refusal and metric margins.
+ */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "stagegate/cli.h"
+#include "stagegate/compare.h"
+#include "stagegate/harness.h"
+
+/* splitmix64 + Box-Muller: reproducible on every platform. */
+static uint64_t next_u64(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+static double uniform(uint64_t *s) { return ((double)(next_u64(s) >> 11) + 0.5) / 9007199254740992.0; }
+static double normal(uint64_t *s) { return sqrt(-2 * log(uniform(s))) * cos(2 * M_PI * uniform(s)); }
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* A run of n lognormal latencies around median_ns (sigma 0.25, like a busy service), scaled. */
+static void make_run(sg_compare_run *r, uint64_t seed, int n, double median_ns, double scale, const char *cpu)
+{
+    memset(r, 0, sizeof *r);
+    uint64_t *v = malloc((size_t)n * sizeof *v);
+    sg_latency_histogram *h = sg_histogram_new();
+    assert_non_null(v);
+    assert_non_null(h);
+    for (int i = 0; i < n; i++) {
+        v[i] = (uint64_t)llround(median_ns * scale * exp(0.25 * normal(&seed)));
+        sg_histogram_record(h, v[i]);
+    }
+    qsort(v, (size_t)n, sizeof *v, cmp_u64);
+    json_t *doc = json_object(), *l = json_object(), *m = json_object(), *blas = json_object();
+    static const char *const keys[] = {"p50", "p90", "p99", "p999"};
+    static const double q[] = {0.5, 0.9, 0.99, 0.999};
+    for (int k = 0; k < 4; k++) json_object_set_new(l, keys[k], json_integer((json_int_t)sg_percentile_sorted(v, n, q[k])));
+    json_object_set_new(doc, "scenario", json_string("single-stream"));
+    json_object_set_new(doc, "latency_ns", l);
+    json_object_set_new(m, "cpu_model", json_string(cpu));
+    json_object_set_new(m, "cores", json_integer(8));
+    json_object_set_new(m, "tsc_hz", json_real(2.899996e9));
+    json_object_set_new(m, "kernel", json_string("Linux 6.1.0 x86_64"));
+    json_object_set_new(blas, "config", json_string("OpenBLAS 0.3.21"));
+    json_object_set_new(m, "openblas", blas);
+    json_object_set_new(doc, "machine", m);
+    json_object_set_new(doc, "histogram", sg_histogram_json(h));
+    /* Through the file loader, as `stagegate compare` reads it. */
+    char path[] = "sg_nightly_XXXXXX"; /* in the test's working directory */
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    char *text = sg_json_dumps(doc, false);
+    fputs(text, f);
+    fclose(f);
+    free(text);
+    sg_err err = {{0}};
+    int rc = sg_compare_load(path, NULL, r, &err);
+    remove(path);
+    if (rc) fail_msg("load: %s", err.msg);
+    json_decref(doc);
+    sg_histogram_free(h);
+    free(v);
+}
+
+static json_t *compare(const sg_compare_run *a, const sg_compare_run *b, bool force, int *rc, sg_err *err)
+{
+    sg_compare_options o;
+    sg_compare_options_init(&o);
+    o.force = force;
+    json_t *out = NULL;
+    *rc = sg_compare_runs(a, b, &o, &out, err);
+    return out;
+}
+
+static const char *verdict(json_t *cmp, int k)
+{
+    return json_string_value(json_object_get(json_array_get(json_object_get(cmp, "latency"), (size_t)k), "verdict"));
+}
+
+static void test_known_shift(void **state)
+{
+    (void)state;
+    sg_compare_run a, b;
+    make_run(&a, 11, 5000, 100000, 1.0, "cpu");
+    make_run(&b, 12, 5000, 100000, 1.05, "cpu");
+    int rc;
+    sg_err err;
+    json_t *cmp = compare(&a, &b, false, &rc, &err);
+    assert_int_equal(rc, SG_OK);
+    assert_true(json_is_true(json_object_get(cmp, "regressed")));
+    double p = json_real_value(json_object_get(json_object_get(cmp, "mann_whitney"), "p_value"));
+    assert_true(p < 1e-6);
+    for (int k = 0; k < 3; k++) assert_string_equal(verdict(cmp, k), "regressed");
+    double r50 = json_real_value(json_object_get(json_array_get(json_object_get(cmp, "latency"), 0), "ratio"));
+    assert_true(r50 > 1.03 && r50 < 1.07);
+    json_decref(cmp);
+    /* The same pair the other way round is an improvement, and nothing regressed. */
+    cmp = compare(&b, &a, false, &rc, &err);
+    for (int k = 0; k < 3; k++) assert_string_equal(verdict(cmp, k), "improved");
+    assert_false(json_is_true(json_object_get(cmp, "regressed")));
+    json_decref(cmp);
+    sg_compare_run_clear(&a);
+    sg_compare_run_clear(&b);
+}
+
+static void test_identical_unchanged(void **state)
+{
+    (void)state;
+    sg_compare_run a, b;
+    make_run(&a, 5, 3000, 50000, 1.0, "cpu");
+    make_run(&b, 5, 3000, 50000, 1.0, "cpu");
+    int rc;
+    sg_err err;
+    json_t *cmp = compare(&a, &b, false, &rc, &err);
+    assert_int_equal(rc, SG_OK);
+    for (int k = 0; k < 4; k++) assert_string_equal(verdict(cmp, k), "unchanged");
+    json_t *mw = json_object_get(cmp, "mann_whitney");
+    assert_true(fabs(json_real_value(json_object_get(mw, "p_value")) - 1.0) < 1e-12);
+    assert_true(fabs(json_real_value(json_object_get(mw, "u")) - 3000.0 * 3000 / 2) < 1e-6);
+    assert_false(json_is_true(json_object_get(cmp, "regressed")));
+    json_decref(cmp);
+    sg_compare_run_clear(&a);
+    sg_compare_run_clear(&b);
+}
+
+/* Pairs drawn from one distribution: "regressed" or "improved" anywhere is a false positive. */
+static void test_false_positive_rate(void **state)
+{
+    (void)state;
+    const int pairs = 400;
+    int fp = 0;
+    for (int i = 0; i < pairs; i++) {
+        sg_compare_run a, b;
+        make_run(&a, 1000 + 2 * (uint64_t)i, 1000, 20000, 1.0, "cpu");
+        make_run(&b, 1001 + 2 * (uint64_t)i, 1000, 20000, 1.0, "cpu");
+        int rc;
+        sg_err err;
+        json_t *cmp = compare(&a, &b, false, &rc, &err);
+        assert_int_equal(rc, SG_OK);
+        bool any = false;
+        for (int k = 0; k < 4; k++) any |= strcmp(verdict(cmp, k), "unchanged") != 0;
+        fp += any;
+        json_decref(cmp);
+        sg_compare_run_clear(&a);
+        sg_compare_run_clear(&b);
+    }
+    double rate = (double)fp / pairs;
+    print_message("false-positive rate over %d same-distribution pairs: %.3f\n", pairs, rate);
+    /* alpha = 0.05; binomial sd over 400 pairs is 0.011, so 0.075 is > 2 sd above. */
+    assert_true(rate <= 0.075);
+}
+
+static void test_fingerprint_refused(void **state)
+{
+    (void)state;
+    sg_compare_run a, b;
+    make_run(&a, 1, 500, 1000, 1.0, "Intel Xeon Gold 6338");
+    make_run(&b, 2, 500, 1000, 1.0, "AMD EPYC 7763");
+    int rc;
+    sg_err err = {{0}};
+    json_t *cmp = compare(&a, &b, false, &rc, &err);
+    assert_int_equal(rc, SG_EINPUT);
+    assert_null(cmp);
+    assert_non_null(strstr(err.msg, "cpu_model"));
+    assert_non_null(strstr(err.msg, "--force"));
+    cmp = compare(&a, &b, true, &rc, &err);
+    assert_int_equal(rc, SG_OK);
+    assert_true(json_is_true(json_object_get(cmp, "forced")));
+    assert_int_equal(json_array_size(json_object_get(cmp, "differences")), 1);
+    json_decref(cmp);
+    /* TSC jitter within 10 MHz is the same machine. */
+    assert_int_equal(json_integer_value(json_object_get(a.fingerprint, "tsc_mhz")), 2900);
+    sg_compare_run_clear(&a);
+    sg_compare_run_clear(&b);
+}
+
+static void test_mw_hand_checked(void **state)
+{
+    (void)state;
+    sg_mw_result r;
+    sg_err err;
+    /* x = 1,2,3 and y = 4,5,6: U1 = 0, max U = 9, z = (9 - 4.5 - 0.5) / sqrt(9 * 7 / 12). */
+    sg_bin x[] = {{1, 1}, {2, 1}, {3, 1}}, y[] = {{4, 1}, {5, 1}, {6, 1}};
+    assert_int_equal(sg_mannwhitney_binned(x, 3, y, 3, &r, &err), SG_OK);
+    assert_true(r.u == 0);
+    double z = 4.0 / sqrt(63.0 / 12.0);
+    assert_true(fabs(r.z - z) < 1e-12);
+    assert_true(fabs(r.p_value - erfc(z / sqrt(2.0))) < 1e-12);
+    /* Ties: x = {1,1,2}, y = {1,2,2}. Ranks: 1s -> 2, 2s -> 5; R1 = 2 + 2 + 5 = 9, U1 = 3. */
+    sg_bin tx[] = {{1, 2}, {2, 1}}, ty[] = {{1, 1}, {2, 2}};
+    assert_int_equal(sg_mannwhitney_binned(tx, 2, ty, 2, &r, &err), SG_OK);
+    assert_true(r.u == 3);
+    /* Tie term: 2 groups of 3 -> 2 * 24 = 48; var = 9/12 * (7 - 48/30). */
+    double s = sqrt(9.0 / 12 * (7 - 48.0 / 30));
+    assert_true(fabs(r.z - (6 - 4.5 - 0.5) / s) < 1e-12);
+    /* Bad input is refused, not crashed on. */
+    sg_bin bad[] = {{2, 1}, {1, 1}};
+    assert_int_equal(sg_mannwhitney_binned(bad, 2, y, 3, &r, &err), SG_EINPUT);
+    assert_int_equal(sg_mannwhitney_binned(x, 0, y, 3, &r, &err), SG_EINPUT);
+}
+
+static void test_metric_margins(void **state)
+{
+    (void)state;
+    sg_compare_run a, b;
+    memset(&a, 0, sizeof a);
+    memset(&b, 0, sizeof b);
+    snprintf(a.path, sizeof a.path, "old");
+    snprintf(b.path, sizeof b.path, "new");
+    json_t *pol = json_loads("{\"metrics\":{\"f1\":{\"max_relative_regression\":0.05,\"greater_is_better\":true},"
+                             "\"log_loss\":{\"max_absolute_regression\":0.01,\"greater_is_better\":false},"
+                             "\"accuracy\":{\"threshold\":0.9,\"greater_is_better\":true}}}", 0, NULL);
+    json_t *om = json_loads("{\"f1\":0.874,\"log_loss\":0.30,\"accuracy\":0.91,\"recall\":0.8}", 0, NULL);
+    json_t *nm = json_loads("{\"f1\":0.8303,\"log_loss\":0.32,\"accuracy\":0.89,\"recall\":0.7}", 0, NULL);
+    a.metrics = om, b.metrics = nm, b.policy = pol;
+    int rc;
+    sg_err err;
+    json_t *cmp = compare(&a, &b, false, &rc, &err);
+    assert_int_equal(rc, SG_OK);
+    json_t *rows = json_object_get(cmp, "metrics");
+    assert_int_equal(json_array_size(rows), 4);
+    /* f1 exactly on 0.95 x 0.874 = 0.8303: within the margin (worse, not regressed). */
+    assert_string_equal(json_string_value(json_object_get(json_array_get(rows, 0), "verdict")), "worse");
+    /* log_loss 0.30 -> 0.32 is past the absolute 0.01 margin of a lower-is-better metric. */
+    assert_string_equal(json_string_value(json_object_get(json_array_get(rows, 1), "verdict")), "regressed");
+    /* accuracy now misses the 0.9 threshold the old run met. */
+    assert_true(json_is_true(json_object_get(json_array_get(rows, 2), "crosses_threshold")));
+    /* recall is not gated: worse, never "regressed". */
+    assert_string_equal(json_string_value(json_object_get(json_array_get(rows, 3), "verdict")), "worse");
+    assert_int_equal(json_integer_value(json_object_get(cmp, "n_regressed")), 2);
+    json_decref(cmp);
+    json_decref(pol);
+    json_decref(om);
+    json_decref(nm);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_known_shift),         cmocka_unit_test(test_identical_unchanged),
+        cmocka_unit_test(test_false_positive_rate), cmocka_unit_test(test_fingerprint_refused),
+        cmocka_unit_test(test_mw_hand_checked),     cmocka_unit_test(test_metric_margins),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
