@@ -117,8 +117,8 @@ int sg_cmd_eval(int argc, char **argv)
         if (st) return sg_cli_fail(st, &err);
         c.model_path = resolved;
     }
-    c.progress = !json && sg_progress_enabled();
-    if (json) c.progress = sg_progress_enabled();
+    /* Progress goes to stderr on a terminal only, so --json stdout stays one document. */
+    c.progress = sg_progress_enabled();
 
     sg_eval_result r;
     int st = sg_eval_run(&c, &r, &err);
