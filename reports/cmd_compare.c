@@ -109,7 +109,7 @@ void sg_compare_print(const json_t *cmp, FILE *out)
             const char *v = jstr(e, "verdict");
             double d = num(e, "delta");
             const char *ar = d > 0 ? "\u2191" : d < 0 ? "\u2193" : "=";
-            fprintf(out, "  %-24s %10.4g -> %-10.4g %s %+.4g", jstr(e, "name"), num(e, "old"), num(e, "new"), ar, d);
+            fprintf(out, "  %-20s %10.4g -> %-10.4g %s %+-11.4g", jstr(e, "name"), num(e, "old"), num(e, "new"), ar, d);
             if (isfinite(num(e, "margin_limit")))
                 fprintf(out, "  margin %s %.4g", json_is_true(json_object_get(e, "greater_is_better")) ? ">=" : "<=",
                         num(e, "margin_limit"));

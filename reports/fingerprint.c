@@ -46,10 +46,7 @@ json_t *sg_fingerprint_from_machine(const json_t *machine)
         if (len + sl + 2 > cap) {
             cap = (len + sl + 2) * 2;
             char *nb = realloc(buf, cap);
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-            }
+            if (!nb) free(buf);
             buf = nb;
         }
         if (buf) {

@@ -82,7 +82,6 @@ static int series_of(json_t *series, const char *fp)
 
 typedef struct {
     double x0, x1, y0, y1;
-    bool by_time;
 } axes;
 
 static double px(const axes *a, double x) { return ML + (x - a->x0) / (a->x1 - a->x0) * (W - ML - MR); }
@@ -91,7 +90,7 @@ static double py(const axes *a, double y) { return H - MB - (y - a->y0) / (a->y1
 static void chart(FILE *out, const json_t *runs, const char *fig, json_t *series, const double *xs)
 {
     bool latency = !strncmp(fig, "latency.", 8);
-    axes a = {INFINITY, -INFINITY, INFINITY, -INFINITY, true};
+    axes a = {INFINITY, -INFINITY, INFINITY, -INFINITY};
     size_t n = json_array_size(runs), have = 0;
     for (size_t i = 0; i < n; i++) {
         double v = figure_value(json_array_get(runs, i), fig);

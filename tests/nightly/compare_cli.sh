@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# compare and the run-history commands on real signed reports: verification with and
+# without --pubkey, fingerprint refusal without --force, bench JSON input, the human
+# table, and the errors of compare / registry record / registry runs / trend (one line on
+# stderr, exit 2, or 1 for a report that does not verify; no output file left behind).
+set -euo pipefail
+: "${STAGEGATE_BIN:?}" "${STAGEGATE_SOURCE_DIR:?}"
+PY=/usr/bin/python3
+SG=$STAGEGATE_BIN
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+cd "$T"
+fail() { echo "FAIL: $*" >&2; exit 1; }
+expect() { # expect CODE CMD...: exit code check; stdout in out, stderr in err
+    local want=$1 got=0; shift
+    "$@" >out 2>err || got=$?
+    [ "$got" = "$want" ] || { cat out err >&2; fail "exit $got, wanted $want: $*"; }
+}
+err_has() { grep -qF -- "$1" err || { cat err >&2; fail "stderr lacks: $1"; }; }
+one_line() { [ "$(wc -l < err)" = 1 ] || { cat err >&2; fail "stderr is not one line"; }; }
+
+$PY "$STAGEGATE_SOURCE_DIR/scripts/make_dataset.py" --out val.h5 --task binary --rows 1000 --features 8 --seed 2 \
+    --fit logreg --fit-rows 1000 --fit-seed 2 --model-out m.h5 >/dev/null
+for k in signer other; do "$SG" keygen --out $k >/dev/null; done
+cat > policy.json <<'JSON'
+{"metrics": {"accuracy": {"threshold": 0.5}},
+ "latency": {"scenario": "single-stream", "percentile": 99, "max_ms": 100, "min_queries": 700}}
+JSON
+for r in r1 r2; do # two runs of the same model on this machine
+    "$SG" gate --model m.h5 --data val.h5 --policy policy.json --key signer.key.pem --out $r.json --cpus 0 >/dev/null
+done
+
+# Verified with the right key; refused (exit 1) with another; unverified is said so.
+expect 0 "$SG" compare r1.json r2.json --pubkey signer.pub.pem
+grep -q "signature verified" out || fail "verified compare does not say so"
+grep -q "^  p99.9 " out && grep -q "^  accuracy " out || { cat out; fail "table lacks rows"; }
+expect 1 "$SG" compare r1.json r2.json --pubkey other.pub.pem
+err_has "r1.json does not verify with the given public key"; one_line
+expect 0 "$SG" compare r1.json r2.json
+grep -q "NOT verified" out || fail "unverified compare does not say so"
+expect 0 "$SG" compare r1.json r2.json --json
+$PY - out <<'PYEOF'
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["old"]["kind"] == "report" and d["old"]["verified"] is False
+assert d["fingerprint_match"] is True and d["differences"] == []
+assert [r["percentile"] for r in d["latency"]] == ["p50", "p90", "p99", "p99.9"]
+for r in d["latency"]:
+    assert r["verdict"] in ("improved", "regressed", "unchanged") and 0 <= r["p_value"] <= 1
+    assert abs(r["ratio"] - r["new_ns"] / r["old_ns"]) < 1e-12
+m = d["metrics"]
+assert m[0]["name"] == "accuracy" and m[0]["delta"] == 0 and m[0]["verdict"] == "unchanged", m
+PYEOF
+
+# Another machine: the same report's latency section with a different CPU and kernel.
+"$PY" - r2.json <<'PYEOF'
+import base64, json, sys
+env = json.load(open(sys.argv[1]))
+lat = json.loads(base64.b64decode(env["payload"]))["predicate"]["latency"]
+json.dump(lat, open("bench_here.json", "w"))
+lat["machine"]["cpu_model"] = "Some Other CPU"
+lat["machine"]["kernel"] = "Linux 9.9.9 x86_64"
+json.dump(lat, open("bench_there.json", "w"))
+PYEOF
+expect 0 "$SG" compare r1.json bench_here.json
+expect 2 "$SG" compare r1.json bench_there.json
+err_has "different machines"; err_has "cpu_model"; err_has "kernel"; err_has "--force"; one_line
+[ ! -s out ] || fail "refused compare printed a result"
+expect 2 "$SG" compare bench_there.json r1.json --json --fail-on-regression
+expect 0 "$SG" compare r1.json bench_there.json --force
+grep -q "DIFFERENT fingerprints" out && grep -q "cpu_model" out || { cat out; fail "forced compare hides the difference"; }
+expect 2 "$SG" compare r1.json bench_here.json --pubkey signer.pub.pem
+err_has "bench JSON, not a signed report"
+
+# Bad input: one line, exit 2.
+echo '{"x": 1}' > junk.json
+expect 2 "$SG" compare r1.json junk.json; err_has "junk.json is neither a signed report"; one_line
+printf '{"latency_ns": ' > trunc.json
+expect 2 "$SG" compare trunc.json r1.json; err_has "trunc.json:"; one_line
+expect 2 "$SG" compare r1.json missing.json; err_has "missing.json"; one_line
+expect 2 "$SG" compare r1.json; one_line
+expect 2 "$SG" compare r1.json r2.json --alpha 2; one_line
+
+# Run history.
+export STAGEGATE_REGISTRY=$T/registry.db
+"$SG" registry create-model m --signer signer.pub.pem >/dev/null
+expect 2 "$SG" registry record r1.json; err_has "no registered version has artifact sha256"; one_line
+"$SG" registry create-version m m.h5 >/dev/null
+expect 0 "$SG" registry record r1.json
+grep -q "recorded run #1: .* m v1 None" out || { cat out; fail "record output"; }
+expect 2 "$SG" registry record r1.json; err_has "already recorded"; one_line
+expect 1 "$SG" registry record r2.json --pubkey other.pub.pem; err_has "does not verify"; one_line
+# A report signed by a key the model does not trust is refused without --pubkey.
+"$SG" gate --model m.h5 --data val.h5 --policy policy.json --key other.key.pem --out r3.json --cpus 0 >/dev/null
+expect 1 "$SG" registry record r3.json; err_has "does not verify against any trusted signer key of m"
+expect 0 "$SG" registry record r3.json --pubkey other.pub.pem --json
+$PY -c 'import json,sys; r=json.load(open("out")); assert r["id"]==2 and r["version"]==1 and r["figures"]["gated"]==["accuracy"], r'
+expect 0 "$SG" registry runs m
+[ "$(wc -l < out)" = 2 ] || { cat out; fail "runs should list 2"; }
+expect 2 "$SG" registry runs nosuch; one_line
+expect 2 "$SG" registry runs m --limit 0; one_line
+
+# Trend: written atomically; an unwritable destination leaves nothing.
+expect 0 "$SG" trend m --html trend.html
+grep -c '<svg class="chart"' trend.html | grep -qx 3 || fail "trend page should hold 3 charts"
+expect 2 "$SG" trend m --html nodir/trend.html; one_line
+[ ! -e nodir ] || fail "trend created a directory"
+expect 2 "$SG" trend nosuch --html t2.html; one_line
+[ ! -e t2.html ] || fail "failed trend left a file"
+ls -a | grep -q '\.tmp' && fail "temp file left behind"
+echo "compare CLI ok"
