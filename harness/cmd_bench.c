@@ -99,6 +99,7 @@ int sg_cmd_bench(int argc, char **argv)
                                       c.breakdown, &mw, &err);
     if (rc != SG_OK) return sg_cli_fail(rc, &err);
     c.workload = sg_model_workload_get(mw);
+    c.progress = sg_progress_enabled();
     sg_bench_result r;
     rc = sg_bench_run(&c, &r, &err);
     if (rc != SG_OK) {

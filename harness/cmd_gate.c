@@ -130,6 +130,7 @@ static int run_latency(const gate_args *a, const char *model, const sg_gate_poli
     c.scenario = (sg_scenario)scenario;
     c.cpus = a->cpus;
     c.qps = p->latency_target_qps;
+    c.progress = sg_progress_enabled();
     if (offline) c.batch = OFFLINE_BATCH;
     int64_t need = sg_early_stopping_min_queries(1, p->latency_percentile / 100.0, 0.99);
     /* An explicit min_queries is honoured as given, even when too few for the estimate: the check says so. */

@@ -112,6 +112,7 @@ static void job_single_stream(sg_worker *w, void *arg)
             if (i >= x->cap && now - t0 < x->max_ticks) atomic_store(&x->grow_needed, true);
             break;
         }
+        if ((i & 255) == 0) atomic_store_explicit(&x->done_queries, i, memory_order_relaxed);
         uint32_t tag0 = sg_clock_cpu_tag();
         uint64_t a = sg_clock_start();
         x->wl->run(s->state, i % x->wl->n_rows, 1);
@@ -300,6 +301,34 @@ static void breakdown(run_ctx *x, sg_pool *pool, sg_bench_result *r)
     free(acc);
 }
 
+/* Read by the progress thread: a relaxed snapshot is all a display needs. */
+static int64_t progress_count(void *arg)
+{
+    run_ctx *x = arg;
+    if (x->c->scenario == SG_SCENARIO_OFFLINE) {
+        int64_t k = atomic_load_explicit(&x->next, memory_order_relaxed);
+        int64_t base = __atomic_load_n(&x->row_base, __ATOMIC_RELAXED);
+        return (base + (k < x->n_target ? k : x->n_target)) * x->c->batch;
+    }
+    return atomic_load_explicit(&x->done_queries, memory_order_relaxed);
+}
+
+static void progress_line(void *arg, int64_t done, double elapsed, char *line, size_t len)
+{
+    run_ctx *x = arg;
+    const sg_bench_config *c = x->c;
+    if (c->scenario == SG_SCENARIO_OFFLINE) {
+        snprintf(line, len, "bench offline: %lld rows  %.1fs", (long long)done, elapsed);
+        return;
+    }
+    /* Queries LoadGen's early stopping needs for p99 with no overshoot beyond the allowance. */
+    int64_t need_p99 = sg_early_stopping_min_queries(1, 0.99, 0.99);
+    int64_t need = c->min_queries > need_p99 ? c->min_queries : need_p99;
+    snprintf(line, len, "bench %s: %lld queries (needs >= %lld; p99 early stopping >= %lld)  %.1fs (min %.1fs)",
+             c->scenario == SG_SCENARIO_SERVER ? "server" : "single-stream", (long long)done,
+             (long long)need, (long long)need_p99, elapsed, c->min_duration_s);
+}
+
 static int timed_run(run_ctx *x, sg_pool *pool, sg_bench_result *r, double *wall, sg_err *err)
 {
     const sg_bench_config *c = x->c;
@@ -341,7 +370,7 @@ static int timed_run(run_ctx *x, sg_pool *pool, sg_bench_result *r, double *wall
             atomic_store(&x->next, 0);
             x->n_target = per_pass;
             sg_pool_run(pool, job_offline, x);
-            x->row_base += per_pass;
+            __atomic_store_n(&x->row_base, x->row_base + per_pass, __ATOMIC_RELAXED);
             double el = sg_now_seconds() - t_start;
             if ((el >= c->min_duration_s && x->row_base >= c->min_queries) || el >= c->max_duration_s) {
                 r->queries = x->row_base;
@@ -413,7 +442,10 @@ int sg_bench_run(const sg_bench_config *c, sg_bench_result *r, sg_err *err)
             rc = sg_errf(err, SG_ENOMEM, "bench: out of memory for %lld samples", (long long)x->cap);
     }
     double wall = 0;
+    sg_progress_monitor *pm = NULL;
+    if (rc == SG_OK && c->progress) pm = sg_progress_start(progress_count, x, progress_line);
     if (rc == SG_OK) rc = timed_run(x, pool, r, &wall, err);
+    sg_progress_stop(pm);
     r->scenario = c->scenario;
     r->clock = *ci;
     r->target_qps = c->scenario == SG_SCENARIO_SERVER ? c->qps : 0;

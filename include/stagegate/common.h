@@ -77,8 +77,22 @@ double sg_now_seconds(void);
 /* Reads a whole file into a NUL-terminated heap buffer (caller frees). Limit in bytes. */
 int sg_read_file(const char *path, size_t limit, uint8_t **data, size_t *len, sg_err *err);
 
-/* true when stderr is a terminal and progress display is wanted. */
+/* true when stderr is a terminal and progress display is wanted (STAGEGATE_PROGRESS=0|1 overrides). */
 bool sg_progress_enabled(void);
+
+/*
+ * A progress line on stderr, redrawn about twice a second by a background
+ * thread while long work runs elsewhere. count() is read without locks (a
+ * relaxed snapshot) and format() builds the line. Start returns NULL when the
+ * thread cannot start; stop(NULL) is a no-op.
+ */
+typedef struct sg_progress_monitor sg_progress_monitor;
+typedef int64_t (*sg_progress_count_fn)(void *ctx);
+typedef void (*sg_progress_format_fn)(void *ctx, int64_t done, double elapsed, char *line,
+                                      size_t len);
+sg_progress_monitor *sg_progress_start(sg_progress_count_fn count, void *ctx,
+                                       sg_progress_format_fn format);
+void sg_progress_stop(sg_progress_monitor *m);
 
 #ifdef __cplusplus
 }

@@ -215,6 +215,7 @@ typedef struct {
     int64_t batch;         /* rows per query in offline (default 64); 1 otherwise */
     double max_duration_s; /* safety stop, default 600 s */
     bool breakdown;
+    bool progress;         /* queries done vs needed on stderr, about twice a second */
     const sg_workload *workload;
 } sg_bench_config;
 

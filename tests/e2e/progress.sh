@@ -1,0 +1,25 @@
+#!/bin/bash
+# Progress lines: shown on stderr when asked (a terminal, or STAGEGATE_PROGRESS=1),
+# never on a pipe by default, and never mixed into --json stdout.
+set -u
+SG=${STAGEGATE_BIN:?}
+SRC=${STAGEGATE_SOURCE_DIR:?}
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+fail=0
+/usr/bin/python3 "$SRC/scripts/make_dataset.py" --task binary --rows 3000 --features 8 --seed 3 \
+    --out "$tmp/val.h5" --fit logreg --model-out "$tmp/m.h5" >/dev/null 2>&1 || { echo "FAIL make_dataset"; exit 1; }
+isjson() { /usr/bin/python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$1"; }
+
+for cmd in "eval --model $tmp/m.h5 --data $tmp/val.h5 --json" \
+           "bench --model $tmp/m.h5 --data $tmp/val.h5 --scenario single-stream --duration 1.2 --json"; do
+    name=${cmd%% *}
+    STAGEGATE_PROGRESS=1 $SG $cmd >"$tmp/out.json" 2>"$tmp/err" || { echo "FAIL $name exit"; fail=1; }
+    if isjson "$tmp/out.json"; then echo "ok   $name --json stdout is one JSON document with progress on"
+    else echo "FAIL $name stdout is not JSON"; fail=1; fi
+    if grep -Eq "rows|queries" "$tmp/err"; then echo "ok   $name shows progress on stderr"
+    else echo "FAIL $name shows no progress: $(cat "$tmp/err")"; fail=1; fi
+    $SG $cmd >"$tmp/out.json" 2>"$tmp/err" </dev/null
+    if [ ! -s "$tmp/err" ]; then echo "ok   $name is silent on a pipe"
+    else echo "FAIL $name wrote to stderr on a pipe: $(cat "$tmp/err")"; fail=1; fi
+done
+exit $fail
