@@ -5,7 +5,7 @@
 # Pin and quiet the machine for meaningful numbers; see docs/latency.md.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-BUILD=${1:-${STAGEGATE_BUILD_DIR:-$HERE/../build}}
+BUILD=${1:-${STAGEGATE_BUILD_DIR:-$HERE/../build/release}}
 BIN=${STAGEGATE_BIN:-$BUILD/harness/stagegate}
 PY=/usr/bin/python3
 CC=${CC:-cc}
