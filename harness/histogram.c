@@ -139,8 +139,13 @@ int sg_histogram_from_json(const json_t *j, sg_latency_histogram **out, sg_err *
             return sg_errf(err, SG_EINPUT, "histogram: bucket %zu starts at %llu, not a bucket boundary",
                            i, (unsigned long long)low);
         }
-        h->counts[index_of(low)] += json_integer_value(c);
-        h->total += json_integer_value(c);
+        int64_t add = json_integer_value(c), *cell = &h->counts[index_of(low)];
+        if (add > INT64_MAX - h->total || add > INT64_MAX - *cell) {
+            sg_histogram_free(h);
+            return sg_errf(err, SG_EINPUT, "histogram: counts overflow at bucket %zu", i);
+        }
+        *cell += add;
+        h->total += add;
     }
     *out = h;
     return SG_OK;
