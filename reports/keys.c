@@ -208,9 +208,12 @@ int sg_key_load_private(const char *path, EVP_PKEY **out, sg_err *err)
                        ossl_reason());
     sg_key_type t;
     if (key_type_of(key, &t) != 0) {
+        /* Format the message before freeing: the type name is owned by the key. */
+        const char *tn = EVP_PKEY_get0_type_name(key);
+        int rc = sg_errf(err, SG_EINPUT, "%s: key type %s is not supported (use ECDSA P-256 or Ed25519)",
+                         path, tn ? tn : "?");
         EVP_PKEY_free(key);
-        return sg_errf(err, SG_EINPUT, "%s: key type %s is not supported (use ECDSA P-256 or Ed25519)",
-                       path, EVP_PKEY_get0_type_name(key) ? EVP_PKEY_get0_type_name(key) : "?");
+        return rc;
     }
     *out = key;
     return SG_OK;

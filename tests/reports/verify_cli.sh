@@ -108,6 +108,19 @@ expect_rc 2 "$SG" verify good.json
 expect_rc 2 "$SG" verify --pubkey k.pub.pem
 expect_rc 2 "$SG" verify good.json good.json --pubkey k.pub.pem
 expect_rc 0 "$SG" verify --help
+# Keys of other types (RSA, EC on P-384) are input errors naming the file, never a crash.
+openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out rsa.key.pem 2>/dev/null
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-384 -out p384.key.pem 2>/dev/null
+for k in rsa p384; do
+    chmod 600 "$k.key.pem"
+    openssl pkey -in "$k.key.pem" -pubout -out "$k.pub.pem"
+    expect_rc 2 "$SG" verify good.json --pubkey "$k.pub.pem"
+    grep -q "$k.pub.pem: key type is not supported" err.txt || fail "$k public key message"
+    expect_rc 2 "$SG_MAKE_REPORT" --key "$k.key.pem" --out never.json --subject-file model.h5
+    grep -q "$k.key.pem: key type .* is not supported" err.txt || fail "$k private key message"
+    [ "$(wc -l <err.txt)" = 1 ] || fail "$k: error is not one line"
+    [ ! -e never.json ] || fail "a report was written with an unsupported key"
+done
 
 # --- unprotected private key: refused, one line naming the file and its mode ---
 cp -p k.key.pem loose.key.pem
