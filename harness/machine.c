@@ -10,6 +10,7 @@
 #include <sys/utsname.h>
 #include <time.h>
 
+#include "machine_internal.h"
 #include "stagegate/cli.h"
 #include "stagegate/harness.h"
 #include "stagegate/version.h"
@@ -34,10 +35,18 @@ static void read_line(const char *path, char *out, size_t len)
     fclose(f);
 }
 
-static void cpu_model(char *out, size_t len)
+/* root + path: every /sys and /proc read goes through here so tests can point at a fake tree. */
+static const char *at(const char *root, const char *path, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s%s", root, path);
+    return buf;
+}
+
+static void cpu_model(const char *root, char *out, size_t len)
 {
     snprintf(out, len, "unknown");
-    FILE *f = fopen("/proc/cpuinfo", "r");
+    char p[512];
+    FILE *f = fopen(at(root, "/proc/cpuinfo", p, sizeof p), "r");
     if (!f) return;
     char line[512];
     while (fgets(line, sizeof line, f)) {
@@ -53,30 +62,32 @@ static void cpu_model(char *out, size_t len)
     fclose(f);
 }
 
-static void governor(int cpu, char *out, size_t len)
+static void governor(const char *root, int cpu, char *out, size_t len)
 {
-    char path[128];
-    snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu%d/cpufreq/scaling_governor", cpu);
+    char path[512];
+    snprintf(path, sizeof path, "%s/sys/devices/system/cpu/cpu%d/cpufreq/scaling_governor", root, cpu);
     read_line(path, out, len);
     if (!out[0]) snprintf(out, len, "unknown");
 }
 
 /* "on", "off" or "unknown": acpi-cpufreq/amd boost switch, or intel_pstate's no_turbo. */
-static const char *boost_state(void)
+static const char *boost_state(const char *root)
 {
-    char v[32];
-    read_line("/sys/devices/system/cpu/cpufreq/boost", v, sizeof v);
+    char v[32], p[512];
+    read_line(at(root, "/sys/devices/system/cpu/cpufreq/boost", p, sizeof p), v, sizeof v);
     if (v[0]) return v[0] == '1' ? "on" : "off";
-    read_line("/sys/devices/system/cpu/intel_pstate/no_turbo", v, sizeof v);
+    read_line(at(root, "/sys/devices/system/cpu/intel_pstate/no_turbo", p, sizeof p), v, sizeof v);
     if (v[0]) return v[0] == '1' ? "off" : "on";
     return "unknown";
 }
 
-json_t *sg_machine_json(void)
+json_t *sg_machine_json(void) { return sg_machine_json_at(""); }
+
+json_t *sg_machine_json_at(const char *root)
 {
     json_t *m = json_object();
     char buf[512];
-    cpu_model(buf, sizeof buf);
+    cpu_model(root, buf, sizeof buf);
     json_object_set_new(m, "cpu_model", json_string(buf));
     hwloc_topology_t topo;
     int cores = 0, pus = 0, numa = 1;
@@ -93,9 +104,9 @@ json_t *sg_machine_json(void)
     json_object_set_new(m, "logical_cpus", json_integer(pus));
     json_object_set_new(m, "smt", json_boolean(pus > cores));
     json_object_set_new(m, "numa_nodes", json_integer(numa > 0 ? numa : 1));
-    governor(0, buf, sizeof buf);
+    governor(root, 0, buf, sizeof buf);
     json_object_set_new(m, "governor", json_string(buf));
-    json_object_set_new(m, "boost", json_string(boost_state()));
+    json_object_set_new(m, "boost", json_string(boost_state(root)));
     const sg_clock_info *ci = sg_clock();
     json_object_set_new(m, "clocksource", json_string(ci->clocksource[0] ? ci->clocksource : "unknown"));
     json_object_set_new(m, "invariant_tsc", json_boolean(ci->cpuid_invariant_tsc));
@@ -117,11 +128,12 @@ json_t *sg_machine_json(void)
 }
 
 /* Busy fraction of one CPU over ~50 ms from /proc/stat; negative when unknown. */
-static double cpu_busy(int cpu)
+static double cpu_busy(const char *root, int cpu)
 {
     unsigned long long v[2][8];
+    char p[512];
     for (int k = 0; k < 2; k++) {
-        FILE *f = fopen("/proc/stat", "r");
+        FILE *f = fopen(at(root, "/proc/stat", p, sizeof p), "r");
         if (!f) return -1;
         char line[512], want[32];
         snprintf(want, sizeof want, "cpu%d ", cpu);
@@ -143,21 +155,27 @@ static double cpu_busy(int cpu)
 
 int sg_machine_warnings(const int *cpus, int n, char w[][160], int max)
 {
+    return sg_machine_warnings_at("", cpus, n, w, max);
+}
+
+int sg_machine_warnings_at(const char *root, const int *cpus, int n, char w[][160], int max)
+{
     int k = 0;
     char g[64];
     for (int i = 0; i < n && k < max; i++) {
-        governor(cpus[i], g, sizeof g);
+        governor(root, cpus[i], g, sizeof g);
         if (strcmp(g, "performance") && strcmp(g, "unknown")) {
             snprintf(w[k++], 160, "CPU %d governor is '%s', not 'performance': frequency may ramp during the run",
                      cpus[i], g);
             break;
         }
     }
-    if (k < max && !strcmp(boost_state(), "on"))
+    if (k < max && !strcmp(boost_state(root), "on"))
         snprintf(w[k++], 160, "CPU boost is on: latency depends on temperature and load on other cores");
     for (int i = 0; i < n && k < max; i++) {
-        char path[128], sib[128];
-        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu%d/topology/thread_siblings_list", cpus[i]);
+        char path[512], sib[128];
+        snprintf(path, sizeof path, "%s/sys/devices/system/cpu/cpu%d/topology/thread_siblings_list", root,
+                 cpus[i]);
         read_line(path, sib, sizeof sib);
         /* Siblings as a list like "0,32" or "0-1"; any sibling we do not use and that is busy steals the core. */
         for (char *p = sib; *p && k < max;) {
@@ -168,7 +186,7 @@ int sg_machine_warnings(const int *cpus, int n, char w[][160], int max)
             for (long c = a; c <= b && k < max; c++) {
                 bool ours = false;
                 for (int j = 0; j < n; j++) ours |= cpus[j] == c;
-                double busy = ours ? 0 : cpu_busy((int)c);
+                double busy = ours ? 0 : cpu_busy(root, (int)c);
                 if (busy > 0.10)
                     snprintf(w[k++], 160, "SMT sibling CPU %ld of CPU %d is %.0f%% busy: it shares the core's execution units",
                              c, cpus[i], busy * 100);
