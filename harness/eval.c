@@ -281,8 +281,10 @@ static int eval_chunk(eval_run *e, const sg_eval_config *c, sg_eval_result *r, e
 static int eval_setup(eval_run *e, const sg_eval_config *c, sg_eval_result *r, sg_err *err)
 {
     int st;
-    if ((st = sg_sha256_file_hex(c->model_path, r->model_sha256, err))) return st;
     if ((st = sg_model_load(c->model_path, &r->model, err))) return st;
+    /* The loader's digest covers exactly the bytes it parsed; hashing the path again
+     * could name a different file if it were replaced in between. */
+    sg_hex_encode(r->model->sha256, 32, r->model_sha256);
     if ((st = sg_dataset_open(c->data_path, &e->ds, err))) return st;
     if ((st = sg_dataset_check_model(e->ds, r->model, err))) return st;
     if ((st = sg_sha256_file_hex(c->data_path, r->data_sha256, err))) return st;

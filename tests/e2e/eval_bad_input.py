@@ -48,11 +48,15 @@ def data(path, X=None, y=None, n=50, d=4, **extra):
             f[k] = v
 
 
-def case(name, tmp, model, dataset, must_name, extra_words=()):
+def case(name, tmp, model, dataset, must_name, extra_words=(), args=(), keep=None):
+    """keep: bytes of a predictions file that already exists and must survive untouched."""
     pred = os.path.join(tmp, "pred.h5")
+    if keep is not None:
+        with open(pred, "wb") as fh:
+            fh.write(keep)
     before = set(os.listdir(tmp))
-    p = subprocess.run([SG, "eval", "--model", model, "--data", dataset, "--predictions", pred],
-                       capture_output=True, text=True)
+    p = subprocess.run([SG, "eval", "--model", model, "--data", dataset, "--predictions", pred,
+                        *args], capture_output=True, text=True)
     lines = p.stderr.strip("\n").split("\n")
     ok = True
     why = []
@@ -70,7 +74,16 @@ def case(name, tmp, model, dataset, must_name, extra_words=()):
             ok = False
             why.append(f"message lacks '{w}'")
     after = set(os.listdir(tmp))
-    if os.path.exists(pred) or after - before:
+    if keep is not None:
+        with open(pred, "rb") as fh:
+            if fh.read() != keep:
+                ok = False
+                why.append("the existing predictions file was changed")
+        os.remove(pred)
+    elif os.path.exists(pred):
+        ok = False
+        why.append("left a predictions file")
+    if after - before:
         ok = False
         why.append(f"left files behind: {sorted(after - before)}")
     if p.stdout:
@@ -127,6 +140,18 @@ def main():
         Xi[3, 0] = np.inf
         data(j("inf.h5"), X=Xi)
         case("Inf in /X", tmp, j("m.h5"), j("inf.h5"), "inf.h5", ["X"])
+        # Bad rows after many chunks have been predicted and written: the partly
+        # written temporary file must go, and an older predictions file must stay.
+        Xl = np.zeros((5000, 4), np.float32)
+        Xl[4990, 1] = np.inf
+        data(j("late.h5"), X=Xl, y=np.zeros(5000, np.int64))
+        case("Inf in the last chunk", tmp, j("m.h5"), j("late.h5"), "late.h5", ["X", "4990"],
+             args=["--chunk-rows", "64"])
+        case("Inf in the last chunk, existing output", tmp, j("m.h5"), j("late.h5"), "late.h5",
+             ["X"], args=["--chunk-rows", "64"], keep=b"previous predictions")
+        data(j("late_y.h5"), n=5000, y=np.r_[np.zeros(4999, np.int64), [7]])
+        case("label out of range in the last chunk", tmp, j("m.h5"), j("late_y.h5"), "late_y.h5",
+             ["y", "4999"], args=["--chunk-rows", "100"])
         data(j("wnan.h5"), sample_weight=np.r_[np.ones(49), np.nan])
         case("NaN in /sample_weight", tmp, j("m.h5"), j("wnan.h5"), "wnan.h5", ["sample_weight"])
         data(j("lab.h5"), y=np.r_[np.zeros(40, np.int64), np.full(10, 2)])
