@@ -7,11 +7,11 @@ keys signer alice
 R="$SG registry"
 N=16
 expect 0 $R create-model race --signer signer.pub.pem --promoter Production=alice.pub.pem
+real_models $N
 for i in $(seq 1 $N); do
-    printf 'candidate %s\n' "$i" > m$i.bin
-    $R create-version race m$i.bin >/dev/null
-    report signer m$i.bin PASSED now r$i.json
-    $R transition race "$i" Staging --report r$i.json >/dev/null
+    $R create-version race m$i.h5 >/dev/null
+    gate_report signer models:/race/$i r$i.json
+    expect 0 $R transition race "$i" Staging --report r$i.json
 done
 pids=()
 for i in $(seq 1 $N); do

@@ -5,8 +5,9 @@
 keys signer alice
 R="$SG registry"
 expect 0 $R create-model crashy --signer signer.pub.pem --promoter Production=alice.pub.pem
-for i in 1 2; do printf 'm%s\n' $i > m$i.bin; $R create-version crashy m$i.bin >/dev/null
-    report signer m$i.bin PASSED now r$i.json; $R transition crashy $i Staging --report r$i.json >/dev/null; done
+real_models 2
+for i in 1 2; do $R create-version crashy m$i.h5 >/dev/null
+    gate_report signer models:/crashy/$i r$i.json; expect 0 $R transition crashy $i Staging --report r$i.json; done
 expect 0 $R transition crashy 1 Production --as alice.key.pem
 before=$(sqlite3 "$STAGEGATE_REGISTRY" "SELECT seq FROM audit_head")
 

@@ -8,6 +8,7 @@ trap 'rm -rf "$WORK"' EXIT
 cd "$WORK"
 export STAGEGATE_REGISTRY=$WORK/registry.db
 PY=/usr/bin/python3
+MAKE_DATASET=$STAGEGATE_SOURCE_DIR/scripts/make_dataset.py
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 # expect CODE CMD...: runs CMD, checks its exit code, keeps stderr in $WORK/err.
@@ -22,5 +23,31 @@ err_has() { grep -qF -- "$1" "$WORK/err" || { cat "$WORK/err" >&2; fail "stderr 
 sha() { sha256sum "$1" | cut -c1-64; }
 keys() { for k in "$@"; do "$SG" keygen --out "$k" >/dev/null; done; }
 stage_of() { "$SG" registry get "$1" "$2" --json | $PY -c 'import json,sys; print(json.load(sys.stdin)["stage"])'; }
-# report KEY ARTIFACT RESULT AGE OUT: a signed test-result report naming ARTIFACT's digest.
+
+# real_models N: a validation set val.h5, a fitted logistic regression m1.h5, and m2.h5..mN.h5,
+# copies of it whose bias is nudged by i * 1e-4 (real, loadable models with distinct digests,
+# without paying for a scikit-learn fit per file).
+real_models() {
+    $PY "$MAKE_DATASET" --out val.h5 --task binary --rows 2000 --features 8 --seed 4 \
+        --fit logreg --model-out m1.h5
+    $PY - "$1" <<'PY'
+import shutil, sys, h5py
+for i in range(2, int(sys.argv[1]) + 1):
+    shutil.copyfile("m1.h5", f"m{i}.h5")
+    with h5py.File(f"m{i}.h5", "r+") as f:
+        f["layers/0/b"][0] += i * 1e-4
+PY
+    echo '{"metrics": {"accuracy": {"threshold": 0.5}}}' > policy.json
+}
+# gate_report KEY MODEL OUT [POLICY [GATE OPTIONS...]]: a report signed by KEY from a real
+# `stagegate gate` run on val.h5 (default policy.json); the gate may pass or fail.
+gate_report() {
+    local key=$1 model=$2 out=$3 policy=${4:-policy.json} rc=0
+    shift $(($# < 4 ? $# : 4))
+    "$SG" gate --model "$model" --data val.h5 --policy "$policy" --key "$key.key.pem" \
+        --out "$out" "$@" >"$WORK/gate.out" 2>"$WORK/gate.err" || rc=$?
+    [ "$rc" -le 1 ] && [ -s "$out" ] || { cat "$WORK/gate.out" "$WORK/gate.err" >&2; fail "gate exited $rc for $model"; }
+}
+# report KEY ARTIFACT RESULT AGE OUT: a test-only signed report naming ARTIFACT's digest, for
+# what a real gate run cannot produce (a report dated in the past).
 report() { "$MKREP" "$1.key.pem" "$(sha "$2")" "$3" "$4" "$5"; }

@@ -4,8 +4,9 @@
 keys signer alice
 R="$SG registry"
 expect 0 $R create-model churn --signer signer.pub.pem --promoter Production=alice.pub.pem
-for i in 1 2 3; do printf 'model %s\n' $i > m$i.h5; $R create-version churn m$i.h5 >/dev/null; done
-report signer m2.h5 PASSED now r2.json
+real_models 3
+for i in 1 2 3; do $R create-version churn m$i.h5 >/dev/null; done
+gate_report signer models:/churn/2 r2.json
 expect 0 $R transition churn 2 Staging --report r2.json
 expect 0 $R transition churn 2 Production --as alice.key.pem
 expect 0 $R set-alias churn champion 2

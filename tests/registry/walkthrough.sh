@@ -1,13 +1,18 @@
 #!/bin/bash
 # The lecture's lifecycle end to end on real model files: gates, approval, automatic
-# archiving, rollback, refusals, custom stages, and audit-log tamper detection.
+# archiving, rollback, refusals, custom stages, and audit-log tamper detection. Reports come
+# from real `stagegate gate` runs, except the stale one (a gate cannot date a report back).
 . "$(dirname "$0")/lib.sh"
 
-$PY "$STAGEGATE_SOURCE_DIR/scripts/make_dataset.py" --task binary --features 8 --seed 4 \
-    --fit logreg --model-out m4.h5
+$PY "$STAGEGATE_SOURCE_DIR/scripts/make_dataset.py" --out val.h5 --task binary --rows 2000 \
+    --features 8 --seed 4 --fit logreg --model-out m4.h5
 $PY "$STAGEGATE_SOURCE_DIR/scripts/make_dataset.py" --task binary --features 8 --seed 4 \
     --fit mlp-relu --hidden 8 --max-iter 50 --model-out m5.h5 2>/dev/null
 keys signer alice bob mallory
+echo '{"metrics": {"accuracy": {"threshold": 0.5}}}' > policy.json
+# v5 is compared with whatever is in Production (the lecture's shadow comparison)
+echo '{"metrics": {"accuracy": {"threshold": 0.5}}, "shadow": {"min_agreement": 0.8}}' > shadow.json
+echo '{"metrics": {"accuracy": {"threshold": 0.999}}}' > strict.json
 
 R="$SG registry"
 expect 0 $R create-model fraud-detector --signer signer.pub.pem --promoter Production=alice.pub.pem \
@@ -18,7 +23,7 @@ for i in 1 2 3; do echo "old model $i" > old$i.bin; $R create-version fraud-dete
 [ "$(stage_of fraud-detector 4)" = None ] || fail "new version not in None"
 
 # v4: gate report -> Staging -> (approval) -> Production
-report signer m4.h5 PASSED now r4.json
+gate_report signer models:/fraud-detector/4 r4.json
 expect 1 $R transition fraud-detector 4 Staging
 err_has "requires a passing signed report"
 expect 0 $R transition fraud-detector 4 Staging --report r4.json
@@ -38,16 +43,25 @@ expect 0 $R transition fraud-detector 4 Production --as alice.key.pem
 # v5: the wrong, failed, stale or foreign-signed reports are refused; its own passes.
 expect 1 $R transition fraud-detector 5 Staging --report r4.json
 err_has "refused: fraud-detector v5 -> Staging: report is for artifact sha256:$(sha m4.h5 | cut -c1-16)"
-report signer m5.h5 FAILED now r5-failed.json
+gate_report signer models:/fraud-detector/5 r5-failed.json strict.json
 expect 1 $R transition fraud-detector 5 Staging --report r5-failed.json
 err_has "report result is FAILED"
 report signer m5.h5 PASSED -8 r5-old.json
 expect 1 $R transition fraud-detector 5 Staging --report r5-old.json
 err_has "older than the model's maximum report age (7 days)"
-report mallory m5.h5 PASSED now r5-mallory.json
+gate_report mallory models:/fraud-detector/5 r5-mallory.json
 expect 1 $R transition fraud-detector 5 Staging --report r5-mallory.json
 err_has "does not verify against any trusted signer key"
-report signer m5.h5 PASSED now r5.json
+gate_report signer models:/fraud-detector/5 r5.json shadow.json \
+    --baseline models:/fraud-detector/Production
+# the report binds the baseline it was compared with: v4's digest, via models:/.../Production
+$PY - "$(sha m4.h5)" <<'PY' || fail "v5's report lacks the shadow comparison with Production"
+import base64, json, sys
+p = json.loads(base64.b64decode(json.load(open("r5.json"))["payload"]))["predicate"]
+base = [c["digest"]["sha256"] for c in p["configuration"] if c["annotations"]["role"] == "baseline"]
+assert base == [sys.argv[1]], base
+assert any(c["name"] == "shadow.agreement" and c["passed"] for c in p["checks"]), p["checks"]
+PY
 expect 0 $R transition fraud-detector 5 Staging --report r5.json
 [ "$(stage_of fraud-detector 5)" = Staging ] || fail "v5 not in Staging"
 
