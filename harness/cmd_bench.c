@@ -26,7 +26,7 @@ static void usage(FILE *out)
             "  --batch N         offline rows per call (default 64)\n"
             "  --cpus LIST       CPUs to use, e.g. 0-3,6 (default: every core; one worker per core)\n"
             "  --samples OUT     write latency_ns,worker,cpu,flags per query, in issue order\n"
-            "  --breakdown       time each layer separately (adds probe cost)\n"
+            "  --breakdown       time each layer of the batch-1 path (adds probe cost)\n"
             "  --json            print one JSON document\n"
             "  --db FILE         registry for models:/NAME/VERSION|STAGE, models:/NAME@ALIAS\n\n"
             "Environment: STAGEGATE_CLOCK=gettime forces the clock_gettime fallback;\n"
@@ -85,6 +85,8 @@ int sg_cmd_bench(int argc, char **argv)
         return sg_cli_usage_error("bench", "--qps is required for the server scenario");
     if (c.scenario != SG_SCENARIO_SERVER && c.qps > 0)
         return sg_cli_usage_error("bench", "--qps applies to the server scenario only");
+    if (c.breakdown && c.scenario == SG_SCENARIO_OFFLINE)
+        return sg_cli_usage_error("bench", "--breakdown applies to the batch-1 scenarios (single-stream, server)");
     if (have_batch && c.scenario != SG_SCENARIO_OFFLINE)
         return sg_cli_usage_error("bench", "--batch applies to the offline scenario only (others are batch 1)");
     char resolved[4096];

@@ -44,6 +44,7 @@ typedef struct {
     uint64_t min_ticks, max_ticks;
     int64_t warmup;
     int64_t row_base; /* offline: query index of this pass's first batch */
+    uint64_t *stage_base; /* --breakdown: stage totals when the timed window opened */
     _Alignas(64) atomic_llong next;
     _Alignas(64) atomic_llong done_queries;
     atomic_bool grow_needed;
@@ -226,6 +227,8 @@ static int check_config(const sg_bench_config *c, sg_err *err)
     if (c->min_queries < 1 || c->min_duration_s < 0 || c->warmup < 0 || c->batch < 1 ||
         !(c->max_duration_s > 0))
         return sg_errf(err, SG_EINPUT, "bench: min queries, duration, warm-up and batch must be positive");
+    if (c->breakdown && c->scenario == SG_SCENARIO_OFFLINE)
+        return sg_errf(err, SG_EINPUT, "bench: --breakdown times the batch-1 path; the offline scenario runs batches");
     return SG_OK;
 }
 
@@ -280,10 +283,29 @@ static int finish(run_ctx *x, sg_pool *pool, sg_bench_result *r, double wall_s, 
     return SG_OK;
 }
 
+static bool want_breakdown(const run_ctx *x)
+{
+    return x->c->breakdown && x->wl->stage_ticks && x->wl->n_stages > 0;
+}
+
+/* Stage totals of every worker; called when no job is in flight. */
+static void stage_totals(run_ctx *x, sg_pool *pool, uint64_t *acc)
+{
+    memset(acc, 0, (size_t)x->wl->n_stages * sizeof *acc);
+    for (int i = 0; i < sg_pool_size(pool); i++)
+        if (x->slots[i].state) x->wl->stage_ticks(x->slots[i].state, acc);
+}
+
+/* Opens the breakdown window: warm-up and discarded attempts must not count. */
+static void stage_mark(run_ctx *x, sg_pool *pool)
+{
+    if (x->stage_base) stage_totals(x, pool, x->stage_base);
+}
+
 static void breakdown(run_ctx *x, sg_pool *pool, sg_bench_result *r)
 {
     const sg_workload *wl = x->wl;
-    if (!x->c->breakdown || !wl->stage_ticks || wl->n_stages <= 0) return;
+    if (!want_breakdown(x) || !x->stage_base) return;
     uint64_t *acc = calloc((size_t)wl->n_stages, sizeof *acc);
     r->stage_ns = calloc((size_t)wl->n_stages, sizeof *r->stage_ns);
     if (!acc || !r->stage_ns) {
@@ -292,10 +314,9 @@ static void breakdown(run_ctx *x, sg_pool *pool, sg_bench_result *r)
         r->stage_ns = NULL;
         return;
     }
-    for (int i = 0; i < sg_pool_size(pool); i++)
-        if (x->slots[i].state) wl->stage_ticks(x->slots[i].state, acc);
+    stage_totals(x, pool, acc);
     for (int k = 0; k < wl->n_stages; k++)
-        r->stage_ns[k] = sg_clock_ticks_to_ns(acc[k]) / (double)r->queries;
+        r->stage_ns[k] = sg_clock_ticks_to_ns(acc[k] - x->stage_base[k]) / (double)r->queries;
     r->n_stages = wl->n_stages;
     r->stage_names = wl->stage_names;
     free(acc);
@@ -336,6 +357,7 @@ static int timed_run(run_ctx *x, sg_pool *pool, sg_bench_result *r, double *wall
     if (c->scenario == SG_SCENARIO_SINGLE_STREAM) {
         for (;;) {
             atomic_store(&x->grow_needed, false);
+            stage_mark(x, pool);
             sg_pool_run(pool, job_single_stream, x);
             if (!atomic_load(&x->grow_needed)) break;
             /* The estimate from warm-up was short: rerun with room for twice as many. */
@@ -354,18 +376,23 @@ static int timed_run(run_ctx *x, sg_pool *pool, sg_bench_result *r, double *wall
         }
         r->queries = atomic_load(&x->done_queries);
     } else if (c->scenario == SG_SCENARIO_SERVER) {
+        stage_mark(x, pool);
         x->t0 = sg_clock_now() + sg_clock_ns_to_ticks(1e6); /* 1 ms lead to wake every worker */
         sg_pool_run(pool, job_server, x);
         r->queries = atomic_load(&x->next) < x->n_target ? atomic_load(&x->next) : x->n_target;
         t_start += 1e-3;
     } else {
         int64_t per_pass = (x->wl->n_rows + c->batch - 1) / c->batch;
+        stage_mark(x, pool);
         for (int pass = 0;; pass++) {
             if (x->row_base + per_pass > x->cap) {
-                sg_sample *ns = realloc(x->samples, (size_t)(x->cap * 2 + per_pass) * sizeof *ns);
+                int64_t cap = x->cap * 2 + per_pass;
+                sg_sample *ns = realloc(x->samples, (size_t)cap * sizeof *ns);
                 if (!ns) return sg_errf(err, SG_ENOMEM, "bench: out of memory for samples");
+                /* Touched between passes so the new pages do not fault in while timed. */
+                memset(ns + x->cap, 0xff, (size_t)(cap - x->cap) * sizeof *ns);
                 x->samples = ns;
-                x->cap = x->cap * 2 + per_pass;
+                x->cap = cap;
             }
             atomic_store(&x->next, 0);
             x->n_target = per_pass;
@@ -441,6 +468,10 @@ int sg_bench_run(const sg_bench_config *c, sg_bench_result *r, sg_err *err)
         if (!x->samples || (c->scenario == SG_SCENARIO_SERVER && !x->sched))
             rc = sg_errf(err, SG_ENOMEM, "bench: out of memory for %lld samples", (long long)x->cap);
     }
+    if (rc == SG_OK && want_breakdown(x)) {
+        x->stage_base = calloc((size_t)x->wl->n_stages, sizeof *x->stage_base);
+        if (!x->stage_base) rc = sg_errf(err, SG_ENOMEM, "bench: out of memory for the breakdown");
+    }
     double wall = 0;
     sg_progress_monitor *pm = NULL;
     if (rc == SG_OK && c->progress) pm = sg_progress_start(progress_count, x, progress_line);
@@ -461,6 +492,7 @@ int sg_bench_run(const sg_bench_config *c, sg_bench_result *r, sg_err *err)
     free(x->slots);
     free(x->sched);
     free(x->samples);
+    free(x->stage_base);
     free(x);
     sg_pool_free(pool);
     if (rc != SG_OK) sg_bench_result_clear(r);
