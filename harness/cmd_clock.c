@@ -31,7 +31,10 @@ int sg_cmd_clock(int argc, char **argv)
     const char *cpus = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--json")) json = true;
-        else if (!strcmp(argv[i], "--cpus") && i + 1 < argc) cpus = argv[++i];
+        else if (!strcmp(argv[i], "--cpus")) {
+            if (i + 1 >= argc) return sg_cli_usage_error("clock", "--cpus needs a CPU list like 0-3,6");
+            cpus = argv[++i];
+        }
         else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
             return 0;
