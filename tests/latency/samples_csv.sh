@@ -43,6 +43,15 @@ for key in ("source", "tsc_hz", "overhead_ns", "migrations"):
     assert key in doc["clock"], key
 for key in ("peak_rss_bytes", "model_bytes", "page_faults_in_window"):
     assert key in doc["memory"], key
+M = doc["machine"]
+for key in ("cpu_model", "cores", "logical_cpus", "smt", "numa_nodes", "governor", "boost", "clocksource",
+            "invariant_tsc", "tsc_hz", "kernel", "workers", "membind", "bindings"):
+    assert key in M, key
+assert set(M["openblas"]) >= {"config", "threads"} and M["openblas"]["threads"] == 1, M["openblas"]
+assert set(M["stagegate"]) >= {"version", "build_flags"}, M["stagegate"]
+assert M["workers"] == len(M["bindings"]) and (M["workers"] == 1) == (sys.argv[3] == "single-stream")
+assert set(doc["latency_ns"]) == {"p50", "p90", "p95", "p99", "p999", "min", "max", "mean"}, doc["latency_ns"]
+assert {"p90", "p99", "valid", "queries_needed"} <= set(doc["early_stopping"])
 es = doc["early_stopping"]
 assert es["valid"] is True and es["queries_needed"] == 0 and es["p90"] >= L["p90"] and es["p99"] >= L["p99"], es
 migrated = sum(1 for r in rows[1:] if int(r[3]) & 1)
@@ -53,6 +62,32 @@ PYEOF
 check single-stream
 check server --qps 2000 --seed 7
 check offline --batch 8
+
+# --breakdown: one entry per stage of the batch-1 path (64 features -> 64 hidden -> 1 output with
+# its link), timed inside the query bracket of the timed window only, so the stages of the
+# mean query can add up to no more than its latency plus the subtracted bracket cost.
+"$BIN" bench --model "$T/m.h5" --data "$T/d.h5" --scenario single-stream --duration 0.2 --min-queries 700 \
+    --breakdown --json >"$T/bd.json"
+$PY - "$T/bd.json" <<'PYEOF'
+import json, sys
+d = json.load(open(sys.argv[1]))
+b = d["breakdown_ns"]
+assert list(b) == ["standardize", "layer1_64x64", "layer2_64x1_link"], b
+assert all(v >= 0 for v in b.values()) and b["layer1_64x64"] > 0, b
+total, mean = sum(b.values()), d["latency_ns"]["mean"]
+assert total <= mean + d["clock"]["overhead_ns"] + 2, (total, mean)
+assert total >= 0.25 * d["latency_ns"]["p50"], (total, d["latency_ns"]["p50"])
+PYEOF
+
+# Human output: the table, the text histogram, the breakdown, and the warnings it can be made to
+# give here (clock fallback, run too short for early stopping).
+STAGEGATE_CLOCK=gettime "$BIN" bench --model "$T/m.h5" --data "$T/d.h5" --scenario single-stream --duration 0 \
+    --min-queries 100 --warmup 5 --breakdown >"$T/human.txt"
+for want in "^single-stream: m.h5, 100 queries" "^  p50 " "^  p99.9 " "^  max " "^histogram:" " |#" \
+    "^breakdown" "^  layer1_64x64 " "^warning: using clock_gettime, not the TSC: forced by STAGEGATE_CLOCK=gettime" \
+    "^warning: run too short for early stopping at 99% confidence: 562 more queries needed"; do
+    grep -q -- "$want" "$T/human.txt" || { echo "human output lacks '$want'"; cat "$T/human.txt"; exit 1; }
+done
 
 # Too short for early stopping: flagged invalid with the number of queries needed.
 "$BIN" bench --model "$T/m.h5" --data "$T/d.h5" --scenario single-stream --duration 0 --min-queries 100 --warmup 5 --json >"$T/short.json"
@@ -71,6 +106,8 @@ fails --model "$T/m.h5" --data "$T/d.h5" --scenario bogus
 fails --model "$T/m.h5" --data "$T/d.h5" --scenario server
 fails --model "$T/m.h5" --data "$T/d.h5" --scenario single-stream --cpus 4096
 fails --model "$T/m.h5" --data "$T/d.h5" --scenario single-stream --batch 4
+fails --model "$T/m.h5" --data "$T/d.h5" --scenario offline --breakdown
+fails --model "$T/m.h5" --data "$T/d.h5" --scenario single-stream --cpus
 fails --model "$T/missing.h5" --data "$T/d.h5" --scenario single-stream
 fails --model "$T/d.h5" --data "$T/d.h5" --scenario single-stream
 fails --data "$T/d.h5" --scenario single-stream
@@ -78,5 +115,10 @@ grep -q "missing.h5" <(set +e; "$BIN" bench --model "$T/missing.h5" --data "$T/d
 
 # clock: JSON fields, and the forced fallback says so.
 "$BIN" clock --json | $PY -c "import json,sys; d=json.load(sys.stdin); assert d['source'] in ('tsc','clock_gettime') and d['overhead']"
+set +e
+"$BIN" clock --cpus >"$T/out" 2>"$T/err"
+rc=$?
+set -e
+[ "$rc" -eq 2 ] && [ "$(wc -l <"$T/err")" -eq 1 ] && grep -q -- "--cpus" "$T/err" || { echo "clock --cpus without a value"; cat "$T/err"; exit 1; }
 STAGEGATE_CLOCK=gettime "$BIN" clock --json | $PY -c "import json,sys; d=json.load(sys.stdin); assert d['source']=='clock_gettime' and 'STAGEGATE_CLOCK' in d['fallback_reason'], d"
 echo "bench e2e ok"
