@@ -162,11 +162,27 @@ static int run_latency(const gate_args *a, const char *model, const sg_gate_poli
     return SG_OK;
 }
 
+/* A check's value or limit in the unit the policy states it in; "-" when there is none. */
+static void fmt_check_number(char *buf, size_t n, const sg_gate_check *c, double v, const char *op)
+{
+    const char *unit = !strncmp(c->name, "latency.", 8) ? " ms" : !strncmp(c->name, "memory.", 7) ? " MB" : "";
+    if (!isfinite(v))
+        snprintf(buf, n, "-");
+    else
+        snprintf(buf, n, "%s%s%.4g%s", op ? op : "", op ? " " : "", v, unit);
+}
+
+/* One line per check: mark, name, measured value, the limit it was held to, and the readable sentence. */
 static void print_summary(const sg_gate_decision *d, const char *out)
 {
+    printf("    %-32s %-14s %-16s %s\n", "check", "value", "limit", "detail");
     for (int i = 0; i < d->n; i++) {
         const sg_gate_check *c = &d->checks[i];
-        printf("  %s %-32s %s\n", c->skipped ? "-" : c->passed ? "\u2713" : "\u2717", c->name, c->text);
+        char value[48], limit[48];
+        fmt_check_number(value, sizeof value, c, c->value, NULL);
+        fmt_check_number(limit, sizeof limit, c, c->limit, c->op);
+        printf("  %s %-32s %-14s %-16s %s\n", c->skipped ? "-" : c->passed ? "\u2713" : "\u2717", c->name, value,
+               limit, c->text);
     }
     printf("gate %s: %d checks, %d failed, %d skipped; signed report %s\n", d->passed ? "PASSED" : "FAILED", d->n,
            d->n_failed, d->n_skipped, out);
@@ -198,14 +214,15 @@ static int build_statement(const gate_args *a, const char *model, const char *ba
                            const sg_gate_memory *mem, sg_err *err)
 {
     sg_statement_inputs si = {.model_path = model, .decision = &g->decision};
-    memcpy(si.model_sha256, g->cand.model_sha256, 65);
+    /* The digest of the bytes that were parsed and evaluated, not of whatever the path names now. */
+    sg_hex_encode(g->cand.model->sha256, 32, si.model_sha256);
     si.config[si.n_config] = (sg_resource){.role = "dataset", .path = a->data};
     memcpy(si.config[si.n_config++].sha256, g->cand.data_sha256, 65);
     si.config[si.n_config] = (sg_resource){.role = "policy", .path = a->policy};
     int rc = sg_sha256_file_hex(a->policy, si.config[si.n_config++].sha256, err);
     if (!rc && baseline) {
         si.config[si.n_config] = (sg_resource){.role = "baseline", .path = baseline};
-        memcpy(si.config[si.n_config++].sha256, g->base.model_sha256, 65);
+        sg_hex_encode(g->base.model->sha256, 32, si.config[si.n_config++].sha256);
     }
     /* The binary that made the decision, so a verifier can pin the gate's own version. */
     if (!rc) {
@@ -230,6 +247,23 @@ static int build_statement(const gate_args *a, const char *model, const char *ba
     json_decref(si.shadow);
     json_decref(si.policy);
     return g->statement ? SG_OK : SG_EINTERNAL;
+}
+
+/*
+ * The report binds one digest to every figure in it, but the latency run loads the
+ * model file a second time and the dataset is streamed after it was hashed. Hashing
+ * the files again at the end refuses to sign when one was replaced while the gate
+ * ran, so no report mixes two models' (or datasets') numbers.
+ */
+static int check_unchanged(const char *path, const char loaded[65], sg_err *err)
+{
+    char now[65];
+    int rc = sg_sha256_file_hex(path, now, err);
+    if (rc) return rc;
+    if (strcmp(loaded, now) != 0)
+        return sg_errf(err, SG_EINPUT, "%s: the file changed while the gate ran (sha256 %.12s... became %.12s...); "
+                                       "no report written", path, loaded, now);
+    return SG_OK;
 }
 
 static int run_gate(const gate_args *a, gate_run *g, sg_err *err)
@@ -291,6 +325,14 @@ static int run_gate(const gate_args *a, gate_run *g, sg_err *err)
     sg_gate_inputs in = {.candidate = &cv, .baseline = g->have_base ? &bv : NULL, .latency = &lat,
                          .memory = &mem, .shadow = g->have_base ? &g->shadow : NULL};
     if ((rc = sg_gate_evaluate(&g->policy, &in, &g->decision, err))) return rc;
+    char hex[65];
+    sg_hex_encode(g->cand.model->sha256, 32, hex);
+    if ((rc = check_unchanged(model, hex, err))) return rc;
+    if ((rc = check_unchanged(a->data, g->cand.data_sha256, err))) return rc;
+    if (baseline) {
+        sg_hex_encode(g->base.model->sha256, 32, hex);
+        if ((rc = check_unchanged(baseline, hex, err))) return rc;
+    }
     if ((rc = build_statement(a, model, baseline, g, &mem, err))) return rc;
     if ((rc = sg_statement_sign_write(g->statement, g->key, a->out, err))) return rc;
     if (a->junit && (rc = sg_render_to_file(a->junit, sg_render_junit, &g->decision, g->statement, err))) return rc;

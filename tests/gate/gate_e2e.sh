@@ -66,6 +66,22 @@ cases = root.findall(".//testcase")
 assert len(cases) == len(p["checks"]), (len(cases), len(p["checks"]))
 assert not root.findall(".//failure")
 PYEOF
+# The human summary shows, per check, the mark, the measured value and the limit it was held to.
+$PY - pass.json pass.txt <<'PYEOF'
+import base64, json, sys
+p = json.loads(base64.b64decode(json.load(open(sys.argv[1]))["payload"]))["predicate"]
+lines = open(sys.argv[2], encoding="utf-8").read().splitlines()
+assert lines[0].split() == ["check", "value", "limit", "detail"], lines[0]
+for c in p["checks"]:
+    row = [l for l in lines if l.split()[1:2] == [c["name"]]]
+    assert len(row) == 1, (c["name"], lines)
+    unit = {"latency": " ms", "memory": " MB"}.get(c["name"].split(".")[0], "")
+    mark = "-" if c["skipped"] else "\u2713" if c["passed"] else "\u2717"
+    value = "%.4g%s" % (c["value"], unit)
+    limit = "%s %.4g%s" % (c["op"], c["limit"], unit)
+    want = "  %s %-32s %-14s %-16s %s" % (mark, c["name"], value, limit, c["text"])
+    assert row[0] == want, (row[0], want)
+PYEOF
 grep -q "<svg" pass.html || fail "HTML has no SVG chart"
 grep -q "✅ stagegate gate PASSED" pass.md || fail "Markdown verdict missing"
 
@@ -105,7 +121,8 @@ def load(path):
     p["checks"] = [c for c in p["checks"] if c not in measured]
     return st
 a, b = load(sys.argv[1]), load(sys.argv[2])
-assert a == b, "payloads differ beyond latency/memory/timestamp"
+# json.dumps keeps insertion order, so this also holds the key order fixed, not just the content.
+assert json.dumps(a) == json.dumps(b), "payloads differ beyond latency/memory/timestamp"
 PYEOF
 
 # 4. Refusals before any work: bad policy, unsafe key, missing baseline for a required check.
