@@ -228,11 +228,15 @@ def export(est, out_path):
 
 
 def main(argv):
-    if len(argv) != 3 or argv[1] in ("-h", "--help"):
-        print(__doc__.strip(), file=sys.stderr if len(argv) != 2 else sys.stdout)
-        return 0 if len(argv) == 2 and argv[1] in ("-h", "--help") else EXIT_INPUT
-    src, dst = argv[1], argv[2]
     prog = os.path.basename(argv[0])
+    if len(argv) == 2 and argv[1] in ("-h", "--help"):
+        print(__doc__.strip())
+        return 0
+    if len(argv) != 3:
+        # A usage error is one line on stderr, like every other input error.
+        print(f"{prog}: usage: {prog} IN.joblib OUT.h5 (see --help)", file=sys.stderr)
+        return EXIT_INPUT
+    src, dst = argv[1], argv[2]
     try:
         import joblib
         import warnings
@@ -240,7 +244,9 @@ def main(argv):
             warnings.simplefilter("ignore")
             est = joblib.load(src)
     except Exception as e:  # any unreadable input is an input error, in one line
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        msg = str(e).splitlines()[0] if str(e) else ""
+        if not isinstance(e, OSError):  # unpickling errors say little on their own ("72")
+            msg = f"{type(e).__name__}: {msg}" if msg else type(e).__name__
         print(f"{prog}: {src}: cannot load with joblib: {msg}", file=sys.stderr)
         return EXIT_INPUT
     try:

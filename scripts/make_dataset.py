@@ -76,7 +76,10 @@ def write_set(args, teacher):
         if args.layout == "gzip":
             kw.update(compression="gzip", compression_opts=4, shuffle=True)
     directory = os.path.dirname(os.path.abspath(args.out))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(args.out) + ".tmp.")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(args.out) + ".tmp.")
+    except OSError as e:  # name the file the user asked for, not our temporary name
+        raise OSError(e.errno, e.strerror, args.out) from None
     os.close(fd)
     try:
         with h5py.File(tmp, "w") as f:

@@ -194,6 +194,12 @@ def main():
     r = run_export([src, os.path.join(TMP, "nodir", "x.h5")])
     check(r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, "no dir: exit 2")
     check(run_export([]).returncode == 2, "no arguments: exit 2")
+    # A missing OUT is a usage error: one line on stderr, nothing on stdout.
+    r = subprocess.run([EXPORT, src], capture_output=True, text=True)
+    check(r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and not r.stdout,
+          f"IN without OUT: exit {r.returncode}, stderr {r.stderr!r}, stdout {r.stdout[:40]!r}")
+    r = subprocess.run([EXPORT, "--help"], capture_output=True, text=True)
+    check(r.returncode == 0 and "IN.joblib" in r.stdout, "--help: exit 0, usage on stdout")
     # Once through the real command line: shebang interpreter, exit status, one stderr line.
     r = subprocess.run([EXPORT, os.path.join(TMP, "random_forest.joblib"),
                         os.path.join(TMP, "rf.h5")], capture_output=True, text=True)
@@ -233,6 +239,10 @@ def make_dataset_checks():
     f = subprocess.run([FORWARD, os.path.join(TMP, "md_good.h5"), os.path.join(TMP, "md_gzip.h5")],
                        capture_output=True, text=True)
     check(f.returncode == 0, f"make_dataset model/set do not load: {f.stderr.strip()}")
+    nodir = os.path.join(TMP, "nodir", "set.h5")
+    r = run_make(["--out", nodir, "--rows", "10"])
+    check(r.returncode == 2 and r.stderr.strip().endswith(f"{nodir}: No such file or directory"),
+          f"make_dataset into a missing folder must name {nodir}: {r.stderr.strip()}")
     r = run_make(["--task", "binary", "--features", "5", "--fit", "logreg-scaled",
                   "--label-noise", "0.4", "--joblib-out", os.path.join(TMP, "md_bad.joblib")])
     check(r.returncode == 0, f"make_dataset worse model: {r.stderr.strip()}")
