@@ -87,6 +87,55 @@ typedef struct {
 static double px(const axes *a, double x) { return ML + (x - a->x0) / (a->x1 - a->x0) * (W - ML - MR); }
 static double py(const axes *a, double y) { return H - MB - (y - a->y0) / (a->y1 - a->y0) * (H - MT - MB); }
 
+/* One machine's runs: a line per model version in the fingerprint's colour (lines of two
+ * versions that run side by side would otherwise zigzag between them), labelled at its end. */
+static void series_chart(FILE *out, const json_t *runs, const char *fig, const axes *a, const double *xs,
+                         const char *fp, const char *colour, bool latency)
+{
+    size_t n = json_array_size(runs);
+    json_t *versions = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_t *r = json_array_get(runs, i), *v = json_object_get(r, "version");
+        if (!isfinite(figure_value(r, fig)) || strcmp(json_string_value(json_object_get(r, "fingerprint")), fp))
+            continue;
+        bool known = false;
+        for (size_t k = 0; !known && k < json_array_size(versions); k++) known = json_equal(json_array_get(versions, k), v);
+        if (!known) json_array_append(versions, v);
+    }
+    for (size_t k = 0; k < json_array_size(versions); k++) {
+        long long ver = (long long)json_integer_value(json_array_get(versions, k));
+        double lx = 0, ly = 0;
+        fprintf(out, "<polyline class=\"series\" stroke=\"%s\" data-fingerprint=\"", colour);
+        sg_fputs_xml_escaped(out, fp);
+        fprintf(out, "\" data-version=\"%lld\" points=\"", ver);
+        for (size_t i = 0; i < n; i++) {
+            json_t *r = json_array_get(runs, i);
+            double v = figure_value(r, fig);
+            if (!isfinite(v) || strcmp(json_string_value(json_object_get(r, "fingerprint")), fp) ||
+                json_integer_value(json_object_get(r, "version")) != ver)
+                continue;
+            lx = px(a, xs[i]), ly = py(a, v);
+            fprintf(out, "%.1f,%.1f ", lx, ly);
+        }
+        fprintf(out, "\"/>\n<text x=\"%.1f\" y=\"%.1f\" class=\"slab\" fill=\"%s\">v%lld</text>\n", lx + 5, ly - 5,
+                colour, ver);
+    }
+    json_decref(versions);
+    for (size_t i = 0; i < n; i++) {
+        json_t *r = json_array_get(runs, i);
+        double v = figure_value(r, fig);
+        if (!isfinite(v) || strcmp(json_string_value(json_object_get(r, "fingerprint")), fp)) continue;
+        char lbl[32];
+        fmt_value(lbl, sizeof lbl, v, latency);
+        bool failed = strcmp(json_string_value(json_object_get(r, "result")), "PASSED") != 0;
+        fprintf(out, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\" fill=\"%s\" stroke=\"%s\"><title>v%lld %s: %s%s"
+                     "</title></circle>\n",
+                px(a, xs[i]), py(a, v), failed ? "#fff" : colour, colour,
+                (long long)json_integer_value(json_object_get(r, "version")),
+                json_string_value(json_object_get(r, "time")), lbl, failed ? " (gate FAILED)" : "");
+    }
+}
+
 static void chart(FILE *out, const json_t *runs, const char *fig, json_t *series, const double *xs)
 {
     bool latency = !strncmp(fig, "latency.", 8);
@@ -130,39 +179,24 @@ static void chart(FILE *out, const json_t *runs, const char *fig, json_t *series
                      "<text x=\"%d\" y=\"%.1f\" class=\"ylab\">%s</text>\n",
                 ML, W - MR, py(&a, v), py(&a, v), ML - 6, py(&a, v) + 4, lbl);
     }
-    /* Version changes, in time order across all runs. */
-    for (size_t i = 1; i < n; i++) {
-        json_t *p = json_array_get(runs, i - 1), *r = json_array_get(runs, i);
-        if (json_equal(json_object_get(p, "version"), json_object_get(r, "version"))) continue;
+    /* A version is marked where it first appears. Nightly runs interleave the Staging and
+     * Production versions, so "differs from the previous run" would mark every run. */
+    json_t *seen = json_object();
+    for (size_t i = 0; i < n; i++) {
+        json_t *r = json_array_get(runs, i);
+        char key[32];
+        snprintf(key, sizeof key, "%lld", (long long)json_integer_value(json_object_get(r, "version")));
+        if (json_object_get(seen, key)) continue;
+        json_object_set_new(seen, key, json_true());
+        if (i == 0) continue;
         double x = (px(&a, xs[i - 1]) + px(&a, xs[i])) / 2;
         fprintf(out, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%d\" y2=\"%d\" class=\"version\"/>"
-                     "<text x=\"%.1f\" y=\"%d\" class=\"vlab\">v%lld</text>\n",
-                x, x, MT, H - MB, x + 3, MT + 12, (long long)json_integer_value(json_object_get(r, "version")));
+                     "<text x=\"%.1f\" y=\"%d\" class=\"vlab\">v%s</text>\n",
+                x, x, MT, H - MB, x + 3, MT + 12, key);
     }
-    for (size_t s = 0; s < json_array_size(series); s++) {
-        const char *fp = json_string_value(json_array_get(series, s));
-        fprintf(out, "<polyline class=\"series\" stroke=\"%s\" points=\"", palette[s]);
-        for (size_t i = 0; i < n; i++) {
-            json_t *r = json_array_get(runs, i);
-            double v = figure_value(r, fig);
-            if (isfinite(v) && !strcmp(json_string_value(json_object_get(r, "fingerprint")), fp))
-                fprintf(out, "%.1f,%.1f ", px(&a, xs[i]), py(&a, v));
-        }
-        fprintf(out, "\"/>\n");
-        for (size_t i = 0; i < n; i++) {
-            json_t *r = json_array_get(runs, i);
-            double v = figure_value(r, fig);
-            if (!isfinite(v) || strcmp(json_string_value(json_object_get(r, "fingerprint")), fp)) continue;
-            char lbl[32];
-            fmt_value(lbl, sizeof lbl, v, latency);
-            bool failed = strcmp(json_string_value(json_object_get(r, "result")), "PASSED") != 0;
-            fprintf(out, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\" fill=\"%s\" stroke=\"%s\"><title>v%lld %s: %s%s"
-                         "</title></circle>\n",
-                    px(&a, xs[i]), py(&a, v), failed ? "#fff" : palette[s], palette[s],
-                    (long long)json_integer_value(json_object_get(r, "version")),
-                    json_string_value(json_object_get(r, "time")), lbl, failed ? " (gate FAILED)" : "");
-        }
-    }
+    json_decref(seen);
+    for (size_t s = 0; s < json_array_size(series); s++)
+        series_chart(out, runs, fig, &a, xs, json_string_value(json_array_get(series, s)), palette[s], latency);
     json_t *first = json_array_get(runs, 0), *last = json_array_get(runs, n - 1);
     fprintf(out, "<text x=\"%d\" y=\"%d\" class=\"xlab\">%s</text><text x=\"%d\" y=\"%d\" class=\"xlab end\">%s"
                  "</text>\n</svg></section>\n",
@@ -174,7 +208,7 @@ static const char css[] =
     "body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222;max-width:800px}"
     "h1{font-size:20px}h2{font-size:15px;margin:18px 0 4px}small{color:#777;font-weight:normal}"
     ".frame{fill:none;stroke:#bbb}.grid{stroke:#eee}.series{fill:none;stroke-width:1.8}"
-    ".version{stroke:#999;stroke-dasharray:4 3}.vlab{font-size:11px;fill:#666}"
+    ".version{stroke:#999;stroke-dasharray:4 3}.vlab{font-size:11px;fill:#666}.slab{font-size:10px}"
     ".ylab{font-size:11px;fill:#555;text-anchor:end}.xlab{font-size:11px;fill:#555}.end{text-anchor:end}"
     ".none{fill:#999}table{border-collapse:collapse;font-size:13px}td,th{padding:2px 8px;text-align:left}"
     ".swatch{display:inline-block;width:12px;height:12px;border-radius:2px;vertical-align:middle}";
@@ -206,7 +240,7 @@ int sg_trend_render(FILE *out, const json_t *doc)
     if (n)
         fprintf(out, " from %s to %s", json_string_value(json_object_get(json_array_get(runs, 0), "time")),
                 json_string_value(json_object_get(json_array_get(runs, n - 1), "time")));
-    fprintf(out, ". One line per machine fingerprint; dashed lines mark a new model version; hollow points are "
+    fprintf(out, ". One colour per machine fingerprint, one line per model version on it; dashed lines mark where a version first ran; hollow points are "
                  "runs whose gate failed. Hover a point for its version and value.</p>\n<table><tr><th></th>"
                  "<th>fingerprint</th><th>CPU</th><th>cores</th><th>kernel</th><th>stagegate</th></tr>\n");
     for (size_t s = 0; s < json_array_size(series); s++) {

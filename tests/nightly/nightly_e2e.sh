@@ -121,10 +121,11 @@ class Page(HTMLParser):
         if tag in ("script", "link", "img", "iframe") or "src" in a or (tag == "a" and "href" in a):
             self.external.append(tag)
         if tag == "svg" and a.get("class") == "chart":
-            self.cur = {"figure": a["data-figure"], "polyline": 0, "circle": 0, "version": 0}
+            self.cur = {"figure": a["data-figure"], "lines": [], "circle": 0, "version": 0}
             self.charts.append(self.cur)
         elif self.cur is not None and tag == "polyline":
-            self.cur["polyline"] += 1
+            self.cur["lines"].append((a["data-fingerprint"], a["data-version"], a["stroke"],
+                                      len(a["points"].split())))
         elif self.cur is not None and tag == "circle":
             self.cur["circle"] += 1
         elif self.cur is not None and tag == "line" and a.get("class") == "version":
@@ -140,9 +141,14 @@ for path, versions_marked in ((sys.argv[1], True), (sys.argv[2], False)):
     assert figs == ["latency.p50", "latency.p99", "metric.accuracy", "metric.f1"], (path, figs)
     assert not p.external, (path, p.external)  # self-contained
     for c in p.charts:
-        assert c["polyline"] == 1, c  # one fingerprint -> one series
+        # One fingerprint -> one series (one colour); within it one line per version, so
+        # alpha's v1 (Production) and v2 (Staging), run side by side, do not zigzag.
+        assert len({(fp, colour) for fp, _, colour, _ in c["lines"]}) == 1, c
+        assert sorted(v for _, v, _, _ in c["lines"]) == (["1", "2"] if versions_marked else ["1"]), c
+        assert all(npts == 3 for *_, npts in c["lines"]), c
         assert c["circle"] == (6 if versions_marked else 3), c
-        assert (c["version"] > 0) == versions_marked, c
+        # v2 first ran on night 1: one mark, not one at every alternation of v1 and v2.
+        assert c["version"] == (1 if versions_marked else 0), c
 print("trend pages ok")
 PYEOF
 echo "nightly e2e ok"

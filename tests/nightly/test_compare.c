@@ -253,12 +253,57 @@ static void test_metric_margins(void **state)
     json_decref(nm);
 }
 
+static size_t count(const char *hay, const char *needle)
+{
+    size_t k = 0;
+    for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle)) k++;
+    return k;
+}
+
+/* Two machines, two versions: a colour per fingerprint, a line per (fingerprint, version), and
+ * one version mark per chart, where v2 first ran. */
+static void test_trend_two_machines(void **state)
+{
+    (void)state;
+    json_t *doc = json_object(), *runs = json_array();
+    json_object_set_new(doc, "model", json_string("m"));
+    json_object_set_new(doc, "runs", runs);
+    static const char *const fps[] = {"aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb"};
+    for (int i = 0; i < 8; i++) {
+        char t[32];
+        snprintf(t, sizeof t, "2025-01-%02dT02:30:00Z", i + 1);
+        json_t *r = json_pack("{s:I, s:s, s:s, s:s, s:{s:s}, s:{s:{s:f}, s:{s:i, s:i}, s:[s]}}", "version",
+                              (json_int_t)(i < 4 ? 1 : 2), "fingerprint", fps[i % 2], "time", t, "result",
+                              i == 5 ? "FAILED" : "PASSED", "machine", "cpu_model", i % 2 ? "B cpu" : "A cpu",
+                              "figures", "metrics", "accuracy", 0.9, "latency_ns", "p50", 1000 + i, "p99", 5000 + i,
+                              "gated", "accuracy");
+        assert_non_null(r);
+        json_array_append_new(runs, r);
+    }
+    char *html = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&html, &len);
+    assert_int_equal(sg_trend_render(f, doc), SG_OK);
+    fclose(f);
+    assert_int_equal(count(html, "<svg class=\"chart\""), 3); /* p50, p99, accuracy */
+    assert_int_equal(count(html, "<polyline"), 3 * 4);
+    assert_int_equal(count(html, "stroke=\"#1f77b4\" data-fingerprint=\"aaaaaaaaaaaaaaaa\""), 3 * 2);
+    assert_int_equal(count(html, "stroke=\"#d62728\" data-fingerprint=\"bbbbbbbbbbbbbbbb\""), 3 * 2);
+    assert_int_equal(count(html, "class=\"version\""), 3);
+    assert_int_equal(count(html, "(gate FAILED)"), 3);
+    assert_int_equal(count(html, "<circle"), 3 * 8);
+    assert_non_null(strstr(html, "B cpu"));
+    free(html);
+    json_decref(doc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_known_shift),         cmocka_unit_test(test_identical_unchanged),
         cmocka_unit_test(test_false_positive_rate), cmocka_unit_test(test_fingerprint_refused),
         cmocka_unit_test(test_mw_hand_checked),     cmocka_unit_test(test_metric_margins),
+        cmocka_unit_test(test_trend_two_machines),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
