@@ -47,7 +47,7 @@ int sg_sha256_file(const char *path, uint8_t digest[32], sg_err *err)
     size_t n;
     int rc = SG_OK;
     while ((n = fread(buf, 1, 1 << 20, f)) > 0) EVP_DigestUpdate(ctx, buf, n);
-    if (ferror(f)) rc = sg_errf(err, SG_EIO, "%s: read error while hashing", path);
+    if (ferror(f)) rc = sg_errf(err, SG_EIO, "%s: read error while hashing: %s", path, strerror(errno));
     unsigned int mdlen = 0;
     if (rc == SG_OK) EVP_DigestFinal_ex(ctx, digest, &mdlen);
     free(buf);
@@ -70,7 +70,7 @@ int sg_read_file(const char *path, size_t limit, uint8_t **data, size_t *len, sg
     *len = 0;
     FILE *f = fopen(path, "rb");
     if (!f) return sg_errf(err, SG_EINPUT, "%s: cannot open: %s", path, strerror(errno));
-    size_t cap = 4096, n = 0;
+    size_t cap = limit < 4096 ? limit : 4096, n = 0;
     uint8_t *buf = malloc(cap + 1);
     if (!buf) {
         fclose(f);
@@ -79,6 +79,9 @@ int sg_read_file(const char *path, size_t limit, uint8_t **data, size_t *len, sg
     for (;;) {
         if (n == cap) {
             if (cap >= limit) {
+                /* A file of exactly `limit` bytes is fine: only a further byte is too many. */
+                uint8_t extra;
+                if (fread(&extra, 1, 1, f) == 0 && !ferror(f)) break;
                 free(buf);
                 fclose(f);
                 return sg_errf(err, SG_EINPUT, "%s: file is larger than %zu bytes", path, limit);
@@ -96,11 +99,11 @@ int sg_read_file(const char *path, size_t limit, uint8_t **data, size_t *len, sg
         n += r;
         if (r == 0) break;
     }
-    int bad = ferror(f);
+    int bad = ferror(f), e = errno;
     fclose(f);
     if (bad) {
         free(buf);
-        return sg_errf(err, SG_EIO, "%s: read error", path);
+        return sg_errf(err, SG_EIO, "%s: read error: %s", path, strerror(e));
     }
     buf[n] = '\0';
     *data = buf;

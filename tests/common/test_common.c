@@ -1,0 +1,257 @@
+/*
+ * common/: status mapping, one-line errors, SHA-256 (FIPS 180-2 vectors), whole-file
+ * reads with a size limit, atomic output files and option parsing.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "stagegate/cli.h"
+#include "stagegate/common.h"
+
+static char tmpdir[256];
+
+static int make_dir(void **state)
+{
+    (void)state;
+    const char *base = getenv("TMPDIR");
+    snprintf(tmpdir, sizeof tmpdir, "%s/sg_common_XXXXXX", base && *base ? base : P_tmpdir);
+    return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+/* Removes the files of tmpdir (flat) and the folder. */
+static int remove_dir(void **state)
+{
+    (void)state;
+    DIR *d = opendir(tmpdir);
+    if (!d) return -1;
+    struct dirent *e;
+    char p[512];
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+            snprintf(p, sizeof p, "%s/%s", tmpdir, e->d_name);
+            unlink(p);
+        }
+    closedir(d);
+    return rmdir(tmpdir);
+}
+
+static int count_entries(void)
+{
+    DIR *d = opendir(tmpdir);
+    assert_non_null(d);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) n++;
+    closedir(d);
+    return n;
+}
+
+static void write_bytes(const char *path, const void *data, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(data, 1, len, f), len);
+    assert_int_equal(fclose(f), 0);
+}
+
+static void test_exit_codes(void **state)
+{
+    (void)state;
+    assert_int_equal(sg_exit_code(SG_OK), 0);
+    assert_int_equal(sg_exit_code(SG_EREFUSED), 1);
+    assert_int_equal(sg_exit_code(SG_EINPUT), 2);
+    assert_int_equal(sg_exit_code(SG_ENOMEM), 2);
+    assert_int_equal(sg_exit_code(SG_EIO), 2);
+    assert_int_equal(sg_exit_code(SG_EINTERNAL), 2);
+    assert_string_equal(sg_status_string(SG_EREFUSED), "refused");
+}
+
+static void test_errf_one_line(void **state)
+{
+    (void)state;
+    sg_err err;
+    assert_int_equal(sg_errf(&err, SG_EINPUT, "%s: bad\nthing\r%d", "f.h5", 3), SG_EINPUT);
+    assert_string_equal(err.msg, "f.h5: bad thing 3");
+    assert_int_equal(sg_errf(NULL, SG_EIO, "x"), SG_EIO);
+}
+
+/* FIPS 180-2 appendix B vectors, and the empty message. */
+static void test_sha256_vectors(void **state)
+{
+    (void)state;
+    char hex[65];
+    sg_sha256_hex((const uint8_t *)"abc", 3, hex);
+    assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    sg_sha256_hex((const uint8_t *)"", 0, hex);
+    assert_string_equal(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+
+    /* One million 'a': spans the file hasher's 1 MiB read buffer. */
+    char path[512];
+    snprintf(path, sizeof path, "%s/million", tmpdir);
+    char *a = malloc(1000000);
+    assert_non_null(a);
+    memset(a, 'a', 1000000);
+    write_bytes(path, a, 1000000);
+    free(a);
+    sg_err err;
+    assert_int_equal(sg_sha256_file_hex(path, hex, &err), SG_OK);
+    assert_string_equal(hex, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+    unlink(path);
+
+    snprintf(path, sizeof path, "%s/absent", tmpdir);
+    assert_int_equal(sg_sha256_file_hex(path, hex, &err), SG_EINPUT);
+    assert_non_null(strstr(err.msg, "absent"));
+}
+
+static void test_read_file_limit(void **state)
+{
+    (void)state;
+    char path[512];
+    snprintf(path, sizeof path, "%s/data", tmpdir);
+    static uint8_t buf[10000];
+    for (size_t i = 0; i < sizeof buf; i++) buf[i] = (uint8_t)(i * 7);
+    write_bytes(path, buf, sizeof buf);
+
+    uint8_t *data;
+    size_t len;
+    sg_err err;
+    /* Exactly at the limit loads; one byte under the size is refused and names the file. */
+    assert_int_equal(sg_read_file(path, sizeof buf, &data, &len, &err), SG_OK);
+    assert_int_equal(len, sizeof buf);
+    assert_memory_equal(data, buf, sizeof buf);
+    assert_int_equal(data[len], 0);
+    free(data);
+    assert_int_equal(sg_read_file(path, sizeof buf - 1, &data, &len, &err), SG_EINPUT);
+    assert_null(data);
+    assert_non_null(strstr(err.msg, "data: file is larger than 9999 bytes"));
+    /* Limits below the initial buffer size hold too. */
+    assert_int_equal(sg_read_file(path, 100, &data, &len, &err), SG_EINPUT);
+    write_bytes(path, buf, 100);
+    assert_int_equal(sg_read_file(path, 100, &data, &len, &err), SG_OK);
+    assert_int_equal(len, 100);
+    free(data);
+    write_bytes(path, buf, 0);
+    assert_int_equal(sg_read_file(path, 0, &data, &len, &err), SG_OK);
+    assert_int_equal(len, 0);
+    free(data);
+    unlink(path);
+
+    assert_int_equal(sg_read_file(tmpdir, 1 << 20, &data, &len, &err), SG_EIO);
+    assert_non_null(strstr(err.msg, "directory"));
+}
+
+static void test_outfile_commit_and_abort(void **state)
+{
+    (void)state;
+    char path[512];
+    snprintf(path, sizeof path, "%s/out.txt", tmpdir);
+    write_bytes(path, "old", 3);
+    sg_err err;
+    sg_outfile o;
+
+    /* Abort: the old file stays untouched and no temporary file is left. */
+    assert_int_equal(sg_outfile_open(&o, path, &err), SG_OK);
+    fputs("half written", o.fp);
+    fflush(o.fp);
+    assert_int_equal(count_entries(), 2);
+    sg_outfile_abort(&o);
+    assert_int_equal(count_entries(), 1);
+    uint8_t *data;
+    size_t len;
+    assert_int_equal(sg_read_file(path, 100, &data, &len, &err), SG_OK);
+    assert_string_equal((char *)data, "old");
+    free(data);
+
+    /* Until commit the destination still holds the old content; after it, the new. */
+    assert_int_equal(sg_outfile_open(&o, path, &err), SG_OK);
+    fputs("new content", o.fp);
+    fflush(o.fp);
+    assert_int_equal(sg_read_file(path, 100, &data, &len, &err), SG_OK);
+    assert_string_equal((char *)data, "old");
+    free(data);
+    assert_int_equal(sg_outfile_commit(&o, &err), SG_OK);
+    assert_int_equal(sg_read_file(path, 100, &data, &len, &err), SG_OK);
+    assert_string_equal((char *)data, "new content");
+    free(data);
+    assert_int_equal(count_entries(), 1);
+    unlink(path);
+
+    /* A destination in a missing folder fails at open, naming the path. */
+    snprintf(path, sizeof path, "%s/nodir/out.txt", tmpdir);
+    assert_int_equal(sg_outfile_open(&o, path, &err), SG_EIO);
+    assert_non_null(strstr(err.msg, "nodir/out.txt"));
+    sg_outfile_abort(&o);
+
+    /* Renaming over a directory fails at commit and removes the temporary file. */
+    snprintf(path, sizeof path, "%s/adir", tmpdir);
+    assert_int_equal(mkdir(path, 0700), 0);
+    assert_int_equal(sg_outfile_open(&o, path, &err), SG_OK);
+    fputs("x", o.fp);
+    assert_int_equal(sg_outfile_commit(&o, &err), SG_EIO);
+    assert_non_null(strstr(err.msg, "adir"));
+    assert_int_equal(count_entries(), 1);
+    rmdir(path);
+}
+
+static void test_tmp_path_same_dir(void **state)
+{
+    (void)state;
+    char tmp[4096], tmp2[4096];
+    sg_err err;
+    assert_int_equal(sg_tmp_path_for("a/b/out.h5", tmp, sizeof tmp, &err), SG_OK);
+    assert_true(strncmp(tmp, "a/b/.out.h5.tmp.", 16) == 0);
+    assert_int_equal(sg_tmp_path_for("out.h5", tmp2, sizeof tmp2, &err), SG_OK);
+    assert_true(strncmp(tmp2, "./.out.h5.tmp.", 14) == 0);
+    /* Two temporary names for the same target differ (a counter, not just the pid). */
+    assert_int_equal(sg_tmp_path_for("a/b/out.h5", tmp2, sizeof tmp2, &err), SG_OK);
+    assert_string_not_equal(tmp, tmp2);
+    char small[8];
+    assert_int_equal(sg_tmp_path_for("out.h5", small, sizeof small, &err), SG_EINPUT);
+}
+
+static void test_parse_options(void **state)
+{
+    (void)state;
+    int64_t i;
+    double d;
+    sg_err err;
+    assert_int_equal(sg_parse_i64("--n", "42", 1, 100, &i, &err), 0);
+    assert_int_equal(i, 42);
+    assert_int_equal(sg_parse_i64("--n", "0", 1, 100, &i, &err), -1);
+    assert_non_null(strstr(err.msg, "--n: '0'"));
+    assert_int_equal(sg_parse_i64("--n", "12abc", 1, 100, &i, &err), -1);
+    assert_int_equal(sg_parse_i64("--n", "", 1, 100, &i, &err), -1);
+    assert_int_equal(sg_parse_i64("--n", "99999999999999999999", 1, INT64_MAX, &i, &err), -1);
+    assert_int_equal(sg_parse_double("--t", "0.25", 0, 1, &d, &err), 0);
+    assert_true(d == 0.25);
+    assert_int_equal(sg_parse_double("--t", "nan", 0, 1, &d, &err), -1);
+    assert_int_equal(sg_parse_double("--t", "inf", 0, INFINITY, &d, &err), -1);
+    assert_int_equal(sg_parse_double("--t", "1.0001", 0, 1, &d, &err), -1);
+    assert_int_equal(sg_parse_double("--t", "1e-400", -1, 1, &d, &err), -1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_exit_codes),
+        cmocka_unit_test(test_errf_one_line),
+        cmocka_unit_test(test_sha256_vectors),
+        cmocka_unit_test(test_read_file_limit),
+        cmocka_unit_test(test_outfile_commit_and_abort),
+        cmocka_unit_test(test_tmp_path_same_dir),
+        cmocka_unit_test(test_parse_options),
+    };
+    return cmocka_run_group_tests(tests, make_dir, remove_dir);
+}
