@@ -185,6 +185,26 @@ static int check_state(sg_registry *reg, sg_err *err)
     return rc;
 }
 
+/* A damaged page that no chain query happens to read would otherwise pass unnoticed. */
+static int check_pages(sg_registry *reg, sg_err *err)
+{
+    sqlite3_stmt *st;
+    int rc = reg_prepare(reg, "PRAGMA quick_check(1)", &st, err);
+    if (rc != SG_OK) return rc;
+    int s = sqlite3_step(st);
+    if (s != SQLITE_ROW)
+        rc = reg_db_error(reg, err, "quick_check");
+    else if (strcmp(reg_col_text(st, 0), "ok") != 0) {
+        char what[256];
+        snprintf(what, sizeof what, "%s", reg_col_text(st, 0));
+        for (char *p = what; *p; p++) /* the error stays one line */
+            if (*p == '\n' || *p == '\r') *p = ' ';
+        rc = sg_errf(err, SG_EINPUT, "registry %s is corrupt (quick_check: %s)", reg->path, what);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
 int sg_registry_verify_log(sg_registry *reg, json_t **summary, sg_err *err)
 {
     if (summary) *summary = NULL;
@@ -193,7 +213,8 @@ int sg_registry_verify_log(sg_registry *reg, json_t **summary, sg_err *err)
     /* One read transaction so a concurrent writer cannot show us half a change. */
     int rc = reg_exec(reg, "BEGIN", err);
     if (rc != SG_OK) return rc;
-    rc = check_chain(reg, &events, last, err);
+    rc = check_pages(reg, err);
+    if (rc == SG_OK) rc = check_chain(reg, &events, last, err);
     if (rc == SG_OK) rc = read_head(reg, &head_seq, head, err);
     if (rc == SG_OK && (head_seq != events || strcmp(head, last) != 0))
         rc = sg_errf(err, SG_EREFUSED,

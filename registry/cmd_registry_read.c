@@ -84,8 +84,11 @@ static void print_list(json_t *doc)
     json_t *m;
     json_array_foreach(json_object_get(doc, "models"), i, m) {
         json_t *p = json_object_get(m, "production_version");
-        printf("%-32s %3lld versions  Production: %s%lld\n", jstr(m, "name"), jint(m, "versions"),
-               json_is_null(p) ? "-" : "v", json_is_null(p) ? 0LL : (long long)json_integer_value(p));
+        printf("%-32s %3lld versions  Production: ", jstr(m, "name"), jint(m, "versions"));
+        if (json_is_integer(p))
+            printf("v%lld\n", (long long)json_integer_value(p));
+        else
+            printf("-\n");
     }
 }
 

@@ -208,14 +208,37 @@ int reg_prepare(sg_registry *reg, const char *sql, sqlite3_stmt **st, sg_err *er
 {
     if (sqlite3_prepare_v2(reg->db, sql, -1, st, NULL) != SQLITE_OK) {
         *st = NULL;
-        return reg_db_error(reg, err, "prepare");
+        int rc = reg_db_error(reg, err, "prepare");
+        if (reg->read_rc == SG_OK) reg->read_rc = rc;
+        return rc;
     }
     return SG_OK;
+}
+
+bool reg_row(sg_registry *reg, sqlite3_stmt *st, sg_err *err)
+{
+    int s = sqlite3_step(st);
+    if (s == SQLITE_ROW) return true;
+    if (s != SQLITE_DONE && reg->read_rc == SG_OK) reg->read_rc = reg_db_error(reg, err, "read");
+    return false;
+}
+
+void reg_read_start(sg_registry *reg)
+{
+    reg->read_rc = SG_OK;
+}
+
+json_t *reg_read_end(sg_registry *reg, json_t *doc)
+{
+    if (reg->read_rc == SG_OK) return doc;
+    json_decref(doc);
+    return NULL;
 }
 
 int reg_begin(sg_registry *reg, sg_err *err)
 {
     SG_ASSERT(!reg->in_tx);
+    reg->read_rc = SG_OK;
     int rc = reg_exec(reg, "BEGIN IMMEDIATE", err);
     if (rc == SG_OK) reg->in_tx = true;
     return rc;

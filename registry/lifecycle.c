@@ -111,7 +111,7 @@ static int check_report(sg_registry *reg, const reg_model *m, const reg_version 
     memset(&info, 0, sizeof info);
     bool verified = false, any = false;
     sg_err last = {{0}};
-    while (!verified && sqlite3_step(st) == SQLITE_ROW) {
+    while (!verified && reg_row(reg, st, err)) {
         const char *pem = reg_col_text(st, 0);
         EVP_PKEY *pub = NULL;
         any = true;
@@ -123,7 +123,9 @@ static int check_report(sg_registry *reg, const reg_model *m, const reg_version 
     }
     sqlite3_finalize(st);
     int64_t ts = 0;
-    if (!any)
+    if (reg->read_rc != SG_OK)
+        rc = reg->read_rc;
+    else if (!any)
         rc = sg_errf(err, SG_EREFUSED, "model has no trusted signer keys (create it with --signer KEY.pub)");
     else if (!verified)
         rc = sg_errf(err, SG_EREFUSED, "report does not verify against any trusted signer key (%s)",
@@ -161,7 +163,7 @@ static int check_approval(sg_registry *reg, const char *model, int64_t version, 
     sqlite3_bind_text(st, 1, model, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(st, 2, version);
     bool approved = false, self_only = false;
-    while (rc == SG_OK && sqlite3_step(st) == SQLITE_ROW) {
+    while (rc == SG_OK && reg_row(reg, st, err)) {
         const char *who = reg_col_text(st, 0);
         if (!strcmp(reg_col_text(st, 1), "rejected"))
             rc = sg_errf(err, SG_EREFUSED, "rejected by approver %.16s (%s)", who,
@@ -172,6 +174,7 @@ static int check_approval(sg_registry *reg, const char *model, int64_t version, 
             approved = true;
     }
     sqlite3_finalize(st);
+    if (rc == SG_OK) rc = reg->read_rc;
     if (rc == SG_OK && !approved)
         rc = sg_errf(err, SG_EREFUSED, self_only ? "the only approval is by the promoter (approver must differ from the promoter)"
                                                  : "no approval on record (model requires approval)");
@@ -188,9 +191,9 @@ static int has_passed_validation(sg_registry *reg, const char *model, int64_t ve
     if (rc != SG_OK) return rc;
     sqlite3_bind_text(st, 1, model, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(st, 2, version);
-    *ok = sqlite3_step(st) == SQLITE_ROW;
+    *ok = reg_row(reg, st, err);
     sqlite3_finalize(st);
-    return SG_OK;
+    return reg->read_rc;
 }
 
 static int check_promoter(sg_registry *reg, const char *model, const char *stage, const char *actor,
@@ -350,9 +353,9 @@ static int previous_production(sg_registry *reg, const char *model, int64_t curr
     if (rc != SG_OK) return rc;
     sqlite3_bind_text(st, 1, model, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(st, 2, current);
-    *prev = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    *prev = reg_row(reg, st, err) ? sqlite3_column_int64(st, 0) : 0;
     sqlite3_finalize(st);
-    return SG_OK;
+    return reg->read_rc;
 }
 
 int sg_registry_rollback(sg_registry *reg, const char *model, const sg_registry_request *req,

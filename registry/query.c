@@ -14,7 +14,7 @@ static json_t *kv_object(sg_registry *reg, const char *sql, const char *model, i
     sqlite3_bind_text(st, 1, model, -1, SQLITE_TRANSIENT);
     if (version) sqlite3_bind_int64(st, 2, version);
     json_t *o = json_object();
-    while (sqlite3_step(st) == SQLITE_ROW)
+    while (reg_row(reg, st, err))
         json_object_set_new(o, reg_col_text(st, 0),
                             int_values ? json_integer(sqlite3_column_int64(st, 1))
                                        : json_string(reg_col_text(st, 1)));
@@ -47,7 +47,7 @@ static json_t *version_row_json(sg_registry *reg, sqlite3_stmt *st, sg_err *err)
                     &a, err) == SG_OK) {
         sqlite3_bind_text(a, 1, model, -1, SQLITE_TRANSIENT);
         sqlite3_bind_int64(a, 2, v);
-        while (sqlite3_step(a) == SQLITE_ROW) json_array_append_new(aliases, json_string(reg_col_text(a, 0)));
+        while (reg_row(reg, a, err)) json_array_append_new(aliases, json_string(reg_col_text(a, 0)));
         sqlite3_finalize(a);
     }
     json_object_set_new(o, "aliases", aliases);
@@ -58,7 +58,7 @@ static json_t *version_row_json(sg_registry *reg, sqlite3_stmt *st, sg_err *err)
                     &val, err) == SG_OK) {
         sqlite3_bind_text(val, 1, model, -1, SQLITE_TRANSIENT);
         sqlite3_bind_int64(val, 2, v);
-        if (sqlite3_step(val) == SQLITE_ROW) validated = json_true();
+        if (reg_row(reg, val, err)) validated = json_true();
         sqlite3_finalize(val);
     }
     json_object_set_new(o, "validated", validated);
@@ -74,7 +74,7 @@ static json_t *versions_json(sg_registry *reg, const char *model, int64_t only, 
     sqlite3_bind_text(st, 1, model, -1, SQLITE_TRANSIENT);
     if (only) sqlite3_bind_int64(st, 2, only);
     json_t *arr = json_array();
-    while (sqlite3_step(st) == SQLITE_ROW) json_array_append_new(arr, version_row_json(reg, st, err));
+    while (reg_row(reg, st, err)) json_array_append_new(arr, version_row_json(reg, st, err));
     sqlite3_finalize(st);
     return arr;
 }
@@ -82,11 +82,12 @@ static json_t *versions_json(sg_registry *reg, const char *model, int64_t only, 
 json_t *sg_registry_get_version(sg_registry *reg, const char *model, int64_t version, sg_err *err)
 {
     reg_version v;
+    reg_read_start(reg);
     if (reg_version_load(reg, model, version, &v, err) != SG_OK) return NULL;
     json_t *arr = versions_json(reg, model, version, err);
     json_t *o = arr ? json_incref(json_array_get(arr, 0)) : NULL;
     json_decref(arr);
-    return o;
+    return reg_read_end(reg, o);
 }
 
 static json_t *stages_json(const reg_model *m)
@@ -110,6 +111,7 @@ static json_t *stages_json(const reg_model *m)
 json_t *sg_registry_get_model(sg_registry *reg, const char *model, sg_err *err)
 {
     reg_model m;
+    reg_read_start(reg);
     if (reg_model_load(reg, model, &m, err) != SG_OK) return NULL;
     json_t *o = json_object();
     sqlite3_stmt *st;
@@ -120,7 +122,7 @@ json_t *sg_registry_get_model(sg_registry *reg, const char *model, sg_err *err)
     }
     sqlite3_bind_text(st, 1, model, -1, SQLITE_TRANSIENT);
     json_object_set_new(o, "name", json_string(model));
-    if (sqlite3_step(st) == SQLITE_ROW) {
+    if (reg_row(reg, st, err)) {
         json_object_set_new(o, "description", json_string(reg_col_text(st, 0)));
         json_object_set_new(o, "created_by", json_string(reg_col_text(st, 1)));
         json_object_set_new(o, "created_at", json_string(reg_col_text(st, 2)));
@@ -137,7 +139,7 @@ json_t *sg_registry_get_model(sg_registry *reg, const char *model, sg_err *err)
     if (reg_prepare(reg, "SELECT from_stage, to_stage FROM model_transitions WHERE model_name = ?"
                          " ORDER BY from_stage, to_stage", &st, err) == SG_OK) {
         sqlite3_bind_text(st, 1, model, -1, SQLITE_TRANSIENT);
-        while (sqlite3_step(st) == SQLITE_ROW)
+        while (reg_row(reg, st, err))
             json_array_append_new(tr, json_pack("[ss]", reg_col_text(st, 0), reg_col_text(st, 1)));
         sqlite3_finalize(st);
     }
@@ -145,7 +147,7 @@ json_t *sg_registry_get_model(sg_registry *reg, const char *model, sg_err *err)
     if (reg_prepare(reg, "SELECT role, stage, key_id FROM model_keys WHERE model_name = ?"
                          " ORDER BY role, stage, key_id", &st, err) == SG_OK) {
         sqlite3_bind_text(st, 1, model, -1, SQLITE_TRANSIENT);
-        while (sqlite3_step(st) == SQLITE_ROW)
+        while (reg_row(reg, st, err))
             json_array_append_new(keys, json_pack("{ssssss}", "role", reg_col_text(st, 0), "stage",
                                                   reg_col_text(st, 1), "key_id", reg_col_text(st, 2)));
         sqlite3_finalize(st);
@@ -156,12 +158,13 @@ json_t *sg_registry_get_model(sg_registry *reg, const char *model, sg_err *err)
     json_object_set_new(o, "aliases", aliases ? aliases : json_object());
     json_t *vers = versions_json(reg, model, 0, err);
     json_object_set_new(o, "versions", vers ? vers : json_array());
-    return o;
+    return reg_read_end(reg, o);
 }
 
 json_t *sg_registry_list(sg_registry *reg, sg_err *err)
 {
     sqlite3_stmt *st;
+    reg_read_start(reg);
     if (reg_prepare(reg,
                     "SELECT m.name, m.description, (SELECT count(*) FROM model_versions v WHERE"
                     " v.model_name = m.name), (SELECT max(v.version) FROM model_versions v WHERE"
@@ -170,7 +173,7 @@ json_t *sg_registry_list(sg_registry *reg, sg_err *err)
                     &st, err) != SG_OK)
         return NULL;
     json_t *arr = json_array();
-    while (sqlite3_step(st) == SQLITE_ROW) {
+    while (reg_row(reg, st, err)) {
         json_t *o = json_object();
         json_object_set_new(o, "name", json_string(reg_col_text(st, 0)));
         json_object_set_new(o, "description", json_string(reg_col_text(st, 1)));
@@ -183,19 +186,20 @@ json_t *sg_registry_list(sg_registry *reg, sg_err *err)
     sqlite3_finalize(st);
     json_t *doc = json_object();
     json_object_set_new(doc, "models", arr);
-    return doc;
+    return reg_read_end(reg, doc);
 }
 
 json_t *sg_registry_search(sg_registry *reg, const char *filter, sg_err *err)
 {
     reg_filter f;
+    reg_read_start(reg);
     if (reg_filter_parse(filter, &f, err) != SG_OK) return NULL;
     sqlite3_stmt *st;
     if (reg_prepare(reg, "SELECT " VERSION_COLS " FROM model_versions ORDER BY model_name, version", &st,
                     err) != SG_OK)
         return NULL;
     json_t *arr = json_array();
-    while (sqlite3_step(st) == SQLITE_ROW) {
+    while (reg_row(reg, st, err)) {
         json_t *v = version_row_json(reg, st, err);
         if (reg_filter_match(&f, reg_col_text(st, 0), reg_col_text(st, 2), json_object_get(v, "tags")))
             json_array_append(arr, v);
@@ -205,12 +209,13 @@ json_t *sg_registry_search(sg_registry *reg, const char *filter, sg_err *err)
     json_t *doc = json_object();
     json_object_set_new(doc, "filter", json_string(filter));
     json_object_set_new(doc, "versions", arr);
-    return doc;
+    return reg_read_end(reg, doc);
 }
 
 json_t *sg_registry_history(sg_registry *reg, const char *model, sg_err *err)
 {
     reg_model m;
+    reg_read_start(reg);
     if (reg_model_load(reg, model, &m, err) != SG_OK) return NULL;
     sqlite3_stmt *st;
     if (reg_prepare(reg,
@@ -221,7 +226,7 @@ json_t *sg_registry_history(sg_registry *reg, const char *model, sg_err *err)
         return NULL;
     sqlite3_bind_text(st, 1, model, -1, SQLITE_TRANSIENT);
     json_t *arr = json_array();
-    while (sqlite3_step(st) == SQLITE_ROW) {
+    while (reg_row(reg, st, err)) {
         json_t *e = json_object();
         json_object_set_new(e, "seq", json_integer(sqlite3_column_int64(st, 0)));
         json_object_set_new(e, "time", json_string(reg_col_text(st, 1)));
@@ -240,5 +245,5 @@ json_t *sg_registry_history(sg_registry *reg, const char *model, sg_err *err)
     json_t *doc = json_object();
     json_object_set_new(doc, "name", json_string(model));
     json_object_set_new(doc, "events", arr);
-    return doc;
+    return reg_read_end(reg, doc);
 }

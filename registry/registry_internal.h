@@ -17,6 +17,9 @@ struct sg_registry {
     sqlite3 *db;
     char path[4096];
     bool in_tx;
+    /* First failure of the current operation's reads (reg_row, reg_prepare), or SG_OK: lets
+     * loops that build a document stop at a damaged page instead of returning a short one. */
+    int read_rc;
 };
 
 typedef struct {
@@ -62,6 +65,12 @@ typedef struct {
 int reg_db_error(sg_registry *reg, sg_err *err, const char *what);
 int reg_exec(sg_registry *reg, const char *sql, sg_err *err);
 int reg_prepare(sg_registry *reg, const char *sql, sqlite3_stmt **st, sg_err *err);
+/* Steps a query: true on a row; false when done or on an error, which is kept in
+ * reg->read_rc (the first one since reg_read_start or reg_begin) with err filled. */
+bool reg_row(sg_registry *reg, sqlite3_stmt *st, sg_err *err);
+void reg_read_start(sg_registry *reg);
+/* Ends a read API call: doc, or NULL (doc freed) when any read of the call failed. */
+json_t *reg_read_end(sg_registry *reg, json_t *doc);
 int reg_begin(sg_registry *reg, sg_err *err);
 int reg_commit(sg_registry *reg, sg_err *err);
 void reg_rollback(sg_registry *reg);
