@@ -197,6 +197,11 @@ int sg_registry_record_run(sg_registry *reg, const char *report_path, EVP_PKEY *
         /* Unverified read for the lookup only: the row is written from the verified statement. */
         json_t *stmt = NULL;
         rc = sg_dsse_payload_unverified(env, len, &stmt, err);
+        if (rc) {
+            char why[sizeof err->msg];
+            snprintf(why, sizeof why, "%s", err->msg);
+            sg_errf(err, rc, "%s: %s", report_path, why);
+        }
         json_t *s0 = json_array_get(json_object_get(stmt, "subject"), 0);
         const char *d = json_string_value(json_object_get(json_object_get(s0, "digest"), "sha256"));
         if (!rc && (!d || strlen(d) != 64))

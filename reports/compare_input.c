@@ -43,9 +43,11 @@ int sg_dsse_payload_unverified(const uint8_t *env, size_t len, json_t **statemen
     *statement = json_loadb((const char *)payload, plen, 0, &je);
     free(payload);
     if (!json_is_object(*statement)) {
+        bool parsed = *statement != NULL;
         json_decref(*statement);
         *statement = NULL;
-        return sg_errf(err, SG_EINPUT, "envelope payload is not a JSON object (line %d: %s)", je.line, je.text);
+        if (parsed) return sg_errf(err, SG_EINPUT, "envelope payload is JSON but not an object (an in-toto statement)");
+        return sg_errf(err, SG_EINPUT, "envelope payload is not JSON (line %d: %s)", je.line, je.text);
     }
     return SG_OK;
 }
@@ -63,6 +65,7 @@ static int load_bins(const char *path, json_t *latency, sg_compare_run *run, sg_
     json_t *b = json_object_get(h, "buckets");
     if (!json_is_array(b)) return sg_errf(err, SG_EINPUT, "%s: latency histogram has no \"buckets\" array", path);
     size_t n = json_array_size(b);
+    int64_t total = 0;
     run->bins = calloc(n ? n : 1, sizeof *run->bins);
     if (!run->bins) return sg_errf(err, SG_ENOMEM, "%s: out of memory reading the histogram", path);
     for (size_t i = 0; i < n; i++) {
@@ -73,6 +76,11 @@ static int load_bins(const char *path, json_t *latency, sg_compare_run *run, sg_
             return sg_errf(err, SG_EINPUT, "%s: histogram bucket %zu is not [low_ns, count]", path, i);
         run->bins[i].value = (double)json_integer_value(v);
         run->bins[i].count = json_integer_value(c);
+        /* 2^53 queries is centuries of nanosecond runs; past it counts lose exactness in the U test. */
+        if (run->bins[i].count > (INT64_C(1) << 53) - total)
+            return sg_errf(err, SG_EINPUT, "%s: histogram counts add up to more than 2^53 queries at bucket %zu", path,
+                           i);
+        total += run->bins[i].count;
         if (i && !(run->bins[i].value > run->bins[i - 1].value))
             return sg_errf(err, SG_EINPUT, "%s: histogram buckets are not ascending at bucket %zu", path, i);
     }
@@ -86,9 +94,17 @@ static int load_latency(const char *path, json_t *latency, sg_compare_run *run, 
     if (!json_is_object(latency)) return SG_OK; /* a report without a latency section */
     if (!json_is_object(json_object_get(latency, "latency_ns")))
         return sg_errf(err, SG_EINPUT, "%s: latency section has no \"latency_ns\" object", path);
+    static const char *const pct[] = {"p50", "p90", "p99", "p999"};
+    for (size_t i = 0; i < sizeof pct / sizeof pct[0]; i++) {
+        json_t *v = json_object_get(json_object_get(latency, "latency_ns"), pct[i]);
+        if (v && !json_is_null(v) && !(json_is_number(v) && json_number_value(v) >= 0))
+            return sg_errf(err, SG_EINPUT, "%s: latency_ns.%s is not a non-negative number", path, pct[i]);
+    }
     run->latency = latency;
     copy_str(run->scenario, sizeof run->scenario, json_object_get(latency, "scenario"));
     json_t *machine = json_object_get(latency, "machine");
+    if (machine && !json_is_null(machine) && !json_is_object(machine))
+        return sg_errf(err, SG_EINPUT, "%s: \"machine\" is not an object", path);
     if (machine) run->fingerprint = sg_fingerprint_from_machine(machine);
     return load_bins(path, latency, run, err);
 }

@@ -7,6 +7,7 @@
  * its fractional half-ranks.
  */
 #include <math.h>
+#include <stdint.h>
 
 #include "stagegate/compare.h"
 
@@ -20,6 +21,8 @@ static int check_bins(const sg_bin *b, size_t n, const char *what, int64_t *tota
         if (i && !(b[i].value > b[i - 1].value))
             return sg_errf(err, SG_EINPUT, "%s histogram: buckets are not in strictly ascending order at %zu",
                            what, i);
+        if (b[i].count > INT64_MAX - *total)
+            return sg_errf(err, SG_EINPUT, "%s histogram: counts overflow at bucket %zu", what, i);
         *total += b[i].count;
     }
     if (*total == 0) return sg_errf(err, SG_EINPUT, "%s histogram is empty: nothing to compare", what);

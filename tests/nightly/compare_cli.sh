@@ -80,6 +80,24 @@ expect 2 "$SG" compare trunc.json r1.json; err_has "trunc.json:"; one_line
 expect 2 "$SG" compare r1.json missing.json; err_has "missing.json"; one_line
 expect 2 "$SG" compare r1.json; one_line
 expect 2 "$SG" compare r1.json r2.json --alpha 2; one_line
+# Fields of a bench document that would give a wrong answer (not a crash) if accepted.
+"$PY" - r1.json <<'PYEOF'
+import base64, copy, json, sys
+env = json.load(open(sys.argv[1]))
+lat = json.loads(base64.b64decode(env["payload"]))["predicate"]["latency"]
+def bad(name, change):
+    d = copy.deepcopy(lat); change(d); json.dump(d, open(name, "w"))
+bad("neg_p99.json", lambda d: d["latency_ns"].__setitem__("p99", -3))
+bad("huge_count.json", lambda d: d["histogram"].__setitem__("buckets", [[10, 2**62], [20, 2**62], [30, 2**62]]))
+bad("machine_str.json", lambda d: d.__setitem__("machine", "x86"))
+env["payload"] = base64.b64encode(b"[1, 2]").decode()
+json.dump(env, open("array_payload.json", "w"))
+PYEOF
+expect 2 "$SG" compare r1.json neg_p99.json; err_has "neg_p99.json: latency_ns.p99"; one_line
+expect 2 "$SG" compare huge_count.json r1.json; err_has "huge_count.json: histogram counts"; one_line
+expect 2 "$SG" compare r1.json machine_str.json --force; err_has 'machine_str.json: "machine" is not an object'; one_line
+expect 2 "$SG" compare r1.json array_payload.json; err_has "array_payload.json: envelope payload is JSON but not an object"
+one_line
 
 # Run history.
 export STAGEGATE_REGISTRY=$T/registry.db
@@ -89,6 +107,8 @@ expect 2 "$SG" registry record r1.json; err_has "no registered version has artif
 expect 0 "$SG" registry record r1.json
 grep -q "recorded run #1: .* m v1 None" out || { cat out; fail "record output"; }
 expect 2 "$SG" registry record r1.json; err_has "already recorded"; one_line
+expect 2 "$SG" registry record array_payload.json; err_has "array_payload.json: envelope payload"; one_line
+expect 2 "$SG" registry record bench_here.json; err_has "bench_here.json: envelope has no"; one_line
 expect 1 "$SG" registry record r2.json --pubkey other.pub.pem; err_has "does not verify"; one_line
 # A report signed by a key the model does not trust is refused without --pubkey.
 "$SG" gate --model m.h5 --data val.h5 --policy policy.json --key other.key.pem --out r3.json --cpus 0 >/dev/null
