@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 #include "stagegate/cli.h"
 #include "stagegate/eval.h"
@@ -83,6 +84,10 @@ static int parse_args(int argc, char **argv, gate_args *a)
 static int probe_output(const char *path, sg_err *err)
 {
     if (!path) return SG_OK;
+    /* rename() onto a directory would only fail at the very end, after the long runs. */
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return sg_errf(err, SG_EINPUT, "%s: is a directory, not an output file", path);
     sg_outfile o;
     int rc = sg_outfile_open(&o, path, err);
     if (rc) return rc;

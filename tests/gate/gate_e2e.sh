@@ -132,6 +132,12 @@ rc=0; "$STAGEGATE_BIN" gate --model cand.h5 --data val.h5 --policy bad.json --ke
 [ "$rc" = 2 ] || fail "bad policy exited $rc, wanted 2"
 grep -q "bad.json:1:21: metrics.f1.threshold must be a number" bad.err || { cat bad.err; fail "bad policy error"; }
 [ ! -e bad.out ] || fail "a report was written for a bad policy"
+mkdir outdir
+rc=0; "$STAGEGATE_BIN" gate --model cand.h5 --data val.h5 --policy policy.json --key k.key.pem --out d.out \
+    --html outdir 2> dir.err || rc=$?
+[ "$rc" = 2 ] || fail "an output path that is a directory exited $rc, wanted 2"
+grep -q "outdir: is a directory" dir.err || { cat dir.err; fail "directory output error"; }
+[ "$(wc -l <dir.err)" = 1 ] && [ ! -e d.out ] || fail "directory output: not one line, or a report was written"
 cp k.key.pem open.key.pem && chmod 644 open.key.pem
 rc=0; "$STAGEGATE_BIN" gate --model cand.h5 --data val.h5 --policy policy.json --key open.key.pem --out o.out \
     2> open.err || rc=$?
