@@ -390,8 +390,10 @@ int sg_policy_parse(const char *text, size_t len, const char *source, sg_gate_po
     json_error_t je;
     json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
     if (!root) {
+        /* jansson says column 0 for "before the first character" (e.g. at end of file); columns are 1-based. */
         if (je.line > 0)
-            return sg_errf(err, SG_EINPUT, "%s:%d:%d: invalid JSON: %s", source, je.line, je.column, je.text);
+            return sg_errf(err, SG_EINPUT, "%s:%d:%d: invalid JSON: %s", source, je.line,
+                           je.column > 0 ? je.column : 1, je.text);
         return sg_errf(err, SG_EINPUT, "%s: invalid JSON: %s", source, je.text);
     }
     int rc = SG_OK;

@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -25,6 +26,11 @@ static void expect_error(const char *text, const char *want)
         print_error("policy:\n%s\nrc=%d error: '%s'\nwanted substring: '%s'\n", text, rc, err.msg, want);
     assert_int_equal(rc, SG_EINPUT);
     assert_non_null(strstr(err.msg, want));
+    /* Every policy error, syntax or semantic, starts with FILE:LINE:COLUMN (1-based). */
+    int line = 0, col = 0, n = 0;
+    if (sscanf(err.msg, "p.json:%d:%d: %n", &line, &col, &n) != 2 || n == 0 || line < 1 || col < 1)
+        print_error("error '%s' does not start with p.json:LINE:COLUMN\n", err.msg);
+    assert_true(n > 0 && line >= 1 && col >= 1);
 }
 
 static void test_issue_example(void **state)
@@ -103,6 +109,7 @@ static void test_syntax_error_has_line_column(void **state)
     expect_error("{\n  \"metrics\": {\"f1\": {\"threshold\": 0.9}}\n  \"latency\": {}\n}", "p.json:3:");
     expect_error("{\"metrics\": {\"f1\": {\"threshold\": 0.9}}, \"metrics\": {}}", "p.json:1:");
     expect_error("", "p.json");
+    expect_error("\n", "p.json:2:1: invalid JSON");
 }
 
 static void test_field_errors_name_path_and_position(void **state)
