@@ -161,6 +161,17 @@ static const char *const migrations[] = {
     " UNIQUE (model_name, report_sha256),"
     " FOREIGN KEY (model_name, version) REFERENCES model_versions (model_name, version));"
     "CREATE INDEX runs_by_model_time ON runs (model_name, run_at);",
+    /* 2 -> 3: the one-per-stage index only holds while stage_exclusive is true for every row
+     * in a single-version stage, so the flag may never disagree with the stage's policy (a
+     * direct "UPDATE ... SET stage = 'Production'" would otherwise slip past the index). */
+    "CREATE TRIGGER model_versions_exclusive_insert BEFORE INSERT ON model_versions"
+    " WHEN NEW.stage_exclusive IS NOT (SELECT 1 - multi_version FROM model_stages"
+    "  WHERE model_name = NEW.model_name AND stage = NEW.stage)"
+    " BEGIN SELECT RAISE(ABORT, 'stage_exclusive must match the stage''s policy'); END;"
+    "CREATE TRIGGER model_versions_exclusive_update BEFORE UPDATE OF stage, stage_exclusive"
+    " ON model_versions WHEN NEW.stage_exclusive IS NOT (SELECT 1 - multi_version FROM"
+    "  model_stages WHERE model_name = NEW.model_name AND stage = NEW.stage)"
+    " BEGIN SELECT RAISE(ABORT, 'stage_exclusive must match the stage''s policy'); END;",
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == SG_REGISTRY_SCHEMA_VERSION,

@@ -19,7 +19,7 @@ extern "C" {
 
 #define SG_REGISTRY_ENV "STAGEGATE_REGISTRY"
 #define SG_REGISTRY_DEFAULT_PATH "./stagegate.db"
-#define SG_REGISTRY_SCHEMA_VERSION 2
+#define SG_REGISTRY_SCHEMA_VERSION 3
 /* How far a signed request's timestamp may be from the registry's clock. */
 #define SG_REGISTRY_REQUEST_SKEW_S 300
 

@@ -167,6 +167,16 @@ static void test_single_production_constraint(void **state)
                                       NULL, NULL, NULL),
                          SQLITE_OK);
     assert_int_equal(sqlite3_extended_errcode(f->reg->db), SQLITE_CONSTRAINT_UNIQUE);
+    /* Nor can a direct update leave the flag behind to slip past the index. */
+    assert_int_not_equal(sqlite3_exec(f->reg->db,
+                                      "UPDATE model_versions SET stage = 'Production'"
+                                      " WHERE model_name = 'm' AND version = 2",
+                                      NULL, NULL, NULL),
+                         SQLITE_OK);
+    assert_non_null(strstr(sqlite3_errmsg(f->reg->db), "stage_exclusive must match"));
+    assert_int_equal(q_int(f->reg, "SELECT count(*) FROM model_versions WHERE model_name = 'm'"
+                                   " AND stage = 'Production'"),
+                     1);
     /* A model whose policy permits several Production versions keeps both. */
     make_model(f, "multi", false, true);
     int64_t a = add_version(f, "multi", f->m1), b = add_version(f, "multi", f->m2);
