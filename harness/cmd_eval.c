@@ -123,13 +123,18 @@ int sg_cmd_eval(int argc, char **argv)
     sg_eval_result r;
     int st = sg_eval_run(&c, &r, &err);
     if (st) return sg_cli_fail(st, &err);
+    int printed;
     if (json) {
         json_t *doc = sg_eval_result_json(&c, &r);
-        sg_json_print(doc);
+        printed = doc ? sg_json_print(doc) : -1;
         json_decref(doc);
     } else {
         print_human(&c, &r);
+        printed = fflush(stdout) == 0 && !ferror(stdout) ? 0 : -1;
     }
     sg_eval_result_clear(&r);
+    /* A script reading `eval --json > metrics.json` must not get exit 0 with a cut file. */
+    if (printed != 0)
+        return sg_cli_fail(SG_EIO, &(sg_err){.msg = "stdout: writing the result failed"});
     return 0;
 }

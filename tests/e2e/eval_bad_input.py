@@ -104,6 +104,17 @@ def main():
         if p.returncode != 0:
             print("FAIL good pair:", p.stderr.decode())
             sys.exit(1)
+        # A full disk on stdout is an error, not exit 0 with a cut document.
+        if os.path.exists("/dev/full"):
+            for extra in (["--json"], []):
+                with open("/dev/full", "w") as full:
+                    p = subprocess.run([SG, "eval", "--model", j("m.h5"), "--data", j("good.h5"),
+                                        *extra], stdout=full, stderr=subprocess.PIPE, text=True)
+                lines = p.stderr.strip().splitlines()
+                ok = p.returncode == 2 and len(lines) == 1 and "stdout" in lines[0]
+                print("ok  " if ok else "FAIL", "stdout on a full device", extra, "|", p.stderr.strip())
+                if not ok:
+                    failures.append(f"stdout on a full device {extra}")
         os.remove(j("good.h5"))
 
         with open(j("text.h5"), "w") as f:
