@@ -4,6 +4,10 @@
 #
 #   ./scripts/bench_eval.sh [ROWS]      default 1,000,000 rows x 64 features
 #
+# STAGEGATE_BUILD_DIR picks the build folder (default build/release, configured as
+# Release if it does not exist yet); BENCH_DIR the folder for the cached data and
+# the raw results (default build/bench).
+#
 # Case: binary MLP 64 -> 256 -> 256 -> 1 (relu), float32 validation set.
 # Compares
 #   1. stagegate eval end to end (process start to exit), and its predict/metrics parts;
@@ -15,18 +19,21 @@ cd "$(dirname "$0")/.."
 ROWS=${1:-1000000}
 ./scripts/deps.sh
 JOBS=$(nproc)
-cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build/release -j "$JOBS" --target stagegate sg_metrics_probe >/dev/null
-SG=build/release/harness/stagegate
-PROBE=build/release/tests/metrics/sg_metrics_probe
-B=build/bench
+BUILD=${STAGEGATE_BUILD_DIR:-build/release}
+if [ ! -f "$BUILD/CMakeCache.txt" ]; then
+    cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
+fi
+cmake --build "$BUILD" -j "$JOBS" --target stagegate sg_metrics_probe >/dev/null
+SG=$BUILD/harness/stagegate
+PROBE=$BUILD/tests/metrics/sg_metrics_probe
+B=${BENCH_DIR:-build/bench}
 mkdir -p "$B"
 
 if [ ! -f "$B/eval_$ROWS.h5" ] || [ ! -f "$B/mlp256.h5" ]; then
     echo "== making $ROWS x 64 set and an MLP(256,256) (once; cached in $B)" >&2
     /usr/bin/python3 scripts/make_dataset.py --task binary --rows "$ROWS" --features 64 --seed 11 \
         --out "$B/eval_$ROWS.h5" --fit mlp-relu --hidden 256,256 --fit-rows 20000 --max-iter 20 \
-        --joblib-out "$B/mlp256.joblib" --model-out "$B/mlp256.h5" >/dev/null 2>&1
+        --joblib-out "$B/mlp256.joblib" --model-out "$B/mlp256.h5" >/dev/null
 fi
 cc -O3 -march=native -o "$B/sgemm_peak" scripts/sgemm_peak.c \
     $(pkg-config --cflags --libs openblas) -lpthread
@@ -49,6 +56,11 @@ for i in range(3):
         shutil.copy(f"{B}/sg_eval_{i}.json", f"{B}/sg_eval.json")
 open(f"{B}/sg_wall.txt", "w").write(f"{best}\n")
 PY
+echo "== offline scaling: bench --scenario offline on 1 core and on every core" >&2
+"$SG" bench --model "$B/mlp256.h5" --data "$B/eval_$ROWS.h5" --scenario offline --batch 1024 \
+    --cpus 0 --json >"$B/offline_1.json"
+"$SG" bench --model "$B/mlp256.h5" --data "$B/eval_$ROWS.h5" --scenario offline --batch 1024 \
+    --json >"$B/offline_all.json"
 echo "== stagegate metrics kernels alone" >&2
 "$PROBE" --bench "$ROWS" --repeat 5 --write-raw "$B/metrics_raw.bin" >"$B/sg_metrics.json"
 
@@ -117,5 +129,16 @@ print(f"  {'metrics alone, same rows (ms)':34s} {sm * 1e3:10.2f} {sk['metrics_on
       f"{sk['metrics_only'] / sm:8.0f}x")
 print(f"  predict throughput: {gf:.1f} GFLOP/s; machine sgemm peak (all threads): {peak_all} GFLOP/s"
       + (f" -> {100 * gf / float(peak_all):.0f}% of peak" if peak_all else ""))
+o1 = json.load(open(f"{B}/offline_1.json"))
+oa = json.load(open(f"{B}/offline_all.json"))
+print(f"  offline throughput: 1 core {o1['throughput']:,.0f} rows/s, all cores {oa['throughput']:,.0f} rows/s"
+      f" -> {oa['throughput'] / o1['throughput']:.2f}x")
 print(f"  machine: {json.dumps(peak)}")
+# The issue's targets, so a run says plainly whether it met them.
+checks = [("end to end >= 4x faster than scikit-learn", sk["total"] / wall >= 4.0),
+          ("metrics alone < 20 ms", sm < 0.020)]
+if peak_all:
+    checks.append(("predict >= 80% of sgemm peak", gf >= 0.8 * float(peak_all)))
+for what, ok in checks:
+    print(f"  target {what}: {'met' if ok else 'NOT met'}")
 PY
