@@ -1,0 +1,47 @@
+#!/bin/bash
+# Build contract: `cmake --install` puts the binary, headers and docs under the prefix,
+# and a missing dependency stops configure naming the Debian package to install.
+set -u
+CMAKE=${CMAKE_COMMAND:-cmake}
+SRC=${STAGEGATE_SOURCE_DIR:?}
+BUILD=${STAGEGATE_BUILD_DIR:?}
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+fail=0
+ok() { echo "ok   $1"; }
+bad() { echo "FAIL $1"; fail=1; }
+
+if "$CMAKE" --install "$BUILD" --prefix "$tmp/prefix" >"$tmp/install.log" 2>&1; then
+    ok "cmake --install"
+else
+    bad "cmake --install: $(tail -3 "$tmp/install.log")"
+fi
+p=$tmp/prefix
+[ -x "$p/bin/stagegate" ] && "$p/bin/stagegate" --version | grep -q '^stagegate ' &&
+    ok "installed binary runs" || bad "no working bin/stagegate"
+for h in "$SRC"/include/stagegate/*.h; do
+    [ -f "$p/include/stagegate/$(basename "$h")" ] || bad "header $(basename "$h") not installed"
+done
+[ -f "$p/include/stagegate/version.h" ] && ok "headers, generated version.h" ||
+    bad "generated version.h not installed"
+doc=$(find "$p/share/doc" -name formats.md 2>/dev/null | head -1)
+[ -n "$doc" ] && cmp -s "$doc" "$SRC/docs/formats.md" && ok "docs" || bad "docs/formats.md not installed"
+[ -f "$(dirname "$doc")/README.md" ] && ok "README" || bad "README.md not installed"
+
+# pkg-config that finds nothing: configure must stop and name the Debian package.
+mkdir "$tmp/no-pc"
+PKG_CONFIG_LIBDIR=$tmp/no-pc PKG_CONFIG_PATH= "$CMAKE" -S "$SRC" -B "$tmp/cfg" \
+    >"$tmp/cfg.log" 2>&1
+rc=$?
+if [ $rc -ne 0 ] && grep -q "apt-get install -y libopenblas-dev" "$tmp/cfg.log"; then
+    ok "missing OpenBLAS stops configure naming libopenblas-dev"
+else
+    bad "configure without OpenBLAS: exit $rc, $(grep -m2 -i 'error\|not found' "$tmp/cfg.log")"
+fi
+"$CMAKE" -S "$SRC" -B "$tmp/cfg2" -DCMAKE_DISABLE_FIND_PACKAGE_HDF5=TRUE >"$tmp/cfg2.log" 2>&1
+rc=$?
+if [ $rc -ne 0 ] && grep -q "apt-get install -y libhdf5-dev" "$tmp/cfg2.log"; then
+    ok "missing HDF5 stops configure naming libhdf5-dev"
+else
+    bad "configure without HDF5: exit $rc"
+fi
+exit $fail
