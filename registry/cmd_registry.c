@@ -24,6 +24,7 @@ static const char usage_text[] =
     "\n"
     "The database is --db PATH, else $" SG_REGISTRY_ENV ", else " SG_REGISTRY_DEFAULT_PATH ".\n"
     "FILTER: name = 'x', name LIKE 'f%', tags.K = 'v', stage = 'S', joined by AND.\n"
+    "--json: reads print one JSON document; writes print the version (or model) they changed.\n"
     "Exit codes: 0 ok, 1 refused by a gate or an authorization check, 2 usage or input error.\n";
 
 typedef struct {
@@ -104,6 +105,19 @@ static int sign(const reg_cli *c, const char *action, const char *model, int64_t
     return SG_OK;
 }
 
+/* With --json a successful write prints the state it left: the version (version > 0) or the
+ * model, so scripts read the new version number or stage from one JSON document. */
+static int print_written(sg_registry *reg, const char *model, int64_t version)
+{
+    sg_err err;
+    json_t *doc = version > 0 ? sg_registry_get_version(reg, model, version, &err)
+                              : sg_registry_get_model(reg, model, &err);
+    if (!doc) return reg_cli_fail(SG_EIO, &err);
+    int rc = sg_json_print(doc) == 0 ? 0 : 2;
+    json_decref(doc);
+    return rc;
+}
+
 static int split_list(char *s, const char **out, size_t max, size_t *n)
 {
     *n = 0;
@@ -172,6 +186,7 @@ static int cmd_create_model(reg_cli *c, sg_registry *reg)
     free(keys);
     free(stage_buf);
     if (rc != SG_OK) return reg_cli_fail(rc, &err);
+    if (c->json) return print_written(reg, c->pos[0], 0);
     printf("created model %s\n", c->pos[0]);
     return 0;
 }
@@ -188,6 +203,7 @@ static int cmd_create_version(reg_cli *c, sg_registry *reg)
     rc = sg_registry_create_version(reg, c->pos[0], c->pos[1], rp, &v, &err);
     sg_registry_request_clear(rp);
     if (rc != SG_OK) return reg_cli_fail(rc, &err);
+    if (c->json) return print_written(reg, c->pos[0], v);
     printf("%lld\n", (long long)v);
     return 0;
 }
@@ -215,6 +231,7 @@ static int cmd_transition(reg_cli *c, sg_registry *reg)
     sg_registry_request_clear(rp);
     free(report);
     if (rc != SG_OK) return reg_cli_fail(rc, &err);
+    if (c->json) return print_written(reg, c->pos[0], v);
     printf("%s v%lld -> %s\n", c->pos[0], (long long)v, c->pos[2]);
     return 0;
 }
@@ -232,9 +249,15 @@ static int cmd_approve(reg_cli *c, sg_registry *reg)
     if (rc != SG_OK) return rc;
     sg_err err;
     rc = sg_registry_approve(reg, c->pos[0], v, c->reject, comment, rp, &err);
-    if (rc == SG_OK)
+    if (rc == SG_OK && c->json) {
+        json_t *doc = json_pack("{sssIssss}", "name", c->pos[0], "version", (json_int_t)v, "decision",
+                                c->reject ? "rejected" : "approved", "approver_key_id", rp->key_id);
+        if (!doc || sg_json_print(doc) != 0) rc = sg_errf(&err, SG_EIO, "cannot write JSON to stdout");
+        json_decref(doc);
+    } else if (rc == SG_OK) {
         printf("%s v%lld %s by key %.16s\n", c->pos[0], (long long)v, c->reject ? "rejected" : "approved",
                rp->key_id);
+    }
     sg_registry_request_clear(rp);
     return rc == SG_OK ? 0 : reg_cli_fail(rc, &err);
 }
@@ -250,6 +273,13 @@ static int cmd_rollback(reg_cli *c, sg_registry *reg)
     rc = sg_registry_rollback(reg, c->pos[0], rp, &restored, &archived, &err);
     sg_registry_request_clear(rp);
     if (rc != SG_OK) return reg_cli_fail(rc, &err);
+    if (c->json) {
+        json_t *doc = json_pack("{sssIsI}", "name", c->pos[0], "restored_version", (json_int_t)restored,
+                                "archived_version", (json_int_t)archived);
+        rc = doc && sg_json_print(doc) == 0 ? 0 : 2;
+        json_decref(doc);
+        return rc;
+    }
     printf("%s: v%lld restored to Production, v%lld archived\n", c->pos[0], (long long)restored,
            (long long)archived);
     return 0;
@@ -275,7 +305,9 @@ static int cmd_tag_alias(reg_cli *c, sg_registry *reg)
         rc = sg_registry_set_alias(reg, c->pos[0], c->pos[1], v, rp, &err);
     }
     sg_registry_request_clear(rp);
-    return rc == SG_OK ? 0 : reg_cli_fail(rc, &err);
+    if (rc != SG_OK) return reg_cli_fail(rc, &err);
+    /* delete-alias leaves no version to show: the model, with its remaining aliases */
+    return c->json ? print_written(reg, c->pos[0], !strcmp(c->sub, "delete-alias") ? 0 : v) : 0;
 }
 
 static int run_write(reg_cli *c, sg_registry *reg)

@@ -58,6 +58,15 @@ $R search "name LIKE 'm%'" --json | $PY -c 'import json,sys; assert len(json.loa
 for c in "list" "get m1" "get m1 1" "history m1" "verify-log" "search"; do
     $R $c --json | $PY -c 'import json,sys; json.load(sys.stdin)' || fail "$c --json"
 done
+# and a write with --json prints the version (or model) it left behind
+$R create-version m1 a.bin --json | $PY -c '
+import json, sys; d = json.load(sys.stdin); assert (d["version"], d["stage"]) == (2, "None"), d' \
+    || fail "create-version --json"
+$R set-alias m1 champ 2 --json | $PY -c '
+import json, sys; d = json.load(sys.stdin); assert d["aliases"] == ["champ"], d' || fail "set-alias --json"
+$R delete-alias m1 champ --json | $PY -c '
+import json, sys; d = json.load(sys.stdin); assert d["name"] == "m1" and d["aliases"] == {}, d' \
+    || fail "delete-alias --json"
 
 # corrupt, foreign and unreadable databases: exit 2 naming the file
 head -c 8192 /dev/urandom > garbage.db
