@@ -66,6 +66,23 @@ cases = root.findall(".//testcase")
 assert len(cases) == len(p["checks"]), (len(cases), len(p["checks"]))
 assert not root.findall(".//failure")
 PYEOF
+# The gate's own report verifies with the openssl command line alone (PAE rebuilt with printf).
+$PY - pass.json <<'PYEOF'
+import base64, json, sys
+e = json.load(open(sys.argv[1]))
+open("payload.bin", "wb").write(base64.b64decode(e["payload"], validate=True))
+open("sig.bin", "wb").write(base64.b64decode(e["signatures"][0]["sig"], validate=True))
+PYEOF
+{ printf 'DSSEv1 28 application/vnd.in-toto+json %s ' "$(wc -c <payload.bin | tr -d ' ')"; cat payload.bin; } >pae.bin
+openssl dgst -sha256 -verify k.pub.pem -signature sig.bin pae.bin >/dev/null || fail "openssl rejects the gate's report"
+sed 's/"PASSED"/"FAILED"/' pae.bin >pae2.bin
+cmp -s pae.bin pae2.bin && fail "could not modify the payload"
+if openssl dgst -sha256 -verify k.pub.pem -signature sig.bin pae2.bin >/dev/null 2>&1; then
+    fail "openssl accepts a modified gate report"
+fi
+[ "$(sha256sum cand.h5 | cut -d' ' -f1)" = "$($PY -c 'import json,sys; print(json.load(open("payload.bin"))["subject"][0]["digest"]["sha256"])')" ] ||
+    fail "subject digest is not sha256sum of the candidate file"
+
 # The human summary shows, per check, the mark, the measured value and the limit it was held to.
 $PY - pass.json pass.txt <<'PYEOF'
 import base64, json, sys
