@@ -3,7 +3,8 @@
  * Latency: per percentile the ratio NEW/OLD, judged the way Google Benchmark's
  * compare.py judges (a Mann-Whitney U test over the distributions, here the
  * two binned histograms) plus a 1% noise floor: a percentile regressed only
- * when it moved by more than the floor AND the distributions differ at alpha.
+ * when it moved by more than the floor AND the distributions differ at alpha,
+ * in the direction it moved, with enough queries to claim that percentile.
  * Metrics: the delta, and whether NEW crosses the policy's regression margin
  * taking OLD as the baseline.
  */
@@ -37,6 +38,23 @@ static double percentile(const sg_compare_run *r, int k)
     for (size_t i = 0; i < r->n_bins; i++)
         if ((acc += r->bins[i].count) >= rank && rank > 0) return r->bins[i].value;
     return NAN;
+}
+
+/*
+ * The fewest queries for which percentile q can be claimed at 99% confidence with one
+ * query above it: LoadGen's early-stopping bound (sg_early_stopping_min_queries(1, q, 0.99);
+ * 64 for p90, 662 for p99, about 6.6k for p99.9). Below it the percentile rests on a
+ * handful of tail samples, and the U test, which judges the whole distribution, says
+ * nothing about them.
+ */
+static int64_t tail_min_queries(double q)
+{
+    double miss = 1 - q;
+    for (int64_t n = 2; n < 100000000; n++) {
+        double p0 = pow(q, (double)n), p1 = (double)n * miss * pow(q, (double)(n - 1));
+        if (p0 + p1 <= 0.01) return n;
+    }
+    return INT64_MAX;
 }
 
 static json_t *run_json(const sg_compare_run *r)
@@ -130,10 +148,17 @@ static json_t *compare_latency(const sg_compare_run *o, const sg_compare_run *n,
     for (int k = 0; k < 4; k++) {
         double a = percentile(o, k), b = percentile(n, k);
         double ratio = a > 0 && isfinite(a) && isfinite(b) ? b / a : NAN;
+        int64_t need = tail_min_queries(pct_q[k]);
+        char few[64];
+        snprintf(few, sizeof few, "too few queries for %s (needs %lld)", pct_names[k], (long long)need);
         const char *verdict = "unchanged", *why;
         if (!isfinite(ratio)) why = "no value to compare";
         else if (fabs(ratio - 1) < opt->noise_floor) why = "within the noise floor";
         else if (!have_mw) why = "no histogram to test";
+        else if (mw.n_old < need || mw.n_new < need) why = few;
+        /* U says which run tends to be slower; a percentile moving the other way is tail
+         * noise or a change of shape the test does not speak to. */
+        else if ((ratio > 1) != (mw.u < (double)mw.n_old * (double)mw.n_new / 2)) why = "moved against the overall shift";
         else if (mw.p_value >= opt->alpha) why = "not significant";
         else {
             verdict = ratio > 1 ? "regressed" : "improved";

@@ -36,7 +36,8 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* A run of n lognormal latencies around median_ns (sigma 0.25, like a busy service), scaled. */
+/* A run of n lognormal latencies around median_ns (sigma run_sigma, 0.25 like a busy service), scaled. */
+static double run_sigma = 0.25;
 static void make_run(sg_compare_run *r, uint64_t seed, int n, double median_ns, double scale, const char *cpu)
 {
     memset(r, 0, sizeof *r);
@@ -45,7 +46,7 @@ static void make_run(sg_compare_run *r, uint64_t seed, int n, double median_ns, 
     assert_non_null(v);
     assert_non_null(h);
     for (int i = 0; i < n; i++) {
-        v[i] = (uint64_t)llround(median_ns * scale * exp(0.25 * normal(&seed)));
+        v[i] = (uint64_t)llround(median_ns * scale * exp(run_sigma * normal(&seed)));
         sg_histogram_record(h, v[i]);
     }
     qsort(v, (size_t)n, sizeof *v, cmp_u64);
@@ -117,6 +118,60 @@ static void test_known_shift(void **state)
     cmp = compare(&b, &a, false, &rc, &err);
     for (int k = 0; k < 3; k++) assert_string_equal(verdict(cmp, k), "improved");
     assert_false(json_is_true(json_object_get(cmp, "regressed")));
+    json_decref(cmp);
+    sg_compare_run_clear(&a);
+    sg_compare_run_clear(&b);
+}
+
+/* A percentile is judged only with enough queries to claim it (LoadGen's early-stopping bound):
+ * 700 queries carry p50..p99 (662 needed) but not p99.9 (6636), whatever its ratio says. */
+static void test_tail_needs_queries(void **state)
+{
+    (void)state;
+    sg_compare_run a, b;
+    make_run(&a, 31, 700, 100000, 1.0, "cpu");
+    make_run(&b, 32, 700, 100000, 1.30, "cpu");
+    int rc;
+    sg_err err;
+    json_t *cmp = compare(&a, &b, false, &rc, &err);
+    assert_int_equal(rc, SG_OK);
+    for (int k = 0; k < 3; k++) assert_string_equal(verdict(cmp, k), "regressed");
+    json_t *p999 = json_array_get(json_object_get(cmp, "latency"), 3);
+    assert_true(json_real_value(json_object_get(p999, "ratio")) > 1.01); /* it did move */
+    assert_string_equal(verdict(cmp, 3), "unchanged");
+    assert_string_equal(json_string_value(json_object_get(p999, "reason")), "too few queries for p99.9 (needs 6636)");
+    json_decref(cmp);
+    sg_compare_run_clear(&a);
+    sg_compare_run_clear(&b);
+    /* With enough queries the same shift regresses p99.9 too. */
+    make_run(&a, 33, 7000, 100000, 1.0, "cpu");
+    make_run(&b, 34, 7000, 100000, 1.30, "cpu");
+    cmp = compare(&a, &b, false, &rc, &err);
+    for (int k = 0; k < 4; k++) assert_string_equal(verdict(cmp, k), "regressed");
+    json_decref(cmp);
+    sg_compare_run_clear(&a);
+    sg_compare_run_clear(&b);
+}
+
+/* Slower in the bulk, tighter in the tail: the U test says NEW is slower, so p99 getting
+ * faster is not "improved (significant)": the test does not speak to the tail. */
+static void test_against_the_shift(void **state)
+{
+    (void)state;
+    sg_compare_run a, b;
+    make_run(&a, 41, 3000, 100000, 1.0, "cpu");
+    run_sigma = 0.08;
+    make_run(&b, 42, 3000, 100000, 1.10, "cpu");
+    run_sigma = 0.25;
+    int rc;
+    sg_err err;
+    json_t *cmp = compare(&a, &b, false, &rc, &err);
+    assert_int_equal(rc, SG_OK);
+    assert_string_equal(verdict(cmp, 0), "regressed");
+    json_t *p99 = json_array_get(json_object_get(cmp, "latency"), 2);
+    assert_true(json_real_value(json_object_get(p99, "ratio")) < 0.9);
+    assert_string_equal(verdict(cmp, 2), "unchanged");
+    assert_string_equal(json_string_value(json_object_get(p99, "reason")), "moved against the overall shift");
     json_decref(cmp);
     sg_compare_run_clear(&a);
     sg_compare_run_clear(&b);
@@ -303,7 +358,8 @@ int main(void)
         cmocka_unit_test(test_known_shift),         cmocka_unit_test(test_identical_unchanged),
         cmocka_unit_test(test_false_positive_rate), cmocka_unit_test(test_fingerprint_refused),
         cmocka_unit_test(test_mw_hand_checked),     cmocka_unit_test(test_metric_margins),
-        cmocka_unit_test(test_trend_two_machines),
+        cmocka_unit_test(test_trend_two_machines),  cmocka_unit_test(test_tail_needs_queries),
+        cmocka_unit_test(test_against_the_shift),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
