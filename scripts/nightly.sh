@@ -21,12 +21,16 @@ usage: scripts/nightly.sh --db REGISTRY.db --key SIGNER.key.pem --out DIR
             when the report verifies with --pubkey or a trusted signer key of the model
   --out     reports/, compare/ and trend/ are written below DIR
   --cpus    CPUs for the gate's evaluation and latency workers (e.g. 0-3)
-Environment: STAGEGATE_BIN (default: stagegate on PATH).
+Environment: STAGEGATE_BIN (default: stagegate on PATH, else this checkout's
+build/release/harness/stagegate, built with cmake when missing);
+STAGEGATE_PROGRESS=1|0 forces the progress line on stderr on or off (default:
+on when stderr is a terminal).
 Exit codes: 0 nothing regressed, 1 regressed or a gate failed, 2 usage or run error.
 EOF
 }
 
-SG=${STAGEGATE_BIN:-stagegate}
+HERE=$(cd "$(dirname "$0")" && pwd)
+SG=${STAGEGATE_BIN:-}
 DB= KEY= OUT= PUB= CPUS= STAGES="Staging Production"
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -42,14 +46,33 @@ while [ $# -gt 0 ]; do
 done
 [ -n "$DB" ] && [ -n "$KEY" ] && [ -n "$OUT" ] || { usage >&2; exit 2; }
 command -v jq >/dev/null || { echo "nightly.sh: needs jq (apt-get install -y jq)" >&2; exit 2; }
+if [ -z "$SG" ]; then
+    # Installed, or else this checkout's Release build, built on first use.
+    SG=$(command -v stagegate || true)
+    if [ -z "$SG" ]; then
+        SRC=$(cd "$HERE/.." && pwd)
+        SG=$SRC/build/release/harness/stagegate
+        if [ ! -x "$SG" ]; then
+            echo "nightly.sh: building stagegate in $SRC/build/release (log: build/release.nightly.log)" >&2
+            mkdir -p "$SRC/build" || exit 2
+            { cmake -S "$SRC" -B "$SRC/build/release" -DCMAKE_BUILD_TYPE=Release &&
+                cmake --build "$SRC/build/release" --target stagegate -j "$(nproc)"; } >"$SRC/build/release.nightly.log" 2>&1 ||
+                { echo "nightly.sh: build failed, see $SRC/build/release.nightly.log (scripts/deps.sh installs what it needs)" >&2; exit 2; }
+        fi
+    fi
+fi
 command -v "$SG" >/dev/null || { echo "nightly.sh: stagegate binary '$SG' not found (set STAGEGATE_BIN)" >&2; exit 2; }
 [ -f "$DB" ] || { echo "nightly.sh: registry $DB does not exist" >&2; exit 2; }
 mkdir -p "$OUT/reports" "$OUT/compare" "$OUT/trend" || exit 2
 DBDIR=$(cd "$(dirname "$DB")" && pwd)
 
-# Progress goes to stderr, and only when stderr is a terminal: cron mail and CI logs stay clean.
-progress() { if [ -t 2 ]; then printf '\r\033[K%s' "$*" >&2; fi; }
-progress_done() { if [ -t 2 ]; then printf '\r\033[K' >&2; fi; }
+# Progress goes to stderr, and by default only when stderr is a terminal: cron mail and CI
+# logs stay clean. STAGEGATE_PROGRESS=1|0 overrides, as it does for stagegate itself.
+case "${STAGEGATE_PROGRESS:-}" in
+1) SHOW=1 ;; 0) SHOW=0 ;; *) if [ -t 2 ]; then SHOW=1; else SHOW=0; fi ;;
+esac
+progress() { if [ "$SHOW" = 1 ]; then printf '\r\033[K%s' "$*" >&2; fi; }
+progress_done() { if [ "$SHOW" = 1 ]; then printf '\r\033[K' >&2; fi; }
 
 abs() { case "$1" in /*) printf '%s' "$1" ;; *) printf '%s/%s' "$DBDIR" "$1" ;; esac; }
 

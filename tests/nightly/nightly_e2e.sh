@@ -60,6 +60,7 @@ night() { # night N EXPECTED_EXIT...: runs the job, output in nightN.txt
     cat "night$n.txt" "night$n.err" >&2
     fail "night $n exited $rc, wanted one of $*"
 }
+unset STAGEGATE_PROGRESS
 night 1 0
 grep -q "3 version(s), 0 regressed, 0 gate(s) failed, 0 error(s)" night1.txt || { cat night1.txt; fail "night 1 summary"; }
 [ "$(grep -c 'first run on fingerprint' night1.txt)" = 3 ] || fail "night 1 should have no previous runs"
@@ -67,7 +68,12 @@ grep -q "3 version(s), 0 regressed, 0 gate(s) failed, 0 error(s)" night1.txt || 
 
 # Night 2: same models, same data. Metrics are identical; latency may or may not move on a
 # shared machine, so either exit is right, but every version must have been compared.
-night 2 0 1
+# Progress forced on (as on a terminal): stderr shows version i of n with elapsed time and an
+# ETA; stdout stays the plain per-version lines.
+STAGEGATE_PROGRESS=1 night 2 0 1
+grep -q '\[1/3\] .*[0-9]s elapsed' night2.err && grep -q '\[3/3\] .*ETA [0-9]*s' night2.err ||
+    { cat -v night2.err; fail "night 2 shows no progress on stderr"; }
+! grep -q $'\r\|\033' night2.txt || { cat -v night2.txt; fail "progress leaked into stdout"; }
 [ "$(ls out/compare | wc -l)" = 3 ] || fail "night 2 did not compare all three versions"
 grep -q "nothing regressed since the previous run\|REGRESSED" night2.txt || fail "night 2 compare lines"
 for f in out/compare/*.txt; do
