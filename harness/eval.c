@@ -278,6 +278,14 @@ static int eval_chunk(eval_run *e, const sg_eval_config *c, sg_eval_result *r, e
     return SG_OK;
 }
 
+/* Metric errors come from the data as a whole (all weights zero, too many rows to rank):
+   name the file, as every input error does. */
+static int name_data_file(const sg_eval_config *c, const sg_eval_result *r, sg_err *err, int st)
+{
+    sg_err inner = *err;
+    return sg_errf(err, st, "%s (%lld rows): %s", c->data_path, (long long)r->rows, inner.msg);
+}
+
 static int eval_setup(eval_run *e, const sg_eval_config *c, sg_eval_result *r, sg_err *err)
 {
     int st;
@@ -310,7 +318,8 @@ static int eval_setup(eval_run *e, const sg_eval_config *c, sg_eval_result *r, s
             return sg_errf(err, SG_ENOMEM, "eval: out of memory keeping %lld predictions",
                            (long long)r->rows);
     }
-    if ((st = sg_metrics_acc_new(m->task, m->n_classes, r->rows, &e->acc, err))) return st;
+    if ((st = sg_metrics_acc_new(m->task, m->n_classes, r->rows, &e->acc, err)))
+        return name_data_file(c, r, err, st);
     if (c->predictions_path &&
         (st = sg_pred_writer_open(c->predictions_path, r->rows, width, classifier, &e->pw, err)))
         return st;
@@ -381,6 +390,7 @@ int sg_eval_run(const sg_eval_config *c, sg_eval_result *r, sg_err *err)
     if (st == SG_OK) {
         double t0 = sg_now_seconds();
         st = sg_metrics_finish(e.acc, &r->metrics, err);
+        if (st) st = name_data_file(c, r, err, st);
         r->metrics_seconds += sg_now_seconds() - t0;
     }
     if (st == SG_OK && e.pw) {

@@ -163,6 +163,8 @@ def main():
         data(j("late_y.h5"), n=5000, y=np.r_[np.zeros(4999, np.int64), [7]])
         case("label out of range in the last chunk", tmp, j("m.h5"), j("late_y.h5"), "late_y.h5",
              ["y", "4999"], args=["--chunk-rows", "100"])
+        data(j("wzero.h5"), sample_weight=np.zeros(50))
+        case("all sample weights zero", tmp, j("m.h5"), j("wzero.h5"), "wzero.h5", ["sample_weight"])
         data(j("wnan.h5"), sample_weight=np.r_[np.ones(49), np.nan])
         case("NaN in /sample_weight", tmp, j("m.h5"), j("wnan.h5"), "wnan.h5", ["sample_weight"])
         data(j("lab.h5"), y=np.r_[np.zeros(40, np.int64), np.full(10, 2)])
