@@ -322,10 +322,11 @@ static int read_labels(sg_dataset *ds, int64_t row0, int64_t n, int32_t *labels,
     int64_t lo = n_classes > 0 ? 0 : INT32_MIN, hi = n_classes > 0 ? n_classes - 1 : INT32_MAX;
     for (int64_t i = 0; i < n; i++) {
         int64_t v = ds->scratch[i];
+        /* HDF5 saturates a uint64 label above INT64_MAX, so that value means "at least". */
         if (v < lo || v > hi)
-            return sg_errf(err, SG_EINPUT, "%s: /y row %lld has label %lld, outside %lld..%lld",
-                           ds->path, (long long)(row0 + i), (long long)v, (long long)lo,
-                           (long long)hi);
+            return sg_errf(err, SG_EINPUT, "%s: /y row %lld has label %s%lld, outside %lld..%lld",
+                           ds->path, (long long)(row0 + i), v == INT64_MAX ? ">= " : "",
+                           (long long)v, (long long)lo, (long long)hi);
         labels[i] = (int32_t)v;
     }
     return SG_OK;

@@ -171,6 +171,8 @@ def main():
         case("label out of range (2 for a binary model)", tmp, j("m.h5"), j("lab.h5"), "lab.h5", ["y"])
         data(j("neg.h5"), y=np.r_[np.zeros(49, np.int64), [-1]])
         case("negative label", tmp, j("m.h5"), j("neg.h5"), "neg.h5", ["y"])
+        data(j("u64.h5"), y=np.r_[np.zeros(49, np.uint64), [np.uint64(2**64 - 1)]])
+        case("uint64 label beyond int64", tmp, j("m.h5"), j("u64.h5"), "u64.h5", ["row 49", ">= "])
         data(j("flab.h5"), y=np.full(50, 0.5))
         case("float labels for a classifier", tmp, j("m.h5"), j("flab.h5"), "flab.h5", ["y"])
         data(j("strx.h5"), X=np.array([[b"a"] * 4] * 50))
