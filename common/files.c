@@ -47,7 +47,8 @@ int sg_sha256_file(const char *path, uint8_t digest[32], sg_err *err)
     size_t n;
     int rc = SG_OK;
     while ((n = fread(buf, 1, 1 << 20, f)) > 0) EVP_DigestUpdate(ctx, buf, n);
-    if (ferror(f)) rc = sg_errf(err, SG_EIO, "%s: read error while hashing: %s", path, strerror(errno));
+    if (ferror(f))
+        rc = sg_errf(err, SG_EIO, "%s: read error while hashing: %s", path, strerror(errno));
     unsigned int mdlen = 0;
     if (rc == SG_OK) EVP_DigestFinal_ex(ctx, digest, &mdlen);
     free(buf);

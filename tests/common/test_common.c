@@ -121,7 +121,8 @@ static void test_read_file_limit(void **state)
     char path[512];
     snprintf(path, sizeof path, "%s/data", tmpdir);
     static uint8_t buf[10000];
-    for (size_t i = 0; i < sizeof buf; i++) buf[i] = (uint8_t)(i * 7);
+    for (size_t i = 0; i < sizeof buf; i++)
+        buf[i] = (uint8_t)(i * 7);
     write_bytes(path, buf, sizeof buf);
 
     uint8_t *data;
