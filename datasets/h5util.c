@@ -44,6 +44,7 @@ typedef struct {
 
 static herr_t walk_cb(unsigned n, const H5E_error2_t *e, void *data)
 {
+    (void)n;
     walk_state *s = data;
     if (!s->seen && e->desc) {
         snprintf(s->first, sizeof s->first, "%s", e->desc);

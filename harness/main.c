@@ -46,7 +46,7 @@ int main(int argc, char **argv)
     }
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(stdout);
-        return 0;
+        return fflush(stdout) == 0 && !ferror(stdout) ? 0 : 2;
     }
     if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
         printf("stagegate %s (%s)\n", SG_VERSION, SG_BUILD_FLAGS);
@@ -58,7 +58,13 @@ int main(int argc, char **argv)
         sg_err err = {{0}};
         int st = sg_kernels_init(&err);
         if (st) return sg_cli_fail(st, &err);
-        return commands[i].fn(argc - 1, argv + 1);
+        int rc = commands[i].fn(argc - 1, argv + 1);
+        /* Output that did not reach stdout (a full disk, a closed pipe) is not success. */
+        if (fflush(stdout) != 0 || ferror(stdout)) {
+            fprintf(stderr, "stagegate %s: cannot write to standard output\n", argv[1]);
+            return 2;
+        }
+        return rc;
     }
     fprintf(stderr, "stagegate: unknown command '%s' (see 'stagegate --help')\n", argv[1]);
     return 2;

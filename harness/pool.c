@@ -129,7 +129,11 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-static void job_bind(sg_worker *w, void *ctx) { bind_self(w); }
+static void job_bind(sg_worker *w, void *ctx)
+{
+    (void)ctx;
+    bind_self(w);
+}
 
 int sg_pool_run(sg_pool *p, void (*fn)(sg_worker *w, void *ctx), void *ctx)
 {

@@ -100,6 +100,7 @@ static int parse_cpu_list(const sg_topology *t, const char *s, hwloc_bitmap_t se
 
 static int node_of(const sg_topology *t, hwloc_obj_t core)
 {
+    (void)t;
     if (core->nodeset && !hwloc_bitmap_iszero(core->nodeset)) {
         int n = hwloc_bitmap_first(core->nodeset);
         if (n >= 0) return n;

@@ -34,4 +34,10 @@ expect 2 "eval stray argument" -- "$SG" eval --model a --data b extra
 expect 2 "eval missing files" -- "$SG" eval --model "$tmp/none.h5" --data "$tmp/none2.h5"
 expect 2 "unknown STAGEGATE_ISA" -- env STAGEGATE_ISA=sse9 "$SG" eval --model a --data b
 grep -q STAGEGATE_ISA "$tmp/err" || { echo "FAIL STAGEGATE_ISA error does not name the variable"; fail=1; }
+if [ -w /dev/full ]; then
+    "$SG" --help >/dev/full 2>/dev/null; rc=$?
+    [ "$rc" = 2 ] && echo "ok   --help to a full disk exits 2" || { echo "FAIL --help to /dev/full exit $rc"; fail=1; }
+    "$SG" registry --help >/dev/full 2>"$tmp/err"; rc=$?
+    [ "$rc" = 2 ] && echo "ok   a command writing to a full disk exits 2" || { echo "FAIL registry --help to /dev/full exit $rc"; fail=1; }
+fi
 exit $fail
