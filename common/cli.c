@@ -46,7 +46,8 @@ int sg_json_set_real(json_t *obj, const char *key, double v)
     return json_object_set_new(obj, key, isfinite(v) ? json_real(v) : json_null());
 }
 
-int sg_parse_i64(const char *opt, const char *s, int64_t min, int64_t max, int64_t *out, sg_err *err)
+int sg_parse_i64(const char *opt, const char *s, int64_t min, int64_t max, int64_t *out,
+                 sg_err *err)
 {
     char *end = NULL;
     errno = 0;
@@ -60,7 +61,8 @@ int sg_parse_i64(const char *opt, const char *s, int64_t min, int64_t max, int64
     return 0;
 }
 
-int sg_parse_double(const char *opt, const char *s, double min, double max, double *out, sg_err *err)
+int sg_parse_double(const char *opt, const char *s, double min, double max, double *out,
+                    sg_err *err)
 {
     char *end = NULL;
     errno = 0;

@@ -10,13 +10,20 @@
 const char *sg_status_string(int status)
 {
     switch (status) {
-    case SG_OK: return "ok";
-    case SG_EINPUT: return "input error";
-    case SG_ENOMEM: return "out of memory";
-    case SG_EIO: return "I/O error";
-    case SG_EREFUSED: return "refused";
-    case SG_EINTERNAL: return "internal error";
-    default: return "unknown status";
+    case SG_OK:
+        return "ok";
+    case SG_EINPUT:
+        return "input error";
+    case SG_ENOMEM:
+        return "out of memory";
+    case SG_EIO:
+        return "I/O error";
+    case SG_EREFUSED:
+        return "refused";
+    case SG_EINTERNAL:
+        return "internal error";
+    default:
+        return "unknown status";
     }
 }
 

@@ -46,7 +46,8 @@ int sg_sha256_file(const char *path, uint8_t digest[32], sg_err *err)
     }
     size_t n;
     int rc = SG_OK;
-    while ((n = fread(buf, 1, 1 << 20, f)) > 0) EVP_DigestUpdate(ctx, buf, n);
+    while ((n = fread(buf, 1, 1 << 20, f)) > 0)
+        EVP_DigestUpdate(ctx, buf, n);
     if (ferror(f))
         rc = sg_errf(err, SG_EIO, "%s: read error while hashing: %s", path, strerror(errno));
     unsigned int mdlen = 0;
@@ -116,8 +117,7 @@ int sg_tmp_path_for(const char *path, char *tmp, size_t tmp_len, sg_err *err)
 {
     /* Same directory as the target, so rename() is atomic (same filesystem). */
     char copy[4096];
-    if (strlen(path) >= sizeof copy)
-        return sg_errf(err, SG_EINPUT, "%s: path too long", path);
+    if (strlen(path) >= sizeof copy) return sg_errf(err, SG_EINPUT, "%s: path too long", path);
     strcpy(copy, path);
     char *dir = dirname(copy);
     char copy2[4096];

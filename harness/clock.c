@@ -67,7 +67,8 @@ static int cmp_double(const void *a, const void *b)
 }
 
 #if SG_HAVE_TSC
-/* One calibration: TSC ticks over ~20 ms of CLOCK_MONOTONIC_RAW, each end read between two clock reads. */
+/* One calibration: TSC ticks over ~20 ms of CLOCK_MONOTONIC_RAW, each end read between two clock
+ * reads. */
 static double calibrate_once(void)
 {
     uint64_t n0a = raw_ns(), t0 = __rdtsc(), n0b = raw_ns();
@@ -90,8 +91,7 @@ static void clock_init(void)
     const char *force = getenv("STAGEGATE_CLOCK");
     bool use = ci->cpuid_invariant_tsc;
     if (!use)
-        snprintf(ci->fallback_reason, sizeof ci->fallback_reason,
-                 "cpuid reports no invariant TSC");
+        snprintf(ci->fallback_reason, sizeof ci->fallback_reason, "cpuid reports no invariant TSC");
     if (use && (!strcmp(ci->clocksource, "hpet") || !strcmp(ci->clocksource, "acpi_pm") ||
                 !strcmp(ci->clocksource, "jiffies"))) {
         use = false;
@@ -100,12 +100,14 @@ static void clock_init(void)
     }
     if (force && !strcmp(force, "gettime")) {
         use = false;
-        snprintf(ci->fallback_reason, sizeof ci->fallback_reason, "forced by STAGEGATE_CLOCK=gettime");
+        snprintf(ci->fallback_reason, sizeof ci->fallback_reason,
+                 "forced by STAGEGATE_CLOCK=gettime");
     }
 #if SG_HAVE_TSC
     if (use) {
         double hz[CALIBRATIONS];
-        for (int i = 0; i < CALIBRATIONS; i++) hz[i] = calibrate_once();
+        for (int i = 0; i < CALIBRATIONS; i++)
+            hz[i] = calibrate_once();
         qsort(hz, CALIBRATIONS, sizeof hz[0], cmp_double);
         ci->tsc_hz = hz[CALIBRATIONS / 2];
         ci->calib_spread = (hz[CALIBRATIONS - 1] - hz[0]) / ci->tsc_hz;
@@ -176,7 +178,10 @@ uint32_t sg_clock_cpu_tag(void)
     return (uint32_t)sched_getcpu();
 }
 
-double sg_clock_ticks_to_ns(uint64_t ticks) { return (double)ticks / sg_clock()->ticks_per_ns; }
+double sg_clock_ticks_to_ns(uint64_t ticks)
+{
+    return (double)ticks / sg_clock()->ticks_per_ns;
+}
 
 uint64_t sg_clock_ns_to_ticks(double ns)
 {

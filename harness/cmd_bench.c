@@ -10,29 +10,30 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: stagegate bench --model M --data D --scenario single-stream|server|offline\n"
-            "                       [--qps Q] [--duration S] [--min-queries N] [--warmup N]\n"
-            "                       [--seed N] [--batch N] [--cpus LIST] [--json]\n"
-            "                       [--samples OUT.csv] [--breakdown]\n\n"
-            "  single-stream  closed loop, batch 1, one worker; each query takes the next row\n"
-            "  server         open loop, seeded Poisson arrivals at --qps, every worker pulls\n"
-            "                 from the queue; latency counts from the scheduled arrival\n"
-            "  offline        every row, every worker, --batch rows per call (samples/s)\n\n"
-            "  --duration S      minimum timed duration (default 1)\n"
-            "  --min-queries N   minimum queries (default 1024)\n"
-            "  --warmup N        warm-up queries before timing (default 64)\n"
-            "  --seed N          server schedule seed (default 1)\n"
-            "  --batch N         offline rows per call (default 64)\n"
-            "  --cpus LIST       CPUs to use, e.g. 0-3,6 (default: every core; one worker per core)\n"
-            "  --samples OUT     write latency_ns,worker,cpu,flags per query, in issue order\n"
-            "  --breakdown       time each layer of the batch-1 path (adds probe cost)\n"
-            "  --json            print one JSON document\n"
-            "  --db FILE         registry for models:/NAME/VERSION|STAGE, models:/NAME@ALIAS\n\n"
-            "Environment: STAGEGATE_CLOCK=gettime forces the clock_gettime fallback;\n"
-            "STAGEGATE_HWLOC_SYNTHETIC plans on an hwloc synthetic topology (no binding).\n"
-            "OpenBLAS runs single-threaded inside the workers.\n"
-            "Exit codes: 0 ok, 2 usage or input error.\n");
+    fprintf(
+        out,
+        "usage: stagegate bench --model M --data D --scenario single-stream|server|offline\n"
+        "                       [--qps Q] [--duration S] [--min-queries N] [--warmup N]\n"
+        "                       [--seed N] [--batch N] [--cpus LIST] [--json]\n"
+        "                       [--samples OUT.csv] [--breakdown]\n\n"
+        "  single-stream  closed loop, batch 1, one worker; each query takes the next row\n"
+        "  server         open loop, seeded Poisson arrivals at --qps, every worker pulls\n"
+        "                 from the queue; latency counts from the scheduled arrival\n"
+        "  offline        every row, every worker, --batch rows per call (samples/s)\n\n"
+        "  --duration S      minimum timed duration (default 1)\n"
+        "  --min-queries N   minimum queries (default 1024)\n"
+        "  --warmup N        warm-up queries before timing (default 64)\n"
+        "  --seed N          server schedule seed (default 1)\n"
+        "  --batch N         offline rows per call (default 64)\n"
+        "  --cpus LIST       CPUs to use, e.g. 0-3,6 (default: every core; one worker per core)\n"
+        "  --samples OUT     write latency_ns,worker,cpu,flags per query, in issue order\n"
+        "  --breakdown       time each layer of the batch-1 path (adds probe cost)\n"
+        "  --json            print one JSON document\n"
+        "  --db FILE         registry for models:/NAME/VERSION|STAGE, models:/NAME@ALIAS\n\n"
+        "Environment: STAGEGATE_CLOCK=gettime forces the clock_gettime fallback;\n"
+        "STAGEGATE_HWLOC_SYNTHETIC plans on an hwloc synthetic topology (no binding).\n"
+        "OpenBLAS runs single-threaded inside the workers.\n"
+        "Exit codes: 0 ok, 2 usage or input error.\n");
 }
 
 int sg_cmd_bench(int argc, char **argv)
@@ -48,36 +49,57 @@ int sg_cmd_bench(int argc, char **argv)
             usage(stdout);
             return 0;
         }
-        if (!strcmp(a, "--json")) { json = true; continue; }
-        if (!strcmp(a, "--breakdown")) { c.breakdown = true; continue; }
-        if (i + 1 >= argc) return sg_cli_usage_error("bench", "option '%s' needs a value or is unknown", a);
+        if (!strcmp(a, "--json")) {
+            json = true;
+            continue;
+        }
+        if (!strcmp(a, "--breakdown")) {
+            c.breakdown = true;
+            continue;
+        }
+        if (i + 1 >= argc)
+            return sg_cli_usage_error("bench", "option '%s' needs a value or is unknown", a);
         const char *v = argv[++i];
         int64_t n;
-        if (!strcmp(a, "--model")) model = v;
-        else if (!strcmp(a, "--data")) data = v;
-        else if (!strcmp(a, "--samples")) samples = v;
-        else if (!strcmp(a, "--db")) db = v;
-        else if (!strcmp(a, "--cpus")) c.cpus = v;
+        if (!strcmp(a, "--model"))
+            model = v;
+        else if (!strcmp(a, "--data"))
+            data = v;
+        else if (!strcmp(a, "--samples"))
+            samples = v;
+        else if (!strcmp(a, "--db"))
+            db = v;
+        else if (!strcmp(a, "--cpus"))
+            c.cpus = v;
         else if (!strcmp(a, "--scenario")) {
             int s = sg_scenario_parse(v);
-            if (s < 0) return sg_cli_usage_error("bench", "--scenario: '%s' is not single-stream, server or offline", v);
+            if (s < 0)
+                return sg_cli_usage_error(
+                    "bench", "--scenario: '%s' is not single-stream, server or offline", v);
             c.scenario = (sg_scenario)s;
             have_scenario = true;
         } else if (!strcmp(a, "--qps")) {
-            if (sg_parse_double(a, v, 1e-3, 1e9, &c.qps, &err)) return sg_cli_usage_error("bench", "%s", err.msg);
+            if (sg_parse_double(a, v, 1e-3, 1e9, &c.qps, &err))
+                return sg_cli_usage_error("bench", "%s", err.msg);
         } else if (!strcmp(a, "--duration")) {
-            if (sg_parse_double(a, v, 0, 86400, &c.min_duration_s, &err)) return sg_cli_usage_error("bench", "%s", err.msg);
+            if (sg_parse_double(a, v, 0, 86400, &c.min_duration_s, &err))
+                return sg_cli_usage_error("bench", "%s", err.msg);
         } else if (!strcmp(a, "--min-queries")) {
-            if (sg_parse_i64(a, v, 1, 1000000000, &c.min_queries, &err)) return sg_cli_usage_error("bench", "%s", err.msg);
+            if (sg_parse_i64(a, v, 1, 1000000000, &c.min_queries, &err))
+                return sg_cli_usage_error("bench", "%s", err.msg);
         } else if (!strcmp(a, "--warmup")) {
-            if (sg_parse_i64(a, v, 0, 100000000, &c.warmup, &err)) return sg_cli_usage_error("bench", "%s", err.msg);
+            if (sg_parse_i64(a, v, 0, 100000000, &c.warmup, &err))
+                return sg_cli_usage_error("bench", "%s", err.msg);
         } else if (!strcmp(a, "--seed")) {
-            if (sg_parse_i64(a, v, 0, INT64_MAX, &n, &err)) return sg_cli_usage_error("bench", "%s", err.msg);
+            if (sg_parse_i64(a, v, 0, INT64_MAX, &n, &err))
+                return sg_cli_usage_error("bench", "%s", err.msg);
             c.seed = (uint64_t)n;
         } else if (!strcmp(a, "--batch")) {
-            if (sg_parse_i64(a, v, 1, 1 << 20, &c.batch, &err)) return sg_cli_usage_error("bench", "%s", err.msg);
+            if (sg_parse_i64(a, v, 1, 1 << 20, &c.batch, &err))
+                return sg_cli_usage_error("bench", "%s", err.msg);
             have_batch = true;
-        } else return sg_cli_usage_error("bench", "unknown option '%s'", a);
+        } else
+            return sg_cli_usage_error("bench", "unknown option '%s'", a);
     }
     if (!model || !data) return sg_cli_usage_error("bench", "--model and --data are required");
     if (!have_scenario) return sg_cli_usage_error("bench", "--scenario is required");
@@ -86,9 +108,11 @@ int sg_cmd_bench(int argc, char **argv)
     if (c.scenario != SG_SCENARIO_SERVER && c.qps > 0)
         return sg_cli_usage_error("bench", "--qps applies to the server scenario only");
     if (c.breakdown && c.scenario == SG_SCENARIO_OFFLINE)
-        return sg_cli_usage_error("bench", "--breakdown applies to the batch-1 scenarios (single-stream, server)");
+        return sg_cli_usage_error(
+            "bench", "--breakdown applies to the batch-1 scenarios (single-stream, server)");
     if (have_batch && c.scenario != SG_SCENARIO_OFFLINE)
-        return sg_cli_usage_error("bench", "--batch applies to the offline scenario only (others are batch 1)");
+        return sg_cli_usage_error(
+            "bench", "--batch applies to the offline scenario only (others are batch 1)");
     char resolved[4096];
     if (sg_is_model_uri(model)) {
         int st = sg_registry_resolve_uri(model, db, resolved, sizeof resolved, &err);
@@ -97,8 +121,8 @@ int sg_cmd_bench(int argc, char **argv)
     }
     bool offline = c.scenario == SG_SCENARIO_OFFLINE;
     sg_model_workload *mw = NULL;
-    int rc = sg_model_workload_create(model, data, offline ? 0 : QUERY_ROWS_MAX, offline ? c.batch : 1,
-                                      c.breakdown, &mw, &err);
+    int rc = sg_model_workload_create(model, data, offline ? 0 : QUERY_ROWS_MAX,
+                                      offline ? c.batch : 1, c.breakdown, &mw, &err);
     if (rc != SG_OK) return sg_cli_fail(rc, &err);
     c.workload = sg_model_workload_get(mw);
     c.progress = sg_progress_enabled();

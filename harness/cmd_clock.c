@@ -30,15 +30,17 @@ int sg_cmd_clock(int argc, char **argv)
     bool json = false;
     const char *cpus = NULL;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--json")) json = true;
+        if (!strcmp(argv[i], "--json"))
+            json = true;
         else if (!strcmp(argv[i], "--cpus")) {
-            if (i + 1 >= argc) return sg_cli_usage_error("clock", "--cpus needs a CPU list like 0-3,6");
+            if (i + 1 >= argc)
+                return sg_cli_usage_error("clock", "--cpus needs a CPU list like 0-3,6");
             cpus = argv[++i];
-        }
-        else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+        } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
             return 0;
-        } else return sg_cli_usage_error("clock", "unknown option '%s'", argv[i]);
+        } else
+            return sg_cli_usage_error("clock", "unknown option '%s'", argv[i]);
     }
     sg_err err = {{0}};
     const sg_clock_info *ci = sg_clock();
@@ -59,7 +61,8 @@ int sg_cmd_clock(int argc, char **argv)
         sg_json_set_real(o, "tsc_hz", ci->source == SG_CLOCK_TSC ? ci->tsc_hz : NAN);
         sg_json_set_real(o, "calibration_spread", ci->calib_spread);
         json_object_set_new(o, "calibrations", json_integer(ci->calibrations));
-        if (ci->fallback_reason[0]) json_object_set_new(o, "fallback_reason", json_string(ci->fallback_reason));
+        if (ci->fallback_reason[0])
+            json_object_set_new(o, "fallback_reason", json_string(ci->fallback_reason));
         json_t *per = json_array();
         for (int i = 0; i < n; i++) {
             json_t *e = json_object();
@@ -77,10 +80,11 @@ int sg_cmd_clock(int argc, char **argv)
         else
             printf("clock in use:        %s\n", src);
         printf("invariant TSC:       %s (cpuid), kernel clocksource %s\n",
-               ci->cpuid_invariant_tsc ? "yes" : "no", ci->clocksource[0] ? ci->clocksource : "unknown");
+               ci->cpuid_invariant_tsc ? "yes" : "no",
+               ci->clocksource[0] ? ci->clocksource : "unknown");
         if (ci->calibrations)
-            printf("TSC frequency:       %.0f Hz (median of %d calibrations, spread %.4f%%)\n", ci->tsc_hz,
-                   ci->calibrations, ci->calib_spread * 100);
+            printf("TSC frequency:       %.0f Hz (median of %d calibrations, spread %.4f%%)\n",
+                   ci->tsc_hz, ci->calibrations, ci->calib_spread * 100);
         for (int i = 0; i < n; i++)
             printf("overhead on CPU %-3d  %llu %s = %.1f ns\n", sg_pool_placement(pool, i)->pu,
                    (unsigned long long)ticks[i], ci->source == SG_CLOCK_TSC ? "cycles" : "ns",

@@ -67,12 +67,16 @@ static void print_human(const sg_eval_config *c, const sg_eval_result *r)
 
 int sg_cmd_eval(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'},   {"data", required_argument, 0, 'd'},
-        {"json", no_argument, 0, 'j'},          {"predictions", required_argument, 0, 'p'},
-        {"threshold", required_argument, 0, 't'}, {"cpus", required_argument, 0, 'c'},
-        {"chunk-rows", required_argument, 0, 'k'}, {"db", required_argument, 0, 'D'},
-        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
+    static const struct option opts[] = {{"model", required_argument, 0, 'm'},
+                                         {"data", required_argument, 0, 'd'},
+                                         {"json", no_argument, 0, 'j'},
+                                         {"predictions", required_argument, 0, 'p'},
+                                         {"threshold", required_argument, 0, 't'},
+                                         {"cpus", required_argument, 0, 'c'},
+                                         {"chunk-rows", required_argument, 0, 'k'},
+                                         {"db", required_argument, 0, 'D'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
     sg_eval_config c;
     sg_eval_config_init(&c);
     bool json = false;
@@ -85,12 +89,24 @@ int sg_cmd_eval(int argc, char **argv)
         double dv;
         int64_t iv;
         switch (opt) {
-        case 'm': c.model_path = optarg; break;
-        case 'd': c.data_path = optarg; break;
-        case 'j': json = true; break;
-        case 'p': c.predictions_path = optarg; break;
-        case 'c': c.cpus = optarg; break;
-        case 'D': db = optarg; break;
+        case 'm':
+            c.model_path = optarg;
+            break;
+        case 'd':
+            c.data_path = optarg;
+            break;
+        case 'j':
+            json = true;
+            break;
+        case 'p':
+            c.predictions_path = optarg;
+            break;
+        case 'c':
+            c.cpus = optarg;
+            break;
+        case 'D':
+            db = optarg;
+            break;
         case 't':
             if (sg_parse_double("--threshold", optarg, 0.0, 1.0, &dv, &err))
                 return sg_cli_usage_error("eval", "%s", err.msg);
@@ -101,7 +117,9 @@ int sg_cmd_eval(int argc, char **argv)
                 return sg_cli_usage_error("eval", "%s", err.msg);
             c.chunk_rows = iv;
             break;
-        case 'h': fputs(eval_usage, stdout); return 0;
+        case 'h':
+            fputs(eval_usage, stdout);
+            return 0;
         default:
             return sg_cli_usage_error("eval", "unknown or incomplete option '%s'",
                                       argv[optind - 1]);

@@ -25,7 +25,8 @@
 
 static const char gate_usage[] =
     "usage: stagegate gate --model M --data D [--baseline B] --policy P.json --key PREFIX.key.pem\n"
-    "                      --out REPORT.intoto.json [--junit F.xml] [--html F.html] [--markdown F.md]\n"
+    "                      --out REPORT.intoto.json [--junit F.xml] [--html F.html] [--markdown "
+    "F.md]\n"
     "                      [--json] [--cpus LIST] [--db REGISTRY.db]\n\n"
     "Evaluates the candidate model M on the validation set D, runs the policy's latency\n"
     "scenario, compares predictions with the baseline B (shadow agreement), applies the\n"
@@ -44,38 +45,70 @@ typedef struct {
 static int parse_args(int argc, char **argv, gate_args *a)
 {
     static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'},  {"data", required_argument, 0, 'd'},
+        {"model", required_argument, 0, 'm'},    {"data", required_argument, 0, 'd'},
         {"baseline", required_argument, 0, 'b'}, {"policy", required_argument, 0, 'p'},
-        {"key", required_argument, 0, 'k'},    {"out", required_argument, 0, 'o'},
-        {"junit", required_argument, 0, 'J'},  {"html", required_argument, 0, 'H'},
+        {"key", required_argument, 0, 'k'},      {"out", required_argument, 0, 'o'},
+        {"junit", required_argument, 0, 'J'},    {"html", required_argument, 0, 'H'},
         {"markdown", required_argument, 0, 'M'}, {"json", no_argument, 0, 'j'},
-        {"cpus", required_argument, 0, 'c'},   {"db", required_argument, 0, 'D'},
-        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
+        {"cpus", required_argument, 0, 'c'},     {"db", required_argument, 0, 'D'},
+        {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
     memset(a, 0, sizeof *a);
     optind = 1;
     opterr = 0;
     int opt;
     while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (opt) {
-        case 'm': a->model = optarg; break;
-        case 'd': a->data = optarg; break;
-        case 'b': a->baseline = optarg; break;
-        case 'p': a->policy = optarg; break;
-        case 'k': a->key = optarg; break;
-        case 'o': a->out = optarg; break;
-        case 'J': a->junit = optarg; break;
-        case 'H': a->html = optarg; break;
-        case 'M': a->markdown = optarg; break;
-        case 'j': a->json = true; break;
-        case 'c': a->cpus = optarg; break;
-        case 'D': a->db = optarg; break;
-        case 'h': fputs(gate_usage, stdout); return 0;
-        default: return sg_cli_usage_error("gate", "unknown or incomplete option '%s'", argv[optind - 1]);
+        case 'm':
+            a->model = optarg;
+            break;
+        case 'd':
+            a->data = optarg;
+            break;
+        case 'b':
+            a->baseline = optarg;
+            break;
+        case 'p':
+            a->policy = optarg;
+            break;
+        case 'k':
+            a->key = optarg;
+            break;
+        case 'o':
+            a->out = optarg;
+            break;
+        case 'J':
+            a->junit = optarg;
+            break;
+        case 'H':
+            a->html = optarg;
+            break;
+        case 'M':
+            a->markdown = optarg;
+            break;
+        case 'j':
+            a->json = true;
+            break;
+        case 'c':
+            a->cpus = optarg;
+            break;
+        case 'D':
+            a->db = optarg;
+            break;
+        case 'h':
+            fputs(gate_usage, stdout);
+            return 0;
+        default:
+            return sg_cli_usage_error("gate", "unknown or incomplete option '%s'",
+                                      argv[optind - 1]);
         }
     }
     if (optind < argc) return sg_cli_usage_error("gate", "unexpected argument '%s'", argv[optind]);
-    const char *missing = !a->model ? "--model" : !a->data ? "--data" : !a->policy ? "--policy"
-                        : !a->key ? "--key" : !a->out ? "--out" : NULL;
+    const char *missing = !a->model    ? "--model"
+                          : !a->data   ? "--data"
+                          : !a->policy ? "--policy"
+                          : !a->key    ? "--key"
+                          : !a->out    ? "--out"
+                                       : NULL;
     if (missing) return sg_cli_usage_error("gate", "%s is required", missing);
     return -1; /* go on */
 }
@@ -95,7 +128,8 @@ static int probe_output(const char *path, sg_err *err)
     return SG_OK;
 }
 
-static int resolve(const char *name, const char *db, char *buf, size_t len, const char **out, sg_err *err)
+static int resolve(const char *name, const char *db, char *buf, size_t len, const char **out,
+                   sg_err *err)
 {
     *out = name;
     if (!name || !sg_is_model_uri(name)) return SG_OK;
@@ -109,7 +143,8 @@ static void metric_values(const sg_metrics *m, sg_metric_values *mv)
     memset(mv, 0, sizeof *mv);
     for (int i = 0; sg_policy_metric_names[i]; i++) {
         double v;
-        if (sg_metrics_get(m, sg_policy_metric_names[i], &v)) sg_metric_values_set(mv, sg_policy_metric_names[i], v);
+        if (sg_metrics_get(m, sg_policy_metric_names[i], &v))
+            sg_metric_values_set(mv, sg_policy_metric_names[i], v);
     }
 }
 
@@ -124,11 +159,12 @@ static json_t *metrics_json(const sg_metrics *m)
 }
 
 /* Runs the policy's scenario on the candidate and fills the gate's view of it. */
-static int run_latency(const gate_args *a, const char *model, const sg_gate_policy *p, sg_bench_result *br,
-                       bool *ran, sg_gate_latency *lat, sg_err *err)
+static int run_latency(const gate_args *a, const char *model, const sg_gate_policy *p,
+                       sg_bench_result *br, bool *ran, sg_gate_latency *lat, sg_err *err)
 {
     int scenario = sg_scenario_parse(p->latency_scenario);
-    if (scenario < 0) return sg_errf(err, SG_EINTERNAL, "gate: unknown scenario %s", p->latency_scenario);
+    if (scenario < 0)
+        return sg_errf(err, SG_EINTERNAL, "gate: unknown scenario %s", p->latency_scenario);
     bool offline = scenario == SG_SCENARIO_OFFLINE;
     sg_bench_config c;
     sg_bench_config_init(&c);
@@ -138,7 +174,8 @@ static int run_latency(const gate_args *a, const char *model, const sg_gate_poli
     c.progress = sg_progress_enabled();
     if (offline) c.batch = OFFLINE_BATCH;
     int64_t need = sg_early_stopping_min_queries(1, p->latency_percentile / 100.0, 0.99);
-    /* An explicit min_queries is honoured as given, even when too few for the estimate: the check says so. */
+    /* An explicit min_queries is honoured as given, even when too few for the estimate: the check
+     * says so. */
     if (p->latency_min_queries > 0) {
         c.min_queries = p->latency_min_queries;
         c.min_duration_s = 0;
@@ -146,8 +183,8 @@ static int run_latency(const gate_args *a, const char *model, const sg_gate_poli
         c.min_queries = need;
     }
     sg_model_workload *mw = NULL;
-    int rc = sg_model_workload_create(model, a->data, offline ? 0 : QUERY_ROWS_MAX, offline ? c.batch : 1, false,
-                                      &mw, err);
+    int rc = sg_model_workload_create(model, a->data, offline ? 0 : QUERY_ROWS_MAX,
+                                      offline ? c.batch : 1, false, &mw, err);
     if (rc) return rc;
     c.workload = sg_model_workload_get(mw);
     rc = sg_bench_run(&c, br, err);
@@ -163,21 +200,25 @@ static int run_latency(const gate_args *a, const char *model, const sg_gate_poli
     lat->p90_min_queries = br->queries + br->es_p90.queries_needed;
     lat->p99_min_queries = br->queries + br->es_p99.queries_needed;
     if (offline && !br->es_p99.valid)
-        snprintf(lat->reason, sizeof lat->reason, "the offline scenario measures throughput, not per-query latency");
+        snprintf(lat->reason, sizeof lat->reason,
+                 "the offline scenario measures throughput, not per-query latency");
     return SG_OK;
 }
 
 /* A check's value or limit in the unit the policy states it in; "-" when there is none. */
 static void fmt_check_number(char *buf, size_t n, const sg_gate_check *c, double v, const char *op)
 {
-    const char *unit = !strncmp(c->name, "latency.", 8) ? " ms" : !strncmp(c->name, "memory.", 7) ? " MB" : "";
+    const char *unit = !strncmp(c->name, "latency.", 8)  ? " ms"
+                       : !strncmp(c->name, "memory.", 7) ? " MB"
+                                                         : "";
     if (!isfinite(v))
         snprintf(buf, n, "-");
     else
         snprintf(buf, n, "%s%s%.4g%s", op ? op : "", op ? " " : "", v, unit);
 }
 
-/* One line per check: mark, name, measured value, the limit it was held to, and the readable sentence. */
+/* One line per check: mark, name, measured value, the limit it was held to, and the readable
+ * sentence. */
 static void print_summary(const sg_gate_decision *d, const char *out)
 {
     printf("    %-32s %-14s %-16s %s\n", "check", "value", "limit", "detail");
@@ -186,11 +227,14 @@ static void print_summary(const sg_gate_decision *d, const char *out)
         char value[48], limit[48];
         fmt_check_number(value, sizeof value, c, c->value, NULL);
         fmt_check_number(limit, sizeof limit, c, c->limit, c->op);
-        printf("  %s %-32s %-14s %-16s %s\n", c->skipped ? "-" : c->passed ? "\u2713" : "\u2717", c->name, value,
-               limit, c->text);
+        printf("  %s %-32s %-14s %-16s %s\n",
+               c->skipped  ? "-"
+               : c->passed ? "\u2713"
+                           : "\u2717",
+               c->name, value, limit, c->text);
     }
-    printf("gate %s: %d checks, %d failed, %d skipped; signed report %s\n", d->passed ? "PASSED" : "FAILED", d->n,
-           d->n_failed, d->n_skipped, out);
+    printf("gate %s: %d checks, %d failed, %d skipped; signed report %s\n",
+           d->passed ? "PASSED" : "FAILED", d->n, d->n_failed, d->n_skipped, out);
 }
 
 typedef struct {
@@ -219,7 +263,8 @@ static int build_statement(const gate_args *a, const char *model, const char *ba
                            const sg_gate_memory *mem, sg_err *err)
 {
     sg_statement_inputs si = {.model_path = model, .decision = &g->decision};
-    /* The digest of the bytes that were parsed and evaluated, not of whatever the path names now. */
+    /* The digest of the bytes that were parsed and evaluated, not of whatever the path names now.
+     */
     sg_hex_encode(g->cand.model->sha256, 32, si.model_sha256);
     si.config[si.n_config] = (sg_resource){.role = "dataset", .path = a->data};
     memcpy(si.config[si.n_config++].sha256, g->cand.data_sha256, 65);
@@ -241,7 +286,8 @@ static int build_statement(const gate_args *a, const char *model, const char *ba
     si.memory = json_object();
     sg_json_set_real(si.memory, "peak_rss_mb", mem->peak_rss_mb);
     sg_json_set_real(si.memory, "model_mb", mem->model_mb);
-    json_object_set_new(si.memory, "model_param_bytes", json_integer((json_int_t)g->cand.model->param_bytes));
+    json_object_set_new(si.memory, "model_param_bytes",
+                        json_integer((json_int_t)g->cand.model->param_bytes));
     si.shadow = g->have_base ? sg_shadow_result_json(&g->shadow) : NULL;
     si.policy = sg_policy_json(&g->policy);
     g->statement = sg_statement_build(&si, err);
@@ -266,8 +312,10 @@ static int check_unchanged(const char *path, const char loaded[65], sg_err *err)
     int rc = sg_sha256_file_hex(path, now, err);
     if (rc) return rc;
     if (strcmp(loaded, now) != 0)
-        return sg_errf(err, SG_EINPUT, "%s: the file changed while the gate ran (sha256 %.12s... became %.12s...); "
-                                       "no report written", path, loaded, now);
+        return sg_errf(err, SG_EINPUT,
+                       "%s: the file changed while the gate ran (sha256 %.12s... became %.12s...); "
+                       "no report written",
+                       path, loaded, now);
     return SG_OK;
 }
 
@@ -276,7 +324,8 @@ static int run_gate(const gate_args *a, gate_run *g, sg_err *err)
     int rc = sg_policy_load(a->policy, &g->policy, err);
     if (!rc) rc = sg_key_load_private(a->key, &g->key, err);
     const char *outs[] = {a->out, a->junit, a->html, a->markdown};
-    for (size_t i = 0; !rc && i < 4; i++) rc = probe_output(outs[i], err);
+    for (size_t i = 0; !rc && i < 4; i++)
+        rc = probe_output(outs[i], err);
     char mbuf[4096], bbuf[4096];
     const char *model = NULL, *baseline = NULL;
     if (!rc) rc = resolve(a->model, a->db, mbuf, sizeof mbuf, &model, err);
@@ -298,10 +347,12 @@ static int run_gate(const gate_args *a, gate_run *g, sg_err *err)
     if (g->policy.has_latency &&
         (rc = run_latency(a, model, &g->policy, &g->bench, &g->have_bench, &lat, err)))
         return rc;
-    /* ru_maxrss is a high-water mark: read it before the baseline runs so it is the candidate's peak. */
+    /* ru_maxrss is a high-water mark: read it before the baseline runs so it is the candidate's
+     * peak. */
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    sg_gate_memory mem = {.measured = true, .peak_rss_mb = (double)ru.ru_maxrss / 1024.0,
+    sg_gate_memory mem = {.measured = true,
+                          .peak_rss_mb = (double)ru.ru_maxrss / 1024.0,
                           .model_mb = (double)g->cand.model->param_bytes / (1024.0 * 1024.0)};
 
     if (baseline) {
@@ -310,25 +361,31 @@ static int run_gate(const gate_args *a, gate_run *g, sg_err *err)
         g->have_base = true;
         const sg_model *cm = g->cand.model, *bm = g->base.model;
         if (cm->task != bm->task || cm->n_classes != bm->n_classes)
-            return sg_errf(err, SG_EINPUT, "%s: baseline is a %s model with %d classes, the candidate a %s with %d",
-                           baseline, sg_task_name(bm->task), bm->n_classes, sg_task_name(cm->task), cm->n_classes);
+            return sg_errf(err, SG_EINPUT,
+                           "%s: baseline is a %s model with %d classes, the candidate a %s with %d",
+                           baseline, sg_task_name(bm->task), bm->n_classes, sg_task_name(cm->task),
+                           cm->n_classes);
         if (g->cand.rows != g->base.rows)
-            return sg_errf(err, SG_EINTERNAL, "gate: candidate and baseline evaluated different row counts");
+            return sg_errf(err, SG_EINTERNAL,
+                           "gate: candidate and baseline evaluated different row counts");
         if (cm->task == SG_TASK_REGRESSION)
             rc = sg_shadow_compare_values(g->cand.pred_values, g->base.pred_values, g->cand.rows,
-                                          g->policy.shadow_abs_tolerance, g->policy.shadow_rel_tolerance, &g->shadow,
-                                          err);
+                                          g->policy.shadow_abs_tolerance,
+                                          g->policy.shadow_rel_tolerance, &g->shadow, err);
         else
-            rc = sg_shadow_compare_labels(g->cand.pred_labels, g->base.pred_labels, g->cand.rows, cm->n_classes,
-                                          &g->shadow, err);
+            rc = sg_shadow_compare_labels(g->cand.pred_labels, g->base.pred_labels, g->cand.rows,
+                                          cm->n_classes, &g->shadow, err);
         if (rc) return rc;
     }
 
     sg_metric_values cv, bv;
     metric_values(&g->cand.metrics, &cv);
     if (g->have_base) metric_values(&g->base.metrics, &bv);
-    sg_gate_inputs in = {.candidate = &cv, .baseline = g->have_base ? &bv : NULL, .latency = &lat,
-                         .memory = &mem, .shadow = g->have_base ? &g->shadow : NULL};
+    sg_gate_inputs in = {.candidate = &cv,
+                         .baseline = g->have_base ? &bv : NULL,
+                         .latency = &lat,
+                         .memory = &mem,
+                         .shadow = g->have_base ? &g->shadow : NULL};
     if ((rc = sg_gate_evaluate(&g->policy, &in, &g->decision, err))) return rc;
     char hex[65];
     sg_hex_encode(g->cand.model->sha256, 32, hex);
@@ -340,9 +397,14 @@ static int run_gate(const gate_args *a, gate_run *g, sg_err *err)
     }
     if ((rc = build_statement(a, model, baseline, g, &mem, err))) return rc;
     if ((rc = sg_statement_sign_write(g->statement, g->key, a->out, err))) return rc;
-    if (a->junit && (rc = sg_render_to_file(a->junit, sg_render_junit, &g->decision, g->statement, err))) return rc;
-    if (a->html && (rc = sg_render_to_file(a->html, sg_render_html, &g->decision, g->statement, err))) return rc;
-    if (a->markdown && (rc = sg_render_to_file(a->markdown, sg_render_markdown, &g->decision, g->statement, err)))
+    if (a->junit &&
+        (rc = sg_render_to_file(a->junit, sg_render_junit, &g->decision, g->statement, err)))
+        return rc;
+    if (a->html &&
+        (rc = sg_render_to_file(a->html, sg_render_html, &g->decision, g->statement, err)))
+        return rc;
+    if (a->markdown &&
+        (rc = sg_render_to_file(a->markdown, sg_render_markdown, &g->decision, g->statement, err)))
         return rc;
     return SG_OK;
 }

@@ -44,8 +44,8 @@ typedef struct {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     eval_slot slots[2];
-    bool stop;      /* main thread asks the reader to quit early */
-    int status;     /* reader failure, with err */
+    bool stop;  /* main thread asks the reader to quit early */
+    int status; /* reader failure, with err */
     sg_err err;
     int64_t next_row; /* reader's position */
     double read_seconds;
@@ -67,7 +67,8 @@ static void *reader_main(void *arg)
     for (int64_t row = 0, i = 0; row < rc->rows; row += rc->chunk, i++) {
         eval_slot *s = &ring->slots[i & 1];
         pthread_mutex_lock(&ring->mu);
-        while (s->state != SLOT_EMPTY && !ring->stop) pthread_cond_wait(&ring->cv, &ring->mu);
+        while (s->state != SLOT_EMPTY && !ring->stop)
+            pthread_cond_wait(&ring->cv, &ring->mu);
         bool stop = ring->stop;
         pthread_mutex_unlock(&ring->mu);
         if (stop) return NULL;
@@ -76,9 +77,9 @@ static void *reader_main(void *arg)
         sg_err err = {{0}};
         double t0 = sg_now_seconds();
         pthread_mutex_lock(rc->hdf5_mu);
-        int st = sg_dataset_read(rc->ds, row, n, s->X, rc->classifier ? s->labels : NULL,
-                                 rc->classifier ? NULL : s->targets, s->weights, rc->n_classes,
-                                 &err);
+        int st =
+            sg_dataset_read(rc->ds, row, n, s->X, rc->classifier ? s->labels : NULL,
+                            rc->classifier ? NULL : s->targets, s->weights, rc->n_classes, &err);
         pthread_mutex_unlock(rc->hdf5_mu);
         double dt = sg_now_seconds() - t0;
 
@@ -270,8 +271,8 @@ static int eval_chunk(eval_run *e, const sg_eval_config *c, sg_eval_result *r, e
     }
     if (e->pw) {
         pthread_mutex_lock(&e->hdf5_mu);
-        st = sg_pred_writer_write(e->pw, s->row0, s->n, e->out,
-                                  classifier ? e->pred_labels : NULL, err);
+        st = sg_pred_writer_write(e->pw, s->row0, s->n, e->out, classifier ? e->pred_labels : NULL,
+                                  err);
         pthread_mutex_unlock(&e->hdf5_mu);
         if (st) return st;
     }

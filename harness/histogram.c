@@ -47,7 +47,10 @@ static uint64_t value_at_index(int64_t idx)
     return (uint64_t)sub << b;
 }
 
-uint64_t sg_histogram_lowest_equivalent(uint64_t v) { return value_at_index(index_of(v)); }
+uint64_t sg_histogram_lowest_equivalent(uint64_t v)
+{
+    return value_at_index(index_of(v));
+}
 
 uint64_t sg_histogram_highest_equivalent(uint64_t v)
 {
@@ -63,7 +66,10 @@ sg_latency_histogram *sg_histogram_new(void)
     if (h) memset(h, 0, sizeof *h);
     return h;
 }
-void sg_histogram_free(sg_latency_histogram *h) { free(h); }
+void sg_histogram_free(sg_latency_histogram *h)
+{
+    free(h);
+}
 
 void sg_histogram_record(sg_latency_histogram *h, uint64_t v)
 {
@@ -73,11 +79,15 @@ void sg_histogram_record(sg_latency_histogram *h, uint64_t v)
 
 void sg_histogram_merge(sg_latency_histogram *into, const sg_latency_histogram *from)
 {
-    for (int64_t i = 0; i < COUNTS_LEN; i++) into->counts[i] += from->counts[i];
+    for (int64_t i = 0; i < COUNTS_LEN; i++)
+        into->counts[i] += from->counts[i];
     into->total += from->total;
 }
 
-int64_t sg_histogram_count(const sg_latency_histogram *h) { return h->total; }
+int64_t sg_histogram_count(const sg_latency_histogram *h)
+{
+    return h->total;
+}
 
 uint64_t sg_histogram_value_at(const sg_latency_histogram *h, double q)
 {
@@ -118,7 +128,8 @@ int sg_histogram_from_json(const json_t *j, sg_latency_histogram **out, sg_err *
     json_t *b = json_is_object(j) ? json_object_get(j, "buckets") : NULL;
     json_t *sbc = json_is_object(j) ? json_object_get(j, "sub_bucket_count") : NULL;
     if (!json_is_array(b) || !json_is_integer(sbc))
-        return sg_errf(err, SG_EINPUT, "histogram: expected an object with 'buckets' and 'sub_bucket_count'");
+        return sg_errf(err, SG_EINPUT,
+                       "histogram: expected an object with 'buckets' and 'sub_bucket_count'");
     if (json_integer_value(sbc) != SUB_BUCKET_COUNT)
         return sg_errf(err, SG_EINPUT, "histogram: sub_bucket_count %lld is not %d",
                        (long long)json_integer_value(sbc), SUB_BUCKET_COUNT);
@@ -126,7 +137,8 @@ int sg_histogram_from_json(const json_t *j, sg_latency_histogram **out, sg_err *
     if (!h) return sg_errf(err, SG_ENOMEM, "histogram: out of memory");
     size_t i;
     json_t *pair;
-    json_array_foreach(b, i, pair) {
+    json_array_foreach(b, i, pair)
+    {
         json_t *v = json_array_get(pair, 0), *c = json_array_get(pair, 1);
         if (!json_is_array(pair) || json_array_size(pair) != 2 || !json_is_integer(v) ||
             !json_is_integer(c) || json_integer_value(v) < 0 || json_integer_value(c) < 0) {
@@ -136,8 +148,9 @@ int sg_histogram_from_json(const json_t *j, sg_latency_histogram **out, sg_err *
         uint64_t low = (uint64_t)json_integer_value(v);
         if (sg_histogram_lowest_equivalent(low) != low) {
             sg_histogram_free(h);
-            return sg_errf(err, SG_EINPUT, "histogram: bucket %zu starts at %llu, not a bucket boundary",
-                           i, (unsigned long long)low);
+            return sg_errf(err, SG_EINPUT,
+                           "histogram: bucket %zu starts at %llu, not a bucket boundary", i,
+                           (unsigned long long)low);
         }
         int64_t add = json_integer_value(c), *cell = &h->counts[index_of(low)];
         if (add > INT64_MAX - h->total || add > INT64_MAX - *cell) {
@@ -153,17 +166,22 @@ int sg_histogram_from_json(const json_t *j, sg_latency_histogram **out, sg_err *
 
 static void fmt_ns(double ns, char *buf, size_t len)
 {
-    if (ns < 1e3) snprintf(buf, len, "%.0f ns", ns);
-    else if (ns < 1e6) snprintf(buf, len, "%.2f us", ns / 1e3);
-    else if (ns < 1e9) snprintf(buf, len, "%.2f ms", ns / 1e6);
-    else snprintf(buf, len, "%.2f s", ns / 1e9);
+    if (ns < 1e3)
+        snprintf(buf, len, "%.0f ns", ns);
+    else if (ns < 1e6)
+        snprintf(buf, len, "%.2f us", ns / 1e3);
+    else if (ns < 1e9)
+        snprintf(buf, len, "%.2f ms", ns / 1e6);
+    else
+        snprintf(buf, len, "%.2f s", ns / 1e9);
 }
 
 void sg_histogram_print(const sg_latency_histogram *h, FILE *out, int rows)
 {
     if (h->total == 0 || rows < 1) return;
     /* Rows span p0.1..p99.9 in equal log steps so one outlier does not flatten the picture. */
-    double lo = (double)sg_histogram_value_at(h, 0.001), hi = (double)sg_histogram_value_at(h, 0.999);
+    double lo = (double)sg_histogram_value_at(h, 0.001),
+           hi = (double)sg_histogram_value_at(h, 0.999);
     if (lo < 1) lo = 1;
     if (hi <= lo) hi = lo + 1;
     double step = pow(hi / lo, 1.0 / rows);
@@ -178,13 +196,15 @@ void sg_histogram_print(const sg_latency_histogram *h, FILE *out, int rows)
         if (r < 0) r = 0;
         row[r] += h->counts[i];
     }
-    for (int r = 0; r < rows; r++) maxc = row[r] > maxc ? row[r] : maxc;
+    for (int r = 0; r < rows; r++)
+        maxc = row[r] > maxc ? row[r] : maxc;
     for (int r = 0; r < rows; r++) {
         char a[32];
         fmt_ns(lo * pow(step, r), a, sizeof a);
         int bar = maxc ? (int)((double)row[r] * 50.0 / (double)maxc + 0.5) : 0;
         fprintf(out, "  %10s%s |", a, r == 0 ? "-" : r == rows - 1 ? "+" : " ");
-        for (int k = 0; k < bar; k++) fputc('#', out);
+        for (int k = 0; k < bar; k++)
+            fputc('#', out);
         fprintf(out, " %lld\n", (long long)row[r]);
     }
     free(row);

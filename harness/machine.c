@@ -22,8 +22,14 @@ int sg_blas_single_thread(void)
     return prev;
 }
 
-const char *sg_blas_config(void) { return openblas_get_config(); }
-int sg_blas_threads(void) { return openblas_get_num_threads(); }
+const char *sg_blas_config(void)
+{
+    return openblas_get_config();
+}
+int sg_blas_threads(void)
+{
+    return openblas_get_num_threads();
+}
 
 /* First line of a small sysfs/proc file, newline stripped; "" when absent. */
 static void read_line(const char *path, char *out, size_t len)
@@ -54,7 +60,8 @@ static void cpu_model(const char *root, char *out, size_t len)
         char *c = strchr(line, ':');
         if (!c) continue;
         c++;
-        while (*c == ' ' || *c == '\t') c++;
+        while (*c == ' ' || *c == '\t')
+            c++;
         c[strcspn(c, "\n")] = 0;
         snprintf(out, len, "%s", c);
         break;
@@ -65,7 +72,8 @@ static void cpu_model(const char *root, char *out, size_t len)
 static void governor(const char *root, int cpu, char *out, size_t len)
 {
     char path[512];
-    snprintf(path, sizeof path, "%s/sys/devices/system/cpu/cpu%d/cpufreq/scaling_governor", root, cpu);
+    snprintf(path, sizeof path, "%s/sys/devices/system/cpu/cpu%d/cpufreq/scaling_governor", root,
+             cpu);
     read_line(path, out, len);
     if (!out[0]) snprintf(out, len, "unknown");
 }
@@ -81,7 +89,10 @@ static const char *boost_state(const char *root)
     return "unknown";
 }
 
-json_t *sg_machine_json(void) { return sg_machine_json_at(""); }
+json_t *sg_machine_json(void)
+{
+    return sg_machine_json_at("");
+}
 
 json_t *sg_machine_json_at(const char *root)
 {
@@ -108,7 +119,8 @@ json_t *sg_machine_json_at(const char *root)
     json_object_set_new(m, "governor", json_string(buf));
     json_object_set_new(m, "boost", json_string(boost_state(root)));
     const sg_clock_info *ci = sg_clock();
-    json_object_set_new(m, "clocksource", json_string(ci->clocksource[0] ? ci->clocksource : "unknown"));
+    json_object_set_new(m, "clocksource",
+                        json_string(ci->clocksource[0] ? ci->clocksource : "unknown"));
     json_object_set_new(m, "invariant_tsc", json_boolean(ci->cpuid_invariant_tsc));
     sg_json_set_real(m, "tsc_hz", ci->tsc_hz);
     struct utsname u;
@@ -140,8 +152,9 @@ static double cpu_busy(const char *root, int cpu)
         bool found = false;
         while (fgets(line, sizeof line, f)) {
             if (strncmp(line, want, strlen(want))) continue;
-            found = sscanf(line + strlen(want), "%llu %llu %llu %llu %llu %llu %llu %llu", &v[k][0],
-                           &v[k][1], &v[k][2], &v[k][3], &v[k][4], &v[k][5], &v[k][6], &v[k][7]) == 8;
+            found =
+                sscanf(line + strlen(want), "%llu %llu %llu %llu %llu %llu %llu %llu", &v[k][0],
+                       &v[k][1], &v[k][2], &v[k][3], &v[k][4], &v[k][5], &v[k][6], &v[k][7]) == 8;
             break;
         }
         fclose(f);
@@ -149,7 +162,8 @@ static double cpu_busy(const char *root, int cpu)
         if (k == 0) nanosleep(&(struct timespec){0, 50000000}, NULL);
     }
     unsigned long long tot = 0, idle = (v[1][3] - v[0][3]) + (v[1][4] - v[0][4]);
-    for (int i = 0; i < 8; i++) tot += v[1][i] - v[0][i];
+    for (int i = 0; i < 8; i++)
+        tot += v[1][i] - v[0][i];
     return tot ? 1.0 - (double)idle / (double)tot : -1;
 }
 
@@ -165,19 +179,23 @@ int sg_machine_warnings_at(const char *root, const int *cpus, int n, char w[][16
     for (int i = 0; i < n && k < max; i++) {
         governor(root, cpus[i], g, sizeof g);
         if (strcmp(g, "performance") && strcmp(g, "unknown")) {
-            snprintf(w[k++], 160, "CPU %d governor is '%s', not 'performance': frequency may ramp during the run",
-                     cpus[i], g);
+            snprintf(
+                w[k++], 160,
+                "CPU %d governor is '%s', not 'performance': frequency may ramp during the run",
+                cpus[i], g);
             break;
         }
     }
     if (k < max && !strcmp(boost_state(root), "on"))
-        snprintf(w[k++], 160, "CPU boost is on: latency depends on temperature and load on other cores");
+        snprintf(w[k++], 160,
+                 "CPU boost is on: latency depends on temperature and load on other cores");
     for (int i = 0; i < n && k < max; i++) {
         char path[512], sib[128];
-        snprintf(path, sizeof path, "%s/sys/devices/system/cpu/cpu%d/topology/thread_siblings_list", root,
-                 cpus[i]);
+        snprintf(path, sizeof path, "%s/sys/devices/system/cpu/cpu%d/topology/thread_siblings_list",
+                 root, cpus[i]);
         read_line(path, sib, sizeof sib);
-        /* Siblings as a list like "0,32" or "0-1"; any sibling we do not use and that is busy steals the core. */
+        /* Siblings as a list like "0,32" or "0-1"; any sibling we do not use and that is busy
+         * steals the core. */
         for (char *p = sib; *p && k < max;) {
             char *end;
             long a = strtol(p, &end, 10), b = a;
@@ -185,10 +203,13 @@ int sg_machine_warnings_at(const char *root, const int *cpus, int n, char w[][16
             if (*end == '-') b = strtol(end + 1, &end, 10);
             for (long c = a; c <= b && k < max; c++) {
                 bool ours = false;
-                for (int j = 0; j < n; j++) ours |= cpus[j] == c;
+                for (int j = 0; j < n; j++)
+                    ours |= cpus[j] == c;
                 double busy = ours ? 0 : cpu_busy(root, (int)c);
                 if (busy > 0.10)
-                    snprintf(w[k++], 160, "SMT sibling CPU %ld of CPU %d is %.0f%% busy: it shares the core's execution units",
+                    snprintf(w[k++], 160,
+                             "SMT sibling CPU %ld of CPU %d is %.0f%% busy: it shares the core's "
+                             "execution units",
                              c, cpus[i], busy * 100);
             }
             p = *end ? end + 1 : end;

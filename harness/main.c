@@ -33,9 +33,10 @@ static void usage(FILE *out)
                  "enforces it.\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
-    fprintf(out, "\nexit codes: 0 success or gate passed, 1 gate or verification failed,\n"
-                 "            2 usage or input error (one line on stderr names the file and problem)\n"
-                 "Run 'stagegate <command> --help' for a command's options.\n");
+    fprintf(out,
+            "\nexit codes: 0 success or gate passed, 1 gate or verification failed,\n"
+            "            2 usage or input error (one line on stderr names the file and problem)\n"
+            "Run 'stagegate <command> --help' for a command's options.\n");
 }
 
 int main(int argc, char **argv)

@@ -207,8 +207,10 @@ int sg_pool_create_on(const char *synthetic, const char *cpus, sg_pool **out, sg
     if (rc == SG_OK) rc = sg_topology_plan(p->topo, cpus, &pl, &n, err);
     if (rc == SG_OK) {
         p->workers = aligned_alloc(64, ((size_t)n * sizeof *p->workers + 63) / 64 * 64);
-        if (!p->workers) rc = sg_errf(err, SG_ENOMEM, "pool: out of memory");
-        else memset(p->workers, 0, (size_t)n * sizeof *p->workers);
+        if (!p->workers)
+            rc = sg_errf(err, SG_ENOMEM, "pool: out of memory");
+        else
+            memset(p->workers, 0, (size_t)n * sizeof *p->workers);
     }
     if (rc != SG_OK) {
         free(pl);
@@ -263,20 +265,44 @@ int sg_pool_create(const char *cpus, sg_pool **out, sg_err *err)
     return sg_pool_create_on(NULL, cpus, out, err);
 }
 
-int sg_pool_size(const sg_pool *p) { return p->n; }
+int sg_pool_size(const sg_pool *p)
+{
+    return p->n;
+}
 const sg_placement *sg_pool_placement(const sg_pool *p, int i)
 {
     SG_ASSERT(i >= 0 && i < p->n);
     return &p->workers[i].pl;
 }
-bool sg_pool_bound(const sg_pool *p) { return !p->topo->synthetic; }
-const char *sg_pool_membind_policy(const sg_pool *p) { return membind_names[p->membind]; }
+bool sg_pool_bound(const sg_pool *p)
+{
+    return !p->topo->synthetic;
+}
+const char *sg_pool_membind_policy(const sg_pool *p)
+{
+    return membind_names[p->membind];
+}
 
-int sg_worker_index(const sg_worker *w) { return w->pl.worker; }
-int sg_worker_cpu(const sg_worker *w) { return w->pl.pu; }
-int sg_worker_node(const sg_worker *w) { return w->pl.node; }
-int sg_worker_count(const sg_worker *w) { return w->pool->n; }
-int sg_worker_last_alloc_node(const sg_worker *w) { return w->last_alloc_node; }
+int sg_worker_index(const sg_worker *w)
+{
+    return w->pl.worker;
+}
+int sg_worker_cpu(const sg_worker *w)
+{
+    return w->pl.pu;
+}
+int sg_worker_node(const sg_worker *w)
+{
+    return w->pl.node;
+}
+int sg_worker_count(const sg_worker *w)
+{
+    return w->pool->n;
+}
+int sg_worker_last_alloc_node(const sg_worker *w)
+{
+    return w->last_alloc_node;
+}
 
 void *sg_worker_alloc(sg_worker *w, size_t bytes)
 {

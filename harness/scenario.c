@@ -43,7 +43,7 @@ typedef struct {
     uint64_t t0;      /* start of the timed window (ticks) */
     uint64_t min_ticks, max_ticks;
     int64_t warmup;
-    int64_t row_base; /* offline: query index of this pass's first batch */
+    int64_t row_base;     /* offline: query index of this pass's first batch */
     uint64_t *stage_base; /* --breakdown: stage totals when the timed window opened */
     _Alignas(64) atomic_llong next;
     _Alignas(64) atomic_llong done_queries;
@@ -140,7 +140,8 @@ static void job_server(sg_worker *w, void *arg)
         int64_t i = atomic_fetch_add(&x->next, 1);
         if (i >= x->n_target) break;
         uint64_t due = x->t0 + x->sched[i];
-        while ((int64_t)(sg_clock_now() - due) < 0) cpu_relax();
+        while ((int64_t)(sg_clock_now() - due) < 0)
+            cpu_relax();
         uint32_t tag0 = sg_clock_cpu_tag();
         x->wl->run(s->state, i % x->wl->n_rows, 1);
         uint64_t b = sg_clock_end();
@@ -226,9 +227,12 @@ static int check_config(const sg_bench_config *c, sg_err *err)
         return sg_errf(err, SG_EINPUT, "bench: --qps must be > 0 for the server scenario");
     if (c->min_queries < 1 || c->min_duration_s < 0 || c->warmup < 0 || c->batch < 1 ||
         !(c->max_duration_s > 0))
-        return sg_errf(err, SG_EINPUT, "bench: min queries, duration, warm-up and batch must be positive");
+        return sg_errf(err, SG_EINPUT,
+                       "bench: min queries, duration, warm-up and batch must be positive");
     if (c->breakdown && c->scenario == SG_SCENARIO_OFFLINE)
-        return sg_errf(err, SG_EINPUT, "bench: --breakdown times the batch-1 path; the offline scenario runs batches");
+        return sg_errf(
+            err, SG_EINPUT,
+            "bench: --breakdown times the batch-1 path; the offline scenario runs batches");
     return SG_OK;
 }
 
@@ -239,7 +243,8 @@ static int finish(run_ctx *x, sg_pool *pool, sg_bench_result *r, double wall_s, 
     uint64_t *lat = malloc((size_t)(r->queries > 0 ? r->queries : 1) * sizeof *lat);
     if (!r->histogram || !lat) {
         free(lat);
-        return sg_errf(err, SG_ENOMEM, "bench: out of memory summarising %lld samples", (long long)r->queries);
+        return sg_errf(err, SG_ENOMEM, "bench: out of memory summarising %lld samples",
+                       (long long)r->queries);
     }
     double overhead = 0;
     int active = 0;
@@ -257,9 +262,12 @@ static int finish(run_ctx *x, sg_pool *pool, sg_bench_result *r, double wall_s, 
     r->workers = active;
     if (r->queries == 0) {
         free(lat);
-        return sg_errf(err, SG_EINTERNAL, "bench: the run completed no query (next %lld, target %lld)", (long long)atomic_load(&x->next), (long long)x->n_target);
+        return sg_errf(err, SG_EINTERNAL,
+                       "bench: the run completed no query (next %lld, target %lld)",
+                       (long long)atomic_load(&x->next), (long long)x->n_target);
     }
-    for (int64_t i = 0; i < r->queries; i++) lat[i] = r->samples[i].latency_ns;
+    for (int64_t i = 0; i < r->queries; i++)
+        lat[i] = r->samples[i].latency_ns;
     sg_latency_summarize(lat, r->queries, &r->latency);
     sg_early_stopping(lat, r->queries, 0.90, 0.99, &r->es_p90);
     sg_early_stopping(lat, r->queries, 0.99, 0.99, &r->es_p99);
@@ -345,9 +353,11 @@ static void progress_line(void *arg, int64_t done, double elapsed, char *line, s
     /* Queries LoadGen's early stopping needs for p99 with no overshoot beyond the allowance. */
     int64_t need_p99 = sg_early_stopping_min_queries(1, 0.99, 0.99);
     int64_t need = c->min_queries > need_p99 ? c->min_queries : need_p99;
-    snprintf(line, len, "bench %s: %lld queries (needs >= %lld; p99 early stopping >= %lld)  %.1fs (min %.1fs)",
-             c->scenario == SG_SCENARIO_SERVER ? "server" : "single-stream", (long long)done,
-             (long long)need, (long long)need_p99, elapsed, c->min_duration_s);
+    snprintf(
+        line, len,
+        "bench %s: %lld queries (needs >= %lld; p99 early stopping >= %lld)  %.1fs (min %.1fs)",
+        c->scenario == SG_SCENARIO_SERVER ? "server" : "single-stream", (long long)done,
+        (long long)need, (long long)need_p99, elapsed, c->min_duration_s);
 }
 
 static int timed_run(run_ctx *x, sg_pool *pool, sg_bench_result *r, double *wall, sg_err *err)
@@ -399,7 +409,8 @@ static int timed_run(run_ctx *x, sg_pool *pool, sg_bench_result *r, double *wall
             sg_pool_run(pool, job_offline, x);
             __atomic_store_n(&x->row_base, x->row_base + per_pass, __ATOMIC_RELAXED);
             double el = sg_now_seconds() - t_start;
-            if ((el >= c->min_duration_s && x->row_base >= c->min_queries) || el >= c->max_duration_s) {
+            if ((el >= c->min_duration_s && x->row_base >= c->min_queries) ||
+                el >= c->max_duration_s) {
                 r->queries = x->row_base;
                 *wall = el;
                 r->throughput = (double)(pass + 1) * (double)x->wl->n_rows / el;
@@ -433,8 +444,10 @@ int sg_bench_run(const sg_bench_config *c, sg_bench_result *r, sg_err *err)
     x->min_ticks = sg_clock_ns_to_ticks(c->min_duration_s * 1e9);
     x->max_ticks = sg_clock_ns_to_ticks(c->max_duration_s * 1e9);
     x->slots = aligned_alloc(64, (size_t)n * sizeof *x->slots);
-    if (!x->slots) rc = sg_errf(err, SG_ENOMEM, "bench: out of memory");
-    else memset(x->slots, 0, (size_t)n * sizeof *x->slots);
+    if (!x->slots)
+        rc = sg_errf(err, SG_ENOMEM, "bench: out of memory");
+    else
+        memset(x->slots, 0, (size_t)n * sizeof *x->slots);
     for (int i = 0; rc == SG_OK && i < n; i++)
         x->slots[i].active = c->scenario != SG_SCENARIO_SINGLE_STREAM || i == 0;
     if (rc == SG_OK) {
@@ -462,11 +475,13 @@ int sg_bench_run(const sg_bench_config *c, sg_bench_result *r, sg_err *err)
         } else {
             x->cap = (x->wl->n_rows + c->batch - 1) / c->batch * 2;
         }
-        /* Touched here, before the window: calloc would leave fresh pages to fault in while timed. */
+        /* Touched here, before the window: calloc would leave fresh pages to fault in while timed.
+         */
         x->samples = malloc((size_t)x->cap * sizeof *x->samples);
         if (x->samples) memset(x->samples, 0xff, (size_t)x->cap * sizeof *x->samples);
         if (!x->samples || (c->scenario == SG_SCENARIO_SERVER && !x->sched))
-            rc = sg_errf(err, SG_ENOMEM, "bench: out of memory for %lld samples", (long long)x->cap);
+            rc =
+                sg_errf(err, SG_ENOMEM, "bench: out of memory for %lld samples", (long long)x->cap);
     }
     if (rc == SG_OK && want_breakdown(x)) {
         x->stage_base = calloc((size_t)x->wl->n_stages, sizeof *x->stage_base);
@@ -488,7 +503,8 @@ int sg_bench_run(const sg_bench_config *c, sg_bench_result *r, sg_err *err)
     if (rc == SG_OK) rc = finish(x, pool, r, wall, err);
     if (rc == SG_OK) breakdown(x, pool, r);
     sg_pool_run(pool, job_teardown, x);
-    for (int i = 0; i < n; i++) sg_histogram_free(x->slots[i].hist);
+    for (int i = 0; i < n; i++)
+        sg_histogram_free(x->slots[i].hist);
     free(x->slots);
     free(x->sched);
     free(x->samples);

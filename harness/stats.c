@@ -44,7 +44,8 @@ void sg_latency_summarize(uint64_t *ns, int64_t n, sg_latency_summary *s)
     s->min = (double)ns[0];
     s->max = (double)ns[n - 1];
     long double sum = 0;
-    for (int64_t i = 0; i < n; i++) sum += ns[i];
+    for (int64_t i = 0; i < n; i++)
+        sum += ns[i];
     s->mean = (double)(sum / n);
 }
 

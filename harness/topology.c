@@ -26,8 +26,7 @@ int sg_topology_open(const char *synthetic, sg_topology **out, sg_err *err)
         if (hwloc_topology_set_synthetic(t->topo, synthetic) != 0) {
             hwloc_topology_destroy(t->topo);
             free(t);
-            return sg_errf(err, SG_EINPUT, "hwloc synthetic topology '%s' is not valid",
-                           synthetic);
+            return sg_errf(err, SG_EINPUT, "hwloc synthetic topology '%s' is not valid", synthetic);
         }
         t->synthetic = true;
     }
@@ -37,8 +36,8 @@ int sg_topology_open(const char *synthetic, sg_topology **out, sg_err *err)
         return sg_errf(err, SG_EINTERNAL, "hwloc: topology load failed: %s", strerror(errno));
     }
     /* Some VMs expose PUs without core objects; then each PU counts as a core. */
-    t->core_type = hwloc_get_nbobjs_by_type(t->topo, HWLOC_OBJ_CORE) > 0 ? HWLOC_OBJ_CORE
-                                                                          : HWLOC_OBJ_PU;
+    t->core_type =
+        hwloc_get_nbobjs_by_type(t->topo, HWLOC_OBJ_CORE) > 0 ? HWLOC_OBJ_CORE : HWLOC_OBJ_PU;
     *out = t;
     return SG_OK;
 }
@@ -50,9 +49,18 @@ void sg_topology_close(sg_topology *t)
     free(t);
 }
 
-bool sg_topology_is_synthetic(const sg_topology *t) { return t->synthetic; }
-int sg_topology_cores(const sg_topology *t) { return hwloc_get_nbobjs_by_type(t->topo, t->core_type); }
-int sg_topology_pus(const sg_topology *t) { return hwloc_get_nbobjs_by_type(t->topo, HWLOC_OBJ_PU); }
+bool sg_topology_is_synthetic(const sg_topology *t)
+{
+    return t->synthetic;
+}
+int sg_topology_cores(const sg_topology *t)
+{
+    return hwloc_get_nbobjs_by_type(t->topo, t->core_type);
+}
+int sg_topology_pus(const sg_topology *t)
+{
+    return hwloc_get_nbobjs_by_type(t->topo, HWLOC_OBJ_PU);
+}
 int sg_topology_numa_nodes(const sg_topology *t)
 {
     int n = hwloc_get_nbobjs_by_type(t->topo, HWLOC_OBJ_NUMANODE);

@@ -56,7 +56,8 @@ static int setup(sg_worker *w, void *ctx, void **state, sg_err *err)
     float *X = xbytes <= LOCAL_COPY_LIMIT ? sg_worker_alloc(w, xbytes) : NULL;
     if (X) memcpy(X, mw->X, xbytes);
     s->X = X ? X : mw->X;
-    if (!s->out) return sg_errf(err, SG_ENOMEM, "bench: out of memory on worker %d", sg_worker_index(w));
+    if (!s->out)
+        return sg_errf(err, SG_ENOMEM, "bench: out of memory on worker %d", sg_worker_index(w));
     *state = s;
     return SG_OK;
 }
@@ -100,7 +101,8 @@ static void teardown(void *state)
 static void stage_ticks(void *state, uint64_t *acc)
 {
     const worker_state *s = state;
-    for (int k = 0; k < s->mw->wl.n_stages; k++) acc[k] += s->stage_acc[k];
+    for (int k = 0; k < s->mw->wl.n_stages; k++)
+        acc[k] += s->stage_acc[k];
 }
 
 int sg_model_workload_create(const char *model_path, const char *data_path, int64_t max_rows,
@@ -121,7 +123,9 @@ int sg_model_workload_create(const char *model_path, const char *data_path, int6
         mw->out_width = sg_model_output_width(mw->model);
         mw->max_batch = max_batch < 1 ? 1 : max_batch;
         mw->X = malloc((size_t)mw->rows * (size_t)mw->features * sizeof(float));
-        if (!mw->X) rc = sg_errf(err, SG_ENOMEM, "%s: out of memory for %lld rows", data_path, (long long)mw->rows);
+        if (!mw->X)
+            rc = sg_errf(err, SG_ENOMEM, "%s: out of memory for %lld rows", data_path,
+                         (long long)mw->rows);
     }
     if (rc == SG_OK) rc = sg_dataset_read(ds, 0, mw->rows, mw->X, NULL, NULL, NULL, 0, err);
     sg_dataset_close(ds);
@@ -137,7 +141,8 @@ int sg_model_workload_create(const char *model_path, const char *data_path, int6
     for (int i = 0; i < nl && ns < MAX_STAGES; i++)
         snprintf(mw->stage_buf[ns++], 48, "layer%d_%dx%d%s", i + 1, mw->model->layers[i].n_in,
                  mw->model->layers[i].n_out, i == nl - 1 ? "_link" : "");
-    for (int i = 0; i < ns; i++) mw->stage_names[i] = mw->stage_buf[i];
+    for (int i = 0; i < ns; i++)
+        mw->stage_names[i] = mw->stage_buf[i];
     const char *base = strrchr(model_path, '/');
     snprintf(mw->name, sizeof mw->name, "%s", base ? base + 1 : model_path);
     mw->wl = (sg_workload){
@@ -156,7 +161,10 @@ int sg_model_workload_create(const char *model_path, const char *data_path, int6
     return SG_OK;
 }
 
-const sg_workload *sg_model_workload_get(const sg_model_workload *mw) { return &mw->wl; }
+const sg_workload *sg_model_workload_get(const sg_model_workload *mw)
+{
+    return &mw->wl;
+}
 
 void sg_model_workload_free(sg_model_workload *mw)
 {

@@ -61,10 +61,14 @@ const sg_kernel_ops *sg_kernels_variant(sg_isa isa)
 const char *sg_isa_name(sg_isa isa)
 {
     switch (isa) {
-    case SG_ISA_SCALAR: return "scalar";
-    case SG_ISA_AVX2: return "avx2";
-    case SG_ISA_AVX512: return "avx512";
-    default: return "unknown";
+    case SG_ISA_SCALAR:
+        return "scalar";
+    case SG_ISA_AVX2:
+        return "avx2";
+    case SG_ISA_AVX512:
+        return "avx512";
+    default:
+        return "unknown";
     }
 }
 
@@ -94,8 +98,8 @@ int sg_kernels_resolve(const char *value, const sg_kernel_ops **out, sg_err *err
                        "STAGEGATE_ISA=%.64s is not one of scalar, avx2, avx512, auto", value);
     if (!sg_cpu_supports((sg_isa)isa))
         return sg_errf(err, SG_EINPUT,
-                       "STAGEGATE_ISA=%s: this CPU or OS cannot run %s kernels (best is %s)",
-                       value, value, best->name);
+                       "STAGEGATE_ISA=%s: this CPU or OS cannot run %s kernels (best is %s)", value,
+                       value, best->name);
     *out = tables[isa];
     return SG_OK;
 }

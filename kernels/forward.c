@@ -71,7 +71,10 @@ void sg_forward_scratch_free(sg_forward_scratch *s)
     free(s);
 }
 
-static bool has_standardizer(const sg_model *m) { return m->mean && m->scale; }
+static bool has_standardizer(const sg_model *m)
+{
+    return m->mean && m->scale;
+}
 
 void sg_forward_batch(const sg_model *m, const sg_kernel_ops *k, const float *X, int64_t n,
                       float *out, sg_forward_scratch *s)
@@ -90,8 +93,8 @@ void sg_forward_batch(const sg_model *m, const sg_kernel_ops *k, const float *X,
     for (int l = 0; l < m->n_layers; l++) {
         const sg_layer *L = &m->layers[l];
         float *z = s->buf[cur];
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, L->n_out, L->n_in, 1.0f,
-                    in, L->n_in, L->W, L->n_out, 0.0f, z, L->n_out);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, L->n_out, L->n_in, 1.0f, in,
+                    L->n_in, L->W, L->n_out, 0.0f, z, L->n_out);
         if (l == m->n_layers - 1)
             k->bias_link(z, n, L->n_out, L->b, m->link, out);
         else

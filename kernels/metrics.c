@@ -40,7 +40,10 @@ struct sg_metrics_acc {
     double y_mean, y_m2, max_err, y_min, y_max;
 };
 
-static bool keeps_cm(int k) { return k <= SG_METRICS_CM_MAX_CLASSES; }
+static bool keeps_cm(int k)
+{
+    return k <= SG_METRICS_CM_MAX_CLASSES;
+}
 
 int sg_metrics_acc_new(sg_task task, int n_classes, int64_t expected_rows, sg_metrics_acc **out,
                        sg_err *err)
@@ -49,8 +52,7 @@ int sg_metrics_acc_new(sg_task task, int n_classes, int64_t expected_rows, sg_me
     if (task != SG_TASK_BINARY && task != SG_TASK_MULTICLASS && task != SG_TASK_REGRESSION)
         return sg_errf(err, SG_EINPUT, "metrics: unknown task %d", (int)task);
     if (task == SG_TASK_BINARY && n_classes != 2)
-        return sg_errf(err, SG_EINPUT, "metrics: a binary task needs 2 classes, got %d",
-                       n_classes);
+        return sg_errf(err, SG_EINPUT, "metrics: a binary task needs 2 classes, got %d", n_classes);
     if (task == SG_TASK_MULTICLASS && (n_classes < 2 || n_classes > SG_MAX_CLASSES))
         return sg_errf(err, SG_EINPUT, "metrics: class count %d is outside 2..%d", n_classes,
                        SG_MAX_CLASSES);
@@ -144,7 +146,8 @@ static int reserve_scores(sg_metrics_acc *a, size_t n, sg_err *err)
     size_t used = a->npos + a->nneg;
     if (a->cap - used >= n) return SG_OK;
     size_t cap = a->cap ? a->cap : 4096;
-    while (cap - used < n) cap += cap / 2 + n;
+    while (cap - used < n)
+        cap += cap / 2 + n;
     /* Both allocations first, so a failure leaves the store as it was. */
     uint32_t *k = sg_metrics_big_alloc(cap * sizeof *k);
     double *w = a->weighted == 1 ? sg_metrics_big_alloc(cap * sizeof *w) : NULL;
@@ -176,7 +179,8 @@ static bool rows_valid(int64_t n, int k, const float *proba, const int32_t *y_tr
     uint32_t bad = 0, uk = (uint32_t)k;
     for (int64_t i = 0; i < n; i++)
         bad |= ((uint32_t)y_true[i] >= uk) | ((uint32_t)y_pred[i] >= uk);
-    for (int64_t i = 0; i < n * k; i++) bad |= !(fabsf(proba[i]) <= FLT_MAX);
+    for (int64_t i = 0; i < n * k; i++)
+        bad |= !(fabsf(proba[i]) <= FLT_MAX);
     return bad == 0;
 }
 
@@ -248,8 +252,8 @@ static void add_binary_counts(sg_metrics_acc *a, int64_t n, const int32_t *y_tru
     a->cm_n[3] += stp;
 }
 
-static void add_counts(sg_metrics_acc *a, int64_t n, const int32_t *y_true,
-                       const int32_t *y_pred, const double *w)
+static void add_counts(sg_metrics_acc *a, int64_t n, const int32_t *y_true, const int32_t *y_pred,
+                       const double *w)
 {
     if (!w && a->k == 2) {
         add_binary_counts(a, n, y_true, y_pred);
@@ -281,8 +285,8 @@ static void add_counts(sg_metrics_acc *a, int64_t n, const int32_t *y_true,
  */
 #define LOG_GROUP 16
 
-static void add_log_loss(sg_metrics_acc *a, int64_t n, const float *proba,
-                         const int32_t *y_true, const double *w)
+static void add_log_loss(sg_metrics_acc *a, int64_t n, const float *proba, const int32_t *y_true,
+                         const double *w)
 {
     int k = a->k;
     double num[LOSS_BLOCK], den[LOSS_BLOCK];
@@ -302,14 +306,16 @@ static void add_log_loss(sg_metrics_acc *a, int64_t n, const float *proba,
             for (int i = 0; i < len; i++) {
                 const float *row = p + (size_t)i * (size_t)k;
                 double d = 0;
-                for (int j = 0; j < k; j++) d += clip_prob(row[j]);
+                for (int j = 0; j < k; j++)
+                    d += clip_prob(row[j]);
                 num[i] = clip_prob(row[t[i]]);
                 den[i] = d;
             }
         }
         double s = 0;
         if (w) {
-            for (int i = 0; i < len; i++) s -= w[b + i] * log(num[i] / den[i]);
+            for (int i = 0; i < len; i++)
+                s -= w[b + i] * log(num[i] / den[i]);
         } else {
             int i = 0;
             for (; i + LOG_GROUP <= len; i += LOG_GROUP) {
@@ -320,7 +326,8 @@ static void add_log_loss(sg_metrics_acc *a, int64_t n, const float *proba,
                 }
                 s -= log(pn / pd);
             }
-            for (; i < len; i++) s -= log(num[i] / den[i]);
+            for (; i < len; i++)
+                s -= log(num[i] / den[i]);
         }
         sg_ksum_add(&a->logloss, s);
     }
@@ -367,15 +374,16 @@ int sg_metrics_add_classification(sg_metrics_acc *a, int64_t n, const float *pro
     add_log_loss(a, n, proba, y_true, weights);
     if (a->task == SG_TASK_BINARY) add_scores(a, n, proba, y_true, weights);
     if (weights)
-        for (int64_t i = 0; i < n; i++) sg_ksum_add(&a->wsum, weights[i]);
+        for (int64_t i = 0; i < n; i++)
+            sg_ksum_add(&a->wsum, weights[i]);
     else
         sg_ksum_add(&a->wsum, (double)n);
     a->rows += n;
     return SG_OK;
 }
 
-int sg_metrics_add_regression(sg_metrics_acc *a, int64_t n, const float *pred,
-                              const double *y_true, const double *weights, sg_err *err)
+int sg_metrics_add_regression(sg_metrics_acc *a, int64_t n, const float *pred, const double *y_true,
+                              const double *weights, sg_err *err)
 {
     if (a->task != SG_TASK_REGRESSION)
         return sg_errf(err, SG_EINTERNAL, "metrics: regression rows added to a classifier");

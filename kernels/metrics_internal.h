@@ -25,7 +25,10 @@ static inline void sg_ksum_add(sg_ksum *k, double x)
     k->s = t;
 }
 
-static inline double sg_ksum_value(const sg_ksum *k) { return k->s + k->c; }
+static inline double sg_ksum_value(const sg_ksum *k)
+{
+    return k->s + k->c;
+}
 
 /*
  * Maps a float to a uint32 whose unsigned order is the float order (-0 and +0 share a key,
@@ -44,8 +47,7 @@ static inline uint32_t sg_score_key(float f)
  * constant skipped), carrying w along when it is not NULL. kscratch/wscratch hold n items.
  * The sorted data ends in keys/w.
  */
-void sg_radix_sort_keys(uint32_t *keys, double *w, size_t n, uint32_t *kscratch,
-                        double *wscratch);
+void sg_radix_sort_keys(uint32_t *keys, double *w, size_t n, uint32_t *kscratch, double *wscratch);
 
 /* malloc for the per-row score buffers: sizes of 2 MiB and more are 2 MiB-aligned and
    advised as transparent huge pages, which saves most of their first-touch page faults. */

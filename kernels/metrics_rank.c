@@ -17,8 +17,7 @@
 #define RADIX_MASK (RADIX_SIZE - 1u)
 #define RADIX_PASSES 3
 
-void sg_radix_sort_keys(uint32_t *keys, double *w, size_t n, uint32_t *kscratch,
-                        double *wscratch)
+void sg_radix_sort_keys(uint32_t *keys, double *w, size_t n, uint32_t *kscratch, double *wscratch)
 {
     if (n < 2) return;
     /* One read of the keys fills the histograms of all three digits. */
@@ -89,7 +88,8 @@ static double take_run(const uint32_t *k, const double *w, size_t *left, uint32_
     size_t i = *left;
     if (!w) {
         size_t start = i;
-        while (i > 0 && k[i - 1] == key) i--;
+        while (i > 0 && k[i - 1] == key)
+            i--;
         *left = i;
         return (double)(start - i);
     }
@@ -106,7 +106,8 @@ static double total_weight(const double *w, size_t n)
 {
     if (!w) return (double)n;
     sg_ksum s = {0, 0};
-    for (size_t i = 0; i < n; i++) sg_ksum_add(&s, w[i]);
+    for (size_t i = 0; i < n; i++)
+        sg_ksum_add(&s, w[i]);
     return sg_ksum_value(&s);
 }
 

@@ -35,20 +35,25 @@ static void scalar_bias_act(float *Y, int64_t n, int width, const float *b, sg_a
     for (int64_t r = 0; r < n; r++) {
         float *y = Y + r * width;
         if (b)
-            for (int j = 0; j < width; j++) y[j] += b[j];
+            for (int j = 0; j < width; j++)
+                y[j] += b[j];
         switch (act) {
         case SG_ACT_RELU:
             /* NaN passes, like numpy.maximum; -0 stays -0, like the SIMD max. */
-            for (int j = 0; j < width; j++) y[j] = y[j] < 0.0f ? 0.0f : y[j];
+            for (int j = 0; j < width; j++)
+                y[j] = y[j] < 0.0f ? 0.0f : y[j];
             break;
         case SG_ACT_TANH:
-            for (int j = 0; j < width; j++) y[j] = tanhf(y[j]);
+            for (int j = 0; j < width; j++)
+                y[j] = tanhf(y[j]);
             break;
         case SG_ACT_LOGISTIC:
-            for (int j = 0; j < width; j++) y[j] = sg_logistic_ref(y[j]);
+            for (int j = 0; j < width; j++)
+                y[j] = sg_logistic_ref(y[j]);
             break;
         case SG_ACT_IDENTITY:
-        default: break;
+        default:
+            break;
         }
     }
 }
@@ -80,8 +85,8 @@ static void softmax_row(const float *z, int k, const float *b, float *out)
         out[j] *= inv;
 }
 
-static void scalar_bias_link(const float *Z, int64_t n, int n_outputs, const float *b,
-                             sg_link link, float *out)
+static void scalar_bias_link(const float *Z, int64_t n, int n_outputs, const float *b, sg_link link,
+                             float *out)
 {
     if (link == SG_LINK_SIGMOID && n_outputs == 1) {
         for (int64_t r = 0; r < n; r++) {

@@ -27,7 +27,8 @@ static void hash_field(EVP_MD_CTX *ctx, const char *v)
     EVP_DigestUpdate(ctx, "\n", 1);
 }
 
-/* fields: seq, model, version, action, from, to, actor, evidence, detail, request, sig, time, prev */
+/* fields: seq, model, version, action, from, to, actor, evidence, detail, request, sig, time, prev
+ */
 static int event_hash(const char *const f[AUDIT_COLS], char hex[65])
 {
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
@@ -38,7 +39,8 @@ static int event_hash(const char *const f[AUDIT_COLS], char hex[65])
         return -1;
     }
     EVP_DigestUpdate(ctx, "stagegate-audit/v1\n", 19);
-    for (int i = 0; i < AUDIT_COLS; i++) hash_field(ctx, f[i] ? f[i] : "");
+    for (int i = 0; i < AUDIT_COLS; i++)
+        hash_field(ctx, f[i] ? f[i] : "");
     int ok = EVP_DigestFinal_ex(ctx, d, &dl) == 1;
     EVP_MD_CTX_free(ctx);
     if (!ok) return -1;
@@ -77,19 +79,21 @@ int reg_audit_append(sg_registry *reg, const reg_event *ev, sg_err *err)
         sig64 = sg_base64_encode(ev->req->sig, ev->req->sig_len);
         if (!sig64) return sg_errf(err, SG_ENOMEM, "out of memory encoding a signature");
     }
-    const char *f[AUDIT_COLS] = {seqs, ev->model, vers, ev->action, ev->from_stage, ev->to_stage,
-                                 ev->actor, ev->evidence, ev->detail,
-                                 ev->req ? ev->req->text : NULL, sig64, now, prev};
+    const char *f[AUDIT_COLS] = {
+        seqs,         ev->model, vers,         ev->action, ev->from_stage,
+        ev->to_stage, ev->actor, ev->evidence, ev->detail, ev->req ? ev->req->text : NULL,
+        sig64,        now,       prev};
     if (event_hash(f, hash) != 0) {
         free(sig64);
         return sg_errf(err, SG_EINTERNAL, "SHA-256 failed while hashing an audit event");
     }
     sqlite3_stmt *st;
-    rc = reg_prepare(reg,
-                     "INSERT INTO audit_log (seq, model_name, version, action, from_stage, to_stage,"
-                     " actor_key_id, evidence_sha256, detail, request_text, signature, created_at,"
-                     " prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                     &st, err);
+    rc =
+        reg_prepare(reg,
+                    "INSERT INTO audit_log (seq, model_name, version, action, from_stage, to_stage,"
+                    " actor_key_id, evidence_sha256, detail, request_text, signature, created_at,"
+                    " prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    &st, err);
     if (rc == SG_OK) {
         sqlite3_bind_int64(st, 1, seq);
         for (int i = 1; i < AUDIT_COLS; i++)
@@ -98,7 +102,8 @@ int reg_audit_append(sg_registry *reg, const reg_event *ev, sg_err *err)
             else
                 sqlite3_bind_text(st, i + 1, f[i] ? f[i] : "", -1, SQLITE_TRANSIENT);
         sqlite3_bind_text(st, 14, hash, -1, SQLITE_TRANSIENT);
-        if (sqlite3_step(st) != SQLITE_DONE) rc = reg_db_error(reg, err, "appending an audit event");
+        if (sqlite3_step(st) != SQLITE_DONE)
+            rc = reg_db_error(reg, err, "appending an audit event");
         sqlite3_finalize(st);
     }
     free(sig64);
@@ -115,11 +120,12 @@ int reg_audit_append(sg_registry *reg, const reg_event *ev, sg_err *err)
 static int check_chain(sg_registry *reg, int64_t *events, char last[65], sg_err *err)
 {
     sqlite3_stmt *st;
-    int rc = reg_prepare(reg,
-                         "SELECT seq, model_name, version, action, from_stage, to_stage, actor_key_id,"
-                         " evidence_sha256, detail, request_text, signature, created_at, prev_hash,"
-                         " hash FROM audit_log ORDER BY seq",
-                         &st, err);
+    int rc =
+        reg_prepare(reg,
+                    "SELECT seq, model_name, version, action, from_stage, to_stage, actor_key_id,"
+                    " evidence_sha256, detail, request_text, signature, created_at, prev_hash,"
+                    " hash FROM audit_log ORDER BY seq",
+                    &st, err);
     if (rc != SG_OK) return rc;
     int64_t expect = 1;
     snprintf(last, 65, "%s", REG_ZERO_HASH);
@@ -127,14 +133,16 @@ static int check_chain(sg_registry *reg, int64_t *events, char last[65], sg_err 
     while (rc == SG_OK && (s = sqlite3_step(st)) == SQLITE_ROW) {
         int64_t seq = sqlite3_column_int64(st, 0);
         const char *f[AUDIT_COLS];
-        for (int i = 0; i < AUDIT_COLS; i++) f[i] = reg_col_text(st, i);
+        for (int i = 0; i < AUDIT_COLS; i++)
+            f[i] = reg_col_text(st, i);
         char hash[65];
         if (seq != expect) {
             rc = sg_errf(err, SG_EREFUSED, "audit log: event %lld is missing (found %lld next)",
                          (long long)expect, (long long)seq);
         } else if (strcmp(f[12], last) != 0) {
             rc = sg_errf(err, SG_EREFUSED,
-                         "audit log: event %lld does not chain to the event before it", (long long)seq);
+                         "audit log: event %lld does not chain to the event before it",
+                         (long long)seq);
         } else if (event_hash(f, hash) != 0) {
             rc = sg_errf(err, SG_EINTERNAL, "SHA-256 failed while verifying the audit log");
         } else if (strcmp(hash, reg_col_text(st, 13)) != 0) {
@@ -174,11 +182,13 @@ static int check_state(sg_registry *reg, sg_err *err)
             rc = sg_errf(err, SG_EREFUSED, "audit log: %s v%lld has no create-version event", m, v);
         else if (strcmp(reg_col_text(st, 5), reg_col_text(st, 3)) != 0)
             rc = sg_errf(err, SG_EREFUSED,
-                         "audit log: %s v%lld artifact digest differs from the one registered", m, v);
+                         "audit log: %s v%lld artifact digest differs from the one registered", m,
+                         v);
         else if (strcmp(reg_col_text(st, 4), stage) != 0)
-            rc = sg_errf(err, SG_EREFUSED,
-                         "audit log: %s v%lld is in stage '%s' but its last recorded transition was to '%s'",
-                         m, v, stage, reg_col_text(st, 4));
+            rc = sg_errf(
+                err, SG_EREFUSED,
+                "audit log: %s v%lld is in stage '%s' but its last recorded transition was to '%s'",
+                m, v, stage, reg_col_text(st, 4));
     }
     if (rc == SG_OK && s != SQLITE_DONE) rc = reg_db_error(reg, err, "reading model versions");
     sqlite3_finalize(st);

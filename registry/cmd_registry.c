@@ -19,7 +19,8 @@ static const char usage_text[] =
     "  set-alias NAME ALIAS VERSION | delete-alias NAME ALIAS          [--as KEY.pem]\n"
     "  get NAME [VERSION] | list | search \"FILTER\" | history NAME | verify-log\n"
     "  resolve URI          models:/NAME/VERSION, models:/NAME/STAGE, models:/NAME@ALIAS\n"
-    "  record REPORT [--pubkey PUB] [--model NAME]      add a run to the history (docs/nightly.md)\n"
+    "  record REPORT [--pubkey PUB] [--model NAME]      add a run to the history "
+    "(docs/nightly.md)\n"
     "  runs NAME [--version V] [--fingerprint ID] [--limit N]   list recorded runs\n"
     "\n"
     "The database is --db PATH, else $" SG_REGISTRY_ENV ", else " SG_REGISTRY_DEFAULT_PATH ".\n"
@@ -34,11 +35,11 @@ typedef struct {
 } sub_spec;
 
 static const sub_spec subs[] = {
-    {"create-model", 1, 1, true},   {"create-version", 2, 2, true}, {"transition", 3, 3, true},
-    {"approve", 2, 2, true},        {"rollback", 1, 1, true},       {"set-tag", 4, 4, true},
-    {"delete-tag", 3, 3, true},     {"set-alias", 3, 3, true},      {"delete-alias", 2, 2, true},
-    {"get", 1, 2, false},           {"list", 0, 0, false},          {"search", 0, 1, false},
-    {"history", 1, 1, false},       {"verify-log", 0, 0, false},    {"resolve", 1, 1, false},
+    {"create-model", 1, 1, true}, {"create-version", 2, 2, true}, {"transition", 3, 3, true},
+    {"approve", 2, 2, true},      {"rollback", 1, 1, true},       {"set-tag", 4, 4, true},
+    {"delete-tag", 3, 3, true},   {"set-alias", 3, 3, true},      {"delete-alias", 2, 2, true},
+    {"get", 1, 2, false},         {"list", 0, 0, false},          {"search", 0, 1, false},
+    {"history", 1, 1, false},     {"verify-log", 0, 0, false},    {"resolve", 1, 1, false},
 };
 
 int reg_cli_fail(int rc, const sg_err *err)
@@ -49,10 +50,11 @@ int reg_cli_fail(int rc, const sg_err *err)
 /* Options taking a value: where each one is stored. */
 static const char **value_slot(reg_cli *c, const char *opt)
 {
-    static const char *const names[] = {"--db", "--as", "--report", "--comment", "--stages",
-                                        "--transitions", "--report-stage", "--description",
-                                        "--max-report-age"};
-    const char **slots[] = {&c->db, &c->as, &c->report, &c->comment, &c->stages, &c->transitions,
+    static const char *const names[] = {"--db",           "--as",          "--report",
+                                        "--comment",      "--stages",      "--transitions",
+                                        "--report-stage", "--description", "--max-report-age"};
+    const char **slots[] = {&c->db,           &c->as,          &c->report,
+                            &c->comment,      &c->stages,      &c->transitions,
                             &c->report_stage, &c->description, &c->max_age};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (!strcmp(opt, names[i])) return slots[i];
@@ -63,20 +65,31 @@ static int parse_args(reg_cli *c, int argc, char **argv)
 {
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i], **slot;
-        if (!strcmp(a, "--json")) c->json = true;
-        else if (!strcmp(a, "--reject")) c->reject = true;
-        else if (!strcmp(a, "--require-approval")) c->require_approval = true;
+        if (!strcmp(a, "--json"))
+            c->json = true;
+        else if (!strcmp(a, "--reject"))
+            c->reject = true;
+        else if (!strcmp(a, "--require-approval"))
+            c->require_approval = true;
         else if (a[0] == '-' && a[1] == '-' && a[2]) {
             if (i + 1 >= argc) return sg_cli_usage_error("registry", "%s needs a value", a);
             const char *v = argv[++i];
-            if ((slot = value_slot(c, a)) != NULL) *slot = v;
-            else if (!strcmp(a, "--signer")) c->signers[c->n_signers++] = v;
-            else if (!strcmp(a, "--promoter")) c->promoters[c->n_promoters++] = v;
-            else if (!strcmp(a, "--approver")) c->approvers[c->n_approvers++] = v;
-            else if (!strcmp(a, "--tag")) c->tags[c->n_tags++] = v;
-            else if (!strcmp(a, "--single-version")) c->single[c->n_single++] = v;
-            else if (!strcmp(a, "--multi-version")) c->multi[c->n_multi++] = v;
-            else return sg_cli_usage_error("registry", "unknown option %s", a);
+            if ((slot = value_slot(c, a)) != NULL)
+                *slot = v;
+            else if (!strcmp(a, "--signer"))
+                c->signers[c->n_signers++] = v;
+            else if (!strcmp(a, "--promoter"))
+                c->promoters[c->n_promoters++] = v;
+            else if (!strcmp(a, "--approver"))
+                c->approvers[c->n_approvers++] = v;
+            else if (!strcmp(a, "--tag"))
+                c->tags[c->n_tags++] = v;
+            else if (!strcmp(a, "--single-version"))
+                c->single[c->n_single++] = v;
+            else if (!strcmp(a, "--multi-version"))
+                c->multi[c->n_multi++] = v;
+            else
+                return sg_cli_usage_error("registry", "unknown option %s", a);
         } else {
             c->pos[c->n_pos++] = a;
         }
@@ -94,7 +107,8 @@ static int parse_version(const char *s, int64_t *v)
 
 /* Signs the request for this subcommand when --as was given. */
 static int sign(const reg_cli *c, const char *action, const char *model, int64_t version,
-                const char *target, const char *evidence, sg_registry_request *req, sg_registry_request **out)
+                const char *target, const char *evidence, sg_registry_request *req,
+                sg_registry_request **out)
 {
     *out = NULL;
     if (!c->as) return SG_OK;
@@ -131,11 +145,16 @@ static int split_list(char *s, const char **out, size_t max, size_t *n)
 
 static int cmd_create_model(reg_cli *c, sg_registry *reg)
 {
-    sg_registry_model_spec sp = {.name = c->pos[0], .description = c->description,
-                                 .transitions = c->transitions, .report_stage = c->report_stage,
-                                 .multi_stages = c->multi, .n_multi = c->n_multi,
-                                 .single_stages = c->single, .n_single = c->n_single,
-                                 .tags = c->tags, .n_tags = c->n_tags,
+    sg_registry_model_spec sp = {.name = c->pos[0],
+                                 .description = c->description,
+                                 .transitions = c->transitions,
+                                 .report_stage = c->report_stage,
+                                 .multi_stages = c->multi,
+                                 .n_multi = c->n_multi,
+                                 .single_stages = c->single,
+                                 .n_single = c->n_single,
+                                 .tags = c->tags,
+                                 .n_tags = c->n_tags,
                                  .require_approval = c->require_approval};
     sg_err err;
     sg_registry_request req, *rp = NULL;
@@ -152,7 +171,8 @@ static int cmd_create_model(reg_cli *c, sg_registry *reg)
         }
         sp.stages = stages;
     }
-    if (c->max_age && sg_parse_i64("--max-report-age", c->max_age, 1, 36500, &sp.max_report_age_days, &err) != 0) {
+    if (c->max_age && sg_parse_i64("--max-report-age", c->max_age, 1, 36500,
+                                   &sp.max_report_age_days, &err) != 0) {
         free(stage_buf);
         sg_registry_request_clear(rp);
         return reg_cli_fail(SG_EINPUT, &err);
@@ -161,7 +181,8 @@ static int cmd_create_model(reg_cli *c, sg_registry *reg)
     sg_registry_key_ref *keys = calloc(nk ? nk : 1, sizeof *keys);
     char **stage_copies = calloc(c->n_promoters ? c->n_promoters : 1, sizeof *stage_copies);
     int rc = keys && stage_copies ? SG_OK : sg_errf(&err, SG_ENOMEM, "out of memory");
-    for (size_t i = 0; rc == SG_OK && i < c->n_signers; i++) keys[i].path = c->signers[i];
+    for (size_t i = 0; rc == SG_OK && i < c->n_signers; i++)
+        keys[i].path = c->signers[i];
     for (size_t i = 0; rc == SG_OK && i < c->n_promoters; i++) {
         const char *eq = strchr(c->promoters[i], '=');
         if (!eq) {
@@ -181,7 +202,8 @@ static int cmd_create_model(reg_cli *c, sg_registry *reg)
     sp.n_approvers = c->n_approvers;
     if (rc == SG_OK) rc = sg_registry_create_model(reg, &sp, rp, &err);
     sg_registry_request_clear(rp);
-    for (size_t i = 0; stage_copies && i < c->n_promoters; i++) free(stage_copies[i]);
+    for (size_t i = 0; stage_copies && i < c->n_promoters; i++)
+        free(stage_copies[i]);
     free(stage_copies);
     free(keys);
     free(stage_buf);
@@ -198,7 +220,8 @@ static int cmd_create_version(reg_cli *c, sg_registry *reg)
     sg_registry_request req, *rp = NULL;
     int64_t v = 0;
     int rc;
-    if (c->as && (rc = sg_sha256_file_hex(c->pos[1], sha, &err)) != SG_OK) return reg_cli_fail(rc, &err);
+    if (c->as && (rc = sg_sha256_file_hex(c->pos[1], sha, &err)) != SG_OK)
+        return reg_cli_fail(rc, &err);
     if ((rc = sign(c, "create-version", c->pos[0], 0, "", sha, &req, &rp)) != SG_OK) return rc;
     rc = sg_registry_create_version(reg, c->pos[0], c->pos[1], rp, &v, &err);
     sg_registry_request_clear(rp);
@@ -250,13 +273,15 @@ static int cmd_approve(reg_cli *c, sg_registry *reg)
     sg_err err;
     rc = sg_registry_approve(reg, c->pos[0], v, c->reject, comment, rp, &err);
     if (rc == SG_OK && c->json) {
-        json_t *doc = json_pack("{sssIssss}", "name", c->pos[0], "version", (json_int_t)v, "decision",
-                                c->reject ? "rejected" : "approved", "approver_key_id", rp->key_id);
-        if (!doc || sg_json_print(doc) != 0) rc = sg_errf(&err, SG_EIO, "cannot write JSON to stdout");
+        json_t *doc =
+            json_pack("{sssIssss}", "name", c->pos[0], "version", (json_int_t)v, "decision",
+                      c->reject ? "rejected" : "approved", "approver_key_id", rp->key_id);
+        if (!doc || sg_json_print(doc) != 0)
+            rc = sg_errf(&err, SG_EIO, "cannot write JSON to stdout");
         json_decref(doc);
     } else if (rc == SG_OK) {
-        printf("%s v%lld %s by key %.16s\n", c->pos[0], (long long)v, c->reject ? "rejected" : "approved",
-               rp->key_id);
+        printf("%s v%lld %s by key %.16s\n", c->pos[0], (long long)v,
+               c->reject ? "rejected" : "approved", rp->key_id);
     }
     sg_registry_request_clear(rp);
     return rc == SG_OK ? 0 : reg_cli_fail(rc, &err);
@@ -274,8 +299,8 @@ static int cmd_rollback(reg_cli *c, sg_registry *reg)
     sg_registry_request_clear(rp);
     if (rc != SG_OK) return reg_cli_fail(rc, &err);
     if (c->json) {
-        json_t *doc = json_pack("{sssIsI}", "name", c->pos[0], "restored_version", (json_int_t)restored,
-                                "archived_version", (json_int_t)archived);
+        json_t *doc = json_pack("{sssIsI}", "name", c->pos[0], "restored_version",
+                                (json_int_t)restored, "archived_version", (json_int_t)archived);
         rc = doc && sg_json_print(doc) == 0 ? 0 : 2;
         json_decref(doc);
         return rc;
@@ -345,16 +370,17 @@ int sg_cmd_registry(int argc, char **argv)
     c.tags = buf + 4 * n, c.single = buf + 5 * n, c.multi = buf + 6 * n;
     int ret = parse_args(&c, argc, argv);
     if (ret == 0 && ((int)c.n_pos < sp->min_pos || (int)c.n_pos > sp->max_pos))
-        ret = sg_cli_usage_error("registry", "%s takes %d%s argument%s, got %zu", sp->name, sp->min_pos,
-                                 sp->max_pos > sp->min_pos ? " or more" : "", sp->max_pos == 1 ? "" : "s",
-                                 c.n_pos);
+        ret = sg_cli_usage_error("registry", "%s takes %d%s argument%s, got %zu", sp->name,
+                                 sp->min_pos, sp->max_pos > sp->min_pos ? " or more" : "",
+                                 sp->max_pos == 1 ? "" : "s", c.n_pos);
     if (ret != 0) {
         free(buf);
         return ret;
     }
     sg_registry *reg = NULL;
     sg_err err;
-    int rc = sg_registry_open(sg_registry_path(c.db), !strcmp(sp->name, "create-model"), &reg, &err);
+    int rc =
+        sg_registry_open(sg_registry_path(c.db), !strcmp(sp->name, "create-model"), &reg, &err);
     if (rc != SG_OK) {
         free(buf);
         return reg_cli_fail(rc, &err);

@@ -29,25 +29,30 @@ static void print_version_line(json_t *v)
 
 static void print_version(json_t *v)
 {
-    printf("%s v%lld\n  stage: %s\n  artifact: %s\n  sha256: %s\n  created: %s by %s\n  validated: %s\n",
+    printf("%s v%lld\n  stage: %s\n  artifact: %s\n  sha256: %s\n  created: %s by %s\n  validated: "
+           "%s\n",
            jstr(v, "name"), jint(v, "version"), jstr(v, "stage"), jstr(v, "artifact_path"),
            jstr(v, "artifact_sha256"), jstr(v, "created_at"),
            *jstr(v, "created_by") ? jstr(v, "created_by") : "(anonymous)",
            json_is_true(json_object_get(v, "validated")) ? "yes" : "no");
     const char *k;
     json_t *t;
-    json_object_foreach(json_object_get(v, "tags"), k, t) printf("  tag %s = %s\n", k, json_string_value(t));
+    json_object_foreach(json_object_get(v, "tags"), k, t)
+        printf("  tag %s = %s\n", k, json_string_value(t));
     size_t i;
-    json_array_foreach(json_object_get(v, "aliases"), i, t) printf("  alias @%s\n", json_string_value(t));
+    json_array_foreach(json_object_get(v, "aliases"), i, t)
+        printf("  alias @%s\n", json_string_value(t));
 }
 
 static void print_model(json_t *m)
 {
-    printf("%s%s%s\n", jstr(m, "name"), *jstr(m, "description") ? ": " : "", jstr(m, "description"));
+    printf("%s%s%s\n", jstr(m, "name"), *jstr(m, "description") ? ": " : "",
+           jstr(m, "description"));
     size_t i, j;
     json_t *s, *r;
     printf("  stages:");
-    json_array_foreach(json_object_get(m, "stages"), i, s) {
+    json_array_foreach(json_object_get(m, "stages"), i, s)
+    {
         printf("%s %s", i ? " >" : "", jstr(s, "name"));
         json_t *req = json_object_get(s, "requires");
         if (json_array_size(req)) {
@@ -59,9 +64,10 @@ static void print_model(json_t *m)
     printf("\n  max report age: %lld days%s\n", jint(m, "max_report_age_days"),
            json_is_true(json_object_get(m, "require_approval")) ? ", approval required" : "");
     json_array_foreach(json_object_get(m, "keys"), i, s)
-        printf("  %s%s%s key %.16s\n", jstr(s, "role"), *jstr(s, "stage") ? " " : "", jstr(s, "stage"),
-               jstr(s, "key_id"));
-    json_array_foreach(json_object_get(m, "versions"), i, s) {
+        printf("  %s%s%s key %.16s\n", jstr(s, "role"), *jstr(s, "stage") ? " " : "",
+               jstr(s, "stage"), jstr(s, "key_id"));
+    json_array_foreach(json_object_get(m, "versions"), i, s)
+    {
         printf("  ");
         print_version_line(s);
     }
@@ -82,7 +88,8 @@ static void print_list(json_t *doc)
 {
     size_t i;
     json_t *m;
-    json_array_foreach(json_object_get(doc, "models"), i, m) {
+    json_array_foreach(json_object_get(doc, "models"), i, m)
+    {
         json_t *p = json_object_get(m, "production_version");
         printf("%-32s %3lld versions  Production: ", jstr(m, "name"), jint(m, "versions"));
         if (json_is_integer(p))
@@ -103,10 +110,13 @@ static void print_history(json_t *doc)
 {
     size_t i;
     json_t *e;
-    json_array_foreach(json_object_get(doc, "events"), i, e) {
-        printf("#%lld %s %-16s v%lld", jint(e, "seq"), jstr(e, "time"), jstr(e, "action"), jint(e, "version"));
+    json_array_foreach(json_object_get(doc, "events"), i, e)
+    {
+        printf("#%lld %s %-16s v%lld", jint(e, "seq"), jstr(e, "time"), jstr(e, "action"),
+               jint(e, "version"));
         if (*jstr(e, "to_stage"))
-            printf(" %s -> %s", *jstr(e, "from_stage") ? jstr(e, "from_stage") : "(new)", jstr(e, "to_stage"));
+            printf(" %s -> %s", *jstr(e, "from_stage") ? jstr(e, "from_stage") : "(new)",
+                   jstr(e, "to_stage"));
         if (*jstr(e, "actor_key_id")) printf(" by %.16s", jstr(e, "actor_key_id"));
         if (*jstr(e, "evidence_sha256")) printf(" evidence %.16s", jstr(e, "evidence_sha256"));
         if (*jstr(e, "detail")) printf(" (%s)", jstr(e, "detail"));
@@ -128,7 +138,8 @@ int reg_cli_read(reg_cli *c, sg_registry *reg)
         if (c->n_pos == 2) {
             int64_t v;
             if (sg_parse_i64("VERSION", c->pos[1], 1, INT64_MAX, &v, &err) != 0)
-                return sg_cli_usage_error("registry", "VERSION '%s' is not a positive integer", c->pos[1]);
+                return sg_cli_usage_error("registry", "VERSION '%s' is not a positive integer",
+                                          c->pos[1]);
             doc = sg_registry_get_version(reg, c->pos[0], v, &err);
             human = print_version;
         } else {
@@ -151,9 +162,11 @@ int reg_cli_read(reg_cli *c, sg_registry *reg)
         human = print_resolved;
     } else { /* verify-log */
         int rc = sg_registry_verify_log(reg, &doc, &err);
-        if (c->json && doc) sg_json_print(doc);
+        if (c->json && doc)
+            sg_json_print(doc);
         else if (rc == SG_OK)
-            printf("audit log verified: %lld events, head %s\n", jint(doc, "events"), jstr(doc, "head_hash"));
+            printf("audit log verified: %lld events, head %s\n", jint(doc, "events"),
+                   jstr(doc, "head_hash"));
         json_decref(doc);
         if (rc != SG_OK) return reg_cli_fail(rc, &err);
         return 0;

@@ -8,8 +8,10 @@
 #include "stagegate/keys.h"
 
 static const char runs_usage[] =
-    "usage: stagegate registry record REPORT [--pubkey PUB.pem] [--model NAME] [--db PATH] [--json]\n"
-    "       stagegate registry runs NAME [--version V] [--fingerprint ID] [--limit N] [--db PATH] [--json]\n\n"
+    "usage: stagegate registry record REPORT [--pubkey PUB.pem] [--model NAME] [--db PATH] "
+    "[--json]\n"
+    "       stagegate registry runs NAME [--version V] [--fingerprint ID] [--limit N] [--db PATH] "
+    "[--json]\n\n"
     "record adds a run to the history from a signed gate report: the version is the one whose\n"
     "artifact digest is the report's subject (--model picks the model when several hold it);\n"
     "the report must verify with --pubkey or, without it, with one of the model's trusted\n"
@@ -31,15 +33,19 @@ static double lat(const json_t *run, const char *k)
 /* Nanoseconds in a readable unit: small models answer in tens of nanoseconds. */
 static void fmt_ns(double ns, char *buf, size_t len)
 {
-    if (ns < 1e3) snprintf(buf, len, "%.0f ns", ns);
-    else if (ns < 1e6) snprintf(buf, len, "%.1f us", ns / 1e3);
-    else snprintf(buf, len, "%.2f ms", ns / 1e6);
+    if (ns < 1e3)
+        snprintf(buf, len, "%.0f ns", ns);
+    else if (ns < 1e6)
+        snprintf(buf, len, "%.1f us", ns / 1e3);
+    else
+        snprintf(buf, len, "%.2f ms", ns / 1e6);
 }
 
 static void print_run(const json_t *r)
 {
-    printf("#%lld %s %s v%lld %-10s %s %s", (long long)json_integer_value(json_object_get(r, "id")), jstr(r, "time"),
-           jstr(r, "model"), (long long)json_integer_value(json_object_get(r, "version")), jstr(r, "stage"),
+    printf("#%lld %s %s v%lld %-10s %s %s", (long long)json_integer_value(json_object_get(r, "id")),
+           jstr(r, "time"), jstr(r, "model"),
+           (long long)json_integer_value(json_object_get(r, "version")), jstr(r, "stage"),
            *jstr(r, "fingerprint") ? jstr(r, "fingerprint") : "(no machine)", jstr(r, "result"));
     if (isfinite(lat(r, "p50")) && isfinite(lat(r, "p99"))) {
         char a[32], b[32];
@@ -49,11 +55,13 @@ static void print_run(const json_t *r)
     }
     const char *k;
     json_t *v;
-    json_object_foreach(json_object_get(json_object_get(r, "figures"), "metrics"), k, v) {
+    json_object_foreach(json_object_get(json_object_get(r, "figures"), "metrics"), k, v)
+    {
         size_t i;
         json_t *g;
-        json_array_foreach(json_object_get(json_object_get(r, "figures"), "gated"), i, g)
-            if (!strcmp(json_string_value(g), k)) printf("  %s %.4g", k, json_number_value(v));
+        json_array_foreach(json_object_get(json_object_get(r, "figures"), "gated"), i,
+                           g) if (!strcmp(json_string_value(g), k))
+            printf("  %s %.4g", k, json_number_value(v));
     }
     printf("\n");
 }
@@ -66,36 +74,53 @@ typedef struct {
 
 static int parse(int argc, char **argv, runs_args *a, sg_err *err)
 {
-    static const struct option opts[] = {
-        {"db", required_argument, 0, 'd'},      {"pubkey", required_argument, 0, 'p'},
-        {"model", required_argument, 0, 'm'},   {"fingerprint", required_argument, 0, 'f'},
-        {"version", required_argument, 0, 'v'}, {"limit", required_argument, 0, 'l'},
-        {"json", no_argument, 0, 'j'},          {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+    static const struct option opts[] = {{"db", required_argument, 0, 'd'},
+                                         {"pubkey", required_argument, 0, 'p'},
+                                         {"model", required_argument, 0, 'm'},
+                                         {"fingerprint", required_argument, 0, 'f'},
+                                         {"version", required_argument, 0, 'v'},
+                                         {"limit", required_argument, 0, 'l'},
+                                         {"json", no_argument, 0, 'j'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
     memset(a, 0, sizeof *a);
     optind = 1;
     opterr = 0;
     int opt;
     while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (opt) {
-        case 'd': a->db = optarg; break;
-        case 'p': a->pubkey = optarg; break;
-        case 'm': a->model = optarg; break;
-        case 'f': a->fingerprint = optarg; break;
+        case 'd':
+            a->db = optarg;
+            break;
+        case 'p':
+            a->pubkey = optarg;
+            break;
+        case 'm':
+            a->model = optarg;
+            break;
+        case 'f':
+            a->fingerprint = optarg;
+            break;
         case 'v':
             if (sg_parse_i64("--version", optarg, 1, INT64_MAX, &a->version, err)) return 2;
             break;
         case 'l':
             if (sg_parse_i64("--limit", optarg, 1, INT64_MAX, &a->limit, err)) return 2;
             break;
-        case 'j': a->json = true; break;
-        case 'h': fputs(runs_usage, stdout); return 0;
+        case 'j':
+            a->json = true;
+            break;
+        case 'h':
+            fputs(runs_usage, stdout);
+            return 0;
         default:
-            return sg_cli_usage_error("registry", "unknown or incomplete option '%s'", argv[optind - 1]);
+            return sg_cli_usage_error("registry", "unknown or incomplete option '%s'",
+                                      argv[optind - 1]);
         }
     }
     if (argc - optind != 1)
-        return sg_cli_usage_error("registry", "%s takes one argument, got %d", argv[0], argc - optind);
+        return sg_cli_usage_error("registry", "%s takes one argument, got %d", argv[0],
+                                  argc - optind);
     return -1;
 }
 
@@ -111,7 +136,8 @@ int reg_cmd_runs(int argc, char **argv)
     if (prc >= 0) return prc;
     const char *arg = argv[optind];
     if (record && (a.version || a.fingerprint || a.limit))
-        return sg_cli_usage_error("registry", "record does not take --version, --fingerprint or --limit");
+        return sg_cli_usage_error("registry",
+                                  "record does not take --version, --fingerprint or --limit");
     if (!record && (a.pubkey || a.model))
         return sg_cli_usage_error("registry", "runs does not take --pubkey or --model");
     EVP_PKEY *pub = NULL;
@@ -137,7 +163,8 @@ int reg_cmd_runs(int argc, char **argv)
         size_t i;
         json_t *r;
         json_array_foreach(json_object_get(doc, "runs"), i, r) print_run(r);
-        if (!json_array_size(json_object_get(doc, "runs"))) printf("no runs recorded for %s\n", arg);
+        if (!json_array_size(json_object_get(doc, "runs")))
+            printf("no runs recorded for %s\n", arg);
     }
     json_decref(doc);
     return rc;

@@ -211,7 +211,8 @@ int reg_db_error(sg_registry *reg, sg_err *err, const char *what)
 
 int reg_exec(sg_registry *reg, const char *sql, sg_err *err)
 {
-    if (sqlite3_exec(reg->db, sql, NULL, NULL, NULL) != SQLITE_OK) return reg_db_error(reg, err, "query");
+    if (sqlite3_exec(reg->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+        return reg_db_error(reg, err, "query");
     return SG_OK;
 }
 
@@ -319,7 +320,8 @@ int reg_parse_utc(const char *s, int64_t *epoch)
     if (*p == '.') {
         p++;
         if (*p < '0' || *p > '9') return -1;
-        while (*p >= '0' && *p <= '9') p++;
+        while (*p >= '0' && *p <= '9')
+            p++;
     }
     long off = 0;
     if (*p == 'Z' || *p == 'z') {
@@ -378,9 +380,10 @@ static int migrate(sg_registry *reg, sg_err *err)
     if (rc != SG_OK) return rc;
     if (ver == SG_REGISTRY_SCHEMA_VERSION && app == REG_APPLICATION_ID) return SG_OK;
     if (ver > SG_REGISTRY_SCHEMA_VERSION && app == REG_APPLICATION_ID)
-        return sg_errf(err, SG_EINPUT,
-                       "registry %s has schema version %lld, newer than this stagegate supports (%d)",
-                       reg->path, (long long)ver, SG_REGISTRY_SCHEMA_VERSION);
+        return sg_errf(
+            err, SG_EINPUT,
+            "registry %s has schema version %lld, newer than this stagegate supports (%d)",
+            reg->path, (long long)ver, SG_REGISTRY_SCHEMA_VERSION);
     if ((rc = reg_begin(reg, err)) != SG_OK) return rc;
     /* Re-read under the write lock: another process may have migrated meanwhile. */
     rc = pragma_int(reg, "PRAGMA user_version", &ver, err);
@@ -409,8 +412,9 @@ int sg_registry_open(const char *path, bool create, sg_registry **out, sg_err *e
     if (stat(path, &stb) != 0) {
         if (errno != ENOENT || !create)
             return sg_errf(err, SG_EINPUT, "registry %s: %s%s", path, strerror(errno),
-                           errno == ENOENT ? " (create a model first, or pass --db / set "
-                                             SG_REGISTRY_ENV ")" : "");
+                           errno == ENOENT
+                               ? " (create a model first, or pass --db / set " SG_REGISTRY_ENV ")"
+                               : "");
     } else if (!S_ISREG(stb.st_mode)) {
         return sg_errf(err, SG_EINPUT, "registry %s is not a regular file", path);
     } else if (access(path, R_OK) != 0) {
@@ -436,8 +440,10 @@ int sg_registry_open(const char *path, bool create, sg_registry **out, sg_err *e
                          sqlite3_errmsg(reg->db));
         goto fail;
     }
-    if ((rc = reg_exec(reg, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
-                            "PRAGMA foreign_keys = ON", err)) != SG_OK)
+    if ((rc = reg_exec(reg,
+                       "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
+                       "PRAGMA foreign_keys = ON",
+                       err)) != SG_OK)
         goto fail;
     if ((rc = migrate(reg, err)) != SG_OK) goto fail;
     *out = reg;

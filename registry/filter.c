@@ -18,7 +18,8 @@ typedef struct {
 
 static void skip_ws(parser *p)
 {
-    while (isspace((unsigned char)p->text[p->pos])) p->pos++;
+    while (isspace((unsigned char)p->text[p->pos]))
+        p->pos++;
 }
 
 static int fail(parser *p, const char *what)
@@ -56,7 +57,8 @@ static int parse_field(parser *p, reg_filter_cond *c)
     size_t start = p->pos, n = 0;
     if (p->text[p->pos] == '`') {
         start = ++p->pos;
-        while (p->text[p->pos] && p->text[p->pos] != '`') p->pos++;
+        while (p->text[p->pos] && p->text[p->pos] != '`')
+            p->pos++;
         if (p->text[p->pos] != '`') return fail(p, "a closing backtick");
         n = p->pos++ - start;
     } else {
@@ -156,7 +158,8 @@ bool reg_like(const char *s, const char *pat, bool ci)
             return false;
         }
     }
-    while (*pat == '%') pat++;
+    while (*pat == '%')
+        pat++;
     return *pat == '\0';
 }
 
@@ -164,10 +167,14 @@ static bool cond_match(const reg_filter_cond *c, const char *v)
 {
     if (!v) return c->op == REG_OP_NE; /* a missing tag is != anything, never = or LIKE */
     switch (c->op) {
-    case REG_OP_EQ: return strcmp(v, c->value) == 0;
-    case REG_OP_NE: return strcmp(v, c->value) != 0;
-    case REG_OP_LIKE: return reg_like(v, c->value, false);
-    case REG_OP_ILIKE: return reg_like(v, c->value, true);
+    case REG_OP_EQ:
+        return strcmp(v, c->value) == 0;
+    case REG_OP_NE:
+        return strcmp(v, c->value) != 0;
+    case REG_OP_LIKE:
+        return reg_like(v, c->value, false);
+    case REG_OP_ILIKE:
+        return reg_like(v, c->value, true);
     }
     return false;
 }

@@ -21,7 +21,8 @@ static int refuse(sg_err *err, int rc, const char *model, int64_t v, const char 
     const char *m = err->msg;
     if (!strncmp(m, "refused: ", 9)) m += 9;
     snprintf(reason, sizeof reason, "%s", m);
-    return sg_errf(err, SG_EREFUSED, "refused: %s v%lld -> %s: %s", model, (long long)v, stage, reason);
+    return sg_errf(err, SG_EREFUSED, "refused: %s v%lld -> %s: %s", model, (long long)v, stage,
+                   reason);
 }
 
 static int set_stage(sg_registry *reg, const char *model, int64_t version, const reg_stage *g,
@@ -42,8 +43,9 @@ static int set_stage(sg_registry *reg, const char *model, int64_t version, const
     sqlite3_bind_int64(st, 5, version);
     int s = sqlite3_step(st);
     if ((s & 0xff) == SQLITE_CONSTRAINT)
-        rc = sg_errf(err, SG_EREFUSED, "refused: %s already holds a version of %s (single-version stage)",
-                     g->name, model);
+        rc = sg_errf(err, SG_EREFUSED,
+                     "refused: %s already holds a version of %s (single-version stage)", g->name,
+                     model);
     else if (s != SQLITE_DONE)
         rc = reg_db_error(reg, err, "changing a stage");
     sqlite3_finalize(st);
@@ -80,14 +82,16 @@ static int record_validation(sg_registry *reg, const char *model, const reg_vers
     char now[32];
     reg_now_utc(now);
     sqlite3_stmt *st;
-    int rc = reg_prepare(reg,
-                         "INSERT INTO validations (model_name, version, stage, result, subject_sha256,"
-                         " signer_key_id, report_sha256, report_timestamp, recorded_at)"
-                         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                         &st, err);
+    int rc =
+        reg_prepare(reg,
+                    "INSERT INTO validations (model_name, version, stage, result, subject_sha256,"
+                    " signer_key_id, report_sha256, report_timestamp, recorded_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    &st, err);
     if (rc != SG_OK) return rc;
-    const char *vals[] = {model, NULL, stage, info->result, info->subject_sha256, info->key_id,
-                          report_sha, info->timestamp, now};
+    const char *vals[] = {
+        model,        NULL,       stage,           info->result, info->subject_sha256,
+        info->key_id, report_sha, info->timestamp, now};
     for (int i = 0; i < 9; i++)
         if (i == 1)
             sqlite3_bind_int64(st, 2, v->version);
@@ -99,12 +103,14 @@ static int record_validation(sg_registry *reg, const char *model, const reg_vers
 }
 
 /* Verifies a report against the model's trusted signers and this version's digest. */
-static int check_report(sg_registry *reg, const reg_model *m, const reg_version *v, const char *stage,
-                        const uint8_t *report, size_t len, const char *report_sha, sg_err *err)
+static int check_report(sg_registry *reg, const reg_model *m, const reg_version *v,
+                        const char *stage, const uint8_t *report, size_t len,
+                        const char *report_sha, sg_err *err)
 {
     sqlite3_stmt *st;
-    int rc = reg_prepare(reg, "SELECT public_pem FROM model_keys WHERE model_name = ? AND role = 'signer'",
-                         &st, err);
+    int rc = reg_prepare(
+        reg, "SELECT public_pem FROM model_keys WHERE model_name = ? AND role = 'signer'", &st,
+        err);
     if (rc != SG_OK) return rc;
     sqlite3_bind_text(st, 1, m->name, -1, SQLITE_TRANSIENT);
     sg_report_info info;
@@ -115,7 +121,8 @@ static int check_report(sg_registry *reg, const reg_model *m, const reg_version 
         const char *pem = reg_col_text(st, 0);
         EVP_PKEY *pub = NULL;
         any = true;
-        if (sg_key_load_public_pem(pem, strlen(pem), "trusted signer key", &pub, &last) != SG_OK) continue;
+        if (sg_key_load_public_pem(pem, strlen(pem), "trusted signer key", &pub, &last) != SG_OK)
+            continue;
         sg_report_info_clear(&info);
         memset(&info, 0, sizeof info);
         verified = sg_report_verify(report, len, pub, NULL, &info, &last) == SG_OK;
@@ -126,7 +133,8 @@ static int check_report(sg_registry *reg, const reg_model *m, const reg_version 
     if (reg->read_rc != SG_OK)
         rc = reg->read_rc;
     else if (!any)
-        rc = sg_errf(err, SG_EREFUSED, "model has no trusted signer keys (create it with --signer KEY.pub)");
+        rc = sg_errf(err, SG_EREFUSED,
+                     "model has no trusted signer keys (create it with --signer KEY.pub)");
     else if (!verified)
         rc = sg_errf(err, SG_EREFUSED, "report does not verify against any trusted signer key (%s)",
                      last.msg);
@@ -139,7 +147,8 @@ static int check_report(sg_registry *reg, const reg_model *m, const reg_version 
     else if (reg_parse_utc(info.timestamp, &ts) != 0)
         rc = sg_errf(err, SG_EREFUSED, "report timestamp '%s' is not RFC 3339", info.timestamp);
     else if (reg_now_epoch() - ts > m->max_report_age_days * 86400)
-        rc = sg_errf(err, SG_EREFUSED, "report from %s is older than the model's maximum report age (%lld days)",
+        rc = sg_errf(err, SG_EREFUSED,
+                     "report from %s is older than the model's maximum report age (%lld days)",
                      info.timestamp, (long long)m->max_report_age_days);
     else if (ts - reg_now_epoch() > SG_REGISTRY_REQUEST_SKEW_S)
         rc = sg_errf(err, SG_EREFUSED, "report timestamp %s is in the future", info.timestamp);
@@ -148,17 +157,18 @@ static int check_report(sg_registry *reg, const reg_model *m, const reg_version 
     return rc;
 }
 
-static int check_approval(sg_registry *reg, const char *model, int64_t version, const char *promoter,
-                          sg_err *err)
+static int check_approval(sg_registry *reg, const char *model, int64_t version,
+                          const char *promoter, sg_err *err)
 {
     /* The latest decision of each approver counts; any standing rejection blocks. */
     sqlite3_stmt *st;
-    int rc = reg_prepare(reg,
-                         "SELECT a.approver_key_id, a.decision, a.comment FROM approvals a"
-                         " WHERE a.model_name = ? AND a.version = ? AND a.id = (SELECT max(b.id)"
-                         " FROM approvals b WHERE b.model_name = a.model_name AND b.version = a.version"
-                         " AND b.approver_key_id = a.approver_key_id)",
-                         &st, err);
+    int rc =
+        reg_prepare(reg,
+                    "SELECT a.approver_key_id, a.decision, a.comment FROM approvals a"
+                    " WHERE a.model_name = ? AND a.version = ? AND a.id = (SELECT max(b.id)"
+                    " FROM approvals b WHERE b.model_name = a.model_name AND b.version = a.version"
+                    " AND b.approver_key_id = a.approver_key_id)",
+                    &st, err);
     if (rc != SG_OK) return rc;
     sqlite3_bind_text(st, 1, model, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(st, 2, version);
@@ -176,8 +186,11 @@ static int check_approval(sg_registry *reg, const char *model, int64_t version, 
     sqlite3_finalize(st);
     if (rc == SG_OK) rc = reg->read_rc;
     if (rc == SG_OK && !approved)
-        rc = sg_errf(err, SG_EREFUSED, self_only ? "the only approval is by the promoter (approver must differ from the promoter)"
-                                                 : "no approval on record (model requires approval)");
+        rc = sg_errf(
+            err, SG_EREFUSED,
+            self_only
+                ? "the only approval is by the promoter (approver must differ from the promoter)"
+                : "no approval on record (model requires approval)");
     return rc;
 }
 
@@ -185,9 +198,9 @@ static int has_passed_validation(sg_registry *reg, const char *model, int64_t ve
                                  sg_err *err)
 {
     sqlite3_stmt *st;
-    int rc = reg_prepare(reg,
-                         "SELECT 1 FROM validations WHERE model_name = ? AND version = ? AND result = 'PASSED'",
-                         &st, err);
+    int rc = reg_prepare(
+        reg, "SELECT 1 FROM validations WHERE model_name = ? AND version = ? AND result = 'PASSED'",
+        &st, err);
     if (rc != SG_OK) return rc;
     sqlite3_bind_text(st, 1, model, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(st, 2, version);
@@ -203,11 +216,14 @@ static int check_promoter(sg_registry *reg, const char *model, const char *stage
     bool ok = false;
     int rc = reg_key_count(reg, model, "promoter", stage, &n, err);
     if (rc == SG_OK && n == 0)
-        return sg_errf(err, SG_EREFUSED, "no promoter is authorized for %s (create the model with --promoter %s=KEY.pub)",
-                       stage, stage);
+        return sg_errf(
+            err, SG_EREFUSED,
+            "no promoter is authorized for %s (create the model with --promoter %s=KEY.pub)", stage,
+            stage);
     if (rc == SG_OK) rc = reg_key_authorized(reg, model, "promoter", stage, actor, &ok, err);
     if (rc == SG_OK && !ok)
-        rc = sg_errf(err, SG_EREFUSED, "key %.16s is not an authorized promoter for %s", actor, stage);
+        rc = sg_errf(err, SG_EREFUSED, "key %.16s is not an authorized promoter for %s", actor,
+                     stage);
     return rc;
 }
 
@@ -220,16 +236,20 @@ static int archive_occupant(sg_registry *reg, const reg_model *m, int64_t occupa
     int rc = set_stage(reg, m->name, occupant, arch, err);
     char detail[64];
     snprintf(detail, sizeof detail, "replaced by v%lld", (long long)by);
-    reg_event ev = {.model = m->name, .version = occupant, .action = action,
-                    .from_stage = REG_PRODUCTION, .to_stage = arch->name, .actor = actor,
+    reg_event ev = {.model = m->name,
+                    .version = occupant,
+                    .action = action,
+                    .from_stage = REG_PRODUCTION,
+                    .to_stage = arch->name,
+                    .actor = actor,
                     .detail = detail};
     if (rc == SG_OK) rc = reg_audit_append(reg, &ev, err);
     return rc;
 }
 
-static int do_transition(sg_registry *reg, const reg_model *m, const reg_version *v, const reg_stage *g,
-                         const uint8_t *report, size_t report_len, const sg_registry_request *req,
-                         sg_err *err)
+static int do_transition(sg_registry *reg, const reg_model *m, const reg_version *v,
+                         const reg_stage *g, const uint8_t *report, size_t report_len,
+                         const sg_registry_request *req, sg_err *err)
 {
     bool allowed = false;
     char actor[65], report_sha[65] = "";
@@ -242,7 +262,8 @@ static int do_transition(sg_registry *reg, const reg_model *m, const reg_version
                                g->name, report_sha, actor, err);
     if (rc == SG_OK && g->requires_promoter) rc = check_promoter(reg, m->name, g->name, actor, err);
     if (rc == SG_OK && g->requires_report && !report)
-        rc = sg_errf(err, SG_EREFUSED, "entering %s requires a passing signed report (--report R.intoto.json)",
+        rc = sg_errf(err, SG_EREFUSED,
+                     "entering %s requires a passing signed report (--report R.intoto.json)",
                      g->name);
     if (rc == SG_OK && report)
         rc = check_report(reg, m, v, g->name, report, report_len, report_sha, err);
@@ -250,9 +271,11 @@ static int do_transition(sg_registry *reg, const reg_model *m, const reg_version
     if (rc == SG_OK && g->requires_validation)
         rc = has_passed_validation(reg, m->name, v->version, &validated, err);
     if (rc == SG_OK && !validated)
-        rc = sg_errf(err, SG_EREFUSED, "no passed validation on record for v%lld (enter %s with a report first)",
+        rc = sg_errf(err, SG_EREFUSED,
+                     "no passed validation on record for v%lld (enter %s with a report first)",
                      (long long)v->version, m->report_stage);
-    if (rc == SG_OK && g->requires_approval) rc = check_approval(reg, m->name, v->version, actor, err);
+    if (rc == SG_OK && g->requires_approval)
+        rc = check_approval(reg, m->name, v->version, actor, err);
     int64_t count = 0, occupant = 0;
     if (rc == SG_OK && !g->multi_version)
         rc = stage_occupant(reg, m->name, g->name, v->version, &count, &occupant, err);
@@ -265,9 +288,14 @@ static int do_transition(sg_registry *reg, const reg_model *m, const reg_version
     }
     if (rc == SG_OK) rc = set_stage(reg, m->name, v->version, g, err);
     if (rc == SG_OK) {
-        reg_event ev = {.model = m->name, .version = v->version, .action = "transition",
-                        .from_stage = v->stage, .to_stage = g->name, .actor = actor,
-                        .evidence = report_sha, .req = req};
+        reg_event ev = {.model = m->name,
+                        .version = v->version,
+                        .action = "transition",
+                        .from_stage = v->stage,
+                        .to_stage = g->name,
+                        .actor = actor,
+                        .evidence = report_sha,
+                        .req = req};
         rc = reg_audit_append(reg, &ev, err);
     }
     if (rc == SG_OK) reg_test_pause("transition");
@@ -288,7 +316,8 @@ int sg_registry_transition(sg_registry *reg, const char *model, int64_t version,
         if (!g)
             rc = sg_errf(err, SG_EINPUT, "model '%s' has no stage '%s'", model, stage);
         else if (!strcmp(g->name, v.stage))
-            rc = sg_errf(err, SG_EINPUT, "%s v%lld is already in %s", model, (long long)version, g->name);
+            rc = sg_errf(err, SG_EINPUT, "%s v%lld is already in %s", model, (long long)version,
+                         g->name);
         else
             rc = do_transition(reg, &m, &v, g, report, report_len, req, err);
     }
@@ -310,16 +339,19 @@ int sg_registry_approve(sg_registry *reg, const char *model, int64_t version, bo
     if ((rc = reg_model_load(reg, model, &m, err)) == SG_OK)
         rc = reg_version_load(reg, model, version, &v, err);
     if (rc == SG_OK)
-        rc = reg_request_check(reg, req, true, action, model, version, REG_PRODUCTION, evidence, actor, err);
+        rc = reg_request_check(reg, req, true, action, model, version, REG_PRODUCTION, evidence,
+                               actor, err);
     if (rc == SG_OK) rc = reg_key_authorized(reg, model, "approver", "", actor, &ok, err);
     if (rc == SG_OK && !ok)
-        rc = sg_errf(err, SG_EREFUSED, "refused: key %.16s is not an authorized approver of %s", actor, model);
+        rc = sg_errf(err, SG_EREFUSED, "refused: key %.16s is not an authorized approver of %s",
+                     actor, model);
     sqlite3_stmt *st = NULL;
     if (rc == SG_OK)
-        rc = reg_prepare(reg,
-                         "INSERT INTO approvals (model_name, version, approver_key_id, decision, comment,"
-                         " created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                         &st, err);
+        rc = reg_prepare(
+            reg,
+            "INSERT INTO approvals (model_name, version, approver_key_id, decision, comment,"
+            " created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            &st, err);
     if (rc == SG_OK) {
         reg_now_utc(now);
         sqlite3_bind_text(st, 1, model, -1, SQLITE_TRANSIENT);
@@ -332,8 +364,13 @@ int sg_registry_approve(sg_registry *reg, const char *model, int64_t version, bo
         sqlite3_finalize(st);
     }
     if (rc == SG_OK) {
-        reg_event ev = {.model = model, .version = version, .action = action, .actor = actor,
-                        .evidence = evidence, .detail = comment, .req = req};
+        reg_event ev = {.model = model,
+                        .version = version,
+                        .action = action,
+                        .actor = actor,
+                        .evidence = evidence,
+                        .detail = comment,
+                        .req = req};
         rc = reg_audit_append(reg, &ev, err);
     }
     return reg_finish(reg, rc, err);
@@ -368,7 +405,8 @@ int sg_registry_rollback(sg_registry *reg, const char *model, const sg_registry_
     int rc = reg_begin(reg, err);
     if (rc != SG_OK) return rc;
     if ((rc = reg_model_load(reg, model, &m, err)) == SG_OK)
-        rc = reg_request_check(reg, req, true, "rollback", model, 0, REG_PRODUCTION, "", actor, err);
+        rc =
+            reg_request_check(reg, req, true, "rollback", model, 0, REG_PRODUCTION, "", actor, err);
     if (rc == SG_OK) rc = check_promoter(reg, model, REG_PRODUCTION, actor, err);
     if (rc == SG_OK) rc = stage_occupant(reg, model, REG_PRODUCTION, 0, &count, &current, err);
     if (rc == SG_OK && count == 0)
@@ -383,8 +421,14 @@ int sg_registry_rollback(sg_registry *reg, const char *model, const sg_registry_
     if (rc == SG_OK) {
         char detail[64];
         snprintf(detail, sizeof detail, "rolled back from v%lld", (long long)current);
-        reg_event ev = {.model = model, .version = prev, .action = "rollback", .from_stage = pv.stage,
-                        .to_stage = REG_PRODUCTION, .actor = actor, .detail = detail, .req = req};
+        reg_event ev = {.model = model,
+                        .version = prev,
+                        .action = "rollback",
+                        .from_stage = pv.stage,
+                        .to_stage = REG_PRODUCTION,
+                        .actor = actor,
+                        .detail = detail,
+                        .req = req};
         rc = reg_audit_append(reg, &ev, err);
     }
     if (rc == SG_OK) {

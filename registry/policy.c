@@ -35,11 +35,12 @@ static int insert_stage(sg_registry *reg, const sg_registry_model_spec *sp, cons
     if (in_list(stage, sp->single_stages, sp->n_single)) multi = false;
     if (in_list(stage, sp->multi_stages, sp->n_multi)) multi = true;
     sqlite3_stmt *st;
-    int rc = reg_prepare(reg,
-                         "INSERT INTO model_stages (model_name, stage, position, requires_report,"
-                         " requires_promoter, requires_validation, requires_approval, multi_version)"
-                         " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                         &st, err);
+    int rc =
+        reg_prepare(reg,
+                    "INSERT INTO model_stages (model_name, stage, position, requires_report,"
+                    " requires_promoter, requires_validation, requires_approval, multi_version)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    &st, err);
     if (rc != SG_OK) return rc;
     sqlite3_bind_text(st, 1, sp->name, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 2, stage, -1, SQLITE_TRANSIENT);
@@ -56,10 +57,11 @@ static int insert_transition(sg_registry *reg, const char *model, const char *fr
                              sg_err *err)
 {
     sqlite3_stmt *st;
-    int rc = reg_prepare(reg,
-                         "INSERT OR IGNORE INTO model_transitions (model_name, from_stage, to_stage)"
-                         " VALUES (?, ?, ?)",
-                         &st, err);
+    int rc =
+        reg_prepare(reg,
+                    "INSERT OR IGNORE INTO model_transitions (model_name, from_stage, to_stage)"
+                    " VALUES (?, ?, ?)",
+                    &st, err);
     if (rc != SG_OK) return rc;
     sqlite3_bind_text(st, 1, model, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 2, from, -1, SQLITE_TRANSIENT);
@@ -82,7 +84,8 @@ static int insert_transitions(sg_registry *reg, const sg_registry_model_spec *sp
     }
     char *copy = strdup(sp->transitions), *save = NULL;
     if (!copy) return sg_errf(err, SG_ENOMEM, "out of memory");
-    for (char *tok = strtok_r(copy, ",", &save); rc == SG_OK && tok; tok = strtok_r(NULL, ",", &save)) {
+    for (char *tok = strtok_r(copy, ",", &save); rc == SG_OK && tok;
+         tok = strtok_r(NULL, ",", &save)) {
         char *gt = strchr(tok, '>');
         if (!gt) {
             rc = sg_errf(err, SG_EINPUT, "--transitions: '%s' is not FROM>TO", tok);
@@ -90,8 +93,9 @@ static int insert_transitions(sg_registry *reg, const sg_registry_model_spec *sp
         }
         *gt = '\0';
         if (!in_list(tok, stages, n) || !in_list(gt + 1, stages, n))
-            rc = sg_errf(err, SG_EINPUT, "--transitions: '%s>%s' names a stage the model does not have",
-                         tok, gt + 1);
+            rc = sg_errf(err, SG_EINPUT,
+                         "--transitions: '%s>%s' names a stage the model does not have", tok,
+                         gt + 1);
         else
             rc = insert_transition(reg, sp->name, tok, gt + 1, err);
     }
@@ -110,10 +114,11 @@ static int insert_key(sg_registry *reg, const char *model, const char *role, con
     EVP_PKEY_free(key);
     if (rc != SG_OK) return rc;
     sqlite3_stmt *st;
-    rc = reg_prepare(reg,
-                     "INSERT OR IGNORE INTO model_keys (model_name, role, stage, key_id, public_pem)"
-                     " VALUES (?, ?, ?, ?, ?)",
-                     &st, err);
+    rc =
+        reg_prepare(reg,
+                    "INSERT OR IGNORE INTO model_keys (model_name, role, stage, key_id, public_pem)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    &st, err);
     if (rc == SG_OK) {
         sqlite3_bind_text(st, 1, model, -1, SQLITE_TRANSIENT);
         sqlite3_bind_text(st, 2, role, -1, SQLITE_TRANSIENT);
@@ -130,9 +135,10 @@ static int check_spec(const sg_registry_model_spec *sp, const char *const *stage
                       const char *report_stage, sg_err *err)
 {
     if (!reg_valid_name(sp->name))
-        return sg_errf(err, SG_EINPUT,
-                       "model name '%s' must be 1-127 characters of letters, digits, '-', '_' or '.'",
-                       sp->name);
+        return sg_errf(
+            err, SG_EINPUT,
+            "model name '%s' must be 1-127 characters of letters, digits, '-', '_' or '.'",
+            sp->name);
     if (n < 2 || n > REG_MAX_STAGES)
         return sg_errf(err, SG_EINPUT, "--stages: a model needs 2 to %d stages", REG_MAX_STAGES);
     for (size_t i = 0; i < n; i++) {
@@ -153,10 +159,12 @@ static int check_spec(const sg_registry_model_spec *sp, const char *const *stage
                            sp->promoters[i].stage ? sp->promoters[i].stage : "");
     for (size_t i = 0; i < sp->n_single; i++)
         if (!in_list(sp->single_stages[i], stages, n))
-            return sg_errf(err, SG_EINPUT, "--single-version: unknown stage '%s'", sp->single_stages[i]);
+            return sg_errf(err, SG_EINPUT, "--single-version: unknown stage '%s'",
+                           sp->single_stages[i]);
     for (size_t i = 0; i < sp->n_multi; i++)
         if (!in_list(sp->multi_stages[i], stages, n))
-            return sg_errf(err, SG_EINPUT, "--multi-version: unknown stage '%s'", sp->multi_stages[i]);
+            return sg_errf(err, SG_EINPUT, "--multi-version: unknown stage '%s'",
+                           sp->multi_stages[i]);
     if (sp->require_approval && sp->n_approvers == 0)
         return sg_errf(err, SG_EINPUT, "--require-approval needs at least one --approver key");
     if (sp->max_report_age_days < 0)
@@ -164,8 +172,8 @@ static int check_spec(const sg_registry_model_spec *sp, const char *const *stage
     return SG_OK;
 }
 
-static int insert_model(sg_registry *reg, const sg_registry_model_spec *sp, const char *report_stage,
-                        const char *actor, sg_err *err)
+static int insert_model(sg_registry *reg, const sg_registry_model_spec *sp,
+                        const char *report_stage, const char *actor, sg_err *err)
 {
     char now[32];
     reg_now_utc(now);
@@ -179,15 +187,16 @@ static int insert_model(sg_registry *reg, const sg_registry_model_spec *sp, cons
     sqlite3_bind_text(st, 1, sp->name, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 2, sp->description ? sp->description : "", -1, SQLITE_TRANSIENT);
     sqlite3_bind_int(st, 3, sp->require_approval);
-    sqlite3_bind_int64(st, 4, sp->max_report_age_days > 0 ? sp->max_report_age_days
-                                                          : REG_DEFAULT_REPORT_AGE_DAYS);
+    sqlite3_bind_int64(
+        st, 4, sp->max_report_age_days > 0 ? sp->max_report_age_days : REG_DEFAULT_REPORT_AGE_DAYS);
     sqlite3_bind_text(st, 5, report_stage, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 6, actor, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 7, now, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 8, now, -1, SQLITE_TRANSIENT);
     int s = sqlite3_step(st);
     if ((s & 0xff) == SQLITE_CONSTRAINT)
-        rc = sg_errf(err, SG_EINPUT, "model '%s' already exists in registry %s", sp->name, reg->path);
+        rc = sg_errf(err, SG_EINPUT, "model '%s' already exists in registry %s", sp->name,
+                     reg->path);
     else if (s != SQLITE_DONE)
         rc = reg_db_error(reg, err, "creating a model");
     sqlite3_finalize(st);
@@ -199,9 +208,9 @@ static int insert_model_tag(sg_registry *reg, const char *model, const char *kv,
     const char *eq = strchr(kv, '=');
     if (!eq || eq == kv) return sg_errf(err, SG_EINPUT, "--tag: '%s' is not KEY=VALUE", kv);
     sqlite3_stmt *st;
-    int rc = reg_prepare(reg,
-                         "INSERT OR REPLACE INTO model_tags (model_name, tag_key, tag_value) VALUES (?, ?, ?)",
-                         &st, err);
+    int rc = reg_prepare(
+        reg, "INSERT OR REPLACE INTO model_tags (model_name, tag_key, tag_value) VALUES (?, ?, ?)",
+        &st, err);
     if (rc != SG_OK) return rc;
     sqlite3_bind_text(st, 1, model, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 2, kv, (int)(eq - kv), SQLITE_TRANSIENT);
@@ -227,14 +236,19 @@ int sg_registry_create_model(sg_registry *reg, const sg_registry_model_spec *sp,
     for (size_t i = 0; rc == SG_OK && i < sp->n_signers; i++)
         rc = insert_key(reg, sp->name, "signer", "", sp->signers[i].path, err);
     for (size_t i = 0; rc == SG_OK && i < sp->n_promoters; i++)
-        rc = insert_key(reg, sp->name, "promoter", sp->promoters[i].stage, sp->promoters[i].path, err);
+        rc = insert_key(reg, sp->name, "promoter", sp->promoters[i].stage, sp->promoters[i].path,
+                        err);
     for (size_t i = 0; rc == SG_OK && i < sp->n_approvers; i++)
         rc = insert_key(reg, sp->name, "approver", "", sp->approvers[i].path, err);
     for (size_t i = 0; rc == SG_OK && i < sp->n_tags; i++)
         rc = insert_model_tag(reg, sp->name, sp->tags[i], err);
     if (rc == SG_OK) {
-        reg_event ev = {.model = sp->name, .action = "create-model", .to_stage = "",
-                        .actor = actor, .detail = sp->description, .req = req};
+        reg_event ev = {.model = sp->name,
+                        .action = "create-model",
+                        .to_stage = "",
+                        .actor = actor,
+                        .detail = sp->description,
+                        .req = req};
         rc = reg_audit_append(reg, &ev, err);
     }
     return reg_finish(reg, rc, err);
@@ -257,17 +271,18 @@ int reg_model_load(sg_registry *reg, const char *name, reg_model *m, sg_err *err
         m->max_report_age_days = sqlite3_column_int64(st, 1);
         snprintf(m->report_stage, sizeof m->report_stage, "%s", reg_col_text(st, 2));
     } else {
-        rc = s == SQLITE_DONE ? sg_errf(err, SG_EINPUT, "no model named '%s' in registry %s", name,
-                                        reg->path)
-                              : reg_db_error(reg, err, "loading a model");
+        rc = s == SQLITE_DONE
+                 ? sg_errf(err, SG_EINPUT, "no model named '%s' in registry %s", name, reg->path)
+                 : reg_db_error(reg, err, "loading a model");
     }
     sqlite3_finalize(st);
     if (rc != SG_OK) return rc;
-    rc = reg_prepare(reg,
-                     "SELECT stage, position, requires_report, requires_promoter, requires_validation,"
-                     " requires_approval, multi_version FROM model_stages WHERE model_name = ?"
-                     " ORDER BY position",
-                     &st, err);
+    rc = reg_prepare(
+        reg,
+        "SELECT stage, position, requires_report, requires_promoter, requires_validation,"
+        " requires_approval, multi_version FROM model_stages WHERE model_name = ?"
+        " ORDER BY position",
+        &st, err);
     if (rc != SG_OK) return rc;
     sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
     while ((s = sqlite3_step(st)) == SQLITE_ROW && m->n_stages < REG_MAX_STAGES) {
@@ -315,9 +330,9 @@ int reg_key_count(sg_registry *reg, const char *model, const char *role, const c
                   int64_t *n, sg_err *err)
 {
     sqlite3_stmt *st;
-    int rc = reg_prepare(reg,
-                         "SELECT count(*) FROM model_keys WHERE model_name = ? AND role = ? AND stage = ?",
-                         &st, err);
+    int rc = reg_prepare(
+        reg, "SELECT count(*) FROM model_keys WHERE model_name = ? AND role = ? AND stage = ?", &st,
+        err);
     if (rc != SG_OK) return rc;
     sqlite3_bind_text(st, 1, model, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 2, role, -1, SQLITE_TRANSIENT);

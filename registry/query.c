@@ -4,7 +4,8 @@
 #include "registry_internal.h"
 
 #define VERSION_COLS                                                                               \
-    "model_name, version, stage, artifact_path, artifact_sha256, created_by, created_at, updated_at"
+    "model_name, version, stage, artifact_path, artifact_sha256, created_by, created_at, "         \
+    "updated_at"
 
 static json_t *kv_object(sg_registry *reg, const char *sql, const char *model, int64_t version,
                          bool int_values, sg_err *err)
@@ -43,19 +44,22 @@ static json_t *version_row_json(sg_registry *reg, sqlite3_stmt *st, sg_err *err)
     json_object_set_new(o, "tags", tags ? tags : json_object());
     json_t *aliases = json_array();
     sqlite3_stmt *a;
-    if (reg_prepare(reg, "SELECT alias FROM aliases WHERE model_name = ? AND version = ? ORDER BY alias",
+    if (reg_prepare(reg,
+                    "SELECT alias FROM aliases WHERE model_name = ? AND version = ? ORDER BY alias",
                     &a, err) == SG_OK) {
         sqlite3_bind_text(a, 1, model, -1, SQLITE_TRANSIENT);
         sqlite3_bind_int64(a, 2, v);
-        while (reg_row(reg, a, err)) json_array_append_new(aliases, json_string(reg_col_text(a, 0)));
+        while (reg_row(reg, a, err))
+            json_array_append_new(aliases, json_string(reg_col_text(a, 0)));
         sqlite3_finalize(a);
     }
     json_object_set_new(o, "aliases", aliases);
     sqlite3_stmt *val;
     json_t *validated = json_false();
-    if (reg_prepare(reg,
-                    "SELECT 1 FROM validations WHERE model_name = ? AND version = ? AND result = 'PASSED'",
-                    &val, err) == SG_OK) {
+    if (reg_prepare(
+            reg,
+            "SELECT 1 FROM validations WHERE model_name = ? AND version = ? AND result = 'PASSED'",
+            &val, err) == SG_OK) {
         sqlite3_bind_text(val, 1, model, -1, SQLITE_TRANSIENT);
         sqlite3_bind_int64(val, 2, v);
         if (reg_row(reg, val, err)) validated = json_true();
@@ -68,13 +72,15 @@ static json_t *version_row_json(sg_registry *reg, sqlite3_stmt *st, sg_err *err)
 static json_t *versions_json(sg_registry *reg, const char *model, int64_t only, sg_err *err)
 {
     sqlite3_stmt *st;
-    const char *sql = only ? "SELECT " VERSION_COLS " FROM model_versions WHERE model_name = ? AND version = ?"
-                           : "SELECT " VERSION_COLS " FROM model_versions WHERE model_name = ? ORDER BY version";
+    const char *sql =
+        only ? "SELECT " VERSION_COLS " FROM model_versions WHERE model_name = ? AND version = ?"
+             : "SELECT " VERSION_COLS " FROM model_versions WHERE model_name = ? ORDER BY version";
     if (reg_prepare(reg, sql, &st, err) != SG_OK) return NULL;
     sqlite3_bind_text(st, 1, model, -1, SQLITE_TRANSIENT);
     if (only) sqlite3_bind_int64(st, 2, only);
     json_t *arr = json_array();
-    while (reg_row(reg, st, err)) json_array_append_new(arr, version_row_json(reg, st, err));
+    while (reg_row(reg, st, err))
+        json_array_append_new(arr, version_row_json(reg, st, err));
     sqlite3_finalize(st);
     return arr;
 }
@@ -115,8 +121,9 @@ json_t *sg_registry_get_model(sg_registry *reg, const char *model, sg_err *err)
     if (reg_model_load(reg, model, &m, err) != SG_OK) return NULL;
     json_t *o = json_object();
     sqlite3_stmt *st;
-    if (reg_prepare(reg, "SELECT description, created_by, created_at FROM registered_models WHERE name = ?",
-                    &st, err) != SG_OK) {
+    if (reg_prepare(
+            reg, "SELECT description, created_by, created_at FROM registered_models WHERE name = ?",
+            &st, err) != SG_OK) {
         json_decref(o);
         return NULL;
     }
@@ -131,30 +138,37 @@ json_t *sg_registry_get_model(sg_registry *reg, const char *model, sg_err *err)
     json_object_set_new(o, "require_approval", json_boolean(m.require_approval));
     json_object_set_new(o, "max_report_age_days", json_integer(m.max_report_age_days));
     json_object_set_new(o, "report_stage", json_string(m.report_stage));
-    json_t *tags = kv_object(reg, "SELECT tag_key, tag_value FROM model_tags WHERE model_name = ? ORDER BY tag_key",
-                             model, 0, false, err);
+    json_t *tags = kv_object(
+        reg, "SELECT tag_key, tag_value FROM model_tags WHERE model_name = ? ORDER BY tag_key",
+        model, 0, false, err);
     json_object_set_new(o, "tags", tags ? tags : json_object());
     json_object_set_new(o, "stages", stages_json(&m));
     json_t *tr = json_array(), *keys = json_array();
-    if (reg_prepare(reg, "SELECT from_stage, to_stage FROM model_transitions WHERE model_name = ?"
-                         " ORDER BY from_stage, to_stage", &st, err) == SG_OK) {
+    if (reg_prepare(reg,
+                    "SELECT from_stage, to_stage FROM model_transitions WHERE model_name = ?"
+                    " ORDER BY from_stage, to_stage",
+                    &st, err) == SG_OK) {
         sqlite3_bind_text(st, 1, model, -1, SQLITE_TRANSIENT);
         while (reg_row(reg, st, err))
             json_array_append_new(tr, json_pack("[ss]", reg_col_text(st, 0), reg_col_text(st, 1)));
         sqlite3_finalize(st);
     }
     json_object_set_new(o, "transitions", tr);
-    if (reg_prepare(reg, "SELECT role, stage, key_id FROM model_keys WHERE model_name = ?"
-                         " ORDER BY role, stage, key_id", &st, err) == SG_OK) {
+    if (reg_prepare(reg,
+                    "SELECT role, stage, key_id FROM model_keys WHERE model_name = ?"
+                    " ORDER BY role, stage, key_id",
+                    &st, err) == SG_OK) {
         sqlite3_bind_text(st, 1, model, -1, SQLITE_TRANSIENT);
         while (reg_row(reg, st, err))
-            json_array_append_new(keys, json_pack("{ssssss}", "role", reg_col_text(st, 0), "stage",
-                                                  reg_col_text(st, 1), "key_id", reg_col_text(st, 2)));
+            json_array_append_new(keys,
+                                  json_pack("{ssssss}", "role", reg_col_text(st, 0), "stage",
+                                            reg_col_text(st, 1), "key_id", reg_col_text(st, 2)));
         sqlite3_finalize(st);
     }
     json_object_set_new(o, "keys", keys);
-    json_t *aliases = kv_object(reg, "SELECT alias, version FROM aliases WHERE model_name = ? ORDER BY alias",
-                                model, 0, true, err);
+    json_t *aliases =
+        kv_object(reg, "SELECT alias, version FROM aliases WHERE model_name = ? ORDER BY alias",
+                  model, 0, true, err);
     json_object_set_new(o, "aliases", aliases ? aliases : json_object());
     json_t *vers = versions_json(reg, model, 0, err);
     json_object_set_new(o, "versions", vers ? vers : json_array());
@@ -178,9 +192,10 @@ json_t *sg_registry_list(sg_registry *reg, sg_err *err)
         json_object_set_new(o, "name", json_string(reg_col_text(st, 0)));
         json_object_set_new(o, "description", json_string(reg_col_text(st, 1)));
         json_object_set_new(o, "versions", json_integer(sqlite3_column_int64(st, 2)));
-        json_object_set_new(o, "production_version", sqlite3_column_type(st, 3) == SQLITE_NULL
-                                                          ? json_null()
-                                                          : json_integer(sqlite3_column_int64(st, 3)));
+        json_object_set_new(o, "production_version",
+                            sqlite3_column_type(st, 3) == SQLITE_NULL
+                                ? json_null()
+                                : json_integer(sqlite3_column_int64(st, 3)));
         json_array_append_new(arr, o);
     }
     sqlite3_finalize(st);
@@ -195,13 +210,14 @@ json_t *sg_registry_search(sg_registry *reg, const char *filter, sg_err *err)
     reg_read_start(reg);
     if (reg_filter_parse(filter, &f, err) != SG_OK) return NULL;
     sqlite3_stmt *st;
-    if (reg_prepare(reg, "SELECT " VERSION_COLS " FROM model_versions ORDER BY model_name, version", &st,
-                    err) != SG_OK)
+    if (reg_prepare(reg, "SELECT " VERSION_COLS " FROM model_versions ORDER BY model_name, version",
+                    &st, err) != SG_OK)
         return NULL;
     json_t *arr = json_array();
     while (reg_row(reg, st, err)) {
         json_t *v = version_row_json(reg, st, err);
-        if (reg_filter_match(&f, reg_col_text(st, 0), reg_col_text(st, 2), json_object_get(v, "tags")))
+        if (reg_filter_match(&f, reg_col_text(st, 0), reg_col_text(st, 2),
+                             json_object_get(v, "tags")))
             json_array_append(arr, v);
         json_decref(v);
     }

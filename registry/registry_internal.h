@@ -79,7 +79,8 @@ int reg_finish(sg_registry *reg, int rc, sg_err *err);
 void reg_now_utc(char out[32]);
 int64_t reg_now_epoch(void);
 int reg_parse_utc(const char *s, int64_t *epoch);
-/* Test hook: sleeps inside a write transaction when STAGEGATE_REGISTRY_TEST_PAUSE names the action. */
+/* Test hook: sleeps inside a write transaction when STAGEGATE_REGISTRY_TEST_PAUSE names the action.
+ */
 void reg_test_pause(const char *action);
 const char *reg_col_text(sqlite3_stmt *st, int col);
 bool reg_valid_name(const char *s);

@@ -20,7 +20,8 @@ static bool field_ok(const char *s)
 }
 
 static char *build_text(const char *action, const char *model, int64_t version, const char *target,
-                        const char *evidence, const char *when, const char *nonce, const char *key_id)
+                        const char *evidence, const char *when, const char *nonce,
+                        const char *key_id)
 {
     size_t n = strlen(action) + strlen(model) + strlen(target) + strlen(evidence) + strlen(when) +
                strlen(nonce) + strlen(key_id) + 160;
@@ -140,16 +141,16 @@ static int record_nonce(sg_registry *reg, const sg_registry_request *req, sg_err
         return sg_errf(err, SG_EREFUSED, "refused: signed request has no nonce");
     reg_now_utc(now);
     sqlite3_stmt *st;
-    int rc = reg_prepare(reg, "INSERT INTO request_nonces (nonce, key_id, created_at) VALUES (?, ?, ?)",
-                         &st, err);
+    int rc = reg_prepare(
+        reg, "INSERT INTO request_nonces (nonce, key_id, created_at) VALUES (?, ?, ?)", &st, err);
     if (rc != SG_OK) return rc;
     sqlite3_bind_text(st, 1, nonce, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 2, req->key_id, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 3, now, -1, SQLITE_TRANSIENT);
     int s = sqlite3_step(st);
     if (s == SQLITE_CONSTRAINT || (s & 0xff) == SQLITE_CONSTRAINT)
-        rc = sg_errf(err, SG_EREFUSED, "refused: signed request was already used (replayed nonce %s)",
-                     nonce);
+        rc = sg_errf(err, SG_EREFUSED,
+                     "refused: signed request was already used (replayed nonce %s)", nonce);
     else if (s != SQLITE_DONE)
         rc = reg_db_error(reg, err, "recording request nonce");
     sqlite3_finalize(st);
@@ -163,15 +164,17 @@ int reg_request_check(sg_registry *reg, const sg_registry_request *req, bool req
     actor_out[0] = '\0';
     if (!req || !req->text) {
         if (required)
-            return sg_errf(err, SG_EREFUSED,
-                           "refused: %s %s needs a signed request from an authorized actor (--as KEY.pem)",
-                           action, model);
+            return sg_errf(
+                err, SG_EREFUSED,
+                "refused: %s %s needs a signed request from an authorized actor (--as KEY.pem)",
+                action, model);
         return SG_OK;
     }
     if (!req->sig || !req->pub_pem)
         return sg_errf(err, SG_EREFUSED, "refused: request is not signed");
     EVP_PKEY *pub = NULL;
-    int rc = sg_key_load_public_pem(req->pub_pem, strlen(req->pub_pem), "request signer key", &pub, err);
+    int rc =
+        sg_key_load_public_pem(req->pub_pem, strlen(req->pub_pem), "request signer key", &pub, err);
     if (rc != SG_OK) return rc == SG_EINPUT ? SG_EREFUSED : rc;
     char id[65];
     if ((rc = sg_key_id(pub, id, err)) != SG_OK) goto out;
@@ -182,7 +185,8 @@ int reg_request_check(sg_registry *reg, const sg_registry_request *req, bool req
     sg_err verr;
     if (sg_verify_sig(pub, (const uint8_t *)req->text, strlen(req->text), req->sig, req->sig_len,
                       &verr) != SG_OK) {
-        rc = sg_errf(err, SG_EREFUSED, "refused: request signature by key %.16s does not verify", id);
+        rc = sg_errf(err, SG_EREFUSED, "refused: request signature by key %.16s does not verify",
+                     id);
         goto out;
     }
     if ((rc = check_fields(req, action, model, version, target ? target : "",

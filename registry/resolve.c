@@ -29,22 +29,25 @@ static int pick_version(sg_registry *reg, const char *sql, const char *model, co
     sqlite3_bind_text(st, 1, model, -1, SQLITE_TRANSIENT);
     if (arg) sqlite3_bind_text(st, 2, arg, -1, SQLITE_TRANSIENT);
     int s = sqlite3_step(st);
-    *version = (s == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) ? sqlite3_column_int64(st, 0) : 0;
+    *version = (s == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+                   ? sqlite3_column_int64(st, 0)
+                   : 0;
     if (s != SQLITE_ROW && s != SQLITE_DONE) rc = reg_db_error(reg, err, "resolving a URI");
     sqlite3_finalize(st);
     return rc;
 }
 
 /* Splits the URI and finds the version it names. */
-static int uri_version(sg_registry *reg, const char *uri, char *model, size_t mlen, int64_t *version,
-                       sg_err *err)
+static int uri_version(sg_registry *reg, const char *uri, char *model, size_t mlen,
+                       int64_t *version, sg_err *err)
 {
     const char *rest = uri + strlen(URI_PREFIX);
     const char *at = strchr(rest, '@'), *slash = strchr(rest, '/');
     const char *sep = at ? at : slash;
     if (!sep || sep == rest || (at && slash) || !sep[1] || (size_t)(sep - rest) >= mlen)
-        return sg_errf(err, SG_EINPUT,
-                       "%s: expected models:/NAME/VERSION, models:/NAME/STAGE or models:/NAME@ALIAS", uri);
+        return sg_errf(
+            err, SG_EINPUT,
+            "%s: expected models:/NAME/VERSION, models:/NAME/STAGE or models:/NAME@ALIAS", uri);
     memcpy(model, rest, (size_t)(sep - rest));
     model[sep - rest] = '\0';
     const char *ref = sep + 1;
@@ -53,28 +56,35 @@ static int uri_version(sg_registry *reg, const char *uri, char *model, size_t ml
     if (rc != SG_OK) return rc;
     const reg_stage *g = NULL;
     if (at)
-        rc = pick_version(reg, "SELECT version FROM aliases WHERE model_name = ? AND alias = ?", model, ref,
-                          version, err);
+        rc = pick_version(reg, "SELECT version FROM aliases WHERE model_name = ? AND alias = ?",
+                          model, ref, version, err);
     else if (all_digits(ref))
-        rc = pick_version(reg, "SELECT version FROM model_versions WHERE model_name = ? AND version = CAST(? AS INTEGER)",
+        rc = pick_version(reg,
+                          "SELECT version FROM model_versions WHERE model_name = ? AND version = "
+                          "CAST(? AS INTEGER)",
                           model, ref, version, err);
     else if (!strcmp(ref, "latest"))
-        rc = pick_version(reg, "SELECT max(version) FROM model_versions WHERE model_name = ?", model, NULL,
-                          version, err);
+        rc = pick_version(reg, "SELECT max(version) FROM model_versions WHERE model_name = ?",
+                          model, NULL, version, err);
     else if ((g = reg_model_stage(&m, ref)) != NULL)
         /* Several versions in one stage: the newest, as MLflow's latest-in-stage. */
-        rc = pick_version(reg, "SELECT max(version) FROM model_versions WHERE model_name = ? AND stage = ?",
-                          model, g->name, version, err);
+        rc = pick_version(
+            reg, "SELECT max(version) FROM model_versions WHERE model_name = ? AND stage = ?",
+            model, g->name, version, err);
     else
-        return sg_errf(err, SG_EINPUT, "%s: model %s has no stage, version or alias '%s'", uri, model, ref);
+        return sg_errf(err, SG_EINPUT, "%s: model %s has no stage, version or alias '%s'", uri,
+                       model, ref);
     if (rc == SG_OK && *version == 0)
         rc = sg_errf(err, SG_EINPUT, "%s: no version of %s %s '%s'", uri, model,
-                     at ? "has alias" : g ? "is in stage" : "matches", ref);
+                     at  ? "has alias"
+                     : g ? "is in stage"
+                         : "matches",
+                     ref);
     return rc;
 }
 
-int sg_registry_resolve(sg_registry *reg, const char *uri, char *path_out, size_t len, json_t **info,
-                        sg_err *err)
+int sg_registry_resolve(sg_registry *reg, const char *uri, char *path_out, size_t len,
+                        json_t **info, sg_err *err)
 {
     if (info) *info = NULL;
     if (!sg_is_model_uri(uri)) return sg_errf(err, SG_EINPUT, "'%s' is not a models:/ URI", uri);
@@ -90,20 +100,21 @@ int sg_registry_resolve(sg_registry *reg, const char *uri, char *path_out, size_
                        (long long)version, ferr.msg);
     if (strcmp(sha, v.artifact_sha256) != 0)
         return sg_errf(err, SG_EINPUT,
-                       "%s (%s v%lld): artifact %s changed on disk since registration (sha256 %.16s..., registered %.16s...)",
+                       "%s (%s v%lld): artifact %s changed on disk since registration (sha256 "
+                       "%.16s..., registered %.16s...)",
                        uri, model, (long long)version, v.artifact_path, sha, v.artifact_sha256);
     if (strlen(v.artifact_path) >= len)
         return sg_errf(err, SG_EINPUT, "%s: artifact path is too long", uri);
     memcpy(path_out, v.artifact_path, strlen(v.artifact_path) + 1);
     if (info)
-        *info = json_pack("{sssssIssssss}", "uri", uri, "name", model, "version", (json_int_t)version,
-                          "stage", v.stage, "artifact_path", v.artifact_path, "artifact_sha256",
-                          v.artifact_sha256);
+        *info = json_pack("{sssssIssssss}", "uri", uri, "name", model, "version",
+                          (json_int_t)version, "stage", v.stage, "artifact_path", v.artifact_path,
+                          "artifact_sha256", v.artifact_sha256);
     return SG_OK;
 }
 
-int sg_registry_resolve_uri(const char *uri, const char *db_path_or_null, char *path_out, size_t len,
-                            sg_err *err)
+int sg_registry_resolve_uri(const char *uri, const char *db_path_or_null, char *path_out,
+                            size_t len, sg_err *err)
 {
     sg_registry *reg = NULL;
     int rc = sg_registry_open(sg_registry_path(db_path_or_null), false, &reg, err);

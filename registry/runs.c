@@ -20,7 +20,9 @@ static int verify_with_signers(sg_registry *reg, const char *model, const uint8_
                                sg_report_info *info, sg_err *err)
 {
     sqlite3_stmt *st;
-    int rc = reg_prepare(reg, "SELECT public_pem FROM model_keys WHERE model_name = ? AND role = 'signer'", &st, err);
+    int rc = reg_prepare(
+        reg, "SELECT public_pem FROM model_keys WHERE model_name = ? AND role = 'signer'", &st,
+        err);
     if (rc) return rc;
     sqlite3_bind_text(st, 1, model, -1, SQLITE_TRANSIENT);
     bool verified = false, any = false;
@@ -36,21 +38,28 @@ static int verify_with_signers(sg_registry *reg, const char *model, const uint8_
     }
     sqlite3_finalize(st);
     if (!any)
-        return sg_errf(err, SG_EREFUSED, "model %s has no trusted signer keys: pass --pubkey PUB.pem to record "
-                       "a run signed by another key", model);
+        return sg_errf(err, SG_EREFUSED,
+                       "model %s has no trusted signer keys: pass --pubkey PUB.pem to record "
+                       "a run signed by another key",
+                       model);
     if (!verified)
-        return sg_errf(err, SG_EREFUSED, "report does not verify against any trusted signer key of %s (%s)", model,
+        return sg_errf(err, SG_EREFUSED,
+                       "report does not verify against any trusted signer key of %s (%s)", model,
                        last.msg);
     return SG_OK;
 }
 
 /* The version holding this artifact; model (may be NULL) picks one when several models hold it. */
-static int find_version(sg_registry *reg, const char *sha, const char *model, char name[REG_NAME_MAX],
-                        int64_t *version, char stage[REG_NAME_MAX], sg_err *err)
+static int find_version(sg_registry *reg, const char *sha, const char *model,
+                        char name[REG_NAME_MAX], int64_t *version, char stage[REG_NAME_MAX],
+                        sg_err *err)
 {
     sqlite3_stmt *st;
-    int rc = reg_prepare(reg, "SELECT model_name, version, stage FROM model_versions WHERE artifact_sha256 = ?1"
-                              " AND (?2 IS NULL OR model_name = ?2) ORDER BY model_name, version DESC", &st, err);
+    int rc = reg_prepare(
+        reg,
+        "SELECT model_name, version, stage FROM model_versions WHERE artifact_sha256 = ?1"
+        " AND (?2 IS NULL OR model_name = ?2) ORDER BY model_name, version DESC",
+        &st, err);
     if (rc) return rc;
     sqlite3_bind_text(st, 1, sha, -1, SQLITE_TRANSIENT);
     if (model) sqlite3_bind_text(st, 2, model, -1, SQLITE_TRANSIENT);
@@ -71,10 +80,13 @@ static int find_version(sg_registry *reg, const char *sha, const char *model, ch
     }
     sqlite3_finalize(st);
     if (n == 0)
-        return sg_errf(err, SG_EINPUT, "no registered version%s%s has artifact sha256:%.16s... (the report's subject)",
-                       model ? " of " : "", model ? model : "", sha);
+        return sg_errf(
+            err, SG_EINPUT,
+            "no registered version%s%s has artifact sha256:%.16s... (the report's subject)",
+            model ? " of " : "", model ? model : "", sha);
     if (n > 1)
-        return sg_errf(err, SG_EINPUT, "artifact sha256:%.16s... is registered under %s and %s: pass --model NAME",
+        return sg_errf(err, SG_EINPUT,
+                       "artifact sha256:%.16s... is registered under %s and %s: pass --model NAME",
                        sha, name, others);
     return SG_OK;
 }
@@ -85,11 +97,13 @@ static json_t *figures_of(json_t *pred)
     json_t *f = json_object(), *m = json_object(), *l = json_object(), *g = json_array();
     const char *k;
     json_t *v;
-    json_object_foreach(json_object_get(pred, "metrics"), k, v) if (json_is_number(v)) json_object_set(m, k, v);
+    json_object_foreach(json_object_get(pred, "metrics"), k, v) if (json_is_number(v))
+        json_object_set(m, k, v);
     static const char *const pk[] = {"p50", "p90", "p99", "p999", "mean"};
     json_t *lat = json_object_get(json_object_get(pred, "latency"), "latency_ns");
     for (size_t i = 0; i < sizeof pk / sizeof pk[0]; i++)
-        if (json_is_number(json_object_get(lat, pk[i]))) json_object_set(l, pk[i], json_object_get(lat, pk[i]));
+        if (json_is_number(json_object_get(lat, pk[i])))
+            json_object_set(l, pk[i], json_object_get(lat, pk[i]));
     json_object_foreach(json_object_get(json_object_get(pred, "policy"), "metrics"), k, v)
         json_array_append_new(g, json_string(k));
     json_object_set_new(f, "metrics", m);
@@ -98,14 +112,16 @@ static json_t *figures_of(json_t *pred)
     return f;
 }
 
-static const char run_cols[] = "SELECT id, model_name, version, stage, fingerprint, machine, run_at, recorded_at,"
-                               " report_sha256, report_path, result, signer_key_id, scenario, figures FROM runs";
+static const char run_cols[] =
+    "SELECT id, model_name, version, stage, fingerprint, machine, run_at, recorded_at,"
+    " report_sha256, report_path, result, signer_key_id, scenario, figures FROM runs";
 
 static json_t *row_json(sqlite3_stmt *st)
 {
-    static const char *const names[] = {"id", "model", "version", "stage", "fingerprint", "machine", "time",
-                                        "recorded_at", "report_sha256", "report_path", "result", "signer_key_id",
-                                        "scenario", "figures"};
+    static const char *const names[] = {
+        "id",      "model",         "version",     "stage",         "fingerprint",
+        "machine", "time",          "recorded_at", "report_sha256", "report_path",
+        "result",  "signer_key_id", "scenario",    "figures"};
     json_t *o = json_object();
     for (int c = 0; c < 14; c++) {
         if (c == 0 || c == 2) {
@@ -120,8 +136,9 @@ static json_t *row_json(sqlite3_stmt *st)
     return o;
 }
 
-static int insert_run(sg_registry *reg, const char *model, int64_t version, const char *stage, json_t *pred,
-                      const sg_report_info *info, const char *report_sha, const char *path, int64_t *id, sg_err *err)
+static int insert_run(sg_registry *reg, const char *model, int64_t version, const char *stage,
+                      json_t *pred, const sg_report_info *info, const char *report_sha,
+                      const char *path, int64_t *id, sg_err *err)
 {
     json_t *latency = json_object_get(pred, "latency");
     json_t *fp = sg_fingerprint_from_machine(json_object_get(latency, "machine"));
@@ -131,22 +148,37 @@ static int insert_run(sg_registry *reg, const char *model, int64_t version, cons
     reg_now_utc(now);
     if (!realpath(path, abs_path)) snprintf(abs_path, sizeof abs_path, "%s", path);
     sqlite3_stmt *st = NULL;
-    int rc = fig_text ? reg_begin(reg, err) : sg_errf(err, SG_ENOMEM, "out of memory recording a run");
+    int rc =
+        fig_text ? reg_begin(reg, err) : sg_errf(err, SG_ENOMEM, "out of memory recording a run");
     if (!rc)
-        rc = reg_prepare(reg, "INSERT INTO runs (model_name, version, stage, fingerprint, machine, run_at, recorded_at,"
-                              " report_sha256, report_path, result, signer_key_id, scenario, figures)"
-                              " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)", &st, err);
+        rc = reg_prepare(reg,
+                         "INSERT INTO runs (model_name, version, stage, fingerprint, machine, "
+                         "run_at, recorded_at,"
+                         " report_sha256, report_path, result, signer_key_id, scenario, figures)"
+                         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                         &st, err);
     if (!rc) {
         const char *scen = json_string_value(json_object_get(latency, "scenario"));
-        const char *texts[] = {model, NULL, stage, fp ? json_string_value(json_object_get(fp, "id")) : "",
-                               fp_text ? fp_text : "null", info->timestamp, now, report_sha, abs_path, info->result,
-                               info->key_id, scen ? scen : "", fig_text};
+        const char *texts[] = {model,
+                               NULL,
+                               stage,
+                               fp ? json_string_value(json_object_get(fp, "id")) : "",
+                               fp_text ? fp_text : "null",
+                               info->timestamp,
+                               now,
+                               report_sha,
+                               abs_path,
+                               info->result,
+                               info->key_id,
+                               scen ? scen : "",
+                               fig_text};
         for (int i = 0; i < 13; i++)
             if (texts[i]) sqlite3_bind_text(st, i + 1, texts[i], -1, SQLITE_TRANSIENT);
         sqlite3_bind_int64(st, 2, version);
         int s = sqlite3_step(st);
         if ((s & 0xff) == SQLITE_CONSTRAINT)
-            rc = sg_errf(err, SG_EINPUT, "%s (sha256:%.16s...) is already recorded for %s", path, report_sha, model);
+            rc = sg_errf(err, SG_EINPUT, "%s (sha256:%.16s...) is already recorded for %s", path,
+                         report_sha, model);
         else if (s != SQLITE_DONE)
             rc = reg_db_error(reg, err, "recording a run");
         *id = sqlite3_last_insert_rowid(reg->db);
@@ -173,8 +205,8 @@ static json_t *load_run(sg_registry *reg, int64_t id, sg_err *err)
     return o;
 }
 
-int sg_registry_record_run(sg_registry *reg, const char *report_path, EVP_PKEY *pub, const char *model,
-                           json_t **run, sg_err *err)
+int sg_registry_record_run(sg_registry *reg, const char *report_path, EVP_PKEY *pub,
+                           const char *model, json_t **run, sg_err *err)
 {
     if (run) *run = NULL;
     uint8_t *env = NULL;
@@ -190,7 +222,8 @@ int sg_registry_record_run(sg_registry *reg, const char *report_path, EVP_PKEY *
         if (rc == SG_EREFUSED) {
             char why[sizeof err->msg];
             snprintf(why, sizeof why, "%s", err->msg);
-            rc = sg_errf(err, SG_EREFUSED, "%s does not verify with the given public key: %s", report_path, why);
+            rc = sg_errf(err, SG_EREFUSED, "%s does not verify with the given public key: %s",
+                         report_path, why);
         }
         if (!rc) memcpy(sha, info.subject_sha256, 65);
     } else {
@@ -214,9 +247,11 @@ int sg_registry_record_run(sg_registry *reg, const char *report_path, EVP_PKEY *
     if (!rc) rc = find_version(reg, sha, model, name, &version, stage, err);
     if (!rc && !pub) rc = verify_with_signers(reg, name, env, len, &info, err);
     if (!rc && strcmp(info.subject_sha256, sha))
-        rc = sg_errf(err, SG_EREFUSED, "%s: the verified subject differs from the one looked up", report_path);
+        rc = sg_errf(err, SG_EREFUSED, "%s: the verified subject differs from the one looked up",
+                     report_path);
     json_t *pred = json_object_get(info.statement, "predicate");
-    if (!rc) rc = insert_run(reg, name, version, stage, pred, &info, report_sha, report_path, &id, err);
+    if (!rc)
+        rc = insert_run(reg, name, version, stage, pred, &info, report_sha, report_path, &id, err);
     if (!rc && run && !(*run = load_run(reg, id, err))) rc = SG_EINTERNAL;
     sg_report_info_clear(&info);
     free(env);
@@ -229,9 +264,11 @@ json_t *sg_registry_runs(sg_registry *reg, const char *model, const sg_runs_filt
     if (reg_model_load(reg, model, &m, err)) return NULL;
     char sql[768];
     /* The newest `limit` runs, then returned oldest first for charts and "previous run" logic. */
-    snprintf(sql, sizeof sql, "SELECT * FROM (%s WHERE model_name = ?1 AND (?2 = 0 OR version = ?2)"
-                              " AND (?3 IS NULL OR fingerprint = ?3) ORDER BY run_at DESC, id DESC LIMIT ?4)"
-                              " ORDER BY run_at, id", run_cols);
+    snprintf(sql, sizeof sql,
+             "SELECT * FROM (%s WHERE model_name = ?1 AND (?2 = 0 OR version = ?2)"
+             " AND (?3 IS NULL OR fingerprint = ?3) ORDER BY run_at DESC, id DESC LIMIT ?4)"
+             " ORDER BY run_at, id",
+             run_cols);
     sqlite3_stmt *st;
     if (reg_prepare(reg, sql, &st, err)) return NULL;
     sqlite3_bind_text(st, 1, model, -1, SQLITE_TRANSIENT);
@@ -240,7 +277,8 @@ json_t *sg_registry_runs(sg_registry *reg, const char *model, const sg_runs_filt
     sqlite3_bind_int64(st, 4, f && f->limit > 0 ? f->limit : -1);
     json_t *arr = json_array();
     int s;
-    while ((s = sqlite3_step(st)) == SQLITE_ROW) json_array_append_new(arr, row_json(st));
+    while ((s = sqlite3_step(st)) == SQLITE_ROW)
+        json_array_append_new(arr, row_json(st));
     if (s != SQLITE_DONE) {
         reg_db_error(reg, err, "listing runs");
         json_decref(arr);

@@ -9,7 +9,8 @@
 #include "stagegate/keys.h"
 
 static const char compare_usage[] =
-    "usage: stagegate compare OLD NEW [--json] [--fail-on-regression] [--force] [--pubkey PUB.pem]\n"
+    "usage: stagegate compare OLD NEW [--json] [--fail-on-regression] [--force] [--pubkey "
+    "PUB.pem]\n"
     "                         [--alpha A] [--noise-floor F]\n\n"
     "Compares two runs, each a signed gate report or `stagegate bench --json` output.\n"
     "Latency: per percentile (p50, p90, p99, p99.9) the ratio NEW/OLD and a verdict:\n"
@@ -35,11 +36,16 @@ static const char *jstr(const json_t *o, const char *k)
 
 static void fmt_ns(double ns, char *buf, size_t len)
 {
-    if (!isfinite(ns)) snprintf(buf, len, "-");
-    else if (ns < 1e3) snprintf(buf, len, "%.0f ns", ns);
-    else if (ns < 1e6) snprintf(buf, len, "%.2f us", ns / 1e3);
-    else if (ns < 1e9) snprintf(buf, len, "%.2f ms", ns / 1e6);
-    else snprintf(buf, len, "%.2f s", ns / 1e9);
+    if (!isfinite(ns))
+        snprintf(buf, len, "-");
+    else if (ns < 1e3)
+        snprintf(buf, len, "%.0f ns", ns);
+    else if (ns < 1e6)
+        snprintf(buf, len, "%.2f us", ns / 1e3);
+    else if (ns < 1e9)
+        snprintf(buf, len, "%.2f ms", ns / 1e6);
+    else
+        snprintf(buf, len, "%.2f s", ns / 1e9);
 }
 
 static double num(const json_t *o, const char *k)
@@ -55,8 +61,9 @@ static void print_run(FILE *out, const char *label, const json_t *r)
     if (*jstr(r, "result")) fprintf(out, " %s", jstr(r, "result"));
     if (*jstr(r, "timestamp")) fprintf(out, " at %s", jstr(r, "timestamp"));
     if (!strcmp(jstr(r, "kind"), "report"))
-        fprintf(out, json_is_true(json_object_get(r, "verified")) ? "  (signature verified, key %.16s)"
-                                                                    : "  (NOT verified: no --pubkey)%s",
+        fprintf(out,
+                json_is_true(json_object_get(r, "verified")) ? "  (signature verified, key %.16s)"
+                                                             : "  (NOT verified: no --pubkey)%s",
                 jstr(r, "key_id"));
     fprintf(out, "\n");
 }
@@ -80,7 +87,8 @@ void sg_compare_print(const json_t *cmp, FILE *out)
         fprintf(out, "machine: DIFFERENT fingerprints, compared with --force\n");
     size_t i;
     json_t *e;
-    json_array_foreach(json_object_get(cmp, "differences"), i, e) {
+    json_array_foreach(json_object_get(cmp, "differences"), i, e)
+    {
         char *a = json_dumps(json_object_get(e, "old"), JSON_ENCODE_ANY);
         char *b = json_dumps(json_object_get(e, "new"), JSON_ENCODE_ANY);
         fprintf(out, "  %s: %s -> %s\n", jstr(e, "field"), a ? a : "?", b ? b : "?");
@@ -95,42 +103,52 @@ void sg_compare_print(const json_t *cmp, FILE *out)
                     (long long)json_integer_value(json_object_get(mw, "n_old")),
                     (long long)json_integer_value(json_object_get(mw, "n_new")));
         fprintf(out, "\n  %-6s %12s %12s %8s  %s\n", "", "old", "new", "new/old", "verdict");
-        json_array_foreach(lat, i, e) {
+        json_array_foreach(lat, i, e)
+        {
             char a[32], b[32];
             fmt_ns(num(e, "old_ns"), a, sizeof a);
             fmt_ns(num(e, "new_ns"), b, sizeof b);
-            fprintf(out, "  %-6s %12s %12s %8.3f  %s (%s)\n", jstr(e, "percentile"), a, b, num(e, "ratio"),
-                    arrow(jstr(e, "verdict")), jstr(e, "reason"));
+            fprintf(out, "  %-6s %12s %12s %8.3f  %s (%s)\n", jstr(e, "percentile"), a, b,
+                    num(e, "ratio"), arrow(jstr(e, "verdict")), jstr(e, "reason"));
         }
     }
     json_t *met = json_object_get(cmp, "metrics");
     if (json_array_size(met)) {
-        fprintf(out, "\nmetrics%s\n", json_is_true(json_object_get(cmp, "policy_differs"))
-                                          ? " (the two runs used different policies; NEW's margins apply)" : "");
-        json_array_foreach(met, i, e) {
+        fprintf(out, "\nmetrics%s\n",
+                json_is_true(json_object_get(cmp, "policy_differs"))
+                    ? " (the two runs used different policies; NEW's margins apply)"
+                    : "");
+        json_array_foreach(met, i, e)
+        {
             const char *v = jstr(e, "verdict");
             double d = num(e, "delta");
             const char *ar = d > 0 ? "\u2191" : d < 0 ? "\u2193" : "=";
-            fprintf(out, "  %-20s %10.4g -> %-10.4g %s %+-11.4g", jstr(e, "name"), num(e, "old"), num(e, "new"), ar, d);
+            fprintf(out, "  %-20s %10.4g -> %-10.4g %s %+-11.4g", jstr(e, "name"), num(e, "old"),
+                    num(e, "new"), ar, d);
             if (isfinite(num(e, "margin_limit")))
-                fprintf(out, "  margin %s %.4g", json_is_true(json_object_get(e, "greater_is_better")) ? ">=" : "<=",
+                fprintf(out, "  margin %s %.4g",
+                        json_is_true(json_object_get(e, "greater_is_better")) ? ">=" : "<=",
                         num(e, "margin_limit"));
             fprintf(out, "  %s%s\n", !strcmp(v, "regressed") ? "REGRESSED" : v,
-                    json_is_true(json_object_get(e, "crosses_threshold")) ? " (now misses the threshold)" : "");
+                    json_is_true(json_object_get(e, "crosses_threshold"))
+                        ? " (now misses the threshold)"
+                        : "");
         }
     }
     long long k = (long long)json_integer_value(json_object_get(cmp, "n_regressed"));
-    if (k) fprintf(out, "\n%lld figure%s regressed\n", k, k == 1 ? "" : "s");
-    else fprintf(out, "\nnothing regressed\n");
+    if (k)
+        fprintf(out, "\n%lld figure%s regressed\n", k, k == 1 ? "" : "s");
+    else
+        fprintf(out, "\nnothing regressed\n");
 }
 
 int sg_cmd_compare(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"json", no_argument, 0, 'j'},   {"fail-on-regression", no_argument, 0, 'f'},
-        {"force", no_argument, 0, 'F'},  {"pubkey", required_argument, 0, 'p'},
+        {"json", no_argument, 0, 'j'},        {"fail-on-regression", no_argument, 0, 'f'},
+        {"force", no_argument, 0, 'F'},       {"pubkey", required_argument, 0, 'p'},
         {"alpha", required_argument, 0, 'a'}, {"noise-floor", required_argument, 0, 'n'},
-        {"help", no_argument, 0, 'h'},   {0, 0, 0, 0}};
+        {"help", no_argument, 0, 'h'},        {0, 0, 0, 0}};
     sg_compare_options co;
     sg_compare_options_init(&co);
     bool json = false, fail_on = false;
@@ -141,23 +159,37 @@ int sg_cmd_compare(int argc, char **argv)
     int opt;
     while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (opt) {
-        case 'j': json = true; break;
-        case 'f': fail_on = true; break;
-        case 'F': co.force = true; break;
-        case 'p': pubkey = optarg; break;
+        case 'j':
+            json = true;
+            break;
+        case 'f':
+            fail_on = true;
+            break;
+        case 'F':
+            co.force = true;
+            break;
+        case 'p':
+            pubkey = optarg;
+            break;
         case 'a':
-            if (sg_parse_double("--alpha", optarg, 1e-12, 0.5, &co.alpha, &err)) return sg_cli_fail(SG_EINPUT, &err);
+            if (sg_parse_double("--alpha", optarg, 1e-12, 0.5, &co.alpha, &err))
+                return sg_cli_fail(SG_EINPUT, &err);
             break;
         case 'n':
             if (sg_parse_double("--noise-floor", optarg, 0, 10, &co.noise_floor, &err))
                 return sg_cli_fail(SG_EINPUT, &err);
             break;
-        case 'h': fputs(compare_usage, stdout); return 0;
-        default: return sg_cli_usage_error("compare", "unknown or incomplete option '%s'", argv[optind - 1]);
+        case 'h':
+            fputs(compare_usage, stdout);
+            return 0;
+        default:
+            return sg_cli_usage_error("compare", "unknown or incomplete option '%s'",
+                                      argv[optind - 1]);
         }
     }
-    if (argc - optind != 2) return sg_cli_usage_error("compare", "expected OLD and NEW, got %d argument%s",
-                                                      argc - optind, argc - optind == 1 ? "" : "s");
+    if (argc - optind != 2)
+        return sg_cli_usage_error("compare", "expected OLD and NEW, got %d argument%s",
+                                  argc - optind, argc - optind == 1 ? "" : "s");
     EVP_PKEY *pub = NULL;
     int rc = pubkey ? sg_key_load_public(pubkey, &pub, &err) : SG_OK;
     sg_compare_run o, n;

@@ -6,13 +6,12 @@
 
 static void keygen_usage(FILE *out)
 {
-    fprintf(out,
-            "usage: stagegate keygen --out PREFIX [--type ecdsa-p256|ed25519] [--json]\n\n"
-            "Writes PREFIX.key.pem (PKCS#8 private key, mode 0600) and PREFIX.pub.pem\n"
-            "(SubjectPublicKeyInfo public key). Existing files are never overwritten.\n"
-            "ECDSA P-256 (signatures over SHA-256, DER) is the default; Ed25519 is allowed.\n"
-            "Both files are PEM, so 'openssl' and cosign can use them directly.\n\n"
-            "exit codes: 0 keys written, 2 usage or input error\n");
+    fprintf(out, "usage: stagegate keygen --out PREFIX [--type ecdsa-p256|ed25519] [--json]\n\n"
+                 "Writes PREFIX.key.pem (PKCS#8 private key, mode 0600) and PREFIX.pub.pem\n"
+                 "(SubjectPublicKeyInfo public key). Existing files are never overwritten.\n"
+                 "ECDSA P-256 (signatures over SHA-256, DER) is the default; Ed25519 is allowed.\n"
+                 "Both files are PEM, so 'openssl' and cosign can use them directly.\n\n"
+                 "exit codes: 0 keys written, 2 usage or input error\n");
 }
 
 int sg_cmd_keygen(int argc, char **argv)
@@ -28,17 +27,22 @@ int sg_cmd_keygen(int argc, char **argv)
             json = true;
         } else if (!strcmp(a, "--out") || !strcmp(a, "--type")) {
             if (i + 1 >= argc) return sg_cli_usage_error("keygen", "%s needs a value", a);
-            if (!strcmp(a, "--out")) prefix = argv[++i];
-            else type_name = argv[++i];
+            if (!strcmp(a, "--out"))
+                prefix = argv[++i];
+            else
+                type_name = argv[++i];
         } else {
             return sg_cli_usage_error("keygen", "unknown argument '%s'", a);
         }
     }
     if (!prefix || !*prefix) return sg_cli_usage_error("keygen", "--out PREFIX is required");
     sg_key_type type;
-    if (!strcmp(type_name, "ecdsa-p256")) type = SG_KEY_ECDSA_P256;
-    else if (!strcmp(type_name, "ed25519")) type = SG_KEY_ED25519;
-    else return sg_cli_usage_error("keygen", "--type '%s' is not ecdsa-p256 or ed25519", type_name);
+    if (!strcmp(type_name, "ecdsa-p256"))
+        type = SG_KEY_ECDSA_P256;
+    else if (!strcmp(type_name, "ed25519"))
+        type = SG_KEY_ED25519;
+    else
+        return sg_cli_usage_error("keygen", "--type '%s' is not ecdsa-p256 or ed25519", type_name);
 
     sg_err err = {{0}};
     int rc = sg_keygen(prefix, type, &err);

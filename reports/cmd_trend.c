@@ -15,9 +15,10 @@ static const char trend_usage[] =
 
 int sg_cmd_trend(int argc, char **argv)
 {
-    static const struct option opts[] = {{"html", required_argument, 0, 'o'}, {"db", required_argument, 0, 'd'},
-                                         {"version", required_argument, 0, 'v'}, {"limit", required_argument, 0, 'l'},
-                                         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"html", required_argument, 0, 'o'},    {"db", required_argument, 0, 'd'},
+        {"version", required_argument, 0, 'v'}, {"limit", required_argument, 0, 'l'},
+        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
     const char *html = NULL, *db = NULL;
     sg_runs_filter f = {0};
     sg_err err = {{0}};
@@ -26,19 +27,30 @@ int sg_cmd_trend(int argc, char **argv)
     int opt;
     while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (opt) {
-        case 'o': html = optarg; break;
-        case 'd': db = optarg; break;
+        case 'o':
+            html = optarg;
+            break;
+        case 'd':
+            db = optarg;
+            break;
         case 'v':
-            if (sg_parse_i64("--version", optarg, 1, INT64_MAX, &f.version, &err)) return sg_cli_fail(SG_EINPUT, &err);
+            if (sg_parse_i64("--version", optarg, 1, INT64_MAX, &f.version, &err))
+                return sg_cli_fail(SG_EINPUT, &err);
             break;
         case 'l':
-            if (sg_parse_i64("--limit", optarg, 1, INT64_MAX, &f.limit, &err)) return sg_cli_fail(SG_EINPUT, &err);
+            if (sg_parse_i64("--limit", optarg, 1, INT64_MAX, &f.limit, &err))
+                return sg_cli_fail(SG_EINPUT, &err);
             break;
-        case 'h': fputs(trend_usage, stdout); return 0;
-        default: return sg_cli_usage_error("trend", "unknown or incomplete option '%s'", argv[optind - 1]);
+        case 'h':
+            fputs(trend_usage, stdout);
+            return 0;
+        default:
+            return sg_cli_usage_error("trend", "unknown or incomplete option '%s'",
+                                      argv[optind - 1]);
         }
     }
-    if (argc - optind != 1) return sg_cli_usage_error("trend", "expected one model NAME, got %d", argc - optind);
+    if (argc - optind != 1)
+        return sg_cli_usage_error("trend", "expected one model NAME, got %d", argc - optind);
     if (!html) return sg_cli_usage_error("trend", "--html OUT.html is required");
     sg_registry *reg = NULL;
     int rc = sg_registry_open(sg_registry_path(db), false, &reg, &err);
@@ -58,6 +70,7 @@ int sg_cmd_trend(int argc, char **argv)
     size_t n = json_array_size(json_object_get(doc, "runs"));
     json_decref(doc);
     if (rc) return sg_cli_fail(rc, &err);
-    fprintf(stderr, "stagegate: trend of %s over %zu run%s written to %s\n", argv[optind], n, n == 1 ? "" : "s", html);
+    fprintf(stderr, "stagegate: trend of %s over %zu run%s written to %s\n", argv[optind], n,
+            n == 1 ? "" : "s", html);
     return 0;
 }

@@ -20,17 +20,27 @@ static void verify_usage(FILE *out)
 }
 
 /* Detail text shown for a check that passed. */
-static void pass_detail(int check, const sg_report_info *info, const char *model, char *out, size_t cap)
+static void pass_detail(int check, const sg_report_info *info, const char *model, char *out,
+                        size_t cap)
 {
     switch (check) {
-    case SG_CHECK_SIGNATURE: snprintf(out, cap, "verified with key %s", info->key_id); break;
-    case SG_CHECK_PAYLOAD_TYPE: snprintf(out, cap, "%s", SG_DSSE_PAYLOAD_TYPE); break;
+    case SG_CHECK_SIGNATURE:
+        snprintf(out, cap, "verified with key %s", info->key_id);
+        break;
+    case SG_CHECK_PAYLOAD_TYPE:
+        snprintf(out, cap, "%s", SG_DSSE_PAYLOAD_TYPE);
+        break;
     case SG_CHECK_STATEMENT:
         snprintf(out, cap, "subject %s sha256:%s", info->subject_name, info->subject_sha256);
         break;
-    case SG_CHECK_PREDICATE_TYPE: snprintf(out, cap, "%s", info->predicate_type); break;
-    case SG_CHECK_SUBJECT_DIGEST: snprintf(out, cap, "matches %s", model); break;
-    default: out[0] = '\0';
+    case SG_CHECK_PREDICATE_TYPE:
+        snprintf(out, cap, "%s", info->predicate_type);
+        break;
+    case SG_CHECK_SUBJECT_DIGEST:
+        snprintf(out, cap, "matches %s", model);
+        break;
+    default:
+        out[0] = '\0';
     }
 }
 
@@ -47,8 +57,10 @@ int sg_cmd_verify(int argc, char **argv)
             json = true;
         } else if (!strcmp(a, "--pubkey") || !strcmp(a, "--model")) {
             if (i + 1 >= argc) return sg_cli_usage_error("verify", "%s needs a value", a);
-            if (!strcmp(a, "--pubkey")) pubkey = argv[++i];
-            else model = argv[++i];
+            if (!strcmp(a, "--pubkey"))
+                pubkey = argv[++i];
+            else
+                model = argv[++i];
         } else if (a[0] == '-' && a[1]) {
             return sg_cli_usage_error("verify", "unknown option '%s'", a);
         } else if (report) {
@@ -115,9 +127,12 @@ int sg_cmd_verify(int argc, char **argv)
         json_object_set_new(doc, "result", valid ? json_string(info.result) : json_null());
         json_object_set_new(doc, "passed", json_boolean(passed));
         json_object_set_new(doc, "key_id", valid ? json_string(info.key_id) : json_null());
-        json_object_set_new(doc, "subject_name", valid ? json_string(info.subject_name) : json_null());
-        json_object_set_new(doc, "subject_sha256", valid ? json_string(info.subject_sha256) : json_null());
-        json_object_set_new(doc, "payload_sha256", valid ? json_string(info.payload_sha256) : json_null());
+        json_object_set_new(doc, "subject_name",
+                            valid ? json_string(info.subject_name) : json_null());
+        json_object_set_new(doc, "subject_sha256",
+                            valid ? json_string(info.subject_sha256) : json_null());
+        json_object_set_new(doc, "payload_sha256",
+                            valid ? json_string(info.payload_sha256) : json_null());
         json_object_set_new(doc, "timestamp",
                             valid && info.timestamp[0] ? json_string(info.timestamp) : json_null());
         json_object_set_new(doc, "checks", checks);

@@ -33,7 +33,8 @@ static double percentile(const sg_compare_run *r, int k)
     json_t *v = json_object_get(json_object_get(r->latency, "latency_ns"), pct_keys[k]);
     if (json_is_number(v)) return json_number_value(v);
     int64_t total = 0, acc = 0;
-    for (size_t i = 0; i < r->n_bins; i++) total += r->bins[i].count;
+    for (size_t i = 0; i < r->n_bins; i++)
+        total += r->bins[i].count;
     int64_t rank = (int64_t)ceil(pct_q[k] * (double)total);
     for (size_t i = 0; i < r->n_bins; i++)
         if ((acc += r->bins[i].count) >= rank && rank > 0) return r->bins[i].value;
@@ -65,7 +66,8 @@ static json_t *run_json(const sg_compare_run *r)
     json_object_set_new(o, "verified", json_boolean(r->verified));
     if (r->verified) json_object_set_new(o, "key_id", json_string(r->key_id));
     if (r->subject[0]) json_object_set_new(o, "subject", json_string(r->subject));
-    if (r->subject_sha256[0]) json_object_set_new(o, "subject_sha256", json_string(r->subject_sha256));
+    if (r->subject_sha256[0])
+        json_object_set_new(o, "subject_sha256", json_string(r->subject_sha256));
     if (r->result[0]) json_object_set_new(o, "result", json_string(r->result));
     if (r->timestamp[0]) json_object_set_new(o, "timestamp", json_string(r->timestamp));
     if (r->scenario[0]) json_object_set_new(o, "scenario", json_string(r->scenario));
@@ -79,7 +81,8 @@ static void describe_diff(const json_t *diff, char *buf, size_t cap)
     size_t i, len = 0;
     json_t *e;
     buf[0] = 0;
-    json_array_foreach(diff, i, e) {
+    json_array_foreach(diff, i, e)
+    {
         char *a = json_dumps(json_object_get(e, "old"), JSON_ENCODE_ANY);
         char *b = json_dumps(json_object_get(e, "new"), JSON_ENCODE_ANY);
         int w = snprintf(buf + len, cap - len, "%s%s %s vs %s", i ? "; " : "",
@@ -91,8 +94,8 @@ static void describe_diff(const json_t *diff, char *buf, size_t cap)
     }
 }
 
-static int check_comparable(const sg_compare_run *o, const sg_compare_run *n, const sg_compare_options *opt,
-                            json_t *doc, sg_err *err)
+static int check_comparable(const sg_compare_run *o, const sg_compare_run *n,
+                            const sg_compare_options *opt, json_t *doc, sg_err *err)
 {
     json_t *diff;
     if (o->fingerprint && n->fingerprint) {
@@ -120,12 +123,15 @@ static int check_comparable(const sg_compare_run *o, const sg_compare_run *n, co
     if (json_array_size(diff) == 0 || opt->force) return SG_OK;
     char what[700];
     describe_diff(diff, what, sizeof what);
-    return sg_errf(err, SG_EINPUT, "%s and %s ran on different machines or setups (%s): not compared; "
-                   "pass --force to compare anyway", o->path, n->path, what);
+    return sg_errf(err, SG_EINPUT,
+                   "%s and %s ran on different machines or setups (%s): not compared; "
+                   "pass --force to compare anyway",
+                   o->path, n->path, what);
 }
 
-static json_t *compare_latency(const sg_compare_run *o, const sg_compare_run *n, const sg_compare_options *opt,
-                               json_t *doc, int *n_regressed, sg_err *err)
+static json_t *compare_latency(const sg_compare_run *o, const sg_compare_run *n,
+                               const sg_compare_options *opt, json_t *doc, int *n_regressed,
+                               sg_err *err)
 {
     json_t *rows = json_array();
     if (!o->latency || !n->latency) {
@@ -133,7 +139,8 @@ static json_t *compare_latency(const sg_compare_run *o, const sg_compare_run *n,
         return rows;
     }
     sg_mw_result mw;
-    bool have_mw = o->n_bins && n->n_bins && sg_mannwhitney_binned(o->bins, o->n_bins, n->bins, n->n_bins, &mw, err) == SG_OK;
+    bool have_mw = o->n_bins && n->n_bins &&
+                   sg_mannwhitney_binned(o->bins, o->n_bins, n->bins, n->n_bins, &mw, err) == SG_OK;
     if (have_mw) {
         json_t *m = json_object();
         json_object_set_new(m, "u", json_real(mw.u));
@@ -150,16 +157,23 @@ static json_t *compare_latency(const sg_compare_run *o, const sg_compare_run *n,
         double ratio = a > 0 && isfinite(a) && isfinite(b) ? b / a : NAN;
         int64_t need = tail_min_queries(pct_q[k]);
         char few[64];
-        snprintf(few, sizeof few, "too few queries for %s (needs %lld)", pct_names[k], (long long)need);
+        snprintf(few, sizeof few, "too few queries for %s (needs %lld)", pct_names[k],
+                 (long long)need);
         const char *verdict = "unchanged", *why;
-        if (!isfinite(ratio)) why = "no value to compare";
-        else if (fabs(ratio - 1) < opt->noise_floor) why = "within the noise floor";
-        else if (!have_mw) why = "no histogram to test";
-        else if (mw.n_old < need || mw.n_new < need) why = few;
+        if (!isfinite(ratio))
+            why = "no value to compare";
+        else if (fabs(ratio - 1) < opt->noise_floor)
+            why = "within the noise floor";
+        else if (!have_mw)
+            why = "no histogram to test";
+        else if (mw.n_old < need || mw.n_new < need)
+            why = few;
         /* U says which run tends to be slower; a percentile moving the other way is tail
          * noise or a change of shape the test does not speak to. */
-        else if ((ratio > 1) != (mw.u < (double)mw.n_old * (double)mw.n_new / 2)) why = "moved against the overall shift";
-        else if (mw.p_value >= opt->alpha) why = "not significant";
+        else if ((ratio > 1) != (mw.u < (double)mw.n_old * (double)mw.n_new / 2))
+            why = "moved against the overall shift";
+        else if (mw.p_value >= opt->alpha)
+            why = "not significant";
         else {
             verdict = ratio > 1 ? "regressed" : "improved";
             why = "significant";
@@ -172,8 +186,10 @@ static json_t *compare_latency(const sg_compare_run *o, const sg_compare_run *n,
         sg_json_set_real(r, "ratio", ratio);
         json_object_set_new(r, "verdict", json_string(verdict));
         json_object_set_new(r, "reason", json_string(why));
-        if (have_mw) json_object_set_new(r, "p_value", json_real(mw.p_value));
-        else json_object_set_new(r, "p_value", json_null());
+        if (have_mw)
+            json_object_set_new(r, "p_value", json_real(mw.p_value));
+        else
+            json_object_set_new(r, "p_value", json_null());
         json_array_append_new(rows, r);
     }
     return rows;
@@ -183,10 +199,14 @@ static json_t *compare_latency(const sg_compare_run *o, const sg_compare_run *n,
 static double margin_limit(json_t *rule, double old, bool gib)
 {
     double lim = NAN;
-    json_t *r = json_object_get(rule, "max_relative_regression"), *a = json_object_get(rule, "max_absolute_regression");
-    /* The same 1e-12 relative slack the gate allows, so a value exactly on the bound is not a regression. */
+    json_t *r = json_object_get(rule, "max_relative_regression"),
+           *a = json_object_get(rule, "max_absolute_regression");
+    /* The same 1e-12 relative slack the gate allows, so a value exactly on the bound is not a
+     * regression. */
     double slack = 1e-12 * fabs(old);
-    if (json_is_number(r)) lim = gib ? old - json_number_value(r) * fabs(old) - slack : old + json_number_value(r) * fabs(old) + slack;
+    if (json_is_number(r))
+        lim = gib ? old - json_number_value(r) * fabs(old) - slack
+                  : old + json_number_value(r) * fabs(old) + slack;
     if (json_is_number(a)) {
         double l2 = gib ? old - json_number_value(a) - slack : old + json_number_value(a) + slack;
         lim = isnan(lim) ? l2 : gib ? fmax(lim, l2) : fmin(lim, l2);
@@ -194,12 +214,14 @@ static double margin_limit(json_t *rule, double old, bool gib)
     return lim;
 }
 
-static json_t *compare_metrics(const sg_compare_run *o, const sg_compare_run *n, json_t *policy, int *n_regressed)
+static json_t *compare_metrics(const sg_compare_run *o, const sg_compare_run *n, json_t *policy,
+                               int *n_regressed)
 {
     json_t *rows = json_array();
     const char *name;
     json_t *nv;
-    json_object_foreach(n->metrics, name, nv) {
+    json_object_foreach(n->metrics, name, nv)
+    {
         json_t *ov = json_object_get(o->metrics, name);
         if (!json_is_number(nv) || !json_is_number(ov)) continue;
         double a = json_number_value(ov), b = json_number_value(nv);
@@ -211,12 +233,14 @@ static json_t *compare_metrics(const sg_compare_run *o, const sg_compare_run *n,
         bool crosses = !isnan(lim) && (gib ? b < lim : b > lim);
         /* A threshold OLD met and NEW misses is a regression even without a margin. */
         json_t *t = json_object_get(rule, "threshold");
-        bool thr = json_is_number(t) && (gib ? a >= json_number_value(t) && b < json_number_value(t)
-                                              : a <= json_number_value(t) && b > json_number_value(t));
+        bool thr =
+            json_is_number(t) && (gib ? a >= json_number_value(t) && b < json_number_value(t)
+                                      : a <= json_number_value(t) && b > json_number_value(t));
         double d = b - a;
-        const char *verdict = crosses || thr ? "regressed"
+        const char *verdict = crosses || thr     ? "regressed"
                               : d == 0 || !known ? "unchanged"
-                              : (d > 0) == gib ? "improved" : "worse";
+                              : (d > 0) == gib   ? "improved"
+                                                 : "worse";
         if (crosses || thr) (*n_regressed)++;
         json_t *r = json_object();
         json_object_set_new(r, "name", json_string(name));

@@ -34,7 +34,8 @@ int sg_dsse_payload_unverified(const uint8_t *env, size_t len, json_t **statemen
     char *std = strdup(b64);
     json_decref(e);
     if (!std) return sg_errf(err, SG_ENOMEM, "out of memory");
-    for (char *p = std; *p; p++) *p = *p == '-' ? '+' : *p == '_' ? '/' : *p;
+    for (char *p = std; *p; p++)
+        *p = *p == '-' ? '+' : *p == '_' ? '/' : *p;
     uint8_t *payload = NULL;
     size_t plen = 0;
     int bad = sg_base64_decode(std, &payload, &plen);
@@ -46,8 +47,11 @@ int sg_dsse_payload_unverified(const uint8_t *env, size_t len, json_t **statemen
         bool parsed = *statement != NULL;
         json_decref(*statement);
         *statement = NULL;
-        if (parsed) return sg_errf(err, SG_EINPUT, "envelope payload is JSON but not an object (an in-toto statement)");
-        return sg_errf(err, SG_EINPUT, "envelope payload is not JSON (line %d: %s)", je.line, je.text);
+        if (parsed)
+            return sg_errf(err, SG_EINPUT,
+                           "envelope payload is JSON but not an object (an in-toto statement)");
+        return sg_errf(err, SG_EINPUT, "envelope payload is not JSON (line %d: %s)", je.line,
+                       je.text);
     }
     return SG_OK;
 }
@@ -63,7 +67,8 @@ static int load_bins(const char *path, json_t *latency, sg_compare_run *run, sg_
     json_t *h = json_object_get(latency, "histogram");
     if (!h || json_is_null(h)) return SG_OK;
     json_t *b = json_object_get(h, "buckets");
-    if (!json_is_array(b)) return sg_errf(err, SG_EINPUT, "%s: latency histogram has no \"buckets\" array", path);
+    if (!json_is_array(b))
+        return sg_errf(err, SG_EINPUT, "%s: latency histogram has no \"buckets\" array", path);
     size_t n = json_array_size(b);
     int64_t total = 0;
     run->bins = calloc(n ? n : 1, sizeof *run->bins);
@@ -71,24 +76,29 @@ static int load_bins(const char *path, json_t *latency, sg_compare_run *run, sg_
     for (size_t i = 0; i < n; i++) {
         json_t *pair = json_array_get(b, i);
         json_t *v = json_array_get(pair, 0), *c = json_array_get(pair, 1);
-        if (json_array_size(pair) != 2 || !json_is_integer(v) || !json_is_integer(c) || json_integer_value(v) < 0 ||
-            json_integer_value(c) < 0)
-            return sg_errf(err, SG_EINPUT, "%s: histogram bucket %zu is not [low_ns, count]", path, i);
+        if (json_array_size(pair) != 2 || !json_is_integer(v) || !json_is_integer(c) ||
+            json_integer_value(v) < 0 || json_integer_value(c) < 0)
+            return sg_errf(err, SG_EINPUT, "%s: histogram bucket %zu is not [low_ns, count]", path,
+                           i);
         run->bins[i].value = (double)json_integer_value(v);
         run->bins[i].count = json_integer_value(c);
-        /* 2^53 queries is centuries of nanosecond runs; past it counts lose exactness in the U test. */
+        /* 2^53 queries is centuries of nanosecond runs; past it counts lose exactness in the U
+         * test. */
         if (run->bins[i].count > (INT64_C(1) << 53) - total)
-            return sg_errf(err, SG_EINPUT, "%s: histogram counts add up to more than 2^53 queries at bucket %zu", path,
-                           i);
+            return sg_errf(err, SG_EINPUT,
+                           "%s: histogram counts add up to more than 2^53 queries at bucket %zu",
+                           path, i);
         total += run->bins[i].count;
         if (i && !(run->bins[i].value > run->bins[i - 1].value))
-            return sg_errf(err, SG_EINPUT, "%s: histogram buckets are not ascending at bucket %zu", path, i);
+            return sg_errf(err, SG_EINPUT, "%s: histogram buckets are not ascending at bucket %zu",
+                           path, i);
     }
     run->n_bins = n;
     return SG_OK;
 }
 
-/* Fills the latency-derived fields from a bench document (top level or the predicate's "latency"). */
+/* Fills the latency-derived fields from a bench document (top level or the predicate's "latency").
+ */
 static int load_latency(const char *path, json_t *latency, sg_compare_run *run, sg_err *err)
 {
     if (!json_is_object(latency)) return SG_OK; /* a report without a latency section */
@@ -98,7 +108,8 @@ static int load_latency(const char *path, json_t *latency, sg_compare_run *run, 
     for (size_t i = 0; i < sizeof pct / sizeof pct[0]; i++) {
         json_t *v = json_object_get(json_object_get(latency, "latency_ns"), pct[i]);
         if (v && !json_is_null(v) && !(json_is_number(v) && json_number_value(v) >= 0))
-            return sg_errf(err, SG_EINPUT, "%s: latency_ns.%s is not a non-negative number", path, pct[i]);
+            return sg_errf(err, SG_EINPUT, "%s: latency_ns.%s is not a non-negative number", path,
+                           pct[i]);
     }
     run->latency = latency;
     copy_str(run->scenario, sizeof run->scenario, json_object_get(latency, "scenario"));
@@ -109,8 +120,8 @@ static int load_latency(const char *path, json_t *latency, sg_compare_run *run, 
     return load_bins(path, latency, run, err);
 }
 
-static int load_report(const char *path, const uint8_t *data, size_t len, EVP_PKEY *pub, sg_compare_run *run,
-                       sg_err *err)
+static int load_report(const char *path, const uint8_t *data, size_t len, EVP_PKEY *pub,
+                       sg_compare_run *run, sg_err *err)
 {
     int rc;
     snprintf(run->kind, sizeof run->kind, "report");
@@ -125,7 +136,8 @@ static int load_report(const char *path, const uint8_t *data, size_t len, EVP_PK
         } else if (rc == SG_EREFUSED) {
             char why[sizeof err->msg];
             snprintf(why, sizeof why, "%s", err->msg);
-            sg_errf(err, SG_EREFUSED, "%s does not verify with the given public key: %s", path, why);
+            sg_errf(err, SG_EREFUSED, "%s does not verify with the given public key: %s", path,
+                    why);
         }
         sg_report_info_clear(&info);
         if (rc) return rc;
@@ -135,10 +147,12 @@ static int load_report(const char *path, const uint8_t *data, size_t len, EVP_PK
         return sg_errf(err, rc, "%s: %s", path, why);
     }
     json_t *pred = json_object_get(run->statement, "predicate");
-    if (!json_is_object(pred)) return sg_errf(err, SG_EINPUT, "%s: statement has no \"predicate\" object", path);
+    if (!json_is_object(pred))
+        return sg_errf(err, SG_EINPUT, "%s: statement has no \"predicate\" object", path);
     json_t *s0 = json_array_get(json_object_get(run->statement, "subject"), 0);
     copy_str(run->subject, sizeof run->subject, json_object_get(s0, "name"));
-    copy_str(run->subject_sha256, sizeof run->subject_sha256, json_object_get(json_object_get(s0, "digest"), "sha256"));
+    copy_str(run->subject_sha256, sizeof run->subject_sha256,
+             json_object_get(json_object_get(s0, "digest"), "sha256"));
     copy_str(run->result, sizeof run->result, json_object_get(pred, "result"));
     copy_str(run->timestamp, sizeof run->timestamp, json_object_get(pred, "timestamp"));
     json_t *m = json_object_get(pred, "metrics"), *p = json_object_get(pred, "policy");
@@ -169,11 +183,16 @@ int sg_compare_load(const char *path, EVP_PKEY *pub, sg_compare_run *run, sg_err
     } else if (json_object_get(doc, "latency_ns")) {
         run->doc = doc;
         snprintf(run->kind, sizeof run->kind, "bench");
-        if (pub) rc = sg_errf(err, SG_EINPUT, "%s is bench JSON, not a signed report: --pubkey cannot verify it", path);
-        else rc = load_latency(path, doc, run, err);
+        if (pub)
+            rc = sg_errf(err, SG_EINPUT,
+                         "%s is bench JSON, not a signed report: --pubkey cannot verify it", path);
+        else
+            rc = load_latency(path, doc, run, err);
     } else {
         json_decref(doc);
-        rc = sg_errf(err, SG_EINPUT, "%s is neither a signed report (DSSE envelope) nor `bench --json` output", path);
+        rc = sg_errf(err, SG_EINPUT,
+                     "%s is neither a signed report (DSSE envelope) nor `bench --json` output",
+                     path);
     }
     free(data);
     if (rc) sg_compare_run_clear(run);

@@ -114,12 +114,15 @@ static int b64_decode_any(const char *in, size_t len, uint8_t **out, size_t *out
             free(copy);
             return -1;
         }
-        while (n % 4) copy[n++] = '=';
+        while (n % 4)
+            copy[n++] = '=';
     }
     copy[n] = '\0';
     for (size_t i = 0; url && i < n; i++) {
-        if (copy[i] == '-') copy[i] = '+';
-        else if (copy[i] == '_') copy[i] = '/';
+        if (copy[i] == '-')
+            copy[i] = '+';
+        else if (copy[i] == '_')
+            copy[i] = '/';
     }
     int rc = sg_base64_decode(copy, out, out_len);
     free(copy);
@@ -131,9 +134,11 @@ static int only_members(json_t *obj, const char *const *allowed, const char *whe
 {
     const char *k;
     json_t *v;
-    json_object_foreach(obj, k, v) {
+    json_object_foreach(obj, k, v)
+    {
         bool ok = false;
-        for (const char *const *a = allowed; *a && !ok; a++) ok = !strcmp(k, *a);
+        for (const char *const *a = allowed; *a && !ok; a++)
+            ok = !strcmp(k, *a);
         if (!ok) return sg_errf(err, SG_EREFUSED, "%s: unexpected field \"%s\"", where, k);
     }
     return SG_OK;
@@ -201,8 +206,10 @@ int sg_dsse_verify(const uint8_t *envelope, size_t len, EVP_PKEY *pub, char **pa
             /* keyid is an unauthenticated hint (DSSE): it never decides anything. */
             sg_err verr;
             int v = sg_verify_sig(pub, pae, pae_len, sig, sig_len, &verr);
-            if (v == SG_OK) verified = true;
-            else if (v != SG_EREFUSED) rc = sg_errf(err, v, "%s", verr.msg);
+            if (v == SG_OK)
+                verified = true;
+            else if (v != SG_EREFUSED)
+                rc = sg_errf(err, v, "%s", verr.msg);
         }
         free(sig);
     }

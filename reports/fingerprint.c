@@ -12,8 +12,8 @@
 #include "stagegate/cli.h"
 #include "stagegate/compare.h"
 
-static const char *const fp_fields[] = {"cpu_model", "cores", "tsc_mhz", "kernel", "openblas",
-                                        "stagegate_version"};
+static const char *const fp_fields[] = {"cpu_model", "cores",    "tsc_mhz",
+                                        "kernel",    "openblas", "stagegate_version"};
 #define FP_NFIELDS (sizeof fp_fields / sizeof fp_fields[0])
 
 static json_t *str_or_null(const json_t *v)
@@ -27,16 +27,22 @@ json_t *sg_fingerprint_from_machine(const json_t *machine)
     json_t *fp = json_object();
     json_object_set_new(fp, "cpu_model", str_or_null(json_object_get(machine, "cpu_model")));
     json_t *cores = json_object_get(machine, "cores");
-    json_object_set_new(fp, "cores", json_is_integer(cores) ? json_integer(json_integer_value(cores)) : json_null());
+    json_object_set_new(fp, "cores",
+                        json_is_integer(cores) ? json_integer(json_integer_value(cores))
+                                               : json_null());
     /* TSC calibration varies in the last few kHz run to run: 10 MHz steps keep one machine one
      * fingerprint, and real TSC rates differ by far more than that between CPU models. */
     double hz = json_number_value(json_object_get(machine, "tsc_hz"));
-    json_object_set_new(fp, "tsc_mhz", isfinite(hz) && hz > 0 ? json_integer((json_int_t)(round(hz / 1e7) * 10))
-                                                             : json_null());
+    json_object_set_new(fp, "tsc_mhz",
+                        isfinite(hz) && hz > 0 ? json_integer((json_int_t)(round(hz / 1e7) * 10))
+                                               : json_null());
     json_object_set_new(fp, "kernel", str_or_null(json_object_get(machine, "kernel")));
-    json_object_set_new(fp, "openblas", str_or_null(json_object_get(json_object_get(machine, "openblas"), "config")));
-    json_object_set_new(fp, "stagegate_version",
-                        str_or_null(json_object_get(json_object_get(machine, "stagegate"), "version")));
+    json_object_set_new(
+        fp, "openblas",
+        str_or_null(json_object_get(json_object_get(machine, "openblas"), "config")));
+    json_object_set_new(
+        fp, "stagegate_version",
+        str_or_null(json_object_get(json_object_get(machine, "stagegate"), "version")));
     /* The id hashes the fields in a fixed order, each as compact JSON, one per line. */
     size_t cap = 256, len = 0;
     char *buf = malloc(cap);
@@ -71,7 +77,8 @@ json_t *sg_fingerprint_diff(const json_t *old_fp, const json_t *new_fp)
 {
     json_t *d = json_array();
     for (size_t i = 0; i < FP_NFIELDS; i++) {
-        json_t *a = json_object_get(old_fp, fp_fields[i]), *b = json_object_get(new_fp, fp_fields[i]);
+        json_t *a = json_object_get(old_fp, fp_fields[i]),
+               *b = json_object_get(new_fp, fp_fields[i]);
         if (json_equal(a ? a : json_null(), b ? b : json_null())) continue;
         json_t *e = json_object();
         json_object_set_new(e, "field", json_string(fp_fields[i]));

@@ -77,8 +77,8 @@ static const char *rel_sym(bool passed, bool gib)
 
 typedef enum { B_MIN_ABS, B_MIN_REL, B_MAX_REL_REG, B_MAX_ABS_REG } baseline_bound;
 
-static void baseline_check(sg_gate_check *c, const sg_metric_rule *r, baseline_bound kind, double amount,
-                           const sg_gate_inputs *in, bool have_value, double v)
+static void baseline_check(sg_gate_check *c, const sg_metric_rule *r, baseline_bound kind,
+                           double amount, const sg_gate_inputs *in, bool have_value, double v)
 {
     static const char *const suffix[] = {"min_absolute_change", "min_relative_change",
                                          "max_relative_regression", "max_absolute_regression"};
@@ -105,14 +105,23 @@ static void baseline_check(sg_gate_check *c, const sg_metric_rule *r, baseline_b
                  r->name);
         return;
     }
-    /* Sign of the allowed move: improvements point along the good direction, regressions against it. */
+    /* Sign of the allowed move: improvements point along the good direction, regressions against
+     * it. */
     double good = gib ? 1.0 : -1.0;
     double limit;
     switch (kind) {
-    case B_MIN_ABS: limit = b + good * amount; break;
-    case B_MIN_REL: limit = b + good * amount * fabs(b); break;
-    case B_MAX_REL_REG: limit = b - good * amount * fabs(b); break;
-    default: limit = b - good * amount; break;
+    case B_MIN_ABS:
+        limit = b + good * amount;
+        break;
+    case B_MIN_REL:
+        limit = b + good * amount * fabs(b);
+        break;
+    case B_MAX_REL_REG:
+        limit = b - good * amount * fabs(b);
+        break;
+    default:
+        limit = b - good * amount;
+        break;
     }
     c->limit = limit;
     c->passed = holds(v, limit, gib, true);
@@ -122,8 +131,8 @@ static void baseline_check(sg_gate_check *c, const sg_metric_rule *r, baseline_b
         if (b >= 0)
             set_text(c, "%s %.4g %s %.4g x baseline %.4g", r->name, v, sym, factor, b);
         else
-            set_text(c, "%s %.4g %s baseline %.4g %s %.4g%% of |baseline| (%.4g)", r->name, v, sym, b,
-                     (kind == B_MIN_REL) == gib ? "+" : "-", amount * 100.0, limit);
+            set_text(c, "%s %.4g %s baseline %.4g %s %.4g%% of |baseline| (%.4g)", r->name, v, sym,
+                     b, (kind == B_MIN_REL) == gib ? "+" : "-", amount * 100.0, limit);
     } else {
         set_text(c, "%s %.4g %s baseline %.4g %s %.4g", r->name, v, sym, b,
                  (kind == B_MIN_ABS) == gib ? "+" : "-", amount);
@@ -145,8 +154,9 @@ static int metric_checks(const sg_metric_rule *r, const sg_gate_inputs *in, sg_g
         c->value = have ? v : NAN;
         c->passed = have && holds(v, r->threshold, r->greater_is_better, false);
         if (!have)
-            set_text(c, "%s was not measured for the candidate (not defined for this model or dataset)",
-                     r->name);
+            set_text(
+                c, "%s was not measured for the candidate (not defined for this model or dataset)",
+                r->name);
         else
             set_text(c, "%s %.4g %s %.4g", r->name, v, rel_sym(c->passed, r->greater_is_better),
                      r->threshold);
@@ -212,8 +222,9 @@ static int latency_check(const sg_gate_policy *p, const sg_gate_inputs *in, sg_g
     if (!isfinite(est)) {
         char needs[64] = "";
         if (need > 0) snprintf(needs, sizeof needs, " (needs at least %lld)", (long long)need);
-        set_text(c, "%s p%d: a run of %lld queries is too short for the early-stopping estimate%s%s%s",
-                 l->scenario, pct, (long long)l->queries, needs, l->reason[0] ? ": " : "", l->reason);
+        set_text(
+            c, "%s p%d: a run of %lld queries is too short for the early-stopping estimate%s%s%s",
+            l->scenario, pct, (long long)l->queries, needs, l->reason[0] ? ": " : "", l->reason);
         return SG_OK;
     }
     c->value = est;
@@ -226,8 +237,8 @@ static int latency_check(const sg_gate_policy *p, const sg_gate_inputs *in, sg_g
     return SG_OK;
 }
 
-static int memory_check(const char *name, const char *what, double value, double limit, bool measured,
-                        sg_gate_decision *d, sg_err *err)
+static int memory_check(const char *name, const char *what, double value, double limit,
+                        bool measured, sg_gate_decision *d, sg_err *err)
 {
     int rc = add_check(d, err);
     if (rc) return rc;
@@ -271,7 +282,8 @@ static int shadow_check(const sg_gate_policy *p, const sg_gate_inputs *in, sg_ga
     c->value = s->agreement;
     c->passed = s->rows > 0 && holds(s->agreement, c->limit, true, false);
     if (s->classification)
-        set_text(c, "shadow agreement %.4g %s %.4g (%lld of %lld rows predict the baseline's label)",
+        set_text(c,
+                 "shadow agreement %.4g %s %.4g (%lld of %lld rows predict the baseline's label)",
                  s->agreement, rel_sym(c->passed, true), c->limit, (long long)s->agreeing,
                  (long long)s->rows);
     else
@@ -286,16 +298,17 @@ int sg_gate_evaluate(const sg_gate_policy *p, const sg_gate_inputs *in, sg_gate_
 {
     memset(out, 0, sizeof *out);
     int rc = SG_OK;
-    for (int i = 0; i < p->n_metrics && !rc; i++) rc = metric_checks(&p->metrics[i], in, out, err);
+    for (int i = 0; i < p->n_metrics && !rc; i++)
+        rc = metric_checks(&p->metrics[i], in, out, err);
     if (!rc && p->has_latency) rc = latency_check(p, in, out, err);
     const sg_gate_memory *m = in->memory;
     bool mem = m && m->measured;
     if (!rc && p->has_memory && p->has_max_rss_mb)
-        rc = memory_check("memory.max_rss_mb", "peak RSS", mem ? m->peak_rss_mb : NAN, p->max_rss_mb,
-                          mem, out, err);
+        rc = memory_check("memory.max_rss_mb", "peak RSS", mem ? m->peak_rss_mb : NAN,
+                          p->max_rss_mb, mem, out, err);
     if (!rc && p->has_memory && p->has_max_model_mb)
-        rc = memory_check("memory.max_model_mb", "model size", mem ? m->model_mb : NAN, p->max_model_mb,
-                          mem, out, err);
+        rc = memory_check("memory.max_model_mb", "model size", mem ? m->model_mb : NAN,
+                          p->max_model_mb, mem, out, err);
     if (!rc && p->has_shadow) rc = shadow_check(p, in, out, err);
     if (rc) {
         sg_gate_decision_clear(out);

@@ -16,16 +16,19 @@ int sg_shadow_compare_labels(const int32_t *candidate, const int32_t *baseline, 
     memset(out, 0, sizeof *out);
     if (rows <= 0) return sg_errf(err, SG_EINPUT, "shadow comparison: no rows to compare");
     if (n_classes < 2 || n_classes > 4096)
-        return sg_errf(err, SG_EINPUT, "shadow comparison: %d classes is out of range [2, 4096]", n_classes);
+        return sg_errf(err, SG_EINPUT, "shadow comparison: %d classes is out of range [2, 4096]",
+                       n_classes);
     size_t k = (size_t)n_classes;
     out->matrix = calloc(k * k, sizeof *out->matrix);
-    if (!out->matrix) return sg_errf(err, SG_ENOMEM, "shadow comparison: out of memory for a %dx%d matrix",
-                                     n_classes, n_classes);
+    if (!out->matrix)
+        return sg_errf(err, SG_ENOMEM, "shadow comparison: out of memory for a %dx%d matrix",
+                       n_classes, n_classes);
     for (int64_t i = 0; i < rows; i++) {
         int32_t c = candidate[i], b = baseline[i];
         if (c < 0 || c >= n_classes || b < 0 || b >= n_classes) {
             sg_shadow_result_clear(out);
-            return sg_errf(err, SG_EINPUT, "shadow comparison: row %lld has label %d vs %d outside [0, %d)",
+            return sg_errf(err, SG_EINPUT,
+                           "shadow comparison: row %lld has label %d vs %d outside [0, %d)",
                            (long long)i, c, b, n_classes);
         }
         out->matrix[(size_t)c * k + (size_t)b]++;
@@ -49,8 +52,8 @@ int sg_shadow_compare_values(const float *candidate, const float *baseline, int6
         double c = candidate[i], b = baseline[i];
         double diff = fabs(c - b);
         if (!isfinite(diff))
-            return sg_errf(err, SG_EINPUT, "shadow comparison: row %lld has a non-finite prediction",
-                           (long long)i);
+            return sg_errf(err, SG_EINPUT,
+                           "shadow comparison: row %lld has a non-finite prediction", (long long)i);
         out->agreeing += diff <= abs_tol + rel_tol * fabs(b);
         sum += diff;
         if (diff > mx) mx = diff;
@@ -84,16 +87,19 @@ json_t *sg_shadow_result_json(const sg_shadow_result *s)
     json_object_set_new(o, "agreeing", json_integer(s->agreeing));
     json_object_set_new(o, "agreement", json_real(s->agreement));
     if (s->classification) {
-        /* Rows are the candidate's label, columns the baseline's: off-diagonal cells are disagreements. */
+        /* Rows are the candidate's label, columns the baseline's: off-diagonal cells are
+         * disagreements. */
         json_t *m = json_array();
         for (int i = 0; i < s->n_classes; i++) {
             json_t *row = json_array();
             for (int j = 0; j < s->n_classes; j++)
-                json_array_append_new(row, json_integer(s->matrix[(size_t)i * (size_t)s->n_classes + (size_t)j]));
+                json_array_append_new(
+                    row, json_integer(s->matrix[(size_t)i * (size_t)s->n_classes + (size_t)j]));
             json_array_append_new(m, row);
         }
         json_object_set_new(o, "disagreement_matrix", m);
-        json_object_set_new(o, "matrix_axes", json_string("rows: candidate label, columns: baseline label"));
+        json_object_set_new(o, "matrix_axes",
+                            json_string("rows: candidate label, columns: baseline label"));
     } else {
         json_object_set_new(o, "abs_tolerance", json_real(s->abs_tolerance));
         json_object_set_new(o, "rel_tolerance", json_real(s->rel_tolerance));

@@ -177,7 +177,8 @@ int sg_key_load_private(const char *path, EVP_PKEY **out, sg_err *err)
 {
     *out = NULL;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return sg_errf(err, SG_EINPUT, "%s: cannot open private key: %s", path, strerror(errno));
+    if (fd < 0)
+        return sg_errf(err, SG_EINPUT, "%s: cannot open private key: %s", path, strerror(errno));
     /* fstat on the opened descriptor: the mode checked is the mode of the file we read. */
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -210,8 +211,9 @@ int sg_key_load_private(const char *path, EVP_PKEY **out, sg_err *err)
     if (key_type_of(key, &t) != 0) {
         /* Format the message before freeing: the type name is owned by the key. */
         const char *tn = EVP_PKEY_get0_type_name(key);
-        int rc = sg_errf(err, SG_EINPUT, "%s: key type %s is not supported (use ECDSA P-256 or Ed25519)",
-                         path, tn ? tn : "?");
+        int rc =
+            sg_errf(err, SG_EINPUT, "%s: key type %s is not supported (use ECDSA P-256 or Ed25519)",
+                    path, tn ? tn : "?");
         EVP_PKEY_free(key);
         return rc;
     }
@@ -219,7 +221,8 @@ int sg_key_load_private(const char *path, EVP_PKEY **out, sg_err *err)
     return SG_OK;
 }
 
-int sg_key_load_public_pem(const char *pem, size_t len, const char *what, EVP_PKEY **out, sg_err *err)
+int sg_key_load_public_pem(const char *pem, size_t len, const char *what, EVP_PKEY **out,
+                           sg_err *err)
 {
     *out = NULL;
     if (!what) what = "public key";
@@ -263,7 +266,8 @@ int sg_key_id(EVP_PKEY *key, char id[65], sg_err *err)
 {
     unsigned char *der = NULL;
     int n = i2d_PUBKEY(key, &der);
-    if (n <= 0) return sg_errf(err, SG_EINTERNAL, "key: cannot encode public key: %s", ossl_reason());
+    if (n <= 0)
+        return sg_errf(err, SG_EINTERNAL, "key: cannot encode public key: %s", ossl_reason());
     sg_sha256_hex(der, (size_t)n, id);
     OPENSSL_free(der);
     return SG_OK;
@@ -277,13 +281,16 @@ static const EVP_MD *digest_for(EVP_PKEY *key, bool *ok)
     return *ok && t == SG_KEY_ECDSA_P256 ? EVP_sha256() : NULL;
 }
 
-int sg_sign(EVP_PKEY *key, const uint8_t *msg, size_t len, uint8_t **sig, size_t *sig_len, sg_err *err)
+int sg_sign(EVP_PKEY *key, const uint8_t *msg, size_t len, uint8_t **sig, size_t *sig_len,
+            sg_err *err)
 {
     *sig = NULL;
     *sig_len = 0;
     bool ok;
     const EVP_MD *md = digest_for(key, &ok);
-    if (!ok) return sg_errf(err, SG_EINPUT, "signing key: type not supported (use ECDSA P-256 or Ed25519)");
+    if (!ok)
+        return sg_errf(err, SG_EINPUT,
+                       "signing key: type not supported (use ECDSA P-256 or Ed25519)");
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     if (!ctx) return sg_errf(err, SG_ENOMEM, "sign: out of memory");
     size_t n = 0;
@@ -312,7 +319,9 @@ int sg_verify_sig(EVP_PKEY *pub, const uint8_t *msg, size_t len, const uint8_t *
 {
     bool ok;
     const EVP_MD *md = digest_for(pub, &ok);
-    if (!ok) return sg_errf(err, SG_EINPUT, "public key: type not supported (use ECDSA P-256 or Ed25519)");
+    if (!ok)
+        return sg_errf(err, SG_EINPUT,
+                       "public key: type not supported (use ECDSA P-256 or Ed25519)");
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     if (!ctx) return sg_errf(err, SG_ENOMEM, "verify: out of memory");
     if (EVP_DigestVerifyInit(ctx, NULL, md, NULL, pub) != 1) {
@@ -400,7 +409,8 @@ int sg_base64_decode(const char *in, uint8_t **out, size_t *out_len)
                 return -1;
             }
         }
-        uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
+        uint32_t w =
+            (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
         size_t take = last ? 3 - pad : 3;
         if (last && ((pad == 1 && (w & 0xff)) || (pad == 2 && (w & 0xffff)))) {
             free(buf); /* non-zero bits hidden under the padding: not canonical */

@@ -16,16 +16,19 @@ static int check_bins(const sg_bin *b, size_t n, const char *what, int64_t *tota
     *total = 0;
     for (size_t i = 0; i < n; i++) {
         if (b[i].count < 0 || !isfinite(b[i].value))
-            return sg_errf(err, SG_EINPUT, "%s histogram: bucket %zu has a negative count or a non-finite value",
+            return sg_errf(err, SG_EINPUT,
+                           "%s histogram: bucket %zu has a negative count or a non-finite value",
                            what, i);
         if (i && !(b[i].value > b[i - 1].value))
-            return sg_errf(err, SG_EINPUT, "%s histogram: buckets are not in strictly ascending order at %zu",
-                           what, i);
+            return sg_errf(err, SG_EINPUT,
+                           "%s histogram: buckets are not in strictly ascending order at %zu", what,
+                           i);
         if (b[i].count > INT64_MAX - *total)
             return sg_errf(err, SG_EINPUT, "%s histogram: counts overflow at bucket %zu", what, i);
         *total += b[i].count;
     }
-    if (*total == 0) return sg_errf(err, SG_EINPUT, "%s histogram is empty: nothing to compare", what);
+    if (*total == 0)
+        return sg_errf(err, SG_EINPUT, "%s histogram is empty: nothing to compare", what);
     return SG_OK;
 }
 
@@ -58,7 +61,8 @@ int sg_mannwhitney_binned(const sg_bin *x, size_t nx, const sg_bin *y, size_t ny
     out->n_old = n1;
     out->n_new = n2;
     out->u = (double)u1;
-    /* All observations tied: no evidence either way (scipy gives NaN; p = 1 is the useful answer). */
+    /* All observations tied: no evidence either way (scipy gives NaN; p = 1 is the useful answer).
+     */
     if (var <= 0) {
         out->z = 0;
         out->p_value = 1;

@@ -39,12 +39,23 @@ static const metric_dir known_metrics[] = {
 #define N_KNOWN (sizeof known_metrics / sizeof known_metrics[0])
 
 const char *const sg_policy_metric_names[] = {
-    "accuracy",      "precision",           "recall",
-    "f1",            "roc_auc",             "average_precision",
-    "log_loss",      "f1_macro",            "f1_micro",
-    "f1_weighted",   "example_count",       "mean_absolute_error",
-    "mean_squared_error", "root_mean_squared_error", "r2_score",
-    "max_error",     NULL,
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "roc_auc",
+    "average_precision",
+    "log_loss",
+    "f1_macro",
+    "f1_micro",
+    "f1_weighted",
+    "example_count",
+    "mean_absolute_error",
+    "mean_squared_error",
+    "root_mean_squared_error",
+    "r2_score",
+    "max_error",
+    NULL,
 };
 
 bool sg_metric_direction(const char *name, bool *greater_is_better)
@@ -66,13 +77,15 @@ typedef struct {
 
 static void skip_ws(scan *sc)
 {
-    while (sc->i < sc->n && strchr(" \t\r\n", sc->s[sc->i]) && sc->s[sc->i]) sc->i++;
+    while (sc->i < sc->n && strchr(" \t\r\n", sc->s[sc->i]) && sc->s[sc->i])
+        sc->i++;
 }
 
 static void skip_string(scan *sc)
 {
     sc->i++; /* opening quote */
-    while (sc->i < sc->n && sc->s[sc->i] != '"') sc->i += sc->s[sc->i] == '\\' ? 2 : 1;
+    while (sc->i < sc->n && sc->s[sc->i] != '"')
+        sc->i += sc->s[sc->i] == '\\' ? 2 : 1;
     sc->i++;
 }
 
@@ -97,7 +110,8 @@ static void skip_value(scan *sc)
             if (depth == 0) break;
         }
     } else {
-        while (sc->i < sc->n && !strchr(",}] \t\r\n", sc->s[sc->i])) sc->i++;
+        while (sc->i < sc->n && !strchr(",}] \t\r\n", sc->s[sc->i]))
+            sc->i++;
     }
 }
 
@@ -118,7 +132,8 @@ static void find_path(scan *sc, const char *const *path, int depth, size_t *best
         if (strlen(path[0]) == key_len && !memcmp(sc->s + key_start, path[0], key_len)) {
             /* Point at the key for the last component: that is what the user wrote wrong. */
             *best = depth == 1 ? key_start - 1 : sc->i;
-            if (depth > 1 && sc->i < sc->n && sc->s[sc->i] == '{') find_path(sc, path + 1, depth - 1, best);
+            if (depth > 1 && sc->i < sc->n && sc->s[sc->i] == '{')
+                find_path(sc, path + 1, depth - 1, best);
             return;
         }
         skip_value(sc);
@@ -168,14 +183,21 @@ __attribute__((format(printf, 4, 5))) static int field_err(pctx *c, const char *
 static const char *type_name(const json_t *v)
 {
     switch (json_typeof(v)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "an array";
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER: return "an integer";
-    case JSON_REAL: return "a number";
+    case JSON_OBJECT:
+        return "an object";
+    case JSON_ARRAY:
+        return "an array";
+    case JSON_STRING:
+        return "a string";
+    case JSON_INTEGER:
+        return "an integer";
+    case JSON_REAL:
+        return "a number";
     case JSON_TRUE:
-    case JSON_FALSE: return "a boolean";
-    default: return "null";
+    case JSON_FALSE:
+        return "a boolean";
+    default:
+        return "null";
     }
 }
 
@@ -189,7 +211,8 @@ static int get_number(pctx *c, const char **path, int depth, json_t *v, double l
     if (!isfinite(x) || x < lo || x > hi || (lo_open && x == lo)) {
         if (isinf(hi))
             return field_err(c, path, depth, "must be %s %g, got %g", lo_open ? ">" : ">=", lo, x);
-        return field_err(c, path, depth, "must be in %s%g, %g], got %g", lo_open ? "(" : "[", lo, hi, x);
+        return field_err(c, path, depth, "must be in %s%g, %g], got %g", lo_open ? "(" : "[", lo,
+                         hi, x);
     }
     *out = x;
     return SG_OK;
@@ -215,10 +238,11 @@ static int parse_metric(pctx *c, const char *name, json_t *obj, sg_metric_rule *
     const char *path[3] = {"metrics", name, NULL};
     bool dir;
     if (!sg_metric_direction(name, &dir))
-        return field_err(c, path, 2, "is not a metric stagegate computes (known: accuracy, precision, "
-                                     "recall, f1, roc_auc, average_precision, log_loss, f1_macro, "
-                                     "f1_micro, f1_weighted, example_count, mean_absolute_error, "
-                                     "mean_squared_error, root_mean_squared_error, r2_score, max_error)");
+        return field_err(c, path, 2,
+                         "is not a metric stagegate computes (known: accuracy, precision, "
+                         "recall, f1, roc_auc, average_precision, log_loss, f1_macro, "
+                         "f1_micro, f1_weighted, example_count, mean_absolute_error, "
+                         "mean_squared_error, root_mean_squared_error, r2_score, max_error)");
     int rc = want_object(c, path, 2, obj);
     if (rc) return rc;
     memset(r, 0, sizeof *r);
@@ -226,7 +250,8 @@ static int parse_metric(pctx *c, const char *name, json_t *obj, sg_metric_rule *
     r->greater_is_better = dir;
     const char *key;
     json_t *v;
-    json_object_foreach(obj, key, v) {
+    json_object_foreach(obj, key, v)
+    {
         path[2] = key;
         if (!strcmp(key, "threshold")) {
             rc = get_number(c, path, 3, v, -INFINITY, INFINITY, false, &r->threshold);
@@ -248,17 +273,19 @@ static int parse_metric(pctx *c, const char *name, json_t *obj, sg_metric_rule *
         } else if (!strcmp(key, "optional")) {
             rc = get_bool(c, path, 3, v, &r->optional);
         } else {
-            rc = field_err(c, path, 3, "is not a known key (expected threshold, min_absolute_change, "
-                                       "min_relative_change, max_relative_regression, "
-                                       "max_absolute_regression, greater_is_better, optional)");
+            rc = field_err(c, path, 3,
+                           "is not a known key (expected threshold, min_absolute_change, "
+                           "min_relative_change, max_relative_regression, "
+                           "max_absolute_regression, greater_is_better, optional)");
         }
         if (rc) return rc;
     }
     if (!r->has_threshold && !r->has_min_absolute_change && !r->has_min_relative_change &&
         !r->has_max_relative_regression && !r->has_max_absolute_regression)
-        return field_err(c, path, 2, "sets no bound (give threshold, min_absolute_change, "
-                                     "min_relative_change, max_relative_regression or "
-                                     "max_absolute_regression)");
+        return field_err(c, path, 2,
+                         "sets no bound (give threshold, min_absolute_change, "
+                         "min_relative_change, max_relative_regression or "
+                         "max_absolute_regression)");
     return SG_OK;
 }
 
@@ -270,19 +297,22 @@ static int parse_latency(pctx *c, json_t *obj, sg_gate_policy *p)
     bool have_scenario = false, have_pct = false, have_max = false, have_qps = false;
     const char *key;
     json_t *v;
-    json_object_foreach(obj, key, v) {
+    json_object_foreach(obj, key, v)
+    {
         path[1] = key;
         if (!strcmp(key, "scenario")) {
             const char *s = json_string_value(v);
             if (!s) return field_err(c, path, 2, "must be a string, not %s", type_name(v));
             if (strcmp(s, "single-stream") && strcmp(s, "server") && strcmp(s, "offline"))
-                return field_err(c, path, 2, "must be single-stream, server or offline, got '%.64s'", s);
+                return field_err(c, path, 2,
+                                 "must be single-stream, server or offline, got '%.64s'", s);
             snprintf(p->latency_scenario, sizeof p->latency_scenario, "%s", s);
             have_scenario = true;
         } else if (!strcmp(key, "percentile")) {
             if (!json_is_integer(v) || (json_integer_value(v) != 90 && json_integer_value(v) != 99))
-                return field_err(c, path, 2, "must be the integer 90 or 99 (the percentiles with an "
-                                             "early-stopping estimate)");
+                return field_err(c, path, 2,
+                                 "must be the integer 90 or 99 (the percentiles with an "
+                                 "early-stopping estimate)");
             p->latency_percentile = (int)json_integer_value(v);
             have_pct = true;
         } else if (!strcmp(key, "max_ms")) {
@@ -292,12 +322,14 @@ static int parse_latency(pctx *c, json_t *obj, sg_gate_policy *p)
             rc = get_number(c, path, 2, v, 0, 1e9, true, &p->latency_target_qps);
             have_qps = true;
         } else if (!strcmp(key, "min_queries")) {
-            if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 100000000)
+            if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+                json_integer_value(v) > 100000000)
                 return field_err(c, path, 2, "must be an integer in [1, 100000000]");
             p->latency_min_queries = json_integer_value(v);
         } else {
-            rc = field_err(c, path, 2, "is not a known key (expected scenario, percentile, max_ms, "
-                                       "target_qps, min_queries)");
+            rc = field_err(c, path, 2,
+                           "is not a known key (expected scenario, percentile, max_ms, "
+                           "target_qps, min_queries)");
         }
         if (rc) return rc;
     }
@@ -310,7 +342,8 @@ static int parse_latency(pctx *c, json_t *obj, sg_gate_policy *p)
         return field_err(c, path, 2, "only applies to the server scenario");
     }
     if (!have_qps && !strcmp(p->latency_scenario, "server"))
-        return field_err(c, path, 1, "needs \"target_qps\" for the server scenario (the Poisson arrival rate)");
+        return field_err(c, path, 1,
+                         "needs \"target_qps\" for the server scenario (the Poisson arrival rate)");
     p->has_latency = true;
     return SG_OK;
 }
@@ -322,7 +355,8 @@ static int parse_memory(pctx *c, json_t *obj, sg_gate_policy *p)
     if (rc) return rc;
     const char *key;
     json_t *v;
-    json_object_foreach(obj, key, v) {
+    json_object_foreach(obj, key, v)
+    {
         path[1] = key;
         if (!strcmp(key, "max_rss_mb")) {
             rc = get_number(c, path, 2, v, 0, INFINITY, true, &p->max_rss_mb);
@@ -352,7 +386,8 @@ static int parse_shadow(pctx *c, json_t *obj, sg_gate_policy *p)
     p->shadow_rel_tolerance = 1e-5;
     const char *key;
     json_t *v;
-    json_object_foreach(obj, key, v) {
+    json_object_foreach(obj, key, v)
+    {
         path[1] = key;
         if (!strcmp(key, "min_agreement")) {
             rc = get_number(c, path, 2, v, 0, 1, false, &p->shadow_min_agreement);
@@ -363,18 +398,22 @@ static int parse_shadow(pctx *c, json_t *obj, sg_gate_policy *p)
             rc = want_object(c, path, 2, v);
             const char *k2;
             json_t *v2;
-            if (!rc) json_object_foreach(v, k2, v2) {
-                path[2] = k2;
-                if (!strcmp(k2, "abs"))
-                    rc = get_number(c, path, 3, v2, 0, INFINITY, false, &p->shadow_abs_tolerance);
-                else if (!strcmp(k2, "rel"))
-                    rc = get_number(c, path, 3, v2, 0, INFINITY, false, &p->shadow_rel_tolerance);
-                else
-                    rc = field_err(c, path, 3, "is not a known key (expected abs, rel)");
-                if (rc) break;
-            }
+            if (!rc) json_object_foreach(v, k2, v2)
+                {
+                    path[2] = k2;
+                    if (!strcmp(k2, "abs"))
+                        rc = get_number(c, path, 3, v2, 0, INFINITY, false,
+                                        &p->shadow_abs_tolerance);
+                    else if (!strcmp(k2, "rel"))
+                        rc = get_number(c, path, 3, v2, 0, INFINITY, false,
+                                        &p->shadow_rel_tolerance);
+                    else
+                        rc = field_err(c, path, 3, "is not a known key (expected abs, rel)");
+                    if (rc) break;
+                }
         } else {
-            rc = field_err(c, path, 2, "is not a known key (expected min_agreement, tolerance, optional)");
+            rc = field_err(c, path, 2,
+                           "is not a known key (expected min_agreement, tolerance, optional)");
         }
         if (rc) return rc;
     }
@@ -383,14 +422,16 @@ static int parse_shadow(pctx *c, json_t *obj, sg_gate_policy *p)
     return SG_OK;
 }
 
-int sg_policy_parse(const char *text, size_t len, const char *source, sg_gate_policy *p, sg_err *err)
+int sg_policy_parse(const char *text, size_t len, const char *source, sg_gate_policy *p,
+                    sg_err *err)
 {
     memset(p, 0, sizeof *p);
     pctx c = {source, text, len, err};
     json_error_t je;
     json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
     if (!root) {
-        /* jansson says column 0 for "before the first character" (e.g. at end of file); columns are 1-based. */
+        /* jansson says column 0 for "before the first character" (e.g. at end of file); columns are
+         * 1-based. */
         if (je.line > 0)
             return sg_errf(err, SG_EINPUT, "%s:%d:%d: invalid JSON: %s", source, je.line,
                            je.column > 0 ? je.column : 1, je.text);
@@ -403,21 +444,24 @@ int sg_policy_parse(const char *text, size_t len, const char *source, sg_gate_po
     }
     const char *key;
     json_t *v;
-    json_object_foreach(root, key, v) {
+    json_object_foreach(root, key, v)
+    {
         const char *path[1] = {key};
         if (!strcmp(key, "metrics")) {
             rc = want_object(&c, path, 1, v);
             const char *name;
             json_t *m;
-            if (!rc) json_object_foreach(v, name, m) {
-                if (p->n_metrics == SG_POLICY_MAX_METRICS) {
-                    rc = field_err(&c, path, 1, "has more than %d metrics", SG_POLICY_MAX_METRICS);
-                    break;
+            if (!rc) json_object_foreach(v, name, m)
+                {
+                    if (p->n_metrics == SG_POLICY_MAX_METRICS) {
+                        rc = field_err(&c, path, 1, "has more than %d metrics",
+                                       SG_POLICY_MAX_METRICS);
+                        break;
+                    }
+                    rc = parse_metric(&c, name, m, &p->metrics[p->n_metrics]);
+                    if (rc) break;
+                    p->n_metrics++;
                 }
-                rc = parse_metric(&c, name, m, &p->metrics[p->n_metrics]);
-                if (rc) break;
-                p->n_metrics++;
-            }
         } else if (!strcmp(key, "latency")) {
             rc = parse_latency(&c, v, p);
         } else if (!strcmp(key, "memory")) {
@@ -425,12 +469,14 @@ int sg_policy_parse(const char *text, size_t len, const char *source, sg_gate_po
         } else if (!strcmp(key, "shadow")) {
             rc = parse_shadow(&c, v, p);
         } else {
-            rc = field_err(&c, path, 1, "is not a known key (expected metrics, latency, memory, shadow)");
+            rc = field_err(&c, path, 1,
+                           "is not a known key (expected metrics, latency, memory, shadow)");
         }
         if (rc) goto out;
     }
     if (!p->n_metrics && !p->has_latency && !p->has_memory && !p->has_shadow)
-        rc = field_err(&c, NULL, 0, "has no checks: a gate that checks nothing would pass anything");
+        rc =
+            field_err(&c, NULL, 0, "has no checks: a gate that checks nothing would pass anything");
 out:
     json_decref(root);
     return rc;
@@ -459,9 +505,11 @@ json_t *sg_policy_json(const sg_gate_policy *p)
         if (r->has_min_relative_change)
             json_object_set_new(m, "min_relative_change", json_real(r->min_relative_change));
         if (r->has_max_relative_regression)
-            json_object_set_new(m, "max_relative_regression", json_real(r->max_relative_regression));
+            json_object_set_new(m, "max_relative_regression",
+                                json_real(r->max_relative_regression));
         if (r->has_max_absolute_regression)
-            json_object_set_new(m, "max_absolute_regression", json_real(r->max_absolute_regression));
+            json_object_set_new(m, "max_absolute_regression",
+                                json_real(r->max_absolute_regression));
         json_object_set_new(m, "greater_is_better", json_boolean(r->greater_is_better));
         json_object_set_new(m, "optional", json_boolean(r->optional));
         json_object_set_new(metrics, r->name, m);
@@ -472,8 +520,10 @@ json_t *sg_policy_json(const sg_gate_policy *p)
         json_object_set_new(l, "scenario", json_string(p->latency_scenario));
         json_object_set_new(l, "percentile", json_integer(p->latency_percentile));
         json_object_set_new(l, "max_ms", json_real(p->latency_max_ms));
-        if (p->latency_target_qps > 0) json_object_set_new(l, "target_qps", json_real(p->latency_target_qps));
-        if (p->latency_min_queries > 0) json_object_set_new(l, "min_queries", json_integer(p->latency_min_queries));
+        if (p->latency_target_qps > 0)
+            json_object_set_new(l, "target_qps", json_real(p->latency_target_qps));
+        if (p->latency_min_queries > 0)
+            json_object_set_new(l, "min_queries", json_integer(p->latency_min_queries));
         json_object_set_new(root, "latency", l);
     }
     if (p->has_memory) {

@@ -13,7 +13,8 @@ static void check_class(const char *name, char *out, size_t n)
 {
     const char *dot = strchr(name, '.');
     size_t len = dot ? (size_t)(dot - name) : strlen(name);
-    if (!strncmp(name, "latency.", 8) || !strncmp(name, "memory.", 7) || !strncmp(name, "shadow.", 7))
+    if (!strncmp(name, "latency.", 8) || !strncmp(name, "memory.", 7) ||
+        !strncmp(name, "shadow.", 7))
         snprintf(out, n, "stagegate.gate.%.*s", (int)len, name);
     else
         snprintf(out, n, "stagegate.gate.metrics.%.*s", (int)len, name);
@@ -22,7 +23,9 @@ static void check_class(const char *name, char *out, size_t n)
 int sg_render_junit(FILE *out, const sg_gate_decision *d, json_t *statement)
 {
     fprintf(out, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    fprintf(out, "<testsuites name=\"stagegate\" tests=\"%d\" failures=\"%d\" errors=\"0\" skipped=\"%d\">\n",
+    fprintf(out,
+            "<testsuites name=\"stagegate\" tests=\"%d\" failures=\"%d\" errors=\"0\" "
+            "skipped=\"%d\">\n",
             d->n, d->n_failed, d->n_skipped);
     fprintf(out, "  <testsuite name=\"stagegate gate: ");
     sg_fputs_xml_escaped(out, sg_render_subject_name(statement));
@@ -31,7 +34,8 @@ int sg_render_junit(FILE *out, const sg_gate_decision *d, json_t *statement)
     const char *ts = json_string_value(sg_render_pred(statement, "timestamp"));
     sg_fputs_xml_escaped(out, ts ? ts : "");
     fprintf(out, "\">\n    <properties>\n");
-    fprintf(out, "      <property name=\"result\" value=\"%s\"/>\n", d->passed ? "PASSED" : "FAILED");
+    fprintf(out, "      <property name=\"result\" value=\"%s\"/>\n",
+            d->passed ? "PASSED" : "FAILED");
     const char *sha = sg_render_subject_sha256(statement);
     if (*sha) {
         fprintf(out, "      <property name=\"model_sha256\" value=\"");
@@ -58,7 +62,8 @@ int sg_render_junit(FILE *out, const sg_gate_decision *d, json_t *statement)
             fprintf(out, "\">");
             sg_fputs_xml_escaped(out, c->text);
             if (isfinite(c->value) && isfinite(c->limit))
-                fprintf(out, "\nrequired: value %s %.17g; measured %.17g", c->op, c->limit, c->value);
+                fprintf(out, "\nrequired: value %s %.17g; measured %.17g", c->op, c->limit,
+                        c->value);
             fprintf(out, "</failure>\n");
         }
         fprintf(out, "      <system-out>");

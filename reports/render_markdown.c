@@ -43,7 +43,8 @@ static void md_ms(FILE *out, double ms)
 
 int sg_render_markdown(FILE *out, const sg_gate_decision *d, json_t *statement)
 {
-    fprintf(out, "### %s stagegate gate %s: ", d->passed ? "✅" : "❌", d->passed ? "PASSED" : "FAILED");
+    fprintf(out, "### %s stagegate gate %s: ", d->passed ? "✅" : "❌",
+            d->passed ? "PASSED" : "FAILED");
     md_cell(out, sg_render_subject_name(statement));
     fprintf(out, "\n\n");
     const char *sha = sg_render_subject_sha256(statement);
@@ -63,12 +64,15 @@ int sg_render_markdown(FILE *out, const sg_gate_decision *d, json_t *statement)
         md_cell(out, c->text);
         fputs(" |\n", out);
     }
-    json_t *m = sg_render_pred(statement, "metrics"), *bm = sg_render_pred(statement, "baseline_metrics");
+    json_t *m = sg_render_pred(statement, "metrics"),
+           *bm = sg_render_pred(statement, "baseline_metrics");
     if (json_is_object(m) && json_object_size(m)) {
-        fprintf(out, "\n<details><summary>Metrics</summary>\n\n| metric | candidate | baseline |\n|---|---|---|\n");
+        fprintf(out, "\n<details><summary>Metrics</summary>\n\n| metric | candidate | baseline "
+                     "|\n|---|---|---|\n");
         const char *k;
         json_t *v;
-        json_object_foreach(m, k, v) {
+        json_object_foreach(m, k, v)
+        {
             if (!json_is_number(v)) continue; /* the confusion matrix is in the report, not here */
             json_t *b = json_object_get(bm, k);
             fputs("| ", out);
@@ -97,7 +101,7 @@ int sg_render_markdown(FILE *out, const sg_gate_decision *d, json_t *statement)
     json_t *sh = sg_render_pred(statement, "shadow");
     json_t *agr = json_object_get(sh, "agreement");
     if (json_is_number(agr))
-        fprintf(out, "\nShadow agreement with the baseline: %.4g over %lld rows\n", json_number_value(agr),
-                (long long)json_integer_value(json_object_get(sh, "rows")));
+        fprintf(out, "\nShadow agreement with the baseline: %.4g over %lld rows\n",
+                json_number_value(agr), (long long)json_integer_value(json_object_get(sh, "rows")));
     return ferror(out) ? SG_EIO : SG_OK;
 }

@@ -7,11 +7,21 @@ void sg_fputs_xml_escaped(FILE *out, const char *s)
 {
     for (const unsigned char *p = (const unsigned char *)s; p && *p; p++) {
         switch (*p) {
-        case '&': fputs("&amp;", out); break;
-        case '<': fputs("&lt;", out); break;
-        case '>': fputs("&gt;", out); break;
-        case '"': fputs("&quot;", out); break;
-        case '\'': fputs("&#39;", out); break;
+        case '&':
+            fputs("&amp;", out);
+            break;
+        case '<':
+            fputs("&lt;", out);
+            break;
+        case '>':
+            fputs("&gt;", out);
+            break;
+        case '"':
+            fputs("&quot;", out);
+            break;
+        case '\'':
+            fputs("&#39;", out);
+            break;
         default:
             /* XML 1.0 forbids most control characters even as references. */
             if (*p < 0x20 && *p != '\n' && *p != '\t' && *p != '\r')
@@ -22,8 +32,8 @@ void sg_fputs_xml_escaped(FILE *out, const char *s)
     }
 }
 
-int sg_render_to_file(const char *path, sg_render_fn fn, const sg_gate_decision *d, json_t *statement,
-                      sg_err *err)
+int sg_render_to_file(const char *path, sg_render_fn fn, const sg_gate_decision *d,
+                      json_t *statement, sg_err *err)
 {
     sg_outfile o;
     int rc = sg_outfile_open(&o, path, err);
@@ -31,7 +41,8 @@ int sg_render_to_file(const char *path, sg_render_fn fn, const sg_gate_decision 
     rc = fn(o.fp, d, statement);
     if (rc || ferror(o.fp)) {
         sg_outfile_abort(&o);
-        return sg_errf(err, rc == SG_ENOMEM ? SG_ENOMEM : SG_EIO, "%s: could not render the report", path);
+        return sg_errf(err, rc == SG_ENOMEM ? SG_ENOMEM : SG_EIO, "%s: could not render the report",
+                       path);
     }
     return sg_outfile_commit(&o, err);
 }

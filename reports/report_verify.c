@@ -14,12 +14,18 @@
 const char *sg_report_check_name(int check)
 {
     switch (check) {
-    case SG_CHECK_SIGNATURE: return "signature";
-    case SG_CHECK_PAYLOAD_TYPE: return "payloadType";
-    case SG_CHECK_STATEMENT: return "statement";
-    case SG_CHECK_PREDICATE_TYPE: return "predicateType";
-    case SG_CHECK_SUBJECT_DIGEST: return "subject digest";
-    default: return "unknown";
+    case SG_CHECK_SIGNATURE:
+        return "signature";
+    case SG_CHECK_PAYLOAD_TYPE:
+        return "payloadType";
+    case SG_CHECK_STATEMENT:
+        return "statement";
+    case SG_CHECK_PREDICATE_TYPE:
+        return "predicateType";
+    case SG_CHECK_SUBJECT_DIGEST:
+        return "subject digest";
+    default:
+        return "unknown";
     }
 }
 
@@ -59,7 +65,8 @@ static int check_subjects(json_t *stmt, sg_report_info *info, sg_err *err)
     json_t *subj = json_object_get(stmt, "subject");
     if (!json_is_array(subj) || json_array_size(subj) == 0 ||
         json_array_size(subj) > SG_MAX_SUBJECTS)
-        return sg_errf(err, SG_EREFUSED, "statement: \"subject\" must be an array of 1 to %d entries",
+        return sg_errf(err, SG_EREFUSED,
+                       "statement: \"subject\" must be an array of 1 to %d entries",
                        SG_MAX_SUBJECTS);
     for (size_t i = 0; i < json_array_size(subj); i++) {
         json_t *s = json_array_get(subj, i);
@@ -107,7 +114,8 @@ static int check_statement(const uint8_t *payload, size_t len, sg_report_info *i
 static int check_predicate(sg_report_info *info, sg_err *err)
 {
     json_t *pt = json_object_get(info->statement, "predicateType");
-    int rc = copy_field(info->predicate_type, sizeof info->predicate_type, pt, "\"predicateType\"", err);
+    int rc =
+        copy_field(info->predicate_type, sizeof info->predicate_type, pt, "\"predicateType\"", err);
     if (rc) return rc;
     if (strcmp(info->predicate_type, SG_TEST_RESULT_PREDICATE) != 0)
         return sg_errf(err, SG_EREFUSED, "statement: predicateType \"%s\" is not \"%s\"",
@@ -119,11 +127,14 @@ static int check_predicate(sg_report_info *info, sg_err *err)
                     "predicate.result", err);
     if (rc) return rc;
     /* The test-result predicate allows exactly these three values. */
-    if (strcmp(info->result, "PASSED") && strcmp(info->result, "WARNED") && strcmp(info->result, "FAILED"))
+    if (strcmp(info->result, "PASSED") && strcmp(info->result, "WARNED") &&
+        strcmp(info->result, "FAILED"))
         return sg_errf(err, SG_EREFUSED,
-                       "statement: predicate.result \"%s\" is not PASSED, WARNED or FAILED", info->result);
+                       "statement: predicate.result \"%s\" is not PASSED, WARNED or FAILED",
+                       info->result);
     json_t *ts = json_object_get(pred, "timestamp");
-    if (ts) return copy_field(info->timestamp, sizeof info->timestamp, ts, "predicate.timestamp", err);
+    if (ts)
+        return copy_field(info->timestamp, sizeof info->timestamp, ts, "predicate.timestamp", err);
     return SG_OK;
 }
 
@@ -154,8 +165,8 @@ int sg_report_verify(const uint8_t *envelope, size_t len, EVP_PKEY *pub, const c
             rc = sg_sha256_file_hex(model_path, hex, err);
             if (!rc && strcmp(hex, info->subject_sha256) != 0)
                 rc = sg_errf(err, SG_EREFUSED,
-                             "%s: sha256 %s does not match the report's subject digest %s", model_path,
-                             hex, info->subject_sha256);
+                             "%s: sha256 %s does not match the report's subject digest %s",
+                             model_path, hex, info->subject_sha256);
             if (!rc) info->checks_passed++;
         }
     }

@@ -79,11 +79,15 @@ json_t *sg_statement_build(const sg_statement_inputs *in, sg_err *err)
         json_array_append_new(config, o);
     }
     json_object_set_new(pred, "configuration", config);
-    /* Skipped optional checks are warnings in the test-result vocabulary: not failures, not proof. */
+    /* Skipped optional checks are warnings in the test-result vocabulary: not failures, not proof.
+     */
     json_t *passed = json_array(), *warned = json_array(), *failed = json_array();
     for (int i = 0; i < d->n; i++) {
         const sg_gate_check *c = &d->checks[i];
-        json_array_append_new(c->skipped ? warned : c->passed ? passed : failed, json_string(c->text));
+        json_array_append_new(c->skipped  ? warned
+                              : c->passed ? passed
+                                          : failed,
+                              json_string(c->text));
     }
     json_object_set_new(pred, "passedTests", passed);
     json_object_set_new(pred, "warnedTests", warned);
@@ -111,8 +115,8 @@ int sg_statement_sign_write(json_t *statement, EVP_PKEY *key, const char *out_pa
     char *payload = sg_json_dumps(statement, false);
     if (!payload) return sg_errf(err, SG_ENOMEM, "%s: could not serialise the statement", out_path);
     char *envelope = NULL;
-    int rc = sg_dsse_sign(key, SG_DSSE_PAYLOAD_TYPE, (const uint8_t *)payload, strlen(payload), &envelope,
-                          err);
+    int rc = sg_dsse_sign(key, SG_DSSE_PAYLOAD_TYPE, (const uint8_t *)payload, strlen(payload),
+                          &envelope, err);
     free(payload);
     if (rc) return rc;
     sg_outfile o;

@@ -56,7 +56,8 @@ static double sgemm_gflops(int n, double budget_s)
     const double start = now();
     for (int rep = 0; rep < 1 || now() - start < budget_s; rep++) {
         const double t0 = now();
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, A, n, B, n, 0.0f, C, n);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, A, n, B, n, 0.0f, C,
+                    n);
         const double t = now() - t0;
         if (t < best) best = t;
         if (rep >= 20) break;
@@ -115,8 +116,9 @@ static double triad_gbs(int threads, size_t n, int reps)
     triad_arg *args = calloc((size_t)threads, sizeof *args);
     pthread_t *tid = calloc((size_t)threads, sizeof *tid);
     for (int t = 0; t < threads; t++)
-        args[t] = (triad_arg){a, b, c, n * (size_t)t / (size_t)threads,
-                              n * (size_t)(t + 1) / (size_t)threads, reps, &bar};
+        args[t] = (triad_arg){
+            a,    b,   c, n * (size_t)t / (size_t)threads, n * (size_t)(t + 1) / (size_t)threads,
+            reps, &bar};
     for (int t = 1; t < threads; t++)
         pthread_create(&tid[t], NULL, triad_worker, &args[t]);
     triad_slice(&args[0], 1);
@@ -174,11 +176,14 @@ int main(int argc, char **argv)
     printf("{\"threads_all\": %d, \"openblas_config\": \"%s\", \"openblas_core\": \"%s\", "
            "\"sgemm_sizes\": [",
            all, cfg ? cfg : "", core ? core : "");
-    for (int i = 0; i < n_sizes; i++) printf("%s%d", i ? ", " : "", sizes[i]);
+    for (int i = 0; i < n_sizes; i++)
+        printf("%s%d", i ? ", " : "", sizes[i]);
     printf("], \"sgemm_gflops_1t\": [");
-    for (int i = 0; i < n_sizes; i++) printf("%s%.1f", i ? ", " : "", g1[i]);
+    for (int i = 0; i < n_sizes; i++)
+        printf("%s%.1f", i ? ", " : "", g1[i]);
     printf("], \"sgemm_gflops_all\": [");
-    for (int i = 0; i < n_sizes; i++) printf("%s%.1f", i ? ", " : "", ga[i]);
+    for (int i = 0; i < n_sizes; i++)
+        printf("%s%.1f", i ? ", " : "", ga[i]);
     printf("], \"sgemm_peak_gflops_1t\": %.1f, \"sgemm_peak_gflops_all\": %.1f, "
            "\"triad_bytes\": %zu, \"triad_gbs_1t\": %.2f, \"triad_gbs_all\": %.2f, "
            "\"seconds\": %.2f}\n",

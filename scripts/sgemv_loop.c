@@ -36,12 +36,15 @@ int main(int argc, char **argv)
     for (int l = 0; l < nl; l++) {
         W[l] = malloc(sizeof(float) * (size_t)dim[l] * (size_t)dim[l + 1]);
         B[l] = malloc(sizeof(float) * (size_t)dim[l + 1]);
-        for (long i = 0; i < (long)dim[l] * dim[l + 1]; i++) W[l][i] = (float)rand() / RAND_MAX - 0.5f;
-        for (int i = 0; i < dim[l + 1]; i++) B[l][i] = 0.01f;
+        for (long i = 0; i < (long)dim[l] * dim[l + 1]; i++)
+            W[l][i] = (float)rand() / RAND_MAX - 0.5f;
+        for (int i = 0; i < dim[l + 1]; i++)
+            B[l][i] = 0.01f;
     }
-    float *x = malloc(sizeof(float) * 1024 * (size_t)dim[0]), *a = malloc(sizeof(float) * (size_t)maxw),
-          *b = malloc(sizeof(float) * (size_t)maxw);
-    for (long i = 0; i < 1024L * dim[0]; i++) x[i] = (float)rand() / RAND_MAX;
+    float *x = malloc(sizeof(float) * 1024 * (size_t)dim[0]),
+          *a = malloc(sizeof(float) * (size_t)maxw), *b = malloc(sizeof(float) * (size_t)maxw);
+    for (long i = 0; i < 1024L * dim[0]; i++)
+        x[i] = (float)rand() / RAND_MAX;
     long *ns = malloc(sizeof(long) * (size_t)calls);
     volatile float sink = 0;
     for (int c = -1000; c < calls; c++) {
@@ -50,14 +53,17 @@ int main(int argc, char **argv)
         const float *in = x + (long)((c + 1000) % 1024) * dim[0];
         float *out = a;
         for (int l = 0; l < nl; l++) {
-            for (int j = 0; j < dim[l + 1]; j++) out[j] = B[l][j];
+            for (int j = 0; j < dim[l + 1]; j++)
+                out[j] = B[l][j];
             /* W is [n_in][n_out] row-major: y = W^T x + y */
-            cblas_sgemv(CblasRowMajor, CblasTrans, dim[l], dim[l + 1], 1.0f, W[l], dim[l + 1], in, 1,
-                        1.0f, out, 1);
+            cblas_sgemv(CblasRowMajor, CblasTrans, dim[l], dim[l + 1], 1.0f, W[l], dim[l + 1], in,
+                        1, 1.0f, out, 1);
             if (l < nl - 1)
-                for (int j = 0; j < dim[l + 1]; j++) out[j] = out[j] > 0 ? out[j] : 0;
+                for (int j = 0; j < dim[l + 1]; j++)
+                    out[j] = out[j] > 0 ? out[j] : 0;
             else
-                for (int j = 0; j < dim[l + 1]; j++) out[j] = 1.0f / (1.0f + expf(-out[j]));
+                for (int j = 0; j < dim[l + 1]; j++)
+                    out[j] = 1.0f / (1.0f + expf(-out[j]));
             in = out;
             out = out == a ? b : a;
         }

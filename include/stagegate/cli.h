@@ -36,8 +36,10 @@ char *sg_json_dumps(json_t *doc, bool indent);
 int sg_json_set_real(json_t *obj, const char *key, double v);
 
 /* Parses a non-negative integer / a double option value; returns -1 on error (message in err). */
-int sg_parse_i64(const char *opt, const char *s, int64_t min, int64_t max, int64_t *out, sg_err *err);
-int sg_parse_double(const char *opt, const char *s, double min, double max, double *out, sg_err *err);
+int sg_parse_i64(const char *opt, const char *s, int64_t min, int64_t max, int64_t *out,
+                 sg_err *err);
+int sg_parse_double(const char *opt, const char *s, double min, double max, double *out,
+                    sg_err *err);
 
 #ifdef __cplusplus
 }

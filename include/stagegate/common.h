@@ -37,8 +37,7 @@ int sg_errf(sg_err *err, int status, const char *fmt, ...) __attribute__((format
 /* Programmer errors abort with file:line; runtime failures are status codes. */
 #define SG_ASSERT(cond)                                                                            \
     do {                                                                                           \
-        if (!(cond))                                                                               \
-            sg_assert_fail(#cond, __FILE__, __LINE__);                                             \
+        if (!(cond)) sg_assert_fail(#cond, __FILE__, __LINE__);                                    \
     } while (0)
 _Noreturn void sg_assert_fail(const char *expr, const char *file, int line);
 
@@ -77,7 +76,8 @@ double sg_now_seconds(void);
 /* Reads a whole file into a NUL-terminated heap buffer (caller frees). Limit in bytes. */
 int sg_read_file(const char *path, size_t limit, uint8_t **data, size_t *len, sg_err *err);
 
-/* true when stderr is a terminal and progress display is wanted (STAGEGATE_PROGRESS=0|1 overrides). */
+/* true when stderr is a terminal and progress display is wanted (STAGEGATE_PROGRESS=0|1 overrides).
+ */
 bool sg_progress_enabled(void);
 
 /*

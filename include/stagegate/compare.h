@@ -59,21 +59,21 @@ int sg_mannwhitney_binned(const sg_bin *x, size_t nx, const sg_bin *y, size_t ny
 /* A run to compare: a signed gate report or a `bench --json` document, normalised. */
 typedef struct {
     char path[4096];
-    char kind[8];          /* "report" or "bench" */
-    bool verified;         /* the report's signature verified against a given public key */
-    char key_id[65];       /* the key that verified it */
-    char result[16];       /* report result, "" for bench */
-    char subject[512];     /* report subject name, "" for bench */
+    char kind[8];      /* "report" or "bench" */
+    bool verified;     /* the report's signature verified against a given public key */
+    char key_id[65];   /* the key that verified it */
+    char result[16];   /* report result, "" for bench */
+    char subject[512]; /* report subject name, "" for bench */
     char subject_sha256[65];
     char timestamp[64];
     char scenario[32];
-    json_t *statement;     /* report statement (owned) or NULL */
-    json_t *latency;       /* bench JSON (borrowed from statement/doc) or NULL */
-    json_t *metrics;       /* borrowed or NULL */
-    json_t *policy;        /* borrowed or NULL */
-    json_t *fingerprint;   /* owned, or NULL when no machine record */
-    json_t *doc;           /* bench document (owned) or NULL */
-    sg_bin *bins;          /* latency histogram buckets (owned), NULL when absent */
+    json_t *statement;   /* report statement (owned) or NULL */
+    json_t *latency;     /* bench JSON (borrowed from statement/doc) or NULL */
+    json_t *metrics;     /* borrowed or NULL */
+    json_t *policy;      /* borrowed or NULL */
+    json_t *fingerprint; /* owned, or NULL when no machine record */
+    json_t *doc;         /* bench document (owned) or NULL */
+    sg_bin *bins;        /* latency histogram buckets (owned), NULL when absent */
     size_t n_bins;
 } sg_compare_run;
 
@@ -117,8 +117,8 @@ void sg_compare_print(const json_t *cmp, FILE *out);
  * model, version, current stage, fingerprint, time, report digest, report path
  * and figures. *run (may be NULL) receives the stored run as JSON.
  */
-int sg_registry_record_run(sg_registry *reg, const char *report_path, EVP_PKEY *pub, const char *model,
-                           json_t **run, sg_err *err);
+int sg_registry_record_run(sg_registry *reg, const char *report_path, EVP_PKEY *pub,
+                           const char *model, json_t **run, sg_err *err);
 
 typedef struct {
     int64_t version;         /* 0 = any */

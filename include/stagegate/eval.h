@@ -24,12 +24,12 @@ typedef struct {
 } sg_eval_config;
 
 typedef struct {
-    sg_model *model;        /* owned */
+    sg_model *model; /* owned */
     sg_metrics metrics;
     int64_t rows;
     double load_seconds, predict_seconds, metrics_seconds, total_seconds;
-    int32_t *pred_labels;   /* [rows] when keep_predictions and a classifier */
-    float *pred_values;     /* [rows] regression predictions when keep_predictions */
+    int32_t *pred_labels; /* [rows] when keep_predictions and a classifier */
+    float *pred_values;   /* [rows] regression predictions when keep_predictions */
     char model_sha256[65];
     char data_sha256[65];
     int workers;

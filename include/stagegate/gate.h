@@ -32,13 +32,13 @@ bool sg_metric_values_get(const sg_metric_values *mv, const char *name, double *
 
 /* What the latency scenario produced, in the form the gate needs. */
 typedef struct {
-    bool measured;        /* false: no latency run happened (the check fails, naming why) */
+    bool measured; /* false: no latency run happened (the check fails, naming why) */
     char scenario[32];
-    int64_t queries;      /* samples measured */
+    int64_t queries; /* samples measured */
     /* LoadGen early-stopping estimates in ms; NAN when the run was too short to support one. */
     double p90_ms, p99_ms;
     int64_t p90_min_queries, p99_min_queries; /* queries the estimate needs (0 = unknown) */
-    char reason[256];     /* why an estimate is missing or the run did not happen */
+    char reason[256]; /* why an estimate is missing or the run did not happen */
 } sg_gate_latency;
 
 typedef struct {
@@ -52,9 +52,9 @@ typedef struct {
     bool done;
     bool classification;
     int64_t rows, agreeing;
-    double agreement;     /* agreeing / rows */
+    double agreement; /* agreeing / rows */
     int n_classes;
-    int64_t *matrix;      /* [n_classes][n_classes], row = candidate label, col = baseline label */
+    int64_t *matrix; /* [n_classes][n_classes], row = candidate label, col = baseline label */
     double abs_tolerance, rel_tolerance; /* regression: |c - b| <= abs + rel * |b| agrees */
     double max_abs_diff, mean_abs_diff;  /* regression */
 } sg_shadow_result;
@@ -76,13 +76,13 @@ typedef struct {
 } sg_gate_inputs;
 
 typedef struct {
-    char name[96];   /* e.g. "f1.max_relative_regression", "latency.p99", "shadow.agreement" */
+    char name[96]; /* e.g. "f1.max_relative_regression", "latency.p99", "shadow.agreement" */
     bool passed;
-    bool skipped;    /* optional baseline check without a baseline: passed and skipped */
-    double value;    /* measured value; NAN when missing */
-    double limit;    /* the bound the value was held to; NAN when none could be computed */
-    char op[3];      /* ">=" or "<=": value op limit must hold */
-    char text[512];  /* e.g. "f1 0.801 < 0.95 x baseline 0.874" */
+    bool skipped;   /* optional baseline check without a baseline: passed and skipped */
+    double value;   /* measured value; NAN when missing */
+    double limit;   /* the bound the value was held to; NAN when none could be computed */
+    char op[3];     /* ">=" or "<=": value op limit must hold */
+    char text[512]; /* e.g. "f1 0.801 < 0.95 x baseline 0.874" */
 } sg_gate_check;
 
 typedef struct {
@@ -118,12 +118,13 @@ typedef struct {
     json_t *memory;
     json_t *shadow;
     json_t *policy;
-    const char *timestamp;    /* RFC 3339 UTC; NULL = now */
+    const char *timestamp; /* RFC 3339 UTC; NULL = now */
 } sg_statement_inputs;
 
 /* Builds the in-toto Statement v1 with the test-result predicate, keys in a fixed order. */
 json_t *sg_statement_build(const sg_statement_inputs *in, sg_err *err);
-/* Serialises the statement deterministically, signs the exact bytes (DSSE) and writes atomically. */
+/* Serialises the statement deterministically, signs the exact bytes (DSSE) and writes atomically.
+ */
 int sg_statement_sign_write(json_t *statement, EVP_PKEY *key, const char *out_path, sg_err *err);
 /* Current UTC time as RFC 3339 ("2024-05-01T12:00:00Z"); SOURCE_DATE_EPOCH overrides the clock. */
 void sg_rfc3339_now(char out[32]);
@@ -135,8 +136,8 @@ int sg_render_junit(FILE *out, const sg_gate_decision *d, json_t *statement);
 int sg_render_markdown(FILE *out, const sg_gate_decision *d, json_t *statement);
 int sg_render_html(FILE *out, const sg_gate_decision *d, json_t *statement);
 /* Renders into path atomically (temp file + rename). */
-int sg_render_to_file(const char *path, sg_render_fn fn, const sg_gate_decision *d, json_t *statement,
-                      sg_err *err);
+int sg_render_to_file(const char *path, sg_render_fn fn, const sg_gate_decision *d,
+                      json_t *statement, sg_err *err);
 
 /* Escapes for XML/HTML text and attributes (&<>"'); writes to out. */
 void sg_fputs_xml_escaped(FILE *out, const char *s);

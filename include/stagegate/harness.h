@@ -94,7 +94,7 @@ typedef struct {
     double tsc_hz;             /* median of the calibrations (0 when no TSC) */
     double calib_spread;       /* (max - min) / median over the calibrations */
     int calibrations;
-    double ticks_per_ns;       /* tsc_hz / 1e9, or 1 for clock_gettime */
+    double ticks_per_ns; /* tsc_hz / 1e9, or 1 for clock_gettime */
 } sg_clock_info;
 
 /*
@@ -215,7 +215,7 @@ typedef struct {
     int64_t batch;         /* rows per query in offline (default 64); 1 otherwise */
     double max_duration_s; /* safety stop, default 600 s */
     bool breakdown;
-    bool progress;         /* queries done vs needed on stderr, about twice a second */
+    bool progress; /* queries done vs needed on stderr, about twice a second */
     const sg_workload *workload;
 } sg_bench_config;
 
@@ -253,7 +253,7 @@ typedef struct {
     json_t *bindings; /* [{"worker":i,"cpu":c,"node":n}] */
     int n_stages;
     const char *const *stage_names; /* borrowed from the workload: valid while it lives */
-    double *stage_ns; /* mean ns per query per stage, [n_stages] when breakdown */
+    double *stage_ns;               /* mean ns per query per stage, [n_stages] when breakdown */
 } sg_bench_result;
 
 void sg_bench_config_init(sg_bench_config *c);

@@ -67,8 +67,8 @@ int sg_metrics_add_classification(sg_metrics_acc *a, int64_t n, const float *pro
                                   const int32_t *y_true, const int32_t *y_pred,
                                   const double *weights, sg_err *err);
 /* Regressors: predictions [n], targets, weights (NULL = 1). */
-int sg_metrics_add_regression(sg_metrics_acc *a, int64_t n, const float *pred,
-                              const double *y_true, const double *weights, sg_err *err);
+int sg_metrics_add_regression(sg_metrics_acc *a, int64_t n, const float *pred, const double *y_true,
+                              const double *weights, sg_err *err);
 
 /* Computes final values into out (overwritten: clear a previous result first);
    out->confusion_matrix is owned by out (sg_metrics_clear frees it).

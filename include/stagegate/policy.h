@@ -27,7 +27,7 @@ typedef struct {
     double min_relative_change;     /* value >= baseline + c*|baseline| (mirrored) */
     double max_relative_regression; /* value >= baseline - r*|baseline| (mirrored) */
     double max_absolute_regression; /* value >= baseline - a (mirrored) */
-    bool optional;                  /* baseline checks are skipped, not failed, without a baseline */
+    bool optional; /* baseline checks are skipped, not failed, without a baseline */
 } sg_metric_rule;
 
 typedef struct {
@@ -38,7 +38,7 @@ typedef struct {
     char latency_scenario[32]; /* "single-stream", "server" or "offline" */
     int latency_percentile;    /* 90 or 99 */
     double latency_max_ms;
-    double latency_target_qps; /* server scenario only; 0 = bench's default */
+    double latency_target_qps;   /* server scenario only; 0 = bench's default */
     int64_t latency_min_queries; /* 0 = enough for the percentile's early-stopping estimate */
 
     bool has_memory;
@@ -46,8 +46,8 @@ typedef struct {
     double max_rss_mb, max_model_mb;
 
     bool has_shadow;
-    double shadow_min_agreement;   /* fraction of rows in [0, 1] */
-    double shadow_abs_tolerance;   /* regression: |c - b| <= abs + rel * |b| counts as agreeing */
+    double shadow_min_agreement; /* fraction of rows in [0, 1] */
+    double shadow_abs_tolerance; /* regression: |c - b| <= abs + rel * |b| counts as agreeing */
     double shadow_rel_tolerance;
     bool shadow_optional;
 } sg_gate_policy;
@@ -63,7 +63,8 @@ bool sg_metric_direction(const char *name, bool *greater_is_better);
  * line:column where jansson knows it and the field path (e.g. `metrics.f1.threshold`).
  * Unknown keys, wrong types and out-of-range values are SG_EINPUT.
  */
-int sg_policy_parse(const char *text, size_t len, const char *source, sg_gate_policy *p, sg_err *err);
+int sg_policy_parse(const char *text, size_t len, const char *source, sg_gate_policy *p,
+                    sg_err *err);
 int sg_policy_load(const char *path, sg_gate_policy *p, sg_err *err);
 
 /* The policy as JSON with every default filled in (for reports). */

@@ -25,7 +25,8 @@ extern "C" {
 
 typedef struct sg_registry sg_registry;
 
-/* The database path a command uses: the --db value, else $STAGEGATE_REGISTRY, else ./stagegate.db. */
+/* The database path a command uses: the --db value, else $STAGEGATE_REGISTRY, else ./stagegate.db.
+ */
 const char *sg_registry_path(const char *db_opt);
 
 /*
@@ -40,14 +41,15 @@ void sg_registry_close(sg_registry *reg);
  * key. The registry verifies it against the operation it is asked to perform.
  */
 typedef struct {
-    char *text;       /* canonical request text (see docs/registry.md) */
+    char *text; /* canonical request text (see docs/registry.md) */
     uint8_t *sig;
     size_t sig_len;
-    char *pub_pem;    /* SPKI PEM of the signer */
-    char key_id[65];  /* sha256 of the signer's DER SPKI, hex */
+    char *pub_pem;   /* SPKI PEM of the signer */
+    char key_id[65]; /* sha256 of the signer's DER SPKI, hex */
 } sg_registry_request;
 
-/* Builds and signs the canonical request with a private key file (refused if group/other-readable). */
+/* Builds and signs the canonical request with a private key file (refused if group/other-readable).
+ */
 int sg_registry_request_sign(const char *key_path, const char *action, const char *model,
                              int64_t version, const char *target, const char *evidence,
                              sg_registry_request *req, sg_err *err);
@@ -61,12 +63,13 @@ typedef struct {
 
 typedef struct {
     const char *name;
-    const char *description;      /* may be NULL */
-    const char *const *stages;    /* ordered; NULL = None, Staging, Production, Archived */
+    const char *description;   /* may be NULL */
+    const char *const *stages; /* ordered; NULL = None, Staging, Production, Archived */
     size_t n_stages;
-    const char *transitions;      /* "A>B,C>D"; NULL = each stage to the next, any to Archived */
-    const char *report_stage;     /* entering it needs a passing report; NULL = Staging */
-    const char *const *multi_stages;  /* stages that may hold several versions (Production is single by default) */
+    const char *transitions;  /* "A>B,C>D"; NULL = each stage to the next, any to Archived */
+    const char *report_stage; /* entering it needs a passing report; NULL = Staging */
+    const char *const
+        *multi_stages; /* stages that may hold several versions (Production is single by default) */
     size_t n_multi;
     const char *const *single_stages; /* other stages that hold at most one version */
     size_t n_single;
@@ -76,10 +79,10 @@ typedef struct {
     size_t n_promoters;
     const sg_registry_key_ref *approvers;
     size_t n_approvers;
-    const char *const *tags;      /* "KEY=VALUE" */
+    const char *const *tags; /* "KEY=VALUE" */
     size_t n_tags;
     bool require_approval;
-    int64_t max_report_age_days;  /* 0 = default (30) */
+    int64_t max_report_age_days; /* 0 = default (30) */
 } sg_registry_model_spec;
 
 /* State-changing operations. req may be NULL where the policy needs no actor; when given it

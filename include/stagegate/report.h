@@ -43,16 +43,16 @@ int sg_dsse_verify(const uint8_t *envelope, size_t len, EVP_PKEY *pub, char **pa
 
 /* What a verified test-result report says; only fields covered by the signature. */
 typedef struct {
-    char result[16];            /* "PASSED" or "FAILED" */
+    char result[16]; /* "PASSED" or "FAILED" */
     char subject_name[512];
     char subject_sha256[65];
     char predicate_type[256];
-    char timestamp[64];         /* RFC 3339 UTC, from the predicate */
-    char key_id[65];            /* id of the key that verified it */
-    char payload_sha256[65];    /* digest of the signed payload bytes (evidence) */
-    json_t *statement;          /* the parsed statement (owned; free with sg_report_info_clear) */
-    int checks_passed;          /* how many checks, in sg_report_check order, passed */
-    bool digest_checked;        /* true when a model file was compared with the subject */
+    char timestamp[64];      /* RFC 3339 UTC, from the predicate */
+    char key_id[65];         /* id of the key that verified it */
+    char payload_sha256[65]; /* digest of the signed payload bytes (evidence) */
+    json_t *statement;       /* the parsed statement (owned; free with sg_report_info_clear) */
+    int checks_passed;       /* how many checks, in sg_report_check order, passed */
+    bool digest_checked;     /* true when a model file was compared with the subject */
 } sg_report_info;
 
 /* The checks sg_report_verify runs, in this order; it stops at the first that fails. */

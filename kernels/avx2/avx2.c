@@ -13,7 +13,10 @@
 static const int32_t mask_table[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
 
 /* Lanes 0..r-1 set, r in 0..8. */
-AI __m256i tail_mask(int r) { return _mm256_loadu_si256((const __m256i *)(mask_table + 8 - r)); }
+AI __m256i tail_mask(int r)
+{
+    return _mm256_loadu_si256((const __m256i *)(mask_table + 8 - r));
+}
 
 AI __m256 pow2i(__m256i k)
 {
@@ -28,8 +31,8 @@ AI __m256 pow2i(__m256i k)
  */
 AI __m256 exp_ps(__m256 x0)
 {
-    const __m256 x = _mm256_max_ps(_mm256_set1_ps(-104.0f),
-                                   _mm256_min_ps(_mm256_set1_ps(88.7228394f), x0));
+    const __m256 x =
+        _mm256_max_ps(_mm256_set1_ps(-104.0f), _mm256_min_ps(_mm256_set1_ps(88.7228394f), x0));
     const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
                                      _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
@@ -71,8 +74,9 @@ AI __m256 tanh_ps(__m256 x)
     ps = _mm256_fmadd_ps(ps, z, _mm256_set1_ps(-3.33332819422e-1f));
     const __m256 ys = _mm256_fmadd_ps(_mm256_mul_ps(ps, z), x, x);
     const __m256 e = exp_ps(_mm256_add_ps(ax, ax));
-    __m256 yl = _mm256_sub_ps(_mm256_set1_ps(1.0f), _mm256_div_ps(_mm256_set1_ps(2.0f),
-                                                                 _mm256_add_ps(e, _mm256_set1_ps(1.0f))));
+    __m256 yl =
+        _mm256_sub_ps(_mm256_set1_ps(1.0f),
+                      _mm256_div_ps(_mm256_set1_ps(2.0f), _mm256_add_ps(e, _mm256_set1_ps(1.0f))));
     yl = _mm256_or_ps(yl, _mm256_and_ps(x, sign));
     return _mm256_blendv_ps(yl, ys, _mm256_cmp_ps(ax, _mm256_set1_ps(0.625f), _CMP_LT_OQ));
 }
@@ -80,11 +84,15 @@ AI __m256 tanh_ps(__m256 x)
 AI __m256 act_ps(__m256 v, sg_activation act)
 {
     switch (act) {
-    case SG_ACT_RELU: return _mm256_max_ps(_mm256_setzero_ps(), v);
-    case SG_ACT_TANH: return tanh_ps(v);
-    case SG_ACT_LOGISTIC: return logistic_ps(v);
+    case SG_ACT_RELU:
+        return _mm256_max_ps(_mm256_setzero_ps(), v);
+    case SG_ACT_TANH:
+        return tanh_ps(v);
+    case SG_ACT_LOGISTIC:
+        return logistic_ps(v);
     case SG_ACT_IDENTITY:
-    default: return v;
+    default:
+        return v;
     }
 }
 
@@ -132,9 +140,15 @@ static void avx2_bias_act(float *Y, int64_t n, int width, const float *b, sg_act
 {
     /* One specialised loop per activation so the switch is not inside the hot loop. */
     switch (act) {
-    case SG_ACT_RELU: map_rows(Y, Y, n, width, b, SG_ACT_RELU); break;
-    case SG_ACT_TANH: map_rows(Y, Y, n, width, b, SG_ACT_TANH); break;
-    case SG_ACT_LOGISTIC: map_rows(Y, Y, n, width, b, SG_ACT_LOGISTIC); break;
+    case SG_ACT_RELU:
+        map_rows(Y, Y, n, width, b, SG_ACT_RELU);
+        break;
+    case SG_ACT_TANH:
+        map_rows(Y, Y, n, width, b, SG_ACT_TANH);
+        break;
+    case SG_ACT_LOGISTIC:
+        map_rows(Y, Y, n, width, b, SG_ACT_LOGISTIC);
+        break;
     default:
         if (b) map_rows(Y, Y, n, width, b, SG_ACT_IDENTITY);
         break;
@@ -220,8 +234,12 @@ AI void mv_cols(const float *x, const float *W, const float *b, int n_in, int n_
             const float *w0 = W + (size_t)i * (size_t)n_out + j, *w1 = w0 + n_out;
             for (int v = 0; v < NV; v++) {
                 const bool mv = masked && v == NV - 1;
-                acc[v] = _mm256_fmadd_ps(x0, mv ? _mm256_maskload_ps(w0 + 8 * v, last) : _mm256_loadu_ps(w0 + 8 * v), acc[v]);
-                acc2[v] = _mm256_fmadd_ps(x1, mv ? _mm256_maskload_ps(w1 + 8 * v, last) : _mm256_loadu_ps(w1 + 8 * v), acc2[v]);
+                acc[v] = _mm256_fmadd_ps(
+                    x0, mv ? _mm256_maskload_ps(w0 + 8 * v, last) : _mm256_loadu_ps(w0 + 8 * v),
+                    acc[v]);
+                acc2[v] = _mm256_fmadd_ps(
+                    x1, mv ? _mm256_maskload_ps(w1 + 8 * v, last) : _mm256_loadu_ps(w1 + 8 * v),
+                    acc2[v]);
             }
         }
     }
@@ -230,7 +248,8 @@ AI void mv_cols(const float *x, const float *W, const float *b, int n_in, int n_
         const float *w = W + (size_t)i * (size_t)n_out + j;
         for (int v = 0; v < NV; v++) {
             const bool mv = masked && v == NV - 1;
-            acc[v] = _mm256_fmadd_ps(xi, mv ? _mm256_maskload_ps(w + 8 * v, last) : _mm256_loadu_ps(w + 8 * v), acc[v]);
+            acc[v] = _mm256_fmadd_ps(
+                xi, mv ? _mm256_maskload_ps(w + 8 * v, last) : _mm256_loadu_ps(w + 8 * v), acc[v]);
         }
     }
     for (int v = 0; v < NV; v++) {
@@ -258,8 +277,7 @@ static void avx2_matvec(const float *x, const float *W, const float *b, int n_in
     }
     for (; j + 8 <= n_out; j += 8)
         mv_cols(x, W, b, n_in, n_out, j, y, 1, 8);
-    if (j < n_out)
-        mv_cols(x, W, b, n_in, n_out, j, y, 1, n_out - j);
+    if (j < n_out) mv_cols(x, W, b, n_in, n_out, j, y, 1, n_out - j);
 }
 
 static void softmax_row(const float *z, int k, const float *b, float *o)
@@ -297,12 +315,14 @@ static void binary_sigmoid(const float *Z, int64_t n, const float *b, float *out
         __m256 z = _mm256_maskload_ps(Z + i, tail_mask(rem));
         if (b) z = _mm256_add_ps(z, vb);
         const __m256 e = exp_ps(_mm256_or_ps(z, _mm256_set1_ps(-0.0f)));
-        const __m256 p = _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_add_ps(_mm256_set1_ps(1.0f), e));
+        const __m256 p =
+            _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_add_ps(_mm256_set1_ps(1.0f), e));
         const __m256 q = _mm256_mul_ps(e, p);
         const __m256 neg = _mm256_cmp_ps(z, _mm256_setzero_ps(), _CMP_LT_OQ);
         const __m256 p1 = _mm256_blendv_ps(p, q, neg), p0 = _mm256_blendv_ps(q, p, neg);
         const __m256 lo = _mm256_unpacklo_ps(p0, p1), hi = _mm256_unpackhi_ps(p0, p1);
-        const __m256 a = _mm256_permute2f128_ps(lo, hi, 0x20), c = _mm256_permute2f128_ps(lo, hi, 0x31);
+        const __m256 a = _mm256_permute2f128_ps(lo, hi, 0x20),
+                     c = _mm256_permute2f128_ps(lo, hi, 0x31);
         /* 2*rem output floats: the first 8 from a, the rest from c. */
         const int first = rem >= 4 ? 8 : 2 * rem, second = rem > 4 ? 2 * (rem - 4) : 0;
         _mm256_maskstore_ps(out + 2 * i, tail_mask(first), a);

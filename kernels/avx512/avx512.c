@@ -11,7 +11,10 @@
 #define AI static inline __attribute__((always_inline))
 
 /* Lanes 0..r-1 set, r in 0..16. */
-AI __mmask16 tail_mask(int r) { return (__mmask16)((1u << r) - 1u); }
+AI __mmask16 tail_mask(int r)
+{
+    return (__mmask16)((1u << r) - 1u);
+}
 
 /*
  * exp: Cephes expf's reduction and degree-6 polynomial (about 1 ulp), scaled by
@@ -59,8 +62,9 @@ AI __m512 tanh_ps(__m512 x)
     ps = _mm512_fmadd_ps(ps, z, _mm512_set1_ps(-3.33332819422e-1f));
     const __m512 ys = _mm512_fmadd_ps(_mm512_mul_ps(ps, z), x, x);
     const __m512 e = exp_ps(_mm512_add_ps(ax, ax));
-    __m512 yl = _mm512_sub_ps(_mm512_set1_ps(1.0f), _mm512_div_ps(_mm512_set1_ps(2.0f),
-                                                                 _mm512_add_ps(e, _mm512_set1_ps(1.0f))));
+    __m512 yl =
+        _mm512_sub_ps(_mm512_set1_ps(1.0f),
+                      _mm512_div_ps(_mm512_set1_ps(2.0f), _mm512_add_ps(e, _mm512_set1_ps(1.0f))));
     yl = _mm512_or_ps(yl, _mm512_and_ps(x, sign));
     const __mmask16 small = _mm512_cmp_ps_mask(ax, _mm512_set1_ps(0.625f), _CMP_LT_OQ);
     return _mm512_mask_blend_ps(small, yl, ys);
@@ -69,11 +73,15 @@ AI __m512 tanh_ps(__m512 x)
 AI __m512 act_ps(__m512 v, sg_activation act)
 {
     switch (act) {
-    case SG_ACT_RELU: return _mm512_max_ps(_mm512_setzero_ps(), v);
-    case SG_ACT_TANH: return tanh_ps(v);
-    case SG_ACT_LOGISTIC: return logistic_ps(v);
+    case SG_ACT_RELU:
+        return _mm512_max_ps(_mm512_setzero_ps(), v);
+    case SG_ACT_TANH:
+        return tanh_ps(v);
+    case SG_ACT_LOGISTIC:
+        return logistic_ps(v);
     case SG_ACT_IDENTITY:
-    default: return v;
+    default:
+        return v;
     }
 }
 
@@ -121,9 +129,15 @@ static void avx512_bias_act(float *Y, int64_t n, int width, const float *b, sg_a
 {
     /* One specialised loop per activation so the switch is not inside the hot loop. */
     switch (act) {
-    case SG_ACT_RELU: map_rows(Y, Y, n, width, b, SG_ACT_RELU); break;
-    case SG_ACT_TANH: map_rows(Y, Y, n, width, b, SG_ACT_TANH); break;
-    case SG_ACT_LOGISTIC: map_rows(Y, Y, n, width, b, SG_ACT_LOGISTIC); break;
+    case SG_ACT_RELU:
+        map_rows(Y, Y, n, width, b, SG_ACT_RELU);
+        break;
+    case SG_ACT_TANH:
+        map_rows(Y, Y, n, width, b, SG_ACT_TANH);
+        break;
+    case SG_ACT_LOGISTIC:
+        map_rows(Y, Y, n, width, b, SG_ACT_LOGISTIC);
+        break;
     default:
         if (b) map_rows(Y, Y, n, width, b, SG_ACT_IDENTITY);
         break;
@@ -141,7 +155,8 @@ static void avx512_standardize(float *X, int64_t n, int d, const float *mean, co
         }
         if (j < d) {
             const __mmask16 m = tail_mask(d - j);
-            __m512 v = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + j), _mm512_maskz_loadu_ps(m, mean + j));
+            __m512 v =
+                _mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + j), _mm512_maskz_loadu_ps(m, mean + j));
             /* Masked-off lanes divide 0 by 1, not 0 by 0, to raise no spurious flag. */
             __m512 s = _mm512_mask_loadu_ps(_mm512_set1_ps(1.0f), m, scale + j);
             _mm512_mask_storeu_ps(x + j, m, _mm512_div_ps(v, s));
@@ -234,8 +249,7 @@ static void avx512_matvec(const float *x, const float *W, const float *b, int n_
     }
     for (; j + 16 <= n_out; j += 16)
         mv_cols(x, W, b, n_in, n_out, j, y, 1, 0xFFFF);
-    if (j < n_out)
-        mv_cols(x, W, b, n_in, n_out, j, y, 1, tail_mask(n_out - j));
+    if (j < n_out) mv_cols(x, W, b, n_in, n_out, j, y, 1, tail_mask(n_out - j));
 }
 
 static void softmax_row(const float *z, int k, const float *b, float *o)
@@ -277,7 +291,8 @@ AI void sigmoid_pair(__m512 z, __m512 *p0, __m512 *p1)
 static void binary_sigmoid(const float *Z, int64_t n, const float *b, float *out)
 {
     const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-    const __m512i hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    const __m512i hi =
+        _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
     const __m512 vb = _mm512_set1_ps(b ? b[0] : 0.0f);
     int64_t i = 0;
     for (; i < n; i += 16) {
@@ -294,8 +309,8 @@ static void binary_sigmoid(const float *Z, int64_t n, const float *b, float *out
     }
 }
 
-static void avx512_bias_link(const float *Z, int64_t n, int n_outputs, const float *b,
-                             sg_link link, float *out)
+static void avx512_bias_link(const float *Z, int64_t n, int n_outputs, const float *b, sg_link link,
+                             float *out)
 {
     if (link == SG_LINK_SIGMOID && n_outputs == 1) {
         binary_sigmoid(Z, n, b, out);

@@ -35,10 +35,16 @@ static size_t mutate(const uint8_t *src, size_t n, uint8_t *dst, size_t cap)
     for (int r = 0; r < rounds; r++) {
         size_t pos = n ? (size_t)(rnd() % n) : 0;
         switch (rnd() % 6) {
-        case 0: if (n) dst[pos] ^= (uint8_t)(1u << (rnd() % 8)); break;
-        case 1: if (n) dst[pos] = (uint8_t)tokens[rnd() % (sizeof tokens - 1)]; break;
-        case 2: n = pos; break; /* truncate */
-        case 3: /* insert a token */
+        case 0:
+            if (n) dst[pos] ^= (uint8_t)(1u << (rnd() % 8));
+            break;
+        case 1:
+            if (n) dst[pos] = (uint8_t)tokens[rnd() % (sizeof tokens - 1)];
+            break;
+        case 2:
+            n = pos;
+            break; /* truncate */
+        case 3:    /* insert a token */
             if (n < cap) {
                 memmove(dst + pos + 1, dst + pos, n - pos);
                 dst[pos] = (uint8_t)tokens[rnd() % (sizeof tokens - 1)];
@@ -54,7 +60,9 @@ static size_t mutate(const uint8_t *src, size_t n, uint8_t *dst, size_t cap)
                 }
             }
             break;
-        case 5: if (n) dst[pos] = (uint8_t)rnd(); break;
+        case 5:
+            if (n) dst[pos] = (uint8_t)rnd();
+            break;
         }
     }
     return n;
@@ -74,7 +82,8 @@ int main(int argc, char **argv)
     for (int t = 0; t < sg_fuzz_target_count; t++) {
         const sg_fuzz_target *ft = &sg_fuzz_targets[t];
         int nseeds = 0;
-        while (ft->seeds[nseeds]) nseeds++;
+        while (ft->seeds[nseeds])
+            nseeds++;
         long accepted = 0, rejected = 0;
         for (int s = 0; s < nseeds; s++) {
             int v = ft->run((const uint8_t *)ft->seeds[s], strlen(ft->seeds[s]));
@@ -90,7 +99,8 @@ int main(int argc, char **argv)
             if (rnd() % 2) n = mutate(buf, n, cur, CAP), memcpy(buf, cur, n);
             int v = ft->run(buf, n);
             if (v < 0) {
-                fprintf(stderr, "FAIL %s: iteration %ld: rejected without a one-line message: %.*s\n",
+                fprintf(stderr,
+                        "FAIL %s: iteration %ld: rejected without a one-line message: %.*s\n",
                         ft->name, i, (int)(n < 200 ? n : 200), (const char *)buf);
                 if (++bad > 20) break;
             } else if (v == 0) {

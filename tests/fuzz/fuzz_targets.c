@@ -120,32 +120,27 @@ static const char *const policy_seeds[] = {
     "\"roc_auc\":{\"threshold\":0.9,\"min_absolute_change\":0.0}},"
     "\"latency\":{\"scenario\":\"single-stream\",\"percentile\":99,\"max_ms\":50},"
     "\"memory\":{\"max_rss_mb\":512,\"max_model_mb\":64},\"shadow\":{\"min_agreement\":0.9}}",
-    "{\"metrics\":{\"log_loss\":{\"threshold\":0.5,\"greater_is_better\":false}}}",
-    "{}",
-    NULL};
+    "{\"metrics\":{\"log_loss\":{\"threshold\":0.5,\"greater_is_better\":false}}}", "{}", NULL};
 static const char *const envelope_seeds[] = {
     "{\"payload\":\"e30=\",\"payloadType\":\"application/vnd.in-toto+json\","
     "\"signatures\":[{\"keyid\":\"\",\"sig\":\"MEUCIQ==\"}]}",
-    "{\"payload\":\"\",\"payloadType\":\"\",\"signatures\":[]}",
-    NULL};
+    "{\"payload\":\"\",\"payloadType\":\"\",\"signatures\":[]}", NULL};
 static const char *const base64_seeds[] = {"", "Zg==", "Zm9vYmFy", "Zm9v-_==", "////", NULL};
 static const char *const filter_seeds[] = {
-    "name = 'fraud-detector' AND tags.team = 'risk' AND stage = 'Production'",
-    "name LIKE 'f%'", "name != 'x'", "tags.`a b` = 'c'", NULL};
+    "name = 'fraud-detector' AND tags.team = 'risk' AND stage = 'Production'", "name LIKE 'f%'",
+    "name != 'x'", "tags.`a b` = 'c'", NULL};
 static const char *const histogram_seeds[] = {
     "{\"unit\":\"ns\",\"significant_digits\":3,\"sub_bucket_count\":2048,\"count\":3,"
     "\"buckets\":[[1000,1],[2000,2],[9223372036854775807,9223372036854775807]]}",
     "{\"sub_bucket_count\":2048,\"buckets\":[[5,1],[4096,2]]}",
-    "{\"sub_bucket_count\":2048,\"buckets\":[[1000,9223372036854775807],[2000,9223372036854775807]]}",
+    "{\"sub_bucket_count\":2048,\"buckets\":[[1000,9223372036854775807],[2000,9223372036854775807]]"
+    "}",
     NULL};
 
 const sg_fuzz_target sg_fuzz_targets[] = {
-    {"policy", t_policy, policy_seeds},
-    {"envelope", t_envelope, envelope_seeds},
-    {"report", t_report, envelope_seeds},
-    {"base64", t_base64, base64_seeds},
-    {"filter", t_filter, filter_seeds},
-    {"histogram", t_histogram, histogram_seeds},
+    {"policy", t_policy, policy_seeds},   {"envelope", t_envelope, envelope_seeds},
+    {"report", t_report, envelope_seeds}, {"base64", t_base64, base64_seeds},
+    {"filter", t_filter, filter_seeds},   {"histogram", t_histogram, histogram_seeds},
 };
 const int sg_fuzz_target_count = (int)(sizeof sg_fuzz_targets / sizeof sg_fuzz_targets[0]);
 

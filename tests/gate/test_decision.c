@@ -30,7 +30,8 @@ static sg_gate_policy policy_from(const char *text)
 }
 
 /* Evaluates a one-metric policy and returns the single check (copied). */
-static sg_gate_check one_check(const char *policy, const char *metric, double cand, const double *base)
+static sg_gate_check one_check(const char *policy, const char *metric, double cand,
+                               const double *base)
 {
     sg_gate_policy p = policy_from(policy);
     sg_metric_values c = {0}, b = {0};
@@ -97,7 +98,9 @@ static void test_min_changes(void **state)
     assert_false(c.passed);
     assert_string_equal(c.text, "mean_absolute_error 0.95 > baseline 1 - 0.1");
     /* min_absolute_change 0 (issue example): equal to the baseline is enough. */
-    assert_true(one_check("{\"metrics\": {\"roc_auc\": {\"min_absolute_change\": 0}}}", "roc_auc", 0.8, &b).passed);
+    assert_true(
+        one_check("{\"metrics\": {\"roc_auc\": {\"min_absolute_change\": 0}}}", "roc_auc", 0.8, &b)
+            .passed);
 }
 
 static void test_regression_margins(void **state)
@@ -116,11 +119,13 @@ static void test_regression_margins(void **state)
     assert_false(one_check(p, "f1", 0.8302, &b).passed);
     /* Lower is better: candidate <= baseline * (1 + r). */
     double ll = 0.40;
-    c = one_check("{\"metrics\": {\"log_loss\": {\"max_relative_regression\": 0.05}}}", "log_loss", 0.43, &ll);
+    c = one_check("{\"metrics\": {\"log_loss\": {\"max_relative_regression\": 0.05}}}", "log_loss",
+                  0.43, &ll);
     assert_false(c.passed);
     assert_string_equal(c.text, "log_loss 0.43 > 1.05 x baseline 0.4");
-    assert_true(one_check("{\"metrics\": {\"log_loss\": {\"max_relative_regression\": 0.05}}}", "log_loss", 0.41,
-                          &ll).passed);
+    assert_true(one_check("{\"metrics\": {\"log_loss\": {\"max_relative_regression\": 0.05}}}",
+                          "log_loss", 0.41, &ll)
+                    .passed);
     /* A negative baseline (r2) keeps the meaning "no more than 50% worse": limit -0.3, not -0.1. */
     double r2 = -0.2;
     const char *r2p = "{\"metrics\": {\"r2_score\": {\"max_relative_regression\": 0.5}}}";
@@ -140,19 +145,22 @@ static void test_regression_margins(void **state)
 static void test_missing_baseline(void **state)
 {
     (void)state;
-    sg_gate_check c = one_check("{\"metrics\": {\"f1\": {\"max_relative_regression\": 0.05}}}", "f1", 0.9, NULL);
+    sg_gate_check c =
+        one_check("{\"metrics\": {\"f1\": {\"max_relative_regression\": 0.05}}}", "f1", 0.9, NULL);
     assert_false(c.passed);
     assert_false(c.skipped);
     assert_non_null(strstr(c.text, "needs a baseline model (--baseline)"));
-    c = one_check("{\"metrics\": {\"f1\": {\"max_relative_regression\": 0.05, \"optional\": true}}}", "f1", 0.9,
-                  NULL);
+    c = one_check(
+        "{\"metrics\": {\"f1\": {\"max_relative_regression\": 0.05, \"optional\": true}}}", "f1",
+        0.9, NULL);
     assert_true(c.passed);
     assert_true(c.skipped);
     assert_non_null(strstr(c.text, "skipped"));
     /* Optional only excuses a missing baseline, not a worse candidate. */
     double b = 0.95;
-    c = one_check("{\"metrics\": {\"f1\": {\"max_relative_regression\": 0.05, \"optional\": true}}}", "f1", 0.5,
-                  &b);
+    c = one_check(
+        "{\"metrics\": {\"f1\": {\"max_relative_regression\": 0.05, \"optional\": true}}}", "f1",
+        0.5, &b);
     assert_false(c.passed);
     assert_false(c.skipped);
 }
@@ -160,9 +168,10 @@ static void test_missing_baseline(void **state)
 static void test_latency_memory_shadow(void **state)
 {
     (void)state;
-    sg_gate_policy p = policy_from("{\"latency\": {\"scenario\": \"single-stream\", \"percentile\": 99, \"max_ms\": 5},"
-                                   " \"memory\": {\"max_rss_mb\": 100, \"max_model_mb\": 1},"
-                                   " \"shadow\": {\"min_agreement\": 0.9}}");
+    sg_gate_policy p = policy_from(
+        "{\"latency\": {\"scenario\": \"single-stream\", \"percentile\": 99, \"max_ms\": 5},"
+        " \"memory\": {\"max_rss_mb\": 100, \"max_model_mb\": 1},"
+        " \"shadow\": {\"min_agreement\": 0.9}}");
     sg_metric_values cand = {0}, base = {0};
     sg_gate_latency lat = {.measured = true, .queries = 5000, .p90_ms = 2.0, .p99_ms = 4.5};
     strcpy(lat.scenario, "single-stream");
@@ -171,14 +180,16 @@ static void test_latency_memory_shadow(void **state)
     sg_shadow_result sh;
     sg_err err;
     assert_int_equal(sg_shadow_compare_labels(cl, bl, 10, 3, &sh, &err), SG_OK);
-    sg_gate_inputs in = {.candidate = &cand, .baseline = &base, .latency = &lat, .memory = &mem, .shadow = &sh};
+    sg_gate_inputs in = {
+        .candidate = &cand, .baseline = &base, .latency = &lat, .memory = &mem, .shadow = &sh};
     sg_gate_decision d;
     assert_int_equal(sg_gate_evaluate(&p, &in, &d, &err), SG_OK);
     assert_int_equal(d.n, 4);
     assert_string_equal(d.checks[0].name, "latency.p99");
     assert_true(d.checks[0].passed);
-    assert_string_equal(d.checks[0].text,
-                        "single-stream p99 4.5 ms <= 5 ms (early-stopping estimate over 5000 queries)");
+    assert_string_equal(
+        d.checks[0].text,
+        "single-stream p99 4.5 ms <= 5 ms (early-stopping estimate over 5000 queries)");
     assert_true(d.checks[1].passed);
     assert_string_equal(d.checks[2].name, "memory.max_model_mb");
     assert_false(d.checks[2].passed);
@@ -236,7 +247,8 @@ static void test_shadow_comparisons(void **state)
     assert_int_equal(s.matrix[2 * 3 + 2], 1);
     assert_int_equal(s.matrix[2 * 3 + 1], 0);
     json_t *j = sg_shadow_result_json(&s);
-    assert_int_equal(json_integer_value(json_array_get(json_array_get(json_object_get(j, "disagreement_matrix"), 1), 2)),
+    assert_int_equal(json_integer_value(json_array_get(
+                         json_array_get(json_object_get(j, "disagreement_matrix"), 1), 2)),
                      1);
     json_decref(j);
     sg_shadow_result_clear(&s);
@@ -279,7 +291,8 @@ static void test_statement_signed(void **state)
     assert_non_null(f);
     fputs("not really a model, but it has a digest", f);
     fclose(f);
-    sg_statement_inputs si = {.model_path = model, .decision = &d, .timestamp = "2024-01-02T03:04:05Z"};
+    sg_statement_inputs si = {
+        .model_path = model, .decision = &d, .timestamp = "2024-01-02T03:04:05Z"};
     assert_int_equal(sg_sha256_file_hex(model, si.model_sha256, &err), SG_OK);
     si.config[0] = (sg_resource){.role = "dataset", .path = model};
     memcpy(si.config[0].sha256, si.model_sha256, 65);
@@ -287,13 +300,16 @@ static void test_statement_signed(void **state)
     json_t *st = sg_statement_build(&si, &err);
     assert_non_null(st);
     json_t *pred = json_object_get(st, "predicate");
-    assert_string_equal(json_string_value(json_object_get(st, "predicateType")), SG_TEST_RESULT_PREDICATE);
+    assert_string_equal(json_string_value(json_object_get(st, "predicateType")),
+                        SG_TEST_RESULT_PREDICATE);
     assert_string_equal(json_string_value(json_object_get(pred, "result")), "FAILED");
     json_t *failed = json_object_get(pred, "failedTests");
     assert_int_equal(json_array_size(failed), 1);
-    assert_string_equal(json_string_value(json_array_get(failed, 0)), "f1 0.801 < 0.95 x baseline 0.874");
+    assert_string_equal(json_string_value(json_array_get(failed, 0)),
+                        "f1 0.801 < 0.95 x baseline 0.874");
     assert_int_equal(json_array_size(json_object_get(pred, "passedTests")), 1);
-    assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(st, "subject"), 0), "name")),
+    assert_string_equal(json_string_value(json_object_get(
+                            json_array_get(json_object_get(st, "subject"), 0), "name")),
                         "cand.h5");
 
     snprintf(prefix, sizeof prefix, "%s/k", tmpl);

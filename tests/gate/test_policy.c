@@ -1,4 +1,5 @@
-/* Policy parsing: the documented example, defaults, and each kind of error with line:column and field. */
+/* Policy parsing: the documented example, defaults, and each kind of error with line:column and
+ * field. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,7 +24,8 @@ static void expect_error(const char *text, const char *want)
     sg_err err;
     int rc = parse(text, &p, &err);
     if (rc != SG_EINPUT || !strstr(err.msg, want))
-        print_error("policy:\n%s\nrc=%d error: '%s'\nwanted substring: '%s'\n", text, rc, err.msg, want);
+        print_error("policy:\n%s\nrc=%d error: '%s'\nwanted substring: '%s'\n", text, rc, err.msg,
+                    want);
     assert_int_equal(rc, SG_EINPUT);
     assert_non_null(strstr(err.msg, want));
     /* Every policy error, syntax or semantic, starts with FILE:LINE:COLUMN (1-based). */
@@ -36,16 +38,17 @@ static void expect_error(const char *text, const char *want)
 static void test_issue_example(void **state)
 {
     (void)state;
-    const char *text = "{\n"
-                       "  \"metrics\": {\n"
-                       "    \"accuracy\": {\"threshold\": 0.85},\n"
-                       "    \"f1\":       {\"max_relative_regression\": 0.05},\n"
-                       "    \"roc_auc\":  {\"threshold\": 0.90, \"min_absolute_change\": 0.0}\n"
-                       "  },\n"
-                       "  \"latency\": {\"scenario\": \"single-stream\", \"percentile\": 99, \"max_ms\": 50},\n"
-                       "  \"memory\":  {\"max_rss_mb\": 512, \"max_model_mb\": 64},\n"
-                       "  \"shadow\":  {\"min_agreement\": 0.90}\n"
-                       "}\n";
+    const char *text =
+        "{\n"
+        "  \"metrics\": {\n"
+        "    \"accuracy\": {\"threshold\": 0.85},\n"
+        "    \"f1\":       {\"max_relative_regression\": 0.05},\n"
+        "    \"roc_auc\":  {\"threshold\": 0.90, \"min_absolute_change\": 0.0}\n"
+        "  },\n"
+        "  \"latency\": {\"scenario\": \"single-stream\", \"percentile\": 99, \"max_ms\": 50},\n"
+        "  \"memory\":  {\"max_rss_mb\": 512, \"max_model_mb\": 64},\n"
+        "  \"shadow\":  {\"min_agreement\": 0.90}\n"
+        "}\n";
     sg_gate_policy p;
     sg_err err;
     assert_int_equal(parse(text, &p, &err), SG_OK);
@@ -80,11 +83,13 @@ static void test_directions(void **state)
     (void)state;
     sg_gate_policy p;
     sg_err err;
-    const char *text = "{\"metrics\": {\"log_loss\": {\"threshold\": 0.4},"
-                       " \"mean_absolute_error\": {\"max_relative_regression\": 0.1, \"optional\": true},"
-                       " \"r2_score\": {\"threshold\": 0.5},"
-                       " \"max_error\": {\"threshold\": 3, \"greater_is_better\": true}},"
-                       " \"shadow\": {\"min_agreement\": 0.5, \"tolerance\": {\"abs\": 0.01, \"rel\": 0}, \"optional\": true}}";
+    const char *text =
+        "{\"metrics\": {\"log_loss\": {\"threshold\": 0.4},"
+        " \"mean_absolute_error\": {\"max_relative_regression\": 0.1, \"optional\": true},"
+        " \"r2_score\": {\"threshold\": 0.5},"
+        " \"max_error\": {\"threshold\": 3, \"greater_is_better\": true}},"
+        " \"shadow\": {\"min_agreement\": 0.5, \"tolerance\": {\"abs\": 0.01, \"rel\": 0}, "
+        "\"optional\": true}}";
     assert_int_equal(parse(text, &p, &err), SG_OK);
     assert_int_equal(p.n_metrics, 4);
     assert_false(p.metrics[0].greater_is_better); /* a loss */
@@ -106,7 +111,8 @@ static void test_syntax_error_has_line_column(void **state)
 {
     (void)state;
     /* Missing comma after line 2's object: jansson reports line 3. */
-    expect_error("{\n  \"metrics\": {\"f1\": {\"threshold\": 0.9}}\n  \"latency\": {}\n}", "p.json:3:");
+    expect_error("{\n  \"metrics\": {\"f1\": {\"threshold\": 0.9}}\n  \"latency\": {}\n}",
+                 "p.json:3:");
     expect_error("{\"metrics\": {\"f1\": {\"threshold\": 0.9}}, \"metrics\": {}}", "p.json:1:");
     expect_error("", "p.json");
     expect_error("\n", "p.json:2:1: invalid JSON");
@@ -120,22 +126,27 @@ static void test_field_errors_name_path_and_position(void **state)
                  "p.json:3:12: metrics.f1.threshold must be a number, not a string");
     expect_error("{\n  \"metrics\": {\n    \"f1\": {\"treshold\": 0.9}\n  }\n}",
                  "p.json:3:12: metrics.f1.treshold is not a known key");
-    expect_error("{\"metrics\": {\"f2\": {\"threshold\": 0.9}}}", "p.json:1:14: metrics.f2 is not a metric");
+    expect_error("{\"metrics\": {\"f2\": {\"threshold\": 0.9}}}",
+                 "p.json:1:14: metrics.f2 is not a metric");
     expect_error("{\"metric\": {}}", "p.json:1:2: metric is not a known key");
-    expect_error("{\"latency\": {\"scenario\": \"single-stream\", \"percentile\": 95, \"max_ms\": 5}}",
-                 "latency.percentile must be the integer 90 or 99");
+    expect_error(
+        "{\"latency\": {\"scenario\": \"single-stream\", \"percentile\": 95, \"max_ms\": 5}}",
+        "latency.percentile must be the integer 90 or 99");
     expect_error("{\"latency\": {\"scenario\": \"batch\", \"percentile\": 99, \"max_ms\": 5}}",
                  "latency.scenario must be single-stream, server or offline");
     expect_error("{\"latency\": {\"scenario\": \"server\", \"percentile\": 99, \"max_ms\": 5}}",
                  "latency needs \"target_qps\" for the server scenario");
     expect_error("{\"latency\": {\"scenario\": \"server\", \"percentile\": 99, \"max_ms\": -1}}",
                  "latency.max_ms must be > 0, got -1");
-    expect_error("{\"latency\": {\"percentile\": 99, \"max_ms\": 5}}", "p.json:1:2: latency needs \"scenario\"");
-    expect_error("{\"latency\": {\"scenario\": \"offline\", \"percentile\": 99, \"max_ms\": 5, \"target_qps\": 10}}",
+    expect_error("{\"latency\": {\"percentile\": 99, \"max_ms\": 5}}",
+                 "p.json:1:2: latency needs \"scenario\"");
+    expect_error("{\"latency\": {\"scenario\": \"offline\", \"percentile\": 99, \"max_ms\": 5, "
+                 "\"target_qps\": 10}}",
                  "latency.target_qps only applies to the server scenario");
     expect_error("{\"metrics\": {\"f1\": {\"min_relative_change\": 1.5}}}",
                  "metrics.f1.min_relative_change must be in [0, 1], got 1.5");
-    expect_error("{\"metrics\": {\"f1\": {\"optional\": \"yes\"}}}", "metrics.f1.optional must be true or false");
+    expect_error("{\"metrics\": {\"f1\": {\"optional\": \"yes\"}}}",
+                 "metrics.f1.optional must be true or false");
     expect_error("{\"metrics\": {\"f1\": {\"optional\": true}}}", "metrics.f1 sets no bound");
     expect_error("{\"metrics\": {\"f1\": 0.9}}", "metrics.f1 must be an object, not a number");
     expect_error("{\"memory\": {}}", "memory sets no bound");
@@ -151,8 +162,10 @@ static void test_json_roundtrip(void **state)
     (void)state;
     sg_gate_policy p, q;
     sg_err err;
-    const char *text = "{\"metrics\": {\"f1\": {\"threshold\": 0.8, \"max_relative_regression\": 0.05}},"
-                       " \"latency\": {\"scenario\": \"server\", \"percentile\": 90, \"max_ms\": 7.5, \"target_qps\": 100}}";
+    const char *text =
+        "{\"metrics\": {\"f1\": {\"threshold\": 0.8, \"max_relative_regression\": 0.05}},"
+        " \"latency\": {\"scenario\": \"server\", \"percentile\": 90, \"max_ms\": 7.5, "
+        "\"target_qps\": 100}}";
     assert_int_equal(parse(text, &p, &err), SG_OK);
     json_t *j = sg_policy_json(&p);
     char *s = json_dumps(j, JSON_PRESERVE_ORDER);

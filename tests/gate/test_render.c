@@ -40,16 +40,18 @@ static void make_decision(sg_gate_decision *d, json_t **statement)
 {
     sg_gate_policy p;
     sg_err err;
-    const char *text = "{\"metrics\": {\"accuracy\": {\"threshold\": 0.85},"
-                       " \"f1\": {\"max_relative_regression\": 0.05},"
-                       " \"roc_auc\": {\"min_absolute_change\": 0, \"optional\": true}},"
-                       " \"latency\": {\"scenario\": \"single-stream\", \"percentile\": 99, \"max_ms\": 50}}";
+    const char *text =
+        "{\"metrics\": {\"accuracy\": {\"threshold\": 0.85},"
+        " \"f1\": {\"max_relative_regression\": 0.05},"
+        " \"roc_auc\": {\"min_absolute_change\": 0, \"optional\": true}},"
+        " \"latency\": {\"scenario\": \"single-stream\", \"percentile\": 99, \"max_ms\": 50}}";
     assert_int_equal(sg_policy_parse(text, strlen(text), "p.json", &p, &err), SG_OK);
     sg_metric_values c = {0}, b = {0};
     sg_metric_values_set(&c, "accuracy", 0.9);
     sg_metric_values_set(&c, "f1", 0.801);
     sg_metric_values_set(&b, "f1", 0.874);
-    sg_gate_latency lat = {.measured = true, .queries = 300, .p90_ms = NAN, .p99_ms = NAN, .p99_min_queries = 662};
+    sg_gate_latency lat = {
+        .measured = true, .queries = 300, .p90_ms = NAN, .p99_ms = NAN, .p99_min_queries = 662};
     strcpy(lat.scenario, "single-stream");
     strcpy(lat.reason, "<script>alert('x') & \"quotes\"</script>");
     sg_gate_inputs in = {.candidate = &c, .baseline = &b, .latency = &lat};
@@ -58,18 +60,21 @@ static void make_decision(sg_gate_decision *d, json_t **statement)
     assert_int_equal(d->n, 4);
     d->checks[2].passed = true;
     d->checks[2].skipped = true;
-    snprintf(d->checks[2].text, sizeof d->checks[2].text, "roc_auc.min_absolute_change skipped: no baseline");
+    snprintf(d->checks[2].text, sizeof d->checks[2].text,
+             "roc_auc.min_absolute_change skipped: no baseline");
     d->n_failed = 2;
     d->n_skipped = 1;
     d->passed = false;
 
-    sg_statement_inputs si = {.model_path = "dir/model <&>.h5", .decision = d, .timestamp = "2024-01-01T00:00:00Z"};
+    sg_statement_inputs si = {
+        .model_path = "dir/model <&>.h5", .decision = d, .timestamp = "2024-01-01T00:00:00Z"};
     memset(si.model_sha256, 'a', 64);
     json_t *metrics = json_pack("{s:f, s:f}", "accuracy", 0.9, "f1", 0.801);
     json_t *bm = json_pack("{s:f}", "f1", 0.874);
-    json_t *latency = json_pack("{s:s, s:{s:f, s:f, s:f, s:f, s:f}, s:{s:[[i,i],[i,i],[i,i]]}}", "scenario",
-                                "single-stream", "latency_ns", "p50", 1.0e6, "p90", 2.0e6, "p99", 5.0e6, "min",
-                                0.9e6, "max", 6.0e6, "histogram", "buckets", 900000, 10, 2000000, 5, 6000000, 1);
+    json_t *latency =
+        json_pack("{s:s, s:{s:f, s:f, s:f, s:f, s:f}, s:{s:[[i,i],[i,i],[i,i]]}}", "scenario",
+                  "single-stream", "latency_ns", "p50", 1.0e6, "p90", 2.0e6, "p99", 5.0e6, "min",
+                  0.9e6, "max", 6.0e6, "histogram", "buckets", 900000, 10, 2000000, 5, 6000000, 1);
     si.metrics = metrics;
     si.baseline_metrics = bm;
     si.latency = latency;
@@ -144,7 +149,8 @@ static void test_markdown(void **state)
     assert_null(strstr(md, "<script>"));
     int rows = 0;
     for (char *line = strtok(md, "\n"); line; line = strtok(NULL, "\n"))
-        if (!strncmp(line, "| ✅ |", 6) || !strncmp(line, "| ❌ |", 6) || !strncmp(line, "| ⚪ |", 6)) rows++;
+        if (!strncmp(line, "| ✅ |", 6) || !strncmp(line, "| ❌ |", 6) || !strncmp(line, "| ⚪ |", 6))
+            rows++;
     assert_int_equal(rows, d.n);
     free(md);
     json_decref(st);
@@ -175,10 +181,10 @@ static void test_html(void **state)
     sg_err err;
     assert_int_equal(sg_render_to_file(path, sg_render_html, &d, st, &err), SG_OK);
     char *html = slurp(path);
-    assert_int_equal(count(html, "<svg "), 2);           /* histogram and CDF */
-    assert_int_equal(count(html, "<rect "), 3);          /* three distinct latency bins */
-    assert_int_equal(count(html, "<tr class="), d.n);    /* one row per check */
-    assert_null(strstr(html, "<script>"));               /* the hostile reason is escaped */
+    assert_int_equal(count(html, "<svg "), 2);        /* histogram and CDF */
+    assert_int_equal(count(html, "<rect "), 3);       /* three distinct latency bins */
+    assert_int_equal(count(html, "<tr class="), d.n); /* one row per check */
+    assert_null(strstr(html, "<script>"));            /* the hostile reason is escaped */
     assert_non_null(strstr(html, "&lt;script&gt;"));
     assert_non_null(strstr(html, "model &lt;&amp;&gt;.h5"));
     assert_null(strstr(html, "src=\"http")); /* self-contained: no external assets */

@@ -48,7 +48,8 @@ static void rate(void **state)
     for (int r = 0; r < 5; r++) {
         double n0 = raw_ns();
         uint64_t t0 = sg_clock_start();
-        while (raw_ns() - n0 < 30e6) {}
+        while (raw_ns() - n0 < 30e6) {
+        }
         uint64_t t1 = sg_clock_end();
         double n1 = raw_ns();
         double err = fabs(sg_clock_ticks_to_ns(t1 - t0) - (n1 - n0)) / (n1 - n0);

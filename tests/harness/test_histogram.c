@@ -40,7 +40,8 @@ static void accuracy_merge_json(void **state)
     (void)state;
     enum { N = 20000 };
     uint64_t *v = malloc(N * sizeof *v);
-    sg_latency_histogram *a = sg_histogram_new(), *b = sg_histogram_new(), *all = sg_histogram_new();
+    sg_latency_histogram *a = sg_histogram_new(), *b = sg_histogram_new(),
+                         *all = sg_histogram_new();
     srand(7);
     for (int i = 0; i < N; i++) {
         v[i] = (uint64_t)(1000.0 * exp((double)rand() / RAND_MAX * 8.0)); /* 1 us .. 3 ms */
@@ -61,7 +62,8 @@ static void accuracy_merge_json(void **state)
     sg_latency_histogram *c = NULL;
     sg_err err;
     assert_int_equal(sg_histogram_from_json(j, &c, &err), SG_OK);
-    for (int i = 0; i < 5; i++) assert_int_equal(sg_histogram_value_at(c, qs[i]), sg_histogram_value_at(a, qs[i]));
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(sg_histogram_value_at(c, qs[i]), sg_histogram_value_at(a, qs[i]));
     assert_int_equal(sg_histogram_count(c), N);
     json_decref(j);
     /* Malformed input is an error with a sentence, never a crash. */

@@ -37,9 +37,12 @@ static void put(const char *rel, const char *text)
 static int setup(void **state)
 {
     (void)state;
-    const char *tmp = getenv("TMPDIR"); /* else the working directory (the build tree under ctest) */
-    if (tmp && *tmp) snprintf(g_root, sizeof g_root, "%s/sg_machine_XXXXXX", tmp);
-    else snprintf(g_root, sizeof g_root, "sg_machine_XXXXXX");
+    const char *tmp =
+        getenv("TMPDIR"); /* else the working directory (the build tree under ctest) */
+    if (tmp && *tmp)
+        snprintf(g_root, sizeof g_root, "%s/sg_machine_XXXXXX", tmp);
+    else
+        snprintf(g_root, sizeof g_root, "sg_machine_XXXXXX");
     return mkdtemp(g_root) ? 0 : -1;
 }
 

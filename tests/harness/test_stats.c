@@ -1,4 +1,5 @@
-/* Nearest-rank percentiles and LoadGen early stopping against values computed with scipy.stats.binom. */
+/* Nearest-rank percentiles and LoadGen early stopping against values computed with
+ * scipy.stats.binom. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,7 +13,8 @@ static void nearest_rank(void **state)
 {
     (void)state;
     uint64_t v[100];
-    for (int i = 0; i < 100; i++) v[i] = (uint64_t)(100 - i) * 10; /* 10..1000, reversed */
+    for (int i = 0; i < 100; i++)
+        v[i] = (uint64_t)(100 - i) * 10; /* 10..1000, reversed */
     sg_latency_summary s;
     sg_latency_summarize(v, 100, &s);
     assert_true(s.p50 == 500 && s.p90 == 900 && s.p95 == 950 && s.p99 == 990);
@@ -20,7 +22,8 @@ static void nearest_rank(void **state)
     assert_true(fabs(s.mean - 505.0) < 1e-9);
     /* Ranks are ceil(q n): with n = 1000, p99.9 is the 999th value, not the 1000th. */
     uint64_t w[1000];
-    for (int i = 0; i < 1000; i++) w[i] = (uint64_t)i + 1;
+    for (int i = 0; i < 1000; i++)
+        w[i] = (uint64_t)i + 1;
     assert_int_equal(sg_percentile_sorted(w, 1000, 0.999), 999);
     assert_int_equal(sg_percentile_sorted(w, 1000, 0.5), 500);
     assert_int_equal(sg_percentile_sorted(w, 1001 - 1, 0.9), 900);
@@ -47,7 +50,8 @@ static void estimates(void **state)
 {
     (void)state;
     uint64_t *v = malloc(5000 * sizeof *v);
-    for (int i = 0; i < 5000; i++) v[i] = (uint64_t)i + 1;
+    for (int i = 0; i < 5000; i++)
+        v[i] = (uint64_t)i + 1;
     sg_early_stop es;
     /* scipy: largest t with binom.cdf(t, n, 1 - p) < 0.01; estimate is sorted[n - t]. */
     sg_early_stopping(v, 1000, 0.90, 0.99, &es);

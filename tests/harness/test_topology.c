@@ -102,7 +102,8 @@ static void probe(sg_worker *w, void *arg)
     unsigned char *b = sg_worker_alloc(w, 10000);
     c->addr[i] = (uintptr_t)b;
     c->zero[i] = b != NULL;
-    for (int k = 0; b && k < 10000; k++) c->zero[i] &= b[k] == 0;
+    for (int k = 0; b && k < 10000; k++)
+        c->zero[i] &= b[k] == 0;
     c->node[i] = sg_worker_node(w);
     c->alloc_node[i] = sg_worker_last_alloc_node(w);
     c->cpu_seen[i] = sched_getcpu();
@@ -120,7 +121,8 @@ static void pool_synthetic(void **state)
     assert_string_equal(sg_pool_membind_policy(p), "planned-only");
     probe_ctx c;
     memset(&c, 0, sizeof c);
-    for (int r = 0; r < 5; r++) sg_pool_run(p, probe, &c);
+    for (int r = 0; r < 5; r++)
+        sg_pool_run(p, probe, &c);
     for (int i = 0; i < 6; i++) {
         int want = (4 + 2 * i) / 4; /* PUs 4,6 -> node 1; 8,10 -> 2; 12,14 -> 3 */
         assert_int_equal(sg_pool_placement(p, i)->pu, 4 + 2 * i);
@@ -138,7 +140,8 @@ static void pool_synthetic(void **state)
     assert_int_equal(sg_pool_size(p), 8);
     memset(&c, 0, sizeof c);
     sg_pool_run(p, probe, &c);
-    for (int i = 0; i < 8; i++) assert_int_equal(c.alloc_node[i], i / 4);
+    for (int i = 0; i < 8; i++)
+        assert_int_equal(c.alloc_node[i], i / 4);
     sg_pool_free(p);
 }
 
@@ -168,7 +171,9 @@ static void pool_real(void **state)
         assert_int_equal(c.runs[i], 200);
         assert_true(c.zero[i]);
         /* The touched buffer's pages are on the worker's node. */
-        assert_int_equal(hwloc_get_area_memlocation(topo, (void *)c.addr[i], 10000, ns, HWLOC_MEMBIND_BYNODESET), 0);
+        assert_int_equal(
+            hwloc_get_area_memlocation(topo, (void *)c.addr[i], 10000, ns, HWLOC_MEMBIND_BYNODESET),
+            0);
         assert_int_equal(hwloc_bitmap_first(ns), c.node[i]);
         assert_int_equal(hwloc_bitmap_weight(ns), 1);
     }

@@ -50,16 +50,24 @@ int main(int argc, char **argv)
     unsigned seed = 42;
     const int widths[] = {64, 256, 256, 1};
     sg_layer layers[3];
-    sg_model m = {.task = SG_TASK_BINARY, .n_classes = 2, .n_features = 64, .n_outputs = 1,
-                  .n_layers = 3, .layers = layers, .link = SG_LINK_SIGMOID};
+    sg_model m = {.task = SG_TASK_BINARY,
+                  .n_classes = 2,
+                  .n_features = 64,
+                  .n_outputs = 1,
+                  .n_layers = 3,
+                  .layers = layers,
+                  .link = SG_LINK_SIGMOID};
     snprintf(m.path, sizeof m.path, "mlp-64-256-256-1");
     m.mean = filled(64, 1.0f, &seed);
     m.scale = filled(64, 0.5f, &seed);
-    for (int i = 0; i < 64; i++) m.scale[i] += 1.0f;
+    for (int i = 0; i < 64; i++)
+        m.scale[i] += 1.0f;
     for (int l = 0; l < 3; l++) {
-        layers[l] = (sg_layer){.n_in = widths[l], .n_out = widths[l + 1],
+        layers[l] = (sg_layer){.n_in = widths[l],
+                               .n_out = widths[l + 1],
                                .act = l < 2 ? SG_ACT_RELU : SG_ACT_IDENTITY};
-        layers[l].W = filled((size_t)widths[l] * (size_t)widths[l + 1], 2.0f / sqrtf((float)widths[l]), &seed);
+        layers[l].W = filled((size_t)widths[l] * (size_t)widths[l + 1],
+                             2.0f / sqrtf((float)widths[l]), &seed);
         layers[l].b = filled((size_t)widths[l + 1], 0.2f, &seed);
     }
     float *x = filled(64, 4.0f, &seed);
@@ -97,7 +105,8 @@ int main(int argc, char **argv)
         sg_forward_scratch_free(s);
 
         const int64_t rows = 8192;
-        float *X = filled((size_t)rows * 64, 4.0f, &seed), *P = sg_alloc_aligned((size_t)rows * 2 * sizeof(float));
+        float *X = filled((size_t)rows * 64, 4.0f, &seed),
+              *P = sg_alloc_aligned((size_t)rows * 2 * sizeof(float));
         if (!P || sg_forward_scratch_new(&m, rows, &s, &err) != SG_OK) return 2;
         openblas_set_num_threads(1);
         double best = 1e30;

@@ -116,7 +116,8 @@ static int check(const char *dir, const char *name)
     double tol = 1e-5;
     if (m->task == SG_TASK_REGRESSION) {
         double scale = 1.0;
-        for (int i = 0; i < n * w; i++) scale = fmax(scale, fabs(E[i]));
+        for (int i = 0; i < n * w; i++)
+            scale = fmax(scale, fabs(E[i]));
         tol = 1e-6 * scale;
     }
     int bad = 0;
@@ -124,7 +125,8 @@ static int check(const char *dir, const char *name)
     for (int isa = 0; isa < SG_ISA_COUNT; isa++) {
         const sg_kernel_ops *k = sg_kernels_variant((sg_isa)isa);
         if (!k) {
-            printf("%s: skipping %s (this CPU or OS cannot run it)\n", name, sg_isa_name((sg_isa)isa));
+            printf("%s: skipping %s (this CPU or OS cannot run it)\n", name,
+                   sg_isa_name((sg_isa)isa));
             continue;
         }
         sg_forward_scratch *s;
@@ -146,7 +148,8 @@ static int check(const char *dir, const char *name)
                             k->name, r, j, (double)ob[(size_t)r * w + j], (double)o1[j], e);
             }
         }
-        printf("%s %s: %d rows, worst error %.3f of tolerance %.3g\n", name, k->name, n, worst, tol);
+        printf("%s %s: %d rows, worst error %.3f of tolerance %.3g\n", name, k->name, n, worst,
+               tol);
         sg_forward_scratch_free(s);
     }
     free(ob);
@@ -164,7 +167,8 @@ int main(int argc, char **argv)
         return 2;
     }
     int bad = 0;
-    for (int i = 2; i < argc; i++) bad += check(argv[1], argv[i]);
+    for (int i = 2; i < argc; i++)
+        bad += check(argv[1], argv[i]);
     if (bad) fprintf(stderr, "sklearn_ref_check: %d values outside tolerance\n", bad);
     return bad ? 1 : 0;
 }

@@ -95,10 +95,17 @@ static void naive_forward(const sg_model *m, const float *x, double *out)
             for (int i = 0; i < L->n_in; i++)
                 s += a[i] * L->W[(size_t)i * L->n_out + j];
             switch (L->act) {
-            case SG_ACT_RELU: s = s > 0 ? s : 0; break;
-            case SG_ACT_TANH: s = tanh(s); break;
-            case SG_ACT_LOGISTIC: s = 1 / (1 + exp(-s)); break;
-            default: break;
+            case SG_ACT_RELU:
+                s = s > 0 ? s : 0;
+                break;
+            case SG_ACT_TANH:
+                s = tanh(s);
+                break;
+            case SG_ACT_LOGISTIC:
+                s = 1 / (1 + exp(-s));
+                break;
+            default:
+                break;
             }
             z[j] = s;
         }
@@ -110,9 +117,12 @@ static void naive_forward(const sg_model *m, const float *x, double *out)
         out[0] = 1 / (1 + exp(a[0]));
     } else if (m->link == SG_LINK_SOFTMAX) {
         double mx = a[0], sum = 0;
-        for (int j = 1; j < k; j++) mx = fmax(mx, a[j]);
-        for (int j = 0; j < k; j++) sum += exp(a[j] - mx);
-        for (int j = 0; j < k; j++) out[j] = exp(a[j] - mx) / sum;
+        for (int j = 1; j < k; j++)
+            mx = fmax(mx, a[j]);
+        for (int j = 0; j < k; j++)
+            sum += exp(a[j] - mx);
+        for (int j = 0; j < k; j++)
+            out[j] = exp(a[j] - mx) / sum;
     } else {
         for (int j = 0; j < k; j++)
             out[j] = m->link == SG_LINK_SIGMOID ? 1 / (1 + exp(-a[j])) : a[j];
@@ -125,7 +135,8 @@ static void check_model(sg_model *m, int n)
     const int d = m->n_features, ow = out_width(m);
     float *X = aligned_fill((size_t)n * d, -4, 4);
     double *ref = malloc(sizeof(double) * (size_t)n * ow);
-    for (int r = 0; r < n; r++) naive_forward(m, X + (size_t)r * d, ref + (size_t)r * ow);
+    for (int r = 0; r < n; r++)
+        naive_forward(m, X + (size_t)r * d, ref + (size_t)r * ow);
     float *Xcopy = malloc(sizeof(float) * (size_t)n * d);
     memcpy(Xcopy, X, sizeof(float) * (size_t)n * d);
 
@@ -138,15 +149,20 @@ static void check_model(sg_model *m, int n)
         sg_forward_scratch *s = NULL;
         sg_err err;
         assert_int_equal(sg_forward_scratch_new(m, n, &s, &err), SG_OK);
-        float *ob = malloc(sizeof(float) * (size_t)n * ow + 64), *o1 = malloc(sizeof(float) * (size_t)ow + 64);
-        for (int i = 0; i < n * ow + 16; i++) ob[i] = -9.0f;
+        float *ob = malloc(sizeof(float) * (size_t)n * ow + 64),
+              *o1 = malloc(sizeof(float) * (size_t)ow + 64);
+        for (int i = 0; i < n * ow + 16; i++)
+            ob[i] = -9.0f;
         sg_forward_batch(m, k, X, n, ob, s);
         assert_memory_equal(X, Xcopy, sizeof(float) * (size_t)n * d); /* input untouched */
-        for (int i = n * ow; i < n * ow + 16; i++) assert_true(ob[i] == -9.0f);
+        for (int i = n * ow; i < n * ow + 16; i++)
+            assert_true(ob[i] == -9.0f);
         for (int r = 0; r < n; r++) {
-            for (int j = 0; j < ow + 16; j++) o1[j] = -9.0f;
+            for (int j = 0; j < ow + 16; j++)
+                o1[j] = -9.0f;
             sg_forward_one(m, k, X + (size_t)r * d, o1, s);
-            for (int j = ow; j < ow + 16; j++) assert_true(o1[j] == -9.0f);
+            for (int j = ow; j < ow + 16; j++)
+                assert_true(o1[j] == -9.0f);
             for (int j = 0; j < ow; j++) {
                 const double e = ref[(size_t)r * ow + j];
                 /* 1e-5 absolute is the bar against scikit-learn's float64 predict_proba;
@@ -223,7 +239,8 @@ static void test_probe_stages(void **st)
     probe_log log = {0};
     sg_forward_one_probed(m, sg_kernels(), x, o, s, record, &log);
     assert_int_equal(log.calls, 4); /* standardize + three layers */
-    for (int i = 0; i < 4; i++) assert_int_equal(log.stages[i], i);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(log.stages[i], i);
     sg_forward_one(m, sg_kernels(), x, o_plain, s);
     assert_memory_equal(o, o_plain, sizeof o);
     sg_forward_scratch_free(s);
@@ -260,8 +277,9 @@ static void test_predict_labels(void **st)
     assert_int_equal(lab[3], 0);
     sg_predict_labels(bin, 4, 2, 0.35f, lab);
     assert_int_equal(lab[3], 1);
-    const float multi[] = {0.2f, 0.4f, 0.4f, /* tie: first max */ 0.5f, 0.25f, 0.25f,
-                           0.1f, 0.1f, 0.8f, 1.0f / 3, 1.0f / 3, 1.0f / 3};
+    const float multi[] = {0.2f,  0.4f,     0.4f,     /* tie: first max */ 0.5f,
+                           0.25f, 0.25f,    0.1f,     0.1f,
+                           0.8f,  1.0f / 3, 1.0f / 3, 1.0f / 3};
     sg_predict_labels(multi, 4, 3, 0.5f, lab);
     assert_int_equal(lab[0], 1);
     assert_int_equal(lab[1], 0);
@@ -272,8 +290,8 @@ static void test_predict_labels(void **st)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_linear_models), cmocka_unit_test(test_mlps),
-        cmocka_unit_test(test_probe_stages),  cmocka_unit_test(test_scratch_errors),
+        cmocka_unit_test(test_linear_models),  cmocka_unit_test(test_mlps),
+        cmocka_unit_test(test_probe_stages),   cmocka_unit_test(test_scratch_errors),
         cmocka_unit_test(test_predict_labels),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -21,9 +21,10 @@ static const int sizes[] = {1, 3, 7, 15, 16, 17, 31, 63, 255, 257};
 #define NSIZES ((int)(sizeof sizes / sizeof sizes[0]))
 
 /* Inputs that exercise the ends of exp/tanh/logistic: saturation, zero, denormals. */
-static const float extremes[] = {100.0f, -100.0f, 0.0f, -0.0f, 1e-40f, -1e-40f, 1e-30f, -1e-30f,
-                                 0.625f, -0.625f, 0.6249f, 9.0f, -9.0f, 44.0f, -44.0f, 87.0f,
-                                 -87.0f, 88.8f, -88.8f, 104.0f, -104.0f, 200.0f, -200.0f, 1e-3f};
+static const float extremes[] = {100.0f, -100.0f, 0.0f,    -0.0f,   1e-40f,  -1e-40f,
+                                 1e-30f, -1e-30f, 0.625f,  -0.625f, 0.6249f, 9.0f,
+                                 -9.0f,  44.0f,   -44.0f,  87.0f,   -87.0f,  88.8f,
+                                 -88.8f, 104.0f,  -104.0f, 200.0f,  -200.0f, 1e-3f};
 #define NEXTREMES ((int)(sizeof extremes / sizeof extremes[0]))
 
 static uint64_t rng = 0x9E3779B97F4A7C15ull;
@@ -67,10 +68,14 @@ static const sg_kernel_ops *variant_or_skip(sg_isa isa)
 static double act_ref(double v, sg_activation a)
 {
     switch (a) {
-    case SG_ACT_RELU: return v < 0 ? 0 : v;
-    case SG_ACT_TANH: return tanh(v);
-    case SG_ACT_LOGISTIC: return 1.0 / (1.0 + exp(-v));
-    default: return v;
+    case SG_ACT_RELU:
+        return v < 0 ? 0 : v;
+    case SG_ACT_TANH:
+        return tanh(v);
+    case SG_ACT_LOGISTIC:
+        return 1.0 / (1.0 + exp(-v));
+    default:
+        return v;
     }
 }
 
@@ -81,10 +86,15 @@ static void check_matvec(const sg_kernel_ops *k)
         for (int c = 0; c < NSIZES; c++) {
             const int n_in = sizes[a], n_out = sizes[c];
             float *x = fill(n_in, -2, 2), *W = fill(n_in * n_out, -1, 1), *b = fill(n_out, -1, 1);
-            if (n_in > 2) { x[0] = 1e-40f; x[1] = 100.0f; x[2] = -100.0f; }
+            if (n_in > 2) {
+                x[0] = 1e-40f;
+                x[1] = 100.0f;
+                x[2] = -100.0f;
+            }
             float *y = malloc((size_t)n_out * 4 + 64), *yr = malloc((size_t)n_out * 4);
             /* A guard after y catches a tail store that runs past n_out. */
-            for (int j = 0; j < n_out + 16; j++) y[j] = 12345.0f;
+            for (int j = 0; j < n_out + 16; j++)
+                y[j] = 12345.0f;
             for (int use_b = 0; use_b < 2; use_b++) {
                 k->matvec(x, W, use_b ? b : NULL, n_in, n_out, y);
                 ref->matvec(x, W, use_b ? b : NULL, n_in, n_out, yr);
@@ -102,7 +112,11 @@ static void check_matvec(const sg_kernel_ops *k)
                 for (int j = n_out; j < n_out + 16; j++)
                     assert_true(y[j] == 12345.0f);
             }
-            free(x); free(W); free(b); free(y); free(yr);
+            free(x);
+            free(W);
+            free(b);
+            free(y);
+            free(yr);
         }
 }
 
@@ -117,7 +131,8 @@ static void check_bias_act(const sg_kernel_ops *k)
                 float *Y = fill(total + 16, -12, 12), *b = fill(w, -1, 1);
                 for (int i = 0; i < total; i++)
                     if (i % 3 == 0) Y[i] = extremes[(i / 3) % NEXTREMES];
-                for (int i = total; i < total + 16; i++) Y[i] = 777.0f;
+                for (int i = total; i < total + 16; i++)
+                    Y[i] = 777.0f;
                 float *Yr = malloc((size_t)total * 4 + 4);
                 memcpy(Yr, Y, (size_t)total * 4);
                 /* Bias NULL on the even widths so both paths are covered. */
@@ -137,7 +152,9 @@ static void check_bias_act(const sg_kernel_ops *k)
                 }
                 for (int i = total; i < total + 16; i++)
                     assert_true(Y[i] == 777.0f);
-                free(Y); free(b); free(Yr);
+                free(Y);
+                free(b);
+                free(Yr);
             }
 }
 
@@ -159,11 +176,13 @@ static void check_activations_exact(const sg_kernel_ops *k)
         }
         for (int i = 0; i < NEXTREMES; i++) {
             const float x = extremes[i];
-            if (act == SG_ACT_TANH && fabsf(x) >= 10.0f) assert_true(Y[i] == (x > 0 ? 1.0f : -1.0f));
+            if (act == SG_ACT_TANH && fabsf(x) >= 10.0f)
+                assert_true(Y[i] == (x > 0 ? 1.0f : -1.0f));
             if (act == SG_ACT_LOGISTIC && x >= 20.0f) assert_true(Y[i] == 1.0f);
             if (act == SG_ACT_LOGISTIC && x <= -100.0f) assert_true(Y[i] >= 0.0f && Y[i] < 1e-40f);
         }
-        free(Y); free(in);
+        free(Y);
+        free(in);
     }
 }
 
@@ -173,7 +192,8 @@ static void check_standardize(const sg_kernel_ops *k)
         const int d = sizes[s], n = 5;
         float *X = fill(n * d + 16, -50, 50), *mean = fill(d, -5, 5), *scale = fill(d, 0.01f, 30);
         X[0] = 1e-40f;
-        for (int i = n * d; i < n * d + 16; i++) X[i] = 3.0f;
+        for (int i = n * d; i < n * d + 16; i++)
+            X[i] = 3.0f;
         float *Xr = malloc((size_t)n * d * 4), *orig = malloc((size_t)n * d * 4);
         memcpy(Xr, X, (size_t)n * d * 4);
         memcpy(orig, X, (size_t)n * d * 4);
@@ -181,11 +201,16 @@ static void check_standardize(const sg_kernel_ops *k)
         sg_kernel_ops_scalar.standardize(Xr, n, d, mean, scale);
         /* A subtraction and a true division, both correctly rounded: bit-identical. */
         assert_memory_equal(X, Xr, (size_t)n * d * 4);
-        for (int i = n * d; i < n * d + 16; i++) assert_true(X[i] == 3.0f);
+        for (int i = n * d; i < n * d + 16; i++)
+            assert_true(X[i] == 3.0f);
         for (int i = 0; i < n * d; i++)
             expect_close("standardize vs double", i, X[i],
                          ((double)orig[i] - mean[i % d]) / scale[i % d], 1e-6, 1e-37);
-        free(X); free(mean); free(scale); free(Xr); free(orig);
+        free(X);
+        free(mean);
+        free(scale);
+        free(Xr);
+        free(orig);
     }
 }
 
@@ -195,29 +220,38 @@ static void check_bias_link(const sg_kernel_ops *k)
     for (int s = 0; s < NSIZES; s++) {
         const int w = sizes[s];
         float *Z = fill(rows * w, -15, 15), *b = fill(w, -2, 2);
-        for (int i = 0; i < rows * w; i += 4) Z[i] = extremes[(i / 4) % NEXTREMES];
+        for (int i = 0; i < rows * w; i += 4)
+            Z[i] = extremes[(i / 4) % NEXTREMES];
         float *o = malloc((size_t)rows * w * 4 * 2 + 64), *orf = malloc((size_t)rows * w * 4 * 2);
 
         for (int link = SG_LINK_IDENTITY; link <= SG_LINK_SOFTMAX; link++) {
             const int ow = (link == SG_LINK_SIGMOID && w == 1) ? 2 : w;
-            for (int i = 0; i < rows * ow + 16; i++) o[i] = -5.0f;
+            for (int i = 0; i < rows * ow + 16; i++)
+                o[i] = -5.0f;
             k->bias_link(Z, rows, w, b, (sg_link)link, o);
             sg_kernel_ops_scalar.bias_link(Z, rows, w, b, (sg_link)link, orf);
-            for (int i = rows * ow; i < rows * ow + 16; i++) assert_true(o[i] == -5.0f);
+            for (int i = rows * ow; i < rows * ow + 16; i++)
+                assert_true(o[i] == -5.0f);
             for (int r = 0; r < rows; r++) {
                 const float *z = Z + r * w;
                 double mx = -INFINITY, sum = 0, psum = 0;
-                for (int j = 0; j < w; j++) mx = fmax(mx, (double)(z[j] + b[j]));
-                for (int j = 0; j < w; j++) sum += exp((double)(z[j] + b[j]) - mx);
+                for (int j = 0; j < w; j++)
+                    mx = fmax(mx, (double)(z[j] + b[j]));
+                for (int j = 0; j < w; j++)
+                    sum += exp((double)(z[j] + b[j]) - mx);
                 for (int j = 0; j < ow; j++) {
                     const int i = r * ow + j;
                     double exact;
                     const double t = (double)(z[link == SG_LINK_SIGMOID && w == 1 ? 0 : j] +
                                               b[link == SG_LINK_SIGMOID && w == 1 ? 0 : j]);
-                    if (link == SG_LINK_IDENTITY) exact = t;
-                    else if (link == SG_LINK_SOFTMAX) exact = exp(t - mx) / sum;
-                    else if (w == 1) exact = j == 1 ? 1 / (1 + exp(-t)) : 1 / (1 + exp(t));
-                    else exact = 1 / (1 + exp(-t));
+                    if (link == SG_LINK_IDENTITY)
+                        exact = t;
+                    else if (link == SG_LINK_SOFTMAX)
+                        exact = exp(t - mx) / sum;
+                    else if (w == 1)
+                        exact = j == 1 ? 1 / (1 + exp(-t)) : 1 / (1 + exp(t));
+                    else
+                        exact = 1 / (1 + exp(-t));
                     expect_close("bias_link vs scalar", i, o[i], orf[i], 1e-6, 1e-30);
                     expect_close("bias_link vs double", i, o[i], exact, 1e-6, 1e-7);
                     expect_close("scalar bias_link vs double", i, orf[i], exact, 1e-6, 1e-7);
@@ -233,7 +267,11 @@ static void check_bias_link(const sg_kernel_ops *k)
         k->bias_link(Zc, rows, w, b, SG_LINK_SOFTMAX, Zc);
         k->bias_link(Z, rows, w, b, SG_LINK_SOFTMAX, o);
         assert_memory_equal(Zc, o, (size_t)rows * w * 4);
-        free(Zc); free(Z); free(b); free(o); free(orf);
+        free(Zc);
+        free(Z);
+        free(b);
+        free(o);
+        free(orf);
     }
 }
 
@@ -241,11 +279,13 @@ static void check_bias_link(const sg_kernel_ops *k)
 static void check_softmax_extreme(const sg_kernel_ops *k)
 {
     float z[17], o[17];
-    for (int j = 0; j < 17; j++) z[j] = -100.0f;
+    for (int j = 0; j < 17; j++)
+        z[j] = -100.0f;
     z[16] = 100.0f;
     k->bias_link(z, 1, 17, NULL, SG_LINK_SOFTMAX, o);
     assert_true(o[16] == 1.0f);
-    for (int j = 0; j < 16; j++) assert_true(o[j] >= 0.0f && o[j] < 1e-40f);
+    for (int j = 0; j < 16; j++)
+        assert_true(o[j] >= 0.0f && o[j] < 1e-40f);
 }
 
 static void run_all(const sg_kernel_ops *k)
@@ -258,9 +298,21 @@ static void run_all(const sg_kernel_ops *k)
     check_softmax_extreme(k);
 }
 
-static void test_scalar(void **st) { (void)st; run_all(&sg_kernel_ops_scalar); }
-static void test_avx2(void **st) { (void)st; run_all(variant_or_skip(SG_ISA_AVX2)); }
-static void test_avx512(void **st) { (void)st; run_all(variant_or_skip(SG_ISA_AVX512)); }
+static void test_scalar(void **st)
+{
+    (void)st;
+    run_all(&sg_kernel_ops_scalar);
+}
+static void test_avx2(void **st)
+{
+    (void)st;
+    run_all(variant_or_skip(SG_ISA_AVX2));
+}
+static void test_avx512(void **st)
+{
+    (void)st;
+    run_all(variant_or_skip(SG_ISA_AVX512));
+}
 
 int main(void)
 {

@@ -38,10 +38,12 @@ static void busy_run(void *state, int64_t row, int64_t rows)
     uint64_t amount = c->amount * (uint64_t)rows;
     if (c->use_cycles) {
         uint64_t t0 = __rdtsc();
-        while (__rdtsc() - t0 < amount) {}
+        while (__rdtsc() - t0 < amount) {
+        }
     } else {
         uint64_t t0 = busy_raw_ns();
-        while (busy_raw_ns() - t0 < amount) {}
+        while (busy_raw_ns() - t0 < amount) {
+        }
     }
 }
 

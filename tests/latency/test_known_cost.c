@@ -28,10 +28,13 @@ static double run_p50(busy_ctx *bc, sg_bench_result *keep)
     assert_int_equal(sg_bench_run(&c, &r, &err), SG_OK);
     double p50 = r.latency.p50;
     assert_true(r.queries >= 700);
-    assert_true(r.latency.min <= r.latency.p50 && r.latency.p50 <= r.latency.p99 && r.latency.p99 <= r.latency.max);
+    assert_true(r.latency.min <= r.latency.p50 && r.latency.p50 <= r.latency.p99 &&
+                r.latency.p99 <= r.latency.max);
     assert_true(r.es_p99.valid); /* >= 662 queries */
-    if (keep) *keep = r;
-    else sg_bench_result_clear(&r);
+    if (keep)
+        *keep = r;
+    else
+        sg_bench_result_clear(&r);
     return p50;
 }
 
@@ -56,7 +59,8 @@ static void known_cycles(void **state)
     (void)state;
     const sg_clock_info *ci = sg_clock();
     if (ci->source != SG_CLOCK_TSC) {
-        printf("no TSC clock (%s): cycle-based check skipped, ns check covers the fallback\n", ci->fallback_reason);
+        printf("no TSC clock (%s): cycle-based check skipped, ns check covers the fallback\n",
+               ci->fallback_reason);
         return;
     }
     const uint64_t targets[] = {5000, 100000};

@@ -38,7 +38,8 @@ static void overload(void **state)
     c.min_duration_s = 0.1;
     c.seed = 42;
     assert_int_equal(sg_bench_run(&c, &sv, &err), SG_OK);
-    printf("single-stream p50 %.0f ns; server at %.0f qps (2x capacity of %d workers): p50 %.0f ns, p99 %.0f ns\n",
+    printf("single-stream p50 %.0f ns; server at %.0f qps (2x capacity of %d workers): p50 %.0f "
+           "ns, p99 %.0f ns\n",
            ss.latency.p50, c.qps, workers, sv.latency.p50, sv.latency.p99);
     assert_true(sv.latency.p99 >= 10 * ss.latency.p50);
     /* The queue grows: late queries wait longer than early ones. */
@@ -48,9 +49,11 @@ static void overload(void **state)
         early += (double)sv.samples[i].latency_ns;
         late += (double)sv.samples[n - q + i].latency_ns;
     }
-    printf("mean latency of the first 10%%: %.0f ns, of the last 10%%: %.0f ns\n", early / q, late / q);
+    printf("mean latency of the first 10%%: %.0f ns, of the last 10%%: %.0f ns\n", early / q,
+           late / q);
     assert_true(late > 5 * early);
-    assert_int_equal(sv.queries, (int64_t)ceil(c.qps * c.min_duration_s)); /* the whole schedule ran */
+    assert_int_equal(sv.queries,
+                     (int64_t)ceil(c.qps * c.min_duration_s)); /* the whole schedule ran */
     assert_int_equal(sv.workers, workers);
     /* Under capacity (a quarter of it) there is no backlog: lower latency than overloaded.
        (Not compared with the service time: on a shared machine descheduled workers add ms.) */

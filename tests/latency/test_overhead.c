@@ -34,8 +34,10 @@ static sg_model *tiny_model(void)
         layers[l].n_out = dims[l + 1];
         layers[l].W = sg_alloc_aligned((size_t)dims[l] * (size_t)dims[l + 1] * sizeof(float));
         layers[l].b = sg_alloc_aligned((size_t)dims[l + 1] * sizeof(float));
-        for (int i = 0; i < dims[l] * dims[l + 1]; i++) layers[l].W[i] = (float)rand() / RAND_MAX - 0.5f;
-        for (int i = 0; i < dims[l + 1]; i++) layers[l].b[i] = 0.01f * (float)i;
+        for (int i = 0; i < dims[l] * dims[l + 1]; i++)
+            layers[l].W[i] = (float)rand() / RAND_MAX - 0.5f;
+        for (int i = 0; i < dims[l + 1]; i++)
+            layers[l].b[i] = 0.01f * (float)i;
         layers[l].act = l == 0 ? SG_ACT_RELU : SG_ACT_IDENTITY;
     }
     m.task = SG_TASK_BINARY;
@@ -75,7 +77,10 @@ static void tiny_run(void *state, int64_t row, int64_t rows)
     sg_forward_one(s->c->m, sg_kernels(), s->c->X + (row % NROWS) * NF, s->out, s->s);
 }
 
-static void tiny_teardown(void *state) { sg_forward_scratch_free(((tiny_state *)state)->s); }
+static void tiny_teardown(void *state)
+{
+    sg_forward_scratch_free(((tiny_state *)state)->s);
+}
 
 static int cmp_d(const void *a, const void *b)
 {
@@ -103,11 +108,14 @@ static double bare_ns(const tiny_ctx *c, int cpu)
         for (int i = 0; i < CALLS; i++, row++)
             sg_forward_one(c->m, sg_kernels(), c->X + (row % NROWS) * NF, out, s);
         clock_gettime(CLOCK_MONOTONIC_RAW, &t1);
-        if (b >= 0) per[b] = ((double)(t1.tv_sec - t0.tv_sec) * 1e9 + (double)(t1.tv_nsec - t0.tv_nsec)) / CALLS;
+        if (b >= 0)
+            per[b] =
+                ((double)(t1.tv_sec - t0.tv_sec) * 1e9 + (double)(t1.tv_nsec - t0.tv_nsec)) / CALLS;
     }
     sg_forward_scratch_free(s);
     qsort(per, BLOCKS, sizeof per[0], cmp_d);
-    printf("bare loop per call: fastest block %.1f ns, median block %.1f ns\n", per[0], per[BLOCKS / 2]);
+    printf("bare loop per call: fastest block %.1f ns, median block %.1f ns\n", per[0],
+           per[BLOCKS / 2]);
     return per[0];
 }
 
@@ -115,7 +123,8 @@ static void overhead(void **state)
 {
     (void)state;
     float *X = malloc(sizeof(float) * NF * NROWS);
-    for (int i = 0; i < NF * NROWS; i++) X[i] = (float)rand() / RAND_MAX;
+    for (int i = 0; i < NF * NROWS; i++)
+        X[i] = (float)rand() / RAND_MAX;
     tiny_ctx c = {tiny_model(), X};
     sg_workload wl = {0};
     wl.name = "tiny-mlp";
@@ -145,8 +154,8 @@ static void overhead(void **state)
         }
         sg_bench_result_clear(&r);
     }
-    printf("tiny model %dx%dx1: harness p50 %.1f ns, bare loop %.1f ns per call, off by %.1f%%\n", NF,
-           NH, h_best, b_best, best * 100);
+    printf("tiny model %dx%dx1: harness p50 %.1f ns, bare loop %.1f ns per call, off by %.1f%%\n",
+           NF, NH, h_best, b_best, best * 100);
     assert_true(best <= 0.10);
     free(X);
 }

@@ -156,7 +156,8 @@ static int bench(int64_t n, int repeat, bool weighted, const char *raw, sg_err *
     if (raw) {
         FILE *f = fopen(raw, "wb");
         bool ok = f && fwrite(c.y_true, sizeof *c.y_true, (size_t)n, f) == (size_t)n;
-        for (int64_t i = 0; ok && i < n; i++) ok = fwrite(&c.proba[2 * i + 1], 4, 1, f) == 1;
+        for (int64_t i = 0; ok && i < n; i++)
+            ok = fwrite(&c.proba[2 * i + 1], 4, 1, f) == 1;
         if (ok && weighted) ok = fwrite(c.w, sizeof *c.w, (size_t)n, f) == (size_t)n;
         if (f && fclose(f)) ok = false;
         if (!ok) rc = sg_errf(err, SG_EIO, "%s: cannot write the raw rows", raw);

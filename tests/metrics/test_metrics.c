@@ -66,7 +66,8 @@ static void test_binary_basic(void **state)
     }
     assert_near(m.log_loss, ll / 4, TOL);
     const double cm[] = {2, 0, 1, 1};
-    for (int i = 0; i < 4; i++) assert_near(m.confusion_matrix[i], cm[i], 0);
+    for (int i = 0; i < 4; i++)
+        assert_near(m.confusion_matrix[i], cm[i], 0);
     assert_int_equal(m.example_count, 4);
     sg_metrics_clear(&m);
 }
@@ -155,7 +156,8 @@ static void test_binary_weights(void **state)
     assert_near(m.precision, 1.0 / 3.0, TOL);
     assert_near(m.recall, 1.0 / 1.5, TOL);
     const double cm[] = {0, 2, 0.5, 1};
-    for (int i = 0; i < 4; i++) assert_near(m.confusion_matrix[i], cm[i], 0);
+    for (int i = 0; i < 4; i++)
+        assert_near(m.confusion_matrix[i], cm[i], 0);
     assert_true(m.weighted);
     sg_metrics_clear(&m);
 
@@ -186,7 +188,8 @@ static int multiclass(int k, int n, const int32_t *y, const int32_t *pred, sg_me
 {
     float *proba = malloc((size_t)n * (size_t)k * sizeof *proba);
     for (int i = 0; i < n; i++)
-        for (int j = 0; j < k; j++) proba[i * k + j] = j == pred[i] ? 0.7f : 0.3f / (float)(k - 1);
+        for (int j = 0; j < k; j++)
+            proba[i * k + j] = j == pred[i] ? 0.7f : 0.3f / (float)(k - 1);
     sg_err err;
     sg_metrics_acc *a;
     assert_int_equal(sg_metrics_acc_new(SG_TASK_MULTICLASS, k, 0, &a, &err), SG_OK);
@@ -288,8 +291,10 @@ static void test_streaming_matches_one_chunk(void **state)
         pred[i] = rand() % 3 ? y[i] : rand() % K;
         w[i] = (rand() % 100) / 10.0;
         float s = 0;
-        for (int j = 0; j < K; j++) s += proba[i * K + j] = (float)(rand() % 1000 + 1);
-        for (int j = 0; j < K; j++) proba[i * K + j] /= s;
+        for (int j = 0; j < K; j++)
+            s += proba[i * K + j] = (float)(rand() % 1000 + 1);
+        for (int j = 0; j < K; j++)
+            proba[i * K + j] /= s;
     }
     sg_metrics m[2];
     sg_err err;
@@ -298,9 +303,9 @@ static void test_streaming_matches_one_chunk(void **state)
         assert_int_equal(sg_metrics_acc_new(SG_TASK_MULTICLASS, K, 0, &a, &err), SG_OK);
         for (int s = 0, len = pass ? 1 : N; s < N; s += len, len = len * 3 + 1) {
             int l = s + len > N ? N - s : len;
-            assert_int_equal(sg_metrics_add_classification(a, l, proba + s * K, y + s,
-                                                           pred + s, w + s, &err),
-                             SG_OK);
+            assert_int_equal(
+                sg_metrics_add_classification(a, l, proba + s * K, y + s, pred + s, w + s, &err),
+                SG_OK);
         }
         assert_int_equal(sg_metrics_finish(a, &m[pass], &err), SG_OK);
         sg_metrics_acc_free(a);
@@ -345,9 +350,8 @@ static void test_binary_store_growth(void **state)
             int step = pass ? 777 : N;
             for (int s = 0; s < N; s += step) {
                 int l = s + step > N ? N - s : step;
-                assert_int_equal(sg_metrics_add_classification(a, l, proba + 2 * s, y + s,
-                                                               pred + s, weighted ? w + s : NULL,
-                                                               &err),
+                assert_int_equal(sg_metrics_add_classification(a, l, proba + 2 * s, y + s, pred + s,
+                                                               weighted ? w + s : NULL, &err),
                                  SG_OK);
             }
             assert_int_equal(sg_metrics_finish(a, &m[pass], &err), SG_OK);
@@ -414,16 +418,14 @@ static void test_bad_input(void **state)
     assert_int_equal(sg_metrics_acc_new(SG_TASK_BINARY, 2, 0, &a, &err), SG_OK);
     assert_int_equal(sg_metrics_add_classification(a, 2, proba, y, good, NULL, &err), SG_EINPUT);
     assert_non_null(strstr(err.msg, "y_true[1]"));
-    assert_int_equal(sg_metrics_add_classification(a, 2, proba, good, good, NULL, &err),
-                     SG_EINPUT);
+    assert_int_equal(sg_metrics_add_classification(a, 2, proba, good, good, NULL, &err), SG_EINPUT);
     assert_non_null(strstr(err.msg, "proba[1][0]"));
     assert_int_equal(sg_metrics_add_classification(a, 1, proba, good, good, neg + 1, &err),
                      SG_EINPUT);
     /* Nothing was added by the failed calls. */
     assert_int_equal(sg_metrics_finish(a, &m, &err), SG_EINPUT);
     assert_int_equal(sg_metrics_add_classification(a, 1, proba, good, good, zero, &err), SG_OK);
-    assert_int_equal(sg_metrics_add_classification(a, 1, proba, good, good, NULL, &err),
-                     SG_EINPUT);
+    assert_int_equal(sg_metrics_add_classification(a, 1, proba, good, good, NULL, &err), SG_EINPUT);
     assert_non_null(strstr(err.msg, "some chunks"));
     assert_int_equal(sg_metrics_finish(a, &m, &err), SG_EINPUT);
     assert_non_null(strstr(err.msg, "zero"));

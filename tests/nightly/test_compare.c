@@ -27,8 +27,14 @@ static uint64_t next_u64(uint64_t *s)
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
     return z ^ (z >> 31);
 }
-static double uniform(uint64_t *s) { return ((double)(next_u64(s) >> 11) + 0.5) / 9007199254740992.0; }
-static double normal(uint64_t *s) { return sqrt(-2 * log(uniform(s))) * cos(2 * M_PI * uniform(s)); }
+static double uniform(uint64_t *s)
+{
+    return ((double)(next_u64(s) >> 11) + 0.5) / 9007199254740992.0;
+}
+static double normal(uint64_t *s)
+{
+    return sqrt(-2 * log(uniform(s))) * cos(2 * M_PI * uniform(s));
+}
 
 static int cmp_u64(const void *a, const void *b)
 {
@@ -36,9 +42,11 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* A run of n lognormal latencies around median_ns (sigma run_sigma, 0.25 like a busy service), scaled. */
+/* A run of n lognormal latencies around median_ns (sigma run_sigma, 0.25 like a busy service),
+ * scaled. */
 static double run_sigma = 0.25;
-static void make_run(sg_compare_run *r, uint64_t seed, int n, double median_ns, double scale, const char *cpu)
+static void make_run(sg_compare_run *r, uint64_t seed, int n, double median_ns, double scale,
+                     const char *cpu)
 {
     memset(r, 0, sizeof *r);
     uint64_t *v = malloc((size_t)n * sizeof *v);
@@ -53,7 +61,8 @@ static void make_run(sg_compare_run *r, uint64_t seed, int n, double median_ns, 
     json_t *doc = json_object(), *l = json_object(), *m = json_object(), *blas = json_object();
     static const char *const keys[] = {"p50", "p90", "p99", "p999"};
     static const double q[] = {0.5, 0.9, 0.99, 0.999};
-    for (int k = 0; k < 4; k++) json_object_set_new(l, keys[k], json_integer((json_int_t)sg_percentile_sorted(v, n, q[k])));
+    for (int k = 0; k < 4; k++)
+        json_object_set_new(l, keys[k], json_integer((json_int_t)sg_percentile_sorted(v, n, q[k])));
     json_object_set_new(doc, "scenario", json_string("single-stream"));
     json_object_set_new(doc, "latency_ns", l);
     json_object_set_new(m, "cpu_model", json_string(cpu));
@@ -82,7 +91,8 @@ static void make_run(sg_compare_run *r, uint64_t seed, int n, double median_ns, 
     free(v);
 }
 
-static json_t *compare(const sg_compare_run *a, const sg_compare_run *b, bool force, int *rc, sg_err *err)
+static json_t *compare(const sg_compare_run *a, const sg_compare_run *b, bool force, int *rc,
+                       sg_err *err)
 {
     sg_compare_options o;
     sg_compare_options_init(&o);
@@ -94,7 +104,8 @@ static json_t *compare(const sg_compare_run *a, const sg_compare_run *b, bool fo
 
 static const char *verdict(json_t *cmp, int k)
 {
-    return json_string_value(json_object_get(json_array_get(json_object_get(cmp, "latency"), (size_t)k), "verdict"));
+    return json_string_value(
+        json_object_get(json_array_get(json_object_get(cmp, "latency"), (size_t)k), "verdict"));
 }
 
 static void test_known_shift(void **state)
@@ -110,13 +121,16 @@ static void test_known_shift(void **state)
     assert_true(json_is_true(json_object_get(cmp, "regressed")));
     double p = json_real_value(json_object_get(json_object_get(cmp, "mann_whitney"), "p_value"));
     assert_true(p < 1e-6);
-    for (int k = 0; k < 3; k++) assert_string_equal(verdict(cmp, k), "regressed");
-    double r50 = json_real_value(json_object_get(json_array_get(json_object_get(cmp, "latency"), 0), "ratio"));
+    for (int k = 0; k < 3; k++)
+        assert_string_equal(verdict(cmp, k), "regressed");
+    double r50 = json_real_value(
+        json_object_get(json_array_get(json_object_get(cmp, "latency"), 0), "ratio"));
     assert_true(r50 > 1.03 && r50 < 1.07);
     json_decref(cmp);
     /* The same pair the other way round is an improvement, and nothing regressed. */
     cmp = compare(&b, &a, false, &rc, &err);
-    for (int k = 0; k < 3; k++) assert_string_equal(verdict(cmp, k), "improved");
+    for (int k = 0; k < 3; k++)
+        assert_string_equal(verdict(cmp, k), "improved");
     assert_false(json_is_true(json_object_get(cmp, "regressed")));
     json_decref(cmp);
     sg_compare_run_clear(&a);
@@ -135,11 +149,13 @@ static void test_tail_needs_queries(void **state)
     sg_err err;
     json_t *cmp = compare(&a, &b, false, &rc, &err);
     assert_int_equal(rc, SG_OK);
-    for (int k = 0; k < 3; k++) assert_string_equal(verdict(cmp, k), "regressed");
+    for (int k = 0; k < 3; k++)
+        assert_string_equal(verdict(cmp, k), "regressed");
     json_t *p999 = json_array_get(json_object_get(cmp, "latency"), 3);
     assert_true(json_real_value(json_object_get(p999, "ratio")) > 1.01); /* it did move */
     assert_string_equal(verdict(cmp, 3), "unchanged");
-    assert_string_equal(json_string_value(json_object_get(p999, "reason")), "too few queries for p99.9 (needs 6636)");
+    assert_string_equal(json_string_value(json_object_get(p999, "reason")),
+                        "too few queries for p99.9 (needs 6636)");
     json_decref(cmp);
     sg_compare_run_clear(&a);
     sg_compare_run_clear(&b);
@@ -147,7 +163,8 @@ static void test_tail_needs_queries(void **state)
     make_run(&a, 33, 7000, 100000, 1.0, "cpu");
     make_run(&b, 34, 7000, 100000, 1.30, "cpu");
     cmp = compare(&a, &b, false, &rc, &err);
-    for (int k = 0; k < 4; k++) assert_string_equal(verdict(cmp, k), "regressed");
+    for (int k = 0; k < 4; k++)
+        assert_string_equal(verdict(cmp, k), "regressed");
     json_decref(cmp);
     sg_compare_run_clear(&a);
     sg_compare_run_clear(&b);
@@ -171,7 +188,8 @@ static void test_against_the_shift(void **state)
     json_t *p99 = json_array_get(json_object_get(cmp, "latency"), 2);
     assert_true(json_real_value(json_object_get(p99, "ratio")) < 0.9);
     assert_string_equal(verdict(cmp, 2), "unchanged");
-    assert_string_equal(json_string_value(json_object_get(p99, "reason")), "moved against the overall shift");
+    assert_string_equal(json_string_value(json_object_get(p99, "reason")),
+                        "moved against the overall shift");
     json_decref(cmp);
     sg_compare_run_clear(&a);
     sg_compare_run_clear(&b);
@@ -187,7 +205,8 @@ static void test_identical_unchanged(void **state)
     sg_err err;
     json_t *cmp = compare(&a, &b, false, &rc, &err);
     assert_int_equal(rc, SG_OK);
-    for (int k = 0; k < 4; k++) assert_string_equal(verdict(cmp, k), "unchanged");
+    for (int k = 0; k < 4; k++)
+        assert_string_equal(verdict(cmp, k), "unchanged");
     json_t *mw = json_object_get(cmp, "mann_whitney");
     assert_true(fabs(json_real_value(json_object_get(mw, "p_value")) - 1.0) < 1e-12);
     assert_true(fabs(json_real_value(json_object_get(mw, "u")) - 3000.0 * 3000 / 2) < 1e-6);
@@ -212,7 +231,8 @@ static void test_false_positive_rate(void **state)
         json_t *cmp = compare(&a, &b, false, &rc, &err);
         assert_int_equal(rc, SG_OK);
         bool any = false;
-        for (int k = 0; k < 4; k++) any |= strcmp(verdict(cmp, k), "unchanged") != 0;
+        for (int k = 0; k < 4; k++)
+            any |= strcmp(verdict(cmp, k), "unchanged") != 0;
         fp += any;
         json_decref(cmp);
         sg_compare_run_clear(&a);
@@ -281,11 +301,15 @@ static void test_metric_margins(void **state)
     memset(&b, 0, sizeof b);
     snprintf(a.path, sizeof a.path, "old");
     snprintf(b.path, sizeof b.path, "new");
-    json_t *pol = json_loads("{\"metrics\":{\"f1\":{\"max_relative_regression\":0.05,\"greater_is_better\":true},"
-                             "\"log_loss\":{\"max_absolute_regression\":0.01,\"greater_is_better\":false},"
-                             "\"accuracy\":{\"threshold\":0.9,\"greater_is_better\":true}}}", 0, NULL);
-    json_t *om = json_loads("{\"f1\":0.874,\"log_loss\":0.30,\"accuracy\":0.91,\"recall\":0.8}", 0, NULL);
-    json_t *nm = json_loads("{\"f1\":0.8303,\"log_loss\":0.32,\"accuracy\":0.89,\"recall\":0.7}", 0, NULL);
+    json_t *pol = json_loads(
+        "{\"metrics\":{\"f1\":{\"max_relative_regression\":0.05,\"greater_is_better\":true},"
+        "\"log_loss\":{\"max_absolute_regression\":0.01,\"greater_is_better\":false},"
+        "\"accuracy\":{\"threshold\":0.9,\"greater_is_better\":true}}}",
+        0, NULL);
+    json_t *om =
+        json_loads("{\"f1\":0.874,\"log_loss\":0.30,\"accuracy\":0.91,\"recall\":0.8}", 0, NULL);
+    json_t *nm =
+        json_loads("{\"f1\":0.8303,\"log_loss\":0.32,\"accuracy\":0.89,\"recall\":0.7}", 0, NULL);
     a.metrics = om, b.metrics = nm, b.policy = pol;
     int rc;
     sg_err err;
@@ -294,13 +318,16 @@ static void test_metric_margins(void **state)
     json_t *rows = json_object_get(cmp, "metrics");
     assert_int_equal(json_array_size(rows), 4);
     /* f1 exactly on 0.95 x 0.874 = 0.8303: within the margin (worse, not regressed). */
-    assert_string_equal(json_string_value(json_object_get(json_array_get(rows, 0), "verdict")), "worse");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(rows, 0), "verdict")),
+                        "worse");
     /* log_loss 0.30 -> 0.32 is past the absolute 0.01 margin of a lower-is-better metric. */
-    assert_string_equal(json_string_value(json_object_get(json_array_get(rows, 1), "verdict")), "regressed");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(rows, 1), "verdict")),
+                        "regressed");
     /* accuracy now misses the 0.9 threshold the old run met. */
     assert_true(json_is_true(json_object_get(json_array_get(rows, 2), "crosses_threshold")));
     /* recall is not gated: worse, never "regressed". */
-    assert_string_equal(json_string_value(json_object_get(json_array_get(rows, 3), "verdict")), "worse");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(rows, 3), "verdict")),
+                        "worse");
     assert_int_equal(json_integer_value(json_object_get(cmp, "n_regressed")), 2);
     json_decref(cmp);
     json_decref(pol);
@@ -311,7 +338,8 @@ static void test_metric_margins(void **state)
 static size_t count(const char *hay, const char *needle)
 {
     size_t k = 0;
-    for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle)) k++;
+    for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
+        k++;
     return k;
 }
 
@@ -327,11 +355,12 @@ static void test_trend_two_machines(void **state)
     for (int i = 0; i < 8; i++) {
         char t[32];
         snprintf(t, sizeof t, "2025-01-%02dT02:30:00Z", i + 1);
-        json_t *r = json_pack("{s:I, s:s, s:s, s:s, s:{s:s}, s:{s:{s:f}, s:{s:i, s:i}, s:[s]}}", "version",
-                              (json_int_t)(i < 4 ? 1 : 2), "fingerprint", fps[i % 2], "time", t, "result",
-                              i == 5 ? "FAILED" : "PASSED", "machine", "cpu_model", i % 2 ? "B cpu" : "A cpu",
-                              "figures", "metrics", "accuracy", 0.9, "latency_ns", "p50", 1000 + i, "p99", 5000 + i,
-                              "gated", "accuracy");
+        json_t *r =
+            json_pack("{s:I, s:s, s:s, s:s, s:{s:s}, s:{s:{s:f}, s:{s:i, s:i}, s:[s]}}", "version",
+                      (json_int_t)(i < 4 ? 1 : 2), "fingerprint", fps[i % 2], "time", t, "result",
+                      i == 5 ? "FAILED" : "PASSED", "machine", "cpu_model",
+                      i % 2 ? "B cpu" : "A cpu", "figures", "metrics", "accuracy", 0.9,
+                      "latency_ns", "p50", 1000 + i, "p99", 5000 + i, "gated", "accuracy");
         assert_non_null(r);
         json_array_append_new(runs, r);
     }
@@ -342,8 +371,10 @@ static void test_trend_two_machines(void **state)
     fclose(f);
     assert_int_equal(count(html, "<svg class=\"chart\""), 3); /* p50, p99, accuracy */
     assert_int_equal(count(html, "<polyline"), 3 * 4);
-    assert_int_equal(count(html, "stroke=\"#1f77b4\" data-fingerprint=\"aaaaaaaaaaaaaaaa\""), 3 * 2);
-    assert_int_equal(count(html, "stroke=\"#d62728\" data-fingerprint=\"bbbbbbbbbbbbbbbb\""), 3 * 2);
+    assert_int_equal(count(html, "stroke=\"#1f77b4\" data-fingerprint=\"aaaaaaaaaaaaaaaa\""),
+                     3 * 2);
+    assert_int_equal(count(html, "stroke=\"#d62728\" data-fingerprint=\"bbbbbbbbbbbbbbbb\""),
+                     3 * 2);
     assert_int_equal(count(html, "class=\"version\""), 3);
     assert_int_equal(count(html, "(gate FAILED)"), 3);
     assert_int_equal(count(html, "<circle"), 3 * 8);

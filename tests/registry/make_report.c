@@ -39,14 +39,15 @@ int main(int argc, char **argv)
     }
     char ts[32];
     timestamp(argv[4], ts);
-    json_t *st = json_pack("{s:s, s:[{s:s, s:{s:s}}], s:s, s:{s:s, s:s, s:[s], s:[]}}",
-                           "_type", SG_INTOTO_STATEMENT_TYPE, "subject", "name", "model.h5", "digest",
-                           "sha256", argv[2], "predicateType", SG_TEST_RESULT_PREDICATE, "predicate",
-                           "result", argv[3], "timestamp", ts, "passedTests", "accuracy",
-                           "failedTests");
+    json_t *st =
+        json_pack("{s:s, s:[{s:s, s:{s:s}}], s:s, s:{s:s, s:s, s:[s], s:[]}}", "_type",
+                  SG_INTOTO_STATEMENT_TYPE, "subject", "name", "model.h5", "digest", "sha256",
+                  argv[2], "predicateType", SG_TEST_RESULT_PREDICATE, "predicate", "result",
+                  argv[3], "timestamp", ts, "passedTests", "accuracy", "failedTests");
     char *payload = json_dumps(st, JSON_COMPACT | JSON_SORT_KEYS);
     char *env = NULL;
-    int rc = sg_dsse_sign(key, SG_DSSE_PAYLOAD_TYPE, (const uint8_t *)payload, strlen(payload), &env, &err);
+    int rc = sg_dsse_sign(key, SG_DSSE_PAYLOAD_TYPE, (const uint8_t *)payload, strlen(payload),
+                          &env, &err);
     if (rc == SG_OK) {
         FILE *f = fopen(argv[5], "w");
         if (!f || fputs(env, f) < 0 || fclose(f) != 0) rc = SG_EIO;

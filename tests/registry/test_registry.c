@@ -16,7 +16,8 @@
 
 typedef struct {
     char dir[512], db[600];
-    char signer_key[600], signer_pub[600], alice_key[600], alice_pub[600], bob_key[600], bob_pub[600];
+    char signer_key[600], signer_pub[600], alice_key[600], alice_pub[600], bob_key[600],
+        bob_pub[600];
     char m1[600], m2[600];
     sg_registry *reg;
 } fixture;
@@ -62,9 +63,15 @@ static void make_model(fixture *f, const char *name, bool approval, bool multi_p
     sg_registry_key_ref signer = {NULL, f->signer_pub}, prom = {"Production", f->alice_pub};
     sg_registry_key_ref appr[2] = {{NULL, f->bob_pub}, {NULL, f->alice_pub}};
     const char *multi[] = {"Production"};
-    sg_registry_model_spec sp = {.name = name, .signers = &signer, .n_signers = 1, .promoters = &prom,
-                                 .n_promoters = 1, .approvers = appr, .n_approvers = 2,
-                                 .require_approval = approval, .multi_stages = multi,
+    sg_registry_model_spec sp = {.name = name,
+                                 .signers = &signer,
+                                 .n_signers = 1,
+                                 .promoters = &prom,
+                                 .n_promoters = 1,
+                                 .approvers = appr,
+                                 .n_approvers = 2,
+                                 .require_approval = approval,
+                                 .multi_stages = multi,
                                  .n_multi = multi_prod ? 1 : 0};
     sg_err err;
     assert_int_equal(sg_registry_create_model(f->reg, &sp, NULL, &err), SG_OK);
@@ -84,16 +91,18 @@ static void stage_with_report(fixture *f, const char *model, int64_t v, const ch
     sg_err err;
     assert_int_equal(sg_sha256_file_hex(artifact, sha, &err), SG_OK);
     char *r = tu_report(f->signer_key, sha, "PASSED", NULL);
-    assert_int_equal(sg_registry_transition(f->reg, model, v, "Staging", (uint8_t *)r, strlen(r), NULL, &err),
-                     SG_OK);
+    assert_int_equal(
+        sg_registry_transition(f->reg, model, v, "Staging", (uint8_t *)r, strlen(r), NULL, &err),
+        SG_OK);
     free(r);
 }
 
-static int signed_transition(fixture *f, const char *key, const char *model, int64_t v, const char *stage,
-                             sg_err *err)
+static int signed_transition(fixture *f, const char *key, const char *model, int64_t v,
+                             const char *stage, sg_err *err)
 {
     sg_registry_request req;
-    assert_int_equal(sg_registry_request_sign(key, "transition", model, v, stage, "", &req, err), SG_OK);
+    assert_int_equal(sg_registry_request_sign(key, "transition", model, v, stage, "", &req, err),
+                     SG_OK);
     int rc = sg_registry_transition(f->reg, model, v, stage, NULL, 0, &req, err);
     sg_registry_request_clear(&req);
     return rc;
@@ -105,17 +114,20 @@ static void test_schema(void **state)
     assert_int_equal(q_int(f->reg, "PRAGMA user_version"), SG_REGISTRY_SCHEMA_VERSION);
     assert_int_equal(q_int(f->reg, "PRAGMA foreign_keys"), 1);
     /* Every table of schema version 1 exists (later migrations may add more). */
-    assert_int_equal(q_int(f->reg, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN"
-                                   " ('registered_models', 'model_stages', 'model_transitions', 'model_keys',"
-                                   " 'model_tags', 'model_versions', 'version_tags', 'aliases', 'validations',"
-                                   " 'approvals', 'request_nonces', 'audit_log', 'audit_head')"),
-                     13);
-    assert_int_equal(q_int(f->reg, "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND"
-                                   " name = 'model_versions_one_per_exclusive_stage' AND sql LIKE '%WHERE%'"),
-                     1);
+    assert_int_equal(
+        q_int(f->reg, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN"
+                      " ('registered_models', 'model_stages', 'model_transitions', 'model_keys',"
+                      " 'model_tags', 'model_versions', 'version_tags', 'aliases', 'validations',"
+                      " 'approvals', 'request_nonces', 'audit_log', 'audit_head')"),
+        13);
+    assert_int_equal(
+        q_int(f->reg, "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND"
+                      " name = 'model_versions_one_per_exclusive_stage' AND sql LIKE '%WHERE%'"),
+        1);
     assert_int_equal(q_int(f->reg, "PRAGMA application_id"), 0x53475247);
     sqlite3_stmt *st;
-    assert_int_equal(sqlite3_prepare_v2(f->reg->db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(f->reg->db, "PRAGMA journal_mode", -1, &st, NULL),
+                     SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
     assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
     sqlite3_finalize(st);
@@ -135,8 +147,10 @@ static void test_open_errors(void **state)
     snprintf(p, sizeof p, "%s/absent.db", f->dir);
     assert_int_equal(sg_registry_open(p, false, &r, &err), SG_EINPUT);
     assert_non_null(strstr(err.msg, "absent.db"));
-    tu_file(f->dir, "junk.db", "this is not an sqlite database, not at all, no........................"
-                               "................................................................", p);
+    tu_file(f->dir, "junk.db",
+            "this is not an sqlite database, not at all, no........................"
+            "................................................................",
+            p);
     assert_int_equal(sg_registry_open(p, false, &r, &err), SG_EINPUT);
     assert_non_null(strstr(err.msg, "junk.db"));
     snprintf(p, sizeof p, "%s/foreign.db", f->dir);
@@ -155,17 +169,20 @@ static void test_single_production_constraint(void **state)
     make_model(f, "m", false, false);
     add_version(f, "m", f->m1);
     add_version(f, "m", f->m2);
-    /* Bypassing the API: the partial unique index still refuses a second exclusive Production row. */
-    assert_int_equal(sqlite3_exec(f->reg->db,
-                                  "UPDATE model_versions SET stage = 'Production', stage_exclusive = 1"
-                                  " WHERE model_name = 'm' AND version = 1",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
-    assert_int_not_equal(sqlite3_exec(f->reg->db,
-                                      "UPDATE model_versions SET stage = 'Production', stage_exclusive = 1"
-                                      " WHERE model_name = 'm' AND version = 2",
-                                      NULL, NULL, NULL),
-                         SQLITE_OK);
+    /* Bypassing the API: the partial unique index still refuses a second exclusive Production row.
+     */
+    assert_int_equal(
+        sqlite3_exec(f->reg->db,
+                     "UPDATE model_versions SET stage = 'Production', stage_exclusive = 1"
+                     " WHERE model_name = 'm' AND version = 1",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
+    assert_int_not_equal(
+        sqlite3_exec(f->reg->db,
+                     "UPDATE model_versions SET stage = 'Production', stage_exclusive = 1"
+                     " WHERE model_name = 'm' AND version = 2",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
     assert_int_equal(sqlite3_extended_errcode(f->reg->db), SQLITE_CONSTRAINT_UNIQUE);
     /* Nor can a direct update leave the flag behind to slip past the index. */
     assert_int_not_equal(sqlite3_exec(f->reg->db,
@@ -203,20 +220,24 @@ static void test_gates(void **state)
     char sha1[65];
     assert_int_equal(sg_sha256_file_hex(f->m1, sha1, &err), SG_OK);
     char *r1 = tu_report(f->signer_key, sha1, "PASSED", NULL);
-    assert_int_equal(sg_registry_transition(f->reg, "g", v2, "Staging", (uint8_t *)r1, strlen(r1), NULL, &err),
-                     SG_EREFUSED);
+    assert_int_equal(
+        sg_registry_transition(f->reg, "g", v2, "Staging", (uint8_t *)r1, strlen(r1), NULL, &err),
+        SG_EREFUSED);
     assert_non_null(strstr(err.msg, "refused: g v2 -> Staging: report is for artifact"));
     /* A report signed by a key that is not trusted is refused. */
     char *rb = tu_report(f->bob_key, sha1, "PASSED", NULL);
-    assert_int_equal(sg_registry_transition(f->reg, "g", v1, "Staging", (uint8_t *)rb, strlen(rb), NULL, &err),
-                     SG_EREFUSED);
+    assert_int_equal(
+        sg_registry_transition(f->reg, "g", v1, "Staging", (uint8_t *)rb, strlen(rb), NULL, &err),
+        SG_EREFUSED);
     assert_non_null(strstr(err.msg, "does not verify"));
     char *old = tu_report(f->signer_key, sha1, "PASSED", "2001-01-01T00:00:00Z");
-    assert_int_equal(sg_registry_transition(f->reg, "g", v1, "Staging", (uint8_t *)old, strlen(old), NULL, &err),
-                     SG_EREFUSED);
+    assert_int_equal(
+        sg_registry_transition(f->reg, "g", v1, "Staging", (uint8_t *)old, strlen(old), NULL, &err),
+        SG_EREFUSED);
     assert_non_null(strstr(err.msg, "older than"));
-    assert_int_equal(sg_registry_transition(f->reg, "g", v1, "Staging", (uint8_t *)r1, strlen(r1), NULL, &err),
-                     SG_OK);
+    assert_int_equal(
+        sg_registry_transition(f->reg, "g", v1, "Staging", (uint8_t *)r1, strlen(r1), NULL, &err),
+        SG_OK);
     free(r1);
     free(rb);
     free(old);
@@ -226,19 +247,25 @@ static void test_gates(void **state)
     assert_int_equal(signed_transition(f, f->alice_key, "g", v1, "Production", &err), SG_EREFUSED);
     assert_non_null(strstr(err.msg, "no approval on record (model requires approval)"));
     sg_registry_request req;
-    assert_int_equal(sg_registry_request_sign(f->alice_key, "approve", "g", v1, "Production", "", &req, &err), SG_OK);
+    assert_int_equal(
+        sg_registry_request_sign(f->alice_key, "approve", "g", v1, "Production", "", &req, &err),
+        SG_OK);
     assert_int_equal(sg_registry_approve(f->reg, "g", v1, false, NULL, &req, &err), SG_OK);
     sg_registry_request_clear(&req);
     assert_int_equal(signed_transition(f, f->alice_key, "g", v1, "Production", &err), SG_EREFUSED);
     assert_non_null(strstr(err.msg, "approver must differ from the promoter"));
     char sha[65];
     sg_sha256_hex((const uint8_t *)"not yet", 7, sha);
-    assert_int_equal(sg_registry_request_sign(f->bob_key, "reject", "g", v1, "Production", sha, &req, &err), SG_OK);
+    assert_int_equal(
+        sg_registry_request_sign(f->bob_key, "reject", "g", v1, "Production", sha, &req, &err),
+        SG_OK);
     assert_int_equal(sg_registry_approve(f->reg, "g", v1, true, "not yet", &req, &err), SG_OK);
     sg_registry_request_clear(&req);
     assert_int_equal(signed_transition(f, f->alice_key, "g", v1, "Production", &err), SG_EREFUSED);
     assert_non_null(strstr(err.msg, "rejected by approver"));
-    assert_int_equal(sg_registry_request_sign(f->bob_key, "approve", "g", v1, "Production", "", &req, &err), SG_OK);
+    assert_int_equal(
+        sg_registry_request_sign(f->bob_key, "approve", "g", v1, "Production", "", &req, &err),
+        SG_OK);
     assert_int_equal(sg_registry_approve(f->reg, "g", v1, false, "", &req, &err), SG_OK);
     sg_registry_request_clear(&req);
     /* bob approves but may not promote */
@@ -247,8 +274,11 @@ static void test_gates(void **state)
     assert_int_equal(signed_transition(f, f->alice_key, "g", v1, "Production", &err), SG_OK);
     /* Rollback with no earlier Production version fails clearly. */
     int64_t restored, archived;
-    assert_int_equal(sg_registry_request_sign(f->alice_key, "rollback", "g", 0, "Production", "", &req, &err), SG_OK);
-    assert_int_equal(sg_registry_rollback(f->reg, "g", &req, &restored, &archived, &err), SG_EREFUSED);
+    assert_int_equal(
+        sg_registry_request_sign(f->alice_key, "rollback", "g", 0, "Production", "", &req, &err),
+        SG_OK);
+    assert_int_equal(sg_registry_rollback(f->reg, "g", &req, &restored, &archived, &err),
+                     SG_EREFUSED);
     assert_non_null(strstr(err.msg, "no earlier Production version"));
     sg_registry_request_clear(&req);
 }
@@ -263,18 +293,25 @@ static void test_request_checks(void **state)
     stage_with_report(f, "q", v2, f->m2);
     sg_registry_request req;
     /* A request signed for v2 does not promote v1. */
-    assert_int_equal(sg_registry_request_sign(f->alice_key, "transition", "q", v2, "Production", "", &req, &err), SG_OK);
-    assert_int_equal(sg_registry_transition(f->reg, "q", v1, "Production", NULL, 0, &req, &err), SG_EREFUSED);
+    assert_int_equal(
+        sg_registry_request_sign(f->alice_key, "transition", "q", v2, "Production", "", &req, &err),
+        SG_OK);
+    assert_int_equal(sg_registry_transition(f->reg, "q", v1, "Production", NULL, 0, &req, &err),
+                     SG_EREFUSED);
     assert_non_null(strstr(err.msg, "names version '2'"));
     /* A flipped signature byte fails verification. */
     req.sig[req.sig_len / 2] ^= 1;
-    assert_int_equal(sg_registry_transition(f->reg, "q", v2, "Production", NULL, 0, &req, &err), SG_EREFUSED);
+    assert_int_equal(sg_registry_transition(f->reg, "q", v2, "Production", NULL, 0, &req, &err),
+                     SG_EREFUSED);
     assert_non_null(strstr(err.msg, "does not verify"));
     req.sig[req.sig_len / 2] ^= 1;
-    assert_int_equal(sg_registry_transition(f->reg, "q", v2, "Production", NULL, 0, &req, &err), SG_OK);
+    assert_int_equal(sg_registry_transition(f->reg, "q", v2, "Production", NULL, 0, &req, &err),
+                     SG_OK);
     sg_registry_request_clear(&req);
     /* The same signed approval is accepted once, then refused as a replay. */
-    assert_int_equal(sg_registry_request_sign(f->alice_key, "approve", "q", v1, "Production", "", &req, &err), SG_OK);
+    assert_int_equal(
+        sg_registry_request_sign(f->alice_key, "approve", "q", v1, "Production", "", &req, &err),
+        SG_OK);
     assert_int_equal(sg_registry_approve(f->reg, "q", v1, false, "", &req, &err), SG_OK);
     assert_int_equal(sg_registry_approve(f->reg, "q", v1, false, "", &req, &err), SG_EREFUSED);
     assert_non_null(strstr(err.msg, "replayed nonce"));
@@ -290,12 +327,15 @@ static void test_request_checks(void **state)
                          "target=Production\nevidence=\ntime=2001-01-01T00:00:00Z\n"
                          "nonce=00112233445566778899aabbccddeeff\nkey=%s\n",
                          req.key_id) > 0);
-    assert_int_equal(sg_sign(key, (uint8_t *)req.text, strlen(req.text), &req.sig, &req.sig_len, &err), SG_OK);
-    assert_int_equal(sg_registry_transition(f->reg, "q", v1, "Production", NULL, 0, &req, &err), SG_EREFUSED);
+    assert_int_equal(
+        sg_sign(key, (uint8_t *)req.text, strlen(req.text), &req.sig, &req.sig_len, &err), SG_OK);
+    assert_int_equal(sg_registry_transition(f->reg, "q", v1, "Production", NULL, 0, &req, &err),
+                     SG_EREFUSED);
     assert_non_null(strstr(err.msg, "from the registry clock"));
     sg_registry_request_clear(&req);
     EVP_PKEY_free(key);
-    assert_int_equal(q_int(f->reg, "SELECT count(*) FROM model_versions WHERE stage = 'Production'"), 1);
+    assert_int_equal(
+        q_int(f->reg, "SELECT count(*) FROM model_versions WHERE stage = 'Production'"), 1);
 }
 
 /* Re-derives event 1's hash from the documented encoding with plain OpenSSL. */
@@ -315,7 +355,8 @@ static void expected_hash(sqlite3_stmt *st, char hex[65])
     unsigned char d[32];
     EVP_DigestFinal_ex(ctx, d, NULL);
     EVP_MD_CTX_free(ctx);
-    for (int i = 0; i < 32; i++) sprintf(hex + 2 * i, "%02x", d[i]);
+    for (int i = 0; i < 32; i++)
+        sprintf(hex + 2 * i, "%02x", d[i]);
 }
 
 static void test_audit_chain(void **state)
@@ -331,13 +372,14 @@ static void test_audit_chain(void **state)
     assert_int_equal(json_integer_value(json_object_get(sum, "events")), 4);
     json_decref(sum);
     sqlite3_stmt *st;
-    assert_int_equal(sqlite3_prepare_v2(f->reg->db,
-                                        "SELECT CAST(seq AS TEXT), model_name, CAST(version AS TEXT), action,"
-                                        " from_stage, to_stage, actor_key_id, evidence_sha256, detail,"
-                                        " request_text, signature, created_at, prev_hash, hash FROM audit_log"
-                                        " WHERE seq <= 2 ORDER BY seq",
-                                        -1, &st, NULL),
-                     SQLITE_OK);
+    assert_int_equal(
+        sqlite3_prepare_v2(f->reg->db,
+                           "SELECT CAST(seq AS TEXT), model_name, CAST(version AS TEXT), action,"
+                           " from_stage, to_stage, actor_key_id, evidence_sha256, detail,"
+                           " request_text, signature, created_at, prev_hash, hash FROM audit_log"
+                           " WHERE seq <= 2 ORDER BY seq",
+                           -1, &st, NULL),
+        SQLITE_OK);
     char prev[65] = REG_ZERO_HASH, want[65];
     while (sqlite3_step(st) == SQLITE_ROW) {
         assert_string_equal((const char *)sqlite3_column_text(st, 12), prev);
@@ -347,7 +389,8 @@ static void test_audit_chain(void **state)
     }
     sqlite3_finalize(st);
     /* The triggers refuse edits; with them dropped, an edit or a deletion is detected. */
-    assert_int_not_equal(sqlite3_exec(f->reg->db, "UPDATE audit_log SET detail = 'x' WHERE seq = 2", NULL, NULL, NULL),
+    assert_int_not_equal(sqlite3_exec(f->reg->db, "UPDATE audit_log SET detail = 'x' WHERE seq = 2",
+                                      NULL, NULL, NULL),
                          SQLITE_OK);
     assert_int_equal(sqlite3_exec(f->reg->db,
                                   "DROP TRIGGER audit_log_append_only_update;"
@@ -357,7 +400,9 @@ static void test_audit_chain(void **state)
                      SQLITE_OK);
     assert_int_equal(sg_registry_verify_log(f->reg, NULL, &err), SG_EREFUSED);
     assert_non_null(strstr(err.msg, "event 2"));
-    assert_int_equal(sqlite3_exec(f->reg->db, "DELETE FROM audit_log WHERE seq >= 2", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(f->reg->db, "DELETE FROM audit_log WHERE seq >= 2", NULL, NULL, NULL),
+        SQLITE_OK);
     assert_int_equal(sg_registry_verify_log(f->reg, NULL, &err), SG_EREFUSED);
     assert_non_null(strstr(err.msg, "head records 4 events but the chain has 1"));
 }

@@ -13,10 +13,11 @@ static void test_parse_ok(void **state)
 {
     reg_filter f;
     sg_err err;
-    assert_int_equal(reg_filter_parse("name = 'fraud' AND tags.team != \"risk\" and stage LIKE 'Prod%'"
-                                      " AND tags.`odd key` ILIKE 'A_c'",
-                                      &f, &err),
-                     SG_OK);
+    assert_int_equal(
+        reg_filter_parse("name = 'fraud' AND tags.team != \"risk\" and stage LIKE 'Prod%'"
+                         " AND tags.`odd key` ILIKE 'A_c'",
+                         &f, &err),
+        SG_OK);
     assert_int_equal(f.n, 4);
     assert_int_equal(f.conds[0].field, REG_F_NAME);
     assert_int_equal(f.conds[0].op, REG_OP_EQ);
@@ -37,7 +38,8 @@ static void expect_error(const char *text, const char *fragment)
     reg_filter f;
     sg_err err;
     assert_int_equal(reg_filter_parse(text, &f, &err), SG_EINPUT);
-    if (!strstr(err.msg, fragment)) fail_msg("'%s': got '%s', wanted '%s'", text, err.msg, fragment);
+    if (!strstr(err.msg, fragment))
+        fail_msg("'%s': got '%s', wanted '%s'", text, err.msg, fragment);
 }
 
 static void test_parse_errors(void **state)
@@ -57,7 +59,8 @@ static void test_match(void **state)
     reg_filter f;
     sg_err err;
     json_t *tags = json_pack("{ss}", "team", "risk");
-    assert_int_equal(reg_filter_parse("name LIKE 'fraud%' AND tags.team = 'risk'", &f, &err), SG_OK);
+    assert_int_equal(reg_filter_parse("name LIKE 'fraud%' AND tags.team = 'risk'", &f, &err),
+                     SG_OK);
     assert_true(reg_filter_match(&f, "fraud-detector", "None", tags));
     assert_false(reg_filter_match(&f, "churn", "None", tags));
     assert_false(reg_filter_match(&f, "fraud-detector", "None", NULL));
@@ -83,8 +86,10 @@ static void test_like_vs_sqlite(void **state)
         char s[8], p[8];
         int ls = (int)((seed = seed * 1103515245u + 12345u) >> 16) % 7;
         int lp = (int)((seed = seed * 1103515245u + 12345u) >> 16) % 7;
-        for (int i = 0; i < ls; i++) s[i] = "aAbc"[((seed = seed * 1103515245u + 12345u) >> 16) % 4];
-        for (int i = 0; i < lp; i++) p[i] = alphabet[((seed = seed * 1103515245u + 12345u) >> 16) % 5];
+        for (int i = 0; i < ls; i++)
+            s[i] = "aAbc"[((seed = seed * 1103515245u + 12345u) >> 16) % 4];
+        for (int i = 0; i < lp; i++)
+            p[i] = alphabet[((seed = seed * 1103515245u + 12345u) >> 16) % 5];
         s[ls] = p[lp] = '\0';
         sqlite3_bind_text(st, 1, s, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, p, -1, SQLITE_STATIC);
@@ -93,7 +98,8 @@ static void test_like_vs_sqlite(void **state)
         sqlite3_reset(st);
         if (reg_like(s, p, true) != want) fail_msg("'%s' LIKE '%s': sqlite says %d", s, p, want);
         /* case-sensitive LIKE matches iff the case-folded match holds and the cases agree */
-        if (reg_like(s, p, false) && !want) fail_msg("'%s' LIKE '%s' case-sensitively but not folded", s, p);
+        if (reg_like(s, p, false) && !want)
+            fail_msg("'%s' LIKE '%s' case-sensitively but not folded", s, p);
     }
     sqlite3_finalize(st);
     sqlite3_close(db);

@@ -53,14 +53,14 @@ char *tu_report(const char *key_path, const char *sha256, const char *result, co
     EVP_PKEY *key = NULL;
     sg_err err;
     assert_int_equal(sg_key_load_private(key_path, &key, &err), SG_OK);
-    json_t *st = json_pack("{s:s, s:[{s:s, s:{s:s}}], s:s, s:{s:s, s:s}}", "_type",
-                           SG_INTOTO_STATEMENT_TYPE, "subject", "name", "model.h5", "digest", "sha256",
-                           sha256, "predicateType", SG_TEST_RESULT_PREDICATE, "predicate", "result",
-                           result, "timestamp", ts);
+    json_t *st =
+        json_pack("{s:s, s:[{s:s, s:{s:s}}], s:s, s:{s:s, s:s}}", "_type", SG_INTOTO_STATEMENT_TYPE,
+                  "subject", "name", "model.h5", "digest", "sha256", sha256, "predicateType",
+                  SG_TEST_RESULT_PREDICATE, "predicate", "result", result, "timestamp", ts);
     char *payload = json_dumps(st, JSON_COMPACT);
     char *env = NULL;
-    assert_int_equal(sg_dsse_sign(key, SG_DSSE_PAYLOAD_TYPE, (const uint8_t *)payload, strlen(payload),
-                                  &env, &err),
+    assert_int_equal(sg_dsse_sign(key, SG_DSSE_PAYLOAD_TYPE, (const uint8_t *)payload,
+                                  strlen(payload), &env, &err),
                      SG_OK);
     free(payload);
     json_decref(st);

@@ -23,18 +23,30 @@ int main(int argc, char **argv)
     const char *pred_type = SG_TEST_RESULT_PREDICATE, *sha2 = NULL, *payload_file = NULL;
     for (int i = 1; i + 1 < argc; i += 2) {
         const char *o = argv[i], *v = argv[i + 1];
-        if (!strcmp(o, "--key")) key_path = v;
-        else if (!strcmp(o, "--out")) out = v;
-        else if (!strcmp(o, "--subject-name")) name = v;
-        else if (!strcmp(o, "--subject-sha256")) sha = v;
-        else if (!strcmp(o, "--subject-file")) subject_file = v;
-        else if (!strcmp(o, "--second-subject-sha256")) sha2 = v;
-        else if (!strcmp(o, "--result")) result = v;
-        else if (!strcmp(o, "--payload-type")) ptype = v;
-        else if (!strcmp(o, "--statement-type")) stype = v;
-        else if (!strcmp(o, "--predicate-type")) pred_type = v;
-        else if (!strcmp(o, "--payload-file")) payload_file = v;
-        else return die("unknown option");
+        if (!strcmp(o, "--key"))
+            key_path = v;
+        else if (!strcmp(o, "--out"))
+            out = v;
+        else if (!strcmp(o, "--subject-name"))
+            name = v;
+        else if (!strcmp(o, "--subject-sha256"))
+            sha = v;
+        else if (!strcmp(o, "--subject-file"))
+            subject_file = v;
+        else if (!strcmp(o, "--second-subject-sha256"))
+            sha2 = v;
+        else if (!strcmp(o, "--result"))
+            result = v;
+        else if (!strcmp(o, "--payload-type"))
+            ptype = v;
+        else if (!strcmp(o, "--statement-type"))
+            stype = v;
+        else if (!strcmp(o, "--predicate-type"))
+            pred_type = v;
+        else if (!strcmp(o, "--payload-file"))
+            payload_file = v;
+        else
+            return die("unknown option");
     }
     if (argc % 2 != 1 || !key_path || !out) return die("usage: --key K --out R [options]");
     sg_err err = {{0}};
@@ -57,13 +69,14 @@ int main(int argc, char **argv)
         }
     } else {
         json_t *subjects = json_pack("[{s:s, s:{s:s}}]", "name", name, "digest", "sha256", sha);
-        if (sha2) json_array_append_new(subjects, json_pack("{s:s, s:{s:s}}", "name", "second",
-                                                            "digest", "sha256", sha2));
-        json_t *stmt = json_pack(
-            "{s:s, s:o, s:s, s:{s:s, s:{s:s}, s:[s], s:[], s:s}}", "_type", stype, "subject",
-            subjects, "predicateType", pred_type, "predicate", "result", result, "configuration",
-            "dataset", "sha256:0000", "passedTests", "accuracy 0.91 >= 0.85", "failedTests",
-            "timestamp", "2024-01-02T03:04:05Z");
+        if (sha2)
+            json_array_append_new(
+                subjects, json_pack("{s:s, s:{s:s}}", "name", "second", "digest", "sha256", sha2));
+        json_t *stmt =
+            json_pack("{s:s, s:o, s:s, s:{s:s, s:{s:s}, s:[s], s:[], s:s}}", "_type", stype,
+                      "subject", subjects, "predicateType", pred_type, "predicate", "result",
+                      result, "configuration", "dataset", "sha256:0000", "passedTests",
+                      "accuracy 0.91 >= 0.85", "failedTests", "timestamp", "2024-01-02T03:04:05Z");
         char *text = stmt ? sg_json_dumps(stmt, false) : NULL;
         json_decref(stmt);
         if (!text) {

@@ -48,7 +48,8 @@ static void test_base64_rfc4648(void **state)
 {
     (void)state;
     static const char *const plain[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
-    static const char *const coded[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
+    static const char *const coded[] = {"",         "Zg==",     "Zm8=",    "Zm9v",
+                                        "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
     for (int i = 0; i < 7; i++) {
         char *enc = sg_base64_encode((const uint8_t *)plain[i], strlen(plain[i]));
         assert_string_equal(enc, coded[i]);
@@ -68,7 +69,8 @@ static void test_base64_roundtrip(void **state)
     uint8_t buf[300];
     uint32_t x = 12345;
     for (size_t len = 0; len <= sizeof buf; len++) {
-        for (size_t i = 0; i < len; i++) buf[i] = (uint8_t)((x = x * 1103515245u + 12345u) >> 16);
+        for (size_t i = 0; i < len; i++)
+            buf[i] = (uint8_t)((x = x * 1103515245u + 12345u) >> 16);
         if (len == 3) memset(buf, 0xff, 3); /* the "///" corner */
         char *enc = sg_base64_encode(buf, len);
         assert_non_null(enc);
@@ -87,19 +89,19 @@ static void test_base64_rejects(void **state)
 {
     (void)state;
     static const char *const bad[] = {
-        "Zg=",      /* length not a multiple of 4 */
-        "Zg",       /* missing padding (strict decoder) */
-        "Zh==",     /* non-zero bits under the padding */
-        "Zm9=",     /* same, one pad */
-        "Zg=a",     /* pad in the middle */
-        "=Zg=",     /* pad first */
-        "Z===",     /* three pads */
-        "====",     /* only pads */
-        "Zm9v\n",   /* newline */
-        "Zm 9v",    /* space */
-        "Zm9-",     /* URL-safe alphabet is not standard base64 */
+        "Zg=",          /* length not a multiple of 4 */
+        "Zg",           /* missing padding (strict decoder) */
+        "Zh==",         /* non-zero bits under the padding */
+        "Zm9=",         /* same, one pad */
+        "Zg=a",         /* pad in the middle */
+        "=Zg=",         /* pad first */
+        "Z===",         /* three pads */
+        "====",         /* only pads */
+        "Zm9v\n",       /* newline */
+        "Zm 9v",        /* space */
+        "Zm9-",         /* URL-safe alphabet is not standard base64 */
         "Zm9vYg==Zm9v", /* data after padding */
-        "Zm9\x80",  /* non-ASCII */
+        "Zm9\x80",      /* non-ASCII */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         uint8_t *dec = (uint8_t *)1;
@@ -113,9 +115,10 @@ static void test_base64_rejects(void **state)
 /* Key "A" of the DSSE test vectors: the RFC 8032 test 1 Ed25519 seed. */
 static EVP_PKEY *vector_key(void)
 {
-    static const uint8_t seed[32] = {
-        0x9d, 0x61, 0xb1, 0x9d, 0xef, 0xfd, 0x5a, 0x60, 0xba, 0x84, 0x4a, 0xf4, 0x92, 0xec, 0x2c, 0xc4,
-        0x44, 0x49, 0xc5, 0x69, 0x7b, 0x32, 0x69, 0x19, 0x70, 0x3b, 0xac, 0x03, 0x1c, 0xae, 0x7f, 0x60};
+    static const uint8_t seed[32] = {0x9d, 0x61, 0xb1, 0x9d, 0xef, 0xfd, 0x5a, 0x60,
+                                     0xba, 0x84, 0x4a, 0xf4, 0x92, 0xec, 0x2c, 0xc4,
+                                     0x44, 0x49, 0xc5, 0x69, 0x7b, 0x32, 0x69, 0x19,
+                                     0x70, 0x3b, 0xac, 0x03, 0x1c, 0xae, 0x7f, 0x60};
     EVP_PKEY *k = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, seed, sizeof seed);
     assert_non_null(k);
     return k;
@@ -139,7 +142,8 @@ static void test_dsse_vectors_ed25519(void **state)
     /* Signing reproduces the published signature exactly. */
     char *env = NULL;
     assert_int_equal(sg_dsse_sign(k, SG_DSSE_PAYLOAD_TYPE, (const uint8_t *)vec_payload,
-                                  strlen(vec_payload), &env, &err), SG_OK);
+                                  strlen(vec_payload), &env, &err),
+                     SG_OK);
     json_t *doc = json_loads(env, 0, NULL);
     assert_non_null(doc);
     assert_string_equal(json_string_value(json_object_get(doc, "payload")),
@@ -163,7 +167,8 @@ static void test_dsse_vectors_ed25519(void **state)
     /* URL-safe base64 in payload and sig must be accepted (DSSE: verifiers MUST). */
     const char *urlsafe =
         "{\"payload\":\"-_-_Pj8=\",\"payloadType\":\"application/vnd.in-toto+json\",\"signatures\":"
-        "[{\"keyid\":\"A\",\"sig\":\"P-_KHICeR7tI6S_YyejJTRtrXhcQyQ2LYPaL8h90KjC9qN8HU_svOQ6TuDOT1HIrsGW886"
+        "[{\"keyid\":\"A\",\"sig\":\"P-_KHICeR7tI6S_YyejJTRtrXhcQyQ2LYPaL8h90KjC9qN8HU_"
+        "svOQ6TuDOT1HIrsGW886"
         "DbWNWcCmX5twLrAw==\"}]}";
     assert_int_equal(verify_text(urlsafe, k, &type, &body, &n), SG_OK);
     assert_int_equal(n, 5);
@@ -171,19 +176,21 @@ static void test_dsse_vectors_ed25519(void **state)
     free(type), free(body);
 
     /* Empty payload. */
-    const char *empty = "{\"payload\":\"\",\"payloadType\":\"application/vnd.in-toto+json\",\"signatures\":"
-                        "[{\"sig\":\"gSggCAaTLTYyRH6FIDBem6meyIynsYy8RTHVzwx9tnTb7Bg/1jMWnuVgI/"
-                        "gffqmbsC2VX5/jHfkkDqsj7CDbDg==\"}]}";
+    const char *empty =
+        "{\"payload\":\"\",\"payloadType\":\"application/vnd.in-toto+json\",\"signatures\":"
+        "[{\"sig\":\"gSggCAaTLTYyRH6FIDBem6meyIynsYy8RTHVzwx9tnTb7Bg/1jMWnuVgI/"
+        "gffqmbsC2VX5/jHfkkDqsj7CDbDg==\"}]}";
     assert_int_equal(verify_text(empty, k, &type, &body, &n), SG_OK);
     assert_int_equal(n, 0);
     free(type), free(body);
 
     /* The same signature under a different payloadType must not verify. */
     char swapped[512];
-    snprintf(swapped, sizeof swapped,
-             "{\"payload\":\"eyJfdHlwZSI6Imh0dHBzOi8vaW4tdG90by5pby9TdGF0ZW1lbnQvdjEifQ==\","
-             "\"payloadType\":\"application/vnd.example.other+json\",\"signatures\":[{\"sig\":\"%s\"}]}",
-             vec_sig);
+    snprintf(
+        swapped, sizeof swapped,
+        "{\"payload\":\"eyJfdHlwZSI6Imh0dHBzOi8vaW4tdG90by5pby9TdGF0ZW1lbnQvdjEifQ==\","
+        "\"payloadType\":\"application/vnd.example.other+json\",\"signatures\":[{\"sig\":\"%s\"}]}",
+        vec_sig);
     assert_int_equal(verify_text(swapped, k, &type, &body, &n), SG_EREFUSED);
     assert_null(type);
     assert_null(body);
@@ -225,13 +232,15 @@ static int try_verify(const uint8_t *payload, size_t plen, const uint8_t *type, 
 /* Every single-bit change of payload, payloadType or signature must be refused. */
 static void tamper_all_bits(EVP_PKEY *key)
 {
-    const char *payload = "{\"_type\":\"https://in-toto.io/Statement/v1\",\"subject\":[{\"name\":\"m.h5\","
-                          "\"digest\":{\"sha256\":\"00ff\"}}],\"predicate\":{\"result\":\"FAILED\"}}";
+    const char *payload =
+        "{\"_type\":\"https://in-toto.io/Statement/v1\",\"subject\":[{\"name\":\"m.h5\","
+        "\"digest\":{\"sha256\":\"00ff\"}}],\"predicate\":{\"result\":\"FAILED\"}}";
     size_t plen = strlen(payload);
     uint8_t *pae = NULL, *sig = NULL;
     size_t pae_len = 0, slen = 0;
     sg_err err;
-    assert_int_equal(sg_dsse_pae(SG_DSSE_PAYLOAD_TYPE, (const uint8_t *)payload, plen, &pae, &pae_len), SG_OK);
+    assert_int_equal(
+        sg_dsse_pae(SG_DSSE_PAYLOAD_TYPE, (const uint8_t *)payload, plen, &pae, &pae_len), SG_OK);
     assert_int_equal(sg_sign(key, pae, pae_len, &sig, &slen, &err), SG_OK);
     free(pae);
     uint8_t p[512], t[64], s[128];
@@ -295,49 +304,61 @@ static void test_envelope_refusals(void **state)
 #define REFUSE(...)                                                                                \
     do {                                                                                           \
         snprintf(buf, sizeof buf, __VA_ARGS__);                                                    \
-        assert_int_equal(verify_text(buf, k, &type, &body, &n), SG_EREFUSED);                       \
+        assert_int_equal(verify_text(buf, k, &type, &body, &n), SG_EREFUSED);                      \
         assert_null(body);                                                                         \
     } while (0)
     /* Control: the genuine envelope verifies. */
-    snprintf(buf, sizeof buf, "{\"payload\":\"%s\",\"payloadType\":\"%s\",\"signatures\":[{\"sig\":\"%s\"}]}",
-             p64, SG_DSSE_PAYLOAD_TYPE, vec_sig);
+    snprintf(buf, sizeof buf,
+             "{\"payload\":\"%s\",\"payloadType\":\"%s\",\"signatures\":[{\"sig\":\"%s\"}]}", p64,
+             SG_DSSE_PAYLOAD_TYPE, vec_sig);
     assert_int_equal(verify_text(buf, k, &type, &body, &n), SG_OK);
     free(type), free(body);
-    /* A second "payload" member: the first is genuine, the second could be what another tool reads. */
-    REFUSE("{\"payload\":\"%s\",\"payload\":\"e30=\",\"payloadType\":\"%s\",\"signatures\":[{\"sig\":\"%s\"}]}",
+    /* A second "payload" member: the first is genuine, the second could be what another tool reads.
+     */
+    REFUSE("{\"payload\":\"%s\",\"payload\":\"e30=\",\"payloadType\":\"%s\",\"signatures\":[{"
+           "\"sig\":\"%s\"}]}",
            p64, SG_DSSE_PAYLOAD_TYPE, vec_sig);
-    REFUSE("{\"payload\":\"%s\",\"payloadType\":\"%s\",\"signatures\":[{\"sig\":\"%s\",\"sig\":\"%s\"}]}", p64,
-           SG_DSSE_PAYLOAD_TYPE, vec_sig, vec_sig);
-    REFUSE("{\"payload\":\"%s\",\"payloadType\":\"%s\",\"signatures\":[{\"sig\":\"%s\"}],\"extra\":1}", p64,
-           SG_DSSE_PAYLOAD_TYPE, vec_sig);
-    REFUSE("{\"payload\":\"%s\",\"payloadType\":\"%s\",\"signatures\":[]}", p64, SG_DSSE_PAYLOAD_TYPE);
+    REFUSE("{\"payload\":\"%s\",\"payloadType\":\"%s\",\"signatures\":[{\"sig\":\"%s\",\"sig\":\"%"
+           "s\"}]}",
+           p64, SG_DSSE_PAYLOAD_TYPE, vec_sig, vec_sig);
+    REFUSE(
+        "{\"payload\":\"%s\",\"payloadType\":\"%s\",\"signatures\":[{\"sig\":\"%s\"}],\"extra\":1}",
+        p64, SG_DSSE_PAYLOAD_TYPE, vec_sig);
+    REFUSE("{\"payload\":\"%s\",\"payloadType\":\"%s\",\"signatures\":[]}", p64,
+           SG_DSSE_PAYLOAD_TYPE);
     REFUSE("{\"payload\":\"%s\",\"payloadType\":\"%s\",\"signatures\":[{\"keyid\":\"x\"}]}", p64,
            SG_DSSE_PAYLOAD_TYPE);
     REFUSE("{\"payload\":\"%s\",\"payloadType\":\"%s\"}", p64, SG_DSSE_PAYLOAD_TYPE);
-    REFUSE("{\"payloadType\":\"%s\",\"signatures\":[{\"sig\":\"%s\"}]}", SG_DSSE_PAYLOAD_TYPE, vec_sig);
-    REFUSE("{\"payload\":\"%s\",\"payloadType\":7,\"signatures\":[{\"sig\":\"%s\"}]}", p64, vec_sig);
+    REFUSE("{\"payloadType\":\"%s\",\"signatures\":[{\"sig\":\"%s\"}]}", SG_DSSE_PAYLOAD_TYPE,
+           vec_sig);
+    REFUSE("{\"payload\":\"%s\",\"payloadType\":7,\"signatures\":[{\"sig\":\"%s\"}]}", p64,
+           vec_sig);
     REFUSE("{\"payload\":\"%s!\",\"payloadType\":\"%s\",\"signatures\":[{\"sig\":\"%s\"}]}", p64,
            SG_DSSE_PAYLOAD_TYPE, vec_sig);
     REFUSE("{\"payload\":\"%s\",\"payloadType\":\"%s\",\"signatures\":[{\"sig\":\"%s=\"}]}", p64,
            SG_DSSE_PAYLOAD_TYPE, vec_sig);
-    REFUSE("{\"payload\":\"%s\",\"payloadType\":\"%s\",\"signatures\":[{\"sig\":\"%s\"}]} trailing", p64,
-           SG_DSSE_PAYLOAD_TYPE, vec_sig);
+    REFUSE("{\"payload\":\"%s\",\"payloadType\":\"%s\",\"signatures\":[{\"sig\":\"%s\"}]} trailing",
+           p64, SG_DSSE_PAYLOAD_TYPE, vec_sig);
     REFUSE("[\"%s\"]", p64);
-    REFUSE("{\"payload\":\"%s\",\"payloadType\":\"%s\",\"signatures\":[{\"sig\":\"%s\",\"keyid\":5}]}", p64,
-           SG_DSSE_PAYLOAD_TYPE, vec_sig);
+    REFUSE(
+        "{\"payload\":\"%s\",\"payloadType\":\"%s\",\"signatures\":[{\"sig\":\"%s\",\"keyid\":5}]}",
+        p64, SG_DSSE_PAYLOAD_TYPE, vec_sig);
     /* Mixed alphabets in one string are neither standard nor URL-safe base64. */
     REFUSE("{\"payload\":\"-+-_Pj8=\",\"payloadType\":\"%s\",\"signatures\":[{\"sig\":\"%s\"}]}",
            SG_DSSE_PAYLOAD_TYPE, vec_sig);
     /* One bad and one good signature: accepted; only bad ones: refused. */
     snprintf(buf, sizeof buf,
-             "{\"payload\":\"%s\",\"payloadType\":\"%s\",\"signatures\":[{\"sig\":\"AAAA\"},{\"sig\":\"%s\"}]}",
+             "{\"payload\":\"%s\",\"payloadType\":\"%s\",\"signatures\":[{\"sig\":\"AAAA\"},{"
+             "\"sig\":\"%s\"}]}",
              p64, SG_DSSE_PAYLOAD_TYPE, vec_sig);
     assert_int_equal(verify_text(buf, k, &type, &body, &n), SG_OK);
     free(type), free(body);
-    REFUSE("{\"payload\":\"%s\",\"payloadType\":\"%s\",\"signatures\":[{\"sig\":\"AAAA\"},{\"sig\":\"AAAB\"}]}",
+    REFUSE("{\"payload\":\"%s\",\"payloadType\":\"%s\",\"signatures\":[{\"sig\":\"AAAA\"},{\"sig\":"
+           "\"AAAB\"}]}",
            p64, SG_DSSE_PAYLOAD_TYPE);
     /* Too many signatures. */
-    size_t o = (size_t)snprintf(buf, sizeof buf, "{\"payload\":\"%s\",\"payloadType\":\"x\",\"signatures\":[", p64);
+    size_t o = (size_t)snprintf(buf, sizeof buf,
+                                "{\"payload\":\"%s\",\"payloadType\":\"x\",\"signatures\":[", p64);
     for (int i = 0; i <= SG_DSSE_MAX_SIGNATURES; i++)
         o += (size_t)snprintf(buf + o, sizeof buf - o, "%s{\"sig\":\"AAAA\"}", i ? "," : "");
     snprintf(buf + o, sizeof buf - o, "]}");
@@ -347,8 +368,9 @@ static void test_envelope_refusals(void **state)
     uint8_t *big = calloc(1, (size_t)SG_DSSE_MAX_ENVELOPE + 1);
     assert_non_null(big);
     sg_err err;
-    assert_int_equal(sg_dsse_verify(big, (size_t)SG_DSSE_MAX_ENVELOPE + 1, k, &type, &body, &n, &err),
-                     SG_EREFUSED);
+    assert_int_equal(
+        sg_dsse_verify(big, (size_t)SG_DSSE_MAX_ENVELOPE + 1, k, &type, &body, &n, &err),
+        SG_EREFUSED);
     assert_non_null(strstr(err.msg, "limit"));
     free(big);
     EVP_PKEY_free(k);
@@ -357,10 +379,14 @@ static void test_envelope_refusals(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_pae_spec_vectors),     cmocka_unit_test(test_base64_rfc4648),
-        cmocka_unit_test(test_base64_roundtrip),     cmocka_unit_test(test_base64_rejects),
-        cmocka_unit_test(test_dsse_vectors_ed25519), cmocka_unit_test(test_tamper_every_bit_ecdsa),
-        cmocka_unit_test(test_tamper_every_bit_ed25519), cmocka_unit_test(test_envelope_refusals),
+        cmocka_unit_test(test_pae_spec_vectors),
+        cmocka_unit_test(test_base64_rfc4648),
+        cmocka_unit_test(test_base64_roundtrip),
+        cmocka_unit_test(test_base64_rejects),
+        cmocka_unit_test(test_dsse_vectors_ed25519),
+        cmocka_unit_test(test_tamper_every_bit_ecdsa),
+        cmocka_unit_test(test_tamper_every_bit_ed25519),
+        cmocka_unit_test(test_envelope_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -144,7 +144,8 @@ static int verify_statement(EVP_PKEY *key, const char *ptype, const char *stmt, 
                             sg_report_info *info, sg_err *err)
 {
     char *env = NULL;
-    assert_int_equal(sg_dsse_sign(key, ptype, (const uint8_t *)stmt, strlen(stmt), &env, err), SG_OK);
+    assert_int_equal(sg_dsse_sign(key, ptype, (const uint8_t *)stmt, strlen(stmt), &env, err),
+                     SG_OK);
     int rc = sg_report_verify((const uint8_t *)env, strlen(env), key, model, info, err);
     free(env);
     return rc;
@@ -153,11 +154,13 @@ static int verify_statement(EVP_PKEY *key, const char *ptype, const char *stmt, 
 #define SHA_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 #define SHA_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
 
-static char *statement(const char *type, const char *subjects, const char *pred_type, const char *pred)
+static char *statement(const char *type, const char *subjects, const char *pred_type,
+                       const char *pred)
 {
     char *s = NULL;
-    assert_true(asprintf(&s, "{\"_type\":\"%s\",\"subject\":%s,\"predicateType\":\"%s\",\"predicate\":%s}",
-                         type, subjects, pred_type, pred) > 0);
+    assert_true(
+        asprintf(&s, "{\"_type\":\"%s\",\"subject\":%s,\"predicateType\":\"%s\",\"predicate\":%s}",
+                 type, subjects, pred_type, pred) > 0);
     return s;
 }
 
@@ -167,7 +170,8 @@ static void expect(EVP_PKEY *k, const char *ptype, char *stmt, const char *model
     sg_report_info info;
     sg_err err = {{0}};
     int rc = verify_statement(k, ptype, stmt, model, &info, &err);
-    if (rc != rc_want || info.checks_passed != checks_want) fprintf(stderr, "statement %s: %s\n", stmt, err.msg);
+    if (rc != rc_want || info.checks_passed != checks_want)
+        fprintf(stderr, "statement %s: %s\n", stmt, err.msg);
     assert_int_equal(rc, rc_want);
     assert_int_equal(info.checks_passed, checks_want);
     if (msg_part) assert_non_null(strstr(err.msg, msg_part));
@@ -180,7 +184,8 @@ static void test_report_checks(void **state)
 {
     (void)state;
     EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-    const char *T = SG_INTOTO_STATEMENT_TYPE, *P = SG_TEST_RESULT_PREDICATE, *PT = SG_DSSE_PAYLOAD_TYPE;
+    const char *T = SG_INTOTO_STATEMENT_TYPE, *P = SG_TEST_RESULT_PREDICATE,
+               *PT = SG_DSSE_PAYLOAD_TYPE;
     const char *one = "[{\"name\":\"m.h5\",\"digest\":{\"sha256\":\"" SHA_B "\"}}]";
     const char *passed = "{\"result\":\"PASSED\",\"timestamp\":\"2024-01-02T03:04:05Z\"}";
 
@@ -207,28 +212,37 @@ static void test_report_checks(void **state)
 
     expect(k, PT, statement(T, one, P, "{\"result\":\"FAILED\"}"), NULL, SG_OK, 4, NULL);
     /* Each check failing on its own, signature intact. */
-    expect(k, "application/json", statement(T, one, P, passed), NULL, SG_EREFUSED, 1, "payloadType");
+    expect(k, "application/json", statement(T, one, P, passed), NULL, SG_EREFUSED, 1,
+           "payloadType");
     expect(k, PT, strdup("not json"), NULL, SG_EREFUSED, 2, "not valid JSON");
     expect(k, PT, strdup("[1,2]"), NULL, SG_EREFUSED, 2, "not a JSON object");
-    expect(k, PT, statement("https://in-toto.io/Statement/v0.1", one, P, passed), NULL, SG_EREFUSED, 2, "_type");
+    expect(k, PT, statement("https://in-toto.io/Statement/v0.1", one, P, passed), NULL, SG_EREFUSED,
+           2, "_type");
     expect(k, PT, statement(T, "[]", P, passed), NULL, SG_EREFUSED, 2, "subject");
-    expect(k, PT, statement(T, "[{\"name\":\"m\",\"digest\":{\"sha256\":\"ABC\"}}]", P, passed), NULL,
-           SG_EREFUSED, 2, "sha256");
-    expect(k, PT, statement(T, "[{\"name\":\"m\",\"digest\":{\"sha512\":\"" SHA_B "\"}}]", P, passed), NULL,
-           SG_EREFUSED, 2, "sha256");
+    expect(k, PT, statement(T, "[{\"name\":\"m\",\"digest\":{\"sha256\":\"ABC\"}}]", P, passed),
+           NULL, SG_EREFUSED, 2, "sha256");
     expect(k, PT,
-           statement(T, "[{\"name\":\"m\",\"digest\":{\"sha256\":\"" SHA_B "\"}},{\"name\":\"n\",\"digest\":"
-                        "{\"sha256\":\"" SHA_A "\"}}]", P, passed),
+           statement(T, "[{\"name\":\"m\",\"digest\":{\"sha512\":\"" SHA_B "\"}}]", P, passed),
+           NULL, SG_EREFUSED, 2, "sha256");
+    expect(k, PT,
+           statement(T,
+                     "[{\"name\":\"m\",\"digest\":{\"sha256\":\"" SHA_B
+                     "\"}},{\"name\":\"n\",\"digest\":"
+                     "{\"sha256\":\"" SHA_A "\"}}]",
+                     P, passed),
            NULL, SG_EREFUSED, 2, "subject[1]");
-    expect(k, PT, statement(T, one, "https://in-toto.io/attestation/test-result/v0.2", passed), NULL,
-           SG_EREFUSED, 3, "predicateType");
+    expect(k, PT, statement(T, one, "https://in-toto.io/attestation/test-result/v0.2", passed),
+           NULL, SG_EREFUSED, 3, "predicateType");
     expect(k, PT, statement(T, one, P, "{\"result\":\"MAYBE\"}"), NULL, SG_EREFUSED, 3, "MAYBE");
     expect(k, PT, statement(T, one, P, "{}"), NULL, SG_EREFUSED, 3, "result");
     expect(k, PT, statement(T, one, P, "[]"), NULL, SG_EREFUSED, 3, "predicate");
     /* Duplicate keys inside the signed statement are refused too. */
     char *dup = NULL;
-    assert_true(asprintf(&dup, "{\"_type\":\"%s\",\"subject\":%s,\"predicateType\":\"%s\",\"predicate\":%s,"
-                               "\"predicate\":{\"result\":\"PASSED\"}}", T, one, P, "{\"result\":\"FAILED\"}") > 0);
+    assert_true(
+        asprintf(&dup,
+                 "{\"_type\":\"%s\",\"subject\":%s,\"predicateType\":\"%s\",\"predicate\":%s,"
+                 "\"predicate\":{\"result\":\"PASSED\"}}",
+                 T, one, P, "{\"result\":\"FAILED\"}") > 0);
     expect(k, PT, dup, NULL, SG_EREFUSED, 2, "duplicate");
 
     /* Subject digest against a model file: equal passes, different bytes refuse. */
@@ -252,7 +266,8 @@ static void test_report_checks(void **state)
     char *env = NULL;
     s = statement(T, one, P, passed);
     assert_int_equal(sg_dsse_sign(k, PT, (const uint8_t *)s, strlen(s), &env, &err), SG_OK);
-    assert_int_equal(sg_report_verify((const uint8_t *)env, strlen(env), other, NULL, &info, &err), SG_EREFUSED);
+    assert_int_equal(sg_report_verify((const uint8_t *)env, strlen(env), other, NULL, &info, &err),
+                     SG_EREFUSED);
     assert_int_equal(info.checks_passed, 0);
     assert_null(info.statement);
     assert_string_equal(info.result, "");
