@@ -61,7 +61,7 @@ int main(int argc, char **argv)
         if (st) return sg_cli_fail(st, &err);
         int rc = commands[i].fn(argc - 1, argv + 1);
         /* Output that did not reach stdout (a full disk, a closed pipe) is not success. */
-        if (fflush(stdout) != 0 || ferror(stdout)) {
+        if ((fflush(stdout) != 0 || ferror(stdout)) && rc != 2) {
             fprintf(stderr, "stagegate %s: cannot write to standard output\n", argv[1]);
             return 2;
         }
