@@ -11,7 +11,7 @@
 static const char compare_usage[] =
     "usage: stagegate compare OLD NEW [--json] [--fail-on-regression] [--force] [--pubkey "
     "PUB.pem]\n"
-    "                         [--alpha A] [--noise-floor F]\n\n"
+    "                         [--alpha A] [--noise-floor F] [--abs-noise-floor-ns N]\n\n"
     "Compares two runs, each a signed gate report or `stagegate bench --json` output.\n"
     "Latency: per percentile (p50, p90, p99, p99.9) the ratio NEW/OLD and a verdict:\n"
     "regressed / improved when it moved by more than the noise floor (default 1%) and a\n"
@@ -23,7 +23,10 @@ static const char compare_usage[] =
     "  --pubkey PUB.pem       verify signed reports first (without it they are read unverified)\n"
     "  --force                compare runs from different machine fingerprints or scenarios\n"
     "  --fail-on-regression   exit 1 when anything regressed\n"
-    "  --json                 print one JSON document\n\n"
+    "  --json                 print one JSON document\n"
+    "  --abs-noise-floor-ns N a percentile that moved by less than N ns is unchanged (default:\n"
+    "                         the runs' larger timing-bracket overhead, what the clock "
+    "resolves)\n\n"
     "Exit codes: 0 compared (or nothing regressed with --fail-on-regression), 1 regressed\n"
     "with --fail-on-regression or a report failed verification, 2 usage or input error,\n"
     "including runs on different fingerprints without --force.\n";
@@ -144,11 +147,15 @@ void sg_compare_print(const json_t *cmp, FILE *out)
 
 int sg_cmd_compare(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"json", no_argument, 0, 'j'},        {"fail-on-regression", no_argument, 0, 'f'},
-        {"force", no_argument, 0, 'F'},       {"pubkey", required_argument, 0, 'p'},
-        {"alpha", required_argument, 0, 'a'}, {"noise-floor", required_argument, 0, 'n'},
-        {"help", no_argument, 0, 'h'},        {0, 0, 0, 0}};
+    static const struct option opts[] = {{"json", no_argument, 0, 'j'},
+                                         {"fail-on-regression", no_argument, 0, 'f'},
+                                         {"force", no_argument, 0, 'F'},
+                                         {"pubkey", required_argument, 0, 'p'},
+                                         {"alpha", required_argument, 0, 'a'},
+                                         {"noise-floor", required_argument, 0, 'n'},
+                                         {"abs-noise-floor-ns", required_argument, 0, 'N'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
     sg_compare_options co;
     sg_compare_options_init(&co);
     bool json = false, fail_on = false;
@@ -177,6 +184,11 @@ int sg_cmd_compare(int argc, char **argv)
             break;
         case 'n':
             if (sg_parse_double("--noise-floor", optarg, 0, 10, &co.noise_floor, &err))
+                return sg_cli_fail(SG_EINPUT, &err);
+            break;
+        case 'N':
+            if (sg_parse_double("--abs-noise-floor-ns", optarg, 0, 1e12, &co.abs_noise_floor_ns,
+                                &err))
                 return sg_cli_fail(SG_EINPUT, &err);
             break;
         case 'h':

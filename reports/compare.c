@@ -21,6 +21,7 @@ void sg_compare_options_init(sg_compare_options *o)
     memset(o, 0, sizeof *o);
     o->alpha = 0.05;
     o->noise_floor = 0.01;
+    o->abs_noise_floor_ns = -1;
 }
 
 static const char *const pct_keys[] = {"p50", "p90", "p99", "p999"};
@@ -152,6 +153,18 @@ static json_t *compare_latency(const sg_compare_run *o, const sg_compare_run *n,
     } else {
         json_object_set_new(doc, "mann_whitney", json_null());
     }
+    double floor_ns = opt->abs_noise_floor_ns;
+    if (floor_ns < 0) {
+        double oa =
+            json_number_value(json_object_get(json_object_get(o->latency, "clock"), "overhead_ns"));
+        double ob =
+            json_number_value(json_object_get(json_object_get(n->latency, "clock"), "overhead_ns"));
+        floor_ns = oa > ob ? oa : ob;
+        if (!(floor_ns > 0) || !isfinite(floor_ns)) floor_ns = 0;
+    }
+    sg_json_set_real(doc, "abs_noise_floor_ns", floor_ns);
+    char below[96];
+    snprintf(below, sizeof below, "within the clock's resolution (%.0f ns)", floor_ns);
     for (int k = 0; k < 4; k++) {
         double a = percentile(o, k), b = percentile(n, k);
         double ratio = a > 0 && isfinite(a) && isfinite(b) ? b / a : NAN;
@@ -164,6 +177,8 @@ static json_t *compare_latency(const sg_compare_run *o, const sg_compare_run *n,
             why = "no value to compare";
         else if (fabs(ratio - 1) < opt->noise_floor)
             why = "within the noise floor";
+        else if (fabs(b - a) < floor_ns)
+            why = below;
         else if (!have_mw)
             why = "no histogram to test";
         else if (mw.n_old < need || mw.n_new < need)

@@ -90,7 +90,11 @@ int sg_dsse_payload_unverified(const uint8_t *env, size_t len, json_t **statemen
 typedef struct {
     double alpha;       /* significance level, default 0.05 */
     double noise_floor; /* relative change below which a percentile is unchanged, default 0.01 */
-    bool force;         /* compare across different fingerprints / scenarios */
+    /* Absolute change (ns) below which a percentile is unchanged. Negative (the default) means
+       automatic: the larger timing-bracket overhead of the two runs (clock.overhead_ns), since a
+       change smaller than the bracket's own cost is below what the clock resolves. */
+    double abs_noise_floor_ns;
+    bool force; /* compare across different fingerprints / scenarios */
 } sg_compare_options;
 
 void sg_compare_options_init(sg_compare_options *o);

@@ -45,6 +45,7 @@ static int cmp_u64(const void *a, const void *b)
 /* A run of n lognormal latencies around median_ns (sigma run_sigma, 0.25 like a busy service),
  * scaled. */
 static double run_sigma = 0.25;
+static double run_overhead_ns = 0; /* > 0: the run carries clock.overhead_ns */
 static void make_run(sg_compare_run *r, uint64_t seed, int n, double median_ns, double scale,
                      const char *cpu)
 {
@@ -73,6 +74,11 @@ static void make_run(sg_compare_run *r, uint64_t seed, int n, double median_ns, 
     json_object_set_new(m, "openblas", blas);
     json_object_set_new(doc, "machine", m);
     json_object_set_new(doc, "histogram", sg_histogram_json(h));
+    if (run_overhead_ns > 0) {
+        json_t *ck = json_object();
+        json_object_set_new(ck, "overhead_ns", json_real(run_overhead_ns));
+        json_object_set_new(doc, "clock", ck);
+    }
     /* Through the file loader, as `stagegate compare` reads it. */
     char path[] = "sg_nightly_XXXXXX"; /* in the test's working directory */
     int fd = mkstemp(path);
@@ -190,6 +196,38 @@ static void test_against_the_shift(void **state)
     assert_string_equal(verdict(cmp, 2), "unchanged");
     assert_string_equal(json_string_value(json_object_get(p99, "reason")),
                         "moved against the overall shift");
+    json_decref(cmp);
+    sg_compare_run_clear(&a);
+    sg_compare_run_clear(&b);
+}
+
+/* A 30 -> 40 ns move is a real shift in the histograms, but it is smaller than the 20 ns
+ * timing bracket the clock needs: by default it is below what can be resolved. */
+static void test_below_clock_resolution(void **state)
+{
+    (void)state;
+    sg_compare_run a, b;
+    run_overhead_ns = 20;
+    make_run(&a, 31, 5000, 30, 1.0, "cpu");
+    make_run(&b, 32, 5000, 40, 1.0, "cpu");
+    run_overhead_ns = 0;
+    int rc;
+    sg_err err;
+    json_t *cmp = compare(&a, &b, false, &rc, &err);
+    assert_int_equal(rc, SG_OK);
+    assert_string_equal(verdict(cmp, 0), "unchanged");
+    const char *why = json_string_value(
+        json_object_get(json_array_get(json_object_get(cmp, "latency"), 0), "reason"));
+    assert_non_null(strstr(why, "resolution"));
+    assert_false(json_is_true(json_object_get(cmp, "regressed")));
+    json_decref(cmp);
+    /* With the absolute floor off, the same pair is a significant regression. */
+    sg_compare_options o;
+    sg_compare_options_init(&o);
+    o.abs_noise_floor_ns = 0;
+    cmp = NULL;
+    assert_int_equal(sg_compare_runs(&a, &b, &o, &cmp, &err), SG_OK);
+    assert_string_equal(verdict(cmp, 0), "regressed");
     json_decref(cmp);
     sg_compare_run_clear(&a);
     sg_compare_run_clear(&b);
@@ -390,7 +428,7 @@ int main(void)
         cmocka_unit_test(test_false_positive_rate), cmocka_unit_test(test_fingerprint_refused),
         cmocka_unit_test(test_mw_hand_checked),     cmocka_unit_test(test_metric_margins),
         cmocka_unit_test(test_trend_two_machines),  cmocka_unit_test(test_tail_needs_queries),
-        cmocka_unit_test(test_against_the_shift),
+        cmocka_unit_test(test_against_the_shift),   cmocka_unit_test(test_below_clock_resolution),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
