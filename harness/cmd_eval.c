@@ -129,11 +129,13 @@ int sg_cmd_eval(int argc, char **argv)
     if (!c.model_path) return sg_cli_usage_error("eval", "--model is required");
     if (!c.data_path) return sg_cli_usage_error("eval", "--data is required");
 
-    char resolved[4096];
+    char resolved[4096], registered[65];
     if (sg_is_model_uri(c.model_path)) {
-        int st = sg_registry_resolve_uri(c.model_path, db, resolved, sizeof resolved, &err);
+        int st = sg_registry_resolve_uri_digest(c.model_path, db, resolved, sizeof resolved,
+                                                registered, &err);
         if (st) return sg_cli_fail(st, &err);
         c.model_path = resolved;
+        c.expected_sha256 = registered;
     }
     /* Progress goes to stderr on a terminal only, so --json stdout stays one document. */
     c.progress = sg_progress_enabled();

@@ -128,12 +128,15 @@ static int probe_output(const char *path, sg_err *err)
     return SG_OK;
 }
 
+/* A registry URI becomes its artifact path plus the registered digest the loaded bytes must
+ * match (sha empty for a plain path). */
 static int resolve(const char *name, const char *db, char *buf, size_t len, const char **out,
-                   sg_err *err)
+                   char sha[65], sg_err *err)
 {
     *out = name;
+    sha[0] = '\0';
     if (!name || !sg_is_model_uri(name)) return SG_OK;
-    int rc = sg_registry_resolve_uri(name, db, buf, len, err);
+    int rc = sg_registry_resolve_uri_digest(name, db, buf, len, sha, err);
     if (!rc) *out = buf;
     return rc;
 }
@@ -326,10 +329,10 @@ static int run_gate(const gate_args *a, gate_run *g, sg_err *err)
     const char *outs[] = {a->out, a->junit, a->html, a->markdown};
     for (size_t i = 0; !rc && i < 4; i++)
         rc = probe_output(outs[i], err);
-    char mbuf[4096], bbuf[4096];
+    char mbuf[4096], bbuf[4096], msha[65], bsha[65];
     const char *model = NULL, *baseline = NULL;
-    if (!rc) rc = resolve(a->model, a->db, mbuf, sizeof mbuf, &model, err);
-    if (!rc) rc = resolve(a->baseline, a->db, bbuf, sizeof bbuf, &baseline, err);
+    if (!rc) rc = resolve(a->model, a->db, mbuf, sizeof mbuf, &model, msha, err);
+    if (!rc) rc = resolve(a->baseline, a->db, bbuf, sizeof bbuf, &baseline, bsha, err);
     if (rc) return rc;
 
     sg_eval_config ec;
@@ -339,6 +342,7 @@ static int run_gate(const gate_args *a, gate_run *g, sg_err *err)
     ec.cpus = a->cpus;
     ec.keep_predictions = baseline != NULL;
     ec.progress = sg_progress_enabled();
+    ec.expected_sha256 = msha[0] ? msha : NULL;
     if ((rc = sg_eval_run(&ec, &g->cand, err))) return rc;
     g->have_cand = true;
 
@@ -357,6 +361,7 @@ static int run_gate(const gate_args *a, gate_run *g, sg_err *err)
 
     if (baseline) {
         ec.model_path = baseline;
+        ec.expected_sha256 = bsha[0] ? bsha : NULL;
         if ((rc = sg_eval_run(&ec, &g->base, err))) return rc;
         g->have_base = true;
         const sg_model *cm = g->cand.model, *bm = g->base.model;

@@ -294,6 +294,11 @@ static int eval_setup(eval_run *e, const sg_eval_config *c, sg_eval_result *r, s
     /* The loader's digest covers exactly the bytes it parsed; hashing the path again
      * could name a different file if it were replaced in between. */
     sg_hex_encode(r->model->sha256, 32, r->model_sha256);
+    if (c->expected_sha256 && strcmp(c->expected_sha256, r->model_sha256) != 0)
+        return sg_errf(err, SG_EINPUT,
+                       "%s: the bytes loaded have sha256 %.12s..., not the registered %.12s...; "
+                       "the artifact changed after it was resolved",
+                       c->model_path, r->model_sha256, c->expected_sha256);
     if ((st = sg_dataset_open(c->data_path, &e->ds, err))) return st;
     if ((st = sg_dataset_check_model(e->ds, r->model, err))) return st;
     if ((st = sg_sha256_file_hex(c->data_path, r->data_sha256, err))) return st;

@@ -21,6 +21,8 @@ typedef struct {
     int64_t chunk_rows;           /* 0 = automatic */
     bool keep_predictions;        /* keep labels/values in memory for shadow comparison */
     bool progress;                /* show progress on stderr */
+    const char *expected_sha256;  /* NULL, or the digest the loaded model bytes must have
+                                     (a registry URI's registered artifact digest) */
 } sg_eval_config;
 
 typedef struct {

@@ -126,6 +126,10 @@ int sg_registry_resolve(sg_registry *reg, const char *uri, char *path_out, size_
 /* One-shot form for other commands: opens the registry (db NULL = env/default) read-only. */
 int sg_registry_resolve_uri(const char *uri, const char *db_path_or_null, char *path_out,
                             size_t len, sg_err *err);
+/* As above, also returning the registered artifact sha256 (hex), so a caller can bind what it
+ * loads later to the registry's digest, not only to the file as it was at resolution. */
+int sg_registry_resolve_uri_digest(const char *uri, const char *db_path_or_null, char *path_out,
+                                   size_t len, char sha256_out[65], sg_err *err);
 
 #ifdef __cplusplus
 }
