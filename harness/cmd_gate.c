@@ -345,20 +345,20 @@ static int run_gate(const gate_args *a, gate_run *g, sg_err *err)
     ec.expected_sha256 = msha[0] ? msha : NULL;
     if ((rc = sg_eval_run(&ec, &g->cand, err))) return rc;
     g->have_cand = true;
-
-    sg_gate_latency lat = {0};
-    snprintf(lat.reason, sizeof lat.reason, "the policy has no latency section");
-    if (g->policy.has_latency &&
-        (rc = run_latency(a, model, &g->policy, &g->bench, &g->have_bench, &lat, err)))
-        return rc;
-    /* ru_maxrss is a high-water mark: read it before the baseline runs so it is the candidate's
-     * peak. */
+    /* ru_maxrss is a high-water mark. Read it after the candidate's evaluation (model,
+     * per-worker copies and scratch, streaming buffers) and before the latency run, whose
+     * per-query sample log grows with the query count and says nothing about the model. */
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     sg_gate_memory mem = {.measured = true,
                           .peak_rss_mb = (double)ru.ru_maxrss / 1024.0,
                           .model_mb = (double)g->cand.model->param_bytes / (1024.0 * 1024.0)};
 
+    sg_gate_latency lat = {0};
+    snprintf(lat.reason, sizeof lat.reason, "the policy has no latency section");
+    if (g->policy.has_latency &&
+        (rc = run_latency(a, model, &g->policy, &g->bench, &g->have_bench, &lat, err)))
+        return rc;
     if (baseline) {
         ec.model_path = baseline;
         ec.expected_sha256 = bsha[0] ? bsha : NULL;
