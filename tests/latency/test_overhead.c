@@ -156,7 +156,12 @@ static void overhead(void **state)
     }
     printf("tiny model %dx%dx1: harness p50 %.1f ns, bare loop %.1f ns per call, off by %.1f%%\n",
            NF, NH, h_best, b_best, best * 100);
+#ifdef SG_TIMING_UNDER_SANITIZER
+    if (best > 0.10)
+        printf("sanitizer build: timing bound not asserted here (the Release build asserts it)\n");
+#else
     assert_true(best <= 0.10);
+#endif
     free(X);
 }
 
