@@ -14,9 +14,6 @@
  *   chunk's output and read the chunk's X, which nobody writes while it is FULL.
  * - Metrics and the predictions file are fed in row order by the main thread,
  *   so results do not depend on the number of workers.
- * - A hashing thread computes the dataset file's SHA-256 while the pipeline
- *   runs; it writes only its own hash_job and is joined before the result is
- *   read, so the digest costs no serial time on large sets.
  */
 #include "stagegate/eval.h"
 
@@ -175,27 +172,10 @@ void sg_eval_result_clear(sg_eval_result *r)
 }
 
 typedef struct {
-    const char *path;
-    char hex[65];
-    int status;
-    sg_err err;
-} hash_job;
-
-static void *hash_main(void *arg)
-{
-    hash_job *h = arg;
-    h->status = sg_sha256_file_hex(h->path, h->hex, &h->err);
-    return NULL;
-}
-
-typedef struct {
     eval_ring ring;
     reader_ctx rctx;
     pthread_t reader;
     bool reader_started;
-    hash_job hash;
-    pthread_t hasher;
-    bool hasher_started;
     pthread_mutex_t hdf5_mu;
     sg_dataset *ds;
     sg_pool *pool;
@@ -222,18 +202,8 @@ static int alloc_slots(eval_run *e, int64_t chunk, int d, sg_err *err)
     return SG_OK;
 }
 
-/* Joins the hashing thread (if any) and returns its status. */
-static int join_hasher(eval_run *e)
-{
-    if (!e->hasher_started) return e->hash.status;
-    pthread_join(e->hasher, NULL);
-    e->hasher_started = false;
-    return e->hash.status;
-}
-
 static void eval_run_cleanup(eval_run *e)
 {
-    join_hasher(e);
     if (e->reader_started) {
         pthread_mutex_lock(&e->ring.mu);
         e->ring.stop = true;
@@ -331,11 +301,7 @@ static int eval_setup(eval_run *e, const sg_eval_config *c, sg_eval_result *r, s
                        c->model_path, r->model_sha256, c->expected_sha256);
     if ((st = sg_dataset_open(c->data_path, &e->ds, err))) return st;
     if ((st = sg_dataset_check_model(e->ds, r->model, err))) return st;
-    e->hash.path = c->data_path;
-    if (pthread_create(&e->hasher, NULL, hash_main, &e->hash) == 0)
-        e->hasher_started = true;
-    else
-        e->hash.status = sg_sha256_file_hex(c->data_path, e->hash.hex, &e->hash.err);
+    if ((st = sg_sha256_file_hex(c->data_path, r->data_sha256, err))) return st;
     const sg_model *m = r->model;
     bool classifier = m->task != SG_TASK_REGRESSION;
     r->rows = sg_dataset_rows(e->ds);
@@ -433,11 +399,6 @@ int sg_eval_run(const sg_eval_config *c, sg_eval_result *r, sg_err *err)
         if (st) st = name_data_file(c, r, err, st);
         r->metrics_seconds += sg_now_seconds() - t0;
     }
-    if (join_hasher(&e) != SG_OK && st == SG_OK) {
-        st = e.hash.status;
-        *err = e.hash.err;
-    }
-    if (st == SG_OK) memcpy(r->data_sha256, e.hash.hex, sizeof r->data_sha256);
     if (st == SG_OK && e.pw) {
         pthread_mutex_lock(&e.hdf5_mu);
         st = sg_pred_writer_commit(e.pw, err);
