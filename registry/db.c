@@ -417,6 +417,12 @@ int sg_registry_open(const char *path, bool create, sg_registry **out, sg_err *e
                                : "");
     } else if (!S_ISREG(stb.st_mode)) {
         return sg_errf(err, SG_EINPUT, "registry %s is not a regular file", path);
+    } else if (stb.st_size == 0 && !create) {
+        /* SQLite would take an empty file as a new database; a read must not create one. */
+        return sg_errf(err, SG_EINPUT,
+                       "registry %s is an empty file, not a stagegate registry (create a model "
+                       "first)",
+                       path);
     } else if (access(path, R_OK) != 0) {
         return sg_errf(err, SG_EINPUT, "registry %s is not readable: %s", path, strerror(errno));
     }

@@ -72,6 +72,11 @@ import json, sys; d = json.load(sys.stdin); assert d["name"] == "m1" and d["alia
 head -c 8192 /dev/urandom > garbage.db
 expect 2 $R list --db garbage.db
 err_has "garbage.db"; one_line
+# an empty file is not silently turned into a registry by a read
+: > empty.db
+expect 2 $R list --db empty.db
+err_has "empty.db is an empty file"; one_line
+[ ! -s empty.db ] || fail "a read wrote to empty.db"
 sqlite3 foreign.db "CREATE TABLE t (x)"
 expect 2 $R list --db foreign.db
 err_has "foreign.db is an SQLite database but not a stagegate registry"; one_line
