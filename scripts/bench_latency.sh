@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Batch-1 single-stream latency of an MLP 64->256->256->1 (binary classifier):
 # stagegate bench vs a plain OpenBLAS cblas_sgemv loop vs scikit-learn's per-row
-# predict, one table with ratios. usage: scripts/bench_latency.sh [BUILD_DIR]
+# predict, one table with ratios; then the harness overhead: the single-stream
+# p50 of a small kernel over a bare loop of the same kernel on the same CPU
+# (target: within 10%). usage: scripts/bench_latency.sh [BUILD_DIR]
 # Pin and quiet the machine for meaningful numbers; see docs/latency.md.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -48,3 +50,13 @@ row "stagegate bench (single-stream)" "$SG50" "$SG99"
 row "OpenBLAS cblas_sgemv loop" "$BL50" "$BL99"
 row "scikit-learn predict per row" "$SK50" "$SK99"
 echo "(ratio = p50 / stagegate p50; stagegate numbers from --json, clock: $($PY -c "import json,sys; print(json.load(open(sys.argv[1]))['clock']['source'])" "$T/sg.json"))"
+
+# Harness overhead (a benchmark line, not a test: tests/latency/test_overhead.c only checks the
+# method with a loose bound). Needs the build's test programs (-DSTAGEGATE_TESTS=ON, the default).
+OVH=$BUILD/tests/latency/sg_bench_overhead
+if [ -x "$OVH" ]; then
+    "$OVH" 5 >"$T/ovh.txt"
+    awk '/^median ratio/ {printf "harness overhead, MLP 64-256-1 batch 1: p50 / bare kernel loop = %.3fx (median of 5 runs; min %.3f, max %.3f; target <= 1.10)\n", $3, $5, $7}' "$T/ovh.txt"
+else
+    echo "harness overhead: skipped ($OVH not built)"
+fi

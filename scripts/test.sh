@@ -1,7 +1,9 @@
 #!/bin/sh
 # Builds stagegate and runs every test (unit, end-to-end, scikit-learn and openssl
 # reference tests), then repeats the build and the tests under AddressSanitizer +
-# UndefinedBehaviorSanitizer. Exits non-zero on any failure.
+# UndefinedBehaviorSanitizer. Exits non-zero on any failure. Tests labelled
+# `timing` run last, serially, and a failed one is retried once, visibly;
+# no other test is ever retried.
 #
 #   ./scripts/test.sh            both configurations
 #   SG_SKIP_SANITIZE=1 ./scripts/test.sh   the Release build only
@@ -22,8 +24,19 @@ run_config() {
     echo "== build $dir"
     cmake --build "$dir" -j "$JOBS" >"$dir.build.log" 2>&1 ||
         { grep -E 'error|warning' "$dir.build.log" | head -50; tail -20 "$dir.build.log"; exit 1; }
-    echo "== test $dir"
-    ctest --test-dir "$dir" --output-on-failure -j "$JOBS" ${CTEST_ARGS:-}
+    echo "== test $dir: correctness (every test not labelled timing; never retried)"
+    ctest --test-dir "$dir" --output-on-failure -j "$JOBS" -LE timing ${CTEST_ARGS:-}
+    # A `timing` test compares a measured time or ratio with a bound set well beyond the spread
+    # measured on a 2-core VM (scripts/timing_spread.sh); a host that steals the CPU for long
+    # enough can still push one past it. Such a failure is retried once, and the log says so.
+    echo "== test $dir: timing (serial; a failure is retried once)"
+    if ! ctest --test-dir "$dir" --output-on-failure -L timing ${CTEST_ARGS:-}; then
+        failed=$(sed 's/^[0-9]*://' "$dir/Testing/Temporary/LastTestsFailed.log" | tr '\n' ' ')
+        echo "== RETRY (once) of timing test(s): ${failed}- a measured time or ratio fell outside"
+        echo "   its bound, which load on the machine can cause; the retry must pass"
+        ctest --test-dir "$dir" --output-on-failure --rerun-failed
+        echo "== retry passed: $failed"
+    fi
 }
 
 mkdir -p build

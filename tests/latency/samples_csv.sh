@@ -63,9 +63,11 @@ check single-stream
 check server --qps 2000 --seed 7
 check offline --batch 8
 
+
 # --breakdown: one entry per stage of the batch-1 path (64 features -> 64 hidden -> 1 output with
 # its link), timed inside the query bracket of the timed window only, so the stages of the
-# mean query can add up to no more than its latency plus the subtracted bracket cost.
+# mean query can add up to no more than its latency plus the subtracted bracket cost. (How much
+# of the latency the stages cover is a timing figure: tests/latency/breakdown_share.sh.)
 "$BIN" bench --model "$T/m.h5" --data "$T/d.h5" --scenario single-stream --duration 0.2 --min-queries 700 \
     --breakdown --json >"$T/bd.json"
 $PY - "$T/bd.json" <<'PYEOF'
@@ -76,7 +78,6 @@ assert list(b) == ["standardize", "layer1_64x64", "layer2_64x1_link"], b
 assert all(v >= 0 for v in b.values()) and b["layer1_64x64"] > 0, b
 total, mean = sum(b.values()), d["latency_ns"]["mean"]
 assert total <= mean + d["clock"]["overhead_ns"] + 2, (total, mean)
-assert total >= 0.25 * d["latency_ns"]["p50"], (total, d["latency_ns"]["p50"])
 PYEOF
 
 # Human output: the table, the text histogram, the breakdown, and the warnings it can be made to

@@ -1,7 +1,8 @@
 /*
  * Known cost: a busy-wait of N cycles (or N ns) measured by single-stream must
- * come out within 2% at p50. Best of three short runs, because the machine is
- * shared; the bound itself is not relaxed.
+ * come out at its cost at p50: a check that the clock, its calibration and the
+ * bracket subtraction measure what they claim. Best of three short runs,
+ * because the machine is shared.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -12,6 +13,22 @@
 #include <cmocka.h>
 
 #include "busy_workload.h"
+
+/*
+ * Relative error of the p50, best of three runs. Measured over 50 runs of this
+ * test (both clocks) on the 2-core development VM under scripts/test.sh
+ * conditions, half of them with a CPU hog on the other core
+ * (scripts/timing_spread.sh):
+ *   Release:     20 us 0.20 .. 0.35%, 200 us <= 0.064%, 100k cycles <= 0.10%,
+ *                5k cycles 0.89 .. 1.41% (single runs the same)
+ *   ASan+UBSan:  20 us 0.25 .. 0.50%, 200 us <= 0.11%, 100k cycles <= 0.15%,
+ *                5k cycles 0.89 .. 1.93% (single runs up to 2.44%)
+ * The 5k-cycle target sits on the clock's granularity here (errors come in
+ * steps of 0.52%, 26 cycles, with a fixed 0.89% from the spin loop's last
+ * read), so it gets its own bound; the others keep 2%, four times their worst.
+ */
+#define KNOWN_COST_BOUND 0.02
+#define KNOWN_COST_SHORT_BOUND 0.05 /* the 5,000-cycle target */
 
 static double run_p50(busy_ctx *bc, sg_bench_result *keep)
 {
@@ -45,12 +62,15 @@ static void known_ns(void **state)
     for (int t = 0; t < 2; t++) {
         busy_ctx bc = {targets[t], 0};
         double best = INFINITY;
-        for (int rep = 0; rep < 3 && best > 0.02; rep++) {
+        for (int rep = 0; rep < 3 && best > KNOWN_COST_BOUND; rep++) {
             double err = fabs(run_p50(&bc, NULL) - (double)targets[t]) / (double)targets[t];
+            printf("timing-run: known_cost.ns_%llu.rel_err = %.5f\n",
+                   (unsigned long long)targets[t], err);
             if (err < best) best = err;
         }
-        printf("busy %llu ns: p50 off by %.3f%%\n", (unsigned long long)targets[t], best * 100);
-        assert_true(best <= 0.02);
+        printf("timing: known_cost.ns_%llu.rel_err = %.5f (bound: <= %.3f)\n",
+               (unsigned long long)targets[t], best, KNOWN_COST_BOUND);
+        assert_true(best <= KNOWN_COST_BOUND);
     }
 }
 
@@ -66,14 +86,18 @@ static void known_cycles(void **state)
     const uint64_t targets[] = {5000, 100000};
     for (int t = 0; t < 2; t++) {
         busy_ctx bc = {targets[t], 1};
+        const double bound = targets[t] < 10000 ? KNOWN_COST_SHORT_BOUND : KNOWN_COST_BOUND;
         double best = INFINITY;
-        for (int rep = 0; rep < 3 && best > 0.02; rep++) {
+        for (int rep = 0; rep < 3 && best > bound; rep++) {
             double cycles = run_p50(&bc, NULL) * ci->tsc_hz / 1e9;
             double err = fabs(cycles - (double)targets[t]) / (double)targets[t];
+            printf("timing-run: known_cost.cycles_%llu.rel_err = %.5f\n",
+                   (unsigned long long)targets[t], err);
             if (err < best) best = err;
         }
-        printf("busy %llu cycles: p50 off by %.3f%%\n", (unsigned long long)targets[t], best * 100);
-        assert_true(best <= 0.02);
+        printf("timing: known_cost.cycles_%llu.rel_err = %.5f (bound: <= %.3f)\n",
+               (unsigned long long)targets[t], best, bound);
+        assert_true(best <= bound);
     }
 }
 
