@@ -27,12 +27,6 @@ const char *sg_status_string(int status)
     }
 }
 
-int sg_exit_code(int status)
-{
-    if (status == SG_OK) return 0;
-    if (status == SG_EREFUSED) return 1;
-    return 2;
-}
 
 int sg_errf(sg_err *err, int status, const char *fmt, ...)
 {

@@ -2,7 +2,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "stagegate/cli.h"
+#include "stagegate/json.h"
 #include "stagegate/harness.h"
 
 static const char *const scenario_names[] = {"single-stream", "server", "offline"};

@@ -1,5 +1,5 @@
 /* JSON form of an evaluation: the `stagegate eval --json` contract. */
-#include "stagegate/cli.h"
+#include "stagegate/json.h"
 #include "stagegate/eval.h"
 
 json_t *sg_eval_result_json(const sg_eval_config *c, const sg_eval_result *r)

@@ -11,7 +11,7 @@
 #include <time.h>
 
 #include "machine_internal.h"
-#include "stagegate/cli.h"
+#include "stagegate/json.h"
 #include "stagegate/harness.h"
 #include "stagegate/version.h"
 

@@ -4,7 +4,7 @@
 #include <strings.h>
 
 #include "registry_internal.h"
-#include "stagegate/cli.h"
+#include "stagegate/json.h"
 #include "stagegate/keys.h"
 
 static const char *const default_stages[] = {"None", "Staging", REG_PRODUCTION, REG_ARCHIVED};

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "registry_internal.h"
-#include "stagegate/cli.h"
+#include "stagegate/json.h"
 #include "stagegate/compare.h"
 #include "stagegate/keys.h"
 #include "stagegate/report.h"

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "stagegate/cli.h"
+#include "stagegate/json.h"
 #include "stagegate/compare.h"
 #include "stagegate/policy.h"
 

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "stagegate/cli.h"
+#include "stagegate/json.h"
 #include "stagegate/compare.h"
 
 static const char *const fp_fields[] = {"cpu_model", "cores",    "tsc_mhz",

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "stagegate/cli.h"
+#include "stagegate/json.h"
 #include "stagegate/gate.h"
 #include "stagegate/report.h"
 #include "stagegate/version.h"

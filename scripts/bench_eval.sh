@@ -24,7 +24,7 @@ if [ ! -f "$BUILD/CMakeCache.txt" ]; then
     cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
 fi
 cmake --build "$BUILD" -j "$JOBS" --target stagegate sg_metrics_probe >/dev/null
-SG=$BUILD/harness/stagegate
+SG=$BUILD/cli/stagegate
 PROBE=$BUILD/tests/metrics/sg_metrics_probe
 B=${BENCH_DIR:-build/bench}
 mkdir -p "$B"

@@ -8,7 +8,7 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 BUILD=${1:-${STAGEGATE_BUILD_DIR:-$HERE/../build/release}}
-BIN=${STAGEGATE_BIN:-$BUILD/harness/stagegate}
+BIN=${STAGEGATE_BIN:-$BUILD/cli/stagegate}
 PY=/usr/bin/python3
 CC=${CC:-cc}
 [ -x "$BIN" ] || { echo "bench_latency.sh: no stagegate binary at $BIN (build first or pass BUILD_DIR)" >&2; exit 2; }

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 JOBS=$(nproc 2>/dev/null || echo 2)
 cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build/release -j "$JOBS" --target stagegate >/dev/null
-SG=build/release/harness/stagegate
+SG=build/release/cli/stagegate
 
 OUT=${DEMO_DIR:-build/demo}
 mkdir -p "$OUT"

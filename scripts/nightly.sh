@@ -22,7 +22,7 @@ usage: scripts/nightly.sh --db REGISTRY.db --key SIGNER.key.pem --out DIR
   --out     reports/, compare/ and trend/ are written below DIR
   --cpus    CPUs for the gate's evaluation and latency workers (e.g. 0-3)
 Environment: STAGEGATE_BIN (default: stagegate on PATH, else this checkout's
-build/release/harness/stagegate, built with cmake when missing);
+build/release/cli/stagegate, built with cmake when missing);
 STAGEGATE_PROGRESS=1|0 forces the progress line on stderr on or off (default:
 on when stderr is a terminal).
 Exit codes: 0 nothing regressed, 1 regressed or a gate failed, 2 usage or run error.
@@ -51,7 +51,7 @@ if [ -z "$SG" ]; then
     SG=$(command -v stagegate || true)
     if [ -z "$SG" ]; then
         SRC=$(cd "$HERE/.." && pwd)
-        SG=$SRC/build/release/harness/stagegate
+        SG=$SRC/build/release/cli/stagegate
         if [ ! -x "$SG" ]; then
             echo "nightly.sh: building stagegate in $SRC/build/release (log: build/release.nightly.log)" >&2
             mkdir -p "$SRC/build" || exit 2

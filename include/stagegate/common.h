@@ -23,8 +23,6 @@ typedef enum {
 
 const char *sg_status_string(int status);
 
-/* Maps a status to the documented process exit code: 0, 1 (refused) or 2. */
-int sg_exit_code(int status);
 
 /* One human sentence naming the file or field and what is wrong. */
 typedef struct {

@@ -10,7 +10,6 @@
 #include <openssl/evp.h>
 
 #include "stagegate/common.h"
-#include "stagegate/registry.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -110,30 +109,6 @@ int sg_compare_runs(const sg_compare_run *old_run, const sg_compare_run *new_run
                     const sg_compare_options *o, json_t **out, sg_err *err);
 /* The human table with arrows. */
 void sg_compare_print(const json_t *cmp, FILE *out);
-
-/* ---------------------------------------------- run history (registry/runs.c) */
-
-/*
- * Records a run from a signed gate report: finds the version whose artifact
- * digest is the report's subject (model disambiguates when several models hold
- * that artifact), verifies the report with pub or, when pub is NULL, with the
- * model's trusted signer keys (SG_EREFUSED when none verifies), and stores
- * model, version, current stage, fingerprint, time, report digest, report path
- * and figures. *run (may be NULL) receives the stored run as JSON.
- */
-int sg_registry_record_run(sg_registry *reg, const char *report_path, EVP_PKEY *pub,
-                           const char *model, json_t **run, sg_err *err);
-
-typedef struct {
-    int64_t version;         /* 0 = any */
-    const char *fingerprint; /* NULL = any */
-    int64_t limit;           /* 0 = all; the newest `limit` runs */
-} sg_runs_filter;
-
-/* {"model": NAME, "runs": [run, ...]} oldest first; a run has id, model, version, stage,
- * fingerprint, machine, time, recorded_at, report_sha256, report_path, result, signer_key_id,
- * scenario, figures {metrics, latency_ns, gated}. */
-json_t *sg_registry_runs(sg_registry *reg, const char *model, const sg_runs_filter *f, sg_err *err);
 
 /* ------------------------------------------------------------------ trend */
 

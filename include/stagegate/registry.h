@@ -10,6 +10,7 @@
 #define STAGEGATE_REGISTRY_H
 
 #include <jansson.h>
+#include <openssl/evp.h>
 
 #include "stagegate/common.h"
 
@@ -130,6 +131,30 @@ int sg_registry_resolve_uri(const char *uri, const char *db_path_or_null, char *
  * loads later to the registry's digest, not only to the file as it was at resolution. */
 int sg_registry_resolve_uri_digest(const char *uri, const char *db_path_or_null, char *path_out,
                                    size_t len, char sha256_out[65], sg_err *err);
+
+/* ---------------------------------------------- run history (runs.c) */
+
+/*
+ * Records a run from a signed gate report: finds the version whose artifact
+ * digest is the report's subject (model disambiguates when several models hold
+ * that artifact), verifies the report with pub or, when pub is NULL, with the
+ * model's trusted signer keys (SG_EREFUSED when none verifies), and stores
+ * model, version, current stage, fingerprint, time, report digest, report path
+ * and figures. *run (may be NULL) receives the stored run as JSON.
+ */
+int sg_registry_record_run(sg_registry *reg, const char *report_path, EVP_PKEY *pub,
+                           const char *model, json_t **run, sg_err *err);
+
+typedef struct {
+    int64_t version;         /* 0 = any */
+    const char *fingerprint; /* NULL = any */
+    int64_t limit;           /* 0 = all; the newest `limit` runs */
+} sg_runs_filter;
+
+/* {"model": NAME, "runs": [run, ...]} oldest first; a run has id, model, version, stage,
+ * fingerprint, machine, time, recorded_at, report_sha256, report_path, result, signer_key_id,
+ * scenario, figures {metrics, latency_ns, gated}. */
+json_t *sg_registry_runs(sg_registry *reg, const char *model, const sg_runs_filter *f, sg_err *err);
 
 #ifdef __cplusplus
 }

@@ -1,5 +1,6 @@
 #!/bin/bash
-# Build contract: `cmake --install` puts the binary, headers and docs under the prefix,
+# Build contract: `cmake --install` puts the binary, libraries, headers, docs, a pkg-config
+# file and a CMake package under the prefix,
 # and a missing dependency stops configure naming the Debian package to install.
 set -u
 CMAKE=${CMAKE_COMMAND:-cmake}
@@ -26,6 +27,23 @@ done
 doc=$(find "$p/share/doc" -name formats.md 2>/dev/null | head -1)
 [ -n "$doc" ] && cmp -s "$doc" "$SRC/docs/formats.md" && ok "docs" || bad "docs/formats.md not installed"
 [ -f "$(dirname "$doc")/README.md" ] && ok "README" || bad "README.md not installed"
+
+# The installed library: pkg-config gives flags that build a program against the installed
+# headers and libraries, and it runs.
+export PKG_CONFIG_PATH=$p/lib/pkgconfig:$(find "$p" -name pkgconfig -type d | tr '\n' ':')${PKG_CONFIG_PATH:-}
+if flags=$(pkg-config --cflags --libs stagegate 2>"$tmp/pc.err"); then
+    ok "pkg-config --cflags --libs stagegate"
+    if ${CC:-cc} -o "$tmp/consumer" "$SRC/tests/e2e/installed_consumer.c" $flags >"$tmp/cc.log" 2>&1 &&
+        "$tmp/consumer" | grep -q '"sha256_abc": *"ba7816bf'; then
+        ok "a program builds and runs against the installed headers and library"
+    else
+        bad "consumer program: $(head -5 "$tmp/cc.log")"
+    fi
+else
+    bad "pkg-config stagegate: $(cat "$tmp/pc.err")"
+fi
+[ -f "$(find "$p" -name stagegateConfig.cmake | head -1)" ] && ok "CMake package config installed" ||
+    bad "no stagegateConfig.cmake"
 
 # pkg-config that finds nothing: configure must stop and name the Debian package.
 mkdir "$tmp/no-pc"

@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "stagegate/cli.h"
+#include "stagegate/json.h"
 #include "stagegate/metrics.h"
 
 typedef struct {
@@ -189,6 +189,12 @@ static int bench(int64_t n, int repeat, bool weighted, const char *raw, sg_err *
     return rc;
 }
 
+static int probe_fail(int rc, const sg_err *err)
+{
+    fprintf(stderr, "sg_metrics_probe: %s\n", err->msg[0] ? err->msg : sg_status_string(rc));
+    return 2;
+}
+
 int main(int argc, char **argv)
 {
     sg_err err = {{0}};
@@ -212,11 +218,11 @@ int main(int argc, char **argv)
             path = a;
         else
             rc = sg_errf(&err, SG_EINPUT, "unknown or incomplete option '%s'", a);
-        if (rc) return sg_cli_fail(SG_EINPUT, &err);
+        if (rc) return probe_fail(SG_EINPUT, &err);
     }
     if (rows > 0) {
         int rc = bench(rows, (int)repeat, weighted, raw, &err);
-        return rc ? sg_cli_fail(rc, &err) : 0;
+        return rc ? probe_fail(rc, &err) : 0;
     }
     if (!path) {
         fprintf(stderr, "usage: sg_metrics_probe CASE.txt [--chunk N] | --bench ROWS "
@@ -230,5 +236,5 @@ int main(int argc, char **argv)
     if (!rc) rc = print_metrics(&m, json_object());
     sg_metrics_clear(&m);
     case_free(&c);
-    return rc ? sg_cli_fail(rc, &err) : 0;
+    return rc ? probe_fail(rc, &err) : 0;
 }

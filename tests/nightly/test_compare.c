@@ -15,7 +15,7 @@
 
 #include <cmocka.h>
 
-#include "stagegate/cli.h"
+#include "stagegate/json.h"
 #include "stagegate/compare.h"
 #include "stagegate/harness.h"
 

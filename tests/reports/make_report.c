@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "stagegate/cli.h"
+#include "stagegate/json.h"
 #include "stagegate/keys.h"
 #include "stagegate/report.h"
 

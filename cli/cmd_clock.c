@@ -2,7 +2,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "stagegate/cli.h"
+#include "cli.h"
 #include "stagegate/harness.h"
 
 static void usage(FILE *out)
@@ -29,19 +29,14 @@ int sg_cmd_clock(int argc, char **argv)
 {
     bool json = false;
     const char *cpus = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--json"))
-            json = true;
-        else if (!strcmp(argv[i], "--cpus")) {
-            if (i + 1 >= argc)
-                return sg_cli_usage_error("clock", "--cpus needs a CPU list like 0-3,6");
-            cpus = argv[++i];
-        } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            usage(stdout);
-            return 0;
-        } else
-            return sg_cli_usage_error("clock", "unknown option '%s'", argv[i]);
+    const sg_opt opts[] = {SG_OPT_FLAG_("json", &json), SG_OPT_STR("cpus", &cpus), SG_OPT_END_};
+    int n_pos;
+    int prc = sg_opts_parse("clock", opts, argc, argv, 1, NULL, 0, &n_pos);
+    if (prc == SG_OPTS_HELP) {
+        usage(stdout);
+        return 0;
     }
+    if (prc != SG_OPTS_OK) return 2;
     sg_err err = {{0}};
     const sg_clock_info *ci = sg_clock();
     sg_pool *pool = NULL;

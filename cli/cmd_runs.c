@@ -1,13 +1,12 @@
 /* `stagegate registry record REPORT` and `stagegate registry runs NAME`: the run history. */
-#include <getopt.h>
 #include <math.h>
 #include <string.h>
 
-#include "cmd_internal.h"
+#include "cmd_registry.h"
 #include "stagegate/compare.h"
 #include "stagegate/keys.h"
 
-static const char runs_usage[] =
+const char reg_runs_usage[] =
     "usage: stagegate registry record REPORT [--pubkey PUB.pem] [--model NAME] [--db PATH] "
     "[--json]\n"
     "       stagegate registry runs NAME [--version V] [--fingerprint ID] [--limit N] [--db PATH] "
@@ -66,95 +65,27 @@ static void print_run(const json_t *r)
     printf("\n");
 }
 
-typedef struct {
-    const char *db, *pubkey, *model, *fingerprint;
-    int64_t version, limit;
-    bool json;
-} runs_args;
-
-static int parse(int argc, char **argv, runs_args *a, sg_err *err)
+int reg_cmd_runs(reg_cli *a)
 {
-    static const struct option opts[] = {{"db", required_argument, 0, 'd'},
-                                         {"pubkey", required_argument, 0, 'p'},
-                                         {"model", required_argument, 0, 'm'},
-                                         {"fingerprint", required_argument, 0, 'f'},
-                                         {"version", required_argument, 0, 'v'},
-                                         {"limit", required_argument, 0, 'l'},
-                                         {"json", no_argument, 0, 'j'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
-    memset(a, 0, sizeof *a);
-    optind = 1;
-    opterr = 0;
-    int opt;
-    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (opt) {
-        case 'd':
-            a->db = optarg;
-            break;
-        case 'p':
-            a->pubkey = optarg;
-            break;
-        case 'm':
-            a->model = optarg;
-            break;
-        case 'f':
-            a->fingerprint = optarg;
-            break;
-        case 'v':
-            if (sg_parse_i64("--version", optarg, 1, INT64_MAX, &a->version, err)) return 2;
-            break;
-        case 'l':
-            if (sg_parse_i64("--limit", optarg, 1, INT64_MAX, &a->limit, err)) return 2;
-            break;
-        case 'j':
-            a->json = true;
-            break;
-        case 'h':
-            fputs(runs_usage, stdout);
-            return 0;
-        default:
-            return sg_cli_usage_error("registry", "unknown or incomplete option '%s'",
-                                      argv[optind - 1]);
-        }
-    }
-    if (argc - optind != 1)
-        return sg_cli_usage_error("registry", "%s takes one argument, got %d", argv[0],
-                                  argc - optind);
-    return -1;
-}
-
-int reg_cmd_runs(int argc, char **argv)
-{
-    /* argv[0] is "registry"; getopt sees the subcommand as the program name. */
-    argc--, argv++;
-    bool record = !strcmp(argv[0], "record");
-    runs_args a;
+    bool record = !strcmp(a->sub, "record");
+    const char *arg = a->pos[0];
     sg_err err = {{0}};
-    int prc = parse(argc, argv, &a, &err);
-    if (prc == 2 && err.msg[0]) return sg_cli_fail(SG_EINPUT, &err);
-    if (prc >= 0) return prc;
-    const char *arg = argv[optind];
-    if (record && (a.version || a.fingerprint || a.limit))
-        return sg_cli_usage_error("registry",
-                                  "record does not take --version, --fingerprint or --limit");
-    if (!record && (a.pubkey || a.model))
-        return sg_cli_usage_error("registry", "runs does not take --pubkey or --model");
     EVP_PKEY *pub = NULL;
-    int rc = a.pubkey ? sg_key_load_public(a.pubkey, &pub, &err) : SG_OK;
+    int rc = a->pubkey ? sg_key_load_public(a->pubkey, &pub, &err) : SG_OK;
     sg_registry *reg = NULL;
-    if (!rc) rc = sg_registry_open(sg_registry_path(a.db), false, &reg, &err);
+    if (!rc) rc = sg_registry_open(sg_registry_path(a->db), false, &reg, &err);
     json_t *doc = NULL;
     if (!rc && record) {
-        rc = sg_registry_record_run(reg, arg, pub, a.model, &doc, &err);
+        rc = sg_registry_record_run(reg, arg, pub, a->model, &doc, &err);
     } else if (!rc) {
-        sg_runs_filter f = {.version = a.version, .fingerprint = a.fingerprint, .limit = a.limit};
+        sg_runs_filter f = {
+            .version = a->version, .fingerprint = a->fingerprint, .limit = a->limit};
         if (!(doc = sg_registry_runs(reg, arg, &f, &err))) rc = SG_EINPUT;
     }
     sg_registry_close(reg);
     EVP_PKEY_free(pub);
     if (rc) return sg_cli_fail(rc, &err);
-    if (a.json) {
+    if (a->json) {
         rc = sg_json_print(doc) ? 2 : 0;
     } else if (record) {
         printf("recorded run #%lld: ", (long long)json_integer_value(json_object_get(doc, "id")));

@@ -1,9 +1,9 @@
 /* `stagegate trend NAME --html OUT.html`: the trend page from the registry's run history. */
-#include <getopt.h>
 #include <string.h>
 
-#include "stagegate/cli.h"
+#include "cli.h"
 #include "stagegate/compare.h"
+#include "stagegate/registry.h"
 
 static const char trend_usage[] =
     "usage: stagegate trend NAME --html OUT.html [--db PATH] [--version V] [--limit N]\n\n"
@@ -15,47 +15,30 @@ static const char trend_usage[] =
 
 int sg_cmd_trend(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"html", required_argument, 0, 'o'},    {"db", required_argument, 0, 'd'},
-        {"version", required_argument, 0, 'v'}, {"limit", required_argument, 0, 'l'},
-        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
     const char *html = NULL, *db = NULL;
     sg_runs_filter f = {0};
     sg_err err = {{0}};
-    optind = 1;
-    opterr = 0;
-    int opt;
-    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (opt) {
-        case 'o':
-            html = optarg;
-            break;
-        case 'd':
-            db = optarg;
-            break;
-        case 'v':
-            if (sg_parse_i64("--version", optarg, 1, INT64_MAX, &f.version, &err))
-                return sg_cli_fail(SG_EINPUT, &err);
-            break;
-        case 'l':
-            if (sg_parse_i64("--limit", optarg, 1, INT64_MAX, &f.limit, &err))
-                return sg_cli_fail(SG_EINPUT, &err);
-            break;
-        case 'h':
-            fputs(trend_usage, stdout);
-            return 0;
-        default:
-            return sg_cli_usage_error("trend", "unknown or incomplete option '%s'",
-                                      argv[optind - 1]);
-        }
+    const sg_opt opts[] = {
+        SG_OPT_STR("html", &html),
+        SG_OPT_STR("db", &db),
+        SG_OPT_INT_("version", &f.version, 1, (double)INT64_MAX),
+        SG_OPT_INT_("limit", &f.limit, 1, (double)INT64_MAX),
+        SG_OPT_END_,
+    };
+    const char *pos[2];
+    int n_pos;
+    int prc = sg_opts_parse("trend", opts, argc, argv, 1, pos, 2, &n_pos);
+    if (prc == SG_OPTS_HELP) {
+        fputs(trend_usage, stdout);
+        return 0;
     }
-    if (argc - optind != 1)
-        return sg_cli_usage_error("trend", "expected one model NAME, got %d", argc - optind);
+    if (prc != SG_OPTS_OK) return 2;
+    if (n_pos != 1) return sg_cli_usage_error("trend", "expected one model NAME, got %d", n_pos);
     if (!html) return sg_cli_usage_error("trend", "--html OUT.html is required");
     sg_registry *reg = NULL;
     int rc = sg_registry_open(sg_registry_path(db), false, &reg, &err);
     json_t *doc = NULL;
-    if (!rc && !(doc = sg_registry_runs(reg, argv[optind], &f, &err))) rc = SG_EINPUT;
+    if (!rc && !(doc = sg_registry_runs(reg, pos[0], &f, &err))) rc = SG_EINPUT;
     sg_registry_close(reg);
     sg_outfile o;
     if (!rc) rc = sg_outfile_open(&o, html, &err);
@@ -70,7 +53,7 @@ int sg_cmd_trend(int argc, char **argv)
     size_t n = json_array_size(json_object_get(doc, "runs"));
     json_decref(doc);
     if (rc) return sg_cli_fail(rc, &err);
-    fprintf(stderr, "stagegate: trend of %s over %zu run%s written to %s\n", argv[optind], n,
+    fprintf(stderr, "stagegate: trend of %s over %zu run%s written to %s\n", pos[0], n,
             n == 1 ? "" : "s", html);
     return 0;
 }

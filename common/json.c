@@ -1,28 +1,10 @@
-/* Shared CLI helpers: one-line errors, deterministic JSON output, option parsing. */
-#include "stagegate/cli.h"
+/* Deterministic JSON output and strict number parsing. */
+#include "stagegate/json.h"
 
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-
-int sg_cli_fail(int status, const sg_err *err)
-{
-    fprintf(stderr, "stagegate: %s\n", err && err->msg[0] ? err->msg : sg_status_string(status));
-    return sg_exit_code(status);
-}
-
-int sg_cli_usage_error(const char *cmd, const char *fmt, ...)
-{
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "stagegate %s: %s (see 'stagegate %s --help')\n", cmd, msg, cmd);
-    return 2;
-}
 
 char *sg_json_dumps(json_t *doc, bool indent)
 {

@@ -1,10 +1,9 @@
 /* stagegate eval: evaluate a model on a validation set and print its metrics. */
-#include <getopt.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "stagegate/cli.h"
+#include "cli.h"
 #include "stagegate/eval.h"
 #include "stagegate/registry.h"
 
@@ -67,65 +66,33 @@ static void print_human(const sg_eval_config *c, const sg_eval_result *r)
 
 int sg_cmd_eval(int argc, char **argv)
 {
-    static const struct option opts[] = {{"model", required_argument, 0, 'm'},
-                                         {"data", required_argument, 0, 'd'},
-                                         {"json", no_argument, 0, 'j'},
-                                         {"predictions", required_argument, 0, 'p'},
-                                         {"threshold", required_argument, 0, 't'},
-                                         {"cpus", required_argument, 0, 'c'},
-                                         {"chunk-rows", required_argument, 0, 'k'},
-                                         {"db", required_argument, 0, 'D'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
     sg_eval_config c;
     sg_eval_config_init(&c);
     bool json = false;
     const char *db = NULL;
     sg_err err = {{0}};
-    int opt;
-    optind = 1;
-    opterr = 0;
-    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        double dv;
-        int64_t iv;
-        switch (opt) {
-        case 'm':
-            c.model_path = optarg;
-            break;
-        case 'd':
-            c.data_path = optarg;
-            break;
-        case 'j':
-            json = true;
-            break;
-        case 'p':
-            c.predictions_path = optarg;
-            break;
-        case 'c':
-            c.cpus = optarg;
-            break;
-        case 'D':
-            db = optarg;
-            break;
-        case 't':
-            if (sg_parse_double("--threshold", optarg, 0.0, 1.0, &dv, &err))
-                return sg_cli_usage_error("eval", "%s", err.msg);
-            c.threshold = (float)dv;
-            break;
-        case 'k':
-            if (sg_parse_i64("--chunk-rows", optarg, 1, 1 << 24, &iv, &err))
-                return sg_cli_usage_error("eval", "%s", err.msg);
-            c.chunk_rows = iv;
-            break;
-        case 'h':
-            fputs(eval_usage, stdout);
-            return 0;
-        default:
-            return sg_cli_usage_error("eval", "unknown or incomplete option '%s'",
-                                      argv[optind - 1]);
-        }
+    double threshold = c.threshold;
+    int64_t chunk_rows = c.chunk_rows;
+    const sg_opt opts[] = {
+        SG_OPT_STR("model", &c.model_path),
+        SG_OPT_STR("data", &c.data_path),
+        SG_OPT_FLAG_("json", &json),
+        SG_OPT_STR("predictions", &c.predictions_path),
+        SG_OPT_DBL("threshold", &threshold, 0.0, 1.0),
+        SG_OPT_STR("cpus", &c.cpus),
+        SG_OPT_INT_("chunk-rows", &chunk_rows, 1, 1 << 24),
+        SG_OPT_STR("db", &db),
+        SG_OPT_END_,
+    };
+    int n_pos;
+    int prc = sg_opts_parse("eval", opts, argc, argv, 1, NULL, 0, &n_pos);
+    if (prc == SG_OPTS_HELP) {
+        fputs(eval_usage, stdout);
+        return 0;
     }
-    if (optind < argc) return sg_cli_usage_error("eval", "unexpected argument '%s'", argv[optind]);
+    if (prc != SG_OPTS_OK) return 2;
+    c.threshold = (float)threshold;
+    c.chunk_rows = chunk_rows;
     if (!c.model_path) return sg_cli_usage_error("eval", "--model is required");
     if (!c.data_path) return sg_cli_usage_error("eval", "--data is required");
 

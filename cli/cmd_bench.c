@@ -1,7 +1,7 @@
 /* stagegate bench: LoadGen-style latency scenarios for one model on pinned per-core workers. */
 #include <string.h>
 
-#include "stagegate/cli.h"
+#include "cli.h"
 #include "stagegate/harness.h"
 #include "stagegate/registry.h"
 
@@ -40,69 +40,44 @@ int sg_cmd_bench(int argc, char **argv)
 {
     sg_bench_config c;
     sg_bench_config_init(&c);
-    const char *model = NULL, *data = NULL, *samples = NULL, *db = NULL;
-    bool json = false, have_scenario = false, have_batch = false;
+    const char *model = NULL, *data = NULL, *samples = NULL, *db = NULL, *scenario = NULL;
+    bool json = false, have_batch = false;
     sg_err err = {{0}};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            return 0;
-        }
-        if (!strcmp(a, "--json")) {
-            json = true;
-            continue;
-        }
-        if (!strcmp(a, "--breakdown")) {
-            c.breakdown = true;
-            continue;
-        }
-        if (i + 1 >= argc)
-            return sg_cli_usage_error("bench", "option '%s' needs a value or is unknown", a);
-        const char *v = argv[++i];
-        int64_t n;
-        if (!strcmp(a, "--model"))
-            model = v;
-        else if (!strcmp(a, "--data"))
-            data = v;
-        else if (!strcmp(a, "--samples"))
-            samples = v;
-        else if (!strcmp(a, "--db"))
-            db = v;
-        else if (!strcmp(a, "--cpus"))
-            c.cpus = v;
-        else if (!strcmp(a, "--scenario")) {
-            int s = sg_scenario_parse(v);
-            if (s < 0)
-                return sg_cli_usage_error(
-                    "bench", "--scenario: '%s' is not single-stream, server or offline", v);
-            c.scenario = (sg_scenario)s;
-            have_scenario = true;
-        } else if (!strcmp(a, "--qps")) {
-            if (sg_parse_double(a, v, 1e-3, 1e9, &c.qps, &err))
-                return sg_cli_usage_error("bench", "%s", err.msg);
-        } else if (!strcmp(a, "--duration")) {
-            if (sg_parse_double(a, v, 0, 86400, &c.min_duration_s, &err))
-                return sg_cli_usage_error("bench", "%s", err.msg);
-        } else if (!strcmp(a, "--min-queries")) {
-            if (sg_parse_i64(a, v, 1, 1000000000, &c.min_queries, &err))
-                return sg_cli_usage_error("bench", "%s", err.msg);
-        } else if (!strcmp(a, "--warmup")) {
-            if (sg_parse_i64(a, v, 0, 100000000, &c.warmup, &err))
-                return sg_cli_usage_error("bench", "%s", err.msg);
-        } else if (!strcmp(a, "--seed")) {
-            if (sg_parse_i64(a, v, 0, INT64_MAX, &n, &err))
-                return sg_cli_usage_error("bench", "%s", err.msg);
-            c.seed = (uint64_t)n;
-        } else if (!strcmp(a, "--batch")) {
-            if (sg_parse_i64(a, v, 1, 1 << 20, &c.batch, &err))
-                return sg_cli_usage_error("bench", "%s", err.msg);
-            have_batch = true;
-        } else
-            return sg_cli_usage_error("bench", "unknown option '%s'", a);
+    int64_t seed = (int64_t)c.seed;
+    const sg_opt opts[] = {
+        SG_OPT_STR("model", &model),
+        SG_OPT_STR("data", &data),
+        SG_OPT_STR("scenario", &scenario),
+        SG_OPT_DBL("qps", &c.qps, 1e-3, 1e9),
+        SG_OPT_DBL("duration", &c.min_duration_s, 0, 86400),
+        SG_OPT_INT_("min-queries", &c.min_queries, 1, 1000000000),
+        SG_OPT_INT_("warmup", &c.warmup, 0, 100000000),
+        SG_OPT_INT_("seed", &seed, 0, (double)INT64_MAX),
+        SG_OPT_INT_SEEN("batch", &c.batch, 1, 1 << 20, &have_batch),
+        SG_OPT_STR("cpus", &c.cpus),
+        SG_OPT_FLAG_("json", &json),
+        SG_OPT_STR("samples", &samples),
+        SG_OPT_FLAG_("breakdown", &c.breakdown),
+        SG_OPT_STR("db", &db),
+        SG_OPT_END_,
+    };
+    int n_pos;
+    int prc = sg_opts_parse("bench", opts, argc, argv, 1, NULL, 0, &n_pos);
+    if (prc == SG_OPTS_HELP) {
+        usage(stdout);
+        return 0;
+    }
+    if (prc != SG_OPTS_OK) return 2;
+    c.seed = (uint64_t)seed;
+    if (scenario) {
+        int sc = sg_scenario_parse(scenario);
+        if (sc < 0)
+            return sg_cli_usage_error(
+                "bench", "--scenario: '%s' is not single-stream, server or offline", scenario);
+        c.scenario = (sg_scenario)sc;
     }
     if (!model || !data) return sg_cli_usage_error("bench", "--model and --data are required");
-    if (!have_scenario) return sg_cli_usage_error("bench", "--scenario is required");
+    if (!scenario) return sg_cli_usage_error("bench", "--scenario is required");
     if (c.scenario == SG_SCENARIO_SERVER && !(c.qps > 0))
         return sg_cli_usage_error("bench", "--qps is required for the server scenario");
     if (c.scenario != SG_SCENARIO_SERVER && c.qps > 0)

@@ -2,7 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cmd_internal.h"
+#include "cmd_registry.h"
 
 static const char usage_text[] =
     "usage: stagegate registry SUBCOMMAND [--db PATH] [--json] ...\n"
@@ -28,18 +28,45 @@ static const char usage_text[] =
     "--json: reads print one JSON document; writes print the version (or model) they changed.\n"
     "Exit codes: 0 ok, 1 refused by a gate or an authorization check, 2 usage or input error.\n";
 
+/* Which options a subcommand takes: each subcommand declares its own set. */
+enum {
+    O_DB = 1 << 0,      /* --db (also accepted before the subcommand) */
+    O_JSON = 1 << 1,    /* --json (also accepted before the subcommand) */
+    O_AS = 1 << 2,      /* --as KEY.pem: a signed request */
+    O_REPORT = 1 << 3,  /* transition --report */
+    O_APPROVE = 1 << 4, /* approve --reject --comment */
+    O_MODEL = 1 << 5,   /* create-model's policy options */
+    O_RECORD = 1 << 6,  /* record --pubkey --model */
+    O_RUNS = 1 << 7,    /* runs --version --fingerprint --limit */
+};
+#define O_READ (O_DB | O_JSON)
+#define O_WRITE (O_DB | O_JSON | O_AS)
+
 typedef struct {
     const char *name;
     int min_pos, max_pos;
     bool write;
+    unsigned opts;
 } sub_spec;
 
 static const sub_spec subs[] = {
-    {"create-model", 1, 1, true}, {"create-version", 2, 2, true}, {"transition", 3, 3, true},
-    {"approve", 2, 2, true},      {"rollback", 1, 1, true},       {"set-tag", 4, 4, true},
-    {"delete-tag", 3, 3, true},   {"set-alias", 3, 3, true},      {"delete-alias", 2, 2, true},
-    {"get", 1, 2, false},         {"list", 0, 0, false},          {"search", 0, 1, false},
-    {"history", 1, 1, false},     {"verify-log", 0, 0, false},    {"resolve", 1, 1, false},
+    {"create-model", 1, 1, true, O_WRITE | O_MODEL},
+    {"create-version", 2, 2, true, O_WRITE},
+    {"transition", 3, 3, true, O_WRITE | O_REPORT},
+    {"approve", 2, 2, true, O_WRITE | O_APPROVE},
+    {"rollback", 1, 1, true, O_WRITE},
+    {"set-tag", 4, 4, true, O_WRITE},
+    {"delete-tag", 3, 3, true, O_WRITE},
+    {"set-alias", 3, 3, true, O_WRITE},
+    {"delete-alias", 2, 2, true, O_WRITE},
+    {"get", 1, 2, false, O_READ},
+    {"list", 0, 0, false, O_READ},
+    {"search", 0, 1, false, O_READ},
+    {"history", 1, 1, false, O_READ},
+    {"verify-log", 0, 0, false, O_READ},
+    {"resolve", 1, 1, false, O_READ},
+    {"record", 1, 1, false, O_READ | O_RECORD},
+    {"runs", 1, 1, false, O_READ | O_RUNS},
 };
 
 int reg_cli_fail(int rc, const sg_err *err)
@@ -47,54 +74,41 @@ int reg_cli_fail(int rc, const sg_err *err)
     return sg_cli_fail(rc, err);
 }
 
-/* Options taking a value: where each one is stored. */
-static const char **value_slot(reg_cli *c, const char *opt)
+/* The subcommand's own option table, from every registry option and the set it takes. */
+static void sub_options(reg_cli *c, unsigned set, sg_opt *out)
 {
-    static const char *const names[] = {"--db",           "--as",          "--report",
-                                        "--comment",      "--stages",      "--transitions",
-                                        "--report-stage", "--description", "--max-report-age"};
-    const char **slots[] = {&c->db,           &c->as,          &c->report,
-                            &c->comment,      &c->stages,      &c->transitions,
-                            &c->report_stage, &c->description, &c->max_age};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (!strcmp(opt, names[i])) return slots[i];
-    return NULL;
-}
-
-static int parse_args(reg_cli *c, int argc, char **argv)
-{
-    for (int i = 2; i < argc; i++) {
-        const char *a = argv[i], **slot;
-        if (!strcmp(a, "--json"))
-            c->json = true;
-        else if (!strcmp(a, "--reject"))
-            c->reject = true;
-        else if (!strcmp(a, "--require-approval"))
-            c->require_approval = true;
-        else if (a[0] == '-' && a[1] == '-' && a[2]) {
-            if (i + 1 >= argc) return sg_cli_usage_error("registry", "%s needs a value", a);
-            const char *v = argv[++i];
-            if ((slot = value_slot(c, a)) != NULL)
-                *slot = v;
-            else if (!strcmp(a, "--signer"))
-                c->signers[c->n_signers++] = v;
-            else if (!strcmp(a, "--promoter"))
-                c->promoters[c->n_promoters++] = v;
-            else if (!strcmp(a, "--approver"))
-                c->approvers[c->n_approvers++] = v;
-            else if (!strcmp(a, "--tag"))
-                c->tags[c->n_tags++] = v;
-            else if (!strcmp(a, "--single-version"))
-                c->single[c->n_single++] = v;
-            else if (!strcmp(a, "--multi-version"))
-                c->multi[c->n_multi++] = v;
-            else
-                return sg_cli_usage_error("registry", "unknown option %s", a);
-        } else {
-            c->pos[c->n_pos++] = a;
-        }
-    }
-    return 0;
+    const struct {
+        unsigned group;
+        sg_opt opt;
+    } all[] = {
+        {O_DB, SG_OPT_STR("db", &c->db)},
+        {O_JSON, SG_OPT_FLAG_("json", &c->json)},
+        {O_AS, SG_OPT_STR("as", &c->as)},
+        {O_REPORT, SG_OPT_STR("report", &c->report)},
+        {O_APPROVE, SG_OPT_FLAG_("reject", &c->reject)},
+        {O_APPROVE, SG_OPT_STR("comment", &c->comment)},
+        {O_MODEL, SG_OPT_LIST_("signer", &c->signers)},
+        {O_MODEL, SG_OPT_LIST_("promoter", &c->promoters)},
+        {O_MODEL, SG_OPT_LIST_("approver", &c->approvers)},
+        {O_MODEL, SG_OPT_FLAG_("require-approval", &c->require_approval)},
+        {O_MODEL, SG_OPT_STR("stages", &c->stages)},
+        {O_MODEL, SG_OPT_INT_("max-report-age", &c->max_age, 1, 36500)},
+        {O_MODEL, SG_OPT_STR("report-stage", &c->report_stage)},
+        {O_MODEL, SG_OPT_STR("transitions", &c->transitions)},
+        {O_MODEL, SG_OPT_LIST_("single-version", &c->single)},
+        {O_MODEL, SG_OPT_LIST_("multi-version", &c->multi)},
+        {O_MODEL, SG_OPT_STR("description", &c->description)},
+        {O_MODEL, SG_OPT_LIST_("tag", &c->tags)},
+        {O_RECORD, SG_OPT_STR("pubkey", &c->pubkey)},
+        {O_RECORD, SG_OPT_STR("model", &c->model)},
+        {O_RUNS, SG_OPT_INT_("version", &c->version, 1, (double)INT64_MAX)},
+        {O_RUNS, SG_OPT_STR("fingerprint", &c->fingerprint)},
+        {O_RUNS, SG_OPT_INT_("limit", &c->limit, 1, (double)INT64_MAX)},
+    };
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        if (all[i].group & set) out[n++] = all[i].opt;
+    out[n] = (sg_opt)SG_OPT_END_;
 }
 
 static int parse_version(const char *s, int64_t *v)
@@ -149,12 +163,12 @@ static int cmd_create_model(reg_cli *c, sg_registry *reg)
                                  .description = c->description,
                                  .transitions = c->transitions,
                                  .report_stage = c->report_stage,
-                                 .multi_stages = c->multi,
-                                 .n_multi = c->n_multi,
-                                 .single_stages = c->single,
-                                 .n_single = c->n_single,
-                                 .tags = c->tags,
-                                 .n_tags = c->n_tags,
+                                 .multi_stages = c->multi.v,
+                                 .n_multi = c->multi.n,
+                                 .single_stages = c->single.v,
+                                 .n_single = c->single.n,
+                                 .tags = c->tags.v,
+                                 .n_tags = c->tags.n,
                                  .require_approval = c->require_approval};
     sg_err err;
     sg_registry_request req, *rp = NULL;
@@ -171,38 +185,34 @@ static int cmd_create_model(reg_cli *c, sg_registry *reg)
         }
         sp.stages = stages;
     }
-    if (c->max_age && sg_parse_i64("--max-report-age", c->max_age, 1, 36500,
-                                   &sp.max_report_age_days, &err) != 0) {
-        free(stage_buf);
-        sg_registry_request_clear(rp);
-        return reg_cli_fail(SG_EINPUT, &err);
-    }
-    size_t nk = c->n_signers + c->n_promoters + c->n_approvers;
+    sp.max_report_age_days = c->max_age;
+    size_t nk = c->signers.n + c->promoters.n + c->approvers.n;
     sg_registry_key_ref *keys = calloc(nk ? nk : 1, sizeof *keys);
-    char **stage_copies = calloc(c->n_promoters ? c->n_promoters : 1, sizeof *stage_copies);
+    char **stage_copies = calloc(c->promoters.n ? c->promoters.n : 1, sizeof *stage_copies);
     int rc = keys && stage_copies ? SG_OK : sg_errf(&err, SG_ENOMEM, "out of memory");
-    for (size_t i = 0; rc == SG_OK && i < c->n_signers; i++)
-        keys[i].path = c->signers[i];
-    for (size_t i = 0; rc == SG_OK && i < c->n_promoters; i++) {
-        const char *eq = strchr(c->promoters[i], '=');
+    for (size_t i = 0; rc == SG_OK && i < c->signers.n; i++)
+        keys[i].path = c->signers.v[i];
+    for (size_t i = 0; rc == SG_OK && i < c->promoters.n; i++) {
+        const char *eq = strchr(c->promoters.v[i], '=');
         if (!eq) {
-            rc = sg_errf(&err, SG_EINPUT, "--promoter: '%s' is not STAGE=PUB.pem", c->promoters[i]);
+            rc = sg_errf(&err, SG_EINPUT, "--promoter: '%s' is not STAGE=PUB.pem",
+                         c->promoters.v[i]);
             break;
         }
-        stage_copies[i] = strndup(c->promoters[i], (size_t)(eq - c->promoters[i]));
-        keys[c->n_signers + i] = (sg_registry_key_ref){.stage = stage_copies[i], .path = eq + 1};
+        stage_copies[i] = strndup(c->promoters.v[i], (size_t)(eq - c->promoters.v[i]));
+        keys[c->signers.n + i] = (sg_registry_key_ref){.stage = stage_copies[i], .path = eq + 1};
     }
-    for (size_t i = 0; rc == SG_OK && i < c->n_approvers; i++)
-        keys[c->n_signers + c->n_promoters + i].path = c->approvers[i];
+    for (size_t i = 0; rc == SG_OK && i < c->approvers.n; i++)
+        keys[c->signers.n + c->promoters.n + i].path = c->approvers.v[i];
     sp.signers = keys;
-    sp.n_signers = c->n_signers;
-    sp.promoters = keys ? keys + c->n_signers : NULL;
-    sp.n_promoters = c->n_promoters;
-    sp.approvers = keys ? keys + c->n_signers + c->n_promoters : NULL;
-    sp.n_approvers = c->n_approvers;
+    sp.n_signers = c->signers.n;
+    sp.promoters = keys ? keys + c->signers.n : NULL;
+    sp.n_promoters = c->promoters.n;
+    sp.approvers = keys ? keys + c->signers.n + c->promoters.n : NULL;
+    sp.n_approvers = c->approvers.n;
     if (rc == SG_OK) rc = sg_registry_create_model(reg, &sp, rp, &err);
     sg_registry_request_clear(rp);
-    for (size_t i = 0; stage_copies && i < c->n_promoters; i++)
+    for (size_t i = 0; stage_copies && i < c->promoters.n; i++)
         free(stage_copies[i]);
     free(stage_copies);
     free(keys);
@@ -347,46 +357,63 @@ static int run_write(reg_cli *c, sg_registry *reg)
 
 int sg_cmd_registry(int argc, char **argv)
 {
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        fputs(usage_text, argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
-    }
-    /* The run history has its own options (registry/cmd_runs.c). */
-    if (!strcmp(argv[1], "record") || !strcmp(argv[1], "runs")) return reg_cmd_runs(argc, argv);
-    const sub_spec *sp = NULL;
-    for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++)
-        if (!strcmp(argv[1], subs[i].name)) sp = &subs[i];
-    if (!sp) return sg_cli_usage_error("registry", "unknown subcommand '%s'", argv[1]);
-    for (int i = 2; i < argc; i++)
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+    reg_cli c;
+    memset(&c, 0, sizeof c);
+    /* Global options before the subcommand, as git takes -C: registry --db PATH --json SUB ... */
+    int first = 1;
+    while (first < argc && argv[first][0] == '-') {
+        const char *a = argv[first];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             fputs(usage_text, stdout);
             return 0;
         }
-    reg_cli c = {.sub = sp->name};
-    size_t n = (size_t)argc;
-    const char **buf = calloc(7 * n, sizeof *buf);
-    if (!buf) return 2;
-    c.pos = buf, c.signers = buf + n, c.promoters = buf + 2 * n, c.approvers = buf + 3 * n;
-    c.tags = buf + 4 * n, c.single = buf + 5 * n, c.multi = buf + 6 * n;
-    int ret = parse_args(&c, argc, argv);
-    if (ret == 0 && ((int)c.n_pos < sp->min_pos || (int)c.n_pos > sp->max_pos))
-        ret = sg_cli_usage_error("registry", "%s takes %d%s argument%s, got %zu", sp->name,
-                                 sp->min_pos, sp->max_pos > sp->min_pos ? " or more" : "",
-                                 sp->max_pos == 1 ? "" : "s", c.n_pos);
-    if (ret != 0) {
-        free(buf);
-        return ret;
+        if (!strcmp(a, "--json")) {
+            c.json = true;
+            first++;
+        } else if (!strncmp(a, "--db=", 5)) {
+            c.db = a + 5;
+            first++;
+        } else if (!strcmp(a, "--db")) {
+            if (first + 1 >= argc)
+                return sg_cli_usage_error("registry", "option '--db' needs a value");
+            c.db = argv[first + 1];
+            first += 2;
+        } else {
+            return sg_cli_usage_error("registry",
+                                      "option '%s' is not a global option; give it after the "
+                                      "subcommand",
+                                      a);
+        }
     }
+    if (first >= argc) {
+        fputs(usage_text, stderr);
+        return 2;
+    }
+    const sub_spec *sp = NULL;
+    for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++)
+        if (!strcmp(argv[first], subs[i].name)) sp = &subs[i];
+    if (!sp) return sg_cli_usage_error("registry", "unknown subcommand '%s'", argv[first]);
+    c.sub = sp->name;
+    snprintf(c.cmd, sizeof c.cmd, "registry %s", sp->name);
+    sg_opt opts[32];
+    sub_options(&c, sp->opts, opts);
+    int prc = sg_opts_parse(c.cmd, opts, argc, argv, first + 1, c.pos, 4, &c.n_pos);
+    if (prc == SG_OPTS_HELP) {
+        fputs(sp->opts & (O_RECORD | O_RUNS) ? reg_runs_usage : usage_text, stdout);
+        return 0;
+    }
+    if (prc != SG_OPTS_OK) return 2;
+    if (c.n_pos < sp->min_pos || c.n_pos > sp->max_pos)
+        return sg_cli_usage_error(c.cmd, "%s takes %d%s argument%s, got %d", sp->name, sp->min_pos,
+                                  sp->max_pos > sp->min_pos ? " or more" : "",
+                                  sp->max_pos == 1 ? "" : "s", c.n_pos);
+    if (sp->opts & (O_RECORD | O_RUNS)) return reg_cmd_runs(&c);
     sg_registry *reg = NULL;
     sg_err err;
     int rc =
         sg_registry_open(sg_registry_path(c.db), !strcmp(sp->name, "create-model"), &reg, &err);
-    if (rc != SG_OK) {
-        free(buf);
-        return reg_cli_fail(rc, &err);
-    }
-    ret = sp->write ? run_write(&c, reg) : reg_cli_read(&c, reg);
+    if (rc != SG_OK) return reg_cli_fail(rc, &err);
+    int ret = sp->write ? run_write(&c, reg) : reg_cli_read(&c, reg);
     sg_registry_close(reg);
-    free(buf);
     return ret;
 }

@@ -1,7 +1,7 @@
 /* stagegate keygen: create a signing key pair for reports. */
 #include <string.h>
 
-#include "stagegate/cli.h"
+#include "cli.h"
 #include "stagegate/keys.h"
 
 static void keygen_usage(FILE *out)
@@ -18,23 +18,15 @@ int sg_cmd_keygen(int argc, char **argv)
 {
     const char *prefix = NULL, *type_name = "ecdsa-p256";
     bool json = false;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            keygen_usage(stdout);
-            return 0;
-        } else if (!strcmp(a, "--json")) {
-            json = true;
-        } else if (!strcmp(a, "--out") || !strcmp(a, "--type")) {
-            if (i + 1 >= argc) return sg_cli_usage_error("keygen", "%s needs a value", a);
-            if (!strcmp(a, "--out"))
-                prefix = argv[++i];
-            else
-                type_name = argv[++i];
-        } else {
-            return sg_cli_usage_error("keygen", "unknown argument '%s'", a);
-        }
+    const sg_opt opts[] = {SG_OPT_STR("out", &prefix), SG_OPT_STR("type", &type_name),
+                           SG_OPT_FLAG_("json", &json), SG_OPT_END_};
+    int n_pos;
+    int prc = sg_opts_parse("keygen", opts, argc, argv, 1, NULL, 0, &n_pos);
+    if (prc == SG_OPTS_HELP) {
+        keygen_usage(stdout);
+        return 0;
     }
+    if (prc != SG_OPTS_OK) return 2;
     if (!prefix || !*prefix) return sg_cli_usage_error("keygen", "--out PREFIX is required");
     sg_key_type type;
     if (!strcmp(type_name, "ecdsa-p256"))
@@ -63,9 +55,9 @@ int sg_cmd_keygen(int argc, char **argv)
         json_object_set_new(doc, "public_key", json_string(pub_path));
         json_object_set_new(doc, "type", json_string(type_name));
         json_object_set_new(doc, "key_id", json_string(id));
-        int prc = sg_json_print(doc);
+        int jrc = sg_json_print(doc);
         json_decref(doc);
-        return prc ? 2 : 0;
+        return jrc ? 2 : 0;
     }
     printf("private key: %s (mode 0600, keep it secret)\n"
            "public key:  %s\n"

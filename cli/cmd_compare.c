@@ -1,10 +1,9 @@
 /* `stagegate compare OLD NEW`: the human table and the command line. */
-#include <getopt.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "stagegate/cli.h"
+#include "cli.h"
 #include "stagegate/compare.h"
 #include "stagegate/keys.h"
 
@@ -147,68 +146,39 @@ void sg_compare_print(const json_t *cmp, FILE *out)
 
 int sg_cmd_compare(int argc, char **argv)
 {
-    static const struct option opts[] = {{"json", no_argument, 0, 'j'},
-                                         {"fail-on-regression", no_argument, 0, 'f'},
-                                         {"force", no_argument, 0, 'F'},
-                                         {"pubkey", required_argument, 0, 'p'},
-                                         {"alpha", required_argument, 0, 'a'},
-                                         {"noise-floor", required_argument, 0, 'n'},
-                                         {"abs-noise-floor-ns", required_argument, 0, 'N'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
     sg_compare_options co;
     sg_compare_options_init(&co);
     bool json = false, fail_on = false;
     const char *pubkey = NULL;
     sg_err err = {{0}};
-    optind = 1;
-    opterr = 0;
-    int opt;
-    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (opt) {
-        case 'j':
-            json = true;
-            break;
-        case 'f':
-            fail_on = true;
-            break;
-        case 'F':
-            co.force = true;
-            break;
-        case 'p':
-            pubkey = optarg;
-            break;
-        case 'a':
-            if (sg_parse_double("--alpha", optarg, 1e-12, 0.5, &co.alpha, &err))
-                return sg_cli_fail(SG_EINPUT, &err);
-            break;
-        case 'n':
-            if (sg_parse_double("--noise-floor", optarg, 0, 10, &co.noise_floor, &err))
-                return sg_cli_fail(SG_EINPUT, &err);
-            break;
-        case 'N':
-            if (sg_parse_double("--abs-noise-floor-ns", optarg, 0, 1e12, &co.abs_noise_floor_ns,
-                                &err))
-                return sg_cli_fail(SG_EINPUT, &err);
-            break;
-        case 'h':
-            fputs(compare_usage, stdout);
-            return 0;
-        default:
-            return sg_cli_usage_error("compare", "unknown or incomplete option '%s'",
-                                      argv[optind - 1]);
-        }
+    const sg_opt opts[] = {
+        SG_OPT_FLAG_("json", &json),
+        SG_OPT_FLAG_("fail-on-regression", &fail_on),
+        SG_OPT_FLAG_("force", &co.force),
+        SG_OPT_STR("pubkey", &pubkey),
+        SG_OPT_DBL("alpha", &co.alpha, 1e-12, 0.5),
+        SG_OPT_DBL("noise-floor", &co.noise_floor, 0, 10),
+        SG_OPT_DBL("abs-noise-floor-ns", &co.abs_noise_floor_ns, 0, 1e12),
+        SG_OPT_END_,
+    };
+    const char *pos[2];
+    int n_pos;
+    int prc = sg_opts_parse("compare", opts, argc, argv, 1, pos, 2, &n_pos);
+    if (prc == SG_OPTS_HELP) {
+        fputs(compare_usage, stdout);
+        return 0;
     }
-    if (argc - optind != 2)
-        return sg_cli_usage_error("compare", "expected OLD and NEW, got %d argument%s",
-                                  argc - optind, argc - optind == 1 ? "" : "s");
+    if (prc != SG_OPTS_OK) return 2;
+    if (n_pos != 2)
+        return sg_cli_usage_error("compare", "expected OLD and NEW, got %d argument%s", n_pos,
+                                  n_pos == 1 ? "" : "s");
     EVP_PKEY *pub = NULL;
     int rc = pubkey ? sg_key_load_public(pubkey, &pub, &err) : SG_OK;
     sg_compare_run o, n;
     memset(&o, 0, sizeof o);
     memset(&n, 0, sizeof n);
-    if (!rc) rc = sg_compare_load(argv[optind], pub, &o, &err);
-    if (!rc) rc = sg_compare_load(argv[optind + 1], pub, &n, &err);
+    if (!rc) rc = sg_compare_load(pos[0], pub, &o, &err);
+    if (!rc) rc = sg_compare_load(pos[1], pub, &n, &err);
     json_t *cmp = NULL;
     if (!rc) rc = sg_compare_runs(&o, &n, &co, &cmp, &err);
     sg_compare_run_clear(&o);

@@ -5,14 +5,13 @@
  * make the command fail for bad input (policy, key, output paths) is checked
  * before the long runs.
  */
-#include <getopt.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 
-#include "stagegate/cli.h"
+#include "cli.h"
 #include "stagegate/eval.h"
 #include "stagegate/gate.h"
 #include "stagegate/harness.h"
@@ -42,75 +41,40 @@ typedef struct {
     bool json;
 } gate_args;
 
+/* SG_OPTS_OK to go on; SG_OPTS_HELP after printing the usage; SG_OPTS_ERROR after a usage error. */
 static int parse_args(int argc, char **argv, gate_args *a)
 {
-    static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'},    {"data", required_argument, 0, 'd'},
-        {"baseline", required_argument, 0, 'b'}, {"policy", required_argument, 0, 'p'},
-        {"key", required_argument, 0, 'k'},      {"out", required_argument, 0, 'o'},
-        {"junit", required_argument, 0, 'J'},    {"html", required_argument, 0, 'H'},
-        {"markdown", required_argument, 0, 'M'}, {"json", no_argument, 0, 'j'},
-        {"cpus", required_argument, 0, 'c'},     {"db", required_argument, 0, 'D'},
-        {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
     memset(a, 0, sizeof *a);
-    optind = 1;
-    opterr = 0;
-    int opt;
-    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (opt) {
-        case 'm':
-            a->model = optarg;
-            break;
-        case 'd':
-            a->data = optarg;
-            break;
-        case 'b':
-            a->baseline = optarg;
-            break;
-        case 'p':
-            a->policy = optarg;
-            break;
-        case 'k':
-            a->key = optarg;
-            break;
-        case 'o':
-            a->out = optarg;
-            break;
-        case 'J':
-            a->junit = optarg;
-            break;
-        case 'H':
-            a->html = optarg;
-            break;
-        case 'M':
-            a->markdown = optarg;
-            break;
-        case 'j':
-            a->json = true;
-            break;
-        case 'c':
-            a->cpus = optarg;
-            break;
-        case 'D':
-            a->db = optarg;
-            break;
-        case 'h':
-            fputs(gate_usage, stdout);
-            return 0;
-        default:
-            return sg_cli_usage_error("gate", "unknown or incomplete option '%s'",
-                                      argv[optind - 1]);
-        }
-    }
-    if (optind < argc) return sg_cli_usage_error("gate", "unexpected argument '%s'", argv[optind]);
+    const sg_opt opts[] = {
+        SG_OPT_STR("model", &a->model),
+        SG_OPT_STR("data", &a->data),
+        SG_OPT_STR("baseline", &a->baseline),
+        SG_OPT_STR("policy", &a->policy),
+        SG_OPT_STR("key", &a->key),
+        SG_OPT_STR("out", &a->out),
+        SG_OPT_STR("junit", &a->junit),
+        SG_OPT_STR("html", &a->html),
+        SG_OPT_STR("markdown", &a->markdown),
+        SG_OPT_FLAG_("json", &a->json),
+        SG_OPT_STR("cpus", &a->cpus),
+        SG_OPT_STR("db", &a->db),
+        SG_OPT_END_,
+    };
+    int n_pos;
+    int prc = sg_opts_parse("gate", opts, argc, argv, 1, NULL, 0, &n_pos);
+    if (prc == SG_OPTS_HELP) fputs(gate_usage, stdout);
+    if (prc != SG_OPTS_OK) return prc;
     const char *missing = !a->model    ? "--model"
                           : !a->data   ? "--data"
                           : !a->policy ? "--policy"
                           : !a->key    ? "--key"
                           : !a->out    ? "--out"
                                        : NULL;
-    if (missing) return sg_cli_usage_error("gate", "%s is required", missing);
-    return -1; /* go on */
+    if (missing) {
+        sg_cli_usage_error("gate", "%s is required", missing);
+        return SG_OPTS_ERROR;
+    }
+    return SG_OPTS_OK;
 }
 
 /* Creates and removes each output's temp file, so a bad directory fails before the long runs. */
@@ -418,7 +382,7 @@ int sg_cmd_gate(int argc, char **argv)
 {
     gate_args a;
     int prc = parse_args(argc, argv, &a);
-    if (prc >= 0) return prc;
+    if (prc != SG_OPTS_OK) return prc == SG_OPTS_HELP ? 0 : 2;
     gate_run g;
     memset(&g, 0, sizeof g);
     sg_err err = {{0}};

@@ -1,7 +1,7 @@
 /* `stagegate registry` read subcommands: JSON with --json, short human text otherwise. */
 #include <string.h>
 
-#include "cmd_internal.h"
+#include "cmd_registry.h"
 
 static const char *jstr(json_t *o, const char *k)
 {

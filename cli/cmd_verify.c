@@ -2,7 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "stagegate/cli.h"
+#include "cli.h"
 #include "stagegate/keys.h"
 #include "stagegate/report.h"
 
@@ -48,27 +48,18 @@ int sg_cmd_verify(int argc, char **argv)
 {
     const char *report = NULL, *pubkey = NULL, *model = NULL;
     bool json = false;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            verify_usage(stdout);
-            return 0;
-        } else if (!strcmp(a, "--json")) {
-            json = true;
-        } else if (!strcmp(a, "--pubkey") || !strcmp(a, "--model")) {
-            if (i + 1 >= argc) return sg_cli_usage_error("verify", "%s needs a value", a);
-            if (!strcmp(a, "--pubkey"))
-                pubkey = argv[++i];
-            else
-                model = argv[++i];
-        } else if (a[0] == '-' && a[1]) {
-            return sg_cli_usage_error("verify", "unknown option '%s'", a);
-        } else if (report) {
-            return sg_cli_usage_error("verify", "more than one report given ('%s')", a);
-        } else {
-            report = a;
-        }
+    const sg_opt opts[] = {SG_OPT_STR("pubkey", &pubkey), SG_OPT_STR("model", &model),
+                           SG_OPT_FLAG_("json", &json), SG_OPT_END_};
+    const char *pos[2];
+    int n_pos;
+    int prc = sg_opts_parse("verify", opts, argc, argv, 1, pos, 2, &n_pos);
+    if (prc == SG_OPTS_HELP) {
+        verify_usage(stdout);
+        return 0;
     }
+    if (prc != SG_OPTS_OK) return 2;
+    if (n_pos > 1) return sg_cli_usage_error("verify", "more than one report given ('%s')", pos[1]);
+    if (n_pos == 1) report = pos[0];
     if (!report) return sg_cli_usage_error("verify", "REPORT.intoto.json is required");
     if (!pubkey) return sg_cli_usage_error("verify", "--pubkey PUB.pem is required");
 

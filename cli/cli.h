@@ -1,0 +1,55 @@
+/*
+ * The CLI layer: the command table, one file per command, the option parser.
+ * It sits above every library (cli -> registry, reports, harness -> kernels ->
+ * datasets -> common) and is the only place where a status becomes an exit
+ * code: 0 success, 1 refused (gate failed, verification failed, registry
+ * refused), 2 usage or input error.
+ */
+#ifndef STAGEGATE_CLI_H
+#define STAGEGATE_CLI_H
+
+#include "stagegate/common.h"
+#include "stagegate/json.h"
+
+#include "options.h"
+
+/* Each command gets argv with argv[0] = the command name; returns the process exit code. */
+typedef int (*sg_command_fn)(int argc, char **argv);
+
+/* What a command needs before it runs. */
+enum {
+    SG_CMD_NEEDS_KERNELS = 1 << 0, /* initialise the compute kernels (STAGEGATE_ISA) first */
+};
+
+typedef struct {
+    const char *name;
+    sg_command_fn fn;
+    unsigned flags;
+    const char *summary;
+} sg_command;
+
+/* The command table (main.c) and its size. */
+extern const sg_command sg_commands[];
+extern const size_t sg_n_commands;
+
+/* Runs `stagegate ARGS...` as main does; returns the exit code. */
+int sg_cli_main(int argc, char **argv);
+
+int sg_cmd_eval(int argc, char **argv);     /* cmd_eval.c */
+int sg_cmd_bench(int argc, char **argv);    /* cmd_bench.c */
+int sg_cmd_clock(int argc, char **argv);    /* cmd_clock.c */
+int sg_cmd_keygen(int argc, char **argv);   /* cmd_keys.c */
+int sg_cmd_verify(int argc, char **argv);   /* cmd_verify.c */
+int sg_cmd_gate(int argc, char **argv);     /* cmd_gate.c */
+int sg_cmd_registry(int argc, char **argv); /* cmd_registry.c */
+int sg_cmd_compare(int argc, char **argv);  /* cmd_compare.c */
+int sg_cmd_trend(int argc, char **argv);    /* cmd_trend.c */
+
+/* Maps a status to the documented process exit code: 0, 1 (refused) or 2. */
+int sg_exit_code(int status);
+/* Prints "stagegate: <msg>" on one line to stderr and returns the exit code for status. */
+int sg_cli_fail(int status, const sg_err *err);
+/* Prints a usage error naming the command (exit 2). */
+int sg_cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

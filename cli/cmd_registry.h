@@ -1,0 +1,27 @@
+/* Shared state of the `stagegate registry` subcommands. */
+#ifndef STAGEGATE_CLI_CMD_REGISTRY_H
+#define STAGEGATE_CLI_CMD_REGISTRY_H
+
+#include "cli.h"
+#include "stagegate/compare.h"
+#include "stagegate/registry.h"
+
+typedef struct {
+    const char *sub;
+    char cmd[64]; /* "registry SUB", for usage errors */
+    const char *db, *as, *report, *comment, *stages, *transitions, *report_stage, *description;
+    const char *pubkey, *model, *fingerprint; /* record, runs */
+    int64_t max_age, version, limit;          /* 0 = not given */
+    bool json, reject, require_approval;
+    const char *pos[4]; /* positionals point into argv */
+    int n_pos;
+    sg_opt_list signers, promoters, approvers, tags, single, multi;
+} reg_cli;
+
+int reg_cli_read(reg_cli *c, sg_registry *reg);
+int reg_cli_fail(int rc, const sg_err *err);
+/* `registry record` and `registry runs` (cmd_runs.c). */
+int reg_cmd_runs(reg_cli *c);
+extern const char reg_runs_usage[];
+
+#endif

@@ -1,0 +1,82 @@
+/* The stagegate CLI: the command table and the dispatch to one function per command. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "stagegate/kernels.h"
+#include "stagegate/version.h"
+
+/* One line per command; each lives in its own cmd_*.c. */
+const sg_command sg_commands[] = {
+    {"eval", sg_cmd_eval, SG_CMD_NEEDS_KERNELS,
+     "evaluate a model on a validation set and print metrics"},
+    {"bench", sg_cmd_bench, SG_CMD_NEEDS_KERNELS,
+     "latency scenarios (single-stream, server, offline) on pinned cores"},
+    {"clock", sg_cmd_clock, 0, "show the latency clock: TSC rate, calibration spread, overhead"},
+    {"keygen", sg_cmd_keygen, 0, "create a key pair for signing reports (PEM)"},
+    {"gate", sg_cmd_gate, SG_CMD_NEEDS_KERNELS,
+     "run the staging gate: metrics, latency, shadow, policy, signed report"},
+    {"verify", sg_cmd_verify, 0, "verify a signed report: signature, type, digest, result"},
+    {"registry", sg_cmd_registry, 0, "model registry with gated, audited stage transitions"},
+    {"compare", sg_cmd_compare, 0,
+     "compare two runs: latency percentiles (U test) and metric deltas"},
+    {"trend", sg_cmd_trend, 0, "HTML trend page of a model's recorded runs (inline SVG charts)"},
+};
+const size_t sg_n_commands = sizeof sg_commands / sizeof sg_commands[0];
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: stagegate <command> [options]\n"
+                 "       stagegate --version | --help\n\n"
+                 "The gate a model version must pass before Staging, and the registry that\n"
+                 "enforces it.\n\ncommands:\n");
+    for (size_t i = 0; i < sg_n_commands; i++)
+        fprintf(out, "  %-10s %s\n", sg_commands[i].name, sg_commands[i].summary);
+    fprintf(out,
+            "\nexit codes: 0 success or gate passed, 1 gate or verification failed,\n"
+            "            2 usage or input error (one line on stderr names the file and problem)\n"
+            "Run 'stagegate <command> --help' for a command's options.\n");
+}
+
+static bool wants_help(int argc, char **argv)
+{
+    for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return true;
+    return false;
+}
+
+int sg_cli_main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "stagegate: no command given (see 'stagegate --help')\n");
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return fflush(stdout) == 0 && !ferror(stdout) ? 0 : 2;
+    }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+        printf("stagegate %s (%s)\n", SG_VERSION, SG_BUILD_FLAGS);
+        return fflush(stdout) == 0 && !ferror(stdout) ? 0 : 2;
+    }
+    for (size_t i = 0; i < sg_n_commands; i++) {
+        const sg_command *c = &sg_commands[i];
+        if (strcmp(argv[1], c->name)) continue;
+        /* A bad STAGEGATE_ISA is an input error, not a silent fallback; asking for help
+         * needs no kernels. */
+        if ((c->flags & SG_CMD_NEEDS_KERNELS) && !wants_help(argc - 1, argv + 1)) {
+            sg_err err = {{0}};
+            int st = sg_kernels_init(&err);
+            if (st) return sg_cli_fail(st, &err);
+        }
+        int rc = c->fn(argc - 1, argv + 1);
+        /* Output that did not reach stdout (a full disk, a closed pipe) is not success. */
+        if ((fflush(stdout) != 0 || ferror(stdout)) && rc != 2) {
+            fprintf(stderr, "stagegate %s: cannot write to standard output\n", argv[1]);
+            return 2;
+        }
+        return rc;
+    }
+    fprintf(stderr, "stagegate: unknown command '%s' (see 'stagegate --help')\n", argv[1]);
+    return 2;
+}

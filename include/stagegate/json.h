@@ -1,0 +1,30 @@
+/* Deterministic JSON output and strict number parsing, shared by every part. */
+#ifndef STAGEGATE_JSON_H
+#define STAGEGATE_JSON_H
+
+#include <jansson.h>
+
+#include "stagegate/common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Prints one JSON document on stdout with keys in insertion order, then a newline. */
+int sg_json_print(json_t *doc);
+/* Serialises deterministically (insertion order, compact or indented) into a heap string. */
+char *sg_json_dumps(json_t *doc, bool indent);
+/* Adds a double that prints finite values as numbers and non-finite as null. */
+int sg_json_set_real(json_t *obj, const char *key, double v);
+
+/* Parses an integer / a finite double within [min, max]; returns -1 on error (message in err,
+ * naming opt). */
+int sg_parse_i64(const char *opt, const char *s, int64_t min, int64_t max, int64_t *out,
+                 sg_err *err);
+int sg_parse_double(const char *opt, const char *s, double min, double max, double *out,
+                    sg_err *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,54 @@
+#!/bin/bash
+# The CLI layer's contract: help needs no kernels, every command and registry subcommand
+# refuses an option it does not take (exit 2, one line naming it), global registry options
+# go before the subcommand.
+set -u
+SG=${STAGEGATE_BIN:?}
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+fail=0
+ok() { echo "ok   $1"; }
+bad() { echo "FAIL $1"; fail=1; }
+# expect CODE DESCRIPTION CMD...: exit code, and for 2 exactly one stderr line
+expect() {
+    local want=$1 what=$2
+    shift 2
+    "$@" >"$tmp/out" 2>"$tmp/err" </dev/null
+    local rc=$?
+    if [ "$rc" != "$want" ]; then bad "$what: exit $rc, wanted $want ($(head -2 "$tmp/err"))"; return; fi
+    if [ "$want" = 2 ] && [ "$(wc -l <"$tmp/err")" != 1 ]; then bad "$what: stderr is not one line"; return; fi
+    ok "$what"
+}
+
+for c in eval bench clock keygen gate verify registry compare trend; do
+    STAGEGATE_ISA=bogus expect 0 "STAGEGATE_ISA=bogus $c --help" "$SG" $c --help
+    grep -q "usage" "$tmp/out" || bad "$c --help prints no usage"
+done
+STAGEGATE_ISA=bogus expect 2 "STAGEGATE_ISA=bogus eval refuses the ISA" "$SG" eval --model m --data d
+grep -q "STAGEGATE_ISA=bogus" "$tmp/err" || bad "ISA error does not name the variable"
+
+for c in eval bench clock keygen gate verify compare trend; do
+    expect 2 "$c --no-such-option" "$SG" $c --no-such-option
+    grep -q "'--no-such-option'" "$tmp/err" || bad "$c: error does not name the option"
+done
+expect 2 "registry list --reject" "$SG" registry list --reject
+grep -q "stagegate registry list: unknown option '--reject'" "$tmp/err" || bad "list --reject wording: $(cat "$tmp/err")"
+# each subcommand takes only its own options
+expect 2 "registry get --as" "$SG" registry get m --as k.pem
+expect 2 "registry transition --reject" "$SG" registry transition m 1 Staging --reject
+expect 2 "registry approve --report" "$SG" registry approve m 1 --report r.json --as k.pem
+expect 2 "registry runs --pubkey" "$SG" registry runs m --pubkey p.pem
+expect 2 "registry record --limit" "$SG" registry record r.json --limit 3
+expect 2 "registry create-version --signer" "$SG" registry create-version m a.h5 --signer p.pem
+expect 2 "registry --as before the subcommand" "$SG" registry --as k.pem list
+expect 2 "bench --seed out of range" "$SG" bench --seed -1
+grep -q -- "--seed" "$tmp/err" || bad "range error does not name --seed"
+
+# global options before the subcommand, --opt=value after it
+"$SG" keygen --out "$tmp/k" >/dev/null || bad keygen
+expect 0 "registry --db PATH create-model" "$SG" registry --db "$tmp/r.db" create-model m --signer "$tmp/k.pub.pem"
+expect 0 "registry --db=PATH --json get" "$SG" registry --db="$tmp/r.db" --json get m
+/usr/bin/python3 -c 'import json,sys; assert json.load(open(sys.argv[1]))["name"] == "m"' "$tmp/out" ||
+    bad "get --json through global options"
+expect 0 "registry list --db=PATH" "$SG" registry list --db="$tmp/r.db"
+grep -q '^m' "$tmp/out" || bad "list shows no model: $(cat "$tmp/out")"
+exit $fail
