@@ -5,7 +5,7 @@
 #include "cmd_internal.h"
 
 static const char usage_text[] =
-    "usage: stagegate registry SUBCOMMAND [--db PATH] [--json] ...\n"
+    "usage: stagegate registry [--db PATH] [--json] SUBCOMMAND [ARGS] [OPTIONS]\n"
     "\n"
     "  create-model NAME [--signer PUB]... [--promoter STAGE=PUB]... [--approver PUB]...\n"
     "               [--require-approval] [--stages S1,S2,...] [--max-report-age DAYS]\n"
@@ -24,6 +24,7 @@ static const char usage_text[] =
     "  runs NAME [--version V] [--fingerprint ID] [--limit N]   list recorded runs\n"
     "\n"
     "The database is --db PATH, else $" SG_REGISTRY_ENV ", else " SG_REGISTRY_DEFAULT_PATH ".\n"
+    "--db and --json go before or after the subcommand (not both places for --db).\n"
     "FILTER: name = 'x', name LIKE 'f%', tags.K = 'v', stage = 'S', joined by AND.\n"
     "--json: reads print one JSON document; writes print the version (or model) they changed.\n"
     "Exit codes: 0 ok, 1 refused by a gate or an authorization check, 2 usage or input error.\n";
@@ -74,6 +75,10 @@ static int parse_args(reg_cli *c, int argc, char **argv)
         else if (a[0] == '-' && a[1] == '-' && a[2]) {
             if (i + 1 >= argc) return sg_cli_usage_error("registry", "%s needs a value", a);
             const char *v = argv[++i];
+            /* Two databases on one line is a mistake (often one before and one after the
+             * subcommand); silently picking one could write to the wrong registry. */
+            if (!strcmp(a, "--db") && c->db)
+                return sg_cli_usage_error("registry", "--db given twice");
             if ((slot = value_slot(c, a)) != NULL)
                 *slot = v;
             else if (!strcmp(a, "--signer"))
@@ -345,11 +350,70 @@ static int run_write(reg_cli *c, sg_registry *reg)
     return cmd_tag_alias(c, reg);
 }
 
+/* Global options before the subcommand, as git takes `-C`: `registry --db PATH --json get m`.
+ * Only --db and --json may come there; they are moved to just after the subcommand, so each
+ * subcommand's own parser sees one argument list. Returns the new argc, or -1 with *ret set
+ * (usage error or --help). */
+static int hoist_global_options(int argc, char **argv, char **out, int *ret)
+{
+    int i = 1, n = 0;
+    out[n++] = argv[0];
+    char *db_opt = NULL, *db = NULL, *json = NULL;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(usage_text, stdout);
+            *ret = 0;
+            return -1;
+        }
+        if (!strcmp(a, "--json")) {
+            json = argv[i];
+            continue;
+        }
+        if (strcmp(a, "--db") != 0) {
+            *ret = sg_cli_usage_error("registry",
+                                      "%s before the subcommand: only --db and --json may come "
+                                      "there; put it after the subcommand",
+                                      a);
+            return -1;
+        }
+        if (db) {
+            *ret = sg_cli_usage_error("registry", "--db given twice");
+            return -1;
+        }
+        if (i + 1 >= argc) {
+            *ret = sg_cli_usage_error("registry", "--db needs a value");
+            return -1;
+        }
+        db_opt = argv[i];
+        db = argv[++i];
+    }
+    if (i >= argc) {
+        *ret = sg_cli_usage_error("registry", "missing subcommand");
+        return -1;
+    }
+    out[n++] = argv[i++];
+    if (db) out[n++] = db_opt, out[n++] = db;
+    if (json) out[n++] = json;
+    while (i < argc)
+        out[n++] = argv[i++];
+    out[n] = NULL;
+    return n;
+}
+
 int sg_cmd_registry(int argc, char **argv)
 {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         fputs(usage_text, argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
+    }
+    if (argv[1][0] == '-') {
+        char **moved = calloc((size_t)argc + 1, sizeof *moved);
+        if (!moved) return 2;
+        int ret = 0, n = hoist_global_options(argc, argv, moved, &ret);
+        if (n > 0) ret = sg_cmd_registry(n, moved);
+        free(moved);
+        return ret;
     }
     /* The run history has its own options (registry/cmd_runs.c). */
     if (!strcmp(argv[1], "record") || !strcmp(argv[1], "runs")) return reg_cmd_runs(argc, argv);

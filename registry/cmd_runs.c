@@ -90,6 +90,7 @@ static int parse(int argc, char **argv, runs_args *a, sg_err *err)
     while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (opt) {
         case 'd':
+            if (a->db) return sg_cli_usage_error("registry", "--db given twice");
             a->db = optarg;
             break;
         case 'p':
