@@ -107,8 +107,9 @@ expect_stages() {
         [ "$got" = "$want" ] || unexpected "v$v is in $got, expected $want ($label)"
     done
 }
-# the reason of the refusal in the last log, without the "stagegate: refused: M vN -> S: " prefix
-refusal() { grep -m1 'stagegate: refused' "$LOG" | sed 's/^stagegate: refused: //; s/^[^ ]* v[0-9]* -> [^:]*: //'; }
+# The reason of the refusal in the last log, without the "stagegate: refused: M vN -> S: " prefix
+# and without the signature-check detail after " (envelope: ".
+refusal() { grep -m1 'stagegate: refused' "$LOG" | sed 's/^stagegate: refused: //; s/^[^ ]* v[0-9]* -> [^:]*: //; s/ (envelope: .*//'; }
 payload() { jq -j .payload "$1" | base64 -d; }
 # check_text REPORT NAME: the text of one check in a signed report
 check_text() { payload "$1" | jq -r --arg n "$2" '.predicate.checks[] | select(.name == $n) | .text'; }
@@ -152,8 +153,8 @@ EOF
 say policy "gate: accuracy >= 0.85, F1 at most 5% below Production, p99 <= 50 ms (the lecture's budget), RSS <= 256 MB, shadow agreement >= 90%"
 run 0 create-model reg create-model "$M" --signer ci.pub.pem --promoter Staging=promoter.pub.pem \
     --promoter Production=promoter.pub.pem --approver approver.pub.pem --require-approval \
-    --description "the lecture's fraud detector"
-say registry "$M: Staging needs a report signed by ci; only promoter may request Staging or Production; Production needs approver's approval"
+    --description "the lecture's fraud detector" --as promoter.key.pem
+say registry "$M created by promoter: Staging needs a report signed by ci; only promoter may request Staging or Production; Production needs approver's approval"
 for v in 1 2 3; do
     run 0 "create-v$v" reg create-version "$M" "v$v.h5" --as ci.key.pem
     [ "$(tail -n1 "$LOG")" = "$v" ] || unexpected "v$v.h5 was not registered as version $v"
@@ -227,7 +228,7 @@ cmp -s v3-edited.payload <(payload v3.intoto.json) && unexpected "editing v3's r
 jq --arg p "$(base64 -w0 v3-edited.payload)" '.payload = $p' v3.intoto.json >v3-edited.intoto.json
 rm v3-edited.payload
 run 1 v3-edited-staging reg transition "$M" 3 Staging --report v3-edited.intoto.json --as promoter.key.pem
-say v3 "report edited to say PASSED: refused as expected, exit 1 ($(refusal))"
+say v3 "v3's report edited to say PASSED (signature kept): refused as expected, exit 1 ($(refusal))"
 run 1 v3-edited-verify "$SG" verify v3-edited.intoto.json --pubkey ci.pub.pem
 grep -q '^result: INVALID' "$LOG" || unexpected "stagegate verify did not call the edited report INVALID"
 jq -j .payload v3-edited.intoto.json | base64 -d >openssl/edited-payload.bin
@@ -249,13 +250,13 @@ reg --json history "$M" >history.json
 N_EVENTS=$(jq '.events | length' history.json)
 V3_STAGING=$(jq '[.events[] | select(.version == 3 and .to_stage == "Staging")] | length' history.json)
 [ "$V3_STAGING" = 0 ] || unexpected "v3 entered Staging"
-say history "$N_EVENTS audit events; v3 never entered Staging:"
+say history "$N_EVENTS audit events, each signed by the key named (v3 never entered Staging):"
 ID_CI=$(openssl pkey -pubin -in ci.pub.pem -outform DER | sha256sum | cut -c1-64)
 ID_PROMOTER=$(openssl pkey -pubin -in promoter.pub.pem -outform DER | sha256sum | cut -c1-64)
 ID_APPROVER=$(openssl pkey -pubin -in approver.pub.pem -outform DER | sha256sum | cut -c1-64)
 jq -r --arg ci "$ID_CI" --arg p "$ID_PROMOTER" --arg a "$ID_APPROVER" '
-    .events[] | select(.version > 0) |
-    "             #\(.seq) v\(.version) \(.action)"
+    .events[] |
+    "             #\(.seq) " + (if .version > 0 then "v\(.version) " else "" end) + .action
     + (if .to_stage != "" and .action != "create-version" then " \(.from_stage) -> \(.to_stage)" else "" end)
     + " by " + ({($ci): "ci", ($p): "promoter", ($a): "approver"}[.actor_key_id] // "(unsigned)")' \
     history.json
