@@ -41,15 +41,17 @@ if [ -d "$OUT" ] && [ ! -e "$OUT/$MARK" ] && [ -n "$(ls -A "$OUT")" ]; then
     exit 2
 fi
 
-T0=$SECONDS
-echo "stagegate demo: the lifecycle of one model, None -> Staging -> Production -> Archived."
-echo "Real scikit-learn models, real gate runs, real signatures; output in $OUT_ARG/."
 PY=/usr/bin/python3
 say() { printf '%-10s %s\n' "[$1]" "$2"; }
-
 if [ -n "${STAGEGATE_BIN:-}" ]; then
     SG=$(realpath -- "$STAGEGATE_BIN" 2>/dev/null) && [ -x "$SG" ] ||
         { echo "demo.sh: STAGEGATE_BIN=$STAGEGATE_BIN is not an executable file" >&2; exit 2; }
+fi
+
+T0=$SECONDS
+echo "stagegate demo: the lifecycle of one model, None -> Staging -> Production -> Archived."
+echo "Real scikit-learn models, real gate runs, real signatures; output in $OUT_ARG/."
+if [ -n "${STAGEGATE_BIN:-}" ]; then
     BUILT="using STAGEGATE_BIN=$STAGEGATE_BIN (no package install, no build)"
 else
     "$SRC/scripts/deps.sh"
@@ -128,12 +130,21 @@ fit() { # fit NAME OPTIONS...: fit on a separate training sample of the same tea
 run 0 fit-v1 fit v1 --fit logreg
 fit v2 --fit mlp-relu --hidden 32,32 --max-iter 40 >"$LOGS/fit-v2.log" 2>&1 &
 P2=$!
+trap 'kill "$P2" 2>/dev/null || true' EXIT # if the demo stops while v2 is still fitting
 run 0 fit-v3 fit v3 --fit mlp-relu --hidden 32,32 --max-iter 40 --label-noise 0.3
 wait "$P2" || { cat "$LOGS/fit-v2.log" >&2; unexpected "fitting v2 failed"; }
-metrics() { "$SG" eval --model "$1.h5" --data val.h5 --json | jq -r '.metrics | "accuracy \(.accuracy*10000|round/10000), F1 \(.f1*10000|round/10000)"'; }
-say train "v1: LogisticRegression, the baseline ($(metrics v1))"
-say train "v2: MLP 32x32 ReLU, the better candidate ($(metrics v2))"
-say train "v3: the same MLP fitted on labels 30% forced to 0, deliberately worse ($(metrics v3))"
+trap - EXIT
+metrics() {
+    "$SG" eval --model "$1.h5" --data val.h5 --json |
+        jq -er '.metrics | "accuracy \(.accuracy*10000|round/10000), F1 \(.f1*10000|round/10000)"' ||
+        unexpected "stagegate eval of $1.h5 failed"
+}
+MET1=$(metrics v1)
+MET2=$(metrics v2)
+MET3=$(metrics v3)
+say train "v1: LogisticRegression, the baseline ($MET1)"
+say train "v2: MLP 32x32 ReLU, the better candidate ($MET2)"
+say train "v3: the same MLP fitted on labels 30% forced to 0, deliberately worse ($MET3)"
 say train "fitted with scikit-learn, exported by scripts/export_sklearn.py to stagegate's HDF5 model format"
 
 # --- 2. keys, the registered model and its policy --------------------------------------------
