@@ -126,8 +126,8 @@ fit() { # fit NAME OPTIONS...: fit on a separate training sample of the same tea
     "$PY" "$SRC/scripts/make_dataset.py" --task binary --features 16 --seed 7 "$@" \
         --joblib-out "$name.joblib" --model-out "$name.h5"
 }
-# The two MLPs train in parallel: one core each.
 run 0 fit-v1 fit v1 --fit logreg
+# The two MLPs train in parallel: one core each.
 fit v2 --fit mlp-relu --hidden 32,32 --max-iter 40 >"$LOGS/fit-v2.log" 2>&1 &
 P2=$!
 trap 'kill "$P2" 2>/dev/null || true' EXIT # if the demo stops while v2 is still fitting
@@ -279,4 +279,4 @@ D=$OUT_ARG
 say look "v2's passed gate: $D/v2.html (HTML), $D/v2.md (Markdown), $D/v2.junit.xml (JUnit), $D/v2.intoto.json (signed)"
 say look "v3's failed gate: $D/v3.html, $D/v3.md, $D/v3.junit.xml; the edited report: $D/v3-edited.intoto.json"
 say look "registry: $D/registry.db (stagegate registry --db $D/registry.db list); history: $D/history.txt; logs: $D/logs/"
-say done "every step did what it should, in $((SECONDS - T0)) s"
+say "done" "every step did what it should, in $((SECONDS - T0)) s"
