@@ -5,7 +5,7 @@
 #include "cmd_registry.h"
 
 static const char usage_text[] =
-    "usage: stagegate registry SUBCOMMAND [--db PATH] [--json] ...\n"
+    "usage: stagegate registry [--db PATH] [--json] SUBCOMMAND [ARGS] [OPTIONS]\n"
     "\n"
     "  create-model NAME [--signer PUB]... [--promoter STAGE=PUB]... [--approver PUB]...\n"
     "               [--require-approval] [--stages S1,S2,...] [--max-report-age DAYS]\n"
@@ -24,6 +24,7 @@ static const char usage_text[] =
     "  runs NAME [--version V] [--fingerprint ID] [--limit N]   list recorded runs\n"
     "\n"
     "The database is --db PATH, else $" SG_REGISTRY_ENV ", else " SG_REGISTRY_DEFAULT_PATH ".\n"
+    "--db and --json go before or after the subcommand (not both places for --db).\n"
     "FILTER: name = 'x', name LIKE 'f%', tags.K = 'v', stage = 'S', joined by AND.\n"
     "--json: reads print one JSON document; writes print the version (or model) they changed.\n"
     "Exit codes: 0 ok, 1 refused by a gate or an authorization check, 2 usage or input error.\n";
@@ -81,7 +82,7 @@ static void sub_options(reg_cli *c, unsigned set, sg_opt *out)
         unsigned group;
         sg_opt opt;
     } all[] = {
-        {O_DB, SG_OPT_STR("db", &c->db)},
+        {O_DB, SG_OPT_LIST_("db", &c->dbs)},
         {O_JSON, SG_OPT_FLAG_("json", &c->json)},
         {O_AS, SG_OPT_STR("as", &c->as)},
         {O_REPORT, SG_OPT_STR("report", &c->report)},
@@ -360,6 +361,7 @@ int sg_cmd_registry(int argc, char **argv)
     reg_cli c;
     memset(&c, 0, sizeof c);
     /* Global options before the subcommand, as git takes -C: registry --db PATH --json SUB ... */
+    const char *global_db = NULL;
     int first = 1;
     while (first < argc && argv[first][0] == '-') {
         const char *a = argv[first];
@@ -370,24 +372,29 @@ int sg_cmd_registry(int argc, char **argv)
         if (!strcmp(a, "--json")) {
             c.json = true;
             first++;
-        } else if (!strncmp(a, "--db=", 5)) {
-            c.db = a + 5;
+            continue;
+        }
+        const char *v = NULL;
+        if (!strncmp(a, "--db=", 5)) {
+            v = a + 5;
             first++;
         } else if (!strcmp(a, "--db")) {
-            if (first + 1 >= argc)
-                return sg_cli_usage_error("registry", "option '--db' needs a value");
-            c.db = argv[first + 1];
+            if (first + 1 >= argc) return sg_cli_usage_error("registry", "--db needs a value");
+            v = argv[first + 1];
             first += 2;
         } else {
-            return sg_cli_usage_error("registry",
-                                      "option '%s' is not a global option; give it after the "
-                                      "subcommand",
-                                      a);
+            return sg_cli_usage_error(
+                "registry", "%s before the subcommand: only --db and --json may come there", a);
         }
+        if (global_db) return sg_cli_usage_error("registry", "--db given twice");
+        global_db = v;
     }
     if (first >= argc) {
-        fputs(usage_text, stderr);
-        return 2;
+        if (first == 1) {
+            fputs(usage_text, stderr);
+            return 2;
+        }
+        return sg_cli_usage_error("registry", "missing subcommand");
     }
     const sub_spec *sp = NULL;
     for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++)
@@ -403,6 +410,10 @@ int sg_cmd_registry(int argc, char **argv)
         return 0;
     }
     if (prc != SG_OPTS_OK) return 2;
+    /* Two databases named is a mistake to stop at, not a choice to make quietly. */
+    if (c.dbs.n + (global_db != NULL) > 1)
+        return sg_cli_usage_error("registry", "--db given twice");
+    c.db = global_db ? global_db : c.dbs.n ? c.dbs.v[0] : NULL;
     if (c.n_pos < sp->min_pos || c.n_pos > sp->max_pos)
         return sg_cli_usage_error(c.cmd, "%s takes %d%s argument%s, got %d", sp->name, sp->min_pos,
                                   sp->max_pos > sp->min_pos ? " or more" : "",

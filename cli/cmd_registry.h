@@ -15,6 +15,7 @@ typedef struct {
     bool json, reject, require_approval;
     const char *pos[4]; /* positionals point into argv */
     int n_pos;
+    sg_opt_list dbs; /* --db after the subcommand: at most one in all */
     sg_opt_list signers, promoters, approvers, tags, single, multi;
 } reg_cli;
 

@@ -48,17 +48,22 @@ static const char *at(const char *root, const char *path, char *buf, size_t len)
     return buf;
 }
 
-static void cpu_model(const char *root, char *out, size_t len)
+/* The value of `key` for the first processor in /proc/cpuinfo; "" when absent. The key must
+ * match exactly: "model" is not "model name". */
+static void cpuinfo_field(const char *root, const char *key, char *out, size_t len)
 {
-    snprintf(out, len, "unknown");
+    out[0] = 0;
     char p[512];
     FILE *f = fopen(at(root, "/proc/cpuinfo", p, sizeof p), "r");
     if (!f) return;
     char line[512];
     while (fgets(line, sizeof line, f)) {
-        if (strncmp(line, "model name", 10)) continue;
         char *c = strchr(line, ':');
         if (!c) continue;
+        char *k_end = c;
+        while (k_end > line && (k_end[-1] == ' ' || k_end[-1] == '\t'))
+            k_end--;
+        if ((size_t)(k_end - line) != strlen(key) || strncmp(line, key, strlen(key))) continue;
         c++;
         while (*c == ' ' || *c == '\t')
             c++;
@@ -67,6 +72,33 @@ static void cpu_model(const char *root, char *out, size_t len)
         break;
     }
     fclose(f);
+}
+
+static void cpu_model(const char *root, char *out, size_t len)
+{
+    cpuinfo_field(root, "model name", out, len);
+    if (!out[0]) snprintf(out, len, "unknown");
+}
+
+/* Vendor, family, model and stepping as the kernel decoded them from cpuid: the model name of
+ * a virtual machine is often just "AMD EPYC", and these numbers say which generation it is
+ * (AMD family 25 model 17 is Zen 4). A value the kernel does not give is null, never guessed. */
+static json_t *cpu_signature(const char *root)
+{
+    json_t *sig = json_object();
+    char v[128];
+    cpuinfo_field(root, "vendor_id", v, sizeof v);
+    json_object_set_new(sig, "vendor", v[0] ? json_string(v) : json_null());
+    static const char *const keys[][2] = {
+        {"family", "cpu family"}, {"model", "model"}, {"stepping", "stepping"}};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        cpuinfo_field(root, keys[i][1], v, sizeof v);
+        char *end = NULL;
+        long n = v[0] ? strtol(v, &end, 10) : -1;
+        json_object_set_new(sig, keys[i][0],
+                            n >= 0 && end && !*end ? json_integer(n) : json_null());
+    }
+    return sig;
 }
 
 static void governor(const char *root, int cpu, char *out, size_t len)
@@ -100,6 +132,7 @@ json_t *sg_machine_json_at(const char *root)
     char buf[512];
     cpu_model(root, buf, sizeof buf);
     json_object_set_new(m, "cpu_model", json_string(buf));
+    json_object_set_new(m, "cpu_signature", cpu_signature(root));
     hwloc_topology_t topo;
     int cores = 0, pus = 0, numa = 1;
     if (hwloc_topology_init(&topo) == 0) {

@@ -69,6 +69,10 @@ static void missing_files(void **state)
     json_t *m = sg_machine_json_at(g_root);
     assert_non_null(m);
     assert_string_equal(str(m, "cpu_model"), "unknown");
+    const json_t *sig = json_object_get(m, "cpu_signature");
+    const char *sig_keys[] = {"vendor", "family", "model", "stepping"};
+    for (int i = 0; i < 4; i++)
+        assert_true(json_is_null(json_object_get(sig, sig_keys[i])));
     assert_string_equal(str(m, "governor"), "unknown");
     assert_string_equal(str(m, "boost"), "unknown");
     str(m, "clocksource");
@@ -127,6 +131,40 @@ static void governor_and_boost(void **state)
 }
 
 /* A sibling we use ourselves is never "busy"; an idle or unreadable one is not either. */
+static long long sig_int(const json_t *m, const char *key)
+{
+    const json_t *v = json_object_get(json_object_get(m, "cpu_signature"), key);
+    assert_true(json_is_integer(v));
+    return (long long)json_integer_value(v);
+}
+
+/* A virtual machine's model name says little ("AMD EPYC"); the signature says which CPU it is.
+ * "model" must not be read from "model name", nor a later processor's block used. */
+static void cpu_signature(void **state)
+{
+    (void)state;
+    put("/proc/cpuinfo", "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\n"
+                         "model\t\t: 17\nmodel name\t: AMD EPYC\nstepping\t: 0\n\n"
+                         "processor\t: 1\nvendor_id\t: AuthenticAMD\ncpu family\t: 26\n"
+                         "model\t\t: 2\nmodel name\t: AMD EPYC\nstepping\t: 1\n");
+    json_t *m = sg_machine_json_at(g_root);
+    assert_string_equal(str(m, "cpu_model"), "AMD EPYC");
+    assert_string_equal(str(json_object_get(m, "cpu_signature"), "vendor"), "AuthenticAMD");
+    assert_int_equal(sig_int(m, "family"), 25);
+    assert_int_equal(sig_int(m, "model"), 17);
+    assert_int_equal(sig_int(m, "stepping"), 0);
+    json_decref(m);
+    /* A non-numeric value is reported as unknown (null), not parsed as a prefix. */
+    put("/proc/cpuinfo", "model name\t: X\ncpu family\t: 6x\nmodel\t\t: \n");
+    m = sg_machine_json_at(g_root);
+    const json_t *sig = json_object_get(m, "cpu_signature");
+    assert_true(json_is_null(json_object_get(sig, "family")));
+    assert_true(json_is_null(json_object_get(sig, "model")));
+    assert_true(json_is_null(json_object_get(sig, "vendor")));
+    assert_string_equal(str(m, "cpu_model"), "X");
+    json_decref(m);
+}
+
 static void smt_siblings(void **state)
 {
     (void)state;
@@ -145,6 +183,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(missing_files, setup, teardown),
         cmocka_unit_test_setup_teardown(governor_and_boost, setup, teardown),
+        cmocka_unit_test_setup_teardown(cpu_signature, setup, teardown),
         cmocka_unit_test_setup_teardown(smt_siblings, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

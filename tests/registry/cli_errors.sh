@@ -15,6 +15,43 @@ expect 2 $R list --bogus
 # --db wins over the environment
 expect 0 $R create-model m1 --db other.db
 [ -f other.db ] || fail "--db ignored"
+# global options before the subcommand, as git takes -C: same database, same output
+expect 0 $R --db global.db create-model g1
+[ -f global.db ] || fail "--db before the subcommand ignored"
+[ ! -f "$STAGEGATE_REGISTRY" ] || fail "--db before the subcommand also wrote \$STAGEGATE_REGISTRY"
+expect 0 $R --db global.db --json get g1
+$PY -c 'import json,sys; assert json.load(open(sys.argv[1]))["name"] == "g1"' "$WORK/out" \
+    || fail "--db --json before get"
+expect 0 $R --json --db global.db list
+$PY -c 'import json,sys; d = json.load(open(sys.argv[1])); assert [m["name"] for m in d["models"]] == ["g1"], d' \
+    "$WORK/out" || fail "--json --db before list"
+expect 0 $R --db global.db list --json
+cp "$WORK/out" after.json
+expect 0 $R --db global.db --json list
+cmp -s after.json "$WORK/out" || fail "--json before and after the subcommand differ"
+echo x > g.bin
+expect 0 $R --db global.db --json create-version g1 g.bin
+$PY -c 'import json,sys; d = json.load(open(sys.argv[1])); assert (d["version"], d["stage"]) == (1, "None"), d' \
+    "$WORK/out" || fail "--json before a write"
+expect 0 $R --db global.db --json runs g1
+$PY -c 'import json,sys; assert json.load(open(sys.argv[1]))["runs"] == []' "$WORK/out" || fail "--db before runs"
+expect 0 $R --db global.db --help
+grep -q "usage: stagegate registry \[--db PATH\] \[--json\] SUBCOMMAND" "$WORK/out" || fail "--help after --db"
+# only --db and --json may precede; two databases, or none named, are usage errors
+expect 2 $R --as alice.key.pem list
+err_has "--as before the subcommand: only --db and --json may come there"; one_line
+expect 2 $R --db global.db get g1 --db second.db
+err_has "--db given twice"; one_line
+expect 2 $R --db global.db runs g1 --db second.db
+err_has "--db given twice"; one_line
+expect 2 $R --db global.db --db second.db list
+err_has "--db given twice"; one_line
+expect 2 $R --db
+err_has "--db needs a value"; one_line
+expect 2 $R --db global.db --json
+err_has "missing subcommand"; one_line
+[ ! -f second.db ] || fail "a refused command created second.db"
+
 expect 0 $R create-model m1 --signer signer.pub.pem --promoter Production=alice.pub.pem
 expect 2 $R create-model m1
 err_has "already exists"
