@@ -31,13 +31,13 @@ static const char gate_usage[] =
     "scenario, compares predictions with the baseline B (shadow agreement), applies the\n"
     "policy (docs/policy.md) and writes a DSSE-signed in-toto test-result report.\n"
     "M and B are model HDF5 files or registry URIs (models:/NAME/VERSION, /STAGE, @ALIAS).\n\n"
-    "  --junit/--html/--markdown  also render the decision (each written atomically)\n"
     "  --json                     print one JSON document instead of the summary\n"
     "  --cpus LIST                CPUs for evaluation and latency workers, e.g. 0-3\n\n"
     "Exit codes: 0 gate passed, 1 gate failed, 2 usage or input error (bad policy, key, file).\n";
 
 typedef struct {
-    const char *model, *data, *baseline, *policy, *key, *out, *junit, *html, *markdown, *cpus, *db;
+    const char *model, *data, *baseline, *policy, *key, *out, *cpus, *db;
+    const char *render[SG_REPORT_FORMATS_MAX]; /* per sg_report_formats entry: path or NULL */
     bool json;
 } gate_args;
 
@@ -45,24 +45,30 @@ typedef struct {
 static int parse_args(int argc, char **argv, gate_args *a)
 {
     memset(a, 0, sizeof *a);
-    const sg_opt opts[] = {
+    sg_opt opts[16 + SG_REPORT_FORMATS_MAX] = {
         SG_OPT_STR("model", &a->model),
         SG_OPT_STR("data", &a->data),
         SG_OPT_STR("baseline", &a->baseline),
         SG_OPT_STR("policy", &a->policy),
         SG_OPT_STR("key", &a->key),
         SG_OPT_STR("out", &a->out),
-        SG_OPT_STR("junit", &a->junit),
-        SG_OPT_STR("html", &a->html),
-        SG_OPT_STR("markdown", &a->markdown),
         SG_OPT_FLAG_("json", &a->json),
         SG_OPT_STR("cpus", &a->cpus),
         SG_OPT_STR("db", &a->db),
-        SG_OPT_END_,
     };
+    size_t n = 9; /* the options above; then one per report format, from its table */
+    for (size_t i = 0; i < sg_n_report_formats; i++)
+        opts[n++] = (sg_opt)SG_OPT_STR(sg_report_formats[i].name, &a->render[i]);
+    opts[n] = (sg_opt)SG_OPT_END_;
     int n_pos;
     int prc = sg_opts_parse("gate", opts, argc, argv, 1, NULL, 0, &n_pos);
-    if (prc == SG_OPTS_HELP) fputs(gate_usage, stdout);
+    if (prc == SG_OPTS_HELP) {
+        fputs(gate_usage, stdout);
+        printf("\nreport formats, each written atomically next to the signed report:\n");
+        for (size_t i = 0; i < sg_n_report_formats; i++)
+            printf("  --%-9s F%-6s %s\n", sg_report_formats[i].name, sg_report_formats[i].extension,
+                   sg_report_formats[i].what);
+    }
     if (prc != SG_OPTS_OK) return prc;
     const char *missing = !a->model    ? "--model"
                           : !a->data   ? "--data"
@@ -290,9 +296,9 @@ static int run_gate(const gate_args *a, gate_run *g, sg_err *err)
 {
     int rc = sg_policy_load(a->policy, &g->policy, err);
     if (!rc) rc = sg_key_load_private(a->key, &g->key, err);
-    const char *outs[] = {a->out, a->junit, a->html, a->markdown};
-    for (size_t i = 0; !rc && i < 4; i++)
-        rc = probe_output(outs[i], err);
+    if (!rc) rc = probe_output(a->out, err);
+    for (size_t i = 0; !rc && i < sg_n_report_formats; i++)
+        rc = probe_output(a->render[i], err);
     char mbuf[4096], bbuf[4096], msha[65], bsha[65];
     const char *model = NULL, *baseline = NULL;
     if (!rc) rc = resolve(a->model, a->db, mbuf, sizeof mbuf, &model, msha, err);
@@ -366,15 +372,10 @@ static int run_gate(const gate_args *a, gate_run *g, sg_err *err)
     }
     if ((rc = build_statement(a, model, baseline, g, &mem, err))) return rc;
     if ((rc = sg_statement_sign_write(g->statement, g->key, a->out, err))) return rc;
-    if (a->junit &&
-        (rc = sg_render_to_file(a->junit, sg_render_junit, &g->decision, g->statement, err)))
-        return rc;
-    if (a->html &&
-        (rc = sg_render_to_file(a->html, sg_render_html, &g->decision, g->statement, err)))
-        return rc;
-    if (a->markdown &&
-        (rc = sg_render_to_file(a->markdown, sg_render_markdown, &g->decision, g->statement, err)))
-        return rc;
+    for (size_t i = 0; i < sg_n_report_formats; i++)
+        if (a->render[i] && (rc = sg_render_to_file(a->render[i], sg_report_formats[i].render,
+                                                    &g->decision, g->statement, err)))
+            return rc;
     return SG_OK;
 }
 

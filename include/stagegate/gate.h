@@ -135,6 +135,22 @@ typedef int (*sg_render_fn)(FILE *out, const sg_gate_decision *d, json_t *statem
 int sg_render_junit(FILE *out, const sg_gate_decision *d, json_t *statement);
 int sg_render_markdown(FILE *out, const sg_gate_decision *d, json_t *statement);
 int sg_render_html(FILE *out, const sg_gate_decision *d, json_t *statement);
+/*
+ * The report formats a gate decision can be rendered in: one table entry per
+ * format. `gate` takes one option per entry (--NAME FILE) and renders each one
+ * asked for; a new format is a render_*.c file plus one line in
+ * reports/report_formats.c.
+ */
+typedef struct {
+    const char *name;      /* also the gate option: --junit, --html, --markdown */
+    const char *extension; /* conventional file extension, for help and docs */
+    const char *what;      /* one line for --help */
+    sg_render_fn render;
+} sg_report_format;
+#define SG_REPORT_FORMATS_MAX 8
+extern const sg_report_format sg_report_formats[];
+extern const size_t sg_n_report_formats;
+
 /* Renders into path atomically (temp file + rename). */
 int sg_render_to_file(const char *path, sg_render_fn fn, const sg_gate_decision *d,
                       json_t *statement, sg_err *err);
