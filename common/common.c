@@ -27,7 +27,6 @@ const char *sg_status_string(int status)
     }
 }
 
-
 int sg_errf(sg_err *err, int status, const char *fmt, ...)
 {
     if (err) {
@@ -75,4 +74,22 @@ bool sg_progress_enabled(void)
     if (e && strcmp(e, "0") == 0) return false;
     if (e && strcmp(e, "1") == 0) return true;
     return isatty(STDERR_FILENO) != 0;
+}
+
+uint64_t sg_physical_memory(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    return pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : 0;
+}
+
+int sg_check_alloc(int64_t count, size_t size, const char *what, sg_err *err)
+{
+    size_t bytes = 0;
+    uint64_t have = sg_physical_memory();
+    if (count < 0 || !sg_mul_size((size_t)count, size, &bytes) || (have && bytes > have))
+        return sg_errf(err, SG_EINPUT,
+                       "%s: %lld rows need %.4g GiB, more than this machine's %.4g GiB of memory",
+                       what, (long long)count, (double)count * (double)size / 1073741824.0,
+                       (double)have / 1073741824.0);
+    return SG_OK;
 }

@@ -109,8 +109,8 @@ static int open_member(sg_dataset *ds, const char *name, bool required, int rank
         if (!required) return SG_OK;
         return sg_errf(err, SG_EINPUT, "%s: dataset %s is missing", ds->path, name);
     }
-    hid_t probe = H5Dopen2(ds->file, name, H5P_DEFAULT);
-    if (probe < 0) return sg_errf(err, SG_EINPUT, "%s: %s is not a dataset", ds->path, name);
+    hid_t probe = sg_h5_open_dataset(ds->file, name, H5P_DEFAULT, ds->path, err);
+    if (probe < 0) return SG_EINPUT;
     int64_t cr;
     hid_t dapl = cache_dapl(probe, &cr);
     H5Dclose(probe);

@@ -303,3 +303,87 @@ int sg_h5_write_attr_int(hid_t obj, const char *name, int64_t value)
     H5Sclose(space);
     return st < 0 ? SG_EIO : SG_OK;
 }
+
+int sg_h5_check_links(hid_t file, const char *name, const char *path, sg_err *err)
+{
+    char prefix[1024];
+    size_t len = strlen(name);
+    if (len >= sizeof prefix) return sg_errf(err, SG_EINPUT, "%s: object name too long", path);
+    for (size_t i = 1; i <= len; i++) {
+        if (i < len && name[i] != '/') continue;
+        memcpy(prefix, name, i);
+        prefix[i] = '\0';
+        H5L_info_t info;
+        if (H5Lget_info(file, prefix, &info, H5P_DEFAULT) < 0)
+            return sg_errf(err, SG_EINPUT, "%s: %s is missing", path, prefix);
+        if (info.type != H5L_TYPE_HARD)
+            return sg_errf(err, SG_EINPUT,
+                           "%s: %s is %s link, not an object stored in this file; refused", path,
+                           prefix,
+                           info.type == H5L_TYPE_EXTERNAL ? "an external"
+                           : info.type == H5L_TYPE_SOFT   ? "a soft"
+                                                          : "a user-defined");
+    }
+    return SG_OK;
+}
+
+static bool filter_allowed(H5Z_filter_t id)
+{
+    return id == H5Z_FILTER_DEFLATE || id == H5Z_FILTER_SHUFFLE || id == H5Z_FILTER_FLETCHER32 ||
+           id == H5Z_FILTER_SZIP || id == H5Z_FILTER_NBIT || id == H5Z_FILTER_SCALEOFFSET;
+}
+
+static int check_storage(hid_t ds, const char *name, const char *path, sg_err *err)
+{
+    hid_t dcpl = H5Dget_create_plist(ds);
+    if (dcpl < 0)
+        return sg_errf(err, SG_EINPUT, "%s: %s: cannot read its storage layout", path, name);
+    int rc = SG_OK;
+    H5D_layout_t layout = H5Pget_layout(dcpl);
+    int n_ext = H5Pget_external_count(dcpl);
+    if (layout == H5D_VIRTUAL)
+        rc = sg_errf(err, SG_EINPUT,
+                     "%s: %s is a virtual dataset (its data lives in other files); refused", path,
+                     name);
+    else if (n_ext != 0) {
+        char file[256] = "?";
+        off_t off;
+        hsize_t size;
+        if (n_ext > 0) H5Pget_external(dcpl, 0, sizeof file, file, &off, &size);
+        rc = sg_errf(err, SG_EINPUT,
+                     "%s: %s keeps its data in external file '%s', which the file's digest does "
+                     "not cover; refused",
+                     path, name, file);
+    } else {
+        int nf = H5Pget_nfilters(dcpl);
+        for (int i = 0; i < nf && rc == SG_OK; i++) {
+            unsigned flags;
+            size_t nelem = 0;
+            char fname[64] = "";
+            H5Z_filter_t id =
+                H5Pget_filter2(dcpl, (unsigned)i, &flags, &nelem, NULL, sizeof fname, fname, NULL);
+            if (!filter_allowed(id))
+                rc = sg_errf(err, SG_EINPUT,
+                             "%s: %s uses HDF5 filter %d ('%s'), which stagegate does not accept "
+                             "(deflate, shuffle, fletcher32, szip, nbit, scaleoffset only)",
+                             path, name, (int)id, fname);
+        }
+    }
+    H5Pclose(dcpl);
+    return rc;
+}
+
+hid_t sg_h5_open_dataset(hid_t file, const char *name, hid_t dapl, const char *path, sg_err *err)
+{
+    if (sg_h5_check_links(file, name, path, err) != SG_OK) return H5I_INVALID_HID;
+    hid_t ds = H5Dopen2(file, name, dapl);
+    if (ds < 0) {
+        sg_errf(err, SG_EINPUT, "%s: %s is not a dataset", path, name);
+        return H5I_INVALID_HID;
+    }
+    if (check_storage(ds, name, path, err) != SG_OK) {
+        H5Dclose(ds);
+        return H5I_INVALID_HID;
+    }
+    return ds;
+}

@@ -32,6 +32,23 @@ hid_t sg_h5_open_image(const char *path, const uint8_t *buf, size_t len, sg_err 
 /* Innermost message on the current thread's HDF5 error stack ("" if none). */
 void sg_h5_last_error(char *buf, size_t len);
 
+/*
+ * Checks that every link on the way to name (e.g. "layers/0/W": "layers", "layers/0",
+ * "layers/0/W") is a hard link inside the file: an external link would make the loaded
+ * bytes come from another file that the recorded digest does not cover. SG_OK or SG_EINPUT
+ * naming path and the link.
+ */
+int sg_h5_check_links(hid_t file, const char *name, const char *path, sg_err *err);
+
+/*
+ * Opens dataset name after sg_h5_check_links, then refuses storage whose bytes do not come
+ * from this file, or pass through code we do not accept: external raw-data files, virtual
+ * datasets, and any filter other than deflate, shuffle, Fletcher-32, szip, n-bit and
+ * scale-offset (user-defined filters run plugin code). Returns a dataset id, or
+ * H5I_INVALID_HID with err naming path, name and what is wrong.
+ */
+hid_t sg_h5_open_dataset(hid_t file, const char *name, hid_t dapl, const char *path, sg_err *err);
+
 /* Whether a link called name exists directly in loc (no error if a parent is missing). */
 bool sg_h5_exists(hid_t loc, const char *name);
 

@@ -113,8 +113,8 @@ static int read_params(hid_t file, const char *path, const char *name, int rank,
 {
     *out = NULL;
     if (!sg_h5_exists(file, name)) return sg_errf(err, SG_EINPUT, "%s: %s is missing", path, name);
-    hid_t ds = H5Dopen2(file, name, H5P_DEFAULT);
-    if (ds < 0) return sg_errf(err, SG_EINPUT, "%s: %s is not a dataset", path, name);
+    hid_t ds = sg_h5_open_dataset(file, name, H5P_DEFAULT, path, err);
+    if (ds < 0) return SG_EINPUT;
     hid_t type = H5Dget_type(ds), space = H5Dget_space(ds);
     int rc = SG_OK;
     char tn[64];
@@ -265,6 +265,7 @@ static int load_layer(hid_t f, const char *path, sg_model *m, int i, sg_err *err
     if (!sg_h5_exists(f, name) || H5Oexists_by_name(f, name, H5P_DEFAULT) <= 0)
         return sg_errf(err, SG_EINPUT, "%s: %s is missing (layers must be named 0..%d)", path, name,
                        m->n_layers - 1);
+    if (sg_h5_check_links(f, name, path, err) != SG_OK) return SG_EINPUT;
     hid_t g = H5Gopen2(f, name, H5P_DEFAULT);
     if (g < 0) return sg_errf(err, SG_EINPUT, "%s: %s is not a group", path, name);
     char act[64], where[80];
@@ -307,6 +308,7 @@ static int load_layers(hid_t f, const char *path, sg_model *m, sg_err *err)
 {
     if (!sg_h5_exists(f, "layers")) return sg_errf(err, SG_EINPUT, "%s: /layers is missing", path);
     H5G_info_t info;
+    if (sg_h5_check_links(f, "layers", path, err) != SG_OK) return SG_EINPUT;
     hid_t g = H5Gopen2(f, "layers", H5P_DEFAULT);
     if (g < 0 || H5Gget_info(g, &info) < 0) {
         if (g >= 0) H5Gclose(g);

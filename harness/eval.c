@@ -316,6 +316,10 @@ static int eval_setup(eval_run *e, const sg_eval_config *c, sg_eval_result *r, s
     e->pred_labels = malloc((size_t)chunk * sizeof(int32_t));
     if (!e->out || !e->pred_labels) return sg_errf(err, SG_ENOMEM, "eval: out of memory");
     if (c->keep_predictions) {
+        /* Sized by the declared row count: refused before it can wrap the allocation. */
+        if ((st = sg_check_alloc(r->rows, classifier ? sizeof(int32_t) : sizeof(float),
+                                 "eval: predictions kept for shadow agreement", err)))
+            return name_data_file(c, r, err, st);
         if (classifier)
             r->pred_labels = malloc((size_t)r->rows * sizeof(int32_t));
         else

@@ -69,8 +69,16 @@ int sg_metrics_acc_new(sg_task task, int n_classes, int64_t expected_rows, sg_me
         a->pred_n = calloc(k, sizeof *a->pred_n);
         if (!a->true_n || !a->pred_n) goto nomem;
         if (task == SG_TASK_BINARY && expected_rows > 0) {
+            /* The declared row count sizes the score store: refuse one no machine could hold
+             * before it reaches an allocation (or wraps around in one). */
+            int st = sg_check_alloc(expected_rows, sizeof *a->keys,
+                                    "metrics: scores kept for ROC AUC", err);
+            if (st) {
+                sg_metrics_acc_free(a);
+                return st;
+            }
             a->cap = (size_t)expected_rows;
-            a->keys = sg_metrics_big_alloc(a->cap * sizeof *a->keys);
+            a->keys = sg_metrics_big_alloc(a->cap, sizeof *a->keys);
             if (!a->keys) goto nomem;
         }
     }
@@ -121,7 +129,7 @@ static int set_weighted(sg_metrics_acc *a, bool weighted, sg_err *err)
                 return sg_errf(err, SG_ENOMEM, "metrics: out of memory for class counts");
         }
         if (weighted && a->task == SG_TASK_BINARY && a->cap) {
-            a->kw = sg_metrics_big_alloc(a->cap * sizeof *a->kw);
+            a->kw = sg_metrics_big_alloc(a->cap, sizeof *a->kw);
             if (!a->kw) return sg_errf(err, SG_ENOMEM, "metrics: out of memory for weights");
         }
     }
@@ -146,11 +154,16 @@ static int reserve_scores(sg_metrics_acc *a, size_t n, sg_err *err)
     size_t used = a->npos + a->nneg;
     if (a->cap - used >= n) return SG_OK;
     size_t cap = a->cap ? a->cap : 4096;
-    while (cap - used < n)
-        cap += cap / 2 + n;
+    while (cap - used < n) {
+        size_t grow = cap / 2 + n;
+        if (cap > SIZE_MAX - grow)
+            return sg_errf(err, SG_EINPUT, "metrics: too many scores to store (%zu + %zu)", used,
+                           n);
+        cap += grow;
+    }
     /* Both allocations first, so a failure leaves the store as it was. */
-    uint32_t *k = sg_metrics_big_alloc(cap * sizeof *k);
-    double *w = a->weighted == 1 ? sg_metrics_big_alloc(cap * sizeof *w) : NULL;
+    uint32_t *k = sg_metrics_big_alloc(cap, sizeof *k);
+    double *w = a->weighted == 1 ? sg_metrics_big_alloc(cap, sizeof *w) : NULL;
     if (!k || (a->weighted == 1 && !w)) {
         free(k);
         free(w);
@@ -451,8 +464,8 @@ static double class_sum(const sg_metrics_acc *a, const int64_t *n, const sg_ksum
 static int rank_metrics(sg_metrics_acc *a, sg_metrics *m, sg_err *err)
 {
     size_t np = a->npos, nn = a->nneg, big = np > nn ? np : nn;
-    uint32_t *ks = sg_metrics_big_alloc(big * sizeof *ks);
-    double *ws = a->weighted == 1 ? sg_metrics_big_alloc(big * sizeof *ws) : NULL;
+    uint32_t *ks = sg_metrics_big_alloc(big, sizeof *ks);
+    double *ws = a->weighted == 1 ? sg_metrics_big_alloc(big, sizeof *ws) : NULL;
     if (!ks || (a->weighted == 1 && !ws)) {
         free(ks);
         free(ws);

@@ -49,9 +49,10 @@ static inline uint32_t sg_score_key(float f)
  */
 void sg_radix_sort_keys(uint32_t *keys, double *w, size_t n, uint32_t *kscratch, double *wscratch);
 
-/* malloc for the per-row score buffers: sizes of 2 MiB and more are 2 MiB-aligned and
-   advised as transparent huge pages, which saves most of their first-touch page faults. */
-void *sg_metrics_big_alloc(size_t bytes);
+/* malloc of count * size bytes for the per-row score buffers, NULL when the product
+   overflows: sizes of 2 MiB and more are 2 MiB-aligned and advised as transparent huge
+   pages, which saves most of their first-touch page faults. */
+void *sg_metrics_big_alloc(size_t count, size_t size);
 
 /* Area under the ROC curve and average precision from the sorted positive and negative keys
    (weights NULL = 1 each), as sklearn's roc_auc_score / average_precision_score. */

@@ -8,6 +8,7 @@
  * _binary_clf_curve does.
  */
 #include "metrics_internal.h"
+#include "stagegate/common.h"
 
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -68,14 +69,16 @@ void sg_radix_sort_keys(uint32_t *keys, double *w, size_t n, uint32_t *kscratch,
     }
 }
 
-void *sg_metrics_big_alloc(size_t bytes)
+void *sg_metrics_big_alloc(size_t count, size_t size)
 {
+    size_t bytes;
+    if (!sg_mul_size(count, size, &bytes)) return NULL;
 #ifdef MADV_HUGEPAGE
     const size_t huge = (size_t)2 << 20;
     if (bytes >= huge) {
-        size_t size = (bytes + huge - 1) & ~(huge - 1);
-        void *p = aligned_alloc(huge, size);
-        if (p) (void)madvise(p, size, MADV_HUGEPAGE); /* only a hint: failure costs speed */
+        size_t rounded = (bytes + huge - 1) & ~(huge - 1);
+        void *p = aligned_alloc(huge, rounded);
+        if (p) (void)madvise(p, rounded, MADV_HUGEPAGE); /* only a hint: failure costs speed */
         return p;
     }
 #endif

@@ -23,7 +23,6 @@ typedef enum {
 
 const char *sg_status_string(int status);
 
-
 /* One human sentence naming the file or field and what is wrong. */
 typedef struct {
     char msg[1024];
@@ -38,6 +37,24 @@ int sg_errf(sg_err *err, int status, const char *fmt, ...) __attribute__((format
         if (!(cond)) sg_assert_fail(#cond, __FILE__, __LINE__);                                    \
     } while (0)
 _Noreturn void sg_assert_fail(const char *expr, const char *file, int line);
+
+/* a * b into *out; false when the product does not fit a size_t. Sizes that come from
+ * outside input are multiplied with this, never with a bare `*`. */
+static inline bool sg_mul_size(size_t a, size_t b, size_t *out)
+{
+    return !__builtin_mul_overflow(a, b, out);
+}
+
+/* Physical memory of this machine in bytes (0 when unknown). */
+uint64_t sg_physical_memory(void);
+
+/*
+ * Checks before an allocation sized by outside input: `count` elements of `size` bytes
+ * must be representable and fit in this machine's physical memory. Returns SG_OK, or
+ * SG_EINPUT with "WHAT: COUNT rows need N GiB, more than this machine's M GiB" (a
+ * declared size far beyond the machine is bad input, not an out-of-memory at run time).
+ */
+int sg_check_alloc(int64_t count, size_t size, const char *what, sg_err *err);
 
 /* Allocation helpers; aligned memory is 64-byte aligned and freed with sg_free_aligned. */
 void *sg_alloc_aligned(size_t bytes);

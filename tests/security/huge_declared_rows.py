@@ -1,0 +1,48 @@
+#!/usr/bin/python3
+"""Attack: a 1.6 KB validation set that declares 2**62 + 1 rows.
+
+The row count sized the ROC AUC score store (4 bytes a row) and the predictions gate keeps
+for shadow agreement; the byte count wrapped around size_t and eval/gate wrote past a small
+heap block (SIGSEGV; ASan: heap-buffer-overflow WRITE). A size no machine could hold must
+be refused before allocation: exit 2, one line naming the file and its row count."""
+import json
+import os
+import sys
+import tempfile
+
+import h5py
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from seclib import D, expect_refused, run, write_model  # noqa: E402
+
+ROWS = 2**62 + 1
+fails = []
+with tempfile.TemporaryDirectory() as t:
+    p = lambda n: os.path.join(t, n)  # noqa: E731
+    with h5py.File(p("huge.h5"), "w") as f:
+        f.attrs.update(format="stagegate-dataset", format_version=1)
+        f.create_dataset("X", shape=(ROWS, D), dtype=np.float32, chunks=(65536, D))
+        f.create_dataset("y", shape=(ROWS,), dtype=np.int8, chunks=(65536,))
+    print("file size", os.path.getsize(p("huge.h5")), "bytes")
+    write_model(p("m.h5"))
+    write_model(p("b.h5"), w=np.ones((D, 1), np.float32))
+    rc, _, err = run("eval", "--model", p("m.h5"), "--data", p("huge.h5"))
+    msg = expect_refused("eval", rc, err, "huge.h5", str(ROWS), "more than this machine")
+    if msg:
+        fails.append(msg)
+    rc, _, _ = run("keygen", "--out", p("k"))
+    with open(p("policy.json"), "w") as f:
+        json.dump({"metrics": {"accuracy": {"threshold": 0.5}},
+                   "shadow": {"min_agreement": 0.9}}, f)
+    rc, _, err = run("gate", "--model", p("m.h5"), "--baseline", p("b.h5"), "--data", p("huge.h5"),
+                     "--policy", p("policy.json"), "--key", p("k.key.pem"), "--out", p("r.json"))
+    msg = expect_refused("gate --baseline", rc, err, "huge.h5", str(ROWS))
+    if msg:
+        fails.append(msg)
+    if os.path.exists(p("r.json")):
+        fails.append("gate left a report behind")
+for m in fails:
+    print("FAIL", m)
+print(f"{3 - len(fails)} passed, {len(fails)} failed")
+sys.exit(1 if fails else 0)
