@@ -257,6 +257,31 @@ static int load_report(const char *path, const uint8_t *data, size_t len, EVP_PK
     return load_latency(path, json_object_get(pred, "latency"), run, err);
 }
 
+/* The key whose value starts at byte `pos` ("p50" in `"p50": NaN`), or "" when there is none. */
+static void key_before(const uint8_t *data, size_t len, size_t pos, char *key, size_t cap)
+{
+    key[0] = 0;
+    if (pos > len) pos = len;
+    /* The lexer may have read past the bad token: step back to its first letter. */
+    size_t i = pos;
+    for (size_t back = 0; i > 0 && back < 16; back++, i--)
+        if ((data[i - 1] == 'N' || data[i - 1] == 'I') && (i < 2 || data[i - 2] != 'a')) break;
+    if (i > 0) i--;
+    while (i > 0 && data[i - 1] != ':' && data[i - 1] != ',' && data[i - 1] != '[')
+        i--;
+    if (i == 0 || data[i - 1] != ':') return;
+    i--;
+    while (i > 0 && data[i - 1] != '"')
+        i--; /* the closing quote of the key */
+    if (i == 0) return;
+    size_t end = --i;
+    while (i > 0 && data[i - 1] != '"')
+        i--;
+    size_t n = end - i < cap - 1 ? end - i : cap - 1;
+    memcpy(key, data + i, n);
+    key[n] = 0;
+}
+
 int sg_compare_load(const char *path, EVP_PKEY *pub, sg_compare_run *run, sg_err *err)
 {
     memset(run, 0, sizeof *run);
@@ -268,14 +293,22 @@ int sg_compare_load(const char *path, EVP_PKEY *pub, sg_compare_run *run, sg_err
     json_error_t je;
     json_t *doc = json_loadb((const char *)data, len, 0, &je);
     if (!json_is_object(doc)) {
-        free(data);
         json_decref(doc);
-        /* Python's json writes NaN unquoted; say what it is rather than "invalid token". */
-        bool nan = !doc && (strstr(je.text, "'NaN'") || strstr(je.text, "'Infinity'"));
-        return sg_errf(err, SG_EINPUT, "%s:%d:%d: not a JSON object (%s)", path, je.line, je.column,
-                       doc   ? "another JSON value"
-                       : nan ? "NaN or Infinity where a finite number belongs, e.g. a percentile"
-                             : je.text);
+        /* Python's json writes NaN unquoted; name the field rather than say "invalid token". */
+        bool nan = !doc && (strstr(je.text, "'NaN'") || strstr(je.text, "'Infinity'") ||
+                            strstr(je.text, "'-Infinity'"));
+        char key[64] = "";
+        if (nan) {
+            key_before(data, len, (size_t)je.position, key, sizeof key);
+            sg_errf(err, SG_EINPUT,
+                    "%s:%d:%d: field \"%s\" is NaN or Infinity, not a finite number", path, je.line,
+                    je.column, key[0] ? key : "?");
+        } else {
+            sg_errf(err, SG_EINPUT, "%s:%d:%d: not a JSON object (%s)", path, je.line, je.column,
+                    doc ? "another JSON value" : je.text);
+        }
+        free(data);
+        return SG_EINPUT;
     }
     if (json_object_get(doc, "payloadType") && json_object_get(doc, "payload")) {
         json_decref(doc);
