@@ -18,7 +18,7 @@ void sg_compare_options_init(sg_compare_options *o)
     memset(o, 0, sizeof *o);
     o->alpha = 0.05;
     o->noise_floor = -1;
-    o->single_run_floor = SG_COMPARE_SINGLE_RUN_FLOOR;
+    o->single_run_floor = -1;
     o->discount_noisy = true;
     o->abs_noise_floor_ns = -1;
 }
@@ -173,7 +173,9 @@ int sg_compare_runs(const sg_compare_run *o, const sg_compare_run *n, const sg_c
     json_object_set_new(doc, "alpha", json_real(opt->alpha));
     json_object_set_new(doc, "noise_floor",
                         opt->noise_floor >= 0 ? json_real(opt->noise_floor) : json_null());
-    sg_json_set_real(doc, "single_run_floor", opt->single_run_floor);
+    json_object_set_new(doc, "single_run_floor",
+                        opt->single_run_floor >= 0 ? json_real(opt->single_run_floor)
+                                                   : json_null());
     int n_reg = 0;
     json_t *lat = sg_compare_latency(o, n, opt, doc, &n_reg, err);
     json_object_set_new(doc, "latency", lat);

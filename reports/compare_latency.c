@@ -32,6 +32,9 @@ static const char *const pct_names[] = {"p50", "p90", "p99", "p99.9"};
 static const double pct_q[] = {0.50, 0.90, 0.99, 0.999};
 static const double default_floor[] = {SG_COMPARE_FLOOR_P50, SG_COMPARE_FLOOR_P90,
                                        SG_COMPARE_FLOOR_P99, SG_COMPARE_FLOOR_P999};
+static const double default_single_floor[] = {
+    SG_COMPARE_SINGLE_FLOOR_P50, SG_COMPARE_SINGLE_FLOOR_P90, SG_COMPARE_SINGLE_FLOOR_P99,
+    SG_COMPARE_SINGLE_FLOOR_P999};
 
 /* The run's own (merged) percentile from latency_ns, else nearest rank over its histogram. */
 static double merged_percentile(const sg_compare_run *r, int k)
@@ -90,8 +93,10 @@ static void side_load(const sg_compare_run *r, int k, bool discount, side *s)
         int clean = 0;
         for (int i = 0; i < r->n_reps; i++)
             clean += !r->rep_noisy[i];
-        /* Noisy repetitions are left out only while 3 clean ones remain. */
-        bool skip_noisy = discount && clean >= 3 && clean < r->n_reps;
+        /* Noisy repetitions are left out only while enough clean ones remain to keep the test's
+         * power: judging 3 clean against 5 makes a shifted pair of runs look "significant". */
+        bool skip_noisy =
+            discount && clean >= SG_COMPARE_MIN_CLEAN_REPETITIONS && clean < r->n_reps;
         for (int i = 0; i < r->n_reps && s->n < 1000; i++) {
             if (skip_noisy && r->rep_noisy[i]) {
                 s->excluded++;
@@ -156,7 +161,7 @@ static void verdict_by_direction(judgement *j, double ratio, const char *fmt, ..
 
 /* One repetition on a side, or too few for the U test: only a move beyond the fixed floor. */
 static void judge_few(judgement *j, const side *a, const side *b, double ratio, double p_min,
-                      const sg_compare_options *opt)
+                      double floor)
 {
     char head[160];
     if (a->n < 2 || b->n < 2)
@@ -167,12 +172,12 @@ static void judge_few(judgement *j, const side *a, const side *b, double ratio, 
                  "too few repetitions for the U test (%d vs %d; its smallest p-value is %.2g)",
                  a->n, b->n, p_min);
     double move = fabs(ratio - 1);
-    if (move > opt->single_run_floor)
+    if (move > floor)
         verdict_by_direction(j, ratio, "%s; moved %.1f%%, beyond the %.0f%% floor for such runs",
-                             head, 100 * move, 100 * opt->single_run_floor);
+                             head, 100 * move, 100 * floor);
     else
         snprintf(j->why, sizeof j->why, "%s; within the %.0f%% floor for such runs", head,
-                 100 * opt->single_run_floor);
+                 100 * floor);
 }
 
 static json_t *percentile_row(const sg_compare_run *o, const sg_compare_run *n, int k,
@@ -191,6 +196,8 @@ static json_t *percentile_row(const sg_compare_run *o, const sg_compare_run *n, 
     double ratio =
         a.median > 0 && isfinite(a.median) && isfinite(b.median) ? b.median / a.median : NAN;
     double floor = opt->noise_floor >= 0 ? opt->noise_floor : default_floor[k];
+    double single_floor =
+        opt->single_run_floor >= 0 ? opt->single_run_floor : default_single_floor[k];
     double spread = fmax(a.range, b.range);
     sg_mw_result mw = {0};
     bool exact = false;
@@ -209,7 +216,7 @@ static json_t *percentile_row(const sg_compare_run *o, const sg_compare_run *n, 
         snprintf(j.why, sizeof j.why, "too few queries for %s (needs %lld per repetition)",
                  pct_names[k], (long long)need);
     else if (a.n < 2 || b.n < 2 || p_min >= opt->alpha)
-        judge_few(&j, &a, &b, ratio, p_min, opt);
+        judge_few(&j, &a, &b, ratio, p_min, single_floor);
     else if (fabs(ratio - 1) < floor)
         snprintf(j.why, sizeof j.why, "within the noise floor (%.0f%%)", 100 * floor);
     else if (fabs(b.median - a.median) <= spread)
@@ -247,7 +254,7 @@ static json_t *percentile_row(const sg_compare_run *o, const sg_compare_run *n, 
     sg_json_set_real(r, "new_spread", b.median > 0 ? b.range / b.median : NAN);
     sg_json_set_real(r, "spread_ns", spread);
     bool few = a.n < 2 || b.n < 2 || p_min >= opt->alpha;
-    sg_json_set_real(r, "floor", few ? opt->single_run_floor : floor);
+    sg_json_set_real(r, "floor", few ? single_floor : floor);
     json_object_set_new(r, "single_run_floor_applied", json_boolean(few));
     json_t *ex = json_object();
     json_object_set_new(ex, "old", json_integer(a.excluded));

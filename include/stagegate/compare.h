@@ -109,13 +109,26 @@ void sg_compare_run_clear(sg_compare_run *run);
 /* Reads an envelope's payload without verifying it (for lookups only). Caller frees. */
 int sg_dsse_payload_unverified(const uint8_t *env, size_t len, json_t **statement, sg_err *err);
 
-/* Default relative floors (docs/nightly.md derives them from A/A runs on the development VM). */
-#define SG_COMPARE_FLOOR_P50 0.03
-#define SG_COMPARE_FLOOR_P90 0.03
-#define SG_COMPARE_FLOOR_P99 0.05
-#define SG_COMPARE_FLOOR_P999 0.10
-/* With one repetition on a side (or too few for the U test), the floor a move must exceed. */
-#define SG_COMPARE_SINGLE_RUN_FLOOR 0.20
+/*
+ * Default relative floors, derived from 20 A/A pairs of 5-repetition runs on the 2-core
+ * development VM under a load average of 2 to 6 (docs/nightly.md): at least the largest move of
+ * the repetition medians seen between two runs of the same model (10.5%, 11.1%, 10.8% and 105%).
+ */
+#define SG_COMPARE_FLOOR_P50 0.12
+#define SG_COMPARE_FLOOR_P90 0.12
+#define SG_COMPARE_FLOOR_P99 0.12
+#define SG_COMPARE_FLOOR_P999 1.10
+/*
+ * With one repetition on a side (or too few for the U test), the floor a move must exceed: at
+ * least the largest move of one repetition against one seen in the same A/A runs (13%, 18%,
+ * 49% and 316% over 100 pairs).
+ */
+#define SG_COMPARE_SINGLE_FLOOR_P50 0.20
+#define SG_COMPARE_SINGLE_FLOOR_P90 0.20
+#define SG_COMPARE_SINGLE_FLOOR_P99 0.50
+#define SG_COMPARE_SINGLE_FLOOR_P999 3.20
+/* Noisy repetitions are left out of a side only while this many clean ones remain. */
+#define SG_COMPARE_MIN_CLEAN_REPETITIONS 5
 /* A recorded history needs this many runs before it counts as a noise band. */
 #define SG_COMPARE_HISTORY_MIN_RUNS 3
 
@@ -124,8 +137,10 @@ typedef struct {
     /* Relative change below which a percentile is unchanged; negative (the default) means the
        per-percentile defaults SG_COMPARE_FLOOR_*. */
     double noise_floor;
-    double single_run_floor; /* default SG_COMPARE_SINGLE_RUN_FLOOR */
-    /* Leave out repetitions that crossed a noise limit when at least 3 clean ones remain. */
+    /* Negative (the default) means the per-percentile SG_COMPARE_SINGLE_FLOOR_*. */
+    double single_run_floor;
+    /* Leave out repetitions that crossed a noise limit while SG_COMPARE_MIN_CLEAN_REPETITIONS
+       clean ones remain (default true). */
     bool discount_noisy;
     /* Optional `registry runs --json` document: earlier runs of the same version on the same
        fingerprint. A move that stays inside their [min, max] is unchanged. Borrowed. */
