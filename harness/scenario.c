@@ -516,8 +516,13 @@ int sg_bench_run_once(const sg_bench_config *c, sg_bench_result *r, sg_err *err)
                the run is never restarted. Past SAMPLES_MAX the run is cut short, and says so. */
             double q_ns = sg_clock_ticks_to_ns(x->slots[0].warm_min);
             if (!(q_ns > 0)) q_ns = 1;
-            double est = c->min_duration_s * 1e9 / q_ns * 1.25 + 1024;
-            x->cap = c->min_queries + (int64_t)(est < SAMPLES_MAX ? est : SAMPLES_MAX);
+            double est = c->min_duration_s * 1e9 / q_ns * 1.25 + 1024, most = SAMPLES_MAX;
+            /* STAGEGATE_BENCH_MAX_SAMPLES lowers the cap (memory-bound machines, and the test
+               that a full buffer cuts a run short instead of restarting it). */
+            const char *env = getenv("STAGEGATE_BENCH_MAX_SAMPLES");
+            if (env && atof(env) >= 1 && atof(env) < most) most = atof(env);
+            x->cap = c->min_queries + (int64_t)(est < most ? est : most);
+            if (env && atof(env) >= 1 && (double)x->cap > most) x->cap = (int64_t)most;
         } else {
             x->cap = (x->wl->n_rows + c->batch - 1) / c->batch * 2;
         }

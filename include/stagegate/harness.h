@@ -226,8 +226,10 @@ typedef struct {
 } sg_bench_config;
 
 /* The documented limits above which a timed run is reported as noisy (docs/latency.md). */
-#define SG_NOISE_MAX_INVOLUNTARY_CSW_PER_S 50.0 /* preemptions per second per worker */
-#define SG_NOISE_MIN_ON_CPU_SHARE 0.90          /* worker CPU time / wall time of the window */
+#define SG_NOISE_MAX_INVOLUNTARY_CSW_PER_S 50.0 /* preemptions per second per worker... */
+#define SG_NOISE_MIN_INVOLUNTARY_CSW 10         /* ...and at least this many in the window */
+#define SG_NOISE_MIN_ON_CPU_SHARE 0.90          /* worker CPU time / wall time of the window, */
+#define SG_NOISE_MIN_WINDOW_FOR_CPU_SHARE_S 1.0 /* judged on windows at least this long */
 #define SG_NOISE_MAX_MIGRATIONS 0               /* samples whose CPU changed while timed */
 #define SG_NOISE_MAX_PAGE_FAULTS 0              /* faults inside the window, after warm-up */
 #define SG_NOISE_MAX_THROTTLE_EVENTS 0          /* thermal throttle count increase */
