@@ -571,16 +571,60 @@ static void test_trend_two_machines(void **state)
     json_decref(doc);
 }
 
+/* One version, 6 runs on one machine: each latency chart shades the noise band from the 4th
+ * run on (min..max of the runs before it); metric charts have none. */
+static void test_trend_band(void **state)
+{
+    (void)state;
+    json_t *doc = json_object(), *runs = json_array();
+    json_object_set_new(doc, "model", json_string("m"));
+    json_object_set_new(doc, "runs", runs);
+    static const int p50[] = {1000, 1100, 950, 1050, 1500, 1020};
+    for (int i = 0; i < 6; i++) {
+        char t[32];
+        snprintf(t, sizeof t, "2025-02-%02dT02:30:00Z", i + 1);
+        json_array_append_new(
+            runs,
+            json_pack("{s:i, s:s, s:s, s:s, s:{s:s}, s:{s:{s:f}, s:{s:i, s:i}, s:[s]}}", "version",
+                      1, "fingerprint", "aaaaaaaaaaaaaaaa", "time", t, "result", "PASSED",
+                      "machine", "cpu_model", "A cpu", "figures", "metrics", "accuracy", 0.9,
+                      "latency_ns", "p50", p50[i], "p99", 5000 + i, "gated", "accuracy"));
+    }
+    char *html = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&html, &len);
+    assert_int_equal(sg_trend_render(f, doc), SG_OK);
+    fclose(f);
+    assert_int_equal(count(html, "<polygon class=\"band\""), 2); /* p50 and p99 */
+    /* p50's band has 3 points on each edge (runs 4, 5, 6): 6 coordinate pairs. */
+    const char *b = strstr(html, "<polygon class=\"band\"");
+    const char *pts = strstr(b, "points=\"") + 8;
+    int pairs = 0;
+    for (const char *c = pts; *c != '"'; c++)
+        pairs += *c == ',';
+    assert_int_equal(pairs, 6);
+    free(html);
+    json_decref(doc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_known_shift),         cmocka_unit_test(test_identical_unchanged),
-        cmocka_unit_test(test_below_floor),         cmocka_unit_test(test_within_spread),
-        cmocka_unit_test(test_single_repetition),   cmocka_unit_test(test_noisy_discounted),
-        cmocka_unit_test(test_history_band),        cmocka_unit_test(test_mw_values_exact),
-        cmocka_unit_test(test_fingerprint_refused), cmocka_unit_test(test_mw_hand_checked),
-        cmocka_unit_test(test_metric_margins),      cmocka_unit_test(test_trend_two_machines),
-        cmocka_unit_test(test_tail_needs_queries),  cmocka_unit_test(test_below_clock_resolution),
+        cmocka_unit_test(test_known_shift),
+        cmocka_unit_test(test_identical_unchanged),
+        cmocka_unit_test(test_below_floor),
+        cmocka_unit_test(test_within_spread),
+        cmocka_unit_test(test_single_repetition),
+        cmocka_unit_test(test_noisy_discounted),
+        cmocka_unit_test(test_history_band),
+        cmocka_unit_test(test_mw_values_exact),
+        cmocka_unit_test(test_fingerprint_refused),
+        cmocka_unit_test(test_mw_hand_checked),
+        cmocka_unit_test(test_metric_margins),
+        cmocka_unit_test(test_trend_two_machines),
+        cmocka_unit_test(test_trend_band),
+        cmocka_unit_test(test_tail_needs_queries),
+        cmocka_unit_test(test_below_clock_resolution),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
