@@ -449,6 +449,14 @@ int sg_cmd_gate(int argc, char **argv)
         json_decref(doc);
     } else {
         print_summary(&g.decision, a.out);
+        /* The latency figures in the report carry the same warnings under "noise". */
+        if (g.have_bench) {
+            for (int i = 0; i < g.bench.n_noise_warnings; i++)
+                printf("warning: noisy machine during the latency run: %s\n",
+                       g.bench.noise_warnings[i]);
+            if (g.bench.cut_short)
+                printf("warning: latency run cut short: %s\n", g.bench.cut_short_reason);
+        }
     }
     bool passed = g.decision.passed;
     gate_run_clear(&g);
