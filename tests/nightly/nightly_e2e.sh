@@ -74,7 +74,8 @@ STAGEGATE_PROGRESS=1 night 2 0 1
 grep -q '\[1/3\] .*[0-9]s elapsed' night2.err && grep -q '\[3/3\] .*ETA [0-9]*s' night2.err ||
     { cat -v night2.err; fail "night 2 shows no progress on stderr"; }
 ! grep -q $'\r\|\033' night2.txt || { cat -v night2.txt; fail "progress leaked into stdout"; }
-[ "$(ls out/compare | wc -l)" = 3 ] || fail "night 2 did not compare all three versions"
+[ "$(ls out/compare/*.txt | wc -l)" = 3 ] || fail "night 2 did not compare all three versions"
+[ "$(ls out/compare/*.history.json | wc -l)" = 3 ] || fail "night 2 kept no run history per version"
 grep -q "nothing regressed since the previous run\|REGRESSED" night2.txt || fail "night 2 compare lines"
 for f in out/compare/*.txt; do
     grep -Eq "^  (accuracy|f1) " "$f" || { cat "$f"; fail "$f lists no metrics"; }
