@@ -285,11 +285,21 @@ static void key_before(const uint8_t *data, size_t len, size_t pos, char *key, s
 int sg_compare_load(const char *path, EVP_PKEY *pub, sg_compare_run *run, sg_err *err)
 {
     memset(run, 0, sizeof *run);
-    snprintf(run->path, sizeof run->path, "%s", path);
     uint8_t *data = NULL;
     size_t len = 0;
     int rc = sg_read_file(path, 64u << 20, &data, &len, err);
     if (rc) return rc;
+    rc = sg_compare_load_buffer(path, data, len, pub, run, err);
+    free(data);
+    return rc;
+}
+
+int sg_compare_load_buffer(const char *path, const uint8_t *data, size_t len, EVP_PKEY *pub,
+                           sg_compare_run *run, sg_err *err)
+{
+    int rc;
+    memset(run, 0, sizeof *run);
+    snprintf(run->path, sizeof run->path, "%s", path);
     json_error_t je;
     json_t *doc = json_loadb((const char *)data, len, 0, &je);
     if (!json_is_object(doc)) {
@@ -307,7 +317,6 @@ int sg_compare_load(const char *path, EVP_PKEY *pub, sg_compare_run *run, sg_err
             sg_errf(err, SG_EINPUT, "%s:%d:%d: not a JSON object (%s)", path, je.line, je.column,
                     doc ? "another JSON value" : je.text);
         }
-        free(data);
         return SG_EINPUT;
     }
     if (json_object_get(doc, "payloadType") && json_object_get(doc, "payload")) {
@@ -327,7 +336,6 @@ int sg_compare_load(const char *path, EVP_PKEY *pub, sg_compare_run *run, sg_err
                      "%s is neither a signed report (DSSE envelope) nor `bench --json` output",
                      path);
     }
-    free(data);
     if (rc) sg_compare_run_clear(run);
     return rc;
 }

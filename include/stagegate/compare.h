@@ -105,6 +105,9 @@ typedef struct {
  * false. Anything else must be a bench JSON document (latency_ns, histogram, machine).
  */
 int sg_compare_load(const char *path, EVP_PKEY *pub, sg_compare_run *run, sg_err *err);
+/* The same on bytes already read; path names them in errors. */
+int sg_compare_load_buffer(const char *path, const uint8_t *data, size_t len, EVP_PKEY *pub,
+                           sg_compare_run *run, sg_err *err);
 void sg_compare_run_clear(sg_compare_run *run);
 /* Reads an envelope's payload without verifying it (for lookups only). Caller frees. */
 int sg_dsse_payload_unverified(const uint8_t *env, size_t len, json_t **statement, sg_err *err);
