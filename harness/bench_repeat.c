@@ -231,7 +231,9 @@ int sg_bench_run(const sg_bench_config *c, sg_bench_result *r, sg_err *err)
     sg_bench_result *reps = calloc((size_t)n, sizeof *reps);
     if (!reps) return sg_errf(err, SG_ENOMEM, "bench: out of memory");
     for (int i = 0; i < n && rc == SG_OK; i++) {
-        rc = sg_bench_run_once(c, &reps[i], err);
+        sg_bench_config ci = *c;
+        ci.repetition_index = i;
+        rc = sg_bench_run_once(&ci, &reps[i], err);
         /* Hand back what the buffer sized from the warm-up did not use before the next run. */
         if (rc == SG_OK && reps[i].queries > 0) {
             sg_sample *s = realloc(reps[i].samples, (size_t)reps[i].queries * sizeof *s);

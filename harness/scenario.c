@@ -381,16 +381,21 @@ static void progress_line(void *arg, int64_t done, double elapsed, char *line, s
     run_ctx *x = arg;
     const sg_bench_config *c = x->c;
     if (c->scenario == SG_SCENARIO_OFFLINE) {
-        snprintf(line, len, "bench offline: %lld rows  %.1fs", (long long)done, elapsed);
+        snprintf(line, len, "bench offline [repetition %d/%d]: %lld rows  %.1fs",
+                 c->repetition_index + 1, c->repetitions, (long long)done, elapsed);
         return;
     }
     /* Queries LoadGen's early stopping needs for p99 with no overshoot beyond the allowance. */
     int64_t need_p99 = sg_early_stopping_min_queries(1, 0.99, 0.99);
     int64_t need = c->min_queries > need_p99 ? c->min_queries : need_p99;
+    /* Each repetition counts from 0 again: say which one, so that is not mistaken for a restart. */
+    char rep[48] = "";
+    if (c->repetitions > 1)
+        snprintf(rep, sizeof rep, " [repetition %d/%d]", c->repetition_index + 1, c->repetitions);
     snprintf(
         line, len,
-        "bench %s: %lld queries (needs >= %lld; p99 early stopping >= %lld)  %.1fs (min %.1fs)",
-        c->scenario == SG_SCENARIO_SERVER ? "server" : "single-stream", (long long)done,
+        "bench %s%s: %lld queries (needs >= %lld; p99 early stopping >= %lld)  %.1fs (min %.1fs)",
+        c->scenario == SG_SCENARIO_SERVER ? "server" : "single-stream", rep, (long long)done,
         (long long)need, (long long)need_p99, elapsed, c->min_duration_s);
 }
 

@@ -139,6 +139,23 @@ void sg_compare_print(const json_t *cmp, FILE *out)
             fprintf(out, "  %-6s %12s %12s %8.3f %7s %7s  %s (%s)\n", jstr(e, "percentile"), a, b,
                     num(e, "ratio"), sp, p, arrow(jstr(e, "verdict")), jstr(e, "reason"));
         }
+        /* The noise band from the recorded history, when compare was given one. */
+        json_array_foreach(lat, i, e)
+        {
+            json_t *h = json_object_get(e, "history_band");
+            if (!h) continue;
+            char lo[32], hi[32], nv[32];
+            fmt_ns(num(h, "min_ns"), lo, sizeof lo);
+            fmt_ns(num(h, "max_ns"), hi, sizeof hi);
+            fmt_ns(num(h, "new_merged_ns"), nv, sizeof nv);
+            fprintf(out, "  %-6s history band %s .. %s over %lld earlier runs; NEW %s (%s)\n",
+                    jstr(e, "percentile"), lo, hi,
+                    (long long)json_integer_value(json_object_get(h, "runs")), nv,
+                    num(h, "new_merged_ns") >= num(h, "min_ns") &&
+                            num(h, "new_merged_ns") <= num(h, "max_ns")
+                        ? "inside"
+                        : "outside");
+        }
     }
     json_t *met = json_object_get(cmp, "metrics");
     if (json_array_size(met)) {

@@ -223,6 +223,8 @@ typedef struct {
     /* Server: LoadGen's latency constraint for a VALID run, on the early-stopping p99
        (default 100 ms, LoadGen's TestSettings::server_target_latency_ns). */
     double latency_bound_ns;
+    /* Set by sg_bench_run for the progress line ("repetition 2/5"): which run this is. */
+    int repetition_index;
 } sg_bench_config;
 
 /* The documented limits above which a timed run is reported as noisy (docs/latency.md). */

@@ -174,4 +174,6 @@ grep -q "alpha v3 (Staging): first run of v3 on fingerprint [0-9a-f]*; compared 
 grep -q "alpha v3 (Staging): \(nothing regressed since v2\|REGRESSED\)" night4.txt || { cat night4.txt; fail "v3 verdict line"; }
 [ "$(jq '.runs | length' out/compare/alpha-v1.history.json)" = 3 ] || fail "alpha v1's noise band should hold its 3 earlier runs"
 jq -e '[.runs[].version] | all(. == 1)' out/compare/alpha-v1.history.json >/dev/null || fail "band mixes versions"
+grep -q "^  p50    history band .* over 3 earlier runs; NEW" out/compare/alpha-v1.txt ||
+    { cat out/compare/alpha-v1.txt; fail "alpha v1's comparison does not show its noise band"; }
 echo "nightly e2e ok"
