@@ -10,15 +10,28 @@
 static const char compare_usage[] =
     "usage: stagegate compare OLD NEW [--json] [--fail-on-regression] [--force] [--pubkey "
     "PUB.pem]\n"
-    "                         [--alpha A] [--noise-floor F] [--abs-noise-floor-ns N]\n\n"
+    "                         [--alpha A] [--noise-floor F] [--single-run-floor F]\n"
+    "                         [--abs-noise-floor-ns N] [--history RUNS.json] [--keep-noisy]\n\n"
     "Compares two runs, each a signed gate report or `stagegate bench --json` output.\n"
-    "Latency: per percentile (p50, p90, p99, p99.9) the ratio NEW/OLD and a verdict:\n"
-    "regressed / improved when it moved by more than the noise floor (default 1%) and a\n"
-    "Mann-Whitney U test on the two latency histograms rejects 'same distribution' at\n"
-    "alpha (default 0.05) in the direction it moved, with enough queries to claim that\n"
-    "percentile (LoadGen's bound: 662 for p99, 6636 for p99.9); unchanged otherwise,\n"
-    "with the reason. Metrics: the delta and whether NEW\n"
-    "crosses the policy's regression margin with OLD as the baseline.\n\n"
+    "Latency: per percentile (p50, p90, p99, p99.9) the ratio of the medians over the\n"
+    "repetitions (bench --repetitions) and a verdict, judged against the variation between\n"
+    "runs: regressed / improved when a Mann-Whitney U test over the repetition values\n"
+    "rejects 'same distribution' at alpha (default 0.05), the medians moved by more than\n"
+    "the noise floor (default 12% p50/p90/p99, 110% p99.9) and by more than either run's\n"
+    "spread (max - min over its repetitions). With one repetition on a side, or too few for\n"
+    "the U test to reach alpha (3 vs 3), noise cannot be separated from change: only a move\n"
+    "beyond the single-run floor (default 20% p50/p90, 50% p99, 320% p99.9) counts. The\n"
+    "floors come from A/A runs on a busy 2-core VM (docs/nightly.md); set them for your\n"
+    "machine. Repetitions that crossed a noise limit are left out while 5 clean ones\n"
+    "remain. unchanged otherwise, with the reason.\n"
+    "Metrics: the delta and whether NEW crosses the policy's regression margin with OLD as\n"
+    "the baseline.\n\n"
+    "  --history RUNS.json    `registry runs --json` of earlier runs of the same version on\n"
+    "                         the same fingerprint: a value inside their [min, max] (3 runs\n"
+    "                         or more) is unchanged\n"
+    "  --keep-noisy           judge with every repetition, noisy or not\n"
+    "  --noise-floor F        one relative floor for every percentile (e.g. 0.05)\n"
+    "  --single-run-floor F   one single-run floor for every percentile\n"
     "  --pubkey PUB.pem       verify signed reports first (without it they are read unverified)\n"
     "  --force                compare runs from different machine fingerprints or scenarios\n"
     "  --fail-on-regression   exit 1 when anything regressed\n"
@@ -99,19 +112,48 @@ void sg_compare_print(const json_t *cmp, FILE *out)
     }
     json_t *mw = json_object_get(cmp, "mann_whitney"), *lat = json_object_get(cmp, "latency");
     if (json_array_size(lat)) {
-        fprintf(out, "\nlatency (%s)", jstr(n, "scenario"));
-        if (json_is_object(mw))
-            fprintf(out, ": Mann-Whitney U p = %.3g over %lld vs %lld queries", num(mw, "p_value"),
-                    (long long)json_integer_value(json_object_get(mw, "n_old")),
-                    (long long)json_integer_value(json_object_get(mw, "n_new")));
-        fprintf(out, "\n  %-6s %12s %12s %8s  %s\n", "", "old", "new", "new/old", "verdict");
+        json_t *reps = json_object_get(cmp, "repetitions");
+        json_t *ro = json_object_get(reps, "old"), *rn = json_object_get(reps, "new");
+        long long no = (long long)json_integer_value(json_object_get(ro, "repetitions"));
+        long long nn = (long long)json_integer_value(json_object_get(rn, "repetitions"));
+        fprintf(out, "\nlatency (%s): medians over %lld vs %lld repetitions", jstr(n, "scenario"),
+                no, nn);
+        long long ko = (long long)json_integer_value(json_object_get(ro, "noisy"));
+        long long kn = (long long)json_integer_value(json_object_get(rn, "noisy"));
+        if (ko || kn) fprintf(out, " (noisy: %lld old, %lld new)", ko, kn);
+        if (no < 2 || nn < 2)
+            fprintf(out, "\n  one repetition on a side: run-to-run noise cannot be separated from "
+                         "change");
+        (void)mw;
+        fprintf(out, "\n  %-6s %12s %12s %8s %7s %7s  %s\n", "", "old", "new", "new/old", "spread",
+                "p", "verdict");
         json_array_foreach(lat, i, e)
         {
-            char a[32], b[32];
+            char a[32], b[32], p[16] = "-", sp[16] = "-";
             fmt_ns(num(e, "old_ns"), a, sizeof a);
             fmt_ns(num(e, "new_ns"), b, sizeof b);
-            fprintf(out, "  %-6s %12s %12s %8.3f  %s (%s)\n", jstr(e, "percentile"), a, b,
-                    num(e, "ratio"), arrow(jstr(e, "verdict")), jstr(e, "reason"));
+            if (isfinite(num(e, "p_value"))) snprintf(p, sizeof p, "%.3g", num(e, "p_value"));
+            double s = fmax(num(e, "old_spread"), num(e, "new_spread"));
+            if (isfinite(s)) snprintf(sp, sizeof sp, "%.1f%%", 100 * s);
+            fprintf(out, "  %-6s %12s %12s %8.3f %7s %7s  %s (%s)\n", jstr(e, "percentile"), a, b,
+                    num(e, "ratio"), sp, p, arrow(jstr(e, "verdict")), jstr(e, "reason"));
+        }
+        /* The noise band from the recorded history, when compare was given one. */
+        json_array_foreach(lat, i, e)
+        {
+            json_t *h = json_object_get(e, "history_band");
+            if (!h) continue;
+            char lo[32], hi[32], nv[32];
+            fmt_ns(num(h, "min_ns"), lo, sizeof lo);
+            fmt_ns(num(h, "max_ns"), hi, sizeof hi);
+            fmt_ns(num(h, "new_merged_ns"), nv, sizeof nv);
+            fprintf(out, "  %-6s history band %s .. %s over %lld earlier runs; NEW %s (%s)\n",
+                    jstr(e, "percentile"), lo, hi,
+                    (long long)json_integer_value(json_object_get(h, "runs")), nv,
+                    num(h, "new_merged_ns") >= num(h, "min_ns") &&
+                            num(h, "new_merged_ns") <= num(h, "max_ns")
+                        ? "inside"
+                        : "outside");
         }
     }
     json_t *met = json_object_get(cmp, "metrics");
@@ -149,8 +191,9 @@ int sg_cmd_compare(int argc, char **argv)
     sg_compare_options co;
     sg_compare_options_init(&co);
     bool json = false, fail_on = false;
-    const char *pubkey = NULL;
+    const char *pubkey = NULL, *history_path = NULL;
     sg_err err = {{0}};
+    bool keep_noisy = false;
     const sg_opt opts[] = {
         SG_OPT_FLAG_("json", &json),
         SG_OPT_FLAG_("fail-on-regression", &fail_on),
@@ -159,6 +202,9 @@ int sg_cmd_compare(int argc, char **argv)
         SG_OPT_DBL("alpha", &co.alpha, 1e-12, 0.5),
         SG_OPT_DBL("noise-floor", &co.noise_floor, 0, 10),
         SG_OPT_DBL("abs-noise-floor-ns", &co.abs_noise_floor_ns, 0, 1e12),
+        SG_OPT_DBL("single-run-floor", &co.single_run_floor, 0, 10),
+        SG_OPT_STR("history", &history_path),
+        SG_OPT_FLAG_("keep-noisy", &keep_noisy),
         SG_OPT_END_,
     };
     const char *pos[2];
@@ -172,6 +218,21 @@ int sg_cmd_compare(int argc, char **argv)
     if (n_pos != 2)
         return sg_cli_usage_error("compare", "expected OLD and NEW, got %d argument%s", n_pos,
                                   n_pos == 1 ? "" : "s");
+    if (keep_noisy) co.discount_noisy = false;
+    json_t *history = NULL;
+    if (history_path) {
+        json_error_t je;
+        history = json_load_file(history_path, 0, &je);
+        if (!json_is_array(json_object_get(history, "runs"))) {
+            json_decref(history);
+            return sg_cli_fail(sg_errf(&err, SG_EINPUT,
+                                       "%s: not a `registry runs --json` document (no \"runs\" "
+                                       "array)%s%s",
+                                       history_path, je.text[0] ? ": " : "", je.text),
+                               &err);
+        }
+        co.history = history;
+    }
     EVP_PKEY *pub = NULL;
     int rc = pubkey ? sg_key_load_public(pubkey, &pub, &err) : SG_OK;
     sg_compare_run o, n;
@@ -184,6 +245,7 @@ int sg_cmd_compare(int argc, char **argv)
     sg_compare_run_clear(&o);
     sg_compare_run_clear(&n);
     EVP_PKEY_free(pub);
+    json_decref(history);
     if (rc) return sg_cli_fail(rc, &err);
     bool regressed = json_is_true(json_object_get(cmp, "regressed"));
     if (json) {

@@ -152,9 +152,15 @@ static int run_latency(const gate_args *a, const char *model, const sg_gate_poli
     if (p->latency_min_queries > 0) {
         c.min_queries = p->latency_min_queries;
         c.min_duration_s = 0;
-    } else if (c.min_queries < need) {
-        c.min_queries = need;
+    } else {
+        if (c.min_queries < need) c.min_queries = need;
+        c.min_duration_s = SG_POLICY_DEFAULT_DURATION_S;
     }
+    if (p->latency_duration_s >= 0) c.min_duration_s = p->latency_duration_s;
+    c.repetitions = p->latency_repetitions > 0 ? p->latency_repetitions : 1;
+    /* LoadGen's server constraint is the policy's own bound. */
+    if (scenario == SG_SCENARIO_SERVER && p->latency_max_ms > 0)
+        c.latency_bound_ns = p->latency_max_ms * 1e6;
     sg_model_workload *mw = NULL;
     int rc = sg_model_workload_create(model, a->data, offline ? 0 : QUERY_ROWS_MAX,
                                       offline ? c.batch : 1, false, &mw, err);
@@ -172,6 +178,8 @@ static int run_latency(const gate_args *a, const char *model, const sg_gate_poli
     lat->p99_ms = br->es_p99.valid ? br->es_p99.estimate_ns / 1e6 : NAN;
     lat->p90_min_queries = br->queries + br->es_p90.queries_needed;
     lat->p99_min_queries = br->queries + br->es_p99.queries_needed;
+    if (br->scenario == SG_SCENARIO_SERVER && !br->server_valid)
+        snprintf(lat->invalid, sizeof lat->invalid, "%s", br->validity_reason);
     if (offline && !br->es_p99.valid)
         snprintf(lat->reason, sizeof lat->reason,
                  "the offline scenario measures throughput, not per-query latency");
@@ -406,6 +414,14 @@ int sg_cmd_gate(int argc, char **argv)
         json_decref(doc);
     } else {
         print_summary(&g.decision, a.out);
+        /* The latency figures in the report carry the same warnings under "noise". */
+        if (g.have_bench) {
+            for (int i = 0; i < g.bench.n_noise_warnings; i++)
+                printf("warning: noisy machine during the latency run: %s\n",
+                       g.bench.noise_warnings[i]);
+            if (g.bench.cut_short)
+                printf("warning: latency run cut short: %s\n", g.bench.cut_short_reason);
+        }
     }
     bool passed = g.decision.passed;
     gate_run_clear(&g);

@@ -1,5 +1,6 @@
 /* What a bench run reports: the JSON document, the human table and the samples CSV. */
 #include <math.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "stagegate/json.h"
@@ -24,21 +25,114 @@ static json_t *num(double v)
     return isfinite(v) ? json_real(v) : json_null();
 }
 
+static json_t *latency_json(const sg_latency_summary *s)
+{
+    json_t *l = json_object();
+    /* Exact sample values: integers, so the CSV check compares them exactly. */
+    json_object_set_new(l, "p50", json_integer((json_int_t)s->p50));
+    json_object_set_new(l, "p90", json_integer((json_int_t)s->p90));
+    json_object_set_new(l, "p95", json_integer((json_int_t)s->p95));
+    json_object_set_new(l, "p99", json_integer((json_int_t)s->p99));
+    json_object_set_new(l, "p999", json_integer((json_int_t)s->p999));
+    json_object_set_new(l, "min", json_integer((json_int_t)s->min));
+    json_object_set_new(l, "max", json_integer((json_int_t)s->max));
+    json_object_set_new(l, "mean", num(s->mean));
+    return l;
+}
+
+/* The counts behind the noise warnings, the limits they are held to, and the warnings. */
+static json_t *noise_json(const sg_bench_result *r)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "involuntary_context_switches",
+                        json_integer(r->involuntary_csw_in_window));
+    json_object_set_new(o, "voluntary_context_switches",
+                        json_integer(r->context_switches_in_window - r->involuntary_csw_in_window));
+    json_object_set_new(o, "on_cpu_share", num(r->on_cpu_share));
+    json_object_set_new(o, "migrations", json_integer(r->migrations));
+    json_object_set_new(o, "page_faults", json_integer(r->page_faults_in_window));
+    json_object_set_new(o, "throttle_events",
+                        r->throttle_events >= 0 ? json_integer(r->throttle_events) : json_null());
+    json_t *w = json_array();
+    for (int i = 0; i < r->n_noise_warnings; i++)
+        json_array_append_new(w, json_string(r->noise_warnings[i]));
+    json_object_set_new(o, "noisy", json_boolean(r->n_noise_warnings > 0));
+    json_object_set_new(o, "warnings", w);
+    return o;
+}
+
+static json_t *noise_limits_json(void)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "involuntary_context_switches_per_s",
+                        json_real(SG_NOISE_MAX_INVOLUNTARY_CSW_PER_S));
+    json_object_set_new(o, "min_on_cpu_share", json_real(SG_NOISE_MIN_ON_CPU_SHARE));
+    json_object_set_new(o, "migrations", json_integer(SG_NOISE_MAX_MIGRATIONS));
+    json_object_set_new(o, "page_faults", json_integer(SG_NOISE_MAX_PAGE_FAULTS));
+    json_object_set_new(o, "throttle_events", json_integer(SG_NOISE_MAX_THROTTLE_EVENTS));
+    return o;
+}
+
+static json_t *validity_json(const sg_bench_result *r)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "result", json_string(r->server_valid ? "VALID" : "INVALID"));
+    json_object_set_new(o, "reason", json_string(r->validity_reason));
+    json_object_set_new(o, "target_qps", num(r->target_qps));
+    json_object_set_new(o, "scheduled_qps", num(r->scheduled_qps));
+    json_object_set_new(o, "achieved_qps", num(r->qps));
+    json_object_set_new(o, "latency_bound_ns", num(r->latency_bound_ns));
+    json_object_set_new(o, "p99_early_stopping_ns",
+                        r->es_p99.valid ? num(r->es_p99.estimate_ns) : json_null());
+    return o;
+}
+
+/* What the run itself says about its honesty: cut short, noise, server validity. */
+static void set_run_flags(json_t *o, const sg_bench_result *r)
+{
+    json_object_set_new(o, "cut_short", json_boolean(r->cut_short));
+    if (r->cut_short) json_object_set_new(o, "cut_short_reason", json_string(r->cut_short_reason));
+    json_object_set_new(o, "noise", noise_json(r));
+    if (r->scenario == SG_SCENARIO_SERVER) json_object_set_new(o, "validity", validity_json(r));
+}
+
+static json_t *repetition_json(const sg_bench_result *p, int index)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "index", json_integer(index));
+    json_object_set_new(o, "queries", json_integer(p->queries));
+    json_object_set_new(o, "duration_s", num(p->duration_s));
+    json_object_set_new(o, "qps", num(p->qps));
+    json_object_set_new(o, "latency_ns", latency_json(&p->latency));
+    set_run_flags(o, p);
+    if (p->histogram) json_object_set_new(o, "histogram", sg_histogram_json(p->histogram));
+    return o;
+}
+
+/* min / median / max over the repetitions of the percentiles compare judges. */
+static json_t *spread_json(const sg_bench_result *r)
+{
+    static const char *const keys[] = {"p50", "p90", "p99", "p999"};
+    const size_t offs[] = {offsetof(sg_latency_summary, p50), offsetof(sg_latency_summary, p90),
+                           offsetof(sg_latency_summary, p99), offsetof(sg_latency_summary, p999)};
+    json_t *o = json_object();
+    for (int k = 0; k < 4; k++) {
+        double lo, med, hi;
+        sg_bench_spread(r, offs[k], &lo, &med, &hi);
+        json_t *e = json_object();
+        json_object_set_new(e, "min", num(lo));
+        json_object_set_new(e, "median", num(med));
+        json_object_set_new(e, "max", num(hi));
+        json_object_set_new(o, keys[k], e);
+    }
+    return o;
+}
+
 json_t *sg_bench_result_json(const sg_bench_result *r)
 {
     json_t *o = json_object();
     json_object_set_new(o, "scenario", json_string(sg_scenario_name(r->scenario)));
-    json_t *l = json_object();
-    /* Exact sample values: integers, so the CSV check compares them exactly. */
-    json_object_set_new(l, "p50", json_integer((json_int_t)r->latency.p50));
-    json_object_set_new(l, "p90", json_integer((json_int_t)r->latency.p90));
-    json_object_set_new(l, "p95", json_integer((json_int_t)r->latency.p95));
-    json_object_set_new(l, "p99", json_integer((json_int_t)r->latency.p99));
-    json_object_set_new(l, "p999", json_integer((json_int_t)r->latency.p999));
-    json_object_set_new(l, "min", json_integer((json_int_t)r->latency.min));
-    json_object_set_new(l, "max", json_integer((json_int_t)r->latency.max));
-    json_object_set_new(l, "mean", num(r->latency.mean));
-    json_object_set_new(o, "latency_ns", l);
+    json_object_set_new(o, "latency_ns", latency_json(&r->latency));
     json_t *es = json_object();
     json_object_set_new(
         es, "p90", r->es_p90.valid ? json_integer((json_int_t)r->es_p90.estimate_ns) : json_null());
@@ -78,8 +172,19 @@ json_t *sg_bench_result_json(const sg_bench_result *r)
     json_object_set_new(o, "machine", mach);
     json_object_set_new(o, "workload", json_string(r->workload));
     json_object_set_new(o, "batch", json_integer(r->batch));
-    if (r->scenario == SG_SCENARIO_SERVER) json_object_set_new(o, "target_qps", num(r->target_qps));
+    if (r->scenario == SG_SCENARIO_SERVER) {
+        json_object_set_new(o, "target_qps", num(r->target_qps));
+        json_object_set_new(o, "scheduled_qps", num(r->scheduled_qps));
+    }
     json_object_set_new(o, "duration_s", num(r->duration_s));
+    set_run_flags(o, r);
+    json_object_set_new(o, "noise_limits", noise_limits_json());
+    json_object_set_new(o, "repetition_count", json_integer(r->repetitions));
+    json_t *reps = json_array();
+    for (int i = 0; i < r->repetitions; i++)
+        json_array_append_new(reps, repetition_json(&r->reps[i], i));
+    json_object_set_new(o, "repetitions", reps);
+    if (r->repetitions > 0) json_object_set_new(o, "spread", spread_json(r));
     if (r->stage_ns) {
         json_t *b = json_object();
         for (int k = 0; k < r->n_stages; k++)
@@ -101,8 +206,19 @@ void sg_bench_result_print(const sg_bench_result *r, FILE *out)
             sg_scenario_name(r->scenario), r->workload, (long long)r->queries, r->duration_s,
             r->workers, r->workers == 1 ? "" : "s",
             r->clock.source == SG_CLOCK_TSC ? "tsc" : "clock_gettime");
-    fprintf(out, "latency (per %s):\n",
-            r->scenario == SG_SCENARIO_OFFLINE ? "batch call" : "query");
+    if (r->repetitions > 1) {
+        double lo, med, hi;
+        fprintf(out, "%d repetitions, spread over them (min / median / max):\n", r->repetitions);
+        sg_bench_spread(r, offsetof(sg_latency_summary, p50), &lo, &med, &hi);
+        fprintf(out, "  %-20s %9.3f / %9.3f / %9.3f us (%.1f%% range)\n", "p50", lo / 1e3,
+                med / 1e3, hi / 1e3, med > 0 ? 100 * (hi - lo) / med : 0.0);
+        sg_bench_spread(r, offsetof(sg_latency_summary, p99), &lo, &med, &hi);
+        fprintf(out, "  %-20s %9.3f / %9.3f / %9.3f us (%.1f%% range)\n", "p99", lo / 1e3,
+                med / 1e3, hi / 1e3, med > 0 ? 100 * (hi - lo) / med : 0.0);
+    }
+    fprintf(out, "latency (per %s%s):\n",
+            r->scenario == SG_SCENARIO_OFFLINE ? "batch call" : "query",
+            r->repetitions > 1 ? ", all repetitions merged" : "");
     us(out, "min", r->latency.min);
     us(out, "p50", r->latency.p50);
     us(out, "p90", r->latency.p90);
@@ -138,12 +254,18 @@ void sg_bench_result_print(const sg_bench_result *r, FILE *out)
         fprintf(out, "warning: %s\n", w[j]);
     if (r->clock.source != SG_CLOCK_TSC)
         fprintf(out, "warning: using clock_gettime, not the TSC: %s\n", r->clock.fallback_reason);
-    if (r->migrations)
-        fprintf(out, "warning: %lld samples migrated between CPUs (flagged in --samples)\n",
-                (long long)r->migrations);
-    if (r->page_faults_in_window)
-        fprintf(out, "warning: %lld page faults inside the timed window\n",
-                (long long)r->page_faults_in_window);
+    for (int j = 0; j < r->n_noise_warnings; j++)
+        fprintf(out, "warning: noisy machine: %s\n", r->noise_warnings[j]);
+    int noisy = 0;
+    for (int j = 0; j < r->repetitions; j++)
+        noisy += r->reps[j].n_noise_warnings > 0;
+    if (noisy && r->repetitions > 1)
+        fprintf(out, "warning: noisy machine: %d of %d repetitions crossed a noise limit\n", noisy,
+                r->repetitions);
+    if (r->cut_short) fprintf(out, "warning: timed run cut short: %s\n", r->cut_short_reason);
+    if (r->scenario == SG_SCENARIO_SERVER)
+        fprintf(out, "server: %s (%s)\n", r->server_valid ? "VALID" : "INVALID",
+                r->validity_reason);
     if (!r->es_p90.valid || !r->es_p99.valid)
         fprintf(out,
                 "warning: run too short for early stopping at 99%% confidence: %lld more queries "

@@ -20,13 +20,19 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "bench_internal.h"
 #include "stagegate/harness.h"
+
+/* 50M samples (1.2 GB): the most one timed run keeps. */
+#define SAMPLES_MAX 5e7
 
 typedef struct {
     _Alignas(64) void *state;
     uint64_t overhead;
     sg_latency_histogram *hist;
-    int64_t faults, csw, migrations;
+    int64_t faults, csw, nivcsw, migrations;
+    int64_t cpu_ns;    /* thread CPU time spent inside timed jobs */
+    uint64_t warm_min; /* fastest warm-up query, in ticks (sizes the sample buffer) */
     bool active;
     int status;
     sg_err err;
@@ -47,7 +53,7 @@ typedef struct {
     uint64_t *stage_base; /* --breakdown: stage totals when the timed window opened */
     _Alignas(64) atomic_llong next;
     _Alignas(64) atomic_llong done_queries;
-    atomic_bool grow_needed;
+    atomic_bool buffer_full;
 } run_ctx;
 
 static inline void cpu_relax(void)
@@ -57,12 +63,30 @@ static inline void cpu_relax(void)
 #endif
 }
 
-static void rusage_thread(int64_t *faults, int64_t *csw)
+typedef struct {
+    int64_t faults, csw, nivcsw, cpu_ns;
+} thread_usage;
+
+static void rusage_thread(thread_usage *u)
 {
     struct rusage ru;
     getrusage(RUSAGE_THREAD, &ru);
-    *faults = ru.ru_minflt + ru.ru_majflt;
-    *csw = ru.ru_nvcsw + ru.ru_nivcsw;
+    u->faults = ru.ru_minflt + ru.ru_majflt;
+    u->csw = ru.ru_nvcsw + ru.ru_nivcsw;
+    u->nivcsw = ru.ru_nivcsw;
+    u->cpu_ns = ((int64_t)ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000 +
+                ((int64_t)ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000;
+}
+
+/* Adds what the calling worker's thread used since *u0 to its slot. */
+static void usage_add(worker_slot *s, const thread_usage *u0)
+{
+    thread_usage u1;
+    rusage_thread(&u1);
+    s->faults += u1.faults - u0->faults;
+    s->csw += u1.csw - u0->csw;
+    s->nivcsw += u1.nivcsw - u0->nivcsw;
+    s->cpu_ns += u1.cpu_ns - u0->cpu_ns;
 }
 
 static void record(run_ctx *x, worker_slot *s, sg_worker *w, int64_t i, uint64_t ticks,
@@ -94,8 +118,13 @@ static void job_setup(sg_worker *w, void *arg)
     /* Warm-up: caches, branch predictors and lazily mapped pages, outside the window. */
     int64_t n = x->warmup / sg_worker_count(w) + 1;
     int64_t batch = x->c->scenario == SG_SCENARIO_OFFLINE ? x->c->batch : 1;
-    for (int64_t i = 0; i < n; i++)
+    s->warm_min = UINT64_MAX;
+    for (int64_t i = 0; i < n; i++) {
+        uint64_t a = sg_clock_now();
         x->wl->run(s->state, (i * batch + sg_worker_index(w) * 7919) % x->wl->n_rows, batch);
+        uint64_t d = sg_clock_now() - a;
+        if (d < s->warm_min) s->warm_min = d;
+    }
 }
 
 static void job_single_stream(sg_worker *w, void *arg)
@@ -103,14 +132,17 @@ static void job_single_stream(sg_worker *w, void *arg)
     run_ctx *x = arg;
     worker_slot *s = &x->slots[sg_worker_index(w)];
     if (!s->active) return;
-    int64_t f0, c0, f1, c1, i = 0;
-    rusage_thread(&f0, &c0);
+    int64_t i = 0;
+    thread_usage u0;
+    rusage_thread(&u0);
     uint64_t t0 = sg_clock_now();
     for (;; i++) {
         uint64_t now = sg_clock_now();
         if (i >= x->c->min_queries && now - t0 >= x->min_ticks) break;
-        if (now - t0 >= x->max_ticks || i >= x->cap) {
-            if (i >= x->cap && now - t0 < x->max_ticks) atomic_store(&x->grow_needed, true);
+        if (now - t0 >= x->max_ticks) break;
+        /* Never restart a timed run: stop here, and the result says it was cut short. */
+        if (i >= x->cap) {
+            atomic_store(&x->buffer_full, true);
             break;
         }
         if ((i & 255) == 0) atomic_store_explicit(&x->done_queries, i, memory_order_relaxed);
@@ -122,9 +154,7 @@ static void job_single_stream(sg_worker *w, void *arg)
         uint64_t d = b - a;
         record(x, s, w, i, d > s->overhead ? d - s->overhead : 0, tag0, tag1);
     }
-    rusage_thread(&f1, &c1);
-    s->faults += f1 - f0;
-    s->csw += c1 - c0;
+    usage_add(s, &u0);
     atomic_store(&x->done_queries, i);
 }
 
@@ -132,8 +162,8 @@ static void job_server(sg_worker *w, void *arg)
 {
     run_ctx *x = arg;
     worker_slot *s = &x->slots[sg_worker_index(w)];
-    int64_t f0, c0, f1, c1;
-    rusage_thread(&f0, &c0);
+    thread_usage u0;
+    rusage_thread(&u0);
     for (;;) {
         int64_t since = (int64_t)(sg_clock_now() - x->t0); /* negative during the lead-in */
         if (since > 0 && (uint64_t)since >= x->max_ticks) break;
@@ -150,18 +180,16 @@ static void job_server(sg_worker *w, void *arg)
         record(x, s, w, i, b > due ? b - due : 0, tag0, tag1);
         atomic_fetch_add(&x->done_queries, 1);
     }
-    rusage_thread(&f1, &c1);
-    s->faults += f1 - f0;
-    s->csw += c1 - c0;
+    usage_add(s, &u0);
 }
 
 static void job_offline(sg_worker *w, void *arg)
 {
     run_ctx *x = arg;
     worker_slot *s = &x->slots[sg_worker_index(w)];
-    int64_t f0, c0, f1, c1;
+    thread_usage u0;
     int64_t batch = x->c->batch, rows = x->wl->n_rows;
-    rusage_thread(&f0, &c0);
+    rusage_thread(&u0);
     for (;;) {
         int64_t k = atomic_fetch_add(&x->next, 1);
         if (k >= x->n_target) break;
@@ -174,9 +202,7 @@ static void job_offline(sg_worker *w, void *arg)
         uint64_t d = b - a;
         record(x, s, w, x->row_base + k, d > s->overhead ? d - s->overhead : 0, tag0, tag1);
     }
-    rusage_thread(&f1, &c1);
-    s->faults += f1 - f0;
-    s->csw += c1 - c0;
+    usage_add(s, &u0);
 }
 
 static void job_teardown(sg_worker *w, void *arg)
@@ -217,16 +243,21 @@ void sg_bench_config_init(sg_bench_config *c)
     c->seed = 1;
     c->batch = 64;
     c->max_duration_s = 600;
+    c->repetitions = 1;
+    c->latency_bound_ns = 100e6;
 }
 
-static int check_config(const sg_bench_config *c, sg_err *err)
+int sg_bench_check_config(const sg_bench_config *c, sg_err *err)
 {
     if (!c->workload || !c->workload->run || !c->workload->setup || c->workload->n_rows <= 0)
         return sg_errf(err, SG_EINPUT, "bench: no workload (model and data) to run");
     if (c->scenario == SG_SCENARIO_SERVER && !(c->qps > 0))
         return sg_errf(err, SG_EINPUT, "bench: --qps must be > 0 for the server scenario");
+    if (c->repetitions < 1 || c->repetitions > 1000)
+        return sg_errf(err, SG_EINPUT, "bench: repetitions must be in [1, 1000], got %d",
+                       c->repetitions);
     if (c->min_queries < 1 || c->min_duration_s < 0 || c->warmup < 0 || c->batch < 1 ||
-        !(c->max_duration_s > 0))
+        !(c->max_duration_s > 0) || !(c->latency_bound_ns > 0))
         return sg_errf(err, SG_EINPUT,
                        "bench: min queries, duration, warm-up and batch must be positive");
     if (c->breakdown && c->scenario == SG_SCENARIO_OFFLINE)
@@ -246,7 +277,7 @@ static int finish(run_ctx *x, sg_pool *pool, sg_bench_result *r, double wall_s, 
         return sg_errf(err, SG_ENOMEM, "bench: out of memory summarising %lld samples",
                        (long long)r->queries);
     }
-    double overhead = 0;
+    double overhead = 0, cpu_ns = 0;
     int active = 0;
     for (int i = 0; i < n; i++) {
         worker_slot *s = &x->slots[i];
@@ -254,6 +285,8 @@ static int finish(run_ctx *x, sg_pool *pool, sg_bench_result *r, double wall_s, 
         sg_histogram_merge(r->histogram, s->hist);
         r->page_faults_in_window += s->faults;
         r->context_switches_in_window += s->csw;
+        r->involuntary_csw_in_window += s->nivcsw;
+        cpu_ns += (double)s->cpu_ns;
         r->migrations += s->migrations;
         overhead += sg_clock_ticks_to_ns(s->overhead);
         active++;
@@ -274,6 +307,7 @@ static int finish(run_ctx *x, sg_pool *pool, sg_bench_result *r, double wall_s, 
     free(lat);
     r->duration_s = wall_s;
     r->qps = (double)r->queries / wall_s;
+    r->on_cpu_share = active && wall_s > 0 ? cpu_ns / 1e9 / (wall_s * active) : NAN;
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     r->peak_rss_bytes = (int64_t)ru.ru_maxrss * 1024;
@@ -347,16 +381,21 @@ static void progress_line(void *arg, int64_t done, double elapsed, char *line, s
     run_ctx *x = arg;
     const sg_bench_config *c = x->c;
     if (c->scenario == SG_SCENARIO_OFFLINE) {
-        snprintf(line, len, "bench offline: %lld rows  %.1fs", (long long)done, elapsed);
+        snprintf(line, len, "bench offline [repetition %d/%d]: %lld rows  %.1fs",
+                 c->repetition_index + 1, c->repetitions, (long long)done, elapsed);
         return;
     }
     /* Queries LoadGen's early stopping needs for p99 with no overshoot beyond the allowance. */
     int64_t need_p99 = sg_early_stopping_min_queries(1, 0.99, 0.99);
     int64_t need = c->min_queries > need_p99 ? c->min_queries : need_p99;
+    /* Each repetition counts from 0 again: say which one, so that is not mistaken for a restart. */
+    char rep[48] = "";
+    if (c->repetitions > 1)
+        snprintf(rep, sizeof rep, " [repetition %d/%d]", c->repetition_index + 1, c->repetitions);
     snprintf(
         line, len,
-        "bench %s: %lld queries (needs >= %lld; p99 early stopping >= %lld)  %.1fs (min %.1fs)",
-        c->scenario == SG_SCENARIO_SERVER ? "server" : "single-stream", (long long)done,
+        "bench %s%s: %lld queries (needs >= %lld; p99 early stopping >= %lld)  %.1fs (min %.1fs)",
+        c->scenario == SG_SCENARIO_SERVER ? "server" : "single-stream", rep, (long long)done,
         (long long)need, (long long)need_p99, elapsed, c->min_duration_s);
 }
 
@@ -365,32 +404,33 @@ static int timed_run(run_ctx *x, sg_pool *pool, sg_bench_result *r, double *wall
     const sg_bench_config *c = x->c;
     double t_start = sg_now_seconds();
     if (c->scenario == SG_SCENARIO_SINGLE_STREAM) {
-        for (;;) {
-            atomic_store(&x->grow_needed, false);
-            stage_mark(x, pool);
-            sg_pool_run(pool, job_single_stream, x);
-            if (!atomic_load(&x->grow_needed)) break;
-            /* The estimate from warm-up was short: rerun with room for twice as many. */
-            sg_sample *ns = realloc(x->samples, (size_t)x->cap * 2 * sizeof *ns);
-            if (!ns) return sg_errf(err, SG_ENOMEM, "bench: out of memory for samples");
-            x->samples = ns;
-            x->cap *= 2;
-            memset(x->samples, 0, (size_t)x->cap * sizeof *ns);
-            for (int i = 0; i < sg_pool_size(pool); i++) {
-                x->slots[i].faults = x->slots[i].csw = x->slots[i].migrations = 0;
-                sg_histogram_free(x->slots[i].hist);
-                x->slots[i].hist = sg_histogram_new();
-                if (!x->slots[i].hist) return sg_errf(err, SG_ENOMEM, "bench: out of memory");
-            }
-            t_start = sg_now_seconds();
-        }
+        stage_mark(x, pool);
+        sg_pool_run(pool, job_single_stream, x);
         r->queries = atomic_load(&x->done_queries);
+        double el = sg_now_seconds() - t_start;
+        if (atomic_load(&x->buffer_full)) {
+            r->cut_short = true;
+            snprintf(r->cut_short_reason, sizeof r->cut_short_reason,
+                     "sample buffer full after %lld queries, %.2f s of the %.2f s asked",
+                     (long long)r->queries, el, c->min_duration_s);
+        } else if (r->queries < c->min_queries || el < c->min_duration_s) {
+            r->cut_short = true;
+            snprintf(r->cut_short_reason, sizeof r->cut_short_reason,
+                     "safety stop (max duration %.0f s) after %lld queries", c->max_duration_s,
+                     (long long)r->queries);
+        }
     } else if (c->scenario == SG_SCENARIO_SERVER) {
         stage_mark(x, pool);
         x->t0 = sg_clock_now() + sg_clock_ns_to_ticks(1e6); /* 1 ms lead to wake every worker */
         sg_pool_run(pool, job_server, x);
         r->queries = atomic_load(&x->next) < x->n_target ? atomic_load(&x->next) : x->n_target;
         t_start += 1e-3;
+        if (r->queries < x->n_target) {
+            r->cut_short = true;
+            snprintf(r->cut_short_reason, sizeof r->cut_short_reason,
+                     "safety stop (max duration %.0f s) after %lld of %lld scheduled queries",
+                     c->max_duration_s, (long long)r->queries, (long long)x->n_target);
+        }
     } else {
         int64_t per_pass = (x->wl->n_rows + c->batch - 1) / c->batch;
         stage_mark(x, pool);
@@ -411,6 +451,11 @@ static int timed_run(run_ctx *x, sg_pool *pool, sg_bench_result *r, double *wall
             double el = sg_now_seconds() - t_start;
             if ((el >= c->min_duration_s && x->row_base >= c->min_queries) ||
                 el >= c->max_duration_s) {
+                if (el < c->min_duration_s || x->row_base < c->min_queries) {
+                    r->cut_short = true;
+                    snprintf(r->cut_short_reason, sizeof r->cut_short_reason,
+                             "safety stop (max duration %.0f s)", c->max_duration_s);
+                }
                 r->queries = x->row_base;
                 *wall = el;
                 r->throughput = (double)(pass + 1) * (double)x->wl->n_rows / el;
@@ -423,10 +468,10 @@ static int timed_run(run_ctx *x, sg_pool *pool, sg_bench_result *r, double *wall
     return SG_OK;
 }
 
-int sg_bench_run(const sg_bench_config *c, sg_bench_result *r, sg_err *err)
+int sg_bench_run_once(const sg_bench_config *c, sg_bench_result *r, sg_err *err)
 {
     memset(r, 0, sizeof *r);
-    int rc = check_config(c, err);
+    int rc = sg_bench_check_config(c, err);
     if (rc != SG_OK) return rc;
     const sg_clock_info *ci = sg_clock();
     sg_pool *pool = NULL;
@@ -465,13 +510,24 @@ int sg_bench_run(const sg_bench_config *c, sg_bench_result *r, sg_err *err)
             if (x->n_target < c->min_queries) x->n_target = c->min_queries;
             x->cap = x->n_target;
             x->sched = malloc((size_t)x->n_target * sizeof *x->sched);
-            if (x->sched) make_schedule(x->sched, x->n_target, c->qps, c->seed);
+            if (x->sched) {
+                make_schedule(x->sched, x->n_target, c->qps, c->seed);
+                double span = sg_clock_ticks_to_ns(x->sched[x->n_target - 1]) / 1e9;
+                r->scheduled_qps = span > 0 ? (double)x->n_target / span : c->qps;
+            }
         } else if (c->scenario == SG_SCENARIO_SINGLE_STREAM) {
-            uint64_t a = sg_clock_now();
-            x->wl->run(x->slots[0].state, 0, 1); /* rough per-query cost, from this thread */
-            double q_ns = sg_clock_ticks_to_ns(sg_clock_now() - a) * 0.5 + 50;
-            double est = c->min_duration_s * 1e9 / q_ns * 1.5;
-            x->cap = c->min_queries + (int64_t)(est < 5e7 ? est : 5e7);
+            /* The fastest warm-up query bounds how many queries the window can hold: sized
+               from it (with a margin for a faster clock later) the buffer does not fill, and
+               the run is never restarted. Past SAMPLES_MAX the run is cut short, and says so. */
+            double q_ns = sg_clock_ticks_to_ns(x->slots[0].warm_min);
+            if (!(q_ns > 0)) q_ns = 1;
+            double est = c->min_duration_s * 1e9 / q_ns * 1.25 + 1024, most = SAMPLES_MAX;
+            /* STAGEGATE_BENCH_MAX_SAMPLES lowers the cap (memory-bound machines, and the test
+               that a full buffer cuts a run short instead of restarting it). */
+            const char *env = getenv("STAGEGATE_BENCH_MAX_SAMPLES");
+            if (env && atof(env) >= 1 && atof(env) < most) most = atof(env);
+            x->cap = c->min_queries + (int64_t)(est < most ? est : most);
+            if (env && atof(env) >= 1 && (double)x->cap > most) x->cap = (int64_t)most;
         } else {
             x->cap = (x->wl->n_rows + c->batch - 1) / c->batch * 2;
         }
@@ -490,11 +546,18 @@ int sg_bench_run(const sg_bench_config *c, sg_bench_result *r, sg_err *err)
     double wall = 0;
     sg_progress_monitor *pm = NULL;
     if (rc == SG_OK && c->progress) pm = sg_progress_start(progress_count, x, progress_line);
+    int cpus[256], n_cpus = 0;
+    for (int i = 0; i < n && n_cpus < 256; i++)
+        if (x->slots[i].active) cpus[n_cpus++] = sg_pool_placement(pool, i)->pu;
+    int64_t thr0 = sg_throttle_count(cpus, n_cpus);
     if (rc == SG_OK) rc = timed_run(x, pool, r, &wall, err);
+    int64_t thr1 = sg_throttle_count(cpus, n_cpus);
+    r->throttle_events = thr0 >= 0 && thr1 >= 0 ? thr1 - thr0 : -1;
     sg_progress_stop(pm);
     r->scenario = c->scenario;
     r->clock = *ci;
     r->target_qps = c->scenario == SG_SCENARIO_SERVER ? c->qps : 0;
+    r->latency_bound_ns = c->latency_bound_ns;
     r->batch = c->scenario == SG_SCENARIO_OFFLINE ? c->batch : 1;
     r->model_bytes = x->wl->model_bytes;
     snprintf(r->workload, sizeof r->workload, "%s", x->wl->name ? x->wl->name : "");
@@ -502,6 +565,7 @@ int sg_bench_run(const sg_bench_config *c, sg_bench_result *r, sg_err *err)
     x->samples = NULL;
     if (rc == SG_OK) rc = finish(x, pool, r, wall, err);
     if (rc == SG_OK) breakdown(x, pool, r);
+    if (rc == SG_OK) sg_bench_assess(r);
     sg_pool_run(pool, job_teardown, x);
     for (int i = 0; i < n; i++)
         sg_histogram_free(x->slots[i].hist);
@@ -517,6 +581,9 @@ int sg_bench_run(const sg_bench_config *c, sg_bench_result *r, sg_err *err)
 
 void sg_bench_result_clear(sg_bench_result *r)
 {
+    for (int i = 0; r->reps && i < r->repetitions; i++)
+        sg_bench_result_clear(&r->reps[i]);
+    free(r->reps);
     free(r->samples);
     sg_histogram_free(r->histogram);
     if (r->bindings) json_decref(r->bindings);

@@ -1,12 +1,8 @@
 /*
  * `stagegate compare` logic: is NEW worse than OLD, and is the difference real?
- * Latency: per percentile the ratio NEW/OLD, judged the way Google Benchmark's
- * compare.py judges (a Mann-Whitney U test over the distributions, here the
- * two binned histograms) plus a 1% noise floor: a percentile regressed only
- * when it moved by more than the floor AND the distributions differ at alpha,
- * in the direction it moved, with enough queries to claim that percentile.
- * Metrics: the delta, and whether NEW crosses the policy's regression margin
- * taking OLD as the baseline.
+ * Latency is judged in compare_latency.c, against the variation between
+ * repetitions. Metrics: the delta, and whether NEW crosses the policy's
+ * regression margin taking OLD as the baseline.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -15,48 +11,16 @@
 #include "stagegate/json.h"
 #include "stagegate/compare.h"
 #include "stagegate/policy.h"
+#include "compare_internal.h"
 
 void sg_compare_options_init(sg_compare_options *o)
 {
     memset(o, 0, sizeof *o);
     o->alpha = 0.05;
-    o->noise_floor = 0.01;
+    o->noise_floor = -1;
+    o->single_run_floor = -1;
+    o->discount_noisy = true;
     o->abs_noise_floor_ns = -1;
-}
-
-static const char *const pct_keys[] = {"p50", "p90", "p99", "p999"};
-static const char *const pct_names[] = {"p50", "p90", "p99", "p99.9"};
-static const double pct_q[] = {0.50, 0.90, 0.99, 0.999};
-
-/* The exact percentile from latency_ns, else nearest rank over the histogram's bucket values. */
-static double percentile(const sg_compare_run *r, int k)
-{
-    json_t *v = json_object_get(json_object_get(r->latency, "latency_ns"), pct_keys[k]);
-    if (json_is_number(v)) return json_number_value(v);
-    int64_t total = 0, acc = 0;
-    for (size_t i = 0; i < r->n_bins; i++)
-        total += r->bins[i].count;
-    int64_t rank = (int64_t)ceil(pct_q[k] * (double)total);
-    for (size_t i = 0; i < r->n_bins; i++)
-        if ((acc += r->bins[i].count) >= rank && rank > 0) return r->bins[i].value;
-    return NAN;
-}
-
-/*
- * The fewest queries for which percentile q can be claimed at 99% confidence with one
- * query above it: LoadGen's early-stopping bound (sg_early_stopping_min_queries(1, q, 0.99);
- * 64 for p90, 662 for p99, about 6.6k for p99.9). Below it the percentile rests on a
- * handful of tail samples, and the U test, which judges the whole distribution, says
- * nothing about them.
- */
-static int64_t tail_min_queries(double q)
-{
-    double miss = 1 - q;
-    for (int64_t n = 2; n < 100000000; n++) {
-        double p0 = pow(q, (double)n), p1 = (double)n * miss * pow(q, (double)(n - 1));
-        if (p0 + p1 <= 0.01) return n;
-    }
-    return INT64_MAX;
 }
 
 static json_t *run_json(const sg_compare_run *r)
@@ -128,86 +92,6 @@ static int check_comparable(const sg_compare_run *o, const sg_compare_run *n,
                    "%s and %s ran on different machines or setups (%s): not compared; "
                    "pass --force to compare anyway",
                    o->path, n->path, what);
-}
-
-static json_t *compare_latency(const sg_compare_run *o, const sg_compare_run *n,
-                               const sg_compare_options *opt, json_t *doc, int *n_regressed,
-                               sg_err *err)
-{
-    json_t *rows = json_array();
-    if (!o->latency || !n->latency) {
-        json_object_set_new(doc, "mann_whitney", json_null());
-        return rows;
-    }
-    sg_mw_result mw;
-    bool have_mw = o->n_bins && n->n_bins &&
-                   sg_mannwhitney_binned(o->bins, o->n_bins, n->bins, n->n_bins, &mw, err) == SG_OK;
-    if (have_mw) {
-        json_t *m = json_object();
-        json_object_set_new(m, "u", json_real(mw.u));
-        sg_json_set_real(m, "z", mw.z);
-        json_object_set_new(m, "p_value", json_real(mw.p_value));
-        json_object_set_new(m, "n_old", json_integer(mw.n_old));
-        json_object_set_new(m, "n_new", json_integer(mw.n_new));
-        json_object_set_new(doc, "mann_whitney", m);
-    } else {
-        json_object_set_new(doc, "mann_whitney", json_null());
-    }
-    double floor_ns = opt->abs_noise_floor_ns;
-    if (floor_ns < 0) {
-        double oa =
-            json_number_value(json_object_get(json_object_get(o->latency, "clock"), "overhead_ns"));
-        double ob =
-            json_number_value(json_object_get(json_object_get(n->latency, "clock"), "overhead_ns"));
-        floor_ns = oa > ob ? oa : ob;
-        if (!(floor_ns > 0) || !isfinite(floor_ns)) floor_ns = 0;
-    }
-    sg_json_set_real(doc, "abs_noise_floor_ns", floor_ns);
-    char below[96];
-    snprintf(below, sizeof below, "within the clock's resolution (%.0f ns)", floor_ns);
-    for (int k = 0; k < 4; k++) {
-        double a = percentile(o, k), b = percentile(n, k);
-        double ratio = a > 0 && isfinite(a) && isfinite(b) ? b / a : NAN;
-        int64_t need = tail_min_queries(pct_q[k]);
-        char few[64];
-        snprintf(few, sizeof few, "too few queries for %s (needs %lld)", pct_names[k],
-                 (long long)need);
-        const char *verdict = "unchanged", *why;
-        if (!isfinite(ratio))
-            why = "no value to compare";
-        else if (fabs(ratio - 1) < opt->noise_floor)
-            why = "within the noise floor";
-        else if (fabs(b - a) < floor_ns)
-            why = below;
-        else if (!have_mw)
-            why = "no histogram to test";
-        else if (mw.n_old < need || mw.n_new < need)
-            why = few;
-        /* U says which run tends to be slower; a percentile moving the other way is tail
-         * noise or a change of shape the test does not speak to. */
-        else if ((ratio > 1) != (mw.u < (double)mw.n_old * (double)mw.n_new / 2))
-            why = "moved against the overall shift";
-        else if (mw.p_value >= opt->alpha)
-            why = "not significant";
-        else {
-            verdict = ratio > 1 ? "regressed" : "improved";
-            why = "significant";
-        }
-        if (!strcmp(verdict, "regressed")) (*n_regressed)++;
-        json_t *r = json_object();
-        json_object_set_new(r, "percentile", json_string(pct_names[k]));
-        sg_json_set_real(r, "old_ns", a);
-        sg_json_set_real(r, "new_ns", b);
-        sg_json_set_real(r, "ratio", ratio);
-        json_object_set_new(r, "verdict", json_string(verdict));
-        json_object_set_new(r, "reason", json_string(why));
-        if (have_mw)
-            json_object_set_new(r, "p_value", json_real(mw.p_value));
-        else
-            json_object_set_new(r, "p_value", json_null());
-        json_array_append_new(rows, r);
-    }
-    return rows;
 }
 
 /* The bound NEW must meet with OLD as the baseline; NAN when the policy sets no margin. */
@@ -287,9 +171,13 @@ int sg_compare_runs(const sg_compare_run *o, const sg_compare_run *n, const sg_c
         return rc;
     }
     json_object_set_new(doc, "alpha", json_real(opt->alpha));
-    json_object_set_new(doc, "noise_floor", json_real(opt->noise_floor));
+    json_object_set_new(doc, "noise_floor",
+                        opt->noise_floor >= 0 ? json_real(opt->noise_floor) : json_null());
+    json_object_set_new(doc, "single_run_floor",
+                        opt->single_run_floor >= 0 ? json_real(opt->single_run_floor)
+                                                   : json_null());
     int n_reg = 0;
-    json_t *lat = compare_latency(o, n, opt, doc, &n_reg, err);
+    json_t *lat = sg_compare_latency(o, n, opt, doc, &n_reg, err);
     json_object_set_new(doc, "latency", lat);
     json_t *policy = n->policy ? n->policy : o->policy;
     json_object_set_new(doc, "policy_differs",

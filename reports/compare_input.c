@@ -17,6 +17,9 @@ void sg_compare_run_clear(sg_compare_run *run)
     json_decref(run->doc);
     json_decref(run->fingerprint);
     free(run->bins);
+    free(run->rep_values);
+    free(run->rep_queries);
+    free(run->rep_noisy);
     memset(run, 0, sizeof *run);
 }
 
@@ -97,6 +100,98 @@ static int load_bins(const char *path, json_t *latency, sg_compare_run *run, sg_
     return SG_OK;
 }
 
+/* Sum of a histogram object's bucket counts; -1 when it is not [[low_ns, count], ...]. */
+static int64_t histogram_total(const json_t *h)
+{
+    json_t *b = json_object_get(h, "buckets"), *pair;
+    size_t i;
+    int64_t total = 0;
+    if (!json_is_array(b)) return -1;
+    json_array_foreach(b, i, pair)
+    {
+        json_t *c = json_array_get(pair, 1);
+        if (json_array_size(pair) != 2 || !json_is_integer(c) || json_integer_value(c) < 0 ||
+            json_integer_value(c) > INT64_MAX / 2 - total)
+            return -1;
+        total += json_integer_value(c);
+    }
+    return total;
+}
+
+/*
+ * "repetitions": [{"queries", "latency_ns": {p50, p90, p99, p999}, "histogram"?, "noise"?}]
+ * with "repetition_count" equal to its length. Every field compare relies on is checked here,
+ * so a damaged run is refused with the field named instead of skewing a verdict.
+ */
+static int load_repetitions(const char *path, json_t *latency, sg_compare_run *run, sg_err *err)
+{
+    static const char *const pct[] = {"p50", "p90", "p99", "p999"};
+    json_t *reps = json_object_get(latency, "repetitions");
+    json_t *count = json_object_get(latency, "repetition_count");
+    if (!reps) {
+        if (count)
+            return sg_errf(err, SG_EINPUT,
+                           "%s: repetition_count is set but there is no "
+                           "\"repetitions\" array",
+                           path);
+        return SG_OK; /* recorded before repetitions existed: one run */
+    }
+    if (!json_is_array(reps))
+        return sg_errf(err, SG_EINPUT, "%s: repetitions is not an array", path);
+    size_t n = json_array_size(reps);
+    if (n == 0)
+        return sg_errf(err, SG_EINPUT,
+                       "%s: repetitions is empty (zero repetitions: a run needs at least one)",
+                       path);
+    if (count && (!json_is_integer(count) || json_integer_value(count) != (json_int_t)n))
+        return sg_errf(err, SG_EINPUT,
+                       "%s: repetition_count is %s but repetitions holds %zu (mismatched "
+                       "repetition counts)",
+                       path, json_is_integer(count) ? "another number" : "not an integer", n);
+    if (n > 100000) return sg_errf(err, SG_EINPUT, "%s: repetitions holds %zu entries", path, n);
+    run->rep_values = calloc(n * SG_COMPARE_PERCENTILES, sizeof *run->rep_values);
+    run->rep_queries = calloc(n, sizeof *run->rep_queries);
+    run->rep_noisy = calloc(n, sizeof *run->rep_noisy);
+    if (!run->rep_values || !run->rep_queries || !run->rep_noisy)
+        return sg_errf(err, SG_ENOMEM, "%s: out of memory reading repetitions", path);
+    for (size_t i = 0; i < n; i++) {
+        json_t *r = json_array_get(reps, i);
+        json_t *q = json_object_get(r, "queries");
+        if (!json_is_object(r))
+            return sg_errf(err, SG_EINPUT, "%s: repetitions[%zu] is not an object", path, i);
+        if (!json_is_integer(q) || json_integer_value(q) < 1)
+            return sg_errf(err, SG_EINPUT, "%s: repetitions[%zu].queries is not a positive integer",
+                           path, i);
+        run->rep_queries[i] = json_integer_value(q);
+        for (int k = 0; k < SG_COMPARE_PERCENTILES; k++) {
+            json_t *v = json_object_get(json_object_get(r, "latency_ns"), pct[k]);
+            if (!json_is_number(v) || !(json_number_value(v) >= 0))
+                return sg_errf(err, SG_EINPUT,
+                               "%s: repetitions[%zu].latency_ns.%s is not a finite non-negative "
+                               "number (NaN or missing)",
+                               path, i, pct[k]);
+            run->rep_values[i * SG_COMPARE_PERCENTILES + (size_t)k] = json_number_value(v);
+        }
+        json_t *h = json_object_get(r, "histogram");
+        if (h && !json_is_null(h)) {
+            int64_t total = histogram_total(h);
+            if (total < 0)
+                return sg_errf(err, SG_EINPUT,
+                               "%s: repetitions[%zu].histogram.buckets is not [[low_ns, count], "
+                               "...]",
+                               path, i);
+            if (total != run->rep_queries[i])
+                return sg_errf(err, SG_EINPUT,
+                               "%s: repetitions[%zu].histogram counts add up to %lld, not its "
+                               "queries (%lld)",
+                               path, i, (long long)total, (long long)run->rep_queries[i]);
+        }
+        run->rep_noisy[i] = json_is_true(json_object_get(json_object_get(r, "noise"), "noisy"));
+    }
+    run->n_reps = (int)n;
+    return SG_OK;
+}
+
 /* Fills the latency-derived fields from a bench document (top level or the predicate's "latency").
  */
 static int load_latency(const char *path, json_t *latency, sg_compare_run *run, sg_err *err)
@@ -117,7 +212,8 @@ static int load_latency(const char *path, json_t *latency, sg_compare_run *run, 
     if (machine && !json_is_null(machine) && !json_is_object(machine))
         return sg_errf(err, SG_EINPUT, "%s: \"machine\" is not an object", path);
     if (machine) run->fingerprint = sg_fingerprint_from_machine(machine);
-    return load_bins(path, latency, run, err);
+    int rc = load_bins(path, latency, run, err);
+    return rc ? rc : load_repetitions(path, latency, run, err);
 }
 
 static int load_report(const char *path, const uint8_t *data, size_t len, EVP_PKEY *pub,
@@ -161,21 +257,67 @@ static int load_report(const char *path, const uint8_t *data, size_t len, EVP_PK
     return load_latency(path, json_object_get(pred, "latency"), run, err);
 }
 
+/* The key whose value starts at byte `pos` ("p50" in `"p50": NaN`), or "" when there is none. */
+static void key_before(const uint8_t *data, size_t len, size_t pos, char *key, size_t cap)
+{
+    key[0] = 0;
+    if (pos > len) pos = len;
+    /* The lexer may have read past the bad token: step back to its first letter. */
+    size_t i = pos;
+    for (size_t back = 0; i > 0 && back < 16; back++, i--)
+        if ((data[i - 1] == 'N' || data[i - 1] == 'I') && (i < 2 || data[i - 2] != 'a')) break;
+    if (i > 0) i--;
+    while (i > 0 && data[i - 1] != ':' && data[i - 1] != ',' && data[i - 1] != '[')
+        i--;
+    if (i == 0 || data[i - 1] != ':') return;
+    i--;
+    while (i > 0 && data[i - 1] != '"')
+        i--; /* the closing quote of the key */
+    if (i == 0) return;
+    size_t end = --i;
+    while (i > 0 && data[i - 1] != '"')
+        i--;
+    size_t n = end - i < cap - 1 ? end - i : cap - 1;
+    memcpy(key, data + i, n);
+    key[n] = 0;
+}
+
 int sg_compare_load(const char *path, EVP_PKEY *pub, sg_compare_run *run, sg_err *err)
 {
     memset(run, 0, sizeof *run);
-    snprintf(run->path, sizeof run->path, "%s", path);
     uint8_t *data = NULL;
     size_t len = 0;
     int rc = sg_read_file(path, 64u << 20, &data, &len, err);
     if (rc) return rc;
+    rc = sg_compare_load_buffer(path, data, len, pub, run, err);
+    free(data);
+    return rc;
+}
+
+int sg_compare_load_buffer(const char *path, const uint8_t *data, size_t len, EVP_PKEY *pub,
+                           sg_compare_run *run, sg_err *err)
+{
+    int rc;
+    memset(run, 0, sizeof *run);
+    snprintf(run->path, sizeof run->path, "%s", path);
     json_error_t je;
     json_t *doc = json_loadb((const char *)data, len, 0, &je);
     if (!json_is_object(doc)) {
-        free(data);
         json_decref(doc);
-        return sg_errf(err, SG_EINPUT, "%s:%d:%d: not a JSON object (%s)", path, je.line, je.column,
-                       doc ? "another JSON value" : je.text);
+        /* Python's json writes NaN unquoted; name the field rather than say "invalid token". */
+        bool nan = !doc && (strstr(je.text, "'NaN'") || strstr(je.text, "'Infinity'") ||
+                            strstr(je.text, "'-Infinity'"));
+        char key[64] = "";
+        if (nan) {
+            key_before(data, len, (size_t)je.position, key, sizeof key);
+            sg_errf(err, SG_EINPUT,
+                    "%s:%d:%d: field \"%s\" is NaN or Infinity, not a finite number", path, je.line,
+                    je.column, key[0] ? key : "?");
+        } else {
+            sg_errf(err, SG_EINPUT, "%s:%d:%d: not a JSON object (%s)", path, je.line, je.column,
+                    doc ? "another JSON value" : je.text);
+        }
+        return SG_EINPUT;
     }
     if (json_object_get(doc, "payloadType") && json_object_get(doc, "payload")) {
         json_decref(doc);
@@ -194,7 +336,6 @@ int sg_compare_load(const char *path, EVP_PKEY *pub, sg_compare_run *run, sg_err
                      "%s is neither a signed report (DSSE envelope) nor `bench --json` output",
                      path);
     }
-    free(data);
     if (rc) sg_compare_run_clear(run);
     return rc;
 }

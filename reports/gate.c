@@ -228,6 +228,10 @@ static int latency_check(const sg_gate_policy *p, const sg_gate_inputs *in, sg_g
         return SG_OK;
     }
     c->value = est;
+    if (l->invalid[0]) {
+        set_text(c, "%s run INVALID: %s", l->scenario, l->invalid);
+        return SG_OK;
+    }
     c->passed = holds(est, p->latency_max_ms, false, false);
     char v[48], lim[48];
     fmt_ms(v, sizeof v, est);

@@ -294,6 +294,10 @@ static int parse_latency(pctx *c, json_t *obj, sg_gate_policy *p)
     const char *path[2] = {"latency", NULL};
     int rc = want_object(c, path, 1, obj);
     if (rc) return rc;
+    /* Five repetitions keep A/A comparisons quiet (docs/nightly.md); 2 s each unless the
+       policy counts queries instead. */
+    p->latency_repetitions = SG_POLICY_DEFAULT_REPETITIONS;
+    p->latency_duration_s = -1;
     bool have_scenario = false, have_pct = false, have_max = false, have_qps = false;
     const char *key;
     json_t *v;
@@ -321,6 +325,12 @@ static int parse_latency(pctx *c, json_t *obj, sg_gate_policy *p)
         } else if (!strcmp(key, "target_qps")) {
             rc = get_number(c, path, 2, v, 0, 1e9, true, &p->latency_target_qps);
             have_qps = true;
+        } else if (!strcmp(key, "repetitions")) {
+            if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 1000)
+                return field_err(c, path, 2, "must be an integer in [1, 1000]");
+            p->latency_repetitions = (int)json_integer_value(v);
+        } else if (!strcmp(key, "duration_s")) {
+            rc = get_number(c, path, 2, v, 0, 86400, true, &p->latency_duration_s);
         } else if (!strcmp(key, "min_queries")) {
             if (!json_is_integer(v) || json_integer_value(v) < 1 ||
                 json_integer_value(v) > 100000000)
@@ -329,7 +339,7 @@ static int parse_latency(pctx *c, json_t *obj, sg_gate_policy *p)
         } else {
             rc = field_err(c, path, 2,
                            "is not a known key (expected scenario, percentile, max_ms, "
-                           "target_qps, min_queries)");
+                           "target_qps, min_queries, repetitions, duration_s)");
         }
         if (rc) return rc;
     }
@@ -524,6 +534,9 @@ json_t *sg_policy_json(const sg_gate_policy *p)
             json_object_set_new(l, "target_qps", json_real(p->latency_target_qps));
         if (p->latency_min_queries > 0)
             json_object_set_new(l, "min_queries", json_integer(p->latency_min_queries));
+        json_object_set_new(l, "repetitions", json_integer(p->latency_repetitions));
+        if (p->latency_duration_s >= 0)
+            json_object_set_new(l, "duration_s", json_real(p->latency_duration_s));
         json_object_set_new(root, "latency", l);
     }
     if (p->has_memory) {

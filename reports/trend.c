@@ -101,6 +101,43 @@ static double py(const axes *a, double y)
     return H - MB - (y - a->y0) / (a->y1 - a->y0) * (H - MT - MB);
 }
 
+/* Earlier runs nightly.sh hands to compare as the noise band (`registry runs --limit 21`). */
+#define BAND_WINDOW 20
+
+/*
+ * The noise band one version's line is judged against: at each run with enough history, the
+ * [min, max] of the version's previous runs on this fingerprint (what `compare --history` used
+ * for it). Drawn as one shaded polygon, upper edge left to right, lower edge back.
+ */
+static void noise_band(FILE *out, const axes *a, const double *x, const double *v, size_t n,
+                       const char *fp, const char *colour, long long ver)
+{
+    size_t first = SG_COMPARE_HISTORY_MIN_RUNS;
+    if (n <= first) return;
+    double *lo = malloc(n * sizeof *lo), *hi = malloc(n * sizeof *hi);
+    if (!lo || !hi) {
+        free(lo);
+        free(hi);
+        return;
+    }
+    for (size_t j = first; j < n; j++) {
+        lo[j] = INFINITY, hi[j] = -INFINITY;
+        for (size_t k = j > BAND_WINDOW ? j - BAND_WINDOW : 0; k < j; k++)
+            lo[j] = fmin(lo[j], v[k]), hi[j] = fmax(hi[j], v[k]);
+    }
+    fprintf(out, "<polygon class=\"band\" fill=\"%s\" data-fingerprint=\"", colour);
+    sg_fputs_xml_escaped(out, fp);
+    fprintf(out, "\" data-version=\"%lld\" points=\"", ver);
+    for (size_t j = first; j < n; j++)
+        fprintf(out, "%.1f,%.1f ", px(a, x[j]), py(a, hi[j]));
+    for (size_t j = n; j-- > first;)
+        fprintf(out, "%.1f,%.1f ", px(a, x[j]), py(a, lo[j]));
+    fprintf(out, "\"><title>v%lld noise band: min..max of the previous runs</title></polygon>\n",
+            ver);
+    free(lo);
+    free(hi);
+}
+
 /* One machine's runs: a line per model version in the fingerprint's colour (lines of two
  * versions that run side by side would otherwise zigzag between them), labelled at its end. */
 static void series_chart(FILE *out, const json_t *runs, const char *fig, const axes *a,
@@ -121,6 +158,20 @@ static void series_chart(FILE *out, const json_t *runs, const char *fig, const a
     for (size_t k = 0; k < json_array_size(versions); k++) {
         long long ver = (long long)json_integer_value(json_array_get(versions, k));
         double lx = 0, ly = 0;
+        double *bx = latency ? malloc(n * sizeof *bx) : NULL,
+               *bv = bx ? malloc(n * sizeof *bv) : NULL;
+        size_t m = 0;
+        for (size_t i = 0; bv && i < n; i++) {
+            json_t *r = json_array_get(runs, i);
+            double v = figure_value(r, fig);
+            if (!isfinite(v) || strcmp(json_string_value(json_object_get(r, "fingerprint")), fp) ||
+                json_integer_value(json_object_get(r, "version")) != ver)
+                continue;
+            bx[m] = xs[i], bv[m++] = v;
+        }
+        if (bv) noise_band(out, a, bx, bv, m, fp, colour, ver);
+        free(bx);
+        free(bv);
         fprintf(out, "<polyline class=\"series\" stroke=\"%s\" data-fingerprint=\"", colour);
         sg_fputs_xml_escaped(out, fp);
         fprintf(out, "\" data-version=\"%lld\" points=\"", ver);
@@ -237,6 +288,7 @@ static const char css[] =
     "body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222;max-width:800px}"
     "h1{font-size:20px}h2{font-size:15px;margin:18px 0 4px}small{color:#777;font-weight:normal}"
     ".frame{fill:none;stroke:#bbb}.grid{stroke:#eee}.series{fill:none;stroke-width:1.8}"
+    ".band{fill-opacity:.15;stroke:none}"
     ".version{stroke:#999;stroke-dasharray:4 3}.vlab{font-size:11px;fill:#666}.slab{font-size:10px}"
     ".ylab{font-size:11px;fill:#555;text-anchor:end}.xlab{font-size:11px;fill:#555}.end{text-"
     "anchor:end}"
@@ -280,7 +332,9 @@ int sg_trend_render(FILE *out, const json_t *doc)
         out,
         ". One colour per machine fingerprint, one line per model version on it; dashed lines mark "
         "where a version first ran; hollow points are "
-        "runs whose gate failed. Hover a point for its version and value.</p>\n<table><tr><th></th>"
+        "runs whose gate failed; the shaded band around a latency line is the min..max of that "
+        "version's previous runs on the machine (from the third run on), the noise band nightly "
+        "compares against. Hover a point for its version and value.</p>\n<table><tr><th></th>"
         "<th>fingerprint</th><th>CPU</th><th>cores</th><th>kernel</th><th>stagegate</th></tr>\n");
     for (size_t s = 0; s < json_array_size(series); s++) {
         json_t *m = NULL;

@@ -3,7 +3,10 @@
 # Staging or Production: run the gate against the dataset and policy named by
 # the version's tags `dataset` and `policy`, record the run in the registry,
 # compare it with the previous run of that version on the same machine
-# fingerprint, and write one trend page per model.
+# fingerprint (the earlier runs of that version there are the noise band; on a
+# version's first run, with the last run of the version it replaced in that
+# stage), and write one trend page per model. Latency repetitions come from the
+# policy (default 5 x 2 s per version).
 #
 # Exit codes: 0 nothing regressed, 1 something regressed or a gate failed,
 # 2 usage error or a version could not be run (missing tags, bad files).
@@ -123,19 +126,41 @@ while IFS=$'\t' read -r -u 3 name version stage dataset policy; do
         continue
     }
     fp=$(jq -r '.fingerprint' <<<"$run")
-    prev=$("$SG" registry runs "$name" --version "$version" --fingerprint "$fp" --limit 2 --db "$DB" --json |
-        jq -r '.runs | if length == 2 then .[0].report_path else "" end')
-    if [ -z "$prev" ]; then
+    run_id=$(jq -r '.id' <<<"$run")
+    hist="$OUT/compare/$name-v$version.history.json"
+    # Earlier runs of this version on this fingerprint: the newest is what we compare with, all
+    # of them are the noise band (how far the figures wander while the code does not change).
+    "$SG" registry runs "$name" --version "$version" --fingerprint "$fp" --limit 21 --db "$DB" --json |
+        jq --argjson id "$run_id" '.runs |= map(select(.id != $id))' >"$hist" || {
         progress_done
-        echo "$name v$version ($stage): first run on fingerprint $fp, nothing to compare"
+        echo "$name v$version: ERROR: cannot read the run history" >&2
+        errors=$((errors + 1))
         continue
+    }
+    prev=$(jq -r '.runs | if length > 0 then .[-1].report_path else "" end' "$hist")
+    since="since the previous run"
+    hist_arg=(--history "$hist")
+    if [ -z "$prev" ]; then
+        # A new version: compare with the last run of the version it replaced in this stage on
+        # this fingerprint. A version change is exactly when regressions arrive.
+        hist_arg=()
+        read -r prev prev_version < <("$SG" registry runs "$name" --fingerprint "$fp" --db "$DB" --json |
+            jq -r --arg stage "$stage" --argjson v "$version" \
+                '[.runs[] | select(.stage == $stage and .version != $v)] | if length > 0 then .[-1] | "\(.report_path) \(.version)" else "" end')
+        if [ -z "$prev" ]; then
+            progress_done
+            echo "$name v$version ($stage): first run on fingerprint $fp, nothing to compare"
+            continue
+        fi
+        echo "$name v$version ($stage): first run of v$version on fingerprint $fp; compared with v$prev_version, the version it replaced in $stage"
+        since="since v$prev_version"
     fi
     cmp="$OUT/compare/$name-v$version.txt"
     rc=0
-    "$SG" compare "$prev" "$report" --fail-on-regression ${PUB:+--pubkey "$PUB"} >"$cmp" || rc=$?
+    "$SG" compare "$prev" "$report" --fail-on-regression ${PUB:+--pubkey "$PUB"} "${hist_arg[@]}" >"$cmp" || rc=$?
     progress_done
     case "$rc" in
-    0) echo "$name v$version ($stage): nothing regressed since the previous run" ;;
+    0) echo "$name v$version ($stage): nothing regressed $since" ;;
     1) regressed=$((regressed + 1)); echo "$name v$version ($stage): REGRESSED"; sed 's/^/    /' "$cmp" ;;
     *) errors=$((errors + 1)); echo "$name v$version: ERROR: compare failed (exit $rc)" >&2 ;;
     esac

@@ -53,7 +53,23 @@ typedef struct {
 int sg_mannwhitney_binned(const sg_bin *x, size_t nx, const sg_bin *y, size_t ny, sg_mw_result *out,
                           sg_err *err);
 
+/*
+ * Mann-Whitney U test on two small samples of values (one percentile per repetition), as
+ * scipy.stats.mannwhitneyu(x, y, alternative="two-sided") with its default method "auto"
+ * (SciPy 1.10): the exact distribution of U when either sample has at most 8 values and no
+ * value is tied, else the tie-corrected normal approximation with continuity correction.
+ * *exact says which was used (z is NAN then). SG_EINPUT when a sample is empty or not finite.
+ */
+int sg_mannwhitney_values(const double *x, size_t nx, const double *y, size_t ny, sg_mw_result *out,
+                          bool *exact, sg_err *err);
+/* The smallest two-sided p-value the exact test can reach with nx and ny values, 2 / C(nx+ny, nx)
+ * (capped at 1): with 3 against 3 it is 0.1, so no difference can be significant at 0.05. */
+double sg_mannwhitney_min_p(size_t nx, size_t ny);
+
 /* ---------------------------------------------------------------- compare */
+
+/* Percentiles compare judges: p50, p90, p99, p99.9. */
+#define SG_COMPARE_PERCENTILES 4
 
 /* A run to compare: a signed gate report or a `bench --json` document, normalised. */
 typedef struct {
@@ -74,6 +90,12 @@ typedef struct {
     json_t *doc;         /* bench document (owned) or NULL */
     sg_bin *bins;        /* latency histogram buckets (owned), NULL when absent */
     size_t n_bins;
+    /* Repetitions (bench --repetitions): 0 for a run recorded without them, which counts as
+       one repetition whose values are the run's own percentiles. */
+    int n_reps;
+    double *rep_values;   /* [n_reps][SG_COMPARE_PERCENTILES] p50, p90, p99, p99.9 (owned) */
+    int64_t *rep_queries; /* [n_reps] */
+    bool *rep_noisy;      /* [n_reps] the repetition crossed a noise limit (owned) */
 } sg_compare_run;
 
 /*
@@ -82,13 +104,49 @@ typedef struct {
  * false. Anything else must be a bench JSON document (latency_ns, histogram, machine).
  */
 int sg_compare_load(const char *path, EVP_PKEY *pub, sg_compare_run *run, sg_err *err);
+/* The same on bytes already read; path names them in errors. */
+int sg_compare_load_buffer(const char *path, const uint8_t *data, size_t len, EVP_PKEY *pub,
+                           sg_compare_run *run, sg_err *err);
 void sg_compare_run_clear(sg_compare_run *run);
 /* Reads an envelope's payload without verifying it (for lookups only). Caller frees. */
 int sg_dsse_payload_unverified(const uint8_t *env, size_t len, json_t **statement, sg_err *err);
 
+/*
+ * Default relative floors, derived from 20 A/A pairs of 5-repetition runs on the 2-core
+ * development VM under a load average of 2 to 6 (docs/nightly.md): at least the largest move of
+ * the repetition medians seen between two runs of the same model (10.5%, 11.1%, 10.8% and 105%).
+ */
+#define SG_COMPARE_FLOOR_P50 0.12
+#define SG_COMPARE_FLOOR_P90 0.12
+#define SG_COMPARE_FLOOR_P99 0.12
+#define SG_COMPARE_FLOOR_P999 1.10
+/*
+ * With one repetition on a side (or too few for the U test), the floor a move must exceed: at
+ * least the largest move of one repetition against one seen in the same A/A runs (13%, 18%,
+ * 49% and 316% over 100 pairs).
+ */
+#define SG_COMPARE_SINGLE_FLOOR_P50 0.20
+#define SG_COMPARE_SINGLE_FLOOR_P90 0.20
+#define SG_COMPARE_SINGLE_FLOOR_P99 0.50
+#define SG_COMPARE_SINGLE_FLOOR_P999 3.20
+/* Noisy repetitions are left out of a side only while this many clean ones remain. */
+#define SG_COMPARE_MIN_CLEAN_REPETITIONS 5
+/* A recorded history needs this many runs before it counts as a noise band. */
+#define SG_COMPARE_HISTORY_MIN_RUNS 3
+
 typedef struct {
-    double alpha;       /* significance level, default 0.05 */
-    double noise_floor; /* relative change below which a percentile is unchanged, default 0.01 */
+    double alpha; /* significance level of the U test over repetitions, default 0.05 */
+    /* Relative change below which a percentile is unchanged; negative (the default) means the
+       per-percentile defaults SG_COMPARE_FLOOR_*. */
+    double noise_floor;
+    /* Negative (the default) means the per-percentile SG_COMPARE_SINGLE_FLOOR_*. */
+    double single_run_floor;
+    /* Leave out repetitions that crossed a noise limit while SG_COMPARE_MIN_CLEAN_REPETITIONS
+       clean ones remain (default true). */
+    bool discount_noisy;
+    /* Optional `registry runs --json` document: earlier runs of the same version on the same
+       fingerprint. A move that stays inside their [min, max] is unchanged. Borrowed. */
+    const json_t *history;
     /* Absolute change (ns) below which a percentile is unchanged. Negative (the default) means
        automatic: the larger timing-bracket overhead of the two runs (clock.overhead_ns), since a
        change smaller than the bracket's own cost is below what the clock resolves. */

@@ -38,7 +38,8 @@ typedef struct {
     /* LoadGen early-stopping estimates in ms; NAN when the run was too short to support one. */
     double p90_ms, p99_ms;
     int64_t p90_min_queries, p99_min_queries; /* queries the estimate needs (0 = unknown) */
-    char reason[256]; /* why an estimate is missing or the run did not happen */
+    char reason[256];  /* why an estimate is missing or the run did not happen */
+    char invalid[256]; /* server: why LoadGen's rules make the run INVALID; "" when VALID */
 } sg_gate_latency;
 
 typedef struct {

@@ -217,7 +217,26 @@ typedef struct {
     bool breakdown;
     bool progress; /* queries done vs needed on stderr, about twice a second */
     const sg_workload *workload;
+    /* Independent timed runs, each with its own pool, set-up and warm-up (default 1). The
+       between-run variation they show is what `compare` judges a change against. */
+    int repetitions;
+    /* Server: LoadGen's latency constraint for a VALID run, on the early-stopping p99
+       (default 100 ms, LoadGen's TestSettings::server_target_latency_ns). */
+    double latency_bound_ns;
+    /* Set by sg_bench_run for the progress line ("repetition 2/5"): which run this is. */
+    int repetition_index;
 } sg_bench_config;
+
+/* The documented limits above which a timed run is reported as noisy (docs/latency.md). */
+#define SG_NOISE_MAX_INVOLUNTARY_CSW_PER_S 50.0 /* preemptions per second per worker... */
+#define SG_NOISE_MIN_INVOLUNTARY_CSW 10         /* ...and at least this many in the window */
+#define SG_NOISE_MIN_ON_CPU_SHARE 0.90          /* worker CPU time / wall time of the window, */
+#define SG_NOISE_MIN_WINDOW_FOR_CPU_SHARE_S 1.0 /* judged on windows at least this long */
+#define SG_NOISE_MAX_MIGRATIONS 0               /* samples whose CPU changed while timed */
+#define SG_NOISE_MAX_PAGE_FAULTS 0              /* faults inside the window, after warm-up */
+#define SG_NOISE_MAX_THROTTLE_EVENTS 0          /* thermal throttle count increase */
+/* Server: a run whose achieved QPS is below this share of the scheduled rate is INVALID. */
+#define SG_SERVER_MIN_QPS_SHARE 0.95
 
 typedef struct {
     uint64_t latency_ns;
@@ -228,7 +247,7 @@ typedef struct {
 
 #define SG_SAMPLE_MIGRATED 1u
 
-typedef struct {
+typedef struct sg_bench_result_s {
     sg_scenario scenario;
     int64_t queries;
     sg_sample *samples; /* [queries] in issue order (offline: one per batch call) */
@@ -254,10 +273,35 @@ typedef struct {
     int n_stages;
     const char *const *stage_names; /* borrowed from the workload: valid while it lives */
     double *stage_ns;               /* mean ns per query per stage, [n_stages] when breakdown */
+    /* What could make the figures unrepresentative. */
+    int64_t involuntary_csw_in_window; /* part of context_switches_in_window */
+    double on_cpu_share;               /* workers' CPU time / (workers x wall time) */
+    int64_t throttle_events;           /* thermal throttle count increase; -1 unreadable */
+    int n_noise_warnings;
+    char noise_warnings[6][200]; /* one per limit crossed (the SG_NOISE_* limits) */
+    /* Single-stream stops timing when its sample buffer (sized from the warm-up) is full,
+       rather than restarting; a safety stop (max duration) also cuts a run short. */
+    bool cut_short;
+    char cut_short_reason[200];
+    /* Server only: LoadGen-style validity. */
+    double scheduled_qps; /* queries / span of the Poisson schedule */
+    double latency_bound_ns;
+    bool server_valid;
+    char validity_reason[256];
+    /* The independent repetitions (each without samples; this result merges them). */
+    int repetitions;
+    struct sg_bench_result_s *reps;
 } sg_bench_result;
 
 void sg_bench_config_init(sg_bench_config *c);
+/*
+ * c->repetitions independent runs; r merges them (samples concatenated in run order,
+ * histograms added, percentiles over all samples) and keeps each run in r->reps.
+ */
 int sg_bench_run(const sg_bench_config *c, sg_bench_result *r, sg_err *err);
+/* Spread of one figure over the repetitions: min, median, max of reps[i].latency.<field>. */
+void sg_bench_spread(const sg_bench_result *r, size_t field_offset, double *min, double *median,
+                     double *max);
 void sg_bench_result_clear(sg_bench_result *r);
 /* The JSON document `stagegate bench --json` prints (machine included). */
 json_t *sg_bench_result_json(const sg_bench_result *r);

@@ -17,6 +17,10 @@ extern "C" {
  * One metric's rules, after MLflow's MetricThreshold plus regression margins.
  * Each has_* flag says whether the policy set that bound.
  */
+/* Latency repetitions and seconds per repetition when a policy does not say (docs/nightly.md). */
+#define SG_POLICY_DEFAULT_REPETITIONS 5
+#define SG_POLICY_DEFAULT_DURATION_S 2.0
+
 typedef struct {
     char name[48];
     bool greater_is_better; /* from the policy, else the metric's known direction */
@@ -40,6 +44,10 @@ typedef struct {
     double latency_max_ms;
     double latency_target_qps;   /* server scenario only; 0 = bench's default */
     int64_t latency_min_queries; /* 0 = enough for the percentile's early-stopping estimate */
+    /* Independent timed runs and the minimum duration of each; duration < 0 = the default (2 s,
+       or 0 when min_queries is given, which then alone decides the run's length). */
+    int latency_repetitions; /* default SG_POLICY_DEFAULT_REPETITIONS */
+    double latency_duration_s;
 
     bool has_memory;
     bool has_max_rss_mb, has_max_model_mb;

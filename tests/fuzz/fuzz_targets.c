@@ -2,8 +2,8 @@
  * Fuzz targets for the parsers that read outside input: the gate policy, DSSE
  * envelopes (verified against a fixed key, so the envelope and PAE code run on
  * hostile bytes), base64, the registry's search filter and the latency
- * histogram JSON embedded in reports. Each target checks the parser's contract:
- * accept, or reject with a non-empty one-line message.
+ * histogram JSON embedded in reports, and the runs `compare` reads. Each target checks the parser's
+ * contract: accept, or reject with a non-empty one-line message.
  */
 #include "tests/fuzz/fuzz_targets.h"
 
@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "registry/registry_internal.h"
+#include "stagegate/compare.h"
 #include "stagegate/harness.h"
 #include "stagegate/keys.h"
 #include "stagegate/policy.h"
@@ -115,6 +116,27 @@ static int t_histogram(const uint8_t *d, size_t n)
     return verdict(rc, &err);
 }
 
+/* A run for `compare` (bench JSON with repetitions), then compared with itself, so the
+ * repetition verdicts run on whatever the loader accepted. */
+static int t_compare_run(const uint8_t *d, size_t n)
+{
+    sg_compare_run r;
+    sg_err err = {{0}};
+    int rc = sg_compare_load_buffer("fuzz.json", d, n, NULL, &r, &err);
+    if (rc == SG_OK) {
+        sg_compare_options o;
+        sg_compare_options_init(&o);
+        o.force = true; /* a fuzzed run rarely carries a machine record */
+        json_t *out = NULL;
+        sg_err e2 = {{0}};
+        int rc2 = sg_compare_runs(&r, &r, &o, &out, &e2);
+        json_decref(out);
+        sg_compare_run_clear(&r);
+        return rc2 == SG_OK ? 0 : verdict(rc2, &e2);
+    }
+    return verdict(rc, &err);
+}
+
 static const char *const policy_seeds[] = {
     "{\"metrics\":{\"accuracy\":{\"threshold\":0.85},\"f1\":{\"max_relative_regression\":0.05},"
     "\"roc_auc\":{\"threshold\":0.9,\"min_absolute_change\":0.0}},"
@@ -137,10 +159,23 @@ static const char *const histogram_seeds[] = {
     "}",
     NULL};
 
+static const char *const compare_run_seeds[] = {
+    "{\"scenario\":\"single-stream\",\"latency_ns\":{\"p50\":1000,\"p90\":1200,\"p99\":1500,"
+    "\"p999\":3000},\"queries\":2000,\"repetition_count\":2,\"repetitions\":[{\"queries\":1000,"
+    "\"latency_ns\":{\"p50\":1000,\"p90\":1200,\"p99\":1500,\"p999\":3000},\"histogram\":{"
+    "\"buckets\":[[1000,600],[1500,400]]},\"noise\":{\"noisy\":true}},{\"queries\":1000,"
+    "\"latency_ns\":{\"p50\":1010,\"p90\":1190,\"p99\":1490,\"p999\":2900}}],"
+    "\"histogram\":{\"buckets\":[[1000,1200],[1500,800]]}}",
+    "{\"latency_ns\":{\"p50\":NaN},\"repetitions\":[]}", NULL};
+
 const sg_fuzz_target sg_fuzz_targets[] = {
-    {"policy", t_policy, policy_seeds},   {"envelope", t_envelope, envelope_seeds},
-    {"report", t_report, envelope_seeds}, {"base64", t_base64, base64_seeds},
-    {"filter", t_filter, filter_seeds},   {"histogram", t_histogram, histogram_seeds},
+    {"compare-run", t_compare_run, compare_run_seeds},
+    {"policy", t_policy, policy_seeds},
+    {"envelope", t_envelope, envelope_seeds},
+    {"report", t_report, envelope_seeds},
+    {"base64", t_base64, base64_seeds},
+    {"filter", t_filter, filter_seeds},
+    {"histogram", t_histogram, histogram_seeds},
 };
 const int sg_fuzz_target_count = (int)(sizeof sg_fuzz_targets / sizeof sg_fuzz_targets[0]);
 

@@ -27,7 +27,8 @@ cat > policy.json <<'JSON'
     "accuracy": {"threshold": 0.85},
     "f1":       {"max_relative_regression": 0.05}
   },
-  "latency": {"scenario": "single-stream", "percentile": 99, "max_ms": 50},
+  "latency": {"scenario": "single-stream", "percentile": 99, "max_ms": 50,
+              "repetitions": 3, "duration_s": 0.3},
   "memory":  {"max_rss_mb": 4096, "max_model_mb": 64},
   "shadow":  {"min_agreement": 0.90}
 }

@@ -4,7 +4,9 @@ Random pairs of latency histograms (exact small values with heavy ties, and
 lognormal latencies cut into the log-linear buckets) are written as bench JSON;
 the CLI's --json statistic and p-value must equal
 scipy.stats.mannwhitneyu(method="asymptotic", use_continuity=True) on the
-samples expanded from the buckets. Also checks --fail-on-regression's exit code.
+samples expanded from the buckets. The per-percentile p-values over repetitions must equal
+scipy.stats.mannwhitneyu(x, y) with its default method (exact or asymptotic) on the
+repetition values. Also checks --fail-on-regression's exit code.
 """
 import json
 import os
@@ -73,15 +75,39 @@ def main():
             err = abs(mw["p_value"] - ref.pvalue)
             assert err <= 1e-9 * ref.pvalue + 1e-14, (i, mw["p_value"], ref.pvalue)
             worst = max(worst, err / max(ref.pvalue, 1e-300))
-        # Exit codes: a 10% shift regresses; 1 only with --fail-on-regression.
+        # Over repetitions: the per-percentile p-value is scipy's mannwhitneyu with its default
+        # method "auto" on the repetition values (exact without ties when a side has <= 8
+        # values, else asymptotic with tie correction).
+        rep_cases = [(rng.normal(1000, 30, 5), rng.normal(1100, 30, 5)),
+                     (rng.normal(1000, 30, 5), rng.normal(1000, 30, 7)),
+                     (np.array([5., 6, 7]), np.array([5., 8, 9, 10])),  # a tie: asymptotic
+                     (rng.normal(1000, 30, 12), rng.normal(1020, 30, 15)),  # both > 8: asymptotic
+                     (rng.normal(1000, 30, 2), rng.normal(1500, 30, 9))]
+        for i, (x, y) in enumerate(rep_cases):
+            a, _ = bench_doc(np.round(rng.lognormal(np.log(1e3), 0.1, 50)))
+            b, _ = bench_doc(np.round(rng.lognormal(np.log(1e3), 0.1, 50)))
+            for doc, vals in ((a, x), (b, y)):
+                doc["repetition_count"] = len(vals)
+                doc["repetitions"] = [{"queries": 1000, "latency_ns": {"p50": float(v), "p90": 1.0,
+                                                                     "p99": 1.0, "p999": 1.0}}
+                                      for v in vals]
+            r = compare(tmp, a, b, "--json")
+            assert r.returncode == 0, (i, r.stderr)
+            row = json.loads(r.stdout)["latency"][0]
+            ref = mannwhitneyu(x, y, alternative="two-sided")
+            assert abs(row["p_value"] - ref.pvalue) <= 1e-9 * ref.pvalue + 1e-14, (i, row["p_value"], ref.pvalue)
+            assert row["old_repetitions"] == list(map(float, x)), (i, row)
+        # Exit codes: a 50% shift in single runs regresses (beyond the 20% single-run floor);
+        # 1 only with --fail-on-regression.
         a, _ = bench_doc(np.round(rng.lognormal(np.log(1e5), 0.2, 3000)))
-        b, _ = bench_doc(np.round(1.1 * rng.lognormal(np.log(1e5), 0.2, 3000)))
+        b, _ = bench_doc(np.round(1.5 * rng.lognormal(np.log(1e5), 0.2, 3000)))
         assert compare(tmp, a, b).returncode == 0
         r = compare(tmp, a, b, "--fail-on-regression")
         assert r.returncode == 1, r
         assert "\u2191 regressed" in r.stdout, r.stdout
         assert compare(tmp, b, a, "--fail-on-regression").returncode == 0
-    print(f"{len(cases)} cases match scipy.stats.mannwhitneyu; worst relative p-value error {worst:.2e}")
+    print(f"{len(cases)} histogram cases and {len(rep_cases)} repetition cases match "
+          f"scipy.stats.mannwhitneyu; worst relative p-value error {worst:.2e}")
 
 
 if __name__ == "__main__":

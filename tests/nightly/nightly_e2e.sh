@@ -74,7 +74,8 @@ STAGEGATE_PROGRESS=1 night 2 0 1
 grep -q '\[1/3\] .*[0-9]s elapsed' night2.err && grep -q '\[3/3\] .*ETA [0-9]*s' night2.err ||
     { cat -v night2.err; fail "night 2 shows no progress on stderr"; }
 ! grep -q $'\r\|\033' night2.txt || { cat -v night2.txt; fail "progress leaked into stdout"; }
-[ "$(ls out/compare | wc -l)" = 3 ] || fail "night 2 did not compare all three versions"
+[ "$(ls out/compare/*.txt | wc -l)" = 3 ] || fail "night 2 did not compare all three versions"
+[ "$(ls out/compare/*.history.json | wc -l)" = 3 ] || fail "night 2 kept no run history per version"
 grep -q "nothing regressed since the previous run\|REGRESSED" night2.txt || fail "night 2 compare lines"
 for f in out/compare/*.txt; do
     grep -Eq "^  (accuracy|f1) " "$f" || { cat "$f"; fail "$f lists no metrics"; }
@@ -157,4 +158,22 @@ for path, versions_marked in ((sys.argv[1], True), (sys.argv[2], False)):
         assert c["version"] == (1 if versions_marked else 0), c
 print("trend pages ok")
 PYEOF
+# Night 4: a new version enters Staging. Its first run is compared with the last run of the
+# version it replaced there (v2) on this fingerprint, not skipped; v1's earlier runs (3 of
+# them by now) are handed to compare as its noise band.
+$PY "$MK" --task binary --features 8 --seed 1 --fit logreg --fit-rows 1100 --fit-seed 5 --model-out a3.h5 >/dev/null
+gate a3.h5 reg/val_a.h5 ra3.json || fail "alpha v3 gate"
+[ "$($R create-version alpha a3.h5)" = 3 ] || fail "alpha v3"
+$R transition alpha 3 Staging --report ra3.json >/dev/null
+$R set-tag alpha 3 dataset val_a.h5 && $R set-tag alpha 3 policy policy.json
+night 4 0 1
+grep -q "alpha v3 (Staging): first run of v3 on fingerprint [0-9a-f]*; compared with v2, the version it replaced in Staging" night4.txt ||
+    { cat night4.txt; fail "night 4 did not compare alpha v3 with v2"; }
+! grep -q "alpha v3 (Staging): first run on fingerprint" night4.txt || fail "v3 treated as having nothing to compare"
+[ -s out/compare/alpha-v3.txt ] || fail "no comparison written for alpha v3"
+grep -q "alpha v3 (Staging): \(nothing regressed since v2\|REGRESSED\)" night4.txt || { cat night4.txt; fail "v3 verdict line"; }
+[ "$(jq '.runs | length' out/compare/alpha-v1.history.json)" = 3 ] || fail "alpha v1's noise band should hold its 3 earlier runs"
+jq -e '[.runs[].version] | all(. == 1)' out/compare/alpha-v1.history.json >/dev/null || fail "band mixes versions"
+grep -q "^  p50    history band .* over 3 earlier runs; NEW" out/compare/alpha-v1.txt ||
+    { cat out/compare/alpha-v1.txt; fail "alpha v1's comparison does not show its noise band"; }
 echo "nightly e2e ok"

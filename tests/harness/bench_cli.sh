@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# bench on a real model: --repetitions keeps each repetition's percentiles, query count,
+# histogram (summing to its queries) and noise counts next to the merged figures, and the
+# human output shows the spread; a single-stream run whose sample buffer fills is cut short
+# and says so (JSON and text) instead of silently restarting; server runs end VALID or
+# INVALID with the reason; the policy's latency repetitions reach the signed report; bad
+# values exit 2. No timing is asserted: only what the run reports about itself.
+set -euo pipefail
+: "${STAGEGATE_BIN:?}" "${STAGEGATE_SOURCE_DIR:?}"
+PY=/usr/bin/python3
+SG=$STAGEGATE_BIN
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+cd "$T"
+fail() { echo "FAIL: $*" >&2; exit 1; }
+$PY "$STAGEGATE_SOURCE_DIR/scripts/make_dataset.py" --out d.h5 --task binary --rows 800 --features 16 --seed 3 \
+    --fit mlp-relu --hidden 32,32 --max-iter 5 --fit-rows 800 --fit-seed 3 --model-out m.h5 >/dev/null 2>&1
+B() { "$SG" bench --model m.h5 --data d.h5 --cpus 0 "$@"; }
+
+B --scenario single-stream --repetitions 3 --duration 0 --min-queries 2000 --json >r3.json
+$PY - r3.json <<'PYEOF'
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["repetition_count"] == 3 and len(d["repetitions"]) == 3, d.get("repetition_count")
+total = 0
+for i, r in enumerate(d["repetitions"]):
+    assert r["index"] == i and r["queries"] >= 2000 and r["cut_short"] is False, r
+    assert sum(c for _, c in r["histogram"]["buckets"]) == r["queries"]
+    assert r["latency_ns"]["p50"] <= r["latency_ns"]["p99"] <= r["latency_ns"]["max"]
+    n = r["noise"]
+    for k in ("involuntary_context_switches", "voluntary_context_switches", "migrations", "page_faults"):
+        assert isinstance(n[k], int) and n[k] >= 0, (k, n)
+    assert n["noisy"] is (len(n["warnings"]) > 0), n
+    total += r["queries"]
+assert d["queries"] == total and sum(c for _, c in d["histogram"]["buckets"]) == total
+p50 = sorted(r["latency_ns"]["p50"] for r in d["repetitions"])
+assert d["spread"]["p50"] == {"min": p50[0], "median": p50[1], "max": p50[2]}, d["spread"]
+assert d["noise_limits"]["involuntary_context_switches_per_s"] == 50
+assert "validity" not in d  # single-stream has no server verdict
+PYEOF
+B --scenario single-stream --repetitions 3 --duration 0 --min-queries 2000 >r3.txt
+grep -q "^3 repetitions, spread over them (min / median / max):" r3.txt && grep -q "^  p50 .* / .* / .* us" r3.txt &&
+    grep -q "^  p99 .* / .* / .* us" r3.txt || { cat r3.txt; fail "no spread in the human output"; }
+
+# The sample buffer capped at 3000 samples for a 2 s run: cut short at 3000, said so.
+STAGEGATE_BENCH_MAX_SAMPLES=3000 B --scenario single-stream --duration 2 --min-queries 100 --json >cut.json
+jq -e '.cut_short and .queries == 3000 and (.cut_short_reason | contains("sample buffer full after 3000 queries")) and
+       .repetitions[0].cut_short' cut.json >/dev/null || { jq 'del(.histogram, .repetitions[].histogram)' cut.json; fail "cut short not reported"; }
+STAGEGATE_BENCH_MAX_SAMPLES=3000 B --scenario single-stream --duration 2 --min-queries 100 >cut.txt
+grep -q "^warning: timed run cut short: .*sample buffer full after 3000 queries" cut.txt || { cat cut.txt; fail "cut short not in the text"; }
+
+# Server: impossible arrival rate -> INVALID, QPS not reached; too few queries; a 1 ns bound.
+B --scenario server --qps 20000000 --duration 0.05 --json >fast.json
+jq -e '.validity.result == "INVALID" and (.validity.reason | contains("QPS not reached")) and
+       .validity.target_qps == 20000000 and .validity.achieved_qps < .validity.scheduled_qps' fast.json >/dev/null ||
+    { jq '.validity' fast.json; fail "overloaded server run not INVALID"; }
+B --scenario server --qps 1000 --duration 0 --min-queries 100 --json >few.json
+jq -e '.validity.result == "INVALID" and (.validity.reason | startswith("too few queries (100;"))' few.json >/dev/null ||
+    { jq '.validity' few.json; fail "short server run not INVALID"; }
+B --scenario server --qps 2000 --duration 0.5 --latency-bound-ms 0.000001 >bound.txt
+grep -q "^server: INVALID (.*latency bound exceeded (p99 .* ms > bound 0.000 ms)" bound.txt || { cat bound.txt; fail "bound"; }
+
+# Bad values: exit 2 with one line.
+for bad in "--repetitions 0" "--repetitions x" "--repetitions 1001"; do
+    rc=0; B --scenario single-stream $bad >out 2>err || rc=$?
+    [ "$rc" = 2 ] && [ "$(wc -l <err)" = 1 ] && grep -q -- "--repetitions" err || { cat err; fail "$bad: exit $rc"; }
+done
+rc=0; B --scenario single-stream --latency-bound-ms 5 >out 2>err || rc=$?
+[ "$rc" = 2 ] && grep -q "server scenario only" err || { cat err; fail "--latency-bound-ms outside server"; }
+
+# The policy's repetitions reach the signed report; a bad value is refused.
+"$SG" keygen --out k >/dev/null
+echo '{"latency": {"scenario": "single-stream", "percentile": 99, "max_ms": 100, "min_queries": 700, "repetitions": 2}}' >p.json
+"$SG" gate --model m.h5 --data d.h5 --policy p.json --key k.key.pem --out rep.json --cpus 0 >/dev/null
+$PY - rep.json <<'PYEOF'
+import base64, json, sys
+env = json.load(open(sys.argv[1]))
+pred = json.loads(base64.b64decode(env["payload"]))["predicate"]
+lat = pred["latency"]
+assert lat["repetition_count"] == 2 and len(lat["repetitions"]) == 2, lat["repetition_count"]
+assert all(r["queries"] >= 700 and "noise" in r for r in lat["repetitions"])
+assert pred["policy"]["latency"]["repetitions"] == 2, pred["policy"]["latency"]
+PYEOF
+echo '{"latency": {"scenario": "single-stream", "percentile": 99, "max_ms": 100, "repetitions": 0}}' >bad.json
+rc=0; "$SG" gate --model m.h5 --data d.h5 --policy bad.json --key k.key.pem --out x.json >out 2>err || rc=$?
+[ "$rc" = 2 ] && [ "$(wc -l <err)" = 1 ] && grep -q "latency.repetitions must be an integer in \[1, 1000\]" err ||
+    { cat err; fail "policy repetitions 0: exit $rc"; }
+[ ! -e x.json ] || fail "report written for a bad policy"
+echo "bench cli ok"
