@@ -17,6 +17,7 @@
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "stagegate/harness.h"
@@ -33,6 +34,7 @@ typedef struct {
 
 static void ovh_fixture_init(ovh_fixture *f)
 {
+    memset(f, 0, sizeof *f); /* no scaler, no optional parts */
     int dims[3] = {OVH_NF, OVH_NH, 1};
     srand(11);
     for (int l = 0; l < 2; l++) {
