@@ -87,34 +87,27 @@ int sg_cmd_bench(int argc, char **argv)
     c.repetitions = (int)repetitions;
     if (have_bound) c.latency_bound_ns = bound_ms * 1e6;
     if (scenario) {
-        int sc = sg_scenario_parse(scenario);
-        if (sc < 0)
-            return sg_cli_usage_error(
-                "bench", "--scenario: '%s' is not single-stream, server or offline", scenario);
-        c.scenario = (sg_scenario)sc;
+        const sg_scenario_info *si = sg_scenario_find(scenario);
+        if (!si)
+            return sg_cli_usage_error("bench", "--scenario: '%s' is not %s", scenario,
+                                      sg_scenario_list());
+        c.scenario = si->id;
     }
     if (!model || !data) return sg_cli_usage_error("bench", "--model and --data are required");
     if (!scenario) return sg_cli_usage_error("bench", "--scenario is required");
-    if (c.scenario == SG_SCENARIO_SERVER && !(c.qps > 0))
-        return sg_cli_usage_error("bench", "--qps is required for the server scenario");
-    if (c.scenario != SG_SCENARIO_SERVER && c.qps > 0)
-        return sg_cli_usage_error("bench", "--qps applies to the server scenario only");
-    if (c.breakdown && c.scenario == SG_SCENARIO_OFFLINE)
-        return sg_cli_usage_error(
-            "bench", "--breakdown applies to the batch-1 scenarios (single-stream, server)");
-    if (have_bound && c.scenario != SG_SCENARIO_SERVER)
-        return sg_cli_usage_error("bench",
-                                  "--latency-bound-ms applies to the server scenario only");
-    if (have_batch && c.scenario != SG_SCENARIO_OFFLINE)
-        return sg_cli_usage_error(
-            "bench", "--batch applies to the offline scenario only (others are batch 1)");
+    sg_scenario_settings given = {.arrival_rate = c.qps > 0,
+                                  .batch = have_batch,
+                                  .breakdown = c.breakdown,
+                                  .latency_bound = have_bound};
+    if (sg_scenario_check(&sg_scenarios[c.scenario], &given, false, &err) != SG_OK)
+        return sg_cli_usage_error("bench", "%s", err.msg);
     char resolved[4096];
     if (sg_is_model_uri(model)) {
         int st = sg_registry_resolve_uri(model, db, resolved, sizeof resolved, &err);
         if (st) return sg_cli_fail(st, &err);
         model = resolved;
     }
-    bool offline = c.scenario == SG_SCENARIO_OFFLINE;
+    bool offline = sg_scenarios[c.scenario].flags & SG_SCENARIO_BATCHES;
     sg_model_workload *mw = NULL;
     int rc = sg_model_workload_create(model, data, offline ? 0 : QUERY_ROWS_MAX,
                                       offline ? c.batch : 1, c.breakdown, &mw, &err);

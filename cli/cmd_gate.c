@@ -138,7 +138,7 @@ static int run_latency(const gate_args *a, const char *model, const sg_gate_poli
     int scenario = sg_scenario_parse(p->latency_scenario);
     if (scenario < 0)
         return sg_errf(err, SG_EINTERNAL, "gate: unknown scenario %s", p->latency_scenario);
-    bool offline = scenario == SG_SCENARIO_OFFLINE;
+    bool offline = sg_scenarios[scenario].flags & SG_SCENARIO_BATCHES;
     sg_bench_config c;
     sg_bench_config_init(&c);
     c.scenario = (sg_scenario)scenario;
@@ -159,7 +159,7 @@ static int run_latency(const gate_args *a, const char *model, const sg_gate_poli
     if (p->latency_duration_s >= 0) c.min_duration_s = p->latency_duration_s;
     c.repetitions = p->latency_repetitions > 0 ? p->latency_repetitions : 1;
     /* LoadGen's server constraint is the policy's own bound. */
-    if (scenario == SG_SCENARIO_SERVER && p->latency_max_ms > 0)
+    if ((sg_scenarios[scenario].flags & SG_SCENARIO_VERDICT) && p->latency_max_ms > 0)
         c.latency_bound_ns = p->latency_max_ms * 1e6;
     sg_model_workload *mw = NULL;
     int rc = sg_model_workload_create(model, a->data, offline ? 0 : QUERY_ROWS_MAX,
@@ -178,7 +178,7 @@ static int run_latency(const gate_args *a, const char *model, const sg_gate_poli
     lat->p99_ms = br->es_p99.valid ? br->es_p99.estimate_ns / 1e6 : NAN;
     lat->p90_min_queries = br->queries + br->es_p90.queries_needed;
     lat->p99_min_queries = br->queries + br->es_p99.queries_needed;
-    if (br->scenario == SG_SCENARIO_SERVER && !br->server_valid)
+    if ((sg_scenarios[br->scenario].flags & SG_SCENARIO_VERDICT) && !br->server_valid)
         snprintf(lat->invalid, sizeof lat->invalid, "%s", br->validity_reason);
     if (offline && !br->es_p99.valid)
         snprintf(lat->reason, sizeof lat->reason,

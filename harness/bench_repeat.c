@@ -119,7 +119,7 @@ void sg_bench_assess(sg_bench_result *r)
     if (r->throttle_events > SG_NOISE_MAX_THROTTLE_EVENTS)
         noise_warning(r, "%lld thermal throttling events on the measured CPUs",
                       (long long)r->throttle_events);
-    if (r->scenario == SG_SCENARIO_SERVER) server_validity(r);
+    if ((sg_scenarios[r->scenario].flags & SG_SCENARIO_VERDICT)) server_validity(r);
 }
 
 static int cmp_double(const void *a, const void *b)

@@ -6,20 +6,6 @@
 #include "stagegate/json.h"
 #include "stagegate/harness.h"
 
-static const char *const scenario_names[] = {"single-stream", "server", "offline"};
-
-const char *sg_scenario_name(sg_scenario s)
-{
-    return (unsigned)s < 3 ? scenario_names[s] : "unknown";
-}
-
-int sg_scenario_parse(const char *s)
-{
-    for (int i = 0; i < 3; i++)
-        if (!strcmp(s, scenario_names[i])) return i;
-    return -1;
-}
-
 static json_t *num(double v)
 {
     return isfinite(v) ? json_real(v) : json_null();
@@ -93,7 +79,8 @@ static void set_run_flags(json_t *o, const sg_bench_result *r)
     json_object_set_new(o, "cut_short", json_boolean(r->cut_short));
     if (r->cut_short) json_object_set_new(o, "cut_short_reason", json_string(r->cut_short_reason));
     json_object_set_new(o, "noise", noise_json(r));
-    if (r->scenario == SG_SCENARIO_SERVER) json_object_set_new(o, "validity", validity_json(r));
+    if ((sg_scenarios[r->scenario].flags & SG_SCENARIO_VERDICT))
+        json_object_set_new(o, "validity", validity_json(r));
 }
 
 static json_t *repetition_json(const sg_bench_result *p, int index)
@@ -172,7 +159,7 @@ json_t *sg_bench_result_json(const sg_bench_result *r)
     json_object_set_new(o, "machine", mach);
     json_object_set_new(o, "workload", json_string(r->workload));
     json_object_set_new(o, "batch", json_integer(r->batch));
-    if (r->scenario == SG_SCENARIO_SERVER) {
+    if ((sg_scenarios[r->scenario].flags & SG_SCENARIO_VERDICT)) {
         json_object_set_new(o, "target_qps", num(r->target_qps));
         json_object_set_new(o, "scheduled_qps", num(r->scheduled_qps));
     }
@@ -217,7 +204,7 @@ void sg_bench_result_print(const sg_bench_result *r, FILE *out)
                 med / 1e3, hi / 1e3, med > 0 ? 100 * (hi - lo) / med : 0.0);
     }
     fprintf(out, "latency (per %s%s):\n",
-            r->scenario == SG_SCENARIO_OFFLINE ? "batch call" : "query",
+            (sg_scenarios[r->scenario].flags & SG_SCENARIO_BATCHES) ? "batch call" : "query",
             r->repetitions > 1 ? ", all repetitions merged" : "");
     us(out, "min", r->latency.min);
     us(out, "p50", r->latency.p50);
@@ -230,7 +217,8 @@ void sg_bench_result_print(const sg_bench_result *r, FILE *out)
     if (r->es_p90.valid) us(out, "es p90", r->es_p90.estimate_ns);
     if (r->es_p99.valid) us(out, "es p99", r->es_p99.estimate_ns);
     fprintf(out, "  qps %.1f, throughput %.1f samples/s", r->qps, r->throughput);
-    if (r->scenario == SG_SCENARIO_SERVER) fprintf(out, " (target %.1f qps)", r->target_qps);
+    if ((sg_scenarios[r->scenario].flags & SG_SCENARIO_ARRIVAL_RATE))
+        fprintf(out, " (target %.1f qps)", r->target_qps);
     fprintf(out, "\n  clock overhead %.1f ns subtracted; memory binding %s\n", r->overhead_ns,
             r->membind);
     if (r->stage_ns) {
@@ -263,7 +251,7 @@ void sg_bench_result_print(const sg_bench_result *r, FILE *out)
         fprintf(out, "warning: noisy machine: %d of %d repetitions crossed a noise limit\n", noisy,
                 r->repetitions);
     if (r->cut_short) fprintf(out, "warning: timed run cut short: %s\n", r->cut_short_reason);
-    if (r->scenario == SG_SCENARIO_SERVER)
+    if ((sg_scenarios[r->scenario].flags & SG_SCENARIO_VERDICT))
         fprintf(out, "server: %s (%s)\n", r->server_valid ? "VALID" : "INVALID",
                 r->validity_reason);
     if (!r->es_p90.valid || !r->es_p99.valid)

@@ -5,6 +5,7 @@
  * the user a line:column as well.
  */
 #include "stagegate/policy.h"
+#include "stagegate/scenario.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -307,9 +308,8 @@ static int parse_latency(pctx *c, json_t *obj, sg_gate_policy *p)
         if (!strcmp(key, "scenario")) {
             const char *s = json_string_value(v);
             if (!s) return field_err(c, path, 2, "must be a string, not %s", type_name(v));
-            if (strcmp(s, "single-stream") && strcmp(s, "server") && strcmp(s, "offline"))
-                return field_err(c, path, 2,
-                                 "must be single-stream, server or offline, got '%.64s'", s);
+            if (!sg_scenario_find(s))
+                return field_err(c, path, 2, "must be %s, got '%.64s'", sg_scenario_list(), s);
             snprintf(p->latency_scenario, sizeof p->latency_scenario, "%s", s);
             have_scenario = true;
         } else if (!strcmp(key, "percentile")) {
@@ -347,13 +347,15 @@ static int parse_latency(pctx *c, json_t *obj, sg_gate_policy *p)
     if (!have_scenario) return field_err(c, path, 1, "needs \"scenario\"");
     if (!have_pct) return field_err(c, path, 1, "needs \"percentile\" (90 or 99)");
     if (!have_max) return field_err(c, path, 1, "needs \"max_ms\"");
-    if (have_qps && strcmp(p->latency_scenario, "server")) {
+    unsigned flags = sg_scenario_find(p->latency_scenario)->flags;
+    if (have_qps && !(flags & SG_SCENARIO_ARRIVAL_RATE)) {
         path[1] = "target_qps";
         return field_err(c, path, 2, "only applies to the server scenario");
     }
-    if (!have_qps && !strcmp(p->latency_scenario, "server"))
+    if (!have_qps && (flags & SG_SCENARIO_ARRIVAL_RATE))
         return field_err(c, path, 1,
-                         "needs \"target_qps\" for the server scenario (the Poisson arrival rate)");
+                         "needs \"target_qps\" for the %s scenario (the Poisson arrival rate)",
+                         p->latency_scenario);
     p->has_latency = true;
     return SG_OK;
 }

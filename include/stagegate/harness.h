@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "stagegate/common.h"
+#include "stagegate/scenario.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -175,14 +176,7 @@ void sg_histogram_print(const sg_latency_histogram *h, FILE *out, int rows);
 
 /* ---------------------------------------------------------------- bench */
 
-typedef enum {
-    SG_SCENARIO_SINGLE_STREAM = 0,
-    SG_SCENARIO_SERVER = 1,
-    SG_SCENARIO_OFFLINE = 2,
-} sg_scenario;
-
-const char *sg_scenario_name(sg_scenario s);
-int sg_scenario_parse(const char *s); /* -1 when unknown */
+/* The scenarios and what applies to each: include/stagegate/scenario.h. */
 
 /*
  * What is timed. setup runs once on each worker before timing (allocate with

@@ -1,0 +1,92 @@
+/*
+ * Single-stream (LoadGen): one worker, closed loop, batch 1; each query takes the next row.
+ * The sample buffer is sized from the fastest warm-up query so the window never fills it;
+ * if it does, the run stops there and says so (it is never restarted).
+ */
+#define _GNU_SOURCE
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "scenario_internal.h"
+
+/* 50M samples (1.2 GB): the most one timed run keeps. */
+#define SAMPLES_MAX 5e7
+
+static void job_single_stream(sg_worker *w, void *arg)
+{
+    run_ctx *x = arg;
+    worker_slot *s = &x->slots[sg_worker_index(w)];
+    if (!s->active) return;
+    int64_t i = 0;
+    thread_usage u0;
+    rusage_thread(&u0);
+    uint64_t t0 = sg_clock_now();
+    for (;; i++) {
+        uint64_t now = sg_clock_now();
+        if (i >= x->c->min_queries && now - t0 >= x->min_ticks) break;
+        if (now - t0 >= x->max_ticks) break;
+        /* Never restart a timed run: stop here, and the result says it was cut short. */
+        if (i >= x->cap) {
+            atomic_store(&x->buffer_full, true);
+            break;
+        }
+        if ((i & 255) == 0) atomic_store_explicit(&x->done_queries, i, memory_order_relaxed);
+        uint32_t tag0 = sg_clock_cpu_tag();
+        uint64_t a = sg_clock_start();
+        x->wl->run(s->state, i % x->wl->n_rows, 1);
+        uint64_t b = sg_clock_end();
+        uint32_t tag1 = sg_clock_cpu_tag();
+        uint64_t d = b - a;
+        sg_scenario_record(x, s, w, i, d > s->overhead ? d - s->overhead : 0, tag0, tag1);
+    }
+    usage_add(s, &u0);
+    atomic_store(&x->done_queries, i);
+}
+
+static int prepare(run_ctx *x, sg_bench_result *r, sg_err *err)
+{
+    (void)r;
+    (void)err;
+    const sg_bench_config *c = x->c;
+    /* The fastest warm-up query bounds how many queries the window can hold: sized
+       from it (with a margin for a faster clock later) the buffer does not fill, and
+       the run is never restarted. Past SAMPLES_MAX the run is cut short, and says so. */
+    double q_ns = sg_clock_ticks_to_ns(x->slots[0].warm_min);
+    if (!(q_ns > 0)) q_ns = 1;
+    double est = c->min_duration_s * 1e9 / q_ns * 1.25 + 1024, most = SAMPLES_MAX;
+    /* STAGEGATE_BENCH_MAX_SAMPLES lowers the cap (memory-bound machines, and the test
+       that a full buffer cuts a run short instead of restarting it). */
+    const char *env = getenv("STAGEGATE_BENCH_MAX_SAMPLES");
+    if (env && atof(env) >= 1 && atof(env) < most) most = atof(env);
+    x->cap = c->min_queries + (int64_t)(est < most ? est : most);
+    if (env && atof(env) >= 1 && (double)x->cap > most) x->cap = (int64_t)most;
+    return SG_OK;
+}
+
+static int timed(run_ctx *x, sg_pool *pool, sg_bench_result *r, double *wall, sg_err *err)
+{
+    (void)err;
+    const sg_bench_config *c = x->c;
+    double t_start = sg_now_seconds();
+    sg_scenario_stage_mark(x, pool);
+    sg_pool_run(pool, job_single_stream, x);
+    r->queries = atomic_load(&x->done_queries);
+    double el = sg_now_seconds() - t_start;
+    if (atomic_load(&x->buffer_full)) {
+        r->cut_short = true;
+        snprintf(r->cut_short_reason, sizeof r->cut_short_reason,
+                 "sample buffer full after %lld queries, %.2f s of the %.2f s asked",
+                 (long long)r->queries, el, c->min_duration_s);
+    } else if (r->queries < c->min_queries || el < c->min_duration_s) {
+        r->cut_short = true;
+        snprintf(r->cut_short_reason, sizeof r->cut_short_reason,
+                 "safety stop (max duration %.0f s) after %lld queries", c->max_duration_s,
+                 (long long)r->queries);
+    }
+    *wall = sg_now_seconds() - t_start;
+    r->throughput = (double)r->queries / *wall;
+    return SG_OK;
+}
+
+const sg_scenario_runner sg_runner_single_stream = {prepare, timed, NULL};
