@@ -49,20 +49,6 @@ static const char *jstr(const json_t *o, const char *k)
     return s ? s : "";
 }
 
-static void fmt_ns(double ns, char *buf, size_t len)
-{
-    if (!isfinite(ns))
-        snprintf(buf, len, "-");
-    else if (ns < 1e3)
-        snprintf(buf, len, "%.0f ns", ns);
-    else if (ns < 1e6)
-        snprintf(buf, len, "%.2f us", ns / 1e3);
-    else if (ns < 1e9)
-        snprintf(buf, len, "%.2f ms", ns / 1e6);
-    else
-        snprintf(buf, len, "%.2f s", ns / 1e9);
-}
-
 static double num(const json_t *o, const char *k)
 {
     json_t *v = json_object_get(o, k);
@@ -130,8 +116,8 @@ void sg_compare_print(const json_t *cmp, FILE *out)
         json_array_foreach(lat, i, e)
         {
             char a[32], b[32], p[16] = "-", sp[16] = "-";
-            fmt_ns(num(e, "old_ns"), a, sizeof a);
-            fmt_ns(num(e, "new_ns"), b, sizeof b);
+            sg_format_ns(num(e, "old_ns"), a, sizeof a);
+            sg_format_ns(num(e, "new_ns"), b, sizeof b);
             if (isfinite(num(e, "p_value"))) snprintf(p, sizeof p, "%.3g", num(e, "p_value"));
             double s = fmax(num(e, "old_spread"), num(e, "new_spread"));
             if (isfinite(s)) snprintf(sp, sizeof sp, "%.1f%%", 100 * s);
@@ -144,9 +130,9 @@ void sg_compare_print(const json_t *cmp, FILE *out)
             json_t *h = json_object_get(e, "history_band");
             if (!h) continue;
             char lo[32], hi[32], nv[32];
-            fmt_ns(num(h, "min_ns"), lo, sizeof lo);
-            fmt_ns(num(h, "max_ns"), hi, sizeof hi);
-            fmt_ns(num(h, "new_merged_ns"), nv, sizeof nv);
+            sg_format_ns(num(h, "min_ns"), lo, sizeof lo);
+            sg_format_ns(num(h, "max_ns"), hi, sizeof hi);
+            sg_format_ns(num(h, "new_merged_ns"), nv, sizeof nv);
             fprintf(out, "  %-6s history band %s .. %s over %lld earlier runs; NEW %s (%s)\n",
                     jstr(e, "percentile"), lo, hi,
                     (long long)json_integer_value(json_object_get(h, "runs")), nv,

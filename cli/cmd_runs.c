@@ -29,17 +29,6 @@ static double lat(const json_t *run, const char *k)
     return json_is_number(v) ? json_number_value(v) : NAN;
 }
 
-/* Nanoseconds in a readable unit: small models answer in tens of nanoseconds. */
-static void fmt_ns(double ns, char *buf, size_t len)
-{
-    if (ns < 1e3)
-        snprintf(buf, len, "%.0f ns", ns);
-    else if (ns < 1e6)
-        snprintf(buf, len, "%.1f us", ns / 1e3);
-    else
-        snprintf(buf, len, "%.2f ms", ns / 1e6);
-}
-
 static void print_run(const json_t *r)
 {
     printf("#%lld %s %s v%lld %-10s %s %s", (long long)json_integer_value(json_object_get(r, "id")),
@@ -48,8 +37,8 @@ static void print_run(const json_t *r)
            *jstr(r, "fingerprint") ? jstr(r, "fingerprint") : "(no machine)", jstr(r, "result"));
     if (isfinite(lat(r, "p50")) && isfinite(lat(r, "p99"))) {
         char a[32], b[32];
-        fmt_ns(lat(r, "p50"), a, sizeof a);
-        fmt_ns(lat(r, "p99"), b, sizeof b);
+        sg_format_ns(lat(r, "p50"), a, sizeof a);
+        sg_format_ns(lat(r, "p99"), b, sizeof b);
         printf("  p50 %s p99 %s", a, b);
     }
     const char *k;

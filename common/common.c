@@ -1,6 +1,7 @@
 /* Status strings, error formatting, aligned allocation and time helpers. */
 #include "stagegate/common.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,4 +93,18 @@ int sg_check_alloc(int64_t count, size_t size, const char *what, sg_err *err)
                        what, (long long)count, (double)count * (double)size / 1073741824.0,
                        (double)have / 1073741824.0);
     return SG_OK;
+}
+
+void sg_format_ns(double ns, char *buf, size_t len)
+{
+    if (!isfinite(ns))
+        snprintf(buf, len, "-");
+    else if (ns < 1e3)
+        snprintf(buf, len, "%.0f ns", ns);
+    else if (ns < 1e6)
+        snprintf(buf, len, "%.2f us", ns / 1e3);
+    else if (ns < 1e9)
+        snprintf(buf, len, "%.2f ms", ns / 1e6);
+    else
+        snprintf(buf, len, "%.2f s", ns / 1e9);
 }

@@ -152,10 +152,8 @@ static int merge(sg_bench_result *reps, int n, sg_bench_result *r, sg_err *err)
     for (int i = 0; i < n; i++)
         total += reps[i].queries;
     r->samples = malloc((size_t)(total > 0 ? total : 1) * sizeof *r->samples);
-    uint64_t *lat = malloc((size_t)(total > 0 ? total : 1) * sizeof *lat);
     r->histogram = sg_histogram_new();
-    if (!r->samples || !lat || !r->histogram) {
-        free(lat);
+    if (!r->samples || !r->histogram) {
         return sg_errf(err, SG_ENOMEM, "bench: out of memory merging %lld samples",
                        (long long)total);
     }
@@ -212,14 +210,9 @@ static int merge(sg_bench_result *reps, int n, sg_bench_result *r, sg_err *err)
                     r->stage_ns[k] += reps[i].stage_ns[k] * (double)reps[i].queries / (double)total;
         }
     }
-    for (int64_t i = 0; i < r->queries; i++)
-        lat[i] = r->samples[i].latency_ns;
-    sg_latency_summarize(lat, r->queries, &r->latency);
-    sg_early_stopping(lat, r->queries, 0.90, 0.99, &r->es_p90);
-    sg_early_stopping(lat, r->queries, 0.99, 0.99, &r->es_p99);
-    free(lat);
-    sg_bench_assess(r);
-    return SG_OK;
+    int rc = sg_bench_summarize_samples(r, err);
+    if (rc == SG_OK) sg_bench_assess(r);
+    return rc;
 }
 
 int sg_bench_run(const sg_bench_config *c, sg_bench_result *r, sg_err *err)

@@ -164,18 +164,6 @@ int sg_histogram_from_json(const json_t *j, sg_latency_histogram **out, sg_err *
     return SG_OK;
 }
 
-static void fmt_ns(double ns, char *buf, size_t len)
-{
-    if (ns < 1e3)
-        snprintf(buf, len, "%.0f ns", ns);
-    else if (ns < 1e6)
-        snprintf(buf, len, "%.2f us", ns / 1e3);
-    else if (ns < 1e9)
-        snprintf(buf, len, "%.2f ms", ns / 1e6);
-    else
-        snprintf(buf, len, "%.2f s", ns / 1e9);
-}
-
 void sg_histogram_print(const sg_latency_histogram *h, FILE *out, int rows)
 {
     if (h->total == 0 || rows < 1) return;
@@ -200,7 +188,7 @@ void sg_histogram_print(const sg_latency_histogram *h, FILE *out, int rows)
         maxc = row[r] > maxc ? row[r] : maxc;
     for (int r = 0; r < rows; r++) {
         char a[32];
-        fmt_ns(lo * pow(step, r), a, sizeof a);
+        sg_format_ns(lo * pow(step, r), a, sizeof a);
         int bar = maxc ? (int)((double)row[r] * 50.0 / (double)maxc + 0.5) : 0;
         fprintf(out, "  %10s%s |", a, r == 0 ? "-" : r == rows - 1 ? "+" : " ");
         for (int k = 0; k < bar; k++)

@@ -120,12 +120,7 @@ static int finish(run_ctx *x, sg_pool *pool, sg_bench_result *r, double wall_s, 
 {
     int n = sg_pool_size(pool);
     r->histogram = sg_histogram_new();
-    uint64_t *lat = malloc((size_t)(r->queries > 0 ? r->queries : 1) * sizeof *lat);
-    if (!r->histogram || !lat) {
-        free(lat);
-        return sg_errf(err, SG_ENOMEM, "bench: out of memory summarising %lld samples",
-                       (long long)r->queries);
-    }
+    if (!r->histogram) return sg_errf(err, SG_ENOMEM, "bench: out of memory for the histogram");
     double overhead = 0, cpu_ns = 0;
     int active = 0;
     for (int i = 0; i < n; i++) {
@@ -142,18 +137,12 @@ static int finish(run_ctx *x, sg_pool *pool, sg_bench_result *r, double wall_s, 
     }
     r->overhead_ns = active ? overhead / active : 0;
     r->workers = active;
-    if (r->queries == 0) {
-        free(lat);
+    if (r->queries == 0)
         return sg_errf(err, SG_EINTERNAL,
                        "bench: the run completed no query (next %lld, target %lld)",
                        (long long)atomic_load(&x->next), (long long)x->n_target);
-    }
-    for (int64_t i = 0; i < r->queries; i++)
-        lat[i] = r->samples[i].latency_ns;
-    sg_latency_summarize(lat, r->queries, &r->latency);
-    sg_early_stopping(lat, r->queries, 0.90, 0.99, &r->es_p90);
-    sg_early_stopping(lat, r->queries, 0.99, 0.99, &r->es_p99);
-    free(lat);
+    int rc = sg_bench_summarize_samples(r, err);
+    if (rc != SG_OK) return rc;
     r->duration_s = wall_s;
     r->qps = (double)r->queries / wall_s;
     r->on_cpu_share = active && wall_s > 0 ? cpu_ns / 1e9 / (wall_s * active) : NAN;
@@ -211,6 +200,21 @@ static void breakdown(run_ctx *x, sg_pool *pool, sg_bench_result *r)
     r->n_stages = wl->n_stages;
     r->stage_names = wl->stage_names;
     free(acc);
+}
+
+int sg_bench_summarize_samples(sg_bench_result *r, sg_err *err)
+{
+    uint64_t *lat = malloc((size_t)(r->queries > 0 ? r->queries : 1) * sizeof *lat);
+    if (!lat)
+        return sg_errf(err, SG_ENOMEM, "bench: out of memory summarising %lld samples",
+                       (long long)r->queries);
+    for (int64_t i = 0; i < r->queries; i++)
+        lat[i] = r->samples[i].latency_ns;
+    sg_latency_summarize(lat, r->queries, &r->latency);
+    sg_early_stopping(lat, r->queries, 0.90, 0.99, &r->es_p90);
+    sg_early_stopping(lat, r->queries, 0.99, 0.99, &r->es_p99);
+    free(lat);
+    return SG_OK;
 }
 
 /* Read by the progress thread: a relaxed snapshot is all a display needs. */

@@ -85,6 +85,10 @@ void sg_outfile_abort(sg_outfile *o);
 int sg_tmp_path_for(const char *path, char *tmp, size_t tmp_len, sg_err *err);
 int sg_commit_tmp(const char *tmp, const char *path, sg_err *err);
 
+/* A duration in ns in a readable unit: "870 ns", "2.35 us", "4.10 ms", "1.20 s"; "-" when
+ * not finite. */
+void sg_format_ns(double ns, char *buf, size_t len);
+
 /* Monotonic wall time in seconds, for coarse timings (not latency samples). */
 double sg_now_seconds(void);
 
