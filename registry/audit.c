@@ -50,16 +50,16 @@ static int event_hash(const char *const f[AUDIT_COLS], char hex[65])
 
 static int read_head(sg_registry *reg, int64_t *seq, char hash[65], sg_err *err)
 {
-    sqlite3_stmt *st;
+    reg_stmt *st;
     int rc = reg_prepare(reg, "SELECT seq, hash FROM audit_head WHERE id = 1", &st, err);
     if (rc != SG_OK) return rc;
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        *seq = sqlite3_column_int64(st, 0);
+    if (reg_step(st) == REG_ROW) {
+        *seq = reg_col_int64(st, 0);
         snprintf(hash, 65, "%s", reg_col_text(st, 1));
     } else {
         rc = sg_errf(err, SG_EREFUSED, "registry %s: audit head row is missing", reg->path);
     }
-    sqlite3_finalize(st);
+    reg_finalize(st);
     return rc;
 }
 
@@ -87,7 +87,7 @@ int reg_audit_append(sg_registry *reg, const reg_event *ev, sg_err *err)
         free(sig64);
         return sg_errf(err, SG_EINTERNAL, "SHA-256 failed while hashing an audit event");
     }
-    sqlite3_stmt *st;
+    reg_stmt *st;
     rc =
         reg_prepare(reg,
                     "INSERT INTO audit_log (seq, model_name, version, action, from_stage, to_stage,"
@@ -95,31 +95,30 @@ int reg_audit_append(sg_registry *reg, const reg_event *ev, sg_err *err)
                     " prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     &st, err);
     if (rc == SG_OK) {
-        sqlite3_bind_int64(st, 1, seq);
+        reg_bind_int64(st, 1, seq);
         for (int i = 1; i < AUDIT_COLS; i++)
             if (i == 2)
-                sqlite3_bind_int64(st, 3, ev->version);
+                reg_bind_int64(st, 3, ev->version);
             else
-                sqlite3_bind_text(st, i + 1, f[i] ? f[i] : "", -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(st, 14, hash, -1, SQLITE_TRANSIENT);
-        if (sqlite3_step(st) != SQLITE_DONE)
-            rc = reg_db_error(reg, err, "appending an audit event");
-        sqlite3_finalize(st);
+                reg_bind_text(st, i + 1, f[i] ? f[i] : "");
+        reg_bind_text(st, 14, hash);
+        if (reg_step(st) != REG_DONE) rc = reg_db_error(reg, err, "appending an audit event");
+        reg_finalize(st);
     }
     free(sig64);
     if (rc != SG_OK) return rc;
     rc = reg_prepare(reg, "UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1", &st, err);
     if (rc != SG_OK) return rc;
-    sqlite3_bind_int64(st, 1, seq);
-    sqlite3_bind_text(st, 2, hash, -1, SQLITE_TRANSIENT);
-    if (sqlite3_step(st) != SQLITE_DONE) rc = reg_db_error(reg, err, "updating the audit head");
-    sqlite3_finalize(st);
+    reg_bind_int64(st, 1, seq);
+    reg_bind_text(st, 2, hash);
+    if (reg_step(st) != REG_DONE) rc = reg_db_error(reg, err, "updating the audit head");
+    reg_finalize(st);
     return rc;
 }
 
 static int check_chain(sg_registry *reg, int64_t *events, char last[65], sg_err *err)
 {
-    sqlite3_stmt *st;
+    reg_stmt *st;
     int rc =
         reg_prepare(reg,
                     "SELECT seq, model_name, version, action, from_stage, to_stage, actor_key_id,"
@@ -130,8 +129,8 @@ static int check_chain(sg_registry *reg, int64_t *events, char last[65], sg_err 
     int64_t expect = 1;
     snprintf(last, 65, "%s", REG_ZERO_HASH);
     int s;
-    while (rc == SG_OK && (s = sqlite3_step(st)) == SQLITE_ROW) {
-        int64_t seq = sqlite3_column_int64(st, 0);
+    while (rc == SG_OK && (s = reg_step(st)) == REG_ROW) {
+        int64_t seq = reg_col_int64(st, 0);
         const char *f[AUDIT_COLS];
         for (int i = 0; i < AUDIT_COLS; i++)
             f[i] = reg_col_text(st, i);
@@ -154,8 +153,8 @@ static int check_chain(sg_registry *reg, int64_t *events, char last[65], sg_err 
             expect++;
         }
     }
-    if (rc == SG_OK && s != SQLITE_DONE) rc = reg_db_error(reg, err, "reading the audit log");
-    sqlite3_finalize(st);
+    if (rc == SG_OK && s != REG_DONE) rc = reg_db_error(reg, err, "reading the audit log");
+    reg_finalize(st);
     *events = expect - 1;
     return rc;
 }
@@ -163,7 +162,7 @@ static int check_chain(sg_registry *reg, int64_t *events, char last[65], sg_err 
 /* Every version's stage and digest must be what its own events say. */
 static int check_state(sg_registry *reg, sg_err *err)
 {
-    sqlite3_stmt *st;
+    reg_stmt *st;
     int rc = reg_prepare(
         reg,
         "SELECT v.model_name, v.version, v.stage, v.artifact_sha256,"
@@ -175,10 +174,10 @@ static int check_state(sg_registry *reg, sg_err *err)
         &st, err);
     if (rc != SG_OK) return rc;
     int s;
-    while (rc == SG_OK && (s = sqlite3_step(st)) == SQLITE_ROW) {
+    while (rc == SG_OK && (s = reg_step(st)) == REG_ROW) {
         const char *m = reg_col_text(st, 0), *stage = reg_col_text(st, 2);
-        long long v = sqlite3_column_int64(st, 1);
-        if (sqlite3_column_type(st, 5) == SQLITE_NULL)
+        long long v = reg_col_int64(st, 1);
+        if (reg_col_is_null(st, 5))
             rc = sg_errf(err, SG_EREFUSED, "audit log: %s v%lld has no create-version event", m, v);
         else if (strcmp(reg_col_text(st, 5), reg_col_text(st, 3)) != 0)
             rc = sg_errf(err, SG_EREFUSED,
@@ -190,28 +189,8 @@ static int check_state(sg_registry *reg, sg_err *err)
                 "audit log: %s v%lld is in stage '%s' but its last recorded transition was to '%s'",
                 m, v, stage, reg_col_text(st, 4));
     }
-    if (rc == SG_OK && s != SQLITE_DONE) rc = reg_db_error(reg, err, "reading model versions");
-    sqlite3_finalize(st);
-    return rc;
-}
-
-/* A damaged page that no chain query happens to read would otherwise pass unnoticed. */
-static int check_pages(sg_registry *reg, sg_err *err)
-{
-    sqlite3_stmt *st;
-    int rc = reg_prepare(reg, "PRAGMA quick_check(1)", &st, err);
-    if (rc != SG_OK) return rc;
-    int s = sqlite3_step(st);
-    if (s != SQLITE_ROW)
-        rc = reg_db_error(reg, err, "quick_check");
-    else if (strcmp(reg_col_text(st, 0), "ok") != 0) {
-        char what[256];
-        snprintf(what, sizeof what, "%s", reg_col_text(st, 0));
-        for (char *p = what; *p; p++) /* the error stays one line */
-            if (*p == '\n' || *p == '\r') *p = ' ';
-        rc = sg_errf(err, SG_EINPUT, "registry %s is corrupt (quick_check: %s)", reg->path, what);
-    }
-    sqlite3_finalize(st);
+    if (rc == SG_OK && s != REG_DONE) rc = reg_db_error(reg, err, "reading model versions");
+    reg_finalize(st);
     return rc;
 }
 
@@ -221,9 +200,10 @@ int sg_registry_verify_log(sg_registry *reg, json_t **summary, sg_err *err)
     int64_t events = 0, head_seq = 0;
     char last[65], head[65];
     /* One read transaction so a concurrent writer cannot show us half a change. */
-    int rc = reg_exec(reg, "BEGIN", err);
+    int rc = reg->ops->begin_read(reg->store, err);
     if (rc != SG_OK) return rc;
-    rc = check_pages(reg, err);
+    /* A damaged page that no chain query happens to read would otherwise pass unnoticed. */
+    rc = reg->ops->check_integrity(reg->store, err);
     if (rc == SG_OK) rc = check_chain(reg, &events, last, err);
     if (rc == SG_OK) rc = read_head(reg, &head_seq, head, err);
     if (rc == SG_OK && (head_seq != events || strcmp(head, last) != 0))
@@ -231,7 +211,7 @@ int sg_registry_verify_log(sg_registry *reg, json_t **summary, sg_err *err)
                      "audit log: head records %lld events but the chain has %lld (events deleted?)",
                      (long long)head_seq, (long long)events);
     if (rc == SG_OK) rc = check_state(reg, err);
-    sqlite3_exec(reg->db, "COMMIT", NULL, NULL, NULL);
+    reg->ops->end_read(reg->store);
     if (summary) {
         json_t *o = json_object();
         json_object_set_new(o, "ok", json_boolean(rc == SG_OK));

@@ -30,25 +30,25 @@ static int set_stage(sg_registry *reg, const char *model, int64_t version, const
 {
     char now[32];
     reg_now_utc(now);
-    sqlite3_stmt *st;
+    reg_stmt *st;
     int rc = reg_prepare(reg,
                          "UPDATE model_versions SET stage = ?, stage_exclusive = ?, updated_at = ?"
                          " WHERE model_name = ? AND version = ?",
                          &st, err);
     if (rc != SG_OK) return rc;
-    sqlite3_bind_text(st, 1, g->name, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int(st, 2, !g->multi_version);
-    sqlite3_bind_text(st, 3, now, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 4, model, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(st, 5, version);
-    int s = sqlite3_step(st);
-    if ((s & 0xff) == SQLITE_CONSTRAINT)
+    reg_bind_text(st, 1, g->name);
+    reg_bind_int64(st, 2, !g->multi_version);
+    reg_bind_text(st, 3, now);
+    reg_bind_text(st, 4, model);
+    reg_bind_int64(st, 5, version);
+    int s = reg_step(st);
+    if (s == REG_CONSTRAINT)
         rc = sg_errf(err, SG_EREFUSED,
                      "refused: %s already holds a version of %s (single-version stage)", g->name,
                      model);
-    else if (s != SQLITE_DONE)
+    else if (s != REG_DONE)
         rc = reg_db_error(reg, err, "changing a stage");
-    sqlite3_finalize(st);
+    reg_finalize(st);
     return rc;
 }
 
@@ -56,22 +56,22 @@ static int set_stage(sg_registry *reg, const char *model, int64_t version, const
 static int stage_occupant(sg_registry *reg, const char *model, const char *stage, int64_t except,
                           int64_t *count, int64_t *newest, sg_err *err)
 {
-    sqlite3_stmt *st;
+    reg_stmt *st;
     int rc = reg_prepare(reg,
                          "SELECT count(*), coalesce(max(version), 0) FROM model_versions"
                          " WHERE model_name = ? AND stage = ? AND version <> ?",
                          &st, err);
     if (rc != SG_OK) return rc;
-    sqlite3_bind_text(st, 1, model, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 2, stage, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(st, 3, except);
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        *count = sqlite3_column_int64(st, 0);
-        *newest = sqlite3_column_int64(st, 1);
+    reg_bind_text(st, 1, model);
+    reg_bind_text(st, 2, stage);
+    reg_bind_int64(st, 3, except);
+    if (reg_step(st) == REG_ROW) {
+        *count = reg_col_int64(st, 0);
+        *newest = reg_col_int64(st, 1);
     } else {
         rc = reg_db_error(reg, err, "finding a stage's versions");
     }
-    sqlite3_finalize(st);
+    reg_finalize(st);
     return rc;
 }
 
@@ -81,7 +81,7 @@ static int record_validation(sg_registry *reg, const char *model, const reg_vers
 {
     char now[32];
     reg_now_utc(now);
-    sqlite3_stmt *st;
+    reg_stmt *st;
     int rc =
         reg_prepare(reg,
                     "INSERT INTO validations (model_name, version, stage, result, subject_sha256,"
@@ -94,11 +94,11 @@ static int record_validation(sg_registry *reg, const char *model, const reg_vers
         info->key_id, report_sha, info->timestamp, now};
     for (int i = 0; i < 9; i++)
         if (i == 1)
-            sqlite3_bind_int64(st, 2, v->version);
+            reg_bind_int64(st, 2, v->version);
         else
-            sqlite3_bind_text(st, i + 1, vals[i], -1, SQLITE_TRANSIENT);
-    if (sqlite3_step(st) != SQLITE_DONE) rc = reg_db_error(reg, err, "recording a validation");
-    sqlite3_finalize(st);
+            reg_bind_text(st, i + 1, vals[i]);
+    if (reg_step(st) != REG_DONE) rc = reg_db_error(reg, err, "recording a validation");
+    reg_finalize(st);
     return rc;
 }
 
@@ -107,12 +107,12 @@ static int check_report(sg_registry *reg, const reg_model *m, const reg_version 
                         const char *stage, const uint8_t *report, size_t len,
                         const char *report_sha, sg_err *err)
 {
-    sqlite3_stmt *st;
+    reg_stmt *st;
     int rc = reg_prepare(
         reg, "SELECT public_pem FROM model_keys WHERE model_name = ? AND role = 'signer'", &st,
         err);
     if (rc != SG_OK) return rc;
-    sqlite3_bind_text(st, 1, m->name, -1, SQLITE_TRANSIENT);
+    reg_bind_text(st, 1, m->name);
     sg_report_info info;
     memset(&info, 0, sizeof info);
     bool verified = false, any = false;
@@ -128,7 +128,7 @@ static int check_report(sg_registry *reg, const reg_model *m, const reg_version 
         verified = sg_report_verify(report, len, pub, NULL, &info, &last) == SG_OK;
         EVP_PKEY_free(pub);
     }
-    sqlite3_finalize(st);
+    reg_finalize(st);
     int64_t ts = 0;
     if (reg->read_rc != SG_OK)
         rc = reg->read_rc;
@@ -161,7 +161,7 @@ static int check_approval(sg_registry *reg, const char *model, int64_t version,
                           const char *promoter, sg_err *err)
 {
     /* The latest decision of each approver counts; any standing rejection blocks. */
-    sqlite3_stmt *st;
+    reg_stmt *st;
     int rc =
         reg_prepare(reg,
                     "SELECT a.approver_key_id, a.decision, a.comment FROM approvals a"
@@ -170,8 +170,8 @@ static int check_approval(sg_registry *reg, const char *model, int64_t version,
                     " AND b.approver_key_id = a.approver_key_id)",
                     &st, err);
     if (rc != SG_OK) return rc;
-    sqlite3_bind_text(st, 1, model, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(st, 2, version);
+    reg_bind_text(st, 1, model);
+    reg_bind_int64(st, 2, version);
     bool approved = false, self_only = false;
     while (rc == SG_OK && reg_row(reg, st, err)) {
         const char *who = reg_col_text(st, 0);
@@ -183,7 +183,7 @@ static int check_approval(sg_registry *reg, const char *model, int64_t version,
         else
             approved = true;
     }
-    sqlite3_finalize(st);
+    reg_finalize(st);
     if (rc == SG_OK) rc = reg->read_rc;
     if (rc == SG_OK && !approved)
         rc = sg_errf(
@@ -197,15 +197,15 @@ static int check_approval(sg_registry *reg, const char *model, int64_t version,
 static int has_passed_validation(sg_registry *reg, const char *model, int64_t version, bool *ok,
                                  sg_err *err)
 {
-    sqlite3_stmt *st;
+    reg_stmt *st;
     int rc = reg_prepare(
         reg, "SELECT 1 FROM validations WHERE model_name = ? AND version = ? AND result = 'PASSED'",
         &st, err);
     if (rc != SG_OK) return rc;
-    sqlite3_bind_text(st, 1, model, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(st, 2, version);
+    reg_bind_text(st, 1, model);
+    reg_bind_int64(st, 2, version);
     *ok = reg_row(reg, st, err);
-    sqlite3_finalize(st);
+    reg_finalize(st);
     return reg->read_rc;
 }
 
@@ -345,7 +345,7 @@ int sg_registry_approve(sg_registry *reg, const char *model, int64_t version, bo
     if (rc == SG_OK && !ok)
         rc = sg_errf(err, SG_EREFUSED, "refused: key %.16s is not an authorized approver of %s",
                      actor, model);
-    sqlite3_stmt *st = NULL;
+    reg_stmt *st = NULL;
     if (rc == SG_OK)
         rc = reg_prepare(
             reg,
@@ -354,14 +354,14 @@ int sg_registry_approve(sg_registry *reg, const char *model, int64_t version, bo
             &st, err);
     if (rc == SG_OK) {
         reg_now_utc(now);
-        sqlite3_bind_text(st, 1, model, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_int64(st, 2, version);
-        sqlite3_bind_text(st, 3, actor, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(st, 4, reject ? "rejected" : "approved", -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 5, comment, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(st, 6, now, -1, SQLITE_TRANSIENT);
-        if (sqlite3_step(st) != SQLITE_DONE) rc = reg_db_error(reg, err, "recording an approval");
-        sqlite3_finalize(st);
+        reg_bind_text(st, 1, model);
+        reg_bind_int64(st, 2, version);
+        reg_bind_text(st, 3, actor);
+        reg_bind_text(st, 4, reject ? "rejected" : "approved");
+        reg_bind_text(st, 5, comment);
+        reg_bind_text(st, 6, now);
+        if (reg_step(st) != REG_DONE) rc = reg_db_error(reg, err, "recording an approval");
+        reg_finalize(st);
     }
     if (rc == SG_OK) {
         reg_event ev = {.model = model,
@@ -380,7 +380,7 @@ int sg_registry_approve(sg_registry *reg, const char *model, int64_t version, bo
 static int previous_production(sg_registry *reg, const char *model, int64_t current, int64_t *prev,
                                sg_err *err)
 {
-    sqlite3_stmt *st;
+    reg_stmt *st;
     int rc = reg_prepare(reg,
                          "SELECT a.version FROM audit_log a JOIN model_versions v ON v.model_name ="
                          " a.model_name AND v.version = a.version WHERE a.model_name = ? AND"
@@ -388,10 +388,10 @@ static int previous_production(sg_registry *reg, const char *model, int64_t curr
                          " ORDER BY a.seq DESC LIMIT 1",
                          &st, err);
     if (rc != SG_OK) return rc;
-    sqlite3_bind_text(st, 1, model, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(st, 2, current);
-    *prev = reg_row(reg, st, err) ? sqlite3_column_int64(st, 0) : 0;
-    sqlite3_finalize(st);
+    reg_bind_text(st, 1, model);
+    reg_bind_int64(st, 2, current);
+    *prev = reg_row(reg, st, err) ? reg_col_int64(st, 0) : 0;
+    reg_finalize(st);
     return reg->read_rc;
 }
 

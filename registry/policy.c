@@ -16,11 +16,11 @@ static bool in_list(const char *s, const char *const *list, size_t n)
     return false;
 }
 
-static int step_done(sg_registry *reg, sqlite3_stmt *st, const char *what, sg_err *err)
+static int step_done(sg_registry *reg, reg_stmt *st, const char *what, sg_err *err)
 {
-    int s = sqlite3_step(st);
-    int rc = s == SQLITE_DONE ? SG_OK : reg_db_error(reg, err, what);
-    sqlite3_finalize(st);
+    int s = reg_step(st);
+    int rc = s == REG_DONE ? SG_OK : reg_db_error(reg, err, what);
+    reg_finalize(st);
     return rc;
 }
 
@@ -34,7 +34,7 @@ static int insert_stage(sg_registry *reg, const sg_registry_model_spec *sp, cons
     bool multi = !prod;
     if (in_list(stage, sp->single_stages, sp->n_single)) multi = false;
     if (in_list(stage, sp->multi_stages, sp->n_multi)) multi = true;
-    sqlite3_stmt *st;
+    reg_stmt *st;
     int rc =
         reg_prepare(reg,
                     "INSERT INTO model_stages (model_name, stage, position, requires_report,"
@@ -42,30 +42,29 @@ static int insert_stage(sg_registry *reg, const sg_registry_model_spec *sp, cons
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     &st, err);
     if (rc != SG_OK) return rc;
-    sqlite3_bind_text(st, 1, sp->name, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 2, stage, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int(st, 3, pos);
-    sqlite3_bind_int(st, 4, !strcmp(stage, report_stage));
-    sqlite3_bind_int(st, 5, prod || promoters);
-    sqlite3_bind_int(st, 6, prod);
-    sqlite3_bind_int(st, 7, prod && sp->require_approval);
-    sqlite3_bind_int(st, 8, multi);
+    reg_bind_text(st, 1, sp->name);
+    reg_bind_text(st, 2, stage);
+    reg_bind_int64(st, 3, pos);
+    reg_bind_int64(st, 4, !strcmp(stage, report_stage));
+    reg_bind_int64(st, 5, prod || promoters);
+    reg_bind_int64(st, 6, prod);
+    reg_bind_int64(st, 7, prod && sp->require_approval);
+    reg_bind_int64(st, 8, multi);
     return step_done(reg, st, "adding a stage", err);
 }
 
 static int insert_transition(sg_registry *reg, const char *model, const char *from, const char *to,
                              sg_err *err)
 {
-    sqlite3_stmt *st;
-    int rc =
-        reg_prepare(reg,
-                    "INSERT OR IGNORE INTO model_transitions (model_name, from_stage, to_stage)"
-                    " VALUES (?, ?, ?)",
-                    &st, err);
+    reg_stmt *st;
+    int rc = reg_prepare(reg,
+                         "INSERT INTO model_transitions (model_name, from_stage, to_stage)"
+                         " VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                         &st, err);
     if (rc != SG_OK) return rc;
-    sqlite3_bind_text(st, 1, model, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 2, from, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 3, to, -1, SQLITE_TRANSIENT);
+    reg_bind_text(st, 1, model);
+    reg_bind_text(st, 2, from);
+    reg_bind_text(st, 3, to);
     return step_done(reg, st, "adding a transition", err);
 }
 
@@ -113,18 +112,17 @@ static int insert_key(sg_registry *reg, const char *model, const char *role, con
     if ((rc = sg_key_id(key, id, err)) == SG_OK) rc = sg_key_public_pem(key, &pem, err);
     EVP_PKEY_free(key);
     if (rc != SG_OK) return rc;
-    sqlite3_stmt *st;
-    rc =
-        reg_prepare(reg,
-                    "INSERT OR IGNORE INTO model_keys (model_name, role, stage, key_id, public_pem)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    &st, err);
+    reg_stmt *st;
+    rc = reg_prepare(reg,
+                     "INSERT INTO model_keys (model_name, role, stage, key_id, public_pem)"
+                     " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                     &st, err);
     if (rc == SG_OK) {
-        sqlite3_bind_text(st, 1, model, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(st, 2, role, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(st, 3, stage ? stage : "", -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(st, 4, id, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(st, 5, pem, -1, SQLITE_TRANSIENT);
+        reg_bind_text(st, 1, model);
+        reg_bind_text(st, 2, role);
+        reg_bind_text(st, 3, stage ? stage : "");
+        reg_bind_text(st, 4, id);
+        reg_bind_text(st, 5, pem);
         rc = step_done(reg, st, "adding a key", err);
     }
     free(pem);
@@ -177,29 +175,29 @@ static int insert_model(sg_registry *reg, const sg_registry_model_spec *sp,
 {
     char now[32];
     reg_now_utc(now);
-    sqlite3_stmt *st;
+    reg_stmt *st;
     int rc = reg_prepare(reg,
                          "INSERT INTO registered_models (name, description, require_approval,"
                          " max_report_age_days, report_stage, created_by, created_at, updated_at)"
                          " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                          &st, err);
     if (rc != SG_OK) return rc;
-    sqlite3_bind_text(st, 1, sp->name, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 2, sp->description ? sp->description : "", -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int(st, 3, sp->require_approval);
-    sqlite3_bind_int64(
+    reg_bind_text(st, 1, sp->name);
+    reg_bind_text(st, 2, sp->description ? sp->description : "");
+    reg_bind_int64(st, 3, sp->require_approval);
+    reg_bind_int64(
         st, 4, sp->max_report_age_days > 0 ? sp->max_report_age_days : REG_DEFAULT_REPORT_AGE_DAYS);
-    sqlite3_bind_text(st, 5, report_stage, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 6, actor, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 7, now, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 8, now, -1, SQLITE_TRANSIENT);
-    int s = sqlite3_step(st);
-    if ((s & 0xff) == SQLITE_CONSTRAINT)
+    reg_bind_text(st, 5, report_stage);
+    reg_bind_text(st, 6, actor);
+    reg_bind_text(st, 7, now);
+    reg_bind_text(st, 8, now);
+    int s = reg_step(st);
+    if (s == REG_CONSTRAINT)
         rc = sg_errf(err, SG_EINPUT, "model '%s' already exists in registry %s", sp->name,
                      reg->path);
-    else if (s != SQLITE_DONE)
+    else if (s != REG_DONE)
         rc = reg_db_error(reg, err, "creating a model");
-    sqlite3_finalize(st);
+    reg_finalize(st);
     return rc;
 }
 
@@ -207,15 +205,22 @@ static int insert_model_tag(sg_registry *reg, const char *model, const char *kv,
 {
     const char *eq = strchr(kv, '=');
     if (!eq || eq == kv) return sg_errf(err, SG_EINPUT, "--tag: '%s' is not KEY=VALUE", kv);
-    sqlite3_stmt *st;
-    int rc = reg_prepare(
-        reg, "INSERT OR REPLACE INTO model_tags (model_name, tag_key, tag_value) VALUES (?, ?, ?)",
-        &st, err);
-    if (rc != SG_OK) return rc;
-    sqlite3_bind_text(st, 1, model, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 2, kv, (int)(eq - kv), SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 3, eq + 1, -1, SQLITE_TRANSIENT);
-    return step_done(reg, st, "adding a model tag", err);
+    reg_stmt *st;
+    char *key = strndup(kv, (size_t)(eq - kv));
+    if (!key) return sg_errf(err, SG_ENOMEM, "out of memory");
+    int rc = reg_prepare(reg,
+                         "INSERT INTO model_tags (model_name, tag_key, tag_value) VALUES (?, ?, ?)"
+                         " ON CONFLICT (model_name, tag_key) DO UPDATE SET tag_value ="
+                         " excluded.tag_value",
+                         &st, err);
+    if (rc == SG_OK) {
+        reg_bind_text(st, 1, model);
+        reg_bind_text(st, 2, key);
+        reg_bind_text(st, 3, eq + 1);
+        rc = step_done(reg, st, "adding a model tag", err);
+    }
+    free(key);
+    return rc;
 }
 
 int sg_registry_create_model(sg_registry *reg, const sg_registry_model_spec *sp,
@@ -257,25 +262,25 @@ int sg_registry_create_model(sg_registry *reg, const sg_registry_model_spec *sp,
 int reg_model_load(sg_registry *reg, const char *name, reg_model *m, sg_err *err)
 {
     memset(m, 0, sizeof *m);
-    sqlite3_stmt *st;
+    reg_stmt *st;
     int rc = reg_prepare(reg,
                          "SELECT require_approval, max_report_age_days, report_stage FROM"
                          " registered_models WHERE name = ?",
                          &st, err);
     if (rc != SG_OK) return rc;
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
-    int s = sqlite3_step(st);
-    if (s == SQLITE_ROW) {
+    reg_bind_text(st, 1, name);
+    int s = reg_step(st);
+    if (s == REG_ROW) {
         snprintf(m->name, sizeof m->name, "%s", name);
-        m->require_approval = sqlite3_column_int(st, 0) != 0;
-        m->max_report_age_days = sqlite3_column_int64(st, 1);
+        m->require_approval = (int)reg_col_int64(st, 0) != 0;
+        m->max_report_age_days = reg_col_int64(st, 1);
         snprintf(m->report_stage, sizeof m->report_stage, "%s", reg_col_text(st, 2));
     } else {
-        rc = s == SQLITE_DONE
+        rc = s == REG_DONE
                  ? sg_errf(err, SG_EINPUT, "no model named '%s' in registry %s", name, reg->path)
                  : reg_db_error(reg, err, "loading a model");
     }
-    sqlite3_finalize(st);
+    reg_finalize(st);
     if (rc != SG_OK) return rc;
     rc = reg_prepare(
         reg,
@@ -284,19 +289,19 @@ int reg_model_load(sg_registry *reg, const char *name, reg_model *m, sg_err *err
         " ORDER BY position",
         &st, err);
     if (rc != SG_OK) return rc;
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
-    while ((s = sqlite3_step(st)) == SQLITE_ROW && m->n_stages < REG_MAX_STAGES) {
+    reg_bind_text(st, 1, name);
+    while ((s = reg_step(st)) == REG_ROW && m->n_stages < REG_MAX_STAGES) {
         reg_stage *g = &m->stages[m->n_stages++];
         snprintf(g->name, sizeof g->name, "%s", reg_col_text(st, 0));
-        g->position = sqlite3_column_int(st, 1);
-        g->requires_report = sqlite3_column_int(st, 2) != 0;
-        g->requires_promoter = sqlite3_column_int(st, 3) != 0;
-        g->requires_validation = sqlite3_column_int(st, 4) != 0;
-        g->requires_approval = sqlite3_column_int(st, 5) != 0;
-        g->multi_version = sqlite3_column_int(st, 6) != 0;
+        g->position = (int)reg_col_int64(st, 1);
+        g->requires_report = (int)reg_col_int64(st, 2) != 0;
+        g->requires_promoter = (int)reg_col_int64(st, 3) != 0;
+        g->requires_validation = (int)reg_col_int64(st, 4) != 0;
+        g->requires_approval = (int)reg_col_int64(st, 5) != 0;
+        g->multi_version = (int)reg_col_int64(st, 6) != 0;
     }
-    if (s != SQLITE_DONE && s != SQLITE_ROW) rc = reg_db_error(reg, err, "loading stages");
-    sqlite3_finalize(st);
+    if (s != REG_DONE && s != REG_ROW) rc = reg_db_error(reg, err, "loading stages");
+    reg_finalize(st);
     return rc;
 }
 
@@ -310,58 +315,58 @@ const reg_stage *reg_model_stage(const reg_model *m, const char *stage)
 int reg_transition_allowed(sg_registry *reg, const char *model, const char *from, const char *to,
                            bool *allowed, sg_err *err)
 {
-    sqlite3_stmt *st;
+    reg_stmt *st;
     int rc = reg_prepare(reg,
                          "SELECT 1 FROM model_transitions WHERE model_name = ? AND from_stage = ?"
                          " AND to_stage = ?",
                          &st, err);
     if (rc != SG_OK) return rc;
-    sqlite3_bind_text(st, 1, model, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 2, from, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 3, to, -1, SQLITE_TRANSIENT);
-    int s = sqlite3_step(st);
-    *allowed = s == SQLITE_ROW;
-    if (s != SQLITE_ROW && s != SQLITE_DONE) rc = reg_db_error(reg, err, "checking a transition");
-    sqlite3_finalize(st);
+    reg_bind_text(st, 1, model);
+    reg_bind_text(st, 2, from);
+    reg_bind_text(st, 3, to);
+    int s = reg_step(st);
+    *allowed = s == REG_ROW;
+    if (s != REG_ROW && s != REG_DONE) rc = reg_db_error(reg, err, "checking a transition");
+    reg_finalize(st);
     return rc;
 }
 
 int reg_key_count(sg_registry *reg, const char *model, const char *role, const char *stage,
                   int64_t *n, sg_err *err)
 {
-    sqlite3_stmt *st;
+    reg_stmt *st;
     int rc = reg_prepare(
         reg, "SELECT count(*) FROM model_keys WHERE model_name = ? AND role = ? AND stage = ?", &st,
         err);
     if (rc != SG_OK) return rc;
-    sqlite3_bind_text(st, 1, model, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 2, role, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 3, stage ? stage : "", -1, SQLITE_TRANSIENT);
-    if (sqlite3_step(st) == SQLITE_ROW)
-        *n = sqlite3_column_int64(st, 0);
+    reg_bind_text(st, 1, model);
+    reg_bind_text(st, 2, role);
+    reg_bind_text(st, 3, stage ? stage : "");
+    if (reg_step(st) == REG_ROW)
+        *n = reg_col_int64(st, 0);
     else
         rc = reg_db_error(reg, err, "counting keys");
-    sqlite3_finalize(st);
+    reg_finalize(st);
     return rc;
 }
 
 int reg_key_authorized(sg_registry *reg, const char *model, const char *role, const char *stage,
                        const char *key_id, bool *ok, sg_err *err)
 {
-    sqlite3_stmt *st;
+    reg_stmt *st;
     int rc = reg_prepare(reg,
                          "SELECT 1 FROM model_keys WHERE model_name = ? AND role = ? AND stage = ?"
                          " AND key_id = ?",
                          &st, err);
     if (rc != SG_OK) return rc;
-    sqlite3_bind_text(st, 1, model, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 2, role, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 3, stage ? stage : "", -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 4, key_id, -1, SQLITE_TRANSIENT);
-    int s = sqlite3_step(st);
-    *ok = s == SQLITE_ROW;
-    if (s != SQLITE_ROW && s != SQLITE_DONE) rc = reg_db_error(reg, err, "checking a key");
-    sqlite3_finalize(st);
+    reg_bind_text(st, 1, model);
+    reg_bind_text(st, 2, role);
+    reg_bind_text(st, 3, stage ? stage : "");
+    reg_bind_text(st, 4, key_id);
+    int s = reg_step(st);
+    *ok = s == REG_ROW;
+    if (s != REG_ROW && s != REG_DONE) rc = reg_db_error(reg, err, "checking a key");
+    reg_finalize(st);
     return rc;
 }
 
@@ -369,25 +374,25 @@ int reg_version_load(sg_registry *reg, const char *model, int64_t version, reg_v
                      sg_err *err)
 {
     memset(v, 0, sizeof *v);
-    sqlite3_stmt *st;
+    reg_stmt *st;
     int rc = reg_prepare(reg,
                          "SELECT stage, artifact_path, artifact_sha256 FROM model_versions"
                          " WHERE model_name = ? AND version = ?",
                          &st, err);
     if (rc != SG_OK) return rc;
-    sqlite3_bind_text(st, 1, model, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(st, 2, version);
-    int s = sqlite3_step(st);
-    if (s == SQLITE_ROW) {
+    reg_bind_text(st, 1, model);
+    reg_bind_int64(st, 2, version);
+    int s = reg_step(st);
+    if (s == REG_ROW) {
         v->version = version;
         snprintf(v->stage, sizeof v->stage, "%s", reg_col_text(st, 0));
         snprintf(v->artifact_path, sizeof v->artifact_path, "%s", reg_col_text(st, 1));
         snprintf(v->artifact_sha256, sizeof v->artifact_sha256, "%s", reg_col_text(st, 2));
     } else {
-        rc = s == SQLITE_DONE ? sg_errf(err, SG_EINPUT, "model '%s' has no version %lld", model,
-                                        (long long)version)
-                              : reg_db_error(reg, err, "loading a version");
+        rc = s == REG_DONE ? sg_errf(err, SG_EINPUT, "model '%s' has no version %lld", model,
+                                     (long long)version)
+                           : reg_db_error(reg, err, "loading a version");
     }
-    sqlite3_finalize(st);
+    reg_finalize(st);
     return rc;
 }

@@ -10,24 +10,24 @@
 static json_t *kv_object(sg_registry *reg, const char *sql, const char *model, int64_t version,
                          bool int_values, sg_err *err)
 {
-    sqlite3_stmt *st;
+    reg_stmt *st;
     if (reg_prepare(reg, sql, &st, err) != SG_OK) return NULL;
-    sqlite3_bind_text(st, 1, model, -1, SQLITE_TRANSIENT);
-    if (version) sqlite3_bind_int64(st, 2, version);
+    reg_bind_text(st, 1, model);
+    if (version) reg_bind_int64(st, 2, version);
     json_t *o = json_object();
     while (reg_row(reg, st, err))
         json_object_set_new(o, reg_col_text(st, 0),
-                            int_values ? json_integer(sqlite3_column_int64(st, 1))
+                            int_values ? json_integer(reg_col_int64(st, 1))
                                        : json_string(reg_col_text(st, 1)));
-    sqlite3_finalize(st);
+    reg_finalize(st);
     return o;
 }
 
 /* Builds the JSON of the version row st is on. */
-static json_t *version_row_json(sg_registry *reg, sqlite3_stmt *st, sg_err *err)
+static json_t *version_row_json(sg_registry *reg, reg_stmt *st, sg_err *err)
 {
     const char *model = reg_col_text(st, 0);
-    int64_t v = sqlite3_column_int64(st, 1);
+    int64_t v = reg_col_int64(st, 1);
     json_t *o = json_object();
     json_object_set_new(o, "name", json_string(model));
     json_object_set_new(o, "version", json_integer(v));
@@ -43,27 +43,27 @@ static json_t *version_row_json(sg_registry *reg, sqlite3_stmt *st, sg_err *err)
                              model, v, false, err);
     json_object_set_new(o, "tags", tags ? tags : json_object());
     json_t *aliases = json_array();
-    sqlite3_stmt *a;
+    reg_stmt *a;
     if (reg_prepare(reg,
                     "SELECT alias FROM aliases WHERE model_name = ? AND version = ? ORDER BY alias",
                     &a, err) == SG_OK) {
-        sqlite3_bind_text(a, 1, model, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_int64(a, 2, v);
+        reg_bind_text(a, 1, model);
+        reg_bind_int64(a, 2, v);
         while (reg_row(reg, a, err))
             json_array_append_new(aliases, json_string(reg_col_text(a, 0)));
-        sqlite3_finalize(a);
+        reg_finalize(a);
     }
     json_object_set_new(o, "aliases", aliases);
-    sqlite3_stmt *val;
+    reg_stmt *val;
     json_t *validated = json_false();
     if (reg_prepare(
             reg,
             "SELECT 1 FROM validations WHERE model_name = ? AND version = ? AND result = 'PASSED'",
             &val, err) == SG_OK) {
-        sqlite3_bind_text(val, 1, model, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_int64(val, 2, v);
+        reg_bind_text(val, 1, model);
+        reg_bind_int64(val, 2, v);
         if (reg_row(reg, val, err)) validated = json_true();
-        sqlite3_finalize(val);
+        reg_finalize(val);
     }
     json_object_set_new(o, "validated", validated);
     return o;
@@ -71,17 +71,17 @@ static json_t *version_row_json(sg_registry *reg, sqlite3_stmt *st, sg_err *err)
 
 static json_t *versions_json(sg_registry *reg, const char *model, int64_t only, sg_err *err)
 {
-    sqlite3_stmt *st;
+    reg_stmt *st;
     const char *sql =
         only ? "SELECT " VERSION_COLS " FROM model_versions WHERE model_name = ? AND version = ?"
              : "SELECT " VERSION_COLS " FROM model_versions WHERE model_name = ? ORDER BY version";
     if (reg_prepare(reg, sql, &st, err) != SG_OK) return NULL;
-    sqlite3_bind_text(st, 1, model, -1, SQLITE_TRANSIENT);
-    if (only) sqlite3_bind_int64(st, 2, only);
+    reg_bind_text(st, 1, model);
+    if (only) reg_bind_int64(st, 2, only);
     json_t *arr = json_array();
     while (reg_row(reg, st, err))
         json_array_append_new(arr, version_row_json(reg, st, err));
-    sqlite3_finalize(st);
+    reg_finalize(st);
     return arr;
 }
 
@@ -120,21 +120,21 @@ json_t *sg_registry_get_model(sg_registry *reg, const char *model, sg_err *err)
     reg_read_start(reg);
     if (reg_model_load(reg, model, &m, err) != SG_OK) return NULL;
     json_t *o = json_object();
-    sqlite3_stmt *st;
+    reg_stmt *st;
     if (reg_prepare(
             reg, "SELECT description, created_by, created_at FROM registered_models WHERE name = ?",
             &st, err) != SG_OK) {
         json_decref(o);
         return NULL;
     }
-    sqlite3_bind_text(st, 1, model, -1, SQLITE_TRANSIENT);
+    reg_bind_text(st, 1, model);
     json_object_set_new(o, "name", json_string(model));
     if (reg_row(reg, st, err)) {
         json_object_set_new(o, "description", json_string(reg_col_text(st, 0)));
         json_object_set_new(o, "created_by", json_string(reg_col_text(st, 1)));
         json_object_set_new(o, "created_at", json_string(reg_col_text(st, 2)));
     }
-    sqlite3_finalize(st);
+    reg_finalize(st);
     json_object_set_new(o, "require_approval", json_boolean(m.require_approval));
     json_object_set_new(o, "max_report_age_days", json_integer(m.max_report_age_days));
     json_object_set_new(o, "report_stage", json_string(m.report_stage));
@@ -148,22 +148,22 @@ json_t *sg_registry_get_model(sg_registry *reg, const char *model, sg_err *err)
                     "SELECT from_stage, to_stage FROM model_transitions WHERE model_name = ?"
                     " ORDER BY from_stage, to_stage",
                     &st, err) == SG_OK) {
-        sqlite3_bind_text(st, 1, model, -1, SQLITE_TRANSIENT);
+        reg_bind_text(st, 1, model);
         while (reg_row(reg, st, err))
             json_array_append_new(tr, json_pack("[ss]", reg_col_text(st, 0), reg_col_text(st, 1)));
-        sqlite3_finalize(st);
+        reg_finalize(st);
     }
     json_object_set_new(o, "transitions", tr);
     if (reg_prepare(reg,
                     "SELECT role, stage, key_id FROM model_keys WHERE model_name = ?"
                     " ORDER BY role, stage, key_id",
                     &st, err) == SG_OK) {
-        sqlite3_bind_text(st, 1, model, -1, SQLITE_TRANSIENT);
+        reg_bind_text(st, 1, model);
         while (reg_row(reg, st, err))
             json_array_append_new(keys,
                                   json_pack("{ssssss}", "role", reg_col_text(st, 0), "stage",
                                             reg_col_text(st, 1), "key_id", reg_col_text(st, 2)));
-        sqlite3_finalize(st);
+        reg_finalize(st);
     }
     json_object_set_new(o, "keys", keys);
     json_t *aliases =
@@ -177,7 +177,7 @@ json_t *sg_registry_get_model(sg_registry *reg, const char *model, sg_err *err)
 
 json_t *sg_registry_list(sg_registry *reg, sg_err *err)
 {
-    sqlite3_stmt *st;
+    reg_stmt *st;
     reg_read_start(reg);
     if (reg_prepare(reg,
                     "SELECT m.name, m.description, (SELECT count(*) FROM model_versions v WHERE"
@@ -191,14 +191,13 @@ json_t *sg_registry_list(sg_registry *reg, sg_err *err)
         json_t *o = json_object();
         json_object_set_new(o, "name", json_string(reg_col_text(st, 0)));
         json_object_set_new(o, "description", json_string(reg_col_text(st, 1)));
-        json_object_set_new(o, "versions", json_integer(sqlite3_column_int64(st, 2)));
+        json_object_set_new(o, "versions", json_integer(reg_col_int64(st, 2)));
         json_object_set_new(o, "production_version",
-                            sqlite3_column_type(st, 3) == SQLITE_NULL
-                                ? json_null()
-                                : json_integer(sqlite3_column_int64(st, 3)));
+                            reg_col_is_null(st, 3) ? json_null()
+                                                   : json_integer(reg_col_int64(st, 3)));
         json_array_append_new(arr, o);
     }
-    sqlite3_finalize(st);
+    reg_finalize(st);
     json_t *doc = json_object();
     json_object_set_new(doc, "models", arr);
     return reg_read_end(reg, doc);
@@ -209,7 +208,7 @@ json_t *sg_registry_search(sg_registry *reg, const char *filter, sg_err *err)
     reg_filter f;
     reg_read_start(reg);
     if (reg_filter_parse(filter, &f, err) != SG_OK) return NULL;
-    sqlite3_stmt *st;
+    reg_stmt *st;
     if (reg_prepare(reg, "SELECT " VERSION_COLS " FROM model_versions ORDER BY model_name, version",
                     &st, err) != SG_OK)
         return NULL;
@@ -221,7 +220,7 @@ json_t *sg_registry_search(sg_registry *reg, const char *filter, sg_err *err)
             json_array_append(arr, v);
         json_decref(v);
     }
-    sqlite3_finalize(st);
+    reg_finalize(st);
     json_t *doc = json_object();
     json_object_set_new(doc, "filter", json_string(filter));
     json_object_set_new(doc, "versions", arr);
@@ -233,31 +232,31 @@ json_t *sg_registry_history(sg_registry *reg, const char *model, sg_err *err)
     reg_model m;
     reg_read_start(reg);
     if (reg_model_load(reg, model, &m, err) != SG_OK) return NULL;
-    sqlite3_stmt *st;
+    reg_stmt *st;
     if (reg_prepare(reg,
                     "SELECT seq, created_at, action, version, from_stage, to_stage, actor_key_id,"
                     " evidence_sha256, detail, signature <> '', hash FROM audit_log WHERE"
                     " model_name = ? ORDER BY seq",
                     &st, err) != SG_OK)
         return NULL;
-    sqlite3_bind_text(st, 1, model, -1, SQLITE_TRANSIENT);
+    reg_bind_text(st, 1, model);
     json_t *arr = json_array();
     while (reg_row(reg, st, err)) {
         json_t *e = json_object();
-        json_object_set_new(e, "seq", json_integer(sqlite3_column_int64(st, 0)));
+        json_object_set_new(e, "seq", json_integer(reg_col_int64(st, 0)));
         json_object_set_new(e, "time", json_string(reg_col_text(st, 1)));
         json_object_set_new(e, "action", json_string(reg_col_text(st, 2)));
-        json_object_set_new(e, "version", json_integer(sqlite3_column_int64(st, 3)));
+        json_object_set_new(e, "version", json_integer(reg_col_int64(st, 3)));
         json_object_set_new(e, "from_stage", json_string(reg_col_text(st, 4)));
         json_object_set_new(e, "to_stage", json_string(reg_col_text(st, 5)));
         json_object_set_new(e, "actor_key_id", json_string(reg_col_text(st, 6)));
         json_object_set_new(e, "evidence_sha256", json_string(reg_col_text(st, 7)));
         json_object_set_new(e, "detail", json_string(reg_col_text(st, 8)));
-        json_object_set_new(e, "signed", json_boolean(sqlite3_column_int(st, 9)));
+        json_object_set_new(e, "signed", json_boolean((int)reg_col_int64(st, 9)));
         json_object_set_new(e, "hash", json_string(reg_col_text(st, 10)));
         json_array_append_new(arr, e);
     }
-    sqlite3_finalize(st);
+    reg_finalize(st);
     json_t *doc = json_object();
     json_object_set_new(doc, "name", json_string(model));
     json_object_set_new(doc, "events", arr);

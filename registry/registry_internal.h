@@ -2,9 +2,8 @@
 #ifndef STAGEGATE_REGISTRY_INTERNAL_H
 #define STAGEGATE_REGISTRY_INTERNAL_H
 
-#include <sqlite3.h>
-
 #include "stagegate/registry.h"
+#include "store.h"
 
 #define REG_MAX_STAGES 32
 #define REG_NAME_MAX 128
@@ -14,7 +13,8 @@
 #define REG_ZERO_HASH "0000000000000000000000000000000000000000000000000000000000000000"
 
 struct sg_registry {
-    sqlite3 *db;
+    const reg_store_ops *ops; /* the backend serving this registry (store.h) */
+    reg_store *store;
     char path[4096];
     bool in_tx;
     /* First failure of the current operation's reads (reg_row, reg_prepare), or SG_OK: lets
@@ -64,10 +64,10 @@ typedef struct {
 /* db.c */
 int reg_db_error(sg_registry *reg, sg_err *err, const char *what);
 int reg_exec(sg_registry *reg, const char *sql, sg_err *err);
-int reg_prepare(sg_registry *reg, const char *sql, sqlite3_stmt **st, sg_err *err);
+int reg_prepare(sg_registry *reg, const char *sql, reg_stmt **st, sg_err *err);
 /* Steps a query: true on a row; false when done or on an error, which is kept in
  * reg->read_rc (the first one since reg_read_start or reg_begin) with err filled. */
-bool reg_row(sg_registry *reg, sqlite3_stmt *st, sg_err *err);
+bool reg_row(sg_registry *reg, reg_stmt *st, sg_err *err);
 void reg_read_start(sg_registry *reg);
 /* Ends a read API call: doc, or NULL (doc freed) when any read of the call failed. */
 json_t *reg_read_end(sg_registry *reg, json_t *doc);
@@ -82,7 +82,6 @@ int reg_parse_utc(const char *s, int64_t *epoch);
 /* Test hook: sleeps inside a write transaction when STAGEGATE_REGISTRY_TEST_PAUSE names the action.
  */
 void reg_test_pause(const char *action);
-const char *reg_col_text(sqlite3_stmt *st, int col);
 bool reg_valid_name(const char *s);
 
 /* policy.c */

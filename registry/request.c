@@ -140,20 +140,20 @@ static int record_nonce(sg_registry *reg, const sg_registry_request *req, sg_err
     if (!get_field(req->text, "nonce", nonce, sizeof nonce) || strlen(nonce) < 16)
         return sg_errf(err, SG_EREFUSED, "refused: signed request has no nonce");
     reg_now_utc(now);
-    sqlite3_stmt *st;
+    reg_stmt *st;
     int rc = reg_prepare(
         reg, "INSERT INTO request_nonces (nonce, key_id, created_at) VALUES (?, ?, ?)", &st, err);
     if (rc != SG_OK) return rc;
-    sqlite3_bind_text(st, 1, nonce, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 2, req->key_id, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 3, now, -1, SQLITE_TRANSIENT);
-    int s = sqlite3_step(st);
-    if (s == SQLITE_CONSTRAINT || (s & 0xff) == SQLITE_CONSTRAINT)
+    reg_bind_text(st, 1, nonce);
+    reg_bind_text(st, 2, req->key_id);
+    reg_bind_text(st, 3, now);
+    int s = reg_step(st);
+    if (s == REG_CONSTRAINT)
         rc = sg_errf(err, SG_EREFUSED,
                      "refused: signed request was already used (replayed nonce %s)", nonce);
-    else if (s != SQLITE_DONE)
+    else if (s != REG_DONE)
         rc = reg_db_error(reg, err, "recording request nonce");
-    sqlite3_finalize(st);
+    reg_finalize(st);
     return rc;
 }
 

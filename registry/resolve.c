@@ -23,17 +23,15 @@ static bool all_digits(const char *s)
 static int pick_version(sg_registry *reg, const char *sql, const char *model, const char *arg,
                         int64_t *version, sg_err *err)
 {
-    sqlite3_stmt *st;
+    reg_stmt *st;
     int rc = reg_prepare(reg, sql, &st, err);
     if (rc != SG_OK) return rc;
-    sqlite3_bind_text(st, 1, model, -1, SQLITE_TRANSIENT);
-    if (arg) sqlite3_bind_text(st, 2, arg, -1, SQLITE_TRANSIENT);
-    int s = sqlite3_step(st);
-    *version = (s == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
-                   ? sqlite3_column_int64(st, 0)
-                   : 0;
-    if (s != SQLITE_ROW && s != SQLITE_DONE) rc = reg_db_error(reg, err, "resolving a URI");
-    sqlite3_finalize(st);
+    reg_bind_text(st, 1, model);
+    if (arg) reg_bind_text(st, 2, arg);
+    int s = reg_step(st);
+    *version = (s == REG_ROW && !reg_col_is_null(st, 0)) ? reg_col_int64(st, 0) : 0;
+    if (s != REG_ROW && s != REG_DONE) rc = reg_db_error(reg, err, "resolving a URI");
+    reg_finalize(st);
     return rc;
 }
 

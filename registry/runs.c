@@ -19,15 +19,15 @@
 static int verify_with_signers(sg_registry *reg, const char *model, const uint8_t *env, size_t len,
                                sg_report_info *info, sg_err *err)
 {
-    sqlite3_stmt *st;
+    reg_stmt *st;
     int rc = reg_prepare(
         reg, "SELECT public_pem FROM model_keys WHERE model_name = ? AND role = 'signer'", &st,
         err);
     if (rc) return rc;
-    sqlite3_bind_text(st, 1, model, -1, SQLITE_TRANSIENT);
+    reg_bind_text(st, 1, model);
     bool verified = false, any = false;
     sg_err last = {{0}};
-    while (!verified && sqlite3_step(st) == SQLITE_ROW) {
+    while (!verified && reg_step(st) == REG_ROW) {
         const char *pem = reg_col_text(st, 0);
         EVP_PKEY *pub = NULL;
         any = true;
@@ -36,7 +36,7 @@ static int verify_with_signers(sg_registry *reg, const char *model, const uint8_
         verified = sg_report_verify(env, len, pub, NULL, info, &last) == SG_OK;
         EVP_PKEY_free(pub);
     }
-    sqlite3_finalize(st);
+    reg_finalize(st);
     if (!any)
         return sg_errf(err, SG_EREFUSED,
                        "model %s has no trusted signer keys: pass --pubkey PUB.pem to record "
@@ -54,22 +54,22 @@ static int find_version(sg_registry *reg, const char *sha, const char *model,
                         char name[REG_NAME_MAX], int64_t *version, char stage[REG_NAME_MAX],
                         sg_err *err)
 {
-    sqlite3_stmt *st;
+    reg_stmt *st;
     int rc = reg_prepare(
         reg,
         "SELECT model_name, version, stage FROM model_versions WHERE artifact_sha256 = ?1"
         " AND (?2 IS NULL OR model_name = ?2) ORDER BY model_name, version DESC",
         &st, err);
     if (rc) return rc;
-    sqlite3_bind_text(st, 1, sha, -1, SQLITE_TRANSIENT);
-    if (model) sqlite3_bind_text(st, 2, model, -1, SQLITE_TRANSIENT);
+    reg_bind_text(st, 1, sha);
+    if (model) reg_bind_text(st, 2, model);
     int n = 0;
     char others[512] = "";
-    while (sqlite3_step(st) == SQLITE_ROW) {
+    while (reg_step(st) == REG_ROW) {
         const char *m = reg_col_text(st, 0);
         if (n == 0) {
             snprintf(name, REG_NAME_MAX, "%s", m);
-            *version = sqlite3_column_int64(st, 1);
+            *version = reg_col_int64(st, 1);
             snprintf(stage, REG_NAME_MAX, "%s", reg_col_text(st, 2));
             n++;
         } else if (strcmp(m, name)) { /* the same artifact twice in one model: the newest version */
@@ -78,7 +78,7 @@ static int find_version(sg_registry *reg, const char *sha, const char *model,
             n++;
         }
     }
-    sqlite3_finalize(st);
+    reg_finalize(st);
     if (n == 0)
         return sg_errf(
             err, SG_EINPUT,
@@ -116,7 +116,7 @@ static const char run_cols[] =
     "SELECT id, model_name, version, stage, fingerprint, machine, run_at, recorded_at,"
     " report_sha256, report_path, result, signer_key_id, scenario, figures FROM runs";
 
-static json_t *row_json(sqlite3_stmt *st)
+static json_t *row_json(reg_stmt *st)
 {
     static const char *const names[] = {
         "id",      "model",         "version",     "stage",         "fingerprint",
@@ -125,7 +125,7 @@ static json_t *row_json(sqlite3_stmt *st)
     json_t *o = json_object();
     for (int c = 0; c < 14; c++) {
         if (c == 0 || c == 2) {
-            json_object_set_new(o, names[c], json_integer(sqlite3_column_int64(st, c)));
+            json_object_set_new(o, names[c], json_integer(reg_col_int64(st, c)));
         } else if (c == 5 || c == 13) { /* stored as JSON text written by this file */
             json_t *j = json_loads(reg_col_text(st, c), JSON_DECODE_ANY, NULL);
             json_object_set_new(o, names[c], j ? j : json_null());
@@ -147,7 +147,7 @@ static int insert_run(sg_registry *reg, const char *model, int64_t version, cons
     char now[32], abs_path[PATH_MAX];
     reg_now_utc(now);
     if (!realpath(path, abs_path)) snprintf(abs_path, sizeof abs_path, "%s", path);
-    sqlite3_stmt *st = NULL;
+    reg_stmt *st = NULL;
     int rc =
         fig_text ? reg_begin(reg, err) : sg_errf(err, SG_ENOMEM, "out of memory recording a run");
     if (!rc)
@@ -173,17 +173,17 @@ static int insert_run(sg_registry *reg, const char *model, int64_t version, cons
                                scen ? scen : "",
                                fig_text};
         for (int i = 0; i < 13; i++)
-            if (texts[i]) sqlite3_bind_text(st, i + 1, texts[i], -1, SQLITE_TRANSIENT);
-        sqlite3_bind_int64(st, 2, version);
-        int s = sqlite3_step(st);
-        if ((s & 0xff) == SQLITE_CONSTRAINT)
+            if (texts[i]) reg_bind_text(st, i + 1, texts[i]);
+        reg_bind_int64(st, 2, version);
+        int s = reg_step(st);
+        if (s == REG_CONSTRAINT)
             rc = sg_errf(err, SG_EINPUT, "%s (sha256:%.16s...) is already recorded for %s", path,
                          report_sha, model);
-        else if (s != SQLITE_DONE)
+        else if (s != REG_DONE)
             rc = reg_db_error(reg, err, "recording a run");
-        *id = sqlite3_last_insert_rowid(reg->db);
+        *id = reg->ops->last_insert_id(reg->store);
     }
-    sqlite3_finalize(st);
+    reg_finalize(st);
     if (reg->in_tx) rc = reg_finish(reg, rc, err);
     free(fp_text);
     free(fig_text);
@@ -196,12 +196,12 @@ static json_t *load_run(sg_registry *reg, int64_t id, sg_err *err)
 {
     char sql[512];
     snprintf(sql, sizeof sql, "%s WHERE id = ?", run_cols);
-    sqlite3_stmt *st;
+    reg_stmt *st;
     if (reg_prepare(reg, sql, &st, err)) return NULL;
-    sqlite3_bind_int64(st, 1, id);
-    json_t *o = sqlite3_step(st) == SQLITE_ROW ? row_json(st) : NULL;
+    reg_bind_int64(st, 1, id);
+    json_t *o = reg_step(st) == REG_ROW ? row_json(st) : NULL;
     if (!o) reg_db_error(reg, err, "reading the recorded run");
-    sqlite3_finalize(st);
+    reg_finalize(st);
     return o;
 }
 
@@ -269,22 +269,22 @@ json_t *sg_registry_runs(sg_registry *reg, const char *model, const sg_runs_filt
              " AND (?3 IS NULL OR fingerprint = ?3) ORDER BY run_at DESC, id DESC LIMIT ?4)"
              " ORDER BY run_at, id",
              run_cols);
-    sqlite3_stmt *st;
+    reg_stmt *st;
     if (reg_prepare(reg, sql, &st, err)) return NULL;
-    sqlite3_bind_text(st, 1, model, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(st, 2, f ? f->version : 0);
-    if (f && f->fingerprint) sqlite3_bind_text(st, 3, f->fingerprint, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(st, 4, f && f->limit > 0 ? f->limit : -1);
+    reg_bind_text(st, 1, model);
+    reg_bind_int64(st, 2, f ? f->version : 0);
+    if (f && f->fingerprint) reg_bind_text(st, 3, f->fingerprint);
+    reg_bind_int64(st, 4, f && f->limit > 0 ? f->limit : -1);
     json_t *arr = json_array();
     int s;
-    while ((s = sqlite3_step(st)) == SQLITE_ROW)
+    while ((s = reg_step(st)) == REG_ROW)
         json_array_append_new(arr, row_json(st));
-    if (s != SQLITE_DONE) {
+    if (s != REG_DONE) {
         reg_db_error(reg, err, "listing runs");
         json_decref(arr);
         arr = NULL;
     }
-    sqlite3_finalize(st);
+    reg_finalize(st);
     if (!arr) return NULL;
     json_t *doc = json_object();
     json_object_set_new(doc, "model", json_string(model));

@@ -38,19 +38,19 @@ int sg_registry_create_version(sg_registry *reg, const char *model, const char *
         rc = sg_errf(err, SG_EINTERNAL, "model %s has no stages", model);
     if (rc == SG_OK)
         rc = reg_request_check(reg, req, false, "create-version", model, 0, "", sha, actor, err);
-    sqlite3_stmt *st = NULL;
+    reg_stmt *st = NULL;
     int64_t v = 0;
     if (rc == SG_OK)
         rc = reg_prepare(
             reg, "SELECT coalesce(max(version), 0) + 1 FROM model_versions WHERE model_name = ?",
             &st, err);
     if (rc == SG_OK) {
-        sqlite3_bind_text(st, 1, model, -1, SQLITE_TRANSIENT);
-        if (sqlite3_step(st) == SQLITE_ROW)
-            v = sqlite3_column_int64(st, 0);
+        reg_bind_text(st, 1, model);
+        if (reg_step(st) == REG_ROW)
+            v = reg_col_int64(st, 0);
         else
             rc = reg_db_error(reg, err, "numbering a version");
-        sqlite3_finalize(st);
+        reg_finalize(st);
     }
     const reg_stage *first = &m.stages[0];
     if (rc == SG_OK)
@@ -62,23 +62,23 @@ int sg_registry_create_version(sg_registry *reg, const char *model, const char *
             &st, err);
     if (rc == SG_OK) {
         reg_now_utc(now);
-        sqlite3_bind_text(st, 1, model, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_int64(st, 2, v);
-        sqlite3_bind_text(st, 3, abs, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(st, 4, sha, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(st, 5, actor, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(st, 6, now, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(st, 7, now, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(st, 8, first->name, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_int(st, 9, !first->multi_version);
-        int s = sqlite3_step(st);
-        if ((s & 0xff) == SQLITE_CONSTRAINT)
+        reg_bind_text(st, 1, model);
+        reg_bind_int64(st, 2, v);
+        reg_bind_text(st, 3, abs);
+        reg_bind_text(st, 4, sha);
+        reg_bind_text(st, 5, actor);
+        reg_bind_text(st, 6, now);
+        reg_bind_text(st, 7, now);
+        reg_bind_text(st, 8, first->name);
+        reg_bind_int64(st, 9, !first->multi_version);
+        int s = reg_step(st);
+        if (s == REG_CONSTRAINT)
             rc = sg_errf(err, SG_EREFUSED,
                          "refused: %s already holds a version of %s (single-version stage)",
                          first->name, model);
-        else if (s != SQLITE_DONE)
+        else if (s != REG_DONE)
             rc = reg_db_error(reg, err, "registering a version");
-        sqlite3_finalize(st);
+        reg_finalize(st);
     }
     if (rc == SG_OK) {
         reg_event ev = {.model = model,
@@ -109,22 +109,23 @@ int sg_registry_set_tag(sg_registry *reg, const char *model, int64_t version, co
     if (rc != SG_OK) return rc;
     if ((rc = reg_version_load(reg, model, version, &v, err)) == SG_OK)
         rc = reg_request_check(reg, req, false, action, model, version, key, evidence, actor, err);
-    sqlite3_stmt *st = NULL;
+    reg_stmt *st = NULL;
     if (rc == SG_OK)
         rc = reg_prepare(
             reg,
-            value ? "INSERT OR REPLACE INTO version_tags (model_name, version, tag_key, tag_value)"
-                    " VALUES (?, ?, ?, ?)"
+            value ? "INSERT INTO version_tags (model_name, version, tag_key, tag_value)"
+                    " VALUES (?, ?, ?, ?) ON CONFLICT (model_name, version, tag_key)"
+                    " DO UPDATE SET tag_value = excluded.tag_value"
                   : "DELETE FROM version_tags WHERE model_name = ? AND version = ? AND tag_key = ?",
             &st, err);
     if (rc == SG_OK) {
-        sqlite3_bind_text(st, 1, model, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_int64(st, 2, version);
-        sqlite3_bind_text(st, 3, key, -1, SQLITE_TRANSIENT);
-        if (value) sqlite3_bind_text(st, 4, value, -1, SQLITE_TRANSIENT);
-        if (sqlite3_step(st) != SQLITE_DONE) rc = reg_db_error(reg, err, action);
-        sqlite3_finalize(st);
-        if (rc == SG_OK && !value && sqlite3_changes(reg->db) == 0)
+        reg_bind_text(st, 1, model);
+        reg_bind_int64(st, 2, version);
+        reg_bind_text(st, 3, key);
+        if (value) reg_bind_text(st, 4, value);
+        if (reg_step(st) != REG_DONE) rc = reg_db_error(reg, err, action);
+        reg_finalize(st);
+        if (rc == SG_OK && !value && reg->ops->changes(reg->store) == 0)
             rc =
                 sg_errf(err, SG_EINPUT, "%s v%lld has no tag '%s'", model, (long long)version, key);
     }
@@ -160,20 +161,21 @@ int sg_registry_set_alias(sg_registry *reg, const char *model, const char *alias
                  : reg_model_load(reg, model, &m, err);
     if (rc == SG_OK)
         rc = reg_request_check(reg, req, false, action, model, version, alias, "", actor, err);
-    sqlite3_stmt *st = NULL;
+    reg_stmt *st = NULL;
     if (rc == SG_OK)
         rc = reg_prepare(
             reg,
-            version ? "INSERT OR REPLACE INTO aliases (model_name, alias, version) VALUES (?, ?, ?)"
+            version ? "INSERT INTO aliases (model_name, alias, version) VALUES (?, ?, ?)"
+                      " ON CONFLICT (model_name, alias) DO UPDATE SET version = excluded.version"
                     : "DELETE FROM aliases WHERE model_name = ? AND alias = ?",
             &st, err);
     if (rc == SG_OK) {
-        sqlite3_bind_text(st, 1, model, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(st, 2, alias, -1, SQLITE_TRANSIENT);
-        if (version) sqlite3_bind_int64(st, 3, version);
-        if (sqlite3_step(st) != SQLITE_DONE) rc = reg_db_error(reg, err, action);
-        sqlite3_finalize(st);
-        if (rc == SG_OK && !version && sqlite3_changes(reg->db) == 0)
+        reg_bind_text(st, 1, model);
+        reg_bind_text(st, 2, alias);
+        if (version) reg_bind_int64(st, 3, version);
+        if (reg_step(st) != REG_DONE) rc = reg_db_error(reg, err, action);
+        reg_finalize(st);
+        if (rc == SG_OK && !version && reg->ops->changes(reg->store) == 0)
             rc = sg_errf(err, SG_EINPUT, "model %s has no alias '%s'", model, alias);
     }
     if (rc == SG_OK) {

@@ -51,4 +51,10 @@ expect 0 "registry --db=PATH --json get" "$SG" registry --db="$tmp/r.db" --json 
     bad "get --json through global options"
 expect 0 "registry list --db=PATH" "$SG" registry list --db="$tmp/r.db"
 grep -q '^m' "$tmp/out" || bad "list shows no model: $(cat "$tmp/out")"
+# storage backends are chosen by the --db value: sqlite:PATH is the same file; a URI no
+# backend serves is refused naming it
+expect 0 "registry --db sqlite:PATH list" "$SG" registry --db "sqlite:$tmp/r.db" list
+grep -q '^m' "$tmp/out" || bad "sqlite:PATH shows no model"
+expect 2 "registry --db postgresql://..." "$SG" registry --db "postgresql://db.invalid/reg" list
+grep -q "postgresql://db.invalid/reg: no storage backend serves this URI" "$tmp/err" || bad "unserved URI: $(cat "$tmp/err")"
 exit $fail

@@ -10,9 +10,25 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <sqlite3.h>
+
 #include "registry/registry_internal.h"
 #include "stagegate/keys.h"
 #include "test_registry_util.h"
+
+/* A second connection to the registry's SQLite file, as an attacker with write access to the
+ * file has: the tests tamper with the database behind the registry's back through it. */
+static sqlite3 *raw_conn;
+
+static sqlite3 *raw_db(const sg_registry *reg)
+{
+    if (!raw_conn) {
+        assert_int_equal(sqlite3_open(reg->path, &raw_conn), SQLITE_OK);
+        sqlite3_busy_timeout(raw_conn, 5000);
+        sqlite3_extended_result_codes(raw_conn, 1);
+    }
+    return raw_conn;
+}
 
 typedef struct {
     char dir[512], db[600];
@@ -42,18 +58,22 @@ static int teardown(void **state)
 {
     fixture *f = *state;
     sg_registry_close(f->reg);
+    if (raw_conn) sqlite3_close(raw_conn);
+    raw_conn = NULL;
     tu_rm_rf(f->dir);
     free(f);
     return 0;
 }
 
+/* A query on the registry's own connection, through its storage backend. */
 static int64_t q_int(sg_registry *reg, const char *sql)
 {
-    sqlite3_stmt *st;
-    assert_int_equal(sqlite3_prepare_v2(reg->db, sql, -1, &st, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    int64_t v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
+    reg_stmt *st;
+    sg_err err;
+    assert_int_equal(reg_prepare(reg, sql, &st, &err), SG_OK);
+    assert_int_equal(reg_step(st), REG_ROW);
+    int64_t v = reg_col_int64(st, 0);
+    reg_finalize(st);
     return v;
 }
 
@@ -126,7 +146,7 @@ static void test_schema(void **state)
         1);
     assert_int_equal(q_int(f->reg, "PRAGMA application_id"), 0x53475247);
     sqlite3_stmt *st;
-    assert_int_equal(sqlite3_prepare_v2(f->reg->db, "PRAGMA journal_mode", -1, &st, NULL),
+    assert_int_equal(sqlite3_prepare_v2(raw_db(f->reg), "PRAGMA journal_mode", -1, &st, NULL),
                      SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
     assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
@@ -172,25 +192,25 @@ static void test_single_production_constraint(void **state)
     /* Bypassing the API: the partial unique index still refuses a second exclusive Production row.
      */
     assert_int_equal(
-        sqlite3_exec(f->reg->db,
+        sqlite3_exec(raw_db(f->reg),
                      "UPDATE model_versions SET stage = 'Production', stage_exclusive = 1"
                      " WHERE model_name = 'm' AND version = 1",
                      NULL, NULL, NULL),
         SQLITE_OK);
     assert_int_not_equal(
-        sqlite3_exec(f->reg->db,
+        sqlite3_exec(raw_db(f->reg),
                      "UPDATE model_versions SET stage = 'Production', stage_exclusive = 1"
                      " WHERE model_name = 'm' AND version = 2",
                      NULL, NULL, NULL),
         SQLITE_OK);
-    assert_int_equal(sqlite3_extended_errcode(f->reg->db), SQLITE_CONSTRAINT_UNIQUE);
+    assert_int_equal(sqlite3_extended_errcode(raw_db(f->reg)), SQLITE_CONSTRAINT_UNIQUE);
     /* Nor can a direct update leave the flag behind to slip past the index. */
-    assert_int_not_equal(sqlite3_exec(f->reg->db,
+    assert_int_not_equal(sqlite3_exec(raw_db(f->reg),
                                       "UPDATE model_versions SET stage = 'Production'"
                                       " WHERE model_name = 'm' AND version = 2",
                                       NULL, NULL, NULL),
                          SQLITE_OK);
-    assert_non_null(strstr(sqlite3_errmsg(f->reg->db), "stage_exclusive must match"));
+    assert_non_null(strstr(sqlite3_errmsg(raw_db(f->reg)), "stage_exclusive must match"));
     assert_int_equal(q_int(f->reg, "SELECT count(*) FROM model_versions WHERE model_name = 'm'"
                                    " AND stage = 'Production'"),
                      1);
@@ -373,7 +393,7 @@ static void test_audit_chain(void **state)
     json_decref(sum);
     sqlite3_stmt *st;
     assert_int_equal(
-        sqlite3_prepare_v2(f->reg->db,
+        sqlite3_prepare_v2(raw_db(f->reg),
                            "SELECT CAST(seq AS TEXT), model_name, CAST(version AS TEXT), action,"
                            " from_stage, to_stage, actor_key_id, evidence_sha256, detail,"
                            " request_text, signature, created_at, prev_hash, hash FROM audit_log"
@@ -389,10 +409,11 @@ static void test_audit_chain(void **state)
     }
     sqlite3_finalize(st);
     /* The triggers refuse edits; with them dropped, an edit or a deletion is detected. */
-    assert_int_not_equal(sqlite3_exec(f->reg->db, "UPDATE audit_log SET detail = 'x' WHERE seq = 2",
-                                      NULL, NULL, NULL),
+    assert_int_not_equal(sqlite3_exec(raw_db(f->reg),
+                                      "UPDATE audit_log SET detail = 'x' WHERE seq = 2", NULL, NULL,
+                                      NULL),
                          SQLITE_OK);
-    assert_int_equal(sqlite3_exec(f->reg->db,
+    assert_int_equal(sqlite3_exec(raw_db(f->reg),
                                   "DROP TRIGGER audit_log_append_only_update;"
                                   "DROP TRIGGER audit_log_append_only_delete;"
                                   "UPDATE audit_log SET detail = 'elsewhere' WHERE seq = 2",
@@ -401,7 +422,7 @@ static void test_audit_chain(void **state)
     assert_int_equal(sg_registry_verify_log(f->reg, NULL, &err), SG_EREFUSED);
     assert_non_null(strstr(err.msg, "event 2"));
     assert_int_equal(
-        sqlite3_exec(f->reg->db, "DELETE FROM audit_log WHERE seq >= 2", NULL, NULL, NULL),
+        sqlite3_exec(raw_db(f->reg), "DELETE FROM audit_log WHERE seq >= 2", NULL, NULL, NULL),
         SQLITE_OK);
     assert_int_equal(sg_registry_verify_log(f->reg, NULL, &err), SG_EREFUSED);
     assert_non_null(strstr(err.msg, "head records 4 events but the chain has 1"));

@@ -7,6 +7,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <sqlite3.h>
+
 #include "registry/registry_internal.h"
 
 static void test_parse_ok(void **state)

@@ -1,0 +1,96 @@
+/*
+ * The registry's storage seam: what the lifecycle, governance and audit logic
+ * needs from a database, as a table of operations (as SQLite's sqlite3_vfs is a
+ * table of what SQLite needs from an OS). The logic speaks portable SQL with `?`
+ * parameters; a backend owns the connection, the schema and its migrations, the
+ * serialized write transaction, the mapping of its errors to sg_status, and
+ * anything in its own dialect. store_sqlite.c is the first backend; no file
+ * outside a backend names the database library.
+ */
+#ifndef STAGEGATE_REGISTRY_STORE_H
+#define STAGEGATE_REGISTRY_STORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "stagegate/common.h"
+
+typedef struct reg_store reg_store; /* a backend's connection */
+
+/* A prepared statement; each backend's statement struct starts with this. */
+typedef struct reg_stmt {
+    const struct reg_store_ops *ops;
+} reg_stmt;
+
+typedef enum {
+    REG_ROW = 1,        /* a row is available */
+    REG_DONE = 2,       /* the statement finished */
+    REG_CONSTRAINT = 3, /* a uniqueness, foreign-key or check constraint refused the write */
+    REG_ERROR = 4,      /* anything else: store_error() says what */
+} reg_step_result;
+
+typedef struct reg_store_ops {
+    const char *name;
+    /* Whether this backend serves a --db value (a URI or path). */
+    bool (*accepts)(const char *uri);
+    /* Opens (creating when asked), checks it is a stagegate registry, migrates the schema
+     * forward, and refuses one newer than this binary. `display` names it in errors. */
+    int (*open)(const char *uri, bool create, reg_store **out, sg_err *err);
+    void (*close)(reg_store *s);
+    /* One line naming the registry and what failed, with the status it maps to. */
+    int (*error)(reg_store *s, sg_err *err, const char *what);
+    int (*exec)(reg_store *s, const char *sql, sg_err *err);
+    int (*prepare)(reg_store *s, const char *sql, reg_stmt **st, sg_err *err);
+    void (*bind_text)(reg_stmt *st, int i, const char *v);
+    void (*bind_int64)(reg_stmt *st, int i, int64_t v);
+    reg_step_result (*step)(reg_stmt *st);
+    int64_t (*col_int64)(reg_stmt *st, int i);
+    const char *(*col_text)(reg_stmt *st, int i); /* "" for NULL */
+    bool (*col_is_null)(reg_stmt *st, int i);
+    void (*finalize)(reg_stmt *st);
+    int64_t (*changes)(reg_store *s);        /* rows changed by the last write */
+    int64_t (*last_insert_id)(reg_store *s); /* id of the last inserted row */
+    /* The write transaction: serialized against every other writer from its first read, so
+     * a gate's checks and the writes that follow see one state. */
+    int (*begin_write)(reg_store *s, sg_err *err);
+    int (*commit)(reg_store *s, sg_err *err);
+    void (*rollback)(reg_store *s);
+    /* A read snapshot (several queries that must see one state). */
+    int (*begin_read)(reg_store *s, sg_err *err);
+    void (*end_read)(reg_store *s);
+    /* The database's own consistency check (pages, indexes); SG_EINPUT naming the damage. */
+    int (*check_integrity)(reg_store *s, sg_err *err);
+} reg_store_ops;
+
+extern const reg_store_ops reg_store_sqlite;
+
+static inline void reg_bind_text(reg_stmt *st, int i, const char *v)
+{
+    st->ops->bind_text(st, i, v);
+}
+static inline void reg_bind_int64(reg_stmt *st, int i, int64_t v)
+{
+    st->ops->bind_int64(st, i, v);
+}
+static inline reg_step_result reg_step(reg_stmt *st)
+{
+    return st->ops->step(st);
+}
+static inline int64_t reg_col_int64(reg_stmt *st, int i)
+{
+    return st->ops->col_int64(st, i);
+}
+static inline const char *reg_col_text(reg_stmt *st, int i)
+{
+    return st->ops->col_text(st, i);
+}
+static inline bool reg_col_is_null(reg_stmt *st, int i)
+{
+    return st->ops->col_is_null(st, i);
+}
+static inline void reg_finalize(reg_stmt *st)
+{
+    if (st) st->ops->finalize(st);
+}
+
+#endif

@@ -1,0 +1,477 @@
+/*
+ * The SQLite backend of the registry's storage seam (store.h).
+ *
+ * Concurrency model: several processes may open the same file. WAL lets readers run while
+ * one writer works; every state change runs inside BEGIN IMMEDIATE, which takes the write
+ * lock before the first read, so the checks a gate makes and the writes that follow see
+ * the same state (no check-then-act race between processes). A busy timeout makes later
+ * writers wait instead of failing. A process killed inside a transaction leaves nothing:
+ * the uncommitted WAL frames are ignored on the next open.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "registry_internal.h"
+
+/* 'SGRG': marks the file as a stagegate registry so a foreign SQLite file is refused. */
+#define REG_APPLICATION_ID 0x53475247
+#define REG_BUSY_TIMEOUT_MS 15000
+
+struct reg_store {
+    sqlite3 *db;
+    char path[4096];
+};
+
+typedef struct {
+    reg_stmt base;
+    sqlite3_stmt *st;
+} sqlite_stmt;
+
+/* Migration i takes the schema from version i to i + 1. Plain SQL types and constraints so
+ * the same data model fits PostgreSQL; only the append-only triggers use SQLite syntax. */
+static const char *const migrations[] = {
+    "CREATE TABLE registered_models ("
+    " name TEXT PRIMARY KEY,"
+    " description TEXT NOT NULL DEFAULT '',"
+    " require_approval INTEGER NOT NULL DEFAULT 0 CHECK (require_approval IN (0, 1)),"
+    " max_report_age_days INTEGER NOT NULL CHECK (max_report_age_days > 0),"
+    " report_stage TEXT NOT NULL,"
+    " created_by TEXT NOT NULL,"
+    " created_at TEXT NOT NULL,"
+    " updated_at TEXT NOT NULL);"
+    "CREATE TABLE model_stages ("
+    " model_name TEXT NOT NULL REFERENCES registered_models (name),"
+    " stage TEXT NOT NULL,"
+    " position INTEGER NOT NULL,"
+    " requires_report INTEGER NOT NULL DEFAULT 0,"
+    " requires_promoter INTEGER NOT NULL DEFAULT 0,"
+    " requires_validation INTEGER NOT NULL DEFAULT 0,"
+    " requires_approval INTEGER NOT NULL DEFAULT 0,"
+    " multi_version INTEGER NOT NULL DEFAULT 1,"
+    " PRIMARY KEY (model_name, stage),"
+    " UNIQUE (model_name, position));"
+    "CREATE TABLE model_transitions ("
+    " model_name TEXT NOT NULL,"
+    " from_stage TEXT NOT NULL,"
+    " to_stage TEXT NOT NULL,"
+    " PRIMARY KEY (model_name, from_stage, to_stage),"
+    " FOREIGN KEY (model_name, from_stage) REFERENCES model_stages (model_name, stage),"
+    " FOREIGN KEY (model_name, to_stage) REFERENCES model_stages (model_name, stage));"
+    "CREATE TABLE model_keys ("
+    " model_name TEXT NOT NULL REFERENCES registered_models (name),"
+    " role TEXT NOT NULL CHECK (role IN ('signer', 'promoter', 'approver')),"
+    " stage TEXT NOT NULL DEFAULT '',"
+    " key_id TEXT NOT NULL,"
+    " public_pem TEXT NOT NULL,"
+    " PRIMARY KEY (model_name, role, stage, key_id));"
+    "CREATE TABLE model_tags ("
+    " model_name TEXT NOT NULL REFERENCES registered_models (name),"
+    " tag_key TEXT NOT NULL,"
+    " tag_value TEXT NOT NULL,"
+    " PRIMARY KEY (model_name, tag_key));"
+    "CREATE TABLE model_versions ("
+    " model_name TEXT NOT NULL REFERENCES registered_models (name),"
+    " version INTEGER NOT NULL CHECK (version > 0),"
+    " artifact_path TEXT NOT NULL,"
+    " artifact_sha256 TEXT NOT NULL,"
+    " created_by TEXT NOT NULL,"
+    " created_at TEXT NOT NULL,"
+    " updated_at TEXT NOT NULL,"
+    " stage TEXT NOT NULL,"
+    " stage_exclusive INTEGER NOT NULL DEFAULT 0 CHECK (stage_exclusive IN (0, 1)),"
+    " PRIMARY KEY (model_name, version),"
+    " FOREIGN KEY (model_name, stage) REFERENCES model_stages (model_name, stage));"
+    /* At most one version per model in a single-version stage (Production by default). */
+    "CREATE UNIQUE INDEX model_versions_one_per_exclusive_stage"
+    " ON model_versions (model_name, stage) WHERE stage_exclusive = 1;"
+    "CREATE TABLE version_tags ("
+    " model_name TEXT NOT NULL,"
+    " version INTEGER NOT NULL,"
+    " tag_key TEXT NOT NULL,"
+    " tag_value TEXT NOT NULL,"
+    " PRIMARY KEY (model_name, version, tag_key),"
+    " FOREIGN KEY (model_name, version) REFERENCES model_versions (model_name, version));"
+    "CREATE TABLE aliases ("
+    " model_name TEXT NOT NULL,"
+    " alias TEXT NOT NULL,"
+    " version INTEGER NOT NULL,"
+    " PRIMARY KEY (model_name, alias),"
+    " FOREIGN KEY (model_name, version) REFERENCES model_versions (model_name, version));"
+    "CREATE TABLE validations ("
+    " id INTEGER PRIMARY KEY,"
+    " model_name TEXT NOT NULL,"
+    " version INTEGER NOT NULL,"
+    " stage TEXT NOT NULL,"
+    " result TEXT NOT NULL CHECK (result IN ('PASSED', 'FAILED')),"
+    " subject_sha256 TEXT NOT NULL,"
+    " signer_key_id TEXT NOT NULL,"
+    " report_sha256 TEXT NOT NULL,"
+    " report_timestamp TEXT NOT NULL,"
+    " recorded_at TEXT NOT NULL,"
+    " FOREIGN KEY (model_name, version) REFERENCES model_versions (model_name, version));"
+    "CREATE TABLE approvals ("
+    " id INTEGER PRIMARY KEY,"
+    " model_name TEXT NOT NULL,"
+    " version INTEGER NOT NULL,"
+    " approver_key_id TEXT NOT NULL,"
+    " decision TEXT NOT NULL CHECK (decision IN ('approved', 'rejected')),"
+    " comment TEXT NOT NULL DEFAULT '',"
+    " created_at TEXT NOT NULL,"
+    " FOREIGN KEY (model_name, version) REFERENCES model_versions (model_name, version));"
+    "CREATE TABLE request_nonces ("
+    " nonce TEXT PRIMARY KEY,"
+    " key_id TEXT NOT NULL,"
+    " created_at TEXT NOT NULL);"
+    "CREATE TABLE audit_log ("
+    " seq INTEGER PRIMARY KEY,"
+    " model_name TEXT NOT NULL,"
+    " version INTEGER NOT NULL,"
+    " action TEXT NOT NULL,"
+    " from_stage TEXT NOT NULL,"
+    " to_stage TEXT NOT NULL,"
+    " actor_key_id TEXT NOT NULL,"
+    " evidence_sha256 TEXT NOT NULL,"
+    " detail TEXT NOT NULL,"
+    " request_text TEXT NOT NULL,"
+    " signature TEXT NOT NULL,"
+    " created_at TEXT NOT NULL,"
+    " prev_hash TEXT NOT NULL,"
+    " hash TEXT NOT NULL);"
+    /* The head records the last event so deleting the newest events is detected too. */
+    "CREATE TABLE audit_head ("
+    " id INTEGER PRIMARY KEY CHECK (id = 1),"
+    " seq INTEGER NOT NULL,"
+    " hash TEXT NOT NULL);"
+    "INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, '" REG_ZERO_HASH "');"
+    "CREATE TRIGGER audit_log_append_only_update BEFORE UPDATE ON audit_log"
+    " BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;"
+    "CREATE TRIGGER audit_log_append_only_delete BEFORE DELETE ON audit_log"
+    " BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;",
+    /* 1 -> 2: run history for nightly regression runs (registry/runs.c). */
+    "CREATE TABLE runs ("
+    " id INTEGER PRIMARY KEY,"
+    " model_name TEXT NOT NULL,"
+    " version INTEGER NOT NULL,"
+    " stage TEXT NOT NULL,"
+    " fingerprint TEXT NOT NULL,"
+    " machine TEXT NOT NULL,"
+    " run_at TEXT NOT NULL,"
+    " recorded_at TEXT NOT NULL,"
+    " report_sha256 TEXT NOT NULL,"
+    " report_path TEXT NOT NULL,"
+    " result TEXT NOT NULL,"
+    " signer_key_id TEXT NOT NULL,"
+    " scenario TEXT NOT NULL,"
+    " figures TEXT NOT NULL,"
+    " UNIQUE (model_name, report_sha256),"
+    " FOREIGN KEY (model_name, version) REFERENCES model_versions (model_name, version));"
+    "CREATE INDEX runs_by_model_time ON runs (model_name, run_at);",
+    /* 2 -> 3: the one-per-stage index only holds while stage_exclusive is true for every row
+     * in a single-version stage, so the flag may never disagree with the stage's policy (a
+     * direct "UPDATE ... SET stage = 'Production'" would otherwise slip past the index). */
+    "CREATE TRIGGER model_versions_exclusive_insert BEFORE INSERT ON model_versions"
+    " WHEN NEW.stage_exclusive IS NOT (SELECT 1 - multi_version FROM model_stages"
+    "  WHERE model_name = NEW.model_name AND stage = NEW.stage)"
+    " BEGIN SELECT RAISE(ABORT, 'stage_exclusive must match the stage''s policy'); END;"
+    "CREATE TRIGGER model_versions_exclusive_update BEFORE UPDATE OF stage, stage_exclusive"
+    " ON model_versions WHEN NEW.stage_exclusive IS NOT (SELECT 1 - multi_version FROM"
+    "  model_stages WHERE model_name = NEW.model_name AND stage = NEW.stage)"
+    " BEGIN SELECT RAISE(ABORT, 'stage_exclusive must match the stage''s policy'); END;",
+};
+
+_Static_assert(sizeof migrations / sizeof migrations[0] == SG_REGISTRY_SCHEMA_VERSION,
+               "one migration per schema version");
+
+static int lite_error(reg_store *s, sg_err *err, const char *what)
+{
+    int code = sqlite3_extended_errcode(s->db) & 0xff;
+    const char *msg = sqlite3_errmsg(s->db);
+    switch (code) {
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+        return sg_errf(err, SG_EINPUT, "registry %s is corrupt or not a database (%s: %s)", s->path,
+                       what, msg);
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return sg_errf(err, SG_EIO, "registry %s stayed locked by another process for %d s (%s)",
+                       s->path, REG_BUSY_TIMEOUT_MS / 1000, what);
+    case SQLITE_CANTOPEN:
+    case SQLITE_PERM:
+    case SQLITE_READONLY:
+    case SQLITE_IOERR:
+    case SQLITE_FULL:
+        return sg_errf(err, SG_EIO, "registry %s: %s failed: %s", s->path, what, msg);
+    default:
+        return sg_errf(err, SG_EINTERNAL, "registry %s: %s failed: %s", s->path, what, msg);
+    }
+}
+
+static int lite_exec(reg_store *s, const char *sql, sg_err *err)
+{
+    if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK) return lite_error(s, err, "query");
+    return SG_OK;
+}
+
+static void lite_bind_text(reg_stmt *st, int i, const char *v)
+{
+    sqlite3_bind_text(((sqlite_stmt *)st)->st, i, v, -1, SQLITE_TRANSIENT);
+}
+
+static void lite_bind_int64(reg_stmt *st, int i, int64_t v)
+{
+    sqlite3_bind_int64(((sqlite_stmt *)st)->st, i, v);
+}
+
+static reg_step_result lite_step(reg_stmt *st)
+{
+    int s = sqlite3_step(((sqlite_stmt *)st)->st);
+    if (s == SQLITE_ROW) return REG_ROW;
+    if (s == SQLITE_DONE) return REG_DONE;
+    if ((s & 0xff) == SQLITE_CONSTRAINT) return REG_CONSTRAINT;
+    return REG_ERROR;
+}
+
+static int64_t lite_col_int64(reg_stmt *st, int i)
+{
+    return sqlite3_column_int64(((sqlite_stmt *)st)->st, i);
+}
+
+static const char *lite_col_text(reg_stmt *st, int i)
+{
+    const unsigned char *t = sqlite3_column_text(((sqlite_stmt *)st)->st, i);
+    return t ? (const char *)t : "";
+}
+
+static bool lite_col_is_null(reg_stmt *st, int i)
+{
+    return sqlite3_column_type(((sqlite_stmt *)st)->st, i) == SQLITE_NULL;
+}
+
+static void lite_finalize(reg_stmt *st)
+{
+    sqlite3_finalize(((sqlite_stmt *)st)->st);
+    free(st);
+}
+
+static int lite_prepare(reg_store *s, const char *sql, reg_stmt **out, sg_err *err)
+{
+    *out = NULL;
+    sqlite_stmt *st = calloc(1, sizeof *st);
+    if (!st) return sg_errf(err, SG_ENOMEM, "registry %s: out of memory", s->path);
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st->st, NULL) != SQLITE_OK) {
+        free(st);
+        return lite_error(s, err, "prepare");
+    }
+    st->base.ops = &reg_store_sqlite;
+    *out = &st->base;
+    return SG_OK;
+}
+
+static int64_t lite_changes(reg_store *s)
+{
+    return sqlite3_changes(s->db);
+}
+
+static int64_t lite_last_insert_id(reg_store *s)
+{
+    return sqlite3_last_insert_rowid(s->db);
+}
+
+static int lite_begin_write(reg_store *s, sg_err *err)
+{
+    return lite_exec(s, "BEGIN IMMEDIATE", err);
+}
+
+static int lite_commit(reg_store *s, sg_err *err)
+{
+    return lite_exec(s, "COMMIT", err);
+}
+
+static void lite_rollback(reg_store *s)
+{
+    sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+static int lite_begin_read(reg_store *s, sg_err *err)
+{
+    return lite_exec(s, "BEGIN", err);
+}
+
+static void lite_end_read(reg_store *s)
+{
+    sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+}
+
+static int pragma_int(reg_store *s, const char *sql, int64_t *out, sg_err *err)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) return lite_error(s, err, sql);
+    int rc = SG_OK;
+    if (sqlite3_step(st) != SQLITE_ROW)
+        rc = lite_error(s, err, sql);
+    else
+        *out = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* A damaged page that no query happens to read would otherwise pass unnoticed. */
+static int lite_check_integrity(reg_store *s, sg_err *err)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "PRAGMA quick_check(1)", -1, &st, NULL) != SQLITE_OK)
+        return lite_error(s, err, "quick_check");
+    int rc = SG_OK;
+    if (sqlite3_step(st) != SQLITE_ROW) {
+        rc = lite_error(s, err, "quick_check");
+    } else {
+        const unsigned char *t = sqlite3_column_text(st, 0);
+        if (!t || strcmp((const char *)t, "ok") != 0) {
+            char what[256];
+            snprintf(what, sizeof what, "%s", t ? (const char *)t : "no answer");
+            for (char *p = what; *p; p++) /* the error stays one line */
+                if (*p == '\n' || *p == '\r') *p = ' ';
+            rc = sg_errf(err, SG_EINPUT, "registry %s is corrupt (quick_check: %s)", s->path, what);
+        }
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int migrate(reg_store *s, sg_err *err)
+{
+    int64_t ver = 0, app = 0, objects = 0;
+    int rc = pragma_int(s, "PRAGMA user_version", &ver, err);
+    if (rc == SG_OK) rc = pragma_int(s, "PRAGMA application_id", &app, err);
+    if (rc != SG_OK) return rc;
+    if (ver == SG_REGISTRY_SCHEMA_VERSION && app == REG_APPLICATION_ID) return SG_OK;
+    if (ver > SG_REGISTRY_SCHEMA_VERSION && app == REG_APPLICATION_ID)
+        return sg_errf(
+            err, SG_EINPUT,
+            "registry %s has schema version %lld, newer than this stagegate supports (%d)", s->path,
+            (long long)ver, SG_REGISTRY_SCHEMA_VERSION);
+    if ((rc = lite_begin_write(s, err)) != SG_OK) return rc;
+    /* Re-read under the write lock: another process may have migrated meanwhile. */
+    rc = pragma_int(s, "PRAGMA user_version", &ver, err);
+    if (rc == SG_OK) rc = pragma_int(s, "PRAGMA application_id", &app, err);
+    if (rc == SG_OK) rc = pragma_int(s, "SELECT count(*) FROM sqlite_master", &objects, err);
+    if (rc == SG_OK && app != REG_APPLICATION_ID && (app != 0 || objects != 0))
+        rc = sg_errf(err, SG_EINPUT, "%s is an SQLite database but not a stagegate registry",
+                     s->path);
+    for (int64_t v = ver; rc == SG_OK && v < SG_REGISTRY_SCHEMA_VERSION; v++) {
+        if (sqlite3_exec(s->db, migrations[v], NULL, NULL, NULL) != SQLITE_OK) {
+            rc = lite_error(s, err, "schema migration");
+            break;
+        }
+        char sql[128];
+        snprintf(sql, sizeof sql, "PRAGMA user_version = %lld; PRAGMA application_id = %d",
+                 (long long)(v + 1), REG_APPLICATION_ID);
+        rc = lite_exec(s, sql, err);
+    }
+    if (rc != SG_OK) {
+        lite_rollback(s);
+        return rc;
+    }
+    reg_test_pause("commit");
+    if ((rc = lite_commit(s, err)) != SG_OK) lite_rollback(s);
+    return rc;
+}
+
+static void lite_close(reg_store *s)
+{
+    if (!s) return;
+    sqlite3_close_v2(s->db);
+    free(s);
+}
+
+/* sqlite:PATH, or a plain path (anything that is not another backend's URI). */
+static bool lite_accepts(const char *uri)
+{
+    return !strstr(uri, "://") || !strncmp(uri, "sqlite:", 7);
+}
+
+static int lite_open(const char *uri, bool create, reg_store **out, sg_err *err)
+{
+    *out = NULL;
+    const char *path = !strncmp(uri, "sqlite:", 7) ? uri + 7 : uri;
+    struct stat stb;
+    if (stat(path, &stb) != 0) {
+        if (errno != ENOENT || !create)
+            return sg_errf(err, SG_EINPUT, "registry %s: %s%s", path, strerror(errno),
+                           errno == ENOENT
+                               ? " (create a model first, or pass --db / set " SG_REGISTRY_ENV ")"
+                               : "");
+    } else if (!S_ISREG(stb.st_mode)) {
+        return sg_errf(err, SG_EINPUT, "registry %s is not a regular file", path);
+    } else if (stb.st_size == 0 && !create) {
+        /* SQLite would take an empty file as a new database; a read must not create one. */
+        return sg_errf(err, SG_EINPUT,
+                       "registry %s is an empty file, not a stagegate registry (create a model "
+                       "first)",
+                       path);
+    } else if (access(path, R_OK) != 0) {
+        return sg_errf(err, SG_EINPUT, "registry %s is not readable: %s", path, strerror(errno));
+    }
+    reg_store *s = calloc(1, sizeof *s);
+    if (!s) return sg_errf(err, SG_ENOMEM, "out of memory opening registry %s", path);
+    snprintf(s->path, sizeof s->path, "%s", path);
+    int flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX;
+    int rc = SG_OK;
+    if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK) {
+        rc = sg_errf(err, SG_EINPUT, "registry %s cannot be opened: %s", path,
+                     s->db ? sqlite3_errmsg(s->db) : "out of memory");
+        goto fail;
+    }
+    sqlite3_busy_timeout(s->db, REG_BUSY_TIMEOUT_MS);
+    sqlite3_extended_result_codes(s->db, 1);
+    int64_t ignored;
+    /* The first read is where a corrupt or foreign file shows itself. */
+    if ((rc = pragma_int(s, "PRAGMA application_id", &ignored, err)) != SG_OK) {
+        if (rc != SG_EIO)
+            rc = sg_errf(err, SG_EINPUT, "registry %s is corrupt or not a database (%s)", path,
+                         sqlite3_errmsg(s->db));
+        goto fail;
+    }
+    if ((rc = lite_exec(s,
+                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
+                        "PRAGMA foreign_keys = ON",
+                        err)) != SG_OK)
+        goto fail;
+    if ((rc = migrate(s, err)) != SG_OK) goto fail;
+    *out = s;
+    return SG_OK;
+fail:
+    lite_close(s);
+    return rc;
+}
+
+const reg_store_ops reg_store_sqlite = {
+    .name = "sqlite",
+    .accepts = lite_accepts,
+    .open = lite_open,
+    .close = lite_close,
+    .error = lite_error,
+    .exec = lite_exec,
+    .prepare = lite_prepare,
+    .bind_text = lite_bind_text,
+    .bind_int64 = lite_bind_int64,
+    .step = lite_step,
+    .col_int64 = lite_col_int64,
+    .col_text = lite_col_text,
+    .col_is_null = lite_col_is_null,
+    .finalize = lite_finalize,
+    .changes = lite_changes,
+    .last_insert_id = lite_last_insert_id,
+    .begin_write = lite_begin_write,
+    .commit = lite_commit,
+    .rollback = lite_rollback,
+    .begin_read = lite_begin_read,
+    .end_read = lite_end_read,
+    .check_integrity = lite_check_integrity,
+};
