@@ -8,6 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 void sg_hex_encode(const uint8_t *in, size_t len, char *out)
@@ -28,10 +31,45 @@ void sg_sha256_hex(const uint8_t *data, size_t len, char hex[65])
     sg_hex_encode(md, 32, hex);
 }
 
+int sg_open_regular(const char *path, sg_err *err)
+{
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        sg_errf(err, SG_EINPUT, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        sg_errf(err, SG_EINPUT, "%s: not a regular file (%s)", path,
+                S_ISFIFO(st.st_mode)  ? "a FIFO"
+                : S_ISDIR(st.st_mode) ? "a directory"
+                : S_ISCHR(st.st_mode) ? "a character device"
+                                      : "not a plain file");
+        return -1;
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0) (void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    return fd;
+}
+
+/* fdopen of sg_open_regular: NULL with err set. */
+static FILE *fopen_regular(const char *path, sg_err *err)
+{
+    int fd = sg_open_regular(path, err);
+    if (fd < 0) return NULL;
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        close(fd);
+        sg_errf(err, SG_EIO, "%s: cannot open stream", path);
+    }
+    return f;
+}
+
 int sg_sha256_file(const char *path, uint8_t digest[32], sg_err *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return sg_errf(err, SG_EINPUT, "%s: cannot open: %s", path, strerror(errno));
+    FILE *f = fopen_regular(path, err);
+    if (!f) return SG_EINPUT;
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
         fclose(f);
@@ -70,8 +108,8 @@ int sg_read_file(const char *path, size_t limit, uint8_t **data, size_t *len, sg
 {
     *data = NULL;
     *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return sg_errf(err, SG_EINPUT, "%s: cannot open: %s", path, strerror(errno));
+    FILE *f = fopen_regular(path, err);
+    if (!f) return SG_EINPUT;
     size_t cap = limit < 4096 ? limit : 4096, n = 0;
     uint8_t *buf = malloc(cap + 1);
     if (!buf) {
@@ -113,6 +151,74 @@ int sg_read_file(const char *path, size_t limit, uint8_t **data, size_t *len, sg
     return SG_OK;
 }
 
+/*
+ * Temp files in flight, unlinked if SIGINT or SIGTERM ends the process before they are
+ * renamed or removed. Slots are claimed with a compare-and-swap and the handler only reads
+ * paths whose slot is marked used, so it never sees a half-written name; unlink is
+ * async-signal-safe. The handler is installed only where the signal still has its default
+ * disposition, then re-raises the signal with that default.
+ */
+#define TMP_SLOTS 32
+static char tmp_paths[TMP_SLOTS][4096];
+static volatile sig_atomic_t tmp_used[TMP_SLOTS];
+static int tmp_claim[TMP_SLOTS];
+
+static void tmp_on_signal(int sig)
+{
+    for (int i = 0; i < TMP_SLOTS; i++)
+        if (tmp_used[i]) unlink(tmp_paths[i]);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void tmp_install_handlers(void)
+{
+    const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+        struct sigaction old;
+        if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler == SIG_DFL) {
+            struct sigaction sa;
+            memset(&sa, 0, sizeof sa);
+            sa.sa_handler = tmp_on_signal;
+            sigemptyset(&sa.sa_mask);
+            sigaction(sigs[i], &sa, NULL);
+        }
+    }
+}
+
+void sg_tmp_track(const char *tmp)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, tmp_install_handlers);
+    for (int i = 0; i < TMP_SLOTS; i++) {
+        int expect = 0;
+        if (__atomic_compare_exchange_n(&tmp_claim[i], &expect, 1, false, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_RELAXED)) {
+            snprintf(tmp_paths[i], sizeof tmp_paths[i], "%s", tmp);
+            __atomic_thread_fence(__ATOMIC_RELEASE);
+            tmp_used[i] = 1;
+            return;
+        }
+    }
+    /* All slots busy: this temp file is simply not cleaned on a signal. */
+}
+
+void sg_tmp_forget(const char *tmp)
+{
+    for (int i = 0; i < TMP_SLOTS; i++)
+        if (tmp_used[i] && !strcmp(tmp_paths[i], tmp)) {
+            tmp_used[i] = 0;
+            __atomic_store_n(&tmp_claim[i], 0, __ATOMIC_RELEASE);
+            return;
+        }
+}
+
+void sg_tmp_remove(const char *tmp)
+{
+    unlink(tmp);
+    sg_tmp_forget(tmp);
+}
+
 int sg_tmp_path_for(const char *path, char *tmp, size_t tmp_len, sg_err *err)
 {
     /* Same directory as the target, so rename() is atomic (same filesystem). */
@@ -123,18 +229,25 @@ int sg_tmp_path_for(const char *path, char *tmp, size_t tmp_len, sg_err *err)
     char copy2[4096];
     strcpy(copy2, path);
     char *base = basename(copy2);
-    static unsigned counter;
-    int n = snprintf(tmp, tmp_len, "%s/.%s.tmp.%ld.%u", dir, base, (long)getpid(),
-                     __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED));
+    /* An unpredictable name: another user cannot pre-create it to make a long run fail at its
+     * last step (writers open it with O_EXCL). */
+    uint8_t rnd[8];
+    char hex[17];
+    if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
+        return sg_errf(err, SG_EIO, "%s: no randomness for a temp name: %s", path, strerror(errno));
+    sg_hex_encode(rnd, sizeof rnd, hex);
+    int n = snprintf(tmp, tmp_len, "%s/.%s.tmp.%s", dir, base, hex);
     if (n < 0 || (size_t)n >= tmp_len) return sg_errf(err, SG_EINPUT, "%s: path too long", path);
+    sg_tmp_track(tmp);
     return SG_OK;
 }
 
 int sg_commit_tmp(const char *tmp, const char *path, sg_err *err)
 {
-    if (rename(tmp, path) != 0) {
-        int e = errno;
-        unlink(tmp);
+    int renamed = rename(tmp, path), e = errno;
+    if (renamed != 0) unlink(tmp);
+    sg_tmp_forget(tmp);
+    if (renamed != 0) {
         return sg_errf(err, SG_EIO, "%s: cannot write: %s", path, strerror(e));
     }
     return SG_OK;
@@ -152,7 +265,7 @@ int sg_outfile_open(sg_outfile *o, const char *path, sg_err *err)
     o->fp = fdopen(fd, "wb");
     if (!o->fp) {
         close(fd);
-        unlink(o->tmp_path);
+        sg_tmp_remove(o->tmp_path);
         return sg_errf(err, SG_EIO, "%s: cannot open stream", path);
     }
     return SG_OK;
@@ -166,7 +279,7 @@ int sg_outfile_commit(sg_outfile *o, sg_err *err)
     bad |= fclose(o->fp) != 0;
     o->fp = NULL;
     if (bad) {
-        unlink(o->tmp_path);
+        sg_tmp_remove(o->tmp_path);
         return sg_errf(err, SG_EIO, "%s: write failed: %s", o->path, strerror(e));
     }
     return sg_commit_tmp(o->tmp_path, o->path, err);
@@ -178,5 +291,5 @@ void sg_outfile_abort(sg_outfile *o)
         fclose(o->fp);
         o->fp = NULL;
     }
-    if (o->tmp_path[0]) unlink(o->tmp_path);
+    if (o->tmp_path[0]) sg_tmp_remove(o->tmp_path);
 }

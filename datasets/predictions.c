@@ -83,7 +83,7 @@ int sg_pred_writer_open(const char *path, int64_t n_rows, int width, bool classi
     }
     if (rc) {
         close_ids(w);
-        unlink(w->tmp);
+        sg_tmp_remove(w->tmp);
     }
     sg_h5_leave();
     if (rc) {
@@ -152,7 +152,7 @@ int sg_pred_writer_commit(sg_pred_writer *w, sg_err *err)
     if (!rc)
         rc = sg_commit_tmp(w->tmp, w->path, err);
     else
-        unlink(w->tmp);
+        sg_tmp_remove(w->tmp);
     free(w);
     return rc;
 }
@@ -163,6 +163,6 @@ void sg_pred_writer_abort(sg_pred_writer *w)
     sg_h5_enter();
     close_ids(w);
     sg_h5_leave();
-    unlink(w->tmp);
+    sg_tmp_remove(w->tmp);
     free(w);
 }

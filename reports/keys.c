@@ -67,41 +67,40 @@ static int write_all(int fd, const char *buf, size_t len)
 }
 
 /*
- * Creates `path` holding `data` with exactly `mode`, never replacing an existing file:
- * the bytes go to a fresh temp file opened with O_EXCL and the final mode (so a private
- * key is never readable by others, not even briefly), then link() publishes it, which
- * fails with EEXIST instead of overwriting.
+ * Writes `data` with exactly `mode` to a fresh temp file beside `path`, opened with O_EXCL
+ * and the final mode (so a private key is never readable by others, not even briefly).
  */
-static int create_file_noclobber(const char *path, const char *data, size_t len, mode_t mode,
-                                 sg_err *err)
+static int stage_file(const char *path, const char *data, size_t len, mode_t mode, char *tmp,
+                      size_t tmp_len, sg_err *err)
 {
-    char tmp[4096];
-    int rc = sg_tmp_path_for(path, tmp, sizeof tmp, err);
+    int rc = sg_tmp_path_for(path, tmp, tmp_len, err);
     if (rc) return rc;
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
-    if (fd < 0) return sg_errf(err, SG_EIO, "%s: cannot create: %s", path, strerror(errno));
+    if (fd < 0) {
+        sg_tmp_forget(tmp);
+        return sg_errf(err, SG_EIO, "%s: cannot create: %s", path, strerror(errno));
+    }
     /* umask may only remove bits; fchmod makes the mode exact (e.g. 0644 for the public key). */
-    if (fchmod(fd, mode) != 0 || write_all(fd, data, len) != 0 || fsync(fd) != 0) {
-        int e = errno;
-        close(fd);
-        unlink(tmp);
+    int bad = fchmod(fd, mode) != 0 || write_all(fd, data, len) != 0 || fsync(fd) != 0;
+    int e = errno;
+    if (close(fd) != 0 && !bad) bad = 1, e = errno;
+    if (bad) {
+        sg_tmp_remove(tmp);
         return sg_errf(err, SG_EIO, "%s: cannot write: %s", path, strerror(e));
     }
-    if (close(fd) != 0) {
-        int e = errno;
-        unlink(tmp);
-        return sg_errf(err, SG_EIO, "%s: cannot write: %s", path, strerror(e));
-    }
-    if (link(tmp, path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        if (e == EEXIST)
-            return sg_errf(err, SG_EINPUT, "%s: already exists; refusing to overwrite a key file",
-                           path);
-        return sg_errf(err, SG_EIO, "%s: cannot create: %s", path, strerror(e));
-    }
-    unlink(tmp);
     return SG_OK;
+}
+
+/* link() publishes a staged file: it fails with EEXIST instead of overwriting. */
+static int publish_file(const char *tmp, const char *path, sg_err *err)
+{
+    int rc =
+        link(tmp, path) == 0 ? SG_OK
+        : errno == EEXIST
+            ? sg_errf(err, SG_EINPUT, "%s: already exists; refusing to overwrite a key file", path)
+            : sg_errf(err, SG_EIO, "%s: cannot create: %s", path, strerror(errno));
+    sg_tmp_remove(tmp);
+    return rc;
 }
 
 /* PEM text of a key into a heap string; private selects PKCS#8 vs SPKI. */
@@ -155,11 +154,22 @@ int sg_keygen(const char *prefix, sg_key_type type, sg_err *err)
     int rc = key_to_pem(key, true, &priv, &priv_len, err);
     if (!rc) rc = key_to_pem(key, false, &pub, &pub_len, err);
     EVP_PKEY_free(key);
-    if (!rc) rc = create_file_noclobber(priv_path, priv, priv_len, 0600, err);
+    /* Both halves are written and synced before either is published, so the pair appears
+     * together (the two links are back to back); a failure takes back what was published. */
+    char priv_tmp[4096] = "", pub_tmp[4096] = "";
+    if (!rc) rc = stage_file(priv_path, priv, priv_len, 0600, priv_tmp, sizeof priv_tmp, err);
     if (!rc) {
-        rc = create_file_noclobber(pub_path, pub, pub_len, 0644, err);
-        /* Half a key pair is useless and confusing: take back the private half we just made. */
-        if (rc) unlink(priv_path);
+        rc = stage_file(pub_path, pub, pub_len, 0644, pub_tmp, sizeof pub_tmp, err);
+        if (rc) sg_tmp_remove(priv_tmp);
+    }
+    if (!rc) {
+        rc = publish_file(priv_tmp, priv_path, err);
+        if (rc) {
+            sg_tmp_remove(pub_tmp);
+        } else if ((rc = publish_file(pub_tmp, pub_path, err)) != SG_OK) {
+            /* Half a key pair is useless and confusing: take back the private half. */
+            unlink(priv_path);
+        }
     }
     if (priv) OPENSSL_clear_free(priv, priv_len);
     free(pub);
@@ -176,14 +186,13 @@ static int no_passphrase(char *buf, int size, int rwflag, void *u)
 int sg_key_load_private(const char *path, EVP_PKEY **out, sg_err *err)
 {
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return sg_errf(err, SG_EINPUT, "%s: cannot open private key: %s", path, strerror(errno));
-    /* fstat on the opened descriptor: the mode checked is the mode of the file we read. */
+    /* Never blocks (a FIFO is refused), and the mode checked is the mode of the file read. */
+    int fd = sg_open_regular(path, err);
+    if (fd < 0) return SG_EINPUT;
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (fstat(fd, &st) != 0) {
         close(fd);
-        return sg_errf(err, SG_EINPUT, "%s: private key is not a regular file", path);
+        return sg_errf(err, SG_EINPUT, "%s: cannot stat private key", path);
     }
     if (st.st_mode & 077) {
         close(fd);

@@ -67,9 +67,9 @@ void sg_sha256_hex(const uint8_t *data, size_t len, char hex[65]);
 void sg_hex_encode(const uint8_t *in, size_t len, char *out);
 
 /*
- * Atomic output: write to a unique temporary file in the destination's
- * directory, then rename over the destination. A failure or abort leaves no
- * file behind at either path.
+ * Atomic output: write to a unique, unpredictably named temporary file in the
+ * destination's directory (O_EXCL), then rename over the destination. A failure,
+ * an abort, SIGINT or SIGTERM leaves no file behind at either path.
  */
 typedef struct {
     char path[4096];
@@ -83,6 +83,11 @@ void sg_outfile_abort(sg_outfile *o);
 
 /* For writers that create the file themselves (HDF5): pick a temp name, then commit by rename. */
 int sg_tmp_path_for(const char *path, char *tmp, size_t tmp_len, sg_err *err);
+/* Temp files named by sg_tmp_path_for are unlinked on SIGINT / SIGTERM / SIGHUP until they
+ * are renamed (sg_commit_tmp) or forgotten after their own unlink. */
+void sg_tmp_track(const char *tmp);
+void sg_tmp_forget(const char *tmp);
+void sg_tmp_remove(const char *tmp); /* unlink + forget */
 int sg_commit_tmp(const char *tmp, const char *path, sg_err *err);
 
 /* A duration in ns in a readable unit: "870 ns", "2.35 us", "4.10 ms", "1.20 s"; "-" when
@@ -91,6 +96,13 @@ void sg_format_ns(double ns, char *buf, size_t len);
 
 /* Monotonic wall time in seconds, for coarse timings (not latency samples). */
 double sg_now_seconds(void);
+
+/*
+ * Opens an input file read-only without ever blocking on it: O_NONBLOCK so a FIFO or device
+ * cannot hang the open, then fstat on the descriptor and S_ISREG required (what is checked
+ * is what is read). Returns the descriptor (blocking again), or -1 with err naming the file.
+ */
+int sg_open_regular(const char *path, sg_err *err);
 
 /* Reads a whole file into a NUL-terminated heap buffer (caller frees). Limit in bytes. */
 int sg_read_file(const char *path, size_t limit, uint8_t **data, size_t *len, sg_err *err);

@@ -144,8 +144,17 @@ static void test_read_file_limit(void **state)
     free(data);
     unlink(path);
 
-    assert_int_equal(sg_read_file(tmpdir, 1 << 20, &data, &len, &err), SG_EIO);
+    assert_int_equal(sg_read_file(tmpdir, 1 << 20, &data, &len, &err), SG_EINPUT);
     assert_non_null(strstr(err.msg, "directory"));
+    /* A FIFO is refused at once instead of blocking the open until a writer appears. */
+    char fifo[600];
+    snprintf(fifo, sizeof fifo, "%s/fifo", tmpdir);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    assert_int_equal(sg_read_file(fifo, 1 << 20, &data, &len, &err), SG_EINPUT);
+    assert_non_null(strstr(err.msg, "a FIFO"));
+    uint8_t digest[32];
+    assert_int_equal(sg_sha256_file(fifo, digest, &err), SG_EINPUT);
+    unlink(fifo);
 }
 
 static void test_outfile_commit_and_abort(void **state)

@@ -1,0 +1,46 @@
+#!/bin/bash
+# Attack: after an interrupted run a hidden temp file was left next to the output, and its
+# predictable name could be pre-created by another user to make the final write fail.
+# Now: SIGTERM or SIGINT during a run removes the temp file; names are unpredictable; a
+# pre-existing file at an old-style name does not stop the write; keygen publishes the pair
+# together.
+set -u
+SG=${STAGEGATE_BIN:?}
+SRC=${STAGEGATE_SOURCE_DIR:?}
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+fail=0; n=0
+ok() { n=$((n + 1)); echo "ok   $1"; }
+bad() { n=$((n + 1)); fail=$((fail + 1)); echo "FAIL $1"; }
+/usr/bin/python3 "$SRC/scripts/make_dataset.py" --task binary --rows 3000000 --features 16 --seed 1 \
+    --out "$tmp/val.h5" --fit logreg --fit-rows 2000 --model-out "$tmp/m.h5" >/dev/null 2>&1 || { echo "FAIL make_dataset"; exit 1; }
+mkdir "$tmp/out"
+for sig in TERM INT; do
+    # A shell's background job starts with SIGINT ignored (and then stagegate leaves it so);
+    # restore the default as a terminal's Ctrl-C would find it.
+    STAGEGATE_PROGRESS=1 /usr/bin/python3 -c 'import os, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_DFL)
+os.execv(sys.argv[1], sys.argv[1:])' "$SG" eval --model "$tmp/m.h5" --data "$tmp/val.h5" --predictions "$tmp/out/p.h5" \
+        --chunk-rows 4096 >/dev/null 2>"$tmp/err" &
+    pid=$!
+    # wait until the run is streaming (its progress line shows rows), then signal it
+    for _ in $(seq 1 200); do grep -q "rows" "$tmp/err" 2>/dev/null && break; sleep 0.05; done
+    seen=$(ls -A "$tmp/out" | grep -c '\.tmp\.' || true)
+    kill -$sig $pid
+    wait $pid 2>/dev/null
+    left=$(ls -A "$tmp/out")
+    if [ -z "$left" ]; then ok "SIG$sig during eval --predictions leaves nothing (temp file seen before: $seen)"
+    else bad "SIG$sig left: $left"; fi
+done
+# names are random: two runs never use the same one, and an old-style name in the way
+# (pid-based) does not matter.
+"$SG" eval --model "$tmp/m.h5" --data "$tmp/val.h5" --predictions "$tmp/out/p.h5" --chunk-rows 100000 >/dev/null 2>&1 &
+pid=$!
+touch "$tmp/out/.p.h5.tmp.$pid.1" "$tmp/out/.p.h5.tmp.$pid.2"
+wait $pid && [ -f "$tmp/out/p.h5" ] && ok "a pre-created predictable temp name does not stop the write" ||
+    bad "pre-created temp name broke the write"
+# keygen: the pair appears together, and no temp files are left.
+"$SG" keygen --out "$tmp/out/kk" >/dev/null
+[ -f "$tmp/out/kk.key.pem" ] && [ -f "$tmp/out/kk.pub.pem" ] && [ -z "$(ls -A "$tmp/out" | grep '^\.kk.*\.tmp\.')" ] &&
+    ok "keygen wrote both halves and no temp file" || bad "keygen: $(ls -A "$tmp/out")"
+echo "$((n - fail)) passed, $fail failed"
+[ $fail = 0 ]
