@@ -100,6 +100,7 @@ void sg_model_free(sg_model *m)
     }
     sg_free_aligned(m->mean);
     sg_free_aligned(m->scale);
+    sg_tree_ensemble_free(m->trees);
     free(m);
 }
 
@@ -398,8 +399,17 @@ int sg_model_clone(const sg_model *src, sg_model **out, sg_err *err)
     if (!m) return sg_errf(err, SG_ENOMEM, "%s: out of memory cloning model", src->path);
     *m = *src;
     m->mean = m->scale = NULL;
-    m->layers = calloc((size_t)src->n_layers, sizeof *m->layers);
-    bool ok = m->layers != NULL;
+    m->trees = NULL;
+    m->layers = NULL;
+    if (src->trees) {
+        int rc = sg_tree_ensemble_clone(src->trees, &m->trees, err);
+        if (rc) {
+            free(m);
+            return rc;
+        }
+    }
+    if (src->n_layers > 0) m->layers = calloc((size_t)src->n_layers, sizeof *m->layers);
+    bool ok = m->layers != NULL || src->n_layers == 0;
     if (ok && src->mean) {
         m->mean = dup_aligned(src->mean, (size_t)src->n_features);
         m->scale = dup_aligned(src->scale, (size_t)src->n_features);

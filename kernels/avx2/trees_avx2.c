@@ -1,0 +1,113 @@
+/*
+ * AVX2 tree kernels (compiled with -mavx2 -mfma; called only after the
+ * dispatcher checked cpuid and the OS's YMM state).
+ *
+ * Batch: two vectors of 8 rows walk one tree in lock-step for exactly the tree's
+ * depth, gathering node fields and features; leaves point to themselves, so a row
+ * that reached its leaf early stays there. Two independent vectors hide the gather
+ * latency. Single row: 8 trees walk at once over absolute node indices. In both,
+ * the leaves of a row are added in tree order, so the bits equal the scalar
+ * reference's. Rows that do not fill a block go through the scalar reference.
+ */
+#include "kernels/kernels_internal.h"
+
+#include <immintrin.h>
+
+#define AI static inline __attribute__((always_inline))
+#define LANES 8
+
+/* One step for a vector of walkers: idx (int32 node offsets * 4 into base) -> next. */
+AI __m256i step(const int *base, __m256i off4, const float *X, __m256i rowoff)
+{
+    const __m256 thr = _mm256_i32gather_ps((const float *)base, off4, 4);
+    const __m256i feat = _mm256_i32gather_epi32(base + 1, off4, 4);
+    const __m256i left = _mm256_i32gather_epi32(base + 2, off4, 4);
+    const __m256i fidx = _mm256_and_si256(feat, _mm256_set1_epi32((int)SG_TREE_FEATURE_MASK));
+    const __m256 x = _mm256_i32gather_ps(X, _mm256_add_epi32(rowoff, fidx), 4);
+    const __m256 lt = _mm256_cmp_ps(x, thr, _CMP_LT_OQ);
+    const __m256 nan = _mm256_cmp_ps(x, x, _CMP_UNORD_Q);
+    const __m256 dl = _mm256_castsi256_ps(_mm256_srai_epi32(feat, 31));
+    const __m256i go_left = _mm256_castps_si256(_mm256_or_ps(lt, _mm256_and_ps(nan, dl)));
+    /* left + 1 when going right; go_left is -1 when going left. */
+    const __m256i next = _mm256_add_epi32(_mm256_add_epi32(left, _mm256_set1_epi32(1)), go_left);
+    return _mm256_slli_epi32(next, 2);
+}
+
+AI void add_leaves(__m256 leaf, float *M, int64_t r, int G, int g)
+{
+    float tmp[LANES];
+    _mm256_storeu_ps(tmp, leaf);
+    for (int j = 0; j < LANES; j++)
+        M[(r + j) * G + g] += tmp[j];
+}
+
+void sg_tree_margins_avx2(const sg_tree_ensemble *e, const float *X, int64_t n, float *M)
+{
+    const int d = e->n_features, G = e->n_groups;
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i rowoff = _mm256_mullo_epi32(lane, _mm256_set1_epi32(d));
+    const int64_t block = 2 * LANES;
+    int64_t r0 = 0;
+    for (; r0 + block <= n; r0 += block) {
+        const float *Xa = X + r0 * d, *Xb = X + (r0 + LANES) * d;
+        __m256 acc_a = _mm256_setzero_ps(), acc_b = _mm256_setzero_ps();
+        if (G == 1) {
+            acc_a = _mm256_loadu_ps(M + r0);
+            acc_b = _mm256_loadu_ps(M + r0 + LANES);
+        }
+        for (int t = 0; t < e->n_trees; t++) {
+            const int *base = (const int *)(e->nodes + e->tree_start[t]);
+            __m256i a = _mm256_setzero_si256(), b = _mm256_setzero_si256();
+            for (int s = 0; s < e->tree_depth[t]; s++) {
+                a = step(base, a, Xa, rowoff);
+                b = step(base, b, Xb, rowoff);
+            }
+            const __m256 la = _mm256_i32gather_ps((const float *)base + 3, a, 4);
+            const __m256 lb = _mm256_i32gather_ps((const float *)base + 3, b, 4);
+            if (G == 1) {
+                acc_a = _mm256_add_ps(acc_a, la);
+                acc_b = _mm256_add_ps(acc_b, lb);
+            } else {
+                add_leaves(la, M, r0, G, e->tree_group[t]);
+                add_leaves(lb, M, r0 + LANES, G, e->tree_group[t]);
+            }
+        }
+        if (G == 1) {
+            _mm256_storeu_ps(M + r0, acc_a);
+            _mm256_storeu_ps(M + r0 + LANES, acc_b);
+        }
+    }
+    if (r0 < n) sg_tree_margins_scalar(e, X + r0 * d, n - r0, M + r0 * G);
+}
+
+void sg_tree_margins_one_avx2(const sg_tree_ensemble *e, const float *x, float *M)
+{
+    const int *base = (const int *)e->nodes;
+    const __m256i zero = _mm256_setzero_si256();
+    int t0 = 0;
+    for (; t0 + LANES <= e->n_trees; t0 += LANES) {
+        int depth = 0;
+        int32_t start[LANES];
+        for (int j = 0; j < LANES; j++) {
+            start[j] = (int32_t)e->tree_start[t0 + j];
+            if (e->tree_depth[t0 + j] > depth) depth = e->tree_depth[t0 + j];
+        }
+        /* Absolute node offsets: a tree's root is tree_start, and its children's
+           indices are relative to that start. */
+        const __m256i st = _mm256_loadu_si256((const __m256i *)start);
+        __m256i rel = zero;
+        for (int s = 0; s < depth; s++) {
+            const __m256i off4 = _mm256_slli_epi32(_mm256_add_epi32(st, rel), 2);
+            rel = _mm256_srli_epi32(step(base, off4, x, zero), 2);
+        }
+        const __m256i off4 = _mm256_slli_epi32(_mm256_add_epi32(st, rel), 2);
+        float leaf[LANES];
+        _mm256_storeu_ps(leaf, _mm256_i32gather_ps((const float *)base + 3, off4, 4));
+        for (int j = 0; j < LANES; j++)
+            M[e->tree_group[t0 + j]] += leaf[j];
+    }
+    for (int t = t0; t < e->n_trees; t++) {
+        const sg_tree_node *tree = e->nodes + e->tree_start[t];
+        M[e->tree_group[t]] += tree[sg_tree_walk(tree, x)].leaf;
+    }
+}
