@@ -421,6 +421,7 @@ int sg_xgboost_json_parse(const char *name, const char *text, size_t len, sg_tre
     if (!rc)
         rc = parse_booster(&c, json_object_get(learner, "gradient_booster"), e, &model, &weights);
     if (!rc) rc = parse_trees(&c, model, weights, e->n_features, e);
+    if (!rc) rc = sg_tree_ensemble_build_levels(e, err);
     json_decref(root);
     if (rc) {
         sg_tree_ensemble_free(e);
@@ -437,13 +438,49 @@ void sg_tree_ensemble_free(sg_tree_ensemble *e)
     free(e->tree_start);
     free(e->tree_group);
     free(e->tree_depth);
+    sg_free_aligned(e->levels);
     free(e);
+}
+
+/* Places the subtree under node i (at level `level`, position pos) into the levels. */
+static void place(const sg_tree_node *tree, uint32_t i, int level, uint32_t pos, int depth,
+                  sg_tree_levels *lv)
+{
+    const sg_tree_node *nd = &tree[i];
+    if (level == depth) {
+        lv->leaf[pos] = nd->leaf;
+        return;
+    }
+    const uint32_t at = (1u << level) - 1 + pos;
+    if (nd->left == i) { /* a leaf above the last level: always left, down to its value */
+        lv->threshold[at] = INFINITY;
+        lv->feature[at] = SG_TREE_DEFAULT_LEFT;
+        place(tree, i, level + 1, 2 * pos, depth, lv);
+        place(tree, i, level + 1, 2 * pos + 1, depth, lv); /* unreachable; keeps it defined */
+        return;
+    }
+    lv->threshold[at] = nd->threshold;
+    lv->feature[at] = nd->feature;
+    place(tree, nd->left, level + 1, 2 * pos, depth, lv);
+    place(tree, nd->left + 1, level + 1, 2 * pos + 1, depth, lv);
+}
+
+int sg_tree_ensemble_build_levels(sg_tree_ensemble *e, sg_err *err)
+{
+    if (e->max_depth > SG_TREE_LEVELS_DEPTH) return SG_OK;
+    e->levels = sg_alloc_aligned((size_t)e->n_trees * sizeof *e->levels);
+    if (!e->levels) return sg_errf(err, SG_ENOMEM, "out of memory for %d trees", e->n_trees);
+    memset(e->levels, 0, (size_t)e->n_trees * sizeof *e->levels);
+    for (int t = 0; t < e->n_trees; t++)
+        place(e->nodes + e->tree_start[t], 0, 0, 0, e->tree_depth[t], &e->levels[t]);
+    return SG_OK;
 }
 
 size_t sg_tree_ensemble_bytes(const sg_tree_ensemble *e)
 {
     return (size_t)e->n_nodes * sizeof(sg_tree_node) +
-           (size_t)e->n_trees * (sizeof(int64_t) + sizeof(int32_t) + 1);
+           (size_t)e->n_trees * (sizeof(int64_t) + sizeof(int32_t) + 1) +
+           (e->levels ? (size_t)e->n_trees * sizeof(sg_tree_levels) : 0);
 }
 
 int sg_tree_ensemble_clone(const sg_tree_ensemble *src, sg_tree_ensemble **out, sg_err *err)
@@ -457,7 +494,9 @@ int sg_tree_ensemble_clone(const sg_tree_ensemble *src, sg_tree_ensemble **out, 
     e->tree_start = malloc(nt * sizeof *e->tree_start);
     e->tree_group = malloc(nt * sizeof *e->tree_group);
     e->tree_depth = malloc(nt);
-    if (!e->nodes || !e->tree_start || !e->tree_group || !e->tree_depth) {
+    e->levels = src->levels ? sg_alloc_aligned(nt * sizeof *e->levels) : NULL;
+    if (!e->nodes || !e->tree_start || !e->tree_group || !e->tree_depth ||
+        (src->levels && !e->levels)) {
         sg_tree_ensemble_free(e);
         return sg_errf(err, SG_ENOMEM, "out of memory cloning a tree ensemble");
     }
@@ -466,6 +505,7 @@ int sg_tree_ensemble_clone(const sg_tree_ensemble *src, sg_tree_ensemble **out, 
     memcpy(e->tree_start, src->tree_start, nt * sizeof *e->tree_start);
     memcpy(e->tree_group, src->tree_group, nt * sizeof *e->tree_group);
     memcpy(e->tree_depth, src->tree_depth, nt);
+    if (src->levels) memcpy(e->levels, src->levels, nt * sizeof *e->levels);
     *out = e;
     return SG_OK;
 }

@@ -33,6 +33,21 @@ typedef struct {
     float leaf;       /* leaf value times the tree's weight (dart); 0 on a split */
 } sg_tree_node;
 
+/*
+ * Trees of depth <= SG_TREE_LEVELS_DEPTH also get a level-ordered copy, padded to a
+ * complete tree of their own depth: the nodes of level L sit at [2^L - 1, 2^(L+1) - 1),
+ * the children of position p are 2p and 2p + 1 of the next level, and a leaf above the
+ * last level becomes a node that always goes left (+inf threshold, default left) down
+ * to its value. A whole level then fits in one or two SIMD registers, so a kernel picks
+ * each row's threshold and feature with a register permute instead of a gather.
+ */
+#define SG_TREE_LEVELS_DEPTH 6
+typedef struct {
+    float threshold[63]; /* levels 0..5 */
+    uint32_t feature[63];
+    float leaf[64]; /* by position on the tree's last level */
+} sg_tree_levels;
+
 /* How margins become outputs. */
 typedef enum {
     SG_TREE_OUT_IDENTITY = 0, /* regression: the margin */
@@ -53,6 +68,8 @@ typedef struct {
     int64_t *tree_start; /* [n_trees] offset of each tree's root in nodes */
     int32_t *tree_group; /* [n_trees] the output group each tree adds to */
     uint8_t *tree_depth; /* [n_trees] depth of each tree */
+    /* [n_trees], 64-byte aligned, when max_depth <= SG_TREE_LEVELS_DEPTH; NULL otherwise */
+    sg_tree_levels *levels;
     char objective[32];
     char booster[16];
 } sg_tree_ensemble;
@@ -67,6 +84,8 @@ typedef struct {
  */
 int sg_xgboost_json_parse(const char *name, const char *text, size_t len, sg_tree_ensemble **out,
                           sg_err *err);
+/* Builds e->levels from e->nodes when max_depth <= SG_TREE_LEVELS_DEPTH (SG_ENOMEM). */
+int sg_tree_ensemble_build_levels(sg_tree_ensemble *e, sg_err *err);
 /* A deep copy whose node array is first touched by the calling thread (NUMA-local). */
 int sg_tree_ensemble_clone(const sg_tree_ensemble *src, sg_tree_ensemble **out, sg_err *err);
 void sg_tree_ensemble_free(sg_tree_ensemble *e);

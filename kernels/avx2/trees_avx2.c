@@ -41,13 +41,96 @@ AI void add_leaves(__m256 leaf, float *M, int64_t r, int G, int g)
         M[(r + j) * G + g] += tmp[j];
 }
 
+/* Rows per block on the level path: four vectors in flight hide the gather latency. */
+#define NV 4
+
+/* tab[pos] for pos < 2^bits (bits <= 6), from registers: a permute per 8 entries, then
+   blends on bits 3, 4 and 5 of pos. */
+AI __m256 lookup(const float *tab, int bits, __m256i pos)
+{
+    __m256 r[8];
+    int n = bits <= 3 ? 1 : 1 << (bits - 3);
+    for (int c = 0; c < n; c++)
+        r[c] = _mm256_permutevar8x32_ps(_mm256_loadu_ps(tab + 8 * c), pos);
+    for (int bit = 3; bit < bits; bit++) {
+        const __m256i half = _mm256_set1_epi32(1 << bit);
+        const __m256 sel =
+            _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_and_si256(pos, half), half));
+        n >>= 1;
+        for (int c = 0; c < n; c++)
+            r[c] = _mm256_blendv_ps(r[2 * c], r[2 * c + 1], sel);
+    }
+    return r[0];
+}
+
+/* One tree over NV vectors of rows on the level layout; leaves into leaf[]. */
+AI void walk_levels(const sg_tree_levels *lv, int depth, const float *const *Xv, __m256i rowoff,
+                    __m256 *leaf)
+{
+    __m256i pos[NV];
+    for (int v = 0; v < NV; v++)
+        pos[v] = _mm256_setzero_si256();
+    const __m256i mask = _mm256_set1_epi32((int)SG_TREE_FEATURE_MASK), one = _mm256_set1_epi32(1);
+    for (int L = 0; L < depth; L++) {
+        const int base = (1 << L) - 1;
+        for (int v = 0; v < NV; v++) {
+            const __m256 thr = lookup(lv->threshold + base, L, pos[v]);
+            const __m256i feat =
+                _mm256_castps_si256(lookup((const float *)lv->feature + base, L, pos[v]));
+            const __m256i fidx = _mm256_and_si256(feat, mask);
+            const __m256 x = _mm256_i32gather_ps(Xv[v], _mm256_add_epi32(rowoff, fidx), 4);
+            const __m256 lt = _mm256_cmp_ps(x, thr, _CMP_LT_OQ);
+            const __m256 nan = _mm256_cmp_ps(x, x, _CMP_UNORD_Q);
+            const __m256 dl = _mm256_castsi256_ps(_mm256_srai_epi32(feat, 31));
+            const __m256i go_left = _mm256_castps_si256(_mm256_or_ps(lt, _mm256_and_ps(nan, dl)));
+            /* 2 pos + 1 when going right; go_left is -1 when going left. */
+            pos[v] =
+                _mm256_add_epi32(_mm256_add_epi32(_mm256_add_epi32(pos[v], pos[v]), one), go_left);
+        }
+    }
+    for (int v = 0; v < NV; v++)
+        leaf[v] = lookup(lv->leaf, depth, pos[v]);
+}
+
+/* Trees of depth <= 6: thresholds and features come from registers, one gather a level. */
+static int64_t margins_levels(const sg_tree_ensemble *e, const float *X, int64_t n, float *M)
+{
+    const int d = e->n_features, G = e->n_groups;
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i rowoff = _mm256_mullo_epi32(lane, _mm256_set1_epi32(d));
+    const int64_t block = NV * LANES;
+    int64_t r0 = 0;
+    for (; r0 + block <= n; r0 += block) {
+        const float *Xv[NV];
+        __m256 acc[NV];
+        for (int v = 0; v < NV; v++) {
+            Xv[v] = X + (r0 + v * LANES) * d;
+            acc[v] = G == 1 ? _mm256_loadu_ps(M + r0 + v * LANES) : _mm256_setzero_ps();
+        }
+        for (int t = 0; t < e->n_trees; t++) {
+            __m256 leaf[NV];
+            walk_levels(&e->levels[t], e->tree_depth[t], Xv, rowoff, leaf);
+            for (int v = 0; v < NV; v++) {
+                if (G == 1)
+                    acc[v] = _mm256_add_ps(acc[v], leaf[v]);
+                else
+                    add_leaves(leaf[v], M, r0 + v * LANES, G, e->tree_group[t]);
+            }
+        }
+        if (G == 1)
+            for (int v = 0; v < NV; v++)
+                _mm256_storeu_ps(M + r0 + v * LANES, acc[v]);
+    }
+    return r0;
+}
+
 void sg_tree_margins_avx2(const sg_tree_ensemble *e, const float *X, int64_t n, float *M)
 {
     const int d = e->n_features, G = e->n_groups;
     const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     const __m256i rowoff = _mm256_mullo_epi32(lane, _mm256_set1_epi32(d));
     const int64_t block = 2 * LANES;
-    int64_t r0 = 0;
+    int64_t r0 = e->levels ? margins_levels(e, X, n, M) : 0;
     for (; r0 + block <= n; r0 += block) {
         const float *Xa = X + r0 * d, *Xb = X + (r0 + LANES) * d;
         __m256 acc_a = _mm256_setzero_ps(), acc_b = _mm256_setzero_ps();

@@ -80,6 +80,10 @@ static sg_tree_ensemble *random_ensemble(int n_trees, int groups, int d, int max
         e->n_nodes += count;
     }
     free(depth);
+    /* Ensembles no deeper than SG_TREE_LEVELS_DEPTH also get the level layout, as on load. */
+    sg_err err;
+    assert_int_equal(sg_tree_ensemble_build_levels(e, &err), SG_OK);
+    assert_true((e->levels != NULL) == (e->max_depth <= SG_TREE_LEVELS_DEPTH));
     return e;
 }
 
@@ -110,7 +114,7 @@ static float *random_rows(int64_t n, int d)
 
 static void check_ensemble(int n_trees, int groups, int d, int max_depth)
 {
-    static const int64_t rows[] = {1, 7, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 257};
+    static const int64_t rows[] = {1, 7, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 129, 257};
     sg_tree_ensemble *e = random_ensemble(n_trees, groups, d, max_depth);
     for (size_t ri = 0; ri < sizeof rows / sizeof rows[0]; ri++) {
         const int64_t n = rows[ri];
@@ -176,6 +180,13 @@ static void test_multiclass(void **state)
     check_ensemble(45, 3, 9, 6);
 }
 
+static void test_depth_six_levels(void **state)
+{
+    /* The register-permute level path: depth exactly at the limit, uneven trees. */
+    check_ensemble(70, 1, 33, 6);
+    check_ensemble(20, 4, 7, 5);
+}
+
 static void test_stumps_and_leaves(void **state)
 {
     /* max depth 1 with some trees that are a single leaf (depth 0). */
@@ -185,9 +196,8 @@ static void test_stumps_and_leaves(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_binary_shallow),
-        cmocka_unit_test(test_binary_deep),
-        cmocka_unit_test(test_multiclass),
+        cmocka_unit_test(test_binary_shallow),    cmocka_unit_test(test_binary_deep),
+        cmocka_unit_test(test_multiclass),        cmocka_unit_test(test_depth_six_levels),
         cmocka_unit_test(test_stumps_and_leaves),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
