@@ -115,7 +115,7 @@ x = py["xgb_inplace_s"]; h = py["hgb_predict_proba_s"]
 print(f"{'xgboost inplace_predict (nthread=%d)' % W:44s} {x:10.3f} {x / sg_s:11.2f}x slower")
 print(f"{'sklearn HistGradientBoosting predict_proba':44s} {h:10.3f} {h / sg_s:11.2f}x slower")
 print()
-p50, p99 = single["latency"]["p50"], single["latency"]["p99"]
+p50, p99 = single["latency_ns"]["p50"], single["latency_ns"]["p99"]
 print(f"{'batch 1 (one core)':44s} {'p50 us':>10s} {'p99 us':>10s} {'p50 ratio':>12s}")
 print(f"{'stagegate bench single-stream':44s} {p50/1e3:10.2f} {p99/1e3:10.2f} {'1.00x':>12s}")
 print(f"{'XGBoost C API XGBoosterPredictFromDense':44s} {xc['p50_ns']/1e3:10.2f} {xc['p99_ns']/1e3:10.2f} {xc['p50_ns']/p50:11.2f}x slower")

@@ -103,4 +103,53 @@ import json, sys
 d = json.dumps(json.load(open(sys.argv[1])))
 assert "f1" in d, d[:500]
 PYEOF
+# 5. Regression across kinds: an XGBoost reg:squarederror candidate against an MLPRegressor
+#    baseline (regression metrics, value shadow agreement), a worse tree failing on r2_score /
+#    mean_squared_error, and compare on the two regression reports.
+$PY "$MK" --out rval.h5 --task regression --rows 3000 --features 8 --seed 4 \
+    --fit mlp-regressor --fit-rows 4000 --fit-seed 1 --model-out mlp_reg.h5 >/dev/null
+$PY "$MK" --out rtrain.h5 --task regression --rows 8000 --features 8 --seed 4 >/dev/null
+$PY - <<'PYEOF'
+import h5py, xgboost as xgb
+with h5py.File("rtrain.h5") as f:
+    X, y = f["X"][()], f["y"][()]
+xgb.train({"objective": "reg:squarederror", "max_depth": 5, "eta": 0.2, "seed": 1},
+          xgb.DMatrix(X, label=y), 150).save_model("tree_reg.json")
+xgb.train({"objective": "reg:squarederror", "max_depth": 1, "eta": 0.05},
+          xgb.DMatrix(X, label=y), 5).save_model("worse_reg.json")
+PYEOF
+cat > rpolicy.json <<'JSON'
+{
+  "metrics": {"r2_score": {"threshold": 0.5},
+              "mean_squared_error": {"max_relative_regression": 0.5}},
+  "shadow":  {"min_agreement": 0.5, "tolerance": {"abs": 0.5, "rel": 0.2}}
+}
+JSON
+rgate() { "$SG" gate --data rval.h5 --policy rpolicy.json --key k.key.pem --cpus 0 "$@"; }
+rc=0; rgate --model tree_reg.json --baseline mlp_reg.h5 --out r_pass.json > r_pass.txt || rc=$?
+[ "$rc" = 0 ] || { cat r_pass.txt; fail "regression tree vs MLPRegressor exited $rc"; }
+rc=0; rgate --model mlp_reg.h5 --baseline tree_reg.json --out r_rev.json > r_rev.txt || rc=$?
+[ "$rc" = 0 ] || { cat r_rev.txt; fail "MLPRegressor vs regression tree exited $rc"; }
+rc=0; rgate --model worse_reg.json --baseline mlp_reg.h5 --out r_fail.json > r_fail.txt || rc=$?
+[ "$rc" = 1 ] || { cat r_fail.txt; fail "worse regression tree exited $rc, wanted 1"; }
+$PY - r_pass.json r_fail.json <<'PYEOF'
+import base64, json, sys
+def pred(path):
+    return json.loads(base64.b64decode(json.load(open(path))["payload"]))["predicate"]
+ok, bad = pred(sys.argv[1]), pred(sys.argv[2])
+assert ok["result"] == "PASSED", ok["failedTests"]
+for m in ("mean_absolute_error", "mean_squared_error", "root_mean_squared_error", "r2_score", "max_error"):
+    assert m in ok["metrics"] and m in ok["baseline_metrics"], (m, ok["metrics"])
+assert ok["shadow"]["kind"] == "values" and ok["shadow"]["rows"] == 3000, ok["shadow"]
+assert bad["result"] == "FAILED"
+assert any(t.startswith("r2_score") for t in bad["failedTests"]), bad["failedTests"]
+assert any(t.startswith("mean_squared_error") for t in bad["failedTests"]), bad["failedTests"]
+PYEOF
+rc=0; "$SG" compare r_pass.json r_fail.json --pubkey k.pub.pem --json > rcmp.json || rc=$?
+[ "$rc" = 0 ] || fail "compare of regression tree reports exited $rc"
+$PY - rcmp.json <<'PYEOF'
+import json, sys
+d = json.dumps(json.load(open(sys.argv[1])))
+assert "r2_score" in d and "mean_squared_error" in d, d[:800]
+PYEOF
 echo ok
