@@ -2,16 +2,21 @@
  * AVX2 tree kernels (compiled with -mavx2 -mfma; called only after the
  * dispatcher checked cpuid and the OS's YMM state).
  *
- * Batch: two vectors of 8 rows walk one tree in lock-step for exactly the tree's
- * depth, gathering node fields and features; leaves point to themselves, so a row
- * that reached its leaf early stays there. Two independent vectors hide the gather
- * latency. Single row: 8 trees walk at once over absolute node indices. In both,
- * the leaves of a row are added in tree order, so the bits equal the scalar
+ * Two layouts (stagegate/trees.h). Level layout (every tree of depth <= 6): a
+ * block of 32 rows (4 vectors of 8) walks one tree level by level; each row's
+ * threshold and feature come from the level held in registers by a permute, and
+ * only the feature value is gathered. Batch 1 walks 16 trees at once (2 x 8 lanes),
+ * gathering threshold, feature and value per level. Node layout (deeper trees):
+ * two vectors of 8 rows walk one tree in lock-step for exactly the tree's depth,
+ * gathering node fields and features (leaves point to themselves, so a row that
+ * reached its leaf stays there); batch 1 walks 8 trees at once. In every path the
+ * leaves of a row are added in tree order, so the bits equal the scalar
  * reference's. Rows that do not fill a block go through the scalar reference.
  */
 #include "kernels/kernels_internal.h"
 
 #include <immintrin.h>
+#include <stddef.h>
 
 #define AI static inline __attribute__((always_inline))
 #define LANES 8
@@ -163,7 +168,68 @@ void sg_tree_margins_avx2(const sg_tree_ensemble *e, const float *X, int64_t n, 
     if (r0 < n) sg_tree_margins_scalar(e, X + r0 * d, n - r0, M + r0 * G);
 }
 
-void sg_tree_margins_one_avx2(const sg_tree_ensemble *e, const float *x, float *M)
+/* Batch 1 on the level layout: 2 x 8 trees at once (two independent gather chains), each
+   lane stopping at its tree's depth; three gathers a level and no child index to chase. */
+AI void one_levels_k(const sg_tree_ensemble *e, const float *x, float *M, int t0, int K)
+{
+    const float *lv = (const float *)e->levels;
+    const int stride = (int)(sizeof(sg_tree_levels) / sizeof(float));
+    const int feat_at = (int)(offsetof(sg_tree_levels, feature) / sizeof(float));
+    const int leaf_at = (int)(offsetof(sg_tree_levels, leaf) / sizeof(float));
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i mask = _mm256_set1_epi32((int)SG_TREE_FEATURE_MASK), one = _mm256_set1_epi32(1);
+    __m256i tix[2], depth[2], pos[2];
+    int dmax = 0;
+    for (int k = 0; k < K; k++) {
+        const int t = t0 + k * LANES;
+        tix[k] = _mm256_mullo_epi32(_mm256_add_epi32(_mm256_set1_epi32(t), lane),
+                                    _mm256_set1_epi32(stride));
+        depth[k] = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(e->tree_depth + t)));
+        for (int j = 0; j < LANES; j++)
+            if (e->tree_depth[t + j] > dmax) dmax = e->tree_depth[t + j];
+        pos[k] = _mm256_setzero_si256();
+    }
+    for (int L = 0; L < dmax; L++) {
+        const __m256i level = _mm256_set1_epi32((1 << L) - 1), lvec = _mm256_set1_epi32(L);
+        for (int k = 0; k < K; k++) {
+            const __m256i off = _mm256_add_epi32(tix[k], _mm256_add_epi32(level, pos[k]));
+            const __m256 thr = _mm256_i32gather_ps(lv, off, 4);
+            const __m256i feat = _mm256_i32gather_epi32((const int *)(lv + feat_at), off, 4);
+            const __m256 v = _mm256_i32gather_ps(x, _mm256_and_si256(feat, mask), 4);
+            const __m256 lt = _mm256_cmp_ps(v, thr, _CMP_LT_OQ);
+            const __m256 nan = _mm256_cmp_ps(v, v, _CMP_UNORD_Q);
+            const __m256 dl = _mm256_castsi256_ps(_mm256_srai_epi32(feat, 31));
+            const __m256i go_left = _mm256_castps_si256(_mm256_or_ps(lt, _mm256_and_ps(nan, dl)));
+            const __m256i next =
+                _mm256_add_epi32(_mm256_add_epi32(_mm256_add_epi32(pos[k], pos[k]), one), go_left);
+            const __m256i active = _mm256_cmpgt_epi32(depth[k], lvec);
+            pos[k] = _mm256_blendv_epi8(pos[k], next, active);
+        }
+    }
+    for (int k = 0; k < K; k++) {
+        float leaf[LANES];
+        const __m256i at =
+            _mm256_add_epi32(tix[k], _mm256_add_epi32(_mm256_set1_epi32(leaf_at), pos[k]));
+        _mm256_storeu_ps(leaf, _mm256_i32gather_ps(lv, at, 4));
+        for (int j = 0; j < LANES; j++)
+            M[e->tree_group[t0 + k * LANES + j]] += leaf[j];
+    }
+}
+
+static int one_levels(const sg_tree_ensemble *e, const float *x, float *M)
+{
+    int t0 = 0;
+    for (; t0 + 2 * LANES <= e->n_trees; t0 += 2 * LANES)
+        one_levels_k(e, x, M, t0, 2);
+    if (t0 + LANES <= e->n_trees) {
+        one_levels_k(e, x, M, t0, 1);
+        t0 += LANES;
+    }
+    return t0;
+}
+
+/* Batch 1 on the node layout (trees deeper than the level layout allows). */
+static int one_nodes(const sg_tree_ensemble *e, const float *x, float *M)
 {
     const int *base = (const int *)e->nodes;
     const __m256i zero = _mm256_setzero_si256();
@@ -189,6 +255,12 @@ void sg_tree_margins_one_avx2(const sg_tree_ensemble *e, const float *x, float *
         for (int j = 0; j < LANES; j++)
             M[e->tree_group[t0 + j]] += leaf[j];
     }
+    return t0;
+}
+
+void sg_tree_margins_one_avx2(const sg_tree_ensemble *e, const float *x, float *M)
+{
+    const int t0 = e->levels ? one_levels(e, x, M) : one_nodes(e, x, M);
     for (int t = t0; t < e->n_trees; t++) {
         const sg_tree_node *tree = e->nodes + e->tree_start[t];
         M[e->tree_group[t]] += tree[sg_tree_walk(tree, x)].leaf;

@@ -2,11 +2,15 @@
  * AVX-512 tree kernels (compiled with -mavx512f and friends; called only after the
  * dispatcher checked cpuid and the OS's ZMM and opmask state).
  *
- * Batch: two vectors of 16 rows walk one tree in lock-step for exactly the tree's
- * depth, gathering node fields and features; leaves point to themselves, so a row
- * that reached its leaf early stays there. Two independent vectors hide the gather
- * latency. Single row: 16 trees walk at once over absolute node indices. In both,
- * the leaves of a row are added in tree order, so the bits equal the scalar
+ * Two layouts (stagegate/trees.h). Level layout (every tree of depth <= 6): a
+ * block of 64 rows (4 vectors of 16) walks one tree level by level; each row's
+ * threshold and feature come from the level held in registers by a permute, and
+ * only the feature value is gathered. Batch 1 walks 32 trees at once (2 x 16 lanes),
+ * gathering threshold, feature and value per level. Node layout (deeper trees):
+ * two vectors of 16 rows walk one tree in lock-step for exactly the tree's depth,
+ * gathering node fields and features (leaves point to themselves, so a row that
+ * reached its leaf stays there); batch 1 walks 16 trees at once. In every path the
+ * leaves of a row are added in tree order, so the bits equal the scalar
  * reference's. Rows that do not fill a block go through the scalar reference.
  */
 #include "kernels/kernels_internal.h"
