@@ -327,9 +327,13 @@ static int parse_learner(const ctx *c, const json_t *learner, sg_tree_ensemble *
         base = -logf(1.0f / base - 1.0f);
     }
     if (!isfinite(base)) return fail(c, "%s/base_score %g is not finite", pp, bs);
-    e->base_margin = base;
     e->n_features = (int)nf;
     e->n_groups = (*obj)->multi ? (int)*num_class : 1;
+    /* XGBoost starts every output group from the same base_score. */
+    e->base = malloc((size_t)e->n_groups * sizeof *e->base);
+    if (!e->base) return sg_errf(c->err, SG_ENOMEM, "%s: out of memory", c->name);
+    for (int g = 0; g < e->n_groups; g++)
+        e->base[g] = base;
     e->output = (*obj)->output;
     return SG_OK;
 }
@@ -438,6 +442,7 @@ void sg_tree_ensemble_free(sg_tree_ensemble *e)
     free(e->tree_start);
     free(e->tree_group);
     free(e->tree_depth);
+    free(e->base);
     sg_free_aligned(e->levels);
     free(e);
 }
@@ -495,8 +500,9 @@ int sg_tree_ensemble_clone(const sg_tree_ensemble *src, sg_tree_ensemble **out, 
     e->tree_group = malloc(nt * sizeof *e->tree_group);
     e->tree_depth = malloc(nt);
     e->levels = src->levels ? sg_alloc_aligned(nt * sizeof *e->levels) : NULL;
+    e->base = malloc((size_t)src->n_groups * sizeof *e->base);
     if (!e->nodes || !e->tree_start || !e->tree_group || !e->tree_depth ||
-        (src->levels && !e->levels)) {
+        (src->levels && !e->levels) || !e->base) {
         sg_tree_ensemble_free(e);
         return sg_errf(err, SG_ENOMEM, "out of memory cloning a tree ensemble");
     }
@@ -506,6 +512,7 @@ int sg_tree_ensemble_clone(const sg_tree_ensemble *src, sg_tree_ensemble **out, 
     memcpy(e->tree_group, src->tree_group, nt * sizeof *e->tree_group);
     memcpy(e->tree_depth, src->tree_depth, nt);
     if (src->levels) memcpy(e->levels, src->levels, nt * sizeof *e->levels);
+    memcpy(e->base, src->base, (size_t)src->n_groups * sizeof *e->base);
     *out = e;
     return SG_OK;
 }

@@ -1,4 +1,5 @@
-/* The dense kind: a native model HDF5 file (standardiser + dense layers) behind sg_model_ops. */
+/* The dense kind: a native model HDF5 file (standardiser + dense layers) behind sg_model_ops.
+   The same file format also carries tree ensembles (scikit-learn forests and boosting). */
 #include "stagegate/model_ops.h"
 
 #include <string.h>
@@ -9,6 +10,15 @@ static bool dense_probe(const uint8_t *head, size_t n)
        by our exporter and are not claimed). */
     static const uint8_t sig[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
     return n >= sizeof sig && memcmp(head, sig, sizeof sig) == 0;
+}
+
+/* A native model HDF5 file holds either layout; its model_kind attribute says which, and
+   the loader fills m->trees for a tree ensemble, whose operations then apply. */
+static int h5_load(const char *path, sg_model **out, sg_err *err)
+{
+    int rc = sg_model_load(path, out, err);
+    if (rc == SG_OK) (*out)->ops = (*out)->trees ? &sg_model_ops_trees : &sg_model_ops_dense;
+    return rc;
 }
 
 static void dense_describe(const sg_model *m, char *buf, size_t len)
@@ -71,7 +81,7 @@ static int dense_stage_names(const sg_model *m, char names[][SG_MODEL_STAGE_NAME
 const sg_model_ops sg_model_ops_dense = {
     .kind = "dense",
     .probe = dense_probe,
-    .load = sg_model_load,
+    .load = h5_load,
     .describe = dense_describe,
     .scratch_new = dense_scratch_new,
     .scratch_free = dense_scratch_free,

@@ -20,7 +20,8 @@ int sg_model_open(const char *path, sg_model **out, sg_err *err)
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
         if (!kinds[i]->probe(head, n)) continue;
         int rc = kinds[i]->load(path, out, err);
-        if (rc == SG_OK) (*out)->ops = kinds[i];
+        /* A loader may set ops itself when one file format holds several kinds. */
+        if (rc == SG_OK && !(*out)->ops) (*out)->ops = kinds[i];
         return rc;
     }
     return sg_errf(err, SG_EINPUT,

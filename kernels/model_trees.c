@@ -99,6 +99,13 @@ static void apply_link(const sg_tree_ensemble *e, const float *M, int64_t n, flo
         case SG_TREE_OUT_SOFTMAX:
             softmax_row(M + r * G, G, out + r * G);
             break;
+        case SG_TREE_OUT_PROBA_BINARY:
+            out[2 * r] = 1.0f - M[r];
+            out[2 * r + 1] = M[r];
+            break;
+        case SG_TREE_OUT_PROBA:
+            memcpy(out + r * G, M + r * G, (size_t)G * sizeof(float));
+            break;
         default:
             out[r] = M[r];
             break;
@@ -108,9 +115,10 @@ static void apply_link(const sg_tree_ensemble *e, const float *M, int64_t n, flo
 
 static void fill_base(const sg_tree_ensemble *e, float *M, int64_t n)
 {
-    const size_t count = (size_t)n * (size_t)e->n_groups;
-    for (size_t i = 0; i < count; i++)
-        M[i] = e->base_margin;
+    const int G = e->n_groups;
+    for (int64_t r = 0; r < n; r++)
+        for (int g = 0; g < G; g++)
+            M[r * G + g] = e->base[g];
 }
 
 static void trees_predict_batch(const sg_model *m, const sg_kernel_ops *k, const float *X,

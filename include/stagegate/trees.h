@@ -9,7 +9,7 @@ extern "C" {
 #endif
 
 /* Deeper trees are refused on load: traversal cost and stack use stay bounded. */
-#define SG_TREE_MAX_DEPTH 32
+#define SG_TREE_MAX_DEPTH 64
 #define SG_TREE_MAX_TREES (1 << 20)
 #define SG_TREE_MAX_NODES_PER_TREE (1 << 24)
 /* All trees together: node offsets times four fit the int32 indices of SIMD gathers. */
@@ -50,10 +50,12 @@ typedef struct {
 
 /* How margins become outputs. */
 typedef enum {
-    SG_TREE_OUT_IDENTITY = 0, /* regression: the margin */
-    SG_TREE_OUT_SIGMOID = 1,  /* regression in [0,1] (reg:logistic) */
-    SG_TREE_OUT_BINARY = 2,   /* binary classifier: [1 - p1, p1], p1 = sigmoid(margin) */
-    SG_TREE_OUT_SOFTMAX = 3,  /* multiclass: softmax over the groups' margins */
+    SG_TREE_OUT_IDENTITY = 0,     /* regression: the margin */
+    SG_TREE_OUT_SIGMOID = 1,      /* regression in [0,1] (reg:logistic) */
+    SG_TREE_OUT_BINARY = 2,       /* binary classifier: [1 - p1, p1], p1 = sigmoid(margin) */
+    SG_TREE_OUT_SOFTMAX = 3,      /* multiclass: softmax over the groups' margins */
+    SG_TREE_OUT_PROBA_BINARY = 4, /* binary, the sum is p1 (forests): [1 - p1, p1] */
+    SG_TREE_OUT_PROBA = 5,        /* multiclass, the sums are the probabilities (forests) */
 } sg_tree_output;
 
 typedef struct {
@@ -62,7 +64,7 @@ typedef struct {
     int n_features; /* splits use features 0..n_features-1 */
     int max_depth;  /* deepest tree, edges from the root to a leaf */
     sg_tree_output output;
-    float base_margin;   /* added to every group's margin before the trees */
+    float *base;         /* [n_groups] each group's margin before the trees */
     int64_t n_nodes;     /* all trees */
     sg_tree_node *nodes; /* [n_nodes], 64-byte aligned, trees back to back */
     int64_t *tree_start; /* [n_trees] offset of each tree's root in nodes */
@@ -75,6 +77,9 @@ typedef struct {
 } sg_tree_ensemble;
 
 /*
+ * The tree-ensemble layout of the native model HDF5 format is read by sg_model_load
+ * (stagegate/model.h), with the same node layout and limits.
+ *
  * Parses an XGBoost JSON model (Booster.save_model("m.json"), schema of XGBoost
  * >= 1.0) from memory and builds the compact layout. `name` is the file name used
  * in errors, which have the form "NAME: JSON_PATH: what is wrong". Refuses

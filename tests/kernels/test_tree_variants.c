@@ -43,7 +43,10 @@ static sg_tree_ensemble *random_ensemble(int n_trees, int groups, int d, int max
     e->n_trees = n_trees;
     e->n_groups = groups;
     e->n_features = d;
-    e->base_margin = 0.25f;
+    e->base = malloc((size_t)groups * sizeof *e->base);
+    assert_non_null(e->base);
+    for (int g = 0; g < groups; g++)
+        e->base[g] = 0.25f + 0.5f * (float)g;
     e->output = SG_TREE_OUT_IDENTITY;
     const int64_t per_tree = (2ll << max_depth) - 1;
     e->nodes = sg_alloc_aligned((size_t)(per_tree * n_trees) * sizeof *e->nodes);
@@ -123,12 +126,12 @@ static void check_ensemble(int n_trees, int groups, int d, int max_depth)
         float *ref = malloc(mb), *got = malloc(mb), *one = malloc((size_t)groups * sizeof(float));
         assert_true(ref && got && one);
         for (int64_t i = 0; i < n * groups; i++)
-            ref[i] = e->base_margin;
+            ref[i] = e->base[i % groups];
         sg_tree_margins_scalar(e, X, n, ref);
         /* The scalar reference against the recursive walk, summing in the same tree order. */
         for (int64_t r = 0; r < n; r++) {
             for (int g = 0; g < groups; g++) {
-                float want = e->base_margin;
+                float want = e->base[g];
                 for (int t = 0; t < n_trees; t++)
                     if (e->tree_group[t] == g)
                         want += walk_recursive(e->nodes + e->tree_start[t], 0, X + r * d);
@@ -143,7 +146,7 @@ static void check_ensemble(int n_trees, int groups, int d, int max_depth)
                 continue;
             }
             for (int64_t i = 0; i < n * groups; i++)
-                got[i] = e->base_margin;
+                got[i] = e->base[i % groups];
             k->tree_margins(e, X, n, got);
             if (memcmp(ref, got, mb) != 0) {
                 print_error("%s batch differs from scalar: %d trees, %d groups, %lld rows\n",
@@ -152,7 +155,7 @@ static void check_ensemble(int n_trees, int groups, int d, int max_depth)
             }
             for (int64_t r = 0; r < n; r++) {
                 for (int g = 0; g < groups; g++)
-                    one[g] = e->base_margin;
+                    one[g] = e->base[g];
                 k->tree_margins_one(e, X + r * d, one);
                 assert_memory_equal(one, ref + r * groups, (size_t)groups * sizeof(float));
             }

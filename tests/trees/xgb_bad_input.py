@@ -91,8 +91,8 @@ with tempfile.TemporaryDirectory() as tmp:
     d["learner"]["gradient_booster"]["model"]["trees"] = []
     d["learner"]["gradient_booster"]["model"]["tree_info"] = []
     expect_refused(tmp, "zero_trees", d, data, ["zero trees"])
-    # A chain 40 levels deep: every right child is a leaf, every left child splits again.
-    n = 81
+    # A chain 70 levels deep: every right child is a leaf, every left child splits again.
+    n = 141
     chain = {"left_children": [], "right_children": [], "split_indices": [0] * n,
              "split_conditions": [0.5] * n, "default_left": [0] * n, "split_type": [0] * n}
     for i in range(n):
@@ -100,7 +100,7 @@ with tempfile.TemporaryDirectory() as tmp:
         chain["left_children"].append(i + 2 if inner else -1)
         chain["right_children"].append(i + 1 if inner else -1)
     d = copy.deepcopy(base); trees_of(d)[0].update(chain)
-    expect_refused(tmp, "too_deep", d, data, [T + "0", "depth", "32"])
+    expect_refused(tmp, "too_deep", d, data, [T + "0", "depth", "64"])
     d = copy.deepcopy(base); t = trees_of(d)[2]; del t["default_left"]
     expect_refused(tmp, "missing_array", d, data, [T + "2/default_left"])
     d = copy.deepcopy(base); t = trees_of(d)[2]; t["right_children"] = t["right_children"][:-1]
