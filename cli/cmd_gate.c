@@ -30,7 +30,8 @@ static const char gate_usage[] =
     "Evaluates the candidate model M on the validation set D, runs the policy's latency\n"
     "scenario, compares predictions with the baseline B (shadow agreement), applies the\n"
     "policy (docs/policy.md) and writes a DSSE-signed in-toto test-result report.\n"
-    "M and B are model HDF5 files or registry URIs (models:/NAME/VERSION, /STAGE, @ALIAS).\n\n"
+    "M and B are model files (stagegate HDF5 or XGBoost JSON; any two kinds may be compared)\n"
+    "or registry URIs (models:/NAME/VERSION, /STAGE, @ALIAS).\n\n"
     "  --json                     print one JSON document instead of the summary\n"
     "  --cpus LIST                CPUs for evaluation and latency workers, e.g. 0-3\n\n"
     "Exit codes: 0 gate passed, 1 gate failed, 2 usage or input error (bad policy, key, file).\n";

@@ -28,7 +28,13 @@ struct sg_dataset {
     int64_t chunk_rows;
     int64_t *scratch; /* labels read as int64 before range checks */
     int64_t scratch_rows;
+    bool missing_ok; /* NaN in /X is a missing value (a model that routes it) */
 };
+
+void sg_dataset_allow_missing(sg_dataset *ds, bool allow)
+{
+    ds->missing_ok = allow;
+}
 
 int64_t sg_dataset_rows(const sg_dataset *ds)
 {
@@ -282,7 +288,7 @@ static int check_finite_f(const sg_dataset *ds, const float *X, int64_t row0, in
 {
     size_t total = (size_t)n * (size_t)ds->d;
     for (size_t i = 0; i < total; i++) {
-        if (isfinite(X[i])) continue;
+        if (isfinite(X[i]) || (ds->missing_ok && isnan(X[i]))) continue;
         return sg_errf(err, SG_EINPUT, "%s: /X row %lld column %zu is %s", ds->path,
                        (long long)(row0 + (int64_t)(i / (size_t)ds->d)), i % (size_t)ds->d,
                        isnan(X[i]) ? "NaN" : "infinite (or overflows float32)");

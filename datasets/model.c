@@ -5,8 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "h5util.h"
-#include "stagegate/model.h"
+#include "model_internal.h"
 
 /* Generous caps that keep every size computation far from overflow. */
 #define MAX_WIDTH (1 << 24)
@@ -100,6 +99,7 @@ void sg_model_free(sg_model *m)
     }
     sg_free_aligned(m->mean);
     sg_free_aligned(m->scale);
+    sg_tree_ensemble_free(m->trees);
     free(m);
 }
 
@@ -218,7 +218,16 @@ static int load_header(hid_t f, const char *path, sg_model *m, sg_err *err)
                        path, (long long)v);
     m->n_classes = (int)v;
 
-    rc = sg_h5_attr_string(f, "link", s, sizeof s, path, "", err);
+    rc = sg_h5_attr_string(f, "estimator", m->estimator, sizeof m->estimator, path, "", err);
+    if (rc == 1) snprintf(m->estimator, sizeof m->estimator, "unknown");
+    return rc < 0 ? rc : SG_OK;
+}
+
+/* The dense layout's output link. */
+static int load_link(hid_t f, const char *path, sg_model *m, sg_err *err)
+{
+    char s[256];
+    int rc = sg_h5_attr_string(f, "link", s, sizeof s, path, "", err);
     if (rc == 1) return sg_errf(err, SG_EINPUT, "%s: attribute link is missing", path);
     if (rc) return rc;
     if (parse_link(s, &m->link))
@@ -229,10 +238,25 @@ static int load_header(hid_t f, const char *path, sg_model *m, sg_err *err)
     if (m->link != want[m->task])
         return sg_errf(err, SG_EINPUT, "%s: attribute link is %s, but a %s model needs %s", path,
                        sg_link_name(m->link), sg_task_name(m->task), sg_link_name(want[m->task]));
+    return SG_OK;
+}
 
-    rc = sg_h5_attr_string(f, "estimator", m->estimator, sizeof m->estimator, path, "", err);
-    if (rc == 1) snprintf(m->estimator, sizeof m->estimator, "unknown");
-    return rc < 0 ? rc : SG_OK;
+/* The layout a file holds: 1 for the tree-ensemble layout, 0 for dense (the attribute's
+   absence means dense, as in files written before tree ensembles existed). */
+static int load_kind(hid_t f, const char *path, int *trees, sg_err *err)
+{
+    char s[64];
+    int rc = sg_h5_attr_string(f, "model_kind", s, sizeof s, path, "", err);
+    *trees = 0;
+    if (rc == 1) return SG_OK;
+    if (rc) return rc;
+    if (strcmp(s, "tree_ensemble") == 0)
+        *trees = 1;
+    else if (strcmp(s, "dense") != 0)
+        return sg_errf(err, SG_EINPUT,
+                       "%s: attribute model_kind is \"%s\", expected dense or tree_ensemble", path,
+                       s);
+    return SG_OK;
 }
 
 static int load_scaler(hid_t f, const char *path, sg_model *m, sg_err *err)
@@ -371,9 +395,13 @@ int sg_model_load(const char *path, sg_model **out, sg_err *err)
     sg_h5_enter();
     hid_t f = sg_h5_open_image(path, bytes, len, err);
     if (f < 0) rc = SG_EINPUT;
+    int trees = 0;
     if (rc == SG_OK) rc = load_header(f, path, m, err);
-    if (rc == SG_OK) rc = load_scaler(f, path, m, err);
-    if (rc == SG_OK) rc = load_layers(f, path, m, err);
+    if (rc == SG_OK) rc = load_kind(f, path, &trees, err);
+    if (rc == SG_OK && trees) rc = sg_model_h5_trees(f, path, m, err);
+    if (rc == SG_OK && !trees) rc = load_link(f, path, m, err);
+    if (rc == SG_OK && !trees) rc = load_scaler(f, path, m, err);
+    if (rc == SG_OK && !trees) rc = load_layers(f, path, m, err);
     if (f >= 0) H5Fclose(f);
     sg_h5_leave();
     free(bytes);
@@ -400,8 +428,17 @@ int sg_model_clone(const sg_model *src, sg_model **out, sg_err *err)
     if (!m) return sg_errf(err, SG_ENOMEM, "%s: out of memory cloning model", src->path);
     *m = *src;
     m->mean = m->scale = NULL;
-    m->layers = calloc((size_t)src->n_layers, sizeof *m->layers);
-    bool ok = m->layers != NULL;
+    m->trees = NULL;
+    m->layers = NULL;
+    if (src->trees) {
+        int rc = sg_tree_ensemble_clone(src->trees, &m->trees, err);
+        if (rc) {
+            free(m);
+            return rc;
+        }
+    }
+    if (src->n_layers > 0) m->layers = calloc((size_t)src->n_layers, sizeof *m->layers);
+    bool ok = m->layers != NULL || src->n_layers == 0;
     if (ok && src->mean) {
         m->mean = dup_aligned(src->mean, (size_t)src->n_features);
         m->scale = dup_aligned(src->scale, (size_t)src->n_features);

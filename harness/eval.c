@@ -25,6 +25,7 @@
 #include "stagegate/dataset.h"
 #include "stagegate/harness.h"
 #include "stagegate/kernels.h"
+#include "stagegate/model_ops.h"
 
 #define SG_EVAL_SUBBATCH 1024
 #define SG_EVAL_DEFAULT_CHUNK 65536
@@ -104,7 +105,7 @@ static void *reader_main(void *arg)
 /* Per-worker state, indexed by worker. */
 typedef struct {
     sg_model *model;
-    sg_forward_scratch *scratch;
+    void *scratch;
     int status;
 } worker_state;
 
@@ -127,14 +128,14 @@ static void worker_setup(sg_worker *w, void *arg)
     sg_err err;
     st->status = sg_model_clone(c->model, &st->model, &err);
     if (st->status == SG_OK)
-        st->status = sg_forward_scratch_new(st->model, c->max_batch, &st->scratch, &err);
+        st->status = sg_model_scratch_new(st->model, c->max_batch, &st->scratch, &err);
 }
 
 static void worker_teardown(sg_worker *w, void *arg)
 {
     compute_ctx *c = arg;
     worker_state *st = &c->ws[sg_worker_index(w)];
-    sg_forward_scratch_free(st->scratch);
+    sg_model_scratch_free(st->model, st->scratch);
     sg_model_free(st->model);
     st->scratch = NULL;
     st->model = NULL;
@@ -151,8 +152,8 @@ static void worker_compute(sg_worker *w, void *arg)
     for (int64_t b = b0; b < b1; b++) {
         int64_t r0 = b * c->max_batch;
         int64_t n = c->n - r0 < c->max_batch ? c->n - r0 : c->max_batch;
-        sg_forward_batch(st->model, c->ops, c->X + r0 * c->d, n, c->out + r0 * c->width,
-                         st->scratch);
+        sg_model_predict_batch(st->model, c->ops, c->X + r0 * c->d, n, c->out + r0 * c->width,
+                               st->scratch);
     }
 }
 
@@ -290,7 +291,7 @@ static int name_data_file(const sg_eval_config *c, const sg_eval_result *r, sg_e
 static int eval_setup(eval_run *e, const sg_eval_config *c, sg_eval_result *r, sg_err *err)
 {
     int st;
-    if ((st = sg_model_load(c->model_path, &r->model, err))) return st;
+    if ((st = sg_model_open(c->model_path, &r->model, err))) return st;
     /* The loader's digest covers exactly the bytes it parsed; hashing the path again
      * could name a different file if it were replaced in between. */
     sg_hex_encode(r->model->sha256, 32, r->model_sha256);
@@ -301,6 +302,7 @@ static int eval_setup(eval_run *e, const sg_eval_config *c, sg_eval_result *r, s
                        c->model_path, r->model_sha256, c->expected_sha256);
     if ((st = sg_dataset_open(c->data_path, &e->ds, err))) return st;
     if ((st = sg_dataset_check_model(e->ds, r->model, err))) return st;
+    sg_dataset_allow_missing(e->ds, r->model->missing_values);
     if ((st = sg_sha256_file_hex(c->data_path, r->data_sha256, err))) return st;
     const sg_model *m = r->model;
     bool classifier = m->task != SG_TASK_REGRESSION;

@@ -1,6 +1,7 @@
 /* JSON form of an evaluation: the `stagegate eval --json` contract. */
 #include "stagegate/json.h"
 #include "stagegate/eval.h"
+#include "stagegate/model_ops.h"
 
 json_t *sg_eval_result_json(const sg_eval_config *c, const sg_eval_result *r)
 {
@@ -14,6 +15,18 @@ json_t *sg_eval_result_json(const sg_eval_config *c, const sg_eval_result *r)
     json_object_set_new(model, "n_features", json_integer(r->model->n_features));
     json_object_set_new(model, "estimator", json_string(r->model->estimator));
     json_object_set_new(model, "param_bytes", json_integer((json_int_t)r->model->param_bytes));
+    json_object_set_new(model, "kind", json_string(sg_model_kind(r->model)));
+    char desc[256];
+    sg_model_describe(r->model, desc, sizeof desc);
+    json_object_set_new(model, "description", json_string(desc));
+    sg_model_cost cost;
+    sg_model_cost_of(r->model, &cost);
+    json_t *jc = json_object();
+    if (cost.flops_per_row > 0) sg_json_set_real(jc, "flops_per_row", cost.flops_per_row);
+    if (cost.node_visits_per_row > 0)
+        sg_json_set_real(jc, "node_visits_per_row", cost.node_visits_per_row);
+    sg_json_set_real(jc, "input_bytes_per_row", cost.bytes_per_row);
+    json_object_set_new(model, "cost", jc);
     json_object_set_new(doc, "model", model);
 
     json_t *ds = json_object();

@@ -13,8 +13,9 @@
 #include "stagegate/harness.h"
 #include "stagegate/kernels.h"
 #include "stagegate/model.h"
+#include "stagegate/model_ops.h"
 
-#define MAX_STAGES (SG_MAX_LAYERS + 2)
+#define MAX_STAGES SG_MODEL_MAX_STAGES
 #define LOCAL_COPY_LIMIT (64u << 20)
 
 struct sg_model_workload {
@@ -25,14 +26,14 @@ struct sg_model_workload {
     int features, out_width;
     bool breakdown;
     char name[160];
-    char stage_buf[MAX_STAGES][48];
+    char stage_buf[MAX_STAGES][SG_MODEL_STAGE_NAME];
     const char *stage_names[MAX_STAGES];
 };
 
 typedef struct {
     const struct sg_model_workload *mw;
     sg_model *model;
-    sg_forward_scratch *scratch;
+    void *scratch;
     const sg_kernel_ops *k;
     const float *X;
     float *out;
@@ -49,7 +50,7 @@ static int setup(sg_worker *w, void *ctx, void **state, sg_err *err)
     s->k = sg_kernels();
     *state = s; /* set early so teardown frees what a failing setup made */
     int rc = sg_model_clone(mw->model, &s->model, err);
-    if (rc == SG_OK) rc = sg_forward_scratch_new(s->model, mw->max_batch, &s->scratch, err);
+    if (rc == SG_OK) rc = sg_model_scratch_new(s->model, mw->max_batch, &s->scratch, err);
     if (rc != SG_OK) return rc;
     s->out = sg_worker_alloc(w, (size_t)mw->max_batch * (size_t)mw->out_width * sizeof(float));
     size_t xbytes = (size_t)mw->rows * (size_t)mw->features * sizeof(float);
@@ -81,18 +82,18 @@ static void run(void *state, int64_t row, int64_t n)
     const float *x = s->X + row * mw->features;
     if (n == 1 && mw->breakdown) {
         s->last = sg_clock_now();
-        sg_forward_one_probed(s->model, s->k, x, s->out, s->scratch, probe, s);
+        sg_model_predict_one(s->model, s->k, x, s->out, s->scratch, probe, s);
     } else if (n == 1) {
-        sg_forward_one(s->model, s->k, x, s->out, s->scratch);
+        sg_model_predict_one(s->model, s->k, x, s->out, s->scratch, NULL, NULL);
     } else {
-        sg_forward_batch(s->model, s->k, x, n, s->out, s->scratch);
+        sg_model_predict_batch(s->model, s->k, x, n, s->out, s->scratch);
     }
 }
 
 static void teardown(void *state)
 {
     worker_state *s = state;
-    if (s->scratch) sg_forward_scratch_free(s->scratch);
+    if (s->scratch) sg_model_scratch_free(s->model, s->scratch);
     if (s->model) sg_model_free(s->model);
     s->scratch = NULL;
     s->model = NULL;
@@ -113,9 +114,10 @@ int sg_model_workload_create(const char *model_path, const char *data_path, int6
     struct sg_model_workload *mw = calloc(1, sizeof *mw);
     if (!mw) return sg_errf(err, SG_ENOMEM, "bench: out of memory");
     sg_dataset *ds = NULL;
-    int rc = sg_model_load(model_path, &mw->model, err);
+    int rc = sg_model_open(model_path, &mw->model, err);
     if (rc == SG_OK) rc = sg_dataset_open(data_path, &ds, err);
     if (rc == SG_OK) rc = sg_dataset_check_model(ds, mw->model, err);
+    if (rc == SG_OK) sg_dataset_allow_missing(ds, mw->model->missing_values);
     if (rc == SG_OK) {
         mw->rows = sg_dataset_rows(ds);
         if (max_rows > 0 && mw->rows > max_rows) mw->rows = max_rows;
@@ -134,13 +136,8 @@ int sg_model_workload_create(const char *model_path, const char *data_path, int6
         return rc;
     }
     mw->breakdown = breakdown;
-    int nl = mw->model->n_layers, ns = 0;
-    /* Stage indices as sg_forward_one_probed reports them: 0 standardise, l + 1 after
-       hidden layer l, n_layers after the last layer and its output link. */
-    snprintf(mw->stage_buf[ns++], 48, "standardize");
-    for (int i = 0; i < nl && ns < MAX_STAGES; i++)
-        snprintf(mw->stage_buf[ns++], 48, "layer%d_%dx%d%s", i + 1, mw->model->layers[i].n_in,
-                 mw->model->layers[i].n_out, i == nl - 1 ? "_link" : "");
+    /* The stages the kind's predict_one reports to the probe, in its index order. */
+    int ns = mw->model->ops->stage_names(mw->model, mw->stage_buf, MAX_STAGES);
     for (int i = 0; i < ns; i++)
         mw->stage_names[i] = mw->stage_buf[i];
     const char *base = strrchr(model_path, '/');

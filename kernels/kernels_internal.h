@@ -23,4 +23,29 @@ int sg_kernels_resolve(const char *value, const sg_kernel_ops **out, sg_err *err
 /* Numerically stable logistic, exp(-|z|) based; shared by the scalar kernels. */
 float sg_logistic_ref(float z);
 
+/* Tree kernels (kernels/trees_scalar.c, avx2/trees_avx2.c, avx512/trees_avx512.c). */
+void sg_tree_margins_scalar(const sg_tree_ensemble *e, const float *X, int64_t n, float *M);
+void sg_tree_margins_one_scalar(const sg_tree_ensemble *e, const float *x, float *M);
+void sg_tree_margins_avx2(const sg_tree_ensemble *e, const float *X, int64_t n, float *M);
+void sg_tree_margins_one_avx2(const sg_tree_ensemble *e, const float *x, float *M);
+void sg_tree_margins_avx512(const sg_tree_ensemble *e, const float *X, int64_t n, float *M);
+void sg_tree_margins_one_avx512(const sg_tree_ensemble *e, const float *x, float *M);
+
+/* Rows the scalar reference handles together: bounds the working set of rows per tree. */
+#define SG_TREE_ROW_BLOCK 64
+
+/* Leaf index reached by one row in one tree: the scalar reference walk. */
+static inline uint32_t sg_tree_walk(const sg_tree_node *t, const float *x)
+{
+    uint32_t i = 0;
+    while (t[i].left != i) {
+        const sg_tree_node *nd = &t[i];
+        const float v = x[nd->feature & SG_TREE_FEATURE_MASK];
+        /* NaN compares false, so it goes left only when the node says so. */
+        const int left = v < nd->threshold || (v != v && (nd->feature & SG_TREE_DEFAULT_LEFT));
+        i = nd->left + (uint32_t)!left;
+    }
+    return i;
+}
+
 #endif

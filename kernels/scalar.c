@@ -117,4 +117,6 @@ const sg_kernel_ops sg_kernel_ops_scalar = {
     .bias_act = scalar_bias_act,
     .standardize = scalar_standardize,
     .bias_link = scalar_bias_link,
+    .tree_margins = sg_tree_margins_scalar,
+    .tree_margins_one = sg_tree_margins_one_scalar,
 };

@@ -4,8 +4,10 @@
 usage: export_sklearn.py IN.joblib OUT.h5
 
 Supported: LogisticRegression (binary; multinomial for more classes), LinearRegression,
-Ridge, MLPClassifier, MLPRegressor, each alone or in a Pipeline after a StandardScaler.
-Anything else is refused with one line on stderr and exit status 2, leaving no output file.
+Ridge, MLPClassifier, MLPRegressor, each alone or in a Pipeline after a StandardScaler;
+and the tree ensembles RandomForest, ExtraTrees, GradientBoosting and
+HistGradientBoosting (Classifier and Regressor), alone or as a one-step Pipeline, written
+in the tree-ensemble layout. Anything else is refused with one line on stderr and exit status 2, leaving no output file.
 The layout written is documented in docs/formats.md.
 """
 import os
@@ -24,7 +26,8 @@ class ExportError(Exception):
 
 
 SUPPORTED = ("LogisticRegression, LinearRegression, Ridge, MLPClassifier, MLPRegressor, "
-             "alone or as Pipeline(StandardScaler, one of those)")
+             "alone or as Pipeline(StandardScaler, one of those); RandomForest, ExtraTrees, "
+             "GradientBoosting, HistGradientBoosting Classifier/Regressor")
 
 
 def _check_fitted(est):
@@ -130,6 +133,24 @@ def _scaler(sc):
     return mean, scale
 
 
+def _tree_ensemble(est):
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import sklearn_trees
+    name = type(est).__name__
+    classifier = name.endswith("Classifier")
+    k = _classes(est) if classifier else 0
+    if not classifier and getattr(est, "n_outputs_", 1) != 1:
+        raise ExportError(f"{name} has {est.n_outputs_} outputs; only single-output "
+                          "regression is supported")
+    try:
+        trees = sklearn_trees.convert(est, k)
+    except sklearn_trees.TreeExportError as e:
+        raise ExportError(str(e))
+    task = ("binary" if k == 2 else "multiclass") if classifier else "regression"
+    return dict(kind="tree_ensemble", task=task, n_classes=k, trees=trees,
+                estimator=f"{name}({trees['n_trees']} trees)")
+
+
 def convert(est):
     """Returns the model description for a supported fitted estimator, or raises ExportError."""
     from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
@@ -149,13 +170,22 @@ def convert(est):
             names = ", ".join(type(s).__name__ for s in steps)
             raise ExportError(f"Pipeline({names}) is not supported (supported: {SUPPORTED})")
         prefix = "Pipeline(StandardScaler, " if scaler is not None else "Pipeline("
-    handlers = {
+    from sklearn import ensemble
+    tree_types = {getattr(ensemble, n) for n in (
+        "RandomForestClassifier", "RandomForestRegressor", "ExtraTreesClassifier",
+        "ExtraTreesRegressor", "GradientBoostingClassifier", "GradientBoostingRegressor",
+        "HistGradientBoostingClassifier", "HistGradientBoostingRegressor")}
+    if type(est) in tree_types and scaler is not None:
+        raise ExportError(f"Pipeline(StandardScaler, {type(est).__name__}) is not supported: "
+                          "a tree ensemble takes the raw features (drop the scaler)")
+    handlers = {t: _tree_ensemble for t in tree_types}
+    handlers.update({
         LogisticRegression: _logistic,
         LinearRegression: _linear,
         Ridge: _linear,
         MLPClassifier: lambda e: _mlp(e, True),
         MLPRegressor: lambda e: _mlp(e, False),
-    }
+    })
     handler = handlers.get(type(est))
     if handler is None:
         raise ExportError(f"{type(est).__name__} is not supported (supported: {SUPPORTED})")
@@ -173,6 +203,8 @@ def convert(est):
 
 
 def _check_values(spec):
+    if spec.get("kind") == "tree_ensemble":
+        return  # checked while converting
     arrays = [("layers/%d/%s" % (i, n), a) for i, (W, b, _) in enumerate(spec["layers"])
               for n, a in (("W", W), ("b", b))]
     if "scaler" in spec:
@@ -198,28 +230,48 @@ def write_model(spec, out_path):
             f.attrs["task"] = spec["task"]
             f.attrs["n_classes"] = np.int64(spec["n_classes"])
             f.attrs["n_features"] = np.int64(spec["n_features"])
-            f.attrs["link"] = spec["link"]
             f.attrs["estimator"] = spec["estimator"][:127]
             f.attrs["sklearn_version"] = sklearn.__version__
-            if "scaler" in spec:
-                f["scaler/mean"] = np.asarray(spec["scaler"][0], np.float64)
-                f["scaler/scale"] = np.asarray(spec["scaler"][1], np.float64)
-            layers = f.create_group("layers")
-            for i, (W, b, act) in enumerate(spec["layers"]):
-                g = layers.create_group(str(i))
-                g["W"] = np.ascontiguousarray(W, dtype=np.float32)
-                g["b"] = np.asarray(b, dtype=np.float32)
-                g.attrs["activation"] = act
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual permissions
-        os.replace(tmp, out_path)
+            if spec.get("kind") == "tree_ensemble":
+                _write_trees(f, spec["trees"])
+            else:
+                _write_layers(f, spec)
+        _commit(tmp, out_path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _write_trees(f, t):
+    f.attrs["model_kind"] = "tree_ensemble"
+    f.attrs["output"] = t["output"]
+    f.attrs["missing_values"] = np.int64(1 if t["missing_values"] else 0)
+    for name, a in t["arrays"].items():
+        f["trees/" + name] = a
+    f["trees/base_margin"] = np.asarray(t["base_margin"], np.float64)
+
+
+def _write_layers(f, spec):
+    f.attrs["link"] = spec["link"]
+    if "scaler" in spec:
+        f["scaler/mean"] = np.asarray(spec["scaler"][0], np.float64)
+        f["scaler/scale"] = np.asarray(spec["scaler"][1], np.float64)
+    layers = f.create_group("layers")
+    for i, (W, b, act) in enumerate(spec["layers"]):
+        g = layers.create_group(str(i))
+        g["W"] = np.ascontiguousarray(W, dtype=np.float32)
+        g["b"] = np.asarray(b, dtype=np.float32)
+        g.attrs["activation"] = act
+
+
+def _commit(tmp, out_path):
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual permissions
+    os.replace(tmp, out_path)
 
 
 def export(est, out_path):

@@ -46,6 +46,12 @@ int64_t sg_dataset_chunk_rows(const sg_dataset *ds);
 int sg_dataset_check_model(const sg_dataset *ds, const sg_model *m, sg_err *err);
 
 /*
+ * NaN in /X is a missing value rather than an error, for a model that routes it
+ * (sg_model.missing_values, tree ensembles). Inf stays an error. Off by default.
+ */
+void sg_dataset_allow_missing(sg_dataset *ds, bool allow);
+
+/*
  * Reads rows [row0, row0+n) converting to float32. Any output pointer may be NULL.
  * labels: int32 class labels (classification), checked against 0..n_classes-1 when n_classes > 0.
  * targets: float64 regression targets. weights: float64 sample weights (1 when absent).

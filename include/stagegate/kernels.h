@@ -37,6 +37,15 @@ typedef struct {
      */
     void (*bias_link)(const float *Z, int64_t n, int n_outputs, const float *b, sg_link link,
                       float *out);
+    /*
+     * Tree ensembles, batch: M[r][g] += the leaf of every tree of group g for row r of
+     * X [n][e->n_features], trees in order (M is [n][e->n_groups], set by the caller to the
+     * base margin). Each row's sum is taken in tree order in float32 by every variant, so
+     * all variants give the same bits as the scalar reference.
+     */
+    void (*tree_margins)(const sg_tree_ensemble *e, const float *X, int64_t n, float *M);
+    /* The same for one row (the batch-1 path): walks several trees at once. */
+    void (*tree_margins_one)(const sg_tree_ensemble *e, const float *x, float *M);
 } sg_kernel_ops;
 
 /*

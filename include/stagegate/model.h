@@ -1,8 +1,15 @@
-/* The in-memory model: a standardiser followed by a chain of dense layers. */
+/*
+ * The in-memory model. Every kind fills the common description (task, classes,
+ * features, outputs, estimator, path, digest); a dense model holds a standardiser
+ * followed by a chain of dense layers, a tree ensemble holds `trees`. Callers never
+ * look at the kind: they go through `ops` (stagegate/model_ops.h), which
+ * sg_model_open sets.
+ */
 #ifndef STAGEGATE_MODEL_H
 #define STAGEGATE_MODEL_H
 
 #include "stagegate/common.h"
+#include "stagegate/trees.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -50,7 +57,13 @@ typedef struct {
     char estimator[128];
     char path[4096];
     uint8_t sha256[32]; /* digest of the file it was loaded from */
-    size_t param_bytes; /* bytes of weights, biases and standardisation */
+    size_t param_bytes; /* bytes of weights, biases and standardisation, or of tree nodes */
+    /* Tree ensembles: the trees (NULL for dense models, whose layers are above). */
+    sg_tree_ensemble *trees;
+    /* NaN in a feature is a missing value the model routes (trees), not an input error. */
+    bool missing_values;
+    /* The kind's operations; set by sg_model_open, copied by sg_model_clone. */
+    const struct sg_model_ops *ops;
 } sg_model;
 
 /*
@@ -59,6 +72,14 @@ typedef struct {
  * exactly the bytes that were parsed. Parameters stored as float64 are converted.
  */
 int sg_model_load(const char *path, sg_model **out, sg_err *err);
+/*
+ * Loads an XGBoost JSON model (Booster.save_model) from a file, hashing exactly the
+ * bytes parsed. Errors name the file and the JSON path (stagegate/trees.h).
+ */
+int sg_model_load_xgboost_json(const char *path, sg_model **out, sg_err *err);
+/* The same from bytes already in memory (the fuzz target); name is used in errors. */
+int sg_model_from_xgboost_json(const char *name, const char *text, size_t len, sg_model **out,
+                               sg_err *err);
 void sg_model_free(sg_model *m);
 
 /* Columns of the probability/prediction output: k for classifiers (binary 2), 1 for regression. */

@@ -352,4 +352,6 @@ const sg_kernel_ops sg_kernel_ops_avx2 = {
     .bias_act = avx2_bias_act,
     .standardize = avx2_standardize,
     .bias_link = avx2_bias_link,
+    .tree_margins = sg_tree_margins_avx2,
+    .tree_margins_one = sg_tree_margins_one_avx2,
 };

@@ -331,4 +331,6 @@ const sg_kernel_ops sg_kernel_ops_avx512 = {
     .bias_act = avx512_bias_act,
     .standardize = avx512_standardize,
     .bias_link = avx512_bias_link,
+    .tree_margins = sg_tree_margins_avx512,
+    .tree_margins_one = sg_tree_margins_one_avx512,
 };

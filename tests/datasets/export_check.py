@@ -16,6 +16,7 @@ import h5py
 import joblib
 import numpy as np
 from sklearn.ensemble import RandomForestClassifier
+from sklearn.tree import DecisionTreeClassifier
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.pipeline import make_pipeline
@@ -169,8 +170,10 @@ def main():
 
     Xb, yb = data("binary", 2)
     Xm, ym = data("multiclass", 3)
-    run_refused("random_forest", RandomForestClassifier(n_estimators=2), (Xb, yb),
-                "RandomForestClassifier is not supported")
+    run_refused("decision_tree", DecisionTreeClassifier(), (Xb, yb),
+                "DecisionTreeClassifier is not supported")
+    run_refused("scaled_forest", make_pipeline(StandardScaler(), RandomForestClassifier(n_estimators=2)),
+                (Xb, yb), "Pipeline(StandardScaler, RandomForestClassifier) is not supported")
     run_refused("logreg_ovr_3", LogisticRegression(multi_class="ovr"), (Xm, ym), "one-vs-rest")
     Xf, yf = data("binary", 2)
     r, _ = export(LogisticRegression().fit(Xf, yf.astype(np.float64)), "float_labels")

@@ -2,12 +2,14 @@
  * Fuzz targets for the parsers that read outside input: the gate policy, DSSE
  * envelopes (verified against a fixed key, so the envelope and PAE code run on
  * hostile bytes), base64, the registry's search filter and the latency
- * histogram JSON embedded in reports, and the runs `compare` reads. Each target checks the parser's
+ * histogram JSON embedded in reports, the runs `compare` reads, and XGBoost JSON models.
+ * Each target checks the parser's
  * contract: accept, or reject with a non-empty one-line message.
  */
 #include "tests/fuzz/fuzz_targets.h"
 
 #include <openssl/ec.h>
+#include <math.h>
 #include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +18,7 @@
 #include "stagegate/compare.h"
 #include "stagegate/harness.h"
 #include "stagegate/keys.h"
+#include "stagegate/model_ops.h"
 #include "stagegate/policy.h"
 #include "stagegate/report.h"
 
@@ -137,6 +140,49 @@ static int t_compare_run(const uint8_t *d, size_t n)
     return verdict(rc, &err);
 }
 
+/*
+ * XGBoost JSON models: whatever loads must predict without faults on rows with
+ * NaN, and every kernel variant this CPU runs must give the scalar bits.
+ */
+static int t_xgboost(const uint8_t *d, size_t n)
+{
+    sg_model *m = NULL;
+    sg_err err = {{0}};
+    int rc = sg_model_from_xgboost_json("fuzz.json", (const char *)d, n, &m, &err);
+    if (rc != SG_OK) return verdict(rc, &err);
+    m->ops = &sg_model_ops_trees;
+    enum { ROWS = 37 };
+    const int w = sg_model_output_width(m), f = m->n_features;
+    float *X = malloc((size_t)ROWS * (size_t)f * sizeof(float));
+    float *ref = malloc((size_t)ROWS * (size_t)w * sizeof(float));
+    float *got = malloc((size_t)ROWS * (size_t)w * sizeof(float));
+    void *scratch = NULL;
+    int verdict_v = 0;
+    if (X && ref && got && sg_model_scratch_new(m, ROWS, &scratch, &err) == SG_OK) {
+        for (size_t i = 0; i < (size_t)ROWS * (size_t)f; i++)
+            X[i] = i % 7 == 3 ? NAN : (float)((int)(i * 2654435761u % 2001) - 1000) / 250.0f;
+        sg_model_predict_batch(m, sg_kernels_variant(SG_ISA_SCALAR), X, ROWS, ref, scratch);
+        for (int isa = 0; isa < SG_ISA_COUNT; isa++) {
+            const sg_kernel_ops *k = sg_kernels_variant((sg_isa)isa);
+            if (!k) continue;
+            if (isa > 0) sg_model_predict_batch(m, k, X, ROWS, got, scratch);
+            if (isa > 0 && memcmp(ref, got, (size_t)ROWS * (size_t)w * sizeof(float)) != 0)
+                verdict_v = -1;
+            for (int r = 0; r < ROWS; r++) {
+                sg_model_predict_one(m, k, X + (size_t)r * (size_t)f, got, scratch, NULL, NULL);
+                if (memcmp(ref + (size_t)r * (size_t)w, got, (size_t)w * sizeof(float)) != 0)
+                    verdict_v = -1;
+            }
+        }
+    }
+    sg_model_scratch_free(m, scratch);
+    free(X);
+    free(ref);
+    free(got);
+    sg_model_free(m);
+    return verdict_v;
+}
+
 static const char *const policy_seeds[] = {
     "{\"metrics\":{\"accuracy\":{\"threshold\":0.85},\"f1\":{\"max_relative_regression\":0.05},"
     "\"roc_auc\":{\"threshold\":0.9,\"min_absolute_change\":0.0}},"
@@ -168,6 +214,62 @@ static const char *const compare_run_seeds[] = {
     "\"histogram\":{\"buckets\":[[1000,1200],[1500,800]]}}",
     "{\"latency_ns\":{\"p50\":NaN},\"repetitions\":[]}", NULL};
 
+static const char *const xgboost_seeds[] = {
+    "{\"learner\":{\"feature_names\":[],\"feature_types\":[],\"gradient_booster\":{\"model\":"
+    "{\"gbtree_model_param\":{\"num_parallel_tree\":\"1\",\"num_trees\":\"2\",\"size_leaf_vec"
+    "tor\":\"0\"},\"tree_info\":[0,0],\"trees\":[{\"default_left\":[1,0,0],\"id\":0,\"left_ch"
+    "ildren\":[1,-1,-1],\"right_children\":[2,-1,-1],\"split_conditions\":[-0.0018,-0.5782,0."
+    "5755],\"split_indices\":[0,0,0],\"split_type\":[0,0,0],\"tree_param\":{\"num_deleted\":\""
+    "0\",\"num_feature\":\"3\",\"num_nodes\":\"3\",\"size_leaf_vector\":\"0\"}},{\"default_le"
+    "ft\":[1,0,0],\"id\":1,\"left_children\":[1,-1,-1],\"right_children\":[2,-1,-1],\"split_c"
+    "onditions\":[-0.0018,-0.4498,0.448],\"split_indices\":[0,0,0],\"split_type\":[0,0,0],\"t"
+    "ree_param\":{\"num_deleted\":\"0\",\"num_feature\":\"3\",\"num_nodes\":\"3\",\"size_leaf"
+    "_vector\":\"0\"}}]},\"name\":\"gbtree\"},\"learner_model_param\":{\"base_score\":\"5E-1\""
+    ",\"boost_from_average\":\"1\",\"num_class\":\"0\",\"num_feature\":\"3\",\"num_target\":\""
+    "1\"},\"objective\":{\"name\":\"binary:logistic\",\"reg_loss_param\":{\"scale_pos_weight\""
+    ":\"1\"}}},\"version\":[1,7,4]}",
+    "{\"learner\":{\"feature_names\":[],\"feature_types\":[],\"gradient_booster\":{\"gbtree\""
+    ":{\"model\":{\"gbtree_model_param\":{\"num_parallel_tree\":\"1\",\"num_trees\":\"6\",\"s"
+    "ize_leaf_vector\":\"0\"},\"tree_info\":[0,1,2,0,1,2],\"trees\":[{\"default_left\":[1,1,0"
+    ",0,0],\"id\":0,\"left_children\":[1,3,-1,-1,-1],\"right_children\":[2,4,-1,-1,-1],\"spli"
+    "t_conditions\":[-0.0188,0.0144,-0.22,0.4306,-0.2153],\"split_indices\":[2,0,0,0,0],\"spl"
+    "it_type\":[0,0,0,0,0],\"tree_param\":{\"num_deleted\":\"0\",\"num_feature\":\"3\",\"num_"
+    "nodes\":\"5\",\"size_leaf_vector\":\"0\"}},{\"default_left\":[1,1,0,0,0],\"id\":1,\"left"
+    "_children\":[1,3,-1,-1,-1],\"right_children\":[2,4,-1,-1,-1],\"split_conditions\":[1.915"
+    "3,-2.2268,-0.1636,-0.0621,0.1588],\"split_indices\":[1,0,0,0,0],\"split_type\":[0,0,0,0,"
+    "0],\"tree_param\":{\"num_deleted\":\"0\",\"num_feature\":\"3\",\"num_nodes\":\"5\",\"siz"
+    "e_leaf_vector\":\"0\"}},{\"default_left\":[1,0,1,0,0],\"id\":2,\"left_children\":[1,-1,3"
+    ",-1,-1],\"right_children\":[2,-1,4,-1,-1],\"split_conditions\":[0.0655,-0.2204,-0.0102,-"
+    "0.2157,0.4266],\"split_indices\":[2,0,0,0,0],\"split_type\":[0,0,0,0,0],\"tree_param\":{"
+    "\"num_deleted\":\"0\",\"num_feature\":\"3\",\"num_nodes\":\"5\",\"size_leaf_vector\":\"0"
+    "\"}},{\"default_left\":[1,1,0,0,0],\"id\":3,\"left_children\":[1,3,-1,-1,-1],\"right_chi"
+    "ldren\":[2,4,-1,-1,-1],\"split_conditions\":[-0.0188,0.0144,-0.2005,0.3427,-0.1958],\"sp"
+    "lit_indices\":[2,0,0,0,0],\"split_type\":[0,0,0,0,0],\"tree_param\":{\"num_deleted\":\"0"
+    "\",\"num_feature\":\"3\",\"num_nodes\":\"5\",\"size_leaf_vector\":\"0\"}},{\"default_lef"
+    "t\":[1,1,0,0,0],\"id\":4,\"left_children\":[1,3,-1,-1,-1],\"right_children\":[2,4,-1,-1,"
+    "-1],\"split_conditions\":[1.9153,0.9323,-0.1425,0.1042,0.2213],\"split_indices\":[1,1,0,"
+    "0,0],\"split_type\":[0,0,0,0,0],\"tree_param\":{\"num_deleted\":\"0\",\"num_feature\":\""
+    "3\",\"num_nodes\":\"5\",\"size_leaf_vector\":\"0\"}},{\"default_left\":[1,0,1,0,0],\"id\""
+    ":5,\"left_children\":[1,-1,3,-1,-1],\"right_children\":[2,-1,4,-1,-1],\"split_conditions"
+    "\":[0.0655,-0.2127,-0.0102,-0.2168,0.4219],\"split_indices\":[2,0,0,0,0],\"split_type\":"
+    "[0,0,0,0,0],\"tree_param\":{\"num_deleted\":\"0\",\"num_feature\":\"3\",\"num_nodes\":\""
+    "5\",\"size_leaf_vector\":\"0\"}}]},\"name\":\"gbtree\"},\"name\":\"dart\",\"weight_drop\""
+    ":[1.0,1.0,0.9090909,0.9090909,0.9090909,0.9090909]},\"learner_model_param\":{\"base_scor"
+    "e\":\"5E-1\",\"boost_from_average\":\"1\",\"num_class\":\"3\",\"num_feature\":\"3\",\"nu"
+    "m_target\":\"1\"},\"objective\":{\"name\":\"multi:softprob\",\"softmax_multiclass_param\""
+    ":{\"num_class\":\"3\"}}},\"version\":[1,7,4]}",
+    "{\"learner\":{\"feature_names\":[],\"feature_types\":[],\"gradient_booster\":{\"model\":"
+    "{\"gbtree_model_param\":{\"num_parallel_tree\":\"1\",\"num_trees\":\"1\",\"size_leaf_vec"
+    "tor\":\"0\"},\"tree_info\":[0],\"trees\":[{\"default_left\":[1,0,0],\"id\":0,\"left_chil"
+    "dren\":[1,-1,-1],\"right_children\":[2,-1,-1],\"split_conditions\":[-0.0362,-0.3983,0.07"
+    "79],\"split_indices\":[0,0,0],\"split_type\":[0,0,0],\"tree_param\":{\"num_deleted\":\"0"
+    "\",\"num_feature\":\"3\",\"num_nodes\":\"3\",\"size_leaf_vector\":\"0\"}}]},\"name\":\"g"
+    "btree\"},\"learner_model_param\":{\"base_score\":\"5E-1\",\"boost_from_average\":\"1\",\""
+    "num_class\":\"0\",\"num_feature\":\"3\",\"num_target\":\"1\"},\"objective\":{\"name\":\""
+    "reg:squarederror\",\"reg_loss_param\":{\"scale_pos_weight\":\"1\"}}},\"version\":[1,7,4]"
+    "}",
+    NULL};
+
 const sg_fuzz_target sg_fuzz_targets[] = {
     {"compare-run", t_compare_run, compare_run_seeds},
     {"policy", t_policy, policy_seeds},
@@ -176,6 +278,7 @@ const sg_fuzz_target sg_fuzz_targets[] = {
     {"base64", t_base64, base64_seeds},
     {"filter", t_filter, filter_seeds},
     {"histogram", t_histogram, histogram_seeds},
+    {"xgboost", t_xgboost, xgboost_seeds},
 };
 const int sg_fuzz_target_count = (int)(sizeof sg_fuzz_targets / sizeof sg_fuzz_targets[0]);
 

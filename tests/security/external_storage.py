@@ -72,5 +72,44 @@ with tempfile.TemporaryDirectory() as t:
     rc, _, err = run("eval", "--model", p("m.h5"), "--data", p("gz.h5"))
     check(None if rc == 0 else f"deflate+shuffle+fletcher32 refused: {err}")
 
-print(f"{6 - len(fails)} passed, {len(fails)} failed")
+    # A tree ensemble exported from scikit-learn, with one of its /trees arrays moved to
+    # external storage: the tree loader applies the same rule.
+    import subprocess
+    src = os.environ["STAGEGATE_SOURCE_DIR"]
+    subprocess.run(["/usr/bin/python3", os.path.join(src, "scripts/make_dataset.py"), "--task",
+                    "binary", "--rows", "300", "--features", str(D), "--seed", "3", "--out",
+                    p("tval.h5")], check=True, capture_output=True)
+    import joblib
+    from sklearn.ensemble import RandomForestClassifier
+    with h5py.File(p("tval.h5"), "r") as f:
+        Xt, yt = f["X"][:], f["y"][:]
+    joblib.dump(RandomForestClassifier(n_estimators=3, max_depth=3, random_state=0).fit(Xt, yt),
+                p("rf.joblib"))
+    subprocess.run(["/usr/bin/python3", os.path.join(src, "scripts/export_sklearn.py"),
+                    p("rf.joblib"), p("rf.h5")], check=True, capture_output=True)
+    rc, _, err = run("eval", "--model", p("rf.h5"), "--data", p("tval.h5"))
+    check(None if rc == 0 else f"control tree eval failed: {err}")
+    moved = []
+    with h5py.File(p("rf.h5"), "r") as f, h5py.File(p("rf_ext.h5"), "w") as g:
+        for k, v in f.attrs.items():
+            g.attrs[k] = v
+
+        def visit(name, obj):
+            if isinstance(obj, h5py.Group):
+                g.require_group(name).attrs.update(dict(obj.attrs))
+            elif not moved and name.startswith("trees/") and obj.ndim == 1 and obj.dtype.kind == "f":
+                data = obj[...]
+                data.tofile(p("side.bin"))
+                g.create_dataset(name, shape=data.shape, dtype=data.dtype,
+                                 external=[("side.bin", 0, data.nbytes)])
+                moved.append(name)
+            else:
+                g.create_dataset(name, data=obj[...])
+                g[name].attrs.update(dict(obj.attrs))
+        f.visititems(visit)
+    rc, _, err = run("eval", "--model", "rf_ext.h5", "--data", p("tval.h5"), cwd=t)
+    check(expect_refused(f"tree model /{moved[0] if moved else '?'} in external storage", rc, err,
+                         "rf_ext.h5", "external file 'side.bin'"))
+
+print(f"{8 - len(fails)} passed, {len(fails)} failed")
 sys.exit(1 if fails else 0)

@@ -1,0 +1,281 @@
+/*
+ * The tree-ensemble layout of the native model HDF5 format (docs/formats.md), as
+ * scripts/export_sklearn.py writes it for scikit-learn forests and boosting.
+ *
+ * Nodes are stored breadth-first with adjacent children, so the structure check is
+ * one pass: walking the nodes in order, every split's left child must be the next
+ * unassigned index. That proves each node is reached exactly once from the root (no
+ * cycle, nothing unreachable, nothing shared) and lets the depth follow along.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model_internal.h"
+
+typedef struct {
+    int64_t *n_nodes, *group, *left, *feature, *default_left;
+    double *threshold, *leaf, *base;
+    int64_t T, N, G;
+} raw_trees;
+
+static void raw_free(raw_trees *r)
+{
+    free(r->n_nodes);
+    free(r->group);
+    free(r->left);
+    free(r->feature);
+    free(r->default_left);
+    free(r->threshold);
+    free(r->leaf);
+    free(r->base);
+}
+
+/* Reads a rank-1 integer or float dataset of `want` values (want < 0: any length 1..max). */
+static int read_vec(hid_t f, const char *path, const char *name, bool integer, int64_t want,
+                    int64_t max, void **out, int64_t *len, sg_err *err)
+{
+    *out = NULL;
+    if (!sg_h5_exists(f, "trees") || !sg_h5_exists(f, name))
+        return sg_errf(err, SG_EINPUT, "%s: %s is missing", path, name);
+    /* Links, external storage and filters checked as for every model dataset. */
+    hid_t ds = sg_h5_open_dataset(f, name, H5P_DEFAULT, path, err);
+    if (ds < 0) return SG_EINPUT;
+    hid_t type = H5Dget_type(ds), space = H5Dget_space(ds);
+    int rc = SG_OK;
+    char tn[64];
+    sg_h5_type_name(type, tn, sizeof tn);
+    H5T_class_t cls = H5Tget_class(type);
+    hsize_t n = 0;
+    if (integer ? cls != H5T_INTEGER : cls != H5T_FLOAT)
+        rc = sg_errf(err, SG_EINPUT, "%s: %s has dtype %s, expected %s", path, name, tn,
+                     integer ? "an integer type" : "float32 or float64");
+    else if (H5Sget_simple_extent_ndims(space) != 1)
+        rc = sg_errf(err, SG_EINPUT, "%s: %s must have rank 1", path, name);
+    else {
+        H5Sget_simple_extent_dims(space, &n, NULL);
+        if (want >= 0 && (int64_t)n != want)
+            rc = sg_errf(err, SG_EINPUT, "%s: %s has %llu values, expected %lld", path, name,
+                         (unsigned long long)n, (long long)want);
+        else if (n < 1 || (int64_t)n > max)
+            rc = sg_errf(err, SG_EINPUT, "%s: %s has %llu values (must be 1..%lld)", path, name,
+                         (unsigned long long)n, (long long)max);
+    }
+    void *buf = rc ? NULL : malloc((size_t)n * 8);
+    if (!rc && !buf) rc = sg_errf(err, SG_ENOMEM, "%s: out of memory reading %s", path, name);
+    if (!rc && H5Dread(ds, integer ? H5T_NATIVE_INT64 : H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL,
+                       H5P_DEFAULT, buf) < 0) {
+        char why[256];
+        sg_h5_last_error(why, sizeof why);
+        rc = sg_errf(err, SG_EINPUT, "%s: %s cannot be read (%s)", path, name, why);
+    }
+    H5Sclose(space);
+    H5Tclose(type);
+    H5Dclose(ds);
+    if (rc) {
+        free(buf);
+        return rc;
+    }
+    *out = buf;
+    if (len) *len = (int64_t)n;
+    return SG_OK;
+}
+
+static int read_raw(hid_t f, const char *path, int64_t G, raw_trees *r, sg_err *err)
+{
+    void *p;
+    int rc = read_vec(f, path, "/trees/n_nodes", true, -1, SG_TREE_MAX_TREES, &p, &r->T, err);
+    if (rc) return rc;
+    r->n_nodes = p;
+    r->N = 0;
+    for (int64_t t = 0; t < r->T; t++) {
+        if (r->n_nodes[t] < 1 || r->n_nodes[t] > SG_TREE_MAX_NODES_PER_TREE)
+            return sg_errf(err, SG_EINPUT, "%s: /trees/n_nodes[%lld] is %lld (must be 1..%d)", path,
+                           (long long)t, (long long)r->n_nodes[t], SG_TREE_MAX_NODES_PER_TREE);
+        r->N += r->n_nodes[t];
+        if (r->N > SG_TREE_MAX_NODES)
+            return sg_errf(err, SG_EINPUT, "%s: the trees have more than %d nodes in all", path,
+                           SG_TREE_MAX_NODES);
+    }
+    r->G = G;
+    struct {
+        const char *name;
+        bool integer;
+        int64_t want;
+        void **dst;
+    } v[] = {
+        {"/trees/group", true, r->T, (void **)&r->group},
+        {"/trees/left", true, r->N, (void **)&r->left},
+        {"/trees/feature", true, r->N, (void **)&r->feature},
+        {"/trees/default_left", true, r->N, (void **)&r->default_left},
+        {"/trees/threshold", false, r->N, (void **)&r->threshold},
+        {"/trees/leaf_value", false, r->N, (void **)&r->leaf},
+        {"/trees/base_margin", false, G, (void **)&r->base},
+    };
+    for (size_t i = 0; i < sizeof v / sizeof v[0] && rc == SG_OK; i++)
+        rc = read_vec(f, path, v[i].name, v[i].integer, v[i].want, INT64_MAX, v[i].dst, NULL, err);
+    return rc;
+}
+
+/* One tree at node offset o: checks and lays it out into out[0..n). */
+static int build_tree(const char *path, const raw_trees *r, int n_features, int64_t t, int64_t o,
+                      sg_tree_node *out, uint8_t *depth, int *max_depth, sg_err *err)
+{
+    const int64_t n = r->n_nodes[t];
+    int64_t count = 1;
+    depth[0] = 0;
+    *max_depth = 0;
+    for (int64_t q = 0; q < n; q++) {
+        const int64_t g = o + q; /* index into the /trees arrays */
+        if (q >= count)
+            return sg_errf(err, SG_EINPUT,
+                           "%s: tree %lld node %lld (/trees/left[%lld]) is not reachable from "
+                           "the root",
+                           path, (long long)t, (long long)q, (long long)g);
+        if (r->left[g] == -1) {
+            const float v = (float)r->leaf[g];
+            if (!isfinite(v))
+                return sg_errf(err, SG_EINPUT,
+                               "%s: /trees/leaf_value[%lld] (tree %lld node %lld) is not a "
+                               "finite float32",
+                               path, (long long)g, (long long)t, (long long)q);
+            out[q] = (sg_tree_node){INFINITY, SG_TREE_DEFAULT_LEFT, (uint32_t)q, v};
+            continue;
+        }
+        if (r->left[g] != count || count + 2 > n)
+            return sg_errf(err, SG_EINPUT,
+                           "%s: /trees/left[%lld] (tree %lld node %lld) is %lld; breadth-first "
+                           "order with %lld nodes needs %lld (or -1 on a leaf)",
+                           path, (long long)g, (long long)t, (long long)q, (long long)r->left[g],
+                           (long long)n, (long long)count);
+        if (r->feature[g] < 0 || r->feature[g] >= n_features)
+            return sg_errf(err, SG_EINPUT,
+                           "%s: /trees/feature[%lld] (tree %lld node %lld) is %lld, outside "
+                           "0..%d",
+                           path, (long long)g, (long long)t, (long long)q, (long long)r->feature[g],
+                           n_features - 1);
+        /* +inf is a real split (every present value left, a missing one by default_left),
+           which scikit-learn's HistGradientBoosting makes; NaN compares with nothing. */
+        const float thr = (float)r->threshold[g];
+        if (isnan(thr))
+            return sg_errf(err, SG_EINPUT,
+                           "%s: /trees/threshold[%lld] (tree %lld node %lld) is NaN", path,
+                           (long long)g, (long long)t, (long long)q);
+        if (r->default_left[g] != 0 && r->default_left[g] != 1)
+            return sg_errf(err, SG_EINPUT, "%s: /trees/default_left[%lld] is %lld, not 0 or 1",
+                           path, (long long)g, (long long)r->default_left[g]);
+        if (depth[q] + 1 > SG_TREE_MAX_DEPTH)
+            return sg_errf(err, SG_EINPUT, "%s: tree %lld is deeper than the limit of %d", path,
+                           (long long)t, SG_TREE_MAX_DEPTH);
+        depth[count] = depth[count + 1] = (uint8_t)(depth[q] + 1);
+        if (depth[q] + 1 > *max_depth) *max_depth = depth[q] + 1;
+        out[q] = (sg_tree_node){
+            thr, (uint32_t)r->feature[g] | (r->default_left[g] ? SG_TREE_DEFAULT_LEFT : 0u),
+            (uint32_t)count, 0.0f};
+        count += 2;
+    }
+    return SG_OK;
+}
+
+static int build(const char *path, const raw_trees *r, const sg_model *m, sg_tree_ensemble *e,
+                 sg_err *err)
+{
+    const size_t T = (size_t)r->T;
+    e->n_trees = (int)r->T;
+    e->n_groups = (int)r->G;
+    e->n_features = m->n_features;
+    e->n_nodes = r->N;
+    e->nodes = sg_alloc_aligned((size_t)r->N * sizeof *e->nodes);
+    e->tree_start = malloc(T * sizeof *e->tree_start);
+    e->tree_group = malloc(T * sizeof *e->tree_group);
+    e->tree_depth = malloc(T);
+    e->base = malloc((size_t)r->G * sizeof *e->base);
+    int64_t widest = 1;
+    for (int64_t t = 0; t < r->T; t++)
+        if (r->n_nodes[t] > widest) widest = r->n_nodes[t];
+    uint8_t *depth = malloc((size_t)widest); /* per node of one tree, reused */
+    int rc = SG_OK;
+    if (!e->nodes || !e->tree_start || !e->tree_group || !e->tree_depth || !e->base || !depth)
+        rc =
+            sg_errf(err, SG_ENOMEM, "%s: out of memory for %lld tree nodes", path, (long long)r->N);
+    for (int64_t g = 0; rc == SG_OK && g < r->G; g++) {
+        e->base[g] = (float)r->base[g];
+        if (!isfinite(e->base[g]))
+            rc = sg_errf(err, SG_EINPUT, "%s: /trees/base_margin[%lld] is not a finite float32",
+                         path, (long long)g);
+    }
+    int64_t o = 0;
+    for (int64_t t = 0; rc == SG_OK && t < r->T; t++) {
+        if (r->group[t] < 0 || r->group[t] >= r->G) {
+            rc = sg_errf(err, SG_EINPUT, "%s: /trees/group[%lld] is %lld, outside 0..%lld", path,
+                         (long long)t, (long long)r->group[t], (long long)(r->G - 1));
+            break;
+        }
+        int d = 0;
+        rc = build_tree(path, r, m->n_features, t, o, e->nodes + o, depth, &d, err);
+        e->tree_start[t] = o;
+        e->tree_group[t] = (int32_t)r->group[t];
+        e->tree_depth[t] = (uint8_t)d;
+        if (d > e->max_depth) e->max_depth = d;
+        o += r->n_nodes[t];
+    }
+    free(depth);
+    if (rc == SG_OK) rc = sg_tree_ensemble_build_levels(e, err);
+    return rc;
+}
+
+int sg_model_h5_trees(hid_t f, const char *path, sg_model *m, sg_err *err)
+{
+    char out[32];
+    int rc = sg_h5_attr_string(f, "output", out, sizeof out, path, "", err);
+    if (rc == 1) return sg_errf(err, SG_EINPUT, "%s: attribute output is missing", path);
+    if (rc) return rc;
+    /* What each task may do with the summed leaves. */
+    static const struct {
+        sg_task task;
+        const char *name;
+        sg_tree_output output;
+    } outputs[] = {
+        {SG_TASK_BINARY, "sigmoid", SG_TREE_OUT_BINARY},
+        {SG_TASK_BINARY, "probability", SG_TREE_OUT_PROBA_BINARY},
+        {SG_TASK_MULTICLASS, "softmax", SG_TREE_OUT_SOFTMAX},
+        {SG_TASK_MULTICLASS, "probability", SG_TREE_OUT_PROBA},
+        {SG_TASK_REGRESSION, "identity", SG_TREE_OUT_IDENTITY},
+        {SG_TASK_REGRESSION, "sigmoid", SG_TREE_OUT_SIGMOID},
+    };
+    int found = -1;
+    for (size_t i = 0; i < sizeof outputs / sizeof outputs[0]; i++)
+        if (outputs[i].task == m->task && strcmp(outputs[i].name, out) == 0) found = (int)i;
+    if (found < 0)
+        return sg_errf(err, SG_EINPUT,
+                       "%s: attribute output is \"%s\", which a %s tree ensemble cannot have "
+                       "(binary: sigmoid, probability; multiclass: softmax, probability; "
+                       "regression: identity, sigmoid)",
+                       path, out, sg_task_name(m->task));
+    int64_t missing = 0;
+    rc = sg_h5_attr_int(f, "missing_values", &missing, path, "", err);
+    if (rc < 0) return rc;
+    if (rc == 0 && missing != 0 && missing != 1)
+        return sg_errf(err, SG_EINPUT, "%s: attribute missing_values is %lld, not 0 or 1", path,
+                       (long long)missing);
+    const int64_t G = m->task == SG_TASK_MULTICLASS ? m->n_classes : 1;
+    raw_trees r = {0};
+    sg_tree_ensemble *e = calloc(1, sizeof *e);
+    rc = e ? read_raw(f, path, G, &r, err) : sg_errf(err, SG_ENOMEM, "%s: out of memory", path);
+    if (rc == SG_OK) {
+        e->output = outputs[found].output;
+        snprintf(e->booster, sizeof e->booster, "sklearn");
+        snprintf(e->objective, sizeof e->objective, "%s", out);
+        rc = build(path, &r, m, e, err);
+    }
+    raw_free(&r);
+    if (rc) {
+        sg_tree_ensemble_free(e);
+        return rc;
+    }
+    m->trees = e;
+    m->n_outputs = e->n_groups;
+    m->missing_values = missing == 1;
+    m->param_bytes = sg_tree_ensemble_bytes(e);
+    return SG_OK;
+}

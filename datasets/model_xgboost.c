@@ -1,0 +1,67 @@
+/* An XGBoost JSON file as an sg_model: the common description around a tree ensemble. */
+#include <openssl/evp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stagegate/model.h"
+
+#define MAX_JSON_MODEL_FILE ((size_t)4 << 30)
+
+int sg_model_from_xgboost_json(const char *name, const char *text, size_t len, sg_model **out,
+                               sg_err *err)
+{
+    *out = NULL;
+    sg_model *m = calloc(1, sizeof *m);
+    if (!m) return sg_errf(err, SG_ENOMEM, "%s: out of memory", name);
+    snprintf(m->path, sizeof m->path, "%s", name);
+    int rc = sg_xgboost_json_parse(name, text, len, &m->trees, err);
+    if (rc) {
+        free(m);
+        return rc;
+    }
+    const sg_tree_ensemble *e = m->trees;
+    switch (e->output) {
+    case SG_TREE_OUT_BINARY:
+        m->task = SG_TASK_BINARY;
+        m->n_classes = 2;
+        break;
+    case SG_TREE_OUT_SOFTMAX:
+        m->task = SG_TASK_MULTICLASS;
+        m->n_classes = e->n_groups;
+        break;
+    default:
+        m->task = SG_TASK_REGRESSION;
+        m->n_classes = 0;
+        break;
+    }
+    m->n_features = e->n_features;
+    m->n_outputs = e->n_groups;
+    m->missing_values = true;
+    m->param_bytes = sg_tree_ensemble_bytes(e);
+    snprintf(m->estimator, sizeof m->estimator, "XGBoost %s %s, %d trees, depth %d", e->booster,
+             e->objective, e->n_trees, e->max_depth);
+    *out = m;
+    return SG_OK;
+}
+
+int sg_model_load_xgboost_json(const char *path, sg_model **out, sg_err *err)
+{
+    *out = NULL;
+    if (strlen(path) >= sizeof(((sg_model *)0)->path))
+        return sg_errf(err, SG_EINPUT, "%s: path too long", path);
+    /* Hash and parse the same bytes, so the digest names exactly what was evaluated. */
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    int rc = sg_read_file(path, MAX_JSON_MODEL_FILE, &bytes, &len, err);
+    if (rc) return rc;
+    uint8_t digest[32];
+    unsigned int mdlen = 0;
+    if (EVP_Digest(bytes, len, digest, &mdlen, EVP_sha256(), NULL) != 1) {
+        free(bytes);
+        return sg_errf(err, SG_EINTERNAL, "%s: SHA-256 failed", path);
+    }
+    rc = sg_model_from_xgboost_json(path, (const char *)bytes, len, out, err);
+    free(bytes);
+    if (rc == SG_OK) memcpy((*out)->sha256, digest, 32);
+    return rc;
+}

@@ -1,0 +1,78 @@
+/*
+ * One interface for every model kind, like sqlite3_vfs: a table of operations
+ * each kind fills (dense MLP/linear from HDF5, tree ensembles from XGBoost JSON).
+ * eval, bench, gate and shadow agreement call through it and never ask which
+ * kind they hold. A file is matched to a kind by its content, not its name.
+ */
+#ifndef STAGEGATE_MODEL_OPS_H
+#define STAGEGATE_MODEL_OPS_H
+
+#include "stagegate/common.h"
+#include "stagegate/kernels.h"
+#include "stagegate/model.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* What one row costs. A dense model counts FLOPs, a tree ensemble node visits. */
+typedef struct {
+    double flops_per_row;       /* multiply-adds count 2 */
+    double node_visits_per_row; /* tree ensembles: sum of the trees' depths (the kernels walk
+                                   exactly that many levels per row) */
+    double bytes_per_row;       /* input features read */
+    size_t param_bytes;         /* parameters the model touches */
+} sg_model_cost;
+
+#define SG_MODEL_MAX_STAGES 66
+#define SG_MODEL_STAGE_NAME 48
+
+typedef struct sg_model_ops {
+    const char *kind; /* "dense", "tree_ensemble" */
+    /* Does a file that starts with these bytes (up to 512 of them) belong to this kind? */
+    bool (*probe)(const uint8_t *head, size_t n);
+    /* Loads and fully validates a file; errors name the file and the field. */
+    int (*load)(const char *path, sg_model **out, sg_err *err);
+    /* One line: kind, shape and size, e.g. "tree_ensemble: 300 trees, depth 6, 2 classes". */
+    void (*describe)(const sg_model *m, char *buf, size_t len);
+    /* Per-thread scratch for up to max_batch rows. */
+    int (*scratch_new)(const sg_model *m, int64_t max_batch, void **out, sg_err *err);
+    void (*scratch_free)(void *scratch);
+    /* X [n][n_features] -> out [n][sg_model_output_width(m)]: probabilities for classifiers
+       (binary: two columns, as predict_proba), the prediction for regressors. */
+    void (*predict_batch)(const sg_model *m, const sg_kernel_ops *k, const float *X, int64_t n,
+                          float *out, void *scratch);
+    /* Batch 1 with the latency path's kernels; probe (may be NULL) is called after each stage
+       that stage_names lists, with the stage's index. */
+    void (*predict_one)(const sg_model *m, const sg_kernel_ops *k, const float *x, float *out,
+                        void *scratch, sg_forward_probe probe, void *ctx);
+    void (*cost)(const sg_model *m, sg_model_cost *out);
+    /* Names of the stages predict_one reports (--breakdown); returns their count. */
+    int (*stage_names)(const sg_model *m, char names[][SG_MODEL_STAGE_NAME], int max);
+} sg_model_ops;
+
+extern const sg_model_ops sg_model_ops_dense;
+extern const sg_model_ops sg_model_ops_trees;
+
+/*
+ * Opens a model file of any kind: reads its first bytes, asks each kind's probe, and
+ * loads it with the first that claims it (HDF5 signature: dense; JSON: XGBoost).
+ * Sets m->ops. A file no kind claims is SG_EINPUT naming the file.
+ */
+int sg_model_open(const char *path, sg_model **out, sg_err *err);
+
+/* Calls through m->ops; NULL-safe frees. */
+int sg_model_scratch_new(const sg_model *m, int64_t max_batch, void **out, sg_err *err);
+void sg_model_scratch_free(const sg_model *m, void *scratch);
+void sg_model_predict_batch(const sg_model *m, const sg_kernel_ops *k, const float *X, int64_t n,
+                            float *out, void *scratch);
+void sg_model_predict_one(const sg_model *m, const sg_kernel_ops *k, const float *x, float *out,
+                          void *scratch, sg_forward_probe probe, void *ctx);
+void sg_model_describe(const sg_model *m, char *buf, size_t len);
+void sg_model_cost_of(const sg_model *m, sg_model_cost *out);
+const char *sg_model_kind(const sg_model *m);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,103 @@
+/* Tree ensembles (XGBoost gbtree/dart) in the compact layout the tree kernels traverse. */
+#ifndef STAGEGATE_TREES_H
+#define STAGEGATE_TREES_H
+
+#include "stagegate/common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Deeper trees are refused on load: traversal cost and stack use stay bounded. */
+#define SG_TREE_MAX_DEPTH 64
+#define SG_TREE_MAX_TREES (1 << 20)
+#define SG_TREE_MAX_NODES_PER_TREE (1 << 24)
+/* All trees together: node offsets times four fit the int32 indices of SIMD gathers. */
+#define SG_TREE_MAX_NODES (1 << 28)
+/* Bit 31 of sg_tree_node.feature: a missing value (NaN) goes to the left child. */
+#define SG_TREE_DEFAULT_LEFT 0x80000000u
+#define SG_TREE_FEATURE_MASK 0x7fffffffu
+
+/*
+ * One node, 16 bytes, stored breadth-first per tree so that the children of a
+ * node are adjacent (right = left + 1) and the shallow levels share cache lines.
+ * A leaf points to itself (left == its own index), has threshold +inf, feature 0
+ * and the default-left bit: every row, NaN or not, then "goes left" back onto the
+ * leaf, so a fixed number of branch-free steps (the tree's depth) reaches the leaf
+ * for any row. That is what lets the SIMD kernels walk many rows in lock-step.
+ */
+typedef struct {
+    float threshold;  /* x < threshold goes left, compared in float32 as XGBoost does */
+    uint32_t feature; /* split feature | SG_TREE_DEFAULT_LEFT */
+    uint32_t left;    /* index of the left child within the tree; own index on a leaf */
+    float leaf;       /* leaf value times the tree's weight (dart); 0 on a split */
+} sg_tree_node;
+
+/*
+ * Trees of depth <= SG_TREE_LEVELS_DEPTH also get a level-ordered copy, padded to a
+ * complete tree of their own depth: the nodes of level L sit at [2^L - 1, 2^(L+1) - 1),
+ * the children of position p are 2p and 2p + 1 of the next level, and a leaf above the
+ * last level becomes a node that always goes left (+inf threshold, default left) down
+ * to its value. A whole level then fits in one or two SIMD registers, so a kernel picks
+ * each row's threshold and feature with a register permute instead of a gather.
+ */
+#define SG_TREE_LEVELS_DEPTH 6
+typedef struct {
+    float threshold[63]; /* levels 0..5 */
+    uint32_t feature[63];
+    float leaf[64]; /* by position on the tree's last level */
+} sg_tree_levels;
+
+/* How margins become outputs. */
+typedef enum {
+    SG_TREE_OUT_IDENTITY = 0,     /* regression: the margin */
+    SG_TREE_OUT_SIGMOID = 1,      /* regression in [0,1] (reg:logistic) */
+    SG_TREE_OUT_BINARY = 2,       /* binary classifier: [1 - p1, p1], p1 = sigmoid(margin) */
+    SG_TREE_OUT_SOFTMAX = 3,      /* multiclass: softmax over the groups' margins */
+    SG_TREE_OUT_PROBA_BINARY = 4, /* binary, the sum is p1 (forests): [1 - p1, p1] */
+    SG_TREE_OUT_PROBA = 5,        /* multiclass, the sums are the probabilities (forests) */
+} sg_tree_output;
+
+typedef struct {
+    int n_trees;
+    int n_groups;   /* outputs before the link: 1, or the class count for multi:* */
+    int n_features; /* splits use features 0..n_features-1 */
+    int max_depth;  /* deepest tree, edges from the root to a leaf */
+    sg_tree_output output;
+    float *base;         /* [n_groups] each group's margin before the trees */
+    int64_t n_nodes;     /* all trees */
+    sg_tree_node *nodes; /* [n_nodes], 64-byte aligned, trees back to back */
+    int64_t *tree_start; /* [n_trees] offset of each tree's root in nodes */
+    int32_t *tree_group; /* [n_trees] the output group each tree adds to */
+    uint8_t *tree_depth; /* [n_trees] depth of each tree */
+    /* [n_trees], 64-byte aligned, when max_depth <= SG_TREE_LEVELS_DEPTH; NULL otherwise */
+    sg_tree_levels *levels;
+    char objective[32];
+    char booster[16];
+} sg_tree_ensemble;
+
+/*
+ * The tree-ensemble layout of the native model HDF5 format is read by sg_model_load
+ * (stagegate/model.h), with the same node layout and limits.
+ *
+ * Parses an XGBoost JSON model (Booster.save_model("m.json"), schema of XGBoost
+ * >= 1.0) from memory and builds the compact layout. `name` is the file name used
+ * in errors, which have the form "NAME: JSON_PATH: what is wrong". Refuses
+ * unknown boosters and objectives, categorical splits, child indices out of range,
+ * cycles, nodes reachable twice, split features >= num_feature, non-finite
+ * thresholds or leaves, depth above SG_TREE_MAX_DEPTH and zero trees.
+ */
+int sg_xgboost_json_parse(const char *name, const char *text, size_t len, sg_tree_ensemble **out,
+                          sg_err *err);
+/* Builds e->levels from e->nodes when max_depth <= SG_TREE_LEVELS_DEPTH (SG_ENOMEM). */
+int sg_tree_ensemble_build_levels(sg_tree_ensemble *e, sg_err *err);
+/* A deep copy whose node array is first touched by the calling thread (NUMA-local). */
+int sg_tree_ensemble_clone(const sg_tree_ensemble *src, sg_tree_ensemble **out, sg_err *err);
+void sg_tree_ensemble_free(sg_tree_ensemble *e);
+/* Bytes of the node arrays and per-tree tables. */
+size_t sg_tree_ensemble_bytes(const sg_tree_ensemble *e);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,177 @@
+/*
+ * The tree-ensemble kind: an XGBoost JSON file behind sg_model_ops. The kernels
+ * add the leaves into per-row margins (kernels/trees_*.c); the output link is
+ * applied here by scalar code shared by every ISA, so every variant's output has
+ * the same bits. A scratch (one per thread) holds the margins of max_batch rows.
+ */
+#include "kernels/kernels_internal.h"
+#include "stagegate/model_ops.h"
+
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    int64_t max_batch;
+    float *margins; /* [max_batch][n_groups] */
+} tree_scratch;
+
+/* An XGBoost model is a JSON object: '{' after optional whitespace and a UTF-8 BOM. The
+   loader then checks that it really is one and names what is missing. */
+static bool trees_probe(const uint8_t *head, size_t n)
+{
+    size_t i = 0;
+    if (n >= 3 && head[0] == 0xEF && head[1] == 0xBB && head[2] == 0xBF) i = 3;
+    while (i < n && (head[i] == ' ' || head[i] == '\t' || head[i] == '\r' || head[i] == '\n'))
+        i++;
+    return i < n && head[i] == '{';
+}
+
+static void trees_describe(const sg_model *m, char *buf, size_t len)
+{
+    const sg_tree_ensemble *e = m->trees;
+    snprintf(buf, len, "tree_ensemble: %s %s, %d trees, max depth %d, %lld nodes, %d features",
+             e->booster, e->objective, e->n_trees, e->max_depth, (long long)e->n_nodes,
+             e->n_features);
+}
+
+static int trees_scratch_new(const sg_model *m, int64_t max_batch, void **out, sg_err *err)
+{
+    *out = NULL;
+    const int G = m->trees->n_groups;
+    if (max_batch < 1 || max_batch > INT_MAX)
+        return sg_errf(err, SG_EINPUT, "tree batch size %lld is outside 1..%d",
+                       (long long)max_batch, INT_MAX);
+    if ((uint64_t)max_batch > SIZE_MAX / sizeof(float) / (uint64_t)G)
+        return sg_errf(err, SG_ENOMEM, "tree scratch of %lld rows x %d is too large",
+                       (long long)max_batch, G);
+    tree_scratch *s = calloc(1, sizeof *s);
+    size_t bytes = (size_t)max_batch * (size_t)G * sizeof(float);
+    if (s) s->margins = sg_alloc_aligned(bytes);
+    if (!s || !s->margins) {
+        free(s);
+        return sg_errf(err, SG_ENOMEM, "out of memory for a tree scratch of %zu bytes", bytes);
+    }
+    /* First touch on the owning thread: NUMA-local, and no page faults when timed. */
+    memset(s->margins, 0, bytes);
+    s->max_batch = max_batch;
+    *out = s;
+    return SG_OK;
+}
+
+static void trees_scratch_free(void *p)
+{
+    tree_scratch *s = p;
+    if (!s) return;
+    sg_free_aligned(s->margins);
+    free(s);
+}
+
+/* XGBoost's softmax: float exponentials of (z - max), summed in double. */
+static void softmax_row(const float *z, int k, float *out)
+{
+    float mx = z[0];
+    for (int j = 1; j < k; j++)
+        if (z[j] > mx) mx = z[j];
+    double sum = 0;
+    for (int j = 0; j < k; j++) {
+        out[j] = expf(z[j] - mx);
+        sum += out[j];
+    }
+    for (int j = 0; j < k; j++)
+        out[j] /= (float)sum;
+}
+
+static void apply_link(const sg_tree_ensemble *e, const float *M, int64_t n, float *out)
+{
+    const int G = e->n_groups;
+    for (int64_t r = 0; r < n; r++) {
+        switch (e->output) {
+        case SG_TREE_OUT_BINARY:
+            /* p0 from logistic(-z) keeps a tiny p0's relative precision, as the dense path. */
+            out[2 * r] = sg_logistic_ref(-M[r]);
+            out[2 * r + 1] = sg_logistic_ref(M[r]);
+            break;
+        case SG_TREE_OUT_SIGMOID:
+            out[r] = sg_logistic_ref(M[r]);
+            break;
+        case SG_TREE_OUT_SOFTMAX:
+            softmax_row(M + r * G, G, out + r * G);
+            break;
+        case SG_TREE_OUT_PROBA_BINARY:
+            out[2 * r] = 1.0f - M[r];
+            out[2 * r + 1] = M[r];
+            break;
+        case SG_TREE_OUT_PROBA:
+            memcpy(out + r * G, M + r * G, (size_t)G * sizeof(float));
+            break;
+        default:
+            out[r] = M[r];
+            break;
+        }
+    }
+}
+
+static void fill_base(const sg_tree_ensemble *e, float *M, int64_t n)
+{
+    const int G = e->n_groups;
+    for (int64_t r = 0; r < n; r++)
+        for (int g = 0; g < G; g++)
+            M[r * G + g] = e->base[g];
+}
+
+static void trees_predict_batch(const sg_model *m, const sg_kernel_ops *k, const float *X,
+                                int64_t n, float *out, void *p)
+{
+    tree_scratch *s = p;
+    SG_ASSERT(n >= 0 && n <= s->max_batch);
+    const sg_tree_ensemble *e = m->trees;
+    fill_base(e, s->margins, n);
+    k->tree_margins(e, X, n, s->margins);
+    apply_link(e, s->margins, n, out);
+}
+
+static void trees_predict_one(const sg_model *m, const sg_kernel_ops *k, const float *x, float *out,
+                              void *p, sg_forward_probe probe, void *ctx)
+{
+    tree_scratch *s = p;
+    const sg_tree_ensemble *e = m->trees;
+    fill_base(e, s->margins, 1);
+    k->tree_margins_one(e, x, s->margins);
+    if (probe) probe(ctx, 0);
+    apply_link(e, s->margins, 1, out);
+    if (probe) probe(ctx, 1);
+}
+
+static void trees_cost(const sg_model *m, sg_model_cost *c)
+{
+    const sg_tree_ensemble *e = m->trees;
+    double visits = 0;
+    for (int t = 0; t < e->n_trees; t++)
+        visits += e->tree_depth[t] + 1; /* the levels walked plus the leaf read */
+    c->node_visits_per_row = visits;
+    c->bytes_per_row = 4.0 * e->n_features;
+    c->param_bytes = m->param_bytes;
+}
+
+static int trees_stage_names(const sg_model *m, char names[][SG_MODEL_STAGE_NAME], int max)
+{
+    if (max < 2) return 0;
+    snprintf(names[0], SG_MODEL_STAGE_NAME, "trees_%d", m->trees->n_trees);
+    snprintf(names[1], SG_MODEL_STAGE_NAME, "link");
+    return 2;
+}
+
+const sg_model_ops sg_model_ops_trees = {
+    .kind = "tree_ensemble",
+    .probe = trees_probe,
+    .load = sg_model_load_xgboost_json,
+    .describe = trees_describe,
+    .scratch_new = trees_scratch_new,
+    .scratch_free = trees_scratch_free,
+    .predict_batch = trees_predict_batch,
+    .predict_one = trees_predict_one,
+    .cost = trees_cost,
+    .stage_names = trees_stage_names,
+};

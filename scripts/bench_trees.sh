@@ -1,0 +1,131 @@
+#!/bin/bash
+# Benchmark of tree-ensemble inference: stagegate against XGBoost and scikit-learn,
+# all in one run on the same data and thread count (read the figures as ratios:
+# shared machines are noisy). A benchmark, not a test: it asserts nothing.
+#
+#   ./scripts/bench_trees.sh [ROWS]      default 1,000,000 rows x 64 features
+#
+# STAGEGATE_BUILD_DIR picks the build folder (default build/release); BENCH_DIR the
+# folder for cached data and raw results (default build/bench).
+#
+# Case: binary:logistic, 300 trees of depth 6 (XGBoost, hist), float32 set.
+#   1. batch: stagegate eval's predict time vs xgboost inplace_predict (nthread = the
+#      worker count) vs scikit-learn HistGradientBoostingClassifier.predict_proba
+#      (300 iterations, max_depth 6, OpenMP threads = the worker count); median of 3 each;
+#   2. batch 1: stagegate bench single-stream p50/p99 (one pinned core) vs a loop over
+#      the XGBoost C API (XGBoosterPredictFromDense on one row, nthread 1) vs Python
+#      inplace_predict on one row;
+#   3. node visits per second (levels walked + leaf reads) and per core cycle.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROWS=${1:-1000000}
+./scripts/deps.sh
+BUILD=${STAGEGATE_BUILD_DIR:-build/release}
+if [ ! -f "$BUILD/CMakeCache.txt" ]; then
+    cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
+fi
+cmake --build "$BUILD" -j "$(nproc)" --target stagegate >/dev/null
+SG=$BUILD/cli/stagegate
+B=${BENCH_DIR:-build/bench}
+mkdir -p "$B"
+WORKERS=$(nproc)
+cc -O2 -o "$B/xgb_c_latency" scripts/xgb_c_latency.c -lxgboost
+
+if [ ! -f "$B/trees_$ROWS.h5" ] || [ ! -f "$B/trees300.json" ] || [ ! -f "$B/hgb300.joblib" ]; then
+    echo "== making a $ROWS x 64 set, an XGBoost model and a HistGradientBoosting model (cached in $B)" >&2
+    /usr/bin/python3 - "$B" "$ROWS" <<'PY'
+import sys, h5py, joblib, numpy as np, xgboost as xgb
+from sklearn.ensemble import HistGradientBoostingClassifier
+B, ROWS = sys.argv[1], int(sys.argv[2])
+rng = np.random.default_rng(11)
+w = rng.normal(size=64)
+def rows(n):
+    X = rng.normal(size=(n, 64)).astype(np.float32)
+    z = X @ w / 8 + np.sin(X[:, 0] * 2) + X[:, 1] * X[:, 2]
+    return X, (z + rng.normal(scale=0.5, size=n) > 0).astype(np.int32)
+X, y = rows(ROWS)
+with h5py.File(f"{B}/trees_{ROWS}.h5", "w") as f:
+    f.create_dataset("X", data=X, chunks=(min(ROWS, 16384), 64))
+    f["y"] = y
+Xt, yt = rows(100000)
+b = xgb.train({"objective": "binary:logistic", "max_depth": 6, "eta": 0.1, "tree_method": "hist",
+               "seed": 1}, xgb.DMatrix(Xt, label=yt), 300)
+b.save_model(f"{B}/trees300.json")
+h = HistGradientBoostingClassifier(max_iter=300, max_depth=6, max_leaf_nodes=64,
+                                   early_stopping=False, random_state=1).fit(Xt, yt)
+joblib.dump(h, f"{B}/hgb300.joblib")
+X[:2000].tofile(f"{B}/trees_rows.f32")
+PY
+fi
+
+echo "== stagegate eval (3 runs)" >&2
+for i in 1 2 3; do
+    "$SG" eval --model "$B/trees300.json" --data "$B/trees_$ROWS.h5" --json >"$B/trees_eval_$i.json"
+done
+echo "== stagegate bench single-stream (one core)" >&2
+"$SG" bench --model "$B/trees300.json" --data "$B/trees_$ROWS.h5" --scenario single-stream \
+    --duration 3 --cpus 0 --json >"$B/trees_single.json"
+echo "== XGBoost C API, batch 1" >&2
+"$B/xgb_c_latency" "$B/trees300.json" "$B/trees_rows.f32" 64 20000 >"$B/trees_xgb_c.json"
+echo "== xgboost and scikit-learn in Python" >&2
+OMP_NUM_THREADS=$WORKERS /usr/bin/python3 - "$B" "$ROWS" "$WORKERS" <<'PY'
+import json, statistics, sys, time
+import h5py, joblib, numpy as np, xgboost as xgb
+B, ROWS, W = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+with h5py.File(f"{B}/trees_{ROWS}.h5") as f:
+    X = f["X"][()]
+b = xgb.Booster(model_file=f"{B}/trees300.json")
+b.set_param({"nthread": W})
+def median_time(fn, n=3):
+    ts = []
+    for _ in range(n):
+        t0 = time.perf_counter(); fn(); ts.append(time.perf_counter() - t0)
+    return statistics.median(ts)
+res = {"xgb_inplace_s": median_time(lambda: b.inplace_predict(X))}
+h = joblib.load(f"{B}/hgb300.joblib")
+res["hgb_predict_proba_s"] = median_time(lambda: h.predict_proba(X))
+b1 = xgb.Booster(model_file=f"{B}/trees300.json")
+b1.set_param({"nthread": 1})
+lat = []
+for i in range(3000):
+    row = X[i % 2000: i % 2000 + 1]
+    t0 = time.perf_counter_ns(); b1.inplace_predict(row); lat.append(time.perf_counter_ns() - t0)
+lat = sorted(lat[500:])
+res["py_one_p50_ns"] = lat[(len(lat) * 50 + 99) // 100 - 1]
+res["py_one_p99_ns"] = lat[(len(lat) * 99 + 99) // 100 - 1]
+json.dump(res, open(f"{B}/trees_py.json", "w"))
+PY
+
+/usr/bin/python3 - "$B" "$ROWS" "$WORKERS" <<'PY'
+import json, statistics, sys
+B, ROWS, W = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+ev = [json.load(open(f"{B}/trees_eval_{i}.json")) for i in (1, 2, 3)]
+sg_s = statistics.median(e["timing"]["predict_seconds"] for e in ev)
+visits = ev[0]["model"]["cost"]["node_visits_per_row"]
+single = json.load(open(f"{B}/trees_single.json"))
+xc = json.load(open(f"{B}/trees_xgb_c.json"))
+py = json.load(open(f"{B}/trees_py.json"))
+hz = single["clock"]["tsc_hz"] or 0
+print(f"tree ensemble: 300 trees, depth 6, binary; {ROWS:,} x 64 rows; {W} workers / threads")
+print(f"kernels: {single.get('machine', {}).get('cpu_model', '')}")
+print()
+print(f"{'batch predict (median of 3)':44s} {'seconds':>10s} {'ratio':>12s}")
+print(f"{'stagegate eval (predict part)':44s} {sg_s:10.3f} {'1.00x':>12s}")
+x = py["xgb_inplace_s"]; h = py["hgb_predict_proba_s"]
+print(f"{'xgboost inplace_predict (nthread=%d)' % W:44s} {x:10.3f} {x / sg_s:11.2f}x slower")
+print(f"{'sklearn HistGradientBoosting predict_proba':44s} {h:10.3f} {h / sg_s:11.2f}x slower")
+print()
+p50, p99 = single["latency_ns"]["p50"], single["latency_ns"]["p99"]
+print(f"{'batch 1 (one core)':44s} {'p50 us':>10s} {'p99 us':>10s} {'p50 ratio':>12s}")
+print(f"{'stagegate bench single-stream':44s} {p50/1e3:10.2f} {p99/1e3:10.2f} {'1.00x':>12s}")
+print(f"{'XGBoost C API XGBoosterPredictFromDense':44s} {xc['p50_ns']/1e3:10.2f} {xc['p99_ns']/1e3:10.2f} {xc['p50_ns']/p50:11.2f}x slower")
+print(f"{'Python inplace_predict, one row':44s} {py['py_one_p50_ns']/1e3:10.2f} {py['py_one_p99_ns']/1e3:10.2f} {py['py_one_p50_ns']/p50:11.2f}x slower")
+print()
+vps = visits * ROWS / sg_s
+print(f"node visits per row: {visits:.0f}; batch {vps/1e9:.2f} G visits/s on {W} workers "
+      f"({vps/W/1e9:.2f} G/s per core" + (f", {vps/W/hz:.2f} per cycle at TSC {hz/1e9:.2f} GHz)" if hz else ")"))
+bv = visits / (p50 * 1e-9)
+print(f"batch 1: {bv/1e9:.2f} G visits/s on one core" + (f" ({bv/hz:.2f} per cycle)" if hz else ""))
+print(f"targets: batch >= 3x faster than xgboost: {'met' if x / sg_s >= 3 else 'NOT met'} "
+      f"({x / sg_s:.2f}x); batch-1 p50 <= 5 us: {'met' if p50 <= 5000 else 'NOT met'} ({p50/1e3:.2f} us)")
+PY

@@ -1,0 +1,175 @@
+#!/usr/bin/python3
+"""Reference test: scikit-learn tree ensembles exported with scripts/export_sklearn.py
+into the tree-ensemble layout of the model HDF5 format, evaluated by `stagegate eval`.
+
+For RandomForest, ExtraTrees, GradientBoosting and HistGradientBoosting, classifier
+(2 and 3 classes) and regressor: probabilities / predictions within 1e-6 of
+predict_proba / predict (HistGradientBoosting on data with NaNs, which it routes),
+labels equal to predict away from ties, every kernel variant bit-identical to the
+scalar one. Then: NaN is refused for a forest (scikit-learn 1.2 forests cannot route
+it), and a damaged file is refused with exit 2 naming the field.
+"""
+import os
+import subprocess
+import sys
+import tempfile
+
+import h5py
+import joblib
+import numpy as np
+from sklearn.ensemble import (ExtraTreesClassifier, ExtraTreesRegressor,
+                              GradientBoostingClassifier, GradientBoostingRegressor,
+                              HistGradientBoostingClassifier, HistGradientBoostingRegressor,
+                              RandomForestClassifier, RandomForestRegressor)
+
+SG = os.environ["STAGEGATE_BIN"]
+EXPORT = os.path.join(os.environ["STAGEGATE_SOURCE_DIR"], "scripts", "export_sklearn.py")
+TOL = 1e-6
+failures = []
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+        print("FAIL:", what)
+
+
+def variants():
+    out = []
+    for isa in ("scalar", "avx2", "avx512"):
+        p = subprocess.run([SG, "clock", "--json"], env=dict(os.environ, STAGEGATE_ISA=isa),
+                           capture_output=True, text=True)
+        if p.returncode == 0 and "cannot run" not in p.stderr:
+            out.append(isa)
+    return out
+
+
+ISAS = variants()
+
+
+def export(tmp, name, est):
+    src, dst = os.path.join(tmp, name + ".joblib"), os.path.join(tmp, name + ".h5")
+    joblib.dump(est, src)
+    p = subprocess.run(["/usr/bin/python3", EXPORT, src, dst], capture_output=True, text=True)
+    check(p.returncode == 0, "%s: export failed: %s" % (name, p.stderr.strip()))
+    return dst
+
+
+def evaluate(tmp, model, X, y, isa):
+    data, pred = os.path.join(tmp, "val.h5"), os.path.join(tmp, "pred.h5")
+    with h5py.File(data, "w") as f:
+        f["X"], f["y"] = X, y
+    p = subprocess.run([SG, "eval", "--model", model, "--data", data, "--predictions", pred],
+                       capture_output=True, text=True, env=dict(os.environ, STAGEGATE_ISA=isa))
+    if p.returncode != 0:
+        check(False, "%s (%s): eval exit %d: %s" % (model, isa, p.returncode, p.stderr.strip()))
+        return None
+    with h5py.File(pred) as f:
+        return {k: f[k][()] for k in f}
+
+
+def case(tmp, name, est, X, y, Xv, yv):
+    est.fit(X, y)
+    model = export(tmp, name, est)
+    classifier = hasattr(est, "predict_proba")
+    want = est.predict_proba(Xv) if classifier else est.predict(Xv)
+    outs = {}
+    for isa in ISAS:
+        out = evaluate(tmp, model, Xv, yv, isa)
+        if out is None:
+            continue
+        outs[isa] = out
+        got = out["proba"] if classifier else out["prediction"]
+        err = np.abs(got.astype(np.float64) - want).max()
+        print("%-26s %-7s max |stagegate - sklearn| %.3g" % (name, isa, err))
+        check(err <= TOL, "%s %s: differs from scikit-learn by %g" % (name, isa, err))
+        if classifier:
+            top = np.sort(want, axis=1)
+            clear = top[:, -1] - top[:, -2] > 1e-6
+            check(np.array_equal(out["label"][clear], est.predict(Xv)[clear]),
+                  "%s %s: labels differ from predict" % (name, isa))
+    for isa, out in outs.items():
+        for k in out:
+            check(out[k].tobytes() == outs["scalar"][k].tobytes(),
+                  "%s: %s /%s not bit-identical to scalar" % (name, isa, k))
+    return model
+
+
+rng = np.random.default_rng(21)
+n, d = 2000, 8
+X = rng.normal(size=(n, d)).astype(np.float32)
+Xv = rng.normal(size=(1500, d)).astype(np.float32)
+z = lambda A: A[:, 0] + 0.5 * np.sin(2 * A[:, 1]) + 0.3 * A[:, 2] * A[:, 3]
+yb, ybv = (z(X) > 0).astype(np.int32), (z(Xv) > 0).astype(np.int32)
+ym, ymv = np.digitize(z(X), [-0.5, 0.5]).astype(np.int32), np.digitize(z(Xv), [-0.5, 0.5]).astype(np.int32)
+yr, yrv = 0.5 * z(X), 0.5 * z(Xv)
+Xn, Xnv = X.copy(), Xv.copy()
+Xn[rng.random(X.shape) < 0.1] = np.nan
+Xnv[rng.random(Xv.shape) < 0.1] = np.nan
+ynb = (np.nan_to_num(z(Xn)) > 0).astype(np.int32)
+ynbv = (np.nan_to_num(z(Xnv)) > 0).astype(np.int32)
+ynm = np.digitize(np.nan_to_num(z(Xn)), [-0.5, 0.5]).astype(np.int32)
+ynmv = np.digitize(np.nan_to_num(z(Xnv)), [-0.5, 0.5]).astype(np.int32)
+
+with tempfile.TemporaryDirectory() as tmp:
+    rf = case(tmp, "rf_binary", RandomForestClassifier(n_estimators=30, max_depth=8, random_state=0), X, yb, Xv, ybv)
+    case(tmp, "rf_multi", RandomForestClassifier(n_estimators=20, random_state=0), X, ym, Xv, ymv)
+    case(tmp, "rf_regressor", RandomForestRegressor(n_estimators=20, max_depth=10, random_state=0), X, yr, Xv, yrv)
+    case(tmp, "et_binary", ExtraTreesClassifier(n_estimators=30, random_state=0), X, yb, Xv, ybv)
+    case(tmp, "et_multi", ExtraTreesClassifier(n_estimators=20, max_depth=6, random_state=0), X, ym, Xv, ymv)
+    case(tmp, "et_regressor", ExtraTreesRegressor(n_estimators=20, max_depth=12, random_state=0), X, yr, Xv, yrv)
+    case(tmp, "gb_binary", GradientBoostingClassifier(n_estimators=60, max_depth=3, random_state=0), X, yb, Xv, ybv)
+    case(tmp, "gb_multi", GradientBoostingClassifier(n_estimators=40, max_depth=3, random_state=0), X, ym, Xv, ymv)
+    case(tmp, "gb_regressor", GradientBoostingRegressor(n_estimators=60, max_depth=4, random_state=0), X, yr, Xv, yrv)
+    case(tmp, "hgb_binary_nan", HistGradientBoostingClassifier(max_iter=60, random_state=0), Xn, ynb, Xnv, ynbv)
+    case(tmp, "hgb_multi_nan", HistGradientBoostingClassifier(max_iter=40, random_state=0), Xn, ynm, Xnv, ynmv)
+    case(tmp, "hgb_regressor_nan", HistGradientBoostingRegressor(max_iter=60, random_state=0), Xn, yr, Xnv, yrv)
+    case(tmp, "hgb_binary_depth6", HistGradientBoostingClassifier(max_iter=50, max_depth=6, max_leaf_nodes=64, random_state=0), X, yb, Xv, ybv)
+
+    # scikit-learn 1.2 forests cannot route NaN, so the exported model refuses it.
+    data = os.path.join(tmp, "nan.h5")
+    with h5py.File(data, "w") as f:
+        f["X"], f["y"] = Xnv, ynbv
+    p = subprocess.run([SG, "eval", "--model", rf, "--data", data], capture_output=True, text=True)
+    check(p.returncode == 2 and "NaN" in p.stderr and "nan.h5" in p.stderr,
+          "NaN for a forest: want exit 2 naming the file, got %d %r" % (p.returncode, p.stderr))
+
+    # Damaged files: one line naming the field, exit 2.
+    def damaged(tag, field, edit, words):
+        bad = os.path.join(tmp, "bad_%s.h5" % tag)
+        with h5py.File(rf) as f, h5py.File(bad, "w") as g:
+            for k, v in f.attrs.items():
+                g.attrs[k] = v
+            for k in f["trees"]:
+                g["trees/" + k] = f["trees/" + k][()]
+            a = g["trees/" + field][()]
+            del g["trees/" + field]
+            g["trees/" + field] = edit(a)
+        p = subprocess.run([SG, "eval", "--model", bad, "--data", data], capture_output=True, text=True)
+        lines = p.stderr.strip().splitlines()
+        ok = p.returncode == 2 and len(lines) == 1 and bad in lines[0] and all(w in lines[0] for w in words)
+        print("%-16s exit %d: %s" % (tag, p.returncode, p.stderr.strip()))
+        check(ok, "damaged %s: want exit 2 naming %s; got %d %r" % (tag, words, p.returncode, p.stderr))
+
+    def wrong_child(a):
+        a = a.copy(); a[0] = 5; return a
+
+    def cycle(a):
+        a = a.copy(); i = int(np.nonzero(a[1:] != -1)[0][0]) + 1; a[i] = 0; return a
+
+    def feature(a):
+        a = a.copy(); a[0] = d; return a
+
+    def nan_threshold(a):
+        a = a.copy(); a[0] = np.nan; return a
+
+    damaged("wrong_child", "left", wrong_child, ["/trees/left[0]", "breadth-first"])
+    damaged("cycle", "left", cycle, ["/trees/left["])
+    damaged("feature", "feature", feature, ["/trees/feature[0]", "outside"])
+    damaged("nan_threshold", "threshold", nan_threshold, ["/trees/threshold[0]", "NaN"])
+    damaged("short", "leaf_value", lambda a: a[:-1], ["/trees/leaf_value", "values"])
+
+if failures:
+    print("%d failure(s)" % len(failures))
+    sys.exit(1)
+print("ok")

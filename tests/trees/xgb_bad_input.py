@@ -1,0 +1,130 @@
+#!/usr/bin/python3
+"""Bad XGBoost JSON models: `stagegate eval` exits 2 with one line on stderr that
+names the file and the JSON path of the bad value; never a crash."""
+import copy
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import h5py
+import numpy as np
+import xgboost as xgb
+
+SG = os.environ["STAGEGATE_BIN"]
+failures = []
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+        print("FAIL:", what)
+
+
+def run(model, dataset):
+    return subprocess.run([SG, "eval", "--model", model, "--data", dataset], capture_output=True,
+                          text=True)
+
+
+def expect_refused(tmp, name, doc_or_text, dataset, words):
+    path = os.path.join(tmp, name + ".json")
+    with open(path, "w") as f:
+        f.write(doc_or_text if isinstance(doc_or_text, str) else json.dumps(doc_or_text))
+    p = run(path, dataset)
+    lines = p.stderr.strip().splitlines()
+    ok = (p.returncode == 2 and len(lines) == 1 and path in lines[0] and
+          all(w in lines[0] for w in words))
+    print("%-24s exit %d: %s" % (name, p.returncode, p.stderr.strip()))
+    check(ok, "%s: want exit 2 and one line naming %s and %s; got %d %r" %
+          (name, path, words, p.returncode, p.stderr))
+
+
+def trees_of(doc):
+    return doc["learner"]["gradient_booster"]["model"]["trees"]
+
+
+with tempfile.TemporaryDirectory() as tmp:
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(500, 4)).astype(np.float32)
+    y = (X[:, 0] + X[:, 1] > 0).astype(np.int32)
+    b = xgb.train({"objective": "binary:logistic", "max_depth": 3}, xgb.DMatrix(X, label=y), 3)
+    good = os.path.join(tmp, "good.json")
+    b.save_model(good)
+    data = os.path.join(tmp, "val.h5")
+    with h5py.File(data, "w") as f:
+        f["X"], f["y"] = X, y
+    data5 = os.path.join(tmp, "val5.h5")
+    with h5py.File(data5, "w") as f:
+        f["X"], f["y"] = np.hstack([X, X[:, :1]]), y
+    p = run(good, data)
+    check(p.returncode == 0, "the unmodified model must evaluate: %s" % p.stderr)
+    base = json.load(open(good))
+    T = "/learner/gradient_booster/model/trees/"
+
+    expect_refused(tmp, "malformed", open(good).read()[:-20], data, ["malformed JSON", "line"])
+    expect_refused(tmp, "not_xgboost", {"hello": 1}, data, ["/learner"])
+    d = copy.deepcopy(base); d["learner"]["gradient_booster"]["name"] = "gblinear"
+    expect_refused(tmp, "unknown_booster", d, data, ["/learner/gradient_booster/name", "gblinear"])
+    d = copy.deepcopy(base); d["learner"]["objective"]["name"] = "rank:pairwise"
+    expect_refused(tmp, "unknown_objective", d, data, ["/learner/objective/name", "rank:pairwise"])
+    expect_refused(tmp, "feature_mismatch", base, data5, ["val5.h5", "5 features", "expects 4"])
+    d = copy.deepcopy(base); t = trees_of(d)[1]; t["left_children"][0] = 999
+    expect_refused(tmp, "child_out_of_range", d, data, [T + "1/left_children/0", "999"])
+    d = copy.deepcopy(base); t = trees_of(d)[0]
+    leaf = t["left_children"].index(-1, 1)
+    inner = 1 if t["left_children"][1] != -1 else 2
+    t["left_children"][inner], t["right_children"][inner] = 0, leaf
+    expect_refused(tmp, "cycle", d, data, [T + "0", "cycle"])
+    d = copy.deepcopy(base); t = trees_of(d)[0]
+    t["right_children"][0] = t["left_children"][0]
+    expect_refused(tmp, "reachable_twice", d, data, [T + "0", "reachable twice"])
+    d = copy.deepcopy(base); t = trees_of(d)[0]; t["split_indices"][0] = 4
+    expect_refused(tmp, "feature_out_of_range", d, data, [T + "0/split_indices/0", "feature 4"])
+    d = copy.deepcopy(base); t = trees_of(d)[0]; t["split_conditions"][0] = 1e39
+    expect_refused(tmp, "threshold_not_float32", d, data, [T + "0/split_conditions/0", "finite"])
+    d = copy.deepcopy(base); t = trees_of(d)[0]; t["split_conditions"][0] = "NaN"
+    expect_refused(tmp, "threshold_nan", d, data, [T + "0/split_conditions/0"])
+    d = copy.deepcopy(base); t = trees_of(d)[0]; t["split_type"][0] = 1
+    expect_refused(tmp, "categorical", d, data, [T + "0/split_type/0", "node 0", "categorical"])
+    d = copy.deepcopy(base)
+    d["learner"]["gradient_booster"]["model"]["trees"] = []
+    d["learner"]["gradient_booster"]["model"]["tree_info"] = []
+    expect_refused(tmp, "zero_trees", d, data, ["zero trees"])
+    # A chain 70 levels deep: every right child is a leaf, every left child splits again.
+    n = 141
+    chain = {"left_children": [], "right_children": [], "split_indices": [0] * n,
+             "split_conditions": [0.5] * n, "default_left": [0] * n, "split_type": [0] * n}
+    for i in range(n):
+        inner = i % 2 == 0 and i + 2 < n
+        chain["left_children"].append(i + 2 if inner else -1)
+        chain["right_children"].append(i + 1 if inner else -1)
+    d = copy.deepcopy(base); trees_of(d)[0].update(chain)
+    expect_refused(tmp, "too_deep", d, data, [T + "0", "depth", "64"])
+    d = copy.deepcopy(base); t = trees_of(d)[2]; del t["default_left"]
+    expect_refused(tmp, "missing_array", d, data, [T + "2/default_left"])
+    d = copy.deepcopy(base); t = trees_of(d)[2]; t["right_children"] = t["right_children"][:-1]
+    expect_refused(tmp, "short_array", d, data, [T + "2/right_children"])
+    d = copy.deepcopy(base); t = trees_of(d)[0]; t["right_children"][0] = -1
+    expect_refused(tmp, "one_child", d, data, [T + "0", "one child"])
+    d = copy.deepcopy(base); d["learner"]["gradient_booster"]["model"]["tree_info"][1] = 3
+    expect_refused(tmp, "bad_group", d, data, ["tree_info/1"])
+    d = copy.deepcopy(base); d["learner"]["learner_model_param"]["num_feature"] = "x"
+    expect_refused(tmp, "bad_num_feature", d, data, ["/learner/learner_model_param/num_feature"])
+    d = copy.deepcopy(base); d["learner"]["learner_model_param"]["base_score"] = "1.5"
+    expect_refused(tmp, "bad_base_score", d, data, ["/learner/learner_model_param/base_score"])
+    expect_refused(tmp, "empty", "", data, [])
+
+    # NaN is a missing value for a tree model, but Inf is an error everywhere.
+    inf = os.path.join(tmp, "inf.h5")
+    Xi = X.copy(); Xi[7, 2] = np.inf
+    with h5py.File(inf, "w") as f:
+        f["X"], f["y"] = Xi, y
+    p = run(good, inf)
+    check(p.returncode == 2 and "inf.h5" in p.stderr and "row 7" in p.stderr,
+          "Inf in /X must be refused for a tree model: %d %r" % (p.returncode, p.stderr))
+
+if failures:
+    print("%d failure(s)" % len(failures))
+    sys.exit(1)
+print("ok")

@@ -1,0 +1,196 @@
+#!/usr/bin/python3
+"""Reference test: `stagegate eval` on XGBoost JSON models against xgboost itself.
+
+For each supported objective (and the dart booster), train a small model with
+xgboost on data with missing values (NaN), save it with Booster.save_model, run
+`stagegate eval --json --predictions` under every kernel variant this CPU runs,
+and check:
+- probabilities / predictions within 1e-6 absolute of Booster.predict and of
+  inplace_predict (multi:softmax: labels equal to predict, probabilities equal
+  to the softmax of the output margin; binary:logitraw: p1 = sigmoid(margin));
+- every variant's output file holds the same bits as the scalar reference's;
+- metrics equal sklearn.metrics on stagegate's own outputs.
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import h5py
+import numpy as np
+import xgboost as xgb
+from sklearn import metrics as skm
+
+SG = os.environ["STAGEGATE_BIN"]
+TOL = 1e-6
+failures = []
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+        print("FAIL:", what)
+
+
+def variants():
+    out = []
+    for isa in ("scalar", "avx2", "avx512"):
+        p = subprocess.run([SG, "clock", "--json"], env=dict(os.environ, STAGEGATE_ISA=isa),
+                           capture_output=True, text=True)
+        if p.returncode == 0 and "cannot run" not in p.stderr:
+            out.append(isa)
+    return out
+
+
+def data(rng, n, d, nan_frac=0.1):
+    X = rng.normal(size=(n, d)).astype(np.float32)
+    mask = rng.random(size=(n, d)) < nan_frac
+    mask[:, 0] = False  # keep one always-present column to learn from
+    X[mask] = np.nan
+    return X
+
+
+def write_set(path, X, y):
+    with h5py.File(path, "w") as f:
+        f["X"] = X
+        f["y"] = y
+
+
+def run_eval(tmp, model, dataset, isa):
+    pred = os.path.join(tmp, "pred_%s.h5" % isa)
+    p = subprocess.run([SG, "eval", "--model", model, "--data", dataset, "--json",
+                        "--predictions", pred], capture_output=True, text=True,
+                       env=dict(os.environ, STAGEGATE_ISA=isa))
+    if p.returncode != 0:
+        check(False, "%s (%s): eval exit %d: %s" % (model, isa, p.returncode, p.stderr.strip()))
+        return None, None
+    with h5py.File(pred, "r") as f:
+        out = {k: f[k][()] for k in f.keys()}
+    return json.loads(p.stdout), out
+
+
+def sigmoid(z):
+    return 1.0 / (1.0 + np.exp(-z.astype(np.float64)))
+
+
+def softmax(z):
+    z = z.astype(np.float64)
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def case(tmp, name, params, X, y, Xv, yv, rounds=25):
+    booster = xgb.train(params, xgb.DMatrix(X, label=y), num_boost_round=rounds)
+    model = os.path.join(tmp, name + ".json")
+    booster.save_model(model)
+    dataset = os.path.join(tmp, name + "_val.h5")
+    write_set(dataset, Xv, yv)
+    obj = params["objective"]
+    dm = xgb.DMatrix(Xv)
+    ref = booster.predict(dm)
+    ref_inplace = booster.inplace_predict(Xv)
+    if obj == "multi:softmax":
+        labels_ref = ref.astype(np.int64)
+        ref = softmax(booster.predict(dm, output_margin=True))
+        ref_inplace = softmax(booster.inplace_predict(Xv, predict_type="margin"))
+    elif obj == "binary:logitraw":
+        ref, ref_inplace = sigmoid(ref), sigmoid(ref_inplace)
+    outputs = {}
+    for isa in ISAS:
+        doc, out = run_eval(tmp, model, dataset, isa)
+        if out is None:
+            continue
+        outputs[isa] = out
+        if "proba" in out:
+            got = out["proba"].astype(np.float64)
+            want = np.stack([1 - ref, ref], axis=1) if got.shape[1] == 2 and ref.ndim == 1 else ref
+            want_i = (np.stack([1 - ref_inplace, ref_inplace], axis=1)
+                      if got.shape[1] == 2 and ref_inplace.ndim == 1 else ref_inplace)
+            err = np.abs(got - want).max()
+            err_i = np.abs(got - want_i).max()
+            print("%-18s %-7s max |proba - predict| %.3g, - inplace_predict %.3g" % (name, isa, err, err_i))
+            check(err <= TOL, "%s %s: proba differs from Booster.predict by %g" % (name, isa, err))
+            check(err_i <= TOL, "%s %s: proba differs from inplace_predict by %g" % (name, isa, err_i))
+            if obj == "multi:softmax":
+                # Labels equal unless two classes tie within float rounding.
+                top2 = np.sort(got, axis=1)[:, -2:]
+                clear = top2[:, 1] - top2[:, 0] > 1e-6
+                check(np.array_equal(out["label"][clear], labels_ref[clear]),
+                      "%s %s: labels differ from Booster.predict" % (name, isa))
+            m = doc["metrics"]
+            lab = out["label"]
+            check(abs(m["accuracy"] - skm.accuracy_score(yv, lab)) <= 1e-12,
+                  "%s %s: accuracy differs from sklearn" % (name, isa))
+            if got.shape[1] == 2:
+                check(abs(m["f1"] - skm.f1_score(yv, lab)) <= 1e-12, "%s %s: f1" % (name, isa))
+                check(abs(m["roc_auc"] - skm.roc_auc_score(yv, got[:, 1])) <= 1e-9,
+                      "%s %s: roc_auc" % (name, isa))
+            else:
+                check(abs(m["f1_macro"] - skm.f1_score(yv, lab, average="macro")) <= 1e-12,
+                      "%s %s: f1_macro" % (name, isa))
+        else:
+            got = out["prediction"].astype(np.float64)
+            err = np.abs(got - ref).max()
+            err_i = np.abs(got - ref_inplace).max()
+            print("%-18s %-7s max |prediction - predict| %.3g, - inplace_predict %.3g" % (name, isa, err, err_i))
+            check(err <= TOL, "%s %s: prediction differs from Booster.predict by %g" % (name, isa, err))
+            check(err_i <= TOL, "%s %s: prediction differs from inplace_predict by %g" % (name, isa, err_i))
+            m = doc["metrics"]
+            for key, fn in (("mean_absolute_error", skm.mean_absolute_error),
+                            ("mean_squared_error", skm.mean_squared_error),
+                            ("r2_score", skm.r2_score), ("max_error", skm.max_error)):
+                want_m = fn(yv, got)
+                check(abs(m[key] - want_m) <= 1e-9 * max(1.0, abs(want_m)),
+                      "%s %s: %s %r vs sklearn %r" % (name, isa, key, m[key], want_m))
+    for isa, out in outputs.items():
+        for k in out:
+            check(out[k].tobytes() == outputs["scalar"][k].tobytes(),
+                  "%s: %s /%s is not bit-identical to scalar" % (name, isa, k))
+
+
+ISAS = variants()
+print("variants:", ISAS)
+rng = np.random.default_rng(13)
+n, nv, d = 4000, 3000, 12
+X, Xv = data(rng, n, d), data(rng, nv, d)
+
+
+def target_binary(X):
+    return ((np.nan_to_num(X[:, 0]) + 0.5 * np.nan_to_num(X[:, 1], nan=1.0) -
+             0.3 * np.isnan(X[:, 2])) > 0).astype(np.int32)
+
+
+def target_multi(X):
+    return (np.digitize(np.nan_to_num(X[:, 0]) + 0.3 * np.nan_to_num(X[:, 3]), [-0.5, 0.5])).astype(np.int32)
+
+
+def target_reg(X):
+    return (2 * np.nan_to_num(X[:, 0]) + np.sin(np.nan_to_num(X[:, 1])) + 0.1 * np.isnan(X[:, 4])).astype(np.float64)
+
+
+with tempfile.TemporaryDirectory() as tmp:
+    yb, ybv = target_binary(X), target_binary(Xv)
+    ym, ymv = target_multi(X), target_multi(Xv)
+    yr, yrv = target_reg(X), target_reg(Xv)
+    base = {"max_depth": 6, "eta": 0.3, "seed": 1}
+    case(tmp, "binary_logistic", dict(base, objective="binary:logistic"), X, yb, Xv, ybv)
+    case(tmp, "binary_base", dict(base, objective="binary:logistic", base_score=0.3), X, yb, Xv, ybv)
+    case(tmp, "binary_logitraw", dict(base, objective="binary:logitraw", base_score=0.2), X, yb, Xv, ybv)
+    case(tmp, "multi_softprob", dict(base, objective="multi:softprob", num_class=3), X, ym, Xv, ymv)
+    case(tmp, "multi_softmax", dict(base, objective="multi:softmax", num_class=3), X, ym, Xv, ymv)
+    case(tmp, "reg_squarederror", dict(base, objective="reg:squarederror", base_score=1.5), X, yr, Xv, yrv)
+    yl = 1 / (1 + np.exp(-yr))
+    case(tmp, "reg_logistic", dict(base, objective="reg:logistic"), X, yl, Xv, 1 / (1 + np.exp(-yrv)))
+    case(tmp, "dart_binary", dict(base, booster="dart", objective="binary:logistic", rate_drop=0.3,
+                                  skip_drop=0.0), X, yb, Xv, ybv)
+    case(tmp, "dart_multi", dict(base, booster="dart", objective="multi:softprob", num_class=3,
+                                 rate_drop=0.2), X, ym, Xv, ymv)
+    case(tmp, "deep_forest", dict(objective="binary:logistic", max_depth=12, num_parallel_tree=4,
+                                  subsample=0.8, colsample_bynode=0.8, eta=1.0, seed=3),
+         X, yb, Xv, ybv, rounds=3)
+
+if failures:
+    print("%d failure(s)" % len(failures))
+    sys.exit(1)
+print("ok")
