@@ -195,8 +195,7 @@ void sg_tmp_track(const char *tmp)
         if (__atomic_compare_exchange_n(&tmp_claim[i], &expect, 1, false, __ATOMIC_ACQ_REL,
                                         __ATOMIC_RELAXED)) {
             snprintf(tmp_paths[i], sizeof tmp_paths[i], "%s", tmp);
-            __atomic_thread_fence(__ATOMIC_RELEASE);
-            tmp_used[i] = 1;
+            __atomic_store_n(&tmp_used[i], 1, __ATOMIC_RELEASE);
             return;
         }
     }
@@ -206,8 +205,8 @@ void sg_tmp_track(const char *tmp)
 void sg_tmp_forget(const char *tmp)
 {
     for (int i = 0; i < TMP_SLOTS; i++)
-        if (tmp_used[i] && !strcmp(tmp_paths[i], tmp)) {
-            tmp_used[i] = 0;
+        if (__atomic_load_n(&tmp_used[i], __ATOMIC_ACQUIRE) && !strcmp(tmp_paths[i], tmp)) {
+            __atomic_store_n(&tmp_used[i], 0, __ATOMIC_RELEASE);
             __atomic_store_n(&tmp_claim[i], 0, __ATOMIC_RELEASE);
             return;
         }

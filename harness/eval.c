@@ -8,7 +8,7 @@
  *   state field is shared; it is guarded by ring.mu / ring.cv.
  * - HDF5 (Debian builds it without thread safety) is touched by the reader for
  *   /X, /y and /sample_weight and by the main thread for the predictions file,
- *   never at once: every HDF5 call holds hdf5_mu.
+ *   never at once: datasets/ serialises every HDF5 call itself (sg_h5_enter).
  * - Each worker owns its model copy and scratch, created on its own core (first
  *   touch lands them on its NUMA node); workers write disjoint row ranges of the
  *   chunk's output and read the chunk's X, which nobody writes while it is FULL.
@@ -55,7 +55,6 @@ typedef struct {
 typedef struct {
     sg_dataset *ds;
     eval_ring *ring;
-    pthread_mutex_t *hdf5_mu;
     int64_t rows, chunk;
     int n_classes; /* label range check, 0 for regression */
     bool classifier;
@@ -77,11 +76,9 @@ static void *reader_main(void *arg)
         int64_t n = rc->rows - row < rc->chunk ? rc->rows - row : rc->chunk;
         sg_err err = {{0}};
         double t0 = sg_now_seconds();
-        pthread_mutex_lock(rc->hdf5_mu);
         int st =
             sg_dataset_read(rc->ds, row, n, s->X, rc->classifier ? s->labels : NULL,
                             rc->classifier ? NULL : s->targets, s->weights, rc->n_classes, &err);
-        pthread_mutex_unlock(rc->hdf5_mu);
         double dt = sg_now_seconds() - t0;
 
         pthread_mutex_lock(&ring->mu);
@@ -177,7 +174,6 @@ typedef struct {
     reader_ctx rctx;
     pthread_t reader;
     bool reader_started;
-    pthread_mutex_t hdf5_mu;
     sg_dataset *ds;
     sg_pool *pool;
     compute_ctx cc;
@@ -228,7 +224,6 @@ static void eval_run_cleanup(eval_run *e)
     if (e->ds) sg_dataset_close(e->ds);
     pthread_mutex_destroy(&e->ring.mu);
     pthread_cond_destroy(&e->ring.cv);
-    pthread_mutex_destroy(&e->hdf5_mu);
 }
 
 static void show_progress(int64_t done, int64_t total, double t0)
@@ -271,10 +266,8 @@ static int eval_chunk(eval_run *e, const sg_eval_config *c, sg_eval_result *r, e
             memcpy(r->pred_values + s->row0, e->out, (size_t)s->n * sizeof(float));
     }
     if (e->pw) {
-        pthread_mutex_lock(&e->hdf5_mu);
         st = sg_pred_writer_write(e->pw, s->row0, s->n, e->out, classifier ? e->pred_labels : NULL,
                                   err);
-        pthread_mutex_unlock(&e->hdf5_mu);
         if (st) return st;
     }
     return SG_OK;
@@ -355,7 +348,6 @@ static int eval_setup(eval_run *e, const sg_eval_config *c, sg_eval_result *r, s
 
     e->rctx = (reader_ctx){.ds = e->ds,
                            .ring = &e->ring,
-                           .hdf5_mu = &e->hdf5_mu,
                            .rows = r->rows,
                            .chunk = chunk,
                            .n_classes = classifier ? m->n_classes : 0,
@@ -373,7 +365,6 @@ int sg_eval_run(const sg_eval_config *c, sg_eval_result *r, sg_err *err)
     memset(&e, 0, sizeof e);
     pthread_mutex_init(&e.ring.mu, NULL);
     pthread_cond_init(&e.ring.cv, NULL);
-    pthread_mutex_init(&e.hdf5_mu, NULL);
     double t_start = sg_now_seconds();
 
     int st = eval_setup(&e, c, r, err);
@@ -406,9 +397,7 @@ int sg_eval_run(const sg_eval_config *c, sg_eval_result *r, sg_err *err)
         r->metrics_seconds += sg_now_seconds() - t0;
     }
     if (st == SG_OK && e.pw) {
-        pthread_mutex_lock(&e.hdf5_mu);
         st = sg_pred_writer_commit(e.pw, err);
-        pthread_mutex_unlock(&e.hdf5_mu);
         e.pw = NULL;
     }
     /* Load time: opening and checking files plus the reader's time not hidden behind compute. */
