@@ -43,12 +43,6 @@ static const char compare_usage[] =
     "with --fail-on-regression or a report failed verification, 2 usage or input error,\n"
     "including runs on different fingerprints without --force.\n";
 
-static const char *jstr(const json_t *o, const char *k)
-{
-    const char *s = json_string_value(json_object_get(o, k));
-    return s ? s : "";
-}
-
 static double num(const json_t *o, const char *k)
 {
     json_t *v = json_object_get(o, k);
@@ -57,15 +51,15 @@ static double num(const json_t *o, const char *k)
 
 static void print_run(FILE *out, const char *label, const json_t *r)
 {
-    fprintf(out, "%s  %s %s", label, jstr(r, "kind"), jstr(r, "file"));
-    if (*jstr(r, "subject")) fprintf(out, "  model %s", jstr(r, "subject"));
-    if (*jstr(r, "result")) fprintf(out, " %s", jstr(r, "result"));
-    if (*jstr(r, "timestamp")) fprintf(out, " at %s", jstr(r, "timestamp"));
-    if (!strcmp(jstr(r, "kind"), "report"))
+    fprintf(out, "%s  %s %s", label, sg_json_str(r, "kind"), sg_json_str(r, "file"));
+    if (*sg_json_str(r, "subject")) fprintf(out, "  model %s", sg_json_str(r, "subject"));
+    if (*sg_json_str(r, "result")) fprintf(out, " %s", sg_json_str(r, "result"));
+    if (*sg_json_str(r, "timestamp")) fprintf(out, " at %s", sg_json_str(r, "timestamp"));
+    if (!strcmp(sg_json_str(r, "kind"), "report"))
         fprintf(out,
                 json_is_true(json_object_get(r, "verified")) ? "  (signature verified, key %.16s)"
                                                              : "  (NOT verified: no --pubkey)%s",
-                jstr(r, "key_id"));
+                sg_json_str(r, "key_id"));
     fprintf(out, "\n");
 }
 
@@ -83,7 +77,8 @@ void sg_compare_print(const json_t *cmp, FILE *out)
     print_run(out, "NEW", n);
     json_t *fp = json_object_get(n, "fingerprint");
     if (json_is_true(json_object_get(cmp, "fingerprint_match")))
-        fprintf(out, "machine: same fingerprint %s (%s)\n", jstr(fp, "id"), jstr(fp, "cpu_model"));
+        fprintf(out, "machine: same fingerprint %s (%s)\n", sg_json_str(fp, "id"),
+                sg_json_str(fp, "cpu_model"));
     else
         fprintf(out, "machine: DIFFERENT fingerprints, compared with --force\n");
     size_t i;
@@ -92,7 +87,7 @@ void sg_compare_print(const json_t *cmp, FILE *out)
     {
         char *a = json_dumps(json_object_get(e, "old"), JSON_ENCODE_ANY);
         char *b = json_dumps(json_object_get(e, "new"), JSON_ENCODE_ANY);
-        fprintf(out, "  %s: %s -> %s\n", jstr(e, "field"), a ? a : "?", b ? b : "?");
+        fprintf(out, "  %s: %s -> %s\n", sg_json_str(e, "field"), a ? a : "?", b ? b : "?");
         free(a);
         free(b);
     }
@@ -102,8 +97,8 @@ void sg_compare_print(const json_t *cmp, FILE *out)
         json_t *ro = json_object_get(reps, "old"), *rn = json_object_get(reps, "new");
         long long no = (long long)json_integer_value(json_object_get(ro, "repetitions"));
         long long nn = (long long)json_integer_value(json_object_get(rn, "repetitions"));
-        fprintf(out, "\nlatency (%s): medians over %lld vs %lld repetitions", jstr(n, "scenario"),
-                no, nn);
+        fprintf(out, "\nlatency (%s): medians over %lld vs %lld repetitions",
+                sg_json_str(n, "scenario"), no, nn);
         long long ko = (long long)json_integer_value(json_object_get(ro, "noisy"));
         long long kn = (long long)json_integer_value(json_object_get(rn, "noisy"));
         if (ko || kn) fprintf(out, " (noisy: %lld old, %lld new)", ko, kn);
@@ -121,8 +116,9 @@ void sg_compare_print(const json_t *cmp, FILE *out)
             if (isfinite(num(e, "p_value"))) snprintf(p, sizeof p, "%.3g", num(e, "p_value"));
             double s = fmax(num(e, "old_spread"), num(e, "new_spread"));
             if (isfinite(s)) snprintf(sp, sizeof sp, "%.1f%%", 100 * s);
-            fprintf(out, "  %-6s %12s %12s %8.3f %7s %7s  %s (%s)\n", jstr(e, "percentile"), a, b,
-                    num(e, "ratio"), sp, p, arrow(jstr(e, "verdict")), jstr(e, "reason"));
+            fprintf(out, "  %-6s %12s %12s %8.3f %7s %7s  %s (%s)\n", sg_json_str(e, "percentile"),
+                    a, b, num(e, "ratio"), sp, p, arrow(sg_json_str(e, "verdict")),
+                    sg_json_str(e, "reason"));
         }
         /* The noise band from the recorded history, when compare was given one. */
         json_array_foreach(lat, i, e)
@@ -134,7 +130,7 @@ void sg_compare_print(const json_t *cmp, FILE *out)
             sg_format_ns(num(h, "max_ns"), hi, sizeof hi);
             sg_format_ns(num(h, "new_merged_ns"), nv, sizeof nv);
             fprintf(out, "  %-6s history band %s .. %s over %lld earlier runs; NEW %s (%s)\n",
-                    jstr(e, "percentile"), lo, hi,
+                    sg_json_str(e, "percentile"), lo, hi,
                     (long long)json_integer_value(json_object_get(h, "runs")), nv,
                     num(h, "new_merged_ns") >= num(h, "min_ns") &&
                             num(h, "new_merged_ns") <= num(h, "max_ns")
@@ -150,11 +146,11 @@ void sg_compare_print(const json_t *cmp, FILE *out)
                     : "");
         json_array_foreach(met, i, e)
         {
-            const char *v = jstr(e, "verdict");
+            const char *v = sg_json_str(e, "verdict");
             double d = num(e, "delta");
             const char *ar = d > 0 ? "\u2191" : d < 0 ? "\u2193" : "=";
-            fprintf(out, "  %-20s %10.4g -> %-10.4g %s %+-11.4g", jstr(e, "name"), num(e, "old"),
-                    num(e, "new"), ar, d);
+            fprintf(out, "  %-20s %10.4g -> %-10.4g %s %+-11.4g", sg_json_str(e, "name"),
+                    num(e, "old"), num(e, "new"), ar, d);
             if (isfinite(num(e, "margin_limit")))
                 fprintf(out, "  margin %s %.4g",
                         json_is_true(json_object_get(e, "greater_is_better")) ? ">=" : "<=",

@@ -3,12 +3,6 @@
 
 #include "cmd_registry.h"
 
-static const char *jstr(json_t *o, const char *k)
-{
-    const char *s = json_string_value(json_object_get(o, k));
-    return s ? s : "";
-}
-
 static long long jint(json_t *o, const char *k)
 {
     return (long long)json_integer_value(json_object_get(o, k));
@@ -16,8 +10,8 @@ static long long jint(json_t *o, const char *k)
 
 static void print_version_line(json_t *v)
 {
-    printf("%s v%lld  %-12s %s", jstr(v, "name"), jint(v, "version"), jstr(v, "stage"),
-           jstr(v, "artifact_path"));
+    printf("%s v%lld  %-12s %s", sg_json_str(v, "name"), jint(v, "version"),
+           sg_json_str(v, "stage"), sg_json_str(v, "artifact_path"));
     size_t i;
     json_t *a;
     json_array_foreach(json_object_get(v, "aliases"), i, a) printf(" @%s", json_string_value(a));
@@ -31,9 +25,10 @@ static void print_version(json_t *v)
 {
     printf("%s v%lld\n  stage: %s\n  artifact: %s\n  sha256: %s\n  created: %s by %s\n  validated: "
            "%s\n",
-           jstr(v, "name"), jint(v, "version"), jstr(v, "stage"), jstr(v, "artifact_path"),
-           jstr(v, "artifact_sha256"), jstr(v, "created_at"),
-           *jstr(v, "created_by") ? jstr(v, "created_by") : "(anonymous)",
+           sg_json_str(v, "name"), jint(v, "version"), sg_json_str(v, "stage"),
+           sg_json_str(v, "artifact_path"), sg_json_str(v, "artifact_sha256"),
+           sg_json_str(v, "created_at"),
+           *sg_json_str(v, "created_by") ? sg_json_str(v, "created_by") : "(anonymous)",
            json_is_true(json_object_get(v, "validated")) ? "yes" : "no");
     const char *k;
     json_t *t;
@@ -46,14 +41,14 @@ static void print_version(json_t *v)
 
 static void print_model(json_t *m)
 {
-    printf("%s%s%s\n", jstr(m, "name"), *jstr(m, "description") ? ": " : "",
-           jstr(m, "description"));
+    printf("%s%s%s\n", sg_json_str(m, "name"), *sg_json_str(m, "description") ? ": " : "",
+           sg_json_str(m, "description"));
     size_t i, j;
     json_t *s, *r;
     printf("  stages:");
     json_array_foreach(json_object_get(m, "stages"), i, s)
     {
-        printf("%s %s", i ? " >" : "", jstr(s, "name"));
+        printf("%s %s", i ? " >" : "", sg_json_str(s, "name"));
         json_t *req = json_object_get(s, "requires");
         if (json_array_size(req)) {
             printf(" [");
@@ -64,8 +59,8 @@ static void print_model(json_t *m)
     printf("\n  max report age: %lld days%s\n", jint(m, "max_report_age_days"),
            json_is_true(json_object_get(m, "require_approval")) ? ", approval required" : "");
     json_array_foreach(json_object_get(m, "keys"), i, s)
-        printf("  %s%s%s key %.16s\n", jstr(s, "role"), *jstr(s, "stage") ? " " : "",
-               jstr(s, "stage"), jstr(s, "key_id"));
+        printf("  %s%s%s key %.16s\n", sg_json_str(s, "role"), *sg_json_str(s, "stage") ? " " : "",
+               sg_json_str(s, "stage"), sg_json_str(s, "key_id"));
     json_array_foreach(json_object_get(m, "versions"), i, s)
     {
         printf("  ");
@@ -91,7 +86,7 @@ static void print_list(json_t *doc)
     json_array_foreach(json_object_get(doc, "models"), i, m)
     {
         json_t *p = json_object_get(m, "production_version");
-        printf("%-32s %3lld versions  Production: ", jstr(m, "name"), jint(m, "versions"));
+        printf("%-32s %3lld versions  Production: ", sg_json_str(m, "name"), jint(m, "versions"));
         if (json_is_integer(p))
             printf("v%lld\n", (long long)json_integer_value(p));
         else
@@ -112,21 +107,23 @@ static void print_history(json_t *doc)
     json_t *e;
     json_array_foreach(json_object_get(doc, "events"), i, e)
     {
-        printf("#%lld %s %-16s v%lld", jint(e, "seq"), jstr(e, "time"), jstr(e, "action"),
-               jint(e, "version"));
-        if (*jstr(e, "to_stage"))
-            printf(" %s -> %s", *jstr(e, "from_stage") ? jstr(e, "from_stage") : "(new)",
-                   jstr(e, "to_stage"));
-        if (*jstr(e, "actor_key_id")) printf(" by %.16s", jstr(e, "actor_key_id"));
-        if (*jstr(e, "evidence_sha256")) printf(" evidence %.16s", jstr(e, "evidence_sha256"));
-        if (*jstr(e, "detail")) printf(" (%s)", jstr(e, "detail"));
+        printf("#%lld %s %-16s v%lld", jint(e, "seq"), sg_json_str(e, "time"),
+               sg_json_str(e, "action"), jint(e, "version"));
+        if (*sg_json_str(e, "to_stage"))
+            printf(" %s -> %s",
+                   *sg_json_str(e, "from_stage") ? sg_json_str(e, "from_stage") : "(new)",
+                   sg_json_str(e, "to_stage"));
+        if (*sg_json_str(e, "actor_key_id")) printf(" by %.16s", sg_json_str(e, "actor_key_id"));
+        if (*sg_json_str(e, "evidence_sha256"))
+            printf(" evidence %.16s", sg_json_str(e, "evidence_sha256"));
+        if (*sg_json_str(e, "detail")) printf(" (%s)", sg_json_str(e, "detail"));
         printf("\n");
     }
 }
 
 static void print_resolved(json_t *doc)
 {
-    printf("%s\n", jstr(doc, "artifact_path"));
+    printf("%s\n", sg_json_str(doc, "artifact_path"));
 }
 
 int reg_cli_read(reg_cli *c, sg_registry *reg)
@@ -166,7 +163,7 @@ int reg_cli_read(reg_cli *c, sg_registry *reg)
             sg_json_print(doc);
         else if (rc == SG_OK)
             printf("audit log verified: %lld events, head %s\n", jint(doc, "events"),
-                   jstr(doc, "head_hash"));
+                   sg_json_str(doc, "head_hash"));
         json_decref(doc);
         if (rc != SG_OK) return reg_cli_fail(rc, &err);
         return 0;

@@ -17,12 +17,6 @@ const char reg_runs_usage[] =
     "signer keys. runs lists a model's runs, oldest first (--limit keeps the newest N).\n"
     "Exit codes: 0 ok, 1 the report does not verify, 2 usage or input error.\n";
 
-static const char *jstr(const json_t *o, const char *k)
-{
-    const char *s = json_string_value(json_object_get(o, k));
-    return s ? s : "";
-}
-
 static double lat(const json_t *run, const char *k)
 {
     json_t *v = json_object_get(json_object_get(json_object_get(run, "figures"), "latency_ns"), k);
@@ -32,9 +26,10 @@ static double lat(const json_t *run, const char *k)
 static void print_run(const json_t *r)
 {
     printf("#%lld %s %s v%lld %-10s %s %s", (long long)json_integer_value(json_object_get(r, "id")),
-           jstr(r, "time"), jstr(r, "model"),
-           (long long)json_integer_value(json_object_get(r, "version")), jstr(r, "stage"),
-           *jstr(r, "fingerprint") ? jstr(r, "fingerprint") : "(no machine)", jstr(r, "result"));
+           sg_json_str(r, "time"), sg_json_str(r, "model"),
+           (long long)json_integer_value(json_object_get(r, "version")), sg_json_str(r, "stage"),
+           *sg_json_str(r, "fingerprint") ? sg_json_str(r, "fingerprint") : "(no machine)",
+           sg_json_str(r, "result"));
     if (isfinite(lat(r, "p50")) && isfinite(lat(r, "p99"))) {
         char a[32], b[32];
         sg_format_ns(lat(r, "p50"), a, sizeof a);

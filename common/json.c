@@ -56,3 +56,9 @@ int sg_parse_double(const char *opt, const char *s, double min, double max, doub
     *out = v;
     return 0;
 }
+
+const char *sg_json_str(const json_t *o, const char *k)
+{
+    const char *s = json_string_value(json_object_get(o, k));
+    return s ? s : "";
+}

@@ -17,6 +17,9 @@ char *sg_json_dumps(json_t *doc, bool indent);
 /* Adds a double that prints finite values as numbers and non-finite as null. */
 int sg_json_set_real(json_t *obj, const char *key, double v);
 
+/* The string member k of o, or "" when it is missing or not a string. */
+const char *sg_json_str(const json_t *o, const char *k);
+
 /* Parses an integer / a finite double within [min, max]; returns -1 on error (message in err,
  * naming opt). */
 int sg_parse_i64(const char *opt, const char *s, int64_t min, int64_t max, int64_t *out,
