@@ -15,6 +15,7 @@
 #include "stagegate/eval.h"
 #include "stagegate/gate.h"
 #include "stagegate/harness.h"
+#include "stagegate/model_ops.h"
 #include "stagegate/keys.h"
 #include "stagegate/registry.h"
 
@@ -85,7 +86,7 @@ static int parse_args(int argc, char **argv, gate_args *a)
 }
 
 /* Creates and removes each output's temp file, so a bad directory fails before the long runs. */
-static int probe_output(const char *path, sg_err *err)
+static sg_status probe_output(const char *path, sg_err *err)
 {
     if (!path) return SG_OK;
     /* rename() onto a directory would only fail at the very end, after the long runs. */
@@ -118,7 +119,7 @@ static void metric_values(const sg_metrics *m, sg_metric_values *mv)
     for (int i = 0; sg_policy_metric_names[i]; i++) {
         double v;
         if (sg_metrics_get(m, sg_policy_metric_names[i], &v))
-            sg_metric_values_set(mv, sg_policy_metric_names[i], v);
+            SG_ASSERT(sg_metric_values_set(mv, sg_policy_metric_names[i], v) == SG_OK);
     }
 }
 
@@ -133,7 +134,8 @@ static json_t *metrics_json(const sg_metrics *m)
 }
 
 /* Runs the policy's scenario on the candidate and fills the gate's view of it. */
-static int run_latency(const gate_args *a, const char *model, const sg_gate_policy *p,
+static sg_status run_latency(const gate_args *a, const sg_model *model, sg_dataset *ds,
+                             const sg_gate_policy *p,
                        sg_bench_result *br, bool *ran, sg_gate_latency *lat, sg_err *err)
 {
     int scenario = sg_scenario_parse(p->latency_scenario);
@@ -163,8 +165,8 @@ static int run_latency(const gate_args *a, const char *model, const sg_gate_poli
     if ((sg_scenarios[scenario].flags & SG_SCENARIO_VERDICT) && p->latency_max_ms > 0)
         c.latency_bound_ns = p->latency_max_ms * 1e6;
     sg_model_workload *mw = NULL;
-    int rc = sg_model_workload_create(model, a->data, offline ? 0 : QUERY_ROWS_MAX,
-                                      offline ? c.batch : 1, false, &mw, err);
+    int rc = sg_model_workload_create_from(model, ds, offline ? 0 : QUERY_ROWS_MAX,
+                                           offline ? c.batch : 1, false, &mw, err);
     if (rc) return rc;
     c.workload = sg_model_workload_get(mw);
     rc = sg_bench_run(&c, br, err);
@@ -228,6 +230,9 @@ typedef struct {
     sg_shadow_result shadow;
     sg_gate_decision decision;
     json_t *statement;
+    /* Loaded once and passed to every stage: candidate eval, latency, baseline eval. */
+    sg_model *cand_model, *base_model;
+    sg_dataset *data;
 } gate_run;
 
 static void gate_run_clear(gate_run *g)
@@ -239,6 +244,9 @@ static void gate_run_clear(gate_run *g)
     sg_shadow_result_clear(&g->shadow);
     sg_gate_decision_clear(&g->decision);
     json_decref(g->statement);
+    sg_model_free(g->cand_model);
+    sg_model_free(g->base_model);
+    sg_dataset_close(g->data);
 }
 
 static int build_statement(const gate_args *a, const char *model, const char *baseline, gate_run *g,
@@ -251,8 +259,9 @@ static int build_statement(const gate_args *a, const char *model, const char *ba
     si.config[si.n_config] = (sg_resource){.role = "dataset", .path = a->data};
     memcpy(si.config[si.n_config++].sha256, g->cand.data_sha256, 65);
     si.config[si.n_config] = (sg_resource){.role = "policy", .path = a->policy};
-    int rc = sg_sha256_file_hex(a->policy, si.config[si.n_config++].sha256, err);
-    if (!rc && baseline) {
+    memcpy(si.config[si.n_config++].sha256, g->policy.sha256, 65);
+    sg_status rc = SG_OK;
+    if (baseline) {
         si.config[si.n_config] = (sg_resource){.role = "baseline", .path = baseline};
         sg_hex_encode(g->base.model->sha256, 32, si.config[si.n_config++].sha256);
     }
@@ -282,26 +291,7 @@ static int build_statement(const gate_args *a, const char *model, const char *ba
     return g->statement ? SG_OK : SG_EINTERNAL;
 }
 
-/*
- * The report binds one digest to every figure in it, but the latency run loads the
- * model file a second time and the dataset is streamed after it was hashed. Hashing
- * the files again at the end refuses to sign when one was replaced while the gate
- * ran, so no report mixes two models' (or datasets') numbers.
- */
-static int check_unchanged(const char *path, const char loaded[65], sg_err *err)
-{
-    char now[65];
-    int rc = sg_sha256_file_hex(path, now, err);
-    if (rc) return rc;
-    if (strcmp(loaded, now) != 0)
-        return sg_errf(err, SG_EINPUT,
-                       "%s: the file changed while the gate ran (sha256 %.12s... became %.12s...); "
-                       "no report written",
-                       path, loaded, now);
-    return SG_OK;
-}
-
-static int run_gate(const gate_args *a, gate_run *g, sg_err *err)
+static sg_status run_gate(const gate_args *a, gate_run *g, sg_err *err)
 {
     int rc = sg_policy_load(a->policy, &g->policy, err);
     if (!rc) rc = sg_key_load_private(a->key, &g->key, err);
@@ -314,10 +304,25 @@ static int run_gate(const gate_args *a, gate_run *g, sg_err *err)
     if (!rc) rc = resolve(a->baseline, a->db, bbuf, sizeof bbuf, &baseline, bsha, err);
     if (rc) return rc;
 
+    /*
+     * Each input is opened once. The models are read, hashed (and checked against a
+     * registered digest) and parsed once; the dataset is opened once and hashed through
+     * that descriptor. Every stage gets these objects, so every figure in the report
+     * comes from the bytes its digests name.
+     */
+    if ((rc = sg_model_open_verified(model, msha[0] ? msha : NULL, &g->cand_model, err)))
+        return rc;
+    if (baseline &&
+        (rc = sg_model_open_verified(baseline, bsha[0] ? bsha : NULL, &g->base_model, err)))
+        return rc;
+    if ((rc = sg_dataset_open(a->data, &g->data, err))) return rc;
+
     sg_eval_config ec;
     sg_eval_config_init(&ec);
     ec.model_path = model;
+    ec.model = g->cand_model;
     ec.data_path = a->data;
+    ec.dataset = g->data;
     ec.cpus = a->cpus;
     ec.keep_predictions = baseline != NULL;
     ec.progress = sg_progress_enabled();
@@ -336,10 +341,13 @@ static int run_gate(const gate_args *a, gate_run *g, sg_err *err)
     sg_gate_latency lat = {0};
     snprintf(lat.reason, sizeof lat.reason, "the policy has no latency section");
     if (g->policy.has_latency &&
-        (rc = run_latency(a, model, &g->policy, &g->bench, &g->have_bench, &lat, err)))
+        (rc = run_latency(a, g->cand_model, g->data, &g->policy, &g->bench, &g->have_bench, &lat, err)))
         return rc;
     if (baseline) {
+        /* The baseline streams the same open dataset again rather than sharing the
+         * candidate's pass: the memory check above measures the candidate alone. */
         ec.model_path = baseline;
+        ec.model = g->base_model;
         ec.expected_sha256 = bsha[0] ? bsha : NULL;
         if ((rc = sg_eval_run(&ec, &g->base, err))) return rc;
         g->have_base = true;
@@ -371,14 +379,8 @@ static int run_gate(const gate_args *a, gate_run *g, sg_err *err)
                          .memory = &mem,
                          .shadow = g->have_base ? &g->shadow : NULL};
     if ((rc = sg_gate_evaluate(&g->policy, &in, &g->decision, err))) return rc;
-    char hex[65];
-    sg_hex_encode(g->cand.model->sha256, 32, hex);
-    if ((rc = check_unchanged(model, hex, err))) return rc;
-    if ((rc = check_unchanged(a->data, g->cand.data_sha256, err))) return rc;
-    if (baseline) {
-        sg_hex_encode(g->base.model->sha256, 32, hex);
-        if ((rc = check_unchanged(baseline, hex, err))) return rc;
-    }
+    /* The models are the bytes hashed; the dataset must not have been written since. */
+    if ((rc = sg_dataset_check_unchanged(g->data, err))) return rc;
     if ((rc = build_statement(a, model, baseline, g, &mem, err))) return rc;
     if ((rc = sg_statement_sign_write(g->statement, g->key, a->out, err))) return rc;
     for (size_t i = 0; i < sg_n_report_formats; i++)

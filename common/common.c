@@ -28,7 +28,7 @@ const char *sg_status_string(int status)
     }
 }
 
-int sg_errf(sg_err *err, int status, const char *fmt, ...)
+sg_status sg_errf(sg_err *err, sg_status status, const char *fmt, ...)
 {
     if (err) {
         va_list ap;
@@ -83,7 +83,7 @@ uint64_t sg_physical_memory(void)
     return pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : 0;
 }
 
-int sg_check_alloc(int64_t count, size_t size, const char *what, sg_err *err)
+sg_status sg_check_alloc(int64_t count, size_t size, const char *what, sg_err *err)
 {
     size_t bytes = 0;
     uint64_t have = sg_physical_memory();

@@ -23,6 +23,41 @@ void sg_hex_encode(const uint8_t *in, size_t len, char *out)
     out[2 * len] = '\0';
 }
 
+void sg_sha256(const uint8_t *data, size_t len, uint8_t digest[32])
+{
+    unsigned int mdlen = 0;
+    SG_ASSERT(EVP_Digest(data, len, digest, &mdlen, EVP_sha256(), NULL) == 1);
+}
+
+sg_status sg_sha256_fd(int fd, const char *path, uint8_t digest[32], sg_err *err)
+{
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    uint8_t *buf = malloc(1 << 20);
+    if (!ctx || !buf || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
+        EVP_MD_CTX_free(ctx);
+        free(buf);
+        return sg_errf(err, SG_ENOMEM, "%s: cannot start SHA-256", path);
+    }
+    sg_status rc = SG_OK;
+    for (off_t off = 0;;) {
+        ssize_t n = pread(fd, buf, 1 << 20, off);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            rc = sg_errf(err, SG_EIO, "%s: read error while hashing: %s", path, strerror(errno));
+            break;
+        }
+        if (n == 0) break;
+        EVP_DigestUpdate(ctx, buf, (size_t)n);
+        off += n;
+    }
+    unsigned int mdlen = 0;
+    if (rc == SG_OK && EVP_DigestFinal_ex(ctx, digest, &mdlen) != 1)
+        rc = sg_errf(err, SG_EINTERNAL, "%s: SHA-256 failed", path);
+    EVP_MD_CTX_free(ctx);
+    free(buf);
+    return rc;
+}
+
 void sg_sha256_hex(const uint8_t *data, size_t len, char hex[65])
 {
     uint8_t md[32];
@@ -66,7 +101,7 @@ static FILE *fopen_regular(const char *path, sg_err *err)
     return f;
 }
 
-int sg_sha256_file(const char *path, uint8_t digest[32], sg_err *err)
+sg_status sg_sha256_file(const char *path, uint8_t digest[32], sg_err *err)
 {
     FILE *f = fopen_regular(path, err);
     if (!f) return SG_EINPUT;
@@ -96,7 +131,7 @@ int sg_sha256_file(const char *path, uint8_t digest[32], sg_err *err)
     return rc;
 }
 
-int sg_sha256_file_hex(const char *path, char hex[65], sg_err *err)
+sg_status sg_sha256_file_hex(const char *path, char hex[65], sg_err *err)
 {
     uint8_t d[32];
     int rc = sg_sha256_file(path, d, err);
@@ -104,7 +139,7 @@ int sg_sha256_file_hex(const char *path, char hex[65], sg_err *err)
     return rc;
 }
 
-int sg_read_file(const char *path, size_t limit, uint8_t **data, size_t *len, sg_err *err)
+sg_status sg_read_file(const char *path, size_t limit, uint8_t **data, size_t *len, sg_err *err)
 {
     *data = NULL;
     *len = 0;
@@ -218,7 +253,7 @@ void sg_tmp_remove(const char *tmp)
     sg_tmp_forget(tmp);
 }
 
-int sg_tmp_path_for(const char *path, char *tmp, size_t tmp_len, sg_err *err)
+sg_status sg_tmp_path_for(const char *path, char *tmp, size_t tmp_len, sg_err *err)
 {
     /* Same directory as the target, so rename() is atomic (same filesystem). */
     char copy[4096];
@@ -241,7 +276,7 @@ int sg_tmp_path_for(const char *path, char *tmp, size_t tmp_len, sg_err *err)
     return SG_OK;
 }
 
-int sg_commit_tmp(const char *tmp, const char *path, sg_err *err)
+sg_status sg_commit_tmp(const char *tmp, const char *path, sg_err *err)
 {
     int renamed = rename(tmp, path), e = errno;
     if (renamed != 0) unlink(tmp);
@@ -252,7 +287,7 @@ int sg_commit_tmp(const char *tmp, const char *path, sg_err *err)
     return SG_OK;
 }
 
-int sg_outfile_open(sg_outfile *o, const char *path, sg_err *err)
+sg_status sg_outfile_open(sg_outfile *o, const char *path, sg_err *err)
 {
     memset(o, 0, sizeof *o);
     if (strlen(path) >= sizeof o->path) return sg_errf(err, SG_EINPUT, "%s: path too long", path);
@@ -270,7 +305,7 @@ int sg_outfile_open(sg_outfile *o, const char *path, sg_err *err)
     return SG_OK;
 }
 
-int sg_outfile_commit(sg_outfile *o, sg_err *err)
+sg_status sg_outfile_commit(sg_outfile *o, sg_err *err)
 {
     if (!o->fp) return sg_errf(err, SG_EINTERNAL, "%s: output not open", o->path);
     int bad = fflush(o->fp) != 0 || ferror(o->fp) || fsync(fileno(o->fp)) != 0;

@@ -13,7 +13,7 @@ char *sg_json_dumps(json_t *doc, bool indent)
     return json_dumps(doc, flags);
 }
 
-int sg_json_print(json_t *doc)
+sg_status sg_json_print(json_t *doc)
 {
     char *s = sg_json_dumps(doc, true);
     if (!s) return -1;
@@ -23,12 +23,12 @@ int sg_json_print(json_t *doc)
     return fflush(stdout) == 0 ? 0 : -1;
 }
 
-int sg_json_set_real(json_t *obj, const char *key, double v)
+sg_status sg_json_set_real(json_t *obj, const char *key, double v)
 {
     return json_object_set_new(obj, key, isfinite(v) ? json_real(v) : json_null());
 }
 
-int sg_parse_i64(const char *opt, const char *s, int64_t min, int64_t max, int64_t *out,
+sg_status sg_parse_i64(const char *opt, const char *s, int64_t min, int64_t max, int64_t *out,
                  sg_err *err)
 {
     char *end = NULL;
@@ -43,7 +43,7 @@ int sg_parse_i64(const char *opt, const char *s, int64_t min, int64_t max, int64
     return 0;
 }
 
-int sg_parse_double(const char *opt, const char *s, double min, double max, double *out,
+sg_status sg_parse_double(const char *opt, const char *s, double min, double max, double *out,
                     sg_err *err)
 {
     char *end = NULL;

@@ -49,7 +49,7 @@ const char *sg_scenario_list(void)
     return list_buf;
 }
 
-int sg_scenario_check(const sg_scenario_info *s, const sg_scenario_settings *given, bool policy,
+sg_status sg_scenario_check(const sg_scenario_info *s, const sg_scenario_settings *given, bool policy,
                       sg_err *err)
 {
     const char *qps = policy ? "target_qps" : "--qps";

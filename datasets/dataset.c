@@ -7,9 +7,12 @@
  * can run while other threads compute, load models or write predictions.
  * The label scratch buffer is owned by the dataset and reused between reads.
  */
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "h5util.h"
 #include "stagegate/dataset.h"
@@ -21,6 +24,10 @@
 
 struct sg_dataset {
     char path[4096];
+    int fd;          /* the one descriptor of the file: libhdf5 and the digest read through it */
+    struct stat st0; /* at open: a later fstat that differs means the file was written */
+    bool hashed;
+    char sha256[65];
     hid_t file, X, y, w;
     int64_t n;
     int d;
@@ -107,7 +114,7 @@ static hid_t cache_dapl(hid_t ds, int64_t *chunk_rows)
 }
 
 /* Opens name (required or optional) with a tuned chunk cache; checks rank and element class. */
-static int open_member(sg_dataset *ds, const char *name, bool required, int rank, hid_t *out,
+static sg_status open_member(sg_dataset *ds, const char *name, bool required, int rank, hid_t *out,
                        int64_t *chunk_rows, hsize_t dims[2], sg_err *err)
 {
     *out = H5I_INVALID_HID;
@@ -147,7 +154,7 @@ static char elem_kind(hid_t d, char *tn, size_t len)
     return 0;
 }
 
-static int check_format(sg_dataset *ds, sg_err *err)
+static sg_status check_format(sg_dataset *ds, sg_err *err)
 {
     /* The format attributes are optional: plain h5py files with /X and /y load too. */
     char s[128];
@@ -166,7 +173,7 @@ static int check_format(sg_dataset *ds, sg_err *err)
     return SG_OK;
 }
 
-static int open_members(sg_dataset *ds, sg_err *err)
+static sg_status open_members(sg_dataset *ds, sg_err *err)
 {
     hsize_t xd[2] = {0, 0}, yd[2] = {0, 0}, wd[2] = {0, 0};
     char tn[64];
@@ -215,7 +222,7 @@ static void close_ids(sg_dataset *ds)
     ds->w = ds->y = ds->X = ds->file = H5I_INVALID_HID;
 }
 
-int sg_dataset_open(const char *path, sg_dataset **out, sg_err *err)
+sg_status sg_dataset_open(const char *path, sg_dataset **out, sg_err *err)
 {
     *out = NULL;
     if (strlen(path) >= sizeof((sg_dataset *)0)->path)
@@ -224,12 +231,24 @@ int sg_dataset_open(const char *path, sg_dataset **out, sg_err *err)
     if (!ds) return sg_errf(err, SG_ENOMEM, "%s: out of memory", path);
     strcpy(ds->path, path);
     ds->X = ds->y = ds->w = H5I_INVALID_HID;
+    ds->fd = sg_open_regular(path, err);
+    if (ds->fd < 0) {
+        free(ds);
+        return SG_EINPUT;
+    }
+    if (fstat(ds->fd, &ds->st0) != 0) {
+        sg_status rc = sg_errf(err, SG_EIO, "%s: cannot stat: %s", path, strerror(errno));
+        close(ds->fd);
+        free(ds);
+        return rc;
+    }
     sg_h5_enter();
-    ds->file = sg_h5_open_file(path, err);
-    int rc = ds->file < 0 ? SG_EINPUT : open_members(ds, err);
+    ds->file = sg_h5_open_fd(path, ds->fd, err);
+    sg_status rc = ds->file < 0 ? SG_EINPUT : open_members(ds, err);
     if (rc) close_ids(ds);
     sg_h5_leave();
     if (rc) {
+        close(ds->fd);
         free(ds);
         return rc;
     }
@@ -243,11 +262,45 @@ void sg_dataset_close(sg_dataset *ds)
     sg_h5_enter();
     close_ids(ds);
     sg_h5_leave();
+    close(ds->fd);
     free(ds->scratch);
     free(ds);
 }
 
-int sg_dataset_check_model(const sg_dataset *ds, const sg_model *m, sg_err *err)
+sg_status sg_dataset_sha256(sg_dataset *ds, char hex[65], sg_err *err)
+{
+    if (!ds->hashed) {
+        uint8_t d[32];
+        sg_status rc = sg_sha256_fd(ds->fd, ds->path, d, err);
+        if (rc) return rc;
+        sg_hex_encode(d, 32, ds->sha256);
+        ds->hashed = true;
+    }
+    memcpy(hex, ds->sha256, 65);
+    return SG_OK;
+}
+
+sg_status sg_dataset_check_unchanged(const sg_dataset *ds, sg_err *err)
+{
+    struct stat now;
+    if (fstat(ds->fd, &now) != 0)
+        return sg_errf(err, SG_EIO, "%s: cannot stat: %s", ds->path, strerror(errno));
+    /* Any write changes the inode's ctime, and no caller can set it back; so do a rename
+     * over the path or a removal (the link count drops). Reading went on from the bytes
+     * that were opened, but a gate that ran while its input changed is refused rather
+     * than argued about. */
+    if (now.st_size != ds->st0.st_size || now.st_mtim.tv_sec != ds->st0.st_mtim.tv_sec ||
+        now.st_mtim.tv_nsec != ds->st0.st_mtim.tv_nsec ||
+        now.st_ctim.tv_sec != ds->st0.st_ctim.tv_sec ||
+        now.st_ctim.tv_nsec != ds->st0.st_ctim.tv_nsec)
+        return sg_errf(err, SG_EINPUT,
+                       "%s: the file was changed while it was read (written, replaced or "
+                       "removed: its size, mtime or ctime moved); no result from it is trusted",
+                       ds->path);
+    return SG_OK;
+}
+
+sg_status sg_dataset_check_model(const sg_dataset *ds, const sg_model *m, sg_err *err)
 {
     if (ds->d != m->n_features)
         return sg_errf(err, SG_EINPUT, "%s: /X has %d features but model %s expects %d", ds->path,
@@ -261,7 +314,7 @@ int sg_dataset_check_model(const sg_dataset *ds, const sg_model *m, sg_err *err)
 }
 
 /* Reads rows [row0,row0+n) of a rank-1 or rank-2 dataset into buf as memtype. */
-static int read_rows(sg_dataset *ds, hid_t d, const char *name, hid_t memtype, int64_t row0,
+static sg_status read_rows(sg_dataset *ds, hid_t d, const char *name, hid_t memtype, int64_t row0,
                      int64_t n, int cols, void *buf, sg_err *err)
 {
     hid_t fs = H5Dget_space(d);
@@ -283,7 +336,7 @@ static int read_rows(sg_dataset *ds, hid_t d, const char *name, hid_t memtype, i
     return SG_OK;
 }
 
-static int check_finite_f(const sg_dataset *ds, const float *X, int64_t row0, int64_t n,
+static sg_status check_finite_f(const sg_dataset *ds, const float *X, int64_t row0, int64_t n,
                           sg_err *err)
 {
     size_t total = (size_t)n * (size_t)ds->d;
@@ -296,7 +349,7 @@ static int check_finite_f(const sg_dataset *ds, const float *X, int64_t row0, in
     return SG_OK;
 }
 
-static int check_finite_d(const sg_dataset *ds, const char *name, const double *v, int64_t row0,
+static sg_status check_finite_d(const sg_dataset *ds, const char *name, const double *v, int64_t row0,
                           int64_t n, bool nonneg, sg_err *err)
 {
     for (int64_t i = 0; i < n; i++) {
@@ -310,7 +363,7 @@ static int check_finite_d(const sg_dataset *ds, const char *name, const double *
     return SG_OK;
 }
 
-static int read_labels(sg_dataset *ds, int64_t row0, int64_t n, int32_t *labels, int n_classes,
+static sg_status read_labels(sg_dataset *ds, int64_t row0, int64_t n, int32_t *labels, int n_classes,
                        sg_err *err)
 {
     if (ds->kind != SG_LABELS_INT)
@@ -364,7 +417,7 @@ static int read_locked(sg_dataset *ds, int64_t row0, int64_t n, float *X, int32_
     return rc;
 }
 
-int sg_dataset_read(sg_dataset *ds, int64_t row0, int64_t n, float *X, int32_t *labels,
+sg_status sg_dataset_read(sg_dataset *ds, int64_t row0, int64_t n, float *X, int32_t *labels,
                     double *targets, double *weights, int n_classes, sg_err *err)
 {
     if (row0 < 0 || n < 0 || row0 > ds->n || n > ds->n - row0)

@@ -70,26 +70,43 @@ void sg_h5_last_error(char *buf, size_t len)
 
 static void open_failure(const char *path, sg_err *err);
 
-hid_t sg_h5_open_file(const char *path, sg_err *err)
+/* HDF5 looks for its signature at 0, 512, 1024, 2048, ... (a user block may precede it). */
+static bool fd_has_signature(int fd, off_t size)
+{
+    static const uint8_t sig[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
+    for (off_t off = 0; off + 8 <= size; off = off ? off * 2 : 512) {
+        uint8_t b[8];
+        if (pread(fd, b, 8, off) == 8 && memcmp(b, sig, 8) == 0) return true;
+    }
+    return false;
+}
+
+hid_t sg_h5_open_fd(const char *path, int fd, sg_err *err)
 {
     struct stat st;
-    if (stat(path, &st) != 0) {
-        sg_errf(err, SG_EINPUT, "%s: cannot open: %s", path, strerror(errno));
-        return H5I_INVALID_HID;
-    }
-    if (!S_ISREG(st.st_mode)) {
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         sg_errf(err, SG_EINPUT, "%s: not a regular file", path);
         return H5I_INVALID_HID;
     }
-    htri_t is = H5Fis_hdf5(path);
-    if (is <= 0) {
+    if (!fd_has_signature(fd, st.st_size)) {
         sg_errf(err, SG_EINPUT, "%s: not an HDF5 file (no HDF5 signature found)", path);
         return H5I_INVALID_HID;
     }
+    /*
+     * libhdf5 opens files by name. Naming the descriptor's /proc entry opens the very
+     * inode the caller opened and hashed, even if the path is renamed over meanwhile;
+     * without /proc the path is the only name there is.
+     */
+    char name[64];
+    snprintf(name, sizeof name, "/proc/self/fd/%d", fd);
+    struct stat pst;
+    const char *open_name = stat(name, &pst) == 0 && pst.st_ino == st.st_ino && pst.st_dev == st.st_dev
+                                ? name
+                                : path;
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     /* Strong close: closing the file also closes any object an error path left open. */
     if (fapl >= 0) H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, fapl >= 0 ? fapl : H5P_DEFAULT);
+    hid_t f = H5Fopen(open_name, H5F_ACC_RDONLY, fapl >= 0 ? fapl : H5P_DEFAULT);
     /* Read the error stack before any other HDF5 call clears it. */
     if (f < 0) open_failure(path, err);
     if (fapl >= 0) H5Pclose(fapl);
@@ -209,7 +226,7 @@ static int open_scalar_attr(hid_t obj, const char *name, hid_t *attr, hid_t *typ
     return SG_OK;
 }
 
-int sg_h5_attr_string(hid_t obj, const char *name, char *buf, size_t len, const char *path,
+sg_status sg_h5_attr_string(hid_t obj, const char *name, char *buf, size_t len, const char *path,
                       const char *where, sg_err *err)
 {
     hid_t attr, type;
@@ -259,7 +276,7 @@ int sg_h5_attr_string(hid_t obj, const char *name, char *buf, size_t len, const 
     return rc;
 }
 
-int sg_h5_attr_int(hid_t obj, const char *name, int64_t *value, const char *path, const char *where,
+sg_status sg_h5_attr_int(hid_t obj, const char *name, int64_t *value, const char *path, const char *where,
                    sg_err *err)
 {
     hid_t attr, type;
@@ -280,7 +297,7 @@ int sg_h5_attr_int(hid_t obj, const char *name, int64_t *value, const char *path
     return rc;
 }
 
-int sg_h5_write_attr_string(hid_t obj, const char *name, const char *value)
+sg_status sg_h5_write_attr_string(hid_t obj, const char *name, const char *value)
 {
     hid_t type = H5Tcopy(H5T_C_S1);
     H5Tset_size(type, H5T_VARIABLE);
@@ -294,7 +311,7 @@ int sg_h5_write_attr_string(hid_t obj, const char *name, const char *value)
     return st < 0 ? SG_EIO : SG_OK;
 }
 
-int sg_h5_write_attr_int(hid_t obj, const char *name, int64_t value)
+sg_status sg_h5_write_attr_int(hid_t obj, const char *name, int64_t value)
 {
     hid_t space = H5Screate(H5S_SCALAR);
     hid_t attr = H5Acreate2(obj, name, H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT);
@@ -304,7 +321,7 @@ int sg_h5_write_attr_int(hid_t obj, const char *name, int64_t value)
     return st < 0 ? SG_EIO : SG_OK;
 }
 
-int sg_h5_check_links(hid_t file, const char *name, const char *path, sg_err *err)
+sg_status sg_h5_check_links(hid_t file, const char *name, const char *path, sg_err *err)
 {
     char prefix[1024];
     size_t len = strlen(name);
@@ -333,7 +350,7 @@ static bool filter_allowed(H5Z_filter_t id)
            id == H5Z_FILTER_SZIP || id == H5Z_FILTER_NBIT || id == H5Z_FILTER_SCALEOFFSET;
 }
 
-static int check_storage(hid_t ds, const char *name, const char *path, sg_err *err)
+static sg_status check_storage(hid_t ds, const char *name, const char *path, sg_err *err)
 {
     hid_t dcpl = H5Dget_create_plist(ds);
     if (dcpl < 0)

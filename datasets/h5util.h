@@ -18,10 +18,12 @@ void sg_h5_enter(void);
 void sg_h5_leave(void);
 
 /*
- * Opens an existing file read-only with clear one-line errors: missing file,
- * not an HDF5 file, truncated or corrupt. Returns a file id or H5I_INVALID_HID.
+ * Opens, read-only, the file the caller already opened as fd (path names it in
+ * errors), with clear one-line errors: not an HDF5 file, truncated or corrupt.
+ * libhdf5 reads the same inode (through /proc/self/fd where there is one). Returns
+ * a file id or H5I_INVALID_HID.
  */
-hid_t sg_h5_open_file(const char *path, sg_err *err);
+hid_t sg_h5_open_fd(const char *path, int fd, sg_err *err);
 
 /*
  * Opens an in-memory copy of a whole file (read with sg_read_file), so that a
@@ -38,7 +40,7 @@ void sg_h5_last_error(char *buf, size_t len);
  * bytes come from another file that the recorded digest does not cover. SG_OK or SG_EINPUT
  * naming path and the link.
  */
-int sg_h5_check_links(hid_t file, const char *name, const char *path, sg_err *err);
+SG_MUST_CHECK sg_status sg_h5_check_links(hid_t file, const char *name, const char *path, sg_err *err);
 
 /*
  * Opens dataset name after sg_h5_check_links, then refuses storage whose bytes do not come
@@ -64,8 +66,8 @@ int sg_h5_attr_int(hid_t obj, const char *name, int64_t *value, const char *path
                    sg_err *err);
 
 /* Writes a scalar attribute (variable-length UTF-8 string, or int64). */
-int sg_h5_write_attr_string(hid_t obj, const char *name, const char *value);
-int sg_h5_write_attr_int(hid_t obj, const char *name, int64_t value);
+SG_MUST_CHECK sg_status sg_h5_write_attr_string(hid_t obj, const char *name, const char *value);
+SG_MUST_CHECK sg_status sg_h5_write_attr_int(hid_t obj, const char *name, int64_t value);
 
 /* Describes a dataset's element type for messages, e.g. "string", "int16", "float64". */
 void sg_h5_type_name(hid_t type, char *buf, size_t len);

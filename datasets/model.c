@@ -108,7 +108,7 @@ void sg_model_free(sg_model *m)
  * buffer, checking dtype, rank, non-empty shape and finiteness of every value.
  * name is a full path such as "/layers/0/W", used in messages.
  */
-static int read_params(hid_t file, const char *path, const char *name, int rank, int64_t dims[2],
+static sg_status read_params(hid_t file, const char *path, const char *name, int rank, int64_t dims[2],
                        float **out, sg_err *err)
 {
     *out = NULL;
@@ -224,7 +224,7 @@ static int load_header(hid_t f, const char *path, sg_model *m, sg_err *err)
 }
 
 /* The dense layout's output link. */
-static int load_link(hid_t f, const char *path, sg_model *m, sg_err *err)
+static sg_status load_link(hid_t f, const char *path, sg_model *m, sg_err *err)
 {
     char s[256];
     int rc = sg_h5_attr_string(f, "link", s, sizeof s, path, "", err);
@@ -243,7 +243,7 @@ static int load_link(hid_t f, const char *path, sg_model *m, sg_err *err)
 
 /* The layout a file holds: 1 for the tree-ensemble layout, 0 for dense (the attribute's
    absence means dense, as in files written before tree ensembles existed). */
-static int load_kind(hid_t f, const char *path, int *trees, sg_err *err)
+static sg_status load_kind(hid_t f, const char *path, int *trees, sg_err *err)
 {
     char s[64];
     int rc = sg_h5_attr_string(f, "model_kind", s, sizeof s, path, "", err);
@@ -259,7 +259,7 @@ static int load_kind(hid_t f, const char *path, int *trees, sg_err *err)
     return SG_OK;
 }
 
-static int load_scaler(hid_t f, const char *path, sg_model *m, sg_err *err)
+static sg_status load_scaler(hid_t f, const char *path, sg_model *m, sg_err *err)
 {
     if (!sg_h5_exists(f, "scaler")) return SG_OK;
     int64_t dims[2];
@@ -281,7 +281,7 @@ static int load_scaler(hid_t f, const char *path, sg_model *m, sg_err *err)
     return SG_OK;
 }
 
-static int load_layer(hid_t f, const char *path, sg_model *m, int i, sg_err *err)
+static sg_status load_layer(hid_t f, const char *path, sg_model *m, int i, sg_err *err)
 {
     char name[64];
     sg_layer *L = &m->layers[i];
@@ -328,7 +328,7 @@ static int load_layer(hid_t f, const char *path, sg_model *m, int i, sg_err *err
     return SG_OK;
 }
 
-static int load_layers(hid_t f, const char *path, sg_model *m, sg_err *err)
+static sg_status load_layers(hid_t f, const char *path, sg_model *m, sg_err *err)
 {
     if (!sg_h5_exists(f, "layers")) return sg_errf(err, SG_EINPUT, "%s: /layers is missing", path);
     H5G_info_t info;
@@ -364,7 +364,26 @@ static int load_layers(hid_t f, const char *path, sg_model *m, sg_err *err)
     return SG_OK;
 }
 
-int sg_model_load(const char *path, sg_model **out, sg_err *err)
+sg_status sg_model_load(const char *path, sg_model **out, sg_err *err)
+{
+    *out = NULL;
+    /*
+     * Read the file once into memory, hash those bytes and parse the same bytes,
+     * so the digest in a report names exactly what was evaluated even if the file
+     * is replaced meanwhile.
+     */
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    sg_status rc = sg_read_file(path, MAX_MODEL_FILE, &bytes, &len, err);
+    if (rc) return rc;
+    rc = sg_model_load_image(path, bytes, len, out, err);
+    if (rc == SG_OK) sg_sha256(bytes, len, (*out)->sha256);
+    free(bytes);
+    return rc;
+}
+
+sg_status sg_model_load_image(const char *path, const uint8_t *bytes, size_t len, sg_model **out,
+                              sg_err *err)
 {
     *out = NULL;
     sg_model *m = calloc(1, sizeof *m);
@@ -374,24 +393,7 @@ int sg_model_load(const char *path, sg_model **out, sg_err *err)
         return sg_errf(err, SG_EINPUT, "%s: path too long", path);
     }
     strcpy(m->path, path);
-    /*
-     * Read the file once into memory, hash those bytes and parse the same bytes,
-     * so the digest in a report names exactly what was evaluated even if the file
-     * is replaced meanwhile.
-     */
-    uint8_t *bytes = NULL;
-    size_t len = 0;
-    int rc = sg_read_file(path, MAX_MODEL_FILE, &bytes, &len, err);
-    if (rc) {
-        free(m);
-        return rc;
-    }
-    unsigned int mdlen = 0;
-    if (EVP_Digest(bytes, len, m->sha256, &mdlen, EVP_sha256(), NULL) != 1) {
-        free(bytes);
-        free(m);
-        return sg_errf(err, SG_EINTERNAL, "%s: SHA-256 failed", path);
-    }
+    sg_status rc = SG_OK;
     sg_h5_enter();
     hid_t f = sg_h5_open_image(path, bytes, len, err);
     if (f < 0) rc = SG_EINPUT;
@@ -404,7 +406,6 @@ int sg_model_load(const char *path, sg_model **out, sg_err *err)
     if (rc == SG_OK && !trees) rc = load_layers(f, path, m, err);
     if (f >= 0) H5Fclose(f);
     sg_h5_leave();
-    free(bytes);
     if (rc != SG_OK) {
         sg_model_free(m);
         return rc;
@@ -421,7 +422,7 @@ static float *dup_aligned(const float *src, size_t count)
     return p;
 }
 
-int sg_model_clone(const sg_model *src, sg_model **out, sg_err *err)
+sg_status sg_model_clone(const sg_model *src, sg_model **out, sg_err *err)
 {
     *out = NULL;
     sg_model *m = malloc(sizeof *m);

@@ -11,6 +11,6 @@
  * in m: the output and missing_values attributes and the /trees datasets. Fills
  * m->trees, n_outputs, missing_values and param_bytes. Errors name the file and field.
  */
-int sg_model_h5_trees(hid_t f, const char *path, sg_model *m, sg_err *err);
+SG_MUST_CHECK sg_status sg_model_h5_trees(hid_t f, const char *path, sg_model *m, sg_err *err);
 
 #endif

@@ -32,7 +32,7 @@ static void raw_free(raw_trees *r)
 }
 
 /* Reads a rank-1 integer or float dataset of `want` values (want < 0: any length 1..max). */
-static int read_vec(hid_t f, const char *path, const char *name, bool integer, int64_t want,
+static sg_status read_vec(hid_t f, const char *path, const char *name, bool integer, int64_t want,
                     int64_t max, void **out, int64_t *len, sg_err *err)
 {
     *out = NULL;
@@ -81,7 +81,7 @@ static int read_vec(hid_t f, const char *path, const char *name, bool integer, i
     return SG_OK;
 }
 
-static int read_raw(hid_t f, const char *path, int64_t G, raw_trees *r, sg_err *err)
+static sg_status read_raw(hid_t f, const char *path, int64_t G, raw_trees *r, sg_err *err)
 {
     void *p;
     int rc = read_vec(f, path, "/trees/n_nodes", true, -1, SG_TREE_MAX_TREES, &p, &r->T, err);
@@ -118,7 +118,7 @@ static int read_raw(hid_t f, const char *path, int64_t G, raw_trees *r, sg_err *
 }
 
 /* One tree at node offset o: checks and lays it out into out[0..n). */
-static int build_tree(const char *path, const raw_trees *r, int n_features, int64_t t, int64_t o,
+static sg_status build_tree(const char *path, const raw_trees *r, int n_features, int64_t t, int64_t o,
                       sg_tree_node *out, uint8_t *depth, int *max_depth, sg_err *err)
 {
     const int64_t n = r->n_nodes[t];
@@ -224,7 +224,7 @@ static int build(const char *path, const raw_trees *r, const sg_model *m, sg_tre
     return rc;
 }
 
-int sg_model_h5_trees(hid_t f, const char *path, sg_model *m, sg_err *err)
+sg_status sg_model_h5_trees(hid_t f, const char *path, sg_model *m, sg_err *err)
 {
     char out[32];
     int rc = sg_h5_attr_string(f, "output", out, sizeof out, path, "", err);

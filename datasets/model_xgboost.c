@@ -7,7 +7,7 @@
 
 #define MAX_JSON_MODEL_FILE ((size_t)4 << 30)
 
-int sg_model_from_xgboost_json(const char *name, const char *text, size_t len, sg_model **out,
+sg_status sg_model_from_xgboost_json(const char *name, const char *text, size_t len, sg_model **out,
                                sg_err *err)
 {
     *out = NULL;
@@ -44,7 +44,7 @@ int sg_model_from_xgboost_json(const char *name, const char *text, size_t len, s
     return SG_OK;
 }
 
-int sg_model_load_xgboost_json(const char *path, sg_model **out, sg_err *err)
+sg_status sg_model_load_xgboost_json(const char *path, sg_model **out, sg_err *err)
 {
     *out = NULL;
     if (strlen(path) >= sizeof(((sg_model *)0)->path))
@@ -52,16 +52,22 @@ int sg_model_load_xgboost_json(const char *path, sg_model **out, sg_err *err)
     /* Hash and parse the same bytes, so the digest names exactly what was evaluated. */
     uint8_t *bytes = NULL;
     size_t len = 0;
-    int rc = sg_read_file(path, MAX_JSON_MODEL_FILE, &bytes, &len, err);
+    sg_status rc = sg_read_file(path, MAX_JSON_MODEL_FILE, &bytes, &len, err);
     if (rc) return rc;
-    uint8_t digest[32];
-    unsigned int mdlen = 0;
-    if (EVP_Digest(bytes, len, digest, &mdlen, EVP_sha256(), NULL) != 1) {
-        free(bytes);
-        return sg_errf(err, SG_EINTERNAL, "%s: SHA-256 failed", path);
-    }
-    rc = sg_model_from_xgboost_json(path, (const char *)bytes, len, out, err);
+    rc = sg_model_load_xgboost_bytes(path, bytes, len, out, err);
+    if (rc == SG_OK) sg_sha256(bytes, len, (*out)->sha256);
     free(bytes);
-    if (rc == SG_OK) memcpy((*out)->sha256, digest, 32);
     return rc;
+}
+
+sg_status sg_model_load_xgboost_bytes(const char *path, const uint8_t *bytes, size_t len,
+                                      sg_model **out, sg_err *err)
+{
+    *out = NULL;
+    if (strlen(path) >= sizeof(((sg_model *)0)->path))
+        return sg_errf(err, SG_EINPUT, "%s: path too long", path);
+    if (len > MAX_JSON_MODEL_FILE)
+        return sg_errf(err, SG_EINPUT, "%s: larger than the %zu GiB limit for a JSON model", path,
+                       MAX_JSON_MODEL_FILE >> 30);
+    return sg_model_from_xgboost_json(path, (const char *)bytes, len, out, err);
 }

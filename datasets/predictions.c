@@ -42,7 +42,7 @@ static void close_ids(sg_pred_writer *w)
     w->labels = w->values = w->file = H5I_INVALID_HID;
 }
 
-int sg_pred_writer_open(const char *path, int64_t n_rows, int width, bool classifier,
+sg_status sg_pred_writer_open(const char *path, int64_t n_rows, int width, bool classifier,
                         sg_pred_writer **out, sg_err *err)
 {
     *out = NULL;
@@ -108,7 +108,7 @@ static herr_t write_rows(hid_t d, hid_t memtype, int64_t row0, int64_t n, int co
     return st;
 }
 
-int sg_pred_writer_write(sg_pred_writer *w, int64_t row0, int64_t n, const float *values,
+sg_status sg_pred_writer_write(sg_pred_writer *w, int64_t row0, int64_t n, const float *values,
                          const int32_t *labels, sg_err *err)
 {
     if (row0 < 0 || n < 0 || row0 > w->n_rows || n > w->n_rows - row0 || (w->classifier && !labels))
@@ -125,7 +125,7 @@ int sg_pred_writer_write(sg_pred_writer *w, int64_t row0, int64_t n, const float
     return SG_OK;
 }
 
-int sg_pred_writer_commit(sg_pred_writer *w, sg_err *err)
+sg_status sg_pred_writer_commit(sg_pred_writer *w, sg_err *err)
 {
     int rc = SG_OK;
     if (w->written != w->n_rows)

@@ -25,8 +25,8 @@ typedef struct {
     const char *prefix; /* JSON path of the gbtree model object */
 } ctx;
 
-static int fail(const ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int fail(const ctx *c, const char *fmt, ...)
+static sg_status fail(const ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static sg_status fail(const ctx *c, const char *fmt, ...)
 {
     char msg[900];
     va_list ap;
@@ -50,7 +50,7 @@ static bool number_of(const json_t *v, double *out)
     return end != s && *end == '\0';
 }
 
-static int get_int(const ctx *c, const json_t *obj, const char *key, const char *path, long lo,
+static sg_status get_int(const ctx *c, const json_t *obj, const char *key, const char *path, long lo,
                    long hi, long *out)
 {
     const json_t *v = json_object_get(obj, key);
@@ -86,7 +86,7 @@ typedef struct {
     char path[96];
 } tree_json;
 
-static int child_of(const ctx *c, const tree_json *t, const json_t *arr, const char *key, size_t i,
+static sg_status child_of(const ctx *c, const tree_json *t, const json_t *arr, const char *key, size_t i,
                     long *out)
 {
     double d;
@@ -100,7 +100,7 @@ static int child_of(const ctx *c, const tree_json *t, const json_t *arr, const c
 }
 
 /* Children of node i: both -1 on a leaf, both valid otherwise. */
-static int children(const ctx *c, const tree_json *t, size_t i, long *l, long *r)
+static sg_status children(const ctx *c, const tree_json *t, size_t i, long *l, long *r)
 {
     int rc = child_of(c, t, t->left, "left_children", i, l);
     if (!rc) rc = child_of(c, t, t->right, "right_children", i, r);
@@ -110,7 +110,7 @@ static int children(const ctx *c, const tree_json *t, size_t i, long *l, long *r
 }
 
 /* Depth-first walk: 0 unseen, 1 on the current path, 2 finished. */
-static int check_structure(const ctx *c, const tree_json *t, uint8_t *state, int *depth_out,
+static sg_status check_structure(const ctx *c, const tree_json *t, uint8_t *state, int *depth_out,
                            size_t *reachable)
 {
     struct frame {
@@ -151,7 +151,7 @@ static int check_structure(const ctx *c, const tree_json *t, uint8_t *state, int
     return SG_OK;
 }
 
-static int check_split(const ctx *c, const tree_json *t, size_t i, float *thr, uint32_t *feature)
+static sg_status check_split(const ctx *c, const tree_json *t, size_t i, float *thr, uint32_t *feature)
 {
     double v;
     if (t->stype && !number_of(json_array_get(t->stype, i), &v))
@@ -182,7 +182,7 @@ static int check_split(const ctx *c, const tree_json *t, size_t i, float *thr, u
 }
 
 /* Breadth-first layout: children of a node are adjacent, right = left + 1. */
-static int layout(const ctx *c, const tree_json *t, size_t reachable, float weight,
+static sg_status layout(const ctx *c, const tree_json *t, size_t reachable, float weight,
                   sg_tree_node *out, size_t *order)
 {
     size_t count = 1;
@@ -216,7 +216,7 @@ static int layout(const ctx *c, const tree_json *t, size_t reachable, float weig
     return SG_OK;
 }
 
-static int parse_tree(const ctx *c, const json_t *tree, int index, long num_feature, float weight,
+static sg_status parse_tree(const ctx *c, const json_t *tree, int index, long num_feature, float weight,
                       sg_tree_ensemble *e, int64_t *cap)
 {
     tree_json t = {.num_feature = num_feature};
@@ -287,7 +287,7 @@ static const objective_info objectives[] = {
     {"multi:softmax", SG_TREE_OUT_SOFTMAX, true, false},
 };
 
-static int parse_learner(const ctx *c, const json_t *learner, sg_tree_ensemble *e,
+static sg_status parse_learner(const ctx *c, const json_t *learner, sg_tree_ensemble *e,
                          const objective_info **obj, long *num_class)
 {
     const json_t *o = json_object_get(json_object_get(learner, "objective"), "name");
@@ -338,7 +338,7 @@ static int parse_learner(const ctx *c, const json_t *learner, sg_tree_ensemble *
     return SG_OK;
 }
 
-static int parse_booster(ctx *c, const json_t *gb, sg_tree_ensemble *e, const json_t **model,
+static sg_status parse_booster(ctx *c, const json_t *gb, sg_tree_ensemble *e, const json_t **model,
                          const json_t **weights)
 {
     const json_t *name = json_object_get(gb, "name");
@@ -366,7 +366,7 @@ static int parse_booster(ctx *c, const json_t *gb, sg_tree_ensemble *e, const js
     return SG_OK;
 }
 
-static int parse_trees(ctx *c, const json_t *model, const json_t *weights, long num_feature,
+static sg_status parse_trees(ctx *c, const json_t *model, const json_t *weights, long num_feature,
                        sg_tree_ensemble *e)
 {
     const json_t *trees = json_object_get(model, "trees");
@@ -403,7 +403,7 @@ static int parse_trees(ctx *c, const json_t *model, const json_t *weights, long 
     return SG_OK;
 }
 
-int sg_xgboost_json_parse(const char *name, const char *text, size_t len, sg_tree_ensemble **out,
+sg_status sg_xgboost_json_parse(const char *name, const char *text, size_t len, sg_tree_ensemble **out,
                           sg_err *err)
 {
     *out = NULL;
@@ -470,7 +470,7 @@ static void place(const sg_tree_node *tree, uint32_t i, int level, uint32_t pos,
     place(tree, nd->left + 1, level + 1, 2 * pos + 1, depth, lv);
 }
 
-int sg_tree_ensemble_build_levels(sg_tree_ensemble *e, sg_err *err)
+sg_status sg_tree_ensemble_build_levels(sg_tree_ensemble *e, sg_err *err)
 {
     if (e->max_depth > SG_TREE_LEVELS_DEPTH) return SG_OK;
     e->levels = sg_alloc_aligned((size_t)e->n_trees * sizeof *e->levels);
@@ -488,7 +488,7 @@ size_t sg_tree_ensemble_bytes(const sg_tree_ensemble *e)
            (e->levels ? (size_t)e->n_trees * sizeof(sg_tree_levels) : 0);
 }
 
-int sg_tree_ensemble_clone(const sg_tree_ensemble *src, sg_tree_ensemble **out, sg_err *err)
+sg_status sg_tree_ensemble_clone(const sg_tree_ensemble *src, sg_tree_ensemble **out, sg_err *err)
 {
     *out = NULL;
     sg_tree_ensemble *e = malloc(sizeof *e);

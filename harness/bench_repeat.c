@@ -145,7 +145,7 @@ void sg_bench_spread(const sg_bench_result *r, size_t field_offset, double *min,
 }
 
 /* The merged figures: sums, query-weighted means, percentiles over all samples. */
-static int merge(sg_bench_result *reps, int n, sg_bench_result *r, sg_err *err)
+static sg_status merge(sg_bench_result *reps, int n, sg_bench_result *r, sg_err *err)
 {
     const sg_bench_result *a = &reps[0];
     int64_t total = 0;
@@ -215,7 +215,7 @@ static int merge(sg_bench_result *reps, int n, sg_bench_result *r, sg_err *err)
     return rc;
 }
 
-int sg_bench_run(const sg_bench_config *c, sg_bench_result *r, sg_err *err)
+sg_status sg_bench_run(const sg_bench_config *c, sg_bench_result *r, sg_err *err)
 {
     memset(r, 0, sizeof *r);
     int rc = sg_bench_check_config(c, err);

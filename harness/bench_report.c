@@ -263,7 +263,7 @@ void sg_bench_result_print(const sg_bench_result *r, FILE *out)
                                 : r->es_p90.queries_needed));
 }
 
-int sg_bench_write_samples(const sg_bench_result *r, const char *path, sg_err *err)
+sg_status sg_bench_write_samples(const sg_bench_result *r, const char *path, sg_err *err)
 {
     sg_outfile o;
     int rc = sg_outfile_open(&o, path, err);

@@ -162,7 +162,7 @@ void sg_eval_config_init(sg_eval_config *c)
 
 void sg_eval_result_clear(sg_eval_result *r)
 {
-    sg_model_free(r->model);
+    sg_model_free(r->owned_model);
     sg_metrics_clear(&r->metrics);
     free(r->pred_labels);
     free(r->pred_values);
@@ -175,6 +175,7 @@ typedef struct {
     pthread_t reader;
     bool reader_started;
     sg_dataset *ds;
+    bool ds_owned;
     sg_pool *pool;
     compute_ctx cc;
     bool workers_ready;
@@ -184,7 +185,7 @@ typedef struct {
     int32_t *pred_labels;
 } eval_run;
 
-static int alloc_slots(eval_run *e, int64_t chunk, int d, sg_err *err)
+static sg_status alloc_slots(eval_run *e, int64_t chunk, int d, sg_err *err)
 {
     for (int i = 0; i < 2; i++) {
         eval_slot *s = &e->ring.slots[i];
@@ -221,7 +222,7 @@ static void eval_run_cleanup(eval_run *e)
     sg_metrics_acc_free(e->acc);
     sg_free_aligned(e->out);
     free(e->pred_labels);
-    if (e->ds) sg_dataset_close(e->ds);
+    if (e->ds && e->ds_owned) sg_dataset_close(e->ds);
     pthread_mutex_destroy(&e->ring.mu);
     pthread_cond_destroy(&e->ring.cv);
 }
@@ -275,28 +276,42 @@ static int eval_chunk(eval_run *e, const sg_eval_config *c, sg_eval_result *r, e
 
 /* Metric errors come from the data as a whole (all weights zero, too many rows to rank):
    name the file, as every input error does. */
-static int name_data_file(const sg_eval_config *c, const sg_eval_result *r, sg_err *err, int st)
+static sg_status name_data_file(const sg_eval_config *c, const sg_eval_result *r, sg_err *err, int st)
 {
     sg_err inner = *err;
     return sg_errf(err, st, "%s (%lld rows): %s", c->data_path, (long long)r->rows, inner.msg);
 }
 
-static int eval_setup(eval_run *e, const sg_eval_config *c, sg_eval_result *r, sg_err *err)
+static sg_status eval_setup(eval_run *e, const sg_eval_config *c, sg_eval_result *r, sg_err *err)
 {
-    int st;
-    if ((st = sg_model_open(c->model_path, &r->model, err))) return st;
-    /* The loader's digest covers exactly the bytes it parsed; hashing the path again
-     * could name a different file if it were replaced in between. */
+    sg_status st;
+    if (c->model) {
+        r->model = c->model;
+    } else {
+        /* The loader's digest covers exactly the bytes it parsed (checked against a
+         * registered digest before parsing); hashing the path again could name a
+         * different file if it were replaced in between. */
+        if ((st = sg_model_open_verified(c->model_path, c->expected_sha256, &r->owned_model,
+                                         err)))
+            return st;
+        r->model = r->owned_model;
+    }
     sg_hex_encode(r->model->sha256, 32, r->model_sha256);
     if (c->expected_sha256 && strcmp(c->expected_sha256, r->model_sha256) != 0)
         return sg_errf(err, SG_EINPUT,
                        "%s: the bytes loaded have sha256 %.12s..., not the registered %.12s...; "
-                       "the artifact changed after it was resolved",
+                       "the artifact changed after it was registered",
                        c->model_path, r->model_sha256, c->expected_sha256);
-    if ((st = sg_dataset_open(c->data_path, &e->ds, err))) return st;
+    if (c->dataset) {
+        e->ds = c->dataset;
+    } else {
+        if ((st = sg_dataset_open(c->data_path, &e->ds, err))) return st;
+        e->ds_owned = true;
+    }
     if ((st = sg_dataset_check_model(e->ds, r->model, err))) return st;
     sg_dataset_allow_missing(e->ds, r->model->missing_values);
-    if ((st = sg_sha256_file_hex(c->data_path, r->data_sha256, err))) return st;
+    /* The digest reads the descriptor the rows are read from: one open of the file. */
+    if ((st = sg_dataset_sha256(e->ds, r->data_sha256, err))) return st;
     const sg_model *m = r->model;
     bool classifier = m->task != SG_TASK_REGRESSION;
     r->rows = sg_dataset_rows(e->ds);
@@ -358,7 +373,7 @@ static int eval_setup(eval_run *e, const sg_eval_config *c, sg_eval_result *r, s
     return SG_OK;
 }
 
-int sg_eval_run(const sg_eval_config *c, sg_eval_result *r, sg_err *err)
+sg_status sg_eval_run(const sg_eval_config *c, sg_eval_result *r, sg_err *err)
 {
     memset(r, 0, sizeof *r);
     eval_run e;
@@ -396,6 +411,8 @@ int sg_eval_run(const sg_eval_config *c, sg_eval_result *r, sg_err *err)
         if (st) st = name_data_file(c, r, err, st);
         r->metrics_seconds += sg_now_seconds() - t0;
     }
+    /* The digest and the rows must name the same bytes. */
+    if (st == SG_OK) st = sg_dataset_check_unchanged(e.ds, err);
     if (st == SG_OK && e.pw) {
         st = sg_pred_writer_commit(e.pw, err);
         e.pw = NULL;

@@ -122,7 +122,7 @@ json_t *sg_histogram_json(const sg_latency_histogram *h)
     return o;
 }
 
-int sg_histogram_from_json(const json_t *j, sg_latency_histogram **out, sg_err *err)
+sg_status sg_histogram_from_json(const json_t *j, sg_latency_histogram **out, sg_err *err)
 {
     *out = NULL;
     json_t *b = json_is_object(j) ? json_object_get(j, "buckets") : NULL;

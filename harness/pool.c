@@ -192,7 +192,7 @@ void sg_pool_free(sg_pool *p)
     free(p);
 }
 
-int sg_pool_create_on(const char *synthetic, const char *cpus, sg_pool **out, sg_err *err)
+sg_status sg_pool_create_on(const char *synthetic, const char *cpus, sg_pool **out, sg_err *err)
 {
     *out = NULL;
     sg_blas_single_thread(); /* workers are the parallelism: no BLAS threads on top */
@@ -260,7 +260,7 @@ int sg_pool_create_on(const char *synthetic, const char *cpus, sg_pool **out, sg
     return SG_OK;
 }
 
-int sg_pool_create(const char *cpus, sg_pool **out, sg_err *err)
+sg_status sg_pool_create(const char *cpus, sg_pool **out, sg_err *err)
 {
     return sg_pool_create_on(NULL, cpus, out, err);
 }

@@ -93,7 +93,7 @@ void sg_bench_config_init(sg_bench_config *c)
     c->latency_bound_ns = 100e6;
 }
 
-int sg_bench_check_config(const sg_bench_config *c, sg_err *err)
+sg_status sg_bench_check_config(const sg_bench_config *c, sg_err *err)
 {
     if (!c->workload || !c->workload->run || !c->workload->setup || c->workload->n_rows <= 0)
         return sg_errf(err, SG_EINPUT, "bench: no workload (model and data) to run");
@@ -116,7 +116,7 @@ int sg_bench_check_config(const sg_bench_config *c, sg_err *err)
     return SG_OK;
 }
 
-static int finish(run_ctx *x, sg_pool *pool, sg_bench_result *r, double wall_s, sg_err *err)
+static sg_status finish(run_ctx *x, sg_pool *pool, sg_bench_result *r, double wall_s, sg_err *err)
 {
     int n = sg_pool_size(pool);
     r->histogram = sg_histogram_new();
@@ -202,7 +202,7 @@ static void breakdown(run_ctx *x, sg_pool *pool, sg_bench_result *r)
     free(acc);
 }
 
-int sg_bench_summarize_samples(sg_bench_result *r, sg_err *err)
+sg_status sg_bench_summarize_samples(sg_bench_result *r, sg_err *err)
 {
     uint64_t *lat = malloc((size_t)(r->queries > 0 ? r->queries : 1) * sizeof *lat);
     if (!lat)
@@ -250,7 +250,7 @@ static void progress_line(void *arg, int64_t done, double elapsed, char *line, s
         elapsed, c->min_duration_s);
 }
 
-int sg_bench_run_once(const sg_bench_config *c, sg_bench_result *r, sg_err *err)
+sg_status sg_bench_run_once(const sg_bench_config *c, sg_bench_result *r, sg_err *err)
 {
     memset(r, 0, sizeof *r);
     int rc = sg_bench_check_config(c, err);

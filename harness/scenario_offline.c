@@ -40,7 +40,7 @@ static int prepare(run_ctx *x, sg_bench_result *r, sg_err *err)
     return SG_OK;
 }
 
-static int timed(run_ctx *x, sg_pool *pool, sg_bench_result *r, double *wall, sg_err *err)
+static sg_status timed(run_ctx *x, sg_pool *pool, sg_bench_result *r, double *wall, sg_err *err)
 {
     const sg_bench_config *c = x->c;
     double t_start = sg_now_seconds();

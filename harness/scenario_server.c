@@ -56,7 +56,7 @@ static void make_schedule(uint64_t *sched, int64_t n, double qps, uint64_t seed)
     }
 }
 
-static int prepare(run_ctx *x, sg_bench_result *r, sg_err *err)
+static sg_status prepare(run_ctx *x, sg_bench_result *r, sg_err *err)
 {
     const sg_bench_config *c = x->c;
     x->n_target = (int64_t)ceil(c->qps * c->min_duration_s);

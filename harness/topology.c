@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int sg_topology_open(const char *synthetic, sg_topology **out, sg_err *err)
+sg_status sg_topology_open(const char *synthetic, sg_topology **out, sg_err *err)
 {
     *out = NULL;
     if (!synthetic) {
@@ -68,7 +68,7 @@ int sg_topology_numa_nodes(const sg_topology *t)
 }
 
 /* Strict "0-3,6" parser: numbers and ranges only, every CPU must exist. */
-static int parse_cpu_list(const sg_topology *t, const char *s, hwloc_bitmap_t set, sg_err *err)
+static sg_status parse_cpu_list(const sg_topology *t, const char *s, hwloc_bitmap_t set, sg_err *err)
 {
     hwloc_const_cpuset_t all = hwloc_topology_get_topology_cpuset(t->topo);
     const char *p = s;
@@ -116,7 +116,7 @@ static int node_of(const sg_topology *t, hwloc_obj_t core)
     return 0;
 }
 
-int sg_topology_plan(const sg_topology *t, const char *cpus, sg_placement **out, int *n,
+sg_status sg_topology_plan(const sg_topology *t, const char *cpus, sg_placement **out, int *n,
                      sg_err *err)
 {
     *out = NULL;

@@ -20,7 +20,8 @@
 
 struct sg_model_workload {
     sg_workload wl;
-    sg_model *model;
+    const sg_model *model;
+    sg_model *owned_model; /* NULL when the caller lent the model */
     float *X;
     int64_t rows, max_batch;
     int features, out_width;
@@ -41,7 +42,7 @@ typedef struct {
     uint64_t stage_acc[MAX_STAGES];
 } worker_state;
 
-static int setup(sg_worker *w, void *ctx, void **state, sg_err *err)
+static sg_status setup(sg_worker *w, void *ctx, void **state, sg_err *err)
 {
     const struct sg_model_workload *mw = ctx;
     worker_state *s = sg_worker_alloc(w, sizeof *s);
@@ -106,17 +107,35 @@ static void stage_ticks(void *state, uint64_t *acc)
         acc[k] += s->stage_acc[k];
 }
 
-int sg_model_workload_create(const char *model_path, const char *data_path, int64_t max_rows,
-                             int64_t max_batch, bool breakdown, sg_model_workload **out,
-                             sg_err *err)
+sg_status sg_model_workload_create(const char *model_path, const char *data_path, int64_t max_rows,
+                                   int64_t max_batch, bool breakdown, sg_model_workload **out,
+                                   sg_err *err)
+{
+    *out = NULL;
+    sg_model *m = NULL;
+    sg_dataset *ds = NULL;
+    sg_status rc = sg_model_open(model_path, &m, err);
+    if (rc == SG_OK) rc = sg_dataset_open(data_path, &ds, err);
+    if (rc == SG_OK) rc = sg_model_workload_create_from(m, ds, max_rows, max_batch, breakdown, out, err);
+    sg_dataset_close(ds);
+    if (rc != SG_OK) {
+        sg_model_free(m);
+        return rc;
+    }
+    (*out)->owned_model = m;
+    return SG_OK;
+}
+
+sg_status sg_model_workload_create_from(const sg_model *model, sg_dataset *ds, int64_t max_rows,
+                                        int64_t max_batch, bool breakdown,
+                                        sg_model_workload **out, sg_err *err)
 {
     *out = NULL;
     struct sg_model_workload *mw = calloc(1, sizeof *mw);
     if (!mw) return sg_errf(err, SG_ENOMEM, "bench: out of memory");
-    sg_dataset *ds = NULL;
-    int rc = sg_model_open(model_path, &mw->model, err);
-    if (rc == SG_OK) rc = sg_dataset_open(data_path, &ds, err);
-    if (rc == SG_OK) rc = sg_dataset_check_model(ds, mw->model, err);
+    mw->model = model;
+    const char *data_path = sg_dataset_path(ds);
+    sg_status rc = sg_dataset_check_model(ds, mw->model, err);
     if (rc == SG_OK) sg_dataset_allow_missing(ds, mw->model->missing_values);
     if (rc == SG_OK) {
         mw->rows = sg_dataset_rows(ds);
@@ -130,7 +149,6 @@ int sg_model_workload_create(const char *model_path, const char *data_path, int6
                          (long long)mw->rows);
     }
     if (rc == SG_OK) rc = sg_dataset_read(ds, 0, mw->rows, mw->X, NULL, NULL, NULL, 0, err);
-    sg_dataset_close(ds);
     if (rc != SG_OK) {
         sg_model_workload_free(mw);
         return rc;
@@ -140,8 +158,9 @@ int sg_model_workload_create(const char *model_path, const char *data_path, int6
     int ns = mw->model->ops->stage_names(mw->model, mw->stage_buf, MAX_STAGES);
     for (int i = 0; i < ns; i++)
         mw->stage_names[i] = mw->stage_buf[i];
+    const char *model_path = model->path;
     const char *base = strrchr(model_path, '/');
-    snprintf(mw->name, sizeof mw->name, "%s", base ? base + 1 : model_path);
+    snprintf(mw->name, sizeof mw->name, "%.159s", base ? base + 1 : model_path);
     mw->wl = (sg_workload){
         .name = mw->name,
         .n_rows = mw->rows,
@@ -166,7 +185,7 @@ const sg_workload *sg_model_workload_get(const sg_model_workload *mw)
 void sg_model_workload_free(sg_model_workload *mw)
 {
     if (!mw) return;
-    sg_model_free(mw->model);
+    sg_model_free(mw->owned_model);
     free(mw->X);
     free(mw);
 }

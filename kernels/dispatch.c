@@ -87,7 +87,7 @@ static const sg_kernel_ops *best_supported(void)
     return &sg_kernel_ops_scalar;
 }
 
-int sg_kernels_resolve(const char *value, const sg_kernel_ops **out, sg_err *err)
+sg_status sg_kernels_resolve(const char *value, const sg_kernel_ops **out, sg_err *err)
 {
     const sg_kernel_ops *best = best_supported();
     *out = best;
@@ -114,7 +114,7 @@ static void choose(void)
     chosen_status = sg_kernels_resolve(getenv("STAGEGATE_ISA"), &chosen, &chosen_err);
 }
 
-int sg_kernels_init(sg_err *err)
+sg_status sg_kernels_init(sg_err *err)
 {
     pthread_once(&chosen_once, choose);
     if (chosen_status != SG_OK && err) *err = chosen_err;

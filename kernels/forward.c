@@ -28,7 +28,7 @@ static int max_width(const sg_model *m)
     return w;
 }
 
-int sg_forward_scratch_new(const sg_model *m, int64_t max_batch, sg_forward_scratch **out,
+sg_status sg_forward_scratch_new(const sg_model *m, int64_t max_batch, sg_forward_scratch **out,
                            sg_err *err)
 {
     *out = NULL;

@@ -18,7 +18,7 @@ bool sg_cpu_supports(sg_isa isa);
  * naming the variable and *out set to the best supported table, so a caller
  * may either fail or warn and continue. Pure: no caching, no printing.
  */
-int sg_kernels_resolve(const char *value, const sg_kernel_ops **out, sg_err *err);
+SG_MUST_CHECK sg_status sg_kernels_resolve(const char *value, const sg_kernel_ops **out, sg_err *err);
 
 /* Numerically stable logistic, exp(-|z|) based; shared by the scalar kernels. */
 float sg_logistic_ref(float z);

@@ -45,7 +45,7 @@ static bool keeps_cm(int k)
     return k <= SG_METRICS_CM_MAX_CLASSES;
 }
 
-int sg_metrics_acc_new(sg_task task, int n_classes, int64_t expected_rows, sg_metrics_acc **out,
+sg_status sg_metrics_acc_new(sg_task task, int n_classes, int64_t expected_rows, sg_metrics_acc **out,
                        sg_err *err)
 {
     *out = NULL;
@@ -106,7 +106,7 @@ void sg_metrics_acc_free(sg_metrics_acc *a)
 }
 
 /* Fixes the weighting mode on the first chunk and allocates the matching class sums. */
-static int set_weighted(sg_metrics_acc *a, bool weighted, sg_err *err)
+static sg_status set_weighted(sg_metrics_acc *a, bool weighted, sg_err *err)
 {
     int w = weighted ? 1 : 0;
     if (a->weighted == w) return SG_OK;
@@ -137,7 +137,7 @@ static int set_weighted(sg_metrics_acc *a, bool weighted, sg_err *err)
     return SG_OK;
 }
 
-static int check_weights(const sg_metrics_acc *a, int64_t n, const double *w, sg_err *err)
+static sg_status check_weights(const sg_metrics_acc *a, int64_t n, const double *w, sg_err *err)
 {
     if (!w) return SG_OK;
     for (int64_t i = 0; i < n; i++)
@@ -149,7 +149,7 @@ static int check_weights(const sg_metrics_acc *a, int64_t n, const double *w, sg
 }
 
 /* Makes room for n more binary scores, keeping negatives at the end of the buffers. */
-static int reserve_scores(sg_metrics_acc *a, size_t n, sg_err *err)
+static sg_status reserve_scores(sg_metrics_acc *a, size_t n, sg_err *err)
 {
     size_t used = a->npos + a->nneg;
     if (a->cap - used >= n) return SG_OK;
@@ -197,7 +197,7 @@ static bool rows_valid(int64_t n, int k, const float *proba, const int32_t *y_tr
     return bad == 0;
 }
 
-static int check_classification(const sg_metrics_acc *a, int64_t n, const float *proba,
+static sg_status check_classification(const sg_metrics_acc *a, int64_t n, const float *proba,
                                 const int32_t *y_true, const int32_t *y_pred, sg_err *err)
 {
     int k = a->k;
@@ -370,7 +370,7 @@ static void add_scores(sg_metrics_acc *a, int64_t n, const float *proba, const i
     a->nneg = a->cap - neg;
 }
 
-int sg_metrics_add_classification(sg_metrics_acc *a, int64_t n, const float *proba,
+sg_status sg_metrics_add_classification(sg_metrics_acc *a, int64_t n, const float *proba,
                                   const int32_t *y_true, const int32_t *y_pred,
                                   const double *weights, sg_err *err)
 {
@@ -395,7 +395,7 @@ int sg_metrics_add_classification(sg_metrics_acc *a, int64_t n, const float *pro
     return SG_OK;
 }
 
-int sg_metrics_add_regression(sg_metrics_acc *a, int64_t n, const float *pred, const double *y_true,
+sg_status sg_metrics_add_regression(sg_metrics_acc *a, int64_t n, const float *pred, const double *y_true,
                               const double *weights, sg_err *err)
 {
     if (a->task != SG_TASK_REGRESSION)
@@ -461,7 +461,7 @@ static double class_sum(const sg_metrics_acc *a, const int64_t *n, const sg_ksum
     return a->weighted == 1 ? sg_ksum_value(&w[i]) : (double)n[i];
 }
 
-static int rank_metrics(sg_metrics_acc *a, sg_metrics *m, sg_err *err)
+static sg_status rank_metrics(sg_metrics_acc *a, sg_metrics *m, sg_err *err)
 {
     size_t np = a->npos, nn = a->nneg, big = np > nn ? np : nn;
     uint32_t *ks = sg_metrics_big_alloc(big, sizeof *ks);
@@ -486,7 +486,7 @@ static int rank_metrics(sg_metrics_acc *a, sg_metrics *m, sg_err *err)
     return SG_OK;
 }
 
-static int finish_classification(sg_metrics_acc *a, sg_metrics *m, double W, sg_err *err)
+static sg_status finish_classification(sg_metrics_acc *a, sg_metrics *m, double W, sg_err *err)
 {
     size_t k = (size_t)a->k;
     double *tp = malloc(3 * k * sizeof *tp);
@@ -557,7 +557,7 @@ static void finish_regression(const sg_metrics_acc *a, sg_metrics *m, double W)
         m->r2_score = num == 0 ? 1.0 : 0.0;
 }
 
-int sg_metrics_finish(sg_metrics_acc *a, sg_metrics *out, sg_err *err)
+sg_status sg_metrics_finish(sg_metrics_acc *a, sg_metrics *out, sg_err *err)
 {
     memset(out, 0, sizeof *out);
     out->task = a->task;

@@ -77,7 +77,7 @@ static json_t *matrix_json(const sg_metrics *m)
     return rows;
 }
 
-int sg_metrics_to_json(const sg_metrics *m, json_t *obj)
+sg_status sg_metrics_to_json(const sg_metrics *m, json_t *obj)
 {
     for (size_t i = 0; i < N_METRICS; i++) {
         if (!applies(m, i)) continue;

@@ -2,37 +2,67 @@
 #include "stagegate/model_ops.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 /* The kinds, asked in order; the first whose probe claims the file loads it. */
 static const sg_model_ops *const kinds[] = {&sg_model_ops_dense, &sg_model_ops_trees};
 
-int sg_model_open(const char *path, sg_model **out, sg_err *err)
+/* The largest model file read into memory (the HDF5 and JSON loaders parse it there). */
+#define MAX_MODEL_FILE ((size_t)8 << 30)
+
+sg_status sg_model_open_verified(const char *path, const char *expected_sha256, sg_model **out,
+                                 sg_err *err)
 {
     *out = NULL;
-    uint8_t head[512];
-    /* Never blocks on a FIFO or device: a model is a regular file or an input error. */
-    int fd = sg_open_regular(path, err);
-    if (fd < 0) return SG_EINPUT;
-    ssize_t got = read(fd, head, sizeof head);
-    int e = errno;
-    close(fd);
-    if (got < 0) return sg_errf(err, SG_EIO, "%s: cannot read: %s", path, strerror(e));
-    size_t n = (size_t)got;
-    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
-        if (!kinds[i]->probe(head, n)) continue;
-        int rc = kinds[i]->load(path, out, err);
-        /* A loader may set ops itself when one file format holds several kinds. */
-        if (rc == SG_OK && !(*out)->ops) (*out)->ops = kinds[i];
-        return rc;
+    if (strlen(path) >= sizeof(((sg_model *)0)->path))
+        return sg_errf(err, SG_EINPUT, "%s: path too long", path);
+    /* One read of the file: the digest, the probe and the parser all see these bytes, so
+       the digest in a report names exactly what was evaluated even if the file is
+       replaced meanwhile. sg_read_file refuses FIFOs and devices. */
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    sg_status rc = sg_read_file(path, MAX_MODEL_FILE, &bytes, &len, err);
+    if (rc) return rc;
+    uint8_t digest[32];
+    char hex[65];
+    sg_sha256(bytes, len, digest);
+    sg_hex_encode(digest, 32, hex);
+    if (expected_sha256 && strcmp(expected_sha256, hex) != 0) {
+        free(bytes);
+        return sg_errf(err, SG_EINPUT,
+                       "%s: the bytes loaded have sha256 %.12s..., not the registered %.12s...; "
+                       "the artifact changed after it was registered",
+                       path, hex, expected_sha256);
     }
-    return sg_errf(err, SG_EINPUT,
-                   "%s: not a model file: neither HDF5 (stagegate model) nor JSON (XGBoost model)",
-                   path);
+    size_t n = len < 512 ? len : 512;
+    rc = SG_EINPUT;
+    size_t i = 0;
+    for (; i < sizeof kinds / sizeof kinds[0]; i++) {
+        if (!kinds[i]->probe(bytes, n)) continue;
+        rc = kinds[i]->load(path, bytes, len, out, err);
+        break;
+    }
+    free(bytes);
+    if (i == sizeof kinds / sizeof kinds[0])
+        return sg_errf(err, SG_EINPUT,
+                       "%s: not a model file: neither HDF5 (stagegate model) nor JSON (XGBoost "
+                       "model)",
+                       path);
+    if (rc != SG_OK) return rc;
+    /* A loader may set ops itself when one file format holds several kinds. */
+    if (!(*out)->ops) (*out)->ops = kinds[i];
+    memcpy((*out)->sha256, digest, 32);
+    return SG_OK;
 }
 
-int sg_model_scratch_new(const sg_model *m, int64_t max_batch, void **out, sg_err *err)
+sg_status sg_model_open(const char *path, sg_model **out, sg_err *err)
+{
+    return sg_model_open_verified(path, NULL, out, err);
+}
+
+sg_status sg_model_scratch_new(const sg_model *m, int64_t max_batch, void **out, sg_err *err)
 {
     return m->ops->scratch_new(m, max_batch, out, err);
 }

@@ -36,7 +36,7 @@ static void trees_describe(const sg_model *m, char *buf, size_t len)
              e->n_features);
 }
 
-static int trees_scratch_new(const sg_model *m, int64_t max_batch, void **out, sg_err *err)
+static sg_status trees_scratch_new(const sg_model *m, int64_t max_batch, void **out, sg_err *err)
 {
     *out = NULL;
     const int G = m->trees->n_groups;
@@ -166,7 +166,7 @@ static int trees_stage_names(const sg_model *m, char names[][SG_MODEL_STAGE_NAME
 const sg_model_ops sg_model_ops_trees = {
     .kind = "tree_ensemble",
     .probe = trees_probe,
-    .load = sg_model_load_xgboost_json,
+    .load = sg_model_load_xgboost_bytes,
     .describe = trees_describe,
     .scratch_new = trees_scratch_new,
     .scratch_free = trees_scratch_free,

@@ -63,7 +63,7 @@ static int read_head(sg_registry *reg, int64_t *seq, char hash[65], sg_err *err)
     return rc;
 }
 
-int reg_audit_append(sg_registry *reg, const reg_event *ev, sg_err *err)
+sg_status reg_audit_append(sg_registry *reg, const reg_event *ev, sg_err *err)
 {
     SG_ASSERT(reg->in_tx);
     int64_t seq = 0;
@@ -194,7 +194,7 @@ static int check_state(sg_registry *reg, sg_err *err)
     return rc;
 }
 
-int sg_registry_verify_log(sg_registry *reg, json_t **summary, sg_err *err)
+sg_status sg_registry_verify_log(sg_registry *reg, json_t **summary, sg_err *err)
 {
     if (summary) *summary = NULL;
     int64_t events = 0, head_seq = 0;

@@ -22,17 +22,17 @@ const char *sg_registry_path(const char *db_opt)
     return SG_REGISTRY_DEFAULT_PATH;
 }
 
-int reg_db_error(sg_registry *reg, sg_err *err, const char *what)
+sg_status reg_db_error(sg_registry *reg, sg_err *err, const char *what)
 {
     return reg->ops->error(reg->store, err, what);
 }
 
-int reg_exec(sg_registry *reg, const char *sql, sg_err *err)
+sg_status reg_exec(sg_registry *reg, const char *sql, sg_err *err)
 {
     return reg->ops->exec(reg->store, sql, err);
 }
 
-int reg_prepare(sg_registry *reg, const char *sql, reg_stmt **st, sg_err *err)
+sg_status reg_prepare(sg_registry *reg, const char *sql, reg_stmt **st, sg_err *err)
 {
     int rc = reg->ops->prepare(reg->store, sql, st, err);
     if (rc != SG_OK && reg->read_rc == SG_OK) reg->read_rc = rc;
@@ -59,7 +59,7 @@ json_t *reg_read_end(sg_registry *reg, json_t *doc)
     return NULL;
 }
 
-int reg_begin(sg_registry *reg, sg_err *err)
+sg_status reg_begin(sg_registry *reg, sg_err *err)
 {
     SG_ASSERT(!reg->in_tx);
     reg->read_rc = SG_OK;
@@ -68,7 +68,7 @@ int reg_begin(sg_registry *reg, sg_err *err)
     return rc;
 }
 
-int reg_commit(sg_registry *reg, sg_err *err)
+sg_status reg_commit(sg_registry *reg, sg_err *err)
 {
     SG_ASSERT(reg->in_tx);
     int rc = reg->ops->commit(reg->store, err);
@@ -87,7 +87,7 @@ void reg_rollback(sg_registry *reg)
     reg->in_tx = false;
 }
 
-int reg_finish(sg_registry *reg, int rc, sg_err *err)
+sg_status reg_finish(sg_registry *reg, int rc, sg_err *err)
 {
     if (rc != SG_OK) {
         reg_rollback(reg);
@@ -122,7 +122,7 @@ int64_t reg_now_epoch(void)
     return (int64_t)time(NULL);
 }
 
-int reg_parse_utc(const char *s, int64_t *epoch)
+sg_status reg_parse_utc(const char *s, int64_t *epoch)
 {
     /* RFC 3339: date 'T' time, optional fraction, then Z or +hh:mm / -hh:mm. */
     struct tm tm;
@@ -164,7 +164,7 @@ bool reg_valid_name(const char *s)
     return true;
 }
 
-int sg_registry_open(const char *uri, bool create, sg_registry **out, sg_err *err)
+sg_status sg_registry_open(const char *uri, bool create, sg_registry **out, sg_err *err)
 {
     *out = NULL;
     const reg_store_ops *ops = NULL;

@@ -22,7 +22,7 @@ static void skip_ws(parser *p)
         p->pos++;
 }
 
-static int fail(parser *p, const char *what)
+static sg_status fail(parser *p, const char *what)
 {
     char near[24];
     snprintf(near, sizeof near, "%.16s", p->text + p->pos);
@@ -38,7 +38,7 @@ static bool word_at(parser *p, const char *w)
     return !(isalnum((unsigned char)c) || c == '_' || c == '.');
 }
 
-static int parse_field(parser *p, reg_filter_cond *c)
+static sg_status parse_field(parser *p, reg_filter_cond *c)
 {
     if (word_at(p, "name")) {
         c->field = REG_F_NAME;
@@ -75,7 +75,7 @@ static int parse_field(parser *p, reg_filter_cond *c)
     return SG_OK;
 }
 
-static int parse_op(parser *p, reg_filter_cond *c)
+static sg_status parse_op(parser *p, reg_filter_cond *c)
 {
     const char *s = p->text + p->pos;
     if (s[0] == '!' && s[1] == '=') {
@@ -96,7 +96,7 @@ static int parse_op(parser *p, reg_filter_cond *c)
     return SG_OK;
 }
 
-static int parse_value(parser *p, reg_filter_cond *c)
+static sg_status parse_value(parser *p, reg_filter_cond *c)
 {
     char q = p->text[p->pos];
     if (q != '\'' && q != '"') return fail(p, "a quoted string");
@@ -114,7 +114,7 @@ static int parse_value(parser *p, reg_filter_cond *c)
     return SG_OK;
 }
 
-int reg_filter_parse(const char *text, reg_filter *f, sg_err *err)
+sg_status reg_filter_parse(const char *text, reg_filter *f, sg_err *err)
 {
     memset(f, 0, sizeof *f);
     parser p = {text, 0, err};

@@ -14,7 +14,7 @@
 #include "stagegate/report.h"
 
 /* Rewrites a refusal as "refused: NAME vN -> STAGE: reason". */
-static int refuse(sg_err *err, int rc, const char *model, int64_t v, const char *stage)
+static sg_status refuse(sg_err *err, int rc, const char *model, int64_t v, const char *stage)
 {
     if (rc != SG_EREFUSED) return rc;
     char reason[sizeof err->msg];
@@ -209,7 +209,7 @@ static int has_passed_validation(sg_registry *reg, const char *model, int64_t ve
     return reg->read_rc;
 }
 
-static int check_promoter(sg_registry *reg, const char *model, const char *stage, const char *actor,
+static sg_status check_promoter(sg_registry *reg, const char *model, const char *stage, const char *actor,
                           sg_err *err)
 {
     int64_t n = 0;
@@ -228,7 +228,7 @@ static int check_promoter(sg_registry *reg, const char *model, const char *stage
 }
 
 /* Moves the current occupant of Production to Archived (same transaction as the promotion). */
-static int archive_occupant(sg_registry *reg, const reg_model *m, int64_t occupant, int64_t by,
+static sg_status archive_occupant(sg_registry *reg, const reg_model *m, int64_t occupant, int64_t by,
                             const char *actor, const char *action, sg_err *err)
 {
     const reg_stage *arch = reg_model_stage(m, REG_ARCHIVED);
@@ -247,7 +247,7 @@ static int archive_occupant(sg_registry *reg, const reg_model *m, int64_t occupa
     return rc;
 }
 
-static int do_transition(sg_registry *reg, const reg_model *m, const reg_version *v,
+static sg_status do_transition(sg_registry *reg, const reg_model *m, const reg_version *v,
                          const reg_stage *g, const uint8_t *report, size_t report_len,
                          const sg_registry_request *req, sg_err *err)
 {
@@ -302,7 +302,7 @@ static int do_transition(sg_registry *reg, const reg_model *m, const reg_version
     return refuse(err, rc, m->name, v->version, g->name);
 }
 
-int sg_registry_transition(sg_registry *reg, const char *model, int64_t version, const char *stage,
+sg_status sg_registry_transition(sg_registry *reg, const char *model, int64_t version, const char *stage,
                            const uint8_t *report, size_t report_len, const sg_registry_request *req,
                            sg_err *err)
 {
@@ -324,7 +324,7 @@ int sg_registry_transition(sg_registry *reg, const char *model, int64_t version,
     return reg_finish(reg, rc, err);
 }
 
-int sg_registry_approve(sg_registry *reg, const char *model, int64_t version, bool reject,
+sg_status sg_registry_approve(sg_registry *reg, const char *model, int64_t version, bool reject,
                         const char *comment, const sg_registry_request *req, sg_err *err)
 {
     reg_model m;
@@ -395,7 +395,7 @@ static int previous_production(sg_registry *reg, const char *model, int64_t curr
     return reg->read_rc;
 }
 
-int sg_registry_rollback(sg_registry *reg, const char *model, const sg_registry_request *req,
+sg_status sg_registry_rollback(sg_registry *reg, const char *model, const sg_registry_request *req,
                          int64_t *restored, int64_t *archived, sg_err *err)
 {
     reg_model m;

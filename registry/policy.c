@@ -69,7 +69,7 @@ static int insert_transition(sg_registry *reg, const char *model, const char *fr
 }
 
 /* "A>B,C>D" or the default: each stage to the next one, and any stage to Archived. */
-static int insert_transitions(sg_registry *reg, const sg_registry_model_spec *sp,
+static sg_status insert_transitions(sg_registry *reg, const sg_registry_model_spec *sp,
                               const char *const *stages, size_t n, sg_err *err)
 {
     int rc = SG_OK;
@@ -129,7 +129,7 @@ static int insert_key(sg_registry *reg, const char *model, const char *role, con
     return rc;
 }
 
-static int check_spec(const sg_registry_model_spec *sp, const char *const *stages, size_t n,
+static sg_status check_spec(const sg_registry_model_spec *sp, const char *const *stages, size_t n,
                       const char *report_stage, sg_err *err)
 {
     if (!reg_valid_name(sp->name))
@@ -201,7 +201,7 @@ static int insert_model(sg_registry *reg, const sg_registry_model_spec *sp,
     return rc;
 }
 
-static int insert_model_tag(sg_registry *reg, const char *model, const char *kv, sg_err *err)
+static sg_status insert_model_tag(sg_registry *reg, const char *model, const char *kv, sg_err *err)
 {
     const char *eq = strchr(kv, '=');
     if (!eq || eq == kv) return sg_errf(err, SG_EINPUT, "--tag: '%s' is not KEY=VALUE", kv);
@@ -223,7 +223,7 @@ static int insert_model_tag(sg_registry *reg, const char *model, const char *kv,
     return rc;
 }
 
-int sg_registry_create_model(sg_registry *reg, const sg_registry_model_spec *sp,
+sg_status sg_registry_create_model(sg_registry *reg, const sg_registry_model_spec *sp,
                              const sg_registry_request *req, sg_err *err)
 {
     const char *const *stages = sp->stages ? sp->stages : default_stages;
@@ -259,7 +259,7 @@ int sg_registry_create_model(sg_registry *reg, const sg_registry_model_spec *sp,
     return reg_finish(reg, rc, err);
 }
 
-int reg_model_load(sg_registry *reg, const char *name, reg_model *m, sg_err *err)
+sg_status reg_model_load(sg_registry *reg, const char *name, reg_model *m, sg_err *err)
 {
     memset(m, 0, sizeof *m);
     reg_stmt *st;
@@ -312,7 +312,7 @@ const reg_stage *reg_model_stage(const reg_model *m, const char *stage)
     return NULL;
 }
 
-int reg_transition_allowed(sg_registry *reg, const char *model, const char *from, const char *to,
+sg_status reg_transition_allowed(sg_registry *reg, const char *model, const char *from, const char *to,
                            bool *allowed, sg_err *err)
 {
     reg_stmt *st;
@@ -350,7 +350,7 @@ int reg_key_count(sg_registry *reg, const char *model, const char *role, const c
     return rc;
 }
 
-int reg_key_authorized(sg_registry *reg, const char *model, const char *role, const char *stage,
+sg_status reg_key_authorized(sg_registry *reg, const char *model, const char *role, const char *stage,
                        const char *key_id, bool *ok, sg_err *err)
 {
     reg_stmt *st;
@@ -370,7 +370,7 @@ int reg_key_authorized(sg_registry *reg, const char *model, const char *role, co
     return rc;
 }
 
-int reg_version_load(sg_registry *reg, const char *model, int64_t version, reg_version *v,
+sg_status reg_version_load(sg_registry *reg, const char *model, int64_t version, reg_version *v,
                      sg_err *err)
 {
     memset(v, 0, sizeof *v);

@@ -62,46 +62,46 @@ typedef struct {
 } reg_event;
 
 /* db.c */
-int reg_db_error(sg_registry *reg, sg_err *err, const char *what);
-int reg_exec(sg_registry *reg, const char *sql, sg_err *err);
-int reg_prepare(sg_registry *reg, const char *sql, reg_stmt **st, sg_err *err);
+sg_status reg_db_error(sg_registry *reg, sg_err *err, const char *what);
+SG_MUST_CHECK sg_status reg_exec(sg_registry *reg, const char *sql, sg_err *err);
+SG_MUST_CHECK sg_status reg_prepare(sg_registry *reg, const char *sql, reg_stmt **st, sg_err *err);
 /* Steps a query: true on a row; false when done or on an error, which is kept in
  * reg->read_rc (the first one since reg_read_start or reg_begin) with err filled. */
 bool reg_row(sg_registry *reg, reg_stmt *st, sg_err *err);
 void reg_read_start(sg_registry *reg);
 /* Ends a read API call: doc, or NULL (doc freed) when any read of the call failed. */
 json_t *reg_read_end(sg_registry *reg, json_t *doc);
-int reg_begin(sg_registry *reg, sg_err *err);
-int reg_commit(sg_registry *reg, sg_err *err);
+SG_MUST_CHECK sg_status reg_begin(sg_registry *reg, sg_err *err);
+SG_MUST_CHECK sg_status reg_commit(sg_registry *reg, sg_err *err);
 void reg_rollback(sg_registry *reg);
 /* Finishes a write: commit on SG_OK, roll back otherwise; returns the final status. */
-int reg_finish(sg_registry *reg, int rc, sg_err *err);
+SG_MUST_CHECK sg_status reg_finish(sg_registry *reg, int rc, sg_err *err);
 void reg_now_utc(char out[32]);
 int64_t reg_now_epoch(void);
-int reg_parse_utc(const char *s, int64_t *epoch);
+SG_MUST_CHECK sg_status reg_parse_utc(const char *s, int64_t *epoch);
 /* Test hook: sleeps inside a write transaction when STAGEGATE_REGISTRY_TEST_PAUSE names the action.
  */
 void reg_test_pause(const char *action);
 bool reg_valid_name(const char *s);
 
 /* policy.c */
-int reg_model_load(sg_registry *reg, const char *name, reg_model *m, sg_err *err);
+SG_MUST_CHECK sg_status reg_model_load(sg_registry *reg, const char *name, reg_model *m, sg_err *err);
 const reg_stage *reg_model_stage(const reg_model *m, const char *stage);
-int reg_transition_allowed(sg_registry *reg, const char *model, const char *from, const char *to,
+SG_MUST_CHECK sg_status reg_transition_allowed(sg_registry *reg, const char *model, const char *from, const char *to,
                            bool *allowed, sg_err *err);
-int reg_key_authorized(sg_registry *reg, const char *model, const char *role, const char *stage,
+SG_MUST_CHECK sg_status reg_key_authorized(sg_registry *reg, const char *model, const char *role, const char *stage,
                        const char *key_id, bool *ok, sg_err *err);
 int reg_key_count(sg_registry *reg, const char *model, const char *role, const char *stage,
                   int64_t *n, sg_err *err);
-int reg_version_load(sg_registry *reg, const char *model, int64_t version, reg_version *v,
+SG_MUST_CHECK sg_status reg_version_load(sg_registry *reg, const char *model, int64_t version, reg_version *v,
                      sg_err *err);
 
 /* audit.c */
-int reg_audit_append(sg_registry *reg, const reg_event *ev, sg_err *err);
+SG_MUST_CHECK sg_status reg_audit_append(sg_registry *reg, const reg_event *ev, sg_err *err);
 
 /* request.c: verifies req (if given) against the operation and records its nonce. actor_out
  * receives the key id, or "" when req is NULL and not required. */
-int reg_request_check(sg_registry *reg, const sg_registry_request *req, bool required,
+SG_MUST_CHECK sg_status reg_request_check(sg_registry *reg, const sg_registry_request *req, bool required,
                       const char *action, const char *model, int64_t version, const char *target,
                       const char *evidence, char actor_out[65], sg_err *err);
 
@@ -119,7 +119,7 @@ typedef struct {
     size_t n;
     reg_filter_cond conds[REG_FILTER_MAX];
 } reg_filter;
-int reg_filter_parse(const char *text, reg_filter *f, sg_err *err);
+SG_MUST_CHECK sg_status reg_filter_parse(const char *text, reg_filter *f, sg_err *err);
 /* tags is a JSON object of the version's tags. */
 bool reg_filter_match(const reg_filter *f, const char *name, const char *stage, json_t *tags);
 bool reg_like(const char *s, const char *pattern, bool case_insensitive);

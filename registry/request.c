@@ -34,7 +34,7 @@ static char *build_text(const char *action, const char *model, int64_t version, 
     return t;
 }
 
-int sg_registry_request_sign(const char *key_path, const char *action, const char *model,
+sg_status sg_registry_request_sign(const char *key_path, const char *action, const char *model,
                              int64_t version, const char *target, const char *evidence,
                              sg_registry_request *req, sg_err *err)
 {
@@ -94,7 +94,7 @@ static bool get_field(const char *text, const char *name, char *out, size_t len)
     return false;
 }
 
-static int expect_field(const char *text, const char *name, const char *want, sg_err *err)
+static sg_status expect_field(const char *text, const char *name, const char *want, sg_err *err)
 {
     /* Stage names are unique regardless of case, so the target compares case-insensitively. */
     bool ci = !strcmp(name, "target");
@@ -108,7 +108,7 @@ static int expect_field(const char *text, const char *name, const char *want, sg
     return SG_OK;
 }
 
-static int check_fields(const sg_registry_request *req, const char *action, const char *model,
+static sg_status check_fields(const sg_registry_request *req, const char *action, const char *model,
                         int64_t version, const char *target, const char *evidence, sg_err *err)
 {
     char vbuf[32], when[64];
@@ -134,7 +134,7 @@ static int check_fields(const sg_registry_request *req, const char *action, cons
     return SG_OK;
 }
 
-static int record_nonce(sg_registry *reg, const sg_registry_request *req, sg_err *err)
+static sg_status record_nonce(sg_registry *reg, const sg_registry_request *req, sg_err *err)
 {
     char nonce[80], now[32];
     if (!get_field(req->text, "nonce", nonce, sizeof nonce) || strlen(nonce) < 16)
@@ -157,7 +157,7 @@ static int record_nonce(sg_registry *reg, const sg_registry_request *req, sg_err
     return rc;
 }
 
-int reg_request_check(sg_registry *reg, const sg_registry_request *req, bool required,
+sg_status reg_request_check(sg_registry *reg, const sg_registry_request *req, bool required,
                       const char *action, const char *model, int64_t version, const char *target,
                       const char *evidence, char actor_out[65], sg_err *err)
 {

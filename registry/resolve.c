@@ -36,7 +36,7 @@ static int pick_version(sg_registry *reg, const char *sql, const char *model, co
 }
 
 /* Splits the URI and finds the version it names. */
-static int uri_version(sg_registry *reg, const char *uri, char *model, size_t mlen,
+static sg_status uri_version(sg_registry *reg, const char *uri, char *model, size_t mlen,
                        int64_t *version, sg_err *err)
 {
     const char *rest = uri + strlen(URI_PREFIX);
@@ -81,8 +81,8 @@ static int uri_version(sg_registry *reg, const char *uri, char *model, size_t ml
     return rc;
 }
 
-int sg_registry_resolve(sg_registry *reg, const char *uri, char *path_out, size_t len,
-                        json_t **info, sg_err *err)
+static sg_status resolve(sg_registry *reg, const char *uri, char *path_out, size_t len,
+                         json_t **info, bool hash_file, sg_err *err)
 {
     if (info) *info = NULL;
     if (!sg_is_model_uri(uri)) return sg_errf(err, SG_EINPUT, "'%s' is not a models:/ URI", uri);
@@ -93,10 +93,10 @@ int sg_registry_resolve(sg_registry *reg, const char *uri, char *path_out, size_
     if (rc == SG_OK) rc = reg_version_load(reg, model, version, &v, err);
     if (rc != SG_OK) return rc;
     sg_err ferr;
-    if (sg_sha256_file_hex(v.artifact_path, sha, &ferr) != SG_OK)
+    if (hash_file && sg_sha256_file_hex(v.artifact_path, sha, &ferr) != SG_OK)
         return sg_errf(err, SG_EINPUT, "%s (%s v%lld): artifact cannot be read: %s", uri, model,
                        (long long)version, ferr.msg);
-    if (strcmp(sha, v.artifact_sha256) != 0)
+    if (hash_file && strcmp(sha, v.artifact_sha256) != 0)
         return sg_errf(err, SG_EINPUT,
                        "%s (%s v%lld): artifact %s changed on disk since registration (sha256 "
                        "%.16s..., registered %.16s...)",
@@ -111,14 +111,22 @@ int sg_registry_resolve(sg_registry *reg, const char *uri, char *path_out, size_
     return SG_OK;
 }
 
-int sg_registry_resolve_uri_digest(const char *uri, const char *db_path_or_null, char *path_out,
+sg_status sg_registry_resolve(sg_registry *reg, const char *uri, char *path_out, size_t len,
+                              json_t **info, sg_err *err)
+{
+    return resolve(reg, uri, path_out, len, info, true, err);
+}
+
+sg_status sg_registry_resolve_uri_digest(const char *uri, const char *db_path_or_null, char *path_out,
                                    size_t len, char sha256_out[65], sg_err *err)
 {
     sg_registry *reg = NULL;
     int rc = sg_registry_open(sg_registry_path(db_path_or_null), false, &reg, err);
     if (rc != SG_OK) return rc;
     json_t *info = NULL;
-    rc = sg_registry_resolve(reg, uri, path_out, len, &info, err);
+    /* The caller reads the artifact once and checks these digests before parsing it
+     * (sg_model_open_verified); hashing the file here as well would read it twice. */
+    rc = resolve(reg, uri, path_out, len, &info, false, err);
     sg_registry_close(reg);
     const char *sha =
         rc == SG_OK ? json_string_value(json_object_get(info, "artifact_sha256")) : NULL;
@@ -129,7 +137,7 @@ int sg_registry_resolve_uri_digest(const char *uri, const char *db_path_or_null,
     return rc;
 }
 
-int sg_registry_resolve_uri(const char *uri, const char *db_path_or_null, char *path_out,
+sg_status sg_registry_resolve_uri(const char *uri, const char *db_path_or_null, char *path_out,
                             size_t len, sg_err *err)
 {
     sg_registry *reg = NULL;

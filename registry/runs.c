@@ -16,7 +16,7 @@
 #include "stagegate/report.h"
 
 /* Verifies with the model's trusted signer keys; the first that verifies wins. */
-static int verify_with_signers(sg_registry *reg, const char *model, const uint8_t *env, size_t len,
+static sg_status verify_with_signers(sg_registry *reg, const char *model, const uint8_t *env, size_t len,
                                sg_report_info *info, sg_err *err)
 {
     reg_stmt *st;
@@ -50,7 +50,7 @@ static int verify_with_signers(sg_registry *reg, const char *model, const uint8_
 }
 
 /* The version holding this artifact; model (may be NULL) picks one when several models hold it. */
-static int find_version(sg_registry *reg, const char *sha, const char *model,
+static sg_status find_version(sg_registry *reg, const char *sha, const char *model,
                         char name[REG_NAME_MAX], int64_t *version, char stage[REG_NAME_MAX],
                         sg_err *err)
 {
@@ -205,7 +205,7 @@ static json_t *load_run(sg_registry *reg, int64_t id, sg_err *err)
     return o;
 }
 
-int sg_registry_record_run(sg_registry *reg, const char *report_path, EVP_PKEY *pub,
+sg_status sg_registry_record_run(sg_registry *reg, const char *report_path, EVP_PKEY *pub,
                            const char *model, json_t **run, sg_err *err)
 {
     if (run) *run = NULL;

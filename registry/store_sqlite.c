@@ -188,7 +188,7 @@ static const char *const migrations[] = {
 _Static_assert(sizeof migrations / sizeof migrations[0] == SG_REGISTRY_SCHEMA_VERSION,
                "one migration per schema version");
 
-static int lite_error(reg_store *s, sg_err *err, const char *what)
+static sg_status lite_error(reg_store *s, sg_err *err, const char *what)
 {
     int code = sqlite3_extended_errcode(s->db) & 0xff;
     const char *msg = sqlite3_errmsg(s->db);
@@ -212,7 +212,7 @@ static int lite_error(reg_store *s, sg_err *err, const char *what)
     }
 }
 
-static int lite_exec(reg_store *s, const char *sql, sg_err *err)
+static sg_status lite_exec(reg_store *s, const char *sql, sg_err *err)
 {
     if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK) return lite_error(s, err, "query");
     return SG_OK;
@@ -259,7 +259,7 @@ static void lite_finalize(reg_stmt *st)
     free(st);
 }
 
-static int lite_prepare(reg_store *s, const char *sql, reg_stmt **out, sg_err *err)
+static sg_status lite_prepare(reg_store *s, const char *sql, reg_stmt **out, sg_err *err)
 {
     *out = NULL;
     sqlite_stmt *st = calloc(1, sizeof *st);
@@ -283,12 +283,12 @@ static int64_t lite_last_insert_id(reg_store *s)
     return sqlite3_last_insert_rowid(s->db);
 }
 
-static int lite_begin_write(reg_store *s, sg_err *err)
+static sg_status lite_begin_write(reg_store *s, sg_err *err)
 {
     return lite_exec(s, "BEGIN IMMEDIATE", err);
 }
 
-static int lite_commit(reg_store *s, sg_err *err)
+static sg_status lite_commit(reg_store *s, sg_err *err)
 {
     return lite_exec(s, "COMMIT", err);
 }
@@ -298,7 +298,7 @@ static void lite_rollback(reg_store *s)
     sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
-static int lite_begin_read(reg_store *s, sg_err *err)
+static sg_status lite_begin_read(reg_store *s, sg_err *err)
 {
     return lite_exec(s, "BEGIN", err);
 }
@@ -308,7 +308,7 @@ static void lite_end_read(reg_store *s)
     sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
 }
 
-static int pragma_int(reg_store *s, const char *sql, int64_t *out, sg_err *err)
+static sg_status pragma_int(reg_store *s, const char *sql, int64_t *out, sg_err *err)
 {
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) return lite_error(s, err, sql);
@@ -322,7 +322,7 @@ static int pragma_int(reg_store *s, const char *sql, int64_t *out, sg_err *err)
 }
 
 /* A damaged page that no query happens to read would otherwise pass unnoticed. */
-static int lite_check_integrity(reg_store *s, sg_err *err)
+static sg_status lite_check_integrity(reg_store *s, sg_err *err)
 {
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(s->db, "PRAGMA quick_check(1)", -1, &st, NULL) != SQLITE_OK)
@@ -344,7 +344,7 @@ static int lite_check_integrity(reg_store *s, sg_err *err)
     return rc;
 }
 
-static int migrate(reg_store *s, sg_err *err)
+static sg_status migrate(reg_store *s, sg_err *err)
 {
     int64_t ver = 0, app = 0, objects = 0;
     int rc = pragma_int(s, "PRAGMA user_version", &ver, err);
@@ -396,7 +396,7 @@ static bool lite_accepts(const char *uri)
     return !strstr(uri, "://") || !strncmp(uri, "sqlite:", 7);
 }
 
-static int lite_open(const char *uri, bool create, reg_store **out, sg_err *err)
+static sg_status lite_open(const char *uri, bool create, reg_store **out, sg_err *err)
 {
     *out = NULL;
     const char *path = !strncmp(uri, "sqlite:", 7) ? uri + 7 : uri;

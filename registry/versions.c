@@ -8,7 +8,7 @@
 
 #include "registry_internal.h"
 
-static int check_artifact(const char *artifact, char abs[PATH_MAX], char sha[65], sg_err *err)
+static sg_status check_artifact(const char *artifact, char abs[PATH_MAX], char sha[65], sg_err *err)
 {
     struct stat stb;
     if (stat(artifact, &stb) != 0)
@@ -24,7 +24,7 @@ static int check_artifact(const char *artifact, char abs[PATH_MAX], char sha[65]
     return sg_sha256_file_hex(abs, sha, err);
 }
 
-int sg_registry_create_version(sg_registry *reg, const char *model, const char *artifact,
+sg_status sg_registry_create_version(sg_registry *reg, const char *model, const char *artifact,
                                const sg_registry_request *req, int64_t *version, sg_err *err)
 {
     char abs[PATH_MAX], sha[65], actor[65], now[32];
@@ -96,7 +96,7 @@ int sg_registry_create_version(sg_registry *reg, const char *model, const char *
     return rc;
 }
 
-int sg_registry_set_tag(sg_registry *reg, const char *model, int64_t version, const char *key,
+sg_status sg_registry_set_tag(sg_registry *reg, const char *model, int64_t version, const char *key,
                         const char *value, const sg_registry_request *req, sg_err *err)
 {
     if (!*key || strchr(key, '\n') || strlen(key) >= REG_NAME_MAX)
@@ -144,7 +144,7 @@ int sg_registry_set_tag(sg_registry *reg, const char *model, int64_t version, co
     return reg_finish(reg, rc, err);
 }
 
-int sg_registry_set_alias(sg_registry *reg, const char *model, const char *alias, int64_t version,
+sg_status sg_registry_set_alias(sg_registry *reg, const char *model, const char *alias, int64_t version,
                           const sg_registry_request *req, sg_err *err)
 {
     if (!reg_valid_name(alias) || !strcmp(alias, "latest"))

@@ -59,7 +59,7 @@ static void describe_diff(const json_t *diff, char *buf, size_t cap)
     }
 }
 
-static int check_comparable(const sg_compare_run *o, const sg_compare_run *n,
+static sg_status check_comparable(const sg_compare_run *o, const sg_compare_run *n,
                             const sg_compare_options *opt, json_t *doc, sg_err *err)
 {
     json_t *diff;
@@ -158,7 +158,7 @@ static json_t *compare_metrics(const sg_compare_run *o, const sg_compare_run *n,
     return rows;
 }
 
-int sg_compare_runs(const sg_compare_run *o, const sg_compare_run *n, const sg_compare_options *opt,
+sg_status sg_compare_runs(const sg_compare_run *o, const sg_compare_run *n, const sg_compare_options *opt,
                     json_t **out, sg_err *err)
 {
     *out = NULL;

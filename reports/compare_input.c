@@ -23,7 +23,7 @@ void sg_compare_run_clear(sg_compare_run *run)
     memset(run, 0, sizeof *run);
 }
 
-int sg_dsse_payload_unverified(const uint8_t *env, size_t len, json_t **statement, sg_err *err)
+sg_status sg_dsse_payload_unverified(const uint8_t *env, size_t len, json_t **statement, sg_err *err)
 {
     *statement = NULL;
     json_error_t je;
@@ -65,7 +65,7 @@ static void copy_str(char *dst, size_t cap, const json_t *v)
 }
 
 /* Buckets [[low_ns, count], ...] ascending; an absent histogram is not an error here. */
-static int load_bins(const char *path, json_t *latency, sg_compare_run *run, sg_err *err)
+static sg_status load_bins(const char *path, json_t *latency, sg_compare_run *run, sg_err *err)
 {
     json_t *h = json_object_get(latency, "histogram");
     if (!h || json_is_null(h)) return SG_OK;
@@ -123,7 +123,7 @@ static int64_t histogram_total(const json_t *h)
  * with "repetition_count" equal to its length. Every field compare relies on is checked here,
  * so a damaged run is refused with the field named instead of skewing a verdict.
  */
-static int load_repetitions(const char *path, json_t *latency, sg_compare_run *run, sg_err *err)
+static sg_status load_repetitions(const char *path, json_t *latency, sg_compare_run *run, sg_err *err)
 {
     static const char *const pct[] = {"p50", "p90", "p99", "p999"};
     json_t *reps = json_object_get(latency, "repetitions");
@@ -282,7 +282,7 @@ static void key_before(const uint8_t *data, size_t len, size_t pos, char *key, s
     key[n] = 0;
 }
 
-int sg_compare_load(const char *path, EVP_PKEY *pub, sg_compare_run *run, sg_err *err)
+sg_status sg_compare_load(const char *path, EVP_PKEY *pub, sg_compare_run *run, sg_err *err)
 {
     memset(run, 0, sizeof *run);
     uint8_t *data = NULL;
@@ -294,7 +294,7 @@ int sg_compare_load(const char *path, EVP_PKEY *pub, sg_compare_run *run, sg_err
     return rc;
 }
 
-int sg_compare_load_buffer(const char *path, const uint8_t *data, size_t len, EVP_PKEY *pub,
+sg_status sg_compare_load_buffer(const char *path, const uint8_t *data, size_t len, EVP_PKEY *pub,
                            sg_compare_run *run, sg_err *err)
 {
     int rc;

@@ -13,7 +13,7 @@
 #include "stagegate/keys.h"
 #include "stagegate/report.h"
 
-int sg_dsse_pae(const char *payload_type, const uint8_t *payload, size_t len, uint8_t **pae,
+sg_status sg_dsse_pae(const char *payload_type, const uint8_t *payload, size_t len, uint8_t **pae,
                 size_t *pae_len)
 {
     *pae = NULL;
@@ -40,7 +40,7 @@ int sg_dsse_pae(const char *payload_type, const uint8_t *payload, size_t len, ui
     return SG_OK;
 }
 
-int sg_dsse_sign(EVP_PKEY *key, const char *payload_type, const uint8_t *payload, size_t len,
+sg_status sg_dsse_sign(EVP_PKEY *key, const char *payload_type, const uint8_t *payload, size_t len,
                  char **envelope_json, sg_err *err)
 {
     *envelope_json = NULL;
@@ -130,7 +130,7 @@ static int b64_decode_any(const char *in, size_t len, uint8_t **out, size_t *out
 }
 
 /* Rejects any member not in `allowed` (NULL-terminated), so no field is silently ignored. */
-static int only_members(json_t *obj, const char *const *allowed, const char *where, sg_err *err)
+static sg_status only_members(json_t *obj, const char *const *allowed, const char *where, sg_err *err)
 {
     const char *k;
     json_t *v;
@@ -144,7 +144,7 @@ static int only_members(json_t *obj, const char *const *allowed, const char *whe
     return SG_OK;
 }
 
-int sg_dsse_verify(const uint8_t *envelope, size_t len, EVP_PKEY *pub, char **payload_type,
+sg_status sg_dsse_verify(const uint8_t *envelope, size_t len, EVP_PKEY *pub, char **payload_type,
                    uint8_t **payload, size_t *payload_len, sg_err *err)
 {
     *payload_type = NULL;

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int sg_metric_values_set(sg_metric_values *mv, const char *name, double value)
+sg_status sg_metric_values_set(sg_metric_values *mv, const char *name, double value)
 {
     for (int i = 0; i < mv->n; i++)
         if (!strcmp(mv->name[i], name)) {
@@ -36,7 +36,7 @@ bool sg_metric_values_get(const sg_metric_values *mv, const char *name, double *
     return false;
 }
 
-static int add_check(sg_gate_decision *d, sg_err *err)
+static sg_status add_check(sg_gate_decision *d, sg_err *err)
 {
     sg_gate_check *c = realloc(d->checks, (size_t)(d->n + 1) * sizeof *c);
     if (!c) return sg_errf(err, SG_ENOMEM, "gate: out of memory for checks");
@@ -297,7 +297,7 @@ static int shadow_check(const sg_gate_policy *p, const sg_gate_inputs *in, sg_ga
     return SG_OK;
 }
 
-int sg_gate_evaluate(const sg_gate_policy *p, const sg_gate_inputs *in, sg_gate_decision *out,
+sg_status sg_gate_evaluate(const sg_gate_policy *p, const sg_gate_inputs *in, sg_gate_decision *out,
                      sg_err *err)
 {
     memset(out, 0, sizeof *out);

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int sg_shadow_compare_labels(const int32_t *candidate, const int32_t *baseline, int64_t rows,
+sg_status sg_shadow_compare_labels(const int32_t *candidate, const int32_t *baseline, int64_t rows,
                              int n_classes, sg_shadow_result *out, sg_err *err)
 {
     memset(out, 0, sizeof *out);
@@ -42,7 +42,7 @@ int sg_shadow_compare_labels(const int32_t *candidate, const int32_t *baseline, 
     return SG_OK;
 }
 
-int sg_shadow_compare_values(const float *candidate, const float *baseline, int64_t rows,
+sg_status sg_shadow_compare_values(const float *candidate, const float *baseline, int64_t rows,
                              double abs_tol, double rel_tol, sg_shadow_result *out, sg_err *err)
 {
     memset(out, 0, sizeof *out);

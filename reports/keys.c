@@ -70,7 +70,7 @@ static int write_all(int fd, const char *buf, size_t len)
  * Writes `data` with exactly `mode` to a fresh temp file beside `path`, opened with O_EXCL
  * and the final mode (so a private key is never readable by others, not even briefly).
  */
-static int stage_file(const char *path, const char *data, size_t len, mode_t mode, char *tmp,
+static sg_status stage_file(const char *path, const char *data, size_t len, mode_t mode, char *tmp,
                       size_t tmp_len, sg_err *err)
 {
     int rc = sg_tmp_path_for(path, tmp, tmp_len, err);
@@ -104,7 +104,7 @@ static int publish_file(const char *tmp, const char *path, sg_err *err)
 }
 
 /* PEM text of a key into a heap string; private selects PKCS#8 vs SPKI. */
-static int key_to_pem(EVP_PKEY *key, bool private_part, char **pem, size_t *pem_len, sg_err *err)
+static sg_status key_to_pem(EVP_PKEY *key, bool private_part, char **pem, size_t *pem_len, sg_err *err)
 {
     *pem = NULL;
     BIO *bio = BIO_new(BIO_s_secmem());
@@ -131,7 +131,7 @@ static int key_to_pem(EVP_PKEY *key, bool private_part, char **pem, size_t *pem_
     return SG_OK;
 }
 
-int sg_keygen(const char *prefix, sg_key_type type, sg_err *err)
+sg_status sg_keygen(const char *prefix, sg_key_type type, sg_err *err)
 {
     char priv_path[4096], pub_path[4096];
     if (!prefix || !*prefix) return sg_errf(err, SG_EINPUT, "--out: empty key prefix");
@@ -183,7 +183,7 @@ static int no_passphrase(char *buf, int size, int rwflag, void *u)
     return -1;
 }
 
-int sg_key_load_private(const char *path, EVP_PKEY **out, sg_err *err)
+sg_status sg_key_load_private(const char *path, EVP_PKEY **out, sg_err *err)
 {
     *out = NULL;
     /* Never blocks (a FIFO is refused), and the mode checked is the mode of the file read. */
@@ -230,7 +230,7 @@ int sg_key_load_private(const char *path, EVP_PKEY **out, sg_err *err)
     return SG_OK;
 }
 
-int sg_key_load_public_pem(const char *pem, size_t len, const char *what, EVP_PKEY **out,
+sg_status sg_key_load_public_pem(const char *pem, size_t len, const char *what, EVP_PKEY **out,
                            sg_err *err)
 {
     *out = NULL;
@@ -254,7 +254,7 @@ int sg_key_load_public_pem(const char *pem, size_t len, const char *what, EVP_PK
     return SG_OK;
 }
 
-int sg_key_load_public(const char *path, EVP_PKEY **out, sg_err *err)
+sg_status sg_key_load_public(const char *path, EVP_PKEY **out, sg_err *err)
 {
     *out = NULL;
     uint8_t *data = NULL;
@@ -266,12 +266,12 @@ int sg_key_load_public(const char *path, EVP_PKEY **out, sg_err *err)
     return rc;
 }
 
-int sg_key_public_pem(EVP_PKEY *key, char **pem, sg_err *err)
+sg_status sg_key_public_pem(EVP_PKEY *key, char **pem, sg_err *err)
 {
     return key_to_pem(key, false, pem, NULL, err);
 }
 
-int sg_key_id(EVP_PKEY *key, char id[65], sg_err *err)
+sg_status sg_key_id(EVP_PKEY *key, char id[65], sg_err *err)
 {
     unsigned char *der = NULL;
     int n = i2d_PUBKEY(key, &der);
@@ -290,7 +290,7 @@ static const EVP_MD *digest_for(EVP_PKEY *key, bool *ok)
     return *ok && t == SG_KEY_ECDSA_P256 ? EVP_sha256() : NULL;
 }
 
-int sg_sign(EVP_PKEY *key, const uint8_t *msg, size_t len, uint8_t **sig, size_t *sig_len,
+sg_status sg_sign(EVP_PKEY *key, const uint8_t *msg, size_t len, uint8_t **sig, size_t *sig_len,
             sg_err *err)
 {
     *sig = NULL;
@@ -323,7 +323,7 @@ int sg_sign(EVP_PKEY *key, const uint8_t *msg, size_t len, uint8_t **sig, size_t
     return rc;
 }
 
-int sg_verify_sig(EVP_PKEY *pub, const uint8_t *msg, size_t len, const uint8_t *sig, size_t sig_len,
+sg_status sg_verify_sig(EVP_PKEY *pub, const uint8_t *msg, size_t len, const uint8_t *sig, size_t sig_len,
                   sg_err *err)
 {
     bool ok;

@@ -12,7 +12,7 @@
 
 #include "stagegate/compare.h"
 
-static int check_bins(const sg_bin *b, size_t n, const char *what, int64_t *total, sg_err *err)
+static sg_status check_bins(const sg_bin *b, size_t n, const char *what, int64_t *total, sg_err *err)
 {
     *total = 0;
     for (size_t i = 0; i < n; i++) {
@@ -33,7 +33,7 @@ static int check_bins(const sg_bin *b, size_t n, const char *what, int64_t *tota
     return SG_OK;
 }
 
-int sg_mannwhitney_binned(const sg_bin *x, size_t nx, const sg_bin *y, size_t ny, sg_mw_result *out,
+sg_status sg_mannwhitney_binned(const sg_bin *x, size_t nx, const sg_bin *y, size_t ny, sg_mw_result *out,
                           sg_err *err)
 {
     int64_t n1, n2;
@@ -121,7 +121,7 @@ static double exact_sf(size_t m, size_t n, double u)
     return tail / total;
 }
 
-int sg_mannwhitney_values(const double *x, size_t nx, const double *y, size_t ny, sg_mw_result *out,
+sg_status sg_mannwhitney_values(const double *x, size_t nx, const double *y, size_t ny, sg_mw_result *out,
                           bool *exact, sg_err *err)
 {
     if (!nx || !ny) return sg_errf(err, SG_EINPUT, "Mann-Whitney: a sample is empty");

@@ -434,7 +434,7 @@ static int parse_shadow(pctx *c, json_t *obj, sg_gate_policy *p)
     return SG_OK;
 }
 
-int sg_policy_parse(const char *text, size_t len, const char *source, sg_gate_policy *p,
+sg_status sg_policy_parse(const char *text, size_t len, const char *source, sg_gate_policy *p,
                     sg_err *err)
 {
     memset(p, 0, sizeof *p);
@@ -494,13 +494,15 @@ out:
     return rc;
 }
 
-int sg_policy_load(const char *path, sg_gate_policy *p, sg_err *err)
+sg_status sg_policy_load(const char *path, sg_gate_policy *p, sg_err *err)
 {
     uint8_t *data = NULL;
     size_t len = 0;
     int rc = sg_read_file(path, SG_POLICY_MAX_BYTES, &data, &len, err);
     if (rc) return rc;
     rc = sg_policy_parse((const char *)data, len, path, p, err);
+    /* The report names the bytes that were applied, not whatever the path holds later. */
+    if (rc == SG_OK) sg_sha256_hex(data, len, p->sha256);
     free(data);
     return rc;
 }

@@ -152,7 +152,7 @@ static void latency_svgs(FILE *out, json_t *lat)
     fprintf(out, "</svg>\n");
 }
 
-int sg_render_html(FILE *out, const sg_gate_decision *d, json_t *statement)
+sg_status sg_render_html(FILE *out, const sg_gate_decision *d, json_t *statement)
 {
     const char *verdict = d->passed ? "PASSED" : "FAILED";
     fprintf(out,

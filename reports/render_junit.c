@@ -20,7 +20,7 @@ static void check_class(const char *name, char *out, size_t n)
         snprintf(out, n, "stagegate.gate.metrics.%.*s", (int)len, name);
 }
 
-int sg_render_junit(FILE *out, const sg_gate_decision *d, json_t *statement)
+sg_status sg_render_junit(FILE *out, const sg_gate_decision *d, json_t *statement)
 {
     fprintf(out, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     fprintf(out,

@@ -41,7 +41,7 @@ static void md_ms(FILE *out, double ms)
         fprintf(out, "%.4g ms", ms);
 }
 
-int sg_render_markdown(FILE *out, const sg_gate_decision *d, json_t *statement)
+sg_status sg_render_markdown(FILE *out, const sg_gate_decision *d, json_t *statement)
 {
     fprintf(out, "### %s stagegate gate %s: ", d->passed ? "✅" : "❌",
             d->passed ? "PASSED" : "FAILED");

@@ -32,7 +32,7 @@ void sg_fputs_xml_escaped(FILE *out, const char *s)
     }
 }
 
-int sg_render_to_file(const char *path, sg_render_fn fn, const sg_gate_decision *d,
+sg_status sg_render_to_file(const char *path, sg_render_fn fn, const sg_gate_decision *d,
                       json_t *statement, sg_err *err)
 {
     sg_outfile o;

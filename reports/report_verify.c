@@ -45,7 +45,7 @@ static bool is_lower_hex64(const char *s)
 }
 
 /* Copies a JSON string member into a fixed field; too long or not a string is refused. */
-static int copy_field(char *dst, size_t cap, json_t *v, const char *what, sg_err *err)
+static sg_status copy_field(char *dst, size_t cap, json_t *v, const char *what, sg_err *err)
 {
     if (!json_is_string(v))
         return sg_errf(err, SG_EREFUSED, "statement: %s is missing or not a string", what);
@@ -60,7 +60,7 @@ static int copy_field(char *dst, size_t cap, json_t *v, const char *what, sg_err
  * artifact, so several entries must all name the same sha256; otherwise a registry
  * comparing subject[0] and a human reading subject[1] could disagree about what passed.
  */
-static int check_subjects(json_t *stmt, sg_report_info *info, sg_err *err)
+static sg_status check_subjects(json_t *stmt, sg_report_info *info, sg_err *err)
 {
     json_t *subj = json_object_get(stmt, "subject");
     if (!json_is_array(subj) || json_array_size(subj) == 0 ||
@@ -92,7 +92,7 @@ static int check_subjects(json_t *stmt, sg_report_info *info, sg_err *err)
     return SG_OK;
 }
 
-static int check_statement(const uint8_t *payload, size_t len, sg_report_info *info, sg_err *err)
+static sg_status check_statement(const uint8_t *payload, size_t len, sg_report_info *info, sg_err *err)
 {
     json_error_t jerr;
     json_t *stmt = json_loadb((const char *)payload, len, JSON_REJECT_DUPLICATES, &jerr);
@@ -111,7 +111,7 @@ static int check_statement(const uint8_t *payload, size_t len, sg_report_info *i
     return check_subjects(stmt, info, err);
 }
 
-static int check_predicate(sg_report_info *info, sg_err *err)
+static sg_status check_predicate(sg_report_info *info, sg_err *err)
 {
     json_t *pt = json_object_get(info->statement, "predicateType");
     int rc =
@@ -138,7 +138,7 @@ static int check_predicate(sg_report_info *info, sg_err *err)
     return SG_OK;
 }
 
-int sg_report_verify(const uint8_t *envelope, size_t len, EVP_PKEY *pub, const char *model_path,
+sg_status sg_report_verify(const uint8_t *envelope, size_t len, EVP_PKEY *pub, const char *model_path,
                      sg_report_info *info, sg_err *err)
 {
     memset(info, 0, sizeof *info);

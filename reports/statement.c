@@ -110,7 +110,7 @@ json_t *sg_statement_build(const sg_statement_inputs *in, sg_err *err)
     return st;
 }
 
-int sg_statement_sign_write(json_t *statement, EVP_PKEY *key, const char *out_path, sg_err *err)
+sg_status sg_statement_sign_write(json_t *statement, EVP_PKEY *key, const char *out_path, sg_err *err)
 {
     char *payload = sg_json_dumps(statement, false);
     if (!payload) return sg_errf(err, SG_ENOMEM, "%s: could not serialise the statement", out_path);

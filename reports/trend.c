@@ -296,7 +296,7 @@ static const char css[] =
     "8px;text-align:left}"
     ".swatch{display:inline-block;width:12px;height:12px;border-radius:2px;vertical-align:middle}";
 
-int sg_trend_render(FILE *out, const json_t *doc)
+sg_status sg_trend_render(FILE *out, const json_t *doc)
 {
     json_t *runs = json_object_get(doc, "runs"), *series = json_array();
     size_t n = json_array_size(runs), i;

@@ -23,13 +23,16 @@ typedef enum {
 
 const char *sg_status_string(int status);
 
+/* On a function returning sg_status where ignoring the result is a bug. */
+#define SG_MUST_CHECK __attribute__((warn_unused_result))
+
 /* One human sentence naming the file or field and what is wrong. */
 typedef struct {
     char msg[1024];
 } sg_err;
 
 /* Formats err->msg and returns status, so callers can `return sg_errf(...)`. */
-int sg_errf(sg_err *err, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+sg_status sg_errf(sg_err *err, sg_status status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Programmer errors abort with file:line; runtime failures are status codes. */
 #define SG_ASSERT(cond)                                                                            \
@@ -54,16 +57,20 @@ uint64_t sg_physical_memory(void);
  * SG_EINPUT with "WHAT: COUNT rows need N GiB, more than this machine's M GiB" (a
  * declared size far beyond the machine is bad input, not an out-of-memory at run time).
  */
-int sg_check_alloc(int64_t count, size_t size, const char *what, sg_err *err);
+SG_MUST_CHECK sg_status sg_check_alloc(int64_t count, size_t size, const char *what, sg_err *err);
 
 /* Allocation helpers; aligned memory is 64-byte aligned and freed with sg_free_aligned. */
 void *sg_alloc_aligned(size_t bytes);
 void sg_free_aligned(void *p);
 
 /* SHA-256 of a whole file; hex is 64 chars plus NUL. */
-int sg_sha256_file(const char *path, uint8_t digest[32], sg_err *err);
-int sg_sha256_file_hex(const char *path, char hex[65], sg_err *err);
+SG_MUST_CHECK sg_status sg_sha256_file(const char *path, uint8_t digest[32], sg_err *err);
+SG_MUST_CHECK sg_status sg_sha256_file_hex(const char *path, char hex[65], sg_err *err);
 void sg_sha256_hex(const uint8_t *data, size_t len, char hex[65]);
+void sg_sha256(const uint8_t *data, size_t len, uint8_t digest[32]);
+/* SHA-256 of everything an open file holds, read with pread from offset 0 (the file
+ * position is untouched); path names the file in errors. */
+SG_MUST_CHECK sg_status sg_sha256_fd(int fd, const char *path, uint8_t digest[32], sg_err *err);
 void sg_hex_encode(const uint8_t *in, size_t len, char *out);
 
 /*
@@ -77,18 +84,18 @@ typedef struct {
     FILE *fp; /* open for writing after sg_outfile_open */
 } sg_outfile;
 
-int sg_outfile_open(sg_outfile *o, const char *path, sg_err *err);
-int sg_outfile_commit(sg_outfile *o, sg_err *err);
+SG_MUST_CHECK sg_status sg_outfile_open(sg_outfile *o, const char *path, sg_err *err);
+SG_MUST_CHECK sg_status sg_outfile_commit(sg_outfile *o, sg_err *err);
 void sg_outfile_abort(sg_outfile *o);
 
 /* For writers that create the file themselves (HDF5): pick a temp name, then commit by rename. */
-int sg_tmp_path_for(const char *path, char *tmp, size_t tmp_len, sg_err *err);
+SG_MUST_CHECK sg_status sg_tmp_path_for(const char *path, char *tmp, size_t tmp_len, sg_err *err);
 /* Temp files named by sg_tmp_path_for are unlinked on SIGINT / SIGTERM / SIGHUP until they
  * are renamed (sg_commit_tmp) or forgotten after their own unlink. */
 void sg_tmp_track(const char *tmp);
 void sg_tmp_forget(const char *tmp);
 void sg_tmp_remove(const char *tmp); /* unlink + forget */
-int sg_commit_tmp(const char *tmp, const char *path, sg_err *err);
+SG_MUST_CHECK sg_status sg_commit_tmp(const char *tmp, const char *path, sg_err *err);
 
 /* A duration in ns in a readable unit: "870 ns", "2.35 us", "4.10 ms", "1.20 s"; "-" when
  * not finite. */
@@ -105,7 +112,7 @@ double sg_now_seconds(void);
 int sg_open_regular(const char *path, sg_err *err);
 
 /* Reads a whole file into a NUL-terminated heap buffer (caller frees). Limit in bytes. */
-int sg_read_file(const char *path, size_t limit, uint8_t **data, size_t *len, sg_err *err);
+SG_MUST_CHECK sg_status sg_read_file(const char *path, size_t limit, uint8_t **data, size_t *len, sg_err *err);
 
 /* true when stderr is a terminal and progress display is wanted (STAGEGATE_PROGRESS=0|1 overrides).
  */

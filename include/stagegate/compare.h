@@ -50,7 +50,7 @@ typedef struct {
  * use_continuity=True, alternative="two-sided") on the expanded samples.
  * SG_EINPUT when either sample is empty or bins are not ascending.
  */
-int sg_mannwhitney_binned(const sg_bin *x, size_t nx, const sg_bin *y, size_t ny, sg_mw_result *out,
+SG_MUST_CHECK sg_status sg_mannwhitney_binned(const sg_bin *x, size_t nx, const sg_bin *y, size_t ny, sg_mw_result *out,
                           sg_err *err);
 
 /*
@@ -60,7 +60,7 @@ int sg_mannwhitney_binned(const sg_bin *x, size_t nx, const sg_bin *y, size_t ny
  * value is tied, else the tie-corrected normal approximation with continuity correction.
  * *exact says which was used (z is NAN then). SG_EINPUT when a sample is empty or not finite.
  */
-int sg_mannwhitney_values(const double *x, size_t nx, const double *y, size_t ny, sg_mw_result *out,
+SG_MUST_CHECK sg_status sg_mannwhitney_values(const double *x, size_t nx, const double *y, size_t ny, sg_mw_result *out,
                           bool *exact, sg_err *err);
 /* The smallest two-sided p-value the exact test can reach with nx and ny values, 2 / C(nx+ny, nx)
  * (capped at 1): with 3 against 3 it is 0.1, so no difference can be significant at 0.05. */
@@ -103,13 +103,13 @@ typedef struct {
  * it does not verify); without pub its payload is read unverified and run->verified is
  * false. Anything else must be a bench JSON document (latency_ns, histogram, machine).
  */
-int sg_compare_load(const char *path, EVP_PKEY *pub, sg_compare_run *run, sg_err *err);
+SG_MUST_CHECK sg_status sg_compare_load(const char *path, EVP_PKEY *pub, sg_compare_run *run, sg_err *err);
 /* The same on bytes already read; path names them in errors. */
-int sg_compare_load_buffer(const char *path, const uint8_t *data, size_t len, EVP_PKEY *pub,
+SG_MUST_CHECK sg_status sg_compare_load_buffer(const char *path, const uint8_t *data, size_t len, EVP_PKEY *pub,
                            sg_compare_run *run, sg_err *err);
 void sg_compare_run_clear(sg_compare_run *run);
 /* Reads an envelope's payload without verifying it (for lookups only). Caller frees. */
-int sg_dsse_payload_unverified(const uint8_t *env, size_t len, json_t **statement, sg_err *err);
+SG_MUST_CHECK sg_status sg_dsse_payload_unverified(const uint8_t *env, size_t len, json_t **statement, sg_err *err);
 
 /*
  * Default relative floors, derived from 20 A/A pairs of 5-repetition runs on the 2-core
@@ -163,7 +163,7 @@ void sg_compare_options_init(sg_compare_options *o);
  * and whether it crosses the policy's regression margin. *out is the JSON
  * document `compare --json` prints; out["regressed"] says whether anything regressed.
  */
-int sg_compare_runs(const sg_compare_run *old_run, const sg_compare_run *new_run,
+SG_MUST_CHECK sg_status sg_compare_runs(const sg_compare_run *old_run, const sg_compare_run *new_run,
                     const sg_compare_options *o, json_t **out, sg_err *err);
 /* The human table with arrows. */
 void sg_compare_print(const json_t *cmp, FILE *out);
@@ -171,7 +171,7 @@ void sg_compare_print(const json_t *cmp, FILE *out);
 /* ------------------------------------------------------------------ trend */
 
 /* Writes the self-contained HTML trend page for a sg_registry_runs document. */
-int sg_trend_render(FILE *out, const json_t *runs_doc);
+SG_MUST_CHECK sg_status sg_trend_render(FILE *out, const json_t *runs_doc);
 /* Figures charted for a runs document: "latency.p50", "latency.p99", then "metric.NAME"
  * for each gated metric in first-seen order (a JSON array of strings). */
 json_t *sg_trend_figures(const json_t *runs_doc);

@@ -24,8 +24,19 @@ typedef enum { SG_LABELS_INT = 0, SG_LABELS_FLOAT = 1 } sg_label_kind;
  * Opens the file and checks /X, /y and /sample_weight metadata (rank, dtype, row
  * counts, n > 0, optional format attributes). Values are checked as they are read.
  */
-int sg_dataset_open(const char *path, sg_dataset **out, sg_err *err);
+SG_MUST_CHECK sg_status sg_dataset_open(const char *path, sg_dataset **out, sg_err *err);
 void sg_dataset_close(sg_dataset *ds);
+
+/*
+ * The file is opened once: libhdf5 and the digest both read that descriptor, so a path
+ * renamed over meanwhile changes nothing. sg_dataset_sha256 hashes the file's bytes on
+ * the first call and returns the same digest after. sg_dataset_check_unchanged refuses
+ * (SG_EINPUT) when the file was written, renamed over or removed since it was opened (its
+ * size, mtime or ctime moved), so a digest and the figures computed from the rows name the
+ * same bytes.
+ */
+SG_MUST_CHECK sg_status sg_dataset_sha256(sg_dataset *ds, char hex[65], sg_err *err);
+SG_MUST_CHECK sg_status sg_dataset_check_unchanged(const sg_dataset *ds, sg_err *err);
 
 int64_t sg_dataset_rows(const sg_dataset *ds);
 int sg_dataset_features(const sg_dataset *ds);
@@ -43,7 +54,7 @@ int64_t sg_dataset_chunk_rows(const sg_dataset *ds);
  * Checks that the set fits the model: feature count, label kind against the task
  * (integer labels for classifiers, any numeric for regression).
  */
-int sg_dataset_check_model(const sg_dataset *ds, const sg_model *m, sg_err *err);
+SG_MUST_CHECK sg_status sg_dataset_check_model(const sg_dataset *ds, const sg_model *m, sg_err *err);
 
 /*
  * NaN in /X is a missing value rather than an error, for a model that routes it
@@ -59,7 +70,7 @@ void sg_dataset_allow_missing(sg_dataset *ds, bool allow);
  * dataset and the first bad row. Float labels requested as int32 labels are an error.
  * An out-of-range row request is SG_EINTERNAL (a caller bug).
  */
-int sg_dataset_read(sg_dataset *ds, int64_t row0, int64_t n, float *X, int32_t *labels,
+SG_MUST_CHECK sg_status sg_dataset_read(sg_dataset *ds, int64_t row0, int64_t n, float *X, int32_t *labels,
                     double *targets, double *weights, int n_classes, sg_err *err);
 
 /*
@@ -69,12 +80,12 @@ int sg_dataset_read(sg_dataset *ds, int64_t row0, int64_t n, float *X, int32_t *
 typedef struct sg_pred_writer sg_pred_writer;
 /* width: k for classifiers (/proba [n,k] float32 + /label [n] int32), 1 for regression (/prediction
  * [n]). */
-int sg_pred_writer_open(const char *path, int64_t n_rows, int width, bool classifier,
+SG_MUST_CHECK sg_status sg_pred_writer_open(const char *path, int64_t n_rows, int width, bool classifier,
                         sg_pred_writer **out, sg_err *err);
 /* proba or prediction rows [row0,row0+n); labels may be NULL for regression. */
-int sg_pred_writer_write(sg_pred_writer *w, int64_t row0, int64_t n, const float *values,
+SG_MUST_CHECK sg_status sg_pred_writer_write(sg_pred_writer *w, int64_t row0, int64_t n, const float *values,
                          const int32_t *labels, sg_err *err);
-int sg_pred_writer_commit(sg_pred_writer *w, sg_err *err); /* closes, renames, frees */
+SG_MUST_CHECK sg_status sg_pred_writer_commit(sg_pred_writer *w, sg_err *err); /* closes, renames, frees */
 void sg_pred_writer_abort(sg_pred_writer *w);              /* closes, unlinks, frees */
 
 #ifdef __cplusplus

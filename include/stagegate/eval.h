@@ -6,6 +6,7 @@
 
 #include "stagegate/common.h"
 #include "stagegate/metrics.h"
+#include "stagegate/dataset.h"
 #include "stagegate/model.h"
 
 #ifdef __cplusplus
@@ -23,10 +24,16 @@ typedef struct {
     bool progress;                /* show progress on stderr */
     const char *expected_sha256;  /* NULL, or the digest the loaded model bytes must have
                                      (a registry URI's registered artifact digest) */
+    /* Loaded objects passed between stages (gate): when set, eval uses them instead of
+       opening model_path / data_path, and does not free them. The dataset is hashed once
+       (sg_dataset_sha256) however many evaluations read it. */
+    const sg_model *model;
+    struct sg_dataset *dataset;
 } sg_eval_config;
 
 typedef struct {
-    sg_model *model; /* owned */
+    const sg_model *model; /* owned unless the config lent it */
+    sg_model *owned_model;
     sg_metrics metrics;
     int64_t rows;
     double load_seconds, predict_seconds, metrics_seconds, total_seconds;
@@ -38,7 +45,7 @@ typedef struct {
 } sg_eval_result;
 
 void sg_eval_config_init(sg_eval_config *c);
-int sg_eval_run(const sg_eval_config *c, sg_eval_result *r, sg_err *err);
+SG_MUST_CHECK sg_status sg_eval_run(const sg_eval_config *c, sg_eval_result *r, sg_err *err);
 void sg_eval_result_clear(sg_eval_result *r);
 /* {"model":..., "dataset":..., "metrics":{...}, "timing":{...}} */
 json_t *sg_eval_result_json(const sg_eval_config *c, const sg_eval_result *r);

@@ -26,7 +26,7 @@ typedef struct {
 } sg_metric_values;
 
 /* Adds or replaces name = value; SG_EINPUT when full. */
-int sg_metric_values_set(sg_metric_values *mv, const char *name, double value);
+SG_MUST_CHECK sg_status sg_metric_values_set(sg_metric_values *mv, const char *name, double value);
 /* false when the name was not measured (e.g. roc_auc for a regressor). */
 bool sg_metric_values_get(const sg_metric_values *mv, const char *name, double *value);
 
@@ -60,9 +60,9 @@ typedef struct {
     double max_abs_diff, mean_abs_diff;  /* regression */
 } sg_shadow_result;
 
-int sg_shadow_compare_labels(const int32_t *candidate, const int32_t *baseline, int64_t rows,
+SG_MUST_CHECK sg_status sg_shadow_compare_labels(const int32_t *candidate, const int32_t *baseline, int64_t rows,
                              int n_classes, sg_shadow_result *out, sg_err *err);
-int sg_shadow_compare_values(const float *candidate, const float *baseline, int64_t rows,
+SG_MUST_CHECK sg_status sg_shadow_compare_values(const float *candidate, const float *baseline, int64_t rows,
                              double abs_tol, double rel_tol, sg_shadow_result *out, sg_err *err);
 void sg_shadow_result_clear(sg_shadow_result *s);
 json_t *sg_shadow_result_json(const sg_shadow_result *s);
@@ -93,7 +93,7 @@ typedef struct {
     int n_failed, n_skipped;
 } sg_gate_decision;
 
-int sg_gate_evaluate(const sg_gate_policy *p, const sg_gate_inputs *in, sg_gate_decision *out,
+SG_MUST_CHECK sg_status sg_gate_evaluate(const sg_gate_policy *p, const sg_gate_inputs *in, sg_gate_decision *out,
                      sg_err *err);
 void sg_gate_decision_clear(sg_gate_decision *d);
 /* [{name, passed, skipped, value, limit, op, text}, ...] */
@@ -126,16 +126,16 @@ typedef struct {
 json_t *sg_statement_build(const sg_statement_inputs *in, sg_err *err);
 /* Serialises the statement deterministically, signs the exact bytes (DSSE) and writes atomically.
  */
-int sg_statement_sign_write(json_t *statement, EVP_PKEY *key, const char *out_path, sg_err *err);
+SG_MUST_CHECK sg_status sg_statement_sign_write(json_t *statement, EVP_PKEY *key, const char *out_path, sg_err *err);
 /* Current UTC time as RFC 3339 ("2024-05-01T12:00:00Z"); SOURCE_DATE_EPOCH overrides the clock. */
 void sg_rfc3339_now(char out[32]);
 
 /* ---- renderers (reports/render_*.c); statement is what sg_statement_build returned ---- */
 
 typedef int (*sg_render_fn)(FILE *out, const sg_gate_decision *d, json_t *statement);
-int sg_render_junit(FILE *out, const sg_gate_decision *d, json_t *statement);
-int sg_render_markdown(FILE *out, const sg_gate_decision *d, json_t *statement);
-int sg_render_html(FILE *out, const sg_gate_decision *d, json_t *statement);
+SG_MUST_CHECK sg_status sg_render_junit(FILE *out, const sg_gate_decision *d, json_t *statement);
+SG_MUST_CHECK sg_status sg_render_markdown(FILE *out, const sg_gate_decision *d, json_t *statement);
+SG_MUST_CHECK sg_status sg_render_html(FILE *out, const sg_gate_decision *d, json_t *statement);
 /*
  * The report formats a gate decision can be rendered in: one table entry per
  * format. `gate` takes one option per entry (--NAME FILE) and renders each one
@@ -153,7 +153,7 @@ extern const sg_report_format sg_report_formats[];
 extern const size_t sg_n_report_formats;
 
 /* Renders into path atomically (temp file + rename). */
-int sg_render_to_file(const char *path, sg_render_fn fn, const sg_gate_decision *d,
+SG_MUST_CHECK sg_status sg_render_to_file(const char *path, sg_render_fn fn, const sg_gate_decision *d,
                       json_t *statement, sg_err *err);
 
 /* Escapes for XML/HTML text and attributes (&<>"'); writes to out. */

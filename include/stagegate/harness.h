@@ -25,7 +25,7 @@ typedef struct sg_topology sg_topology;
  * machine; otherwise an hwloc synthetic description such as
  * "pack:2 numa:1 core:4 pu:1". Synthetic topologies plan placement but cannot bind.
  */
-int sg_topology_open(const char *synthetic, sg_topology **out, sg_err *err);
+SG_MUST_CHECK sg_status sg_topology_open(const char *synthetic, sg_topology **out, sg_err *err);
 void sg_topology_close(sg_topology *t);
 bool sg_topology_is_synthetic(const sg_topology *t);
 int sg_topology_cores(const sg_topology *t);
@@ -45,7 +45,7 @@ typedef struct {
  * "" or "all" = every core). A core listed through several SMT siblings still
  * gets one worker, on the first listed sibling. *out is malloc'ed.
  */
-int sg_topology_plan(const sg_topology *t, const char *cpus, sg_placement **out, int *n,
+SG_MUST_CHECK sg_status sg_topology_plan(const sg_topology *t, const char *cpus, sg_placement **out, int *n,
                      sg_err *err);
 
 /* ------------------------------------------------------------------- pool */
@@ -54,9 +54,9 @@ typedef struct sg_pool sg_pool;
 typedef struct sg_worker sg_worker;
 
 /* Pool on the real machine (or STAGEGATE_HWLOC_SYNTHETIC), one pinned worker per selected core. */
-int sg_pool_create(const char *cpus, sg_pool **out, sg_err *err);
+SG_MUST_CHECK sg_status sg_pool_create(const char *cpus, sg_pool **out, sg_err *err);
 /* Pool on an explicit topology description (see sg_topology_open). */
-int sg_pool_create_on(const char *synthetic, const char *cpus, sg_pool **out, sg_err *err);
+SG_MUST_CHECK sg_status sg_pool_create_on(const char *synthetic, const char *cpus, sg_pool **out, sg_err *err);
 void sg_pool_free(sg_pool *p);
 int sg_pool_size(const sg_pool *p);
 const sg_placement *sg_pool_placement(const sg_pool *p, int worker);
@@ -170,7 +170,7 @@ uint64_t sg_histogram_highest_equivalent(uint64_t v);
  *  "buckets":[[bucket_low_ns, count], ...]} with only non-empty buckets, ascending.
  */
 json_t *sg_histogram_json(const sg_latency_histogram *h);
-int sg_histogram_from_json(const json_t *j, sg_latency_histogram **out, sg_err *err);
+SG_MUST_CHECK sg_status sg_histogram_from_json(const json_t *j, sg_latency_histogram **out, sg_err *err);
 /* Text histogram (about `rows` lines) for human output. */
 void sg_histogram_print(const sg_latency_histogram *h, FILE *out, int rows);
 
@@ -189,7 +189,7 @@ typedef struct {
     int64_t n_rows;
     size_t model_bytes;
     void *ctx;
-    int (*setup)(sg_worker *w, void *ctx, void **state, sg_err *err);
+    sg_status (*setup)(sg_worker *w, void *ctx, void **state, sg_err *err);
     void (*run)(void *state, int64_t row, int64_t rows);
     void (*teardown)(void *state); /* may be NULL */
     /* Optional breakdown: stage names and accumulated ticks per stage (NULL when absent). */
@@ -292,7 +292,7 @@ void sg_bench_config_init(sg_bench_config *c);
  * c->repetitions independent runs; r merges them (samples concatenated in run order,
  * histograms added, percentiles over all samples) and keeps each run in r->reps.
  */
-int sg_bench_run(const sg_bench_config *c, sg_bench_result *r, sg_err *err);
+SG_MUST_CHECK sg_status sg_bench_run(const sg_bench_config *c, sg_bench_result *r, sg_err *err);
 /* Spread of one figure over the repetitions: min, median, max of reps[i].latency.<field>. */
 void sg_bench_spread(const sg_bench_result *r, size_t field_offset, double *min, double *median,
                      double *max);
@@ -302,7 +302,7 @@ json_t *sg_bench_result_json(const sg_bench_result *r);
 /* Human table, text histogram and distortion warnings. */
 void sg_bench_result_print(const sg_bench_result *r, FILE *out);
 /* `latency_ns,worker,cpu,flags`, one row per query in issue order, written atomically. */
-int sg_bench_write_samples(const sg_bench_result *r, const char *path, sg_err *err);
+SG_MUST_CHECK sg_status sg_bench_write_samples(const sg_bench_result *r, const char *path, sg_err *err);
 
 /* Machine record: CPU, cores/SMT, NUMA, governor, boost, clocksource, kernel, OpenBLAS, build. */
 json_t *sg_machine_json(void);
@@ -311,9 +311,18 @@ int sg_machine_warnings(const int *cpus, int n, char warnings[][160], int max);
 
 /* Model workload for `bench`: loads model and dataset (at most max_rows rows; 0 = all). */
 typedef struct sg_model_workload sg_model_workload;
-int sg_model_workload_create(const char *model_path, const char *data_path, int64_t max_rows,
+SG_MUST_CHECK sg_status sg_model_workload_create(const char *model_path, const char *data_path, int64_t max_rows,
                              int64_t max_batch, bool breakdown, sg_model_workload **out,
                              sg_err *err);
+/* The same on a model and an open dataset the caller already holds (gate passes its loaded
+ * objects between stages): the model stays the caller's and must outlive the workload; the
+ * first max_rows rows of ds are copied during the call. */
+struct sg_model;
+struct sg_dataset;
+SG_MUST_CHECK sg_status sg_model_workload_create_from(const struct sg_model *model, struct sg_dataset *ds,
+                                                      int64_t max_rows, int64_t max_batch,
+                                                      bool breakdown, sg_model_workload **out,
+                                                      sg_err *err);
 const sg_workload *sg_model_workload_get(const sg_model_workload *mw);
 void sg_model_workload_free(sg_model_workload *mw);
 

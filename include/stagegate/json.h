@@ -11,20 +11,20 @@ extern "C" {
 #endif
 
 /* Prints one JSON document on stdout with keys in insertion order, then a newline. */
-int sg_json_print(json_t *doc);
+sg_status sg_json_print(json_t *doc);
 /* Serialises deterministically (insertion order, compact or indented) into a heap string. */
 char *sg_json_dumps(json_t *doc, bool indent);
 /* Adds a double that prints finite values as numbers and non-finite as null. */
-int sg_json_set_real(json_t *obj, const char *key, double v);
+sg_status sg_json_set_real(json_t *obj, const char *key, double v);
 
 /* The string member k of o, or "" when it is missing or not a string. */
 const char *sg_json_str(const json_t *o, const char *k);
 
 /* Parses an integer / a finite double within [min, max]; returns -1 on error (message in err,
  * naming opt). */
-int sg_parse_i64(const char *opt, const char *s, int64_t min, int64_t max, int64_t *out,
+SG_MUST_CHECK sg_status sg_parse_i64(const char *opt, const char *s, int64_t min, int64_t max, int64_t *out,
                  sg_err *err);
-int sg_parse_double(const char *opt, const char *s, double min, double max, double *out,
+SG_MUST_CHECK sg_status sg_parse_double(const char *opt, const char *s, double min, double max, double *out,
                     sg_err *err);
 
 #ifdef __cplusplus

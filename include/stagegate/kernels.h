@@ -54,7 +54,7 @@ typedef struct {
  * naming STAGEGATE_ISA when the value is unknown or the CPU/OS cannot run it; a CLI
  * should call this at start-up and exit 2 on error.
  */
-int sg_kernels_init(sg_err *err);
+SG_MUST_CHECK sg_status sg_kernels_init(sg_err *err);
 /* The active table. If sg_kernels_init would fail, this prints ONE warning line on stderr
    (naming STAGEGATE_ISA) and falls back to the best supported variant; never NULL. */
 const sg_kernel_ops *sg_kernels(void);
@@ -67,7 +67,7 @@ const char *sg_isa_name(sg_isa isa);
 /* Per-thread scratch for the forward pass, sized for a model and a maximum batch.
    Errors: SG_EINPUT for a model without layers or a non-positive batch, SG_ENOMEM. */
 typedef struct sg_forward_scratch sg_forward_scratch;
-int sg_forward_scratch_new(const sg_model *m, int64_t max_batch, sg_forward_scratch **out,
+SG_MUST_CHECK sg_status sg_forward_scratch_new(const sg_model *m, int64_t max_batch, sg_forward_scratch **out,
                            sg_err *err);
 void sg_forward_scratch_free(sg_forward_scratch *s);
 

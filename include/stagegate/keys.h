@@ -13,23 +13,23 @@ extern "C" {
 typedef enum { SG_KEY_ECDSA_P256 = 0, SG_KEY_ED25519 = 1 } sg_key_type;
 
 /* Writes PREFIX.key.pem (mode 0600) and PREFIX.pub.pem atomically. */
-int sg_keygen(const char *prefix, sg_key_type type, sg_err *err);
+SG_MUST_CHECK sg_status sg_keygen(const char *prefix, sg_key_type type, sg_err *err);
 
 /* Loads a private key; refuses a file readable or writable by group/others (as ssh does). */
-int sg_key_load_private(const char *path, EVP_PKEY **out, sg_err *err);
-int sg_key_load_public(const char *path, EVP_PKEY **out, sg_err *err);
-int sg_key_load_public_pem(const char *pem, size_t len, const char *what, EVP_PKEY **out,
+SG_MUST_CHECK sg_status sg_key_load_private(const char *path, EVP_PKEY **out, sg_err *err);
+SG_MUST_CHECK sg_status sg_key_load_public(const char *path, EVP_PKEY **out, sg_err *err);
+SG_MUST_CHECK sg_status sg_key_load_public_pem(const char *pem, size_t len, const char *what, EVP_PKEY **out,
                            sg_err *err);
 /* SPKI PEM text of a key's public half (heap string). */
-int sg_key_public_pem(EVP_PKEY *key, char **pem, sg_err *err);
+SG_MUST_CHECK sg_status sg_key_public_pem(EVP_PKEY *key, char **pem, sg_err *err);
 /* Key id: lowercase hex SHA-256 of the DER SubjectPublicKeyInfo (64 chars + NUL). */
-int sg_key_id(EVP_PKEY *key, char id[65], sg_err *err);
+SG_MUST_CHECK sg_status sg_key_id(EVP_PKEY *key, char id[65], sg_err *err);
 
 /* Signs msg: ECDSA P-256 with SHA-256 (DER signature) or pure Ed25519. */
-int sg_sign(EVP_PKEY *key, const uint8_t *msg, size_t len, uint8_t **sig, size_t *sig_len,
+SG_MUST_CHECK sg_status sg_sign(EVP_PKEY *key, const uint8_t *msg, size_t len, uint8_t **sig, size_t *sig_len,
             sg_err *err);
 /* Returns SG_OK when valid, SG_EREFUSED when the signature does not verify. */
-int sg_verify_sig(EVP_PKEY *pub, const uint8_t *msg, size_t len, const uint8_t *sig, size_t sig_len,
+SG_MUST_CHECK sg_status sg_verify_sig(EVP_PKEY *pub, const uint8_t *msg, size_t len, const uint8_t *sig, size_t sig_len,
                   sg_err *err) __attribute__((warn_unused_result));
 
 /* Base64 (standard alphabet, padded) without newlines. */

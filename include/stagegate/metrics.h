@@ -56,30 +56,30 @@ typedef struct sg_metrics_acc sg_metrics_acc;
 
 /* n_classes: 2 for binary, k >= 2 for multiclass, ignored for regression. expected_rows
    (0 = unknown) presizes the binary score store. */
-int sg_metrics_acc_new(sg_task task, int n_classes, int64_t expected_rows, sg_metrics_acc **out,
+SG_MUST_CHECK sg_status sg_metrics_acc_new(sg_task task, int n_classes, int64_t expected_rows, sg_metrics_acc **out,
                        sg_err *err);
 void sg_metrics_acc_free(sg_metrics_acc *a);
 
 /* Classifiers: proba [n][k] (binary k=2), true labels, predicted labels, weights (NULL = 1).
    Labels must lie in 0..k-1, probabilities and weights must be finite; a bad row is SG_EINPUT
    and the accumulator is left unchanged by that call. */
-int sg_metrics_add_classification(sg_metrics_acc *a, int64_t n, const float *proba,
+SG_MUST_CHECK sg_status sg_metrics_add_classification(sg_metrics_acc *a, int64_t n, const float *proba,
                                   const int32_t *y_true, const int32_t *y_pred,
                                   const double *weights, sg_err *err);
 /* Regressors: predictions [n], targets, weights (NULL = 1). */
-int sg_metrics_add_regression(sg_metrics_acc *a, int64_t n, const float *pred, const double *y_true,
+SG_MUST_CHECK sg_status sg_metrics_add_regression(sg_metrics_acc *a, int64_t n, const float *pred, const double *y_true,
                               const double *weights, sg_err *err);
 
 /* Computes final values into out (overwritten: clear a previous result first);
    out->confusion_matrix is owned by out (sg_metrics_clear frees it).
    SG_EINPUT when no rows were added or all weights are zero. The accumulator may be freed
    afterwards; finishing twice is allowed. */
-int sg_metrics_finish(sg_metrics_acc *a, sg_metrics *out, sg_err *err);
+SG_MUST_CHECK sg_status sg_metrics_finish(sg_metrics_acc *a, sg_metrics *out, sg_err *err);
 void sg_metrics_clear(sg_metrics *m);
 
 /* Adds the metric fields (MLflow/sklearn names) to obj; only the ones valid for the task.
    Undefined values are JSON null. Returns 0, or -1 when jansson fails to allocate. */
-int sg_metrics_to_json(const sg_metrics *m, json_t *obj);
+sg_status sg_metrics_to_json(const sg_metrics *m, json_t *obj);
 /* Looks a scalar metric up by name; returns false when it is not defined for the task or its
    value is undefined (roc_auc with one class, r2_score with one row). */
 bool sg_metrics_get(const sg_metrics *m, const char *name, double *value);

@@ -43,7 +43,7 @@ typedef struct {
     sg_activation act;
 } sg_layer;
 
-typedef struct {
+typedef struct sg_model {
     sg_task task;
     int n_classes; /* 2 for binary, k for multiclass, 0 for regression */
     int n_features;
@@ -71,14 +71,20 @@ typedef struct {
  * the dataset/attribute. The file is read once into memory: sha256 is the digest of
  * exactly the bytes that were parsed. Parameters stored as float64 are converted.
  */
-int sg_model_load(const char *path, sg_model **out, sg_err *err);
+SG_MUST_CHECK sg_status sg_model_load(const char *path, sg_model **out, sg_err *err);
 /*
  * Loads an XGBoost JSON model (Booster.save_model) from a file, hashing exactly the
  * bytes parsed. Errors name the file and the JSON path (stagegate/trees.h).
  */
-int sg_model_load_xgboost_json(const char *path, sg_model **out, sg_err *err);
+SG_MUST_CHECK sg_status sg_model_load_xgboost_json(const char *path, sg_model **out, sg_err *err);
+/* The loaders on bytes already read from path (path names the file in errors); they leave
+   m->sha256 to the caller, who hashed the bytes. */
+SG_MUST_CHECK sg_status sg_model_load_image(const char *path, const uint8_t *bytes, size_t len,
+                                            sg_model **out, sg_err *err);
+SG_MUST_CHECK sg_status sg_model_load_xgboost_bytes(const char *path, const uint8_t *bytes,
+                                                    size_t len, sg_model **out, sg_err *err);
 /* The same from bytes already in memory (the fuzz target); name is used in errors. */
-int sg_model_from_xgboost_json(const char *name, const char *text, size_t len, sg_model **out,
+SG_MUST_CHECK sg_status sg_model_from_xgboost_json(const char *name, const char *text, size_t len, sg_model **out,
                                sg_err *err);
 void sg_model_free(sg_model *m);
 
@@ -88,7 +94,7 @@ int sg_model_output_width(const sg_model *m);
 int sg_model_max_width(const sg_model *m);
 
 /* A deep copy whose buffers are allocated and first touched by the calling thread (NUMA-local). */
-int sg_model_clone(const sg_model *m, sg_model **out, sg_err *err);
+SG_MUST_CHECK sg_status sg_model_clone(const sg_model *m, sg_model **out, sg_err *err);
 
 const char *sg_task_name(sg_task t);
 const char *sg_activation_name(sg_activation a);

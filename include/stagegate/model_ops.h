@@ -31,12 +31,15 @@ typedef struct sg_model_ops {
     const char *kind; /* "dense", "tree_ensemble" */
     /* Does a file that starts with these bytes (up to 512 of them) belong to this kind? */
     bool (*probe)(const uint8_t *head, size_t n);
-    /* Loads and fully validates a file; errors name the file and the field. */
-    int (*load)(const char *path, sg_model **out, sg_err *err);
+    /* Parses and fully validates the bytes of the file at path (already read, and hashed,
+       by sg_model_open); errors name the file and the field. A kind whose format refers to
+       other files (none today) must fold their bytes into m->sha256. */
+    sg_status (*load)(const char *path, const uint8_t *bytes, size_t len, sg_model **out,
+                      sg_err *err);
     /* One line: kind, shape and size, e.g. "tree_ensemble: 300 trees, depth 6, 2 classes". */
     void (*describe)(const sg_model *m, char *buf, size_t len);
     /* Per-thread scratch for up to max_batch rows. */
-    int (*scratch_new)(const sg_model *m, int64_t max_batch, void **out, sg_err *err);
+    sg_status (*scratch_new)(const sg_model *m, int64_t max_batch, void **out, sg_err *err);
     void (*scratch_free)(void *scratch);
     /* X [n][n_features] -> out [n][sg_model_output_width(m)]: probabilities for classifiers
        (binary: two columns, as predict_proba), the prediction for regressors. */
@@ -55,14 +58,22 @@ extern const sg_model_ops sg_model_ops_dense;
 extern const sg_model_ops sg_model_ops_trees;
 
 /*
- * Opens a model file of any kind: reads its first bytes, asks each kind's probe, and
- * loads it with the first that claims it (HDF5 signature: dense; JSON: XGBoost).
- * Sets m->ops. A file no kind claims is SG_EINPUT naming the file.
+ * Opens a model file of any kind: reads the whole file once, hashes those bytes into
+ * m->sha256, asks each kind's probe, and parses the same bytes with the first kind that
+ * claims them (HDF5 signature: dense; JSON: XGBoost). Sets m->ops. A file no kind claims
+ * is SG_EINPUT naming the file. The file is opened exactly once.
  */
-int sg_model_open(const char *path, sg_model **out, sg_err *err);
+SG_MUST_CHECK sg_status sg_model_open(const char *path, sg_model **out, sg_err *err);
+/*
+ * As sg_model_open, but when expected_sha256 (64 hex digits) is not NULL the bytes read
+ * must have that digest, checked before any byte is parsed (a registry URI's registered
+ * digest: verify before parse). A mismatch is SG_EINPUT naming both digests.
+ */
+SG_MUST_CHECK sg_status sg_model_open_verified(const char *path, const char *expected_sha256,
+                                               sg_model **out, sg_err *err);
 
 /* Calls through m->ops; NULL-safe frees. */
-int sg_model_scratch_new(const sg_model *m, int64_t max_batch, void **out, sg_err *err);
+SG_MUST_CHECK sg_status sg_model_scratch_new(const sg_model *m, int64_t max_batch, void **out, sg_err *err);
 void sg_model_scratch_free(const sg_model *m, void *scratch);
 void sg_model_predict_batch(const sg_model *m, const sg_kernel_ops *k, const float *X, int64_t n,
                             float *out, void *scratch);

@@ -58,6 +58,7 @@ typedef struct {
     double shadow_abs_tolerance; /* regression: |c - b| <= abs + rel * |b| counts as agreeing */
     double shadow_rel_tolerance;
     bool shadow_optional;
+    char sha256[65]; /* of the bytes sg_policy_load parsed ("" after sg_policy_parse) */
 } sg_gate_policy;
 
 /* Known metric names that a policy may gate on (DESIGN.md names), NULL-terminated. */
@@ -71,9 +72,9 @@ bool sg_metric_direction(const char *name, bool *greater_is_better);
  * line:column where jansson knows it and the field path (e.g. `metrics.f1.threshold`).
  * Unknown keys, wrong types and out-of-range values are SG_EINPUT.
  */
-int sg_policy_parse(const char *text, size_t len, const char *source, sg_gate_policy *p,
+SG_MUST_CHECK sg_status sg_policy_parse(const char *text, size_t len, const char *source, sg_gate_policy *p,
                     sg_err *err);
-int sg_policy_load(const char *path, sg_gate_policy *p, sg_err *err);
+SG_MUST_CHECK sg_status sg_policy_load(const char *path, sg_gate_policy *p, sg_err *err);
 
 /* The policy as JSON with every default filled in (for reports). */
 json_t *sg_policy_json(const sg_gate_policy *p);

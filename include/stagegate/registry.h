@@ -34,7 +34,7 @@ const char *sg_registry_path(const char *db_opt);
  * Opens (and, with create, creates) a registry database and migrates its schema.
  * A missing, unreadable, corrupt or foreign file is SG_EINPUT with a message naming it.
  */
-int sg_registry_open(const char *path, bool create, sg_registry **out, sg_err *err);
+SG_MUST_CHECK sg_status sg_registry_open(const char *path, bool create, sg_registry **out, sg_err *err);
 void sg_registry_close(sg_registry *reg);
 
 /*
@@ -51,7 +51,7 @@ typedef struct {
 
 /* Builds and signs the canonical request with a private key file (refused if group/other-readable).
  */
-int sg_registry_request_sign(const char *key_path, const char *action, const char *model,
+SG_MUST_CHECK sg_status sg_registry_request_sign(const char *key_path, const char *action, const char *model,
                              int64_t version, const char *target, const char *evidence,
                              sg_registry_request *req, sg_err *err);
 void sg_registry_request_clear(sg_registry_request *req);
@@ -88,23 +88,23 @@ typedef struct {
 
 /* State-changing operations. req may be NULL where the policy needs no actor; when given it
  * must verify. SG_EREFUSED (exit 1) when a gate or an authorization check says no. */
-int sg_registry_create_model(sg_registry *reg, const sg_registry_model_spec *spec,
+SG_MUST_CHECK sg_status sg_registry_create_model(sg_registry *reg, const sg_registry_model_spec *spec,
                              const sg_registry_request *req, sg_err *err);
-int sg_registry_create_version(sg_registry *reg, const char *model, const char *artifact,
+SG_MUST_CHECK sg_status sg_registry_create_version(sg_registry *reg, const char *model, const char *artifact,
                                const sg_registry_request *req, int64_t *version, sg_err *err);
 /* report: DSSE envelope bytes or NULL. */
-int sg_registry_transition(sg_registry *reg, const char *model, int64_t version, const char *stage,
+SG_MUST_CHECK sg_status sg_registry_transition(sg_registry *reg, const char *model, int64_t version, const char *stage,
                            const uint8_t *report, size_t report_len, const sg_registry_request *req,
                            sg_err *err);
-int sg_registry_approve(sg_registry *reg, const char *model, int64_t version, bool reject,
+SG_MUST_CHECK sg_status sg_registry_approve(sg_registry *reg, const char *model, int64_t version, bool reject,
                         const char *comment, const sg_registry_request *req, sg_err *err);
-int sg_registry_rollback(sg_registry *reg, const char *model, const sg_registry_request *req,
+SG_MUST_CHECK sg_status sg_registry_rollback(sg_registry *reg, const char *model, const sg_registry_request *req,
                          int64_t *restored, int64_t *archived, sg_err *err);
 /* value NULL deletes the tag. */
-int sg_registry_set_tag(sg_registry *reg, const char *model, int64_t version, const char *key,
+SG_MUST_CHECK sg_status sg_registry_set_tag(sg_registry *reg, const char *model, int64_t version, const char *key,
                         const char *value, const sg_registry_request *req, sg_err *err);
 /* version 0 deletes the alias. */
-int sg_registry_set_alias(sg_registry *reg, const char *model, const char *alias, int64_t version,
+SG_MUST_CHECK sg_status sg_registry_set_alias(sg_registry *reg, const char *model, const char *alias, int64_t version,
                           const sg_registry_request *req, sg_err *err);
 
 /* Reads: each returns a new JSON value (caller json_decref) or NULL with err filled. */
@@ -116,20 +116,22 @@ json_t *sg_registry_search(sg_registry *reg, const char *filter, sg_err *err);
 json_t *sg_registry_history(sg_registry *reg, const char *model, sg_err *err);
 
 /* Checks the audit chain and that current state matches it; SG_EREFUSED when it does not. */
-int sg_registry_verify_log(sg_registry *reg, json_t **summary, sg_err *err);
+SG_MUST_CHECK sg_status sg_registry_verify_log(sg_registry *reg, json_t **summary, sg_err *err);
 
 /* true when s is a models:/ URI. */
 bool sg_is_model_uri(const char *s);
 /* Resolves models:/NAME/VERSION, models:/NAME/STAGE, models:/NAME/latest, models:/NAME@ALIAS to
  * the artifact path after checking its sha256 still matches the registry (else SG_EINPUT). */
-int sg_registry_resolve(sg_registry *reg, const char *uri, char *path_out, size_t len,
+SG_MUST_CHECK sg_status sg_registry_resolve(sg_registry *reg, const char *uri, char *path_out, size_t len,
                         json_t **info, sg_err *err);
 /* One-shot form for other commands: opens the registry (db NULL = env/default) read-only. */
-int sg_registry_resolve_uri(const char *uri, const char *db_path_or_null, char *path_out,
+SG_MUST_CHECK sg_status sg_registry_resolve_uri(const char *uri, const char *db_path_or_null, char *path_out,
                             size_t len, sg_err *err);
 /* As above, also returning the registered artifact sha256 (hex), so a caller can bind what it
- * loads later to the registry's digest, not only to the file as it was at resolution. */
-int sg_registry_resolve_uri_digest(const char *uri, const char *db_path_or_null, char *path_out,
+ * loads later to the registry's digest, not only to the file as it was at resolution. It does
+ * not read the artifact: the caller must check the bytes it loads against the digest before
+ * parsing them (sg_model_open_verified). */
+SG_MUST_CHECK sg_status sg_registry_resolve_uri_digest(const char *uri, const char *db_path_or_null, char *path_out,
                                    size_t len, char sha256_out[65], sg_err *err);
 
 /* ---------------------------------------------- run history (runs.c) */
@@ -142,7 +144,7 @@ int sg_registry_resolve_uri_digest(const char *uri, const char *db_path_or_null,
  * model, version, current stage, fingerprint, time, report digest, report path
  * and figures. *run (may be NULL) receives the stored run as JSON.
  */
-int sg_registry_record_run(sg_registry *reg, const char *report_path, EVP_PKEY *pub,
+SG_MUST_CHECK sg_status sg_registry_record_run(sg_registry *reg, const char *report_path, EVP_PKEY *pub,
                            const char *model, json_t **run, sg_err *err);
 
 typedef struct {

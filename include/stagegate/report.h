@@ -21,7 +21,7 @@ extern "C" {
 #define SG_DSSE_MAX_SIGNATURES 16
 
 /* DSSE v1 pre-authentication encoding: "DSSEv1" SP len(type) SP type SP len(body) SP body. */
-int sg_dsse_pae(const char *payload_type, const uint8_t *payload, size_t len, uint8_t **pae,
+SG_MUST_CHECK sg_status sg_dsse_pae(const char *payload_type, const uint8_t *payload, size_t len, uint8_t **pae,
                 size_t *pae_len);
 
 /*
@@ -29,7 +29,7 @@ int sg_dsse_pae(const char *payload_type, const uint8_t *payload, size_t len, ui
  * a newline): {"payload", "payloadType", "signatures": [{"keyid", "sig"}]}, keyid = hex
  * SHA-256 of the signer's DER SubjectPublicKeyInfo. Write the text as is.
  */
-int sg_dsse_sign(EVP_PKEY *key, const char *payload_type, const uint8_t *payload, size_t len,
+SG_MUST_CHECK sg_status sg_dsse_sign(EVP_PKEY *key, const char *payload_type, const uint8_t *payload, size_t len,
                  char **envelope_json, sg_err *err);
 
 /*
@@ -37,7 +37,7 @@ int sg_dsse_sign(EVP_PKEY *key, const char *payload_type, const uint8_t *payload
  * with pub, then returns the payload bytes that were signed. Nothing inside the payload is
  * parsed before the signature verifies. SG_EREFUSED on a bad signature.
  */
-int sg_dsse_verify(const uint8_t *envelope, size_t len, EVP_PKEY *pub, char **payload_type,
+SG_MUST_CHECK sg_status sg_dsse_verify(const uint8_t *envelope, size_t len, EVP_PKEY *pub, char **payload_type,
                    uint8_t **payload, size_t *payload_len, sg_err *err)
     __attribute__((warn_unused_result));
 
@@ -76,7 +76,7 @@ const char *sg_report_check_name(int check);
  * it with sg_report_info_clear even on failure); on failure info->checks_passed says which
  * check failed. Fields of info are filled only from a payload whose signature verified.
  */
-int sg_report_verify(const uint8_t *envelope, size_t len, EVP_PKEY *pub, const char *model_path,
+SG_MUST_CHECK sg_status sg_report_verify(const uint8_t *envelope, size_t len, EVP_PKEY *pub, const char *model_path,
                      sg_report_info *info, sg_err *err) __attribute__((warn_unused_result));
 void sg_report_info_clear(sg_report_info *info);
 

@@ -53,7 +53,7 @@ const char *sg_scenario_list(void);
 typedef struct {
     bool arrival_rate, batch, breakdown, latency_bound;
 } sg_scenario_settings;
-int sg_scenario_check(const sg_scenario_info *s, const sg_scenario_settings *given, bool policy,
+SG_MUST_CHECK sg_status sg_scenario_check(const sg_scenario_info *s, const sg_scenario_settings *given, bool policy,
                       sg_err *err);
 
 #ifdef __cplusplus

@@ -87,12 +87,12 @@ typedef struct {
  * cycles, nodes reachable twice, split features >= num_feature, non-finite
  * thresholds or leaves, depth above SG_TREE_MAX_DEPTH and zero trees.
  */
-int sg_xgboost_json_parse(const char *name, const char *text, size_t len, sg_tree_ensemble **out,
+SG_MUST_CHECK sg_status sg_xgboost_json_parse(const char *name, const char *text, size_t len, sg_tree_ensemble **out,
                           sg_err *err);
 /* Builds e->levels from e->nodes when max_depth <= SG_TREE_LEVELS_DEPTH (SG_ENOMEM). */
-int sg_tree_ensemble_build_levels(sg_tree_ensemble *e, sg_err *err);
+SG_MUST_CHECK sg_status sg_tree_ensemble_build_levels(sg_tree_ensemble *e, sg_err *err);
 /* A deep copy whose node array is first touched by the calling thread (NUMA-local). */
-int sg_tree_ensemble_clone(const sg_tree_ensemble *src, sg_tree_ensemble **out, sg_err *err);
+SG_MUST_CHECK sg_status sg_tree_ensemble_clone(const sg_tree_ensemble *src, sg_tree_ensemble **out, sg_err *err);
 void sg_tree_ensemble_free(sg_tree_ensemble *e);
 /* Bytes of the node arrays and per-tree tables. */
 size_t sg_tree_ensemble_bytes(const sg_tree_ensemble *e);

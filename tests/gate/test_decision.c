@@ -35,8 +35,8 @@ static sg_gate_check one_check(const char *policy, const char *metric, double ca
 {
     sg_gate_policy p = policy_from(policy);
     sg_metric_values c = {0}, b = {0};
-    sg_metric_values_set(&c, metric, cand);
-    if (base) sg_metric_values_set(&b, metric, *base);
+    assert_int_equal(sg_metric_values_set(&c, metric, cand), SG_OK);
+    if (base) assert_int_equal(sg_metric_values_set(&b, metric, *base), SG_OK);
     sg_gate_inputs in = {.candidate = &c, .baseline = base ? &b : NULL};
     sg_gate_decision d;
     sg_err err;
@@ -271,10 +271,10 @@ static void test_statement_signed(void **state)
     sg_gate_policy p = policy_from("{\"metrics\": {\"accuracy\": {\"threshold\": 0.85},"
                                    " \"f1\": {\"max_relative_regression\": 0.05}}}");
     sg_metric_values c = {0}, b = {0};
-    sg_metric_values_set(&c, "accuracy", 0.9);
-    sg_metric_values_set(&c, "f1", 0.801);
-    sg_metric_values_set(&b, "accuracy", 0.91);
-    sg_metric_values_set(&b, "f1", 0.874);
+    assert_int_equal(sg_metric_values_set(&c, "accuracy", 0.9), SG_OK);
+    assert_int_equal(sg_metric_values_set(&c, "f1", 0.801), SG_OK);
+    assert_int_equal(sg_metric_values_set(&b, "accuracy", 0.91), SG_OK);
+    assert_int_equal(sg_metric_values_set(&b, "f1", 0.874), SG_OK);
     sg_gate_inputs in = {.candidate = &c, .baseline = &b};
     sg_gate_decision d;
     sg_err err;

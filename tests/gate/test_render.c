@@ -47,9 +47,9 @@ static void make_decision(sg_gate_decision *d, json_t **statement)
         " \"latency\": {\"scenario\": \"single-stream\", \"percentile\": 99, \"max_ms\": 50}}";
     assert_int_equal(sg_policy_parse(text, strlen(text), "p.json", &p, &err), SG_OK);
     sg_metric_values c = {0}, b = {0};
-    sg_metric_values_set(&c, "accuracy", 0.9);
-    sg_metric_values_set(&c, "f1", 0.801);
-    sg_metric_values_set(&b, "f1", 0.874);
+    assert_int_equal(sg_metric_values_set(&c, "accuracy", 0.9), SG_OK);
+    assert_int_equal(sg_metric_values_set(&c, "f1", 0.801), SG_OK);
+    assert_int_equal(sg_metric_values_set(&b, "f1", 0.874), SG_OK);
     sg_gate_latency lat = {
         .measured = true, .queries = 300, .p90_ms = NAN, .p99_ms = NAN, .p99_min_queries = 662};
     strcpy(lat.scenario, "single-stream");
