@@ -5,11 +5,13 @@
 
 #include "cli.h"
 #include "stagegate/eval.h"
+#include "stagegate/model_ops.h"
 #include "stagegate/registry.h"
 
 static const char eval_usage[] =
-    "usage: stagegate eval --model MODEL --data VAL.h5 [--json] [--predictions OUT.h5]\n"
-    "                      [--threshold 0.5] [--cpus LIST] [--chunk-rows N] [--db REGISTRY]\n"
+    "usage: stagegate eval --model MODEL --data VAL.h5 [--json] [--breakdown]\n"
+    "                      [--predictions OUT.h5] [--threshold 0.5] [--cpus LIST]\n"
+    "                      [--chunk-rows N] [--db REGISTRY]\n"
     "\n"
     "Runs the model over every row of the validation set, streaming it in chunks on a\n"
     "pool of pinned workers (one per core), and prints scikit-learn-compatible metrics.\n"
@@ -19,6 +21,9 @@ static const char eval_usage[] =
     "                       models:/NAME/STAGE, models:/NAME@ALIAS\n"
     "  --data FILE          validation set HDF5 (/X, /y, optional /sample_weight)\n"
     "  --json               print one JSON document: model, dataset, metrics, timing\n"
+    "  --breakdown          after the metrics, show where the time went: setup, waiting for\n"
+    "                       input, predict, metrics, and how much of the reader's work\n"
+    "                       (read, decode, digest) predict hid\n"
     "  --predictions FILE   write /proba + /label (classifiers) or /prediction (regressors)\n"
     "  --threshold T        binary decision threshold on P(class 1) (default 0.5)\n"
     "  --cpus LIST          cores to run on, e.g. 0-3,6 (default: all)\n"
@@ -65,11 +70,46 @@ static void print_human(const sg_eval_config *c, const sg_eval_result *r)
     json_decref(m);
 }
 
+/* --breakdown: where the wall clock went, and how much of the input work predict hid. */
+static void print_breakdown(const sg_eval_result *r)
+{
+    double T = r->total_seconds > 0 ? r->total_seconds : 1;
+    double other = r->total_seconds - r->setup_seconds - r->wait_seconds - r->predict_seconds -
+                   r->metrics_seconds;
+    printf("stages (wall clock of the main thread; %% of %.3f s)\n", r->total_seconds);
+    printf("  %-34s %9.3f s %5.1f%%\n", "setup (open, check, pool)", r->setup_seconds,
+           100 * r->setup_seconds / T);
+    printf("  %-34s %9.3f s %5.1f%%\n", "waiting for input", r->wait_seconds,
+           100 * r->wait_seconds / T);
+    printf("  %-34s %9.3f s %5.1f%%\n", "predict", r->predict_seconds,
+           100 * r->predict_seconds / T);
+    printf("  %-34s %9.3f s %5.1f%%\n", "metrics per chunk",
+           r->metrics_seconds - r->metrics_finish_seconds,
+           100 * (r->metrics_seconds - r->metrics_finish_seconds) / T);
+    printf("  %-34s %9.3f s %5.1f%%\n", "metrics finish (ranking, sums)",
+           r->metrics_finish_seconds, 100 * r->metrics_finish_seconds / T);
+    printf("  %-34s %9.3f s %5.1f%%\n", "other (copies, writes, digest end)", other,
+           100 * other / T);
+    printf("reader thread (overlaps predict)\n");
+    printf("  %-34s %9.3f s\n", "read, decode, check", r->read_seconds);
+    printf("  %-34s %9.3f s\n", "dataset digest", r->hash_seconds);
+    printf("  %-34s %8.1f%%\n", "hidden behind compute", 100 * sg_eval_input_overlap(r));
+    sg_model_cost cost;
+    sg_model_cost_of(r->model, &cost);
+    if (cost.flops_per_row > 0 && r->predict_seconds > 0)
+        printf("predict  %.1f GFLOP/s over %d workers (%.0f FLOPs per row)\n",
+               cost.flops_per_row * (double)r->rows / r->predict_seconds / 1e9, r->workers,
+               cost.flops_per_row);
+    else if (cost.node_visits_per_row > 0 && r->predict_seconds > 0)
+        printf("predict  %.3g node visits/s over %d workers\n",
+               cost.node_visits_per_row * (double)r->rows / r->predict_seconds, r->workers);
+}
+
 int sg_cmd_eval(int argc, char **argv)
 {
     sg_eval_config c;
     sg_eval_config_init(&c);
-    bool json = false;
+    bool json = false, breakdown = false;
     const char *db = NULL;
     sg_err err = {{0}};
     double threshold = c.threshold;
@@ -78,6 +118,7 @@ int sg_cmd_eval(int argc, char **argv)
         SG_OPT_STR("model", &c.model_path),
         SG_OPT_STR("data", &c.data_path),
         SG_OPT_FLAG_("json", &json),
+        SG_OPT_FLAG_("breakdown", &breakdown),
         SG_OPT_STR("predictions", &c.predictions_path),
         SG_OPT_DBL("threshold", &threshold, 0.0, 1.0),
         SG_OPT_STR("cpus", &c.cpus),
@@ -118,6 +159,7 @@ int sg_cmd_eval(int argc, char **argv)
         json_decref(doc);
     } else {
         print_human(&c, &r);
+        if (breakdown) print_breakdown(&r);
         printed = fflush(stdout) == 0 && !ferror(stdout) ? 0 : -1;
     }
     sg_eval_result_clear(&r);

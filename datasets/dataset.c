@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -28,6 +29,9 @@ struct sg_dataset {
     struct stat st0; /* at open: a later fstat that differs means the file was written */
     bool hashed;
     char sha256[65];
+    EVP_MD_CTX *hctx; /* the digest in progress (sg_dataset_hash_step), or NULL */
+    uint64_t hash_off;
+    uint8_t *hbuf;
     hid_t file, X, y, w;
     int64_t n;
     int d;
@@ -263,18 +267,61 @@ void sg_dataset_close(sg_dataset *ds)
     close_ids(ds);
     sg_h5_leave();
     close(ds->fd);
+    EVP_MD_CTX_free(ds->hctx);
+    free(ds->hbuf);
     free(ds->scratch);
     free(ds);
+}
+
+#define HASH_BUF (1u << 20)
+
+sg_status sg_dataset_hash_step(sg_dataset *ds, uint64_t bytes, bool to_eof, sg_err *err)
+{
+    if (ds->hashed) return SG_OK;
+    if (!ds->hctx) {
+        ds->hctx = EVP_MD_CTX_new();
+        ds->hbuf = malloc(HASH_BUF);
+        if (!ds->hctx || !ds->hbuf || EVP_DigestInit_ex(ds->hctx, EVP_sha256(), NULL) != 1)
+            return sg_errf(err, SG_ENOMEM, "%s: cannot start SHA-256", ds->path);
+    }
+    uint64_t done = 0;
+    while (to_eof || done < bytes) {
+        size_t want = HASH_BUF;
+        if (!to_eof && bytes - done < want) want = (size_t)(bytes - done);
+        ssize_t n = pread(ds->fd, ds->hbuf, want, (off_t)ds->hash_off);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0)
+            return sg_errf(err, SG_EIO, "%s: read error while hashing: %s", ds->path,
+                           strerror(errno));
+        if (n == 0) break;
+        EVP_DigestUpdate(ds->hctx, ds->hbuf, (size_t)n);
+        ds->hash_off += (uint64_t)n;
+        done += (uint64_t)n;
+    }
+    return SG_OK;
+}
+
+uint64_t sg_dataset_file_bytes(const sg_dataset *ds)
+{
+    return (uint64_t)ds->st0.st_size;
 }
 
 sg_status sg_dataset_sha256(sg_dataset *ds, char hex[65], sg_err *err)
 {
     if (!ds->hashed) {
-        uint8_t d[32];
-        sg_status rc = sg_sha256_fd(ds->fd, ds->path, d, err);
+        /* Whatever sg_dataset_hash_step left, up to the end of the file. */
+        sg_status rc = sg_dataset_hash_step(ds, 0, true, err);
         if (rc) return rc;
+        uint8_t d[32];
+        unsigned int mdlen = 0;
+        if (EVP_DigestFinal_ex(ds->hctx, d, &mdlen) != 1)
+            return sg_errf(err, SG_EINTERNAL, "%s: SHA-256 failed", ds->path);
         sg_hex_encode(d, 32, ds->sha256);
         ds->hashed = true;
+        EVP_MD_CTX_free(ds->hctx);
+        ds->hctx = NULL;
+        free(ds->hbuf);
+        ds->hbuf = NULL;
     }
     memcpy(hex, ds->sha256, 65);
     return SG_OK;

@@ -45,6 +45,14 @@ json_t *sg_eval_result_json(const sg_eval_config *c, const sg_eval_result *r)
     sg_json_set_real(timing, "predict_seconds", r->predict_seconds);
     sg_json_set_real(timing, "metrics_seconds", r->metrics_seconds);
     sg_json_set_real(timing, "total_seconds", r->total_seconds);
+    /* The stages behind those four (see sg_eval_result): main-thread wall clock, then the
+       reader's busy time and the share of it that predict hid. */
+    sg_json_set_real(timing, "setup_seconds", r->setup_seconds);
+    sg_json_set_real(timing, "wait_seconds", r->wait_seconds);
+    sg_json_set_real(timing, "metrics_finish_seconds", r->metrics_finish_seconds);
+    sg_json_set_real(timing, "read_seconds", r->read_seconds);
+    sg_json_set_real(timing, "hash_seconds", r->hash_seconds);
+    sg_json_set_real(timing, "input_overlapped", sg_eval_input_overlap(r));
     json_object_set_new(timing, "workers", json_integer(r->workers));
     json_object_set_new(doc, "timing", timing);
     return doc;

@@ -36,6 +36,15 @@ void sg_dataset_close(sg_dataset *ds);
  * same bytes.
  */
 SG_MUST_CHECK sg_status sg_dataset_sha256(sg_dataset *ds, char hex[65], sg_err *err);
+/*
+ * Hashes the next `bytes` bytes of the file (or up to its end when to_eof) into the digest
+ * sg_dataset_sha256 will return, so a reader can spread the hashing over its chunks and
+ * overlap it with compute. Same thread rules as sg_dataset_read.
+ */
+SG_MUST_CHECK sg_status sg_dataset_hash_step(sg_dataset *ds, uint64_t bytes, bool to_eof,
+                                             sg_err *err);
+/* The file's size in bytes when it was opened. */
+uint64_t sg_dataset_file_bytes(const sg_dataset *ds);
 SG_MUST_CHECK sg_status sg_dataset_check_unchanged(const sg_dataset *ds, sg_err *err);
 
 int64_t sg_dataset_rows(const sg_dataset *ds);

@@ -36,7 +36,13 @@ typedef struct {
     sg_model *owned_model;
     sg_metrics metrics;
     int64_t rows;
+    /* Wall-clock stages of the main thread: setup (open, check, allocate, start the pool),
+       wait (for the reader: input not hidden behind compute), predict, metrics (per chunk
+       plus the finish, of which metrics_finish is the ranking and final sums);
+       load = setup + wait. The reader's own busy time: read (HDF5 read, decode, checks) and
+       hash (the dataset digest), which overlap predict except for the wait. */
     double load_seconds, predict_seconds, metrics_seconds, total_seconds;
+    double setup_seconds, wait_seconds, read_seconds, hash_seconds, metrics_finish_seconds;
     int32_t *pred_labels; /* [rows] when keep_predictions and a classifier */
     float *pred_values;   /* [rows] regression predictions when keep_predictions */
     char model_sha256[65];
@@ -47,6 +53,9 @@ typedef struct {
 void sg_eval_config_init(sg_eval_config *c);
 SG_MUST_CHECK sg_status sg_eval_run(const sg_eval_config *c, sg_eval_result *r, sg_err *err);
 void sg_eval_result_clear(sg_eval_result *r);
+/* Share of the reader's busy time (read + hash) that compute hid: 1 - wait / (read + hash),
+   clamped to [0, 1]; 1 when the reader had nothing to do. */
+double sg_eval_input_overlap(const sg_eval_result *r);
 /* {"model":..., "dataset":..., "metrics":{...}, "timing":{...}} */
 json_t *sg_eval_result_json(const sg_eval_config *c, const sg_eval_result *r);
 

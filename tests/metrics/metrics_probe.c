@@ -7,7 +7,8 @@
  *       "y_true y_pred [w] p_0 .. p_{K-1}" (classifiers) or "y_true prediction [w]".
  *       Rows are fed in chunks of N (default 1000) to exercise the streaming path.
  *   sg_metrics_probe --bench ROWS [--repeat R] [--weights] [--write-raw FILE]
- *       Times all binary metrics (accumulate + finish) on ROWS synthetic rows and prints
+ *       [--continuous] Times all binary metrics (accumulate + finish) on ROWS synthetic rows
+ *       (scores rounded to 1e-4, or all distinct with --continuous) and prints
  *       {"rows", "seconds_min", "seconds_median", "metrics"}. --write-raw stores the data
  *       (int32 y_true[ROWS], float32 p1[ROWS], float64 w[ROWS] if --weights) so another
  *       tool can time the same rows.
@@ -116,7 +117,9 @@ static int print_metrics(const sg_metrics *m, json_t *doc)
     return rc;
 }
 
-/* Deterministic synthetic scores: a noisy classifier with 1e-4 rounding so ties occur. */
+/* Deterministic synthetic scores: a noisy classifier with 1e-4 rounding so ties occur, or
+   (continuous) unrounded, so nearly every score is distinct, as a real model's are. */
+static bool continuous;
 static void synth(probe_case *c, uint64_t seed)
 {
     uint64_t s = seed;
@@ -125,7 +128,8 @@ static void synth(probe_case *c, uint64_t seed)
         int y = (int)(s >> 63);
         double u = (double)((s >> 11) & 0xFFFFF) / 1048576.0;
         double p = y ? 0.3 + 0.7 * u : 0.7 * u * u;
-        float p1 = (float)(floor(p * 1e4) / 1e4);
+        if (continuous) p = y ? 0.3 + 0.7 * (double)(s >> 11) / 9007199254740992.0 : p;
+        float p1 = continuous ? (float)p : (float)(floor(p * 1e4) / 1e4);
         c->y_true[i] = y;
         c->proba[2 * i + 1] = p1;
         c->proba[2 * i] = 1.0f - p1;
@@ -206,6 +210,8 @@ int main(int argc, char **argv)
         int rc = 0;
         if (!strcmp(a, "--chunk") && i + 1 < argc)
             rc = sg_parse_i64(a, argv[++i], 1, INT64_MAX, &chunk, &err);
+        else if (!strcmp(a, "--continuous"))
+            continuous = true;
         else if (!strcmp(a, "--bench") && i + 1 < argc)
             rc = sg_parse_i64(a, argv[++i], 1, 1000000000, &rows, &err);
         else if (!strcmp(a, "--repeat") && i + 1 < argc)

@@ -440,6 +440,56 @@ static void test_bad_input(void **state)
     sg_metrics_acc_free(a);
 }
 
+/*
+ * The unweighted ranking walk takes exact shortcuts (integer counts, skipped +0 terms). It
+ * must give the very bits the general walk gives with every weight 1: distinct scores, heavy
+ * ties, one class at the top, and sizes from 1 row up.
+ */
+static void test_rank_unweighted_bit_identical(void **state)
+{
+    (void)state;
+    uint64_t s = 7;
+    const size_t sizes[] = {1, 2, 3, 17, 1000, 100000};
+    for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+        for (int ties = 0; ties < 3; ties++) {
+            size_t np = sizes[si], nn = sizes[si] * 3 / 2 + 1;
+            uint32_t *pk = malloc(np * sizeof *pk), *nk = malloc(nn * sizeof *nk);
+            double *pw = malloc(np * sizeof *pw), *nw = malloc(nn * sizeof *nw);
+            assert_non_null(pk);
+            assert_non_null(nk);
+            assert_non_null(pw);
+            assert_non_null(nw);
+            /* ties: 0 all distinct-ish, 1 scores on a 1e-3 grid, 2 only 5 distinct scores */
+            const uint32_t mod = ties == 0 ? 0 : ties == 1 ? 1000 : 5;
+            for (size_t i = 0; i < np + nn; i++) {
+                s = s * 6364136223846793005ull + 1442695040888963407ull;
+                uint32_t r = (uint32_t)(s >> 33);
+                float p = mod ? (float)(r % mod) / (float)mod : (float)r / 2147483648.0f;
+                if (i < np) {
+                    pk[i] = sg_score_key(p * 0.5f + 0.5f);
+                    pw[i] = 1.0;
+                } else {
+                    nk[i - np] = sg_score_key(p);
+                    nw[i - np] = 1.0;
+                }
+            }
+            qsort(pk, np, sizeof *pk, cmp_u32);
+            qsort(nk, nn, sizeof *nk, cmp_u32);
+            sg_rank_metrics a, b;
+            sg_rank_metrics_sorted(pk, NULL, np, nk, NULL, nn, &a);
+            sg_rank_metrics_sorted(pk, pw, np, nk, nw, nn, &b);
+            assert_memory_equal(&a.roc_auc, &b.roc_auc, sizeof a.roc_auc);
+            assert_memory_equal(&a.average_precision, &b.average_precision,
+                                sizeof a.average_precision);
+            assert_true(a.roc_auc >= 0.0 && a.roc_auc <= 1.0 && np + nn > 2);
+            free(pk);
+            free(nk);
+            free(pw);
+            free(nw);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -454,6 +504,7 @@ int main(void)
         cmocka_unit_test(test_binary_store_growth),
         cmocka_unit_test(test_radix_sort_orders_floats),
         cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_rank_unweighted_bit_identical),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
