@@ -15,7 +15,6 @@
 #include "stagegate/metrics.h"
 
 #include <float.h>
-#include <pthread.h>
 #include <stdlib.h>
 
 #include "metrics_internal.h"
@@ -462,44 +461,22 @@ static double class_sum(const sg_metrics_acc *a, const int64_t *n, const sg_ksum
     return a->weighted == 1 ? sg_ksum_value(&w[i]) : (double)n[i];
 }
 
-typedef struct {
-    uint32_t *k, *ks;
-    double *w, *ws;
-    size_t n;
-} sort_job;
-
-static void *sort_thread(void *arg)
-{
-    sort_job *j = arg;
-    sg_radix_sort_keys(j->k, j->w, j->n, j->ks, j->ws);
-    return NULL;
-}
-
-/* Below this many scores per class a second thread costs more than it saves. */
-#define PARALLEL_SORT_MIN 65536
-
 static sg_status rank_metrics(sg_metrics_acc *a, sg_metrics *m, sg_err *err)
 {
-    size_t np = a->npos, nn = a->nneg, total = np + nn;
-    /* One scratch per class, so the two sorts can run at once (the workers are idle now). */
-    uint32_t *ks = sg_metrics_big_alloc(total, sizeof *ks);
-    double *ws = a->weighted == 1 ? sg_metrics_big_alloc(total, sizeof *ws) : NULL;
+    size_t np = a->npos, nn = a->nneg, big = np > nn ? np : nn;
+    /* One scratch for both classes, sorted one after the other: a second thread for the
+     * other class measured slower on two cores, where the caller shares a core. */
+    uint32_t *ks = sg_metrics_big_alloc(big, sizeof *ks);
+    double *ws = a->weighted == 1 ? sg_metrics_big_alloc(big, sizeof *ws) : NULL;
     if (!ks || (a->weighted == 1 && !ws)) {
         free(ks);
         free(ws);
-        return sg_errf(err, SG_ENOMEM, "metrics: out of memory sorting %zu scores", total);
+        return sg_errf(err, SG_ENOMEM, "metrics: out of memory sorting %zu scores", big);
     }
     uint32_t *pk = a->keys, *nk = a->keys + a->cap - nn;
     double *pw = a->weighted == 1 ? a->kw : NULL, *nw = pw ? a->kw + a->cap - nn : NULL;
-    sort_job neg = {.k = nk, .ks = ks + np, .w = nw, .ws = ws ? ws + np : NULL, .n = nn};
-    pthread_t t;
-    bool threaded = np >= PARALLEL_SORT_MIN && nn >= PARALLEL_SORT_MIN &&
-                    pthread_create(&t, NULL, sort_thread, &neg) == 0;
     sg_radix_sort_keys(pk, pw, np, ks, ws);
-    if (threaded)
-        pthread_join(t, NULL);
-    else
-        sort_thread(&neg);
+    sg_radix_sort_keys(nk, nw, nn, ks, ws);
     free(ks);
     free(ws);
     sg_rank_metrics r;
