@@ -82,9 +82,18 @@ def run_eval(tmp, model_h5, data_h5, threshold=None, chunk_rows=None):
     # The --json contract: these keys, and digests of exactly the files given.
     check(list(out)[:3] == ["model", "dataset", "metrics"] and "timing" in out,
           f"--json top-level keys {list(out)}")
-    for key in ("load_seconds", "predict_seconds", "metrics_seconds", "total_seconds"):
-        check(isinstance(out["timing"].get(key), float) and out["timing"][key] >= 0,
-              f"timing.{key} = {out['timing'].get(key)}")
+    t = out["timing"]
+    for key in ("load_seconds", "predict_seconds", "metrics_seconds", "total_seconds",
+                "setup_seconds", "wait_seconds", "metrics_finish_seconds", "read_seconds",
+                "hash_seconds"):
+        check(isinstance(t.get(key), float) and t[key] >= 0, f"timing.{key} = {t.get(key)}")
+    # The stages are parts of the whole: the main thread's add up to at most the total,
+    # load is setup plus waiting, and the overlap is a share.
+    parts = t["setup_seconds"] + t["wait_seconds"] + t["predict_seconds"] + t["metrics_seconds"]
+    check(parts <= t["total_seconds"] * (1 + 1e-9), f"stages {parts} > total {t['total_seconds']}")
+    check(abs(t["load_seconds"] - t["setup_seconds"] - t["wait_seconds"]) < 1e-9, "load = setup + wait")
+    check(t["metrics_finish_seconds"] <= t["metrics_seconds"], "finish within metrics")
+    check(0.0 <= t["input_overlapped"] <= 1.0, f"input_overlapped {t['input_overlapped']}")
     check(out["model"]["sha256"] == sha256_of(model_h5), f"{model_h5}: model.sha256")
     check(out["dataset"]["sha256"] == sha256_of(data_h5), f"{data_h5}: dataset.sha256")
     check(out["dataset"]["rows"] == out["metrics"]["example_count"], "dataset.rows")
@@ -221,6 +230,19 @@ def main():
         out, preds = run_eval(tmp, model_h5, data_h5, threshold=0.7)
         check_classifier("threshold-0.7", est, X, y, None, out, preds, threshold=0.7)
         print("ok   threshold-0.7")
+        # --breakdown: the human form of the stage timings, after the metrics.
+        p = subprocess.run([SG, "eval", "--model", model_h5, "--data", data_h5, "--chunk-rows",
+                            "500", "--breakdown"], capture_output=True, text=True)
+        lines = p.stdout.splitlines()
+        want = ["stages (wall clock", "setup (open, check, pool)", "waiting for input", "predict",
+                "metrics finish", "dataset digest", "hidden behind compute", "GFLOP/s"]
+        missing = [w for w in want if not any(w in l for l in lines)]
+        check(p.returncode == 0 and not missing, f"--breakdown: exit {p.returncode}, missing {missing}")
+        i_metrics = next((i for i, l in enumerate(lines) if l.startswith("timing")), None)
+        i_stages = next((i for i, l in enumerate(lines) if l.startswith("stages")), None)
+        check(i_metrics is not None and i_stages is not None and i_metrics < i_stages,
+              "--breakdown comes after the metrics and timing line")
+        print("ok   --breakdown")
     if failures:
         print(f"{len(failures)} failed")
         sys.exit(1)
