@@ -12,8 +12,9 @@
 #include "stagegate/json.h"
 #include "stagegate/compare.h"
 
-static const char *const fp_fields[] = {"cpu_model", "cores",    "tsc_mhz",
-                                        "kernel",    "openblas", "stagegate_version"};
+static const char *const fp_fields[] = {"cpu_model", "cpu_signature", "cores",
+                                        "tsc_mhz",   "kernel",        "openblas",
+                                        "stagegate_version"};
 #define FP_NFIELDS (sizeof fp_fields / sizeof fp_fields[0])
 
 static json_t *str_or_null(const json_t *v)
@@ -26,6 +27,19 @@ json_t *sg_fingerprint_from_machine(const json_t *machine)
     if (!json_is_object(machine)) return NULL;
     json_t *fp = json_object();
     json_object_set_new(fp, "cpu_model", str_or_null(json_object_get(machine, "cpu_model")));
+    /* A virtual machine's model name is often just "AMD EPYC"; vendor, family and model
+     * (not the stepping) tell two generations apart. Null when the record has none. */
+    const json_t *sig = json_object_get(machine, "cpu_signature");
+    const json_t *ven = json_object_get(sig, "vendor"), *fam = json_object_get(sig, "family"),
+                 *mod = json_object_get(sig, "model");
+    char sigbuf[160];
+    if (json_is_string(ven) && json_is_integer(fam) && json_is_integer(mod)) {
+        snprintf(sigbuf, sizeof sigbuf, "%.100s family %lld model %lld", json_string_value(ven),
+                 (long long)json_integer_value(fam), (long long)json_integer_value(mod));
+        json_object_set_new(fp, "cpu_signature", json_string(sigbuf));
+    } else {
+        json_object_set_new(fp, "cpu_signature", json_null());
+    }
     json_t *cores = json_object_get(machine, "cores");
     json_object_set_new(fp, "cores",
                         json_is_integer(cores) ? json_integer(json_integer_value(cores))

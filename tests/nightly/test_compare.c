@@ -54,6 +54,7 @@ static double run_sigma = 0.25;
 static double run_overhead_ns = 0; /* > 0: the run carries clock.overhead_ns */
 static int run_reps = 5;
 static double rep_jitter = 0.01;
+static const char *run_family = NULL; /* non-NULL: cpu_signature AuthenticAMD, this family */
 static int run_noisy_rep = -1; /* this repetition is marked noisy and made 40% slower */
 static const char *const pct_keys[] = {"p50", "p90", "p99", "p999"};
 static const double pct_q[] = {0.5, 0.9, 0.99, 0.999};
@@ -103,6 +104,10 @@ static void make_run(sg_compare_run *r, uint64_t seed, int n, double median_ns, 
     json_object_set_new(doc, "repetition_count", json_integer(run_reps));
     json_object_set_new(doc, "repetitions", reps);
     json_object_set_new(m, "cpu_model", json_string(cpu));
+    if (run_family)
+        json_object_set_new(m, "cpu_signature",
+                            json_pack("{s:s,s:I,s:i,s:i}", "vendor", "AuthenticAMD", "family",
+                                      (json_int_t)atoi(run_family), "model", 17, "stepping", 1));
     json_object_set_new(m, "cores", json_integer(8));
     json_object_set_new(m, "tsc_hz", json_real(2.899996e9));
     json_object_set_new(m, "kernel", json_string("Linux 6.1.0 x86_64"));
@@ -456,6 +461,29 @@ static void test_fingerprint_refused(void **state)
     sg_compare_run_clear(&b);
 }
 
+/* Two CPU generations behind the same model name are two machines. */
+static void test_fingerprint_cpu_signature(void **state)
+{
+    (void)state;
+    sg_compare_run a, b;
+    run_family = "25";
+    make_run(&a, 1, 500, 1000, 1.0, "AMD EPYC");
+    run_family = "23";
+    make_run(&b, 2, 500, 1000, 1.0, "AMD EPYC");
+    run_family = NULL;
+    assert_string_equal(json_string_value(json_object_get(a.fingerprint, "cpu_signature")),
+                        "AuthenticAMD family 25 model 17");
+    int rc;
+    sg_err err = {{0}};
+    json_t *cmp = compare(&a, &b, false, &rc, &err);
+    assert_int_equal(rc, SG_EINPUT);
+    assert_null(cmp);
+    assert_non_null(strstr(err.msg, "cpu_signature"));
+    assert_null(strstr(err.msg, "cpu_model"));
+    sg_compare_run_clear(&a);
+    sg_compare_run_clear(&b);
+}
+
 static void test_mw_hand_checked(void **state)
 {
     (void)state;
@@ -619,6 +647,7 @@ int main(void)
         cmocka_unit_test(test_history_band),
         cmocka_unit_test(test_mw_values_exact),
         cmocka_unit_test(test_fingerprint_refused),
+        cmocka_unit_test(test_fingerprint_cpu_signature),
         cmocka_unit_test(test_mw_hand_checked),
         cmocka_unit_test(test_metric_margins),
         cmocka_unit_test(test_trend_two_machines),
