@@ -434,6 +434,15 @@ static int parse_shadow(pctx *c, json_t *obj, sg_gate_policy *p)
     return SG_OK;
 }
 
+/* Does some check run (pass or fail) even when there is no baseline to compare with? */
+static bool has_required_check(const sg_gate_policy *p)
+{
+    if (p->has_latency || p->has_memory || (p->has_shadow && !p->shadow_optional)) return true;
+    for (int i = 0; i < p->n_metrics; i++)
+        if (p->metrics[i].has_threshold || !p->metrics[i].optional) return true;
+    return false;
+}
+
 sg_status sg_policy_parse(const char *text, size_t len, const char *source, sg_gate_policy *p,
                     sg_err *err)
 {
@@ -486,9 +495,17 @@ sg_status sg_policy_parse(const char *text, size_t len, const char *source, sg_g
         }
         if (rc) goto out;
     }
-    if (!p->n_metrics && !p->has_latency && !p->has_memory && !p->has_shadow)
+    if (!p->n_metrics && !p->has_latency && !p->has_memory && !p->has_shadow) {
         rc =
             field_err(&c, NULL, 0, "has no checks: a gate that checks nothing would pass anything");
+    } else if (!has_required_check(p)) {
+        /* Every check is an optional baseline check: without a baseline all are skipped and
+           the gate would pass a model whatever its figures. */
+        rc = field_err(&c, NULL, 0,
+                       "has no required check: every check is optional and needs a baseline, so "
+                       "a gate without one would pass anything (add a threshold, a latency or "
+                       "memory budget, or make a check non-optional)");
+    }
 out:
     json_decref(root);
     return rc;

@@ -154,6 +154,12 @@ static void test_field_errors_name_path_and_position(void **state)
                  "shadow.tolerance.absolute is not a known key");
     expect_error("{\"shadow\": {\"tolerance\": {\"abs\": 1}}}", "shadow needs \"min_agreement\"");
     expect_error("{}", "p.json:1:1: policy has no checks");
+    /* Only optional baseline checks: without a baseline every one is skipped. */
+    expect_error("{\"metrics\": {\"f1\": {\"max_relative_regression\": 0.05, \"optional\": true}}}",
+                 "policy has no required check");
+    expect_error("{\"metrics\": {\"f1\": {\"max_relative_regression\": 0.05, \"optional\": true}},"
+                 " \"shadow\": {\"min_agreement\": 0.9, \"optional\": true}}",
+                 "policy has no required check");
     expect_error("[1]", "policy must be a JSON object, not an array");
 }
 
