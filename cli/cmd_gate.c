@@ -187,16 +187,22 @@ static int run_latency(const gate_args *a, const char *model, const sg_gate_poli
     return SG_OK;
 }
 
-/* A check's value or limit in the unit the policy states it in; "-" when there is none. */
+/* A check's value or limit in the unit that suits it (the policy states latency in ms and
+ * memory in MiB); "-" when there is none. */
 static void fmt_check_number(char *buf, size_t n, const sg_gate_check *c, double v, const char *op)
 {
-    const char *unit = !strncmp(c->name, "latency.", 8)  ? " ms"
-                       : !strncmp(c->name, "memory.", 7) ? " MB"
-                                                         : "";
-    if (!isfinite(v))
+    char num[32];
+    if (!isfinite(v)) {
         snprintf(buf, n, "-");
+        return;
+    }
+    if (!strncmp(c->name, "latency.", 8))
+        sg_format_ns(v * 1e6, num, sizeof num);
+    else if (!strncmp(c->name, "memory.", 7))
+        sg_format_bytes(v * 1048576.0, num, sizeof num);
     else
-        snprintf(buf, n, "%s%s%.4g%s", op ? op : "", op ? " " : "", v, unit);
+        snprintf(num, sizeof num, "%.4g", v);
+    snprintf(buf, n, "%s%s%s", op ? op : "", op ? " " : "", num);
 }
 
 /* One line per check: mark, name, measured value, the limit it was held to, and the readable

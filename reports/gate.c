@@ -179,21 +179,15 @@ static int metric_checks(const sg_metric_rule *r, const sg_gate_inputs *in, sg_g
     return SG_OK;
 }
 
-/* Sub-millisecond latencies and sub-megabyte models read better in smaller units. */
+/* Each latency and size in the unit that suits it: "330 ns", "1.25 ms", "6.50 KiB". */
 static void fmt_ms(char *buf, size_t n, double ms)
 {
-    if (fabs(ms) < 1.0)
-        snprintf(buf, n, "%.4g \u00b5s", ms * 1000.0);
-    else
-        snprintf(buf, n, "%.4g ms", ms);
+    sg_format_ns(ms * 1e6, buf, n);
 }
 
-static void fmt_mb(char *buf, size_t n, double mb)
+static void fmt_mb(char *buf, size_t n, double mib)
 {
-    if (fabs(mb) < 1.0)
-        snprintf(buf, n, "%.4g KB", mb * 1024.0);
-    else
-        snprintf(buf, n, "%.4g MB", mb);
+    sg_format_bytes(mib * 1048576.0, buf, n);
 }
 
 static int latency_check(const sg_gate_policy *p, const sg_gate_inputs *in, sg_gate_decision *d,
