@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "render_internal.h"
+#include "stagegate/common.h"
 #include "stagegate/gate.h"
 
 double sg_chart_frac(const sg_chart_axis *a, double v)
@@ -124,4 +125,17 @@ bool sg_chart_label_clamped(FILE *out, sg_chart_labels *l, double x, double y, c
     if (x - tw / 2 < 1) x = 1, anchor = "start";
     else if (x + tw / 2 > l->w - 1) x = l->w - 1, anchor = "end";
     return sg_chart_label(out, l, x, y, text, font_px, anchor, cls, false);
+}
+
+void sg_chart_tick_ns(double ns, char *buf, size_t len)
+{
+    sg_format_ns(ns, buf, len);
+    /* "3.00 ms" -> "3 ms", "1.50 us" -> "1.5 us": round tick values need no trailing zeros. */
+    char *sp = strchr(buf, ' '), *dot = strchr(buf, '.');
+    if (!sp || !dot || dot > sp) return;
+    char *z = sp;
+    while (z > dot + 1 && z[-1] == '0')
+        z--;
+    if (z == dot + 1) z = dot;
+    memmove(z, sp, strlen(sp) + 1);
 }

@@ -102,8 +102,9 @@ static void verdict_banner(FILE *out, const sg_gate_decision *d, json_t *stateme
         check_number(v, sizeof v, c->name, c->value);
         check_number(lim, sizeof lim, c->name, c->limit);
         at = strlen(line);
-        snprintf(line + at, sizeof line - at, " \u00b7 %s %s %s %s", c->name + 8, v,
-                 c->passed ? "\u2264" : ">", lim);
+        snprintf(line + at, sizeof line - at, " \u00b7 %s %s %s %s%s", c->name + 8, v,
+                 c->value <= c->limit ? "\u2264" : ">", lim,
+                 c->passed || c->value > c->limit ? "" : " but the run is INVALID");
         break;
     }
     fprintf(out, "<div class=\"verdict %s\" title=\"", d->passed ? "pass" : "fail");

@@ -4,6 +4,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 
 /* predicate.<key> of a statement (NULL when absent or null). */
@@ -27,6 +28,8 @@ double sg_chart_frac(const sg_chart_axis *a, double v);
 double sg_chart_nice_step(double x);
 /* Round tick values on the axis at least min_px apart over px_len pixels; returns the count. */
 int sg_chart_ticks(const sg_chart_axis *a, double px_len, double min_px, double *ticks, int max);
+/* A round tick value in ns without trailing zeros: "3 ms", "1.5 \u00b5s". */
+void sg_chart_tick_ns(double ns, char *buf, size_t len);
 /* Estimated width in px of a label (UTF-8) at this font size. */
 double sg_chart_text_width(const char *s, double font_px);
 

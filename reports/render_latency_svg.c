@@ -172,7 +172,7 @@ static void x_axis(FILE *out, sg_chart_labels *l, const hist_plan *p, const char
     int n = sg_chart_ticks(&p->x, W - ML - MR, 80, ticks, 32);
     for (int i = 0; i < n; i++) {
         double x = plot_x(p, ticks[i]);
-        sg_format_ns(ticks[i], t, sizeof t);
+        sg_chart_tick_ns(ticks[i], t, sizeof t);
         if (sg_chart_label_clamped(out, l, x, base + 15, t, FONT, "tick"))
             fprintf(out, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"axis\"/>\n",
                     x, base, x, base + 4);
@@ -221,11 +221,11 @@ static void histogram(FILE *out, const hist_plan *p)
     svg_open(out, "histogram", "latency histogram");
     char t[96], a[32], b[32];
     if (p->x.log) {
-        sg_format_ns(p->quantum, a, sizeof a);
+        sg_chart_tick_ns(p->quantum, a, sizeof a);
         snprintf(t, sizeof t, "queries per bin (bins %.1f%% of their latency wide, at least %s)",
                  100 * (p->bin_w - 1), a);
     } else {
-        sg_format_ns(p->bin_w, a, sizeof a);
+        sg_chart_tick_ns(p->bin_w, a, sizeof a);
         snprintf(t, sizeof t, "queries per bin (bins %s wide)", a);
     }
     sg_chart_label(out, &l, 4, 14, t, FONT, "start", "axis-title", true);
@@ -335,8 +335,8 @@ void sg_render_latency_charts(FILE *out, json_t *lat)
             sg_format_count(p.over, c, sizeof c);
             sg_format_ns(p.x.hi, a, sizeof a);
             fprintf(out, " <small>(axis ends at %s, about p99.9 &times; 1.5; the %s slower "
-                         "quer%s are the bar on the right)</small>",
-                    a, c, p.over == 1 ? "y" : "ies");
+                         "quer%s the bar on the right)</small>",
+                    a, c, p.over == 1 ? "y is" : "ies are");
         }
         fputs("</figcaption>\n", out);
         histogram(out, &p);
