@@ -168,3 +168,11 @@ void sg_format_bytes(double bytes, char *buf, size_t len)
     else
         print_sig3(buf, len, round_sig3(v), units[k]);
 }
+
+size_t sg_utf8_width(const char *s)
+{
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        n += (*p & 0xC0) != 0x80;
+    return n;
+}

@@ -97,6 +97,8 @@ void sg_format_ns(double ns, char *buf, size_t len);
 void sg_format_count(double v, char *buf, size_t len);
 /* A size in bytes in binary units, three significant digits: "512 B", "1.50 KiB", "33.4 MiB". */
 void sg_format_bytes(double bytes, char *buf, size_t len);
+/* Characters (not bytes) in a UTF-8 string: the columns it takes in a terminal table. */
+size_t sg_utf8_width(const char *s);
 
 /* Monotonic wall time in seconds, for coarse timings (not latency samples). */
 double sg_now_seconds(void);
