@@ -328,8 +328,11 @@ static int run_gate(const gate_args *a, gate_run *g, sg_err *err)
     ec.keep_predictions = baseline != NULL;
     ec.progress = sg_progress_enabled();
     ec.expected_sha256 = msha[0] ? msha : NULL;
+    /* Wall time per stage, shared out among the checks that stage feeds (JUnit's time). */
+    double t = sg_now_seconds(), t_eval, t_lat = 0, t_shadow = 0;
     if ((rc = sg_eval_run(&ec, &g->cand, err))) return rc;
     g->have_cand = true;
+    t_eval = sg_now_seconds() - t;
     /* ru_maxrss is a high-water mark. Read it after the candidate's evaluation (model,
      * per-worker copies and scratch, streaming buffers) and before the latency run, whose
      * per-query sample log grows with the query count and says nothing about the model. */
@@ -341,14 +344,19 @@ static int run_gate(const gate_args *a, gate_run *g, sg_err *err)
 
     sg_gate_latency lat = {0};
     snprintf(lat.reason, sizeof lat.reason, "the policy has no latency section");
+    t = sg_now_seconds();
     if (g->policy.has_latency &&
         (rc = run_latency(a, model, &g->policy, &g->bench, &g->have_bench, &lat, err)))
         return rc;
+    t_lat = sg_now_seconds() - t;
     if (baseline) {
         ec.model_path = baseline;
         ec.expected_sha256 = bsha[0] ? bsha : NULL;
+        t = sg_now_seconds();
         if ((rc = sg_eval_run(&ec, &g->base, err))) return rc;
         g->have_base = true;
+        t_eval += sg_now_seconds() - t;
+        t = sg_now_seconds();
         const sg_model *cm = g->cand.model, *bm = g->base.model;
         if (cm->task != bm->task || cm->n_classes != bm->n_classes)
             return sg_errf(err, SG_EINPUT,
@@ -366,6 +374,7 @@ static int run_gate(const gate_args *a, gate_run *g, sg_err *err)
             rc = sg_shadow_compare_labels(g->cand.pred_labels, g->base.pred_labels, g->cand.rows,
                                           cm->n_classes, &g->shadow, err);
         if (rc) return rc;
+        t_shadow = sg_now_seconds() - t;
     }
 
     sg_metric_values cv, bv;
@@ -377,6 +386,10 @@ static int run_gate(const gate_args *a, gate_run *g, sg_err *err)
                          .memory = &mem,
                          .shadow = g->have_base ? &g->shadow : NULL};
     if ((rc = sg_gate_evaluate(&g->policy, &in, &g->decision, err))) return rc;
+    /* Memory is read off the candidate's evaluation, so its checks take no time of their own. */
+    sg_gate_decision_add_time(&g->decision, "", t_eval);
+    sg_gate_decision_add_time(&g->decision, "latency.", t_lat);
+    sg_gate_decision_add_time(&g->decision, "shadow.", t_shadow);
     char hex[65];
     sg_hex_encode(g->cand.model->sha256, 32, hex);
     if ((rc = check_unchanged(model, hex, err))) return rc;

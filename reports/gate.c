@@ -346,3 +346,20 @@ json_t *sg_gate_checks_json(const sg_gate_decision *d)
     }
     return arr;
 }
+
+static bool is_metric_check(const char *name)
+{
+    return strncmp(name, "latency.", 8) && strncmp(name, "memory.", 7) && strncmp(name, "shadow.", 7);
+}
+
+void sg_gate_decision_add_time(sg_gate_decision *d, const char *prefix, double seconds)
+{
+    int n = 0;
+    for (int i = 0; i < d->n; i++)
+        n += *prefix ? !strncmp(d->checks[i].name, prefix, strlen(prefix))
+                     : is_metric_check(d->checks[i].name);
+    for (int i = 0; n && i < d->n; i++)
+        if (*prefix ? !strncmp(d->checks[i].name, prefix, strlen(prefix))
+                    : is_metric_check(d->checks[i].name))
+            d->checks[i].seconds += seconds / n;
+}

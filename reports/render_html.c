@@ -34,21 +34,6 @@ static const char *str_or(json_t *o, const char *key, const char *dflt)
     return s && *s ? s : dflt;
 }
 
-/* A check's value or limit in its unit: latency limits are in ms, memory ones in MiB. */
-static void check_number(char *buf, size_t n, const char *name, double v)
-{
-    if (!isfinite(v))
-        snprintf(buf, n, "\u2014");
-    else if (!strncmp(name, "latency.", 8))
-        sg_format_ns(v * 1e6, buf, n);
-    else if (!strncmp(name, "memory.", 7))
-        sg_format_bytes(v * 1048576.0, buf, n);
-    else if (!strncmp(name, "shadow.", 7))
-        snprintf(buf, n, "%.2f%%", 100 * v);
-    else
-        snprintf(buf, n, "%.4g", v);
-}
-
 static const char css[] =
     "body{font:14px/1.45 system-ui,sans-serif;color:#1f2328;margin:0 auto;padding:0 24px 32px;"
     "max-width:1232px}"
@@ -99,8 +84,8 @@ static void verdict_banner(FILE *out, const sg_gate_decision *d, json_t *stateme
         const sg_gate_check *c = &d->checks[i];
         if (strncmp(c->name, "latency.", 8) || !isfinite(c->value) || c == why) continue;
         char v[32], lim[32];
-        check_number(v, sizeof v, c->name, c->value);
-        check_number(lim, sizeof lim, c->name, c->limit);
+        sg_render_check_number(v, sizeof v, c->name, c->value);
+        sg_render_check_number(lim, sizeof lim, c->name, c->limit);
         at = strlen(line);
         snprintf(line + at, sizeof line - at, " \u00b7 %s %s %s %s%s", c->name + 8, v,
                  c->value <= c->limit ? "\u2264" : ">", lim,
@@ -123,8 +108,8 @@ static void checks_table(FILE *out, const sg_gate_decision *d)
         const sg_gate_check *c = &d->checks[i];
         const char *cls = c->skipped ? "skip" : c->passed ? "pass" : "fail";
         char v[48], lim[48];
-        check_number(v, sizeof v, c->name, c->value);
-        check_number(lim, sizeof lim, c->name, c->limit);
+        sg_render_check_number(v, sizeof v, c->name, c->value);
+        sg_render_check_number(lim, sizeof lim, c->name, c->limit);
         fprintf(out, "<tr class=\"%s\"><td>%s</td><td>", cls,
                 c->skipped  ? "&#8212;"
                 : c->passed ? "&#10003;"
