@@ -90,12 +90,12 @@ static void test_server_validity(void **state)
     server(&r);
     sg_bench_assess(&r);
     assert_true(r.server_valid);
-    assert_non_null(strstr(r.validity_reason, "within the 100.000 ms bound"));
+    assert_non_null(strstr(r.validity_reason, "within the 100 ms bound"));
     server(&r);
     r.es_p99.estimate_ns = 701e6; /* an overloaded queue */
     sg_bench_assess(&r);
     assert_false(r.server_valid);
-    assert_non_null(strstr(r.validity_reason, "latency bound exceeded (p99 701.000 ms"));
+    assert_non_null(strstr(r.validity_reason, "latency bound exceeded (p99 701 ms > bound 100 ms)"));
     server(&r);
     r.qps = 442000, r.target_qps = 1e6, r.scheduled_qps = 1.001e6;
     sg_bench_assess(&r);
