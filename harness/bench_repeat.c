@@ -84,16 +84,23 @@ static void server_validity(sg_bench_result *r)
     }
     if (r->scheduled_qps > 0 && r->qps < SG_SERVER_MIN_QPS_SHARE * r->scheduled_qps) {
         r->server_valid = false;
-        append(r->validity_reason, cap, "QPS not reached (achieved %.1f of %.1f scheduled, %.0f%%)",
-               r->qps, r->scheduled_qps, 100 * r->qps / r->scheduled_qps);
+        char got[32], sched[32];
+        sg_format_count(r->qps, got, sizeof got);
+        sg_format_count(r->scheduled_qps, sched, sizeof sched);
+        append(r->validity_reason, cap,
+               "QPS not reached (achieved %s of %s scheduled queries/s, %.0f%%)", got, sched,
+               100 * r->qps / r->scheduled_qps);
     }
     if (r->server_valid) {
         char est[32], bound[32];
         sg_format_ns(r->es_p99.estimate_ns, est, sizeof est);
         sg_format_ns(r->latency_bound_ns, bound, sizeof bound);
+        char got[32], sched[32];
+        sg_format_count(r->qps, got, sizeof got);
+        sg_format_count(r->scheduled_qps, sched, sizeof sched);
         snprintf(r->validity_reason, cap,
-                 "p99 %s within the %s bound; achieved %.1f of %.1f scheduled QPS", est, bound,
-                 r->qps, r->scheduled_qps);
+                 "p99 %s within the %s bound; achieved %s of %s scheduled queries/s", est, bound,
+                 got, sched);
     }
 }
 

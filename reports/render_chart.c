@@ -7,6 +7,7 @@
  * sans-serif digit), which is also what tests/reports/svg_check.py assumes.
  */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "render_internal.h"
@@ -129,6 +130,10 @@ bool sg_chart_label_clamped(FILE *out, sg_chart_labels *l, double x, double y, c
 
 void sg_chart_tick_ns(double ns, char *buf, size_t len)
 {
+    if (ns == 0) {
+        snprintf(buf, len, "0");
+        return;
+    }
     sg_format_ns(ns, buf, len);
     /* "3.00 ms" -> "3 ms", "1.50 us" -> "1.5 us": round tick values need no trailing zeros. */
     char *sp = strchr(buf, ' '), *dot = strchr(buf, '.');

@@ -166,14 +166,14 @@ static void x_axis(FILE *out, sg_chart_labels *l, const hist_plan *p, const char
             base, W - MR, base);
     char t[64];
     if (over_label)
-        sg_chart_label(out, l, W - MR + OV_GAP + (MR - OV_GAP) / 2, base + 15, over_label, FONT,
+        sg_chart_label(out, l, W - MR + OV_GAP + (MR - OV_GAP) / 2, base + 17, over_label, FONT,
                        "middle", "tick over", true);
     double ticks[32];
     int n = sg_chart_ticks(&p->x, W - ML - MR, 80, ticks, 32);
     for (int i = 0; i < n; i++) {
         double x = plot_x(p, ticks[i]);
         sg_chart_tick_ns(ticks[i], t, sizeof t);
-        if (sg_chart_label_clamped(out, l, x, base + 15, t, FONT, "tick"))
+        if (sg_chart_label_clamped(out, l, x, base + 17, t, FONT, "tick"))
             fprintf(out, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"axis\"/>\n",
                     x, base, x, base + 4);
     }

@@ -91,7 +91,7 @@ static int write_gate(const char *dir, const char *file, const char *policy_text
                           .p99_ms = p99_ms, .p99_min_queries = 662};
     snprintf(gl.scenario, sizeof gl.scenario, "%s",
              json_string_value(json_object_get(lat, "scenario")));
-    if (invalid) snprintf(gl.invalid, sizeof gl.invalid, "QPS not reached (achieved 3,610 of 5,000)");
+    if (invalid) snprintf(gl.invalid, sizeof gl.invalid, "QPS not reached (achieved 3,610 of 4,988 scheduled queries/s, 72%)");
     sg_gate_memory mem = {.measured = true, .peak_rss_mb = 33.45, .model_mb = 0.00635};
     sg_gate_inputs in = {.candidate = &c, .baseline = &b, .latency = &gl, .memory = &mem};
     sg_gate_decision d;
@@ -194,7 +194,7 @@ int main(int argc, char **argv)
     lat = latency_doc(s, N, "server");
     json_object_set_new(lat, "validity",
                         json_pack("{s:s, s:s, s:f, s:f, s:f, s:f, s:f}", "result", "INVALID",
-                                  "reason", "QPS not reached (achieved 3610.2 of 4987.5 scheduled, 72%)",
+                                  "reason", "QPS not reached (achieved 3,610 of 4,988 scheduled queries/s, 72%)",
                                   "target_qps", 5000.0, "scheduled_qps", 4987.5, "achieved_qps",
                                   3610.2, "latency_bound_ns", 1e8, "p99_early_stopping_ns", 4.1e7));
     const char *server = "{\"metrics\": {\"accuracy\": {\"threshold\": 0.85}}, \"latency\": "
