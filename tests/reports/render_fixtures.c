@@ -91,7 +91,7 @@ static int write_gate(const char *dir, const char *file, const char *policy_text
                           .p99_ms = p99_ms, .p99_min_queries = 662};
     snprintf(gl.scenario, sizeof gl.scenario, "%s",
              json_string_value(json_object_get(lat, "scenario")));
-    if (invalid) snprintf(gl.invalid, sizeof gl.invalid, "QPS not reached (achieved 3,610 of 4,988 scheduled queries/s, 72%)");
+    if (invalid) snprintf(gl.invalid, sizeof gl.invalid, "%s", "QPS not reached (achieved 3,610 of 4,988 scheduled queries/s, 72%)");
     sg_gate_memory mem = {.measured = true, .peak_rss_mb = 33.45, .model_mb = 0.00635};
     sg_gate_inputs in = {.candidate = &c, .baseline = &b, .latency = &gl, .memory = &mem};
     sg_gate_decision d;
