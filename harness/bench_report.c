@@ -207,8 +207,9 @@ static void machine_line(const sg_bench_result *r, FILE *out)
     const char *cpu = json_string_value(json_object_get(m, "cpu_model"));
     const char *gov = json_string_value(json_object_get(m, "governor"));
     const char *boost = json_string_value(json_object_get(m, "boost"));
-    fprintf(out, "machine: %s, %lld cores (%lld logical), %d worker%s on CPU %s, governor %s, "
-                 "boost %s, ",
+    fprintf(out,
+            "machine: %s, %lld cores (%lld logical), %d worker%s on CPU %s, governor %s, "
+            "boost %s, ",
             cpu ? cpu : "unknown CPU", (long long)json_integer_value(json_object_get(m, "cores")),
             (long long)json_integer_value(json_object_get(m, "logical_cpus")), r->workers,
             r->workers == 1 ? "" : "s", cpus[0] ? cpus : "?", gov ? gov : "unknown",

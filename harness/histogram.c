@@ -193,7 +193,9 @@ void sg_histogram_print(const sg_latency_histogram *h, FILE *out, int rows)
         int bar = maxc ? (int)((double)row[r] * 50.0 / (double)maxc + 0.5) : 0;
         /* printf pads bytes, and "\u00b5" is two: pad by characters. */
         fprintf(out, "  %*s%s%s |", 10 - (int)sg_utf8_width(a), "", a,
-                r == 0 ? "-" : r == rows - 1 ? "+" : " ");
+                r == 0          ? "-"
+                : r == rows - 1 ? "+"
+                                : " ");
         for (int k = 0; k < bar; k++)
             fputc('#', out);
         fprintf(out, " %s\n", c);

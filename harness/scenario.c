@@ -265,7 +265,8 @@ static void progress_line(void *arg, int64_t done, double elapsed, char *line, s
      * the minimum duration, so the share done is the smaller of the two. */
     int64_t need_p99 = sg_early_stopping_min_queries(1, 0.99, 0.99);
     int64_t need = c->min_queries > need_p99 ? c->min_queries : need_p99;
-    double fq = (double)done / (double)need, ft = c->min_duration_s > 0 ? elapsed / c->min_duration_s : 1;
+    double fq = (double)done / (double)need,
+           ft = c->min_duration_s > 0 ? elapsed / c->min_duration_s : 1;
     double frac = fmin(1, fmin(fq, ft));
     sg_format_count((double)need, goal, sizeof goal);
     char dur[32];

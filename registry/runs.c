@@ -113,7 +113,8 @@ static json_t *figures_of(json_t *pred)
         snprintf(name, sizeof name, "metric.%s", k);
         if (json_is_number(t)) json_object_set(lim, name, t);
     }
-    /* The absolute limits, for the trend page's limit lines (relative ones depend on a baseline). */
+    /* The absolute limits, for the trend page's limit lines (relative ones depend on a baseline).
+     */
     json_t *pl = json_object_get(pol, "latency");
     if (json_is_number(json_object_get(pl, "max_ms")) &&
         json_is_integer(json_object_get(pl, "percentile"))) {

@@ -349,7 +349,8 @@ json_t *sg_gate_checks_json(const sg_gate_decision *d)
 
 static bool is_metric_check(const char *name)
 {
-    return strncmp(name, "latency.", 8) && strncmp(name, "memory.", 7) && strncmp(name, "shadow.", 7);
+    return strncmp(name, "latency.", 8) && strncmp(name, "memory.", 7) &&
+           strncmp(name, "shadow.", 7);
 }
 
 void sg_gate_decision_add_time(sg_gate_decision *d, const char *prefix, double seconds)

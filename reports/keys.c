@@ -201,8 +201,8 @@ int sg_key_load_private(const char *path, EVP_PKEY **out, sg_err *err)
     }
     char buf[SG_KEY_FILE_LIMIT + 1];
     size_t len = 0;
-    for (ssize_t got; len < SG_KEY_FILE_LIMIT &&
-                      (got = read(fd, buf + len, SG_KEY_FILE_LIMIT - len)) != 0;) {
+    for (ssize_t got;
+         len < SG_KEY_FILE_LIMIT && (got = read(fd, buf + len, SG_KEY_FILE_LIMIT - len)) != 0;) {
         if (got < 0 && errno == EINTR) continue;
         if (got < 0) {
             close(fd);

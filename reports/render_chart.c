@@ -109,8 +109,8 @@ bool sg_chart_label(FILE *out, sg_chart_labels *l, double x, double y, const cha
 {
     if (!force && !sg_chart_label_fits(l, x, y, text, font_px, anchor)) return false;
     if (l->n < SG_CHART_MAX_LABELS) label_box(x, y, text, font_px, anchor, l->box[l->n++]);
-    fprintf(out, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"%.0f\" text-anchor=\"%s\"", x, y,
-            font_px, anchor);
+    fprintf(out, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"%.0f\" text-anchor=\"%s\"", x, y, font_px,
+            anchor);
     if (cls) fprintf(out, " class=\"%s\"", cls);
     fputc('>', out);
     sg_fputs_xml_escaped(out, text);
@@ -123,8 +123,10 @@ bool sg_chart_label_clamped(FILE *out, sg_chart_labels *l, double x, double y, c
 {
     double tw = sg_chart_text_width(text, font_px);
     const char *anchor = "middle";
-    if (x - tw / 2 < 1) x = 1, anchor = "start";
-    else if (x + tw / 2 > l->w - 1) x = l->w - 1, anchor = "end";
+    if (x - tw / 2 < 1)
+        x = 1, anchor = "start";
+    else if (x + tw / 2 > l->w - 1)
+        x = l->w - 1, anchor = "end";
     return sg_chart_label(out, l, x, y, text, font_px, anchor, cls, false);
 }
 

@@ -45,7 +45,9 @@ static const char css[] =
     ".meta{color:#57606a;margin:0}code{font-size:90%;word-break:break-all}"
     "table{border-collapse:collapse;margin:.4em 0}td,th{border:1px solid #d0d7de;padding:3px "
     "8px;text-align:left;vertical-align:top}th{background:#f6f8fa;font-weight:600}"
-    "td.n,th.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}"
+    "td.n,th.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}.nw{white-"
+    "space:"
+    "nowrap}"
     "tr.pass td:first-child{color:#1a7f37}tr.fail td:first-child,tr.fail td.n{color:#cf222e}"
     "tr.skip{color:#6e7781}.pass{color:#1a7f37}.fail{color:#cf222e}"
     ".cols{display:grid;grid-template-columns:1fr 1fr;gap:0 32px}"
@@ -60,8 +62,8 @@ static const char css[] =
     "@media (max-width:1100px){.charts,.cols{grid-template-columns:1fr}}"
     "@media print{body{max-width:none;padding:0;font-size:11px}.verdict{margin:0 0 10px;"
     "-webkit-print-color-adjust:exact;print-color-adjust:exact}"
-    ".charts{grid-template-columns:1fr 1fr}h2{break-after:avoid}table,figure{break-inside:avoid}"
-    "svg.chart{max-width:100%}}";
+    ".charts{grid-template-columns:1fr}h2{break-after:avoid}table,figure{break-inside:avoid}"
+    "svg.chart{max-width:600px}}";
 
 /* The one line at the top: the verdict, the model, and why. */
 static void verdict_banner(FILE *out, const sg_gate_decision *d, json_t *statement)
@@ -146,7 +148,7 @@ static void count_cell(FILE *out, json_t *v)
 /* Percentiles as "p99.9", never the JSON key "p999". */
 static const struct {
     const char *key, *label;
-} pcts[] = {{"min", "min"}, {"p50", "p50"},     {"p90", "p90"}, {"p95", "p95"},
+} pcts[] = {{"min", "min"}, {"p50", "p50"},    {"p90", "p90"}, {"p95", "p95"},
             {"p99", "p99"}, {"p999", "p99.9"}, {"max", "max"}, {"mean", "mean"}};
 
 static void latency_tables(FILE *out, json_t *lat)
@@ -157,7 +159,7 @@ static void latency_tables(FILE *out, json_t *lat)
     for (size_t i = 0; i < sizeof pcts / sizeof pcts[0]; i++)
         fprintf(out, "<th class=\"n\">%s</th>", pcts[i].label);
     fputs("<th class=\"n\">queries</th><th class=\"n\">repetitions</th><th class=\"n\">timed</th>"
-          "</tr>\n<tr><td>",
+          "</tr>\n<tr><td class=\"nw\">",
           out);
     esc(out, sc);
     fputs("</td>", out);
@@ -183,9 +185,10 @@ static void latency_tables(FILE *out, json_t *lat)
     }
     json_t *sp = json_object_get(lat, "spread");
     if (json_is_object(sp) && json_integer_value(json_object_get(lat, "repetition_count")) > 1) {
-        fputs("<table>\n<tr><th>over the repetitions</th><th class=\"n\">min</th>"
-              "<th class=\"n\">median</th><th class=\"n\">max</th><th class=\"n\">range</th></tr>\n",
-              out);
+        fputs(
+            "<table>\n<tr><th>over the repetitions</th><th class=\"n\">min</th>"
+            "<th class=\"n\">median</th><th class=\"n\">max</th><th class=\"n\">range</th></tr>\n",
+            out);
         for (size_t i = 1; i < 6; i++) {
             if (i == 3) continue; /* p95 is not kept per repetition */
             json_t *e = json_object_get(sp, pcts[i].key);
@@ -197,7 +200,8 @@ static void latency_tables(FILE *out, json_t *lat)
             ns_cell(out, lo);
             ns_cell(out, med);
             ns_cell(out, hi);
-            fprintf(out, "<td class=\"n\">%.1f%%</td></tr>\n", med > 0 ? 100 * (hi - lo) / med : 0.0);
+            fprintf(out, "<td class=\"n\">%.1f%%</td></tr>\n",
+                    med > 0 ? 100 * (hi - lo) / med : 0.0);
         }
         fputs("</table>\n", out);
     }
@@ -216,7 +220,8 @@ static void server_section(FILE *out, json_t *lat)
     sg_format_count(target, a, sizeof a);
     sg_format_count(sched, b, sizeof b);
     sg_format_count(got, c, sizeof c);
-    json_t *lb = json_object_get(v, "latency_bound_ns"), *e99 = json_object_get(v, "p99_early_stopping_ns");
+    json_t *lb = json_object_get(v, "latency_bound_ns"),
+           *e99 = json_object_get(v, "p99_early_stopping_ns");
     sg_format_ns(json_is_number(lb) ? json_number_value(lb) : NAN, bound, sizeof bound);
     sg_format_ns(json_is_number(e99) ? json_number_value(e99) : NAN, es, sizeof es);
     fprintf(out,
@@ -225,7 +230,8 @@ static void server_section(FILE *out, json_t *lat)
             "<tr><td>target</td><td class=\"n\">%s</td><td class=\"n\">100%%</td></tr>\n"
             "<tr><td>scheduled (seeded Poisson arrivals)</td><td class=\"n\">%s</td>"
             "<td class=\"n\">%.1f%%</td></tr>\n"
-            "<tr class=\"%s\"><td>achieved</td><td class=\"n\">%s</td><td class=\"n\">%.1f%%</td></tr>\n"
+            "<tr class=\"%s\"><td>achieved</td><td class=\"n\">%s</td><td "
+            "class=\"n\">%.1f%%</td></tr>\n"
             "</table>\n<p>p99 (early-stopping estimate) %s against a bound of %s. ",
             !strcmp(res, "VALID") ? "pass" : "fail", !strcmp(res, "VALID") ? "VALID" : "INVALID", a,
             b, target > 0 ? 100 * sched / target : NAN, got >= 0.9 * sched ? "pass" : "fail", c,
@@ -248,8 +254,9 @@ static void machine_section(FILE *out, json_t *lat)
     char buf[512];
     fputs("<section><h2>Machine</h2>\n<table>\n", out);
     kv_row(out, "CPU", str_or(m, "cpu_model", ""));
-    snprintf(buf, sizeof buf, "%lld used (%lld worker%s) of %lld cores, %lld logical CPUs; SMT %s; "
-                              "%lld NUMA node%s",
+    snprintf(buf, sizeof buf,
+             "%lld used (%lld worker%s) of %lld cores, %lld logical CPUs; SMT %s; "
+             "%lld NUMA node%s",
              (long long)json_integer_value(json_object_get(m, "workers")),
              (long long)json_integer_value(json_object_get(m, "workers")),
              json_integer_value(json_object_get(m, "workers")) == 1 ? "" : "s",
@@ -275,14 +282,16 @@ static void machine_section(FILE *out, json_t *lat)
         if (w > 0) at += (size_t)w;
     }
     if (at < sizeof buf - 40)
-        snprintf(buf + at, sizeof buf - at, "%smemory %s", at ? "; " : "", str_or(m, "membind", "?"));
+        snprintf(buf + at, sizeof buf - at, "%smemory %s", at ? "; " : "",
+                 str_or(m, "membind", "?"));
     kv_row(out, "bindings", buf);
     snprintf(buf, sizeof buf, "governor %s, boost %s", str_or(m, "governor", "unknown"),
              str_or(m, "boost", "unknown"));
     kv_row(out, "frequency", buf);
     double hz = json_number_value(json_object_get(m, "tsc_hz"));
     snprintf(buf, sizeof buf, "%s clock%s; TSC %s, %.4g GHz; clocksource %s",
-             str_or(ck, "source", "?"), json_is_number(json_object_get(ck, "overhead_ns")) ? "" : "",
+             str_or(ck, "source", "?"),
+             json_is_number(json_object_get(ck, "overhead_ns")) ? "" : "",
              json_is_true(json_object_get(m, "invariant_tsc")) ? "invariant" : "not invariant",
              hz / 1e9, str_or(m, "clocksource", "?"));
     if (json_is_number(json_object_get(ck, "overhead_ns"))) {
@@ -296,7 +305,8 @@ static void machine_section(FILE *out, json_t *lat)
     json_t *ob = json_object_get(m, "openblas");
     if (json_is_object(ob)) kv_row(out, "OpenBLAS", str_or(ob, "config", ""));
     json_t *sg = json_object_get(m, "stagegate");
-    snprintf(buf, sizeof buf, "%s (%s)", str_or(sg, "version", "?"), str_or(sg, "build_flags", "?"));
+    snprintf(buf, sizeof buf, "%s (%s)", str_or(sg, "version", "?"),
+             str_or(sg, "build_flags", "?"));
     kv_row(out, "stagegate", buf);
     fputs("</table></section>\n", out);
 }
@@ -372,16 +382,18 @@ static void policy_section(FILE *out, json_t *statement)
 {
     json_t *p = sg_render_pred(statement, "policy");
     if (!json_is_object(p)) return;
-    fputs("<section><h2>Policy as applied</h2>\n<table>\n<tr><th>rule</th><th class=\"n\">value</th>"
-          "</tr>\n",
-          out);
+    fputs(
+        "<section><h2>Policy as applied</h2>\n<table>\n<tr><th>rule</th><th class=\"n\">value</th>"
+        "</tr>\n",
+        out);
     policy_rows(out, "", p);
     fputs("</table></section>\n", out);
 }
 
 static void metrics_section(FILE *out, json_t *statement)
 {
-    json_t *m = sg_render_pred(statement, "metrics"), *bm = sg_render_pred(statement, "baseline_metrics");
+    json_t *m = sg_render_pred(statement, "metrics"),
+           *bm = sg_render_pred(statement, "baseline_metrics");
     if (!json_is_object(m)) return;
     fputs("<section><h2>Metrics</h2>\n<table>\n<tr><th>metric</th><th class=\"n\">candidate</th>"
           "<th class=\"n\">baseline</th><th class=\"n\">change</th></tr>\n",
@@ -407,8 +419,7 @@ static void metrics_section(FILE *out, json_t *statement)
         fputs("</td><td class=\"n\">", out);
         num(out, json_is_number(b) ? json_number_value(b) : NAN);
         fputs("</td><td class=\"n\">", out);
-        if (json_is_number(b))
-            fprintf(out, "%+.4g", json_number_value(v) - json_number_value(b));
+        if (json_is_number(b)) fprintf(out, "%+.4g", json_number_value(v) - json_number_value(b));
         fputs("</td></tr>\n", out);
     }
     fputs("</table></section>\n", out);
@@ -423,12 +434,16 @@ static void memory_section(FILE *out, json_t *statement, json_t *lat)
     json_t *rss = json_object_get(mem, "peak_rss_mb"), *model = json_object_get(mem, "model_mb");
     if (json_is_number(rss)) {
         sg_format_bytes(json_number_value(rss) * 1048576.0, a, sizeof a);
-        fprintf(out, "<tr><td>peak RSS after evaluating the candidate</td><td class=\"n\">%s</td></tr>\n", a);
+        fprintf(
+            out,
+            "<tr><td>peak RSS after evaluating the candidate</td><td class=\"n\">%s</td></tr>\n",
+            a);
     }
     json_t *lrss = json_object_get(json_object_get(lat, "memory"), "peak_rss_bytes");
     if (json_is_number(lrss)) {
         sg_format_bytes(json_number_value(lrss), a, sizeof a);
-        fprintf(out, "<tr><td>peak RSS after the latency run</td><td class=\"n\">%s</td></tr>\n", a);
+        fprintf(out, "<tr><td>peak RSS after the latency run</td><td class=\"n\">%s</td></tr>\n",
+                a);
     }
     if (json_is_number(model)) {
         sg_format_bytes(json_number_value(model) * 1048576.0, a, sizeof a);
@@ -445,8 +460,9 @@ static void shadow_section(FILE *out, json_t *statement)
     char a[48], b[48];
     sg_format_count((double)json_integer_value(json_object_get(sh, "agreeing")), a, sizeof a);
     sg_format_count((double)json_integer_value(json_object_get(sh, "rows")), b, sizeof b);
-    fprintf(out, "<section><h2>Shadow agreement</h2>\n<p><b>%.2f%%</b>: %s of %s rows agree with the "
-                 "baseline.</p>\n",
+    fprintf(out,
+            "<section><h2>Shadow agreement</h2>\n<p><b>%.2f%%</b>: %s of %s rows agree with the "
+            "baseline.</p>\n",
             100 * json_number_value(agr), a, b);
     json_t *mx = json_object_get(sh, "disagreement_matrix");
     if (json_is_array(mx) && json_array_size(mx) <= 32) {

@@ -18,10 +18,10 @@
 
 #define W 600.0
 #define H 300.0
-#define ML 64.0  /* y tick labels */
-#define MR 84.0  /* the overflow column */
-#define MT 54.0  /* y-axis title and two rows of percentile labels */
-#define MB 44.0  /* x tick labels and the x-axis title */
+#define ML 64.0 /* y tick labels */
+#define MR 84.0 /* the overflow column */
+#define MT 54.0 /* y-axis title and two rows of percentile labels */
+#define MB 44.0 /* x tick labels and the x-axis title */
 #define OV_GAP 10.0
 #define MAX_BINS 64
 #define FONT 11.0
@@ -35,9 +35,9 @@ typedef struct {
 typedef struct {
     buckets b;
     sg_chart_axis x;
-    double over;   /* queries beyond the axis */
-    double max_ns; /* the slowest query */
-    double bin_w;  /* linear bins: their width in ns; log bins: the ratio */
+    double over;    /* queries beyond the axis */
+    double max_ns;  /* the slowest query */
+    double bin_w;   /* linear bins: their width in ns; log bins: the ratio */
     double quantum; /* the data's resolution in ns */
     int nbins;
     double edges[MAX_BINS + 1]; /* bin k is [edges[k], edges[k + 1]) */
@@ -61,7 +61,8 @@ static bool read_buckets(json_t *lat, buckets *b)
     if (!b->v || !b->c) return false;
     for (size_t i = 0; i < n; i++) {
         json_t *e = json_array_get(arr, i);
-        double v = json_number_value(json_array_get(e, 0)), c = json_number_value(json_array_get(e, 1));
+        double v = json_number_value(json_array_get(e, 0)),
+               c = json_number_value(json_array_get(e, 1));
         if (!(v > 0) || !(c > 0) || (b->n && v < b->v[b->n - 1])) continue;
         b->v[b->n] = v, b->c[b->n++] = c;
         b->total += c;
@@ -106,7 +107,7 @@ static bool plan(json_t *lat, hist_plan *p)
     /* Linear or log: whichever spreads the central 98% wider. */
     double q01 = quantile(b, 0.01), q99 = quantile(b, 0.99);
     double lin = (q99 + g - q01) / (hi - lo), lg = log10((q99 + g) / q01) / log10(hi / lo);
-    p->x.log = hi / lo > 4 && lg > lin * 1.15;
+    p->x.log = lg > lin * 1.15;
     p->quantum = g;
     if (p->x.log) {
         /* Log-spaced edges, moved to half-way between two values the clock can give, so each
@@ -130,7 +131,8 @@ static bool plan(json_t *lat, hist_plan *p)
         if (w < 20 * g) w = ceil(w / g) * g;
         double x0 = floor(lo / w) * w;
         int nb = (int)ceil((hi - x0) / w);
-        while (nb > MAX_BINS) w *= 2, x0 = floor(lo / w) * w, nb = (int)ceil((hi - x0) / w);
+        while (nb > MAX_BINS)
+            w *= 2, x0 = floor(lo / w) * w, nb = (int)ceil((hi - x0) / w);
         p->nbins = nb > 0 ? nb : 1;
         for (int k = 0; k <= p->nbins; k++)
             p->edges[k] = x0 + k * w;
@@ -152,10 +154,11 @@ static bool plan(json_t *lat, hist_plan *p)
 
 static void svg_open(FILE *out, const char *cls, const char *label)
 {
-    fprintf(out,
-            "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"chart %s\" viewBox=\"0 0 %.0f %.0f\" "
-            "width=\"%.0f\" height=\"%.0f\" role=\"img\" aria-label=\"%s\">\n",
-            cls, W, H, W, H, label);
+    fprintf(
+        out,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"chart %s\" viewBox=\"0 0 %.0f %.0f\" "
+        "width=\"%.0f\" height=\"%.0f\" role=\"img\" aria-label=\"%s\">\n",
+        cls, W, H, W, H, label);
 }
 
 /* x ticks and the axis title; the overflow column's label under it. */
@@ -180,7 +183,8 @@ static void x_axis(FILE *out, sg_chart_labels *l, const hist_plan *p, const char
     snprintf(t, sizeof t, "latency per query (%s scale)", p->x.log ? "logarithmic" : "linear");
     json_t *sc = json_object_get(p->lat, "scenario");
     if (json_is_string(sc) && !strcmp(json_string_value(sc), "offline"))
-        snprintf(t, sizeof t, "latency per batch call (%s scale)", p->x.log ? "logarithmic" : "linear");
+        snprintf(t, sizeof t, "latency per batch call (%s scale)",
+                 p->x.log ? "logarithmic" : "linear");
     sg_chart_label(out, l, ML + (W - ML - MR) / 2, H - 6, t, FONT, "middle", "axis-title", true);
 }
 
@@ -196,9 +200,8 @@ static void markers(FILE *out, sg_chart_labels *l, const hist_plan *p)
         char t[48], v[32];
         sg_format_ns(ms * 1e6, v, sizeof v);
         snprintf(t, sizeof t, "%s %s", keys[i], v);
-        fprintf(out,
-                "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"marker\"/>\n", x,
-                MT - 4, x, H - MB);
+        fprintf(out, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"marker\"/>\n",
+                x, MT - 4, x, H - MB);
         /* The lowest free row, text right of the line, or left of it when that is taken. */
         static const double rows[] = {MT - 8, MT - 21, MT - 34};
         for (int row = 0; row < 3; row++) {
@@ -232,12 +235,12 @@ static void histogram(FILE *out, const hist_plan *p)
     for (double v = 0; v <= ytop + ystep * 1e-9; v += ystep) {
         double y = H - MB - plot_h * v / ytop;
         sg_format_count(v, a, sizeof a);
-        fprintf(out, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"grid\"/>\n",
-                ML, y, W - MR, y);
+        fprintf(out, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"grid\"/>\n", ML,
+                y, W - MR, y);
         sg_chart_label(out, &l, ML - 6, y + 4, a, FONT, "end", "tick", false);
     }
-    fprintf(out, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"axis\"/>\n", ML,
-            MT, ML, H - MB);
+    fprintf(out, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"axis\"/>\n", ML, MT,
+            ML, H - MB);
     for (int k = 0; k < p->nbins; k++) {
         if (p->bins[k] <= 0) continue;
         double h = fmax(1.0, plot_h * p->bins[k] / ytop);
@@ -287,12 +290,12 @@ static void cdf(FILE *out, const hist_plan *p)
     for (int i = 0; i <= 4; i++) {
         double y = H - MB - plot_h * i / 4.0;
         snprintf(t, sizeof t, "%d%%", 25 * i);
-        fprintf(out, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"grid\"/>\n",
-                ML, y, W - MR, y);
+        fprintf(out, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"grid\"/>\n", ML,
+                y, W - MR, y);
         sg_chart_label(out, &l, ML - 6, y + 4, t, FONT, "end", "tick", false);
     }
-    fprintf(out, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"axis\"/>\n", ML,
-            MT, ML, H - MB);
+    fprintf(out, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"axis\"/>\n", ML, MT,
+            ML, H - MB);
     const buckets *b = &p->b;
     double cum = 0, prev_y = H - MB;
     fprintf(out, "<polyline class=\"cdf-line\" points=\"%.1f,%.1f", ML, prev_y);
@@ -334,8 +337,9 @@ void sg_render_latency_charts(FILE *out, json_t *lat)
             char a[32], c[32];
             sg_format_count(p.over, c, sizeof c);
             sg_format_ns(p.x.hi, a, sizeof a);
-            fprintf(out, " <small>(axis ends at %s, about p99.9 &times; 1.5; the %s slower "
-                         "quer%s the bar on the right)</small>",
+            fprintf(out,
+                    " <small>(axis ends at %s, about p99.9 &times; 1.5; the %s slower "
+                    "quer%s the bar on the right)</small>",
                     a, c, p.over == 1 ? "y is" : "ies are");
         }
         fputs("</figcaption>\n", out);

@@ -19,17 +19,18 @@
 
 #define W 900
 #define H 300
-#define ML 76 /* left margin: y tick labels */
+#define ML 76  /* left margin: y tick labels */
 #define MR 120 /* right margin: version labels and limit labels */
-#define MT 30 /* the y-axis title */
-#define MB 46 /* date ticks and the x-axis title */
+#define MT 30  /* the y-axis title */
+#define MB 46  /* date ticks and the x-axis title */
 #define FONT 11.0
 #define MAX_SERIES 8
 
 /* One colour per model version (first-seen order), one dash pattern per machine fingerprint. */
 static const char *const palette[MAX_SERIES] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd",
                                                 "#ff7f0e", "#17becf", "#8c564b", "#e377c2"};
-static const char *const dashes[MAX_SERIES] = {"", "6 3", "2 2", "8 3 2 3", "4 4", "1 3", "10 4", "3 6"};
+static const char *const dashes[MAX_SERIES] = {"",    "6 3", "2 2",  "8 3 2 3",
+                                               "4 4", "1 3", "10 4", "3 6"};
 
 static double epoch_of(const char *s)
 {
@@ -142,7 +143,8 @@ static void band_of(const double *v, size_t n, double *lo, double *hi)
 
 /* Drawn as one shaded polygon, upper edge left to right, lower edge back. */
 static void noise_band(FILE *out, const axes *a, const double *x, const double *lo,
-                       const double *hi, size_t n, const char *fp, const char *colour, long long ver)
+                       const double *hi, size_t n, const char *fp, const char *colour,
+                       long long ver)
 {
     if (n <= SG_COMPARE_HISTORY_MIN_RUNS) return;
     fprintf(out, "<polygon class=\"band\" fill=\"%s\" data-fingerprint=\"", colour);
@@ -162,8 +164,8 @@ static void noise_band(FILE *out, const axes *a, const double *x, const double *
  * noise band on the worse side is marked regressed, a failed gate hollow.
  */
 static void series_chart(FILE *out, const json_t *runs, const char *fig, const axes *a,
-                         const double *xs, const char *fp, int fpi, json_t *versions,
-                         bool worse_up, bool latency, sg_chart_labels *l)
+                         const double *xs, const char *fp, int fpi, json_t *versions, bool worse_up,
+                         bool latency, sg_chart_labels *l)
 {
     size_t n = json_array_size(runs);
     json_t *vs = json_array();
@@ -191,8 +193,10 @@ static void series_chart(FILE *out, const json_t *runs, const char *fig, const a
         }
         band_of(bv, m, lo, hi);
         if (latency) noise_band(out, a, bx, lo, hi, m, fp, colour, ver);
-        fprintf(out, "<polyline class=\"series\" stroke=\"%s\" stroke-dasharray=\"%s\" "
-                     "data-fingerprint=\"", colour, dashes[fpi]);
+        fprintf(out,
+                "<polyline class=\"series\" stroke=\"%s\" stroke-dasharray=\"%s\" "
+                "data-fingerprint=\"",
+                colour, dashes[fpi]);
         sg_fputs_xml_escaped(out, fp);
         fprintf(out, "\" data-version=\"%lld\" points=\"", ver);
         for (size_t j = 0; j < m; j++)
@@ -205,18 +209,19 @@ static void series_chart(FILE *out, const json_t *runs, const char *fig, const a
             bool failed = strcmp(json_string_value(json_object_get(r, "result")), "PASSED") != 0;
             bool regressed = isfinite(lo[j]) && (worse_up ? bv[j] > hi[j] : bv[j] < lo[j]);
             double cx = px(a, bx[j]), cy = py(a, bv[j]);
-            fprintf(out,
-                    "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\" fill=\"%s\" stroke=\"%s\"><title>v%lld "
-                    "%s: %s%s%s</title></circle>\n",
-                    cx, cy, failed ? "#fff" : colour, colour, ver,
-                    json_string_value(json_object_get(r, "time")), lbl,
-                    failed ? " (gate FAILED)" : "",
-                    regressed ? " (outside the noise band of the previous runs)" : "");
+            fprintf(
+                out,
+                "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\" fill=\"%s\" stroke=\"%s\"><title>v%lld "
+                "%s: %s%s%s</title></circle>\n",
+                cx, cy, failed ? "#fff" : colour, colour, ver,
+                json_string_value(json_object_get(r, "time")), lbl, failed ? " (gate FAILED)" : "",
+                regressed ? " (outside the noise band of the previous runs)" : "");
             if (regressed)
-                fprintf(out,
-                        "<path class=\"regressed\" d=\"M%.1f,%.1f l-6,-10 h12 z\"><title>regressed: "
-                        "%s, beyond the min..max of v%lld's previous runs</title></path>\n",
-                        cx, cy - 7, lbl, ver);
+                fprintf(
+                    out,
+                    "<path class=\"regressed\" d=\"M%.1f,%.1f l-6,-10 h12 z\"><title>regressed: "
+                    "%s, beyond the min..max of v%lld's previous runs</title></path>\n",
+                    cx, cy - 7, lbl, ver);
         }
         if (m) {
             char t[32];
@@ -249,8 +254,9 @@ static void x_ticks(FILE *out, const axes *a, bool by_time, sg_chart_labels *l)
         }
         return;
     }
-    static const double steps[] = {3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 2 * 86400,
-                                   7 * 86400, 14 * 86400, 28 * 86400, 91 * 86400, 364 * 86400};
+    static const double steps[] = {3600,       3 * 3600,   6 * 3600,   12 * 3600,
+                                   86400,      2 * 86400,  7 * 86400,  14 * 86400,
+                                   28 * 86400, 91 * 86400, 364 * 86400};
     double step = steps[sizeof steps / sizeof steps[0] - 1];
     for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++)
         if (steps[i] / span * plot_w >= 90) {
@@ -324,8 +330,8 @@ static void chart(FILE *out, const json_t *runs, const char *fig, json_t *fps, j
         return;
     }
     /* The limit joins the range when it is near the data; far off it is an arrow at the edge. */
-    bool limit_in = isfinite(limit) && limit > 0 &&
-                    limit <= a.y.hi * (latency ? 3 : 1.5) && limit >= a.y.lo / (latency ? 3 : 1.5);
+    bool limit_in = isfinite(limit) && limit > 0 && limit <= a.y.hi * (latency ? 3 : 1.5) &&
+                    limit >= a.y.lo / (latency ? 3 : 1.5);
     if (limit_in) a.y.lo = fmin(a.y.lo, limit), a.y.hi = fmax(a.y.hi, limit);
     /* Latency on a log axis once it spans more than 3x: a version 6x slower then does not
      * flatten an earlier one's swings into a line. */
@@ -351,8 +357,8 @@ static void chart(FILE *out, const json_t *runs, const char *fig, json_t *fps, j
         snprintf(title, sizeof title, "%.120s", fig + 7);
     sg_chart_label(out, &l, 4, 14, title, FONT, "start", "axis-title", true);
     sg_chart_label(out, &l, ML + (W - ML - MR) / 2.0, H - 6,
-                   by_time ? "date of the run (UTC)" : "run, in the order recorded", FONT,
-                   "middle", "axis-title", true);
+                   by_time ? "date of the run (UTC)" : "run, in the order recorded", FONT, "middle",
+                   "axis-title", true);
     double ticks[32];
     int nt = sg_chart_ticks(&a.y, H - MT - MB, 28, ticks, 32);
     for (int k = 0; k < nt; k++) {
@@ -388,8 +394,8 @@ static void chart(FILE *out, const json_t *runs, const char *fig, json_t *fps, j
         fmt_value(lv, sizeof lv, limit, latency);
         if (limit_in) {
             double y = py(&a, limit);
-            fprintf(out, "<line class=\"limit\" x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\"/>\n", ML,
-                    W - MR, y, y);
+            fprintf(out, "<line class=\"limit\" x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\"/>\n",
+                    ML, W - MR, y, y);
             snprintf(t, sizeof t, "limit %s", lv);
             sg_chart_label(out, &l, W - MR + 4, y + 4, t, FONT, "start", "limit-label", false);
         } else if (isfinite(limit)) {
@@ -482,12 +488,14 @@ int sg_trend_render(FILE *out, const json_t *doc)
                  "<th>kernel</th><th>stagegate</th></tr>\n");
     for (size_t s = 0; s < json_array_size(fps); s++) {
         json_t *m = NULL;
-        json_array_foreach(runs, i, r) if (!strcmp(run_fp(r), json_string_value(json_array_get(fps, s))))
-            m = json_object_get(r, "machine");
-        fprintf(out,
-                "<tr><td><svg width=\"30\" height=\"8\"><line x1=\"0\" x2=\"30\" y1=\"4\" "
-                "y2=\"4\" stroke=\"#444\" stroke-width=\"2\" stroke-dasharray=\"%s\"/></svg></td><td>",
-                dashes[s]);
+        json_array_foreach(runs, i,
+                           r) if (!strcmp(run_fp(r), json_string_value(json_array_get(fps, s)))) m =
+            json_object_get(r, "machine");
+        fprintf(
+            out,
+            "<tr><td><svg width=\"30\" height=\"8\"><line x1=\"0\" x2=\"30\" y1=\"4\" "
+            "y2=\"4\" stroke=\"#444\" stroke-width=\"2\" stroke-dasharray=\"%s\"/></svg></td><td>",
+            dashes[s]);
         const char *id = json_string_value(json_array_get(fps, s));
         sg_fputs_xml_escaped(out, *id ? id : "(no latency run)");
         fprintf(out, "</td><td>");
@@ -504,7 +512,8 @@ int sg_trend_render(FILE *out, const json_t *doc)
     }
     fprintf(out, "</table>\n");
     json_t *figs = sg_trend_figures(doc);
-    json_array_foreach(figs, i, r) chart(out, runs, json_string_value(r), fps, versions, xs, by_time);
+    json_array_foreach(figs, i, r)
+        chart(out, runs, json_string_value(r), fps, versions, xs, by_time);
     fprintf(out, "</body></html>\n");
     json_decref(figs);
     json_decref(fps);

@@ -187,7 +187,7 @@ static void test_html(void **state)
     sg_err err;
     assert_int_equal(sg_render_to_file(path, sg_render_html, &d, st, &err), SG_OK);
     char *html = slurp(path);
-    assert_int_equal(count(html, "<svg "), 2);        /* histogram and CDF */
+    assert_int_equal(count(html, "<svg "), 2); /* histogram and CDF */
     /* Three distinct latencies, three bars; with no p99.9 given the axis reaches the slowest,
      * so nothing overflows (svg_check.py tests an outlier's overflow bar). */
     assert_int_equal(count(html, "class=\"bar\""), 3);
@@ -195,7 +195,7 @@ static void test_html(void **state)
     assert_non_null(strstr(html, "p99.9"));
     assert_null(strstr(html, "p999"));
     assert_non_null(strstr(html, "class=\"verdict fail\""));
-    assert_non_null(strstr(html, "&le; 50.0 ms")); /* the latency limit with its unit */
+    assert_non_null(strstr(html, "&le; 50.0 ms"));    /* the latency limit with its unit */
     assert_int_equal(count(html, "<tr class="), d.n); /* one row per check */
     assert_null(strstr(html, "<script>"));            /* the hostile reason is escaped */
     assert_non_null(strstr(html, "&lt;script&gt;"));

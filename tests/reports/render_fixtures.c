@@ -53,8 +53,9 @@ static json_t *latency_doc(double *s, int n, const char *scenario)
                             scenario, "latency_ns", "p50", Q(0.5), "p90", Q(0.9), "p95", Q(0.95),
                             "p99", Q(0.99), "p999", Q(0.999), "min", s[0], "max", s[n - 1], "mean",
                             sum / n, "queries", n, "repetition_count", 5, "duration_s", 10.0);
-    json_object_set_new(lat, "early_stopping", json_pack("{s:f, s:f, s:b}", "p90", Q(0.9) * 1.01,
-                                                         "p99", Q(0.99) * 1.02, "valid", 1));
+    json_object_set_new(
+        lat, "early_stopping",
+        json_pack("{s:f, s:f, s:b}", "p90", Q(0.9) * 1.01, "p99", Q(0.99) * 1.02, "valid", 1));
     json_object_set_new(lat, "histogram", json_pack("{s:o}", "buckets", b));
     json_object_set_new(
         lat, "machine",
@@ -65,7 +66,8 @@ static json_t *latency_doc(double *s, int n, const char *scenario)
                   "invariant_tsc", 1, "tsc_hz", 2.6e9, "kernel", "Linux 6.1.0 x86_64", "workers", 1,
                   "membind", "bind-strict", "bindings", "worker", 0, "cpu", 2, "node", 0,
                   "stagegate", "version", "0.1.0", "build_flags", "GNU 12.2.0 Release -O3"));
-    json_object_set_new(lat, "clock", json_pack("{s:s, s:f}", "source", "tsc", "overhead_ns", 20.0));
+    json_object_set_new(lat, "clock",
+                        json_pack("{s:s, s:f}", "source", "tsc", "overhead_ns", 20.0));
     json_object_set_new(lat, "spread",
                         json_pack("{s:{s:f,s:f,s:f}, s:{s:f,s:f,s:f}}", "p50", "min", Q(0.5) * 0.98,
                                   "median", Q(0.5), "max", Q(0.5) * 1.03, "p99", "min",
@@ -87,11 +89,16 @@ static int write_gate(const char *dir, const char *file, const char *policy_text
     sg_metric_values_set(&c, "accuracy", invalid ? 0.81 : 0.9222);
     sg_metric_values_set(&c, "f1", 0.7325);
     sg_metric_values_set(&b, "f1", 0.6814);
-    sg_gate_latency gl = {.measured = true, .queries = 100000, .p90_ms = p99_ms * 0.8,
-                          .p99_ms = p99_ms, .p99_min_queries = 662};
+    sg_gate_latency gl = {.measured = true,
+                          .queries = 100000,
+                          .p90_ms = p99_ms * 0.8,
+                          .p99_ms = p99_ms,
+                          .p99_min_queries = 662};
     snprintf(gl.scenario, sizeof gl.scenario, "%s",
              json_string_value(json_object_get(lat, "scenario")));
-    if (invalid) snprintf(gl.invalid, sizeof gl.invalid, "%s", "QPS not reached (achieved 3,610 of 4,988 scheduled queries/s, 72%)");
+    if (invalid)
+        snprintf(gl.invalid, sizeof gl.invalid, "%s",
+                 "QPS not reached (achieved 3,610 of 4,988 scheduled queries/s, 72%)");
     sg_gate_memory mem = {.measured = true, .peak_rss_mb = 33.45, .model_mb = 0.00635};
     sg_gate_inputs in = {.candidate = &c, .baseline = &b, .latency = &gl, .memory = &mem};
     sg_gate_decision d;
@@ -99,8 +106,8 @@ static int write_gate(const char *dir, const char *file, const char *policy_text
         fprintf(stderr, "render_fixtures: %s\n", err.msg);
         return 1;
     }
-    sg_statement_inputs si = {.model_path = "fraud <v2>.h5", .decision = &d,
-                              .timestamp = "2026-03-01T02:00:00Z"};
+    sg_statement_inputs si = {
+        .model_path = "fraud <v2>.h5", .decision = &d, .timestamp = "2026-03-01T02:00:00Z"};
     memset(si.model_sha256, 'a', 64);
     si.config[si.n_config] = (sg_resource){.role = "dataset", .path = "val.h5"};
     memset(si.config[si.n_config++].sha256, 'b', 64);
@@ -192,11 +199,12 @@ int main(int argc, char **argv)
     for (int i = 0; i < N; i++)
         s[i] = 0.8e6 + (uniform() < 0.3 ? -log(uniform()) * 8e6 : 0.2e6 * uniform());
     lat = latency_doc(s, N, "server");
-    json_object_set_new(lat, "validity",
-                        json_pack("{s:s, s:s, s:f, s:f, s:f, s:f, s:f}", "result", "INVALID",
-                                  "reason", "QPS not reached (achieved 3,610 of 4,988 scheduled queries/s, 72%)",
-                                  "target_qps", 5000.0, "scheduled_qps", 4987.5, "achieved_qps",
-                                  3610.2, "latency_bound_ns", 1e8, "p99_early_stopping_ns", 4.1e7));
+    json_object_set_new(
+        lat, "validity",
+        json_pack("{s:s, s:s, s:f, s:f, s:f, s:f, s:f}", "result", "INVALID", "reason",
+                  "QPS not reached (achieved 3,610 of 4,988 scheduled queries/s, 72%)",
+                  "target_qps", 5000.0, "scheduled_qps", 4987.5, "achieved_qps", 3610.2,
+                  "latency_bound_ns", 1e8, "p99_early_stopping_ns", 4.1e7));
     const char *server = "{\"metrics\": {\"accuracy\": {\"threshold\": 0.85}}, \"latency\": "
                          "{\"scenario\": \"server\", \"percentile\": 99, \"max_ms\": 100, "
                          "\"target_qps\": 5000}}";
