@@ -215,11 +215,13 @@ static void print_summary(const sg_gate_decision *d, const char *out)
         char value[48], limit[48];
         fmt_check_number(value, sizeof value, c, c->value, NULL);
         fmt_check_number(limit, sizeof limit, c, c->limit, c->op);
-        printf("  %s %-32s %-14s %-16s %s\n",
+        /* Padded by characters, not bytes: "\u00b5s" is two bytes wide in UTF-8. */
+        printf("  %s %-32s %s%*s %s%*s %s\n",
                c->skipped  ? "-"
                : c->passed ? "\u2713"
                            : "\u2717",
-               c->name, value, limit, c->text);
+               c->name, value, 14 - (int)sg_utf8_width(value), "", limit,
+               16 - (int)sg_utf8_width(limit), "", c->text);
     }
     printf("gate %s: %d checks, %d failed, %d skipped; signed report %s\n",
            d->passed ? "PASSED" : "FAILED", d->n, d->n_failed, d->n_skipped, out);

@@ -214,11 +214,13 @@ static int latency_check(const sg_gate_policy *p, const sg_gate_inputs *in, sg_g
     double est = pct == 99 ? l->p99_ms : l->p90_ms;
     int64_t need = pct == 99 ? l->p99_min_queries : l->p90_min_queries;
     if (!isfinite(est)) {
-        char needs[64] = "";
-        if (need > 0) snprintf(needs, sizeof needs, " (needs at least %lld)", (long long)need);
-        set_text(
-            c, "%s p%d: a run of %lld queries is too short for the early-stopping estimate%s%s%s",
-            l->scenario, pct, (long long)l->queries, needs, l->reason[0] ? ": " : "", l->reason);
+        char needs[64] = "", q[32], n[32];
+        sg_format_count((double)need, n, sizeof n);
+        sg_format_count((double)l->queries, q, sizeof q);
+        if (need > 0) snprintf(needs, sizeof needs, " (needs at least %s)", n);
+        set_text(c,
+                 "%s p%d: a run of %s queries is too short for the early-stopping estimate%s%s%s",
+                 l->scenario, pct, q, needs, l->reason[0] ? ": " : "", l->reason);
         return SG_OK;
     }
     c->value = est;
@@ -227,11 +229,12 @@ static int latency_check(const sg_gate_policy *p, const sg_gate_inputs *in, sg_g
         return SG_OK;
     }
     c->passed = holds(est, p->latency_max_ms, false, false);
-    char v[48], lim[48];
+    char v[48], lim[48], q[32];
     fmt_ms(v, sizeof v, est);
     fmt_ms(lim, sizeof lim, p->latency_max_ms);
-    set_text(c, "%s p%d %s %s %s (early-stopping estimate over %lld queries)", l->scenario, pct, v,
-             rel_sym(c->passed, false), lim, (long long)l->queries);
+    sg_format_count((double)l->queries, q, sizeof q);
+    set_text(c, "%s p%d %s %s %s (early-stopping estimate over %s queries)", l->scenario, pct, v,
+             rel_sym(c->passed, false), lim, q);
     return SG_OK;
 }
 
@@ -279,15 +282,16 @@ static int shadow_check(const sg_gate_policy *p, const sg_gate_inputs *in, sg_ga
     }
     c->value = s->agreement;
     c->passed = s->rows > 0 && holds(s->agreement, c->limit, true, false);
+    char agreeing[32], rows[32];
+    sg_format_count((double)s->agreeing, agreeing, sizeof agreeing);
+    sg_format_count((double)s->rows, rows, sizeof rows);
     if (s->classification)
-        set_text(c,
-                 "shadow agreement %.4g %s %.4g (%lld of %lld rows predict the baseline's label)",
-                 s->agreement, rel_sym(c->passed, true), c->limit, (long long)s->agreeing,
-                 (long long)s->rows);
+        set_text(c, "shadow agreement %.4g %s %.4g (%s of %s rows predict the baseline's label)",
+                 s->agreement, rel_sym(c->passed, true), c->limit, agreeing, rows);
     else
-        set_text(c, "shadow agreement %.4g %s %.4g (%lld of %lld rows within %g + %g x |baseline|)",
-                 s->agreement, rel_sym(c->passed, true), c->limit, (long long)s->agreeing,
-                 (long long)s->rows, s->abs_tolerance, s->rel_tolerance);
+        set_text(c, "shadow agreement %.4g %s %.4g (%s of %s rows within %g + %g x |baseline|)",
+                 s->agreement, rel_sym(c->passed, true), c->limit, agreeing, rows, s->abs_tolerance,
+                 s->rel_tolerance);
     return SG_OK;
 }
 

@@ -189,7 +189,7 @@ static void test_latency_memory_shadow(void **state)
     assert_true(d.checks[0].passed);
     assert_string_equal(
         d.checks[0].text,
-        "single-stream p99 4.50 ms <= 5.00 ms (early-stopping estimate over 5000 queries)");
+        "single-stream p99 4.50 ms <= 5.00 ms (early-stopping estimate over 5,000 queries)");
     assert_true(d.checks[1].passed);
     assert_string_equal(d.checks[2].name, "memory.max_model_mb");
     assert_false(d.checks[2].passed);
