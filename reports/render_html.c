@@ -142,7 +142,7 @@ static void count_cell(FILE *out, json_t *v)
 {
     char b[48];
     sg_format_count(json_is_number(v) ? json_number_value(v) : NAN, b, sizeof b);
-    fprintf(out, "<td class=\"n\">%s</td>", b);
+    fprintf(out, "<td class=\"n\">%s</td>", json_is_number(v) ? b : "&mdash;");
 }
 
 /* Percentiles as "p99.9", never the JSON key "p999". */
