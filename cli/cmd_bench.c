@@ -1,8 +1,10 @@
 /* stagegate bench: LoadGen-style latency scenarios for one model on pinned per-core workers. */
+#include <math.h>
 #include <string.h>
 
 #include "cli.h"
 #include "stagegate/harness.h"
+#include "stagegate/gate.h"
 #include "stagegate/registry.h"
 
 /* Rows kept in memory for the per-query scenarios; queries cycle through them. */
@@ -45,6 +47,44 @@ static void usage(FILE *out)
         "buffer filled is cut short and says so (\"cut_short\"). Server runs end with\n"
         "VALID or INVALID and the reason (latency bound, QPS not reached, too few queries).\n"
         "Exit codes: 0 ok, 2 usage or input error.\n");
+}
+
+/* What makes a run identifiable and repeatable: when, on which files, with which settings. */
+static int add_run_identity(json_t *doc, const sg_bench_config *c, const sg_model_workload_info *mi,
+                            const char *model, const char *data, sg_err *err)
+{
+    char now[32], data_sha[65];
+    sg_rfc3339_now(now);
+    int rc = sg_sha256_file_hex(data, data_sha, err);
+    if (rc) return rc;
+    json_object_set_new(doc, "timestamp", json_string(now));
+    json_t *m = json_object();
+    json_object_set_new(m, "path", json_string(model));
+    json_object_set_new(m, "sha256", json_string(mi->sha256));
+    json_object_set_new(m, "description", json_string(mi->description));
+    json_object_set_new(m, "parameters",
+                        isfinite(mi->parameters) ? json_integer((json_int_t)mi->parameters)
+                                                 : json_null());
+    json_object_set_new(m, "param_bytes", json_integer((json_int_t)mi->param_bytes));
+    json_object_set_new(m, "flops_per_row", json_real(mi->flops_per_row));
+    json_object_set_new(m, "node_visits_per_row", json_real(mi->node_visits_per_row));
+    double rows_per_s = json_number_value(json_object_get(doc, "throughput"));
+    json_object_set_new(m, "achieved_gflops",
+                        mi->flops_per_row > 0 && isfinite(rows_per_s)
+                            ? json_real(mi->flops_per_row * rows_per_s / 1e9)
+                            : json_null());
+    json_object_set_new(m, "achieved_node_visits_per_s",
+                        mi->node_visits_per_row > 0 && isfinite(rows_per_s)
+                            ? json_real(mi->node_visits_per_row * rows_per_s)
+                            : json_null());
+    json_object_set_new(doc, "model", m);
+    json_t *d = json_object();
+    json_object_set_new(d, "path", json_string(data));
+    json_object_set_new(d, "sha256", json_string(data_sha));
+    json_object_set_new(doc, "dataset", d);
+    json_object_set_new(doc, "warmup", json_integer(c->warmup));
+    json_object_set_new(doc, "seed", json_integer((json_int_t)c->seed));
+    return SG_OK;
 }
 
 int sg_cmd_bench(int argc, char **argv)
@@ -122,13 +162,16 @@ int sg_cmd_bench(int argc, char **argv)
     }
     if (samples) rc = sg_bench_write_samples(&r, samples, &err);
     if (rc == SG_OK) {
+        sg_model_workload_info mi;
+        sg_model_workload_info_get(mw, &mi);
         if (json) {
             json_t *doc = sg_bench_result_json(&r);
-            if (!doc || sg_json_print(doc) != 0)
+            if (doc) rc = add_run_identity(doc, &c, &mi, model, data, &err);
+            if (rc == SG_OK && (!doc || sg_json_print(doc) != 0))
                 rc = sg_errf(&err, SG_EIO, "bench: cannot write JSON to stdout");
             json_decref(doc);
         } else {
-            sg_bench_result_print(&r, stdout);
+            sg_bench_result_print_model(&r, &mi, stdout);
         }
     }
     sg_bench_result_clear(&r);

@@ -189,16 +189,22 @@ static sg_status run_latency(const gate_args *a, const sg_model *model, sg_datas
     return SG_OK;
 }
 
-/* A check's value or limit in the unit the policy states it in; "-" when there is none. */
+/* A check's value or limit in the unit that suits it (the policy states latency in ms and
+ * memory in MiB); "-" when there is none. */
 static void fmt_check_number(char *buf, size_t n, const sg_gate_check *c, double v, const char *op)
 {
-    const char *unit = !strncmp(c->name, "latency.", 8)  ? " ms"
-                       : !strncmp(c->name, "memory.", 7) ? " MB"
-                                                         : "";
-    if (!isfinite(v))
+    char num[32];
+    if (!isfinite(v)) {
         snprintf(buf, n, "-");
+        return;
+    }
+    if (!strncmp(c->name, "latency.", 8))
+        sg_format_ns(v * 1e6, num, sizeof num);
+    else if (!strncmp(c->name, "memory.", 7))
+        sg_format_bytes(v * 1048576.0, num, sizeof num);
     else
-        snprintf(buf, n, "%s%s%.4g%s", op ? op : "", op ? " " : "", v, unit);
+        snprintf(num, sizeof num, "%.4g", v);
+    snprintf(buf, n, "%s%s%s", op ? op : "", op ? " " : "", num);
 }
 
 /* One line per check: mark, name, measured value, the limit it was held to, and the readable
@@ -211,11 +217,13 @@ static void print_summary(const sg_gate_decision *d, const char *out)
         char value[48], limit[48];
         fmt_check_number(value, sizeof value, c, c->value, NULL);
         fmt_check_number(limit, sizeof limit, c, c->limit, c->op);
-        printf("  %s %-32s %-14s %-16s %s\n",
+        /* Padded by characters, not bytes: "\u00b5s" is two bytes wide in UTF-8. */
+        printf("  %s %-32s %s%*s %s%*s %s\n",
                c->skipped  ? "-"
                : c->passed ? "\u2713"
                            : "\u2717",
-               c->name, value, limit, c->text);
+               c->name, value, 14 - (int)sg_utf8_width(value), "", limit,
+               16 - (int)sg_utf8_width(limit), "", c->text);
     }
     printf("gate %s: %d checks, %d failed, %d skipped; signed report %s\n",
            d->passed ? "PASSED" : "FAILED", d->n, d->n_failed, d->n_skipped, out);
@@ -327,8 +335,11 @@ static sg_status run_gate(const gate_args *a, gate_run *g, sg_err *err)
     ec.keep_predictions = baseline != NULL;
     ec.progress = sg_progress_enabled();
     ec.expected_sha256 = msha[0] ? msha : NULL;
+    /* Wall time per stage, shared out among the checks that stage feeds (JUnit's time). */
+    double t = sg_now_seconds(), t_eval, t_lat = 0, t_shadow = 0;
     if ((rc = sg_eval_run(&ec, &g->cand, err))) return rc;
     g->have_cand = true;
+    t_eval = sg_now_seconds() - t;
     /* ru_maxrss is a high-water mark. Read it after the candidate's evaluation (model,
      * per-worker copies and scratch, streaming buffers) and before the latency run, whose
      * per-query sample log grows with the query count and says nothing about the model. */
@@ -340,17 +351,22 @@ static sg_status run_gate(const gate_args *a, gate_run *g, sg_err *err)
 
     sg_gate_latency lat = {0};
     snprintf(lat.reason, sizeof lat.reason, "the policy has no latency section");
+    t = sg_now_seconds();
     if (g->policy.has_latency &&
         (rc = run_latency(a, g->cand_model, g->data, &g->policy, &g->bench, &g->have_bench, &lat, err)))
         return rc;
+    t_lat = sg_now_seconds() - t;
     if (baseline) {
         /* The baseline streams the same open dataset again rather than sharing the
          * candidate's pass: the memory check above measures the candidate alone. */
         ec.model_path = baseline;
         ec.model = g->base_model;
         ec.expected_sha256 = bsha[0] ? bsha : NULL;
+        t = sg_now_seconds();
         if ((rc = sg_eval_run(&ec, &g->base, err))) return rc;
         g->have_base = true;
+        t_eval += sg_now_seconds() - t;
+        t = sg_now_seconds();
         const sg_model *cm = g->cand.model, *bm = g->base.model;
         if (cm->task != bm->task || cm->n_classes != bm->n_classes)
             return sg_errf(err, SG_EINPUT,
@@ -368,6 +384,7 @@ static sg_status run_gate(const gate_args *a, gate_run *g, sg_err *err)
             rc = sg_shadow_compare_labels(g->cand.pred_labels, g->base.pred_labels, g->cand.rows,
                                           cm->n_classes, &g->shadow, err);
         if (rc) return rc;
+        t_shadow = sg_now_seconds() - t;
     }
 
     sg_metric_values cv, bv;
@@ -379,6 +396,10 @@ static sg_status run_gate(const gate_args *a, gate_run *g, sg_err *err)
                          .memory = &mem,
                          .shadow = g->have_base ? &g->shadow : NULL};
     if ((rc = sg_gate_evaluate(&g->policy, &in, &g->decision, err))) return rc;
+    /* Memory is read off the candidate's evaluation, so its checks take no time of their own. */
+    sg_gate_decision_add_time(&g->decision, "", t_eval);
+    sg_gate_decision_add_time(&g->decision, "latency.", t_lat);
+    sg_gate_decision_add_time(&g->decision, "shadow.", t_shadow);
     /* The models are the bytes hashed; the dataset must not have been written since. */
     if ((rc = sg_dataset_check_unchanged(g->data, err))) return rc;
     if ((rc = build_statement(a, model, baseline, g, &mem, err))) return rc;

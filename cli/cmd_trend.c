@@ -9,8 +9,9 @@ static const char trend_usage[] =
     "usage: stagegate trend NAME --html OUT.html [--db PATH] [--version V] [--limit N]\n\n"
     "Writes a self-contained HTML page (inline SVG, no scripts, nothing fetched) with a chart\n"
     "of p50 and p99 latency and of each gated metric over the model's recorded runs\n"
-    "(`stagegate registry record`): one line per machine fingerprint, model version changes\n"
-    "marked. The file is written atomically.\n"
+    "(`stagegate registry record`): a colour per model version, a line style per machine\n"
+    "fingerprint, version changes, regressed runs and the policy's limits marked.\n"
+    "The file is written atomically.\n"
     "Exit codes: 0 written, 2 usage or input error (unknown model, unwritable path).\n";
 
 int sg_cmd_trend(int argc, char **argv)

@@ -95,16 +95,84 @@ sg_status sg_check_alloc(int64_t count, size_t size, const char *what, sg_err *e
     return SG_OK;
 }
 
+/* v rounded to three significant digits (0 stays 0). */
+static double round_sig3(double v)
+{
+    if (v == 0 || !isfinite(v)) return v;
+    double p = pow(10.0, 2 - floor(log10(fabs(v))));
+    return round(v * p) / p;
+}
+
+/* v (already rounded) printed with three significant digits: 4.57, 45.7, 457, 4570. */
+static void print_sig3(char *buf, size_t len, double v, const char *unit)
+{
+    int digits = v == 0 ? 3 : (int)floor(log10(fabs(v))) + 1;
+    int decimals = digits >= 3 ? 0 : 3 - digits;
+    snprintf(buf, len, "%.*f %s", decimals, v, unit);
+}
+
 void sg_format_ns(double ns, char *buf, size_t len)
 {
-    if (!isfinite(ns))
+    static const struct {
+        double scale;
+        const char *unit;
+    } units[] = {{1e9, "s"}, {1e6, "ms"}, {1e3, "\u00b5s"}, {1, "ns"}};
+    if (!isfinite(ns)) {
         snprintf(buf, len, "-");
-    else if (ns < 1e3)
-        snprintf(buf, len, "%.0f ns", ns);
-    else if (ns < 1e6)
-        snprintf(buf, len, "%.2f us", ns / 1e3);
-    else if (ns < 1e9)
-        snprintf(buf, len, "%.2f ms", ns / 1e6);
+        return;
+    }
+    /* Round first, so 999.7 ns reads "1.00 \u00b5s", not "1000 ns". */
+    double r = round_sig3(ns);
+    size_t k = 0;
+    while (k + 1 < sizeof units / sizeof units[0] && fabs(r) < units[k].scale)
+        k++;
+    print_sig3(buf, len, round_sig3(r / units[k].scale), units[k].unit);
+}
+
+void sg_format_count(double v, char *buf, size_t len)
+{
+    if (!isfinite(v)) {
+        snprintf(buf, len, "-");
+        return;
+    }
+    char digits[32];
+    snprintf(digits, sizeof digits, "%.0f", fabs(v));
+    size_t n = strlen(digits), o = 0;
+    char tmp[48];
+    if (v < 0 && strcmp(digits, "0")) tmp[o++] = '-';
+    for (size_t i = 0; i < n; i++) {
+        if (i && (n - i) % 3 == 0) tmp[o++] = ',';
+        tmp[o++] = digits[i];
+    }
+    tmp[o] = 0;
+    snprintf(buf, len, "%s", tmp);
+}
+
+void sg_format_bytes(double bytes, char *buf, size_t len)
+{
+    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    if (!isfinite(bytes)) {
+        snprintf(buf, len, "-");
+        return;
+    }
+    size_t k = 0;
+    double v = bytes;
+    /* Bytes stay exact below 1 KiB; a larger unit is taken once three digits no longer fit. */
+    while (k + 1 < sizeof units / sizeof units[0] &&
+           (k == 0 ? fabs(v) >= 1024 : fabs(round_sig3(v)) >= 1000)) {
+        v /= 1024;
+        k++;
+    }
+    if (k == 0)
+        snprintf(buf, len, "%.0f B", v);
     else
-        snprintf(buf, len, "%.2f s", ns / 1e9);
+        print_sig3(buf, len, round_sig3(v), units[k]);
+}
+
+size_t sg_utf8_width(const char *s)
+{
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        n += (*p & 0xC0) != 0x80;
+    return n;
 }

@@ -7,9 +7,17 @@
  * outlives the monitor or the caller's context. The thread sleeps between
  * redraws, so a pinned timed worker loses at most a few microseconds twice a
  * second to it.
+ *
+ * While a line is shown, SIGINT is caught: the handler ends the line with
+ * "interrupted" (write(2) only, async-signal-safe), puts back the previous
+ * disposition and raises the signal again, so whatever handled it before
+ * (temp-file clean-up, the default exit) still runs.
  */
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -25,6 +33,38 @@ struct sg_progress_monitor {
     void *ctx;
     double t0;
 };
+
+static struct sigaction old_int;
+static volatile sig_atomic_t int_installed;
+
+static void on_interrupt(int sig)
+{
+    static const char msg[] = "\n  interrupted\n";
+    ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)w;
+    sigaction(sig, &old_int, NULL);
+    raise(sig);
+}
+
+static void catch_interrupt(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_interrupt;
+    sigemptyset(&sa.sa_mask);
+    if (!int_installed && sigaction(SIGINT, &sa, &old_int) == 0) {
+        if (old_int.sa_handler == SIG_IGN)
+            sigaction(SIGINT, &old_int, NULL); /* an ignored SIGINT stays ignored */
+        else
+            int_installed = 1;
+    }
+}
+
+static void release_interrupt(void)
+{
+    if (int_installed) sigaction(SIGINT, &old_int, NULL);
+    int_installed = 0;
+}
 
 static void draw(sg_progress_monitor *m)
 {
@@ -62,9 +102,11 @@ sg_progress_monitor *sg_progress_start(sg_progress_count_fn count, void *ctx,
     m->format = format;
     m->ctx = ctx;
     m->t0 = sg_now_seconds();
+    catch_interrupt();
     pthread_mutex_init(&m->mu, NULL);
     pthread_cond_init(&m->cv, NULL);
     if (pthread_create(&m->thread, NULL, progress_main, m) != 0) {
+        release_interrupt();
         pthread_mutex_destroy(&m->mu);
         pthread_cond_destroy(&m->cv);
         free(m);
@@ -83,6 +125,7 @@ void sg_progress_stop(sg_progress_monitor *m)
     pthread_join(m->thread, NULL);
     draw(m);
     fputc('\n', stderr);
+    release_interrupt();
     pthread_mutex_destroy(&m->mu);
     pthread_cond_destroy(&m->cv);
     free(m);

@@ -77,18 +77,31 @@ static void server_validity(sg_bench_result *r)
                (long long)r->queries, (long long)r->es_p99.queries_needed);
     } else if (r->es_p99.estimate_ns > r->latency_bound_ns) {
         r->server_valid = false;
-        append(r->validity_reason, cap, "latency bound exceeded (p99 %.3f ms > bound %.3f ms)",
-               r->es_p99.estimate_ns / 1e6, r->latency_bound_ns / 1e6);
+        char est[32], bound[32];
+        sg_format_ns(r->es_p99.estimate_ns, est, sizeof est);
+        sg_format_ns(r->latency_bound_ns, bound, sizeof bound);
+        append(r->validity_reason, cap, "latency bound exceeded (p99 %s > bound %s)", est, bound);
     }
     if (r->scheduled_qps > 0 && r->qps < SG_SERVER_MIN_QPS_SHARE * r->scheduled_qps) {
         r->server_valid = false;
-        append(r->validity_reason, cap, "QPS not reached (achieved %.1f of %.1f scheduled, %.0f%%)",
-               r->qps, r->scheduled_qps, 100 * r->qps / r->scheduled_qps);
+        char got[32], sched[32];
+        sg_format_count(r->qps, got, sizeof got);
+        sg_format_count(r->scheduled_qps, sched, sizeof sched);
+        append(r->validity_reason, cap,
+               "QPS not reached (achieved %s of %s scheduled queries/s, %.0f%%)", got, sched,
+               100 * r->qps / r->scheduled_qps);
     }
-    if (r->server_valid)
+    if (r->server_valid) {
+        char est[32], bound[32];
+        sg_format_ns(r->es_p99.estimate_ns, est, sizeof est);
+        sg_format_ns(r->latency_bound_ns, bound, sizeof bound);
+        char got[32], sched[32];
+        sg_format_count(r->qps, got, sizeof got);
+        sg_format_count(r->scheduled_qps, sched, sizeof sched);
         snprintf(r->validity_reason, cap,
-                 "p99 %.3f ms within the %.3f ms bound; achieved %.1f of %.1f scheduled QPS",
-                 r->es_p99.estimate_ns / 1e6, r->latency_bound_ns / 1e6, r->qps, r->scheduled_qps);
+                 "p99 %s within the %s bound; achieved %s of %s scheduled queries/s", est, bound,
+                 got, sched);
+    }
 }
 
 void sg_bench_assess(sg_bench_result *r)

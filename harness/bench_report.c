@@ -3,6 +3,7 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "stagegate/common.h"
 #include "stagegate/json.h"
 #include "stagegate/harness.h"
 
@@ -182,49 +183,138 @@ json_t *sg_bench_result_json(const sg_bench_result *r)
     return o;
 }
 
-static void us(FILE *out, const char *name, double ns)
+static void dur(FILE *out, const char *name, double ns)
 {
-    fprintf(out, "  %-20s %12.3f us\n", name, ns / 1e3);
+    char b[32];
+    sg_format_ns(ns, b, sizeof b);
+    fprintf(out, "  %-20s %*s%s\n", name, 10 - (int)sg_utf8_width(b), "", b);
+}
+
+/* CPU, cores, frequency policy and clock: what the figures below were measured on. */
+static void machine_line(const sg_bench_result *r, FILE *out)
+{
+    json_t *m = sg_machine_json();
+    char cpus[160] = "";
+    size_t i, at = 0;
+    json_t *b;
+    if (r->bindings) json_array_foreach(r->bindings, i, b)
+        {
+            if (at + 12 >= sizeof cpus) break;
+            int w = snprintf(cpus + at, sizeof cpus - at, "%s%lld", i ? "," : "",
+                             (long long)json_integer_value(json_object_get(b, "cpu")));
+            if (w > 0) at += (size_t)w;
+        }
+    const char *cpu = json_string_value(json_object_get(m, "cpu_model"));
+    const char *gov = json_string_value(json_object_get(m, "governor"));
+    const char *boost = json_string_value(json_object_get(m, "boost"));
+    fprintf(out,
+            "machine: %s, %lld cores (%lld logical), %d worker%s on CPU %s, governor %s, "
+            "boost %s, ",
+            cpu ? cpu : "unknown CPU", (long long)json_integer_value(json_object_get(m, "cores")),
+            (long long)json_integer_value(json_object_get(m, "logical_cpus")), r->workers,
+            r->workers == 1 ? "" : "s", cpus[0] ? cpus : "?", gov ? gov : "unknown",
+            boost ? boost : "unknown");
+    if (r->clock.source == SG_CLOCK_TSC)
+        fprintf(out, "TSC %.3g GHz%s\n", r->clock.tsc_hz / 1e9,
+                json_is_true(json_object_get(m, "invariant_tsc")) ? " (invariant)" : "");
+    else
+        fprintf(out, "clock_gettime\n");
+    json_decref(m);
+}
+
+/* Size and cost of the model, and the rate achieved: GFLOP/s for dense, node visits/s for trees. */
+static void model_line(const sg_bench_result *r, const sg_model_workload_info *mi, FILE *out)
+{
+    char size[32], params[48] = "", rate[128] = "";
+    sg_format_bytes((double)mi->param_bytes, size, sizeof size);
+    double rows_per_s = r->throughput;
+    if (isfinite(mi->parameters)) {
+        char n[32];
+        sg_format_count(mi->parameters, n, sizeof n);
+        snprintf(params, sizeof params, "%s parameters, ", n);
+    }
+    if (mi->flops_per_row > 0) {
+        char f[32];
+        sg_format_count(mi->flops_per_row, f, sizeof f);
+        snprintf(rate, sizeof rate, "%s FLOPs/row, %.3g GFLOP/s achieved", f,
+                 mi->flops_per_row * rows_per_s / 1e9);
+    } else if (mi->node_visits_per_row > 0) {
+        char f[32];
+        sg_format_count(mi->node_visits_per_row, f, sizeof f);
+        snprintf(rate, sizeof rate, "%s node visits/row, %.3g M node visits/s achieved", f,
+                 mi->node_visits_per_row * rows_per_s / 1e6);
+    }
+    fprintf(out, "model: %s; %s%s in memory; %s\n", mi->description, params, size, rate);
 }
 
 void sg_bench_result_print(const sg_bench_result *r, FILE *out)
 {
-    fprintf(out, "%s: %s, %lld queries in %.2f s on %d worker%s (%s clock)\n",
-            sg_scenario_name(r->scenario), r->workload, (long long)r->queries, r->duration_s,
-            r->workers, r->workers == 1 ? "" : "s",
-            r->clock.source == SG_CLOCK_TSC ? "tsc" : "clock_gettime");
+    sg_bench_result_print_model(r, NULL, out);
+}
+
+void sg_bench_result_print_model(const sg_bench_result *r, const sg_model_workload_info *mi,
+                                 FILE *out)
+{
+    char q[32], d[32];
+    sg_format_count((double)r->queries, q, sizeof q);
+    sg_format_ns(r->duration_s * 1e9, d, sizeof d);
+    fprintf(out, "%s: %s, %s queries in %s on %d worker%s (%s clock)\n",
+            sg_scenario_name(r->scenario), r->workload, q, d, r->workers,
+            r->workers == 1 ? "" : "s", r->clock.source == SG_CLOCK_TSC ? "tsc" : "clock_gettime");
+    machine_line(r, out);
+    if (mi) model_line(r, mi, out);
     if (r->repetitions > 1) {
-        double lo, med, hi;
+        static const struct {
+            const char *name;
+            size_t off;
+        } sp[] = {{"p50", offsetof(sg_latency_summary, p50)},
+                  {"p99", offsetof(sg_latency_summary, p99)}};
         fprintf(out, "%d repetitions, spread over them (min / median / max):\n", r->repetitions);
-        sg_bench_spread(r, offsetof(sg_latency_summary, p50), &lo, &med, &hi);
-        fprintf(out, "  %-20s %9.3f / %9.3f / %9.3f us (%.1f%% range)\n", "p50", lo / 1e3,
-                med / 1e3, hi / 1e3, med > 0 ? 100 * (hi - lo) / med : 0.0);
-        sg_bench_spread(r, offsetof(sg_latency_summary, p99), &lo, &med, &hi);
-        fprintf(out, "  %-20s %9.3f / %9.3f / %9.3f us (%.1f%% range)\n", "p99", lo / 1e3,
-                med / 1e3, hi / 1e3, med > 0 ? 100 * (hi - lo) / med : 0.0);
+        for (int k = 0; k < 2; k++) {
+            double lo, med, hi;
+            char a[32], b[32], c[32];
+            sg_bench_spread(r, sp[k].off, &lo, &med, &hi);
+            sg_format_ns(lo, a, sizeof a);
+            sg_format_ns(med, b, sizeof b);
+            sg_format_ns(hi, c, sizeof c);
+            fprintf(out, "  %-20s %*s%s / %*s%s / %*s%s (%.1f%% range)\n", sp[k].name,
+                    10 - (int)sg_utf8_width(a), "", a, 10 - (int)sg_utf8_width(b), "", b,
+                    10 - (int)sg_utf8_width(c), "", c, med > 0 ? 100 * (hi - lo) / med : 0.0);
+        }
     }
     fprintf(out, "latency (per %s%s):\n",
             (sg_scenarios[r->scenario].flags & SG_SCENARIO_BATCHES) ? "batch call" : "query",
             r->repetitions > 1 ? ", all repetitions merged" : "");
-    us(out, "min", r->latency.min);
-    us(out, "p50", r->latency.p50);
-    us(out, "p90", r->latency.p90);
-    us(out, "p95", r->latency.p95);
-    us(out, "p99", r->latency.p99);
-    us(out, "p99.9", r->latency.p999);
-    us(out, "max", r->latency.max);
-    us(out, "mean", r->latency.mean);
-    if (r->es_p90.valid) us(out, "es p90", r->es_p90.estimate_ns);
-    if (r->es_p99.valid) us(out, "es p99", r->es_p99.estimate_ns);
-    fprintf(out, "  qps %.1f, throughput %.1f samples/s", r->qps, r->throughput);
-    if ((sg_scenarios[r->scenario].flags & SG_SCENARIO_ARRIVAL_RATE))
-        fprintf(out, " (target %.1f qps)", r->target_qps);
-    fprintf(out, "\n  clock overhead %.1f ns subtracted; memory binding %s\n", r->overhead_ns,
-            r->membind);
+    dur(out, "min", r->latency.min);
+    dur(out, "p50", r->latency.p50);
+    dur(out, "p90", r->latency.p90);
+    dur(out, "p95", r->latency.p95);
+    dur(out, "p99", r->latency.p99);
+    dur(out, "p99.9", r->latency.p999);
+    dur(out, "max", r->latency.max);
+    dur(out, "mean", r->latency.mean);
+    if (r->es_p90.valid) dur(out, "es p90", r->es_p90.estimate_ns);
+    if (r->es_p99.valid) dur(out, "es p99", r->es_p99.estimate_ns);
+    char qps[32], thr[32];
+    sg_format_count(r->qps, qps, sizeof qps);
+    sg_format_count(r->throughput, thr, sizeof thr);
+    fprintf(out, "  %s queries/s, throughput %s samples/s", qps, thr);
+    if ((sg_scenarios[r->scenario].flags & SG_SCENARIO_ARRIVAL_RATE)) {
+        char t[32];
+        sg_format_count(r->target_qps, t, sizeof t);
+        fprintf(out, " (target %s queries/s, %.1f%% achieved)", t,
+                r->target_qps > 0 ? 100 * r->qps / r->target_qps : 0.0);
+    }
+    char ov[32], rss[32], model[32];
+    sg_format_ns(r->overhead_ns, ov, sizeof ov);
+    sg_format_bytes((double)r->peak_rss_bytes, rss, sizeof rss);
+    sg_format_bytes((double)r->model_bytes, model, sizeof model);
+    fprintf(out, "\n  clock overhead %s subtracted; memory binding %s\n", ov, r->membind);
+    fprintf(out, "memory: peak RSS %s, model %s\n", rss, model);
     if (r->stage_ns) {
         fprintf(out, "breakdown (mean per query, probes included):\n");
         for (int k = 0; k < r->n_stages; k++)
-            us(out, r->stage_names[k], r->stage_ns[k]);
+            dur(out, r->stage_names[k], r->stage_ns[k]);
     }
     if (r->histogram) {
         fprintf(out, "histogram:\n");

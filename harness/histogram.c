@@ -187,13 +187,18 @@ void sg_histogram_print(const sg_latency_histogram *h, FILE *out, int rows)
     for (int r = 0; r < rows; r++)
         maxc = row[r] > maxc ? row[r] : maxc;
     for (int r = 0; r < rows; r++) {
-        char a[32];
+        char a[32], c[32];
         sg_format_ns(lo * pow(step, r), a, sizeof a);
+        sg_format_count((double)row[r], c, sizeof c);
         int bar = maxc ? (int)((double)row[r] * 50.0 / (double)maxc + 0.5) : 0;
-        fprintf(out, "  %10s%s |", a, r == 0 ? "-" : r == rows - 1 ? "+" : " ");
+        /* printf pads bytes, and "\u00b5" is two: pad by characters. */
+        fprintf(out, "  %*s%s%s |", 10 - (int)sg_utf8_width(a), "", a,
+                r == 0          ? "-"
+                : r == rows - 1 ? "+"
+                                : " ");
         for (int k = 0; k < bar; k++)
             fputc('#', out);
-        fprintf(out, " %lld\n", (long long)row[r]);
+        fprintf(out, " %s\n", c);
     }
     free(row);
 }

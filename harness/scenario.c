@@ -226,28 +226,54 @@ static int64_t progress_count(void *arg)
     return atomic_load_explicit(&x->done_queries, memory_order_relaxed);
 }
 
+/* "ETA 3.2 s" from the share done so far; "" before anything is known. */
+static void eta(char *buf, size_t len, double frac, double elapsed)
+{
+    buf[0] = 0;
+    if (frac > 0.001 && frac < 1) {
+        char t[32];
+        sg_format_ns(elapsed * (1 - frac) / frac * 1e9, t, sizeof t);
+        snprintf(buf, len, ", ETA %s", t);
+    }
+}
+
 static void progress_line(void *arg, int64_t done, double elapsed, char *line, size_t len)
 {
     run_ctx *x = arg;
     const sg_bench_config *c = x->c;
-    if (flags_of(c) & SG_SCENARIO_BATCHES) {
-        snprintf(line, len, "bench %s [repetition %d/%d]: %lld rows  %.1fs",
-                 sg_scenario_name(c->scenario), c->repetition_index + 1, c->repetitions,
-                 (long long)done, elapsed);
-        return;
-    }
-    /* Queries LoadGen's early stopping needs for p99 with no overshoot beyond the allowance. */
-    int64_t need_p99 = sg_early_stopping_min_queries(1, 0.99, 0.99);
-    int64_t need = c->min_queries > need_p99 ? c->min_queries : need_p99;
     /* Each repetition counts from 0 again: say which one, so that is not mistaken for a restart. */
-    char rep[48] = "";
+    char rep[48] = "", d[32], goal[32], e[48], el[32];
     if (c->repetitions > 1)
         snprintf(rep, sizeof rep, " [repetition %d/%d]", c->repetition_index + 1, c->repetitions);
-    snprintf(
-        line, len,
-        "bench %s%s: %lld queries (needs >= %lld; p99 early stopping >= %lld)  %.1fs (min %.1fs)",
-        sg_scenario_name(c->scenario), rep, (long long)done, (long long)need, (long long)need_p99,
-        elapsed, c->min_duration_s);
+    sg_format_count((double)done, d, sizeof d);
+    sg_format_ns(elapsed * 1e9, el, sizeof el);
+    if (flags_of(c) & SG_SCENARIO_BATCHES) {
+        snprintf(line, len, "bench %s%s: %s rows, %s", sg_scenario_name(c->scenario), rep, d, el);
+        return;
+    }
+    if (flags_of(c) & SG_SCENARIO_ARRIVAL_RATE) {
+        /* The schedule is fixed before timing starts: the share done is of what was scheduled. */
+        int64_t total = x->n_target > 0 ? x->n_target : 1;
+        double frac = (double)done / (double)total;
+        sg_format_count((double)total, goal, sizeof goal);
+        eta(e, sizeof e, frac, elapsed);
+        snprintf(line, len, "bench %s%s: %s of %s scheduled queries (%.0f%%), %s%s",
+                 sg_scenario_name(c->scenario), rep, d, goal, 100 * frac, el, e);
+        return;
+    }
+    /* Closed loop: it ends once it has both the query count early stopping needs for p99 and
+     * the minimum duration, so the share done is the smaller of the two. */
+    int64_t need_p99 = sg_early_stopping_min_queries(1, 0.99, 0.99);
+    int64_t need = c->min_queries > need_p99 ? c->min_queries : need_p99;
+    double fq = (double)done / (double)need,
+           ft = c->min_duration_s > 0 ? elapsed / c->min_duration_s : 1;
+    double frac = fmin(1, fmin(fq, ft));
+    sg_format_count((double)need, goal, sizeof goal);
+    char dur[32];
+    sg_format_ns(c->min_duration_s * 1e9, dur, sizeof dur);
+    eta(e, sizeof e, frac, elapsed);
+    snprintf(line, len, "bench %s%s: %s queries (at least %s and %s), %.0f%% done, %s%s",
+             sg_scenario_name(c->scenario), rep, d, goal, dur, 100 * frac, el, e);
 }
 
 sg_status sg_bench_run_once(const sg_bench_config *c, sg_bench_result *r, sg_err *err)

@@ -5,6 +5,7 @@
  * the worker, whose thread memory policy is bound to its NUMA node.
  * The shared model/rows are read-only after creation.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -188,4 +189,19 @@ void sg_model_workload_free(sg_model_workload *mw)
     sg_model_free(mw->owned_model);
     free(mw->X);
     free(mw);
+}
+
+void sg_model_workload_info_get(const sg_model_workload *mw, sg_model_workload_info *out)
+{
+    memset(out, 0, sizeof *out);
+    const sg_model *m = mw->model;
+    sg_model_describe(m, out->description, sizeof out->description);
+    sg_hex_encode(m->sha256, 32, out->sha256);
+    sg_model_cost c;
+    sg_model_cost_of(m, &c);
+    out->param_bytes = m->param_bytes;
+    out->flops_per_row = c.flops_per_row;
+    out->node_visits_per_row = c.node_visits_per_row;
+    /* Dense parameters are all float32; a tree node is not one parameter. */
+    out->parameters = m->trees ? NAN : (double)m->param_bytes / sizeof(float);
 }

@@ -104,8 +104,27 @@ static json_t *figures_of(json_t *pred)
     for (size_t i = 0; i < sizeof pk / sizeof pk[0]; i++)
         if (json_is_number(json_object_get(lat, pk[i])))
             json_object_set(l, pk[i], json_object_get(lat, pk[i]));
-    json_object_foreach(json_object_get(json_object_get(pred, "policy"), "metrics"), k, v)
+    json_t *pol = json_object_get(pred, "policy"), *lim = json_object();
+    json_object_foreach(json_object_get(pol, "metrics"), k, v)
+    {
         json_array_append_new(g, json_string(k));
+        json_t *t = json_object_get(v, "threshold");
+        char name[160];
+        snprintf(name, sizeof name, "metric.%s", k);
+        if (json_is_number(t)) json_object_set(lim, name, t);
+    }
+    /* The absolute limits, for the trend page's limit lines (relative ones depend on a baseline).
+     */
+    json_t *pl = json_object_get(pol, "latency");
+    if (json_is_number(json_object_get(pl, "max_ms")) &&
+        json_is_integer(json_object_get(pl, "percentile"))) {
+        char name[64];
+        snprintf(name, sizeof name, "latency.p%lld",
+                 (long long)json_integer_value(json_object_get(pl, "percentile")));
+        json_object_set_new(lim, name,
+                            json_real(json_number_value(json_object_get(pl, "max_ms")) * 1e6));
+    }
+    json_object_set_new(f, "limits", lim);
     json_object_set_new(f, "metrics", m);
     json_object_set_new(f, "latency_ns", l);
     json_object_set_new(f, "gated", g);

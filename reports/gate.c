@@ -179,21 +179,15 @@ static int metric_checks(const sg_metric_rule *r, const sg_gate_inputs *in, sg_g
     return SG_OK;
 }
 
-/* Sub-millisecond latencies and sub-megabyte models read better in smaller units. */
+/* Each latency and size in the unit that suits it: "330 ns", "1.25 ms", "6.50 KiB". */
 static void fmt_ms(char *buf, size_t n, double ms)
 {
-    if (fabs(ms) < 1.0)
-        snprintf(buf, n, "%.4g \u00b5s", ms * 1000.0);
-    else
-        snprintf(buf, n, "%.4g ms", ms);
+    sg_format_ns(ms * 1e6, buf, n);
 }
 
-static void fmt_mb(char *buf, size_t n, double mb)
+static void fmt_mb(char *buf, size_t n, double mib)
 {
-    if (fabs(mb) < 1.0)
-        snprintf(buf, n, "%.4g KB", mb * 1024.0);
-    else
-        snprintf(buf, n, "%.4g MB", mb);
+    sg_format_bytes(mib * 1048576.0, buf, n);
 }
 
 static int latency_check(const sg_gate_policy *p, const sg_gate_inputs *in, sg_gate_decision *d,
@@ -220,11 +214,13 @@ static int latency_check(const sg_gate_policy *p, const sg_gate_inputs *in, sg_g
     double est = pct == 99 ? l->p99_ms : l->p90_ms;
     int64_t need = pct == 99 ? l->p99_min_queries : l->p90_min_queries;
     if (!isfinite(est)) {
-        char needs[64] = "";
-        if (need > 0) snprintf(needs, sizeof needs, " (needs at least %lld)", (long long)need);
-        set_text(
-            c, "%s p%d: a run of %lld queries is too short for the early-stopping estimate%s%s%s",
-            l->scenario, pct, (long long)l->queries, needs, l->reason[0] ? ": " : "", l->reason);
+        char needs[64] = "", q[32], n[32];
+        sg_format_count((double)need, n, sizeof n);
+        sg_format_count((double)l->queries, q, sizeof q);
+        if (need > 0) snprintf(needs, sizeof needs, " (needs at least %s)", n);
+        set_text(c,
+                 "%s p%d: a run of %s queries is too short for the early-stopping estimate%s%s%s",
+                 l->scenario, pct, q, needs, l->reason[0] ? ": " : "", l->reason);
         return SG_OK;
     }
     c->value = est;
@@ -233,11 +229,12 @@ static int latency_check(const sg_gate_policy *p, const sg_gate_inputs *in, sg_g
         return SG_OK;
     }
     c->passed = holds(est, p->latency_max_ms, false, false);
-    char v[48], lim[48];
+    char v[48], lim[48], q[32];
     fmt_ms(v, sizeof v, est);
     fmt_ms(lim, sizeof lim, p->latency_max_ms);
-    set_text(c, "%s p%d %s %s %s (early-stopping estimate over %lld queries)", l->scenario, pct, v,
-             rel_sym(c->passed, false), lim, (long long)l->queries);
+    sg_format_count((double)l->queries, q, sizeof q);
+    set_text(c, "%s p%d %s %s %s (early-stopping estimate over %s queries)", l->scenario, pct, v,
+             rel_sym(c->passed, false), lim, q);
     return SG_OK;
 }
 
@@ -285,15 +282,16 @@ static int shadow_check(const sg_gate_policy *p, const sg_gate_inputs *in, sg_ga
     }
     c->value = s->agreement;
     c->passed = s->rows > 0 && holds(s->agreement, c->limit, true, false);
+    char agreeing[32], rows[32];
+    sg_format_count((double)s->agreeing, agreeing, sizeof agreeing);
+    sg_format_count((double)s->rows, rows, sizeof rows);
     if (s->classification)
-        set_text(c,
-                 "shadow agreement %.4g %s %.4g (%lld of %lld rows predict the baseline's label)",
-                 s->agreement, rel_sym(c->passed, true), c->limit, (long long)s->agreeing,
-                 (long long)s->rows);
+        set_text(c, "shadow agreement %.4g %s %.4g (%s of %s rows predict the baseline's label)",
+                 s->agreement, rel_sym(c->passed, true), c->limit, agreeing, rows);
     else
-        set_text(c, "shadow agreement %.4g %s %.4g (%lld of %lld rows within %g + %g x |baseline|)",
-                 s->agreement, rel_sym(c->passed, true), c->limit, (long long)s->agreeing,
-                 (long long)s->rows, s->abs_tolerance, s->rel_tolerance);
+        set_text(c, "shadow agreement %.4g %s %.4g (%s of %s rows within %g + %g x |baseline|)",
+                 s->agreement, rel_sym(c->passed, true), c->limit, agreeing, rows, s->abs_tolerance,
+                 s->rel_tolerance);
     return SG_OK;
 }
 
@@ -351,4 +349,22 @@ json_t *sg_gate_checks_json(const sg_gate_decision *d)
         json_array_append_new(arr, o);
     }
     return arr;
+}
+
+static bool is_metric_check(const char *name)
+{
+    return strncmp(name, "latency.", 8) && strncmp(name, "memory.", 7) &&
+           strncmp(name, "shadow.", 7);
+}
+
+void sg_gate_decision_add_time(sg_gate_decision *d, const char *prefix, double seconds)
+{
+    int n = 0;
+    for (int i = 0; i < d->n; i++)
+        n += *prefix ? !strncmp(d->checks[i].name, prefix, strlen(prefix))
+                     : is_metric_check(d->checks[i].name);
+    for (int i = 0; n && i < d->n; i++)
+        if (*prefix ? !strncmp(d->checks[i].name, prefix, strlen(prefix))
+                    : is_metric_check(d->checks[i].name))
+            d->checks[i].seconds += seconds / n;
 }

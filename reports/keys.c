@@ -194,25 +194,42 @@ sg_status sg_key_load_private(const char *path, EVP_PKEY **out, sg_err *err)
         close(fd);
         return sg_errf(err, SG_EINPUT, "%s: cannot stat private key", path);
     }
-    if (st.st_mode & 077) {
-        close(fd);
-        return sg_errf(err, SG_EINPUT,
-                       "%s: UNPROTECTED PRIVATE KEY FILE: mode %04o lets group or others access "
-                       "it; run 'chmod 600 %s'",
-                       path, (unsigned)(st.st_mode & 07777), path);
-    }
     if (st.st_size > SG_KEY_FILE_LIMIT) {
         close(fd);
         return sg_errf(err, SG_EINPUT, "%s: private key file is larger than %d bytes", path,
                        SG_KEY_FILE_LIMIT);
     }
-    FILE *f = fdopen(fd, "rb");
-    if (!f) {
-        close(fd);
-        return sg_errf(err, SG_EIO, "%s: cannot read private key", path);
+    char buf[SG_KEY_FILE_LIMIT + 1];
+    size_t len = 0;
+    for (ssize_t got;
+         len < SG_KEY_FILE_LIMIT && (got = read(fd, buf + len, SG_KEY_FILE_LIMIT - len)) != 0;) {
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0) {
+            close(fd);
+            return sg_errf(err, SG_EIO, "%s: cannot read private key", path);
+        }
+        len += (size_t)got;
     }
-    EVP_PKEY *key = PEM_read_PrivateKey(f, NULL, no_passphrase, NULL);
-    fclose(f);
+    close(fd);
+    buf[len] = 0;
+    /* A public key given where the private one belongs: say that, not "chmod 600" and then
+     * "not a private key". */
+    if (strstr(buf, "-----BEGIN PUBLIC KEY-----") && !strstr(buf, "PRIVATE KEY-----"))
+        return sg_errf(err, SG_EINPUT,
+                       "%s: this is a public key (BEGIN PUBLIC KEY); signing needs the private "
+                       "key (keygen writes it as PREFIX.key.pem next to PREFIX.pub.pem)",
+                       path);
+    if (st.st_mode & 077) {
+        OPENSSL_cleanse(buf, len);
+        return sg_errf(err, SG_EINPUT,
+                       "%s: UNPROTECTED PRIVATE KEY FILE: mode %04o lets group or others access "
+                       "it; run 'chmod 600 %s'",
+                       path, (unsigned)(st.st_mode & 07777), path);
+    }
+    BIO *bio = BIO_new_mem_buf(buf, (int)len);
+    EVP_PKEY *key = bio ? PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL) : NULL;
+    BIO_free(bio);
+    OPENSSL_cleanse(buf, len);
     if (!key)
         return sg_errf(err, SG_EINPUT, "%s: not an unencrypted PEM private key: %s", path,
                        ossl_reason());

@@ -1,23 +1,19 @@
 /*
  * Self-contained HTML report: no scripts, no external assets, so it can be
- * attached to a CI run or mailed. The latency histogram and CDF are inline
- * SVG drawn from the bench histogram buckets on a log-scaled time axis,
- * because latency distributions span orders of magnitude (tails).
+ * attached to a CI run or mailed. It opens with a one-line verdict, then the
+ * checks, the latency (table and inline SVG charts, reports/render_latency_svg.c),
+ * the metrics, and what the run was measured on: machine, dataset, policy.
+ * Every figure carries its unit; latencies and sizes are written in the unit
+ * that suits each value. Rendering only reads the statement: what was signed
+ * is not changed by how it is shown.
  */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "render_internal.h"
+#include "stagegate/common.h"
 #include "stagegate/gate.h"
-
-#define W 640.0
-#define H 220.0
-#define PAD_L 48.0
-#define PAD_R 16.0
-#define PAD_T 12.0
-#define PAD_B 34.0
-#define NBINS 40
 
 static void esc(FILE *out, const char *s)
 {
@@ -32,244 +28,498 @@ static void num(FILE *out, double v)
         fputs("&mdash;", out);
 }
 
-typedef struct {
-    double lo, hi; /* log10(ns) range of the axis */
-} axis;
-
-static double xpos(const axis *a, double ns)
+static const char *str_or(json_t *o, const char *key, const char *dflt)
 {
-    double f = a->hi > a->lo ? (log10(ns) - a->lo) / (a->hi - a->lo) : 0.5;
-    return PAD_L + f * (W - PAD_L - PAD_R);
+    const char *s = json_string_value(json_object_get(o, key));
+    return s && *s ? s : dflt;
 }
 
-static void x_axis(FILE *out, const axis *a, json_t *lat)
+static const char css[] =
+    "body{font:14px/1.45 system-ui,sans-serif;color:#1f2328;margin:0 auto;padding:0 24px 32px;"
+    "max-width:1232px}"
+    ".verdict{margin:0 -24px 16px;padding:10px 24px;font-size:17px;font-weight:600;"
+    "white-space:nowrap;overflow:hidden;text-overflow:ellipsis}"
+    ".verdict.pass{background:#1a7f37;color:#fff}.verdict.fail{background:#cf222e;color:#fff}"
+    "h1{font-size:20px;margin:.4em 0 .2em}h2{font-size:16px;margin:1.4em 0 .4em;border-bottom:1px "
+    "solid #d0d7de;padding-bottom:2px}"
+    ".meta{color:#57606a;margin:0}code{font-size:90%;word-break:break-all}"
+    "table{border-collapse:collapse;margin:.4em 0}td,th{border:1px solid #d0d7de;padding:3px "
+    "8px;text-align:left;vertical-align:top}th{background:#f6f8fa;font-weight:600}"
+    "td.n,th.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}.nw{white-"
+    "space:"
+    "nowrap}"
+    "tr.pass td:first-child{color:#1a7f37}tr.fail td:first-child,tr.fail td.n{color:#cf222e}"
+    "tr.skip{color:#6e7781}.pass{color:#1a7f37}.fail{color:#cf222e}"
+    ".cols{display:grid;grid-template-columns:1fr 1fr;gap:0 32px}"
+    ".charts{display:grid;grid-template-columns:1fr 1fr;gap:16px}"
+    "figure{margin:0}figcaption{font-weight:600;margin:.3em 0}figcaption small{font-weight:normal;"
+    "color:#57606a}svg.chart{width:100%;height:auto;max-width:600px}"
+    "svg text{fill:#24292f;font-family:system-ui,sans-serif}.axis{stroke:#57606a}.grid{stroke:#"
+    "eaeef2}.bar{fill:#4a7bd0}.bar.overflow{fill:#d4731c}.over{fill:#b35900}"
+    ".marker{stroke:#cf222e;stroke-dasharray:3 3}.marker-label{fill:#cf222e}"
+    ".axis-title{fill:#57606a}.cdf-line{fill:none;stroke:#1a7f37;stroke-width:1.6}"
+    ".cdf-line.overflow{stroke-dasharray:2 2}.cdf-end{fill:#1a7f37}"
+    "@media (max-width:1100px){.charts,.cols{grid-template-columns:1fr}}"
+    "@media print{body{max-width:none;padding:0;font-size:11px}.verdict{margin:0 0 10px;"
+    "-webkit-print-color-adjust:exact;print-color-adjust:exact}"
+    ".charts{grid-template-columns:1fr}h2{break-after:avoid}table,figure{break-inside:avoid}"
+    "svg.chart{max-width:600px}}";
+
+/* The one line at the top: the verdict, the model, and why. */
+static void verdict_banner(FILE *out, const sg_gate_decision *d, json_t *statement)
 {
-    fprintf(out, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#444\"/>\n", PAD_L,
-            H - PAD_B, W - PAD_R, H - PAD_B);
-    for (int i = 0; i <= 4; i++) {
-        double lg = a->lo + (a->hi - a->lo) * i / 4.0;
-        double x = PAD_L + (W - PAD_L - PAD_R) * i / 4.0;
-        fprintf(
-            out,
-            "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" text-anchor=\"middle\">%.3g ms</text>\n",
-            x, H - PAD_B + 14, pow(10.0, lg) / 1e6);
+    const sg_gate_check *why = NULL;
+    for (int i = 0; i < d->n && !why; i++)
+        if (!d->checks[i].passed && !d->checks[i].skipped) why = &d->checks[i];
+    char line[1024];
+    int len = snprintf(line, sizeof line, "%s \u2014 %s: ", d->passed ? "PASSED" : "FAILED",
+                       sg_render_subject_name(statement));
+    size_t at = len > 0 && (size_t)len < sizeof line ? (size_t)len : 0;
+    if (why)
+        snprintf(line + at, sizeof line - at, "%d of %d checks failed; first: %s", d->n_failed,
+                 d->n, why->text);
+    else
+        snprintf(line + at, sizeof line - at, "all %d checks passed%s", d->n - d->n_skipped,
+                 d->n_skipped ? " (some skipped)" : "");
+    /* The latency figure against its budget: what a performance engineer looks for first. */
+    for (int i = 0; i < d->n; i++) {
+        const sg_gate_check *c = &d->checks[i];
+        if (strncmp(c->name, "latency.", 8) || !isfinite(c->value) || c == why) continue;
+        char v[32], lim[32];
+        sg_render_check_number(v, sizeof v, c->name, c->value);
+        sg_render_check_number(lim, sizeof lim, c->name, c->limit);
+        at = strlen(line);
+        snprintf(line + at, sizeof line - at, " \u00b7 %s %s %s %s%s", c->name + 8, v,
+                 c->value <= c->limit ? "\u2264" : ">", lim,
+                 c->passed || c->value > c->limit ? "" : " but the run is INVALID");
+        break;
     }
-    static const char *const marks[] = {"p50", "p90", "p99"};
-    for (int i = 0; i < 3; i++) {
-        double ms;
-        if (!sg_render_latency_ms(lat, marks[i], &ms) || !(ms > 0)) continue;
-        double x = xpos(a, ms * 1e6);
-        if (x < PAD_L || x > W - PAD_R) continue;
-        fprintf(out,
-                "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#c33\" "
-                "stroke-dasharray=\"3,3\"/>"
-                "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" fill=\"#c33\">%s</text>\n",
-                x, PAD_T, x, H - PAD_B, x + 2, PAD_T + 10 + 11 * i, marks[i]);
-    }
+    fprintf(out, "<div class=\"verdict %s\" title=\"", d->passed ? "pass" : "fail");
+    esc(out, line);
+    fputs("\">", out);
+    esc(out, line);
+    fputs("</div>\n", out);
 }
 
-static void latency_svgs(FILE *out, json_t *lat)
+static void checks_table(FILE *out, const sg_gate_decision *d)
 {
-    json_t *buckets = sg_render_latency_buckets(lat);
-    if (!buckets) {
-        fprintf(out, "<p>No latency histogram in this report.</p>\n");
-        return;
-    }
-    size_t n = json_array_size(buckets);
-    double lo = INFINITY, hi = 0, total = 0;
-    for (size_t i = 0; i < n; i++) {
-        json_t *b = json_array_get(buckets, i);
-        double v = json_number_value(json_array_get(b, 0)),
-               c = json_number_value(json_array_get(b, 1));
-        if (!(v > 0) || !(c > 0)) continue;
-        lo = fmin(lo, v);
-        hi = fmax(hi, v);
-        total += c;
-    }
-    if (!(total > 0)) {
-        fprintf(out, "<p>The latency histogram is empty.</p>\n");
-        return;
-    }
-    axis a = {log10(lo), log10(hi * 1.001)};
-    if (a.hi - a.lo < 0.01) {
-        a.lo -= 0.05;
-        a.hi += 0.05;
-    }
-    double bins[NBINS] = {0}, peak = 0;
-    for (size_t i = 0; i < n; i++) {
-        json_t *b = json_array_get(buckets, i);
-        double v = json_number_value(json_array_get(b, 0)),
-               c = json_number_value(json_array_get(b, 1));
-        if (!(v > 0) || !(c > 0)) continue;
-        int k = (int)((log10(v) - a.lo) / (a.hi - a.lo) * NBINS);
-        k = k < 0 ? 0 : k >= NBINS ? NBINS - 1 : k;
-        bins[k] += c;
-    }
-    for (int k = 0; k < NBINS; k++)
-        peak = fmax(peak, bins[k]);
-    double plot_h = H - PAD_T - PAD_B, bw = (W - PAD_L - PAD_R) / NBINS;
-    fprintf(out,
-            "<h3>Latency histogram</h3>\n<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" "
-            "height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" role=\"img\" aria-label=\"latency "
-            "histogram\">\n",
-            W, H, W, H);
-    for (int k = 0; k < NBINS; k++) {
-        if (bins[k] <= 0) continue;
-        double h = plot_h * bins[k] / peak;
-        fprintf(out,
-                "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" "
-                "fill=\"#4a7bd0\"><title>%.0f "
-                "queries</title></rect>\n",
-                PAD_L + k * bw, H - PAD_B - h, bw - 1, h, bins[k]);
-    }
-    fprintf(out, "<text x=\"4\" y=\"%.1f\" font-size=\"10\">%.0f</text>\n", PAD_T + 8, peak);
-    x_axis(out, &a, lat);
-    fprintf(out, "</svg>\n");
-
-    fprintf(out,
-            "<h3>Latency CDF</h3>\n<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" "
-            "height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" role=\"img\" aria-label=\"latency CDF\">\n"
-            "<polyline fill=\"none\" stroke=\"#2a6\" stroke-width=\"1.5\" points=\"",
-            W, H, W, H);
-    double cum = 0, prev_y = H - PAD_B;
-    fprintf(out, "%.1f,%.1f", PAD_L, prev_y);
-    for (size_t i = 0; i < n; i++) {
-        json_t *b = json_array_get(buckets, i);
-        double v = json_number_value(json_array_get(b, 0)),
-               c = json_number_value(json_array_get(b, 1));
-        if (!(v > 0) || !(c > 0)) continue;
-        cum += c;
-        double x = xpos(&a, v), y = H - PAD_B - plot_h * cum / total;
-        fprintf(out, " %.1f,%.1f %.1f,%.1f", x, prev_y, x,
-                y); /* a step: the CDF jumps at each bucket */
-        prev_y = y;
-    }
-    fprintf(out, " %.1f,%.1f\"/>\n", W - PAD_R, prev_y);
-    for (int i = 0; i <= 4; i++)
-        fprintf(out, "<text x=\"4\" y=\"%.1f\" font-size=\"10\">%.2f</text>\n",
-                H - PAD_B - plot_h * i / 4.0 + 3, i / 4.0);
-    x_axis(out, &a, lat);
-    fprintf(out, "</svg>\n");
-}
-
-sg_status sg_render_html(FILE *out, const sg_gate_decision *d, json_t *statement)
-{
-    const char *verdict = d->passed ? "PASSED" : "FAILED";
-    fprintf(out,
-            "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta "
-            "charset=\"utf-8\">\n<title>stagegate gate "
-            "%s: ",
-            verdict);
-    esc(out, sg_render_subject_name(statement));
-    fprintf(
-        out,
-        "</title>\n<style>\nbody{font-family:system-ui,sans-serif;margin:2em;max-width:60em}"
-        "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.3em .6em;"
-        "text-align:left}td.n{text-align:right;font-variant-numeric:tabular-nums}"
-        ".pass{color:#1a7f37}.fail{color:#cf222e}.skip{color:#777}code{font-size:90%%}\n</style>\n"
-        "</head>\n<body>\n");
-    fprintf(out, "<h1>stagegate gate <span class=\"%s\">%s</span></h1>\n<p>Model <code>",
-            d->passed ? "pass" : "fail", verdict);
-    esc(out, sg_render_subject_name(statement));
-    fprintf(out, "</code> sha256 <code>");
-    esc(out, sg_render_subject_sha256(statement));
-    const char *ts = json_string_value(sg_render_pred(statement, "timestamp"));
-    fprintf(out, "</code><br>%d checks: %d passed, %d failed, %d skipped. ", d->n,
-            d->n - d->n_failed - d->n_skipped, d->n_failed, d->n_skipped);
-    esc(out, ts ? ts : "");
-    fprintf(
-        out,
-        "</p>\n<h2>Checks</h2>\n<table>\n<tr><th></th><th>check</th><th>value</th><th>limit</th>"
-        "<th>detail</th></tr>\n");
+    fputs("<h2>Checks</h2>\n<table>\n<tr><th></th><th>check</th><th class=\"n\">value</th>"
+          "<th class=\"n\">limit</th><th>detail</th></tr>\n",
+          out);
     for (int i = 0; i < d->n; i++) {
         const sg_gate_check *c = &d->checks[i];
         const char *cls = c->skipped ? "skip" : c->passed ? "pass" : "fail";
+        char v[48], lim[48];
+        sg_render_check_number(v, sizeof v, c->name, c->value);
+        sg_render_check_number(lim, sizeof lim, c->name, c->limit);
         fprintf(out, "<tr class=\"%s\"><td>%s</td><td>", cls,
                 c->skipped  ? "&#8212;"
                 : c->passed ? "&#10003;"
                             : "&#10007;");
         esc(out, c->name);
         fputs("</td><td class=\"n\">", out);
-        num(out, c->value);
+        esc(out, v);
         fputs("</td><td class=\"n\">", out);
         if (isfinite(c->limit)) fputs(!strcmp(c->op, ">=") ? "&ge; " : "&le; ", out);
-        num(out, c->limit);
+        esc(out, lim);
         fputs("</td><td>", out);
         esc(out, c->text);
         fputs("</td></tr>\n", out);
     }
     fputs("</table>\n", out);
-    json_t *m = sg_render_pred(statement, "metrics"),
-           *bm = sg_render_pred(statement, "baseline_metrics");
-    if (json_is_object(m)) {
-        fputs("<h2>Metrics</h2>\n<table>\n<tr><th>metric</th><th>candidate</th><th>baseline</th></"
-              "tr>\n",
+}
+
+static void ns_cell(FILE *out, double ns)
+{
+    char b[32];
+    sg_format_ns(ns, b, sizeof b);
+    fputs("<td class=\"n\">", out);
+    esc(out, b);
+    fputs("</td>", out);
+}
+
+static void count_cell(FILE *out, json_t *v)
+{
+    char b[48];
+    sg_format_count(json_is_number(v) ? json_number_value(v) : NAN, b, sizeof b);
+    fprintf(out, "<td class=\"n\">%s</td>", json_is_number(v) ? b : "&mdash;");
+}
+
+/* Percentiles as "p99.9", never the JSON key "p999". */
+static const struct {
+    const char *key, *label;
+} pcts[] = {{"min", "min"}, {"p50", "p50"},    {"p90", "p90"}, {"p95", "p95"},
+            {"p99", "p99"}, {"p999", "p99.9"}, {"max", "max"}, {"mean", "mean"}};
+
+static void latency_tables(FILE *out, json_t *lat)
+{
+    json_t *ns = json_object_get(lat, "latency_ns");
+    const char *sc = str_or(lat, "scenario", "bench");
+    fputs("<table>\n<tr><th>scenario</th>", out);
+    for (size_t i = 0; i < sizeof pcts / sizeof pcts[0]; i++)
+        fprintf(out, "<th class=\"n\">%s</th>", pcts[i].label);
+    fputs("<th class=\"n\">queries</th><th class=\"n\">repetitions</th><th class=\"n\">timed</th>"
+          "</tr>\n<tr><td class=\"nw\">",
+          out);
+    esc(out, sc);
+    fputs("</td>", out);
+    for (size_t i = 0; i < sizeof pcts / sizeof pcts[0]; i++) {
+        double ms;
+        ns_cell(out, sg_render_latency_ms(lat, pcts[i].key, &ms) ? ms * 1e6 : NAN);
+    }
+    count_cell(out, json_object_get(lat, "queries"));
+    count_cell(out, json_object_get(lat, "repetition_count"));
+    json_t *dur = json_object_get(lat, "duration_s");
+    ns_cell(out, json_is_number(dur) ? json_number_value(dur) * 1e9 : NAN);
+    fputs("</tr>\n</table>\n", out);
+    (void)ns;
+    json_t *es = json_object_get(lat, "early_stopping");
+    if (json_is_object(es)) {
+        fputs("<p>Early-stopping estimates at 99% confidence (what the gate holds to its limit): ",
               out);
-        const char *k;
-        json_t *v;
-        json_object_foreach(m, k, v)
-        {
-            if (!json_is_number(v)) continue;
-            json_t *b = json_object_get(bm, k);
-            fputs("<tr><td>", out);
-            esc(out, k);
-            fputs("</td><td class=\"n\">", out);
-            num(out, json_number_value(v));
-            fputs("</td><td class=\"n\">", out);
-            num(out, json_is_number(b) ? json_number_value(b) : NAN);
-            fputs("</td></tr>\n", out);
+        char a[32], b[32];
+        json_t *e90 = json_object_get(es, "p90"), *e99 = json_object_get(es, "p99");
+        sg_format_ns(json_is_number(e90) ? json_number_value(e90) : NAN, a, sizeof a);
+        sg_format_ns(json_is_number(e99) ? json_number_value(e99) : NAN, b, sizeof b);
+        fprintf(out, "p90 <b>%s</b>, p99 <b>%s</b>.</p>\n", a, b);
+    }
+    json_t *sp = json_object_get(lat, "spread");
+    if (json_is_object(sp) && json_integer_value(json_object_get(lat, "repetition_count")) > 1) {
+        fputs(
+            "<table>\n<tr><th>over the repetitions</th><th class=\"n\">min</th>"
+            "<th class=\"n\">median</th><th class=\"n\">max</th><th class=\"n\">range</th></tr>\n",
+            out);
+        for (size_t i = 1; i < 6; i++) {
+            if (i == 3) continue; /* p95 is not kept per repetition */
+            json_t *e = json_object_get(sp, pcts[i].key);
+            if (!json_is_object(e)) continue;
+            double lo = json_number_value(json_object_get(e, "min")),
+                   med = json_number_value(json_object_get(e, "median")),
+                   hi = json_number_value(json_object_get(e, "max"));
+            fprintf(out, "<tr><td>%s</td>", pcts[i].label);
+            ns_cell(out, lo);
+            ns_cell(out, med);
+            ns_cell(out, hi);
+            fprintf(out, "<td class=\"n\">%.1f%%</td></tr>\n",
+                    med > 0 ? 100 * (hi - lo) / med : 0.0);
         }
         fputs("</table>\n", out);
     }
+}
+
+/* Target against achieved arrival rate and LoadGen's verdict, for server runs. */
+static void server_section(FILE *out, json_t *lat)
+{
+    json_t *v = json_object_get(lat, "validity");
+    if (!json_is_object(v)) return;
+    const char *res = str_or(v, "result", "?");
+    double target = json_number_value(json_object_get(v, "target_qps")),
+           sched = json_number_value(json_object_get(v, "scheduled_qps")),
+           got = json_number_value(json_object_get(v, "achieved_qps"));
+    char a[48], b[48], c[48], bound[32], es[32];
+    sg_format_count(target, a, sizeof a);
+    sg_format_count(sched, b, sizeof b);
+    sg_format_count(got, c, sizeof c);
+    json_t *lb = json_object_get(v, "latency_bound_ns"),
+           *e99 = json_object_get(v, "p99_early_stopping_ns");
+    sg_format_ns(json_is_number(lb) ? json_number_value(lb) : NAN, bound, sizeof bound);
+    sg_format_ns(json_is_number(e99) ? json_number_value(e99) : NAN, es, sizeof es);
+    fprintf(out,
+            "<h2>Server run <span class=\"%s\">%s</span></h2>\n<table>\n<tr><th></th>"
+            "<th class=\"n\">queries/s</th><th class=\"n\">of target</th></tr>\n"
+            "<tr><td>target</td><td class=\"n\">%s</td><td class=\"n\">100%%</td></tr>\n"
+            "<tr><td>scheduled (seeded Poisson arrivals)</td><td class=\"n\">%s</td>"
+            "<td class=\"n\">%.1f%%</td></tr>\n"
+            "<tr class=\"%s\"><td>achieved</td><td class=\"n\">%s</td><td "
+            "class=\"n\">%.1f%%</td></tr>\n"
+            "</table>\n<p>p99 (early-stopping estimate) %s against a bound of %s. ",
+            !strcmp(res, "VALID") ? "pass" : "fail", !strcmp(res, "VALID") ? "VALID" : "INVALID", a,
+            b, target > 0 ? 100 * sched / target : NAN, got >= 0.9 * sched ? "pass" : "fail", c,
+            target > 0 ? 100 * got / target : NAN, es, bound);
+    esc(out, str_or(v, "reason", ""));
+    fputs(".</p>\n", out);
+}
+
+static void kv_row(FILE *out, const char *k, const char *v)
+{
+    fprintf(out, "<tr><th>%s</th><td>", k);
+    esc(out, v && *v ? v : "\u2014");
+    fputs("</td></tr>\n", out);
+}
+
+static void machine_section(FILE *out, json_t *lat)
+{
+    json_t *m = json_object_get(lat, "machine"), *ck = json_object_get(lat, "clock");
+    if (!json_is_object(m)) return;
+    char buf[512];
+    fputs("<section><h2>Machine</h2>\n<table>\n", out);
+    kv_row(out, "CPU", str_or(m, "cpu_model", ""));
+    snprintf(buf, sizeof buf,
+             "%lld used (%lld worker%s) of %lld cores, %lld logical CPUs; SMT %s; "
+             "%lld NUMA node%s",
+             (long long)json_integer_value(json_object_get(m, "workers")),
+             (long long)json_integer_value(json_object_get(m, "workers")),
+             json_integer_value(json_object_get(m, "workers")) == 1 ? "" : "s",
+             (long long)json_integer_value(json_object_get(m, "cores")),
+             (long long)json_integer_value(json_object_get(m, "logical_cpus")),
+             json_is_true(json_object_get(m, "smt")) ? "on" : "off",
+             (long long)json_integer_value(json_object_get(m, "numa_nodes")),
+             json_integer_value(json_object_get(m, "numa_nodes")) == 1 ? "" : "s");
+    kv_row(out, "cores", buf);
+    size_t at = 0, i;
+    json_t *b;
+    buf[0] = 0;
+    json_array_foreach(json_object_get(m, "bindings"), i, b)
+    {
+        if (at >= sizeof buf - 40) {
+            snprintf(buf + at, sizeof buf - at, ", \u2026");
+            break;
+        }
+        int w = snprintf(buf + at, sizeof buf - at, "%sworker %lld \u2192 CPU %lld (node %lld)",
+                         i ? ", " : "", (long long)json_integer_value(json_object_get(b, "worker")),
+                         (long long)json_integer_value(json_object_get(b, "cpu")),
+                         (long long)json_integer_value(json_object_get(b, "node")));
+        if (w > 0) at += (size_t)w;
+    }
+    if (at < sizeof buf - 40)
+        snprintf(buf + at, sizeof buf - at, "%smemory %s", at ? "; " : "",
+                 str_or(m, "membind", "?"));
+    kv_row(out, "bindings", buf);
+    snprintf(buf, sizeof buf, "governor %s, boost %s", str_or(m, "governor", "unknown"),
+             str_or(m, "boost", "unknown"));
+    kv_row(out, "frequency", buf);
+    double hz = json_number_value(json_object_get(m, "tsc_hz"));
+    snprintf(buf, sizeof buf, "%s clock%s; TSC %s, %.4g GHz; clocksource %s",
+             str_or(ck, "source", "?"),
+             json_is_number(json_object_get(ck, "overhead_ns")) ? "" : "",
+             json_is_true(json_object_get(m, "invariant_tsc")) ? "invariant" : "not invariant",
+             hz / 1e9, str_or(m, "clocksource", "?"));
+    if (json_is_number(json_object_get(ck, "overhead_ns"))) {
+        char o[32];
+        sg_format_ns(json_number_value(json_object_get(ck, "overhead_ns")), o, sizeof o);
+        at = strlen(buf);
+        snprintf(buf + at, sizeof buf - at, "; %s timer overhead subtracted per query", o);
+    }
+    kv_row(out, "clock", buf);
+    kv_row(out, "kernel", str_or(m, "kernel", ""));
+    json_t *ob = json_object_get(m, "openblas");
+    if (json_is_object(ob)) kv_row(out, "OpenBLAS", str_or(ob, "config", ""));
+    json_t *sg = json_object_get(m, "stagegate");
+    snprintf(buf, sizeof buf, "%s (%s)", str_or(sg, "version", "?"),
+             str_or(sg, "build_flags", "?"));
+    kv_row(out, "stagegate", buf);
+    fputs("</table></section>\n", out);
+}
+
+/* The inputs by digest, with the dataset's row count. */
+static void inputs_section(FILE *out, json_t *statement)
+{
+    json_t *cfg = sg_render_pred(statement, "configuration");
+    if (!json_is_array(cfg) || !json_array_size(cfg)) return;
+    json_t *rows = json_object_get(sg_render_pred(statement, "metrics"), "example_count");
+    fputs("<section><h2>Dataset and inputs</h2>\n<table>\n<tr><th>role</th><th>file</th>"
+          "<th class=\"n\">rows</th><th>sha256</th></tr>\n",
+          out);
+    size_t i;
+    json_t *e;
+    json_array_foreach(cfg, i, e)
+    {
+        const char *role = str_or(json_object_get(e, "annotations"), "role", "");
+        fputs("<tr><td>", out);
+        esc(out, role);
+        fputs("</td><td>", out);
+        esc(out, str_or(e, "name", ""));
+        fputs("</td>", out);
+        if (!strcmp(role, "dataset"))
+            count_cell(out, rows);
+        else
+            fputs("<td class=\"n\"></td>", out);
+        fputs("<td><code>", out);
+        esc(out, str_or(json_object_get(e, "digest"), "sha256", ""));
+        fputs("</code></td></tr>\n", out);
+    }
+    fputs("</table></section>\n", out);
+}
+
+/* The policy as the gate applied it, one row per rule, limits in their units. */
+static void policy_rows(FILE *out, const char *prefix, json_t *o)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(o, k, v)
+    {
+        char path[256];
+        snprintf(path, sizeof path, "%s%s%s", prefix, *prefix ? "." : "", k);
+        if (json_is_object(v)) {
+            policy_rows(out, path, v);
+            continue;
+        }
+        char val[64];
+        size_t kl = strlen(k);
+        if (json_is_number(v) && kl > 3 && !strcmp(k + kl - 3, "_ms"))
+            sg_format_ns(json_number_value(v) * 1e6, val, sizeof val);
+        else if (json_is_number(v) && kl > 3 && !strcmp(k + kl - 3, "_mb"))
+            sg_format_bytes(json_number_value(v) * 1048576.0, val, sizeof val);
+        else if (json_is_integer(v))
+            sg_format_count((double)json_integer_value(v), val, sizeof val);
+        else if (json_is_number(v))
+            snprintf(val, sizeof val, "%.6g", json_number_value(v));
+        else if (json_is_boolean(v))
+            snprintf(val, sizeof val, "%s", json_is_true(v) ? "yes" : "no");
+        else if (json_is_string(v))
+            snprintf(val, sizeof val, "%s", json_string_value(v));
+        else
+            continue;
+        fputs("<tr><td>", out);
+        esc(out, path);
+        fputs("</td><td class=\"n\">", out);
+        esc(out, val);
+        fputs("</td></tr>\n", out);
+    }
+}
+
+static void policy_section(FILE *out, json_t *statement)
+{
+    json_t *p = sg_render_pred(statement, "policy");
+    if (!json_is_object(p)) return;
+    fputs(
+        "<section><h2>Policy as applied</h2>\n<table>\n<tr><th>rule</th><th class=\"n\">value</th>"
+        "</tr>\n",
+        out);
+    policy_rows(out, "", p);
+    fputs("</table></section>\n", out);
+}
+
+static void metrics_section(FILE *out, json_t *statement)
+{
+    json_t *m = sg_render_pred(statement, "metrics"),
+           *bm = sg_render_pred(statement, "baseline_metrics");
+    if (!json_is_object(m)) return;
+    fputs("<section><h2>Metrics</h2>\n<table>\n<tr><th>metric</th><th class=\"n\">candidate</th>"
+          "<th class=\"n\">baseline</th><th class=\"n\">change</th></tr>\n",
+          out);
+    const char *k;
+    json_t *v;
+    json_object_foreach(m, k, v)
+    {
+        if (!json_is_number(v)) continue;
+        json_t *b = json_object_get(bm, k);
+        bool count = !strcmp(k, "example_count");
+        fputs("<tr><td>", out);
+        esc(out, count ? "rows evaluated" : k);
+        fputs("</td>", out);
+        if (count) {
+            count_cell(out, v);
+            count_cell(out, b);
+            fputs("<td class=\"n\"></td></tr>\n", out);
+            continue;
+        }
+        fputs("<td class=\"n\">", out);
+        num(out, json_number_value(v));
+        fputs("</td><td class=\"n\">", out);
+        num(out, json_is_number(b) ? json_number_value(b) : NAN);
+        fputs("</td><td class=\"n\">", out);
+        if (json_is_number(b)) fprintf(out, "%+.4g", json_number_value(v) - json_number_value(b));
+        fputs("</td></tr>\n", out);
+    }
+    fputs("</table></section>\n", out);
+}
+
+static void memory_section(FILE *out, json_t *statement, json_t *lat)
+{
+    json_t *mem = sg_render_pred(statement, "memory");
+    if (!json_is_object(mem)) return;
+    char a[32];
+    fputs("<section><h2>Memory</h2>\n<table>\n<tr><th></th><th class=\"n\">size</th></tr>\n", out);
+    json_t *rss = json_object_get(mem, "peak_rss_mb"), *model = json_object_get(mem, "model_mb");
+    if (json_is_number(rss)) {
+        sg_format_bytes(json_number_value(rss) * 1048576.0, a, sizeof a);
+        fprintf(
+            out,
+            "<tr><td>peak RSS after evaluating the candidate</td><td class=\"n\">%s</td></tr>\n",
+            a);
+    }
+    json_t *lrss = json_object_get(json_object_get(lat, "memory"), "peak_rss_bytes");
+    if (json_is_number(lrss)) {
+        sg_format_bytes(json_number_value(lrss), a, sizeof a);
+        fprintf(out, "<tr><td>peak RSS after the latency run</td><td class=\"n\">%s</td></tr>\n",
+                a);
+    }
+    if (json_is_number(model)) {
+        sg_format_bytes(json_number_value(model) * 1048576.0, a, sizeof a);
+        fprintf(out, "<tr><td>model parameters</td><td class=\"n\">%s</td></tr>\n", a);
+    }
+    fputs("</table></section>\n", out);
+}
+
+static void shadow_section(FILE *out, json_t *statement)
+{
+    json_t *sh = sg_render_pred(statement, "shadow");
+    json_t *agr = json_object_get(sh, "agreement");
+    if (!json_is_number(agr)) return;
+    char a[48], b[48];
+    sg_format_count((double)json_integer_value(json_object_get(sh, "agreeing")), a, sizeof a);
+    sg_format_count((double)json_integer_value(json_object_get(sh, "rows")), b, sizeof b);
+    fprintf(out,
+            "<section><h2>Shadow agreement</h2>\n<p><b>%.2f%%</b>: %s of %s rows agree with the "
+            "baseline.</p>\n",
+            100 * json_number_value(agr), a, b);
+    json_t *mx = json_object_get(sh, "disagreement_matrix");
+    if (json_is_array(mx) && json_array_size(mx) <= 32) {
+        size_t k = json_array_size(mx);
+        fputs("<table>\n<tr><th>rows: candidate \\ baseline label</th>", out);
+        for (size_t j = 0; j < k; j++)
+            fprintf(out, "<th class=\"n\">%zu</th>", j);
+        fputs("</tr>\n", out);
+        for (size_t i = 0; i < k; i++) {
+            fprintf(out, "<tr><th>%zu</th>", i);
+            for (size_t j = 0; j < k; j++)
+                count_cell(out, json_array_get(json_array_get(mx, i), j));
+            fputs("</tr>\n", out);
+        }
+        fputs("</table>\n", out);
+    }
+    fputs("</section>\n", out);
+}
+
+sg_status sg_render_html(FILE *out, const sg_gate_decision *d, json_t *statement)
+{
+    const char *verdict = d->passed ? "PASSED" : "FAILED";
+    fprintf(out,
+            "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+            "<meta name=\"viewport\" content=\"width=device-width\">\n<title>stagegate gate %s: ",
+            verdict);
+    esc(out, sg_render_subject_name(statement));
+    fprintf(out, "</title>\n<style>\n%s\n</style>\n</head>\n<body>\n", css);
+    verdict_banner(out, d, statement);
+    fprintf(out, "<h1>stagegate gate <span class=\"%s\">%s</span>: ", d->passed ? "pass" : "fail",
+            verdict);
+    esc(out, sg_render_subject_name(statement));
+    fputs("</h1>\n<p class=\"meta\">sha256 <code>", out);
+    esc(out, sg_render_subject_sha256(statement));
+    const char *ts = json_string_value(sg_render_pred(statement, "timestamp"));
+    fprintf(out, "</code> &middot; %d checks: %d passed, %d failed, %d skipped &middot; ", d->n,
+            d->n - d->n_failed - d->n_skipped, d->n_failed, d->n_skipped);
+    esc(out, ts ? ts : "");
+    fputs("</p>\n", out);
+    checks_table(out, d);
     json_t *lat = sg_render_pred(statement, "latency");
     fputs("<h2>Latency</h2>\n", out);
     if (lat) {
-        static const char *const pcts[] = {"min", "p50",  "p90", "p95",
-                                           "p99", "p999", "max", "mean"};
-        fputs("<table>\n<tr>", out);
-        for (size_t i = 0; i < sizeof pcts / sizeof pcts[0]; i++)
-            fprintf(out, "<th>%s</th>", pcts[i]);
-        fputs("</tr>\n<tr>", out);
-        for (size_t i = 0; i < sizeof pcts / sizeof pcts[0]; i++) {
-            double ms;
-            fputs("<td class=\"n\">", out);
-            if (sg_render_latency_ms(lat, pcts[i], &ms)) {
-                num(out, ms);
-                fputs(" ms", out);
-            } else {
-                fputs("&mdash;", out);
-            }
-            fputs("</td>", out);
-        }
-        fputs("</tr>\n</table>\n", out);
-        latency_svgs(out, lat);
+        latency_tables(out, lat);
+        sg_render_latency_charts(out, lat);
+        server_section(out, lat);
     } else {
         fputs("<p>No latency run in this report.</p>\n", out);
     }
-    json_t *sh = sg_render_pred(statement, "shadow");
-    json_t *agr = json_object_get(sh, "agreement");
-    if (json_is_number(agr)) {
-        fprintf(out,
-                "<h2>Shadow agreement</h2>\n<p>%.4g of %lld rows agree with the baseline.</p>\n",
-                json_number_value(agr), (long long)json_integer_value(json_object_get(sh, "rows")));
-        json_t *mx = json_object_get(sh, "disagreement_matrix");
-        if (json_is_array(mx) && json_array_size(mx) <= 32) {
-            size_t k = json_array_size(mx);
-            fputs("<table>\n<tr><th>candidate \\ baseline</th>", out);
-            for (size_t j = 0; j < k; j++)
-                fprintf(out, "<th>%zu</th>", j);
-            fputs("</tr>\n", out);
-            for (size_t i = 0; i < k; i++) {
-                fprintf(out, "<tr><th>%zu</th>", i);
-                for (size_t j = 0; j < k; j++)
-                    fprintf(
-                        out, "<td class=\"n\">%lld</td>",
-                        (long long)json_integer_value(json_array_get(json_array_get(mx, i), j)));
-                fputs("</tr>\n", out);
-            }
-            fputs("</table>\n", out);
-        }
-    }
+    fputs("<div class=\"cols\">\n", out);
+    metrics_section(out, statement);
+    shadow_section(out, statement);
+    memory_section(out, statement, lat);
+    policy_section(out, statement);
+    fputs("</div>\n", out);
+    inputs_section(out, statement);
+    if (lat) machine_section(out, lat);
     fputs("</body>\n</html>\n", out);
     return ferror(out) ? SG_EIO : SG_OK;
 }

@@ -4,6 +4,8 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
 
 /* predicate.<key> of a statement (NULL when absent or null). */
 json_t *sg_render_pred(json_t *statement, const char *key);
@@ -13,5 +15,48 @@ const char *sg_render_subject_sha256(json_t *statement);
 bool sg_render_latency_ms(json_t *latency, const char *pct, double *ms);
 /* The bench histogram's buckets [[low_ns, count], ...] or NULL. */
 json_t *sg_render_latency_buckets(json_t *latency);
+
+/* A check's value or limit in its unit: latency policy figures are in ms, memory ones in MiB,
+ * shadow agreement a share; "\u2014" when not finite. */
+void sg_render_check_number(char *buf, size_t n, const char *name, double v);
+
+/* Charts (reports/render_chart.c). */
+typedef struct {
+    double lo, hi; /* the axis range, in data units */
+    bool log;      /* logarithmic: lo must be > 0 */
+} sg_chart_axis;
+
+/* Where v falls on the axis, 0 at lo and 1 at hi (outside [0, 1] beyond them). */
+double sg_chart_frac(const sg_chart_axis *a, double v);
+/* The smallest of 1, 2, 5 x 10^k at or above x. */
+double sg_chart_nice_step(double x);
+/* Round tick values on the axis at least min_px apart over px_len pixels; returns the count. */
+int sg_chart_ticks(const sg_chart_axis *a, double px_len, double min_px, double *ticks, int max);
+/* A round tick value in ns without trailing zeros: "3 ms", "1.5 \u00b5s". */
+void sg_chart_tick_ns(double ns, char *buf, size_t len);
+/* Estimated width in px of a label (UTF-8) at this font size. */
+double sg_chart_text_width(const char *s, double font_px);
+
+#define SG_CHART_MAX_LABELS 128
+/* The boxes of the labels drawn so far in one SVG of size w x h. */
+typedef struct {
+    double w, h;
+    int n;
+    double box[SG_CHART_MAX_LABELS][4]; /* x0, y0, x1, y1 */
+} sg_chart_labels;
+
+void sg_chart_labels_init(sg_chart_labels *l, double w, double h);
+/* true when the label would lie inside the picture and clear of every label drawn so far. */
+bool sg_chart_label_fits(const sg_chart_labels *l, double x, double y, const char *text,
+                         double font_px, const char *anchor);
+/* Draws the label (escaped) when it fits, or always with force; records its box. */
+bool sg_chart_label(FILE *out, sg_chart_labels *l, double x, double y, const char *text,
+                    double font_px, const char *anchor, const char *cls, bool force);
+/* A label centred on x, moved inside the picture when it would stick out at either side. */
+bool sg_chart_label_clamped(FILE *out, sg_chart_labels *l, double x, double y, const char *text,
+                            double font_px, const char *cls);
+
+/* The latency histogram and CDF of a bench JSON document, as two inline SVGs. */
+void sg_render_latency_charts(FILE *out, json_t *latency);
 
 #endif

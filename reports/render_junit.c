@@ -51,7 +51,7 @@ sg_status sg_render_junit(FILE *out, const sg_gate_decision *d, json_t *statemen
         sg_fputs_xml_escaped(out, cls);
         fprintf(out, "\" name=\"");
         sg_fputs_xml_escaped(out, c->name);
-        fprintf(out, "\" time=\"0\">\n");
+        fprintf(out, "\" time=\"%.3f\">\n", c->seconds > 0 ? c->seconds : 0.0);
         if (c->skipped) {
             fprintf(out, "      <skipped message=\"");
             sg_fputs_xml_escaped(out, c->text);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "render_internal.h"
+#include "stagegate/common.h"
 #include "stagegate/gate.h"
 
 /* Table cells: '|' would split the cell and a newline would end the table. */
@@ -35,10 +36,9 @@ static void md_num(FILE *out, double v)
 
 static void md_ms(FILE *out, double ms)
 {
-    if (ms < 1.0)
-        fprintf(out, "%.4g µs", ms * 1000.0);
-    else
-        fprintf(out, "%.4g ms", ms);
+    char b[32];
+    sg_format_ns(ms * 1e6, b, sizeof b);
+    fputs(b, out);
 }
 
 sg_status sg_render_markdown(FILE *out, const sg_gate_decision *d, json_t *statement)
@@ -55,11 +55,14 @@ sg_status sg_render_markdown(FILE *out, const sg_gate_decision *d, json_t *state
         const sg_gate_check *c = &d->checks[i];
         fprintf(out, "| %s | ", c->skipped ? "⚪" : c->passed ? "✅" : "❌");
         md_cell(out, c->name);
+        char v[48], lim[48];
+        sg_render_check_number(v, sizeof v, c->name, c->value);
+        sg_render_check_number(lim, sizeof lim, c->name, c->limit);
         fputs(" | ", out);
-        md_num(out, c->value);
+        md_cell(out, v);
         fputs(" | ", out);
         if (isfinite(c->limit)) fprintf(out, "%s ", !strcmp(c->op, ">=") ? "≥" : "≤");
-        md_num(out, c->limit);
+        md_cell(out, lim);
         fputs(" | ", out);
         md_cell(out, c->text);
         fputs(" |\n", out);
@@ -78,6 +81,13 @@ sg_status sg_render_markdown(FILE *out, const sg_gate_decision *d, json_t *state
             fputs("| ", out);
             md_cell(out, k);
             fputs(" | ", out);
+            if (!strcmp(k, "example_count")) { /* a count: "50,000", never "5e+04" */
+                char c1[32], c2[32];
+                sg_format_count(json_number_value(v), c1, sizeof c1);
+                sg_format_count(json_is_number(b) ? json_number_value(b) : NAN, c2, sizeof c2);
+                fprintf(out, "%s | %s |\n", c1, c2);
+                continue;
+            }
             md_num(out, json_number_value(v));
             fputs(" | ", out);
             md_num(out, json_is_number(b) ? json_number_value(b) : NAN);
@@ -90,7 +100,7 @@ sg_status sg_render_markdown(FILE *out, const sg_gate_decision *d, json_t *state
     if (lat && sg_render_latency_ms(lat, "p50", &p50) && sg_render_latency_ms(lat, "p90", &p90) &&
         sg_render_latency_ms(lat, "p99", &p99)) {
         const char *sc = json_string_value(json_object_get(lat, "scenario"));
-        fprintf(out, "\nLatency (%s): p50 ", sc ? sc : "bench");
+        fprintf(out, "\nLatency (%s, per query): p50 ", sc ? sc : "bench");
         md_ms(out, p50);
         fputs(" · p90 ", out);
         md_ms(out, p90);
@@ -100,8 +110,11 @@ sg_status sg_render_markdown(FILE *out, const sg_gate_decision *d, json_t *state
     }
     json_t *sh = sg_render_pred(statement, "shadow");
     json_t *agr = json_object_get(sh, "agreement");
-    if (json_is_number(agr))
-        fprintf(out, "\nShadow agreement with the baseline: %.4g over %lld rows\n",
-                json_number_value(agr), (long long)json_integer_value(json_object_get(sh, "rows")));
+    if (json_is_number(agr)) {
+        char rows[32];
+        sg_format_count((double)json_integer_value(json_object_get(sh, "rows")), rows, sizeof rows);
+        fprintf(out, "\nShadow agreement with the baseline: %.2f%% over %s rows\n",
+                100 * json_number_value(agr), rows);
+    }
     return ferror(out) ? SG_EIO : SG_OK;
 }

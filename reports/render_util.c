@@ -1,4 +1,5 @@
 /* Shared pieces of the renderers: escaping and atomic output. */
+#include <math.h>
 #include <string.h>
 
 #include "stagegate/gate.h"
@@ -48,6 +49,7 @@ sg_status sg_render_to_file(const char *path, sg_render_fn fn, const sg_gate_dec
 }
 
 #include "render_internal.h"
+#include "stagegate/common.h"
 
 json_t *sg_render_pred(json_t *statement, const char *key)
 {
@@ -89,4 +91,18 @@ json_t *sg_render_latency_buckets(json_t *latency)
 {
     json_t *b = json_object_get(json_object_get(latency, "histogram"), "buckets");
     return json_is_array(b) && json_array_size(b) > 0 ? b : NULL;
+}
+
+void sg_render_check_number(char *buf, size_t n, const char *name, double v)
+{
+    if (!isfinite(v))
+        snprintf(buf, n, "\u2014");
+    else if (!strncmp(name, "latency.", 8))
+        sg_format_ns(v * 1e6, buf, n);
+    else if (!strncmp(name, "memory.", 7))
+        sg_format_bytes(v * 1048576.0, buf, n);
+    else if (!strncmp(name, "shadow.", 7))
+        snprintf(buf, n, "%.2f%%", 100 * v);
+    else
+        snprintf(buf, n, "%.4g", v);
 }

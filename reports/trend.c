@@ -14,17 +14,23 @@
 #include "stagegate/compare.h"
 #include "stagegate/gate.h"
 #include "stagegate/policy.h"
+#include "render_internal.h"
+#include "stagegate/common.h"
 
-#define W 760
-#define H 260
-#define ML 78 /* left margin: y labels */
-#define MR 16
-#define MT 16
-#define MB 40
+#define W 900
+#define H 300
+#define ML 76  /* left margin: y tick labels */
+#define MR 120 /* right margin: version labels and limit labels */
+#define MT 30  /* the y-axis title */
+#define MB 46  /* date ticks and the x-axis title */
+#define FONT 11.0
 #define MAX_SERIES 8
 
+/* One colour per model version (first-seen order), one dash pattern per machine fingerprint. */
 static const char *const palette[MAX_SERIES] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd",
                                                 "#ff7f0e", "#17becf", "#8c564b", "#e377c2"};
+static const char *const dashes[MAX_SERIES] = {"",    "6 3", "2 2",  "8 3 2 3",
+                                               "4 4", "1 3", "10 4", "3 6"};
 
 static double epoch_of(const char *s)
 {
@@ -68,28 +74,43 @@ static double figure_value(const json_t *run, const char *fig)
 
 static void fmt_value(char *buf, size_t len, double v, bool latency)
 {
-    if (!latency)
-        snprintf(buf, len, "%.4g", v);
-    else if (v < 1e3)
-        snprintf(buf, len, "%.0f ns", v);
-    else if (v < 1e6)
-        snprintf(buf, len, "%.3g us", v / 1e3);
+    if (latency)
+        sg_format_ns(v, buf, len);
     else
-        snprintf(buf, len, "%.3g ms", v / 1e6);
+        snprintf(buf, len, "%.4g", v);
 }
 
-/* Index of a fingerprint among the series (first-seen order), -1 past MAX_SERIES. */
-static int series_of(json_t *series, const char *fp)
+/* Index of a key among the keys seen so far (first-seen order), -1 past MAX_SERIES. */
+static int index_of(json_t *seen, const char *key)
 {
-    for (size_t k = 0; k < json_array_size(series); k++)
-        if (!strcmp(json_string_value(json_array_get(series, k)), fp)) return (int)k;
-    if (json_array_size(series) >= MAX_SERIES) return -1;
-    json_array_append_new(series, json_string(fp));
-    return (int)json_array_size(series) - 1;
+    for (size_t k = 0; k < json_array_size(seen); k++)
+        if (!strcmp(json_string_value(json_array_get(seen, k)), key)) return (int)k;
+    if (json_array_size(seen) >= MAX_SERIES) return -1;
+    json_array_append_new(seen, json_string(key));
+    return (int)json_array_size(seen) - 1;
+}
+
+static const char *run_fp(const json_t *r)
+{
+    const char *s = json_string_value(json_object_get(r, "fingerprint"));
+    return s ? s : "";
+}
+
+static long long run_version(const json_t *r)
+{
+    return (long long)json_integer_value(json_object_get(r, "version"));
+}
+
+static int version_index(json_t *versions, long long v)
+{
+    char key[32];
+    snprintf(key, sizeof key, "%lld", v);
+    return index_of(versions, key);
 }
 
 typedef struct {
-    double x0, x1, y0, y1;
+    sg_chart_axis y;
+    double x0, x1;
 } axes;
 
 static double px(const axes *a, double x)
@@ -98,136 +119,207 @@ static double px(const axes *a, double x)
 }
 static double py(const axes *a, double y)
 {
-    return H - MB - (y - a->y0) / (a->y1 - a->y0) * (H - MT - MB);
+    double f = sg_chart_frac(&a->y, y);
+    return H - MB - f * (H - MT - MB);
 }
 
 /* Earlier runs nightly.sh hands to compare as the noise band (`registry runs --limit 21`). */
 #define BAND_WINDOW 20
 
 /*
- * The noise band one version's line is judged against: at each run with enough history, the
- * [min, max] of the version's previous runs on this fingerprint (what `compare --history` used
- * for it). Drawn as one shaded polygon, upper edge left to right, lower edge back.
+ * The noise band of one version on one fingerprint: at each run with enough history, the
+ * [min, max] of the previous runs (what `compare --history` uses). lo/hi are NAN before that.
  */
-static void noise_band(FILE *out, const axes *a, const double *x, const double *v, size_t n,
-                       const char *fp, const char *colour, long long ver)
+static void band_of(const double *v, size_t n, double *lo, double *hi)
 {
-    size_t first = SG_COMPARE_HISTORY_MIN_RUNS;
-    if (n <= first) return;
-    double *lo = malloc(n * sizeof *lo), *hi = malloc(n * sizeof *hi);
-    if (!lo || !hi) {
-        free(lo);
-        free(hi);
-        return;
-    }
-    for (size_t j = first; j < n; j++) {
+    for (size_t j = 0; j < n; j++) {
+        lo[j] = hi[j] = NAN;
+        if (j < SG_COMPARE_HISTORY_MIN_RUNS) continue;
         lo[j] = INFINITY, hi[j] = -INFINITY;
         for (size_t k = j > BAND_WINDOW ? j - BAND_WINDOW : 0; k < j; k++)
             lo[j] = fmin(lo[j], v[k]), hi[j] = fmax(hi[j], v[k]);
     }
+}
+
+/* Drawn as one shaded polygon, upper edge left to right, lower edge back. */
+static void noise_band(FILE *out, const axes *a, const double *x, const double *lo,
+                       const double *hi, size_t n, const char *fp, const char *colour,
+                       long long ver)
+{
+    if (n <= SG_COMPARE_HISTORY_MIN_RUNS) return;
     fprintf(out, "<polygon class=\"band\" fill=\"%s\" data-fingerprint=\"", colour);
     sg_fputs_xml_escaped(out, fp);
     fprintf(out, "\" data-version=\"%lld\" points=\"", ver);
-    for (size_t j = first; j < n; j++)
+    for (size_t j = SG_COMPARE_HISTORY_MIN_RUNS; j < n; j++)
         fprintf(out, "%.1f,%.1f ", px(a, x[j]), py(a, hi[j]));
-    for (size_t j = n; j-- > first;)
+    for (size_t j = n; j-- > SG_COMPARE_HISTORY_MIN_RUNS;)
         fprintf(out, "%.1f,%.1f ", px(a, x[j]), py(a, lo[j]));
     fprintf(out, "\"><title>v%lld noise band: min..max of the previous runs</title></polygon>\n",
             ver);
-    free(lo);
-    free(hi);
 }
 
-/* One machine's runs: a line per model version in the fingerprint's colour (lines of two
- * versions that run side by side would otherwise zigzag between them), labelled at its end. */
+/*
+ * One line per (fingerprint, version): the version's colour, the fingerprint's dash. Lines of
+ * two versions that run side by side would otherwise zigzag between them. A point beyond its
+ * noise band on the worse side is marked regressed, a failed gate hollow.
+ */
 static void series_chart(FILE *out, const json_t *runs, const char *fig, const axes *a,
-                         const double *xs, const char *fp, const char *colour, bool latency)
+                         const double *xs, const char *fp, int fpi, json_t *versions, bool worse_up,
+                         bool latency, sg_chart_labels *l)
 {
     size_t n = json_array_size(runs);
-    json_t *versions = json_array();
+    json_t *vs = json_array();
     for (size_t i = 0; i < n; i++) {
         json_t *r = json_array_get(runs, i), *v = json_object_get(r, "version");
-        if (!isfinite(figure_value(r, fig)) ||
-            strcmp(json_string_value(json_object_get(r, "fingerprint")), fp))
-            continue;
+        if (!isfinite(figure_value(r, fig)) || strcmp(run_fp(r), fp)) continue;
         bool known = false;
-        for (size_t k = 0; !known && k < json_array_size(versions); k++)
-            known = json_equal(json_array_get(versions, k), v);
-        if (!known) json_array_append(versions, v);
+        for (size_t k = 0; !known && k < json_array_size(vs); k++)
+            known = json_equal(json_array_get(vs, k), v);
+        if (!known) json_array_append(vs, v);
     }
-    for (size_t k = 0; k < json_array_size(versions); k++) {
-        long long ver = (long long)json_integer_value(json_array_get(versions, k));
-        double lx = 0, ly = 0;
-        double *bx = latency ? malloc(n * sizeof *bx) : NULL,
-               *bv = bx ? malloc(n * sizeof *bv) : NULL;
+    double *bx = malloc((n ? n : 1) * sizeof *bx), *bv = malloc((n ? n : 1) * sizeof *bv),
+           *lo = malloc((n ? n : 1) * sizeof *lo), *hi = malloc((n ? n : 1) * sizeof *hi);
+    size_t *idx = malloc((n ? n : 1) * sizeof *idx);
+    for (size_t k = 0; bx && bv && lo && hi && idx && k < json_array_size(vs); k++) {
+        long long ver = (long long)json_integer_value(json_array_get(vs, k));
+        int vi = version_index(versions, ver);
+        const char *colour = vi >= 0 ? palette[vi] : "#777";
         size_t m = 0;
-        for (size_t i = 0; bv && i < n; i++) {
-            json_t *r = json_array_get(runs, i);
-            double v = figure_value(r, fig);
-            if (!isfinite(v) || strcmp(json_string_value(json_object_get(r, "fingerprint")), fp) ||
-                json_integer_value(json_object_get(r, "version")) != ver)
-                continue;
-            bx[m] = xs[i], bv[m++] = v;
-        }
-        if (bv) noise_band(out, a, bx, bv, m, fp, colour, ver);
-        free(bx);
-        free(bv);
-        fprintf(out, "<polyline class=\"series\" stroke=\"%s\" data-fingerprint=\"", colour);
-        sg_fputs_xml_escaped(out, fp);
-        fprintf(out, "\" data-version=\"%lld\" points=\"", ver);
         for (size_t i = 0; i < n; i++) {
             json_t *r = json_array_get(runs, i);
             double v = figure_value(r, fig);
-            if (!isfinite(v) || strcmp(json_string_value(json_object_get(r, "fingerprint")), fp) ||
-                json_integer_value(json_object_get(r, "version")) != ver)
-                continue;
-            lx = px(a, xs[i]), ly = py(a, v);
-            fprintf(out, "%.1f,%.1f ", lx, ly);
+            if (!isfinite(v) || strcmp(run_fp(r), fp) || run_version(r) != ver) continue;
+            idx[m] = i, bx[m] = xs[i], bv[m++] = v;
         }
-        fprintf(out, "\"/>\n<text x=\"%.1f\" y=\"%.1f\" class=\"slab\" fill=\"%s\">v%lld</text>\n",
-                lx + 5, ly - 5, colour, ver);
-    }
-    json_decref(versions);
-    for (size_t i = 0; i < n; i++) {
-        json_t *r = json_array_get(runs, i);
-        double v = figure_value(r, fig);
-        if (!isfinite(v) || strcmp(json_string_value(json_object_get(r, "fingerprint")), fp))
-            continue;
-        char lbl[32];
-        fmt_value(lbl, sizeof lbl, v, latency);
-        bool failed = strcmp(json_string_value(json_object_get(r, "result")), "PASSED") != 0;
+        band_of(bv, m, lo, hi);
+        if (latency) noise_band(out, a, bx, lo, hi, m, fp, colour, ver);
         fprintf(out,
+                "<polyline class=\"series\" stroke=\"%s\" stroke-dasharray=\"%s\" "
+                "data-fingerprint=\"",
+                colour, dashes[fpi]);
+        sg_fputs_xml_escaped(out, fp);
+        fprintf(out, "\" data-version=\"%lld\" points=\"", ver);
+        for (size_t j = 0; j < m; j++)
+            fprintf(out, "%.1f,%.1f ", px(a, bx[j]), py(a, bv[j]));
+        fputs("\"/>\n", out);
+        for (size_t j = 0; j < m; j++) {
+            json_t *r = json_array_get(runs, idx[j]);
+            char lbl[32];
+            fmt_value(lbl, sizeof lbl, bv[j], latency);
+            bool failed = strcmp(json_string_value(json_object_get(r, "result")), "PASSED") != 0;
+            bool regressed = isfinite(lo[j]) && (worse_up ? bv[j] > hi[j] : bv[j] < lo[j]);
+            double cx = px(a, bx[j]), cy = py(a, bv[j]);
+            fprintf(
+                out,
                 "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\" fill=\"%s\" stroke=\"%s\"><title>v%lld "
-                "%s: %s%s"
-                "</title></circle>\n",
-                px(a, xs[i]), py(a, v), failed ? "#fff" : colour, colour,
-                (long long)json_integer_value(json_object_get(r, "version")),
-                json_string_value(json_object_get(r, "time")), lbl, failed ? " (gate FAILED)" : "");
+                "%s: %s%s%s</title></circle>\n",
+                cx, cy, failed ? "#fff" : colour, colour, ver,
+                json_string_value(json_object_get(r, "time")), lbl, failed ? " (gate FAILED)" : "",
+                regressed ? " (outside the noise band of the previous runs)" : "");
+            if (regressed)
+                fprintf(
+                    out,
+                    "<path class=\"regressed\" d=\"M%.1f,%.1f l-6,-10 h12 z\"><title>regressed: "
+                    "%s, beyond the min..max of v%lld's previous runs</title></path>\n",
+                    cx, cy - 7, lbl, ver);
+        }
+        if (m) {
+            char t[32];
+            snprintf(t, sizeof t, "v%lld", ver);
+            double lx = px(a, bx[m - 1]) + 6, ly = py(a, bv[m - 1]) + 4;
+            for (int tries = 0; tries < 5; tries++, ly += 12)
+                if (sg_chart_label(out, l, lx, ly, t, FONT, "start", "slab", false)) break;
+        }
+    }
+    free(bx), free(bv), free(lo), free(hi), free(idx);
+    json_decref(vs);
+}
+
+static const char *const month[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                    "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+
+/* Date ticks at whole hours, days or weeks (UTC), at least 90 px apart; run numbers otherwise. */
+static void x_ticks(FILE *out, const axes *a, bool by_time, sg_chart_labels *l)
+{
+    double plot_w = W - ML - MR, span = a->x1 - a->x0;
+    if (!by_time) {
+        double step = sg_chart_nice_step(span * 70 / plot_w);
+        if (step < 1) step = 1;
+        for (double v = ceil(a->x0 / step) * step; v <= a->x1; v += step) {
+            char t[32];
+            snprintf(t, sizeof t, "run %.0f", v + 1);
+            if (sg_chart_label_clamped(out, l, px(a, v), H - MB + 16, t, FONT, "tick"))
+                fprintf(out, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%d\" y2=\"%d\" class=\"axis\"/>\n",
+                        px(a, v), px(a, v), H - MB, H - MB + 4);
+        }
+        return;
+    }
+    static const double steps[] = {3600,       3 * 3600,   6 * 3600,   12 * 3600,
+                                   86400,      2 * 86400,  7 * 86400,  14 * 86400,
+                                   28 * 86400, 91 * 86400, 364 * 86400};
+    double step = steps[sizeof steps / sizeof steps[0] - 1];
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++)
+        if (steps[i] / span * plot_w >= 90) {
+            step = steps[i];
+            break;
+        }
+    /* Weekly steps start on a Monday (1970-01-05 was one). */
+    double origin = step >= 7 * 86400 ? 4 * 86400 : 0;
+    for (double v = origin + ceil((a->x0 - origin) / step) * step; v <= a->x1; v += step) {
+        time_t t = (time_t)v;
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        char lbl[32];
+        if (step < 86400)
+            snprintf(lbl, sizeof lbl, "%s %d %02d:00", month[tm.tm_mon], tm.tm_mday, tm.tm_hour);
+        else if (step >= 91 * 86400)
+            snprintf(lbl, sizeof lbl, "%s %d", month[tm.tm_mon], tm.tm_year + 1900);
+        else
+            snprintf(lbl, sizeof lbl, "%s %d", month[tm.tm_mon], tm.tm_mday);
+        if (sg_chart_label_clamped(out, l, px(a, v), H - MB + 16, lbl, FONT, "tick"))
+            fprintf(out,
+                    "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%d\" y2=\"%d\" class=\"grid\"/>"
+                    "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%d\" y2=\"%d\" class=\"axis\"/>\n",
+                    px(a, v), px(a, v), MT, H - MB, px(a, v), px(a, v), H - MB, H - MB + 4);
     }
 }
 
-static void chart(FILE *out, const json_t *runs, const char *fig, json_t *series, const double *xs)
+/* The policy's absolute limit for this figure, from the newest run that recorded one. */
+static double limit_of(const json_t *runs, const char *fig)
+{
+    for (size_t i = json_array_size(runs); i-- > 0;) {
+        json_t *v = json_object_get(
+            json_object_get(json_object_get(json_array_get(runs, i), "figures"), "limits"), fig);
+        if (json_is_number(v)) return json_number_value(v);
+    }
+    return NAN;
+}
+
+static void chart(FILE *out, const json_t *runs, const char *fig, json_t *fps, json_t *versions,
+                  const double *xs, bool by_time)
 {
     bool latency = !strncmp(fig, "latency.", 8);
-    axes a = {INFINITY, -INFINITY, INFINITY, -INFINITY};
+    bool gib = true;
+    if (!latency && sg_metric_direction(fig + 7, &gib)) gib = true;
+    bool worse_up = latency || !gib;
+    axes a = {{INFINITY, -INFINITY, false}, INFINITY, -INFINITY};
     size_t n = json_array_size(runs), have = 0;
     for (size_t i = 0; i < n; i++) {
         double v = figure_value(json_array_get(runs, i), fig);
         a.x0 = fmin(a.x0, xs[i]), a.x1 = fmax(a.x1, xs[i]);
         if (!isfinite(v)) continue;
         have++;
-        a.y0 = fmin(a.y0, v), a.y1 = fmax(a.y1, v);
+        a.y.lo = fmin(a.y.lo, v), a.y.hi = fmax(a.y.hi, v);
     }
+    double limit = limit_of(runs, fig);
     fprintf(out, "<section><h2>");
     if (latency)
         fprintf(out, "latency %s <small>(lower is better)</small>", fig + 8);
     else {
-        bool gib = true;
         sg_fputs_xml_escaped(out, fig + 7);
-        fprintf(out, " <small>(%s is better)</small>",
-                !sg_metric_direction(fig + 7, &gib) || gib ? "higher" : "lower");
+        fprintf(out, " <small>(%s is better)</small>", gib ? "higher" : "lower");
     }
-    fprintf(out, "</h2>\n<svg class=\"chart\" data-figure=\"");
+    fprintf(out, "</h2>\n<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"chart\" data-figure=\"");
     sg_fputs_xml_escaped(out, fig);
     fprintf(out, "\" viewBox=\"0 0 %d %d\" width=\"%d\" height=\"%d\" role=\"img\">\n", W, H, W, H);
     if (!have) {
@@ -237,72 +329,117 @@ static void chart(FILE *out, const json_t *runs, const char *fig, json_t *series
                 W / 2 - 90, H / 2);
         return;
     }
-    /* Pad the y range so a flat line sits mid-chart and points do not touch the frame. */
-    double pad = (a.y1 - a.y0) * 0.1;
-    if (pad <= 0) pad = fabs(a.y0) * 0.05 + 1e-9;
-    a.y0 -= pad, a.y1 += pad;
-    if (latency && a.y0 < 0) a.y0 = 0;
+    /* The limit joins the range when it is near the data; far off it is an arrow at the edge. */
+    bool limit_in = isfinite(limit) && limit > 0 && limit <= a.y.hi * (latency ? 3 : 1.5) &&
+                    limit >= a.y.lo / (latency ? 3 : 1.5);
+    if (limit_in) a.y.lo = fmin(a.y.lo, limit), a.y.hi = fmax(a.y.hi, limit);
+    /* Latency on a log axis once it spans more than 3x: a version 6x slower then does not
+     * flatten an earlier one's swings into a line. */
+    a.y.log = latency && a.y.lo > 0 && a.y.hi / a.y.lo > 3;
+    if (a.y.log) {
+        a.y.lo /= 1.15, a.y.hi *= 1.15;
+    } else {
+        double pad = (a.y.hi - a.y.lo) * 0.1;
+        if (pad <= 0) pad = fabs(a.y.lo) * 0.05 + 1e-9;
+        a.y.lo -= pad, a.y.hi += pad;
+        if (latency && a.y.lo < 0) a.y.lo = 0;
+    }
     if (a.x1 <= a.x0) a.x0 -= 1, a.x1 += 1;
+    sg_chart_labels l;
+    sg_chart_labels_init(&l, W, H);
     fprintf(out, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" class=\"frame\"/>\n", ML, MT,
             W - ML - MR, H - MT - MB);
-    for (int k = 0; k <= 4; k++) {
-        double v = a.y0 + (a.y1 - a.y0) * k / 4;
+    char title[160];
+    if (latency)
+        snprintf(title, sizeof title, "%s latency per query%s", fig + 8,
+                 a.y.log ? " (logarithmic scale)" : "");
+    else
+        snprintf(title, sizeof title, "%.120s", fig + 7);
+    sg_chart_label(out, &l, 4, 14, title, FONT, "start", "axis-title", true);
+    sg_chart_label(out, &l, ML + (W - ML - MR) / 2.0, H - 6,
+                   by_time ? "date of the run (UTC)" : "run, in the order recorded", FONT, "middle",
+                   "axis-title", true);
+    double ticks[32];
+    int nt = sg_chart_ticks(&a.y, H - MT - MB, 28, ticks, 32);
+    for (int k = 0; k < nt; k++) {
         char lbl[32];
-        fmt_value(lbl, sizeof lbl, v, latency);
-        fprintf(out,
-                "<line x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\" class=\"grid\"/>"
-                "<text x=\"%d\" y=\"%.1f\" class=\"ylab\">%s</text>\n",
-                ML, W - MR, py(&a, v), py(&a, v), ML - 6, py(&a, v) + 4, lbl);
+        if (latency)
+            sg_chart_tick_ns(ticks[k], lbl, sizeof lbl);
+        else
+            snprintf(lbl, sizeof lbl, "%.4g", ticks[k]);
+        double y = py(&a, ticks[k]);
+        if (sg_chart_label(out, &l, ML - 6, y + 4, lbl, FONT, "end", "tick", false))
+            fprintf(out, "<line x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\" class=\"grid\"/>\n", ML,
+                    W - MR, y, y);
     }
+    x_ticks(out, &a, by_time, &l);
     /* A version is marked where it first appears. Nightly runs interleave the Staging and
      * Production versions, so "differs from the previous run" would mark every run. */
     json_t *seen = json_object();
     for (size_t i = 0; i < n; i++) {
         json_t *r = json_array_get(runs, i);
         char key[32];
-        snprintf(key, sizeof key, "%lld",
-                 (long long)json_integer_value(json_object_get(r, "version")));
+        snprintf(key, sizeof key, "v%lld", run_version(r));
         if (json_object_get(seen, key)) continue;
         json_object_set_new(seen, key, json_true());
         if (i == 0) continue;
         double x = (px(&a, xs[i - 1]) + px(&a, xs[i])) / 2;
-        fprintf(out,
-                "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%d\" y2=\"%d\" class=\"version\"/>"
-                "<text x=\"%.1f\" y=\"%d\" class=\"vlab\">v%s</text>\n",
-                x, x, MT, H - MB, x + 3, MT + 12, key);
+        fprintf(out, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%d\" y2=\"%d\" class=\"version\"/>\n", x,
+                x, MT, H - MB);
+        sg_chart_label(out, &l, x + 3, MT + 12, key, FONT, "start", "vlab", false);
     }
     json_decref(seen);
-    for (size_t s = 0; s < json_array_size(series); s++)
-        series_chart(out, runs, fig, &a, xs, json_string_value(json_array_get(series, s)),
-                     palette[s], latency);
-    json_t *first = json_array_get(runs, 0), *last = json_array_get(runs, n - 1);
-    fprintf(out,
-            "<text x=\"%d\" y=\"%d\" class=\"xlab\">%s</text><text x=\"%d\" y=\"%d\" class=\"xlab "
-            "end\">%s"
-            "</text>\n</svg></section>\n",
-            ML, H - MB + 18, json_string_value(json_object_get(first, "time")), W - MR, H - MB + 18,
-            json_string_value(json_object_get(last, "time")));
+    if (isfinite(limit)) {
+        char lv[32], t[64];
+        fmt_value(lv, sizeof lv, limit, latency);
+        if (limit_in) {
+            double y = py(&a, limit);
+            fprintf(out, "<line class=\"limit\" x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\"/>\n",
+                    ML, W - MR, y, y);
+            snprintf(t, sizeof t, "limit %s", lv);
+            sg_chart_label(out, &l, W - MR + 4, y + 4, t, FONT, "start", "limit-label", false);
+        } else if (isfinite(limit)) {
+            bool above = limit > a.y.hi;
+            snprintf(t, sizeof t, "limit %s %s", lv, above ? "\u2191" : "\u2193");
+            fprintf(out, "<line class=\"limit\" x1=\"%d\" x2=\"%d\" y1=\"%d\" y2=\"%d\"/>\n",
+                    W - MR - 30, W - MR, above ? MT : H - MB, above ? MT : H - MB);
+            sg_chart_label(out, &l, W - MR + 4, above ? MT + 4 : H - MB + 4, t, FONT, "start",
+                           "limit-label", false);
+        }
+    }
+    for (size_t s = 0; s < json_array_size(fps); s++)
+        series_chart(out, runs, fig, &a, xs, json_string_value(json_array_get(fps, s)), (int)s,
+                     versions, worse_up, latency, &l);
+    fprintf(out, "</svg></section>\n");
 }
 
 static const char css[] =
-    "body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222;max-width:800px}"
+    "body{font:14px/1.4 system-ui,sans-serif;margin:24px auto;color:#222;max-width:940px;"
+    "padding:0 16px}"
     "h1{font-size:20px}h2{font-size:15px;margin:18px 0 4px}small{color:#777;font-weight:normal}"
-    ".frame{fill:none;stroke:#bbb}.grid{stroke:#eee}.series{fill:none;stroke-width:1.8}"
-    ".band{fill-opacity:.15;stroke:none}"
-    ".version{stroke:#999;stroke-dasharray:4 3}.vlab{font-size:11px;fill:#666}.slab{font-size:10px}"
-    ".ylab{font-size:11px;fill:#555;text-anchor:end}.xlab{font-size:11px;fill:#555}.end{text-"
-    "anchor:end}"
+    "svg.chart{width:100%;height:auto}svg text{font-family:system-ui,sans-serif;fill:#444}"
+    ".frame{fill:none;stroke:#bbb}.grid{stroke:#eee}.axis{stroke:#888}"
+    ".series{fill:none;stroke-width:1.8}.band{fill-opacity:.15;stroke:none}"
+    ".version{stroke:#999;stroke-dasharray:4 3}.vlab{fill:#666}"
+    ".regressed{fill:#d00}.limit{stroke:#d00;stroke-width:1.2;stroke-dasharray:8 4}"
+    ".limit-label{fill:#b00}.axis-title{fill:#555}"
     ".none{fill:#999}table{border-collapse:collapse;font-size:13px}td,th{padding:2px "
     "8px;text-align:left}"
-    ".swatch{display:inline-block;width:12px;height:12px;border-radius:2px;vertical-align:middle}";
+    ".legend{display:flex;flex-wrap:wrap;gap:6px 18px;margin:8px 0;padding:6px 10px;border:1px "
+    "solid #ddd}.legend span{white-space:nowrap}"
+    ".swatch{display:inline-block;width:22px;height:0;border-top:3px solid;vertical-align:middle;"
+    "margin-right:4px}"
+    "@media print{body{max-width:none;margin:0}section{break-inside:avoid}"
+    ".band,.legend,.regressed{-webkit-print-color-adjust:exact;print-color-adjust:exact}}";
 
 sg_status sg_trend_render(FILE *out, const json_t *doc)
 {
-    json_t *runs = json_object_get(doc, "runs"), *series = json_array();
+    json_t *runs = json_object_get(doc, "runs"), *fps = json_array(), *versions = json_array();
     size_t n = json_array_size(runs), i;
     double *xs = calloc(n ? n : 1, sizeof *xs);
     if (!xs) {
-        json_decref(series);
+        json_decref(fps);
+        json_decref(versions);
         return SG_ENOMEM;
     }
     /* Time on the x axis when the runs have distinct times, else run order (e.g. a fixed
@@ -316,7 +453,10 @@ sg_status sg_trend_render(FILE *out, const json_t *doc)
         xs[i] = (double)i;
     json_t *r;
     json_array_foreach(runs, i, r)
-        series_of(series, json_string_value(json_object_get(r, "fingerprint")));
+    {
+        index_of(fps, run_fp(r));
+        version_index(versions, run_version(r));
+    }
     const char *model = json_string_value(json_object_get(doc, "model"));
     fprintf(out, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta "
                  "charset=\"utf-8\"><title>stagegate trend: ");
@@ -328,45 +468,56 @@ sg_status sg_trend_render(FILE *out, const json_t *doc)
         fprintf(out, " from %s to %s",
                 json_string_value(json_object_get(json_array_get(runs, 0), "time")),
                 json_string_value(json_object_get(json_array_get(runs, n - 1), "time")));
-    fprintf(
-        out,
-        ". One colour per machine fingerprint, one line per model version on it; dashed lines mark "
-        "where a version first ran; hollow points are "
-        "runs whose gate failed; the shaded band around a latency line is the min..max of that "
-        "version's previous runs on the machine (from the third run on), the noise band nightly "
-        "compares against. Hover a point for its version and value.</p>\n<table><tr><th></th>"
-        "<th>fingerprint</th><th>CPU</th><th>cores</th><th>kernel</th><th>stagegate</th></tr>\n");
-    for (size_t s = 0; s < json_array_size(series); s++) {
+    fprintf(out,
+            ". One colour per model version, one line style per machine; dashed verticals mark "
+            "where a version first ran; hollow points are runs whose gate failed; a red "
+            "triangle marks a run outside the noise band of that version's previous runs on the "
+            "machine, on the worse side (the band, shaded on the latency charts from the fourth "
+            "run on, is the min..max of up to 20 previous runs, what nightly compares "
+            "against); the red dashed line is the policy's limit. Latency that spans more than "
+            "3&times; is drawn on a logarithmic axis. Hover a point for its version and "
+            "value.</p>\n<div class=\"legend\">");
+    for (size_t v = 0; v < json_array_size(versions); v++)
+        fprintf(out, "<span><i class=\"swatch\" style=\"border-color:%s\"></i>v%s</span>",
+                palette[v], json_string_value(json_array_get(versions, v)));
+    fprintf(out, "<span><svg width=\"14\" height=\"12\"><path class=\"regressed\" "
+                 "d=\"M7,11 l-6,-10 h12 z\"/></svg> regressed</span><span><svg width=\"26\" "
+                 "height=\"8\"><line class=\"limit\" x1=\"0\" x2=\"26\" y1=\"4\" y2=\"4\"/></svg>"
+                 " policy limit</span></div>\n");
+    fprintf(out, "<table><tr><th>line</th><th>fingerprint</th><th>CPU</th><th>cores</th>"
+                 "<th>kernel</th><th>stagegate</th></tr>\n");
+    for (size_t s = 0; s < json_array_size(fps); s++) {
         json_t *m = NULL;
         json_array_foreach(runs, i,
-                           r) if (!strcmp(json_string_value(json_object_get(r, "fingerprint")),
-                                          json_string_value(json_array_get(series, s)))) m =
+                           r) if (!strcmp(run_fp(r), json_string_value(json_array_get(fps, s)))) m =
             json_object_get(r, "machine");
-        fprintf(out, "<tr><td><span class=\"swatch\" style=\"background:%s\"></span></td><td>",
-                palette[s]);
-        const char *id = json_string_value(json_array_get(series, s));
+        fprintf(
+            out,
+            "<tr><td><svg width=\"30\" height=\"8\"><line x1=\"0\" x2=\"30\" y1=\"4\" "
+            "y2=\"4\" stroke=\"#444\" stroke-width=\"2\" stroke-dasharray=\"%s\"/></svg></td><td>",
+            dashes[s]);
+        const char *id = json_string_value(json_array_get(fps, s));
         sg_fputs_xml_escaped(out, *id ? id : "(no latency run)");
         fprintf(out, "</td><td>");
-        sg_fputs_xml_escaped(out, json_string_value(json_object_get(m, "cpu_model"))
-                                      ? json_string_value(json_object_get(m, "cpu_model"))
-                                      : "");
+        const char *cpu = json_string_value(json_object_get(m, "cpu_model"));
+        sg_fputs_xml_escaped(out, cpu ? cpu : "");
         fprintf(out, "</td><td>%lld</td><td>",
                 (long long)json_integer_value(json_object_get(m, "cores")));
-        sg_fputs_xml_escaped(out, json_string_value(json_object_get(m, "kernel"))
-                                      ? json_string_value(json_object_get(m, "kernel"))
-                                      : "");
+        const char *k = json_string_value(json_object_get(m, "kernel"));
+        sg_fputs_xml_escaped(out, k ? k : "");
         fprintf(out, "</td><td>");
-        sg_fputs_xml_escaped(out, json_string_value(json_object_get(m, "stagegate_version"))
-                                      ? json_string_value(json_object_get(m, "stagegate_version"))
-                                      : "");
+        const char *sv = json_string_value(json_object_get(m, "stagegate_version"));
+        sg_fputs_xml_escaped(out, sv ? sv : "");
         fprintf(out, "</td></tr>\n");
     }
     fprintf(out, "</table>\n");
     json_t *figs = sg_trend_figures(doc);
-    json_array_foreach(figs, i, r) chart(out, runs, json_string_value(r), series, xs);
+    json_array_foreach(figs, i, r)
+        chart(out, runs, json_string_value(r), fps, versions, xs, by_time);
     fprintf(out, "</body></html>\n");
     json_decref(figs);
-    json_decref(series);
+    json_decref(fps);
+    json_decref(versions);
     free(xs);
     return ferror(out) ? SG_EIO : SG_OK;
 }

@@ -161,7 +161,7 @@ cat >policy.json <<'EOF'
   "shadow": {"min_agreement": 0.90, "optional": true}
 }
 EOF
-say policy "gate: accuracy >= 0.85, F1 at most 5% below Production, p99 <= 50 ms (the lecture's budget), RSS <= 256 MB, shadow agreement >= 90%"
+say policy "gate: accuracy >= 0.85, F1 at most 5% below Production, p99 <= 50 ms (the lecture's budget), RSS <= 256 MiB, shadow agreement >= 90%"
 run 0 create-model reg create-model "$M" --signer ci.pub.pem --promoter Staging=promoter.pub.pem \
     --promoter Production=promoter.pub.pem --approver approver.pub.pem --require-approval \
     --description "the lecture's fraud detector" --as promoter.key.pem

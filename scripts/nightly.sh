@@ -67,6 +67,8 @@ fi
 command -v "$SG" >/dev/null || { echo "nightly.sh: stagegate binary '$SG' not found (set STAGEGATE_BIN)" >&2; exit 2; }
 [ -f "$DB" ] || { echo "nightly.sh: registry $DB does not exist" >&2; exit 2; }
 mkdir -p "$OUT/reports" "$OUT/compare" "$OUT/trend" || exit 2
+# Absolute, as the registry records report paths: compare then prints both paths alike.
+OUT=$(cd "$OUT" && pwd)
 DBDIR=$(cd "$(dirname "$DB")" && pwd)
 
 # Progress goes to stderr, and by default only when stderr is a terminal: cron mail and CI
@@ -155,9 +157,11 @@ while IFS=$'\t' read -r -u 3 name version stage dataset policy; do
         echo "$name v$version ($stage): first run of v$version on fingerprint $fp; compared with v$prev_version, the version it replaced in $stage"
         since="since v$prev_version"
     fi
-    cmp="$OUT/compare/$name-v$version.txt"
+    # One file per night; NAME-vN.txt links to the newest.
+    cmp="$OUT/compare/$name-v$version-$stamp.txt"
     rc=0
     "$SG" compare "$prev" "$report" --fail-on-regression ${PUB:+--pubkey "$PUB"} "${hist_arg[@]}" >"$cmp" || rc=$?
+    ln -sfn "$(basename "$cmp")" "$OUT/compare/$name-v$version.txt"
     progress_done
     case "$rc" in
     0) echo "$name v$version ($stage): nothing regressed $since" ;;

@@ -97,9 +97,15 @@ void sg_tmp_forget(const char *tmp);
 void sg_tmp_remove(const char *tmp); /* unlink + forget */
 SG_MUST_CHECK sg_status sg_commit_tmp(const char *tmp, const char *path, sg_err *err);
 
-/* A duration in ns in a readable unit: "870 ns", "2.35 us", "4.10 ms", "1.20 s"; "-" when
- * not finite. */
+/* A duration in ns in the unit that suits it, three significant digits: "870 ns", "2.35 \u00b5s",
+ * "45.7 ms", "1.20 s"; "-" when not finite. */
 void sg_format_ns(double ns, char *buf, size_t len);
+/* A count as an integer with thousands separators: "100,000"; "-" when not finite. */
+void sg_format_count(double v, char *buf, size_t len);
+/* A size in bytes in binary units, three significant digits: "512 B", "1.50 KiB", "33.4 MiB". */
+void sg_format_bytes(double bytes, char *buf, size_t len);
+/* Characters (not bytes) in a UTF-8 string: the columns it takes in a terminal table. */
+size_t sg_utf8_width(const char *s);
 
 /* Monotonic wall time in seconds, for coarse timings (not latency samples). */
 double sg_now_seconds(void);

@@ -83,6 +83,8 @@ typedef struct {
     double value;   /* measured value; NAN when missing */
     double limit;   /* the bound the value was held to; NAN when none could be computed */
     char op[3];     /* ">=" or "<=": value op limit must hold */
+    double seconds; /* wall time of the work behind the figure, shared out among the checks
+                       that use it (JUnit's time); 0 when unknown */
     char text[512]; /* e.g. "f1 0.801 < 0.95 x baseline 0.874" */
 } sg_gate_check;
 
@@ -96,6 +98,9 @@ typedef struct {
 SG_MUST_CHECK sg_status sg_gate_evaluate(const sg_gate_policy *p, const sg_gate_inputs *in, sg_gate_decision *out,
                      sg_err *err);
 void sg_gate_decision_clear(sg_gate_decision *d);
+/* Shares seconds out evenly among the checks whose name starts with prefix ("" for metric
+ * checks: those without a latency., memory. or shadow. prefix). */
+void sg_gate_decision_add_time(sg_gate_decision *d, const char *prefix, double seconds);
 /* [{name, passed, skipped, value, limit, op, text}, ...] */
 json_t *sg_gate_checks_json(const sg_gate_decision *d);
 

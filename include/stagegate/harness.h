@@ -300,7 +300,19 @@ void sg_bench_result_clear(sg_bench_result *r);
 /* The JSON document `stagegate bench --json` prints (machine included). */
 json_t *sg_bench_result_json(const sg_bench_result *r);
 /* Human table, text histogram and distortion warnings. */
+/* What bench reports about the model: its size and what one row costs. */
+typedef struct {
+    char description[256];
+    char sha256[65];            /* of the model file as loaded */
+    double parameters;          /* dense: weights, biases, standardisation; trees: NAN */
+    size_t param_bytes;         /* parameters (or tree nodes) in memory */
+    double flops_per_row;       /* dense; 0 for trees */
+    double node_visits_per_row; /* trees; 0 for dense */
+} sg_model_workload_info;
 void sg_bench_result_print(const sg_bench_result *r, FILE *out);
+/* The same, with a machine line and, when mi is not NULL, the model's size and achieved rate. */
+void sg_bench_result_print_model(const sg_bench_result *r, const sg_model_workload_info *mi,
+                                 FILE *out);
 /* `latency_ns,worker,cpu,flags`, one row per query in issue order, written atomically. */
 SG_MUST_CHECK sg_status sg_bench_write_samples(const sg_bench_result *r, const char *path, sg_err *err);
 
@@ -324,6 +336,8 @@ SG_MUST_CHECK sg_status sg_model_workload_create_from(const struct sg_model *mod
                                                       bool breakdown, sg_model_workload **out,
                                                       sg_err *err);
 const sg_workload *sg_model_workload_get(const sg_model_workload *mw);
+
+void sg_model_workload_info_get(const sg_model_workload *mw, sg_model_workload_info *out);
 void sg_model_workload_free(sg_model_workload *mw);
 
 /* Sets OpenBLAS to one thread (workers are the parallelism); returns the previous count. */

@@ -247,6 +247,76 @@ static void test_parse_options(void **state)
     assert_int_equal(sg_parse_double("--t", "1e-400", -1, 1, &d, &err), -1);
 }
 
+/* Unit formatting: the unit chosen per value, three significant digits, rounding carried
+ * into the next unit, thousands separators, binary memory units. */
+static void test_unit_formatting(void **state)
+{
+    (void)state;
+    static const struct {
+        double ns;
+        const char *want;
+    } durations[] = {
+        {0, "0 ns"},
+        {0.5, "0.500 ns"},
+        {7, "7.00 ns"},
+        {717, "717 ns"},
+        {999.4, "999 ns"},
+        {999.7, "1.00 \u00b5s"},
+        {4567, "4.57 \u00b5s"},
+        {45670, "45.7 \u00b5s"},
+        {456700, "457 \u00b5s"},
+        {999999, "1.00 ms"},
+        {4.28e6, "4.28 ms"},
+        {1246337065, "1.25 s"},
+        {3e12, "3000 s"},
+        {NAN, "-"},
+        {INFINITY, "-"},
+    };
+    char buf[32];
+    for (size_t i = 0; i < sizeof durations / sizeof durations[0]; i++) {
+        sg_format_ns(durations[i].ns, buf, sizeof buf);
+        assert_string_equal(buf, durations[i].want);
+    }
+    static const struct {
+        double v;
+        const char *want;
+    } counts[] = {
+        {0, "0"},
+        {7, "7"},
+        {999, "999"},
+        {1000, "1,000"},
+        {100000, "100,000"},
+        {1e5, "100,000"},
+        {1234567, "1,234,567"},
+        {-4321, "-4,321"},
+        {600000.4, "600,000"},
+        {NAN, "-"},
+    };
+    for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++) {
+        sg_format_count(counts[i].v, buf, sizeof buf);
+        assert_string_equal(buf, counts[i].want);
+    }
+    static const struct {
+        double bytes;
+        const char *want;
+    } sizes[] = {
+        {0, "0 B"},
+        {512, "512 B"},
+        {1023, "1023 B"},
+        {1024, "1.00 KiB"},
+        {1536, "1.50 KiB"},
+        {1048575, "1.00 MiB"},
+        {33.4 * 1048576, "33.4 MiB"},
+        {256.0 * 1048576, "256 MiB"},
+        {2.56e9, "2.38 GiB"},
+        {NAN, "-"},
+    };
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        sg_format_bytes(sizes[i].bytes, buf, sizeof buf);
+        assert_string_equal(buf, sizes[i].want);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -257,6 +327,7 @@ int main(void)
         cmocka_unit_test(test_outfile_commit_and_abort),
         cmocka_unit_test(test_tmp_path_same_dir),
         cmocka_unit_test(test_parse_options),
+        cmocka_unit_test(test_unit_formatting),
     };
     return cmocka_run_group_tests(tests, make_dir, remove_dir);
 }

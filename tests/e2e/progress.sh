@@ -22,4 +22,25 @@ for cmd in "eval --model $tmp/m.h5 --data $tmp/val.h5 --json" \
     if [ ! -s "$tmp/err" ]; then echo "ok   $name is silent on a pipe"
     else echo "FAIL $name wrote to stderr on a pipe: $(cat "$tmp/err")"; fail=1; fi
 done
+# Server: the line counts against what was scheduled, with the share done and an ETA.
+STAGEGATE_PROGRESS=1 $SG bench --model "$tmp/m.h5" --data "$tmp/val.h5" --scenario server --qps 2000 \
+    --duration 2 --cpus 0 >/dev/null 2>"$tmp/err" || { echo "FAIL server bench exit"; fail=1; }
+if tr '\r' '\n' <"$tmp/err" | grep -Eq "^  bench server: [0-9,]+ of 4,000 scheduled queries \([0-9]+%\), .*, ETA "; then
+    echo "ok   server progress shows the scheduled count, % done and ETA"
+else echo "FAIL server progress line: $(tr '\r' '\n' <"$tmp/err" | tail -3)"; fail=1; fi
+! grep -q "needs >=" "$tmp/err" || { echo "FAIL the old 'needs >=' wording"; fail=1; }
+
+# Ctrl-C during a run: the line is ended and says "interrupted"; the exit is the signal's.
+# (Job control on: without it a background job starts with SIGINT ignored.)
+set -m
+STAGEGATE_PROGRESS=1 $SG bench --model "$tmp/m.h5" --data "$tmp/val.h5" --scenario single-stream \
+    --duration 30 --cpus 0 >/dev/null 2>"$tmp/err" &
+pid=$!
+set +m
+for _ in $(seq 50); do grep -q "queries" "$tmp/err" 2>/dev/null && break; sleep 0.1; done
+kill -INT "$pid"
+rc=0; wait "$pid" || rc=$?
+if [ "$rc" = 130 ] && tail -1 "$tmp/err" | grep -qx "  interrupted"; then
+    echo "ok   Ctrl-C ends the progress line with 'interrupted' (exit 130)"
+else echo "FAIL interrupted run: exit $rc, stderr ends $(tail -c 200 "$tmp/err" | cat -v)"; fail=1; fi
 exit $fail

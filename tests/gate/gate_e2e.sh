@@ -90,15 +90,31 @@ import base64, json, sys
 p = json.loads(base64.b64decode(json.load(open(sys.argv[1]))["payload"]))["predicate"]
 lines = open(sys.argv[2], encoding="utf-8").read().splitlines()
 assert lines[0].split() == ["check", "value", "limit", "detail"], lines[0]
+# Latency in the unit that suits each value (policy figures are ms), memory in binary units
+# (policy figures are MiB), both with three significant digits.
+UNITS = {"latency": {"ns": 1e-6, "\u00b5s": 1e-3, "ms": 1, "s": 1e3},
+         "memory": {"B": 1 / 1048576, "KiB": 1 / 1024, "MiB": 1, "GiB": 1024}}
+def shown(kind, text):
+    if kind not in UNITS:
+        return float(text)
+    num, unit = text.split(" ")
+    assert len(num.replace(".", "").lstrip("0")) <= 3 or "." not in num, text
+    return float(num) * UNITS[kind][unit]
 for c in p["checks"]:
     row = [l for l in lines if l.split()[1:2] == [c["name"]]]
     assert len(row) == 1, (c["name"], lines)
-    unit = {"latency": " ms", "memory": " MB"}.get(c["name"].split(".")[0], "")
+    kind = c["name"].split(".")[0]
     mark = "-" if c["skipped"] else "\u2713" if c["passed"] else "\u2717"
-    value = "%.4g%s" % (c["value"], unit)
-    limit = "%s %.4g%s" % (c["op"], c["limit"], unit)
-    want = "  %s %-32s %-14s %-16s %s" % (mark, c["name"], value, limit, c["text"])
-    assert row[0] == want, (row[0], want)
+    assert row[0].startswith("  %s %-32s " % (mark, c["name"])), row[0]
+    assert row[0].endswith(" " + c["text"]), (row[0], c["text"])
+    cells = row[0][2 + 2 + 33:].split("  ")
+    cells = [x.strip() for x in cells if x.strip()]
+    value, limit = cells[0], cells[1]
+    assert limit.startswith(c["op"] + " "), limit
+    for text, want in ((value, c["value"]), (limit[len(c["op"]) + 1:], c["limit"])):
+        got = shown(kind, text)
+        assert abs(got - want) <= 0.005 * abs(want) + 1e-12, (c["name"], text, want)
+    assert " MB" not in row[0] and " KB" not in row[0], row[0]
 PYEOF
 grep -q "<svg" pass.html || fail "HTML has no SVG chart"
 grep -q "✅ stagegate gate PASSED" pass.md || fail "Markdown verdict missing"

@@ -204,11 +204,11 @@ static void test_latency_memory_shadow(void **state)
     assert_true(d.checks[0].passed);
     assert_string_equal(
         d.checks[0].text,
-        "single-stream p99 4.5 ms <= 5 ms (early-stopping estimate over 5000 queries)");
+        "single-stream p99 4.50 ms <= 5.00 ms (early-stopping estimate over 5,000 queries)");
     assert_true(d.checks[1].passed);
     assert_string_equal(d.checks[2].name, "memory.max_model_mb");
     assert_false(d.checks[2].passed);
-    assert_string_equal(d.checks[2].text, "model size 1.5 MB > 1 MB");
+    assert_string_equal(d.checks[2].text, "model size 1.50 MiB > 1.00 MiB");
     assert_string_equal(d.checks[3].name, "shadow.agreement");
     assert_true(d.checks[3].passed);
     assert_true(d.checks[3].value == 0.9);

@@ -101,6 +101,9 @@ static void test_junit(void **state)
     json_t *st;
     make_decision(&d, &st);
     char path[700], cmd[2048];
+    /* Each check carries the time of the work behind it, shared among the checks it feeds. */
+    sg_gate_decision_add_time(&d, "", 3.0);
+    sg_gate_decision_add_time(&d, "latency.", 1.25);
     snprintf(path, sizeof path, "%s/gate.xml", tmpdir_path);
     sg_err err;
     assert_int_equal(sg_render_to_file(path, sg_render_junit, &d, st, &err), SG_OK);
@@ -116,6 +119,8 @@ static void test_junit(void **state)
              "assert int(ts.get('failures')) == len(f)\n"
              "assert 'alert(' in f[1].find('failure').get('message')\n"
              "assert ts.get('name').endswith('model <&>.h5'), ts.get('name')\n"
+             "t = [c.get('time') for c in tc]\n"
+             "assert t == ['1.000', '1.000', '1.000', '1.250'], t\n"
              "print(len(tc), len(f), len(s), f[0].get('name'))\" '%s' > '%s.out'",
              path, path);
     assert_int_equal(system(cmd), 0);
@@ -145,7 +150,8 @@ static void test_markdown(void **state)
     assert_non_null(strstr(md, "❌ stagegate gate FAILED"));
     /* "<" is written as an entity so hostile text cannot open HTML tags in the comment. */
     assert_non_null(strstr(md, "f1 0.801 &lt; 0.95 x baseline 0.874"));
-    assert_non_null(strstr(md, "p50 1 ms · p90 2 ms · p99 5 ms"));
+    assert_non_null(strstr(md, "p50 1.00 ms · p90 2.00 ms · p99 5.00 ms"));
+    assert_non_null(strstr(md, "| ≤ 50.0 ms |")); /* the latency limit with its unit */
     assert_null(strstr(md, "<script>"));
     int rows = 0;
     for (char *line = strtok(md, "\n"); line; line = strtok(NULL, "\n"))
@@ -181,8 +187,15 @@ static void test_html(void **state)
     sg_err err;
     assert_int_equal(sg_render_to_file(path, sg_render_html, &d, st, &err), SG_OK);
     char *html = slurp(path);
-    assert_int_equal(count(html, "<svg "), 2);        /* histogram and CDF */
-    assert_int_equal(count(html, "<rect "), 3);       /* three distinct latency bins */
+    assert_int_equal(count(html, "<svg "), 2); /* histogram and CDF */
+    /* Three distinct latencies, three bars; with no p99.9 given the axis reaches the slowest,
+     * so nothing overflows (svg_check.py tests an outlier's overflow bar). */
+    assert_int_equal(count(html, "class=\"bar\""), 3);
+    assert_int_equal(count(html, "class=\"bar overflow\""), 0);
+    assert_non_null(strstr(html, "p99.9"));
+    assert_null(strstr(html, "p999"));
+    assert_non_null(strstr(html, "class=\"verdict fail\""));
+    assert_non_null(strstr(html, "&le; 50.0 ms"));    /* the latency limit with its unit */
     assert_int_equal(count(html, "<tr class="), d.n); /* one row per check */
     assert_null(strstr(html, "<script>"));            /* the hostile reason is escaped */
     assert_non_null(strstr(html, "&lt;script&gt;"));

@@ -39,8 +39,25 @@ assert d["noise_limits"]["involuntary_context_switches_per_s"] == 50
 assert "validity" not in d  # single-stream has no server verdict
 PYEOF
 B --scenario single-stream --repetitions 3 --duration 0 --min-queries 2000 >r3.txt
-grep -q "^3 repetitions, spread over them (min / median / max):" r3.txt && grep -q "^  p50 .* / .* / .* us" r3.txt &&
-    grep -q "^  p99 .* / .* / .* us" r3.txt || { cat r3.txt; fail "no spread in the human output"; }
+U='[0-9.]+ (ns|µs|ms|s)'
+grep -q "^3 repetitions, spread over them (min / median / max):" r3.txt &&
+    grep -Eq "^  p50 +$U / +$U / +$U \(" r3.txt &&
+    grep -Eq "^  p99 +$U / +$U / +$U \(" r3.txt || { cat r3.txt; fail "no spread in the human output"; }
+# Human units with three significant digits everywhere, the machine and the model.
+grep -Eq "^[a-z-]+: m.h5, [0-9,]+ queries in $U on 1 worker" r3.txt || { cat r3.txt; fail "header line"; }
+grep -Eq "^machine: .*, [0-9]+ cores \([0-9]+ logical\), 1 worker on CPU 0, governor .*, boost " r3.txt ||
+    { cat r3.txt; fail "no machine line"; }
+grep -Eq "^model: dense: 16 features, layers 32x32x1, .*; [0-9,]+ parameters, [0-9.]+ KiB in memory; [0-9,]+ FLOPs/row, [0-9.e+-]+ GFLOP/s achieved$" r3.txt ||
+    { cat r3.txt; fail "no model line"; }
+grep -Eq "^  p99\.9 +$U$" r3.txt && ! grep -Eq "[0-9]\.[0-9]{4,} us|p999| MB| KB" r3.txt ||
+    { cat r3.txt; fail "latency or memory units"; }
+grep -Eq "^memory: peak RSS [0-9.]+ MiB, model [0-9.]+ KiB$" r3.txt || { cat r3.txt; fail "memory line"; }
+# The JSON says when, on which files (sha256) and with which warm-up and seed.
+jq -e --arg m "$(sha256sum m.h5 | cut -d' ' -f1)" --arg d "$(sha256sum d.h5 | cut -d' ' -f1)" \
+    '(.timestamp | test("^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z$")) and .model.sha256 == $m and
+     .dataset.sha256 == $d and .warmup == 64 and .seed == 1 and .model.parameters > 0 and
+     .model.flops_per_row > 0 and .model.achieved_gflops > 0' r3.json >/dev/null ||
+    { jq '{timestamp, model, dataset, warmup, seed}' r3.json; fail "run identity in the JSON"; }
 
 # The sample buffer capped at 3000 samples for a 2 s run: cut short at 3000, said so.
 STAGEGATE_BENCH_MAX_SAMPLES=3000 B --scenario single-stream --duration 2 --min-queries 100 --json >cut.json
@@ -58,7 +75,7 @@ B --scenario server --qps 1000 --duration 0 --min-queries 100 --json >few.json
 jq -e '.validity.result == "INVALID" and (.validity.reason | startswith("too few queries (100;"))' few.json >/dev/null ||
     { jq '.validity' few.json; fail "short server run not INVALID"; }
 B --scenario server --qps 2000 --duration 0.5 --latency-bound-ms 0.000001 >bound.txt
-grep -q "^server: INVALID (.*latency bound exceeded (p99 .* ms > bound 0.000 ms)" bound.txt || { cat bound.txt; fail "bound"; }
+grep -Eq "^server: INVALID \(.*latency bound exceeded \(p99 [0-9.]+ (ns|µs|ms) > bound 1.00 ns\)" bound.txt || { cat bound.txt; fail "bound"; }
 
 # Bad values: exit 2 with one line.
 for bad in "--repetitions 0" "--repetitions x" "--repetitions 1001"; do

@@ -122,7 +122,7 @@ expect 2 "$SG" registry runs m --limit 0; one_line
 
 # Trend: written atomically; an unwritable destination leaves nothing.
 expect 0 "$SG" trend m --html trend.html
-grep -c '<svg class="chart"' trend.html | grep -qx 3 || fail "trend page should hold 3 charts"
+grep -c 'class="chart" data-figure=' trend.html | grep -qx 3 || fail "trend page should hold 3 charts"
 expect 2 "$SG" trend m --html nodir/trend.html; one_line
 [ ! -e nodir ] || fail "trend created a directory"
 expect 2 "$SG" trend nosuch --html t2.html; one_line

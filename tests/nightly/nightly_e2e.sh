@@ -74,10 +74,19 @@ STAGEGATE_PROGRESS=1 night 2 0 1
 grep -q '\[1/3\] .*[0-9]s elapsed' night2.err && grep -q '\[3/3\] .*ETA [0-9]*s' night2.err ||
     { cat -v night2.err; fail "night 2 shows no progress on stderr"; }
 ! grep -q $'\r\|\033' night2.txt || { cat -v night2.txt; fail "progress leaked into stdout"; }
-[ "$(ls out/compare/*.txt | wc -l)" = 3 ] || fail "night 2 did not compare all three versions"
-[ "$(ls out/compare/*.history.json | wc -l)" = 3 ] || fail "night 2 kept no run history per version"
+[ "$(ls out/compare/*-v[0-9].txt | wc -l)" = 3 ] || fail "night 2 did not compare all three versions"
+# One dated file per night and version, and NAME-vN.txt a link to the newest.
+for f in out/compare/*-v[0-9].txt; do
+    b=$(basename "$f" .txt)
+    [ -L "$f" ] && [[ "$(readlink "$f")" =~ ^$b-[0-9]{8}T[0-9]{6}Z\.txt$ ]] ||
+        fail "$f is not a link to a dated comparison ($(readlink "$f"))"
+done
+[ "$(ls out/compare/*-v[0-9]-*Z.txt | wc -l)" = 3 ] || fail "night 2 did not write one dated comparison per version"
+# Both reports in a comparison are named by absolute path.
+awk '/^(OLD|NEW)  /{ n++; if ($3 !~ /^\//) bad=1 } END { exit bad || n != 2 }' out/compare/alpha-v1.txt ||
+    { cat out/compare/alpha-v1.txt; fail "compare paths are not all absolute"; }
 grep -q "nothing regressed since the previous run\|REGRESSED" night2.txt || fail "night 2 compare lines"
-for f in out/compare/*.txt; do
+for f in out/compare/*-v[0-9].txt; do
     grep -Eq "^  (accuracy|f1) " "$f" || { cat "$f"; fail "$f lists no metrics"; }
     ! grep -Eq "^  (accuracy|f1) .*REGRESSED" "$f" || { cat "$f"; fail "identical metrics reported as regressed"; }
 done
@@ -147,10 +156,12 @@ for path, versions_marked in ((sys.argv[1], True), (sys.argv[2], False)):
     figs = [c["figure"] for c in p.charts]
     assert figs == ["latency.p50", "latency.p99", "metric.accuracy", "metric.f1"], (path, figs)
     assert not p.external, (path, p.external)  # self-contained
+    assert 'class="legend"' in open(path, encoding="utf-8").read(), path
     for c in p.charts:
-        # One fingerprint -> one series (one colour); within it one line per version, so
-        # alpha's v1 (Production) and v2 (Staging), run side by side, do not zigzag.
-        assert len({(fp, colour) for fp, _, colour, _ in c["lines"]}) == 1, c
+        # One fingerprint, one line per version in the version's own colour, so alpha's v1
+        # (Production) and v2 (Staging), run side by side, do not zigzag.
+        assert len({fp for fp, _, _, _ in c["lines"]}) == 1, c
+        assert len({colour for _, _, colour, _ in c["lines"]}) == len(c["lines"]), c
         assert sorted(v for _, v, _, _ in c["lines"]) == (["1", "2"] if versions_marked else ["1"]), c
         assert all(npts == 3 for *_, npts in c["lines"]), c
         assert c["circle"] == (6 if versions_marked else 3), c

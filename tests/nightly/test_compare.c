@@ -559,7 +559,8 @@ static size_t count(const char *hay, const char *needle)
     return k;
 }
 
-/* Two machines, two versions: a colour per fingerprint, a line per (fingerprint, version), and
+/* Two machines, two versions: a colour per version, a dash per fingerprint, a line per
+ * (fingerprint, version), a legend, and
  * one version mark per chart, where v2 first ran. */
 static void test_trend_two_machines(void **state)
 {
@@ -585,12 +586,18 @@ static void test_trend_two_machines(void **state)
     FILE *f = open_memstream(&html, &len);
     assert_int_equal(sg_trend_render(f, doc), SG_OK);
     fclose(f);
-    assert_int_equal(count(html, "<svg class=\"chart\""), 3); /* p50, p99, accuracy */
+    assert_int_equal(count(html, "class=\"chart\" data-figure="), 3); /* p50, p99, accuracy */
     assert_int_equal(count(html, "<polyline"), 3 * 4);
-    assert_int_equal(count(html, "stroke=\"#1f77b4\" data-fingerprint=\"aaaaaaaaaaaaaaaa\""),
-                     3 * 2);
-    assert_int_equal(count(html, "stroke=\"#d62728\" data-fingerprint=\"bbbbbbbbbbbbbbbb\""),
-                     3 * 2);
+    /* A colour per version (v1 first seen), a dash pattern per fingerprint. */
+    assert_int_equal(count(html, "stroke=\"#1f77b4\" stroke-dasharray=\"\" "
+                                 "data-fingerprint=\"aaaaaaaaaaaaaaaa\" data-version=\"1\""),
+                     3);
+    assert_int_equal(count(html, "stroke=\"#d62728\" stroke-dasharray=\"6 3\" "
+                                 "data-fingerprint=\"bbbbbbbbbbbbbbbb\" data-version=\"2\""),
+                     3);
+    assert_int_equal(count(html, "<polyline class=\"series\" stroke=\"#1f77b4\""), 3 * 2);
+    assert_int_equal(count(html, "<polyline class=\"series\" stroke=\"#d62728\""), 3 * 2);
+    assert_non_null(strstr(html, "<div class=\"legend\">"));
     assert_int_equal(count(html, "class=\"version\""), 3);
     assert_int_equal(count(html, "(gate FAILED)"), 3);
     assert_int_equal(count(html, "<circle"), 3 * 8);

@@ -131,6 +131,15 @@ for mode in 644 640 604 660; do
     [ ! -e never.json ] || fail "a report was written with an unprotected key"
 done
 
+# --- a public key where the private one belongs: said so, whatever its mode ---
+for mode in 644 600; do
+    cp k.pub.pem given.pub.pem && chmod "$mode" given.pub.pem
+    expect_rc 2 "$SG_MAKE_REPORT" --key given.pub.pem --out never.json --subject-file model.h5
+    grep -q 'given.pub.pem: this is a public key (BEGIN PUBLIC KEY); signing needs the private key' err.txt ||
+        { cat err.txt; fail "public key given as --key (mode $mode)"; }
+    [ ! -e never.json ] || fail "a report was written with a public key"
+done
+
 # --- tampering through the CLI: byte positions spread over payload, signature and type ---
 # (test_dsse flips every bit of all three in-process; each CLI start costs tens of ms,
 # so here about seventy positions, always including the first and last bytes).
