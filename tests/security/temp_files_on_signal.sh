@@ -22,14 +22,15 @@ signal.signal(signal.SIGINT, signal.SIG_DFL)
 os.execv(sys.argv[1], sys.argv[1:])' "$SG" eval --model "$tmp/m.h5" --data "$tmp/val.h5" --predictions "$tmp/out/p.h5" \
         --chunk-rows 4096 >/dev/null 2>"$tmp/err" &
     pid=$!
-    # wait until the run is streaming (its progress line shows rows), then signal it
-    for _ in $(seq 1 200); do grep -q "rows" "$tmp/err" 2>/dev/null && break; sleep 0.05; done
+    # wait until the run is writing its temp file (up to 30 s on a loaded machine), then signal it
+    for _ in $(seq 1 600); do ls -A "$tmp/out" | grep -q '\.tmp\.' && break; sleep 0.05; done
     seen=$(ls -A "$tmp/out" | grep -c '\.tmp\.' || true)
+    [ "$seen" -gt 0 ] || { bad "SIG$sig: eval never showed its temp file ($(tr '\r' '\n' < "$tmp/err" | tail -2))"; kill $pid; wait $pid 2>/dev/null; rm -f "$tmp/out/"*; continue; }
     kill -$sig $pid
     wait $pid 2>/dev/null
     left=$(ls -A "$tmp/out")
     if [ -z "$left" ]; then ok "SIG$sig during eval --predictions leaves nothing (temp file seen before: $seen)"
-    else bad "SIG$sig left: $left"; fi
+    else bad "SIG$sig left: $left ($(tr '\r' '\n' < "$tmp/err" | tail -2))"; rm -f "$tmp/out/"*; fi
 done
 # names are random: two runs never use the same one, and an old-style name in the way
 # (pid-based) does not matter.
