@@ -15,6 +15,7 @@
 #include "stagegate/eval.h"
 #include "stagegate/gate.h"
 #include "stagegate/harness.h"
+#include "stagegate/model_ops.h"
 #include "stagegate/keys.h"
 #include "stagegate/registry.h"
 
@@ -30,14 +31,18 @@ static const char gate_usage[] =
     "Evaluates the candidate model M on the validation set D, runs the policy's latency\n"
     "scenario, compares predictions with the baseline B (shadow agreement), applies the\n"
     "policy (docs/policy.md) and writes a DSSE-signed in-toto test-result report.\n"
-    "M and B are model files (stagegate HDF5 or XGBoost JSON; any two kinds may be compared)\n"
+    "M and B are model files (stagegate HDF5, XGBoost JSON or ONNX; any two kinds may be\n"
+    "compared)\n"
     "or registry URIs (models:/NAME/VERSION, /STAGE, @ALIAS).\n\n"
     "  --json                     print one JSON document instead of the summary\n"
-    "  --cpus LIST                CPUs for evaluation and latency workers, e.g. 0-3\n\n"
+    "  --cpus LIST                CPUs for evaluation and latency workers, e.g. 0-3\n"
+    "  --output logits|proba|value  ONNX models (candidate and baseline) whose output does\n"
+    "                             not end in Softmax/Sigmoid: what it means\n\n"
     "Exit codes: 0 gate passed, 1 gate failed, 2 usage or input error (bad policy, key, file).\n";
 
 typedef struct {
-    const char *model, *data, *baseline, *policy, *key, *out, *cpus, *db;
+    const char *model, *data, *baseline, *policy, *key, *out, *cpus, *db, *output;
+    sg_onnx_output onnx_output;
     const char *render[SG_REPORT_FORMATS_MAX]; /* per sg_report_formats entry: path or NULL */
     bool json;
 } gate_args;
@@ -56,8 +61,9 @@ static int parse_args(int argc, char **argv, gate_args *a)
         SG_OPT_FLAG_("json", &a->json),
         SG_OPT_STR("cpus", &a->cpus),
         SG_OPT_STR("db", &a->db),
+        SG_OPT_STR("output", &a->output),
     };
-    size_t n = 9; /* the options above; then one per report format, from its table */
+    size_t n = 10; /* the options above; then one per report format, from its table */
     for (size_t i = 0; i < sg_n_report_formats; i++)
         opts[n++] = (sg_opt)SG_OPT_STR(sg_report_formats[i].name, &a->render[i]);
     opts[n] = (sg_opt)SG_OPT_END_;
@@ -80,6 +86,15 @@ static int parse_args(int argc, char **argv, gate_args *a)
     if (missing) {
         sg_cli_usage_error("gate", "%s is required", missing);
         return SG_OPTS_ERROR;
+    }
+    if (a->output) {
+        int o = sg_onnx_output_parse(a->output);
+        if (o < 0) {
+            sg_cli_usage_error("gate", "--output is '%s', expected logits, proba or value",
+                               a->output);
+            return SG_OPTS_ERROR;
+        }
+        a->onnx_output = (sg_onnx_output)o;
     }
     return SG_OPTS_OK;
 }
@@ -163,7 +178,8 @@ static int run_latency(const gate_args *a, const char *model, const sg_gate_poli
     if ((sg_scenarios[scenario].flags & SG_SCENARIO_VERDICT) && p->latency_max_ms > 0)
         c.latency_bound_ns = p->latency_max_ms * 1e6;
     sg_model_workload *mw = NULL;
-    int rc = sg_model_workload_create(model, a->data, offline ? 0 : QUERY_ROWS_MAX,
+    sg_model_open_options mo = {.onnx_output = a->onnx_output};
+    int rc = sg_model_workload_create(model, &mo, a->data, offline ? 0 : QUERY_ROWS_MAX,
                                       offline ? c.batch : 1, false, &mw, err);
     if (rc) return rc;
     c.workload = sg_model_workload_get(mw);
@@ -322,6 +338,7 @@ static int run_gate(const gate_args *a, gate_run *g, sg_err *err)
     ec.keep_predictions = baseline != NULL;
     ec.progress = sg_progress_enabled();
     ec.expected_sha256 = msha[0] ? msha : NULL;
+    ec.onnx_output = a->onnx_output;
     if ((rc = sg_eval_run(&ec, &g->cand, err))) return rc;
     g->have_cand = true;
     /* ru_maxrss is a high-water mark. Read it after the candidate's evaluation (model,

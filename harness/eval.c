@@ -284,7 +284,8 @@ static int name_data_file(const sg_eval_config *c, const sg_eval_result *r, sg_e
 static int eval_setup(eval_run *e, const sg_eval_config *c, sg_eval_result *r, sg_err *err)
 {
     int st;
-    if ((st = sg_model_open(c->model_path, &r->model, err))) return st;
+    sg_model_open_options mo = {.onnx_output = c->onnx_output};
+    if ((st = sg_model_open_with(c->model_path, &mo, &r->model, err))) return st;
     /* The loader's digest covers exactly the bytes it parsed; hashing the path again
      * could name a different file if it were replaced in between. */
     sg_hex_encode(r->model->sha256, 32, r->model_sha256);

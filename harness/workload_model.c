@@ -106,15 +106,15 @@ static void stage_ticks(void *state, uint64_t *acc)
         acc[k] += s->stage_acc[k];
 }
 
-int sg_model_workload_create(const char *model_path, const char *data_path, int64_t max_rows,
-                             int64_t max_batch, bool breakdown, sg_model_workload **out,
-                             sg_err *err)
+int sg_model_workload_create(const char *model_path, const struct sg_model_open_options *open,
+                             const char *data_path, int64_t max_rows, int64_t max_batch,
+                             bool breakdown, sg_model_workload **out, sg_err *err)
 {
     *out = NULL;
     struct sg_model_workload *mw = calloc(1, sizeof *mw);
     if (!mw) return sg_errf(err, SG_ENOMEM, "bench: out of memory");
     sg_dataset *ds = NULL;
-    int rc = sg_model_open(model_path, &mw->model, err);
+    int rc = sg_model_open_with(model_path, open, &mw->model, err);
     if (rc == SG_OK) rc = sg_dataset_open(data_path, &ds, err);
     if (rc == SG_OK) rc = sg_dataset_check_model(ds, mw->model, err);
     if (rc == SG_OK) sg_dataset_allow_missing(ds, mw->model->missing_values);

@@ -6,9 +6,16 @@
 #include <unistd.h>
 
 /* The kinds, asked in order; the first whose probe claims the file loads it. */
-static const sg_model_ops *const kinds[] = {&sg_model_ops_dense, &sg_model_ops_trees};
+static const sg_model_ops *const kinds[] = {&sg_model_ops_dense, &sg_model_ops_trees,
+                                              &sg_model_ops_onnx};
 
 int sg_model_open(const char *path, sg_model **out, sg_err *err)
+{
+    return sg_model_open_with(path, NULL, out, err);
+}
+
+int sg_model_open_with(const char *path, const sg_model_open_options *o, sg_model **out,
+                       sg_err *err)
 {
     *out = NULL;
     uint8_t head[512];
@@ -22,13 +29,14 @@ int sg_model_open(const char *path, sg_model **out, sg_err *err)
     size_t n = (size_t)got;
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
         if (!kinds[i]->probe(head, n)) continue;
-        int rc = kinds[i]->load(path, out, err);
+        int rc = kinds[i]->load(path, o, out, err);
         /* A loader may set ops itself when one file format holds several kinds. */
         if (rc == SG_OK && !(*out)->ops) (*out)->ops = kinds[i];
         return rc;
     }
     return sg_errf(err, SG_EINPUT,
-                   "%s: not a model file: neither HDF5 (stagegate model) nor JSON (XGBoost model)",
+                   "%s: not a model file: neither HDF5 (stagegate model), JSON (XGBoost model) "
+                   "nor ONNX (protobuf)",
                    path);
 }
 

@@ -23,6 +23,7 @@ typedef struct {
     bool progress;                /* show progress on stderr */
     const char *expected_sha256;  /* NULL, or the digest the loaded model bytes must have
                                      (a registry URI's registered artifact digest) */
+    sg_onnx_output onnx_output;   /* ONNX: what an output without Softmax/Sigmoid means */
 } sg_eval_config;
 
 typedef struct {

@@ -311,9 +311,11 @@ int sg_machine_warnings(const int *cpus, int n, char warnings[][160], int max);
 
 /* Model workload for `bench`: loads model and dataset (at most max_rows rows; 0 = all). */
 typedef struct sg_model_workload sg_model_workload;
-int sg_model_workload_create(const char *model_path, const char *data_path, int64_t max_rows,
-                             int64_t max_batch, bool breakdown, sg_model_workload **out,
-                             sg_err *err);
+struct sg_model_open_options;
+/* open may be NULL (the defaults). */
+int sg_model_workload_create(const char *model_path, const struct sg_model_open_options *open,
+                             const char *data_path, int64_t max_rows, int64_t max_batch,
+                             bool breakdown, sg_model_workload **out, sg_err *err);
 const sg_workload *sg_model_workload_get(const sg_model_workload *mw);
 void sg_model_workload_free(sg_model_workload *mw);
 

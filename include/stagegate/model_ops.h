@@ -27,12 +27,18 @@ typedef struct {
 #define SG_MODEL_MAX_STAGES 66
 #define SG_MODEL_STAGE_NAME 48
 
+/* What a command says about the model beyond its file. */
+typedef struct sg_model_open_options {
+    /* ONNX: what an output that does not end in Softmax/Sigmoid means (--output). */
+    sg_onnx_output onnx_output;
+} sg_model_open_options;
+
 typedef struct sg_model_ops {
-    const char *kind; /* "dense", "tree_ensemble" */
+    const char *kind; /* "dense", "tree_ensemble", "onnx" */
     /* Does a file that starts with these bytes (up to 512 of them) belong to this kind? */
     bool (*probe)(const uint8_t *head, size_t n);
-    /* Loads and fully validates a file; errors name the file and the field. */
-    int (*load)(const char *path, sg_model **out, sg_err *err);
+    /* Loads and fully validates a file; errors name the file and the field. o may be NULL. */
+    int (*load)(const char *path, const sg_model_open_options *o, sg_model **out, sg_err *err);
     /* One line: kind, shape and size, e.g. "tree_ensemble: 300 trees, depth 6, 2 classes". */
     void (*describe)(const sg_model *m, char *buf, size_t len);
     /* Per-thread scratch for up to max_batch rows. */
@@ -53,13 +59,18 @@ typedef struct sg_model_ops {
 
 extern const sg_model_ops sg_model_ops_dense;
 extern const sg_model_ops sg_model_ops_trees;
+extern const sg_model_ops sg_model_ops_onnx;
 
 /*
  * Opens a model file of any kind: reads its first bytes, asks each kind's probe, and
- * loads it with the first that claims it (HDF5 signature: dense; JSON: XGBoost).
+ * loads it with the first that claims it (HDF5 signature: dense; JSON: XGBoost;
+ * a protobuf starting with ir_version: ONNX).
  * Sets m->ops. A file no kind claims is SG_EINPUT naming the file.
  */
 int sg_model_open(const char *path, sg_model **out, sg_err *err);
+/* The same with options (NULL: the defaults). */
+int sg_model_open_with(const char *path, const sg_model_open_options *o, sg_model **out,
+                       sg_err *err);
 
 /* Calls through m->ops; NULL-safe frees. */
 int sg_model_scratch_new(const sg_model *m, int64_t max_batch, void **out, sg_err *err);

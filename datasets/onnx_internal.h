@@ -1,0 +1,89 @@
+/* Internal to datasets/: the ONNX loader's graph compiler (model_onnx.c, onnx_tensor.c,
+   onnx_compile.c, onnx_plan.c). */
+#ifndef STAGEGATE_DATASETS_ONNX_INTERNAL_H
+#define STAGEGATE_DATASETS_ONNX_INTERNAL_H
+
+#include <openssl/evp.h>
+
+#include "onnx/onnx.pb-c.h"
+#include "stagegate/model.h"
+#include "stagegate/onnx.h"
+
+#define OX_MAX_RANK 8
+/* Every tensor, constant or per row, stays below this many elements (and every size
+   computed from it far from overflow). */
+#define OX_MAX_ELEMS ((int64_t)1 << 31)
+#define OX_MAX_WIDTH (1 << 24)
+
+enum { OX_FLOAT = 1, OX_INT64 = 7 };
+
+/* A value of the graph: a constant (initializer, Constant, or folded), or a tensor with a
+   leading batch dimension that exists only at run time. */
+typedef struct {
+    const char *name;
+    bool defined, is_const;
+    int rank; /* constant: its rank; per-row: the rank of one row (batch dimension excluded) */
+    int64_t dims[OX_MAX_RANK];
+    int64_t count; /* elements (constant) or width of one row */
+    int dtype;     /* OX_FLOAT or OX_INT64 */
+    float *f;
+    int64_t *i;
+    int data; /* per-row: index of the value that owns the data (itself unless an alias) */
+    int producer; /* per-row: step that writes it, -1 for the graph input */
+    int uses;     /* steps (and the graph output) that read the data */
+} ox_value;
+
+typedef struct {
+    const char *path; /* for messages */
+    char dir[4096];   /* the model's directory, for external data */
+    Onnx__ModelProto *mp;
+    int opset;
+    sg_onnx_output output_flag;
+    EVP_MD_CTX *md;
+    /* External data files already hashed and read, by location. */
+    int n_ext;
+    char **ext_name;
+    uint8_t **ext_bytes;
+    size_t *ext_len;
+    /* Values, and a name -> index hash table (open addressing). */
+    ox_value *vals;
+    int n_vals, cap_vals;
+    int *hash;
+    size_t hash_cap;
+    int input, output; /* value indices */
+    /* Steps under construction; in/out and argument buffers hold value indices. */
+    sg_onnx_step *steps;
+    int n_steps, cap_steps;
+    /* The node being compiled, for messages. */
+    const Onnx__NodeProto *node;
+    int node_index;
+} ox_ctx;
+
+/* "PATH: node 'NAME' (OP, opset N): " + fmt. */
+int ox_node_err(ox_ctx *c, sg_err *err, int status, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+int ox_value_find(ox_ctx *c, const char *name);
+/* Adds a value (the name must be new); returns its index or -1 (err set). */
+int ox_value_add(ox_ctx *c, const char *name, sg_err *err);
+
+/* Reads a TensorProto (initializer or Constant's value) into value v, which must be empty:
+   checks data type, dims, byte counts, external data (resolved inside the model's
+   directory, read whole and hashed). what names it in messages. */
+int ox_tensor_read(ox_ctx *c, const Onnx__TensorProto *t, ox_value *v, const char *what,
+                   sg_err *err);
+void ox_ctx_free(ox_ctx *c);
+/* Frees a plan's steps and their arrays (also a compiler's list under construction). */
+void sg_onnx_plan_free_steps(sg_onnx_plan *p);
+
+/* Compiles node (already known to have its inputs defined) into steps or a constant. */
+int ox_compile_node(ox_ctx *c, sg_err *err);
+/* Lists the supported operators, comma-separated. */
+const char *ox_supported_ops(void);
+bool ox_op_supported(const char *op);
+
+/* After every node: output meaning, fusions, buffers; fills m (task, classes, layers when
+   the graph is a pure MLP chain) and m->onnx. */
+int ox_finish(ox_ctx *c, sg_model *m, sg_err *err);
+
+#endif
