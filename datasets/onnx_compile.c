@@ -167,6 +167,11 @@ static int const_out(ox_ctx *c, int rank, const int64_t *dims, int dtype, sg_err
             return ox_node_err(c, err, SG_EINPUT, "constant result too large");
         v->dims[i] = dims[i];
     }
+    size_t bytes = (n ? n : 1) * 8;
+    if (bytes > OX_MAX_FOLDED - c->folded_bytes)
+        return ox_node_err(c, err, SG_EINPUT,
+                           "constant folding would need more than %zu MiB", OX_MAX_FOLDED >> 20);
+    c->folded_bytes += bytes;
     v->is_const = true;
     v->rank = rank;
     v->count = (int64_t)n;

@@ -14,6 +14,9 @@
    computed from it far from overflow). */
 #define OX_MAX_ELEMS ((int64_t)1 << 31)
 #define OX_MAX_WIDTH (1 << 24)
+/* Constant folding can multiply sizes (Concat of Concats, broadcasting); all constants it
+   computes together stay below this. */
+#define OX_MAX_FOLDED ((size_t)256 << 20)
 
 enum { OX_FLOAT = 1, OX_INT64 = 7 };
 
@@ -51,6 +54,7 @@ typedef struct {
     int *hash;
     size_t hash_cap;
     int input, output; /* value indices */
+    size_t folded_bytes; /* constants computed at load, capped (OX_MAX_FOLDED) */
     /* Steps under construction; in/out and argument buffers hold value indices. */
     sg_onnx_step *steps;
     int n_steps, cap_steps;

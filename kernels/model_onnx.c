@@ -88,6 +88,11 @@ static int onnx_scratch_new(const sg_model *m, int64_t max_batch, void **out, sg
         return sg_errf(err, SG_ENOMEM, "ONNX scratch of %lld rows is too large",
                        (long long)max_batch);
     }
+    int rc = sg_check_alloc(max_batch, bytes / (size_t)max_batch, "ONNX scratch", err);
+    if (rc) {
+        free(s);
+        return rc;
+    }
     s->stride = stride;
     s->mem = sg_alloc_aligned(bytes);
     if (!s->mem) {
