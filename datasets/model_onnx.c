@@ -4,6 +4,8 @@
  * nodes in topological order, then compiled (onnx_compile.c, onnx_plan.c).
  */
 #include <limits.h>
+#include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -280,6 +282,41 @@ static int compile_graph(ox_ctx *c, sg_model *m, sg_err *err)
     return ox_finish(c, m, err);
 }
 
+/* External data files enter the digest in one fixed order, whatever order compilation reads
+   them in: initializers in file order, then Constant nodes' values in file order. */
+static int hash_external(ox_ctx *c, sg_err *err)
+{
+    const Onnx__GraphProto *g = c->mp->graph;
+    if (!g) return SG_OK;
+    char what[160];
+    for (size_t i = 0; i < g->n_initializer; i++) {
+        snprintf(what, sizeof what, "initializer '%.100s'",
+                 g->initializer[i]->name ? g->initializer[i]->name : "");
+        int rc = ox_external_prefetch(c, g->initializer[i], what, err);
+        if (rc) return rc;
+    }
+    for (size_t i = 0; i < g->n_node; i++)
+        for (size_t k = 0; k < g->node[i]->n_attribute; k++) {
+            const Onnx__AttributeProto *a = g->node[i]->attribute[k];
+            if (!a->t) continue;
+            snprintf(what, sizeof what, "node %zu attribute '%.60s'", i, a->name ? a->name : "");
+            int rc = ox_external_prefetch(c, a->t, what, err);
+            if (rc) return rc;
+        }
+    return SG_OK;
+}
+
+static void dir_of(const char *path, char *dir, size_t len)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        snprintf(dir, len, ".");
+    else if (slash == path)
+        snprintf(dir, len, "/");
+    else
+        snprintf(dir, len, "%.*s", (int)(slash - path), path);
+}
+
 /* dir: the directory external data is read from, or NULL to refuse external data. */
 static int from_bytes(const char *name, const char *dir, const uint8_t *bytes, size_t len,
                       sg_onnx_output output, sg_model **out, sg_err *err)
@@ -301,7 +338,7 @@ static int from_bytes(const char *name, const char *dir, const uint8_t *bytes, s
             rc = sg_errf(err, SG_EINPUT,
                          "%s: not an ONNX model: the protobuf is truncated or malformed", name);
     }
-    if (rc == SG_OK && !dir) c.dir[0] = '\0';
+    if (rc == SG_OK && dir) rc = hash_external(&c, err);
     if (rc == SG_OK) rc = compile_graph(&c, m, err);
     if (rc == SG_OK && !dir && c.n_ext)
         rc = sg_errf(err, SG_EINPUT, "%s: external data is not allowed here", name);
@@ -340,16 +377,46 @@ int sg_model_load_onnx(const char *path, sg_onnx_output output, sg_model **out, 
     int rc = sg_read_file(path, MAX_ONNX_FILE, &bytes, &len, err);
     if (rc) return rc;
     char dir[4096];
-    const char *slash = strrchr(path, '/');
-    if (!slash)
-        snprintf(dir, sizeof dir, ".");
-    else if (slash == path)
-        snprintf(dir, sizeof dir, "/");
-    else
-        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    dir_of(path, dir, sizeof dir);
     /* The digest covers the .onnx bytes, then each external data file the first time a
        tensor names it (docs/formats.md). */
     rc = from_bytes(path, dir, bytes, len, output, out, err);
+    free(bytes);
+    return rc;
+}
+
+int sg_model_digest_file_hex(const char *path, char hex[65], sg_err *err)
+{
+    uint8_t head[2] = {0, 0};
+    FILE *f = NULL;
+    int fd = sg_open_regular(path, err);
+    if (fd < 0) return SG_EINPUT;
+    f = fdopen(fd, "rb");
+    size_t got = f ? fread(head, 1, 2, f) : 0;
+    if (f) fclose(f);
+    else close(fd);
+    /* Only an ONNX file's digest differs from its file's (its external data counts). */
+    if (got < 2 || head[0] != 0x08 || head[1] < 1 || head[1] >= 0x80)
+        return sg_sha256_file_hex(path, hex, err);
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    int rc = sg_read_file(path, MAX_ONNX_FILE, &bytes, &len, err);
+    if (rc) return rc;
+    ox_ctx c = {.path = path};
+    dir_of(path, c.dir, sizeof c.dir);
+    uint8_t d[32];
+    unsigned int mdlen = 0;
+    c.md = EVP_MD_CTX_new();
+    if (!c.md || EVP_DigestInit_ex(c.md, EVP_sha256(), NULL) != 1 ||
+        EVP_DigestUpdate(c.md, bytes, len) != 1)
+        rc = sg_errf(err, SG_EINTERNAL, "%s: SHA-256 failed", path);
+    c.mp = rc == SG_OK ? onnx__model_proto__unpack(NULL, len, bytes) : NULL;
+    /* Not an ONNX model after all: the file's own digest. */
+    if (rc == SG_OK && c.mp) rc = hash_external(&c, err);
+    if (rc == SG_OK && EVP_DigestFinal_ex(c.md, d, &mdlen) != 1)
+        rc = sg_errf(err, SG_EINTERNAL, "%s: SHA-256 failed", path);
+    if (rc == SG_OK) sg_hex_encode(d, 32, hex);
+    ox_ctx_free(&c);
     free(bytes);
     return rc;
 }

@@ -77,6 +77,8 @@ int ox_value_add(ox_ctx *c, const char *name, sg_err *err);
 int ox_tensor_read(ox_ctx *c, const Onnx__TensorProto *t, ox_value *v, const char *what,
                    sg_err *err);
 void ox_ctx_free(ox_ctx *c);
+/* Reads and hashes the external file a tensor names, if any (cached by location). */
+int ox_external_prefetch(ox_ctx *c, const Onnx__TensorProto *t, const char *what, sg_err *err);
 /* Frees a plan's steps and their arrays (also a compiler's list under construction). */
 void sg_onnx_plan_free_steps(sg_onnx_plan *p);
 

@@ -217,6 +217,22 @@ static int external_bytes(ox_ctx *c, const Onnx__TensorProto *t, const char *wha
     return SG_OK;
 }
 
+int ox_external_prefetch(ox_ctx *c, const Onnx__TensorProto *t, const char *what, sg_err *err)
+{
+    if (!t || !t->has_data_location ||
+        t->data_location != ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL)
+        return SG_OK;
+    for (size_t i = 0; i < t->n_external_data; i++) {
+        const Onnx__StringStringEntryProto *kv = t->external_data[i];
+        if (kv->key && kv->value && strcmp(kv->key, "location") == 0) {
+            const uint8_t *b;
+            size_t n;
+            return external_file(c, kv->value, what, &b, &n, err);
+        }
+    }
+    return SG_OK; /* ox_tensor_read names the missing location */
+}
+
 static void shape_str(const int64_t *dims, size_t n, char *buf, size_t len)
 {
     size_t k = (size_t)snprintf(buf, len, "[");

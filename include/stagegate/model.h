@@ -94,6 +94,10 @@ int sg_model_load_onnx(const char *path, sg_onnx_output output, sg_model **out, 
 /* The same from bytes in memory, refusing external data (the fuzz target). */
 int sg_model_from_onnx(const char *name, const uint8_t *bytes, size_t len, sg_onnx_output output,
                        sg_model **out, sg_err *err);
+/* The digest a loaded model's sha256 would have, from the file alone: its SHA-256, except for
+   an ONNX model with external data (the .onnx bytes, then each data file's; docs/formats.md).
+   What the registry records and `verify --model` checks. hex is 64 chars plus NUL. */
+int sg_model_digest_file_hex(const char *path, char hex[65], sg_err *err);
 void sg_model_free(sg_model *m);
 
 /* Columns of the probability/prediction output: k for classifiers (binary 2), 1 for regression. */

@@ -122,6 +122,19 @@ def main():
         got = json.loads(p.stdout)["model"]["sha256"]
         check(got == h.hexdigest(), "external data digest %s, wanted sha256(onnx + data) %s"
               % (got, h.hexdigest()))
+        # The registry records, and resolves against, the same digest.
+        db = ["--db", os.path.join(tmp, "reg.db")]
+        subprocess.run([SG, "registry", *db, "create-model", "ext"], check=True,
+                       capture_output=True)
+        subprocess.run([SG, "registry", *db, "create-version", "ext",
+                        os.path.join(tmp, "ext.onnx")], check=True, capture_output=True)
+        r = subprocess.run([SG, "registry", *db, "get", "ext", "1", "--json"],
+                           capture_output=True, text=True)
+        check(json.loads(r.stdout).get("artifact_sha256") == got,
+              "registry digest of ext.onnx: %s" % r.stdout[:300])
+        r = subprocess.run([SG, "registry", *db, "resolve", "models:/ext/1"],
+                           capture_output=True, text=True)
+        check(r.returncode == 0, "resolve of ext.onnx: %s" % r.stderr.strip())
     os.rename(os.path.join(tmp, "ext.bin"), os.path.join(tmp, "ext.bin.away"))
     run(tmp, "ext", None, ["initializer 'W'", "external data \"ext.bin\" cannot be read"], data)
     os.mkfifo(os.path.join(tmp, "ext.bin"))
