@@ -338,7 +338,10 @@ static int emit_binary(ox_ctx *c, sg_onnx_binary op, int ia, int ib, sg_err *err
                            a->name, b->name);
     int64_t width = 1;
     for (int i = 0; i < rank; i++)
-        width *= dims[i];
+        width *= dims[i]; /* each row-shape product is below 2^24, a constant's 2^31 */
+    if (width < 1 || width > OX_MAX_WIDTH)
+        return ox_node_err(c, err, SG_EINPUT, "a row of %lld values (must be 1..%d)",
+                           (long long)width, OX_MAX_WIDTH);
     sg_onnx_arg args[2];
     float *owned[2] = {NULL, NULL};
     for (int s = 0; s < 2; s++) {
@@ -574,12 +577,14 @@ static int op_squeeze(ox_ctx *c, bool unsqueeze, sg_err *err)
 {
     int x, rc = need_in(c, 0, err, &x);
     if (rc) return rc;
-    int64_t axes[OX_MAX_RANK], d[OX_MAX_RANK + 1], out[OX_MAX_RANK + 2];
+    int64_t axes[OX_MAX_RANK], d[OX_MAX_RANK + 1], out[OX_MAX_RANK + 1];
     int n;
     if ((rc = get_axes(c, 1, axes, &n, err))) return rc;
     int r = full_shape(&c->vals[x], d);
     int ro = unsqueeze ? r + n : r;
-    bool mark[OX_MAX_RANK + 2] = {false};
+    if (ro > OX_MAX_RANK + (c->vals[x].is_const ? 0 : 1))
+        return ox_node_err(c, err, SG_EINPUT, "rank %d is too large", ro);
+    bool mark[OX_MAX_RANK + 1] = {false};
     for (int k = 0; k < n; k++) {
         int64_t a = axes[k] < 0 ? axes[k] + ro : axes[k];
         if (a < 0 || a >= ro || mark[a])

@@ -481,13 +481,21 @@ static bool make_dense(ox_ctx *c, pass *p, int od, sg_model *m, sg_onnx_plan *pl
     if (n < 1 || n > SG_MAX_LAYERS || prev != od || plan->epi != SG_ONNX_EPI_LINK) return false;
     m->layers = calloc((size_t)n, sizeof *m->layers);
     plan->stage = calloc((size_t)n + 1, sizeof *plan->stage);
-    if (!m->layers || !plan->stage) return false; /* the step list runs it instead */
+    if (!m->layers || !plan->stage) { /* the step list runs it instead */
+        free(m->layers);
+        free(plan->stage);
+        m->layers = NULL;
+        plan->stage = NULL;
+        return false;
+    }
     const sg_onnx_step *lastg = NULL;
     for (int i = 0; i < c->n_steps; i++)
         if (!p->dead[i]) lastg = &c->steps[i];
     if (lastg->act != SG_ACT_IDENTITY) {
         free(m->layers);
+        free(plan->stage);
         m->layers = NULL;
+        plan->stage = NULL;
         return false;
     }
     snprintf(plan->stage[0], SG_ONNX_NAME, "input");
