@@ -451,7 +451,7 @@ static int get_axes(ox_ctx *c, size_t input, int64_t *axes, int *n, sg_err *err)
         return SG_OK;
     }
     if (cnt > OX_MAX_RANK) return ox_node_err(c, err, SG_EINPUT, "too many axes");
-    memcpy(axes, src, cnt * sizeof *axes);
+    if (cnt) memcpy(axes, src, cnt * sizeof *axes);
     *n = (int)cnt;
     return SG_OK;
 }
@@ -656,7 +656,7 @@ static int op_constant(ox_ctx *c, sg_err *err)
         o->f = sg_alloc_aligned((n ? n : 1) * sizeof(float));
         if (!o->f) return sg_errf(err, SG_ENOMEM, "%s: out of memory", c->path);
         if (a->has_f) o->f[0] = a->f;
-        else memcpy(o->f, a->floats, n * sizeof(float));
+        else if (n) memcpy(o->f, a->floats, n * sizeof(float));
         o->rank = a->has_f ? 0 : 1;
         o->dims[0] = (int64_t)n;
         o->count = (int64_t)n;
@@ -668,7 +668,7 @@ static int op_constant(ox_ctx *c, sg_err *err)
         o->i = malloc((n ? n : 1) * sizeof(int64_t));
         if (!o->i) return sg_errf(err, SG_ENOMEM, "%s: out of memory", c->path);
         if (a->has_i) o->i[0] = a->i;
-        else memcpy(o->i, a->ints, n * sizeof(int64_t));
+        else if (n) memcpy(o->i, a->ints, n * sizeof(int64_t));
         o->rank = a->has_i ? 0 : 1;
         o->dims[0] = (int64_t)n;
         o->count = (int64_t)n;
