@@ -12,7 +12,8 @@
 # scripts/export_torch.py (opset 13), and the same weights written in the native HDF5 format.
 #   1. batch: stagegate eval's predict time, ONNX vs native (median of 3 each), vs PyTorch
 #      forward on the whole set under torch.no_grad (torch.set_num_threads = the worker count);
-#   2. batch 1: stagegate bench single-stream p50/p99 (one pinned core), ONNX vs native, vs
+#   2. batch 1: stagegate bench single-stream p50/p99 (one pinned core, median of 3 runs,
+#      alternating with the batch runs between the formats), ONNX vs native, vs
 #      PyTorch forward on one row at a time (one thread).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -58,14 +59,14 @@ PY
     /usr/bin/python3 scripts/export_torch.py "$B/mlp256.pt" "$B/mlp256.onnx" --opset 13
 fi
 
-for kind in onnx h5; do
-    echo "== stagegate eval, $kind (3 runs)" >&2
-    for i in 1 2 3; do
+# The two formats alternate, three rounds, so drift on a shared machine hits both alike.
+for i in 1 2 3; do
+    for kind in onnx h5; do
+        echo "== round $i: stagegate eval and bench single-stream (one core), $kind" >&2
         "$SG" eval --model "$B/mlp256.$kind" --data "$B/onnx_$ROWS.h5" --json >"$B/onnx_eval_${kind}_$i.json"
+        "$SG" bench --model "$B/mlp256.$kind" --data "$B/onnx_$ROWS.h5" --scenario single-stream \
+            --duration 2 --cpus 0 --json >"$B/onnx_single_${kind}_$i.json"
     done
-    echo "== stagegate bench single-stream, $kind (one core)" >&2
-    "$SG" bench --model "$B/mlp256.$kind" --data "$B/onnx_$ROWS.h5" --scenario single-stream \
-        --duration 3 --cpus 0 --json >"$B/onnx_single_$kind.json"
 done
 echo "== PyTorch forward" >&2
 /usr/bin/python3 - "$B" "$ROWS" "$WORKERS" <<'PY'
@@ -103,8 +104,11 @@ def med(kind):
     return statistics.median(json.load(open(f"{B}/onnx_eval_{kind}_{i}.json"))["timing"]["predict_seconds"]
                              for i in (1, 2, 3))
 ox, nat = med("onnx"), med("h5")
-so = json.load(open(f"{B}/onnx_single_onnx.json"))
-sn = json.load(open(f"{B}/onnx_single_h5.json"))
+def single(kind):
+    runs = [json.load(open(f"{B}/onnx_single_{kind}_{i}.json")) for i in (1, 2, 3)]
+    return runs[0], {q: statistics.median(r["latency_ns"][q] for r in runs) for q in ("p50", "p99")}
+so, lo = single("onnx")
+sn, ln = single("h5")
 t = json.load(open(f"{B}/onnx_torch.json"))
 print(f"MLP 64-256-256-2 (ReLU, softmax); {ROWS:,} x 64 rows; {W} workers / threads")
 print(f"kernels: {so.get('machine', {}).get('cpu_model', '')}")
@@ -114,10 +118,10 @@ print(f"{'stagegate eval, ONNX':44s} {ox:10.3f} {'1.00x':>12s}")
 print(f"{'stagegate eval, native HDF5':44s} {nat:10.3f} {nat / ox:11.2f}x")
 print(f"{'PyTorch 1.13 forward (threads=%d)' % W:44s} {t['torch_batch_s']:10.3f} {t['torch_batch_s'] / ox:11.2f}x")
 print()
-po, qo = so["latency_ns"]["p50"], so["latency_ns"]["p99"]
-pn, qn = sn["latency_ns"]["p50"], sn["latency_ns"]["p99"]
+po, qo = lo["p50"], lo["p99"]
+pn, qn = ln["p50"], ln["p99"]
 tp, tq = t["torch_one_p50_ns"], t["torch_one_p99_ns"]
-print(f"{'batch 1 (one core)':44s} {'p50 us':>10s} {'p99 us':>10s} {'p50 vs ONNX':>12s}")
+print(f"{'batch 1, median of 3 runs (one core)':44s} {'p50 us':>10s} {'p99 us':>10s} {'p50 vs ONNX':>12s}")
 print(f"{'stagegate bench single-stream, ONNX':44s} {po/1e3:10.2f} {qo/1e3:10.2f} {'1.00x':>12s}")
 print(f"{'stagegate bench single-stream, native':44s} {pn/1e3:10.2f} {qn/1e3:10.2f} {pn/po:11.2f}x")
 print(f"{'PyTorch forward, one row (1 thread)':44s} {tp/1e3:10.2f} {tq/1e3:10.2f} {tp/po:11.2f}x")
