@@ -48,8 +48,8 @@ static int read_opset(ox_ctx *c, sg_err *err)
     if (c->opset < 0)
         return sg_errf(err, SG_EINPUT, "%s: no opset_import for the default ONNX domain", c->path);
     if (c->opset < SG_ONNX_OPSET_MIN || c->opset > SG_ONNX_OPSET_MAX)
-        return sg_errf(err, SG_EINPUT, "%s: opset %d is out of range (supported: %d..%d)",
-                       c->path, c->opset, SG_ONNX_OPSET_MIN, SG_ONNX_OPSET_MAX);
+        return sg_errf(err, SG_EINPUT, "%s: opset %d is out of range (supported: %d..%d)", c->path,
+                       c->opset, SG_ONNX_OPSET_MIN, SG_ONNX_OPSET_MAX);
     return SG_OK;
 }
 
@@ -62,8 +62,10 @@ static int read_input(ox_ctx *c, const Onnx__ValueInfoProto *vi, sg_model *m, sg
         return sg_errf(err, SG_EINPUT, "%s: graph input '%.100s' is not a tensor", c->path, nm);
     const Onnx__TypeProto__Tensor *tt = t->tensor_type;
     if (!tt->has_elem_type || tt->elem_type != 1)
-        return sg_errf(err, SG_EINPUT, "%s: graph input '%.100s' has element type %d; float is "
-                       "needed", c->path, nm, tt->has_elem_type ? tt->elem_type : 0);
+        return sg_errf(err, SG_EINPUT,
+                       "%s: graph input '%.100s' has element type %d; float is "
+                       "needed",
+                       c->path, nm, tt->has_elem_type ? tt->elem_type : 0);
     if (!tt->shape || tt->shape->n_dim < 2 || tt->shape->n_dim > OX_MAX_RANK + 1)
         return sg_errf(err, SG_EINPUT,
                        "%s: graph input '%.100s' needs a shape [batch, features] (rank 2..%d)",
@@ -86,8 +88,10 @@ static int read_input(ox_ctx *c, const Onnx__ValueInfoProto *vi, sg_model *m, sg
         x->dims[i - 1] = d->dim_value;
         w *= d->dim_value;
         if (w > OX_MAX_WIDTH)
-            return sg_errf(err, SG_EINPUT, "%s: graph input '%.100s' has rows of more than %d "
-                           "values", c->path, nm, OX_MAX_WIDTH);
+            return sg_errf(err, SG_EINPUT,
+                           "%s: graph input '%.100s' has rows of more than %d "
+                           "values",
+                           c->path, nm, OX_MAX_WIDTH);
     }
     x->count = w;
     c->input = v;
@@ -118,7 +122,8 @@ static int read_graph_io(ox_ctx *c, sg_model *m, sg_err *err)
     int n_real = 0;
     for (size_t i = 0; i < g->n_input; i++) {
         const char *nm = g->input[i]->name;
-        if (!nm || !nm[0]) return sg_errf(err, SG_EINPUT, "%s: graph input %zu has no name", c->path, i);
+        if (!nm || !nm[0])
+            return sg_errf(err, SG_EINPUT, "%s: graph input %zu has no name", c->path, i);
         if (ox_value_find(c, nm) >= 0) continue; /* an initializer listed as input (IR < 4) */
         real = g->input[i];
         n_real++;
@@ -164,8 +169,10 @@ static int topo_order(ox_ctx *c, int *order, sg_err *err)
             c->node = g->node[i];
             c->node_index = (int)i;
             if (ox_value_find(c, o) >= 0) {
-                rc = ox_node_err(c, err, SG_EINPUT, "output '%.100s' redefines an initializer or "
-                                 "the graph input", o);
+                rc = ox_node_err(c, err, SG_EINPUT,
+                                 "output '%.100s' redefines an initializer or "
+                                 "the graph input",
+                                 o);
                 goto out;
             }
             prod[np++] = (produced){o, (int)i};
@@ -349,8 +356,7 @@ static int from_bytes(const char *name, const char *dir, const uint8_t *bytes, s
         const Onnx__ModelProto *mp = c.mp;
         snprintf(m->estimator, sizeof m->estimator, "ONNX %.40s %.20s, opset %d, %s",
                  mp->producer_name && mp->producer_name[0] ? mp->producer_name : "model",
-                 mp->producer_version ? mp->producer_version : "", c.opset,
-                 m->onnx->output_rule);
+                 mp->producer_version ? mp->producer_version : "", c.opset, m->onnx->output_rule);
     }
     ox_ctx_free(&c);
     if (rc) {
@@ -393,8 +399,10 @@ int sg_model_digest_file_hex(const char *path, char hex[65], sg_err *err)
     if (fd < 0) return SG_EINPUT;
     f = fdopen(fd, "rb");
     size_t got = f ? fread(head, 1, 2, f) : 0;
-    if (f) fclose(f);
-    else close(fd);
+    if (f)
+        fclose(f);
+    else
+        close(fd);
     /* Only an ONNX file's digest differs from its file's (its external data counts). */
     if (got < 2 || head[0] != 0x08 || head[1] < 1 || head[1] >= 0x80)
         return sg_sha256_file_hex(path, hex, err);

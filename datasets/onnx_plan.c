@@ -202,8 +202,8 @@ static void join_name(sg_onnx_step *into, const sg_onnx_step *from)
 }
 
 /* Step t becomes a new step of kind k reading x; `first` names the fused group. */
-static void replace(pass *p, sg_onnx_step *t, const sg_onnx_step *first, sg_onnx_step_kind k,
-                    int x, int width)
+static void replace(pass *p, sg_onnx_step *t, const sg_onnx_step *first, sg_onnx_step_kind k, int x,
+                    int width)
 {
     int out = t->out;
     char name[SG_ONNX_NAME];
@@ -366,8 +366,7 @@ static int fuse_into_gemm(pass *p, sg_onnx_step *g)
                 g->W[(size_t)i * (size_t)w + (size_t)j] *= t->scale[j];
         }
     } else if (t->kind == SG_OX_UNARY && t->in == g->out &&
-               (t->unary == SG_OXU_RELU || t->unary == SG_OXU_TANH ||
-                t->unary == SG_OXU_SIGMOID)) {
+               (t->unary == SG_OXU_RELU || t->unary == SG_OXU_TANH || t->unary == SG_OXU_SIGMOID)) {
         g->act = t->unary == SG_OXU_RELU   ? SG_ACT_RELU
                  : t->unary == SG_OXU_TANH ? SG_ACT_TANH
                                            : SG_ACT_LOGISTIC;
@@ -397,8 +396,10 @@ static int meaning(ox_ctx *c, pass *p, sg_model *m, sg_onnx_plan *plan, sg_err *
         if (ls->kind == SG_OX_UNARY && ls->unary == SG_OXU_SIGMOID) ends = "Sigmoid";
     }
     if (ov->rank > 1)
-        return sg_errf(err, SG_EINPUT, "%s: graph output '%.100s' has rows of rank %d; a vector "
-                       "per row is needed", c->path, ov->name, ov->rank);
+        return sg_errf(err, SG_EINPUT,
+                       "%s: graph output '%.100s' has rows of rank %d; a vector "
+                       "per row is needed",
+                       c->path, ov->name, ov->rank);
     sg_onnx_output meant = SG_ONNX_OUTPUT_AUTO;
     const char *from = NULL;
     const Onnx__ModelProto *mp = c->mp;
@@ -446,8 +447,10 @@ static int meaning(ox_ctx *c, pass *p, sg_model *m, sg_onnx_plan *plan, sg_err *
              from);
     if (meant == SG_ONNX_OUTPUT_VALUE) {
         if (width != 1)
-            return sg_errf(err, SG_EINPUT, "%s: %s says value, but the output has %d columns; "
-                           "regression with one output is supported", c->path, from, width);
+            return sg_errf(err, SG_EINPUT,
+                           "%s: %s says value, but the output has %d columns; "
+                           "regression with one output is supported",
+                           c->path, from, width);
         m->task = SG_TASK_REGRESSION;
         m->n_classes = 0;
         plan->epi = SG_ONNX_EPI_LINK;
@@ -562,11 +565,10 @@ static int assign_buffers(ox_ctx *c, pass *p, int od, sg_onnx_plan *plan, sg_err
         sg_onnx_step *s = &c->steps[i];
         int ids[4096];
         int k = step_inputs(s, ids, 4096);
-        bool inplace = s->kind == SG_OX_UNARY || s->kind == SG_OX_AFFINE ||
-                       s->kind == SG_OX_GELU || s->kind == SG_OX_LAYERNORM ||
-                       s->kind == SG_OX_SOFTMAX || s->kind == SG_OX_LOGSOFTMAX ||
-                       (s->kind == SG_OX_BINARY && s->a.kind != SG_OXA_COL &&
-                        s->bb.kind != SG_OXA_COL);
+        bool inplace =
+            s->kind == SG_OX_UNARY || s->kind == SG_OX_AFFINE || s->kind == SG_OX_GELU ||
+            s->kind == SG_OX_LAYERNORM || s->kind == SG_OX_SOFTMAX || s->kind == SG_OX_LOGSOFTMAX ||
+            (s->kind == SG_OX_BINARY && s->a.kind != SG_OXA_COL && s->bb.kind != SG_OXA_COL);
         int out_slot = -1;
         for (int j = 0; j < k; j++) {
             int v = ids[j];
@@ -636,8 +638,7 @@ int ox_finish(ox_ctx *c, sg_model *m, sg_err *err)
     plan->opset = c->opset;
     const ox_value *ov = &c->vals[c->output];
     if (ov->is_const) {
-        rc = sg_errf(err, SG_EINPUT, "%s: graph output '%.100s' is a constant", c->path,
-                     ov->name);
+        rc = sg_errf(err, SG_EINPUT, "%s: graph output '%.100s' is a constant", c->path, ov->name);
         goto out;
     }
     plan->out_width = (int)ov->count;
@@ -678,10 +679,11 @@ int ox_finish(ox_ctx *c, sg_model *m, sg_err *err)
         const sg_onnx_step *s = &c->steps[i];
         plan->flops_per_row += s->kind == SG_OX_GEMM ? 2.0 * s->in_width * s->width : s->width;
         size_t w = (size_t)s->width;
-        m->param_bytes += (s->W ? w * (size_t)s->in_width : 0) * sizeof(float) +
-                          ((s->b ? w : 0) + (s->scale ? 2 * w : 0) +
-                           (s->a.kind == SG_OXA_CONST ? w : 0) +
-                           (s->bb.kind == SG_OXA_CONST ? w : 0)) * sizeof(float);
+        m->param_bytes +=
+            (s->W ? w * (size_t)s->in_width : 0) * sizeof(float) +
+            ((s->b ? w : 0) + (s->scale ? 2 * w : 0) + (s->a.kind == SG_OXA_CONST ? w : 0) +
+             (s->bb.kind == SG_OXA_CONST ? w : 0)) *
+                sizeof(float);
     }
     if (make_dense(c, &p, od, m, plan)) goto out;
     m->param_bytes = 0;
@@ -689,10 +691,11 @@ int ox_finish(ox_ctx *c, sg_model *m, sg_err *err)
         if (p.dead[i]) continue;
         const sg_onnx_step *s = &c->steps[i];
         size_t w = (size_t)s->width;
-        m->param_bytes += (s->W ? w * (size_t)s->in_width : 0) * sizeof(float) +
-                          ((s->b ? w : 0) + (s->scale ? 2 * w : 0) +
-                           (s->a.kind == SG_OXA_CONST ? w : 0) +
-                           (s->bb.kind == SG_OXA_CONST ? w : 0)) * sizeof(float);
+        m->param_bytes +=
+            (s->W ? w * (size_t)s->in_width : 0) * sizeof(float) +
+            ((s->b ? w : 0) + (s->scale ? 2 * w : 0) + (s->a.kind == SG_OXA_CONST ? w : 0) +
+             (s->bb.kind == SG_OXA_CONST ? w : 0)) *
+                sizeof(float);
     }
     rc = assign_buffers(c, &p, od, plan, err);
 out:

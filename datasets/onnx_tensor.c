@@ -252,15 +252,17 @@ int ox_tensor_read(ox_ctx *c, const Onnx__TensorProto *t, ox_value *v, const cha
                        "%s: %s has data type %d; float, double, int32 and int64 are supported",
                        c->path, what, dt);
     if (t->n_dims > OX_MAX_RANK)
-        return sg_errf(err, SG_EINPUT, "%s: %s has rank %zu (at most %d)", c->path, what,
-                       t->n_dims, OX_MAX_RANK);
+        return sg_errf(err, SG_EINPUT, "%s: %s has rank %zu (at most %d)", c->path, what, t->n_dims,
+                       OX_MAX_RANK);
     if (t->segment) return sg_errf(err, SG_EINPUT, "%s: %s is segmented", c->path, what);
     size_t count = 1;
     for (size_t i = 0; i < t->n_dims; i++) {
         if (t->dims[i] < 0 || !sg_mul_size(count, (size_t)t->dims[i], &count) ||
             count > (size_t)OX_MAX_ELEMS)
-            return sg_errf(err, SG_EINPUT, "%s: %s has dimension %zu of size %lld (too large or "
-                           "negative)", c->path, what, i, (long long)t->dims[i]);
+            return sg_errf(err, SG_EINPUT,
+                           "%s: %s has dimension %zu of size %lld (too large or "
+                           "negative)",
+                           c->path, what, i, (long long)t->dims[i]);
         v->dims[i] = t->dims[i];
     }
     v->rank = (int)t->n_dims;
@@ -271,8 +273,10 @@ int ox_tensor_read(ox_ctx *c, const Onnx__TensorProto *t, ox_value *v, const cha
     shape_str(t->dims, t->n_dims, shp, sizeof shp);
     size_t need = count * esize; /* count <= 2^31, esize <= 8 */
     const uint8_t *raw = NULL;
-    size_t n_typed = dt == 1 ? t->n_float_data : dt == 11 ? t->n_double_data
-                                            : dt == 7 ? t->n_int64_data : t->n_int32_data;
+    size_t n_typed = dt == 1    ? t->n_float_data
+                     : dt == 11 ? t->n_double_data
+                     : dt == 7  ? t->n_int64_data
+                                : t->n_int32_data;
     if (t->has_data_location && t->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL) {
         int rc = external_bytes(c, t, what, need, &raw, err);
         if (rc) return rc;

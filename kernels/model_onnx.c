@@ -29,8 +29,7 @@ static bool onnx_probe(const uint8_t *head, size_t n)
     return n >= 2 && head[0] == 0x08 && head[1] >= 1 && head[1] < 0x80;
 }
 
-static int onnx_load(const char *path, const sg_model_open_options *o, sg_model **out,
-                     sg_err *err)
+static int onnx_load(const char *path, const sg_model_open_options *o, sg_model **out, sg_err *err)
 {
     int rc = sg_model_load_onnx(path, o ? o->onnx_output : SG_ONNX_OUTPUT_AUTO, out, err);
     if (rc == SG_OK) (*out)->ops = &sg_model_ops_onnx;
@@ -97,8 +96,7 @@ static int onnx_scratch_new(const sg_model *m, int64_t max_batch, void **out, sg
     s->mem = sg_alloc_aligned(bytes);
     if (!s->mem) {
         free(s);
-        return sg_errf(err, SG_ENOMEM, "out of memory allocating %zu bytes of ONNX scratch",
-                       bytes);
+        return sg_errf(err, SG_ENOMEM, "out of memory allocating %zu bytes of ONNX scratch", bytes);
     }
     /* First touch on the owning thread (NUMA placement, no faults in timed calls). */
     memset(s->mem, 0, bytes);
@@ -111,8 +109,8 @@ static inline float *bufp(const onnx_scratch *s, const float *X, int b)
     return b < 0 ? (float *)X : s->mem + (size_t)b * s->stride;
 }
 
-static void run_unary(const sg_kernel_ops *k, const sg_onnx_step *st, const float *in,
-                      float *out, int64_t n)
+static void run_unary(const sg_kernel_ops *k, const sg_onnx_step *st, const float *in, float *out,
+                      int64_t n)
 {
     const size_t cnt = (size_t)n * (size_t)st->width;
     const float a = st->alpha;
@@ -270,9 +268,8 @@ static void run_step(const sg_kernel_ops *k, const sg_onnx_step *st, const float
             if (st->act != SG_ACT_IDENTITY)
                 k->bias_act(out, 1, st->width, NULL, (sg_activation)st->act);
         } else {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, st->width,
-                        st->in_width, 1.0f, in, st->in_width, st->W, st->width, 0.0f, out,
-                        st->width);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, st->width, st->in_width,
+                        1.0f, in, st->in_width, st->W, st->width, 0.0f, out, st->width);
             k->bias_act(out, n, st->width, st->b, (sg_activation)st->act);
         }
         break;
@@ -321,8 +318,8 @@ static void epilogue(const sg_model *m, const sg_kernel_ops *k, const float *X,
     }
 }
 
-static void onnx_predict_batch(const sg_model *m, const sg_kernel_ops *k, const float *X,
-                               int64_t n, float *out, void *v)
+static void onnx_predict_batch(const sg_model *m, const sg_kernel_ops *k, const float *X, int64_t n,
+                               float *out, void *v)
 {
     onnx_scratch *s = v;
     SG_ASSERT(n >= 0 && n <= s->max_batch);
@@ -337,8 +334,8 @@ static void onnx_predict_batch(const sg_model *m, const sg_kernel_ops *k, const 
     epilogue(m, k, X, s, n, out);
 }
 
-static void onnx_predict_one(const sg_model *m, const sg_kernel_ops *k, const float *x,
-                             float *out, void *v, sg_forward_probe probe, void *ctx)
+static void onnx_predict_one(const sg_model *m, const sg_kernel_ops *k, const float *x, float *out,
+                             void *v, sg_forward_probe probe, void *ctx)
 {
     onnx_scratch *s = v;
     if (s->dense) {
