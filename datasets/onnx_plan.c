@@ -622,6 +622,23 @@ out:
     return rc;
 }
 
+/* Uses once the output reads od (the last step dropped into the output link, if any). */
+static void recount(pass *p, int od)
+{
+    count_uses(p);
+    p->uses[p->c->vals[p->c->output].data]--;
+    p->uses[od]++;
+}
+
+static size_t step_param_bytes(const sg_onnx_step *s)
+{
+    const size_t w = (size_t)s->width;
+    size_t n = (s->W ? w * (size_t)s->in_width : 0) + (s->b ? w : 0) + (s->scale ? w : 0) +
+               (s->shift ? w : 0) + (s->a.kind == SG_OXA_CONST ? w : 0) +
+               (s->bb.kind == SG_OXA_CONST ? w : 0);
+    return n * sizeof(float);
+}
+
 int ox_finish(ox_ctx *c, sg_model *m, sg_err *err)
 {
     sg_onnx_plan *plan = calloc(1, sizeof *plan);
@@ -631,6 +648,7 @@ int ox_finish(ox_ctx *c, sg_model *m, sg_err *err)
     p.consumer = calloc((size_t)c->n_vals + 1, sizeof *p.consumer);
     int rc = SG_OK;
     if (!plan || !p.dead || !p.uses || !p.consumer) {
+        free(plan);
         rc = sg_errf(err, SG_ENOMEM, "%s: out of memory", c->path);
         goto out;
     }
@@ -648,12 +666,7 @@ int ox_finish(ox_ctx *c, sg_model *m, sg_err *err)
         rc = SG_EINPUT;
         goto out;
     }
-    if (od != c->vals[c->output].data) {
-        /* The dropped last step no longer reads od; the output does. */
-        count_uses(&p);
-        p.uses[c->vals[c->output].data]--;
-        p.uses[od]++;
-    }
+    recount(&p, od);
     /* Pattern fusions first (they look at un-fused steps), then into the GEMMs. */
     for (int i = 0; i < c->n_steps; i++) {
         if (p.dead[i]) continue;
@@ -662,41 +675,25 @@ int ox_finish(ox_ctx *c, sg_model *m, sg_err *err)
             rc = sg_errf(err, SG_ENOMEM, "%s: out of memory", c->path);
             goto out;
         }
-        if (f) count_uses(&p), p.uses[c->vals[c->output].data]--, p.uses[od]++;
+        if (f) recount(&p, od);
     }
     for (int i = 0; i < c->n_steps; i++) {
         if (p.dead[i] || c->steps[i].kind != SG_OX_GEMM) continue;
         while (fuse_into_gemm(&p, &c->steps[i]))
             ;
     }
-    count_uses(&p);
-    p.uses[c->vals[c->output].data]--;
-    p.uses[od]++;
-    int ow = (int)c->vals[od].count;
-    m->n_outputs = ow;
-    for (int i = 0; i < c->n_steps; i++) {
-        if (p.dead[i]) continue;
-        const sg_onnx_step *s = &c->steps[i];
-        plan->flops_per_row += s->kind == SG_OX_GEMM ? 2.0 * s->in_width * s->width : s->width;
-        size_t w = (size_t)s->width;
-        m->param_bytes +=
-            (s->W ? w * (size_t)s->in_width : 0) * sizeof(float) +
-            ((s->b ? w : 0) + (s->scale ? 2 * w : 0) + (s->a.kind == SG_OXA_CONST ? w : 0) +
-             (s->bb.kind == SG_OXA_CONST ? w : 0)) *
-                sizeof(float);
-    }
-    if (make_dense(c, &p, od, m, plan)) goto out;
+    recount(&p, od);
+    m->n_outputs = (int)c->vals[od].count;
+    for (int i = 0; i < c->n_steps; i++)
+        if (!p.dead[i])
+            plan->flops_per_row += c->steps[i].kind == SG_OX_GEMM
+                                       ? 2.0 * c->steps[i].in_width * c->steps[i].width
+                                       : c->steps[i].width;
+    /* make_dense counts the layers' parameters; a step plan counts its steps'. */
     m->param_bytes = 0;
-    for (int i = 0; i < c->n_steps; i++) {
-        if (p.dead[i]) continue;
-        const sg_onnx_step *s = &c->steps[i];
-        size_t w = (size_t)s->width;
-        m->param_bytes +=
-            (s->W ? w * (size_t)s->in_width : 0) * sizeof(float) +
-            ((s->b ? w : 0) + (s->scale ? 2 * w : 0) + (s->a.kind == SG_OXA_CONST ? w : 0) +
-             (s->bb.kind == SG_OXA_CONST ? w : 0)) *
-                sizeof(float);
-    }
+    if (make_dense(c, &p, od, m, plan)) goto out;
+    for (int i = 0; i < c->n_steps; i++)
+        if (!p.dead[i]) m->param_bytes += step_param_bytes(&c->steps[i]);
     rc = assign_buffers(c, &p, od, plan, err);
 out:
     free(p.dead);

@@ -128,6 +128,10 @@ def case(tmp, name, model, d, opset, head, data, X, y, extra=(), want_plan=None,
     check(diff <= TOL, "%s: max |stagegate - torch| = %.3g" % (label, diff))
     check_metrics(label, doc, ref, y)
     desc = doc["model"]["description"]
+    if "dense kernels" in desc and not any(isinstance(x, nn.BatchNorm1d) for x in model.modules()):
+        want_bytes = 4 * sum(q.numel() for q in model.parameters())
+        check(doc["model"]["param_bytes"] == want_bytes, "%s: param_bytes %d, PyTorch's %d"
+              % (label, doc["model"]["param_bytes"], want_bytes))
     if want_plan:
         check(want_plan in desc, "%s: description %r lacks %r" % (label, desc, want_plan))
     if stages:
