@@ -5,6 +5,7 @@
 #include "cli.h"
 #include "stagegate/harness.h"
 #include "stagegate/gate.h"
+#include "stagegate/model_ops.h"
 #include "stagegate/registry.h"
 
 /* Rows kept in memory for the per-query scenarios; queries cycle through them. */
@@ -37,6 +38,8 @@ static void usage(FILE *out)
         "  --samples OUT     write latency_ns,worker,cpu,flags per query, in issue order\n"
         "  --breakdown       time each layer of the batch-1 path (adds probe cost)\n"
         "  --json            print one JSON document\n"
+        "  --output logits|proba|value  ONNX: what an output that does not end in Softmax or\n"
+        "                    Sigmoid means (docs/formats.md)\n"
         "  --db FILE         registry for models:/NAME/VERSION|STAGE, models:/NAME@ALIAS\n\n"
         "Environment: STAGEGATE_CLOCK=gettime forces the clock_gettime fallback;\n"
         "STAGEGATE_HWLOC_SYNTHETIC plans on an hwloc synthetic topology (no binding).\n"
@@ -92,6 +95,7 @@ int sg_cmd_bench(int argc, char **argv)
     sg_bench_config c;
     sg_bench_config_init(&c);
     const char *model = NULL, *data = NULL, *samples = NULL, *db = NULL, *scenario = NULL;
+    const char *output = NULL;
     bool json = false, have_batch = false, have_bound = false;
     int64_t repetitions = c.repetitions;
     double bound_ms = 0;
@@ -114,6 +118,7 @@ int sg_cmd_bench(int argc, char **argv)
         SG_OPT_STR("samples", &samples),
         SG_OPT_FLAG_("breakdown", &c.breakdown),
         SG_OPT_STR("db", &db),
+        SG_OPT_STR("output", &output),
         SG_OPT_END_,
     };
     int n_pos;
@@ -149,7 +154,15 @@ int sg_cmd_bench(int argc, char **argv)
     }
     bool offline = sg_scenarios[c.scenario].flags & SG_SCENARIO_BATCHES;
     sg_model_workload *mw = NULL;
-    int rc = sg_model_workload_create(model, data, offline ? 0 : QUERY_ROWS_MAX,
+    sg_model_open_options mo = {.onnx_output = SG_ONNX_OUTPUT_AUTO};
+    if (output) {
+        int o = sg_onnx_output_parse(output);
+        if (o < 0)
+            return sg_cli_usage_error("bench", "--output is '%s', expected logits, proba or value",
+                                      output);
+        mo.onnx_output = (sg_onnx_output)o;
+    }
+    int rc = sg_model_workload_create(model, &mo, data, offline ? 0 : QUERY_ROWS_MAX,
                                       offline ? c.batch : 1, c.breakdown, &mw, &err);
     if (rc != SG_OK) return sg_cli_fail(rc, &err);
     c.workload = sg_model_workload_get(mw);

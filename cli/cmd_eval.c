@@ -11,12 +11,12 @@
 static const char eval_usage[] =
     "usage: stagegate eval --model MODEL --data VAL.h5 [--json] [--breakdown]\n"
     "                      [--predictions OUT.h5] [--threshold 0.5] [--cpus LIST]\n"
-    "                      [--chunk-rows N] [--db REGISTRY]\n"
+    "                      [--chunk-rows N] [--db REGISTRY] [--output logits|proba|value]\n"
     "\n"
     "Runs the model over every row of the validation set, streaming it in chunks on a\n"
     "pool of pinned workers (one per core), and prints scikit-learn-compatible metrics.\n"
     "\n"
-    "  --model MODEL        model file (stagegate HDF5 or XGBoost JSON, told apart by\n"
+    "  --model MODEL        model file (stagegate HDF5, XGBoost JSON or ONNX, told apart by\n"
     "                       content), or a registry URI: models:/NAME/VERSION,\n"
     "                       models:/NAME/STAGE, models:/NAME@ALIAS\n"
     "  --data FILE          validation set HDF5 (/X, /y, optional /sample_weight)\n"
@@ -27,6 +27,8 @@ static const char eval_usage[] =
     "  --predictions FILE   write /proba + /label (classifiers) or /prediction (regressors)\n"
     "  --threshold T        binary decision threshold on P(class 1) (default 0.5)\n"
     "  --cpus LIST          cores to run on, e.g. 0-3,6 (default: all)\n"
+    "  --output KIND        ONNX: logits, proba or value, what an output that does not end\n"
+    "                       in Softmax or Sigmoid means (else metadata_props says)\n"
     "  --chunk-rows N       rows read per chunk (default 65536)\n"
     "  --db FILE            registry database for models:/ URIs (default $STAGEGATE_REGISTRY\n"
     "                       or ./stagegate.db)\n"
@@ -110,7 +112,7 @@ int sg_cmd_eval(int argc, char **argv)
     sg_eval_config c;
     sg_eval_config_init(&c);
     bool json = false, breakdown = false;
-    const char *db = NULL;
+    const char *db = NULL, *output = NULL;
     sg_err err = {{0}};
     double threshold = c.threshold;
     int64_t chunk_rows = c.chunk_rows;
@@ -124,6 +126,7 @@ int sg_cmd_eval(int argc, char **argv)
         SG_OPT_STR("cpus", &c.cpus),
         SG_OPT_INT_("chunk-rows", &chunk_rows, 1, 1 << 24),
         SG_OPT_STR("db", &db),
+        SG_OPT_STR("output", &output),
         SG_OPT_END_,
     };
     int n_pos;
@@ -137,6 +140,13 @@ int sg_cmd_eval(int argc, char **argv)
     c.chunk_rows = chunk_rows;
     if (!c.model_path) return sg_cli_usage_error("eval", "--model is required");
     if (!c.data_path) return sg_cli_usage_error("eval", "--data is required");
+    if (output) {
+        int o = sg_onnx_output_parse(output);
+        if (o < 0)
+            return sg_cli_usage_error("eval", "--output is '%s', expected logits, proba or value",
+                                      output);
+        c.onnx_output = (sg_onnx_output)o;
+    }
 
     char resolved[4096], registered[65];
     if (sg_is_model_uri(c.model_path)) {

@@ -31,14 +31,18 @@ static const char gate_usage[] =
     "Evaluates the candidate model M on the validation set D, runs the policy's latency\n"
     "scenario, compares predictions with the baseline B (shadow agreement), applies the\n"
     "policy (docs/policy.md) and writes a DSSE-signed in-toto test-result report.\n"
-    "M and B are model files (stagegate HDF5 or XGBoost JSON; any two kinds may be compared)\n"
+    "M and B are model files (stagegate HDF5, XGBoost JSON or ONNX; any two kinds may be\n"
+    "compared)\n"
     "or registry URIs (models:/NAME/VERSION, /STAGE, @ALIAS).\n\n"
     "  --json                     print one JSON document instead of the summary\n"
-    "  --cpus LIST                CPUs for evaluation and latency workers, e.g. 0-3\n\n"
+    "  --cpus LIST                CPUs for evaluation and latency workers, e.g. 0-3\n"
+    "  --output logits|proba|value  ONNX models (candidate and baseline) whose output does\n"
+    "                             not end in Softmax/Sigmoid: what it means\n\n"
     "Exit codes: 0 gate passed, 1 gate failed, 2 usage or input error (bad policy, key, file).\n";
 
 typedef struct {
-    const char *model, *data, *baseline, *policy, *key, *out, *cpus, *db;
+    const char *model, *data, *baseline, *policy, *key, *out, *cpus, *db, *output;
+    sg_onnx_output onnx_output;
     const char *render[SG_REPORT_FORMATS_MAX]; /* per sg_report_formats entry: path or NULL */
     bool json;
 } gate_args;
@@ -57,8 +61,9 @@ static int parse_args(int argc, char **argv, gate_args *a)
         SG_OPT_FLAG_("json", &a->json),
         SG_OPT_STR("cpus", &a->cpus),
         SG_OPT_STR("db", &a->db),
+        SG_OPT_STR("output", &a->output),
     };
-    size_t n = 9; /* the options above; then one per report format, from its table */
+    size_t n = 10; /* the options above; then one per report format, from its table */
     for (size_t i = 0; i < sg_n_report_formats; i++)
         opts[n++] = (sg_opt)SG_OPT_STR(sg_report_formats[i].name, &a->render[i]);
     opts[n] = (sg_opt)SG_OPT_END_;
@@ -81,6 +86,15 @@ static int parse_args(int argc, char **argv, gate_args *a)
     if (missing) {
         sg_cli_usage_error("gate", "%s is required", missing);
         return SG_OPTS_ERROR;
+    }
+    if (a->output) {
+        int o = sg_onnx_output_parse(a->output);
+        if (o < 0) {
+            sg_cli_usage_error("gate", "--output is '%s', expected logits, proba or value",
+                               a->output);
+            return SG_OPTS_ERROR;
+        }
+        a->onnx_output = (sg_onnx_output)o;
     }
     return SG_OPTS_OK;
 }
@@ -318,10 +332,11 @@ static sg_status run_gate(const gate_args *a, gate_run *g, sg_err *err)
      * that descriptor. Every stage gets these objects, so every figure in the report
      * comes from the bytes its digests name.
      */
-    if ((rc = sg_model_open_verified(model, msha[0] ? msha : NULL, &g->cand_model, err)))
+    sg_model_open_options mo = {.onnx_output = a->onnx_output};
+    if ((rc = sg_model_open_verified(model, msha[0] ? msha : NULL, &mo, &g->cand_model, err)))
         return rc;
-    if (baseline &&
-        (rc = sg_model_open_verified(baseline, bsha[0] ? bsha : NULL, &g->base_model, err)))
+    if (baseline && (rc = sg_model_open_verified(baseline, bsha[0] ? bsha : NULL, &mo,
+                                                 &g->base_model, err)))
         return rc;
     if ((rc = sg_dataset_open(a->data, &g->data, err))) return rc;
 
@@ -337,6 +352,7 @@ static sg_status run_gate(const gate_args *a, gate_run *g, sg_err *err)
     ec.expected_sha256 = msha[0] ? msha : NULL;
     /* Wall time per stage, shared out among the checks that stage feeds (JUnit's time). */
     double t = sg_now_seconds(), t_eval, t_lat = 0, t_shadow = 0;
+    ec.onnx_output = a->onnx_output;
     if ((rc = sg_eval_run(&ec, &g->cand, err))) return rc;
     g->have_cand = true;
     t_eval = sg_now_seconds() - t;

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cmd_registry.h"
+#include "stagegate/model.h"
 
 static const char usage_text[] =
     "usage: stagegate registry [--db PATH] [--json] SUBCOMMAND [ARGS] [OPTIONS]\n"
@@ -231,7 +232,7 @@ static int cmd_create_version(reg_cli *c, sg_registry *reg)
     sg_registry_request req, *rp = NULL;
     int64_t v = 0;
     int rc;
-    if (c->as && (rc = sg_sha256_file_hex(c->pos[1], sha, &err)) != SG_OK)
+    if (c->as && (rc = sg_model_digest_file_hex(c->pos[1], sha, &err)) != SG_OK)
         return reg_cli_fail(rc, &err);
     if ((rc = sign(c, "create-version", c->pos[0], 0, "", sha, &req, &rp)) != SG_OK) return rc;
     rc = sg_registry_create_version(reg, c->pos[0], c->pos[1], rp, &v, &err);

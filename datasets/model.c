@@ -100,6 +100,7 @@ void sg_model_free(sg_model *m)
     sg_free_aligned(m->mean);
     sg_free_aligned(m->scale);
     sg_tree_ensemble_free(m->trees);
+    sg_onnx_plan_free(m->onnx);
     free(m);
 }
 
@@ -430,10 +431,19 @@ sg_status sg_model_clone(const sg_model *src, sg_model **out, sg_err *err)
     *m = *src;
     m->mean = m->scale = NULL;
     m->trees = NULL;
+    m->onnx = NULL;
     m->layers = NULL;
+    if (src->onnx) {
+        int rc = sg_onnx_plan_clone(src->onnx, &m->onnx, err);
+        if (rc) {
+            free(m);
+            return rc;
+        }
+    }
     if (src->trees) {
         int rc = sg_tree_ensemble_clone(src->trees, &m->trees, err);
         if (rc) {
+            sg_onnx_plan_free(m->onnx);
             free(m);
             return rc;
         }

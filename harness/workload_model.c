@@ -108,14 +108,15 @@ static void stage_ticks(void *state, uint64_t *acc)
         acc[k] += s->stage_acc[k];
 }
 
-sg_status sg_model_workload_create(const char *model_path, const char *data_path, int64_t max_rows,
-                                   int64_t max_batch, bool breakdown, sg_model_workload **out,
-                                   sg_err *err)
+sg_status sg_model_workload_create(const char *model_path,
+                                   const struct sg_model_open_options *open,
+                                   const char *data_path, int64_t max_rows, int64_t max_batch,
+                                   bool breakdown, sg_model_workload **out, sg_err *err)
 {
     *out = NULL;
     sg_model *m = NULL;
     sg_dataset *ds = NULL;
-    sg_status rc = sg_model_open(model_path, &m, err);
+    sg_status rc = sg_model_open_with(model_path, open, &m, err);
     if (rc == SG_OK) rc = sg_dataset_open(data_path, &ds, err);
     if (rc == SG_OK) rc = sg_model_workload_create_from(m, ds, max_rows, max_batch, breakdown, out, err);
     sg_dataset_close(ds);

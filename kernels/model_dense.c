@@ -14,9 +14,10 @@ static bool dense_probe(const uint8_t *head, size_t n)
 
 /* A native model HDF5 file holds either layout; its model_kind attribute says which, and
    the loader fills m->trees for a tree ensemble, whose operations then apply. */
-static sg_status h5_load(const char *path, const uint8_t *bytes, size_t len, sg_model **out,
-                         sg_err *err)
+static sg_status h5_load(const char *path, const uint8_t *bytes, size_t len,
+                         const sg_model_open_options *o, sg_model **out, sg_err *err)
 {
+    (void)o;
     sg_status rc = sg_model_load_image(path, bytes, len, out, err);
     if (rc == SG_OK) (*out)->ops = (*out)->trees ? &sg_model_ops_trees : &sg_model_ops_dense;
     return rc;

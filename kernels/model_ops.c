@@ -7,13 +7,23 @@
 #include <unistd.h>
 
 /* The kinds, asked in order; the first whose probe claims the file loads it. */
-static const sg_model_ops *const kinds[] = {&sg_model_ops_dense, &sg_model_ops_trees};
+static const sg_model_ops *const kinds[] = {&sg_model_ops_dense, &sg_model_ops_trees,
+                                              &sg_model_ops_onnx};
 
 /* The largest model file read into memory (the HDF5 and JSON loaders parse it there). */
 #define MAX_MODEL_FILE ((size_t)8 << 30)
 
-sg_status sg_model_open_verified(const char *path, const char *expected_sha256, sg_model **out,
+static sg_status digest_mismatch(const char *path, const char *hex, const char *expected,
                                  sg_err *err)
+{
+    return sg_errf(err, SG_EINPUT,
+                   "%s: the bytes loaded have sha256 %.12s..., not the registered %.12s...; "
+                   "the artifact changed after it was registered",
+                   path, hex, expected);
+}
+
+sg_status sg_model_open_verified(const char *path, const char *expected_sha256,
+                                 const sg_model_open_options *o, sg_model **out, sg_err *err)
 {
     *out = NULL;
     if (strlen(path) >= sizeof(((sg_model *)0)->path))
@@ -29,37 +39,45 @@ sg_status sg_model_open_verified(const char *path, const char *expected_sha256, 
     char hex[65];
     sg_sha256(bytes, len, digest);
     sg_hex_encode(digest, 32, hex);
-    if (expected_sha256 && strcmp(expected_sha256, hex) != 0) {
+    size_t n = len < 512 ? len : 512, i = 0;
+    while (i < sizeof kinds / sizeof kinds[0] && !kinds[i]->probe(bytes, n))
+        i++;
+    if (i == sizeof kinds / sizeof kinds[0]) {
         free(bytes);
         return sg_errf(err, SG_EINPUT,
-                       "%s: the bytes loaded have sha256 %.12s..., not the registered %.12s...; "
-                       "the artifact changed after it was registered",
-                       path, hex, expected_sha256);
-    }
-    size_t n = len < 512 ? len : 512;
-    rc = SG_EINPUT;
-    size_t i = 0;
-    for (; i < sizeof kinds / sizeof kinds[0]; i++) {
-        if (!kinds[i]->probe(bytes, n)) continue;
-        rc = kinds[i]->load(path, bytes, len, out, err);
-        break;
-    }
-    free(bytes);
-    if (i == sizeof kinds / sizeof kinds[0])
-        return sg_errf(err, SG_EINPUT,
-                       "%s: not a model file: neither HDF5 (stagegate model) nor JSON (XGBoost "
-                       "model)",
+                       "%s: not a model file: neither HDF5 (stagegate model), JSON (XGBoost "
+                       "model) nor ONNX (protobuf)",
                        path);
+    }
+    /* Verify before parse, wherever the file's bytes are the whole digest. */
+    if (expected_sha256 && !kinds[i]->own_digest && strcmp(expected_sha256, hex) != 0) {
+        free(bytes);
+        return digest_mismatch(path, hex, expected_sha256, err);
+    }
+    rc = kinds[i]->load(path, bytes, len, o, out, err);
+    free(bytes);
     if (rc != SG_OK) return rc;
     /* A loader may set ops itself when one file format holds several kinds. */
     if (!(*out)->ops) (*out)->ops = kinds[i];
-    memcpy((*out)->sha256, digest, 32);
+    if (!kinds[i]->own_digest) memcpy((*out)->sha256, digest, 32);
+    sg_hex_encode((*out)->sha256, 32, hex);
+    if (expected_sha256 && strcmp(expected_sha256, hex) != 0) {
+        sg_model_free(*out);
+        *out = NULL;
+        return digest_mismatch(path, hex, expected_sha256, err);
+    }
     return SG_OK;
+}
+
+sg_status sg_model_open_with(const char *path, const sg_model_open_options *o, sg_model **out,
+                             sg_err *err)
+{
+    return sg_model_open_verified(path, NULL, o, out, err);
 }
 
 sg_status sg_model_open(const char *path, sg_model **out, sg_err *err)
 {
-    return sg_model_open_verified(path, NULL, out, err);
+    return sg_model_open_verified(path, NULL, NULL, out, err);
 }
 
 sg_status sg_model_scratch_new(const sg_model *m, int64_t max_batch, void **out, sg_err *err)

@@ -163,10 +163,17 @@ static int trees_stage_names(const sg_model *m, char names[][SG_MODEL_STAGE_NAME
     return 2;
 }
 
+static sg_status json_load(const char *path, const uint8_t *bytes, size_t len,
+                           const sg_model_open_options *o, sg_model **out, sg_err *err)
+{
+    (void)o;
+    return sg_model_load_xgboost_bytes(path, bytes, len, out, err);
+}
+
 const sg_model_ops sg_model_ops_trees = {
     .kind = "tree_ensemble",
     .probe = trees_probe,
-    .load = sg_model_load_xgboost_bytes,
+    .load = json_load,
     .describe = trees_describe,
     .scratch_new = trees_scratch_new,
     .scratch_free = trees_scratch_free,

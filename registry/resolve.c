@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "registry_internal.h"
+#include "stagegate/model.h"
 
 #define URI_PREFIX "models:/"
 
@@ -93,7 +94,7 @@ static sg_status resolve(sg_registry *reg, const char *uri, char *path_out, size
     if (rc == SG_OK) rc = reg_version_load(reg, model, version, &v, err);
     if (rc != SG_OK) return rc;
     sg_err ferr;
-    if (hash_file && sg_sha256_file_hex(v.artifact_path, sha, &ferr) != SG_OK)
+    if (hash_file && sg_model_digest_file_hex(v.artifact_path, sha, &ferr) != SG_OK)
         return sg_errf(err, SG_EINPUT, "%s (%s v%lld): artifact cannot be read: %s", uri, model,
                        (long long)version, ferr.msg);
     if (hash_file && strcmp(sha, v.artifact_sha256) != 0)

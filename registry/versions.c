@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "registry_internal.h"
+#include "stagegate/model.h"
 
 static sg_status check_artifact(const char *artifact, char abs[PATH_MAX], char sha[65], sg_err *err)
 {
@@ -21,7 +22,7 @@ static sg_status check_artifact(const char *artifact, char abs[PATH_MAX], char s
     /* Stored absolute so models:/ URIs resolve from any working directory. */
     if (!realpath(artifact, abs))
         return sg_errf(err, SG_EINPUT, "artifact %s: %s", artifact, strerror(errno));
-    return sg_sha256_file_hex(abs, sha, err);
+    return sg_model_digest_file_hex(abs, sha, err);
 }
 
 sg_status sg_registry_create_version(sg_registry *reg, const char *model, const char *artifact,

@@ -8,6 +8,7 @@
 
 #include "stagegate/keys.h"
 #include "stagegate/report.h"
+#include "stagegate/model.h"
 
 #define SG_MAX_SUBJECTS 1024
 
@@ -162,7 +163,7 @@ sg_status sg_report_verify(const uint8_t *envelope, size_t len, EVP_PKEY *pub, c
         if (model_path) {
             char hex[65];
             info->digest_checked = true;
-            rc = sg_sha256_file_hex(model_path, hex, err);
+            rc = sg_model_digest_file_hex(model_path, hex, err);
             if (!rc && strcmp(hex, info->subject_sha256) != 0)
                 rc = sg_errf(err, SG_EREFUSED,
                              "%s: sha256 %s does not match the report's subject digest %s",

@@ -29,6 +29,7 @@ typedef struct {
        (sg_dataset_sha256) however many evaluations read it. */
     const sg_model *model;
     struct sg_dataset *dataset;
+    sg_onnx_output onnx_output;   /* ONNX: what an output without Softmax/Sigmoid means */
 } sg_eval_config;
 
 typedef struct {

@@ -323,9 +323,13 @@ int sg_machine_warnings(const int *cpus, int n, char warnings[][160], int max);
 
 /* Model workload for `bench`: loads model and dataset (at most max_rows rows; 0 = all). */
 typedef struct sg_model_workload sg_model_workload;
-SG_MUST_CHECK sg_status sg_model_workload_create(const char *model_path, const char *data_path, int64_t max_rows,
-                             int64_t max_batch, bool breakdown, sg_model_workload **out,
-                             sg_err *err);
+struct sg_model_open_options;
+/* open may be NULL (the defaults). */
+SG_MUST_CHECK sg_status sg_model_workload_create(const char *model_path,
+                                                 const struct sg_model_open_options *open,
+                                                 const char *data_path, int64_t max_rows,
+                                                 int64_t max_batch, bool breakdown,
+                                                 sg_model_workload **out, sg_err *err);
 /* The same on a model and an open dataset the caller already holds (gate passes its loaded
  * objects between stages): the model stays the caller's and must outlive the workload; the
  * first max_rows rows of ds are copied during the call. */

@@ -9,6 +9,7 @@
 #define STAGEGATE_MODEL_H
 
 #include "stagegate/common.h"
+#include "stagegate/onnx.h"
 #include "stagegate/trees.h"
 
 #ifdef __cplusplus
@@ -60,6 +61,9 @@ typedef struct sg_model {
     size_t param_bytes; /* bytes of weights, biases and standardisation, or of tree nodes */
     /* Tree ensembles: the trees (NULL for dense models, whose layers are above). */
     sg_tree_ensemble *trees;
+    /* ONNX models: the compiled plan (for a pure MLP chain, its layers are above and the
+       plan only names them). */
+    sg_onnx_plan *onnx;
     /* NaN in a feature is a missing value the model routes (trees), not an input error. */
     bool missing_values;
     /* The kind's operations; set by sg_model_open, copied by sg_model_clone. */
@@ -86,6 +90,25 @@ SG_MUST_CHECK sg_status sg_model_load_xgboost_bytes(const char *path, const uint
 /* The same from bytes already in memory (the fuzz target); name is used in errors. */
 SG_MUST_CHECK sg_status sg_model_from_xgboost_json(const char *name, const char *text, size_t len, sg_model **out,
                                sg_err *err);
+/*
+ * Loads an ONNX model and compiles it (stagegate/onnx.h). output says what a graph output
+ * that does not end in Softmax/Sigmoid means (AUTO: the file's metadata_props must say).
+ * External data is read from the model's directory; sha256 covers the .onnx bytes and
+ * then each external file's (docs/formats.md).
+ */
+SG_MUST_CHECK sg_status sg_model_load_onnx(const char *path, sg_onnx_output output, sg_model **out, sg_err *err);
+/* The same on the .onnx bytes already read from path (external data is read from path's
+   directory, and sha256 covers the bytes and that data). */
+SG_MUST_CHECK sg_status sg_model_load_onnx_bytes(const char *path, const uint8_t *bytes,
+                                                 size_t len, sg_onnx_output output,
+                                                 sg_model **out, sg_err *err);
+/* The same from bytes in memory, refusing external data (the fuzz target). */
+SG_MUST_CHECK sg_status sg_model_from_onnx(const char *name, const uint8_t *bytes, size_t len, sg_onnx_output output,
+                       sg_model **out, sg_err *err);
+/* The digest a loaded model's sha256 would have, from the file alone: its SHA-256, except for
+   an ONNX model with external data (the .onnx bytes, then each data file's; docs/formats.md).
+   What the registry records and `verify --model` checks. hex is 64 chars plus NUL. */
+SG_MUST_CHECK sg_status sg_model_digest_file_hex(const char *path, char hex[65], sg_err *err);
 void sg_model_free(sg_model *m);
 
 /* Columns of the probability/prediction output: k for classifiers (binary 2), 1 for regression. */

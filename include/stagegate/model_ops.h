@@ -27,15 +27,24 @@ typedef struct {
 #define SG_MODEL_MAX_STAGES 66
 #define SG_MODEL_STAGE_NAME 48
 
+/* What a command says about the model beyond its file. */
+typedef struct sg_model_open_options {
+    /* ONNX: what an output that does not end in Softmax/Sigmoid means (--output). */
+    sg_onnx_output onnx_output;
+} sg_model_open_options;
+
 typedef struct sg_model_ops {
-    const char *kind; /* "dense", "tree_ensemble" */
+    const char *kind; /* "dense", "tree_ensemble", "onnx" */
     /* Does a file that starts with these bytes (up to 512 of them) belong to this kind? */
     bool (*probe)(const uint8_t *head, size_t n);
-    /* Parses and fully validates the bytes of the file at path (already read, and hashed,
-       by sg_model_open); errors name the file and the field. A kind whose format refers to
-       other files (none today) must fold their bytes into m->sha256. */
-    sg_status (*load)(const char *path, const uint8_t *bytes, size_t len, sg_model **out,
-                      sg_err *err);
+    /* Parses and fully validates the bytes of the file at path (already read once, and
+       hashed, by sg_model_open); errors name the file and the field. o may be NULL. A kind
+       whose format refers to other files (ONNX external data) sets own_digest and folds
+       their bytes into m->sha256 itself. */
+    sg_status (*load)(const char *path, const uint8_t *bytes, size_t len,
+                      const sg_model_open_options *o, sg_model **out, sg_err *err);
+    /* m->sha256 is the loader's (the file plus what it refers to), not the file's alone. */
+    bool own_digest;
     /* One line: kind, shape and size, e.g. "tree_ensemble: 300 trees, depth 6, 2 classes". */
     void (*describe)(const sg_model *m, char *buf, size_t len);
     /* Per-thread scratch for up to max_batch rows. */
@@ -56,21 +65,29 @@ typedef struct sg_model_ops {
 
 extern const sg_model_ops sg_model_ops_dense;
 extern const sg_model_ops sg_model_ops_trees;
+extern const sg_model_ops sg_model_ops_onnx;
 
 /*
  * Opens a model file of any kind: reads the whole file once, hashes those bytes into
  * m->sha256, asks each kind's probe, and parses the same bytes with the first kind that
- * claims them (HDF5 signature: dense; JSON: XGBoost). Sets m->ops. A file no kind claims
- * is SG_EINPUT naming the file. The file is opened exactly once.
+ * claims them (HDF5 signature: dense; JSON: XGBoost; a protobuf starting with ir_version:
+ * ONNX). Sets m->ops. A file no kind claims is SG_EINPUT naming the file. The file is
+ * opened exactly once (an ONNX model's external data files once each).
  */
 SG_MUST_CHECK sg_status sg_model_open(const char *path, sg_model **out, sg_err *err);
+/* The same with options (NULL: the defaults). */
+SG_MUST_CHECK sg_status sg_model_open_with(const char *path, const sg_model_open_options *o,
+                                           sg_model **out, sg_err *err);
 /*
- * As sg_model_open, but when expected_sha256 (64 hex digits) is not NULL the bytes read
- * must have that digest, checked before any byte is parsed (a registry URI's registered
- * digest: verify before parse). A mismatch is SG_EINPUT naming both digests.
+ * As sg_model_open_with, but when expected_sha256 (64 hex digits) is not NULL the model's
+ * digest must be that one. It is checked before any byte is parsed (a registry URI's
+ * registered digest: verify before parse), except for a kind whose digest covers more than
+ * the file (own_digest: ONNX with external data), which is checked once those bytes are
+ * read and before the model is used. A mismatch is SG_EINPUT naming both digests.
  */
 SG_MUST_CHECK sg_status sg_model_open_verified(const char *path, const char *expected_sha256,
-                                               sg_model **out, sg_err *err);
+                                               const sg_model_open_options *o, sg_model **out,
+                                               sg_err *err);
 
 /* Calls through m->ops; NULL-safe frees. */
 SG_MUST_CHECK sg_status sg_model_scratch_new(const sg_model *m, int64_t max_batch, void **out, sg_err *err);

@@ -1,0 +1,443 @@
+/*
+ * An ONNX file as an sg_model: protobuf (protobuf-c, code generated at build time from the
+ * system onnx.proto), opset, initializers, one input with a batch dimension, one output,
+ * nodes in topological order, then compiled (onnx_compile.c, onnx_plan.c).
+ */
+#include <limits.h>
+#include <stdio.h>
+#include <unistd.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "onnx_internal.h"
+
+#define MAX_ONNX_FILE ((size_t)4 << 30)
+#define MAX_NODES (1 << 22)
+
+typedef struct {
+    const char *name;
+    int node;
+} produced;
+
+static int cmp_produced(const void *a, const void *b)
+{
+    return strcmp(((const produced *)a)->name, ((const produced *)b)->name);
+}
+
+static int find_producer(const produced *p, size_t n, const char *name)
+{
+    produced key = {name, 0};
+    const produced *hit = bsearch(&key, p, n, sizeof *p, cmp_produced);
+    return hit ? hit->node : -1;
+}
+
+static bool default_domain(const char *d)
+{
+    return !d || !d[0] || strcmp(d, "ai.onnx") == 0;
+}
+
+static sg_status read_opset(ox_ctx *c, sg_err *err)
+{
+    const Onnx__ModelProto *mp = c->mp;
+    c->opset = -1;
+    for (size_t i = 0; i < mp->n_opset_import; i++) {
+        const Onnx__OperatorSetIdProto *o = mp->opset_import[i];
+        if (default_domain(o->domain) && o->has_version)
+            c->opset = o->version > INT_MAX ? INT_MAX : (int)o->version;
+    }
+    if (c->opset < 0)
+        return sg_errf(err, SG_EINPUT, "%s: no opset_import for the default ONNX domain", c->path);
+    if (c->opset < SG_ONNX_OPSET_MIN || c->opset > SG_ONNX_OPSET_MAX)
+        return sg_errf(err, SG_EINPUT, "%s: opset %d is out of range (supported: %d..%d)", c->path,
+                       c->opset, SG_ONNX_OPSET_MIN, SG_ONNX_OPSET_MAX);
+    return SG_OK;
+}
+
+/* The graph's one real input: float, [batch, d...] with fixed row dimensions. */
+static sg_status read_input(ox_ctx *c, const Onnx__ValueInfoProto *vi, sg_model *m, sg_err *err)
+{
+    const char *nm = vi->name;
+    const Onnx__TypeProto *t = vi->type;
+    if (!t || t->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE || !t->tensor_type)
+        return sg_errf(err, SG_EINPUT, "%s: graph input '%.100s' is not a tensor", c->path, nm);
+    const Onnx__TypeProto__Tensor *tt = t->tensor_type;
+    if (!tt->has_elem_type || tt->elem_type != 1)
+        return sg_errf(err, SG_EINPUT,
+                       "%s: graph input '%.100s' has element type %d; float is "
+                       "needed",
+                       c->path, nm, tt->has_elem_type ? tt->elem_type : 0);
+    if (!tt->shape || tt->shape->n_dim < 2 || tt->shape->n_dim > OX_MAX_RANK + 1)
+        return sg_errf(err, SG_EINPUT,
+                       "%s: graph input '%.100s' needs a shape [batch, features] (rank 2..%d)",
+                       c->path, nm, OX_MAX_RANK + 1);
+    int v = ox_value_add(c, nm, err);
+    if (v < 0) return SG_EINPUT;
+    ox_value *x = &c->vals[v];
+    x->defined = true;
+    x->dtype = OX_FLOAT;
+    x->rank = (int)tt->shape->n_dim - 1;
+    int64_t w = 1;
+    for (size_t i = 1; i < tt->shape->n_dim; i++) {
+        const Onnx__TensorShapeProto__Dimension *d = tt->shape->dim[i];
+        if (d->value_case != ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE ||
+            d->dim_value < 1 || d->dim_value > OX_MAX_WIDTH)
+            return sg_errf(err, SG_EINPUT,
+                           "%s: graph input '%.100s' dimension %zu must be a fixed size 1..%d "
+                           "(only the batch, dimension 0, may vary)",
+                           c->path, nm, i, OX_MAX_WIDTH);
+        x->dims[i - 1] = d->dim_value;
+        w *= d->dim_value;
+        if (w > OX_MAX_WIDTH)
+            return sg_errf(err, SG_EINPUT,
+                           "%s: graph input '%.100s' has rows of more than %d "
+                           "values",
+                           c->path, nm, OX_MAX_WIDTH);
+    }
+    x->count = w;
+    c->input = v;
+    m->n_features = (int)w;
+    return SG_OK;
+}
+
+static sg_status read_graph_io(ox_ctx *c, sg_model *m, sg_err *err)
+{
+    const Onnx__GraphProto *g = c->mp->graph;
+    for (size_t i = 0; i < g->n_initializer; i++) {
+        const Onnx__TensorProto *t = g->initializer[i];
+        if (!t->name || !t->name[0])
+            return sg_errf(err, SG_EINPUT, "%s: initializer %zu has no name", c->path, i);
+        if (ox_value_find(c, t->name) >= 0)
+            return sg_errf(err, SG_EINPUT, "%s: initializer '%.100s' is defined twice", c->path,
+                           t->name);
+        int v = ox_value_add(c, t->name, err);
+        if (v < 0) return SG_EINPUT;
+        char what[160];
+        snprintf(what, sizeof what, "initializer '%.100s'", t->name);
+        int rc = ox_tensor_read(c, t, &c->vals[v], what, err);
+        if (rc) return rc;
+    }
+    if (g->n_sparse_initializer)
+        return sg_errf(err, SG_EINPUT, "%s: sparse initializers are not supported", c->path);
+    const Onnx__ValueInfoProto *real = NULL;
+    int n_real = 0;
+    for (size_t i = 0; i < g->n_input; i++) {
+        const char *nm = g->input[i]->name;
+        if (!nm || !nm[0])
+            return sg_errf(err, SG_EINPUT, "%s: graph input %zu has no name", c->path, i);
+        if (ox_value_find(c, nm) >= 0) continue; /* an initializer listed as input (IR < 4) */
+        real = g->input[i];
+        n_real++;
+    }
+    if (n_real != 1)
+        return sg_errf(err, SG_EINPUT,
+                       "%s: the graph has %d inputs besides its initializers; one (the feature "
+                       "matrix) is supported",
+                       c->path, n_real);
+    int rc = read_input(c, real, m, err);
+    if (rc) return rc;
+    if (g->n_output != 1 || !g->output[0]->name || !g->output[0]->name[0])
+        return sg_errf(err, SG_EINPUT, "%s: the graph has %zu outputs; one is supported", c->path,
+                       g->n_output);
+    return SG_OK;
+}
+
+/* Kahn's algorithm over the nodes; an input that no node, initializer or graph input
+   defines, and a cycle, are errors naming a node. */
+static int topo_order(ox_ctx *c, int *order, sg_err *err)
+{
+    const Onnx__GraphProto *g = c->mp->graph;
+    const size_t n = g->n_node;
+    size_t n_out = 0;
+    for (size_t i = 0; i < n; i++)
+        n_out += g->node[i]->n_output;
+    produced *prod = malloc((n_out + 1) * sizeof *prod);
+    int *indeg = calloc(n + 1, sizeof *indeg), *head = calloc(n + 2, sizeof *head);
+    size_t n_edges = 0;
+    for (size_t i = 0; i < n; i++)
+        n_edges += g->node[i]->n_input;
+    int *edge = malloc((n_edges + 1) * sizeof *edge), *queue = malloc((n + 1) * sizeof *queue);
+    int rc = SG_OK;
+    if (!prod || !indeg || !head || !edge || !queue) {
+        rc = sg_errf(err, SG_ENOMEM, "%s: out of memory", c->path);
+        goto out;
+    }
+    size_t np = 0;
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; k < g->node[i]->n_output; k++) {
+            const char *o = g->node[i]->output[k];
+            if (!o || !o[0]) continue;
+            c->node = g->node[i];
+            c->node_index = (int)i;
+            if (ox_value_find(c, o) >= 0) {
+                rc = ox_node_err(c, err, SG_EINPUT,
+                                 "output '%.100s' redefines an initializer or "
+                                 "the graph input",
+                                 o);
+                goto out;
+            }
+            prod[np++] = (produced){o, (int)i};
+        }
+    qsort(prod, np, sizeof *prod, cmp_produced);
+    for (size_t i = 1; i < np; i++)
+        if (strcmp(prod[i].name, prod[i - 1].name) == 0) {
+            c->node = g->node[prod[i].node];
+            c->node_index = prod[i].node;
+            rc = ox_node_err(c, err, SG_EINPUT, "output '%.100s' is produced by two nodes",
+                             prod[i].name);
+            goto out;
+        }
+    /* Edges producer -> consumer in CSR form: count, then fill. */
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < n; i++) {
+            const Onnx__NodeProto *nd = g->node[i];
+            for (size_t k = 0; k < nd->n_input; k++) {
+                const char *nm = nd->input[k];
+                if (!nm || !nm[0] || ox_value_find(c, nm) >= 0) continue;
+                int p = find_producer(prod, np, nm);
+                if (p < 0) {
+                    c->node = nd;
+                    c->node_index = (int)i;
+                    rc = ox_node_err(c, err, SG_EINPUT,
+                                     "input '%.100s' is not defined by any node, initializer or "
+                                     "graph input",
+                                     nm);
+                    goto out;
+                }
+                if (pass == 0) {
+                    head[p + 1]++;
+                    indeg[i]++;
+                } else {
+                    edge[queue[p]++] = (int)i;
+                }
+            }
+        }
+        if (pass == 0) {
+            for (size_t i = 0; i < n; i++)
+                head[i + 1] += head[i];
+            for (size_t i = 0; i < n; i++)
+                queue[i] = head[i]; /* fill cursors */
+        }
+    }
+    size_t qh = 0, qt = 0;
+    for (size_t i = 0; i < n; i++)
+        if (indeg[i] == 0) queue[qt++] = (int)i;
+    while (qh < qt) {
+        int u = queue[qh++];
+        order[qh - 1] = u;
+        for (int e = head[u]; e < head[u + 1]; e++)
+            if (--indeg[edge[e]] == 0) queue[qt++] = edge[e];
+    }
+    if (qt != n) {
+        for (size_t i = 0; i < n; i++)
+            if (indeg[i] > 0) {
+                c->node = g->node[i];
+                c->node_index = (int)i;
+                rc = ox_node_err(c, err, SG_EINPUT, "the graph has a cycle through this node");
+                break;
+            }
+        goto out;
+    }
+    if (find_producer(prod, np, g->output[0]->name) < 0 &&
+        ox_value_find(c, g->output[0]->name) < 0) {
+        c->node = NULL;
+        rc = sg_errf(err, SG_EINPUT, "%s: graph output '%.100s' is not defined", c->path,
+                     g->output[0]->name);
+    }
+out:
+    c->node = NULL;
+    free(prod);
+    free(indeg);
+    free(head);
+    free(edge);
+    free(queue);
+    return rc;
+}
+
+static int compile_graph(ox_ctx *c, sg_model *m, sg_err *err)
+{
+    int rc = read_opset(c, err);
+    if (rc) return rc;
+    if (!c->mp->graph) return sg_errf(err, SG_EINPUT, "%s: the model has no graph", c->path);
+    const Onnx__GraphProto *g = c->mp->graph;
+    if (g->n_node > MAX_NODES)
+        return sg_errf(err, SG_EINPUT, "%s: %zu nodes (at most %d)", c->path, g->n_node, MAX_NODES);
+    if ((rc = read_graph_io(c, m, err))) return rc;
+    int *order = malloc((g->n_node + 1) * sizeof *order);
+    if (!order) return sg_errf(err, SG_ENOMEM, "%s: out of memory", c->path);
+    rc = topo_order(c, order, err);
+    for (size_t i = 0; rc == SG_OK && i < g->n_node; i++) {
+        c->node = g->node[order[i]];
+        c->node_index = order[i];
+        if (!c->node->op_type || !default_domain(c->node->domain) ||
+            !ox_op_supported(c->node->op_type)) {
+            rc = ox_node_err(c, err, SG_EINPUT, "unsupported operator %.40s%s%.40s; supported: %s",
+                             c->node->op_type ? c->node->op_type : "(none)",
+                             default_domain(c->node->domain) ? "" : " of domain ",
+                             default_domain(c->node->domain) ? "" : c->node->domain,
+                             ox_supported_ops());
+            break;
+        }
+        rc = ox_compile_node(c, err);
+    }
+    free(order);
+    c->node = NULL;
+    if (rc) return rc;
+    c->output = ox_value_find(c, g->output[0]->name);
+    if (c->output < 0 || !c->vals[c->output].defined)
+        return sg_errf(err, SG_EINPUT, "%s: graph output '%.100s' is not defined", c->path,
+                       g->output[0]->name);
+    return ox_finish(c, m, err);
+}
+
+/* External data files enter the digest in one fixed order, whatever order compilation reads
+   them in: initializers in file order, then Constant nodes' values in file order. */
+static int hash_external(ox_ctx *c, sg_err *err)
+{
+    const Onnx__GraphProto *g = c->mp->graph;
+    if (!g) return SG_OK;
+    char what[160];
+    for (size_t i = 0; i < g->n_initializer; i++) {
+        snprintf(what, sizeof what, "initializer '%.100s'",
+                 g->initializer[i]->name ? g->initializer[i]->name : "");
+        int rc = ox_external_prefetch(c, g->initializer[i], what, err);
+        if (rc) return rc;
+    }
+    for (size_t i = 0; i < g->n_node; i++)
+        for (size_t k = 0; k < g->node[i]->n_attribute; k++) {
+            const Onnx__AttributeProto *a = g->node[i]->attribute[k];
+            if (!a->t) continue;
+            snprintf(what, sizeof what, "node %zu attribute '%.60s'", i, a->name ? a->name : "");
+            int rc = ox_external_prefetch(c, a->t, what, err);
+            if (rc) return rc;
+        }
+    return SG_OK;
+}
+
+static void dir_of(const char *path, char *dir, size_t len)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        snprintf(dir, len, ".");
+    else if (slash == path)
+        snprintf(dir, len, "/");
+    else
+        snprintf(dir, len, "%.*s", (int)(slash - path), path);
+}
+
+/* dir: the directory external data is read from, or NULL to refuse external data. */
+static sg_status from_bytes(const char *name, const char *dir, const uint8_t *bytes, size_t len,
+                      sg_onnx_output output, sg_model **out, sg_err *err)
+{
+    *out = NULL;
+    sg_model *m = calloc(1, sizeof *m);
+    if (!m) return sg_errf(err, SG_ENOMEM, "%s: out of memory", name);
+    snprintf(m->path, sizeof m->path, "%s", name);
+    ox_ctx c = {.path = name, .output_flag = output, .input = -1, .output = -1};
+    c.md = EVP_MD_CTX_new();
+    int rc = SG_OK;
+    if (!c.md || EVP_DigestInit_ex(c.md, EVP_sha256(), NULL) != 1 ||
+        EVP_DigestUpdate(c.md, bytes, len) != 1)
+        rc = sg_errf(err, SG_EINTERNAL, "%s: SHA-256 failed", name);
+    if (rc == SG_OK && dir) snprintf(c.dir, sizeof c.dir, "%s", dir);
+    if (rc == SG_OK) {
+        c.mp = onnx__model_proto__unpack(NULL, len, bytes);
+        if (!c.mp)
+            rc = sg_errf(err, SG_EINPUT,
+                         "%s: not an ONNX model: the protobuf is truncated or malformed", name);
+    }
+    if (rc == SG_OK && dir) rc = hash_external(&c, err);
+    if (rc == SG_OK) rc = compile_graph(&c, m, err);
+    if (rc == SG_OK && !dir && c.n_ext)
+        rc = sg_errf(err, SG_EINPUT, "%s: external data is not allowed here", name);
+    unsigned int mdlen = 0;
+    if (rc == SG_OK && EVP_DigestFinal_ex(c.md, m->sha256, &mdlen) != 1)
+        rc = sg_errf(err, SG_EINTERNAL, "%s: SHA-256 failed", name);
+    if (rc == SG_OK) {
+        const Onnx__ModelProto *mp = c.mp;
+        snprintf(m->estimator, sizeof m->estimator, "ONNX %.40s %.20s, opset %d, %s",
+                 mp->producer_name && mp->producer_name[0] ? mp->producer_name : "model",
+                 mp->producer_version ? mp->producer_version : "", c.opset, m->onnx->output_rule);
+    }
+    ox_ctx_free(&c);
+    if (rc) {
+        sg_model_free(m);
+        return rc;
+    }
+    *out = m;
+    return SG_OK;
+}
+
+sg_status sg_model_from_onnx(const char *name, const uint8_t *bytes, size_t len, sg_onnx_output output,
+                       sg_model **out, sg_err *err)
+{
+    return from_bytes(name, NULL, bytes, len, output, out, err);
+}
+
+sg_status sg_model_load_onnx(const char *path, sg_onnx_output output, sg_model **out, sg_err *err)
+{
+    *out = NULL;
+    if (strlen(path) >= sizeof(((sg_model *)0)->path))
+        return sg_errf(err, SG_EINPUT, "%s: path too long", path);
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    int rc = sg_read_file(path, MAX_ONNX_FILE, &bytes, &len, err);
+    if (rc) return rc;
+    char dir[4096];
+    dir_of(path, dir, sizeof dir);
+    /* The digest covers the .onnx bytes, then each external data file the first time a
+       tensor names it (docs/formats.md). */
+    rc = from_bytes(path, dir, bytes, len, output, out, err);
+    free(bytes);
+    return rc;
+}
+
+sg_status sg_model_load_onnx_bytes(const char *path, const uint8_t *bytes, size_t len,
+                                   sg_onnx_output output, sg_model **out, sg_err *err)
+{
+    *out = NULL;
+    if (strlen(path) >= sizeof(((sg_model *)0)->path))
+        return sg_errf(err, SG_EINPUT, "%s: path too long", path);
+    if (len > MAX_ONNX_FILE)
+        return sg_errf(err, SG_EINPUT, "%s: larger than the ONNX model limit", path);
+    char dir[4096];
+    dir_of(path, dir, sizeof dir);
+    return from_bytes(path, dir, bytes, len, output, out, err);
+}
+
+sg_status sg_model_digest_file_hex(const char *path, char hex[65], sg_err *err)
+{
+    uint8_t head[2] = {0, 0};
+    FILE *f = NULL;
+    int fd = sg_open_regular(path, err);
+    if (fd < 0) return SG_EINPUT;
+    f = fdopen(fd, "rb");
+    size_t got = f ? fread(head, 1, 2, f) : 0;
+    if (f)
+        fclose(f);
+    else
+        close(fd);
+    /* Only an ONNX file's digest differs from its file's (its external data counts). */
+    if (got < 2 || head[0] != 0x08 || head[1] < 1 || head[1] >= 0x80)
+        return sg_sha256_file_hex(path, hex, err);
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    int rc = sg_read_file(path, MAX_ONNX_FILE, &bytes, &len, err);
+    if (rc) return rc;
+    ox_ctx c = {.path = path};
+    dir_of(path, c.dir, sizeof c.dir);
+    uint8_t d[32];
+    unsigned int mdlen = 0;
+    c.md = EVP_MD_CTX_new();
+    if (!c.md || EVP_DigestInit_ex(c.md, EVP_sha256(), NULL) != 1 ||
+        EVP_DigestUpdate(c.md, bytes, len) != 1)
+        rc = sg_errf(err, SG_EINTERNAL, "%s: SHA-256 failed", path);
+    c.mp = rc == SG_OK ? onnx__model_proto__unpack(NULL, len, bytes) : NULL;
+    /* Not an ONNX model after all: the file's own digest. */
+    if (rc == SG_OK && c.mp) rc = hash_external(&c, err);
+    if (rc == SG_OK && EVP_DigestFinal_ex(c.md, d, &mdlen) != 1)
+        rc = sg_errf(err, SG_EINTERNAL, "%s: SHA-256 failed", path);
+    if (rc == SG_OK) sg_hex_encode(d, 32, hex);
+    ox_ctx_free(&c);
+    free(bytes);
+    return rc;
+}

@@ -1,0 +1,130 @@
+/* Internal to datasets/: the ONNX loader's graph compiler (model_onnx.c, onnx_tensor.c,
+   onnx_compile.c, onnx_shapes.c, onnx_layers.c, onnx_plan.c). */
+#ifndef STAGEGATE_DATASETS_ONNX_INTERNAL_H
+#define STAGEGATE_DATASETS_ONNX_INTERNAL_H
+
+#include <openssl/evp.h>
+
+#include "onnx/onnx.pb-c.h"
+#include "stagegate/model.h"
+#include "stagegate/onnx.h"
+
+#define OX_MAX_RANK 8
+/* Every tensor, constant or per row, stays below this many elements (and every size
+   computed from it far from overflow). */
+#define OX_MAX_ELEMS ((int64_t)1 << 31)
+#define OX_MAX_WIDTH (1 << 24)
+/* Constant folding can multiply sizes (Concat of Concats, broadcasting); all constants it
+   computes together stay below this. */
+#define OX_MAX_FOLDED ((size_t)256 << 20)
+
+enum { OX_FLOAT = 1, OX_INT64 = 7 };
+
+/* A value of the graph: a constant (initializer, Constant, or folded), or a tensor with a
+   leading batch dimension that exists only at run time. */
+typedef struct {
+    const char *name;
+    bool defined, is_const;
+    int rank; /* constant: its rank; per-row: the rank of one row (batch dimension excluded) */
+    int64_t dims[OX_MAX_RANK];
+    int64_t count; /* elements (constant) or width of one row */
+    int dtype;     /* OX_FLOAT or OX_INT64 */
+    float *f;
+    int64_t *i;
+    int data;     /* per-row: index of the value that owns the data (itself unless an alias) */
+    int producer; /* per-row: step that writes it, -1 for the graph input */
+    int uses;     /* steps (and the graph output) that read the data */
+} ox_value;
+
+typedef struct {
+    const char *path; /* for messages */
+    char dir[4096];   /* the model's directory, for external data */
+    Onnx__ModelProto *mp;
+    int opset;
+    sg_onnx_output output_flag;
+    EVP_MD_CTX *md;
+    /* External data files already hashed and read, by location. */
+    int n_ext;
+    char **ext_name;
+    uint8_t **ext_bytes;
+    size_t *ext_len;
+    /* Values, and a name -> index hash table (open addressing). */
+    ox_value *vals;
+    int n_vals, cap_vals;
+    int *hash;
+    size_t hash_cap;
+    int input, output;   /* value indices */
+    size_t folded_bytes; /* constants computed at load, capped (OX_MAX_FOLDED) */
+    /* Steps under construction; in/out and argument buffers hold value indices. */
+    sg_onnx_step *steps;
+    int n_steps, cap_steps;
+    /* The node being compiled, for messages. */
+    const Onnx__NodeProto *node;
+    int node_index;
+} ox_ctx;
+
+/* "PATH: node 'NAME' (OP, opset N): " + fmt. */
+int ox_node_err(ox_ctx *c, sg_err *err, int status, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+int ox_value_find(ox_ctx *c, const char *name);
+/* Adds a value (the name must be new); returns its index or -1 (err set). */
+int ox_value_add(ox_ctx *c, const char *name, sg_err *err);
+
+/* Reads a TensorProto (initializer or Constant's value) into value v, which must be empty:
+   checks data type, dims, byte counts, external data (resolved inside the model's
+   directory, read whole and hashed). what names it in messages. */
+int ox_tensor_read(ox_ctx *c, const Onnx__TensorProto *t, ox_value *v, const char *what,
+                   sg_err *err);
+void ox_ctx_free(ox_ctx *c);
+/* Reads and hashes the external file a tensor names, if any (cached by location). */
+int ox_external_prefetch(ox_ctx *c, const Onnx__TensorProto *t, const char *what, sg_err *err);
+/* Frees a plan's steps and their arrays (also a compiler's list under construction). */
+void sg_onnx_plan_free_steps(sg_onnx_plan *p);
+
+/* Helpers of the node compilers (onnx_compile.c) for c->node. */
+const Onnx__AttributeProto *ox_attr(const ox_ctx *c, const char *name);
+int64_t ox_attr_i(const ox_ctx *c, const char *name, int64_t dflt);
+float ox_attr_f(const ox_ctx *c, const char *name, float dflt);
+/* Value index of input k, -1 when absent or an empty name (an omitted optional input). */
+int ox_in(const ox_ctx *c, size_t k);
+int ox_need_in(ox_ctx *c, size_t k, sg_err *err, int *out);
+int ox_only_first_output(ox_ctx *c, sg_err *err);
+sg_onnx_step *ox_step_new(ox_ctx *c, sg_onnx_step_kind kind, sg_err *err);
+/* Output 0 as a per-row value of that row shape, written by the newest step. */
+int ox_dyn_out(ox_ctx *c, int rank, const int64_t *dims, sg_err *err, int *out);
+/* Axes from the attribute (before opset 13) or a constant input (13 and later). */
+int ox_get_axes(ox_ctx *c, size_t input, int64_t *axes, int *n, sg_err *err);
+/* A new value for output k (the name must be new). */
+int ox_new_out(ox_ctx *c, size_t k, sg_err *err, int *out);
+/* Output 0 as per-row value src under another row shape (no data moves). */
+int ox_alias_out(ox_ctx *c, int src, int rank, const int64_t *dims, sg_err *err);
+/* Output 0 as a new constant of that shape and type (counted against OX_MAX_FOLDED). */
+int ox_const_out(ox_ctx *c, int rank, const int64_t *dims, int dtype, sg_err *err, int *out);
+/* The shape-only and constant nodes (onnx_shapes.c). */
+int ox_op_reshape(ox_ctx *c, sg_err *err);
+int ox_op_flatten(ox_ctx *c, sg_err *err);
+int ox_op_squeeze(ox_ctx *c, bool unsqueeze, sg_err *err);
+int ox_op_cast(ox_ctx *c, sg_err *err);
+int ox_op_constant(ox_ctx *c, sg_err *err);
+int ox_op_concat(ox_ctx *c, sg_err *err);
+int ox_op_identity(ox_ctx *c, sg_err *err);
+int ox_op_dropout(ox_ctx *c, sg_err *err);
+/* The layer nodes (onnx_layers.c). */
+int ox_op_gemm(ox_ctx *c, bool matmul, sg_err *err);
+int ox_op_batchnorm(ox_ctx *c, sg_err *err);
+int ox_op_layernorm(ox_ctx *c, sg_err *err);
+int ox_op_softmax(ox_ctx *c, bool log, sg_err *err);
+int ox_op_reduce_mean(ox_ctx *c, sg_err *err);
+
+/* Compiles node (already known to have its inputs defined) into steps or a constant. */
+int ox_compile_node(ox_ctx *c, sg_err *err);
+/* Lists the supported operators, comma-separated. */
+const char *ox_supported_ops(void);
+bool ox_op_supported(const char *op);
+
+/* After every node: output meaning, fusions, buffers; fills m (task, classes, layers when
+   the graph is a pure MLP chain) and m->onnx. */
+int ox_finish(ox_ctx *c, sg_model *m, sg_err *err);
+
+#endif

@@ -1,0 +1,362 @@
+/* ONNX nodes that only change shapes (Reshape, Flatten, Squeeze, Unsqueeze, Identity,
+   Dropout, Cast) or make constants (Constant, Concat of constants), and Concat of rows.
+   On per-row tensors they are aliases that cost nothing at run time; the batch must stay
+   the leading dimension. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "onnx_internal.h"
+
+/* Axes from the attribute (before opset 13) or from a constant input (13 and later). */
+sg_status ox_get_axes(ox_ctx *c, size_t input, int64_t *axes, int *n, sg_err *err)
+{
+    *n = 0;
+    const Onnx__AttributeProto *a = ox_attr(c, "axes");
+    const int64_t *src = NULL;
+    size_t cnt = 0;
+    if (a) {
+        src = a->ints;
+        cnt = a->n_ints;
+    } else if (ox_in(c, input) >= 0) {
+        const ox_value *v = &c->vals[ox_in(c, input)];
+        if (!v->is_const || v->dtype != OX_INT64)
+            return ox_node_err(c, err, SG_EINPUT, "axes must be a constant int64 tensor");
+        src = v->i;
+        cnt = (size_t)v->count;
+    } else {
+        return SG_OK;
+    }
+    if (cnt > OX_MAX_RANK) return ox_node_err(c, err, SG_EINPUT, "too many axes");
+    if (cnt) memcpy(axes, src, cnt * sizeof *axes);
+    *n = (int)cnt;
+    return SG_OK;
+}
+
+/* Full shape of a value: a per-row value gets its batch dimension as -1. */
+static int full_shape(const ox_value *v, int64_t *dims)
+{
+    if (v->is_const) {
+        memcpy(dims, v->dims, (size_t)v->rank * sizeof *dims);
+        return v->rank;
+    }
+    dims[0] = -1;
+    memcpy(dims + 1, v->dims, (size_t)v->rank * sizeof *dims);
+    return v->rank + 1;
+}
+
+/* Output of a shape-only node with full output shape (rank, dims): an alias for per-row
+   input (the batch must stay the leading dimension), a copy for a constant. */
+static int reshaped(ox_ctx *c, int x, int rank, const int64_t *dims, sg_err *err)
+{
+    const ox_value *vx = &c->vals[x];
+    if (rank > OX_MAX_RANK + (vx->is_const ? 0 : 1))
+        return ox_node_err(c, err, SG_EINPUT, "rank %d is too large", rank);
+    if (vx->is_const) {
+        int v;
+        int rc = ox_const_out(c, rank, dims, vx->dtype, err, &v);
+        if (rc) return rc;
+        vx = &c->vals[x];
+        if (c->vals[v].count != vx->count)
+            return ox_node_err(c, err, SG_EINPUT, "new shape holds %lld elements, the input %lld",
+                               (long long)c->vals[v].count, (long long)vx->count);
+        if (vx->dtype == OX_FLOAT)
+            memcpy(c->vals[v].f, vx->f, (size_t)vx->count * sizeof(float));
+        else
+            memcpy(c->vals[v].i, vx->i, (size_t)vx->count * sizeof(int64_t));
+        return SG_OK;
+    }
+    if (rank < 1 || dims[0] != -1)
+        return ox_node_err(c, err, SG_EINPUT,
+                           "the result would not keep the batch as its first dimension");
+    int64_t w = 1;
+    for (int i = 1; i < rank; i++)
+        w *= dims[i];
+    if (w != vx->count)
+        return ox_node_err(c, err, SG_EINPUT,
+                           "shape does not match the data: a row of '%.100s' holds %lld values, "
+                           "the new shape %lld",
+                           vx->name, (long long)vx->count, (long long)w);
+    return ox_alias_out(c, x, rank - 1, dims + 1, err);
+}
+
+int ox_op_reshape(ox_ctx *c, sg_err *err)
+{
+    int x, s, rc;
+    if ((rc = ox_need_in(c, 0, err, &x)) || (rc = ox_need_in(c, 1, err, &s))) return rc;
+    const ox_value *vs = &c->vals[s], *vx = &c->vals[x];
+    if (!vs->is_const || vs->dtype != OX_INT64 || vs->rank != 1 || vs->count < 1 ||
+        vs->count > OX_MAX_RANK)
+        return ox_node_err(c, err, SG_EINPUT,
+                           "shape must be a constant int64 vector of 1..%d "
+                           "values",
+                           OX_MAX_RANK);
+    if (ox_attr_i(c, "allowzero", 0))
+        return ox_node_err(c, err, SG_EINPUT, "allowzero=1 is not supported");
+    int64_t in_dims[OX_MAX_RANK + 1], dims[OX_MAX_RANK + 1];
+    int in_rank = full_shape(vx, in_dims), rank = (int)vs->count, infer = -1;
+    /* Per-row input: the batch is the leading 0 or -1; an explicit size there would fix it. */
+    int first = 0;
+    if (!vx->is_const) {
+        if (vs->i[0] != 0 && vs->i[0] != -1)
+            return ox_node_err(c, err, SG_EINPUT,
+                               "shape[0] = %lld would not keep the batch as the first dimension",
+                               (long long)vs->i[0]);
+        dims[0] = -1;
+        first = 1;
+    }
+    size_t known = 1;
+    for (int i = first; i < rank; i++) {
+        int64_t d = vs->i[i];
+        if (d == 0) {
+            if (i >= in_rank)
+                return ox_node_err(c, err, SG_EINPUT, "shape[%d] = 0 has no input dimension", i);
+            d = in_dims[i];
+        }
+        if (d == -1) {
+            if (infer >= 0) return ox_node_err(c, err, SG_EINPUT, "two -1 in shape");
+            infer = i;
+        } else if (d < 0 || !sg_mul_size(known, (size_t)d, &known) ||
+                   known > (size_t)OX_MAX_ELEMS) {
+            return ox_node_err(c, err, SG_EINPUT, "shape[%d] = %lld", i, (long long)d);
+        }
+        dims[i] = d;
+    }
+    if (infer >= 0) {
+        if (known == 0 || (size_t)vx->count % known)
+            return ox_node_err(c, err, SG_EINPUT,
+                               "shape does not match the data: %lld values do not fill the new "
+                               "shape",
+                               (long long)vx->count);
+        dims[infer] = vx->count / (int64_t)known;
+    }
+    return reshaped(c, x, rank, dims, err);
+}
+
+int ox_op_flatten(ox_ctx *c, sg_err *err)
+{
+    int x, rc = ox_need_in(c, 0, err, &x);
+    if (rc) return rc;
+    int64_t d[OX_MAX_RANK + 1];
+    int r = full_shape(&c->vals[x], d);
+    int64_t axis = ox_attr_i(c, "axis", 1);
+    if (axis < 0) axis += r;
+    if (axis < 0 || axis > r) return ox_node_err(c, err, SG_EINPUT, "axis out of range");
+    if (!c->vals[x].is_const && axis != 1)
+        return ox_node_err(c, err, SG_EINPUT,
+                           "axis %lld would not keep the batch as its first dimension",
+                           (long long)axis);
+    int64_t out[2] = {1, 1};
+    for (int i = 0; i < r; i++)
+        out[i >= axis] *= d[i];
+    if (!c->vals[x].is_const) out[0] = -1;
+    return reshaped(c, x, 2, out, err);
+}
+
+int ox_op_squeeze(ox_ctx *c, bool unsqueeze, sg_err *err)
+{
+    int x, rc = ox_need_in(c, 0, err, &x);
+    if (rc) return rc;
+    int64_t axes[OX_MAX_RANK], d[OX_MAX_RANK + 1], out[OX_MAX_RANK + 1];
+    int n;
+    if ((rc = ox_get_axes(c, 1, axes, &n, err))) return rc;
+    int r = full_shape(&c->vals[x], d);
+    int ro = unsqueeze ? r + n : r;
+    if (ro > OX_MAX_RANK + (c->vals[x].is_const ? 0 : 1))
+        return ox_node_err(c, err, SG_EINPUT, "rank %d is too large", ro);
+    bool mark[OX_MAX_RANK + 1] = {false};
+    for (int k = 0; k < n; k++) {
+        int64_t a = axes[k] < 0 ? axes[k] + ro : axes[k];
+        if (a < 0 || a >= ro || mark[a])
+            return ox_node_err(c, err, SG_EINPUT, "axis %lld out of range", (long long)axes[k]);
+        if (!unsqueeze && d[a] != 1)
+            return ox_node_err(c, err, SG_EINPUT, "axis %lld has size %lld, not 1",
+                               (long long)axes[k], (long long)d[a]);
+        mark[a] = true;
+    }
+    if (unsqueeze && n == 0) return ox_node_err(c, err, SG_EINPUT, "axes are missing");
+    int k = 0;
+    if (unsqueeze) {
+        for (int i = 0, j = 0; i < ro; i++)
+            out[k++] = mark[i] ? 1 : d[j++];
+    } else {
+        for (int i = 0; i < r; i++)
+            if (!(n ? mark[i] : d[i] == 1)) out[k++] = d[i];
+    }
+    return reshaped(c, x, k, out, err);
+}
+
+int ox_op_cast(ox_ctx *c, sg_err *err)
+{
+    int x, rc = ox_need_in(c, 0, err, &x);
+    if (rc) return rc;
+    int64_t to = ox_attr_i(c, "to", 0);
+    const ox_value *vx = &c->vals[x];
+    if (!vx->is_const) {
+        if (to != 1)
+            return ox_node_err(c, err, SG_EINPUT,
+                               "cast of the input to type %lld: only float "
+                               "(1) is supported",
+                               (long long)to);
+        return ox_alias_out(c, x, vx->rank, vx->dims, err);
+    }
+    if (to != 1 && to != 11 && to != 7 && to != 6)
+        return ox_node_err(c, err, SG_EINPUT, "cast to type %lld is not supported", (long long)to);
+    int dt = (to == 1 || to == 11) ? OX_FLOAT : OX_INT64, v;
+    int64_t dims[OX_MAX_RANK];
+    memcpy(dims, vx->dims, sizeof dims);
+    if ((rc = ox_const_out(c, vx->rank, dims, dt, err, &v))) return rc;
+    vx = &c->vals[x];
+    for (int64_t k = 0; k < vx->count; k++) {
+        if (dt == OX_FLOAT)
+            c->vals[v].f[k] = vx->dtype == OX_FLOAT ? vx->f[k] : (float)vx->i[k];
+        else if (vx->dtype == OX_INT64)
+            c->vals[v].i[k] = vx->i[k];
+        else if (!(fabsf(vx->f[k]) < 9.2e18f))
+            return ox_node_err(c, err, SG_EINPUT, "value out of int64 range");
+        else
+            c->vals[v].i[k] = (int64_t)vx->f[k];
+    }
+    return SG_OK;
+}
+
+sg_status ox_op_constant(ox_ctx *c, sg_err *err)
+{
+    int v, rc = ox_new_out(c, 0, err, &v);
+    if (rc) return rc;
+    const Onnx__AttributeProto *a;
+    ox_value *o = &c->vals[v];
+    if ((a = ox_attr(c, "value")) && a->t) {
+        char what[160];
+        snprintf(what, sizeof what, "Constant '%.100s'", o->name);
+        return ox_tensor_read(c, a->t, o, what, err);
+    }
+    o->is_const = true;
+    if ((a = ox_attr(c, "value_float")) || (a = ox_attr(c, "value_floats"))) {
+        size_t n = a->has_f ? 1 : a->n_floats;
+        o->dtype = OX_FLOAT;
+        o->f = sg_alloc_aligned((n ? n : 1) * sizeof(float));
+        if (!o->f) return sg_errf(err, SG_ENOMEM, "%s: out of memory", c->path);
+        if (a->has_f)
+            o->f[0] = a->f;
+        else if (n)
+            memcpy(o->f, a->floats, n * sizeof(float));
+        o->rank = a->has_f ? 0 : 1;
+        o->dims[0] = (int64_t)n;
+        o->count = (int64_t)n;
+        return SG_OK;
+    }
+    if ((a = ox_attr(c, "value_int")) || (a = ox_attr(c, "value_ints"))) {
+        size_t n = a->has_i ? 1 : a->n_ints;
+        o->dtype = OX_INT64;
+        o->i = malloc((n ? n : 1) * sizeof(int64_t));
+        if (!o->i) return sg_errf(err, SG_ENOMEM, "%s: out of memory", c->path);
+        if (a->has_i)
+            o->i[0] = a->i;
+        else if (n)
+            memcpy(o->i, a->ints, n * sizeof(int64_t));
+        o->rank = a->has_i ? 0 : 1;
+        o->dims[0] = (int64_t)n;
+        o->count = (int64_t)n;
+        return SG_OK;
+    }
+    return ox_node_err(c, err, SG_EINPUT,
+                       "no supported value attribute (value, value_float(s), "
+                       "value_int(s))");
+}
+
+sg_status ox_op_concat(ox_ctx *c, sg_err *err)
+{
+    size_t n = c->node->n_input;
+    if (n < 1 || n > 4096) return ox_node_err(c, err, SG_EINPUT, "%zu inputs", n);
+    int64_t axis = ox_attr_i(c, "axis", 0);
+    bool all_const = true;
+    for (size_t k = 0; k < n; k++) {
+        if (ox_in(c, k) < 0) return ox_node_err(c, err, SG_EINPUT, "input %zu is missing", k);
+        all_const &= c->vals[ox_in(c, k)].is_const;
+    }
+    const ox_value *v0 = &c->vals[ox_in(c, 0)];
+    int64_t d0[OX_MAX_RANK + 1];
+    int r = full_shape(v0, d0);
+    if (axis < 0) axis += r;
+    if (axis < 0 || axis >= r) return ox_node_err(c, err, SG_EINPUT, "axis out of range");
+    int64_t out[OX_MAX_RANK + 1];
+    memcpy(out, d0, sizeof out);
+    out[axis] = 0;
+    for (size_t k = 0; k < n; k++) {
+        int64_t d[OX_MAX_RANK + 1];
+        const ox_value *v = &c->vals[ox_in(c, k)];
+        if (full_shape(v, d) != r || v->dtype != v0->dtype)
+            return ox_node_err(c, err, SG_EINPUT, "inputs differ in rank or type");
+        if (!all_const && v->is_const)
+            return ox_node_err(c, err, SG_EINPUT,
+                               "concatenating a constant to rows is not supported");
+        for (int i = 0; i < r; i++)
+            if (i != axis && d[i] != d0[i])
+                return ox_node_err(c, err, SG_EINPUT, "shape does not match the data: input %zu",
+                                   k);
+        out[axis] += d[axis];
+    }
+    if (all_const) {
+        int o, rc = ox_const_out(c, r, out, v0->dtype, err, &o);
+        if (rc) return rc;
+        int64_t outer = 1, inner = 1;
+        for (int i = 0; i < axis; i++)
+            outer *= out[i];
+        for (int i = (int)axis + 1; i < r; i++)
+            inner *= out[i];
+        size_t es = v0->dtype == OX_FLOAT ? 4 : 8, pos = 0;
+        uint8_t *dst =
+            c->vals[o].dtype == OX_FLOAT ? (uint8_t *)c->vals[o].f : (uint8_t *)c->vals[o].i;
+        for (int64_t i = 0; i < outer; i++)
+            for (size_t k = 0; k < n; k++) {
+                const ox_value *v = &c->vals[ox_in(c, k)];
+                size_t len = (size_t)(v->dims[axis] * inner) * es;
+                const uint8_t *src =
+                    v->dtype == OX_FLOAT ? (const uint8_t *)v->f : (const uint8_t *)v->i;
+                memcpy(dst + pos, src + (size_t)i * len, len);
+                pos += len;
+            }
+        return SG_OK;
+    }
+    if (axis != 1 || r != 2)
+        return ox_node_err(c, err, SG_EINPUT,
+                           "concatenation of rows along axis %lld (rank %d): only axis 1 of "
+                           "rank-2 tensors is supported",
+                           (long long)axis, r);
+    sg_onnx_step *s = ox_step_new(c, SG_OX_CONCAT, err);
+    if (!s) return SG_ENOMEM;
+    s->parts = calloc(n, sizeof *s->parts);
+    s->part_width = calloc(n, sizeof *s->part_width);
+    if (!s->parts || !s->part_width) return sg_errf(err, SG_ENOMEM, "%s: out of memory", c->path);
+    s->n_parts = (int)n;
+    for (size_t k = 0; k < n; k++) {
+        s->parts[k] = c->vals[ox_in(c, k)].data;
+        s->part_width[k] = (int)c->vals[ox_in(c, k)].count;
+    }
+    s->in = s->parts[0];
+    s->width = (int)out[1];
+    int v;
+    return ox_dyn_out(c, 1, out + 1, err, &v);
+}
+
+int ox_op_identity(ox_ctx *c, sg_err *err)
+{
+    int x, rc = ox_need_in(c, 0, err, &x);
+    if (rc) return rc;
+    if ((rc = ox_only_first_output(c, err))) return rc;
+    int64_t d[OX_MAX_RANK + 1];
+    int r = full_shape(&c->vals[x], d);
+    return reshaped(c, x, r, d, err);
+}
+
+int ox_op_dropout(ox_ctx *c, sg_err *err)
+{
+    int t = ox_in(c, 2);
+    if (t >= 0) {
+        const ox_value *v = &c->vals[t];
+        if (!v->is_const || v->count != 1 || (v->dtype == OX_INT64 ? v->i[0] != 0 : v->f[0] != 0))
+            return ox_node_err(c, err, SG_EINPUT, "training_mode must be a constant false");
+    }
+    return ox_op_identity(c, err);
+}

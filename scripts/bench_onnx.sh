@@ -1,0 +1,134 @@
+#!/bin/bash
+# Benchmark of ONNX inference: the same MLP as an ONNX export and in stagegate's native
+# format, and PyTorch's own forward pass, all in one run on the same data and thread count
+# (read the figures as ratios: shared machines are noisy). A benchmark, not a test.
+#
+#   ./scripts/bench_onnx.sh [ROWS]      default 1,000,000 rows x 64 features
+#
+# STAGEGATE_BUILD_DIR picks the build folder (default build/release); BENCH_DIR the
+# folder for cached data and raw results (default build/bench).
+#
+# Case: an MLP 64-256-256-2 (ReLU, softmax head) built in PyTorch 1.13, exported with
+# scripts/export_torch.py (opset 13), and the same weights written in the native HDF5 format.
+#   1. batch: stagegate eval's predict time, ONNX vs native (median of 3 each), vs PyTorch
+#      forward on the whole set under torch.no_grad (torch.set_num_threads = the worker count);
+#   2. batch 1: stagegate bench single-stream p50/p99 (one pinned core, median of 3 runs,
+#      alternating with the batch runs between the formats), ONNX vs native, vs
+#      PyTorch forward on one row at a time (one thread).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROWS=${1:-1000000}
+./scripts/deps.sh
+BUILD=${STAGEGATE_BUILD_DIR:-build/release}
+if [ ! -f "$BUILD/CMakeCache.txt" ]; then
+    cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
+fi
+cmake --build "$BUILD" -j "$(nproc)" --target stagegate >/dev/null
+SG=$BUILD/cli/stagegate
+B=${BENCH_DIR:-build/bench}
+mkdir -p "$B"
+WORKERS=$(nproc)
+
+if [ ! -f "$B/onnx_$ROWS.h5" ] || [ ! -f "$B/mlp256.onnx" ] || [ ! -f "$B/mlp256.h5" ]; then
+    echo "== making a $ROWS x 64 set and the MLP in both formats (cached in $B)" >&2
+    /usr/bin/python3 - "$B" "$ROWS" <<'PY'
+import sys, h5py, numpy as np, torch, torch.nn as nn
+B, ROWS = sys.argv[1], int(sys.argv[2])
+rng = np.random.default_rng(12)
+X = rng.normal(size=(ROWS, 64)).astype(np.float32)
+y = (X[:, :8].sum(1) + rng.normal(size=ROWS) > 0).astype(np.int32)
+with h5py.File(f"{B}/onnx_{ROWS}.h5", "w") as f:
+    f.create_dataset("X", data=X, chunks=(min(ROWS, 16384), 64))
+    f["y"] = y
+torch.manual_seed(1)
+net = nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(),
+                    nn.Linear(256, 2), nn.Softmax(dim=1)).eval()
+torch.save(net, f"{B}/mlp256.pt")
+lin = [m for m in net if isinstance(m, nn.Linear)]
+with h5py.File(f"{B}/mlp256.h5", "w") as f:
+    f.attrs.update({"format": "stagegate-model", "format_version": 1, "task": "multiclass",
+                    "n_classes": 2, "n_features": 64, "link": "softmax",
+                    "estimator": "MLP 64-256-256-2 (the ONNX benchmark's weights)"})
+    for i, l in enumerate(lin):
+        g = f.create_group(f"layers/{i}")
+        g["W"] = l.weight.detach().numpy().T.copy()
+        g["b"] = l.bias.detach().numpy()
+        g.attrs["activation"] = "relu" if i < len(lin) - 1 else "identity"
+X[:4000].tofile(f"{B}/onnx_rows.f32")
+PY
+    /usr/bin/python3 scripts/export_torch.py "$B/mlp256.pt" "$B/mlp256.onnx" --opset 13
+fi
+
+# The two formats alternate, three rounds, so drift on a shared machine hits both alike.
+for i in 1 2 3; do
+    for kind in onnx h5; do
+        echo "== round $i: stagegate eval and bench single-stream (one core), $kind" >&2
+        "$SG" eval --model "$B/mlp256.$kind" --data "$B/onnx_$ROWS.h5" --json >"$B/onnx_eval_${kind}_$i.json"
+        "$SG" bench --model "$B/mlp256.$kind" --data "$B/onnx_$ROWS.h5" --scenario single-stream \
+            --duration 2 --cpus 0 --json >"$B/onnx_single_${kind}_$i.json"
+    done
+done
+echo "== PyTorch forward" >&2
+/usr/bin/python3 - "$B" "$ROWS" "$WORKERS" <<'PY'
+import json, statistics, sys, time
+import numpy as np, torch
+B, ROWS, W = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+import h5py
+with h5py.File(f"{B}/onnx_{ROWS}.h5") as f:
+    X = torch.from_numpy(f["X"][()])
+net = torch.load(f"{B}/mlp256.pt").eval()
+torch.set_num_threads(W)
+ts = []
+with torch.no_grad():
+    net(X[:10000])
+    for _ in range(3):
+        t0 = time.perf_counter(); net(X); ts.append(time.perf_counter() - t0)
+res = {"torch_batch_s": statistics.median(ts)}
+torch.set_num_threads(1)
+rows = torch.from_numpy(np.fromfile(f"{B}/onnx_rows.f32", dtype=np.float32).reshape(-1, 64))
+lat = []
+with torch.no_grad():
+    for i in range(6000):
+        r = rows[i % 4000: i % 4000 + 1]
+        t0 = time.perf_counter_ns(); net(r); lat.append(time.perf_counter_ns() - t0)
+lat = sorted(lat[1000:])
+res["torch_one_p50_ns"] = lat[(len(lat) * 50 + 99) // 100 - 1]
+res["torch_one_p99_ns"] = lat[(len(lat) * 99 + 99) // 100 - 1]
+json.dump(res, open(f"{B}/onnx_torch.json", "w"))
+PY
+
+/usr/bin/python3 - "$B" "$ROWS" "$WORKERS" <<'PY'
+import json, statistics, sys
+B, ROWS, W = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+def med(kind):
+    return statistics.median(json.load(open(f"{B}/onnx_eval_{kind}_{i}.json"))["timing"]["predict_seconds"]
+                             for i in (1, 2, 3))
+ox, nat = med("onnx"), med("h5")
+def single(kind):
+    runs = [json.load(open(f"{B}/onnx_single_{kind}_{i}.json")) for i in (1, 2, 3)]
+    return runs[0], {q: statistics.median(r["latency_ns"][q] for r in runs) for q in ("p50", "p99")}
+so, lo = single("onnx")
+sn, ln = single("h5")
+t = json.load(open(f"{B}/onnx_torch.json"))
+print(f"MLP 64-256-256-2 (ReLU, softmax); {ROWS:,} x 64 rows; {W} workers / threads")
+print(f"kernels: {so.get('machine', {}).get('cpu_model', '')}")
+print()
+print(f"{'batch predict (median of 3)':44s} {'seconds':>10s} {'vs ONNX':>12s}")
+print(f"{'stagegate eval, ONNX':44s} {ox:10.3f} {'1.00x':>12s}")
+print(f"{'stagegate eval, native HDF5':44s} {nat:10.3f} {nat / ox:11.2f}x")
+print(f"{'PyTorch 1.13 forward (threads=%d)' % W:44s} {t['torch_batch_s']:10.3f} {t['torch_batch_s'] / ox:11.2f}x")
+print()
+po, qo = lo["p50"], lo["p99"]
+pn, qn = ln["p50"], ln["p99"]
+tp, tq = t["torch_one_p50_ns"], t["torch_one_p99_ns"]
+print(f"{'batch 1, median of 3 runs (one core)':44s} {'p50 us':>10s} {'p99 us':>10s} {'p50 vs ONNX':>12s}")
+print(f"{'stagegate bench single-stream, ONNX':44s} {po/1e3:10.2f} {qo/1e3:10.2f} {'1.00x':>12s}")
+print(f"{'stagegate bench single-stream, native':44s} {pn/1e3:10.2f} {qn/1e3:10.2f} {pn/po:11.2f}x")
+print(f"{'PyTorch forward, one row (1 thread)':44s} {tp/1e3:10.2f} {tq/1e3:10.2f} {tp/po:11.2f}x")
+print()
+ok = lambda c: "met" if c else "NOT met"
+print(f"targets: within 5% of native: batch {ok(ox <= 1.05 * nat)} ({ox / nat:.3f}), "
+      f"batch-1 p50 {ok(po <= 1.05 * pn)} ({po / pn:.3f}); "
+      f">= 3x PyTorch batch: {ok(t['torch_batch_s'] / ox >= 3)} ({t['torch_batch_s'] / ox:.2f}x); "
+      f">= 5x PyTorch batch 1: {ok(tp / po >= 5)} ({tp / po:.2f}x)")
+PY

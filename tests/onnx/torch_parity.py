@@ -1,0 +1,249 @@
+#!/usr/bin/python3
+"""Reference test: `stagegate eval` on models exported with torch.onnx.export against
+PyTorch's own forward pass.
+
+MLPs with ReLU, GELU, Tanh, LeakyReLU, BatchNorm1d, LayerNorm, Dropout, softmax, sigmoid,
+log-softmax and regression heads, and a logistic-regression-like model, exported at opsets
+9..17 (LayerNorm is a native op only from 17; below that PyTorch decomposes it and GELU,
+which the compiler fuses back). Checks, per model:
+- probabilities / predictions within 1e-5 of PyTorch's (eval mode, float32);
+- the metrics stagegate reports equal the ones computed from PyTorch's outputs;
+- a pure MLP chain runs on the dense kernels, the others on the step plan with the fused
+  GELU / LayerNorm steps (from the model description and --breakdown stage names);
+- every kernel variant this CPU runs agrees, and export_torch.py (whole module and state
+  dict) writes a model that loads, with its metadata saying what the output means.
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import h5py
+import numpy as np
+import torch
+import torch.nn as nn
+
+SG = os.environ["STAGEGATE_BIN"]
+SRC = os.environ["STAGEGATE_SOURCE_DIR"]
+PY = "/usr/bin/python3"
+TOL = 1e-5
+failures = []
+torch.manual_seed(0)
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+        print("FAIL:", what)
+
+
+def export(model, path, d, opset):
+    torch.onnx.export(model, torch.zeros(2, d), path, input_names=["input"],
+                      output_names=["output"], opset_version=opset,
+                      dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
+
+
+def randomize_bn(model):
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm1d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+            if isinstance(m, nn.LayerNorm):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+
+
+def run_eval(model_path, data, extra=(), isa=None):
+    preds = model_path + ".pred.h5"
+    env = dict(os.environ)
+    if isa:
+        env["STAGEGATE_ISA"] = isa
+    p = subprocess.run([SG, "eval", "--model", model_path, "--data", data, "--json",
+                        "--predictions", preds, *extra], capture_output=True, text=True, env=env)
+    if p.returncode != 0:
+        return None, None, p.stderr.strip()
+    with h5py.File(preds) as f:
+        out = f["proba"][()] if "proba" in f else f["prediction"][()]
+    return json.loads(p.stdout), out, None
+
+
+def torch_out(model, X, head):
+    with torch.no_grad():
+        z = model(torch.from_numpy(X)).double().numpy()
+    if head == "logits":  # what stagegate applies: softmax / sigmoid of the logits
+        if z.shape[1] == 1:
+            p = 1 / (1 + np.exp(-z[:, 0]))
+            return np.stack([1 - p, p], 1)
+        e = np.exp(z - z.max(1, keepdims=True))
+        return e / e.sum(1, keepdims=True)
+    if head == "logsoftmax":
+        return np.exp(z)
+    if head == "sigmoid":
+        return np.stack([1 - z[:, 0], z[:, 0]], 1)
+    if head == "value":
+        return z[:, 0]
+    return z
+
+
+def check_metrics(name, doc, ref, y):
+    m = doc["metrics"]
+    if ref.ndim == 1:
+        mse = float(np.mean((ref - y) ** 2))
+        check(abs(m["mean_squared_error"] - mse) <= 1e-5 * max(1, mse),
+              "%s: mse %r vs torch %r" % (name, m["mean_squared_error"], mse))
+        return
+    if ref.shape[1] == 2:
+        # A p1 within float noise of 0.5 may fall either side of the threshold.
+        keep = np.abs(ref[:, 1] - 0.5) > 1e-5
+        lab = (ref[:, 1] >= 0.5).astype(int)
+    else:
+        srt = np.sort(ref, 1)
+        keep = srt[:, -1] - srt[:, -2] > 1e-5
+        lab = ref.argmax(1)
+    acc = float(np.mean(lab[keep] == y[keep]))
+    n_amb = int((~keep).sum())
+    check(abs(m["accuracy"] * len(y) - acc * keep.sum()) <= n_amb + 1e-6,
+          "%s: accuracy %r vs torch %r" % (name, m["accuracy"], acc))
+
+
+def case(tmp, name, model, d, opset, head, data, X, y, extra=(), want_plan=None, stages=None):
+    model = model.eval()
+    path = os.path.join(tmp, "%s_o%d.onnx" % (name, opset))
+    try:
+        export(model, path, d, opset)
+    except Exception as e:  # an opset PyTorch cannot export this model at
+        print("skip %s opset %d: %s" % (name, opset, str(e).splitlines()[0][:100]))
+        return
+    doc, out, errmsg = run_eval(path, data, extra)
+    label = "%s opset %d" % (name, opset)
+    if doc is None:
+        check(False, "%s: eval failed: %s" % (label, errmsg))
+        return
+    ref = torch_out(model, X, head)
+    diff = float(np.max(np.abs(out.astype(np.float64) - ref)))
+    check(diff <= TOL, "%s: max |stagegate - torch| = %.3g" % (label, diff))
+    check_metrics(label, doc, ref, y)
+    desc = doc["model"]["description"]
+    if "dense kernels" in desc and not any(isinstance(x, nn.BatchNorm1d) for x in model.modules()):
+        want_bytes = 4 * sum(q.numel() for q in model.parameters())
+        check(doc["model"]["param_bytes"] == want_bytes, "%s: param_bytes %d, PyTorch's %d"
+              % (label, doc["model"]["param_bytes"], want_bytes))
+    if want_plan:
+        check(want_plan in desc, "%s: description %r lacks %r" % (label, desc, want_plan))
+    if stages:
+        b = subprocess.run([SG, "bench", "--model", path, "--data", data, "--scenario",
+                            "single-stream", "--duration", "0.05", "--min-queries", "50",
+                            "--warmup", "5", "--breakdown", "--json", "--cpus", "0", *extra],
+                           capture_output=True, text=True)
+        got = list(json.loads(b.stdout)["breakdown_ns"]) if b.returncode == 0 else b.stderr
+        for s in stages:
+            check(any(s in g for g in got), "%s: breakdown %r lacks %r" % (label, got, s))
+    print("ok %-28s opset %2d  max diff %.2g  %s" % (name, opset, diff, desc))
+    return path
+
+
+def make_set(tmp, task, d, classes=3):
+    path = os.path.join(tmp, "%s_%d.h5" % (task, d))
+    args = [PY, os.path.join(SRC, "scripts/make_dataset.py"), "--out", path, "--task", task,
+            "--rows", "1500", "--features", str(d), "--seed", "3"]
+    if task == "multiclass":
+        args += ["--classes", str(classes)]
+    subprocess.run(args, check=True, capture_output=True)
+    with h5py.File(path) as f:
+        return path, f["X"][()], f["y"][()]
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="sg_onnx_parity_")
+    d = 12
+    mc, Xm, ym = make_set(tmp, "multiclass", d)
+    bi, Xb, yb = make_set(tmp, "binary", d)
+    rg, Xr, yr = make_set(tmp, "regression", d)
+    relu_softmax = nn.Sequential(nn.Linear(d, 32), nn.ReLU(), nn.Linear(32, 16), nn.ReLU(),
+                                 nn.Linear(16, 3), nn.Softmax(dim=1))
+    general = nn.Sequential(nn.Linear(d, 32), nn.GELU(), nn.LayerNorm(32), nn.Linear(32, 24),
+                            nn.BatchNorm1d(24), nn.ReLU(), nn.Dropout(0.3), nn.Linear(24, 3))
+    randomize_bn(general)
+    tanh_bn = nn.Sequential(nn.Linear(d, 24), nn.BatchNorm1d(24), nn.Tanh(), nn.Dropout(0.1),
+                            nn.Linear(24, 1), nn.Sigmoid())
+    randomize_bn(tanh_bn)
+    logreg = nn.Sequential(nn.Linear(d, 1), nn.Sigmoid())
+    regress = nn.Sequential(nn.Linear(d, 32), nn.LeakyReLU(0.05), nn.Linear(32, 1))
+    logsm = nn.Sequential(nn.Linear(d, 16), nn.Tanh(), nn.Linear(16, 3), nn.LogSoftmax(dim=1))
+    binary_softmax = nn.Sequential(nn.Linear(d, 16), nn.ReLU(), nn.Linear(16, 2), nn.Softmax(1))
+    logits2 = nn.Sequential(nn.Linear(d, 16), nn.GELU(), nn.Linear(16, 1))
+
+    for opset in range(9, 18):
+        case(tmp, "relu_softmax", relu_softmax, d, opset, "proba", mc, Xm, ym,
+             want_plan="dense kernels", stages=["input", "Gemm"] if opset == 13 else None)
+        case(tmp, "gelu_layernorm_bn_dropout", general, d, opset, "logits", mc, Xm, ym,
+             extra=["--output", "logits"], want_plan="step plan",
+             stages=["LayerNorm", "GELU", "BatchNormalization"] if opset in (13, 17) else None)
+        case(tmp, "tanh_bn_sigmoid", tanh_bn, d, opset, "sigmoid", bi, Xb, yb,
+             want_plan="dense kernels")
+    for opset in (9, 13, 17):
+        case(tmp, "logreg", logreg, d, opset, "sigmoid", bi, Xb, yb, want_plan="dense kernels")
+        case(tmp, "leaky_regression", regress, d, opset, "value", rg, Xr, yr,
+             extra=["--output", "value"], want_plan="step plan")
+        case(tmp, "tanh_logsoftmax", logsm, d, opset, "logsoftmax", mc, Xm, ym,
+             want_plan="dense kernels")
+        case(tmp, "binary_softmax", binary_softmax, d, opset, "proba", bi, Xb, yb)
+        case(tmp, "gelu_logit1", logits2, d, opset, "logits", bi, Xb, yb,
+             extra=["--output", "logits"])
+
+    # Every kernel variant agrees with PyTorch on both plans.
+    for isa in ("scalar", "avx2", "avx512"):
+        probe = subprocess.run([SG, "clock", "--json"], capture_output=True, text=True,
+                               env=dict(os.environ, STAGEGATE_ISA=isa))
+        if probe.returncode != 0 or "cannot run" in probe.stderr:
+            continue
+        for name, model, head, extra in (("relu_softmax", relu_softmax, "proba", ()),
+                                         ("gelu_layernorm_bn_dropout", general, "logits",
+                                          ("--output", "logits"))):
+            path = os.path.join(tmp, "%s_o13.onnx" % name)
+            doc, out, e = run_eval(path, mc, extra, isa)
+            ref = torch_out(model.eval(), Xm, head)
+            check(doc is not None and float(np.max(np.abs(out - ref))) <= TOL,
+                  "%s under %s: %s" % (name, isa, e or "differs"))
+
+    # export_torch.py: a whole saved module with --output, and a state dict with --module.
+    whole = os.path.join(tmp, "regress.pt")
+    torch.save(regress, whole)
+    out = os.path.join(tmp, "regress_script.onnx")
+    subprocess.run([PY, os.path.join(SRC, "scripts/export_torch.py"), whole, out, "--output",
+                    "value", "--opset", "15"], check=True, capture_output=True)
+    doc, pred, e = run_eval(out, rg)
+    check(doc is not None and "metadata_props" in doc["model"]["estimator"],
+          "export_torch.py whole module: %s" % (e or doc["model"]["estimator"]))
+    if doc is not None:
+        check(float(np.max(np.abs(pred - torch_out(regress, Xr, "value")))) <= TOL,
+              "export_torch.py whole module: predictions differ")
+    sd = os.path.join(tmp, "state.pt")
+    torch.save(relu_softmax.state_dict(), sd)
+    modfile = os.path.join(tmp, "mymodels.py")
+    with open(modfile, "w") as f:
+        f.write("import torch.nn as nn\n"
+                "def MLP(d):\n"
+                "    return nn.Sequential(nn.Linear(d, 32), nn.ReLU(), nn.Linear(32, 16), nn.ReLU(),\n"
+                "                         nn.Linear(16, 3), nn.Softmax(dim=1))\n")
+    out = os.path.join(tmp, "state_script.onnx")
+    subprocess.run([PY, os.path.join(SRC, "scripts/export_torch.py"), sd, out, "--module",
+                    "mymodels:MLP", "--module-args", json.dumps({"d": d})], check=True,
+                   capture_output=True, env=dict(os.environ, PYTHONPATH=tmp))
+    doc, pred, e = run_eval(out, mc)
+    check(doc is not None and float(np.max(np.abs(pred - torch_out(relu_softmax, Xm, "proba"))))
+          <= TOL, "export_torch.py state dict: %s" % (e or "predictions differ"))
+
+    if failures:
+        print("%d failures" % len(failures))
+        sys.exit(1)
+    subprocess.run(["rm", "-rf", tmp])
+    print("all ONNX models match PyTorch")
+
+
+if __name__ == "__main__":
+    main()
