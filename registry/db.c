@@ -11,8 +11,9 @@
 
 #include "registry_internal.h"
 
-/* The storage backends, tried in order; the first that accepts the --db value serves it. */
-static const reg_store_ops *const backends[] = {&reg_store_sqlite};
+/* The storage backends, tried in order; the first that accepts the --db value serves it
+ * (SQLite last: it takes any plain path). */
+static const reg_store_ops *const backends[] = {&reg_store_pg, &reg_store_sqlite};
 
 const char *sg_registry_path(const char *db_opt)
 {
@@ -170,11 +171,18 @@ int sg_registry_open(const char *uri, bool create, sg_registry **out, sg_err *er
     const reg_store_ops *ops = NULL;
     for (size_t i = 0; !ops && i < sizeof backends / sizeof backends[0]; i++)
         if (backends[i]->accepts(uri)) ops = backends[i];
-    if (!ops)
-        return sg_errf(err, SG_EINPUT, "registry %s: no storage backend serves this URI", uri);
+    if (!ops) {
+        /* Only the scheme: the rest may hold a password. */
+        const char *sep = strstr(uri, "://");
+        int n = sep ? (int)(sep - uri) : (int)strlen(uri);
+        return sg_errf(err, SG_EINPUT,
+                       "registry %.*s://...: no storage backend serves this URI (postgresql://, "
+                       "postgres://, a libpq connection string, sqlite:PATH or a path)",
+                       n > 32 ? 32 : n, uri);
+    }
     sg_registry *reg = calloc(1, sizeof *reg);
-    if (!reg) return sg_errf(err, SG_ENOMEM, "out of memory opening registry %s", uri);
-    snprintf(reg->path, sizeof reg->path, "%s", uri);
+    if (!reg) return sg_errf(err, SG_ENOMEM, "out of memory opening a registry");
+    ops->display(uri, reg->path, sizeof reg->path);
     reg->ops = ops;
     int rc = ops->open(uri, create, &reg->store, err);
     if (rc != SG_OK) {

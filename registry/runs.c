@@ -55,10 +55,11 @@ static int find_version(sg_registry *reg, const char *sha, const char *model,
                         sg_err *err)
 {
     reg_stmt *st;
+    /* CAST: portable SQL, as PostgreSQL cannot infer a parameter's type from `? IS NULL`. */
     int rc = reg_prepare(
         reg,
         "SELECT model_name, version, stage FROM model_versions WHERE artifact_sha256 = ?1"
-        " AND (?2 IS NULL OR model_name = ?2) ORDER BY model_name, version DESC",
+        " AND (CAST(?2 AS TEXT) IS NULL OR model_name = ?2) ORDER BY model_name, version DESC",
         &st, err);
     if (rc) return rc;
     reg_bind_text(st, 1, sha);
@@ -266,7 +267,7 @@ json_t *sg_registry_runs(sg_registry *reg, const char *model, const sg_runs_filt
     /* The newest `limit` runs, then returned oldest first for charts and "previous run" logic. */
     snprintf(sql, sizeof sql,
              "SELECT * FROM (%s WHERE model_name = ?1 AND (?2 = 0 OR version = ?2)"
-             " AND (?3 IS NULL OR fingerprint = ?3) ORDER BY run_at DESC, id DESC LIMIT ?4)"
+             " AND (CAST(?3 AS TEXT) IS NULL OR fingerprint = ?3) ORDER BY run_at DESC, id DESC LIMIT ?4) AS newest"
              " ORDER BY run_at, id",
              run_cols);
     reg_stmt *st;
@@ -274,7 +275,7 @@ json_t *sg_registry_runs(sg_registry *reg, const char *model, const sg_runs_filt
     reg_bind_text(st, 1, model);
     reg_bind_int64(st, 2, f ? f->version : 0);
     if (f && f->fingerprint) reg_bind_text(st, 3, f->fingerprint);
-    reg_bind_int64(st, 4, f && f->limit > 0 ? f->limit : -1);
+    reg_bind_int64(st, 4, f && f->limit > 0 ? f->limit : INT64_MAX); /* no limit, portably */
     json_t *arr = json_array();
     int s;
     while ((s = reg_step(st)) == REG_ROW)

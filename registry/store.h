@@ -11,6 +11,7 @@
 #define STAGEGATE_REGISTRY_STORE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "stagegate/common.h"
@@ -33,6 +34,8 @@ typedef struct reg_store_ops {
     const char *name;
     /* Whether this backend serves a --db value (a URI or path). */
     bool (*accepts)(const char *uri);
+    /* How errors name the registry: the --db value without any secret in it. */
+    void (*display)(const char *uri, char *out, size_t n);
     /* Opens (creating when asked), checks it is a stagegate registry, migrates the schema
      * forward, and refuses one newer than this binary. `display` names it in errors. */
     int (*open)(const char *uri, bool create, reg_store **out, sg_err *err);
@@ -60,9 +63,13 @@ typedef struct reg_store_ops {
     void (*end_read)(reg_store *s);
     /* The database's own consistency check (pages, indexes); SG_EINPUT naming the damage. */
     int (*check_integrity)(reg_store *s, sg_err *err);
+    /* After rows were inserted with their own row ids (a copy between registries), makes the
+     * ids the database generates next follow them. */
+    int (*sync_ids)(reg_store *s, sg_err *err);
 } reg_store_ops;
 
 extern const reg_store_ops reg_store_sqlite;
+extern const reg_store_ops reg_store_pg;
 
 static inline void reg_bind_text(reg_stmt *st, int i, const char *v)
 {

@@ -118,6 +118,17 @@ json_t *sg_registry_history(sg_registry *reg, const char *model, sg_err *err);
 /* Checks the audit chain and that current state matches it; SG_EREFUSED when it does not. */
 int sg_registry_verify_log(sg_registry *reg, json_t **summary, sg_err *err);
 
+/*
+ * Copies every row of src (models, versions, tags, aliases, approvals, validations, nonces,
+ * run history, the audit log and its head) into dst, which must hold no model and no audit
+ * event. The copy runs in one transaction on dst and commits only after dst's audit chain
+ * verifies and every table's row count and digest equal src's; then verify-log runs on dst.
+ * summary (may be NULL) receives {tables: {NAME: rows}, events, head_hash}.
+ */
+int sg_registry_copy(sg_registry *src, sg_registry *dst, json_t **summary, sg_err *err);
+/* The --db value as errors print it: without any password. */
+const char *sg_registry_display(const sg_registry *reg);
+
 /* true when s is a models:/ URI. */
 bool sg_is_model_uri(const char *s);
 /* Resolves models:/NAME/VERSION, models:/NAME/STAGE, models:/NAME/latest, models:/NAME@ALIAS to

@@ -29,13 +29,13 @@ for i in $(seq 1 $N); do
     esac
 done
 [ $ok -ge 1 ] || fail "no attempt succeeded"
-inprod=$(sqlite3 "$STAGEGATE_REGISTRY" "SELECT count(*) FROM model_versions WHERE model_name = 'race' AND stage = 'Production'")
+inprod=$(q "SELECT count(*) FROM model_versions WHERE model_name = 'race' AND stage = 'Production'")
 [ "$inprod" = 1 ] || fail "$inprod versions in Production"
 # every successful promotion is one transition event; all but the last were archived again
-promos=$(sqlite3 "$STAGEGATE_REGISTRY" "SELECT count(*) FROM audit_log WHERE model_name = 'race' AND action = 'transition' AND to_stage = 'Production'")
-archives=$(sqlite3 "$STAGEGATE_REGISTRY" "SELECT count(*) FROM audit_log WHERE model_name = 'race' AND action = 'archive'")
+promos=$(q "SELECT count(*) FROM audit_log WHERE model_name = 'race' AND action = 'transition' AND to_stage = 'Production'")
+archives=$(q "SELECT count(*) FROM audit_log WHERE model_name = 'race' AND action = 'archive'")
 [ "$promos" = "$ok" ] || fail "$ok successes but $promos promotion events"
 [ "$archives" = $((ok - 1)) ] || fail "$ok successes but $archives automatic archives"
 expect 0 $R verify-log
-[ "$(sqlite3 "$STAGEGATE_REGISTRY" 'PRAGMA integrity_check')" = ok ] || fail "integrity_check"
+db_check
 echo "concurrency OK: $ok of $N promotions serialized, 1 in Production"
