@@ -254,7 +254,16 @@ static void remember(reg_store *s, const PGresult *res)
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     snprintf(s->sqlstate, sizeof s->sqlstate, "%s", state ? state : "");
     const char *m = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-    one_line(s->msg, sizeof s->msg, m ? m : PQerrorMessage(s->conn));
+    if (m) {
+        one_line(s->msg, sizeof s->msg, m);
+        return;
+    }
+    /* libpq's own text: the first line says it; the rest is advice ("This probably means"). */
+    char first[sizeof s->msg];
+    snprintf(first, sizeof first, "%s", PQerrorMessage(s->conn));
+    char *nl = strchr(first, '\n');
+    if (nl && nl[1]) *nl = '\0';
+    one_line(s->msg, sizeof s->msg, first);
 }
 
 static bool connection_lost(reg_store *s)
@@ -268,8 +277,8 @@ static int pg_error(reg_store *s, sg_err *err, const char *what)
 {
     if (s->commit_unknown)
         return sg_errf(err, SG_EIO,
-                       "registry %s: the connection broke during commit, so the change may or "
-                       "may not be recorded (check with 'history'): %s",
+                       "registry %s: connection lost during commit, so the change may or may not "
+                       "be recorded (check with 'history'): %s",
                        s->display, s->msg);
     if (connection_lost(s))
         return sg_errf(err, SG_EIO, "registry %s: connection lost (%s): %s", s->display, what,
@@ -489,8 +498,9 @@ static int pg_commit(reg_store *s, sg_err *err)
     int rc = SG_OK;
     if (st != PGRES_COMMAND_OK) {
         remember(s, res);
-        /* COMMIT sent and no answer: the server may have committed before the break. */
-        s->commit_unknown = PQstatus(s->conn) != CONNECTION_OK;
+        /* COMMIT sent and no answer from the server: it may have committed before the break.
+         * An error the server sent (a terminated session, 57P01) means it rolled back. */
+        s->commit_unknown = PQstatus(s->conn) != CONNECTION_OK && !s->sqlstate[0];
         rc = pg_error(s, err, "commit");
     } else if (strcmp(PQcmdStatus(res), "COMMIT") != 0) {
         /* An aborted transaction answers COMMIT with ROLLBACK. */

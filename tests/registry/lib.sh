@@ -15,16 +15,16 @@ if [ -n "${SG_PG_STATE:-}" ]; then
     [ -s "$SG_PG_STATE" ] || { echo "FAIL: no PostgreSQL cluster ($SG_PG_STATE is missing)" >&2; exit 1; }
     . "$SG_PG_STATE"
     psql_on() { local db=$1; shift; "$PG_BIN/psql" -h "$PG_HOST" -U "$PG_USER" -d "$db" -qAtX -v ON_ERROR_STOP=1 "$@"; }
-    # pg_new_db SUFFIX: a new empty database, dropped at exit; prints its URI
+    # pg_new_db SUFFIX: a new empty database, dropped at exit: its name in NEW_DB, URI in NEW_URI
     pg_new_db() {
-        local db=sg_$(basename "$WORK" | tr -c 'A-Za-z0-9\n' _ | tr 'A-Z' 'a-z')$1
-        psql_on postgres -c "CREATE DATABASE $db" >/dev/null
-        PG_DBS+=("$db")
-        echo "postgresql://$PG_USER@/$db?host=$PG_HOST"
+        NEW_DB=sg_$(basename "$WORK" | tr -c 'A-Za-z0-9\n' _ | tr 'A-Z' 'a-z')$1
+        psql_on postgres -c "CREATE DATABASE $NEW_DB" >/dev/null
+        PG_DBS+=("$NEW_DB")
+        NEW_URI="postgresql://$PG_USER@/$NEW_DB?host=$PG_HOST"
     }
     trap 'for d in "${PG_DBS[@]}" "${PGDB:-}" "${PGDB:-}_snap"; do
             [ -n "$d" ] && psql_on postgres -c "DROP DATABASE IF EXISTS $d WITH (FORCE)" >/dev/null 2>&1
-          done; rm -rf "$WORK"' EXIT
+          done; eval "${SG_EXIT_EXTRA:-}"; rm -rf "$WORK"' EXIT
 fi
 if [ "$BACKEND" = postgresql ]; then
     [ -n "${SG_PG_STATE:-}" ] || { echo "FAIL: SG_REG_BACKEND=postgresql without SG_PG_STATE" >&2; exit 1; }

@@ -26,9 +26,9 @@ echo x > x.bin; $R create-version other x.bin >/dev/null
 
 # the other backend is the destination; back again into this one
 if [ "$BACKEND" = sqlite ]; then
-    DST=$(pg_new_db _dst); BACK=$WORK/back.db
+    pg_new_db _dst; DST=$NEW_URI; BACK=$WORK/back.db
 else
-    DST=$WORK/copy.db; BACK=$(pg_new_db _back)
+    DST=$WORK/copy.db; pg_new_db _back; BACK=$NEW_URI
 fi
 expect 2 $R migrate --from "$STAGEGATE_REGISTRY"
 expect 2 $R migrate --from "$STAGEGATE_REGISTRY" --to "$DST" --db "$DST"
@@ -75,7 +75,7 @@ cmp -s dst3.txt back.txt || { diff dst3.txt back.txt >&2; fail "the copy back re
 # a source whose audit log was edited is not copied (exit 1), and the destination stays empty
 q "DROP TRIGGER audit_log_append_only_update$([ $BACKEND = postgresql ] && echo ' ON audit_log');
    UPDATE audit_log SET detail = 'edited' WHERE seq = 2"
-if [ "$BACKEND" = sqlite ]; then D2=$(pg_new_db _d2); else D2=$WORK/d2.db; fi
+if [ "$BACKEND" = sqlite ]; then pg_new_db _d2; D2=$NEW_URI; else D2=$WORK/d2.db; fi
 expect 1 $R migrate --from "$STAGEGATE_REGISTRY" --to "$D2"
 err_has "does not verify, not copying it"
 expect 0 $R --db "$D2" list
