@@ -61,6 +61,11 @@ for i in 1 2; do
     expect 0 $R transition m $i Staging --report r$i.json
 done
 expect 0 $R transition m 1 Production --as alice.key.pem
+# the schema holds Production to one version against direct SQL too (the index, the trigger)
+err_msg=$(q "UPDATE model_versions SET stage = 'Production', stage_exclusive = 1 WHERE model_name = 'm' AND version = 2" 2>&1 || true)
+echo "$err_msg" | grep -q "model_versions_one_per_exclusive_stage" || fail "a second Production row was not refused: $err_msg"
+err_msg=$(q "UPDATE model_versions SET stage = 'Production' WHERE model_name = 'm' AND version = 2" 2>&1 || true)
+echo "$err_msg" | grep -q "stage_exclusive must match" || fail "a non-exclusive Production row was not refused: $err_msg"
 head_before=$(q "SELECT seq FROM audit_head")
 
 # paused_promotion: v2 -> Production stops just before COMMIT; its pid in $pid once paused
