@@ -53,11 +53,14 @@ static int read_head(sg_registry *reg, int64_t *seq, char hash[65], sg_err *err)
     reg_stmt *st;
     int rc = reg_prepare(reg, "SELECT seq, hash FROM audit_head WHERE id = 1", &st, err);
     if (rc != SG_OK) return rc;
-    if (reg_step(st) == REG_ROW) {
+    reg_step_result s = reg_step(st);
+    if (s == REG_ROW) {
         *seq = reg_col_int64(st, 0);
         snprintf(hash, 65, "%s", reg_col_text(st, 1));
-    } else {
+    } else if (s == REG_DONE) {
         rc = sg_errf(err, SG_EREFUSED, "registry %s: audit head row is missing", reg->path);
+    } else { /* a failed read (a lost connection) is not a missing row */
+        rc = reg_db_error(reg, err, "reading the audit head");
     }
     reg_finalize(st);
     return rc;

@@ -27,7 +27,8 @@ static int verify_with_signers(sg_registry *reg, const char *model, const uint8_
     reg_bind_text(st, 1, model);
     bool verified = false, any = false;
     sg_err last = {{0}};
-    while (!verified && reg_step(st) == REG_ROW) {
+    reg_step_result s = REG_DONE;
+    while (!verified && (s = reg_step(st)) == REG_ROW) {
         const char *pem = reg_col_text(st, 0);
         EVP_PKEY *pub = NULL;
         any = true;
@@ -37,6 +38,7 @@ static int verify_with_signers(sg_registry *reg, const char *model, const uint8_
         EVP_PKEY_free(pub);
     }
     reg_finalize(st);
+    if (s != REG_ROW && s != REG_DONE) return reg_db_error(reg, err, "reading signer keys");
     if (!any)
         return sg_errf(err, SG_EREFUSED,
                        "model %s has no trusted signer keys: pass --pubkey PUB.pem to record "
@@ -66,7 +68,8 @@ static int find_version(sg_registry *reg, const char *sha, const char *model,
     if (model) reg_bind_text(st, 2, model);
     int n = 0;
     char others[512] = "";
-    while (reg_step(st) == REG_ROW) {
+    reg_step_result s;
+    while ((s = reg_step(st)) == REG_ROW) {
         const char *m = reg_col_text(st, 0);
         if (n == 0) {
             snprintf(name, REG_NAME_MAX, "%s", m);
@@ -80,6 +83,7 @@ static int find_version(sg_registry *reg, const char *sha, const char *model,
         }
     }
     reg_finalize(st);
+    if (s != REG_DONE) return reg_db_error(reg, err, "finding the report's version");
     if (n == 0)
         return sg_errf(
             err, SG_EINPUT,

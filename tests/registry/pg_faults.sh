@@ -40,6 +40,33 @@ err_has "is not a stagegate registry"; one_line
 err_msg=$(q "TRUNCATE audit_log" 2>&1 || true)
 echo "$err_msg" | grep -q "append-only" || fail "TRUNCATE of the audit log was not refused: $err_msg"
 
+# --- the owner and application roles exactly as docs/registry.md sets them up
+psql_on postgres -c "CREATE ROLE stagegate_owner LOGIN" -c "CREATE ROLE stagegate_app LOGIN" \
+    -c "CREATE DATABASE ${PGDB}_roles OWNER stagegate_owner" >/dev/null
+PG_DBS+=("${PGDB}_roles")
+OWNER="postgresql://stagegate_owner@/${PGDB}_roles?host=$PG_HOST"
+APP="postgresql://stagegate_app@/${PGDB}_roles?host=$PG_HOST"
+expect 0 $R init --db "$OWNER"
+sed -n '/^-- then, as stagegate_owner/,/^```/p' "$STAGEGATE_SOURCE_DIR/docs/registry.md" | grep -v '^```' > grants.sql
+[ "$(grep -c GRANT grants.sql)" -ge 5 ] || fail "no grants found in docs/registry.md"
+"$PG_BIN/psql" -h "$PG_HOST" -U stagegate_owner -d "${PGDB}_roles" -qAtX -v ON_ERROR_STOP=1 -f grants.sql >/dev/null
+keys rsigner ralice
+echo "role artifact" > role.bin
+expect 0 $R --db "$APP" create-model rm --signer rsigner.pub.pem --promoter Production=ralice.pub.pem
+expect 0 $R --db "$APP" create-version rm role.bin
+report rsigner role.bin PASSED now role.json
+expect 0 $R --db "$APP" transition rm 1 Staging --report role.json
+expect 0 $R --db "$APP" transition rm 1 Production --as ralice.key.pem
+expect 0 $R --db "$APP" set-tag rm 1 k v
+expect 0 $R --db "$APP" delete-tag rm 1 k
+expect 0 $R --db "$APP" set-alias rm champ 1
+expect 0 $R --db "$APP" verify-log
+app_sql() { "$PG_BIN/psql" -h "$PG_HOST" -U stagegate_app -d "${PGDB}_roles" -qAtX -v ON_ERROR_STOP=1 -c "$1" 2>&1 || true; }
+app_sql "UPDATE audit_log SET detail = 'x'" | grep -q "permission denied" || fail "the application role may UPDATE audit_log"
+app_sql "DELETE FROM audit_log" | grep -q "permission denied" || fail "the application role may DELETE from audit_log"
+app_sql "DROP TRIGGER audit_log_append_only_update ON audit_log" | grep -q "must be owner" || fail "the application role may drop the trigger"
+expect 2 $R --db "$APP" list --db "$APP"
+
 # --- passwords: never printed, in a URI or a connection string
 PWURI="postgresql://$PG_USER:hunter2@/no_such_db?host=$PG_HOST"
 expect 2 $R list --db "$PWURI"
