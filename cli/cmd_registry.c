@@ -418,8 +418,8 @@ int sg_cmd_registry(int argc, char **argv)
     int prc = sg_opts_parse(c.cmd, opts, argc, argv, first + 1, c.pos, 4, &c.n_pos);
     if (prc == SG_OPTS_HELP) {
         fputs(sp->opts & (O_RECORD | O_RUNS) ? reg_runs_usage
-              : sp->opts & O_ADMIN          ? reg_admin_usage
-                                            : usage_text,
+              : sp->opts & O_ADMIN           ? reg_admin_usage
+                                             : usage_text,
               stdout);
         return 0;
     }

@@ -165,9 +165,9 @@ static int dst_empty(sg_registry *dst, sg_err *err)
     if (reg_step(st) != REG_ROW)
         rc = reg_db_error(dst, err, "reading the destination");
     else if (reg_col_int64(st, 0) != 0)
-        rc = sg_errf(err, SG_EINPUT,
-                     "registry %s is not empty: migrate copies into a new registry only",
-                     dst->path);
+        rc =
+            sg_errf(err, SG_EINPUT,
+                    "registry %s is not empty: migrate copies into a new registry only", dst->path);
     reg_finalize(st);
     return rc;
 }
@@ -180,8 +180,7 @@ static int copy_all(sg_registry *src, sg_registry *dst, json_t *counts, int64_t 
     int rc = reg_audit_verify(src, events, src_head, err);
     if (rc != SG_OK) {
         snprintf(why, sizeof why, "%s", err->msg);
-        return sg_errf(err, rc, "registry %s does not verify, not copying it: %s", src->path,
-                       why);
+        return sg_errf(err, rc, "registry %s does not verify, not copying it: %s", src->path, why);
     }
     if ((rc = dst_empty(dst, err)) != SG_OK) return rc;
     for (size_t i = 0; rc == SG_OK && i < N_TABLES; i++)

@@ -284,14 +284,12 @@ static int pg_error(reg_store *s, sg_err *err, const char *what)
         return sg_errf(err, SG_EIO, "registry %s: connection lost (%s): %s", s->display, what,
                        s->msg);
     if (!strcmp(s->sqlstate, "55P03"))
-        return sg_errf(err, SG_EIO,
-                       "registry %s stayed locked by another session for %d s (%s)", s->display,
-                       PG_LOCK_TIMEOUT_S, what);
+        return sg_errf(err, SG_EIO, "registry %s stayed locked by another session for %d s (%s)",
+                       s->display, PG_LOCK_TIMEOUT_S, what);
     if (!strcmp(s->sqlstate, "40001") || !strcmp(s->sqlstate, "40P01"))
         return sg_errf(err, SG_EIO, "registry %s: %s failed: %s", s->display, what, s->msg);
     if (!strncmp(s->sqlstate, "XX00", 4))
-        return sg_errf(err, SG_EINPUT, "registry %s is corrupt (%s: %s)", s->display, what,
-                       s->msg);
+        return sg_errf(err, SG_EINPUT, "registry %s is corrupt (%s: %s)", s->display, what, s->msg);
     if (!strcmp(s->sqlstate, "42P01") || !strcmp(s->sqlstate, "42703"))
         return sg_errf(err, SG_EINPUT, "registry %s is not a stagegate registry (%s: %s)",
                        s->display, what, s->msg);
@@ -532,7 +530,7 @@ static void pg_end_read(reg_store *s)
 static int pg_check_integrity(reg_store *s, sg_err *err)
 {
     static const char *const tables[] = {
-        "registered_models", "model_stages", "model_transitions", "model_keys", "model_tags",
+        "registered_models", "model_stages", "model_transitions", "model_keys",  "model_tags",
         "model_versions",    "version_tags", "aliases",           "validations", "approvals",
         "request_nonces",    "audit_log",    "audit_head",        "runs"};
     for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++) {

@@ -46,7 +46,8 @@ static int one(sg_registry *reg, int64_t v, sg_err *err)
     if (!strcmp(mode, "production")) {
         sg_registry_request req = {0};
         int rc = sg_registry_request_sign(key, "transition", model, v, "Production", "", &req, err);
-        if (rc == SG_OK) rc = sg_registry_transition(reg, model, v, "Production", NULL, 0, &req, err);
+        if (rc == SG_OK)
+            rc = sg_registry_transition(reg, model, v, "Production", NULL, 0, &req, err);
         sg_registry_request_clear(&req);
         return rc;
     }
@@ -108,7 +109,8 @@ int main(int argc, char **argv)
     first = atoll(argv[5]);
     last = atoll(argv[6]);
     key = argc == 8 ? argv[7] : NULL;
-    if (conns < 1 || conns > 256 || first < 1 || last < first || (!strcmp(mode, "production") && !key)) {
+    if (conns < 1 || conns > 256 || first < 1 || last < first ||
+        (!strcmp(mode, "production") && !key)) {
         fprintf(stderr, "registry_load: bad arguments\n");
         return 2;
     }
@@ -123,9 +125,10 @@ int main(int argc, char **argv)
         pthread_join(th[i], NULL);
     double wall = (now_ms() - t0) / 1e3;
     qsort(lat, (size_t)span, sizeof *lat, cmp);
-    printf("ops %ld ok %d refused %d failed %d wall_s %.3f ops_per_s %.1f p50_ms %.2f p99_ms %.2f\n",
-           span, n_ok, n_refused, n_failed, wall, (double)span / wall, lat[span / 2],
-           lat[(size_t)((double)span * 0.99)]);
+    printf(
+        "ops %ld ok %d refused %d failed %d wall_s %.3f ops_per_s %.1f p50_ms %.2f p99_ms %.2f\n",
+        span, n_ok, n_refused, n_failed, wall, (double)span / wall, lat[span / 2],
+        lat[(size_t)((double)span * 0.99)]);
     free(lat);
     free(th);
     return n_failed ? 1 : 0;
