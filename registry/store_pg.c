@@ -31,8 +31,20 @@
 #define PG_MIGRATION_LOCK 0x53475247
 #define PG_APPLICATION "stagegate-registry"
 
+/* A statement text this connection has run: the second run prepares it on the server, so a
+ * long-lived connection parses and plans each registry statement once. One-shot commands
+ * (a CLI process runs each statement once or twice) pay no extra round trip. */
+typedef struct {
+    char *sql;
+    int uses;
+    bool prepared;
+} pg_cached;
+#define PG_CACHE 96
+
 struct reg_store {
     PGconn *conn;
+    pg_cached cache[PG_CACHE];
+    int n_cache;
     char display[1024]; /* the --db value without any password */
     /* The last failure (a statement, a connection), for store_error(). */
     char sqlstate[6];
@@ -394,14 +406,41 @@ static void pg_bind_int64(reg_stmt *base, int i, int64_t v)
     set_param((pg_stmt *)base, i, strdup(buf));
 }
 
+static pg_cached *cached(reg_store *s, const char *sql)
+{
+    for (int i = 0; i < s->n_cache; i++)
+        if (!strcmp(s->cache[i].sql, sql)) return &s->cache[i];
+    if (s->n_cache == PG_CACHE) return NULL;
+    pg_cached *c = &s->cache[s->n_cache];
+    if (!(c->sql = strdup(sql))) return NULL;
+    s->n_cache++;
+    return c;
+}
+
+static PGresult *run_params(reg_store *s, pg_stmt *st)
+{
+    const char *const *vals = (const char *const *)st->values;
+    pg_cached *c = cached(s, st->sql);
+    if (!c || (!c->prepared && c->uses++ == 0))
+        return PQexecParams(s->conn, st->sql, st->n_params, NULL, vals, NULL, NULL, 0);
+    char name[16];
+    snprintf(name, sizeof name, "sg%d", (int)(c - s->cache));
+    if (!c->prepared) {
+        PGresult *res = PQprepare(s->conn, name, st->sql, st->n_params, NULL);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) return res;
+        PQclear(res);
+        c->prepared = true;
+    }
+    return PQexecPrepared(s->conn, name, st->n_params, vals, NULL, NULL, 0);
+}
+
 static reg_step_result pg_step(reg_stmt *base)
 {
     pg_stmt *st = (pg_stmt *)base;
     reg_store *s = st->s;
     if (!st->ran) {
         st->ran = true;
-        st->res = PQexecParams(s->conn, st->sql, st->n_params, NULL,
-                               (const char *const *)st->values, NULL, NULL, 0);
+        st->res = run_params(s, st);
         ExecStatusType rs = PQresultStatus(st->res);
         if (rs == PGRES_COMMAND_OK) {
             const char *n = PQcmdTuples(st->res);
@@ -477,15 +516,18 @@ static int64_t pg_last_insert_id(reg_store *s)
     return id;
 }
 
+static void pg_rollback(reg_store *s);
+
 static int pg_begin_write(reg_store *s, sg_err *err)
 {
     s->commit_unknown = false;
-    int rc = run(s, "BEGIN ISOLATION LEVEL READ COMMITTED", NULL, err, "begin");
-    /* The writers' queue: whoever holds the chain head's row writes; the rest wait. */
-    if (rc == SG_OK)
-        rc = run(s, "SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE", NULL, err,
-                 "taking the write lock");
-    if (rc != SG_OK) PQclear(PQexec(s->conn, "ROLLBACK"));
+    /* The writers' queue: whoever holds the chain head's row writes; the rest wait. One
+     * round trip for both statements. */
+    int rc = run(s,
+                 "BEGIN ISOLATION LEVEL READ COMMITTED;"
+                 " SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE",
+                 NULL, err, "taking the write lock");
+    if (rc != SG_OK) pg_rollback(s);
     return rc;
 }
 
@@ -697,6 +739,8 @@ static void quiet_notices(void *arg, const char *msg)
 static void pg_close(reg_store *s)
 {
     if (!s) return;
+    for (int i = 0; i < s->n_cache; i++)
+        free(s->cache[i].sql);
     PQfinish(s->conn);
     free(s);
 }
