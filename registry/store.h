@@ -4,8 +4,9 @@
  * table of what SQLite needs from an OS). The logic speaks portable SQL with `?`
  * parameters; a backend owns the connection, the schema and its migrations, the
  * serialized write transaction, the mapping of its errors to sg_status, and
- * anything in its own dialect. store_sqlite.c is the first backend; no file
- * outside a backend names the database library.
+ * anything in its own dialect. store_sqlite.c and store_pg.c are the backends; no file
+ * outside a backend names its database library, and no SQL outside a backend is written
+ * for one dialect only.
  */
 #ifndef STAGEGATE_REGISTRY_STORE_H
 #define STAGEGATE_REGISTRY_STORE_H
