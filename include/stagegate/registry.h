@@ -1,9 +1,10 @@
 /*
  * The model registry: registered models, integer versions, a per-model lifecycle policy,
- * and transitions whose gates are enforced here (not by the client). SQLite by default.
+ * and transitions whose gates are enforced here (not by the client). An SQLite file or a
+ * PostgreSQL database (docs/registry.md).
  *
- * One sg_registry handle belongs to one thread; several processes may share a database
- * file (WAL, BEGIN IMMEDIATE, busy timeout). Every state change appends one or more
+ * One sg_registry handle belongs to one thread; several processes (on PostgreSQL, on several
+ * machines) may share a registry: the backend serializes writes. Every state change appends one or more
  * hash-chained audit events in the same transaction as the change.
  */
 #ifndef STAGEGATE_REGISTRY_H
@@ -26,13 +27,14 @@ extern "C" {
 
 typedef struct sg_registry sg_registry;
 
-/* The database path a command uses: the --db value, else $STAGEGATE_REGISTRY, else ./stagegate.db.
- */
+/* The registry a command uses: the --db value, else $STAGEGATE_REGISTRY, else ./stagegate.db
+ * (a path, sqlite:PATH, postgresql://..., postgres://... or a libpq connection string). */
 const char *sg_registry_path(const char *db_opt);
 
 /*
- * Opens (and, with create, creates) a registry database and migrates its schema.
- * A missing, unreadable, corrupt or foreign file is SG_EINPUT with a message naming it.
+ * Opens (and, with create, creates) a registry and migrates its schema forward.
+ * A missing, unreadable, corrupt or foreign file is SG_EINPUT with a message naming it; an
+ * unreachable database server is SG_EIO. Messages never show a password.
  */
 int sg_registry_open(const char *path, bool create, sg_registry **out, sg_err *err);
 void sg_registry_close(sg_registry *reg);
