@@ -11,6 +11,8 @@
  * A client that dies or loses its connection mid-transaction leaves nothing: the server
  * rolls the transaction back, and a server that dies recovers to the last commit.
  *
+ * The schema and its migrations are in store_pg_schema.c.
+ *
  * Statements: the shared logic's `?` and `?N` parameters become `$N`; every value travels
  * as text and the server infers each parameter's type from the column it meets. A statement
  * runs on its first step and its rows are buffered (registry queries return few rows).
@@ -22,14 +24,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "registry_internal.h"
+#include "store_pg.h"
 
 #define PG_MAX_PARAMS 32
 #define PG_LOCK_TIMEOUT_S 15
 #define PG_BOOLOID 16
 /* Serializes concurrent schema migrations (pg_advisory_xact_lock key, 'SGRG'). */
 #define PG_MIGRATION_LOCK 0x53475247
-#define PG_APPLICATION "stagegate-registry"
 
 /* A statement text this connection has run: the second run prepares it on the server, so a
  * long-lived connection parses and plans each registry statement once. One-shot commands
@@ -63,181 +64,6 @@ typedef struct {
     int row; /* the current row, -1 before the first step */
     bool ran;
 } pg_stmt;
-
-/* Text columns use the "C" collation so ORDER BY sorts bytewise, as SQLite does, and every
- * backend lists the same rows in the same order. */
-#define T " TEXT COLLATE \"C\""
-
-/* Migration i takes the schema from version i to i + 1, as in store_sqlite.c: the same
- * tables, columns and constraints in PostgreSQL's spelling (identity row ids, BIGINT,
- * PL/pgSQL triggers). */
-static const char *const migrations[] = {
-    "CREATE TABLE stagegate_registry ("
-    " id INTEGER PRIMARY KEY CHECK (id = 1),"
-    " application" T " NOT NULL,"
-    " schema_version INTEGER NOT NULL);"
-    "INSERT INTO stagegate_registry (id, application, schema_version)"
-    " VALUES (1, '" PG_APPLICATION "', 0);"
-    "CREATE TABLE registered_models ("
-    " name" T " PRIMARY KEY,"
-    " description" T " NOT NULL DEFAULT '',"
-    " require_approval BIGINT NOT NULL DEFAULT 0 CHECK (require_approval IN (0, 1)),"
-    " max_report_age_days BIGINT NOT NULL CHECK (max_report_age_days > 0),"
-    " report_stage" T " NOT NULL,"
-    " created_by" T " NOT NULL,"
-    " created_at" T " NOT NULL,"
-    " updated_at" T " NOT NULL);"
-    "CREATE TABLE model_stages ("
-    " model_name" T " NOT NULL REFERENCES registered_models (name),"
-    " stage" T " NOT NULL,"
-    " position BIGINT NOT NULL,"
-    " requires_report BIGINT NOT NULL DEFAULT 0,"
-    " requires_promoter BIGINT NOT NULL DEFAULT 0,"
-    " requires_validation BIGINT NOT NULL DEFAULT 0,"
-    " requires_approval BIGINT NOT NULL DEFAULT 0,"
-    " multi_version BIGINT NOT NULL DEFAULT 1,"
-    " PRIMARY KEY (model_name, stage),"
-    " UNIQUE (model_name, position));"
-    "CREATE TABLE model_transitions ("
-    " model_name" T " NOT NULL,"
-    " from_stage" T " NOT NULL,"
-    " to_stage" T " NOT NULL,"
-    " PRIMARY KEY (model_name, from_stage, to_stage),"
-    " FOREIGN KEY (model_name, from_stage) REFERENCES model_stages (model_name, stage),"
-    " FOREIGN KEY (model_name, to_stage) REFERENCES model_stages (model_name, stage));"
-    "CREATE TABLE model_keys ("
-    " model_name" T " NOT NULL REFERENCES registered_models (name),"
-    " role" T " NOT NULL CHECK (role IN ('signer', 'promoter', 'approver')),"
-    " stage" T " NOT NULL DEFAULT '',"
-    " key_id" T " NOT NULL,"
-    " public_pem" T " NOT NULL,"
-    " PRIMARY KEY (model_name, role, stage, key_id));"
-    "CREATE TABLE model_tags ("
-    " model_name" T " NOT NULL REFERENCES registered_models (name),"
-    " tag_key" T " NOT NULL,"
-    " tag_value" T " NOT NULL,"
-    " PRIMARY KEY (model_name, tag_key));"
-    "CREATE TABLE model_versions ("
-    " model_name" T " NOT NULL REFERENCES registered_models (name),"
-    " version BIGINT NOT NULL CHECK (version > 0),"
-    " artifact_path" T " NOT NULL,"
-    " artifact_sha256" T " NOT NULL,"
-    " created_by" T " NOT NULL,"
-    " created_at" T " NOT NULL,"
-    " updated_at" T " NOT NULL,"
-    " stage" T " NOT NULL,"
-    " stage_exclusive BIGINT NOT NULL DEFAULT 0 CHECK (stage_exclusive IN (0, 1)),"
-    " PRIMARY KEY (model_name, version),"
-    " FOREIGN KEY (model_name, stage) REFERENCES model_stages (model_name, stage));"
-    "CREATE UNIQUE INDEX model_versions_one_per_exclusive_stage"
-    " ON model_versions (model_name, stage) WHERE stage_exclusive = 1;"
-    "CREATE TABLE version_tags ("
-    " model_name" T " NOT NULL,"
-    " version BIGINT NOT NULL,"
-    " tag_key" T " NOT NULL,"
-    " tag_value" T " NOT NULL,"
-    " PRIMARY KEY (model_name, version, tag_key),"
-    " FOREIGN KEY (model_name, version) REFERENCES model_versions (model_name, version));"
-    "CREATE TABLE aliases ("
-    " model_name" T " NOT NULL,"
-    " alias" T " NOT NULL,"
-    " version BIGINT NOT NULL,"
-    " PRIMARY KEY (model_name, alias),"
-    " FOREIGN KEY (model_name, version) REFERENCES model_versions (model_name, version));"
-    "CREATE TABLE validations ("
-    " id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,"
-    " model_name" T " NOT NULL,"
-    " version BIGINT NOT NULL,"
-    " stage" T " NOT NULL,"
-    " result" T " NOT NULL CHECK (result IN ('PASSED', 'FAILED')),"
-    " subject_sha256" T " NOT NULL,"
-    " signer_key_id" T " NOT NULL,"
-    " report_sha256" T " NOT NULL,"
-    " report_timestamp" T " NOT NULL,"
-    " recorded_at" T " NOT NULL,"
-    " FOREIGN KEY (model_name, version) REFERENCES model_versions (model_name, version));"
-    "CREATE TABLE approvals ("
-    " id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,"
-    " model_name" T " NOT NULL,"
-    " version BIGINT NOT NULL,"
-    " approver_key_id" T " NOT NULL,"
-    " decision" T " NOT NULL CHECK (decision IN ('approved', 'rejected')),"
-    " comment" T " NOT NULL DEFAULT '',"
-    " created_at" T " NOT NULL,"
-    " FOREIGN KEY (model_name, version) REFERENCES model_versions (model_name, version));"
-    "CREATE TABLE request_nonces ("
-    " nonce" T " PRIMARY KEY,"
-    " key_id" T " NOT NULL,"
-    " created_at" T " NOT NULL);"
-    "CREATE TABLE audit_log ("
-    " seq BIGINT PRIMARY KEY,"
-    " model_name" T " NOT NULL,"
-    " version BIGINT NOT NULL,"
-    " action" T " NOT NULL,"
-    " from_stage" T " NOT NULL,"
-    " to_stage" T " NOT NULL,"
-    " actor_key_id" T " NOT NULL,"
-    " evidence_sha256" T " NOT NULL,"
-    " detail" T " NOT NULL,"
-    " request_text" T " NOT NULL,"
-    " signature" T " NOT NULL,"
-    " created_at" T " NOT NULL,"
-    " prev_hash" T " NOT NULL,"
-    " hash" T " NOT NULL);"
-    "CREATE TABLE audit_head ("
-    " id INTEGER PRIMARY KEY CHECK (id = 1),"
-    " seq BIGINT NOT NULL,"
-    " hash" T " NOT NULL);"
-    "INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, '" REG_ZERO_HASH "');"
-    /* Row triggers refuse UPDATE and DELETE; TRUNCATE bypasses row triggers, so it has its
-     * own statement trigger. The owner can still drop them: verify-log is the backstop. */
-    "CREATE FUNCTION audit_log_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$"
-    " BEGIN RAISE EXCEPTION 'audit_log is append-only'"
-    " USING ERRCODE = 'integrity_constraint_violation'; END $$;"
-    "CREATE TRIGGER audit_log_append_only_update BEFORE UPDATE ON audit_log"
-    " FOR EACH ROW EXECUTE FUNCTION audit_log_refuse_change();"
-    "CREATE TRIGGER audit_log_append_only_delete BEFORE DELETE ON audit_log"
-    " FOR EACH ROW EXECUTE FUNCTION audit_log_refuse_change();"
-    "CREATE TRIGGER audit_log_append_only_truncate BEFORE TRUNCATE ON audit_log"
-    " FOR EACH STATEMENT EXECUTE FUNCTION audit_log_refuse_change();",
-    /* 1 -> 2: run history for nightly regression runs (registry/runs.c). */
-    "CREATE TABLE runs ("
-    " id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,"
-    " model_name" T " NOT NULL,"
-    " version BIGINT NOT NULL,"
-    " stage" T " NOT NULL,"
-    " fingerprint" T " NOT NULL,"
-    " machine" T " NOT NULL,"
-    " run_at" T " NOT NULL,"
-    " recorded_at" T " NOT NULL,"
-    " report_sha256" T " NOT NULL,"
-    " report_path" T " NOT NULL,"
-    " result" T " NOT NULL,"
-    " signer_key_id" T " NOT NULL,"
-    " scenario" T " NOT NULL,"
-    " figures" T " NOT NULL,"
-    " UNIQUE (model_name, report_sha256),"
-    " FOREIGN KEY (model_name, version) REFERENCES model_versions (model_name, version));"
-    "CREATE INDEX runs_by_model_time ON runs (model_name, run_at);",
-    /* 2 -> 3: stage_exclusive may never disagree with the stage's policy (see the SQLite
-     * migration for why the one-per-stage index depends on it). */
-    "CREATE FUNCTION model_versions_check_exclusive() RETURNS trigger LANGUAGE plpgsql AS $$"
-    " BEGIN"
-    "  IF NEW.stage_exclusive IS DISTINCT FROM (SELECT 1 - multi_version FROM model_stages"
-    "   WHERE model_name = NEW.model_name AND stage = NEW.stage) THEN"
-    "   RAISE EXCEPTION 'stage_exclusive must match the stage''s policy'"
-    "   USING ERRCODE = 'check_violation';"
-    "  END IF;"
-    "  RETURN NEW;"
-    " END $$;"
-    "CREATE TRIGGER model_versions_exclusive_insert BEFORE INSERT ON model_versions"
-    " FOR EACH ROW EXECUTE FUNCTION model_versions_check_exclusive();"
-    "CREATE TRIGGER model_versions_exclusive_update BEFORE UPDATE OF stage, stage_exclusive"
-    " ON model_versions FOR EACH ROW EXECUTE FUNCTION model_versions_check_exclusive();",
-};
-
-_Static_assert(sizeof migrations / sizeof migrations[0] == SG_REGISTRY_SCHEMA_VERSION,
-               "one migration per schema version");
 
 /* Copies a libpq message into one line: errors are printed as one line. */
 static void one_line(char *out, size_t n, const char *msg)
@@ -648,7 +474,7 @@ static int migrate(reg_store *s, bool create, sg_err *err)
     /* Re-read under the lock: another process may have migrated meanwhile. */
     if (rc == SG_OK) ver = schema_version(s, &present, err, &rc);
     for (int64_t v = ver; rc == SG_OK && v < SG_REGISTRY_SCHEMA_VERSION; v++) {
-        rc = run(s, migrations[v], NULL, err, "schema migration");
+        rc = run(s, reg_pg_migrations[v], NULL, err, "schema migration");
         snprintf(sql, sizeof sql, "UPDATE stagegate_registry SET schema_version = %lld",
                  (long long)(v + 1));
         if (rc == SG_OK) rc = run(s, sql, NULL, err, "schema migration");
