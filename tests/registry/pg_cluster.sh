@@ -61,7 +61,8 @@ start)
 stop)
     [ -f "$state" ] || exit 0
     . "$state"
-    as_owner "$PG_BIN/pg_ctl" -D "$PG_DIR/data" stop -m fast >/dev/null 2>&1 || true
+    as_owner "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -t 30 stop -m fast >/dev/null 2>&1 ||
+        as_owner "$PG_BIN/pg_ctl" -D "$PG_DIR/data" stop -m immediate >/dev/null 2>&1 || true
     rm -rf "$PG_DIR" "$state"
     ;;
 kill)
