@@ -6,7 +6,7 @@
 #include "stagegate/model.h"
 
 static const char usage_text[] =
-    "usage: stagegate registry [--db PATH] [--json] SUBCOMMAND [ARGS] [OPTIONS]\n"
+    "usage: stagegate registry [--db REGISTRY] [--json] SUBCOMMAND [ARGS] [OPTIONS]\n"
     "\n"
     "  create-model NAME [--signer PUB]... [--promoter STAGE=PUB]... [--approver PUB]...\n"
     "               [--require-approval] [--stages S1,S2,...] [--max-report-age DAYS]\n"
@@ -23,8 +23,13 @@ static const char usage_text[] =
     "  record REPORT [--pubkey PUB] [--model NAME]      add a run to the history "
     "(docs/nightly.md)\n"
     "  runs NAME [--version V] [--fingerprint ID] [--limit N]   list recorded runs\n"
+    "  init                 create the schema (or bring it up to date)\n"
+    "  migrate --from SRC --to DST   copy a registry into an empty one, verified\n"
     "\n"
-    "The database is --db PATH, else $" SG_REGISTRY_ENV ", else " SG_REGISTRY_DEFAULT_PATH ".\n"
+    "The registry is --db REGISTRY, else $" SG_REGISTRY_ENV ", else " SG_REGISTRY_DEFAULT_PATH ":\n"
+    "a file path or sqlite:PATH, or a PostgreSQL database as postgresql://[USER@]HOST[:PORT]/DB,\n"
+    "postgres://... or a libpq connection string (\"host=... dbname=...\"); passwords come\n"
+    "from PGPASSWORD, PGPASSFILE or ~/.pgpass, never from the command line.\n"
     "--db and --json go before or after the subcommand (not both places for --db).\n"
     "FILTER: name = 'x', name LIKE 'f%', tags.K = 'v', stage = 'S', joined by AND.\n"
     "--json: reads print one JSON document; writes print the version (or model) they changed.\n"
@@ -40,6 +45,8 @@ enum {
     O_MODEL = 1 << 5,   /* create-model's policy options */
     O_RECORD = 1 << 6,  /* record --pubkey --model */
     O_RUNS = 1 << 7,    /* runs --version --fingerprint --limit */
+    O_ADMIN = 1 << 8,   /* init, migrate: schema and copies */
+    O_COPY = 1 << 9,    /* migrate --from --to */
 };
 #define O_READ (O_DB | O_JSON)
 #define O_WRITE (O_DB | O_JSON | O_AS)
@@ -69,6 +76,8 @@ static const sub_spec subs[] = {
     {"resolve", 1, 1, false, O_READ},
     {"record", 1, 1, false, O_READ | O_RECORD},
     {"runs", 1, 1, false, O_READ | O_RUNS},
+    {"init", 0, 0, true, O_READ | O_ADMIN},
+    {"migrate", 0, 0, true, O_JSON | O_ADMIN | O_COPY},
 };
 
 int reg_cli_fail(int rc, const sg_err *err)
@@ -106,6 +115,8 @@ static void sub_options(reg_cli *c, unsigned set, sg_opt *out)
         {O_RUNS, SG_OPT_INT_("version", &c->version, 1, (double)INT64_MAX)},
         {O_RUNS, SG_OPT_STR("fingerprint", &c->fingerprint)},
         {O_RUNS, SG_OPT_INT_("limit", &c->limit, 1, (double)INT64_MAX)},
+        {O_COPY, SG_OPT_STR("from", &c->from)},
+        {O_COPY, SG_OPT_STR("to", &c->to)},
     };
     size_t n = 0;
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
@@ -407,7 +418,10 @@ int sg_cmd_registry(int argc, char **argv)
     sub_options(&c, sp->opts, opts);
     int prc = sg_opts_parse(c.cmd, opts, argc, argv, first + 1, c.pos, 4, &c.n_pos);
     if (prc == SG_OPTS_HELP) {
-        fputs(sp->opts & (O_RECORD | O_RUNS) ? reg_runs_usage : usage_text, stdout);
+        fputs(sp->opts & (O_RECORD | O_RUNS) ? reg_runs_usage
+              : sp->opts & O_ADMIN           ? reg_admin_usage
+                                             : usage_text,
+              stdout);
         return 0;
     }
     if (prc != SG_OPTS_OK) return 2;
@@ -420,6 +434,11 @@ int sg_cmd_registry(int argc, char **argv)
                                   sp->max_pos > sp->min_pos ? " or more" : "",
                                   sp->max_pos == 1 ? "" : "s", c.n_pos);
     if (sp->opts & (O_RECORD | O_RUNS)) return reg_cmd_runs(&c);
+    if (sp->opts & O_ADMIN) {
+        if ((sp->opts & O_COPY) && global_db)
+            return sg_cli_usage_error(c.cmd, "migrate takes --from and --to, not --db");
+        return reg_cmd_admin(&c);
+    }
     sg_registry *reg = NULL;
     sg_err err;
     int rc =

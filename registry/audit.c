@@ -53,11 +53,14 @@ static int read_head(sg_registry *reg, int64_t *seq, char hash[65], sg_err *err)
     reg_stmt *st;
     int rc = reg_prepare(reg, "SELECT seq, hash FROM audit_head WHERE id = 1", &st, err);
     if (rc != SG_OK) return rc;
-    if (reg_step(st) == REG_ROW) {
+    reg_step_result s = reg_step(st);
+    if (s == REG_ROW) {
         *seq = reg_col_int64(st, 0);
         snprintf(hash, 65, "%s", reg_col_text(st, 1));
-    } else {
+    } else if (s == REG_DONE) {
         rc = sg_errf(err, SG_EREFUSED, "registry %s: audit head row is missing", reg->path);
+    } else { /* a failed read (a lost connection) is not a missing row */
+        rc = reg_db_error(reg, err, "reading the audit head");
     }
     reg_finalize(st);
     return rc;
@@ -194,23 +197,33 @@ static int check_state(sg_registry *reg, sg_err *err)
     return rc;
 }
 
+sg_status reg_audit_verify(sg_registry *reg, int64_t *events, char head_hash[65], sg_err *err)
+{
+    int64_t head_seq = 0;
+    char last[65], head[65];
+    *events = 0;
+    int rc = check_chain(reg, events, last, err);
+    if (rc == SG_OK) rc = read_head(reg, &head_seq, head, err);
+    if (rc == SG_OK && (head_seq != *events || strcmp(head, last) != 0))
+        rc = sg_errf(err, SG_EREFUSED,
+                     "audit log: head records %lld events but the chain has %lld (events deleted?)",
+                     (long long)head_seq, (long long)*events);
+    if (rc == SG_OK) rc = check_state(reg, err);
+    snprintf(head_hash, 65, "%s", rc == SG_OK ? last : "");
+    return rc;
+}
+
 sg_status sg_registry_verify_log(sg_registry *reg, json_t **summary, sg_err *err)
 {
     if (summary) *summary = NULL;
-    int64_t events = 0, head_seq = 0;
-    char last[65], head[65];
+    int64_t events = 0;
+    char last[65] = "";
     /* One read transaction so a concurrent writer cannot show us half a change. */
     int rc = reg->ops->begin_read(reg->store, err);
     if (rc != SG_OK) return rc;
     /* A damaged page that no chain query happens to read would otherwise pass unnoticed. */
     rc = reg->ops->check_integrity(reg->store, err);
-    if (rc == SG_OK) rc = check_chain(reg, &events, last, err);
-    if (rc == SG_OK) rc = read_head(reg, &head_seq, head, err);
-    if (rc == SG_OK && (head_seq != events || strcmp(head, last) != 0))
-        rc = sg_errf(err, SG_EREFUSED,
-                     "audit log: head records %lld events but the chain has %lld (events deleted?)",
-                     (long long)head_seq, (long long)events);
-    if (rc == SG_OK) rc = check_state(reg, err);
+    if (rc == SG_OK) rc = reg_audit_verify(reg, &events, last, err);
     reg->ops->end_read(reg->store);
     if (summary) {
         json_t *o = json_object();

@@ -11,8 +11,9 @@
 
 #include "registry_internal.h"
 
-/* The storage backends, tried in order; the first that accepts the --db value serves it. */
-static const reg_store_ops *const backends[] = {&reg_store_sqlite};
+/* The storage backends, tried in order; the first that accepts the --db value serves it
+ * (SQLite last: it takes any plain path). */
+static const reg_store_ops *const backends[] = {&reg_store_pg, &reg_store_sqlite};
 
 const char *sg_registry_path(const char *db_opt)
 {
@@ -99,12 +100,15 @@ sg_status reg_finish(sg_registry *reg, int rc, sg_err *err)
 
 void reg_test_pause(const char *action)
 {
-    /* Lets the crash test kill a process while its transaction is open. */
+    /* Lets the crash tests kill a process, or the server, while its transaction is open;
+     * STAGEGATE_REGISTRY_TEST_PAUSE_S sets how long (default 30 s). */
     const char *want = getenv("STAGEGATE_REGISTRY_TEST_PAUSE");
     if (!want || strcmp(want, action) != 0) return;
+    const char *secs = getenv("STAGEGATE_REGISTRY_TEST_PAUSE_S");
+    long n = secs ? strtol(secs, NULL, 10) : 30;
     fprintf(stderr, "stagegate: test pause inside transaction (%s)\n", action);
     fflush(stderr);
-    struct timespec ts = {30, 0};
+    struct timespec ts = {n > 0 && n < 3600 ? n : 30, 0};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
     }
 }
@@ -170,11 +174,18 @@ sg_status sg_registry_open(const char *uri, bool create, sg_registry **out, sg_e
     const reg_store_ops *ops = NULL;
     for (size_t i = 0; !ops && i < sizeof backends / sizeof backends[0]; i++)
         if (backends[i]->accepts(uri)) ops = backends[i];
-    if (!ops)
-        return sg_errf(err, SG_EINPUT, "registry %s: no storage backend serves this URI", uri);
+    if (!ops) {
+        /* Only the scheme: the rest may hold a password. */
+        const char *sep = strstr(uri, "://");
+        int n = sep ? (int)(sep - uri) : (int)strlen(uri);
+        return sg_errf(err, SG_EINPUT,
+                       "registry %.*s://...: no storage backend serves this URI (postgresql://, "
+                       "postgres://, a libpq connection string, sqlite:PATH or a path)",
+                       n > 32 ? 32 : n, uri);
+    }
     sg_registry *reg = calloc(1, sizeof *reg);
-    if (!reg) return sg_errf(err, SG_ENOMEM, "out of memory opening registry %s", uri);
-    snprintf(reg->path, sizeof reg->path, "%s", uri);
+    if (!reg) return sg_errf(err, SG_ENOMEM, "out of memory opening a registry");
+    ops->display(uri, reg->path, sizeof reg->path);
     reg->ops = ops;
     int rc = ops->open(uri, create, &reg->store, err);
     if (rc != SG_OK) {

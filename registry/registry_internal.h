@@ -98,6 +98,9 @@ SG_MUST_CHECK sg_status reg_version_load(sg_registry *reg, const char *model, in
 
 /* audit.c */
 SG_MUST_CHECK sg_status reg_audit_append(sg_registry *reg, const reg_event *ev, sg_err *err);
+/* verify-log's checks (chain, head, state) on the caller's transaction; head_hash receives
+ * the last event's hash. */
+SG_MUST_CHECK sg_status reg_audit_verify(sg_registry *reg, int64_t *events, char head_hash[65], sg_err *err);
 
 /* request.c: verifies req (if given) against the operation and records its nonce. actor_out
  * receives the key id, or "" when req is NULL and not required. */

@@ -27,7 +27,8 @@ static sg_status verify_with_signers(sg_registry *reg, const char *model, const 
     reg_bind_text(st, 1, model);
     bool verified = false, any = false;
     sg_err last = {{0}};
-    while (!verified && reg_step(st) == REG_ROW) {
+    reg_step_result s = REG_DONE;
+    while (!verified && (s = reg_step(st)) == REG_ROW) {
         const char *pem = reg_col_text(st, 0);
         EVP_PKEY *pub = NULL;
         any = true;
@@ -37,6 +38,7 @@ static sg_status verify_with_signers(sg_registry *reg, const char *model, const 
         EVP_PKEY_free(pub);
     }
     reg_finalize(st);
+    if (s != REG_ROW && s != REG_DONE) return reg_db_error(reg, err, "reading signer keys");
     if (!any)
         return sg_errf(err, SG_EREFUSED,
                        "model %s has no trusted signer keys: pass --pubkey PUB.pem to record "
@@ -55,17 +57,19 @@ static sg_status find_version(sg_registry *reg, const char *sha, const char *mod
                         sg_err *err)
 {
     reg_stmt *st;
+    /* CAST: portable SQL, as PostgreSQL cannot infer a parameter's type from `? IS NULL`. */
     int rc = reg_prepare(
         reg,
         "SELECT model_name, version, stage FROM model_versions WHERE artifact_sha256 = ?1"
-        " AND (?2 IS NULL OR model_name = ?2) ORDER BY model_name, version DESC",
+        " AND (CAST(?2 AS TEXT) IS NULL OR model_name = ?2) ORDER BY model_name, version DESC",
         &st, err);
     if (rc) return rc;
     reg_bind_text(st, 1, sha);
     if (model) reg_bind_text(st, 2, model);
     int n = 0;
     char others[512] = "";
-    while (reg_step(st) == REG_ROW) {
+    reg_step_result s;
+    while ((s = reg_step(st)) == REG_ROW) {
         const char *m = reg_col_text(st, 0);
         if (n == 0) {
             snprintf(name, REG_NAME_MAX, "%s", m);
@@ -79,6 +83,7 @@ static sg_status find_version(sg_registry *reg, const char *sha, const char *mod
         }
     }
     reg_finalize(st);
+    if (s != REG_DONE) return reg_db_error(reg, err, "finding the report's version");
     if (n == 0)
         return sg_errf(
             err, SG_EINPUT,
@@ -285,7 +290,8 @@ json_t *sg_registry_runs(sg_registry *reg, const char *model, const sg_runs_filt
     /* The newest `limit` runs, then returned oldest first for charts and "previous run" logic. */
     snprintf(sql, sizeof sql,
              "SELECT * FROM (%s WHERE model_name = ?1 AND (?2 = 0 OR version = ?2)"
-             " AND (?3 IS NULL OR fingerprint = ?3) ORDER BY run_at DESC, id DESC LIMIT ?4)"
+             " AND (CAST(?3 AS TEXT) IS NULL OR fingerprint = ?3) ORDER BY run_at DESC, id DESC "
+             "LIMIT ?4) AS newest"
              " ORDER BY run_at, id",
              run_cols);
     reg_stmt *st;
@@ -293,7 +299,7 @@ json_t *sg_registry_runs(sg_registry *reg, const char *model, const sg_runs_filt
     reg_bind_text(st, 1, model);
     reg_bind_int64(st, 2, f ? f->version : 0);
     if (f && f->fingerprint) reg_bind_text(st, 3, f->fingerprint);
-    reg_bind_int64(st, 4, f && f->limit > 0 ? f->limit : -1);
+    reg_bind_int64(st, 4, f && f->limit > 0 ? f->limit : INT64_MAX); /* no limit, portably */
     json_t *arr = json_array();
     int s;
     while ((s = reg_step(st)) == REG_ROW)

@@ -4,13 +4,15 @@
  * table of what SQLite needs from an OS). The logic speaks portable SQL with `?`
  * parameters; a backend owns the connection, the schema and its migrations, the
  * serialized write transaction, the mapping of its errors to sg_status, and
- * anything in its own dialect. store_sqlite.c is the first backend; no file
- * outside a backend names the database library.
+ * anything in its own dialect. store_sqlite.c and store_pg.c are the backends; no file
+ * outside a backend names its database library, and no SQL outside a backend is written
+ * for one dialect only.
  */
 #ifndef STAGEGATE_REGISTRY_STORE_H
 #define STAGEGATE_REGISTRY_STORE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "stagegate/common.h"
@@ -33,14 +35,16 @@ typedef struct reg_store_ops {
     const char *name;
     /* Whether this backend serves a --db value (a URI or path). */
     bool (*accepts)(const char *uri);
+    /* How errors name the registry: the --db value without any secret in it. */
+    void (*display)(const char *uri, char *out, size_t n);
     /* Opens (creating when asked), checks it is a stagegate registry, migrates the schema
      * forward, and refuses one newer than this binary. `display` names it in errors. */
-    int (*open)(const char *uri, bool create, reg_store **out, sg_err *err);
+    sg_status (*open)(const char *uri, bool create, reg_store **out, sg_err *err);
     void (*close)(reg_store *s);
     /* One line naming the registry and what failed, with the status it maps to. */
-    int (*error)(reg_store *s, sg_err *err, const char *what);
-    int (*exec)(reg_store *s, const char *sql, sg_err *err);
-    int (*prepare)(reg_store *s, const char *sql, reg_stmt **st, sg_err *err);
+    sg_status (*error)(reg_store *s, sg_err *err, const char *what);
+    sg_status (*exec)(reg_store *s, const char *sql, sg_err *err);
+    sg_status (*prepare)(reg_store *s, const char *sql, reg_stmt **st, sg_err *err);
     void (*bind_text)(reg_stmt *st, int i, const char *v);
     void (*bind_int64)(reg_stmt *st, int i, int64_t v);
     reg_step_result (*step)(reg_stmt *st);
@@ -52,17 +56,21 @@ typedef struct reg_store_ops {
     int64_t (*last_insert_id)(reg_store *s); /* id of the last inserted row */
     /* The write transaction: serialized against every other writer from its first read, so
      * a gate's checks and the writes that follow see one state. */
-    int (*begin_write)(reg_store *s, sg_err *err);
-    int (*commit)(reg_store *s, sg_err *err);
+    sg_status (*begin_write)(reg_store *s, sg_err *err);
+    sg_status (*commit)(reg_store *s, sg_err *err);
     void (*rollback)(reg_store *s);
     /* A read snapshot (several queries that must see one state). */
-    int (*begin_read)(reg_store *s, sg_err *err);
+    sg_status (*begin_read)(reg_store *s, sg_err *err);
     void (*end_read)(reg_store *s);
     /* The database's own consistency check (pages, indexes); SG_EINPUT naming the damage. */
-    int (*check_integrity)(reg_store *s, sg_err *err);
+    sg_status (*check_integrity)(reg_store *s, sg_err *err);
+    /* After rows were inserted with their own row ids (a copy between registries), makes the
+     * ids the database generates next follow them. */
+    sg_status (*sync_ids)(reg_store *s, sg_err *err);
 } reg_store_ops;
 
 extern const reg_store_ops reg_store_sqlite;
+extern const reg_store_ops reg_store_pg;
 
 static inline void reg_bind_text(reg_stmt *st, int i, const char *v)
 {

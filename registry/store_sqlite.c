@@ -383,6 +383,19 @@ static sg_status migrate(reg_store *s, sg_err *err)
     return rc;
 }
 
+/* Row ids come from the rows themselves (INTEGER PRIMARY KEY): nothing to move on. */
+static int lite_sync_ids(reg_store *s, sg_err *err)
+{
+    (void)s;
+    (void)err;
+    return SG_OK;
+}
+
+static void lite_display(const char *uri, char *out, size_t n)
+{
+    snprintf(out, n, "%s", uri);
+}
+
 static void lite_close(reg_store *s)
 {
     if (!s) return;
@@ -454,6 +467,7 @@ fail:
 const reg_store_ops reg_store_sqlite = {
     .name = "sqlite",
     .accepts = lite_accepts,
+    .display = lite_display,
     .open = lite_open,
     .close = lite_close,
     .error = lite_error,
@@ -474,4 +488,5 @@ const reg_store_ops reg_store_sqlite = {
     .begin_read = lite_begin_read,
     .end_read = lite_end_read,
     .check_integrity = lite_check_integrity,
+    .sync_ids = lite_sync_ids,
 };

@@ -1,9 +1,10 @@
 /*
  * The model registry: registered models, integer versions, a per-model lifecycle policy,
- * and transitions whose gates are enforced here (not by the client). SQLite by default.
+ * and transitions whose gates are enforced here (not by the client). An SQLite file or a
+ * PostgreSQL database (docs/registry.md).
  *
- * One sg_registry handle belongs to one thread; several processes may share a database
- * file (WAL, BEGIN IMMEDIATE, busy timeout). Every state change appends one or more
+ * One sg_registry handle belongs to one thread; several processes (on PostgreSQL, on several
+ * machines) may share a registry: the backend serializes writes. Every state change appends one or more
  * hash-chained audit events in the same transaction as the change.
  */
 #ifndef STAGEGATE_REGISTRY_H
@@ -26,13 +27,14 @@ extern "C" {
 
 typedef struct sg_registry sg_registry;
 
-/* The database path a command uses: the --db value, else $STAGEGATE_REGISTRY, else ./stagegate.db.
- */
+/* The registry a command uses: the --db value, else $STAGEGATE_REGISTRY, else ./stagegate.db
+ * (a path, sqlite:PATH, postgresql://..., postgres://... or a libpq connection string). */
 const char *sg_registry_path(const char *db_opt);
 
 /*
- * Opens (and, with create, creates) a registry database and migrates its schema.
- * A missing, unreadable, corrupt or foreign file is SG_EINPUT with a message naming it.
+ * Opens (and, with create, creates) a registry and migrates its schema forward.
+ * A missing, unreadable, corrupt or foreign file is SG_EINPUT with a message naming it; an
+ * unreachable database server is SG_EIO. Messages never show a password.
  */
 SG_MUST_CHECK sg_status sg_registry_open(const char *path, bool create, sg_registry **out, sg_err *err);
 void sg_registry_close(sg_registry *reg);
@@ -117,6 +119,17 @@ json_t *sg_registry_history(sg_registry *reg, const char *model, sg_err *err);
 
 /* Checks the audit chain and that current state matches it; SG_EREFUSED when it does not. */
 SG_MUST_CHECK sg_status sg_registry_verify_log(sg_registry *reg, json_t **summary, sg_err *err);
+
+/*
+ * Copies every row of src (models, versions, tags, aliases, approvals, validations, nonces,
+ * run history, the audit log and its head) into dst, which must hold no model and no audit
+ * event. The copy runs in one transaction on dst and commits only after dst's audit chain
+ * verifies and every table's row count and digest equal src's; then verify-log runs on dst.
+ * summary (may be NULL) receives {tables: {NAME: rows}, events, head_hash}.
+ */
+SG_MUST_CHECK sg_status sg_registry_copy(sg_registry *src, sg_registry *dst, json_t **summary, sg_err *err);
+/* The --db value as errors print it: without any password. */
+const char *sg_registry_display(const sg_registry *reg);
 
 /* true when s is a models:/ URI. */
 bool sg_is_model_uri(const char *s);

@@ -52,9 +52,17 @@ expect 0 "registry --db=PATH --json get" "$SG" registry --db="$tmp/r.db" --json 
 expect 0 "registry list --db=PATH" "$SG" registry list --db="$tmp/r.db"
 grep -q '^m' "$tmp/out" || bad "list shows no model: $(cat "$tmp/out")"
 # storage backends are chosen by the --db value: sqlite:PATH is the same file; a URI no
-# backend serves is refused naming it
+# backend serves is refused naming its scheme; an unreachable PostgreSQL server is one line
+# that never shows the password
 expect 0 "registry --db sqlite:PATH list" "$SG" registry --db "sqlite:$tmp/r.db" list
 grep -q '^m' "$tmp/out" || bad "sqlite:PATH shows no model"
-expect 2 "registry --db postgresql://..." "$SG" registry --db "postgresql://db.invalid/reg" list
-grep -q "postgresql://db.invalid/reg: no storage backend serves this URI" "$tmp/err" || bad "unserved URI: $(cat "$tmp/err")"
+expect 2 "registry --db mysql://..." "$SG" registry --db "mysql://u:hunter2@db.invalid/reg" list
+grep -q "registry mysql://...: no storage backend serves this URI" "$tmp/err" || bad "unserved URI: $(cat "$tmp/err")"
+if grep -q hunter2 "$tmp/err"; then bad "a password in an error (unserved URI)"; fi
+expect 2 "registry --db postgresql://... unreachable" "$SG" registry --db "postgresql://u:hunter2@/reg?host=$tmp/nosocket" list
+grep -q "cannot connect" "$tmp/err" || bad "unreachable server: $(cat "$tmp/err")"
+if grep -q hunter2 "$tmp/err"; then bad "a password in an error (URI)"; fi
+expect 2 "registry --db conninfo unreachable" "$SG" registry --db "host=$tmp/nosocket dbname=reg password=hunter2" list
+grep -q "cannot connect" "$tmp/err" || bad "unreachable server (conninfo): $(cat "$tmp/err")"
+if grep -q hunter2 "$tmp/err"; then bad "a password in an error (connection string)"; fi
 exit $fail

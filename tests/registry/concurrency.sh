@@ -29,13 +29,39 @@ for i in $(seq 1 $N); do
     esac
 done
 [ $ok -ge 1 ] || fail "no attempt succeeded"
-inprod=$(sqlite3 "$STAGEGATE_REGISTRY" "SELECT count(*) FROM model_versions WHERE model_name = 'race' AND stage = 'Production'")
+inprod=$(q "SELECT count(*) FROM model_versions WHERE model_name = 'race' AND stage = 'Production'")
 [ "$inprod" = 1 ] || fail "$inprod versions in Production"
 # every successful promotion is one transition event; all but the last were archived again
-promos=$(sqlite3 "$STAGEGATE_REGISTRY" "SELECT count(*) FROM audit_log WHERE model_name = 'race' AND action = 'transition' AND to_stage = 'Production'")
-archives=$(sqlite3 "$STAGEGATE_REGISTRY" "SELECT count(*) FROM audit_log WHERE model_name = 'race' AND action = 'archive'")
+promos=$(q "SELECT count(*) FROM audit_log WHERE model_name = 'race' AND action = 'transition' AND to_stage = 'Production'")
+archives=$(q "SELECT count(*) FROM audit_log WHERE model_name = 'race' AND action = 'archive'")
 [ "$promos" = "$ok" ] || fail "$ok successes but $promos promotion events"
 [ "$archives" = $((ok - 1)) ] || fail "$ok successes but $archives automatic archives"
 expect 0 $R verify-log
-[ "$(sqlite3 "$STAGEGATE_REGISTRY" 'PRAGMA integrity_check')" = ok ] || fail "integrity_check"
-echo "concurrency OK: $ok of $N promotions serialized, 1 in Production"
+db_check
+
+# Then 4 processes x 4 connections each promote 16 more versions at once (registry_load:
+# one thread per connection). Exactly one version ends in Production, every promotion that
+# succeeded archived its predecessor, and the chain verifies.
+: "${SG_REG_LOAD:?}"
+real_models 32
+for i in $(seq 17 32); do
+    $R create-version race m$i.h5 >/dev/null
+    report signer m$i.h5 PASSED now r$i.json
+    expect 0 $R transition race "$i" Staging --report r$i.json
+done
+before=$(q "SELECT count(*) FROM audit_log WHERE model_name = 'race' AND action = 'transition' AND to_stage = 'Production'")
+pids=()
+for p in 0 1 2 3; do
+    "$SG_REG_LOAD" "$STAGEGATE_REGISTRY" race production 4 $((17 + 4 * p)) $((20 + 4 * p)) alice.key.pem >load$p.out 2>load$p.err &
+    pids+=($!)
+done
+for p in 0 1 2 3; do wait "${pids[$p]}" || { cat load$p.err >&2; fail "load process $p failed"; }; done
+ok2=$(cat load*.out | awk '{ s += $4 } END { print s }')
+[ "$ok2" -ge 1 ] || fail "no promotion of the 4 x 4 race succeeded: $(cat load*.out)"
+inprod=$(q "SELECT count(*) FROM model_versions WHERE model_name = 'race' AND stage = 'Production'")
+[ "$inprod" = 1 ] || fail "$inprod versions in Production after the 4 x 4 race"
+promos=$(q "SELECT count(*) FROM audit_log WHERE model_name = 'race' AND action = 'transition' AND to_stage = 'Production'")
+[ $((promos - before)) = "$ok2" ] || fail "$ok2 successes but $((promos - before)) promotion events"
+expect 0 $R verify-log
+db_check
+echo "concurrency OK: $ok of $N promotions by processes and $ok2 of 16 by 4 x 4 connections serialized, 1 in Production"

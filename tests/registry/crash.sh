@@ -9,7 +9,7 @@ real_models 2
 for i in 1 2; do $R create-version crashy m$i.h5 >/dev/null
     gate_report signer models:/crashy/$i r$i.json; expect 0 $R transition crashy $i Staging --report r$i.json; done
 expect 0 $R transition crashy 1 Production --as alice.key.pem
-before=$(sqlite3 "$STAGEGATE_REGISTRY" "SELECT seq FROM audit_head")
+before=$(q "SELECT seq FROM audit_head")
 
 # v2's promotion archives v1 and appends events, then pauses before COMMIT
 STAGEGATE_REGISTRY_TEST_PAUSE=transition "$SG" registry transition crashy 2 Production --as alice.key.pem \
@@ -21,10 +21,10 @@ grep -q "test pause" pause.err || fail "writer never reached the pause"
 kill -9 $pid
 wait $pid 2>/dev/null || true
 
-[ "$(sqlite3 "$STAGEGATE_REGISTRY" 'PRAGMA integrity_check')" = ok ] || fail "integrity_check"
+db_check
 [ "$(stage_of crashy 1)" = Production ] || fail "v1 lost Production after the crash"
 [ "$(stage_of crashy 2)" = Staging ] || fail "v2 half-promoted after the crash"
-[ "$(sqlite3 "$STAGEGATE_REGISTRY" "SELECT seq FROM audit_head")" = "$before" ] || fail "audit events of the killed transaction survived"
+[ "$(q "SELECT seq FROM audit_head")" = "$before" ] || fail "audit events of the killed transaction survived"
 expect 0 $R verify-log
 # the lock died with the process: the same promotion now succeeds
 expect 0 $R transition crashy 2 Production --as alice.key.pem

@@ -6,8 +6,51 @@ MKREP=$SG_REG_MAKE_REPORT
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 cd "$WORK"
-export STAGEGATE_REGISTRY=$WORK/registry.db
 PY=/usr/bin/python3
+# The backend under test: sqlite (a file in $WORK) or postgresql (a fresh database in the
+# cluster that tests/registry/pg_cluster.sh started for this ctest run, named by $SG_PG_STATE).
+BACKEND=${SG_REG_BACKEND:-sqlite}
+PG_DBS=()
+if [ -n "${SG_PG_STATE:-}" ]; then
+    [ -s "$SG_PG_STATE" ] || { echo "FAIL: no PostgreSQL cluster ($SG_PG_STATE is missing)" >&2; exit 1; }
+    . "$SG_PG_STATE"
+    psql_on() { local db=$1; shift; "$PG_BIN/psql" -h "$PG_HOST" -U "$PG_USER" -d "$db" -qAtX -v ON_ERROR_STOP=1 "$@"; }
+    # pg_new_db SUFFIX: a new empty database, dropped at exit: its name in NEW_DB, URI in NEW_URI
+    pg_new_db() {
+        NEW_DB=sg_$(basename "$WORK" | tr -c 'A-Za-z0-9\n' _ | tr 'A-Z' 'a-z')$1
+        psql_on postgres -c "CREATE DATABASE $NEW_DB" >/dev/null
+        PG_DBS+=("$NEW_DB")
+        NEW_URI="postgresql://$PG_USER@/$NEW_DB?host=$PG_HOST"
+    }
+    trap 'for d in "${PG_DBS[@]}" "${PGDB:-}" "${PGDB:-}_snap"; do
+            [ -n "$d" ] && psql_on postgres -c "DROP DATABASE IF EXISTS $d WITH (FORCE)" >/dev/null 2>&1
+          done; eval "${SG_EXIT_EXTRA:-}"; rm -rf "$WORK"' EXIT
+fi
+if [ "$BACKEND" = postgresql ]; then
+    [ -n "${SG_PG_STATE:-}" ] || { echo "FAIL: SG_REG_BACKEND=postgresql without SG_PG_STATE" >&2; exit 1; }
+    PGDB=sg_$(basename "$WORK" | tr -c 'A-Za-z0-9\n' _ | tr 'A-Z' 'a-z')
+    psql_on postgres -c "CREATE DATABASE $PGDB" >/dev/null
+    export STAGEGATE_REGISTRY="postgresql://$PG_USER@/$PGDB?host=$PG_HOST"
+    REG_NAME=$PGDB
+    # q SQL: runs SQL on the registry database, prints rows (one per line, | between columns)
+    q() { psql_on "$PGDB" -c "$1"; }
+    # snapshot / restore: keep the registry as it is now, and go back to it
+    snapshot() { psql_on postgres -c "CREATE DATABASE ${PGDB}_snap TEMPLATE $PGDB" >/dev/null; }
+    restore() {
+        psql_on postgres -c "DROP DATABASE $PGDB WITH (FORCE)" -c "CREATE DATABASE $PGDB TEMPLATE ${PGDB}_snap" >/dev/null
+    }
+    # the database's own consistency check, beyond what verify-log reads
+    db_check() { q "SELECT count(*) FROM audit_log" >/dev/null; }
+else
+    export STAGEGATE_REGISTRY=$WORK/registry.db
+    REG_NAME=registry.db
+    q() { sqlite3 "$STAGEGATE_REGISTRY" "$1"; }
+    snapshot() { cp "$STAGEGATE_REGISTRY" "$WORK/snapshot.db"; }
+    restore() {
+        cp "$WORK/snapshot.db" "$STAGEGATE_REGISTRY"; rm -f "$STAGEGATE_REGISTRY"-wal "$STAGEGATE_REGISTRY"-shm
+    }
+    db_check() { [ "$(q 'PRAGMA integrity_check')" = ok ] || fail "integrity_check"; }
+fi
 MAKE_DATASET=$STAGEGATE_SOURCE_DIR/scripts/make_dataset.py
 
 fail() { echo "FAIL: $*" >&2; exit 1; }

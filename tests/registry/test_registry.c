@@ -1,37 +1,120 @@
 /* Registry unit tests: schema and migrations, the single-Production constraint, gates,
- * signed-request checks, and the audit chain (format re-derived independently). */
+ * signed-request checks, and the audit chain (format re-derived independently).
+ * SG_REG_BACKEND=postgresql runs them on a fresh database per test in the cluster that
+ * $SG_PG_STATE describes (tests/registry/pg_cluster.sh); otherwise on SQLite files. */
 #define _GNU_SOURCE
 #include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <libpq-fe.h>
 #include <sqlite3.h>
 
 #include "registry/registry_internal.h"
 #include "stagegate/keys.h"
 #include "test_registry_util.h"
 
-/* A second connection to the registry's SQLite file, as an attacker with write access to the
- * file has: the tests tamper with the database behind the registry's back through it. */
+/* A second connection to the registry's database, as an attacker with write access to it
+ * has: the tests tamper with the database behind the registry's back through it. */
+static bool on_pg;
 static sqlite3 *raw_conn;
+static PGconn *raw_pg;
+static char raw_msg[512];
+static bool raw_unique; /* the last raw_exec failed on a uniqueness constraint */
+static char pg_host[512], pg_user[64], pg_db[64];
+static int pg_serial;
 
-static sqlite3 *raw_db(const sg_registry *reg)
+/* Runs SQL on the attacker's connection: 0, or -1 with raw_msg and raw_unique set. */
+static int raw_exec(const sg_registry *reg, const char *sql)
 {
+    raw_msg[0] = '\0';
+    raw_unique = false;
+    if (on_pg) {
+        if (!raw_pg) raw_pg = PQconnectdb(reg->path);
+        assert_int_equal(PQstatus(raw_pg), CONNECTION_OK);
+        PGresult *res = PQexec(raw_pg, sql);
+        int st = PQresultStatus(res);
+        int rc = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ? 0 : -1;
+        if (rc) {
+            snprintf(raw_msg, sizeof raw_msg, "%s", PQresultErrorMessage(res));
+            const char *code = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+            raw_unique = code && !strcmp(code, "23505");
+        }
+        PQclear(res);
+        return rc;
+    }
     if (!raw_conn) {
         assert_int_equal(sqlite3_open(reg->path, &raw_conn), SQLITE_OK);
         sqlite3_busy_timeout(raw_conn, 5000);
         sqlite3_extended_result_codes(raw_conn, 1);
     }
-    return raw_conn;
+    if (sqlite3_exec(raw_conn, sql, NULL, NULL, NULL) == SQLITE_OK) return 0;
+    snprintf(raw_msg, sizeof raw_msg, "%s", sqlite3_errmsg(raw_conn));
+    raw_unique = sqlite3_extended_errcode(raw_conn) == SQLITE_CONSTRAINT_UNIQUE;
+    return -1;
+}
+
+/* NAME=VALUE from the cluster's state file (values without shell quoting). */
+static void state_value(const char *text, const char *name, char *out, size_t n)
+{
+    char key[32];
+    snprintf(key, sizeof key, "%s=", name);
+    const char *p = strstr(text, key);
+    assert_non_null(p);
+    p += strlen(key);
+    size_t len = strcspn(p, "\n");
+    assert_true(len < n);
+    memcpy(out, p, len);
+    out[len] = '\0';
+}
+
+static void pg_admin(const char *sql)
+{
+    char conninfo[700];
+    snprintf(conninfo, sizeof conninfo, "host=%s user=%s dbname=postgres", pg_host, pg_user);
+    PGconn *c = PQconnectdb(conninfo);
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    PGresult *res = PQexec(c, sql);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) fail_msg("%s: %s", sql, PQerrorMessage(c));
+    PQclear(res);
+    PQfinish(c);
+}
+
+/* The registry URI for a test: a file in dir, or a new database in the cluster. */
+static void test_db(const char *dir, char *out, size_t n)
+{
+    if (!on_pg) {
+        snprintf(out, n, "%s/r.db", dir);
+        return;
+    }
+    if (!pg_host[0]) {
+        const char *state = getenv("SG_PG_STATE");
+        uint8_t *text = NULL;
+        size_t len = 0;
+        sg_err err;
+        if (!state || sg_read_file(state, 1 << 16, &text, &len, &err) != SG_OK)
+            fail_msg("no PostgreSQL cluster: SG_PG_STATE=%s", state ? state : "(unset)");
+        char *t = strndup((const char *)text, len);
+        state_value(t, "PG_HOST", pg_host, sizeof pg_host);
+        state_value(t, "PG_USER", pg_user, sizeof pg_user);
+        free(t);
+        free(text);
+    }
+    snprintf(pg_db, sizeof pg_db, "sgunit_%d_%d", (int)getpid(), ++pg_serial);
+    char sql[128];
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s", pg_db);
+    pg_admin(sql);
+    snprintf(out, n, "postgresql://%s@/%s?host=%s", pg_user, pg_db, pg_host);
 }
 
 typedef struct {
-    char dir[512], db[600];
+    char dir[512], db[1200];
     char signer_key[600], signer_pub[600], alice_key[600], alice_pub[600], bob_key[600],
         bob_pub[600];
     char m1[600], m2[600];
@@ -42,7 +125,7 @@ static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
     tu_tmpdir(f->dir);
-    snprintf(f->db, sizeof f->db, "%s/r.db", f->dir);
+    test_db(f->dir, f->db, sizeof f->db);
     tu_keygen(f->dir, "signer", f->signer_key, f->signer_pub);
     tu_keygen(f->dir, "alice", f->alice_key, f->alice_pub);
     tu_keygen(f->dir, "bob", f->bob_key, f->bob_pub);
@@ -60,6 +143,13 @@ static int teardown(void **state)
     sg_registry_close(f->reg);
     if (raw_conn) sqlite3_close(raw_conn);
     raw_conn = NULL;
+    if (raw_pg) PQfinish(raw_pg);
+    raw_pg = NULL;
+    if (on_pg) {
+        char sql[128];
+        snprintf(sql, sizeof sql, "DROP DATABASE %s WITH (FORCE)", pg_db);
+        pg_admin(sql);
+    }
     tu_rm_rf(f->dir);
     free(f);
     return 0;
@@ -131,27 +221,45 @@ static int signed_transition(fixture *f, const char *key, const char *model, int
 static void test_schema(void **state)
 {
     fixture *f = *state;
-    assert_int_equal(q_int(f->reg, "PRAGMA user_version"), SG_REGISTRY_SCHEMA_VERSION);
-    assert_int_equal(q_int(f->reg, "PRAGMA foreign_keys"), 1);
-    /* Every table of schema version 1 exists (later migrations may add more). */
-    assert_int_equal(
-        q_int(f->reg, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN"
-                      " ('registered_models', 'model_stages', 'model_transitions', 'model_keys',"
-                      " 'model_tags', 'model_versions', 'version_tags', 'aliases', 'validations',"
-                      " 'approvals', 'request_nonces', 'audit_log', 'audit_head')"),
-        13);
-    assert_int_equal(
-        q_int(f->reg, "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND"
-                      " name = 'model_versions_one_per_exclusive_stage' AND sql LIKE '%WHERE%'"),
-        1);
-    assert_int_equal(q_int(f->reg, "PRAGMA application_id"), 0x53475247);
-    sqlite3_stmt *st;
-    assert_int_equal(sqlite3_prepare_v2(raw_db(f->reg), "PRAGMA journal_mode", -1, &st, NULL),
-                     SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
-    sqlite3_finalize(st);
-    /* Reopening an up-to-date file migrates nothing and succeeds. */
+    const char *tables =
+        " ('registered_models', 'model_stages', 'model_transitions', 'model_keys',"
+        " 'model_tags', 'model_versions', 'version_tags', 'aliases', 'validations',"
+        " 'approvals', 'request_nonces', 'audit_log', 'audit_head')";
+    char sql[768];
+    if (on_pg) {
+        assert_int_equal(q_int(f->reg, "SELECT schema_version FROM stagegate_registry"),
+                         SG_REGISTRY_SCHEMA_VERSION);
+        snprintf(sql, sizeof sql,
+                 "SELECT count(*) FROM information_schema.tables WHERE table_schema ="
+                 " current_schema() AND table_name IN %s",
+                 tables);
+        assert_int_equal(q_int(f->reg, sql), 13);
+        assert_int_equal(
+            q_int(f->reg, "SELECT count(*) FROM pg_indexes WHERE indexname ="
+                          " 'model_versions_one_per_exclusive_stage' AND indexdef LIKE '%WHERE%'"),
+            1);
+    } else {
+        assert_int_equal(q_int(f->reg, "PRAGMA user_version"), SG_REGISTRY_SCHEMA_VERSION);
+        assert_int_equal(q_int(f->reg, "PRAGMA foreign_keys"), 1);
+        /* Every table of schema version 1 exists (later migrations may add more). */
+        snprintf(sql, sizeof sql,
+                 "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN %s", tables);
+        assert_int_equal(q_int(f->reg, sql), 13);
+        assert_int_equal(
+            q_int(f->reg,
+                  "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND"
+                  " name = 'model_versions_one_per_exclusive_stage' AND sql LIKE '%WHERE%'"),
+            1);
+        assert_int_equal(q_int(f->reg, "PRAGMA application_id"), 0x53475247);
+        sqlite3_stmt *st;
+        assert_int_equal(sqlite3_open(f->reg->path, &raw_conn), SQLITE_OK);
+        assert_int_equal(sqlite3_prepare_v2(raw_conn, "PRAGMA journal_mode", -1, &st, NULL),
+                         SQLITE_OK);
+        assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+        assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
+        sqlite3_finalize(st);
+    }
+    /* Reopening an up-to-date registry migrates nothing and succeeds. */
     sg_registry *again = NULL;
     sg_err err;
     assert_int_equal(sg_registry_open(f->db, false, &again, &err), SG_OK);
@@ -161,6 +269,7 @@ static void test_schema(void **state)
 static void test_open_errors(void **state)
 {
     fixture *f = *state;
+    if (on_pg) skip(); /* a server's faults: registry_pg_faults */
     sg_registry *r = NULL;
     sg_err err;
     char p[600];
@@ -191,26 +300,20 @@ static void test_single_production_constraint(void **state)
     add_version(f, "m", f->m2);
     /* Bypassing the API: the partial unique index still refuses a second exclusive Production row.
      */
-    assert_int_equal(
-        sqlite3_exec(raw_db(f->reg),
-                     "UPDATE model_versions SET stage = 'Production', stage_exclusive = 1"
-                     " WHERE model_name = 'm' AND version = 1",
-                     NULL, NULL, NULL),
-        SQLITE_OK);
-    assert_int_not_equal(
-        sqlite3_exec(raw_db(f->reg),
-                     "UPDATE model_versions SET stage = 'Production', stage_exclusive = 1"
-                     " WHERE model_name = 'm' AND version = 2",
-                     NULL, NULL, NULL),
-        SQLITE_OK);
-    assert_int_equal(sqlite3_extended_errcode(raw_db(f->reg)), SQLITE_CONSTRAINT_UNIQUE);
+    assert_int_equal(raw_exec(f->reg,
+                              "UPDATE model_versions SET stage = 'Production',"
+                              " stage_exclusive = 1 WHERE model_name = 'm' AND version = 1"),
+                     0);
+    assert_int_equal(raw_exec(f->reg,
+                              "UPDATE model_versions SET stage = 'Production',"
+                              " stage_exclusive = 1 WHERE model_name = 'm' AND version = 2"),
+                     -1);
+    assert_true(raw_unique);
     /* Nor can a direct update leave the flag behind to slip past the index. */
-    assert_int_not_equal(sqlite3_exec(raw_db(f->reg),
-                                      "UPDATE model_versions SET stage = 'Production'"
-                                      " WHERE model_name = 'm' AND version = 2",
-                                      NULL, NULL, NULL),
-                         SQLITE_OK);
-    assert_non_null(strstr(sqlite3_errmsg(raw_db(f->reg)), "stage_exclusive must match"));
+    assert_int_equal(raw_exec(f->reg, "UPDATE model_versions SET stage = 'Production'"
+                                      " WHERE model_name = 'm' AND version = 2"),
+                     -1);
+    assert_non_null(strstr(raw_msg, "stage_exclusive must match"));
     assert_int_equal(q_int(f->reg, "SELECT count(*) FROM model_versions WHERE model_name = 'm'"
                                    " AND stage = 'Production'"),
                      1);
@@ -358,14 +461,14 @@ static void test_request_checks(void **state)
         q_int(f->reg, "SELECT count(*) FROM model_versions WHERE stage = 'Production'"), 1);
 }
 
-/* Re-derives event 1's hash from the documented encoding with plain OpenSSL. */
-static void expected_hash(sqlite3_stmt *st, char hex[65])
+/* Re-derives an event's hash from the documented encoding with plain OpenSSL. */
+static void expected_hash(reg_stmt *st, char hex[65])
 {
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
     EVP_DigestUpdate(ctx, "stagegate-audit/v1\n", 19);
     for (int i = 0; i < 13; i++) {
-        const char *v = (const char *)sqlite3_column_text(st, i);
+        const char *v = reg_col_text(st, i);
         char len[32];
         snprintf(len, sizeof len, "%zu:", strlen(v));
         EVP_DigestUpdate(ctx, len, strlen(len));
@@ -391,45 +494,49 @@ static void test_audit_chain(void **state)
     assert_int_equal(sg_registry_verify_log(f->reg, &sum, &err), SG_OK);
     assert_int_equal(json_integer_value(json_object_get(sum, "events")), 4);
     json_decref(sum);
-    sqlite3_stmt *st;
-    assert_int_equal(
-        sqlite3_prepare_v2(raw_db(f->reg),
-                           "SELECT CAST(seq AS TEXT), model_name, CAST(version AS TEXT), action,"
-                           " from_stage, to_stage, actor_key_id, evidence_sha256, detail,"
-                           " request_text, signature, created_at, prev_hash, hash FROM audit_log"
-                           " WHERE seq <= 2 ORDER BY seq",
-                           -1, &st, NULL),
-        SQLITE_OK);
+    reg_stmt *st;
+    assert_int_equal(reg_prepare(f->reg,
+                                 "SELECT CAST(seq AS TEXT), model_name, CAST(version AS TEXT),"
+                                 " action, from_stage, to_stage, actor_key_id, evidence_sha256,"
+                                 " detail, request_text, signature, created_at, prev_hash, hash"
+                                 " FROM audit_log WHERE seq <= 2 ORDER BY seq",
+                                 &st, &err),
+                     SG_OK);
     char prev[65] = REG_ZERO_HASH, want[65];
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        assert_string_equal((const char *)sqlite3_column_text(st, 12), prev);
+    int rows = 0;
+    while (reg_step(st) == REG_ROW) {
+        assert_string_equal(reg_col_text(st, 12), prev);
         expected_hash(st, want);
-        assert_string_equal((const char *)sqlite3_column_text(st, 13), want);
+        assert_string_equal(reg_col_text(st, 13), want);
         memcpy(prev, want, 65);
+        rows++;
     }
-    sqlite3_finalize(st);
+    reg_finalize(st);
+    assert_int_equal(rows, 2);
     /* The triggers refuse edits; with them dropped, an edit or a deletion is detected. */
-    assert_int_not_equal(sqlite3_exec(raw_db(f->reg),
-                                      "UPDATE audit_log SET detail = 'x' WHERE seq = 2", NULL, NULL,
-                                      NULL),
-                         SQLITE_OK);
-    assert_int_equal(sqlite3_exec(raw_db(f->reg),
-                                  "DROP TRIGGER audit_log_append_only_update;"
-                                  "DROP TRIGGER audit_log_append_only_delete;"
-                                  "UPDATE audit_log SET detail = 'elsewhere' WHERE seq = 2",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
+    assert_int_equal(raw_exec(f->reg, "UPDATE audit_log SET detail = 'x' WHERE seq = 2"), -1);
+    assert_non_null(strstr(raw_msg, "append-only"));
+    assert_int_equal(raw_exec(f->reg, "DELETE FROM audit_log WHERE seq = 2"), -1);
+    assert_non_null(strstr(raw_msg, "append-only"));
+    assert_int_equal(
+        raw_exec(f->reg, on_pg ? "DROP TRIGGER audit_log_append_only_update ON audit_log;"
+                                 "DROP TRIGGER audit_log_append_only_delete ON audit_log"
+                               : "DROP TRIGGER audit_log_append_only_update;"
+                                 "DROP TRIGGER audit_log_append_only_delete"),
+        0);
+    assert_int_equal(raw_exec(f->reg, "UPDATE audit_log SET detail = 'elsewhere' WHERE seq = 2"),
+                     0);
     assert_int_equal(sg_registry_verify_log(f->reg, NULL, &err), SG_EREFUSED);
     assert_non_null(strstr(err.msg, "event 2"));
-    assert_int_equal(
-        sqlite3_exec(raw_db(f->reg), "DELETE FROM audit_log WHERE seq >= 2", NULL, NULL, NULL),
-        SQLITE_OK);
+    assert_int_equal(raw_exec(f->reg, "DELETE FROM audit_log WHERE seq >= 2"), 0);
     assert_int_equal(sg_registry_verify_log(f->reg, NULL, &err), SG_EREFUSED);
     assert_non_null(strstr(err.msg, "head records 4 events but the chain has 1"));
 }
 
 int main(void)
 {
+    const char *backend = getenv("SG_REG_BACKEND");
+    on_pg = backend && !strcmp(backend, "postgresql");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_schema, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),

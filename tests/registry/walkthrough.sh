@@ -120,21 +120,23 @@ expect 0 $R transition fraud-canary 1 Archived
 
 # audit log: verifies, the append-only trigger blocks edits, and an edit behind its back is found
 expect 0 $R verify-log
-err_msg=$(sqlite3 "$STAGEGATE_REGISTRY" "UPDATE audit_log SET actor_key_id = 'x' WHERE seq = 3" 2>&1 || true)
+err_msg=$(q "UPDATE audit_log SET actor_key_id = 'x' WHERE seq = 3" 2>&1 || true)
 echo "$err_msg" | grep -q "append-only" || fail "trigger did not block an audit edit: $err_msg"
-cp "$STAGEGATE_REGISTRY" pristine.db
-sqlite3 "$STAGEGATE_REGISTRY" "DROP TRIGGER audit_log_append_only_update;
+err_msg=$(q "DELETE FROM audit_log WHERE seq = 3" 2>&1 || true)
+echo "$err_msg" | grep -q "append-only" || fail "trigger did not block an audit deletion: $err_msg"
+snapshot
+q "DROP TRIGGER audit_log_append_only_update$([ $BACKEND = postgresql ] && echo ' ON audit_log');
   UPDATE audit_log SET to_stage = 'Production' WHERE action = 'transition' AND version = 5 AND to_stage = 'Staging' AND model_name = 'fraud-detector'"
 expect 1 $R verify-log
 err_has "was modified"
 # deleting an event is caught too
-cp pristine.db "$STAGEGATE_REGISTRY"; rm -f "$STAGEGATE_REGISTRY"-wal "$STAGEGATE_REGISTRY"-shm
-sqlite3 "$STAGEGATE_REGISTRY" "DROP TRIGGER audit_log_append_only_delete; DELETE FROM audit_log WHERE seq = 10"
+restore
+q "DROP TRIGGER audit_log_append_only_delete$([ $BACKEND = postgresql ] && echo ' ON audit_log'); DELETE FROM audit_log WHERE seq = 10"
 expect 1 $R verify-log
 err_has "event 10 is missing"
 # and so is a stage changed directly in the table, bypassing the gates
-cp pristine.db "$STAGEGATE_REGISTRY"; rm -f "$STAGEGATE_REGISTRY"-wal "$STAGEGATE_REGISTRY"-shm
-sqlite3 "$STAGEGATE_REGISTRY" "UPDATE model_versions SET stage = 'Staging' WHERE model_name = 'fraud-detector' AND version = 3"
+restore
+q "UPDATE model_versions SET stage = 'Staging' WHERE model_name = 'fraud-detector' AND version = 3"
 expect 1 $R verify-log
 err_has "fraud-detector v3 is in stage 'Staging' but its last recorded transition was to 'None'"
 echo "walkthrough OK"

@@ -1,0 +1,634 @@
+/*
+ * The PostgreSQL backend of the registry's storage seam (store.h), on libpq.
+ *
+ * Concurrency model: many processes on many machines hold their own connections. Every
+ * write transaction runs at READ COMMITTED and starts by locking the one audit_head row
+ * (SELECT ... FOR UPDATE) before any other statement, so writers queue on that row and each
+ * one's checks and writes see the state the previous writer committed: a gate's
+ * check-then-act cannot interleave with another process's. The lock is registry-wide, not
+ * per model, because every change appends to the one hash chain, which is a total order of
+ * all writes anyway (see docs/registry.md for why this and not SERIALIZABLE with retry).
+ * A client that dies or loses its connection mid-transaction leaves nothing: the server
+ * rolls the transaction back, and a server that dies recovers to the last commit.
+ *
+ * The schema and its migrations are in store_pg_schema.c.
+ *
+ * Statements: the shared logic's `?` and `?N` parameters become `$N`; every value travels
+ * as text and the server infers each parameter's type from the column it meets. A statement
+ * runs on its first step and its rows are buffered (registry queries return few rows).
+ */
+#define _GNU_SOURCE
+#include <ctype.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store_pg.h"
+
+#define PG_MAX_PARAMS 32
+#define PG_LOCK_TIMEOUT_S 15
+#define PG_BOOLOID 16
+/* Serializes concurrent schema migrations (pg_advisory_xact_lock key, 'SGRG'). */
+#define PG_MIGRATION_LOCK 0x53475247
+
+/* A statement text this connection has run: the second run prepares it on the server, so a
+ * long-lived connection parses and plans each registry statement once. One-shot commands
+ * (a CLI process runs each statement once or twice) pay no extra round trip. */
+typedef struct {
+    char *sql;
+    int uses;
+    bool prepared;
+} pg_cached;
+#define PG_CACHE 96
+
+struct reg_store {
+    PGconn *conn;
+    pg_cached cache[PG_CACHE];
+    int n_cache;
+    char display[1024]; /* the --db value without any password */
+    /* The last failure (a statement, a connection), for store_error(). */
+    char sqlstate[6];
+    char msg[512];
+    int64_t changes;
+    bool commit_unknown; /* the connection broke during COMMIT */
+};
+
+typedef struct {
+    reg_stmt base;
+    reg_store *s;
+    char *sql;
+    int n_params;
+    char *values[PG_MAX_PARAMS];
+    PGresult *res;
+    int row; /* the current row, -1 before the first step */
+    bool ran;
+} pg_stmt;
+
+/* Copies a libpq message into one line: errors are printed as one line. */
+static void one_line(char *out, size_t n, const char *msg)
+{
+    size_t j = 0;
+    bool space = false;
+    for (const char *p = msg ? msg : ""; *p && j + 1 < n; p++) {
+        bool ws = isspace((unsigned char)*p);
+        if (ws) {
+            space = j > 0;
+            continue;
+        }
+        if (space && j + 2 < n) out[j++] = ' ';
+        space = false;
+        out[j++] = *p;
+    }
+    out[j] = '\0';
+    /* libpq's messages start with "ERROR:  " and may end with a period. */
+    if (!strncmp(out, "ERROR: ", 7)) memmove(out, out + 7, strlen(out + 7) + 1);
+    if (!strncmp(out, "FATAL: ", 7)) memmove(out, out + 7, strlen(out + 7) + 1);
+}
+
+/* Keeps the failure of res (or of the connection) for pg_error(). */
+static void remember(reg_store *s, const PGresult *res)
+{
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    snprintf(s->sqlstate, sizeof s->sqlstate, "%s", state ? state : "");
+    const char *m = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    if (m) {
+        one_line(s->msg, sizeof s->msg, m);
+        return;
+    }
+    /* libpq's own text: the first line says it; the rest is advice ("This probably means"). */
+    char first[sizeof s->msg];
+    snprintf(first, sizeof first, "%s", PQerrorMessage(s->conn));
+    char *nl = strchr(first, '\n');
+    if (nl && nl[1]) *nl = '\0';
+    one_line(s->msg, sizeof s->msg, first);
+}
+
+static bool connection_lost(reg_store *s)
+{
+    /* Class 08: connection exception; 57P01..57P03: the server shut down or is starting. */
+    return PQstatus(s->conn) != CONNECTION_OK || !strncmp(s->sqlstate, "08", 2) ||
+           !strncmp(s->sqlstate, "57P0", 4);
+}
+
+static sg_status pg_error(reg_store *s, sg_err *err, const char *what)
+{
+    if (s->commit_unknown)
+        return sg_errf(err, SG_EIO,
+                       "registry %s: connection lost during commit, so the change may or may not "
+                       "be recorded (check with 'history'): %s",
+                       s->display, s->msg);
+    if (connection_lost(s))
+        return sg_errf(err, SG_EIO, "registry %s: connection lost (%s): %s", s->display, what,
+                       s->msg);
+    if (!strcmp(s->sqlstate, "55P03"))
+        return sg_errf(err, SG_EIO, "registry %s stayed locked by another session for %d s (%s)",
+                       s->display, PG_LOCK_TIMEOUT_S, what);
+    if (!strcmp(s->sqlstate, "40001") || !strcmp(s->sqlstate, "40P01"))
+        return sg_errf(err, SG_EIO, "registry %s: %s failed: %s", s->display, what, s->msg);
+    if (!strncmp(s->sqlstate, "XX00", 4))
+        return sg_errf(err, SG_EINPUT, "registry %s is corrupt (%s: %s)", s->display, what, s->msg);
+    if (!strcmp(s->sqlstate, "42P01") || !strcmp(s->sqlstate, "42703"))
+        return sg_errf(err, SG_EINPUT, "registry %s is not a stagegate registry (%s: %s)",
+                       s->display, what, s->msg);
+    if (!strncmp(s->sqlstate, "42501", 5))
+        return sg_errf(err, SG_EINPUT, "registry %s: %s refused: %s", s->display, what, s->msg);
+    return sg_errf(err, SG_EINTERNAL, "registry %s: %s failed: %s", s->display, what, s->msg);
+}
+
+/* Runs SQL without parameters (several statements allowed); SG_OK or the mapped error. */
+static sg_status run(reg_store *s, const char *sql, PGresult **out, sg_err *err, const char *what)
+{
+    if (out) *out = NULL;
+    PGresult *res = PQexec(s->conn, sql);
+    ExecStatusType st = PQresultStatus(res);
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+        if (out)
+            *out = res;
+        else
+            PQclear(res);
+        return SG_OK;
+    }
+    remember(s, res);
+    PQclear(res);
+    return pg_error(s, err, what);
+}
+
+static sg_status pg_exec(reg_store *s, const char *sql, sg_err *err)
+{
+    return run(s, sql, NULL, err, "query");
+}
+
+/* `?` becomes $k (k counting), `?N` becomes $N; quoted text is left alone. */
+static char *translate(const char *sql, int *n_params)
+{
+    size_t len = strlen(sql);
+    char *out = malloc(len * 3 + 1); /* "?" -> "$NN" at most triples */
+    if (!out) return NULL;
+    size_t j = 0;
+    int next = 0, max = 0;
+    char quote = 0;
+    for (const char *p = sql; *p; p++) {
+        char c = *p;
+        if (quote) {
+            if (c == quote) quote = 0;
+            out[j++] = c;
+        } else if (c == '\'' || c == '"') {
+            quote = c;
+            out[j++] = c;
+        } else if (c == '?') {
+            int k;
+            if (isdigit((unsigned char)p[1])) {
+                char *end;
+                k = (int)strtol(p + 1, &end, 10);
+                p = end - 1;
+            } else {
+                k = ++next;
+            }
+            if (k > max) max = k;
+            j += (size_t)sprintf(out + j, "$%d", k);
+        } else {
+            out[j++] = c;
+        }
+    }
+    out[j] = '\0';
+    *n_params = max;
+    return out;
+}
+
+static sg_status pg_prepare(reg_store *s, const char *sql, reg_stmt **out, sg_err *err)
+{
+    *out = NULL;
+    pg_stmt *st = calloc(1, sizeof *st);
+    if (st) st->sql = translate(sql, &st->n_params);
+    if (!st || !st->sql) {
+        free(st);
+        return sg_errf(err, SG_ENOMEM, "registry %s: out of memory", s->display);
+    }
+    SG_ASSERT(st->n_params <= PG_MAX_PARAMS);
+    st->base.ops = &reg_store_pg;
+    st->s = s;
+    st->row = -1;
+    *out = &st->base;
+    return SG_OK;
+}
+
+static void set_param(pg_stmt *st, int i, char *v)
+{
+    SG_ASSERT(i >= 1 && i <= st->n_params && !st->ran);
+    free(st->values[i - 1]);
+    st->values[i - 1] = v;
+}
+
+static void pg_bind_text(reg_stmt *base, int i, const char *v)
+{
+    set_param((pg_stmt *)base, i, strdup(v));
+}
+
+static void pg_bind_int64(reg_stmt *base, int i, int64_t v)
+{
+    char buf[24];
+    snprintf(buf, sizeof buf, "%lld", (long long)v);
+    set_param((pg_stmt *)base, i, strdup(buf));
+}
+
+static pg_cached *cached(reg_store *s, const char *sql)
+{
+    for (int i = 0; i < s->n_cache; i++)
+        if (!strcmp(s->cache[i].sql, sql)) return &s->cache[i];
+    if (s->n_cache == PG_CACHE) return NULL;
+    pg_cached *c = &s->cache[s->n_cache];
+    if (!(c->sql = strdup(sql))) return NULL;
+    s->n_cache++;
+    return c;
+}
+
+static PGresult *run_params(reg_store *s, pg_stmt *st)
+{
+    const char *const *vals = (const char *const *)st->values;
+    pg_cached *c = cached(s, st->sql);
+    if (!c || (!c->prepared && c->uses++ == 0))
+        return PQexecParams(s->conn, st->sql, st->n_params, NULL, vals, NULL, NULL, 0);
+    char name[16];
+    snprintf(name, sizeof name, "sg%d", (int)(c - s->cache));
+    if (!c->prepared) {
+        PGresult *res = PQprepare(s->conn, name, st->sql, st->n_params, NULL);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) return res;
+        PQclear(res);
+        c->prepared = true;
+    }
+    return PQexecPrepared(s->conn, name, st->n_params, vals, NULL, NULL, 0);
+}
+
+static reg_step_result pg_step(reg_stmt *base)
+{
+    pg_stmt *st = (pg_stmt *)base;
+    reg_store *s = st->s;
+    if (!st->ran) {
+        st->ran = true;
+        st->res = run_params(s, st);
+        ExecStatusType rs = PQresultStatus(st->res);
+        if (rs == PGRES_COMMAND_OK) {
+            const char *n = PQcmdTuples(st->res);
+            s->changes = *n ? strtoll(n, NULL, 10) : 0;
+            return REG_DONE;
+        }
+        if (rs != PGRES_TUPLES_OK) {
+            remember(s, st->res);
+            /* Class 23: integrity constraint violation (including the schema's triggers). */
+            return !strncmp(s->sqlstate, "23", 2) ? REG_CONSTRAINT : REG_ERROR;
+        }
+    }
+    if (PQresultStatus(st->res) != PGRES_TUPLES_OK) return REG_ERROR;
+    if (st->row + 1 < PQntuples(st->res)) {
+        st->row++;
+        return REG_ROW;
+    }
+    st->row = PQntuples(st->res);
+    return REG_DONE;
+}
+
+static bool in_row(const pg_stmt *st, int i)
+{
+    return st->res && st->row >= 0 && st->row < PQntuples(st->res) && i < PQnfields(st->res);
+}
+
+static int64_t pg_col_int64(reg_stmt *base, int i)
+{
+    pg_stmt *st = (pg_stmt *)base;
+    if (!in_row(st, i) || PQgetisnull(st->res, st->row, i)) return 0;
+    const char *v = PQgetvalue(st->res, st->row, i);
+    if (PQftype(st->res, i) == PG_BOOLOID) return v[0] == 't'; /* SQLite's comparisons are 0/1 */
+    return strtoll(v, NULL, 10);
+}
+
+static const char *pg_col_text(reg_stmt *base, int i)
+{
+    pg_stmt *st = (pg_stmt *)base;
+    if (!in_row(st, i) || PQgetisnull(st->res, st->row, i)) return "";
+    if (PQftype(st->res, i) == PG_BOOLOID)
+        return PQgetvalue(st->res, st->row, i)[0] == 't' ? "1" : "0";
+    return PQgetvalue(st->res, st->row, i);
+}
+
+static bool pg_col_is_null(reg_stmt *base, int i)
+{
+    pg_stmt *st = (pg_stmt *)base;
+    return !in_row(st, i) || PQgetisnull(st->res, st->row, i);
+}
+
+static void pg_finalize(reg_stmt *base)
+{
+    pg_stmt *st = (pg_stmt *)base;
+    for (int i = 0; i < st->n_params; i++)
+        free(st->values[i]);
+    PQclear(st->res);
+    free(st->sql);
+    free(st);
+}
+
+static int64_t pg_changes(reg_store *s)
+{
+    return s->changes;
+}
+
+static int64_t pg_last_insert_id(reg_store *s)
+{
+    PGresult *res = PQexec(s->conn, "SELECT lastval()");
+    int64_t id = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1
+                     ? strtoll(PQgetvalue(res, 0, 0), NULL, 10)
+                     : 0;
+    PQclear(res);
+    return id;
+}
+
+static void pg_rollback(reg_store *s);
+
+static int pg_begin_write(reg_store *s, sg_err *err)
+{
+    s->commit_unknown = false;
+    /* The writers' queue: whoever holds the chain head's row writes; the rest wait. One
+     * round trip for both statements. */
+    int rc = run(s,
+                 "BEGIN ISOLATION LEVEL READ COMMITTED;"
+                 " SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE",
+                 NULL, err, "taking the write lock");
+    if (rc != SG_OK) pg_rollback(s);
+    return rc;
+}
+
+static int pg_commit(reg_store *s, sg_err *err)
+{
+    PGresult *res = PQexec(s->conn, "COMMIT");
+    ExecStatusType st = PQresultStatus(res);
+    int rc = SG_OK;
+    if (st != PGRES_COMMAND_OK) {
+        remember(s, res);
+        /* COMMIT sent and no answer from the server: it may have committed before the break.
+         * An error the server sent (a terminated session, 57P01) means it rolled back. */
+        s->commit_unknown = PQstatus(s->conn) != CONNECTION_OK && !s->sqlstate[0];
+        rc = pg_error(s, err, "commit");
+    } else if (strcmp(PQcmdStatus(res), "COMMIT") != 0) {
+        /* An aborted transaction answers COMMIT with ROLLBACK. */
+        snprintf(s->msg, sizeof s->msg, "the transaction was rolled back");
+        s->sqlstate[0] = '\0';
+        rc = pg_error(s, err, "commit");
+    }
+    PQclear(res);
+    return rc;
+}
+
+static void pg_rollback(reg_store *s)
+{
+    if (PQstatus(s->conn) == CONNECTION_OK) PQclear(PQexec(s->conn, "ROLLBACK"));
+}
+
+static sg_status pg_begin_read(reg_store *s, sg_err *err)
+{
+    return run(s, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", NULL, err, "begin");
+}
+
+static void pg_end_read(reg_store *s)
+{
+    pg_rollback(s);
+}
+
+/* PostgreSQL has no whole-database quick check without extensions; reading every row of
+ * every registry table makes a damaged heap page (with data checksums on) fail here. */
+static int pg_check_integrity(reg_store *s, sg_err *err)
+{
+    static const char *const tables[] = {
+        "registered_models", "model_stages", "model_transitions", "model_keys",  "model_tags",
+        "model_versions",    "version_tags", "aliases",           "validations", "approvals",
+        "request_nonces",    "audit_log",    "audit_head",        "runs"};
+    for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++) {
+        char sql[128];
+        snprintf(sql, sizeof sql, "SELECT count(*) FROM (SELECT * FROM %s) AS t", tables[i]);
+        int rc = run(s, sql, NULL, err, "integrity check");
+        if (rc != SG_OK) return rc;
+    }
+    return SG_OK;
+}
+
+/* Identity columns do not advance when rows arrive with their ids (a copy); move them on. */
+static int pg_sync_ids(reg_store *s, sg_err *err)
+{
+    static const char *const tables[] = {"validations", "approvals", "runs"};
+    for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++) {
+        char sql[256];
+        snprintf(sql, sizeof sql,
+                 "SELECT setval(pg_get_serial_sequence('%s', 'id'),"
+                 " coalesce((SELECT max(id) FROM %s), 0) + 1, false)",
+                 tables[i], tables[i]);
+        int rc = run(s, sql, NULL, err, "advancing row ids");
+        if (rc != SG_OK) return rc;
+    }
+    return SG_OK;
+}
+
+static int64_t schema_version(reg_store *s, bool *present, sg_err *err, int *rc)
+{
+    PGresult *res;
+    *present = false;
+    *rc = run(s, "SELECT to_regclass('stagegate_registry') IS NOT NULL", &res, err,
+              "reading the schema version");
+    if (*rc != SG_OK) return 0;
+    bool exists = PQgetvalue(res, 0, 0)[0] == 't';
+    PQclear(res);
+    if (!exists) return 0;
+    *rc = run(s, "SELECT application, schema_version FROM stagegate_registry WHERE id = 1", &res,
+              err, "reading the schema version");
+    if (*rc != SG_OK) return 0;
+    int64_t v = 0;
+    if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), PG_APPLICATION) != 0)
+        *rc = sg_errf(err, SG_EINPUT, "registry %s is not a stagegate registry", s->display);
+    else
+        v = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+    PQclear(res);
+    *present = true;
+    return v;
+}
+
+static sg_status migrate(reg_store *s, bool create, sg_err *err)
+{
+    bool present;
+    int rc;
+    int64_t ver = schema_version(s, &present, err, &rc);
+    if (rc != SG_OK) return rc;
+    if (ver > SG_REGISTRY_SCHEMA_VERSION)
+        return sg_errf(
+            err, SG_EINPUT,
+            "registry %s has schema version %lld, newer than this stagegate supports (%d)",
+            s->display, (long long)ver, SG_REGISTRY_SCHEMA_VERSION);
+    if (ver == SG_REGISTRY_SCHEMA_VERSION) return SG_OK;
+    if (!present && !create)
+        return sg_errf(err, SG_EINPUT,
+                       "registry %s holds no stagegate registry (run 'stagegate registry init' "
+                       "or create a model first)",
+                       s->display);
+    rc = run(s, "BEGIN", NULL, err, "schema migration");
+    if (rc != SG_OK) return rc;
+    char sql[160];
+    snprintf(sql, sizeof sql, "SELECT pg_advisory_xact_lock(%d)", PG_MIGRATION_LOCK);
+    rc = run(s, sql, NULL, err, "schema migration");
+    /* Re-read under the lock: another process may have migrated meanwhile. */
+    if (rc == SG_OK) ver = schema_version(s, &present, err, &rc);
+    for (int64_t v = ver; rc == SG_OK && v < SG_REGISTRY_SCHEMA_VERSION; v++) {
+        rc = run(s, reg_pg_migrations[v], NULL, err, "schema migration");
+        snprintf(sql, sizeof sql, "UPDATE stagegate_registry SET schema_version = %lld",
+                 (long long)(v + 1));
+        if (rc == SG_OK) rc = run(s, sql, NULL, err, "schema migration");
+    }
+    if (rc != SG_OK) {
+        pg_rollback(s);
+        return rc;
+    }
+    reg_test_pause("commit");
+    rc = pg_commit(s, err);
+    if (rc != SG_OK) pg_rollback(s);
+    return rc;
+}
+
+/* postgresql:// and postgres:// URIs, and key=value connection strings ("host=... dbname=..."). */
+static bool pg_accepts(const char *uri)
+{
+    if (!strncmp(uri, "postgresql://", 13) || !strncmp(uri, "postgres://", 11)) return true;
+    const char *p = uri;
+    while (*p == ' ')
+        p++;
+    const char *k = p;
+    while (isalnum((unsigned char)*p) || *p == '_')
+        p++;
+    if (p == k) return false;
+    while (*p == ' ')
+        p++;
+    if (*p != '=') return false;
+    PQconninfoOption *opts = PQconninfoParse(uri, NULL);
+    PQconninfoFree(opts);
+    return opts != NULL;
+}
+
+/* Copies a connection string or URI, with any password replaced by "***". */
+static void sanitize(const char *uri, char *out, size_t n)
+{
+    snprintf(out, n, "%s", uri);
+    char *scheme = strstr(out, "://");
+    if (scheme) {
+        char *auth = scheme + 3;
+        char *end = auth + strcspn(auth, "/?");
+        char *at = memchr(auth, '@', (size_t)(end - auth));
+        char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+        if (colon) {
+            char tail[1024];
+            snprintf(tail, sizeof tail, "%s", at);
+            snprintf(colon, n - (size_t)(colon - out), ":***%s", tail);
+        }
+    }
+    /* password=VALUE in a query string or a key=value string (quoted values too). */
+    for (char *p = out; (p = strstr(p, "password")) != NULL;) {
+        char *q = p + 8;
+        while (*q == ' ')
+            q++;
+        if (*q != '=') {
+            p = q;
+            continue;
+        }
+        q++;
+        while (*q == ' ')
+            q++;
+        char *v = q;
+        if (*v == '\'') {
+            for (q = v + 1; *q && *q != '\''; q++)
+                if (*q == '\\' && q[1]) q++;
+            if (*q) q++;
+        } else {
+            q += strcspn(q, scheme ? "&" : " ");
+        }
+        char tail[1024];
+        snprintf(tail, sizeof tail, "%s", q);
+        snprintf(v, n - (size_t)(v - out), "***%s", tail);
+        p = v + 3;
+    }
+}
+
+static void pg_display(const char *uri, char *out, size_t n)
+{
+    sanitize(uri, out, n);
+}
+
+static void quiet_notices(void *arg, const char *msg)
+{
+    (void)arg;
+    (void)msg; /* NOTICE lines would break the one-line error contract */
+}
+
+static void pg_close(reg_store *s)
+{
+    if (!s) return;
+    for (int i = 0; i < s->n_cache; i++)
+        free(s->cache[i].sql);
+    PQfinish(s->conn);
+    free(s);
+}
+
+static sg_status pg_open(const char *uri, bool create, reg_store **out, sg_err *err)
+{
+    *out = NULL;
+    reg_store *s = calloc(1, sizeof *s);
+    if (!s) return sg_errf(err, SG_ENOMEM, "out of memory opening a registry");
+    sanitize(uri, s->display, sizeof s->display);
+    /* Defaults first: what the connection string sets overrides them. */
+    const char *const keys[] = {"connect_timeout", "fallback_application_name", "dbname", NULL};
+    const char *const vals[] = {"10", "stagegate", uri, NULL};
+    s->conn = PQconnectdbParams(keys, vals, 1);
+    int rc = SG_OK;
+    if (!s->conn) {
+        rc = sg_errf(err, SG_ENOMEM, "out of memory connecting to registry %s", s->display);
+        goto fail;
+    }
+    if (PQstatus(s->conn) != CONNECTION_OK) {
+        remember(s, NULL);
+        rc = sg_errf(err, SG_EIO, "registry %s: cannot connect: %s", s->display, s->msg);
+        goto fail;
+    }
+    PQsetNoticeProcessor(s->conn, quiet_notices, NULL);
+    char sql[160];
+    snprintf(sql, sizeof sql,
+             "SET lock_timeout = '%ds'; SET client_min_messages = warning;"
+             " SET default_transaction_isolation = 'read committed'",
+             PG_LOCK_TIMEOUT_S);
+    if ((rc = run(s, sql, NULL, err, "session setup")) != SG_OK) goto fail;
+    if ((rc = migrate(s, create, err)) != SG_OK) goto fail;
+    *out = s;
+    return SG_OK;
+fail:
+    pg_close(s);
+    return rc;
+}
+
+const reg_store_ops reg_store_pg = {
+    .name = "postgresql",
+    .accepts = pg_accepts,
+    .display = pg_display,
+    .open = pg_open,
+    .close = pg_close,
+    .error = pg_error,
+    .exec = pg_exec,
+    .prepare = pg_prepare,
+    .bind_text = pg_bind_text,
+    .bind_int64 = pg_bind_int64,
+    .step = pg_step,
+    .col_int64 = pg_col_int64,
+    .col_text = pg_col_text,
+    .col_is_null = pg_col_is_null,
+    .finalize = pg_finalize,
+    .changes = pg_changes,
+    .last_insert_id = pg_last_insert_id,
+    .begin_write = pg_begin_write,
+    .commit = pg_commit,
+    .rollback = pg_rollback,
+    .begin_read = pg_begin_read,
+    .end_read = pg_end_read,
+    .check_integrity = pg_check_integrity,
+    .sync_ids = pg_sync_ids,
+};

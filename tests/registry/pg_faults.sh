@@ -1,0 +1,164 @@
+#!/bin/bash
+# PostgreSQL's own faults, on a private cluster this test starts, kills and restarts:
+#  - an unreachable server, a database without a registry, a newer schema: exit 2, one line,
+#    and no password in it;
+#  - the session or the whole server going away inside a transition's transaction (a
+#    terminated backend, a fast restart, kill -9 of every server process): the command exits
+#    2 with one line, nothing of the transition is applied, verify-log passes after the
+#    restart, and the same promotion then succeeds;
+#  - kill -9 of the server under concurrent writers: every writer exits 0 or 2 (one line),
+#    and the chain verifies after recovery.
+set -euo pipefail
+: "${SG_PG_CLUSTER:?}"
+own=$(mktemp -d)
+export SG_PG_STATE=$own/cluster.env SG_PG_OWNER_PID=$$
+bash "$SG_PG_CLUSTER" start "$SG_PG_STATE" >/dev/null
+SG_EXIT_EXTRA='bash "$SG_PG_CLUSTER" stop "$SG_PG_STATE"; rm -rf "$own"'
+. "$(dirname "$0")/lib.sh"
+R="$SG registry"
+one_line() { [ "$(wc -l < "$WORK/err")" = 1 ] || { cat "$WORK/err" >&2; fail "not one line"; }; }
+no_password() { if grep -q hunter2 "$WORK/err" "$WORK/out"; then fail "a password was printed"; fi; }
+cluster() { bash "$SG_PG_CLUSTER" "$1" "$SG_PG_STATE"; }
+
+# --- schema: none yet, init, a newer one, a foreign one
+expect 2 $R list
+err_has "holds no stagegate registry (run 'stagegate registry init'"; one_line
+expect 0 $R init
+grep -q "schema version 3" out || fail "init: $(cat out)"
+expect 0 $R init
+[ "$(q "SELECT schema_version FROM stagegate_registry")" = 3 ] || fail "schema version not recorded"
+q "UPDATE stagegate_registry SET schema_version = 99"
+expect 2 $R list
+err_has "has schema version 99, newer than this stagegate supports (3)"; one_line
+q "UPDATE stagegate_registry SET schema_version = 3"
+pg_new_db _foreign
+psql_on "$NEW_DB" -c "CREATE TABLE stagegate_registry (id INTEGER, application TEXT, schema_version INTEGER)" \
+    -c "INSERT INTO stagegate_registry VALUES (1, 'someone-else', 1)"
+expect 2 $R list --db "$NEW_URI"
+err_has "is not a stagegate registry"; one_line
+# the audit log refuses TRUNCATE too
+err_msg=$(q "TRUNCATE audit_log" 2>&1 || true)
+echo "$err_msg" | grep -q "append-only" || fail "TRUNCATE of the audit log was not refused: $err_msg"
+
+# --- the owner and application roles exactly as docs/registry.md sets them up
+psql_on postgres -c "CREATE ROLE stagegate_owner LOGIN" -c "CREATE ROLE stagegate_app LOGIN" \
+    -c "CREATE DATABASE ${PGDB}_roles OWNER stagegate_owner" >/dev/null
+PG_DBS+=("${PGDB}_roles")
+OWNER="postgresql://stagegate_owner@/${PGDB}_roles?host=$PG_HOST"
+APP="postgresql://stagegate_app@/${PGDB}_roles?host=$PG_HOST"
+expect 0 $R init --db "$OWNER"
+sed -n '/^-- then, as stagegate_owner/,/^```/p' "$STAGEGATE_SOURCE_DIR/docs/registry.md" | grep -v '^```' > grants.sql
+[ "$(grep -c GRANT grants.sql)" -ge 5 ] || fail "no grants found in docs/registry.md"
+"$PG_BIN/psql" -h "$PG_HOST" -U stagegate_owner -d "${PGDB}_roles" -qAtX -v ON_ERROR_STOP=1 -f grants.sql >/dev/null
+keys rsigner ralice
+echo "role artifact" > role.bin
+expect 0 $R --db "$APP" create-model rm --signer rsigner.pub.pem --promoter Production=ralice.pub.pem
+expect 0 $R --db "$APP" create-version rm role.bin
+report rsigner role.bin PASSED now role.json
+expect 0 $R --db "$APP" transition rm 1 Staging --report role.json
+expect 0 $R --db "$APP" transition rm 1 Production --as ralice.key.pem
+expect 0 $R --db "$APP" set-tag rm 1 k v
+expect 0 $R --db "$APP" delete-tag rm 1 k
+expect 0 $R --db "$APP" set-alias rm champ 1
+expect 0 $R --db "$APP" verify-log
+app_sql() { "$PG_BIN/psql" -h "$PG_HOST" -U stagegate_app -d "${PGDB}_roles" -qAtX -v ON_ERROR_STOP=1 -c "$1" 2>&1 || true; }
+app_sql "UPDATE audit_log SET detail = 'x'" | grep -q "permission denied" || fail "the application role may UPDATE audit_log"
+app_sql "DELETE FROM audit_log" | grep -q "permission denied" || fail "the application role may DELETE from audit_log"
+app_sql "DROP TRIGGER audit_log_append_only_update ON audit_log" | grep -q "must be owner" || fail "the application role may drop the trigger"
+expect 2 $R --db "$APP" list --db "$APP"
+
+# --- passwords: never printed, in a URI or a connection string
+PWURI="postgresql://$PG_USER:hunter2@/no_such_db?host=$PG_HOST"
+expect 2 $R list --db "$PWURI"
+err_has "postgresql://$PG_USER:***@/no_such_db"; one_line; no_password
+expect 2 $R list --db "host=$PG_HOST user=$PG_USER dbname=no_such_db password=hunter2"
+err_has "password=***"; one_line; no_password
+expect 2 $R list --db "host=$PG_HOST user=$PG_USER dbname=no_such_db password = 'hun ter2'"
+if grep -q "ter2" "$WORK/err"; then fail "a quoted password was printed"; fi
+expect 0 $R list --db "postgresql://$PG_USER:hunter2@/$PGDB?host=$PG_HOST"
+expect 0 $R list --db "host=$PG_HOST user=$PG_USER dbname=$PGDB"
+
+# --- a registry with v1 in Production and v2 in Staging
+keys signer alice
+expect 0 $R create-model m --signer signer.pub.pem --promoter Production=alice.pub.pem
+real_models 2
+for i in 1 2; do
+    $R create-version m m$i.h5 >/dev/null
+    gate_report signer models:/m/$i r$i.json
+    expect 0 $R transition m $i Staging --report r$i.json
+done
+expect 0 $R transition m 1 Production --as alice.key.pem
+# the schema holds Production to one version against direct SQL too (the index, the trigger)
+err_msg=$(q "UPDATE model_versions SET stage = 'Production', stage_exclusive = 1 WHERE model_name = 'm' AND version = 2" 2>&1 || true)
+echo "$err_msg" | grep -q "model_versions_one_per_exclusive_stage" || fail "a second Production row was not refused: $err_msg"
+err_msg=$(q "UPDATE model_versions SET stage = 'Production' WHERE model_name = 'm' AND version = 2" 2>&1 || true)
+echo "$err_msg" | grep -q "stage_exclusive must match" || fail "a non-exclusive Production row was not refused: $err_msg"
+head_before=$(q "SELECT seq FROM audit_head")
+
+# paused_promotion: v2 -> Production stops just before COMMIT; its pid in $pid once paused
+paused_promotion() {
+    STAGEGATE_REGISTRY_TEST_PAUSE=transition STAGEGATE_REGISTRY_TEST_PAUSE_S=3 \
+        $R transition m 2 Production --as alice.key.pem >pp.out 2>pp.err &
+    pid=$!
+    for _ in $(seq 1 600); do grep -q "test pause" pp.err 2>/dev/null && break; sleep 0.1; done
+    grep -q "test pause" pp.err || fail "the promotion never reached its pause"
+}
+# after_fault: the paused command failed with one line, and nothing of it is there
+after_fault() {
+    local pid=$1 rc=0
+    wait "$pid" || rc=$?
+    [ $rc = 2 ] || { cat pp.err >&2; fail "the interrupted promotion exited $rc, wanted 2"; }
+    grep -v "test pause" pp.err > pp.err1
+    [ "$(wc -l < pp.err1)" = 1 ] || { cat pp.err >&2; fail "the interrupted promotion's error is not one line"; }
+    grep -q "connection lost" pp.err1 || { cat pp.err1 >&2; fail "the error does not say the connection was lost"; }
+    [ "$(stage_of m 1)" = Production ] || fail "v1 lost Production"
+    [ "$(stage_of m 2)" = Staging ] || fail "v2 half-promoted"
+    [ "$(q "SELECT seq FROM audit_head")" = "$head_before" ] || fail "events of the interrupted transaction survived"
+    expect 0 $R verify-log
+}
+
+# the session is terminated by the server (an administrator, a failover)
+paused_promotion
+q "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()" >/dev/null
+after_fault "$pid"
+# the server restarts (fast shutdown, then start) during the transaction
+paused_promotion
+. "$SG_PG_STATE"
+if [ -n "$PG_RUN" ]; then runuser -u "$PG_RUN" -- "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -w stop -m fast >/dev/null
+else "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -w stop -m fast >/dev/null; fi
+# while it is down: unreachable is exit 2, one line
+expect 2 $R list
+err_has "cannot connect"; one_line
+expect 2 $R set-tag m 1 k v
+err_has "cannot connect"; one_line
+cluster restart
+after_fault "$pid"
+# kill -9 of every server process mid-transaction, then crash recovery
+paused_promotion
+cluster kill
+cluster restart
+after_fault "$pid"
+# the registry works on: the same promotion now succeeds
+expect 0 $R transition m 2 Production --as alice.key.pem
+[ "$(stage_of m 1)" = Archived ] || fail "v1 not archived"
+expect 0 $R verify-log
+
+# --- kill -9 of the server under 8 concurrent writers
+for w in $(seq 1 8); do
+    ( for j in $(seq 1 400); do
+          rc=0; $R set-tag m 2 "k$w" "$j" >/dev/null 2>w$w.err || rc=$?
+          [ $rc = 0 ] && continue
+          [ $rc = 2 ] && [ "$(wc -l < w$w.err)" = 1 ] || { echo "writer $w: exit $rc: $(cat w$w.err)" > w$w.bad; }
+          break
+      done ) &
+done
+sleep 1.5
+cluster kill
+wait
+cat w*.bad 2>/dev/null && fail "a writer failed badly"
+cluster restart
+expect 0 $R verify-log
+events=$(q "SELECT count(*) FROM audit_log")
+[ "$events" -gt "$head_before" ] || fail "no write landed before the kill"
+[ "$(q "SELECT seq FROM audit_head")" = "$events" ] || fail "head and log disagree after recovery"
+echo "pg faults OK: $events events after three interrupted transactions and a crash under load"
