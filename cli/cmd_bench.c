@@ -2,7 +2,9 @@
 #include <string.h>
 
 #include "cli.h"
+#include "stagegate/dataset.h"
 #include "stagegate/harness.h"
+#include "stagegate/model_ops.h"
 #include "stagegate/registry.h"
 
 /* Rows kept in memory for the per-query scenarios; queries cycle through them. */
@@ -101,23 +103,36 @@ int sg_cmd_bench(int argc, char **argv)
                                   .latency_bound = have_bound};
     if (sg_scenario_check(&sg_scenarios[c.scenario], &given, false, &err) != SG_OK)
         return sg_cli_usage_error("bench", "%s", err.msg);
-    char resolved[4096];
+    /* A models:/ URI gives the registered digest: the model file is read once and those
+       bytes are checked against it before any is parsed, as eval and gate do. */
+    char resolved[4096], registered[65] = "";
     if (sg_is_model_uri(model)) {
-        int st = sg_registry_resolve_uri(model, db, resolved, sizeof resolved, &err);
+        int st = sg_registry_resolve_uri_digest(model, db, resolved, sizeof resolved, registered,
+                                                &err);
         if (st) return sg_cli_fail(st, &err);
         model = resolved;
     }
     bool offline = sg_scenarios[c.scenario].flags & SG_SCENARIO_BATCHES;
+    sg_model *m = NULL;
+    sg_dataset *ds = NULL;
     sg_model_workload *mw = NULL;
-    int rc = sg_model_workload_create(model, data, offline ? 0 : QUERY_ROWS_MAX,
-                                      offline ? c.batch : 1, c.breakdown, &mw, &err);
-    if (rc != SG_OK) return sg_cli_fail(rc, &err);
+    int rc = sg_model_open_verified(model, registered[0] ? registered : NULL, &m, &err);
+    if (rc == SG_OK) rc = sg_dataset_open(data, &ds, &err);
+    if (rc == SG_OK)
+        rc = sg_model_workload_create_from(m, ds, offline ? 0 : QUERY_ROWS_MAX,
+                                           offline ? c.batch : 1, c.breakdown, &mw, &err);
+    sg_dataset_close(ds); /* the workload copied its rows */
+    if (rc != SG_OK) {
+        sg_model_free(m);
+        return sg_cli_fail(rc, &err);
+    }
     c.workload = sg_model_workload_get(mw);
     c.progress = sg_progress_enabled();
     sg_bench_result r;
     rc = sg_bench_run(&c, &r, &err);
     if (rc != SG_OK) {
         sg_model_workload_free(mw);
+        sg_model_free(m);
         return sg_cli_fail(rc, &err);
     }
     if (samples) rc = sg_bench_write_samples(&r, samples, &err);
@@ -133,5 +148,6 @@ int sg_cmd_bench(int argc, char **argv)
     }
     sg_bench_result_clear(&r);
     sg_model_workload_free(mw); /* after the report: the stage names belong to the workload */
+    sg_model_free(m);           /* after the workload, which borrows it */
     return rc == SG_OK ? 0 : sg_cli_fail(rc, &err);
 }
