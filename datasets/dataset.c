@@ -29,6 +29,7 @@ struct sg_dataset {
     bool hashed;
     char sha256[65];
     hid_t file, X, y, w;
+    sg_h5_reader *rX, *ry, *rw; /* one per member: chunks decoded here, not by libhdf5 */
     int64_t n;
     int d;
     sg_label_kind kind;
@@ -115,7 +116,7 @@ static hid_t cache_dapl(hid_t ds, int64_t *chunk_rows)
 
 /* Opens name (required or optional) with a tuned chunk cache; checks rank and element class. */
 static sg_status open_member(sg_dataset *ds, const char *name, bool required, int rank, hid_t *out,
-                       int64_t *chunk_rows, hsize_t dims[2], sg_err *err)
+                       sg_h5_reader **reader, int64_t *chunk_rows, hsize_t dims[2], sg_err *err)
 {
     *out = H5I_INVALID_HID;
     if (!sg_h5_exists(ds->file, name)) {
@@ -138,7 +139,7 @@ static sg_status open_member(sg_dataset *ds, const char *name, bool required, in
     if (r != rank)
         return sg_errf(err, SG_EINPUT, "%s: %s has rank %d, expected %d%s", ds->path, name, r, rank,
                        rank == 2 ? " ([rows, features])" : " ([rows])");
-    return SG_OK;
+    return sg_h5_reader_new(*out, ds->path, name, reader, err);
 }
 
 /* Element class of a dataset: 'f' float32/64, 'i' integer, or 0 (with its name in tn). */
@@ -178,7 +179,7 @@ static sg_status open_members(sg_dataset *ds, sg_err *err)
     hsize_t xd[2] = {0, 0}, yd[2] = {0, 0}, wd[2] = {0, 0};
     char tn[64];
     int rc = check_format(ds, err);
-    if (!rc) rc = open_member(ds, "/X", true, 2, &ds->X, &ds->chunk_rows, xd, err);
+    if (!rc) rc = open_member(ds, "/X", true, 2, &ds->X, &ds->rX, &ds->chunk_rows, xd, err);
     if (rc) return rc;
     if (elem_kind(ds->X, tn, sizeof tn) != 'f')
         return sg_errf(err, SG_EINPUT, "%s: /X has dtype %s, expected float32 or float64", ds->path,
@@ -190,7 +191,7 @@ static sg_status open_members(sg_dataset *ds, sg_err *err)
     ds->n = (int64_t)xd[0];
     ds->d = (int)xd[1];
 
-    if ((rc = open_member(ds, "/y", true, 1, &ds->y, NULL, yd, err))) return rc;
+    if ((rc = open_member(ds, "/y", true, 1, &ds->y, &ds->ry, NULL, yd, err))) return rc;
     char k = elem_kind(ds->y, tn, sizeof tn);
     if (!k)
         return sg_errf(err, SG_EINPUT,
@@ -201,7 +202,7 @@ static sg_status open_members(sg_dataset *ds, sg_err *err)
         return sg_errf(err, SG_EINPUT, "%s: /y has %llu rows but /X has %llu", ds->path,
                        (unsigned long long)yd[0], (unsigned long long)xd[0]);
 
-    if ((rc = open_member(ds, "/sample_weight", false, 1, &ds->w, NULL, wd, err))) return rc;
+    if ((rc = open_member(ds, "/sample_weight", false, 1, &ds->w, &ds->rw, NULL, wd, err))) return rc;
     if (ds->w >= 0) {
         if (!elem_kind(ds->w, tn, sizeof tn))
             return sg_errf(err, SG_EINPUT, "%s: /sample_weight has dtype %s, expected numbers",
@@ -215,6 +216,10 @@ static sg_status open_members(sg_dataset *ds, sg_err *err)
 
 static void close_ids(sg_dataset *ds)
 {
+    sg_h5_reader_free(ds->rw);
+    sg_h5_reader_free(ds->ry);
+    sg_h5_reader_free(ds->rX);
+    ds->rw = ds->ry = ds->rX = NULL;
     if (ds->w >= 0) H5Dclose(ds->w);
     if (ds->y >= 0) H5Dclose(ds->y);
     if (ds->X >= 0) H5Dclose(ds->X);
@@ -313,29 +318,6 @@ sg_status sg_dataset_check_model(const sg_dataset *ds, const sg_model *m, sg_err
     return SG_OK;
 }
 
-/* Reads rows [row0,row0+n) of a rank-1 or rank-2 dataset into buf as memtype. */
-static sg_status read_rows(sg_dataset *ds, hid_t d, const char *name, hid_t memtype, int64_t row0,
-                     int64_t n, int cols, void *buf, sg_err *err)
-{
-    hid_t fs = H5Dget_space(d);
-    int rank = cols > 0 ? 2 : 1;
-    hsize_t start[2] = {(hsize_t)row0, 0}, count[2] = {(hsize_t)n, (hsize_t)(cols > 0 ? cols : 1)};
-    hid_t ms = H5Screate_simple(rank, count, NULL);
-    herr_t st = -1;
-    if (fs >= 0 && ms >= 0 &&
-        H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) >= 0)
-        st = H5Dread(d, memtype, ms, fs, H5P_DEFAULT, buf);
-    if (ms >= 0) H5Sclose(ms);
-    if (fs >= 0) H5Sclose(fs);
-    if (st < 0) {
-        char why[256];
-        sg_h5_last_error(why, sizeof why);
-        return sg_errf(err, SG_EIO, "%s: %s rows %lld..%lld cannot be read (%s)", ds->path, name,
-                       (long long)row0, (long long)(row0 + n - 1), why[0] ? why : "read failed");
-    }
-    return SG_OK;
-}
-
 static sg_status check_finite_f(const sg_dataset *ds, const float *X, int64_t row0, int64_t n,
                           sg_err *err)
 {
@@ -376,7 +358,7 @@ static sg_status read_labels(sg_dataset *ds, int64_t row0, int64_t n, int32_t *l
         ds->scratch = p;
         ds->scratch_rows = n;
     }
-    int rc = read_rows(ds, ds->y, "/y", H5T_NATIVE_INT64, row0, n, 0, ds->scratch, err);
+    int rc = sg_h5_reader_rows(ds->ry, H5T_NATIVE_INT64, row0, n, ds->scratch, err);
     if (rc) return rc;
     int64_t lo = n_classes > 0 ? 0 : INT32_MIN, hi = n_classes > 0 ? n_classes - 1 : INT32_MAX;
     for (int64_t i = 0; i < n; i++) {
@@ -396,12 +378,12 @@ static int read_locked(sg_dataset *ds, int64_t row0, int64_t n, float *X, int32_
 {
     int rc = SG_OK;
     if (X) {
-        rc = read_rows(ds, ds->X, "/X", H5T_NATIVE_FLOAT, row0, n, ds->d, X, err);
+        rc = sg_h5_reader_rows(ds->rX, H5T_NATIVE_FLOAT, row0, n, X, err);
         if (!rc) rc = check_finite_f(ds, X, row0, n, err);
     }
     if (!rc && labels) rc = read_labels(ds, row0, n, labels, n_classes, err);
     if (!rc && targets) {
-        rc = read_rows(ds, ds->y, "/y", H5T_NATIVE_DOUBLE, row0, n, 0, targets, err);
+        rc = sg_h5_reader_rows(ds->ry, H5T_NATIVE_DOUBLE, row0, n, targets, err);
         if (!rc) rc = check_finite_d(ds, "/y", targets, row0, n, false, err);
     }
     if (!rc && weights) {
@@ -409,8 +391,7 @@ static int read_locked(sg_dataset *ds, int64_t row0, int64_t n, float *X, int32_
             for (int64_t i = 0; i < n; i++)
                 weights[i] = 1.0;
         } else {
-            rc =
-                read_rows(ds, ds->w, "/sample_weight", H5T_NATIVE_DOUBLE, row0, n, 0, weights, err);
+            rc = sg_h5_reader_rows(ds->rw, H5T_NATIVE_DOUBLE, row0, n, weights, err);
             if (!rc) rc = check_finite_d(ds, "/sample_weight", weights, row0, n, true, err);
         }
     }

@@ -140,11 +140,7 @@ static sg_status read_params(hid_t file, const char *path, const char *name, int
     float *buf = NULL;
     if (rc == SG_OK && !(buf = sg_alloc_aligned(count * sizeof(float))))
         rc = sg_errf(err, SG_ENOMEM, "%s: out of memory reading %s", path, name);
-    if (rc == SG_OK && H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) {
-        char why[256];
-        sg_h5_last_error(why, sizeof why);
-        rc = sg_errf(err, SG_EINPUT, "%s: %s cannot be read (%s)", path, name, why);
-    }
+    if (rc == SG_OK) rc = sg_h5_read_all(ds, H5T_NATIVE_FLOAT, buf, path, name, err);
     for (size_t i = 0; rc == SG_OK && i < count; i++) {
         /* float64 values beyond float32 range become infinite here and are refused too. */
         if (!isfinite(buf[i])) {
