@@ -70,6 +70,17 @@ void sg_h5_reader_free(sg_h5_reader *r);
 SG_MUST_CHECK sg_status sg_h5_read_all(hid_t ds, hid_t memtype, void *buf, const char *path,
                                        const char *name, sg_err *err);
 
+/*
+ * Runs parse(arg) first in a forked, resource-limited child with a seccomp filter
+ * (h5sandbox.c): SG_OK when the child's parse succeeded, the child's own error when it
+ * refused the file, and SG_EINPUT "malformed HDF5 file" naming path when the child died.
+ * Called with the HDF5 lock held. sg_h5_sandbox_enable(false) turns the dry run off (the
+ * file fuzzer does, to see crashes in-process).
+ */
+SG_MUST_CHECK sg_status sg_h5_sandboxed(const char *path, sg_status (*parse)(void *arg, sg_err *err),
+                                        void *arg, sg_err *err);
+void sg_h5_sandbox_enable(bool on);
+
 /* Whether a link called name exists directly in loc (no error if a parent is missing). */
 bool sg_h5_exists(hid_t loc, const char *name);
 
