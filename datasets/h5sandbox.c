@@ -116,14 +116,14 @@ sg_status sg_h5_sandboxed(const char *path, sg_status (*parse)(void *arg, sg_err
         install_seccomp();
         sg_err e = {{0}};
         sg_status rc = parse(arg, &e);
-        uint8_t code = (uint8_t)rc;
+        int8_t code = (int8_t)rc; /* statuses are small negative numbers */
         if (write(fds[1], &code, 1) == 1 && rc != SG_OK)
             (void)!write(fds[1], e.msg, strnlen(e.msg, sizeof e.msg));
         _exit(0);
     }
     close(fds[1]);
     sg_err child = {{0}};
-    uint8_t code = 0;
+    int8_t code = 0;
     size_t got = 0;
     ssize_t n;
     bool have_code = false;
