@@ -228,10 +228,12 @@ static void close_ids(sg_dataset *ds)
 }
 
 /* Every chunk-index entry of d, and its first and last row, as the reads will touch them. */
-static sg_status walk_member(sg_dataset *ds, hid_t d, sg_h5_reader *r, int cols, sg_err *err)
+static sg_status walk_member(sg_dataset *ds, hid_t d, sg_h5_reader *r, const char *name, int cols,
+                             sg_err *err)
 {
     if (d < 0) return SG_OK;
     hsize_t nchunks = 0;
+    sg_h5_note("the chunk index of %s", name);
     (void)H5Dget_num_chunks(d, H5S_ALL, &nchunks); /* walks the whole index (if chunked) */
     double row[64];
     hid_t mt = H5T_NATIVE_DOUBLE;
@@ -250,9 +252,9 @@ static sg_status open_in_child(void *arg, sg_err *err)
     sg_dataset *ds = arg;
     ds->file = sg_h5_open_fd(ds->path, ds->fd, err);
     sg_status rc = ds->file < 0 ? SG_EINPUT : open_members(ds, err);
-    if (rc == SG_OK) rc = walk_member(ds, ds->X, ds->rX, ds->d, err);
-    if (rc == SG_OK) rc = walk_member(ds, ds->y, ds->ry, 1, err);
-    if (rc == SG_OK) rc = walk_member(ds, ds->w, ds->rw, 1, err);
+    if (rc == SG_OK) rc = walk_member(ds, ds->X, ds->rX, "/X", ds->d, err);
+    if (rc == SG_OK) rc = walk_member(ds, ds->y, ds->ry, "/y", 1, err);
+    if (rc == SG_OK) rc = walk_member(ds, ds->w, ds->rw, "/sample_weight", 1, err);
     return rc;
 }
 

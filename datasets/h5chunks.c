@@ -268,6 +268,7 @@ static sg_status decode_chunk(sg_h5_reader *r, const hsize_t off[2], size_t ms, 
 {
     char at[96];
     hsize_t stored = 0;
+    sg_h5_note("%s %s", r->name, where(r, off, at, 96));
     if (H5Dget_chunk_storage_size(r->ds, off, &stored) < 0)
         return fail(r, err, "%s cannot be found in the chunk index", where(r, off, at, 96));
     /* Deflate is optional in HDF5: a chunk it cannot shrink is stored as it is. */
@@ -360,6 +361,7 @@ sg_status sg_h5_reader_rows(sg_h5_reader *r, hid_t memtype, int64_t row0, int64_
                        r->name, (long long)row0, (long long)(row0 + n - 1),
                        (unsigned long long)r->dims[0]);
     if (!r->filtered) {
+        sg_h5_note("%s rows %lld..%lld", r->name, (long long)row0, (long long)(row0 + n - 1));
         hid_t fs = H5Dget_space(r->ds);
         hsize_t start[2] = {(hsize_t)row0, 0}, count[2] = {(hsize_t)n, r->dims[1]};
         hid_t ms = H5Screate_simple(r->rank, count, NULL);

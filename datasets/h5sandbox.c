@@ -30,6 +30,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <stdarg.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -40,6 +42,19 @@
 #define CHILD_CPU_SECONDS 120
 
 static bool sandbox_on = true;
+/* What the child is reading (shared with the parent), for the message if it dies. */
+#define NOTE_BYTES 256
+static char *note_page;
+static bool in_child;
+
+void sg_h5_note(const char *fmt, ...)
+{
+    if (!in_child) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(note_page, NOTE_BYTES, fmt, ap);
+    va_end(ap);
+}
 
 void sg_h5_sandbox_enable(bool on)
 {
@@ -95,6 +110,14 @@ sg_status sg_h5_sandboxed(const char *path, sg_status (*parse)(void *arg, sg_err
                           sg_err *err)
 {
     if (!sandbox_on) return SG_OK;
+    if (!note_page) {
+        void *p = mmap(NULL, NOTE_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED)
+            return sg_errf(err, SG_EIO, "%s: cannot map memory for the HDF5 check: %s", path,
+                           strerror(errno));
+        note_page = p;
+    }
+    snprintf(note_page, NOTE_BYTES, "the superblock");
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0)
         return sg_errf(err, SG_EIO, "%s: cannot create a pipe for the HDF5 check: %s", path,
@@ -108,6 +131,7 @@ sg_status sg_h5_sandboxed(const char *path, sg_status (*parse)(void *arg, sg_err
                        strerror(errno));
     }
     if (pid == 0) {
+        in_child = true;
         close(fds[0]);
         limit(RLIMIT_FSIZE, 0);
         limit(RLIMIT_CORE, 0);
@@ -145,15 +169,17 @@ sg_status sg_h5_sandboxed(const char *path, sg_status (*parse)(void *arg, sg_err
         ;
     bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0 && have_code;
     if (!clean) {
+        char what[NOTE_BYTES];
+        snprintf(what, sizeof what, "%s", note_page);
         if (WIFSIGNALED(status))
             return sg_errf(err, SG_EINPUT,
-                           "%s: malformed HDF5 file: the HDF5 library crashed reading it (signal "
-                           "%d, %s); refused",
-                           path, WTERMSIG(status), strsignal(WTERMSIG(status)));
+                           "%s: malformed HDF5 file: the HDF5 library crashed reading %s "
+                           "(signal %d, %s); refused",
+                           path, what, WTERMSIG(status), strsignal(WTERMSIG(status)));
         return sg_errf(err, SG_EINPUT,
-                       "%s: malformed HDF5 file: the HDF5 library failed reading it (exit %d); "
+                       "%s: malformed HDF5 file: the HDF5 library failed reading %s (exit %d); "
                        "refused",
-                       path, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+                       path, what, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
     }
     if (code == SG_OK) return SG_OK;
     child.msg[got] = '\0';

@@ -208,6 +208,7 @@ void sg_h5_type_name(hid_t type, char *buf, size_t len)
 static int open_scalar_attr(hid_t obj, const char *name, hid_t *attr, hid_t *type, const char *path,
                             const char *where, sg_err *err)
 {
+    sg_h5_note("attribute %s%s", where, name);
     htri_t ex = H5Aexists(obj, name);
     if (ex <= 0) return 1;
     *attr = H5Aopen(obj, name, H5P_DEFAULT);
@@ -330,6 +331,7 @@ sg_status sg_h5_check_links(hid_t file, const char *name, const char *path, sg_e
         if (i < len && name[i] != '/') continue;
         memcpy(prefix, name, i);
         prefix[i] = '\0';
+        sg_h5_note("%s", prefix);
         H5L_info_t info;
         if (H5Lget_info(file, prefix, &info, H5P_DEFAULT) < 0)
             return sg_errf(err, SG_EINPUT, "%s: %s is missing", path, prefix);
@@ -393,6 +395,7 @@ static sg_status check_storage(hid_t ds, const char *name, const char *path, sg_
 hid_t sg_h5_open_dataset(hid_t file, const char *name, hid_t dapl, const char *path, sg_err *err)
 {
     if (sg_h5_check_links(file, name, path, err) != SG_OK) return H5I_INVALID_HID;
+    sg_h5_note("%s", name);
     hid_t ds = H5Dopen2(file, name, dapl);
     if (ds < 0) {
         sg_errf(err, SG_EINPUT, "%s: %s is not a dataset", path, name);

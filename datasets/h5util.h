@@ -80,6 +80,9 @@ SG_MUST_CHECK sg_status sg_h5_read_all(hid_t ds, hid_t memtype, void *buf, const
 SG_MUST_CHECK sg_status sg_h5_sandboxed(const char *path, sg_status (*parse)(void *arg, sg_err *err),
                                         void *arg, sg_err *err);
 void sg_h5_sandbox_enable(bool on);
+/* In the sandboxed child, records the object being read (printf-style), which the parent
+   names if the child dies; elsewhere it does nothing. */
+void sg_h5_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Whether a link called name exists directly in loc (no error if a parent is missing). */
 bool sg_h5_exists(hid_t loc, const char *name);
