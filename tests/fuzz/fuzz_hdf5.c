@@ -401,6 +401,7 @@ static bool run_model(const char *kinds)
 }
 
 /* Without sanitizers a fault leaves no report: print a backtrace for the parent to read. */
+static void on_fault(int sig) __attribute__((unused));
 static void on_fault(int sig)
 {
     void *frames[64];
@@ -430,8 +431,16 @@ static const char *attribute(const char *report, char *site, size_t len)
             snprintf(site, len, "%.*s", (int)strcspn(in + 4, " "), in + 4);
         } else if (strchr(line, '(')) {
             const char *f = strchr(line, '(') + 1;
-            snprintf(site, len, "%.*s", (int)strcspn(f, "+)"), f);
+            if (*f == '/' || *f == '+') { /* no symbol: "module+0xOFFSET" */
+                const char *slash = strrchr(line, '/');
+                f = slash ? slash + 1 : f;
+                snprintf(site, len, "%.*s", (int)strcspn(f, ")"), f);
+            } else {
+                snprintf(site, len, "%.*s", (int)strcspn(f, "+)"), f);
+            }
         }
+        for (char *c = site; *c; c++) /* the site names a file in --crash-dir */
+            if (*c == '/' || *c == ' ' || *c == '(' || *c == ')') *c = '_';
         return h5 ? "libhdf5" : "stagegate";
     }
     return "unknown";
@@ -658,6 +667,7 @@ int main(int argc, char **argv)
         }
     }
     double dt = now_s() - t0;
+    free(buf);
     char errpath[4200];
     snprintf(errpath, sizeof errpath, "%s.stderr", input_path);
     unlink(errpath);
