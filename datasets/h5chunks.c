@@ -1,5 +1,6 @@
 /*
- * Reading HDF5 datasets without handing untrusted bytes to libhdf5's filter pipeline.
+ * Reading HDF5 datasets without handing untrusted chunks to libhdf5's chunk reader and
+ * filter pipeline.
  *
  * libhdf5 trusts what its filters return: a deflate chunk relabelled as shuffle in the
  * file's filter-pipeline message made it copy a whole chunk's worth of bytes out of the
@@ -9,9 +10,11 @@
  * deflate with zlib, shuffle and Fletcher-32 by hand -- with every size checked: the
  * pipeline must end in exactly one chunk's bytes, or the read is refused naming the file,
  * the dataset and the chunk. libhdf5 then only converts element types in memory
- * (H5Tconvert), on buffers sized here. Datasets without filters (contiguous, or chunked
- * with an empty pipeline) are read with H5Dread as before: libhdf5 runs no filter code
- * for them.
+ * (H5Tconvert), on buffers sized here. Chunked datasets without filters are read the same
+ * way (their chunks must store exactly one chunk's bytes): libhdf5 also trusts the chunk
+ * index's sizes there, and copied a whole chunk out of a smaller buffer when one was patched
+ * (found by the file fuzzer). Contiguous and compact datasets are read with H5Dread, after
+ * sg_h5_open_dataset checked that their stored size covers their shape.
  *
  * Streaming: a reader keeps one decoded chunk row (every chunk across the columns, in the
  * caller's memory type), so a row range that ends mid-chunk does not decode that chunk
@@ -42,7 +45,7 @@ struct sg_h5_reader {
     size_t es;                 /* file element size */
     int nf;
     H5Z_filter_t filter[MAX_FILTERS];
-    bool filtered;
+    bool chunked; /* read chunk by chunk here; otherwise H5Dread */
     size_t chunk_elems, chunk_bytes;
     uint8_t *fill; /* es bytes: the value of a chunk never written */
     uint8_t *buf[2];
@@ -78,16 +81,15 @@ void sg_h5_reader_free(sg_h5_reader *r)
     free(r);
 }
 
-/* Filter list and chunk shape of a filtered dataset, each checked. */
+/* Filter list and chunk shape of a chunked dataset, each checked. */
 static sg_status read_pipeline(sg_h5_reader *r, hid_t dcpl, sg_err *err)
 {
     r->nf = H5Pget_nfilters(dcpl);
     if (r->nf < 0 || r->nf > MAX_FILTERS)
         return fail(r, err, "has an unreadable filter pipeline (%d filters)", r->nf);
-    r->filtered = r->nf > 0;
-    if (!r->filtered) return SG_OK;
-    if (H5Pget_layout(dcpl) != H5D_CHUNKED)
-        return fail(r, err, "has filters but is not stored in chunks");
+    r->chunked = H5Pget_layout(dcpl) == H5D_CHUNKED;
+    if (r->nf > 0 && !r->chunked) return fail(r, err, "has filters but is not stored in chunks");
+    if (!r->chunked) return SG_OK;
     for (int i = 0; i < r->nf; i++) {
         unsigned flags, cd[8] = {0};
         size_t ncd = 8;
@@ -269,7 +271,9 @@ static sg_status decode_chunk(sg_h5_reader *r, const hsize_t off[2], size_t ms, 
     char at[96];
     hsize_t stored = 0;
     sg_h5_note("%s %s", r->name, where(r, off, at, 96));
-    if (H5Dget_chunk_storage_size(r->ds, off, &stored) < 0)
+    unsigned mask0 = 0;
+    haddr_t addr = HADDR_UNDEF;
+    if (H5Dget_chunk_info_by_coord(r->ds, off, &mask0, &addr, &stored) < 0)
         return fail(r, err, "%s cannot be found in the chunk index", where(r, off, at, 96));
     /* Deflate is optional in HDF5: a chunk it cannot shrink is stored as it is. */
     if (stored > 2 * (hsize_t)r->chunk_bytes + 64)
@@ -283,13 +287,16 @@ static sg_status decode_chunk(sg_h5_reader *r, const hsize_t off[2], size_t ms, 
         if (rc == SG_OK) rc = grow(&r->buf[1], &r->buf_cap, need, r, err);
         if (rc != SG_OK) return rc;
     }
-    if (stored == 0) { /* never written: the fill value, as libhdf5 gives */
+    if (addr == HADDR_UNDEF) { /* never written: the fill value, as libhdf5 gives */
         for (size_t k = 0; k < r->chunk_elems; k++)
             memcpy(r->buf[0] + k * r->es, r->fill, r->es);
         *out = r->buf[0];
         return SG_OK;
     }
     uint32_t mask = 0;
+    if (stored == 0) /* an index entry with no bytes: nothing to fetch, and no chunk either */
+        return fail(r, err, "%s stores 0 bytes, but a chunk holds %zu", where(r, off, at, 96),
+                    r->chunk_bytes);
     if (H5Dread_chunk(r->ds, H5P_DEFAULT, off, &mask, r->buf[0]) < 0) {
         char why[256];
         sg_h5_last_error(why, sizeof why);
@@ -307,8 +314,8 @@ static sg_status decode_chunk(sg_h5_reader *r, const hsize_t off[2], size_t ms, 
         cur = next;
     }
     if (len != r->chunk_bytes)
-        return fail(r, err, "%s decodes to %zu bytes, but a chunk holds %zu", where(r, off, at, 96),
-                    len, r->chunk_bytes);
+        return fail(r, err, "%s %s %zu bytes, but a chunk holds %zu", where(r, off, at, 96),
+                    r->nf ? "decodes to" : "stores", len, r->chunk_bytes);
     *out = cur;
     return SG_OK;
 }
@@ -360,7 +367,7 @@ sg_status sg_h5_reader_rows(sg_h5_reader *r, hid_t memtype, int64_t row0, int64_
         return sg_errf(err, SG_EINTERNAL, "%s: %s rows %lld..%lld requested, it has %llu", r->path,
                        r->name, (long long)row0, (long long)(row0 + n - 1),
                        (unsigned long long)r->dims[0]);
-    if (!r->filtered) {
+    if (!r->chunked) {
         sg_h5_note("%s rows %lld..%lld", r->name, (long long)row0, (long long)(row0 + n - 1));
         hid_t fs = H5Dget_space(r->ds);
         hsize_t start[2] = {(hsize_t)row0, 0}, count[2] = {(hsize_t)n, r->dims[1]};

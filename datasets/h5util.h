@@ -53,10 +53,11 @@ hid_t sg_h5_open_dataset(hid_t file, const char *name, hid_t dapl, const char *p
 
 /*
  * Reads a rank-1 or rank-2 dataset (opened with sg_h5_open_dataset) in row ranges without
- * running libhdf5's filter pipeline on the file's bytes: a filtered dataset's chunks are
- * fetched raw and decoded here (deflate, shuffle, Fletcher-32), every size checked, and a
- * chunk that does not decode to exactly one chunk is SG_EINPUT naming path, name and the
- * chunk (h5chunks.c). Unfiltered datasets are read with H5Dread. path and name are
+ * running libhdf5's chunk reader or filter pipeline on the file's bytes: a chunked dataset's
+ * chunks are fetched raw and decoded here (deflate, shuffle, Fletcher-32), every size
+ * checked, and a chunk that does not give exactly one chunk's bytes is SG_EINPUT naming
+ * path, name and the chunk (h5chunks.c). Contiguous and compact datasets are read with
+ * H5Dread. path and name are
  * borrowed and must outlive the reader; so must ds.
  */
 typedef struct sg_h5_reader sg_h5_reader;
