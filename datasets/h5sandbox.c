@@ -39,9 +39,15 @@
 
 #include "h5util.h"
 
-#define CHILD_CPU_SECONDS 120
-
 static bool sandbox_on = true;
+/* CPU seconds the child may use: a corrupt structure can make libhdf5 loop (the fuzzer found
+   one in the global heap); a real parse, even of a large model, takes far less. */
+static unsigned cpu_seconds = 120;
+
+void sg_h5_sandbox_cpu_limit(unsigned seconds)
+{
+    cpu_seconds = seconds ? seconds : 1;
+}
 /* What the child is reading (shared with the parent), for the message if it dies. */
 #define NOTE_BYTES 256
 static char *note_page;
@@ -141,8 +147,11 @@ sg_status sg_h5_sandboxed(const char *path, sg_status (*parse)(void *arg, sg_err
         }
         limit(RLIMIT_FSIZE, 0);
         limit(RLIMIT_CORE, 0);
-        limit(RLIMIT_CPU, CHILD_CPU_SECONDS);
-        signal(SIGXFSZ, SIG_DFL);
+        limit(RLIMIT_CPU, cpu_seconds);
+        /* A fault here must end the child at once, whatever handler the caller installed. */
+        static const int fatal[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGXCPU, SIGXFSZ};
+        for (size_t i = 0; i < sizeof fatal / sizeof fatal[0]; i++)
+            signal(fatal[i], SIG_DFL);
         install_seccomp();
         sg_err e = {{0}};
         sg_status rc = parse(arg, &e);

@@ -81,6 +81,8 @@ SG_MUST_CHECK sg_status sg_h5_read_all(hid_t ds, hid_t memtype, void *buf, const
 SG_MUST_CHECK sg_status sg_h5_sandboxed(const char *path, sg_status (*parse)(void *arg, sg_err *err),
                                         void *arg, sg_err *err);
 void sg_h5_sandbox_enable(bool on);
+/* The child's CPU-time limit in seconds (default 120; the fuzzer lowers it). */
+void sg_h5_sandbox_cpu_limit(unsigned seconds);
 /* In the sandboxed child, records the object being read (printf-style), which the parent
    names if the child dies; elsewhere it does nothing. */
 void sg_h5_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
