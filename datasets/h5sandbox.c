@@ -186,6 +186,11 @@ sg_status sg_h5_sandboxed(const char *path, sg_status (*parse)(void *arg, sg_err
     if (!clean) {
         char what[NOTE_BYTES];
         snprintf(what, sizeof what, "%s", note_page);
+        if (WIFSIGNALED(status) && WTERMSIG(status) == SIGXCPU)
+            return sg_errf(err, SG_EINPUT,
+                           "%s: malformed HDF5 file: the HDF5 library was still reading %s after "
+                           "%u s of CPU time (a loop); refused",
+                           path, what, cpu_seconds);
         if (WIFSIGNALED(status))
             return sg_errf(err, SG_EINPUT,
                            "%s: malformed HDF5 file: the HDF5 library crashed reading %s "

@@ -23,7 +23,7 @@
  * libhdf5 is then replayed with the sandbox on, which must turn it into a refusal (exit 2
  * in the CLI); a crash in our code, or a libhdf5 crash the sandbox does not catch, fails.
  * An input that runs for more than 10 s is a crash at "timeout" (a hang in libhdf5 is
- * "hang"): the sandbox's CPU limit, lowered to 5 s here, must end it.
+ * "hang"): the sandbox's CPU limit, lowered to 2 s here, must end it.
  *
  * Built with -DSTAGEGATE_FUZZ_COVERAGE=ON (scripts/fuzz_hdf5.sh), datasets/ is compiled
  * with -fsanitize-coverage=trace-pc and this file counts the distinct program counters
@@ -31,6 +31,7 @@
  *
  *   sg_fuzz_hdf5 [--iters N] [--seconds S] [--seed N] [--corpus-out DIR]
  *                [--crash-dir DIR] SEED.h5...
+ *   sg_fuzz_hdf5 --replay CRASH.h5...     (each must be refused, sandbox on)
  */
 #include <errno.h>
 #include <execinfo.h>
@@ -478,10 +479,10 @@ static run_result run_child(bool sandbox, const char *kinds, char *report, size_
         signal(SIGABRT, on_fault);
 #endif
         sg_h5_sandbox_enable(sandbox);
-        /* A hang is a finding too: the sandbox's CPU limit must end it (5 s here), and
+        /* A hang is a finding too: the sandbox's CPU limit must end it (2 s here), and
            without the sandbox the alarm does, reported as a crash at "timeout". */
-        sg_h5_sandbox_cpu_limit(5);
-        alarm(sandbox ? 60 : 10);
+        sg_h5_sandbox_cpu_limit(2);
+        alarm(sandbox ? 120 : 10);
         bool ok = run_dataset(kinds);
         ok = run_model(kinds) && ok;
         fflush(NULL);
@@ -610,9 +611,12 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[a], "--crash-dir")) crash_dir = argv[a + 1];
         else break;
     }
+    bool replay = false;
+    if (a < argc && !strcmp(argv[a], "--replay")) replay = true, a++;
     if (a >= argc) {
         fprintf(stderr, "usage: sg_fuzz_hdf5 [--iters N] [--seconds S] [--seed N] "
-                        "[--corpus-out DIR] [--crash-dir DIR] SEED.h5...\n");
+                        "[--corpus-out DIR] [--crash-dir DIR] SEED.h5...\n"
+                        "       sg_fuzz_hdf5 --replay CRASH.h5...\n");
         return 2;
     }
 #if !defined(__SANITIZE_ADDRESS__)
@@ -641,6 +645,33 @@ int main(int argc, char **argv)
     }
     snprintf(input_path, sizeof input_path, "%s/input.h5", dir);
 
+    if (replay) {
+        /* Saved crash inputs: with the sandbox on, each must be refused cleanly. */
+        int bad = 0;
+        for (int i = a; i < argc; i++) {
+            size_t len;
+            uint8_t *b = read_all(argv[i], &len);
+            if (!b) {
+                fprintf(stderr, "fuzz_hdf5: cannot read %s\n", argv[i]);
+                return 2;
+            }
+            write_file(input_path, b, len);
+            free(b);
+            long before = sh->refused;
+            static char report[16384];
+            run_result r = run_child(true, "replay", report, sizeof report);
+            bool ok = r == RUN_OK && sh->refused - before == 2;
+            printf("fuzz_hdf5: %s: %s\n", argv[i],
+                   ok ? "refused by both loaders" : r == RUN_CRASH ? "CRASHED" : "NOT REFUSED");
+            if (!ok) bad++, fputs(report, stdout);
+        }
+        char errpath[4200];
+        snprintf(errpath, sizeof errpath, "%s.stderr", input_path);
+        unlink(errpath);
+        unlink(input_path);
+        rmdir(dir);
+        return bad ? 1 : 0;
+    }
     size_t n_seeds = 0, max_len = 0;
     for (int i = a; i < argc; i++) {
         size_t len;
