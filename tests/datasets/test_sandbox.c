@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "datasets/h5util.h"
+#include "fixtures.h"
 
 static sg_status ok_parse(void *arg, sg_err *err)
 {
@@ -62,11 +63,11 @@ static void test_outcomes(void **state)
 
 static void test_confined(void **state)
 {
-    char dir[] = "/tmp/sgsbx.XXXXXX";
-    assert_non_null(mkdtemp(dir));
+    char dir[4096];
+    fx_mkdtemp(dir, sizeof dir);
     sg_err err = {{0}};
     int rc = sg_h5_sandboxed("f.h5", escape_parse, dir, &err);
-    char p[64];
+    char p[4200];
     snprintf(p, sizeof p, "%s/written", dir);
     bool written = access(p, F_OK) == 0;
     unlink(p);

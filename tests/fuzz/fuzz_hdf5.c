@@ -636,7 +636,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "fuzz_hdf5: %s\n", err.msg);
         return 2;
     }
-    const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    const char *tmp = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : P_tmpdir;
     char dir[3800];
     snprintf(dir, sizeof dir, "%s/sg_fuzz_hdf5.XXXXXX", tmp);
     if (!mkdtemp(dir)) {
