@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "stagegate/dataset.h"
 #include "stagegate/harness.h"
 #include "stagegate/gate.h"
 #include "stagegate/model_ops.h"
@@ -53,13 +54,12 @@ static void usage(FILE *out)
 }
 
 /* What makes a run identifiable and repeatable: when, on which files, with which settings. */
-static int add_run_identity(json_t *doc, const sg_bench_config *c, const sg_model_workload_info *mi,
-                            const char *model, const char *data, sg_err *err)
+static sg_status add_run_identity(json_t *doc, const sg_bench_config *c,
+                                  const sg_model_workload_info *mi, const char *model,
+                                  const char *data, const char data_sha[65])
 {
-    char now[32], data_sha[65];
+    char now[32];
     sg_rfc3339_now(now);
-    int rc = sg_sha256_file_hex(data, data_sha, err);
-    if (rc) return rc;
     json_object_set_new(doc, "timestamp", json_string(now));
     json_t *m = json_object();
     json_object_set_new(m, "path", json_string(model));
@@ -146,13 +146,18 @@ int sg_cmd_bench(int argc, char **argv)
                                   .latency_bound = have_bound};
     if (sg_scenario_check(&sg_scenarios[c.scenario], &given, false, &err) != SG_OK)
         return sg_cli_usage_error("bench", "%s", err.msg);
-    char resolved[4096];
+    /* A models:/ URI gives the registered digest: the model file is read once and those
+       bytes are checked against it before any is parsed, as eval and gate do. */
+    char resolved[4096], registered[65] = "";
     if (sg_is_model_uri(model)) {
-        int st = sg_registry_resolve_uri(model, db, resolved, sizeof resolved, &err);
+        int st = sg_registry_resolve_uri_digest(model, db, resolved, sizeof resolved, registered,
+                                                &err);
         if (st) return sg_cli_fail(st, &err);
         model = resolved;
     }
     bool offline = sg_scenarios[c.scenario].flags & SG_SCENARIO_BATCHES;
+    sg_model *m = NULL;
+    sg_dataset *ds = NULL;
     sg_model_workload *mw = NULL;
     sg_model_open_options mo = {.onnx_output = SG_ONNX_OUTPUT_AUTO};
     if (output) {
@@ -162,15 +167,29 @@ int sg_cmd_bench(int argc, char **argv)
                                       output);
         mo.onnx_output = (sg_onnx_output)o;
     }
-    int rc = sg_model_workload_create(model, &mo, data, offline ? 0 : QUERY_ROWS_MAX,
-                                      offline ? c.batch : 1, c.breakdown, &mw, &err);
-    if (rc != SG_OK) return sg_cli_fail(rc, &err);
+    /* The dataset's digest (bench --json) is read through the descriptor its rows came
+       from, so the set is opened once too. */
+    char data_sha[65] = "";
+    int rc = sg_model_open_verified(model, registered[0] ? registered : NULL, &mo, &m, &err);
+    if (rc == SG_OK) rc = sg_dataset_open(data, &ds, &err);
+    if (rc == SG_OK)
+        rc = sg_model_workload_create_from(m, ds, offline ? 0 : QUERY_ROWS_MAX,
+                                           offline ? c.batch : 1, c.breakdown, &mw, &err);
+    if (rc == SG_OK && json) rc = sg_dataset_sha256(ds, data_sha, &err);
+    if (rc == SG_OK && json) rc = sg_dataset_check_unchanged(ds, &err);
+    sg_dataset_close(ds); /* the workload copied its rows */
+    if (rc != SG_OK) {
+        sg_model_workload_free(mw);
+        sg_model_free(m);
+        return sg_cli_fail(rc, &err);
+    }
     c.workload = sg_model_workload_get(mw);
     c.progress = sg_progress_enabled();
     sg_bench_result r;
     rc = sg_bench_run(&c, &r, &err);
     if (rc != SG_OK) {
         sg_model_workload_free(mw);
+        sg_model_free(m);
         return sg_cli_fail(rc, &err);
     }
     if (samples) rc = sg_bench_write_samples(&r, samples, &err);
@@ -179,7 +198,7 @@ int sg_cmd_bench(int argc, char **argv)
         sg_model_workload_info_get(mw, &mi);
         if (json) {
             json_t *doc = sg_bench_result_json(&r);
-            if (doc) rc = add_run_identity(doc, &c, &mi, model, data, &err);
+            if (doc) rc = add_run_identity(doc, &c, &mi, model, data, data_sha);
             if (rc == SG_OK && (!doc || sg_json_print(doc) != 0))
                 rc = sg_errf(&err, SG_EIO, "bench: cannot write JSON to stdout");
             json_decref(doc);
@@ -189,5 +208,6 @@ int sg_cmd_bench(int argc, char **argv)
     }
     sg_bench_result_clear(&r);
     sg_model_workload_free(mw); /* after the report: the stage names belong to the workload */
+    sg_model_free(m);           /* after the workload, which borrows it */
     return rc == SG_OK ? 0 : sg_cli_fail(rc, &err);
 }

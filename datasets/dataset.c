@@ -33,6 +33,7 @@ struct sg_dataset {
     uint64_t hash_off;
     uint8_t *hbuf;
     hid_t file, X, y, w;
+    sg_h5_reader *rX, *ry, *rw; /* one per member: chunks decoded here, not by libhdf5 */
     int64_t n;
     int d;
     sg_label_kind kind;
@@ -119,7 +120,7 @@ static hid_t cache_dapl(hid_t ds, int64_t *chunk_rows)
 
 /* Opens name (required or optional) with a tuned chunk cache; checks rank and element class. */
 static sg_status open_member(sg_dataset *ds, const char *name, bool required, int rank, hid_t *out,
-                       int64_t *chunk_rows, hsize_t dims[2], sg_err *err)
+                       sg_h5_reader **reader, int64_t *chunk_rows, hsize_t dims[2], sg_err *err)
 {
     *out = H5I_INVALID_HID;
     if (!sg_h5_exists(ds->file, name)) {
@@ -142,7 +143,7 @@ static sg_status open_member(sg_dataset *ds, const char *name, bool required, in
     if (r != rank)
         return sg_errf(err, SG_EINPUT, "%s: %s has rank %d, expected %d%s", ds->path, name, r, rank,
                        rank == 2 ? " ([rows, features])" : " ([rows])");
-    return SG_OK;
+    return sg_h5_reader_new(*out, ds->path, name, reader, err);
 }
 
 /* Element class of a dataset: 'f' float32/64, 'i' integer, or 0 (with its name in tn). */
@@ -182,7 +183,7 @@ static sg_status open_members(sg_dataset *ds, sg_err *err)
     hsize_t xd[2] = {0, 0}, yd[2] = {0, 0}, wd[2] = {0, 0};
     char tn[64];
     int rc = check_format(ds, err);
-    if (!rc) rc = open_member(ds, "/X", true, 2, &ds->X, &ds->chunk_rows, xd, err);
+    if (!rc) rc = open_member(ds, "/X", true, 2, &ds->X, &ds->rX, &ds->chunk_rows, xd, err);
     if (rc) return rc;
     if (elem_kind(ds->X, tn, sizeof tn) != 'f')
         return sg_errf(err, SG_EINPUT, "%s: /X has dtype %s, expected float32 or float64", ds->path,
@@ -194,7 +195,7 @@ static sg_status open_members(sg_dataset *ds, sg_err *err)
     ds->n = (int64_t)xd[0];
     ds->d = (int)xd[1];
 
-    if ((rc = open_member(ds, "/y", true, 1, &ds->y, NULL, yd, err))) return rc;
+    if ((rc = open_member(ds, "/y", true, 1, &ds->y, &ds->ry, NULL, yd, err))) return rc;
     char k = elem_kind(ds->y, tn, sizeof tn);
     if (!k)
         return sg_errf(err, SG_EINPUT,
@@ -205,7 +206,7 @@ static sg_status open_members(sg_dataset *ds, sg_err *err)
         return sg_errf(err, SG_EINPUT, "%s: /y has %llu rows but /X has %llu", ds->path,
                        (unsigned long long)yd[0], (unsigned long long)xd[0]);
 
-    if ((rc = open_member(ds, "/sample_weight", false, 1, &ds->w, NULL, wd, err))) return rc;
+    if ((rc = open_member(ds, "/sample_weight", false, 1, &ds->w, &ds->rw, NULL, wd, err))) return rc;
     if (ds->w >= 0) {
         if (!elem_kind(ds->w, tn, sizeof tn))
             return sg_errf(err, SG_EINPUT, "%s: /sample_weight has dtype %s, expected numbers",
@@ -219,11 +220,46 @@ static sg_status open_members(sg_dataset *ds, sg_err *err)
 
 static void close_ids(sg_dataset *ds)
 {
+    sg_h5_reader_free(ds->rw);
+    sg_h5_reader_free(ds->ry);
+    sg_h5_reader_free(ds->rX);
+    ds->rw = ds->ry = ds->rX = NULL;
     if (ds->w >= 0) H5Dclose(ds->w);
     if (ds->y >= 0) H5Dclose(ds->y);
     if (ds->X >= 0) H5Dclose(ds->X);
     if (ds->file >= 0) H5Fclose(ds->file);
     ds->w = ds->y = ds->X = ds->file = H5I_INVALID_HID;
+}
+
+/* Every chunk-index entry of d, and its first and last row, as the reads will touch them. */
+static sg_status walk_member(sg_dataset *ds, hid_t d, sg_h5_reader *r, const char *name, int cols,
+                             sg_err *err)
+{
+    if (d < 0) return SG_OK;
+    hsize_t nchunks = 0;
+    sg_h5_note("the chunk index of %s", name);
+    (void)H5Dget_num_chunks(d, H5S_ALL, &nchunks); /* walks the whole index (if chunked) */
+    double row[64];
+    hid_t mt = H5T_NATIVE_DOUBLE;
+    if ((size_t)cols > sizeof row / sizeof row[0]) return SG_OK; /* wide rows: the index walk only */
+    sg_status rc = sg_h5_reader_rows(r, mt, 0, 1, row, err);
+    if (rc == SG_OK) rc = sg_h5_reader_rows(r, mt, ds->n - 1, 1, row, err);
+    return rc;
+}
+
+/*
+ * The dry run in the sandboxed child (h5sandbox.c): everything sg_dataset_open parses, plus
+ * each member's chunk index. A crash here refuses the file instead of ending the process.
+ */
+static sg_status open_in_child(void *arg, sg_err *err)
+{
+    sg_dataset *ds = arg;
+    ds->file = sg_h5_open_fd(ds->path, ds->fd, err);
+    sg_status rc = ds->file < 0 ? SG_EINPUT : open_members(ds, err);
+    if (rc == SG_OK) rc = walk_member(ds, ds->X, ds->rX, "/X", ds->d, err);
+    if (rc == SG_OK) rc = walk_member(ds, ds->y, ds->ry, "/y", 1, err);
+    if (rc == SG_OK) rc = walk_member(ds, ds->w, ds->rw, "/sample_weight", 1, err);
+    return rc;
 }
 
 sg_status sg_dataset_open(const char *path, sg_dataset **out, sg_err *err)
@@ -247,8 +283,11 @@ sg_status sg_dataset_open(const char *path, sg_dataset **out, sg_err *err)
         return rc;
     }
     sg_h5_enter();
-    ds->file = sg_h5_open_fd(path, ds->fd, err);
-    sg_status rc = ds->file < 0 ? SG_EINPUT : open_members(ds, err);
+    sg_status rc = sg_h5_sandboxed(path, open_in_child, ds, err);
+    if (rc == SG_OK) {
+        ds->file = sg_h5_open_fd(path, ds->fd, err);
+        rc = ds->file < 0 ? SG_EINPUT : open_members(ds, err);
+    }
     if (rc) close_ids(ds);
     sg_h5_leave();
     if (rc) {
@@ -360,29 +399,6 @@ sg_status sg_dataset_check_model(const sg_dataset *ds, const sg_model *m, sg_err
     return SG_OK;
 }
 
-/* Reads rows [row0,row0+n) of a rank-1 or rank-2 dataset into buf as memtype. */
-static sg_status read_rows(sg_dataset *ds, hid_t d, const char *name, hid_t memtype, int64_t row0,
-                     int64_t n, int cols, void *buf, sg_err *err)
-{
-    hid_t fs = H5Dget_space(d);
-    int rank = cols > 0 ? 2 : 1;
-    hsize_t start[2] = {(hsize_t)row0, 0}, count[2] = {(hsize_t)n, (hsize_t)(cols > 0 ? cols : 1)};
-    hid_t ms = H5Screate_simple(rank, count, NULL);
-    herr_t st = -1;
-    if (fs >= 0 && ms >= 0 &&
-        H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) >= 0)
-        st = H5Dread(d, memtype, ms, fs, H5P_DEFAULT, buf);
-    if (ms >= 0) H5Sclose(ms);
-    if (fs >= 0) H5Sclose(fs);
-    if (st < 0) {
-        char why[256];
-        sg_h5_last_error(why, sizeof why);
-        return sg_errf(err, SG_EIO, "%s: %s rows %lld..%lld cannot be read (%s)", ds->path, name,
-                       (long long)row0, (long long)(row0 + n - 1), why[0] ? why : "read failed");
-    }
-    return SG_OK;
-}
-
 static sg_status check_finite_f(const sg_dataset *ds, const float *X, int64_t row0, int64_t n,
                           sg_err *err)
 {
@@ -423,7 +439,7 @@ static sg_status read_labels(sg_dataset *ds, int64_t row0, int64_t n, int32_t *l
         ds->scratch = p;
         ds->scratch_rows = n;
     }
-    int rc = read_rows(ds, ds->y, "/y", H5T_NATIVE_INT64, row0, n, 0, ds->scratch, err);
+    int rc = sg_h5_reader_rows(ds->ry, H5T_NATIVE_INT64, row0, n, ds->scratch, err);
     if (rc) return rc;
     int64_t lo = n_classes > 0 ? 0 : INT32_MIN, hi = n_classes > 0 ? n_classes - 1 : INT32_MAX;
     for (int64_t i = 0; i < n; i++) {
@@ -443,12 +459,12 @@ static int read_locked(sg_dataset *ds, int64_t row0, int64_t n, float *X, int32_
 {
     int rc = SG_OK;
     if (X) {
-        rc = read_rows(ds, ds->X, "/X", H5T_NATIVE_FLOAT, row0, n, ds->d, X, err);
+        rc = sg_h5_reader_rows(ds->rX, H5T_NATIVE_FLOAT, row0, n, X, err);
         if (!rc) rc = check_finite_f(ds, X, row0, n, err);
     }
     if (!rc && labels) rc = read_labels(ds, row0, n, labels, n_classes, err);
     if (!rc && targets) {
-        rc = read_rows(ds, ds->y, "/y", H5T_NATIVE_DOUBLE, row0, n, 0, targets, err);
+        rc = sg_h5_reader_rows(ds->ry, H5T_NATIVE_DOUBLE, row0, n, targets, err);
         if (!rc) rc = check_finite_d(ds, "/y", targets, row0, n, false, err);
     }
     if (!rc && weights) {
@@ -456,8 +472,7 @@ static int read_locked(sg_dataset *ds, int64_t row0, int64_t n, float *X, int32_
             for (int64_t i = 0; i < n; i++)
                 weights[i] = 1.0;
         } else {
-            rc =
-                read_rows(ds, ds->w, "/sample_weight", H5T_NATIVE_DOUBLE, row0, n, 0, weights, err);
+            rc = sg_h5_reader_rows(ds->rw, H5T_NATIVE_DOUBLE, row0, n, weights, err);
             if (!rc) rc = check_finite_d(ds, "/sample_weight", weights, row0, n, true, err);
         }
     }

@@ -45,11 +45,47 @@ SG_MUST_CHECK sg_status sg_h5_check_links(hid_t file, const char *name, const ch
 /*
  * Opens dataset name after sg_h5_check_links, then refuses storage whose bytes do not come
  * from this file, or pass through code we do not accept: external raw-data files, virtual
- * datasets, and any filter other than deflate, shuffle, Fletcher-32, szip, n-bit and
- * scale-offset (user-defined filters run plugin code). Returns a dataset id, or
+ * datasets, and any filter other than deflate, shuffle and Fletcher-32 (the ones h5py
+ * writes, and the ones sg_h5_reader decodes itself; user-defined filters run plugin code). Returns a dataset id, or
  * H5I_INVALID_HID with err naming path, name and what is wrong.
  */
 hid_t sg_h5_open_dataset(hid_t file, const char *name, hid_t dapl, const char *path, sg_err *err);
+
+/*
+ * Reads a rank-1 or rank-2 dataset (opened with sg_h5_open_dataset) in row ranges without
+ * running libhdf5's chunk reader or filter pipeline on the file's bytes: a chunked dataset's
+ * chunks are fetched raw and decoded here (deflate, shuffle, Fletcher-32), every size
+ * checked, and a chunk that does not give exactly one chunk's bytes is SG_EINPUT naming
+ * path, name and the chunk (h5chunks.c). Contiguous and compact datasets are read with
+ * H5Dread. path and name are
+ * borrowed and must outlive the reader; so must ds.
+ */
+typedef struct sg_h5_reader sg_h5_reader;
+SG_MUST_CHECK sg_status sg_h5_reader_new(hid_t ds, const char *path, const char *name,
+                                         sg_h5_reader **out, sg_err *err);
+/* Rows [row0, row0+n), every column, as memtype into buf (n x columns elements). */
+SG_MUST_CHECK sg_status sg_h5_reader_rows(sg_h5_reader *r, hid_t memtype, int64_t row0, int64_t n,
+                                          void *buf, sg_err *err);
+void sg_h5_reader_free(sg_h5_reader *r);
+/* The whole dataset as memtype, the same way. */
+SG_MUST_CHECK sg_status sg_h5_read_all(hid_t ds, hid_t memtype, void *buf, const char *path,
+                                       const char *name, sg_err *err);
+
+/*
+ * Runs parse(arg) first in a forked, resource-limited child with a seccomp filter
+ * (h5sandbox.c): SG_OK when the child's parse succeeded, the child's own error when it
+ * refused the file, and SG_EINPUT "malformed HDF5 file" naming path when the child died.
+ * Called with the HDF5 lock held. sg_h5_sandbox_enable(false) turns the dry run off (the
+ * file fuzzer does, to see crashes in-process).
+ */
+SG_MUST_CHECK sg_status sg_h5_sandboxed(const char *path, sg_status (*parse)(void *arg, sg_err *err),
+                                        void *arg, sg_err *err);
+void sg_h5_sandbox_enable(bool on);
+/* The child's CPU-time limit in seconds (default 120; the fuzzer lowers it). */
+void sg_h5_sandbox_cpu_limit(unsigned seconds);
+/* In the sandboxed child, records the object being read (printf-style), which the parent
+   names if the child dies; elsewhere it does nothing. */
+void sg_h5_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Whether a link called name exists directly in loc (no error if a parent is missing). */
 bool sg_h5_exists(hid_t loc, const char *name);
@@ -58,11 +94,11 @@ bool sg_h5_exists(hid_t loc, const char *name);
  * Reads a string attribute (fixed or variable length) into buf.
  * Returns SG_OK, 1 when the attribute is absent, or an error naming path/where.
  */
-int sg_h5_attr_string(hid_t obj, const char *name, char *buf, size_t len, const char *path,
+sg_status sg_h5_attr_string(hid_t obj, const char *name, char *buf, size_t len, const char *path,
                       const char *where, sg_err *err);
 
 /* Reads a scalar integer attribute. Returns SG_OK, 1 when absent, or an error. */
-int sg_h5_attr_int(hid_t obj, const char *name, int64_t *value, const char *path, const char *where,
+sg_status sg_h5_attr_int(hid_t obj, const char *name, int64_t *value, const char *path, const char *where,
                    sg_err *err);
 
 /* Writes a scalar attribute (variable-length UTF-8 string, or int64). */

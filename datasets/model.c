@@ -141,11 +141,7 @@ static sg_status read_params(hid_t file, const char *path, const char *name, int
     float *buf = NULL;
     if (rc == SG_OK && !(buf = sg_alloc_aligned(count * sizeof(float))))
         rc = sg_errf(err, SG_ENOMEM, "%s: out of memory reading %s", path, name);
-    if (rc == SG_OK && H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) {
-        char why[256];
-        sg_h5_last_error(why, sizeof why);
-        rc = sg_errf(err, SG_EINPUT, "%s: %s cannot be read (%s)", path, name, why);
-    }
+    if (rc == SG_OK) rc = sg_h5_read_all(ds, H5T_NATIVE_FLOAT, buf, path, name, err);
     for (size_t i = 0; rc == SG_OK && i < count; i++) {
         /* float64 values beyond float32 range become infinite here and are refused too. */
         if (!isfinite(buf[i])) {
@@ -383,6 +379,40 @@ sg_status sg_model_load(const char *path, sg_model **out, sg_err *err)
     return rc;
 }
 
+/* The parse itself; the caller holds the HDF5 lock. */
+static sg_status parse_image(sg_model *m, const char *path, const uint8_t *bytes, size_t len,
+                             sg_err *err)
+{
+    sg_status rc = SG_OK;
+    hid_t f = sg_h5_open_image(path, bytes, len, err);
+    if (f < 0) rc = SG_EINPUT;
+    int trees = 0;
+    if (rc == SG_OK) rc = load_header(f, path, m, err);
+    if (rc == SG_OK) rc = load_kind(f, path, &trees, err);
+    if (rc == SG_OK && trees) rc = sg_model_h5_trees(f, path, m, err);
+    if (rc == SG_OK && !trees) rc = load_link(f, path, m, err);
+    if (rc == SG_OK && !trees) rc = load_scaler(f, path, m, err);
+    if (rc == SG_OK && !trees) rc = load_layers(f, path, m, err);
+    if (f >= 0) H5Fclose(f);
+    return rc;
+}
+
+typedef struct {
+    const char *path;
+    const uint8_t *bytes;
+    size_t len;
+} image_args;
+
+/* The dry run in the sandboxed child (h5sandbox.c): the whole parse, result discarded. */
+static sg_status parse_in_child(void *arg, sg_err *err)
+{
+    const image_args *a = arg;
+    sg_model *m = calloc(1, sizeof *m);
+    if (!m) return sg_errf(err, SG_ENOMEM, "%s: out of memory", a->path);
+    strcpy(m->path, a->path);
+    return parse_image(m, a->path, a->bytes, a->len, err);
+}
+
 sg_status sg_model_load_image(const char *path, const uint8_t *bytes, size_t len, sg_model **out,
                               sg_err *err)
 {
@@ -394,18 +424,10 @@ sg_status sg_model_load_image(const char *path, const uint8_t *bytes, size_t len
         return sg_errf(err, SG_EINPUT, "%s: path too long", path);
     }
     strcpy(m->path, path);
-    sg_status rc = SG_OK;
     sg_h5_enter();
-    hid_t f = sg_h5_open_image(path, bytes, len, err);
-    if (f < 0) rc = SG_EINPUT;
-    int trees = 0;
-    if (rc == SG_OK) rc = load_header(f, path, m, err);
-    if (rc == SG_OK) rc = load_kind(f, path, &trees, err);
-    if (rc == SG_OK && trees) rc = sg_model_h5_trees(f, path, m, err);
-    if (rc == SG_OK && !trees) rc = load_link(f, path, m, err);
-    if (rc == SG_OK && !trees) rc = load_scaler(f, path, m, err);
-    if (rc == SG_OK && !trees) rc = load_layers(f, path, m, err);
-    if (f >= 0) H5Fclose(f);
+    image_args a = {path, bytes, len};
+    sg_status rc = sg_h5_sandboxed(path, parse_in_child, &a, err);
+    if (rc == SG_OK) rc = parse_image(m, path, bytes, len, err);
     sg_h5_leave();
     if (rc != SG_OK) {
         sg_model_free(m);

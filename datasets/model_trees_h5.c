@@ -63,12 +63,8 @@ static sg_status read_vec(hid_t f, const char *path, const char *name, bool inte
     }
     void *buf = rc ? NULL : malloc((size_t)n * 8);
     if (!rc && !buf) rc = sg_errf(err, SG_ENOMEM, "%s: out of memory reading %s", path, name);
-    if (!rc && H5Dread(ds, integer ? H5T_NATIVE_INT64 : H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL,
-                       H5P_DEFAULT, buf) < 0) {
-        char why[256];
-        sg_h5_last_error(why, sizeof why);
-        rc = sg_errf(err, SG_EINPUT, "%s: %s cannot be read (%s)", path, name, why);
-    }
+    if (!rc)
+        rc = sg_h5_read_all(ds, integer ? H5T_NATIVE_INT64 : H5T_NATIVE_DOUBLE, buf, path, name, err);
     H5Sclose(space);
     H5Tclose(type);
     H5Dclose(ds);

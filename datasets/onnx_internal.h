@@ -64,7 +64,7 @@ typedef struct {
 } ox_ctx;
 
 /* "PATH: node 'NAME' (OP, opset N): " + fmt. */
-int ox_node_err(ox_ctx *c, sg_err *err, int status, const char *fmt, ...)
+sg_status ox_node_err(ox_ctx *c, sg_err *err, int status, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 int ox_value_find(ox_ctx *c, const char *name);
@@ -74,11 +74,11 @@ int ox_value_add(ox_ctx *c, const char *name, sg_err *err);
 /* Reads a TensorProto (initializer or Constant's value) into value v, which must be empty:
    checks data type, dims, byte counts, external data (resolved inside the model's
    directory, read whole and hashed). what names it in messages. */
-int ox_tensor_read(ox_ctx *c, const Onnx__TensorProto *t, ox_value *v, const char *what,
+sg_status ox_tensor_read(ox_ctx *c, const Onnx__TensorProto *t, ox_value *v, const char *what,
                    sg_err *err);
 void ox_ctx_free(ox_ctx *c);
 /* Reads and hashes the external file a tensor names, if any (cached by location). */
-int ox_external_prefetch(ox_ctx *c, const Onnx__TensorProto *t, const char *what, sg_err *err);
+sg_status ox_external_prefetch(ox_ctx *c, const Onnx__TensorProto *t, const char *what, sg_err *err);
 /* Frees a plan's steps and their arrays (also a compiler's list under construction). */
 void sg_onnx_plan_free_steps(sg_onnx_plan *p);
 
@@ -88,34 +88,34 @@ int64_t ox_attr_i(const ox_ctx *c, const char *name, int64_t dflt);
 float ox_attr_f(const ox_ctx *c, const char *name, float dflt);
 /* Value index of input k, -1 when absent or an empty name (an omitted optional input). */
 int ox_in(const ox_ctx *c, size_t k);
-int ox_need_in(ox_ctx *c, size_t k, sg_err *err, int *out);
-int ox_only_first_output(ox_ctx *c, sg_err *err);
+sg_status ox_need_in(ox_ctx *c, size_t k, sg_err *err, int *out);
+sg_status ox_only_first_output(ox_ctx *c, sg_err *err);
 sg_onnx_step *ox_step_new(ox_ctx *c, sg_onnx_step_kind kind, sg_err *err);
 /* Output 0 as a per-row value of that row shape, written by the newest step. */
-int ox_dyn_out(ox_ctx *c, int rank, const int64_t *dims, sg_err *err, int *out);
+sg_status ox_dyn_out(ox_ctx *c, int rank, const int64_t *dims, sg_err *err, int *out);
 /* Axes from the attribute (before opset 13) or a constant input (13 and later). */
-int ox_get_axes(ox_ctx *c, size_t input, int64_t *axes, int *n, sg_err *err);
+sg_status ox_get_axes(ox_ctx *c, size_t input, int64_t *axes, int *n, sg_err *err);
 /* A new value for output k (the name must be new). */
-int ox_new_out(ox_ctx *c, size_t k, sg_err *err, int *out);
+sg_status ox_new_out(ox_ctx *c, size_t k, sg_err *err, int *out);
 /* Output 0 as per-row value src under another row shape (no data moves). */
 int ox_alias_out(ox_ctx *c, int src, int rank, const int64_t *dims, sg_err *err);
 /* Output 0 as a new constant of that shape and type (counted against OX_MAX_FOLDED). */
-int ox_const_out(ox_ctx *c, int rank, const int64_t *dims, int dtype, sg_err *err, int *out);
+sg_status ox_const_out(ox_ctx *c, int rank, const int64_t *dims, int dtype, sg_err *err, int *out);
 /* The shape-only and constant nodes (onnx_shapes.c). */
 int ox_op_reshape(ox_ctx *c, sg_err *err);
 int ox_op_flatten(ox_ctx *c, sg_err *err);
 int ox_op_squeeze(ox_ctx *c, bool unsqueeze, sg_err *err);
 int ox_op_cast(ox_ctx *c, sg_err *err);
-int ox_op_constant(ox_ctx *c, sg_err *err);
-int ox_op_concat(ox_ctx *c, sg_err *err);
+sg_status ox_op_constant(ox_ctx *c, sg_err *err);
+sg_status ox_op_concat(ox_ctx *c, sg_err *err);
 int ox_op_identity(ox_ctx *c, sg_err *err);
 int ox_op_dropout(ox_ctx *c, sg_err *err);
 /* The layer nodes (onnx_layers.c). */
-int ox_op_gemm(ox_ctx *c, bool matmul, sg_err *err);
-int ox_op_batchnorm(ox_ctx *c, sg_err *err);
-int ox_op_layernorm(ox_ctx *c, sg_err *err);
-int ox_op_softmax(ox_ctx *c, bool log, sg_err *err);
-int ox_op_reduce_mean(ox_ctx *c, sg_err *err);
+sg_status ox_op_gemm(ox_ctx *c, bool matmul, sg_err *err);
+sg_status ox_op_batchnorm(ox_ctx *c, sg_err *err);
+sg_status ox_op_layernorm(ox_ctx *c, sg_err *err);
+sg_status ox_op_softmax(ox_ctx *c, bool log, sg_err *err);
+sg_status ox_op_reduce_mean(ox_ctx *c, sg_err *err);
 
 /* Compiles node (already known to have its inputs defined) into steps or a constant. */
 int ox_compile_node(ox_ctx *c, sg_err *err);

@@ -1,0 +1,424 @@
+/*
+ * Reading HDF5 datasets without handing untrusted chunks to libhdf5's chunk reader and
+ * filter pipeline.
+ *
+ * libhdf5 trusts what its filters return: a deflate chunk relabelled as shuffle in the
+ * file's filter-pipeline message made it copy a whole chunk's worth of bytes out of the
+ * shorter compressed buffer (a heap over-read). So for a dataset with filters, nothing
+ * here calls H5Dread: each chunk's stored bytes are fetched raw with H5Dread_chunk (its
+ * size read from the chunk index first and bounded), and the filters are undone here --
+ * deflate with zlib, shuffle and Fletcher-32 by hand -- with every size checked: the
+ * pipeline must end in exactly one chunk's bytes, or the read is refused naming the file,
+ * the dataset and the chunk. libhdf5 then only converts element types in memory
+ * (H5Tconvert), on buffers sized here. Chunked datasets without filters are read the same
+ * way (their chunks must store exactly one chunk's bytes): libhdf5 also trusts the chunk
+ * index's sizes there, and copied a whole chunk out of a smaller buffer when one was patched
+ * (found by the file fuzzer). Contiguous and compact datasets are read with H5Dread, after
+ * sg_h5_open_dataset checked that their stored size covers their shape.
+ *
+ * Streaming: a reader keeps one decoded chunk row (every chunk across the columns, in the
+ * caller's memory type), so a row range that ends mid-chunk does not decode that chunk
+ * again for the next range. Memory is one chunk row plus two chunk buffers, never the
+ * whole dataset.
+ *
+ * Ownership: a reader belongs to the object that made it (a dataset member or one model
+ * load) and borrows its HDF5 dataset id; it is only used under sg_h5_enter (h5util.c).
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "h5util.h"
+
+/* A chunk and one decoded chunk row are each bounded (HDF5 itself caps a chunk at 4 GiB). */
+#define CHUNK_MAX_BYTES ((size_t)1 << 30)
+#define SLAB_MAX_BYTES ((size_t)1 << 30)
+#define MAX_FILTERS 32 /* H5Z_MAX_NFILTERS */
+
+struct sg_h5_reader {
+    hid_t ds, ftype; /* ds borrowed; ftype owned (the file's element type) */
+    const char *path, *name;
+    int rank;
+    hsize_t dims[2], chunk[2]; /* rank 1: dims[1] = chunk[1] = 1 */
+    size_t es;                 /* file element size */
+    int nf;
+    H5Z_filter_t filter[MAX_FILTERS];
+    bool chunked; /* read chunk by chunk here; otherwise H5Dread */
+    size_t chunk_elems, chunk_bytes;
+    uint8_t *fill; /* es bytes: the value of a chunk never written */
+    uint8_t *buf[2];
+    size_t buf_cap;
+    uint8_t *slab; /* decoded chunk row slab_row, as slab_type */
+    size_t slab_cap;
+    int64_t slab_row;
+    hid_t slab_type;
+};
+
+static sg_status fail(const sg_h5_reader *r, sg_err *err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static sg_status fail(const sg_h5_reader *r, sg_err *err, const char *fmt, ...)
+{
+    char what[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    return sg_errf(err, SG_EINPUT, "%s: %s %s; refused (the file is corrupt or crafted)", r->path,
+                   r->name, what);
+}
+
+void sg_h5_reader_free(sg_h5_reader *r)
+{
+    if (!r) return;
+    if (r->ftype >= 0) H5Tclose(r->ftype);
+    free(r->fill);
+    free(r->buf[0]);
+    free(r->buf[1]);
+    free(r->slab);
+    free(r);
+}
+
+/* Filter list and chunk shape of a chunked dataset, each checked. */
+static sg_status read_pipeline(sg_h5_reader *r, hid_t dcpl, sg_err *err)
+{
+    r->nf = H5Pget_nfilters(dcpl);
+    if (r->nf < 0 || r->nf > MAX_FILTERS)
+        return fail(r, err, "has an unreadable filter pipeline (%d filters)", r->nf);
+    r->chunked = H5Pget_layout(dcpl) == H5D_CHUNKED;
+    if (r->nf > 0 && !r->chunked) return fail(r, err, "has filters but is not stored in chunks");
+    if (!r->chunked) return SG_OK;
+    for (int i = 0; i < r->nf; i++) {
+        unsigned flags, cd[8] = {0};
+        size_t ncd = 8;
+        r->filter[i] = H5Pget_filter2(dcpl, (unsigned)i, &flags, &ncd, cd, 0, NULL, NULL);
+        if (r->filter[i] == H5Z_FILTER_SHUFFLE && (ncd < 1 || cd[0] != r->es))
+            return fail(r, err,
+                        "has a shuffle filter for %u-byte elements, but its elements have %zu "
+                        "bytes",
+                        ncd ? cd[0] : 0, r->es);
+        if (r->filter[i] != H5Z_FILTER_DEFLATE && r->filter[i] != H5Z_FILTER_SHUFFLE &&
+            r->filter[i] != H5Z_FILTER_FLETCHER32)
+            return fail(r, err, "uses HDF5 filter %d (deflate, shuffle and fletcher32 only)",
+                        (int)r->filter[i]);
+    }
+    hsize_t c[2] = {1, 1};
+    if (H5Pget_chunk(dcpl, 2, c) != r->rank || c[0] == 0 || c[1] == 0)
+        return fail(r, err, "has an invalid chunk shape");
+    r->chunk[0] = c[0];
+    r->chunk[1] = r->rank == 2 ? c[1] : 1;
+    if (__builtin_mul_overflow((size_t)r->chunk[0], (size_t)r->chunk[1], &r->chunk_elems) ||
+        __builtin_mul_overflow(r->chunk_elems, r->es, &r->chunk_bytes) ||
+        r->chunk_bytes > CHUNK_MAX_BYTES)
+        return fail(r, err, "has chunks of %llu x %llu elements (more than %zu MiB each)",
+                    (unsigned long long)r->chunk[0], (unsigned long long)r->chunk[1],
+                    CHUNK_MAX_BYTES >> 20);
+    r->fill = calloc(1, r->es);
+    if (!r->fill) return sg_errf(err, SG_ENOMEM, "%s: out of memory", r->path);
+    H5D_fill_value_t defined;
+    if (H5Pfill_value_defined(dcpl, &defined) >= 0 && defined == H5D_FILL_VALUE_USER_DEFINED &&
+        H5Pget_fill_value(dcpl, r->ftype, r->fill) < 0)
+        memset(r->fill, 0, r->es);
+    return SG_OK;
+}
+
+sg_status sg_h5_reader_new(hid_t ds, const char *path, const char *name, sg_h5_reader **out,
+                           sg_err *err)
+{
+    *out = NULL;
+    sg_h5_reader *r = calloc(1, sizeof *r);
+    if (!r) return sg_errf(err, SG_ENOMEM, "%s: out of memory", path);
+    r->ds = ds;
+    r->path = path;
+    r->name = name;
+    r->slab_row = -1;
+    r->slab_type = H5I_INVALID_HID;
+    r->ftype = H5Dget_type(ds);
+    hid_t space = H5Dget_space(ds), dcpl = H5Dget_create_plist(ds);
+    r->rank = space >= 0 ? H5Sget_simple_extent_ndims(space) : -1;
+    r->dims[1] = 1;
+    sg_status rc = SG_OK;
+    if (r->ftype < 0 || dcpl < 0 || (r->rank != 1 && r->rank != 2))
+        rc = fail(r, err, "has an unreadable type, layout or shape");
+    else if (H5Sget_simple_extent_dims(space, r->dims, NULL) < 0 ||
+             (r->es = H5Tget_size(r->ftype)) == 0)
+        rc = fail(r, err, "has an unreadable shape or element size");
+    if (rc == SG_OK) rc = read_pipeline(r, dcpl, err);
+    if (space >= 0) H5Sclose(space);
+    if (dcpl >= 0) H5Pclose(dcpl);
+    if (rc != SG_OK) {
+        sg_h5_reader_free(r);
+        return rc;
+    }
+    *out = r;
+    return SG_OK;
+}
+
+static sg_status grow(uint8_t **p, size_t *cap, size_t need, const sg_h5_reader *r, sg_err *err)
+{
+    if (need <= *cap) return SG_OK;
+    uint8_t *q = realloc(*p, need);
+    if (!q) return sg_errf(err, SG_ENOMEM, "%s: out of memory reading %s", r->path, r->name);
+    *p = q;
+    *cap = need;
+    return SG_OK;
+}
+
+/* HDF5's Fletcher-32 (H5_checksum_fletcher32): 16-bit big-endian words, odd byte padded. */
+static uint32_t fletcher32(const uint8_t *d, size_t len)
+{
+    uint32_t s1 = 0, s2 = 0;
+    for (size_t n = len / 2; n > 0;) {
+        size_t t = n > 360 ? 360 : n;
+        n -= t;
+        for (; t > 0; t--, d += 2) {
+            s1 += (uint32_t)d[0] << 8 | d[1];
+            s2 += s1;
+        }
+        s1 = (s1 & 0xffff) + (s1 >> 16);
+        s2 = (s2 & 0xffff) + (s2 >> 16);
+    }
+    if (len % 2) {
+        s1 += (uint32_t)d[0] << 8;
+        s2 += s1;
+        s1 = (s1 & 0xffff) + (s1 >> 16);
+        s2 = (s2 & 0xffff) + (s2 >> 16);
+    }
+    s1 = (s1 & 0xffff) + (s1 >> 16);
+    s2 = (s2 & 0xffff) + (s2 >> 16);
+    return s2 << 16 | s1;
+}
+
+/* The chunk's place for messages: "chunk at row R" (and column C for rank 2). */
+static const char *where(const sg_h5_reader *r, const hsize_t off[2], char *buf, size_t len)
+{
+    if (r->rank == 2)
+        snprintf(buf, len, "chunk at row %llu, column %llu", (unsigned long long)off[0],
+                 (unsigned long long)off[1]);
+    else
+        snprintf(buf, len, "chunk at row %llu", (unsigned long long)off[0]);
+    return buf;
+}
+
+/* Undoes filter i on *len bytes of in into out (capacity buf_cap); returns its output. */
+static sg_status undo_filter(sg_h5_reader *r, int i, const hsize_t off[2], uint8_t *in,
+                             uint8_t *out, size_t *len, uint8_t **result, sg_err *err)
+{
+    char at[96];
+    *result = out;
+    switch (r->filter[i]) {
+    case H5Z_FILTER_FLETCHER32: {
+        if (*len < 4) return fail(r, err, "%s is too short for its checksum", where(r, off, at, 96));
+        *len -= 4;
+        const uint8_t *s = in + *len;
+        uint32_t stored = (uint32_t)s[0] | (uint32_t)s[1] << 8 | (uint32_t)s[2] << 16 |
+                          (uint32_t)s[3] << 24;
+        uint32_t sum = fletcher32(in, *len);
+        /* Files from HDF5 before 1.6.3 store the sum with each 16-bit half byte-swapped. */
+        uint32_t swapped = (sum & 0x00ff00ffu) << 8 | (sum & 0xff00ff00u) >> 8;
+        if (stored != sum && stored != swapped)
+            return fail(r, err, "%s fails its Fletcher-32 checksum", where(r, off, at, 96));
+        *result = in;
+        return SG_OK;
+    }
+    case H5Z_FILTER_DEFLATE: {
+        z_stream z = {0};
+        if (inflateInit(&z) != Z_OK)
+            return sg_errf(err, SG_ENOMEM, "%s: out of memory reading %s", r->path, r->name);
+        z.next_in = in;
+        z.avail_in = (uInt)*len;
+        z.next_out = out;
+        z.avail_out = (uInt)r->chunk_bytes; /* never more than one chunk */
+        int zr = inflate(&z, Z_FINISH);
+        size_t got = z.total_out;
+        bool full = z.avail_out == 0;
+        inflateEnd(&z);
+        if (zr != Z_STREAM_END)
+            return fail(r, err, "%s %s", where(r, off, at, 96),
+                        zr == Z_DATA_ERROR ? "is not valid deflate data"
+                        : full             ? "inflates to more than one chunk's bytes"
+                                           : "is truncated deflate data");
+        *len = got;
+        return SG_OK;
+    }
+    case H5Z_FILTER_SHUFFLE: {
+        /* A shuffle always sees a whole chunk: any other length means the pipeline lies. */
+        if (*len != r->chunk_bytes)
+            return fail(r, err, "%s gives the shuffle filter %zu bytes, but a chunk holds %zu",
+                        where(r, off, at, 96), *len, r->chunk_bytes);
+        const size_t es = r->es, n = r->chunk_elems;
+        for (size_t b = 0; b < es; b++) {
+            const uint8_t *src = in + b * n;
+            uint8_t *dst = out + b;
+            for (size_t k = 0; k < n; k++)
+                dst[k * es] = src[k];
+        }
+        return SG_OK;
+    }
+    }
+    return fail(r, err, "uses HDF5 filter %d", (int)r->filter[i]);
+}
+
+/*
+ * Decodes the chunk at off into one of the reader's buffers (*out, chunk_bytes of the
+ * file type, with room to convert in place to a memory type of ms bytes).
+ */
+static sg_status decode_chunk(sg_h5_reader *r, const hsize_t off[2], size_t ms, uint8_t **out,
+                              sg_err *err)
+{
+    char at[96];
+    hsize_t stored = 0;
+    sg_h5_note("%s %s", r->name, where(r, off, at, 96));
+    unsigned mask0 = 0;
+    haddr_t addr = HADDR_UNDEF;
+    if (H5Dget_chunk_info_by_coord(r->ds, off, &mask0, &addr, &stored) < 0)
+        return fail(r, err, "%s cannot be found in the chunk index", where(r, off, at, 96));
+    /* Deflate is optional in HDF5: a chunk it cannot shrink is stored as it is. */
+    if (stored > 2 * (hsize_t)r->chunk_bytes + 64)
+        return fail(r, err, "%s stores %llu bytes, more than its filters make of a %zu-byte chunk",
+                    where(r, off, at, 96), (unsigned long long)stored, r->chunk_bytes);
+    size_t conv = r->chunk_elems * (ms > r->es ? ms : r->es);
+    size_t need = (size_t)stored > conv ? (size_t)stored : conv;
+    if (need > r->buf_cap) {
+        size_t cap = r->buf_cap;
+        sg_status rc = grow(&r->buf[0], &cap, need, r, err);
+        if (rc == SG_OK) rc = grow(&r->buf[1], &r->buf_cap, need, r, err);
+        if (rc != SG_OK) return rc;
+    }
+    if (addr == HADDR_UNDEF) { /* never written: the fill value, as libhdf5 gives */
+        for (size_t k = 0; k < r->chunk_elems; k++)
+            memcpy(r->buf[0] + k * r->es, r->fill, r->es);
+        *out = r->buf[0];
+        return SG_OK;
+    }
+    uint32_t mask = 0;
+    if (stored == 0) /* an index entry with no bytes: nothing to fetch, and no chunk either */
+        return fail(r, err, "%s stores 0 bytes, but a chunk holds %zu", where(r, off, at, 96),
+                    r->chunk_bytes);
+    if (H5Dread_chunk(r->ds, H5P_DEFAULT, off, &mask, r->buf[0]) < 0) {
+        char why[256];
+        sg_h5_last_error(why, sizeof why);
+        return fail(r, err, "%s cannot be read (%s)", where(r, off, at, 96),
+                    why[0] ? why : "read failed");
+    }
+    uint8_t *cur = r->buf[0];
+    size_t len = (size_t)stored;
+    for (int i = r->nf - 1; i >= 0; i--) {
+        if (mask & (1u << i)) continue; /* this filter was skipped when the chunk was written */
+        uint8_t *next;
+        sg_status rc = undo_filter(r, i, off, cur, cur == r->buf[0] ? r->buf[1] : r->buf[0], &len,
+                                   &next, err);
+        if (rc != SG_OK) return rc;
+        cur = next;
+    }
+    if (len != r->chunk_bytes)
+        return fail(r, err, "%s %s %zu bytes, but a chunk holds %zu", where(r, off, at, 96),
+                    r->nf ? "decodes to" : "stores", len, r->chunk_bytes);
+    *out = cur;
+    return SG_OK;
+}
+
+/*
+ * Decodes chunk row ci (every chunk across) as memtype into dst, or into the reader's slab
+ * (kept for the next read) when dst is NULL.
+ */
+static sg_status load_slab(sg_h5_reader *r, hid_t memtype, int64_t ci, uint8_t *dst, sg_err *err)
+{
+    const size_t ms = H5Tget_size(memtype), cols = (size_t)r->dims[1];
+    size_t slab_bytes;
+    if (__builtin_mul_overflow((size_t)r->chunk[0], cols, &slab_bytes) ||
+        __builtin_mul_overflow(slab_bytes, ms, &slab_bytes) || slab_bytes > SLAB_MAX_BYTES)
+        return fail(r, err, "has chunks of %llu rows across %zu columns, more than %zu MiB to hold",
+                    (unsigned long long)r->chunk[0], cols, SLAB_MAX_BYTES >> 20);
+    sg_status rc = dst ? SG_OK : grow(&r->slab, &r->slab_cap, slab_bytes, r, err);
+    if (rc != SG_OK) return rc;
+    if (!dst) {
+        r->slab_row = -1;
+        dst = r->slab;
+    }
+    const bool same = H5Tequal(r->ftype, memtype) > 0;
+    const hsize_t row0 = (hsize_t)ci * r->chunk[0];
+    const size_t rows = (size_t)(r->dims[0] - row0 < r->chunk[0] ? r->dims[0] - row0 : r->chunk[0]);
+    const size_t c1 = (size_t)r->chunk[1];
+    for (size_t col0 = 0; col0 < cols; col0 += c1) {
+        const hsize_t off[2] = {row0, (hsize_t)col0};
+        uint8_t *chunk;
+        if ((rc = decode_chunk(r, off, ms, &chunk, err)) != SG_OK) return rc;
+        if (!same && H5Tconvert(r->ftype, memtype, r->chunk_elems, chunk, NULL, H5P_DEFAULT) < 0)
+            return fail(r, err, "cannot be converted to the type it is read as");
+        const size_t w = cols - col0 < c1 ? cols - col0 : c1;
+        for (size_t i = 0; i < rows; i++)
+            memcpy(dst + (i * cols + col0) * ms, chunk + i * c1 * ms, w * ms);
+    }
+    if (dst == r->slab) {
+        r->slab_row = ci;
+        r->slab_type = memtype;
+    }
+    return SG_OK;
+}
+
+sg_status sg_h5_reader_rows(sg_h5_reader *r, hid_t memtype, int64_t row0, int64_t n, void *buf,
+                            sg_err *err)
+{
+    if (n <= 0) return SG_OK;
+    if (row0 < 0 || (hsize_t)row0 > r->dims[0] || (hsize_t)n > r->dims[0] - (hsize_t)row0)
+        return sg_errf(err, SG_EINTERNAL, "%s: %s rows %lld..%lld requested, it has %llu", r->path,
+                       r->name, (long long)row0, (long long)(row0 + n - 1),
+                       (unsigned long long)r->dims[0]);
+    if (!r->chunked) {
+        sg_h5_note("%s rows %lld..%lld", r->name, (long long)row0, (long long)(row0 + n - 1));
+        hid_t fs = H5Dget_space(r->ds);
+        hsize_t start[2] = {(hsize_t)row0, 0}, count[2] = {(hsize_t)n, r->dims[1]};
+        hid_t ms = H5Screate_simple(r->rank, count, NULL);
+        herr_t st = -1;
+        if (fs >= 0 && ms >= 0 &&
+            H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) >= 0)
+            st = H5Dread(r->ds, memtype, ms, fs, H5P_DEFAULT, buf);
+        if (ms >= 0) H5Sclose(ms);
+        if (fs >= 0) H5Sclose(fs);
+        if (st < 0) {
+            char why[256];
+            sg_h5_last_error(why, sizeof why);
+            return sg_errf(err, SG_EINPUT, "%s: %s rows %lld..%lld cannot be read (%s)", r->path,
+                           r->name, (long long)row0, (long long)(row0 + n - 1),
+                           why[0] ? why : "read failed");
+        }
+        return SG_OK;
+    }
+    const size_t row_bytes = (size_t)r->dims[1] * H5Tget_size(memtype);
+    const int64_t cr = (int64_t)r->chunk[0];
+    uint8_t *dst = buf;
+    for (int64_t row = row0; row < row0 + n;) {
+        const int64_t ci = row / cr;
+        const int64_t end = (ci + 1) * cr < row0 + n ? (ci + 1) * cr : row0 + n;
+        const bool cached = r->slab_row == ci && r->slab_type == memtype;
+        if (!cached && row == ci * cr && (end == (ci + 1) * cr || end == (int64_t)r->dims[0])) {
+            /* The whole chunk row is wanted: decode it straight into the caller's buffer. */
+            sg_status rc = load_slab(r, memtype, ci, dst, err);
+            if (rc != SG_OK) return rc;
+            dst += (size_t)(end - row) * row_bytes;
+            row = end;
+            continue;
+        }
+        if (!cached) {
+            sg_status rc = load_slab(r, memtype, ci, NULL, err);
+            if (rc != SG_OK) return rc;
+        }
+        memcpy(dst, r->slab + (size_t)(row - ci * cr) * row_bytes, (size_t)(end - row) * row_bytes);
+        dst += (size_t)(end - row) * row_bytes;
+        row = end;
+    }
+    return SG_OK;
+}
+
+sg_status sg_h5_read_all(hid_t ds, hid_t memtype, void *buf, const char *path, const char *name,
+                         sg_err *err)
+{
+    sg_h5_reader *r = NULL;
+    sg_status rc = sg_h5_reader_new(ds, path, name, &r, err);
+    if (rc == SG_OK) rc = sg_h5_reader_rows(r, memtype, 0, (int64_t)r->dims[0], buf, err);
+    sg_h5_reader_free(r);
+    return rc;
+}

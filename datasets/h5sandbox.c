@@ -1,0 +1,207 @@
+/*
+ * A sandboxed dry run of libhdf5's metadata parsing.
+ *
+ * h5chunks.c keeps file bytes away from libhdf5's filter pipeline, but libhdf5 also parses
+ * object headers, B-trees, heaps and attribute values itself, and some corrupt structures
+ * crash it (the HDF5 file fuzzer, tests/fuzz/fuzz_hdf5.c, finds a segfault in H5HG_read from
+ * a corrupt global-heap reference within a second). So before a validation set or model is
+ * opened for real, the same parse runs in a forked child: the child opens the file, reads
+ * every attribute and layout the loader reads and walks each chunk index (datasets), or
+ * loads the whole model (models), then exits. Its limits: no file writes (RLIMIT_FSIZE 0),
+ * bounded CPU time, no core dump, and a seccomp filter that refuses exec, fork, sockets,
+ * ptrace and any open for writing. A child that dies (a signal, or a sanitizer's exit) makes
+ * the file "malformed" (SG_EINPUT, exit 2); one that refuses the file passes its one-line
+ * message back through a pipe; one that succeeds lets the parent do the same parse, on the
+ * same bytes (a model's in-memory image; a dataset's open descriptor), in-process.
+ *
+ * Ownership and locking: sg_h5_sandboxed is called with the HDF5 lock held (h5util.c);
+ * the child inherits that state and makes its HDF5 calls without taking the lock (the
+ * parent's other threads do not exist in the child). The child leaves with _exit, so no
+ * atexit handler (libhdf5's among them) runs twice.
+ */
+#define _GNU_SOURCE /* pipe2 */
+#include <errno.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <stdarg.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "h5util.h"
+
+static bool sandbox_on = true;
+/* CPU seconds the child may use: a corrupt structure can make libhdf5 loop (the fuzzer found
+   one in the global heap); a real parse, even of a large model, takes far less. */
+static unsigned cpu_seconds = 120;
+
+void sg_h5_sandbox_cpu_limit(unsigned seconds)
+{
+    cpu_seconds = seconds ? seconds : 1;
+}
+/* What the child is reading (shared with the parent), for the message if it dies. */
+#define NOTE_BYTES 256
+static char *note_page;
+static bool in_child;
+
+void sg_h5_note(const char *fmt, ...)
+{
+    if (!in_child) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(note_page, NOTE_BYTES, fmt, ap);
+    va_end(ap);
+}
+
+void sg_h5_sandbox_enable(bool on)
+{
+    sandbox_on = on;
+}
+
+#define DENY(nr) BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (nr), 0, 1), BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM)
+
+/* Refuses what a parser never needs; everything else (reads, memory, signals) is allowed. */
+static void install_seccomp(void)
+{
+#if defined(__x86_64__)
+    struct sock_filter f[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        DENY(__NR_execve), DENY(__NR_execveat), DENY(__NR_fork), DENY(__NR_vfork),
+        DENY(__NR_clone), DENY(__NR_clone3), DENY(__NR_socket), DENY(__NR_connect),
+        DENY(__NR_bind), DENY(__NR_ptrace), DENY(__NR_process_vm_writev), DENY(__NR_unlink),
+        DENY(__NR_unlinkat), DENY(__NR_rename), DENY(__NR_renameat), DENY(__NR_renameat2),
+        DENY(__NR_truncate), DENY(__NR_ftruncate), DENY(__NR_chmod), DENY(__NR_fchmod),
+        DENY(__NR_fchmodat), DENY(__NR_mkdir), DENY(__NR_mkdirat), DENY(__NR_link),
+        DENY(__NR_linkat), DENY(__NR_symlink), DENY(__NR_symlinkat),
+        /* open(path, flags) and openat(dir, path, flags): read-only opens only. */
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_open, 0, 3),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[1])),
+        BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, O_WRONLY | O_RDWR | O_CREAT | O_TRUNC, 4, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_openat, 0, 3),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[2])),
+        BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, O_WRONLY | O_RDWR | O_CREAT | O_TRUNC, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = {(unsigned short)(sizeof f / sizeof f[0]), f};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0)
+        (void)prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog);
+#endif
+}
+
+static void limit(int resource, rlim_t value)
+{
+    struct rlimit rl;
+    if (getrlimit(resource, &rl) != 0) return;
+    if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < value) value = rl.rlim_max;
+    rl.rlim_cur = value;
+    if (rl.rlim_max == RLIM_INFINITY || rl.rlim_max > value) rl.rlim_max = value;
+    (void)setrlimit(resource, &rl);
+}
+
+sg_status sg_h5_sandboxed(const char *path, sg_status (*parse)(void *arg, sg_err *err), void *arg,
+                          sg_err *err)
+{
+    if (!sandbox_on) return SG_OK;
+    if (!note_page) {
+        void *p = mmap(NULL, NOTE_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED)
+            return sg_errf(err, SG_EIO, "%s: cannot map memory for the HDF5 check: %s", path,
+                           strerror(errno));
+        note_page = p;
+    }
+    snprintf(note_page, NOTE_BYTES, "the superblock");
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0)
+        return sg_errf(err, SG_EIO, "%s: cannot create a pipe for the HDF5 check: %s", path,
+                       strerror(errno));
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return sg_errf(err, SG_EIO, "%s: cannot fork for the HDF5 check: %s", path,
+                       strerror(errno));
+    }
+    if (pid == 0) {
+        in_child = true;
+        close(fds[0]);
+        /* What dies here is reported by the parent in one line: no crash report on stderr. */
+        int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+        if (null >= 0) {
+            dup2(null, 2);
+            close(null);
+        }
+        limit(RLIMIT_FSIZE, 0);
+        limit(RLIMIT_CORE, 0);
+        limit(RLIMIT_CPU, cpu_seconds);
+        /* A fault here must end the child at once, whatever handler the caller installed. */
+        static const int fatal[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGXCPU, SIGXFSZ};
+        for (size_t i = 0; i < sizeof fatal / sizeof fatal[0]; i++)
+            signal(fatal[i], SIG_DFL);
+        install_seccomp();
+        sg_err e = {{0}};
+        sg_status rc = parse(arg, &e);
+        int8_t code = (int8_t)rc; /* statuses are small negative numbers */
+        if (write(fds[1], &code, 1) == 1 && rc != SG_OK)
+            (void)!write(fds[1], e.msg, strnlen(e.msg, sizeof e.msg));
+        _exit(0);
+    }
+    close(fds[1]);
+    sg_err child = {{0}};
+    int8_t code = 0;
+    size_t got = 0;
+    ssize_t n;
+    bool have_code = false;
+    while ((n = read(fds[0], have_code ? (void *)(child.msg + got) : &code,
+                     have_code ? sizeof child.msg - 1 - got : 1)) != 0) {
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            break;
+        }
+        if (!have_code)
+            have_code = true;
+        else
+            got += (size_t)n;
+        if (got >= sizeof child.msg - 1) break;
+    }
+    close(fds[0]);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0 && have_code;
+    if (!clean) {
+        char what[NOTE_BYTES];
+        snprintf(what, sizeof what, "%s", note_page);
+        if (WIFSIGNALED(status) && WTERMSIG(status) == SIGXCPU)
+            return sg_errf(err, SG_EINPUT,
+                           "%s: malformed HDF5 file: the HDF5 library was still reading %s after "
+                           "%u s of CPU time (a loop); refused",
+                           path, what, cpu_seconds);
+        if (WIFSIGNALED(status))
+            return sg_errf(err, SG_EINPUT,
+                           "%s: malformed HDF5 file: the HDF5 library crashed reading %s "
+                           "(signal %d, %s); refused",
+                           path, what, WTERMSIG(status), strsignal(WTERMSIG(status)));
+        return sg_errf(err, SG_EINPUT,
+                       "%s: malformed HDF5 file: the HDF5 library failed reading %s (exit %d); "
+                       "refused",
+                       path, what, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    }
+    if (code == SG_OK) return SG_OK;
+    child.msg[got] = '\0';
+    return sg_errf(err, (sg_status)code, "%s", child.msg[0] ? child.msg : "refused");
+}
