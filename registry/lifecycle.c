@@ -11,6 +11,7 @@
 
 #include "registry_internal.h"
 #include "stagegate/keys.h"
+#include "stagegate/model.h"
 #include "stagegate/report.h"
 
 /* Rewrites a refusal as "refused: NAME vN -> STAGE: reason". */
@@ -194,6 +195,31 @@ static int check_approval(sg_registry *reg, const char *model, int64_t version,
     return rc;
 }
 
+/* Refuses when an approver's latest decision on the version is a rejection. */
+static sg_status check_not_rejected(sg_registry *reg, const char *model, int64_t version,
+                                    sg_err *err)
+{
+    reg_stmt *st;
+    sg_status rc =
+        reg_prepare(reg,
+                    "SELECT a.approver_key_id, a.comment FROM approvals a"
+                    " WHERE a.model_name = ? AND a.version = ? AND a.decision = 'rejected'"
+                    " AND a.id = (SELECT max(b.id) FROM approvals b WHERE b.model_name ="
+                    " a.model_name AND b.version = a.version AND b.approver_key_id ="
+                    " a.approver_key_id)",
+                    &st, err);
+    if (rc != SG_OK) return rc;
+    reg_bind_text(st, 1, model);
+    reg_bind_int64(st, 2, version);
+    if (reg_row(reg, st, err))
+        rc = sg_errf(err, SG_EREFUSED, "v%lld was rejected by approver %.16s (%s)",
+                     (long long)version, reg_col_text(st, 0),
+                     *reg_col_text(st, 1) ? reg_col_text(st, 1) : "no comment");
+    reg_finalize(st);
+    if (rc == SG_OK) rc = reg->read_rc;
+    return rc;
+}
+
 static int has_passed_validation(sg_registry *reg, const char *model, int64_t version, bool *ok,
                                  sg_err *err)
 {
@@ -247,6 +273,25 @@ static sg_status archive_occupant(sg_registry *reg, const reg_model *m, int64_t 
     return rc;
 }
 
+/*
+ * The artifact on disk must still be the one registered: a gate and its approvals speak for
+ * those bytes (as resolve checks when a version is used).
+ */
+static sg_status check_artifact(const reg_version *v, sg_err *err)
+{
+    char now[65];
+    sg_err ferr;
+    if (sg_model_digest_file_hex(v->artifact_path, now, &ferr) != SG_OK)
+        return sg_errf(err, SG_EREFUSED, "artifact %s cannot be read: %s", v->artifact_path,
+                       ferr.msg);
+    if (strcmp(now, v->artifact_sha256) != 0)
+        return sg_errf(err, SG_EREFUSED,
+                       "artifact %s changed on disk since registration (sha256 %.16s..., "
+                       "registered %.16s...)",
+                       v->artifact_path, now, v->artifact_sha256);
+    return SG_OK;
+}
+
 static sg_status do_transition(sg_registry *reg, const reg_model *m, const reg_version *v,
                          const reg_stage *g, const uint8_t *report, size_t report_len,
                          const sg_registry_request *req, sg_err *err)
@@ -254,13 +299,23 @@ static sg_status do_transition(sg_registry *reg, const reg_model *m, const reg_v
     bool allowed = false;
     char actor[65], report_sha[65] = "";
     if (report) sg_sha256_hex(report, report_len, report_sha);
+    /* Leaving Production takes what serves traffic away: it needs a Production promoter's
+     * signature whatever the target stage asks for (else an unsigned move to Archived would
+     * also make a later rollback impossible). */
+    bool leaving_production = strcmp(v->stage, REG_PRODUCTION) == 0;
     int rc = reg_transition_allowed(reg, m->name, v->stage, g->name, &allowed, err);
     if (rc == SG_OK && !allowed)
         rc = sg_errf(err, SG_EREFUSED, "the policy does not allow %s -> %s", v->stage, g->name);
     if (rc == SG_OK)
-        rc = reg_request_check(reg, req, g->requires_promoter, "transition", m->name, v->version,
-                               g->name, report_sha, actor, err);
+        rc = reg_request_check(reg, req, g->requires_promoter || leaving_production, "transition",
+                               m->name, v->version, g->name, report_sha, actor, err);
     if (rc == SG_OK && g->requires_promoter) rc = check_promoter(reg, m->name, g->name, actor, err);
+    if (rc == SG_OK && leaving_production)
+        rc = check_promoter(reg, m->name, REG_PRODUCTION, actor, err);
+    /* A promotion re-hashes the artifact: what the gate passed must be what is promoted. */
+    if (rc == SG_OK && (g->requires_report || g->requires_validation || g->requires_approval ||
+                        g->requires_promoter))
+        rc = check_artifact(v, err);
     if (rc == SG_OK && g->requires_report && !report)
         rc = sg_errf(err, SG_EREFUSED,
                      "entering %s requires a passing signed report (--report R.intoto.json)",
@@ -416,6 +471,9 @@ sg_status sg_registry_rollback(sg_registry *reg, const char *model, const sg_reg
         rc = sg_errf(err, SG_EREFUSED, "no earlier Production version of %s to restore", model);
     reg_version pv;
     if (rc == SG_OK) rc = reg_version_load(reg, model, prev, &pv, err);
+    /* A version an approver has since rejected does not come back through a rollback. */
+    if (rc == SG_OK) rc = check_not_rejected(reg, model, prev, err);
+    if (rc == SG_OK) rc = check_artifact(&pv, err);
     if (rc == SG_OK) rc = archive_occupant(reg, &m, current, prev, actor, "rollback-archive", err);
     if (rc == SG_OK) rc = set_stage(reg, model, prev, reg_model_stage(&m, REG_PRODUCTION), err);
     if (rc == SG_OK) {

@@ -112,7 +112,9 @@ expect 1 $R transition fraud-canary 2 Canary --as alice.key.pem
 err_has "Canary already holds v1 (single-version stage)"
 expect 0 $R transition fraud-canary 1 Production --as alice.key.pem
 expect 0 $R transition fraud-canary 2 Canary --as alice.key.pem
-expect 0 $R transition fraud-canary 1 Deprecated
+expect 1 $R transition fraud-canary 1 Deprecated
+err_has "needs a signed request"   # leaving Production takes a promoter's signature
+expect 0 $R transition fraud-canary 1 Deprecated --as alice.key.pem
 [ "$(stage_of fraud-canary 1)" = Deprecated ] || fail "v1 not Deprecated"
 expect 0 $R resolve models:/fraud-canary/Canary
 [ "$(cat out)" = "$WORK/m5.h5" ] || fail "Canary resolves to $(cat out)"
