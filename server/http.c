@@ -247,6 +247,8 @@ static enum MHD_Result queue(struct MHD_Connection *conn, req_ctx *ctx, srv_resp
     return ret;
 }
 
+static srv_watch *conn_watch(struct MHD_Connection *conn);
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload,
                                   size_t *upload_size, void **con_cls)
@@ -269,7 +271,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     if (*upload_size) {
-        if (sg_now_seconds() - ctx->start > g_srv.cfg.request_time_s) return MHD_NO; /* too slow */
         if (!ctx->too_big && ctx->len + *upload_size > (size_t)g_srv.cfg.max_body) {
             ctx->too_big = true;
             free(ctx->body);
@@ -292,7 +293,29 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *upload_size = 0;
         return MHD_YES;
     }
+    srv_watch_handling(conn_watch(conn), true);
     return queue(conn, ctx, dispatch(conn, url, method, ctx));
+}
+
+static srv_watch *conn_watch(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    (void)cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        *socket_context = ci ? srv_watch_add(ci->connect_fd) : NULL;
+    } else {
+        srv_watch_remove(*socket_context);
+        *socket_context = NULL;
+    }
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -321,6 +344,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
             (sg_now_seconds() - ctx->start) * 1e3,
             toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection closed early)");
     fflush(log);
+    srv_watch_handling(conn_watch(conn), false);
     free(ctx->body);
     free(ctx);
     *con_cls = NULL;
@@ -442,6 +466,13 @@ sg_status sg_server_run(const sg_server_config *cfg, sg_err *err)
     sigset_t old;
     pthread_sigmask(SIG_BLOCK, &stop, &old);
     signal(SIGPIPE, SIG_IGN);
+    if ((rc = srv_watch_start(g_srv.cfg.request_time_s, err)) != SG_OK) {
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        free(cert);
+        free(key);
+        release();
+        return rc;
+    }
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
                      MHD_USE_ERROR_LOG | (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0) |
                      (cert ? MHD_USE_TLS : 0);
@@ -457,9 +488,10 @@ sg_status sg_server_run(const sg_server_config *cfg, sg_err *err)
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)c->threads, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)c->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)c->timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)c->max_header, MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, NULL, MHD_OPTION_ARRAY,
+        on_completed, NULL, MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL, MHD_OPTION_ARRAY,
         cert ? tls_opts : tls_opts + 2, MHD_OPTION_END);
     if (!d) {
+        srv_watch_stop();
         pthread_sigmask(SIG_SETMASK, &old, NULL);
         free(cert);
         free(key);
@@ -479,6 +511,7 @@ sg_status sg_server_run(const sg_server_config *cfg, sg_err *err)
     for (int i = 0; i < 6000 && atomic_load(&g_in_flight) > 0; i++)
         usleep(10000);
     MHD_stop_daemon(d);
+    srv_watch_stop();
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     free(cert);
     free(key);

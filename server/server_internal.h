@@ -39,6 +39,14 @@ SG_MUST_CHECK sg_status srv_reports_put(srv_reports *r, const uint8_t *env, size
 /* A malloc'd copy of the latest report naming this digest, or NULL. */
 uint8_t *srv_reports_get(srv_reports *r, const char *subject, size_t *len);
 
+/* watchdog.c: the time limit on receiving one request (headers and body). */
+typedef struct srv_watch srv_watch;
+srv_watch *srv_watch_add(int fd);
+void srv_watch_remove(srv_watch *w);
+void srv_watch_handling(srv_watch *w, bool handling);
+SG_MUST_CHECK sg_status srv_watch_start(int request_time_s, sg_err *err);
+void srv_watch_stop(void);
+
 /* The server's shared, read-only-after-start state. */
 typedef struct {
     sg_server_config cfg;
