@@ -24,6 +24,8 @@ static const char usage_text[] =
     "  runs NAME [--version V] [--fingerprint ID] [--limit N]   list recorded runs\n"
     "\n"
     "The database is --db PATH, else $" SG_REGISTRY_ENV ", else " SG_REGISTRY_DEFAULT_PATH ".\n"
+    "--db http(s)://HOST:PORT runs the subcommand through `stagegate serve`, as the principal of\n"
+    "the token in $STAGEGATE_TOKEN, else $MLFLOW_TRACKING_TOKEN (docs/server.md).\n"
     "--db and --json go before or after the subcommand (not both places for --db).\n"
     "FILTER: name = 'x', name LIKE 'f%', tags.K = 'v', stage = 'S', joined by AND.\n"
     "--json: reads print one JSON document; writes print the version (or model) they changed.\n"
@@ -418,6 +420,7 @@ int sg_cmd_registry(int argc, char **argv)
         return sg_cli_usage_error(c.cmd, "%s takes %d%s argument%s, got %d", sp->name, sp->min_pos,
                                   sp->max_pos > sp->min_pos ? " or more" : "",
                                   sp->max_pos == 1 ? "" : "s", c.n_pos);
+    if (reg_cli_is_remote(c.db)) return reg_cli_remote(&c);
     if (sp->opts & (O_RECORD | O_RUNS)) return reg_cmd_runs(&c);
     sg_registry *reg = NULL;
     sg_err err;

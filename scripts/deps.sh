@@ -3,7 +3,7 @@
 set -eu
 PKGS="build-essential cmake pkg-config libopenblas-dev libhdf5-dev hdf5-tools libhwloc-dev hwloc
 libcmocka-dev strace libssl-dev openssl libsqlite3-dev sqlite3 libjansson-dev jq
-libmicrohttpd-dev libgnutls28-dev curl
+libmicrohttpd-dev libgnutls28-dev libcurl4-openssl-dev curl
 python3 python3-h5py python3-sklearn python3-numpy python3-scipy python3-xgboost libxgboost-dev"
 missing=""
 for p in $PKGS; do

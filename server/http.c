@@ -91,7 +91,7 @@ static bool has(const char *msg, const char *s)
     return strstr(msg, s) != NULL;
 }
 
-srv_resp srv_from_status(int rc, const sg_err *err)
+static srv_resp classify(int rc, const sg_err *err)
 {
     const char *m = err->msg;
     switch (rc) {
@@ -112,6 +112,14 @@ srv_resp srv_from_status(int rc, const sg_err *err)
     default:
         return srv_error(500, "INTERNAL_ERROR", "%s", m);
     }
+}
+
+srv_resp srv_from_status(int rc, const sg_err *err)
+{
+    srv_resp resp = classify(rc, err);
+    /* Tells stagegate's own client a refusal (exit 1) from an input error (exit 2). */
+    if (rc == SG_EREFUSED) json_object_set_new(resp.body, "refused", json_true());
+    return resp;
 }
 
 const char *srv_param(const srv_req *r, const char *key)

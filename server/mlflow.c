@@ -202,10 +202,27 @@ static srv_resp create_model(srv_req *r)
         nt++;
     }
     json_t *age = json_object_get(pol, "max_report_age_days");
+    const char *stages[64], *single[64], *multi[64];
+    size_t n_stages = 0, n_single = 0, n_multi = 0;
+    json_array_foreach(json_object_get(pol, "stages"), i, t) if (json_is_string(t) && n_stages < 64)
+        stages[n_stages++] = json_string_value(t);
+    json_array_foreach(json_object_get(pol, "single_version"), i, t) if (json_is_string(t) &&
+                                                                         n_single < 64)
+        single[n_single++] = json_string_value(t);
+    json_array_foreach(json_object_get(pol, "multi_version"), i, t) if (json_is_string(t) &&
+                                                                        n_multi < 64)
+        multi[n_multi++] = json_string_value(t);
     sg_registry_model_spec sp = {
         .name = name,
         .description = srv_param(r, "description"),
         .report_stage = json_string_value(json_object_get(pol, "report_stage")),
+        .stages = n_stages ? stages : NULL,
+        .n_stages = n_stages,
+        .transitions = json_string_value(json_object_get(pol, "transitions")),
+        .single_stages = single,
+        .n_single = n_single,
+        .multi_stages = multi,
+        .n_multi = n_multi,
         .signers = signers,
         .n_signers = ns,
         .promoters = promoters,

@@ -110,13 +110,28 @@ static srv_resp version(srv_req *r)
     return doc ? srv_json(200, doc) : srv_from_status(SG_EINPUT, &err);
 }
 
+static srv_resp list(srv_req *r)
+{
+    sg_err err = {{0}};
+    json_t *doc = sg_registry_list(r->reg, &err);
+    return doc ? srv_json(200, doc) : srv_from_status(SG_EIO, &err);
+}
+
+static srv_resp search(srv_req *r)
+{
+    const char *filter = srv_param(r, "filter");
+    sg_err err = {{0}};
+    json_t *doc = sg_registry_search(r->reg, filter ? filter : "", &err);
+    return doc ? srv_json(200, doc) : srv_from_status(SG_EINPUT, &err);
+}
+
 static const struct {
     const char *path;
     srv_resp (*fn)(srv_req *r);
 } routes[] = {
     {"reports", upload_report}, {"approve", approve},       {"rollback", rollback},
     {"history", history},       {"verify-log", verify_log}, {"whoami", whoami},
-    {"get", version},
+    {"get", version},           {"list", list},             {"search", search},
 };
 
 bool srv_stagegate_route(srv_req *r, const char *path, srv_resp *resp)
