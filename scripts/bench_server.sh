@@ -7,8 +7,10 @@
 # requests per second, reads and completed promotions per second, p50/p99 per kind, the
 # requests that failed unexpectedly, and the audit chain's verification at the end.
 #
-#   ./scripts/bench_server.sh [--db URI] [--clients N] [--duration S] [--threads N]
+#   ./scripts/bench_server.sh [--db URI] [--clients N] [--duration S] [--threads N] [--write-share F]
 #
+# --write-share: the share of promotion steps in the mix (default 0.2; 0 = reads only, the
+# rest split between the reads in the proportions above).
 # --db: the registry the server holds (default a fresh SQLite file in the bench folder).
 # STAGEGATE_BUILD_DIR picks the build folder (default build/release; it needs the tests'
 # report maker, so STAGEGATE_TESTS must be on); BENCH_DIR the work folder (default
@@ -16,14 +18,15 @@
 # unexpectedly or the audit log does not verify.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DB="" CLIENTS=8 DURATION=30 THREADS=4
+DB="" CLIENTS=8 DURATION=30 THREADS=4 WRITES=0.2
 while [ $# -gt 0 ]; do
     case $1 in
         --db) DB=$2; shift 2 ;;
         --clients) CLIENTS=$2; shift 2 ;;
         --duration) DURATION=$2; shift 2 ;;
         --threads) THREADS=$2; shift 2 ;;
-        *) echo "usage: $0 [--db URI] [--clients N] [--duration S] [--threads N]" >&2; exit 2 ;;
+        --write-share) WRITES=$2; shift 2 ;;
+        *) echo "usage: $0 [--db URI] [--clients N] [--duration S] [--threads N] [--write-share F]" >&2; exit 2 ;;
     esac
 done
 BUILD=${STAGEGATE_BUILD_DIR:-build/release}
@@ -54,10 +57,11 @@ PORT=$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9]*\)$/\1/p' server.l
 echo "== $CLIENTS clients, ${DURATION} s, server with $THREADS threads, registry $DB" >&2
 
 /usr/bin/python3 - "$PORT" "$CLIENTS" "$DURATION" "$(cat alice.token)" "$(cat bob.token)" \
-    "$B" <<'PY'
+    "$B" "$WRITES" <<'PY'
 import http.client, json, multiprocessing as mp, random, sys, time, urllib.parse
 port, clients, duration = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
 alice, bob, work = sys.argv[4], sys.argv[5], sys.argv[6]
+reads_share = 1.0 - float(sys.argv[7])
 M = "/api/2.0/mlflow/"
 RUN = str(int(time.time()))
 
@@ -98,6 +102,7 @@ def client(i, names, q):
     end = time.monotonic() + duration
     while time.monotonic() < end:
         x = random.random()
+        x = x / reads_share * 0.8 if x < reads_share else 0.9
         other = names[random.randrange(len(names))]
         if x < 0.45:
             kind, req = "read", ("GET", M + f"model-versions/get?name={other}&version=1", None, alice)

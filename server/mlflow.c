@@ -84,7 +84,7 @@ static bool in_stages(const json_t *stages, const char *stage)
  * "latest versions", in the model's stage order. */
 static json_t *latest_versions(const json_t *model, const json_t *stages)
 {
-    json_t *arr = json_array(), *versions = json_object_get(model, "versions");
+    json_t *arr = json_array(), *versions = json_object_get(model, "latest_versions");
     size_t i, j;
     json_t *st, *v;
     json_array_foreach(json_object_get(model, "stages"), i, st)
@@ -104,7 +104,7 @@ static json_t *registered_model_json(const json_t *m)
     json_int_t created = ms_of(sg_json_str(m, "created_at")), updated = created;
     size_t i;
     json_t *v;
-    json_array_foreach(json_object_get(m, "versions"), i, v)
+    json_array_foreach(json_object_get(m, "latest_versions"), i, v)
     {
         json_int_t t = ms_of(sg_json_str(v, "updated_at"));
         if (t > updated) updated = t;
@@ -119,10 +119,7 @@ static json_t *registered_model_json(const json_t *m)
     json_object_set_new(o, "aliases", kv_list(json_object_get(m, "aliases"), "alias", "version", true));
     json_t *pol = json_object();
     json_object_set(pol, "stages", json_object_get(m, "stages"));
-    json_object_set(pol, "keys", json_object_get(m, "keys"));
-    json_object_set(pol, "require_approval", json_object_get(m, "require_approval"));
     json_object_set(pol, "report_stage", json_object_get(m, "report_stage"));
-    json_object_set(pol, "max_report_age_days", json_object_get(m, "max_report_age_days"));
     json_object_set_new(o, "stagegate_policy", pol);
     return o;
 }
@@ -130,7 +127,7 @@ static json_t *registered_model_json(const json_t *m)
 static srv_resp model_doc(srv_req *r, const char *name, const char *key)
 {
     sg_err err = {{0}};
-    json_t *m = sg_registry_get_model(r->reg, name, &err);
+    json_t *m = sg_registry_model_summary(r->reg, name, &err);
     if (!m) return srv_from_status(SG_EINPUT, &err);
     json_t *o = json_object();
     json_object_set_new(o, key, registered_model_json(m));
@@ -285,7 +282,7 @@ static srv_resp search_models(srv_req *r)
     json_t *m;
     json_array_foreach(json_object_get(found, "models"), i, m)
     {
-        json_t *full = sg_registry_get_model(r->reg, sg_json_str(m, "name"), &err);
+        json_t *full = sg_registry_model_summary(r->reg, sg_json_str(m, "name"), &err);
         if (full) json_array_append_new(all, registered_model_json(full));
         json_decref(full);
     }
@@ -299,7 +296,7 @@ static srv_resp latest(srv_req *r)
 {
     REQUIRE(name, "name");
     sg_err err = {{0}};
-    json_t *m = sg_registry_get_model(r->reg, name, &err);
+    json_t *m = sg_registry_model_summary(r->reg, name, &err);
     if (!m) return srv_from_status(SG_EINPUT, &err);
     json_t *stages = r->json ? json_incref(json_object_get(r->json, "stages")) : NULL;
     if (!stages) {
@@ -460,7 +457,7 @@ static srv_resp transition(srv_req *r)
     srv_resp bad;
     if (!srv_param_version(r, "version", &v, &bad)) return bad;
     sg_err err = {{0}};
-    json_t *m = sg_registry_get_model(r->reg, name, &err);
+    json_t *m = sg_registry_model_summary(r->reg, name, &err);
     json_t *cur = m ? sg_registry_get_version(r->reg, name, v, &err) : NULL;
     if (!cur) {
         json_decref(m);
@@ -480,7 +477,10 @@ static srv_resp transition(srv_req *r)
     bool archive = json_is_true(arch) || (json_is_string(arch) &&
                                           !strcasecmp(json_string_value(arch), "true"));
     if (rc == SG_OK && archive && strcasecmp(stage, "Archived") != 0) {
-        json_t *full = sg_registry_get_model(r->reg, name, &err);
+        /* Model names are [A-Za-z0-9._-] (the registry refuses others), so quoting is safe. */
+        char filter[256];
+        snprintf(filter, sizeof filter, "name = '%s'", name);
+        json_t *full = sg_registry_search(r->reg, filter, &err);
         size_t i;
         json_t *o;
         json_array_foreach(full ? json_object_get(full, "versions") : NULL, i, o)
@@ -528,7 +528,7 @@ static srv_resp alias(srv_req *r)
     REQUIRE(alias_name, "alias");
     sg_err err = {{0}};
     if (!strcmp(r->method, "GET")) {
-        json_t *m = sg_registry_get_model(r->reg, name, &err);
+        json_t *m = sg_registry_model_summary(r->reg, name, &err);
         if (!m) return srv_from_status(SG_EINPUT, &err);
         json_t *v = json_object_get(json_object_get(m, "aliases"), alias_name);
         int64_t ver = json_integer_value(v);

@@ -132,6 +132,10 @@ json_t *sg_registry_history(sg_registry *reg, const char *model, sg_err *err);
 /* Registered models whose name matches filter (NULL or "" = all): the name conditions of the
  * search filter only. {"models": [{name, description, created_at}, ...]} by name. */
 json_t *sg_registry_search_models(sg_registry *reg, const char *filter, sg_err *err);
+/* A model without its full version list: name, description, created_at, report_stage, stages
+ * (as in get_model), tags, aliases, and latest_versions: the newest version in each stage that
+ * holds one (version documents), by version. */
+json_t *sg_registry_model_summary(sg_registry *reg, const char *model, sg_err *err);
 
 /* Checks the audit chain and that current state matches it; SG_EREFUSED when it does not. */
 SG_MUST_CHECK sg_status sg_registry_verify_log(sg_registry *reg, json_t **summary, sg_err *err);
