@@ -16,8 +16,14 @@ stop_server() {
     fi
     [ -z "$SPID" ] || wait "$SPID" 2>/dev/null || true
     SPID=""
+    # A sanitizer build reports into the server's log; any report fails the test.
+    if [ -f "$WORK/server.log" ] && grep -q "Sanitizer\|runtime error:" "$WORK/server.log"; then
+        cat "$WORK/server.log" >&2
+        echo "FAIL: sanitizer report in the server's log" >&2
+        return 1
+    fi
 }
-trap 'stop_server; rm -rf "$WORK"' EXIT
+trap 'rc=$?; stop_server || rc=1; rm -rf "$WORK"; exit $rc' EXIT
 cd "$WORK"
 DB=${SG_SERVER_DB:-$WORK/registry.db}
 RUN=$$$RANDOM
