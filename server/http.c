@@ -283,7 +283,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         /* A declared length over the limit is answered before any of the body is read. */
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl && strtoll(cl, NULL, 10) > g_srv.cfg.max_body) ctx->too_big = true;
+        if (cl && strtoll(cl, NULL, 10) > g_srv.cfg.max_body) {
+            ctx->too_big = true;
+            /* Answered now; libmicrohttpd closes the connection rather than read the body. */
+            srv_watch_handling(conn_watch(conn), true);
+            return queue(conn, ctx, dispatch(conn, url, method, ctx));
+        }
         return MHD_YES;
     }
     if (*upload_size) {

@@ -5,6 +5,7 @@
  * principal through an attested request, so the registry applies its rules and writes the
  * audit entries itself.
  */
+#define _GNU_SOURCE /* strcasestr */
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -414,8 +415,17 @@ static srv_resp search_versions(srv_req *r)
     json_t *all = json_array(), *doc = json_object();
     size_t i;
     json_t *v;
+    /* order_by: version (or version_number) ASC/DESC; the default is ascending versions. */
+    json_t *ob = r->json ? json_array_get(json_object_get(r->json, "order_by"), 0) : NULL;
+    const char *order = ob ? json_string_value(ob) : srv_param(r, "order_by");
+    bool desc = order && strncmp(order, "version", 7) == 0 && strcasestr(order, " desc");
     json_array_foreach(json_object_get(found, "versions"), i, v)
-        json_array_append_new(all, srv_model_version_json(v));
+    {
+        if (desc)
+            json_array_insert_new(all, 0, srv_model_version_json(v));
+        else
+            json_array_append_new(all, srv_model_version_json(v));
+    }
     json_decref(found);
     json_object_set_new(doc, "model_versions", page(r, all, doc));
     json_decref(all);

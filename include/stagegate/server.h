@@ -39,7 +39,8 @@ typedef struct {
 /*
  * Runs the server until SIGTERM or SIGINT; then it stops accepting, lets the requests in
  * flight finish (up to 60 s) and returns SG_OK. The calling thread must not have other
- * threads that expect those signals. SG_EINPUT for a bad configuration.
+ * threads that expect those signals; one server per process (its state is process-wide).
+ * SG_EINPUT for a bad configuration.
  */
 SG_MUST_CHECK sg_status sg_server_run(const sg_server_config *cfg, sg_err *err);
 

@@ -68,6 +68,8 @@ expect 200 carol GET "$M/model-versions/search?filter=$(jq -rn --arg f "name = '
 [ "$(jq -c '[.model_versions[] | .version]' body)" = '["1"]' ] || fail "search: $(cat body)"
 expect 200 carol GET "$M/model-versions/search?filter=$(jq -rn --arg f "name = '$MODEL' AND tags.n != '1'" '$f|@uri')&max_results=1"
 [ "$(jq -c '[.model_versions[] | .version]' body)/$(jbody .next_page_token)" = '["2"]/1' ] || fail "paged search: $(cat body)"
+expect 200 carol GET "$M/model-versions/search?filter=$(jq -rn --arg f "name='$MODEL'" '$f|@uri')&order_by=version%20DESC"
+[ "$(jq -c '[.model_versions[] | .version]' body)" = '["3","2","1"]' ] || fail "ordered search: $(cat body)"
 expect 200 carol GET "$M/registered-models/search?filter=$(jq -rn --arg f "name LIKE 'fraud-$RUN%'" '$f|@uri')"
 [ "$(jq -c '[.registered_models[] | .name]' body)" = "[\"$MODEL\"]" ] || fail "model search: $(cat body)"
 expect 400 carol GET "$M/model-versions/search?filter=$(jq -rn --arg f "name = " '$f|@uri')"
