@@ -41,10 +41,7 @@ typedef struct {
 
 static srv_state g_srv;
 static atomic_int g_in_flight;
-/* The registry serializes writers anyway (store.h: the write transaction); queueing this
- * process's writers on a mutex spares them the database's busy-wait polling, which would
- * otherwise keep worker threads asleep while the lock is long free. */
-static pthread_mutex_t g_write_mu = PTHREAD_MUTEX_INITIALIZER;
+pthread_mutex_t srv_write_mu = PTHREAD_MUTEX_INITIALIZER; /* server_internal.h */
 
 /* Every worker's registry handle, for the main thread to close after the workers stop. */
 static pthread_mutex_t g_regs_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -231,15 +228,11 @@ static srv_resp dispatch(struct MHD_Connection *conn, const char *url, const cha
     sg_err err = {{0}};
     r.reg = thread_registry(&err);
     srv_resp resp;
-    bool write = strcmp(method, "GET") != 0 && strcmp(url, "/api/stagegate/reports") != 0 &&
-                 !strstr(url, "get-latest-versions") && !strstr(url, "/search");
-    if (write) pthread_mutex_lock(&g_write_mu);
     if (!r.reg)
         resp = srv_error(503, "TEMPORARILY_UNAVAILABLE", "registry: %s", err.msg);
     else if (!(mlflow ? srv_mlflow_route(&r, url + (url[1] == 'a' && url[2] == 'j' ? 21 : 16), &resp)
                       : srv_stagegate_route(&r, url + 15, &resp)))
         resp = srv_error(404, "ENDPOINT_NOT_FOUND", "no endpoint %s %s", method, url);
-    if (write) pthread_mutex_unlock(&g_write_mu);
     json_decref(r.json);
     return resp;
 }

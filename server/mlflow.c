@@ -235,7 +235,7 @@ static srv_resp create_model(srv_req *r)
     sg_err err = {{0}};
     sg_registry_request req;
     int arc = srv_attest(r, "create-model", name, 0, "", "", &req, &err), rc = arc;
-    if (rc == SG_OK) rc = sg_registry_create_model(r->reg, &sp, &req, &err);
+    if (rc == SG_OK) rc = SRV_WRITE(sg_registry_create_model(r->reg, &sp, &req, &err));
     if (arc == SG_OK) sg_registry_request_clear(&req);
     for (size_t k = 0; k < nt; k++)
         free(tag_buf[k]);
@@ -375,7 +375,7 @@ static srv_resp create_version(srv_req *r)
     int64_t v = 0;
     if ((rc = srv_attest(r, "create-version", name, 0, "", sha, &req, &err)) != SG_OK)
         return srv_from_status(rc, &err);
-    rc = sg_registry_create_version(r->reg, name, real, &req, &v, &err);
+    rc = SRV_WRITE(sg_registry_create_version(r->reg, name, real, &req, &v, &err));
     sg_registry_request_clear(&req);
     if (rc != SG_OK) return srv_from_status(rc, &err);
     size_t i;
@@ -389,7 +389,7 @@ static srv_resp create_version(srv_req *r)
         sg_sha256_hex((const uint8_t *)val, strlen(val), vsha);
         if ((rc = srv_attest(r, "set-tag", name, v, k, vsha, &req, &err)) != SG_OK)
             return srv_from_status(rc, &err);
-        rc = sg_registry_set_tag(r->reg, name, v, k, val, &req, &err);
+        rc = SRV_WRITE(sg_registry_set_tag(r->reg, name, v, k, val, &req, &err));
         sg_registry_request_clear(&req);
         if (rc != SG_OK) return srv_from_status(rc, &err);
     }
@@ -453,7 +453,7 @@ static int transition_as(srv_req *r, const char *name, int64_t v, const char *st
     sg_registry_request req;
     int rc = srv_attest(r, "transition", name, v, stage, sha, &req, err);
     if (rc != SG_OK) return rc;
-    rc = sg_registry_transition(r->reg, name, v, stage, report, len, &req, err);
+    rc = SRV_WRITE(sg_registry_transition(r->reg, name, v, stage, report, len, &req, err));
     sg_registry_request_clear(&req);
     return rc;
 }
@@ -527,7 +527,7 @@ static srv_resp tag(srv_req *r, bool set)
     sg_registry_request req;
     int rc = srv_attest(r, set ? "set-tag" : "delete-tag", name, v, key, sha, &req, &err);
     if (rc != SG_OK) return srv_from_status(rc, &err);
-    rc = sg_registry_set_tag(r->reg, name, v, key, value, &req, &err);
+    rc = SRV_WRITE(sg_registry_set_tag(r->reg, name, v, key, value, &req, &err));
     sg_registry_request_clear(&req);
     return rc == SG_OK ? srv_json(200, NULL) : srv_from_status(rc, &err);
 }
@@ -557,7 +557,7 @@ static srv_resp alias(srv_req *r)
     sg_registry_request req;
     int rc = srv_attest(r, set ? "set-alias" : "delete-alias", name, v, alias_name, "", &req, &err);
     if (rc != SG_OK) return srv_from_status(rc, &err);
-    rc = sg_registry_set_alias(r->reg, name, alias_name, v, &req, &err);
+    rc = SRV_WRITE(sg_registry_set_alias(r->reg, name, alias_name, v, &req, &err));
     sg_registry_request_clear(&req);
     return rc == SG_OK ? srv_json(200, NULL) : srv_from_status(rc, &err);
 }

@@ -88,6 +88,18 @@ bool srv_param_version(const srv_req *r, const char *key, int64_t *v, srv_resp *
 SG_MUST_CHECK sg_status srv_attest(const srv_req *r, const char *action, const char *model, int64_t version,
                    const char *target, const char *evidence, sg_registry_request *out, sg_err *err);
 
+/* The registry serializes writers anyway (store.h: the write transaction); queueing this
+ * process's writers on one mutex spares them the database's busy-wait polling. Only the
+ * registry call is inside, not the reads that build the answer. */
+extern pthread_mutex_t srv_write_mu;
+#define SRV_WRITE(call)                                                                            \
+    (pthread_mutex_lock(&srv_write_mu), srv_write_done(call))
+static inline int srv_write_done(int rc)
+{
+    pthread_mutex_unlock(&srv_write_mu);
+    return rc;
+}
+
 /* Routers: each returns true when it owns the path (resp set). */
 bool srv_mlflow_route(srv_req *r, const char *path, srv_resp *resp);
 bool srv_stagegate_route(srv_req *r, const char *path, srv_resp *resp);

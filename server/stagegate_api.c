@@ -38,7 +38,7 @@ static srv_resp approve(srv_req *r)
     sg_registry_request req;
     int rc = srv_attest(r, reject ? "reject" : "approve", name, v, "Production", sha, &req, &err);
     if (rc != SG_OK) return srv_from_status(rc, &err);
-    rc = sg_registry_approve(r->reg, name, v, reject, comment, &req, &err);
+    rc = SRV_WRITE(sg_registry_approve(r->reg, name, v, reject, comment, &req, &err));
     sg_registry_request_clear(&req);
     if (rc != SG_OK) return srv_from_status(rc, &err);
     return srv_json(200, json_pack("{sssIssss}", "name", name, "version", (json_int_t)v, "decision",
@@ -56,7 +56,7 @@ static srv_resp rollback(srv_req *r)
     int rc = srv_attest(r, "rollback", name, 0, "Production", "", &req, &err);
     if (rc != SG_OK) return srv_from_status(rc, &err);
     int64_t restored = 0, archived = 0;
-    rc = sg_registry_rollback(r->reg, name, &req, &restored, &archived, &err);
+    rc = SRV_WRITE(sg_registry_rollback(r->reg, name, &req, &restored, &archived, &err));
     sg_registry_request_clear(&req);
     if (rc != SG_OK) return srv_from_status(rc, &err);
     return srv_json(200, json_pack("{sssIsI}", "name", name, "restored_version",
