@@ -218,8 +218,14 @@ json_t *sg_registry_search(sg_registry *reg, const char *filter, sg_err *err)
                     &st, err) != SG_OK)
         return NULL;
     if (only) reg_bind_text(st, 1, only);
+    bool needs_tags = false;
+    for (size_t i = 0; i < f.n; i++)
+        if (f.conds[i].field == REG_F_TAG) needs_tags = true;
     json_t *arr = json_array();
     while (reg_row(reg, st, err)) {
+        /* Without tag conditions a row is decided before its document is built. */
+        if (!needs_tags && !reg_filter_match(&f, reg_col_text(st, 0), reg_col_text(st, 2), NULL))
+            continue;
         json_t *v = reg_version_row_json(reg, st, err);
         if (reg_filter_match(&f, reg_col_text(st, 0), reg_col_text(st, 2),
                              json_object_get(v, "tags")))

@@ -61,11 +61,12 @@ json_t *sg_registry_model_summary(sg_registry *reg, const char *model, sg_err *e
     json_object_set_new(o, "aliases", aliases ? aliases : json_object());
     json_t *latest = json_array();
     if (reg_prepare(reg,
-                    "SELECT " REG_VERSION_COLS " FROM model_versions v WHERE model_name = ? AND"
-                    " version = (SELECT max(w.version) FROM model_versions w WHERE"
-                    " w.model_name = v.model_name AND w.stage = v.stage) ORDER BY version",
+                    "SELECT " REG_VERSION_COLS " FROM model_versions WHERE model_name = ? AND"
+                    " version IN (SELECT max(version) FROM model_versions WHERE model_name = ?"
+                    " GROUP BY stage) ORDER BY version",
                     &st, err) == SG_OK) {
         reg_bind_text(st, 1, model);
+        reg_bind_text(st, 2, model);
         while (reg_row(reg, st, err))
             json_array_append_new(latest, reg_version_row_json(reg, st, err));
         reg_finalize(st);
