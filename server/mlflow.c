@@ -487,9 +487,13 @@ static srv_resp transition(srv_req *r)
     bool archive = json_is_true(arch) || (json_is_string(arch) &&
                                           !strcasecmp(json_string_value(arch), "true"));
     if (rc == SG_OK && archive && strcasecmp(stage, "Archived") != 0) {
-        /* Model names are [A-Za-z0-9._-] (the registry refuses others), so quoting is safe. */
-        char filter[256];
-        snprintf(filter, sizeof filter, "name = '%s'", name);
+        /* Names and stages are [A-Za-z0-9._-] (the registry refuses others), so quoting is
+         * safe; the stage as the registry spells it is the version's, now that it is there. */
+        json_t *now = sg_registry_get_version(r->reg, name, v, &err);
+        char filter[512];
+        snprintf(filter, sizeof filter, "name = '%s' AND stage = '%s'", name,
+                 now ? sg_json_str(now, "stage") : stage);
+        json_decref(now);
         json_t *full = sg_registry_search(r->reg, filter, &err);
         size_t i;
         json_t *o;
