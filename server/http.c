@@ -155,6 +155,9 @@ bool srv_param_version(const srv_req *r, const char *key, int64_t *v, srv_resp *
 sg_status srv_attest(const srv_req *r, const char *action, const char *model, int64_t version,
                      const char *target, const char *evidence, sg_registry_request *out, sg_err *err)
 {
+    if (!r->who) /* writes are refused before a handler runs without a principal */
+        return sg_errf(err, SG_EREFUSED, "refused: %s %s needs an authenticated caller", action,
+                       model);
     char auth[128];
     snprintf(auth, sizeof auth, "token %s via stagegate serve", r->who->name);
     return sg_registry_request_attest(r->who->pub_pem, auth, action, model, version, target,
