@@ -95,7 +95,8 @@ static int call(remote *r, const char *method, const char *path, const char *bod
     }
     const char *msg = doc ? sg_json_str(doc, "message") : "";
     fprintf(stderr, "stagegate: %s\n", *msg ? msg : "the server's answer is not JSON");
-    bool refused = status == 401 || status == 403 || json_is_true(json_object_get(doc, "refused")) ||
+    bool refused = status == 401 || status == 403 ||
+                   json_is_true(json_object_get(doc, "refused")) ||
                    (status == 409 && strstr(path, "verify-log"));
     json_decref(doc);
     return refused ? 1 : 2;
@@ -148,7 +149,8 @@ static int pem_list(const sg_opt_list *l, json_t *arr, bool staged, json_t *by_s
         if (staged) {
             const char *eq = strchr(path, '=');
             if (!eq || (size_t)(eq - path) >= sizeof stage)
-                return sg_cli_usage_error("registry create-model", "--promoter: '%s' is not STAGE=PUB.pem", path);
+                return sg_cli_usage_error("registry create-model",
+                                          "--promoter: '%s' is not STAGE=PUB.pem", path);
             memcpy(stage, path, (size_t)(eq - path));
             stage[eq - path] = '\0';
             path = eq + 1;
@@ -219,7 +221,8 @@ static int create_model(remote *r)
         json_array_append_new(tags, json_pack("{s:s%,s:s}", "key", c->tags.v[i],
                                               (size_t)(eq - c->tags.v[i]), "value", eq + 1));
     }
-    json_t *body = json_pack("{s:s,s:o,s:o}", "name", c->pos[0], "stagegate_policy", pol, "tags", tags);
+    json_t *body =
+        json_pack("{s:s,s:o,s:o}", "name", c->pos[0], "stagegate_policy", pol, "tags", tags);
     if (c->description) json_object_set_new(body, "description", json_string(c->description));
     json_t *doc;
     if ((rc = post(r, M "registered-models/create", body, &doc))) return rc;
@@ -278,7 +281,8 @@ static int transition(remote *r)
 static int approve(remote *r)
 {
     reg_cli *c = r->c;
-    json_t *body = json_pack("{sssssb}", "name", c->pos[0], "version", c->pos[1], "reject", c->reject);
+    json_t *body =
+        json_pack("{sssssb}", "name", c->pos[0], "version", c->pos[1], "reject", c->reject);
     if (c->comment) json_object_set_new(body, "comment", json_string(c->comment));
     json_t *doc;
     int rc = post(r, SGAPI "approve", body, &doc);
@@ -316,26 +320,33 @@ static int tag_alias(remote *r)
     int rc;
     if (!strcmp(s, "set-tag"))
         rc = post(r, M "model-versions/set-tag",
-                  json_pack("{ssssssss}", "name", c->pos[0], "version", c->pos[1], "key",
-                            c->pos[2], "value", c->pos[3]), &doc);
+                  json_pack("{ssssssss}", "name", c->pos[0], "version", c->pos[1], "key", c->pos[2],
+                            "value", c->pos[3]),
+                  &doc);
     else if (!strcmp(s, "delete-tag")) {
-        char *t = json_dumps(json_pack("{ssssss}", "name", c->pos[0], "version", c->pos[1], "key",
-                                       c->pos[2]), JSON_COMPACT);
+        char *t = json_dumps(
+            json_pack("{ssssss}", "name", c->pos[0], "version", c->pos[1], "key", c->pos[2]),
+            JSON_COMPACT);
         rc = t ? call(r, "DELETE", M "model-versions/delete-tag", t, strlen(t), &doc) : 2;
         free(t);
     } else if (!strcmp(s, "set-alias"))
-        rc = post(r, M "registered-models/alias",
-                  json_pack("{ssssss}", "name", c->pos[0], "alias", c->pos[1], "version",
-                            c->pos[2]), &doc);
+        rc =
+            post(r, M "registered-models/alias",
+                 json_pack("{ssssss}", "name", c->pos[0], "alias", c->pos[1], "version", c->pos[2]),
+                 &doc);
     else {
-        char *t = json_dumps(json_pack("{ssss}", "name", c->pos[0], "alias", c->pos[1]), JSON_COMPACT);
+        char *t =
+            json_dumps(json_pack("{ssss}", "name", c->pos[0], "alias", c->pos[1]), JSON_COMPACT);
         rc = t ? call(r, "DELETE", M "registered-models/alias", t, strlen(t), &doc) : 2;
         free(t);
     }
     json_decref(doc);
     if (rc || !c->json) return rc;
     bool version = !strcmp(s, "set-tag") || !strcmp(s, "delete-tag");
-    return print_written(r, c->pos[0], version ? c->pos[1] : !strcmp(s, "set-alias") ? c->pos[2] : NULL);
+    return print_written(r, c->pos[0],
+                         version                   ? c->pos[1]
+                         : !strcmp(s, "set-alias") ? c->pos[2]
+                                                   : NULL);
 }
 
 static int read_sub(remote *r)
@@ -344,7 +355,8 @@ static int read_sub(remote *r)
     json_t *doc = NULL;
     int rc;
     if (!strcmp(c->sub, "get"))
-        rc = get(r, SGAPI "get", "name", c->pos[0], "version", c->n_pos == 2 ? c->pos[1] : NULL, &doc);
+        rc = get(r, SGAPI "get", "name", c->pos[0], "version", c->n_pos == 2 ? c->pos[1] : NULL,
+                 &doc);
     else if (!strcmp(c->sub, "list"))
         rc = get(r, SGAPI "list", NULL, NULL, NULL, NULL, &doc);
     else if (!strcmp(c->sub, "search"))
@@ -360,11 +372,13 @@ int reg_cli_remote(reg_cli *c)
 {
     const char *s = c->sub;
     if (!strcmp(s, "resolve") || !strcmp(s, "record") || !strcmp(s, "runs"))
-        return sg_cli_usage_error(c->cmd, "%s works on a local registry only, not through a server", s);
+        return sg_cli_usage_error(c->cmd, "%s works on a local registry only, not through a server",
+                                  s);
     if (c->as)
         return sg_cli_usage_error(c->cmd, "--as: through a server the caller is the principal of "
                                           "its token ($STAGEGATE_TOKEN), not a key file");
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) return sg_cli_usage_error(c->cmd, "libcurl failed to start");
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0)
+        return sg_cli_usage_error(c->cmd, "libcurl failed to start");
     remote r = {.c = c, .curl = curl_easy_init()};
     if (!r.curl) return 2;
     snprintf(r.base, sizeof r.base, "%s", c->db);
@@ -372,13 +386,20 @@ int reg_cli_remote(reg_cli *c)
     while (n && r.base[n - 1] == '/')
         r.base[--n] = '\0';
     int rc;
-    if (!strcmp(s, "create-model")) rc = create_model(&r);
-    else if (!strcmp(s, "create-version")) rc = create_version(&r);
-    else if (!strcmp(s, "transition")) rc = transition(&r);
-    else if (!strcmp(s, "approve")) rc = approve(&r);
-    else if (!strcmp(s, "rollback")) rc = rollback(&r);
-    else if (strstr(s, "-tag") || strstr(s, "-alias")) rc = tag_alias(&r);
-    else rc = read_sub(&r);
+    if (!strcmp(s, "create-model"))
+        rc = create_model(&r);
+    else if (!strcmp(s, "create-version"))
+        rc = create_version(&r);
+    else if (!strcmp(s, "transition"))
+        rc = transition(&r);
+    else if (!strcmp(s, "approve"))
+        rc = approve(&r);
+    else if (!strcmp(s, "rollback"))
+        rc = rollback(&r);
+    else if (strstr(s, "-tag") || strstr(s, "-alias"))
+        rc = tag_alias(&r);
+    else
+        rc = read_sub(&r);
     curl_easy_cleanup(r.curl);
     curl_global_cleanup();
     return rc;

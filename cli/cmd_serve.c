@@ -117,7 +117,8 @@ int sg_cmd_token(int argc, char **argv)
     }
     if (prc != SG_OPTS_OK) return 2;
     if (!tokens || !principal)
-        return sg_cli_usage_error("token add", "--tokens FILE and --principal PUB.pem are required");
+        return sg_cli_usage_error("token add",
+                                  "--tokens FILE and --principal PUB.pem are required");
     char token[SG_SERVER_TOKEN_LEN + 1];
     sg_err err = {{0}};
     int rc = sg_server_token_add(tokens, principal, name, token, &err);

@@ -6,7 +6,7 @@
 #define VERSION_COLS REG_VERSION_COLS
 
 json_t *reg_kv_object(sg_registry *reg, const char *sql, const char *model, int64_t version,
-                         bool int_values, sg_err *err)
+                      bool int_values, sg_err *err)
 {
     reg_stmt *st;
     if (reg_prepare(reg, sql, &st, err) != SG_OK) return NULL;
@@ -35,10 +35,11 @@ json_t *reg_version_row_json(sg_registry *reg, reg_stmt *st, sg_err *err)
     json_object_set_new(o, "created_by", json_string(reg_col_text(st, 5)));
     json_object_set_new(o, "created_at", json_string(reg_col_text(st, 6)));
     json_object_set_new(o, "updated_at", json_string(reg_col_text(st, 7)));
-    json_t *tags = reg_kv_object(reg,
-                             "SELECT tag_key, tag_value FROM version_tags WHERE model_name = ? AND"
-                             " version = ? ORDER BY tag_key",
-                             model, v, false, err);
+    json_t *tags =
+        reg_kv_object(reg,
+                      "SELECT tag_key, tag_value FROM version_tags WHERE model_name = ? AND"
+                      " version = ? ORDER BY tag_key",
+                      model, v, false, err);
     json_object_set_new(o, "tags", tags ? tags : json_object());
     json_t *aliases = json_array();
     reg_stmt *a;
@@ -166,7 +167,7 @@ json_t *sg_registry_get_model(sg_registry *reg, const char *model, sg_err *err)
     json_object_set_new(o, "keys", keys);
     json_t *aliases =
         reg_kv_object(reg, "SELECT alias, version FROM aliases WHERE model_name = ? ORDER BY alias",
-                  model, 0, true, err);
+                      model, 0, true, err);
     json_object_set_new(o, "aliases", aliases ? aliases : json_object());
     json_t *vers = versions_json(reg, model, 0, err);
     json_object_set_new(o, "versions", vers ? vers : json_array());
@@ -214,7 +215,8 @@ json_t *sg_registry_search(sg_registry *reg, const char *filter, sg_err *err)
     if (reg_prepare(reg,
                     only ? "SELECT " VERSION_COLS " FROM model_versions WHERE model_name = ?"
                            " ORDER BY model_name, version"
-                         : "SELECT " VERSION_COLS " FROM model_versions ORDER BY model_name, version",
+                         : "SELECT " VERSION_COLS
+                           " FROM model_versions ORDER BY model_name, version",
                     &st, err) != SG_OK)
         return NULL;
     if (only) reg_bind_text(st, 1, only);

@@ -11,7 +11,8 @@ json_t *sg_registry_search_models(sg_registry *reg, const char *filter, sg_err *
     if (filter && *filter && reg_filter_parse(filter, &f, err) != SG_OK) return NULL;
     for (size_t i = 0; i < f.n; i++)
         if (f.conds[i].field != REG_F_NAME) {
-            sg_errf(err, SG_EINPUT, "search filter: registered models can be filtered by name only");
+            sg_errf(err, SG_EINPUT,
+                    "search filter: registered models can be filtered by name only");
             return NULL;
         }
     reg_stmt *st;
@@ -22,9 +23,9 @@ json_t *sg_registry_search_models(sg_registry *reg, const char *filter, sg_err *
     json_t *arr = json_array();
     while (reg_row(reg, st, err)) {
         if (!reg_filter_match(&f, reg_col_text(st, 0), NULL, NULL)) continue;
-        json_array_append_new(arr, json_pack("{ssssss}", "name", reg_col_text(st, 0),
-                                             "description", reg_col_text(st, 1), "created_at",
-                                             reg_col_text(st, 2)));
+        json_array_append_new(arr,
+                              json_pack("{ssssss}", "name", reg_col_text(st, 0), "description",
+                                        reg_col_text(st, 1), "created_at", reg_col_text(st, 2)));
     }
     reg_finalize(st);
     json_t *doc = json_object();
@@ -40,8 +41,8 @@ json_t *sg_registry_model_summary(sg_registry *reg, const char *model, sg_err *e
     json_t *o = json_object();
     json_object_set_new(o, "name", json_string(model));
     reg_stmt *st;
-    if (reg_prepare(reg, "SELECT description, created_at FROM registered_models WHERE name = ?", &st,
-                    err) == SG_OK) {
+    if (reg_prepare(reg, "SELECT description, created_at FROM registered_models WHERE name = ?",
+                    &st, err) == SG_OK) {
         reg_bind_text(st, 1, model);
         if (reg_row(reg, st, err)) {
             json_object_set_new(o, "description", json_string(reg_col_text(st, 0)));

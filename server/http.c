@@ -142,18 +142,21 @@ bool srv_param_version(const srv_req *r, const char *key, int64_t *v, srv_resp *
     const char *s = srv_param(r, key);
     sg_err err;
     if (!s) {
-        *resp = srv_error(400, "INVALID_PARAMETER_VALUE", "Missing value for required parameter '%s'", key);
+        *resp = srv_error(400, "INVALID_PARAMETER_VALUE",
+                          "Missing value for required parameter '%s'", key);
         return false;
     }
     if (sg_parse_i64(key, s, 1, INT64_MAX, v, &err) != SG_OK) {
-        *resp = srv_error(400, "INVALID_PARAMETER_VALUE", "parameter '%s': '%s' is not a positive integer", key, s);
+        *resp = srv_error(400, "INVALID_PARAMETER_VALUE",
+                          "parameter '%s': '%s' is not a positive integer", key, s);
         return false;
     }
     return true;
 }
 
 sg_status srv_attest(const srv_req *r, const char *action, const char *model, int64_t version,
-                     const char *target, const char *evidence, sg_registry_request *out, sg_err *err)
+                     const char *target, const char *evidence, sg_registry_request *out,
+                     sg_err *err)
 {
     if (!r->who) /* writes are refused before a handler runs without a principal */
         return sg_errf(err, SG_EREFUSED, "refused: %s %s needs an authenticated caller", action,
@@ -198,14 +201,19 @@ static srv_resp dispatch(struct MHD_Connection *conn, const char *url, const cha
                          req_ctx *ctx)
 {
     if (!strcmp(url, "/health")) return srv_json(200, json_pack("{ss}", "status", "OK"));
-    srv_req r = {.srv = &g_srv, .conn = conn, .method = method, .url = url, .body = ctx->body,
+    srv_req r = {.srv = &g_srv,
+                 .conn = conn,
+                 .method = method,
+                 .url = url,
+                 .body = ctx->body,
                  .body_len = ctx->len};
     if (ctx->too_big)
         return srv_error(400, "INVALID_PARAMETER_VALUE",
                          "request body is larger than the server's limit of %lld bytes",
                          (long long)g_srv.cfg.max_body);
     bool stagegate = !strncmp(url, "/api/stagegate/", 15);
-    bool mlflow = !strncmp(url, "/api/2.0/mlflow/", 16) || !strncmp(url, "/ajax-api/2.0/mlflow/", 21);
+    bool mlflow =
+        !strncmp(url, "/api/2.0/mlflow/", 16) || !strncmp(url, "/ajax-api/2.0/mlflow/", 21);
     if (!stagegate && !mlflow)
         return srv_error(404, "ENDPOINT_NOT_FOUND", "no endpoint %s %s", method, url);
     if (g_srv.auth) {
@@ -225,7 +233,8 @@ static srv_resp dispatch(struct MHD_Connection *conn, const char *url, const cha
         if (!json_is_object(r.json)) {
             json_decref(r.json);
             return srv_error(400, "INVALID_PARAMETER_VALUE",
-                             "request body is not a JSON object (line %d: %s)", jerr.line, jerr.text);
+                             "request body is not a JSON object (line %d: %s)", jerr.line,
+                             jerr.text);
         }
     }
     sg_err err = {{0}};
@@ -233,8 +242,9 @@ static srv_resp dispatch(struct MHD_Connection *conn, const char *url, const cha
     srv_resp resp;
     if (!r.reg)
         resp = srv_error(503, "TEMPORARILY_UNAVAILABLE", "registry: %s", err.msg);
-    else if (!(mlflow ? srv_mlflow_route(&r, url + (url[1] == 'a' && url[2] == 'j' ? 21 : 16), &resp)
-                      : srv_stagegate_route(&r, url + 15, &resp)))
+    else if (!(mlflow
+                   ? srv_mlflow_route(&r, url + (url[1] == 'a' && url[2] == 'j' ? 21 : 16), &resp)
+                   : srv_stagegate_route(&r, url + 15, &resp)))
         resp = srv_error(404, "ENDPOINT_NOT_FOUND", "no endpoint %s %s", method, url);
     json_decref(r.json);
     return resp;
@@ -277,8 +287,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         atomic_fetch_add(&g_in_flight, 1);
         *con_cls = ctx;
         /* A declared length over the limit is answered before any of the body is read. */
-        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        const char *cl =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && strtoll(cl, NULL, 10) > g_srv.cfg.max_body) {
             ctx->too_big = true;
             /* Answered now; libmicrohttpd closes the connection rather than read the body. */
@@ -345,7 +355,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     char addr[64] = "-";
     if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET)
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)ci->client_addr)->sin_addr, addr, sizeof addr);
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)ci->client_addr)->sin_addr, addr,
+                  sizeof addr);
     else if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET6)
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ci->client_addr)->sin6_addr, addr,
                   sizeof addr);
@@ -356,9 +367,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
     FILE *log = g_srv.cfg.access_log ? g_srv.cfg.access_log : stderr;
     /* One line per request; stdio locks the stream for the call, so lines never interleave. */
-    fprintf(log, "%s %s %s \"%s %s\" %u %zu %.1fms%s\n", when, addr,
-            ctx->who[0] ? ctx->who : "-", ctx->method, ctx->url, ctx->status, ctx->sent,
-            (sg_now_seconds() - ctx->start) * 1e3,
+    fprintf(log, "%s %s %s \"%s %s\" %u %zu %.1fms%s\n", when, addr, ctx->who[0] ? ctx->who : "-",
+            ctx->method, ctx->url, ctx->status, ctx->sent, (sg_now_seconds() - ctx->start) * 1e3,
             toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection closed early)");
     fflush(log);
     srv_watch_handling(conn_watch(conn), false);
@@ -450,7 +460,8 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     FILE *log = g_srv.cfg.access_log ? g_srv.cfg.access_log : stderr;
     char line[512];
     vsnprintf(line, sizeof line, fmt, ap);
-    fprintf(log, "stagegate serve: %s%s", line, line[0] && line[strlen(line) - 1] == '\n' ? "" : "\n");
+    fprintf(log, "stagegate serve: %s%s", line,
+            line[0] && line[strlen(line) - 1] == '\n' ? "" : "\n");
 }
 
 sg_status sg_server_run(const sg_server_config *cfg, sg_err *err)
@@ -464,8 +475,7 @@ sg_status sg_server_run(const sg_server_config *cfg, sg_err *err)
     if (rc == SG_OK && cfg->tls_cert) {
         if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
             rc = sg_errf(err, SG_EINPUT, "this libmicrohttpd was built without TLS");
-        if (rc == SG_OK)
-            rc = sg_read_file(cfg->tls_cert, 1 << 20, (uint8_t **)&cert, &n, err);
+        if (rc == SG_OK) rc = sg_read_file(cfg->tls_cert, 1 << 20, (uint8_t **)&cert, &n, err);
         if (rc == SG_OK) rc = sg_read_file(cfg->tls_key, 1 << 20, (uint8_t **)&key, &n, err);
     }
     if (rc != SG_OK) {
@@ -501,11 +511,11 @@ sg_status sg_server_run(const sg_server_config *cfg, sg_err *err)
     };
     struct MHD_Daemon *d = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)c->threads, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)c->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)c->timeout_s,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)c->max_header, MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, NULL, MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL, MHD_OPTION_ARRAY,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned)c->threads, MHD_OPTION_CONNECTION_LIMIT, (unsigned)c->max_connections,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)c->timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)c->max_header, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL, MHD_OPTION_ARRAY,
         cert ? tls_opts : tls_opts + 2, MHD_OPTION_END);
     if (!d) {
         srv_watch_stop();

@@ -67,7 +67,8 @@ json_t *srv_model_version_json(const json_t *v)
     json_object_set_new(o, "aliases", json_deep_copy(json_object_get(v, "aliases")));
     /* stagegate's own fields; MLflow clients ignore fields they do not know. */
     json_object_set_new(o, "artifact_sha256", json_string(sg_json_str(v, "artifact_sha256")));
-    json_object_set_new(o, "validated", json_boolean(json_is_true(json_object_get(v, "validated"))));
+    json_object_set_new(o, "validated",
+                        json_boolean(json_is_true(json_object_get(v, "validated"))));
     return o;
 }
 
@@ -117,7 +118,8 @@ static json_t *registered_model_json(const json_t *m)
     json_object_set_new(o, "description", json_string(d ? d : ""));
     json_object_set_new(o, "latest_versions", latest_versions(m, NULL));
     json_object_set_new(o, "tags", kv_list(json_object_get(m, "tags"), "key", "value", false));
-    json_object_set_new(o, "aliases", kv_list(json_object_get(m, "aliases"), "alias", "version", true));
+    json_object_set_new(o, "aliases",
+                        kv_list(json_object_get(m, "aliases"), "alias", "version", true));
     json_t *pol = json_object();
     json_object_set(pol, "stages", json_object_get(m, "stages"));
     json_object_set(pol, "report_stage", json_object_get(m, "report_stage"));
@@ -149,8 +151,8 @@ static srv_resp version_doc(srv_req *r, const char *name, int64_t v)
 #define REQUIRE(var, key)                                                                          \
     const char *var = srv_param(r, key);                                                           \
     if (!var || !*var)                                                                             \
-        return srv_error(400, "INVALID_PARAMETER_VALUE",                                           \
-                         "Missing value for required parameter '%s'", key)
+    return srv_error(400, "INVALID_PARAMETER_VALUE", "Missing value for required parameter '%s'",  \
+                     key)
 
 #define METHOD(m)                                                                                  \
     if (strcmp(r->method, m) != 0)                                                                 \
@@ -179,8 +181,8 @@ static srv_resp create_model(srv_req *r)
     size_t ns = add_keys(json_object_get(pol, "signers"), NULL, signers, 0, MAXK), np = 0;
     const char *stage;
     json_t *keys;
-    json_object_foreach((json_t *)json_object_get(pol, "promoters"), stage, keys)
-        np = add_keys(keys, stage, promoters, np, MAXK);
+    json_object_foreach((json_t *)json_object_get(pol, "promoters"), stage, keys) np =
+        add_keys(keys, stage, promoters, np, MAXK);
     size_t na = add_keys(json_object_get(pol, "approvers"), NULL, approvers, 0, MAXK);
     const char *tags[MAXK];
     char *tag_buf[MAXK];
@@ -204,12 +206,12 @@ static srv_resp create_model(srv_req *r)
     size_t n_stages = 0, n_single = 0, n_multi = 0;
     json_array_foreach(json_object_get(pol, "stages"), i, t) if (json_is_string(t) && n_stages < 64)
         stages[n_stages++] = json_string_value(t);
-    json_array_foreach(json_object_get(pol, "single_version"), i, t) if (json_is_string(t) &&
-                                                                         n_single < 64)
-        single[n_single++] = json_string_value(t);
-    json_array_foreach(json_object_get(pol, "multi_version"), i, t) if (json_is_string(t) &&
-                                                                        n_multi < 64)
-        multi[n_multi++] = json_string_value(t);
+    json_array_foreach(json_object_get(pol, "single_version"), i,
+                       t) if (json_is_string(t) && n_single < 64) single[n_single++] =
+        json_string_value(t);
+    json_array_foreach(json_object_get(pol, "multi_version"), i,
+                       t) if (json_is_string(t) && n_multi < 64) multi[n_multi++] =
+        json_string_value(t);
     sg_registry_model_spec sp = {
         .name = name,
         .description = srv_param(r, "description"),
@@ -257,8 +259,10 @@ static json_t *page(srv_req *r, json_t *all, json_t *doc)
     sg_err err;
     const char *m = srv_param(r, "max_results"), *p = srv_param(r, "page_token");
     json_t *mj = r->json ? json_object_get(r->json, "max_results") : NULL;
-    if (json_is_integer(mj)) max = json_integer_value(mj);
-    else if (m && sg_parse_i64("max_results", m, 1, 100000, &max, &err) != SG_OK) max = 100;
+    if (json_is_integer(mj))
+        max = json_integer_value(mj);
+    else if (m && sg_parse_i64("max_results", m, 1, 100000, &max, &err) != SG_OK)
+        max = 100;
     if (max < 1) max = 1;
     if (p && *p && sg_parse_i64("page_token", p, 0, INT64_MAX, &off, &err) != SG_OK) off = 0;
     json_t *out = json_array();
@@ -439,8 +443,8 @@ static bool stage_requires_report(const json_t *model, const char *stage)
     json_array_foreach(json_object_get(model, "stages"), i, st)
     {
         if (strcasecmp(sg_json_str(st, "name"), stage) != 0) continue;
-        json_array_foreach(json_object_get(st, "requires"), j, req) if (
-            !strcmp(json_string_value(req), "report")) return true;
+        json_array_foreach(json_object_get(st, "requires"), j,
+                           req) if (!strcmp(json_string_value(req), "report")) return true;
     }
     return false;
 }
@@ -484,8 +488,8 @@ static srv_resp transition(srv_req *r)
     /* archive_existing_versions: every other version in the stage goes to Archived, each
      * through the registry (an exclusive stage's occupant was archived by the transition). */
     json_t *arch = r->json ? json_object_get(r->json, "archive_existing_versions") : NULL;
-    bool archive = json_is_true(arch) || (json_is_string(arch) &&
-                                          !strcasecmp(json_string_value(arch), "true"));
+    bool archive = json_is_true(arch) ||
+                   (json_is_string(arch) && !strcasecmp(json_string_value(arch), "true"));
     if (rc == SG_OK && archive && strcasecmp(stage, "Archived") != 0) {
         /* Names and stages are [A-Za-z0-9._-] (the registry refuses others), so quoting is
          * safe; the stage as the registry spells it is the version's, now that it is there. */

@@ -34,8 +34,8 @@ typedef struct srv_reports srv_reports;
 srv_reports *srv_reports_new(void);
 void srv_reports_free(srv_reports *r);
 /* Stores a copy; subject_out receives the artifact digest the report names. */
-SG_MUST_CHECK sg_status srv_reports_put(srv_reports *r, const uint8_t *env, size_t len, char subject_out[65],
-                        sg_err *err);
+SG_MUST_CHECK sg_status srv_reports_put(srv_reports *r, const uint8_t *env, size_t len,
+                                        char subject_out[65], sg_err *err);
 /* A malloc'd copy of the latest report naming this digest, or NULL. */
 uint8_t *srv_reports_get(srv_reports *r, const char *subject, size_t *len);
 
@@ -85,15 +85,15 @@ const char *srv_param(const srv_req *r, const char *key);
 /* A version number parameter (string or integer); false with *resp set when missing or bad. */
 bool srv_param_version(const srv_req *r, const char *key, int64_t *v, srv_resp *resp);
 /* The request made on the caller's behalf (sg_registry_request_attest). */
-SG_MUST_CHECK sg_status srv_attest(const srv_req *r, const char *action, const char *model, int64_t version,
-                   const char *target, const char *evidence, sg_registry_request *out, sg_err *err);
+SG_MUST_CHECK sg_status srv_attest(const srv_req *r, const char *action, const char *model,
+                                   int64_t version, const char *target, const char *evidence,
+                                   sg_registry_request *out, sg_err *err);
 
 /* The registry serializes writers anyway (store.h: the write transaction); queueing this
  * process's writers on one mutex spares them the database's busy-wait polling. Only the
  * registry call is inside, not the reads that build the answer. */
 extern pthread_mutex_t srv_write_mu;
-#define SRV_WRITE(call)                                                                            \
-    (pthread_mutex_lock(&srv_write_mu), srv_write_done(call))
+#define SRV_WRITE(call) (pthread_mutex_lock(&srv_write_mu), srv_write_done(call))
 static inline int srv_write_done(int rc)
 {
     pthread_mutex_unlock(&srv_write_mu);

@@ -12,7 +12,8 @@ static srv_resp upload_report(srv_req *r)
     if (strcmp(r->method, "POST") != 0)
         return srv_error(405, "BAD_REQUEST", "reports are uploaded with POST");
     if (!r->body_len)
-        return srv_error(400, "INVALID_PARAMETER_VALUE", "the request body must be a signed report");
+        return srv_error(400, "INVALID_PARAMETER_VALUE",
+                         "the request body must be a signed report");
     char subject[65], sha[65];
     sg_err err = {{0}};
     int rc = srv_reports_put(r->srv->reports, r->body, r->body_len, subject, &err);
@@ -25,7 +26,9 @@ static srv_resp approve(srv_req *r)
 {
     if (strcmp(r->method, "POST") != 0) return srv_error(405, "BAD_REQUEST", "approve takes POST");
     const char *name = srv_param(r, "name");
-    if (!name) return srv_error(400, "INVALID_PARAMETER_VALUE", "Missing value for required parameter 'name'");
+    if (!name)
+        return srv_error(400, "INVALID_PARAMETER_VALUE",
+                         "Missing value for required parameter 'name'");
     int64_t v;
     srv_resp bad;
     if (!srv_param_version(r, "version", &v, &bad)) return bad;
@@ -41,16 +44,18 @@ static srv_resp approve(srv_req *r)
     rc = SRV_WRITE(sg_registry_approve(r->reg, name, v, reject, comment, &req, &err));
     sg_registry_request_clear(&req);
     if (rc != SG_OK) return srv_from_status(rc, &err);
-    return srv_json(200, json_pack("{sssIssss}", "name", name, "version", (json_int_t)v, "decision",
-                                   reject ? "rejected" : "approved", "approver_key_id",
-                                   r->who->key_id));
+    return srv_json(200,
+                    json_pack("{sssIssss}", "name", name, "version", (json_int_t)v, "decision",
+                              reject ? "rejected" : "approved", "approver_key_id", r->who->key_id));
 }
 
 static srv_resp rollback(srv_req *r)
 {
     if (strcmp(r->method, "POST") != 0) return srv_error(405, "BAD_REQUEST", "rollback takes POST");
     const char *name = srv_param(r, "name");
-    if (!name) return srv_error(400, "INVALID_PARAMETER_VALUE", "Missing value for required parameter 'name'");
+    if (!name)
+        return srv_error(400, "INVALID_PARAMETER_VALUE",
+                         "Missing value for required parameter 'name'");
     sg_err err = {{0}};
     sg_registry_request req;
     int rc = srv_attest(r, "rollback", name, 0, "Production", "", &req, &err);
@@ -66,7 +71,9 @@ static srv_resp rollback(srv_req *r)
 static srv_resp history(srv_req *r)
 {
     const char *name = srv_param(r, "name");
-    if (!name) return srv_error(400, "INVALID_PARAMETER_VALUE", "Missing value for required parameter 'name'");
+    if (!name)
+        return srv_error(400, "INVALID_PARAMETER_VALUE",
+                         "Missing value for required parameter 'name'");
     sg_err err = {{0}};
     json_t *doc = sg_registry_history(r->reg, name, &err);
     return doc ? srv_json(200, doc) : srv_from_status(SG_EINPUT, &err);
@@ -87,15 +94,17 @@ static srv_resp verify_log(srv_req *r)
 static srv_resp whoami(srv_req *r)
 {
     if (!r->who) return srv_json(200, json_pack("{sn}", "principal"));
-    return srv_json(200, json_pack("{s{ssss}}", "principal", "name", r->who->name, "key_id",
-                                   r->who->key_id));
+    return srv_json(
+        200, json_pack("{s{ssss}}", "principal", "name", r->who->name, "key_id", r->who->key_id));
 }
 
 /* A model version as the CLI prints it (the registry's own document). */
 static srv_resp version(srv_req *r)
 {
     const char *name = srv_param(r, "name");
-    if (!name) return srv_error(400, "INVALID_PARAMETER_VALUE", "Missing value for required parameter 'name'");
+    if (!name)
+        return srv_error(400, "INVALID_PARAMETER_VALUE",
+                         "Missing value for required parameter 'name'");
     sg_err err = {{0}};
     const char *vs = srv_param(r, "version");
     json_t *doc;
@@ -129,9 +138,9 @@ static const struct {
     const char *path;
     srv_resp (*fn)(srv_req *r);
 } routes[] = {
-    {"reports", upload_report}, {"approve", approve},       {"rollback", rollback},
-    {"history", history},       {"verify-log", verify_log}, {"whoami", whoami},
-    {"get", version},           {"list", list},             {"search", search},
+    {"reports", upload_report}, {"approve", approve}, {"rollback", rollback}, {"history", history},
+    {"verify-log", verify_log}, {"whoami", whoami},   {"get", version},       {"list", list},
+    {"search", search},
 };
 
 bool srv_stagegate_route(srv_req *r, const char *path, srv_resp *resp)

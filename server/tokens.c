@@ -19,8 +19,10 @@
 static sg_status check_mode(int fd, const char *path, sg_err *err)
 {
     struct stat st;
-    if (fstat(fd, &st) != 0) return sg_errf(err, SG_EIO, "tokens file %s: %s", path, strerror(errno));
-    if (!S_ISREG(st.st_mode)) return sg_errf(err, SG_EINPUT, "tokens file %s is not a regular file", path);
+    if (fstat(fd, &st) != 0)
+        return sg_errf(err, SG_EIO, "tokens file %s: %s", path, strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return sg_errf(err, SG_EINPUT, "tokens file %s is not a regular file", path);
     if (st.st_mode & 077)
         return sg_errf(err, SG_EINPUT,
                        "tokens file %s is accessible by group or others (mode %03o); chmod 600 it",
@@ -135,7 +137,7 @@ sg_status sg_server_token_add(const char *tokens_path, const char *pub_path, con
     for (const char *c = name; *c; c++)
         if (*c <= ' ' || *c == 0x7f)
             return sg_errf(err, SG_EINPUT, "--name '%s': no spaces or control characters", name);
-    if (strlen(name) >= sizeof ((srv_principal *)0)->name)
+    if (strlen(name) >= sizeof((srv_principal *)0)->name)
         return sg_errf(err, SG_EINPUT, "--name: at most 63 characters");
     EVP_PKEY *key = NULL;
     char id[65], *pem = NULL;
@@ -161,7 +163,8 @@ sg_status sg_server_token_add(const char *tokens_path, const char *pub_path, con
     if (rc == SG_OK) rc = check_mode(fd, tokens_path, err);
     if (rc == SG_OK) {
         dprintf(fd, "%s %s %s %s\n", hash, id, name, pem64);
-        if (fsync(fd) != 0) rc = sg_errf(err, SG_EIO, "tokens file %s: %s", tokens_path, strerror(errno));
+        if (fsync(fd) != 0)
+            rc = sg_errf(err, SG_EIO, "tokens file %s: %s", tokens_path, strerror(errno));
     }
     if (fd >= 0 && close(fd) != 0 && rc == SG_OK)
         rc = sg_errf(err, SG_EIO, "tokens file %s: %s", tokens_path, strerror(errno));

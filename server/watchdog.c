@@ -47,8 +47,10 @@ void srv_watch_remove(srv_watch *w)
 {
     if (!w) return;
     pthread_mutex_lock(&mu);
-    if (w->prev) w->prev->next = w->next;
-    else head = w->next;
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        head = w->next;
     if (w->next) w->next->prev = w->prev;
     pthread_mutex_unlock(&mu);
     free(w);

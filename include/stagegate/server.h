@@ -24,13 +24,13 @@ typedef struct {
     const char *artifact_root; /* model-versions/create sources must lie under it; NULL: refused */
     const char *tls_cert;      /* PEM files; both or neither */
     const char *tls_key;
-    int threads;               /* worker threads (0 = 4) */
-    int64_t max_body;          /* request body limit in bytes (0 = 1 MiB) */
-    int64_t max_header;        /* per-connection memory for the request line and headers (0 = 16 KiB) */
-    int timeout_s;             /* idle time before a connection is closed (0 = 10) */
-    int request_time_s;        /* total time to receive one request body (0 = 30) */
-    int max_connections;       /* open connections at once (0 = 256) */
-    FILE *access_log;          /* one line per request; NULL = stderr */
+    int threads;         /* worker threads (0 = 4) */
+    int64_t max_body;    /* request body limit in bytes (0 = 1 MiB) */
+    int64_t max_header;  /* per-connection memory for the request line and headers (0 = 16 KiB) */
+    int timeout_s;       /* idle time before a connection is closed (0 = 10) */
+    int request_time_s;  /* total time to receive one request body (0 = 30) */
+    int max_connections; /* open connections at once (0 = 256) */
+    FILE *access_log;    /* one line per request; NULL = stderr */
     /* Called once the socket listens, with the bound port (tests and scripts wait for it). */
     void (*on_listen)(int port, void *ctx);
     void *ctx;
@@ -52,8 +52,9 @@ SG_MUST_CHECK sg_status sg_server_run(const sg_server_config *cfg, sg_err *err);
  * mode 0600; an existing file readable by group or others is refused). Only the token's
  * SHA-256 is stored; the token itself goes to token_out, to be shown once.
  */
-SG_MUST_CHECK sg_status sg_server_token_add(const char *tokens_path, const char *pub_path, const char *name,
-                            char token_out[SG_SERVER_TOKEN_LEN + 1], sg_err *err);
+SG_MUST_CHECK sg_status sg_server_token_add(const char *tokens_path, const char *pub_path,
+                                            const char *name,
+                                            char token_out[SG_SERVER_TOKEN_LEN + 1], sg_err *err);
 
 #ifdef __cplusplus
 }
