@@ -34,6 +34,7 @@ cmp -s err remote.err || fail "remote refusal differs: $(cat remote.err) vs $(ca
 report signer art/m1.bin
 run 0 "${R[@]}" transition "$MODEL" 1 Staging --report art/m1.bin.report
 [ "$(cat out)" = "$MODEL v1 -> Staging" ] || fail "transition output $(cat out)"
+grep -q "/api/stagegate/reports" server.log && fail "transition --report took a second call"
 run 1 "${R[@]}" transition "$MODEL" 1 Production
 grep -q "no approval on record" err || fail "$(cat err)"
 STAGEGATE_TOKEN= MLFLOW_TRACKING_TOKEN=$(cat bob.token) run 0 "${R[@]}" approve "$MODEL" 1 --comment ok
