@@ -44,6 +44,8 @@ int sg_cmd_gate(int argc, char **argv);     /* cmd_gate.c */
 int sg_cmd_registry(int argc, char **argv); /* cmd_registry.c */
 int sg_cmd_compare(int argc, char **argv);  /* cmd_compare.c */
 int sg_cmd_trend(int argc, char **argv);    /* cmd_trend.c */
+int sg_cmd_serve(int argc, char **argv);    /* cmd_serve.c */
+int sg_cmd_token(int argc, char **argv);    /* cmd_serve.c */
 
 /* Maps a status to the documented process exit code: 0, 1 (refused) or 2. */
 int sg_exit_code(int status);

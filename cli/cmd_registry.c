@@ -30,6 +30,8 @@ static const char usage_text[] =
     "a file path or sqlite:PATH, or a PostgreSQL database as postgresql://[USER@]HOST[:PORT]/DB,\n"
     "postgres://... or a libpq connection string (\"host=... dbname=...\"); passwords come\n"
     "from PGPASSWORD, PGPASSFILE or ~/.pgpass, never from the command line.\n"
+    "--db http(s)://HOST:PORT runs the subcommand through `stagegate serve`, as the principal of\n"
+    "the token in $STAGEGATE_TOKEN, else $MLFLOW_TRACKING_TOKEN (docs/server.md).\n"
     "--db and --json go before or after the subcommand (not both places for --db).\n"
     "FILTER: name = 'x', name LIKE 'f%', tags.K = 'v', stage = 'S', joined by AND.\n"
     "--json: reads print one JSON document; writes print the version (or model) they changed.\n"
@@ -433,6 +435,7 @@ int sg_cmd_registry(int argc, char **argv)
         return sg_cli_usage_error(c.cmd, "%s takes %d%s argument%s, got %d", sp->name, sp->min_pos,
                                   sp->max_pos > sp->min_pos ? " or more" : "",
                                   sp->max_pos == 1 ? "" : "s", c.n_pos);
+    if (reg_cli_is_remote(c.db)) return reg_cli_remote(&c);
     if (sp->opts & (O_RECORD | O_RUNS)) return reg_cmd_runs(&c);
     if (sp->opts & O_ADMIN) {
         if ((sp->opts & O_COPY) && global_db)

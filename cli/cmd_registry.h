@@ -21,6 +21,12 @@ typedef struct {
 } reg_cli;
 
 int reg_cli_read(reg_cli *c, sg_registry *reg);
+/* Prints a read subcommand's document (get, list, search, history, verify-log) as the local
+ * registry does: JSON with --json, the short human form otherwise. Takes the reference. */
+int reg_cli_print(reg_cli *c, json_t *doc);
+/* Every subcommand through a server: --db http://HOST:PORT or https://... (cmd_registry_remote.c). */
+bool reg_cli_is_remote(const char *db);
+int reg_cli_remote(reg_cli *c);
 int reg_cli_fail(int rc, const sg_err *err);
 /* `registry record` and `registry runs` (cmd_runs.c). */
 int reg_cmd_runs(reg_cli *c);

@@ -126,6 +126,24 @@ static void print_resolved(json_t *doc)
     printf("%s\n", sg_json_str(doc, "artifact_path"));
 }
 
+int reg_cli_print(reg_cli *c, json_t *doc)
+{
+    void (*human)(json_t *) = print_search;
+    if (!strcmp(c->sub, "get"))
+        human = c->n_pos == 2 ? print_version : print_model;
+    else if (!strcmp(c->sub, "list"))
+        human = print_list;
+    else if (!strcmp(c->sub, "history"))
+        human = print_history;
+    else if (!strcmp(c->sub, "verify-log") && !c->json) {
+        printf("audit log verified: %lld events, head %s\n", jint(doc, "events"),
+               sg_json_str(doc, "head_hash"));
+        json_decref(doc);
+        return 0;
+    }
+    return emit(c, doc, human);
+}
+
 int reg_cli_read(reg_cli *c, sg_registry *reg)
 {
     sg_err err;

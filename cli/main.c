@@ -18,6 +18,8 @@ const sg_command sg_commands[] = {
      "run the staging gate: metrics, latency, shadow, policy, signed report"},
     {"verify", sg_cmd_verify, 0, "verify a signed report: signature, type, digest, result"},
     {"registry", sg_cmd_registry, 0, "model registry with gated, audited stage transitions"},
+    {"serve", sg_cmd_serve, 0, "registry server: MLflow's registry REST API, gates enforced"},
+    {"token", sg_cmd_token, 0, "add a server token for a principal (public key)"},
     {"compare", sg_cmd_compare, 0,
      "compare two runs: latency percentiles (U test) and metric deltas"},
     {"trend", sg_cmd_trend, 0, "HTML trend page of a model's recorded runs (inline SVG charts)"},

@@ -103,11 +103,12 @@ static sg_status insert_transitions(sg_registry *reg, const sg_registry_model_sp
 }
 
 static int insert_key(sg_registry *reg, const char *model, const char *role, const char *stage,
-                      const char *path, sg_err *err)
+                      const sg_registry_key_ref *ref, sg_err *err)
 {
     EVP_PKEY *key = NULL;
     char id[65], *pem = NULL;
-    int rc = sg_key_load_public(path, &key, err);
+    int rc = ref->pem ? sg_key_load_public_pem(ref->pem, strlen(ref->pem), role, &key, err)
+                      : sg_key_load_public(ref->path, &key, err);
     if (rc != SG_OK) return rc;
     if ((rc = sg_key_id(key, id, err)) == SG_OK) rc = sg_key_public_pem(key, &pem, err);
     EVP_PKEY_free(key);
@@ -239,12 +240,12 @@ sg_status sg_registry_create_model(sg_registry *reg, const sg_registry_model_spe
         rc = insert_stage(reg, sp, stages[i], (int)i, report_stage, err);
     if (rc == SG_OK) rc = insert_transitions(reg, sp, stages, n, err);
     for (size_t i = 0; rc == SG_OK && i < sp->n_signers; i++)
-        rc = insert_key(reg, sp->name, "signer", "", sp->signers[i].path, err);
+        rc = insert_key(reg, sp->name, "signer", "", &sp->signers[i], err);
     for (size_t i = 0; rc == SG_OK && i < sp->n_promoters; i++)
-        rc = insert_key(reg, sp->name, "promoter", sp->promoters[i].stage, sp->promoters[i].path,
+        rc = insert_key(reg, sp->name, "promoter", sp->promoters[i].stage, &sp->promoters[i],
                         err);
     for (size_t i = 0; rc == SG_OK && i < sp->n_approvers; i++)
-        rc = insert_key(reg, sp->name, "approver", "", sp->approvers[i].path, err);
+        rc = insert_key(reg, sp->name, "approver", "", &sp->approvers[i], err);
     for (size_t i = 0; rc == SG_OK && i < sp->n_tags; i++)
         rc = insert_model_tag(reg, sp->name, sp->tags[i], err);
     if (rc == SG_OK) {

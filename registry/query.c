@@ -3,12 +3,10 @@
 
 #include "registry_internal.h"
 
-#define VERSION_COLS                                                                               \
-    "model_name, version, stage, artifact_path, artifact_sha256, created_by, created_at, "         \
-    "updated_at"
+#define VERSION_COLS REG_VERSION_COLS
 
-static json_t *kv_object(sg_registry *reg, const char *sql, const char *model, int64_t version,
-                         bool int_values, sg_err *err)
+json_t *reg_kv_object(sg_registry *reg, const char *sql, const char *model, int64_t version,
+                      bool int_values, sg_err *err)
 {
     reg_stmt *st;
     if (reg_prepare(reg, sql, &st, err) != SG_OK) return NULL;
@@ -24,7 +22,7 @@ static json_t *kv_object(sg_registry *reg, const char *sql, const char *model, i
 }
 
 /* Builds the JSON of the version row st is on. */
-static json_t *version_row_json(sg_registry *reg, reg_stmt *st, sg_err *err)
+json_t *reg_version_row_json(sg_registry *reg, reg_stmt *st, sg_err *err)
 {
     const char *model = reg_col_text(st, 0);
     int64_t v = reg_col_int64(st, 1);
@@ -37,10 +35,11 @@ static json_t *version_row_json(sg_registry *reg, reg_stmt *st, sg_err *err)
     json_object_set_new(o, "created_by", json_string(reg_col_text(st, 5)));
     json_object_set_new(o, "created_at", json_string(reg_col_text(st, 6)));
     json_object_set_new(o, "updated_at", json_string(reg_col_text(st, 7)));
-    json_t *tags = kv_object(reg,
-                             "SELECT tag_key, tag_value FROM version_tags WHERE model_name = ? AND"
-                             " version = ? ORDER BY tag_key",
-                             model, v, false, err);
+    json_t *tags =
+        reg_kv_object(reg,
+                      "SELECT tag_key, tag_value FROM version_tags WHERE model_name = ? AND"
+                      " version = ? ORDER BY tag_key",
+                      model, v, false, err);
     json_object_set_new(o, "tags", tags ? tags : json_object());
     json_t *aliases = json_array();
     reg_stmt *a;
@@ -80,7 +79,7 @@ static json_t *versions_json(sg_registry *reg, const char *model, int64_t only, 
     if (only) reg_bind_int64(st, 2, only);
     json_t *arr = json_array();
     while (reg_row(reg, st, err))
-        json_array_append_new(arr, version_row_json(reg, st, err));
+        json_array_append_new(arr, reg_version_row_json(reg, st, err));
     reg_finalize(st);
     return arr;
 }
@@ -96,7 +95,7 @@ json_t *sg_registry_get_version(sg_registry *reg, const char *model, int64_t ver
     return reg_read_end(reg, o);
 }
 
-static json_t *stages_json(const reg_model *m)
+json_t *reg_stages_json(const reg_model *m)
 {
     json_t *arr = json_array();
     for (size_t i = 0; i < m->n_stages; i++) {
@@ -138,11 +137,11 @@ json_t *sg_registry_get_model(sg_registry *reg, const char *model, sg_err *err)
     json_object_set_new(o, "require_approval", json_boolean(m.require_approval));
     json_object_set_new(o, "max_report_age_days", json_integer(m.max_report_age_days));
     json_object_set_new(o, "report_stage", json_string(m.report_stage));
-    json_t *tags = kv_object(
+    json_t *tags = reg_kv_object(
         reg, "SELECT tag_key, tag_value FROM model_tags WHERE model_name = ? ORDER BY tag_key",
         model, 0, false, err);
     json_object_set_new(o, "tags", tags ? tags : json_object());
-    json_object_set_new(o, "stages", stages_json(&m));
+    json_object_set_new(o, "stages", reg_stages_json(&m));
     json_t *tr = json_array(), *keys = json_array();
     if (reg_prepare(reg,
                     "SELECT from_stage, to_stage FROM model_transitions WHERE model_name = ?"
@@ -167,8 +166,8 @@ json_t *sg_registry_get_model(sg_registry *reg, const char *model, sg_err *err)
     }
     json_object_set_new(o, "keys", keys);
     json_t *aliases =
-        kv_object(reg, "SELECT alias, version FROM aliases WHERE model_name = ? ORDER BY alias",
-                  model, 0, true, err);
+        reg_kv_object(reg, "SELECT alias, version FROM aliases WHERE model_name = ? ORDER BY alias",
+                      model, 0, true, err);
     json_object_set_new(o, "aliases", aliases ? aliases : json_object());
     json_t *vers = versions_json(reg, model, 0, err);
     json_object_set_new(o, "versions", vers ? vers : json_array());
@@ -208,13 +207,28 @@ json_t *sg_registry_search(sg_registry *reg, const char *filter, sg_err *err)
     reg_filter f;
     reg_read_start(reg);
     if (reg_filter_parse(filter, &f, err) != SG_OK) return NULL;
+    /* name = 'x' narrows the scan to one model; the filter still decides every row. */
+    const char *only = NULL;
+    for (size_t i = 0; i < f.n; i++)
+        if (f.conds[i].field == REG_F_NAME && f.conds[i].op == REG_OP_EQ) only = f.conds[i].value;
     reg_stmt *st;
-    if (reg_prepare(reg, "SELECT " VERSION_COLS " FROM model_versions ORDER BY model_name, version",
+    if (reg_prepare(reg,
+                    only ? "SELECT " VERSION_COLS " FROM model_versions WHERE model_name = ?"
+                           " ORDER BY model_name, version"
+                         : "SELECT " VERSION_COLS
+                           " FROM model_versions ORDER BY model_name, version",
                     &st, err) != SG_OK)
         return NULL;
+    if (only) reg_bind_text(st, 1, only);
+    bool needs_tags = false;
+    for (size_t i = 0; i < f.n; i++)
+        if (f.conds[i].field == REG_F_TAG) needs_tags = true;
     json_t *arr = json_array();
     while (reg_row(reg, st, err)) {
-        json_t *v = version_row_json(reg, st, err);
+        /* Without tag conditions a row is decided before its document is built. */
+        if (!needs_tags && !reg_filter_match(&f, reg_col_text(st, 0), reg_col_text(st, 2), NULL))
+            continue;
+        json_t *v = reg_version_row_json(reg, st, err);
         if (reg_filter_match(&f, reg_col_text(st, 0), reg_col_text(st, 2),
                              json_object_get(v, "tags")))
             json_array_append(arr, v);

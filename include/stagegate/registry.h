@@ -49,6 +49,7 @@ typedef struct {
     size_t sig_len;
     char *pub_pem;   /* SPKI PEM of the signer */
     char key_id[65]; /* sha256 of the signer's DER SPKI, hex */
+    bool attested;   /* made by sg_registry_request_attest: no signature, see there */
 } sg_registry_request;
 
 /* Builds and signs the canonical request with a private key file (refused if group/other-readable).
@@ -58,10 +59,24 @@ SG_MUST_CHECK sg_status sg_registry_request_sign(const char *key_path, const cha
                              sg_registry_request *req, sg_err *err);
 void sg_registry_request_clear(sg_registry_request *req);
 
+/*
+ * A request made on a principal's behalf by a service that authenticated the principal by
+ * other means (`stagegate serve` checks a bearer token that maps to pub_pem). The text is the
+ * canonical request plus a line `auth=<how>`; there is no signature. The registry checks its
+ * fields, time and nonce as for a signed request, takes the principal's key id as the actor
+ * and stores the text (unsigned) in the audit event. Only code that already holds the
+ * database can make one, and such code could write the rows directly: the trust is in that
+ * service, as docs/server.md says.
+ */
+SG_MUST_CHECK sg_status sg_registry_request_attest(const char *pub_pem, const char *auth, const char *action,
+                               const char *model, int64_t version, const char *target,
+                               const char *evidence, sg_registry_request *req, sg_err *err);
+
 /* A role key given at model creation: PEM file path, with a stage for promoters. */
 typedef struct {
     const char *stage; /* promoters only */
     const char *path;
+    const char *pem; /* the public key's PEM text instead of a file (path is then ignored) */
 } sg_registry_key_ref;
 
 typedef struct {
@@ -116,6 +131,13 @@ json_t *sg_registry_list(sg_registry *reg, sg_err *err);
 /* MLflow filter subset: name = 'x', name LIKE 'p%', tags.K = 'v', stage = 'S', joined by AND. */
 json_t *sg_registry_search(sg_registry *reg, const char *filter, sg_err *err);
 json_t *sg_registry_history(sg_registry *reg, const char *model, sg_err *err);
+/* Registered models whose name matches filter (NULL or "" = all): the name conditions of the
+ * search filter only. {"models": [{name, description, created_at}, ...]} by name. */
+json_t *sg_registry_search_models(sg_registry *reg, const char *filter, sg_err *err);
+/* A model without its full version list: name, description, created_at, report_stage, stages
+ * (as in get_model), tags, aliases, and latest_versions: the newest version in each stage that
+ * holds one (version documents), by version. */
+json_t *sg_registry_model_summary(sg_registry *reg, const char *model, sg_err *err);
 
 /* Checks the audit chain and that current state matches it; SG_EREFUSED when it does not. */
 SG_MUST_CHECK sg_status sg_registry_verify_log(sg_registry *reg, json_t **summary, sg_err *err);

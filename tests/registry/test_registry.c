@@ -170,8 +170,9 @@ static int64_t q_int(sg_registry *reg, const char *sql)
 /* alice promotes to Production, bob approves; approval optional. */
 static void make_model(fixture *f, const char *name, bool approval, bool multi_prod)
 {
-    sg_registry_key_ref signer = {NULL, f->signer_pub}, prom = {"Production", f->alice_pub};
-    sg_registry_key_ref appr[2] = {{NULL, f->bob_pub}, {NULL, f->alice_pub}};
+    sg_registry_key_ref signer = {.path = f->signer_pub},
+                        prom = {.stage = "Production", .path = f->alice_pub};
+    sg_registry_key_ref appr[2] = {{.path = f->bob_pub}, {.path = f->alice_pub}};
     const char *multi[] = {"Production"};
     sg_registry_model_spec sp = {.name = name,
                                  .signers = &signer,

@@ -1,0 +1,547 @@
+/*
+ * The HTTP side of `stagegate serve`, on libmicrohttpd.
+ *
+ * Threads: libmicrohttpd runs a bounded pool of worker threads (cfg.threads), each polling
+ * its own connections with epoll, so a slow client occupies a connection slot, never a
+ * worker. A handler runs on the worker that owns the connection and uses that worker's own
+ * registry handle (one sg_registry per thread, as registry.h requires), opened on first use
+ * and closed by the main thread after the daemon has joined the workers. Shared state
+ * (srv_state) is read-only once the daemon starts, except the report table (its own mutex)
+ * and the in-flight counter (atomic). Per request, a req_ctx is owned by its connection from
+ * the first callback until the completion callback frees it.
+ *
+ * Shutdown: SIGTERM/SIGINT are blocked in every thread and taken by sigwait in the main
+ * thread, which stops accepting (quiesce), waits for the requests in flight to complete,
+ * then stops the daemon.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "server_internal.h"
+#include "stagegate/keys.h"
+
+typedef struct {
+    double start;
+    uint8_t *body;
+    size_t len, cap;
+    bool too_big;
+    unsigned status;
+    size_t sent;
+    char who[96];
+    char method[12];
+    char url[256];
+} req_ctx;
+
+static srv_state g_srv;
+static atomic_int g_in_flight;
+pthread_mutex_t srv_write_mu = PTHREAD_MUTEX_INITIALIZER; /* server_internal.h */
+
+/* Every worker's registry handle, for the main thread to close after the workers stop. */
+static pthread_mutex_t g_regs_mu = PTHREAD_MUTEX_INITIALIZER;
+static sg_registry **g_regs;
+static size_t g_n_regs;
+static __thread sg_registry *tl_reg;
+
+static sg_registry *thread_registry(sg_err *err)
+{
+    if (tl_reg) return tl_reg;
+    sg_registry *reg = NULL;
+    if (sg_registry_open(g_srv.cfg.db, false, &reg, err) != SG_OK) return NULL;
+    pthread_mutex_lock(&g_regs_mu);
+    sg_registry **v = realloc(g_regs, (g_n_regs + 1) * sizeof *v);
+    if (v) {
+        g_regs = v;
+        g_regs[g_n_regs++] = reg;
+    }
+    pthread_mutex_unlock(&g_regs_mu);
+    if (!v) {
+        sg_registry_close(reg);
+        sg_errf(err, SG_ENOMEM, "out of memory");
+        return NULL;
+    }
+    tl_reg = reg;
+    return reg;
+}
+
+/* ------------------------------------------------------------------ responses */
+
+srv_resp srv_json(unsigned status, json_t *body)
+{
+    return (srv_resp){status, body ? body : json_object()};
+}
+
+srv_resp srv_error(unsigned status, const char *code, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return srv_json(status, json_pack("{ssss}", "error_code", code, "message", msg));
+}
+
+static bool has(const char *msg, const char *s)
+{
+    return strstr(msg, s) != NULL;
+}
+
+static srv_resp classify(int rc, const sg_err *err)
+{
+    const char *m = err->msg;
+    switch (rc) {
+    case SG_EREFUSED:
+        /* Who may do it is a permission; what the version lacks is a bad parameter. */
+        if (has(m, "authorized") || has(m, "signed request") || has(m, "request signature") ||
+            has(m, "approver must differ"))
+            return srv_error(403, "PERMISSION_DENIED", "%s", m);
+        return srv_error(400, "INVALID_PARAMETER_VALUE", "%s", m);
+    case SG_EINPUT:
+        if (has(m, "no model named") || has(m, "has no version") || has(m, "has no alias") ||
+            has(m, "has no tag"))
+            return srv_error(404, "RESOURCE_DOES_NOT_EXIST", "%s", m);
+        if (has(m, "already exists")) return srv_error(400, "RESOURCE_ALREADY_EXISTS", "%s", m);
+        return srv_error(400, "INVALID_PARAMETER_VALUE", "%s", m);
+    case SG_ENOMEM:
+    case SG_EIO:
+    default:
+        return srv_error(500, "INTERNAL_ERROR", "%s", m);
+    }
+}
+
+srv_resp srv_from_status(int rc, const sg_err *err)
+{
+    srv_resp resp = classify(rc, err);
+    /* Tells stagegate's own client a refusal (exit 1) from an input error (exit 2). */
+    if (rc == SG_EREFUSED) json_object_set_new(resp.body, "refused", json_true());
+    return resp;
+}
+
+const char *srv_param(const srv_req *r, const char *key)
+{
+    if (r->json) {
+        json_t *v = json_object_get(r->json, key);
+        if (json_is_string(v)) return json_string_value(v);
+    }
+    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
+}
+
+bool srv_param_version(const srv_req *r, const char *key, int64_t *v, srv_resp *resp)
+{
+    json_t *j = r->json ? json_object_get(r->json, key) : NULL;
+    if (json_is_integer(j) && json_integer_value(j) > 0) {
+        *v = json_integer_value(j);
+        return true;
+    }
+    const char *s = srv_param(r, key);
+    sg_err err;
+    if (!s) {
+        *resp = srv_error(400, "INVALID_PARAMETER_VALUE",
+                          "Missing value for required parameter '%s'", key);
+        return false;
+    }
+    if (sg_parse_i64(key, s, 1, INT64_MAX, v, &err) != SG_OK) {
+        *resp = srv_error(400, "INVALID_PARAMETER_VALUE",
+                          "parameter '%s': '%s' is not a positive integer", key, s);
+        return false;
+    }
+    return true;
+}
+
+sg_status srv_attest(const srv_req *r, const char *action, const char *model, int64_t version,
+                     const char *target, const char *evidence, sg_registry_request *out,
+                     sg_err *err)
+{
+    if (!r->who) /* writes are refused before a handler runs without a principal */
+        return sg_errf(err, SG_EREFUSED, "refused: %s %s needs an authenticated caller", action,
+                       model);
+    char auth[128];
+    snprintf(auth, sizeof auth, "token %s via stagegate serve", r->who->name);
+    return sg_registry_request_attest(r->who->pub_pem, auth, action, model, version, target,
+                                      evidence, out, err);
+}
+
+/* ------------------------------------------------------------------ authentication */
+
+static const srv_principal *authenticate(struct MHD_Connection *c)
+{
+    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (!h) return NULL;
+    if (!strncasecmp(h, "Bearer ", 7)) {
+        const char *t = h + 7;
+        while (*t == ' ')
+            t++;
+        return srv_tokens_find(&g_srv.tokens, t, strlen(t));
+    }
+    if (!strncasecmp(h, "Basic ", 6)) {
+        uint8_t *raw = NULL;
+        size_t len = 0;
+        if (sg_base64_decode(h + 6, &raw, &len) != 0) return NULL;
+        /* user:password, the token as the password (MLflow clients send both). */
+        const uint8_t *colon = memchr(raw, ':', len);
+        const srv_principal *p = NULL;
+        if (colon)
+            p = srv_tokens_find(&g_srv.tokens, (const char *)colon + 1,
+                                len - (size_t)(colon + 1 - raw));
+        free(raw);
+        return p;
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ dispatch */
+
+static srv_resp dispatch(struct MHD_Connection *conn, const char *url, const char *method,
+                         req_ctx *ctx)
+{
+    if (!strcmp(url, "/health")) return srv_json(200, json_pack("{ss}", "status", "OK"));
+    srv_req r = {.srv = &g_srv,
+                 .conn = conn,
+                 .method = method,
+                 .url = url,
+                 .body = ctx->body,
+                 .body_len = ctx->len};
+    if (ctx->too_big)
+        return srv_error(400, "INVALID_PARAMETER_VALUE",
+                         "request body is larger than the server's limit of %lld bytes",
+                         (long long)g_srv.cfg.max_body);
+    bool stagegate = !strncmp(url, "/api/stagegate/", 15);
+    bool mlflow =
+        !strncmp(url, "/api/2.0/mlflow/", 16) || !strncmp(url, "/ajax-api/2.0/mlflow/", 21);
+    if (!stagegate && !mlflow)
+        return srv_error(404, "ENDPOINT_NOT_FOUND", "no endpoint %s %s", method, url);
+    if (g_srv.auth) {
+        r.who = authenticate(conn);
+        if (!r.who)
+            return srv_error(401, "UNAUTHENTICATED",
+                             "a valid token is required (Authorization: Bearer TOKEN)");
+        snprintf(ctx->who, sizeof ctx->who, "%s:%.16s", r.who->name, r.who->key_id);
+    } else if (strcmp(method, "GET") != 0) {
+        return srv_error(401, "UNAUTHENTICATED",
+                         "this server has no tokens file: it serves reads only");
+    }
+    /* A body that is not the report endpoint's envelope must be a JSON object. */
+    if (ctx->len && strcmp(url, "/api/stagegate/reports") != 0) {
+        json_error_t jerr;
+        r.json = json_loadb((const char *)ctx->body, ctx->len, 0, &jerr);
+        if (!json_is_object(r.json)) {
+            json_decref(r.json);
+            return srv_error(400, "INVALID_PARAMETER_VALUE",
+                             "request body is not a JSON object (line %d: %s)", jerr.line,
+                             jerr.text);
+        }
+    }
+    sg_err err = {{0}};
+    r.reg = thread_registry(&err);
+    srv_resp resp;
+    if (!r.reg)
+        resp = srv_error(503, "TEMPORARILY_UNAVAILABLE", "registry: %s", err.msg);
+    else if (!(mlflow
+                   ? srv_mlflow_route(&r, url + (url[1] == 'a' && url[2] == 'j' ? 21 : 16), &resp)
+                   : srv_stagegate_route(&r, url + 15, &resp)))
+        resp = srv_error(404, "ENDPOINT_NOT_FOUND", "no endpoint %s %s", method, url);
+    json_decref(r.json);
+    return resp;
+}
+
+static enum MHD_Result queue(struct MHD_Connection *conn, req_ctx *ctx, srv_resp resp)
+{
+    char *text = json_dumps(resp.body, JSON_COMPACT);
+    json_decref(resp.body);
+    if (!text) return MHD_NO;
+    size_t len = strlen(text);
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(text);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    ctx->status = resp.status;
+    ctx->sent = len;
+    enum MHD_Result ret = MHD_queue_response(conn, resp.status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static srv_watch *conn_watch(struct MHD_Connection *conn);
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload,
+                                  size_t *upload_size, void **con_cls)
+{
+    (void)cls;
+    (void)version;
+    req_ctx *ctx = *con_cls;
+    if (!ctx) {
+        ctx = calloc(1, sizeof *ctx);
+        if (!ctx) return MHD_NO;
+        ctx->start = sg_now_seconds();
+        snprintf(ctx->method, sizeof ctx->method, "%s", method);
+        snprintf(ctx->url, sizeof ctx->url, "%s", url);
+        atomic_fetch_add(&g_in_flight, 1);
+        *con_cls = ctx;
+        /* A declared length over the limit is answered before any of the body is read. */
+        const char *cl =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl && strtoll(cl, NULL, 10) > g_srv.cfg.max_body) {
+            ctx->too_big = true;
+            /* Answered now; libmicrohttpd closes the connection rather than read the body. */
+            srv_watch_handling(conn_watch(conn), true);
+            return queue(conn, ctx, dispatch(conn, url, method, ctx));
+        }
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        if (!ctx->too_big && ctx->len + *upload_size > (size_t)g_srv.cfg.max_body) {
+            ctx->too_big = true;
+            free(ctx->body);
+            ctx->body = NULL;
+            ctx->len = 0;
+        }
+        if (!ctx->too_big) {
+            if (ctx->len + *upload_size + 1 > ctx->cap) {
+                size_t cap = (ctx->len + *upload_size + 1) * 2;
+                if (cap > (size_t)g_srv.cfg.max_body + 1) cap = (size_t)g_srv.cfg.max_body + 1;
+                uint8_t *b = realloc(ctx->body, cap);
+                if (!b) return MHD_NO;
+                ctx->body = b;
+                ctx->cap = cap;
+            }
+            memcpy(ctx->body + ctx->len, upload, *upload_size);
+            ctx->len += *upload_size;
+            ctx->body[ctx->len] = '\0';
+        }
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    srv_watch_handling(conn_watch(conn), true);
+    return queue(conn, ctx, dispatch(conn, url, method, ctx));
+}
+
+static srv_watch *conn_watch(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    (void)cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        *socket_context = ci ? srv_watch_add(ci->connect_fd) : NULL;
+    } else {
+        srv_watch_remove(*socket_context);
+        *socket_context = NULL;
+    }
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    req_ctx *ctx = *con_cls;
+    if (!ctx) return;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    char addr[64] = "-";
+    if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)ci->client_addr)->sin_addr, addr,
+                  sizeof addr);
+    else if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ci->client_addr)->sin6_addr, addr,
+                  sizeof addr);
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    char when[32];
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    FILE *log = g_srv.cfg.access_log ? g_srv.cfg.access_log : stderr;
+    /* One line per request; stdio locks the stream for the call, so lines never interleave. */
+    fprintf(log, "%s %s %s \"%s %s\" %u %zu %.1fms%s\n", when, addr, ctx->who[0] ? ctx->who : "-",
+            ctx->method, ctx->url, ctx->status, ctx->sent, (sg_now_seconds() - ctx->start) * 1e3,
+            toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection closed early)");
+    fflush(log);
+    srv_watch_handling(conn_watch(conn), false);
+    free(ctx->body);
+    free(ctx);
+    *con_cls = NULL;
+    atomic_fetch_sub(&g_in_flight, 1);
+}
+
+/* ------------------------------------------------------------------ start and stop */
+
+static sg_status parse_listen(const char *listen, struct sockaddr_storage *ss, socklen_t *len,
+                              sg_err *err)
+{
+    char host[256];
+    const char *colon = strrchr(listen, ':');
+    if (!colon || colon == listen || (size_t)(colon - listen) >= sizeof host)
+        return sg_errf(err, SG_EINPUT, "--listen '%s' is not HOST:PORT", listen);
+    memcpy(host, listen, (size_t)(colon - listen));
+    host[colon - listen] = '\0';
+    int64_t port;
+    if (sg_parse_i64("--listen port", colon + 1, 0, 65535, &port, err) != SG_OK) return SG_EINPUT;
+    memset(ss, 0, sizeof *ss);
+    struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+    size_t hl = strlen(host);
+    if (host[0] == '[' && hl > 2 && host[hl - 1] == ']') {
+        host[hl - 1] = '\0';
+        if (inet_pton(AF_INET6, host + 1, &a6->sin6_addr) != 1)
+            return sg_errf(err, SG_EINPUT, "--listen: '%s' is not an IPv6 address", host + 1);
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((uint16_t)port);
+        *len = sizeof *a6;
+    } else {
+        if (!strcmp(host, "localhost")) snprintf(host, sizeof host, "127.0.0.1");
+        if (inet_pton(AF_INET, host, &a4->sin_addr) != 1)
+            return sg_errf(err, SG_EINPUT, "--listen: '%s' is not an IPv4 address", host);
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons((uint16_t)port);
+        *len = sizeof *a4;
+    }
+    return SG_OK;
+}
+
+static sg_status load_config(const sg_server_config *cfg, sg_err *err)
+{
+    memset(&g_srv, 0, sizeof g_srv);
+    g_srv.cfg = *cfg;
+    sg_server_config *c = &g_srv.cfg;
+    if (!c->threads) c->threads = 4;
+    if (!c->max_body) c->max_body = 1 << 20;
+    if (!c->max_header) c->max_header = 16 << 10;
+    if (!c->timeout_s) c->timeout_s = 10;
+    if (!c->request_time_s) c->request_time_s = 30;
+    if (!c->max_connections) c->max_connections = 256;
+    if (!c->tls_cert != !c->tls_key)
+        return sg_errf(err, SG_EINPUT, "--tls-cert and --tls-key go together");
+    if (c->artifact_root && !realpath(c->artifact_root, g_srv.artifact_root))
+        return sg_errf(err, SG_EINPUT, "--artifact-root %s: %s", c->artifact_root, strerror(errno));
+    if (c->tokens) {
+        int rc = srv_tokens_load(c->tokens, &g_srv.tokens, err);
+        if (rc != SG_OK) return rc;
+        g_srv.auth = true;
+    }
+    g_srv.reports = srv_reports_new();
+    if (!g_srv.reports) return sg_errf(err, SG_ENOMEM, "out of memory");
+    /* Create the database (and run its migrations) once, before any worker opens it. */
+    sg_registry *reg = NULL;
+    int rc = sg_registry_open(c->db, true, &reg, err);
+    if (rc == SG_OK) sg_registry_close(reg);
+    return rc;
+}
+
+static void release(void)
+{
+    for (size_t i = 0; i < g_n_regs; i++)
+        sg_registry_close(g_regs[i]);
+    free(g_regs);
+    g_regs = NULL;
+    g_n_regs = 0;
+    srv_tokens_free(&g_srv.tokens);
+    srv_reports_free(g_srv.reports);
+    g_srv.reports = NULL;
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    FILE *log = g_srv.cfg.access_log ? g_srv.cfg.access_log : stderr;
+    char line[512];
+    vsnprintf(line, sizeof line, fmt, ap);
+    fprintf(log, "stagegate serve: %s%s", line,
+            line[0] && line[strlen(line) - 1] == '\n' ? "" : "\n");
+}
+
+sg_status sg_server_run(const sg_server_config *cfg, sg_err *err)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    int rc = parse_listen(cfg->listen, &ss, &sl, err);
+    if (rc == SG_OK) rc = load_config(cfg, err);
+    char *cert = NULL, *key = NULL;
+    size_t n;
+    if (rc == SG_OK && cfg->tls_cert) {
+        if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
+            rc = sg_errf(err, SG_EINPUT, "this libmicrohttpd was built without TLS");
+        if (rc == SG_OK) rc = sg_read_file(cfg->tls_cert, 1 << 20, (uint8_t **)&cert, &n, err);
+        if (rc == SG_OK) rc = sg_read_file(cfg->tls_key, 1 << 20, (uint8_t **)&key, &n, err);
+    }
+    if (rc != SG_OK) {
+        free(cert);
+        free(key);
+        release();
+        return rc;
+    }
+    /* Block the stop signals before the workers start, so they inherit the mask and only
+     * sigwait below receives them. */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    sigset_t old;
+    pthread_sigmask(SIG_BLOCK, &stop, &old);
+    signal(SIGPIPE, SIG_IGN);
+    if ((rc = srv_watch_start(g_srv.cfg.request_time_s, err)) != SG_OK) {
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        free(cert);
+        free(key);
+        release();
+        return rc;
+    }
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
+                     MHD_USE_ERROR_LOG | (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0) |
+                     (cert ? MHD_USE_TLS : 0);
+    const sg_server_config *c = &g_srv.cfg;
+    struct MHD_OptionItem tls_opts[] = {
+        {MHD_OPTION_HTTPS_MEM_CERT, 0, cert},
+        {MHD_OPTION_HTTPS_MEM_KEY, 0, key},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    struct MHD_Daemon *d = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned)c->threads, MHD_OPTION_CONNECTION_LIMIT, (unsigned)c->max_connections,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)c->timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)c->max_header, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL, MHD_OPTION_ARRAY,
+        cert ? tls_opts : tls_opts + 2, MHD_OPTION_END);
+    if (!d) {
+        srv_watch_stop();
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        free(cert);
+        free(key);
+        release();
+        return sg_errf(err, SG_EINPUT, "cannot listen on %s (in use, or not a local address?)",
+                       cfg->listen);
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+    int port = di ? di->port : 0;
+    if (cfg->on_listen) cfg->on_listen(port, cfg->ctx);
+    int sig = 0;
+    while (sigwait(&stop, &sig) != 0)
+        ;
+    /* Stop accepting; let the requests in flight finish (bounded), then stop the workers. */
+    MHD_socket lsock = MHD_quiesce_daemon(d);
+    if (lsock != MHD_INVALID_SOCKET) close(lsock);
+    for (int i = 0; i < 6000 && atomic_load(&g_in_flight) > 0; i++)
+        usleep(10000);
+    MHD_stop_daemon(d);
+    srv_watch_stop();
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    free(cert);
+    free(key);
+    release();
+    return SG_OK;
+}

@@ -1,0 +1,615 @@
+/*
+ * MLflow Model Registry REST endpoints (/api/2.0/mlflow/...), mapped onto the registry's own
+ * functions. Shapes follow MLflow's REST API reference (docs/server.md names each source);
+ * the registry's JSON is translated here, and every change is made as the caller's
+ * principal through an attested request, so the registry applies its rules and writes the
+ * audit entries itself.
+ */
+#define _GNU_SOURCE /* strcasestr */
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "server_internal.h"
+
+/* ------------------------------------------------------------------ shapes */
+
+static json_int_t ms_of(const char *rfc3339)
+{
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    if (!rfc3339 || sscanf(rfc3339, "%d-%d-%dT%d:%d:%d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                           &tm.tm_hour, &tm.tm_min, &tm.tm_sec) != 6)
+        return 0;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    return (json_int_t)timegm(&tm) * 1000;
+}
+
+static json_t *kv_list(const json_t *obj, const char *kname, const char *vname, bool int_values)
+{
+    json_t *arr = json_array();
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)obj, k, v)
+    {
+        char buf[32];
+        const char *s = json_string_value(v);
+        if (int_values) {
+            snprintf(buf, sizeof buf, "%lld", (long long)json_integer_value(v));
+            s = buf;
+        }
+        json_array_append_new(arr, json_pack("{ssss}", kname, k, vname, s ? s : ""));
+    }
+    return arr;
+}
+
+/* The registry's version document as MLflow's ModelVersion. */
+json_t *srv_model_version_json(const json_t *v)
+{
+    char ver[32];
+    snprintf(ver, sizeof ver, "%lld", (long long)json_integer_value(json_object_get(v, "version")));
+    json_t *o = json_object();
+    json_object_set_new(o, "name", json_string(sg_json_str(v, "name")));
+    json_object_set_new(o, "version", json_string(ver));
+    json_object_set_new(o, "creation_timestamp", json_integer(ms_of(sg_json_str(v, "created_at"))));
+    json_object_set_new(o, "last_updated_timestamp",
+                        json_integer(ms_of(sg_json_str(v, "updated_at"))));
+    json_object_set_new(o, "current_stage", json_string(sg_json_str(v, "stage")));
+    json_object_set_new(o, "description", json_string(""));
+    json_object_set_new(o, "source", json_string(sg_json_str(v, "artifact_path")));
+    json_object_set_new(o, "run_id", json_string(""));
+    json_object_set_new(o, "status", json_string("READY"));
+    json_object_set_new(o, "tags", kv_list(json_object_get(v, "tags"), "key", "value", false));
+    json_object_set_new(o, "aliases", json_deep_copy(json_object_get(v, "aliases")));
+    /* stagegate's own fields; MLflow clients ignore fields they do not know. */
+    json_object_set_new(o, "artifact_sha256", json_string(sg_json_str(v, "artifact_sha256")));
+    json_object_set_new(o, "validated",
+                        json_boolean(json_is_true(json_object_get(v, "validated"))));
+    return o;
+}
+
+static bool in_stages(const json_t *stages, const char *stage)
+{
+    if (!json_array_size(stages)) return true;
+    size_t i;
+    json_t *s;
+    json_array_foreach(stages, i, s) if (json_is_string(s) &&
+                                         !strcasecmp(json_string_value(s), stage)) return true;
+    return false;
+}
+
+/* The newest version in each stage (of those listed; all when stages is empty), MLflow's
+ * "latest versions", in the model's stage order. */
+static json_t *latest_versions(const json_t *model, const json_t *stages)
+{
+    json_t *arr = json_array(), *versions = json_object_get(model, "latest_versions");
+    size_t i, j;
+    json_t *st, *v;
+    json_array_foreach(json_object_get(model, "stages"), i, st)
+    {
+        const char *stage = sg_json_str(st, "name");
+        if (!*stage || !in_stages(stages, stage)) continue;
+        const json_t *best = NULL;
+        json_array_foreach(versions, j, v) if (!strcmp(sg_json_str(v, "stage"), stage)) best = v;
+        if (best) json_array_append_new(arr, srv_model_version_json(best));
+    }
+    return arr;
+}
+
+static json_t *registered_model_json(const json_t *m)
+{
+    json_t *o = json_object();
+    json_int_t created = ms_of(sg_json_str(m, "created_at")), updated = created;
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(m, "latest_versions"), i, v)
+    {
+        json_int_t t = ms_of(sg_json_str(v, "updated_at"));
+        if (t > updated) updated = t;
+    }
+    json_object_set_new(o, "name", json_string(sg_json_str(m, "name")));
+    json_object_set_new(o, "creation_timestamp", json_integer(created));
+    json_object_set_new(o, "last_updated_timestamp", json_integer(updated));
+    const char *d = sg_json_str(m, "description");
+    json_object_set_new(o, "description", json_string(d ? d : ""));
+    json_object_set_new(o, "latest_versions", latest_versions(m, NULL));
+    json_object_set_new(o, "tags", kv_list(json_object_get(m, "tags"), "key", "value", false));
+    json_object_set_new(o, "aliases",
+                        kv_list(json_object_get(m, "aliases"), "alias", "version", true));
+    json_t *pol = json_object();
+    json_object_set(pol, "stages", json_object_get(m, "stages"));
+    json_object_set(pol, "report_stage", json_object_get(m, "report_stage"));
+    json_object_set_new(o, "stagegate_policy", pol);
+    return o;
+}
+
+static srv_resp model_doc(srv_req *r, const char *name, const char *key)
+{
+    sg_err err = {{0}};
+    json_t *m = sg_registry_model_summary(r->reg, name, &err);
+    if (!m) return srv_from_status(SG_EINPUT, &err);
+    json_t *o = json_object();
+    json_object_set_new(o, key, registered_model_json(m));
+    json_decref(m);
+    return srv_json(200, o);
+}
+
+static srv_resp version_doc(srv_req *r, const char *name, int64_t v)
+{
+    sg_err err = {{0}};
+    json_t *doc = sg_registry_get_version(r->reg, name, v, &err);
+    if (!doc) return srv_from_status(SG_EINPUT, &err);
+    json_t *o = json_pack("{so}", "model_version", srv_model_version_json(doc));
+    json_decref(doc);
+    return srv_json(200, o);
+}
+
+#define REQUIRE(var, key)                                                                          \
+    const char *var = srv_param(r, key);                                                           \
+    if (!var || !*var)                                                                             \
+    return srv_error(400, "INVALID_PARAMETER_VALUE", "Missing value for required parameter '%s'",  \
+                     key)
+
+#define METHOD(m)                                                                                  \
+    if (strcmp(r->method, m) != 0)                                                                 \
+    return srv_error(405, "BAD_REQUEST", "%s needs %s, not %s", r->url, m, r->method)
+
+/* ------------------------------------------------------------------ registered models */
+
+/* PEM keys from a JSON array of strings into refs (stage for promoters). */
+static size_t add_keys(const json_t *arr, const char *stage, sg_registry_key_ref *out, size_t n,
+                       size_t max)
+{
+    size_t i;
+    json_t *k;
+    json_array_foreach(arr, i, k) if (json_is_string(k) && n < max) out[n++] =
+        (sg_registry_key_ref){.stage = stage, .pem = json_string_value(k)};
+    return n;
+}
+
+static srv_resp create_model(srv_req *r)
+{
+    METHOD("POST");
+    REQUIRE(name, "name");
+    const json_t *pol = r->json ? json_object_get(r->json, "stagegate_policy") : NULL;
+    enum { MAXK = 64 };
+    sg_registry_key_ref signers[MAXK], promoters[MAXK], approvers[MAXK];
+    size_t ns = add_keys(json_object_get(pol, "signers"), NULL, signers, 0, MAXK), np = 0;
+    const char *stage;
+    json_t *keys;
+    json_object_foreach((json_t *)json_object_get(pol, "promoters"), stage, keys) np =
+        add_keys(keys, stage, promoters, np, MAXK);
+    size_t na = add_keys(json_object_get(pol, "approvers"), NULL, approvers, 0, MAXK);
+    const char *tags[MAXK];
+    char *tag_buf[MAXK];
+    size_t nt = 0;
+    size_t i;
+    json_t *t;
+    json_array_foreach(r->json ? json_object_get(r->json, "tags") : NULL, i, t)
+    {
+        const char *k = json_string_value(json_object_get(t, "key"));
+        const char *v = json_string_value(json_object_get(t, "value"));
+        if (!k || nt == MAXK) continue;
+        size_t len = strlen(k) + (v ? strlen(v) : 0) + 2;
+        tag_buf[nt] = malloc(len);
+        if (!tag_buf[nt]) break;
+        snprintf(tag_buf[nt], len, "%s=%s", k, v ? v : "");
+        tags[nt] = tag_buf[nt];
+        nt++;
+    }
+    json_t *age = json_object_get(pol, "max_report_age_days");
+    const char *stages[64], *single[64], *multi[64];
+    size_t n_stages = 0, n_single = 0, n_multi = 0;
+    json_array_foreach(json_object_get(pol, "stages"), i, t) if (json_is_string(t) && n_stages < 64)
+        stages[n_stages++] = json_string_value(t);
+    json_array_foreach(json_object_get(pol, "single_version"), i,
+                       t) if (json_is_string(t) && n_single < 64) single[n_single++] =
+        json_string_value(t);
+    json_array_foreach(json_object_get(pol, "multi_version"), i,
+                       t) if (json_is_string(t) && n_multi < 64) multi[n_multi++] =
+        json_string_value(t);
+    sg_registry_model_spec sp = {
+        .name = name,
+        .description = srv_param(r, "description"),
+        .report_stage = json_string_value(json_object_get(pol, "report_stage")),
+        .stages = n_stages ? stages : NULL,
+        .n_stages = n_stages,
+        .transitions = json_string_value(json_object_get(pol, "transitions")),
+        .single_stages = single,
+        .n_single = n_single,
+        .multi_stages = multi,
+        .n_multi = n_multi,
+        .signers = signers,
+        .n_signers = ns,
+        .promoters = promoters,
+        .n_promoters = np,
+        .approvers = approvers,
+        .n_approvers = na,
+        .tags = tags,
+        .n_tags = nt,
+        .require_approval = json_is_true(json_object_get(pol, "require_approval")),
+        .max_report_age_days = json_is_integer(age) ? json_integer_value(age) : 0,
+    };
+    sg_err err = {{0}};
+    sg_registry_request req;
+    int arc = srv_attest(r, "create-model", name, 0, "", "", &req, &err), rc = arc;
+    if (rc == SG_OK) rc = SRV_WRITE(sg_registry_create_model(r->reg, &sp, &req, &err));
+    if (arc == SG_OK) sg_registry_request_clear(&req);
+    for (size_t k = 0; k < nt; k++)
+        free(tag_buf[k]);
+    if (rc != SG_OK) return srv_from_status(rc, &err);
+    return model_doc(r, name, "registered_model");
+}
+
+static srv_resp get_model(srv_req *r)
+{
+    METHOD("GET");
+    REQUIRE(name, "name");
+    return model_doc(r, name, "registered_model");
+}
+
+/* max_results and page_token (an offset, as text) over an array; returns the page. */
+static json_t *page(srv_req *r, json_t *all, json_t *doc)
+{
+    int64_t max = 100, off = 0;
+    sg_err err;
+    const char *m = srv_param(r, "max_results"), *p = srv_param(r, "page_token");
+    json_t *mj = r->json ? json_object_get(r->json, "max_results") : NULL;
+    if (json_is_integer(mj))
+        max = json_integer_value(mj);
+    else if (m && sg_parse_i64("max_results", m, 1, 100000, &max, &err) != SG_OK)
+        max = 100;
+    if (max < 1) max = 1;
+    if (p && *p && sg_parse_i64("page_token", p, 0, INT64_MAX, &off, &err) != SG_OK) off = 0;
+    json_t *out = json_array();
+    size_t n = json_array_size(all);
+    for (size_t i = (size_t)off; i < n && i < (size_t)(off + max); i++)
+        json_array_append(out, json_array_get(all, i));
+    if ((size_t)(off + max) < n) {
+        char tok[32];
+        snprintf(tok, sizeof tok, "%lld", (long long)(off + max));
+        json_object_set_new(doc, "next_page_token", json_string(tok));
+    }
+    return out;
+}
+
+static srv_resp search_models(srv_req *r)
+{
+    sg_err err = {{0}};
+    json_t *found = sg_registry_search_models(r->reg, srv_param(r, "filter"), &err);
+    if (!found) return srv_from_status(SG_EINPUT, &err);
+    json_t *all = json_array(), *doc = json_object();
+    size_t i;
+    json_t *m;
+    json_array_foreach(json_object_get(found, "models"), i, m)
+    {
+        json_t *full = sg_registry_model_summary(r->reg, sg_json_str(m, "name"), &err);
+        if (full) json_array_append_new(all, registered_model_json(full));
+        json_decref(full);
+    }
+    json_decref(found);
+    json_object_set_new(doc, "registered_models", page(r, all, doc));
+    json_decref(all);
+    return srv_json(200, doc);
+}
+
+static srv_resp latest(srv_req *r)
+{
+    REQUIRE(name, "name");
+    sg_err err = {{0}};
+    json_t *m = sg_registry_model_summary(r->reg, name, &err);
+    if (!m) return srv_from_status(SG_EINPUT, &err);
+    json_t *stages = r->json ? json_incref(json_object_get(r->json, "stages")) : NULL;
+    if (!stages) {
+        /* GET: stages=A&stages=B */
+        stages = json_array();
+        const char *s = srv_param(r, "stages");
+        if (s) json_array_append_new(stages, json_string(s));
+    }
+    json_t *doc = json_pack("{so}", "model_versions", latest_versions(m, stages));
+    json_decref(stages);
+    json_decref(m);
+    return srv_json(200, doc);
+}
+
+/* ------------------------------------------------------------------ model versions */
+
+/* The artifact a source names, confined to the artifact root: a file:// URI or a path
+ * (relative ones from the root). Symlinks are resolved before the check, so one that
+ * points out of the root is refused too. */
+static srv_resp confine(srv_req *r, const char *source, char real[PATH_MAX], bool *ok)
+{
+    *ok = false;
+    const char *root = r->srv->artifact_root;
+    if (!*root)
+        return srv_error(400, "INVALID_PARAMETER_VALUE",
+                         "source '%s': this server has no --artifact-root, so it reads no sources",
+                         source);
+    const char *path = source;
+    if (!strncmp(source, "file://", 7)) {
+        path = source + 7;
+        if (*path != '/')
+            return srv_error(400, "INVALID_PARAMETER_VALUE",
+                             "source '%s': a file:// URI needs an absolute path (file:///...)",
+                             source);
+    } else if (strstr(source, "://")) {
+        return srv_error(400, "INVALID_PARAMETER_VALUE",
+                         "source '%s': only file:// URIs and paths are served", source);
+    }
+    for (const char *p = path; (p = strstr(p, "..")) != NULL; p += 2)
+        if ((p == path || p[-1] == '/') && (p[2] == '/' || p[2] == '\0'))
+            return srv_error(400, "INVALID_PARAMETER_VALUE",
+                             "source '%s': '..' is not allowed in a source path", source);
+    char joined[PATH_MAX * 2];
+    if (*path == '/')
+        snprintf(joined, sizeof joined, "%s", path);
+    else
+        snprintf(joined, sizeof joined, "%s/%s", root, path);
+    if (!realpath(joined, real))
+        return srv_error(400, "INVALID_PARAMETER_VALUE", "source '%s' cannot be read: %s", source,
+                         strerror(errno));
+    size_t rl = strlen(root);
+    if (strncmp(real, root, rl) != 0 || (real[rl] != '/' && strcmp(root, "/") != 0))
+        return srv_error(403, "PERMISSION_DENIED",
+                         "source '%s' is outside the server's artifact root", source);
+    *ok = true;
+    return (srv_resp){0, NULL};
+}
+
+static srv_resp create_version(srv_req *r)
+{
+    METHOD("POST");
+    REQUIRE(name, "name");
+    REQUIRE(source, "source");
+    char real[PATH_MAX], sha[65];
+    bool ok;
+    srv_resp bad = confine(r, source, real, &ok);
+    if (!ok) return bad;
+    sg_err err = {{0}};
+    /* The server hashes what it will register; a digest the client sends is ignored. */
+    int rc = sg_sha256_file_hex(real, sha, &err);
+    if (rc != SG_OK)
+        return srv_error(400, "INVALID_PARAMETER_VALUE", "source '%s' cannot be read: %s", source,
+                         err.msg);
+    sg_registry_request req;
+    int64_t v = 0;
+    if ((rc = srv_attest(r, "create-version", name, 0, "", sha, &req, &err)) != SG_OK)
+        return srv_from_status(rc, &err);
+    rc = SRV_WRITE(sg_registry_create_version(r->reg, name, real, &req, &v, &err));
+    sg_registry_request_clear(&req);
+    if (rc != SG_OK) return srv_from_status(rc, &err);
+    size_t i;
+    json_t *t;
+    json_array_foreach(r->json ? json_object_get(r->json, "tags") : NULL, i, t)
+    {
+        const char *k = json_string_value(json_object_get(t, "key"));
+        const char *val = json_string_value(json_object_get(t, "value"));
+        if (!k || !val) continue;
+        char vsha[65];
+        sg_sha256_hex((const uint8_t *)val, strlen(val), vsha);
+        if ((rc = srv_attest(r, "set-tag", name, v, k, vsha, &req, &err)) != SG_OK)
+            return srv_from_status(rc, &err);
+        rc = SRV_WRITE(sg_registry_set_tag(r->reg, name, v, k, val, &req, &err));
+        sg_registry_request_clear(&req);
+        if (rc != SG_OK) return srv_from_status(rc, &err);
+    }
+    return version_doc(r, name, v);
+}
+
+static srv_resp get_version(srv_req *r)
+{
+    METHOD("GET");
+    REQUIRE(name, "name");
+    int64_t v;
+    srv_resp bad;
+    if (!srv_param_version(r, "version", &v, &bad)) return bad;
+    return version_doc(r, name, v);
+}
+
+static srv_resp search_versions(srv_req *r)
+{
+    const char *filter = srv_param(r, "filter");
+    sg_err err = {{0}};
+    json_t *found = sg_registry_search(r->reg, filter ? filter : "", &err);
+    if (!found) return srv_from_status(SG_EINPUT, &err);
+    json_t *all = json_array(), *doc = json_object();
+    size_t i;
+    json_t *v;
+    /* order_by: version (or version_number) ASC/DESC; the default is ascending versions. */
+    json_t *ob = r->json ? json_array_get(json_object_get(r->json, "order_by"), 0) : NULL;
+    const char *order = ob ? json_string_value(ob) : srv_param(r, "order_by");
+    bool desc = order && strncmp(order, "version", 7) == 0 && strcasestr(order, " desc");
+    json_array_foreach(json_object_get(found, "versions"), i, v)
+    {
+        if (desc)
+            json_array_insert_new(all, 0, srv_model_version_json(v));
+        else
+            json_array_append_new(all, srv_model_version_json(v));
+    }
+    json_decref(found);
+    json_object_set_new(doc, "model_versions", page(r, all, doc));
+    json_decref(all);
+    return srv_json(200, doc);
+}
+
+static bool stage_requires_report(const json_t *model, const char *stage)
+{
+    size_t i, j;
+    json_t *st, *req;
+    json_array_foreach(json_object_get(model, "stages"), i, st)
+    {
+        if (strcasecmp(sg_json_str(st, "name"), stage) != 0) continue;
+        json_array_foreach(json_object_get(st, "requires"), j,
+                           req) if (!strcmp(json_string_value(req), "report")) return true;
+    }
+    return false;
+}
+
+static int transition_as(srv_req *r, const char *name, int64_t v, const char *stage,
+                         const uint8_t *report, size_t len, sg_err *err)
+{
+    char sha[65] = "";
+    if (report) sg_sha256_hex(report, len, sha);
+    sg_registry_request req;
+    int rc = srv_attest(r, "transition", name, v, stage, sha, &req, err);
+    if (rc != SG_OK) return rc;
+    rc = SRV_WRITE(sg_registry_transition(r->reg, name, v, stage, report, len, &req, err));
+    sg_registry_request_clear(&req);
+    return rc;
+}
+
+static srv_resp transition(srv_req *r)
+{
+    METHOD("POST");
+    REQUIRE(name, "name");
+    REQUIRE(stage, "stage");
+    int64_t v;
+    srv_resp bad;
+    if (!srv_param_version(r, "version", &v, &bad)) return bad;
+    sg_err err = {{0}};
+    json_t *m = sg_registry_model_summary(r->reg, name, &err);
+    json_t *cur = m ? sg_registry_get_version(r->reg, name, v, &err) : NULL;
+    if (!cur) {
+        json_decref(m);
+        return srv_from_status(SG_EINPUT, &err);
+    }
+    /* Entering the report stage takes the latest report uploaded for this exact digest. */
+    uint8_t *report = NULL;
+    size_t len = 0;
+    /* stagegate_report: the envelope's text inline, passed as the CLI's --report is (one call
+     * from `registry --db http://... transition --report R`). */
+    const char *inline_report = srv_param(r, "stagegate_report");
+    if (inline_report && r->json) {
+        len = strlen(inline_report);
+        report = malloc(len ? len : 1);
+        if (report) memcpy(report, inline_report, len);
+    } else if (stage_requires_report(m, stage)) {
+        report = srv_reports_get(r->srv->reports, sg_json_str(cur, "artifact_sha256"), &len);
+    }
+    json_decref(cur);
+    int rc = transition_as(r, name, v, stage, report, len, &err);
+    free(report);
+    /* archive_existing_versions: every other version in the stage goes to Archived, each
+     * through the registry (an exclusive stage's occupant was archived by the transition). */
+    json_t *arch = r->json ? json_object_get(r->json, "archive_existing_versions") : NULL;
+    bool archive = json_is_true(arch) ||
+                   (json_is_string(arch) && !strcasecmp(json_string_value(arch), "true"));
+    if (rc == SG_OK && archive && strcasecmp(stage, "Archived") != 0) {
+        /* Names and stages are [A-Za-z0-9._-] (the registry refuses others), so quoting is
+         * safe; the stage as the registry spells it is the version's, now that it is there. */
+        json_t *now = sg_registry_get_version(r->reg, name, v, &err);
+        char filter[512];
+        snprintf(filter, sizeof filter, "name = '%s' AND stage = '%s'", name,
+                 now ? sg_json_str(now, "stage") : stage);
+        json_decref(now);
+        json_t *full = sg_registry_search(r->reg, filter, &err);
+        size_t i;
+        json_t *o;
+        json_array_foreach(full ? json_object_get(full, "versions") : NULL, i, o)
+        {
+            int64_t ov = json_integer_value(json_object_get(o, "version"));
+            if (ov != v && !strcasecmp(sg_json_str(o, "stage"), stage) && rc == SG_OK)
+                rc = transition_as(r, name, ov, "Archived", NULL, 0, &err);
+        }
+        json_decref(full);
+    }
+    json_decref(m);
+    if (rc != SG_OK) return srv_from_status(rc, &err);
+    return version_doc(r, name, v);
+}
+
+static srv_resp tag(srv_req *r, bool set)
+{
+    METHOD(set ? "POST" : "DELETE");
+    REQUIRE(name, "name");
+    REQUIRE(key, "key");
+    int64_t v;
+    srv_resp bad;
+    if (!srv_param_version(r, "version", &v, &bad)) return bad;
+    const char *value = NULL;
+    char sha[65] = "";
+    if (set) {
+        value = srv_param(r, "value");
+        if (!value)
+            return srv_error(400, "INVALID_PARAMETER_VALUE",
+                             "Missing value for required parameter 'value'");
+        sg_sha256_hex((const uint8_t *)value, strlen(value), sha);
+    }
+    sg_err err = {{0}};
+    sg_registry_request req;
+    int rc = srv_attest(r, set ? "set-tag" : "delete-tag", name, v, key, sha, &req, &err);
+    if (rc != SG_OK) return srv_from_status(rc, &err);
+    rc = SRV_WRITE(sg_registry_set_tag(r->reg, name, v, key, value, &req, &err));
+    sg_registry_request_clear(&req);
+    return rc == SG_OK ? srv_json(200, NULL) : srv_from_status(rc, &err);
+}
+
+static srv_resp alias(srv_req *r)
+{
+    REQUIRE(name, "name");
+    REQUIRE(alias_name, "alias");
+    sg_err err = {{0}};
+    if (!strcmp(r->method, "GET")) {
+        json_t *m = sg_registry_model_summary(r->reg, name, &err);
+        if (!m) return srv_from_status(SG_EINPUT, &err);
+        json_t *v = json_object_get(json_object_get(m, "aliases"), alias_name);
+        int64_t ver = json_integer_value(v);
+        json_decref(m);
+        if (!v)
+            return srv_error(404, "RESOURCE_DOES_NOT_EXIST", "model %s has no alias '%s'", name,
+                             alias_name);
+        return version_doc(r, name, ver);
+    }
+    int64_t v = 0;
+    srv_resp bad;
+    bool set = !strcmp(r->method, "POST");
+    if (!set && strcmp(r->method, "DELETE") != 0)
+        return srv_error(405, "BAD_REQUEST", "%s takes GET, POST or DELETE", r->url);
+    if (set && !srv_param_version(r, "version", &v, &bad)) return bad;
+    sg_registry_request req;
+    int rc = srv_attest(r, set ? "set-alias" : "delete-alias", name, v, alias_name, "", &req, &err);
+    if (rc != SG_OK) return srv_from_status(rc, &err);
+    rc = SRV_WRITE(sg_registry_set_alias(r->reg, name, alias_name, v, &req, &err));
+    sg_registry_request_clear(&req);
+    return rc == SG_OK ? srv_json(200, NULL) : srv_from_status(rc, &err);
+}
+
+static srv_resp set_tag(srv_req *r)
+{
+    return tag(r, true);
+}
+static srv_resp delete_tag(srv_req *r)
+{
+    return tag(r, false);
+}
+
+static const struct {
+    const char *path;
+    srv_resp (*fn)(srv_req *r);
+} routes[] = {
+    {"registered-models/create", create_model},
+    {"registered-models/get", get_model},
+    {"registered-models/search", search_models},
+    {"registered-models/get-latest-versions", latest},
+    {"registered-models/alias", alias},
+    {"model-versions/create", create_version},
+    {"model-versions/get", get_version},
+    {"model-versions/search", search_versions},
+    {"model-versions/transition-stage", transition},
+    {"model-versions/set-tag", set_tag},
+    {"model-versions/delete-tag", delete_tag},
+};
+
+bool srv_mlflow_route(srv_req *r, const char *path, srv_resp *resp)
+{
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
+        if (!strcmp(path, routes[i].path)) {
+            *resp = routes[i].fn(r);
+            return true;
+        }
+    return false;
+}

@@ -1,0 +1,110 @@
+/* Internals of the registry server; not part of the public API. */
+#ifndef STAGEGATE_SERVER_INTERNAL_H
+#define STAGEGATE_SERVER_INTERNAL_H
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <pthread.h>
+
+#include "stagegate/json.h"
+#include "stagegate/registry.h"
+#include "stagegate/server.h"
+
+/* tokens.c: principals, each a public key with the SHA-256 of its token. */
+typedef struct {
+    uint8_t hash[32];
+    char name[64];
+    char key_id[65];
+    char *pub_pem;
+} srv_principal;
+
+typedef struct {
+    srv_principal *v;
+    size_t n;
+} srv_tokens;
+
+SG_MUST_CHECK sg_status srv_tokens_load(const char *path, srv_tokens *t, sg_err *err);
+void srv_tokens_free(srv_tokens *t);
+/* The principal a presented token belongs to, or NULL. Compares every entry in constant time. */
+const srv_principal *srv_tokens_find(const srv_tokens *t, const char *token, size_t len);
+
+/* reports.c: signed gate reports uploaded through POST /api/stagegate/reports, kept in memory
+ * by the artifact digest they name (the latest upload per digest wins). */
+typedef struct srv_reports srv_reports;
+srv_reports *srv_reports_new(void);
+void srv_reports_free(srv_reports *r);
+/* Stores a copy; subject_out receives the artifact digest the report names. */
+SG_MUST_CHECK sg_status srv_reports_put(srv_reports *r, const uint8_t *env, size_t len,
+                                        char subject_out[65], sg_err *err);
+/* A malloc'd copy of the latest report naming this digest, or NULL. */
+uint8_t *srv_reports_get(srv_reports *r, const char *subject, size_t *len);
+
+/* watchdog.c: the time limit on receiving one request (headers and body). */
+typedef struct srv_watch srv_watch;
+srv_watch *srv_watch_add(int fd);
+void srv_watch_remove(srv_watch *w);
+void srv_watch_handling(srv_watch *w, bool handling);
+SG_MUST_CHECK sg_status srv_watch_start(int request_time_s, sg_err *err);
+void srv_watch_stop(void);
+
+/* The server's shared, read-only-after-start state. */
+typedef struct {
+    sg_server_config cfg;
+    srv_tokens tokens;
+    bool auth;                /* a tokens file was given */
+    char artifact_root[4096]; /* realpath of --artifact-root, "" if none */
+    srv_reports *reports;
+} srv_state;
+
+/* One request, as the handlers see it. */
+typedef struct {
+    const srv_state *srv;
+    struct MHD_Connection *conn;
+    const char *method;
+    const char *url;
+    const uint8_t *body;
+    size_t body_len;
+    json_t *json; /* the body parsed as a JSON object, or NULL (GET, or no body) */
+    const srv_principal *who;
+    sg_registry *reg; /* this worker thread's registry handle */
+} srv_req;
+
+typedef struct {
+    unsigned status;
+    json_t *body; /* owned */
+} srv_resp;
+
+/* http helpers (http.c) */
+srv_resp srv_json(unsigned status, json_t *body);
+srv_resp srv_error(unsigned status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Maps a registry status and its message to MLflow's error form. */
+srv_resp srv_from_status(int rc, const sg_err *err);
+/* A string parameter from the JSON body, else from the query string; NULL when absent. */
+const char *srv_param(const srv_req *r, const char *key);
+/* A version number parameter (string or integer); false with *resp set when missing or bad. */
+bool srv_param_version(const srv_req *r, const char *key, int64_t *v, srv_resp *resp);
+/* The request made on the caller's behalf (sg_registry_request_attest). */
+SG_MUST_CHECK sg_status srv_attest(const srv_req *r, const char *action, const char *model,
+                                   int64_t version, const char *target, const char *evidence,
+                                   sg_registry_request *out, sg_err *err);
+
+/* The registry serializes writers anyway (store.h: the write transaction); queueing this
+ * process's writers on one mutex spares them the database's busy-wait polling. Only the
+ * registry call is inside, not the reads that build the answer. */
+extern pthread_mutex_t srv_write_mu;
+#define SRV_WRITE(call) (pthread_mutex_lock(&srv_write_mu), srv_write_done(call))
+static inline int srv_write_done(int rc)
+{
+    pthread_mutex_unlock(&srv_write_mu);
+    return rc;
+}
+
+/* Routers: each returns true when it owns the path (resp set). */
+bool srv_mlflow_route(srv_req *r, const char *path, srv_resp *resp);
+bool srv_stagegate_route(srv_req *r, const char *path, srv_resp *resp);
+
+/* mlflow.c, shared with the stagegate endpoints */
+json_t *srv_model_version_json(const json_t *v);
+
+#endif

@@ -1,0 +1,154 @@
+/*
+ * stagegate's own endpoints (/api/stagegate/...): what the gate needs and MLflow's API has no
+ * call for. Report upload, approvals, rollback, the audit history and its verification.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "server_internal.h"
+
+static srv_resp upload_report(srv_req *r)
+{
+    if (strcmp(r->method, "POST") != 0)
+        return srv_error(405, "BAD_REQUEST", "reports are uploaded with POST");
+    if (!r->body_len)
+        return srv_error(400, "INVALID_PARAMETER_VALUE",
+                         "the request body must be a signed report");
+    char subject[65], sha[65];
+    sg_err err = {{0}};
+    int rc = srv_reports_put(r->srv->reports, r->body, r->body_len, subject, &err);
+    if (rc != SG_OK) return srv_from_status(rc, &err);
+    sg_sha256_hex(r->body, r->body_len, sha);
+    return srv_json(200, json_pack("{ssss}", "report_sha256", sha, "subject_sha256", subject));
+}
+
+static srv_resp approve(srv_req *r)
+{
+    if (strcmp(r->method, "POST") != 0) return srv_error(405, "BAD_REQUEST", "approve takes POST");
+    const char *name = srv_param(r, "name");
+    if (!name)
+        return srv_error(400, "INVALID_PARAMETER_VALUE",
+                         "Missing value for required parameter 'name'");
+    int64_t v;
+    srv_resp bad;
+    if (!srv_param_version(r, "version", &v, &bad)) return bad;
+    bool reject = json_is_true(json_object_get(r->json, "reject"));
+    const char *comment = srv_param(r, "comment");
+    comment = comment ? comment : "";
+    char sha[65] = "";
+    if (*comment) sg_sha256_hex((const uint8_t *)comment, strlen(comment), sha);
+    sg_err err = {{0}};
+    sg_registry_request req;
+    int rc = srv_attest(r, reject ? "reject" : "approve", name, v, "Production", sha, &req, &err);
+    if (rc != SG_OK) return srv_from_status(rc, &err);
+    rc = SRV_WRITE(sg_registry_approve(r->reg, name, v, reject, comment, &req, &err));
+    sg_registry_request_clear(&req);
+    if (rc != SG_OK) return srv_from_status(rc, &err);
+    return srv_json(200,
+                    json_pack("{sssIssss}", "name", name, "version", (json_int_t)v, "decision",
+                              reject ? "rejected" : "approved", "approver_key_id", r->who->key_id));
+}
+
+static srv_resp rollback(srv_req *r)
+{
+    if (strcmp(r->method, "POST") != 0) return srv_error(405, "BAD_REQUEST", "rollback takes POST");
+    const char *name = srv_param(r, "name");
+    if (!name)
+        return srv_error(400, "INVALID_PARAMETER_VALUE",
+                         "Missing value for required parameter 'name'");
+    sg_err err = {{0}};
+    sg_registry_request req;
+    int rc = srv_attest(r, "rollback", name, 0, "Production", "", &req, &err);
+    if (rc != SG_OK) return srv_from_status(rc, &err);
+    int64_t restored = 0, archived = 0;
+    rc = SRV_WRITE(sg_registry_rollback(r->reg, name, &req, &restored, &archived, &err));
+    sg_registry_request_clear(&req);
+    if (rc != SG_OK) return srv_from_status(rc, &err);
+    return srv_json(200, json_pack("{sssIsI}", "name", name, "restored_version",
+                                   (json_int_t)restored, "archived_version", (json_int_t)archived));
+}
+
+static srv_resp history(srv_req *r)
+{
+    const char *name = srv_param(r, "name");
+    if (!name)
+        return srv_error(400, "INVALID_PARAMETER_VALUE",
+                         "Missing value for required parameter 'name'");
+    sg_err err = {{0}};
+    json_t *doc = sg_registry_history(r->reg, name, &err);
+    return doc ? srv_json(200, doc) : srv_from_status(SG_EINPUT, &err);
+}
+
+static srv_resp verify_log(srv_req *r)
+{
+    sg_err err = {{0}};
+    json_t *summary = NULL;
+    int rc = sg_registry_verify_log(r->reg, &summary, &err);
+    if (rc != SG_OK) {
+        json_decref(summary);
+        return srv_error(rc == SG_EREFUSED ? 409 : 500, "INVALID_STATE", "%s", err.msg);
+    }
+    return srv_json(200, summary);
+}
+
+static srv_resp whoami(srv_req *r)
+{
+    if (!r->who) return srv_json(200, json_pack("{sn}", "principal"));
+    return srv_json(
+        200, json_pack("{s{ssss}}", "principal", "name", r->who->name, "key_id", r->who->key_id));
+}
+
+/* A model version as the CLI prints it (the registry's own document). */
+static srv_resp version(srv_req *r)
+{
+    const char *name = srv_param(r, "name");
+    if (!name)
+        return srv_error(400, "INVALID_PARAMETER_VALUE",
+                         "Missing value for required parameter 'name'");
+    sg_err err = {{0}};
+    const char *vs = srv_param(r, "version");
+    json_t *doc;
+    if (vs) {
+        int64_t v;
+        srv_resp bad;
+        if (!srv_param_version(r, "version", &v, &bad)) return bad;
+        doc = sg_registry_get_version(r->reg, name, v, &err);
+    } else {
+        doc = sg_registry_get_model(r->reg, name, &err);
+    }
+    return doc ? srv_json(200, doc) : srv_from_status(SG_EINPUT, &err);
+}
+
+static srv_resp list(srv_req *r)
+{
+    sg_err err = {{0}};
+    json_t *doc = sg_registry_list(r->reg, &err);
+    return doc ? srv_json(200, doc) : srv_from_status(SG_EIO, &err);
+}
+
+static srv_resp search(srv_req *r)
+{
+    const char *filter = srv_param(r, "filter");
+    sg_err err = {{0}};
+    json_t *doc = sg_registry_search(r->reg, filter ? filter : "", &err);
+    return doc ? srv_json(200, doc) : srv_from_status(SG_EINPUT, &err);
+}
+
+static const struct {
+    const char *path;
+    srv_resp (*fn)(srv_req *r);
+} routes[] = {
+    {"reports", upload_report}, {"approve", approve}, {"rollback", rollback}, {"history", history},
+    {"verify-log", verify_log}, {"whoami", whoami},   {"get", version},       {"list", list},
+    {"search", search},
+};
+
+bool srv_stagegate_route(srv_req *r, const char *path, srv_resp *resp)
+{
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
+        if (!strcmp(path, routes[i].path)) {
+            *resp = routes[i].fn(r);
+            return true;
+        }
+    return false;
+}

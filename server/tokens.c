@@ -1,0 +1,175 @@
+/*
+ * The tokens file: one principal per line, "SHA256(token) KEY_ID NAME BASE64(PUBLIC PEM)".
+ * Tokens are 256 random bits, so a plain SHA-256 of one is as hard to invert as the token is
+ * to guess; a slow password hash would add nothing. The file is refused when group or others
+ * may read it, and a presented token is compared with every entry in constant time.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "server_internal.h"
+#include "stagegate/keys.h"
+
+static sg_status check_mode(int fd, const char *path, sg_err *err)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return sg_errf(err, SG_EIO, "tokens file %s: %s", path, strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return sg_errf(err, SG_EINPUT, "tokens file %s is not a regular file", path);
+    if (st.st_mode & 077)
+        return sg_errf(err, SG_EINPUT,
+                       "tokens file %s is accessible by group or others (mode %03o); chmod 600 it",
+                       path, (unsigned)(st.st_mode & 0777));
+    return SG_OK;
+}
+
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+}
+
+static sg_status parse_line(char *line, const char *path, int lineno, srv_principal *p, sg_err *err)
+{
+    char *save = NULL;
+    char *hash = strtok_r(line, " \t", &save), *id = strtok_r(NULL, " \t", &save);
+    char *name = strtok_r(NULL, " \t", &save), *pem64 = strtok_r(NULL, " \t\n", &save);
+    if (!hash || !id || !name || !pem64 || strlen(hash) != 64 || strlen(id) != 64 ||
+        strlen(name) >= sizeof p->name)
+        return sg_errf(err, SG_EINPUT, "tokens file %s: line %d is not HASH KEY_ID NAME PEM", path,
+                       lineno);
+    for (int i = 0; i < 32; i++) {
+        int hi = hex_value(hash[2 * i]), lo = hex_value(hash[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return sg_errf(err, SG_EINPUT, "tokens file %s: line %d: bad hash", path, lineno);
+        p->hash[i] = (uint8_t)(hi << 4 | lo);
+    }
+    uint8_t *pem = NULL;
+    size_t pem_len = 0;
+    if (sg_base64_decode(pem64, &pem, &pem_len) != 0)
+        return sg_errf(err, SG_EINPUT, "tokens file %s: line %d: bad key", path, lineno);
+    p->pub_pem = malloc(pem_len + 1);
+    if (!p->pub_pem) {
+        free(pem);
+        return sg_errf(err, SG_ENOMEM, "out of memory");
+    }
+    memcpy(p->pub_pem, pem, pem_len);
+    p->pub_pem[pem_len] = '\0';
+    free(pem);
+    EVP_PKEY *key = NULL;
+    int rc = sg_key_load_public_pem(p->pub_pem, pem_len, "tokens file key", &key, err);
+    char real_id[65];
+    if (rc == SG_OK) rc = sg_key_id(key, real_id, err);
+    EVP_PKEY_free(key);
+    if (rc == SG_OK && strcmp(real_id, id) != 0)
+        rc = sg_errf(err, SG_EINPUT, "tokens file %s: line %d: key id does not match its key", path,
+                     lineno);
+    memcpy(p->key_id, real_id, sizeof p->key_id);
+    snprintf(p->name, sizeof p->name, "%s", name);
+    return rc;
+}
+
+sg_status srv_tokens_load(const char *path, srv_tokens *t, sg_err *err)
+{
+    memset(t, 0, sizeof t[0]);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return sg_errf(err, SG_EINPUT, "tokens file %s: %s", path, strerror(errno));
+    int rc = check_mode(fd, path, err);
+    FILE *f = rc == SG_OK ? fdopen(fd, "r") : NULL;
+    if (!f) {
+        close(fd);
+        return rc != SG_OK ? rc : sg_errf(err, SG_EIO, "tokens file %s: cannot read", path);
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    int lineno = 0;
+    while (rc == SG_OK && getline(&line, &cap, f) >= 0) {
+        lineno++;
+        if (line[0] == '#' || line[0] == '\n') continue;
+        srv_principal *v = realloc(t->v, (t->n + 1) * sizeof *v);
+        if (!v) {
+            rc = sg_errf(err, SG_ENOMEM, "out of memory");
+            break;
+        }
+        t->v = v;
+        memset(&t->v[t->n], 0, sizeof t->v[0]);
+        rc = parse_line(line, path, lineno, &t->v[t->n], err);
+        t->n++;
+    }
+    free(line);
+    fclose(f);
+    if (rc != SG_OK) srv_tokens_free(t);
+    return rc;
+}
+
+void srv_tokens_free(srv_tokens *t)
+{
+    for (size_t i = 0; i < t->n; i++)
+        free(t->v[i].pub_pem);
+    free(t->v);
+    memset(t, 0, sizeof *t);
+}
+
+const srv_principal *srv_tokens_find(const srv_tokens *t, const char *token, size_t len)
+{
+    uint8_t h[32];
+    sg_sha256((const uint8_t *)token, len, h);
+    const srv_principal *found = NULL;
+    /* Every entry is compared, whatever matched, so the time does not depend on which one. */
+    for (size_t i = 0; i < t->n; i++)
+        if (CRYPTO_memcmp(h, t->v[i].hash, sizeof h) == 0) found = &t->v[i];
+    return found;
+}
+
+sg_status sg_server_token_add(const char *tokens_path, const char *pub_path, const char *name,
+                              char token_out[SG_SERVER_TOKEN_LEN + 1], sg_err *err)
+{
+    token_out[0] = '\0';
+    name = name && *name ? name : "token";
+    for (const char *c = name; *c; c++)
+        if (*c <= ' ' || *c == 0x7f)
+            return sg_errf(err, SG_EINPUT, "--name '%s': no spaces or control characters", name);
+    if (strlen(name) >= sizeof((srv_principal *)0)->name)
+        return sg_errf(err, SG_EINPUT, "--name: at most 63 characters");
+    EVP_PKEY *key = NULL;
+    char id[65], *pem = NULL;
+    int rc = sg_key_load_public(pub_path, &key, err);
+    if (rc == SG_OK) rc = sg_key_id(key, id, err);
+    if (rc == SG_OK) rc = sg_key_public_pem(key, &pem, err);
+    EVP_PKEY_free(key);
+    if (rc != SG_OK) return rc;
+    uint8_t raw[32];
+    char token[SG_SERVER_TOKEN_LEN + 1], hash[65];
+    if (RAND_bytes(raw, sizeof raw) != 1) {
+        free(pem);
+        return sg_errf(err, SG_EINTERNAL, "no randomness for a token");
+    }
+    memcpy(token, "sgt_", 4);
+    sg_hex_encode(raw, sizeof raw, token + 4);
+    sg_sha256_hex((const uint8_t *)token, strlen(token), hash);
+    char *pem64 = sg_base64_encode((const uint8_t *)pem, strlen(pem));
+    free(pem);
+    if (!pem64) return sg_errf(err, SG_ENOMEM, "out of memory");
+    int fd = open(tokens_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) rc = sg_errf(err, SG_EINPUT, "tokens file %s: %s", tokens_path, strerror(errno));
+    if (rc == SG_OK) rc = check_mode(fd, tokens_path, err);
+    if (rc == SG_OK) {
+        dprintf(fd, "%s %s %s %s\n", hash, id, name, pem64);
+        if (fsync(fd) != 0)
+            rc = sg_errf(err, SG_EIO, "tokens file %s: %s", tokens_path, strerror(errno));
+    }
+    if (fd >= 0 && close(fd) != 0 && rc == SG_OK)
+        rc = sg_errf(err, SG_EIO, "tokens file %s: %s", tokens_path, strerror(errno));
+    free(pem64);
+    if (rc == SG_OK) memcpy(token_out, token, sizeof token);
+    OPENSSL_cleanse(token, sizeof token);
+    return rc;
+}

@@ -1,0 +1,65 @@
+#!/bin/bash
+# The CLI as a client: `stagegate registry --db http://HOST:PORT ...` with the token from
+# $STAGEGATE_TOKEN (else $MLFLOW_TRACKING_TOKEN) runs the lecture's subcommands through the
+# server, with the local registry's messages and exit codes.
+. "$(dirname "$0")/lib.sh"
+setup
+start_server
+R=("$SG" registry --db "$URL")
+L=("$SG" registry --db "$WORK/local.db")
+run() { # run CODE CMD...: exit code checked, stderr kept in err
+    local want=$1; shift
+    local got=0
+    "$@" >out 2>err || got=$?
+    [ "$got" = "$want" ] || fail "exit $got, wanted $want: $* -> $(cat out err)"
+}
+export STAGEGATE_TOKEN=$(cat alice.token)
+POLICY=(--signer signer.pub.pem --promoter Production=alice.pub.pem --approver bob.pub.pem --require-approval)
+run 0 "${R[@]}" create-model "$MODEL" "${POLICY[@]}" --description "via the server" --tag team=risk
+run 0 "${L[@]}" create-model "$MODEL" "${POLICY[@]}"
+run 2 "${R[@]}" create-model "$MODEL" "${POLICY[@]}"
+grep -q "already exists" err || fail "duplicate model: $(cat err)"
+run 0 "${R[@]}" create-version "$MODEL" art/m1.bin
+[ "$(cat out)" = 1 ] || fail "version number $(cat out)"
+run 0 "${L[@]}" create-version "$MODEL" art/m1.bin
+run 0 "${R[@]}" --json create-version "$MODEL" art/m2.bin
+[ "$(jq -r .artifact_sha256 out)" = "$(sha art/m2.bin)" ] || fail "digest $(cat out)"
+
+# The same refusal, the same line and exit code, local and remote.
+run 1 "${R[@]}" transition "$MODEL" 1 Staging
+cp err remote.err
+run 1 "${L[@]}" transition "$MODEL" 1 Staging
+cmp -s err remote.err || fail "remote refusal differs: $(cat remote.err) vs $(cat err)"
+
+report signer art/m1.bin
+run 0 "${R[@]}" transition "$MODEL" 1 Staging --report art/m1.bin.report
+[ "$(cat out)" = "$MODEL v1 -> Staging" ] || fail "transition output $(cat out)"
+grep -q "/api/stagegate/reports" server.log && fail "transition --report took a second call"
+run 1 "${R[@]}" transition "$MODEL" 1 Production
+grep -q "no approval on record" err || fail "$(cat err)"
+STAGEGATE_TOKEN= MLFLOW_TRACKING_TOKEN=$(cat bob.token) run 0 "${R[@]}" approve "$MODEL" 1 --comment ok
+grep -q "approved by key" out || fail "approve output $(cat out)"
+STAGEGATE_TOKEN=$(cat bob.token) run 1 "${R[@]}" transition "$MODEL" 1 Production
+grep -q "is not an authorized promoter" err || fail "$(cat err)"
+run 0 "${R[@]}" --json transition "$MODEL" 1 Production
+[ "$(jq -r .stage out)" = Production ] || fail "stage $(cat out)"
+run 0 "${R[@]}" set-tag "$MODEL" 1 owner risk
+run 0 "${R[@]}" set-alias "$MODEL" champion 1
+run 0 "${R[@]}" get "$MODEL" 1
+grep -q "stage: Production" out && grep -q "tag owner = risk" out && grep -q "alias @champion" out ||
+    fail "get: $(cat out)"
+run 0 "${R[@]}" search "name = '$MODEL' AND stage = 'Production'" --json
+[ "$(jq -c '[.versions[] | .version]' out)" = '[1]' ] || fail "search $(cat out)"
+run 2 "${R[@]}" search "name = "
+grep -q "at position" err || fail "$(cat err)"
+run 0 "${R[@]}" history "$MODEL"
+grep -q "approve .* by $(keyid bob.pub.pem | cut -c1-16)" out || fail "history $(cat out)"
+run 0 "${R[@]}" verify-log
+grep -q "audit log verified" out || fail "verify-log $(cat out)"
+run 2 "${R[@]}" get no-such-model-$RUN
+STAGEGATE_TOKEN= MLFLOW_TRACKING_TOKEN= run 1 "${R[@]}" get "$MODEL"
+grep -q "valid token is required" err || fail "$(cat err)"
+run 2 "${R[@]}" transition "$MODEL" 2 Staging --as alice.key.pem
+run 2 "${R[@]}" resolve "models:/$MODEL/1"
+run 2 "$SG" registry --db http://127.0.0.1:1 list
+echo "cli client OK"

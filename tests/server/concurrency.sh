@@ -1,0 +1,39 @@
+#!/bin/bash
+# Concurrent callers: 6 clients at once, each promoting versions of its own model through the
+# gates while reading the others', for a bounded number of rounds. Every request must
+# succeed, each model must end with exactly one version in Production, and the audit chain
+# must verify. (Runs under ThreadSanitizer in scripts/test.sh: label threaded.)
+. "$(dirname "$0")/lib.sh"
+setup
+start_server --threads 3
+M=/api/2.0/mlflow
+report signer art/m1.bin
+expect 200 alice POST /api/stagegate/reports @art/m1.bin.report
+CLIENTS=6 ROUNDS=4
+for c in $(seq $CLIENTS); do create_model "$MODEL-$c"; done
+client() { # client N: ROUNDS promotions of new versions, a read of another model between steps
+    local c=$1 other=$MODEL-$(( $1 % CLIENTS + 1 )) v
+    local A=(-sS --max-time 30 -o /dev/null -w '%{http_code}\n' -H "Authorization: Bearer $(cat alice.token)")
+    local B=(-sS --max-time 30 -o /dev/null -w '%{http_code}\n' -H "Authorization: Bearer $(cat bob.token)")
+    for v in $(seq $ROUNDS); do
+        curl "${A[@]}" --data-binary "{\"name\": \"$MODEL-$c\", \"source\": \"m1.bin\"}" "$URL$M/model-versions/create"
+        curl "${A[@]}" "$URL$M/model-versions/search?filter=$(jq -rn --arg f "name = '$other'" '$f|@uri')"
+        curl "${A[@]}" --data-binary "{\"name\": \"$MODEL-$c\", \"version\": \"$v\", \"stage\": \"Staging\"}" "$URL$M/model-versions/transition-stage"
+        curl "${A[@]}" --data-binary "{\"name\": \"$other\", \"stages\": [\"Production\"]}" "$URL$M/registered-models/get-latest-versions"
+        curl "${B[@]}" --data-binary "{\"name\": \"$MODEL-$c\", \"version\": \"$v\"}" "$URL/api/stagegate/approve"
+        curl "${A[@]}" --data-binary "{\"name\": \"$MODEL-$c\", \"version\": \"$v\", \"stage\": \"Production\", \"archive_existing_versions\": true}" "$URL$M/model-versions/transition-stage"
+    done >codes.$c 2>&1
+}
+pids=()
+for c in $(seq $CLIENTS); do client $c & pids+=($!); done
+for p in "${pids[@]}"; do wait "$p"; done
+bad=$(cat codes.* | grep -vc '^200$' || true)
+[ "$bad" = 0 ] || fail "$bad requests did not answer 200: $(sort codes.* | uniq -c)"
+[ "$(cat codes.* | wc -l)" = $((CLIENTS * ROUNDS * 6)) ] || fail "missing answers"
+for c in $(seq $CLIENTS); do
+    expect 200 carol GET "$M/model-versions/search?filter=$(jq -rn --arg f "name = '$MODEL-$c' AND stage = 'Production'" '$f|@uri')"
+    [ "$(jq -c '[.model_versions[] | .version]' body)" = "[\"$ROUNDS\"]" ] || fail "model $c: $(cat body)"
+done
+expect 200 carol GET /api/stagegate/verify-log
+stop_server
+echo "concurrency OK"

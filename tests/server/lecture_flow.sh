@@ -1,0 +1,103 @@
+#!/bin/bash
+# The lecture's flow through the server's MLflow REST API, with curl: create the model and
+# versions; Staging without a report is refused; a report uploaded -> Staging; approval ->
+# Production with archive_existing_versions; get-latest-versions; rollback; search with a
+# filter; tags and aliases; every audit entry names the principal; the chain verifies.
+. "$(dirname "$0")/lib.sh"
+setup
+start_server
+M=/api/2.0/mlflow
+create_model "$MODEL"
+[ "$(jbody .registered_model.name)" = "$MODEL" ] || fail "create returned $(cat body)"
+expect 400 alice POST $M/registered-models/create "{\"name\": \"$MODEL\"}"
+[ "$(jbody .error_code)" = RESOURCE_ALREADY_EXISTS ] || fail "duplicate model: $(cat body)"
+
+# Versions: the server computes each digest; a digest the client claims is ignored.
+for i in 1 2 3; do
+    expect 200 alice POST $M/model-versions/create \
+        "{\"name\": \"$MODEL\", \"source\": \"file://$WORK/art/m$i.bin\", \"artifact_sha256\": \"$(printf 0%.0s {1..64})\", \"tags\": [{\"key\": \"n\", \"value\": \"$i\"}]}"
+    [ "$(jbody .model_version.version)" = $i ] || fail "version $i: $(cat body)"
+    [ "$(jbody .model_version.artifact_sha256)" = "$(sha art/m$i.bin)" ] || fail "digest of v$i"
+    [ "$(jbody .model_version.current_stage)" = None ] || fail "v$i stage"
+done
+
+# Staging without a report: refused with the CLI's reason.
+expect 400 alice POST $M/model-versions/transition-stage "{\"name\": \"$MODEL\", \"version\": \"1\", \"stage\": \"Staging\"}"
+[ "$(jbody .error_code)" = INVALID_PARAMETER_VALUE ] || fail "error code $(cat body)"
+body_has "refused: $MODEL v1 -> Staging: entering Staging requires a passing signed report"
+
+# A report for v2's digest does not stage v1.
+report signer art/m2.bin
+expect 200 alice POST /api/stagegate/reports @art/m2.bin.report
+[ "$(jbody .subject_sha256)" = "$(sha art/m2.bin)" ] || fail "report subject"
+expect 400 alice POST $M/model-versions/transition-stage "{\"name\": \"$MODEL\", \"version\": \"1\", \"stage\": \"Staging\"}"
+
+report signer art/m1.bin
+expect 200 alice POST /api/stagegate/reports @art/m1.bin.report
+expect 200 alice POST $M/model-versions/transition-stage "{\"name\": \"$MODEL\", \"version\": \"1\", \"stage\": \"Staging\"}"
+[ "$(jbody .model_version.current_stage)" = Staging ] || fail "v1 not staged"
+[ "$(jbody .model_version.validated)" = true ] || fail "v1 not validated"
+
+# Production needs an approval by someone other than the promoter.
+expect 400 alice POST $M/model-versions/transition-stage "{\"name\": \"$MODEL\", \"version\": 1, \"stage\": \"Production\"}"
+body_has "no approval on record (model requires approval)"
+expect 200 bob POST /api/stagegate/approve "{\"name\": \"$MODEL\", \"version\": \"1\", \"comment\": \"looks good\"}"
+[ "$(jbody .approver_key_id)" = "$(keyid bob.pub.pem)" ] || fail "approver id"
+expect 200 alice POST $M/model-versions/transition-stage "{\"name\": \"$MODEL\", \"version\": \"1\", \"stage\": \"Production\", \"archive_existing_versions\": true}"
+[ "$(jbody .model_version.current_stage)" = Production ] || fail "v1 not in Production"
+
+# v2 through the same gates; promoting it archives v1.
+expect 200 alice POST $M/model-versions/transition-stage "{\"name\": \"$MODEL\", \"version\": \"2\", \"stage\": \"Staging\"}"
+expect 200 bob POST /api/stagegate/approve "{\"name\": \"$MODEL\", \"version\": \"2\"}"
+expect 200 alice POST $M/model-versions/transition-stage "{\"name\": \"$MODEL\", \"version\": \"2\", \"stage\": \"Production\", \"archive_existing_versions\": true}"
+[ "$(stage_of "$MODEL" 1)" = Archived ] || fail "v1 not archived"
+
+expect 200 alice POST $M/registered-models/get-latest-versions "{\"name\": \"$MODEL\", \"stages\": [\"Production\", \"Archived\", \"None\"]}"
+[ "$(jq -c '[.model_versions[] | [.current_stage, .version]]' body)" = '[["None","3"],["Production","2"],["Archived","1"]]' ] ||
+    fail "latest versions: $(cat body)"
+expect 200 alice GET "$M/registered-models/get?name=$MODEL"
+[ "$(jq -c '[.registered_model.latest_versions[] | .current_stage]' body)" = '["None","Production","Archived"]' ] ||
+    fail "registered model's latest versions: $(cat body)"
+
+# Rollback: v1 back to Production, v2 archived.
+expect 200 alice POST /api/stagegate/rollback "{\"name\": \"$MODEL\"}"
+[ "$(jbody .restored_version)/$(jbody .archived_version)" = 1/2 ] || fail "rollback: $(cat body)"
+
+# Search with a filter.
+expect 200 carol GET "$M/model-versions/search?filter=$(jq -rn --arg f "name = '$MODEL' AND stage = 'Production'" '$f|@uri')"
+[ "$(jq -c '[.model_versions[] | .version]' body)" = '["1"]' ] || fail "search: $(cat body)"
+expect 200 carol GET "$M/model-versions/search?filter=$(jq -rn --arg f "name = '$MODEL' AND tags.n != '1'" '$f|@uri')&max_results=1"
+[ "$(jq -c '[.model_versions[] | .version]' body)/$(jbody .next_page_token)" = '["2"]/1' ] || fail "paged search: $(cat body)"
+expect 200 carol GET "$M/model-versions/search?filter=$(jq -rn --arg f "name='$MODEL'" '$f|@uri')&order_by=version%20DESC"
+[ "$(jq -c '[.model_versions[] | .version]' body)" = '["3","2","1"]' ] || fail "ordered search: $(cat body)"
+expect 200 carol GET "$M/registered-models/search?filter=$(jq -rn --arg f "name LIKE 'fraud-$RUN%'" '$f|@uri')"
+[ "$(jq -c '[.registered_models[] | .name]' body)" = "[\"$MODEL\"]" ] || fail "model search: $(cat body)"
+expect 400 carol GET "$M/model-versions/search?filter=$(jq -rn --arg f "name = " '$f|@uri')"
+body_has "search filter: at position"
+
+# Tags and aliases.
+expect 200 alice POST $M/model-versions/set-tag "{\"name\": \"$MODEL\", \"version\": \"1\", \"key\": \"owner\", \"value\": \"risk\"}"
+expect 200 alice DELETE $M/model-versions/delete-tag "{\"name\": \"$MODEL\", \"version\": \"1\", \"key\": \"n\"}"
+expect 200 alice GET "$M/model-versions/get?name=$MODEL&version=1"
+[ "$(jq -c .model_version.tags body)" = '[{"key":"owner","value":"risk"}]' ] || fail "tags: $(cat body)"
+expect 200 alice POST $M/registered-models/alias "{\"name\": \"$MODEL\", \"alias\": \"champion\", \"version\": \"1\"}"
+expect 200 carol GET "$M/registered-models/alias?name=$MODEL&alias=champion"
+[ "$(jbody .model_version.version)" = 1 ] || fail "alias get: $(cat body)"
+expect 200 alice DELETE $M/registered-models/alias "{\"name\": \"$MODEL\", \"alias\": \"champion\"}"
+expect 404 carol GET "$M/registered-models/alias?name=$MODEL&alias=champion"
+[ "$(jbody .error_code)" = RESOURCE_DOES_NOT_EXIST ] || fail "alias 404 code"
+expect 404 carol GET "$M/registered-models/get?name=no-such-$RUN"
+
+# The audit log names the principal of every change and verifies.
+expect 200 carol GET "/api/stagegate/history?name=$MODEL"
+A=$(keyid alice.pub.pem) B=$(keyid bob.pub.pem)
+[ "$(jq -r '[.events[] | select(.action == "transition") | .actor_key_id] | unique | join(",")' body)" = "$A" ] ||
+    fail "transition actors: $(cat body)"
+[ "$(jq -r '[.events[] | select(.action == "approve") | .actor_key_id] | unique | join(",")' body)" = "$B" ] ||
+    fail "approve actors"
+[ "$(jq -r '[.events[] | select(.actor_key_id == "")] | length' body)" = 0 ] || fail "an event without actor"
+expect 200 carol GET /api/stagegate/verify-log
+"$SG" registry verify-log --db "$DB" >/dev/null || fail "verify-log through the CLI"
+stop_server
+grep -q "\"POST $M/model-versions/transition-stage\" 200" server.log || fail "no access log line"
+echo "lecture flow OK"

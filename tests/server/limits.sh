@@ -1,0 +1,107 @@
+#!/bin/bash
+# Limits: an oversized body and malformed JSON get 400 and the server stays up; oversized
+# headers are refused; slow clients (trickled headers, a trickled body) are cut off by the
+# idle and per-request time limits and never keep other callers waiting.
+. "$(dirname "$0")/lib.sh"
+setup
+start_server --threads 2 --max-body 65536 --timeout 2 --request-time 3
+M=/api/2.0/mlflow
+create_model "$MODEL"
+
+head -c 200000 /dev/zero | tr '\0' 'a' >big
+expect 400 alice POST $M/registered-models/create @big
+body_has "larger than the server's limit of 65536 bytes"
+# The same without a declared length (chunked): the limit holds while reading.
+CODE=$(curl -s -o body -w '%{http_code}' -H "Authorization: Bearer $(cat alice.token)" \
+    -H "Transfer-Encoding: chunked" --data-binary @big "$URL$M/registered-models/create")
+[ "$CODE" = 400 ] || fail "chunked oversized body: HTTP $CODE"
+for bad in '{"name": ' '[1, 2]' 'not json' '{"name": "x", "name": }'; do
+    expect 400 alice POST $M/registered-models/create "$bad"
+    [ "$(jbody .error_code)" = INVALID_PARAMETER_VALUE ] || fail "malformed JSON code: $(cat body)"
+done
+expect 400 alice POST $M/model-versions/transition-stage "{\"name\": \"$MODEL\", \"version\": \"x\", \"stage\": \"Staging\"}"
+expect 400 alice POST $M/model-versions/transition-stage "{\"name\": \"$MODEL\", \"stage\": \"Staging\"}"
+body_has "Missing value for required parameter 'version'"
+expect 404 alice POST $M/no-such-endpoint '{}'
+
+# Headers over the per-connection memory limit (16 KiB by default).
+CODE=$(curl -s -o /dev/null -w '%{http_code}' -H "X-Big: $(head -c 40000 /dev/zero | tr '\0' b)" \
+    "$URL/health") || true
+[ "$CODE" = 431 ] || [ "$CODE" = 413 ] || [ "$CODE" = 000 ] || fail "oversized headers: HTTP $CODE"
+expect 200 none GET /health
+
+# Slow clients: 20 connections that trickle (more than the 2 worker threads), while normal
+# requests are timed; then each slow connection must have been closed by the server.
+/usr/bin/python3 - "$PORT" "$(cat alice.token)" "$MODEL" <<'PY'
+import socket, sys, threading, time, urllib.request
+port, token, model = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+closed, lock = [], threading.Lock()
+
+def slow(kind):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.settimeout(1.0)
+    start = time.monotonic()
+    if kind == "headers":
+        s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        chunks = [b"X-A: b\r\n"] * 100
+    else:
+        s.sendall(b"POST /api/2.0/mlflow/registered-models/create HTTP/1.1\r\nHost: x\r\n"
+                  b"Authorization: Bearer " + token.encode() + b"\r\n"
+                  b"Content-Length: 1000\r\n\r\n")
+        chunks = [b" "] * 1000
+    for c in chunks:  # one piece a second: never idle for the 2 s timeout
+        try:
+            s.sendall(c)
+            if s.recv(1) == b"":
+                break
+        except socket.timeout:
+            pass
+        except OSError:
+            break
+        if time.monotonic() - start > 20:
+            break
+    with lock:
+        closed.append((kind, time.monotonic() - start))
+    s.close()
+
+def idle():
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"GET /health HTTP/1.1\r\n")  # then nothing
+    start = time.monotonic()
+    s.settimeout(10)
+    try:
+        while s.recv(100):
+            pass
+    except OSError:
+        pass
+    with lock:
+        closed.append(("idle", time.monotonic() - start))
+
+threads = [threading.Thread(target=slow, args=("headers",)) for _ in range(6)]
+threads += [threading.Thread(target=slow, args=("body",)) for _ in range(6)]
+threads += [threading.Thread(target=idle) for _ in range(8)]
+for t in threads:
+    t.start()
+time.sleep(0.5)
+worst = 0.0
+for _ in range(20):
+    t0 = time.monotonic()
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/api/2.0/mlflow/registered-models/get?name={model}",
+                                 headers={"Authorization": "Bearer " + token})
+    with urllib.request.urlopen(req, timeout=5) as r:
+        assert r.status == 200
+    worst = max(worst, time.monotonic() - t0)
+    time.sleep(0.05)
+for t in threads:
+    t.join(30)
+print("slowest normal request %.3f s; slow connections closed after %s" %
+      (worst, sorted(round(d, 1) for _, d in closed)))
+assert worst < 1.0, "a normal request waited behind slow clients"
+assert len(closed) == 20, "a slow connection was never closed"
+for kind, d in closed:
+    # idle: 2 s timeout; body: 3 s per request; trickled headers: bounded by the 16 KiB
+    # header memory or the idle timeout, never by the client's 100 pieces.
+    assert d < 15, f"{kind} connection held for {d:.1f} s"
+PY
+expect 200 none GET /health
+echo "limits OK"

@@ -1,0 +1,77 @@
+#!/bin/bash
+# Who may call: no token, a wrong token, or a principal the policy does not name get 401/403
+# and change nothing; sources cannot escape the artifact root; a tokens file others can read
+# is refused; basic auth carries the token as the password.
+. "$(dirname "$0")/lib.sh"
+setup
+M=/api/2.0/mlflow
+
+# A tokens file readable by others: the server refuses to start.
+chmod 644 tokens
+rc=0
+"$SG" serve --db "$DB" --listen 127.0.0.1:0 --tokens tokens >out 2>err || rc=$?
+[ $rc = 2 ] && grep -q "accessible by group or others" err || fail "world-readable tokens: exit $rc $(cat err)"
+rc=0
+"$SG" token add --tokens tokens --principal alice.pub.pem >out 2>err || rc=$?
+[ $rc = 2 ] || fail "token add appended to a world-readable file"
+chmod 600 tokens
+grep -q "$(cat alice.token)" tokens && fail "the tokens file holds a token in clear"
+
+start_server
+create_model "$MODEL"
+expect 200 alice POST $M/model-versions/create "{\"name\": \"$MODEL\", \"source\": \"m1.bin\"}"
+report signer art/m1.bin
+expect 200 alice POST /api/stagegate/reports @art/m1.bin.report
+expect 200 alice POST $M/model-versions/transition-stage "{\"name\": \"$MODEL\", \"version\": \"1\", \"stage\": \"Staging\"}"
+# Authentication failures: 401, nothing changed.
+T="{\"name\": \"$MODEL\", \"version\": \"1\", \"stage\": \"Production\"}"
+expect 401 none POST $M/model-versions/transition-stage "$T"
+[ "$(jbody .error_code)" = UNAUTHENTICATED ] || fail "code $(cat body)"
+expect 401 none GET "$M/registered-models/get?name=$MODEL"
+expect 401 "token:sgt_$(printf 0%.0s {1..64})" POST $M/model-versions/transition-stage "$T"
+expect 401 "token:$(cat alice.token)x" POST $M/model-versions/transition-stage "$T"
+CODE=$(curl -s -o body -w '%{http_code}' -H "Authorization: Basic $(printf 'x:wrong' | base64)" "$URL$M/registered-models/get?name=$MODEL")
+[ "$CODE" = 401 ] || fail "basic auth with a wrong password: $CODE"
+CODE=$(curl -s -o body -w '%{http_code}' -u "alice:$(cat alice.token)" "$URL$M/registered-models/get?name=$MODEL")
+[ "$CODE" = 200 ] || fail "basic auth with the token as password: $CODE"
+
+# Authenticated but not authorized: 403 with the CLI's reason, nothing changed.
+expect 200 bob POST /api/stagegate/approve "{\"name\": \"$MODEL\", \"version\": \"1\"}"
+expect 200 carol GET "/api/stagegate/history?name=$MODEL"
+events=$(jq '.events | length' body)
+expect 403 bob POST $M/model-versions/transition-stage "$T"
+[ "$(jbody .error_code)" = PERMISSION_DENIED ] || fail "code $(cat body)"
+body_has "is not an authorized promoter for Production"
+expect 403 carol POST $M/model-versions/transition-stage "$T"
+expect 403 carol POST /api/stagegate/approve "{\"name\": \"$MODEL\", \"version\": \"1\"}"
+body_has "is not an authorized approver"
+expect 403 carol POST /api/stagegate/rollback "{\"name\": \"$MODEL\"}"
+# alice is a promoter, not an approver.
+expect 403 alice POST /api/stagegate/approve "{\"name\": \"$MODEL\", \"version\": \"1\"}"
+[ "$(stage_of "$MODEL" 1)" = Staging ] || fail "stage changed"
+expect 200 carol GET "/api/stagegate/history?name=$MODEL"
+[ "$(jq '.events | length' body)" = "$events" ] || fail "refused calls left audit events"
+
+# Sources: confined to the artifact root.
+ln -s /etc/passwd art/link
+mkdir -p outside && echo x >outside/m.bin && ln -s "$WORK/outside" art/dirlink
+for src in file:///etc/shadow /etc/passwd ../outside/m.bin "art/../outside/m.bin" link dirlink/m.bin \
+    "file://$WORK/outside/m.bin" "s3://bucket/model" "file://relative/x" nosuch.bin; do
+    expect_code=403
+    case $src in ../*|*/../*|s3:*|file://relative*|nosuch.bin) expect_code=400 ;; esac
+    call alice POST $M/model-versions/create "$(jq -cn --arg n "$MODEL" --arg s "$src" '{name: $n, source: $s}')"
+    [ "$CODE" = 400 ] || [ "$CODE" = 403 ] || fail "source $src: HTTP $CODE $(cat body)"
+    [ "$CODE" = "$expect_code" ] || fail "source $src: HTTP $CODE, wanted $expect_code: $(cat body)"
+done
+expect 200 alice GET "$M/registered-models/get?name=$MODEL"
+[ "$(jq '.registered_model.latest_versions | length' body)" = 1 ] || fail "a refused source made a version"
+
+# Writes to a server without tokens: refused; reads served.
+stop_server
+"$SG" serve --db "$DB" --listen 127.0.0.1:0 --artifact-root art 2>server.log &
+SPID=$!
+for _ in $(seq 100); do grep -q "listening on" server.log && break; sleep 0.1; done
+URL=http://127.0.0.1:$(sed -n 's/.*:\([0-9]*\)$/\1/p' server.log | head -1)
+expect 200 none GET "$M/registered-models/get?name=$MODEL"
+expect 401 none POST $M/model-versions/create "{\"name\": \"$MODEL\", \"source\": \"m2.bin\"}"
+echo "security OK"

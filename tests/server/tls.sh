@@ -1,0 +1,31 @@
+#!/bin/bash
+# TLS through libmicrohttpd's GnuTLS: a self-signed certificate for 127.0.0.1 made here with
+# openssl; a client that trusts it gets through, one that does not (or speaks plain HTTP) not.
+. "$(dirname "$0")/lib.sh"
+setup
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout tls.key \
+    -out tls.crt -days 1 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 2>/dev/null
+chmod 600 tls.key
+start_server --tls-cert tls.crt --tls-key tls.key
+grep -q "listening on https://127.0.0.1:$PORT" server.log || fail "no https URL announced"
+URL=https://127.0.0.1:$PORT
+CODE=$(curl -sS --cacert tls.crt -o body -w '%{http_code}' "$URL/health")
+[ "$CODE" = 200 ] || fail "https with the CA: HTTP $CODE"
+rc=0
+curl -sS -o /dev/null "$URL/health" 2>err || rc=$?
+[ $rc = 60 ] || fail "an untrusted certificate was accepted (curl exit $rc)"
+rc=0
+curl -sS --max-time 5 -o /dev/null "http://127.0.0.1:$PORT/health" 2>err || rc=$?
+[ $rc != 0 ] || fail "plain HTTP served on the TLS port"
+M=/api/2.0/mlflow
+CODE=$(curl -sS --cacert tls.crt -o body -w '%{http_code}' -H "Authorization: Bearer $(cat alice.token)" \
+    --data-binary "{\"name\": \"$MODEL\"}" "$URL$M/registered-models/create")
+[ "$CODE" = 200 ] || fail "create over TLS: HTTP $CODE $(cat body)"
+CODE=$(curl -sS --cacert tls.crt -o body -w '%{http_code}' --data-binary "{\"name\": \"$MODEL-2\"}" \
+    "$URL$M/registered-models/create")
+[ "$CODE" = 401 ] || fail "TLS without a token: HTTP $CODE"
+# Only one of the two files is a usage error.
+rc=0
+"$SG" serve --db "$DB" --listen 127.0.0.1:0 --tls-cert tls.crt 2>err || rc=$?
+[ $rc = 2 ] && grep -q "go together" err || fail "--tls-cert alone: exit $rc"
+echo "tls OK"
