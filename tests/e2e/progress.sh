@@ -37,7 +37,8 @@ STAGEGATE_PROGRESS=1 $SG bench --model "$tmp/m.h5" --data "$tmp/val.h5" --scenar
     --duration 30 --cpus 0 >/dev/null 2>"$tmp/err" &
 pid=$!
 set +m
-for _ in $(seq 50); do grep -q "queries" "$tmp/err" 2>/dev/null && break; sleep 0.1; done
+# (a sanitizer build starts slowly: give it up to 60 s to show the progress line)
+for _ in $(seq 600); do grep -q "queries" "$tmp/err" 2>/dev/null && break; sleep 0.1; done
 kill -INT "$pid"
 rc=0; wait "$pid" || rc=$?
 if [ "$rc" = 130 ] && tail -1 "$tmp/err" | grep -qx "  interrupted"; then
