@@ -19,6 +19,9 @@
  */
 #define _GNU_SOURCE
 #include <ctype.h>
+#include <errno.h>
+#include <poll.h>
+#include <time.h>
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -556,11 +559,6 @@ static void pg_display(const char *uri, char *out, size_t n)
     sanitize(uri, out, n);
 }
 
-static void quiet_notices(void *arg, const char *msg)
-{
-    (void)arg;
-    (void)msg; /* NOTICE lines would break the one-line error contract */
-}
 
 static void pg_close(reg_store *s)
 {
@@ -569,6 +567,49 @@ static void pg_close(reg_store *s)
         free(s->cache[i].sql);
     PQfinish(s->conn);
     free(s);
+}
+
+static void quiet_notices(void *arg, const char *msg)
+{
+    (void)arg;
+    (void)msg; /* NOTICE lines would break the one-line error contract */
+}
+
+/*
+ * PQconnectdbParams, but with the quiet notice processor in place before the handshake:
+ * libpq prints what the server sends outside a query (a FATAL "terminating connection"
+ * when the server dies just as a session starts) through the connection's notice
+ * processor, whose default writes to stderr, and a command's error is one line.
+ * connect_timeout (10 s unless the connection string says otherwise) bounds the wait.
+ */
+static PGconn *connect_quiet(const char *const *keys, const char *const *vals)
+{
+    PGconn *c = PQconnectStartParams(keys, vals, 1);
+    if (!c) return NULL;
+    PQsetNoticeProcessor(c, quiet_notices, NULL);
+    if (PQstatus(c) == CONNECTION_BAD) return c;
+    int timeout_s = 10;
+    PQconninfoOption *opts = PQconninfo(c);
+    for (PQconninfoOption *o = opts; o && o->keyword; o++)
+        if (!strcmp(o->keyword, "connect_timeout") && o->val && *o->val) timeout_s = atoi(o->val);
+    PQconninfoFree(opts);
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+    while (st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
+        struct pollfd pfd = {.fd = PQsocket(c), .events = st == PGRES_POLLING_READING ? POLLIN : POLLOUT};
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long left_ms = timeout_s > 0 ? (long)timeout_s * 1000 - ((now.tv_sec - t0.tv_sec) * 1000 +
+                                                                 (now.tv_nsec - t0.tv_nsec) / 1000000)
+                                     : -1;
+        if (timeout_s > 0 && left_ms <= 0) break;
+        int r = poll(&pfd, 1, timeout_s > 0 ? (int)left_ms : -1);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
+        st = PQconnectPoll(c);
+    }
+    return c; /* PQstatus says whether it connected; PQerrorMessage why not */
 }
 
 static sg_status pg_open(const char *uri, bool create, reg_store **out, sg_err *err)
@@ -580,7 +621,7 @@ static sg_status pg_open(const char *uri, bool create, reg_store **out, sg_err *
     /* Defaults first: what the connection string sets overrides them. */
     const char *const keys[] = {"connect_timeout", "fallback_application_name", "dbname", NULL};
     const char *const vals[] = {"10", "stagegate", uri, NULL};
-    s->conn = PQconnectdbParams(keys, vals, 1);
+    s->conn = connect_quiet(keys, vals);
     int rc = SG_OK;
     if (!s->conn) {
         rc = sg_errf(err, SG_ENOMEM, "out of memory connecting to registry %s", s->display);
@@ -588,6 +629,7 @@ static sg_status pg_open(const char *uri, bool create, reg_store **out, sg_err *
     }
     if (PQstatus(s->conn) != CONNECTION_OK) {
         remember(s, NULL);
+        if (!s->msg[0]) snprintf(s->msg, sizeof s->msg, "timed out");
         rc = sg_errf(err, SG_EIO, "registry %s: cannot connect: %s", s->display, s->msg);
         goto fail;
     }
