@@ -29,35 +29,6 @@ void sg_sha256(const uint8_t *data, size_t len, uint8_t digest[32])
     SG_ASSERT(EVP_Digest(data, len, digest, &mdlen, EVP_sha256(), NULL) == 1);
 }
 
-sg_status sg_sha256_fd(int fd, const char *path, uint8_t digest[32], sg_err *err)
-{
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    uint8_t *buf = malloc(1 << 20);
-    if (!ctx || !buf || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
-        EVP_MD_CTX_free(ctx);
-        free(buf);
-        return sg_errf(err, SG_ENOMEM, "%s: cannot start SHA-256", path);
-    }
-    sg_status rc = SG_OK;
-    for (off_t off = 0;;) {
-        ssize_t n = pread(fd, buf, 1 << 20, off);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) {
-            rc = sg_errf(err, SG_EIO, "%s: read error while hashing: %s", path, strerror(errno));
-            break;
-        }
-        if (n == 0) break;
-        EVP_DigestUpdate(ctx, buf, (size_t)n);
-        off += n;
-    }
-    unsigned int mdlen = 0;
-    if (rc == SG_OK && EVP_DigestFinal_ex(ctx, digest, &mdlen) != 1)
-        rc = sg_errf(err, SG_EINTERNAL, "%s: SHA-256 failed", path);
-    EVP_MD_CTX_free(ctx);
-    free(buf);
-    return rc;
-}
-
 void sg_sha256_hex(const uint8_t *data, size_t len, char hex[65])
 {
     uint8_t md[32];

@@ -68,9 +68,6 @@ SG_MUST_CHECK sg_status sg_sha256_file(const char *path, uint8_t digest[32], sg_
 SG_MUST_CHECK sg_status sg_sha256_file_hex(const char *path, char hex[65], sg_err *err);
 void sg_sha256_hex(const uint8_t *data, size_t len, char hex[65]);
 void sg_sha256(const uint8_t *data, size_t len, uint8_t digest[32]);
-/* SHA-256 of everything an open file holds, read with pread from offset 0 (the file
- * position is untouched); path names the file in errors. */
-SG_MUST_CHECK sg_status sg_sha256_fd(int fd, const char *path, uint8_t digest[32], sg_err *err);
 void sg_hex_encode(const uint8_t *in, size_t len, char *out);
 
 /*
