@@ -20,9 +20,10 @@ typedef struct {
 
 /* Parents before children (foreign keys); audit_head is updated, not inserted. */
 static const reg_table tables[] = {
+    {"registry_keys", "key_id, role, public_pem, added_at, added_by", "key_id"},
     {"registered_models",
      "name, description, require_approval, max_report_age_days, report_stage, created_by,"
-     " created_at, updated_at",
+     " created_at, updated_at, policy_sha256, dataset_sha256",
      "name"},
     {"model_stages",
      "model_name, stage, position, requires_report, requires_promoter, requires_validation,"
@@ -50,8 +51,9 @@ static const reg_table tables[] = {
      "seq"},
     {"runs",
      "id, model_name, version, stage, fingerprint, machine, run_at, recorded_at, report_sha256,"
-     " report_path, result, signer_key_id, scenario, figures",
+     " report_path, result, signer_key_id, scenario, figures, verdict",
      "id"},
+    {"reports", "sha256, body, received_at, received_by", "sha256"},
     {"audit_head", "id, seq, hash", "id"},
 };
 #define N_TABLES (sizeof tables / sizeof tables[0])

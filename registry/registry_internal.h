@@ -108,6 +108,12 @@ SG_MUST_CHECK sg_status reg_request_check(sg_registry *reg, const sg_registry_re
                       const char *action, const char *model, int64_t version, const char *target,
                       const char *evidence, char actor_out[65], sg_err *err);
 
+/* reports.c: report bodies by SHA-256, inside the caller's write transaction / reads. */
+SG_MUST_CHECK sg_status reg_report_store(sg_registry *reg, const uint8_t *body, size_t len,
+                                         const char *received_by, char sha_out[65], sg_err *err);
+SG_MUST_CHECK sg_status reg_report_load(sg_registry *reg, const char *sha256, uint8_t **body,
+                                        size_t *len, sg_err *err);
+
 /* query.c: pieces of the read documents, shared with query_models.c */
 #define REG_VERSION_COLS                                                                           \
     "model_name, version, stage, artifact_path, artifact_sha256, created_by, created_at, "         \

@@ -174,6 +174,22 @@ const char *const reg_pg_migrations[] = {
     " FOR EACH ROW EXECUTE FUNCTION model_versions_check_exclusive();"
     "CREATE TRIGGER model_versions_exclusive_update BEFORE UPDATE OF stage, stage_exclusive"
     " ON model_versions FOR EACH ROW EXECUTE FUNCTION model_versions_check_exclusive();",
+    /* 3 -> 4: root of trust, pinned gates, report bodies, nightly verdicts (see the SQLite
+     * migration). */
+    "CREATE TABLE registry_keys ("
+    " key_id" T " PRIMARY KEY,"
+    " role" T " NOT NULL CHECK (role IN ('admin', 'server')),"
+    " public_pem" T " NOT NULL,"
+    " added_at" T " NOT NULL,"
+    " added_by" T " NOT NULL);"
+    "ALTER TABLE registered_models ADD COLUMN policy_sha256" T " NOT NULL DEFAULT '';"
+    "ALTER TABLE registered_models ADD COLUMN dataset_sha256" T " NOT NULL DEFAULT '';"
+    "CREATE TABLE reports ("
+    " sha256" T " PRIMARY KEY,"
+    " body" T " NOT NULL,"
+    " received_at" T " NOT NULL,"
+    " received_by" T " NOT NULL);"
+    "ALTER TABLE runs ADD COLUMN verdict" T " NOT NULL DEFAULT '';",
 };
 
 _Static_assert(sizeof reg_pg_migrations / sizeof reg_pg_migrations[0] == SG_REGISTRY_SCHEMA_VERSION,

@@ -183,6 +183,24 @@ static const char *const migrations[] = {
     " ON model_versions WHEN NEW.stage_exclusive IS NOT (SELECT 1 - multi_version FROM"
     "  model_stages WHERE model_name = NEW.model_name AND stage = NEW.stage)"
     " BEGIN SELECT RAISE(ABORT, 'stage_exclusive must match the stage''s policy'); END;",
+    /* 3 -> 4: the registry's root of trust (admin keys, and server keys that sign the
+     * requests they attest), each model's pinned gate (policy and dataset digests), the
+     * bodies of reports, content-addressed, so verify-log can re-verify every gate, and
+     * the nightly compare verdict of a run. */
+    "CREATE TABLE registry_keys ("
+    " key_id TEXT PRIMARY KEY,"
+    " role TEXT NOT NULL CHECK (role IN ('admin', 'server')),"
+    " public_pem TEXT NOT NULL,"
+    " added_at TEXT NOT NULL,"
+    " added_by TEXT NOT NULL);"
+    "ALTER TABLE registered_models ADD COLUMN policy_sha256 TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE registered_models ADD COLUMN dataset_sha256 TEXT NOT NULL DEFAULT '';"
+    "CREATE TABLE reports ("
+    " sha256 TEXT PRIMARY KEY,"
+    " body TEXT NOT NULL,"
+    " received_at TEXT NOT NULL,"
+    " received_by TEXT NOT NULL);"
+    "ALTER TABLE runs ADD COLUMN verdict TEXT NOT NULL DEFAULT '';",
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == SG_REGISTRY_SCHEMA_VERSION,

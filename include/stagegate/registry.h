@@ -21,7 +21,7 @@ extern "C" {
 
 #define SG_REGISTRY_ENV "STAGEGATE_REGISTRY"
 #define SG_REGISTRY_DEFAULT_PATH "./stagegate.db"
-#define SG_REGISTRY_SCHEMA_VERSION 3
+#define SG_REGISTRY_SCHEMA_VERSION 4
 /* How far a signed request's timestamp may be from the registry's clock. */
 #define SG_REGISTRY_REQUEST_SKEW_S 300
 
@@ -124,6 +124,19 @@ SG_MUST_CHECK sg_status sg_registry_set_tag(sg_registry *reg, const char *model,
 SG_MUST_CHECK sg_status sg_registry_set_alias(sg_registry *reg, const char *model, const char *alias, int64_t version,
                           const sg_registry_request *req, sg_err *err);
 
+/*
+ * Report bodies, kept by the registry under their SHA-256 (the `reports` table): the body
+ * must be a JSON object without NUL bytes (SG_EINPUT otherwise). Storing the same bytes
+ * twice is not an error. A transition into a report stage stores the report it verified;
+ * `stagegate serve` stores uploads with put_report and finds them again with get_report
+ * (SG_EINPUT when there is none; SG_EREFUSED when the stored body no longer hashes to its
+ * key). *body is malloc'd, not NUL-terminated; the caller frees it.
+ */
+SG_MUST_CHECK sg_status sg_registry_put_report(sg_registry *reg, const uint8_t *body, size_t len,
+                                               const char *received_by, char sha_out[65],
+                                               sg_err *err);
+SG_MUST_CHECK sg_status sg_registry_get_report(sg_registry *reg, const char *sha256,
+                                               uint8_t **body, size_t *len, sg_err *err);
 /* Reads: each returns a new JSON value (caller json_decref) or NULL with err filled. */
 json_t *sg_registry_get_model(sg_registry *reg, const char *model, sg_err *err);
 json_t *sg_registry_get_version(sg_registry *reg, const char *model, int64_t version, sg_err *err);

@@ -1,0 +1,108 @@
+/*
+ * Report bodies, stored under their SHA-256. A transition into a report stage stores the
+ * report it verified, so `verify-log` can verify it again later; `stagegate serve` stores
+ * the reports clients upload before the transition that uses them, so they outlive a
+ * restart of the server. The key is the digest of the bytes, so a row whose body was edited
+ * no longer matches its key, and readers check that.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "registry_internal.h"
+
+/* Reports are JSON (DSSE envelopes): text without NUL bytes, which both backends store. */
+static sg_status check_body(const uint8_t *body, size_t len, sg_err *err)
+{
+    if (len == 0) return sg_errf(err, SG_EINPUT, "report is empty");
+    if (memchr(body, '\0', len)) return sg_errf(err, SG_EINPUT, "report contains a NUL byte");
+    json_error_t jerr;
+    json_t *j = json_loadb((const char *)body, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!j)
+        return sg_errf(err, SG_EINPUT, "report is not JSON (line %d: %s)", jerr.line, jerr.text);
+    bool obj = json_is_object(j);
+    json_decref(j);
+    return obj ? SG_OK : sg_errf(err, SG_EINPUT, "report is not a JSON object");
+}
+
+sg_status reg_report_store(sg_registry *reg, const uint8_t *body, size_t len,
+                           const char *received_by, char sha_out[65], sg_err *err)
+{
+    SG_ASSERT(reg->in_tx);
+    sg_status rc = check_body(body, len, err);
+    if (rc != SG_OK) return rc;
+    char *text = malloc(len + 1), now[32];
+    if (!text) return sg_errf(err, SG_ENOMEM, "out of memory storing a report");
+    memcpy(text, body, len);
+    text[len] = '\0';
+    sg_sha256_hex(body, len, sha_out);
+    reg_now_utc(now);
+    reg_stmt *st;
+    rc = reg_prepare(reg,
+                     "INSERT INTO reports (sha256, body, received_at, received_by)"
+                     " VALUES (?, ?, ?, ?) ON CONFLICT (sha256) DO NOTHING",
+                     &st, err);
+    if (rc == SG_OK) {
+        reg_bind_text(st, 1, sha_out);
+        reg_bind_text(st, 2, text);
+        reg_bind_text(st, 3, now);
+        reg_bind_text(st, 4, received_by ? received_by : "");
+        if (reg_step(st) != REG_DONE) rc = reg_db_error(reg, err, "storing a report");
+        reg_finalize(st);
+    }
+    free(text);
+    return rc;
+}
+
+sg_status reg_report_load(sg_registry *reg, const char *sha256, uint8_t **body, size_t *len,
+                          sg_err *err)
+{
+    *body = NULL;
+    *len = 0;
+    reg_stmt *st;
+    sg_status rc = reg_prepare(reg, "SELECT body FROM reports WHERE sha256 = ?", &st, err);
+    if (rc != SG_OK) return rc;
+    reg_bind_text(st, 1, sha256);
+    reg_step_result s = reg_step(st);
+    if (s == REG_ROW) {
+        const char *t = reg_col_text(st, 0);
+        size_t n = strlen(t);
+        char hex[65];
+        sg_sha256_hex((const uint8_t *)t, n, hex);
+        if (strcmp(hex, sha256) != 0) {
+            rc = sg_errf(err, SG_EREFUSED,
+                         "stored report sha256:%.16s... was modified: its body hashes to %.16s...",
+                         sha256, hex);
+        } else if (!(*body = malloc(n ? n : 1))) {
+            rc = sg_errf(err, SG_ENOMEM, "out of memory reading a report");
+        } else {
+            memcpy(*body, t, n);
+            *len = n;
+        }
+    } else if (s == REG_DONE) {
+        rc = sg_errf(err, SG_EINPUT, "no stored report with sha256 %s", sha256);
+    } else {
+        rc = reg_db_error(reg, err, "reading a report");
+    }
+    reg_finalize(st);
+    return rc;
+}
+
+sg_status sg_registry_put_report(sg_registry *reg, const uint8_t *body, size_t len,
+                                 const char *received_by, char sha_out[65], sg_err *err)
+{
+    sg_status rc = check_body(body, len, err);
+    if (rc != SG_OK) return rc;
+    if ((rc = reg_begin(reg, err)) != SG_OK) return rc;
+    rc = reg_report_store(reg, body, len, received_by, sha_out, err);
+    return reg_finish(reg, rc, err);
+}
+
+sg_status sg_registry_get_report(sg_registry *reg, const char *sha256, uint8_t **body,
+                                 size_t *len, sg_err *err)
+{
+    if (strlen(sha256) != 64 || strspn(sha256, "0123456789abcdef") != 64)
+        return sg_errf(err, SG_EINPUT, "report digest '%.80s' is not 64 lowercase hex digits",
+                       sha256);
+    reg_read_start(reg);
+    return reg_report_load(reg, sha256, body, len, err);
+}
