@@ -197,7 +197,8 @@ static int check_state(sg_registry *reg, sg_err *err)
     return rc;
 }
 
-sg_status reg_audit_verify(sg_registry *reg, int64_t *events, char head_hash[65], sg_err *err)
+sg_status reg_audit_verify(sg_registry *reg, int64_t *events, char head_hash[65],
+                           reg_replay_summary *sum, sg_err *err)
 {
     int64_t head_seq = 0;
     char last[65], head[65];
@@ -209,6 +210,7 @@ sg_status reg_audit_verify(sg_registry *reg, int64_t *events, char head_hash[65]
                      "audit log: head records %lld events but the chain has %lld (events deleted?)",
                      (long long)head_seq, (long long)*events);
     if (rc == SG_OK) rc = check_state(reg, err);
+    if (rc == SG_OK) rc = reg_replay(reg, sum, err);
     snprintf(head_hash, 65, "%s", rc == SG_OK ? last : "");
     return rc;
 }
@@ -223,13 +225,22 @@ sg_status sg_registry_verify_log(sg_registry *reg, json_t **summary, sg_err *err
     if (rc != SG_OK) return rc;
     /* A damaged page that no chain query happens to read would otherwise pass unnoticed. */
     rc = reg->ops->check_integrity(reg->store, err);
-    if (rc == SG_OK) rc = reg_audit_verify(reg, &events, last, err);
+    reg_replay_summary sum;
+    memset(&sum, 0, sizeof sum);
+    if (rc == SG_OK) rc = reg_audit_verify(reg, &events, last, &sum, err);
     reg->ops->end_read(reg->store);
     if (summary) {
         json_t *o = json_object();
         json_object_set_new(o, "ok", json_boolean(rc == SG_OK));
         json_object_set_new(o, "events", json_integer(events));
         json_object_set_new(o, "head_hash", json_string(rc == SG_OK ? last : ""));
+        json_object_set_new(o, "root_of_trust", json_boolean(sum.root));
+        json_object_set_new(o, "admin_keys", json_integer(sum.admins));
+        json_object_set_new(o, "models", json_integer(sum.models));
+        json_object_set_new(o, "models_without_recorded_configuration",
+                            json_integer(sum.unrecorded_models));
+        json_object_set_new(o, "events_replayed_for_state_only",
+                            json_integer(sum.unchecked_events));
         if (rc != SG_OK) json_object_set_new(o, "problem", json_string(err->msg));
         *summary = o;
     }

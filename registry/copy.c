@@ -179,7 +179,8 @@ static sg_status copy_all(sg_registry *src, sg_registry *dst, json_t *counts, in
                     char head[65], sg_err *err)
 {
     char src_head[65], why[sizeof err->msg];
-    int rc = reg_audit_verify(src, events, src_head, err);
+    reg_replay_summary sum;
+    int rc = reg_audit_verify(src, events, src_head, &sum, err);
     if (rc != SG_OK) {
         snprintf(why, sizeof why, "%s", err->msg);
         return sg_errf(err, rc, "registry %s does not verify, not copying it: %s", src->path, why);
@@ -189,7 +190,7 @@ static sg_status copy_all(sg_registry *src, sg_registry *dst, json_t *counts, in
         rc = copy_table(src, dst, &tables[i], err);
     if (rc == SG_OK) rc = dst->ops->sync_ids(dst->store, err);
     int64_t dst_events = 0;
-    if (rc == SG_OK && (rc = reg_audit_verify(dst, &dst_events, head, err)) != SG_OK) {
+    if (rc == SG_OK && (rc = reg_audit_verify(dst, &dst_events, head, &sum, err)) != SG_OK) {
         snprintf(why, sizeof why, "%s", err->msg);
         return sg_errf(err, rc, "the copy in %s does not verify: %s", dst->path, why);
     }

@@ -153,6 +153,10 @@ static int check_report(sg_registry *reg, const reg_model *m, const reg_version 
                      info.timestamp, (long long)m->max_report_age_days);
     else if (ts - reg_now_epoch() > SG_REGISTRY_REQUEST_SKEW_S)
         rc = sg_errf(err, SG_EREFUSED, "report timestamp %s is in the future", info.timestamp);
+    /* A pinned model's gate is its own policy on its own dataset: a report made with another
+     * policy (one that passes anything) or for another model's gate does not enter. */
+    if (rc == SG_OK)
+        rc = reg_pins_check(m->name, m->policy_sha256, m->dataset_sha256, info.statement, err);
     if (rc == SG_OK) rc = record_validation(reg, m->name, v, stage, &info, report_sha, err);
     /* Kept so verify-log can verify this gate again from the log alone. */
     char stored[65];
@@ -306,7 +310,9 @@ static sg_status do_transition(sg_registry *reg, const reg_model *m, const reg_v
      * signature whatever the target stage asks for (else an unsigned move to Archived would
      * also make a later rollback impossible). */
     bool leaving_production = strcmp(v->stage, REG_PRODUCTION) == 0;
-    int rc = reg_transition_allowed(reg, m->name, v->stage, g->name, &allowed, err);
+    /* The keys and rules used below must be the ones the log recorded. */
+    int rc = reg_config_check(reg, m->name, err);
+    if (rc == SG_OK) rc = reg_transition_allowed(reg, m->name, v->stage, g->name, &allowed, err);
     if (rc == SG_OK && !allowed)
         rc = sg_errf(err, SG_EREFUSED, "the policy does not allow %s -> %s", v->stage, g->name);
     if (rc == SG_OK)
@@ -396,6 +402,7 @@ sg_status sg_registry_approve(sg_registry *reg, const char *model, int64_t versi
     bool ok = false;
     if ((rc = reg_model_load(reg, model, &m, err)) == SG_OK)
         rc = reg_version_load(reg, model, version, &v, err);
+    if (rc == SG_OK) rc = reg_config_check(reg, model, err);
     if (rc == SG_OK)
         rc = reg_request_check(reg, req, true, action, model, version, REG_PRODUCTION, evidence,
                                actor, err);
@@ -462,7 +469,8 @@ sg_status sg_registry_rollback(sg_registry *reg, const char *model, const sg_reg
     *restored = *archived = 0;
     int rc = reg_begin(reg, err);
     if (rc != SG_OK) return rc;
-    if ((rc = reg_model_load(reg, model, &m, err)) == SG_OK)
+    if ((rc = reg_model_load(reg, model, &m, err)) == SG_OK) rc = reg_config_check(reg, model, err);
+    if (rc == SG_OK)
         rc =
             reg_request_check(reg, req, true, "rollback", model, 0, REG_PRODUCTION, "", actor, err);
     if (rc == SG_OK) rc = check_promoter(reg, model, REG_PRODUCTION, actor, err);

@@ -166,6 +166,12 @@ static sg_status check_spec(const sg_registry_model_spec *sp, const char *const 
                            sp->multi_stages[i]);
     if (sp->require_approval && sp->n_approvers == 0)
         return sg_errf(err, SG_EINPUT, "--require-approval needs at least one --approver key");
+    const char *pins[] = {sp->policy_sha256, sp->dataset_sha256};
+    for (int i = 0; i < 2; i++)
+        if (pins[i] && *pins[i] &&
+            (strlen(pins[i]) != 64 || strspn(pins[i], "0123456789abcdef") != 64))
+            return sg_errf(err, SG_EINPUT, "--%s: the pin '%.80s' is not a sha256 (64 lowercase hex)",
+                           i ? "dataset" : "policy", pins[i]);
     if (sp->max_report_age_days < 0)
         return sg_errf(err, SG_EINPUT, "--max-report-age must be a positive number of days");
     return SG_OK;
@@ -179,8 +185,8 @@ static int insert_model(sg_registry *reg, const sg_registry_model_spec *sp,
     reg_stmt *st;
     int rc = reg_prepare(reg,
                          "INSERT INTO registered_models (name, description, require_approval,"
-                         " max_report_age_days, report_stage, created_by, created_at, updated_at)"
-                         " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                         " max_report_age_days, report_stage, created_by, created_at, updated_at,"
+                         " policy_sha256, dataset_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                          &st, err);
     if (rc != SG_OK) return rc;
     reg_bind_text(st, 1, sp->name);
@@ -192,6 +198,8 @@ static int insert_model(sg_registry *reg, const sg_registry_model_spec *sp,
     reg_bind_text(st, 6, actor);
     reg_bind_text(st, 7, now);
     reg_bind_text(st, 8, now);
+    reg_bind_text(st, 9, sp->policy_sha256 ? sp->policy_sha256 : "");
+    reg_bind_text(st, 10, sp->dataset_sha256 ? sp->dataset_sha256 : "");
     int s = reg_step(st);
     if (s == REG_CONSTRAINT)
         rc = sg_errf(err, SG_EINPUT, "model '%s' already exists in registry %s", sp->name,
@@ -224,18 +232,13 @@ static sg_status insert_model_tag(sg_registry *reg, const char *model, const cha
     return rc;
 }
 
-sg_status sg_registry_create_model(sg_registry *reg, const sg_registry_model_spec *sp,
-                             const sg_registry_request *req, sg_err *err)
+sg_status reg_model_insert(sg_registry *reg, const sg_registry_model_spec *sp, sg_err *err)
 {
     const char *const *stages = sp->stages ? sp->stages : default_stages;
     size_t n = sp->stages ? sp->n_stages : 4;
     const char *report_stage = sp->report_stage ? sp->report_stage : "Staging";
     int rc = check_spec(sp, stages, n, report_stage, err);
-    if (rc != SG_OK) return rc;
-    char actor[65];
-    if ((rc = reg_begin(reg, err)) != SG_OK) return rc;
-    rc = reg_request_check(reg, req, false, "create-model", sp->name, 0, "", "", actor, err);
-    if (rc == SG_OK) rc = insert_model(reg, sp, report_stage, actor, err);
+    if (rc == SG_OK) rc = insert_model(reg, sp, report_stage, "", err);
     for (size_t i = 0; rc == SG_OK && i < n; i++)
         rc = insert_stage(reg, sp, stages[i], (int)i, report_stage, err);
     if (rc == SG_OK) rc = insert_transitions(reg, sp, stages, n, err);
@@ -248,14 +251,26 @@ sg_status sg_registry_create_model(sg_registry *reg, const sg_registry_model_spe
         rc = insert_key(reg, sp->name, "approver", "", &sp->approvers[i], err);
     for (size_t i = 0; rc == SG_OK && i < sp->n_tags; i++)
         rc = insert_model_tag(reg, sp->name, sp->tags[i], err);
-    if (rc == SG_OK) {
-        reg_event ev = {.model = sp->name,
-                        .action = "create-model",
-                        .to_stage = "",
-                        .actor = actor,
-                        .detail = sp->description,
-                        .req = req};
-        rc = reg_audit_append(reg, &ev, err);
+    return rc;
+}
+
+sg_status sg_registry_create_model(sg_registry *reg, const sg_registry_model_spec *sp,
+                             const sg_registry_request *req, sg_err *err)
+{
+    char actor[65];
+    int rc = reg_begin(reg, err);
+    if (rc != SG_OK) return rc;
+    rc = reg_model_insert(reg, sp, err);
+    /* The event records the configuration (keys, stages, pins) and an admin's signature over
+     * its digest once the registry has a root of trust. */
+    if (rc == SG_OK) rc = reg_config_record(reg, sp->name, "create-model", NULL, req, actor, err);
+    reg_stmt *st = NULL;
+    if (rc == SG_OK && *actor &&
+        (rc = reg_prepare(reg, "UPDATE registered_models SET created_by = ? WHERE name = ?", &st,
+                          err)) == SG_OK) {
+        reg_bind_text(st, 1, actor);
+        reg_bind_text(st, 2, sp->name);
+        rc = step_done(reg, st, "recording a model's creator", err);
     }
     return reg_finish(reg, rc, err);
 }
@@ -265,8 +280,8 @@ sg_status reg_model_load(sg_registry *reg, const char *name, reg_model *m, sg_er
     memset(m, 0, sizeof *m);
     reg_stmt *st;
     int rc = reg_prepare(reg,
-                         "SELECT require_approval, max_report_age_days, report_stage FROM"
-                         " registered_models WHERE name = ?",
+                         "SELECT require_approval, max_report_age_days, report_stage,"
+                         " policy_sha256, dataset_sha256 FROM registered_models WHERE name = ?",
                          &st, err);
     if (rc != SG_OK) return rc;
     reg_bind_text(st, 1, name);
@@ -276,6 +291,8 @@ sg_status reg_model_load(sg_registry *reg, const char *name, reg_model *m, sg_er
         m->require_approval = (int)reg_col_int64(st, 0) != 0;
         m->max_report_age_days = reg_col_int64(st, 1);
         snprintf(m->report_stage, sizeof m->report_stage, "%s", reg_col_text(st, 2));
+        snprintf(m->policy_sha256, sizeof m->policy_sha256, "%s", reg_col_text(st, 3));
+        snprintf(m->dataset_sha256, sizeof m->dataset_sha256, "%s", reg_col_text(st, 4));
     } else {
         rc = s == REG_DONE
                  ? sg_errf(err, SG_EINPUT, "no model named '%s' in registry %s", name, reg->path)

@@ -37,6 +37,8 @@ typedef struct {
     bool require_approval;
     int64_t max_report_age_days;
     char report_stage[REG_NAME_MAX];
+    char policy_sha256[65];  /* pins: "" when not pinned */
+    char dataset_sha256[65];
     size_t n_stages;
     reg_stage stages[REG_MAX_STAGES];
 } reg_model;
@@ -96,11 +98,59 @@ int reg_key_count(sg_registry *reg, const char *model, const char *role, const c
 SG_MUST_CHECK sg_status reg_version_load(sg_registry *reg, const char *model, int64_t version, reg_version *v,
                      sg_err *err);
 
+/* Inserts a model's rows (registered_models, stages, transitions, keys, tags) from a spec. */
+SG_MUST_CHECK sg_status reg_model_insert(sg_registry *reg, const sg_registry_model_spec *sp,
+                                         sg_err *err);
+
+/* trust.c: root of trust, recorded model configurations, pins */
+/* The model's configuration from its tables as canonical JSON (NULL with err on failure). */
+json_t *reg_config_from_tables(sg_registry *reg, const char *model, sg_err *err);
+/* Canonical text of a configuration (malloc'd) and its SHA-256. */
+char *reg_config_text(json_t *cfg, char sha_out[65]);
+/* Whether an event's detail is a recorded configuration (parsed into *cfg_out). */
+bool reg_config_is(const char *detail, const char *evidence, json_t **cfg_out);
+/* The evidence a set-pins request signs. */
+void reg_pins_evidence(const char *policy_sha256, const char *dataset_sha256, char sha_out[65]);
+/* Whether an admin key was ever added (read from the append-only log). */
+SG_MUST_CHECK sg_status reg_root_exists(sg_registry *reg, bool *yes, sg_err *err);
+/* reg_request_check, required and from an admin key once the registry has a root. */
+SG_MUST_CHECK sg_status reg_admin_check(sg_registry *reg, const sg_registry_request *req,
+                                        const char *action, const char *model, int64_t version,
+                                        const char *target, const char *evidence, char actor[65],
+                                        sg_err *err);
+/* PEM (malloc'd) of a registered server key, or NULL. */
+char *reg_server_key_pem(sg_registry *reg, const char *key_id, sg_err *err);
+/* Appends a create-model / set-pins event holding the configuration the tables now give;
+ * evidence NULL = the configuration's digest. actor receives the signer ("" if none). */
+SG_MUST_CHECK sg_status reg_config_record(sg_registry *reg, const char *model, const char *action,
+                                          const char *evidence, const sg_registry_request *req,
+                                          char actor[65], sg_err *err);
+/* SG_EREFUSED when the model's tables no longer give the configuration its last
+ * configuration event recorded (keys or pins written into the database by hand). */
+SG_MUST_CHECK sg_status reg_config_check(sg_registry *reg, const char *model, sg_err *err);
+/* SG_EREFUSED unless the report statement's policy and dataset digests equal the pins. */
+SG_MUST_CHECK sg_status reg_pins_check(const char *model, const char *policy_pin,
+                                       const char *dataset_pin, json_t *statement, sg_err *err);
+
 /* audit.c */
 SG_MUST_CHECK sg_status reg_audit_append(sg_registry *reg, const reg_event *ev, sg_err *err);
 /* verify-log's checks (chain, head, state) on the caller's transaction; head_hash receives
  * the last event's hash. */
-SG_MUST_CHECK sg_status reg_audit_verify(sg_registry *reg, int64_t *events, char head_hash[65], sg_err *err);
+struct reg_replay_summary_s;
+SG_MUST_CHECK sg_status reg_audit_verify(sg_registry *reg, int64_t *events, char head_hash[65],
+                                         struct reg_replay_summary_s *sum, sg_err *err);
+
+/* replay.c: verify-log's replay of the whole log and comparison with the tables */
+typedef struct reg_replay_summary_s {
+    bool root;                  /* the log added an admin key */
+    int64_t admins;             /* admin keys the log added */
+    int64_t models;             /* models the log created */
+    int64_t unrecorded_models;  /* of them, created before schema 4: no configuration recorded */
+    int64_t unchecked_events;   /* events of such models, replayed for state only */
+} reg_replay_summary;
+SG_MUST_CHECK sg_status reg_replay(sg_registry *reg, reg_replay_summary *sum, sg_err *err);
+/* The admin public keys (PEM strings) as the log's add-key events introduced them. */
+json_t *reg_replay_admin_pems(sg_registry *reg, sg_err *err);
 
 /* request.c: verifies req (if given) against the operation and records its nonce. actor_out
  * receives the key id, or "" when req is NULL and not required. */

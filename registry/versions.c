@@ -131,8 +131,11 @@ sg_status sg_registry_set_tag(sg_registry *reg, const char *model, int64_t versi
                 sg_errf(err, SG_EINPUT, "%s v%lld has no tag '%s'", model, (long long)version, key);
     }
     if (rc == SG_OK) {
-        char detail[1024];
-        snprintf(detail, sizeof detail, "%s%s%s", key, value ? "=" : "", value ? value : "");
+        /* The whole value, never cut: verify-log rebuilds the tags from these events. */
+        size_t dl = strlen(key) + (value ? strlen(value) + 1 : 0) + 1;
+        char *detail = malloc(dl);
+        if (!detail) return reg_finish(reg, sg_errf(err, SG_ENOMEM, "out of memory"), err);
+        snprintf(detail, dl, "%s%s%s", key, value ? "=" : "", value ? value : "");
         reg_event ev = {.model = model,
                         .version = version,
                         .action = action,
@@ -141,6 +144,7 @@ sg_status sg_registry_set_tag(sg_registry *reg, const char *model, int64_t versi
                         .detail = detail,
                         .req = req};
         rc = reg_audit_append(reg, &ev, err);
+        free(detail);
     }
     return reg_finish(reg, rc, err);
 }

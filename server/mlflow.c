@@ -233,10 +233,15 @@ static srv_resp create_model(srv_req *r)
         .n_tags = nt,
         .require_approval = json_is_true(json_object_get(pol, "require_approval")),
         .max_report_age_days = json_is_integer(age) ? json_integer_value(age) : 0,
+        .policy_sha256 = json_string_value(json_object_get(pol, "policy_sha256")),
+        .dataset_sha256 = json_string_value(json_object_get(pol, "dataset_sha256")),
     };
     sg_err err = {{0}};
     sg_registry_request req;
-    int arc = srv_attest(r, "create-model", name, 0, "", "", &req, &err), rc = arc;
+    char cfg_sha[65] = "";
+    /* The request names the configuration it creates, as a CLI admin's signature does. */
+    int arc = SRV_WRITE(sg_registry_config_digest(r->reg, &sp, cfg_sha, &err)), rc = arc;
+    if (arc == SG_OK) arc = rc = srv_attest(r, "create-model", name, 0, "", cfg_sha, &req, &err);
     if (rc == SG_OK) rc = SRV_WRITE(sg_registry_create_model(r->reg, &sp, &req, &err));
     if (arc == SG_OK) sg_registry_request_clear(&req);
     for (size_t k = 0; k < nt; k++)

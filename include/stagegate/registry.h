@@ -101,6 +101,10 @@ typedef struct {
     size_t n_tags;
     bool require_approval;
     int64_t max_report_age_days; /* 0 = default (30) */
+    /* The model's pinned gate (sha256 hex, NULL or "" = not pinned): a report entering the
+     * report stage must name exactly this policy and this dataset in its configuration. */
+    const char *policy_sha256;
+    const char *dataset_sha256;
 } sg_registry_model_spec;
 
 /* State-changing operations. req may be NULL where the policy needs no actor; when given it
@@ -137,6 +141,29 @@ SG_MUST_CHECK sg_status sg_registry_put_report(sg_registry *reg, const uint8_t *
                                                sg_err *err);
 SG_MUST_CHECK sg_status sg_registry_get_report(sg_registry *reg, const char *sha256,
                                                uint8_t **body, size_t *len, sg_err *err);
+/*
+ * Root of trust. add_key adds an `admin` or `server` key (PEM text). The first admin key is
+ * accepted unsigned (trust on first use); after it, every add_key, create_model and
+ * set_pins needs req signed by an admin key. A server key lets `stagegate serve` sign the
+ * requests it attests (see sg_registry_request_attest).
+ */
+SG_MUST_CHECK sg_status sg_registry_add_key(sg_registry *reg, const char *role, const char *pem,
+                                            const sg_registry_request *req, sg_err *err);
+/* {"keys": [{key_id, role, added_at, added_by}]} */
+json_t *sg_registry_keys(sg_registry *reg, sg_err *err);
+/* The evidence a create-model request must sign: the digest of the configuration the spec
+ * gives (computed by inserting it in a transaction that is rolled back). */
+SG_MUST_CHECK sg_status sg_registry_config_digest(sg_registry *reg,
+                                                  const sg_registry_model_spec *spec,
+                                                  char sha_out[65], sg_err *err);
+/* Replaces a model's pins ("" = unpinned); signed by an admin once there is a root. The
+ * request's evidence is sg_registry_pins_evidence of the two values. */
+SG_MUST_CHECK sg_status sg_registry_set_pins(sg_registry *reg, const char *model,
+                                             const char *policy_sha256,
+                                             const char *dataset_sha256,
+                                             const sg_registry_request *req, sg_err *err);
+void sg_registry_pins_evidence(const char *policy_sha256, const char *dataset_sha256,
+                               char sha_out[65]);
 /* Reads: each returns a new JSON value (caller json_decref) or NULL with err filled. */
 json_t *sg_registry_get_model(sg_registry *reg, const char *model, sg_err *err);
 json_t *sg_registry_get_version(sg_registry *reg, const char *model, int64_t version, sg_err *err);
