@@ -11,19 +11,24 @@ static const char usage_text[] =
     "  create-model NAME [--signer PUB]... [--promoter STAGE=PUB]... [--approver PUB]...\n"
     "               [--require-approval] [--stages S1,S2,...] [--max-report-age DAYS]\n"
     "               [--report-stage STAGE] [--transitions A>B,...] [--single-version STAGE]...\n"
-    "               [--multi-version STAGE]... [--description TEXT] [--tag K=V]... [--as KEY.pem]\n"
+    "               [--multi-version STAGE]... [--description TEXT] [--tag K=V]...\n"
+    "               [--policy P --dataset D] [--as ADMIN.pem]\n"
     "  create-version NAME ARTIFACT [--as KEY.pem]      prints the new version number\n"
     "  transition NAME VERSION STAGE [--report R.intoto.json] [--as KEY.pem]\n"
     "  approve NAME VERSION [--reject] [--comment TEXT] --as KEY.pem\n"
     "  rollback NAME --as KEY.pem\n"
     "  set-tag NAME VERSION KEY VALUE | delete-tag NAME VERSION KEY   [--as KEY.pem]\n"
     "  set-alias NAME ALIAS VERSION | delete-alias NAME ALIAS          [--as KEY.pem]\n"
-    "  get NAME [VERSION] | list | search \"FILTER\" | history NAME | verify-log\n"
+    "  get NAME [VERSION] | list | search \"FILTER\" | history NAME | keys\n"
+    "  verify-log [--checkpoint FILE [--pubkey ADMIN.pub]]   replay the audit log\n"
+    "  pin NAME --policy P --dataset D --as ADMIN.pem   the gate a report must have passed\n"
+    "  checkpoint --as ADMIN.pem [--out FILE]          a signed audit head to keep elsewhere\n"
     "  resolve URI          models:/NAME/VERSION, models:/NAME/STAGE, models:/NAME@ALIAS\n"
     "  record REPORT [--pubkey PUB] [--model NAME]      add a run to the history "
     "(docs/nightly.md)\n"
     "  runs NAME [--version V] [--fingerprint ID] [--limit N]   list recorded runs\n"
-    "  init                 create the schema (or bring it up to date)\n"
+    "  init [--admin PUB]... [--server PUB]... [--as ADMIN.pem]   create the schema (or bring\n"
+    "                       it up to date); add the registry's root of trust\n"
     "  migrate --from SRC --to DST   copy a registry into an empty one, verified\n"
     "\n"
     "The registry is --db REGISTRY, else $" SG_REGISTRY_ENV ", else " SG_REGISTRY_DEFAULT_PATH ":\n"
@@ -49,6 +54,10 @@ enum {
     O_RUNS = 1 << 7,    /* runs --version --fingerprint --limit */
     O_ADMIN = 1 << 8,   /* init, migrate: schema and copies */
     O_COPY = 1 << 9,    /* migrate --from --to */
+    O_PIN = 1 << 10,    /* create-model and pin: --policy --dataset */
+    O_KEYS = 1 << 11,   /* init --admin --server */
+    O_CHECK = 1 << 12,  /* verify-log --checkpoint --pubkey */
+    O_OUT = 1 << 13,    /* checkpoint --out */
 };
 #define O_READ (O_DB | O_JSON)
 #define O_WRITE (O_DB | O_JSON | O_AS)
@@ -61,7 +70,7 @@ typedef struct {
 } sub_spec;
 
 static const sub_spec subs[] = {
-    {"create-model", 1, 1, true, O_WRITE | O_MODEL},
+    {"create-model", 1, 1, true, O_WRITE | O_MODEL | O_PIN},
     {"create-version", 2, 2, true, O_WRITE},
     {"transition", 3, 3, true, O_WRITE | O_REPORT},
     {"approve", 2, 2, true, O_WRITE | O_APPROVE},
@@ -74,11 +83,14 @@ static const sub_spec subs[] = {
     {"list", 0, 0, false, O_READ},
     {"search", 0, 1, false, O_READ},
     {"history", 1, 1, false, O_READ},
-    {"verify-log", 0, 0, false, O_READ},
+    {"verify-log", 0, 0, false, O_READ | O_CHECK},
+    {"keys", 0, 0, false, O_READ},
+    {"pin", 1, 1, true, O_WRITE | O_PIN},
+    {"checkpoint", 0, 0, false, O_READ | O_AS | O_OUT},
     {"resolve", 1, 1, false, O_READ},
     {"record", 1, 1, false, O_READ | O_RECORD},
     {"runs", 1, 1, false, O_READ | O_RUNS},
-    {"init", 0, 0, true, O_READ | O_ADMIN},
+    {"init", 0, 0, true, O_READ | O_ADMIN | O_KEYS | O_AS},
     {"migrate", 0, 0, true, O_JSON | O_ADMIN | O_COPY},
 };
 
@@ -112,7 +124,13 @@ static void sub_options(reg_cli *c, unsigned set, sg_opt *out)
         {O_MODEL, SG_OPT_LIST_("multi-version", &c->multi)},
         {O_MODEL, SG_OPT_STR("description", &c->description)},
         {O_MODEL, SG_OPT_LIST_("tag", &c->tags)},
-        {O_RECORD, SG_OPT_STR("pubkey", &c->pubkey)},
+        {O_RECORD | O_CHECK, SG_OPT_STR("pubkey", &c->pubkey)},
+        {O_PIN, SG_OPT_STR("policy", &c->policy)},
+        {O_PIN, SG_OPT_STR("dataset", &c->dataset)},
+        {O_KEYS, SG_OPT_LIST_("admin", &c->admins)},
+        {O_KEYS, SG_OPT_LIST_("server", &c->servers)},
+        {O_CHECK, SG_OPT_STR("checkpoint", &c->checkpoint)},
+        {O_OUT, SG_OPT_STR("out", &c->out)},
         {O_RECORD, SG_OPT_STR("model", &c->model)},
         {O_RUNS, SG_OPT_INT_("version", &c->version, 1, (double)INT64_MAX)},
         {O_RUNS, SG_OPT_STR("fingerprint", &c->fingerprint)},
@@ -187,8 +205,13 @@ static int cmd_create_model(reg_cli *c, sg_registry *reg)
                                  .require_approval = c->require_approval};
     sg_err err;
     sg_registry_request req, *rp = NULL;
-    int signed_rc = sign(c, "create-model", sp.name, 0, "", "", &req, &rp);
-    if (signed_rc != SG_OK) return signed_rc;
+    char pol[65] = "", data[65] = "";
+    int prc = SG_OK;
+    if (c->policy) prc = reg_cli_digest_arg("policy", c->policy, pol, &err);
+    if (prc == SG_OK && c->dataset) prc = reg_cli_digest_arg("dataset", c->dataset, data, &err);
+    if (prc != SG_OK) return reg_cli_fail(prc, &err);
+    sp.policy_sha256 = pol;
+    sp.dataset_sha256 = data;
     const char *stages[64];
     char *stage_buf = NULL;
     if (c->stages) {
@@ -225,6 +248,20 @@ static int cmd_create_model(reg_cli *c, sg_registry *reg)
     sp.n_promoters = c->promoters.n;
     sp.approvers = keys ? keys + c->signers.n + c->promoters.n : NULL;
     sp.n_approvers = c->approvers.n;
+    /* An admin signs the configuration the registry will record: keys, stages, pins. */
+    char cfg_sha[65] = "";
+    if (rc == SG_OK && c->as) rc = sg_registry_config_digest(reg, &sp, cfg_sha, &err);
+    if (rc == SG_OK && c->as) {
+        int src = sign(c, "create-model", sp.name, 0, "", cfg_sha, &req, &rp);
+        if (src != SG_OK) {
+            for (size_t i = 0; stage_copies && i < c->promoters.n; i++)
+                free(stage_copies[i]);
+            free(stage_copies);
+            free(keys);
+            free(stage_buf);
+            return src;
+        }
+    }
     if (rc == SG_OK) rc = sg_registry_create_model(reg, &sp, rp, &err);
     sg_registry_request_clear(rp);
     for (size_t i = 0; stage_copies && i < c->promoters.n; i++)
@@ -362,6 +399,7 @@ static int cmd_tag_alias(reg_cli *c, sg_registry *reg)
 
 static int run_write(reg_cli *c, sg_registry *reg)
 {
+    if (!strcmp(c->sub, "pin")) return reg_cmd_pin(c, reg);
     if (!strcmp(c->sub, "create-model")) return cmd_create_model(c, reg);
     if (!strcmp(c->sub, "create-version")) return cmd_create_version(c, reg);
     if (!strcmp(c->sub, "transition")) return cmd_transition(c, reg);
@@ -447,7 +485,10 @@ int sg_cmd_registry(int argc, char **argv)
     int rc =
         sg_registry_open(sg_registry_path(c.db), !strcmp(sp->name, "create-model"), &reg, &err);
     if (rc != SG_OK) return reg_cli_fail(rc, &err);
-    int ret = sp->write ? run_write(&c, reg) : reg_cli_read(&c, reg);
+    int ret = sp->write                        ? run_write(&c, reg)
+              : !strcmp(sp->name, "keys")       ? reg_cmd_keys(&c, reg)
+              : !strcmp(sp->name, "checkpoint") ? reg_cmd_checkpoint(&c, reg)
+                                                : reg_cli_read(&c, reg);
     sg_registry_close(reg);
     return ret;
 }

@@ -18,6 +18,9 @@ typedef struct {
     int n_pos;
     sg_opt_list dbs; /* --db after the subcommand: at most one in all */
     sg_opt_list signers, promoters, approvers, tags, single, multi;
+    const char *policy, *dataset; /* create-model and pin: a file, sha256:HEX or none */
+    sg_opt_list admins, servers;  /* init --admin --server */
+    const char *out, *checkpoint; /* checkpoint --out, verify-log --checkpoint */
 } reg_cli;
 
 int reg_cli_read(reg_cli *c, sg_registry *reg);
@@ -34,5 +37,17 @@ extern const char reg_runs_usage[];
 /* `registry init` and `registry migrate` (cmd_registry_admin.c). */
 int reg_cmd_admin(reg_cli *c);
 extern const char reg_admin_usage[];
+
+/* The root of trust (cmd_registry_trust.c). */
+extern const char reg_trust_usage[];
+/* A pin argument: a file (its sha256), sha256:HEX, or none (""). */
+SG_MUST_CHECK sg_status reg_cli_digest_arg(const char *opt, const char *arg, char out[65],
+                                           sg_err *err);
+int reg_cmd_init_keys(reg_cli *c, sg_registry *reg);
+int reg_cmd_pin(reg_cli *c, sg_registry *reg);
+int reg_cmd_keys(reg_cli *c, sg_registry *reg);
+int reg_cmd_checkpoint(reg_cli *c, sg_registry *reg);
+/* verify-log --checkpoint: adds {"checkpoint": ...} to summary; exit status. */
+int reg_cmd_check_checkpoint(reg_cli *c, sg_registry *reg, json_t *summary);
 
 #endif

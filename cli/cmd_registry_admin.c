@@ -4,10 +4,13 @@
 #include "cmd_registry.h"
 
 const char reg_admin_usage[] =
-    "usage: stagegate registry init [--db REGISTRY] [--json]\n"
+    "usage: stagegate registry init [--db REGISTRY] [--json] [--admin PUB]... [--server PUB]...\n"
+    "                               [--as ADMIN.pem]\n"
     "       stagegate registry migrate --from SRC --to DST [--json]\n\n"
     "init creates the registry schema, or migrates an older one forward (every command does\n"
-    "that too; a schema newer than this stagegate is refused).\n"
+    "that too; a schema newer than this stagegate is refused). --admin adds an admin key, the\n"
+    "registry's root of trust (the first unsigned, later ones --as an admin); --server adds a\n"
+    "key `stagegate serve` signs attested requests with (docs/registry.md).\n"
     "migrate copies every model, version, tag, alias, approval, validation, run and the audit\n"
     "log with its hash chain from SRC into DST, which must hold no model yet (a new file, or an\n"
     "empty database). The copy commits only after DST's audit chain verifies and each table's\n"
@@ -21,6 +24,10 @@ static int init(reg_cli *c)
     sg_err err;
     int rc = sg_registry_open(sg_registry_path(c->db), true, &reg, &err);
     if (rc != SG_OK) return reg_cli_fail(rc, &err);
+    if ((rc = reg_cmd_init_keys(c, reg)) != 0) {
+        sg_registry_close(reg);
+        return rc;
+    }
     if (c->json) {
         json_t *o = json_pack("{s:s, s:i}", "registry", sg_registry_display(reg), "schema_version",
                               SG_REGISTRY_SCHEMA_VERSION);

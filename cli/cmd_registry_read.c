@@ -116,7 +116,13 @@ static void print_history(json_t *doc)
         if (*sg_json_str(e, "actor_key_id")) printf(" by %.16s", sg_json_str(e, "actor_key_id"));
         if (*sg_json_str(e, "evidence_sha256"))
             printf(" evidence %.16s", sg_json_str(e, "evidence_sha256"));
-        if (*sg_json_str(e, "detail")) printf(" (%s)", sg_json_str(e, "detail"));
+        const char *d = sg_json_str(e, "detail");
+        if (!strncmp(d, "{\"", 2))
+            printf(" (configuration recorded)");
+        else if (!strncmp(d, "-----BEGIN", 10))
+            printf(" (key recorded)");
+        else if (*d)
+            printf(" (%s)", d);
         printf("\n");
     }
 }
@@ -177,11 +183,31 @@ int reg_cli_read(reg_cli *c, sg_registry *reg)
         human = print_resolved;
     } else { /* verify-log */
         int rc = sg_registry_verify_log(reg, &doc, &err);
+        if (rc == SG_OK && c->checkpoint) {
+            int crc = reg_cmd_check_checkpoint(c, reg, doc);
+            if (crc != 0) {
+                json_decref(doc);
+                return crc;
+            }
+        }
         if (c->json && doc)
             sg_json_print(doc);
-        else if (rc == SG_OK)
+        else if (rc == SG_OK) {
             printf("audit log verified: %lld events, head %s\n", jint(doc, "events"),
                    sg_json_str(doc, "head_hash"));
+            json_t *cp = json_object_get(doc, "checkpoint");
+            if (cp)
+                printf("checkpoint of %s (event %lld, signed by %.16s) holds\n",
+                       sg_json_str(cp, "time"), jint(cp, "seq"), sg_json_str(cp, "signer_key_id"));
+            if (!json_is_true(json_object_get(doc, "root_of_trust")))
+                printf("warning: no root of trust: model creation and configuration changes are "
+                       "not signed (stagegate registry init --admin PUB)\n");
+            if (jint(doc, "models_without_recorded_configuration") > 0)
+                printf("warning: %lld model(s) were created before configurations were recorded: "
+                       "their %lld event(s) were replayed for state only (pin them to record one)\n",
+                       jint(doc, "models_without_recorded_configuration"),
+                       jint(doc, "events_replayed_for_state_only"));
+        }
         json_decref(doc);
         if (rc != SG_OK) return reg_cli_fail(rc, &err);
         return 0;

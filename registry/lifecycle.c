@@ -165,6 +165,49 @@ static int check_report(sg_registry *reg, const reg_model *m, const reg_version 
     return rc;
 }
 
+/*
+ * An approvals row counts only when its audit event carries the approver's signed request for
+ * exactly that decision: a row (or an unsigned event) written into the database by hand does
+ * not approve anything. The approver's key comes from the model's keys, which
+ * reg_config_check has matched with the recorded configuration.
+ */
+static sg_status approval_signed(sg_registry *reg, const char *model, int64_t version,
+                                 const char *approver, bool rejected, bool *ok, sg_err *err)
+{
+    *ok = false;
+    reg_stmt *st;
+    sg_status rc = reg_prepare(
+        reg,
+        "SELECT l.request_text, l.signature, k.public_pem FROM audit_log l JOIN model_keys k"
+        " ON k.model_name = l.model_name AND k.role = 'approver' AND k.stage = ''"
+        " AND k.key_id = l.actor_key_id WHERE l.model_name = ? AND l.version = ?"
+        " AND l.actor_key_id = ? AND l.action = ? ORDER BY l.seq DESC LIMIT 1",
+        &st, err);
+    if (rc != SG_OK) return rc;
+    reg_bind_text(st, 1, model);
+    reg_bind_int64(st, 2, version);
+    reg_bind_text(st, 3, approver);
+    reg_bind_text(st, 4, rejected ? "reject" : "approve");
+    char *text = NULL, *sig = NULL, *pem = NULL;
+    if (reg_row(reg, st, err)) {
+        text = strdup(reg_col_text(st, 0));
+        sig = strdup(reg_col_text(st, 1));
+        pem = strdup(reg_col_text(st, 2));
+    }
+    reg_finalize(st);
+    rc = reg->read_rc;
+    char want[512];
+    snprintf(want, sizeof want,
+             "stagegate-registry-request/v1\naction=%s\nmodel=%s\nversion=%lld\n",
+             rejected ? "reject" : "approve", model, (long long)version);
+    if (rc == SG_OK && text && sig && pem && !strncmp(text, want, strlen(want)))
+        rc = reg_recorded_request_ok(reg, text, sig, pem, ok, err);
+    free(text);
+    free(sig);
+    free(pem);
+    return rc;
+}
+
 static int check_approval(sg_registry *reg, const char *model, int64_t version,
                           const char *promoter, sg_err *err)
 {
@@ -181,18 +224,31 @@ static int check_approval(sg_registry *reg, const char *model, int64_t version,
     reg_bind_text(st, 1, model);
     reg_bind_int64(st, 2, version);
     bool approved = false, self_only = false;
-    while (rc == SG_OK && reg_row(reg, st, err)) {
-        const char *who = reg_col_text(st, 0);
-        if (!strcmp(reg_col_text(st, 1), "rejected"))
-            rc = sg_errf(err, SG_EREFUSED, "rejected by approver %.16s (%s)", who,
-                         *reg_col_text(st, 2) ? reg_col_text(st, 2) : "no comment");
-        else if (!strcmp(who, promoter))
+    /* The rows are read first: checking a signature runs queries of its own. */
+    struct {
+        char who[65], comment[256];
+        bool rejected;
+    } rows[64];
+    size_t n = 0;
+    while (reg_row(reg, st, err) && n < 64) {
+        snprintf(rows[n].who, sizeof rows[n].who, "%s", reg_col_text(st, 0));
+        snprintf(rows[n].comment, sizeof rows[n].comment, "%s", reg_col_text(st, 2));
+        rows[n++].rejected = !strcmp(reg_col_text(st, 1), "rejected");
+    }
+    reg_finalize(st);
+    if (rc == SG_OK) rc = reg->read_rc;
+    for (size_t i = 0; rc == SG_OK && i < n; i++) {
+        bool signed_ok = false;
+        rc = approval_signed(reg, model, version, rows[i].who, rows[i].rejected, &signed_ok, err);
+        if (rc != SG_OK || !signed_ok) continue;
+        if (rows[i].rejected)
+            rc = sg_errf(err, SG_EREFUSED, "rejected by approver %.16s (%s)", rows[i].who,
+                         *rows[i].comment ? rows[i].comment : "no comment");
+        else if (!strcmp(rows[i].who, promoter))
             self_only = true;
         else
             approved = true;
     }
-    reg_finalize(st);
-    if (rc == SG_OK) rc = reg->read_rc;
     if (rc == SG_OK && !approved)
         rc = sg_errf(
             err, SG_EREFUSED,

@@ -128,6 +128,11 @@ SG_MUST_CHECK sg_status reg_config_record(sg_registry *reg, const char *model, c
 /* SG_EREFUSED when the model's tables no longer give the configuration its last
  * configuration event recorded (keys or pins written into the database by hand). */
 SG_MUST_CHECK sg_status reg_config_check(sg_registry *reg, const char *model, sg_err *err);
+/* Whether a request recorded in an audit event holds: signed by pem, or attested by
+ * `stagegate serve` (before the root of trust; after it, signed by a registered server key). */
+SG_MUST_CHECK sg_status reg_recorded_request_ok(sg_registry *reg, const char *text,
+                                                const char *sig64, const char *pem, bool *ok,
+                                                sg_err *err);
 /* SG_EREFUSED unless the report statement's policy and dataset digests equal the pins. */
 SG_MUST_CHECK sg_status reg_pins_check(const char *model, const char *policy_pin,
                                        const char *dataset_pin, json_t *statement, sg_err *err);

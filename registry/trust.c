@@ -452,3 +452,64 @@ void sg_registry_pins_evidence(const char *policy_sha256, const char *dataset_sh
 {
     reg_pins_evidence(policy_sha256, dataset_sha256, sha_out);
 }
+
+/* "name=value" of a request text, or false. */
+static bool text_field(const char *text, const char *name, char *out, size_t len)
+{
+    size_t nl = strlen(name);
+    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+        if (!strncmp(p, name, nl) && p[nl] == '=') {
+            const char *v = p + nl + 1, *e = strchr(v, '\n');
+            size_t vl = e ? (size_t)(e - v) : strlen(v);
+            if (vl >= len) return false;
+            memcpy(out, v, vl);
+            out[vl] = '\0';
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool sig_ok(const char *pem, const char *text, const char *sig64)
+{
+    uint8_t *sig = NULL;
+    size_t sig_len = 0;
+    EVP_PKEY *pub = NULL;
+    sg_err verr;
+    bool ok = false;
+    if (*sig64 && sg_base64_decode(sig64, &sig, &sig_len) == 0 &&
+        sg_key_load_public_pem(pem, strlen(pem), "key", &pub, &verr) == SG_OK)
+        ok = sg_verify_sig(pub, (const uint8_t *)text, strlen(text), sig, sig_len, &verr) == SG_OK;
+    EVP_PKEY_free(pub);
+    free(sig);
+    return ok;
+}
+
+sg_status reg_recorded_request_ok(sg_registry *reg, const char *text, const char *sig64,
+                                  const char *pem, bool *ok, sg_err *err)
+{
+    *ok = false;
+    char server[80];
+    if (text_field(text, "auth", server, sizeof server)) {
+        /* attested by `stagegate serve`: trusted as such before the root of trust exists,
+         * signed by a registered server key after */
+        bool root = false;
+        sg_status rc = reg_root_exists(reg, &root, err);
+        if (rc != SG_OK) return rc;
+        if (!root) {
+            *ok = true;
+            return SG_OK;
+        }
+        if (!text_field(text, "server", server, sizeof server)) return SG_OK;
+        char *spem = reg_server_key_pem(reg, server, err);
+        if (reg->read_rc != SG_OK) {
+            free(spem);
+            return reg->read_rc;
+        }
+        *ok = spem && sig_ok(spem, text, sig64);
+        free(spem);
+        return SG_OK;
+    }
+    *ok = sig_ok(pem, text, sig64);
+    return SG_OK;
+}

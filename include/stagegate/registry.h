@@ -183,6 +183,20 @@ json_t *sg_registry_model_summary(sg_registry *reg, const char *model, sg_err *e
 SG_MUST_CHECK sg_status sg_registry_verify_log(sg_registry *reg, json_t **summary, sg_err *err);
 
 /*
+ * Checkpoints: the audit head, signed by an admin key, to keep outside the database.
+ * sg_registry_checkpoint verifies the log first, then returns the DSSE envelope text
+ * (payloadType SG_REGISTRY_CHECKPOINT_TYPE; payload {type, registry, seq, hash, time}).
+ * sg_registry_check_checkpoint verifies one (with pubkey_pem, else with the admin keys the
+ * log added) and refuses (SG_EREFUSED) a log that no longer holds event seq with that hash:
+ * rewound or rewritten. *result receives the payload plus signer_key_id.
+ */
+#define SG_REGISTRY_CHECKPOINT_TYPE "application/vnd.stagegate.registry-checkpoint+json"
+SG_MUST_CHECK sg_status sg_registry_checkpoint(sg_registry *reg, const char *key_path,
+                                               char **envelope, sg_err *err);
+SG_MUST_CHECK sg_status sg_registry_check_checkpoint(sg_registry *reg, const uint8_t *envelope,
+                                                     size_t len, const char *pubkey_pem,
+                                                     json_t **result, sg_err *err);
+/*
  * Copies every row of src (models, versions, tags, aliases, approvals, validations, nonces,
  * run history, the audit log and its head) into dst, which must hold no model and no audit
  * event. The copy runs in one transaction on dst and commits only after dst's audit chain
