@@ -2,7 +2,7 @@
 # pinned (policy.json on val.h5), whose Production needs an approval (bob) and a promoter
 # (alice); v1 and v2 promoted through the gate (v2 in Production, v1 Archived), v3 in Staging.
 . "$STAGEGATE_SOURCE_DIR/tests/registry/lib.sh"
-real_models 3
+real_models 4
 keys admin signer alice bob mallory
 R="$SG registry"
 expect 0 $R init --admin admin.pub.pem
@@ -30,4 +30,13 @@ forge() {
     head=$(q "SELECT seq, hash FROM audit_head")
     $PY "$STAGEGATE_SOURCE_DIR/tests/security/forge_event.py" "$head" fraud "$@" > forge.sql
     q "$(cat forge.sql)"
+}
+key_id() { openssl pkey -pubin -in "$1.pub.pem" -outform DER 2>/dev/null | sha256sum | cut -c1-64; }
+# drop_append_only: what an owner of the database can do; the log's own triggers go
+drop_append_only() {
+    if [ "$BACKEND" = postgresql ]; then
+        q "DROP TRIGGER audit_log_append_only_delete ON audit_log; DROP TRIGGER audit_log_append_only_update ON audit_log"
+    else
+        q "DROP TRIGGER audit_log_append_only_delete; DROP TRIGGER audit_log_append_only_update"
+    fi
 }

@@ -1,0 +1,47 @@
+#!/bin/bash
+# Attack: delete the newest audit event (with the append-only triggers dropped, as the
+# database owner can), undo its change and rewind audit_head. The chain then verifies: the
+# log is simply shorter. A signed checkpoint kept outside the database catches it.
+. "$(dirname "$0")/registry_root_setup.sh"
+expect 0 $R set-tag fraud 3 reviewed yes
+expect 0 $R checkpoint --as admin.key.pem --out cp.json
+expect 0 $R verify-log --checkpoint cp.json
+grep -q "checkpoint of .* holds" "$WORK/out" || fail "verify-log did not report the checkpoint"
+# a checkpoint is an admin's: mallory cannot make one, and mallory's key does not verify one
+expect 1 $R checkpoint --as mallory.key.pem --out cp2.json
+err_has "is not an admin"
+[ ! -e cp2.json ] || fail "a refused checkpoint left a file"
+expect 1 $R verify-log --checkpoint cp.json --pubkey mallory.pub.pem
+err_has "checkpoint signature does not verify"
+snapshot
+# 1. rewind: the tag event goes, with its row and the head
+drop_append_only
+n=$(q "SELECT max(seq) FROM audit_log")
+prev=$(q "SELECT hash FROM audit_log WHERE seq = $((n - 1))")
+q "DELETE FROM audit_log WHERE seq = $n"
+q "DELETE FROM version_tags WHERE model_name = 'fraud' AND version = 3"
+q "UPDATE audit_head SET seq = $((n - 1)), hash = '$prev' WHERE id = 1"
+expect 0 $R verify-log   # without the checkpoint this is a consistent, shorter log
+expect 1 $R verify-log --checkpoint cp.json
+err_has "rewound past a checkpoint"
+err_has "certifies event $n, and the log now ends at event $((n - 1))"
+expect 1 $R verify-log --checkpoint cp.json --pubkey admin.pub.pem
+err_has "rewound past a checkpoint"
+# 2. rewrite: another event in its place, chained correctly
+forge set-tag 3 "" "" "" "$(printf reviewed | sha256sum | cut -c1-64)" "reviewed=no"
+q "INSERT INTO version_tags (model_name, version, tag_key, tag_value) VALUES ('fraud', 3, 'reviewed', 'no')"
+expect 1 $R verify-log --checkpoint cp.json
+err_has "rewritten: event $n's hash is not the one the checkpoint"
+# 3. a checkpoint edited to certify the forged head does not verify
+restore
+$PY - cp.json <<'PY'
+import base64, json, sys
+env = json.load(open(sys.argv[1]))
+p = json.loads(base64.b64decode(env["payload"]))
+p["seq"] -= 1
+env["payload"] = base64.b64encode(json.dumps(p).encode()).decode()
+json.dump(env, open("cp-edited.json", "w"))
+PY
+expect 1 $R verify-log --checkpoint cp-edited.json
+err_has "checkpoint signature does not verify"
+echo "rewound audit head: detected by a checkpoint"
