@@ -23,6 +23,8 @@ static const char usage_text[] =
     "  record REPORT [--pubkey PUB] [--model NAME]      add a run to the history "
     "(docs/nightly.md)\n"
     "  runs NAME [--version V] [--fingerprint ID] [--limit N]   list recorded runs\n"
+    "  set-run-verdict NAME REPORT VERDICT | set-run-verdict NAME REPORT --from COMPARE.json\n"
+    "                       store the nightly compare verdict of a recorded run\n"
     "  init                 create the schema (or bring it up to date)\n"
     "  migrate --from SRC --to DST   copy a registry into an empty one, verified\n"
     "\n"
@@ -39,16 +41,17 @@ static const char usage_text[] =
 
 /* Which options a subcommand takes: each subcommand declares its own set. */
 enum {
-    O_DB = 1 << 0,      /* --db (also accepted before the subcommand) */
-    O_JSON = 1 << 1,    /* --json (also accepted before the subcommand) */
-    O_AS = 1 << 2,      /* --as KEY.pem: a signed request */
-    O_REPORT = 1 << 3,  /* transition --report */
-    O_APPROVE = 1 << 4, /* approve --reject --comment */
-    O_MODEL = 1 << 5,   /* create-model's policy options */
-    O_RECORD = 1 << 6,  /* record --pubkey --model */
-    O_RUNS = 1 << 7,    /* runs --version --fingerprint --limit */
-    O_ADMIN = 1 << 8,   /* init, migrate: schema and copies */
-    O_COPY = 1 << 9,    /* migrate --from --to */
+    O_DB = 1 << 0,       /* --db (also accepted before the subcommand) */
+    O_JSON = 1 << 1,     /* --json (also accepted before the subcommand) */
+    O_AS = 1 << 2,       /* --as KEY.pem: a signed request */
+    O_REPORT = 1 << 3,   /* transition --report */
+    O_APPROVE = 1 << 4,  /* approve --reject --comment */
+    O_MODEL = 1 << 5,    /* create-model's policy options */
+    O_RECORD = 1 << 6,   /* record --pubkey --model */
+    O_RUNS = 1 << 7,     /* runs --version --fingerprint --limit */
+    O_ADMIN = 1 << 8,    /* init, migrate: schema and copies */
+    O_COPY = 1 << 9,     /* migrate --from --to */
+    O_VERDICT = 1 << 10, /* set-run-verdict --from */
 };
 #define O_READ (O_DB | O_JSON)
 #define O_WRITE (O_DB | O_JSON | O_AS)
@@ -78,6 +81,7 @@ static const sub_spec subs[] = {
     {"resolve", 1, 1, false, O_READ},
     {"record", 1, 1, false, O_READ | O_RECORD},
     {"runs", 1, 1, false, O_READ | O_RUNS},
+    {"set-run-verdict", 2, 3, false, O_READ | O_VERDICT},
     {"init", 0, 0, true, O_READ | O_ADMIN},
     {"migrate", 0, 0, true, O_JSON | O_ADMIN | O_COPY},
 };
@@ -119,6 +123,7 @@ static void sub_options(reg_cli *c, unsigned set, sg_opt *out)
         {O_RUNS, SG_OPT_INT_("limit", &c->limit, 1, (double)INT64_MAX)},
         {O_COPY, SG_OPT_STR("from", &c->from)},
         {O_COPY, SG_OPT_STR("to", &c->to)},
+        {O_VERDICT, SG_OPT_STR("from", &c->from)},
     };
     size_t n = 0;
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
@@ -420,9 +425,9 @@ int sg_cmd_registry(int argc, char **argv)
     sub_options(&c, sp->opts, opts);
     int prc = sg_opts_parse(c.cmd, opts, argc, argv, first + 1, c.pos, 4, &c.n_pos);
     if (prc == SG_OPTS_HELP) {
-        fputs(sp->opts & (O_RECORD | O_RUNS) ? reg_runs_usage
-              : sp->opts & O_ADMIN           ? reg_admin_usage
-                                             : usage_text,
+        fputs(sp->opts & (O_RECORD | O_RUNS | O_VERDICT) ? reg_runs_usage
+              : sp->opts & O_ADMIN                       ? reg_admin_usage
+                                                         : usage_text,
               stdout);
         return 0;
     }
@@ -436,7 +441,7 @@ int sg_cmd_registry(int argc, char **argv)
                                   sp->max_pos > sp->min_pos ? " or more" : "",
                                   sp->max_pos == 1 ? "" : "s", c.n_pos);
     if (reg_cli_is_remote(c.db)) return reg_cli_remote(&c);
-    if (sp->opts & (O_RECORD | O_RUNS)) return reg_cmd_runs(&c);
+    if (sp->opts & (O_RECORD | O_RUNS | O_VERDICT)) return reg_cmd_runs(&c);
     if (sp->opts & O_ADMIN) {
         if ((sp->opts & O_COPY) && global_db)
             return sg_cli_usage_error(c.cmd, "migrate takes --from and --to, not --db");
