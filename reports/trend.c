@@ -500,9 +500,10 @@ sg_status sg_trend_render(FILE *out, const json_t *doc)
             n_regressed, n, n == 1 ? "" : "s");
     if (n_verdict < n)
         fprintf(out,
-                "%zu run%s carry no stored verdict (recorded outside the nightly job, or before it "
-                "stored verdicts) and %s never marked. ",
-                n - n_verdict, n - n_verdict == 1 ? "" : "s", n - n_verdict == 1 ? "is" : "are");
+                "%zu %s no stored verdict (recorded outside the nightly job, or before it stored "
+                "verdicts) and %s never marked. ",
+                n - n_verdict, n - n_verdict == 1 ? "run has" : "runs have",
+                n - n_verdict == 1 ? "is" : "are");
     fprintf(out,
             "The shaded band on the latency charts (from a version's fourth run on) is the "
             "min..max of up to 20 previous runs, the noise band nightly hands to compare; it is "
