@@ -153,12 +153,11 @@ static int write_trend(const char *dir)
             json_pack("{s:i, s:s, s:i, s:s, s:s, s:s, s:{s:s, s:i, s:s, s:s}, s:{s:{s:f, s:f}, "
                       "s:{s:f}, s:[s], s:{s:f, s:f}}}",
                       "id", night + 1, "verdict", verdict, "version", version, "fingerprint",
-                      "3f1c9a", "time", t, "result",
-                      night == 30 ? "FAILED" : "PASSED", "machine", "cpu_model", "AMD EPYC 7B13",
-                      "cores", 8, "kernel", "Linux 6.1.0", "stagegate_version", "0.1.0", "figures",
-                      "latency_ns", "p50", base * f, "p99", base * f * 2.4, "metrics", "accuracy",
-                      0.92 + 0.005 * sin(night), "gated", "accuracy", "limits", "latency.p99",
-                      50000.0, "metric.accuracy", 0.85));
+                      "3f1c9a", "time", t, "result", night == 30 ? "FAILED" : "PASSED", "machine",
+                      "cpu_model", "AMD EPYC 7B13", "cores", 8, "kernel", "Linux 6.1.0",
+                      "stagegate_version", "0.1.0", "figures", "latency_ns", "p50", base * f, "p99",
+                      base * f * 2.4, "metrics", "accuracy", 0.92 + 0.005 * sin(night), "gated",
+                      "accuracy", "limits", "latency.p99", 50000.0, "metric.accuracy", 0.85));
     }
     json_t *doc = json_pack("{s:s, s:o}", "model", "fraud-detector", "runs", runs);
     char path[4096];
