@@ -167,6 +167,25 @@ static const char *run_verdict(const json_t *r)
     return v && *v ? v : NULL;
 }
 
+/* true when a start-anchored label at (x, y) keeps clear of every point of the chart and of the
+ * regressed mark above it. */
+static bool clear_of_points(const axes *a, const json_t *runs, const char *fig, const double *xs,
+                            double x, double y, const char *text)
+{
+    double x0 = x, x1 = x + sg_chart_text_width(text, FONT), y0 = y - FONT * 0.8,
+           y1 = y + FONT * 0.25;
+    for (size_t i = 0; i < json_array_size(runs); i++) {
+        json_t *r = json_array_get(runs, i);
+        double v = figure_value(r, fig);
+        if (!isfinite(v)) continue;
+        double cx = px(a, xs[i]), cy = py(a, v);
+        const char *verdict = run_verdict(r);
+        double top = verdict && !strcmp(verdict, "regressed") ? cy - 17 : cy - 5;
+        if (x0 < cx + 5 && cx - 5 < x1 && y0 < cy + 5 && top < y1) return false;
+    }
+    return true;
+}
+
 /*
  * One line per (fingerprint, version): the version's colour, the fingerprint's dash. Lines of
  * two versions that run side by side would otherwise zigzag between them. A run whose nightly
@@ -242,9 +261,14 @@ static void series_chart(FILE *out, const json_t *runs, const char *fig, const a
         if (m) {
             char t[32];
             snprintf(t, sizeof t, "v%lld", ver);
+            /* Next to the line's last point, else a row or more below or above it, clear of the
+             * other labels and of the points (another version's line may start right there). */
+            static const double dy[] = {0, 12, -12, 24, -24, 36, 48};
             double lx = px(a, bx[m - 1]) + 6, ly = py(a, bv[m - 1]) + 4;
-            for (int tries = 0; tries < 5; tries++, ly += 12)
-                if (sg_chart_label(out, l, lx, ly, t, FONT, "start", "slab", false)) break;
+            for (size_t t2 = 0; t2 < sizeof dy / sizeof dy[0]; t2++)
+                if (clear_of_points(a, runs, fig, xs, lx, ly + dy[t2], t) &&
+                    sg_chart_label(out, l, lx, ly + dy[t2], t, FONT, "start", "slab", false))
+                    break;
         }
     }
     free(bx), free(bv), free(lo), free(hi), free(idx);
@@ -388,6 +412,17 @@ static void chart(FILE *out, const json_t *runs, const char *fig, json_t *fps, j
                     W - MR, y, y);
     }
     x_ticks(out, &a, by_time, &l);
+    /* The regressed marks are drawn with the series, after the labels below: keep the labels
+     * off the triangles (6 px either side of the point, 7 to 17 px above it). */
+    for (size_t i = 0; i < n; i++) {
+        json_t *r = json_array_get(runs, i);
+        const char *v = run_verdict(r);
+        double y = figure_value(r, fig);
+        if (!v || strcmp(v, "regressed") || !isfinite(y) || l.n >= SG_CHART_MAX_LABELS) continue;
+        double cx = px(&a, xs[i]), cy = py(&a, y);
+        double box[4] = {cx - 6, cy - 17, cx + 6, cy - 7};
+        memcpy(l.box[l.n++], box, sizeof box);
+    }
     /* A version is marked where it first appears. Nightly runs interleave the Staging and
      * Production versions, so "differs from the previous run" would mark every run. */
     json_t *seen = json_object();
@@ -401,7 +436,14 @@ static void chart(FILE *out, const json_t *runs, const char *fig, json_t *fps, j
         double x = (px(&a, xs[i - 1]) + px(&a, xs[i])) / 2;
         fprintf(out, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%d\" y2=\"%d\" class=\"version\"/>\n", x,
                 x, MT, H - MB);
-        sg_chart_label(out, &l, x + 3, MT + 12, key, FONT, "start", "vlab", false);
+        /* At the top of the line, else lower, else at its foot: clear of other labels, of the
+         * points and of their regressed marks; at the top regardless when nothing is clear. */
+        static const double ys[] = {MT + 12, MT + 26, H - MB - 6, H - MB - 20};
+        bool placed = false;
+        for (size_t t = 0; !placed && t < sizeof ys / sizeof ys[0]; t++)
+            placed = clear_of_points(&a, runs, fig, xs, x + 3, ys[t], key) &&
+                     sg_chart_label(out, &l, x + 3, ys[t], key, FONT, "start", "vlab", false);
+        if (!placed) sg_chart_label(out, &l, x + 3, MT + 12, key, FONT, "start", "vlab", true);
     }
     json_decref(seen);
     if (isfinite(limit)) {
@@ -444,7 +486,7 @@ static const char css[] =
     "solid #ddd}.legend span{white-space:nowrap}"
     ".swatch{display:inline-block;width:22px;height:0;border-top:3px solid;vertical-align:middle;"
     "margin-right:4px}"
-    ".band-swatch{height:10px;border:0;background:#1f77b4;opacity:.15}"
+    ".band-swatch{height:10px;border:0;background:#888;opacity:.3}"
     "@media print{body{max-width:none;margin:0}section{break-inside:avoid}"
     ".band,.legend,.regressed{-webkit-print-color-adjust:exact;print-color-adjust:exact}}";
 
@@ -493,10 +535,12 @@ sg_status sg_trend_render(FILE *out, const json_t *doc)
     }
     fprintf(out,
             ". One colour per model version, one line style per machine; dashed verticals mark "
-            "where a version first ran; hollow points are runs whose gate failed; a red "
-            "triangle marks a night the nightly run flagged as <b>regressed</b>: its compare "
-            "with the previous comparable run, as stored with the run in the registry (%zu of "
-            "%zu run%s flagged). ",
+            "where a version first ran; hollow points are runs whose gate failed; the red dashed "
+            "line is the policy's limit. Latency that spans more than 3&times; is drawn on a "
+            "logarithmic axis. Hover a point for its version, value and verdict.</p>\n"
+            "<p class=\"marks\">A red triangle marks a night the nightly run flagged as "
+            "<b>regressed</b>: the verdict of its compare with the previous comparable run, "
+            "stored with the run in the registry (%zu of %zu run%s flagged). ",
             n_regressed, n, n == 1 ? "" : "s");
     if (n_verdict < n)
         fprintf(out,
@@ -504,12 +548,9 @@ sg_status sg_trend_render(FILE *out, const json_t *doc)
                 "verdicts) and %s never marked. ",
                 n - n_verdict, n - n_verdict == 1 ? "run has" : "runs have",
                 n - n_verdict == 1 ? "is" : "are");
-    fprintf(out,
-            "The shaded band on the latency charts (from a version's fourth run on) is the "
-            "min..max of up to 20 previous runs, the noise band nightly hands to compare; it is "
-            "context, not a verdict. The red dashed line is the policy's limit. Latency that "
-            "spans more than 3&times; is drawn on a logarithmic axis. Hover a point for its "
-            "version, value and verdict.</p>\n<div class=\"legend\">");
+    fprintf(out, "The shaded noise band on the latency charts (from a version's fourth run on: "
+                 "the min..max of up to 20 previous runs, what nightly hands to compare) is "
+                 "context, not a verdict.</p>\n<div class=\"legend\">");
     for (size_t v = 0; v < json_array_size(versions); v++)
         fprintf(out, "<span><i class=\"swatch\" style=\"border-color:%s\"></i>v%s</span>",
                 palette[v], json_string_value(json_array_get(versions, v)));
