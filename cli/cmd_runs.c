@@ -63,7 +63,7 @@ static void print_run(const json_t *r)
 
 static bool is_sha256_hex(const char *s)
 {
-    size_t n = strspn(s, "0123456789abcdef");
+    size_t n = strspn(s, "0123456789abcdefABCDEF");
     return n == 64 && !s[n];
 }
 
@@ -94,8 +94,9 @@ static sg_status verdict_arg(reg_cli *a, const char **verdict, json_t **cmp, sg_
 /* REPORT is a SHA-256 in hex, or the report file, hashed as `registry record` hashes it. */
 static sg_status report_sha_arg(const char *arg, char sha[65], sg_err *err)
 {
-    if (is_sha256_hex(arg)) {
-        memcpy(sha, arg, 65);
+    if (is_sha256_hex(arg)) { /* stored in lower case, as sha256sum prints it */
+        for (int i = 0; i < 65; i++)
+            sha[i] = (char)(arg[i] >= 'A' && arg[i] <= 'F' ? arg[i] - 'A' + 'a' : arg[i]);
         return SG_OK;
     }
     uint8_t *env = NULL;

@@ -33,6 +33,7 @@ expect 0 $R set-run-verdict m r2.json regressed
 expect 0 $R set-run-verdict m r2.json unchanged --json # replaces the earlier verdict
 $PY -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["id"]==2 and r["verdict"]=="unchanged", r' "$WORK/out" ||
     fail "set-run-verdict --json"
+expect 0 $R set-run-verdict m "$(sha r3.json | tr a-f A-F)" unchanged # hex in either case
 expect 0 $R set-run-verdict m r3.json regressed
 # r4: no verdict stored (recorded outside the nightly job).
 echo '{"regressed": true, "latency": [{"verdict": "unchanged"}], "metrics": [{"verdict": "regressed"}]}' >c_reg.json
