@@ -27,6 +27,8 @@ static const char usage_text[] =
     "  record REPORT [--pubkey PUB] [--model NAME]      add a run to the history "
     "(docs/nightly.md)\n"
     "  runs NAME [--version V] [--fingerprint ID] [--limit N]   list recorded runs\n"
+    "  set-run-verdict NAME REPORT VERDICT | set-run-verdict NAME REPORT --from COMPARE.json\n"
+    "                       store the nightly compare verdict of a recorded run\n"
     "  init [--admin PUB]... [--server PUB]... [--as ADMIN.pem]   create the schema (or bring\n"
     "                       it up to date); add the registry's root of trust\n"
     "  migrate --from SRC --to DST   copy a registry into an empty one, verified\n"
@@ -58,6 +60,7 @@ enum {
     O_KEYS = 1 << 11,   /* init --admin --server */
     O_CHECK = 1 << 12,  /* verify-log --checkpoint --pubkey */
     O_OUT = 1 << 13,    /* checkpoint --out */
+    O_VERDICT = 1 << 14, /* set-run-verdict --from */
 };
 #define O_READ (O_DB | O_JSON)
 #define O_WRITE (O_DB | O_JSON | O_AS)
@@ -90,6 +93,7 @@ static const sub_spec subs[] = {
     {"resolve", 1, 1, false, O_READ},
     {"record", 1, 1, false, O_READ | O_RECORD},
     {"runs", 1, 1, false, O_READ | O_RUNS},
+    {"set-run-verdict", 2, 3, false, O_READ | O_VERDICT},
     {"init", 0, 0, true, O_READ | O_ADMIN | O_KEYS | O_AS},
     {"migrate", 0, 0, true, O_JSON | O_ADMIN | O_COPY},
 };
@@ -137,6 +141,7 @@ static void sub_options(reg_cli *c, unsigned set, sg_opt *out)
         {O_RUNS, SG_OPT_INT_("limit", &c->limit, 1, (double)INT64_MAX)},
         {O_COPY, SG_OPT_STR("from", &c->from)},
         {O_COPY, SG_OPT_STR("to", &c->to)},
+        {O_VERDICT, SG_OPT_STR("from", &c->from)},
     };
     size_t n = 0;
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
@@ -458,9 +463,9 @@ int sg_cmd_registry(int argc, char **argv)
     sub_options(&c, sp->opts, opts);
     int prc = sg_opts_parse(c.cmd, opts, argc, argv, first + 1, c.pos, 4, &c.n_pos);
     if (prc == SG_OPTS_HELP) {
-        fputs(sp->opts & (O_RECORD | O_RUNS) ? reg_runs_usage
-              : sp->opts & O_ADMIN           ? reg_admin_usage
-                                             : usage_text,
+        fputs(sp->opts & (O_RECORD | O_RUNS | O_VERDICT) ? reg_runs_usage
+              : sp->opts & O_ADMIN                       ? reg_admin_usage
+                                                         : usage_text,
               stdout);
         return 0;
     }
@@ -474,7 +479,7 @@ int sg_cmd_registry(int argc, char **argv)
                                   sp->max_pos > sp->min_pos ? " or more" : "",
                                   sp->max_pos == 1 ? "" : "s", c.n_pos);
     if (reg_cli_is_remote(c.db)) return reg_cli_remote(&c);
-    if (sp->opts & (O_RECORD | O_RUNS)) return reg_cmd_runs(&c);
+    if (sp->opts & (O_RECORD | O_RUNS | O_VERDICT)) return reg_cmd_runs(&c);
     if (sp->opts & O_ADMIN) {
         if ((sp->opts & O_COPY) && global_db)
             return sg_cli_usage_error(c.cmd, "migrate takes --from and --to, not --db");

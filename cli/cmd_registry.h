@@ -11,7 +11,7 @@ typedef struct {
     char cmd[64]; /* "registry SUB", for usage errors */
     const char *db, *as, *report, *comment, *stages, *transitions, *report_stage, *description;
     const char *pubkey, *model, *fingerprint; /* record, runs */
-    const char *from, *to;                    /* migrate */
+    const char *from, *to;                    /* migrate; set-run-verdict --from */
     int64_t max_age, version, limit;          /* 0 = not given */
     bool json, reject, require_approval;
     const char *pos[4]; /* positionals point into argv */
@@ -31,7 +31,7 @@ int reg_cli_print(reg_cli *c, json_t *doc);
 bool reg_cli_is_remote(const char *db);
 int reg_cli_remote(reg_cli *c);
 int reg_cli_fail(int rc, const sg_err *err);
-/* `registry record` and `registry runs` (cmd_runs.c). */
+/* `registry record`, `registry runs` and `registry set-run-verdict` (cmd_runs.c). */
 int reg_cmd_runs(reg_cli *c);
 extern const char reg_runs_usage[];
 /* `registry init` and `registry migrate` (cmd_registry_admin.c). */

@@ -372,7 +372,8 @@ static int read_sub(remote *r)
 int reg_cli_remote(reg_cli *c)
 {
     const char *s = c->sub;
-    if (!strcmp(s, "resolve") || !strcmp(s, "record") || !strcmp(s, "runs"))
+    if (!strcmp(s, "resolve") || !strcmp(s, "record") || !strcmp(s, "runs") ||
+        !strcmp(s, "set-run-verdict"))
         return sg_cli_usage_error(c->cmd, "%s works on a local registry only, not through a server",
                                   s);
     if (c->as)

@@ -1,20 +1,30 @@
-/* `stagegate registry record REPORT` and `stagegate registry runs NAME`: the run history. */
+/* `stagegate registry record REPORT`, `stagegate registry runs NAME` and `stagegate registry
+ * set-run-verdict NAME REPORT VERDICT`: the run history and the nightly verdicts. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cmd_registry.h"
 #include "stagegate/compare.h"
 #include "stagegate/keys.h"
+#include "stagegate/report.h"
 
 const char reg_runs_usage[] =
     "usage: stagegate registry record REPORT [--pubkey PUB.pem] [--model NAME] [--db PATH] "
     "[--json]\n"
     "       stagegate registry runs NAME [--version V] [--fingerprint ID] [--limit N] [--db PATH] "
-    "[--json]\n\n"
+    "[--json]\n"
+    "       stagegate registry set-run-verdict NAME REPORT (VERDICT | --from COMPARE.json) "
+    "[--db PATH] [--json]\n\n"
     "record adds a run to the history from a signed gate report: the version is the one whose\n"
     "artifact digest is the report's subject (--model picks the model when several hold it);\n"
     "the report must verify with --pubkey or, without it, with one of the model's trusted\n"
     "signer keys. runs lists a model's runs, oldest first (--limit keeps the newest N).\n"
+    "set-run-verdict stores the verdict of the nightly compare of a recorded run: REPORT is\n"
+    "the report file it was recorded from, or that file's SHA-256; VERDICT is regressed,\n"
+    "improved, unchanged or first (nothing to compare with), or --from the `compare --json`\n"
+    "output (regressed if anything regressed; improved if something improved and nothing got\n"
+    "worse; else unchanged). The trend page marks the nights whose verdict is regressed.\n"
     "Exit codes: 0 ok, 1 the report does not verify, 2 usage or input error.\n";
 
 static double lat(const json_t *run, const char *k)
@@ -30,6 +40,8 @@ static void print_run(const json_t *r)
            (long long)json_integer_value(json_object_get(r, "version")), sg_json_str(r, "stage"),
            *sg_json_str(r, "fingerprint") ? sg_json_str(r, "fingerprint") : "(no machine)",
            sg_json_str(r, "result"));
+    if (json_is_string(json_object_get(r, "verdict")))
+        printf(" (nightly: %s)", sg_json_str(r, "verdict"));
     if (isfinite(lat(r, "p50")) && isfinite(lat(r, "p99"))) {
         char a[32], b[32];
         sg_format_ns(lat(r, "p50"), a, sizeof a);
@@ -49,8 +61,85 @@ static void print_run(const json_t *r)
     printf("\n");
 }
 
+static bool is_sha256_hex(const char *s)
+{
+    size_t n = strspn(s, "0123456789abcdefABCDEF");
+    return n == 64 && !s[n];
+}
+
+/* The verdict to store: given, or read off a `compare --json` document. */
+static sg_status verdict_arg(reg_cli *a, const char **verdict, json_t **cmp, sg_err *err)
+{
+    if (a->n_pos == 3 && a->from)
+        return sg_errf(err, SG_EINPUT,
+                       "set-run-verdict: give VERDICT or --from COMPARE.json, not both");
+    if (a->n_pos == 2 && !a->from)
+        return sg_errf(err, SG_EINPUT, "set-run-verdict: missing VERDICT (or --from COMPARE.json)");
+    if (!a->from) {
+        *verdict = a->pos[2];
+        return SG_OK;
+    }
+    uint8_t *data = NULL;
+    size_t len = 0;
+    int rc = sg_read_file(a->from, 64u << 20, &data, &len, err);
+    if (rc) return rc;
+    json_error_t jerr;
+    *cmp = json_loadb((const char *)data, len, 0, &jerr);
+    free(data);
+    if (!*cmp)
+        return sg_errf(err, SG_EINPUT, "%s: not JSON (line %d: %s)", a->from, jerr.line, jerr.text);
+    return sg_compare_verdict(*cmp, a->from, verdict, err);
+}
+
+/* REPORT is a SHA-256 in hex, or the report file, hashed as `registry record` hashes it. */
+static sg_status report_sha_arg(const char *arg, char sha[65], sg_err *err)
+{
+    if (is_sha256_hex(arg)) { /* stored in lower case, as sha256sum prints it */
+        for (int i = 0; i < 65; i++)
+            sha[i] = (char)(arg[i] >= 'A' && arg[i] <= 'F' ? arg[i] - 'A' + 'a' : arg[i]);
+        return SG_OK;
+    }
+    uint8_t *env = NULL;
+    size_t len = 0;
+    int rc = sg_read_file(arg, SG_DSSE_MAX_ENVELOPE, &env, &len, err);
+    if (rc) return rc;
+    sg_sha256_hex(env, len, sha);
+    free(env);
+    return SG_OK;
+}
+
+static int cmd_set_verdict(reg_cli *a)
+{
+    sg_err err = {{0}};
+    const char *verdict = NULL;
+    json_t *cmp = NULL, *doc = NULL;
+    char sha[65];
+    int rc = verdict_arg(a, &verdict, &cmp, &err);
+    if (!rc && !sg_run_verdict_valid(verdict))
+        rc =
+            sg_errf(&err, SG_EINPUT,
+                    "verdict '%.64s' is not one of regressed, improved, unchanged, first", verdict);
+    if (!rc) rc = report_sha_arg(a->pos[1], sha, &err);
+    sg_registry *reg = NULL;
+    if (!rc) rc = sg_registry_open(sg_registry_path(a->db), false, &reg, &err);
+    if (!rc) rc = sg_registry_set_run_verdict(reg, a->pos[0], sha, verdict, &doc, &err);
+    sg_registry_close(reg);
+    json_decref(cmp); /* verdict is argv or a string literal, not cmp's */
+    if (rc) return sg_cli_fail(rc, &err);
+    if (a->json) {
+        rc = sg_json_print(doc) ? 2 : 0;
+    } else {
+        printf("verdict stored for run #%lld: ",
+               (long long)json_integer_value(json_object_get(doc, "id")));
+        print_run(doc);
+    }
+    json_decref(doc);
+    return rc;
+}
+
 int reg_cmd_runs(reg_cli *a)
 {
+    if (!strcmp(a->sub, "set-run-verdict")) return cmd_set_verdict(a);
     bool record = !strcmp(a->sub, "record");
     const char *arg = a->pos[0];
     sg_err err = {{0}};

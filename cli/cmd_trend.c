@@ -10,7 +10,8 @@ static const char trend_usage[] =
     "Writes a self-contained HTML page (inline SVG, no scripts, nothing fetched) with a chart\n"
     "of p50 and p99 latency and of each gated metric over the model's recorded runs\n"
     "(`stagegate registry record`): a colour per model version, a line style per machine\n"
-    "fingerprint, version changes, regressed runs and the policy's limits marked.\n"
+    "fingerprint, version changes and the policy's limits marked, and a red triangle on the\n"
+    "nights whose stored nightly verdict is regressed (`stagegate registry set-run-verdict`).\n"
     "The file is written atomically.\n"
     "Exit codes: 0 written, 2 usage or input error (unknown model, unwritable path).\n";
 

@@ -138,21 +138,24 @@ static json_t *figures_of(json_t *pred)
 
 static const char run_cols[] =
     "SELECT id, model_name, version, stage, fingerprint, machine, run_at, recorded_at,"
-    " report_sha256, report_path, result, signer_key_id, scenario, figures FROM runs";
+    " report_sha256, report_path, result, signer_key_id, scenario, figures, verdict FROM runs";
 
 static json_t *row_json(reg_stmt *st)
 {
     static const char *const names[] = {
         "id",      "model",         "version",     "stage",         "fingerprint",
         "machine", "time",          "recorded_at", "report_sha256", "report_path",
-        "result",  "signer_key_id", "scenario",    "figures"};
+        "result",  "signer_key_id", "scenario",    "figures",       "verdict"};
     json_t *o = json_object();
-    for (int c = 0; c < 14; c++) {
+    for (int c = 0; c < 15; c++) {
         if (c == 0 || c == 2) {
             json_object_set_new(o, names[c], json_integer(reg_col_int64(st, c)));
         } else if (c == 5 || c == 13) { /* stored as JSON text written by this file */
             json_t *j = json_loads(reg_col_text(st, c), JSON_DECODE_ANY, NULL);
             json_object_set_new(o, names[c], j ? j : json_null());
+        } else if (c == 14) { /* '' (the column's default): no verdict was stored */
+            const char *v = reg_col_text(st, c);
+            json_object_set_new(o, names[c], v && *v ? json_string(v) : json_null());
         } else {
             json_object_set_new(o, names[c], json_string(reg_col_text(st, c)));
         }
@@ -315,4 +318,68 @@ json_t *sg_registry_runs(sg_registry *reg, const char *model, const sg_runs_filt
     json_object_set_new(doc, "model", json_string(model));
     json_object_set_new(doc, "runs", arr);
     return doc;
+}
+
+bool sg_run_verdict_valid(const char *verdict)
+{
+    static const char *const ok[] = {"regressed", "improved", "unchanged", "first"};
+    for (size_t i = 0; verdict && i < sizeof ok / sizeof ok[0]; i++)
+        if (!strcmp(verdict, ok[i])) return true;
+    return false;
+}
+
+static bool hex64(const char *s)
+{
+    size_t n = 0;
+    for (; s && s[n]; n++)
+        if (!strchr("0123456789abcdef", s[n])) return false;
+    return n == 64;
+}
+
+sg_status sg_registry_set_run_verdict(sg_registry *reg, const char *model,
+                                      const char *report_sha256, const char *verdict, json_t **run,
+                                      sg_err *err)
+{
+    if (run) *run = NULL;
+    if (!sg_run_verdict_valid(verdict))
+        return sg_errf(err, SG_EINPUT,
+                       "verdict '%s' is not one of regressed, improved, unchanged, first",
+                       verdict ? verdict : "");
+    if (!hex64(report_sha256))
+        return sg_errf(err, SG_EINPUT, "report sha256 '%.80s' is not 64 lowercase hex digits",
+                       report_sha256);
+    reg_model m;
+    int rc = reg_model_load(reg, model, &m, err);
+    if (rc) return rc;
+    reg_stmt *st = NULL;
+    rc = reg_begin(reg, err);
+    if (!rc)
+        rc = reg_prepare(
+            reg, "UPDATE runs SET verdict = ?1 WHERE model_name = ?2 AND report_sha256 = ?3", &st,
+            err);
+    if (!rc) {
+        reg_bind_text(st, 1, verdict);
+        reg_bind_text(st, 2, model);
+        reg_bind_text(st, 3, report_sha256);
+        if (reg_step(st) != REG_DONE)
+            rc = reg_db_error(reg, err, "storing a run's verdict");
+        else if (reg->ops->changes(reg->store) == 0)
+            rc = sg_errf(err, SG_EINPUT,
+                         "no run of %s was recorded from a report with sha256:%.16s...", model,
+                         report_sha256);
+    }
+    reg_finalize(st);
+    if (reg->in_tx) rc = reg_finish(reg, rc, err);
+    if (rc || !run) return rc;
+    char sql[512];
+    snprintf(sql, sizeof sql, "%s WHERE model_name = ? AND report_sha256 = ?", run_cols);
+    if ((rc = reg_prepare(reg, sql, &st, err))) return rc;
+    reg_bind_text(st, 1, model);
+    reg_bind_text(st, 2, report_sha256);
+    if (reg_step(st) == REG_ROW)
+        *run = row_json(st);
+    else
+        rc = reg_db_error(reg, err, "reading the run back");
+    reg_finalize(st);
+    return rc;
 }

@@ -188,3 +188,32 @@ sg_status sg_compare_runs(const sg_compare_run *o, const sg_compare_run *n, cons
     *out = doc;
     return SG_OK;
 }
+
+sg_status sg_compare_verdict(const json_t *cmp, const char *path, const char **verdict, sg_err *err)
+{
+    *verdict = NULL;
+    json_t *reg = json_object_get(cmp, "regressed");
+    json_t *rows[2] = {json_object_get(cmp, "latency"), json_object_get(cmp, "metrics")};
+    if (!json_is_boolean(reg) || !json_is_array(rows[0]) || !json_is_array(rows[1]))
+        return sg_errf(err, SG_EINPUT,
+                       "%s: not a `compare --json` document (needs \"regressed\", \"latency\" "
+                       "and \"metrics\")",
+                       path);
+    bool improved = false, worse = false;
+    for (int k = 0; k < 2; k++) {
+        size_t i;
+        json_t *r;
+        json_array_foreach(rows[k], i, r)
+        {
+            json_t *v = json_object_get(r, "verdict");
+            if (!json_is_string(v))
+                return sg_errf(err, SG_EINPUT, "%s: %s[%zu].verdict is not a string", path,
+                               k ? "metrics" : "latency", i);
+            improved |= !strcmp(json_string_value(v), "improved");
+            worse |= !strcmp(json_string_value(v), "worse") ||
+                     !strcmp(json_string_value(v), "regressed");
+        }
+    }
+    *verdict = json_is_true(reg) ? "regressed" : improved && !worse ? "improved" : "unchanged";
+    return SG_OK;
+}

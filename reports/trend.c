@@ -3,7 +3,9 @@
  * nothing fetched) with a chart per figure over time. Series are machine
  * fingerprints, because latency from two machines is not one line; dashed
  * verticals mark where the model version changed, so a step in a line can be
- * told apart from a new model at a glance.
+ * told apart from a new model at a glance. Regressed nights are the runs whose
+ * stored nightly compare verdict is "regressed"; the page does not judge runs
+ * itself (the noise band it shades is context, not a verdict).
  */
 #define _GNU_SOURCE
 #include <math.h>
@@ -158,14 +160,40 @@ static void noise_band(FILE *out, const axes *a, const double *x, const double *
             ver);
 }
 
+/* The nightly compare verdict stored with a run, or NULL when none was. */
+static const char *run_verdict(const json_t *r)
+{
+    const char *v = json_string_value(json_object_get(r, "verdict"));
+    return v && *v ? v : NULL;
+}
+
+/* true when a start-anchored label at (x, y) keeps clear of every point of the chart and of the
+ * regressed mark above it. */
+static bool clear_of_points(const axes *a, const json_t *runs, const char *fig, const double *xs,
+                            double x, double y, const char *text)
+{
+    double x0 = x, x1 = x + sg_chart_text_width(text, FONT), y0 = y - FONT * 0.8,
+           y1 = y + FONT * 0.25;
+    for (size_t i = 0; i < json_array_size(runs); i++) {
+        json_t *r = json_array_get(runs, i);
+        double v = figure_value(r, fig);
+        if (!isfinite(v)) continue;
+        double cx = px(a, xs[i]), cy = py(a, v);
+        const char *verdict = run_verdict(r);
+        double top = verdict && !strcmp(verdict, "regressed") ? cy - 17 : cy - 5;
+        if (x0 < cx + 5 && cx - 5 < x1 && y0 < cy + 5 && top < y1) return false;
+    }
+    return true;
+}
+
 /*
  * One line per (fingerprint, version): the version's colour, the fingerprint's dash. Lines of
- * two versions that run side by side would otherwise zigzag between them. A point beyond its
- * noise band on the worse side is marked regressed, a failed gate hollow.
+ * two versions that run side by side would otherwise zigzag between them. A run whose nightly
+ * verdict is "regressed" is marked with a red triangle, a failed gate hollow.
  */
 static void series_chart(FILE *out, const json_t *runs, const char *fig, const axes *a,
-                         const double *xs, const char *fp, int fpi, json_t *versions, bool worse_up,
-                         bool latency, sg_chart_labels *l)
+                         const double *xs, const char *fp, int fpi, json_t *versions, bool latency,
+                         sg_chart_labels *l)
 {
     size_t n = json_array_size(runs);
     json_t *vs = json_array();
@@ -206,29 +234,41 @@ static void series_chart(FILE *out, const json_t *runs, const char *fig, const a
             json_t *r = json_array_get(runs, idx[j]);
             char lbl[32];
             fmt_value(lbl, sizeof lbl, bv[j], latency);
-            bool failed = strcmp(json_string_value(json_object_get(r, "result")), "PASSED") != 0;
-            bool regressed = isfinite(lo[j]) && (worse_up ? bv[j] > hi[j] : bv[j] < lo[j]);
+            const char *result = json_string_value(json_object_get(r, "result"));
+            bool failed = !result || strcmp(result, "PASSED") != 0;
+            const char *verdict = run_verdict(r);
+            bool regressed = verdict && !strcmp(verdict, "regressed");
+            long long id = (long long)json_integer_value(json_object_get(r, "id"));
             double cx = px(a, bx[j]), cy = py(a, bv[j]);
-            fprintf(
-                out,
-                "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\" fill=\"%s\" stroke=\"%s\"><title>v%lld "
-                "%s: %s%s%s</title></circle>\n",
-                cx, cy, failed ? "#fff" : colour, colour, ver,
-                json_string_value(json_object_get(r, "time")), lbl, failed ? " (gate FAILED)" : "",
-                regressed ? " (outside the noise band of the previous runs)" : "");
+            const char *time = json_string_value(json_object_get(r, "time"));
+            fprintf(out,
+                    "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\" fill=\"%s\" stroke=\"%s\" "
+                    "data-run=\"%lld\" data-verdict=\"",
+                    cx, cy, failed ? "#fff" : colour, colour, id);
+            sg_fputs_xml_escaped(out, verdict ? verdict : "");
+            fprintf(out, "\"><title>v%lld ", ver);
+            sg_fputs_xml_escaped(out, time ? time : "");
+            fprintf(out, ": %s%s; nightly verdict: ", lbl, failed ? " (gate FAILED)" : "");
+            sg_fputs_xml_escaped(out, verdict ? verdict : "none stored");
+            fputs("</title></circle>\n", out);
             if (regressed)
-                fprintf(
-                    out,
-                    "<path class=\"regressed\" d=\"M%.1f,%.1f l-6,-10 h12 z\"><title>regressed: "
-                    "%s, beyond the min..max of v%lld's previous runs</title></path>\n",
-                    cx, cy - 7, lbl, ver);
+                fprintf(out,
+                        "<path class=\"regressed\" data-run=\"%lld\" d=\"M%.1f,%.1f l-6,-10 h12 "
+                        "z\"><title>regressed: the nightly compare of this run (v%lld, %s) "
+                        "flagged it</title></path>\n",
+                        id, cx, cy - 7, ver, lbl);
         }
         if (m) {
             char t[32];
             snprintf(t, sizeof t, "v%lld", ver);
+            /* Next to the line's last point, else a row or more below or above it, clear of the
+             * other labels and of the points (another version's line may start right there). */
+            static const double dy[] = {0, 12, -12, 24, -24, 36, 48};
             double lx = px(a, bx[m - 1]) + 6, ly = py(a, bv[m - 1]) + 4;
-            for (int tries = 0; tries < 5; tries++, ly += 12)
-                if (sg_chart_label(out, l, lx, ly, t, FONT, "start", "slab", false)) break;
+            for (size_t t2 = 0; t2 < sizeof dy / sizeof dy[0]; t2++)
+                if (clear_of_points(a, runs, fig, xs, lx, ly + dy[t2], t) &&
+                    sg_chart_label(out, l, lx, ly + dy[t2], t, FONT, "start", "slab", false))
+                    break;
         }
     }
     free(bx), free(bv), free(lo), free(hi), free(idx);
@@ -301,7 +341,6 @@ static void chart(FILE *out, const json_t *runs, const char *fig, json_t *fps, j
     bool latency = !strncmp(fig, "latency.", 8);
     bool gib = true;
     if (!latency && sg_metric_direction(fig + 7, &gib)) gib = true;
-    bool worse_up = latency || !gib;
     axes a = {{INFINITY, -INFINITY, false}, INFINITY, -INFINITY};
     size_t n = json_array_size(runs), have = 0;
     for (size_t i = 0; i < n; i++) {
@@ -373,6 +412,17 @@ static void chart(FILE *out, const json_t *runs, const char *fig, json_t *fps, j
                     W - MR, y, y);
     }
     x_ticks(out, &a, by_time, &l);
+    /* The regressed marks are drawn with the series, after the labels below: keep the labels
+     * off the triangles (6 px either side of the point, 7 to 17 px above it). */
+    for (size_t i = 0; i < n; i++) {
+        json_t *r = json_array_get(runs, i);
+        const char *v = run_verdict(r);
+        double y = figure_value(r, fig);
+        if (!v || strcmp(v, "regressed") || !isfinite(y) || l.n >= SG_CHART_MAX_LABELS) continue;
+        double cx = px(&a, xs[i]), cy = py(&a, y);
+        double box[4] = {cx - 6, cy - 17, cx + 6, cy - 7};
+        memcpy(l.box[l.n++], box, sizeof box);
+    }
     /* A version is marked where it first appears. Nightly runs interleave the Staging and
      * Production versions, so "differs from the previous run" would mark every run. */
     json_t *seen = json_object();
@@ -386,7 +436,14 @@ static void chart(FILE *out, const json_t *runs, const char *fig, json_t *fps, j
         double x = (px(&a, xs[i - 1]) + px(&a, xs[i])) / 2;
         fprintf(out, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%d\" y2=\"%d\" class=\"version\"/>\n", x,
                 x, MT, H - MB);
-        sg_chart_label(out, &l, x + 3, MT + 12, key, FONT, "start", "vlab", false);
+        /* At the top of the line, else lower, else at its foot: clear of other labels, of the
+         * points and of their regressed marks; at the top regardless when nothing is clear. */
+        static const double ys[] = {MT + 12, MT + 26, H - MB - 6, H - MB - 20};
+        bool placed = false;
+        for (size_t t = 0; !placed && t < sizeof ys / sizeof ys[0]; t++)
+            placed = clear_of_points(&a, runs, fig, xs, x + 3, ys[t], key) &&
+                     sg_chart_label(out, &l, x + 3, ys[t], key, FONT, "start", "vlab", false);
+        if (!placed) sg_chart_label(out, &l, x + 3, MT + 12, key, FONT, "start", "vlab", true);
     }
     json_decref(seen);
     if (isfinite(limit)) {
@@ -409,7 +466,7 @@ static void chart(FILE *out, const json_t *runs, const char *fig, json_t *fps, j
     }
     for (size_t s = 0; s < json_array_size(fps); s++)
         series_chart(out, runs, fig, &a, xs, json_string_value(json_array_get(fps, s)), (int)s,
-                     versions, worse_up, latency, &l);
+                     versions, latency, &l);
     fprintf(out, "</svg></section>\n");
 }
 
@@ -429,6 +486,7 @@ static const char css[] =
     "solid #ddd}.legend span{white-space:nowrap}"
     ".swatch{display:inline-block;width:22px;height:0;border-top:3px solid;vertical-align:middle;"
     "margin-right:4px}"
+    ".band-swatch{height:10px;border:0;background:#888;opacity:.3}"
     "@media print{body{max-width:none;margin:0}section{break-inside:avoid}"
     ".band,.legend,.regressed{-webkit-print-color-adjust:exact;print-color-adjust:exact}}";
 
@@ -468,20 +526,38 @@ sg_status sg_trend_render(FILE *out, const json_t *doc)
         fprintf(out, " from %s to %s",
                 json_string_value(json_object_get(json_array_get(runs, 0), "time")),
                 json_string_value(json_object_get(json_array_get(runs, n - 1), "time")));
+    size_t n_verdict = 0, n_regressed = 0;
+    json_array_foreach(runs, i, r)
+    {
+        const char *v = run_verdict(r);
+        n_verdict += v != NULL;
+        n_regressed += v && !strcmp(v, "regressed");
+    }
     fprintf(out,
             ". One colour per model version, one line style per machine; dashed verticals mark "
-            "where a version first ran; hollow points are runs whose gate failed; a red "
-            "triangle marks a run outside the noise band of that version's previous runs on the "
-            "machine, on the worse side (the band, shaded on the latency charts from the fourth "
-            "run on, is the min..max of up to 20 previous runs, what nightly compares "
-            "against); the red dashed line is the policy's limit. Latency that spans more than "
-            "3&times; is drawn on a logarithmic axis. Hover a point for its version and "
-            "value.</p>\n<div class=\"legend\">");
+            "where a version first ran; hollow points are runs whose gate failed; the red dashed "
+            "line is the policy's limit. Latency that spans more than 3&times; is drawn on a "
+            "logarithmic axis. Hover a point for its version, value and verdict.</p>\n"
+            "<p class=\"marks\">A red triangle marks a night the nightly run flagged as "
+            "<b>regressed</b>: the verdict of its compare with the previous comparable run, "
+            "stored with the run in the registry (%zu of %zu run%s flagged). ",
+            n_regressed, n, n == 1 ? "" : "s");
+    if (n_verdict < n)
+        fprintf(out,
+                "%zu %s no stored verdict (recorded outside the nightly job, or before it stored "
+                "verdicts) and %s never marked. ",
+                n - n_verdict, n - n_verdict == 1 ? "run has" : "runs have",
+                n - n_verdict == 1 ? "is" : "are");
+    fprintf(out, "The shaded noise band on the latency charts (from a version's fourth run on: "
+                 "the min..max of up to 20 previous runs, what nightly hands to compare) is "
+                 "context, not a verdict.</p>\n<div class=\"legend\">");
     for (size_t v = 0; v < json_array_size(versions); v++)
         fprintf(out, "<span><i class=\"swatch\" style=\"border-color:%s\"></i>v%s</span>",
                 palette[v], json_string_value(json_array_get(versions, v)));
     fprintf(out, "<span><svg width=\"14\" height=\"12\"><path class=\"regressed\" "
-                 "d=\"M7,11 l-6,-10 h12 z\"/></svg> regressed</span><span><svg width=\"26\" "
+                 "d=\"M7,11 l-6,-10 h12 z\"/></svg> regressed (nightly verdict)</span>"
+                 "<span><i class=\"swatch band-swatch\"></i>noise band</span>"
+                 "<span><svg width=\"26\" "
                  "height=\"8\"><line class=\"limit\" x1=\"0\" x2=\"26\" y1=\"4\" y2=\"4\"/></svg>"
                  " policy limit</span></div>\n");
     fprintf(out, "<table><tr><th>line</th><th>fingerprint</th><th>CPU</th><th>cores</th>"

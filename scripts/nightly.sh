@@ -5,8 +5,10 @@
 # compare it with the previous run of that version on the same machine
 # fingerprint (the earlier runs of that version there are the noise band; on a
 # version's first run, with the last run of the version it replaced in that
-# stage), and write one trend page per model. Latency repetitions come from the
-# policy (default 5 x 2 s per version).
+# stage), store the comparison's verdict with the run (regressed, improved,
+# unchanged, or first when there was nothing to compare with), and write one trend
+# page per model, which marks the nights stored as regressed. Latency repetitions
+# come from the policy (default 5 x 2 s per version).
 #
 # Exit codes: 0 nothing regressed, 1 something regressed or a gate failed,
 # 2 usage error or a version could not be run (missing tags, bad files).
@@ -81,6 +83,17 @@ progress_done() { if [ "$SHOW" = 1 ]; then printf '\r\033[K' >&2; fi; }
 
 abs() { case "$1" in /*) printf '%s' "$1" ;; *) printf '%s/%s' "$DBDIR" "$1" ;; esac; }
 
+# set_verdict NAME VERSION REPORT_SHA256 (VERDICT | --from COMPARE.json): stores the nightly
+# verdict with the run, for the trend page's marks.
+set_verdict() {
+    local name=$1 version=$2 sha=$3
+    shift 3
+    "$SG" registry set-run-verdict "$name" "$sha" "$@" --db "$DB" >/dev/null && return 0
+    progress_done
+    echo "$name v$version: ERROR: the nightly verdict could not be stored with the run" >&2
+    return 1
+}
+
 # name<TAB>version<TAB>stage<TAB>dataset<TAB>policy, one line per version to run.
 LIST=$(mktemp)
 trap 'rm -f "$LIST"' EXIT
@@ -129,6 +142,7 @@ while IFS=$'\t' read -r -u 3 name version stage dataset policy; do
     }
     fp=$(jq -r '.fingerprint' <<<"$run")
     run_id=$(jq -r '.id' <<<"$run")
+    run_sha=$(jq -r '.report_sha256' <<<"$run")
     hist="$OUT/compare/$name-v$version.history.json"
     # Earlier runs of this version on this fingerprint: the newest is what we compare with, all
     # of them are the noise band (how far the figures wander while the code does not change).
@@ -152,21 +166,35 @@ while IFS=$'\t' read -r -u 3 name version stage dataset policy; do
         if [ -z "$prev" ]; then
             progress_done
             echo "$name v$version ($stage): first run on fingerprint $fp, nothing to compare"
+            set_verdict "$name" "$version" "$run_sha" first || errors=$((errors + 1))
             continue
         fi
         echo "$name v$version ($stage): first run of v$version on fingerprint $fp; compared with v$prev_version, the version it replaced in $stage"
         since="since v$prev_version"
     fi
-    # One file per night; NAME-vN.txt links to the newest.
+    # One file per night; NAME-vN.txt links to the newest. The same comparison as JSON
+    # (NAME-vV-STAMP.json) gives the verdict stored with the run, which the trend page marks.
     cmp="$OUT/compare/$name-v$version-$stamp.txt"
+    cmp_json="${cmp%.txt}.json"
     rc=0
     "$SG" compare "$prev" "$report" --fail-on-regression ${PUB:+--pubkey "$PUB"} "${hist_arg[@]}" >"$cmp" || rc=$?
     ln -sfn "$(basename "$cmp")" "$OUT/compare/$name-v$version.txt"
+    if [ "$rc" -le 1 ]; then
+        jrc=0
+        "$SG" compare "$prev" "$report" --json ${PUB:+--pubkey "$PUB"} "${hist_arg[@]}" >"$cmp_json" || jrc=$?
+        if [ "$jrc" != 0 ]; then
+            progress_done
+            echo "$name v$version: ERROR: compare --json failed (exit $jrc); no verdict stored" >&2
+            errors=$((errors + 1))
+        else
+            set_verdict "$name" "$version" "$run_sha" --from "$cmp_json" || errors=$((errors + 1))
+        fi
+    fi
     progress_done
     case "$rc" in
     0) echo "$name v$version ($stage): nothing regressed $since" ;;
     1) regressed=$((regressed + 1)); echo "$name v$version ($stage): REGRESSED"; sed 's/^/    /' "$cmp" ;;
-    *) errors=$((errors + 1)); echo "$name v$version: ERROR: compare failed (exit $rc)" >&2 ;;
+    *) errors=$((errors + 1)); echo "$name v$version: ERROR: compare failed (exit $rc); no verdict stored" >&2 ;;
     esac
 done 3<"$LIST"
 

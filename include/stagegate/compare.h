@@ -167,6 +167,14 @@ SG_MUST_CHECK sg_status sg_compare_runs(const sg_compare_run *old_run, const sg_
                     const sg_compare_options *o, json_t **out, sg_err *err);
 /* The human table with arrows. */
 void sg_compare_print(const json_t *cmp, FILE *out);
+/*
+ * One word for a whole comparison (a `compare --json` document), as the registry stores it
+ * with a run: "regressed" when anything regressed; "improved" when something improved and
+ * nothing got worse, not even within its margin; else "unchanged". SG_EINPUT naming path when
+ * cmp is not such a document.
+ */
+SG_MUST_CHECK sg_status sg_compare_verdict(const json_t *cmp, const char *path, const char **verdict,
+                                           sg_err *err);
 
 /* ------------------------------------------------------------------ trend */
 

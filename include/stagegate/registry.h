@@ -244,8 +244,23 @@ typedef struct {
 
 /* {"model": NAME, "runs": [run, ...]} oldest first; a run has id, model, version, stage,
  * fingerprint, machine, time, recorded_at, report_sha256, report_path, result, signer_key_id,
- * scenario, figures {metrics, latency_ns, gated}. */
+ * scenario, figures {metrics, latency_ns, gated}, and verdict: the nightly compare verdict
+ * stored with sg_registry_set_run_verdict, or null when none was stored. */
 json_t *sg_registry_runs(sg_registry *reg, const char *model, const sg_runs_filter *f, sg_err *err);
+
+/* true for the verdicts a run may carry: "regressed", "improved", "unchanged" (compared with
+ * an earlier comparable run) and "first" (nothing to compare with). */
+bool sg_run_verdict_valid(const char *verdict);
+
+/*
+ * Stores the verdict of the nightly compare of the run of `model` recorded from the report
+ * whose SHA-256 (hex) is report_sha256, replacing any earlier one. SG_EINPUT for a verdict
+ * sg_run_verdict_valid refuses, an unknown model, or no such run. Like recording a run, it is
+ * an observation, not an audit event. *run (may be NULL) receives the run as JSON.
+ */
+SG_MUST_CHECK sg_status sg_registry_set_run_verdict(sg_registry *reg, const char *model,
+                                                    const char *report_sha256, const char *verdict,
+                                                    json_t **run, sg_err *err);
 
 #ifdef __cplusplus
 }

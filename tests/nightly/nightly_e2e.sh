@@ -3,8 +3,10 @@
 # v2 in Staging; beta: v1 in Staging). Night 1 records first runs; night 2 compares each
 # version with its previous run on the same fingerprint; night 3 points alpha v2 at a
 # validation set it does badly on, so f1 crosses the policy's regression margin and the
-# job exits 1. The trend pages are parsed: one chart per gated figure, one line per
-# fingerprint, version changes marked. The run history is checked through the CLI.
+# job exits 1. Each run carries the verdict of its nightly compare (first on night 1,
+# regressed for alpha v2 on night 3). The trend pages are parsed: one chart per gated figure,
+# one line per fingerprint, version changes marked, and the regressed marks on exactly the
+# runs whose stored verdict is regressed. The run history is checked through the CLI.
 set -euo pipefail
 : "${STAGEGATE_BIN:?}" "${STAGEGATE_SOURCE_DIR:?}"
 PY=/usr/bin/python3
@@ -120,12 +122,23 @@ a2 = json.load(open(sys.argv[2]))["runs"]
 assert [r["version"] for r in a2] == [2, 2] and a2[-1]["id"] == max(r["id"] for r in runs if r["version"] == 2)
 # Night 3's run of v2 has a far lower f1 than night 2's.
 assert a2[1]["figures"]["metrics"]["f1"] < 0.95 * a2[0]["figures"]["metrics"]["f1"], a2
+# The nightly verdicts stored with the runs: night 1 had nothing to compare with, night 3's
+# run of v2 regressed (f1), every other night was compared (latency may move either way).
+for v in (1, 2):
+    mine = [r for r in runs if r["version"] == v]
+    assert [r["verdict"] for r in mine][0] == "first", mine
+    assert all(r["verdict"] in ("regressed", "improved", "unchanged") for r in mine[1:]), mine
+assert a2[1]["verdict"] == "regressed", a2[1]
 PYEOF
+# Each dated comparison is kept as JSON next to its text; night 3's of alpha v2 says regressed.
+for f in out/compare/*-v[0-9]-*Z.txt; do [ -s "${f%.txt}.json" ] || fail "no JSON next to $f"; done
+[ "$(jq -s 'map(.regressed) | any' out/compare/alpha-v2-*Z.json)" = true ] || fail "no regressed compare JSON for alpha v2"
 
 # Trend pages: one chart per gated figure (p50, p99, accuracy, f1), one series, v1/v2 marked.
 for m in alpha beta; do [ -s out/trend/$m.html ] || fail "no trend page for $m"; done
-$PY - out/trend/alpha.html out/trend/beta.html <<'PYEOF'
-import sys
+"$SG" registry runs beta --json > runs_beta.json
+$PY - out/trend/alpha.html out/trend/beta.html runs_alpha.json runs_beta.json <<'PYEOF'
+import json, sys
 from html.parser import HTMLParser
 
 class Page(HTMLParser):
@@ -137,20 +150,26 @@ class Page(HTMLParser):
         if tag in ("script", "link", "img", "iframe") or "src" in a or (tag == "a" and "href" in a):
             self.external.append(tag)
         if tag == "svg" and a.get("class") == "chart":
-            self.cur = {"figure": a["data-figure"], "lines": [], "circle": 0, "version": 0}
+            self.cur = {"figure": a["data-figure"], "lines": [], "circle": 0, "version": 0,
+                        "points": {}, "marks": []}
             self.charts.append(self.cur)
         elif self.cur is not None and tag == "polyline":
             self.cur["lines"].append((a["data-fingerprint"], a["data-version"], a["stroke"],
                                       len(a["points"].split())))
         elif self.cur is not None and tag == "circle":
             self.cur["circle"] += 1
+            self.cur["points"][int(a["data-run"])] = a["data-verdict"]
+        elif self.cur is not None and tag == "path" and a.get("class") == "regressed":
+            self.cur["marks"].append(int(a["data-run"]))
         elif self.cur is not None and tag == "line" and a.get("class") == "version":
             self.cur["version"] += 1
     def handle_endtag(self, tag):
         if tag == "svg":
             self.cur = None
 
-for path, versions_marked in ((sys.argv[1], True), (sys.argv[2], False)):
+for path, versions_marked, runs_path in ((sys.argv[1], True, sys.argv[3]), (sys.argv[2], False, sys.argv[4])):
+    verdicts = {r["id"]: r["verdict"] or "" for r in json.load(open(runs_path))["runs"]}
+    regressed = {i for i, v in verdicts.items() if v == "regressed"}
     p = Page()
     p.feed(open(path, encoding="utf-8").read())
     figs = [c["figure"] for c in p.charts]
@@ -167,6 +186,12 @@ for path, versions_marked in ((sys.argv[1], True), (sys.argv[2], False)):
         assert c["circle"] == (6 if versions_marked else 3), c
         # v2 first ran on night 1: one mark, not one at every alternation of v1 and v2.
         assert c["version"] == (1 if versions_marked else 0), c
+        # Regressed marks on exactly the runs stored as regressed, one each, on every chart;
+        # each point carries its run's stored verdict.
+        assert c["points"] == verdicts, (path, c["figure"], c["points"], verdicts)
+        assert sorted(c["marks"]) == sorted(regressed), (path, c["figure"], c["marks"], regressed)
+    if versions_marked:
+        assert regressed, "alpha v2's night 3 should be marked regressed"
 print("trend pages ok")
 PYEOF
 # Night 4: a new version enters Staging. Its first run is compared with the last run of the

@@ -642,6 +642,116 @@ static void test_trend_band(void **state)
     json_decref(doc);
 }
 
+/* The run ids that carry a regressed mark in one chart, in document order, as "3,5,". */
+static void marks_in_chart(const char *html, const char *figure, char *out, size_t len)
+{
+    char key[96];
+    snprintf(key, sizeof key, "data-figure=\"%s\"", figure);
+    const char *c = strstr(html, key), *end = c ? strstr(c, "</svg>") : NULL;
+    out[0] = '\0';
+    assert_non_null(end);
+    for (const char *p = c; (p = strstr(p, "<path class=\"regressed\" data-run=\"")) && p < end;
+         p++) {
+        size_t l = strlen(out);
+        snprintf(out + l, len - l, "%d,",
+                 atoi(p + strlen("<path class=\"regressed\" data-run=\"")));
+    }
+}
+
+/* Marks come from the stored nightly verdict, not from the page: run 5 lies far outside the
+ * noise band but its compare said unchanged (and run 6 has no verdict stored), so neither is
+ * marked; run 3 sits inside the band and is marked because its compare said regressed, on
+ * every chart. The band itself is still drawn. */
+static void test_trend_marks_from_verdict(void **state)
+{
+    (void)state;
+    json_t *doc = json_object(), *runs = json_array();
+    json_object_set_new(doc, "model", json_string("m"));
+    json_object_set_new(doc, "runs", runs);
+    static const int p50[] = {1000, 1100, 950, 1050, 1500, 1700};
+    static const char *const verdict[] = {"first",    "unchanged", "regressed",
+                                          "improved", "unchanged", NULL};
+    for (int i = 0; i < 6; i++) {
+        char t[32];
+        snprintf(t, sizeof t, "2025-02-%02dT02:30:00Z", i + 1);
+        json_t *r = json_pack(
+            "{s:i, s:i, s:s, s:s, s:s, s:{s:s}, s:{s:{s:f}, s:{s:i, s:i}, s:[s]}}", "id", i + 1,
+            "version", 1, "fingerprint", "aaaaaaaaaaaaaaaa", "time", t, "result", "PASSED",
+            "machine", "cpu_model", "A cpu", "figures", "metrics", "accuracy", 0.9 - 0.01 * i,
+            "latency_ns", "p50", p50[i], "p99", 5000 + i, "gated", "accuracy");
+        json_object_set_new(r, "verdict", verdict[i] ? json_string(verdict[i]) : json_null());
+        json_array_append_new(runs, r);
+    }
+    char *html = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&html, &len);
+    assert_int_equal(sg_trend_render(f, doc), SG_OK);
+    fclose(f);
+    char marks[64];
+    static const char *const figs[] = {"latency.p50", "latency.p99", "metric.accuracy"};
+    for (int k = 0; k < 3; k++) {
+        marks_in_chart(html, figs[k], marks, sizeof marks);
+        assert_string_equal(marks, "3,");
+    }
+    assert_int_equal(count(html, "<path class=\"regressed\" data-run="), 3);
+    assert_int_equal(count(html, "<polygon class=\"band\""), 2);
+    assert_int_equal(count(html, "data-verdict=\"regressed\""), 3);
+    assert_int_equal(count(html, "data-verdict=\"\""), 3); /* run 6, once per chart */
+    assert_int_equal(count(html, "nightly verdict: none stored"), 3);
+    assert_non_null(strstr(html, "1 of 6 runs flagged"));
+    assert_non_null(strstr(html, "1 run has no stored verdict"));
+    assert_non_null(strstr(html, "regressed (nightly verdict)"));
+    /* The page no longer judges runs against the band itself. */
+    assert_null(strstr(html, "outside the noise band"));
+    free(html);
+    json_decref(doc);
+}
+
+/* One word per comparison document, and refusals of documents that are not one. */
+static void test_compare_verdict_word(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *doc, *want; /* want NULL: SG_EINPUT */
+    } cases[] = {
+        {"{\"regressed\": true, \"latency\": [{\"verdict\": \"improved\"}], \"metrics\": "
+         "[{\"verdict\": \"regressed\"}]}",
+         "regressed"},
+        {"{\"regressed\": false, \"latency\": [{\"verdict\": \"improved\"}, {\"verdict\": "
+         "\"unchanged\"}], \"metrics\": [{\"verdict\": \"unchanged\"}]}",
+         "improved"},
+        {"{\"regressed\": false, \"latency\": [], \"metrics\": [{\"verdict\": \"improved\"}]}",
+         "improved"},
+        {"{\"regressed\": false, \"latency\": [{\"verdict\": \"improved\"}], \"metrics\": "
+         "[{\"verdict\": \"worse\"}]}",
+         "unchanged"},
+        {"{\"regressed\": false, \"latency\": [{\"verdict\": \"unchanged\"}], \"metrics\": []}",
+         "unchanged"},
+        {"{\"regressed\": false, \"latency\": [], \"metrics\": []}", "unchanged"},
+        {"{\"latency\": [], \"metrics\": []}", NULL},
+        {"{\"regressed\": 1, \"latency\": [], \"metrics\": []}", NULL},
+        {"{\"regressed\": false, \"metrics\": []}", NULL},
+        {"{\"regressed\": false, \"latency\": [{}], \"metrics\": []}", NULL},
+        {"[true]", NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        json_t *d = json_loads(cases[i].doc, 0, NULL);
+        assert_non_null(d);
+        const char *v = "x";
+        sg_err err = {{0}};
+        sg_status rc = sg_compare_verdict(d, "c.json", &v, &err);
+        if (cases[i].want) {
+            assert_int_equal(rc, SG_OK);
+            assert_string_equal(v, cases[i].want);
+        } else {
+            assert_int_equal(rc, SG_EINPUT);
+            assert_null(v);
+            assert_non_null(strstr(err.msg, "c.json"));
+        }
+        json_decref(d);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -659,6 +769,8 @@ int main(void)
         cmocka_unit_test(test_metric_margins),
         cmocka_unit_test(test_trend_two_machines),
         cmocka_unit_test(test_trend_band),
+        cmocka_unit_test(test_trend_marks_from_verdict),
+        cmocka_unit_test(test_compare_verdict_word),
         cmocka_unit_test(test_tail_needs_queries),
         cmocka_unit_test(test_below_clock_resolution),
     };

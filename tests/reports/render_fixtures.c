@@ -4,7 +4,8 @@
  *   gate-pass.html    single-stream, 10 ns clock steps, one 4.28 ms outlier
  *   gate-fail.html    a failed gate, lognormal latency around 1 ms
  *   gate-server.html  an overloaded server run (INVALID: QPS not reached)
- *   trend.html        two versions, the second 6x slower, one night regressed
+ *   trend.html        two versions, the second 6x slower; nightly verdicts stored from night 6
+ *                     on, regressed on nights 22 (v2's first run, against v1) and 30
  */
 #include <math.h>
 #include <stdint.h>
@@ -142,16 +143,21 @@ static int write_trend(const char *dir)
         char t[32];
         snprintf(t, sizeof t, "2026-02-%02dT02:00:00Z", 1 + night % 28);
         if (night >= 28) snprintf(t, sizeof t, "2026-03-%02dT02:00:00Z", night - 27);
+        /* Nights 0-5 were recorded before the nightly job stored verdicts. */
+        const char *verdict = night < 6                    ? ""
+                              : night == 22 || night == 30 ? "regressed"
+                              : night % 7 == 3             ? "improved"
+                                                           : "unchanged";
         json_array_append_new(
             runs,
-            json_pack("{s:i, s:s, s:s, s:s, s:{s:s, s:i, s:s, s:s}, s:{s:{s:f, s:f}, s:{s:f}, "
-                      "s:[s], s:{s:f, s:f}}}",
-                      "version", version, "fingerprint", "3f1c9a", "time", t, "result",
-                      night == 30 ? "FAILED" : "PASSED", "machine", "cpu_model", "AMD EPYC 7B13",
-                      "cores", 8, "kernel", "Linux 6.1.0", "stagegate_version", "0.1.0", "figures",
-                      "latency_ns", "p50", base * f, "p99", base * f * 2.4, "metrics", "accuracy",
-                      0.92 + 0.005 * sin(night), "gated", "accuracy", "limits", "latency.p99",
-                      50000.0, "metric.accuracy", 0.85));
+            json_pack("{s:i, s:s, s:i, s:s, s:s, s:s, s:{s:s, s:i, s:s, s:s}, s:{s:{s:f, s:f}, "
+                      "s:{s:f}, s:[s], s:{s:f, s:f}}}",
+                      "id", night + 1, "verdict", verdict, "version", version, "fingerprint",
+                      "3f1c9a", "time", t, "result", night == 30 ? "FAILED" : "PASSED", "machine",
+                      "cpu_model", "AMD EPYC 7B13", "cores", 8, "kernel", "Linux 6.1.0",
+                      "stagegate_version", "0.1.0", "figures", "latency_ns", "p50", base * f, "p99",
+                      base * f * 2.4, "metrics", "accuracy", 0.92 + 0.005 * sin(night), "gated",
+                      "accuracy", "limits", "latency.p99", 50000.0, "metric.accuracy", 0.85));
     }
     json_t *doc = json_pack("{s:s, s:o}", "model", "fraud-detector", "runs", runs);
     char path[4096];

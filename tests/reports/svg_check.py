@@ -74,6 +74,21 @@ def check_histogram(page, svg):
     return share, len(over)
 
 
+def check_marks(page, html):
+    """The trend page marks exactly the runs whose stored nightly verdict is regressed."""
+    charts = [ET.fromstring(s) for s in re.findall(r"<svg [^>]*class=\"chart\".*?</svg>", html, re.S)]
+    for svg in charts:
+        fig = svg.get("data-figure")
+        want = sorted(int(c.get("data-run")) for c in svg.iter(SVG + "circle")
+                      if c.get("data-verdict") == "regressed")
+        got = sorted(int(p.get("data-run")) for p in svg.iter(SVG + "path")
+                     if p.get("class") == "regressed")
+        if got != want:
+            fail(page, f"{fig}: regressed marks on runs {got}, stored verdicts say {want}")
+        if page == "trend" and want != [23, 31]:
+            fail(page, f"{fig}: the fixture's regressed nights are runs 23 and 31, not {want}")
+
+
 def main(d):
     pages = {"gate-pass": True, "gate-fail": True, "gate-server": True, "trend": False}
     for page, gate in pages.items():
@@ -113,6 +128,7 @@ def main(d):
                 fail(page, "no legend")
             if "class=\"regressed\"" not in html:
                 fail(page, "regressed nights not marked")
+            check_marks(page, html)
             if "class=\"limit\"" not in html:
                 fail(page, "policy limits not drawn")
     if "Machine" not in open(f"{d}/gate-pass.html", encoding="utf-8").read():
