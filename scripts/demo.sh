@@ -148,7 +148,7 @@ say train "v3: the same MLP fitted on labels 30% forced to 0, deliberately worse
 say train "fitted with scikit-learn, exported by scripts/export_sklearn.py to stagegate's HDF5 model format"
 
 # --- 2. keys, the registered model and its policy --------------------------------------------
-for k in ci promoter approver; do run 0 "keygen-$k" "$SG" keygen --out "$k"; done
+for k in admin ci promoter approver; do run 0 "keygen-$k" "$SG" keygen --out "$k"; done
 say keys "ci signs gate reports; promoter requests Staging and Production; approver approves (ECDSA P-256, PEM)"
 cat >policy.json <<'EOF'
 {
@@ -162,10 +162,13 @@ cat >policy.json <<'EOF'
 }
 EOF
 say policy "gate: accuracy >= 0.85, F1 at most 5% below Production, p99 <= 50 ms (the lecture's budget), RSS <= 256 MiB, shadow agreement >= 90%"
+run 0 init-admin reg init --admin admin.pub.pem
+say registry "admin key is the registry's root of trust: models, their keys and pinned gates are created and changed only with its signature"
 run 0 create-model reg create-model "$M" --signer ci.pub.pem --promoter Staging=promoter.pub.pem \
     --promoter Production=promoter.pub.pem --approver approver.pub.pem --require-approval \
-    --description "the lecture's fraud detector" --as promoter.key.pem
-say registry "$M created by promoter: Staging needs a report signed by ci; only promoter may request Staging or Production; Production needs approver's approval"
+    --policy policy.json --dataset val.h5 \
+    --description "the lecture's fraud detector" --as admin.key.pem
+say registry "$M created by admin: Staging needs a report signed by ci from this exact policy on val.h5; only promoter may request Staging or Production; Production needs approver's approval"
 for v in 1 2 3; do
     run 0 "create-v$v" reg create-version "$M" "v$v.h5" --as ci.key.pem
     [ "$(tail -n1 "$LOG")" = "$v" ] || unexpected "v$v.h5 was not registered as version $v"
