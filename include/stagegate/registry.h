@@ -72,6 +72,16 @@ SG_MUST_CHECK sg_status sg_registry_request_attest(const char *pub_pem, const ch
                                const char *model, int64_t version, const char *target,
                                const char *evidence, sg_registry_request *req, sg_err *err);
 
+/*
+ * The same, signed by the service's own key: the text gains `server=<key id>` after the auth
+ * line and the whole text is signed with server_key. A registry with a root of trust accepts
+ * an attested request only in this form, from a server key an admin added
+ * (sg_registry_add_key(..., "server", ...)), so verify-log can check it later.
+ */
+SG_MUST_CHECK sg_status sg_registry_request_attest_signed(
+    EVP_PKEY *server_key, const char *pub_pem, const char *auth, const char *action,
+    const char *model, int64_t version, const char *target, const char *evidence,
+    sg_registry_request *req, sg_err *err);
 /* A role key given at model creation: PEM file path, with a stage for promoters. */
 typedef struct {
     const char *stage; /* promoters only */
