@@ -293,6 +293,16 @@ static int build_statement(const gate_args *a, const char *model, const char *ba
         rc = sg_sha256_file_hex("/proc/self/exe", si.config[si.n_config++].sha256, err);
     }
     if (rc) return rc;
+    /* A model taken from a registry: the report carries the registry's audit head as it was,
+     * so a registry whose log was later cut back past it refuses the report. */
+    json_t *registry = NULL;
+    if (sg_is_model_uri(a->model)) {
+        int64_t seq = 0;
+        char head[65];
+        if ((rc = sg_registry_head_uri(a->db, &seq, head, err)) != SG_OK) return rc;
+        registry = json_pack("{s{sIss}}", "audit_head", "seq", (json_int_t)seq, "hash", head);
+        si.registry = registry;
+    }
     si.metrics = metrics_json(&g->cand.metrics);
     si.baseline_metrics = g->have_base ? metrics_json(&g->base.metrics) : NULL;
     si.latency = g->have_bench ? sg_bench_result_json(&g->bench) : NULL;
@@ -310,6 +320,7 @@ static int build_statement(const gate_args *a, const char *model, const char *ba
     json_decref(si.memory);
     json_decref(si.shadow);
     json_decref(si.policy);
+    json_decref(registry);
     return g->statement ? SG_OK : SG_EINTERNAL;
 }
 

@@ -193,3 +193,58 @@ sg_status sg_registry_check_checkpoint(sg_registry *reg, const uint8_t *envelope
     }
     return rc;
 }
+
+sg_status sg_registry_audit_head(sg_registry *reg, int64_t *seq, char hash[65], sg_err *err)
+{
+    *seq = 0;
+    hash[0] = '\0';
+    reg_read_start(reg);
+    reg_stmt *st;
+    sg_status rc = reg_prepare(reg, "SELECT seq, hash FROM audit_head WHERE id = 1", &st, err);
+    if (rc != SG_OK) return rc;
+    if (reg_row(reg, st, err)) {
+        *seq = reg_col_int64(st, 0);
+        snprintf(hash, 65, "%s", reg_col_text(st, 1));
+    } else if (reg->read_rc == SG_OK) {
+        rc = sg_errf(err, SG_EINPUT, "registry %s: audit head row is missing", reg->path);
+    }
+    reg_finalize(st);
+    return rc != SG_OK ? rc : reg->read_rc;
+}
+
+sg_status sg_registry_head_uri(const char *db, int64_t *seq, char hash[65], sg_err *err)
+{
+    sg_registry *reg = NULL;
+    sg_status rc = sg_registry_open(sg_registry_path(db), false, &reg, err);
+    if (rc == SG_OK) rc = sg_registry_audit_head(reg, seq, hash, err);
+    sg_registry_close(reg);
+    return rc;
+}
+
+sg_status reg_report_head_check(sg_registry *reg, json_t *statement, sg_err *err)
+{
+    json_t *h = json_object_get(
+        json_object_get(json_object_get(statement, "predicate"), "registry"), "audit_head");
+    if (!h) return SG_OK;
+    json_t *jseq = json_object_get(h, "seq");
+    const char *hash = json_string_value(json_object_get(h, "hash"));
+    if (!json_is_integer(jseq) || json_integer_value(jseq) < 0 || !hash)
+        return sg_errf(err, SG_EREFUSED, "report's registry audit head is malformed");
+    int64_t seq = json_integer_value(jseq);
+    if (seq == 0) return SG_OK;
+    reg_stmt *st;
+    sg_status rc = reg_prepare(reg, "SELECT hash FROM audit_log WHERE seq = ?", &st, err);
+    if (rc != SG_OK) return rc;
+    reg_bind_int64(st, 1, seq);
+    bool have = reg_row(reg, st, err);
+    bool same = have && !strcmp(reg_col_text(st, 0), hash);
+    reg_finalize(st);
+    if (reg->read_rc != SG_OK) return reg->read_rc;
+    if (!same)
+        return sg_errf(err, SG_EREFUSED,
+                       "the report was gated against a registry whose audit log held event %lld "
+                       "with hash %.16s...; this log %s (cut back, rewritten, or another "
+                       "registry)",
+                       (long long)seq, hash, have ? "has another event there" : "ends before it");
+    return SG_OK;
+}

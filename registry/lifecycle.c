@@ -157,6 +157,7 @@ static int check_report(sg_registry *reg, const reg_model *m, const reg_version 
      * policy (one that passes anything) or for another model's gate does not enter. */
     if (rc == SG_OK)
         rc = reg_pins_check(m->name, m->policy_sha256, m->dataset_sha256, info.statement, err);
+    if (rc == SG_OK) rc = reg_report_head_check(reg, info.statement, err);
     if (rc == SG_OK) rc = record_validation(reg, m->name, v, stage, &info, report_sha, err);
     /* Kept so verify-log can verify this gate again from the log alone. */
     char stored[65];

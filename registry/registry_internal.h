@@ -133,6 +133,10 @@ SG_MUST_CHECK sg_status reg_config_check(sg_registry *reg, const char *model, sg
 SG_MUST_CHECK sg_status reg_recorded_request_ok(sg_registry *reg, const char *text,
                                                 const char *sig64, const char *pem, bool *ok,
                                                 sg_err *err);
+/* SG_EREFUSED when a report embeds a registry audit head (gate of a models:/ URI) that this
+ * registry's log does not hold: the log was cut back or rewritten since, or it is another
+ * registry's. */
+SG_MUST_CHECK sg_status reg_report_head_check(sg_registry *reg, json_t *statement, sg_err *err);
 /* SG_EREFUSED unless the report statement's policy and dataset digests equal the pins. */
 SG_MUST_CHECK sg_status reg_pins_check(const char *model, const char *policy_pin,
                                        const char *dataset_pin, json_t *statement, sg_err *err);

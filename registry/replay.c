@@ -487,6 +487,14 @@ static sg_status replay_report(rp_state *S, const rp_event *e, rp_model *m, rp_v
     else if (reg_pins_check(m->name, cfg_str(m->cfg, "policy_sha256"),
                             cfg_str(m->cfg, "dataset_sha256"), info.statement, &lerr) != SG_OK)
         rc = bad(S, e, err, "%s", lerr.msg);
+    else if (json_integer_value(json_object_get(
+                 json_object_get(json_object_get(json_object_get(info.statement, "predicate"),
+                                                 "registry"),
+                                 "audit_head"),
+                 "seq")) >= e->seq)
+        rc = bad(S, e, err, "its report names an audit head at or after this event");
+    else if ((rc = reg_report_head_check(S->reg, info.statement, &lerr)) != SG_OK)
+        rc = rc == SG_EREFUSED ? bad(S, e, err, "%s", lerr.msg) : sg_errf(err, rc, "%s", lerr.msg);
     if (rc == SG_OK && !sv_push(&S->validations, fmt("%s %020lld %s %s %s %s", m->name,
                                                      (long long)e->version, e->to, e->evidence,
                                                      info.key_id, info.result)))

@@ -99,6 +99,7 @@ json_t *sg_statement_build(const sg_statement_inputs *in, sg_err *err)
     json_object_set_new(pred, "memory", or_null(in->memory));
     json_object_set_new(pred, "shadow", or_null(in->shadow));
     json_object_set_new(pred, "policy", or_null(in->policy));
+    if (in->registry) json_object_set_new(pred, "registry", json_incref(in->registry));
     json_t *tool = json_object();
     json_object_set_new(tool, "version", json_string(SG_VERSION));
     json_object_set_new(tool, "build", json_string(SG_BUILD_FLAGS));

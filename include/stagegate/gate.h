@@ -124,6 +124,9 @@ typedef struct {
     json_t *memory;
     json_t *shadow;
     json_t *policy;
+    /* borrowed; NULL unless the model came from a registry: {"audit_head": {seq, hash}}, the
+     * registry's audit head when the gate resolved it (docs/registry.md) */
+    json_t *registry;
     const char *timestamp; /* RFC 3339 UTC; NULL = now */
 } sg_statement_inputs;
 

@@ -206,6 +206,12 @@ SG_MUST_CHECK sg_status sg_registry_checkpoint(sg_registry *reg, const char *key
 SG_MUST_CHECK sg_status sg_registry_check_checkpoint(sg_registry *reg, const uint8_t *envelope,
                                                      size_t len, const char *pubkey_pem,
                                                      json_t **result, sg_err *err);
+/* The audit head: the last event's seq (0 for an empty log) and hash. */
+SG_MUST_CHECK sg_status sg_registry_audit_head(sg_registry *reg, int64_t *seq, char hash[65],
+                                               sg_err *err);
+/* One-shot: opens the registry (db NULL = env/default) and reads its audit head. */
+SG_MUST_CHECK sg_status sg_registry_head_uri(const char *db, int64_t *seq, char hash[65],
+                                             sg_err *err);
 /*
  * Copies every row of src (models, versions, tags, aliases, approvals, validations, nonces,
  * run history, the audit log and its head) into dst, which must hold no model and no audit

@@ -1,10 +1,16 @@
 #!/bin/bash
 # Attack: delete the newest audit event (with the append-only triggers dropped, as the
 # database owner can), undo its change and rewind audit_head. The chain then verifies: the
-# log is simply shorter. A signed checkpoint kept outside the database catches it.
+# log is simply shorter. A signed checkpoint kept outside the database catches it, and so does
+# the registry itself when a gate report made before the rewind (it embeds the audit head)
+# comes to it afterwards.
 . "$(dirname "$0")/registry_root_setup.sh"
+expect 0 $R create-version fraud m4.h5
 expect 0 $R set-tag fraud 3 reviewed yes
 expect 0 $R checkpoint --as admin.key.pem --out cp.json
+gate_report signer models:/fraud/4 r4.json
+$PY -c 'import base64,json,sys; p=json.loads(base64.b64decode(json.load(open("r4.json"))["payload"])); h=p["predicate"]["registry"]["audit_head"]; assert h["seq"] > 0 and len(h["hash"]) == 64, h' ||
+    fail "the report does not embed the registry's audit head"
 expect 0 $R verify-log --checkpoint cp.json
 grep -q "checkpoint of .* holds" "$WORK/out" || fail "verify-log did not report the checkpoint"
 # a checkpoint is an admin's: mallory cannot make one, and mallory's key does not verify one
@@ -27,6 +33,9 @@ err_has "rewound past a checkpoint"
 err_has "certifies event $n, and the log now ends at event $((n - 1))"
 expect 1 $R verify-log --checkpoint cp.json --pubkey admin.pub.pem
 err_has "rewound past a checkpoint"
+expect 1 $R transition fraud 4 Staging --report r4.json
+err_has "the report was gated against a registry whose audit log held event $n"
+err_has "this log ends before it"
 # 2. rewrite: another event in its place, chained correctly
 forge set-tag 3 "" "" "" "$(printf reviewed | sha256sum | cut -c1-64)" "reviewed=no"
 q "INSERT INTO version_tags (model_name, version, tag_key, tag_value) VALUES ('fraud', 3, 'reviewed', 'no')"
