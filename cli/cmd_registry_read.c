@@ -182,23 +182,30 @@ int reg_cli_read(reg_cli *c, sg_registry *reg)
         if (rc != SG_OK) return reg_cli_fail(rc, &err);
         human = print_resolved;
     } else { /* verify-log */
-        int rc = sg_registry_verify_log(reg, &doc, &err);
-        if (rc == SG_OK && c->checkpoint) {
-            int crc = reg_cmd_check_checkpoint(c, reg, doc);
+        /* The checkpoint first: a log cut back or rewritten past it is the finding to report,
+         * whatever the replay of the rest would say. */
+        json_t *cp = json_object();
+        if (c->checkpoint) {
+            int crc = reg_cmd_check_checkpoint(c, reg, cp);
             if (crc != 0) {
-                json_decref(doc);
+                json_decref(cp);
                 return crc;
             }
         }
+        int rc = sg_registry_verify_log(reg, &doc, &err);
+        if (doc && json_object_get(cp, "checkpoint"))
+            json_object_set(doc, "checkpoint", json_object_get(cp, "checkpoint"));
+        json_decref(cp);
         if (c->json && doc)
             sg_json_print(doc);
         else if (rc == SG_OK) {
             printf("audit log verified: %lld events, head %s\n", jint(doc, "events"),
                    sg_json_str(doc, "head_hash"));
-            json_t *cp = json_object_get(doc, "checkpoint");
-            if (cp)
+            json_t *held = json_object_get(doc, "checkpoint");
+            if (held)
                 printf("checkpoint of %s (event %lld, signed by %.16s) holds\n",
-                       sg_json_str(cp, "time"), jint(cp, "seq"), sg_json_str(cp, "signer_key_id"));
+                       sg_json_str(held, "time"), jint(held, "seq"),
+                       sg_json_str(held, "signer_key_id"));
             if (!json_is_true(json_object_get(doc, "root_of_trust")))
                 printf("warning: no root of trust: model creation and configuration changes are "
                        "not signed (stagegate registry init --admin PUB)\n");

@@ -291,6 +291,29 @@ static const char *admin_pem(rp_state *S, const char *key_id)
     return json_string_value(json_object_get(k, "pem"));
 }
 
+/* The PEM of the actor's key if it holds any role in the model's configuration or is an
+ * admin: who may make the changes the rules let anyone make, once there is a root. */
+static const char *member_pem(rp_state *S, rp_model *m, const char *key_id)
+{
+    size_t i;
+    json_t *k;
+    json_array_foreach(json_object_get(m->cfg, "keys"), i, k)
+    {
+        if (!strcmp(json_string_value(json_object_get(k, "key_id")), key_id))
+            return json_string_value(json_object_get(k, "public_pem"));
+    }
+    return admin_pem(S, key_id);
+}
+
+/* After the root, an event of a model with a recorded configuration is signed by a member. */
+static sg_status member_signed(rp_state *S, const rp_event *e, rp_model *m, int64_t version,
+                               const char *target, sg_err *err)
+{
+    if (!S->root || !m->cfg) return SG_OK;
+    return check_request(S, e, member_pem(S, m, e->actor), e->action, version, target,
+                         e->evidence, err);
+}
+
 /* ---- events */
 
 static sg_status ev_add_key(rp_state *S, const rp_event *e, sg_err *err)
@@ -394,6 +417,8 @@ static sg_status ev_create_version(rp_state *S, const rp_event *e, sg_err *err)
     if (e->version != (int64_t)m->nv + 1)
         return bad(S, e, err, "versions are numbered %zu next", m->nv + 1);
     if (strlen(e->evidence) != 64) return bad(S, e, err, "no artifact digest");
+    sg_status mrc = member_signed(S, e, m, 0, "", err);
+    if (mrc != SG_OK) return mrc;
     if (m->cfg) {
         json_t *first = json_array_get(json_object_get(m->cfg, "stages"), 0);
         if (strcmp(json_string_value(json_object_get(first, "name")), e->to) != 0)
@@ -532,6 +557,8 @@ static sg_status ev_transition(rp_state *S, const rp_event *e, sg_err *err)
             if (leaving && (!promoter || pem))
                 pem = cfg_key(m->cfg, "promoter", REG_PRODUCTION, e->actor);
             rc = check_request(S, e, pem, "transition", e->version, e->to, e->evidence, err);
+        } else {
+            rc = member_signed(S, e, m, e->version, e->to, err);
         }
         if (rc == SG_OK && cfg_flag(g, "requires_report") && !*e->evidence)
             rc = bad(S, e, err, "the stage needs a report and the event names none");
@@ -637,6 +664,10 @@ static sg_status ev_tag(rp_state *S, const rp_event *e, sg_err *err)
     bool set = !strcmp(e->action, "set-tag");
     if (set != (eq != NULL)) return bad(S, e, err, "its detail is not KEY=VALUE");
     size_t kl = set ? (size_t)(eq - e->detail) : strlen(e->detail);
+    char tkey[REG_NAME_MAX];
+    snprintf(tkey, sizeof tkey, "%.*s", (int)kl, e->detail);
+    sg_status mrc = member_signed(S, e, m, e->version, tkey, err);
+    if (mrc != SG_OK) return mrc;
     char *prefix = fmt("%s %020lld %.*s ", m->name, (long long)e->version, (int)kl, e->detail);
     if (!prefix) return sg_errf(err, SG_ENOMEM, "out of memory replaying the audit log");
     bool found = false;
@@ -661,6 +692,8 @@ static sg_status ev_alias(rp_state *S, const rp_event *e, sg_err *err)
     if (!m) return bad(S, e, err, "no such model");
     bool set = !strcmp(e->action, "set-alias");
     if (set && !find_version(m, e->version)) return bad(S, e, err, "no such version");
+    sg_status mrc = member_signed(S, e, m, e->version, e->detail, err);
+    if (mrc != SG_OK) return mrc;
     char *prefix = fmt("%s %s ", m->name, e->detail);
     if (!prefix) return sg_errf(err, SG_ENOMEM, "out of memory replaying the audit log");
     bool found = false;

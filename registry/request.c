@@ -267,12 +267,49 @@ static sg_status check_attestation(sg_registry *reg, const sg_registry_request *
     return rc == SG_EINPUT ? SG_EREFUSED : rc;
 }
 
+/* The key holds a role in the model (signer, promoter, approver) or is an admin. */
+static sg_status member_check(sg_registry *reg, const char *model, const char *key_id, sg_err *err)
+{
+    reg_stmt *st;
+    sg_status rc = reg_prepare(reg,
+                               "SELECT 1 FROM model_keys WHERE model_name = ? AND key_id = ?"
+                               " UNION ALL SELECT 1 FROM registry_keys WHERE key_id = ?"
+                               " AND role = 'admin'",
+                               &st, err);
+    if (rc != SG_OK) return rc;
+    reg_bind_text(st, 1, model);
+    reg_bind_text(st, 2, key_id);
+    reg_bind_text(st, 3, key_id);
+    bool ok = reg_row(reg, st, err);
+    reg_finalize(st);
+    if (reg->read_rc != SG_OK) return reg->read_rc;
+    return ok ? SG_OK
+              : sg_errf(err, SG_EREFUSED,
+                        "refused: key %.16s holds no role in model %s and is not an admin",
+                        key_id, model);
+}
+
 sg_status reg_request_check(sg_registry *reg, const sg_registry_request *req, bool required,
                       const char *action, const char *model, int64_t version, const char *target,
                       const char *evidence, char actor_out[65], sg_err *err)
 {
     actor_out[0] = '\0';
+    /* Once the registry has a root of trust every change is signed: a change the model's
+     * rules let anyone make (a new version, a tag, an alias, an ungated stage) needs a key
+     * that holds a role in the model, or an admin's. */
+    bool member = false;
+    if (!required && *model) {
+        bool root = false;
+        sg_status rrc = reg_root_exists(reg, &root, err);
+        if (rrc != SG_OK) return rrc;
+        required = member = root;
+    }
     if (!req || !req->text) {
+        if (member)
+            return sg_errf(err, SG_EREFUSED,
+                           "refused: %s %s needs a signed request (--as KEY.pem) by a key that "
+                           "holds a role in the model: the registry has a root of trust",
+                           action, model);
         if (required)
             return sg_errf(
                 err, SG_EREFUSED,
@@ -304,6 +341,7 @@ sg_status reg_request_check(sg_registry *reg, const sg_registry_request *req, bo
                            evidence ? evidence : "", err)) != SG_OK)
         goto out;
     if ((rc = record_nonce(reg, req, err)) != SG_OK) goto out;
+    if (member && (rc = member_check(reg, model, id, err)) != SG_OK) goto out;
     memcpy(actor_out, id, 65);
 out:
     EVP_PKEY_free(pub);

@@ -5,8 +5,8 @@
 # the registry itself when a gate report made before the rewind (it embeds the audit head)
 # comes to it afterwards.
 . "$(dirname "$0")/registry_root_setup.sh"
-expect 0 $R create-version fraud m4.h5
-expect 0 $R set-tag fraud 3 reviewed yes
+expect 0 $R create-version fraud m4.h5 --as signer.key.pem
+expect 0 $R set-tag fraud 3 reviewed yes --as signer.key.pem
 expect 0 $R checkpoint --as admin.key.pem --out cp.json
 gate_report signer models:/fraud/4 r4.json
 $PY -c 'import base64,json,sys; p=json.loads(base64.b64decode(json.load(open("r4.json"))["payload"])); h=p["predicate"]["registry"]["audit_head"]; assert h["seq"] > 0 and len(h["hash"]) == 64, h' ||
@@ -24,7 +24,10 @@ snapshot
 drop_append_only
 n=$(q "SELECT max(seq) FROM audit_log")
 prev=$(q "SELECT hash FROM audit_log WHERE seq = $((n - 1))")
+nonce=$(q "SELECT request_text FROM audit_log WHERE seq = $n" | sed -n 's/^nonce=//p')
+[ -n "$nonce" ] || fail "setup: the tag event has no signed request"
 q "DELETE FROM audit_log WHERE seq = $n"
+q "DELETE FROM request_nonces WHERE nonce = '$nonce'"   # or the leftover nonce gives it away
 q "DELETE FROM version_tags WHERE model_name = 'fraud' AND version = 3"
 q "UPDATE audit_head SET seq = $((n - 1)), hash = '$prev' WHERE id = 1"
 expect 0 $R verify-log   # without the checkpoint this is a consistent, shorter log
@@ -33,7 +36,7 @@ err_has "rewound past a checkpoint"
 err_has "certifies event $n, and the log now ends at event $((n - 1))"
 expect 1 $R verify-log --checkpoint cp.json --pubkey admin.pub.pem
 err_has "rewound past a checkpoint"
-expect 1 $R transition fraud 4 Staging --report r4.json
+expect 1 $R transition fraud 4 Staging --report r4.json --as signer.key.pem
 err_has "the report was gated against a registry whose audit log held event $n"
 err_has "this log ends before it"
 # 2. rewrite: another event in its place, chained correctly

@@ -21,6 +21,15 @@ err_has "is not an admin"
 [ "$(q "SELECT count(*) FROM registered_models")" = 1 ] || fail "a model was created"
 [ "$(q "SELECT count(*) FROM registry_keys")" = 1 ] || fail "a key was added"
 [ "$(q "SELECT policy_sha256 FROM registered_models")" = "$(sha policy.json)" ] || fail "pins changed"
+# every other change needs a key that holds a role in the model (or an admin's)
+expect 1 $R create-version fraud m4.h5
+err_has "needs a signed request (--as KEY.pem) by a key that holds a role in the model"
+expect 1 $R create-version fraud m4.h5 --as mallory.key.pem
+err_has "holds no role in model fraud and is not an admin"
+expect 1 $R set-alias fraud champion 2 --as mallory.key.pem
+err_has "holds no role in model fraud"
+expect 0 $R set-alias fraud champion 2 --as alice.key.pem
+expect 0 $R create-version fraud m4.h5 --as admin.key.pem
 # the admin may; a second admin added by the first may too
 expect 0 $R create-model good --signer signer.pub.pem --as admin.key.pem
 expect 0 $R init --admin bob.pub.pem --as admin.key.pem

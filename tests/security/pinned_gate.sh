@@ -5,30 +5,30 @@
 # (`create-model --policy P --dataset D`): the report must name exactly that policy and
 # dataset.
 . "$(dirname "$0")/registry_root_setup.sh"
-expect 0 $R create-version fraud m4.h5
+expect 0 $R create-version fraud m4.h5 --as signer.key.pem
 echo '{"metrics": {"accuracy": {"threshold": 0.0}}}' > lenient.json
 gate_report signer models:/fraud/4 lenient.r.json lenient.json
-expect 1 $R transition fraud 4 Staging --report lenient.r.json
+expect 1 $R transition fraud 4 Staging --report lenient.r.json --as signer.key.pem
 err_has "report's policy sha256:$(sha lenient.json | cut -c1-16)... is not the policy pinned for model fraud"
 # another dataset (same shape, other rows)
 $PY "$MAKE_DATASET" --out other.h5 --task binary --rows 2000 --features 8 --seed 9
 "$SG" gate --model models:/fraud/4 --data other.h5 --policy policy.json --key signer.key.pem \
     --out other.r.json >/dev/null 2>&1 || true
 [ -s other.r.json ] || fail "no report on other.h5"
-expect 1 $R transition fraud 4 Staging --report other.r.json
+expect 1 $R transition fraud 4 Staging --report other.r.json --as signer.key.pem
 err_has "report's dataset sha256:$(sha other.h5 | cut -c1-16)... is not the dataset pinned"
 [ "$(stage_of fraud 4)" = None ] || fail "v4 entered Staging on another gate"
 # the same artifact under another model, with its own gate: fraud's report does not enter
 echo '{"metrics": {"accuracy": {"threshold": 0.6}, "f1": {"threshold": 0.5}}}' > strict.json
 expect 0 $R create-model fraud-eu --signer signer.pub.pem --policy strict.json --dataset val.h5 \
     --as admin.key.pem
-expect 0 $R create-version fraud-eu m4.h5
+expect 0 $R create-version fraud-eu m4.h5 --as signer.key.pem
 gate_report signer models:/fraud/4 fraud.r.json
-expect 1 $R transition fraud-eu 1 Staging --report fraud.r.json
+expect 1 $R transition fraud-eu 1 Staging --report fraud.r.json --as signer.key.pem
 err_has "is not the policy pinned for model fraud-eu"
 gate_report signer models:/fraud-eu/1 eu.r.json strict.json
-expect 0 $R transition fraud-eu 1 Staging --report eu.r.json
-expect 0 $R transition fraud 4 Staging --report fraud.r.json
+expect 0 $R transition fraud-eu 1 Staging --report eu.r.json --as signer.key.pem
+expect 0 $R transition fraud 4 Staging --report fraud.r.json --as signer.key.pem
 # a pin changed by an admin applies from then on, and replays
 expect 0 $R pin fraud --policy strict.json --dataset val.h5 --as admin.key.pem
 expect 0 $R verify-log

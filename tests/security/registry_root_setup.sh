@@ -9,8 +9,8 @@ expect 0 $R init --admin admin.pub.pem
 expect 0 $R create-model fraud --signer signer.pub.pem --promoter Production=alice.pub.pem \
     --approver bob.pub.pem --require-approval --policy policy.json --dataset val.h5 \
     --as admin.key.pem
-for i in 1 2 3; do $R create-version fraud m$i.h5 >/dev/null; done
-to_staging() { gate_report signer models:/fraud/$1 r$1.json; expect 0 $R transition fraud $1 Staging --report r$1.json; }
+for i in 1 2 3; do $R create-version fraud m$i.h5 --as signer.key.pem >/dev/null; done
+to_staging() { gate_report signer models:/fraud/$1 r$1.json; expect 0 $R transition fraud $1 Staging --report r$1.json --as signer.key.pem; }
 promote() {
     to_staging "$1"
     expect 0 $R approve fraud $1 --as bob.key.pem

@@ -4,12 +4,12 @@
 # uses a model's keys, that its tables still give the configuration the admin-signed
 # create-model event recorded; verify-log compares the whole configuration too.
 . "$(dirname "$0")/registry_root_setup.sh"
-expect 0 $R create-version fraud m4.h5
+expect 0 $R create-version fraud m4.h5 --as signer.key.pem
 mallory=$(key_id mallory)
 pem=$(cat mallory.pub.pem)
 q "INSERT INTO model_keys (model_name, role, stage, key_id, public_pem) VALUES ('fraud', 'signer', '', '$mallory', '$pem')"
 gate_report mallory models:/fraud/4 r4.json
-expect 1 $R transition fraud 4 Staging --report r4.json
+expect 1 $R transition fraud 4 Staging --report r4.json --as signer.key.pem
 err_has "differ from its configuration event"
 [ "$(stage_of fraud 4)" = None ] || fail "v4 entered Staging on a rogue key"
 expect 1 $R verify-log
