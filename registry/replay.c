@@ -779,8 +779,8 @@ static sg_status table_rows(sg_registry *reg, const char *sql, int ncols, bool p
 
 static sg_status compare(const char *what, strvec *log, strvec *tab, sg_err *err)
 {
-    qsort(log->v, log->n, sizeof *log->v, cmp_str);
-    qsort(tab->v, tab->n, sizeof *tab->v, cmp_str);
+    if (log->n) qsort(log->v, log->n, sizeof *log->v, cmp_str);
+    if (tab->n) qsort(tab->v, tab->n, sizeof *tab->v, cmp_str);
     size_t i = 0, j = 0;
     while (i < log->n || j < tab->n) {
         int c = i == log->n ? 1 : j == tab->n ? -1 : strcmp(log->v[i], tab->v[j]);
@@ -958,7 +958,7 @@ sg_status reg_replay(sg_registry *reg, reg_replay_summary *sum, sg_err *err)
                      S.pending_action);
     /* a nonce used twice is a replayed request */
     if (rc == SG_OK) {
-        qsort(S.nonces.v, S.nonces.n, sizeof *S.nonces.v, cmp_str);
+        if (S.nonces.n) qsort(S.nonces.v, S.nonces.n, sizeof *S.nonces.v, cmp_str);
         for (size_t i = 1; rc == SG_OK && i < S.nonces.n; i++)
             if (!strcmp(S.nonces.v[i], S.nonces.v[i - 1]))
                 rc = sg_errf(err, SG_EREFUSED, "audit log: request nonce %s is used twice",
