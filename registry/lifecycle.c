@@ -103,21 +103,108 @@ static int record_validation(sg_registry *reg, const char *model, const reg_vers
     return rc;
 }
 
+/*
+ * The slow parts of a gate, done before the write lock is taken so that writers queue only
+ * for the database work: hashing the artifact file (a large model takes tens of ms) and
+ * verifying the report's signature. Inside the lock the results are used only if what they
+ * were computed from is still what the registry holds (the same artifact path, the same
+ * signer key row); otherwise the work is done again there.
+ */
+typedef struct {
+    char artifact_path[4096];
+    char artifact_sha[65]; /* "" when not computed */
+    bool report_ok;        /* info holds a report verified with the key below */
+    char signer_pem_sha[65];
+    sg_report_info info;
+} reg_precheck;
+
+static void precheck(sg_registry *reg, const char *model, int64_t version, const uint8_t *report,
+                     size_t len, reg_precheck *pre)
+{
+    memset(pre, 0, sizeof *pre);
+    sg_err err;
+    reg_version v;
+    reg_read_start(reg);
+    if (reg_version_load(reg, model, version, &v, &err) == SG_OK &&
+        sg_model_digest_file_hex(v.artifact_path, pre->artifact_sha, &err) == SG_OK)
+        snprintf(pre->artifact_path, sizeof pre->artifact_path, "%s", v.artifact_path);
+    else
+        pre->artifact_sha[0] = '\0';
+    reg_stmt *st;
+    if (!report || reg_prepare(reg,
+                               "SELECT public_pem FROM model_keys WHERE model_name = ?"
+                               " AND role = 'signer'",
+                               &st, &err) != SG_OK) {
+        reg->read_rc = SG_OK;
+        return;
+    }
+    reg_bind_text(st, 1, model);
+    while (!pre->report_ok && reg_row(reg, st, &err)) {
+        const char *pem = reg_col_text(st, 0);
+        EVP_PKEY *pub = NULL;
+        if (sg_key_load_public_pem(pem, strlen(pem), "signer", &pub, &err) != SG_OK) continue;
+        sg_report_info_clear(&pre->info);
+        memset(&pre->info, 0, sizeof pre->info);
+        pre->report_ok = sg_report_verify(report, len, pub, NULL, &pre->info, &err) == SG_OK;
+        if (pre->report_ok) sg_sha256_hex((const uint8_t *)pem, strlen(pem), pre->signer_pem_sha);
+        EVP_PKEY_free(pub);
+    }
+    reg_finalize(st);
+    reg->read_rc = SG_OK; /* a failed read here only means the work is done under the lock */
+}
+
+/* Whether the key that verified the report before the lock is still a signer of the model. */
+static sg_status signer_still_trusted(sg_registry *reg, const char *model, const reg_precheck *pre,
+                                      bool *yes, sg_err *err)
+{
+    *yes = false;
+    reg_stmt *st;
+    sg_status rc = reg_prepare(reg,
+                               "SELECT public_pem FROM model_keys WHERE model_name = ?"
+                               " AND role = 'signer' AND key_id = ?",
+                               &st, err);
+    if (rc != SG_OK) return rc;
+    reg_bind_text(st, 1, model);
+    reg_bind_text(st, 2, pre->info.key_id);
+    if (reg_row(reg, st, err)) {
+        char sha[65];
+        const char *pem = reg_col_text(st, 0);
+        sg_sha256_hex((const uint8_t *)pem, strlen(pem), sha);
+        *yes = !strcmp(sha, pre->signer_pem_sha);
+    }
+    reg_finalize(st);
+    return reg->read_rc;
+}
+
 /* Verifies a report against the model's trusted signers and this version's digest. */
 static int check_report(sg_registry *reg, const reg_model *m, const reg_version *v,
                         const char *stage, const uint8_t *report, size_t len,
-                        const char *report_sha, sg_err *err)
+                        const char *report_sha, reg_precheck *pre, sg_err *err)
 {
-    reg_stmt *st;
-    int rc = reg_prepare(
-        reg, "SELECT public_pem FROM model_keys WHERE model_name = ? AND role = 'signer'", &st,
-        err);
-    if (rc != SG_OK) return rc;
-    reg_bind_text(st, 1, m->name);
     sg_report_info info;
     memset(&info, 0, sizeof info);
     bool verified = false, any = false;
     sg_err last = {{0}};
+    int rc = SG_OK;
+    if (pre->report_ok) {
+        rc = signer_still_trusted(reg, m->name, pre, &verified, err);
+        if (rc != SG_OK) return rc;
+        if (verified) { /* the verified statement moves over; pre no longer owns it */
+            info = pre->info;
+            memset(&pre->info, 0, sizeof pre->info);
+            pre->report_ok = false;
+            any = true;
+        }
+    }
+    reg_stmt *st;
+    rc = reg_prepare(
+        reg, "SELECT public_pem FROM model_keys WHERE model_name = ? AND role = 'signer'", &st,
+        err);
+    if (rc != SG_OK) {
+        sg_report_info_clear(&info);
+        return rc;
+    }
+    reg_bind_text(st, 1, m->name);
     while (!verified && reg_row(reg, st, err)) {
         const char *pem = reg_col_text(st, 0);
         EVP_PKEY *pub = NULL;
@@ -341,11 +428,13 @@ static sg_status archive_occupant(sg_registry *reg, const reg_model *m, int64_t 
  * The artifact on disk must still be the one registered: a gate and its approvals speak for
  * those bytes (as resolve checks when a version is used).
  */
-static sg_status check_artifact(const reg_version *v, sg_err *err)
+static sg_status check_artifact(const reg_version *v, const reg_precheck *pre, sg_err *err)
 {
     char now[65];
     sg_err ferr;
-    if (sg_model_digest_file_hex(v->artifact_path, now, &ferr) != SG_OK)
+    if (pre && pre->artifact_sha[0] && !strcmp(pre->artifact_path, v->artifact_path))
+        memcpy(now, pre->artifact_sha, sizeof now);
+    else if (sg_model_digest_file_hex(v->artifact_path, now, &ferr) != SG_OK)
         return sg_errf(err, SG_EREFUSED, "artifact %s cannot be read: %s", v->artifact_path,
                        ferr.msg);
     if (strcmp(now, v->artifact_sha256) != 0)
@@ -358,7 +447,7 @@ static sg_status check_artifact(const reg_version *v, sg_err *err)
 
 static sg_status do_transition(sg_registry *reg, const reg_model *m, const reg_version *v,
                          const reg_stage *g, const uint8_t *report, size_t report_len,
-                         const sg_registry_request *req, sg_err *err)
+                         const sg_registry_request *req, reg_precheck *pre, sg_err *err)
 {
     bool allowed = false;
     char actor[65], report_sha[65] = "";
@@ -381,13 +470,13 @@ static sg_status do_transition(sg_registry *reg, const reg_model *m, const reg_v
     /* A promotion re-hashes the artifact: what the gate passed must be what is promoted. */
     if (rc == SG_OK && (g->requires_report || g->requires_validation || g->requires_approval ||
                         g->requires_promoter))
-        rc = check_artifact(v, err);
+        rc = check_artifact(v, pre, err);
     if (rc == SG_OK && g->requires_report && !report)
         rc = sg_errf(err, SG_EREFUSED,
                      "entering %s requires a passing signed report (--report R.intoto.json)",
                      g->name);
     if (rc == SG_OK && report)
-        rc = check_report(reg, m, v, g->name, report, report_len, report_sha, err);
+        rc = check_report(reg, m, v, g->name, report, report_len, report_sha, pre, err);
     bool validated = true;
     if (rc == SG_OK && g->requires_validation)
         rc = has_passed_validation(reg, m->name, v->version, &validated, err);
@@ -429,8 +518,13 @@ sg_status sg_registry_transition(sg_registry *reg, const char *model, int64_t ve
 {
     reg_model m;
     reg_version v;
+    reg_precheck pre;
+    precheck(reg, model, version, report, report_len, &pre);
     int rc = reg_begin(reg, err);
-    if (rc != SG_OK) return rc;
+    if (rc != SG_OK) {
+        sg_report_info_clear(&pre.info);
+        return rc;
+    }
     if ((rc = reg_model_load(reg, model, &m, err)) == SG_OK &&
         (rc = reg_version_load(reg, model, version, &v, err)) == SG_OK) {
         const reg_stage *g = reg_model_stage(&m, stage);
@@ -440,8 +534,9 @@ sg_status sg_registry_transition(sg_registry *reg, const char *model, int64_t ve
             rc = sg_errf(err, SG_EINPUT, "%s v%lld is already in %s", model, (long long)version,
                          g->name);
         else
-            rc = do_transition(reg, &m, &v, g, report, report_len, req, err);
+            rc = do_transition(reg, &m, &v, g, report, report_len, req, &pre, err);
     }
+    sg_report_info_clear(&pre.info);
     return reg_finish(reg, rc, err);
 }
 
@@ -541,7 +636,7 @@ sg_status sg_registry_rollback(sg_registry *reg, const char *model, const sg_reg
     if (rc == SG_OK) rc = reg_version_load(reg, model, prev, &pv, err);
     /* A version an approver has since rejected does not come back through a rollback. */
     if (rc == SG_OK) rc = check_not_rejected(reg, model, prev, err);
-    if (rc == SG_OK) rc = check_artifact(&pv, err);
+    if (rc == SG_OK) rc = check_artifact(&pv, NULL, err);
     if (rc == SG_OK) rc = archive_occupant(reg, &m, current, prev, actor, "rollback-archive", err);
     if (rc == SG_OK) rc = set_stage(reg, model, prev, reg_model_stage(&m, REG_PRODUCTION), err);
     if (rc == SG_OK) {
