@@ -32,4 +32,8 @@ expect 0 $R transition fraud 4 Staging --report fraud.r.json --as signer.key.pem
 # a pin changed by an admin applies from then on, and replays
 expect 0 $R pin fraud --policy strict.json --dataset val.h5 --as admin.key.pem
 expect 0 $R verify-log
+# a copy keeps the root, the recorded configurations and the report bodies: it replays too
+expect 0 $SG registry migrate --from "$STAGEGATE_REGISTRY" --to "$WORK/copy.db"
+expect 0 $SG registry verify-log --db "$WORK/copy.db" --json
+grep -q '"root_of_trust": true' "$WORK/out" || fail "the copy lost its root of trust"
 echo "policy and dataset pinned per model: enforced"
