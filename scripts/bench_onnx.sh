@@ -97,6 +97,11 @@ res["torch_one_p99_ns"] = lat[(len(lat) * 99 + 99) // 100 - 1]
 json.dump(res, open(f"{B}/onnx_torch.json", "w"))
 PY
 
+# The machine's bound on the batch figure: all-thread sgemm peak, measured in this run.
+cc -O3 -march=native -o "$B/sgemm_peak" scripts/sgemm_peak.c \
+    $(pkg-config --cflags --libs openblas) -lpthread
+"$B/sgemm_peak" >"$B/onnx_peak.json"
+
 /usr/bin/python3 - "$B" "$ROWS" "$WORKERS" <<'PY'
 import json, statistics, sys
 B, ROWS, W = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
@@ -126,6 +131,18 @@ print(f"{'stagegate bench single-stream, ONNX':44s} {po/1e3:10.2f} {qo/1e3:10.2f
 print(f"{'stagegate bench single-stream, native':44s} {pn/1e3:10.2f} {qn/1e3:10.2f} {pn/po:11.2f}x")
 print(f"{'PyTorch forward, one row (1 thread)':44s} {tp/1e3:10.2f} {tq/1e3:10.2f} {tp/po:11.2f}x")
 print()
+# FLOPs of the MLP 64-256-256-2 per row (multiply-adds x 2): the batch lower bound at the
+# sgemm peak, and what ratio to PyTorch that bound allows at most.
+flops = ROWS * 2 * (64 * 256 + 256 * 256 + 256 * 2)
+peak = json.load(open(f"{B}/onnx_peak.json")).get("sgemm_peak_gflops_all")
+if peak:
+    bound = flops / (float(peak) * 1e9)
+    print(f"machine bound: {flops / 1e9:.1f} GFLOP at the all-thread sgemm peak measured now "
+          f"({float(peak):.1f} GFLOP/s) = {bound:.3f} s; ONNX predict at "
+          f"{flops / ox / 1e9:.1f} GFLOP/s = {100 * bound / ox:.0f}% of peak, PyTorch at "
+          f"{flops / t['torch_batch_s'] / 1e9:.1f} GFLOP/s = {100 * bound / t['torch_batch_s']:.0f}%; "
+          f"the most any engine could be faster than PyTorch here: {t['torch_batch_s'] / bound:.2f}x")
+    print()
 ok = lambda c: "met" if c else "NOT met"
 print(f"targets: within 5% of native: batch {ok(ox <= 1.05 * nat)} ({ox / nat:.3f}), "
       f"batch-1 p50 {ok(po <= 1.05 * pn)} ({po / pn:.3f}); "
