@@ -27,8 +27,7 @@ sg_status sg_registry_checkpoint(sg_registry *reg, const char *key_path, char **
     rc = sg_registry_verify_log(reg, &summary, err);
     if (rc == SG_OK) {
         events = json_integer_value(json_object_get(summary, "events"));
-        snprintf(head, sizeof head, "%s",
-                 json_string_value(json_object_get(summary, "head_hash")));
+        snprintf(head, sizeof head, "%s", json_string_value(json_object_get(summary, "head_hash")));
     }
     json_decref(summary);
     if (rc != SG_OK) goto out;
@@ -70,8 +69,8 @@ sg_status sg_registry_checkpoint(sg_registry *reg, const char *key_path, char **
         rc = sg_errf(err, SG_ENOMEM, "out of memory making a checkpoint");
         goto out;
     }
-    rc = sg_dsse_sign(key, SG_REGISTRY_CHECKPOINT_TYPE, (const uint8_t *)payload,
-                      strlen(payload), envelope, err);
+    rc = sg_dsse_sign(key, SG_REGISTRY_CHECKPOINT_TYPE, (const uint8_t *)payload, strlen(payload),
+                      envelope, err);
     free(payload);
 out:
     EVP_PKEY_free(key);
@@ -100,9 +99,9 @@ static sg_status open_envelope(const uint8_t *env, size_t len, json_t *pems, cha
             EVP_PKEY_free(pub);
             bool ok_type = type && !strcmp(type, SG_REGISTRY_CHECKPOINT_TYPE);
             free(type);
-            json_t *doc = ok_type ? json_loadb((const char *)payload, plen,
-                                               JSON_REJECT_DUPLICATES, NULL)
-                                  : NULL;
+            json_t *doc =
+                ok_type ? json_loadb((const char *)payload, plen, JSON_REJECT_DUPLICATES, NULL)
+                        : NULL;
             free(payload);
             if (!doc)
                 return sg_errf(err, SG_EINPUT, "checkpoint payload is not a stagegate checkpoint");
@@ -167,7 +166,8 @@ sg_status sg_registry_check_checkpoint(sg_registry *reg, const uint8_t *envelope
             rc = reg_prepare(reg, "SELECT hash FROM audit_log WHERE seq = ?", &st, err);
             if (rc == SG_OK) {
                 reg_bind_int64(st, 1, seq);
-                if ((have = reg_row(reg, st, err))) snprintf(at, sizeof at, "%s", reg_col_text(st, 0));
+                if ((have = reg_row(reg, st, err)))
+                    snprintf(at, sizeof at, "%s", reg_col_text(st, 0));
                 reg_finalize(st);
                 rc = reg->read_rc;
             }

@@ -173,6 +173,11 @@ SG_MUST_CHECK sg_status reg_report_store(sg_registry *reg, const uint8_t *body, 
 SG_MUST_CHECK sg_status reg_report_load(sg_registry *reg, const char *sha256, uint8_t **body,
                                         size_t *len, sg_err *err);
 
+/* "name=value" line of a request text: copies value (false when absent or too long). */
+bool reg_request_field(const char *text, const char *name, char *out, size_t len);
+/* Whether sig64 (base64) is a signature over text by the public key pem. */
+bool reg_sig_ok(const char *pem, const char *text, const char *sig64);
+
 /* query.c: pieces of the read documents, shared with query_models.c */
 #define REG_VERSION_COLS                                                                           \
     "model_name, version, stage, artifact_path, artifact_sha256, created_by, created_at, "         \

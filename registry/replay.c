@@ -191,40 +191,6 @@ static const char *cfg_str(json_t *cfg, const char *k)
 
 /* ---- requests */
 
-static bool req_field(const char *text, const char *name, char *out, size_t len)
-{
-    size_t nl = strlen(name);
-    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
-        if (!strncmp(p, name, nl) && p[nl] == '=') {
-            const char *v = p + nl + 1, *end = strchr(v, '\n');
-            size_t vl = end ? (size_t)(end - v) : strlen(v);
-            if (vl >= len) return false;
-            memcpy(out, v, vl);
-            out[vl] = '\0';
-            return true;
-        }
-    }
-    return false;
-}
-
-static sg_status verify_with(const char *pem, const char *text, const char *sig64, bool *ok,
-                             sg_err *err)
-{
-    *ok = false;
-    EVP_PKEY *pub = NULL;
-    uint8_t *sig = NULL;
-    size_t sig_len = 0;
-    if (!*sig64 || sg_base64_decode(sig64, &sig, &sig_len) != 0) return SG_OK;
-    sg_err verr;
-    if (sg_key_load_public_pem(pem, strlen(pem), "recorded key", &pub, &verr) == SG_OK)
-        *ok = sg_verify_sig(pub, (const uint8_t *)text, strlen(text), sig, sig_len, &verr) ==
-              SG_OK;
-    EVP_PKEY_free(pub);
-    free(sig);
-    (void)err;
-    return SG_OK;
-}
-
 /*
  * The event's request must name exactly this change, be signed by `pem` (the actor's key in
  * the role the rule needs) or, for a request `stagegate serve` attested, by a registered
@@ -242,46 +208,46 @@ static sg_status check_request(rp_state *S, const rp_event *e, const char *pem, 
     const struct {
         const char *name, *want;
         bool ci;
-    } f[] = {{"action", action, false},   {"model", e->model, false}, {"version", want_v, false},
-             {"target", target, true},    {"evidence", evidence, false}, {"key", e->actor, false}};
+    } f[] = {{"action", action, false}, {"model", e->model, false},    {"version", want_v, false},
+             {"target", target, true},  {"evidence", evidence, false}, {"key", e->actor, false}};
     if (strncmp(t, "stagegate-registry-request/v1\n", 30) != 0)
         return bad(S, e, err, "its request is not a stagegate registry request");
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
-        if (!req_field(t, f[i].name, got, sizeof got) ||
+        if (!reg_request_field(t, f[i].name, got, sizeof got) ||
             (f[i].ci ? strcasecmp(got, f[i].want) : strcmp(got, f[i].want)) != 0)
             return bad(S, e, err, "its request's %s is not the event's ('%.64s')", f[i].name,
                        f[i].want);
     }
     int64_t rt = 0, et = 0;
-    if (!req_field(t, "time", got, sizeof got) || reg_parse_utc(got, &rt) != SG_OK ||
+    if (!reg_request_field(t, "time", got, sizeof got) || reg_parse_utc(got, &rt) != SG_OK ||
         reg_parse_utc(e->time, &et) != SG_OK || rt - et > SG_REGISTRY_REQUEST_SKEW_S ||
         et - rt > SG_REGISTRY_REQUEST_SKEW_S)
         return bad(S, e, err, "its request time is not within %d s of the event",
                    SG_REGISTRY_REQUEST_SKEW_S);
-    if (!req_field(t, "nonce", got, sizeof got) || strlen(got) < 16)
+    if (!reg_request_field(t, "nonce", got, sizeof got) || strlen(got) < 16)
         return bad(S, e, err, "its request has no nonce");
-    bool ok = false;
     char server[80];
-    if (req_field(t, "auth", got, sizeof got)) {
+    if (reg_request_field(t, "auth", got, sizeof got)) {
         /* Attested by a server for a principal it authenticated: after the root exists the
          * server must sign it with a key an admin registered. */
         if (!S->root) return SG_OK;
         const char *spem = NULL;
-        if (req_field(t, "server", server, sizeof server)) {
+        if (reg_request_field(t, "server", server, sizeof server)) {
             json_t *k = json_object_get(S->keys, server);
             if (k && !strcmp(json_string_value(json_object_get(k, "role")), "server"))
                 spem = json_string_value(json_object_get(k, "pem"));
         }
         if (!spem)
-            return bad(S, e, err, "request attested by a server that is not a registered server key");
-        sg_status rc = verify_with(spem, t, e->sig, &ok, err);
-        if (rc != SG_OK) return rc;
-        return ok ? SG_OK : bad(S, e, err, "the server's signature on its request does not verify");
+            return bad(S, e, err,
+                       "request attested by a server that is not a registered server key");
+        return reg_sig_ok(spem, t, e->sig)
+                   ? SG_OK
+                   : bad(S, e, err, "the server's signature on its request does not verify");
     }
     if (!pem) return bad(S, e, err, "key %.16s holds no role that may do this", e->actor);
-    sg_status rc = verify_with(pem, t, e->sig, &ok, err);
-    if (rc != SG_OK) return rc;
-    return ok ? SG_OK : bad(S, e, err, "the request signature by key %.16s does not verify", e->actor);
+    return reg_sig_ok(pem, t, e->sig)
+               ? SG_OK
+               : bad(S, e, err, "the request signature by key %.16s does not verify", e->actor);
 }
 
 static const char *admin_pem(rp_state *S, const char *key_id)
@@ -310,8 +276,8 @@ static sg_status member_signed(rp_state *S, const rp_event *e, rp_model *m, int6
                                const char *target, sg_err *err)
 {
     if (!S->root || !m->cfg) return SG_OK;
-    return check_request(S, e, member_pem(S, m, e->actor), e->action, version, target,
-                         e->evidence, err);
+    return check_request(S, e, member_pem(S, m, e->actor), e->action, version, target, e->evidence,
+                         err);
 }
 
 /* ---- events */
@@ -387,7 +353,8 @@ static sg_status ev_config(rp_state *S, const rp_event *e, sg_err *err)
             rc = bad(S, e, err, "it changes more than the pins");
     }
     if (rc == SG_OK && S->root && !recorded)
-        rc = bad(S, e, err, "model created without a recorded configuration after the root of trust");
+        rc = bad(S, e, err,
+                 "model created without a recorded configuration after the root of trust");
     if (rc == SG_OK && S->root)
         rc = check_request(S, e, admin_pem(S, e->actor), e->action, 0, "", e->evidence, err);
     if (rc != SG_OK) {
@@ -508,21 +475,22 @@ static sg_status replay_report(rp_state *S, const rp_event *e, rp_model *m, rp_v
     else if (reg_parse_utc(info.timestamp, &ts) != SG_OK || reg_parse_utc(e->time, &et) != SG_OK ||
              et - ts > json_integer_value(json_object_get(m->cfg, "max_report_age_days")) * 86400 ||
              ts - et > SG_REGISTRY_REQUEST_SKEW_S)
-        rc = bad(S, e, err, "its report's time %s was not within the model's report age", info.timestamp);
+        rc = bad(S, e, err, "its report's time %s was not within the model's report age",
+                 info.timestamp);
     else if (reg_pins_check(m->name, cfg_str(m->cfg, "policy_sha256"),
                             cfg_str(m->cfg, "dataset_sha256"), info.statement, &lerr) != SG_OK)
         rc = bad(S, e, err, "%s", lerr.msg);
     else if (json_integer_value(json_object_get(
-                 json_object_get(json_object_get(json_object_get(info.statement, "predicate"),
-                                                 "registry"),
-                                 "audit_head"),
+                 json_object_get(
+                     json_object_get(json_object_get(info.statement, "predicate"), "registry"),
+                     "audit_head"),
                  "seq")) >= e->seq)
         rc = bad(S, e, err, "its report names an audit head at or after this event");
     else if ((rc = reg_report_head_check(S->reg, info.statement, &lerr)) != SG_OK)
         rc = rc == SG_EREFUSED ? bad(S, e, err, "%s", lerr.msg) : sg_errf(err, rc, "%s", lerr.msg);
-    if (rc == SG_OK && !sv_push(&S->validations, fmt("%s %020lld %s %s %s %s", m->name,
-                                                     (long long)e->version, e->to, e->evidence,
-                                                     info.key_id, info.result)))
+    if (rc == SG_OK &&
+        !sv_push(&S->validations, fmt("%s %020lld %s %s %s %s", m->name, (long long)e->version,
+                                      e->to, e->evidence, info.key_id, info.result)))
         rc = sg_errf(err, SG_ENOMEM, "out of memory replaying the audit log");
     sg_report_info_clear(&info);
     return rc;
@@ -601,7 +569,8 @@ static sg_status ev_archive(rp_state *S, const rp_event *e, sg_err *err)
     S->pending = true;
     snprintf(S->pending_model, sizeof S->pending_model, "%s", e->model);
     snprintf(S->pending_actor, sizeof S->pending_actor, "%s", e->actor);
-    snprintf(S->pending_action, sizeof S->pending_action, "%s", rollback ? "rollback" : "transition");
+    snprintf(S->pending_action, sizeof S->pending_action, "%s",
+             rollback ? "rollback" : "transition");
     S->pending_version = by;
     snprintf(v->stage, sizeof v->stage, "%s", e->to);
     return SG_OK;
@@ -629,8 +598,8 @@ static sg_status ev_approve(rp_state *S, const rp_event *e, sg_err *err)
     a->version = e->version;
     a->rejected = reject;
     snprintf(a->approver, sizeof a->approver, "%s", e->actor);
-    if (!sv_push(&S->approvals, fmt("%s %020lld %s %s %s", m->name, (long long)e->version,
-                                    e->actor, reject ? "rejected" : "approved", e->detail)))
+    if (!sv_push(&S->approvals, fmt("%s %020lld %s %s %s", m->name, (long long)e->version, e->actor,
+                                    reject ? "rejected" : "approved", e->detail)))
         return sg_errf(err, SG_ENOMEM, "out of memory replaying the audit log");
     return SG_OK;
 }
@@ -706,7 +675,8 @@ static sg_status ev_alias(rp_state *S, const rp_event *e, sg_err *err)
         }
     sg_status rc = SG_OK;
     if (!set && !found) rc = bad(S, e, err, "the model had no such alias");
-    if (rc == SG_OK && set && !sv_push(&S->aliases, fmt("%s%020lld", prefix, (long long)e->version)))
+    if (rc == SG_OK && set &&
+        !sv_push(&S->aliases, fmt("%s%020lld", prefix, (long long)e->version)))
         rc = sg_errf(err, SG_ENOMEM, "out of memory replaying the audit log");
     free(prefix);
     return rc;
@@ -725,7 +695,7 @@ static sg_status apply(rp_state *S, const rp_event *e, sg_err *err)
     }
     /* every request's nonce was recorded, whether or not the rules needed the request */
     char nonce[80];
-    if (*e->request && req_field(e->request, "nonce", nonce, sizeof nonce) &&
+    if (*e->request && reg_request_field(e->request, "nonce", nonce, sizeof nonce) &&
         !sv_push(&S->nonces, strdup(nonce)))
         return sg_errf(err, SG_ENOMEM, "out of memory replaying the audit log");
     const char *a = e->action;
@@ -790,8 +760,8 @@ static sg_status compare(const char *what, strvec *log, strvec *tab, sg_err *err
         }
         const char *row = c < 0 ? log->v[i] : tab->v[j];
         return sg_errf(err, SG_EREFUSED, "audit log: %s: %s row '%.160s' %s", what,
-                       c < 0 ? "the log's" : "the table's",
-                       row, c < 0 ? "is missing from the table" : "is not explained by any event");
+                       c < 0 ? "the log's" : "the table's", row,
+                       c < 0 ? "is missing from the table" : "is not explained by any event");
     }
     return SG_OK;
 }
@@ -804,8 +774,8 @@ static sg_status compare_tables(rp_state *S, sg_err *err)
         if (!sv_push(&S->models, strdup(m->name)))
             return sg_errf(err, SG_ENOMEM, "out of memory comparing the tables with the log");
         for (size_t v = 0; v < m->nv; v++)
-            if (!sv_push(&S->versions, fmt("%s %020zu %s %s", m->name, v + 1, m->v[v].stage,
-                                           m->v[v].sha)))
+            if (!sv_push(&S->versions,
+                         fmt("%s %020zu %s %s", m->name, v + 1, m->v[v].stage, m->v[v].sha)))
                 return sg_errf(err, SG_ENOMEM, "out of memory comparing the tables with the log");
     }
     const struct {
@@ -861,12 +831,12 @@ static sg_status compare_tables(rp_state *S, sg_err *err)
         while (rc == SG_OK && reg_row(reg, st, err)) {
             rp_model *m = find_model(S, reg_col_text(st, 0));
             bool full = m && m->cfg;
-            char *row = full ? fmt("%s %020lld %s %s %s %s", reg_col_text(st, 0),
-                                   (long long)reg_col_int64(st, 1), reg_col_text(st, 2),
-                                   reg_col_text(st, 3), reg_col_text(st, 4), reg_col_text(st, 5))
-                             : fmt("%s %020lld %s %s", reg_col_text(st, 0),
-                                   (long long)reg_col_int64(st, 1), reg_col_text(st, 2),
-                                   reg_col_text(st, 3));
+            char *row =
+                full ? fmt("%s %020lld %s %s %s %s", reg_col_text(st, 0),
+                           (long long)reg_col_int64(st, 1), reg_col_text(st, 2),
+                           reg_col_text(st, 3), reg_col_text(st, 4), reg_col_text(st, 5))
+                     : fmt("%s %020lld %s %s", reg_col_text(st, 0), (long long)reg_col_int64(st, 1),
+                           reg_col_text(st, 2), reg_col_text(st, 3));
             if (!sv_push(&tab, row))
                 rc = sg_errf(err, SG_ENOMEM, "out of memory comparing the tables with the log");
         }

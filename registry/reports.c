@@ -97,8 +97,8 @@ sg_status sg_registry_put_report(sg_registry *reg, const uint8_t *body, size_t l
     return reg_finish(reg, rc, err);
 }
 
-sg_status sg_registry_get_report(sg_registry *reg, const char *sha256, uint8_t **body,
-                                 size_t *len, sg_err *err)
+sg_status sg_registry_get_report(sg_registry *reg, const char *sha256, uint8_t **body, size_t *len,
+                                 sg_err *err)
 {
     if (strlen(sha256) != 64 || strspn(sha256, "0123456789abcdef") != 64)
         return sg_errf(err, SG_EINPUT, "report digest '%.80s' is not 64 lowercase hex digits",

@@ -153,8 +153,7 @@ void sg_registry_request_clear(sg_registry_request *req)
     memset(req, 0, sizeof *req);
 }
 
-/* Finds "name=value\n" in the text; copies value. */
-static bool get_field(const char *text, const char *name, char *out, size_t len)
+bool reg_request_field(const char *text, const char *name, char *out, size_t len)
 {
     size_t nl = strlen(name);
     for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
@@ -175,7 +174,7 @@ static sg_status expect_field(const char *text, const char *name, const char *wa
     /* Stage names are unique regardless of case, so the target compares case-insensitively. */
     bool ci = !strcmp(name, "target");
     char got[1024];
-    if (!get_field(text, name, got, sizeof got))
+    if (!reg_request_field(text, name, got, sizeof got))
         return sg_errf(err, SG_EREFUSED, "refused: signed request has no %s field", name);
     if (ci ? strcasecmp(got, want) != 0 : strcmp(got, want) != 0)
         return sg_errf(err, SG_EREFUSED,
@@ -200,7 +199,7 @@ static sg_status check_fields(const sg_registry_request *req, const char *action
         (rc = expect_field(req->text, "key", req->key_id, err)) != SG_OK)
         return rc;
     int64_t t;
-    if (!get_field(req->text, "time", when, sizeof when) || reg_parse_utc(when, &t) != 0)
+    if (!reg_request_field(req->text, "time", when, sizeof when) || reg_parse_utc(when, &t) != 0)
         return sg_errf(err, SG_EREFUSED, "refused: signed request has no valid time");
     int64_t skew = reg_now_epoch() - t;
     if (skew > SG_REGISTRY_REQUEST_SKEW_S || skew < -SG_REGISTRY_REQUEST_SKEW_S)
@@ -213,7 +212,7 @@ static sg_status check_fields(const sg_registry_request *req, const char *action
 static sg_status record_nonce(sg_registry *reg, const sg_registry_request *req, sg_err *err)
 {
     char nonce[80], now[32];
-    if (!get_field(req->text, "nonce", nonce, sizeof nonce) || strlen(nonce) < 16)
+    if (!reg_request_field(req->text, "nonce", nonce, sizeof nonce) || strlen(nonce) < 16)
         return sg_errf(err, SG_EREFUSED, "refused: signed request has no nonce");
     reg_now_utc(now);
     reg_stmt *st;
@@ -242,7 +241,7 @@ static sg_status check_attestation(sg_registry *reg, const sg_registry_request *
     if (rc != SG_OK || !root) return rc;
     char sid[80];
     const char *auth = strstr(req->text, "\nauth=");
-    if (!auth || !get_field(auth + 1, "server", sid, sizeof sid) || !req->sig)
+    if (!auth || !reg_request_field(auth + 1, "server", sid, sizeof sid) || !req->sig)
         return sg_errf(err, SG_EREFUSED,
                        "refused: this registry has a root of trust; a server's request must be "
                        "signed with a server key an admin added (stagegate serve --key, "

@@ -35,11 +35,11 @@ json_t *reg_config_from_tables(sg_registry *reg, const char *model, sg_err *err)
     reg_bind_text(st, 1, model);
     reg_step_result s = reg_step(st);
     if (s == REG_ROW) {
-        cfg = json_pack("{sssssOsIssssss}", "format", CONFIG_FORMAT, "name", model,
-                        "require_approval", bool_col(st, 0), "max_report_age_days",
-                        (json_int_t)reg_col_int64(st, 1), "report_stage", reg_col_text(st, 2),
-                        "policy_sha256", reg_col_text(st, 3), "dataset_sha256",
-                        reg_col_text(st, 4));
+        cfg =
+            json_pack("{sssssOsIssssss}", "format", CONFIG_FORMAT, "name", model,
+                      "require_approval", bool_col(st, 0), "max_report_age_days",
+                      (json_int_t)reg_col_int64(st, 1), "report_stage", reg_col_text(st, 2),
+                      "policy_sha256", reg_col_text(st, 3), "dataset_sha256", reg_col_text(st, 4));
         json_decref(json_object_get(cfg, "require_approval")); /* "O" took a reference */
     } else if (s == REG_DONE) {
         sg_errf(err, SG_EINPUT, "no model named '%s' in registry %s", model, reg->path);
@@ -80,8 +80,8 @@ json_t *reg_config_from_tables(sg_registry *reg, const char *model, sg_err *err)
     if (rc == SG_OK) {
         reg_bind_text(st, 1, model);
         while (reg_row(reg, st, err))
-            json_array_append_new(trans, json_pack("[ss]", reg_col_text(st, 0),
-                                                   reg_col_text(st, 1)));
+            json_array_append_new(trans,
+                                  json_pack("[ss]", reg_col_text(st, 0), reg_col_text(st, 1)));
         reg_finalize(st);
         rc = reg->read_rc;
     }
@@ -93,10 +93,10 @@ json_t *reg_config_from_tables(sg_registry *reg, const char *model, sg_err *err)
     if (rc == SG_OK) {
         reg_bind_text(st, 1, model);
         while (reg_row(reg, st, err))
-            json_array_append_new(keys, json_pack("{ssssssss}", "role", reg_col_text(st, 0),
-                                                  "stage", reg_col_text(st, 1), "key_id",
-                                                  reg_col_text(st, 2), "public_pem",
-                                                  reg_col_text(st, 3)));
+            json_array_append_new(keys,
+                                  json_pack("{ssssssss}", "role", reg_col_text(st, 0), "stage",
+                                            reg_col_text(st, 1), "key_id", reg_col_text(st, 2),
+                                            "public_pem", reg_col_text(st, 3)));
         reg_finalize(st);
         rc = reg->read_rc;
     }
@@ -145,8 +145,7 @@ sg_status reg_root_exists(sg_registry *reg, bool *yes, sg_err *err)
 }
 
 /* The PEM of a registry key of this role that an add-key event introduced, or NULL. */
-static char *registry_key_pem(sg_registry *reg, const char *role, const char *key_id,
-                              sg_err *err)
+static char *registry_key_pem(sg_registry *reg, const char *role, const char *key_id, sg_err *err)
 {
     reg_stmt *st;
     char *pem = NULL;
@@ -245,8 +244,8 @@ static sg_status append_config_event(sg_registry *reg, const char *model, const 
 }
 
 sg_status reg_config_record(sg_registry *reg, const char *model, const char *action,
-                            const char *evidence, const sg_registry_request *req,
-                            char actor[65], sg_err *err)
+                            const char *evidence, const sg_registry_request *req, char actor[65],
+                            sg_err *err)
 {
     json_t *cfg = reg_config_from_tables(reg, model, err);
     if (!cfg) return reg->read_rc != SG_OK ? reg->read_rc : SG_EINTERNAL;
@@ -265,8 +264,7 @@ sg_status reg_config_record(sg_registry *reg, const char *model, const char *act
 void reg_pins_evidence(const char *policy_sha256, const char *dataset_sha256, char sha_out[65])
 {
     char text[160];
-    int n = snprintf(text, sizeof text, "policy=%s\ndataset=%s\n", policy_sha256,
-                     dataset_sha256);
+    int n = snprintf(text, sizeof text, "policy=%s\ndataset=%s\n", policy_sha256, dataset_sha256);
     sg_sha256_hex((const uint8_t *)text, (size_t)n, sha_out);
 }
 
@@ -416,7 +414,8 @@ static const char *report_config_digest(json_t *statement, const char *role)
     const char *found = NULL;
     json_array_foreach(cfg, i, e)
     {
-        const char *r = json_string_value(json_object_get(json_object_get(e, "annotations"), "role"));
+        const char *r =
+            json_string_value(json_object_get(json_object_get(e, "annotations"), "role"));
         if (r && !strcmp(r, role)) {
             if (found) return NULL; /* two entries for one role: ambiguous, not evidence */
             found = json_string_value(json_object_get(json_object_get(e, "digest"), "sha256"));
@@ -453,24 +452,7 @@ void sg_registry_pins_evidence(const char *policy_sha256, const char *dataset_sh
     reg_pins_evidence(policy_sha256, dataset_sha256, sha_out);
 }
 
-/* "name=value" of a request text, or false. */
-static bool text_field(const char *text, const char *name, char *out, size_t len)
-{
-    size_t nl = strlen(name);
-    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
-        if (!strncmp(p, name, nl) && p[nl] == '=') {
-            const char *v = p + nl + 1, *e = strchr(v, '\n');
-            size_t vl = e ? (size_t)(e - v) : strlen(v);
-            if (vl >= len) return false;
-            memcpy(out, v, vl);
-            out[vl] = '\0';
-            return true;
-        }
-    }
-    return false;
-}
-
-static bool sig_ok(const char *pem, const char *text, const char *sig64)
+bool reg_sig_ok(const char *pem, const char *text, const char *sig64)
 {
     uint8_t *sig = NULL;
     size_t sig_len = 0;
@@ -490,7 +472,7 @@ sg_status reg_recorded_request_ok(sg_registry *reg, const char *text, const char
 {
     *ok = false;
     char server[80];
-    if (text_field(text, "auth", server, sizeof server)) {
+    if (reg_request_field(text, "auth", server, sizeof server)) {
         /* attested by `stagegate serve`: trusted as such before the root of trust exists,
          * signed by a registered server key after */
         bool root = false;
@@ -500,16 +482,16 @@ sg_status reg_recorded_request_ok(sg_registry *reg, const char *text, const char
             *ok = true;
             return SG_OK;
         }
-        if (!text_field(text, "server", server, sizeof server)) return SG_OK;
+        if (!reg_request_field(text, "server", server, sizeof server)) return SG_OK;
         char *spem = reg_server_key_pem(reg, server, err);
         if (reg->read_rc != SG_OK) {
             free(spem);
             return reg->read_rc;
         }
-        *ok = spem && sig_ok(spem, text, sig64);
+        *ok = spem && reg_sig_ok(spem, text, sig64);
         free(spem);
         return SG_OK;
     }
-    *ok = sig_ok(pem, text, sig64);
+    *ok = reg_sig_ok(pem, text, sig64);
     return SG_OK;
 }
