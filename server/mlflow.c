@@ -488,7 +488,16 @@ static srv_resp transition(srv_req *r)
         report = malloc(len ? len : 1);
         if (report) memcpy(report, inline_report, len);
     } else if (stage_requires_report(m, stage)) {
-        report = srv_reports_get(r->srv->reports, sg_json_str(cur, "artifact_sha256"), &len);
+        /* The newest report stored in the registry for this exact digest; none found is no
+         * error here: the registry refuses the transition with its own reason. */
+        char report_sha[65];
+        int frc = sg_registry_find_report(r->reg, sg_json_str(cur, "artifact_sha256"), &report,
+                                          &len, report_sha, &err);
+        if (frc != SG_OK && frc != SG_EINPUT) {
+            json_decref(cur);
+            json_decref(m);
+            return srv_from_status(frc, &err);
+        }
     }
     json_decref(cur);
     int rc = transition_as(r, name, v, stage, report, len, &err);

@@ -28,17 +28,6 @@ void srv_tokens_free(srv_tokens *t);
 /* The principal a presented token belongs to, or NULL. Compares every entry in constant time. */
 const srv_principal *srv_tokens_find(const srv_tokens *t, const char *token, size_t len);
 
-/* reports.c: signed gate reports uploaded through POST /api/stagegate/reports, kept in memory
- * by the artifact digest they name (the latest upload per digest wins). */
-typedef struct srv_reports srv_reports;
-srv_reports *srv_reports_new(void);
-void srv_reports_free(srv_reports *r);
-/* Stores a copy; subject_out receives the artifact digest the report names. */
-SG_MUST_CHECK sg_status srv_reports_put(srv_reports *r, const uint8_t *env, size_t len,
-                                        char subject_out[65], sg_err *err);
-/* A malloc'd copy of the latest report naming this digest, or NULL. */
-uint8_t *srv_reports_get(srv_reports *r, const char *subject, size_t *len);
-
 /* watchdog.c: the time limit on receiving one request (headers and body). */
 typedef struct srv_watch srv_watch;
 srv_watch *srv_watch_add(int fd);
@@ -47,13 +36,11 @@ void srv_watch_handling(srv_watch *w, bool handling);
 SG_MUST_CHECK sg_status srv_watch_start(int request_time_s, sg_err *err);
 void srv_watch_stop(void);
 
-/* The server's shared, read-only-after-start state. */
+/* The server's shared, read-only-after-start state (the tokens are swapped on SIGHUP: http.c). */
 typedef struct {
     sg_server_config cfg;
-    srv_tokens tokens;
-    bool auth;                /* a tokens file was given */
+    bool auth;                /* a tokens file was given (the principals: http.c, reloadable) */
     char artifact_root[4096]; /* realpath of --artifact-root, "" if none */
-    srv_reports *reports;
 } srv_state;
 
 /* One request, as the handlers see it. */
