@@ -129,6 +129,8 @@ static void tokens_reload(void)
     server_log("tokens file %s reloaded: %zu principals (%zu before)", g_srv.cfg.tokens, n, n_old);
 }
 pthread_mutex_t srv_write_mu = PTHREAD_MUTEX_INITIALIZER; /* server_internal.h */
+double srv_write_wait_s, srv_write_held_s;
+long srv_writes;
 
 /* Every worker's registry handle, for the main thread to close after the workers stop. */
 static pthread_mutex_t g_regs_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -667,6 +669,10 @@ sg_status sg_server_run(const sg_server_config *cfg, sg_err *err)
     for (int i = 0; i < 6000 && atomic_load(&g_in_flight) > 0; i++)
         usleep(10000);
     MHD_stop_daemon(d);
+    if (srv_writes)
+        server_log("%ld writes: mean %.2f ms waiting for the write lock, %.2f ms in the registry",
+                   srv_writes, srv_write_wait_s * 1e3 / (double)srv_writes,
+                   srv_write_held_s * 1e3 / (double)srv_writes);
     srv_watch_stop();
     /* A reload or stop signal that came while draining is answered by this stop: it must
      * not act (with its default action) once the mask is restored. */

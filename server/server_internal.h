@@ -80,12 +80,28 @@ SG_MUST_CHECK sg_status srv_attest(const srv_req *r, const char *action, const c
  * process's writers on one mutex spares them the database's busy-wait polling. Only the
  * registry call is inside, not the reads that build the answer. */
 extern pthread_mutex_t srv_write_mu;
-#define SRV_WRITE(call) (pthread_mutex_lock(&srv_write_mu), srv_write_done(call))
-static inline int srv_write_done(int rc)
+/* Time writers spent waiting for srv_write_mu and holding it (inside the registry call), and
+ * their count; updated only while holding the mutex, reported once at shutdown. */
+extern double srv_write_wait_s, srv_write_held_s;
+extern long srv_writes;
+static inline double srv_write_lock(void)
 {
+    double t = sg_now_seconds();
+    pthread_mutex_lock(&srv_write_mu);
+    double now = sg_now_seconds();
+    srv_write_wait_s += now - t;
+    return now;
+}
+static inline int srv_write_done(double since, int rc)
+{
+    srv_write_held_s += sg_now_seconds() - since;
+    srv_writes++;
     pthread_mutex_unlock(&srv_write_mu);
     return rc;
 }
+static __thread double srv_write_since __attribute__((unused));
+/* The comma operator orders the lock before the call (argument order is unspecified). */
+#define SRV_WRITE(call) (srv_write_since = srv_write_lock(), srv_write_done(srv_write_since, (call)))
 
 /* Routers: each returns true when it owns the path (resp set). */
 bool srv_mlflow_route(srv_req *r, const char *path, srv_resp *resp);
