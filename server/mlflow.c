@@ -504,6 +504,35 @@ static int transition_as(srv_req *r, const char *name, int64_t v, const char *st
     return rc;
 }
 
+/*
+ * MLflow's rollback recipe: archive the Production version, then transition an Archived one
+ * to Production. The policy has no Archived -> Production transition by default, so that
+ * transition was refused; sg_registry_restore brings the version back if it has been in
+ * Production before (with the same checks as a rollback: Production promoter, passed
+ * validation, no standing rejection, unchanged artifact). When the restore does not apply
+ * (the version is not Archived, or the policy allows the transition and its gates said no),
+ * the transition's own refusal stands.
+ */
+static int try_restore(srv_req *r, const char *name, int64_t v, int refused, sg_err *err)
+{
+    sg_err e = {{0}};
+    json_t *cur = sg_registry_get_version(r->reg, name, v, &e);
+    bool archived_now = cur && !strcmp(sg_json_str(cur, "stage"), "Archived");
+    json_decref(cur);
+    if (!archived_now) return refused;
+    sg_registry_request req;
+    int rc = srv_attest(r, "transition", name, v, "Production", "", &req, &e);
+    bool applies = false;
+    int64_t displaced = 0;
+    if (rc == SG_OK) {
+        rc = SRV_WRITE(sg_registry_restore(r->reg, name, v, &req, &applies, &displaced, &e));
+        sg_registry_request_clear(&req);
+    }
+    if (!applies) return refused;
+    *err = e;
+    return rc;
+}
+
 static srv_resp transition(srv_req *r)
 {
     METHOD("POST");
@@ -544,13 +573,15 @@ static srv_resp transition(srv_req *r)
     }
     int rc = transition_as(r, name, v, stage, report, len, &err);
     free(report);
+    const json_t *entry = stage_entry(stages, stage);
+    if (rc == SG_EREFUSED && !strcmp(sg_json_str(entry, "name"), "Production"))
+        rc = try_restore(r, name, v, rc, &err);
     /* archive_existing_versions: every other version in the stage goes to Archived, each
      * through the registry. A single-version stage holds none by now (the registry archived
      * Production's occupant in the transition, and refuses to enter another occupied one). */
     json_t *arch = r->json ? json_object_get(r->json, "archive_existing_versions") : NULL;
     bool archive = json_is_true(arch) ||
                    (json_is_string(arch) && !strcasecmp(json_string_value(arch), "true"));
-    const json_t *entry = stage_entry(stages, stage);
     if (rc == SG_OK && archive && strcasecmp(stage, "Archived") != 0 &&
         json_is_true(json_object_get(entry, "multi_version"))) {
         /* Names and stages are [A-Za-z0-9._-] (the registry refuses others), so quoting is

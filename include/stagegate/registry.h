@@ -117,6 +117,18 @@ SG_MUST_CHECK sg_status sg_registry_approve(sg_registry *reg, const char *model,
                         const char *comment, const sg_registry_request *req, sg_err *err);
 SG_MUST_CHECK sg_status sg_registry_rollback(sg_registry *reg, const char *model, const sg_registry_request *req,
                          int64_t *restored, int64_t *archived, sg_err *err);
+/*
+ * Brings an Archived version back to Production (registry/restore.c), for MLflow's rollback
+ * recipe (archive the current version, then transition the previous one to Production):
+ * only for a version that has been in Production before, with a passed validation, no
+ * standing rejection and an unchanged artifact, requested by a Production promoter; the
+ * occupant of a single-version Production is archived. *applies is false (SG_EINPUT) when
+ * the version is not in Archived or the policy allows Archived -> Production itself: then the
+ * plain transition and its gates apply. req's action is "transition", target "Production".
+ */
+SG_MUST_CHECK sg_status sg_registry_restore(sg_registry *reg, const char *model, int64_t version,
+                                            const sg_registry_request *req, bool *applies,
+                                            int64_t *archived, sg_err *err);
 /* value NULL deletes the tag. */
 SG_MUST_CHECK sg_status sg_registry_set_tag(sg_registry *reg, const char *model, int64_t version, const char *key,
                         const char *value, const sg_registry_request *req, sg_err *err);
