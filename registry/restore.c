@@ -39,8 +39,8 @@ static sg_status exists(sg_registry *reg, const char *sql, const char *model, in
     return rc;
 }
 
-static sg_status set_stage(sg_registry *reg, const char *model, int64_t version,
-                           const reg_stage *g, sg_err *err)
+static sg_status set_stage(sg_registry *reg, const char *model, int64_t version, const reg_stage *g,
+                           sg_err *err)
 {
     char now[32];
     reg_now_utc(now);
@@ -57,8 +57,8 @@ static sg_status set_stage(sg_registry *reg, const char *model, int64_t version,
     reg_bind_int64(st, 5, version);
     reg_step_result s = reg_step(st);
     if (s == REG_CONSTRAINT)
-        rc = sg_errf(err, SG_EREFUSED, "%s already holds a version (single-version stage)",
-                     g->name);
+        rc =
+            sg_errf(err, SG_EREFUSED, "%s already holds a version (single-version stage)", g->name);
     else if (s != REG_DONE)
         rc = reg_db_error(reg, err, "changing a stage");
     reg_finalize(st);
@@ -111,8 +111,7 @@ static sg_status check_not_rejected(sg_registry *reg, const char *model, int64_t
     return rc;
 }
 
-static sg_status check_promoter(sg_registry *reg, const char *model, const char *actor,
-                                sg_err *err)
+static sg_status check_promoter(sg_registry *reg, const char *model, const char *actor, sg_err *err)
 {
     int64_t n = 0;
     bool ok = false;
@@ -121,7 +120,8 @@ static sg_status check_promoter(sg_registry *reg, const char *model, const char 
         return sg_errf(err, SG_EREFUSED,
                        "no promoter is authorized for Production (create the model with"
                        " --promoter Production=KEY.pub)");
-    if (rc == SG_OK) rc = reg_key_authorized(reg, model, "promoter", REG_PRODUCTION, actor, &ok, err);
+    if (rc == SG_OK)
+        rc = reg_key_authorized(reg, model, "promoter", REG_PRODUCTION, actor, &ok, err);
     if (rc == SG_OK && !ok)
         rc = sg_errf(err, SG_EREFUSED, "key %.16s is not an authorized promoter for Production",
                      actor);
@@ -148,7 +148,8 @@ static sg_status restore(sg_registry *reg, const reg_model *m, const reg_version
 {
     const reg_stage *prod = reg_model_stage(m, REG_PRODUCTION);
     const reg_stage *arch = reg_model_stage(m, REG_ARCHIVED);
-    if (!prod || !arch) return sg_errf(err, SG_EINTERNAL, "model %s lacks Production or Archived", m->name);
+    if (!prod || !arch)
+        return sg_errf(err, SG_EINTERNAL, "model %s lacks Production or Archived", m->name);
     char actor[65];
     bool found = false;
     sg_status rc = reg_request_check(reg, req, true, "transition", m->name, v->version,
@@ -229,8 +230,9 @@ sg_status sg_registry_restore(sg_registry *reg, const char *model, int64_t versi
         if (rc == SG_EREFUSED) {
             char reason[sizeof err->msg];
             snprintf(reason, sizeof reason, "%s", err->msg);
-            rc = sg_errf(err, SG_EREFUSED, "refused: %s v%lld -> Production (restore from Archived): %s",
-                         model, (long long)version, reason);
+            rc = sg_errf(err, SG_EREFUSED,
+                         "refused: %s v%lld -> Production (restore from Archived): %s", model,
+                         (long long)version, reason);
         }
     } else if (rc == SG_OK) {
         rc = sg_errf(err, SG_EINPUT,

@@ -437,39 +437,50 @@ static srv_resp search_versions(srv_req *r)
 }
 
 /*
- * A model's stages (the registry's "stages" array: name, requires, multi_version), cached per
- * worker thread: the registry writes a model's stages once, when the model is created, and
- * never changes them, so a transition need not read the whole model summary each time to
- * learn whether its target stage takes a report. The cache decides only what the server
+ * A model's stages (the registry's "stages" array: name, requires, multi_version), cached
+ * for the process: the registry writes a model's stages once, when the model is created,
+ * and never changes them, so a transition need not read the whole model summary each time
+ * to learn whether its target stage takes a report. The cache decides only what the server
  * passes to the registry, which enforces the gate itself: a stale entry could at worst pass
  * a report where none is needed (verified all the same) or none where one is (refused).
+ * Entries are private copies; a caller gets its own copy, so no JSON value is shared
+ * between threads.
  */
-#define POLICY_CACHE 64
-static __thread struct {
+#define POLICY_CACHE 256
+static struct {
     char name[256];
     json_t *stages;
 } policy_cache[POLICY_CACHE];
-static __thread unsigned policy_next;
+static unsigned policy_next;
+static pthread_mutex_t policy_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static json_t *model_stages(srv_req *r, const char *name, sg_err *err)
 {
-    for (unsigned i = 0; i < POLICY_CACHE; i++)
+    json_t *hit = NULL;
+    pthread_mutex_lock(&policy_mu);
+    for (unsigned i = 0; i < POLICY_CACHE && !hit; i++)
         if (policy_cache[i].stages && !strcmp(policy_cache[i].name, name))
-            return json_incref(policy_cache[i].stages);
+            hit = json_deep_copy(policy_cache[i].stages);
+    pthread_mutex_unlock(&policy_mu);
+    if (hit) return hit;
     json_t *m = sg_registry_model_summary(r->reg, name, err);
     if (!m) return NULL;
-    json_t *stages = json_incref(json_object_get(m, "stages"));
+    json_t *stages = json_deep_copy(json_object_get(m, "stages"));
     json_decref(m);
     if (!json_is_array(stages)) {
         json_decref(stages);
         sg_errf(err, SG_EINTERNAL, "model %s: the registry gave no stages", name);
         return NULL;
     }
-    if (strlen(name) < sizeof policy_cache[0].name) {
+    json_t *copy = strlen(name) < sizeof policy_cache[0].name ? json_deep_copy(stages) : NULL;
+    if (copy) {
+        pthread_mutex_lock(&policy_mu);
         unsigned i = policy_next++ % POLICY_CACHE;
-        json_decref(policy_cache[i].stages);
+        json_t *old = policy_cache[i].stages;
         snprintf(policy_cache[i].name, sizeof policy_cache[i].name, "%s", name);
-        policy_cache[i].stages = json_incref(stages);
+        policy_cache[i].stages = copy;
+        pthread_mutex_unlock(&policy_mu);
+        json_decref(old);
     }
     return stages;
 }

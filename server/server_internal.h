@@ -101,7 +101,8 @@ static inline int srv_write_done(double since, int rc)
 }
 static __thread double srv_write_since __attribute__((unused));
 /* The comma operator orders the lock before the call (argument order is unspecified). */
-#define SRV_WRITE(call) (srv_write_since = srv_write_lock(), srv_write_done(srv_write_since, (call)))
+#define SRV_WRITE(call)                                                                            \
+    (srv_write_since = srv_write_lock(), srv_write_done(srv_write_since, (call)))
 
 /* Routers: each returns true when it owns the path (resp set). */
 bool srv_mlflow_route(srv_req *r, const char *path, srv_resp *resp);
