@@ -18,6 +18,14 @@ expect 200 alice POST /api/stagegate/reports @art/m1.bin.report
 # The same bytes again: stored once, same answer.
 expect 200 bob POST /api/stagegate/reports @art/m1.bin.report
 [ "$(jbody .report_sha256)" = "$(sha art/m1.bin.report)" ] || fail "re-upload: $(cat body)"
+# Stored in the registry's report table, received_by = the first uploader's key id.
+q="SELECT received_by FROM reports WHERE sha256 = '$(sha art/m1.bin.report)'"
+if [ -n "$PG_DROP" ]; then
+    by=$("$PG_BIN/psql" -h "$PG_HOST" -U "$PG_USER" -d "$PG_DROP" -qAtX -c "$q")
+else
+    by=$(sqlite3 "$DB" "$q")
+fi
+[ "$by" = "$(keyid alice.pub.pem)" ] || fail "received_by '$by'"
 # Malformed uploads: refused, the server stays up.
 expect 400 alice POST /api/stagegate/reports "not json"
 expect 400 alice POST /api/stagegate/reports '{"payload": "!!!"}'
