@@ -17,6 +17,7 @@ static const char serve_usage[] =
     "add'); without --tokens the server answers reads only. model-versions/create reads sources\n"
     "under --artifact-root only. Port 0 picks a free port; the line 'listening on URL' on\n"
     "stderr names it. SIGTERM or SIGINT: stop accepting, finish the requests in flight, exit 0.\n"
+    "SIGHUP: reload the tokens file (kept as it was if the new one does not load).\n"
     "Defaults: 4 threads, 1 MiB body, 16 KiB headers, 10 s idle, 30 s per request body.\n";
 
 typedef struct {

@@ -662,3 +662,112 @@ sg_status sg_registry_rollback(sg_registry *reg, const char *model, const sg_reg
     }
     return reg_finish(reg, rc, err);
 }
+
+/* Whether an audit event ever moved the version into Production. */
+static sg_status was_in_production(sg_registry *reg, const char *model, int64_t version,
+                                   bool *yes, sg_err *err)
+{
+    reg_stmt *st;
+    sg_status rc = reg_prepare(reg,
+                               "SELECT 1 FROM audit_log WHERE model_name = ? AND version = ?"
+                               " AND to_stage = 'Production'",
+                               &st, err);
+    if (rc != SG_OK) return rc;
+    reg_bind_text(st, 1, model);
+    reg_bind_int64(st, 2, version);
+    *yes = reg_row(reg, st, err);
+    reg_finalize(st);
+    return reg->read_rc;
+}
+
+/*
+ * MLflow's rollback recipe, second half: "transition the previous version (now Archived) to
+ * Production". The default policy has no Archived -> Production transition, and must not
+ * simply gain one (a version archived straight from Staging, or rejected since, would come
+ * back through whatever Production's transition checks). A restore is held to what
+ * `rollback` holds the version it restores: a Production promoter's request, the version
+ * was in Production before, a passed validation, no standing rejection, an unchanged
+ * artifact; the occupant of a single-version Production is archived in the same
+ * transaction, and a `restore` event (Archived -> Production) is logged.
+ */
+static sg_status restore(sg_registry *reg, const reg_model *m, const reg_version *v,
+                         const sg_registry_request *req, int64_t *archived, sg_err *err)
+{
+    char actor[65];
+    bool ever = false, validated = false;
+    sg_status rc = reg_config_check(reg, m->name, err);
+    if (rc == SG_OK)
+        rc = reg_request_check(reg, req, true, "transition", m->name, v->version, REG_PRODUCTION,
+                               "", actor, err);
+    if (rc == SG_OK) rc = check_promoter(reg, m->name, REG_PRODUCTION, actor, err);
+    if (rc == SG_OK) rc = was_in_production(reg, m->name, v->version, &ever, err);
+    if (rc == SG_OK && !ever)
+        rc = sg_errf(err, SG_EREFUSED,
+                     "v%lld has never been in Production, so it cannot come back from Archived"
+                     " (only a version that passed Production's gates before is restored; to"
+                     " go back to the previous Production version call POST"
+                     " /api/stagegate/rollback, or `stagegate registry rollback`)",
+                     (long long)v->version);
+    if (rc == SG_OK) rc = has_passed_validation(reg, m->name, v->version, &validated, err);
+    if (rc == SG_OK && !validated)
+        rc = sg_errf(err, SG_EREFUSED, "no passed validation on record for v%lld",
+                     (long long)v->version);
+    if (rc == SG_OK) rc = check_not_rejected(reg, m->name, v->version, err);
+    if (rc == SG_OK) rc = check_artifact(v, NULL, err);
+    const reg_stage *prod = reg_model_stage(m, REG_PRODUCTION);
+    int64_t count = 0, occ = 0;
+    if (rc == SG_OK && !prod->multi_version)
+        rc = stage_occupant(reg, m->name, REG_PRODUCTION, v->version, &count, &occ, err);
+    if (rc == SG_OK && count > 0) {
+        rc = archive_occupant(reg, m, occ, v->version, actor, "archive", err);
+        if (rc == SG_OK) *archived = occ;
+    }
+    if (rc == SG_OK) rc = set_stage(reg, m->name, v->version, prod, err);
+    if (rc == SG_OK) {
+        reg_event ev = {.model = m->name,
+                        .version = v->version,
+                        .action = "restore",
+                        .from_stage = v->stage,
+                        .to_stage = prod->name,
+                        .actor = actor,
+                        .detail = "restored from Archived: was in Production before",
+                        .req = req};
+        rc = reg_audit_append(reg, &ev, err);
+    }
+    return rc;
+}
+
+sg_status sg_registry_restore(sg_registry *reg, const char *model, int64_t version,
+                              const sg_registry_request *req, bool *applies, int64_t *archived,
+                              sg_err *err)
+{
+    *applies = false;
+    *archived = 0;
+    reg_model m;
+    reg_version v;
+    sg_status rc = reg_begin(reg, err);
+    if (rc != SG_OK) return rc;
+    bool allowed = true;
+    if ((rc = reg_model_load(reg, model, &m, err)) == SG_OK &&
+        (rc = reg_version_load(reg, model, version, &v, err)) == SG_OK &&
+        !strcmp(v.stage, REG_ARCHIVED))
+        rc = reg_transition_allowed(reg, model, REG_ARCHIVED, REG_PRODUCTION, &allowed, err);
+    if (rc == SG_OK && !strcmp(v.stage, REG_ARCHIVED) && !allowed &&
+        reg_model_stage(&m, REG_PRODUCTION)) {
+        *applies = true;
+        rc = restore(reg, &m, &v, req, archived, err);
+        if (rc == SG_EREFUSED) {
+            char reason[sizeof err->msg];
+            snprintf(reason, sizeof reason, "%s", err->msg);
+            rc = sg_errf(err, SG_EREFUSED,
+                         "refused: %s v%lld -> Production (restore from Archived): %s", model,
+                         (long long)version, reason);
+        }
+    } else if (rc == SG_OK) {
+        rc = sg_errf(err, SG_EINPUT,
+                     "%s v%lld: a restore applies to an Archived version of a model whose policy"
+                     " has no Archived -> Production transition",
+                     model, (long long)version);
+    }
+    return reg_finish(reg, rc, err);
+}

@@ -625,6 +625,32 @@ static sg_status ev_rollback(rp_state *S, const rp_event *e, sg_err *err)
     return SG_OK;
 }
 
+/* MLflow's rollback recipe through the server (lifecycle.c): an Archived version that was in
+ * Production before comes back, for a Production promoter, validated and not rejected. */
+static sg_status ev_restore(rp_state *S, const rp_event *e, sg_err *err)
+{
+    rp_model *m = find_model(S, e->model);
+    rp_version *v = find_version(m, e->version);
+    if (!v) return bad(S, e, err, "no such version");
+    if (strcmp(v->stage, REG_ARCHIVED) != 0 || strcmp(e->from, REG_ARCHIVED) != 0 ||
+        strcmp(e->to, REG_PRODUCTION) != 0)
+        return bad(S, e, err, "a restore takes an Archived version to Production");
+    if (!v->was_production) return bad(S, e, err, "the version was never in Production");
+    if (m->cfg) {
+        sg_status rc = check_request(S, e, cfg_key(m->cfg, "promoter", REG_PRODUCTION, e->actor),
+                                     "transition", e->version, REG_PRODUCTION, "", err);
+        if (rc == SG_OK && !has_passed(m, e->version))
+            rc = bad(S, e, err, "no passed validation before it");
+        if (rc == SG_OK) rc = approvals_ok(S, e, m, e->version, "", false, err);
+        if (rc == SG_OK) rc = occupy(S, e, m, cfg_stage(m->cfg, REG_PRODUCTION), err);
+        if (rc != SG_OK) return rc;
+    } else {
+        S->legacy_events++;
+    }
+    snprintf(v->stage, sizeof v->stage, "%s", REG_PRODUCTION);
+    return SG_OK;
+}
+
 static sg_status ev_tag(rp_state *S, const rp_event *e, sg_err *err)
 {
     rp_model *m = find_model(S, e->model);
@@ -685,7 +711,10 @@ static sg_status ev_alias(rp_state *S, const rp_event *e, sg_err *err)
 static sg_status apply(rp_state *S, const rp_event *e, sg_err *err)
 {
     if (S->pending) {
-        bool ok = !strcmp(e->action, S->pending_action) && !strcmp(e->model, S->pending_model) &&
+        /* an archive is caused by a promotion (transition, or a restore) or a rollback */
+        bool cause = !strcmp(e->action, S->pending_action) ||
+                     (!strcmp(S->pending_action, "transition") && !strcmp(e->action, "restore"));
+        bool ok = cause && !strcmp(e->model, S->pending_model) &&
                   e->version == S->pending_version && !strcmp(e->actor, S->pending_actor) &&
                   !strcmp(e->to, REG_PRODUCTION);
         S->pending = false;
@@ -707,6 +736,7 @@ static sg_status apply(rp_state *S, const rp_event *e, sg_err *err)
     if (!strcmp(a, "archive") || !strcmp(a, "rollback-archive")) return ev_archive(S, e, err);
     if (!strcmp(a, "approve") || !strcmp(a, "reject")) return ev_approve(S, e, err);
     if (!strcmp(a, "rollback")) return ev_rollback(S, e, err);
+    if (!strcmp(a, "restore")) return ev_restore(S, e, err);
     if (!strcmp(a, "set-tag") || !strcmp(a, "delete-tag")) return ev_tag(S, e, err);
     if (!strcmp(a, "set-alias") || !strcmp(a, "delete-alias")) return ev_alias(S, e, err);
     return bad(S, e, err, "unknown action");

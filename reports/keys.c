@@ -13,6 +13,7 @@
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -247,6 +248,49 @@ sg_status sg_key_load_private(const char *path, EVP_PKEY **out, sg_err *err)
     return SG_OK;
 }
 
+/*
+ * Parsed public keys, by the SHA-256 of their exact PEM text, with their key ids. OpenSSL
+ * 3.0 sets up its decoders (and encoders, for the key id) anew for every PEM it reads, which
+ * costs far more than the signature check; a registry server parses the same few principal
+ * and signer keys on every request. An entry holds a reference to its EVP_PKEY (public keys
+ * are never modified after loading, and OpenSSL allows concurrent read-only use); a hit
+ * returns another reference, so callers free what they get as before. Bounded; the oldest
+ * entry is replaced. One mutex guards the table.
+ */
+#define KEY_CACHE_SLOTS 64
+static struct {
+    uint8_t pem_sha[32];
+    EVP_PKEY *key;
+    char id[65]; /* "" until sg_key_id computed it */
+} key_cache[KEY_CACHE_SLOTS];
+static size_t key_cache_next;
+static pthread_mutex_t key_cache_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static EVP_PKEY *key_cache_get(const uint8_t sha[32])
+{
+    EVP_PKEY *key = NULL;
+    pthread_mutex_lock(&key_cache_mu);
+    for (size_t i = 0; i < KEY_CACHE_SLOTS && !key; i++)
+        if (key_cache[i].key && !memcmp(key_cache[i].pem_sha, sha, 32) &&
+            EVP_PKEY_up_ref(key_cache[i].key) == 1)
+            key = key_cache[i].key;
+    pthread_mutex_unlock(&key_cache_mu);
+    return key;
+}
+
+static void key_cache_put(const uint8_t sha[32], EVP_PKEY *key)
+{
+    if (EVP_PKEY_up_ref(key) != 1) return;
+    pthread_mutex_lock(&key_cache_mu);
+    size_t i = key_cache_next++ % KEY_CACHE_SLOTS;
+    EVP_PKEY *old = key_cache[i].key;
+    memcpy(key_cache[i].pem_sha, sha, 32);
+    key_cache[i].key = key;
+    key_cache[i].id[0] = '\0';
+    pthread_mutex_unlock(&key_cache_mu);
+    EVP_PKEY_free(old);
+}
+
 sg_status sg_key_load_public_pem(const char *pem, size_t len, const char *what, EVP_PKEY **out,
                            sg_err *err)
 {
@@ -254,6 +298,9 @@ sg_status sg_key_load_public_pem(const char *pem, size_t len, const char *what, 
     if (!what) what = "public key";
     if (!pem || len == 0 || len > SG_KEY_FILE_LIMIT || len > (size_t)INT32_MAX)
         return sg_errf(err, SG_EINPUT, "%s: empty or oversized public key", what);
+    uint8_t sha[32];
+    sg_sha256((const uint8_t *)pem, len, sha);
+    if ((*out = key_cache_get(sha)) != NULL) return SG_OK;
     BIO *bio = BIO_new_mem_buf(pem, (int)len);
     if (!bio) return sg_errf(err, SG_ENOMEM, "%s: out of memory", what);
     EVP_PKEY *key = PEM_read_bio_PUBKEY(bio, NULL, no_passphrase, NULL);
@@ -267,6 +314,7 @@ sg_status sg_key_load_public_pem(const char *pem, size_t len, const char *what, 
         return sg_errf(err, SG_EINPUT, "%s: key type is not supported (use ECDSA P-256 or Ed25519)",
                        what);
     }
+    key_cache_put(sha, key);
     *out = key;
     return SG_OK;
 }
@@ -290,12 +338,27 @@ sg_status sg_key_public_pem(EVP_PKEY *key, char **pem, sg_err *err)
 
 sg_status sg_key_id(EVP_PKEY *key, char id[65], sg_err *err)
 {
+    /* A cached key (the cache holds a reference, so the pointer cannot be reused while it is
+     * there) keeps its id once computed. */
+    bool hit = false;
+    pthread_mutex_lock(&key_cache_mu);
+    for (size_t i = 0; i < KEY_CACHE_SLOTS && !hit; i++)
+        if (key_cache[i].key == key && key_cache[i].id[0]) {
+            memcpy(id, key_cache[i].id, 65);
+            hit = true;
+        }
+    pthread_mutex_unlock(&key_cache_mu);
+    if (hit) return SG_OK;
     unsigned char *der = NULL;
     int n = i2d_PUBKEY(key, &der);
     if (n <= 0)
         return sg_errf(err, SG_EINTERNAL, "key: cannot encode public key: %s", ossl_reason());
     sg_sha256_hex(der, (size_t)n, id);
     OPENSSL_free(der);
+    pthread_mutex_lock(&key_cache_mu);
+    for (size_t i = 0; i < KEY_CACHE_SLOTS; i++)
+        if (key_cache[i].key == key) memcpy(key_cache[i].id, id, 65);
+    pthread_mutex_unlock(&key_cache_mu);
     return SG_OK;
 }
 

@@ -7,8 +7,12 @@
 # requests per second, reads and completed promotions per second, p50/p99 per kind, the
 # requests that failed unexpectedly, and the audit chain's verification at the end.
 #
-#   ./scripts/bench_server.sh [--db URI] [--clients N] [--duration S] [--threads N] [--write-share F]
+#   ./scripts/bench_server.sh [--db URI | --pg] [--clients N] [--duration S] [--threads N]
+#                             [--write-share F]
 #
+# --pg: the server holds a PostgreSQL registry on a private cluster that this script starts
+# (tests/registry/pg_cluster.sh: initdb in a temporary directory, as the unprivileged user
+# nobody when run as root, Unix socket only, fsync on) and always stops at exit.
 # --write-share: the share of promotion steps in the mix (default 0.2; 0 = reads only, the
 # rest split between the reads in the proportions above).
 # --db: the registry the server holds (default a fresh SQLite file in the bench folder).
@@ -18,15 +22,16 @@
 # unexpectedly or the audit log does not verify.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DB="" CLIENTS=8 DURATION=30 THREADS=4 WRITES=0.2
+DB="" PG=0 CLIENTS=8 DURATION=30 THREADS=4 WRITES=0.2
 while [ $# -gt 0 ]; do
     case $1 in
         --db) DB=$2; shift 2 ;;
+        --pg) PG=1; shift ;;
         --clients) CLIENTS=$2; shift 2 ;;
         --duration) DURATION=$2; shift 2 ;;
         --threads) THREADS=$2; shift 2 ;;
         --write-share) WRITES=$2; shift 2 ;;
-        *) echo "usage: $0 [--db URI] [--clients N] [--duration S] [--threads N] [--write-share F]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--db URI | --pg] [--clients N] [--duration S] [--threads N] [--write-share F]" >&2; exit 2 ;;
     esac
 done
 BUILD=${STAGEGATE_BUILD_DIR:-build/release}
@@ -36,12 +41,33 @@ fi
 cmake --build "$BUILD" -j "$(nproc)" --target stagegate registry_make_report >/dev/null
 SG=$(realpath "$BUILD/cli/stagegate")
 MKREP=$(realpath "$BUILD/tests/registry/registry_make_report")
+PG_CLUSTER=$(realpath tests/registry/pg_cluster.sh)
 B=$(realpath -m "${BENCH_DIR:-build/bench/server}")
 rm -rf "$B" && mkdir -p "$B/art"
 cd "$B"
+SPID="" PG_STATE=""
+cleanup() {
+    [ -z "$SPID" ] || { kill -TERM "$SPID" 2>/dev/null; wait "$SPID" 2>/dev/null || true; }
+    [ -z "$PG_STATE" ] || bash "$PG_CLUSTER" stop "$PG_STATE" || true
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+if [ "$PG" = 1 ]; then
+    [ -z "$DB" ] || { echo "$0: --pg and --db exclude each other" >&2; exit 2; }
+    PG_STATE=$B/pg_cluster.env
+    SG_PG_OWNER_PID=$$ bash "$PG_CLUSTER" start "$PG_STATE" >&2
+    . "$PG_STATE"
+    "$PG_BIN/psql" -h "$PG_HOST" -U "$PG_USER" -d postgres -qAtX -c "CREATE DATABASE sg_bench" >/dev/null
+    # BENCH_PG_SETTINGS="name=value ...": database settings for a diagnostic run (for example
+    # synchronous_commit=off to see what the commit's WAL flush costs); never for the figures.
+    for kv in ${BENCH_PG_SETTINGS:-}; do
+        "$PG_BIN/psql" -h "$PG_HOST" -U "$PG_USER" -d postgres -qAtX \
+            -c "ALTER DATABASE sg_bench SET ${kv%%=*} = '${kv#*=}'" >/dev/null
+        echo "== diagnostic setting: $kv" >&2
+    done
+    DB="postgresql://$PG_USER@/sg_bench?host=$PG_HOST"
+fi
 DB=${DB:-$B/registry.db}
-SPID=""
-trap '[ -z "$SPID" ] || { kill -TERM $SPID 2>/dev/null; wait $SPID 2>/dev/null || true; }' EXIT
 
 for k in signer alice bob; do "$SG" keygen --out $k >/dev/null; done
 "$SG" token add --tokens tokens --principal alice.pub.pem --name alice >alice.token
@@ -56,8 +82,10 @@ PORT=$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9]*\)$/\1/p' server.l
 [ -n "$PORT" ] || { cat server.log >&2; exit 2; }
 echo "== $CLIENTS clients, ${DURATION} s, server with $THREADS threads, registry $DB" >&2
 
+echo "load before: $(uptime | sed 's/.*load average/load average/')"
+rc=0
 /usr/bin/python3 - "$PORT" "$CLIENTS" "$DURATION" "$(cat alice.token)" "$(cat bob.token)" \
-    "$B" "$WRITES" <<'PY'
+    "$B" "$WRITES" <<'PY' || rc=$?
 import http.client, json, multiprocessing as mp, random, sys, time, urllib.parse
 port, clients, duration = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
 alice, bob, work = sys.argv[4], sys.argv[5], sys.argv[6]
@@ -170,7 +198,12 @@ for f in fails[:10]:
     print("  " + f)
 sys.exit(1 if fails else 0)
 PY
-rc=$?
+echo "load after:  $(uptime | sed 's/.*load average/load average/')"
+kill -TERM "$SPID" 2>/dev/null || true
+wait "$SPID" 2>/dev/null || true
+SPID=""
+# The server's own account of its writes: queueing for the write lock vs time in the registry.
+grep "writes: mean" access.log | sed 's/^stagegate serve: /server:     /' || true
 if "$SG" registry verify-log --db "$DB"; then :; else echo "audit log does NOT verify" >&2; rc=1; fi
 echo "access log: $(wc -l <access.log) lines" >&2
 exit $rc

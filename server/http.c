@@ -6,13 +6,17 @@
  * worker. A handler runs on the worker that owns the connection and uses that worker's own
  * registry handle (one sg_registry per thread, as registry.h requires), opened on first use
  * and closed by the main thread after the daemon has joined the workers. Shared state
- * (srv_state) is read-only once the daemon starts, except the report table (its own mutex)
- * and the in-flight counter (atomic). Per request, a req_ctx is owned by its connection from
- * the first callback until the completion callback frees it.
+ * (srv_state) is read-only once the daemon starts, except the in-flight counter (atomic) and
+ * the principals: an immutable, reference-counted snapshot of the tokens file that a request
+ * takes (under g_tokens_mu) before it authenticates and drops when its handler is done, so
+ * a reload never frees a principal a handler still reads. Per request, a req_ctx is owned by
+ * its connection from the first callback until the completion callback frees it.
  *
- * Shutdown: SIGTERM/SIGINT are blocked in every thread and taken by sigwait in the main
- * thread, which stops accepting (quiesce), waits for the requests in flight to complete,
- * then stops the daemon.
+ * Signals: SIGTERM, SIGINT and SIGHUP are blocked in every thread and taken by sigwait in
+ * the main thread. SIGHUP reloads the tokens file: the new file is parsed in full first,
+ * and only a file that loads without error replaces the snapshot (one pointer swap); on any
+ * error the old principals stay and one line says why. SIGTERM/SIGINT stop accepting
+ * (quiesce), wait for the requests in flight to complete, then stop the daemon.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -21,6 +25,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -41,7 +46,91 @@ typedef struct {
 
 static srv_state g_srv;
 static atomic_int g_in_flight;
+
+/* The principals of the tokens file: the current snapshot holds one reference, and each
+ * request in dispatch holds one while it runs. */
+typedef struct {
+    srv_tokens t;
+    atomic_int refs;
+} tokens_snap;
+static pthread_mutex_t g_tokens_mu = PTHREAD_MUTEX_INITIALIZER;
+static tokens_snap *g_tokens;
+
+static tokens_snap *tokens_acquire(void)
+{
+    pthread_mutex_lock(&g_tokens_mu);
+    tokens_snap *s = g_tokens;
+    if (s) atomic_fetch_add(&s->refs, 1);
+    pthread_mutex_unlock(&g_tokens_mu);
+    return s;
+}
+
+static void tokens_release(tokens_snap *s)
+{
+    if (s && atomic_fetch_sub(&s->refs, 1) == 1) {
+        srv_tokens_free(&s->t);
+        free(s);
+    }
+}
+
+/* Parses the whole tokens file into a new snapshot (one reference, the caller's). */
+static sg_status tokens_read(const char *path, tokens_snap **out, sg_err *err)
+{
+    *out = NULL;
+    tokens_snap *s = calloc(1, sizeof *s);
+    if (!s) return sg_errf(err, SG_ENOMEM, "out of memory");
+    sg_status rc = srv_tokens_load(path, &s->t, err);
+    if (rc != SG_OK) {
+        free(s);
+        return rc;
+    }
+    atomic_init(&s->refs, 1);
+    *out = s;
+    return SG_OK;
+}
+
+static void server_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void server_log(const char *fmt, ...)
+{
+    FILE *log = g_srv.cfg.access_log ? g_srv.cfg.access_log : stderr;
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    fprintf(log, "stagegate serve: %s\n", line);
+    fflush(log);
+}
+
+/* SIGHUP: the new file replaces the principals only if all of it loads. */
+static void tokens_reload(void)
+{
+    if (!g_srv.auth) {
+        server_log("SIGHUP: no --tokens file to reload");
+        return;
+    }
+    sg_err err = {{0}};
+    tokens_snap *fresh = NULL;
+    if (tokens_read(g_srv.cfg.tokens, &fresh, &err) != SG_OK) fresh = NULL;
+    tokens_snap *old = tokens_acquire();
+    size_t n_old = old ? old->t.n : 0;
+    tokens_release(old);
+    if (!fresh) {
+        server_log("tokens file not reloaded, keeping the %zu principals loaded before: %s", n_old,
+                   err.msg);
+        return;
+    }
+    size_t n = fresh->t.n;
+    pthread_mutex_lock(&g_tokens_mu);
+    old = g_tokens;
+    g_tokens = fresh;
+    pthread_mutex_unlock(&g_tokens_mu);
+    tokens_release(old);
+    server_log("tokens file %s reloaded: %zu principals (%zu before)", g_srv.cfg.tokens, n, n_old);
+}
 pthread_mutex_t srv_write_mu = PTHREAD_MUTEX_INITIALIZER; /* server_internal.h */
+double srv_write_wait_s, srv_write_held_s;
+long srv_writes;
 
 /* Every worker's registry handle, for the main thread to close after the workers stop. */
 static pthread_mutex_t g_regs_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -169,7 +258,7 @@ sg_status srv_attest(const srv_req *r, const char *action, const char *model, in
 
 /* ------------------------------------------------------------------ authentication */
 
-static const srv_principal *authenticate(struct MHD_Connection *c)
+static const srv_principal *authenticate(struct MHD_Connection *c, const srv_tokens *tokens)
 {
     const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
     if (!h) return NULL;
@@ -177,7 +266,7 @@ static const srv_principal *authenticate(struct MHD_Connection *c)
         const char *t = h + 7;
         while (*t == ' ')
             t++;
-        return srv_tokens_find(&g_srv.tokens, t, strlen(t));
+        return srv_tokens_find(tokens, t, strlen(t));
     }
     if (!strncasecmp(h, "Basic ", 6)) {
         uint8_t *raw = NULL;
@@ -187,7 +276,7 @@ static const srv_principal *authenticate(struct MHD_Connection *c)
         const uint8_t *colon = memchr(raw, ':', len);
         const srv_principal *p = NULL;
         if (colon)
-            p = srv_tokens_find(&g_srv.tokens, (const char *)colon + 1,
+            p = srv_tokens_find(tokens, (const char *)colon + 1,
                                 len - (size_t)(colon + 1 - raw));
         free(raw);
         return p;
@@ -197,8 +286,8 @@ static const srv_principal *authenticate(struct MHD_Connection *c)
 
 /* ------------------------------------------------------------------ dispatch */
 
-static srv_resp dispatch(struct MHD_Connection *conn, const char *url, const char *method,
-                         req_ctx *ctx)
+static srv_resp dispatch_as(struct MHD_Connection *conn, const char *url, const char *method,
+                            req_ctx *ctx, const srv_tokens *tokens)
 {
     if (!strcmp(url, "/health")) return srv_json(200, json_pack("{ss}", "status", "OK"));
     srv_req r = {.srv = &g_srv,
@@ -217,7 +306,7 @@ static srv_resp dispatch(struct MHD_Connection *conn, const char *url, const cha
     if (!stagegate && !mlflow)
         return srv_error(404, "ENDPOINT_NOT_FOUND", "no endpoint %s %s", method, url);
     if (g_srv.auth) {
-        r.who = authenticate(conn);
+        r.who = tokens ? authenticate(conn, tokens) : NULL;
         if (!r.who)
             return srv_error(401, "UNAUTHENTICATED",
                              "a valid token is required (Authorization: Bearer TOKEN)");
@@ -247,6 +336,16 @@ static srv_resp dispatch(struct MHD_Connection *conn, const char *url, const cha
                    : srv_stagegate_route(&r, url + 15, &resp)))
         resp = srv_error(404, "ENDPOINT_NOT_FOUND", "no endpoint %s %s", method, url);
     json_decref(r.json);
+    return resp;
+}
+
+/* The principals stay valid for the whole handler, even across a reload. */
+static srv_resp dispatch(struct MHD_Connection *conn, const char *url, const char *method,
+                         req_ctx *ctx)
+{
+    tokens_snap *snap = g_srv.auth ? tokens_acquire() : NULL;
+    srv_resp resp = dispatch_as(conn, url, method, ctx, snap ? &snap->t : NULL);
+    tokens_release(snap);
     return resp;
 }
 
@@ -380,6 +479,20 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 /* ------------------------------------------------------------------ start and stop */
 
+/* Threads that libraries started before sg_server_run (OpenBLAS starts its pool when it is
+ * loaded) do not block the stop and reload signals, and the kernel may deliver a
+ * process-directed signal to any thread that does not block it: with the default action
+ * SIGHUP would then kill the server, and SIGTERM would skip the graceful stop. This handler
+ * runs only in such a thread; it sends the signal on to the main thread, which blocks it,
+ * so its sigwait takes it as if it had come there. tgkill is async-signal-safe. */
+static pid_t g_main_tid;
+static void forward_signal(int sig)
+{
+    int saved = errno;
+    syscall(SYS_tgkill, getpid(), g_main_tid, sig);
+    errno = saved;
+}
+
 static sg_status parse_listen(const char *listen, struct sockaddr_storage *ss, socklen_t *len,
                               sg_err *err)
 {
@@ -429,12 +542,10 @@ static sg_status load_config(const sg_server_config *cfg, sg_err *err)
     if (c->artifact_root && !realpath(c->artifact_root, g_srv.artifact_root))
         return sg_errf(err, SG_EINPUT, "--artifact-root %s: %s", c->artifact_root, strerror(errno));
     if (c->tokens) {
-        int rc = srv_tokens_load(c->tokens, &g_srv.tokens, err);
+        int rc = tokens_read(c->tokens, &g_tokens, err);
         if (rc != SG_OK) return rc;
         g_srv.auth = true;
     }
-    g_srv.reports = srv_reports_new();
-    if (!g_srv.reports) return sg_errf(err, SG_ENOMEM, "out of memory");
     /* Create the database (and run its migrations) once, before any worker opens it. */
     sg_registry *reg = NULL;
     int rc = sg_registry_open(c->db, true, &reg, err);
@@ -449,9 +560,8 @@ static void release(void)
     free(g_regs);
     g_regs = NULL;
     g_n_regs = 0;
-    srv_tokens_free(&g_srv.tokens);
-    srv_reports_free(g_srv.reports);
-    g_srv.reports = NULL;
+    tokens_release(g_tokens);
+    g_tokens = NULL;
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -490,10 +600,22 @@ sg_status sg_server_run(const sg_server_config *cfg, sg_err *err)
     sigemptyset(&stop);
     sigaddset(&stop, SIGTERM);
     sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGHUP);
     sigset_t old;
     pthread_sigmask(SIG_BLOCK, &stop, &old);
+    g_main_tid = (pid_t)syscall(SYS_gettid);
+    struct sigaction fwd, old_act[3];
+    memset(&fwd, 0, sizeof fwd);
+    fwd.sa_handler = forward_signal;
+    fwd.sa_flags = SA_RESTART;
+    sigfillset(&fwd.sa_mask);
+    const int fwd_sigs[3] = {SIGTERM, SIGINT, SIGHUP};
+    for (int i = 0; i < 3; i++)
+        sigaction(fwd_sigs[i], &fwd, &old_act[i]);
     signal(SIGPIPE, SIG_IGN);
     if ((rc = srv_watch_start(g_srv.cfg.request_time_s, err)) != SG_OK) {
+        for (int i = 0; i < 3; i++)
+            sigaction(fwd_sigs[i], &old_act[i], NULL);
         pthread_sigmask(SIG_SETMASK, &old, NULL);
         free(cert);
         free(key);
@@ -519,6 +641,8 @@ sg_status sg_server_run(const sg_server_config *cfg, sg_err *err)
         cert ? tls_opts : tls_opts + 2, MHD_OPTION_END);
     if (!d) {
         srv_watch_stop();
+        for (int i = 0; i < 3; i++)
+            sigaction(fwd_sigs[i], &old_act[i], NULL);
         pthread_sigmask(SIG_SETMASK, &old, NULL);
         free(cert);
         free(key);
@@ -529,16 +653,34 @@ sg_status sg_server_run(const sg_server_config *cfg, sg_err *err)
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
     int port = di ? di->port : 0;
     if (cfg->on_listen) cfg->on_listen(port, cfg->ctx);
-    int sig = 0;
-    while (sigwait(&stop, &sig) != 0)
-        ;
+    for (;;) {
+        int sig = 0;
+        if (sigwait(&stop, &sig) != 0) continue;
+        if (sig != SIGHUP) {
+            server_log("%s: stopping (finishing the requests in flight)",
+                       sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : "signal");
+            break;
+        }
+        tokens_reload();
+    }
     /* Stop accepting; let the requests in flight finish (bounded), then stop the workers. */
     MHD_socket lsock = MHD_quiesce_daemon(d);
     if (lsock != MHD_INVALID_SOCKET) close(lsock);
     for (int i = 0; i < 6000 && atomic_load(&g_in_flight) > 0; i++)
         usleep(10000);
     MHD_stop_daemon(d);
+    if (srv_writes)
+        server_log("%ld writes: mean %.2f ms waiting for the write lock, %.2f ms in the registry",
+                   srv_writes, srv_write_wait_s * 1e3 / (double)srv_writes,
+                   srv_write_held_s * 1e3 / (double)srv_writes);
     srv_watch_stop();
+    /* A reload or stop signal that came while draining is answered by this stop: it must
+     * not act (with its default action) once the mask is restored. */
+    struct timespec zero = {0, 0};
+    while (sigtimedwait(&stop, NULL, &zero) > 0)
+        ;
+    for (int i = 0; i < 3; i++)
+        sigaction(fwd_sigs[i], &old_act[i], NULL);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     free(cert);
     free(key);

@@ -441,16 +441,69 @@ static srv_resp search_versions(srv_req *r)
     return srv_json(200, doc);
 }
 
-static bool stage_requires_report(const json_t *model, const char *stage)
+/*
+ * A model's stages (the registry's "stages" array: name, requires, multi_version), cached
+ * for the process: the registry writes a model's stages once, when the model is created,
+ * and never changes them, so a transition need not read the whole model summary each time
+ * to learn whether its target stage takes a report. The cache decides only what the server
+ * passes to the registry, which enforces the gate itself: a stale entry could at worst pass
+ * a report where none is needed (verified all the same) or none where one is (refused).
+ * Entries are private copies; a caller gets its own copy, so no JSON value is shared
+ * between threads.
+ */
+#define POLICY_CACHE 256
+static struct {
+    char name[256];
+    json_t *stages;
+} policy_cache[POLICY_CACHE];
+static unsigned policy_next;
+static pthread_mutex_t policy_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static json_t *model_stages(srv_req *r, const char *name, sg_err *err)
 {
-    size_t i, j;
-    json_t *st, *req;
-    json_array_foreach(json_object_get(model, "stages"), i, st)
-    {
-        if (strcasecmp(sg_json_str(st, "name"), stage) != 0) continue;
-        json_array_foreach(json_object_get(st, "requires"), j,
-                           req) if (!strcmp(json_string_value(req), "report")) return true;
+    json_t *hit = NULL;
+    pthread_mutex_lock(&policy_mu);
+    for (unsigned i = 0; i < POLICY_CACHE && !hit; i++)
+        if (policy_cache[i].stages && !strcmp(policy_cache[i].name, name))
+            hit = json_deep_copy(policy_cache[i].stages);
+    pthread_mutex_unlock(&policy_mu);
+    if (hit) return hit;
+    json_t *m = sg_registry_model_summary(r->reg, name, err);
+    if (!m) return NULL;
+    json_t *stages = json_deep_copy(json_object_get(m, "stages"));
+    json_decref(m);
+    if (!json_is_array(stages)) {
+        json_decref(stages);
+        sg_errf(err, SG_EINTERNAL, "model %s: the registry gave no stages", name);
+        return NULL;
     }
+    json_t *copy = strlen(name) < sizeof policy_cache[0].name ? json_deep_copy(stages) : NULL;
+    if (copy) {
+        pthread_mutex_lock(&policy_mu);
+        unsigned i = policy_next++ % POLICY_CACHE;
+        json_t *old = policy_cache[i].stages;
+        snprintf(policy_cache[i].name, sizeof policy_cache[i].name, "%s", name);
+        policy_cache[i].stages = copy;
+        pthread_mutex_unlock(&policy_mu);
+        json_decref(old);
+    }
+    return stages;
+}
+
+static const json_t *stage_entry(const json_t *stages, const char *stage)
+{
+    size_t i;
+    json_t *st;
+    json_array_foreach(stages, i, st) if (!strcasecmp(sg_json_str(st, "name"), stage)) return st;
+    return NULL;
+}
+
+static bool stage_requires_report(const json_t *stages, const char *stage)
+{
+    size_t j;
+    json_t *req;
+    json_array_foreach(json_object_get(stage_entry(stages, stage), "requires"), j,
+                       req) if (!strcmp(json_string_value(req), "report")) return true;
     return false;
 }
 
@@ -467,6 +520,35 @@ static int transition_as(srv_req *r, const char *name, int64_t v, const char *st
     return rc;
 }
 
+/*
+ * MLflow's rollback recipe: archive the Production version, then transition an Archived one
+ * to Production. The policy has no Archived -> Production transition by default, so that
+ * transition was refused; sg_registry_restore brings the version back if it has been in
+ * Production before (with the same checks as a rollback: Production promoter, passed
+ * validation, no standing rejection, unchanged artifact). When the restore does not apply
+ * (the version is not Archived, or the policy allows the transition and its gates said no),
+ * the transition's own refusal stands.
+ */
+static int try_restore(srv_req *r, const char *name, int64_t v, int refused, sg_err *err)
+{
+    sg_err e = {{0}};
+    json_t *cur = sg_registry_get_version(r->reg, name, v, &e);
+    bool archived_now = cur && !strcmp(sg_json_str(cur, "stage"), "Archived");
+    json_decref(cur);
+    if (!archived_now) return refused;
+    sg_registry_request req;
+    int rc = srv_attest(r, "transition", name, v, "Production", "", &req, &e);
+    bool applies = false;
+    int64_t displaced = 0;
+    if (rc == SG_OK) {
+        rc = SRV_WRITE(sg_registry_restore(r->reg, name, v, &req, &applies, &displaced, &e));
+        sg_registry_request_clear(&req);
+    }
+    if (!applies) return refused;
+    *err = e;
+    return rc;
+}
+
 static srv_resp transition(srv_req *r)
 {
     METHOD("POST");
@@ -476,13 +558,8 @@ static srv_resp transition(srv_req *r)
     srv_resp bad;
     if (!srv_param_version(r, "version", &v, &bad)) return bad;
     sg_err err = {{0}};
-    json_t *m = sg_registry_model_summary(r->reg, name, &err);
-    json_t *cur = m ? sg_registry_get_version(r->reg, name, v, &err) : NULL;
-    if (!cur) {
-        json_decref(m);
-        return srv_from_status(SG_EINPUT, &err);
-    }
-    /* Entering the report stage takes the latest report uploaded for this exact digest. */
+    json_t *stages = model_stages(r, name, &err);
+    if (!stages) return srv_from_status(SG_EINPUT, &err);
     uint8_t *report = NULL;
     size_t len = 0;
     /* stagegate_report: the envelope's text inline, passed as the CLI's --report is (one call
@@ -492,25 +569,42 @@ static srv_resp transition(srv_req *r)
         len = strlen(inline_report);
         report = malloc(len ? len : 1);
         if (report) memcpy(report, inline_report, len);
-    } else if (stage_requires_report(m, stage)) {
-        report = srv_reports_get(r->srv->reports, sg_json_str(cur, "artifact_sha256"), &len);
+    } else if (stage_requires_report(stages, stage)) {
+        /* Entering the report stage takes the newest report stored in the registry for this
+         * version's exact digest; none found is no error here: the registry refuses the
+         * transition with its own reason. */
+        json_t *cur = sg_registry_get_version(r->reg, name, v, &err);
+        if (!cur) {
+            json_decref(stages);
+            return srv_from_status(SG_EINPUT, &err);
+        }
+        char report_sha[65];
+        int frc = sg_registry_find_report(r->reg, sg_json_str(cur, "artifact_sha256"), &report,
+                                          &len, report_sha, &err);
+        json_decref(cur);
+        if (frc != SG_OK && frc != SG_EINPUT) {
+            json_decref(stages);
+            return srv_from_status(frc, &err);
+        }
     }
-    json_decref(cur);
     int rc = transition_as(r, name, v, stage, report, len, &err);
     free(report);
+    const json_t *entry = stage_entry(stages, stage);
+    if (rc == SG_EREFUSED && !strcmp(sg_json_str(entry, "name"), "Production"))
+        rc = try_restore(r, name, v, rc, &err);
     /* archive_existing_versions: every other version in the stage goes to Archived, each
-     * through the registry (an exclusive stage's occupant was archived by the transition). */
+     * through the registry. A single-version stage holds none by now (the registry archived
+     * Production's occupant in the transition, and refuses to enter another occupied one). */
     json_t *arch = r->json ? json_object_get(r->json, "archive_existing_versions") : NULL;
     bool archive = json_is_true(arch) ||
                    (json_is_string(arch) && !strcasecmp(json_string_value(arch), "true"));
-    if (rc == SG_OK && archive && strcasecmp(stage, "Archived") != 0) {
+    if (rc == SG_OK && archive && strcasecmp(stage, "Archived") != 0 &&
+        json_is_true(json_object_get(entry, "multi_version"))) {
         /* Names and stages are [A-Za-z0-9._-] (the registry refuses others), so quoting is
-         * safe; the stage as the registry spells it is the version's, now that it is there. */
-        json_t *now = sg_registry_get_version(r->reg, name, v, &err);
+         * safe; the stage as the registry spells it is the policy's. */
         char filter[512];
         snprintf(filter, sizeof filter, "name = '%s' AND stage = '%s'", name,
-                 now ? sg_json_str(now, "stage") : stage);
-        json_decref(now);
+                 sg_json_str(entry, "name"));
         json_t *full = sg_registry_search(r->reg, filter, &err);
         size_t i;
         json_t *o;
@@ -522,7 +616,7 @@ static srv_resp transition(srv_req *r)
         }
         json_decref(full);
     }
-    json_decref(m);
+    json_decref(stages);
     if (rc != SG_OK) return srv_from_status(rc, &err);
     return version_doc(r, name, v);
 }

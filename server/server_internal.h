@@ -28,17 +28,6 @@ void srv_tokens_free(srv_tokens *t);
 /* The principal a presented token belongs to, or NULL. Compares every entry in constant time. */
 const srv_principal *srv_tokens_find(const srv_tokens *t, const char *token, size_t len);
 
-/* reports.c: signed gate reports uploaded through POST /api/stagegate/reports, kept in memory
- * by the artifact digest they name (the latest upload per digest wins). */
-typedef struct srv_reports srv_reports;
-srv_reports *srv_reports_new(void);
-void srv_reports_free(srv_reports *r);
-/* Stores a copy; subject_out receives the artifact digest the report names. */
-SG_MUST_CHECK sg_status srv_reports_put(srv_reports *r, const uint8_t *env, size_t len,
-                                        char subject_out[65], sg_err *err);
-/* A malloc'd copy of the latest report naming this digest, or NULL. */
-uint8_t *srv_reports_get(srv_reports *r, const char *subject, size_t *len);
-
 /* watchdog.c: the time limit on receiving one request (headers and body). */
 typedef struct srv_watch srv_watch;
 srv_watch *srv_watch_add(int fd);
@@ -47,13 +36,11 @@ void srv_watch_handling(srv_watch *w, bool handling);
 SG_MUST_CHECK sg_status srv_watch_start(int request_time_s, sg_err *err);
 void srv_watch_stop(void);
 
-/* The server's shared, read-only-after-start state. */
+/* The server's shared, read-only-after-start state (the tokens are swapped on SIGHUP: http.c). */
 typedef struct {
     sg_server_config cfg;
-    srv_tokens tokens;
-    bool auth;                /* a tokens file was given */
+    bool auth;                /* a tokens file was given (the principals: http.c, reloadable) */
     char artifact_root[4096]; /* realpath of --artifact-root, "" if none */
-    srv_reports *reports;
 } srv_state;
 
 /* One request, as the handlers see it. */
@@ -93,12 +80,29 @@ SG_MUST_CHECK sg_status srv_attest(const srv_req *r, const char *action, const c
  * process's writers on one mutex spares them the database's busy-wait polling. Only the
  * registry call is inside, not the reads that build the answer. */
 extern pthread_mutex_t srv_write_mu;
-#define SRV_WRITE(call) (pthread_mutex_lock(&srv_write_mu), srv_write_done(call))
-static inline int srv_write_done(int rc)
+/* Time writers spent waiting for srv_write_mu and holding it (inside the registry call), and
+ * their count; updated only while holding the mutex, reported once at shutdown. */
+extern double srv_write_wait_s, srv_write_held_s;
+extern long srv_writes;
+static inline double srv_write_lock(void)
 {
+    double t = sg_now_seconds();
+    pthread_mutex_lock(&srv_write_mu);
+    double now = sg_now_seconds();
+    srv_write_wait_s += now - t;
+    return now;
+}
+static inline int srv_write_done(double since, int rc)
+{
+    srv_write_held_s += sg_now_seconds() - since;
+    srv_writes++;
     pthread_mutex_unlock(&srv_write_mu);
     return rc;
 }
+static __thread double srv_write_since __attribute__((unused));
+/* The comma operator orders the lock before the call (argument order is unspecified). */
+#define SRV_WRITE(call)                                                                            \
+    (srv_write_since = srv_write_lock(), srv_write_done(srv_write_since, (call)))
 
 /* Routers: each returns true when it owns the path (resp set). */
 bool srv_mlflow_route(srv_req *r, const char *path, srv_resp *resp);

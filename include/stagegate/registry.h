@@ -131,6 +131,18 @@ SG_MUST_CHECK sg_status sg_registry_approve(sg_registry *reg, const char *model,
                         const char *comment, const sg_registry_request *req, sg_err *err);
 SG_MUST_CHECK sg_status sg_registry_rollback(sg_registry *reg, const char *model, const sg_registry_request *req,
                          int64_t *restored, int64_t *archived, sg_err *err);
+/*
+ * Brings an Archived version back to Production (registry/restore.c), for MLflow's rollback
+ * recipe (archive the current version, then transition the previous one to Production):
+ * only for a version that has been in Production before, with a passed validation, no
+ * standing rejection and an unchanged artifact, requested by a Production promoter; the
+ * occupant of a single-version Production is archived. *applies is false (SG_EINPUT) when
+ * the version is not in Archived or the policy allows Archived -> Production itself: then the
+ * plain transition and its gates apply. req's action is "transition", target "Production".
+ */
+SG_MUST_CHECK sg_status sg_registry_restore(sg_registry *reg, const char *model, int64_t version,
+                                            const sg_registry_request *req, bool *applies,
+                                            int64_t *archived, sg_err *err);
 /* value NULL deletes the tag. */
 SG_MUST_CHECK sg_status sg_registry_set_tag(sg_registry *reg, const char *model, int64_t version, const char *key,
                         const char *value, const sg_registry_request *req, sg_err *err);
@@ -174,6 +186,16 @@ SG_MUST_CHECK sg_status sg_registry_set_pins(sg_registry *reg, const char *model
                                              const sg_registry_request *req, sg_err *err);
 void sg_registry_pins_evidence(const char *policy_sha256, const char *dataset_sha256,
                                char sha_out[65]);
+/*
+ * The newest stored report (by the time it was received) whose DSSE statement names
+ * subject_sha256 as its artifact digest, unverified (registry/report_find.c): what `stagegate
+ * serve` passes to a transition that names no report. SG_EINPUT when there is none;
+ * SG_EREFUSED when the stored body no longer hashes to its key. sha_out receives the
+ * report's own SHA-256; *body is malloc'd, not NUL-terminated.
+ */
+SG_MUST_CHECK sg_status sg_registry_find_report(sg_registry *reg, const char *subject_sha256,
+                                                uint8_t **body, size_t *len, char sha_out[65],
+                                                sg_err *err);
 /* Reads: each returns a new JSON value (caller json_decref) or NULL with err filled. */
 json_t *sg_registry_get_model(sg_registry *reg, const char *model, sg_err *err);
 json_t *sg_registry_get_version(sg_registry *reg, const char *model, int64_t version, sg_err *err);

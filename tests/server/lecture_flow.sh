@@ -63,6 +63,32 @@ expect 200 alice GET "$M/registered-models/get?name=$MODEL"
 expect 200 alice POST /api/stagegate/rollback "{\"name\": \"$MODEL\"}"
 [ "$(jbody .restored_version)/$(jbody .archived_version)" = 1/2 ] || fail "rollback: $(cat body)"
 
+# The lecture's own rollback with plain MLflow calls: archive the Production version, then
+# transition the previous one (now Archived) to Production. Only a version that has been in
+# Production before comes back, for a Production promoter, and not once it was rejected.
+T=$M/model-versions/transition-stage
+tr() { echo "{\"name\": \"$MODEL\", \"version\": \"$1\", \"stage\": \"$2\"}"; }
+expect 200 alice POST $T "$(tr 1 Archived)"
+expect 200 alice POST $T "$(tr 2 Production)"
+[ "$(jbody .model_version.current_stage)" = Production ] || fail "v2 not restored: $(cat body)"
+expect 200 alice POST $T "$(tr 2 Archived)"
+expect 403 carol POST $T "$(tr 1 Production)"
+body_has "is not an authorized promoter for Production"
+[ "$(stage_of "$MODEL" 1)" = Archived ] || fail "carol restored v1"
+# v3 never passed the gates: archived from None, it cannot reach Production this way.
+expect 200 alice POST $T "$(tr 3 Archived)"
+expect 400 alice POST $T "$(tr 3 Production)"
+body_has "v3 has never been in Production"
+body_has "/api/stagegate/rollback"
+# A rejected version does not come back either.
+expect 200 bob POST /api/stagegate/approve "{\"name\": \"$MODEL\", \"version\": \"2\", \"reject\": true, \"comment\": \"bad in prod\"}"
+expect 400 alice POST $T "$(tr 2 Production)"
+body_has "v2 was rejected by approver"
+expect 200 alice POST $T "$(tr 1 Production)"
+[ "$(jbody .model_version.current_stage)" = Production ] || fail "v1 not restored: $(cat body)"
+expect 200 carol GET "/api/stagegate/history?name=$MODEL"
+[ "$(jq '[.events[] | select(.action == "restore")] | length' body)" = 2 ] || fail "restore events: $(cat body)"
+
 # Search with a filter.
 expect 200 carol GET "$M/model-versions/search?filter=$(jq -rn --arg f "name = '$MODEL' AND stage = 'Production'" '$f|@uri')"
 [ "$(jq -c '[.model_versions[] | .version]' body)" = '["1"]' ] || fail "search: $(cat body)"

@@ -28,7 +28,19 @@ drop_pg() {
     [ -z "$PG_DROP" ] || "$PG_BIN/psql" -h "$PG_HOST" -U "$PG_USER" -d postgres -qAtX \
         -c "DROP DATABASE IF EXISTS $PG_DROP WITH (FORCE)" >/dev/null 2>&1 || true
 }
-trap 'rc=$?; stop_server || rc=1; drop_pg; rm -rf "$WORK"; exit $rc' EXIT
+# EXTRA_SPIDS: servers a test started besides $SPID (a second server on the same database).
+EXTRA_SPIDS=""
+stop_extra() {
+    local p
+    for p in $EXTRA_SPIDS; do kill -TERM "$p" 2>/dev/null || true; done
+    for p in $EXTRA_SPIDS; do
+        for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$p" 2>/dev/null || true
+        wait "$p" 2>/dev/null || true
+    done
+    EXTRA_SPIDS=""
+}
+trap 'rc=$?; stop_extra; stop_server || rc=1; drop_pg; rm -rf "$WORK"; exit $rc' EXIT
 cd "$WORK"
 # On the PostgreSQL cluster tests/registry/pg_cluster.sh started for this ctest run
 # (SG_PG_STATE): a fresh database, dropped at exit.

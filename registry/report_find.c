@@ -1,0 +1,107 @@
+/*
+ * Finding a stored report by the artifact digest it names (its subject), for `stagegate
+ * serve`: a client uploads a report, then asks for a transition with MLflow's plain
+ * transition-stage call, which names the version, not the report.
+ *
+ * The reports table is keyed by the report's own SHA-256 and has no subject column, so the
+ * lookup narrows the rows in the database first: the subject's hex digest sits inside the
+ * DSSE payload, which is base64, and whatever its offset, one of three encodings of the
+ * digest (one per offset modulo 3) appears verbatim in the payload's text. Each becomes a
+ * LIKE pattern in which '+' and '/' are wildcards, so URL-safe base64 and a JSON-escaped
+ * slash ("\/") match too. Every candidate is then parsed and only one whose statement really
+ * names the subject counts; the newest such report (by the time it was received) is
+ * returned. The scan is linear in the number of stored reports; a subject column would make
+ * it an index lookup (a schema change).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "registry_internal.h"
+#include "stagegate/compare.h"
+#include "stagegate/keys.h"
+
+/* The subject sha256 a DSSE envelope's statement names (first subject), or "" (unverified). */
+static void subject_of(const char *body, size_t len, char out[65])
+{
+    out[0] = '\0';
+    json_t *st = NULL;
+    sg_err ignored;
+    if (sg_dsse_payload_unverified((const uint8_t *)body, len, &st, &ignored) != SG_OK) return;
+    json_t *subj = json_array_get(json_object_get(st, "subject"), 0);
+    const char *sha = json_string_value(json_object_get(json_object_get(subj, "digest"), "sha256"));
+    if (sha && strlen(sha) == 64) memcpy(out, sha, 65);
+    json_decref(st);
+}
+
+/* pats[k]: "%" + base64 of hex[skip .. skip + 3n) + "%", skip = k, '+' -> '_', '/' -> '%'. */
+static sg_status patterns(const char *hex, char pats[3][96], sg_err *err)
+{
+    for (int k = 0; k < 3; k++) {
+        size_t n = (64 - (size_t)k) / 3 * 3;
+        char *b64 = sg_base64_encode((const uint8_t *)hex + k, n);
+        if (!b64) return sg_errf(err, SG_ENOMEM, "out of memory");
+        size_t o = 0;
+        pats[k][o++] = '%';
+        for (const char *c = b64; *c && o < 94; c++)
+            pats[k][o++] = *c == '+' ? '_' : *c == '/' ? '%' : *c;
+        pats[k][o++] = '%';
+        pats[k][o] = '\0';
+        free(b64);
+    }
+    return SG_OK;
+}
+
+sg_status sg_registry_find_report(sg_registry *reg, const char *subject_sha256, uint8_t **body,
+                                  size_t *len, char sha_out[65], sg_err *err)
+{
+    *body = NULL;
+    *len = 0;
+    sha_out[0] = '\0';
+    if (strlen(subject_sha256) != 64 || strspn(subject_sha256, "0123456789abcdef") != 64)
+        return sg_errf(err, SG_EINPUT, "artifact digest '%.80s' is not 64 lowercase hex digits",
+                       subject_sha256);
+    char pats[3][96];
+    sg_status rc = patterns(subject_sha256, pats, err);
+    if (rc != SG_OK) return rc;
+    reg_read_start(reg);
+    reg_stmt *st;
+    rc = reg_prepare(reg,
+                     "SELECT sha256, body FROM reports WHERE body LIKE ? OR body LIKE ? OR"
+                     " body LIKE ? ORDER BY received_at DESC, sha256",
+                     &st, err);
+    if (rc != SG_OK) return rc;
+    for (int k = 0; k < 3; k++)
+        reg_bind_text(st, k + 1, pats[k]);
+    bool found = false;
+    while (!found && rc == SG_OK && reg_row(reg, st, err)) {
+        const char *key = reg_col_text(st, 0), *t = reg_col_text(st, 1);
+        size_t n = strlen(t);
+        char subject[65], hex[65];
+        subject_of(t, n, subject);
+        if (strcmp(subject, subject_sha256) != 0) continue;
+        sg_sha256_hex((const uint8_t *)t, n, hex);
+        if (strcmp(hex, key) != 0) {
+            rc = sg_errf(err, SG_EREFUSED,
+                         "stored report sha256:%.16s... was modified: its body hashes to %.16s...",
+                         key, hex);
+        } else if (!(*body = malloc(n ? n : 1))) {
+            rc = sg_errf(err, SG_ENOMEM, "out of memory reading a report");
+        } else {
+            memcpy(*body, t, n);
+            *len = n;
+            memcpy(sha_out, key, 65);
+            found = true;
+        }
+    }
+    reg_finalize(st);
+    if (rc == SG_OK && reg->read_rc != SG_OK) rc = reg->read_rc;
+    if (rc == SG_OK && !found)
+        rc = sg_errf(err, SG_EINPUT, "no stored report names artifact sha256 %s", subject_sha256);
+    if (rc != SG_OK) {
+        free(*body);
+        *body = NULL;
+        *len = 0;
+        sha_out[0] = '\0';
+    }
+    return rc;
+}

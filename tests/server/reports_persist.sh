@@ -1,0 +1,65 @@
+#!/bin/bash
+# Uploaded reports live in the registry, not in the server: a report uploaded to one server
+# is found by the transition after that server restarted, and by a second server on the same
+# database; the newest upload for a digest is the one used. Malformed uploads are 400.
+. "$(dirname "$0")/lib.sh"
+setup
+M=/api/2.0/mlflow
+start_server
+create_model "$MODEL"
+for i in 1 2; do
+    expect 200 alice POST $M/model-versions/create "{\"name\": \"$MODEL\", \"source\": \"m$i.bin\"}"
+done
+report signer art/m1.bin
+report signer art/m2.bin
+expect 200 alice POST /api/stagegate/reports @art/m1.bin.report
+[ "$(jbody .report_sha256)" = "$(sha art/m1.bin.report)" ] || fail "report sha: $(cat body)"
+[ "$(jbody .subject_sha256)" = "$(sha art/m1.bin)" ] || fail "subject: $(cat body)"
+# The same bytes again: stored once, same answer.
+expect 200 bob POST /api/stagegate/reports @art/m1.bin.report
+[ "$(jbody .report_sha256)" = "$(sha art/m1.bin.report)" ] || fail "re-upload: $(cat body)"
+# Stored in the registry's report table, received_by = the first uploader's key id.
+q="SELECT received_by FROM reports WHERE sha256 = '$(sha art/m1.bin.report)'"
+if [ -n "$PG_DROP" ]; then
+    by=$("$PG_BIN/psql" -h "$PG_HOST" -U "$PG_USER" -d "$PG_DROP" -qAtX -c "$q")
+else
+    by=$(sqlite3 "$DB" "$q")
+fi
+[ "$by" = "$(keyid alice.pub.pem)" ] || fail "received_by '$by'"
+# Malformed uploads: refused, the server stays up.
+expect 400 alice POST /api/stagegate/reports "not json"
+expect 400 alice POST /api/stagegate/reports '{"payload": "!!!"}'
+expect 400 alice POST /api/stagegate/reports "{\"payload\": \"$(printf '{"subject": []}' | base64 -w0)\"}"
+body_has "names no subject sha256 digest"
+
+# Restart: the upload survives.
+stop_server
+start_server
+expect 200 alice POST $M/model-versions/transition-stage "{\"name\": \"$MODEL\", \"version\": \"1\", \"stage\": \"Staging\"}"
+[ "$(jbody .model_version.validated)" = true ] || fail "v1 not validated: $(cat body)"
+
+# A second server on the same database finds what the first one stored.
+URL1=$URL SPID1=$SPID
+EXTRA_SPIDS=$SPID1
+SPID=""
+start_server
+expect 200 alice POST /api/stagegate/reports @art/m2.bin.report
+URL=$URL1
+expect 200 alice POST $M/model-versions/transition-stage "{\"name\": \"$MODEL\", \"version\": \"2\", \"stage\": \"Staging\"}"
+stop_server
+SPID=$SPID1 EXTRA_SPIDS=""
+
+# The newest report for a digest wins: a FAILED report uploaded after the PASSED one is the
+# one the transition uses, and the registry refuses it.
+expect 200 alice POST $M/model-versions/create "{\"name\": \"$MODEL\", \"source\": \"m3.bin\"}"
+report signer art/m3.bin
+expect 200 alice POST /api/stagegate/reports @art/m3.bin.report
+sleep 1.1 # received_at has one-second resolution
+"$MKREP" signer.key.pem "$(sha art/m3.bin)" FAILED now art/m3.bin.failed
+expect 200 alice POST /api/stagegate/reports @art/m3.bin.failed
+expect 400 alice POST $M/model-versions/transition-stage "{\"name\": \"$MODEL\", \"version\": \"3\", \"stage\": \"Staging\"}"
+body_has "report result is FAILED, not PASSED"
+expect 200 carol GET /api/stagegate/verify-log
+stop_server
+"$SG" registry verify-log --db "$DB" >/dev/null || fail "verify-log"
+echo "reports persist OK"

@@ -1,0 +1,80 @@
+#!/bin/bash
+# SIGHUP reloads the tokens file: a token added with `stagegate token add` while the server
+# runs works after the signal; a removed line stops working; a broken or group-readable file
+# leaves the old principals in place, with one line in the log; requests in flight during
+# reloads keep being answered.
+. "$(dirname "$0")/lib.sh"
+setup
+M=/api/2.0/mlflow
+start_server
+create_model "$MODEL"
+"$SG" keygen --out dave >/dev/null
+"$SG" token add --tokens tokens --principal dave.pub.pem --name dave >dave.token
+expect 401 dave GET /api/stagegate/whoami
+
+# hup: signal the server and wait for its Nth reload line.
+hups=0
+hup() {
+    hups=$((hups + 1))
+    kill -HUP "$SPID"
+    for _ in $(seq 100); do
+        [ "$(grep -c 'tokens file .*reloaded' server.log)" -ge $hups ] && return 0
+        sleep 0.05
+    done
+    fail "no reload line after SIGHUP $hups"
+}
+hup
+grep -q "tokens file tokens reloaded: 4 principals (3 before)" server.log || fail "reload line: $(tail -1 server.log)"
+expect 200 dave GET /api/stagegate/whoami
+[ "$(jbody .principal.name)" = dave ] || fail "whoami: $(cat body)"
+expect 200 alice GET "$M/registered-models/get?name=$MODEL"
+
+# Revoke alice: her line removed (the file keeps mode 0600).
+grep -v " alice " tokens >tokens.new && chmod 600 tokens.new && mv tokens.new tokens
+hup
+expect 401 alice GET "$M/registered-models/get?name=$MODEL"
+expect 401 alice POST $M/model-versions/create "{\"name\": \"$MODEL\", \"source\": \"m1.bin\"}"
+expect 200 bob GET "$M/registered-models/get?name=$MODEL"
+
+# A broken file: the previous principals stay, one line names the problem.
+cp tokens tokens.good
+echo "not a token line" >>tokens
+hup
+grep -q "tokens file not reloaded, keeping the 3 principals loaded before: tokens file tokens: line 4 is not HASH KEY_ID NAME PEM" server.log ||
+    fail "no refusal line: $(tail -3 server.log)"
+expect 200 dave GET /api/stagegate/whoami
+expect 200 bob GET "$M/registered-models/get?name=$MODEL"
+expect 401 alice GET "$M/registered-models/get?name=$MODEL"
+# Readable by others: refused the same way.
+cp tokens.good tokens && chmod 644 tokens
+"$SG" token add --tokens tokens.good --principal alice.pub.pem --name alice2 >/dev/null
+cat tokens.good >tokens
+hup
+grep -q "keeping the 3 principals loaded before: .*accessible by group or others" server.log ||
+    fail "no mode refusal line: $(tail -3 server.log)"
+expect 200 bob GET "$M/registered-models/get?name=$MODEL"
+# A missing file likewise.
+rm tokens
+hup
+expect 200 dave GET /api/stagegate/whoami
+cp tokens.good tokens && chmod 600 tokens
+hup
+grep -q "reloaded: 4 principals (3 before)" server.log || fail "final reload: $(tail -2 server.log)"
+
+# Reloads while requests run: every request is answered (200), none fails.
+( for _ in $(seq 40); do kill -HUP "$SPID" 2>/dev/null; sleep 0.02; done ) &
+HUPPER=$!
+pids=()
+for i in $(seq 4); do
+    ( for _ in $(seq 50); do
+        curl -sS --max-time 20 -o /dev/null -w '%{http_code}\n' -H "Authorization: Bearer $(cat bob.token)" \
+            "$URL$M/registered-models/get?name=$MODEL"
+    done >codes.$i 2>&1 ) &
+    pids+=($!)
+done
+for p in "${pids[@]}" "$HUPPER"; do wait "$p"; done
+bad=$(cat codes.* | grep -vc '^200$' || true)
+[ "$bad" = 0 ] || fail "$bad requests failed during reloads: $(sort codes.* | uniq -c)"
+kill -0 "$SPID" || fail "server died during reloads"
+stop_server
+echo "tokens reload OK"
