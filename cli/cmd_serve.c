@@ -7,7 +7,7 @@
 
 static const char serve_usage[] =
     "usage: stagegate serve --db URI --listen HOST:PORT [--tokens FILE] [--artifact-root DIR]\n"
-    "                       [--tls-cert CERT.pem --tls-key KEY.pem] [--threads N]\n"
+    "                       [--tls-cert CERT.pem --tls-key KEY.pem] [--key SERVER.pem] [--threads N]\n"
     "                       [--max-body BYTES] [--max-header BYTES] [--timeout S]\n"
     "                       [--request-time S] [--max-connections N] [--access-log FILE]\n"
     "\n"
@@ -18,6 +18,10 @@ static const char serve_usage[] =
     "under --artifact-root only. Port 0 picks a free port; the line 'listening on URL' on\n"
     "stderr names it. SIGTERM or SIGINT: stop accepting, finish the requests in flight, exit 0.\n"
     "SIGHUP: reload the tokens file (kept as it was if the new one does not load).\n"
+    "--key signs each request the server makes for a caller; a registry with a root of trust\n"
+    "(registry init --admin) accepts changes through a server only from a server key an admin\n"
+    "added (registry init --server SERVER.pub --as ADMIN.pem). A successful change's response\n"
+    "carries the audit head after it in the X-Stagegate-Audit-Head header (\"SEQ HASH\").\n"
     "Defaults: 4 threads, 1 MiB body, 16 KiB headers, 10 s idle, 30 s per request body.\n";
 
 typedef struct {
@@ -44,6 +48,7 @@ int sg_cmd_serve(int argc, char **argv)
         SG_OPT_STR("artifact-root", &cfg.artifact_root),
         SG_OPT_STR("tls-cert", &cfg.tls_cert),
         SG_OPT_STR("tls-key", &cfg.tls_key),
+        SG_OPT_STR("key", &cfg.key),
         SG_OPT_INT_("threads", &threads, 1, 256),
         SG_OPT_INT_("max-body", &max_body, 1024, 1 << 30),
         SG_OPT_INT_("max-header", &max_header, 4096, 1 << 20),

@@ -42,6 +42,8 @@ typedef struct {
     char who[96];
     char method[12];
     char url[256];
+    char audit_head[65]; /* after a successful change: the registry's audit head */
+    int64_t audit_seq;
 } req_ctx;
 
 static srv_state g_srv;
@@ -188,7 +190,9 @@ static srv_resp classify(int rc, const sg_err *err)
     case SG_EREFUSED:
         /* Who may do it is a permission; what the version lacks is a bad parameter. */
         if (has(m, "authorized") || has(m, "signed request") || has(m, "request signature") ||
-            has(m, "approver must differ"))
+            has(m, "approver must differ") || has(m, "is not an admin") ||
+            has(m, "admin's signature") || has(m, "server key") || has(m, "holds no role") ||
+            has(m, "server's signature"))
             return srv_error(403, "PERMISSION_DENIED", "%s", m);
         return srv_error(400, "INVALID_PARAMETER_VALUE", "%s", m);
     case SG_EINPUT:
@@ -252,6 +256,9 @@ sg_status srv_attest(const srv_req *r, const char *action, const char *model, in
                        model);
     char auth[128];
     snprintf(auth, sizeof auth, "token %s via stagegate serve", r->who->name);
+    if (r->srv->key)
+        return sg_registry_request_attest_signed(r->srv->key, r->who->pub_pem, auth, action,
+                                                 model, version, target, evidence, out, err);
     return sg_registry_request_attest(r->who->pub_pem, auth, action, model, version, target,
                                       evidence, out, err);
 }
@@ -335,6 +342,16 @@ static srv_resp dispatch_as(struct MHD_Connection *conn, const char *url, const 
                    ? srv_mlflow_route(&r, url + (url[1] == 'a' && url[2] == 'j' ? 21 : 16), &resp)
                    : srv_stagegate_route(&r, url + 15, &resp)))
         resp = srv_error(404, "ENDPOINT_NOT_FOUND", "no endpoint %s %s", method, url);
+    /* After a change, the audit head it left (read after the commit): a client keeps it as
+     * an anchor outside the database; a log later cut back past it is then detectable. */
+    if (r.reg && resp.status == 200 && !strcmp(method, "POST")) {
+        int64_t seq = 0;
+        sg_err herr;
+        if (sg_registry_audit_head(r.reg, &seq, ctx->audit_head, &herr) == SG_OK)
+            ctx->audit_seq = seq;
+        else
+            ctx->audit_head[0] = '\0';
+    }
     json_decref(r.json);
     return resp;
 }
@@ -361,6 +378,11 @@ static enum MHD_Result queue(struct MHD_Connection *conn, req_ctx *ctx, srv_resp
         return MHD_NO;
     }
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    if (ctx->audit_head[0]) {
+        char head[96];
+        snprintf(head, sizeof head, "%lld %s", (long long)ctx->audit_seq, ctx->audit_head);
+        MHD_add_response_header(r, SRV_AUDIT_HEAD_HEADER, head);
+    }
     ctx->status = resp.status;
     ctx->sent = len;
     enum MHD_Result ret = MHD_queue_response(conn, resp.status, r);
@@ -541,6 +563,10 @@ static sg_status load_config(const sg_server_config *cfg, sg_err *err)
         return sg_errf(err, SG_EINPUT, "--tls-cert and --tls-key go together");
     if (c->artifact_root && !realpath(c->artifact_root, g_srv.artifact_root))
         return sg_errf(err, SG_EINPUT, "--artifact-root %s: %s", c->artifact_root, strerror(errno));
+    if (c->key) {
+        int rc = sg_key_load_private(c->key, &g_srv.key, err);
+        if (rc != SG_OK) return rc;
+    }
     if (c->tokens) {
         int rc = tokens_read(c->tokens, &g_tokens, err);
         if (rc != SG_OK) return rc;
@@ -562,6 +588,8 @@ static void release(void)
     g_n_regs = 0;
     tokens_release(g_tokens);
     g_tokens = NULL;
+    EVP_PKEY_free(g_srv.key);
+    g_srv.key = NULL;
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)

@@ -3,6 +3,7 @@
 #define STAGEGATE_SERVER_INTERNAL_H
 
 #include <jansson.h>
+#include <openssl/evp.h>
 #include <microhttpd.h>
 #include <pthread.h>
 
@@ -40,6 +41,7 @@ void srv_watch_stop(void);
 typedef struct {
     sg_server_config cfg;
     bool auth;                /* a tokens file was given (the principals: http.c, reloadable) */
+    EVP_PKEY *key;            /* --key: signs attested requests; NULL without one */
     char artifact_root[4096]; /* realpath of --artifact-root, "" if none */
 } srv_state;
 
@@ -60,6 +62,10 @@ typedef struct {
     unsigned status;
     json_t *body; /* owned */
 } srv_resp;
+
+/* The header a successful change's response carries: the registry's audit head after it,
+ * "SEQ HASH", so a client can keep an anchor of the log outside the database. */
+#define SRV_AUDIT_HEAD_HEADER "X-Stagegate-Audit-Head"
 
 /* http helpers (http.c) */
 srv_resp srv_json(unsigned status, json_t *body);

@@ -24,6 +24,10 @@ typedef struct {
     const char *artifact_root; /* model-versions/create sources must lie under it; NULL: refused */
     const char *tls_cert;      /* PEM files; both or neither */
     const char *tls_key;
+    /* the server's own private key (PEM, not readable by others): signs every request it
+     * attests for a principal; a registry with a root of trust accepts attested changes only
+     * from a server key an admin added (docs/registry.md). NULL: unsigned attestations. */
+    const char *key;
     int threads;         /* worker threads (0 = 4) */
     int64_t max_body;    /* request body limit in bytes (0 = 1 MiB) */
     int64_t max_header;  /* per-connection memory for the request line and headers (0 = 16 KiB) */
