@@ -196,15 +196,17 @@ static int check_report(sg_registry *reg, const reg_model *m, const reg_version 
             any = true;
         }
     }
-    reg_stmt *st;
-    rc = reg_prepare(
-        reg, "SELECT public_pem FROM model_keys WHERE model_name = ? AND role = 'signer'", &st,
-        err);
-    if (rc != SG_OK) {
-        sg_report_info_clear(&info);
-        return rc;
+    reg_stmt *st = NULL;
+    if (!verified) {
+        rc = reg_prepare(
+            reg, "SELECT public_pem FROM model_keys WHERE model_name = ? AND role = 'signer'",
+            &st, err);
+        if (rc != SG_OK) {
+            sg_report_info_clear(&info);
+            return rc;
+        }
+        reg_bind_text(st, 1, m->name);
     }
-    reg_bind_text(st, 1, m->name);
     while (!verified && reg_row(reg, st, err)) {
         const char *pem = reg_col_text(st, 0);
         EVP_PKEY *pub = NULL;
