@@ -43,7 +43,7 @@ typedef struct {
     int uses;
     bool prepared;
 } pg_cached;
-#define PG_CACHE 96
+#define PG_CACHE 256
 
 struct reg_store {
     PGconn *conn;
