@@ -372,8 +372,10 @@ static int read_sub(remote *r)
 int reg_cli_remote(reg_cli *c)
 {
     const char *s = c->sub;
+    /* The root of trust is managed next to the database, with the admin's key file. */
     if (!strcmp(s, "resolve") || !strcmp(s, "record") || !strcmp(s, "runs") ||
-        !strcmp(s, "set-run-verdict"))
+        !strcmp(s, "set-run-verdict") || !strcmp(s, "pin") || !strcmp(s, "keys") ||
+        !strcmp(s, "checkpoint") || (!strcmp(s, "verify-log") && c->checkpoint))
         return sg_cli_usage_error(c->cmd, "%s works on a local registry only, not through a server",
                                   s);
     if (c->as)
