@@ -226,6 +226,8 @@ static sg_status check_request(rp_state *S, const rp_event *e, const char *pem, 
                    SG_REGISTRY_REQUEST_SKEW_S);
     if (!reg_request_field(t, "nonce", got, sizeof got) || strlen(got) < 16)
         return bad(S, e, err, "its request has no nonce");
+    /* the principal must hold the role the rule names, whoever signed for it */
+    if (!pem) return bad(S, e, err, "key %.16s holds no role that may do this", e->actor);
     char server[80];
     if (reg_request_field(t, "auth", got, sizeof got)) {
         /* Attested by a server for a principal it authenticated: after the root exists the
@@ -244,7 +246,6 @@ static sg_status check_request(rp_state *S, const rp_event *e, const char *pem, 
                    ? SG_OK
                    : bad(S, e, err, "the server's signature on its request does not verify");
     }
-    if (!pem) return bad(S, e, err, "key %.16s holds no role that may do this", e->actor);
     return reg_sig_ok(pem, t, e->sig)
                ? SG_OK
                : bad(S, e, err, "the request signature by key %.16s does not verify", e->actor);
