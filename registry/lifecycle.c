@@ -133,7 +133,7 @@ static void precheck(sg_registry *reg, const char *model, int64_t version, const
     reg_stmt *st;
     if (!report || reg_prepare(reg,
                                "SELECT public_pem FROM model_keys WHERE model_name = ?"
-                               " AND role = 'signer'",
+                               " AND role = 'signer' ORDER BY key_id",
                                &st, &err) != SG_OK) {
         reg->read_rc = SG_OK;
         return;
@@ -198,9 +198,11 @@ static int check_report(sg_registry *reg, const reg_model *m, const reg_version 
     }
     reg_stmt *st = NULL;
     if (!verified) {
-        rc = reg_prepare(
-            reg, "SELECT public_pem FROM model_keys WHERE model_name = ? AND role = 'signer'",
-            &st, err);
+        rc =
+            reg_prepare(reg,
+                        "SELECT public_pem FROM model_keys WHERE model_name = ? AND role = 'signer'"
+                        " ORDER BY key_id",
+                        &st, err);
         if (rc != SG_OK) {
             sg_report_info_clear(&info);
             return rc;
@@ -388,8 +390,8 @@ static int has_passed_validation(sg_registry *reg, const char *model, int64_t ve
     return reg->read_rc;
 }
 
-static sg_status check_promoter(sg_registry *reg, const char *model, const char *stage, const char *actor,
-                          sg_err *err)
+static sg_status check_promoter(sg_registry *reg, const char *model, const char *stage,
+                                const char *actor, sg_err *err)
 {
     int64_t n = 0;
     bool ok = false;
@@ -407,8 +409,8 @@ static sg_status check_promoter(sg_registry *reg, const char *model, const char 
 }
 
 /* Moves the current occupant of Production to Archived (same transaction as the promotion). */
-static sg_status archive_occupant(sg_registry *reg, const reg_model *m, int64_t occupant, int64_t by,
-                            const char *actor, const char *action, sg_err *err)
+static sg_status archive_occupant(sg_registry *reg, const reg_model *m, int64_t occupant,
+                                  int64_t by, const char *actor, const char *action, sg_err *err)
 {
     const reg_stage *arch = reg_model_stage(m, REG_ARCHIVED);
     if (!arch) return sg_errf(err, SG_EINTERNAL, "model %s has no Archived stage", m->name);
@@ -448,8 +450,8 @@ static sg_status check_artifact(const reg_version *v, const reg_precheck *pre, s
 }
 
 static sg_status do_transition(sg_registry *reg, const reg_model *m, const reg_version *v,
-                         const reg_stage *g, const uint8_t *report, size_t report_len,
-                         const sg_registry_request *req, reg_precheck *pre, sg_err *err)
+                               const reg_stage *g, const uint8_t *report, size_t report_len,
+                               const sg_registry_request *req, reg_precheck *pre, sg_err *err)
 {
     bool allowed = false;
     char actor[65], report_sha[65] = "";
@@ -514,9 +516,9 @@ static sg_status do_transition(sg_registry *reg, const reg_model *m, const reg_v
     return refuse(err, rc, m->name, v->version, g->name);
 }
 
-sg_status sg_registry_transition(sg_registry *reg, const char *model, int64_t version, const char *stage,
-                           const uint8_t *report, size_t report_len, const sg_registry_request *req,
-                           sg_err *err)
+sg_status sg_registry_transition(sg_registry *reg, const char *model, int64_t version,
+                                 const char *stage, const uint8_t *report, size_t report_len,
+                                 const sg_registry_request *req, sg_err *err)
 {
     reg_model m;
     reg_version v;
@@ -543,7 +545,7 @@ sg_status sg_registry_transition(sg_registry *reg, const char *model, int64_t ve
 }
 
 sg_status sg_registry_approve(sg_registry *reg, const char *model, int64_t version, bool reject,
-                        const char *comment, const sg_registry_request *req, sg_err *err)
+                              const char *comment, const sg_registry_request *req, sg_err *err)
 {
     reg_model m;
     reg_version v;
@@ -615,7 +617,7 @@ static int previous_production(sg_registry *reg, const char *model, int64_t curr
 }
 
 sg_status sg_registry_rollback(sg_registry *reg, const char *model, const sg_registry_request *req,
-                         int64_t *restored, int64_t *archived, sg_err *err)
+                               int64_t *restored, int64_t *archived, sg_err *err)
 {
     reg_model m;
     char actor[65];
@@ -666,8 +668,8 @@ sg_status sg_registry_rollback(sg_registry *reg, const char *model, const sg_reg
 }
 
 /* Whether an audit event ever moved the version into Production. */
-static sg_status was_in_production(sg_registry *reg, const char *model, int64_t version,
-                                   bool *yes, sg_err *err)
+static sg_status was_in_production(sg_registry *reg, const char *model, int64_t version, bool *yes,
+                                   sg_err *err)
 {
     reg_stmt *st;
     sg_status rc = reg_prepare(reg,

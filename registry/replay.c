@@ -340,8 +340,10 @@ static sg_status ev_config(rp_state *S, const rp_event *e, sg_err *err)
         recorded = reg_config_is(e->detail, sha, &cfg);
     }
     if (recorded && strcmp(cfg_str(cfg, "name"), e->model) != 0) {
+        sg_status brc =
+            bad(S, e, err, "its configuration is for model '%.128s'", cfg_str(cfg, "name"));
         json_decref(cfg);
-        return bad(S, e, err, "its configuration is for model '%s'", cfg_str(cfg, "name"));
+        return brc;
     }
     sg_status rc = SG_OK;
     if (!create && !recorded) rc = bad(S, e, err, "it records no configuration");
