@@ -31,10 +31,13 @@ struct sg_metrics_acc {
     int64_t *true_n, *pred_n, *tp_n, *cm_n; /* occurrence counts; tp_n/cm_n only unweighted */
     sg_ksum *tp_w, *true_w, *pred_w, *cm_w; /* weighted sums, only when weighted */
     sg_ksum logloss;
-    /* binary score store: positives at [0, npos), negatives at [cap - nneg, cap) */
+    /* weighted binary score store: positives at [0, npos), negatives at [cap - nneg, cap) */
     uint32_t *keys;
     double *kw;
     size_t cap, npos, nneg;
+    /* unweighted binary scores, bucketed as they arrive (takes over keys) */
+    sg_rank_store rank;
+    int64_t expected_rows;
     /* regression */
     sg_ksum abs_err, sq_err;
     double y_mean, y_m2, max_err, y_min, y_max;
@@ -60,6 +63,7 @@ sg_status sg_metrics_acc_new(sg_task task, int n_classes, int64_t expected_rows,
     if (!a) return sg_errf(err, SG_ENOMEM, "metrics: out of memory");
     a->task = task;
     a->weighted = -1;
+    a->expected_rows = expected_rows;
     a->y_min = INFINITY;
     a->y_max = -INFINITY;
     if (task != SG_TASK_REGRESSION) {
@@ -102,6 +106,7 @@ void sg_metrics_acc_free(sg_metrics_acc *a)
     free(a->cm_w);
     free(a->keys);
     free(a->kw);
+    sg_rank_store_free(&a->rank);
     free(a);
 }
 
@@ -132,6 +137,14 @@ static sg_status set_weighted(sg_metrics_acc *a, bool weighted, sg_err *err)
             a->kw = sg_metrics_big_alloc(a->cap, sizeof *a->kw);
             if (!a->kw) return sg_errf(err, SG_ENOMEM, "metrics: out of memory for weights");
         }
+        if (!weighted && a->task == SG_TASK_BINARY) {
+            uint32_t *keys = a->keys;
+            a->keys = NULL; /* the store owns it from here, even if it fails */
+            sg_status st = sg_rank_store_init(
+                &a->rank, a->expected_rows > 0 ? (size_t)a->expected_rows : 0, keys, a->cap, err);
+            a->cap = 0;
+            if (st) return st;
+        }
     }
     a->weighted = w;
     return SG_OK;
@@ -151,6 +164,7 @@ static sg_status check_weights(const sg_metrics_acc *a, int64_t n, const double 
 /* Makes room for n more binary scores, keeping negatives at the end of the buffers. */
 static sg_status reserve_scores(sg_metrics_acc *a, size_t n, sg_err *err)
 {
+    if (a->weighted == 0) return sg_rank_store_reserve(&a->rank, n, err);
     size_t used = a->npos + a->nneg;
     if (a->cap - used >= n) return SG_OK;
     size_t cap = a->cap ? a->cap : 4096;
@@ -385,7 +399,12 @@ sg_status sg_metrics_add_classification(sg_metrics_acc *a, int64_t n, const floa
     if (rc) return rc;
     add_counts(a, n, y_true, y_pred, weights);
     add_log_loss(a, n, proba, y_true, weights);
-    if (a->task == SG_TASK_BINARY) add_scores(a, n, proba, y_true, weights);
+    if (a->task == SG_TASK_BINARY) {
+        if (weights)
+            add_scores(a, n, proba, y_true, weights);
+        else
+            sg_rank_store_add(&a->rank, (size_t)n, proba, y_true);
+    }
     if (weights)
         for (int64_t i = 0; i < n; i++)
             sg_ksum_add(&a->wsum, weights[i]);
@@ -461,8 +480,22 @@ static double class_sum(const sg_metrics_acc *a, const int64_t *n, const sg_ksum
     return a->weighted == 1 ? sg_ksum_value(&w[i]) : (double)n[i];
 }
 
+static void set_rank_metrics(sg_metrics *m, const sg_rank_metrics *r, bool both_classes)
+{
+    /* sklearn raises when y_true holds one class and returns nan when a class weighs 0. */
+    m->roc_auc_defined = both_classes && isfinite(r->roc_auc);
+    m->roc_auc = m->roc_auc_defined ? r->roc_auc : NAN;
+    m->average_precision = r->average_precision;
+}
+
 static sg_status rank_metrics(sg_metrics_acc *a, sg_metrics *m, sg_err *err)
 {
+    if (a->weighted == 0) {
+        sg_rank_metrics r;
+        sg_status st = sg_rank_store_finish(&a->rank, &r, err);
+        if (!st) set_rank_metrics(m, &r, a->rank.npos > 0 && a->rank.nneg > 0);
+        return st;
+    }
     size_t np = a->npos, nn = a->nneg, big = np > nn ? np : nn;
     /* One scratch for both classes, sorted one after the other: a second thread for the
      * other class measured slower on two cores, where the caller shares a core. */
@@ -481,10 +514,7 @@ static sg_status rank_metrics(sg_metrics_acc *a, sg_metrics *m, sg_err *err)
     free(ws);
     sg_rank_metrics r;
     sg_rank_metrics_sorted(pk, pw, np, nk, nw, nn, &r);
-    /* sklearn raises when y_true holds one class and returns nan when a class weighs 0. */
-    m->roc_auc_defined = np > 0 && nn > 0 && isfinite(r.roc_auc);
-    m->roc_auc = m->roc_auc_defined ? r.roc_auc : NAN;
-    m->average_precision = r.average_precision;
+    set_rank_metrics(m, &r, np > 0 && nn > 0);
     return SG_OK;
 }
 

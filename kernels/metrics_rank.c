@@ -194,3 +194,240 @@ void sg_rank_metrics_sorted(const uint32_t *pk, const double *pw, size_t np, con
     /* sklearn sets recall to 1 when there are no positives, which yields AP = 0. */
     out->average_precision = P > 0 ? sg_ksum_value(&ap) / P : 0.0;
 }
+
+/*
+ * The bucketed store of unweighted scores. Adding rows costs a key, a label byte and a
+ * histogram increment each; every SG_RANK_BLOCK rows one counting-sort pass moves the block
+ * (256 KiB of keys, cache resident) into the store bucket by bucket. The finish then visits
+ * the buckets from the top: it gathers one bucket's pieces from every block (in block
+ * order), sorts them in cache on the key's remaining bits with the label as the lowest bit,
+ * and walks them. Equal scores share a key and so a bucket, so a threshold never spans two.
+ */
+sg_status sg_rank_store_init(sg_rank_store *rs, size_t expected_rows, uint32_t *keys, size_t cap,
+                             sg_err *err)
+{
+    memset(rs, 0, sizeof *rs);
+    rs->store = keys;
+    rs->cap = keys ? cap : 0;
+    rs->bsize = expected_rows > 0 && expected_rows < SG_RANK_BLOCK ? expected_rows : SG_RANK_BLOCK;
+    rs->stage = malloc(rs->bsize * sizeof *rs->stage);
+    rs->label = malloc(rs->bsize * sizeof *rs->label);
+    rs->hist = calloc(SG_RANK_BUCKETS, sizeof *rs->hist);
+    if (!rs->stage || !rs->label || !rs->hist)
+        return sg_errf(err, SG_ENOMEM, "metrics: out of memory for the score store");
+    return SG_OK;
+}
+
+void sg_rank_store_free(sg_rank_store *rs)
+{
+    free(rs->store);
+    free(rs->stage);
+    free(rs->label);
+    free(rs->hist);
+    free(rs->counts);
+    memset(rs, 0, sizeof *rs);
+}
+
+sg_status sg_rank_store_reserve(sg_rank_store *rs, size_t n, sg_err *err)
+{
+    size_t used = rs->blocks * rs->bsize + rs->staged;
+    if (n > SIZE_MAX - used)
+        return sg_errf(err, SG_EINPUT, "metrics: too many scores to store (%zu + %zu)", used, n);
+    /* Blocks filled by these rows, and one more for the part block the finish flushes. */
+    size_t nb = rs->blocks + (rs->staged + n) / rs->bsize + 1;
+    if (nb > rs->cap_blocks) {
+        size_t cb = rs->cap_blocks ? rs->cap_blocks : 16, bytes;
+        while (cb < nb)
+            cb *= 2;
+        if (!sg_mul_size(cb, SG_RANK_BUCKETS * sizeof *rs->counts, &bytes))
+            return sg_errf(err, SG_EINPUT, "metrics: too many scores to store (%zu)", used + n);
+        uint32_t *c = realloc(rs->counts, bytes);
+        if (!c) return sg_errf(err, SG_ENOMEM, "metrics: out of memory storing %zu scores", used + n);
+        rs->counts = c;
+        rs->cap_blocks = cb;
+    }
+    size_t need = used + n;
+    if (need <= rs->cap) return SG_OK;
+    size_t cap = rs->cap ? rs->cap : 4096;
+    while (cap < need)
+        cap = cap > SIZE_MAX - cap / 2 - n ? need : cap + cap / 2 + n;
+    uint32_t *k = sg_metrics_big_alloc(cap, sizeof *k);
+    if (!k) return sg_errf(err, SG_ENOMEM, "metrics: out of memory storing %zu scores", cap);
+    if (rs->blocks) memcpy(k, rs->store, rs->blocks * rs->bsize * sizeof *k);
+    free(rs->store);
+    rs->store = k;
+    rs->cap = cap;
+    return SG_OK;
+}
+
+/* Moves the staged rows into the store as the next block, bucket by bucket (stable). */
+static void flush_block(sg_rank_store *rs)
+{
+    size_t n = rs->staged;
+    uint32_t *cnt = rs->counts + rs->blocks * SG_RANK_BUCKETS, *h = rs->hist;
+    uint32_t off[SG_RANK_BUCKETS], sum = 0;
+    for (size_t b = 0; b < SG_RANK_BUCKETS; b++) {
+        off[b] = sum;
+        sum += h[b];
+        cnt[b] = h[b];
+    }
+    memset(h, 0, SG_RANK_BUCKETS * sizeof *h);
+    uint32_t *dst = rs->store + rs->blocks * rs->bsize;
+    const uint32_t *k = rs->stage;
+    const uint8_t *l = rs->label;
+    uint64_t pos = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t key = k[i], lab = l[i];
+        pos += lab;
+        dst[off[key >> SG_RANK_LOW_BITS]++] = ((key << SG_RANK_DIGIT) >> (SG_RANK_DIGIT - 1)) | lab;
+    }
+    rs->npos += pos;
+    rs->nneg += n - pos;
+    rs->blocks++;
+    rs->staged = 0;
+}
+
+void sg_rank_store_add(sg_rank_store *rs, size_t n, const float *proba, const int32_t *y_true)
+{
+    while (n > 0) {
+        size_t m = rs->bsize - rs->staged;
+        if (m > n) m = n;
+        uint32_t *k = rs->stage + rs->staged, *h = rs->hist;
+        uint8_t *l = rs->label + rs->staged;
+        for (size_t i = 0; i < m; i++) {
+            uint32_t key = sg_score_key(proba[2 * i + 1]);
+            k[i] = key;
+            l[i] = (uint8_t)y_true[i];
+            h[key >> SG_RANK_LOW_BITS]++;
+        }
+        rs->staged += m;
+        proba += 2 * m;
+        y_true += m;
+        n -= m;
+        if (rs->staged == rs->bsize) flush_block(rs);
+    }
+}
+
+/* Sorts a bucket's n entries (SG_RANK_LOW_BITS + 1 bits) ascending; returns a or tmp. */
+#define BUCKET_DIGIT ((SG_RANK_LOW_BITS + 2) / 2)
+#define BUCKET_RADIX (1u << BUCKET_DIGIT)
+static const uint32_t *sort_bucket(uint32_t *a, uint32_t *tmp, size_t n)
+{
+    if (n <= 32) {
+        for (size_t i = 1; i < n; i++) {
+            uint32_t v = a[i];
+            size_t j = i;
+            for (; j > 0 && a[j - 1] > v; j--)
+                a[j] = a[j - 1];
+            a[j] = v;
+        }
+        return a;
+    }
+    size_t h[2][BUCKET_RADIX];
+    memset(h, 0, sizeof h);
+    for (size_t i = 0; i < n; i++) {
+        h[0][a[i] & (BUCKET_RADIX - 1)]++;
+        h[1][a[i] >> BUCKET_DIGIT]++;
+    }
+    uint32_t *src = a, *dst = tmp;
+    for (int p = 0; p < 2; p++) {
+        unsigned shift = p ? BUCKET_DIGIT : 0;
+        size_t *hp = h[p];
+        if (hp[(src[0] >> shift) & (BUCKET_RADIX - 1)] == n) continue;
+        size_t sum = 0;
+        for (size_t b = 0; b < BUCKET_RADIX; b++) {
+            size_t c = hp[b];
+            hp[b] = sum;
+            sum += c;
+        }
+        for (size_t i = 0; i < n; i++) {
+            uint32_t v = src[i];
+            dst[hp[(v >> shift) & (BUCKET_RADIX - 1)]++] = v;
+        }
+        uint32_t *t = src;
+        src = dst;
+        dst = t;
+    }
+    return src;
+}
+
+/* The state of rank_unweighted's walk, carried from one bucket to the next. */
+typedef struct {
+    uint64_t tpc, fpc;
+    double tprev, fprev;
+    sg_ksum area, ap;
+} rank_walk;
+
+/* rank_unweighted's steps over one sorted bucket, from its top down. */
+static void walk_bucket(rank_walk *w, const uint32_t *s, size_t n)
+{
+    uint64_t tpc = w->tpc, fpc = w->fpc;
+    double tprev = w->tprev, fprev = w->fprev;
+    size_t i = n;
+    while (i > 0) {
+        uint32_t v = s[i - 1] >> 1;
+        size_t i0 = i;
+        uint64_t p = 0;
+        do {
+            p += s[--i] & 1u;
+        } while (i > 0 && s[i - 1] >> 1 == v);
+        uint64_t q = (uint64_t)(i0 - i) - p;
+        tpc += p;
+        fpc += q;
+        double t = (double)tpc, f = (double)fpc;
+        if (q) sg_ksum_add(&w->area, (f - fprev) * (t + tprev) * 0.5);
+        if (p) sg_ksum_add(&w->ap, (t - tprev) * (t / (t + f)));
+        tprev = t;
+        fprev = f;
+    }
+    w->tpc = tpc;
+    w->fpc = fpc;
+    w->tprev = tprev;
+    w->fprev = fprev;
+}
+
+sg_status sg_rank_store_finish(sg_rank_store *rs, sg_rank_metrics *out, sg_err *err)
+{
+    if (rs->staged) flush_block(rs); /* room for it was reserved with its rows */
+    size_t nb = rs->blocks, last = rs->npos + rs->nneg - (nb ? (nb - 1) * rs->bsize : 0);
+    size_t tot[SG_RANK_BUCKETS] = {0}, big = 0;
+    size_t *cur = malloc((nb ? nb : 1) * sizeof *cur);
+    if (!cur) return sg_errf(err, SG_ENOMEM, "metrics: out of memory ranking scores");
+    for (size_t j = 0; j < nb; j++) {
+        const uint32_t *c = rs->counts + j * SG_RANK_BUCKETS;
+        cur[j] = j + 1 < nb ? rs->bsize : last;
+        for (size_t b = 0; b < SG_RANK_BUCKETS; b++)
+            tot[b] += c[b];
+    }
+    for (size_t b = 0; b < SG_RANK_BUCKETS; b++)
+        big = tot[b] > big ? tot[b] : big;
+    uint32_t *buf = malloc((big ? big : 1) * sizeof *buf), *tmp = malloc((big ? big : 1) * sizeof *tmp);
+    if (!buf || !tmp) {
+        free(cur);
+        free(buf);
+        free(tmp);
+        return sg_errf(err, SG_ENOMEM, "metrics: out of memory ranking %zu scores", big);
+    }
+    rank_walk w = {0};
+    for (size_t b = SG_RANK_BUCKETS; b-- > 0;) {
+        if (!tot[b]) continue;
+        size_t len = 0;
+        for (size_t j = 0; j < nb; j++) {
+            size_t c = rs->counts[j * SG_RANK_BUCKETS + b];
+            if (!c) continue;
+            cur[j] -= c;
+            memcpy(buf + len, rs->store + j * rs->bsize + cur[j], c * sizeof *buf);
+            len += c;
+        }
+        walk_bucket(&w, sort_bucket(buf, tmp, len), len);
+    }
+    free(cur);
+    free(buf);
+    free(tmp);
+    double P = (double)rs->npos, N = (double)rs->nneg;
+    out->pos_weight = P;
+    out->neg_weight = N;
+    out->roc_auc = (P > 0 && N > 0) ? sg_ksum_value(&w.area) / (P * N) : NAN;
+    out->average_precision = P > 0 ? sg_ksum_value(&w.ap) / P : 0.0;
+    return SG_OK;
+}

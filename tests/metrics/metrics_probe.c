@@ -12,6 +12,9 @@
  *       {"rows", "seconds_min", "seconds_median", "metrics"}. --write-raw stores the data
  *       (int32 y_true[ROWS], float32 p1[ROWS], float64 w[ROWS] if --weights) so another
  *       tool can time the same rows.
+ *   sg_metrics_probe --bench ROWS --read-raw FILE [--repeat R]
+ *       Times the same on rows read from FILE in --write-raw's unweighted layout (int32
+ *       y_true[ROWS], float32 p1[ROWS]), e.g. a model's real scores; y_pred = p1 >= 0.5.
  * Exit codes: 0 ok, 2 bad input.
  */
 #include <math.h>
@@ -144,7 +147,24 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static int bench(int64_t n, int repeat, bool weighted, const char *raw, sg_err *err)
+/* Rows from a file in --write-raw's unweighted layout. */
+static int read_raw(probe_case *c, const char *path, sg_err *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return sg_errf(err, SG_EIO, "%s: cannot open", path);
+    size_t n = (size_t)c->n;
+    bool ok = fread(c->y_true, sizeof *c->y_true, n, f) == n;
+    for (size_t i = 0; ok && i < n; i++) {
+        ok = fread(&c->proba[2 * i + 1], 4, 1, f) == 1 && (c->y_true[i] == 0 || c->y_true[i] == 1);
+        c->proba[2 * i] = 1.0f - c->proba[2 * i + 1];
+        c->y_pred[i] = c->proba[2 * i + 1] >= 0.5f;
+    }
+    fclose(f);
+    return ok ? SG_OK : sg_errf(err, SG_EINPUT, "%s: not %lld raw rows", path, (long long)c->n);
+}
+
+static int bench(int64_t n, int repeat, bool weighted, const char *raw, const char *raw_in,
+                 sg_err *err)
 {
     probe_case c = {.task = SG_TASK_BINARY, .k = 2, .n = n, .weighted = weighted};
     c.y_true = malloc((size_t)n * sizeof *c.y_true);
@@ -155,9 +175,12 @@ static int bench(int64_t n, int repeat, bool weighted, const char *raw, sg_err *
         case_free(&c);
         return sg_errf(err, SG_ENOMEM, "bench: out of memory for %lld rows", (long long)n);
     }
-    synth(&c, 42);
     int rc = SG_OK;
-    if (raw) {
+    if (raw_in)
+        rc = read_raw(&c, raw_in, err);
+    else
+        synth(&c, 42);
+    if (!rc && raw) {
         FILE *f = fopen(raw, "wb");
         bool ok = f && fwrite(c.y_true, sizeof *c.y_true, (size_t)n, f) == (size_t)n;
         for (int64_t i = 0; ok && i < n; i++)
@@ -203,7 +226,7 @@ int main(int argc, char **argv)
 {
     sg_err err = {{0}};
     int64_t chunk = 1000, rows = 0, repeat = 5;
-    const char *path = NULL, *raw = NULL;
+    const char *path = NULL, *raw = NULL, *raw_in = NULL;
     bool weighted = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -218,6 +241,8 @@ int main(int argc, char **argv)
             rc = sg_parse_i64(a, argv[++i], 1, 1000, &repeat, &err);
         else if (!strcmp(a, "--write-raw") && i + 1 < argc)
             raw = argv[++i];
+        else if (!strcmp(a, "--read-raw") && i + 1 < argc)
+            raw_in = argv[++i];
         else if (!strcmp(a, "--weights"))
             weighted = true;
         else if (a[0] != '-' && !path)
@@ -227,12 +252,16 @@ int main(int argc, char **argv)
         if (rc) return probe_fail(SG_EINPUT, &err);
     }
     if (rows > 0) {
-        int rc = bench(rows, (int)repeat, weighted, raw, &err);
+        if (raw_in && weighted) {
+            sg_errf(&err, SG_EINPUT, "--read-raw takes unweighted rows");
+            return probe_fail(SG_EINPUT, &err);
+        }
+        int rc = bench(rows, (int)repeat, weighted, raw, raw_in, &err);
         return rc ? probe_fail(rc, &err) : 0;
     }
     if (!path) {
         fprintf(stderr, "usage: sg_metrics_probe CASE.txt [--chunk N] | --bench ROWS "
-                        "[--repeat R] [--weights] [--write-raw FILE]\n");
+                        "[--repeat R] [--weights] [--write-raw FILE] [--read-raw FILE]\n");
         return 2;
     }
     probe_case c = {0};
