@@ -26,6 +26,10 @@ struct sg_metrics_acc {
     int k;
     int64_t rows;
     int weighted; /* -1 undecided, 0 no weights, 1 weights */
+    /* Weighted, but every weight so far was exactly 1 (a file without /sample_weight reads
+       as ones): the counts and scores are kept as unweighted ones, which give the very
+       bits the weighted sums give with unit weights, until a weight other than 1 comes. */
+    bool unit_weights;
     sg_ksum wsum;
     /* classification */
     int64_t *true_n, *pred_n, *tp_n, *cm_n; /* occurrence counts; tp_n/cm_n only unweighted */
@@ -35,7 +39,7 @@ struct sg_metrics_acc {
     uint32_t *keys;
     double *kw;
     size_t cap, npos, nneg;
-    /* unweighted binary scores, bucketed as they arrive (takes over keys) */
+    /* unweighted (or unit-weight) binary scores, bucketed as they arrive (takes over keys) */
     sg_rank_store rank;
     int64_t expected_rows;
     /* regression */
@@ -127,17 +131,13 @@ static sg_status set_weighted(sg_metrics_acc *a, bool weighted, sg_err *err)
             a->cm_w = cells ? calloc(cells, sizeof *a->cm_w) : NULL;
             if (!a->tp_w || !a->true_w || !a->pred_w || (cells && !a->cm_w))
                 return sg_errf(err, SG_ENOMEM, "metrics: out of memory for class sums");
-        } else {
-            a->tp_n = calloc(k, sizeof *a->tp_n);
-            a->cm_n = cells ? calloc(cells, sizeof *a->cm_n) : NULL;
-            if (!a->tp_n || (cells && !a->cm_n))
-                return sg_errf(err, SG_ENOMEM, "metrics: out of memory for class counts");
         }
-        if (weighted && a->task == SG_TASK_BINARY && a->cap) {
-            a->kw = sg_metrics_big_alloc(a->cap, sizeof *a->kw);
-            if (!a->kw) return sg_errf(err, SG_ENOMEM, "metrics: out of memory for weights");
-        }
-        if (!weighted && a->task == SG_TASK_BINARY) {
+        /* Counts for unweighted rows, and for unit weights while they last. */
+        a->tp_n = calloc(k, sizeof *a->tp_n);
+        a->cm_n = cells ? calloc(cells, sizeof *a->cm_n) : NULL;
+        if (!a->tp_n || (cells && !a->cm_n))
+            return sg_errf(err, SG_ENOMEM, "metrics: out of memory for class counts");
+        if (a->task == SG_TASK_BINARY) {
             uint32_t *keys = a->keys;
             a->keys = NULL; /* the store owns it from here, even if it fails */
             sg_status st = sg_rank_store_init(
@@ -147,6 +147,7 @@ static sg_status set_weighted(sg_metrics_acc *a, bool weighted, sg_err *err)
         }
     }
     a->weighted = w;
+    a->unit_weights = weighted && a->task != SG_TASK_REGRESSION;
     return SG_OK;
 }
 
@@ -164,7 +165,7 @@ static sg_status check_weights(const sg_metrics_acc *a, int64_t n, const double 
 /* Makes room for n more binary scores, keeping negatives at the end of the buffers. */
 static sg_status reserve_scores(sg_metrics_acc *a, size_t n, sg_err *err)
 {
-    if (a->weighted == 0) return sg_rank_store_reserve(&a->rank, n, err);
+    if (a->weighted == 0 || a->unit_weights) return sg_rank_store_reserve(&a->rank, n, err);
     size_t used = a->npos + a->nneg;
     if (a->cap - used >= n) return SG_OK;
     size_t cap = a->cap ? a->cap : 4096;
@@ -384,6 +385,63 @@ static void add_scores(sg_metrics_acc *a, int64_t n, const float *proba, const i
     a->nneg = a->cap - neg;
 }
 
+static bool all_ones(int64_t n, const double *w)
+{
+    int bad = 0;
+    for (int64_t i = 0; i < n; i++)
+        bad |= w[i] != 1.0;
+    return !bad;
+}
+
+/*
+ * The first weight other than 1: the counts become compensated sums and the scores the
+ * weighted store, as if every row so far had been added weighted. Adding 1.0 to a Neumaier
+ * sum of integers below 2^53 leaves {count, +0}, which is what is set. Scores: the rows so
+ * far all weigh 1, so their order among equal keys is immaterial, and they sit where rows
+ * added earlier sit (positives at the front, negatives at the back), so the stable sort
+ * orders ties exactly as if they had been added weighted. Room is made for n more rows.
+ */
+static sg_status leave_unit_weights(sg_metrics_acc *a, size_t n, sg_err *err)
+{
+    size_t k = (size_t)a->k, cells = a->cm_w ? k * k : 0;
+    if (a->task == SG_TASK_BINARY) {
+        const sg_rank_store *rs = &a->rank;
+        size_t used = (size_t)a->rows, cap = a->expected_rows > 0 ? (size_t)a->expected_rows : 0;
+        if (n > SIZE_MAX - used)
+            return sg_errf(err, SG_EINPUT, "metrics: too many scores to store (%zu + %zu)", used,
+                           n);
+        if (cap < used + n) cap = used + n;
+        uint32_t *keys = sg_metrics_big_alloc(cap, sizeof *keys);
+        double *kw = sg_metrics_big_alloc(cap, sizeof *kw);
+        if (!keys || !kw) {
+            free(keys);
+            free(kw);
+            return sg_errf(err, SG_ENOMEM, "metrics: out of memory storing %zu scores", cap);
+        }
+        sg_rank_store_export(rs, keys, cap);
+        size_t np = (size_t)a->true_n[1], nn = used - np;
+        for (size_t i = 0; i < np; i++)
+            kw[i] = 1.0;
+        for (size_t i = cap - nn; i < cap; i++)
+            kw[i] = 1.0;
+        sg_rank_store_free(&a->rank);
+        a->keys = keys;
+        a->kw = kw;
+        a->cap = cap;
+        a->npos = np;
+        a->nneg = nn;
+    }
+    for (size_t c = 0; c < k; c++) {
+        a->tp_w[c] = (sg_ksum){(double)a->tp_n[c], 0};
+        a->true_w[c] = (sg_ksum){(double)a->true_n[c], 0};
+        a->pred_w[c] = (sg_ksum){(double)a->pred_n[c], 0};
+    }
+    for (size_t i = 0; i < cells; i++)
+        a->cm_w[i] = (sg_ksum){(double)a->cm_n[i], 0};
+    a->unit_weights = false;
+    return SG_OK;
+}
+
 sg_status sg_metrics_add_classification(sg_metrics_acc *a, int64_t n, const float *proba,
                                   const int32_t *y_true, const int32_t *y_pred,
                                   const double *weights, sg_err *err)
@@ -395,17 +453,23 @@ sg_status sg_metrics_add_classification(sg_metrics_acc *a, int64_t n, const floa
     int rc = check_classification(a, n, proba, y_true, y_pred, err);
     if (!rc) rc = check_weights(a, n, weights, err);
     if (!rc) rc = set_weighted(a, weights != NULL, err);
+    if (rc) return rc;
+    bool unit = weights && a->unit_weights && all_ones(n, weights);
+    if (weights && a->unit_weights && !unit) rc = leave_unit_weights(a, (size_t)n, err);
     if (!rc && a->task == SG_TASK_BINARY) rc = reserve_scores(a, (size_t)n, err);
     if (rc) return rc;
-    add_counts(a, n, y_true, y_pred, weights);
+    /* Unit weights count as no weights, except in log loss, whose weighted sum is a
+       different order of operations (one log a row, times 1.0 exactly). */
+    const double *wc = unit ? NULL : weights;
+    add_counts(a, n, y_true, y_pred, wc);
     add_log_loss(a, n, proba, y_true, weights);
     if (a->task == SG_TASK_BINARY) {
-        if (weights)
-            add_scores(a, n, proba, y_true, weights);
+        if (wc)
+            add_scores(a, n, proba, y_true, wc);
         else
             sg_rank_store_add(&a->rank, (size_t)n, proba, y_true);
     }
-    if (weights)
+    if (wc)
         for (int64_t i = 0; i < n; i++)
             sg_ksum_add(&a->wsum, weights[i]);
     else
@@ -477,7 +541,7 @@ static void prf(double tp, double pred, double truth, double *p, double *r, doub
 
 static double class_sum(const sg_metrics_acc *a, const int64_t *n, const sg_ksum *w, size_t i)
 {
-    return a->weighted == 1 ? sg_ksum_value(&w[i]) : (double)n[i];
+    return a->weighted == 1 && !a->unit_weights ? sg_ksum_value(&w[i]) : (double)n[i];
 }
 
 static void set_rank_metrics(sg_metrics *m, const sg_rank_metrics *r, bool both_classes)
@@ -490,7 +554,7 @@ static void set_rank_metrics(sg_metrics *m, const sg_rank_metrics *r, bool both_
 
 static sg_status rank_metrics(sg_metrics_acc *a, sg_metrics *m, sg_err *err)
 {
-    if (a->weighted == 0) {
+    if (a->weighted == 0 || a->unit_weights) {
         sg_rank_metrics r;
         sg_status st = sg_rank_store_finish(&a->rank, &r, err);
         if (!st) set_rank_metrics(m, &r, a->rank.npos > 0 && a->rank.nneg > 0);

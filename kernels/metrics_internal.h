@@ -108,5 +108,8 @@ void sg_rank_store_add(sg_rank_store *rs, size_t n, const float *proba, const in
 /* ROC AUC and average precision of every row added, bit for bit what
    sg_rank_metrics_sorted gives on the same rows (SG_ENOMEM). Call once. */
 SG_MUST_CHECK sg_status sg_rank_store_finish(sg_rank_store *rs, sg_rank_metrics *out, sg_err *err);
+/* Writes every key added, positives to keys[0, npos) and negatives to keys[cap - nneg, cap),
+   in no particular order within a class (cap >= npos + nneg + staged rows). */
+void sg_rank_store_export(const sg_rank_store *rs, uint32_t *keys, size_t cap);
 
 #endif

@@ -431,3 +431,27 @@ sg_status sg_rank_store_finish(sg_rank_store *rs, sg_rank_metrics *out, sg_err *
     out->average_precision = P > 0 ? sg_ksum_value(&w.ap) / P : 0.0;
     return SG_OK;
 }
+
+void sg_rank_store_export(const sg_rank_store *rs, uint32_t *keys, size_t cap)
+{
+    size_t pos = 0, neg = cap;
+    for (size_t j = 0; j < rs->blocks; j++) {
+        const uint32_t *c = rs->counts + j * SG_RANK_BUCKETS, *v = rs->store + j * rs->bsize;
+        for (size_t b = 0; b < SG_RANK_BUCKETS; b++) {
+            uint32_t top = (uint32_t)b << SG_RANK_LOW_BITS;
+            for (uint32_t i = 0; i < c[b]; i++, v++) {
+                uint32_t key = top | (*v >> 1);
+                if (*v & 1u)
+                    keys[pos++] = key;
+                else
+                    keys[--neg] = key;
+            }
+        }
+    }
+    for (size_t i = 0; i < rs->staged; i++) {
+        if (rs->label[i])
+            keys[pos++] = rs->stage[i];
+        else
+            keys[--neg] = rs->stage[i];
+    }
+}
