@@ -151,15 +151,33 @@ static sg_status set_weighted(sg_metrics_acc *a, bool weighted, sg_err *err)
     return SG_OK;
 }
 
+/* Branch-free scans of the weights (vectorised by the compiler): some weight negative or
+   not finite, and some weight other than 1. The slow loop below only names the row. */
+static bool weights_valid(int64_t n, const double *w)
+{
+    int bad = 0;
+    for (int64_t i = 0; i < n; i++)
+        bad |= (w[i] < 0) | !(fabs(w[i]) <= DBL_MAX);
+    return !bad;
+}
+
+static bool all_ones(int64_t n, const double *w)
+{
+    int bad = 0;
+    for (int64_t i = 0; i < n; i++)
+        bad |= w[i] != 1.0;
+    return !bad;
+}
+
 static sg_status check_weights(const sg_metrics_acc *a, int64_t n, const double *w, sg_err *err)
 {
-    if (!w) return SG_OK;
+    if (!w || weights_valid(n, w)) return SG_OK;
     for (int64_t i = 0; i < n; i++)
         if (!(w[i] >= 0) || !isfinite(w[i]))
             return sg_errf(err, SG_EINPUT,
                            "sample_weight[%lld] = %g: weights must be finite and >= 0",
                            (long long)(a->rows + i), w[i]);
-    return SG_OK;
+    return sg_errf(err, SG_EINTERNAL, "metrics: weight check disagrees with itself");
 }
 
 /* Makes room for n more binary scores, keeping negatives at the end of the buffers. */
@@ -383,14 +401,6 @@ static void add_scores(sg_metrics_acc *a, int64_t n, const float *proba, const i
     }
     a->npos = pos;
     a->nneg = a->cap - neg;
-}
-
-static bool all_ones(int64_t n, const double *w)
-{
-    int bad = 0;
-    for (int64_t i = 0; i < n; i++)
-        bad |= w[i] != 1.0;
-    return !bad;
 }
 
 /*

@@ -323,7 +323,11 @@ static const uint32_t *sort_bucket(uint32_t *a, uint32_t *tmp, size_t n)
         }
         return a;
     }
-    size_t h[2][BUCKET_RADIX];
+    if (n > UINT32_MAX) { /* 32-bit counts below */
+        sg_radix_sort_keys(a, NULL, n, tmp, NULL);
+        return a;
+    }
+    uint32_t h[2][BUCKET_RADIX];
     memset(h, 0, sizeof h);
     for (size_t i = 0; i < n; i++) {
         h[0][a[i] & (BUCKET_RADIX - 1)]++;
@@ -332,11 +336,11 @@ static const uint32_t *sort_bucket(uint32_t *a, uint32_t *tmp, size_t n)
     uint32_t *src = a, *dst = tmp;
     for (int p = 0; p < 2; p++) {
         unsigned shift = p ? BUCKET_DIGIT : 0;
-        size_t *hp = h[p];
+        uint32_t *hp = h[p];
         if (hp[(src[0] >> shift) & (BUCKET_RADIX - 1)] == n) continue;
-        size_t sum = 0;
+        uint32_t sum = 0;
         for (size_t b = 0; b < BUCKET_RADIX; b++) {
-            size_t c = hp[b];
+            uint32_t c = hp[b];
             hp[b] = sum;
             sum += c;
         }
@@ -351,39 +355,52 @@ static const uint32_t *sort_bucket(uint32_t *a, uint32_t *tmp, size_t n)
     return src;
 }
 
-/* The state of rank_unweighted's walk, carried from one bucket to the next. */
+/* The state of rank_unweighted's walk, carried from one bucket to the next: the counts so
+   far as doubles (exact below 2^53) and the two compensated sums. */
 typedef struct {
-    uint64_t tpc, fpc;
-    double tprev, fprev;
+    double t, f;
     sg_ksum area, ap;
 } rank_walk;
 
-/* rank_unweighted's steps over one sorted bucket, from its top down. */
+/*
+ * rank_unweighted's steps over one sorted bucket, from its top down. A score held by one
+ * row is the common case and takes a short step with the same bits: its class's count
+ * rises by exactly 1, so a negative adds (1 * (t + t)) * 0.5 = t to the area and a
+ * positive adds 1 * (t / (t + f)) to AP, every operation exact but the division.
+ */
 static void walk_bucket(rank_walk *w, const uint32_t *s, size_t n)
 {
-    uint64_t tpc = w->tpc, fpc = w->fpc;
-    double tprev = w->tprev, fprev = w->fprev;
+    double t = w->t, f = w->f;
+    sg_ksum area = w->area, ap = w->ap;
     size_t i = n;
     while (i > 0) {
-        uint32_t v = s[i - 1] >> 1;
-        size_t i0 = i;
-        uint64_t p = 0;
-        do {
+        uint32_t e = s[--i];
+        if (i == 0 || s[i - 1] >> 1 != e >> 1) {
+            if (e & 1u) {
+                t += 1.0;
+                sg_ksum_add(&ap, t / (t + f));
+            } else {
+                f += 1.0;
+                sg_ksum_add(&area, t);
+            }
+            continue;
+        }
+        uint32_t v = e >> 1;
+        uint64_t p = e & 1u, run = 1;
+        while (i > 0 && s[i - 1] >> 1 == v) {
             p += s[--i] & 1u;
-        } while (i > 0 && s[i - 1] >> 1 == v);
-        uint64_t q = (uint64_t)(i0 - i) - p;
-        tpc += p;
-        fpc += q;
-        double t = (double)tpc, f = (double)fpc;
-        if (q) sg_ksum_add(&w->area, (f - fprev) * (t + tprev) * 0.5);
-        if (p) sg_ksum_add(&w->ap, (t - tprev) * (t / (t + f)));
-        tprev = t;
-        fprev = f;
+            run++;
+        }
+        double tprev = t, fprev = f;
+        t += (double)p;
+        f += (double)(run - p);
+        if (run != p) sg_ksum_add(&area, (f - fprev) * (t + tprev) * 0.5);
+        if (p) sg_ksum_add(&ap, (t - tprev) * (t / (t + f)));
     }
-    w->tpc = tpc;
-    w->fpc = fpc;
-    w->tprev = tprev;
-    w->fprev = fprev;
+    w->t = t;
+    w->f = f;
+    w->area = area;
+    w->ap = ap;
 }
 
 sg_status sg_rank_store_finish(sg_rank_store *rs, sg_rank_metrics *out, sg_err *err)

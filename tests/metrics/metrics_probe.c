@@ -12,9 +12,11 @@
  *       {"rows", "seconds_min", "seconds_median", "metrics"}. --write-raw stores the data
  *       (int32 y_true[ROWS], float32 p1[ROWS], float64 w[ROWS] if --weights) so another
  *       tool can time the same rows.
- *   sg_metrics_probe --bench ROWS --read-raw FILE [--repeat R]
+ *   sg_metrics_probe --bench ROWS --read-raw FILE [--repeat R] [--unit-weights]
  *       Times the same on rows read from FILE in --write-raw's unweighted layout (int32
  *       y_true[ROWS], float32 p1[ROWS]), e.g. a model's real scores; y_pred = p1 >= 0.5.
+ *       --unit-weights (also with synthetic rows) passes weights that are all 1, as eval
+ *       does for a validation set without /sample_weight.
  * Exit codes: 0 ok, 2 bad input.
  */
 #include <math.h>
@@ -153,19 +155,25 @@ static int read_raw(probe_case *c, const char *path, sg_err *err)
     FILE *f = fopen(path, "rb");
     if (!f) return sg_errf(err, SG_EIO, "%s: cannot open", path);
     size_t n = (size_t)c->n;
-    bool ok = fread(c->y_true, sizeof *c->y_true, n, f) == n;
+    /* p1 lands in the upper half of proba, then spreads out to the odd slots. */
+    bool ok = fread(c->y_true, sizeof *c->y_true, n, f) == n &&
+              fread(c->proba + n, sizeof *c->proba, n, f) == n;
     for (size_t i = 0; ok && i < n; i++) {
-        ok = fread(&c->proba[2 * i + 1], 4, 1, f) == 1 && (c->y_true[i] == 0 || c->y_true[i] == 1);
-        c->proba[2 * i] = 1.0f - c->proba[2 * i + 1];
-        c->y_pred[i] = c->proba[2 * i + 1] >= 0.5f;
+        float p1 = c->proba[n + i];
+        ok = c->y_true[i] == 0 || c->y_true[i] == 1;
+        c->proba[2 * i + 1] = p1;
+        c->proba[2 * i] = 1.0f - p1;
+        c->y_pred[i] = p1 >= 0.5f;
     }
     fclose(f);
     return ok ? SG_OK : sg_errf(err, SG_EINPUT, "%s: not %lld raw rows", path, (long long)c->n);
 }
 
+static bool unit_weights;
 static int bench(int64_t n, int repeat, bool weighted, const char *raw, const char *raw_in,
                  sg_err *err)
 {
+    weighted = weighted || unit_weights;
     probe_case c = {.task = SG_TASK_BINARY, .k = 2, .n = n, .weighted = weighted};
     c.y_true = malloc((size_t)n * sizeof *c.y_true);
     c.y_pred = malloc((size_t)n * sizeof *c.y_pred);
@@ -180,6 +188,8 @@ static int bench(int64_t n, int repeat, bool weighted, const char *raw, const ch
         rc = read_raw(&c, raw_in, err);
     else
         synth(&c, 42);
+    for (int64_t i = 0; unit_weights && i < n; i++)
+        c.w[i] = 1.0;
     if (!rc && raw) {
         FILE *f = fopen(raw, "wb");
         bool ok = f && fwrite(c.y_true, sizeof *c.y_true, (size_t)n, f) == (size_t)n;
@@ -243,6 +253,8 @@ int main(int argc, char **argv)
             raw = argv[++i];
         else if (!strcmp(a, "--read-raw") && i + 1 < argc)
             raw_in = argv[++i];
+        else if (!strcmp(a, "--unit-weights"))
+            unit_weights = true;
         else if (!strcmp(a, "--weights"))
             weighted = true;
         else if (a[0] != '-' && !path)
@@ -261,7 +273,7 @@ int main(int argc, char **argv)
     }
     if (!path) {
         fprintf(stderr, "usage: sg_metrics_probe CASE.txt [--chunk N] | --bench ROWS "
-                        "[--repeat R] [--weights] [--write-raw FILE] [--read-raw FILE]\n");
+                        "[--repeat R] [--weights | --unit-weights] [--write-raw FILE] [--read-raw FILE]\n");
         return 2;
     }
     probe_case c = {0};
