@@ -360,8 +360,11 @@ static void add_log_loss(sg_metrics_acc *a, int64_t n, const float *proba, const
         }
         double s = 0;
         if (w) {
+            /* The logs first, free of the running sum, so that calls overlap. */
             for (int i = 0; i < len; i++)
-                s -= w[b + i] * log(num[i] / den[i]);
+                num[i] = log(num[i] / den[i]);
+            for (int i = 0; i < len; i++)
+                s -= w[b + i] * num[i];
         } else {
             int i = 0;
             for (; i + LOG_GROUP <= len; i += LOG_GROUP) {
@@ -567,7 +570,7 @@ static sg_status rank_metrics(sg_metrics_acc *a, sg_metrics *m, sg_err *err)
     if (a->weighted == 0 || a->unit_weights) {
         sg_rank_metrics r;
         sg_status st = sg_rank_store_finish(&a->rank, &r, err);
-        if (!st) set_rank_metrics(m, &r, a->rank.npos > 0 && a->rank.nneg > 0);
+        if (!st) set_rank_metrics(m, &r, r.pos_weight > 0 && r.neg_weight > 0);
         return st;
     }
     size_t np = a->npos, nn = a->nneg, big = np > nn ? np : nn;

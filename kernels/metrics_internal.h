@@ -106,7 +106,8 @@ SG_MUST_CHECK sg_status sg_rank_store_reserve(sg_rank_store *rs, size_t n, sg_er
    reserved room for them. */
 void sg_rank_store_add(sg_rank_store *rs, size_t n, const float *proba, const int32_t *y_true);
 /* ROC AUC and average precision of every row added, bit for bit what
-   sg_rank_metrics_sorted gives on the same rows (SG_ENOMEM). Call once. */
+   sg_rank_metrics_sorted gives on the same rows (SG_ENOMEM). The store is left as it was:
+   more rows may follow, and another finish. */
 SG_MUST_CHECK sg_status sg_rank_store_finish(sg_rank_store *rs, sg_rank_metrics *out, sg_err *err);
 /* Writes every key added, positives to keys[0, npos) and negatives to keys[cap - nneg, cap),
    in no particular order within a class (cap >= npos + nneg + staged rows). */

@@ -260,8 +260,10 @@ sg_status sg_rank_store_reserve(sg_rank_store *rs, size_t n, sg_err *err)
     return SG_OK;
 }
 
-/* Moves the staged rows into the store as the next block, bucket by bucket (stable). */
-static void flush_block(sg_rank_store *rs)
+/* Writes the staged rows into the store as the next block, bucket by bucket (stable), and
+   returns how many are positive. commit: the block is final and the stage empties; else
+   (the finish's part block) the stage stays, so that more rows may still come. */
+static uint64_t flush_block(sg_rank_store *rs, bool commit)
 {
     size_t n = rs->staged;
     uint32_t *cnt = rs->counts + rs->blocks * SG_RANK_BUCKETS, *h = rs->hist;
@@ -271,7 +273,7 @@ static void flush_block(sg_rank_store *rs)
         sum += h[b];
         cnt[b] = h[b];
     }
-    memset(h, 0, SG_RANK_BUCKETS * sizeof *h);
+    if (commit) memset(h, 0, SG_RANK_BUCKETS * sizeof *h);
     uint32_t *dst = rs->store + rs->blocks * rs->bsize;
     const uint32_t *k = rs->stage;
     const uint8_t *l = rs->label;
@@ -281,10 +283,13 @@ static void flush_block(sg_rank_store *rs)
         pos += lab;
         dst[off[key >> SG_RANK_LOW_BITS]++] = ((key << SG_RANK_DIGIT) >> (SG_RANK_DIGIT - 1)) | lab;
     }
-    rs->npos += pos;
-    rs->nneg += n - pos;
-    rs->blocks++;
-    rs->staged = 0;
+    if (commit) {
+        rs->npos += pos;
+        rs->nneg += n - pos;
+        rs->blocks++;
+        rs->staged = 0;
+    }
+    return pos;
 }
 
 void sg_rank_store_add(sg_rank_store *rs, size_t n, const float *proba, const int32_t *y_true)
@@ -304,7 +309,7 @@ void sg_rank_store_add(sg_rank_store *rs, size_t n, const float *proba, const in
         proba += 2 * m;
         y_true += m;
         n -= m;
-        if (rs->staged == rs->bsize) flush_block(rs);
+        if (rs->staged == rs->bsize) (void)flush_block(rs, true);
     }
 }
 
@@ -405,8 +410,16 @@ static void walk_bucket(rank_walk *w, const uint32_t *s, size_t n)
 
 sg_status sg_rank_store_finish(sg_rank_store *rs, sg_rank_metrics *out, sg_err *err)
 {
-    if (rs->staged) flush_block(rs); /* room for it was reserved with its rows */
-    size_t nb = rs->blocks, last = rs->npos + rs->nneg - (nb ? (nb - 1) * rs->bsize : 0);
+    /* The part block goes after the others (room for it was reserved with its rows). */
+    uint64_t npos = rs->npos, nneg = rs->nneg;
+    size_t nb = rs->blocks, last = rs->bsize;
+    if (rs->staged) {
+        uint64_t p = flush_block(rs, false);
+        npos += p;
+        nneg += rs->staged - p;
+        last = rs->staged;
+        nb++;
+    }
     size_t tot[SG_RANK_BUCKETS] = {0}, big = 0;
     size_t *cur = malloc((nb ? nb : 1) * sizeof *cur);
     if (!cur) return sg_errf(err, SG_ENOMEM, "metrics: out of memory ranking scores");
@@ -441,7 +454,7 @@ sg_status sg_rank_store_finish(sg_rank_store *rs, sg_rank_metrics *out, sg_err *
     free(cur);
     free(buf);
     free(tmp);
-    double P = (double)rs->npos, N = (double)rs->nneg;
+    double P = (double)npos, N = (double)nneg;
     out->pos_weight = P;
     out->neg_weight = N;
     out->roc_auc = (P > 0 && N > 0) ? sg_ksum_value(&w.area) / (P * N) : NAN;
