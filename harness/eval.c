@@ -130,6 +130,10 @@ typedef struct {
     float *out;
     int64_t n;
     int width, d;
+    /* classifiers with weights: each row's log-loss term, computed next to its prediction
+       (sg_metrics_log_terms) so that the metrics stage only sums them; NULL otherwise */
+    const int32_t *labels;
+    double *log_terms;
 } compute_ctx;
 
 static void worker_setup(sg_worker *w, void *arg)
@@ -165,6 +169,9 @@ static void worker_compute(sg_worker *w, void *arg)
         int64_t n = c->n - r0 < c->max_batch ? c->n - r0 : c->max_batch;
         sg_model_predict_batch(st->model, c->ops, c->X + r0 * c->d, n, c->out + r0 * c->width,
                                st->scratch);
+        if (c->log_terms)
+            sg_metrics_log_terms(c->width, n, c->out + r0 * c->width, c->labels + r0,
+                                 c->log_terms + r0);
     }
 }
 
@@ -205,6 +212,7 @@ typedef struct {
     sg_pred_writer *pw;
     float *out;
     int32_t *pred_labels;
+    double *log_terms;
 } eval_run;
 
 static sg_status alloc_slots(eval_run *e, int64_t chunk, int d, sg_err *err)
@@ -244,6 +252,7 @@ static void eval_run_cleanup(eval_run *e)
     sg_metrics_acc_free(e->acc);
     sg_free_aligned(e->out);
     free(e->pred_labels);
+    free(e->log_terms);
     if (e->ds && e->ds_owned) sg_dataset_close(e->ds);
     pthread_mutex_destroy(&e->ring.mu);
     pthread_cond_destroy(&e->ring.cv);
@@ -268,6 +277,8 @@ static int eval_chunk(eval_run *e, const sg_eval_config *c, sg_eval_result *r, e
     e->cc.X = s->X;
     e->cc.out = e->out;
     e->cc.n = s->n;
+    e->cc.labels = s->labels;
+    e->cc.log_terms = classifier && s->weights ? e->log_terms : NULL;
     sg_pool_run(e->pool, worker_compute, &e->cc);
     if (classifier) sg_predict_labels(e->out, s->n, width, c->threshold, e->pred_labels);
     double t1 = sg_now_seconds();
@@ -275,8 +286,8 @@ static int eval_chunk(eval_run *e, const sg_eval_config *c, sg_eval_result *r, e
 
     int st;
     if (classifier)
-        st = sg_metrics_add_classification(e->acc, s->n, e->out, s->labels, e->pred_labels,
-                                           s->weights, err);
+        st = sg_metrics_add_classification_terms(e->acc, s->n, e->out, s->labels, e->pred_labels,
+                                                 s->weights, e->cc.log_terms, err);
     else
         st = sg_metrics_add_regression(e->acc, s->n, e->out, s->targets, s->weights, err);
     r->metrics_seconds += sg_now_seconds() - t1;
@@ -346,6 +357,11 @@ static sg_status eval_setup(eval_run *e, const sg_eval_config *c, sg_eval_result
     e->out = sg_alloc_aligned((size_t)chunk * (size_t)width * sizeof(float));
     e->pred_labels = malloc((size_t)chunk * sizeof(int32_t));
     if (!e->out || !e->pred_labels) return sg_errf(err, SG_ENOMEM, "eval: out of memory");
+    /* Classifiers' rows are [n][n_classes] for the metrics (checked by the model loader). */
+    if (classifier && width == m->n_classes) {
+        e->log_terms = malloc((size_t)chunk * sizeof(double));
+        if (!e->log_terms) return sg_errf(err, SG_ENOMEM, "eval: out of memory");
+    }
     if (c->keep_predictions) {
         /* Sized by the declared row count: refused before it can wrap the allocation. */
         if ((st = sg_check_alloc(r->rows, classifier ? sizeof(int32_t) : sizeof(float),

@@ -331,34 +331,64 @@ static void add_counts(sg_metrics_acc *a, int64_t n, const int32_t *y_true, cons
  */
 #define LOG_GROUP 16
 
+/* Clipped true-class probability and clipped row sum of rows [0, len), labels in 0..k-1. */
+static void loss_parts(int k, int len, const float *p, const int32_t *t, double *num, double *den)
+{
+    if (k == 2) {
+        for (int i = 0; i < len; i++) {
+            double q0 = clip_prob(p[2 * i]), q1 = clip_prob(p[2 * i + 1]);
+            double tf = (double)t[i]; /* 0 or 1: exact select, vectorisable */
+            num[i] = tf * q1 + (1.0 - tf) * q0;
+            den[i] = q0 + q1;
+        }
+    } else {
+        for (int i = 0; i < len; i++) {
+            const float *row = p + (size_t)i * (size_t)k;
+            double d = 0;
+            for (int j = 0; j < k; j++)
+                d += clip_prob(row[j]);
+            num[i] = clip_prob(row[t[i]]);
+            den[i] = d;
+        }
+    }
+}
+
+void sg_metrics_log_terms(int k, int64_t n, const float *proba, const int32_t *y_true, double *out)
+{
+    double num[LOSS_BLOCK], den[LOSS_BLOCK];
+    for (int64_t b = 0; b < n; b += LOSS_BLOCK) {
+        int len = (int)(b + LOSS_BLOCK < n ? LOSS_BLOCK : n - b);
+        const int32_t *t = y_true + b;
+        uint32_t bad = 0;
+        for (int i = 0; i < len; i++)
+            bad |= (uint32_t)t[i] >= (uint32_t)k;
+        if (bad || k < 2) { /* the add refuses these rows; never read outside a row */
+            for (int i = 0; i < len; i++)
+                out[b + i] = NAN;
+            continue;
+        }
+        loss_parts(k, len, proba + b * k, t, num, den);
+        for (int i = 0; i < len; i++)
+            out[b + i] = log(num[i] / den[i]);
+    }
+}
+
 static void add_log_loss(sg_metrics_acc *a, int64_t n, const float *proba, const int32_t *y_true,
-                         const double *w)
+                         const double *w, const double *terms)
 {
     int k = a->k;
     double num[LOSS_BLOCK], den[LOSS_BLOCK];
     /* Plain sums inside a short block, compensated across blocks: cheap and accurate. */
     for (int64_t b = 0; b < n; b += LOSS_BLOCK) {
         int len = (int)(b + LOSS_BLOCK < n ? LOSS_BLOCK : n - b);
-        const float *p = proba + b * k;
-        const int32_t *t = y_true + b;
-        if (k == 2) {
-            for (int i = 0; i < len; i++) {
-                double q0 = clip_prob(p[2 * i]), q1 = clip_prob(p[2 * i + 1]);
-                double tf = (double)t[i]; /* 0 or 1: exact select, vectorisable */
-                num[i] = tf * q1 + (1.0 - tf) * q0;
-                den[i] = q0 + q1;
-            }
-        } else {
-            for (int i = 0; i < len; i++) {
-                const float *row = p + (size_t)i * (size_t)k;
-                double d = 0;
-                for (int j = 0; j < k; j++)
-                    d += clip_prob(row[j]);
-                num[i] = clip_prob(row[t[i]]);
-                den[i] = d;
-            }
-        }
         double s = 0;
+        if (w && terms) { /* the logs below, computed by the caller */
+            for (int i = 0; i < len; i++)
+                s -= w[b + i] * terms[b + i];
+            sg_ksum_add(&a->logloss, s);
+            continue;
+        }
+        loss_parts(k, len, proba + b * k, y_true + b, num, den);
         if (w) {
             /* The logs first, free of the running sum, so that calls overlap. */
             for (int i = 0; i < len; i++)
@@ -459,6 +489,14 @@ sg_status sg_metrics_add_classification(sg_metrics_acc *a, int64_t n, const floa
                                   const int32_t *y_true, const int32_t *y_pred,
                                   const double *weights, sg_err *err)
 {
+    return sg_metrics_add_classification_terms(a, n, proba, y_true, y_pred, weights, NULL, err);
+}
+
+sg_status sg_metrics_add_classification_terms(sg_metrics_acc *a, int64_t n, const float *proba,
+                                              const int32_t *y_true, const int32_t *y_pred,
+                                              const double *weights, const double *log_terms,
+                                              sg_err *err)
+{
     if (a->task == SG_TASK_REGRESSION)
         return sg_errf(err, SG_EINTERNAL, "metrics: classification rows added to a regressor");
     if (n < 0) return sg_errf(err, SG_EINTERNAL, "metrics: negative row count %lld", (long long)n);
@@ -475,7 +513,7 @@ sg_status sg_metrics_add_classification(sg_metrics_acc *a, int64_t n, const floa
        different order of operations (one log a row, times 1.0 exactly). */
     const double *wc = unit ? NULL : weights;
     add_counts(a, n, y_true, y_pred, wc);
-    add_log_loss(a, n, proba, y_true, weights);
+    add_log_loss(a, n, proba, y_true, weights, log_terms);
     if (a->task == SG_TASK_BINARY) {
         if (wc)
             add_scores(a, n, proba, y_true, wc);

@@ -16,7 +16,9 @@
  *       Times the same on rows read from FILE in --write-raw's unweighted layout (int32
  *       y_true[ROWS], float32 p1[ROWS]), e.g. a model's real scores; y_pred = p1 >= 0.5.
  *       --unit-weights (also with synthetic rows) passes weights that are all 1, as eval
- *       does for a validation set without /sample_weight.
+ *       does for a validation set without /sample_weight. --log-terms (with weights)
+ *       computes the rows' log-loss terms before the timing and passes them in, as eval's
+ *       workers compute them next to the predictions: the timing is then eval's metrics stage.
  * Exit codes: 0 ok, 2 bad input.
  */
 #include <math.h>
@@ -34,6 +36,7 @@ typedef struct {
     int32_t *y_true, *y_pred;
     float *proba, *pred;
     double *y_reg, *w;
+    double *log_terms; /* --log-terms: computed before the timing, as eval's workers do */
 } probe_case;
 
 static void case_free(probe_case *c)
@@ -44,6 +47,7 @@ static void case_free(probe_case *c)
     free(c->pred);
     free(c->y_reg);
     free(c->w);
+    free(c->log_terms);
 }
 
 static int read_case(const char *path, probe_case *c, sg_err *err)
@@ -107,8 +111,9 @@ static int run_case(const probe_case *c, int64_t chunk, sg_metrics *m, sg_err *e
         if (c->task == SG_TASK_REGRESSION)
             rc = sg_metrics_add_regression(a, len, c->pred + s, c->y_reg + s, w, err);
         else
-            rc = sg_metrics_add_classification(a, len, c->proba + (size_t)s * k, c->y_true + s,
-                                               c->y_pred + s, w, err);
+            rc = sg_metrics_add_classification_terms(a, len, c->proba + (size_t)s * k,
+                                                     c->y_true + s, c->y_pred + s, w,
+                                                     c->log_terms ? c->log_terms + s : NULL, err);
     }
     if (!rc) rc = sg_metrics_finish(a, m, err);
     sg_metrics_acc_free(a);
@@ -169,7 +174,7 @@ static int read_raw(probe_case *c, const char *path, sg_err *err)
     return ok ? SG_OK : sg_errf(err, SG_EINPUT, "%s: not %lld raw rows", path, (long long)c->n);
 }
 
-static bool unit_weights;
+static bool unit_weights, log_terms;
 static int bench(int64_t n, int repeat, bool weighted, const char *raw, const char *raw_in,
                  sg_err *err)
 {
@@ -190,6 +195,11 @@ static int bench(int64_t n, int repeat, bool weighted, const char *raw, const ch
         synth(&c, 42);
     for (int64_t i = 0; unit_weights && i < n; i++)
         c.w[i] = 1.0;
+    if (!rc && log_terms && weighted) {
+        c.log_terms = malloc((size_t)n * sizeof *c.log_terms);
+        if (!c.log_terms) rc = sg_errf(err, SG_ENOMEM, "bench: out of memory for %lld rows", (long long)n);
+        else sg_metrics_log_terms(2, n, c.proba, c.y_true, c.log_terms);
+    }
     if (!rc && raw) {
         FILE *f = fopen(raw, "wb");
         bool ok = f && fwrite(c.y_true, sizeof *c.y_true, (size_t)n, f) == (size_t)n;
@@ -253,6 +263,8 @@ int main(int argc, char **argv)
             raw = argv[++i];
         else if (!strcmp(a, "--read-raw") && i + 1 < argc)
             raw_in = argv[++i];
+        else if (!strcmp(a, "--log-terms"))
+            log_terms = true;
         else if (!strcmp(a, "--unit-weights"))
             unit_weights = true;
         else if (!strcmp(a, "--weights"))
@@ -273,7 +285,7 @@ int main(int argc, char **argv)
     }
     if (!path) {
         fprintf(stderr, "usage: sg_metrics_probe CASE.txt [--chunk N] | --bench ROWS "
-                        "[--repeat R] [--weights | --unit-weights] [--write-raw FILE] [--read-raw FILE]\n");
+                        "[--repeat R] [--weights | --unit-weights] [--log-terms] [--write-raw FILE] [--read-raw FILE]\n");
         return 2;
     }
     probe_case c = {0};
