@@ -151,27 +151,33 @@ static sg_status set_weighted(sg_metrics_acc *a, bool weighted, sg_err *err)
     return SG_OK;
 }
 
-/* Branch-free scans of the weights (vectorised by the compiler): some weight negative or
-   not finite, and some weight other than 1. The slow loop below only names the row. */
-static bool weights_valid(int64_t n, const double *w)
+/*
+ * One branch-free scan of the weights' bits (integer operations, which the compiler
+ * vectorises where it will not vectorise floating-point compares): false when some weight
+ * is NaN or infinite (exponent all ones) or negative and not -0; *ones tells whether every
+ * weight is exactly 1.
+ */
+static bool weights_valid(int64_t n, const double *w, bool *ones)
 {
-    int bad = 0;
-    for (int64_t i = 0; i < n; i++)
-        bad |= (w[i] < 0) | !(fabs(w[i]) <= DBL_MAX);
-    return !bad;
+    uint64_t bad = 0, other = 0;
+    for (int64_t i = 0; i < n; i++) {
+        uint64_t u;
+        memcpy(&u, &w[i], sizeof u);
+        uint64_t nonfinite = (((u >> 52) & 0x7ffu) + 1) >> 11;
+        uint64_t negative = (u >> 63) & (((u & 0x7fffffffffffffffu) + 0x7fffffffffffffffu) >> 63);
+        bad |= nonfinite | negative;
+        other |= u ^ 0x3ff0000000000000u;
+    }
+    *ones = other == 0;
+    return bad == 0;
 }
 
-static bool all_ones(int64_t n, const double *w)
+/* The slow loop only names the row. */
+static sg_status check_weights(const sg_metrics_acc *a, int64_t n, const double *w, bool *ones,
+                               sg_err *err)
 {
-    int bad = 0;
-    for (int64_t i = 0; i < n; i++)
-        bad |= w[i] != 1.0;
-    return !bad;
-}
-
-static sg_status check_weights(const sg_metrics_acc *a, int64_t n, const double *w, sg_err *err)
-{
-    if (!w || weights_valid(n, w)) return SG_OK;
+    *ones = false;
+    if (!w || weights_valid(n, w, ones)) return SG_OK;
     for (int64_t i = 0; i < n; i++)
         if (!(w[i] >= 0) || !isfinite(w[i]))
             return sg_errf(err, SG_EINPUT,
@@ -502,10 +508,11 @@ sg_status sg_metrics_add_classification_terms(sg_metrics_acc *a, int64_t n, cons
     if (n < 0) return sg_errf(err, SG_EINTERNAL, "metrics: negative row count %lld", (long long)n);
     if (n == 0) return SG_OK;
     int rc = check_classification(a, n, proba, y_true, y_pred, err);
-    if (!rc) rc = check_weights(a, n, weights, err);
+    bool ones;
+    if (!rc) rc = check_weights(a, n, weights, &ones, err);
     if (!rc) rc = set_weighted(a, weights != NULL, err);
     if (rc) return rc;
-    bool unit = weights && a->unit_weights && all_ones(n, weights);
+    bool unit = weights && a->unit_weights && ones;
     if (weights && a->unit_weights && !unit) rc = leave_unit_weights(a, (size_t)n, err);
     if (!rc && a->task == SG_TASK_BINARY) rc = reserve_scores(a, (size_t)n, err);
     if (rc) return rc;
@@ -543,7 +550,8 @@ sg_status sg_metrics_add_regression(sg_metrics_acc *a, int64_t n, const float *p
         if (!isfinite(y_true[i]))
             return sg_errf(err, SG_EINPUT, "y_true[%lld] is not finite", (long long)(a->rows + i));
     }
-    int rc = check_weights(a, n, weights, err);
+    bool ones;
+    int rc = check_weights(a, n, weights, &ones, err);
     if (!rc) rc = set_weighted(a, weights != NULL, err);
     if (rc) return rc;
     /* Chunk statistics in two passes, then Chan's parallel combination with the running

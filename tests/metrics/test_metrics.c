@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <float.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -637,6 +638,47 @@ static void test_bucketed_store_bit_identical(void **state)
     free(w);
 }
 
+/* The weight check works on bits: -0, subnormals and DBL_MAX are weights; negatives (the
+   smallest too), NaN and infinities are not, wherever they sit in a chunk. */
+static void test_weight_checks(void **state)
+{
+    (void)state;
+    enum { N = 37 };
+    float proba[2 * N];
+    int32_t y[N], pred[N];
+    double w[N];
+    for (int i = 0; i < N; i++) {
+        proba[2 * i] = 0.25f;
+        proba[2 * i + 1] = 0.75f;
+        y[i] = i % 2;
+        pred[i] = 1;
+    }
+    const double good[] = {1.0, -0.0, 0.0, 2.5, DBL_MAX, 4.9e-324, DBL_MIN};
+    const double bad[] = {-4.9e-324, -DBL_MIN, -1.0, -DBL_MAX, NAN, -NAN, INFINITY, -INFINITY};
+    for (size_t g = 0; g < sizeof good / sizeof good[0]; g++) {
+        for (int i = 0; i < N; i++)
+            w[i] = 1.0;
+        w[(g * 5) % N] = good[g];
+        sg_metrics m;
+        assert_int_equal(binary(N, y, (const float[N]){0}, w, &m), SG_OK);
+        sg_metrics_clear(&m);
+    }
+    for (size_t b = 0; b < sizeof bad / sizeof bad[0]; b++) {
+        for (int i = 0; i < N; i++)
+            w[i] = 1.0;
+        int at = (int)(b * 7) % N;
+        w[at] = bad[b];
+        sg_metrics_acc *a;
+        sg_err err;
+        assert_int_equal(sg_metrics_acc_new(SG_TASK_BINARY, 2, 0, &a, &err), SG_OK);
+        assert_int_equal(sg_metrics_add_classification(a, N, proba, y, pred, w, &err), SG_EINPUT);
+        char want[32];
+        snprintf(want, sizeof want, "sample_weight[%d]", at);
+        assert_non_null(strstr(err.msg, want));
+        sg_metrics_acc_free(a);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -653,6 +695,7 @@ int main(void)
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_rank_unweighted_bit_identical),
         cmocka_unit_test(test_bucketed_store_bit_identical),
+        cmocka_unit_test(test_weight_checks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
