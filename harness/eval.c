@@ -381,6 +381,19 @@ static sg_status eval_setup(eval_run *e, const sg_eval_config *c, sg_eval_result
         (st = sg_pred_writer_open(c->predictions_path, r->rows, width, classifier, &e->pw, err)))
         return st;
 
+    /* The reader starts on the first chunk now, so that its read overlaps the pool's
+       start-up and the workers' model copies below. */
+    e->rctx = (reader_ctx){.ds = e->ds,
+                           .ring = &e->ring,
+                           .rows = r->rows,
+                           .chunk = chunk,
+                           .n_classes = classifier ? m->n_classes : 0,
+                           .classifier = classifier,
+                           .file_bytes = sg_dataset_file_bytes(e->ds)};
+    if (pthread_create(&e->reader, NULL, reader_main, &e->rctx) != 0)
+        return sg_errf(err, SG_EINTERNAL, "eval: cannot start the reader thread");
+    e->reader_started = true;
+
     /* Workers are the parallelism: one BLAS thread each, no oversubscription. */
     sg_blas_single_thread();
     if ((st = sg_pool_create(c->cpus, &e->pool, err))) return st;
@@ -398,16 +411,6 @@ static sg_status eval_setup(eval_run *e, const sg_eval_config *c, sg_eval_result
         if (e->cc.ws[i].status)
             return sg_errf(err, e->cc.ws[i].status, "eval: cannot prepare worker %d", i);
 
-    e->rctx = (reader_ctx){.ds = e->ds,
-                           .ring = &e->ring,
-                           .rows = r->rows,
-                           .chunk = chunk,
-                           .n_classes = classifier ? m->n_classes : 0,
-                           .classifier = classifier,
-                           .file_bytes = sg_dataset_file_bytes(e->ds)};
-    if (pthread_create(&e->reader, NULL, reader_main, &e->rctx) != 0)
-        return sg_errf(err, SG_EINTERNAL, "eval: cannot start the reader thread");
-    e->reader_started = true;
     return SG_OK;
 }
 
