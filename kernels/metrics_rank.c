@@ -313,9 +313,46 @@ void sg_rank_store_add(sg_rank_store *rs, size_t n, const float *proba, const in
     }
 }
 
-/* Sorts a bucket's n entries (SG_RANK_LOW_BITS + 1 bits) ascending; returns a or tmp. */
-#define BUCKET_DIGIT ((SG_RANK_LOW_BITS + 2) / 2)
-#define BUCKET_RADIX (1u << BUCKET_DIGIT)
+/*
+ * One LSD radix pass per digit of a bucket's entries, histograms first (one read), passes
+ * whose digit is the same everywhere skipped. Returns where the sorted entries ended.
+ */
+static uint32_t *lsd_passes(uint32_t *a, uint32_t *tmp, size_t n, const unsigned *bits,
+                            int passes, uint32_t *h, size_t radix)
+{
+    memset(h, 0, (size_t)passes * radix * sizeof *h);
+    unsigned shift[4];
+    for (int p = 0, sh = 0; p < passes; sh += (int)bits[p], p++)
+        shift[p] = (unsigned)sh;
+    for (size_t i = 0; i < n; i++)
+        for (int p = 0; p < passes; p++)
+            h[(size_t)p * radix + ((a[i] >> shift[p]) & ((1u << bits[p]) - 1))]++;
+    uint32_t *src = a, *dst = tmp;
+    for (int p = 0; p < passes; p++) {
+        uint32_t *hp = h + (size_t)p * radix, mask = (1u << bits[p]) - 1;
+        unsigned sh = shift[p];
+        if (hp[(src[0] >> sh) & mask] == n) continue;
+        uint32_t sum = 0;
+        for (size_t d = 0; d <= mask; d++) {
+            uint32_t c = hp[d];
+            hp[d] = sum;
+            sum += c;
+        }
+        for (size_t i = 0; i < n; i++) {
+            uint32_t v = src[i];
+            dst[hp[(v >> sh) & mask]++] = v;
+        }
+        uint32_t *t = src;
+        src = dst;
+        dst = t;
+    }
+    return src;
+}
+
+/* Sorts a bucket's n entries (SG_RANK_LOW_BITS + 1 bits) ascending; returns a or tmp. Small
+   buckets take three 8-bit digits, whose histograms cost less to clear and sum than two
+   11-bit ones. */
+#define BUCKET_BITS (SG_RANK_LOW_BITS + 1)
 static const uint32_t *sort_bucket(uint32_t *a, uint32_t *tmp, size_t n)
 {
     if (n <= 32) {
@@ -332,32 +369,15 @@ static const uint32_t *sort_bucket(uint32_t *a, uint32_t *tmp, size_t n)
         sg_radix_sort_keys(a, NULL, n, tmp, NULL);
         return a;
     }
-    uint32_t h[2][BUCKET_RADIX];
-    memset(h, 0, sizeof h);
-    for (size_t i = 0; i < n; i++) {
-        h[0][a[i] & (BUCKET_RADIX - 1)]++;
-        h[1][a[i] >> BUCKET_DIGIT]++;
+    _Static_assert(BUCKET_BITS <= 24 && BUCKET_BITS > 16, "bucket digits cover the entries");
+    if (n < 2048) {
+        static const unsigned bits[3] = {8, 8, BUCKET_BITS - 16};
+        uint32_t h[3 * 256];
+        return lsd_passes(a, tmp, n, bits, 3, h, 256);
     }
-    uint32_t *src = a, *dst = tmp;
-    for (int p = 0; p < 2; p++) {
-        unsigned shift = p ? BUCKET_DIGIT : 0;
-        uint32_t *hp = h[p];
-        if (hp[(src[0] >> shift) & (BUCKET_RADIX - 1)] == n) continue;
-        uint32_t sum = 0;
-        for (size_t b = 0; b < BUCKET_RADIX; b++) {
-            uint32_t c = hp[b];
-            hp[b] = sum;
-            sum += c;
-        }
-        for (size_t i = 0; i < n; i++) {
-            uint32_t v = src[i];
-            dst[hp[(v >> shift) & (BUCKET_RADIX - 1)]++] = v;
-        }
-        uint32_t *t = src;
-        src = dst;
-        dst = t;
-    }
-    return src;
+    static const unsigned bits[2] = {BUCKET_BITS / 2, BUCKET_BITS - BUCKET_BITS / 2};
+    uint32_t h[2 * (1u << (BUCKET_BITS - BUCKET_BITS / 2))];
+    return lsd_passes(a, tmp, n, bits, 2, h, 1u << (BUCKET_BITS - BUCKET_BITS / 2));
 }
 
 /* The state of rank_unweighted's walk, carried from one bucket to the next: the counts so
