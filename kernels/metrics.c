@@ -228,9 +228,10 @@ static sg_status reserve_scores(sg_metrics_acc *a, size_t n, sg_err *err)
 static bool rows_valid(int64_t n, int k, const float *proba, const int32_t *y_true,
                        const int32_t *y_pred)
 {
-    uint32_t bad = 0, uk = (uint32_t)k;
+    /* Signed compares: SSE2 has them for 32-bit lanes, not unsigned ones. */
+    uint32_t bad = 0;
     for (int64_t i = 0; i < n; i++)
-        bad |= ((uint32_t)y_true[i] >= uk) | ((uint32_t)y_pred[i] >= uk);
+        bad |= (uint32_t)((y_true[i] < 0) | (y_true[i] >= k) | (y_pred[i] < 0) | (y_pred[i] >= k));
     for (int64_t i = 0; i < n * k; i++)
         bad |= !(fabsf(proba[i]) <= FLT_MAX);
     return bad == 0;
@@ -285,11 +286,19 @@ static inline double clip_prob(float p)
 static void add_binary_counts(sg_metrics_acc *a, int64_t n, const int32_t *y_true,
                               const int32_t *y_pred)
 {
+    /* Labels are 0 or 1 (checked): 32-bit sums over spans below 2^31 rows vectorise. */
     int64_t st = 0, sp = 0, stp = 0;
-    for (int64_t i = 0; i < n; i++) {
-        st += y_true[i];
-        sp += y_pred[i];
-        stp += y_true[i] & y_pred[i];
+    for (int64_t b = 0; b < n; b += (int64_t)1 << 30) {
+        int64_t e = n - b < ((int64_t)1 << 30) ? n : b + ((int64_t)1 << 30);
+        uint32_t t = 0, p = 0, tp = 0;
+        for (int64_t i = b; i < e; i++) {
+            t += (uint32_t)y_true[i];
+            p += (uint32_t)y_pred[i];
+            tp += (uint32_t)(y_true[i] & y_pred[i]);
+        }
+        st += t;
+        sp += p;
+        stp += tp;
     }
     int64_t tn = n - st - sp + stp;
     a->true_n[0] += n - st;

@@ -299,12 +299,13 @@ void sg_rank_store_add(sg_rank_store *rs, size_t n, const float *proba, const in
         if (m > n) m = n;
         uint32_t *k = rs->stage + rs->staged, *h = rs->hist;
         uint8_t *l = rs->label + rs->staged;
+        /* Keys and labels in a loop the compiler vectorises, the histogram after. */
         for (size_t i = 0; i < m; i++) {
-            uint32_t key = sg_score_key(proba[2 * i + 1]);
-            k[i] = key;
+            k[i] = sg_score_key(proba[2 * i + 1]);
             l[i] = (uint8_t)y_true[i];
-            h[key >> SG_RANK_LOW_BITS]++;
         }
+        for (size_t i = 0; i < m; i++)
+            h[k[i] >> SG_RANK_LOW_BITS]++;
         rs->staged += m;
         proba += 2 * m;
         y_true += m;
