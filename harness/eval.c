@@ -29,6 +29,8 @@
 
 #define SG_EVAL_SUBBATCH 1024
 #define SG_EVAL_DEFAULT_CHUNK 65536
+/* A classifier's first chunk, smaller so that predict starts sooner (see eval_setup). */
+#define SG_EVAL_FIRST_CHUNK 8192
 
 enum { SLOT_EMPTY = 0, SLOT_FULL = 1 };
 
@@ -55,7 +57,7 @@ typedef struct {
 typedef struct {
     sg_dataset *ds;
     eval_ring *ring;
-    int64_t rows, chunk;
+    int64_t rows, chunk, first; /* first: rows of chunk 0, at most chunk */
     int n_classes; /* label range check, 0 for regression */
     bool classifier;
     uint64_t file_bytes, hashed; /* digest progress (sg_dataset_hash_step) */
@@ -65,7 +67,7 @@ static void *reader_main(void *arg)
 {
     reader_ctx *rc = arg;
     eval_ring *ring = rc->ring;
-    for (int64_t row = 0, i = 0; row < rc->rows; row += rc->chunk, i++) {
+    for (int64_t row = 0, i = 0, n = 0; row < rc->rows; row += n, i++) {
         eval_slot *s = &ring->slots[i & 1];
         pthread_mutex_lock(&ring->mu);
         while (s->state != SLOT_EMPTY && !ring->stop)
@@ -74,7 +76,8 @@ static void *reader_main(void *arg)
         pthread_mutex_unlock(&ring->mu);
         if (stop) return NULL;
 
-        int64_t n = rc->rows - row < rc->chunk ? rc->rows - row : rc->chunk;
+        int64_t want = i == 0 ? rc->first : rc->chunk;
+        n = rc->rows - row < want ? rc->rows - row : want;
         sg_err err = {{0}};
         double t0 = sg_now_seconds();
         int st =
@@ -352,6 +355,18 @@ static sg_status eval_setup(eval_run *e, const sg_eval_config *c, sg_eval_result
     int64_t h5chunk = sg_dataset_chunk_rows(e->ds);
     if (c->chunk_rows <= 0 && h5chunk > 0 && h5chunk < chunk) chunk = (chunk / h5chunk) * h5chunk;
     if (chunk > r->rows) chunk = r->rows;
+    /* Predict waits for the first chunk: a classifier's is smaller (whole HDF5 chunks), so
+     * the wait is short. Only where it changes no bit: classification sums run over blocks
+     * of SG_METRICS_ROW_BLOCK rows from each chunk's first row (counts are exact whatever the
+     * chunking), so both sizes must be multiples of it. Regression combines chunk statistics
+     * (Chan), so its chunks stay as they were. */
+    int64_t first = chunk;
+    if (classifier && c->chunk_rows <= 0) {
+        int64_t f = SG_EVAL_FIRST_CHUNK;
+        if (h5chunk > 0) f = (f + h5chunk - 1) / h5chunk * h5chunk;
+        if (f < chunk && f % SG_METRICS_ROW_BLOCK == 0 && chunk % SG_METRICS_ROW_BLOCK == 0)
+            first = f;
+    }
     int d = m->n_features, width = sg_model_output_width(m);
     if ((st = alloc_slots(e, chunk, d, err))) return st;
     e->out = sg_alloc_aligned((size_t)chunk * (size_t)width * sizeof(float));
@@ -387,6 +402,7 @@ static sg_status eval_setup(eval_run *e, const sg_eval_config *c, sg_eval_result
                            .ring = &e->ring,
                            .rows = r->rows,
                            .chunk = chunk,
+                           .first = first,
                            .n_classes = classifier ? m->n_classes : 0,
                            .classifier = classifier,
                            .file_bytes = sg_dataset_file_bytes(e->ds)};

@@ -19,7 +19,7 @@
 
 #include "metrics_internal.h"
 
-#define LOSS_BLOCK 256
+#define LOSS_BLOCK SG_METRICS_ROW_BLOCK
 
 struct sg_metrics_acc {
     sg_task task;

@@ -26,6 +26,10 @@
 extern "C" {
 #endif
 
+/* Classification sums run over blocks of this many rows from the first row of each add
+   call: chunks whose sizes are multiples of it give the same bits whatever the chunking. */
+#define SG_METRICS_ROW_BLOCK 256
+
 /* Above this class count the k*k confusion matrix is not kept (NULL, omitted from JSON). */
 #define SG_METRICS_CM_MAX_CLASSES 1024
 
