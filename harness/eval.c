@@ -318,56 +318,7 @@ static sg_status name_data_file(const sg_eval_config *c, const sg_eval_result *r
     return sg_errf(err, st, "%s (%lld rows): %s", c->data_path, (long long)r->rows, inner.msg);
 }
 
-/* The pool's start-up (topology discovery, pinned threads) runs on a helper thread while the
-   main thread opens the model and the data. */
-typedef struct {
-    pthread_t thread;
-    bool started;
-    const char *cpus;
-    sg_pool *pool;
-    sg_status status;
-    sg_err err;
-} pool_start;
-
-static void *pool_start_main(void *arg)
-{
-    pool_start *ps = arg;
-    ps->status = sg_pool_create(ps->cpus, &ps->pool, &ps->err);
-    return NULL;
-}
-
-/* Joins the helper; the pool, when it started, goes to e (whose cleanup frees it). */
-static sg_status pool_start_join(pool_start *ps, eval_run *e, sg_err *err)
-{
-    if (!ps->started) return SG_OK;
-    pthread_join(ps->thread, NULL);
-    ps->started = false;
-    e->pool = ps->pool;
-    if (ps->status) *err = ps->err;
-    return ps->status;
-}
-
-static sg_status eval_setup_files(eval_run *e, const sg_eval_config *c, sg_eval_result *r,
-                                  pool_start *ps, sg_err *err);
-
 static sg_status eval_setup(eval_run *e, const sg_eval_config *c, sg_eval_result *r, sg_err *err)
-{
-    /* Workers are the parallelism: one BLAS thread each, no oversubscription. */
-    sg_blas_single_thread();
-    pool_start ps = {.cpus = c->cpus};
-    ps.started = pthread_create(&ps.thread, NULL, pool_start_main, &ps) == 0;
-    sg_status st = eval_setup_files(e, c, r, &ps, err);
-    sg_err perr = {{0}};
-    sg_status pst = pool_start_join(&ps, e, &perr); /* no-op when the files' part joined it */
-    if (st == SG_OK && pst != SG_OK) {
-        *err = perr;
-        st = pst;
-    }
-    return st;
-}
-
-static sg_status eval_setup_files(eval_run *e, const sg_eval_config *c, sg_eval_result *r,
-                                  pool_start *ps, sg_err *err)
 {
     sg_status st;
     if (c->model) {
@@ -459,11 +410,9 @@ static sg_status eval_setup_files(eval_run *e, const sg_eval_config *c, sg_eval_
         return sg_errf(err, SG_EINTERNAL, "eval: cannot start the reader thread");
     e->reader_started = true;
 
-    if (ps->started) {
-        if ((st = pool_start_join(ps, e, err))) return st;
-    } else if ((st = sg_pool_create(c->cpus, &e->pool, err))) {
-        return st;
-    }
+    /* Workers are the parallelism: one BLAS thread each, no oversubscription. */
+    sg_blas_single_thread();
+    if ((st = sg_pool_create(c->cpus, &e->pool, err))) return st;
     r->workers = sg_pool_size(e->pool);
     e->cc.model = m;
     e->cc.ops = sg_kernels();
