@@ -29,6 +29,8 @@
 
 #define SG_EVAL_SUBBATCH 1024
 #define SG_EVAL_DEFAULT_CHUNK 65536
+/* A classifier's first chunk, smaller so that predict starts sooner (see eval_setup). */
+#define SG_EVAL_FIRST_CHUNK 8192
 
 enum { SLOT_EMPTY = 0, SLOT_FULL = 1 };
 
@@ -55,7 +57,7 @@ typedef struct {
 typedef struct {
     sg_dataset *ds;
     eval_ring *ring;
-    int64_t rows, chunk;
+    int64_t rows, chunk, first; /* first: rows of chunk 0, at most chunk */
     int n_classes; /* label range check, 0 for regression */
     bool classifier;
     uint64_t file_bytes, hashed; /* digest progress (sg_dataset_hash_step) */
@@ -65,7 +67,7 @@ static void *reader_main(void *arg)
 {
     reader_ctx *rc = arg;
     eval_ring *ring = rc->ring;
-    for (int64_t row = 0, i = 0; row < rc->rows; row += rc->chunk, i++) {
+    for (int64_t row = 0, i = 0, n = 0; row < rc->rows; row += n, i++) {
         eval_slot *s = &ring->slots[i & 1];
         pthread_mutex_lock(&ring->mu);
         while (s->state != SLOT_EMPTY && !ring->stop)
@@ -74,7 +76,8 @@ static void *reader_main(void *arg)
         pthread_mutex_unlock(&ring->mu);
         if (stop) return NULL;
 
-        int64_t n = rc->rows - row < rc->chunk ? rc->rows - row : rc->chunk;
+        int64_t want = i == 0 ? rc->first : rc->chunk;
+        n = rc->rows - row < want ? rc->rows - row : want;
         sg_err err = {{0}};
         double t0 = sg_now_seconds();
         int st =
@@ -130,6 +133,10 @@ typedef struct {
     float *out;
     int64_t n;
     int width, d;
+    /* classifiers with weights: each row's log-loss term, computed next to its prediction
+       (sg_metrics_log_terms) so that the metrics stage only sums them; NULL otherwise */
+    const int32_t *labels;
+    double *log_terms;
 } compute_ctx;
 
 static void worker_setup(sg_worker *w, void *arg)
@@ -165,6 +172,9 @@ static void worker_compute(sg_worker *w, void *arg)
         int64_t n = c->n - r0 < c->max_batch ? c->n - r0 : c->max_batch;
         sg_model_predict_batch(st->model, c->ops, c->X + r0 * c->d, n, c->out + r0 * c->width,
                                st->scratch);
+        if (c->log_terms)
+            sg_metrics_log_terms(c->width, n, c->out + r0 * c->width, c->labels + r0,
+                                 c->log_terms + r0);
     }
 }
 
@@ -205,6 +215,7 @@ typedef struct {
     sg_pred_writer *pw;
     float *out;
     int32_t *pred_labels;
+    double *log_terms;
 } eval_run;
 
 static sg_status alloc_slots(eval_run *e, int64_t chunk, int d, sg_err *err)
@@ -244,6 +255,7 @@ static void eval_run_cleanup(eval_run *e)
     sg_metrics_acc_free(e->acc);
     sg_free_aligned(e->out);
     free(e->pred_labels);
+    free(e->log_terms);
     if (e->ds && e->ds_owned) sg_dataset_close(e->ds);
     pthread_mutex_destroy(&e->ring.mu);
     pthread_cond_destroy(&e->ring.cv);
@@ -268,6 +280,8 @@ static int eval_chunk(eval_run *e, const sg_eval_config *c, sg_eval_result *r, e
     e->cc.X = s->X;
     e->cc.out = e->out;
     e->cc.n = s->n;
+    e->cc.labels = s->labels;
+    e->cc.log_terms = classifier && s->weights ? e->log_terms : NULL;
     sg_pool_run(e->pool, worker_compute, &e->cc);
     if (classifier) sg_predict_labels(e->out, s->n, width, c->threshold, e->pred_labels);
     double t1 = sg_now_seconds();
@@ -275,8 +289,8 @@ static int eval_chunk(eval_run *e, const sg_eval_config *c, sg_eval_result *r, e
 
     int st;
     if (classifier)
-        st = sg_metrics_add_classification(e->acc, s->n, e->out, s->labels, e->pred_labels,
-                                           s->weights, err);
+        st = sg_metrics_add_classification_terms(e->acc, s->n, e->out, s->labels, e->pred_labels,
+                                                 s->weights, e->cc.log_terms, err);
     else
         st = sg_metrics_add_regression(e->acc, s->n, e->out, s->targets, s->weights, err);
     r->metrics_seconds += sg_now_seconds() - t1;
@@ -341,11 +355,28 @@ static sg_status eval_setup(eval_run *e, const sg_eval_config *c, sg_eval_result
     int64_t h5chunk = sg_dataset_chunk_rows(e->ds);
     if (c->chunk_rows <= 0 && h5chunk > 0 && h5chunk < chunk) chunk = (chunk / h5chunk) * h5chunk;
     if (chunk > r->rows) chunk = r->rows;
+    /* Predict waits for the first chunk: a classifier's is smaller (whole HDF5 chunks), so
+     * the wait is short. Only where it changes no bit: classification sums run over blocks
+     * of SG_METRICS_ROW_BLOCK rows from each chunk's first row (counts are exact whatever the
+     * chunking), so both sizes must be multiples of it. Regression combines chunk statistics
+     * (Chan), so its chunks stay as they were. */
+    int64_t first = chunk;
+    if (classifier && c->chunk_rows <= 0) {
+        int64_t f = SG_EVAL_FIRST_CHUNK;
+        if (h5chunk > 0) f = (f + h5chunk - 1) / h5chunk * h5chunk;
+        if (f < chunk && f % SG_METRICS_ROW_BLOCK == 0 && chunk % SG_METRICS_ROW_BLOCK == 0)
+            first = f;
+    }
     int d = m->n_features, width = sg_model_output_width(m);
     if ((st = alloc_slots(e, chunk, d, err))) return st;
     e->out = sg_alloc_aligned((size_t)chunk * (size_t)width * sizeof(float));
     e->pred_labels = malloc((size_t)chunk * sizeof(int32_t));
     if (!e->out || !e->pred_labels) return sg_errf(err, SG_ENOMEM, "eval: out of memory");
+    /* Classifiers' rows are [n][n_classes] for the metrics (checked by the model loader). */
+    if (classifier && width == m->n_classes) {
+        e->log_terms = malloc((size_t)chunk * sizeof(double));
+        if (!e->log_terms) return sg_errf(err, SG_ENOMEM, "eval: out of memory");
+    }
     if (c->keep_predictions) {
         /* Sized by the declared row count: refused before it can wrap the allocation. */
         if ((st = sg_check_alloc(r->rows, classifier ? sizeof(int32_t) : sizeof(float),
@@ -365,6 +396,20 @@ static sg_status eval_setup(eval_run *e, const sg_eval_config *c, sg_eval_result
         (st = sg_pred_writer_open(c->predictions_path, r->rows, width, classifier, &e->pw, err)))
         return st;
 
+    /* The reader starts on the first chunk now, so that its read overlaps the pool's
+       start-up and the workers' model copies below. */
+    e->rctx = (reader_ctx){.ds = e->ds,
+                           .ring = &e->ring,
+                           .rows = r->rows,
+                           .chunk = chunk,
+                           .first = first,
+                           .n_classes = classifier ? m->n_classes : 0,
+                           .classifier = classifier,
+                           .file_bytes = sg_dataset_file_bytes(e->ds)};
+    if (pthread_create(&e->reader, NULL, reader_main, &e->rctx) != 0)
+        return sg_errf(err, SG_EINTERNAL, "eval: cannot start the reader thread");
+    e->reader_started = true;
+
     /* Workers are the parallelism: one BLAS thread each, no oversubscription. */
     sg_blas_single_thread();
     if ((st = sg_pool_create(c->cpus, &e->pool, err))) return st;
@@ -382,16 +427,6 @@ static sg_status eval_setup(eval_run *e, const sg_eval_config *c, sg_eval_result
         if (e->cc.ws[i].status)
             return sg_errf(err, e->cc.ws[i].status, "eval: cannot prepare worker %d", i);
 
-    e->rctx = (reader_ctx){.ds = e->ds,
-                           .ring = &e->ring,
-                           .rows = r->rows,
-                           .chunk = chunk,
-                           .n_classes = classifier ? m->n_classes : 0,
-                           .classifier = classifier,
-                           .file_bytes = sg_dataset_file_bytes(e->ds)};
-    if (pthread_create(&e->reader, NULL, reader_main, &e->rctx) != 0)
-        return sg_errf(err, SG_EINTERNAL, "eval: cannot start the reader thread");
-    e->reader_started = true;
     return SG_OK;
 }
 

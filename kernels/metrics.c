@@ -19,22 +19,29 @@
 
 #include "metrics_internal.h"
 
-#define LOSS_BLOCK 256
+#define LOSS_BLOCK SG_METRICS_ROW_BLOCK
 
 struct sg_metrics_acc {
     sg_task task;
     int k;
     int64_t rows;
     int weighted; /* -1 undecided, 0 no weights, 1 weights */
+    /* Weighted, but every weight so far was exactly 1 (a file without /sample_weight reads
+       as ones): the counts and scores are kept as unweighted ones, which give the very
+       bits the weighted sums give with unit weights, until a weight other than 1 comes. */
+    bool unit_weights;
     sg_ksum wsum;
     /* classification */
     int64_t *true_n, *pred_n, *tp_n, *cm_n; /* occurrence counts; tp_n/cm_n only unweighted */
     sg_ksum *tp_w, *true_w, *pred_w, *cm_w; /* weighted sums, only when weighted */
     sg_ksum logloss;
-    /* binary score store: positives at [0, npos), negatives at [cap - nneg, cap) */
+    /* weighted binary score store: positives at [0, npos), negatives at [cap - nneg, cap) */
     uint32_t *keys;
     double *kw;
     size_t cap, npos, nneg;
+    /* unweighted (or unit-weight) binary scores, bucketed as they arrive (takes over keys) */
+    sg_rank_store rank;
+    int64_t expected_rows;
     /* regression */
     sg_ksum abs_err, sq_err;
     double y_mean, y_m2, max_err, y_min, y_max;
@@ -60,6 +67,7 @@ sg_status sg_metrics_acc_new(sg_task task, int n_classes, int64_t expected_rows,
     if (!a) return sg_errf(err, SG_ENOMEM, "metrics: out of memory");
     a->task = task;
     a->weighted = -1;
+    a->expected_rows = expected_rows;
     a->y_min = INFINITY;
     a->y_max = -INFINITY;
     if (task != SG_TASK_REGRESSION) {
@@ -78,7 +86,8 @@ sg_status sg_metrics_acc_new(sg_task task, int n_classes, int64_t expected_rows,
                 return st;
             }
             a->cap = (size_t)expected_rows;
-            a->keys = sg_metrics_big_alloc(a->cap, sizeof *a->keys);
+            /* The bucketed store takes it over (metrics_rank.c): plain pages, see there. */
+            a->keys = malloc(a->cap * sizeof *a->keys);
             if (!a->keys) goto nomem;
         }
     }
@@ -102,6 +111,7 @@ void sg_metrics_acc_free(sg_metrics_acc *a)
     free(a->cm_w);
     free(a->keys);
     free(a->kw);
+    sg_rank_store_free(&a->rank);
     free(a);
 }
 
@@ -122,35 +132,65 @@ static sg_status set_weighted(sg_metrics_acc *a, bool weighted, sg_err *err)
             a->cm_w = cells ? calloc(cells, sizeof *a->cm_w) : NULL;
             if (!a->tp_w || !a->true_w || !a->pred_w || (cells && !a->cm_w))
                 return sg_errf(err, SG_ENOMEM, "metrics: out of memory for class sums");
-        } else {
-            a->tp_n = calloc(k, sizeof *a->tp_n);
-            a->cm_n = cells ? calloc(cells, sizeof *a->cm_n) : NULL;
-            if (!a->tp_n || (cells && !a->cm_n))
-                return sg_errf(err, SG_ENOMEM, "metrics: out of memory for class counts");
         }
-        if (weighted && a->task == SG_TASK_BINARY && a->cap) {
-            a->kw = sg_metrics_big_alloc(a->cap, sizeof *a->kw);
-            if (!a->kw) return sg_errf(err, SG_ENOMEM, "metrics: out of memory for weights");
+        /* Counts for unweighted rows, and for unit weights while they last. */
+        a->tp_n = calloc(k, sizeof *a->tp_n);
+        a->cm_n = cells ? calloc(cells, sizeof *a->cm_n) : NULL;
+        if (!a->tp_n || (cells && !a->cm_n))
+            return sg_errf(err, SG_ENOMEM, "metrics: out of memory for class counts");
+        if (a->task == SG_TASK_BINARY) {
+            uint32_t *keys = a->keys;
+            a->keys = NULL; /* the store owns it from here, even if it fails */
+            sg_status st = sg_rank_store_init(
+                &a->rank, a->expected_rows > 0 ? (size_t)a->expected_rows : 0, keys, a->cap, err);
+            a->cap = 0;
+            if (st) return st;
         }
     }
     a->weighted = w;
+    a->unit_weights = weighted && a->task != SG_TASK_REGRESSION;
     return SG_OK;
 }
 
-static sg_status check_weights(const sg_metrics_acc *a, int64_t n, const double *w, sg_err *err)
+/*
+ * One branch-free scan of the weights' bits (integer operations, which the compiler
+ * vectorises where it will not vectorise floating-point compares): false when some weight
+ * is NaN or infinite (exponent all ones) or negative and not -0; *ones tells whether every
+ * weight is exactly 1.
+ */
+static bool weights_valid(int64_t n, const double *w, bool *ones)
 {
-    if (!w) return SG_OK;
+    uint64_t bad = 0, other = 0;
+    for (int64_t i = 0; i < n; i++) {
+        uint64_t u;
+        memcpy(&u, &w[i], sizeof u);
+        uint64_t nonfinite = (((u >> 52) & 0x7ffu) + 1) >> 11;
+        uint64_t negative = (u >> 63) & (((u & 0x7fffffffffffffffu) + 0x7fffffffffffffffu) >> 63);
+        bad |= nonfinite | negative;
+        other |= u ^ 0x3ff0000000000000u;
+    }
+    *ones = other == 0;
+    return bad == 0;
+}
+
+/* The slow loop only names the row. */
+static sg_status check_weights(const sg_metrics_acc *a, int64_t n, const double *w, bool *ones,
+                               sg_err *err)
+{
+    *ones = false;
+    if (!w || weights_valid(n, w, ones)) return SG_OK;
     for (int64_t i = 0; i < n; i++)
         if (!(w[i] >= 0) || !isfinite(w[i]))
             return sg_errf(err, SG_EINPUT,
                            "sample_weight[%lld] = %g: weights must be finite and >= 0",
                            (long long)(a->rows + i), w[i]);
-    return SG_OK;
+    return sg_errf(err, SG_EINTERNAL, "metrics: weight check disagrees with itself");
 }
 
 /* Makes room for n more binary scores, keeping negatives at the end of the buffers. */
 static sg_status reserve_scores(sg_metrics_acc *a, size_t n, sg_err *err)
 {
+    if (a->weighted == 0 || a->unit_weights) return sg_rank_store_reserve(&a->rank, n, err);
     size_t used = a->npos + a->nneg;
     if (a->cap - used >= n) return SG_OK;
     size_t cap = a->cap ? a->cap : 4096;
@@ -189,9 +229,10 @@ static sg_status reserve_scores(sg_metrics_acc *a, size_t n, sg_err *err)
 static bool rows_valid(int64_t n, int k, const float *proba, const int32_t *y_true,
                        const int32_t *y_pred)
 {
-    uint32_t bad = 0, uk = (uint32_t)k;
+    /* Signed compares: SSE2 has them for 32-bit lanes, not unsigned ones. */
+    uint32_t bad = 0;
     for (int64_t i = 0; i < n; i++)
-        bad |= ((uint32_t)y_true[i] >= uk) | ((uint32_t)y_pred[i] >= uk);
+        bad |= (uint32_t)((y_true[i] < 0) | (y_true[i] >= k) | (y_pred[i] < 0) | (y_pred[i] >= k));
     for (int64_t i = 0; i < n * k; i++)
         bad |= !(fabsf(proba[i]) <= FLT_MAX);
     return bad == 0;
@@ -246,11 +287,19 @@ static inline double clip_prob(float p)
 static void add_binary_counts(sg_metrics_acc *a, int64_t n, const int32_t *y_true,
                               const int32_t *y_pred)
 {
+    /* Labels are 0 or 1 (checked): 32-bit sums over spans below 2^31 rows vectorise. */
     int64_t st = 0, sp = 0, stp = 0;
-    for (int64_t i = 0; i < n; i++) {
-        st += y_true[i];
-        sp += y_pred[i];
-        stp += y_true[i] & y_pred[i];
+    for (int64_t b = 0; b < n; b += (int64_t)1 << 30) {
+        int64_t e = n - b < ((int64_t)1 << 30) ? n : b + ((int64_t)1 << 30);
+        uint32_t t = 0, p = 0, tp = 0;
+        for (int64_t i = b; i < e; i++) {
+            t += (uint32_t)y_true[i];
+            p += (uint32_t)y_pred[i];
+            tp += (uint32_t)(y_true[i] & y_pred[i]);
+        }
+        st += t;
+        sp += p;
+        stp += tp;
     }
     int64_t tn = n - st - sp + stp;
     a->true_n[0] += n - st;
@@ -298,37 +347,70 @@ static void add_counts(sg_metrics_acc *a, int64_t n, const int32_t *y_true, cons
  */
 #define LOG_GROUP 16
 
+/* Clipped true-class probability and clipped row sum of rows [0, len), labels in 0..k-1. */
+static void loss_parts(int k, int len, const float *p, const int32_t *t, double *num, double *den)
+{
+    if (k == 2) {
+        for (int i = 0; i < len; i++) {
+            double q0 = clip_prob(p[2 * i]), q1 = clip_prob(p[2 * i + 1]);
+            double tf = (double)t[i]; /* 0 or 1: exact select, vectorisable */
+            num[i] = tf * q1 + (1.0 - tf) * q0;
+            den[i] = q0 + q1;
+        }
+    } else {
+        for (int i = 0; i < len; i++) {
+            const float *row = p + (size_t)i * (size_t)k;
+            double d = 0;
+            for (int j = 0; j < k; j++)
+                d += clip_prob(row[j]);
+            num[i] = clip_prob(row[t[i]]);
+            den[i] = d;
+        }
+    }
+}
+
+void sg_metrics_log_terms(int k, int64_t n, const float *proba, const int32_t *y_true, double *out)
+{
+    double num[LOSS_BLOCK], den[LOSS_BLOCK];
+    for (int64_t b = 0; b < n; b += LOSS_BLOCK) {
+        int len = (int)(b + LOSS_BLOCK < n ? LOSS_BLOCK : n - b);
+        const int32_t *t = y_true + b;
+        uint32_t bad = 0;
+        for (int i = 0; i < len; i++)
+            bad |= (uint32_t)t[i] >= (uint32_t)k;
+        if (bad || k < 2) { /* the add refuses these rows; never read outside a row */
+            for (int i = 0; i < len; i++)
+                out[b + i] = NAN;
+            continue;
+        }
+        loss_parts(k, len, proba + b * k, t, num, den);
+        for (int i = 0; i < len; i++)
+            out[b + i] = log(num[i] / den[i]);
+    }
+}
+
 static void add_log_loss(sg_metrics_acc *a, int64_t n, const float *proba, const int32_t *y_true,
-                         const double *w)
+                         const double *w, const double *terms)
 {
     int k = a->k;
     double num[LOSS_BLOCK], den[LOSS_BLOCK];
     /* Plain sums inside a short block, compensated across blocks: cheap and accurate. */
     for (int64_t b = 0; b < n; b += LOSS_BLOCK) {
         int len = (int)(b + LOSS_BLOCK < n ? LOSS_BLOCK : n - b);
-        const float *p = proba + b * k;
-        const int32_t *t = y_true + b;
-        if (k == 2) {
-            for (int i = 0; i < len; i++) {
-                double q0 = clip_prob(p[2 * i]), q1 = clip_prob(p[2 * i + 1]);
-                double tf = (double)t[i]; /* 0 or 1: exact select, vectorisable */
-                num[i] = tf * q1 + (1.0 - tf) * q0;
-                den[i] = q0 + q1;
-            }
-        } else {
-            for (int i = 0; i < len; i++) {
-                const float *row = p + (size_t)i * (size_t)k;
-                double d = 0;
-                for (int j = 0; j < k; j++)
-                    d += clip_prob(row[j]);
-                num[i] = clip_prob(row[t[i]]);
-                den[i] = d;
-            }
-        }
         double s = 0;
-        if (w) {
+        if (w && terms) { /* the logs below, computed by the caller */
             for (int i = 0; i < len; i++)
-                s -= w[b + i] * log(num[i] / den[i]);
+                s -= w[b + i] * terms[b + i];
+            sg_ksum_add(&a->logloss, s);
+            continue;
+        }
+        loss_parts(k, len, proba + b * k, y_true + b, num, den);
+        if (w) {
+            /* The logs first, free of the running sum, so that calls overlap. */
+            for (int i = 0; i < len; i++)
+                num[i] = log(num[i] / den[i]);
+            for (int i = 0; i < len; i++)
+                s -= w[b + i] * num[i];
         } else {
             int i = 0;
             for (; i + LOG_GROUP <= len; i += LOG_GROUP) {
@@ -370,23 +452,92 @@ static void add_scores(sg_metrics_acc *a, int64_t n, const float *proba, const i
     a->nneg = a->cap - neg;
 }
 
+/*
+ * The first weight other than 1: the counts become compensated sums and the scores the
+ * weighted store, as if every row so far had been added weighted. Adding 1.0 to a Neumaier
+ * sum of integers below 2^53 leaves {count, +0}, which is what is set. Scores: the rows so
+ * far all weigh 1, so their order among equal keys is immaterial, and they sit where rows
+ * added earlier sit (positives at the front, negatives at the back), so the stable sort
+ * orders ties exactly as if they had been added weighted. Room is made for n more rows.
+ */
+static sg_status leave_unit_weights(sg_metrics_acc *a, size_t n, sg_err *err)
+{
+    size_t k = (size_t)a->k, cells = a->cm_w ? k * k : 0;
+    if (a->task == SG_TASK_BINARY) {
+        const sg_rank_store *rs = &a->rank;
+        size_t used = (size_t)a->rows, cap = a->expected_rows > 0 ? (size_t)a->expected_rows : 0;
+        if (n > SIZE_MAX - used)
+            return sg_errf(err, SG_EINPUT, "metrics: too many scores to store (%zu + %zu)", used,
+                           n);
+        if (cap < used + n) cap = used + n;
+        uint32_t *keys = sg_metrics_big_alloc(cap, sizeof *keys);
+        double *kw = sg_metrics_big_alloc(cap, sizeof *kw);
+        if (!keys || !kw) {
+            free(keys);
+            free(kw);
+            return sg_errf(err, SG_ENOMEM, "metrics: out of memory storing %zu scores", cap);
+        }
+        sg_rank_store_export(rs, keys, cap);
+        size_t np = (size_t)a->true_n[1], nn = used - np;
+        for (size_t i = 0; i < np; i++)
+            kw[i] = 1.0;
+        for (size_t i = cap - nn; i < cap; i++)
+            kw[i] = 1.0;
+        sg_rank_store_free(&a->rank);
+        a->keys = keys;
+        a->kw = kw;
+        a->cap = cap;
+        a->npos = np;
+        a->nneg = nn;
+    }
+    for (size_t c = 0; c < k; c++) {
+        a->tp_w[c] = (sg_ksum){(double)a->tp_n[c], 0};
+        a->true_w[c] = (sg_ksum){(double)a->true_n[c], 0};
+        a->pred_w[c] = (sg_ksum){(double)a->pred_n[c], 0};
+    }
+    for (size_t i = 0; i < cells; i++)
+        a->cm_w[i] = (sg_ksum){(double)a->cm_n[i], 0};
+    a->unit_weights = false;
+    return SG_OK;
+}
+
 sg_status sg_metrics_add_classification(sg_metrics_acc *a, int64_t n, const float *proba,
                                   const int32_t *y_true, const int32_t *y_pred,
                                   const double *weights, sg_err *err)
+{
+    return sg_metrics_add_classification_terms(a, n, proba, y_true, y_pred, weights, NULL, err);
+}
+
+sg_status sg_metrics_add_classification_terms(sg_metrics_acc *a, int64_t n, const float *proba,
+                                              const int32_t *y_true, const int32_t *y_pred,
+                                              const double *weights, const double *log_terms,
+                                              sg_err *err)
 {
     if (a->task == SG_TASK_REGRESSION)
         return sg_errf(err, SG_EINTERNAL, "metrics: classification rows added to a regressor");
     if (n < 0) return sg_errf(err, SG_EINTERNAL, "metrics: negative row count %lld", (long long)n);
     if (n == 0) return SG_OK;
     int rc = check_classification(a, n, proba, y_true, y_pred, err);
-    if (!rc) rc = check_weights(a, n, weights, err);
+    bool ones;
+    if (!rc) rc = check_weights(a, n, weights, &ones, err);
     if (!rc) rc = set_weighted(a, weights != NULL, err);
+    if (rc) return rc;
+    bool unit = weights && a->unit_weights && ones;
+    if (weights && a->unit_weights && !unit) rc = leave_unit_weights(a, (size_t)n, err);
     if (!rc && a->task == SG_TASK_BINARY) rc = reserve_scores(a, (size_t)n, err);
     if (rc) return rc;
-    add_counts(a, n, y_true, y_pred, weights);
-    add_log_loss(a, n, proba, y_true, weights);
-    if (a->task == SG_TASK_BINARY) add_scores(a, n, proba, y_true, weights);
-    if (weights)
+    /* Unit weights count as no weights, except in log loss, whose weighted sum is a
+       different order of operations (one log a row, times 1.0 exactly). */
+    const double *wc = unit ? NULL : weights;
+    add_counts(a, n, y_true, y_pred, wc);
+    add_log_loss(a, n, proba, y_true, weights, log_terms);
+    if (a->task == SG_TASK_BINARY) {
+        if (wc)
+            add_scores(a, n, proba, y_true, wc);
+        else
+            sg_rank_store_add(&a->rank, (size_t)n, proba, y_true);
+    }
+    if (wc)
         for (int64_t i = 0; i < n; i++)
             sg_ksum_add(&a->wsum, weights[i]);
     else
@@ -409,7 +560,8 @@ sg_status sg_metrics_add_regression(sg_metrics_acc *a, int64_t n, const float *p
         if (!isfinite(y_true[i]))
             return sg_errf(err, SG_EINPUT, "y_true[%lld] is not finite", (long long)(a->rows + i));
     }
-    int rc = check_weights(a, n, weights, err);
+    bool ones;
+    int rc = check_weights(a, n, weights, &ones, err);
     if (!rc) rc = set_weighted(a, weights != NULL, err);
     if (rc) return rc;
     /* Chunk statistics in two passes, then Chan's parallel combination with the running
@@ -458,11 +610,25 @@ static void prf(double tp, double pred, double truth, double *p, double *r, doub
 
 static double class_sum(const sg_metrics_acc *a, const int64_t *n, const sg_ksum *w, size_t i)
 {
-    return a->weighted == 1 ? sg_ksum_value(&w[i]) : (double)n[i];
+    return a->weighted == 1 && !a->unit_weights ? sg_ksum_value(&w[i]) : (double)n[i];
+}
+
+static void set_rank_metrics(sg_metrics *m, const sg_rank_metrics *r, bool both_classes)
+{
+    /* sklearn raises when y_true holds one class and returns nan when a class weighs 0. */
+    m->roc_auc_defined = both_classes && isfinite(r->roc_auc);
+    m->roc_auc = m->roc_auc_defined ? r->roc_auc : NAN;
+    m->average_precision = r->average_precision;
 }
 
 static sg_status rank_metrics(sg_metrics_acc *a, sg_metrics *m, sg_err *err)
 {
+    if (a->weighted == 0 || a->unit_weights) {
+        sg_rank_metrics r;
+        sg_status st = sg_rank_store_finish(&a->rank, &r, err);
+        if (!st) set_rank_metrics(m, &r, r.pos_weight > 0 && r.neg_weight > 0);
+        return st;
+    }
     size_t np = a->npos, nn = a->nneg, big = np > nn ? np : nn;
     /* One scratch for both classes, sorted one after the other: a second thread for the
      * other class measured slower on two cores, where the caller shares a core. */
@@ -481,10 +647,7 @@ static sg_status rank_metrics(sg_metrics_acc *a, sg_metrics *m, sg_err *err)
     free(ws);
     sg_rank_metrics r;
     sg_rank_metrics_sorted(pk, pw, np, nk, nw, nn, &r);
-    /* sklearn raises when y_true holds one class and returns nan when a class weighs 0. */
-    m->roc_auc_defined = np > 0 && nn > 0 && isfinite(r.roc_auc);
-    m->roc_auc = m->roc_auc_defined ? r.roc_auc : NAN;
-    m->average_precision = r.average_precision;
+    set_rank_metrics(m, &r, np > 0 && nn > 0);
     return SG_OK;
 }
 

@@ -26,6 +26,10 @@
 extern "C" {
 #endif
 
+/* Classification sums run over blocks of this many rows from the first row of each add
+   call: chunks whose sizes are multiples of it give the same bits whatever the chunking. */
+#define SG_METRICS_ROW_BLOCK 256
+
 /* Above this class count the k*k confusion matrix is not kept (NULL, omitted from JSON). */
 #define SG_METRICS_CM_MAX_CLASSES 1024
 
@@ -66,6 +70,22 @@ void sg_metrics_acc_free(sg_metrics_acc *a);
 SG_MUST_CHECK sg_status sg_metrics_add_classification(sg_metrics_acc *a, int64_t n, const float *proba,
                                   const int32_t *y_true, const int32_t *y_pred,
                                   const double *weights, sg_err *err);
+/*
+ * Log-loss terms of weighted rows, for callers that compute them in parallel (rows are
+ * independent; thread-safe): out[i] = log(p / s), p the clipped probability of row i's true
+ * class and s its clipped row sum, exactly as sg_metrics_add_classification computes them
+ * for weighted rows. k = n_classes; rows whose label lies outside 0..k-1 get NaN (the add
+ * refuses them anyway).
+ */
+void sg_metrics_log_terms(int k, int64_t n, const float *proba, const int32_t *y_true, double *out);
+/* sg_metrics_add_classification with the rows' sg_metrics_log_terms given (NULL: computed
+   here); they are used only when weights are given, where the results are the same bits. */
+SG_MUST_CHECK sg_status sg_metrics_add_classification_terms(sg_metrics_acc *a, int64_t n,
+                                                            const float *proba,
+                                                            const int32_t *y_true,
+                                                            const int32_t *y_pred,
+                                                            const double *weights,
+                                                            const double *log_terms, sg_err *err);
 /* Regressors: predictions [n], targets, weights (NULL = 1). */
 SG_MUST_CHECK sg_status sg_metrics_add_regression(sg_metrics_acc *a, int64_t n, const float *pred, const double *y_true,
                               const double *weights, sg_err *err);

@@ -12,6 +12,13 @@
  *       {"rows", "seconds_min", "seconds_median", "metrics"}. --write-raw stores the data
  *       (int32 y_true[ROWS], float32 p1[ROWS], float64 w[ROWS] if --weights) so another
  *       tool can time the same rows.
+ *   sg_metrics_probe --bench ROWS --read-raw FILE [--repeat R] [--unit-weights]
+ *       Times the same on rows read from FILE in --write-raw's unweighted layout (int32
+ *       y_true[ROWS], float32 p1[ROWS]), e.g. a model's real scores; y_pred = p1 >= 0.5.
+ *       --unit-weights (also with synthetic rows) passes weights that are all 1, as eval
+ *       does for a validation set without /sample_weight. --log-terms (with weights)
+ *       computes the rows' log-loss terms before the timing and passes them in, as eval's
+ *       workers compute them next to the predictions: the timing is then eval's metrics stage.
  * Exit codes: 0 ok, 2 bad input.
  */
 #include <math.h>
@@ -29,6 +36,7 @@ typedef struct {
     int32_t *y_true, *y_pred;
     float *proba, *pred;
     double *y_reg, *w;
+    double *log_terms; /* --log-terms: computed before the timing, as eval's workers do */
 } probe_case;
 
 static void case_free(probe_case *c)
@@ -39,6 +47,7 @@ static void case_free(probe_case *c)
     free(c->pred);
     free(c->y_reg);
     free(c->w);
+    free(c->log_terms);
 }
 
 static int read_case(const char *path, probe_case *c, sg_err *err)
@@ -102,8 +111,9 @@ static int run_case(const probe_case *c, int64_t chunk, sg_metrics *m, sg_err *e
         if (c->task == SG_TASK_REGRESSION)
             rc = sg_metrics_add_regression(a, len, c->pred + s, c->y_reg + s, w, err);
         else
-            rc = sg_metrics_add_classification(a, len, c->proba + (size_t)s * k, c->y_true + s,
-                                               c->y_pred + s, w, err);
+            rc = sg_metrics_add_classification_terms(a, len, c->proba + (size_t)s * k,
+                                                     c->y_true + s, c->y_pred + s, w,
+                                                     c->log_terms ? c->log_terms + s : NULL, err);
     }
     if (!rc) rc = sg_metrics_finish(a, m, err);
     sg_metrics_acc_free(a);
@@ -144,8 +154,31 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static int bench(int64_t n, int repeat, bool weighted, const char *raw, sg_err *err)
+/* Rows from a file in --write-raw's unweighted layout. */
+static int read_raw(probe_case *c, const char *path, sg_err *err)
 {
+    FILE *f = fopen(path, "rb");
+    if (!f) return sg_errf(err, SG_EIO, "%s: cannot open", path);
+    size_t n = (size_t)c->n;
+    /* p1 lands in the upper half of proba, then spreads out to the odd slots. */
+    bool ok = fread(c->y_true, sizeof *c->y_true, n, f) == n &&
+              fread(c->proba + n, sizeof *c->proba, n, f) == n;
+    for (size_t i = 0; ok && i < n; i++) {
+        float p1 = c->proba[n + i];
+        ok = c->y_true[i] == 0 || c->y_true[i] == 1;
+        c->proba[2 * i + 1] = p1;
+        c->proba[2 * i] = 1.0f - p1;
+        c->y_pred[i] = p1 >= 0.5f;
+    }
+    fclose(f);
+    return ok ? SG_OK : sg_errf(err, SG_EINPUT, "%s: not %lld raw rows", path, (long long)c->n);
+}
+
+static bool unit_weights, log_terms;
+static int bench(int64_t n, int repeat, bool weighted, const char *raw, const char *raw_in,
+                 sg_err *err)
+{
+    weighted = weighted || unit_weights;
     probe_case c = {.task = SG_TASK_BINARY, .k = 2, .n = n, .weighted = weighted};
     c.y_true = malloc((size_t)n * sizeof *c.y_true);
     c.y_pred = malloc((size_t)n * sizeof *c.y_pred);
@@ -155,9 +188,19 @@ static int bench(int64_t n, int repeat, bool weighted, const char *raw, sg_err *
         case_free(&c);
         return sg_errf(err, SG_ENOMEM, "bench: out of memory for %lld rows", (long long)n);
     }
-    synth(&c, 42);
     int rc = SG_OK;
-    if (raw) {
+    if (raw_in)
+        rc = read_raw(&c, raw_in, err);
+    else
+        synth(&c, 42);
+    for (int64_t i = 0; unit_weights && i < n; i++)
+        c.w[i] = 1.0;
+    if (!rc && log_terms && weighted) {
+        c.log_terms = malloc((size_t)n * sizeof *c.log_terms);
+        if (!c.log_terms) rc = sg_errf(err, SG_ENOMEM, "bench: out of memory for %lld rows", (long long)n);
+        else sg_metrics_log_terms(2, n, c.proba, c.y_true, c.log_terms);
+    }
+    if (!rc && raw) {
         FILE *f = fopen(raw, "wb");
         bool ok = f && fwrite(c.y_true, sizeof *c.y_true, (size_t)n, f) == (size_t)n;
         for (int64_t i = 0; ok && i < n; i++)
@@ -203,7 +246,7 @@ int main(int argc, char **argv)
 {
     sg_err err = {{0}};
     int64_t chunk = 1000, rows = 0, repeat = 5;
-    const char *path = NULL, *raw = NULL;
+    const char *path = NULL, *raw = NULL, *raw_in = NULL;
     bool weighted = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -218,6 +261,12 @@ int main(int argc, char **argv)
             rc = sg_parse_i64(a, argv[++i], 1, 1000, &repeat, &err);
         else if (!strcmp(a, "--write-raw") && i + 1 < argc)
             raw = argv[++i];
+        else if (!strcmp(a, "--read-raw") && i + 1 < argc)
+            raw_in = argv[++i];
+        else if (!strcmp(a, "--log-terms"))
+            log_terms = true;
+        else if (!strcmp(a, "--unit-weights"))
+            unit_weights = true;
         else if (!strcmp(a, "--weights"))
             weighted = true;
         else if (a[0] != '-' && !path)
@@ -227,12 +276,16 @@ int main(int argc, char **argv)
         if (rc) return probe_fail(SG_EINPUT, &err);
     }
     if (rows > 0) {
-        int rc = bench(rows, (int)repeat, weighted, raw, &err);
+        if (raw_in && weighted) {
+            sg_errf(&err, SG_EINPUT, "--read-raw takes unweighted rows");
+            return probe_fail(SG_EINPUT, &err);
+        }
+        int rc = bench(rows, (int)repeat, weighted, raw, raw_in, &err);
         return rc ? probe_fail(rc, &err) : 0;
     }
     if (!path) {
         fprintf(stderr, "usage: sg_metrics_probe CASE.txt [--chunk N] | --bench ROWS "
-                        "[--repeat R] [--weights] [--write-raw FILE]\n");
+                        "[--repeat R] [--weights | --unit-weights] [--log-terms] [--write-raw FILE] [--read-raw FILE]\n");
         return 2;
     }
     probe_case c = {0};

@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <float.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -490,6 +491,194 @@ static void test_rank_unweighted_bit_identical(void **state)
     }
 }
 
+/* The ranking as the store of sorted arrays does it: positives in row order, negatives in
+   reverse row order (filled from the back), each sorted stably, then the general walk. */
+static void reference_rank(size_t n, const int32_t *y, const float *p1, const double *w,
+                           sg_rank_metrics *r)
+{
+    uint32_t *pk = malloc((n + 1) * sizeof *pk), *nk = malloc((n + 1) * sizeof *nk);
+    uint32_t *ks = malloc((n + 1) * sizeof *ks);
+    double *pw = malloc((n + 1) * sizeof *pw), *nw = malloc((n + 1) * sizeof *nw);
+    double *ws = malloc((n + 1) * sizeof *ws);
+    assert_true(pk && nk && ks && pw && nw && ws);
+    size_t np = 0, nn = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (y[i]) {
+            pk[np] = sg_score_key(p1[i]);
+            pw[np++] = w ? w[i] : 1.0;
+        }
+    }
+    for (size_t i = n; i-- > 0;) {
+        if (!y[i]) {
+            nk[nn] = sg_score_key(p1[i]);
+            nw[nn++] = w ? w[i] : 1.0;
+        }
+    }
+    sg_radix_sort_keys(pk, w ? pw : NULL, np, ks, w ? ws : NULL);
+    sg_radix_sort_keys(nk, w ? nw : NULL, nn, ks, w ? ws : NULL);
+    sg_rank_metrics_sorted(pk, w ? pw : NULL, np, nk, w ? nw : NULL, nn, r);
+    free(pk);
+    free(nk);
+    free(ks);
+    free(pw);
+    free(nw);
+    free(ws);
+}
+
+#define assert_same_bits(a, b) assert_memory_equal(&(a), &(b), sizeof(double))
+
+/*
+ * The bucketed store of unweighted and unit-weight scores must give the bits of the sorted
+ * arrays: over several blocks, with chunks of every size, scores distinct or tied or spread
+ * over the whole float range (signs, zeros, subnormals, huge values), a finish in the middle
+ * followed by more rows, and unit weights turning into real weights part way.
+ */
+static void test_bucketed_store_bit_identical(void **state)
+{
+    (void)state;
+    enum { N = 150001 };
+    float *p1 = malloc(N * sizeof *p1), *proba = malloc(2 * N * sizeof *proba);
+    int32_t *y = malloc(N * sizeof *y), *pred = malloc(N * sizeof *pred);
+    double *w = malloc(N * sizeof *w);
+    assert_true(p1 && proba && y && pred && w);
+    uint64_t s = 11;
+    const float odd[] = {0.0f, -0.0f, 1e-45f, -1e-45f, 1e-38f, 3e38f, -3e38f, 1.0f, 0.5f, -2.0f};
+    for (int kind = 0; kind < 4; kind++) {
+        for (int i = 0; i < N; i++) {
+            s = s * 6364136223846793005ull + 1442695040888963407ull;
+            uint32_t r = (uint32_t)(s >> 33);
+            y[i] = (s >> 20) % 5 == 0;
+            float u = (float)r / 2147483648.0f;
+            if (kind == 0)
+                p1[i] = y[i] ? 0.2f + 0.8f * u : 0.9f * u * u;
+            else if (kind == 1)
+                p1[i] = (float)((r % 1000) / 1000.0);
+            else if (kind == 2)
+                p1[i] = r % 4 ? odd[r % 10] : ldexpf(u, (int)(r % 200) - 120) * (r & 8 ? -1.0f : 1.0f);
+            else
+                p1[i] = (float)(r % 3) / 3.0f;
+            proba[2 * i] = 1.0f - p1[i];
+            proba[2 * i + 1] = p1[i];
+            pred[i] = p1[i] >= 0.5f;
+            w[i] = 1.0;
+        }
+        sg_rank_metrics ref;
+        reference_rank(N, y, p1, NULL, &ref);
+        const int steps[] = {N, 65536, 777, 1};
+        for (size_t si = 0; si < sizeof steps / sizeof steps[0]; si++) {
+            for (int unit = 0; unit < 2; unit++) {
+                sg_metrics_acc *a;
+                sg_err err;
+                sg_metrics m;
+                assert_int_equal(sg_metrics_acc_new(SG_TASK_BINARY, 2, si & 1 ? N : 0, &a, &err),
+                                 SG_OK);
+                for (int r0 = 0; r0 < N; r0 += steps[si]) {
+                    int l = r0 + steps[si] > N ? N - r0 : steps[si];
+                    assert_int_equal(sg_metrics_add_classification(a, l, proba + 2 * r0, y + r0,
+                                                                   pred + r0,
+                                                                   unit ? w + r0 : NULL, &err),
+                                     SG_OK);
+                    if (r0 == 0 && steps[si] < N) { /* a finish part way leaves the store usable */
+                        assert_int_equal(sg_metrics_finish(a, &m, &err), SG_OK);
+                        sg_metrics_clear(&m);
+                    }
+                }
+                assert_int_equal(sg_metrics_finish(a, &m, &err), SG_OK);
+                assert_true(m.roc_auc_defined);
+                assert_same_bits(m.roc_auc, ref.roc_auc);
+                assert_same_bits(m.average_precision, ref.average_precision);
+                sg_metrics_clear(&m);
+                assert_int_equal(sg_metrics_finish(a, &m, &err), SG_OK); /* finishing twice */
+                assert_same_bits(m.roc_auc, ref.roc_auc);
+                sg_metrics_clear(&m);
+                sg_metrics_acc_free(a);
+            }
+        }
+        /* Unit weights, then a real weight at row 100,003: everything as if weighted all
+           along (sorted arrays for the ranking, per-row compensated sums for the counts). */
+        for (int i = 100003; i < N; i++)
+            w[i] = (double)((i * 7) % 5) * 0.375;
+        reference_rank(N, y, p1, w, &ref);
+        sg_ksum tp[2] = {{0, 0}}, tr[2] = {{0, 0}}, pr[2] = {{0, 0}}, cm[4] = {{0, 0}};
+        for (int i = 0; i < N; i++) {
+            if (y[i] == pred[i]) sg_ksum_add(&tp[y[i]], w[i]);
+            sg_ksum_add(&tr[y[i]], w[i]);
+            sg_ksum_add(&pr[pred[i]], w[i]);
+            sg_ksum_add(&cm[2 * y[i] + pred[i]], w[i]);
+        }
+        double precision = sg_ksum_value(&tp[1]) / sg_ksum_value(&pr[1]);
+        double recall = sg_ksum_value(&tp[1]) / sg_ksum_value(&tr[1]);
+        for (int split = 0; split < 2; split++) {
+            sg_metrics_acc *a;
+            sg_err err;
+            sg_metrics m;
+            assert_int_equal(sg_metrics_acc_new(SG_TASK_BINARY, 2, split ? 0 : N, &a, &err), SG_OK);
+            int cut = split ? 100003 : 65536 * 2 + 5; /* the first real weight opens a chunk, or not */
+            assert_int_equal(sg_metrics_add_classification(a, cut, proba, y, pred, w, &err), SG_OK);
+            assert_int_equal(sg_metrics_add_classification(a, N - cut, proba + 2 * cut, y + cut,
+                                                           pred + cut, w + cut, &err),
+                             SG_OK);
+            assert_int_equal(sg_metrics_finish(a, &m, &err), SG_OK);
+            assert_same_bits(m.roc_auc, ref.roc_auc);
+            assert_same_bits(m.average_precision, ref.average_precision);
+            assert_same_bits(m.precision, precision);
+            assert_same_bits(m.recall, recall);
+            for (int c = 0; c < 4; c++) {
+                double v = sg_ksum_value(&cm[c]);
+                assert_same_bits(m.confusion_matrix[c], v);
+            }
+            sg_metrics_clear(&m);
+            sg_metrics_acc_free(a);
+        }
+    }
+    free(p1);
+    free(proba);
+    free(y);
+    free(pred);
+    free(w);
+}
+
+/* The weight check works on bits: -0, subnormals and DBL_MAX are weights; negatives (the
+   smallest too), NaN and infinities are not, wherever they sit in a chunk. */
+static void test_weight_checks(void **state)
+{
+    (void)state;
+    enum { N = 37 };
+    float proba[2 * N];
+    int32_t y[N], pred[N];
+    double w[N];
+    for (int i = 0; i < N; i++) {
+        proba[2 * i] = 0.25f;
+        proba[2 * i + 1] = 0.75f;
+        y[i] = i % 2;
+        pred[i] = 1;
+    }
+    const double good[] = {1.0, -0.0, 0.0, 2.5, DBL_MAX, 4.9e-324, DBL_MIN};
+    const double bad[] = {-4.9e-324, -DBL_MIN, -1.0, -DBL_MAX, NAN, -NAN, INFINITY, -INFINITY};
+    for (size_t g = 0; g < sizeof good / sizeof good[0]; g++) {
+        for (int i = 0; i < N; i++)
+            w[i] = 1.0;
+        w[(g * 5) % N] = good[g];
+        sg_metrics m;
+        assert_int_equal(binary(N, y, (const float[N]){0}, w, &m), SG_OK);
+        sg_metrics_clear(&m);
+    }
+    for (size_t b = 0; b < sizeof bad / sizeof bad[0]; b++) {
+        for (int i = 0; i < N; i++)
+            w[i] = 1.0;
+        int at = (int)(b * 7) % N;
+        w[at] = bad[b];
+        sg_metrics_acc *a;
+        sg_err err;
+        assert_int_equal(sg_metrics_acc_new(SG_TASK_BINARY, 2, 0, &a, &err), SG_OK);
+        assert_int_equal(sg_metrics_add_classification(a, N, proba, y, pred, w, &err), SG_EINPUT);
+        char want[32];
+        snprintf(want, sizeof want, "sample_weight[%d]", at);
+        assert_non_null(strstr(err.msg, want));
+        sg_metrics_acc_free(a);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -505,6 +694,8 @@ int main(void)
         cmocka_unit_test(test_radix_sort_orders_floats),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_rank_unweighted_bit_identical),
+        cmocka_unit_test(test_bucketed_store_bit_identical),
+        cmocka_unit_test(test_weight_checks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
