@@ -375,19 +375,26 @@ static sg_status check_not_rejected(sg_registry *reg, const char *model, int64_t
     return rc;
 }
 
-static int has_passed_validation(sg_registry *reg, const char *model, int64_t version, bool *ok,
-                                 sg_err *err)
+/* Whether a query on (model, version) returns a row. */
+static sg_status version_has_row(sg_registry *reg, const char *sql, const char *model,
+                                 int64_t version, bool *yes, sg_err *err)
 {
     reg_stmt *st;
-    int rc = reg_prepare(
-        reg, "SELECT 1 FROM validations WHERE model_name = ? AND version = ? AND result = 'PASSED'",
-        &st, err);
+    sg_status rc = reg_prepare(reg, sql, &st, err);
     if (rc != SG_OK) return rc;
     reg_bind_text(st, 1, model);
     reg_bind_int64(st, 2, version);
-    *ok = reg_row(reg, st, err);
+    *yes = reg_row(reg, st, err);
     reg_finalize(st);
     return reg->read_rc;
+}
+
+static sg_status has_passed_validation(sg_registry *reg, const char *model, int64_t version,
+                                       bool *ok, sg_err *err)
+{
+    return version_has_row(
+        reg, "SELECT 1 FROM validations WHERE model_name = ? AND version = ? AND result = 'PASSED'",
+        model, version, ok, err);
 }
 
 static sg_status check_promoter(sg_registry *reg, const char *model, const char *stage,
@@ -671,17 +678,10 @@ sg_status sg_registry_rollback(sg_registry *reg, const char *model, const sg_reg
 static sg_status was_in_production(sg_registry *reg, const char *model, int64_t version, bool *yes,
                                    sg_err *err)
 {
-    reg_stmt *st;
-    sg_status rc = reg_prepare(reg,
-                               "SELECT 1 FROM audit_log WHERE model_name = ? AND version = ?"
-                               " AND to_stage = 'Production'",
-                               &st, err);
-    if (rc != SG_OK) return rc;
-    reg_bind_text(st, 1, model);
-    reg_bind_int64(st, 2, version);
-    *yes = reg_row(reg, st, err);
-    reg_finalize(st);
-    return reg->read_rc;
+    return version_has_row(reg,
+                           "SELECT 1 FROM audit_log WHERE model_name = ? AND version = ?"
+                           " AND to_stage = 'Production'",
+                           model, version, yes, err);
 }
 
 /*

@@ -54,6 +54,19 @@ static void sv_free(strvec *s)
     memset(s, 0, sizeof *s);
 }
 
+/* Removes the entry that starts with prefix (order is not kept); whether there was one. */
+static bool sv_take_prefix(strvec *s, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    for (size_t i = 0; i < s->n; i++)
+        if (!strncmp(s->v[i], prefix, n)) {
+            free(s->v[i]);
+            s->v[i] = s->v[--s->n];
+            return true;
+        }
+    return false;
+}
+
 static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
 static char *fmt(const char *f, ...)
 {
@@ -668,14 +681,7 @@ static sg_status ev_tag(rp_state *S, const rp_event *e, sg_err *err)
     if (mrc != SG_OK) return mrc;
     char *prefix = fmt("%s %020lld %.*s ", m->name, (long long)e->version, (int)kl, e->detail);
     if (!prefix) return sg_errf(err, SG_ENOMEM, "out of memory replaying the audit log");
-    bool found = false;
-    for (size_t i = 0; i < S->tags.n; i++)
-        if (!strncmp(S->tags.v[i], prefix, strlen(prefix))) {
-            free(S->tags.v[i]);
-            S->tags.v[i] = S->tags.v[--S->tags.n];
-            found = true;
-            break;
-        }
+    bool found = sv_take_prefix(&S->tags, prefix);
     sg_status rc = SG_OK;
     if (!set && !found) rc = bad(S, e, err, "the version had no such tag");
     if (rc == SG_OK && set && !sv_push(&S->tags, fmt("%s%s", prefix, eq + 1)))
@@ -694,14 +700,7 @@ static sg_status ev_alias(rp_state *S, const rp_event *e, sg_err *err)
     if (mrc != SG_OK) return mrc;
     char *prefix = fmt("%s %s ", m->name, e->detail);
     if (!prefix) return sg_errf(err, SG_ENOMEM, "out of memory replaying the audit log");
-    bool found = false;
-    for (size_t i = 0; i < S->aliases.n; i++)
-        if (!strncmp(S->aliases.v[i], prefix, strlen(prefix))) {
-            free(S->aliases.v[i]);
-            S->aliases.v[i] = S->aliases.v[--S->aliases.n];
-            found = true;
-            break;
-        }
+    bool found = sv_take_prefix(&S->aliases, prefix);
     sg_status rc = SG_OK;
     if (!set && !found) rc = bad(S, e, err, "the model had no such alias");
     if (rc == SG_OK && set &&
