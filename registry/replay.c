@@ -620,42 +620,29 @@ static sg_status ev_approve(rp_state *S, const rp_event *e, sg_err *err)
     return SG_OK;
 }
 
-static sg_status ev_rollback(rp_state *S, const rp_event *e, sg_err *err)
+/*
+ * A version back in Production without a promotion: `rollback` (the version that was in
+ * Production before the current one), or `restore` (MLflow's rollback recipe through the
+ * server, lifecycle.c: an Archived version). Both need a Production promoter, a version
+ * that was in Production before and no standing rejection; a restore also a passed
+ * validation.
+ */
+static sg_status ev_back_to_production(rp_state *S, const rp_event *e, bool restore, sg_err *err)
 {
     rp_model *m = find_model(S, e->model);
     rp_version *v = find_version(m, e->version);
     if (!v) return bad(S, e, err, "no such version");
     if (strcmp(v->stage, e->from) != 0)
         return bad(S, e, err, "the version was in '%s', not '%s'", v->stage, e->from);
-    if (!v->was_production) return bad(S, e, err, "the version was never in Production");
-    if (m->cfg) {
-        sg_status rc = check_request(S, e, cfg_key(m->cfg, "promoter", REG_PRODUCTION, e->actor),
-                                     "rollback", 0, REG_PRODUCTION, "", err);
-        if (rc == SG_OK) rc = approvals_ok(S, e, m, e->version, "", false, err);
-        if (rc == SG_OK) rc = occupy(S, e, m, cfg_stage(m->cfg, REG_PRODUCTION), err);
-        if (rc != SG_OK) return rc;
-    } else {
-        S->legacy_events++;
-    }
-    snprintf(v->stage, sizeof v->stage, "%s", REG_PRODUCTION);
-    return SG_OK;
-}
-
-/* MLflow's rollback recipe through the server (lifecycle.c): an Archived version that was in
- * Production before comes back, for a Production promoter, validated and not rejected. */
-static sg_status ev_restore(rp_state *S, const rp_event *e, sg_err *err)
-{
-    rp_model *m = find_model(S, e->model);
-    rp_version *v = find_version(m, e->version);
-    if (!v) return bad(S, e, err, "no such version");
-    if (strcmp(v->stage, REG_ARCHIVED) != 0 || strcmp(e->from, REG_ARCHIVED) != 0 ||
-        strcmp(e->to, REG_PRODUCTION) != 0)
+    if (restore && (strcmp(e->from, REG_ARCHIVED) != 0 || strcmp(e->to, REG_PRODUCTION) != 0))
         return bad(S, e, err, "a restore takes an Archived version to Production");
     if (!v->was_production) return bad(S, e, err, "the version was never in Production");
     if (m->cfg) {
+        /* the request a rollback signs names the model; a restore's, the version */
         sg_status rc = check_request(S, e, cfg_key(m->cfg, "promoter", REG_PRODUCTION, e->actor),
-                                     "transition", e->version, REG_PRODUCTION, "", err);
-        if (rc == SG_OK && !has_passed(m, e->version))
+                                     restore ? "transition" : "rollback", restore ? e->version : 0,
+                                     REG_PRODUCTION, "", err);
+        if (rc == SG_OK && restore && !has_passed(m, e->version))
             rc = bad(S, e, err, "no passed validation before it");
         if (rc == SG_OK) rc = approvals_ok(S, e, m, e->version, "", false, err);
         if (rc == SG_OK) rc = occupy(S, e, m, cfg_stage(m->cfg, REG_PRODUCTION), err);
@@ -737,8 +724,8 @@ static sg_status apply(rp_state *S, const rp_event *e, sg_err *err)
     if (!strcmp(a, "transition")) return ev_transition(S, e, err);
     if (!strcmp(a, "archive") || !strcmp(a, "rollback-archive")) return ev_archive(S, e, err);
     if (!strcmp(a, "approve") || !strcmp(a, "reject")) return ev_approve(S, e, err);
-    if (!strcmp(a, "rollback")) return ev_rollback(S, e, err);
-    if (!strcmp(a, "restore")) return ev_restore(S, e, err);
+    if (!strcmp(a, "rollback") || !strcmp(a, "restore"))
+        return ev_back_to_production(S, e, !strcmp(a, "restore"), err);
     if (!strcmp(a, "set-tag") || !strcmp(a, "delete-tag")) return ev_tag(S, e, err);
     if (!strcmp(a, "set-alias") || !strcmp(a, "delete-alias")) return ev_alias(S, e, err);
     return bad(S, e, err, "unknown action");
