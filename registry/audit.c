@@ -71,8 +71,13 @@ sg_status reg_audit_append(sg_registry *reg, const reg_event *ev, sg_err *err)
     SG_ASSERT(reg->in_tx);
     int64_t seq = 0;
     char prev[65], hash[65], now[32], seqs[32], vers[32];
-    int rc = read_head(reg, &seq, prev, err);
-    if (rc != SG_OK) return rc;
+    int rc = SG_OK;
+    if (reg->tx_head_hash[0]) { /* read by the write lock, or written by the last append */
+        seq = reg->tx_head_seq;
+        memcpy(prev, reg->tx_head_hash, sizeof prev);
+    } else if ((rc = read_head(reg, &seq, prev, err)) != SG_OK) {
+        return rc;
+    }
     seq++;
     reg_now_utc(now);
     snprintf(seqs, sizeof seqs, "%lld", (long long)seq);
@@ -116,6 +121,13 @@ sg_status reg_audit_append(sg_registry *reg, const reg_event *ev, sg_err *err)
     reg_bind_text(st, 2, hash);
     if (reg_step(st) != REG_DONE) rc = reg_db_error(reg, err, "updating the audit head");
     reg_finalize(st);
+    if (!strcmp(ev->action, "add-key")) reg->tx_root = REG_ROOT_UNKNOWN;
+    if (rc == SG_OK) {
+        reg->tx_head_seq = seq;
+        memcpy(reg->tx_head_hash, hash, sizeof hash);
+    } else {
+        reg->tx_head_hash[0] = '\0';
+    }
     return rc;
 }
 

@@ -135,6 +135,7 @@ static int copy_table(sg_registry *src, sg_registry *dst, const reg_table *t, sg
         reg_stmt *out;
         if ((rc = reg_prepare(dst, sql, &out, err)) != SG_OK) break;
         if (!strcmp(t->name, "audit_head")) {
+            dst->tx_head_hash[0] = '\0'; /* the head the lock read is replaced */
             reg_bind_int64(out, 1, reg_col_int64(in, 1));
             reg_bind_text(out, 2, reg_col_text(in, 2));
         } else {

@@ -60,11 +60,20 @@ json_t *reg_read_end(sg_registry *reg, json_t *doc)
     return NULL;
 }
 
+static void tx_forget(sg_registry *reg)
+{
+    json_decref(reg->tx_cfg);
+    reg->tx_cfg = NULL;
+    reg->tx_head_hash[0] = '\0';
+    reg->tx_root = REG_ROOT_UNKNOWN;
+}
+
 sg_status reg_begin(sg_registry *reg, sg_err *err)
 {
     SG_ASSERT(!reg->in_tx);
     reg->read_rc = SG_OK;
-    int rc = reg->ops->begin_write(reg->store, err);
+    tx_forget(reg);
+    int rc = reg->ops->begin_write(reg->store, &reg->tx_head_seq, reg->tx_head_hash, err);
     if (rc == SG_OK) reg->in_tx = true;
     return rc;
 }
@@ -78,11 +87,13 @@ sg_status reg_commit(sg_registry *reg, sg_err *err)
         return rc;
     }
     reg->in_tx = false;
+    tx_forget(reg);
     return SG_OK;
 }
 
 void reg_rollback(sg_registry *reg)
 {
+    tx_forget(reg);
     if (!reg->in_tx) return;
     reg->ops->rollback(reg->store);
     reg->in_tx = false;

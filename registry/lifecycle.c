@@ -158,6 +158,14 @@ static sg_status signer_still_trusted(sg_registry *reg, const char *model, const
                                       bool *yes, sg_err *err)
 {
     *yes = false;
+    char sha[65];
+    json_t *cfg = reg_tx_config(reg, model);
+    if (cfg) {
+        const char *pem = reg_config_key_pem(cfg, "signer", "", pre->info.key_id, NULL);
+        if (pem) sg_sha256_hex((const uint8_t *)pem, strlen(pem), sha);
+        *yes = pem && !strcmp(sha, pre->signer_pem_sha);
+        return SG_OK;
+    }
     reg_stmt *st;
     sg_status rc = reg_prepare(reg,
                                "SELECT public_pem FROM model_keys WHERE model_name = ?"
@@ -167,7 +175,6 @@ static sg_status signer_still_trusted(sg_registry *reg, const char *model, const
     reg_bind_text(st, 1, model);
     reg_bind_text(st, 2, pre->info.key_id);
     if (reg_row(reg, st, err)) {
-        char sha[65];
         const char *pem = reg_col_text(st, 0);
         sg_sha256_hex((const uint8_t *)pem, strlen(pem), sha);
         *yes = !strcmp(sha, pre->signer_pem_sha);
@@ -467,9 +474,9 @@ static sg_status do_transition(sg_registry *reg, const reg_model *m, const reg_v
      * signature whatever the target stage asks for (else an unsigned move to Archived would
      * also make a later rollback impossible). */
     bool leaving_production = strcmp(v->stage, REG_PRODUCTION) == 0;
-    /* The keys and rules used below must be the ones the log recorded. */
-    int rc = reg_config_check(reg, m->name, err);
-    if (rc == SG_OK) rc = reg_transition_allowed(reg, m->name, v->stage, g->name, &allowed, err);
+    /* The keys and rules used below are the ones the log recorded: the caller loaded the
+     * model with reg_model_load_checked. */
+    int rc = reg_transition_allowed(reg, m->name, v->stage, g->name, &allowed, err);
     if (rc == SG_OK && !allowed)
         rc = sg_errf(err, SG_EREFUSED, "the policy does not allow %s -> %s", v->stage, g->name);
     if (rc == SG_OK)
@@ -536,7 +543,7 @@ sg_status sg_registry_transition(sg_registry *reg, const char *model, int64_t ve
         sg_report_info_clear(&pre.info);
         return rc;
     }
-    if ((rc = reg_model_load(reg, model, &m, err)) == SG_OK &&
+    if ((rc = reg_model_load_checked(reg, model, &m, err)) == SG_OK &&
         (rc = reg_version_load(reg, model, version, &v, err)) == SG_OK) {
         const reg_stage *g = reg_model_stage(&m, stage);
         if (!g)
@@ -563,9 +570,8 @@ sg_status sg_registry_approve(sg_registry *reg, const char *model, int64_t versi
     int rc = reg_begin(reg, err);
     if (rc != SG_OK) return rc;
     bool ok = false;
-    if ((rc = reg_model_load(reg, model, &m, err)) == SG_OK)
+    if ((rc = reg_model_load_checked(reg, model, &m, err)) == SG_OK)
         rc = reg_version_load(reg, model, version, &v, err);
-    if (rc == SG_OK) rc = reg_config_check(reg, model, err);
     if (rc == SG_OK)
         rc = reg_request_check(reg, req, true, action, model, version, REG_PRODUCTION, evidence,
                                actor, err);
@@ -632,7 +638,7 @@ sg_status sg_registry_rollback(sg_registry *reg, const char *model, const sg_reg
     *restored = *archived = 0;
     int rc = reg_begin(reg, err);
     if (rc != SG_OK) return rc;
-    if ((rc = reg_model_load(reg, model, &m, err)) == SG_OK) rc = reg_config_check(reg, model, err);
+    rc = reg_model_load_checked(reg, model, &m, err);
     if (rc == SG_OK)
         rc =
             reg_request_check(reg, req, true, "rollback", model, 0, REG_PRODUCTION, "", actor, err);
@@ -699,9 +705,9 @@ static sg_status restore(sg_registry *reg, const reg_model *m, const reg_version
 {
     char actor[65];
     bool ever = false, validated = false;
-    sg_status rc = reg_config_check(reg, m->name, err);
-    if (rc == SG_OK)
-        rc = reg_request_check(reg, req, true, "transition", m->name, v->version, REG_PRODUCTION,
+    /* The caller loaded the model with reg_model_load_checked. */
+    sg_status rc = reg_request_check(reg, req, true, "transition", m->name, v->version,
+                                     REG_PRODUCTION,
                                "", actor, err);
     if (rc == SG_OK) rc = check_promoter(reg, m->name, REG_PRODUCTION, actor, err);
     if (rc == SG_OK) rc = was_in_production(reg, m->name, v->version, &ever, err);
@@ -752,7 +758,7 @@ sg_status sg_registry_restore(sg_registry *reg, const char *model, int64_t versi
     sg_status rc = reg_begin(reg, err);
     if (rc != SG_OK) return rc;
     bool allowed = true;
-    if ((rc = reg_model_load(reg, model, &m, err)) == SG_OK &&
+    if ((rc = reg_model_load_checked(reg, model, &m, err)) == SG_OK &&
         (rc = reg_version_load(reg, model, version, &v, err)) == SG_OK &&
         !strcmp(v.stage, REG_ARCHIVED))
         rc = reg_transition_allowed(reg, model, REG_ARCHIVED, REG_PRODUCTION, &allowed, err);

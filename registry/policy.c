@@ -333,6 +333,11 @@ const reg_stage *reg_model_stage(const reg_model *m, const char *stage)
 sg_status reg_transition_allowed(sg_registry *reg, const char *model, const char *from, const char *to,
                            bool *allowed, sg_err *err)
 {
+    json_t *cfg = reg_tx_config(reg, model);
+    if (cfg) {
+        *allowed = reg_config_allows(cfg, from, to);
+        return SG_OK;
+    }
     reg_stmt *st;
     int rc = reg_prepare(reg,
                          "SELECT 1 FROM model_transitions WHERE model_name = ? AND from_stage = ?"
@@ -352,6 +357,11 @@ sg_status reg_transition_allowed(sg_registry *reg, const char *model, const char
 int reg_key_count(sg_registry *reg, const char *model, const char *role, const char *stage,
                   int64_t *n, sg_err *err)
 {
+    json_t *cfg = reg_tx_config(reg, model);
+    if (cfg) {
+        reg_config_key_pem(cfg, role, stage, NULL, n);
+        return SG_OK;
+    }
     reg_stmt *st;
     int rc = reg_prepare(
         reg, "SELECT count(*) FROM model_keys WHERE model_name = ? AND role = ? AND stage = ?", &st,
@@ -371,6 +381,11 @@ int reg_key_count(sg_registry *reg, const char *model, const char *role, const c
 sg_status reg_key_authorized(sg_registry *reg, const char *model, const char *role, const char *stage,
                        const char *key_id, bool *ok, sg_err *err)
 {
+    json_t *cfg = reg_tx_config(reg, model);
+    if (cfg) {
+        *ok = reg_config_key_pem(cfg, role, stage, key_id, NULL) != NULL;
+        return SG_OK;
+    }
     reg_stmt *st;
     int rc = reg_prepare(reg,
                          "SELECT 1 FROM model_keys WHERE model_name = ? AND role = ? AND stage = ?"

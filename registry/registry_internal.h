@@ -20,6 +20,19 @@ struct sg_registry {
     /* First failure of the current operation's reads (reg_row, reg_prepare), or SG_OK: lets
      * loops that build a document stop at a damaged page instead of returning a short one. */
     int read_rc;
+    /* What the current write transaction has read once and may use again (reset by
+     * reg_begin, reg_commit and reg_rollback):
+     *   tx_cfg: one model's configuration as reg_config_check read it from the tables and
+     *     matched with the log; the key and transition checks that follow answer from it, so
+     *     they use exactly what was checked, with no further reads;
+     *   tx_head: the audit head (seq, hash) the write lock read or the last append wrote;
+     *     tx_head_hash is "" when unknown;
+     *   tx_root: whether the log had added an admin key when the configuration was read
+     *     (an add-key event appended since makes it unknown again). */
+    json_t *tx_cfg;
+    enum { REG_ROOT_UNKNOWN = 0, REG_ROOT_NO, REG_ROOT_YES } tx_root;
+    int64_t tx_head_seq;
+    char tx_head_hash[65];
 };
 
 typedef struct {
@@ -128,6 +141,21 @@ SG_MUST_CHECK sg_status reg_config_record(sg_registry *reg, const char *model, c
 /* SG_EREFUSED when the model's tables no longer give the configuration its last
  * configuration event recorded (keys or pins written into the database by hand). */
 SG_MUST_CHECK sg_status reg_config_check(sg_registry *reg, const char *model, sg_err *err);
+/* In a write transaction, the configuration reg_config_check matched for model (NULL when
+ * none was: another model, a model created before recorded configurations, or the tables
+ * written since). reg_transition_allowed, reg_key_count and reg_key_authorized answer from
+ * it when there is one. */
+json_t *reg_tx_config(sg_registry *reg, const char *model);
+void reg_tx_config_forget(sg_registry *reg);
+/* In a configuration: the PEM of role/stage's key key_id (NULL if none), and in *count (if
+ * not NULL) how many keys role/stage has. */
+const char *reg_config_key_pem(json_t *cfg, const char *role, const char *stage,
+                               const char *key_id, int64_t *count);
+bool reg_config_allows(json_t *cfg, const char *from, const char *to);
+/* reg_config_check, then the model: from the configuration it matched when there is one
+ * (no further reads), else from the tables (reg_model_load). */
+SG_MUST_CHECK sg_status reg_model_load_checked(sg_registry *reg, const char *name, reg_model *m,
+                                               sg_err *err);
 /* Whether a request recorded in an audit event holds: signed by pem, or attested by
  * `stagegate serve` (before the root of trust; after it, signed by a registered server key). */
 SG_MUST_CHECK sg_status reg_recorded_request_ok(sg_registry *reg, const char *text,

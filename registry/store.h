@@ -55,8 +55,10 @@ typedef struct reg_store_ops {
     int64_t (*changes)(reg_store *s);        /* rows changed by the last write */
     int64_t (*last_insert_id)(reg_store *s); /* id of the last inserted row */
     /* The write transaction: serialized against every other writer from its first read, so
-     * a gate's checks and the writes that follow see one state. */
-    sg_status (*begin_write)(reg_store *s, sg_err *err);
+     * a gate's checks and the writes that follow see one state. A backend whose lock reads
+     * the audit head row sets *head_seq and head_hash (else head_hash stays ""), so the
+     * first append of the transaction need not read it again. */
+    sg_status (*begin_write)(reg_store *s, int64_t *head_seq, char head_hash[65], sg_err *err);
     sg_status (*commit)(reg_store *s, sg_err *err);
     void (*rollback)(reg_store *s);
     /* A read snapshot (several queries that must see one state). */

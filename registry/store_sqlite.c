@@ -301,8 +301,12 @@ static int64_t lite_last_insert_id(reg_store *s)
     return sqlite3_last_insert_rowid(s->db);
 }
 
-static sg_status lite_begin_write(reg_store *s, sg_err *err)
+static sg_status lite_begin_write(reg_store *s, int64_t *head_seq, char head_hash[65],
+                                  sg_err *err)
 {
+    /* In process: the head costs nothing to read when it is needed. */
+    (void)head_seq;
+    head_hash[0] = '\0';
     return lite_exec(s, "BEGIN IMMEDIATE", err);
 }
 
@@ -374,7 +378,7 @@ static sg_status migrate(reg_store *s, sg_err *err)
             err, SG_EINPUT,
             "registry %s has schema version %lld, newer than this stagegate supports (%d)", s->path,
             (long long)ver, SG_REGISTRY_SCHEMA_VERSION);
-    if ((rc = lite_begin_write(s, err)) != SG_OK) return rc;
+    if ((rc = lite_exec(s, "BEGIN IMMEDIATE", err)) != SG_OK) return rc;
     /* Re-read under the write lock: another process may have migrated meanwhile. */
     rc = pragma_int(s, "PRAGMA user_version", &ver, err);
     if (rc == SG_OK) rc = pragma_int(s, "PRAGMA application_id", &app, err);

@@ -18,92 +18,124 @@
 
 #define CONFIG_FORMAT "stagegate-model-config/v1"
 
-static json_t *bool_col(reg_stmt *st, int i)
+/*
+ * One read of everything a model's checks need: its row, stages, transitions and keys, its
+ * last configuration event and whether the registry has a root of trust. One statement, so
+ * a registry across a network pays one round trip for it inside the write lock. Rows come
+ * back tagged by kind and in the order the configuration lists them (stages by position,
+ * transitions by from/to, keys by role/stage/key id), as the tables' own ORDER BY would.
+ */
+enum { ROW_MODEL, ROW_STAGE, ROW_TRANSITION, ROW_KEY, ROW_EVENT, ROW_ROOT };
+
+typedef struct {
+    json_t *cfg;       /* the configuration from the tables; NULL when the model does not exist */
+    int64_t event_seq; /* the last create-model / set-pins event: 0 if none */
+    char *event_detail;
+    bool root;
+} config_read;
+
+static void config_read_clear(config_read *r)
+{
+    json_decref(r->cfg);
+    free(r->event_detail);
+    memset(r, 0, sizeof *r);
+}
+
+static json_t *int_bool(reg_stmt *st, int i)
 {
     return json_boolean(reg_col_int64(st, i) != 0);
 }
 
-json_t *reg_config_from_tables(sg_registry *reg, const char *model, sg_err *err)
+static sg_status config_read_all(sg_registry *reg, const char *model, config_read *r,
+                                 sg_err *err)
 {
+    memset(r, 0, sizeof *r);
     reg_stmt *st;
-    json_t *cfg = NULL;
-    if (reg_prepare(reg,
-                    "SELECT require_approval, max_report_age_days, report_stage, policy_sha256,"
-                    " dataset_sha256 FROM registered_models WHERE name = ?",
-                    &st, err) != SG_OK)
-        return NULL;
+    sg_status rc = reg_prepare(
+        reg,
+        "SELECT 0, 0, report_stage, policy_sha256, dataset_sha256, '', require_approval,"
+        " max_report_age_days, 0, 0, 0 FROM registered_models WHERE name = ?1"
+        " UNION ALL SELECT 1, position, stage, '', '', '', requires_report, requires_promoter,"
+        " requires_validation, requires_approval, multi_version FROM model_stages"
+        " WHERE model_name = ?1"
+        " UNION ALL SELECT 2, 0, from_stage, to_stage, '', '', 0, 0, 0, 0, 0"
+        " FROM model_transitions WHERE model_name = ?1"
+        " UNION ALL SELECT 3, 0, role, stage, key_id, public_pem, 0, 0, 0, 0, 0"
+        " FROM model_keys WHERE model_name = ?1"
+        " UNION ALL SELECT 4, seq, detail, '', '', '', 0, 0, 0, 0, 0 FROM (SELECT seq, detail"
+        " FROM audit_log WHERE model_name = ?1 AND action IN ('create-model', 'set-pins')"
+        " ORDER BY seq DESC LIMIT 1) AS last_config"
+        " UNION ALL SELECT 5, 0, '', '', '', '', 0, 0, 0, 0, 0 WHERE EXISTS (SELECT 1"
+        " FROM audit_log WHERE action = 'add-key' AND to_stage = 'admin')"
+        " ORDER BY 1, 2, 3, 4, 5",
+        &st, err);
+    if (rc != SG_OK) return rc;
     reg_bind_text(st, 1, model);
-    reg_step_result s = reg_step(st);
-    if (s == REG_ROW) {
-        cfg =
-            json_pack("{sssssOsIssssss}", "format", CONFIG_FORMAT, "name", model,
-                      "require_approval", bool_col(st, 0), "max_report_age_days",
-                      (json_int_t)reg_col_int64(st, 1), "report_stage", reg_col_text(st, 2),
-                      "policy_sha256", reg_col_text(st, 3), "dataset_sha256", reg_col_text(st, 4));
-        json_decref(json_object_get(cfg, "require_approval")); /* "O" took a reference */
-    } else if (s == REG_DONE) {
-        sg_errf(err, SG_EINPUT, "no model named '%s' in registry %s", model, reg->path);
-    } else {
-        reg_db_error(reg, err, "reading a model's configuration");
+    json_t *stages = json_array(), *trans = json_array(), *keys = json_array();
+    while (reg_row(reg, st, err)) {
+        const char *t1 = reg_col_text(st, 2), *t2 = reg_col_text(st, 3);
+        switch (reg_col_int64(st, 0)) {
+        case ROW_MODEL:
+            r->cfg = json_pack("{sssssOsIssssss}", "format", CONFIG_FORMAT, "name", model,
+                               "require_approval", int_bool(st, 6), "max_report_age_days",
+                               (json_int_t)reg_col_int64(st, 7), "report_stage", t1,
+                               "policy_sha256", t2, "dataset_sha256", reg_col_text(st, 4));
+            json_decref(json_object_get(r->cfg, "require_approval")); /* "O" took a reference */
+            break;
+        case ROW_STAGE: {
+            json_t *g = json_object();
+            json_object_set_new(g, "name", json_string(t1));
+            json_object_set_new(g, "requires_report", int_bool(st, 6));
+            json_object_set_new(g, "requires_promoter", int_bool(st, 7));
+            json_object_set_new(g, "requires_validation", int_bool(st, 8));
+            json_object_set_new(g, "requires_approval", int_bool(st, 9));
+            json_object_set_new(g, "multi_version", int_bool(st, 10));
+            json_array_append_new(stages, g);
+            break;
+        }
+        case ROW_TRANSITION:
+            json_array_append_new(trans, json_pack("[ss]", t1, t2));
+            break;
+        case ROW_KEY:
+            json_array_append_new(keys, json_pack("{ssssssss}", "role", t1, "stage", t2, "key_id",
+                                                  reg_col_text(st, 4), "public_pem",
+                                                  reg_col_text(st, 5)));
+            break;
+        case ROW_EVENT:
+            r->event_seq = reg_col_int64(st, 1);
+            free(r->event_detail);
+            r->event_detail = strdup(t1);
+            break;
+        case ROW_ROOT:
+            r->root = true;
+            break;
+        }
     }
     reg_finalize(st);
-    if (!cfg) return NULL;
-    json_t *stages = json_array(), *trans = json_array(), *keys = json_array();
-    json_object_set_new(cfg, "stages", stages);
-    json_object_set_new(cfg, "transitions", trans);
-    json_object_set_new(cfg, "keys", keys);
-    sg_status rc = reg_prepare(reg,
-                               "SELECT stage, requires_report, requires_promoter,"
-                               " requires_validation, requires_approval, multi_version"
-                               " FROM model_stages WHERE model_name = ? ORDER BY position",
-                               &st, err);
-    if (rc == SG_OK) {
-        reg_bind_text(st, 1, model);
-        while (reg_row(reg, st, err)) {
-            json_t *g = json_object();
-            json_object_set_new(g, "name", json_string(reg_col_text(st, 0)));
-            json_object_set_new(g, "requires_report", bool_col(st, 1));
-            json_object_set_new(g, "requires_promoter", bool_col(st, 2));
-            json_object_set_new(g, "requires_validation", bool_col(st, 3));
-            json_object_set_new(g, "requires_approval", bool_col(st, 4));
-            json_object_set_new(g, "multi_version", bool_col(st, 5));
-            json_array_append_new(stages, g);
-        }
-        reg_finalize(st);
-        rc = reg->read_rc;
+    rc = reg->read_rc;
+    if (rc == SG_OK && r->cfg) {
+        json_object_set_new(r->cfg, "stages", stages);
+        json_object_set_new(r->cfg, "transitions", trans);
+        json_object_set_new(r->cfg, "keys", keys);
+    } else {
+        json_decref(stages);
+        json_decref(trans);
+        json_decref(keys);
     }
-    if (rc == SG_OK)
-        rc = reg_prepare(reg,
-                         "SELECT from_stage, to_stage FROM model_transitions WHERE model_name = ?"
-                         " ORDER BY from_stage, to_stage",
-                         &st, err);
-    if (rc == SG_OK) {
-        reg_bind_text(st, 1, model);
-        while (reg_row(reg, st, err))
-            json_array_append_new(trans,
-                                  json_pack("[ss]", reg_col_text(st, 0), reg_col_text(st, 1)));
-        reg_finalize(st);
-        rc = reg->read_rc;
-    }
-    if (rc == SG_OK)
-        rc = reg_prepare(reg,
-                         "SELECT role, stage, key_id, public_pem FROM model_keys"
-                         " WHERE model_name = ? ORDER BY role, stage, key_id",
-                         &st, err);
-    if (rc == SG_OK) {
-        reg_bind_text(st, 1, model);
-        while (reg_row(reg, st, err))
-            json_array_append_new(keys,
-                                  json_pack("{ssssssss}", "role", reg_col_text(st, 0), "stage",
-                                            reg_col_text(st, 1), "key_id", reg_col_text(st, 2),
-                                            "public_pem", reg_col_text(st, 3)));
-        reg_finalize(st);
-        rc = reg->read_rc;
-    }
-    if (rc != SG_OK) {
-        json_decref(cfg);
-        return NULL;
-    }
+    if (rc == SG_OK && r->event_seq && !r->event_detail)
+        rc = sg_errf(err, SG_ENOMEM, "out of memory reading a configuration event");
+    if (rc != SG_OK) config_read_clear(r);
+    return rc;
+}
+
+json_t *reg_config_from_tables(sg_registry *reg, const char *model, sg_err *err)
+{
+    config_read r;
+    if (config_read_all(reg, model, &r, err) != SG_OK) return NULL;
+    json_t *cfg = r.cfg;
+    r.cfg = NULL;
+    config_read_clear(&r);
+    if (!cfg) sg_errf(err, SG_EINPUT, "no model named '%s' in registry %s", model, reg->path);
     return cfg;
 }
 
@@ -135,6 +167,10 @@ sg_status reg_root_exists(sg_registry *reg, bool *yes, sg_err *err)
 {
     /* From the append-only log, not from registry_keys: deleting a key row must not turn the
      * root off. */
+    if (reg->in_tx && reg->tx_root != REG_ROOT_UNKNOWN) { /* read with the configuration */
+        *yes = reg->tx_root == REG_ROOT_YES;
+        return SG_OK;
+    }
     reg_stmt *st;
     sg_status rc = reg_prepare(
         reg, "SELECT 1 FROM audit_log WHERE action = 'add-key' AND to_stage = 'admin'", &st, err);
@@ -192,41 +228,124 @@ char *reg_server_key_pem(sg_registry *reg, const char *key_id, sg_err *err)
 
 sg_status reg_config_check(sg_registry *reg, const char *model, sg_err *err)
 {
-    reg_stmt *st;
-    sg_status rc = reg_prepare(reg,
-                               "SELECT seq, detail FROM audit_log WHERE model_name = ?"
-                               " AND action IN ('create-model', 'set-pins')"
-                               " ORDER BY seq DESC LIMIT 1",
-                               &st, err);
+    config_read r;
+    sg_status rc = config_read_all(reg, model, &r, err);
     if (rc != SG_OK) return rc;
-    reg_bind_text(st, 1, model);
-    char want[65] = "";
-    int64_t seq = 0;
-    bool recorded = false;
-    if (reg_row(reg, st, err)) {
-        seq = reg_col_int64(st, 0);
-        const char *d = reg_col_text(st, 1);
-        recorded = strncmp(d, "{\"", 2) == 0;
-        if (recorded) sg_sha256_hex((const uint8_t *)d, strlen(d), want);
-    }
-    reg_finalize(st);
-    if (reg->read_rc != SG_OK) return reg->read_rc;
+    if (reg->in_tx) reg->tx_root = r.root ? REG_ROOT_YES : REG_ROOT_NO;
     /* A model created before schema 4 recorded no configuration: nothing to compare with
-     * (verify-log says so). */
-    if (!recorded) return SG_OK;
-    json_t *cfg = reg_config_from_tables(reg, model, err);
-    if (!cfg) return reg->read_rc != SG_OK ? reg->read_rc : SG_EINPUT;
-    char got[65];
-    char *text = reg_config_text(cfg, got);
-    json_decref(cfg);
-    if (!text) return sg_errf(err, SG_ENOMEM, "out of memory hashing a configuration");
+     * (verify-log says so). No model at all: the caller's load says so. */
+    if (!r.cfg || !r.event_detail || strncmp(r.event_detail, "{\"", 2) != 0) {
+        config_read_clear(&r);
+        return SG_OK;
+    }
+    char want[65], got[65];
+    sg_sha256_hex((const uint8_t *)r.event_detail, strlen(r.event_detail), want);
+    char *text = reg_config_text(r.cfg, got);
+    if (!text) {
+        config_read_clear(&r);
+        return sg_errf(err, SG_ENOMEM, "out of memory hashing a configuration");
+    }
     free(text);
-    if (strcmp(got, want) != 0)
-        return sg_errf(err, SG_EREFUSED,
-                       "refused: the keys, stages or pins of model %s in the database differ "
-                       "from its configuration event %lld (the tables were changed outside "
-                       "stagegate; run verify-log)",
-                       model, (long long)seq);
+    if (strcmp(got, want) != 0) {
+        rc = sg_errf(err, SG_EREFUSED,
+                     "refused: the keys, stages or pins of model %s in the database differ "
+                     "from its configuration event %lld (the tables were changed outside "
+                     "stagegate; run verify-log)",
+                     model, (long long)r.event_seq);
+        config_read_clear(&r);
+        return rc;
+    }
+    /* The rest of the transaction checks keys and transitions against this, not the tables
+     * again: what was matched with the log is what is used. */
+    if (reg->in_tx) {
+        json_decref(reg->tx_cfg);
+        reg->tx_cfg = r.cfg;
+        r.cfg = NULL;
+    }
+    config_read_clear(&r);
+    return SG_OK;
+}
+
+json_t *reg_tx_config(sg_registry *reg, const char *model)
+{
+    if (!reg->in_tx || !reg->tx_cfg) return NULL;
+    const char *name = json_string_value(json_object_get(reg->tx_cfg, "name"));
+    return name && !strcmp(name, model) ? reg->tx_cfg : NULL;
+}
+
+void reg_tx_config_forget(sg_registry *reg)
+{
+    json_decref(reg->tx_cfg);
+    reg->tx_cfg = NULL;
+}
+
+static bool text_is(json_t *o, const char *field, const char *want)
+{
+    const char *v = json_string_value(json_object_get(o, field));
+    return v && !strcmp(v, want);
+}
+
+const char *reg_config_key_pem(json_t *cfg, const char *role, const char *stage,
+                               const char *key_id, int64_t *count)
+{
+    const char *pem = NULL;
+    size_t i;
+    json_t *k;
+    if (count) *count = 0;
+    json_array_foreach(json_object_get(cfg, "keys"), i, k)
+    {
+        if (!text_is(k, "role", role) || !text_is(k, "stage", stage ? stage : "")) continue;
+        if (count) (*count)++;
+        if (!pem && key_id && text_is(k, "key_id", key_id))
+            pem = json_string_value(json_object_get(k, "public_pem"));
+    }
+    return pem;
+}
+
+bool reg_config_allows(json_t *cfg, const char *from, const char *to)
+{
+    size_t i;
+    json_t *t;
+    json_array_foreach(json_object_get(cfg, "transitions"), i, t)
+    {
+        const char *a = json_string_value(json_array_get(t, 0));
+        const char *b = json_string_value(json_array_get(t, 1));
+        if (a && b && !strcmp(a, from) && !strcmp(b, to)) return true;
+    }
+    return false;
+}
+
+sg_status reg_model_load_checked(sg_registry *reg, const char *name, reg_model *m, sg_err *err)
+{
+    sg_status rc = reg_config_check(reg, name, err);
+    json_t *cfg = rc == SG_OK ? reg_tx_config(reg, name) : NULL;
+    if (rc != SG_OK || !cfg) return rc != SG_OK ? rc : reg_model_load(reg, name, m, err);
+    /* The model as the checked configuration gives it (the same columns reg_model_load
+     * reads; stages in position order). */
+    memset(m, 0, sizeof *m);
+    snprintf(m->name, sizeof m->name, "%s", name);
+    m->require_approval = json_is_true(json_object_get(cfg, "require_approval"));
+    m->max_report_age_days = json_integer_value(json_object_get(cfg, "max_report_age_days"));
+    snprintf(m->report_stage, sizeof m->report_stage, "%s",
+             json_string_value(json_object_get(cfg, "report_stage")));
+    snprintf(m->policy_sha256, sizeof m->policy_sha256, "%s",
+             json_string_value(json_object_get(cfg, "policy_sha256")));
+    snprintf(m->dataset_sha256, sizeof m->dataset_sha256, "%s",
+             json_string_value(json_object_get(cfg, "dataset_sha256")));
+    size_t i;
+    json_t *g;
+    json_array_foreach(json_object_get(cfg, "stages"), i, g)
+    {
+        if (m->n_stages == REG_MAX_STAGES) break;
+        reg_stage *st = &m->stages[m->n_stages++];
+        snprintf(st->name, sizeof st->name, "%s", json_string_value(json_object_get(g, "name")));
+        st->position = (int)i;
+        st->requires_report = json_is_true(json_object_get(g, "requires_report"));
+        st->requires_promoter = json_is_true(json_object_get(g, "requires_promoter"));
+        st->requires_validation = json_is_true(json_object_get(g, "requires_validation"));
+        st->requires_approval = json_is_true(json_object_get(g, "requires_approval"));
+        st->multi_version = json_is_true(json_object_get(g, "multi_version"));
+    }
     return SG_OK;
 }
 
@@ -247,6 +366,7 @@ sg_status reg_config_record(sg_registry *reg, const char *model, const char *act
                             const char *evidence, const sg_registry_request *req, char actor[65],
                             sg_err *err)
 {
+    reg_tx_config_forget(reg); /* the tables were just written */
     json_t *cfg = reg_config_from_tables(reg, model, err);
     if (!cfg) return reg->read_rc != SG_OK ? reg->read_rc : SG_EINTERNAL;
     char sha[65];
@@ -285,6 +405,7 @@ sg_status sg_registry_set_pins(sg_registry *reg, const char *model, const char *
     /* An admin signs the pins on top of the configuration there is: that must be the one the
      * log recorded, or the signature would bless keys written into the tables by hand. */
     if ((rc = reg_model_load(reg, model, &m, err)) == SG_OK) rc = reg_config_check(reg, model, err);
+    reg_tx_config_forget(reg); /* the pins change below */
     reg_stmt *st = NULL;
     if (rc == SG_OK)
         rc = reg_prepare(reg,
