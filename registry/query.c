@@ -35,36 +35,26 @@ json_t *reg_version_row_json(sg_registry *reg, reg_stmt *st, sg_err *err)
     json_object_set_new(o, "created_by", json_string(reg_col_text(st, 5)));
     json_object_set_new(o, "created_at", json_string(reg_col_text(st, 6)));
     json_object_set_new(o, "updated_at", json_string(reg_col_text(st, 7)));
-    json_t *tags =
-        reg_kv_object(reg,
-                      "SELECT tag_key, tag_value FROM version_tags WHERE model_name = ? AND"
-                      " version = ? ORDER BY tag_key",
-                      model, v, false, err);
-    json_object_set_new(o, "tags", tags ? tags : json_object());
-    json_t *aliases = json_array();
-    reg_stmt *a;
+    /* Tags and aliases in one statement (one round trip to a database server). */
+    json_t *tags = json_object(), *aliases = json_array();
+    reg_stmt *ta;
     if (reg_prepare(reg,
-                    "SELECT alias FROM aliases WHERE model_name = ? AND version = ? ORDER BY alias",
-                    &a, err) == SG_OK) {
-        reg_bind_text(a, 1, model);
-        reg_bind_int64(a, 2, v);
-        while (reg_row(reg, a, err))
-            json_array_append_new(aliases, json_string(reg_col_text(a, 0)));
-        reg_finalize(a);
+                    "SELECT 0, tag_key, tag_value FROM version_tags WHERE model_name = ?1 AND"
+                    " version = ?2 UNION ALL SELECT 1, alias, '' FROM aliases WHERE"
+                    " model_name = ?1 AND version = ?2 ORDER BY 1, 2",
+                    &ta, err) == SG_OK) {
+        reg_bind_text(ta, 1, model);
+        reg_bind_int64(ta, 2, v);
+        while (reg_row(reg, ta, err))
+            if (reg_col_int64(ta, 0) == 0)
+                json_object_set_new(tags, reg_col_text(ta, 1), json_string(reg_col_text(ta, 2)));
+            else
+                json_array_append_new(aliases, json_string(reg_col_text(ta, 1)));
+        reg_finalize(ta);
     }
+    json_object_set_new(o, "tags", tags);
     json_object_set_new(o, "aliases", aliases);
-    reg_stmt *val;
-    json_t *validated = json_false();
-    if (reg_prepare(
-            reg,
-            "SELECT 1 FROM validations WHERE model_name = ? AND version = ? AND result = 'PASSED'",
-            &val, err) == SG_OK) {
-        reg_bind_text(val, 1, model);
-        reg_bind_int64(val, 2, v);
-        if (reg_row(reg, val, err)) validated = json_true();
-        reg_finalize(val);
-    }
-    json_object_set_new(o, "validated", validated);
+    json_object_set_new(o, "validated", json_boolean(reg_col_int64(st, 8) != 0));
     return o;
 }
 
@@ -86,12 +76,12 @@ static json_t *versions_json(sg_registry *reg, const char *model, int64_t only, 
 
 json_t *sg_registry_get_version(sg_registry *reg, const char *model, int64_t version, sg_err *err)
 {
-    reg_version v;
     reg_read_start(reg);
-    if (reg_version_load(reg, model, version, &v, err) != SG_OK) return NULL;
     json_t *arr = versions_json(reg, model, version, err);
     json_t *o = arr ? json_incref(json_array_get(arr, 0)) : NULL;
     json_decref(arr);
+    if (arr && !o && reg->read_rc == SG_OK) /* as reg_version_load says it */
+        sg_errf(err, SG_EINPUT, "model '%s' has no version %lld", model, (long long)version);
     return reg_read_end(reg, o);
 }
 
@@ -207,19 +197,26 @@ json_t *sg_registry_search(sg_registry *reg, const char *filter, sg_err *err)
     reg_filter f;
     reg_read_start(reg);
     if (reg_filter_parse(filter, &f, err) != SG_OK) return NULL;
-    /* name = 'x' narrows the scan to one model; the filter still decides every row. */
-    const char *only = NULL;
+    /* name = 'x' and stage = 'y' narrow the rows the database returns (both are exact
+     * comparisons there as here); the filter still decides every row. */
+    const char *name = NULL, *stage = NULL;
     for (size_t i = 0; i < f.n; i++)
-        if (f.conds[i].field == REG_F_NAME && f.conds[i].op == REG_OP_EQ) only = f.conds[i].value;
+        if (f.conds[i].op == REG_OP_EQ && f.conds[i].field == REG_F_NAME)
+            name = f.conds[i].value;
+        else if (f.conds[i].op == REG_OP_EQ && f.conds[i].field == REG_F_STAGE)
+            stage = f.conds[i].value;
+    static const char *const sql[2][2] = {
+        {"SELECT " VERSION_COLS " FROM model_versions ORDER BY model_name, version",
+         "SELECT " VERSION_COLS " FROM model_versions WHERE stage = ?1"
+         " ORDER BY model_name, version"},
+        {"SELECT " VERSION_COLS " FROM model_versions WHERE model_name = ?1"
+         " ORDER BY model_name, version",
+         "SELECT " VERSION_COLS " FROM model_versions WHERE model_name = ?1 AND stage = ?2"
+         " ORDER BY model_name, version"}};
     reg_stmt *st;
-    if (reg_prepare(reg,
-                    only ? "SELECT " VERSION_COLS " FROM model_versions WHERE model_name = ?"
-                           " ORDER BY model_name, version"
-                         : "SELECT " VERSION_COLS
-                           " FROM model_versions ORDER BY model_name, version",
-                    &st, err) != SG_OK)
-        return NULL;
-    if (only) reg_bind_text(st, 1, only);
+    if (reg_prepare(reg, sql[name != NULL][stage != NULL], &st, err) != SG_OK) return NULL;
+    if (name) reg_bind_text(st, 1, name);
+    if (stage) reg_bind_text(st, name ? 2 : 1, stage);
     bool needs_tags = false;
     for (size_t i = 0; i < f.n; i++)
         if (f.conds[i].field == REG_F_TAG) needs_tags = true;

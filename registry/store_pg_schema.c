@@ -190,6 +190,12 @@ const char *const reg_pg_migrations[] = {
     " received_at" T " NOT NULL,"
     " received_by" T " NOT NULL);"
     "ALTER TABLE runs ADD COLUMN verdict" T " NOT NULL DEFAULT '';",
+    /* 4 -> 5: indexes on the audit log (see the SQLite migration). */
+    "CREATE INDEX audit_log_by_version ON audit_log (model_name, version, seq);"
+    "CREATE INDEX audit_log_config_events ON audit_log (model_name, seq)"
+    " WHERE action IN ('create-model', 'set-pins');"
+    "CREATE INDEX audit_log_admin_keys ON audit_log (seq)"
+    " WHERE action = 'add-key' AND to_stage = 'admin';",
 };
 
 _Static_assert(sizeof reg_pg_migrations / sizeof reg_pg_migrations[0] == SG_REGISTRY_SCHEMA_VERSION,

@@ -201,6 +201,14 @@ static const char *const migrations[] = {
     " received_at TEXT NOT NULL,"
     " received_by TEXT NOT NULL);"
     "ALTER TABLE runs ADD COLUMN verdict TEXT NOT NULL DEFAULT '';",
+    /* 4 -> 5: indexes for what every write reads from the log, so its cost inside the write
+     * lock does not grow with the log: a version's events (approvals, rollbacks), a model's
+     * last configuration event, and whether an admin key was ever added. */
+    "CREATE INDEX audit_log_by_version ON audit_log (model_name, version, seq);"
+    "CREATE INDEX audit_log_config_events ON audit_log (model_name, seq)"
+    " WHERE action IN ('create-model', 'set-pins');"
+    "CREATE INDEX audit_log_admin_keys ON audit_log (seq)"
+    " WHERE action = 'add-key' AND to_stage = 'admin';",
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == SG_REGISTRY_SCHEMA_VERSION,
