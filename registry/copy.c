@@ -244,6 +244,11 @@ sg_status sg_registry_copy(sg_registry *src, sg_registry *dst, json_t **summary,
     return rc;
 }
 
+bool sg_registry_queues_writers(const sg_registry *reg)
+{
+    return reg->ops->queues_writers;
+}
+
 const char *sg_registry_display(const sg_registry *reg)
 {
     return reg->path;

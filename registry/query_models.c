@@ -62,12 +62,14 @@ json_t *sg_registry_model_summary(sg_registry *reg, const char *model, sg_err *e
     json_object_set_new(o, "aliases", aliases ? aliases : json_object());
     json_t *latest = json_array();
     if (reg_prepare(reg,
-                    "SELECT " REG_VERSION_COLS " FROM model_versions WHERE model_name = ? AND"
-                    " version IN (SELECT max(version) FROM model_versions WHERE model_name = ?"
-                    " GROUP BY stage) ORDER BY version",
+                    /* The newest version of each of the model's stages: one index lookup
+                     * per stage (model_versions_by_stage), however many versions there are. */
+                    "SELECT " REG_VERSION_COLS " FROM model_versions WHERE model_name = ?1 AND"
+                    " version IN (SELECT (SELECT max(version) FROM model_versions w WHERE"
+                    " w.model_name = ?1 AND w.stage = s.stage) FROM model_stages s WHERE"
+                    " s.model_name = ?1) ORDER BY version",
                     &st, err) == SG_OK) {
         reg_bind_text(st, 1, model);
-        reg_bind_text(st, 2, model);
         while (reg_row(reg, st, err))
             json_array_append_new(latest, reg_version_row_json(reg, st, err));
         reg_finalize(st);

@@ -33,6 +33,9 @@ typedef enum {
 
 typedef struct reg_store_ops {
     const char *name;
+    /* Whether begin_write queues the writers of all processes itself, first come first served,
+     * with blocking waits (a server need not queue its own threads in front of it). */
+    bool queues_writers;
     /* Whether this backend serves a --db value (a URI or path). */
     bool (*accepts)(const char *uri);
     /* How errors name the registry: the --db value without any secret in it. */

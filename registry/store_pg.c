@@ -657,10 +657,14 @@ static sg_status pg_open(const char *uri, bool create, reg_store **out, sg_err *
         goto fail;
     }
     PQsetNoticeProcessor(s->conn, quiet_notices, NULL);
-    char sql[160];
+    /* Generic plans: every registry statement is a lookup by key whose best plan does not
+     * depend on the values, and planning it again at each execution (a custom plan) cost
+     * as much as running it. */
+    char sql[224];
     snprintf(sql, sizeof sql,
              "SET lock_timeout = '%ds'; SET client_min_messages = warning;"
-             " SET default_transaction_isolation = 'read committed'",
+             " SET default_transaction_isolation = 'read committed';"
+             " SET plan_cache_mode = force_generic_plan",
              PG_LOCK_TIMEOUT_S);
     if ((rc = run(s, sql, NULL, err, "session setup")) != SG_OK) goto fail;
     if ((rc = migrate(s, create, err)) != SG_OK) goto fail;
@@ -673,6 +677,7 @@ fail:
 
 const reg_store_ops reg_store_pg = {
     .name = "postgresql",
+    .queues_writers = true,
     .accepts = pg_accepts,
     .display = pg_display,
     .open = pg_open,

@@ -130,7 +130,9 @@ static void tokens_reload(void)
     tokens_release(old);
     server_log("tokens file %s reloaded: %zu principals (%zu before)", g_srv.cfg.tokens, n, n_old);
 }
-pthread_mutex_t srv_write_mu = PTHREAD_MUTEX_INITIALIZER; /* server_internal.h */
+bool srv_serialize_writes = true; /* server_internal.h; set once before the workers start */
+pthread_mutex_t srv_write_mu = PTHREAD_MUTEX_INITIALIZER;
+pthread_mutex_t srv_stats_mu = PTHREAD_MUTEX_INITIALIZER;
 double srv_write_wait_s, srv_write_held_s;
 long srv_writes;
 
@@ -575,6 +577,7 @@ static sg_status load_config(const sg_server_config *cfg, sg_err *err)
     /* Create the database (and run its migrations) once, before any worker opens it. */
     sg_registry *reg = NULL;
     int rc = sg_registry_open(c->db, true, &reg, err);
+    if (rc == SG_OK) srv_serialize_writes = !sg_registry_queues_writers(reg);
     if (rc == SG_OK) sg_registry_close(reg);
     return rc;
 }
@@ -698,9 +701,13 @@ sg_status sg_server_run(const sg_server_config *cfg, sg_err *err)
         usleep(10000);
     MHD_stop_daemon(d);
     if (srv_writes)
-        server_log("%ld writes: mean %.2f ms waiting for the write lock, %.2f ms in the registry",
+        server_log("%ld writes: mean %.2f ms waiting for the server's write mutex, %.2f ms in "
+                   "the registry%s",
                    srv_writes, srv_write_wait_s * 1e3 / (double)srv_writes,
-                   srv_write_held_s * 1e3 / (double)srv_writes);
+                   srv_write_held_s * 1e3 / (double)srv_writes,
+                   srv_serialize_writes ? ""
+                                        : " (no mutex: the database queues writers itself; the "
+                                          "wait for its lock is inside the registry time)");
     srv_watch_stop();
     /* A reload or stop signal that came while draining is answered by this stop: it must
      * not act (with its default action) once the mask is restored. */

@@ -82,27 +82,37 @@ SG_MUST_CHECK sg_status srv_attest(const srv_req *r, const char *action, const c
                                    int64_t version, const char *target, const char *evidence,
                                    sg_registry_request *out, sg_err *err);
 
-/* The registry serializes writers anyway (store.h: the write transaction); queueing this
- * process's writers on one mutex spares them the database's busy-wait polling. Only the
- * registry call is inside, not the reads that build the answer. */
+/* The registry serializes writers anyway (store.h: the write transaction). When its backend
+ * makes writers poll (SQLite's busy lock), queueing this process's writers on one mutex first
+ * spares them the polling; when it queues them itself with blocking waits (PostgreSQL), the
+ * mutex is skipped (srv_serialize_writes false), so one writer's work before the database's
+ * lock (verifying a report, hashing the artifact) overlaps another's time inside it. Only
+ * the registry call is inside, not the reads that build the answer. */
+extern bool srv_serialize_writes;
 extern pthread_mutex_t srv_write_mu;
-/* Time writers spent waiting for srv_write_mu and holding it (inside the registry call), and
- * their count; updated only while holding the mutex, reported once at shutdown. */
+/* Time writers spent waiting for srv_write_mu and in the registry call, and their count;
+ * updated under srv_stats_mu, reported once at shutdown. */
+extern pthread_mutex_t srv_stats_mu;
 extern double srv_write_wait_s, srv_write_held_s;
 extern long srv_writes;
 static inline double srv_write_lock(void)
 {
     double t = sg_now_seconds();
-    pthread_mutex_lock(&srv_write_mu);
+    if (srv_serialize_writes) pthread_mutex_lock(&srv_write_mu);
     double now = sg_now_seconds();
+    pthread_mutex_lock(&srv_stats_mu);
     srv_write_wait_s += now - t;
+    pthread_mutex_unlock(&srv_stats_mu);
     return now;
 }
 static inline int srv_write_done(double since, int rc)
 {
-    srv_write_held_s += sg_now_seconds() - since;
+    double held = sg_now_seconds() - since;
+    if (srv_serialize_writes) pthread_mutex_unlock(&srv_write_mu);
+    pthread_mutex_lock(&srv_stats_mu);
+    srv_write_held_s += held;
     srv_writes++;
-    pthread_mutex_unlock(&srv_write_mu);
+    pthread_mutex_unlock(&srv_stats_mu);
     return rc;
 }
 static __thread double srv_write_since __attribute__((unused));

@@ -244,6 +244,10 @@ SG_MUST_CHECK sg_status sg_registry_head_uri(const char *db, int64_t *seq, char 
 SG_MUST_CHECK sg_status sg_registry_copy(sg_registry *src, sg_registry *dst, json_t **summary, sg_err *err);
 /* The --db value as errors print it: without any password. */
 const char *sg_registry_display(const sg_registry *reg);
+/* Whether the backend queues writers of every process itself, first come first served and
+ * with blocking waits (PostgreSQL); SQLite's writers poll a busy lock instead, so a process
+ * with many writer threads does better queueing them itself first. */
+bool sg_registry_queues_writers(const sg_registry *reg);
 
 /* true when s is a models:/ URI. */
 bool sg_is_model_uri(const char *s);
