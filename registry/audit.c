@@ -110,8 +110,7 @@ sg_status reg_audit_append(sg_registry *reg, const reg_event *ev, sg_err *err)
             else
                 reg_bind_text(st, i + 1, f[i] ? f[i] : "");
         reg_bind_text(st, 14, hash);
-        if (reg_step(st) != REG_DONE) rc = reg_db_error(reg, err, "appending an audit event");
-        reg_finalize(st);
+        rc = reg_write(reg, st, "appending an audit event", NULL, err);
     }
     free(sig64);
     if (rc != SG_OK) return rc;
@@ -119,8 +118,7 @@ sg_status reg_audit_append(sg_registry *reg, const reg_event *ev, sg_err *err)
     if (rc != SG_OK) return rc;
     reg_bind_int64(st, 1, seq);
     reg_bind_text(st, 2, hash);
-    if (reg_step(st) != REG_DONE) rc = reg_db_error(reg, err, "updating the audit head");
-    reg_finalize(st);
+    rc = reg_write(reg, st, "updating the audit head", NULL, err);
     if (!strcmp(ev->action, "add-key")) reg->tx_root = REG_ROOT_UNKNOWN;
     if (rc == SG_OK) {
         reg->tx_head_seq = seq;

@@ -99,6 +99,21 @@ void reg_rollback(sg_registry *reg)
     reg->in_tx = false;
 }
 
+sg_status reg_write(sg_registry *reg, reg_stmt *st, const char *what, const char *refused,
+                    sg_err *err)
+{
+    SG_ASSERT(reg->in_tx);
+    if (reg->ops->write) return reg->ops->write(st, what, refused, err);
+    reg_step_result s = reg_step(st);
+    sg_status rc = SG_OK;
+    if (s == REG_CONSTRAINT && refused)
+        rc = sg_errf(err, SG_EREFUSED, "%s", refused);
+    else if (s != REG_DONE)
+        rc = reg_db_error(reg, err, what);
+    reg_finalize(st);
+    return rc;
+}
+
 sg_status reg_finish(sg_registry *reg, int rc, sg_err *err)
 {
     if (rc != SG_OK) {

@@ -42,15 +42,10 @@ static int set_stage(sg_registry *reg, const char *model, int64_t version, const
     reg_bind_text(st, 3, now);
     reg_bind_text(st, 4, model);
     reg_bind_int64(st, 5, version);
-    int s = reg_step(st);
-    if (s == REG_CONSTRAINT)
-        rc = sg_errf(err, SG_EREFUSED,
-                     "refused: %s already holds a version of %s (single-version stage)", g->name,
-                     model);
-    else if (s != REG_DONE)
-        rc = reg_db_error(reg, err, "changing a stage");
-    reg_finalize(st);
-    return rc;
+    char refused[512];
+    snprintf(refused, sizeof refused,
+             "refused: %s already holds a version of %s (single-version stage)", g->name, model);
+    return reg_write(reg, st, "changing a stage", refused, err);
 }
 
 /* Versions other than `except` currently in stage; returns the count and the newest one. */
@@ -98,9 +93,7 @@ static int record_validation(sg_registry *reg, const char *model, const reg_vers
             reg_bind_int64(st, 2, v->version);
         else
             reg_bind_text(st, i + 1, vals[i]);
-    if (reg_step(st) != REG_DONE) rc = reg_db_error(reg, err, "recording a validation");
-    reg_finalize(st);
-    return rc;
+    return reg_write(reg, st, "recording a validation", NULL, err);
 }
 
 /*

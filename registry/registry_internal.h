@@ -89,6 +89,13 @@ json_t *reg_read_end(sg_registry *reg, json_t *doc);
 SG_MUST_CHECK sg_status reg_begin(sg_registry *reg, sg_err *err);
 SG_MUST_CHECK sg_status reg_commit(sg_registry *reg, sg_err *err);
 void reg_rollback(sg_registry *reg);
+/* Runs a write of the current transaction whose caller needs only its success, and
+ * finalizes st. The backend may defer it (PostgreSQL pipelines it with the writes that
+ * follow and learns the outcome at the next read or at the commit), so a failure may be
+ * returned by a later statement or by reg_finish instead: a constraint failure as
+ * SG_EREFUSED with the text `refused` (when not NULL), any other naming `what`. */
+SG_MUST_CHECK sg_status reg_write(sg_registry *reg, reg_stmt *st, const char *what,
+                                  const char *refused, sg_err *err);
 /* Finishes a write: commit on SG_OK, roll back otherwise; returns the final status. */
 SG_MUST_CHECK sg_status reg_finish(sg_registry *reg, int rc, sg_err *err);
 void reg_now_utc(char out[32]);

@@ -46,8 +46,7 @@ sg_status reg_report_store(sg_registry *reg, const uint8_t *body, size_t len,
         reg_bind_text(st, 2, text);
         reg_bind_text(st, 3, now);
         reg_bind_text(st, 4, received_by ? received_by : "");
-        if (reg_step(st) != REG_DONE) rc = reg_db_error(reg, err, "storing a report");
-        reg_finalize(st);
+        rc = reg_write(reg, st, "storing a report", NULL, err);
     }
     free(text);
     return rc;

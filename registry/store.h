@@ -56,6 +56,10 @@ typedef struct reg_store_ops {
     bool (*col_is_null)(reg_stmt *st, int i);
     void (*finalize)(reg_stmt *st);
     int64_t (*changes)(reg_store *s);        /* rows changed by the last write */
+    /* Optional: runs a write of the current write transaction whose caller needs only its
+     * success, possibly deferred until the next statement or the commit (see reg_write);
+     * finalizes st. */
+    sg_status (*write)(reg_stmt *st, const char *what, const char *refused, sg_err *err);
     int64_t (*last_insert_id)(reg_store *s); /* id of the last inserted row */
     /* The write transaction: serialized against every other writer from its first read, so
      * a gate's checks and the writes that follow see one state. A backend whose lock reads

@@ -48,8 +48,19 @@ typedef struct {
     char *sql;
     int uses;
     bool prepared;
+    bool preparing; /* its Prepare is in the pipeline, unanswered (pg_write) */
 } pg_cached;
 #define PG_CACHE 256
+
+/* A deferred write (pg_write) or its statement's Prepare, sent in pipeline mode and not yet
+ * answered: cache >= 0 is the Prepare of that cache entry; else a write labelled `what`,
+ * whose constraint failure is `refused` when that is not NULL. */
+typedef struct {
+    int cache;
+    char *what;
+    char *refused;
+} pg_pending;
+#define PG_MAX_PENDING 64
 
 struct reg_store {
     PGconn *conn;
@@ -61,6 +72,13 @@ struct reg_store {
     char msg[512];
     int64_t changes;
     bool commit_unknown; /* the connection broke during COMMIT */
+    /* Deferred writes: the connection is in pipeline mode while pending ones wait for the
+     * next read or the commit; the first that failed is kept here for pg_error(). */
+    bool pipe;
+    int n_pending;
+    pg_pending pending[PG_MAX_PENDING];
+    sg_status deferred_rc;
+    sg_err deferred_err;
 };
 
 typedef struct {
@@ -122,6 +140,10 @@ static bool connection_lost(reg_store *s)
 
 static sg_status pg_error(reg_store *s, sg_err *err, const char *what)
 {
+    if (s->deferred_rc != SG_OK) { /* a deferred write failed first: that is the failure */
+        *err = s->deferred_err;
+        return s->deferred_rc;
+    }
     if (s->commit_unknown)
         return sg_errf(err, SG_EIO,
                        "registry %s: connection lost during commit, so the change may or may not "
@@ -146,9 +168,12 @@ static sg_status pg_error(reg_store *s, sg_err *err, const char *what)
 }
 
 /* Runs SQL without parameters (several statements allowed); SG_OK or the mapped error. */
+static sg_status pipe_end(reg_store *s, const char *final_sql, PGresult **final_res);
+
 static sg_status run(reg_store *s, const char *sql, PGresult **out, sg_err *err, const char *what)
 {
     if (out) *out = NULL;
+    if (s->pipe && pipe_end(s, NULL, NULL) != SG_OK) return pg_error(s, err, what);
     PGresult *res = PQexec(s->conn, sql);
     ExecStatusType st = PQresultStatus(res);
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
@@ -269,12 +294,134 @@ static PGresult *run_params(reg_store *s, pg_stmt *st)
     return PQexecPrepared(s->conn, name, st->n_params, vals, NULL, NULL, 0);
 }
 
+/*
+ * Deferred writes. A write transaction's last statements (the validation and report rows,
+ * the stage change, the audit event and the head) need no answer but success, so pg_write
+ * sends them in libpq's pipeline mode without waiting, and the next read, or the commit
+ * sent in the same pipeline, learns all their outcomes in one round trip: inside the
+ * registry's write lock each round trip is time every other writer waits. The server runs
+ * them in order, so a read after them sees their effects; once one fails, the rest of the
+ * pipeline is skipped, the transaction is rolled back, and that write's failure is the
+ * transaction's (pg_error reports it).
+ */
+static void pending_clear(reg_store *s)
+{
+    for (int i = 0; i < s->n_pending; i++) {
+        free(s->pending[i].what);
+        free(s->pending[i].refused);
+    }
+    s->n_pending = 0;
+}
+
+static void defer_fail(reg_store *s, const PGresult *res, const pg_pending *p)
+{
+    if (s->deferred_rc != SG_OK) return;
+    remember(s, res);
+    if (p && p->refused && !strncmp(s->sqlstate, "23", 2))
+        s->deferred_rc = sg_errf(&s->deferred_err, SG_EREFUSED, "%s", p->refused);
+    else
+        s->deferred_rc =
+            pg_error(s, &s->deferred_err, p && p->what ? p->what : "a deferred write");
+}
+
+/* Sends final_sql (if any) after the pending writes, ends the pipeline and reads every
+ * outcome; *final_res receives final_sql's result (NULL if it did not run). SG_OK when every
+ * write succeeded, else the first failure (kept for pg_error). */
+static sg_status pipe_end(reg_store *s, const char *final_sql, PGresult **final_res)
+{
+    if (final_res) *final_res = NULL;
+    bool sent = !final_sql || PQsendQueryParams(s->conn, final_sql, 0, NULL, NULL, NULL, NULL, 0);
+    sent = PQpipelineSync(s->conn) && sent;
+    int n = s->n_pending + (final_sql ? 1 : 0);
+    for (int i = 0; i < n; i++) {
+        const pg_pending *p = i < s->n_pending ? &s->pending[i] : NULL; /* NULL: final_sql */
+        PGresult *res = PQgetResult(s->conn);
+        if (!res) { /* the connection broke: no further results */
+            defer_fail(s, NULL, p);
+            break;
+        }
+        ExecStatusType st = PQresultStatus(res);
+        if (p && p->cache >= 0) {
+            s->cache[p->cache].preparing = false;
+            s->cache[p->cache].prepared = st == PGRES_COMMAND_OK;
+        }
+        /* A failed write is the failure; the ones after it were skipped (ABORTED). */
+        if (p && st == PGRES_FATAL_ERROR) defer_fail(s, res, p);
+        if (!p && final_res)
+            *final_res = res;
+        else
+            PQclear(res);
+        PQclear(PQgetResult(s->conn)); /* the NULL that ends this query's results */
+    }
+    PGresult *res;
+    while ((res = PQgetResult(s->conn)) && PQresultStatus(res) != PGRES_PIPELINE_SYNC)
+        PQclear(res);
+    PQclear(res);
+    if (!sent) defer_fail(s, NULL, NULL);
+    pending_clear(s);
+    if (!PQexitPipelineMode(s->conn) && s->deferred_rc == SG_OK) defer_fail(s, NULL, NULL);
+    s->pipe = false;
+    return s->deferred_rc;
+}
+
+static void pg_finalize(reg_stmt *base);
+
+static sg_status pg_write(reg_stmt *base, const char *what, const char *refused, sg_err *err)
+{
+    pg_stmt *st = (pg_stmt *)base;
+    reg_store *s = st->s;
+    sg_status rc = s->deferred_rc;
+    if (rc == SG_OK && !s->pipe && s->n_pending == 0) {
+        if (!PQenterPipelineMode(s->conn)) {
+            remember(s, NULL);
+            rc = pg_error(s, err, what);
+        }
+        s->pipe = rc == SG_OK;
+    }
+    /* Room for this write and a Prepare; a long transaction learns its outcomes now. */
+    if (rc == SG_OK && s->n_pending + 2 > PG_MAX_PENDING && pipe_end(s, NULL, NULL) == SG_OK) {
+        s->pipe = PQenterPipelineMode(s->conn) != 0;
+        if (!s->pipe) defer_fail(s, NULL, NULL);
+    }
+    rc = s->deferred_rc;
+    if (rc == SG_OK) {
+        const char *const *vals = (const char *const *)st->values;
+        pg_cached *c = cached(s, st->sql);
+        char name[16];
+        int ok;
+        if (c) snprintf(name, sizeof name, "sg%d", (int)(c - s->cache));
+        ok = 1;
+        if (c && !c->prepared && !c->preparing) { /* prepared when its answer says so */
+            ok = PQsendPrepare(s->conn, name, st->sql, st->n_params, NULL);
+            if (ok) s->pending[s->n_pending++] = (pg_pending){(int)(c - s->cache), NULL, NULL};
+            c->preparing = ok != 0;
+        }
+        ok = ok && (c ? PQsendQueryPrepared(s->conn, name, st->n_params, vals, NULL, NULL, 0)
+                      : PQsendQueryParams(s->conn, st->sql, st->n_params, NULL, vals, NULL,
+                                          NULL, 0));
+        if (ok) {
+            pg_pending *p = &s->pending[s->n_pending++];
+            *p = (pg_pending){-1, strdup(what), refused ? strdup(refused) : NULL};
+        } else {
+            pg_pending p = {-1, (char *)what, (char *)refused};
+            defer_fail(s, NULL, &p);
+        }
+        rc = s->deferred_rc;
+    }
+    if (rc != SG_OK) *err = s->deferred_err;
+    pg_finalize(base);
+    return rc;
+}
+
 static reg_step_result pg_step(reg_stmt *base)
 {
     pg_stmt *st = (pg_stmt *)base;
     reg_store *s = st->s;
     if (!st->ran) {
         st->ran = true;
+        /* The deferred writes go first, in order; if one failed, this statement would only
+         * be refused in the aborted transaction: the failure is that write's. */
+        if (s->pipe && pipe_end(s, NULL, NULL) != SG_OK) return REG_ERROR;
         st->res = run_params(s, st);
         ExecStatusType rs = PQresultStatus(st->res);
         if (rs == PGRES_COMMAND_OK) {
@@ -343,6 +490,7 @@ static int64_t pg_changes(reg_store *s)
 
 static int64_t pg_last_insert_id(reg_store *s)
 {
+    if (s->pipe && pipe_end(s, NULL, NULL) != SG_OK) return 0;
     PGresult *res = PQexec(s->conn, "SELECT lastval()");
     int64_t id = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1
                      ? strtoll(PQgetvalue(res, 0, 0), NULL, 10)
@@ -356,6 +504,7 @@ static void pg_rollback(reg_store *s);
 static sg_status pg_begin_write(reg_store *s, int64_t *head_seq, char head_hash[65], sg_err *err)
 {
     s->commit_unknown = false;
+    s->deferred_rc = SG_OK;
     head_hash[0] = '\0';
     /* The writers' queue: whoever holds the chain head's row writes; the rest wait. The
      * advisory lock in front of it makes the queue first come, first served: waiters on a
@@ -385,7 +534,15 @@ static sg_status pg_begin_write(reg_store *s, int64_t *head_seq, char head_hash[
 
 static int pg_commit(reg_store *s, sg_err *err)
 {
-    PGresult *res = PQexec(s->conn, "COMMIT");
+    PGresult *res = NULL;
+    if (s->pipe) { /* the deferred writes and the COMMIT in one round trip */
+        if (pipe_end(s, "COMMIT", &res) != SG_OK) {
+            PQclear(res);
+            return pg_error(s, err, "commit");
+        }
+    } else {
+        res = PQexec(s->conn, "COMMIT");
+    }
     ExecStatusType st = PQresultStatus(res);
     int rc = SG_OK;
     if (st != PGRES_COMMAND_OK) {
@@ -406,7 +563,9 @@ static int pg_commit(reg_store *s, sg_err *err)
 
 static void pg_rollback(reg_store *s)
 {
+    if (s->pipe) pipe_end(s, NULL, NULL);
     if (PQstatus(s->conn) == CONNECTION_OK) PQclear(PQexec(s->conn, "ROLLBACK"));
+    s->deferred_rc = SG_OK;
 }
 
 static sg_status pg_begin_read(reg_store *s, sg_err *err)
@@ -586,6 +745,7 @@ static void pg_display(const char *uri, char *out, size_t n)
 static void pg_close(reg_store *s)
 {
     if (!s) return;
+    pending_clear(s);
     for (int i = 0; i < s->n_cache; i++)
         free(s->cache[i].sql);
     PQfinish(s->conn);
@@ -695,6 +855,7 @@ const reg_store_ops reg_store_pg = {
     .changes = pg_changes,
     .last_insert_id = pg_last_insert_id,
     .begin_write = pg_begin_write,
+    .write = pg_write,
     .commit = pg_commit,
     .rollback = pg_rollback,
     .begin_read = pg_begin_read,
