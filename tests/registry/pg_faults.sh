@@ -7,7 +7,9 @@
 #    2 with one line, nothing of the transition is applied, verify-log passes after the
 #    restart, and the same promotion then succeeds;
 #  - kill -9 of the server under concurrent writers: every writer exits 0 or 2 (one line),
-#    and the chain verifies after recovery.
+#    and the chain verifies after recovery;
+#  - a pipelined write the database refuses (a revoked grant): exit 2 naming that write, and
+#    nothing of the transition applied.
 set -euo pipefail
 : "${SG_PG_CLUSTER:?}"
 own=$(mktemp -d)
@@ -66,6 +68,22 @@ app_sql "UPDATE audit_log SET detail = 'x'" | grep -q "permission denied" || fai
 app_sql "DELETE FROM audit_log" | grep -q "permission denied" || fail "the application role may DELETE from audit_log"
 app_sql "DROP TRIGGER audit_log_append_only_update ON audit_log" | grep -q "must be owner" || fail "the application role may drop the trigger"
 expect 2 $R --db "$APP" list --db "$APP"
+# A write the registry sends without waiting (pipelined with the commit) that the database
+# refuses: the transition fails with that write named, nothing of it is applied, and the
+# chain still verifies; with the grant back the same promotion goes through.
+echo "role artifact 2" > role2.bin
+expect 0 $R --db "$APP" create-version rm role2.bin
+report rsigner role2.bin PASSED now role2.json
+owner_sql() { "$PG_BIN/psql" -h "$PG_HOST" -U stagegate_owner -d "${PGDB}_roles" -qAtX -v ON_ERROR_STOP=1 -c "$1" >/dev/null; }
+owner_sql "REVOKE INSERT ON validations FROM stagegate_app"
+expect 2 $R --db "$APP" transition rm 2 Staging --report role2.json
+err_has "recording a validation refused: permission denied for table validations"; one_line
+expect 0 $R --db "$APP" get rm 2
+grep -q "stage: None" "$WORK/out" || fail "a refused deferred write left the transition applied: $(cat "$WORK/out")"
+expect 0 $R --db "$APP" verify-log
+owner_sql "GRANT INSERT ON validations TO stagegate_app"
+expect 0 $R --db "$APP" transition rm 2 Staging --report role2.json
+expect 0 $R --db "$APP" verify-log
 
 # --- passwords: never printed, in a URI or a connection string
 PWURI="postgresql://$PG_USER:hunter2@/no_such_db?host=$PG_HOST"
