@@ -140,6 +140,8 @@ SG_MUST_CHECK sg_status reg_admin_check(sg_registry *reg, const sg_registry_requ
                                         sg_err *err);
 /* PEM (malloc'd) of a registered server key, or NULL. */
 char *reg_server_key_pem(sg_registry *reg, const char *key_id, sg_err *err);
+/* PEM (malloc'd) of an admin key an add-key event of the log introduced, or NULL. */
+char *reg_admin_key_pem(sg_registry *reg, const char *key_id, sg_err *err);
 /* Appends a create-model / set-pins event holding the configuration the tables now give;
  * evidence NULL = the configuration's digest. actor receives the signer ("" if none). */
 SG_MUST_CHECK sg_status reg_config_record(sg_registry *reg, const char *model, const char *action,
@@ -159,6 +161,8 @@ void reg_tx_config_forget(sg_registry *reg);
 const char *reg_config_key_pem(json_t *cfg, const char *role, const char *stage,
                                const char *key_id, int64_t *count);
 bool reg_config_allows(json_t *cfg, const char *from, const char *to);
+/* Whether any role of the configuration holds key_id. */
+bool reg_config_has_key(json_t *cfg, const char *key_id);
 /* reg_config_check, then the model: from the configuration it matched when there is one
  * (no further reads), else from the tables (reg_model_load). */
 SG_MUST_CHECK sg_status reg_model_load_checked(sg_registry *reg, const char *name, reg_model *m,

@@ -267,21 +267,38 @@ static sg_status check_attestation(sg_registry *reg, const sg_registry_request *
 }
 
 /* The key holds a role in the model (signer, promoter, approver) or is an admin. */
+/* Whether key_id holds a role in the model (as the configuration matched with the log gives
+ * the roles: a key row written into model_keys by hand is not a member) or is an admin key
+ * that an add-key event of the log introduced. */
 static sg_status member_check(sg_registry *reg, const char *model, const char *key_id, sg_err *err)
 {
-    reg_stmt *st;
-    sg_status rc = reg_prepare(reg,
-                               "SELECT 1 FROM model_keys WHERE model_name = ? AND key_id = ?"
-                               " UNION ALL SELECT 1 FROM registry_keys WHERE key_id = ?"
-                               " AND role = 'admin'",
-                               &st, err);
-    if (rc != SG_OK) return rc;
-    reg_bind_text(st, 1, model);
-    reg_bind_text(st, 2, key_id);
-    reg_bind_text(st, 3, key_id);
-    bool ok = reg_row(reg, st, err);
-    reg_finalize(st);
-    if (reg->read_rc != SG_OK) return reg->read_rc;
+    json_t *cfg = reg_tx_config(reg, model);
+    sg_status rc = SG_OK;
+    if (!cfg && (rc = reg_config_check(reg, model, err)) != SG_OK) return rc;
+    cfg = reg_tx_config(reg, model);
+    bool ok = false;
+    if (cfg) {
+        ok = reg_config_has_key(cfg, key_id);
+    } else { /* a model created before schema 4 recorded no configuration to hold them to */
+        reg_stmt *st;
+        if ((rc = reg_prepare(reg, "SELECT 1 FROM model_keys WHERE model_name = ? AND key_id = ?",
+                              &st, err)) != SG_OK)
+            return rc;
+        reg_bind_text(st, 1, model);
+        reg_bind_text(st, 2, key_id);
+        ok = reg_row(reg, st, err);
+        reg_finalize(st);
+        if (reg->read_rc != SG_OK) return reg->read_rc;
+    }
+    if (!ok) {
+        char *pem = reg_admin_key_pem(reg, key_id, err);
+        if (reg->read_rc != SG_OK) {
+            free(pem);
+            return reg->read_rc;
+        }
+        ok = pem != NULL;
+        free(pem);
+    }
     return ok ? SG_OK
               : sg_errf(err, SG_EREFUSED,
                         "refused: key %.16s holds no role in model %s and is not an admin",

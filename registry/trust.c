@@ -226,6 +226,11 @@ char *reg_server_key_pem(sg_registry *reg, const char *key_id, sg_err *err)
     return registry_key_pem(reg, "server", key_id, err);
 }
 
+char *reg_admin_key_pem(sg_registry *reg, const char *key_id, sg_err *err)
+{
+    return registry_key_pem(reg, "admin", key_id, err);
+}
+
 sg_status reg_config_check(sg_registry *reg, const char *model, sg_err *err)
 {
     config_read r;
@@ -300,6 +305,17 @@ const char *reg_config_key_pem(json_t *cfg, const char *role, const char *stage,
             pem = json_string_value(json_object_get(k, "public_pem"));
     }
     return pem;
+}
+
+bool reg_config_has_key(json_t *cfg, const char *key_id)
+{
+    size_t i;
+    json_t *k;
+    json_array_foreach(json_object_get(cfg, "keys"), i, k)
+    {
+        if (text_is(k, "key_id", key_id)) return true;
+    }
+    return false;
 }
 
 bool reg_config_allows(json_t *cfg, const char *from, const char *to)
