@@ -87,8 +87,24 @@ sg_status reg_commit(sg_registry *reg, sg_err *err)
         return rc;
     }
     reg->in_tx = false;
+    reg->commits++;
+    reg->commit_head_seq = reg->tx_head_seq;
+    memcpy(reg->commit_head_hash, reg->tx_head_hash, sizeof reg->commit_head_hash);
     tx_forget(reg);
     return SG_OK;
+}
+
+uint64_t sg_registry_commits(const sg_registry *reg)
+{
+    return reg->commits;
+}
+
+bool sg_registry_last_commit_head(const sg_registry *reg, int64_t *seq, char hash[65])
+{
+    if (!reg->commits || !reg->commit_head_hash[0]) return false;
+    *seq = reg->commit_head_seq;
+    memcpy(hash, reg->commit_head_hash, 65);
+    return true;
 }
 
 void reg_rollback(sg_registry *reg)

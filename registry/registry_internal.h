@@ -30,6 +30,11 @@ struct sg_registry {
      *   tx_root: whether the log had added an admin key when the configuration was read
      *     (an add-key event appended since makes it unknown again). */
     json_t *tx_cfg;
+    /* Write transactions committed on this handle, and the audit head the last one left
+     * ("" when it was not known: sg_registry_last_commit_head). */
+    uint64_t commits;
+    int64_t commit_head_seq;
+    char commit_head_hash[65];
     enum { REG_ROOT_UNKNOWN = 0, REG_ROOT_NO, REG_ROOT_YES } tx_root;
     int64_t tx_head_seq;
     char tx_head_hash[65];

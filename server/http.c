@@ -338,18 +338,23 @@ static srv_resp dispatch_as(struct MHD_Connection *conn, const char *url, const 
     sg_err err = {{0}};
     r.reg = thread_registry(&err);
     srv_resp resp;
+    uint64_t commits = r.reg ? sg_registry_commits(r.reg) : 0;
     if (!r.reg)
         resp = srv_error(503, "TEMPORARILY_UNAVAILABLE", "registry: %s", err.msg);
     else if (!(mlflow
                    ? srv_mlflow_route(&r, url + (url[1] == 'a' && url[2] == 'j' ? 21 : 16), &resp)
                    : srv_stagegate_route(&r, url + 15, &resp)))
         resp = srv_error(404, "ENDPOINT_NOT_FOUND", "no endpoint %s %s", method, url);
-    /* After a change, the audit head it left (read after the commit): a client keeps it as
-     * an anchor outside the database; a log later cut back past it is then detectable. */
+    /* After a change, the audit head it left (as its commit knew it, else read after the
+     * commit): a client keeps it as an anchor outside the database; a log later cut back past
+     * it is then detectable. */
     if (r.reg && resp.status == 200 && !strcmp(method, "POST")) {
         int64_t seq = 0;
         sg_err herr;
-        if (sg_registry_audit_head(r.reg, &seq, ctx->audit_head, &herr) == SG_OK)
+        if (sg_registry_commits(r.reg) != commits &&
+            sg_registry_last_commit_head(r.reg, &seq, ctx->audit_head))
+            ctx->audit_seq = seq;
+        else if (sg_registry_audit_head(r.reg, &seq, ctx->audit_head, &herr) == SG_OK)
             ctx->audit_seq = seq;
         else
             ctx->audit_head[0] = '\0';

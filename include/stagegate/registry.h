@@ -231,6 +231,11 @@ SG_MUST_CHECK sg_status sg_registry_check_checkpoint(sg_registry *reg, const uin
 /* The audit head: the last event's seq (0 for an empty log) and hash. */
 SG_MUST_CHECK sg_status sg_registry_audit_head(sg_registry *reg, int64_t *seq, char hash[65],
                                                sg_err *err);
+/* Write transactions committed through this handle so far. */
+uint64_t sg_registry_commits(const sg_registry *reg);
+/* The audit head the handle's last committed write left, as that write knew it (false when
+ * it did not: then read it with sg_registry_audit_head). */
+bool sg_registry_last_commit_head(const sg_registry *reg, int64_t *seq, char hash[65]);
 /* One-shot: opens the registry (db NULL = env/default) and reads its audit head. */
 SG_MUST_CHECK sg_status sg_registry_head_uri(const char *db, int64_t *seq, char hash[65],
                                              sg_err *err);
