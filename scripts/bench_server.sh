@@ -13,6 +13,8 @@
 # --pg: the server holds a PostgreSQL registry on a private cluster that this script starts
 # (tests/registry/pg_cluster.sh: initdb in a temporary directory, as the unprivileged user
 # nobody when run as root, Unix socket only, fsync on) and always stops at exit.
+# --threads: the server's worker threads (default 8, one per client: with PostgreSQL a writer
+# waiting for the database's write lock holds its thread, so 4 threads left readers waiting).
 # --write-share: the share of promotion steps in the mix (default 0.2; 0 = reads only, the
 # rest split between the reads in the proportions above).
 # --db: the registry the server holds (default a fresh SQLite file in the bench folder).
@@ -22,7 +24,7 @@
 # unexpectedly or the audit log does not verify.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DB="" PG=0 CLIENTS=8 DURATION=30 THREADS=4 WRITES=0.2
+DB="" PG=0 CLIENTS=8 DURATION=30 THREADS=8 WRITES=0.2
 while [ $# -gt 0 ]; do
     case $1 in
         --db) DB=$2; shift 2 ;;
