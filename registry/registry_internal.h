@@ -212,6 +212,9 @@ SG_MUST_CHECK sg_status reg_request_check(sg_registry *reg, const sg_registry_re
                       const char *evidence, char actor_out[65], sg_err *err);
 
 /* reports.c: report bodies by SHA-256, inside the caller's write transaction / reads. */
+/* The artifact sha256 a DSSE envelope's statement names (its first subject), read without
+ * verifying the signature (for lookups only), or "". */
+void reg_report_subject(const char *body, size_t len, char out[65]);
 SG_MUST_CHECK sg_status reg_report_store(sg_registry *reg, const uint8_t *body, size_t len,
                                          const char *received_by, char sha_out[65], sg_err *err);
 SG_MUST_CHECK sg_status reg_report_load(sg_registry *reg, const char *sha256, uint8_t **body,

@@ -3,15 +3,15 @@
  * serve`: a client uploads a report, then asks for a transition with MLflow's plain
  * transition-stage call, which names the version, not the report.
  *
- * The reports table is keyed by the report's own SHA-256 and has no subject column, so the
- * lookup narrows the rows in the database first: the subject's hex digest sits inside the
+ * Since schema 5 each stored report carries the digest its statement names (subject_sha256,
+ * indexed), so the lookup is an index search. Rows stored before have '' there; for them the
+ * lookup narrows the rows in the database by their body: the subject's hex digest sits inside the
  * DSSE payload, which is base64, and whatever its offset, one of three encodings of the
  * digest (one per offset modulo 3) appears verbatim in the payload's text. Each becomes a
  * LIKE pattern in which '+' and '/' are wildcards, so URL-safe base64 and a JSON-escaped
  * slash ("\/") match too. Every candidate is then parsed and only one whose statement really
  * names the subject counts; the newest such report (by the time it was received) is
- * returned. The scan is linear in the number of stored reports; a subject column would make
- * it an index lookup (a schema change).
+ * returned.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -19,19 +19,6 @@
 #include "registry_internal.h"
 #include "stagegate/compare.h"
 #include "stagegate/keys.h"
-
-/* The subject sha256 a DSSE envelope's statement names (first subject), or "" (unverified). */
-static void subject_of(const char *body, size_t len, char out[65])
-{
-    out[0] = '\0';
-    json_t *st = NULL;
-    sg_err ignored;
-    if (sg_dsse_payload_unverified((const uint8_t *)body, len, &st, &ignored) != SG_OK) return;
-    json_t *subj = json_array_get(json_object_get(st, "subject"), 0);
-    const char *sha = json_string_value(json_object_get(json_object_get(subj, "digest"), "sha256"));
-    if (sha && strlen(sha) == 64) memcpy(out, sha, 65);
-    json_decref(st);
-}
 
 /* pats[k]: "%" + base64 of hex[skip .. skip + 3n) + "%", skip = k, '+' -> '_', '/' -> '%'. */
 static sg_status patterns(const char *hex, char pats[3][96], sg_err *err)
@@ -66,18 +53,20 @@ sg_status sg_registry_find_report(sg_registry *reg, const char *subject_sha256, 
     reg_read_start(reg);
     reg_stmt *st;
     rc = reg_prepare(reg,
-                     "SELECT sha256, body FROM reports WHERE body LIKE ? OR body LIKE ? OR"
-                     " body LIKE ? ORDER BY received_at DESC, sha256",
+                     "SELECT sha256, body FROM reports WHERE subject_sha256 = ? OR"
+                     " (subject_sha256 = '' AND (body LIKE ? OR body LIKE ? OR body LIKE ?))"
+                     " ORDER BY received_at DESC, sha256",
                      &st, err);
     if (rc != SG_OK) return rc;
+    reg_bind_text(st, 1, subject_sha256);
     for (int k = 0; k < 3; k++)
-        reg_bind_text(st, k + 1, pats[k]);
+        reg_bind_text(st, k + 2, pats[k]);
     bool found = false;
     while (!found && rc == SG_OK && reg_row(reg, st, err)) {
         const char *key = reg_col_text(st, 0), *t = reg_col_text(st, 1);
         size_t n = strlen(t);
         char subject[65], hex[65];
-        subject_of(t, n, subject);
+        reg_report_subject(t, n, subject);
         if (strcmp(subject, subject_sha256) != 0) continue;
         sg_sha256_hex((const uint8_t *)t, n, hex);
         if (strcmp(hex, key) != 0) {

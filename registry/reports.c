@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "registry_internal.h"
+#include "stagegate/compare.h"
 
 /* Reports are JSON (DSSE envelopes): text without NUL bytes, which both backends store. */
 static sg_status check_body(const uint8_t *body, size_t len, sg_err *err)
@@ -22,6 +23,18 @@ static sg_status check_body(const uint8_t *body, size_t len, sg_err *err)
     bool obj = json_is_object(j);
     json_decref(j);
     return obj ? SG_OK : sg_errf(err, SG_EINPUT, "report is not a JSON object");
+}
+
+void reg_report_subject(const char *body, size_t len, char out[65])
+{
+    out[0] = '\0';
+    json_t *st = NULL;
+    sg_err ignored;
+    if (sg_dsse_payload_unverified((const uint8_t *)body, len, &st, &ignored) != SG_OK) return;
+    json_t *subj = json_array_get(json_object_get(st, "subject"), 0);
+    const char *sha = json_string_value(json_object_get(json_object_get(subj, "digest"), "sha256"));
+    if (sha && strlen(sha) == 64 && strspn(sha, "0123456789abcdef") == 64) memcpy(out, sha, 65);
+    json_decref(st);
 }
 
 sg_status reg_report_store(sg_registry *reg, const uint8_t *body, size_t len,
@@ -38,14 +51,17 @@ sg_status reg_report_store(sg_registry *reg, const uint8_t *body, size_t len,
     reg_now_utc(now);
     reg_stmt *st;
     rc = reg_prepare(reg,
-                     "INSERT INTO reports (sha256, body, received_at, received_by)"
-                     " VALUES (?, ?, ?, ?) ON CONFLICT (sha256) DO NOTHING",
+                     "INSERT INTO reports (sha256, body, received_at, received_by,"
+                     " subject_sha256) VALUES (?, ?, ?, ?, ?) ON CONFLICT (sha256) DO NOTHING",
                      &st, err);
     if (rc == SG_OK) {
         reg_bind_text(st, 1, sha_out);
         reg_bind_text(st, 2, text);
         reg_bind_text(st, 3, now);
         reg_bind_text(st, 4, received_by ? received_by : "");
+        char subject[65];
+        reg_report_subject(text, len, subject);
+        reg_bind_text(st, 5, subject);
         rc = reg_write(reg, st, "storing a report", NULL, err);
     }
     free(text);

@@ -1,7 +1,8 @@
 #!/bin/bash
 # Uploaded reports live in the registry, not in the server: a report uploaded to one server
 # is found by the transition after that server restarted, and by a second server on the same
-# database; the newest upload for a digest is the one used. Malformed uploads are 400.
+# database (by the digest it names, also in a row stored before that column existed); the
+# newest upload for a digest is the one used. Malformed uploads are 400.
 . "$(dirname "$0")/lib.sh"
 setup
 M=/api/2.0/mlflow
@@ -19,13 +20,18 @@ expect 200 alice POST /api/stagegate/reports @art/m1.bin.report
 expect 200 bob POST /api/stagegate/reports @art/m1.bin.report
 [ "$(jbody .report_sha256)" = "$(sha art/m1.bin.report)" ] || fail "re-upload: $(cat body)"
 # Stored in the registry's report table, received_by = the first uploader's key id.
-q="SELECT received_by FROM reports WHERE sha256 = '$(sha art/m1.bin.report)'"
-if [ -n "$PG_DROP" ]; then
-    by=$("$PG_BIN/psql" -h "$PG_HOST" -U "$PG_USER" -d "$PG_DROP" -qAtX -c "$q")
-else
-    by=$(sqlite3 "$DB" "$q")
-fi
+sqlq() {
+    if [ -n "$PG_DROP" ]; then
+        "$PG_BIN/psql" -h "$PG_HOST" -U "$PG_USER" -d "$PG_DROP" -qAtX -c "$1"
+    else
+        sqlite3 "$DB" "$1"
+    fi
+}
+by=$(sqlq "SELECT received_by FROM reports WHERE sha256 = '$(sha art/m1.bin.report)'")
 [ "$by" = "$(keyid alice.pub.pem)" ] || fail "received_by '$by'"
+# ... with the artifact digest it names, which the transition looks it up by (an index).
+subj=$(sqlq "SELECT subject_sha256 FROM reports WHERE sha256 = '$(sha art/m1.bin.report)'")
+[ "$subj" = "$(sha art/m1.bin)" ] || fail "stored subject '$subj'"
 # Malformed uploads: refused, the server stays up.
 expect 400 alice POST /api/stagegate/reports "not json"
 expect 400 alice POST /api/stagegate/reports '{"payload": "!!!"}'
@@ -44,6 +50,8 @@ EXTRA_SPIDS=$SPID1
 SPID=""
 start_server
 expect 200 alice POST /api/stagegate/reports @art/m2.bin.report
+# A row stored before schema 5 has no subject: it is still found, by its body.
+sqlq "UPDATE reports SET subject_sha256 = '' WHERE sha256 = '$(sha art/m2.bin.report)'" >/dev/null
 URL=$URL1
 expect 200 alice POST $M/model-versions/transition-stage "{\"name\": \"$MODEL\", \"version\": \"2\", \"stage\": \"Staging\"}"
 stop_server

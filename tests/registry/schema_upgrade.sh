@@ -1,0 +1,38 @@
+#!/bin/bash
+# A registry the previous release made (schema 4) opens with this one: the forward migration
+# adds schema 5's indexes and the reports' subject column, keeps every row, and the log still
+# verifies. The schema-4 registry is made by taking schema 5's additions out of a new one
+# (the migration adds nothing else), then marking it version 4.
+. "$(dirname "$0")/lib.sh"
+R="$SG registry"
+keys signer
+echo "artifact 1" > a1.bin
+expect 0 $R create-model m --signer signer.pub.pem
+expect 0 $R create-version m a1.bin
+report signer a1.bin PASSED now a1.json
+expect 0 $R transition m 1 Staging --report a1.json
+INDEXES="'audit_log_by_version', 'audit_log_config_events', 'audit_log_admin_keys', 'model_versions_by_stage', 'reports_by_subject'"
+q "DROP INDEX audit_log_by_version; DROP INDEX audit_log_config_events; DROP INDEX audit_log_admin_keys; DROP INDEX model_versions_by_stage; DROP INDEX reports_by_subject; ALTER TABLE reports DROP COLUMN subject_sha256" >/dev/null
+if [ "$BACKEND" = postgresql ]; then
+    q "UPDATE stagegate_registry SET schema_version = 4" >/dev/null
+    count_indexes() { q "SELECT count(*) FROM pg_indexes WHERE indexname IN ($INDEXES)"; }
+else
+    q "PRAGMA user_version = 4"
+    count_indexes() { q "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN ($INDEXES)"; }
+fi
+[ "$(count_indexes)" = 0 ] || fail "setup: schema 5's indexes are still there"
+expect 0 $R init
+grep -q "schema version 5" "$WORK/out" || fail "init: $(cat "$WORK/out")"
+[ "$(count_indexes)" = 5 ] || fail "the migration made $(count_indexes) of schema 5's 5 indexes"
+[ "$(q "SELECT count(*) FROM reports WHERE subject_sha256 = ''")" = 1 ] || fail "the stored report lost its row"
+expect 0 $R verify-log
+[ "$(stage_of m 1)" = Staging ] || fail "v1 is $(stage_of m 1) after the migration"
+# and the registry works on: a second version through the gate, its report stored with its subject
+echo "artifact 2" > a2.bin
+expect 0 $R create-version m a2.bin
+report signer a2.bin PASSED now a2.json
+expect 0 $R transition m 2 Staging --report a2.json
+[ "$(q "SELECT count(*) FROM reports WHERE subject_sha256 = '$(sha256sum a2.bin | cut -c1-64)'")" = 1 ] ||
+    fail "the new report was stored without its subject"
+expect 0 $R verify-log
+echo "schema 4 -> 5: migrated, rows kept, log verifies"
