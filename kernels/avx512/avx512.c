@@ -277,6 +277,48 @@ static void softmax_row(const float *z, int k, const float *b, float *o)
     }
 }
 
+/*
+ * Two-class softmax, 16 rows at a time. Per row it does what softmax_row does for k = 2,
+ * operation for operation: its lane reductions reduce to max_ps(t0, t1) (operands in that
+ * order) and to t0's exp + t1's exp, so the bits are the same. A block holding a
+ * non-finite logit goes through softmax_row, whose NaN handling is not reproduced here.
+ * Per row, softmax_row costs about as much as the whole output layer's sgemm.
+ */
+static void softmax2_rows(const float *Z, int64_t n, const float *b, float *out)
+{
+    const __m512i even =
+        _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd =
+        _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i hi =
+        _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    /* fpclass: quiet NaN, +Inf, -Inf, signalling NaN */
+    const int nonfinite = 0x01 | 0x08 | 0x10 | 0x80;
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m512 za = _mm512_loadu_ps(Z + 2 * i), zb = _mm512_loadu_ps(Z + 2 * i + 16);
+        __m512 t0 = _mm512_permutex2var_ps(za, even, zb), t1 = _mm512_permutex2var_ps(za, odd, zb);
+        if (b) {
+            t0 = _mm512_add_ps(t0, _mm512_set1_ps(b[0]));
+            t1 = _mm512_add_ps(t1, _mm512_set1_ps(b[1]));
+        }
+        if (_mm512_fpclass_ps_mask(t0, nonfinite) | _mm512_fpclass_ps_mask(t1, nonfinite)) {
+            for (int64_t r = i; r < i + 16; r++)
+                softmax_row(Z + 2 * r, 2, b, out + 2 * r);
+            continue;
+        }
+        const __m512 mx = _mm512_max_ps(t0, t1);
+        const __m512 e0 = exp_ps(_mm512_sub_ps(t0, mx)), e1 = exp_ps(_mm512_sub_ps(t1, mx));
+        const __m512 inv = _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_add_ps(e0, e1));
+        const __m512 p0 = _mm512_mul_ps(e0, inv), p1 = _mm512_mul_ps(e1, inv);
+        _mm512_storeu_ps(out + 2 * i, _mm512_permutex2var_ps(p0, lo, p1));
+        _mm512_storeu_ps(out + 2 * i + 16, _mm512_permutex2var_ps(p0, hi, p1));
+    }
+    for (; i < n; i++)
+        softmax_row(Z + 2 * i, 2, b, out + 2 * i);
+}
+
 /* Binary: (p0, p1) pairs interleaved into [n][2], both from the same exp(-|z|). */
 AI void sigmoid_pair(__m512 z, __m512 *p0, __m512 *p1)
 {
@@ -314,6 +356,8 @@ static void avx512_bias_link(const float *Z, int64_t n, int n_outputs, const flo
 {
     if (link == SG_LINK_SIGMOID && n_outputs == 1) {
         binary_sigmoid(Z, n, b, out);
+    } else if (link == SG_LINK_SOFTMAX && n_outputs == 2) {
+        softmax2_rows(Z, n, b, out);
     } else if (link == SG_LINK_SOFTMAX) {
         for (int64_t r = 0; r < n; r++)
             softmax_row(Z + r * n_outputs, n_outputs, b, out + r * n_outputs);
