@@ -263,12 +263,9 @@ static sg_status undo_filter(sg_h5_reader *r, int i, const hsize_t off[2], uint8
 
 /*
  * Decodes the chunk at off into one of the reader's buffers (*out, chunk_bytes of the
- * file type, with room to convert in place to a memory type of ms bytes).
- */
-/*
- * Decodes the chunk at off into one of the reader's buffers and points *out at it. direct,
- * when not NULL, is chunk_bytes of the caller's memory that may take an unfiltered chunk
- * as it is stored (then *out == direct), saving a copy on the reader thread.
+ * file type, with room to convert in place to a memory type of ms bytes). direct, when
+ * not NULL, is chunk_bytes of the caller's memory that may take an unfiltered chunk as it
+ * is stored (then *out == direct), saving a copy on the reader thread.
  */
 static sg_status decode_chunk(sg_h5_reader *r, const hsize_t off[2], size_t ms, uint8_t *direct,
                               uint8_t **out, sg_err *err)
