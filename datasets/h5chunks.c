@@ -263,10 +263,12 @@ static sg_status undo_filter(sg_h5_reader *r, int i, const hsize_t off[2], uint8
 
 /*
  * Decodes the chunk at off into one of the reader's buffers (*out, chunk_bytes of the
- * file type, with room to convert in place to a memory type of ms bytes).
+ * file type, with room to convert in place to a memory type of ms bytes). direct, when
+ * not NULL, is chunk_bytes of the caller's memory that may take an unfiltered chunk as it
+ * is stored (then *out == direct), saving a copy on the reader thread.
  */
-static sg_status decode_chunk(sg_h5_reader *r, const hsize_t off[2], size_t ms, uint8_t **out,
-                              sg_err *err)
+static sg_status decode_chunk(sg_h5_reader *r, const hsize_t off[2], size_t ms, uint8_t *direct,
+                              uint8_t **out, sg_err *err)
 {
     char at[96];
     hsize_t stored = 0;
@@ -297,13 +299,16 @@ static sg_status decode_chunk(sg_h5_reader *r, const hsize_t off[2], size_t ms, 
     if (stored == 0) /* an index entry with no bytes: nothing to fetch, and no chunk either */
         return fail(r, err, "%s stores 0 bytes, but a chunk holds %zu", where(r, off, at, 96),
                     r->chunk_bytes);
-    if (H5Dread_chunk(r->ds, H5P_DEFAULT, off, &mask, r->buf[0]) < 0) {
+    /* Only a chunk whose index entry says exactly one chunk's bytes is read into direct, so
+       libhdf5 writes no more than the caller's memory holds. */
+    uint8_t *into = direct && r->nf == 0 && stored == (hsize_t)r->chunk_bytes ? direct : r->buf[0];
+    if (H5Dread_chunk(r->ds, H5P_DEFAULT, off, &mask, into) < 0) {
         char why[256];
         sg_h5_last_error(why, sizeof why);
         return fail(r, err, "%s cannot be read (%s)", where(r, off, at, 96),
                     why[0] ? why : "read failed");
     }
-    uint8_t *cur = r->buf[0];
+    uint8_t *cur = into;
     size_t len = (size_t)stored;
     for (int i = r->nf - 1; i >= 0; i--) {
         if (mask & (1u << i)) continue; /* this filter was skipped when the chunk was written */
@@ -342,10 +347,14 @@ static sg_status load_slab(sg_h5_reader *r, hid_t memtype, int64_t ci, uint8_t *
     const hsize_t row0 = (hsize_t)ci * r->chunk[0];
     const size_t rows = (size_t)(r->dims[0] - row0 < r->chunk[0] ? r->dims[0] - row0 : r->chunk[0]);
     const size_t c1 = (size_t)r->chunk[1];
+    /* A full chunk spanning every column, in the type asked for, is laid out in the file as
+       in dst: it is read straight there. */
+    uint8_t *direct = same && c1 == cols && rows == (size_t)r->chunk[0] ? dst : NULL;
     for (size_t col0 = 0; col0 < cols; col0 += c1) {
         const hsize_t off[2] = {row0, (hsize_t)col0};
         uint8_t *chunk;
-        if ((rc = decode_chunk(r, off, ms, &chunk, err)) != SG_OK) return rc;
+        if ((rc = decode_chunk(r, off, ms, direct, &chunk, err)) != SG_OK) return rc;
+        if (chunk == dst) continue;
         if (!same && H5Tconvert(r->ftype, memtype, r->chunk_elems, chunk, NULL, H5P_DEFAULT) < 0)
             return fail(r, err, "cannot be converted to the type it is read as");
         const size_t w = cols - col0 < c1 ? cols - col0 : c1;

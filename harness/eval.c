@@ -12,12 +12,15 @@
  * - Each worker owns its model copy and scratch, created on its own core (first
  *   touch lands them on its NUMA node); workers write disjoint row ranges of the
  *   chunk's output and read the chunk's X, which nobody writes while it is FULL.
+ *   Each sub-batch of a chunk is claimed exactly once, from an atomic counter that
+ *   the main thread resets before sg_pool_run (whose release publishes it).
  * - Metrics and the predictions file are fed in row order by the main thread,
  *   so results do not depend on the number of workers.
  */
 #include "stagegate/eval.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -137,6 +140,8 @@ typedef struct {
        (sg_metrics_log_terms) so that the metrics stage only sums them; NULL otherwise */
     const int32_t *labels;
     double *log_terms;
+    /* next sub-batch of the current chunk to compute; reset before each sg_pool_run */
+    _Alignas(64) atomic_int_fast64_t next_batch;
 } compute_ctx;
 
 static void worker_setup(sg_worker *w, void *arg)
@@ -162,12 +167,15 @@ static void worker_teardown(sg_worker *w, void *arg)
 static void worker_compute(sg_worker *w, void *arg)
 {
     compute_ctx *c = arg;
-    int nw = sg_worker_count(w), wi = sg_worker_index(w);
-    worker_state *st = &c->ws[wi];
-    /* Contiguous slices in sub-batch units keep the sgemm shapes large. */
+    worker_state *st = &c->ws[sg_worker_index(w)];
+    /* Sub-batches are handed out one at a time rather than in fixed slices: the reader
+     * thread and other work take CPU time from one worker or the other, and a fixed
+     * slice would leave the other worker idle at the end of each chunk. A sub-batch's
+     * rows and arithmetic do not depend on which worker computes it. */
     int64_t batches = (c->n + c->max_batch - 1) / c->max_batch;
-    int64_t b0 = batches * wi / nw, b1 = batches * (wi + 1) / nw;
-    for (int64_t b = b0; b < b1; b++) {
+    for (;;) {
+        int64_t b = atomic_fetch_add_explicit(&c->next_batch, 1, memory_order_relaxed);
+        if (b >= batches) break;
         int64_t r0 = b * c->max_batch;
         int64_t n = c->n - r0 < c->max_batch ? c->n - r0 : c->max_batch;
         sg_model_predict_batch(st->model, c->ops, c->X + r0 * c->d, n, c->out + r0 * c->width,
@@ -282,6 +290,7 @@ static int eval_chunk(eval_run *e, const sg_eval_config *c, sg_eval_result *r, e
     e->cc.n = s->n;
     e->cc.labels = s->labels;
     e->cc.log_terms = classifier && s->weights ? e->log_terms : NULL;
+    atomic_store_explicit(&e->cc.next_batch, 0, memory_order_relaxed);
     sg_pool_run(e->pool, worker_compute, &e->cc);
     if (classifier) sg_predict_labels(e->out, s->n, width, c->threshold, e->pred_labels);
     double t1 = sg_now_seconds();

@@ -4,8 +4,20 @@
  * activation, or bias + link on the last layer); the batch-1 path uses the
  * matvec kernels only, because a BLAS call's fixed cost dominates at batch 1.
  *
+ * Hidden layers whose width is a multiple of SG_DENSE_STRIPE may instead run in
+ * the kernel table's dense_act, which does the same arithmetic per element as
+ * OpenBLAS's sgemm kernel + bias_act without OpenBLAS's per-call packing, its
+ * zeroing pass and the separate epilogue pass. Whether OpenBLAS's arithmetic is
+ * that one depends on its build, the core it picked and the shape (a long input
+ * is split into blocks; small products take another kernel), so it is never
+ * assumed: for each layer and row count, the first batch runs both and compares
+ * the results bit for bit, and only a row count that agreed takes dense_act
+ * afterwards. Predictions are therefore the same bits as with sgemm alone.
+ *
  * A scratch belongs to one thread: two ping-pong buffers of max_batch rows of
- * the model's widest layer (or input), 64-byte aligned.
+ * the model's widest layer (or input), 64-byte aligned; and, once the first
+ * batch has run, the packed weights of the layers dense_act may take, the
+ * comparison buffer and the row counts compared so far.
  */
 #include "stagegate/kernels.h"
 
@@ -14,10 +26,28 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/kernels_internal.h"
+
+/* Row counts remembered per layer; a batch of another row count beyond them runs on sgemm. */
+#define CHECKED_SLOTS 8
+
+typedef struct {
+    const float *W; /* the model's weights Wp was packed from */
+    float *Wp;      /* NULL: this layer always runs on sgemm */
+    int n_checked;
+    int64_t checked_rows[CHECKED_SLOTS];
+    bool agreed[CHECKED_SLOTS];
+} fused_layer;
+
 struct sg_forward_scratch {
     int64_t max_batch;
     int width;
     float *buf[2];
+    /* set up by the first sg_forward_batch, for the kernel table it was given */
+    const sg_kernel_ops *fused_for;
+    int n_fused;
+    fused_layer *fused; /* one per layer but the last */
+    float *check;       /* max_batch x width: dense_act's result while it is compared */
 };
 
 static int max_width(const sg_model *m)
@@ -63,12 +93,69 @@ sg_status sg_forward_scratch_new(const sg_model *m, int64_t max_batch, sg_forwar
     return SG_OK;
 }
 
+static void fused_free(sg_forward_scratch *s)
+{
+    for (int l = 0; l < s->n_fused; l++)
+        sg_free_aligned(s->fused[l].Wp);
+    free(s->fused);
+    sg_free_aligned(s->check);
+    s->fused = NULL;
+    s->check = NULL;
+    s->n_fused = 0;
+    s->fused_for = NULL;
+}
+
 void sg_forward_scratch_free(sg_forward_scratch *s)
 {
     if (!s) return;
+    fused_free(s);
     sg_free_aligned(s->buf[0]);
     sg_free_aligned(s->buf[1]);
     free(s);
+}
+
+/* W [n_in][n_out] row-major -> stripes of SG_DENSE_STRIPE columns, each [n_in][stripe]. */
+static float *pack_stripes(const sg_layer *L)
+{
+    const size_t n_in = (size_t)L->n_in, n_out = (size_t)L->n_out;
+    float *p = sg_alloc_aligned(n_in * n_out * sizeof(float));
+    if (!p) return NULL;
+    for (size_t s = 0; s < n_out / SG_DENSE_STRIPE; s++)
+        for (size_t k = 0; k < n_in; k++)
+            memcpy(p + (s * n_in + k) * SG_DENSE_STRIPE, L->W + k * n_out + s * SG_DENSE_STRIPE,
+                   SG_DENSE_STRIPE * sizeof(float));
+    return p;
+}
+
+/* Packs the hidden layers dense_act can take. Out of memory only means sgemm throughout. */
+static void fused_setup(sg_forward_scratch *s, const sg_model *m, const sg_kernel_ops *k)
+{
+    fused_free(s);
+    s->fused_for = k;
+    if (!k->dense_act || m->n_layers < 2) return;
+    s->fused = calloc((size_t)m->n_layers - 1, sizeof *s->fused);
+    s->check = sg_alloc_aligned((size_t)s->max_batch * (size_t)s->width * sizeof(float));
+    if (!s->fused || !s->check) {
+        fused_free(s);
+        s->fused_for = k;
+        return;
+    }
+    s->n_fused = m->n_layers - 1;
+    for (int l = 0; l < s->n_fused; l++) {
+        const sg_layer *L = &m->layers[l];
+        s->fused[l].W = L->W;
+        if (L->n_out % SG_DENSE_STRIPE == 0 && L->n_in >= 1) s->fused[l].Wp = pack_stripes(L);
+    }
+}
+
+/* 1: dense_act agreed with sgemm + bias_act at this row count, 0: it did not (or the layer
+   is not packed), -1: not compared yet. */
+static int fused_verdict(const fused_layer *f, int64_t n)
+{
+    if (!f->Wp) return 0;
+    for (int i = 0; i < f->n_checked; i++)
+        if (f->checked_rows[i] == n) return f->agreed[i];
+    return f->n_checked < CHECKED_SLOTS ? -1 : 0;
 }
 
 static bool has_standardizer(const sg_model *m)
@@ -90,15 +177,29 @@ void sg_forward_batch(const sg_model *m, const sg_kernel_ops *k, const float *X,
         in = s->buf[0];
         cur = 1;
     }
+    if (s->fused_for != k || (s->n_fused > 0 && s->fused[0].W != m->layers[0].W))
+        fused_setup(s, m, k);
     for (int l = 0; l < m->n_layers; l++) {
         const sg_layer *L = &m->layers[l];
         float *z = s->buf[cur];
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, L->n_out, L->n_in, 1.0f, in,
-                    L->n_in, L->W, L->n_out, 0.0f, z, L->n_out);
-        if (l == m->n_layers - 1)
-            k->bias_link(z, n, L->n_out, L->b, m->link, out);
-        else
-            k->bias_act(z, n, L->n_out, L->b, L->act);
+        fused_layer *f = l < s->n_fused ? &s->fused[l] : NULL;
+        const int verdict = f ? fused_verdict(f, n) : 0;
+        if (verdict == 1) {
+            k->dense_act(in, n, L->n_in, f->Wp, L->b, L->act, z, L->n_out);
+        } else {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, L->n_out, L->n_in, 1.0f,
+                        in, L->n_in, L->W, L->n_out, 0.0f, z, L->n_out);
+            if (l == m->n_layers - 1)
+                k->bias_link(z, n, L->n_out, L->b, m->link, out);
+            else
+                k->bias_act(z, n, L->n_out, L->b, L->act);
+        }
+        if (verdict == -1) {
+            k->dense_act(in, n, L->n_in, f->Wp, L->b, L->act, s->check, L->n_out);
+            f->checked_rows[f->n_checked] = n;
+            f->agreed[f->n_checked++] =
+                memcmp(z, s->check, (size_t)n * (size_t)L->n_out * sizeof(float)) == 0;
+        }
         in = z;
         cur ^= 1;
     }

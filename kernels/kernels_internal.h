@@ -20,6 +20,10 @@ bool sg_cpu_supports(sg_isa isa);
  */
 SG_MUST_CHECK sg_status sg_kernels_resolve(const char *value, const sg_kernel_ops **out, sg_err *err);
 
+/* Output columns per stripe of a layer's weights packed for dense_act: Wp holds, stripe
+   after stripe, [n_in][SG_DENSE_STRIPE] floats, 64-byte aligned. */
+#define SG_DENSE_STRIPE 64
+
 /* Numerically stable logistic, exp(-|z|) based; shared by the scalar kernels. */
 float sg_logistic_ref(float z);
 

@@ -29,7 +29,7 @@ B=${BENCH_DIR:-build/bench}
 mkdir -p "$B"
 WORKERS=$(nproc)
 
-if [ ! -f "$B/onnx_$ROWS.h5" ] || [ ! -f "$B/mlp256.onnx" ] || [ ! -f "$B/mlp256.h5" ]; then
+if [ ! -f "$B/onnx_$ROWS.h5" ] || [ ! -f "$B/onnx_mlp256.onnx" ] || [ ! -f "$B/onnx_mlp256.h5" ]; then
     echo "== making a $ROWS x 64 set and the MLP in both formats (cached in $B)" >&2
     /usr/bin/python3 - "$B" "$ROWS" <<'PY'
 import sys, h5py, numpy as np, torch, torch.nn as nn
@@ -43,9 +43,9 @@ with h5py.File(f"{B}/onnx_{ROWS}.h5", "w") as f:
 torch.manual_seed(1)
 net = nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(),
                     nn.Linear(256, 2), nn.Softmax(dim=1)).eval()
-torch.save(net, f"{B}/mlp256.pt")
+torch.save(net, f"{B}/onnx_mlp256.pt")
 lin = [m for m in net if isinstance(m, nn.Linear)]
-with h5py.File(f"{B}/mlp256.h5", "w") as f:
+with h5py.File(f"{B}/onnx_mlp256.h5", "w") as f:
     f.attrs.update({"format": "stagegate-model", "format_version": 1, "task": "multiclass",
                     "n_classes": 2, "n_features": 64, "link": "softmax",
                     "estimator": "MLP 64-256-256-2 (the ONNX benchmark's weights)"})
@@ -56,15 +56,15 @@ with h5py.File(f"{B}/mlp256.h5", "w") as f:
         g.attrs["activation"] = "relu" if i < len(lin) - 1 else "identity"
 X[:4000].tofile(f"{B}/onnx_rows.f32")
 PY
-    /usr/bin/python3 scripts/export_torch.py "$B/mlp256.pt" "$B/mlp256.onnx" --opset 13
+    /usr/bin/python3 scripts/export_torch.py "$B/onnx_mlp256.pt" "$B/onnx_mlp256.onnx" --opset 13
 fi
 
 # The two formats alternate, three rounds, so drift on a shared machine hits both alike.
 for i in 1 2 3; do
     for kind in onnx h5; do
         echo "== round $i: stagegate eval and bench single-stream (one core), $kind" >&2
-        "$SG" eval --model "$B/mlp256.$kind" --data "$B/onnx_$ROWS.h5" --json >"$B/onnx_eval_${kind}_$i.json"
-        "$SG" bench --model "$B/mlp256.$kind" --data "$B/onnx_$ROWS.h5" --scenario single-stream \
+        "$SG" eval --model "$B/onnx_mlp256.$kind" --data "$B/onnx_$ROWS.h5" --json >"$B/onnx_eval_${kind}_$i.json"
+        "$SG" bench --model "$B/onnx_mlp256.$kind" --data "$B/onnx_$ROWS.h5" --scenario single-stream \
             --duration 2 --cpus 0 --json >"$B/onnx_single_${kind}_$i.json"
     done
 done
@@ -76,7 +76,7 @@ B, ROWS, W = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 import h5py
 with h5py.File(f"{B}/onnx_{ROWS}.h5") as f:
     X = torch.from_numpy(f["X"][()])
-net = torch.load(f"{B}/mlp256.pt").eval()
+net = torch.load(f"{B}/onnx_mlp256.pt").eval()
 torch.set_num_threads(W)
 ts = []
 with torch.no_grad():

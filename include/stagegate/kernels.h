@@ -38,6 +38,17 @@ typedef struct {
     void (*bias_link)(const float *Z, int64_t n, int n_outputs, const float *b, sg_link link,
                       float *out);
     /*
+     * Optional (NULL in a variant without one): a hidden layer in one pass, Y [n][n_out] =
+     * act(X W + b) for X [n][n_in] and W packed by the forward pass (stripes of 64 output
+     * columns, n_out a multiple of 64). Each element is one fused multiply-add chain over
+     * the inputs in order from +0, then + b and act as bias_act does: the arithmetic of
+     * OpenBLAS's sgemm kernel followed by bias_act, without its packing and extra passes.
+     * The forward pass uses it only for shapes where it found the two agree bit for bit.
+     * Y must not overlap X.
+     */
+    void (*dense_act)(const float *X, int64_t n, int n_in, const float *Wp, const float *b,
+                      sg_activation act, float *Y, int n_out);
+    /*
      * Tree ensembles, batch: M[r][g] += the leaf of every tree of group g for row r of
      * X [n][e->n_features], trees in order (M is [n][e->n_groups], set by the caller to the
      * base margin). Each row's sum is taken in tree order in float32 by every variant, so

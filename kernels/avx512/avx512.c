@@ -277,6 +277,111 @@ static void softmax_row(const float *z, int k, const float *b, float *o)
     }
 }
 
+/*
+ * Hidden layer, fused: a tile of up to DENSE_ROWS rows x one 64-column stripe keeps its 24
+ * accumulators in registers for the whole input, then gets the epilogue before it is
+ * stored. The order of operations per element is OpenBLAS's: acc = fma(x_k, w_k, acc) for
+ * k = 0.. from +0, then its C = acc * alpha + C with alpha 1 and C zeroed (beta 0), then
+ * bias_act's + b and activation. Rows are taken in blocks so that the block's inputs and
+ * one stripe of weights stay in L2 while every stripe passes over them.
+ */
+#define DENSE_ROWS 6
+#define DENSE_ROW_BLOCK 96
+
+AI void dense_tile(int rows, const float *X, int n_in, const float *Wp, const float *b,
+                   sg_activation act, float *Y, int n_out)
+{
+    __m512 acc[DENSE_ROWS][4];
+    const float *x[DENSE_ROWS];
+    for (int r = 0; r < DENSE_ROWS; r++) {
+        x[r] = X + (size_t)(r < rows ? r : 0) * (size_t)n_in;
+        for (int v = 0; v < 4; v++)
+            acc[r][v] = _mm512_setzero_ps();
+    }
+    for (int k = 0; k < n_in; k++) {
+        const float *w = Wp + (size_t)k * SG_DENSE_STRIPE;
+        const __m512 w0 = _mm512_load_ps(w), w1 = _mm512_load_ps(w + 16),
+                     w2 = _mm512_load_ps(w + 32), w3 = _mm512_load_ps(w + 48);
+        for (int r = 0; r < DENSE_ROWS; r++) {
+            if (r >= rows) break;
+            const __m512 xb = _mm512_set1_ps(x[r][k]);
+            acc[r][0] = _mm512_fmadd_ps(xb, w0, acc[r][0]);
+            acc[r][1] = _mm512_fmadd_ps(xb, w1, acc[r][1]);
+            acc[r][2] = _mm512_fmadd_ps(xb, w2, acc[r][2]);
+            acc[r][3] = _mm512_fmadd_ps(xb, w3, acc[r][3]);
+        }
+    }
+    const __m512 one = _mm512_set1_ps(1.0f), zero = _mm512_setzero_ps();
+    for (int r = 0; r < rows; r++) {
+        for (int v = 0; v < 4; v++) {
+            __m512 t = _mm512_fmadd_ps(acc[r][v], one, zero);
+            if (b) t = _mm512_add_ps(t, _mm512_loadu_ps(b + 16 * v));
+            _mm512_storeu_ps(Y + (size_t)r * (size_t)n_out + 16 * v, act_ps(t, act));
+        }
+    }
+}
+
+static void avx512_dense_act(const float *X, int64_t n, int n_in, const float *Wp, const float *b,
+                             sg_activation act, float *Y, int n_out)
+{
+    const int stripes = n_out / SG_DENSE_STRIPE;
+    for (int64_t i0 = 0; i0 < n; i0 += DENSE_ROW_BLOCK) {
+        const int64_t i1 = n - i0 < DENSE_ROW_BLOCK ? n : i0 + DENSE_ROW_BLOCK;
+        for (int s = 0; s < stripes; s++) {
+            const float *w = Wp + (size_t)s * (size_t)n_in * SG_DENSE_STRIPE;
+            const float *bs = b ? b + s * SG_DENSE_STRIPE : NULL;
+            float *y = Y + s * SG_DENSE_STRIPE;
+            int64_t i = i0;
+            for (; i + DENSE_ROWS <= i1; i += DENSE_ROWS)
+                dense_tile(DENSE_ROWS, X + i * n_in, n_in, w, bs, act, y + i * n_out, n_out);
+            if (i < i1)
+                dense_tile((int)(i1 - i), X + i * n_in, n_in, w, bs, act, y + i * n_out, n_out);
+        }
+    }
+}
+
+/*
+ * Two-class softmax, 16 rows at a time. Per row it does what softmax_row does for k = 2,
+ * operation for operation: its lane reductions reduce to max_ps(t0, t1) (operands in that
+ * order) and to t0's exp + t1's exp, so the bits are the same. A block holding a
+ * non-finite logit goes through softmax_row, whose NaN handling is not reproduced here.
+ * Per row, softmax_row costs about as much as the whole output layer's sgemm.
+ */
+static void softmax2_rows(const float *Z, int64_t n, const float *b, float *out)
+{
+    const __m512i even =
+        _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd =
+        _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i hi =
+        _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    /* fpclass: quiet NaN, +Inf, -Inf, signalling NaN */
+    const int nonfinite = 0x01 | 0x08 | 0x10 | 0x80;
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m512 za = _mm512_loadu_ps(Z + 2 * i), zb = _mm512_loadu_ps(Z + 2 * i + 16);
+        __m512 t0 = _mm512_permutex2var_ps(za, even, zb), t1 = _mm512_permutex2var_ps(za, odd, zb);
+        if (b) {
+            t0 = _mm512_add_ps(t0, _mm512_set1_ps(b[0]));
+            t1 = _mm512_add_ps(t1, _mm512_set1_ps(b[1]));
+        }
+        if (_mm512_fpclass_ps_mask(t0, nonfinite) | _mm512_fpclass_ps_mask(t1, nonfinite)) {
+            for (int64_t r = i; r < i + 16; r++)
+                softmax_row(Z + 2 * r, 2, b, out + 2 * r);
+            continue;
+        }
+        const __m512 mx = _mm512_max_ps(t0, t1);
+        const __m512 e0 = exp_ps(_mm512_sub_ps(t0, mx)), e1 = exp_ps(_mm512_sub_ps(t1, mx));
+        const __m512 inv = _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_add_ps(e0, e1));
+        const __m512 p0 = _mm512_mul_ps(e0, inv), p1 = _mm512_mul_ps(e1, inv);
+        _mm512_storeu_ps(out + 2 * i, _mm512_permutex2var_ps(p0, lo, p1));
+        _mm512_storeu_ps(out + 2 * i + 16, _mm512_permutex2var_ps(p0, hi, p1));
+    }
+    for (; i < n; i++)
+        softmax_row(Z + 2 * i, 2, b, out + 2 * i);
+}
+
 /* Binary: (p0, p1) pairs interleaved into [n][2], both from the same exp(-|z|). */
 AI void sigmoid_pair(__m512 z, __m512 *p0, __m512 *p1)
 {
@@ -314,6 +419,8 @@ static void avx512_bias_link(const float *Z, int64_t n, int n_outputs, const flo
 {
     if (link == SG_LINK_SIGMOID && n_outputs == 1) {
         binary_sigmoid(Z, n, b, out);
+    } else if (link == SG_LINK_SOFTMAX && n_outputs == 2) {
+        softmax2_rows(Z, n, b, out);
     } else if (link == SG_LINK_SOFTMAX) {
         for (int64_t r = 0; r < n; r++)
             softmax_row(Z + r * n_outputs, n_outputs, b, out + r * n_outputs);
@@ -331,6 +438,7 @@ const sg_kernel_ops sg_kernel_ops_avx512 = {
     .bias_act = avx512_bias_act,
     .standardize = avx512_standardize,
     .bias_link = avx512_bias_link,
+    .dense_act = avx512_dense_act,
     .tree_margins = sg_tree_margins_avx512,
     .tree_margins_one = sg_tree_margins_one_avx512,
 };

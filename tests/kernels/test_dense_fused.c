@@ -1,0 +1,221 @@
+/*
+ * The fused hidden-layer kernel (dense_act) and the forward pass's use of it.
+ *
+ * - dense_act, for every variant that has one, against a scalar reference written here:
+ *   one fmaf chain per element over the inputs in order from +0, then * 1 + 0 (sgemm's
+ *   C = alpha * acc + C with C zeroed), then the variant's own bias_act. Bit for bit, over
+ *   row counts that exercise the row tiles and their remainders, and several input widths.
+ * - sg_forward_batch against the plain sgemm + bias_act + bias_link pass written here, bit
+ *   for bit, over repeated and changing row counts: the first batch of a row count compares
+ *   the two paths, the later ones take dense_act only where they agreed. Whatever OpenBLAS
+ *   does on the machine the test runs on, the predictions must be sgemm's bits.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/kernels_internal.h"
+#include "stagegate/kernels.h"
+
+static uint64_t rng = 0x9E3779B97F4A7C15ull;
+static float urand(float lo, float hi)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return lo + (hi - lo) * (float)((rng >> 40) * (1.0 / 16777216.0));
+}
+
+static float *filled(size_t n, float lo, float hi)
+{
+    float *p = sg_alloc_aligned(n * sizeof *p + 64);
+    assert_non_null(p);
+    for (size_t i = 0; i < n; i++)
+        p[i] = urand(lo, hi);
+    return p;
+}
+
+/* The layout dense_act reads, written independently of forward.c's packer. */
+static float *pack(const float *W, int n_in, int n_out)
+{
+    float *p = sg_alloc_aligned((size_t)n_in * (size_t)n_out * sizeof *p);
+    assert_non_null(p);
+    for (int s = 0; s < n_out / SG_DENSE_STRIPE; s++)
+        for (int k = 0; k < n_in; k++)
+            for (int j = 0; j < SG_DENSE_STRIPE; j++)
+                p[((size_t)s * (size_t)n_in + (size_t)k) * SG_DENSE_STRIPE + (size_t)j] =
+                    W[(size_t)k * (size_t)n_out + (size_t)(s * SG_DENSE_STRIPE + j)];
+    return p;
+}
+
+static void check_dense_act(const sg_kernel_ops *k, int n, int n_in, int n_out, bool bias,
+                            sg_activation act)
+{
+    const float s = 1.5f / sqrtf((float)n_in);
+    float *X = filled((size_t)n * (size_t)n_in, -2, 2), *W = filled((size_t)n_in * (size_t)n_out, -s, s);
+    float *b = bias ? filled((size_t)n_out, -0.5f, 0.5f) : NULL;
+    /* Some exact zeros in the inputs, as ReLU leaves them. */
+    for (size_t i = 0; i < (size_t)n * (size_t)n_in; i += 3)
+        X[i] = 0.0f;
+    float *Wp = pack(W, n_in, n_out);
+    float *ref = sg_alloc_aligned((size_t)n * (size_t)n_out * sizeof(float));
+    float *got = filled((size_t)n * (size_t)n_out + 16, -9, -9);
+    assert_non_null(ref);
+    for (int r = 0; r < n; r++)
+        for (int j = 0; j < n_out; j++) {
+            float acc = 0.0f;
+            for (int q = 0; q < n_in; q++)
+                acc = fmaf(X[(size_t)r * (size_t)n_in + (size_t)q], W[(size_t)q * (size_t)n_out + (size_t)j], acc);
+            ref[(size_t)r * (size_t)n_out + (size_t)j] = fmaf(acc, 1.0f, 0.0f);
+        }
+    k->bias_act(ref, n, n_out, b, act);
+    k->dense_act(X, n, n_in, Wp, b, act, got, n_out);
+    if (memcmp(ref, got, (size_t)n * (size_t)n_out * sizeof(float)) != 0) {
+        for (size_t i = 0; i < (size_t)n * (size_t)n_out; i++)
+            if (memcmp(&ref[i], &got[i], sizeof(float)) != 0) {
+                print_error("%s dense_act %dx%d->%d act %d bias %d: element %zu is %.9g, the "
+                            "fma chain gives %.9g\n",
+                            k->name, n, n_in, n_out, (int)act, (int)bias, i, (double)got[i],
+                            (double)ref[i]);
+                break;
+            }
+        fail();
+    }
+    for (size_t i = (size_t)n * (size_t)n_out; i < (size_t)n * (size_t)n_out + 16; i++)
+        assert_true(got[i] == -9.0f); /* nothing written past the rows */
+    sg_free_aligned(X);
+    sg_free_aligned(W);
+    sg_free_aligned(b);
+    sg_free_aligned(Wp);
+    sg_free_aligned(ref);
+    sg_free_aligned(got);
+}
+
+static void test_dense_act_is_the_fma_chain(void **st)
+{
+    (void)st;
+    const int rows[] = {1, 5, 6, 7, 95, 96, 97, 200};
+    const int ins[] = {1, 3, 64, 256, 300};
+    const sg_activation acts[] = {SG_ACT_RELU, SG_ACT_IDENTITY, SG_ACT_TANH, SG_ACT_LOGISTIC};
+    int ran = 0;
+    for (int isa = 0; isa < SG_ISA_COUNT; isa++) {
+        const sg_kernel_ops *k = sg_kernels_variant((sg_isa)isa);
+        if (!k || !k->dense_act) continue;
+        ran++;
+        for (size_t r = 0; r < sizeof rows / sizeof *rows; r++)
+            for (size_t i = 0; i < sizeof ins / sizeof *ins; i++)
+                check_dense_act(k, rows[r], ins[i], i % 2 ? 128 : 64, true, SG_ACT_RELU);
+        for (size_t a = 0; a < sizeof acts / sizeof *acts; a++) {
+            check_dense_act(k, 97, 64, 256, true, acts[a]);
+            check_dense_act(k, 13, 256, 64, false, acts[a]);
+        }
+    }
+    if (!ran) print_message("no variant with dense_act runs on this CPU\n");
+}
+
+/* Today's batch path, written out: sgemm, then bias_act or bias_link, layer by layer. */
+static void sgemm_forward(const sg_model *m, const sg_kernel_ops *k, const float *X, int n,
+                          float *out)
+{
+    float *buf[2];
+    for (int i = 0; i < 2; i++) {
+        buf[i] = sg_alloc_aligned((size_t)n * 1024 * sizeof(float));
+        assert_non_null(buf[i]);
+    }
+    const float *in = X;
+    for (int l = 0; l < m->n_layers; l++) {
+        const sg_layer *L = &m->layers[l];
+        float *z = buf[l & 1];
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, L->n_out, L->n_in, 1.0f, in,
+                    L->n_in, L->W, L->n_out, 0.0f, z, L->n_out);
+        if (l == m->n_layers - 1)
+            k->bias_link(z, n, L->n_out, L->b, m->link, out);
+        else
+            k->bias_act(z, n, L->n_out, L->b, L->act);
+        in = z;
+    }
+    sg_free_aligned(buf[0]);
+    sg_free_aligned(buf[1]);
+}
+
+/* widths[0..3]: features, two hidden layers, two outputs (softmax). */
+static void check_forward_bits(const int widths[4])
+{
+    sg_layer layers[3];
+    sg_model m = {0};
+    m.task = SG_TASK_MULTICLASS;
+    m.n_classes = 2;
+    m.n_features = widths[0];
+    m.n_outputs = 2;
+    m.n_layers = 3;
+    m.link = SG_LINK_SOFTMAX;
+    m.layers = layers;
+    snprintf(m.path, sizeof m.path, "in-memory test model");
+    for (int l = 0; l < 3; l++) {
+        const float s = 1.5f / sqrtf((float)widths[l]);
+        layers[l] = (sg_layer){.n_in = widths[l], .n_out = widths[l + 1],
+                               .W = filled((size_t)widths[l] * (size_t)widths[l + 1], -s, s),
+                               .b = filled((size_t)widths[l + 1], -0.5f, 0.5f),
+                               .act = l == 2 ? SG_ACT_IDENTITY : SG_ACT_RELU};
+    }
+    const int batches[] = {1024, 1024, 1024, 577, 577, 3, 1024, 577, 3};
+    const int max_batch = 1024;
+    float *X = filled((size_t)(max_batch + 2) * (size_t)widths[0], -3, 3);
+    float *ref = sg_alloc_aligned((size_t)max_batch * 2 * sizeof(float)),
+          *got = sg_alloc_aligned((size_t)max_batch * 2 * sizeof(float));
+    assert_non_null(ref);
+    assert_non_null(got);
+    for (int isa = 0; isa < SG_ISA_COUNT; isa++) {
+        const sg_kernel_ops *k = sg_kernels_variant((sg_isa)isa);
+        if (!k) continue;
+        sg_forward_scratch *s = NULL;
+        sg_err err;
+        assert_int_equal(sg_forward_scratch_new(&m, max_batch, &s, &err), SG_OK);
+        for (size_t b = 0; b < sizeof batches / sizeof *batches; b++) {
+            const int n = batches[b];
+            const float *Xb = X + (size_t)(b % 3) * (size_t)widths[0]; /* other rows each time */
+            sgemm_forward(&m, k, Xb, n, ref);
+            sg_forward_batch(&m, k, Xb, n, got, s);
+            if (memcmp(ref, got, (size_t)n * 2 * sizeof(float)) != 0) {
+                print_error("%s: batch %zu of %d rows differs from sgemm + bias_act\n", k->name,
+                            b, n);
+                fail();
+            }
+        }
+        sg_forward_scratch_free(s);
+    }
+    for (int l = 0; l < 3; l++) {
+        sg_free_aligned(layers[l].W);
+        sg_free_aligned(layers[l].b);
+    }
+    sg_free_aligned(X);
+    sg_free_aligned(ref);
+    sg_free_aligned(got);
+}
+
+static void test_forward_keeps_sgemm_bits(void **st)
+{
+    (void)st;
+    check_forward_bits((const int[]){64, 256, 128, 2});
+    /* A long input: OpenBLAS splits it into blocks and adds the partial sums through C,
+       which one fma chain does not reproduce; the forward pass must notice and keep sgemm. */
+    check_forward_bits((const int[]){64, 512, 1024, 2});
+}
+
+int main(void)
+{
+    openblas_set_num_threads(1);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_dense_act_is_the_fma_chain),
+        cmocka_unit_test(test_forward_keeps_sgemm_bits),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
