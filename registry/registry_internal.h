@@ -228,9 +228,12 @@ bool reg_sig_ok(const char *pem, const char *text, const char *sig64);
 /* query.c: pieces of the read documents, shared with query_models.c */
 #define REG_VERSION_COLS                                                                           \
     "model_name, version, stage, artifact_path, artifact_sha256, created_by, created_at, "         \
-    "updated_at, EXISTS (SELECT 1 FROM validations WHERE validations.model_name ="               \
+    "updated_at, COALESCE((SELECT 1 FROM validations WHERE validations.model_name ="             \
     " model_versions.model_name AND validations.version = model_versions.version AND"            \
-    " validations.result = 'PASSED')"
+    " validations.result = 'PASSED' LIMIT 1), 0)"
+/* The last column says whether the version has a passed validation: a scalar subquery, which
+ * PostgreSQL runs as one index probe per row (an EXISTS there may become a hash of the whole
+ * validations table when the plan expects many rows). */
 /* The version document of the row st is on (selected with REG_VERSION_COLS). */
 json_t *reg_version_row_json(sg_registry *reg, reg_stmt *st, sg_err *err);
 json_t *reg_stages_json(const reg_model *m);

@@ -190,14 +190,16 @@ const char *const reg_pg_migrations[] = {
     " received_at" T " NOT NULL,"
     " received_by" T " NOT NULL);"
     "ALTER TABLE runs ADD COLUMN verdict" T " NOT NULL DEFAULT '';",
-    /* 4 -> 5: indexes on the audit log and on versions by stage, reports by subject (see the
-     * SQLite migration). */
+    /* 4 -> 5: indexes on the audit log, versions by stage, a version's validations and
+     * approvals, reports by subject (see the SQLite migration). */
     "CREATE INDEX audit_log_by_version ON audit_log (model_name, version, seq);"
     "CREATE INDEX audit_log_config_events ON audit_log (model_name, seq)"
     " WHERE action IN ('create-model', 'set-pins');"
     "CREATE INDEX audit_log_admin_keys ON audit_log (seq)"
     " WHERE action = 'add-key' AND to_stage = 'admin';"
     "CREATE INDEX model_versions_by_stage ON model_versions (model_name, stage, version);"
+    "CREATE INDEX validations_by_version ON validations (model_name, version);"
+    "CREATE INDEX approvals_by_version ON approvals (model_name, version);"
     "ALTER TABLE reports ADD COLUMN subject_sha256" T " NOT NULL DEFAULT '';"
     "CREATE INDEX reports_by_subject ON reports (subject_sha256, received_at);",
 };

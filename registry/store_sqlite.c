@@ -228,7 +228,8 @@ static const char *const migrations[] = {
     /* 4 -> 5: indexes for what every write reads from the log, so its cost inside the write
      * lock does not grow with the log: a version's events (approvals, rollbacks), a model's
      * last configuration event, and whether an admin key was ever added; a model's versions
-     * by stage (search by stage, the latest version in each stage); and the artifact digest
+     * by stage (search by stage, the latest version in each stage); a version's validations
+     * and approvals (read by every version document and Production gate); and the digest
      * a stored report names, so the server finds an uploaded report by index ('' in rows
      * stored before: those are still found by their body). */
     "CREATE INDEX audit_log_by_version ON audit_log (model_name, version, seq);"
@@ -237,6 +238,8 @@ static const char *const migrations[] = {
     "CREATE INDEX audit_log_admin_keys ON audit_log (seq)"
     " WHERE action = 'add-key' AND to_stage = 'admin';"
     "CREATE INDEX model_versions_by_stage ON model_versions (model_name, stage, version);"
+    "CREATE INDEX validations_by_version ON validations (model_name, version);"
+    "CREATE INDEX approvals_by_version ON approvals (model_name, version);"
     "ALTER TABLE reports ADD COLUMN subject_sha256 TEXT NOT NULL DEFAULT '';"
     "CREATE INDEX reports_by_subject ON reports (subject_sha256, received_at);",
 };

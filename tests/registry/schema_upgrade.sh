@@ -11,8 +11,8 @@ expect 0 $R create-model m --signer signer.pub.pem
 expect 0 $R create-version m a1.bin
 report signer a1.bin PASSED now a1.json
 expect 0 $R transition m 1 Staging --report a1.json
-INDEXES="'audit_log_by_version', 'audit_log_config_events', 'audit_log_admin_keys', 'model_versions_by_stage', 'reports_by_subject'"
-q "DROP INDEX audit_log_by_version; DROP INDEX audit_log_config_events; DROP INDEX audit_log_admin_keys; DROP INDEX model_versions_by_stage; DROP INDEX reports_by_subject; ALTER TABLE reports DROP COLUMN subject_sha256" >/dev/null
+INDEXES="'audit_log_by_version', 'audit_log_config_events', 'audit_log_admin_keys', 'model_versions_by_stage', 'validations_by_version', 'approvals_by_version', 'reports_by_subject'"
+q "DROP INDEX audit_log_by_version; DROP INDEX audit_log_config_events; DROP INDEX audit_log_admin_keys; DROP INDEX model_versions_by_stage; DROP INDEX validations_by_version; DROP INDEX approvals_by_version; DROP INDEX reports_by_subject; ALTER TABLE reports DROP COLUMN subject_sha256" >/dev/null
 if [ "$BACKEND" = postgresql ]; then
     q "UPDATE stagegate_registry SET schema_version = 4" >/dev/null
     count_indexes() { q "SELECT count(*) FROM pg_indexes WHERE indexname IN ($INDEXES)"; }
@@ -23,7 +23,7 @@ fi
 [ "$(count_indexes)" = 0 ] || fail "setup: schema 5's indexes are still there"
 expect 0 $R init
 grep -q "schema version 5" "$WORK/out" || fail "init: $(cat "$WORK/out")"
-[ "$(count_indexes)" = 5 ] || fail "the migration made $(count_indexes) of schema 5's 5 indexes"
+[ "$(count_indexes)" = 7 ] || fail "the migration made $(count_indexes) of schema 5's 7 indexes"
 [ "$(q "SELECT count(*) FROM reports WHERE subject_sha256 = ''")" = 1 ] || fail "the stored report lost its row"
 expect 0 $R verify-log
 [ "$(stage_of m 1)" = Staging ] || fail "v1 is $(stage_of m 1) after the migration"
