@@ -330,13 +330,21 @@ static void defer_fail(reg_store *s, const PGresult *res, const pg_pending *p)
 static sg_status pipe_end(reg_store *s, const char *final_sql, PGresult **final_res)
 {
     if (final_res) *final_res = NULL;
-    bool sent = !final_sql || PQsendQueryParams(s->conn, final_sql, 0, NULL, NULL, NULL, NULL, 0);
-    sent = PQpipelineSync(s->conn) && sent;
+    bool final_sent =
+        final_sql && PQsendQueryParams(s->conn, final_sql, 0, NULL, NULL, NULL, NULL, 0);
+    bool sent = PQpipelineSync(s->conn) && (!final_sql || final_sent);
     int n = s->n_pending + (final_sql ? 1 : 0);
     for (int i = 0; i < n; i++) {
         const pg_pending *p = i < s->n_pending ? &s->pending[i] : NULL; /* NULL: final_sql */
         PGresult *res = PQgetResult(s->conn);
         if (!res) { /* the connection broke: no further results */
+            if (final_sent && s->deferred_rc == SG_OK) {
+                /* The COMMIT went out and no answer came back: the server may have reached
+                 * it and committed everything before the break. */
+                remember(s, NULL);
+                s->commit_unknown = true;
+                s->deferred_rc = pg_error(s, &s->deferred_err, "commit");
+            }
             defer_fail(s, NULL, p);
             break;
         }
