@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "registry_internal.h"
+#include "stagegate/json.h"
 #include "stagegate/keys.h"
 #include "stagegate/model.h"
 #include "stagegate/report.h"
@@ -146,34 +147,52 @@ static void precheck(sg_registry *reg, const char *model, int64_t version, const
     reg->read_rc = SG_OK; /* a failed read here only means the work is done under the lock */
 }
 
-/* Whether the key that verified the report before the lock is still a signer of the model. */
-static sg_status signer_still_trusted(sg_registry *reg, const char *model, const reg_precheck *pre,
-                                      bool *yes, sg_err *err)
+/* The model's signer keys as [{key_id, public_pem}] in key id order: from the configuration
+ * this transaction matched with the log when there is one (so the keys checked are the keys
+ * used), else from the tables (a model created before recorded configurations). */
+static json_t *signer_keys(sg_registry *reg, const char *model, sg_err *err)
 {
-    *yes = false;
-    char sha[65];
-    json_t *cfg = reg_tx_config(reg, model);
+    json_t *out = json_array(), *cfg = reg_tx_config(reg, model);
     if (cfg) {
-        const char *pem = reg_config_key_pem(cfg, "signer", "", pre->info.key_id, NULL);
-        if (pem) sg_sha256_hex((const uint8_t *)pem, strlen(pem), sha);
-        *yes = pem && !strcmp(sha, pre->signer_pem_sha);
-        return SG_OK;
+        size_t i;
+        json_t *k;
+        json_array_foreach(json_object_get(cfg, "keys"), i, k)
+        {
+            if (!strcmp(sg_json_str(k, "role"), "signer") && !*sg_json_str(k, "stage"))
+                json_array_append(out, k);
+        }
+        return out;
     }
     reg_stmt *st;
-    sg_status rc = reg_prepare(reg,
-                               "SELECT public_pem FROM model_keys WHERE model_name = ?"
-                               " AND role = 'signer' AND key_id = ?",
-                               &st, err);
-    if (rc != SG_OK) return rc;
-    reg_bind_text(st, 1, model);
-    reg_bind_text(st, 2, pre->info.key_id);
-    if (reg_row(reg, st, err)) {
-        const char *pem = reg_col_text(st, 0);
-        sg_sha256_hex((const uint8_t *)pem, strlen(pem), sha);
-        *yes = !strcmp(sha, pre->signer_pem_sha);
+    if (reg_prepare(reg,
+                    "SELECT key_id, public_pem FROM model_keys WHERE model_name = ?"
+                    " AND role = 'signer' ORDER BY key_id",
+                    &st, err) != SG_OK) {
+        json_decref(out);
+        return NULL;
     }
+    reg_bind_text(st, 1, model);
+    while (reg_row(reg, st, err))
+        json_array_append_new(out, json_pack("{ssss}", "key_id", reg_col_text(st, 0),
+                                             "public_pem", reg_col_text(st, 1)));
     reg_finalize(st);
-    return reg->read_rc;
+    return reg_read_end(reg, out);
+}
+
+/* Whether the key that verified the report before the lock is still a signer of the model. */
+static bool signer_still_trusted(json_t *keys, const reg_precheck *pre)
+{
+    size_t i;
+    json_t *k;
+    json_array_foreach(keys, i, k)
+    {
+        if (strcmp(sg_json_str(k, "key_id"), pre->info.key_id) != 0) continue;
+        const char *pem = sg_json_str(k, "public_pem");
+        char sha[65];
+        sg_sha256_hex((const uint8_t *)pem, strlen(pem), sha);
+        return !strcmp(sha, pre->signer_pem_sha);
+    }
+    return false;
 }
 
 /* Verifies a report against the model's trusted signers and this version's digest. */
@@ -186,33 +205,23 @@ static int check_report(sg_registry *reg, const reg_model *m, const reg_version 
     bool verified = false, any = false;
     sg_err last = {{0}};
     int rc = SG_OK;
-    if (pre->report_ok) {
-        rc = signer_still_trusted(reg, m->name, pre, &verified, err);
-        if (rc != SG_OK) return rc;
-        if (verified) { /* the verified statement moves over; pre no longer owns it */
-            info = pre->info;
-            memset(&pre->info, 0, sizeof pre->info);
-            pre->report_ok = false;
-            any = true;
-        }
+    json_t *keys = signer_keys(reg, m->name, err);
+    if (!keys) return reg->read_rc != SG_OK ? reg->read_rc : SG_ENOMEM;
+    any = json_array_size(keys) > 0;
+    if (pre->report_ok && signer_still_trusted(keys, pre)) {
+        /* the verified statement moves over; pre no longer owns it */
+        info = pre->info;
+        memset(&pre->info, 0, sizeof pre->info);
+        pre->report_ok = false;
+        verified = true;
     }
-    reg_stmt *st = NULL;
-    if (!verified) {
-        rc =
-            reg_prepare(reg,
-                        "SELECT public_pem FROM model_keys WHERE model_name = ? AND role = 'signer'"
-                        " ORDER BY key_id",
-                        &st, err);
-        if (rc != SG_OK) {
-            sg_report_info_clear(&info);
-            return rc;
-        }
-        reg_bind_text(st, 1, m->name);
-    }
-    while (!verified && reg_row(reg, st, err)) {
-        const char *pem = reg_col_text(st, 0);
+    size_t i;
+    json_t *k;
+    json_array_foreach(keys, i, k)
+    {
+        if (verified) break;
+        const char *pem = sg_json_str(k, "public_pem");
         EVP_PKEY *pub = NULL;
-        any = true;
         if (sg_key_load_public_pem(pem, strlen(pem), "trusted signer key", &pub, &last) != SG_OK)
             continue;
         sg_report_info_clear(&info);
@@ -220,7 +229,7 @@ static int check_report(sg_registry *reg, const reg_model *m, const reg_version 
         verified = sg_report_verify(report, len, pub, NULL, &info, &last) == SG_OK;
         EVP_PKEY_free(pub);
     }
-    reg_finalize(st);
+    json_decref(keys);
     int64_t ts = 0;
     if (reg->read_rc != SG_OK)
         rc = reg->read_rc;
