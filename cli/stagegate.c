@@ -1,6 +1,7 @@
 /* The stagegate executable: everything lives in the CLI library (cli/main.c). */
 #include <malloc.h>
 #include "cli.h"
+#include "stagegate/harness.h"
 
 int main(int argc, char **argv)
 {
@@ -13,5 +14,8 @@ int main(int argc, char **argv)
      */
     mallopt(M_MMAP_THRESHOLD, 64 << 20);
     mallopt(M_TRIM_THRESHOLD, 256 << 20);
+    /* Every computation runs on stagegate's own worker pools, one BLAS thread each. Set
+       before the HDF5 sandbox first forks, so that OpenBLAS's pool is never restarted. */
+    sg_blas_single_thread();
     return sg_cli_main(argc, argv);
 }

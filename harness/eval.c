@@ -419,8 +419,6 @@ static sg_status eval_setup(eval_run *e, const sg_eval_config *c, sg_eval_result
         return sg_errf(err, SG_EINTERNAL, "eval: cannot start the reader thread");
     e->reader_started = true;
 
-    /* Workers are the parallelism: one BLAS thread each, no oversubscription. */
-    sg_blas_single_thread();
     if ((st = sg_pool_create(c->cpus, &e->pool, err))) return st;
     r->workers = sg_pool_size(e->pool);
     e->cc.model = m;
@@ -442,6 +440,9 @@ static sg_status eval_setup(eval_run *e, const sg_eval_config *c, sg_eval_result
 sg_status sg_eval_run(const sg_eval_config *c, sg_eval_result *r, sg_err *err)
 {
     memset(r, 0, sizeof *r);
+    /* Workers are the parallelism: one BLAS thread each, no oversubscription. Set before
+       the model and data are opened (their HDF5 checks fork; see sg_blas_single_thread). */
+    sg_blas_single_thread();
     eval_run e;
     memset(&e, 0, sizeof e);
     pthread_mutex_init(&e.ring.mu, NULL);

@@ -17,8 +17,13 @@
 
 int sg_blas_single_thread(void)
 {
+    /* Only when it changes something: OpenBLAS (0.3.21) shuts its thread pool down before
+     * every fork() (its atfork handler; the HDF5 sandbox forks), and each later
+     * openblas_set_num_threads starts the pool again. A new pool thread then spins for the
+     * pool's timeout, 2^28 cycles: about 0.09 s of a core taken from the workers, in every
+     * eval. Set once before the first fork, the count stays 1 and no pool comes back. */
     int prev = openblas_get_num_threads();
-    openblas_set_num_threads(1);
+    if (prev != 1) openblas_set_num_threads(1);
     return prev;
 }
 

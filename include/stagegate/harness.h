@@ -344,7 +344,8 @@ const sg_workload *sg_model_workload_get(const sg_model_workload *mw);
 void sg_model_workload_info_get(const sg_model_workload *mw, sg_model_workload_info *out);
 void sg_model_workload_free(sg_model_workload *mw);
 
-/* Sets OpenBLAS to one thread (workers are the parallelism); returns the previous count. */
+/* Sets OpenBLAS to one thread (workers are the parallelism); returns the previous count.
+   Call it before anything forks (see harness/machine.c): the CLI does so first thing. */
 int sg_blas_single_thread(void);
 /* OpenBLAS build config string and current thread count. */
 const char *sg_blas_config(void);
