@@ -30,7 +30,8 @@ struct sg_dataset {
     bool hashed;
     char sha256[65];
     EVP_MD_CTX *hctx; /* the digest in progress (sg_dataset_hash_step), or NULL */
-    uint64_t hash_off;
+    uint64_t hash_off; /* the file's first hash_off bytes are in the digest */
+    double hash_in_reads; /* seconds the digest took inside sg_dataset_read (hash_read) */
     uint8_t *hbuf;
     hid_t file, X, y, w;
     sg_h5_reader *rX, *ry, *rw; /* one per member: chunks decoded here, not by libhdf5 */
@@ -247,6 +248,27 @@ static sg_status walk_member(sg_dataset *ds, hid_t d, sg_h5_reader *r, const cha
     return rc;
 }
 
+static sg_status hash_read(void *arg, uint64_t off, const uint8_t *p, size_t len, sg_err *err);
+
+/*
+ * The digest takes each chunk's bytes as the reader fetches them (hash_read), when the file
+ * has no user block: chunk addresses are then file offsets, whichever way a libhdf5 version
+ * counts the base. With a user block the digest reads the file itself, as before.
+ */
+static void hash_as_read(sg_dataset *ds)
+{
+    hid_t fcpl = H5Fget_create_plist(ds->file);
+    hsize_t userblock = 1;
+    if (fcpl >= 0) {
+        if (H5Pget_userblock(fcpl, &userblock) < 0) userblock = 1;
+        H5Pclose(fcpl);
+    }
+    if (userblock != 0) return;
+    sg_h5_reader *rs[3] = {ds->rX, ds->ry, ds->rw};
+    for (int i = 0; i < 3; i++)
+        if (rs[i]) sg_h5_reader_on_raw(rs[i], hash_read, ds, 0);
+}
+
 /*
  * The dry run in the sandboxed child (h5sandbox.c): everything sg_dataset_open parses, plus
  * each member's chunk index. A crash here refuses the file instead of ending the process.
@@ -288,6 +310,7 @@ sg_status sg_dataset_open(const char *path, sg_dataset **out, sg_err *err)
         ds->file = sg_h5_open_fd(path, ds->fd, err);
         rc = ds->file < 0 ? SG_EINPUT : open_members(ds, err);
     }
+    if (rc == SG_OK) hash_as_read(ds);
     if (rc) close_ids(ds);
     sg_h5_leave();
     if (rc) {
@@ -338,6 +361,51 @@ sg_status sg_dataset_hash_step(sg_dataset *ds, uint64_t bytes, bool to_eof, sg_e
         done += (uint64_t)n;
     }
     return SG_OK;
+}
+
+/* A gap up to this size in front of a chunk is hashed from the file, so that the chunk's own
+   bytes can then be taken as read; a chunk further ahead is left to sg_dataset_hash_step. */
+#define HASH_GAP_MAX ((uint64_t)8 << 20)
+
+/*
+ * Chunk bytes just fetched from file offset off (sg_h5_raw_fn). When they continue the digest
+ * (after at most HASH_GAP_MAX bytes hashed from the file in between), they go into it from
+ * memory, so the file is read once instead of twice and the bytes are hashed while they are
+ * in cache. The digest stays SHA-256 of the file's bytes in order: every byte goes in exactly
+ * once, at its place; bytes already in are skipped; nothing past the size the file had at
+ * open is taken from memory (libhdf5 reads zeros past the end of a file).
+ */
+static sg_status hash_read(void *arg, uint64_t off, const uint8_t *p, size_t len, sg_err *err)
+{
+    sg_dataset *ds = arg;
+    if (!ds->hctx || ds->hashed) return SG_OK; /* no digest started: a plain read */
+    const uint64_t size = (uint64_t)ds->st0.st_size;
+    if (off >= size) return SG_OK;
+    if (len > size - off) len = (size_t)(size - off);
+    double t0 = sg_now_seconds();
+    if (off > ds->hash_off) {
+        if (off - ds->hash_off > HASH_GAP_MAX) return SG_OK;
+        sg_status rc = sg_dataset_hash_step(ds, off - ds->hash_off, false, err);
+        if (rc != SG_OK) return rc;
+        if (ds->hash_off != off) return SG_OK; /* the file ended first */
+    }
+    if (off + len > ds->hash_off) {
+        size_t skip = (size_t)(ds->hash_off - off);
+        EVP_DigestUpdate(ds->hctx, p + skip, len - skip);
+        ds->hash_off += len - skip;
+    }
+    ds->hash_in_reads += sg_now_seconds() - t0;
+    return SG_OK;
+}
+
+uint64_t sg_dataset_hashed_bytes(const sg_dataset *ds)
+{
+    return ds->hash_off;
+}
+
+double sg_dataset_hash_seconds_in_reads(const sg_dataset *ds)
+{
+    return ds->hash_in_reads;
 }
 
 uint64_t sg_dataset_file_bytes(const sg_dataset *ds)

@@ -54,7 +54,17 @@ struct sg_h5_reader {
     size_t slab_cap;
     int64_t slab_row;
     hid_t slab_type;
+    sg_h5_raw_fn raw_fn; /* sg_h5_reader_on_raw */
+    void *raw_ctx;
+    uint64_t raw_base;
 };
+
+void sg_h5_reader_on_raw(sg_h5_reader *r, sg_h5_raw_fn fn, void *ctx, uint64_t base)
+{
+    r->raw_fn = fn;
+    r->raw_ctx = ctx;
+    r->raw_base = base;
+}
 
 static sg_status fail(const sg_h5_reader *r, sg_err *err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -310,6 +320,10 @@ static sg_status decode_chunk(sg_h5_reader *r, const hsize_t off[2], size_t ms, 
     }
     uint8_t *cur = into;
     size_t len = (size_t)stored;
+    if (r->raw_fn) {
+        sg_status rc = r->raw_fn(r->raw_ctx, r->raw_base + (uint64_t)addr, into, len, err);
+        if (rc != SG_OK) return rc;
+    }
     for (int i = r->nf - 1; i >= 0; i--) {
         if (mask & (1u << i)) continue; /* this filter was skipped when the chunk was written */
         uint8_t *next;

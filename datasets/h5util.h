@@ -67,6 +67,15 @@ SG_MUST_CHECK sg_status sg_h5_reader_new(hid_t ds, const char *path, const char 
 SG_MUST_CHECK sg_status sg_h5_reader_rows(sg_h5_reader *r, hid_t memtype, int64_t row0, int64_t n,
                                           void *buf, sg_err *err);
 void sg_h5_reader_free(sg_h5_reader *r);
+/*
+ * Called with each chunk's stored bytes as they were just fetched from the file, before any
+ * filter is undone: file_off is where they start in the file (the chunk index's address plus
+ * the file's base, the user block), so a digest of the file can take them instead of reading
+ * them again. A status other than SG_OK ends the read with it.
+ */
+typedef sg_status (*sg_h5_raw_fn)(void *ctx, uint64_t file_off, const uint8_t *bytes, size_t len,
+                                  sg_err *err);
+void sg_h5_reader_on_raw(sg_h5_reader *r, sg_h5_raw_fn fn, void *ctx, uint64_t base);
 /* The whole dataset as memtype, the same way. */
 SG_MUST_CHECK sg_status sg_h5_read_all(hid_t ds, hid_t memtype, void *buf, const char *path,
                                        const char *name, sg_err *err);

@@ -63,13 +63,46 @@ typedef struct {
     int64_t rows, chunk, first; /* first: rows of chunk 0, at most chunk */
     int n_classes; /* label range check, 0 for regression */
     bool classifier;
-    uint64_t file_bytes, hashed; /* digest progress (sg_dataset_hash_step) */
+    uint64_t file_bytes; /* the dataset file's size at open */
 } reader_ctx;
+
+/* Hashes what the reads left of the file once every chunk is out, while the last chunks are
+   predicted; stops early when the run is stopped (the main thread finishes it then). */
+static int reader_finish_digest(reader_ctx *rc, sg_err *err)
+{
+    eval_ring *ring = rc->ring;
+    for (;;) {
+        pthread_mutex_lock(&ring->mu);
+        bool stop = ring->stop;
+        pthread_mutex_unlock(&ring->mu);
+        uint64_t at = sg_dataset_hashed_bytes(rc->ds);
+        if (stop || at >= rc->file_bytes) return SG_OK;
+        double t0 = sg_now_seconds();
+        int st = sg_dataset_hash_step(rc->ds, (uint64_t)8 << 20, false, err);
+        pthread_mutex_lock(&ring->mu);
+        ring->hash_seconds += sg_now_seconds() - t0;
+        pthread_mutex_unlock(&ring->mu);
+        if (st != SG_OK) return st;
+        if (sg_dataset_hashed_bytes(rc->ds) == at) return SG_OK; /* the file ended */
+    }
+}
 
 static void *reader_main(void *arg)
 {
     reader_ctx *rc = arg;
     eval_ring *ring = rc->ring;
+    /* The digest starts before the first read, so that each chunk's bytes go into it as they
+       are read (sg_dataset_hash_step's contract): the file is read once, not twice. */
+    sg_err err0 = {{0}};
+    int st0 = sg_dataset_hash_step(rc->ds, 0, false, &err0);
+    if (st0 != SG_OK) {
+        pthread_mutex_lock(&ring->mu);
+        ring->status = st0;
+        ring->err = err0;
+        pthread_cond_broadcast(&ring->cv);
+        pthread_mutex_unlock(&ring->mu);
+        return NULL;
+    }
     for (int64_t row = 0, i = 0, n = 0; row < rc->rows; row += n, i++) {
         eval_slot *s = &ring->slots[i & 1];
         pthread_mutex_lock(&ring->mu);
@@ -82,27 +115,28 @@ static void *reader_main(void *arg)
         int64_t want = i == 0 ? rc->first : rc->chunk;
         n = rc->rows - row < want ? rc->rows - row : want;
         sg_err err = {{0}};
+        uint64_t hashed0 = sg_dataset_hashed_bytes(rc->ds);
+        double in_reads0 = sg_dataset_hash_seconds_in_reads(rc->ds);
         double t0 = sg_now_seconds();
         int st =
             sg_dataset_read(rc->ds, row, n, s->X, rc->classifier ? s->labels : NULL,
                             rc->classifier ? NULL : s->targets, s->weights, rc->n_classes, &err);
         double t1 = sg_now_seconds();
-        /* The file's digest, spread over the chunks in proportion to the rows read, so
-         * it runs while the workers predict instead of before them. The bytes are
-         * page-cache hot after HDF5 read them (or about to be). */
-        if (st == SG_OK) {
+        double in_reads = sg_dataset_hash_seconds_in_reads(rc->ds) - in_reads0;
+        /* When the reads did not feed the digest (chunks out of file order, a user block),
+         * it is read from the file, spread over the chunks in proportion to the rows read,
+         * so it runs while the workers predict instead of before them. */
+        if (st == SG_OK && sg_dataset_hashed_bytes(rc->ds) == hashed0) {
             uint64_t target = (uint64_t)((unsigned __int128)rc->file_bytes *
                                          (uint64_t)(row + n) / (uint64_t)rc->rows);
-            if (target > rc->hashed) {
-                st = sg_dataset_hash_step(rc->ds, target - rc->hashed, false, &err);
-                rc->hashed = target;
-            }
+            uint64_t at = sg_dataset_hashed_bytes(rc->ds);
+            if (target > at) st = sg_dataset_hash_step(rc->ds, target - at, false, &err);
         }
         double t2 = sg_now_seconds();
 
         pthread_mutex_lock(&ring->mu);
-        ring->read_seconds += t1 - t0;
-        ring->hash_seconds += t2 - t1;
+        ring->read_seconds += t1 - t0 - in_reads;
+        ring->hash_seconds += t2 - t1 + in_reads;
         if (st != SG_OK) {
             ring->status = st;
             ring->err = err;
@@ -116,6 +150,10 @@ static void *reader_main(void *arg)
         pthread_cond_broadcast(&ring->cv);
         pthread_mutex_unlock(&ring->mu);
     }
+    /* An error here is met again, with its message, when the main thread finishes the digest
+       after the join (sg_dataset_sha256 goes on from where this stopped). */
+    sg_err err = {{0}};
+    (void)reader_finish_digest(rc, &err);
     return NULL;
 }
 

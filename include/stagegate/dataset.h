@@ -39,10 +39,17 @@ SG_MUST_CHECK sg_status sg_dataset_sha256(sg_dataset *ds, char hex[65], sg_err *
 /*
  * Hashes the next `bytes` bytes of the file (or up to its end when to_eof) into the digest
  * sg_dataset_sha256 will return, so a reader can spread the hashing over its chunks and
- * overlap it with compute. Same thread rules as sg_dataset_read.
+ * overlap it with compute. Same thread rules as sg_dataset_read. Once a digest is started
+ * (a first call, even with 0 bytes), sg_dataset_read also feeds it: each chunk's bytes as
+ * they were read, when they are the file's next bytes, so that in-order reads need no
+ * second pass over the file.
  */
 SG_MUST_CHECK sg_status sg_dataset_hash_step(sg_dataset *ds, uint64_t bytes, bool to_eof,
                                              sg_err *err);
+/* How many of the file's leading bytes the digest holds so far. */
+uint64_t sg_dataset_hashed_bytes(const sg_dataset *ds);
+/* Seconds sg_dataset_read spent feeding the digest (part of the reads' time). */
+double sg_dataset_hash_seconds_in_reads(const sg_dataset *ds);
 /* The file's size in bytes when it was opened. */
 uint64_t sg_dataset_file_bytes(const sg_dataset *ds);
 SG_MUST_CHECK sg_status sg_dataset_check_unchanged(const sg_dataset *ds, sg_err *err);
