@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "fixtures.h"
+#include "stagegate/common.h"
 #include "stagegate/dataset.h"
 
 #define N 1000
@@ -389,12 +390,56 @@ static void test_check_model(void **state)
     sg_dataset_close(ds);
 }
 
+/*
+ * The digest fed from the chunk bytes the reads fetch (sg_dataset_hash_step's contract) is the
+ * file's SHA-256 however the reads and the file-side steps interleave: a digest started at 0
+ * or already part-way into the file (mid-chunk: a chunk read then continues it from inside),
+ * rows read in reverse, again, and in overlapping ranges.
+ */
+static void test_digest_as_read(void **state)
+{
+    static const layout lays[] = {CHUNKED, GZIP, CONTIG};
+    /* Two orders: the whole set first (a digest started mid-chunk is continued from inside the
+       chunk that holds its position), and the end first (the gap before it hashed from the
+       file, then everything before it skipped as hashed already). */
+    static const int64_t orders[2][6][2] = {
+        {{0, N}, {900, 100}, {0, 64}, {37, 300}, {500, 500}, {1, 998}},
+        {{900, 100}, {0, 64}, {37, 300}, {0, N}, {500, 500}, {1, 998}}};
+    for (size_t li = 0; li < 3; li++) {
+        const char *p = tpath("digest.h5");
+        write_set(p, H5T_IEEE_F32LE, lays[li], H5T_STD_I32LE, true);
+        char want[65];
+        sg_err err = {{0}};
+        assert_int_equal(sg_sha256_file_hex(p, want, &err), SG_OK);
+        sg_dataset *ds = NULL;
+        assert_int_equal(sg_dataset_open(p, &ds, &err), SG_OK);
+        const uint64_t size = sg_dataset_file_bytes(ds);
+        const uint64_t starts[] = {0, size / 3, size / 2 + 17, size - 5, size};
+        sg_dataset_close(ds);
+        for (size_t k = 0; k < 2 * sizeof starts / sizeof starts[0]; k++) {
+            const size_t si = k / 2;
+            assert_int_equal(sg_dataset_open(p, &ds, &err), SG_OK);
+            assert_int_equal(sg_dataset_hash_step(ds, starts[si], false, &err), SG_OK);
+            assert_int_equal(sg_dataset_hashed_bytes(ds), starts[si]);
+            for (size_t b = 0; b < 6; b++)
+                check_range(ds, orders[k % 2][b][0], orders[k % 2][b][1], true, true);
+            /* In-order chunk reads fed the digest: no file-side step was needed for them. */
+            if (lays[li] != CONTIG && starts[si] == 0) assert_true(sg_dataset_hashed_bytes(ds) > size / 2);
+            if (lays[li] == CONTIG) assert_int_equal(sg_dataset_hashed_bytes(ds), starts[si]);
+            char got[65];
+            assert_int_equal(sg_dataset_sha256(ds, got, &err), SG_OK);
+            assert_string_equal(got, want);
+            sg_dataset_close(ds);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dtypes_and_layouts), cmocka_unit_test(test_open_errors),
         cmocka_unit_test(test_value_errors),       cmocka_unit_test(test_error_row_is_absolute),
-        cmocka_unit_test(test_check_model),
+        cmocka_unit_test(test_check_model),        cmocka_unit_test(test_digest_as_read),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,0 +1,121 @@
+#!/usr/bin/python3
+"""The dataset digest that eval reports (and a gate report signs) is SHA-256 of the file's
+bytes, whatever the file's layout: eval feeds the digest from the chunk bytes it reads when
+they are the file's next bytes and reads the rest of the file itself, so every layout that
+puts chunks out of file order, between other data, behind a user block or compressed must
+still give hashlib's digest of the file. The same rows in every layout must also give the
+same metrics, bit for bit.
+
+Layouts: chunks in order; chunks written last to first; /y before /X; X and y chunks
+interleaved; a 9 MiB dataset between the header and /X (a gap larger than eval fills from
+the file in one go); deflate+shuffle; contiguous; a 512-byte user block; chunks split across
+columns; chunk rows that divide neither eval's chunk nor its first chunk; sample weights.
+Each is run with the default chunking and with --chunk-rows 700.
+"""
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import h5py
+import numpy as np
+
+SG = os.environ["STAGEGATE_BIN"]
+SRC = os.environ["STAGEGATE_SOURCE_DIR"]
+ROWS, FEAT = 30000, 16
+
+tmp = tempfile.mkdtemp(prefix="sg_digest_")
+model = os.path.join(tmp, "m.h5")
+base = os.path.join(tmp, "base.h5")
+subprocess.run(["/usr/bin/python3", f"{SRC}/scripts/make_dataset.py", "--out", base, "--task", "binary",
+                "--rows", str(ROWS), "--features", str(FEAT), "--seed", "5", "--fit", "mlp-relu",
+                "--hidden", "16", "--max-iter", "5", "--fit-rows", "2000", "--model-out", model],
+               check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+with h5py.File(base, "r") as f:
+    X = f["X"][()].astype(np.float32)
+    y = f["y"][()].astype(np.int32)
+w = np.linspace(0.5, 2.0, ROWS)
+
+
+def chunked_rows(f, name, data, chunk, order):
+    """A chunked dataset whose chunks are allocated in the file in `order` (row-chunk indices)."""
+    d = f.create_dataset(name, shape=data.shape, dtype=data.dtype, chunks=chunk)
+    for i in order:
+        d[i * chunk[0]:(i + 1) * chunk[0]] = data[i * chunk[0]:(i + 1) * chunk[0]]
+    return d
+
+
+def layouts():
+    n = (ROWS + 999) // 1000
+    yield "in_order", lambda f: (chunked_rows(f, "X", X, (1000, FEAT), range(n)),
+                                 chunked_rows(f, "y", y, (1000,), range(n)))
+    yield "reversed", lambda f: (chunked_rows(f, "X", X, (1000, FEAT), reversed(range(n))),
+                                 chunked_rows(f, "y", y, (1000,), reversed(range(n))))
+    yield "y_first", lambda f: (chunked_rows(f, "y", y, (1000,), range(n)),
+                                chunked_rows(f, "X", X, (1000, FEAT), range(n)))
+
+    def interleaved(f):
+        dx = f.create_dataset("X", shape=X.shape, dtype=X.dtype, chunks=(1000, FEAT))
+        dy = f.create_dataset("y", shape=y.shape, dtype=y.dtype, chunks=(1000,))
+        for i in range(n):
+            dx[i * 1000:(i + 1) * 1000] = X[i * 1000:(i + 1) * 1000]
+            dy[i * 1000:(i + 1) * 1000] = y[i * 1000:(i + 1) * 1000]
+    yield "interleaved", interleaved
+
+    def big_gap(f):
+        f.create_dataset("padding", data=np.arange((9 << 20) // 8, dtype=np.float64))
+        chunked_rows(f, "X", X, (1000, FEAT), range(n))
+        chunked_rows(f, "y", y, (1000,), range(n))
+    yield "big_gap", big_gap
+    yield "deflate", lambda f: (f.create_dataset("X", data=X, chunks=(1000, FEAT), compression="gzip",
+                                                 shuffle=True),
+                                f.create_dataset("y", data=y, chunks=(1000,), compression="gzip"))
+    yield "contiguous", lambda f: (f.create_dataset("X", data=X), f.create_dataset("y", data=y))
+    yield "userblock", "userblock"
+    yield "column_chunks", lambda f: (chunked_rows(f, "X", X, (1000, 5), range(n)),
+                                      chunked_rows(f, "y", y, (1000,), range(n)))
+    yield "odd_chunks", lambda f: (f.create_dataset("X", data=X, chunks=(333, FEAT)),
+                                   f.create_dataset("y", data=y, chunks=(333,)))
+    yield "weights", lambda f: (chunked_rows(f, "X", X, (1000, FEAT), range(n)),
+                                chunked_rows(f, "y", y, (1000,), range(n)),
+                                f.create_dataset("sample_weight", data=w, chunks=(1000,)))
+
+
+failures = []
+reference = {}
+for name, make in layouts():
+    path = os.path.join(tmp, f"{name}.h5")
+    if make == "userblock":
+        with h5py.File(path, "w", userblock_size=512) as f:
+            chunked_rows(f, "X", X, (1000, FEAT), range((ROWS + 999) // 1000))
+            chunked_rows(f, "y", y, (1000,), range((ROWS + 999) // 1000))
+        with open(path, "r+b") as fh:  # a user block's bytes are the file's too
+            fh.write(b"user block text " * 32)
+    else:
+        with h5py.File(path, "w") as f:
+            make(f)
+    want = hashlib.sha256(open(path, "rb").read()).hexdigest()
+    for extra in ([], ["--chunk-rows", "700"]):
+        p = subprocess.run([SG, "eval", "--model", model, "--data", path, "--json", *extra],
+                           capture_output=True, text=True)
+        if p.returncode != 0:
+            failures.append(f"{name} {extra}: exit {p.returncode}: {p.stderr.strip()}")
+            continue
+        d = json.loads(p.stdout)
+        got = d["dataset"]["sha256"]
+        if got != want:
+            failures.append(f"{name} {extra}: digest {got}, the file's is {want}")
+        m = d["metrics"]
+        key = "weights" if name == "weights" else "plain"
+        if key not in reference:
+            reference[key] = m
+        elif m != reference[key]:
+            failures.append(f"{name} {extra}: metrics differ from the in-order file's: {m}")
+    print(f"{name}: ok" if not any(f.startswith(name + " ") for f in failures) else f"{name}: FAIL")
+
+if failures:
+    print("\n".join(failures), file=sys.stderr)
+    sys.exit(1)
+print(f"every layout: eval's dataset digest is the file's SHA-256 and the metrics agree")
