@@ -62,4 +62,24 @@ if [ $rc -ne 0 ] && grep -q "apt-get install -y libhdf5-dev" "$tmp/cfg2.log"; th
 else
     bad "configure without HDF5: exit $rc"
 fi
+# The run-time library search path names absolute directories only: an empty or relative
+# entry searches the current directory, so a checkout holding libz.so.1 would be loaded into
+# the gate. Checked on the binary under test and on the installed one (the shared-library
+# build's test binaries need the build tree and are not checked).
+runpath_ok() {
+    local rp
+    rp=$(readelf -d "$1" | sed -n 's/.*(\(RUNPATH\|RPATH\)).*\[\(.*\)\]/\2/p')
+    [ -z "$rp" ] && return 0
+    case ":$rp:" in *::*) return 1 ;; esac
+    local IFS=:
+    for d in $rp; do case $d in /*) ;; *) return 1 ;; esac; done
+}
+if grep -q '^STAGEGATE_SHARED:BOOL=ON' "$BUILD/CMakeCache.txt"; then
+    ok "run-time search path (shared build: not checked)"
+else
+    for b in "${STAGEGATE_BIN:?}" "$p/bin/stagegate"; do
+        runpath_ok "$b" && ok "run-time search path of $(basename "$(dirname "$b")")/stagegate: absolute entries only" ||
+            bad "$b has an empty or relative RUNPATH entry: $(readelf -d "$b" | grep -E 'RUNPATH|RPATH')"
+    done
+fi
 exit $fail
