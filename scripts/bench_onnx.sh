@@ -11,11 +11,11 @@
 # Case: an MLP 64-256-256-2 (ReLU, softmax head) built in PyTorch 1.13, exported with
 # scripts/export_torch.py (opset 13), and the same weights written in the native HDF5 format.
 #   1. batch, in memory on both sides: stagegate bench --scenario offline (every row, every
-#      worker, 1024 rows per call) ONNX vs native (median of 3 each), vs PyTorch forward on the
+#      worker, 1024 rows per call) ONNX vs native (median of 5 each), vs PyTorch forward on the
 #      whole set as one tensor under torch.no_grad (torch.set_num_threads = the worker count);
 #      also eval's predict stage, which runs while eval's reader thread reads and hashes the
 #      file on the same cores (what an eval costs; not an in-memory figure);
-#   2. batch 1: stagegate bench single-stream p50/p99 (one pinned core, median of 3 runs,
+#   2. batch 1: stagegate bench single-stream p50/p99 (one pinned core, median of 5 runs,
 #      alternating with the batch runs between the formats), ONNX vs native, vs
 #      PyTorch forward on one row at a time (one thread).
 set -euo pipefail
@@ -62,8 +62,8 @@ PY
     /usr/bin/python3 scripts/export_torch.py "$B/onnx_mlp256.pt" "$B/onnx_mlp256.onnx" --opset 13
 fi
 
-# The two formats alternate, three rounds, so drift on a shared machine hits both alike.
-for i in 1 2 3; do
+# The two formats alternate, five rounds, so drift on a shared machine hits both alike.
+for i in 1 2 3 4 5; do
     for kind in onnx h5; do
         echo "== round $i: stagegate eval and bench single-stream (one core), $kind" >&2
         "$SG" eval --model "$B/onnx_mlp256.$kind" --data "$B/onnx_$ROWS.h5" --json >"$B/onnx_eval_${kind}_$i.json"
@@ -112,14 +112,14 @@ import json, statistics, sys
 B, ROWS, W = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 def med(kind):
     return statistics.median(json.load(open(f"{B}/onnx_eval_{kind}_{i}.json"))["timing"]["predict_seconds"]
-                             for i in (1, 2, 3))
+                             for i in (1, 2, 3, 4, 5))
 ox, nat = med("onnx"), med("h5")
 def med_offline(kind):  # seconds for ROWS rows at the offline throughput
     return statistics.median(ROWS / json.load(open(f"{B}/onnx_offline_{kind}_{i}.json"))["throughput"]
-                             for i in (1, 2, 3))
+                             for i in (1, 2, 3, 4, 5))
 oo, on = med_offline("onnx"), med_offline("h5")
 def single(kind):
-    runs = [json.load(open(f"{B}/onnx_single_{kind}_{i}.json")) for i in (1, 2, 3)]
+    runs = [json.load(open(f"{B}/onnx_single_{kind}_{i}.json")) for i in (1, 2, 3, 4, 5)]
     return runs[0], {q: statistics.median(r["latency_ns"][q] for r in runs) for q in ("p50", "p99")}
 so, lo = single("onnx")
 sn, ln = single("h5")
@@ -127,12 +127,12 @@ t = json.load(open(f"{B}/onnx_torch.json"))
 print(f"MLP 64-256-256-2 (ReLU, softmax); {ROWS:,} x 64 rows; {W} workers / threads")
 print(f"kernels: {so.get('machine', {}).get('cpu_model', '')}")
 print()
-print(f"{'batch, in memory (median of 3)':44s} {'seconds':>10s} {'vs ONNX':>12s}")
+print(f"{'batch, in memory (median of 5)':44s} {'seconds':>10s} {'vs ONNX':>12s}")
 print(f"{'stagegate bench offline, ONNX':44s} {oo:10.3f} {'1.00x':>12s}")
 print(f"{'stagegate bench offline, native HDF5':44s} {on:10.3f} {on / oo:11.2f}x")
 print(f"{'PyTorch 1.13 forward (threads=%d)' % W:44s} {t['torch_batch_s']:10.3f} {t['torch_batch_s'] / oo:11.2f}x")
 print()
-print(f"{'eval predict stage, streaming (median of 3)':44s} {'seconds':>10s} {'vs ONNX':>12s}")
+print(f"{'eval predict stage, streaming (median of 5)':44s} {'seconds':>10s} {'vs ONNX':>12s}")
 print(f"{'stagegate eval, ONNX':44s} {ox:10.3f} {'1.00x':>12s}")
 print(f"{'stagegate eval, native HDF5':44s} {nat:10.3f} {nat / ox:11.2f}x")
 print(f"{'PyTorch 1.13 forward (threads=%d)' % W:44s} {t['torch_batch_s']:10.3f} {t['torch_batch_s'] / ox:11.2f}x")
@@ -140,7 +140,7 @@ print()
 po, qo = lo["p50"], lo["p99"]
 pn, qn = ln["p50"], ln["p99"]
 tp, tq = t["torch_one_p50_ns"], t["torch_one_p99_ns"]
-print(f"{'batch 1, median of 3 runs (one core)':44s} {'p50 us':>10s} {'p99 us':>10s} {'p50 vs ONNX':>12s}")
+print(f"{'batch 1, median of 5 runs (one core)':44s} {'p50 us':>10s} {'p99 us':>10s} {'p50 vs ONNX':>12s}")
 print(f"{'stagegate bench single-stream, ONNX':44s} {po/1e3:10.2f} {qo/1e3:10.2f} {'1.00x':>12s}")
 print(f"{'stagegate bench single-stream, native':44s} {pn/1e3:10.2f} {qn/1e3:10.2f} {pn/po:11.2f}x")
 print(f"{'PyTorch forward, one row (1 thread)':44s} {tp/1e3:10.2f} {tq/1e3:10.2f} {tp/po:11.2f}x")
