@@ -27,11 +27,13 @@ static sg_status refuse(sg_err *err, int rc, const char *model, int64_t v, const
                    reason);
 }
 
+/* at (when not NULL) receives the time written as updated_at. */
 static int set_stage(sg_registry *reg, const char *model, int64_t version, const reg_stage *g,
-                     sg_err *err)
+                     char at[32], sg_err *err)
 {
     char now[32];
     reg_now_utc(now);
+    if (at) memcpy(at, now, sizeof now);
     reg_stmt *st;
     int rc = reg_prepare(reg,
                          "UPDATE model_versions SET stage = ?, stage_exclusive = ?, updated_at = ?"
@@ -117,24 +119,42 @@ static void precheck(sg_registry *reg, const char *model, int64_t version, const
 {
     memset(pre, 0, sizeof *pre);
     sg_err err;
-    reg_version v;
     reg_read_start(reg);
-    if (reg_version_load(reg, model, version, &v, &err) == SG_OK &&
-        sg_model_digest_file_hex(v.artifact_path, pre->artifact_sha, &err) == SG_OK)
-        snprintf(pre->artifact_path, sizeof pre->artifact_path, "%s", v.artifact_path);
-    else
-        pre->artifact_sha[0] = '\0';
+    /* The version's artifact path and, with a report, the model's signer keys: one
+     * statement. */
     reg_stmt *st;
-    if (!report || reg_prepare(reg,
-                               "SELECT public_pem FROM model_keys WHERE model_name = ?"
-                               " AND role = 'signer' ORDER BY key_id",
-                               &st, &err) != SG_OK) {
+    if (reg_prepare(reg,
+                    report ? "SELECT 0, artifact_path, '' FROM model_versions WHERE"
+                             " model_name = ?1 AND version = ?2 UNION ALL SELECT 1, public_pem,"
+                             " key_id FROM model_keys WHERE model_name = ?1 AND role = 'signer'"
+                             " ORDER BY 1, 3"
+                           : "SELECT 0, artifact_path, '' FROM model_versions WHERE"
+                             " model_name = ?1 AND version = ?2",
+                    &st, &err) != SG_OK) {
         reg->read_rc = SG_OK;
         return;
     }
     reg_bind_text(st, 1, model);
-    while (!pre->report_ok && reg_row(reg, st, &err)) {
-        const char *pem = reg_col_text(st, 0);
+    reg_bind_int64(st, 2, version);
+    char path[sizeof pre->artifact_path] = "";
+    json_t *pems = json_array();
+    while (reg_row(reg, st, &err))
+        if (reg_col_int64(st, 0) == 0)
+            snprintf(path, sizeof path, "%s", reg_col_text(st, 1));
+        else
+            json_array_append_new(pems, json_string(reg_col_text(st, 1)));
+    reg_finalize(st);
+    reg->read_rc = SG_OK; /* a failed read here only means the work is done under the lock */
+    if (*path && sg_model_digest_file_hex(path, pre->artifact_sha, &err) == SG_OK)
+        snprintf(pre->artifact_path, sizeof pre->artifact_path, "%s", path);
+    else
+        pre->artifact_sha[0] = '\0';
+    size_t i;
+    json_t *p;
+    json_array_foreach(pems, i, p)
+    {
+        if (pre->report_ok) break;
+        const char *pem = json_string_value(p);
         EVP_PKEY *pub = NULL;
         if (sg_key_load_public_pem(pem, strlen(pem), "signer", &pub, &err) != SG_OK) continue;
         sg_report_info_clear(&pre->info);
@@ -143,8 +163,7 @@ static void precheck(sg_registry *reg, const char *model, int64_t version, const
         if (pre->report_ok) sg_sha256_hex((const uint8_t *)pem, strlen(pem), pre->signer_pem_sha);
         EVP_PKEY_free(pub);
     }
-    reg_finalize(st);
-    reg->read_rc = SG_OK; /* a failed read here only means the work is done under the lock */
+    json_decref(pems);
 }
 
 /* The model's signer keys as [{key_id, public_pem}] in key id order: from the configuration
@@ -272,75 +291,68 @@ static int check_report(sg_registry *reg, const reg_model *m, const reg_version 
  * not approve anything. The approver's key comes from the model's keys, which
  * reg_config_check has matched with the recorded configuration.
  */
+typedef struct {
+    char who[65], comment[256];
+    bool rejected;
+    char *text, *sig, *pem; /* the approver's latest such event and key; NULL when none */
+} reg_decision;
+
 static sg_status approval_signed(sg_registry *reg, const char *model, int64_t version,
-                                 const char *approver, bool rejected, bool *ok, sg_err *err)
+                                 const reg_decision *d, bool *ok, sg_err *err)
 {
     *ok = false;
-    reg_stmt *st;
-    sg_status rc = reg_prepare(
-        reg,
-        "SELECT l.request_text, l.signature, k.public_pem FROM audit_log l JOIN model_keys k"
-        " ON k.model_name = l.model_name AND k.role = 'approver' AND k.stage = ''"
-        " AND k.key_id = l.actor_key_id WHERE l.model_name = ? AND l.version = ?"
-        " AND l.actor_key_id = ? AND l.action = ? ORDER BY l.seq DESC LIMIT 1",
-        &st, err);
-    if (rc != SG_OK) return rc;
-    reg_bind_text(st, 1, model);
-    reg_bind_int64(st, 2, version);
-    reg_bind_text(st, 3, approver);
-    reg_bind_text(st, 4, rejected ? "reject" : "approve");
-    char *text = NULL, *sig = NULL, *pem = NULL;
-    if (reg_row(reg, st, err)) {
-        text = strdup(reg_col_text(st, 0));
-        sig = strdup(reg_col_text(st, 1));
-        pem = strdup(reg_col_text(st, 2));
-    }
-    reg_finalize(st);
-    rc = reg->read_rc;
     char want[512];
     snprintf(want, sizeof want,
              "stagegate-registry-request/v1\naction=%s\nmodel=%s\nversion=%lld\n",
-             rejected ? "reject" : "approve", model, (long long)version);
-    if (rc == SG_OK && text && sig && pem && !strncmp(text, want, strlen(want)))
-        rc = reg_recorded_request_ok(reg, text, sig, pem, ok, err);
-    free(text);
-    free(sig);
-    free(pem);
-    return rc;
+             d->rejected ? "reject" : "approve", model, (long long)version);
+    if (d->text && d->sig && d->pem && !strncmp(d->text, want, strlen(want)))
+        return reg_recorded_request_ok(reg, d->text, d->sig, d->pem, ok, err);
+    return SG_OK;
 }
 
 static int check_approval(sg_registry *reg, const char *model, int64_t version,
                           const char *promoter, sg_err *err)
 {
-    /* The latest decision of each approver counts; any standing rejection blocks. */
+    /* The latest decision of each approver counts; any standing rejection blocks. Each
+     * decision comes with the approver's latest audit event for that decision and the
+     * approver's key, in the same statement. */
     reg_stmt *st;
-    int rc =
-        reg_prepare(reg,
-                    "SELECT a.approver_key_id, a.decision, a.comment FROM approvals a"
-                    " WHERE a.model_name = ? AND a.version = ? AND a.id = (SELECT max(b.id)"
-                    " FROM approvals b WHERE b.model_name = a.model_name AND b.version = a.version"
-                    " AND b.approver_key_id = a.approver_key_id)",
-                    &st, err);
+    int rc = reg_prepare(
+        reg,
+        "SELECT a.approver_key_id, a.decision, a.comment, l.request_text, l.signature,"
+        " k.public_pem FROM approvals a"
+        " LEFT JOIN audit_log l ON l.seq = (SELECT max(e.seq) FROM audit_log e"
+        " WHERE e.model_name = a.model_name AND e.version = a.version"
+        " AND e.actor_key_id = a.approver_key_id AND e.action ="
+        " CASE a.decision WHEN 'rejected' THEN 'reject' ELSE 'approve' END)"
+        " LEFT JOIN model_keys k ON k.model_name = a.model_name AND k.role = 'approver'"
+        " AND k.stage = '' AND k.key_id = a.approver_key_id"
+        " WHERE a.model_name = ? AND a.version = ? AND a.id = (SELECT max(b.id)"
+        " FROM approvals b WHERE b.model_name = a.model_name AND b.version = a.version"
+        " AND b.approver_key_id = a.approver_key_id)",
+        &st, err);
     if (rc != SG_OK) return rc;
     reg_bind_text(st, 1, model);
     reg_bind_int64(st, 2, version);
     bool approved = false, self_only = false;
-    /* The rows are read first: checking a signature runs queries of its own. */
-    struct {
-        char who[65], comment[256];
-        bool rejected;
-    } rows[64];
+    /* The rows are read first: checking a signature may run queries of its own. */
+    reg_decision rows[64];
     size_t n = 0;
     while (reg_row(reg, st, err) && n < 64) {
-        snprintf(rows[n].who, sizeof rows[n].who, "%s", reg_col_text(st, 0));
-        snprintf(rows[n].comment, sizeof rows[n].comment, "%s", reg_col_text(st, 2));
-        rows[n++].rejected = !strcmp(reg_col_text(st, 1), "rejected");
+        reg_decision *d = &rows[n++];
+        snprintf(d->who, sizeof d->who, "%s", reg_col_text(st, 0));
+        snprintf(d->comment, sizeof d->comment, "%s", reg_col_text(st, 2));
+        d->rejected = !strcmp(reg_col_text(st, 1), "rejected");
+        bool signed_row = !reg_col_is_null(st, 3) && !reg_col_is_null(st, 5);
+        d->text = signed_row ? strdup(reg_col_text(st, 3)) : NULL;
+        d->sig = signed_row ? strdup(reg_col_text(st, 4)) : NULL;
+        d->pem = signed_row ? strdup(reg_col_text(st, 5)) : NULL;
     }
     reg_finalize(st);
     if (rc == SG_OK) rc = reg->read_rc;
     for (size_t i = 0; rc == SG_OK && i < n; i++) {
         bool signed_ok = false;
-        rc = approval_signed(reg, model, version, rows[i].who, rows[i].rejected, &signed_ok, err);
+        rc = approval_signed(reg, model, version, &rows[i], &signed_ok, err);
         if (rc != SG_OK || !signed_ok) continue;
         if (rows[i].rejected)
             rc = sg_errf(err, SG_EREFUSED, "rejected by approver %.16s (%s)", rows[i].who,
@@ -349,6 +361,11 @@ static int check_approval(sg_registry *reg, const char *model, int64_t version,
             self_only = true;
         else
             approved = true;
+    }
+    for (size_t i = 0; i < n; i++) {
+        free(rows[i].text);
+        free(rows[i].sig);
+        free(rows[i].pem);
     }
     if (rc == SG_OK && !approved)
         rc = sg_errf(
@@ -430,7 +447,7 @@ static sg_status archive_occupant(sg_registry *reg, const reg_model *m, int64_t 
 {
     const reg_stage *arch = reg_model_stage(m, REG_ARCHIVED);
     if (!arch) return sg_errf(err, SG_EINTERNAL, "model %s has no Archived stage", m->name);
-    int rc = set_stage(reg, m->name, occupant, arch, err);
+    int rc = set_stage(reg, m->name, occupant, arch, NULL, err);
     char detail[64];
     snprintf(detail, sizeof detail, "replaced by v%lld", (long long)by);
     reg_event ev = {.model = m->name,
@@ -465,9 +482,12 @@ static sg_status check_artifact(const reg_version *v, const reg_precheck *pre, s
     return SG_OK;
 }
 
+/* doc: the version's document as this transaction read it under the write lock; on success
+ * it becomes the document the transition leaves. */
 static sg_status do_transition(sg_registry *reg, const reg_model *m, const reg_version *v,
-                               const reg_stage *g, const uint8_t *report, size_t report_len,
-                               const sg_registry_request *req, reg_precheck *pre, sg_err *err)
+                               json_t *doc, const reg_stage *g, const uint8_t *report,
+                               size_t report_len, const sg_registry_request *req,
+                               reg_precheck *pre, sg_err *err)
 {
     bool allowed = false;
     char actor[65], report_sha[65] = "";
@@ -497,9 +517,11 @@ static sg_status do_transition(sg_registry *reg, const reg_model *m, const reg_v
                      g->name);
     if (rc == SG_OK && report)
         rc = check_report(reg, m, v, g->name, report, report_len, report_sha, pre, err);
+    /* A passed validation: one on record when the version was read under the lock, or the
+     * one check_report has just recorded (it records only a verified PASSED report). */
+    bool had_validation = json_is_true(json_object_get(doc, "validated"));
     bool validated = true;
-    if (rc == SG_OK && g->requires_validation)
-        rc = has_passed_validation(reg, m->name, v->version, &validated, err);
+    if (rc == SG_OK && g->requires_validation) validated = had_validation || report;
     if (rc == SG_OK && !validated)
         rc = sg_errf(err, SG_EREFUSED,
                      "no passed validation on record for v%lld (enter %s with a report first)",
@@ -516,7 +538,13 @@ static sg_status do_transition(sg_registry *reg, const reg_model *m, const reg_v
             rc = sg_errf(err, SG_EREFUSED, "%s already holds v%lld (single-version stage)", g->name,
                          (long long)occupant);
     }
-    if (rc == SG_OK) rc = set_stage(reg, m->name, v->version, g, err);
+    char at[32];
+    if (rc == SG_OK) rc = set_stage(reg, m->name, v->version, g, at, err);
+    if (rc == SG_OK) {
+        json_object_set_new(doc, "stage", json_string(g->name));
+        json_object_set_new(doc, "updated_at", json_string(at));
+        json_object_set_new(doc, "validated", json_boolean(had_validation || report));
+    }
     if (rc == SG_OK) {
         reg_event ev = {.model = m->name,
                         .version = v->version,
@@ -545,8 +573,9 @@ sg_status sg_registry_transition(sg_registry *reg, const char *model, int64_t ve
         sg_report_info_clear(&pre.info);
         return rc;
     }
+    json_t *doc = NULL;
     if ((rc = reg_model_load_checked(reg, model, &m, err)) == SG_OK &&
-        (rc = reg_version_load(reg, model, version, &v, err)) == SG_OK) {
+        (rc = reg_version_doc_load(reg, model, version, &v, &doc, err)) == SG_OK) {
         const reg_stage *g = reg_model_stage(&m, stage);
         if (!g)
             rc = sg_errf(err, SG_EINPUT, "model '%s' has no stage '%s'", model, stage);
@@ -554,9 +583,14 @@ sg_status sg_registry_transition(sg_registry *reg, const char *model, int64_t ve
             rc = sg_errf(err, SG_EINPUT, "%s v%lld is already in %s", model, (long long)version,
                          g->name);
         else
-            rc = do_transition(reg, &m, &v, g, report, report_len, req, &pre, err);
+            rc = do_transition(reg, &m, &v, doc, g, report, report_len, req, &pre, err);
     }
     sg_report_info_clear(&pre.info);
+    if (rc == SG_OK) { /* the answer to the caller, without a read after the commit */
+        reg->tx_doc = doc;
+        doc = NULL;
+    }
+    json_decref(doc);
     return reg_finish(reg, rc, err);
 }
 
@@ -596,8 +630,7 @@ sg_status sg_registry_approve(sg_registry *reg, const char *model, int64_t versi
         reg_bind_text(st, 4, reject ? "rejected" : "approved");
         reg_bind_text(st, 5, comment);
         reg_bind_text(st, 6, now);
-        if (reg_step(st) != REG_DONE) rc = reg_db_error(reg, err, "recording an approval");
-        reg_finalize(st);
+        rc = reg_write(reg, st, "recording an approval", NULL, err);
     }
     if (rc == SG_OK) {
         reg_event ev = {.model = model,
@@ -657,7 +690,8 @@ sg_status sg_registry_rollback(sg_registry *reg, const char *model, const sg_reg
     if (rc == SG_OK) rc = check_not_rejected(reg, model, prev, err);
     if (rc == SG_OK) rc = check_artifact(&pv, NULL, err);
     if (rc == SG_OK) rc = archive_occupant(reg, &m, current, prev, actor, "rollback-archive", err);
-    if (rc == SG_OK) rc = set_stage(reg, model, prev, reg_model_stage(&m, REG_PRODUCTION), err);
+    if (rc == SG_OK)
+        rc = set_stage(reg, model, prev, reg_model_stage(&m, REG_PRODUCTION), NULL, err);
     if (rc == SG_OK) {
         char detail[64];
         snprintf(detail, sizeof detail, "rolled back from v%lld", (long long)current);
@@ -734,7 +768,7 @@ static sg_status restore(sg_registry *reg, const reg_model *m, const reg_version
         rc = archive_occupant(reg, m, occ, v->version, actor, "archive", err);
         if (rc == SG_OK) *archived = occ;
     }
-    if (rc == SG_OK) rc = set_stage(reg, m->name, v->version, prod, err);
+    if (rc == SG_OK) rc = set_stage(reg, m->name, v->version, prod, NULL, err);
     if (rc == SG_OK) {
         reg_event ev = {.model = m->name,
                         .version = v->version,

@@ -38,6 +38,13 @@ struct sg_registry {
     enum { REG_ROOT_UNKNOWN = 0, REG_ROOT_NO, REG_ROOT_YES } tx_root;
     int64_t tx_head_seq;
     char tx_head_hash[65];
+    /* tx_head_dirty: an append moved the head; reg_commit writes audit_head once for the
+     * whole transaction (the appends before it keep the head in tx_head_*). */
+    bool tx_head_dirty;
+    /* The version document the current write transaction leaves (create-version,
+     * transition), and the one the last committed write left (sg_registry_written_version). */
+    json_t *tx_doc;
+    json_t *written_doc;
 };
 
 typedef struct {
@@ -225,17 +232,35 @@ bool reg_request_field(const char *text, const char *name, char *out, size_t len
 /* Whether sig64 (base64) is a signature over text by the public key pem. */
 bool reg_sig_ok(const char *pem, const char *text, const char *sig64);
 
-/* query.c: pieces of the read documents, shared with query_models.c */
-#define REG_VERSION_COLS                                                                           \
-    "model_name, version, stage, artifact_path, artifact_sha256, created_by, created_at, "         \
-    "updated_at, COALESCE((SELECT 1 FROM validations WHERE validations.model_name ="             \
-    " model_versions.model_name AND validations.version = model_versions.version AND"            \
-    " validations.result = 'PASSED' LIMIT 1), 0)"
-/* The last column says whether the version has a passed validation: a scalar subquery, which
- * PostgreSQL runs as one index probe per row (an EXISTS there may become a hash of the whole
- * validations table when the plan expects many rows). */
-/* The version document of the row st is on (selected with REG_VERSION_COLS). */
-json_t *reg_version_row_json(sg_registry *reg, reg_stmt *st, sg_err *err);
+/* query.c: pieces of the read documents, shared with query_models.c and lifecycle.c */
+/* Whether the version (model_versions row v) has a passed validation: a scalar subquery,
+ * which PostgreSQL runs as one index probe per row (an EXISTS there may become a hash of the
+ * whole validations table when the plan expects many rows). */
+#define REG_VERSION_VALIDATED                                                                      \
+    "COALESCE((SELECT 1 FROM validations WHERE validations.model_name = v.model_name AND"       \
+    " validations.version = v.version AND validations.result = 'PASSED' LIMIT 1), 0)"
+/* The version documents of the model_versions rows (as v) that `where` selects, with their
+ * tags and aliases, in one statement (one round trip to a database server): each version's
+ * row (kind 0), then one row per tag (1) and per alias (2), in (model, version) order.
+ * `where` appears three times; its parameters are numbered (?1, ?2). Read with
+ * reg_version_docs. */
+#define REG_VERSION_DOCS(where)                                                                    \
+    "SELECT 0, v.model_name, v.version, v.stage, v.artifact_path, v.artifact_sha256,"            \
+    " v.created_by, v.created_at, v.updated_at, " REG_VERSION_VALIDATED                          \
+    " FROM model_versions v WHERE " where                                                         \
+    " UNION ALL SELECT 1, v.model_name, v.version, t.tag_key, t.tag_value, '', '', '', '', 0"    \
+    " FROM version_tags t JOIN model_versions v ON v.model_name = t.model_name AND"             \
+    " v.version = t.version WHERE " where                                                         \
+    " UNION ALL SELECT 2, v.model_name, v.version, a.alias, '', '', '', '', '', 0"               \
+    " FROM aliases a JOIN model_versions v ON v.model_name = a.model_name AND"                  \
+    " v.version = a.version WHERE " where " ORDER BY 2, 3, 1, 4"
+/* The documents of a REG_VERSION_DOCS statement, bound and not yet stepped (finalized here),
+ * as an array in (model, version) order; NULL with err (and reg->read_rc) on a failed read. */
+json_t *reg_version_docs(sg_registry *reg, reg_stmt *st, sg_err *err);
+/* One version's document and, in *v (when not NULL), the fields a gate uses: one statement.
+ * SG_EINPUT "model 'M' has no version N" when there is none. */
+SG_MUST_CHECK sg_status reg_version_doc_load(sg_registry *reg, const char *model, int64_t version,
+                                             reg_version *v, json_t **doc, sg_err *err);
 json_t *reg_stages_json(const reg_model *m);
 /* {column 0: column 1} of a query on (model[, version]). */
 json_t *reg_kv_object(sg_registry *reg, const char *sql, const char *model, int64_t version,
