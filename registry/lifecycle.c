@@ -319,17 +319,21 @@ static int check_approval(sg_registry *reg, const char *model, int64_t version,
     reg_stmt *st;
     int rc = reg_prepare(
         reg,
-        "SELECT a.approver_key_id, a.decision, a.comment, l.request_text, l.signature,"
-        " k.public_pem FROM approvals a"
-        " LEFT JOIN audit_log l ON l.seq = (SELECT max(e.seq) FROM audit_log e"
-        " WHERE e.model_name = a.model_name AND e.version = a.version"
-        " AND e.actor_key_id = a.approver_key_id AND e.action ="
-        " CASE a.decision WHEN 'rejected' THEN 'reject' ELSE 'approve' END)"
-        " LEFT JOIN model_keys k ON k.model_name = a.model_name AND k.role = 'approver'"
-        " AND k.stage = '' AND k.key_id = a.approver_key_id"
-        " WHERE a.model_name = ? AND a.version = ? AND a.id = (SELECT max(b.id)"
-        " FROM approvals b WHERE b.model_name = a.model_name AND b.version = a.version"
-        " AND b.approver_key_id = a.approver_key_id)",
+        /* Scalar subqueries, each one index probe (audit_log_by_version, the key of
+         * model_keys): with the event in a join instead, PostgreSQL scanned the whole log
+         * for every decision. The event's signature (base64, no spaces) and request text
+         * come back as one value, "SIGNATURE TEXT". */
+        "SELECT a.approver_key_id, a.decision, a.comment,"
+        " (SELECT l.signature || ' ' || l.request_text FROM audit_log l"
+        " WHERE l.model_name = a.model_name AND l.version = a.version"
+        " AND l.actor_key_id = a.approver_key_id AND l.action ="
+        " CASE a.decision WHEN 'rejected' THEN 'reject' ELSE 'approve' END"
+        " ORDER BY l.seq DESC LIMIT 1),"
+        " (SELECT k.public_pem FROM model_keys k WHERE k.model_name = a.model_name"
+        " AND k.role = 'approver' AND k.stage = '' AND k.key_id = a.approver_key_id)"
+        " FROM approvals a WHERE a.model_name = ? AND a.version = ? AND a.id = (SELECT"
+        " max(b.id) FROM approvals b WHERE b.model_name = a.model_name AND b.version ="
+        " a.version AND b.approver_key_id = a.approver_key_id)",
         &st, err);
     if (rc != SG_OK) return rc;
     reg_bind_text(st, 1, model);
@@ -343,10 +347,13 @@ static int check_approval(sg_registry *reg, const char *model, int64_t version,
         snprintf(d->who, sizeof d->who, "%s", reg_col_text(st, 0));
         snprintf(d->comment, sizeof d->comment, "%s", reg_col_text(st, 2));
         d->rejected = !strcmp(reg_col_text(st, 1), "rejected");
-        bool signed_row = !reg_col_is_null(st, 3) && !reg_col_is_null(st, 5);
-        d->text = signed_row ? strdup(reg_col_text(st, 3)) : NULL;
-        d->sig = signed_row ? strdup(reg_col_text(st, 4)) : NULL;
-        d->pem = signed_row ? strdup(reg_col_text(st, 5)) : NULL;
+        const char *ev = reg_col_text(st, 3), *sp = strchr(ev, ' ');
+        d->text = d->sig = d->pem = NULL;
+        if (!reg_col_is_null(st, 3) && !reg_col_is_null(st, 4) && sp) {
+            d->sig = strndup(ev, (size_t)(sp - ev));
+            d->text = strdup(sp + 1);
+            d->pem = strdup(reg_col_text(st, 4));
+        }
     }
     reg_finalize(st);
     if (rc == SG_OK) rc = reg->read_rc;
@@ -574,9 +581,10 @@ sg_status sg_registry_transition(sg_registry *reg, const char *model, int64_t ve
         return rc;
     }
     json_t *doc = NULL;
+    const reg_stage *g = NULL;
     if ((rc = reg_model_load_checked(reg, model, &m, err)) == SG_OK &&
         (rc = reg_version_doc_load(reg, model, version, &v, &doc, err)) == SG_OK) {
-        const reg_stage *g = reg_model_stage(&m, stage);
+        g = reg_model_stage(&m, stage);
         if (!g)
             rc = sg_errf(err, SG_EINPUT, "model '%s' has no stage '%s'", model, stage);
         else if (!strcmp(g->name, v.stage))
@@ -586,12 +594,17 @@ sg_status sg_registry_transition(sg_registry *reg, const char *model, int64_t ve
             rc = do_transition(reg, &m, &v, doc, g, report, report_len, req, &pre, err);
     }
     sg_report_info_clear(&pre.info);
+    bool checked = rc == SG_OK;
     if (rc == SG_OK) { /* the answer to the caller, without a read after the commit */
         reg->tx_doc = doc;
         doc = NULL;
     }
     json_decref(doc);
-    return reg_finish(reg, rc, err);
+    rc = reg_finish(reg, rc, err);
+    /* A refusal the commit learned (a deferred write: a replayed nonce) reads as the
+     * transition's, as it does when the backend reports it at once. */
+    if (checked && rc == SG_EREFUSED) rc = refuse(err, rc, model, version, g->name);
+    return rc;
 }
 
 sg_status sg_registry_approve(sg_registry *reg, const char *model, int64_t version, bool reject,
@@ -802,18 +815,20 @@ sg_status sg_registry_restore(sg_registry *reg, const char *model, int64_t versi
         reg_model_stage(&m, REG_PRODUCTION)) {
         *applies = true;
         rc = restore(reg, &m, &v, req, archived, err);
-        if (rc == SG_EREFUSED) {
-            char reason[sizeof err->msg];
-            snprintf(reason, sizeof reason, "%s", err->msg);
-            rc = sg_errf(err, SG_EREFUSED,
-                         "refused: %s v%lld -> Production (restore from Archived): %s", model,
-                         (long long)version, reason);
-        }
     } else if (rc == SG_OK) {
         rc = sg_errf(err, SG_EINPUT,
                      "%s v%lld: a restore applies to an Archived version of a model whose policy"
                      " has no Archived -> Production transition",
                      model, (long long)version);
     }
-    return reg_finish(reg, rc, err);
+    rc = reg_finish(reg, rc, err);
+    /* After the commit too: a refusal it learned (a replayed nonce) is the restore's. */
+    if (*applies && rc == SG_EREFUSED) {
+        char reason[sizeof err->msg];
+        snprintf(reason, sizeof reason, "%s", err->msg);
+        rc = sg_errf(err, SG_EREFUSED,
+                     "refused: %s v%lld -> Production (restore from Archived): %s", model,
+                     (long long)version, reason);
+    }
+    return rc;
 }
