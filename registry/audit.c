@@ -72,6 +72,8 @@ sg_status reg_audit_append(sg_registry *reg, const reg_event *ev, sg_err *err)
     int64_t seq = 0;
     char prev[65], hash[65], now[32], seqs[32], vers[32];
     int rc = SG_OK;
+    if (!reg->tx_head_hash[0] && !reg->tx_head_dirty && reg->ops->tx_head)
+        (void)reg->ops->tx_head(reg->store, &reg->tx_head_seq, reg->tx_head_hash);
     if (reg->tx_head_hash[0]) { /* read by the write lock, or written by the last append */
         seq = reg->tx_head_seq;
         memcpy(prev, reg->tx_head_hash, sizeof prev);
