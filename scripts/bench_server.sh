@@ -5,7 +5,8 @@
 # (20%: one step of create-version -> Staging with the uploaded report, verified ->
 # approval by a second principal -> Production with archive_existing_versions). Prints
 # requests per second, reads and completed promotions per second, p50/p99 per kind, the
-# requests that failed unexpectedly, and the audit chain's verification at the end.
+# requests that failed unexpectedly, the CPU time per request of the database (with --pg),
+# the server and the load client, and the audit chain's verification at the end.
 #
 #   ./scripts/bench_server.sh [--db URI | --pg] [--clients N] [--duration S] [--threads N]
 #                             [--write-share F] [--promotion-rate R [--writers W]]
