@@ -41,6 +41,11 @@ sg_status reg_prepare(sg_registry *reg, const char *sql, reg_stmt **st, sg_err *
     return rc;
 }
 
+void reg_prefetch(sg_registry *reg, reg_stmt *st)
+{
+    if (reg->in_tx && reg->ops->prefetch) reg->ops->prefetch(st);
+}
+
 bool reg_row(sg_registry *reg, reg_stmt *st, sg_err *err)
 {
     reg_step_result s = reg_step(st);

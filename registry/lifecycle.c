@@ -51,19 +51,29 @@ static int set_stage(sg_registry *reg, const char *model, int64_t version, const
     return reg_write(reg, st, "changing a stage", refused, err);
 }
 
-/* Versions other than `except` currently in stage; returns the count and the newest one. */
-static int stage_occupant(sg_registry *reg, const char *model, const char *stage, int64_t except,
-                          int64_t *count, int64_t *newest, sg_err *err)
+static sg_status occupant_prepare(sg_registry *reg, const char *model, const char *stage,
+                                 int64_t except, reg_stmt **st, sg_err *err)
 {
-    reg_stmt *st;
-    int rc = reg_prepare(reg,
-                         "SELECT count(*), coalesce(max(version), 0) FROM model_versions"
-                         " WHERE model_name = ? AND stage = ? AND version <> ?",
-                         &st, err);
+    sg_status rc = reg_prepare(reg,
+                               "SELECT count(*), coalesce(max(version), 0) FROM model_versions"
+                               " WHERE model_name = ? AND stage = ? AND version <> ?",
+                               st, err);
     if (rc != SG_OK) return rc;
-    reg_bind_text(st, 1, model);
-    reg_bind_text(st, 2, stage);
-    reg_bind_int64(st, 3, except);
+    reg_bind_text(*st, 1, model);
+    reg_bind_text(*st, 2, stage);
+    reg_bind_int64(*st, 3, except);
+    return SG_OK;
+}
+
+/* Versions other than `except` currently in stage; returns the count and the newest one.
+ * pre: the statement, prefetched (finalized here), or NULL. */
+static int stage_occupant_from(sg_registry *reg, reg_stmt *pre, const char *model,
+                               const char *stage, int64_t except, int64_t *count,
+                               int64_t *newest, sg_err *err)
+{
+    reg_stmt *st = pre;
+    int rc = st ? SG_OK : occupant_prepare(reg, model, stage, except, &st, err);
+    if (rc != SG_OK) return rc;
     if (reg_step(st) == REG_ROW) {
         *count = reg_col_int64(st, 0);
         *newest = reg_col_int64(st, 1);
@@ -72,6 +82,12 @@ static int stage_occupant(sg_registry *reg, const char *model, const char *stage
     }
     reg_finalize(st);
     return rc;
+}
+
+static int stage_occupant(sg_registry *reg, const char *model, const char *stage, int64_t except,
+                          int64_t *count, int64_t *newest, sg_err *err)
+{
+    return stage_occupant_from(reg, NULL, model, stage, except, count, newest, err);
 }
 
 static int record_validation(sg_registry *reg, const char *model, const reg_version *v,
@@ -533,11 +549,21 @@ static sg_status do_transition(sg_registry *reg, const reg_model *m, const reg_v
         rc = sg_errf(err, SG_EREFUSED,
                      "no passed validation on record for v%lld (enter %s with a report first)",
                      (long long)v->version, m->report_stage);
+    /* A single-version stage's occupant is read with the approvals (one round trip). */
+    reg_stmt *occ = NULL;
+    if (rc == SG_OK && !g->multi_version &&
+        occupant_prepare(reg, m->name, g->name, v->version, &occ, err) == SG_OK &&
+        g->requires_approval)
+        reg_prefetch(reg, occ);
+    if (!occ) reg->read_rc = SG_OK; /* stage_occupant_from prepares its own and reports */
     if (rc == SG_OK && g->requires_approval)
         rc = check_approval(reg, m->name, v->version, actor, err);
     int64_t count = 0, occupant = 0;
-    if (rc == SG_OK && !g->multi_version)
-        rc = stage_occupant(reg, m->name, g->name, v->version, &count, &occupant, err);
+    if (rc == SG_OK && !g->multi_version) {
+        rc = stage_occupant_from(reg, occ, m->name, g->name, v->version, &count, &occupant, err);
+        occ = NULL;
+    }
+    if (occ) reg_finalize(occ);
     if (rc == SG_OK && count > 0) {
         if (strcmp(g->name, REG_PRODUCTION) == 0)
             rc = archive_occupant(reg, m, occupant, v->version, actor, "archive", err);
@@ -582,8 +608,11 @@ sg_status sg_registry_transition(sg_registry *reg, const char *model, int64_t ve
     }
     json_t *doc = NULL;
     const reg_stage *g = NULL;
-    if ((rc = reg_model_load_checked(reg, model, &m, err)) == SG_OK &&
-        (rc = reg_version_doc_load(reg, model, version, &v, &doc, err)) == SG_OK) {
+    /* The version's read goes out with the configuration's: one round trip for both. */
+    reg_stmt *vst = reg_version_doc_prefetch(reg, model, version);
+    if ((rc = reg_model_load_checked(reg, model, &m, err)) != SG_OK && vst) reg_finalize(vst);
+    if (rc == SG_OK &&
+        (rc = reg_version_doc_load_from(reg, vst, model, version, &v, &doc, err)) == SG_OK) {
         g = reg_model_stage(&m, stage);
         if (!g)
             rc = sg_errf(err, SG_EINPUT, "model '%s' has no stage '%s'", model, stage);
@@ -619,8 +648,11 @@ sg_status sg_registry_approve(sg_registry *reg, const char *model, int64_t versi
     int rc = reg_begin(reg, err);
     if (rc != SG_OK) return rc;
     bool ok = false;
+    reg_stmt *vst = reg_version_prefetch(reg, model, version);
     if ((rc = reg_model_load_checked(reg, model, &m, err)) == SG_OK)
-        rc = reg_version_load(reg, model, version, &v, err);
+        rc = reg_version_load_from(reg, vst, model, version, &v, err);
+    else if (vst)
+        reg_finalize(vst);
     if (rc == SG_OK)
         rc = reg_request_check(reg, req, true, action, model, version, REG_PRODUCTION, evidence,
                                actor, err);

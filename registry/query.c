@@ -67,25 +67,49 @@ json_t *reg_version_docs(sg_registry *reg, reg_stmt *st, sg_err *err)
     return arr;
 }
 
-static json_t *versions_json(sg_registry *reg, const char *model, int64_t only, sg_err *err)
+static reg_stmt *versions_stmt(sg_registry *reg, const char *model, int64_t only, sg_err *err)
 {
     reg_stmt *st;
-    const char *sql = only ? REG_VERSION_DOCS("v.model_name = ?1 AND v.version = ?2")
-                           : REG_VERSION_DOCS("v.model_name = ?1");
+    const char *sql = only ? REG_VERSION_DOC_BY_KEY : REG_VERSION_DOCS("v.model_name = ?1");
     if (reg_prepare(reg, sql, &st, err) != SG_OK) return NULL;
     reg_bind_text(st, 1, model);
     if (only) reg_bind_int64(st, 2, only);
-    return reg_version_docs(reg, st, err);
+    return st;
+}
+
+static json_t *versions_json(sg_registry *reg, const char *model, int64_t only, sg_err *err)
+{
+    reg_stmt *st = versions_stmt(reg, model, only, err);
+    return st ? reg_version_docs(reg, st, err) : NULL;
+}
+
+reg_stmt *reg_version_doc_prefetch(sg_registry *reg, const char *model, int64_t version)
+{
+    sg_err err;
+    reg_stmt *st = versions_stmt(reg, model, version, &err);
+    if (!st) {
+        reg->read_rc = SG_OK; /* the load prepares its own and reports */
+        return NULL;
+    }
+    reg_prefetch(reg, st);
+    return st;
 }
 
 sg_status reg_version_doc_load(sg_registry *reg, const char *model, int64_t version,
                                reg_version *v, json_t **doc, sg_err *err)
 {
+    return reg_version_doc_load_from(reg, NULL, model, version, v, doc, err);
+}
+
+sg_status reg_version_doc_load_from(sg_registry *reg, reg_stmt *st, const char *model,
+                                    int64_t version, reg_version *v, json_t **doc, sg_err *err)
+{
     *doc = NULL;
     if (v) memset(v, 0, sizeof *v);
     sg_status before = reg->read_rc;
     reg->read_rc = SG_OK;
-    json_t *arr = versions_json(reg, model, version, err);
+    if (!st) st = versions_stmt(reg, model, version, err);
+    json_t *arr = st ? reg_version_docs(reg, st, err) : NULL;
     sg_status rc = reg->read_rc;
     if (rc == SG_OK && !arr) rc = sg_errf(err, SG_ENOMEM, "out of memory loading a version");
     reg->read_rc = before != SG_OK ? before : rc;

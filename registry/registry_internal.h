@@ -96,6 +96,10 @@ SG_MUST_CHECK sg_status reg_prepare(sg_registry *reg, const char *sql, reg_stmt 
  * reg->read_rc (the first one since reg_read_start or reg_begin) with err filled. */
 bool reg_row(sg_registry *reg, reg_stmt *st, sg_err *err);
 void reg_read_start(sg_registry *reg);
+/* In a write transaction: st (prepared and bound, a read) may be sent now and answered with
+ * the next statement that waits for an answer (PostgreSQL: one round trip for both); its
+ * first step reads that answer. Without backend support it runs at its first step. */
+void reg_prefetch(sg_registry *reg, reg_stmt *st);
 /* Ends a read API call: doc, or NULL (doc freed) when any read of the call failed. */
 json_t *reg_read_end(sg_registry *reg, json_t *doc);
 SG_MUST_CHECK sg_status reg_begin(sg_registry *reg, sg_err *err);
@@ -129,6 +133,11 @@ int reg_key_count(sg_registry *reg, const char *model, const char *role, const c
                   int64_t *n, sg_err *err);
 SG_MUST_CHECK sg_status reg_version_load(sg_registry *reg, const char *model, int64_t version, reg_version *v,
                      sg_err *err);
+/* reg_version_load's statement, prepared, bound and prefetched (reg_prefetch), or NULL; and
+ * reg_version_load on it (NULL: prepared there), which finalizes it. */
+reg_stmt *reg_version_prefetch(sg_registry *reg, const char *model, int64_t version);
+SG_MUST_CHECK sg_status reg_version_load_from(sg_registry *reg, reg_stmt *st, const char *model,
+                                              int64_t version, reg_version *v, sg_err *err);
 
 /* Inserts a model's rows (registered_models, stages, transitions, keys, tags) from a spec. */
 SG_MUST_CHECK sg_status reg_model_insert(sg_registry *reg, const sg_registry_model_spec *sp,
@@ -254,6 +263,16 @@ bool reg_sig_ok(const char *pem, const char *text, const char *sig64);
     " UNION ALL SELECT 2, v.model_name, v.version, a.alias, '', '', '', '', '', 0"               \
     " FROM aliases a JOIN model_versions v ON v.model_name = a.model_name AND"                  \
     " v.version = a.version WHERE " where " ORDER BY 2, 3, 1, 4"
+/* REG_VERSION_DOCS of one version (?1 model, ?2 version): its tags and aliases are found by
+ * their own keys, without the join (fewer tables for a lookup made on every get). */
+#define REG_VERSION_DOC_BY_KEY                                                                     \
+    "SELECT 0, v.model_name, v.version, v.stage, v.artifact_path, v.artifact_sha256,"            \
+    " v.created_by, v.created_at, v.updated_at, " REG_VERSION_VALIDATED                          \
+    " FROM model_versions v WHERE v.model_name = ?1 AND v.version = ?2"                          \
+    " UNION ALL SELECT 1, model_name, version, tag_key, tag_value, '', '', '', '', 0"            \
+    " FROM version_tags WHERE model_name = ?1 AND version = ?2"                                   \
+    " UNION ALL SELECT 2, model_name, version, alias, '', '', '', '', '', 0"                     \
+    " FROM aliases WHERE model_name = ?1 AND version = ?2 ORDER BY 2, 3, 1, 4"
 /* The documents of a REG_VERSION_DOCS statement, bound and not yet stepped (finalized here),
  * as an array in (model, version) order; NULL with err (and reg->read_rc) on a failed read. */
 json_t *reg_version_docs(sg_registry *reg, reg_stmt *st, sg_err *err);
@@ -261,6 +280,13 @@ json_t *reg_version_docs(sg_registry *reg, reg_stmt *st, sg_err *err);
  * SG_EINPUT "model 'M' has no version N" when there is none. */
 SG_MUST_CHECK sg_status reg_version_doc_load(sg_registry *reg, const char *model, int64_t version,
                                              reg_version *v, json_t **doc, sg_err *err);
+/* The statement reg_version_doc_load runs, prepared, bound and prefetched (reg_prefetch), for
+ * reg_version_doc_load_from; NULL on failure (the load then prepares its own). */
+reg_stmt *reg_version_doc_prefetch(sg_registry *reg, const char *model, int64_t version);
+/* reg_version_doc_load on st from reg_version_doc_prefetch (NULL: prepared here); finalizes st. */
+SG_MUST_CHECK sg_status reg_version_doc_load_from(sg_registry *reg, reg_stmt *st,
+                                                  const char *model, int64_t version,
+                                                  reg_version *v, json_t **doc, sg_err *err);
 json_t *reg_stages_json(const reg_model *m);
 /* {column 0: column 1} of a query on (model[, version]). */
 json_t *reg_kv_object(sg_registry *reg, const char *sql, const char *model, int64_t version,

@@ -60,6 +60,8 @@ typedef struct {
     char *what;
     char *refused;
     bool head; /* the write lock's read of the audit head: its row is kept (pg_tx_head) */
+    bool is_read; /* a prefetched read: its answer goes to `read` (NULL once finalized) */
+    void *read;   /* the pg_stmt, which keeps the answer for its first step */
 } pg_pending;
 #define PG_MAX_PENDING 64
 
@@ -95,6 +97,7 @@ typedef struct {
     PGresult *res;
     int row; /* the current row, -1 before the first step */
     bool ran;
+    bool prefetched; /* sent in the pipeline, its answer not read yet (pg_prefetch) */
 } pg_stmt;
 
 /* Copies a libpq message into one line: errors are printed as one line. */
@@ -351,7 +354,7 @@ static sg_status pipe_end_with(reg_store *s, const char *final_sql, pg_stmt *fin
         const pg_pending *p = i < s->n_pending ? &s->pending[i] : NULL; /* NULL: the final */
         PGresult *res = PQgetResult(s->conn);
         if (!res) { /* the connection broke: no further results */
-            if (final_sent && s->deferred_rc == SG_OK) {
+            if (final_sql && final_sent && s->deferred_rc == SG_OK) {
                 /* The COMMIT went out and no answer came back: the server may have reached
                  * it and committed everything before the break. */
                 remember(s, NULL);
@@ -365,6 +368,19 @@ static sg_status pipe_end_with(reg_store *s, const char *final_sql, pg_stmt *fin
         if (p && p->cache >= 0) {
             s->cache[p->cache].preparing = false;
             s->cache[p->cache].prepared = st == PGRES_COMMAND_OK;
+        }
+        if (p && p->is_read) { /* a prefetched read: its statement keeps the answer */
+            /* A read that failed is the failure of what follows it in the pipeline too. */
+            if (st == PGRES_FATAL_ERROR) defer_fail(s, res, p);
+            pg_stmt *r = p->read;
+            if (r) {
+                r->res = res;
+                r->prefetched = false;
+            } else {
+                PQclear(res);
+            }
+            PQclear(PQgetResult(s->conn));
+            continue;
         }
         /* A failed write is the failure; the ones after it were skipped (ABORTED). */
         if (p && st == PGRES_FATAL_ERROR) defer_fail(s, res, p);
@@ -406,7 +422,7 @@ static bool send_stmt(reg_store *s, pg_stmt *st)
     if (c) snprintf(name, sizeof name, "sg%d", (int)(c - s->cache));
     if (c && !c->prepared && !c->preparing) { /* prepared when its answer says so */
         if (!PQsendPrepare(s->conn, name, st->sql, st->n_params, NULL)) return false;
-        s->pending[s->n_pending++] = (pg_pending){(int)(c - s->cache), NULL, NULL, false};
+        s->pending[s->n_pending++] = (pg_pending){(int)(c - s->cache), NULL, NULL, false, false, NULL};
         c->preparing = true;
     }
     return c ? PQsendQueryPrepared(s->conn, name, st->n_params, vals, NULL, NULL, 0) != 0
@@ -437,9 +453,9 @@ static sg_status pg_write(reg_stmt *base, const char *what, const char *refused,
     if (rc == SG_OK) {
         if (send_stmt(s, st)) {
             pg_pending *p = &s->pending[s->n_pending++];
-            *p = (pg_pending){-1, strdup(what), refused ? strdup(refused) : NULL, false};
+            *p = (pg_pending){-1, strdup(what), refused ? strdup(refused) : NULL, false, false, NULL};
         } else {
-            pg_pending p = {-1, (char *)what, (char *)refused, false};
+            pg_pending p = {-1, (char *)what, (char *)refused, false, false, NULL};
             defer_fail(s, NULL, &p);
         }
         rc = s->deferred_rc;
@@ -453,6 +469,24 @@ static reg_step_result pg_step(reg_stmt *base)
 {
     pg_stmt *st = (pg_stmt *)base;
     reg_store *s = st->s;
+    if (!st->ran && st->prefetched) { /* its answer comes with the pipeline it went in */
+        if (s->pipe) (void)pipe_end(s, NULL, NULL);
+        if (!st->res) { /* the pipeline broke before its answer */
+            st->prefetched = false;
+            st->ran = true;
+            if (s->deferred_rc == SG_OK) remember(s, NULL);
+            return REG_ERROR;
+        }
+    }
+    if (!st->ran && st->res) { /* prefetched and answered */
+        st->ran = true;
+        ExecStatusType rs = PQresultStatus(st->res);
+        if (rs == PGRES_COMMAND_OK) return REG_DONE;
+        if (rs != PGRES_TUPLES_OK) {
+            if (s->deferred_rc == SG_OK) remember(s, st->res);
+            return REG_ERROR;
+        }
+    }
     if (!st->ran) {
         st->ran = true;
         /* The deferred writes go first, in order, and this statement after them in the same
@@ -524,6 +558,9 @@ static bool pg_col_is_null(reg_stmt *base, int i)
 static void pg_finalize(reg_stmt *base)
 {
     pg_stmt *st = (pg_stmt *)base;
+    if (st->prefetched) /* its answer, still to come, has no statement to go to */
+        for (int i = 0; i < st->s->n_pending; i++)
+            if (st->s->pending[i].read == st) st->s->pending[i].read = NULL;
     for (int i = 0; i < st->n_params; i++)
         free(st->values[i]);
     PQclear(st->res);
@@ -576,7 +613,7 @@ static sg_status pg_begin_write(reg_store *s, int64_t *head_seq, char head_hash[
     }
     s->pipe = true;
     for (int i = 0; i < 3 && s->deferred_rc == SG_OK; i++) {
-        pg_pending p = {-1, (char *)"taking the write lock", NULL, i == 2};
+        pg_pending p = {-1, (char *)"taking the write lock", NULL, i == 2, false, NULL};
         if (PQsendQueryParams(s->conn, begin[i], 0, NULL, NULL, NULL, NULL, 0)) {
             p.what = strdup(p.what);
             s->pending[s->n_pending++] = p;
@@ -590,6 +627,24 @@ static sg_status pg_begin_write(reg_store *s, int64_t *head_seq, char head_hash[
         return rc;
     }
     return SG_OK;
+}
+
+/* Sends a read of the write transaction into its pipeline now, to be answered with the
+ * statement that next waits for an answer: two reads, one round trip. The statement keeps
+ * its answer for its first step. */
+static void pg_prefetch(reg_stmt *base)
+{
+    pg_stmt *st = (pg_stmt *)base;
+    reg_store *s = st->s;
+    if (!s->pipe || st->ran || st->prefetched || s->deferred_rc != SG_OK ||
+        s->n_pending + 2 > PG_MAX_PENDING)
+        return; /* it runs on its own at its first step */
+    if (!send_stmt(s, st)) {
+        defer_fail(s, NULL, NULL);
+        return;
+    }
+    s->pending[s->n_pending++] = (pg_pending){-1, strdup("a read"), NULL, false, true, st};
+    st->prefetched = true;
 }
 
 /* The audit head the write lock read (after the transaction's pipeline has been answered;
@@ -927,6 +982,7 @@ const reg_store_ops reg_store_pg = {
     .last_insert_id = pg_last_insert_id,
     .begin_write = pg_begin_write,
     .tx_head = pg_tx_head,
+    .prefetch = pg_prefetch,
     .write = pg_write,
     .commit = pg_commit,
     .rollback = pg_rollback,
