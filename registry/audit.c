@@ -5,8 +5,9 @@
  * n = 1) and hash = SHA-256 over a length-prefixed encoding of all its fields, and
  * audit_head holds the last (seq, hash), written once per transaction just before its
  * commit (reg_commit). Events are appended only inside the write transaction that makes the
- * change they describe, so the log and the state commit or vanish together. Editing any field breaks that event's hash; deleting an event breaks
- * the sequence or the chain; deleting the newest events disagrees with audit_head.
+ * change they describe, so the log and the state commit or vanish together. Editing any
+ * field breaks that event's hash; deleting an event breaks the sequence or the chain;
+ * deleting the newest events disagrees with audit_head.
  * verify also replays stage changes and checks each version's current stage against them.
  */
 #include <openssl/evp.h>

@@ -57,7 +57,8 @@ json_t *reg_version_docs(sg_registry *reg, reg_stmt *st, sg_err *err)
             json_object_set_new(json_object_get(cur, "tags"), reg_col_text(st, 3),
                                 json_string(reg_col_text(st, 4)));
         else
-            json_array_append_new(json_object_get(cur, "aliases"), json_string(reg_col_text(st, 3)));
+            json_array_append_new(json_object_get(cur, "aliases"),
+                                  json_string(reg_col_text(st, 3)));
     }
     reg_finalize(st);
     if (reg->read_rc != SG_OK) {

@@ -422,7 +422,8 @@ static bool send_stmt(reg_store *s, pg_stmt *st)
     if (c) snprintf(name, sizeof name, "sg%d", (int)(c - s->cache));
     if (c && !c->prepared && !c->preparing) { /* prepared when its answer says so */
         if (!PQsendPrepare(s->conn, name, st->sql, st->n_params, NULL)) return false;
-        s->pending[s->n_pending++] = (pg_pending){(int)(c - s->cache), NULL, NULL, false, false, NULL};
+        s->pending[s->n_pending++] =
+            (pg_pending){(int)(c - s->cache), NULL, NULL, false, false, NULL};
         c->preparing = true;
     }
     return c ? PQsendQueryPrepared(s->conn, name, st->n_params, vals, NULL, NULL, 0) != 0
@@ -453,7 +454,8 @@ static sg_status pg_write(reg_stmt *base, const char *what, const char *refused,
     if (rc == SG_OK) {
         if (send_stmt(s, st)) {
             pg_pending *p = &s->pending[s->n_pending++];
-            *p = (pg_pending){-1, strdup(what), refused ? strdup(refused) : NULL, false, false, NULL};
+            *p = (pg_pending){
+                -1, strdup(what), refused ? strdup(refused) : NULL, false, false, NULL};
         } else {
             pg_pending p = {-1, (char *)what, (char *)refused, false, false, NULL};
             defer_fail(s, NULL, &p);
