@@ -3,10 +3,11 @@
  *
  * Invariant: event seq n (n = 1, 2, ...) stores prev_hash = hash of event n - 1 (zeros for
  * n = 1) and hash = SHA-256 over a length-prefixed encoding of all its fields, and
- * audit_head holds the last (seq, hash). Events are appended only inside the write
- * transaction that makes the change they describe, so the log and the state commit or
- * vanish together. Editing any field breaks that event's hash; deleting an event breaks
- * the sequence or the chain; deleting the newest events disagrees with audit_head.
+ * audit_head holds the last (seq, hash), written once per transaction just before its
+ * commit (reg_commit). Events are appended only inside the write transaction that makes the
+ * change they describe, so the log and the state commit or vanish together. Editing any
+ * field breaks that event's hash; deleting an event breaks the sequence or the chain;
+ * deleting the newest events disagrees with audit_head.
  * verify also replays stage changes and checks each version's current stage against them.
  */
 #include <openssl/evp.h>
@@ -72,6 +73,8 @@ sg_status reg_audit_append(sg_registry *reg, const reg_event *ev, sg_err *err)
     int64_t seq = 0;
     char prev[65], hash[65], now[32], seqs[32], vers[32];
     int rc = SG_OK;
+    if (!reg->tx_head_hash[0] && !reg->tx_head_dirty && reg->ops->tx_head)
+        (void)reg->ops->tx_head(reg->store, &reg->tx_head_seq, reg->tx_head_hash);
     if (reg->tx_head_hash[0]) { /* read by the write lock, or written by the last append */
         seq = reg->tx_head_seq;
         memcpy(prev, reg->tx_head_hash, sizeof prev);
@@ -113,20 +116,16 @@ sg_status reg_audit_append(sg_registry *reg, const reg_event *ev, sg_err *err)
         rc = reg_write(reg, st, "appending an audit event", NULL, err);
     }
     free(sig64);
-    if (rc != SG_OK) return rc;
-    rc = reg_prepare(reg, "UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1", &st, err);
-    if (rc != SG_OK) return rc;
-    reg_bind_int64(st, 1, seq);
-    reg_bind_text(st, 2, hash);
-    rc = reg_write(reg, st, "updating the audit head", NULL, err);
     if (!strcmp(ev->action, "add-key")) reg->tx_root = REG_ROOT_UNKNOWN;
-    if (rc == SG_OK) {
-        reg->tx_head_seq = seq;
-        memcpy(reg->tx_head_hash, hash, sizeof hash);
-    } else {
+    if (rc != SG_OK) {
         reg->tx_head_hash[0] = '\0';
+        return rc;
     }
-    return rc;
+    /* audit_head is written once, by reg_commit, from these. */
+    reg->tx_head_seq = seq;
+    memcpy(reg->tx_head_hash, hash, sizeof hash);
+    reg->tx_head_dirty = true;
+    return SG_OK;
 }
 
 static int check_chain(sg_registry *reg, int64_t *events, char last[65], sg_err *err)

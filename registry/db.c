@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "registry_internal.h"
+#include "stagegate/json.h"
 
 /* The storage backends, tried in order; the first that accepts the --db value serves it
  * (SQLite last: it takes any plain path). */
@@ -40,6 +41,11 @@ sg_status reg_prepare(sg_registry *reg, const char *sql, reg_stmt **st, sg_err *
     return rc;
 }
 
+void reg_prefetch(sg_registry *reg, reg_stmt *st)
+{
+    if (reg->in_tx && reg->ops->prefetch) reg->ops->prefetch(st);
+}
+
 bool reg_row(sg_registry *reg, reg_stmt *st, sg_err *err)
 {
     reg_step_result s = reg_step(st);
@@ -65,7 +71,10 @@ static void tx_forget(sg_registry *reg)
     json_decref(reg->tx_cfg);
     reg->tx_cfg = NULL;
     reg->tx_head_hash[0] = '\0';
+    reg->tx_head_dirty = false;
     reg->tx_root = REG_ROOT_UNKNOWN;
+    json_decref(reg->tx_doc);
+    reg->tx_doc = NULL;
 }
 
 sg_status reg_begin(sg_registry *reg, sg_err *err)
@@ -73,6 +82,8 @@ sg_status reg_begin(sg_registry *reg, sg_err *err)
     SG_ASSERT(!reg->in_tx);
     reg->read_rc = SG_OK;
     tx_forget(reg);
+    json_decref(reg->written_doc);
+    reg->written_doc = NULL;
     int rc = reg->ops->begin_write(reg->store, &reg->tx_head_seq, reg->tx_head_hash, err);
     if (rc == SG_OK) reg->in_tx = true;
     return rc;
@@ -81,7 +92,19 @@ sg_status reg_begin(sg_registry *reg, sg_err *err)
 sg_status reg_commit(sg_registry *reg, sg_err *err)
 {
     SG_ASSERT(reg->in_tx);
-    int rc = reg->ops->commit(reg->store, err);
+    int rc = SG_OK;
+    /* The head once per transaction, however many events it appended (an archiving
+     * promotion appends two); PostgreSQL sends it in the pipeline with the COMMIT. */
+    if (reg->tx_head_dirty && reg->tx_head_hash[0]) {
+        reg_stmt *st;
+        rc = reg_prepare(reg, "UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1", &st, err);
+        if (rc == SG_OK) {
+            reg_bind_int64(st, 1, reg->tx_head_seq);
+            reg_bind_text(st, 2, reg->tx_head_hash);
+            rc = reg_write(reg, st, "updating the audit head", NULL, err);
+        }
+    }
+    if (rc == SG_OK) rc = reg->ops->commit(reg->store, err);
     if (rc != SG_OK) {
         reg_rollback(reg);
         return rc;
@@ -90,8 +113,19 @@ sg_status reg_commit(sg_registry *reg, sg_err *err)
     reg->commits++;
     reg->commit_head_seq = reg->tx_head_seq;
     memcpy(reg->commit_head_hash, reg->tx_head_hash, sizeof reg->commit_head_hash);
+    reg->written_doc = reg->tx_doc;
+    reg->tx_doc = NULL;
     tx_forget(reg);
     return SG_OK;
+}
+
+json_t *sg_registry_written_version(const sg_registry *reg, const char *model, int64_t version)
+{
+    const json_t *d = reg->written_doc;
+    if (!d || strcmp(sg_json_str(d, "name"), model) != 0 ||
+        json_integer_value(json_object_get(d, "version")) != version)
+        return NULL;
+    return json_deep_copy(d);
 }
 
 uint64_t sg_registry_commits(const sg_registry *reg)
@@ -242,6 +276,7 @@ void sg_registry_close(sg_registry *reg)
 {
     if (!reg) return;
     reg_rollback(reg);
+    json_decref(reg->written_doc);
     reg->ops->close(reg->store);
     free(reg);
 }

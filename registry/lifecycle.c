@@ -27,11 +27,13 @@ static sg_status refuse(sg_err *err, int rc, const char *model, int64_t v, const
                    reason);
 }
 
+/* at (when not NULL) receives the time written as updated_at. */
 static int set_stage(sg_registry *reg, const char *model, int64_t version, const reg_stage *g,
-                     sg_err *err)
+                     char at[32], sg_err *err)
 {
     char now[32];
     reg_now_utc(now);
+    if (at) memcpy(at, now, sizeof now);
     reg_stmt *st;
     int rc = reg_prepare(reg,
                          "UPDATE model_versions SET stage = ?, stage_exclusive = ?, updated_at = ?"
@@ -49,19 +51,29 @@ static int set_stage(sg_registry *reg, const char *model, int64_t version, const
     return reg_write(reg, st, "changing a stage", refused, err);
 }
 
-/* Versions other than `except` currently in stage; returns the count and the newest one. */
-static int stage_occupant(sg_registry *reg, const char *model, const char *stage, int64_t except,
-                          int64_t *count, int64_t *newest, sg_err *err)
+static sg_status occupant_prepare(sg_registry *reg, const char *model, const char *stage,
+                                 int64_t except, reg_stmt **st, sg_err *err)
 {
-    reg_stmt *st;
-    int rc = reg_prepare(reg,
-                         "SELECT count(*), coalesce(max(version), 0) FROM model_versions"
-                         " WHERE model_name = ? AND stage = ? AND version <> ?",
-                         &st, err);
+    sg_status rc = reg_prepare(reg,
+                               "SELECT count(*), coalesce(max(version), 0) FROM model_versions"
+                               " WHERE model_name = ? AND stage = ? AND version <> ?",
+                               st, err);
     if (rc != SG_OK) return rc;
-    reg_bind_text(st, 1, model);
-    reg_bind_text(st, 2, stage);
-    reg_bind_int64(st, 3, except);
+    reg_bind_text(*st, 1, model);
+    reg_bind_text(*st, 2, stage);
+    reg_bind_int64(*st, 3, except);
+    return SG_OK;
+}
+
+/* Versions other than `except` currently in stage; returns the count and the newest one.
+ * pre: the statement, prefetched (finalized here), or NULL. */
+static int stage_occupant_from(sg_registry *reg, reg_stmt *pre, const char *model,
+                               const char *stage, int64_t except, int64_t *count,
+                               int64_t *newest, sg_err *err)
+{
+    reg_stmt *st = pre;
+    int rc = st ? SG_OK : occupant_prepare(reg, model, stage, except, &st, err);
+    if (rc != SG_OK) return rc;
     if (reg_step(st) == REG_ROW) {
         *count = reg_col_int64(st, 0);
         *newest = reg_col_int64(st, 1);
@@ -70,6 +82,12 @@ static int stage_occupant(sg_registry *reg, const char *model, const char *stage
     }
     reg_finalize(st);
     return rc;
+}
+
+static int stage_occupant(sg_registry *reg, const char *model, const char *stage, int64_t except,
+                          int64_t *count, int64_t *newest, sg_err *err)
+{
+    return stage_occupant_from(reg, NULL, model, stage, except, count, newest, err);
 }
 
 static int record_validation(sg_registry *reg, const char *model, const reg_version *v,
@@ -117,24 +135,42 @@ static void precheck(sg_registry *reg, const char *model, int64_t version, const
 {
     memset(pre, 0, sizeof *pre);
     sg_err err;
-    reg_version v;
     reg_read_start(reg);
-    if (reg_version_load(reg, model, version, &v, &err) == SG_OK &&
-        sg_model_digest_file_hex(v.artifact_path, pre->artifact_sha, &err) == SG_OK)
-        snprintf(pre->artifact_path, sizeof pre->artifact_path, "%s", v.artifact_path);
-    else
-        pre->artifact_sha[0] = '\0';
+    /* The version's artifact path and, with a report, the model's signer keys: one
+     * statement. */
     reg_stmt *st;
-    if (!report || reg_prepare(reg,
-                               "SELECT public_pem FROM model_keys WHERE model_name = ?"
-                               " AND role = 'signer' ORDER BY key_id",
-                               &st, &err) != SG_OK) {
+    if (reg_prepare(reg,
+                    report ? "SELECT 0, artifact_path, '' FROM model_versions WHERE"
+                             " model_name = ?1 AND version = ?2 UNION ALL SELECT 1, public_pem,"
+                             " key_id FROM model_keys WHERE model_name = ?1 AND role = 'signer'"
+                             " ORDER BY 1, 3"
+                           : "SELECT 0, artifact_path, '' FROM model_versions WHERE"
+                             " model_name = ?1 AND version = ?2",
+                    &st, &err) != SG_OK) {
         reg->read_rc = SG_OK;
         return;
     }
     reg_bind_text(st, 1, model);
-    while (!pre->report_ok && reg_row(reg, st, &err)) {
-        const char *pem = reg_col_text(st, 0);
+    reg_bind_int64(st, 2, version);
+    char path[sizeof pre->artifact_path] = "";
+    json_t *pems = json_array();
+    while (reg_row(reg, st, &err))
+        if (reg_col_int64(st, 0) == 0)
+            snprintf(path, sizeof path, "%s", reg_col_text(st, 1));
+        else
+            json_array_append_new(pems, json_string(reg_col_text(st, 1)));
+    reg_finalize(st);
+    reg->read_rc = SG_OK; /* a failed read here only means the work is done under the lock */
+    if (*path && sg_model_digest_file_hex(path, pre->artifact_sha, &err) == SG_OK)
+        snprintf(pre->artifact_path, sizeof pre->artifact_path, "%s", path);
+    else
+        pre->artifact_sha[0] = '\0';
+    size_t i;
+    json_t *p;
+    json_array_foreach(pems, i, p)
+    {
+        if (pre->report_ok) break;
+        const char *pem = json_string_value(p);
         EVP_PKEY *pub = NULL;
         if (sg_key_load_public_pem(pem, strlen(pem), "signer", &pub, &err) != SG_OK) continue;
         sg_report_info_clear(&pre->info);
@@ -143,8 +179,7 @@ static void precheck(sg_registry *reg, const char *model, int64_t version, const
         if (pre->report_ok) sg_sha256_hex((const uint8_t *)pem, strlen(pem), pre->signer_pem_sha);
         EVP_PKEY_free(pub);
     }
-    reg_finalize(st);
-    reg->read_rc = SG_OK; /* a failed read here only means the work is done under the lock */
+    json_decref(pems);
 }
 
 /* The model's signer keys as [{key_id, public_pem}] in key id order: from the configuration
@@ -272,75 +307,75 @@ static int check_report(sg_registry *reg, const reg_model *m, const reg_version 
  * not approve anything. The approver's key comes from the model's keys, which
  * reg_config_check has matched with the recorded configuration.
  */
+typedef struct {
+    char who[65], comment[256];
+    bool rejected;
+    char *text, *sig, *pem; /* the approver's latest such event and key; NULL when none */
+} reg_decision;
+
 static sg_status approval_signed(sg_registry *reg, const char *model, int64_t version,
-                                 const char *approver, bool rejected, bool *ok, sg_err *err)
+                                 const reg_decision *d, bool *ok, sg_err *err)
 {
     *ok = false;
-    reg_stmt *st;
-    sg_status rc = reg_prepare(
-        reg,
-        "SELECT l.request_text, l.signature, k.public_pem FROM audit_log l JOIN model_keys k"
-        " ON k.model_name = l.model_name AND k.role = 'approver' AND k.stage = ''"
-        " AND k.key_id = l.actor_key_id WHERE l.model_name = ? AND l.version = ?"
-        " AND l.actor_key_id = ? AND l.action = ? ORDER BY l.seq DESC LIMIT 1",
-        &st, err);
-    if (rc != SG_OK) return rc;
-    reg_bind_text(st, 1, model);
-    reg_bind_int64(st, 2, version);
-    reg_bind_text(st, 3, approver);
-    reg_bind_text(st, 4, rejected ? "reject" : "approve");
-    char *text = NULL, *sig = NULL, *pem = NULL;
-    if (reg_row(reg, st, err)) {
-        text = strdup(reg_col_text(st, 0));
-        sig = strdup(reg_col_text(st, 1));
-        pem = strdup(reg_col_text(st, 2));
-    }
-    reg_finalize(st);
-    rc = reg->read_rc;
     char want[512];
     snprintf(want, sizeof want,
              "stagegate-registry-request/v1\naction=%s\nmodel=%s\nversion=%lld\n",
-             rejected ? "reject" : "approve", model, (long long)version);
-    if (rc == SG_OK && text && sig && pem && !strncmp(text, want, strlen(want)))
-        rc = reg_recorded_request_ok(reg, text, sig, pem, ok, err);
-    free(text);
-    free(sig);
-    free(pem);
-    return rc;
+             d->rejected ? "reject" : "approve", model, (long long)version);
+    if (d->text && d->sig && d->pem && !strncmp(d->text, want, strlen(want)))
+        return reg_recorded_request_ok(reg, d->text, d->sig, d->pem, ok, err);
+    return SG_OK;
 }
 
 static int check_approval(sg_registry *reg, const char *model, int64_t version,
                           const char *promoter, sg_err *err)
 {
-    /* The latest decision of each approver counts; any standing rejection blocks. */
+    /* The latest decision of each approver counts; any standing rejection blocks. Each
+     * decision comes with the approver's latest audit event for that decision and the
+     * approver's key, in the same statement. */
     reg_stmt *st;
-    int rc =
-        reg_prepare(reg,
-                    "SELECT a.approver_key_id, a.decision, a.comment FROM approvals a"
-                    " WHERE a.model_name = ? AND a.version = ? AND a.id = (SELECT max(b.id)"
-                    " FROM approvals b WHERE b.model_name = a.model_name AND b.version = a.version"
-                    " AND b.approver_key_id = a.approver_key_id)",
-                    &st, err);
+    int rc = reg_prepare(
+        reg,
+        /* Scalar subqueries, each one index probe (audit_log_by_version, the key of
+         * model_keys): with the event in a join instead, PostgreSQL scanned the whole log
+         * for every decision. The event's signature (base64, no spaces) and request text
+         * come back as one value, "SIGNATURE TEXT". */
+        "SELECT a.approver_key_id, a.decision, a.comment,"
+        " (SELECT l.signature || ' ' || l.request_text FROM audit_log l"
+        " WHERE l.model_name = a.model_name AND l.version = a.version"
+        " AND l.actor_key_id = a.approver_key_id AND l.action ="
+        " CASE a.decision WHEN 'rejected' THEN 'reject' ELSE 'approve' END"
+        " ORDER BY l.seq DESC LIMIT 1),"
+        " (SELECT k.public_pem FROM model_keys k WHERE k.model_name = a.model_name"
+        " AND k.role = 'approver' AND k.stage = '' AND k.key_id = a.approver_key_id)"
+        " FROM approvals a WHERE a.model_name = ? AND a.version = ? AND a.id = (SELECT"
+        " max(b.id) FROM approvals b WHERE b.model_name = a.model_name AND b.version ="
+        " a.version AND b.approver_key_id = a.approver_key_id)",
+        &st, err);
     if (rc != SG_OK) return rc;
     reg_bind_text(st, 1, model);
     reg_bind_int64(st, 2, version);
     bool approved = false, self_only = false;
-    /* The rows are read first: checking a signature runs queries of its own. */
-    struct {
-        char who[65], comment[256];
-        bool rejected;
-    } rows[64];
+    /* The rows are read first: checking a signature may run queries of its own. */
+    reg_decision rows[64];
     size_t n = 0;
     while (reg_row(reg, st, err) && n < 64) {
-        snprintf(rows[n].who, sizeof rows[n].who, "%s", reg_col_text(st, 0));
-        snprintf(rows[n].comment, sizeof rows[n].comment, "%s", reg_col_text(st, 2));
-        rows[n++].rejected = !strcmp(reg_col_text(st, 1), "rejected");
+        reg_decision *d = &rows[n++];
+        snprintf(d->who, sizeof d->who, "%s", reg_col_text(st, 0));
+        snprintf(d->comment, sizeof d->comment, "%s", reg_col_text(st, 2));
+        d->rejected = !strcmp(reg_col_text(st, 1), "rejected");
+        const char *ev = reg_col_text(st, 3), *sp = strchr(ev, ' ');
+        d->text = d->sig = d->pem = NULL;
+        if (!reg_col_is_null(st, 3) && !reg_col_is_null(st, 4) && sp) {
+            d->sig = strndup(ev, (size_t)(sp - ev));
+            d->text = strdup(sp + 1);
+            d->pem = strdup(reg_col_text(st, 4));
+        }
     }
     reg_finalize(st);
     if (rc == SG_OK) rc = reg->read_rc;
     for (size_t i = 0; rc == SG_OK && i < n; i++) {
         bool signed_ok = false;
-        rc = approval_signed(reg, model, version, rows[i].who, rows[i].rejected, &signed_ok, err);
+        rc = approval_signed(reg, model, version, &rows[i], &signed_ok, err);
         if (rc != SG_OK || !signed_ok) continue;
         if (rows[i].rejected)
             rc = sg_errf(err, SG_EREFUSED, "rejected by approver %.16s (%s)", rows[i].who,
@@ -349,6 +384,11 @@ static int check_approval(sg_registry *reg, const char *model, int64_t version,
             self_only = true;
         else
             approved = true;
+    }
+    for (size_t i = 0; i < n; i++) {
+        free(rows[i].text);
+        free(rows[i].sig);
+        free(rows[i].pem);
     }
     if (rc == SG_OK && !approved)
         rc = sg_errf(
@@ -430,7 +470,7 @@ static sg_status archive_occupant(sg_registry *reg, const reg_model *m, int64_t 
 {
     const reg_stage *arch = reg_model_stage(m, REG_ARCHIVED);
     if (!arch) return sg_errf(err, SG_EINTERNAL, "model %s has no Archived stage", m->name);
-    int rc = set_stage(reg, m->name, occupant, arch, err);
+    int rc = set_stage(reg, m->name, occupant, arch, NULL, err);
     char detail[64];
     snprintf(detail, sizeof detail, "replaced by v%lld", (long long)by);
     reg_event ev = {.model = m->name,
@@ -465,9 +505,12 @@ static sg_status check_artifact(const reg_version *v, const reg_precheck *pre, s
     return SG_OK;
 }
 
+/* doc: the version's document as this transaction read it under the write lock; on success
+ * it becomes the document the transition leaves. */
 static sg_status do_transition(sg_registry *reg, const reg_model *m, const reg_version *v,
-                               const reg_stage *g, const uint8_t *report, size_t report_len,
-                               const sg_registry_request *req, reg_precheck *pre, sg_err *err)
+                               json_t *doc, const reg_stage *g, const uint8_t *report,
+                               size_t report_len, const sg_registry_request *req,
+                               reg_precheck *pre, sg_err *err)
 {
     bool allowed = false;
     char actor[65], report_sha[65] = "";
@@ -497,18 +540,30 @@ static sg_status do_transition(sg_registry *reg, const reg_model *m, const reg_v
                      g->name);
     if (rc == SG_OK && report)
         rc = check_report(reg, m, v, g->name, report, report_len, report_sha, pre, err);
+    /* A passed validation: one on record when the version was read under the lock, or the
+     * one check_report has just recorded (it records only a verified PASSED report). */
+    bool had_validation = json_is_true(json_object_get(doc, "validated"));
     bool validated = true;
-    if (rc == SG_OK && g->requires_validation)
-        rc = has_passed_validation(reg, m->name, v->version, &validated, err);
+    if (rc == SG_OK && g->requires_validation) validated = had_validation || report;
     if (rc == SG_OK && !validated)
         rc = sg_errf(err, SG_EREFUSED,
                      "no passed validation on record for v%lld (enter %s with a report first)",
                      (long long)v->version, m->report_stage);
+    /* A single-version stage's occupant is read with the approvals (one round trip). */
+    reg_stmt *occ = NULL;
+    if (rc == SG_OK && !g->multi_version &&
+        occupant_prepare(reg, m->name, g->name, v->version, &occ, err) == SG_OK &&
+        g->requires_approval)
+        reg_prefetch(reg, occ);
+    if (!occ) reg->read_rc = SG_OK; /* stage_occupant_from prepares its own and reports */
     if (rc == SG_OK && g->requires_approval)
         rc = check_approval(reg, m->name, v->version, actor, err);
     int64_t count = 0, occupant = 0;
-    if (rc == SG_OK && !g->multi_version)
-        rc = stage_occupant(reg, m->name, g->name, v->version, &count, &occupant, err);
+    if (rc == SG_OK && !g->multi_version) {
+        rc = stage_occupant_from(reg, occ, m->name, g->name, v->version, &count, &occupant, err);
+        occ = NULL;
+    }
+    if (occ) reg_finalize(occ);
     if (rc == SG_OK && count > 0) {
         if (strcmp(g->name, REG_PRODUCTION) == 0)
             rc = archive_occupant(reg, m, occupant, v->version, actor, "archive", err);
@@ -516,7 +571,13 @@ static sg_status do_transition(sg_registry *reg, const reg_model *m, const reg_v
             rc = sg_errf(err, SG_EREFUSED, "%s already holds v%lld (single-version stage)", g->name,
                          (long long)occupant);
     }
-    if (rc == SG_OK) rc = set_stage(reg, m->name, v->version, g, err);
+    char at[32];
+    if (rc == SG_OK) rc = set_stage(reg, m->name, v->version, g, at, err);
+    if (rc == SG_OK) {
+        json_object_set_new(doc, "stage", json_string(g->name));
+        json_object_set_new(doc, "updated_at", json_string(at));
+        json_object_set_new(doc, "validated", json_boolean(had_validation || report));
+    }
     if (rc == SG_OK) {
         reg_event ev = {.model = m->name,
                         .version = v->version,
@@ -545,19 +606,34 @@ sg_status sg_registry_transition(sg_registry *reg, const char *model, int64_t ve
         sg_report_info_clear(&pre.info);
         return rc;
     }
-    if ((rc = reg_model_load_checked(reg, model, &m, err)) == SG_OK &&
-        (rc = reg_version_load(reg, model, version, &v, err)) == SG_OK) {
-        const reg_stage *g = reg_model_stage(&m, stage);
+    json_t *doc = NULL;
+    const reg_stage *g = NULL;
+    /* The version's read goes out with the configuration's: one round trip for both. */
+    reg_stmt *vst = reg_version_doc_prefetch(reg, model, version);
+    if ((rc = reg_model_load_checked(reg, model, &m, err)) != SG_OK && vst) reg_finalize(vst);
+    if (rc == SG_OK &&
+        (rc = reg_version_doc_load_from(reg, vst, model, version, &v, &doc, err)) == SG_OK) {
+        g = reg_model_stage(&m, stage);
         if (!g)
             rc = sg_errf(err, SG_EINPUT, "model '%s' has no stage '%s'", model, stage);
         else if (!strcmp(g->name, v.stage))
             rc = sg_errf(err, SG_EINPUT, "%s v%lld is already in %s", model, (long long)version,
                          g->name);
         else
-            rc = do_transition(reg, &m, &v, g, report, report_len, req, &pre, err);
+            rc = do_transition(reg, &m, &v, doc, g, report, report_len, req, &pre, err);
     }
     sg_report_info_clear(&pre.info);
-    return reg_finish(reg, rc, err);
+    bool checked = rc == SG_OK;
+    if (rc == SG_OK) { /* the answer to the caller, without a read after the commit */
+        reg->tx_doc = doc;
+        doc = NULL;
+    }
+    json_decref(doc);
+    rc = reg_finish(reg, rc, err);
+    /* A refusal the commit learned (a deferred write: a replayed nonce) reads as the
+     * transition's, as it does when the backend reports it at once. */
+    if (checked && rc == SG_EREFUSED) rc = refuse(err, rc, model, version, g->name);
+    return rc;
 }
 
 sg_status sg_registry_approve(sg_registry *reg, const char *model, int64_t version, bool reject,
@@ -572,8 +648,11 @@ sg_status sg_registry_approve(sg_registry *reg, const char *model, int64_t versi
     int rc = reg_begin(reg, err);
     if (rc != SG_OK) return rc;
     bool ok = false;
+    reg_stmt *vst = reg_version_prefetch(reg, model, version);
     if ((rc = reg_model_load_checked(reg, model, &m, err)) == SG_OK)
-        rc = reg_version_load(reg, model, version, &v, err);
+        rc = reg_version_load_from(reg, vst, model, version, &v, err);
+    else if (vst)
+        reg_finalize(vst);
     if (rc == SG_OK)
         rc = reg_request_check(reg, req, true, action, model, version, REG_PRODUCTION, evidence,
                                actor, err);
@@ -596,8 +675,7 @@ sg_status sg_registry_approve(sg_registry *reg, const char *model, int64_t versi
         reg_bind_text(st, 4, reject ? "rejected" : "approved");
         reg_bind_text(st, 5, comment);
         reg_bind_text(st, 6, now);
-        if (reg_step(st) != REG_DONE) rc = reg_db_error(reg, err, "recording an approval");
-        reg_finalize(st);
+        rc = reg_write(reg, st, "recording an approval", NULL, err);
     }
     if (rc == SG_OK) {
         reg_event ev = {.model = model,
@@ -657,7 +735,8 @@ sg_status sg_registry_rollback(sg_registry *reg, const char *model, const sg_reg
     if (rc == SG_OK) rc = check_not_rejected(reg, model, prev, err);
     if (rc == SG_OK) rc = check_artifact(&pv, NULL, err);
     if (rc == SG_OK) rc = archive_occupant(reg, &m, current, prev, actor, "rollback-archive", err);
-    if (rc == SG_OK) rc = set_stage(reg, model, prev, reg_model_stage(&m, REG_PRODUCTION), err);
+    if (rc == SG_OK)
+        rc = set_stage(reg, model, prev, reg_model_stage(&m, REG_PRODUCTION), NULL, err);
     if (rc == SG_OK) {
         char detail[64];
         snprintf(detail, sizeof detail, "rolled back from v%lld", (long long)current);
@@ -734,7 +813,7 @@ static sg_status restore(sg_registry *reg, const reg_model *m, const reg_version
         rc = archive_occupant(reg, m, occ, v->version, actor, "archive", err);
         if (rc == SG_OK) *archived = occ;
     }
-    if (rc == SG_OK) rc = set_stage(reg, m->name, v->version, prod, err);
+    if (rc == SG_OK) rc = set_stage(reg, m->name, v->version, prod, NULL, err);
     if (rc == SG_OK) {
         reg_event ev = {.model = m->name,
                         .version = v->version,
@@ -768,18 +847,20 @@ sg_status sg_registry_restore(sg_registry *reg, const char *model, int64_t versi
         reg_model_stage(&m, REG_PRODUCTION)) {
         *applies = true;
         rc = restore(reg, &m, &v, req, archived, err);
-        if (rc == SG_EREFUSED) {
-            char reason[sizeof err->msg];
-            snprintf(reason, sizeof reason, "%s", err->msg);
-            rc = sg_errf(err, SG_EREFUSED,
-                         "refused: %s v%lld -> Production (restore from Archived): %s", model,
-                         (long long)version, reason);
-        }
     } else if (rc == SG_OK) {
         rc = sg_errf(err, SG_EINPUT,
                      "%s v%lld: a restore applies to an Archived version of a model whose policy"
                      " has no Archived -> Production transition",
                      model, (long long)version);
     }
-    return reg_finish(reg, rc, err);
+    rc = reg_finish(reg, rc, err);
+    /* After the commit too: a refusal it learned (a replayed nonce) is the restore's. */
+    if (*applies && rc == SG_EREFUSED) {
+        char reason[sizeof err->msg];
+        snprintf(reason, sizeof reason, "%s", err->msg);
+        rc = sg_errf(err, SG_EREFUSED,
+                     "refused: %s v%lld -> Production (restore from Archived): %s", model,
+                     (long long)version, reason);
+    }
+    return rc;
 }

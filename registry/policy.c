@@ -403,18 +403,43 @@ sg_status reg_key_authorized(sg_registry *reg, const char *model, const char *ro
     return rc;
 }
 
+static sg_status version_prepare(sg_registry *reg, const char *model, int64_t version,
+                                 reg_stmt **st, sg_err *err)
+{
+    sg_status rc = reg_prepare(reg,
+                               "SELECT stage, artifact_path, artifact_sha256 FROM model_versions"
+                               " WHERE model_name = ? AND version = ?",
+                               st, err);
+    if (rc != SG_OK) return rc;
+    reg_bind_text(*st, 1, model);
+    reg_bind_int64(*st, 2, version);
+    return SG_OK;
+}
+
+reg_stmt *reg_version_prefetch(sg_registry *reg, const char *model, int64_t version)
+{
+    reg_stmt *st = NULL;
+    sg_err err;
+    if (version_prepare(reg, model, version, &st, &err) != SG_OK) {
+        reg->read_rc = SG_OK; /* the load prepares its own and reports */
+        return NULL;
+    }
+    reg_prefetch(reg, st);
+    return st;
+}
+
 sg_status reg_version_load(sg_registry *reg, const char *model, int64_t version, reg_version *v,
                      sg_err *err)
 {
+    return reg_version_load_from(reg, NULL, model, version, v, err);
+}
+
+sg_status reg_version_load_from(sg_registry *reg, reg_stmt *st, const char *model,
+                                int64_t version, reg_version *v, sg_err *err)
+{
     memset(v, 0, sizeof *v);
-    reg_stmt *st;
-    int rc = reg_prepare(reg,
-                         "SELECT stage, artifact_path, artifact_sha256 FROM model_versions"
-                         " WHERE model_name = ? AND version = ?",
-                         &st, err);
+    int rc = st ? SG_OK : version_prepare(reg, model, version, &st, err);
     if (rc != SG_OK) return rc;
-    reg_bind_text(st, 1, model);
-    reg_bind_int64(st, 2, version);
     int s = reg_step(st);
     if (s == REG_ROW) {
         v->version = version;

@@ -2,8 +2,8 @@
 #include <string.h>
 
 #include "registry_internal.h"
+#include "stagegate/json.h"
 
-#define VERSION_COLS REG_VERSION_COLS
 
 json_t *reg_kv_object(sg_registry *reg, const char *sql, const char *model, int64_t version,
                       bool int_values, sg_err *err)
@@ -21,57 +21,114 @@ json_t *reg_kv_object(sg_registry *reg, const char *sql, const char *model, int6
     return o;
 }
 
-/* Builds the JSON of the version row st is on. */
-json_t *reg_version_row_json(sg_registry *reg, reg_stmt *st, sg_err *err)
+/* The version document of a REG_VERSION_DOCS row of kind 0 (tags and aliases still empty). */
+static json_t *version_row_json(reg_stmt *st)
 {
-    const char *model = reg_col_text(st, 0);
-    int64_t v = reg_col_int64(st, 1);
     json_t *o = json_object();
-    json_object_set_new(o, "name", json_string(model));
-    json_object_set_new(o, "version", json_integer(v));
-    json_object_set_new(o, "stage", json_string(reg_col_text(st, 2)));
-    json_object_set_new(o, "artifact_path", json_string(reg_col_text(st, 3)));
-    json_object_set_new(o, "artifact_sha256", json_string(reg_col_text(st, 4)));
-    json_object_set_new(o, "created_by", json_string(reg_col_text(st, 5)));
-    json_object_set_new(o, "created_at", json_string(reg_col_text(st, 6)));
-    json_object_set_new(o, "updated_at", json_string(reg_col_text(st, 7)));
-    /* Tags and aliases in one statement (one round trip to a database server). */
-    json_t *tags = json_object(), *aliases = json_array();
-    reg_stmt *ta;
-    if (reg_prepare(reg,
-                    "SELECT 0, tag_key, tag_value FROM version_tags WHERE model_name = ?1 AND"
-                    " version = ?2 UNION ALL SELECT 1, alias, '' FROM aliases WHERE"
-                    " model_name = ?1 AND version = ?2 ORDER BY 1, 2",
-                    &ta, err) == SG_OK) {
-        reg_bind_text(ta, 1, model);
-        reg_bind_int64(ta, 2, v);
-        while (reg_row(reg, ta, err))
-            if (reg_col_int64(ta, 0) == 0)
-                json_object_set_new(tags, reg_col_text(ta, 1), json_string(reg_col_text(ta, 2)));
-            else
-                json_array_append_new(aliases, json_string(reg_col_text(ta, 1)));
-        reg_finalize(ta);
-    }
-    json_object_set_new(o, "tags", tags);
-    json_object_set_new(o, "aliases", aliases);
-    json_object_set_new(o, "validated", json_boolean(reg_col_int64(st, 8) != 0));
+    json_object_set_new(o, "name", json_string(reg_col_text(st, 1)));
+    json_object_set_new(o, "version", json_integer(reg_col_int64(st, 2)));
+    json_object_set_new(o, "stage", json_string(reg_col_text(st, 3)));
+    json_object_set_new(o, "artifact_path", json_string(reg_col_text(st, 4)));
+    json_object_set_new(o, "artifact_sha256", json_string(reg_col_text(st, 5)));
+    json_object_set_new(o, "created_by", json_string(reg_col_text(st, 6)));
+    json_object_set_new(o, "created_at", json_string(reg_col_text(st, 7)));
+    json_object_set_new(o, "updated_at", json_string(reg_col_text(st, 8)));
+    json_object_set_new(o, "tags", json_object());
+    json_object_set_new(o, "aliases", json_array());
+    json_object_set_new(o, "validated", json_boolean(reg_col_int64(st, 9) != 0));
     return o;
+}
+
+json_t *reg_version_docs(sg_registry *reg, reg_stmt *st, sg_err *err)
+{
+    json_t *arr = json_array(), *cur = NULL;
+    while (reg_row(reg, st, err)) {
+        int64_t kind = reg_col_int64(st, 0);
+        if (kind == 0) {
+            cur = version_row_json(st);
+            json_array_append_new(arr, cur);
+            continue;
+        }
+        /* A tag or alias row follows its version's row (ORDER BY model, version, kind). */
+        if (!cur || strcmp(sg_json_str(cur, "name"), reg_col_text(st, 1)) != 0 ||
+            json_integer_value(json_object_get(cur, "version")) != reg_col_int64(st, 2))
+            continue;
+        if (kind == 1)
+            json_object_set_new(json_object_get(cur, "tags"), reg_col_text(st, 3),
+                                json_string(reg_col_text(st, 4)));
+        else
+            json_array_append_new(json_object_get(cur, "aliases"),
+                                  json_string(reg_col_text(st, 3)));
+    }
+    reg_finalize(st);
+    if (reg->read_rc != SG_OK) {
+        json_decref(arr);
+        return NULL;
+    }
+    return arr;
+}
+
+static reg_stmt *versions_stmt(sg_registry *reg, const char *model, int64_t only, sg_err *err)
+{
+    reg_stmt *st;
+    const char *sql = only ? REG_VERSION_DOC_BY_KEY : REG_VERSION_DOCS("v.model_name = ?1");
+    if (reg_prepare(reg, sql, &st, err) != SG_OK) return NULL;
+    reg_bind_text(st, 1, model);
+    if (only) reg_bind_int64(st, 2, only);
+    return st;
 }
 
 static json_t *versions_json(sg_registry *reg, const char *model, int64_t only, sg_err *err)
 {
-    reg_stmt *st;
-    const char *sql =
-        only ? "SELECT " VERSION_COLS " FROM model_versions WHERE model_name = ? AND version = ?"
-             : "SELECT " VERSION_COLS " FROM model_versions WHERE model_name = ? ORDER BY version";
-    if (reg_prepare(reg, sql, &st, err) != SG_OK) return NULL;
-    reg_bind_text(st, 1, model);
-    if (only) reg_bind_int64(st, 2, only);
-    json_t *arr = json_array();
-    while (reg_row(reg, st, err))
-        json_array_append_new(arr, reg_version_row_json(reg, st, err));
-    reg_finalize(st);
-    return arr;
+    reg_stmt *st = versions_stmt(reg, model, only, err);
+    return st ? reg_version_docs(reg, st, err) : NULL;
+}
+
+reg_stmt *reg_version_doc_prefetch(sg_registry *reg, const char *model, int64_t version)
+{
+    sg_err err;
+    reg_stmt *st = versions_stmt(reg, model, version, &err);
+    if (!st) {
+        reg->read_rc = SG_OK; /* the load prepares its own and reports */
+        return NULL;
+    }
+    reg_prefetch(reg, st);
+    return st;
+}
+
+sg_status reg_version_doc_load(sg_registry *reg, const char *model, int64_t version,
+                               reg_version *v, json_t **doc, sg_err *err)
+{
+    return reg_version_doc_load_from(reg, NULL, model, version, v, doc, err);
+}
+
+sg_status reg_version_doc_load_from(sg_registry *reg, reg_stmt *st, const char *model,
+                                    int64_t version, reg_version *v, json_t **doc, sg_err *err)
+{
+    *doc = NULL;
+    if (v) memset(v, 0, sizeof *v);
+    sg_status before = reg->read_rc;
+    reg->read_rc = SG_OK;
+    if (!st) st = versions_stmt(reg, model, version, err);
+    json_t *arr = st ? reg_version_docs(reg, st, err) : NULL;
+    sg_status rc = reg->read_rc;
+    if (rc == SG_OK && !arr) rc = sg_errf(err, SG_ENOMEM, "out of memory loading a version");
+    reg->read_rc = before != SG_OK ? before : rc;
+    if (rc != SG_OK) return rc;
+    json_t *o = json_incref(json_array_get(arr, 0));
+    json_decref(arr);
+    if (!o)
+        return sg_errf(err, SG_EINPUT, "model '%s' has no version %lld", model,
+                       (long long)version);
+    if (v) {
+        v->version = version;
+        snprintf(v->stage, sizeof v->stage, "%s", sg_json_str(o, "stage"));
+        snprintf(v->artifact_path, sizeof v->artifact_path, "%s", sg_json_str(o, "artifact_path"));
+        snprintf(v->artifact_sha256, sizeof v->artifact_sha256, "%s",
+                 sg_json_str(o, "artifact_sha256"));
+    }
+    *doc = o;
+    return SG_OK;
 }
 
 json_t *sg_registry_get_version(sg_registry *reg, const char *model, int64_t version, sg_err *err)
@@ -83,6 +140,28 @@ json_t *sg_registry_get_version(sg_registry *reg, const char *model, int64_t ver
     if (arr && !o && reg->read_rc == SG_OK) /* as reg_version_load says it */
         sg_errf(err, SG_EINPUT, "model '%s' has no version %lld", model, (long long)version);
     return reg_read_end(reg, o);
+}
+
+sg_status sg_registry_version_digest(sg_registry *reg, const char *model, int64_t version,
+                                     char sha_out[65], sg_err *err)
+{
+    sha_out[0] = '\0';
+    reg_read_start(reg);
+    reg_stmt *st;
+    sg_status rc = reg_prepare(
+        reg, "SELECT artifact_sha256 FROM model_versions WHERE model_name = ? AND version = ?",
+        &st, err);
+    if (rc != SG_OK) return rc;
+    reg_bind_text(st, 1, model);
+    reg_bind_int64(st, 2, version);
+    bool found = reg_row(reg, st, err);
+    if (found) snprintf(sha_out, 65, "%s", reg_col_text(st, 0));
+    reg_finalize(st);
+    if (reg->read_rc != SG_OK) return reg->read_rc;
+    if (!found)
+        return sg_errf(err, SG_EINPUT, "model '%s' has no version %lld", model,
+                       (long long)version);
+    return SG_OK;
 }
 
 json_t *reg_stages_json(const reg_model *m)
@@ -206,32 +285,24 @@ json_t *sg_registry_search(sg_registry *reg, const char *filter, sg_err *err)
         else if (f.conds[i].op == REG_OP_EQ && f.conds[i].field == REG_F_STAGE)
             stage = f.conds[i].value;
     static const char *const sql[2][2] = {
-        {"SELECT " VERSION_COLS " FROM model_versions ORDER BY model_name, version",
-         "SELECT " VERSION_COLS " FROM model_versions WHERE stage = ?1"
-         " ORDER BY model_name, version"},
-        {"SELECT " VERSION_COLS " FROM model_versions WHERE model_name = ?1"
-         " ORDER BY model_name, version",
-         "SELECT " VERSION_COLS " FROM model_versions WHERE model_name = ?1 AND stage = ?2"
-         " ORDER BY model_name, version"}};
+        {REG_VERSION_DOCS("1 = 1"), REG_VERSION_DOCS("v.stage = ?1")},
+        {REG_VERSION_DOCS("v.model_name = ?1"),
+         REG_VERSION_DOCS("v.model_name = ?1 AND v.stage = ?2")}};
     reg_stmt *st;
     if (reg_prepare(reg, sql[name != NULL][stage != NULL], &st, err) != SG_OK) return NULL;
     if (name) reg_bind_text(st, 1, name);
     if (stage) reg_bind_text(st, name ? 2 : 1, stage);
-    bool needs_tags = false;
-    for (size_t i = 0; i < f.n; i++)
-        if (f.conds[i].field == REG_F_TAG) needs_tags = true;
-    json_t *arr = json_array();
-    while (reg_row(reg, st, err)) {
-        /* Without tag conditions a row is decided before its document is built. */
-        if (!needs_tags && !reg_filter_match(&f, reg_col_text(st, 0), reg_col_text(st, 2), NULL))
-            continue;
-        json_t *v = reg_version_row_json(reg, st, err);
-        if (reg_filter_match(&f, reg_col_text(st, 0), reg_col_text(st, 2),
+    /* The rows, their tags and aliases in one statement; the filter decides each version. */
+    json_t *all = reg_version_docs(reg, st, err), *arr = json_array();
+    size_t i;
+    json_t *v;
+    json_array_foreach(all, i, v)
+    {
+        if (reg_filter_match(&f, sg_json_str(v, "name"), sg_json_str(v, "stage"),
                              json_object_get(v, "tags")))
             json_array_append(arr, v);
-        json_decref(v);
     }
-    reg_finalize(st);
+    json_decref(all);
     json_t *doc = json_object();
     json_object_set_new(doc, "filter", json_string(filter));
     json_object_set_new(doc, "versions", arr);

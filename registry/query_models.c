@@ -33,47 +33,85 @@ json_t *sg_registry_search_models(sg_registry *reg, const char *filter, sg_err *
     return reg_read_end(reg, doc);
 }
 
+/* The model's row, stages, tags and aliases: one statement, rows tagged by kind. */
+enum { SUM_MODEL, SUM_STAGE, SUM_TAG, SUM_ALIAS };
+
 json_t *sg_registry_model_summary(sg_registry *reg, const char *model, sg_err *err)
 {
-    reg_model m;
     reg_read_start(reg);
-    if (reg_model_load(reg, model, &m, err) != SG_OK) return NULL;
-    json_t *o = json_object();
-    json_object_set_new(o, "name", json_string(model));
     reg_stmt *st;
-    if (reg_prepare(reg, "SELECT description, created_at FROM registered_models WHERE name = ?",
-                    &st, err) == SG_OK) {
-        reg_bind_text(st, 1, model);
-        if (reg_row(reg, st, err)) {
-            json_object_set_new(o, "description", json_string(reg_col_text(st, 0)));
-            json_object_set_new(o, "created_at", json_string(reg_col_text(st, 1)));
+    if (reg_prepare(reg,
+                    "SELECT 0, 0, description, created_at, report_stage, 0, 0, 0, 0, 0"
+                    " FROM registered_models WHERE name = ?1"
+                    " UNION ALL SELECT 1, position, stage, '', '', requires_report,"
+                    " requires_promoter, requires_validation, requires_approval, multi_version"
+                    " FROM model_stages WHERE model_name = ?1"
+                    " UNION ALL SELECT 2, 0, tag_key, tag_value, '', 0, 0, 0, 0, 0"
+                    " FROM model_tags WHERE model_name = ?1"
+                    " UNION ALL SELECT 3, 0, alias, '', '', version, 0, 0, 0, 0"
+                    " FROM aliases WHERE model_name = ?1"
+                    " ORDER BY 1, 2, 3",
+                    &st, err) != SG_OK)
+        return NULL;
+    reg_bind_text(st, 1, model);
+    reg_model m;
+    memset(&m, 0, sizeof m);
+    bool found = false;
+    json_t *o = json_object(), *tags = json_object(), *aliases = json_object();
+    json_object_set_new(o, "name", json_string(model));
+    while (reg_row(reg, st, err)) {
+        const char *t1 = reg_col_text(st, 2);
+        switch (reg_col_int64(st, 0)) {
+        case SUM_MODEL:
+            found = true;
+            json_object_set_new(o, "description", json_string(t1));
+            json_object_set_new(o, "created_at", json_string(reg_col_text(st, 3)));
+            snprintf(m.report_stage, sizeof m.report_stage, "%s", reg_col_text(st, 4));
+            break;
+        case SUM_STAGE:
+            if (m.n_stages < REG_MAX_STAGES) {
+                reg_stage *g = &m.stages[m.n_stages++];
+                snprintf(g->name, sizeof g->name, "%s", t1);
+                g->position = (int)reg_col_int64(st, 1);
+                g->requires_report = reg_col_int64(st, 5) != 0;
+                g->requires_promoter = reg_col_int64(st, 6) != 0;
+                g->requires_validation = reg_col_int64(st, 7) != 0;
+                g->requires_approval = reg_col_int64(st, 8) != 0;
+                g->multi_version = reg_col_int64(st, 9) != 0;
+            }
+            break;
+        case SUM_TAG:
+            json_object_set_new(tags, t1, json_string(reg_col_text(st, 3)));
+            break;
+        case SUM_ALIAS:
+            json_object_set_new(aliases, t1, json_integer(reg_col_int64(st, 5)));
+            break;
         }
-        reg_finalize(st);
     }
+    reg_finalize(st);
     json_object_set_new(o, "report_stage", json_string(m.report_stage));
     json_object_set_new(o, "stages", reg_stages_json(&m));
-    json_t *tags = reg_kv_object(
-        reg, "SELECT tag_key, tag_value FROM model_tags WHERE model_name = ? ORDER BY tag_key",
-        model, 0, false, err);
-    json_object_set_new(o, "tags", tags ? tags : json_object());
-    json_t *aliases =
-        reg_kv_object(reg, "SELECT alias, version FROM aliases WHERE model_name = ? ORDER BY alias",
-                      model, 0, true, err);
-    json_object_set_new(o, "aliases", aliases ? aliases : json_object());
-    json_t *latest = json_array();
-    if (reg_prepare(reg,
-                    /* The newest version of each of the model's stages: one index lookup
-                     * per stage (model_versions_by_stage), however many versions there are. */
-                    "SELECT " REG_VERSION_COLS " FROM model_versions WHERE model_name = ?1 AND"
-                    " version IN (SELECT (SELECT max(version) FROM model_versions w WHERE"
-                    " w.model_name = ?1 AND w.stage = s.stage) FROM model_stages s WHERE"
-                    " s.model_name = ?1) ORDER BY version",
+    json_object_set_new(o, "tags", tags);
+    json_object_set_new(o, "aliases", aliases);
+    if (reg->read_rc == SG_OK && !found) {
+        json_decref(o);
+        sg_errf(err, SG_EINPUT, "no model named '%s' in registry %s", model, reg->path);
+        return NULL;
+    }
+    /* The newest version of each of the model's stages: one index lookup per stage
+     * (model_versions_by_stage), however many versions there are; their tags and aliases in
+     * the same statement. */
+    json_t *latest = NULL;
+    if (reg->read_rc == SG_OK &&
+        reg_prepare(reg,
+                    REG_VERSION_DOCS("v.model_name = ?1 AND v.version IN (SELECT (SELECT"
+                                     " max(w.version) FROM model_versions w WHERE w.model_name ="
+                                     " ?1 AND w.stage = s.stage) FROM model_stages s WHERE"
+                                     " s.model_name = ?1)"),
                     &st, err) == SG_OK) {
         reg_bind_text(st, 1, model);
-        while (reg_row(reg, st, err))
-            json_array_append_new(latest, reg_version_row_json(reg, st, err));
-        reg_finalize(st);
+        latest = reg_version_docs(reg, st, err);
     }
-    json_object_set_new(o, "latest_versions", latest);
+    json_object_set_new(o, "latest_versions", latest ? latest : json_array());
     return reg_read_end(reg, o);
 }

@@ -38,6 +38,13 @@ struct sg_registry {
     enum { REG_ROOT_UNKNOWN = 0, REG_ROOT_NO, REG_ROOT_YES } tx_root;
     int64_t tx_head_seq;
     char tx_head_hash[65];
+    /* tx_head_dirty: an append moved the head; reg_commit writes audit_head once for the
+     * whole transaction (the appends before it keep the head in tx_head_*). */
+    bool tx_head_dirty;
+    /* The version document the current write transaction leaves (create-version,
+     * transition), and the one the last committed write left (sg_registry_written_version). */
+    json_t *tx_doc;
+    json_t *written_doc;
 };
 
 typedef struct {
@@ -89,6 +96,10 @@ SG_MUST_CHECK sg_status reg_prepare(sg_registry *reg, const char *sql, reg_stmt 
  * reg->read_rc (the first one since reg_read_start or reg_begin) with err filled. */
 bool reg_row(sg_registry *reg, reg_stmt *st, sg_err *err);
 void reg_read_start(sg_registry *reg);
+/* In a write transaction: st (prepared and bound, a read) may be sent now and answered with
+ * the next statement that waits for an answer (PostgreSQL: one round trip for both); its
+ * first step reads that answer. Without backend support it runs at its first step. */
+void reg_prefetch(sg_registry *reg, reg_stmt *st);
 /* Ends a read API call: doc, or NULL (doc freed) when any read of the call failed. */
 json_t *reg_read_end(sg_registry *reg, json_t *doc);
 SG_MUST_CHECK sg_status reg_begin(sg_registry *reg, sg_err *err);
@@ -122,6 +133,11 @@ int reg_key_count(sg_registry *reg, const char *model, const char *role, const c
                   int64_t *n, sg_err *err);
 SG_MUST_CHECK sg_status reg_version_load(sg_registry *reg, const char *model, int64_t version, reg_version *v,
                      sg_err *err);
+/* reg_version_load's statement, prepared, bound and prefetched (reg_prefetch), or NULL; and
+ * reg_version_load on it (NULL: prepared there), which finalizes it. */
+reg_stmt *reg_version_prefetch(sg_registry *reg, const char *model, int64_t version);
+SG_MUST_CHECK sg_status reg_version_load_from(sg_registry *reg, reg_stmt *st, const char *model,
+                                              int64_t version, reg_version *v, sg_err *err);
 
 /* Inserts a model's rows (registered_models, stages, transitions, keys, tags) from a spec. */
 SG_MUST_CHECK sg_status reg_model_insert(sg_registry *reg, const sg_registry_model_spec *sp,
@@ -225,17 +241,52 @@ bool reg_request_field(const char *text, const char *name, char *out, size_t len
 /* Whether sig64 (base64) is a signature over text by the public key pem. */
 bool reg_sig_ok(const char *pem, const char *text, const char *sig64);
 
-/* query.c: pieces of the read documents, shared with query_models.c */
-#define REG_VERSION_COLS                                                                           \
-    "model_name, version, stage, artifact_path, artifact_sha256, created_by, created_at, "         \
-    "updated_at, COALESCE((SELECT 1 FROM validations WHERE validations.model_name ="             \
-    " model_versions.model_name AND validations.version = model_versions.version AND"            \
-    " validations.result = 'PASSED' LIMIT 1), 0)"
-/* The last column says whether the version has a passed validation: a scalar subquery, which
- * PostgreSQL runs as one index probe per row (an EXISTS there may become a hash of the whole
- * validations table when the plan expects many rows). */
-/* The version document of the row st is on (selected with REG_VERSION_COLS). */
-json_t *reg_version_row_json(sg_registry *reg, reg_stmt *st, sg_err *err);
+/* query.c: pieces of the read documents, shared with query_models.c and lifecycle.c */
+/* Whether the version (model_versions row v) has a passed validation: a scalar subquery,
+ * which PostgreSQL runs as one index probe per row (an EXISTS there may become a hash of the
+ * whole validations table when the plan expects many rows). */
+#define REG_VERSION_VALIDATED                                                                      \
+    "COALESCE((SELECT 1 FROM validations WHERE validations.model_name = v.model_name AND"       \
+    " validations.version = v.version AND validations.result = 'PASSED' LIMIT 1), 0)"
+/* The version documents of the model_versions rows (as v) that `where` selects, with their
+ * tags and aliases, in one statement (one round trip to a database server): each version's
+ * row (kind 0), then one row per tag (1) and per alias (2), in (model, version) order.
+ * `where` appears three times; its parameters are numbered (?1, ?2). Read with
+ * reg_version_docs. */
+#define REG_VERSION_DOCS(where)                                                                    \
+    "SELECT 0, v.model_name, v.version, v.stage, v.artifact_path, v.artifact_sha256,"            \
+    " v.created_by, v.created_at, v.updated_at, " REG_VERSION_VALIDATED                          \
+    " FROM model_versions v WHERE " where                                                         \
+    " UNION ALL SELECT 1, v.model_name, v.version, t.tag_key, t.tag_value, '', '', '', '', 0"    \
+    " FROM version_tags t JOIN model_versions v ON v.model_name = t.model_name AND"             \
+    " v.version = t.version WHERE " where                                                         \
+    " UNION ALL SELECT 2, v.model_name, v.version, a.alias, '', '', '', '', '', 0"               \
+    " FROM aliases a JOIN model_versions v ON v.model_name = a.model_name AND"                  \
+    " v.version = a.version WHERE " where " ORDER BY 2, 3, 1, 4"
+/* REG_VERSION_DOCS of one version (?1 model, ?2 version): its tags and aliases are found by
+ * their own keys, without the join (fewer tables for a lookup made on every get). */
+#define REG_VERSION_DOC_BY_KEY                                                                     \
+    "SELECT 0, v.model_name, v.version, v.stage, v.artifact_path, v.artifact_sha256,"            \
+    " v.created_by, v.created_at, v.updated_at, " REG_VERSION_VALIDATED                          \
+    " FROM model_versions v WHERE v.model_name = ?1 AND v.version = ?2"                          \
+    " UNION ALL SELECT 1, model_name, version, tag_key, tag_value, '', '', '', '', 0"            \
+    " FROM version_tags WHERE model_name = ?1 AND version = ?2"                                   \
+    " UNION ALL SELECT 2, model_name, version, alias, '', '', '', '', '', 0"                     \
+    " FROM aliases WHERE model_name = ?1 AND version = ?2 ORDER BY 2, 3, 1, 4"
+/* The documents of a REG_VERSION_DOCS statement, bound and not yet stepped (finalized here),
+ * as an array in (model, version) order; NULL with err (and reg->read_rc) on a failed read. */
+json_t *reg_version_docs(sg_registry *reg, reg_stmt *st, sg_err *err);
+/* One version's document and, in *v (when not NULL), the fields a gate uses: one statement.
+ * SG_EINPUT "model 'M' has no version N" when there is none. */
+SG_MUST_CHECK sg_status reg_version_doc_load(sg_registry *reg, const char *model, int64_t version,
+                                             reg_version *v, json_t **doc, sg_err *err);
+/* The statement reg_version_doc_load runs, prepared, bound and prefetched (reg_prefetch), for
+ * reg_version_doc_load_from; NULL on failure (the load then prepares its own). */
+reg_stmt *reg_version_doc_prefetch(sg_registry *reg, const char *model, int64_t version);
+/* reg_version_doc_load on st from reg_version_doc_prefetch (NULL: prepared here); finalizes st. */
+SG_MUST_CHECK sg_status reg_version_doc_load_from(sg_registry *reg, reg_stmt *st,
+                                                  const char *model, int64_t version,
+                                                  reg_version *v, json_t **doc, sg_err *err);
 json_t *reg_stages_json(const reg_model *m);
 /* {column 0: column 1} of a query on (model[, version]). */
 json_t *reg_kv_object(sg_registry *reg, const char *sql, const char *model, int64_t version,

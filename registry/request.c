@@ -222,14 +222,13 @@ static sg_status record_nonce(sg_registry *reg, const sg_registry_request *req, 
     reg_bind_text(st, 1, nonce);
     reg_bind_text(st, 2, req->key_id);
     reg_bind_text(st, 3, now);
-    int s = reg_step(st);
-    if (s == REG_CONSTRAINT)
-        rc = sg_errf(err, SG_EREFUSED,
-                     "refused: signed request was already used (replayed nonce %s)", nonce);
-    else if (s != REG_DONE)
-        rc = reg_db_error(reg, err, "recording request nonce");
-    reg_finalize(st);
-    return rc;
+    /* A write whose only answer is success or a duplicate: PostgreSQL sends it in the
+     * pipeline with what follows, so a replay is refused at the transaction's next read or
+     * at its commit, and the transaction never commits. */
+    char replayed[160];
+    snprintf(replayed, sizeof replayed,
+             "refused: signed request was already used (replayed nonce %s)", nonce);
+    return reg_write(reg, st, "recording request nonce", replayed, err);
 }
 
 /* After the root of trust exists, an attested request must be signed by a server key an

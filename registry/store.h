@@ -66,6 +66,13 @@ typedef struct reg_store_ops {
      * the audit head row sets *head_seq and head_hash (else head_hash stays ""), so the
      * first append of the transaction need not read it again. */
     sg_status (*begin_write)(reg_store *s, int64_t *head_seq, char head_hash[65], sg_err *err);
+    /* Optional: the audit head the write lock read, when begin_write could not say it yet
+     * (PostgreSQL learns it with the transaction's first read); false when unknown. */
+    bool (*tx_head)(reg_store *s, int64_t *seq, char hash[65]);
+    /* Optional: a prepared and bound read of the write transaction may be sent now, to be
+     * answered together with the next statement that waits for an answer (its first step
+     * then reads that answer). */
+    void (*prefetch)(reg_stmt *st);
     sg_status (*commit)(reg_store *s, sg_err *err);
     void (*rollback)(reg_store *s);
     /* A read snapshot (several queries that must see one state). */

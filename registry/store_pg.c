@@ -59,6 +59,9 @@ typedef struct {
     int cache;
     char *what;
     char *refused;
+    bool head; /* the write lock's read of the audit head: its row is kept (pg_tx_head) */
+    bool is_read; /* a prefetched read: its answer goes to `read` (NULL once finalized) */
+    void *read;   /* the pg_stmt, which keeps the answer for its first step */
 } pg_pending;
 #define PG_MAX_PENDING 64
 
@@ -79,6 +82,10 @@ struct reg_store {
     pg_pending pending[PG_MAX_PENDING];
     sg_status deferred_rc;
     sg_err deferred_err;
+    /* The audit head the write lock read (pg_begin_write sends that read in the pipeline). */
+    bool head_known;
+    int64_t head_seq;
+    char head_hash[65];
 };
 
 typedef struct {
@@ -90,6 +97,7 @@ typedef struct {
     PGresult *res;
     int row; /* the current row, -1 before the first step */
     bool ran;
+    bool prefetched; /* sent in the pipeline, its answer not read yet (pg_prefetch) */
 } pg_stmt;
 
 /* Copies a libpq message into one line: errors are printed as one line. */
@@ -324,21 +332,29 @@ static void defer_fail(reg_store *s, const PGresult *res, const pg_pending *p)
             pg_error(s, &s->deferred_err, p && p->what ? p->what : "a deferred write");
 }
 
-/* Sends final_sql (if any) after the pending writes, ends the pipeline and reads every
- * outcome; *final_res receives final_sql's result (NULL if it did not run). SG_OK when every
- * write succeeded, else the first failure (kept for pg_error). */
-static sg_status pipe_end(reg_store *s, const char *final_sql, PGresult **final_res)
+static bool send_stmt(reg_store *s, pg_stmt *st);
+
+/* Sends final_sql or final_st (if any) after the pending writes, ends the pipeline and reads
+ * every outcome; *final_res receives the final statement's result (NULL if it did not run):
+ * a read after deferred writes costs one round trip, not two. SG_OK when every write
+ * succeeded, else the first failure (kept for pg_error). */
+static sg_status pipe_end_with(reg_store *s, const char *final_sql, pg_stmt *final_st,
+                               PGresult **final_res)
 {
     if (final_res) *final_res = NULL;
+    bool final = final_sql || final_st;
+    /* A Prepare the final statement sends goes in as a pending entry before it. */
     bool final_sent =
-        final_sql && PQsendQueryParams(s->conn, final_sql, 0, NULL, NULL, NULL, NULL, 0);
-    bool sent = PQpipelineSync(s->conn) && (!final_sql || final_sent);
-    int n = s->n_pending + (final_sql ? 1 : 0);
+        final_sql ? PQsendQueryParams(s->conn, final_sql, 0, NULL, NULL, NULL, NULL, 0) != 0
+        : final_st ? send_stmt(s, final_st)
+                   : false;
+    bool sent = PQpipelineSync(s->conn) && (!final || final_sent);
+    int n = s->n_pending + (final ? 1 : 0);
     for (int i = 0; i < n; i++) {
-        const pg_pending *p = i < s->n_pending ? &s->pending[i] : NULL; /* NULL: final_sql */
+        const pg_pending *p = i < s->n_pending ? &s->pending[i] : NULL; /* NULL: the final */
         PGresult *res = PQgetResult(s->conn);
         if (!res) { /* the connection broke: no further results */
-            if (final_sent && s->deferred_rc == SG_OK) {
+            if (final_sql && final_sent && s->deferred_rc == SG_OK) {
                 /* The COMMIT went out and no answer came back: the server may have reached
                  * it and committed everything before the break. */
                 remember(s, NULL);
@@ -353,8 +369,27 @@ static sg_status pipe_end(reg_store *s, const char *final_sql, PGresult **final_
             s->cache[p->cache].preparing = false;
             s->cache[p->cache].prepared = st == PGRES_COMMAND_OK;
         }
+        if (p && p->is_read) { /* a prefetched read: its statement keeps the answer */
+            /* A read that failed is the failure of what follows it in the pipeline too. */
+            if (st == PGRES_FATAL_ERROR) defer_fail(s, res, p);
+            pg_stmt *r = p->read;
+            if (r) {
+                r->res = res;
+                r->prefetched = false;
+            } else {
+                PQclear(res);
+            }
+            PQclear(PQgetResult(s->conn));
+            continue;
+        }
         /* A failed write is the failure; the ones after it were skipped (ABORTED). */
         if (p && st == PGRES_FATAL_ERROR) defer_fail(s, res, p);
+        if (p && p->head && st == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
+            PQnfields(res) == 2 && strlen(PQgetvalue(res, 0, 1)) == 64) {
+            s->head_seq = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+            memcpy(s->head_hash, PQgetvalue(res, 0, 1), 65);
+            s->head_known = true;
+        }
         if (!p && final_res)
             *final_res = res;
         else
@@ -370,6 +405,30 @@ static sg_status pipe_end(reg_store *s, const char *final_sql, PGresult **final_
     if (!PQexitPipelineMode(s->conn) && s->deferred_rc == SG_OK) defer_fail(s, NULL, NULL);
     s->pipe = false;
     return s->deferred_rc;
+}
+
+static sg_status pipe_end(reg_store *s, const char *final_sql, PGresult **final_res)
+{
+    return pipe_end_with(s, final_sql, NULL, final_res);
+}
+
+/* Sends st in the pipeline, prepared (its Prepare sent first, as a pending entry, the first
+ * time) when its text is cached; false when libpq could not send it. */
+static bool send_stmt(reg_store *s, pg_stmt *st)
+{
+    const char *const *vals = (const char *const *)st->values;
+    pg_cached *c = cached(s, st->sql);
+    char name[16];
+    if (c) snprintf(name, sizeof name, "sg%d", (int)(c - s->cache));
+    if (c && !c->prepared && !c->preparing) { /* prepared when its answer says so */
+        if (!PQsendPrepare(s->conn, name, st->sql, st->n_params, NULL)) return false;
+        s->pending[s->n_pending++] =
+            (pg_pending){(int)(c - s->cache), NULL, NULL, false, false, NULL};
+        c->preparing = true;
+    }
+    return c ? PQsendQueryPrepared(s->conn, name, st->n_params, vals, NULL, NULL, 0) != 0
+             : PQsendQueryParams(s->conn, st->sql, st->n_params, NULL, vals, NULL, NULL, 0) !=
+                   0;
 }
 
 static void pg_finalize(reg_stmt *base);
@@ -393,25 +452,12 @@ static sg_status pg_write(reg_stmt *base, const char *what, const char *refused,
     }
     rc = s->deferred_rc;
     if (rc == SG_OK) {
-        const char *const *vals = (const char *const *)st->values;
-        pg_cached *c = cached(s, st->sql);
-        char name[16];
-        int ok;
-        if (c) snprintf(name, sizeof name, "sg%d", (int)(c - s->cache));
-        ok = 1;
-        if (c && !c->prepared && !c->preparing) { /* prepared when its answer says so */
-            ok = PQsendPrepare(s->conn, name, st->sql, st->n_params, NULL);
-            if (ok) s->pending[s->n_pending++] = (pg_pending){(int)(c - s->cache), NULL, NULL};
-            c->preparing = ok != 0;
-        }
-        ok = ok && (c ? PQsendQueryPrepared(s->conn, name, st->n_params, vals, NULL, NULL, 0)
-                      : PQsendQueryParams(s->conn, st->sql, st->n_params, NULL, vals, NULL,
-                                          NULL, 0));
-        if (ok) {
+        if (send_stmt(s, st)) {
             pg_pending *p = &s->pending[s->n_pending++];
-            *p = (pg_pending){-1, strdup(what), refused ? strdup(refused) : NULL};
+            *p = (pg_pending){
+                -1, strdup(what), refused ? strdup(refused) : NULL, false, false, NULL};
         } else {
-            pg_pending p = {-1, (char *)what, (char *)refused};
+            pg_pending p = {-1, (char *)what, (char *)refused, false, false, NULL};
             defer_fail(s, NULL, &p);
         }
         rc = s->deferred_rc;
@@ -425,12 +471,42 @@ static reg_step_result pg_step(reg_stmt *base)
 {
     pg_stmt *st = (pg_stmt *)base;
     reg_store *s = st->s;
+    if (!st->ran && st->prefetched) { /* its answer comes with the pipeline it went in */
+        if (s->pipe) (void)pipe_end(s, NULL, NULL);
+        if (!st->res) { /* the pipeline broke before its answer */
+            st->prefetched = false;
+            st->ran = true;
+            if (s->deferred_rc == SG_OK) remember(s, NULL);
+            return REG_ERROR;
+        }
+    }
+    if (!st->ran && st->res) { /* prefetched and answered */
+        st->ran = true;
+        ExecStatusType rs = PQresultStatus(st->res);
+        if (rs == PGRES_COMMAND_OK) return REG_DONE;
+        if (rs != PGRES_TUPLES_OK) {
+            if (s->deferred_rc == SG_OK) remember(s, st->res);
+            return REG_ERROR;
+        }
+    }
     if (!st->ran) {
         st->ran = true;
-        /* The deferred writes go first, in order; if one failed, this statement would only
-         * be refused in the aborted transaction: the failure is that write's. */
-        if (s->pipe && pipe_end(s, NULL, NULL) != SG_OK) return REG_ERROR;
-        st->res = run_params(s, st);
+        /* The deferred writes go first, in order, and this statement after them in the same
+         * round trip; if one failed, this statement was skipped in the aborted transaction:
+         * the failure is that write's. */
+        if (s->pipe) {
+            if (s->n_pending + 2 > PG_MAX_PENDING && pipe_end(s, NULL, NULL) != SG_OK)
+                return REG_ERROR;
+        }
+        if (s->pipe) {
+            if (pipe_end_with(s, NULL, st, &st->res) != SG_OK) return REG_ERROR;
+            if (!st->res) { /* sent but no answer: the connection broke */
+                remember(s, NULL);
+                return REG_ERROR;
+            }
+        } else {
+            st->res = run_params(s, st);
+        }
         ExecStatusType rs = PQresultStatus(st->res);
         if (rs == PGRES_COMMAND_OK) {
             const char *n = PQcmdTuples(st->res);
@@ -484,6 +560,9 @@ static bool pg_col_is_null(reg_stmt *base, int i)
 static void pg_finalize(reg_stmt *base)
 {
     pg_stmt *st = (pg_stmt *)base;
+    if (st->prefetched) /* its answer, still to come, has no statement to go to */
+        for (int i = 0; i < st->s->n_pending; i++)
+            if (st->s->pending[i].read == st) st->s->pending[i].read = NULL;
     for (int i = 0; i < st->n_params; i++)
         free(st->values[i]);
     PQclear(st->res);
@@ -511,33 +590,74 @@ static void pg_rollback(reg_store *s);
 
 static sg_status pg_begin_write(reg_store *s, int64_t *head_seq, char head_hash[65], sg_err *err)
 {
+    (void)head_seq;
     s->commit_unknown = false;
     s->deferred_rc = SG_OK;
-    head_hash[0] = '\0';
+    s->head_known = false;
+    head_hash[0] = '\0'; /* known after the first read: pg_tx_head */
     /* The writers' queue: whoever holds the chain head's row writes; the rest wait. The
      * advisory lock in front of it makes the queue first come, first served: waiters on a
      * row lock race for the row each time it is released, and with 8 writers that doubled
      * the p99 of a transition (scripts/bench_registry.sh). The row lock stays the mutual
-     * exclusion, so a writer that takes only the row lock still cannot interleave. One
-     * round trip for the three statements, and the row read is the head the transaction's
-     * first audit event follows. */
-    PGresult *res = NULL;
-    int rc = run(s,
-                 "BEGIN ISOLATION LEVEL READ COMMITTED;"
-                 " SELECT pg_advisory_xact_lock(" PG_STR(PG_WRITE_LOCK) ");"
-                 " SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE",
-                 &res, err, "taking the write lock");
-    if (rc != SG_OK) {
+     * exclusion, so a writer that takes only the row lock still cannot interleave. The three
+     * statements go in the pipeline and the transaction's first read follows them in the
+     * same round trip, so once the lock is granted the read runs at once: no round trip
+     * inside the lock for it. The row read is the head the transaction's first audit event
+     * follows. */
+    static const char *const begin[3] = {
+        "BEGIN ISOLATION LEVEL READ COMMITTED",
+        "SELECT pg_advisory_xact_lock(" PG_STR(PG_WRITE_LOCK) ")",
+        "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE"};
+    if (s->pipe && pipe_end(s, NULL, NULL) != SG_OK) return pg_error(s, err, "begin");
+    if (!PQenterPipelineMode(s->conn)) {
+        remember(s, NULL);
+        return pg_error(s, err, "taking the write lock");
+    }
+    s->pipe = true;
+    for (int i = 0; i < 3 && s->deferred_rc == SG_OK; i++) {
+        pg_pending p = {-1, (char *)"taking the write lock", NULL, i == 2, false, NULL};
+        if (PQsendQueryParams(s->conn, begin[i], 0, NULL, NULL, NULL, NULL, 0)) {
+            p.what = strdup(p.what);
+            s->pending[s->n_pending++] = p;
+        } else {
+            defer_fail(s, NULL, &p);
+        }
+    }
+    if (s->deferred_rc != SG_OK) {
+        sg_status rc = pg_error(s, err, "taking the write lock");
         pg_rollback(s);
         return rc;
     }
-    /* No row (a damaged registry): the append reads the head itself and says so. */
-    if (PQntuples(res) == 1 && PQnfields(res) == 2 && strlen(PQgetvalue(res, 0, 1)) == 64) {
-        *head_seq = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-        memcpy(head_hash, PQgetvalue(res, 0, 1), 65);
-    }
-    PQclear(res);
     return SG_OK;
+}
+
+/* Sends a read of the write transaction into its pipeline now, to be answered with the
+ * statement that next waits for an answer: two reads, one round trip. The statement keeps
+ * its answer for its first step. */
+static void pg_prefetch(reg_stmt *base)
+{
+    pg_stmt *st = (pg_stmt *)base;
+    reg_store *s = st->s;
+    if (!s->pipe || st->ran || st->prefetched || s->deferred_rc != SG_OK ||
+        s->n_pending + 2 > PG_MAX_PENDING)
+        return; /* it runs on its own at its first step */
+    if (!send_stmt(s, st)) {
+        defer_fail(s, NULL, NULL);
+        return;
+    }
+    s->pending[s->n_pending++] = (pg_pending){-1, strdup("a read"), NULL, false, true, st};
+    st->prefetched = true;
+}
+
+/* The audit head the write lock read (after the transaction's pipeline has been answered;
+ * learns it now if not). False when it is not known (a damaged registry: no head row). */
+static bool pg_tx_head(reg_store *s, int64_t *seq, char hash[65])
+{
+    if (!s->head_known && s->pipe) (void)pipe_end(s, NULL, NULL);
+    if (!s->head_known || s->deferred_rc != SG_OK) return false;
+    *seq = s->head_seq;
+    memcpy(hash, s->head_hash, 65);
+    return true;
 }
 
 static int pg_commit(reg_store *s, sg_err *err)
@@ -863,6 +983,8 @@ const reg_store_ops reg_store_pg = {
     .changes = pg_changes,
     .last_insert_id = pg_last_insert_id,
     .begin_write = pg_begin_write,
+    .tx_head = pg_tx_head,
+    .prefetch = pg_prefetch,
     .write = pg_write,
     .commit = pg_commit,
     .rollback = pg_rollback,

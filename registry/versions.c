@@ -34,7 +34,9 @@ sg_status sg_registry_create_version(sg_registry *reg, const char *model, const 
     if (rc != SG_OK) return rc;
     reg_model m;
     if ((rc = reg_begin(reg, err)) != SG_OK) return rc;
-    rc = reg_model_load(reg, model, &m, err);
+    /* The model as its recorded configuration gives it (one statement, which also says
+     * whether the registry has a root of trust for the request check). */
+    rc = reg_model_load_checked(reg, model, &m, err);
     if (rc == SG_OK && m.n_stages == 0)
         rc = sg_errf(err, SG_EINTERNAL, "model %s has no stages", model);
     if (rc == SG_OK)
@@ -91,6 +93,12 @@ sg_status sg_registry_create_version(sg_registry *reg, const char *model, const 
                         .detail = abs,
                         .req = req};
         rc = reg_audit_append(reg, &ev, err);
+    }
+    if (rc == SG_OK) { /* the new version's document, as sg_registry_get_version gives it */
+        reg->tx_doc = json_pack("{sssIsssssssssssss{}s[]sb}", "name", model, "version",
+                                (json_int_t)v, "stage", first->name, "artifact_path", abs,
+                                "artifact_sha256", sha, "created_by", actor, "created_at", now,
+                                "updated_at", now, "tags", "aliases", "validated", 0);
     }
     rc = reg_finish(reg, rc, err);
     if (rc == SG_OK) *version = v;

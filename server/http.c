@@ -347,12 +347,13 @@ static srv_resp dispatch_as(struct MHD_Connection *conn, const char *url, const 
         resp = srv_error(404, "ENDPOINT_NOT_FOUND", "no endpoint %s %s", method, url);
     /* After a change, the audit head it left (as its commit knew it, else read after the
      * commit): a client keeps it as an anchor outside the database; a log later cut back past
-     * it is then detectable. */
-    if (r.reg && resp.status == 200 && !strcmp(method, "POST")) {
+     * it is then detectable. A POST that committed nothing (get-latest-versions, a search)
+     * changed nothing, so it has no head to answer. */
+    if (r.reg && resp.status == 200 && !strcmp(method, "POST") &&
+        sg_registry_commits(r.reg) != commits) {
         int64_t seq = 0;
         sg_err herr;
-        if (sg_registry_commits(r.reg) != commits &&
-            sg_registry_last_commit_head(r.reg, &seq, ctx->audit_head))
+        if (sg_registry_last_commit_head(r.reg, &seq, ctx->audit_head))
             ctx->audit_seq = seq;
         else if (sg_registry_audit_head(r.reg, &seq, ctx->audit_head, &herr) == SG_OK)
             ctx->audit_seq = seq;

@@ -148,6 +148,14 @@ static srv_resp version_doc(srv_req *r, const char *name, int64_t v)
     return srv_json(200, o);
 }
 
+/* The answer to a change of one version: the document the write itself left (no read after
+ * the commit), else read. */
+static srv_resp written_doc(srv_req *r, const char *name, int64_t v, json_t *doc)
+{
+    if (!doc) return version_doc(r, name, v);
+    return srv_json(200, json_pack("{so}", "model_version", srv_model_version_json(doc)));
+}
+
 #define REQUIRE(var, key)                                                                          \
     const char *var = srv_param(r, key);                                                           \
     if (!var || !*var)                                                                             \
@@ -387,6 +395,13 @@ static srv_resp create_version(srv_req *r)
     rc = SRV_WRITE(sg_registry_create_version(r->reg, name, real, &req, &v, &err));
     sg_registry_request_clear(&req);
     if (rc != SG_OK) return srv_from_status(rc, &err);
+    json_t *tags = r->json ? json_object_get(r->json, "tags") : NULL;
+    if (!json_array_size(tags)) {
+        json_t *doc = sg_registry_written_version(r->reg, name, v);
+        srv_resp resp = written_doc(r, name, v, doc);
+        json_decref(doc);
+        return resp;
+    }
     size_t i;
     json_t *t;
     json_array_foreach(r->json ? json_object_get(r->json, "tags") : NULL, i, t)
@@ -573,15 +588,14 @@ static srv_resp transition(srv_req *r)
         /* Entering the report stage takes the newest report stored in the registry for this
          * version's exact digest; none found is no error here: the registry refuses the
          * transition with its own reason. */
-        json_t *cur = sg_registry_get_version(r->reg, name, v, &err);
-        if (!cur) {
+        char digest[65];
+        int drc = sg_registry_version_digest(r->reg, name, v, digest, &err);
+        if (drc != SG_OK) {
             json_decref(stages);
             return srv_from_status(SG_EINPUT, &err);
         }
         char report_sha[65];
-        int frc = sg_registry_find_report(r->reg, sg_json_str(cur, "artifact_sha256"), &report,
-                                          &len, report_sha, &err);
-        json_decref(cur);
+        int frc = sg_registry_find_report(r->reg, digest, &report, &len, report_sha, &err);
         if (frc != SG_OK && frc != SG_EINPUT) {
             json_decref(stages);
             return srv_from_status(frc, &err);
@@ -589,6 +603,9 @@ static srv_resp transition(srv_req *r)
     }
     int rc = transition_as(r, name, v, stage, report, len, &err);
     free(report);
+    /* The version's document as the transition left it: the archiving below changes other
+     * versions only. */
+    json_t *doc = rc == SG_OK ? sg_registry_written_version(r->reg, name, v) : NULL;
     const json_t *entry = stage_entry(stages, stage);
     if (rc == SG_EREFUSED && !strcmp(sg_json_str(entry, "name"), "Production"))
         rc = try_restore(r, name, v, rc, &err);
@@ -617,8 +634,13 @@ static srv_resp transition(srv_req *r)
         json_decref(full);
     }
     json_decref(stages);
-    if (rc != SG_OK) return srv_from_status(rc, &err);
-    return version_doc(r, name, v);
+    if (rc != SG_OK) {
+        json_decref(doc);
+        return srv_from_status(rc, &err);
+    }
+    srv_resp resp = written_doc(r, name, v, doc);
+    json_decref(doc);
+    return resp;
 }
 
 static srv_resp tag(srv_req *r, bool set)

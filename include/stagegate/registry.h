@@ -199,6 +199,10 @@ SG_MUST_CHECK sg_status sg_registry_find_report(sg_registry *reg, const char *su
 /* Reads: each returns a new JSON value (caller json_decref) or NULL with err filled. */
 json_t *sg_registry_get_model(sg_registry *reg, const char *model, sg_err *err);
 json_t *sg_registry_get_version(sg_registry *reg, const char *model, int64_t version, sg_err *err);
+/* The version's artifact digest only (one lookup), e.g. to find its stored report. */
+SG_MUST_CHECK sg_status sg_registry_version_digest(sg_registry *reg, const char *model,
+                                                   int64_t version, char sha_out[65],
+                                                   sg_err *err);
 json_t *sg_registry_list(sg_registry *reg, sg_err *err);
 /* MLflow filter subset: name = 'x', name LIKE 'p%', tags.K = 'v', stage = 'S', joined by AND. */
 json_t *sg_registry_search(sg_registry *reg, const char *filter, sg_err *err);
@@ -236,6 +240,11 @@ uint64_t sg_registry_commits(const sg_registry *reg);
 /* The audit head the handle's last committed write left, as that write knew it (false when
  * it did not: then read it with sg_registry_audit_head). */
 bool sg_registry_last_commit_head(const sg_registry *reg, int64_t *seq, char hash[65]);
+/* The version document (as sg_registry_get_version gives it) of model/version as the handle's
+ * last committed write left it, built from what that write read and wrote inside its
+ * transaction, so no read after the commit is needed; a new reference, or NULL when the
+ * last write was not a create-version or transition of that version. */
+json_t *sg_registry_written_version(const sg_registry *reg, const char *model, int64_t version);
 /* One-shot: opens the registry (db NULL = env/default) and reads its audit head. */
 SG_MUST_CHECK sg_status sg_registry_head_uri(const char *db, int64_t *seq, char hash[65],
                                              sg_err *err);

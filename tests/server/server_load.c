@@ -10,7 +10,11 @@
  * the figure (a Python client spent about a sixth of the two cores at 1,000 requests/s).
  * Each request is timed from the first byte sent to the last byte of the response read.
  *
- * usage: server_load PORT CLIENTS SECONDS WRITE_SHARE WORKDIR
+ * usage: server_load PORT CLIENTS SECONDS WRITE_SHARE WORKDIR [RATE WRITERS]
+ *   RATE > 0: open loop for the promotions instead of the mix: WRITERS of the clients only
+ *   promote, each pacing its steps so that together they start RATE promotions per second
+ *   (a writer behind its schedule goes on without pausing, and the rate reached is
+ *   printed); the other clients only read, as fast as they can (WRITE_SHARE is not used).
  *   WORKDIR holds alice.token, bob.token, signer.pub.pem, alice.pub.pem, bob.pub.pem and
  *   model.report (what bench_server.sh writes); the artifact is "model.bin" under the
  *   server's artifact root.
@@ -54,12 +58,15 @@ typedef struct {
     unsigned rng;
     char *buf; /* response buffer */
     size_t cap;
+    int role; /* 0: the mix (closed loop); 1: paced promotions only; 2: reads only */
 } client;
 
 static int port;
 static client *clients;
 static int n_clients;
 static double seconds, write_share;
+static double promotion_rate; /* open loop: promotions per second started by the writers */
+static int n_writers;
 static char *alice_token, *bob_token, *signer_pem, *alice_pem, *bob_pem, *report;
 static size_t report_len;
 static char run_id[32];
@@ -231,15 +238,28 @@ static void *run(void *arg)
         "/api/stagegate/approve", M "model-versions/transition-stage"};
     int step = 0;
     long version = 1;
-    double end = now_s() + seconds;
+    double start = now_s(), end = start + seconds;
+    /* Paced writer: step k of its promotions is due at start + k / step_rate. */
+    double step_rate = c->role == 1 ? promotion_rate * 4.0 / n_writers : 0;
+    long steps_sent = 0;
     while (now_s() < end) {
+        if (c->role == 1) {
+            double wait = start + (double)steps_sent / step_rate - now_s();
+            if (wait > 0) {
+                struct timespec ts = {(time_t)wait, (long)((wait - (double)(time_t)wait) * 1e9)};
+                nanosleep(&ts, NULL);
+                if (now_s() >= end) break;
+            }
+            steps_sent++;
+        }
         double x = (double)(next_rand(c) & 0xffffff) / 16777216.0;
         const char *other = NULL;
         char path[512], body[512];
         const char *method = "GET", *token = alice_token, *bp = NULL;
-        bool write = x >= 1.0 - write_share;
+        bool write = c->role == 1 || (c->role == 0 && x >= 1.0 - write_share);
+        if (c->role == 2) x *= 0.8; /* the reads in the mix's proportions */
+        if (!write && c->role == 0) x = x / (1.0 - write_share) * 0.8;
         if (!write) {
-            x = x / (1.0 - write_share) * 0.8;
             other = clients[next_rand(c) % (unsigned)n_clients].name;
         }
         int bn = 0;
@@ -334,16 +354,22 @@ static void merge(lat_list *all, const lat_list *l)
 
 int main(int argc, char **argv)
 {
-    if (argc != 6) {
-        fprintf(stderr, "usage: server_load PORT CLIENTS SECONDS WRITE_SHARE WORKDIR\n");
+    if (argc != 6 && argc != 8) {
+        fprintf(stderr,
+                "usage: server_load PORT CLIENTS SECONDS WRITE_SHARE WORKDIR [RATE WRITERS]\n");
         return 2;
+    }
+    if (argc == 8) {
+        promotion_rate = atof(argv[6]);
+        n_writers = atoi(argv[7]);
     }
     port = atoi(argv[1]);
     n_clients = atoi(argv[2]);
     seconds = atof(argv[3]);
     write_share = atof(argv[4]);
     if (port <= 0 || n_clients <= 0 || n_clients > 256 || seconds <= 0 || write_share < 0 ||
-        write_share > 1) {
+        write_share > 1 || promotion_rate < 0 ||
+        (promotion_rate > 0 && (n_writers < 1 || n_writers >= n_clients))) {
         fprintf(stderr, "server_load: bad arguments\n");
         return 2;
     }
@@ -362,6 +388,7 @@ int main(int argc, char **argv)
     if (!cs || !th) return 2;
     for (int i = 0; i < n_clients; i++) {
         cs[i].id = i;
+        cs[i].role = promotion_rate > 0 ? (i < n_writers ? 1 : 2) : 0;
         cs[i].rng = (unsigned)i * 2654435761u + 1;
         if ((cs[i].fd = connect_server()) < 0) {
             fprintf(stderr, "server_load: cannot connect to 127.0.0.1:%d\n", port);
@@ -394,6 +421,10 @@ int main(int argc, char **argv)
     printf("promotions: %ld gated promotions to Production = %.1f /s (each: create-version, "
            "Staging with a verified report, approval, Production)\n",
            promos, (double)promos / wall);
+    if (promotion_rate > 0)
+        printf("open loop:  %d writers paced at %.1f promotions/s (reached %.1f /s), %d readers "
+               "reading as fast as they can\n",
+               n_writers, promotion_rate, (double)promos / wall, n_clients - n_writers);
     printf("failures:   %ld\n", fails);
     for (int i = 0, shown = 0; i < n_clients; i++)
         for (long k = 0; k < cs[i].failures && k < MAX_FAILS && shown < MAX_FAILS; k++, shown++)
