@@ -4,6 +4,7 @@
  */
 #define _GNU_SOURCE
 #include <cblas.h>
+#include <dlfcn.h>
 #include <hwloc.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +24,15 @@ int sg_blas_single_thread(void)
      * pool's timeout, 2^28 cycles: about 0.09 s of a core taken from the workers, in every
      * eval. Set once before the first fork, the count stays 1 and no pool comes back. */
     int prev = openblas_get_num_threads();
-    if (prev != 1) openblas_set_num_threads(1);
+    if (prev != 1) {
+        openblas_set_num_threads(1);
+        /* The pool OpenBLAS started when it was loaded spins just the same, from before
+         * main, until a fork stops it: through a whole XGBoost JSON or ONNX model load
+         * (0.1 s of a core), which does not fork. Its pthreads build exports the stop its
+         * fork handler calls; other builds have no pool to stop. */
+        int (*stop_pool)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "blas_thread_shutdown_");
+        if (stop_pool) stop_pool();
+    }
     return prev;
 }
 

@@ -12,8 +12,11 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <cmocka.h>
+#include <dirent.h>
+#include <dlfcn.h>
 
 #include "harness/machine_internal.h"
+#include "stagegate/harness.h"
 
 static char g_root[256];
 
@@ -178,9 +181,42 @@ static void smt_siblings(void **state)
     assert_int_equal(sg_machine_warnings_at(g_root, one, 1, w, 8), 0); /* counters did not move */
 }
 
+/* Threads of this process. */
+static int task_count(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    assert_non_null(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        if (e->d_name[0] != '.') n++;
+    closedir(d);
+    return n;
+}
+
+/*
+ * Workers are the parallelism, so OpenBLAS runs one thread: setting that also stops the pool
+ * OpenBLAS started when it loaded (its pthreads build; it spins until stopped), and a second
+ * call changes nothing. Runs first, before anything here could fork or start threads.
+ */
+static void blas_single_thread_stops_pool(void **state)
+{
+    (void)state;
+    int before = task_count();
+    int prev = sg_blas_single_thread();
+    assert_int_equal(sg_blas_threads(), 1);
+    if (prev > 1 && dlsym(RTLD_DEFAULT, "blas_thread_shutdown_")) {
+        assert_true(before > 1); /* the pool OpenBLAS started at load */
+        assert_int_equal(task_count(), 1);
+    }
+    int after = task_count();
+    assert_int_equal(sg_blas_single_thread(), 1);
+    assert_int_equal(task_count(), after);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(blas_single_thread_stops_pool),
         cmocka_unit_test_setup_teardown(missing_files, setup, teardown),
         cmocka_unit_test_setup_teardown(governor_and_boost, setup, teardown),
         cmocka_unit_test_setup_teardown(cpu_signature, setup, teardown),
