@@ -11,7 +11,8 @@
  */
 #include "stagegate/trees.h"
 
-#include <jansson.h>
+#include "json_tape.h"
+
 #include <stdarg.h>
 #include <math.h>
 #include <stdlib.h>
@@ -23,6 +24,7 @@ typedef struct {
     const char *name;
     sg_err *err;
     const char *prefix; /* JSON path of the gbtree model object */
+    const sg_jdoc *d;
 } ctx;
 
 static sg_status fail(const ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -37,60 +39,60 @@ static sg_status fail(const ctx *c, const char *fmt, ...)
 }
 
 /* XGBoost writes most scalars of its parameter blocks as strings ("5E-1", "3"). */
-static bool number_of(const json_t *v, double *out)
+static bool number_of(const ctx *c, const sg_jv *v, double *out)
 {
-    if (json_is_number(v)) {
-        *out = json_number_value(v);
+    if (sg_jt_is(v, SG_JT_NUMBER)) {
+        *out = v->u.num;
         return true;
     }
-    if (!json_is_string(v)) return false;
-    const char *s = json_string_value(v);
+    if (!sg_jt_is(v, SG_JT_STRING)) return false;
+    const char *s = sg_jt_str(c->d, v);
     char *end = NULL;
     *out = strtod(s, &end);
     return end != s && *end == '\0';
 }
 
-static sg_status get_int(const ctx *c, const json_t *obj, const char *key, const char *path, long lo,
+static sg_status get_int(const ctx *c, const sg_jv *obj, const char *key, const char *path, long lo,
                    long hi, long *out)
 {
-    const json_t *v = json_object_get(obj, key);
+    const sg_jv *v = sg_jt_get(c->d, obj, key);
     double d;
     if (!v) return fail(c, "%s/%s is missing", path, key);
-    if (!number_of(v, &d) || d != floor(d)) return fail(c, "%s/%s is not an integer", path, key);
+    if (!number_of(c, v, &d) || d != floor(d)) return fail(c, "%s/%s is not an integer", path, key);
     if (d < (double)lo || d > (double)hi)
         return fail(c, "%s/%s = %.0f is outside %ld..%ld", path, key, d, lo, hi);
     *out = (long)d;
     return SG_OK;
 }
 
-static const json_t *get_array(const ctx *c, const json_t *obj, const char *key, const char *path,
+static const sg_jv *get_array(const ctx *c, const sg_jv *obj, const char *key, const char *path,
                                size_t want, int *rc)
 {
-    const json_t *a = json_object_get(obj, key);
-    if (!json_is_array(a)) {
+    const sg_jv *a = sg_jt_get(c->d, obj, key);
+    if (!sg_jt_is(a, SG_JT_ARRAY)) {
         *rc = fail(c, "%s/%s is missing or not an array", path, key);
         return NULL;
     }
-    if (want != (size_t)-1 && json_array_size(a) != want) {
+    if (want != (size_t)-1 && sg_jt_size(a) != want) {
         *rc = fail(c, "%s/%s has %zu entries, expected %zu (num_nodes)", path, key,
-                   json_array_size(a), want);
+                   sg_jt_size(a), want);
         return NULL;
     }
     return a;
 }
 
 typedef struct {
-    const json_t *left, *right, *feat, *cond, *dleft, *stype;
+    const sg_jv *left, *right, *feat, *cond, *dleft, *stype;
     size_t n;
     long num_feature;
     char path[96];
 } tree_json;
 
-static sg_status child_of(const ctx *c, const tree_json *t, const json_t *arr, const char *key, size_t i,
+static sg_status child_of(const ctx *c, const tree_json *t, const sg_jv *arr, const char *key, size_t i,
                     long *out)
 {
     double d;
-    if (!number_of(json_array_get(arr, i), &d) || d != floor(d))
+    if (!number_of(c, sg_jt_at(c->d, arr, i), &d) || d != floor(d))
         return fail(c, "%s/%s/%zu is not an integer", t->path, key, i);
     if (d != -1 && (d < 0 || d >= (double)t->n))
         return fail(c, "%s/%s/%zu: child index %.0f is outside 0..%zu", t->path, key, i, d,
@@ -154,27 +156,27 @@ static sg_status check_structure(const ctx *c, const tree_json *t, uint8_t *stat
 static sg_status check_split(const ctx *c, const tree_json *t, size_t i, float *thr, uint32_t *feature)
 {
     double v;
-    if (t->stype && !number_of(json_array_get(t->stype, i), &v))
+    if (t->stype && !number_of(c, sg_jt_at(c->d, t->stype, i), &v))
         return fail(c, "%s/split_type/%zu is not a number", t->path, i);
     if (t->stype && v != 0)
         return fail(c, "%s/split_type/%zu: node %zu is a categorical split, which is not supported",
                     t->path, i, i);
-    if (!number_of(json_array_get(t->feat, i), &v) || v != floor(v))
+    if (!number_of(c, sg_jt_at(c->d, t->feat, i), &v) || v != floor(v))
         return fail(c, "%s/split_indices/%zu is not an integer", t->path, i);
     if (v < 0 || v >= (double)t->num_feature)
         return fail(c, "%s/split_indices/%zu: feature %.0f is outside 0..%ld (num_feature)",
                     t->path, i, v, t->num_feature - 1);
     *feature = (uint32_t)v;
-    if (!number_of(json_array_get(t->cond, i), &v))
+    if (!number_of(c, sg_jt_at(c->d, t->cond, i), &v))
         return fail(c, "%s/split_conditions/%zu is not a number", t->path, i);
     *thr = (float)v;
     if (!isfinite(*thr))
         return fail(c, "%s/split_conditions/%zu: threshold %g is not a finite float32", t->path, i,
                     v);
-    const json_t *dl = json_array_get(t->dleft, i);
-    if (json_is_boolean(dl))
-        *feature |= json_is_true(dl) ? SG_TREE_DEFAULT_LEFT : 0;
-    else if (number_of(dl, &v) && (v == 0 || v == 1))
+    const sg_jv *dl = sg_jt_at(c->d, t->dleft, i);
+    if (sg_jt_is_bool(dl))
+        *feature |= sg_jt_is(dl, SG_JT_TRUE) ? SG_TREE_DEFAULT_LEFT : 0;
+    else if (number_of(c, dl, &v) && (v == 0 || v == 1))
         *feature |= v == 1 ? SG_TREE_DEFAULT_LEFT : 0;
     else
         return fail(c, "%s/default_left/%zu is not 0, 1, true or false", t->path, i);
@@ -195,7 +197,7 @@ static sg_status layout(const ctx *c, const tree_json *t, size_t reachable, floa
         sg_tree_node *n = &out[q];
         if (l < 0) {
             double v;
-            if (!number_of(json_array_get(t->cond, i), &v))
+            if (!number_of(c, sg_jt_at(c->d, t->cond, i), &v))
                 return fail(c, "%s/split_conditions/%zu (leaf value) is not a number", t->path, i);
             float leaf = (float)v * weight;
             if (!isfinite(leaf))
@@ -216,16 +218,16 @@ static sg_status layout(const ctx *c, const tree_json *t, size_t reachable, floa
     return SG_OK;
 }
 
-static sg_status parse_tree(const ctx *c, const json_t *tree, int index, long num_feature, float weight,
+static sg_status parse_tree(const ctx *c, const sg_jv *tree, int index, long num_feature, float weight,
                       sg_tree_ensemble *e, int64_t *cap)
 {
     tree_json t = {.num_feature = num_feature};
     snprintf(t.path, sizeof t.path, "%s/%d", c->prefix, index);
-    if (!json_is_object(tree)) return fail(c, "%s is not an object", t.path);
+    if (!sg_jt_is(tree, SG_JT_OBJECT)) return fail(c, "%s is not an object", t.path);
     int rc = SG_OK;
     t.left = get_array(c, tree, "left_children", t.path, (size_t)-1, &rc);
     if (!t.left) return rc;
-    t.n = json_array_size(t.left);
+    t.n = sg_jt_size(t.left);
     if (t.n == 0) return fail(c, "%s/left_children is empty", t.path);
     if (t.n > SG_TREE_MAX_NODES_PER_TREE)
         return fail(c, "%s has %zu nodes, more than %d", t.path, t.n, SG_TREE_MAX_NODES_PER_TREE);
@@ -233,7 +235,7 @@ static sg_status parse_tree(const ctx *c, const json_t *tree, int index, long nu
     if (!(t.feat = get_array(c, tree, "split_indices", t.path, t.n, &rc))) return rc;
     if (!(t.cond = get_array(c, tree, "split_conditions", t.path, t.n, &rc))) return rc;
     if (!(t.dleft = get_array(c, tree, "default_left", t.path, t.n, &rc))) return rc;
-    if (json_object_get(tree, "split_type") &&
+    if (sg_jt_get(c->d, tree, "split_type") &&
         !(t.stype = get_array(c, tree, "split_type", t.path, t.n, &rc)))
         return rc;
 
@@ -287,28 +289,28 @@ static const objective_info objectives[] = {
     {"multi:softmax", SG_TREE_OUT_SOFTMAX, true, false},
 };
 
-static sg_status parse_learner(const ctx *c, const json_t *learner, sg_tree_ensemble *e,
+static sg_status parse_learner(const ctx *c, const sg_jv *learner, sg_tree_ensemble *e,
                          const objective_info **obj, long *num_class)
 {
-    const json_t *o = json_object_get(json_object_get(learner, "objective"), "name");
-    if (!json_is_string(o)) return fail(c, "/learner/objective/name is missing");
+    const sg_jv *o = sg_jt_get(c->d, sg_jt_get(c->d, learner, "objective"), "name");
+    if (!sg_jt_is(o, SG_JT_STRING)) return fail(c, "/learner/objective/name is missing");
     *obj = NULL;
     for (size_t i = 0; i < sizeof objectives / sizeof objectives[0]; i++)
-        if (strcmp(json_string_value(o), objectives[i].name) == 0) *obj = &objectives[i];
+        if (strcmp(sg_jt_str(c->d, o), objectives[i].name) == 0) *obj = &objectives[i];
     if (!*obj)
         return fail(
             c,
             "/learner/objective/name: objective \"%.64s\" is not supported (binary:logistic, "
             "binary:logitraw, reg:logistic, reg:squarederror, multi:softprob, multi:softmax)",
-            json_string_value(o));
+            sg_jt_str(c->d, o));
     snprintf(e->objective, sizeof e->objective, "%s", (*obj)->name);
-    const json_t *p = json_object_get(learner, "learner_model_param");
+    const sg_jv *p = sg_jt_get(c->d, learner, "learner_model_param");
     const char *pp = "/learner/learner_model_param";
-    if (!json_is_object(p)) return fail(c, "%s is missing", pp);
+    if (!sg_jt_is(p, SG_JT_OBJECT)) return fail(c, "%s is missing", pp);
     long nf, nt = 1;
     int rc = get_int(c, p, "num_feature", pp, 1, 1L << 24, &nf);
     if (!rc) rc = get_int(c, p, "num_class", pp, 0, 65536, num_class);
-    if (!rc && json_object_get(p, "num_target")) rc = get_int(c, p, "num_target", pp, 1, 1, &nt);
+    if (!rc && sg_jt_get(c->d, p, "num_target")) rc = get_int(c, p, "num_target", pp, 1, 1, &nt);
     if (rc) return rc;
     if ((*obj)->multi && *num_class < 2)
         return fail(c, "%s/num_class is %ld but %s needs at least 2 classes", pp, *num_class,
@@ -317,7 +319,7 @@ static sg_status parse_learner(const ctx *c, const json_t *learner, sg_tree_ense
         return fail(c, "%s/num_class is %ld for the single-output objective %s", pp, *num_class,
                     (*obj)->name);
     double bs;
-    if (!number_of(json_object_get(p, "base_score"), &bs))
+    if (!number_of(c, sg_jt_get(c->d, p, "base_score"), &bs))
         return fail(c, "%s/base_score is missing or not a number", pp);
     float base = (float)bs;
     if ((*obj)->logit_base) {
@@ -338,21 +340,21 @@ static sg_status parse_learner(const ctx *c, const json_t *learner, sg_tree_ense
     return SG_OK;
 }
 
-static sg_status parse_booster(ctx *c, const json_t *gb, sg_tree_ensemble *e, const json_t **model,
-                         const json_t **weights)
+static sg_status parse_booster(ctx *c, const sg_jv *gb, sg_tree_ensemble *e, const sg_jv **model,
+                         const sg_jv **weights)
 {
-    const json_t *name = json_object_get(gb, "name");
-    if (!json_is_string(name)) return fail(c, "/learner/gradient_booster/name is missing");
-    const char *n = json_string_value(name);
+    const sg_jv *name = sg_jt_get(c->d, gb, "name");
+    if (!sg_jt_is(name, SG_JT_STRING)) return fail(c, "/learner/gradient_booster/name is missing");
+    const char *n = sg_jt_str(c->d, name);
     *weights = NULL;
     if (strcmp(n, "gbtree") == 0) {
-        *model = json_object_get(gb, "model");
+        *model = sg_jt_get(c->d, gb, "model");
         c->prefix = TREES;
     } else if (strcmp(n, "dart") == 0) {
-        *model = json_object_get(json_object_get(gb, "gbtree"), "model");
-        *weights = json_object_get(gb, "weight_drop");
+        *model = sg_jt_get(c->d, sg_jt_get(c->d, gb, "gbtree"), "model");
+        *weights = sg_jt_get(c->d, gb, "weight_drop");
         c->prefix = "/learner/gradient_booster/gbtree/model/trees";
-        if (!json_is_array(*weights))
+        if (!sg_jt_is(*weights, SG_JT_ARRAY))
             return fail(c, "/learner/gradient_booster/weight_drop is missing (dart)");
     } else {
         return fail(c,
@@ -361,27 +363,27 @@ static sg_status parse_booster(ctx *c, const json_t *gb, sg_tree_ensemble *e, co
                     n);
     }
     snprintf(e->booster, sizeof e->booster, "%s", n);
-    if (!json_is_object(*model))
+    if (!sg_jt_is(*model, SG_JT_OBJECT))
         return fail(c, "%.*s is missing", (int)strlen(c->prefix) - 6, c->prefix);
     return SG_OK;
 }
 
-static sg_status parse_trees(ctx *c, const json_t *model, const json_t *weights, long num_feature,
+static sg_status parse_trees(ctx *c, const sg_jv *model, const sg_jv *weights, long num_feature,
                        sg_tree_ensemble *e)
 {
-    const json_t *trees = json_object_get(model, "trees");
-    const json_t *info = json_object_get(model, "tree_info");
-    if (!json_is_array(trees)) return fail(c, "%s is missing or not an array", c->prefix);
-    size_t nt = json_array_size(trees);
+    const sg_jv *trees = sg_jt_get(c->d, model, "trees");
+    const sg_jv *info = sg_jt_get(c->d, model, "tree_info");
+    if (!sg_jt_is(trees, SG_JT_ARRAY)) return fail(c, "%s is missing or not an array", c->prefix);
+    size_t nt = sg_jt_size(trees);
     if (nt == 0) return fail(c, "%s: the model has zero trees", c->prefix);
     if (nt > SG_TREE_MAX_TREES)
         return fail(c, "%s: %zu trees, more than %d", c->prefix, nt, SG_TREE_MAX_TREES);
-    if (!json_is_array(info) || json_array_size(info) != nt)
+    if (!sg_jt_is(info, SG_JT_ARRAY) || sg_jt_size(info) != nt)
         return fail(c, "%.*s/tree_info must list one group per tree (%zu)",
                     (int)strlen(c->prefix) - 6, c->prefix, nt);
-    if (weights && json_array_size(weights) != nt)
+    if (weights && sg_jt_size(weights) != nt)
         return fail(c, "/learner/gradient_booster/weight_drop has %zu entries for %zu trees",
-                    json_array_size(weights), nt);
+                    sg_jt_size(weights), nt);
     e->n_trees = (int)nt;
     e->tree_start = calloc(nt, sizeof *e->tree_start);
     e->tree_group = calloc(nt, sizeof *e->tree_group);
@@ -391,13 +393,13 @@ static sg_status parse_trees(ctx *c, const json_t *model, const json_t *weights,
     int64_t cap = 0;
     for (size_t i = 0; i < nt; i++) {
         double g, w = 1;
-        if (!number_of(json_array_get(info, i), &g) || g != floor(g) || g < 0 || g >= e->n_groups)
+        if (!number_of(c, sg_jt_at(c->d, info, i), &g) || g != floor(g) || g < 0 || g >= e->n_groups)
             return fail(c, "%.*s/tree_info/%zu: group is not an integer in 0..%d",
                         (int)strlen(c->prefix) - 6, c->prefix, i, e->n_groups - 1);
         e->tree_group[i] = (int32_t)g;
-        if (weights && (!number_of(json_array_get(weights, i), &w) || !isfinite((float)w)))
+        if (weights && (!number_of(c, sg_jt_at(c->d, weights, i), &w) || !isfinite((float)w)))
             return fail(c, "/learner/gradient_booster/weight_drop/%zu is not a finite number", i);
-        int rc = parse_tree(c, json_array_get(trees, i), (int)i, num_feature, (float)w, e, &cap);
+        int rc = parse_tree(c, sg_jt_at(c->d, trees, i), (int)i, num_feature, (float)w, e, &cap);
         if (rc) return rc;
     }
     return SG_OK;
@@ -408,25 +410,25 @@ sg_status sg_xgboost_json_parse(const char *name, const char *text, size_t len, 
 {
     *out = NULL;
     ctx c = {.name = name, .err = err, .prefix = TREES};
-    json_error_t jerr;
-    json_t *root = json_loadb(text, len, 0, &jerr);
-    if (!root)
-        return sg_errf(err, SG_EINPUT, "%s: malformed JSON at line %d column %d: %s", name,
-                       jerr.line, jerr.column, jerr.text);
+    sg_jdoc doc;
+    sg_status prc = sg_jt_parse(name, text, len, &doc, err);
+    if (prc) return prc;
+    c.d = &doc;
+    const sg_jv *root = sg_jt_root(&doc);
     sg_tree_ensemble *e = calloc(1, sizeof *e);
     int rc = e ? SG_OK : sg_errf(err, SG_ENOMEM, "%s: out of memory", name);
-    const json_t *learner = json_object_get(root, "learner");
-    if (!rc && !json_is_object(learner))
+    const sg_jv *learner = sg_jt_get(&doc, root, "learner");
+    if (!rc && !sg_jt_is(learner, SG_JT_OBJECT))
         rc = fail(&c, "/learner is missing (not an XGBoost model)");
     const objective_info *obj = NULL;
     long num_class = 0;
-    const json_t *model = NULL, *weights = NULL;
+    const sg_jv *model = NULL, *weights = NULL;
     if (!rc) rc = parse_learner(&c, learner, e, &obj, &num_class);
     if (!rc)
-        rc = parse_booster(&c, json_object_get(learner, "gradient_booster"), e, &model, &weights);
+        rc = parse_booster(&c, sg_jt_get(&doc, learner, "gradient_booster"), e, &model, &weights);
     if (!rc) rc = parse_trees(&c, model, weights, e->n_features, e);
     if (!rc) rc = sg_tree_ensemble_build_levels(e, err);
-    json_decref(root);
+    sg_jt_free(&doc);
     if (rc) {
         sg_tree_ensemble_free(e);
         return rc;

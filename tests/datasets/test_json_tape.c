@@ -1,0 +1,308 @@
+/*
+ * The tape JSON parser against two independent references: glibc's strtod for every number
+ * (bit for bit) and jansson for whole documents (the same documents accepted and refused,
+ * equal values when accepted), on fixed cases and on random and mutated documents.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "datasets/json_tape.h"
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+static uint64_t rnd(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state;
+}
+
+static bool same_bits(double a, double b)
+{
+    return memcmp(&a, &b, sizeof a) == 0;
+}
+
+/* One number in a one-element array, parsed by the tape and by strtod. */
+static void check_number(const char *text)
+{
+    char doc[512];
+    snprintf(doc, sizeof doc, "[%s]", text);
+    sg_jdoc d;
+    sg_err err = {{0}};
+    int rc = sg_jt_parse("n", doc, strlen(doc), &d, &err);
+    if (rc) fail_msg("%s refused: %s", text, err.msg);
+    const sg_jv *v = sg_jt_at(&d, sg_jt_root(&d), 0);
+    assert_true(sg_jt_is(v, SG_JT_NUMBER));
+    double want = strtod(text, NULL);
+    if (!same_bits(v->u.num, want)) fail_msg("%s: tape %.17g, strtod %.17g", text, v->u.num, want);
+    sg_jt_free(&d);
+}
+
+static void test_numbers_match_strtod(void **state)
+{
+    (void)state;
+    static const char *fixed[] = {
+        "0", "-0", "0.0", "-0.0", "1", "-1", "0.1", "0.5", "1e23", "1E22", "9007199254740992",
+        "9007199254740993", "9007199254740995", "18446744073709551615", "123456789012345678901234",
+        "0.000000000000000000000000000001", "2.2250738585072011e-308", "4.9e-324", "1e-400",
+        "1.7976931348623157e308", "5E-1", "-2.8398864E-3", "1.0042324E0", "100000000000000000000e-20",
+        "0.1000000000000000055511151231257827021181583404541015625", "3.0000000000000004",
+        "1e+5", "1E-0", "12345678901234567890", "1234567890123456789", "99999999999999999999",
+        "7.2057594037927933e16", "0.30000000000000004",
+    };
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+        check_number(fixed[i]);
+    char buf[128];
+    for (int i = 0; i < 200000; i++) {
+        uint64_t r = rnd();
+        double x;
+        memcpy(&x, &r, sizeof x);
+        if (!isfinite(x)) continue;
+        switch (i % 5) {
+        case 0: snprintf(buf, sizeof buf, "%.17g", x); break;
+        case 1: snprintf(buf, sizeof buf, "%.9g", (double)(float)(x * 1e-300)); break;
+        case 2: snprintf(buf, sizeof buf, "%.9E", (double)(float)((int64_t)rnd() % 100000) / 997.0); break;
+        case 3: {
+            /* Random digit strings with decimal exponents around the fast path's edge. */
+            int nd = 1 + (int)(rnd() % 25), n = 0;
+            if (rnd() & 1) buf[n++] = '-';
+            buf[n++] = (char)('1' + rnd() % 9);
+            int dot = (int)(rnd() % (unsigned)nd);
+            for (int k = 1; k < nd; k++) {
+                if (k == dot) buf[n++] = '.';
+                buf[n++] = (char)('0' + rnd() % 10);
+            }
+            snprintf(buf + n, sizeof buf - (size_t)n, "e%d", (int)(rnd() % 80) - 40);
+            break;
+        }
+        default: snprintf(buf, sizeof buf, "%lld", (long long)(rnd() >> (rnd() % 64))); break;
+        }
+        check_number(buf);
+    }
+}
+
+/* Compares a jansson value with a tape value; the message names the first difference. */
+static bool same_value(const json_t *j, const sg_jdoc *d, const sg_jv *v, char *why, size_t n)
+{
+    switch (json_typeof(j)) {
+    case JSON_NULL: if (sg_jt_is(v, SG_JT_NULL)) return true; break;
+    case JSON_TRUE: if (sg_jt_is(v, SG_JT_TRUE)) return true; break;
+    case JSON_FALSE: if (sg_jt_is(v, SG_JT_FALSE)) return true; break;
+    case JSON_INTEGER: /* jansson keeps "-0" as the integer 0: equal, not the same bits */
+        if (sg_jt_is(v, SG_JT_NUMBER) && (double)json_integer_value(j) == v->u.num) return true;
+        break;
+    case JSON_REAL:
+        if (sg_jt_is(v, SG_JT_NUMBER) && same_bits(json_number_value(j), v->u.num)) return true;
+        break;
+    case JSON_STRING:
+        if (sg_jt_is(v, SG_JT_STRING) && v->n == json_string_length(j) &&
+            memcmp(sg_jt_str(d, v), json_string_value(j), v->n) == 0)
+            return true;
+        break;
+    case JSON_ARRAY:
+        if (!sg_jt_is(v, SG_JT_ARRAY) || sg_jt_size(v) != json_array_size(j)) break;
+        for (size_t i = 0; i < json_array_size(j); i++)
+            if (!same_value(json_array_get(j, i), d, sg_jt_at(d, v, i), why, n)) return false;
+        return true;
+    case JSON_OBJECT: {
+        if (!sg_jt_is(v, SG_JT_OBJECT) || v->n != json_object_size(j)) break;
+        const char *key;
+        json_t *jv;
+        json_object_foreach((json_t *)j, key, jv) {
+            const sg_jv *tv = sg_jt_get(d, v, key);
+            if (!tv) {
+                snprintf(why, n, "key \"%s\" missing from the tape", key);
+                return false;
+            }
+            if (!same_value(jv, d, tv, why, n)) return false;
+        }
+        return true;
+    }
+    }
+    snprintf(why, n, "jansson type %d, tape type %u", (int)json_typeof(j), v ? v->type : 99u);
+    return false;
+}
+
+/* Both parsers on the same bytes: same verdict, same values. Returns whether it parsed. */
+static bool differential(const char *text, size_t len)
+{
+    sg_jdoc d;
+    sg_err err = {{0}};
+    int rc;
+    /* jansson ends a buffer at its first NUL byte; JSON has no place for one, so the tape
+     * refuses it and jansson sees only the text before it. */
+    if (memchr(text, 0, len)) {
+        rc = sg_jt_parse("doc", text, len, &d, &err);
+        if (rc == SG_OK) fail_msg("a document with a NUL byte was accepted");
+        assert_non_null(strstr(err.msg, "doc: malformed JSON at line "));
+        return false;
+    }
+    json_error_t jerr;
+    json_t *j = json_loadb(text, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
+    rc = sg_jt_parse("doc", text, len, &d, &err);
+    /* Known difference: jansson refuses integers beyond 64 bits; the tape rounds them to a
+     * double as it does every number. */
+    if (!j && strstr(jerr.text, "too big")) {
+        if (!rc) sg_jt_free(&d);
+        return false;
+    }
+    if ((j != NULL) != (rc == 0))
+        fail_msg("verdicts differ on %.*s: jansson %s, tape %s", (int)(len < 200 ? len : 200), text,
+                 j ? "accepts" : jerr.text, rc ? err.msg : "accepts");
+    if (rc) {
+        assert_int_equal(rc, SG_EINPUT);
+        assert_non_null(strstr(err.msg, "doc: malformed JSON at line "));
+        assert_null(strchr(err.msg, '\n'));
+        return false;
+    }
+    char why[256] = "";
+    if (!same_value(j, &d, sg_jt_root(&d), why, sizeof why))
+        fail_msg("values differ on %.*s: %s", (int)(len < 200 ? len : 200), text, why);
+    json_decref(j);
+    sg_jt_free(&d);
+    return true;
+}
+
+static void test_fixed_documents(void **state)
+{
+    (void)state;
+    static const char *good[] = {
+        "{}", "[]", " [ ] ", "0", "\"\"", "null", "true", "false", "[1,2,[3,[4,{}]]]",
+        "{\"a\":{\"b\":[1,\"x\",null,true,false,-2.5e-3]},\"c\":\"\\u00e9\\uD83D\\uDE00\\n\\/\"}",
+        "\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"", "{\"\":1}", "[\"\\\"\\\\\\b\\f\\r\\t\"]",
+        "\n\t\r [1]\n",
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        assert_true(differential(good[i], strlen(good[i])));
+    static const char *bad[] = {
+        "", " ", "[", "]", "[1,]", "[,1]", "{\"a\":1,}", "{\"a\" 1}", "{1:2}", "01", "1.", ".5",
+        "1e", "1e+", "-", "+1", "[1 2]", "\"\\x\"", "\"\\u12\"", "\"\\uD800\"", "\"\\uDC00\"",
+        "\"\\uD800\\u0041\"", "\"\\u0000\"", "\"a\x01\"", "\"\xc0\x80\"", "\"\xed\xa0\x80\"",
+        "\"\xf4\x90\x80\x80\"", "\"\xc3\"", "\"\xff\"", "tru", "nul", "[1]x", "[1]]", "\"abc",
+        "\"abc\\", "{\"a\":1,\"a\":2}", "1e400", "-1e400", "NaN", "[Infinity]", "[01]",
+        "[-]", "[1.e3]", "[0x10]", "[\"a\"\"b\"]", "{\"a\":}", "[true false]",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_false(differential(bad[i], strlen(bad[i])));
+    /* A NUL byte inside the text is a control character, not an end. */
+    assert_false(differential("[\"a\0b\"]", 7));
+    assert_false(differential("[1]\0", 4));
+}
+
+static void test_duplicates_and_depth(void **state)
+{
+    (void)state;
+    sg_jdoc d;
+    sg_err err = {{0}};
+    /* An object large enough that duplicates are found by sorting. */
+    char big[4096];
+    int n = snprintf(big, sizeof big, "{");
+    for (int i = 0; i < 200; i++)
+        n += snprintf(big + n, sizeof big - (size_t)n, "%s\"k%d\":%d", i ? "," : "", i, i);
+    snprintf(big + n, sizeof big - (size_t)n, "}");
+    assert_int_equal(sg_jt_parse("big", big, strlen(big), &d, &err), SG_OK);
+    assert_int_equal(sg_jt_root(&d)->n, 200);
+    const sg_jv *k137 = sg_jt_get(&d, sg_jt_root(&d), "k137");
+    assert_true(sg_jt_is(k137, SG_JT_NUMBER) && k137->u.num == 137);
+    assert_null(sg_jt_get(&d, sg_jt_root(&d), "k200"));
+    sg_jt_free(&d);
+    char *dup = strstr(big, "\"k150\"");
+    memcpy(dup, "\"k151\"", 6);
+    assert_int_equal(sg_jt_parse("big", big, strlen(big), &d, &err), SG_EINPUT);
+    assert_non_null(strstr(err.msg, "duplicate key \"k151\""));
+
+    /* Nesting: the limit itself parses, one more level is refused with the line named. */
+    char deep[2 * SG_JT_MAX_DEPTH + 8];
+    memset(deep, '[', SG_JT_MAX_DEPTH);
+    memset(deep + SG_JT_MAX_DEPTH, ']', SG_JT_MAX_DEPTH);
+    assert_int_equal(sg_jt_parse("deep", deep, 2 * SG_JT_MAX_DEPTH, &d, &err), SG_OK);
+    sg_jt_free(&d);
+    memset(deep, '[', SG_JT_MAX_DEPTH + 1);
+    memset(deep + SG_JT_MAX_DEPTH + 1, ']', SG_JT_MAX_DEPTH + 1);
+    assert_int_equal(sg_jt_parse("deep", deep, 2 * SG_JT_MAX_DEPTH + 2, &d, &err), SG_EINPUT);
+    assert_non_null(strstr(err.msg, "nested deeper than 128"));
+
+    /* The error position: line and column of the offending byte. */
+    const char *t = "{\n  \"a\": [1,\n        2,,3]}";
+    assert_int_equal(sg_jt_parse("pos.json", t, strlen(t), &d, &err), SG_EINPUT);
+    assert_string_equal(err.msg, "pos.json: malformed JSON at line 3 column 11: unexpected "
+                                 "character ','");
+    assert_null(sg_jt_root(&d));
+}
+
+/* Random documents from the grammar, then mutated: byte flips, cuts, insertions. */
+static size_t gen(char *o, size_t cap, int depth)
+{
+    static const char *atoms[] = {"0", "-1", "3.25", "1e-7", "-2.8398864E-3", "true", "false",
+                                  "null", "\"\"", "\"ab\\n\"", "\"\\u00e9\"", "\"\xc3\xa9\"",
+                                  "123456789", "0.1", "1E300", "\"\\uD83D\\uDE00\""};
+    if (cap < 64) return 0;
+    int kind = depth > 6 ? 0 : (int)(rnd() % 4);
+    if (kind < 2) {
+        const char *a = atoms[rnd() % (sizeof atoms / sizeof atoms[0])];
+        size_t l = strlen(a);
+        memcpy(o, a, l);
+        return l;
+    }
+    size_t n = 0;
+    bool obj = kind == 3;
+    o[n++] = obj ? '{' : '[';
+    int members = (int)(rnd() % 5);
+    for (int i = 0; i < members && cap - n > 80; i++) {
+        if (i) o[n++] = ',';
+        if (rnd() % 4 == 0) o[n++] = ' ';
+        if (obj) n += (size_t)snprintf(o + n, cap - n, "\"k%d\":", (int)(rnd() % 6));
+        n += gen(o + n, cap - n - 2, depth + 1);
+    }
+    o[n++] = obj ? '}' : ']';
+    return n;
+}
+
+static void test_random_against_jansson(void **state)
+{
+    (void)state;
+    static char doc[8192];
+    int accepted = 0, refused = 0;
+    for (int i = 0; i < 40000; i++) {
+        size_t n = gen(doc, sizeof doc - 8, 0);
+        int muts = i % 3 == 0 ? 0 : (int)(rnd() % 3) + 1;
+        for (int m = 0; m < muts && n > 0; m++) {
+            size_t at = rnd() % n;
+            switch (rnd() % 4) {
+            case 0: doc[at] = (char)(rnd() & 0xFF); break;
+            case 1: n = at; break;
+            case 2:
+                memmove(doc + at + 1, doc + at, n - at);
+                doc[at] = "[]{}\",:\\-0e.\x80 "[rnd() % 16];
+                n++;
+                break;
+            default: memmove(doc + at, doc + at + 1, n - at - 1); n--; break;
+            }
+        }
+        if (differential(doc, n)) accepted++;
+        else refused++;
+    }
+    /* Both outcomes must be well represented, or the comparison proves little. */
+    assert_true(accepted > 10000);
+    assert_true(refused > 10000);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_numbers_match_strtod),
+        cmocka_unit_test(test_fixed_documents),
+        cmocka_unit_test(test_duplicates_and_depth),
+        cmocka_unit_test(test_random_against_jansson),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
