@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -103,11 +104,72 @@ static void test_chunking_and_workers_do_not_change_results(void **state)
     sg_eval_result_clear(&b);
 }
 
+/*
+ * A classifier's first chunk is smaller than the rest (8192 rows here, then 65536): every
+ * boundary stays a multiple of the metrics' row block, so the metrics are the same bits as
+ * with fixed full-size chunks, and the predictions the same labels.
+ */
+static void test_small_first_chunk_changes_no_bit(void **state)
+{
+    (void)state;
+    enum { N = 300000, D = 4 };
+    char big[640];
+    snprintf(big, sizeof big, "%s/big.h5", dir);
+    float *X = malloc(sizeof(float) * N * D);
+    int32_t *y = malloc(sizeof(int32_t) * N);
+    double *w = malloc(sizeof(double) * N);
+    assert_non_null(X);
+    assert_non_null(y);
+    assert_non_null(w);
+    uint64_t s = 12345;
+    for (int i = 0; i < N; i++) {
+        for (int j = 0; j < D; j++) {
+            s = s * 6364136223846793005ull + 1442695040888963407ull;
+            X[(size_t)i * D + j] = (float)((double)(s >> 11) / 9007199254740992.0 * 4.0 - 2.0);
+        }
+        y[i] = (X[(size_t)i * D] + 0.3f * X[(size_t)i * D + 1] > 0.1f) ^ (i % 7 == 0);
+        w[i] = 0.5 + (double)(i % 5) * 0.25;
+    }
+    hid_t f = H5Fcreate(big, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hsize_t dx[2] = {N, D}, cx[2] = {4096, D}, dy[1] = {N}, cy[1] = {4096};
+    fx_write_chunked(f, "X", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, dx, cx, 0, X);
+    fx_write_chunked(f, "y", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, dy, cy, 0, y);
+    fx_write_chunked(f, "sample_weight", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, dy, cy, 0, w);
+    H5Fclose(f);
+    free(X);
+    free(y);
+    free(w);
+
+    sg_err err = {{0}};
+    sg_eval_config c;
+    sg_eval_config_init(&c);
+    c.model_path = model;
+    c.data_path = big;
+    c.keep_predictions = true;
+    sg_eval_result a, b;
+    assert_int_equal(sg_eval_run(&c, &a, &err), SG_OK); /* default: a small first chunk */
+    c.chunk_rows = 65536;                                /* fixed */
+    assert_int_equal(sg_eval_run(&c, &b, &err), SG_OK);
+    assert_int_equal(a.rows, N);
+    assert_true(a.metrics.weighted);
+    assert_memory_equal(a.pred_labels, b.pred_labels, N * sizeof(int32_t));
+    assert_memory_equal(&a.metrics.accuracy, &b.metrics.accuracy, sizeof(double));
+    assert_memory_equal(&a.metrics.f1, &b.metrics.f1, sizeof(double));
+    assert_memory_equal(&a.metrics.roc_auc, &b.metrics.roc_auc, sizeof(double));
+    assert_memory_equal(&a.metrics.average_precision, &b.metrics.average_precision, sizeof(double));
+    assert_memory_equal(&a.metrics.log_loss, &b.metrics.log_loss, sizeof(double));
+    assert_memory_equal(a.metrics.confusion_matrix, b.metrics.confusion_matrix, 4 * sizeof(double));
+    assert_string_equal(a.data_sha256, b.data_sha256);
+    sg_eval_result_clear(&a);
+    sg_eval_result_clear(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_digest_binding),
         cmocka_unit_test(test_chunking_and_workers_do_not_change_results),
+        cmocka_unit_test(test_small_first_chunk_changes_no_bit),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
