@@ -390,7 +390,7 @@ static sg_status close_container(parser *ps, uint32_t node, size_t mark, bool ob
             return perr(ps, ps->p, "duplicate key \"%.64s\" in the object that ends here",
                         d->str + dup->u.off);
     }
-    memcpy(d->kids + d->nk, ps->pend + mark, count * sizeof *d->kids);
+    if (count) memcpy(d->kids + d->nk, ps->pend + mark, count * sizeof *d->kids);
     d->v[node].n = (uint32_t)(obj ? count / 2 : count);
     d->v[node].u.off = d->nk;
     d->nk += count;

@@ -271,6 +271,7 @@ static void test_random_against_jansson(void **state)
 {
     (void)state;
     static char doc[8192];
+    static const char inserts[] = "[]{}\",:\\-0e.\x80 \t";
     int accepted = 0, refused = 0;
     for (int i = 0; i < 40000; i++) {
         size_t n = gen(doc, sizeof doc - 8, 0);
@@ -282,7 +283,7 @@ static void test_random_against_jansson(void **state)
             case 1: n = at; break;
             case 2:
                 memmove(doc + at + 1, doc + at, n - at);
-                doc[at] = "[]{}\",:\\-0e.\x80 "[rnd() % 16];
+                doc[at] = inserts[rnd() % (sizeof inserts - 1)];
                 n++;
                 break;
             default: memmove(doc + at, doc + at + 1, n - at - 1); n--; break;
