@@ -36,12 +36,7 @@ PROBE=$BUILD/tests/metrics/sg_metrics_probe
 B=${BENCH_DIR:-build/bench}
 mkdir -p "$B"
 
-if [ ! -f "$B/eval_$ROWS.h5" ] || [ ! -f "$B/mlp256.h5" ]; then
-    echo "== making $ROWS x 64 set and an MLP(256,256) (once; cached in $B)" >&2
-    /usr/bin/python3 scripts/make_dataset.py --task binary --rows "$ROWS" --features 64 --seed 11 \
-        --out "$B/eval_$ROWS.h5" --fit mlp-relu --hidden 256,256 --fit-rows 20000 --max-iter 20 \
-        --joblib-out "$B/mlp256.joblib" --model-out "$B/mlp256.h5" >/dev/null
-fi
+scripts/bench_eval_data.sh "$B" "$ROWS"
 cc -O3 -march=native -o "$B/sgemm_peak" scripts/sgemm_peak.c \
     $(pkg-config --cflags --libs openblas) -lpthread
 
@@ -168,8 +163,13 @@ flops = sg["model"]["cost"]["flops_per_row"] * ROWS
 gf = flops / t["predict_seconds"] / 1e9
 peak_all = peak.get("sgemm_peak_gflops_all")
 limit = flops / (float(peak_all) * 1e9) if peak_all else None
-print(f"\nstagegate eval benchmark on {CPU}: {ROWS:,} rows x 64 features, MLP 64-256-256-1, "
-      f"{t['workers']} workers")
+# The comparison with scikit-learn (same model, every binary metric) holds only for the
+# binary MLP that scripts/bench_eval_data.sh fits.
+if sg["model"]["task"] != "binary" or "metrics" not in sg or "roc_auc" not in sg["metrics"]:
+    sys.exit(f"bench_eval: {B}/mlp256.h5 is not the binary MLP this benchmark fits "
+             f"({sg['model'].get('estimator')}); remove it and run again")
+print(f"\nstagegate eval benchmark on {CPU}: {ROWS:,} rows x 64 features, "
+      f"{sg['model']['estimator']} ({sg['model']['description']}), {t['workers']} workers")
 print(f"  {'':40s} {'stagegate':>10s} {'sklearn':>10s} {'speed-up':>9s}")
 print(f"  {'end to end (s)':40s} {wall:10.3f} {sk['total']:10.3f} {sk['total'] / wall:8.1f}x")
 print(f"  {'predict (s)':40s} {t['predict_seconds']:10.3f} {sk['predict']:10.3f} "

@@ -15,11 +15,7 @@ OLD=$1 NEW=$2 PAIRS=${3:-7} ROWS=${4:-1000000}
 B=${BENCH_DIR:-build/bench}
 mkdir -p "$B"
 MK=scripts/make_dataset.py
-if [ ! -f "$B/eval_$ROWS.h5" ] || [ ! -f "$B/mlp256.h5" ]; then
-    /usr/bin/python3 $MK --task binary --rows "$ROWS" --features 64 --seed 11 \
-        --out "$B/eval_$ROWS.h5" --fit mlp-relu --hidden 256,256 --fit-rows 20000 --max-iter 20 \
-        --model-out "$B/mlp256.h5" >/dev/null
-fi
+scripts/bench_eval_data.sh "$B" "$ROWS"
 if [ ! -f "$B/eval_gzip_$ROWS.h5" ]; then
     /usr/bin/python3 $MK --task binary --rows "$ROWS" --features 64 --seed 11 --layout gzip \
         --out "$B/eval_gzip_$ROWS.h5" >/dev/null
