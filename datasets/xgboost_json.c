@@ -289,6 +289,50 @@ static const objective_info objectives[] = {
     {"multi:softmax", SG_TREE_OUT_SOFTMAX, true, false},
 };
 
+/*
+ * base_score: a number or a number in a string ("5E-1") up to XGBoost 2.0; from 2.1 a list
+ * in a string, "[5E-1]", one entry per output. One entry is the scalar of old. XGBoost 3.1
+ * may fit one intercept per class for multi:*; softmax ignores a shift common to every
+ * class, so equal entries are that same scalar, whatever link they are stored through.
+ * Unequal per-class entries are refused rather than guessed at.
+ */
+static sg_status base_score_of(const ctx *c, const sg_jv *v, long groups, double *out)
+{
+    const char *pp = "/learner/learner_model_param/base_score";
+    const char *s = sg_jt_str(c->d, v);
+    if (!s || s[0] != '[') {
+        if (!number_of(c, v, out)) return fail(c, "%s is missing or not a number", pp);
+        return SG_OK;
+    }
+    long n = 0;
+    double first = 0;
+    const char *q = s + 1;
+    for (;;) {
+        char *end = NULL;
+        while (*q == ' ') q++;
+        double x = strtod(q, &end);
+        if (end == q) return fail(c, "%s \"%.64s\": entry %ld is not a number", pp, s, n);
+        if (n == 0) first = x;
+        if (x != first && !(isnan(x) && isnan(first)))
+            return fail(c, "%s \"%.64s\": one intercept per class (XGBoost 3.1) is not supported; "
+                           "only equal entries are", pp, s);
+        n++;
+        q = end;
+        while (*q == ' ') q++;
+        if (*q == ',') {
+            q++;
+            continue;
+        }
+        if (*q == ']' && q[1] == '\0') break;
+        return fail(c, "%s \"%.64s\" is not a list of numbers", pp, s);
+    }
+    if (n != 1 && n != groups)
+        return fail(c, "%s \"%.64s\" has %ld entries for %ld output%s", pp, s, n, groups,
+                    groups == 1 ? "" : "s");
+    *out = first;
+    return SG_OK;
+}
+
 static sg_status parse_learner(const ctx *c, const sg_jv *learner, sg_tree_ensemble *e,
                          const objective_info **obj, long *num_class)
 {
@@ -318,9 +362,9 @@ static sg_status parse_learner(const ctx *c, const sg_jv *learner, sg_tree_ensem
     if (!(*obj)->multi && *num_class > 1)
         return fail(c, "%s/num_class is %ld for the single-output objective %s", pp, *num_class,
                     (*obj)->name);
-    double bs;
-    if (!number_of(c, sg_jt_get(c->d, p, "base_score"), &bs))
-        return fail(c, "%s/base_score is missing or not a number", pp);
+    double bs = 0;
+    rc = base_score_of(c, sg_jt_get(c->d, p, "base_score"), (*obj)->multi ? *num_class : 1, &bs);
+    if (rc) return rc;
     float base = (float)bs;
     if ((*obj)->logit_base) {
         if (!(base > 0 && base < 1))

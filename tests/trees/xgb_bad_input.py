@@ -113,6 +113,21 @@ with tempfile.TemporaryDirectory() as tmp:
     expect_refused(tmp, "bad_num_feature", d, data, ["/learner/learner_model_param/num_feature"])
     d = copy.deepcopy(base); d["learner"]["learner_model_param"]["base_score"] = "1.5"
     expect_refused(tmp, "bad_base_score", d, data, ["/learner/learner_model_param/base_score"])
+    # base_score as XGBoost 2.1+ writes it, "[5E-1]": a malformed list, and one intercept per
+    # class that differ (XGBoost 3.1 multi-class), are refused with the field named.
+    d = copy.deepcopy(base); d["learner"]["learner_model_param"]["base_score"] = "[5E-1"
+    expect_refused(tmp, "base_list_open", d, data, ["/learner/learner_model_param/base_score", "list"])
+    d = copy.deepcopy(base); d["learner"]["learner_model_param"]["base_score"] = "[5E-1,5E-1]"
+    expect_refused(tmp, "base_list_count", d, data, ["base_score", "2 entries for 1 output"])
+    multi = os.path.join(tmp, "multi.json")
+    yc = np.digitize(X[:, 0], [-0.5, 0.5]).astype(np.int32)
+    xgb.train({"objective": "multi:softprob", "num_class": 3, "max_depth": 2},
+              xgb.DMatrix(X, label=yc), 2).save_model(multi)
+    datac = os.path.join(tmp, "valc.h5")
+    with h5py.File(datac, "w") as f:
+        f["X"], f["y"] = X, yc
+    d = json.load(open(multi)); d["learner"]["learner_model_param"]["base_score"] = "[1E-1,2E-1,7E-1]"
+    expect_refused(tmp, "base_per_class", d, datac, ["base_score", "one intercept per class"])
     expect_refused(tmp, "empty", "", data, [])
 
     # NaN is a missing value for a tree model, but Inf is an error everywhere.

@@ -80,10 +80,17 @@ def softmax(z):
     return e / e.sum(axis=1, keepdims=True)
 
 
-def case(tmp, name, params, X, y, Xv, yv, rounds=25):
+def case(tmp, name, params, X, y, Xv, yv, rounds=25, base_list=0):
     booster = xgb.train(params, xgb.DMatrix(X, label=y), num_boost_round=rounds)
     model = os.path.join(tmp, name + ".json")
     booster.save_model(model)
+    if base_list:
+        # XGBoost 2.1 and later write base_score as a list in a string, "[5E-1]", one entry
+        # per output (3.1 may fit one per class); the reference stays the booster itself.
+        doc = json.load(open(model))
+        lmp = doc["learner"]["learner_model_param"]
+        lmp["base_score"] = "[" + ",".join([lmp["base_score"]] * base_list) + "]"
+        json.dump(doc, open(model, "w"))
     dataset = os.path.join(tmp, name + "_val.h5")
     write_set(dataset, Xv, yv)
     obj = params["objective"]
@@ -177,9 +184,15 @@ with tempfile.TemporaryDirectory() as tmp:
     case(tmp, "binary_logistic", dict(base, objective="binary:logistic"), X, yb, Xv, ybv)
     case(tmp, "binary_base", dict(base, objective="binary:logistic", base_score=0.3), X, yb, Xv, ybv)
     case(tmp, "binary_logitraw", dict(base, objective="binary:logitraw", base_score=0.2), X, yb, Xv, ybv)
+    case(tmp, "binary_base_list", dict(base, objective="binary:logistic", base_score=0.3), X, yb, Xv, ybv,
+         base_list=1)
     case(tmp, "multi_softprob", dict(base, objective="multi:softprob", num_class=3), X, ym, Xv, ymv)
+    case(tmp, "multi_base_list", dict(base, objective="multi:softprob", num_class=3), X, ym, Xv, ymv,
+         base_list=3)
     case(tmp, "multi_softmax", dict(base, objective="multi:softmax", num_class=3), X, ym, Xv, ymv)
     case(tmp, "reg_squarederror", dict(base, objective="reg:squarederror", base_score=1.5), X, yr, Xv, yrv)
+    case(tmp, "reg_base_list", dict(base, objective="reg:squarederror", base_score=1.5), X, yr, Xv, yrv,
+         base_list=1)
     yl = 1 / (1 + np.exp(-yr))
     case(tmp, "reg_logistic", dict(base, objective="reg:logistic"), X, yl, Xv, 1 / (1 + np.exp(-yrv)))
     case(tmp, "dart_binary", dict(base, booster="dart", objective="binary:logistic", rate_drop=0.3,
