@@ -490,40 +490,55 @@ void sg_tree_ensemble_free(sg_tree_ensemble *e)
     free(e->tree_depth);
     free(e->base);
     sg_free_aligned(e->levels);
+    sg_free_aligned(e->levels8);
     free(e);
 }
 
-/* Places the subtree under node i (at level `level`, position pos) into the levels. */
+/* Places the subtree under node i (at level `level`, position pos) into level-ordered
+ * arrays (threshold and feature by (2^level - 1 + pos), leaf by position). */
 static void place(const sg_tree_node *tree, uint32_t i, int level, uint32_t pos, int depth,
-                  sg_tree_levels *lv)
+                  float *threshold, uint32_t *feature, float *leaf)
 {
     const sg_tree_node *nd = &tree[i];
     if (level == depth) {
-        lv->leaf[pos] = nd->leaf;
+        leaf[pos] = nd->leaf;
         return;
     }
     const uint32_t at = (1u << level) - 1 + pos;
     if (nd->left == i) { /* a leaf above the last level: always left, down to its value */
-        lv->threshold[at] = INFINITY;
-        lv->feature[at] = SG_TREE_DEFAULT_LEFT;
-        place(tree, i, level + 1, 2 * pos, depth, lv);
-        place(tree, i, level + 1, 2 * pos + 1, depth, lv); /* unreachable; keeps it defined */
+        threshold[at] = INFINITY;
+        feature[at] = SG_TREE_DEFAULT_LEFT;
+        place(tree, i, level + 1, 2 * pos, depth, threshold, feature, leaf);
+        place(tree, i, level + 1, 2 * pos + 1, depth, threshold, feature, leaf); /* unreachable */
         return;
     }
-    lv->threshold[at] = nd->threshold;
-    lv->feature[at] = nd->feature;
-    place(tree, nd->left, level + 1, 2 * pos, depth, lv);
-    place(tree, nd->left + 1, level + 1, 2 * pos + 1, depth, lv);
+    threshold[at] = nd->threshold;
+    feature[at] = nd->feature;
+    place(tree, nd->left, level + 1, 2 * pos, depth, threshold, feature, leaf);
+    place(tree, nd->left + 1, level + 1, 2 * pos + 1, depth, threshold, feature, leaf);
 }
 
 sg_status sg_tree_ensemble_build_levels(sg_tree_ensemble *e, sg_err *err)
 {
-    if (e->max_depth > SG_TREE_LEVELS_DEPTH) return SG_OK;
-    e->levels = sg_alloc_aligned((size_t)e->n_trees * sizeof *e->levels);
-    if (!e->levels) return sg_errf(err, SG_ENOMEM, "out of memory for %d trees", e->n_trees);
-    memset(e->levels, 0, (size_t)e->n_trees * sizeof *e->levels);
-    for (int t = 0; t < e->n_trees; t++)
-        place(e->nodes + e->tree_start[t], 0, 0, 0, e->tree_depth[t], &e->levels[t]);
+    if (e->max_depth <= SG_TREE_LEVELS_DEPTH) {
+        e->levels = sg_alloc_aligned((size_t)e->n_trees * sizeof *e->levels);
+        if (!e->levels) return sg_errf(err, SG_ENOMEM, "out of memory for %d trees", e->n_trees);
+        memset(e->levels, 0, (size_t)e->n_trees * sizeof *e->levels);
+        for (int t = 0; t < e->n_trees; t++) {
+            sg_tree_levels *lv = &e->levels[t];
+            place(e->nodes + e->tree_start[t], 0, 0, 0, e->tree_depth[t], lv->threshold,
+                  lv->feature, lv->leaf);
+        }
+    } else if (e->max_depth <= SG_TREE_LEVELS8_DEPTH) {
+        e->levels8 = sg_alloc_aligned((size_t)e->n_trees * sizeof *e->levels8);
+        if (!e->levels8) return sg_errf(err, SG_ENOMEM, "out of memory for %d trees", e->n_trees);
+        memset(e->levels8, 0, (size_t)e->n_trees * sizeof *e->levels8);
+        for (int t = 0; t < e->n_trees; t++) {
+            sg_tree_levels8 *lv = &e->levels8[t];
+            place(e->nodes + e->tree_start[t], 0, 0, 0, e->tree_depth[t], lv->threshold,
+                  lv->feature, lv->leaf);
+        }
+    }
     return SG_OK;
 }
 
@@ -531,7 +546,8 @@ size_t sg_tree_ensemble_bytes(const sg_tree_ensemble *e)
 {
     return (size_t)e->n_nodes * sizeof(sg_tree_node) +
            (size_t)e->n_trees * (sizeof(int64_t) + sizeof(int32_t) + 1) +
-           (e->levels ? (size_t)e->n_trees * sizeof(sg_tree_levels) : 0);
+           (e->levels ? (size_t)e->n_trees * sizeof(sg_tree_levels) : 0) +
+           (e->levels8 ? (size_t)e->n_trees * sizeof(sg_tree_levels8) : 0);
 }
 
 sg_status sg_tree_ensemble_clone(const sg_tree_ensemble *src, sg_tree_ensemble **out, sg_err *err)
@@ -546,9 +562,10 @@ sg_status sg_tree_ensemble_clone(const sg_tree_ensemble *src, sg_tree_ensemble *
     e->tree_group = malloc(nt * sizeof *e->tree_group);
     e->tree_depth = malloc(nt);
     e->levels = src->levels ? sg_alloc_aligned(nt * sizeof *e->levels) : NULL;
+    e->levels8 = src->levels8 ? sg_alloc_aligned(nt * sizeof *e->levels8) : NULL;
     e->base = malloc((size_t)src->n_groups * sizeof *e->base);
     if (!e->nodes || !e->tree_start || !e->tree_group || !e->tree_depth ||
-        (src->levels && !e->levels) || !e->base) {
+        (src->levels && !e->levels) || (src->levels8 && !e->levels8) || !e->base) {
         sg_tree_ensemble_free(e);
         return sg_errf(err, SG_ENOMEM, "out of memory cloning a tree ensemble");
     }
@@ -558,6 +575,7 @@ sg_status sg_tree_ensemble_clone(const sg_tree_ensemble *src, sg_tree_ensemble *
     memcpy(e->tree_group, src->tree_group, nt * sizeof *e->tree_group);
     memcpy(e->tree_depth, src->tree_depth, nt);
     if (src->levels) memcpy(e->levels, src->levels, nt * sizeof *e->levels);
+    if (src->levels8) memcpy(e->levels8, src->levels8, nt * sizeof *e->levels8);
     memcpy(e->base, src->base, (size_t)src->n_groups * sizeof *e->base);
     *out = e;
     return SG_OK;

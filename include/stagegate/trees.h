@@ -48,6 +48,19 @@ typedef struct {
     float leaf[64]; /* by position on the tree's last level */
 } sg_tree_levels;
 
+/*
+ * The same level order for ensembles whose deepest tree has 7 or 8 levels: levels 0..5
+ * still come from registers, levels 6 and 7 and the leaves by a gather from the tree's
+ * own 3 KiB, about half the gathers of the node layout's walk.
+ */
+#define SG_TREE_LEVELS8_DEPTH 8
+typedef struct {
+    float threshold[255]; /* levels 0..7 */
+    uint32_t feature[255];
+    float leaf[256];
+    uint32_t pad[2]; /* 3072 bytes: a whole number of cache lines */
+} sg_tree_levels8;
+
 /* How margins become outputs. */
 typedef enum {
     SG_TREE_OUT_IDENTITY = 0,     /* regression: the margin */
@@ -72,6 +85,9 @@ typedef struct {
     uint8_t *tree_depth; /* [n_trees] depth of each tree */
     /* [n_trees], 64-byte aligned, when max_depth <= SG_TREE_LEVELS_DEPTH; NULL otherwise */
     sg_tree_levels *levels;
+    /* [n_trees], 64-byte aligned, when SG_TREE_LEVELS_DEPTH < max_depth <=
+       SG_TREE_LEVELS8_DEPTH; NULL otherwise */
+    sg_tree_levels8 *levels8;
     char objective[32];
     char booster[16];
 } sg_tree_ensemble;
@@ -89,7 +105,8 @@ typedef struct {
  */
 SG_MUST_CHECK sg_status sg_xgboost_json_parse(const char *name, const char *text, size_t len, sg_tree_ensemble **out,
                           sg_err *err);
-/* Builds e->levels from e->nodes when max_depth <= SG_TREE_LEVELS_DEPTH (SG_ENOMEM). */
+/* Builds e->levels from e->nodes when max_depth <= SG_TREE_LEVELS_DEPTH, e->levels8 when
+ * it is at most SG_TREE_LEVELS8_DEPTH (SG_ENOMEM). */
 SG_MUST_CHECK sg_status sg_tree_ensemble_build_levels(sg_tree_ensemble *e, sg_err *err);
 /* A deep copy whose node array is first touched by the calling thread (NUMA-local). */
 SG_MUST_CHECK sg_status sg_tree_ensemble_clone(const sg_tree_ensemble *src, sg_tree_ensemble **out, sg_err *err);

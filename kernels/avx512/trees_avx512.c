@@ -51,22 +51,22 @@ AI void add_leaves(__m512 leaf, float *M, int64_t r, int G, int g)
 #define NV 4
 
 /* Each row's threshold and feature for its position on level L, from registers. */
-AI void level_fields(const sg_tree_levels *lv, int L, const __m512i *pos, __m512 *thr,
-                     __m512i *feat)
+AI void level_fields(const float *threshold, const uint32_t *feature, int L, const __m512i *pos,
+                     __m512 *thr, __m512i *feat)
 {
     const int base = (1 << L) - 1;
     if (L <= 4) {
-        const __m512 t = _mm512_loadu_ps(lv->threshold + base);
-        const __m512i f = _mm512_loadu_si512((const void *)(lv->feature + base));
+        const __m512 t = _mm512_loadu_ps(threshold + base);
+        const __m512i f = _mm512_loadu_si512((const void *)(feature + base));
         for (int v = 0; v < NV; v++) {
             thr[v] = _mm512_permutexvar_ps(pos[v], t);
             feat[v] = _mm512_permutexvar_epi32(pos[v], f);
         }
     } else {
-        const __m512 t0 = _mm512_loadu_ps(lv->threshold + base);
-        const __m512 t1 = _mm512_loadu_ps(lv->threshold + base + 16);
-        const __m512i f0 = _mm512_loadu_si512((const void *)(lv->feature + base));
-        const __m512i f1 = _mm512_loadu_si512((const void *)(lv->feature + base + 16));
+        const __m512 t0 = _mm512_loadu_ps(threshold + base);
+        const __m512 t1 = _mm512_loadu_ps(threshold + base + 16);
+        const __m512i f0 = _mm512_loadu_si512((const void *)(feature + base));
+        const __m512i f1 = _mm512_loadu_si512((const void *)(feature + base + 16));
         for (int v = 0; v < NV; v++) {
             thr[v] = _mm512_permutex2var_ps(t0, pos[v], t1);
             feat[v] = _mm512_permutex2var_epi32(f0, pos[v], f1);
@@ -85,7 +85,7 @@ AI void walk_levels(const sg_tree_levels *lv, int depth, const float *const *Xv,
     for (int L = 0; L < depth; L++) {
         __m512 thr[NV];
         __m512i feat[NV];
-        level_fields(lv, L, pos, thr, feat);
+        level_fields(lv->threshold, lv->feature, L, pos, thr, feat);
         for (int v = 0; v < NV; v++) {
             const __m512i fidx = _mm512_and_si512(feat[v], mask);
             const __m512 x = _mm512_i32gather_ps(_mm512_add_epi32(rowoff, fidx), Xv[v], 4);
@@ -138,13 +138,81 @@ static int64_t margins_levels(const sg_tree_ensemble *e, const float *X, int64_t
     return r0;
 }
 
+/* One tree of depth <= 8 over NV vectors of rows on the 8-level layout: levels 0..5 from
+ * registers as above, levels 6 and 7 and the leaf gathered from the tree's arrays. */
+AI void walk_levels8(const sg_tree_levels8 *lv, int depth, const float *const *Xv, __m512i rowoff,
+                     __m512 *leaf)
+{
+    __m512i pos[NV];
+    for (int v = 0; v < NV; v++)
+        pos[v] = _mm512_setzero_si512();
+    const __m512i mask = _mm512_set1_epi32((int)SG_TREE_FEATURE_MASK), one = _mm512_set1_epi32(1);
+    for (int L = 0; L < depth; L++) {
+        __m512 thr[NV];
+        __m512i feat[NV];
+        if (L <= 5) {
+            level_fields(lv->threshold, lv->feature, L, pos, thr, feat);
+        } else {
+            const __m512i base = _mm512_set1_epi32((1 << L) - 1);
+            for (int v = 0; v < NV; v++) {
+                const __m512i at = _mm512_add_epi32(base, pos[v]);
+                thr[v] = _mm512_i32gather_ps(at, lv->threshold, 4);
+                feat[v] = _mm512_i32gather_epi32(at, (const void *)lv->feature, 4);
+            }
+        }
+        for (int v = 0; v < NV; v++) {
+            const __m512i fidx = _mm512_and_si512(feat[v], mask);
+            const __m512 x = _mm512_i32gather_ps(_mm512_add_epi32(rowoff, fidx), Xv[v], 4);
+            const __mmask16 lt = _mm512_cmp_ps_mask(x, thr[v], _CMP_LT_OQ);
+            const __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
+            const __mmask16 go_left = lt | (nan & _mm512_movepi32_mask(feat[v]));
+            const __m512i twice = _mm512_add_epi32(pos[v], pos[v]);
+            pos[v] = _mm512_mask_add_epi32(twice, (__mmask16)~go_left, twice, one);
+        }
+    }
+    for (int v = 0; v < NV; v++)
+        leaf[v] = _mm512_i32gather_ps(pos[v], lv->leaf, 4);
+}
+
+/* Trees of depth <= 8, when the deepest has 7 or 8 levels. */
+static int64_t margins_levels8(const sg_tree_ensemble *e, const float *X, int64_t n, float *M)
+{
+    const int d = e->n_features, G = e->n_groups;
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i rowoff = _mm512_mullo_epi32(lane, _mm512_set1_epi32(d));
+    const int64_t block = NV * LANES;
+    int64_t r0 = 0;
+    for (; r0 + block <= n; r0 += block) {
+        const float *Xv[NV];
+        __m512 acc[NV];
+        for (int v = 0; v < NV; v++) {
+            Xv[v] = X + (r0 + v * LANES) * d;
+            acc[v] = G == 1 ? _mm512_loadu_ps(M + r0 + v * LANES) : _mm512_setzero_ps();
+        }
+        for (int t = 0; t < e->n_trees; t++) {
+            __m512 leaf[NV];
+            walk_levels8(&e->levels8[t], e->tree_depth[t], Xv, rowoff, leaf);
+            for (int v = 0; v < NV; v++) {
+                if (G == 1)
+                    acc[v] = _mm512_add_ps(acc[v], leaf[v]);
+                else
+                    add_leaves(leaf[v], M, r0 + v * LANES, G, e->tree_group[t]);
+            }
+        }
+        if (G == 1)
+            for (int v = 0; v < NV; v++)
+                _mm512_storeu_ps(M + r0 + v * LANES, acc[v]);
+    }
+    return r0;
+}
+
 void sg_tree_margins_avx512(const sg_tree_ensemble *e, const float *X, int64_t n, float *M)
 {
     const int d = e->n_features, G = e->n_groups;
     const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     const __m512i rowoff = _mm512_mullo_epi32(lane, _mm512_set1_epi32(d));
     const int64_t block = 2 * LANES;
-    int64_t r0 = e->levels ? margins_levels(e, X, n, M) : 0;
+    int64_t r0 = e->levels ? margins_levels(e, X, n, M) : e->levels8 ? margins_levels8(e, X, n, M) : 0;
     for (; r0 + block <= n; r0 += block) {
         const float *Xa = X + r0 * d, *Xb = X + (r0 + LANES) * d;
         __m512 acc_a = _mm512_setzero_ps(), acc_b = _mm512_setzero_ps();

@@ -36,6 +36,8 @@ static float grid(void)
     return (float)((int)(next_u32() % 17) - 8) * 0.25f;
 }
 
+static int levels8_built; /* ensembles that got the 8-level layout */
+
 static sg_tree_ensemble *random_ensemble(int n_trees, int groups, int d, int max_depth)
 {
     sg_tree_ensemble *e = calloc(1, sizeof *e);
@@ -87,6 +89,9 @@ static sg_tree_ensemble *random_ensemble(int n_trees, int groups, int d, int max
     sg_err err;
     assert_int_equal(sg_tree_ensemble_build_levels(e, &err), SG_OK);
     assert_true((e->levels != NULL) == (e->max_depth <= SG_TREE_LEVELS_DEPTH));
+    assert_true((e->levels8 != NULL) == (e->max_depth > SG_TREE_LEVELS_DEPTH &&
+                                         e->max_depth <= SG_TREE_LEVELS8_DEPTH));
+    levels8_built += e->levels8 != NULL;
     return e;
 }
 
@@ -190,6 +195,17 @@ static void test_depth_six_levels(void **state)
     check_ensemble(20, 4, 7, 5);
 }
 
+static void test_depth_eight_levels(void **state)
+{
+    /* The 8-level layout: permutes for levels 0..5, gathers below; uneven trees, several
+     * groups, a tree of depth 7 as the deepest. */
+    const int before = levels8_built;
+    check_ensemble(60, 1, 20, 8);
+    check_ensemble(30, 3, 11, 8);
+    check_ensemble(25, 2, 5, 7);
+    assert_int_equal(levels8_built - before, 3);
+}
+
 static void test_stumps_and_leaves(void **state)
 {
     /* max depth 1 with some trees that are a single leaf (depth 0). */
@@ -201,7 +217,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_binary_shallow),    cmocka_unit_test(test_binary_deep),
         cmocka_unit_test(test_multiclass),        cmocka_unit_test(test_depth_six_levels),
-        cmocka_unit_test(test_stumps_and_leaves),
+        cmocka_unit_test(test_depth_eight_levels), cmocka_unit_test(test_stumps_and_leaves),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -199,6 +199,10 @@ with tempfile.TemporaryDirectory() as tmp:
                                   skip_drop=0.0), X, yb, Xv, ybv)
     case(tmp, "dart_multi", dict(base, booster="dart", objective="multi:softprob", num_class=3,
                                  rate_drop=0.2), X, ym, Xv, ymv)
+    # Depth 7 and 8: the 8-level layout of the AVX-512 batch kernel.
+    case(tmp, "binary_depth8", dict(base, objective="binary:logistic", max_depth=8), X, yb, Xv, ybv)
+    case(tmp, "multi_depth7", dict(base, objective="multi:softprob", num_class=3, max_depth=7),
+         X, ym, Xv, ymv)
     case(tmp, "deep_forest", dict(objective="binary:logistic", max_depth=12, num_parallel_tree=4,
                                   subsample=0.8, colsample_bynode=0.8, eta=1.0, seed=3),
          X, yb, Xv, ybv, rounds=3)
