@@ -99,15 +99,31 @@ json_t *sg_registry_model_summary(sg_registry *reg, const char *model, sg_err *e
         return NULL;
     }
     /* The newest version of each of the model's stages: one index lookup per stage
-     * (model_versions_by_stage), however many versions there are; their tags and aliases in
-     * the same statement. */
+     * (model_versions_by_stage) and one by key for its row, however many versions there are
+     * (a filter "version IN (the newest per stage)" over the model's versions let
+     * PostgreSQL's generic plan hash every version of the model: 0.28 ms with 450 of them);
+     * their tags and aliases in the same statement, the versions looked up once (WITH). */
     json_t *latest = NULL;
     if (reg->read_rc == SG_OK &&
         reg_prepare(reg,
-                    REG_VERSION_DOCS("v.model_name = ?1 AND v.version IN (SELECT (SELECT"
-                                     " max(w.version) FROM model_versions w WHERE w.model_name ="
-                                     " ?1 AND w.stage = s.stage) FROM model_stages s WHERE"
-                                     " s.model_name = ?1)"),
+                    "WITH l AS (SELECT v.model_name, v.version, v.stage, v.artifact_path,"
+                    " v.artifact_sha256, v.created_by, v.created_at, v.updated_at"
+                    " FROM model_stages s JOIN model_versions v ON v.model_name = s.model_name"
+                    " AND v.version = (SELECT max(w.version) FROM model_versions w"
+                    " WHERE w.model_name = s.model_name AND w.stage = s.stage)"
+                    " WHERE s.model_name = ?1)"
+                    " SELECT 0, l.model_name, l.version, l.stage, l.artifact_path,"
+                    " l.artifact_sha256, l.created_by, l.created_at, l.updated_at,"
+                    " COALESCE((SELECT 1 FROM validations WHERE validations.model_name ="
+                    " l.model_name AND validations.version = l.version AND"
+                    " validations.result = 'PASSED' LIMIT 1), 0) FROM l"
+                    " UNION ALL SELECT 1, t.model_name, t.version, t.tag_key, t.tag_value, '',"
+                    " '', '', '', 0 FROM l JOIN version_tags t ON t.model_name = l.model_name"
+                    " AND t.version = l.version"
+                    " UNION ALL SELECT 2, a.model_name, a.version, a.alias, '', '', '', '', '', 0"
+                    " FROM aliases a WHERE a.model_name = ?1 AND a.version IN"
+                    " (SELECT version FROM l)"
+                    " ORDER BY 2, 3, 1, 4",
                     &st, err) == SG_OK) {
         reg_bind_text(st, 1, model);
         latest = reg_version_docs(reg, st, err);
