@@ -332,24 +332,24 @@ static sg_status approvals_prepare(sg_registry *reg, const char *model, int64_t 
     /* The latest decision of each approver counts; any standing rejection blocks. Each
      * decision comes with the approver's latest audit event for that decision and the
      * approver's key, in the same statement. */
-    sg_status rc = reg_prepare(
-        reg,
-        /* Scalar subqueries, each one index probe (audit_log_by_version, the key of
-         * model_keys): with the event in a join instead, PostgreSQL scanned the whole log
-         * for every decision. The event's signature (base64, no spaces) and request text
-         * come back as one value, "SIGNATURE TEXT". */
-        "SELECT a.approver_key_id, a.decision, a.comment,"
-        " (SELECT l.signature || ' ' || l.request_text FROM audit_log l"
-        " WHERE l.model_name = a.model_name AND l.version = a.version"
-        " AND l.actor_key_id = a.approver_key_id AND l.action ="
-        " CASE a.decision WHEN 'rejected' THEN 'reject' ELSE 'approve' END"
-        " ORDER BY l.seq DESC LIMIT 1),"
-        " (SELECT k.public_pem FROM model_keys k WHERE k.model_name = a.model_name"
-        " AND k.role = 'approver' AND k.stage = '' AND k.key_id = a.approver_key_id)"
-        " FROM approvals a WHERE a.model_name = ? AND a.version = ? AND a.id = (SELECT"
-        " max(b.id) FROM approvals b WHERE b.model_name = a.model_name AND b.version ="
-        " a.version AND b.approver_key_id = a.approver_key_id)",
-        st, err);
+    sg_status rc =
+        reg_prepare(reg,
+                    /* Scalar subqueries, each one index probe (audit_log_by_version, the key of
+                     * model_keys): with the event in a join instead, PostgreSQL scanned the whole
+                     * log for every decision. The event's signature (base64, no spaces) and request
+                     * text come back as one value, "SIGNATURE TEXT". */
+                    "SELECT a.approver_key_id, a.decision, a.comment,"
+                    " (SELECT l.signature || ' ' || l.request_text FROM audit_log l"
+                    " WHERE l.model_name = a.model_name AND l.version = a.version"
+                    " AND l.actor_key_id = a.approver_key_id AND l.action ="
+                    " CASE a.decision WHEN 'rejected' THEN 'reject' ELSE 'approve' END"
+                    " ORDER BY l.seq DESC LIMIT 1),"
+                    " (SELECT k.public_pem FROM model_keys k WHERE k.model_name = a.model_name"
+                    " AND k.role = 'approver' AND k.stage = '' AND k.key_id = a.approver_key_id)"
+                    " FROM approvals a WHERE a.model_name = ? AND a.version = ? AND a.id = (SELECT"
+                    " max(b.id) FROM approvals b WHERE b.model_name = a.model_name AND b.version ="
+                    " a.version AND b.approver_key_id = a.approver_key_id)",
+                    st, err);
     if (rc != SG_OK) return rc;
     reg_bind_text(*st, 1, model);
     reg_bind_int64(*st, 2, version);
@@ -515,15 +515,15 @@ static sg_status check_artifact(const reg_version *v, const reg_precheck *pre, s
 }
 
 /* doc: the version's document as this transaction read it under the write lock; on success
- * it becomes the document the transition leaves. */
-/* pre_appr, pre_occ: the approvals (approvals_prepare) and the occupant of pre_stage
- * (occupant_prepare) read for this version, prefetched from a stage hint, or NULL; each is
- * used when the stage g needs it (and pre_stage is g), else finalized here. */
+ * it becomes the document the transition leaves. pre_appr, pre_occ: the approvals
+ * (approvals_prepare) and the occupant of pre_stage (occupant_prepare) read for this
+ * version, prefetched from a stage hint, or NULL; each is used when the stage g needs it
+ * (and pre_stage is g's name), else finalized here. */
 static sg_status do_transition(sg_registry *reg, const reg_model *m, const reg_version *v,
                                json_t *doc, const reg_stage *g, const uint8_t *report,
-                               size_t report_len, const sg_registry_request *req,
-                               reg_precheck *pre, reg_stmt *pre_appr, reg_stmt *pre_occ,
-                               const char *pre_stage, sg_err *err)
+                               size_t report_len, const sg_registry_request *req, reg_precheck *pre,
+                               reg_stmt *pre_appr, reg_stmt *pre_occ, const char *pre_stage,
+                               sg_err *err)
 {
     bool allowed = false;
     char actor[65], report_sha[65] = "";
@@ -664,8 +664,7 @@ sg_status sg_registry_transition(sg_registry *reg, const char *model, int64_t ve
     sg_err herr;
     if (h && h->approval && approvals_prepare(reg, model, version, &appr, &herr) == SG_OK)
         reg_prefetch(reg, appr);
-    if (h && h->single &&
-        occupant_prepare(reg, model, h->stage, version, &occ, &herr) == SG_OK) {
+    if (h && h->single && occupant_prepare(reg, model, h->stage, version, &occ, &herr) == SG_OK) {
         reg_prefetch(reg, occ);
         snprintf(hint_stage, sizeof hint_stage, "%s", h->stage);
     }

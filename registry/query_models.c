@@ -114,15 +114,16 @@ json_t *sg_registry_model_summary(sg_registry *reg, const char *model, sg_err *e
     if (reg->read_rc == SG_OK && m.n_stages > 0 && m.n_stages <= MAX_LISTED) {
         char list[MAX_LISTED * 112 + 8];
         size_t n = 0;
-        for (size_t i = 0; i < m.n_stages; i++)
+        for (size_t i = 0; i < m.n_stages && n < sizeof list; i++)
             n += (size_t)snprintf(list + n, sizeof list - n,
                                   "%s(SELECT max(w.version) FROM model_versions w"
                                   " WHERE w.model_name = ?1 AND w.stage = ?%zu)",
                                   i ? ", " : "", i + 2);
-        if (asprintf(&sql,
+        if (n < sizeof list &&
+            asprintf(&sql,
                      "SELECT 0, v.model_name, v.version, v.stage, v.artifact_path,"
-                     " v.artifact_sha256, v.created_by, v.created_at, v.updated_at, "
-                     REG_VERSION_VALIDATED " FROM model_versions v"
+                     " v.artifact_sha256, v.created_by, v.created_at, "
+                     "v.updated_at, " REG_VERSION_VALIDATED " FROM model_versions v"
                      " WHERE v.model_name = ?1 AND v.version IN (%s)"
                      " UNION ALL SELECT 1, model_name, version, tag_key, tag_value, '', '', '',"
                      " '', 0 FROM version_tags WHERE model_name = ?1 AND version IN (%s)"

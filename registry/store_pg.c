@@ -96,8 +96,8 @@ struct reg_store {
 typedef struct {
     reg_stmt base;
     reg_store *s;
-    char *sql;  /* the translated text: the cache entry's when cache >= 0, else owned */
-    int cache;  /* the text's cache entry, -1 when the cache is full */
+    char *sql; /* the translated text: the cache entry's when cache >= 0, else owned */
+    int cache; /* the text's cache entry, -1 when the cache is full */
     int n_params;
     char *values[PG_MAX_PARAMS];
     PGresult *res;
