@@ -23,17 +23,32 @@ void sg_hex_encode(const uint8_t *in, size_t len, char *out)
     out[2 * len] = '\0';
 }
 
+/* SHA-256 fetched from the default provider once per process: EVP_sha256() makes every
+ * digest look the implementation up again (a locked table search; on the server it cost as
+ * much as hashing a token on every request). Falls back to EVP_sha256() if the fetch fails. */
+static EVP_MD *g_sha256;
+static pthread_once_t g_sha256_once = PTHREAD_ONCE_INIT;
+static void sha256_fetch(void)
+{
+    g_sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+static const EVP_MD *sha256_md(void)
+{
+    pthread_once(&g_sha256_once, sha256_fetch);
+    return g_sha256 ? g_sha256 : EVP_sha256();
+}
+
 void sg_sha256(const uint8_t *data, size_t len, uint8_t digest[32])
 {
     unsigned int mdlen = 0;
-    SG_ASSERT(EVP_Digest(data, len, digest, &mdlen, EVP_sha256(), NULL) == 1);
+    SG_ASSERT(EVP_Digest(data, len, digest, &mdlen, sha256_md(), NULL) == 1);
 }
 
 void sg_sha256_hex(const uint8_t *data, size_t len, char hex[65])
 {
     uint8_t md[32];
     unsigned int mdlen = 0;
-    EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL);
+    EVP_Digest(data, len, md, &mdlen, sha256_md(), NULL);
     sg_hex_encode(md, 32, hex);
 }
 
@@ -77,7 +92,7 @@ sg_status sg_sha256_file(const char *path, uint8_t digest[32], sg_err *err)
     FILE *f = fopen_regular(path, err);
     if (!f) return SG_EINPUT;
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
+    if (!ctx || EVP_DigestInit_ex(ctx, sha256_md(), NULL) != 1) {
         fclose(f);
         EVP_MD_CTX_free(ctx);
         return sg_errf(err, SG_EINTERNAL, "%s: cannot start SHA-256", path);

@@ -326,34 +326,43 @@ static sg_status approval_signed(sg_registry *reg, const char *model, int64_t ve
     return SG_OK;
 }
 
-static int check_approval(sg_registry *reg, const char *model, int64_t version,
-                          const char *promoter, sg_err *err)
+static sg_status approvals_prepare(sg_registry *reg, const char *model, int64_t version,
+                                   reg_stmt **st, sg_err *err)
 {
     /* The latest decision of each approver counts; any standing rejection blocks. Each
      * decision comes with the approver's latest audit event for that decision and the
      * approver's key, in the same statement. */
-    reg_stmt *st;
-    int rc = reg_prepare(
-        reg,
-        /* Scalar subqueries, each one index probe (audit_log_by_version, the key of
-         * model_keys): with the event in a join instead, PostgreSQL scanned the whole log
-         * for every decision. The event's signature (base64, no spaces) and request text
-         * come back as one value, "SIGNATURE TEXT". */
-        "SELECT a.approver_key_id, a.decision, a.comment,"
-        " (SELECT l.signature || ' ' || l.request_text FROM audit_log l"
-        " WHERE l.model_name = a.model_name AND l.version = a.version"
-        " AND l.actor_key_id = a.approver_key_id AND l.action ="
-        " CASE a.decision WHEN 'rejected' THEN 'reject' ELSE 'approve' END"
-        " ORDER BY l.seq DESC LIMIT 1),"
-        " (SELECT k.public_pem FROM model_keys k WHERE k.model_name = a.model_name"
-        " AND k.role = 'approver' AND k.stage = '' AND k.key_id = a.approver_key_id)"
-        " FROM approvals a WHERE a.model_name = ? AND a.version = ? AND a.id = (SELECT"
-        " max(b.id) FROM approvals b WHERE b.model_name = a.model_name AND b.version ="
-        " a.version AND b.approver_key_id = a.approver_key_id)",
-        &st, err);
+    sg_status rc =
+        reg_prepare(reg,
+                    /* Scalar subqueries, each one index probe (audit_log_by_version, the key of
+                     * model_keys): with the event in a join instead, PostgreSQL scanned the whole
+                     * log for every decision. The event's signature (base64, no spaces) and request
+                     * text come back as one value, "SIGNATURE TEXT". */
+                    "SELECT a.approver_key_id, a.decision, a.comment,"
+                    " (SELECT l.signature || ' ' || l.request_text FROM audit_log l"
+                    " WHERE l.model_name = a.model_name AND l.version = a.version"
+                    " AND l.actor_key_id = a.approver_key_id AND l.action ="
+                    " CASE a.decision WHEN 'rejected' THEN 'reject' ELSE 'approve' END"
+                    " ORDER BY l.seq DESC LIMIT 1),"
+                    " (SELECT k.public_pem FROM model_keys k WHERE k.model_name = a.model_name"
+                    " AND k.role = 'approver' AND k.stage = '' AND k.key_id = a.approver_key_id)"
+                    " FROM approvals a WHERE a.model_name = ? AND a.version = ? AND a.id = (SELECT"
+                    " max(b.id) FROM approvals b WHERE b.model_name = a.model_name AND b.version ="
+                    " a.version AND b.approver_key_id = a.approver_key_id)",
+                    st, err);
     if (rc != SG_OK) return rc;
-    reg_bind_text(st, 1, model);
-    reg_bind_int64(st, 2, version);
+    reg_bind_text(*st, 1, model);
+    reg_bind_int64(*st, 2, version);
+    return SG_OK;
+}
+
+/* pre: approvals_prepare's statement, prefetched (finalized here), or NULL. */
+static int check_approval(sg_registry *reg, reg_stmt *pre, const char *model, int64_t version,
+                          const char *promoter, sg_err *err)
+{
+    reg_stmt *st = pre;
+    int rc = st ? SG_OK : approvals_prepare(reg, model, version, &st, err);
+    if (rc != SG_OK) return rc;
     bool approved = false, self_only = false;
     /* The rows are read first: checking a signature may run queries of its own. */
     reg_decision rows[64];
@@ -506,11 +515,15 @@ static sg_status check_artifact(const reg_version *v, const reg_precheck *pre, s
 }
 
 /* doc: the version's document as this transaction read it under the write lock; on success
- * it becomes the document the transition leaves. */
+ * it becomes the document the transition leaves. pre_appr, pre_occ: the approvals
+ * (approvals_prepare) and the occupant of pre_stage (occupant_prepare) read for this
+ * version, prefetched from a stage hint, or NULL; each is used when the stage g needs it
+ * (and pre_stage is g's name), else finalized here. */
 static sg_status do_transition(sg_registry *reg, const reg_model *m, const reg_version *v,
                                json_t *doc, const reg_stage *g, const uint8_t *report,
-                               size_t report_len, const sg_registry_request *req,
-                               reg_precheck *pre, sg_err *err)
+                               size_t report_len, const sg_registry_request *req, reg_precheck *pre,
+                               reg_stmt *pre_appr, reg_stmt *pre_occ, const char *pre_stage,
+                               sg_err *err)
 {
     bool allowed = false;
     char actor[65], report_sha[65] = "";
@@ -549,15 +562,26 @@ static sg_status do_transition(sg_registry *reg, const reg_model *m, const reg_v
         rc = sg_errf(err, SG_EREFUSED,
                      "no passed validation on record for v%lld (enter %s with a report first)",
                      (long long)v->version, m->report_stage);
-    /* A single-version stage's occupant is read with the approvals (one round trip). */
-    reg_stmt *occ = NULL;
-    if (rc == SG_OK && !g->multi_version &&
+    reg_stmt *occ = pre_occ, *appr = pre_appr;
+    if (occ && (rc != SG_OK || g->multi_version || strcmp(pre_stage, g->name) != 0)) {
+        reg_finalize(occ);
+        occ = NULL;
+    }
+    if (appr && (rc != SG_OK || !g->requires_approval)) {
+        reg_finalize(appr);
+        appr = NULL;
+    }
+    /* A single-version stage's occupant is read with the approvals (one round trip), when
+     * neither came with the transaction's first reads. */
+    if (!occ && rc == SG_OK && !g->multi_version &&
         occupant_prepare(reg, m->name, g->name, v->version, &occ, err) == SG_OK &&
-        g->requires_approval)
+        g->requires_approval && !appr)
         reg_prefetch(reg, occ);
     if (!occ) reg->read_rc = SG_OK; /* stage_occupant_from prepares its own and reports */
     if (rc == SG_OK && g->requires_approval)
-        rc = check_approval(reg, m->name, v->version, actor, err);
+        rc = check_approval(reg, appr, m->name, v->version, actor, err);
+    else if (appr)
+        reg_finalize(appr);
     int64_t count = 0, occupant = 0;
     if (rc == SG_OK && !g->multi_version) {
         rc = stage_occupant_from(reg, occ, m->name, g->name, v->version, &count, &occupant, err);
@@ -593,6 +617,29 @@ static sg_status do_transition(sg_registry *reg, const reg_model *m, const reg_v
     return refuse(err, rc, m->name, v->version, g->name);
 }
 
+static struct reg_stage_hint *stage_hint(sg_registry *reg, const char *model, const char *asked)
+{
+    for (size_t i = 0; i < sizeof reg->hints / sizeof reg->hints[0]; i++)
+        if (!strcmp(reg->hints[i].model, model) && !strcmp(reg->hints[i].asked, asked))
+            return &reg->hints[i];
+    return NULL;
+}
+
+static void stage_hint_keep(sg_registry *reg, const char *model, const char *asked,
+                            const reg_stage *g)
+{
+    if (strlen(model) >= REG_NAME_MAX || strlen(asked) >= REG_NAME_MAX) return;
+    struct reg_stage_hint *h = stage_hint(reg, model, asked);
+    if (!h) {
+        h = &reg->hints[reg->next_hint++ % (sizeof reg->hints / sizeof reg->hints[0])];
+        snprintf(h->model, sizeof h->model, "%s", model);
+        snprintf(h->asked, sizeof h->asked, "%s", asked);
+    }
+    snprintf(h->stage, sizeof h->stage, "%s", g->name);
+    h->approval = g->requires_approval;
+    h->single = !g->multi_version;
+}
+
 sg_status sg_registry_transition(sg_registry *reg, const char *model, int64_t version,
                                  const char *stage, const uint8_t *report, size_t report_len,
                                  const sg_registry_request *req, sg_err *err)
@@ -608,20 +655,38 @@ sg_status sg_registry_transition(sg_registry *reg, const char *model, int64_t ve
     }
     json_t *doc = NULL;
     const reg_stage *g = NULL;
-    /* The version's read goes out with the configuration's: one round trip for both. */
-    reg_stmt *vst = reg_version_doc_prefetch(reg, model, version);
+    /* The version's read goes out with the configuration's: one round trip for both. So do
+     * the approvals and the stage's occupant when this handle last found the stage to need
+     * them (the hint only decides what is read in that round trip, never what is checked). */
+    reg_stmt *vst = reg_version_doc_prefetch(reg, model, version), *appr = NULL, *occ = NULL;
+    char hint_stage[REG_NAME_MAX] = "";
+    const struct reg_stage_hint *h = stage_hint(reg, model, stage);
+    sg_err herr;
+    if (h && h->approval && approvals_prepare(reg, model, version, &appr, &herr) == SG_OK)
+        reg_prefetch(reg, appr);
+    if (h && h->single && occupant_prepare(reg, model, h->stage, version, &occ, &herr) == SG_OK) {
+        reg_prefetch(reg, occ);
+        snprintf(hint_stage, sizeof hint_stage, "%s", h->stage);
+    }
+    reg->read_rc = SG_OK; /* a hinted read that could not be prepared is prepared again */
     if ((rc = reg_model_load_checked(reg, model, &m, err)) != SG_OK && vst) reg_finalize(vst);
     if (rc == SG_OK &&
         (rc = reg_version_doc_load_from(reg, vst, model, version, &v, &doc, err)) == SG_OK) {
         g = reg_model_stage(&m, stage);
+        if (g) stage_hint_keep(reg, model, stage, g);
         if (!g)
             rc = sg_errf(err, SG_EINPUT, "model '%s' has no stage '%s'", model, stage);
         else if (!strcmp(g->name, v.stage))
             rc = sg_errf(err, SG_EINPUT, "%s v%lld is already in %s", model, (long long)version,
                          g->name);
-        else
-            rc = do_transition(reg, &m, &v, doc, g, report, report_len, req, &pre, err);
+        else {
+            rc = do_transition(reg, &m, &v, doc, g, report, report_len, req, &pre, appr, occ,
+                               hint_stage, err);
+            appr = occ = NULL;
+        }
     }
+    if (appr) reg_finalize(appr);
+    if (occ) reg_finalize(occ);
     sg_report_info_clear(&pre.info);
     bool checked = rc == SG_OK;
     if (rc == SG_OK) { /* the answer to the caller, without a read after the commit */

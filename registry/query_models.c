@@ -1,4 +1,7 @@
 /* Read side for the server: registered models matched by the name conditions of a filter. */
+#define _GNU_SOURCE /* asprintf */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "registry_internal.h"
@@ -98,20 +101,66 @@ json_t *sg_registry_model_summary(sg_registry *reg, const char *model, sg_err *e
         sg_errf(err, SG_EINPUT, "no model named '%s' in registry %s", model, reg->path);
         return NULL;
     }
-    /* The newest version of each of the model's stages: one index lookup per stage
-     * (model_versions_by_stage), however many versions there are; their tags and aliases in
-     * the same statement. */
+    /* The newest version of each of the model's stages, the stages named as parameters
+     * (?2, ?3, ...: the ones just read): each stage's newest version is one index probe
+     * (model_versions_by_stage) and the versions are found by key, whatever plan the
+     * database made for the statement and however many versions the model has. (Filters
+     * such as "version IN (the newest per stage)" let PostgreSQL's generic plan, made while
+     * the tables were small, hash every version of the model on each call.) All in one
+     * statement, so the versions are the newest at one moment; their tags and aliases too. */
     json_t *latest = NULL;
-    if (reg->read_rc == SG_OK &&
+    enum { MAX_LISTED = 16 };
+    char *sql = NULL;
+    if (reg->read_rc == SG_OK && m.n_stages > 0 && m.n_stages <= MAX_LISTED) {
+        char list[MAX_LISTED * 112 + 8];
+        size_t n = 0;
+        for (size_t i = 0; i < m.n_stages && n < sizeof list; i++)
+            n += (size_t)snprintf(list + n, sizeof list - n,
+                                  "%s(SELECT max(w.version) FROM model_versions w"
+                                  " WHERE w.model_name = ?1 AND w.stage = ?%zu)",
+                                  i ? ", " : "", i + 2);
+        if (n < sizeof list &&
+            asprintf(&sql,
+                     "SELECT 0, v.model_name, v.version, v.stage, v.artifact_path,"
+                     " v.artifact_sha256, v.created_by, v.created_at, "
+                     "v.updated_at, " REG_VERSION_VALIDATED " FROM model_versions v"
+                     " WHERE v.model_name = ?1 AND v.version IN (%s)"
+                     " UNION ALL SELECT 1, model_name, version, tag_key, tag_value, '', '', '',"
+                     " '', 0 FROM version_tags WHERE model_name = ?1 AND version IN (%s)"
+                     " UNION ALL SELECT 2, model_name, version, alias, '', '', '', '', '', 0"
+                     " FROM aliases WHERE model_name = ?1 AND version IN (%s)"
+                     " ORDER BY 2, 3, 1, 4",
+                     list, list, list) < 0)
+            sql = NULL;
+    }
+    if (reg->read_rc == SG_OK && m.n_stages > 0 &&
         reg_prepare(reg,
-                    REG_VERSION_DOCS("v.model_name = ?1 AND v.version IN (SELECT (SELECT"
-                                     " max(w.version) FROM model_versions w WHERE w.model_name ="
-                                     " ?1 AND w.stage = s.stage) FROM model_stages s WHERE"
-                                     " s.model_name = ?1)"),
+                    sql ? sql
+                        : "WITH l AS (SELECT v.model_name, v.version, v.stage, v.artifact_path,"
+                          " v.artifact_sha256, v.created_by, v.created_at, v.updated_at"
+                          " FROM model_stages s JOIN model_versions v ON v.model_name ="
+                          " s.model_name AND v.version = (SELECT max(w.version) FROM"
+                          " model_versions w WHERE w.model_name = s.model_name AND w.stage ="
+                          " s.stage) WHERE s.model_name = ?1)"
+                          " SELECT 0, l.model_name, l.version, l.stage, l.artifact_path,"
+                          " l.artifact_sha256, l.created_by, l.created_at, l.updated_at,"
+                          " COALESCE((SELECT 1 FROM validations WHERE validations.model_name ="
+                          " l.model_name AND validations.version = l.version AND"
+                          " validations.result = 'PASSED' LIMIT 1), 0) FROM l"
+                          " UNION ALL SELECT 1, t.model_name, t.version, t.tag_key, t.tag_value,"
+                          " '', '', '', '', 0 FROM l JOIN version_tags t ON t.model_name ="
+                          " l.model_name AND t.version = l.version"
+                          " UNION ALL SELECT 2, a.model_name, a.version, a.alias, '', '', '', '',"
+                          " '', 0 FROM aliases a WHERE a.model_name = ?1 AND a.version IN"
+                          " (SELECT version FROM l)"
+                          " ORDER BY 2, 3, 1, 4",
                     &st, err) == SG_OK) {
         reg_bind_text(st, 1, model);
+        for (size_t i = 0; sql && i < m.n_stages; i++)
+            reg_bind_text(st, (int)i + 2, m.stages[i].name);
         latest = reg_version_docs(reg, st, err);
     }
+    free(sql);
     json_object_set_new(o, "latest_versions", latest ? latest : json_array());
     return reg_read_end(reg, o);
 }

@@ -45,6 +45,15 @@ struct sg_registry {
      * transition), and the one the last committed write left (sg_registry_written_version). */
     json_t *tx_doc;
     json_t *written_doc;
+    /* What this handle's last transitions found their target stages to need, by model and
+     * stage as asked: only a hint for sending a transition's approval and occupant reads
+     * with its first round trip under the write lock (lifecycle.c). The checks use what the
+     * transaction reads; a stale hint costs a read, or a round trip, nothing else. */
+    struct reg_stage_hint {
+        char model[REG_NAME_MAX], asked[REG_NAME_MAX], stage[REG_NAME_MAX];
+        bool approval, single;
+    } hints[16];
+    unsigned next_hint;
 };
 
 typedef struct {

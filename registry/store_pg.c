@@ -43,9 +43,14 @@
 
 /* A statement text this connection has run: the second run prepares it on the server, so a
  * long-lived connection parses and plans each registry statement once. One-shot commands
- * (a CLI process runs each statement once or twice) pay no extra round trip. */
+ * (a CLI process runs each statement once or twice) pay no extra round trip. The entry also
+ * keeps the registry's text (`src`, found by its hash) with its translation, so a statement
+ * prepared again is neither translated nor looked up by comparing whole texts. */
 typedef struct {
-    char *sql;
+    char *src;     /* the text reg_prepare was given */
+    uint64_t hash; /* of src */
+    char *sql;     /* src translated ($N parameters) */
+    int n_params;
     int uses;
     bool prepared;
     bool preparing; /* its Prepare is in the pipeline, unanswered (pg_write) */
@@ -91,7 +96,8 @@ struct reg_store {
 typedef struct {
     reg_stmt base;
     reg_store *s;
-    char *sql;
+    char *sql; /* the translated text: the cache entry's when cache >= 0, else owned */
+    int cache; /* the text's cache entry, -1 when the cache is full */
     int n_params;
     char *values[PG_MAX_PARAMS];
     PGresult *res;
@@ -238,11 +244,48 @@ static char *translate(const char *sql, int *n_params)
     return out;
 }
 
+static uint64_t text_hash(const char *t)
+{
+    uint64_t h = 1469598103934665603u; /* FNV-1a */
+    for (; *t; t++)
+        h = (h ^ (uint8_t)*t) * 1099511628211u;
+    return h;
+}
+
+/* The cache entry of a registry statement's text, created (translated) on first sight;
+ * NULL when the cache is full or out of memory. */
+static pg_cached *cache_entry(reg_store *s, const char *src)
+{
+    uint64_t h = text_hash(src);
+    for (int i = 0; i < s->n_cache; i++)
+        if (s->cache[i].hash == h && !strcmp(s->cache[i].src, src)) return &s->cache[i];
+    if (s->n_cache == PG_CACHE) return NULL;
+    pg_cached *c = &s->cache[s->n_cache];
+    memset(c, 0, sizeof *c);
+    c->src = strdup(src);
+    c->sql = c->src ? translate(src, &c->n_params) : NULL;
+    if (!c->sql) {
+        free(c->src);
+        c->src = NULL;
+        return NULL;
+    }
+    c->hash = h;
+    s->n_cache++;
+    return c;
+}
+
 static sg_status pg_prepare(reg_store *s, const char *sql, reg_stmt **out, sg_err *err)
 {
     *out = NULL;
     pg_stmt *st = calloc(1, sizeof *st);
-    if (st) st->sql = translate(sql, &st->n_params);
+    pg_cached *c = st ? cache_entry(s, sql) : NULL;
+    if (st) st->cache = c ? (int)(c - s->cache) : -1;
+    if (st && c) {
+        st->sql = c->sql;
+        st->n_params = c->n_params;
+    } else if (st) {
+        st->sql = translate(sql, &st->n_params);
+    }
     if (!st || !st->sql) {
         free(st);
         return sg_errf(err, SG_ENOMEM, "registry %s: out of memory", s->display);
@@ -274,21 +317,15 @@ static void pg_bind_int64(reg_stmt *base, int i, int64_t v)
     set_param((pg_stmt *)base, i, strdup(buf));
 }
 
-static pg_cached *cached(reg_store *s, const char *sql)
+static pg_cached *cached(reg_store *s, const pg_stmt *st)
 {
-    for (int i = 0; i < s->n_cache; i++)
-        if (!strcmp(s->cache[i].sql, sql)) return &s->cache[i];
-    if (s->n_cache == PG_CACHE) return NULL;
-    pg_cached *c = &s->cache[s->n_cache];
-    if (!(c->sql = strdup(sql))) return NULL;
-    s->n_cache++;
-    return c;
+    return st->cache >= 0 ? &s->cache[st->cache] : NULL;
 }
 
 static PGresult *run_params(reg_store *s, pg_stmt *st)
 {
     const char *const *vals = (const char *const *)st->values;
-    pg_cached *c = cached(s, st->sql);
+    pg_cached *c = cached(s, st);
     if (!c || (!c->prepared && c->uses++ == 0))
         return PQexecParams(s->conn, st->sql, st->n_params, NULL, vals, NULL, NULL, 0);
     char name[16];
@@ -414,21 +451,24 @@ static sg_status pipe_end(reg_store *s, const char *final_sql, PGresult **final_
 
 /* Sends st in the pipeline, prepared (its Prepare sent first, as a pending entry, the first
  * time) when its text is cached; false when libpq could not send it. */
-static bool send_stmt(reg_store *s, pg_stmt *st)
+static bool send_text(reg_store *s, pg_cached *c, const char *sql, int n_params,
+                      const char *const *vals)
 {
-    const char *const *vals = (const char *const *)st->values;
-    pg_cached *c = cached(s, st->sql);
     char name[16];
     if (c) snprintf(name, sizeof name, "sg%d", (int)(c - s->cache));
     if (c && !c->prepared && !c->preparing) { /* prepared when its answer says so */
-        if (!PQsendPrepare(s->conn, name, st->sql, st->n_params, NULL)) return false;
+        if (!PQsendPrepare(s->conn, name, sql, n_params, NULL)) return false;
         s->pending[s->n_pending++] =
             (pg_pending){(int)(c - s->cache), NULL, NULL, false, false, NULL};
         c->preparing = true;
     }
-    return c ? PQsendQueryPrepared(s->conn, name, st->n_params, vals, NULL, NULL, 0) != 0
-             : PQsendQueryParams(s->conn, st->sql, st->n_params, NULL, vals, NULL, NULL, 0) !=
-                   0;
+    return c ? PQsendQueryPrepared(s->conn, name, n_params, vals, NULL, NULL, 0) != 0
+             : PQsendQueryParams(s->conn, sql, n_params, NULL, vals, NULL, NULL, 0) != 0;
+}
+
+static bool send_stmt(reg_store *s, pg_stmt *st)
+{
+    return send_text(s, cached(s, st), st->sql, st->n_params, (const char *const *)st->values);
 }
 
 static void pg_finalize(reg_stmt *base);
@@ -566,7 +606,7 @@ static void pg_finalize(reg_stmt *base)
     for (int i = 0; i < st->n_params; i++)
         free(st->values[i]);
     PQclear(st->res);
-    free(st->sql);
+    if (st->cache < 0) free(st->sql);
     free(st);
 }
 
@@ -616,7 +656,10 @@ static sg_status pg_begin_write(reg_store *s, int64_t *head_seq, char head_hash[
     s->pipe = true;
     for (int i = 0; i < 3 && s->deferred_rc == SG_OK; i++) {
         pg_pending p = {-1, (char *)"taking the write lock", NULL, i == 2, false, NULL};
-        if (PQsendQueryParams(s->conn, begin[i], 0, NULL, NULL, NULL, NULL, 0)) {
+        /* The lock's two reads are prepared statements (parsed and planned once per
+         * connection), their Prepares sent the first time in this pipeline. */
+        if (i == 0 ? PQsendQueryParams(s->conn, begin[i], 0, NULL, NULL, NULL, NULL, 0) != 0
+                   : send_text(s, cache_entry(s, begin[i]), begin[i], 0, NULL)) {
             p.what = strdup(p.what);
             s->pending[s->n_pending++] = p;
         } else {
@@ -874,8 +917,10 @@ static void pg_close(reg_store *s)
 {
     if (!s) return;
     pending_clear(s);
-    for (int i = 0; i < s->n_cache; i++)
+    for (int i = 0; i < s->n_cache; i++) {
+        free(s->cache[i].src);
         free(s->cache[i].sql);
+    }
     PQfinish(s->conn);
     free(s);
 }

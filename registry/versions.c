@@ -34,27 +34,32 @@ sg_status sg_registry_create_version(sg_registry *reg, const char *model, const 
     if (rc != SG_OK) return rc;
     reg_model m;
     if ((rc = reg_begin(reg, err)) != SG_OK) return rc;
-    /* The model as its recorded configuration gives it (one statement, which also says
-     * whether the registry has a root of trust for the request check). */
-    rc = reg_model_load_checked(reg, model, &m, err);
-    if (rc == SG_OK && m.n_stages == 0)
-        rc = sg_errf(err, SG_EINTERNAL, "model %s has no stages", model);
-    if (rc == SG_OK)
-        rc = reg_request_check(reg, req, false, "create-version", model, 0, "", sha, actor, err);
+    /* The next version number is read with the model's configuration (sent first, both are
+     * answered in one round trip under the write lock). */
     reg_stmt *st = NULL;
-    int64_t v = 0;
-    if (rc == SG_OK)
-        rc = reg_prepare(
-            reg, "SELECT coalesce(max(version), 0) + 1 FROM model_versions WHERE model_name = ?",
-            &st, err);
+    rc = reg_prepare(
+        reg, "SELECT coalesce(max(version), 0) + 1 FROM model_versions WHERE model_name = ?", &st,
+        err);
     if (rc == SG_OK) {
         reg_bind_text(st, 1, model);
+        reg_prefetch(reg, st);
+    }
+    /* The model as its recorded configuration gives it (one statement, which also says
+     * whether the registry has a root of trust for the request check). */
+    if (rc == SG_OK) rc = reg_model_load_checked(reg, model, &m, err);
+    if (rc == SG_OK && m.n_stages == 0)
+        rc = sg_errf(err, SG_EINTERNAL, "model %s has no stages", model);
+    int64_t v = 0;
+    if (rc == SG_OK) {
         if (reg_step(st) == REG_ROW)
             v = reg_col_int64(st, 0);
         else
             rc = reg_db_error(reg, err, "numbering a version");
-        reg_finalize(st);
     }
+    reg_finalize(st);
+    st = NULL;
+    if (rc == SG_OK)
+        rc = reg_request_check(reg, req, false, "create-version", model, 0, "", sha, actor, err);
     const reg_stage *first = &m.stages[0];
     if (rc == SG_OK)
         rc = reg_prepare(
@@ -74,14 +79,13 @@ sg_status sg_registry_create_version(sg_registry *reg, const char *model, const 
         reg_bind_text(st, 7, now);
         reg_bind_text(st, 8, first->name);
         reg_bind_int64(st, 9, !first->multi_version);
-        int s = reg_step(st);
-        if (s == REG_CONSTRAINT)
-            rc = sg_errf(err, SG_EREFUSED,
-                         "refused: %s already holds a version of %s (single-version stage)",
-                         first->name, model);
-        else if (s != REG_DONE)
-            rc = reg_db_error(reg, err, "registering a version");
-        reg_finalize(st);
+        /* Its success is all that is needed: PostgreSQL sends it in the pipeline with the
+         * audit event and the commit, and a refusal there is the commit's. */
+        char refused[2 * REG_NAME_MAX + 96];
+        snprintf(refused, sizeof refused,
+                 "refused: %s already holds a version of %s (single-version stage)", first->name,
+                 model);
+        rc = reg_write(reg, st, "registering a version", refused, err);
     }
     if (rc == SG_OK) {
         reg_event ev = {.model = model,

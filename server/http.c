@@ -489,11 +489,16 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     else if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET6)
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ci->client_addr)->sin6_addr, addr,
                   sizeof addr);
+    /* The time as text, formatted again only when the second changes (per thread). */
+    static __thread time_t when_t = -1;
+    static __thread char when[32];
     time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    char when[32];
-    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    if (now != when_t) {
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        when_t = now;
+    }
     FILE *log = g_srv.cfg.access_log ? g_srv.cfg.access_log : stderr;
     /* One line per request; stdio locks the stream for the call, so lines never interleave. */
     fprintf(log, "%s %s %s \"%s %s\" %u %zu %.1fms%s\n", when, addr, ctx->who[0] ? ctx->who : "-",
