@@ -9,7 +9,9 @@
  * gathering threshold, feature and value per level. Node layout (deeper trees):
  * two vectors of 8 rows walk one tree in lock-step for exactly the tree's depth,
  * gathering node fields and features (leaves point to themselves, so a row that
- * reached its leaf stays there); batch 1 walks 8 trees at once. In every path the
+ * reached its leaf stays there); batch 1 walks 8 trees at once. Ensembles of depth 7 or
+ * 8 get a third, the 8-level layout: levels 0..5 as in the level path, levels 6 and 7
+ * and the leaf gathered (batch 1 walks their nodes). In every path the
  * leaves of a row are added in tree order, so the bits equal the scalar
  * reference's. Rows that do not fill a block go through the scalar reference.
  */
@@ -50,7 +52,11 @@ AI void add_leaves(__m256 leaf, float *M, int64_t r, int G, int g)
 #define NV 4
 
 /* tab[pos] for pos < 2^bits (bits <= 6), from registers: a permute per 8 entries, then
-   blends on bits 3, 4 and 5 of pos. */
+   blends on bits 3, 4 and 5 of pos. Every r[] the blends read was written by the permutes
+   (n halves from the count written); inlined where bits is a loop variable, GCC cannot
+   see that, and initialising r[] halved the AVX2 level path's rate. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 AI __m256 lookup(const float *tab, int bits, __m256i pos)
 {
     __m256 r[8];
@@ -67,6 +73,7 @@ AI __m256 lookup(const float *tab, int bits, __m256i pos)
     }
     return r[0];
 }
+#pragma GCC diagnostic pop
 
 /* One tree over NV vectors of rows on the level layout; leaves into leaf[]. */
 AI void walk_levels(const sg_tree_levels *lv, int depth, const float *const *Xv, __m256i rowoff,
@@ -129,13 +136,93 @@ static int64_t margins_levels(const sg_tree_ensemble *e, const float *X, int64_t
     return r0;
 }
 
+/* One level for NV vectors of walkers: each row's feature value against its threshold. */
+AI void descend(const __m256 *thr, const __m256i *feat, const float *const *Xv, __m256i rowoff,
+                __m256i *pos)
+{
+    const __m256i mask = _mm256_set1_epi32((int)SG_TREE_FEATURE_MASK), one = _mm256_set1_epi32(1);
+    for (int v = 0; v < NV; v++) {
+        const __m256i fidx = _mm256_and_si256(feat[v], mask);
+        const __m256 x = _mm256_i32gather_ps(Xv[v], _mm256_add_epi32(rowoff, fidx), 4);
+        const __m256 lt = _mm256_cmp_ps(x, thr[v], _CMP_LT_OQ);
+        const __m256 nan = _mm256_cmp_ps(x, x, _CMP_UNORD_Q);
+        const __m256 dl = _mm256_castsi256_ps(_mm256_srai_epi32(feat[v], 31));
+        const __m256i go_left = _mm256_castps_si256(_mm256_or_ps(lt, _mm256_and_ps(nan, dl)));
+        pos[v] = _mm256_add_epi32(_mm256_add_epi32(_mm256_add_epi32(pos[v], pos[v]), one), go_left);
+    }
+}
+
+/* One tree of depth <= 8 over NV vectors of rows on the 8-level layout: levels 0..5 from
+ * registers as above, levels 6 and 7 and the leaf gathered from the tree's arrays. */
+AI void walk_levels8(const sg_tree_levels8 *lv, int depth, const float *const *Xv, __m256i rowoff,
+                     __m256 *leaf)
+{
+    __m256i pos[NV];
+    __m256 thr[NV];
+    __m256i feat[NV];
+    for (int v = 0; v < NV; v++)
+        pos[v] = _mm256_setzero_si256();
+    const int top = depth < 6 ? depth : 6;
+    for (int L = 0; L < top; L++) {
+        const int base = (1 << L) - 1;
+        for (int v = 0; v < NV; v++) {
+            thr[v] = lookup(lv->threshold + base, L, pos[v]);
+            feat[v] = _mm256_castps_si256(lookup((const float *)lv->feature + base, L, pos[v]));
+        }
+        descend(thr, feat, Xv, rowoff, pos);
+    }
+    for (int L = 6; L < depth; L++) {
+        const __m256i base = _mm256_set1_epi32((1 << L) - 1);
+        for (int v = 0; v < NV; v++) {
+            const __m256i at = _mm256_add_epi32(base, pos[v]);
+            thr[v] = _mm256_i32gather_ps(lv->threshold, at, 4);
+            feat[v] = _mm256_i32gather_epi32((const int *)lv->feature, at, 4);
+        }
+        descend(thr, feat, Xv, rowoff, pos);
+    }
+    for (int v = 0; v < NV; v++)
+        leaf[v] = _mm256_i32gather_ps(lv->leaf, pos[v], 4);
+}
+
+/* Trees of depth <= 8, when the deepest has 7 or 8 levels. */
+static int64_t margins_levels8(const sg_tree_ensemble *e, const float *X, int64_t n, float *M)
+{
+    const int d = e->n_features, G = e->n_groups;
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i rowoff = _mm256_mullo_epi32(lane, _mm256_set1_epi32(d));
+    const int64_t block = NV * LANES;
+    int64_t r0 = 0;
+    for (; r0 + block <= n; r0 += block) {
+        const float *Xv[NV];
+        __m256 acc[NV];
+        for (int v = 0; v < NV; v++) {
+            Xv[v] = X + (r0 + v * LANES) * d;
+            acc[v] = G == 1 ? _mm256_loadu_ps(M + r0 + v * LANES) : _mm256_setzero_ps();
+        }
+        for (int t = 0; t < e->n_trees; t++) {
+            __m256 leaf[NV];
+            walk_levels8(&e->levels8[t], e->tree_depth[t], Xv, rowoff, leaf);
+            for (int v = 0; v < NV; v++) {
+                if (G == 1)
+                    acc[v] = _mm256_add_ps(acc[v], leaf[v]);
+                else
+                    add_leaves(leaf[v], M, r0 + v * LANES, G, e->tree_group[t]);
+            }
+        }
+        if (G == 1)
+            for (int v = 0; v < NV; v++)
+                _mm256_storeu_ps(M + r0 + v * LANES, acc[v]);
+    }
+    return r0;
+}
+
 void sg_tree_margins_avx2(const sg_tree_ensemble *e, const float *X, int64_t n, float *M)
 {
     const int d = e->n_features, G = e->n_groups;
     const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     const __m256i rowoff = _mm256_mullo_epi32(lane, _mm256_set1_epi32(d));
     const int64_t block = 2 * LANES;
-    int64_t r0 = e->levels ? margins_levels(e, X, n, M) : 0;
+    int64_t r0 = e->levels ? margins_levels(e, X, n, M) : e->levels8 ? margins_levels8(e, X, n, M) : 0;
     for (; r0 + block <= n; r0 += block) {
         const float *Xa = X + r0 * d, *Xb = X + (r0 + LANES) * d;
         __m256 acc_a = _mm256_setzero_ps(), acc_b = _mm256_setzero_ps();

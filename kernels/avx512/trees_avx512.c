@@ -9,7 +9,9 @@
  * gathering threshold, feature and value per level. Node layout (deeper trees):
  * two vectors of 16 rows walk one tree in lock-step for exactly the tree's depth,
  * gathering node fields and features (leaves point to themselves, so a row that
- * reached its leaf stays there); batch 1 walks 16 trees at once. In every path the
+ * reached its leaf stays there); batch 1 walks 16 trees at once. Ensembles of depth 7
+ * or 8 get a third, the 8-level layout: levels 0..5 as in the level path, levels 6 and 7
+ * and the leaf gathered (batch 1 walks their nodes). In every path the
  * leaves of a row are added in tree order, so the bits equal the scalar
  * reference's. Rows that do not fill a block go through the scalar reference.
  */
