@@ -11,7 +11,7 @@
  * gathering node fields and features (leaves point to themselves, so a row that
  * reached its leaf stays there); batch 1 walks 16 trees at once. Ensembles of depth 7
  * or 8 get a third, the 8-level layout: levels 0..5 as in the level path, levels 6 and 7
- * and the leaf gathered (batch 1 walks their nodes). In every path the
+ * and the leaf gathered; batch 1 walks it as it walks the level layout. In every path the
  * leaves of a row are added in tree order, so the bits equal the scalar
  * reference's. Rows that do not fill a block go through the scalar reference.
  */
@@ -252,10 +252,16 @@ void sg_tree_margins_avx512(const sg_tree_ensemble *e, const float *X, int64_t n
    feature, x) and no child index to chase. Returns the first tree not done. */
 AI void one_levels_k(const sg_tree_ensemble *e, const float *x, float *M, int t0, int K)
 {
-    const float *lv = (const float *)e->levels;
-    const int stride = (int)(sizeof(sg_tree_levels) / sizeof(float));
-    const int feat_at = (int)(offsetof(sg_tree_levels, feature) / sizeof(float));
-    const int leaf_at = (int)(offsetof(sg_tree_levels, leaf) / sizeof(float));
+    /* Either level layout: the tree's arrays differ only in size. */
+    const float *lv = e->levels ? (const float *)e->levels : (const float *)e->levels8;
+    const int stride = (int)((e->levels ? sizeof(sg_tree_levels) : sizeof(sg_tree_levels8)) /
+                             sizeof(float));
+    const int feat_at = (int)((e->levels ? offsetof(sg_tree_levels, feature)
+                                         : offsetof(sg_tree_levels8, feature)) /
+                              sizeof(float));
+    const int leaf_at = (int)((e->levels ? offsetof(sg_tree_levels, leaf)
+                                         : offsetof(sg_tree_levels8, leaf)) /
+                              sizeof(float));
     const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     const __m512i mask = _mm512_set1_epi32((int)SG_TREE_FEATURE_MASK), one = _mm512_set1_epi32(1);
     __m512i tix[2], depth[2], pos[2];
@@ -338,7 +344,7 @@ static int one_nodes(const sg_tree_ensemble *e, const float *x, float *M)
 
 void sg_tree_margins_one_avx512(const sg_tree_ensemble *e, const float *x, float *M)
 {
-    const int t0 = e->levels ? one_levels(e, x, M) : one_nodes(e, x, M);
+    const int t0 = e->levels || e->levels8 ? one_levels(e, x, M) : one_nodes(e, x, M);
     for (int t = t0; t < e->n_trees; t++) {
         const sg_tree_node *tree = e->nodes + e->tree_start[t];
         M[e->tree_group[t]] += tree[sg_tree_walk(tree, x)].leaf;
