@@ -104,38 +104,6 @@ AI void walk_levels(const sg_tree_levels *lv, int depth, const float *const *Xv,
         leaf[v] = lookup(lv->leaf, depth, pos[v]);
 }
 
-/* Trees of depth <= 6: thresholds and features come from registers, one gather a level. */
-static int64_t margins_levels(const sg_tree_ensemble *e, const float *X, int64_t n, float *M)
-{
-    const int d = e->n_features, G = e->n_groups;
-    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    const __m256i rowoff = _mm256_mullo_epi32(lane, _mm256_set1_epi32(d));
-    const int64_t block = NV * LANES;
-    int64_t r0 = 0;
-    for (; r0 + block <= n; r0 += block) {
-        const float *Xv[NV];
-        __m256 acc[NV];
-        for (int v = 0; v < NV; v++) {
-            Xv[v] = X + (r0 + v * LANES) * d;
-            acc[v] = G == 1 ? _mm256_loadu_ps(M + r0 + v * LANES) : _mm256_setzero_ps();
-        }
-        for (int t = 0; t < e->n_trees; t++) {
-            __m256 leaf[NV];
-            walk_levels(&e->levels[t], e->tree_depth[t], Xv, rowoff, leaf);
-            for (int v = 0; v < NV; v++) {
-                if (G == 1)
-                    acc[v] = _mm256_add_ps(acc[v], leaf[v]);
-                else
-                    add_leaves(leaf[v], M, r0 + v * LANES, G, e->tree_group[t]);
-            }
-        }
-        if (G == 1)
-            for (int v = 0; v < NV; v++)
-                _mm256_storeu_ps(M + r0 + v * LANES, acc[v]);
-    }
-    return r0;
-}
-
 /* One level for NV vectors of walkers: each row's feature value against its threshold. */
 AI void descend(const __m256 *thr, const __m256i *feat, const float *const *Xv, __m256i rowoff,
                 __m256i *pos)
@@ -184,8 +152,8 @@ AI void walk_levels8(const sg_tree_levels8 *lv, int depth, const float *const *X
         leaf[v] = _mm256_i32gather_ps(lv->leaf, pos[v], 4);
 }
 
-/* Trees of depth <= 8, when the deepest has 7 or 8 levels. */
-static int64_t margins_levels8(const sg_tree_ensemble *e, const float *X, int64_t n, float *M)
+/* Trees on either level layout (depth <= 6, or 7-8 with levels 6 and 7 gathered). */
+static int64_t margins_levels(const sg_tree_ensemble *e, const float *X, int64_t n, float *M)
 {
     const int d = e->n_features, G = e->n_groups;
     const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
@@ -201,7 +169,10 @@ static int64_t margins_levels8(const sg_tree_ensemble *e, const float *X, int64_
         }
         for (int t = 0; t < e->n_trees; t++) {
             __m256 leaf[NV];
-            walk_levels8(&e->levels8[t], e->tree_depth[t], Xv, rowoff, leaf);
+            if (e->levels)
+                walk_levels(&e->levels[t], e->tree_depth[t], Xv, rowoff, leaf);
+            else
+                walk_levels8(&e->levels8[t], e->tree_depth[t], Xv, rowoff, leaf);
             for (int v = 0; v < NV; v++) {
                 if (G == 1)
                     acc[v] = _mm256_add_ps(acc[v], leaf[v]);
@@ -222,7 +193,7 @@ void sg_tree_margins_avx2(const sg_tree_ensemble *e, const float *X, int64_t n, 
     const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     const __m256i rowoff = _mm256_mullo_epi32(lane, _mm256_set1_epi32(d));
     const int64_t block = 2 * LANES;
-    int64_t r0 = e->levels ? margins_levels(e, X, n, M) : e->levels8 ? margins_levels8(e, X, n, M) : 0;
+    int64_t r0 = e->levels || e->levels8 ? margins_levels(e, X, n, M) : 0;
     for (; r0 + block <= n; r0 += block) {
         const float *Xa = X + r0 * d, *Xb = X + (r0 + LANES) * d;
         __m256 acc_a = _mm256_setzero_ps(), acc_b = _mm256_setzero_ps();

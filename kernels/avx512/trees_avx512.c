@@ -108,38 +108,6 @@ AI void walk_levels(const sg_tree_levels *lv, int depth, const float *const *Xv,
     }
 }
 
-/* Trees of depth <= 6: thresholds and features come from registers, one gather a level. */
-static int64_t margins_levels(const sg_tree_ensemble *e, const float *X, int64_t n, float *M)
-{
-    const int d = e->n_features, G = e->n_groups;
-    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    const __m512i rowoff = _mm512_mullo_epi32(lane, _mm512_set1_epi32(d));
-    const int64_t block = NV * LANES;
-    int64_t r0 = 0;
-    for (; r0 + block <= n; r0 += block) {
-        const float *Xv[NV];
-        __m512 acc[NV];
-        for (int v = 0; v < NV; v++) {
-            Xv[v] = X + (r0 + v * LANES) * d;
-            acc[v] = G == 1 ? _mm512_loadu_ps(M + r0 + v * LANES) : _mm512_setzero_ps();
-        }
-        for (int t = 0; t < e->n_trees; t++) {
-            __m512 leaf[NV];
-            walk_levels(&e->levels[t], e->tree_depth[t], Xv, rowoff, leaf);
-            for (int v = 0; v < NV; v++) {
-                if (G == 1)
-                    acc[v] = _mm512_add_ps(acc[v], leaf[v]);
-                else
-                    add_leaves(leaf[v], M, r0 + v * LANES, G, e->tree_group[t]);
-            }
-        }
-        if (G == 1)
-            for (int v = 0; v < NV; v++)
-                _mm512_storeu_ps(M + r0 + v * LANES, acc[v]);
-    }
-    return r0;
-}
-
 /* One tree of depth <= 8 over NV vectors of rows on the 8-level layout: levels 0..5 from
  * registers as above, levels 6 and 7 and the leaf gathered from the tree's arrays. */
 AI void walk_levels8(const sg_tree_levels8 *lv, int depth, const float *const *Xv, __m512i rowoff,
@@ -176,8 +144,8 @@ AI void walk_levels8(const sg_tree_levels8 *lv, int depth, const float *const *X
         leaf[v] = _mm512_i32gather_ps(pos[v], lv->leaf, 4);
 }
 
-/* Trees of depth <= 8, when the deepest has 7 or 8 levels. */
-static int64_t margins_levels8(const sg_tree_ensemble *e, const float *X, int64_t n, float *M)
+/* Trees on either level layout (depth <= 6, or 7-8 with levels 6 and 7 gathered). */
+static int64_t margins_levels(const sg_tree_ensemble *e, const float *X, int64_t n, float *M)
 {
     const int d = e->n_features, G = e->n_groups;
     const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
@@ -193,7 +161,10 @@ static int64_t margins_levels8(const sg_tree_ensemble *e, const float *X, int64_
         }
         for (int t = 0; t < e->n_trees; t++) {
             __m512 leaf[NV];
-            walk_levels8(&e->levels8[t], e->tree_depth[t], Xv, rowoff, leaf);
+            if (e->levels)
+                walk_levels(&e->levels[t], e->tree_depth[t], Xv, rowoff, leaf);
+            else
+                walk_levels8(&e->levels8[t], e->tree_depth[t], Xv, rowoff, leaf);
             for (int v = 0; v < NV; v++) {
                 if (G == 1)
                     acc[v] = _mm512_add_ps(acc[v], leaf[v]);
@@ -214,7 +185,7 @@ void sg_tree_margins_avx512(const sg_tree_ensemble *e, const float *X, int64_t n
     const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     const __m512i rowoff = _mm512_mullo_epi32(lane, _mm512_set1_epi32(d));
     const int64_t block = 2 * LANES;
-    int64_t r0 = e->levels ? margins_levels(e, X, n, M) : e->levels8 ? margins_levels8(e, X, n, M) : 0;
+    int64_t r0 = e->levels || e->levels8 ? margins_levels(e, X, n, M) : 0;
     for (; r0 + block <= n; r0 += block) {
         const float *Xa = X + r0 * d, *Xb = X + (r0 + LANES) * d;
         __m512 acc_a = _mm512_setzero_ps(), acc_b = _mm512_setzero_ps();
