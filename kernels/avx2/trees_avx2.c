@@ -75,7 +75,9 @@ AI __m256 lookup(const float *tab, int bits, __m256i pos)
 }
 #pragma GCC diagnostic pop
 
-/* One tree over NV vectors of rows on the level layout; leaves into leaf[]. */
+/* One tree over NV vectors of rows on the level layout; leaves into leaf[]. The lookups and
+   the compare stay in one loop here: looking up all NV vectors first and then calling
+   descend (as walk_levels8 does) ran 10-20% slower on this path. */
 AI void walk_levels(const sg_tree_levels *lv, int depth, const float *const *Xv, __m256i rowoff,
                     __m256 *leaf)
 {

@@ -76,6 +76,23 @@ AI void level_fields(const float *threshold, const uint32_t *feature, int L, con
     }
 }
 
+/* One level for NV vectors of walkers: each row's feature value against its threshold,
+ * then to child 2 pos (left) or 2 pos + 1 (right). */
+AI void descend(const __m512 *thr, const __m512i *feat, const float *const *Xv, __m512i rowoff,
+                __m512i *pos)
+{
+    const __m512i mask = _mm512_set1_epi32((int)SG_TREE_FEATURE_MASK), one = _mm512_set1_epi32(1);
+    for (int v = 0; v < NV; v++) {
+        const __m512i fidx = _mm512_and_si512(feat[v], mask);
+        const __m512 x = _mm512_i32gather_ps(_mm512_add_epi32(rowoff, fidx), Xv[v], 4);
+        const __mmask16 lt = _mm512_cmp_ps_mask(x, thr[v], _CMP_LT_OQ);
+        const __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
+        const __mmask16 go_left = lt | (nan & _mm512_movepi32_mask(feat[v]));
+        const __m512i twice = _mm512_add_epi32(pos[v], pos[v]);
+        pos[v] = _mm512_mask_add_epi32(twice, (__mmask16)~go_left, twice, one);
+    }
+}
+
 /* One tree over NV vectors of rows on the level layout; leaves into leaf[]. */
 AI void walk_levels(const sg_tree_levels *lv, int depth, const float *const *Xv, __m512i rowoff,
                     __m512 *leaf)
@@ -83,20 +100,11 @@ AI void walk_levels(const sg_tree_levels *lv, int depth, const float *const *Xv,
     __m512i pos[NV];
     for (int v = 0; v < NV; v++)
         pos[v] = _mm512_setzero_si512();
-    const __m512i mask = _mm512_set1_epi32((int)SG_TREE_FEATURE_MASK), one = _mm512_set1_epi32(1);
     for (int L = 0; L < depth; L++) {
         __m512 thr[NV];
         __m512i feat[NV];
         level_fields(lv->threshold, lv->feature, L, pos, thr, feat);
-        for (int v = 0; v < NV; v++) {
-            const __m512i fidx = _mm512_and_si512(feat[v], mask);
-            const __m512 x = _mm512_i32gather_ps(_mm512_add_epi32(rowoff, fidx), Xv[v], 4);
-            const __mmask16 lt = _mm512_cmp_ps_mask(x, thr[v], _CMP_LT_OQ);
-            const __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
-            const __mmask16 go_left = lt | (nan & _mm512_movepi32_mask(feat[v]));
-            const __m512i twice = _mm512_add_epi32(pos[v], pos[v]);
-            pos[v] = _mm512_mask_add_epi32(twice, (__mmask16)~go_left, twice, one);
-        }
+        descend(thr, feat, Xv, rowoff, pos);
     }
     const __m512 l0 = _mm512_loadu_ps(lv->leaf), l1 = _mm512_loadu_ps(lv->leaf + 16);
     const __m512 l2 = _mm512_loadu_ps(lv->leaf + 32), l3 = _mm512_loadu_ps(lv->leaf + 48);
@@ -116,7 +124,6 @@ AI void walk_levels8(const sg_tree_levels8 *lv, int depth, const float *const *X
     __m512i pos[NV];
     for (int v = 0; v < NV; v++)
         pos[v] = _mm512_setzero_si512();
-    const __m512i mask = _mm512_set1_epi32((int)SG_TREE_FEATURE_MASK), one = _mm512_set1_epi32(1);
     for (int L = 0; L < depth; L++) {
         __m512 thr[NV];
         __m512i feat[NV];
@@ -130,15 +137,7 @@ AI void walk_levels8(const sg_tree_levels8 *lv, int depth, const float *const *X
                 feat[v] = _mm512_i32gather_epi32(at, (const void *)lv->feature, 4);
             }
         }
-        for (int v = 0; v < NV; v++) {
-            const __m512i fidx = _mm512_and_si512(feat[v], mask);
-            const __m512 x = _mm512_i32gather_ps(_mm512_add_epi32(rowoff, fidx), Xv[v], 4);
-            const __mmask16 lt = _mm512_cmp_ps_mask(x, thr[v], _CMP_LT_OQ);
-            const __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
-            const __mmask16 go_left = lt | (nan & _mm512_movepi32_mask(feat[v]));
-            const __m512i twice = _mm512_add_epi32(pos[v], pos[v]);
-            pos[v] = _mm512_mask_add_epi32(twice, (__mmask16)~go_left, twice, one);
-        }
+        descend(thr, feat, Xv, rowoff, pos);
     }
     for (int v = 0; v < NV; v++)
         leaf[v] = _mm512_i32gather_ps(pos[v], lv->leaf, 4);
