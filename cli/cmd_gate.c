@@ -343,13 +343,21 @@ static sg_status run_gate(const gate_args *a, gate_run *g, sg_err *err)
      * that descriptor. Every stage gets these objects, so every figure in the report
      * comes from the bytes its digests name.
      */
+    /* The dataset's sandboxed dry run (a child process) runs while the models load; its
+       errors are reported after theirs, as when the three opened in turn. */
+    sg_err data_err = {{0}};
+    sg_status data_rc = sg_dataset_open_begin(a->data, &g->data, &data_err);
     sg_model_open_options mo = {.onnx_output = a->onnx_output};
     if ((rc = sg_model_open_verified(model, msha[0] ? msha : NULL, &mo, &g->cand_model, err)))
         return rc;
     if (baseline && (rc = sg_model_open_verified(baseline, bsha[0] ? bsha : NULL, &mo,
                                                  &g->base_model, err)))
         return rc;
-    if ((rc = sg_dataset_open(a->data, &g->data, err))) return rc;
+    if (data_rc == SG_OK) data_rc = sg_dataset_open_end(g->data, &data_err);
+    if (data_rc != SG_OK) {
+        *err = data_err;
+        return data_rc;
+    }
 
     sg_eval_config ec;
     sg_eval_config_init(&ec);

@@ -42,6 +42,8 @@ struct sg_dataset {
     int64_t *scratch; /* labels read as int64 before range checks */
     int64_t scratch_rows;
     bool missing_ok; /* NaN in /X is a missing value (a model that routes it) */
+    bool opening;         /* sg_dataset_open_begin done, sg_dataset_open_end not yet */
+    sg_h5_pending *check; /* the sandboxed dry run while opening */
 };
 
 void sg_dataset_allow_missing(sg_dataset *ds, bool allow)
@@ -232,16 +234,17 @@ static void close_ids(sg_dataset *ds)
     ds->w = ds->y = ds->X = ds->file = H5I_INVALID_HID;
 }
 
-/* Every chunk-index entry of d, and its first and last row, as the reads will touch them. */
+/* Every chunk-index entry of d, and its first and last row, as the reads will touch them:
+   in the memory type sg_dataset_read asks for, so the same conversion runs (and a float32
+   /X is not widened to double here, a whole chunk row at a time, only to be thrown away). */
 static sg_status walk_member(sg_dataset *ds, hid_t d, sg_h5_reader *r, const char *name, int cols,
-                             sg_err *err)
+                             hid_t mt, sg_err *err)
 {
     if (d < 0) return SG_OK;
     hsize_t nchunks = 0;
     sg_h5_note("the chunk index of %s", name);
     (void)H5Dget_num_chunks(d, H5S_ALL, &nchunks); /* walks the whole index (if chunked) */
-    double row[64];
-    hid_t mt = H5T_NATIVE_DOUBLE;
+    double row[64]; /* one row of up to 64 values of at most 8 bytes */
     if ((size_t)cols > sizeof row / sizeof row[0]) return SG_OK; /* wide rows: the index walk only */
     sg_status rc = sg_h5_reader_rows(r, mt, 0, 1, row, err);
     if (rc == SG_OK) rc = sg_h5_reader_rows(r, mt, ds->n - 1, 1, row, err);
@@ -278,13 +281,14 @@ static sg_status open_in_child(void *arg, sg_err *err)
     sg_dataset *ds = arg;
     ds->file = sg_h5_open_fd(ds->path, ds->fd, err);
     sg_status rc = ds->file < 0 ? SG_EINPUT : open_members(ds, err);
-    if (rc == SG_OK) rc = walk_member(ds, ds->X, ds->rX, "/X", ds->d, err);
-    if (rc == SG_OK) rc = walk_member(ds, ds->y, ds->ry, "/y", 1, err);
-    if (rc == SG_OK) rc = walk_member(ds, ds->w, ds->rw, "/sample_weight", 1, err);
+    hid_t ymt = ds->kind == SG_LABELS_INT ? H5T_NATIVE_INT64 : H5T_NATIVE_DOUBLE;
+    if (rc == SG_OK) rc = walk_member(ds, ds->X, ds->rX, "/X", ds->d, H5T_NATIVE_FLOAT, err);
+    if (rc == SG_OK) rc = walk_member(ds, ds->y, ds->ry, "/y", 1, ymt, err);
+    if (rc == SG_OK) rc = walk_member(ds, ds->w, ds->rw, "/sample_weight", 1, H5T_NATIVE_DOUBLE, err);
     return rc;
 }
 
-sg_status sg_dataset_open(const char *path, sg_dataset **out, sg_err *err)
+sg_status sg_dataset_open_begin(const char *path, sg_dataset **out, sg_err *err)
 {
     *out = NULL;
     if (strlen(path) >= sizeof((sg_dataset *)0)->path)
@@ -305,26 +309,50 @@ sg_status sg_dataset_open(const char *path, sg_dataset **out, sg_err *err)
         return rc;
     }
     sg_h5_enter();
-    sg_status rc = sg_h5_sandboxed(path, open_in_child, ds, err);
-    if (rc == SG_OK) {
-        ds->file = sg_h5_open_fd(path, ds->fd, err);
-        rc = ds->file < 0 ? SG_EINPUT : open_members(ds, err);
-    }
-    if (rc == SG_OK) hash_as_read(ds);
-    if (rc) close_ids(ds);
+    sg_status rc = sg_h5_sandbox_start(path, open_in_child, ds, &ds->check, err);
     sg_h5_leave();
     if (rc) {
         close(ds->fd);
         free(ds);
         return rc;
     }
+    ds->opening = true;
     *out = ds;
     return SG_OK;
+}
+
+sg_status sg_dataset_open_end(sg_dataset *ds, sg_err *err)
+{
+    if (!ds->opening) return SG_OK;
+    sg_h5_pending *check = ds->check;
+    ds->check = NULL;
+    ds->opening = false;
+    sg_status rc = sg_h5_sandbox_wait(check, err);
+    sg_h5_enter();
+    if (rc == SG_OK) {
+        ds->file = sg_h5_open_fd(ds->path, ds->fd, err);
+        rc = ds->file < 0 ? SG_EINPUT : open_members(ds, err);
+    }
+    if (rc == SG_OK) hash_as_read(ds);
+    if (rc) close_ids(ds);
+    sg_h5_leave();
+    return rc;
+}
+
+sg_status sg_dataset_open(const char *path, sg_dataset **out, sg_err *err)
+{
+    sg_status rc = sg_dataset_open_begin(path, out, err);
+    if (rc == SG_OK && (rc = sg_dataset_open_end(*out, err)) != SG_OK) {
+        sg_dataset_close(*out);
+        *out = NULL;
+    }
+    return rc;
 }
 
 void sg_dataset_close(sg_dataset *ds)
 {
     if (!ds) return;
+    sg_h5_sandbox_cancel(ds->check); /* opened but not finished: the child's verdict is moot */
     sg_h5_enter();
     close_ids(ds);
     sg_h5_leave();

@@ -28,6 +28,7 @@
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <stdarg.h>
@@ -48,9 +49,9 @@ void sg_h5_sandbox_cpu_limit(unsigned seconds)
 {
     cpu_seconds = seconds ? seconds : 1;
 }
-/* What the child is reading (shared with the parent), for the message if it dies. */
+/* What the child is reading (a page shared with the parent), for the message if it dies. */
 #define NOTE_BYTES 256
-static char *note_page;
+static char *note_page; /* in the child: its check's page */
 static bool in_child;
 
 void sg_h5_note(const char *fmt, ...)
@@ -112,32 +113,56 @@ static void limit(int resource, rlim_t value)
     (void)setrlimit(resource, &rl);
 }
 
-sg_status sg_h5_sandboxed(const char *path, sg_status (*parse)(void *arg, sg_err *err), void *arg,
-                          sg_err *err)
+struct sg_h5_pending {
+    pid_t pid;
+    int fd;          /* the pipe's read end: the child's status byte and message */
+    char *note;      /* NOTE_BYTES shared with the child: what it was reading */
+    char path[4096]; /* for the messages */
+};
+
+static void pending_free(sg_h5_pending *p)
 {
+    if (p->fd >= 0) close(p->fd);
+    if (p->note) munmap(p->note, NOTE_BYTES);
+    free(p);
+}
+
+sg_status sg_h5_sandbox_start(const char *path, sg_status (*parse)(void *arg, sg_err *err),
+                              void *arg, sg_h5_pending **out, sg_err *err)
+{
+    *out = NULL;
     if (!sandbox_on) return SG_OK;
-    if (!note_page) {
-        void *p = mmap(NULL, NOTE_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-        if (p == MAP_FAILED)
-            return sg_errf(err, SG_EIO, "%s: cannot map memory for the HDF5 check: %s", path,
-                           strerror(errno));
-        note_page = p;
+    sg_h5_pending *p = calloc(1, sizeof *p);
+    if (!p) return sg_errf(err, SG_ENOMEM, "%s: out of memory for the HDF5 check", path);
+    p->fd = -1;
+    snprintf(p->path, sizeof p->path, "%s", path);
+    /* Each check has its own page, so that two children can run at once. */
+    void *pg = mmap(NULL, NOTE_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (pg == MAP_FAILED) {
+        free(p);
+        return sg_errf(err, SG_EIO, "%s: cannot map memory for the HDF5 check: %s", path,
+                       strerror(errno));
     }
-    snprintf(note_page, NOTE_BYTES, "the superblock");
+    p->note = pg;
+    snprintf(p->note, NOTE_BYTES, "the superblock");
     int fds[2];
-    if (pipe2(fds, O_CLOEXEC) != 0)
+    if (pipe2(fds, O_CLOEXEC) != 0) {
+        pending_free(p);
         return sg_errf(err, SG_EIO, "%s: cannot create a pipe for the HDF5 check: %s", path,
                        strerror(errno));
+    }
     fflush(NULL);
     pid_t pid = fork();
     if (pid < 0) {
         close(fds[0]);
         close(fds[1]);
+        pending_free(p);
         return sg_errf(err, SG_EIO, "%s: cannot fork for the HDF5 check: %s", path,
                        strerror(errno));
     }
     if (pid == 0) {
         in_child = true;
+        note_page = p->note;
         close(fds[0]);
         /* What dies here is reported by the parent in one line: no crash report on stderr. */
         int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
@@ -161,12 +186,21 @@ sg_status sg_h5_sandboxed(const char *path, sg_status (*parse)(void *arg, sg_err
         _exit(0);
     }
     close(fds[1]);
+    p->pid = pid;
+    p->fd = fds[0];
+    *out = p;
+    return SG_OK;
+}
+
+sg_status sg_h5_sandbox_wait(sg_h5_pending *p, sg_err *err)
+{
+    if (!p) return SG_OK;
     sg_err child = {{0}};
     int8_t code = 0;
     size_t got = 0;
     ssize_t n;
     bool have_code = false;
-    while ((n = read(fds[0], have_code ? (void *)(child.msg + got) : &code,
+    while ((n = read(p->fd, have_code ? (void *)(child.msg + got) : &code,
                      have_code ? sizeof child.msg - 1 - got : 1)) != 0) {
         if (n < 0) {
             if (errno == EINTR) continue;
@@ -178,14 +212,15 @@ sg_status sg_h5_sandboxed(const char *path, sg_status (*parse)(void *arg, sg_err
             got += (size_t)n;
         if (got >= sizeof child.msg - 1) break;
     }
-    close(fds[0]);
     int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+    while (waitpid(p->pid, &status, 0) < 0 && errno == EINTR)
         ;
     bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0 && have_code;
+    char what[NOTE_BYTES], path[sizeof p->path];
+    snprintf(what, sizeof what, "%s", p->note);
+    memcpy(path, p->path, sizeof path);
+    pending_free(p);
     if (!clean) {
-        char what[NOTE_BYTES];
-        snprintf(what, sizeof what, "%s", note_page);
         if (WIFSIGNALED(status) && WTERMSIG(status) == SIGXCPU)
             return sg_errf(err, SG_EINPUT,
                            "%s: malformed HDF5 file: the HDF5 library was still reading %s after "
@@ -204,4 +239,21 @@ sg_status sg_h5_sandboxed(const char *path, sg_status (*parse)(void *arg, sg_err
     if (code == SG_OK) return SG_OK;
     child.msg[got] = '\0';
     return sg_errf(err, (sg_status)code, "%s", child.msg[0] ? child.msg : "refused");
+}
+
+void sg_h5_sandbox_cancel(sg_h5_pending *p)
+{
+    if (!p) return;
+    kill(p->pid, SIGKILL);
+    while (waitpid(p->pid, NULL, 0) < 0 && errno == EINTR)
+        ;
+    pending_free(p);
+}
+
+sg_status sg_h5_sandboxed(const char *path, sg_status (*parse)(void *arg, sg_err *err), void *arg,
+                          sg_err *err)
+{
+    sg_h5_pending *p;
+    sg_status rc = sg_h5_sandbox_start(path, parse, arg, &p, err);
+    return rc != SG_OK ? rc : sg_h5_sandbox_wait(p, err);
 }

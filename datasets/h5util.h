@@ -89,6 +89,20 @@ SG_MUST_CHECK sg_status sg_h5_read_all(hid_t ds, hid_t memtype, void *buf, const
  */
 SG_MUST_CHECK sg_status sg_h5_sandboxed(const char *path, sg_status (*parse)(void *arg, sg_err *err),
                                         void *arg, sg_err *err);
+/*
+ * The same in two steps, so that the caller can work while the child parses:
+ * sg_h5_sandbox_start forks the child (with the HDF5 lock held, as above) and returns at
+ * once; *out is NULL when the dry run is off. sg_h5_sandbox_wait takes the child's verdict
+ * (what sg_h5_sandboxed returns) and frees p; it needs no lock, and p may be NULL.
+ * sg_h5_sandbox_cancel ends a child whose verdict is no longer wanted (kills and reaps it).
+ * Each check has its own shared page and pipe, so two may run at once.
+ */
+typedef struct sg_h5_pending sg_h5_pending;
+SG_MUST_CHECK sg_status sg_h5_sandbox_start(const char *path,
+                                            sg_status (*parse)(void *arg, sg_err *err), void *arg,
+                                            sg_h5_pending **out, sg_err *err);
+SG_MUST_CHECK sg_status sg_h5_sandbox_wait(sg_h5_pending *p, sg_err *err);
+void sg_h5_sandbox_cancel(sg_h5_pending *p);
 void sg_h5_sandbox_enable(bool on);
 /* The child's CPU-time limit in seconds (default 120; the fuzzer lowers it). */
 void sg_h5_sandbox_cpu_limit(unsigned seconds);

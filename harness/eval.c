@@ -368,6 +368,16 @@ static sg_status name_data_file(const sg_eval_config *c, const sg_eval_result *r
 static sg_status eval_setup(eval_run *e, const sg_eval_config *c, sg_eval_result *r, sg_err *err)
 {
     sg_status st;
+    /* The set's sandboxed dry run (a child process) parses it while the model loads here. An
+     * error of the set's is reported after the model's, as when the two opened in turn. */
+    sg_err ds_err = {{0}};
+    sg_status ds_st = SG_OK;
+    if (c->dataset) {
+        e->ds = c->dataset;
+    } else {
+        ds_st = sg_dataset_open_begin(c->data_path, &e->ds, &ds_err);
+        e->ds_owned = true;
+    }
     if (c->model) {
         r->model = c->model;
     } else {
@@ -386,11 +396,10 @@ static sg_status eval_setup(eval_run *e, const sg_eval_config *c, sg_eval_result
                        "%s: the bytes loaded have sha256 %.12s..., not the registered %.12s...; "
                        "the artifact changed after it was registered",
                        c->model_path, r->model_sha256, c->expected_sha256);
-    if (c->dataset) {
-        e->ds = c->dataset;
-    } else {
-        if ((st = sg_dataset_open(c->data_path, &e->ds, err))) return st;
-        e->ds_owned = true;
+    if (ds_st == SG_OK && !c->dataset) ds_st = sg_dataset_open_end(e->ds, &ds_err);
+    if (ds_st != SG_OK) {
+        *err = ds_err;
+        return ds_st;
     }
     if ((st = sg_dataset_check_model(e->ds, r->model, err))) return st;
     sg_dataset_allow_missing(e->ds, r->model->missing_values);

@@ -25,6 +25,17 @@ typedef enum { SG_LABELS_INT = 0, SG_LABELS_FLOAT = 1 } sg_label_kind;
  * counts, n > 0, optional format attributes). Values are checked as they are read.
  */
 SG_MUST_CHECK sg_status sg_dataset_open(const char *path, sg_dataset **out, sg_err *err);
+/*
+ * The same open in two steps, so that other work (loading the model) runs while the file's
+ * sandboxed dry run parses it in a child process. sg_dataset_open_begin opens the file and
+ * starts the dry run; sg_dataset_open_end waits for its verdict and opens the file for real:
+ * the same checks and the same errors as sg_dataset_open. The set may be used only after
+ * sg_dataset_open_end returned SG_OK; it must be closed whatever either step returned
+ * (begin sets *out to NULL when it fails). Closing a set whose open was not ended kills
+ * the dry run.
+ */
+SG_MUST_CHECK sg_status sg_dataset_open_begin(const char *path, sg_dataset **out, sg_err *err);
+SG_MUST_CHECK sg_status sg_dataset_open_end(sg_dataset *ds, sg_err *err);
 void sg_dataset_close(sg_dataset *ds);
 
 /*

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <sys/wait.h>
 
 #include "fixtures.h"
 #include "stagegate/common.h"
@@ -160,6 +162,52 @@ static void expect_open_error(const char *p, const char *what1, const char *what
     int rc = sg_dataset_open(p, &ds, &err);
     assert_msg(rc, &err, p, what1, what2);
     assert_null(ds);
+    /* Opened in two steps (the dry run in its child while the caller works): the same
+       status and the same line, from whichever step finds it; no child is left behind. */
+    sg_err err2 = {{0}};
+    int rc2 = sg_dataset_open_begin(p, &ds, &err2);
+    if (rc2 == SG_OK) {
+        assert_non_null(ds);
+        rc2 = sg_dataset_open_end(ds, &err2);
+        sg_dataset_close(ds);
+    } else {
+        assert_null(ds);
+    }
+    assert_int_equal(rc2, rc);
+    assert_string_equal(err2.msg, err.msg);
+    assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
+}
+
+/* A set whose open is begun and never ended (the model failed first) is closed, and its dry
+   run's child with it; one begun and ended reads as sg_dataset_open's does. */
+static void test_open_in_two_steps(void **state)
+{
+    const char *p = tpath("two_steps.h5");
+    write_set(p, H5T_IEEE_F32LE, CHUNKED, H5T_STD_I32LE, false);
+    sg_err err = {{0}};
+    sg_dataset *ds = NULL;
+    assert_int_equal(sg_dataset_open_begin(p, &ds, &err), SG_OK);
+    assert_non_null(ds);
+    sg_dataset_close(ds);
+    assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
+    assert_int_equal(errno, ECHILD);
+
+    sg_dataset *a = NULL, *b = NULL;
+    assert_int_equal(sg_dataset_open_begin(p, &a, &err), SG_OK);
+    assert_int_equal(sg_dataset_open_begin(p, &b, &err), SG_OK);
+    assert_int_equal(sg_dataset_open_end(b, &err), SG_OK);
+    assert_int_equal(sg_dataset_open_end(a, &err), SG_OK);
+    assert_int_equal(sg_dataset_rows(a), N);
+    assert_int_equal(sg_dataset_features(b), D);
+    float xa[D], xb[D];
+    int32_t ya, yb;
+    assert_int_equal(sg_dataset_read(a, N - 1, 1, xa, &ya, NULL, NULL, K, &err), SG_OK);
+    assert_int_equal(sg_dataset_read(b, N - 1, 1, xb, &yb, NULL, NULL, K, &err), SG_OK);
+    assert_memory_equal(xa, xb, sizeof xa);
+    assert_int_equal(ya, srcY[N - 1]);
+    assert_int_equal(yb, srcY[N - 1]);
+    sg_dataset_close(a);
+    sg_dataset_close(b);
 }
 
 /* Opens fine but reading all rows (labels against K classes) fails with the message. */
@@ -440,6 +488,7 @@ int main(void)
         cmocka_unit_test(test_dtypes_and_layouts), cmocka_unit_test(test_open_errors),
         cmocka_unit_test(test_value_errors),       cmocka_unit_test(test_error_row_is_absolute),
         cmocka_unit_test(test_check_model),        cmocka_unit_test(test_digest_as_read),
+        cmocka_unit_test(test_open_in_two_steps),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

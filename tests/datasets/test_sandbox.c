@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "datasets/h5util.h"
@@ -77,12 +78,82 @@ static void test_confined(void **state)
     assert_string_equal(err.msg, "x: contained");
 }
 
+/* Notes the object, waits delay_ms, then dies: a note made later by another child must not
+   change what this one's death names. */
+typedef struct {
+    const char *name;
+    int delay_ms;
+} slow_crash;
+
+static sg_status slow_crash_parse(void *arg, sg_err *err)
+{
+    (void)err;
+    const slow_crash *c = arg;
+    sg_h5_note("attribute %s", c->name);
+    usleep((useconds_t)c->delay_ms * 1000);
+    raise(SIGSEGV);
+    return SG_OK;
+}
+
+static sg_status sleep_parse(void *arg, sg_err *err)
+{
+    (void)arg;
+    (void)err;
+    sleep(30);
+    return SG_OK;
+}
+
+/* Two checks at once (a dataset's and a model's): each verdict and each note is its own,
+   whichever order they are waited in. */
+static void test_concurrent(void **state)
+{
+    sg_err err = {{0}};
+    slow_crash first = {"first", 400}, second = {"second", 0};
+    sg_h5_pending *a = NULL, *b = NULL, *c = NULL;
+    assert_int_equal(sg_h5_sandbox_start("a.h5", slow_crash_parse, &first, &a, &err), SG_OK);
+    usleep(100 * 1000); /* the second child notes after the first */
+    assert_int_equal(sg_h5_sandbox_start("b.h5", slow_crash_parse, &second, &b, &err), SG_OK);
+    assert_int_equal(sg_h5_sandbox_start("c.h5", refuse_parse, "c.h5", &c, &err), SG_OK);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_int_equal(sg_h5_sandbox_wait(c, &err), SG_EINPUT);
+    assert_string_equal(err.msg, "c.h5: /X has rank 3, expected 2");
+    assert_int_equal(sg_h5_sandbox_wait(b, &err), SG_EINPUT);
+    assert_non_null(strstr(err.msg, "b.h5: malformed HDF5 file"));
+    assert_non_null(strstr(err.msg, "reading attribute second"));
+    assert_int_equal(sg_h5_sandbox_wait(a, &err), SG_EINPUT);
+    assert_non_null(strstr(err.msg, "a.h5: malformed HDF5 file"));
+    assert_non_null(strstr(err.msg, "reading attribute first"));
+    /* Every child was reaped. */
+    assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
+    assert_int_equal(errno, ECHILD);
+}
+
+/* A check whose verdict is no longer wanted is ended at once and leaves no child. */
+static void test_cancel(void **state)
+{
+    sg_err err = {{0}};
+    sg_h5_pending *p = NULL;
+    double t0 = sg_now_seconds();
+    assert_int_equal(sg_h5_sandbox_start("slow.h5", sleep_parse, NULL, &p, &err), SG_OK);
+    assert_non_null(p);
+    sg_h5_sandbox_cancel(p);
+    assert_true(sg_now_seconds() - t0 < 10);
+    assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
+    assert_int_equal(errno, ECHILD);
+    sg_h5_sandbox_cancel(NULL);
+    assert_int_equal(sg_h5_sandbox_wait(NULL, &err), SG_OK);
+}
+
 static void test_disabled(void **state)
 {
     sg_err err = {{0}};
     sg_h5_sandbox_enable(false);
     /* Off: the parse is not run at all (the caller then parses in-process). */
     assert_int_equal(sg_h5_sandboxed("f.h5", crash_parse, "format", &err), SG_OK);
+    sg_h5_pending *p = (sg_h5_pending *)&err;
+    assert_int_equal(sg_h5_sandbox_start("f.h5", crash_parse, "format", &p, &err), SG_OK);
+    assert_null(p);
     sg_h5_sandbox_enable(true);
 }
 
@@ -91,6 +162,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_outcomes),
         cmocka_unit_test(test_confined),
+        cmocka_unit_test(test_concurrent),
+        cmocka_unit_test(test_cancel),
         cmocka_unit_test(test_disabled),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
