@@ -467,6 +467,9 @@ static sg_status eval_setup(eval_run *e, const sg_eval_config *c, sg_eval_result
     e->reader_started = true;
 
     if ((st = sg_pool_create(c->cpus, &e->pool, err))) return st;
+    /* Chunks are milliseconds apart: a worker or this thread spinning between them would take
+       a core from the reader (measured: trees eval 16 ms faster of 0.64 s without the spin). */
+    sg_pool_set_spin(e->pool, false);
     r->workers = sg_pool_size(e->pool);
     e->cc.model = m;
     e->cc.ops = sg_kernels();

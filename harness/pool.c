@@ -16,7 +16,8 @@
  *   caller's ctx outlives every use of it. One sg_pool_run at a time, never
  *   from inside a worker.
  * - Workers spin briefly on `generation` before sleeping (as ggml does) so
- *   back-to-back jobs do not pay a futex wake-up.
+ *   back-to-back jobs do not pay a futex wake-up; sg_pool_run's caller spins on `done`
+ *   the same way. sg_pool_set_spin(p, false) makes both sleep at once (`spin_iters` 0).
  * - Binding: CPU with HWLOC_CPUBIND_THREAD|STRICT; memory policy of the thread
  *   bound to its NUMA node (strict when the OS allows, else plain bind, else
  *   first touch from the pinned thread). Synthetic topologies only plan.
@@ -66,6 +67,7 @@ struct sg_pool {
     pthread_mutex_t lock;
     pthread_cond_t wake, done_cond;
     membind_kind membind;
+    atomic_int spin_iters; /* SPIN_ITERS, or 0: sleep at once */
 };
 
 static void cpu_relax(void)
@@ -105,7 +107,9 @@ static void *worker_main(void *arg)
     uint_fast64_t seen = 0;
     for (;;) {
         uint_fast64_t g = atomic_load_explicit(&p->generation, memory_order_acquire);
-        for (int i = 0; g == seen && i < SPIN_ITERS; i++) {
+        /* Re-read each turn: sg_pool_set_spin(p, false) ends a spin already under way. */
+        for (int i = 0;
+             g == seen && i < atomic_load_explicit(&p->spin_iters, memory_order_relaxed); i++) {
             cpu_relax();
             g = atomic_load_explicit(&p->generation, memory_order_acquire);
         }
@@ -145,7 +149,8 @@ int sg_pool_run(sg_pool *p, void (*fn)(sg_worker *w, void *ctx), void *ctx)
     atomic_fetch_add_explicit(&p->generation, 1, memory_order_release);
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->lock);
-    for (int i = 0; i < SPIN_ITERS; i++) {
+    const int spin = atomic_load_explicit(&p->spin_iters, memory_order_relaxed);
+    for (int i = 0; i < spin; i++) {
         if (atomic_load_explicit(&p->done, memory_order_acquire) == p->n) return SG_OK;
         cpu_relax();
     }
@@ -201,6 +206,7 @@ sg_status sg_pool_create_on(const char *synthetic, const char *cpus, sg_pool **o
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->wake, NULL);
     pthread_cond_init(&p->done_cond, NULL);
+    atomic_init(&p->spin_iters, SPIN_ITERS);
     int rc = sg_topology_open(synthetic, &p->topo, err);
     sg_placement *pl = NULL;
     int n = 0;
@@ -263,6 +269,11 @@ sg_status sg_pool_create_on(const char *synthetic, const char *cpus, sg_pool **o
 sg_status sg_pool_create(const char *cpus, sg_pool **out, sg_err *err)
 {
     return sg_pool_create_on(NULL, cpus, out, err);
+}
+
+void sg_pool_set_spin(sg_pool *p, bool spin)
+{
+    atomic_store_explicit(&p->spin_iters, spin ? SPIN_ITERS : 0, memory_order_relaxed);
 }
 
 int sg_pool_size(const sg_pool *p)

@@ -65,6 +65,14 @@ bool sg_pool_bound(const sg_pool *p);
 /* How memory binding went: "bind-strict", "bind", "first-touch" or "planned-only". */
 const char *sg_pool_membind_policy(const sg_pool *p);
 
+/*
+ * Whether idle workers (between jobs) and sg_pool_run's caller (waiting for them) spin for
+ * a moment before they sleep. On by default: latency runs hand out jobs back to back, and a
+ * sleeping worker would add a futex wake-up to each. eval turns it off: its jobs are chunks
+ * milliseconds apart, and a thread spinning in between takes its core from the reader.
+ */
+void sg_pool_set_spin(sg_pool *p, bool spin);
+
 /* Runs fn(worker, ctx) on every worker at once and returns when all have returned. */
 int sg_pool_run(sg_pool *p, void (*fn)(sg_worker *w, void *ctx), void *ctx);
 

@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "stagegate/harness.h"
@@ -110,6 +112,53 @@ static void probe(sg_worker *w, void *arg)
     c->runs[i]++;
 }
 
+static void count_run(sg_worker *w, void *arg)
+{
+    atomic_int *runs = arg;
+    atomic_fetch_add(&runs[sg_worker_index(w)], 1);
+}
+
+/* CPU time the process used over `jobs` jobs, each followed by an idle gap of gap_us. */
+static double idle_cpu_seconds(sg_pool *p, int jobs, int gap_us, atomic_int *runs)
+{
+    struct timespec a, b;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &a);
+    for (int j = 0; j < jobs; j++) {
+        sg_pool_run(p, count_run, runs);
+        usleep((useconds_t)gap_us);
+    }
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &b);
+    return (double)(b.tv_sec - a.tv_sec) + 1e-9 * (double)(b.tv_nsec - a.tv_nsec);
+}
+
+/* With the spin off (eval's pool), idle workers sleep at once instead of burning their cores
+   between jobs, and no job is lost or run twice. */
+static void pool_without_spin(void **state)
+{
+    (void)state;
+    sg_pool *p;
+    sg_err err;
+    assert_int_equal(sg_pool_create(NULL, &p, &err), SG_OK);
+    int n = sg_pool_size(p);
+    atomic_int runs[64] = {0};
+    double spinning = idle_cpu_seconds(p, 100, 2000, runs);
+    sg_pool_set_spin(p, false);
+    double sleeping = idle_cpu_seconds(p, 100, 2000, runs);
+    for (int j = 0; j < 2000; j++) /* back to back: every wake-up goes through the futex */
+        sg_pool_run(p, count_run, runs);
+    sg_pool_set_spin(p, true);
+    for (int j = 0; j < 100; j++)
+        sg_pool_run(p, count_run, runs);
+    for (int i = 0; i < n; i++)
+        assert_int_equal(atomic_load(&runs[i]), 2300);
+    sg_pool_free(p);
+    /* Spinning, each of the 100 gaps costs every worker (and the caller, while it waits) up
+       to SPIN_ITERS pauses; sleeping, only the wake-ups. */
+    print_message("idle CPU over 100 gaps: spinning %.1f ms, sleeping %.1f ms\n", 1e3 * spinning,
+                  1e3 * sleeping);
+    assert_true(sleeping < spinning / 3);
+}
+
 static void pool_synthetic(void **state)
 {
     (void)state;
@@ -192,6 +241,7 @@ int main(void)
         cmocka_unit_test(plan_four_numa_smt),
         cmocka_unit_test(pool_synthetic),
         cmocka_unit_test(pool_real),
+        cmocka_unit_test(pool_without_spin),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
