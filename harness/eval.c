@@ -60,7 +60,7 @@ typedef struct {
 typedef struct {
     sg_dataset *ds;
     eval_ring *ring;
-    int64_t rows, chunk, first; /* first: rows of chunk 0, at most chunk */
+    int64_t rows, chunk, first; /* chunk i has min(first << i, chunk) rows (see eval_setup) */
     int n_classes; /* label range check, 0 for regression */
     bool classifier;
     uint64_t file_bytes; /* the dataset file's size at open */
@@ -112,7 +112,7 @@ static void *reader_main(void *arg)
         pthread_mutex_unlock(&ring->mu);
         if (stop) return NULL;
 
-        int64_t want = i == 0 ? rc->first : rc->chunk;
+        int64_t want = i < 30 && (rc->first << i) < rc->chunk ? rc->first << i : rc->chunk;
         n = rc->rows - row < want ? rc->rows - row : want;
         sg_err err = {{0}};
         uint64_t hashed0 = sg_dataset_hashed_bytes(rc->ds);
@@ -412,10 +412,13 @@ static sg_status eval_setup(eval_run *e, const sg_eval_config *c, sg_eval_result
     if (c->chunk_rows <= 0 && h5chunk > 0 && h5chunk < chunk) chunk = (chunk / h5chunk) * h5chunk;
     if (chunk > r->rows) chunk = r->rows;
     /* Predict waits for the first chunk: a classifier's is smaller (whole HDF5 chunks), so
-     * the wait is short. Only where it changes no bit: classification sums run over blocks
-     * of SG_METRICS_ROW_BLOCK rows from each chunk's first row (counts are exact whatever the
-     * chunking), so both sizes must be multiples of it. Regression combines chunk statistics
-     * (Chan), so its chunks stay as they were. */
+     * the wait is short, and the next ones double up to the full size, so that the reader,
+     * which must read each while the workers predict the one before, stays ahead of them
+     * from the start (a full second chunk made the workers wait 10-20 ms for it). Only where
+     * it changes no bit: classification sums run over blocks of SG_METRICS_ROW_BLOCK rows
+     * from each chunk's first row (counts are exact whatever the chunking), so every size
+     * must be a multiple of it (the first is, so its doublings are). Regression combines
+     * chunk statistics (Chan), so its chunks stay as they were. */
     int64_t first = chunk;
     if (classifier && c->chunk_rows <= 0) {
         int64_t f = SG_EVAL_FIRST_CHUNK;

@@ -128,7 +128,7 @@ static void test_small_first_chunk_changes_no_bit(void **state)
             X[(size_t)i * D + j] = (float)((double)(s >> 11) / 9007199254740992.0 * 4.0 - 2.0);
         }
         y[i] = (X[(size_t)i * D] + 0.3f * X[(size_t)i * D + 1] > 0.1f) ^ (i % 7 == 0);
-        w[i] = 0.5 + (double)(i % 5) * 0.25;
+        w[i] = 0.1 + (double)(i % 7) * 0.13 + (double)(s >> 40) * 1e-9; /* not dyadic: sums round */
     }
     hid_t f = H5Fcreate(big, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     hsize_t dx[2] = {N, D}, cx[2] = {4096, D}, dy[1] = {N}, cy[1] = {4096};
@@ -147,7 +147,8 @@ static void test_small_first_chunk_changes_no_bit(void **state)
     c.data_path = big;
     c.keep_predictions = true;
     sg_eval_result a, b;
-    assert_int_equal(sg_eval_run(&c, &a, &err), SG_OK); /* default: a small first chunk */
+    /* default: a small first chunk (8192 rows), then 16384, 32768 and 65536 from there on */
+    assert_int_equal(sg_eval_run(&c, &a, &err), SG_OK);
     c.chunk_rows = 65536;                                /* fixed */
     assert_int_equal(sg_eval_run(&c, &b, &err), SG_OK);
     assert_int_equal(a.rows, N);
