@@ -18,6 +18,7 @@
 typedef struct {
     const char *name;
     const char *s, *p, *end;
+    bool ubj; /* UBJSON: errors name a byte offset instead of a line and column */
     sg_jdoc *d;
     uint32_t *pend; /* indices of the open containers' members so far */
     size_t npend, pcap;
@@ -28,6 +29,15 @@ static sg_status perr(parser *ps, const char *at, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static sg_status perr(parser *ps, const char *at, const char *fmt, ...)
 {
+    if (ps->ubj) {
+        char what[256];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(what, sizeof what, fmt, ap);
+        va_end(ap);
+        return sg_errf(ps->err, SG_EINPUT, "%s: malformed UBJSON at byte %zu: %s", ps->name,
+                       (size_t)(at - ps->s), what);
+    }
     long line = 1;
     const char *bol = ps->s;
     for (const char *q = ps->s; q < at; q++)
@@ -395,7 +405,6 @@ static sg_status close_container(parser *ps, uint32_t node, size_t mark, bool ob
     d->v[node].u.off = d->nk;
     d->nk += count;
     ps->npend = mark;
-    ps->p++;
     return SG_OK;
 }
 
@@ -431,6 +440,7 @@ value:
         if (ps->p < ps->end && *ps->p == (obj ? '}' : ']')) {
             depth--;
             if ((rc = close_container(ps, idx, st[depth].mark, obj))) return rc;
+            ps->p++;
             goto done_value;
         }
         if (obj) goto key;
@@ -466,6 +476,7 @@ done_value:
         depth--;
         idx = st[depth].node;
         if ((rc = close_container(ps, idx, st[depth].mark, st[depth].obj))) return rc;
+        ps->p++;
         goto done_value;
     }
     return perr(ps, ps->p, "expected ',' or '%c'", st[depth - 1].obj ? '}' : ']');
@@ -480,22 +491,309 @@ key:
     goto value;
 }
 
-sg_status sg_jt_parse(const char *name, const char *text, size_t len, sg_jdoc *doc, sg_err *err)
+/* ------------------------------------------------------------------ UBJSON
+ *
+ * Universal Binary JSON (ubjson.org, draft 12), as XGBoost writes it (Booster.save_model to
+ * a .ubj file): one-byte type markers; integers i (int8), U (uint8), I (int16), l (int32), L
+ * (int64) and floats d (float32), D (float64), all big-endian; H (a number as decimal text),
+ * C (one ASCII character), S (a string: an integer length, then UTF-8 bytes), Z, T, F, and
+ * N (a no-op, skipped); containers [ ] and { } whose keys are length-prefixed strings, either
+ * ended by their closing marker or given a count (#) and optionally one type for every
+ * element ($), as XGBoost writes its arrays of floats and integers. The values land on the
+ * same tape as JSON's, under the same rules: duplicate keys, invalid UTF-8 and nesting past
+ * SG_JT_MAX_DEPTH are refused; so are a NUL in a string (strings are C strings here) and
+ * any count or length longer than what is left of the input, before anything is allocated
+ * for it. Floats may be NaN or infinite, which JSON cannot say: readers check the values
+ * they use.
+ */
+
+static bool ubj_take(parser *ps, size_t n, const unsigned char **out)
 {
+    if ((size_t)(ps->end - ps->p) < n) return false;
+    *out = (const unsigned char *)ps->p;
+    ps->p += n;
+    return true;
+}
+
+static uint64_t be(const unsigned char *b, int n)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++)
+        v = v << 8 | b[i];
+    return v;
+}
+
+/* Bytes of a fixed-size scalar of this marker, 0 for the others. */
+static int ubj_fixed_size(int m)
+{
+    switch (m) {
+    case 'i': case 'U': case 'C': return 1;
+    case 'I': return 2;
+    case 'l': case 'd': return 4;
+    case 'L': case 'D': return 8;
+    case 'Z': case 'T': case 'F': return 0;
+    default: return -1;
+    }
+}
+
+static sg_status ubj_int(parser *ps, int m, const char *at, int64_t *v)
+{
+    const unsigned char *b;
+    int n = ubj_fixed_size(m);
+    if (n <= 0 || m == 'C' || m == 'd' || m == 'D')
+        return perr(ps, at, "an integer type marker expected, got 0x%02x", (unsigned)m);
+    if (!ubj_take(ps, (size_t)n, &b)) return perr(ps, at, "truncated integer");
+    uint64_t u = be(b, n);
+    switch (m) {
+    case 'i': *v = (int8_t)u; break;
+    case 'U': *v = (int64_t)u; break;
+    case 'I': *v = (int16_t)u; break;
+    case 'l': *v = (int32_t)u; break;
+    default: *v = (int64_t)u; break;
+    }
+    return SG_OK;
+}
+
+/* A length or count: an integer with its marker, at least 0 and at most max. */
+static sg_status ubj_length(parser *ps, const char *what, size_t max, size_t *out)
+{
+    const char *at = ps->p;
+    const unsigned char *m;
+    int64_t v = 0;
+    if (!ubj_take(ps, 1, &m)) return perr(ps, at, "truncated %s", what);
+    sg_status rc = ubj_int(ps, *m, at, &v);
+    if (rc) return rc;
+    if (v < 0) return perr(ps, at, "negative %s %lld", what, (long long)v);
+    if ((uint64_t)v > max)
+        return perr(ps, at, "%s %lld is longer than the %zu bytes left", what, (long long)v,
+                    (size_t)(ps->end - ps->p));
+    *out = (size_t)v;
+    return SG_OK;
+}
+
+/* A string's bytes (n of them at ps->p, already bounded), checked and pushed as a value. */
+static sg_status ubj_string_bytes(parser *ps, size_t n, uint32_t *index)
+{
+    const char *at = ps->p;
+    const unsigned char *u;
+    if (n >= UINT32_MAX) return perr(ps, at, "string longer than 4 GiB");
+    if (!ubj_take(ps, n, &u)) return perr(ps, at, "truncated string");
+    for (size_t i = 0; i < n;) {
+        if (u[i] == 0) return perr(ps, at + i, "NUL byte in a string");
+        if (u[i] < 0x80) {
+            i++;
+            continue;
+        }
+        size_t k = utf8_len(u + i, u + n);
+        if (!k) return perr(ps, at + i, "invalid UTF-8 in a string");
+        i += k;
+    }
+    sg_jdoc *d = ps->d;
+    if (!reserve((void **)&d->str, &d->scap, d->ns, n + 1, 1)) return nomem(ps);
+    sg_status rc = push_value(ps, SG_JT_STRING, index);
+    if (rc) return rc;
+    memcpy(d->str + d->ns, u, n);
+    d->str[d->ns + n] = '\0';
+    d->v[*index].n = (uint32_t)n;
+    d->v[*index].u.off = d->ns;
+    d->ns += n + 1;
+    return SG_OK;
+}
+
+static sg_status ubj_number(parser *ps, double v, uint32_t *index)
+{
+    sg_status rc = push_value(ps, SG_JT_NUMBER, index);
+    if (rc == SG_OK) ps->d->v[*index].u.num = v;
+    return rc;
+}
+
+static sg_status ubj_container(parser *ps, bool obj, int depth, const char *at, uint32_t *index);
+
+/* The value of type marker m (already read, at `at`). */
+static sg_status ubj_value(parser *ps, int m, int depth, const char *at, uint32_t *index)
+{
+    const unsigned char *b;
+    sg_status rc;
+    switch (m) {
+    case 'Z': return push_value(ps, SG_JT_NULL, index);
+    case 'T': return push_value(ps, SG_JT_TRUE, index);
+    case 'F': return push_value(ps, SG_JT_FALSE, index);
+    case 'i': case 'U': case 'I': case 'l': case 'L': {
+        int64_t v = 0;
+        if ((rc = ubj_int(ps, m, at, &v))) return rc;
+        return ubj_number(ps, (double)v, index);
+    }
+    case 'd': {
+        if (!ubj_take(ps, 4, &b)) return perr(ps, at, "truncated float32");
+        uint32_t u = (uint32_t)be(b, 4);
+        float f;
+        memcpy(&f, &u, 4);
+        return ubj_number(ps, f, index);
+    }
+    case 'D': {
+        if (!ubj_take(ps, 8, &b)) return perr(ps, at, "truncated float64");
+        uint64_t u = be(b, 8);
+        double v;
+        memcpy(&v, &u, 8);
+        return ubj_number(ps, v, index);
+    }
+    case 'C':
+        if (!ubj_take(ps, 1, &b)) return perr(ps, at, "truncated char");
+        if (b[0] == 0 || b[0] >= 0x80)
+            return perr(ps, at, "char 0x%02x is not a non-NUL ASCII character", b[0]);
+        ps->p--;
+        return ubj_string_bytes(ps, 1, index);
+    case 'S': {
+        size_t n;
+        if ((rc = ubj_length(ps, "string length", (size_t)(ps->end - ps->p), &n))) return rc;
+        if (n > (size_t)(ps->end - ps->p))
+            return perr(ps, at, "string length %zu is longer than the %zu bytes left", n,
+                        (size_t)(ps->end - ps->p));
+        return ubj_string_bytes(ps, n, index);
+    }
+    case 'H': { /* a number as its decimal text, by JSON's number grammar */
+        size_t n;
+        if ((rc = ubj_length(ps, "number length", (size_t)(ps->end - ps->p), &n))) return rc;
+        if (n > (size_t)(ps->end - ps->p)) return perr(ps, at, "truncated high-precision number");
+        if (n == 0) return perr(ps, at, "empty high-precision number");
+        const char *end = ps->end, *num_end = ps->p + n;
+        ps->end = num_end;
+        rc = parse_number(ps, index);
+        ps->end = end;
+        if (rc) return rc;
+        if (ps->p != num_end) return perr(ps, ps->p, "text after a high-precision number");
+        return SG_OK;
+    }
+    case '[':
+    case '{':
+        return ubj_container(ps, m == '{', depth, at, index);
+    default:
+        if (m >= 0x20 && m < 0x7F) return perr(ps, at, "unknown type marker '%c'", (char)m);
+        return perr(ps, at, "unknown type marker 0x%02x", (unsigned)m);
+    }
+}
+
+static sg_status ubj_container(parser *ps, bool obj, int depth, const char *at, uint32_t *index)
+{
+    if (depth == SG_JT_MAX_DEPTH)
+        return perr(ps, at, "nested deeper than %d levels", SG_JT_MAX_DEPTH);
+    sg_status rc = push_value(ps, obj ? SG_JT_OBJECT : SG_JT_ARRAY, index);
+    if (rc) return rc;
+    const uint32_t node = *index;
+    const size_t mark = ps->npend;
+    const char close = obj ? '}' : ']';
+    int type = 0; /* the one type of every element ($), 0 when each has its marker */
+    size_t count = SIZE_MAX;
+    if (ps->p < ps->end && *ps->p == '$') {
+        const char *tat = ps->p++;
+        if (ps->p >= ps->end) return perr(ps, tat, "truncated container type");
+        type = (unsigned char)*ps->p++;
+        /* Containers and valueless types are refused as element types: a count of them
+           would be bounded by nothing in the input. */
+        if (ubj_fixed_size(type) <= 0 && type != 'S' && type != 'H')
+            return perr(ps, tat, "container element type 0x%02x is not supported",
+                        (unsigned)type);
+        if (ps->p >= ps->end || *ps->p != '#')
+            return perr(ps, ps->p, "a typed container needs a count (#)");
+    }
+    if (ps->p < ps->end && *ps->p == '#') {
+        ps->p++;
+        /* Each element takes at least its fixed size (typed) or one byte (its marker); an
+           object's keys at least one more (their length). */
+        int fixed = type ? ubj_fixed_size(type) : 1;
+        size_t per = (size_t)(fixed > 0 ? fixed : 2) + (obj ? 2 : 0);
+        if ((rc = ubj_length(ps, "count", SIZE_MAX, &count))) return rc;
+        if (count > (size_t)(ps->end - ps->p) / per)
+            return perr(ps, at, "count %zu is more than the %zu bytes left can hold", count,
+                        (size_t)(ps->end - ps->p));
+    }
+    for (size_t i = 0;; i++) {
+        if (count == SIZE_MAX) {
+            while (ps->p < ps->end && *ps->p == 'N')
+                ps->p++;
+            if (ps->p >= ps->end) return perr(ps, ps->p, "truncated container: '%c' expected", close);
+            if (*ps->p == close) {
+                ps->p++;
+                break;
+            }
+        } else if (i == count) {
+            break;
+        }
+        uint32_t idx;
+        if (obj) {
+            size_t n;
+            if ((rc = ubj_length(ps, "key length", (size_t)(ps->end - ps->p), &n))) return rc;
+            if ((rc = ubj_string_bytes(ps, n, &idx))) return rc;
+            if ((rc = push_pending(ps, idx))) return rc;
+        }
+        const char *vat = ps->p;
+        int m = type;
+        if (!m) {
+            if (ps->p >= ps->end) return perr(ps, vat, "truncated container: a value expected");
+            m = (unsigned char)*ps->p++;
+            if (m == 'N') return perr(ps, vat, "no-op where a value is required");
+        }
+        if ((rc = ubj_value(ps, m, depth + 1, vat, &idx))) return rc;
+        if ((rc = push_pending(ps, idx))) return rc;
+    }
+    return close_container(ps, node, mark, obj);
+}
+
+static sg_status ubj_doc(parser *ps)
+{
+    while (ps->p < ps->end && *ps->p == 'N')
+        ps->p++;
+    if (ps->p >= ps->end) return perr(ps, ps->p, "no value (empty input)");
+    const char *at = ps->p;
+    uint32_t idx;
+    int m = (unsigned char)*ps->p++;
+    sg_status rc = ubj_value(ps, m, 0, at, &idx);
+    if (rc) return rc;
+    while (ps->p < ps->end && *ps->p == 'N')
+        ps->p++;
+    if (ps->p != ps->end) return perr(ps, ps->p, "bytes after the end of the document");
+    return SG_OK;
+}
+
+static sg_status parse_with(parser *ps, sg_status (*fn)(parser *), size_t len)
+{
+    sg_jdoc *doc = ps->d;
     memset(doc, 0, sizeof *doc);
-    parser ps = {.name = name, .s = text, .p = text, .end = text + len, .d = doc, .err = err};
     /* A typical model file holds a value per 6 bytes; start near that to avoid regrowth. */
     size_t guess = len / 6 + 16;
     if (!reserve((void **)&doc->v, &doc->vcap, 0, guess, sizeof *doc->v) ||
         !reserve((void **)&doc->kids, &doc->kcap, 0, guess, sizeof *doc->kids) ||
         !reserve((void **)&doc->str, &doc->scap, 0, len / 16 + 64, 1)) {
         sg_jt_free(doc);
-        return nomem(&ps);
+        return nomem(ps);
     }
-    sg_status rc = parse_doc(&ps);
-    free(ps.pend);
+    sg_status rc = fn(ps);
+    free(ps->pend);
     if (rc) sg_jt_free(doc);
     return rc;
+}
+
+sg_status sg_jt_parse(const char *name, const char *text, size_t len, sg_jdoc *doc, sg_err *err)
+{
+    parser ps = {.name = name, .s = text, .p = text, .end = text + len, .d = doc, .err = err};
+    return parse_with(&ps, parse_doc, len);
+}
+
+sg_status sg_jt_parse_ubjson(const char *name, const void *bytes, size_t len, sg_jdoc *doc,
+                             sg_err *err)
+{
+    const char *text = bytes;
+    parser ps = {.name = name, .s = text, .p = text, .end = text + len, .d = doc, .err = err,
+                 .ubj = true};
+    return parse_with(&ps, ubj_doc, len);
+}
+
+bool sg_jt_looks_ubjson(const void *bytes, size_t len)
+{
+    const unsigned char *b = bytes;
+    /* JSON puts white space, a quote or '}' after its '{'; UBJSON a key's length marker, or
+       the $ or # of an optimized object. */
+    return len >= 2 && b[0] == '{' && strchr("iUIlL$#", b[1]) != NULL && b[1] != '\0';
 }
 
 void sg_jt_free(sg_jdoc *doc)

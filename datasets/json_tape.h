@@ -53,6 +53,12 @@ typedef struct {
  * err (prefixed by name), or SG_ENOMEM; the document is then empty. */
 SG_MUST_CHECK sg_status sg_jt_parse(const char *name, const char *text, size_t len, sg_jdoc *doc,
                                     sg_err *err);
+/* The same tape from UBJSON (json_tape.c says which of it): errors say "malformed UBJSON at
+ * byte N". Floats may be NaN or infinite. */
+SG_MUST_CHECK sg_status sg_jt_parse_ubjson(const char *name, const void *bytes, size_t len,
+                                           sg_jdoc *doc, sg_err *err);
+/* Whether bytes start as a UBJSON object does (and a JSON text never can). */
+bool sg_jt_looks_ubjson(const void *bytes, size_t len);
 void sg_jt_free(sg_jdoc *doc);
 
 static inline const sg_jv *sg_jt_root(const sg_jdoc *d)

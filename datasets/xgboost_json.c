@@ -455,7 +455,10 @@ sg_status sg_xgboost_json_parse(const char *name, const char *text, size_t len, 
     *out = NULL;
     ctx c = {.name = name, .err = err, .prefix = TREES};
     sg_jdoc doc;
-    sg_status prc = sg_jt_parse(name, text, len, &doc, err);
+    /* Booster.save_model writes UBJSON for a .ubj name (and by default from XGBoost 2.1):
+       the same document, told apart by its second byte. */
+    sg_status prc = sg_jt_looks_ubjson(text, len) ? sg_jt_parse_ubjson(name, text, len, &doc, err)
+                                                  : sg_jt_parse(name, text, len, &doc, err);
     if (prc) return prc;
     c.d = &doc;
     const sg_jv *root = sg_jt_root(&doc);

@@ -297,6 +297,297 @@ static void test_random_against_jansson(void **state)
     assert_true(refused > 10000);
 }
 
+/* ------------------------------------------------------------------ UBJSON
+ * The same documents written as UBJSON by an encoder here (every integer width, float32 and
+ * float64, counted, typed and open containers, no-ops) must give the values jansson reads
+ * from the JSON text; cut, flipped and patched UBJSON must be refused in one line, never
+ * read out of bounds (the sanitizer build runs this too). */
+
+typedef struct {
+    unsigned char *b;
+    size_t n, cap;
+} ubuf;
+
+static void put(ubuf *u, const void *p, size_t n)
+{
+    if (u->n + n > u->cap) {
+        u->cap = (u->n + n) * 2 + 64;
+        u->b = realloc(u->b, u->cap);
+        assert_non_null(u->b);
+    }
+    memcpy(u->b + u->n, p, n);
+    u->n += n;
+}
+
+static void put_be(ubuf *u, uint64_t v, int n)
+{
+    unsigned char b[8];
+    for (int i = 0; i < n; i++)
+        b[i] = (unsigned char)(v >> (8 * (n - 1 - i)));
+    put(u, b, (size_t)n);
+}
+
+static void put_c(ubuf *u, char c)
+{
+    put(u, &c, 1);
+}
+
+/* An integer with its marker: the smallest type that holds it, or at random a wider one. */
+static void put_int(ubuf *u, int64_t v)
+{
+    static const struct { char m; int n; int64_t lo, hi; } t[] = {
+        {'i', 1, -128, 127}, {'U', 1, 0, 255}, {'I', 2, -32768, 32767},
+        {'l', 4, INT32_MIN, INT32_MAX}, {'L', 8, INT64_MIN, INT64_MAX}};
+    int k = 0;
+    while (!(v >= t[k].lo && v <= t[k].hi)) k++;
+    if (rnd() % 3 == 0) k += (int)(rnd() % (5 - (unsigned)k));
+    while (!(v >= t[k].lo && v <= t[k].hi)) k++;
+    put_c(u, t[k].m);
+    put_be(u, (uint64_t)v, t[k].n);
+}
+
+static void put_str(ubuf *u, const char *s, size_t n)
+{
+    put_int(u, (int64_t)n);
+    put(u, s, n);
+}
+
+static void put_real(ubuf *u, double x)
+{
+    float f = (float)x;
+    uint64_t bits;
+    if ((double)f == x && rnd() % 2) {
+        uint32_t b32;
+        memcpy(&b32, &f, 4);
+        put_c(u, 'd');
+        put_be(u, b32, 4);
+    } else {
+        memcpy(&bits, &x, 8);
+        put_c(u, 'D');
+        put_be(u, bits, 8);
+    }
+}
+
+static void encode(ubuf *u, const json_t *j)
+{
+    switch (json_typeof(j)) {
+    case JSON_NULL: put_c(u, 'Z'); return;
+    case JSON_TRUE: put_c(u, 'T'); return;
+    case JSON_FALSE: put_c(u, 'F'); return;
+    case JSON_INTEGER: put_int(u, json_integer_value(j)); return;
+    case JSON_REAL: put_real(u, json_real_value(j)); return;
+    case JSON_STRING:
+        put_c(u, 'S');
+        put_str(u, json_string_value(j), json_string_length(j));
+        return;
+    case JSON_ARRAY: {
+        size_t n = json_array_size(j);
+        /* A typed array of float64 when every element is a number, as XGBoost writes. */
+        bool numbers = n > 0;
+        for (size_t i = 0; i < n; i++)
+            numbers &= json_is_number(json_array_get(j, i));
+        int form = (int)(rnd() % 3);
+        put_c(u, '[');
+        if (numbers && form == 2) {
+            put(u, "$D#", 3);
+            put_int(u, (int64_t)n);
+            for (size_t i = 0; i < n; i++) {
+                double x = json_number_value(json_array_get(j, i));
+                uint64_t bits;
+                memcpy(&bits, &x, 8);
+                put_be(u, bits, 8);
+            }
+            return;
+        }
+        if (form >= 1) {
+            put_c(u, '#');
+            put_int(u, (int64_t)n);
+        }
+        for (size_t i = 0; i < n; i++) {
+            if (form == 0 && rnd() % 5 == 0) put_c(u, 'N');
+            encode(u, json_array_get(j, i));
+        }
+        if (form == 0) put_c(u, ']');
+        return;
+    }
+    case JSON_OBJECT: {
+        bool counted = rnd() % 2;
+        put_c(u, '{');
+        if (counted) {
+            put_c(u, '#');
+            put_int(u, (int64_t)json_object_size(j));
+        }
+        const char *key;
+        json_t *v;
+        json_object_foreach((json_t *)j, key, v) {
+            if (!counted && rnd() % 5 == 0) put_c(u, 'N');
+            put_str(u, key, strlen(key));
+            encode(u, v);
+        }
+        if (!counted) put_c(u, '}');
+        return;
+    }
+    }
+}
+
+static int ubj(const void *b, size_t n, sg_jdoc *d, sg_err *err)
+{
+    return sg_jt_parse_ubjson("m.ubj", b, n, d, err);
+}
+
+static void expect_ubj_refused(const void *b, size_t n, const char *what)
+{
+    sg_jdoc d;
+    sg_err err = {{0}};
+    int rc = ubj(b, n, &d, &err);
+    if (rc != SG_EINPUT) fail_msg("%zu bytes: rc %d, expected: %s", n, rc, what);
+    if (!strstr(err.msg, "m.ubj: malformed UBJSON at byte ") || !strstr(err.msg, what))
+        fail_msg("message \"%s\" lacks \"%s\"", err.msg, what);
+    assert_null(strchr(err.msg, '\n'));
+    assert_null(sg_jt_root(&d));
+}
+
+static void test_ubjson_fixed(void **state)
+{
+    (void)state;
+    sg_jdoc d;
+    sg_err err = {{0}};
+    /* Every scalar form, in an open array with no-ops between. */
+    static const unsigned char all[] = {
+        '[', 'i', 0x80, 'U', 0xFF, 'I', 0x80, 0x00, 'l', 0x80, 0, 0, 0, 'N',
+        'L', 0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 'd', 0x3F, 0xC0, 0, 0,
+        'D', 0xBF, 0xF8, 0, 0, 0, 0, 0, 0, 'Z', 'T', 'F', 'C', 'x', 'S', 'U', 2, 0xC3, 0xA9,
+        'H', 'i', 6, '-', '2', '.', '5', 'e', '3', ']'};
+    assert_int_equal(ubj(all, sizeof all, &d, &err), SG_OK);
+    const sg_jv *r = sg_jt_root(&d);
+    assert_int_equal(sg_jt_size(r), 13);
+    const double want[] = {-128, 255, -32768, -2147483648.0, 9223372036854775807.0, 1.5, -1.5};
+    for (int i = 0; i < 7; i++)
+        assert_true(same_bits(sg_jt_at(&d, r, (size_t)i)->u.num, want[i]));
+    assert_true(sg_jt_is(sg_jt_at(&d, r, 7), SG_JT_NULL));
+    assert_true(sg_jt_is(sg_jt_at(&d, r, 8), SG_JT_TRUE));
+    assert_true(sg_jt_is(sg_jt_at(&d, r, 9), SG_JT_FALSE));
+    assert_string_equal(sg_jt_str(&d, sg_jt_at(&d, r, 10)), "x");
+    assert_string_equal(sg_jt_str(&d, sg_jt_at(&d, r, 11)), "\xc3\xa9");
+    assert_true(same_bits(sg_jt_at(&d, r, 12)->u.num, -2500.0));
+    sg_jt_free(&d);
+
+    /* A typed, counted float32 array and a counted object, as XGBoost writes them. */
+    static const unsigned char xgb[] = {
+        '{', '#', 'U', 2, 'U', 1, 'a', '[', '$', 'd', '#', 'U', 2, 0x3F, 0x80, 0, 0, 0xC0, 0, 0, 0,
+        'U', 1, 'b', '[', '$', 'U', '#', 'i', 3, 0, 1, 7};
+    assert_true(sg_jt_looks_ubjson(xgb, sizeof xgb));
+    assert_int_equal(ubj(xgb, sizeof xgb, &d, &err), SG_OK);
+    const sg_jv *a = sg_jt_get(&d, sg_jt_root(&d), "a"), *b = sg_jt_get(&d, sg_jt_root(&d), "b");
+    assert_int_equal(sg_jt_size(a), 2);
+    assert_true(sg_jt_at(&d, a, 0)->u.num == 1.0 && sg_jt_at(&d, a, 1)->u.num == -2.0);
+    assert_int_equal(sg_jt_size(b), 3);
+    assert_true(sg_jt_at(&d, b, 2)->u.num == 7.0);
+    sg_jt_free(&d);
+    /* Every cut of it is refused, naming a byte. */
+    for (size_t n = 0; n < sizeof xgb; n++)
+        expect_ubj_refused(xgb, n, "");
+
+    /* Counts and lengths are checked against the input before anything is allocated. */
+    static const unsigned char huge[] = {'[', '$', 'd', '#', 'L', 0x7F, 0xFF, 0xFF, 0xFF,
+                                         0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0};
+    expect_ubj_refused(huge, sizeof huge, "bytes left can hold");
+    static const unsigned char hugeo[] = {'{', '#', 'l', 0x10, 0, 0, 0, 'U', 1, 'a', 'Z'};
+    expect_ubj_refused(hugeo, sizeof hugeo, "bytes left can hold");
+    static const unsigned char longs[] = {'S', 'l', 0, 0, 0x10, 0, 'a', 'b'};
+    expect_ubj_refused(longs, sizeof longs, "string length");
+    static const unsigned char neg[] = {'S', 'i', 0xFF};
+    expect_ubj_refused(neg, sizeof neg, "negative string length");
+    static const unsigned char zeros[] = {'[', '$', 'Z', '#', 'L', 0x7F, 0, 0, 0, 0, 0, 0, 0};
+    expect_ubj_refused(zeros, sizeof zeros, "element type");
+    static const unsigned char nocount[] = {'[', '$', 'd', 0x3F, 0x80, 0, 0, ']'};
+    expect_ubj_refused(nocount, sizeof nocount, "needs a count");
+    static const unsigned char floatlen[] = {'S', 'd', 0, 0, 0, 0};
+    expect_ubj_refused(floatlen, sizeof floatlen, "integer type marker");
+    expect_ubj_refused("[X]", 3, "unknown type marker 'X'");
+    expect_ubj_refused("[i\x01]x", 5, "bytes after the end");
+    assert_int_equal(ubj("N[NN]N", 6, &d, &err), SG_OK); /* no-ops around values are nothing */
+    assert_int_equal(sg_jt_size(sg_jt_root(&d)), 0);
+    sg_jt_free(&d);
+    expect_ubj_refused("{U\x01" "aZU\x01" "aT}", 10, "duplicate key \"a\"");
+    expect_ubj_refused("SU\x03" "a\0b", 6, "NUL byte in a string");
+    expect_ubj_refused("SU\x02\xc0\x80", 5, "invalid UTF-8");
+    expect_ubj_refused("C\x80", 2, "not a non-NUL ASCII");
+    expect_ubj_refused("HU\x02" "1.", 5, "no digits after");
+    expect_ubj_refused("[#U\x02N]", 6, "no-op where a value");
+    expect_ubj_refused("", 0, "empty input");
+    /* Nesting: the limit parses, one level more is refused. */
+    unsigned char deep[2 * SG_JT_MAX_DEPTH + 2];
+    memset(deep, '[', SG_JT_MAX_DEPTH);
+    memset(deep + SG_JT_MAX_DEPTH, ']', SG_JT_MAX_DEPTH);
+    assert_int_equal(ubj(deep, 2 * SG_JT_MAX_DEPTH, &d, &err), SG_OK);
+    sg_jt_free(&d);
+    memset(deep, '[', SG_JT_MAX_DEPTH + 1);
+    memset(deep + SG_JT_MAX_DEPTH + 1, ']', SG_JT_MAX_DEPTH + 1);
+    expect_ubj_refused(deep, 2 * SG_JT_MAX_DEPTH + 2, "nested deeper than 128");
+
+    /* What tells the two apart. */
+    assert_true(sg_jt_looks_ubjson("{i\x01" "a", 4));
+    assert_true(sg_jt_looks_ubjson("{#U\x00", 4));
+    assert_false(sg_jt_looks_ubjson("{\"a\":1}", 7));
+    assert_false(sg_jt_looks_ubjson("{}", 2));
+    assert_false(sg_jt_looks_ubjson("{ \"a\":1}", 8));
+    assert_false(sg_jt_looks_ubjson("{", 1));
+    assert_false(sg_jt_looks_ubjson("", 0));
+}
+
+static void test_ubjson_random(void **state)
+{
+    (void)state;
+    static char doc[8192];
+    ubuf u = {0};
+    int compared = 0, refused = 0;
+    for (int i = 0; i < 20000; i++) {
+        size_t n = gen(doc, sizeof doc - 8, 0);
+        json_error_t jerr;
+        json_t *j = json_loadb(doc, n, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
+        if (!j) continue; /* gen may repeat a key */
+        u.n = 0;
+        encode(&u, j);
+        sg_jdoc d;
+        sg_err err = {{0}};
+        int rc = ubj(u.b, u.n, &d, &err);
+        if (rc) fail_msg("UBJSON of %.*s refused: %s", (int)(n < 200 ? n : 200), doc, err.msg);
+        char why[256] = "";
+        if (!same_value(j, &d, sg_jt_root(&d), why, sizeof why))
+            fail_msg("values differ on %.*s: %s", (int)(n < 200 ? n : 200), doc, why);
+        sg_jt_free(&d);
+        compared++;
+        /* Then damaged: a flipped byte, a cut, a byte inserted or dropped. */
+        for (int m = 0; m < 3 && u.n > 1; m++) {
+            size_t at = rnd() % u.n;
+            switch (rnd() % 4) {
+            case 0: u.b[at] = (unsigned char)rnd(); break;
+            case 1: u.n = at; break;
+            case 2:
+                put_c(&u, 0);
+                memmove(u.b + at + 1, u.b + at, u.n - at - 1);
+                u.b[at] = (unsigned char)rnd();
+                break;
+            default: memmove(u.b + at, u.b + at + 1, u.n - at - 1); u.n--; break;
+            }
+            rc = ubj(u.b, u.n, &d, &err);
+            if (rc == SG_OK) {
+                sg_jt_free(&d);
+            } else {
+                assert_int_equal(rc, SG_EINPUT);
+                assert_non_null(strstr(err.msg, "m.ubj: malformed UBJSON at byte "));
+                assert_null(strchr(err.msg, '\n'));
+                refused++;
+            }
+        }
+        json_decref(j);
+    }
+    free(u.b);
+    assert_true(compared > 10000);
+    assert_true(refused > 10000);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -304,6 +595,8 @@ int main(void)
         cmocka_unit_test(test_fixed_documents),
         cmocka_unit_test(test_duplicates_and_depth),
         cmocka_unit_test(test_random_against_jansson),
+        cmocka_unit_test(test_ubjson_fixed),
+        cmocka_unit_test(test_ubjson_random),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -271,6 +271,26 @@ static const char *const xgboost_seeds[] = {
     ",\"boost_from_average\":\"1\",\"num_class\":\"0\",\"num_feature\":\"3\",\"num_target\":\""
     "1\"},\"objective\":{\"name\":\"binary:logistic\",\"reg_loss_param\":{\"scale_pos_weight\""
     ":\"1\"}}},\"version\":[1,7,4]}",
+    /* The first seed as UBJSON (what save_model writes to a .ubj), written without a NUL
+       byte: zeros as H (decimal text), floats as float32 ('d'). */
+    "{U\x07learner{U\x0d" "feature_names[]U\x0d" "feature_types[]U\x10gradient_booster{U\x05"
+    "model{U\x12gbtree_model_param{U\x11num_parallel_treeSU\x01" "1U\x09num_treesSU\x01" ""
+    "2U\x10size_leaf_vectorSU\x01" "0}U\x09tree_info[#U\x02HU\x01" "0HU\x01" "0U\x05trees"
+    "[#U\x02{U\x0c" "default_left[#U\x03i\x01HU\x01" "0HU\x01" "0U\x02idHU\x01" "0U\x0dle"
+    "ft_children[#U\x03i\x01i\xffi\xffU\x0eright_children[#U\x03i\x02i\xffi\xffU\x10split"
+    "_conditions[$d#U\x03\xba\xeb\xed\xfa\xbf\x14\x04\xea\x3f\x13S\xf8U\x0dsplit_indices["
+    "#U\x03HU\x01" "0HU\x01" "0HU\x01" "0U\x0asplit_type[#U\x03HU\x01" "0HU\x01" "0HU\x01" ""
+    "0U\x0atree_param{U\x0bnum_deletedSU\x01" "0U\x0bnum_featureSU\x01" "3U\x09num_nodesS"
+    "U\x01" "3U\x10size_leaf_vectorSU\x01" "0}}{U\x0c" "default_left[#U\x03i\x01HU\x01" ""
+    "0HU\x01" "0U\x02idi\x01U\x0dleft_children[#U\x03i\x01i\xffi\xffU\x0eright_children[#"
+    "U\x03i\x02i\xffi\xffU\x10split_conditions[$d#U\x03\xba\xeb\xed\xfa\xbe\xe6L0>\xe5`BU"
+    "\x0dsplit_indices[#U\x03HU\x01" "0HU\x01" "0HU\x01" "0U\x0asplit_type[#U\x03HU\x01" ""
+    "0HU\x01" "0HU\x01" "0U\x0atree_param{U\x0bnum_deletedSU\x01" "0U\x0bnum_featureSU\x01" ""
+    "3U\x09num_nodesSU\x01" "3U\x10size_leaf_vectorSU\x01" "0}}}U\x04nameSU\x06gbtree}U\x13"
+    "learner_model_param{U\x0a" "base_scoreSU\x04" "5E-1U\x12" "boost_from_averageSU\x01" ""
+    "1U\x09num_classSU\x01" "0U\x0bnum_featureSU\x01" "3U\x0anum_targetSU\x01" "1}U\x09ob"
+    "jective{U\x04nameSU\x0f" "binary:logisticU\x0ereg_loss_param{U\x10scale_pos_weightSU"
+    "\x01" "1}}}U\x07version[#U\x03i\x01i\x07i\x04}",
     "{\"learner\":{\"feature_names\":[],\"feature_types\":[],\"gradient_booster\":{\"gbtree\""
     ":{\"model\":{\"gbtree_model_param\":{\"num_parallel_tree\":\"1\",\"num_trees\":\"6\",\"s"
     "ize_leaf_vector\":\"0\"},\"tree_info\":[0,1,2,0,1,2],\"trees\":[{\"default_left\":[1,1,0"

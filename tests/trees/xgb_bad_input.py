@@ -130,6 +130,44 @@ with tempfile.TemporaryDirectory() as tmp:
     expect_refused(tmp, "base_per_class", d, datac, ["base_score", "one intercept per class"])
     expect_refused(tmp, "empty", "", data, [])
 
+    # UBJSON (.ubj): cut anywhere, or with a count patched to claim more than the file
+    # holds, it is refused in one line naming the file and the byte; a NaN threshold, which
+    # UBJSON can carry and JSON cannot, is refused by the model checks.
+    good_ubj = os.path.join(tmp, "good.ubj")
+    b.save_model(good_ubj)
+    raw = open(good_ubj, "rb").read()
+    check(raw[:1] == b"{" and raw[1:2] != b'"', "save_model(.ubj) did not write UBJSON")
+    p = run(good_ubj, data)
+    check(p.returncode == 0, "the good UBJSON model must evaluate: %d %r" % (p.returncode, p.stderr))
+
+    def expect_ubj_refused(name, blob, words):
+        path = os.path.join(tmp, name + ".ubj")
+        with open(path, "wb") as f:
+            f.write(blob)
+        p = run(path, data)
+        lines = p.stderr.strip().splitlines()
+        ok = (p.returncode == 2 and len(lines) == 1 and path in lines[0] and
+              all(w in lines[0] for w in words))
+        print("%-24s exit %d: %s" % (name, p.returncode, p.stderr.strip()))
+        check(ok, "%s: want exit 2 and one line naming %s and %s; got %d %r" %
+              (name, path, words, p.returncode, p.stderr))
+
+    for cut in (2, len(raw) // 3, len(raw) // 2, len(raw) - 1):
+        expect_ubj_refused("ubj_cut_%d" % cut, raw[:cut], ["malformed UBJSON at byte"])
+    at = raw.find(b"[$d#")
+    check(at > 0, "no typed float array in the UBJSON model")
+    # The count's marker is at at+4: make it an int64 claiming 2^62 floats.
+    big = raw[:at + 4] + b"L" + (1 << 62).to_bytes(8, "big") + raw[at + 4 + 1 + {
+        ord("i"): 1, ord("U"): 1, ord("I"): 2, ord("l"): 4, ord("L"): 8}[raw[at + 4]]:]
+    expect_ubj_refused("ubj_huge_count", big, ["malformed UBJSON at byte", "count"])
+    at = raw.find(b"split_conditions")
+    at = raw.find(b"[$d#", at)
+    n_marker = raw[at + 4]
+    width = {ord("i"): 1, ord("U"): 1, ord("I"): 2, ord("l"): 4, ord("L"): 8}[n_marker]
+    first = at + 5 + width
+    nan = raw[:first] + b"\x7f\xc0\x00\x00" + raw[first + 4:]
+    expect_ubj_refused("ubj_nan_threshold", nan, ["split_conditions"])
+
     # NaN is a missing value for a tree model, but Inf is an error everywhere.
     inf = os.path.join(tmp, "inf.h5")
     Xi = X.copy(); Xi[7, 2] = np.inf

@@ -80,10 +80,18 @@ def softmax(z):
     return e / e.sum(axis=1, keepdims=True)
 
 
-def case(tmp, name, params, X, y, Xv, yv, rounds=25, base_list=0):
+def case(tmp, name, params, X, y, Xv, yv, rounds=25, base_list=0, ubj=False):
+    """ubj: the booster saved as UBJSON (.ubj) is the model under test, and its outputs must
+    equal, bit for bit, those of the same booster saved as JSON."""
     booster = xgb.train(params, xgb.DMatrix(X, label=y), num_boost_round=rounds)
     model = os.path.join(tmp, name + ".json")
     booster.save_model(model)
+    json_model = model
+    if ubj:
+        model = os.path.join(tmp, name + ".ubj")
+        booster.save_model(model)
+        with open(model, "rb") as fh:
+            check(fh.read(2) != b'{"', "%s: XGBoost wrote JSON, not UBJSON" % name)
     if base_list:
         # XGBoost 2.1 and later write base_score as a list in a string, "[5E-1]", one entry
         # per output (3.1 may fit one per class); the reference stays the booster itself.
@@ -154,6 +162,12 @@ def case(tmp, name, params, X, y, Xv, yv, rounds=25, base_list=0):
         for k in out:
             check(out[k].tobytes() == outputs["scalar"][k].tobytes(),
                   "%s: %s /%s is not bit-identical to scalar" % (name, isa, k))
+    if ubj and "scalar" in outputs:
+        doc_j, out_j = run_eval(tmp, json_model, dataset, "scalar")
+        for k in out_j or {}:
+            check(out_j[k].tobytes() == outputs["scalar"][k].tobytes(),
+                  "%s: /%s from the UBJSON file differs from the JSON file's" % (name, k))
+        print("%-18s UBJSON and JSON files give the same bits" % name)
 
 
 ISAS = variants()
@@ -203,6 +217,14 @@ with tempfile.TemporaryDirectory() as tmp:
     case(tmp, "binary_depth8", dict(base, objective="binary:logistic", max_depth=8), X, yb, Xv, ybv)
     case(tmp, "multi_depth7", dict(base, objective="multi:softprob", num_class=3, max_depth=7),
          X, ym, Xv, ymv)
+    # The same boosters saved as UBJSON (XGBoost's binary JSON, its default from 2.1).
+    case(tmp, "ubj_binary", dict(base, objective="binary:logistic"), X, yb, Xv, ybv, ubj=True)
+    case(tmp, "ubj_multi", dict(base, objective="multi:softprob", num_class=3), X, ym, Xv, ymv,
+         ubj=True)
+    case(tmp, "ubj_reg", dict(base, objective="reg:squarederror", base_score=1.5), X, yr, Xv, yrv,
+         ubj=True)
+    case(tmp, "ubj_dart", dict(base, booster="dart", objective="binary:logistic", rate_drop=0.3,
+                               skip_drop=0.0), X, yb, Xv, ybv, ubj=True)
     case(tmp, "deep_forest", dict(objective="binary:logistic", max_depth=12, num_parallel_tree=4,
                                   subsample=0.8, colsample_bynode=0.8, eta=1.0, seed=3),
          X, yb, Xv, ybv, rounds=3)
