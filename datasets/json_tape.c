@@ -29,15 +29,14 @@ static sg_status perr(parser *ps, const char *at, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static sg_status perr(parser *ps, const char *at, const char *fmt, ...)
 {
-    if (ps->ubj) {
-        char what[256];
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(what, sizeof what, fmt, ap);
-        va_end(ap);
+    char what[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    if (ps->ubj)
         return sg_errf(ps->err, SG_EINPUT, "%s: malformed UBJSON at byte %zu: %s", ps->name,
                        (size_t)(at - ps->s), what);
-    }
     long line = 1;
     const char *bol = ps->s;
     for (const char *q = ps->s; q < at; q++)
@@ -45,11 +44,6 @@ static sg_status perr(parser *ps, const char *at, const char *fmt, ...)
             line++;
             bol = q + 1;
         }
-    char what[256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(what, sizeof what, fmt, ap);
-    va_end(ap);
     return sg_errf(ps->err, SG_EINPUT, "%s: malformed JSON at line %ld column %ld: %s", ps->name,
                    line, (long)(at - bol) + 1, what);
 }
@@ -793,7 +787,7 @@ bool sg_jt_looks_ubjson(const void *bytes, size_t len)
     const unsigned char *b = bytes;
     /* JSON puts white space, a quote or '}' after its '{'; UBJSON a key's length marker, or
        the $ or # of an optimized object. */
-    return len >= 2 && b[0] == '{' && strchr("iUIlL$#", b[1]) != NULL && b[1] != '\0';
+    return len >= 2 && b[0] == '{' && b[1] != '\0' && strchr("iUIlL$#", b[1]) != NULL;
 }
 
 void sg_jt_free(sg_jdoc *doc)

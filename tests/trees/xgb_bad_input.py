@@ -28,9 +28,10 @@ def run(model, dataset):
 
 
 def expect_refused(tmp, name, doc_or_text, dataset, words):
-    path = os.path.join(tmp, name + ".json")
-    with open(path, "w") as f:
-        f.write(doc_or_text if isinstance(doc_or_text, str) else json.dumps(doc_or_text))
+    """doc_or_text: a document (written as JSON), text, or bytes (written to NAME.ubj)."""
+    path = os.path.join(tmp, name + (".ubj" if isinstance(doc_or_text, bytes) else ".json"))
+    with open(path, "wb" if isinstance(doc_or_text, bytes) else "w") as f:
+        f.write(doc_or_text if isinstance(doc_or_text, (str, bytes)) else json.dumps(doc_or_text))
     p = run(path, dataset)
     lines = p.stderr.strip().splitlines()
     ok = (p.returncode == 2 and len(lines) == 1 and path in lines[0] and
@@ -140,33 +141,21 @@ with tempfile.TemporaryDirectory() as tmp:
     p = run(good_ubj, data)
     check(p.returncode == 0, "the good UBJSON model must evaluate: %d %r" % (p.returncode, p.stderr))
 
-    def expect_ubj_refused(name, blob, words):
-        path = os.path.join(tmp, name + ".ubj")
-        with open(path, "wb") as f:
-            f.write(blob)
-        p = run(path, data)
-        lines = p.stderr.strip().splitlines()
-        ok = (p.returncode == 2 and len(lines) == 1 and path in lines[0] and
-              all(w in lines[0] for w in words))
-        print("%-24s exit %d: %s" % (name, p.returncode, p.stderr.strip()))
-        check(ok, "%s: want exit 2 and one line naming %s and %s; got %d %r" %
-              (name, path, words, p.returncode, p.stderr))
-
     for cut in (2, len(raw) // 3, len(raw) // 2, len(raw) - 1):
-        expect_ubj_refused("ubj_cut_%d" % cut, raw[:cut], ["malformed UBJSON at byte"])
+        expect_refused(tmp, "ubj_cut_%d" % cut, raw[:cut], data, ["malformed UBJSON at byte"])
     at = raw.find(b"[$d#")
     check(at > 0, "no typed float array in the UBJSON model")
     # The count's marker is at at+4: make it an int64 claiming 2^62 floats.
     big = raw[:at + 4] + b"L" + (1 << 62).to_bytes(8, "big") + raw[at + 4 + 1 + {
         ord("i"): 1, ord("U"): 1, ord("I"): 2, ord("l"): 4, ord("L"): 8}[raw[at + 4]]:]
-    expect_ubj_refused("ubj_huge_count", big, ["malformed UBJSON at byte", "count"])
+    expect_refused(tmp, "ubj_huge_count", big, data, ["malformed UBJSON at byte", "count"])
     at = raw.find(b"split_conditions")
     at = raw.find(b"[$d#", at)
     n_marker = raw[at + 4]
     width = {ord("i"): 1, ord("U"): 1, ord("I"): 2, ord("l"): 4, ord("L"): 8}[n_marker]
     first = at + 5 + width
     nan = raw[:first] + b"\x7f\xc0\x00\x00" + raw[first + 4:]
-    expect_ubj_refused("ubj_nan_threshold", nan, ["split_conditions"])
+    expect_refused(tmp, "ubj_nan_threshold", nan, data, ["split_conditions"])
 
     # NaN is a missing value for a tree model, but Inf is an error everywhere.
     inf = os.path.join(tmp, "inf.h5")
