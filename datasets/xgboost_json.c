@@ -273,20 +273,33 @@ static sg_status parse_tree(const ctx *c, const sg_jv *tree, int index, long num
     return rc;
 }
 
+/* How base_score becomes the margin every row starts from (XGBoost's ProbToMargin). */
+typedef enum {
+    BASE_AS_IS,  /* the margin itself */
+    BASE_LOGIT,  /* a probability: its logit */
+    BASE_LOG,    /* a mean of a log-link objective: its log */
+} base_link;
+
 typedef struct {
     const char *name;
     sg_tree_output output;
     bool multi;
-    bool logit_base; /* base_score is a probability: the margin is its logit */
+    base_link base;
 } objective_info;
 
 static const objective_info objectives[] = {
-    {"binary:logistic", SG_TREE_OUT_BINARY, false, true},
-    {"binary:logitraw", SG_TREE_OUT_BINARY, false, false},
-    {"reg:logistic", SG_TREE_OUT_SIGMOID, false, true},
-    {"reg:squarederror", SG_TREE_OUT_IDENTITY, false, false},
-    {"multi:softprob", SG_TREE_OUT_SOFTMAX, true, false},
-    {"multi:softmax", SG_TREE_OUT_SOFTMAX, true, false},
+    {"binary:logistic", SG_TREE_OUT_BINARY, false, BASE_LOGIT},
+    {"binary:logitraw", SG_TREE_OUT_BINARY, false, BASE_AS_IS},
+    {"reg:logistic", SG_TREE_OUT_SIGMOID, false, BASE_LOGIT},
+    {"reg:squarederror", SG_TREE_OUT_IDENTITY, false, BASE_AS_IS},
+    {"reg:squaredlogerror", SG_TREE_OUT_IDENTITY, false, BASE_AS_IS},
+    {"reg:pseudohubererror", SG_TREE_OUT_IDENTITY, false, BASE_AS_IS},
+    {"reg:absoluteerror", SG_TREE_OUT_IDENTITY, false, BASE_AS_IS},
+    {"count:poisson", SG_TREE_OUT_EXP, false, BASE_LOG},
+    {"reg:gamma", SG_TREE_OUT_EXP, false, BASE_LOG},
+    {"reg:tweedie", SG_TREE_OUT_EXP, false, BASE_LOG},
+    {"multi:softprob", SG_TREE_OUT_SOFTMAX, true, BASE_AS_IS},
+    {"multi:softmax", SG_TREE_OUT_SOFTMAX, true, BASE_AS_IS},
 };
 
 /*
@@ -345,7 +358,9 @@ static sg_status parse_learner(const ctx *c, const sg_jv *learner, sg_tree_ensem
         return fail(
             c,
             "/learner/objective/name: objective \"%.64s\" is not supported (binary:logistic, "
-            "binary:logitraw, reg:logistic, reg:squarederror, multi:softprob, multi:softmax)",
+            "binary:logitraw, reg:logistic, reg:squarederror, reg:squaredlogerror, "
+            "reg:pseudohubererror, reg:absoluteerror, count:poisson, reg:gamma, reg:tweedie, "
+            "multi:softprob, multi:softmax)",
             sg_jt_str(c->d, o));
     snprintf(e->objective, sizeof e->objective, "%s", (*obj)->name);
     const sg_jv *p = sg_jt_get(c->d, learner, "learner_model_param");
@@ -366,11 +381,15 @@ static sg_status parse_learner(const ctx *c, const sg_jv *learner, sg_tree_ensem
     rc = base_score_of(c, sg_jt_get(c->d, p, "base_score"), (*obj)->multi ? *num_class : 1, &bs);
     if (rc) return rc;
     float base = (float)bs;
-    if ((*obj)->logit_base) {
+    /* XGBoost's ProbToMargin, in float as it computes it. */
+    if ((*obj)->base == BASE_LOGIT) {
         if (!(base > 0 && base < 1))
             return fail(c, "%s/base_score %g is not in (0, 1) as %s needs", pp, bs, (*obj)->name);
-        /* XGBoost's ProbToMargin, in float as it computes it. */
         base = -logf(1.0f / base - 1.0f);
+    } else if ((*obj)->base == BASE_LOG) {
+        if (!(base > 0))
+            return fail(c, "%s/base_score %g is not above 0 as %s needs", pp, bs, (*obj)->name);
+        base = logf(base);
     }
     if (!isfinite(base)) return fail(c, "%s/base_score %g is not finite", pp, bs);
     e->n_features = (int)nf;

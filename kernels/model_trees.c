@@ -96,6 +96,9 @@ static void apply_link(const sg_tree_ensemble *e, const float *M, int64_t n, flo
         case SG_TREE_OUT_SIGMOID:
             out[r] = sg_logistic_ref(M[r]);
             break;
+        case SG_TREE_OUT_EXP: /* XGBoost's PredTransform for its log-link objectives, in float */
+            out[r] = expf(M[r]);
+            break;
         case SG_TREE_OUT_SOFTMAX:
             softmax_row(M + r * G, G, out + r * G);
             break;

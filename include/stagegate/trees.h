@@ -69,6 +69,7 @@ typedef enum {
     SG_TREE_OUT_SOFTMAX = 3,      /* multiclass: softmax over the groups' margins */
     SG_TREE_OUT_PROBA_BINARY = 4, /* binary, the sum is p1 (forests): [1 - p1, p1] */
     SG_TREE_OUT_PROBA = 5,        /* multiclass, the sums are the probabilities (forests) */
+    SG_TREE_OUT_EXP = 6,          /* regression: exp(margin) (count:poisson, reg:gamma, reg:tweedie) */
 } sg_tree_output;
 
 typedef struct {

@@ -69,6 +69,10 @@ with tempfile.TemporaryDirectory() as tmp:
     expect_refused(tmp, "unknown_booster", d, data, ["/learner/gradient_booster/name", "gblinear"])
     d = copy.deepcopy(base); d["learner"]["objective"]["name"] = "rank:pairwise"
     expect_refused(tmp, "unknown_objective", d, data, ["/learner/objective/name", "rank:pairwise"])
+    # A log-link objective starts from log(base_score): 0 or less has no margin.
+    d = copy.deepcopy(base); d["learner"]["objective"]["name"] = "count:poisson"
+    d["learner"]["learner_model_param"]["base_score"] = "0E0"
+    expect_refused(tmp, "poisson_base_zero", d, data, ["base_score", "not above 0", "count:poisson"])
     expect_refused(tmp, "feature_mismatch", base, data5, ["val5.h5", "5 features", "expects 4"])
     d = copy.deepcopy(base); t = trees_of(d)[1]; t["left_children"][0] = 999
     expect_refused(tmp, "child_out_of_range", d, data, [T + "1/left_children/0", "999"])

@@ -217,6 +217,17 @@ with tempfile.TemporaryDirectory() as tmp:
     case(tmp, "binary_depth8", dict(base, objective="binary:logistic", max_depth=8), X, yb, Xv, ybv)
     case(tmp, "multi_depth7", dict(base, objective="multi:softprob", num_class=3, max_depth=7),
          X, ym, Xv, ymv)
+    # Log-link regression: exp(margin), from log(base_score); and the other identity ones.
+    yc = np.random.default_rng(3).poisson(np.exp(0.4 * np.nan_to_num(X[:, 0]))).astype(np.float64)
+    ycv = np.random.default_rng(4).poisson(np.exp(0.4 * np.nan_to_num(Xv[:, 0]))).astype(np.float64)
+    yg, ygv = np.exp(yr / 4), np.exp(yrv / 4)
+    case(tmp, "count_poisson", dict(base, objective="count:poisson"), X, yc, Xv, ycv)
+    case(tmp, "reg_gamma", dict(base, objective="reg:gamma", base_score=2.0), X, yg, Xv, ygv)
+    case(tmp, "reg_tweedie", dict(base, objective="reg:tweedie", tweedie_variance_power=1.3), X, yc,
+         Xv, ycv)
+    case(tmp, "reg_squaredlogerror", dict(base, objective="reg:squaredlogerror"), X, yg, Xv, ygv)
+    case(tmp, "reg_pseudohuber", dict(base, objective="reg:pseudohubererror"), X, yr, Xv, yrv)
+    case(tmp, "reg_absoluteerror", dict(base, objective="reg:absoluteerror"), X, yr, Xv, yrv)
     # The same boosters saved as UBJSON (XGBoost's binary JSON, its default from 2.1).
     case(tmp, "ubj_binary", dict(base, objective="binary:logistic"), X, yb, Xv, ybv, ubj=True)
     case(tmp, "ubj_multi", dict(base, objective="multi:softprob", num_class=3), X, ym, Xv, ymv,
