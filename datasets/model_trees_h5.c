@@ -238,6 +238,7 @@ sg_status sg_model_h5_trees(hid_t f, const char *path, sg_model *m, sg_err *err)
         {SG_TASK_MULTICLASS, "probability", SG_TREE_OUT_PROBA},
         {SG_TASK_REGRESSION, "identity", SG_TREE_OUT_IDENTITY},
         {SG_TASK_REGRESSION, "sigmoid", SG_TREE_OUT_SIGMOID},
+        {SG_TASK_REGRESSION, "exp", SG_TREE_OUT_EXP},
     };
     int found = -1;
     for (size_t i = 0; i < sizeof outputs / sizeof outputs[0]; i++)
@@ -246,7 +247,7 @@ sg_status sg_model_h5_trees(hid_t f, const char *path, sg_model *m, sg_err *err)
         return sg_errf(err, SG_EINPUT,
                        "%s: attribute output is \"%s\", which a %s tree ensemble cannot have "
                        "(binary: sigmoid, probability; multiclass: softmax, probability; "
-                       "regression: identity, sigmoid)",
+                       "regression: identity, sigmoid, exp)",
                        path, out, sg_task_name(m->task));
     int64_t missing = 0;
     rc = sg_h5_attr_int(f, "missing_values", &missing, path, "", err);

@@ -128,9 +128,14 @@ def gradient_boosting(est, k, classifier, X0):
 
 def hist_gradient_boosting(est, k, classifier):
     loss = type(est._loss).__name__
+    # Poisson (and the gamma and Tweedie losses of later scikit-learn versions) predict
+    # exp(raw): their link is the log.
+    log_link = type(getattr(est._loss, "link", None)).__name__ == "LogLink"
     ok = {"HalfBinomialLoss", "HalfMultinomialLoss"} if classifier else {
-        "HalfSquaredError", "AbsoluteError", "PinballLoss"}
-    if loss not in ok:
+        "HalfSquaredError", "AbsoluteError", "PinballLoss", "HalfPoissonLoss", "HalfGammaLoss",
+        "HalfTweedieLoss"}
+    if loss not in ok or (loss.startswith(("HalfPoisson", "HalfGamma", "HalfTweedie")) and
+                          not log_link):
         raise TreeExportError(f"{type(est).__name__} with loss {loss} is not supported")
     if getattr(est, "is_categorical_", None) is not None and np.any(est.is_categorical_):
         raise TreeExportError(f"{type(est).__name__} has categorical features, which are not "
@@ -145,7 +150,7 @@ def hist_gradient_boosting(est, k, classifier):
                       nd["missing_go_to_left"].astype(bool), nd["value"],
                       nd["is_leaf"].astype(bool), g)
     base = np.asarray(est._baseline_prediction, np.float64).reshape(-1)
-    output = ("sigmoid" if k == 2 else "softmax") if classifier else "identity"
+    output = ("sigmoid" if k == 2 else "softmax") if classifier else ("exp" if log_link else "identity")
     return trees, base, output, True
 
 
