@@ -542,25 +542,21 @@ static void place(const sg_tree_node *tree, uint32_t i, int level, uint32_t pos,
 
 sg_status sg_tree_ensemble_build_levels(sg_tree_ensemble *e, sg_err *err)
 {
-    if (e->max_depth <= SG_TREE_LEVELS_DEPTH) {
-        e->levels = sg_alloc_aligned((size_t)e->n_trees * sizeof *e->levels);
-        if (!e->levels) return sg_errf(err, SG_ENOMEM, "out of memory for %d trees", e->n_trees);
-        memset(e->levels, 0, (size_t)e->n_trees * sizeof *e->levels);
-        for (int t = 0; t < e->n_trees; t++) {
-            sg_tree_levels *lv = &e->levels[t];
-            place(e->nodes + e->tree_start[t], 0, 0, 0, e->tree_depth[t], lv->threshold,
-                  lv->feature, lv->leaf);
-        }
-    } else if (e->max_depth <= SG_TREE_LEVELS8_DEPTH) {
-        e->levels8 = sg_alloc_aligned((size_t)e->n_trees * sizeof *e->levels8);
-        if (!e->levels8) return sg_errf(err, SG_ENOMEM, "out of memory for %d trees", e->n_trees);
-        memset(e->levels8, 0, (size_t)e->n_trees * sizeof *e->levels8);
-        for (int t = 0; t < e->n_trees; t++) {
-            sg_tree_levels8 *lv = &e->levels8[t];
-            place(e->nodes + e->tree_start[t], 0, 0, 0, e->tree_depth[t], lv->threshold,
-                  lv->feature, lv->leaf);
-        }
+    const bool eight = e->max_depth > SG_TREE_LEVELS_DEPTH;
+    if (e->max_depth > SG_TREE_LEVELS8_DEPTH) return SG_OK; /* the node layout only */
+    const sg_tree_level_geometry g = sg_tree_level_geometry_of(eight);
+    uint8_t *base = sg_alloc_aligned((size_t)e->n_trees * g.size);
+    if (!base) return sg_errf(err, SG_ENOMEM, "out of memory for %d trees", e->n_trees);
+    memset(base, 0, (size_t)e->n_trees * g.size);
+    for (int t = 0; t < e->n_trees; t++) {
+        uint8_t *lv = base + (size_t)t * g.size;
+        place(e->nodes + e->tree_start[t], 0, 0, 0, e->tree_depth[t], (float *)(lv + g.threshold),
+              (uint32_t *)(lv + g.feature), (float *)(lv + g.leaf));
     }
+    if (eight)
+        e->levels8 = (sg_tree_levels8 *)base;
+    else
+        e->levels = (sg_tree_levels *)base;
     return SG_OK;
 }
 

@@ -4,6 +4,9 @@
 
 #include "stagegate/common.h"
 
+#include <stdbool.h>
+#include <stddef.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -60,6 +63,26 @@ typedef struct {
     float leaf[256];
     uint32_t pad[2]; /* 3072 bytes: a whole number of cache lines */
 } sg_tree_levels8;
+
+/*
+ * Where the fields of a level layout sit, whichever of the two an ensemble carries: tree t's
+ * copy starts at byte t * size; threshold, feature and leaf are at these byte offsets.
+ */
+typedef struct {
+    size_t size, threshold, feature, leaf;
+} sg_tree_level_geometry;
+
+static inline sg_tree_level_geometry sg_tree_level_geometry_of(bool eight)
+{
+    if (eight)
+        return (sg_tree_level_geometry){sizeof(sg_tree_levels8),
+                                        offsetof(sg_tree_levels8, threshold),
+                                        offsetof(sg_tree_levels8, feature),
+                                        offsetof(sg_tree_levels8, leaf)};
+    return (sg_tree_level_geometry){sizeof(sg_tree_levels), offsetof(sg_tree_levels, threshold),
+                                    offsetof(sg_tree_levels, feature),
+                                    offsetof(sg_tree_levels, leaf)};
+}
 
 /* How margins become outputs. */
 typedef enum {

@@ -232,16 +232,11 @@ void sg_tree_margins_avx2(const sg_tree_ensemble *e, const float *X, int64_t n, 
    lane stopping at its tree's depth; three gathers a level and no child index to chase. */
 AI void one_levels_k(const sg_tree_ensemble *e, const float *x, float *M, int t0, int K)
 {
-    /* Either level layout: the tree's arrays differ only in size. */
+    /* Either level layout: the tree's arrays differ only in size. In floats: */
     const float *lv = e->levels ? (const float *)e->levels : (const float *)e->levels8;
-    const int stride = (int)((e->levels ? sizeof(sg_tree_levels) : sizeof(sg_tree_levels8)) /
-                             sizeof(float));
-    const int feat_at = (int)((e->levels ? offsetof(sg_tree_levels, feature)
-                                         : offsetof(sg_tree_levels8, feature)) /
-                              sizeof(float));
-    const int leaf_at = (int)((e->levels ? offsetof(sg_tree_levels, leaf)
-                                         : offsetof(sg_tree_levels8, leaf)) /
-                              sizeof(float));
+    const sg_tree_level_geometry g = sg_tree_level_geometry_of(!e->levels);
+    const int stride = (int)(g.size / sizeof(float)), feat_at = (int)(g.feature / sizeof(float));
+    const int leaf_at = (int)(g.leaf / sizeof(float));
     const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     const __m256i mask = _mm256_set1_epi32((int)SG_TREE_FEATURE_MASK), one = _mm256_set1_epi32(1);
     __m256i tix[2], depth[2], pos[2];
