@@ -10,6 +10,7 @@
 #define _GNU_SOURCE /* qsort_r */
 #include "json_tape.h"
 
+#include <ctype.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -250,6 +251,35 @@ static const double pow10_exact[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6, 
  * divide rounds correctly (Clinger, "How to read floating point numbers accurately", 1990).
  * Everything else goes to strtod.
  */
+/*
+ * NaN, Infinity and -Infinity: not JSON, but what XGBoost's JSON writer emits for such floats
+ * (a categorical split's split_condition is NaN) and its reader takes back. Only these exact
+ * spellings; what a value may be is for the reader of the document to check.
+ */
+static sg_status parse_literal(parser *ps, uint32_t *index);
+
+static sg_status parse_special(parser *ps, uint32_t *index)
+{
+    static const struct {
+        const char *text;
+        size_t len;
+        double value;
+    } specials[] = {{"NaN", 3, NAN}, {"Infinity", 8, INFINITY}, {"-Infinity", 9, -INFINITY}};
+    for (size_t i = 0; i < sizeof specials / sizeof specials[0]; i++) {
+        const size_t n = specials[i].len;
+        if ((size_t)(ps->end - ps->p) < n || memcmp(ps->p, specials[i].text, n) != 0) continue;
+        /* "NaNa" or "Infinity0" is one bad token, not a value and then garbage */
+        if ((size_t)(ps->end - ps->p) > n && isalnum((unsigned char)ps->p[n])) break;
+        int rc = push_value(ps, SG_JT_NUMBER, index);
+        if (rc) return rc;
+        ps->d->v[*index].u.num = specials[i].value;
+        ps->p += n;
+        return SG_OK;
+    }
+    if (*ps->p == '-') return perr(ps, ps->p, "invalid number");
+    return parse_literal(ps, index);
+}
+
 static sg_status parse_number(parser *ps, uint32_t *index)
 {
     const char *q = ps->p, *end = ps->end, *start = q;
@@ -257,6 +287,7 @@ static sg_status parse_number(parser *ps, uint32_t *index)
     if (*q == '-') {
         neg = true;
         q++;
+        if (q < end && *q == 'I') return parse_special(ps, index);
     }
     uint64_t m = 0;
     int nd = 0;
@@ -442,6 +473,10 @@ value:
     }
     case '"':
         if ((rc = parse_string(ps, &idx))) return rc;
+        break;
+    case 'N':
+    case 'I':
+        if ((rc = parse_special(ps, &idx))) return rc;
         break;
     case '-':
     case '0': case '1': case '2': case '3': case '4':

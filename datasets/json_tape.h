@@ -5,10 +5,11 @@
  * XGBoost model is ~400,000 of them): no allocation per value, and numbers converted by
  * Clinger's exact fast path when it applies, else by strtod.
  *
- * Stricter than RFC 8259 allows a parser to be, never looser: UTF-8 is validated, \u0000 and
- * lone surrogates are refused, duplicate keys in an object are refused (two readers of the
- * same file must not see different models), nesting is limited, and a number whose value
- * does not fit a double is refused.
+ * Stricter than RFC 8259 allows a parser to be: UTF-8 is validated, \u0000 and lone
+ * surrogates are refused, duplicate keys in an object are refused (two readers of the same
+ * file must not see different models), nesting is limited, and a number whose value does
+ * not fit a double is refused. One extension, XGBoost's: the bare words NaN, Infinity and
+ * -Infinity are numbers (its writer emits them; a categorical split's condition is NaN).
  */
 #ifndef SG_JSON_TAPE_H
 #define SG_JSON_TAPE_H

@@ -65,8 +65,8 @@ static sg_status get_int(const ctx *c, const sg_jv *obj, const char *key, const 
     return SG_OK;
 }
 
-static const sg_jv *get_array(const ctx *c, const sg_jv *obj, const char *key, const char *path,
-                               size_t want, int *rc)
+static const sg_jv *get_array_of(const ctx *c, const sg_jv *obj, const char *key, const char *path,
+                                  size_t want, const char *why, int *rc)
 {
     const sg_jv *a = sg_jt_get(c->d, obj, key);
     if (!sg_jt_is(a, SG_JT_ARRAY)) {
@@ -74,18 +74,40 @@ static const sg_jv *get_array(const ctx *c, const sg_jv *obj, const char *key, c
         return NULL;
     }
     if (want != (size_t)-1 && sg_jt_size(a) != want) {
-        *rc = fail(c, "%s/%s has %zu entries, expected %zu (num_nodes)", path, key,
-                   sg_jt_size(a), want);
+        *rc = fail(c, "%s/%s has %zu entries, expected %zu (%s)", path, key, sg_jt_size(a), want,
+                   why);
         return NULL;
     }
     return a;
 }
 
+static const sg_jv *get_array(const ctx *c, const sg_jv *obj, const char *key, const char *path,
+                               size_t want, int *rc)
+{
+    return get_array_of(c, obj, key, path, want, "num_nodes", rc);
+}
+
+/* A categorical split's category set as sorted boundaries: the categories that go right are
+ * [b[0], b[1]) u [b[2], b[3]) u ... (runs of consecutive categories, each category c standing
+ * for the values [c, c + 1) that truncate to it). */
+typedef struct {
+    uint32_t node; /* the split's index in the tree's arrays */
+    int m;         /* boundaries: twice the runs */
+    float *b;      /* into tree_json.bounds */
+    int64_t pair;  /* where its two children were laid out, -1 until they are */
+} cat_split;
+
 typedef struct {
     const sg_jv *left, *right, *feat, *cond, *dleft, *stype;
     size_t n;
     long num_feature;
+    float weight; /* dart: every leaf is scaled by it */
     char path[96];
+    /* categorical splits (split_type 1), by node: cat_of[i] indexes cats, -1 otherwise */
+    int32_t *cat_of;
+    cat_split *cats;
+    size_t n_cats;
+    float *bounds;
 } tree_json;
 
 static sg_status child_of(const ctx *c, const tree_json *t, const sg_jv *arr, const char *key, size_t i,
@@ -153,14 +175,12 @@ static sg_status check_structure(const ctx *c, const tree_json *t, uint8_t *stat
     return SG_OK;
 }
 
+/* Feature and default direction of split i; its threshold too unless it is categorical (whose
+ * split_condition XGBoost writes as NaN). */
 static sg_status check_split(const ctx *c, const tree_json *t, size_t i, float *thr, uint32_t *feature)
 {
     double v;
-    if (t->stype && !number_of(c, sg_jt_at(c->d, t->stype, i), &v))
-        return fail(c, "%s/split_type/%zu is not a number", t->path, i);
-    if (t->stype && v != 0)
-        return fail(c, "%s/split_type/%zu: node %zu is a categorical split, which is not supported",
-                    t->path, i, i);
+    const bool categorical = t->cat_of && t->cat_of[i] >= 0;
     if (!number_of(c, sg_jt_at(c->d, t->feat, i), &v) || v != floor(v))
         return fail(c, "%s/split_indices/%zu is not an integer", t->path, i);
     if (v < 0 || v >= (double)t->num_feature)
@@ -169,8 +189,8 @@ static sg_status check_split(const ctx *c, const tree_json *t, size_t i, float *
     *feature = (uint32_t)v;
     if (!number_of(c, sg_jt_at(c->d, t->cond, i), &v))
         return fail(c, "%s/split_conditions/%zu is not a number", t->path, i);
-    *thr = (float)v;
-    if (!isfinite(*thr))
+    *thr = categorical ? NAN : (float)v;
+    if (!categorical && !isfinite(*thr))
         return fail(c, "%s/split_conditions/%zu: threshold %g is not a finite float32", t->path, i,
                     v);
     const sg_jv *dl = sg_jt_at(c->d, t->dleft, i);
@@ -183,45 +203,372 @@ static sg_status check_split(const ctx *c, const tree_json *t, size_t i, float *
     return SG_OK;
 }
 
-/* Breadth-first layout: children of a node are adjacent, right = left + 1. */
-static sg_status layout(const ctx *c, const tree_json *t, size_t reachable, float weight,
-                  sg_tree_node *out, size_t *order)
+/* ---- categorical splits ----
+ *
+ * XGBoost sends a row right at a categorical split when its value, truncated to an integer,
+ * is in the split's category set; left when it is not, and when it is negative or not below
+ * 2^24 (not a category); a missing value (NaN) follows default_left (XGBoost's Decision and
+ * InvalidCat). The set is a union of runs [a, b] of categories, so "goes right" is
+ * a <= x < b + 1 for one of the runs: numerical comparisons, exact in float32 below 2^24.
+ * Each categorical split is therefore laid out as a small search tree of ordinary numerical
+ * splits over the runs' boundaries, and every kernel and layout runs such a model unchanged.
+ *
+ * The boundaries b[0] < ... < b[m-1] (m = 2 runs) cut the line into regions 0..m: region r is
+ * [b[r-1], b[r]), open at the ends. Odd regions are in the set (right child), even ones not
+ * (left child). Regions pair up as (0, 1), (2, 3), ...: a pair is one split, x < b[lo], whose
+ * children are the categorical split's own two children laid out side by side. The last
+ * region, m, is alone; reaching it leads to the left child through a copy of it when it is a
+ * leaf, or else through a forward node that always goes left (threshold +inf, NaN left, as
+ * the padding of the level layouts). A subtree can so be reached from two places: the layout
+ * is a DAG, which the kernels walk as they walk a tree. Missing values are sent, at each
+ * split of the search tree, to a side that holds a region of their default direction.
+ */
+#define CAT_LIMIT 16777216.0 /* 2^24: categories are below it, and exact in float32 */
+
+static int cmp_double(const void *a, const void *b)
 {
-    size_t count = 1;
-    order[0] = 0;
-    for (size_t q = 0; q < count; q++) {
-        size_t i = order[q];
-        long l = -1, r = -1;
-        int rc = children(c, t, i, &l, &r);
-        if (rc) return rc;
-        sg_tree_node *n = &out[q];
-        if (l < 0) {
-            double v;
-            if (!number_of(c, sg_jt_at(c->d, t->cond, i), &v))
-                return fail(c, "%s/split_conditions/%zu (leaf value) is not a number", t->path, i);
-            float leaf = (float)v * weight;
-            if (!isfinite(leaf))
-                return fail(c, "%s/split_conditions/%zu: leaf value %g is not a finite float32",
-                            t->path, i, v);
-            *n = (sg_tree_node){INFINITY, SG_TREE_DEFAULT_LEFT, (uint32_t)q, leaf};
-            continue;
-        }
-        SG_ASSERT(count + 2 <= reachable);
-        rc = check_split(c, t, i, &n->threshold, &n->feature);
-        if (rc) return rc;
-        n->left = (uint32_t)count;
-        n->leaf = 0;
-        order[count++] = (size_t)l;
-        order[count++] = (size_t)r;
+    const double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static sg_status parse_categories(const ctx *c, const sg_jv *tree, tree_json *t)
+{
+    size_t count = 0;
+    for (size_t i = 0; i < t->n; i++) {
+        double v;
+        if (!number_of(c, sg_jt_at(c->d, t->stype, i), &v) || (v != 0 && v != 1))
+            return fail(c, "%s/split_type/%zu is not 0 (numerical) or 1 (categorical)", t->path, i);
+        count += v == 1;
     }
-    SG_ASSERT(count == reachable);
+    if (count == 0) return SG_OK;
+    int rc = SG_OK;
+    const sg_jv *cats, *nodes, *segs, *sizes;
+    const char *why = "one per categorical split in split_type";
+    if (!(cats = get_array(c, tree, "categories", t->path, (size_t)-1, &rc)) ||
+        !(nodes = get_array_of(c, tree, "categories_nodes", t->path, count, why, &rc)) ||
+        !(segs = get_array_of(c, tree, "categories_segments", t->path, count, why, &rc)) ||
+        !(sizes = get_array_of(c, tree, "categories_sizes", t->path, count, why, &rc)))
+        return rc;
+    const size_t C = sg_jt_size(cats);
+    t->cat_of = malloc(t->n * sizeof *t->cat_of);
+    t->cats = calloc(count, sizeof *t->cats);
+    t->bounds = malloc((2 * C + 1) * sizeof *t->bounds);
+    double *tmp = malloc((C + 1) * sizeof *tmp);
+    if (!t->cat_of || !t->cats || !t->bounds || !tmp) {
+        free(tmp);
+        return sg_errf(c->err, SG_ENOMEM, "%s: out of memory", c->name);
+    }
+    for (size_t i = 0; i < t->n; i++)
+        t->cat_of[i] = -1;
+    t->n_cats = count;
+    size_t used = 0, nb = 0;
+    double prev_node = -1;
+    for (size_t j = 0; j < count && !rc; j++) {
+        double node, seg, size;
+        if (!number_of(c, sg_jt_at(c->d, nodes, j), &node) || node != floor(node) ||
+            node <= prev_node || node >= (double)t->n) {
+            rc = fail(c, "%s/categories_nodes/%zu is not a node index above the previous one",
+                      t->path, j);
+            break;
+        }
+        prev_node = node;
+        double st;
+        if (!number_of(c, sg_jt_at(c->d, t->stype, (size_t)node), &st) || st != 1) {
+            rc = fail(c, "%s/categories_nodes/%zu: node %.0f is not a categorical split "
+                      "(split_type 0)", t->path, j, node);
+            break;
+        }
+        /* XGBoost writes each node's categories right after the previous node's. */
+        if (!number_of(c, sg_jt_at(c->d, segs, j), &seg) || seg != (double)used) {
+            rc = fail(c, "%s/categories_segments/%zu is not %zu (where node %.0f's categories "
+                      "start)", t->path, j, used, node);
+            break;
+        }
+        if (!number_of(c, sg_jt_at(c->d, sizes, j), &size) || size != floor(size) || size < 0 ||
+            size > (double)(C - used)) {
+            rc = fail(c, "%s/categories_sizes/%zu is not a count of categories within the %zu "
+                      "left", t->path, j, C - used);
+            break;
+        }
+        const size_t k = (size_t)size;
+        for (size_t q = 0; q < k; q++) {
+            double v;
+            if (!number_of(c, sg_jt_at(c->d, cats, used + q), &v) || v != floor(v) || v < 0 ||
+                v >= CAT_LIMIT) {
+                rc = fail(c, "%s/categories/%zu is not a category (an integer in 0..16777215)",
+                          t->path, used + q);
+                break;
+            }
+            tmp[q] = v;
+        }
+        if (rc) break;
+        qsort(tmp, k, sizeof *tmp, cmp_double);
+        cat_split *cs = &t->cats[j];
+        *cs = (cat_split){(uint32_t)node, 0, t->bounds + nb, -1};
+        for (size_t q = 0; q < k; q++) {
+            if (q > 0 && tmp[q] == tmp[q - 1]) continue;
+            if (q > 0 && tmp[q] == tmp[q - 1] + 1) { /* extends the run */
+                cs->b[cs->m - 1] = (float)(tmp[q] + 1);
+                continue;
+            }
+            cs->b[cs->m++] = (float)tmp[q];
+            cs->b[cs->m++] = (float)(tmp[q] + 1);
+        }
+        nb += (size_t)cs->m;
+        used += k;
+        t->cat_of[(size_t)node] = (int32_t)j;
+    }
+    if (!rc && used != C)
+        rc = fail(c, "%s/categories has %zu entries but the nodes' sizes add up to %zu", t->path,
+                  C, used);
+    free(tmp);
+    return rc;
+}
+
+/* ---- layout ---- */
+
+/* What a slot of the laid-out tree holds: an XGBoost node, a range of a categorical split's
+ * regions (a split of its search tree), a copy of a leaf, or a forward node. */
+enum { SLOT_NODE, SLOT_RANGE, SLOT_LEAF, SLOT_FORWARD };
+typedef struct {
+    uint8_t kind;
+    uint32_t orig;  /* NODE, LEAF: index in the tree's arrays; RANGE: index in t->cats */
+    int32_t lo, hi; /* RANGE: regions lo..hi */
+} slot;
+
+/* One tree laid out; reused from tree to tree. */
+typedef struct {
+    slot *s;
+    sg_tree_node *nodes;
+    size_t n, cap;
+    uint16_t *steps; /* walk lengths, for trees with categorical splits */
+} lay;
+
+static void lay_free(lay *L)
+{
+    free(L->s);
+    free(L->nodes);
+    free(L->steps);
+}
+
+static sg_status lay_push(const ctx *c, const tree_json *t, lay *L, slot it, int64_t *pos)
+{
+    if (L->n == L->cap) {
+        size_t cap = L->cap ? 2 * L->cap : 256;
+        if (cap > SG_TREE_MAX_NODES_PER_TREE) cap = SG_TREE_MAX_NODES_PER_TREE;
+        if (L->n == cap)
+            return fail(c, "%s laid out has more than %d nodes", t->path,
+                        SG_TREE_MAX_NODES_PER_TREE);
+        slot *ns = realloc(L->s, cap * sizeof *ns);
+        if (ns) L->s = ns;
+        sg_tree_node *nn = ns ? realloc(L->nodes, cap * sizeof *nn) : NULL;
+        if (!nn) return sg_errf(c->err, SG_ENOMEM, "%s: out of memory laying out %s", c->name, t->path);
+        L->nodes = nn;
+        L->cap = cap;
+    }
+    L->s[L->n] = it;
+    *pos = (int64_t)L->n++;
     return SG_OK;
 }
 
-static sg_status parse_tree(const ctx *c, const sg_jv *tree, int index, long num_feature, float weight,
-                      sg_tree_ensemble *e, int64_t *cap)
+static sg_status leaf_node(const ctx *c, const tree_json *t, size_t i, size_t q, sg_tree_node *n)
 {
-    tree_json t = {.num_feature = num_feature};
+    double v;
+    if (!number_of(c, sg_jt_at(c->d, t->cond, i), &v))
+        return fail(c, "%s/split_conditions/%zu (leaf value) is not a number", t->path, i);
+    float leaf = (float)v * t->weight;
+    if (!isfinite(leaf))
+        return fail(c, "%s/split_conditions/%zu: leaf value %g is not a finite float32", t->path, i,
+                    v);
+    *n = (sg_tree_node){INFINITY, SG_TREE_DEFAULT_LEFT, (uint32_t)q, leaf};
+    return SG_OK;
+}
+
+/* The categorical split's two children, laid out side by side once. */
+static sg_status cat_pair(const ctx *c, const tree_json *t, lay *L, cat_split *cs, int64_t *pos)
+{
+    if (cs->pair < 0) {
+        long l, r;
+        int64_t pr;
+        int rc = children(c, t, cs->node, &l, &r);
+        if (!rc) rc = lay_push(c, t, L, (slot){SLOT_NODE, (uint32_t)l, 0, 0}, &cs->pair);
+        if (!rc) rc = lay_push(c, t, L, (slot){SLOT_NODE, (uint32_t)r, 0, 0}, &pr);
+        if (rc) return rc;
+    }
+    *pos = cs->pair;
+    return SG_OK;
+}
+
+/* A slot that leads to the categorical split's child (right or left): a copy of it when it is
+ * a leaf, else a forward node to where it is laid out. */
+static sg_status cat_target(const ctx *c, const tree_json *t, lay *L, cat_split *cs, bool right,
+                            int64_t *pos)
+{
+    long l, r;
+    int rc = children(c, t, cs->node, &l, &r);
+    if (rc) return rc;
+    const long child = right ? r : l;
+    long cl, cr;
+    if ((rc = children(c, t, (size_t)child, &cl, &cr))) return rc;
+    if (cl < 0) return lay_push(c, t, L, (slot){SLOT_LEAF, (uint32_t)child, 0, 0}, pos);
+    int64_t pair;
+    if ((rc = cat_pair(c, t, L, cs, &pair))) return rc;
+    rc = lay_push(c, t, L, (slot){SLOT_FORWARD, 0, 0, 0}, pos);
+    if (!rc) L->nodes[*pos] = (sg_tree_node){INFINITY, SG_TREE_DEFAULT_LEFT,
+                                             (uint32_t)(pair + (right ? 1 : 0)), 0};
+    return rc;
+}
+
+/* Slot q: the split of regions lo..hi (lo even) of categorical split j. */
+static sg_status cat_range(const ctx *c, tree_json *t, lay *L, int32_t j, int lo, int hi, size_t q,
+                           sg_tree_node *nd)
+{
+    cat_split *cs = &t->cats[j];
+    float thr;
+    uint32_t feature = 0;
+    int rc = check_split(c, t, cs->node, &thr, &feature);
+    if (rc) return rc;
+    const uint32_t f = feature & SG_TREE_FEATURE_MASK;
+    const bool dleft = (feature & SG_TREE_DEFAULT_LEFT) != 0;
+    int64_t a = 0, b = 0;
+    /* A child that is not a leaf is reached through forward nodes: lay the pair out first, so
+       that no push comes between the two slots of a split's children below. */
+    long l, r, g0, g1;
+    if ((rc = children(c, t, cs->node, &l, &r))) return rc;
+    if ((rc = children(c, t, (size_t)l, &g0, &g1))) return rc;
+    bool inner = g0 >= 0;
+    if ((rc = children(c, t, (size_t)r, &g0, &g1))) return rc;
+    inner |= g0 >= 0;
+    if (inner && (rc = cat_pair(c, t, L, cs, &a))) return rc;
+    if (cs->m == 0) { /* no category goes right: only a missing value may */
+        if (dleft) { /* everything goes left: slot q leads there itself */
+            int64_t tp;
+            if ((rc = cat_target(c, t, L, cs, false, &tp))) return rc;
+            /* the slot just pushed is a leaf copy or a forward node: make q the same */
+            L->n--;
+            if (L->s[tp].kind == SLOT_LEAF) return leaf_node(c, t, L->s[tp].orig, q, nd);
+            *nd = L->nodes[tp];
+            return SG_OK;
+        }
+        /* x < -inf is false for every x: non-missing values go right (to the left child),
+           missing ones left (to the right child) */
+        if ((rc = cat_target(c, t, L, cs, true, &a)) || (rc = cat_target(c, t, L, cs, false, &b)))
+            return rc;
+        SG_ASSERT(b == a + 1);
+        *nd = (sg_tree_node){-INFINITY, f | SG_TREE_DEFAULT_LEFT, (uint32_t)a, 0};
+        return SG_OK;
+    }
+    if (hi == lo + 1) { /* a pair: x < b[lo] is region lo, not in the set */
+        if ((rc = cat_pair(c, t, L, cs, &a))) return rc;
+        *nd = (sg_tree_node){cs->b[lo], f | (dleft ? SG_TREE_DEFAULT_LEFT : 0), (uint32_t)a, 0};
+        return SG_OK;
+    }
+    /* Split between units (pairs, and the lone last region), about half on each side. Both
+       sides hold regions of either class but a lone region, so missing values go left. */
+    const int units = (hi - lo) / 2 + 1 - (hi - lo) % 2;
+    int s = lo + 2 * ((units + 1) / 2);
+    if (s > hi) s = lo + 2 * (units / 2);
+    SG_ASSERT(s > lo + 1 && s <= hi);
+    if ((rc = lay_push(c, t, L, (slot){SLOT_RANGE, (uint32_t)j, lo, s - 1}, &a))) return rc;
+    if (s == hi)
+        rc = cat_target(c, t, L, cs, false, &b); /* the last region, not in the set */
+    else
+        rc = lay_push(c, t, L, (slot){SLOT_RANGE, (uint32_t)j, s, hi}, &b);
+    if (rc) return rc;
+    SG_ASSERT(b == a + 1);
+    *nd = (sg_tree_node){cs->b[s - 1], f | SG_TREE_DEFAULT_LEFT, (uint32_t)a, 0};
+    return SG_OK;
+}
+
+/* Breadth-first layout: children of a node are adjacent, right = left + 1. */
+static sg_status layout(const ctx *c, tree_json *t, lay *L)
+{
+    L->n = 0;
+    int64_t pos;
+    int rc = lay_push(c, t, L, (slot){SLOT_NODE, 0, 0, 0}, &pos);
+    for (size_t q = 0; !rc && q < L->n; q++) {
+        const slot it = L->s[q];
+        sg_tree_node nd;
+        if (it.kind == SLOT_FORWARD) continue; /* written when pushed */
+        if (it.kind == SLOT_LEAF) {
+            rc = leaf_node(c, t, it.orig, q, &nd);
+        } else if (it.kind == SLOT_RANGE) {
+            rc = cat_range(c, t, L, (int32_t)it.orig, it.lo, it.hi, q, &nd);
+        } else {
+            long l = -1, r = -1;
+            rc = children(c, t, it.orig, &l, &r);
+            if (rc) break;
+            if (l < 0) {
+                rc = leaf_node(c, t, it.orig, q, &nd);
+            } else if (t->cat_of && t->cat_of[it.orig] >= 0) {
+                const cat_split *cs = &t->cats[t->cat_of[it.orig]];
+                rc = cat_range(c, t, L, t->cat_of[it.orig], 0, cs->m, q, &nd);
+            } else {
+                int64_t a = 0, b = 0;
+                rc = check_split(c, t, it.orig, &nd.threshold, &nd.feature);
+                if (!rc) rc = lay_push(c, t, L, (slot){SLOT_NODE, (uint32_t)l, 0, 0}, &a);
+                if (!rc) rc = lay_push(c, t, L, (slot){SLOT_NODE, (uint32_t)r, 0, 0}, &b);
+                nd.left = (uint32_t)a;
+                nd.leaf = 0;
+            }
+        }
+        if (!rc) L->nodes[q] = nd;
+    }
+    return rc;
+}
+
+/* Steps a walk from the root takes at most to reach a leaf, in a layout that may be a DAG
+ * (forward nodes always go left). Depth first with an explicit stack; each slot once. */
+static sg_status walk_length(const ctx *c, const tree_json *t, lay *L, int *out)
+{
+    const uint16_t unknown = 0xFFFF;
+    uint16_t *steps = realloc(L->steps, L->cap * sizeof *steps);
+    uint32_t *stack = malloc(L->n * sizeof *stack);
+    if (steps) L->steps = steps;
+    if (!steps || !stack) {
+        free(stack);
+        return sg_errf(c->err, SG_ENOMEM, "%s: out of memory", c->name);
+    }
+    for (size_t i = 0; i < L->n; i++)
+        steps[i] = unknown;
+    size_t sp = 0;
+    stack[sp++] = 0;
+    int rc = SG_OK;
+    while (sp > 0 && !rc) {
+        const uint32_t i = stack[sp - 1];
+        const sg_tree_node *nd = &L->nodes[i];
+        if (nd->left == i) {
+            steps[i] = 0;
+            sp--;
+            continue;
+        }
+        const bool always_left = nd->threshold == INFINITY && (nd->feature & SG_TREE_DEFAULT_LEFT);
+        const uint32_t k0 = nd->left, k1 = always_left ? nd->left : nd->left + 1;
+        if (steps[k0] == unknown || steps[k1] == unknown) {
+            /* each slot is pushed at most once per unknown child; n slots bound the stack */
+            if (sp == L->n) {
+                rc = fail(c, "%s: the layout has a cycle", t->path);
+                break;
+            }
+            stack[sp++] = steps[k0] == unknown ? k0 : k1;
+            continue;
+        }
+        int s = 1 + (steps[k0] > steps[k1] ? steps[k0] : steps[k1]);
+        if (s > SG_TREE_MAX_STEPS)
+            rc = fail(c, "%s: with its categorical splits laid out a walk takes %d steps, more "
+                      "than %d", t->path, s, SG_TREE_MAX_STEPS);
+        steps[i] = (uint16_t)s;
+        sp--;
+    }
+    free(stack);
+    *out = rc ? 0 : steps[0];
+    return rc;
+}
+
+static sg_status parse_tree(const ctx *c, const sg_jv *tree, int index, long num_feature, float weight,
+                      sg_tree_ensemble *e, int64_t *cap, lay *L)
+{
+    tree_json t = {.num_feature = num_feature, .weight = weight};
     snprintf(t.path, sizeof t.path, "%s/%d", c->prefix, index);
     if (!sg_jt_is(tree, SG_JT_OBJECT)) return fail(c, "%s is not an object", t.path);
     int rc = SG_OK;
@@ -240,16 +587,18 @@ static sg_status parse_tree(const ctx *c, const sg_jv *tree, int index, long num
         return rc;
 
     uint8_t *state = calloc(t.n, 1);
-    size_t *order = malloc(t.n * sizeof *order);
     int depth = 0;
     size_t reachable = 0;
-    if (!state || !order) rc = sg_errf(c->err, SG_ENOMEM, "%s: out of memory", c->name);
+    if (!state) rc = sg_errf(c->err, SG_ENOMEM, "%s: out of memory", c->name);
     if (!rc) rc = check_structure(c, &t, state, &depth, &reachable);
-    if (!rc && e->n_nodes + (int64_t)reachable > SG_TREE_MAX_NODES)
+    if (!rc && t.stype) rc = parse_categories(c, tree, &t);
+    if (!rc) rc = layout(c, &t, L);
+    if (!rc && t.n_cats) rc = walk_length(c, &t, L, &depth);
+    const int64_t n = (int64_t)L->n;
+    if (!rc && e->n_nodes + n > SG_TREE_MAX_NODES)
         rc = fail(c, "%s: the trees have more than %d nodes in all", t.path, SG_TREE_MAX_NODES);
-    if (!rc && e->n_nodes + (int64_t)reachable > *cap) {
-        int64_t ncap =
-            *cap * 2 > e->n_nodes + (int64_t)reachable ? *cap * 2 : e->n_nodes + (int64_t)reachable;
+    if (!rc && e->n_nodes + n > *cap) {
+        int64_t ncap = *cap * 2 > e->n_nodes + n ? *cap * 2 : e->n_nodes + n;
         sg_tree_node *grown = sg_alloc_aligned((size_t)ncap * sizeof *grown);
         if (!grown) {
             rc = sg_errf(c->err, SG_ENOMEM, "%s: out of memory for %lld tree nodes", c->name,
@@ -261,15 +610,17 @@ static sg_status parse_tree(const ctx *c, const sg_jv *tree, int index, long num
             *cap = ncap;
         }
     }
-    if (!rc) rc = layout(c, &t, reachable, weight, e->nodes + e->n_nodes, order);
     if (!rc) {
+        memcpy(e->nodes + e->n_nodes, L->nodes, (size_t)n * sizeof *L->nodes);
         e->tree_start[index] = e->n_nodes;
         e->tree_depth[index] = (uint8_t)depth;
-        e->n_nodes += (int64_t)reachable;
+        e->n_nodes += n;
         if (depth > e->max_depth) e->max_depth = depth;
     }
     free(state);
-    free(order);
+    free(t.cat_of);
+    free(t.cats);
+    free(t.bounds);
     return rc;
 }
 
@@ -454,18 +805,24 @@ static sg_status parse_trees(ctx *c, const sg_jv *model, const sg_jv *weights, l
     if (!e->tree_start || !e->tree_group || !e->tree_depth)
         return sg_errf(c->err, SG_ENOMEM, "%s: out of memory for %zu trees", c->name, nt);
     int64_t cap = 0;
-    for (size_t i = 0; i < nt; i++) {
+    lay L = {0};
+    int rc = SG_OK;
+    for (size_t i = 0; i < nt && !rc; i++) {
         double g, w = 1;
-        if (!number_of(c, sg_jt_at(c->d, info, i), &g) || g != floor(g) || g < 0 || g >= e->n_groups)
-            return fail(c, "%.*s/tree_info/%zu: group is not an integer in 0..%d",
-                        (int)strlen(c->prefix) - 6, c->prefix, i, e->n_groups - 1);
+        if (!number_of(c, sg_jt_at(c->d, info, i), &g) || g != floor(g) || g < 0 || g >= e->n_groups) {
+            rc = fail(c, "%.*s/tree_info/%zu: group is not an integer in 0..%d",
+                      (int)strlen(c->prefix) - 6, c->prefix, i, e->n_groups - 1);
+            break;
+        }
         e->tree_group[i] = (int32_t)g;
-        if (weights && (!number_of(c, sg_jt_at(c->d, weights, i), &w) || !isfinite((float)w)))
-            return fail(c, "/learner/gradient_booster/weight_drop/%zu is not a finite number", i);
-        int rc = parse_tree(c, sg_jt_at(c->d, trees, i), (int)i, num_feature, (float)w, e, &cap);
-        if (rc) return rc;
+        if (weights && (!number_of(c, sg_jt_at(c->d, weights, i), &w) || !isfinite((float)w))) {
+            rc = fail(c, "/learner/gradient_booster/weight_drop/%zu is not a finite number", i);
+            break;
+        }
+        rc = parse_tree(c, sg_jt_at(c->d, trees, i), (int)i, num_feature, (float)w, e, &cap, &L);
     }
-    return SG_OK;
+    lay_free(&L);
+    return rc;
 }
 
 sg_status sg_xgboost_json_parse(const char *name, const char *text, size_t len, sg_tree_ensemble **out,
@@ -527,6 +884,14 @@ static void place(const sg_tree_node *tree, uint32_t i, int level, uint32_t pos,
         return;
     }
     const uint32_t at = (1u << level) - 1 + pos;
+    if (nd->left != i && nd->threshold == INFINITY && (nd->feature & SG_TREE_DEFAULT_LEFT)) {
+        /* a forward node (a categorical split laid out): always left */
+        threshold[at] = INFINITY;
+        feature[at] = SG_TREE_DEFAULT_LEFT;
+        place(tree, nd->left, level + 1, 2 * pos, depth, threshold, feature, leaf);
+        place(tree, nd->left, level + 1, 2 * pos + 1, depth, threshold, feature, leaf);
+        return;
+    }
     if (nd->left == i) { /* a leaf above the last level: always left, down to its value */
         threshold[at] = INFINITY;
         feature[at] = SG_TREE_DEFAULT_LEFT;

@@ -13,6 +13,9 @@ extern "C" {
 
 /* Deeper trees are refused on load: traversal cost and stack use stay bounded. */
 #define SG_TREE_MAX_DEPTH 64
+/* A categorical split is laid out as a few numerical ones (datasets/xgboost_json.c), so a
+ * walk may take more steps than the tree has levels: at most this many (tree_depth is a byte). */
+#define SG_TREE_MAX_STEPS 255
 #define SG_TREE_MAX_TREES (1 << 20)
 #define SG_TREE_MAX_NODES_PER_TREE (1 << 24)
 /* All trees together: node offsets times four fit the int32 indices of SIMD gathers. */
@@ -106,7 +109,7 @@ typedef struct {
     sg_tree_node *nodes; /* [n_nodes], 64-byte aligned, trees back to back */
     int64_t *tree_start; /* [n_trees] offset of each tree's root in nodes */
     int32_t *tree_group; /* [n_trees] the output group each tree adds to */
-    uint8_t *tree_depth; /* [n_trees] depth of each tree */
+    uint8_t *tree_depth; /* [n_trees] steps of each tree's walk: its depth, more with categorical splits */
     /* [n_trees], 64-byte aligned, when max_depth <= SG_TREE_LEVELS_DEPTH; NULL otherwise */
     sg_tree_levels *levels;
     /* [n_trees], 64-byte aligned, when SG_TREE_LEVELS_DEPTH < max_depth <=
@@ -122,8 +125,9 @@ typedef struct {
  *
  * Parses an XGBoost JSON model (Booster.save_model("m.json"), schema of XGBoost
  * >= 1.0) from memory and builds the compact layout. `name` is the file name used
- * in errors, which have the form "NAME: JSON_PATH: what is wrong". Refuses
- * unknown boosters and objectives, categorical splits, child indices out of range,
+ * in errors, which have the form "NAME: JSON_PATH: what is wrong". Categorical splits
+ * become small search trees of numerical ones. Refuses unknown boosters and objectives,
+ * category sets that are not integers in 0..2^24-1, child indices out of range,
  * cycles, nodes reachable twice, split features >= num_feature, non-finite
  * thresholds or leaves, depth above SG_TREE_MAX_DEPTH and zero trees.
  */

@@ -188,14 +188,47 @@ static void test_fixed_documents(void **state)
         "1e", "1e+", "-", "+1", "[1 2]", "\"\\x\"", "\"\\u12\"", "\"\\uD800\"", "\"\\uDC00\"",
         "\"\\uD800\\u0041\"", "\"\\u0000\"", "\"a\x01\"", "\"\xc0\x80\"", "\"\xed\xa0\x80\"",
         "\"\xf4\x90\x80\x80\"", "\"\xc3\"", "\"\xff\"", "tru", "nul", "[1]x", "[1]]", "\"abc",
-        "\"abc\\", "{\"a\":1,\"a\":2}", "1e400", "-1e400", "NaN", "[Infinity]", "[01]",
+        "\"abc\\", "{\"a\":1,\"a\":2}", "1e400", "-1e400", "[01]",
         "[-]", "[1.e3]", "[0x10]", "[\"a\"\"b\"]", "{\"a\":}", "[true false]",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         assert_false(differential(bad[i], strlen(bad[i])));
+    /* NaN and Infinity, which jansson refuses, are XGBoost's extension: see
+       test_xgboost_special_numbers. */
     /* A NUL byte inside the text is a control character, not an end. */
     assert_false(differential("[\"a\0b\"]", 7));
     assert_false(differential("[1]\0", 4));
+}
+
+/* XGBoost's extension: NaN, Infinity and -Infinity, spelled exactly so, are numbers. */
+static void test_xgboost_special_numbers(void **state)
+{
+    (void)state;
+    sg_jdoc d;
+    sg_err err = {{0}};
+    const char *ok = "[NaN, Infinity,-Infinity ,{\"a\":NaN},[-Infinity],0]";
+    assert_int_equal(sg_jt_parse("sp", ok, strlen(ok), &d, &err), SG_OK);
+    const sg_jv *r = sg_jt_root(&d);
+    assert_int_equal(sg_jt_size(r), 6);
+    assert_true(sg_jt_is(sg_jt_at(&d, r, 0), SG_JT_NUMBER) && isnan(sg_jt_at(&d, r, 0)->u.num));
+    assert_true(sg_jt_at(&d, r, 1)->u.num == INFINITY);
+    assert_true(sg_jt_at(&d, r, 2)->u.num == -INFINITY);
+    assert_true(isnan(sg_jt_get(&d, sg_jt_at(&d, r, 3), "a")->u.num));
+    assert_true(sg_jt_at(&d, sg_jt_at(&d, r, 4), 0)->u.num == -INFINITY);
+    assert_true(sg_jt_at(&d, r, 5)->u.num == 0);
+    sg_jt_free(&d);
+    /* A bare word alone is a document too. */
+    assert_int_equal(sg_jt_parse("sp", "NaN", 3, &d, &err), SG_OK);
+    assert_true(isnan(sg_jt_root(&d)->u.num));
+    sg_jt_free(&d);
+    static const char *const bad[] = {"[nan]", "[NAN]", "[Inf]", "[inf]", "[-inf]",
+                                      "[+Infinity]", "[-NaN]", "[NaNa]", "[NaN0]", "[Infinityx]",
+                                      "[-Infinit]", "[Na]", "[N]", "[-I]", "[\"NaN\" NaN]"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (sg_jt_parse("sp", bad[i], strlen(bad[i]), &d, &err) == SG_OK)
+            fail_msg("%s was accepted", bad[i]);
+        assert_non_null(strstr(err.msg, "sp: malformed JSON at line 1 column "));
+    }
 }
 
 static void test_duplicates_and_depth(void **state)
@@ -593,6 +626,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_numbers_match_strtod),
         cmocka_unit_test(test_fixed_documents),
+        cmocka_unit_test(test_xgboost_special_numbers),
         cmocka_unit_test(test_duplicates_and_depth),
         cmocka_unit_test(test_random_against_jansson),
         cmocka_unit_test(test_ubjson_fixed),

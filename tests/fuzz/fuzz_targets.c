@@ -331,6 +331,14 @@ static const char *const xgboost_seeds[] = {
     "num_class\":\"0\",\"num_feature\":\"3\",\"num_target\":\"1\"},\"objective\":{\"name\":\""
     "reg:squarederror\",\"reg_loss_param\":{\"scale_pos_weight\":\"1\"}}},\"version\":[1,7,4]"
     "}",
+    /* Two categorical splits (XGBoost writes their conditions as NaN). */
+    "{\"learner\":{\"gradient_booster\":{\"model\":{\"tree_info\":[0],\"trees\":[{\"default_l"
+    "eft\":[1,0,0,1,0,0,0],\"left_children\":[1,3,-1,5,-1,-1,-1],\"right_children\":[2,4,-1,6"
+    ",-1,-1,-1],\"split_conditions\":[NaN,0.25,-0.5,NaN,0.75,-0.125,0.5],\"split_indices\":[1"
+    ",0,0,2,0,0,0],\"split_type\":[1,0,0,1,0,0,0],\"categories\":[1,2,5,0,3],\"categories_nod"
+    "es\":[0,3],\"categories_segments\":[0,3],\"categories_sizes\":[3,2]}]},\"name\":\"gbtree"
+    "\"},\"learner_model_param\":{\"base_score\":\"5E-1\",\"num_class\":\"0\",\"num_feature\""
+    ":\"3\"},\"objective\":{\"name\":\"binary:logistic\"}}}",
     NULL};
 
 /* Generated with onnx.helper (tests/onnx/ shows how); byte strings without NUL. */

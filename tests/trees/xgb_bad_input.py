@@ -90,8 +90,24 @@ with tempfile.TemporaryDirectory() as tmp:
     expect_refused(tmp, "threshold_not_float32", d, data, [T + "0/split_conditions/0", "finite"])
     d = copy.deepcopy(base); t = trees_of(d)[0]; t["split_conditions"][0] = "NaN"
     expect_refused(tmp, "threshold_nan", d, data, [T + "0/split_conditions/0"])
+    # XGBoost writes NaN (not JSON) as a categorical split's condition; on a numerical split
+    # it is refused, and only the exact words NaN, Infinity and -Infinity are numbers.
+    text = open(good).read()
+    at = text.index('"split_conditions":[') + len('"split_conditions":[')
+    end = text.index(",", at)
+    expect_refused(tmp, "threshold_bare_nan", text[:at] + "NaN" + text[end:], data,
+                   [T + "0/split_conditions/0", "finite"])
+    expect_refused(tmp, "threshold_inf", text[:at] + "-Infinity" + text[end:], data,
+                   [T + "0/split_conditions/0", "finite"])
+    expect_refused(tmp, "threshold_nanx", text[:at] + "NaNa" + text[end:], data,
+                   ["malformed JSON", "unexpected character 'N'"])
+    expect_refused(tmp, "threshold_inf_lower", text[:at] + "-inf" + text[end:], data,
+                   ["malformed JSON", "invalid number"])
+    # split_type 1 says categorical: the node needs its category set.
     d = copy.deepcopy(base); t = trees_of(d)[0]; t["split_type"][0] = 1
-    expect_refused(tmp, "categorical", d, data, [T + "0/split_type/0", "node 0", "categorical"])
+    expect_refused(tmp, "categorical_no_set", d, data, [T + "0/categories_nodes", "expected 1"])
+    d = copy.deepcopy(base); t = trees_of(d)[0]; t["split_type"][0] = 2
+    expect_refused(tmp, "split_type_2", d, data, [T + "0/split_type/0", "categorical"])
     d = copy.deepcopy(base)
     d["learner"]["gradient_booster"]["model"]["trees"] = []
     d["learner"]["gradient_booster"]["model"]["tree_info"] = []
@@ -134,6 +150,70 @@ with tempfile.TemporaryDirectory() as tmp:
     d = json.load(open(multi)); d["learner"]["learner_model_param"]["base_score"] = "[1E-1,2E-1,7E-1]"
     expect_refused(tmp, "base_per_class", d, datac, ["base_score", "one intercept per class"])
     expect_refused(tmp, "empty", "", data, [])
+
+    # Categorical splits: the category sets must be what XGBoost writes.
+    Xc = X.copy(); Xc[:, 1] = rng.integers(0, 30, len(Xc)); Xc[:, 3] = rng.integers(0, 4, len(Xc))
+    yk = (np.isin(Xc[:, 1], [1, 2, 3, 7, 11, 12, 20]) ^ (Xc[:, 0] > 0)).astype(np.int32)
+    catm = os.path.join(tmp, "cat.json")
+    xgb.train({"objective": "binary:logistic", "max_depth": 3, "tree_method": "hist",
+               "max_cat_to_onehot": 1}, xgb.DMatrix(Xc, label=yk, feature_types=["q", "c", "q", "c"],
+                                                   enable_categorical=True), 3).save_model(catm)
+    datak = os.path.join(tmp, "valk.h5")
+    with h5py.File(datak, "w") as f:
+        f["X"], f["y"] = Xc, yk
+    p = run(catm, datak)
+    check(p.returncode == 0, "the categorical model must evaluate: %s" % p.stderr)
+    cbase = json.load(open(catm))
+
+    def cat_tree(d):
+        for i, t in enumerate(trees_of(d)):
+            if len(t["categories_nodes"]) >= 2:
+                return i, t
+        raise AssertionError("no tree with two categorical splits")
+
+    k, _ = cat_tree(cbase)
+    P = T + "%d/" % k
+    d = copy.deepcopy(cbase); t = cat_tree(d)[1]; del t["categories_nodes"]
+    expect_refused(tmp, "cat_no_nodes", d, datak, [P + "categories_nodes", "missing"])
+    d = copy.deepcopy(cbase); t = cat_tree(d)[1]; t["categories_sizes"].pop()
+    expect_refused(tmp, "cat_sizes_short", d, datak, [P + "categories_sizes", "one per categorical"])
+    d = copy.deepcopy(cbase); t = cat_tree(d)[1]
+    numeric = [i for i, st in enumerate(t["split_type"]) if st == 0 and t["left_children"][i] != -1]
+    if numeric:
+        t["split_type"][numeric[0]] = 1
+        expect_refused(tmp, "cat_count_mismatch", d, datak, [P + "categories_nodes", "expected"])
+    d = copy.deepcopy(cbase); t = cat_tree(d)[1]
+    t["categories_nodes"][0], t["categories_nodes"][1] = t["categories_nodes"][1], t["categories_nodes"][0]
+    expect_refused(tmp, "cat_nodes_order", d, datak, [P + "categories_nodes/1", "above the previous"])
+    d = copy.deepcopy(cbase); t = cat_tree(d)[1]; t["categories_segments"][1] += 1
+    expect_refused(tmp, "cat_segment_gap", d, datak, [P + "categories_segments/1"])
+    d = copy.deepcopy(cbase); t = cat_tree(d)[1]; t["categories_sizes"][-1] += 1000
+    expect_refused(tmp, "cat_size_too_big", d, datak, [P + "categories_sizes/"])
+    for bad, label in ((-1, "negative"), (1.5, "fraction"), (2 ** 24, "2_24"), ("x", "string")):
+        d = copy.deepcopy(cbase); t = cat_tree(d)[1]; t["categories"][0] = bad
+        expect_refused(tmp, "cat_" + label, d, datak, [P + "categories/0", "not a category"])
+    d = copy.deepcopy(cbase); t = cat_tree(d)[1]; t["categories"].append(3)
+    expect_refused(tmp, "cat_extra", d, datak, [P + "categories", "add up"])
+    # A chain 60 levels deep of categorical splits over 1000 runs each: laid out as numerical
+    # splits a walk would take far more than 255 steps.
+    n = 121
+    runs = list(range(0, 2000, 2))
+    chain = {"left_children": [], "right_children": [], "split_indices": [1] * n,
+             "split_conditions": [0.5] * n, "default_left": [0] * n, "split_type": [0] * n,
+             "categories": [], "categories_nodes": [], "categories_segments": [],
+             "categories_sizes": []}
+    for i in range(n):
+        inner = i % 2 == 0 and i + 2 < n
+        chain["left_children"].append(i + 2 if inner else -1)
+        chain["right_children"].append(i + 1 if inner else -1)
+        if inner:
+            chain["split_type"][i] = 1
+            chain["categories_nodes"].append(i)
+            chain["categories_segments"].append(len(chain["categories"]))
+            chain["categories_sizes"].append(len(runs))
+            chain["categories"] += runs
+    d = copy.deepcopy(cbase); trees_of(d)[0].update(chain)
+    expect_refused(tmp, "cat_walk_too_long", d, datak, [T + "0", "steps", "255"])
 
     # UBJSON (.ubj): cut anywhere, or with a count patched to claim more than the file
     # holds, it is refused in one line naming the file and the byte; a NaN threshold, which

@@ -80,13 +80,24 @@ def softmax(z):
     return e / e.sum(axis=1, keepdims=True)
 
 
-def case(tmp, name, params, X, y, Xv, yv, rounds=25, base_list=0, ubj=False):
+def case(tmp, name, params, X, y, Xv, yv, rounds=25, base_list=0, ubj=False, ftypes=None,
+         max_steps=None):
     """ubj: the booster saved as UBJSON (.ubj) is the model under test, and its outputs must
-    equal, bit for bit, those of the same booster saved as JSON."""
-    booster = xgb.train(params, xgb.DMatrix(X, label=y), num_boost_round=rounds)
+    equal, bit for bit, those of the same booster saved as JSON. ftypes: XGBoost feature types
+    ("c" categorical, "q" numerical); max_steps: the longest walk the model may take once its
+    categorical splits are laid out (so that the case is known to run on the level layouts)."""
+    cat = dict(feature_types=ftypes, enable_categorical=True) if ftypes else {}
+    booster = xgb.train(params, xgb.DMatrix(X, label=y, **cat), num_boost_round=rounds)
     model = os.path.join(tmp, name + ".json")
     booster.save_model(model)
     json_model = model
+    if ftypes:
+        trees = json.load(open(model))["learner"]["gradient_booster"]
+        trees = (trees["gbtree"] if "gbtree" in trees else trees)["model"]["trees"]
+        n_cat = sum(sum(t.get("split_type", [])) for t in trees)
+        n_many = sum(sum(1 for k in t.get("categories_sizes", []) if k > 1) for t in trees)
+        print("%-18s %d categorical splits, %d with more than one category" % (name, n_cat, n_many))
+        check(n_cat > 0, "%s: the model has no categorical split" % name)
     if ubj:
         model = os.path.join(tmp, name + ".ubj")
         booster.save_model(model)
@@ -102,7 +113,7 @@ def case(tmp, name, params, X, y, Xv, yv, rounds=25, base_list=0, ubj=False):
     dataset = os.path.join(tmp, name + "_val.h5")
     write_set(dataset, Xv, yv)
     obj = params["objective"]
-    dm = xgb.DMatrix(Xv)
+    dm = xgb.DMatrix(Xv, **cat)
     ref = booster.predict(dm)
     ref_inplace = booster.inplace_predict(Xv)
     if obj == "multi:softmax":
@@ -117,6 +128,11 @@ def case(tmp, name, params, X, y, Xv, yv, rounds=25, base_list=0, ubj=False):
         if out is None:
             continue
         outputs[isa] = out
+        if max_steps is not None:
+            desc = doc["model"]["description"]
+            steps = int(desc.split("max depth ")[1].split(",")[0])
+            check(steps <= max_steps, "%s: walks of %d steps, expected at most %d (%s)" %
+                  (name, steps, max_steps, desc))
         if "proba" in out:
             got = out["proba"].astype(np.float64)
             want = np.stack([1 - ref, ref], axis=1) if got.shape[1] == 2 and ref.ndim == 1 else ref
@@ -239,6 +255,66 @@ with tempfile.TemporaryDirectory() as tmp:
     case(tmp, "deep_forest", dict(objective="binary:logistic", max_depth=12, num_parallel_tree=4,
                                   subsample=0.8, colsample_bynode=0.8, eta=1.0, seed=3),
          X, yb, Xv, ybv, rounds=3)
+
+    # Categorical splits (enable_categorical): one-hot and partition-based, on category codes
+    # the model has seen and on ones it has not (unseen, negative, fractional, 2^24 and above,
+    # missing), which XGBoost sends left, or down the default branch when missing.
+    def cat_data(rng, n):
+        C = np.zeros((n, 6), np.float32)
+        C[:, 0] = rng.integers(0, 6, n)      # few categories: one-hot splits
+        C[:, 1] = rng.normal(size=n)
+        C[:, 2] = rng.integers(0, 40, n)     # partition splits over many runs
+        C[:, 3] = rng.integers(0, 300, n)
+        C[:, 4] = rng.normal(size=n)
+        C[:, 5] = rng.integers(0, 3, n)
+        for j in (0, 2, 3, 5):
+            C[rng.random(n) < 0.06, j] = np.nan
+        return C
+
+    def cat_unseen(rng, C):
+        C = C.copy()
+        odd = np.array([-3, -0.5, -0.0, 0.5, 2.7, 7, 41, 299.5, 1e6, 2 ** 24 - 1, 2 ** 24, 2 ** 25,
+                        3e9], np.float32)
+        for j in (0, 2, 3, 5):
+            m = rng.random(len(C)) < 0.08
+            C[m, j] = rng.choice(odd, m.sum())
+        return C
+
+    def cat_target(C):
+        c0, c2, c3, c5 = (np.nan_to_num(C[:, j], nan=-1) for j in (0, 2, 3, 5))
+        s = (np.isin(c0, [1, 4]) + 0.8 * np.isin(c2 % 5, [0, 3]) + 0.6 * np.isin(c3 % 7, [2, 5]) +
+             0.5 * (c5 == 1) + 0.7 * np.nan_to_num(C[:, 1]) + 0.3 * np.nan_to_num(C[:, 4]))
+        return s
+
+    crng = np.random.default_rng(21)
+    C, Cv = cat_data(crng, 6000), cat_unseen(crng, cat_data(crng, 4000))
+    cs, csv = cat_target(C), cat_target(Cv)
+    cb, cbv = (cs > 1.2).astype(np.int32), (csv > 1.2).astype(np.int32)
+    cm, cmv = np.digitize(cs, [0.8, 1.6]).astype(np.int32), np.digitize(csv, [0.8, 1.6]).astype(np.int32)
+    ft = ["c", "q", "c", "c", "q", "c"]
+    cbase = dict(base, tree_method="hist")
+    # Shallow one-hot trees: short enough walks for the level layouts of the batch kernels.
+    case(tmp, "cat_onehot_shallow", dict(cbase, objective="binary:logistic", max_depth=2,
+                                         max_cat_to_onehot=8), C[:, :2], cb, Cv[:, :2], cbv,
+         ftypes=ft[:2], max_steps=6)
+    case(tmp, "cat_onehot_depth8", dict(cbase, objective="binary:logistic", max_depth=3,
+                                        max_cat_to_onehot=64), C[:, [0, 1, 4, 5]], cb,
+         Cv[:, [0, 1, 4, 5]], cbv, ftypes=["c", "q", "q", "c"], max_steps=8)
+    case(tmp, "cat_partition", dict(cbase, objective="binary:logistic", max_cat_to_onehot=1),
+         C, cb, Cv, cbv, ftypes=ft)
+    case(tmp, "cat_partition_approx", dict(cbase, objective="binary:logistic", tree_method="approx",
+                                           max_cat_to_onehot=1, max_depth=4), C, cb, Cv, cbv,
+         ftypes=ft, rounds=15)
+    case(tmp, "cat_multi", dict(cbase, objective="multi:softprob", num_class=3, max_cat_to_onehot=4),
+         C, cm, Cv, cmv, ftypes=ft, rounds=12)
+    case(tmp, "cat_reg_deep", dict(cbase, objective="reg:squarederror", max_depth=10,
+                                   max_cat_to_onehot=1, max_cat_threshold=128), C, cs, Cv, csv,
+         ftypes=ft, rounds=10)
+    case(tmp, "cat_dart", dict(cbase, booster="dart", objective="binary:logistic", rate_drop=0.3,
+                               skip_drop=0.0, max_cat_to_onehot=1), C, cb, Cv, cbv, ftypes=ft,
+         rounds=12)
+    case(tmp, "cat_ubj", dict(cbase, objective="binary:logistic", max_cat_to_onehot=1), C, cb, Cv,
+         cbv, ftypes=ft, ubj=True)
 
 if failures:
     print("%d failure(s)" % len(failures))
