@@ -22,6 +22,7 @@ sg_status sg_model_from_xgboost_json(const char *name, const char *text, size_t 
     const sg_tree_ensemble *e = m->trees;
     switch (e->output) {
     case SG_TREE_OUT_BINARY:
+    case SG_TREE_OUT_HINGE:
         m->task = SG_TASK_BINARY;
         m->n_classes = 2;
         break;

@@ -641,6 +641,7 @@ typedef struct {
 static const objective_info objectives[] = {
     {"binary:logistic", SG_TREE_OUT_BINARY, false, BASE_LOGIT},
     {"binary:logitraw", SG_TREE_OUT_BINARY, false, BASE_AS_IS},
+    {"binary:hinge", SG_TREE_OUT_HINGE, false, BASE_AS_IS},
     {"reg:logistic", SG_TREE_OUT_SIGMOID, false, BASE_LOGIT},
     {"reg:squarederror", SG_TREE_OUT_IDENTITY, false, BASE_AS_IS},
     {"reg:squaredlogerror", SG_TREE_OUT_IDENTITY, false, BASE_AS_IS},
@@ -709,7 +710,7 @@ static sg_status parse_learner(const ctx *c, const sg_jv *learner, sg_tree_ensem
         return fail(
             c,
             "/learner/objective/name: objective \"%.64s\" is not supported (binary:logistic, "
-            "binary:logitraw, reg:logistic, reg:squarederror, reg:squaredlogerror, "
+            "binary:logitraw, binary:hinge, reg:logistic, reg:squarederror, reg:squaredlogerror, "
             "reg:pseudohubererror, reg:absoluteerror, count:poisson, reg:gamma, reg:tweedie, "
             "multi:softprob, multi:softmax)",
             sg_jt_str(c->d, o));

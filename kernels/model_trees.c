@@ -93,6 +93,10 @@ static void apply_link(const sg_tree_ensemble *e, const float *M, int64_t n, flo
             out[2 * r] = sg_logistic_ref(-M[r]);
             out[2 * r + 1] = sg_logistic_ref(M[r]);
             break;
+        case SG_TREE_OUT_HINGE: /* binary:hinge predicts the class itself */
+            out[2 * r] = M[r] > 0 ? 0.0f : 1.0f;
+            out[2 * r + 1] = M[r] > 0 ? 1.0f : 0.0f;
+            break;
         case SG_TREE_OUT_SIGMOID:
             out[r] = sg_logistic_ref(M[r]);
             break;

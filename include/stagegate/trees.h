@@ -96,6 +96,7 @@ typedef enum {
     SG_TREE_OUT_PROBA_BINARY = 4, /* binary, the sum is p1 (forests): [1 - p1, p1] */
     SG_TREE_OUT_PROBA = 5,        /* multiclass, the sums are the probabilities (forests) */
     SG_TREE_OUT_EXP = 6,          /* regression: exp(margin) (count:poisson, reg:gamma, reg:tweedie) */
+    SG_TREE_OUT_HINGE = 7,        /* binary classifier: p1 = 1 when the margin is above 0, else 0 */
 } sg_tree_output;
 
 typedef struct {

@@ -216,6 +216,10 @@ with tempfile.TemporaryDirectory() as tmp:
     case(tmp, "binary_logitraw", dict(base, objective="binary:logitraw", base_score=0.2), X, yb, Xv, ybv)
     case(tmp, "binary_base_list", dict(base, objective="binary:logistic", base_score=0.3), X, yb, Xv, ybv,
          base_list=1)
+    # binary:hinge predicts the class: p1 is 1 when the margin is above 0.
+    case(tmp, "binary_hinge", dict(base, objective="binary:hinge"), X, yb, Xv, ybv)
+    case(tmp, "binary_hinge_base", dict(base, objective="binary:hinge", base_score=0.2, max_depth=2),
+         X, yb, Xv, ybv, rounds=4)
     case(tmp, "multi_softprob", dict(base, objective="multi:softprob", num_class=3), X, ym, Xv, ymv)
     case(tmp, "multi_base_list", dict(base, objective="multi:softprob", num_class=3), X, ym, Xv, ymv,
          base_list=3)
