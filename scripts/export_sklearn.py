@@ -3,11 +3,19 @@
 
 usage: export_sklearn.py IN.joblib OUT.h5
 
-Supported: LogisticRegression (binary; multinomial for more classes), LinearRegression,
-Ridge, MLPClassifier, MLPRegressor, each alone or in a Pipeline after a StandardScaler;
-and the tree ensembles RandomForest, ExtraTrees, GradientBoosting and
-HistGradientBoosting (Classifier and Regressor), alone or as a one-step Pipeline, written
-in the tree-ensemble layout. Anything else is refused with one line on stderr and exit status 2, leaving no output file.
+Supported:
+- linear classifiers: LogisticRegression and LogisticRegressionCV (binary; multinomial for
+  more classes), SGDClassifier with loss="log_loss" (binary);
+- linear regressors: LinearRegression, Ridge, RidgeCV, Lasso, LassoCV, ElasticNet,
+  ElasticNetCV, Lars, LassoLars, LassoLarsIC, OrthogonalMatchingPursuit, BayesianRidge,
+  ARDRegression, HuberRegressor, QuantileRegressor, TheilSenRegressor, SGDRegressor, LinearSVR;
+- MLPClassifier, MLPRegressor;
+  each alone or in a Pipeline after one scaler: StandardScaler, MinMaxScaler (clip=False),
+  MaxAbsScaler or RobustScaler (affine maps, stored as the model's standardiser);
+- trees: DecisionTree and ExtraTree (Classifier and Regressor), RandomForest, ExtraTrees,
+  GradientBoosting and HistGradientBoosting (Classifier and Regressor), alone or as a
+  one-step Pipeline, written in the tree-ensemble layout.
+Anything else is refused with one line on stderr and exit status 2, leaving no output file.
 The layout written is documented in docs/formats.md.
 """
 import os
@@ -25,8 +33,20 @@ class ExportError(Exception):
     """A refusal: the message is the one line shown to the user."""
 
 
-SUPPORTED = ("LogisticRegression, LinearRegression, Ridge, MLPClassifier, MLPRegressor, "
-             "alone or as Pipeline(StandardScaler, one of those); RandomForest, ExtraTrees, "
+LINEAR_REGRESSORS = ("LinearRegression", "Ridge", "RidgeCV", "Lasso", "LassoCV", "ElasticNet",
+                     "ElasticNetCV", "Lars", "LassoLars", "LassoLarsIC",
+                     "OrthogonalMatchingPursuit", "BayesianRidge", "ARDRegression",
+                     "HuberRegressor", "QuantileRegressor", "TheilSenRegressor", "SGDRegressor")
+SCALERS = ("StandardScaler", "MinMaxScaler", "MaxAbsScaler", "RobustScaler")
+TREES = ("DecisionTreeClassifier", "DecisionTreeRegressor", "ExtraTreeClassifier",
+         "ExtraTreeRegressor", "RandomForestClassifier", "RandomForestRegressor",
+         "ExtraTreesClassifier", "ExtraTreesRegressor", "GradientBoostingClassifier",
+         "GradientBoostingRegressor", "HistGradientBoostingClassifier",
+         "HistGradientBoostingRegressor")
+SUPPORTED = ("LogisticRegression(CV), SGDClassifier(log_loss), the linear regressors "
+             "(LinearRegression, Ridge, Lasso, ElasticNet, SGDRegressor, LinearSVR, ...), "
+             "MLPClassifier, MLPRegressor, alone or after a StandardScaler, MinMaxScaler, "
+             "MaxAbsScaler or RobustScaler; DecisionTree, ExtraTree, RandomForest, ExtraTrees, "
              "GradientBoosting, HistGradientBoosting Classifier/Regressor")
 
 
@@ -80,6 +100,20 @@ def _logistic(est):
     return dict(task=task, n_classes=k, link=link, layers=layers, estimator=desc)
 
 
+def _sgd_classifier(est):
+    k = _classes(est)
+    if est.loss not in ("log_loss", "log"):
+        raise ExportError(f"SGDClassifier with loss={est.loss!r} is not supported (its "
+                          "probabilities are not a sigmoid of the decision; use loss='log_loss')")
+    if k > 2:
+        raise ExportError(f"SGDClassifier with {k} classes is not supported (its normalised "
+                          "one-vs-rest probabilities are not a softmax)")
+    coef = np.asarray(est.coef_, dtype=np.float64)
+    intercept = np.asarray(est.intercept_, dtype=np.float64).reshape(-1)
+    return dict(task="binary", n_classes=2, link="sigmoid",
+                layers=[(coef.T, intercept, "identity")], estimator="SGDClassifier(log_loss)")
+
+
 def _linear(est):
     coef = np.asarray(est.coef_, dtype=np.float64)
     if coef.ndim == 2:
@@ -126,10 +160,27 @@ def _mlp(est, classifier):
 
 
 def _scaler(sc):
+    """The scaler as the model's standardiser: transform(x) = (x - mean) / scale."""
     _check_fitted(sc)
     d = sc.n_features_in_
-    mean = np.asarray(sc.mean_, np.float64) if sc.with_mean else np.zeros(d)
-    scale = np.asarray(sc.scale_, np.float64) if sc.with_std else np.ones(d)
+    name = type(sc).__name__
+    if name == "StandardScaler":
+        mean = np.asarray(sc.mean_, np.float64) if sc.with_mean else np.zeros(d)
+        scale = np.asarray(sc.scale_, np.float64) if sc.with_std else np.ones(d)
+    elif name == "MinMaxScaler":
+        if sc.clip:
+            raise ExportError("MinMaxScaler(clip=True) is not supported (clipping is not an "
+                              "affine map)")
+        # x * scale_ + min_ = (x - (-min_ / scale_)) / (1 / scale_)
+        mul = np.asarray(sc.scale_, np.float64)
+        mean, scale = -np.asarray(sc.min_, np.float64) / mul, 1.0 / mul
+    elif name == "MaxAbsScaler":
+        mean, scale = np.zeros(d), np.asarray(sc.scale_, np.float64)
+    else:  # RobustScaler
+        mean = np.asarray(sc.center_, np.float64) if sc.with_centering else np.zeros(d)
+        scale = np.asarray(sc.scale_, np.float64) if sc.with_scaling else np.ones(d)
+    if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(scale)) and np.all(scale > 0)):
+        raise ExportError(f"{name} has a scale that is zero or not finite")
     return mean, scale
 
 
@@ -151,38 +202,47 @@ def _tree_ensemble(est):
                 estimator=f"{name}({trees['n_trees']} trees)")
 
 
+def _sklearn_types(names, *modules):
+    """The classes of these names found in these modules (a name missing from this version of
+    scikit-learn is simply not supported)."""
+    out = set()
+    for n in names:
+        for m in modules:
+            if hasattr(m, n):
+                out.add(getattr(m, n))
+    return out
+
+
 def convert(est):
     """Returns the model description for a supported fitted estimator, or raises ExportError."""
-    from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
+    from sklearn import ensemble, linear_model, preprocessing, svm, tree
     from sklearn.neural_network import MLPClassifier, MLPRegressor
     from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import StandardScaler
 
+    scaler_types = _sklearn_types(SCALERS, preprocessing)
     scaler = None
     prefix = ""
     if type(est) is Pipeline:
         steps = [s for _, s in est.steps if s is not None and s != "passthrough"]
-        if len(steps) == 2 and type(steps[0]) is StandardScaler:
+        if len(steps) == 2 and type(steps[0]) in scaler_types:
             scaler, est = steps
         elif len(steps) == 1:
             est = steps[0]
         else:
             names = ", ".join(type(s).__name__ for s in steps)
             raise ExportError(f"Pipeline({names}) is not supported (supported: {SUPPORTED})")
-        prefix = "Pipeline(StandardScaler, " if scaler is not None else "Pipeline("
-    from sklearn import ensemble
-    tree_types = {getattr(ensemble, n) for n in (
-        "RandomForestClassifier", "RandomForestRegressor", "ExtraTreesClassifier",
-        "ExtraTreesRegressor", "GradientBoostingClassifier", "GradientBoostingRegressor",
-        "HistGradientBoostingClassifier", "HistGradientBoostingRegressor")}
+        prefix = f"Pipeline({type(scaler).__name__}, " if scaler is not None else "Pipeline("
+    tree_types = _sklearn_types(TREES, ensemble, tree)
     if type(est) in tree_types and scaler is not None:
-        raise ExportError(f"Pipeline(StandardScaler, {type(est).__name__}) is not supported: "
-                          "a tree ensemble takes the raw features (drop the scaler)")
+        raise ExportError(f"Pipeline({type(scaler).__name__}, {type(est).__name__}) is not "
+                          "supported: a tree ensemble takes the raw features (drop the scaler)")
     handlers = {t: _tree_ensemble for t in tree_types}
+    handlers.update({t: _linear for t in _sklearn_types(LINEAR_REGRESSORS, linear_model)})
+    handlers.update({t: _logistic for t in _sklearn_types(
+        ("LogisticRegression", "LogisticRegressionCV"), linear_model)})
     handlers.update({
-        LogisticRegression: _logistic,
-        LinearRegression: _linear,
-        Ridge: _linear,
+        linear_model.SGDClassifier: _sgd_classifier,
+        svm.LinearSVR: _linear,
         MLPClassifier: lambda e: _mlp(e, True),
         MLPRegressor: lambda e: _mlp(e, False),
     })
@@ -194,7 +254,8 @@ def convert(est):
     spec["n_features"] = int(est.n_features_in_)
     if scaler is not None:
         if scaler.n_features_in_ != spec["n_features"]:
-            raise ExportError("StandardScaler and estimator disagree on the feature count")
+            raise ExportError(f"{type(scaler).__name__} and estimator disagree on the feature "
+                              "count")
         spec["scaler"] = _scaler(scaler)
     if prefix:
         spec["estimator"] = prefix + spec["estimator"] + ")"

@@ -87,10 +87,12 @@ def _add_sklearn_tree(trees, tree_, leaf_of, group):
 
 
 def forest(est, k, classifier):
-    """RandomForest / ExtraTrees: the mean of the trees' outputs."""
+    """RandomForest / ExtraTrees: the mean of the trees' outputs; a single DecisionTree or
+    ExtraTree is a forest of one."""
     trees = Trees()
-    n = len(est.estimators_)
-    for dt in est.estimators_:
+    members = est.estimators_ if hasattr(est, "estimators_") else [est]
+    n = len(members)
+    for dt in members:
         t = dt.tree_
         if t.n_outputs != 1:
             raise TreeExportError(f"{type(est).__name__} has {t.n_outputs} outputs; only "
@@ -154,9 +156,11 @@ def hist_gradient_boosting(est, k, classifier):
     return trees, base, output, True
 
 
-HANDLED = ("RandomForestClassifier", "RandomForestRegressor", "ExtraTreesClassifier",
-           "ExtraTreesRegressor", "GradientBoostingClassifier", "GradientBoostingRegressor",
-           "HistGradientBoostingClassifier", "HistGradientBoostingRegressor")
+HANDLED = ("DecisionTreeClassifier", "DecisionTreeRegressor", "ExtraTreeClassifier",
+           "ExtraTreeRegressor", "RandomForestClassifier", "RandomForestRegressor",
+           "ExtraTreesClassifier", "ExtraTreesRegressor", "GradientBoostingClassifier",
+           "GradientBoostingRegressor", "HistGradientBoostingClassifier",
+           "HistGradientBoostingRegressor")
 
 
 def convert(est, k):
@@ -164,7 +168,7 @@ def convert(est, k):
     name = type(est).__name__
     classifier = k > 0
     X0 = np.zeros((1, est.n_features_in_))
-    if name.startswith(("RandomForest", "ExtraTrees")):
+    if name.startswith(("RandomForest", "ExtraTree", "DecisionTree")):
         trees, base, output, missing = forest(est, k, classifier)
     elif name.startswith("GradientBoosting"):
         trees, base, output, missing = gradient_boosting(est, k, classifier, X0)

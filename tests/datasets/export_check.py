@@ -168,10 +168,44 @@ def main():
     run_supported("mlp_regressor", make_pipeline(StandardScaler(), MLPRegressor(**mlp)),
                   "regression")
 
+    # The other linear models: predict is X @ coef_ + intercept_ for each.
+    from sklearn import linear_model as lm
+    from sklearn.svm import LinearSVR
+    for est in (lm.RidgeCV(), lm.Lasso(alpha=0.05), lm.LassoCV(cv=3), lm.ElasticNet(alpha=0.05),
+                lm.ElasticNetCV(cv=3), lm.Lars(), lm.LassoLars(alpha=0.01), lm.LassoLarsIC(),
+                lm.OrthogonalMatchingPursuit(), lm.BayesianRidge(), lm.ARDRegression(),
+                lm.HuberRegressor(max_iter=500), lm.QuantileRegressor(alpha=0.0, solver="highs"),
+                lm.TheilSenRegressor(random_state=0, max_subpopulation=500),
+                make_pipeline(StandardScaler(), lm.SGDRegressor(random_state=0)),
+                make_pipeline(StandardScaler(), LinearSVR(max_iter=5000, random_state=0))):
+        name = type(est.steps[-1][1] if hasattr(est, "steps") else est).__name__
+        run_supported("linear_" + name, est, "regression")
+    run_supported("logregcv_multiclass", lm.LogisticRegressionCV(cv=3, max_iter=500), "multiclass", 3)
+    run_supported("sgd_log_binary", make_pipeline(StandardScaler(), lm.SGDClassifier(
+        loss="log_loss", random_state=0)), "binary")
+    # The other scalers, as the model's standardiser (x - mean) / scale.
+    from sklearn.preprocessing import MaxAbsScaler, RobustScaler
+    run_supported("pipe_minmax_logreg", make_pipeline(MinMaxScaler(), LogisticRegression()), "binary")
+    run_supported("pipe_minmax_range_mlp", make_pipeline(MinMaxScaler((-1, 2)), MLPRegressor(**mlp)),
+                  "regression")
+    run_supported("pipe_maxabs_ridge", make_pipeline(MaxAbsScaler(), Ridge()), "regression")
+    run_supported("pipe_robust_mlp", make_pipeline(RobustScaler(), MLPClassifier(**mlp)),
+                  "multiclass", 3)
+    run_supported("pipe_robust_nocenter", make_pipeline(RobustScaler(with_centering=False),
+                  LogisticRegression()), "binary")
+    # Single trees (a forest of one) are checked with the other tree models in
+    # tests/trees/sklearn_trees_parity.py.
     Xb, yb = data("binary", 2)
     Xm, ym = data("multiclass", 3)
-    run_refused("decision_tree", DecisionTreeClassifier(), (Xb, yb),
-                "DecisionTreeClassifier is not supported")
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.preprocessing import PolynomialFeatures
+    run_refused("knn", KNeighborsClassifier(), (Xb, yb), "KNeighborsClassifier is not supported")
+    run_refused("sgd_hinge", lm.SGDClassifier(), (Xb, yb), "loss='hinge'")
+    run_refused("sgd_log_3", lm.SGDClassifier(loss="log_loss"), (Xm, ym), "3 classes")
+    run_refused("minmax_clip", make_pipeline(MinMaxScaler(clip=True), LogisticRegression()),
+                (Xb, yb), "clip=True")
+    run_refused("scaled_tree", make_pipeline(MinMaxScaler(), DecisionTreeClassifier()), (Xb, yb),
+                "Pipeline(MinMaxScaler, DecisionTreeClassifier) is not supported")
     run_refused("scaled_forest", make_pipeline(StandardScaler(), RandomForestClassifier(n_estimators=2)),
                 (Xb, yb), "Pipeline(StandardScaler, RandomForestClassifier) is not supported")
     run_refused("logreg_ovr_3", LogisticRegression(multi_class="ovr"), (Xm, ym), "one-vs-rest")
@@ -183,8 +217,8 @@ def main():
     run_refused("unfitted", LogisticRegression(), None, "not fitted")
     run_refused("multilabel", MLPClassifier(max_iter=5), (Xb, np.c_[yb, 1 - yb]), "multilabel")
     run_refused("ridge_2_outputs", Ridge(), (Xb, np.c_[yb, yb]), "2 outputs")
-    run_refused("pipe_minmax", make_pipeline(MinMaxScaler(), LogisticRegression()), (Xb, yb),
-                "Pipeline(MinMaxScaler, LogisticRegression)")
+    run_refused("pipe_poly", make_pipeline(PolynomialFeatures(), Ridge()), (Xb, yb),
+                "Pipeline(PolynomialFeatures, Ridge)")
 
     # Not a joblib file, and an unwritable destination.
     bad = os.path.join(TMP, "not_joblib.joblib")

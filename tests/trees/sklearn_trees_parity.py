@@ -2,7 +2,8 @@
 """Reference test: scikit-learn tree ensembles exported with scripts/export_sklearn.py
 into the tree-ensemble layout of the model HDF5 format, evaluated by `stagegate eval`.
 
-For RandomForest, ExtraTrees, GradientBoosting and HistGradientBoosting, classifier
+For DecisionTree and ExtraTree (a forest of one), RandomForest, ExtraTrees,
+GradientBoosting and HistGradientBoosting, classifier
 (2 and 3 classes) and regressor: probabilities / predictions within 1e-6 of
 predict_proba / predict (HistGradientBoosting on data with NaNs, which it routes),
 labels equal to predict away from ties, every kernel variant bit-identical to the
@@ -17,6 +18,7 @@ import tempfile
 import h5py
 import joblib
 import numpy as np
+from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor, ExtraTreeClassifier
 from sklearn.ensemble import (ExtraTreesClassifier, ExtraTreesRegressor,
                               GradientBoostingClassifier, GradientBoostingRegressor,
                               HistGradientBoostingClassifier, HistGradientBoostingRegressor,
@@ -115,6 +117,11 @@ ynm = np.digitize(np.nan_to_num(z(Xn)), [-0.5, 0.5]).astype(np.int32)
 ynmv = np.digitize(np.nan_to_num(z(Xnv)), [-0.5, 0.5]).astype(np.int32)
 
 with tempfile.TemporaryDirectory() as tmp:
+    # A single DecisionTree or ExtraTree is exported as a forest of one.
+    case(tmp, "dt_binary", DecisionTreeClassifier(max_depth=10, random_state=0), X, yb, Xv, ybv)
+    case(tmp, "dt_multi", DecisionTreeClassifier(min_samples_leaf=3, random_state=0), X, ym, Xv, ymv)
+    case(tmp, "dt_regressor", DecisionTreeRegressor(max_depth=12, random_state=0), X, yr, Xv, yrv)
+    case(tmp, "xt_single_binary", ExtraTreeClassifier(max_depth=12, random_state=0), X, yb, Xv, ybv)
     rf = case(tmp, "rf_binary", RandomForestClassifier(n_estimators=30, max_depth=8, random_state=0), X, yb, Xv, ybv)
     case(tmp, "rf_multi", RandomForestClassifier(n_estimators=20, random_state=0), X, ym, Xv, ymv)
     case(tmp, "rf_regressor", RandomForestRegressor(n_estimators=20, max_depth=10, random_state=0), X, yr, Xv, yrv)
