@@ -125,12 +125,69 @@ sg_status sg_sha256_file_hex(const char *path, char hex[65], sg_err *err)
     return rc;
 }
 
+static sg_status read_stream(FILE *f, const char *path, size_t limit, uint8_t **data, size_t *len,
+                             sg_err *err);
+
 sg_status sg_read_file(const char *path, size_t limit, uint8_t **data, size_t *len, sg_err *err)
 {
     *data = NULL;
     *len = 0;
     FILE *f = fopen_regular(path, err);
     if (!f) return SG_EINPUT;
+    return read_stream(f, path, limit, data, len, err);
+}
+
+sg_status sg_read_file_beneath(const char *dir, const char *rel, size_t limit, uint8_t **data,
+                               size_t *len, sg_err *err)
+{
+    *data = NULL;
+    *len = 0;
+    char part[4096];
+    if (strlen(rel) >= sizeof part) return sg_errf(err, SG_EINPUT, "%s: path too long", rel);
+    int d = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (d < 0) return sg_errf(err, SG_EINPUT, "%s: cannot open: %s", dir, strerror(errno));
+    const char *p = rel;
+    for (;;) {
+        const char *slash = strchr(p, '/');
+        size_t n = slash ? (size_t)(slash - p) : strlen(p);
+        memcpy(part, p, n);
+        part[n] = '\0';
+        if (n == 0 || strcmp(part, ".") == 0 || strcmp(part, "..") == 0) {
+            close(d);
+            return sg_errf(err, SG_EINPUT, "%s: \"%s\" is not a plain path component", rel, part);
+        }
+        /* O_NOFOLLOW: a symbolic link anywhere on the way is refused, so the file opened is
+           the one under dir that the name says, whatever a link would point to. */
+        int flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | (slash ? O_DIRECTORY : O_NONBLOCK);
+        int nd = openat(d, part, flags);
+        int e = errno;
+        close(d);
+        if (nd < 0)
+            return sg_errf(err, SG_EINPUT, "%s: cannot open%s: %s", rel,
+                           e == ELOOP || e == ENOTDIR ? " (a symbolic link, or not a directory on the way)" : "",
+                           strerror(e));
+        d = nd;
+        if (!slash) break;
+        p = slash + 1;
+    }
+    struct stat st;
+    if (fstat(d, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(d);
+        return sg_errf(err, SG_EINPUT, "%s: not a regular file", rel);
+    }
+    int fl = fcntl(d, F_GETFL);
+    if (fl >= 0) (void)fcntl(d, F_SETFL, fl & ~O_NONBLOCK);
+    FILE *f = fdopen(d, "rb");
+    if (!f) {
+        close(d);
+        return sg_errf(err, SG_EIO, "%s: cannot open stream", rel);
+    }
+    return read_stream(f, rel, limit, data, len, err);
+}
+
+static sg_status read_stream(FILE *f, const char *path, size_t limit, uint8_t **data, size_t *len,
+                             sg_err *err)
+{
     size_t cap = limit < 4096 ? limit : 4096, n = 0;
     uint8_t *buf = malloc(cap + 1);
     if (!buf) {

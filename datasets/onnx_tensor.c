@@ -141,12 +141,12 @@ static sg_status external_file(ox_ctx *c, const char *loc, const char *what, con
                        "%s: %s: external data location \"%.200s\" is outside the model's "
                        "directory (absolute or with '..')",
                        c->path, what, loc);
-    char full[4096 + 1100];
-    snprintf(full, sizeof full, "%s/%s", c->dir, loc);
     uint8_t *buf = NULL;
     size_t n = 0;
     sg_err e2 = {{0}};
-    int rc = sg_read_file(full, MAX_EXTERNAL_FILE, &buf, &n, &e2);
+    /* Opened component by component under the model's directory, with no symbolic link
+       followed: a link could lead outside it. */
+    int rc = sg_read_file_beneath(c->dir[0] ? c->dir : ".", loc, MAX_EXTERNAL_FILE, &buf, &n, &e2);
     if (rc)
         return sg_errf(err, SG_EINPUT, "%s: %s: external data \"%.200s\" cannot be read: %s",
                        c->path, what, loc, e2.msg);

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "server_internal.h"
+#include "stagegate/model.h"
 
 /* ------------------------------------------------------------------ shapes */
 
@@ -420,7 +421,7 @@ static srv_resp create_version(srv_req *r)
     if (!ok) return bad;
     sg_err err = {{0}};
     /* The server hashes what it will register; a digest the client sends is ignored. */
-    int rc = sg_sha256_file_hex(real, sha, &err);
+    int rc = sg_model_digest_file_hex(real, sha, &err);
     if (rc != SG_OK)
         return srv_error(400, "INVALID_PARAMETER_VALUE", "source '%s' cannot be read: %s", source,
                          err.msg);

@@ -116,6 +116,10 @@ int sg_open_regular(const char *path, sg_err *err);
 
 /* Reads a whole file into a NUL-terminated heap buffer (caller frees). Limit in bytes. */
 SG_MUST_CHECK sg_status sg_read_file(const char *path, size_t limit, uint8_t **data, size_t *len, sg_err *err);
+/* The same for rel (relative, '/'-separated, no "." or ".." parts) under directory dir, refusing
+ * a symbolic link anywhere on the way: the file read is inside dir. */
+SG_MUST_CHECK sg_status sg_read_file_beneath(const char *dir, const char *rel, size_t limit,
+                                             uint8_t **data, size_t *len, sg_err *err);
 
 /* true when stderr is a terminal and progress display is wanted (STAGEGATE_PROGRESS=0|1 overrides).
  */

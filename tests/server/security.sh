@@ -66,6 +66,34 @@ done
 expect 200 alice GET "$M/registered-models/get?name=$MODEL"
 [ "$(jq '.registered_model.latest_versions | length' body)" = 1 ] || fail "a refused source made a version"
 
+# An ONNX model with external data: the server registers the digest the CLI registers (the
+# .onnx bytes, then its data file's), and data behind a symlink out of its directory is refused.
+mkdir -p art/onnx
+/usr/bin/python3 - art/onnx <<'PY'
+import os, sys
+from onnx import TensorProto, helper
+d = sys.argv[1]
+open(os.path.join(d, "w.bin"), "wb").write(bytes(range(16)) * 2)
+for name, loc in (("m.onnx", "w.bin"), ("evil.onnx", "link.bin")):
+    w = TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[8, 1],
+                    data_location=TensorProto.EXTERNAL)
+    for k, v in (("location", loc), ("offset", "0"), ("length", "32")):
+        e = w.external_data.add(); e.key, e.value = k, v
+    g = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["p"])], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 8])],
+                          [helper.make_tensor_value_info("p", TensorProto.FLOAT, ["n", 1])], [w])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 7
+    open(os.path.join(d, name), "wb").write(m.SerializeToString())
+PY
+head -c 32 /dev/urandom >outside/w.bin && ln -s "$WORK/outside/w.bin" art/onnx/link.bin
+want=$(cat art/onnx/m.onnx art/onnx/w.bin | sha256sum | cut -c1-64)
+expect 200 alice POST $M/model-versions/create "{\"name\": \"$MODEL\", \"source\": \"onnx/m.onnx\"}"
+got=$(jq -r '.model_version.artifact_sha256 // empty' body)
+[ "${got#sha256:}" = "$want" ] || fail "ONNX with external data: digest '$got', wanted the .onnx then its data: $want"
+call alice POST $M/model-versions/create "{\"name\": \"$MODEL\", \"source\": \"onnx/evil.onnx\"}"
+[ "$CODE" = 400 ] && body_has "link.bin" || fail "ONNX data through a symlink out of the root: HTTP $CODE $(cat body)"
+
 # Writes to a server without tokens: refused; reads served.
 stop_server
 "$SG" serve --db "$DB" --listen 127.0.0.1:0 --artifact-root art 2>server.log &
