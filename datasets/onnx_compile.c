@@ -11,43 +11,29 @@
 
 #include "onnx_internal.h"
 
-static const char *const supported[] = {"Gemm",
-                                        "MatMul",
-                                        "Add",
-                                        "Sub",
-                                        "Mul",
-                                        "Div",
-                                        "Relu",
-                                        "LeakyRelu",
-                                        "Sigmoid",
-                                        "Tanh",
-                                        "Erf",
-                                        "Softmax",
-                                        "LogSoftmax",
-                                        "BatchNormalization",
-                                        "LayerNormalization",
-                                        "ReduceMean",
-                                        "Pow",
-                                        "Sqrt",
-                                        "Flatten",
-                                        "Reshape",
-                                        "Squeeze",
-                                        "Unsqueeze",
-                                        "Identity",
-                                        "Dropout",
-                                        "Constant",
-                                        "Cast",
-                                        "Concat"};
+/* The operators ox_compile_node knows, in the order the unsupported-operator message lists
+   them. */
+/* clang-format off */
+#define OX_SUPPORTED_OPS(X)                                                                        \
+    X(Gemm) X(MatMul) X(Add) X(Sub) X(Mul) X(Div) X(Relu) X(LeakyRelu) X(Sigmoid) X(Tanh) X(Erf)   \
+    X(Softmax) X(LogSoftmax) X(BatchNormalization) X(LayerNormalization) X(ReduceMean) X(Pow)      \
+    X(Sqrt) X(Flatten) X(Reshape) X(Squeeze) X(Unsqueeze) X(Identity) X(Dropout) X(Constant)       \
+    X(Cast) X(Concat)
+/* clang-format on */
+#define OX_OP_NAME(op) #op,
+#define OX_OP_LISTED(op) ", " #op
+
+static const char *const supported[] = {OX_SUPPORTED_OPS(OX_OP_NAME)};
+/* One string literal: no buffer to outgrow as operators are added. The message that lists
+   it ("unsupported operator OP of domain DOMAIN; supported: ...", both at most 40 bytes)
+   must fit ox_node_err's buffer. */
+static const char supported_list[] = OX_SUPPORTED_OPS(OX_OP_LISTED);
+_Static_assert(sizeof supported_list + 160 <= OX_NODE_MSG,
+               "the supported-operator list outgrows ox_node_err's message");
 
 const char *ox_supported_ops(void)
 {
-    static char list[512];
-    if (!list[0]) {
-        size_t k = 0;
-        for (size_t i = 0; i < sizeof supported / sizeof supported[0]; i++)
-            k += (size_t)snprintf(list + k, sizeof list - k, "%s%s", i ? ", " : "", supported[i]);
-    }
-    return list;
+    return supported_list + 2; /* after the first ", " */
 }
 
 bool ox_op_supported(const char *op)

@@ -63,6 +63,9 @@ typedef struct {
     int node_index;
 } ox_ctx;
 
+/* Bytes of the node-specific part of an ox_node_err message. */
+#define OX_NODE_MSG 768
+
 /* "PATH: node 'NAME' (OP, opset N): " + fmt. */
 sg_status ox_node_err(ox_ctx *c, sg_err *err, int status, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

@@ -13,7 +13,7 @@
 
 sg_status ox_node_err(ox_ctx *c, sg_err *err, int status, const char *fmt, ...)
 {
-    char what[768];
+    char what[OX_NODE_MSG];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
