@@ -5,49 +5,37 @@
  * of their input and cost nothing at run time. Every per-row tensor keeps the batch as its
  * leading dimension; a node that would move it is refused.
  */
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "onnx_internal.h"
 
-static const char *const supported[] = {"Gemm",
-                                        "MatMul",
-                                        "Add",
-                                        "Sub",
-                                        "Mul",
-                                        "Div",
-                                        "Relu",
-                                        "LeakyRelu",
-                                        "Sigmoid",
-                                        "Tanh",
-                                        "Erf",
-                                        "Softmax",
-                                        "LogSoftmax",
-                                        "BatchNormalization",
-                                        "LayerNormalization",
-                                        "ReduceMean",
-                                        "Pow",
-                                        "Sqrt",
-                                        "Flatten",
-                                        "Reshape",
-                                        "Squeeze",
-                                        "Unsqueeze",
-                                        "Identity",
-                                        "Dropout",
-                                        "Constant",
-                                        "Cast",
-                                        "Concat"};
+/* The operators ox_compile_node knows, in the order the unsupported-operator message lists
+   them. */
+/* clang-format off */
+#define OX_SUPPORTED_OPS(X)                                                                        \
+    X(Gemm) X(MatMul) X(Add) X(Sub) X(Mul) X(Div) X(Relu) X(LeakyRelu) X(PRelu) X(Sigmoid)         \
+    X(Tanh) X(Erf) X(Elu) X(Selu) X(Celu) X(Softplus) X(Softsign) X(HardSigmoid) X(HardSwish)      \
+    X(Clip) X(Abs) X(Neg) X(Exp) X(Log) X(Reciprocal) X(Max) X(Min) X(Softmax) X(LogSoftmax)       \
+    X(BatchNormalization) X(LayerNormalization) X(ReduceMean) X(Pow) X(Sqrt) X(Flatten)            \
+    X(Reshape) X(Squeeze) X(Unsqueeze) X(Identity) X(Dropout) X(Constant) X(Cast) X(Concat)
+/* clang-format on */
+#define OX_OP_NAME(op) #op,
+#define OX_OP_LISTED(op) ", " #op
+
+static const char *const supported[] = {OX_SUPPORTED_OPS(OX_OP_NAME)};
+/* One string literal: no buffer to outgrow as operators are added. The message that lists
+   it ("unsupported operator OP of domain DOMAIN; supported: ...", both at most 40 bytes)
+   must fit ox_node_err's buffer. */
+static const char supported_list[] = OX_SUPPORTED_OPS(OX_OP_LISTED);
+_Static_assert(sizeof supported_list + 160 <= OX_NODE_MSG,
+               "the supported-operator list outgrows ox_node_err's message");
 
 const char *ox_supported_ops(void)
 {
-    static char list[512];
-    if (!list[0]) {
-        size_t k = 0;
-        for (size_t i = 0; i < sizeof supported / sizeof supported[0]; i++)
-            k += (size_t)snprintf(list + k, sizeof list - k, "%s%s", i ? ", " : "", supported[i]);
-    }
-    return list;
+    return supported_list + 2; /* after the first ", " */
 }
 
 bool ox_op_supported(const char *op)
@@ -91,10 +79,17 @@ sg_status ox_need_in(ox_ctx *c, size_t k, sg_err *err, int *out)
     return SG_OK;
 }
 
-/* The node's output k as a new value. */
+/* The node's output k as a new value (an unnamed one while c->partial is set). */
 sg_status ox_new_out(ox_ctx *c, size_t k, sg_err *err, int *out)
 {
     *out = -1;
+    if (c->partial) {
+        int v = ox_value_add_unnamed(c, c->partial, err);
+        if (v < 0) return SG_EINPUT;
+        c->vals[v].defined = true;
+        *out = v;
+        return SG_OK;
+    }
     if (k >= c->node->n_output || !c->node->output[k] || !c->node->output[k][0])
         return ox_node_err(c, err, SG_EINPUT, "output %zu is missing", k);
     if (ox_value_find(c, c->node->output[k]) >= 0)
@@ -245,6 +240,12 @@ static float binop(sg_onnx_binary op, float a, float b)
         return a / b;
     case SG_OXB_POW:
         return powf(a, b);
+    case SG_OXB_PRELU:
+        return sg_onnx_prelu(a, b);
+    case SG_OXB_MAX:
+        return sg_onnx_max(a, b);
+    case SG_OXB_MIN:
+        return sg_onnx_min(a, b);
     }
     return 0;
 }
@@ -275,11 +276,11 @@ static sg_status fold_binary(ox_ctx *c, sg_onnx_binary op, int ia, int ib, sg_er
     return SG_OK;
 }
 
-static float unop(sg_onnx_unary op, float x, float alpha)
+static float unop(sg_onnx_unary op, float x, float alpha, float beta)
 {
     switch (op) {
-    case SG_OXU_RELU:
-        return x > 0 ? x : 0;
+    case SG_OXU_RELU: /* as the kernels: NaN passes, -0 stays -0 */
+        return x < 0 ? 0 : x;
     case SG_OXU_LEAKY_RELU:
         return x >= 0 ? x : alpha * x;
     case SG_OXU_SIGMOID:
@@ -294,6 +295,32 @@ static float unop(sg_onnx_unary op, float x, float alpha)
         return powf(x, alpha);
     case SG_OXU_COPY:
         return x;
+    case SG_OXU_CLIP:
+        return sg_onnx_clip(x, alpha, beta);
+    case SG_OXU_ELU:
+        return sg_onnx_elu(x, alpha);
+    case SG_OXU_SELU:
+        return sg_onnx_selu(x, alpha, beta);
+    case SG_OXU_CELU:
+        return sg_onnx_celu(x, alpha);
+    case SG_OXU_SOFTPLUS:
+        return sg_onnx_softplus(x);
+    case SG_OXU_SOFTSIGN:
+        return sg_onnx_softsign(x);
+    case SG_OXU_HARD_SIGMOID:
+        return sg_onnx_hard_sigmoid(x, alpha, beta);
+    case SG_OXU_HARD_SWISH:
+        return sg_onnx_hard_swish(x);
+    case SG_OXU_ABS:
+        return fabsf(x);
+    case SG_OXU_NEG:
+        return -x;
+    case SG_OXU_EXP:
+        return expf(x);
+    case SG_OXU_LOG:
+        return logf(x);
+    case SG_OXU_RECIPROCAL:
+        return 1.0f / x;
     }
     return x;
 }
@@ -424,7 +451,7 @@ static sg_status emit_binary(ox_ctx *c, sg_onnx_binary op, int ia, int ib, sg_er
     return ox_dyn_out(c, rank, dims, err, &v);
 }
 
-static sg_status emit_unary(ox_ctx *c, sg_onnx_unary op, float alpha, sg_err *err)
+static sg_status emit_unary(ox_ctx *c, sg_onnx_unary op, float alpha, float beta, sg_err *err)
 {
     int x, rc = ox_need_in(c, 0, err, &x);
     if (rc) return rc;
@@ -437,13 +464,14 @@ static sg_status emit_unary(ox_ctx *c, sg_onnx_unary op, float alpha, sg_err *er
         memcpy(dims, vx->dims, sizeof dims);
         if ((rc = ox_const_out(c, vx->rank, dims, OX_FLOAT, err, &v))) return rc;
         for (int64_t k = 0; k < c->vals[v].count; k++)
-            c->vals[v].f[k] = unop(op, c->vals[x].f[k], alpha);
+            c->vals[v].f[k] = unop(op, c->vals[x].f[k], alpha, beta);
         return SG_OK;
     }
     sg_onnx_step *s = ox_step_new(c, SG_OX_UNARY, err);
     if (!s) return SG_ENOMEM;
     s->unary = op;
     s->alpha = alpha;
+    s->beta = beta;
     s->in = vx->data;
     s->in_width = s->width = (int)vx->count;
     int v;
@@ -457,6 +485,183 @@ static sg_status op_binary(ox_ctx *c, sg_onnx_binary op, sg_err *err)
     return emit_binary(c, op, a, b, err);
 }
 
+/* PRelu(X, slope): the slope is a constant that broadcasts one way, to X's shape (one value,
+   or one per channel as PyTorch exports it). */
+static sg_status op_prelu(ox_ctx *c, sg_err *err)
+{
+    int x, sl, rc;
+    if ((rc = ox_need_in(c, 0, err, &x)) || (rc = ox_need_in(c, 1, err, &sl))) return rc;
+    const ox_value *vx = &c->vals[x], *vs = &c->vals[sl];
+    if (!vs->is_const)
+        return ox_node_err(c, err, SG_EINPUT,
+                           "slope (input 1, '%.100s') is computed per row; only a constant slope "
+                           "is supported",
+                           vs->name);
+    /* Aligned from the right, each slope dimension is 1 or X's; at a per-row X's batch
+       position (taken as 1 here) only 1 fits. */
+    int64_t xd[OX_MAX_RANK + 1];
+    int xr = vx->rank, off = vx->is_const ? 0 : 1;
+    xd[0] = 1;
+    memcpy(xd + off, vx->dims, (size_t)vx->rank * sizeof xd[0]);
+    xr += off;
+    bool ok = vs->rank <= xr;
+    for (int i = 1; ok && i <= vs->rank; i++) {
+        int64_t ds = vs->dims[vs->rank - i];
+        ok = ds == 1 || ds == xd[xr - i];
+    }
+    if (!ok) {
+        char ss[160], xs[160];
+        ox_shape_str(vs->dims, (size_t)vs->rank, ss, sizeof ss);
+        ox_shape_str(vx->dims, (size_t)vx->rank, xs, sizeof xs);
+        return ox_node_err(c, err, SG_EINPUT,
+                           "slope '%.100s' of shape %s does not broadcast to the input '%.100s' "
+                           "(%s %s); PRelu broadcasts the slope only",
+                           vs->name, ss, vx->name, vx->is_const ? "shape" : "rows of shape", xs);
+    }
+    return emit_binary(c, SG_OXB_PRELU, x, sl, err);
+}
+
+/* "the Max of inputs 0, 2": the inputs a partial result of a chain has taken so far. */
+static void partial_name(char *buf, size_t len, sg_onnx_binary op, const bool *taken, size_t n)
+{
+    size_t k = (size_t)snprintf(buf, len, "the %s of inputs", op == SG_OXB_MAX ? "Max" : "Min");
+    for (size_t i = 0, first = 1; i < n && k < len; i++)
+        if (taken[i]) {
+            k += (size_t)snprintf(buf + k, len - k, "%s %zu", first ? "" : ",", i);
+            first = 0;
+        }
+}
+
+/* Max and Min take 1 or more inputs: one is the identity, two a binary step, more a chain of
+   binary steps (NODE, NODE#2, ...) that takes the constant inputs first, so that they fold
+   into one. */
+static sg_status op_extremum(ox_ctx *c, sg_onnx_binary op, sg_err *err)
+{
+    const size_t n = c->node->n_input;
+    if (n == 0) return ox_node_err(c, err, SG_EINPUT, "no inputs (at least one is needed)");
+    if (n == 1) return ox_op_identity(c, err);
+    size_t *order = malloc(n * sizeof *order);
+    bool *taken = calloc(n, sizeof *taken);
+    int rc = SG_OK;
+    if (!order || !taken) {
+        free(order);
+        free(taken);
+        return sg_errf(err, SG_ENOMEM, "%s: out of memory", c->path);
+    }
+    size_t m = 0;
+    for (size_t k = 0; k < n && rc == SG_OK; k++) {
+        int v;
+        if ((rc = ox_need_in(c, k, err, &v)) == SG_OK && (n == 2 || c->vals[v].is_const))
+            order[m++] = k;
+    }
+    for (size_t k = 0; k < n && rc == SG_OK && n > 2; k++)
+        if (!c->vals[ox_in(c, k)].is_const) order[m++] = k;
+    int acc = ox_in(c, order[0]), n_steps = 0;
+    taken[order[0]] = true;
+    for (size_t k = 1; k < n && rc == SG_OK; k++) {
+        taken[order[k]] = true;
+        if (k + 1 < n) { /* a partial result: unnamed, and named so in messages */
+            char *name = c->partial_name[k % 2];
+            partial_name(name, sizeof c->partial_name[0], op, taken, n);
+            c->partial = name;
+        }
+        const int before = c->n_steps;
+        rc = emit_binary(c, op, acc, ox_in(c, order[k]), err);
+        c->partial = NULL;
+        acc = c->n_vals - 1; /* the value emit_binary added */
+        if (rc == SG_OK && c->n_steps > before && ++n_steps > 1) {
+            sg_onnx_step *s = &c->steps[c->n_steps - 1];
+            char name[SG_ONNX_NAME];
+            snprintf(name, sizeof name, "%.36s#%d", s->name, n_steps);
+            memcpy(s->name, name, sizeof name);
+        }
+    }
+    free(order);
+    free(taken);
+    return rc;
+}
+
+/* Clip's bound from input k (opset 11 on): absent, or one constant float. */
+static sg_status clip_bound(ox_ctx *c, size_t k, const char *what, float *bound, sg_err *err)
+{
+    int v = ox_in(c, k);
+    if (v < 0) return SG_OK;
+    const ox_value *b = &c->vals[v];
+    if (!b->is_const)
+        return ox_node_err(c, err, SG_EINPUT,
+                           "%s (input %zu, '%.100s') is computed per row; only a constant bound is "
+                           "supported",
+                           what, k, b->name);
+    if (b->dtype != OX_FLOAT)
+        return ox_node_err(c, err, SG_EINPUT, "%s (input %zu, '%.100s') is not floating point",
+                           what, k, b->name);
+    if (b->count != 1)
+        return ox_node_err(c, err, SG_EINPUT,
+                           "%s (input %zu, '%.100s') must be one value; it holds %lld", what, k,
+                           b->name, (long long)b->count);
+    *bound = b->f[0];
+    return SG_OK;
+}
+
+static sg_status op_clip(ox_ctx *c, sg_err *err)
+{
+    float lo = -INFINITY, hi = INFINITY;
+    int rc;
+    if (c->opset < 11) {
+        if (ox_in(c, 1) >= 0 || ox_in(c, 2) >= 0)
+            return ox_node_err(c, err, SG_EINPUT,
+                               "min and max are attributes before opset 11, not inputs");
+        /* Clip-6's defaults: the ends of the float range. */
+        lo = ox_attr_f(c, "min", -FLT_MAX);
+        hi = ox_attr_f(c, "max", FLT_MAX);
+    } else if (ox_attr(c, "min") || ox_attr(c, "max")) {
+        return ox_node_err(c, err, SG_EINPUT,
+                           "min and max are inputs from opset 11 on, not attributes");
+    } else if ((rc = clip_bound(c, 1, "min", &lo, err)) ||
+               (rc = clip_bound(c, 2, "max", &hi, err))) {
+        return rc;
+    }
+    if (isnan(lo) || isnan(hi))
+        return ox_node_err(c, err, SG_EINPUT, "the %s bound is NaN", isnan(lo) ? "min" : "max");
+    return emit_unary(c, SG_OXU_CLIP, lo, hi, err);
+}
+
+/* Element-wise operators with at most two float attributes (their ONNX defaults). */
+static const struct {
+    const char *op;
+    sg_onnx_unary unary;
+    const char *a_name, *b_name;
+    float a, b;
+} unary_ops[] = {
+    {"Relu", SG_OXU_RELU, NULL, NULL, 0, 0},
+    {"LeakyRelu", SG_OXU_LEAKY_RELU, "alpha", NULL, 0.01f, 0},
+    {"Sigmoid", SG_OXU_SIGMOID, NULL, NULL, 0, 0},
+    {"Tanh", SG_OXU_TANH, NULL, NULL, 0, 0},
+    {"Erf", SG_OXU_ERF, NULL, NULL, 0, 0},
+    {"Sqrt", SG_OXU_SQRT, NULL, NULL, 0, 0},
+    {"Elu", SG_OXU_ELU, "alpha", NULL, 1.0f, 0},
+    {"Selu", SG_OXU_SELU, "alpha", "gamma", 1.67326319217681884765625f, 1.05070102214813232421875f},
+    {"Celu", SG_OXU_CELU, "alpha", NULL, 1.0f, 0},
+    {"Softplus", SG_OXU_SOFTPLUS, NULL, NULL, 0, 0},
+    {"Softsign", SG_OXU_SOFTSIGN, NULL, NULL, 0, 0},
+    {"HardSigmoid", SG_OXU_HARD_SIGMOID, "alpha", "beta", 0.2f, 0.5f},
+    {"HardSwish", SG_OXU_HARD_SWISH, NULL, NULL, 0, 0},
+    {"Abs", SG_OXU_ABS, NULL, NULL, 0, 0},
+    {"Neg", SG_OXU_NEG, NULL, NULL, 0, 0},
+    {"Exp", SG_OXU_EXP, NULL, NULL, 0, 0},
+    {"Log", SG_OXU_LOG, NULL, NULL, 0, 0},
+    {"Reciprocal", SG_OXU_RECIPROCAL, NULL, NULL, 0, 0},
+};
+
+static sg_status op_unary(ox_ctx *c, size_t i, sg_err *err)
+{
+    const float a = unary_ops[i].a_name ? ox_attr_f(c, unary_ops[i].a_name, unary_ops[i].a) : 0;
+    const float b = unary_ops[i].b_name ? ox_attr_f(c, unary_ops[i].b_name, unary_ops[i].b) : 0;
+    if (unary_ops[i].unary == SG_OXU_CELU && a == 0) /* Celu divides by alpha */
+        return ox_node_err(c, err, SG_EINPUT, "alpha is 0");
+    return emit_unary(c, unary_ops[i].unary, a, b, err);
+}
+
 int ox_compile_node(ox_ctx *c, sg_err *err)
 {
     const char *op = c->node->op_type;
@@ -467,13 +672,12 @@ int ox_compile_node(ox_ctx *c, sg_err *err)
     if (!strcmp(op, "Mul")) return op_binary(c, SG_OXB_MUL, err);
     if (!strcmp(op, "Div")) return op_binary(c, SG_OXB_DIV, err);
     if (!strcmp(op, "Pow")) return op_binary(c, SG_OXB_POW, err);
-    if (!strcmp(op, "Relu")) return emit_unary(c, SG_OXU_RELU, 0, err);
-    if (!strcmp(op, "LeakyRelu"))
-        return emit_unary(c, SG_OXU_LEAKY_RELU, ox_attr_f(c, "alpha", 0.01f), err);
-    if (!strcmp(op, "Sigmoid")) return emit_unary(c, SG_OXU_SIGMOID, 0, err);
-    if (!strcmp(op, "Tanh")) return emit_unary(c, SG_OXU_TANH, 0, err);
-    if (!strcmp(op, "Erf")) return emit_unary(c, SG_OXU_ERF, 0, err);
-    if (!strcmp(op, "Sqrt")) return emit_unary(c, SG_OXU_SQRT, 0, err);
+    if (!strcmp(op, "PRelu")) return op_prelu(c, err);
+    if (!strcmp(op, "Max")) return op_extremum(c, SG_OXB_MAX, err);
+    if (!strcmp(op, "Min")) return op_extremum(c, SG_OXB_MIN, err);
+    if (!strcmp(op, "Clip")) return op_clip(c, err);
+    for (size_t i = 0; i < sizeof unary_ops / sizeof unary_ops[0]; i++)
+        if (!strcmp(op, unary_ops[i].op)) return op_unary(c, i, err);
     if (!strcmp(op, "Softmax")) return ox_op_softmax(c, false, err);
     if (!strcmp(op, "LogSoftmax")) return ox_op_softmax(c, true, err);
     if (!strcmp(op, "BatchNormalization")) return ox_op_batchnorm(c, err);

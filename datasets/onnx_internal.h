@@ -34,6 +34,7 @@ typedef struct {
     int data;     /* per-row: index of the value that owns the data (itself unless an alias) */
     int producer; /* per-row: step that writes it, -1 for the graph input */
     int uses;     /* steps (and the graph output) that read the data */
+    bool unnamed; /* a partial result inside one node: never found by name */
 } ox_value;
 
 typedef struct {
@@ -61,7 +62,15 @@ typedef struct {
     /* The node being compiled, for messages. */
     const Onnx__NodeProto *node;
     int node_index;
+    /* Set while a node computes a partial result (a Max/Min of three or more inputs): the
+       node's next output is then an unnamed value, called this in messages. The names
+       alternate between two buffers, as a chain step reads the partial result before. */
+    const char *partial;
+    char partial_name[2][96];
 } ox_ctx;
+
+/* Bytes of the node-specific part of an ox_node_err message. */
+#define OX_NODE_MSG 768
 
 /* "PATH: node 'NAME' (OP, opset N): " + fmt. */
 sg_status ox_node_err(ox_ctx *c, sg_err *err, int status, const char *fmt, ...)
@@ -70,6 +79,8 @@ sg_status ox_node_err(ox_ctx *c, sg_err *err, int status, const char *fmt, ...)
 int ox_value_find(ox_ctx *c, const char *name);
 /* Adds a value (the name must be new); returns its index or -1 (err set). */
 int ox_value_add(ox_ctx *c, const char *name, sg_err *err);
+/* Adds a value no name finds (a partial result); label names it in messages. */
+int ox_value_add_unnamed(ox_ctx *c, const char *label, sg_err *err);
 
 /* Reads a TensorProto (initializer or Constant's value) into value v, which must be empty:
    checks data type, dims, byte counts, external data (resolved inside the model's
@@ -77,6 +88,8 @@ int ox_value_add(ox_ctx *c, const char *name, sg_err *err);
 sg_status ox_tensor_read(ox_ctx *c, const Onnx__TensorProto *t, ox_value *v, const char *what,
                    sg_err *err);
 void ox_ctx_free(ox_ctx *c);
+/* "[d0,d1,...]" for messages. */
+void ox_shape_str(const int64_t *dims, size_t n, char *buf, size_t len);
 /* Reads and hashes the external file a tensor names, if any (cached by location). */
 sg_status ox_external_prefetch(ox_ctx *c, const Onnx__TensorProto *t, const char *what, sg_err *err);
 /* Frees a plan's steps and their arrays (also a compiler's list under construction). */

@@ -13,7 +13,7 @@
 
 sg_status ox_node_err(ox_ctx *c, sg_err *err, int status, const char *fmt, ...)
 {
-    char what[768];
+    char what[OX_NODE_MSG];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
@@ -54,6 +54,7 @@ static sg_status rehash(ox_ctx *c, size_t cap, sg_err *err)
     for (size_t i = 0; i < cap; i++)
         h[i] = -1;
     for (int v = 0; v < c->n_vals; v++) {
+        if (c->vals[v].unnamed) continue;
         size_t i = hash_name(c->vals[v].name) & (cap - 1);
         while (h[i] >= 0)
             i = (i + 1) & (cap - 1);
@@ -65,7 +66,7 @@ static sg_status rehash(ox_ctx *c, size_t cap, sg_err *err)
     return SG_OK;
 }
 
-int ox_value_add(ox_ctx *c, const char *name, sg_err *err)
+static int value_add(ox_ctx *c, const char *name, bool unnamed, sg_err *err)
 {
     if (c->n_vals == c->cap_vals) {
         if (c->cap_vals > (1 << 26)) {
@@ -85,8 +86,10 @@ int ox_value_add(ox_ctx *c, const char *name, sg_err *err)
     ox_value *v = &c->vals[idx];
     memset(v, 0, sizeof *v);
     v->name = name;
+    v->unnamed = unnamed;
     v->data = idx;
     v->producer = -1;
+    if (unnamed) return idx;
     /* Keep the table at most half full. */
     if ((size_t)c->n_vals * 2 > c->hash_cap) {
         if (rehash(c, c->hash_cap ? 2 * c->hash_cap : 256, err)) return -1;
@@ -97,6 +100,16 @@ int ox_value_add(ox_ctx *c, const char *name, sg_err *err)
         c->hash[i] = idx;
     }
     return idx;
+}
+
+int ox_value_add(ox_ctx *c, const char *name, sg_err *err)
+{
+    return value_add(c, name, false, err);
+}
+
+int ox_value_add_unnamed(ox_ctx *c, const char *label, sg_err *err)
+{
+    return value_add(c, label, true, err);
 }
 
 /* A location must stay inside the model's directory: relative, no "..", no empty parts. */
@@ -233,7 +246,7 @@ sg_status ox_external_prefetch(ox_ctx *c, const Onnx__TensorProto *t, const char
     return SG_OK; /* ox_tensor_read names the missing location */
 }
 
-static void shape_str(const int64_t *dims, size_t n, char *buf, size_t len)
+void ox_shape_str(const int64_t *dims, size_t n, char *buf, size_t len)
 {
     size_t k = (size_t)snprintf(buf, len, "[");
     for (size_t i = 0; i < n && k < len; i++)
@@ -270,7 +283,7 @@ sg_status ox_tensor_read(ox_ctx *c, const Onnx__TensorProto *t, ox_value *v, con
     v->is_const = true;
     v->defined = true;
     char shp[160];
-    shape_str(t->dims, t->n_dims, shp, sizeof shp);
+    ox_shape_str(t->dims, t->n_dims, shp, sizeof shp);
     size_t need = count * esize; /* count <= 2^31, esize <= 8 */
     const uint8_t *raw = NULL;
     size_t n_typed = dt == 1    ? t->n_float_data

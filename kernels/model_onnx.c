@@ -141,7 +141,7 @@ static void run_unary(const sg_kernel_ops *k, const sg_onnx_step *st, const floa
                       int64_t n)
 {
     const size_t cnt = (size_t)n * (size_t)st->width;
-    const float a = st->alpha;
+    const float a = st->alpha, b = st->beta;
     sg_activation act = SG_ACT_IDENTITY;
     switch (st->unary) {
     case SG_OXU_RELU:
@@ -172,6 +172,58 @@ static void run_unary(const sg_kernel_ops *k, const sg_onnx_step *st, const floa
         else
             for (size_t i = 0; i < cnt; i++)
                 out[i] = powf(in[i], a);
+        return;
+    case SG_OXU_CLIP:
+        for (size_t i = 0; i < cnt; i++)
+            out[i] = sg_onnx_clip(in[i], a, b);
+        return;
+    case SG_OXU_ELU:
+        for (size_t i = 0; i < cnt; i++)
+            out[i] = sg_onnx_elu(in[i], a);
+        return;
+    case SG_OXU_SELU:
+        for (size_t i = 0; i < cnt; i++)
+            out[i] = sg_onnx_selu(in[i], a, b);
+        return;
+    case SG_OXU_CELU:
+        for (size_t i = 0; i < cnt; i++)
+            out[i] = sg_onnx_celu(in[i], a);
+        return;
+    case SG_OXU_SOFTPLUS:
+        for (size_t i = 0; i < cnt; i++)
+            out[i] = sg_onnx_softplus(in[i]);
+        return;
+    case SG_OXU_SOFTSIGN:
+        for (size_t i = 0; i < cnt; i++)
+            out[i] = sg_onnx_softsign(in[i]);
+        return;
+    case SG_OXU_HARD_SIGMOID:
+        for (size_t i = 0; i < cnt; i++)
+            out[i] = sg_onnx_hard_sigmoid(in[i], a, b);
+        return;
+    case SG_OXU_HARD_SWISH:
+        for (size_t i = 0; i < cnt; i++)
+            out[i] = sg_onnx_hard_swish(in[i]);
+        return;
+    case SG_OXU_ABS:
+        for (size_t i = 0; i < cnt; i++)
+            out[i] = fabsf(in[i]);
+        return;
+    case SG_OXU_NEG:
+        for (size_t i = 0; i < cnt; i++)
+            out[i] = -in[i];
+        return;
+    case SG_OXU_EXP:
+        for (size_t i = 0; i < cnt; i++)
+            out[i] = expf(in[i]);
+        return;
+    case SG_OXU_LOG:
+        for (size_t i = 0; i < cnt; i++)
+            out[i] = logf(in[i]);
+        return;
+    case SG_OXU_RECIPROCAL:
+        for (size_t i = 0; i < cnt; i++)
+            out[i] = 1.0f / in[i];
         return;
     case SG_OXU_COPY:
         break;
@@ -219,6 +271,18 @@ static void run_binary(const sg_onnx_step *st, const float *A, const float *B, f
         case SG_OXB_POW:
             for (int j = 0; j < w; j++)
                 o[j] = powf(arg_at(&st->a, A, r, w, j), arg_at(&st->bb, B, r, w, j));
+            break;
+        case SG_OXB_PRELU:
+            for (int j = 0; j < w; j++)
+                o[j] = sg_onnx_prelu(arg_at(&st->a, A, r, w, j), arg_at(&st->bb, B, r, w, j));
+            break;
+        case SG_OXB_MAX:
+            for (int j = 0; j < w; j++)
+                o[j] = sg_onnx_max(arg_at(&st->a, A, r, w, j), arg_at(&st->bb, B, r, w, j));
+            break;
+        case SG_OXB_MIN:
+            for (int j = 0; j < w; j++)
+                o[j] = sg_onnx_min(arg_at(&st->a, A, r, w, j), arg_at(&st->bb, B, r, w, j));
             break;
         }
     }

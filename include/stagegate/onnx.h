@@ -8,6 +8,8 @@
 #ifndef STAGEGATE_ONNX_H
 #define STAGEGATE_ONNX_H
 
+#include <math.h>
+
 #include "stagegate/common.h"
 
 #ifdef __cplusplus
@@ -53,9 +55,98 @@ typedef enum {
     SG_OXU_SQRT,
     SG_OXU_POW, /* x ^ alpha (a constant exponent) */
     SG_OXU_COPY,
+    SG_OXU_CLIP, /* alpha = min, beta = max */
+    SG_OXU_ELU,  /* alpha */
+    SG_OXU_SELU, /* alpha, beta = gamma */
+    SG_OXU_CELU, /* alpha (not 0) */
+    SG_OXU_SOFTPLUS,
+    SG_OXU_SOFTSIGN,
+    SG_OXU_HARD_SIGMOID, /* alpha, beta */
+    SG_OXU_HARD_SWISH,
+    SG_OXU_ABS,
+    SG_OXU_NEG,
+    SG_OXU_EXP,
+    SG_OXU_LOG,
+    SG_OXU_RECIPROCAL,
 } sg_onnx_unary;
 
-typedef enum { SG_OXB_ADD, SG_OXB_SUB, SG_OXB_MUL, SG_OXB_DIV, SG_OXB_POW } sg_onnx_binary;
+typedef enum {
+    SG_OXB_ADD,
+    SG_OXB_SUB,
+    SG_OXB_MUL,
+    SG_OXB_DIV,
+    SG_OXB_POW,
+    SG_OXB_PRELU, /* a < 0 ? b * a : a, b the constant slope */
+    SG_OXB_MAX,
+    SG_OXB_MIN,
+} sg_onnx_binary;
+
+/*
+ * Element-wise formulas of the ONNX operators added with opset-9..17 activations, as the
+ * ONNX operator definitions state them. Constant folding at load and the run-time row
+ * loops both call these, so a folded constant and a computed row agree bit for bit.
+ * A NaN input gives NaN (Clip, HardSigmoid, Max and Min included, as numpy's clip,
+ * maximum and minimum); the exponential forms use expm1f and log1pf where exp(x) - 1 or
+ * log(1 + exp(x)) would cancel or overflow.
+ */
+static inline float sg_onnx_clip(float x, float lo, float hi)
+{
+    /* max with lo, then min with hi: min > max gives max everywhere, as numpy's clip. */
+    const float t = x < lo ? lo : x;
+    return t > hi ? hi : t;
+}
+
+static inline float sg_onnx_elu(float x, float alpha)
+{
+    return x < 0 ? alpha * expm1f(x) : x;
+}
+
+static inline float sg_onnx_selu(float x, float alpha, float gamma)
+{
+    return x > 0 ? gamma * x : gamma * (alpha * expm1f(x));
+}
+
+static inline float sg_onnx_celu(float x, float alpha)
+{
+    return x > 0 ? x : alpha * expm1f(x / alpha);
+}
+
+static inline float sg_onnx_softplus(float x)
+{
+    return x > 0 ? x + log1pf(expf(-x)) : log1pf(expf(x));
+}
+
+static inline float sg_onnx_softsign(float x)
+{
+    return x / (1.0f + fabsf(x));
+}
+
+static inline float sg_onnx_hard_sigmoid(float x, float alpha, float beta)
+{
+    return sg_onnx_clip(alpha * x + beta, 0.0f, 1.0f);
+}
+
+/* x * HardSigmoid(x) with alpha = 1/6, beta = 0.5 (HardSwish-14): the same bits as the
+   HardSigmoid + Mul that PyTorch exports below opset 14. */
+static inline float sg_onnx_hard_swish(float x)
+{
+    return x * sg_onnx_hard_sigmoid(x, 1.0f / 6.0f, 0.5f);
+}
+
+static inline float sg_onnx_prelu(float x, float slope)
+{
+    return x < 0 ? slope * x : x;
+}
+
+static inline float sg_onnx_max(float a, float b)
+{
+    return a > b || isnan(a) ? a : b;
+}
+
+static inline float sg_onnx_min(float a, float b)
+{
+    return a < b || isnan(a) ? a : b;
+}
 
 /* An operand of a binary step: a buffer row of the step's width, a buffer with one value
    per row (broadcast along the row), or a constant row of the step's width. */
@@ -80,7 +171,7 @@ typedef struct {
     int act;  /* sg_activation */
     /* UNARY */
     sg_onnx_unary unary;
-    float alpha;
+    float alpha, beta; /* the operator's parameters (sg_onnx_unary says which) */
     /* BINARY */
     sg_onnx_binary binary;
     sg_onnx_arg a, bb;

@@ -5,8 +5,12 @@ and opset where one applies, and never crashes or hangs.
 Covers an unsupported operator (listing the supported ones), a truncated or non-protobuf
 file, an opset out of range, missing external data (and external data outside the model's
 directory, or a FIFO), a shape that does not match the data, a cycle, an undefined input,
-an initializer whose byte size does not match its shape, and an output whose meaning is
-unknown. A model with external data gets a digest over the .onnx and the data file.
+an initializer whose byte size does not match its shape, an output whose meaning is
+unknown, and operands the element-wise operators cannot take: a Clip bound computed per
+row (or of several values, or given the wrong way for the opset), a PRelu slope computed
+per row or not broadcasting to its input, Max/Min operands that do not broadcast, and a
+Celu alpha of 0. NaN made inside the graph goes through Max, Min, Clip, HardSigmoid,
+PRelu and Relu to the output, which is refused as not finite. A model with external data gets a digest over the .onnx and the data file.
 """
 import hashlib
 import json
@@ -192,6 +196,81 @@ def main():
     m = base()
     m.graph.initializer[0].dims[0] = 1 << 40
     run(tmp, "huge_dims", m, ["initializer 'W'"], data)
+
+    # Operands the element-wise operators refuse: each names the node and the input.
+    def after_gemm(*nodes, opset=13, inits=()):
+        m = base(nodes=[helper.make_node("Gemm", ["x", "W", "b"], ["z"], name="fc", transB=1),
+                        *nodes, helper.make_node("Softmax", ["act"], ["out"], name="sm", axis=1)],
+                 opset=opset)
+        m.graph.initializer.extend(inits)
+        return m
+
+    one = numpy_helper.from_array(np.array(1.0, np.float32), "one")
+    run(tmp, "clip_row_min", after_gemm(helper.make_node("ReduceMean", ["z"], ["zm"], name="rm",
+                                                         axes=[1]),
+                                        helper.make_node("Clip", ["z", "zm", "one"], ["act"],
+                                                         name="clip1"), inits=[one]),
+        ["node 'clip1' (Clip, opset 13)", "min (input 1, 'zm') is computed per row",
+         "only a constant bound"], data)
+    run(tmp, "clip_row_max", after_gemm(helper.make_node("Clip", ["z", "", "z"], ["act"],
+                                                         name="clip2")),
+        ["node 'clip2' (Clip, opset 13)", "max (input 2, 'z') is computed per row"], data)
+    two = numpy_helper.from_array(np.array([0.0, 1.0], np.float32), "two")
+    run(tmp, "clip_vector_min", after_gemm(helper.make_node("Clip", ["z", "two"], ["act"],
+                                                            name="clip3"), inits=[two]),
+        ["node 'clip3' (Clip, opset 13)", "min (input 1, 'two') must be one value",
+         "it holds 2"], data)
+    run(tmp, "clip_inputs_opset10", after_gemm(helper.make_node("Clip", ["z", "one"], ["act"],
+                                                                name="clip4"),
+                                               opset=10, inits=[one]),
+        ["node 'clip4' (Clip, opset 10)", "attributes before opset 11"], data)
+    run(tmp, "clip_attr_opset11", after_gemm(helper.make_node("Clip", ["z"], ["act"],
+                                                              name="clip5", min=0.0),
+                                             opset=11),
+        ["node 'clip5' (Clip, opset 11)", "inputs from opset 11 on"], data)
+    run(tmp, "prelu_row_slope", after_gemm(helper.make_node("Sigmoid", ["z"], ["zs"], name="sg"),
+                                           helper.make_node("PRelu", ["z", "zs"], ["act"],
+                                                            name="prelu1")),
+        ["node 'prelu1' (PRelu, opset 13)", "slope (input 1, 'zs') is computed per row",
+         "only a constant slope"], data)
+    s4 = numpy_helper.from_array(np.full(4, 0.25, np.float32), "s4")
+    run(tmp, "prelu_slope_shape", after_gemm(helper.make_node("PRelu", ["z", "s4"], ["act"],
+                                                              name="prelu2"), inits=[s4]),
+        ["node 'prelu2' (PRelu, opset 13)", "slope 's4' of shape [4] does not broadcast",
+         "rows of shape [3]"], data)
+    c4 = numpy_helper.from_array(np.zeros(4, np.float32), "c4")
+    run(tmp, "max_shapes", after_gemm(helper.make_node("Max", ["z", "c4"], ["act"], name="max1"),
+                                      inits=[c4]),
+        ["node 'max1' (Max, opset 13)", "'z' and 'c4' do not broadcast"], data)
+    run(tmp, "min_shapes_3", after_gemm(helper.make_node("Relu", ["z"], ["zr"], name="r"),
+                                        helper.make_node("Min", ["z", "zr", "x"], ["act"],
+                                                         name="min1")),
+        ["node 'min1' (Min, opset 13)",
+         "shapes of 'the Min of inputs 0, 1' and 'x' do not broadcast"], data)
+    run(tmp, "max_shapes_3", after_gemm(helper.make_node("Max", ["z", "one", "c4"], ["act"],
+                                                         name="max3"), inits=[one, c4]),
+        ["node 'max3' (Max, opset 13)", "shapes of 'the Max of inputs 1, 2' and 'z' do not "
+         "broadcast"], data)
+    run(tmp, "max_row_shapes", after_gemm(helper.make_node("Max", ["z", "x"], ["act"],
+                                                           name="max2")),
+        ["node 'max2' (Max, opset 13)", "'z' and 'x' do not broadcast"], data)
+    run(tmp, "celu_alpha_0", after_gemm(helper.make_node("Celu", ["z"], ["act"], name="celu1",
+                                                         alpha=0.0)),
+        ["node 'celu1' (Celu, opset 13)", "alpha is 0"], data)
+
+    # NaN goes through Max, Min, Clip, HardSigmoid, PRelu and Relu (as numpy's maximum, minimum
+    # and clip): Log of the negative features makes NaN, and the output that carries it is
+    # refused. An operator that dropped the NaN (fmaxf, say) would give a finite output.
+    for op, extra, kw in (("Max", ["zero"], {}), ("Min", ["zero"], {}),
+                          ("Clip", ["zero", "one"], {}), ("HardSigmoid", [], {"alpha": 0.5}),
+                          ("PRelu", ["one"], {}), ("Relu", [], {})):
+        m = base(nodes=[helper.make_node("Log", ["x"], ["lg"], name="log"),
+                        helper.make_node(op, ["lg"] + extra, ["act"], name="nan_" + op, **kw),
+                        helper.make_node("Gemm", ["act", "W", "b"], ["out"], name="fc",
+                                         transB=1)])
+        m.graph.initializer.extend([one, numpy_helper.from_array(np.array(0, np.float32), "zero")])
+        m.metadata_props.add(key="stagegate.output", value="logits")
+        run(tmp, "nan_through_" + op, m, ["is not finite"], data)
 
     # What the output means: unknown without Softmax/Sigmoid, --output, or metadata.
     m = base(nodes=[helper.make_node("Gemm", ["x", "W", "b"], ["out"], name="fc", transB=1)])

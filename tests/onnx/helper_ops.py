@@ -4,8 +4,12 @@
 
 Each case computes Y from the input X [batch, 6] and ends in a fixed random projection
 MatMul(Y, P) -> [batch, 1] read as a regression value (metadata_props stagegate.output),
-so the prediction file holds the graph's own numbers.
+so the prediction file holds the graph's own numbers. Element-wise operators run side by
+side, concatenated, so each one's numbers reach the projection; the attribute forms test
+the ONNX defaults (attribute absent) and other values. Folding cases also check, from the
+model description, that nodes whose inputs are all constants left no step behind.
 """
+import json
 import os
 import subprocess
 import sys
@@ -36,6 +40,34 @@ def f32(*shape, lo=-1.0, hi=1.0):
 
 def sigmoid(x):
     return 1 / (1 + np.exp(-x))
+
+
+def elu(x, alpha=1.0):
+    return np.where(x < 0, alpha * np.expm1(np.minimum(x, 0)), x)
+
+
+def selu(x, alpha=1.67326319217681884765625, gamma=1.05070102214813232421875):
+    return gamma * np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0)))
+
+
+def celu(x, alpha=1.0):
+    return np.maximum(0, x) + np.minimum(0, alpha * np.expm1(np.minimum(x, 0) / alpha))
+
+
+def softplus(x):
+    return np.logaddexp(0, x)
+
+
+def hard_sigmoid(x, alpha=0.2, beta=0.5):
+    return np.clip(alpha * x + beta, 0, 1)
+
+
+def init(name, value):
+    return numpy_helper.from_array(np.asarray(value, dtype=np.float32), name)
+
+
+def node(op, ins, out, **kw):
+    return helper.make_node(op, ins, [out], name=out, **kw)
 
 
 def softmax(x):
@@ -158,6 +190,7 @@ def cases(opset):
         helper.make_node("Relu", ["sq"], ["rl"]),
         helper.make_node("Concat", ["sq", "rl", "x"], ["y"], axis=1)], inits2, 3 * D,
         lambda X: np.concatenate([X, np.maximum(X, 0), X], 1)))
+    out += new_op_cases(opset)
     # LayerNormalization is an ONNX op from opset 17.
     if opset >= 17:
         g, bt = f32(D, lo=0.5, hi=1.5), f32(D)
@@ -166,6 +199,129 @@ def cases(opset):
             [numpy_helper.from_array(g, "g"), numpy_helper.from_array(bt, "bt")], D,
             lambda X: (X - X.mean(1, keepdims=True)) / np.sqrt(X.var(1, keepdims=True) + 1e-5)
             * g + bt))
+    return out
+
+
+def new_op_cases(opset):
+    """Clip, Elu, Selu, Celu, Softplus, Softsign, HardSigmoid, HardSwish, Abs, Neg, Exp, Log,
+    Reciprocal, PRelu, Max, Min; each case is (name, nodes, inits, width, ref[, steps]) where
+    steps, when given, is the step count the description must report."""
+    out = []
+    # Exponential-family activations, ONNX defaults and other attribute values.
+    nodes = [node("Elu", ["x"], "elu"), node("Elu", ["x"], "elu2", alpha=0.5),
+             node("Selu", ["x"], "selu"), node("Selu", ["x"], "selu2", alpha=1.2, gamma=0.9),
+             node("Softplus", ["x"], "sp"), node("Softsign", ["x"], "ss")]
+    parts = ["elu", "elu2", "selu", "selu2", "sp", "ss"]
+    refs = [elu, lambda X: elu(X, 0.5), selu, lambda X: selu(X, 1.2, 0.9), softplus,
+            lambda X: X / (1 + np.abs(X))]
+    if opset >= 12:  # Celu is an ONNX op from opset 12
+        nodes += [node("Celu", ["x"], "celu"), node("Celu", ["x"], "celu2", alpha=0.6)]
+        parts += ["celu", "celu2"]
+        refs += [celu, lambda X: celu(X, 0.6)]
+    nodes.append(helper.make_node("Concat", parts, ["y"], axis=1))
+    out.append(("elu_selu_celu_softplus_softsign", nodes, [], D * len(parts),
+                lambda X, refs=refs: np.concatenate([r(X) for r in refs], 1)))
+    # HardSigmoid (defaults 0.2 / 0.5, and others), HardSwish from opset 14.
+    nodes = [node("HardSigmoid", ["x"], "hs"),
+             node("HardSigmoid", ["x"], "hs2", alpha=0.3, beta=0.4)]
+    parts = ["hs", "hs2"]
+    refs = [hard_sigmoid, lambda X: hard_sigmoid(X, 0.3, 0.4)]
+    if opset >= 14:
+        nodes.append(node("HardSwish", ["x"], "hw"))
+        parts.append("hw")
+        refs.append(lambda X: X * hard_sigmoid(X, 1 / 6, 0.5))
+    nodes.append(helper.make_node("Concat", parts, ["y"], axis=1))
+    out.append(("hardsigmoid_hardswish", nodes, [], D * len(parts),
+                lambda X, refs=refs: np.concatenate([r(X) for r in refs], 1)))
+    # Clip: both bounds, only min, only max, neither; attributes before opset 11, constant
+    # inputs (an initializer, a Constant node, a folded Neg) from 11 on.
+    if opset < 11:
+        nodes = [node("Clip", ["x"], "both", min=-1.5, max=2.0),
+                 node("Clip", ["x"], "lo", min=-0.5), node("Clip", ["x"], "hi", max=1.0),
+                 node("Clip", ["x"], "none")]
+        inits = []
+    else:
+        nodes = [helper.make_node("Constant", [], ["two"],
+                                  value=numpy_helper.from_array(np.array(2.0, np.float32))),
+                 node("Neg", ["c15"], "m15"),
+                 node("Clip", ["x", "m15", "two"], "both"), node("Clip", ["x", "m05"], "lo"),
+                 node("Clip", ["x", "", "one"], "hi"), node("Clip", ["x"], "none")]
+        inits = [init("c15", 1.5), init("m05", -0.5), init("one", 1.0)]
+    nodes.append(helper.make_node("Concat", ["both", "lo", "hi", "none"], ["y"], axis=1))
+    out.append(("clip", nodes, inits, 4 * D,
+                lambda X: np.concatenate([np.clip(X, -1.5, 2), np.maximum(X, -0.5),
+                                          np.minimum(X, 1), X], 1)))
+    # Abs, Neg, Exp, Log, Reciprocal.
+    nodes = [node("Abs", ["x"], "ab"), node("Neg", ["x"], "ng"), node("Mul", ["x", "q"], "xq"),
+             node("Exp", ["xq"], "ex"), node("Add", ["ab", "half"], "ah"),
+             node("Log", ["ah"], "lg"), node("Reciprocal", ["ah"], "rc"),
+             helper.make_node("Concat", ["ab", "ng", "ex", "lg", "rc"], ["y"], axis=1)]
+    out.append(("abs_neg_exp_log_reciprocal", nodes, [init("q", 0.25), init("half", 0.5)],
+                5 * D, lambda X: np.concatenate([np.abs(X), -X, np.exp(0.25 * X),
+                                                 np.log(np.abs(X) + 0.5),
+                                                 1 / (np.abs(X) + 0.5)], 1)))
+    # PRelu: one slope (rank 0 and [1]), one per channel ([D] and [1, D]).
+    s_ch, s_row = f32(D, lo=0.05, hi=0.9), f32(1, D, lo=-0.5, hi=0.5)
+    nodes = [node("PRelu", ["x", "s0"], "p0"), node("PRelu", ["x", "s1"], "p1"),
+             node("PRelu", ["x", "sch"], "pc"), node("PRelu", ["x", "srow"], "pr"),
+             helper.make_node("Concat", ["p0", "p1", "pc", "pr"], ["y"], axis=1)]
+    prelu = lambda X, k: np.where(X < 0, k * X, X)  # noqa: E731
+    out.append(("prelu", nodes, [init("s0", 0.1), init("s1", [0.3]), init("sch", s_ch),
+                                 init("srow", s_row)], 4 * D,
+                lambda X: np.concatenate([prelu(X, 0.1), prelu(X, 0.3), prelu(X, s_ch),
+                                          prelu(X, s_row)], 1)))
+    # Max and Min with 1, 2 and 3 inputs: rows, constants (folded together first), a
+    # per-row column (ReduceMean) broadcast along the row, a constant scalar.
+    inits = [init("c1", f32(D)), init("c2", f32(1, D)), init("c3", 0.2)]
+    ins, kw = axes(opset, "rm", [1], inits, attr_before=18)
+    c1, c2 = numpy_helper.to_array(inits[0]), numpy_helper.to_array(inits[1])
+    nodes = [node("Max", ["x"], "m1"), node("Neg", ["x"], "nx"),
+             node("Max", ["x", "nx"], "m2"), node("Min", ["c1", "x"], "n2"),
+             node("Max", ["x", "c1", "c2"], "m3"), node("Min", ["c2", "nx", "c1"], "n3"),
+             helper.make_node("ReduceMean", ["x"] + ins, ["mean"], keepdims=1, **kw),
+             node("Max", ["mean", "x"], "mc"), node("Min", ["x", "c3", "mean"], "nc"),
+             helper.make_node("Concat", ["m1", "m2", "n2", "m3", "n3", "mc", "nc"], ["y"],
+                              axis=1)]
+    mean = lambda X: X.mean(1, keepdims=True)  # noqa: E731
+    out.append(("max_min", nodes, inits, 7 * D,
+                lambda X: np.concatenate([X, np.abs(X), np.minimum(c1, X),
+                                          np.maximum(np.maximum(X, c1), c2),
+                                          np.minimum(np.minimum(c2, -X), c1),
+                                          np.maximum(mean(X), X),
+                                          np.minimum(np.minimum(X, 0.2), mean(X))], 1)))
+    # Constant folding: each new operator on initializers only becomes a constant; their
+    # results, side by side, scale copies of x, so the plan is the Concat of the copies, the
+    # Mul and the projection alone.
+    a, b, pos = f32(D, lo=-2, hi=2), f32(D, lo=-2, hi=2), f32(D, lo=0.2, hi=3)
+    sl = f32(D, lo=0.1, hi=0.5)
+    A, B, POS = (v.astype(np.float64) for v in (a, b, pos))
+    fold = [(node("Exp", ["a"], "fa"), np.exp(A)), (node("Log", ["pos"], "fb"), np.log(POS)),
+            (node("Abs", ["a"], "fc"), np.abs(A)), (node("Neg", ["a"], "fd"), -A),
+            (node("Reciprocal", ["pos"], "fe"), 1 / POS),
+            (node("Elu", ["a"], "ff", alpha=0.7), elu(A, 0.7)), (node("Selu", ["a"], "fg"), selu(A)),
+            (node("Softplus", ["a"], "fh"), softplus(A)),
+            (node("Softsign", ["a"], "fi"), A / (1 + np.abs(A))),
+            (node("HardSigmoid", ["a"], "fj", alpha=0.4), hard_sigmoid(A, 0.4)),
+            (node("PRelu", ["a", "sl"], "fk"), np.where(A < 0, sl * A, A)),
+            (node("Max", ["a", "b", "pos"], "fl"), np.maximum(np.maximum(A, B), POS)),
+            (node("Min", ["a", "b"], "fm"), np.minimum(A, B))]
+    if opset < 11:
+        fold.append((node("Clip", ["a"], "fn", min=-0.5, max=0.5), np.clip(A, -0.5, 0.5)))
+    else:
+        fold.append((node("Clip", ["a", "", "half"], "fn"), np.minimum(A, 0.5)))
+    if opset >= 12:
+        fold.append((node("Celu", ["a"], "fo", alpha=0.3), celu(A, 0.3)))
+    if opset >= 14:
+        fold.append((node("HardSwish", ["a3"], "fp"), 3 * A * hard_sigmoid(3 * A, 1 / 6, 0.5)))
+    names = [n.output[0] for n, _ in fold]
+    K = np.concatenate([r for _, r in fold])
+    nodes = [node("Mul", ["a", "three"], "a3")] + [n for n, _ in fold] + [
+        helper.make_node("Concat", names, ["k"], axis=0),
+        helper.make_node("Concat", ["x"] * len(fold), ["xs"], axis=1),
+        helper.make_node("Mul", ["xs", "k"], ["y"])]
+    out.append(("fold_new_ops", nodes, [init("a", a), init("b", b), init("pos", pos),
+                                        init("sl", sl), init("half", 0.5), init("three", 3.0)],
+                D * len(fold), lambda X, n=len(fold): np.tile(X, n) * K, 3))
     return out
 
 
@@ -179,7 +335,7 @@ def main():
         X = f["X"][()].astype(np.float64)
     seen = set()
     for opset in (9, 11, 13, 15, 17):
-        for name, nodes, inits, width, ref in cases(opset):
+        for name, nodes, inits, width, ref, *steps in cases(opset):
             m, P = model(nodes, inits, width, opset, name)
             onnx.checker.check_model(m)
             for n in m.graph.node:
@@ -188,10 +344,14 @@ def main():
             onnx.save(m, path)
             preds = path + ".h5"
             p = subprocess.run([SG, "eval", "--model", path, "--data", data, "--predictions",
-                                preds], capture_output=True, text=True)
+                                preds, "--json"], capture_output=True, text=True)
             if p.returncode != 0:
                 check(False, "%s opset %d: %s" % (name, opset, p.stderr.strip()))
                 continue
+            desc = json.loads(p.stdout)["model"]["description"]
+            if steps:
+                check("%d steps" % steps[0] in desc, "%s opset %d: %r, wanted %d steps"
+                      % (name, opset, desc, steps[0]))
             with h5py.File(preds) as f:
                 got = f["prediction"][()].astype(np.float64)
             want = (ref(X.astype(np.float32).astype(np.float64)) @ P.astype(np.float64))[:, 0]
@@ -202,7 +362,9 @@ def main():
     from_issue = {"Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "Relu", "LeakyRelu", "Sigmoid",
                   "Tanh", "Erf", "Softmax", "LogSoftmax", "BatchNormalization",
                   "LayerNormalization", "ReduceMean", "Pow", "Sqrt", "Flatten", "Reshape",
-                  "Squeeze", "Unsqueeze", "Identity", "Dropout", "Constant", "Cast", "Concat"}
+                  "Squeeze", "Unsqueeze", "Identity", "Dropout", "Constant", "Cast", "Concat",
+                  "PRelu", "Elu", "Selu", "Celu", "Softplus", "Softsign", "HardSigmoid",
+                  "HardSwish", "Clip", "Abs", "Neg", "Exp", "Log", "Reciprocal", "Max", "Min"}
     check(from_issue <= seen, "operators not covered: %s" % sorted(from_issue - seen))
     if failures:
         print("%d failures" % len(failures))

@@ -5,8 +5,13 @@ PyTorch's own forward pass.
 MLPs with ReLU, GELU, Tanh, LeakyReLU, BatchNorm1d, LayerNorm, Dropout, softmax, sigmoid,
 log-softmax and regression heads, and a logistic-regression-like model, exported at opsets
 9..17 (LayerNorm is a native op only from 17; below that PyTorch decomposes it and GELU,
-which the compiler fuses back). Checks, per model:
+which the compiler fuses back). Regression MLPs chain the other activations torch.nn
+exports (ReLU6, Hardtanh, Hardsigmoid, Hardswish, ELU, SELU, CELU, Softplus with beta 1
+and 2, SiLU, Mish, Softsign, LogSigmoid, PReLU with one and with per-channel slopes) at
+opsets 9..17 (CELU from 12). Checks, per model:
 - probabilities / predictions within 1e-5 of PyTorch's (eval mode, float32);
+- each of those activations saw inputs in every region its formula distinguishes (below,
+  inside and above a clip, both signs), so a wrong branch would change the output;
 - the metrics stagegate reports equal the ones computed from PyTorch's outputs;
 - a pure MLP chain runs on the dense kernels, the others on the step plan with the fused
   GELU / LayerNorm steps (from the model description and --breakdown stage names);
@@ -146,6 +151,61 @@ def case(tmp, name, model, d, opset, head, data, X, y, extra=(), want_plan=None,
     return path
 
 
+# Input intervals each activation must see at least 2% of its inputs in, so that every
+# branch of its formula is exercised; None: the activation's own clip bounds.
+REGIONS = {
+    nn.ReLU6: [(-np.inf, 0), (0, 6), (6, np.inf)],
+    nn.Hardtanh: None,
+    nn.Hardsigmoid: [(-np.inf, -3), (-3, 3), (3, np.inf)],
+    nn.Hardswish: [(-np.inf, -3), (-3, 3), (3, np.inf)],
+    nn.ELU: [(-np.inf, -1), (0, np.inf)],
+    nn.SELU: [(-np.inf, -1), (0, np.inf)],
+    nn.CELU: [(-np.inf, -1), (0, np.inf)],
+    nn.Softplus: [(-np.inf, -2), (2, np.inf)],
+    nn.SiLU: [(-np.inf, -2), (2, np.inf)],
+    nn.Mish: [(-np.inf, -2), (2, np.inf)],
+    nn.Softsign: [(-np.inf, -2), (2, np.inf)],
+    nn.LogSigmoid: [(-np.inf, -4), (2, np.inf)],
+    nn.PReLU: [(-np.inf, -0.5), (0.5, np.inf)],
+}
+
+
+def activation_mlp(d, width, acts, gains):
+    """Linear -> act -> ... -> Linear(width, 1), the Linear before each act scaled by its gain
+    so that the activations see both their flat and their curved parts."""
+    layers, k = [], d
+    for a, gain in zip(acts, gains):
+        lin = nn.Linear(k, width)
+        with torch.no_grad():
+            lin.weight.mul_(gain)
+        layers += [lin, a]
+        k = width
+    layers.append(nn.Linear(k, 1))
+    model = nn.Sequential(*layers).eval()
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.PReLU):  # distinct slopes, so a wrong channel shows
+                m.weight.uniform_(0.05, 0.6)
+    return model
+
+
+def check_regions(name, model, X):
+    seen = {}
+    hooks = [m.register_forward_hook(lambda m, i, o: seen.__setitem__(m, i[0].numpy().ravel()))
+             for m in model.modules() if type(m) in REGIONS]
+    with torch.no_grad():
+        model(torch.from_numpy(X))
+    for h in hooks:
+        h.remove()
+    for m, x in seen.items():
+        regions = REGIONS[type(m)] or [(-np.inf, m.min_val), (m.min_val, m.max_val),
+                                       (m.max_val, np.inf)]
+        for lo, hi in regions:
+            share = float(np.mean((x > lo) & (x < hi)))
+            check(share >= 0.02, "%s: %s sees %.1f%% of its inputs in (%g, %g)"
+                  % (name, type(m).__name__, 100 * share, lo, hi))
+
+
 def make_set(tmp, task, d, classes=3):
     path = os.path.join(tmp, "%s_%d.h5" % (task, d))
     args = [PY, os.path.join(SRC, "scripts/make_dataset.py"), "--out", path, "--task", task,
@@ -176,6 +236,22 @@ def main():
     logsm = nn.Sequential(nn.Linear(d, 16), nn.Tanh(), nn.Linear(16, 3), nn.LogSoftmax(dim=1))
     binary_softmax = nn.Sequential(nn.Linear(d, 16), nn.ReLU(), nn.Linear(16, 2), nn.Softmax(1))
     logits2 = nn.Sequential(nn.Linear(d, 16), nn.GELU(), nn.Linear(16, 1))
+    w = 16
+    act_models = [  # (name, model, first opset PyTorch exports it at)
+        ("relu6_hardtanh_hardsigmoid_hardswish",
+         activation_mlp(d, w, [nn.ReLU6(), nn.Hardtanh(-2, 2), nn.Hardsigmoid(), nn.Hardswish()],
+                        [2, 2, 2, 8]), 9),
+        ("elu_selu_softplus",
+         activation_mlp(d, w, [nn.ELU(), nn.SELU(), nn.Softplus(), nn.Softplus(beta=2)],
+                        [2, 2, 2, 2]), 9),
+        ("silu_mish_softsign_logsigmoid",
+         activation_mlp(d, w, [nn.SiLU(), nn.Mish(), nn.Softsign(), nn.LogSigmoid()],
+                        [2, 2, 2, 8]), 9),
+        ("prelu", activation_mlp(d, w, [nn.PReLU(), nn.PReLU(num_parameters=w)], [1.5, 1.5]), 9),
+        ("celu", activation_mlp(d, w, [nn.CELU(), nn.CELU(0.5)], [1.5, 1.5]), 12),
+    ]
+    for name, model, _ in act_models:
+        check_regions(name, model, Xr)
 
     for opset in range(9, 18):
         case(tmp, "relu_softmax", relu_softmax, d, opset, "proba", mc, Xm, ym,
@@ -185,6 +261,16 @@ def main():
              stages=["LayerNorm", "GELU", "BatchNormalization"] if opset in (13, 17) else None)
         case(tmp, "tanh_bn_sigmoid", tanh_bn, d, opset, "sigmoid", bi, Xb, yb,
              want_plan="dense kernels")
+    # One model per group of activations, every opset it exports at (none may be skipped);
+    # the breakdown names their steps (Hardswish is HardSigmoid + Mul below opset 14).
+    act_stages = {13: ["/1/Clip", "/3/Clip", "/5/HardSigmoid", "/7/HardSigmoid", "/7/Mul"],
+                  14: ["/1/Clip", "/7/HardSwish"]}
+    for name, model, first in act_models:
+        for opset in range(first, 18):
+            ran = case(tmp, name, model, d, opset, "value", rg, Xr, yr,
+                       extra=["--output", "value"], want_plan="step plan",
+                       stages=act_stages.get(opset) if name.startswith("relu6") else None)
+            check(ran is not None, "%s opset %d did not run" % (name, opset))
     for opset in (9, 13, 17):
         case(tmp, "logreg", logreg, d, opset, "sigmoid", bi, Xb, yb, want_plan="dense kernels")
         case(tmp, "leaky_regression", regress, d, opset, "value", rg, Xr, yr,
@@ -195,18 +281,20 @@ def main():
         case(tmp, "gelu_logit1", logits2, d, opset, "logits", bi, Xb, yb,
              extra=["--output", "logits"])
 
-    # Every kernel variant agrees with PyTorch on both plans.
+    # Every kernel variant agrees with PyTorch on both plans, and on a model whose LogSigmoid
+    # has its Sigmoid fused into each variant's GEMM epilogue.
     for isa in ("scalar", "avx2", "avx512"):
         probe = subprocess.run([SG, "clock", "--json"], capture_output=True, text=True,
                                env=dict(os.environ, STAGEGATE_ISA=isa))
         if probe.returncode != 0 or "cannot run" in probe.stderr:
             continue
-        for name, model, head, extra in (("relu_softmax", relu_softmax, "proba", ()),
-                                         ("gelu_layernorm_bn_dropout", general, "logits",
-                                          ("--output", "logits"))):
+        for name, model, head, extra, data, X in (
+                ("relu_softmax", relu_softmax, "proba", (), mc, Xm),
+                ("gelu_layernorm_bn_dropout", general, "logits", ("--output", "logits"), mc, Xm),
+                (act_models[2][0], act_models[2][1], "value", ("--output", "value"), rg, Xr)):
             path = os.path.join(tmp, "%s_o13.onnx" % name)
-            doc, out, e = run_eval(path, mc, extra, isa)
-            ref = torch_out(model.eval(), Xm, head)
+            doc, out, e = run_eval(path, data, extra, isa)
+            ref = torch_out(model.eval(), X, head)
             check(doc is not None and float(np.max(np.abs(out - ref))) <= TOL,
                   "%s under %s: %s" % (name, isa, e or "differs"))
 
