@@ -15,16 +15,19 @@
 #include "stagegate/keys.h"
 #include "stagegate/report.h"
 
-/* Verifies with the model's trusted signer keys; the first that verifies wins. */
+/* Verifies with the model's trusted signer keys (every model's when model is NULL); the first
+   that verifies wins. */
 static sg_status verify_with_signers(sg_registry *reg, const char *model, const uint8_t *env, size_t len,
                                sg_report_info *info, sg_err *err)
 {
     reg_stmt *st;
-    int rc = reg_prepare(
-        reg, "SELECT public_pem FROM model_keys WHERE model_name = ? AND role = 'signer'", &st,
-        err);
+    /* CAST: portable SQL, as PostgreSQL cannot infer a parameter's type from `? IS NULL`. */
+    int rc = reg_prepare(reg,
+                         "SELECT DISTINCT public_pem FROM model_keys WHERE role = 'signer' AND"
+                         " (CAST(?1 AS TEXT) IS NULL OR model_name = ?1)",
+                         &st, err);
     if (rc) return rc;
-    reg_bind_text(st, 1, model);
+    if (model) reg_bind_text(st, 1, model);
     bool verified = false, any = false;
     sg_err last = {{0}};
     reg_step_result s = REG_DONE;
@@ -34,20 +37,25 @@ static sg_status verify_with_signers(sg_registry *reg, const char *model, const 
         any = true;
         if (sg_key_load_public_pem(pem, strlen(pem), "trusted signer key", &pub, &last)) continue;
         sg_report_info_clear(info);
-        verified = sg_report_verify(env, len, pub, NULL, info, &last) == SG_OK;
+        int vrc = sg_report_verify(env, len, pub, NULL, info, &last);
         EVP_PKEY_free(pub);
+        verified = vrc == SG_OK;
+        if (vrc == SG_EINPUT) { /* not a well-formed envelope: no key will do */
+            reg_finalize(st);
+            return sg_errf(err, SG_EINPUT, "%s", last.msg);
+        }
     }
     reg_finalize(st);
     if (s != REG_ROW && s != REG_DONE) return reg_db_error(reg, err, "reading signer keys");
     if (!any)
         return sg_errf(err, SG_EREFUSED,
-                       "model %s has no trusted signer keys: pass --pubkey PUB.pem to record "
+                       "%s%s has no trusted signer keys: pass --pubkey PUB.pem to record "
                        "a run signed by another key",
-                       model);
+                       model ? "model " : "the registry", model ? model : "");
     if (!verified)
         return sg_errf(err, SG_EREFUSED,
-                       "report does not verify against any trusted signer key of %s (%s)", model,
-                       last.msg);
+                       "report does not verify against any trusted signer key of %s (%s)",
+                       model ? model : "the registry", last.msg);
     return SG_OK;
 }
 
@@ -254,20 +262,15 @@ sg_status sg_registry_record_run(sg_registry *reg, const char *report_path, EVP_
         }
         if (!rc) memcpy(sha, info.subject_sha256, 65);
     } else {
-        /* Unverified read for the lookup only: the row is written from the verified statement. */
-        json_t *stmt = NULL;
-        rc = sg_dsse_payload_unverified(env, len, &stmt, err);
+        /* Verify before parse: the report must verify against some signer key in the registry
+           before its statement names the version; then against that model's own signers. */
+        rc = verify_with_signers(reg, NULL, env, len, &info, err);
         if (rc) {
             char why[sizeof err->msg];
             snprintf(why, sizeof why, "%s", err->msg);
             sg_errf(err, rc, "%s: %s", report_path, why);
         }
-        json_t *s0 = json_array_get(json_object_get(stmt, "subject"), 0);
-        const char *d = json_string_value(json_object_get(json_object_get(s0, "digest"), "sha256"));
-        if (!rc && (!d || strlen(d) != 64))
-            rc = sg_errf(err, SG_EINPUT, "%s: statement has no subject sha256", report_path);
-        if (!rc) memcpy(sha, d, 65);
-        json_decref(stmt);
+        if (!rc) memcpy(sha, info.subject_sha256, 65);
     }
     char name[REG_NAME_MAX], stage[REG_NAME_MAX];
     int64_t version = 0, id = 0;

@@ -107,12 +107,26 @@ expect 2 "$SG" registry record r1.json; err_has "no registered version has artif
 expect 0 "$SG" registry record r1.json
 grep -q "recorded run #1: .* m v1 None" out || { cat out; fail "record output"; }
 expect 2 "$SG" registry record r1.json; err_has "already recorded"; one_line
-expect 2 "$SG" registry record array_payload.json; err_has "array_payload.json: envelope payload"; one_line
-expect 2 "$SG" registry record bench_here.json; err_has "bench_here.json: envelope has no"; one_line
+# Verify before parse: a payload the signature does not cover is refused as unverified (exit 1)
+# before anything in it is read, whatever it holds.
+expect 1 "$SG" registry record array_payload.json; err_has "array_payload.json: report does not verify"; one_line
+$PY - <<'PYEOF'
+import base64, json
+env = json.load(open("r1.json"))
+p = bytearray(base64.b64decode(env["payload"]))
+i = p.index(b'"sha256"') + 12  # a digit of the subject's digest
+p[i] = ord("g") if p[i] != ord("g") else ord("h")
+env["payload"] = base64.b64encode(bytes(p)).decode()
+json.dump(env, open("flipped.json", "w"))
+PYEOF
+expect 1 "$SG" registry record flipped.json; err_has "flipped.json: report does not verify"; one_line
+grep -q "no registered version\|sha256:" err && fail "record quoted the unverified payload: $(cat err)"
+expect 1 "$SG" registry record bench_here.json; err_has "bench_here.json: report does not verify"
+err_has "envelope: unexpected field"; one_line
 expect 1 "$SG" registry record r2.json --pubkey other.pub.pem; err_has "does not verify"; one_line
 # A report signed by a key the model does not trust is refused without --pubkey.
 "$SG" gate --model m.h5 --data val.h5 --policy policy.json --key other.key.pem --out r3.json --cpus 0 >/dev/null
-expect 1 "$SG" registry record r3.json; err_has "does not verify against any trusted signer key of m"
+expect 1 "$SG" registry record r3.json; err_has "r3.json: report does not verify against any trusted signer key"
 expect 0 "$SG" registry record r3.json --pubkey other.pub.pem --json
 $PY -c 'import json,sys; r=json.load(open("out")); assert r["id"]==2 and r["version"]==1 and r["figures"]["gated"]==["accuracy"], r'
 expect 0 "$SG" registry runs m
