@@ -3,6 +3,7 @@
 #define STAGEGATE_REGISTRY_INTERNAL_H
 
 #include "stagegate/registry.h"
+#include "stagegate/report.h"
 #include "store.h"
 
 #define REG_MAX_STAGES 32
@@ -240,6 +241,11 @@ SG_MUST_CHECK sg_status reg_request_check(sg_registry *reg, const sg_registry_re
 /* The artifact sha256 a DSSE envelope's statement names (its first subject), read without
  * verifying the signature (for lookups only), or "". */
 void reg_report_subject(const char *body, size_t len, char out[65]);
+/* Verifies a DSSE report with the model's trusted signer keys (every model's when model is
+ * NULL); the first that verifies wins and fills info. SG_EREFUSED when none does, SG_EINPUT
+ * when the envelope is malformed (registry/runs.c). */
+sg_status reg_verify_with_signers(sg_registry *reg, const char *model, const uint8_t *env,
+                                  size_t len, sg_report_info *info, sg_err *err);
 SG_MUST_CHECK sg_status reg_report_store(sg_registry *reg, const uint8_t *body, size_t len,
                                          const char *received_by, char sha_out[65], sg_err *err);
 SG_MUST_CHECK sg_status reg_report_load(sg_registry *reg, const char *sha256, uint8_t **body,

@@ -38,9 +38,10 @@ static sg_status patterns(const char *hex, char pats[3][96], sg_err *err)
     return SG_OK;
 }
 
-sg_status sg_registry_find_report(sg_registry *reg, const char *subject_sha256, uint8_t **body,
-                                  size_t *len, char sha_out[65], sg_err *err)
+sg_status sg_registry_find_report(sg_registry *reg, const char *model, const char *subject_sha256,
+                                  uint8_t **body, size_t *len, char sha_out[65], sg_err *err)
 {
+    int skipped = 0;
     *body = NULL;
     *len = 0;
     sha_out[0] = '\0';
@@ -69,6 +70,20 @@ sg_status sg_registry_find_report(sg_registry *reg, const char *subject_sha256, 
         reg_report_subject(t, n, subject);
         if (strcmp(subject, subject_sha256) != 0) continue;
         sg_sha256_hex((const uint8_t *)t, n, hex);
+        if (model && strcmp(hex, key) == 0) {
+            /* Anyone with a token may upload; only a report the model's signers signed may
+               stand for the version, so a newer forged or junk upload cannot shadow it. */
+            sg_report_info info;
+            memset(&info, 0, sizeof info);
+            sg_err verr = {{0}};
+            int vrc = reg_verify_with_signers(reg, model, (const uint8_t *)t, n, &info, &verr);
+            bool same = vrc == SG_OK && strcmp(info.subject_sha256, subject_sha256) == 0;
+            sg_report_info_clear(&info);
+            if (!same) {
+                skipped++;
+                continue;
+            }
+        }
         if (strcmp(hex, key) != 0) {
             rc = sg_errf(err, SG_EREFUSED,
                          "stored report sha256:%.16s... was modified: its body hashes to %.16s...",
@@ -85,7 +100,9 @@ sg_status sg_registry_find_report(sg_registry *reg, const char *subject_sha256, 
     reg_finalize(st);
     if (rc == SG_OK && reg->read_rc != SG_OK) rc = reg->read_rc;
     if (rc == SG_OK && !found)
-        rc = sg_errf(err, SG_EINPUT, "no stored report names artifact sha256 %s", subject_sha256);
+        rc = sg_errf(err, SG_EINPUT, "no stored report %snames artifact sha256 %s%s",
+                     model ? "signed by a trusted signer key " : "", subject_sha256,
+                     skipped ? " (reports that do not verify were skipped)" : "");
     if (rc != SG_OK) {
         free(*body);
         *body = NULL;

@@ -17,8 +17,8 @@
 
 /* Verifies with the model's trusted signer keys (every model's when model is NULL); the first
    that verifies wins. */
-static sg_status verify_with_signers(sg_registry *reg, const char *model, const uint8_t *env, size_t len,
-                               sg_report_info *info, sg_err *err)
+sg_status reg_verify_with_signers(sg_registry *reg, const char *model, const uint8_t *env,
+                                 size_t len, sg_report_info *info, sg_err *err)
 {
     reg_stmt *st;
     /* CAST: portable SQL, as PostgreSQL cannot infer a parameter's type from `? IS NULL`. */
@@ -264,7 +264,7 @@ sg_status sg_registry_record_run(sg_registry *reg, const char *report_path, EVP_
     } else {
         /* Verify before parse: the report must verify against some signer key in the registry
            before its statement names the version; then against that model's own signers. */
-        rc = verify_with_signers(reg, NULL, env, len, &info, err);
+        rc = reg_verify_with_signers(reg, NULL, env, len, &info, err);
         if (rc) {
             char why[sizeof err->msg];
             snprintf(why, sizeof why, "%s", err->msg);
@@ -275,7 +275,7 @@ sg_status sg_registry_record_run(sg_registry *reg, const char *report_path, EVP_
     char name[REG_NAME_MAX], stage[REG_NAME_MAX];
     int64_t version = 0, id = 0;
     if (!rc) rc = find_version(reg, sha, model, name, &version, stage, err);
-    if (!rc && !pub) rc = verify_with_signers(reg, name, env, len, &info, err);
+    if (!rc && !pub) rc = reg_verify_with_signers(reg, name, env, len, &info, err);
     if (!rc && strcmp(info.subject_sha256, sha))
         rc = sg_errf(err, SG_EREFUSED, "%s: the verified subject differs from the one looked up",
                      report_path);

@@ -632,7 +632,7 @@ static srv_resp transition(srv_req *r)
             return srv_from_status(SG_EINPUT, &err);
         }
         char report_sha[65];
-        int frc = sg_registry_find_report(r->reg, digest, &report, &len, report_sha, &err);
+        int frc = sg_registry_find_report(r->reg, name, digest, &report, &len, report_sha, &err);
         if (frc != SG_OK && frc != SG_EINPUT) {
             json_decref(stages);
             return srv_from_status(frc, &err);

@@ -188,14 +188,16 @@ void sg_registry_pins_evidence(const char *policy_sha256, const char *dataset_sh
                                char sha_out[65]);
 /*
  * The newest stored report (by the time it was received) whose DSSE statement names
- * subject_sha256 as its artifact digest, unverified (registry/report_find.c): what `stagegate
- * serve` passes to a transition that names no report. SG_EINPUT when there is none;
- * SG_EREFUSED when the stored body no longer hashes to its key. sha_out receives the
- * report's own SHA-256; *body is malloc'd, not NUL-terminated.
+ * subject_sha256 as its artifact digest (registry/report_find.c): what `stagegate serve`
+ * passes to a transition that names no report. With model, only a report that verifies
+ * against one of that model's trusted signer keys counts (uploads that do not are skipped);
+ * with NULL, unverified. SG_EINPUT when there is none; SG_EREFUSED when the stored body no
+ * longer hashes to its key. sha_out receives the report's own SHA-256; *body is malloc'd,
+ * not NUL-terminated.
  */
-SG_MUST_CHECK sg_status sg_registry_find_report(sg_registry *reg, const char *subject_sha256,
-                                                uint8_t **body, size_t *len, char sha_out[65],
-                                                sg_err *err);
+SG_MUST_CHECK sg_status sg_registry_find_report(sg_registry *reg, const char *model,
+                                                const char *subject_sha256, uint8_t **body,
+                                                size_t *len, char sha_out[65], sg_err *err);
 /* Reads: each returns a new JSON value (caller json_decref) or NULL with err filled. */
 json_t *sg_registry_get_model(sg_registry *reg, const char *model, sg_err *err);
 json_t *sg_registry_get_version(sg_registry *reg, const char *model, int64_t version, sg_err *err);

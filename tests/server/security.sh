@@ -94,6 +94,20 @@ got=$(jq -r '.model_version.artifact_sha256 // empty' body)
 call alice POST $M/model-versions/create "{\"name\": \"$MODEL\", \"source\": \"onnx/evil.onnx\"}"
 [ "$CODE" = 400 ] && body_has "link.bin" || fail "ONNX data through a symlink out of the root: HTTP $CODE $(cat body)"
 
+# A principal with a token but no role uploads, after the signer's report, newer ones for the
+# same artifact: one FAILED and signed by its own key, one with the signer's signature zeroed.
+# Neither verifies against the model's signers, so neither shadows the signer's report.
+expect 200 alice POST $M/model-versions/create "{\"name\": \"$MODEL\", \"source\": \"m3.bin\"}"
+V3=$(jbody .model_version.version)
+report signer art/m3.bin
+expect 200 alice POST /api/stagegate/reports @art/m3.bin.report
+sleep 1.1
+"$MKREP" carol.key.pem "$(sha art/m3.bin)" FAILED now art/m3.forged
+expect 200 carol POST /api/stagegate/reports @art/m3.forged
+jq '.signatures[0].sig = "AAAA"' art/m3.bin.report >art/m3.zeroed
+expect 200 carol POST /api/stagegate/reports @art/m3.zeroed
+expect 200 alice POST $M/model-versions/transition-stage "{\"name\": \"$MODEL\", \"version\": \"$V3\", \"stage\": \"Staging\"}"
+
 # Writes to a server without tokens: refused; reads served.
 stop_server
 "$SG" serve --db "$DB" --listen 127.0.0.1:0 --artifact-root art 2>server.log &
