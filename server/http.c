@@ -327,12 +327,16 @@ static srv_resp dispatch_as(struct MHD_Connection *conn, const char *url, const 
     /* A body that is not the report endpoint's envelope must be a JSON object. */
     if (ctx->len && strcmp(url, "/api/stagegate/reports") != 0) {
         json_error_t jerr;
-        r.json = json_loadb((const char *)ctx->body, ctx->len, 0, &jerr);
+        /* Duplicate keys are refused, as every other JSON reader of stagegate refuses them:
+           {"stage":"Production","stage":"Archived"} must not mean whichever a parser keeps. */
+        r.json = json_loadb((const char *)ctx->body, ctx->len, JSON_REJECT_DUPLICATES, &jerr);
+        if (!r.json)
+            return srv_error(400, "INVALID_PARAMETER_VALUE",
+                             "request body is not valid JSON (line %d column %d: %s)", jerr.line,
+                             jerr.column, jerr.text);
         if (!json_is_object(r.json)) {
             json_decref(r.json);
-            return srv_error(400, "INVALID_PARAMETER_VALUE",
-                             "request body is not a JSON object (line %d: %s)", jerr.line,
-                             jerr.text);
+            return srv_error(400, "INVALID_PARAMETER_VALUE", "request body is not a JSON object");
         }
     }
     sg_err err = {{0}};

@@ -108,6 +108,16 @@ jq '.signatures[0].sig = "AAAA"' art/m3.bin.report >art/m3.zeroed
 expect 200 carol POST /api/stagegate/reports @art/m3.zeroed
 expect 200 alice POST $M/model-versions/transition-stage "{\"name\": \"$MODEL\", \"version\": \"$V3\", \"stage\": \"Staging\"}"
 
+# A body with a key twice is refused (parsers disagree on which one wins), and changes nothing.
+expect 400 alice POST $M/model-versions/transition-stage "{\"name\": \"$MODEL\", \"version\": \"$V3\", \"stage\": \"Production\", \"stage\": \"Archived\"}"
+body_has "duplicate"
+expect 400 alice POST $M/registered-models/create '{"name": "dup-a", "name": "dup-b"}'
+expect 404 alice GET "$M/registered-models/get?name=dup-b"
+expect 400 alice POST $M/registered-models/create '[1, 2]'
+body_has "not a JSON object"
+expect 200 alice GET "$M/model-versions/get?name=$MODEL&version=$V3"
+[ "$(jbody .model_version.current_stage)" = Staging ] || fail "a refused duplicate-key body moved the version: $(cat body)"
+
 # Writes to a server without tokens: refused; reads served.
 stop_server
 "$SG" serve --db "$DB" --listen 127.0.0.1:0 --artifact-root art 2>server.log &
