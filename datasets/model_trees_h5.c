@@ -220,6 +220,47 @@ static int build(const char *path, const raw_trees *r, const sg_model *m, sg_tre
     return rc;
 }
 
+
+/*
+ * Output "probability": each group's summed leaves are the probability itself, so the sum
+ * must lie in [0, 1] for every row. Bounded at load for every row at once: the base plus
+ * each tree's smallest leaf, and the base plus each tree's largest, per group (a forest's
+ * leaves are class fractions over the tree count, so its bounds are 0 and 1).
+ */
+static sg_status check_probability_bounds(const char *path, const sg_tree_ensemble *e, sg_err *err)
+{
+    const int G = e->n_groups;
+    double *lo = calloc((size_t)G * 2 + 2, sizeof *lo), *hi = lo + G + 1;
+    if (!lo) return sg_errf(err, SG_ENOMEM, "%s: out of memory", path);
+    for (int g = 0; g < G; g++)
+        lo[g] = hi[g] = e->base[g];
+    for (int t = 0; t < e->n_trees; t++) {
+        const int64_t start = e->tree_start[t];
+        const int64_t end = t + 1 < e->n_trees ? e->tree_start[t + 1] : e->n_nodes;
+        double mn = INFINITY, mx = -INFINITY;
+        for (int64_t i = start; i < end; i++) {
+            const sg_tree_node *nd = &e->nodes[i];
+            if ((int64_t)nd->left + start != i) continue; /* not a leaf */
+            if (nd->leaf < mn) mn = nd->leaf;
+            if (nd->leaf > mx) mx = nd->leaf;
+        }
+        if (mn <= mx) {
+            lo[e->tree_group[t]] += mn;
+            hi[e->tree_group[t]] += mx;
+        }
+    }
+    const double tol = 1e-5;
+    sg_status rc = SG_OK;
+    for (int g = 0; g < G && rc == SG_OK; g++)
+        if (lo[g] < -tol || hi[g] > 1 + tol)
+            rc = sg_errf(err, SG_EINPUT,
+                         "%s: output is \"probability\" but the leaves of group %d can sum to "
+                         "%.6g (smallest) or %.6g (largest), outside [0, 1]",
+                         path, g, lo[g], hi[g]);
+    free(lo);
+    return rc;
+}
+
 sg_status sg_model_h5_trees(hid_t f, const char *path, sg_model *m, sg_err *err)
 {
     char out[32];
@@ -266,6 +307,8 @@ sg_status sg_model_h5_trees(hid_t f, const char *path, sg_model *m, sg_err *err)
         rc = build(path, &r, m, e, err);
     }
     raw_free(&r);
+    if (rc == SG_OK && (e->output == SG_TREE_OUT_PROBA_BINARY || e->output == SG_TREE_OUT_PROBA))
+        rc = check_probability_bounds(path, e, err);
     if (rc) {
         sg_tree_ensemble_free(e);
         return rc;

@@ -183,6 +183,11 @@ with tempfile.TemporaryDirectory() as tmp:
     damaged("feature", "feature", feature, ["/trees/feature[0]", "outside"])
     damaged("nan_threshold", "threshold", nan_threshold, ["/trees/threshold[0]", "NaN"])
     damaged("short", "leaf_value", lambda a: a[:-1], ["/trees/leaf_value", "values"])
+    # output "probability": the leaves are the probability itself, so they must keep every
+    # row's sum in [0, 1] (a forest's leaves are class fractions over the tree count).
+    damaged("proba_above_1", "leaf_value", lambda a: np.full_like(a, 5.0),
+            ["probability", "group 0", "outside [0, 1]"])
+    damaged("proba_negative", "leaf_value", lambda a: -a, ["probability", "outside [0, 1]"])
 
 if failures:
     print("%d failure(s)" % len(failures))
