@@ -53,5 +53,13 @@ int sg_exit_code(int status);
 int sg_cli_fail(int status, const sg_err *err);
 /* Prints a usage error naming the command (exit 2). */
 int sg_cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* An option's path and how to name it ("--out"); lists end with what == NULL, NULL paths are
+ * options not given. */
+typedef struct {
+    const char *what, *path;
+} sg_cli_path;
+/* 0 when no output names the same file as an input or as another output (by device and inode
+ * when both exist, else by resolved directory and name); else a usage error (exit 2). */
+int sg_cli_check_outputs(const char *cmd, const sg_cli_path *inputs, const sg_cli_path *outputs);
 
 #endif

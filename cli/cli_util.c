@@ -1,7 +1,12 @@
 /* CLI helpers: the one place where a status becomes an exit code and a usage error is printed. */
 #include "cli.h"
 
+#include <libgen.h>
+#include <limits.h>
 #include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 
 /* The only mapping from a status to a process exit code. */
 int sg_exit_code(int status)
@@ -26,4 +31,40 @@ int sg_cli_usage_error(const char *cmd, const char *fmt, ...)
     va_end(ap);
     fprintf(stderr, "stagegate %s: %s (see 'stagegate %s --help')\n", cmd, msg, cmd);
     return 2;
+}
+
+/* Where a path would be: realpath of its directory plus its last name (the file need not
+   exist); false when the directory cannot be resolved. */
+static bool where(const char *path, char out[PATH_MAX])
+{
+    char d[PATH_MAX], b[PATH_MAX], rd[PATH_MAX];
+    snprintf(d, sizeof d, "%s", path);
+    snprintf(b, sizeof b, "%s", path);
+    if (!realpath(dirname(d), rd)) return false;
+    return snprintf(out, PATH_MAX, "%s/%s", rd, basename(b)) < PATH_MAX;
+}
+
+static bool same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    if (stat(a, &sa) == 0 && stat(b, &sb) == 0)
+        return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    char wa[PATH_MAX], wb[PATH_MAX];
+    return where(a, wa) && where(b, wb) && strcmp(wa, wb) == 0;
+}
+
+int sg_cli_check_outputs(const char *cmd, const sg_cli_path *inputs, const sg_cli_path *outputs)
+{
+    for (const sg_cli_path *o = outputs; o->what; o++) {
+        if (!o->path) continue;
+        for (const sg_cli_path *i = inputs; i->what; i++)
+            if (i->path && same_file(o->path, i->path))
+                return sg_cli_usage_error(cmd, "%s %s is the same file as %s: writing it would "
+                                               "destroy an input", o->what, o->path, i->what);
+        for (const sg_cli_path *q = outputs; q < o; q++)
+            if (q->path && same_file(o->path, q->path))
+                return sg_cli_usage_error(cmd, "%s and %s are the same file (%s)", q->what,
+                                          o->what, o->path);
+    }
+    return 0;
 }

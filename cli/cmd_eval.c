@@ -156,6 +156,11 @@ int sg_cmd_eval(int argc, char **argv)
         c.model_path = resolved;
         c.expected_sha256 = registered;
     }
+    /* Predictions written over the model or the set would destroy them. */
+    const sg_cli_path ins[] = {{"--model", c.model_path}, {"--data", c.data_path}, {"--db", db},
+                               {NULL, NULL}};
+    const sg_cli_path outs[] = {{"--predictions", c.predictions_path}, {NULL, NULL}};
+    if (sg_cli_check_outputs("eval", ins, outs)) return 2;
     /* Progress goes to stderr on a terminal only, so --json stdout stays one document. */
     c.progress = sg_progress_enabled();
 

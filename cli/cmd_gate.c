@@ -87,6 +87,19 @@ static int parse_args(int argc, char **argv, gate_args *a)
         sg_cli_usage_error("gate", "%s is required", missing);
         return SG_OPTS_ERROR;
     }
+    /* An output over an input (--out KEY.pem, --predictions VAL.h5) would destroy it. */
+    sg_cli_path ins[] = {{"--model", a->model}, {"--data", a->data}, {"--baseline", a->baseline},
+                         {"--policy", a->policy}, {"--key", a->key}, {"--db", a->db}, {NULL, NULL}};
+    sg_cli_path outs[2 + SG_REPORT_FORMATS_MAX];
+    char names[SG_REPORT_FORMATS_MAX][24];
+    size_t k = 0;
+    outs[k++] = (sg_cli_path){"--out", a->out};
+    for (size_t i = 0; i < sg_n_report_formats; i++) {
+        snprintf(names[i], sizeof names[i], "--%s", sg_report_formats[i].name);
+        outs[k++] = (sg_cli_path){names[i], a->render[i]};
+    }
+    outs[k] = (sg_cli_path){NULL, NULL};
+    if (sg_cli_check_outputs("gate", ins, outs)) return SG_OPTS_ERROR;
     if (a->output) {
         int o = sg_onnx_output_parse(a->output);
         if (o < 0) {

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Attack (or accident): an output path naming an input. `gate --out KEY.pem` replaced the
+# private key with the report, `--out MODEL.h5` the model, `eval --predictions VAL.h5` the
+# validation set, and `--out R --html R` wrote HTML where the signed report was announced.
+# Each is now refused before any work (exit 2, one line naming both options), leaving every
+# file as it was; distinct paths still work, as does a path that only looks different.
+set -euo pipefail
+: "${STAGEGATE_BIN:?}" "${STAGEGATE_SOURCE_DIR:?}"
+PY=/usr/bin/python3
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+cd "$T"
+fail() { echo "FAIL: $*" >&2; exit 1; }
+MK="$STAGEGATE_SOURCE_DIR/scripts/make_dataset.py"
+$PY "$MK" --out val.h5 --task binary --rows 500 --features 8 --seed 1 >/dev/null
+$PY "$MK" --task binary --features 8 --seed 1 --fit logreg --fit-rows 400 --model-out m.h5 >/dev/null
+"$STAGEGATE_BIN" keygen --out k >/dev/null
+echo '{"metrics": {"accuracy": {"threshold": 0.5}}}' > policy.json
+ln -s m.h5 m_link.h5
+mkdir sub
+sha() { sha256sum "$@" | cut -c1-64 | tr '\n' ' '; }
+before=$(sha val.h5 m.h5 policy.json k.key.pem)
+refused() { # refused WORDS... -- CMD...: exit 2, one line holding each word
+    local words=()
+    while [ "$1" != -- ]; do words+=("$1"); shift; done
+    shift
+    local rc=0
+    "$@" >out.txt 2>err.txt || rc=$?
+    [ "$rc" = 2 ] || { cat err.txt; fail "exit $rc, want 2: $*"; }
+    [ "$(wc -l < err.txt)" = 1 ] || { cat err.txt; fail "not one line: $*"; }
+    for w in "${words[@]}"; do grep -qF -- "$w" err.txt || { cat err.txt; fail "no '$w': $*"; }; done
+}
+G=("$STAGEGATE_BIN" gate --data val.h5 --policy policy.json --key k.key.pem --cpus 0)
+refused "--out" "--key" -- "${G[@]}" --model m.h5 --out k.key.pem
+refused "--out" "--model" -- "${G[@]}" --model m.h5 --out m.h5
+refused "--out" "--model" -- "${G[@]}" --model m.h5 --out m_link.h5
+refused "--out" "--policy" -- "${G[@]}" --model m.h5 --out ./sub/../policy.json
+refused "--out" "--html" "same.json" -- "${G[@]}" --model m.h5 --out same.json --html same.json
+refused "--predictions" "--data" -- "$STAGEGATE_BIN" eval --model m.h5 --data val.h5 --predictions ./val.h5
+refused "--predictions" "--model" -- "$STAGEGATE_BIN" eval --model m.h5 --data val.h5 --predictions m.h5
+[ "$(sha val.h5 m.h5 policy.json k.key.pem)" = "$before" ] || fail "an input was changed"
+[ ! -e same.json ] || fail "same.json was written"
+# Distinct outputs still work.
+"${G[@]}" --model m.h5 --out r.json --html r.html >/dev/null || fail "gate with distinct outputs"
+"$STAGEGATE_BIN" eval --model m.h5 --data val.h5 --predictions sub/p.h5 >/dev/null || fail "eval --predictions"
+[ -s r.json ] && [ -s r.html ] && [ -s sub/p.h5 ] || fail "outputs missing"
+echo "ok: outputs never overwrite inputs or each other"
