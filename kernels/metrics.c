@@ -731,6 +731,10 @@ sg_status sg_metrics_finish(sg_metrics_acc *a, sg_metrics *out, sg_err *err)
     out->weighted = a->weighted == 1;
     if (a->rows == 0) return sg_errf(err, SG_EINPUT, "metrics: no rows to evaluate");
     double W = sg_ksum_value(&a->wsum);
+    if (!isfinite(W))
+        return sg_errf(err, SG_EINPUT,
+                       "sample_weight: the weights add up to more than the largest double "
+                       "(scale them down: every metric is the same for weights times a constant)");
     if (!(W > 0)) return sg_errf(err, SG_EINPUT, "sample_weight: all weights are zero");
     if (a->task == SG_TASK_REGRESSION) {
         finish_regression(a, out, W);

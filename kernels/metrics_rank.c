@@ -85,8 +85,10 @@ void *sg_metrics_big_alloc(size_t count, size_t size)
     return malloc(bytes ? bytes : 1);
 }
 
-/* Sum of a run of equal keys ending at index *i (inclusive), walking down. */
-static double take_run(const uint32_t *k, const double *w, size_t *left, uint32_t key)
+/* Sum of a run of equal keys ending at index *i (inclusive), walking down; weights times
+   scale, a power of two. */
+static double take_run(const uint32_t *k, const double *w, size_t *left, uint32_t key,
+                       double scale)
 {
     size_t i = *left;
     if (!w) {
@@ -99,19 +101,44 @@ static double take_run(const uint32_t *k, const double *w, size_t *left, uint32_
     sg_ksum s = {0, 0};
     while (i > 0 && k[i - 1] == key) {
         i--;
-        sg_ksum_add(&s, w[i]);
+        sg_ksum_add(&s, w[i] * scale);
     }
     *left = i;
     return sg_ksum_value(&s);
 }
 
-static double total_weight(const double *w, size_t n)
+static double total_weight(const double *w, size_t n, double scale)
 {
     if (!w) return (double)n;
     sg_ksum s = {0, 0};
     for (size_t i = 0; i < n; i++)
-        sg_ksum_add(&s, w[i]);
+        sg_ksum_add(&s, w[i] * scale);
     return sg_ksum_value(&s);
+}
+
+/*
+ * ROC AUC and AP do not change when every weight is multiplied by one factor, but the walk's
+ * products of weight sums overflow from about 1e154 per row (and underflow for subnormal
+ * weights), where scikit-learn, which divides before it multiplies, still gives the value.
+ * So weights far from 1 are scaled by the power of two that brings the largest near 1: exact,
+ * so the result is what unbounded arithmetic would give.
+ */
+static double weight_scale(const double *pw, size_t np, const double *nw, size_t nn)
+{
+    double mx = 0;
+    for (size_t i = 0; i < np; i++)
+        if (pw[i] > mx) mx = pw[i];
+    for (size_t i = 0; i < nn; i++)
+        if (nw[i] > mx) mx = nw[i];
+    if (!(mx > 0x1p-400 && mx < 0x1p400)) {
+        int e = 0;
+        if (mx > 0 && isfinite(mx)) {
+            (void)frexp(mx, &e);
+            /* 2^1074 would overflow: a subnormal largest weight is brought to 2^-30 or so */
+            return ldexp(1.0, -e > 1000 ? 1000 : -e);
+        }
+    }
+    return 1.0;
 }
 
 /*
@@ -165,7 +192,9 @@ void sg_rank_metrics_sorted(const uint32_t *pk, const double *pw, size_t np, con
         rank_unweighted(pk, np, nk, nn, out);
         return;
     }
-    double P = total_weight(pw, np), N = total_weight(nw, nn);
+    static const double none = 1.0;
+    const double scale = weight_scale(pw ? pw : &none, pw ? np : 0, nw ? nw : &none, nw ? nn : 0);
+    double P = total_weight(pw, np, scale), N = total_weight(nw, nn, scale);
     sg_ksum tp = {0, 0}, fp = {0, 0}, area = {0, 0}, ap = {0, 0};
     double tprev = 0, fprev = 0;
     size_t i = np, j = nn; /* items [0, i) and [0, j) are still to visit */
@@ -177,8 +206,8 @@ void sg_rank_metrics_sorted(const uint32_t *pk, const double *pw, size_t np, con
             key = pk[i - 1];
         else
             key = pk[i - 1] > nk[j - 1] ? pk[i - 1] : nk[j - 1];
-        sg_ksum_add(&tp, take_run(pk, pw, &i, key));
-        sg_ksum_add(&fp, take_run(nk, nw, &j, key));
+        sg_ksum_add(&tp, take_run(pk, pw, &i, key, scale));
+        sg_ksum_add(&fp, take_run(nk, nw, &j, key, scale));
         double t = sg_ksum_value(&tp), f = sg_ksum_value(&fp);
         /* Trapezoid between consecutive distinct thresholds (sklearn: auc of roc_curve). */
         sg_ksum_add(&area, (f - fprev) * (t + tprev) * 0.5);
@@ -188,8 +217,8 @@ void sg_rank_metrics_sorted(const uint32_t *pk, const double *pw, size_t np, con
         tprev = t;
         fprev = f;
     }
-    out->pos_weight = P;
-    out->neg_weight = N;
+    out->pos_weight = P / scale;
+    out->neg_weight = N / scale;
     out->roc_auc = (P > 0 && N > 0) ? sg_ksum_value(&area) / (P * N) : NAN;
     /* sklearn sets recall to 1 when there are no positives, which yields AP = 0. */
     out->average_precision = P > 0 ? sg_ksum_value(&ap) / P : 0.0;

@@ -199,6 +199,35 @@ def main():
                 exp = expected_classification(kind, k, y, yp, proba, w)
             failures += compare(i, got, exp)
             counts[kind] = counts.get(kind, 0) + 1
+        # Weights far from 1 (uniform or not): ROC AUC and AP do not depend on their scale, and
+        # scikit-learn, which divides before it multiplies, gives them; products of weight
+        # sums had overflowed (or underflowed) and left them undefined.
+        for j, factor in enumerate((1e-310, 1e-200, 1e200, 1e300)):
+            for uniform in (True, False):
+                n = 800
+                y = rng.integers(0, 2, n).astype(np.int32)
+                proba = rand_proba(rng, n, 2, y, "round" if uniform else "plain")
+                yp = (proba[:, 1] >= 0.5).astype(np.int32)
+                w = (np.ones(n) if uniform else rng.uniform(0.1, 3, n)) * factor
+                write_case(path, "binary", 2, y, yp, w, proba, None)
+                out = subprocess.run([probe, path], capture_output=True, text=True)
+                cid = f"scaled {factor:g} {'uniform' if uniform else 'varied'}"
+                if out.returncode != 0:
+                    failures.append(f"{cid}: probe exit {out.returncode}: {out.stderr.strip()}")
+                    continue
+                got = json.loads(out.stdout)
+                exp = expected_classification("binary", 2, y, yp, proba, w)
+                failures += compare(cid, {k: got.get(k) for k in ("roc_auc", "average_precision")},
+                                    {k: exp[k] for k in ("roc_auc", "average_precision")})
+                counts["scaled"] = counts.get("scaled", 0) + 1
+        # Weights whose sum overflows a double: refused, and not as "all weights are zero".
+        y = np.array([0, 1, 0, 1], np.int32)
+        proba = np.array([[0.8, 0.2], [0.3, 0.7], [0.4, 0.6], [0.1, 0.9]], np.float32)
+        write_case(path, "binary", 2, y, (proba[:, 1] >= 0.5).astype(np.int32), np.full(4, 1e308),
+                   proba, None)
+        out = subprocess.run([probe, path], capture_output=True, text=True)
+        if out.returncode == 0 or "more than the largest double" not in out.stderr:
+            failures.append(f"weights summing past DBL_MAX: exit {out.returncode}, {out.stderr!r}")
     for f in failures[:30]:
         print("FAIL", f)
     print(f"{cases} cases {counts}: {len(failures)} failures")
