@@ -1,13 +1,17 @@
 /* `stagegate serve` (the registry server) and `stagegate token add` (its callers' tokens). */
 #include <string.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include "cli.h"
 #include "stagegate/registry.h"
 #include "stagegate/server.h"
 
 static const char serve_usage[] =
     "usage: stagegate serve --db URI --listen HOST:PORT [--tokens FILE] [--artifact-root DIR]\n"
-    "                       [--tls-cert CERT.pem --tls-key KEY.pem] [--key SERVER.pem] [--threads N]\n"
+    "                       [--tls-cert CERT.pem --tls-key KEY.pem | --plaintext-remote]\n"
+    "                       [--key SERVER.pem] [--threads N]\n"
     "                       [--max-body BYTES] [--max-header BYTES] [--timeout S]\n"
     "                       [--request-time S] [--max-connections N] [--access-log FILE]\n"
     "\n"
@@ -36,9 +40,29 @@ static void announce(int port, void *ctx)
     fflush(stderr);
 }
 
+/* 127.0.0.0/8, ::1 (bracketed or not) and "localhost". */
+static bool is_loopback(const char *host)
+{
+    char h[256];
+    snprintf(h, sizeof h, "%s", host);
+    size_t n = strlen(h);
+    char *p = h;
+    if (n >= 2 && h[0] == '[' && h[n - 1] == ']') {
+        h[n - 1] = '\0';
+        p = h + 1;
+    }
+    if (!strcmp(p, "localhost")) return true;
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (inet_pton(AF_INET, p, &a4) == 1) return (ntohl(a4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, p, &a6) == 1) return IN6_IS_ADDR_LOOPBACK(&a6);
+    return false;
+}
+
 int sg_cmd_serve(int argc, char **argv)
 {
     const char *db = NULL, *listen = NULL, *access_log = NULL;
+    bool plaintext_remote = false;
     int64_t threads = 0, max_body = 0, max_header = 0, timeout = 0, req_time = 0, max_conn = 0;
     sg_server_config cfg = {0};
     const sg_opt opts[] = {
@@ -56,6 +80,7 @@ int sg_cmd_serve(int argc, char **argv)
         SG_OPT_INT_("request-time", &req_time, 1, 3600),
         SG_OPT_INT_("max-connections", &max_conn, 1, 65536),
         SG_OPT_STR("access-log", &access_log),
+        SG_OPT_FLAG_("plaintext-remote", &plaintext_remote),
         SG_OPT_END_,
     };
     int n_pos;
@@ -78,6 +103,13 @@ int sg_cmd_serve(int argc, char **argv)
     snprintf(host, sizeof host, "%s", listen);
     char *colon = strrchr(host, ':');
     if (colon) *colon = '\0';
+    /* Tokens are bearer credentials: off loopback they travel over TLS, unless asked not to. */
+    if (!cfg.tls_cert && !plaintext_remote && !is_loopback(host))
+        return sg_cli_usage_error("serve",
+                                  "--listen %s is not a loopback address: serve it with "
+                                  "--tls-cert and --tls-key (tokens are bearer credentials), or "
+                                  "pass --plaintext-remote to accept plain HTTP",
+                                  listen);
     listen_ctx lc = {cfg.tls_cert ? "https" : "http", host};
     cfg.on_listen = announce;
     cfg.ctx = &lc;

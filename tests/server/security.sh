@@ -17,6 +17,14 @@ rc=0
 chmod 600 tokens
 grep -q "$(cat alice.token)" tokens && fail "the tokens file holds a token in clear"
 
+# Off loopback without TLS: refused before binding (tokens are bearer credentials).
+for addr in 0.0.0.0:0 "[::]:0" 192.0.2.1:0; do
+    rc=0
+    "$SG" serve --db "$DB" --listen "$addr" --tokens tokens >out 2>err || rc=$?
+    [ $rc = 2 ] && grep -q "is not a loopback address" err && [ "$(wc -l <err)" = 1 ] ||
+        fail "--listen $addr without TLS: exit $rc $(cat err)"
+done
+
 start_server
 create_model "$MODEL"
 expect 200 alice POST $M/model-versions/create "{\"name\": \"$MODEL\", \"source\": \"m1.bin\"}"
