@@ -95,6 +95,11 @@ typedef struct {
     int m;         /* boundaries: twice the runs */
     float *b;      /* into tree_json.bounds */
     int64_t pair;  /* where its two children were laid out, -1 until they are */
+    /* filled when the split itself is laid out (cat_resolve) */
+    uint32_t feature; /* split feature, without the default-left bit */
+    bool dleft;       /* a missing value goes to the left child */
+    long child[2];    /* left, right */
+    bool leaf[2];     /* whether that child is a leaf */
 } cat_split;
 
 typedef struct {
@@ -304,7 +309,7 @@ static sg_status parse_categories(const ctx *c, const sg_jv *tree, tree_json *t)
         if (rc) break;
         qsort(tmp, k, sizeof *tmp, cmp_double);
         cat_split *cs = &t->cats[j];
-        *cs = (cat_split){(uint32_t)node, 0, t->bounds + nb, -1};
+        *cs = (cat_split){.node = (uint32_t)node, .b = t->bounds + nb, .pair = -1};
         for (size_t q = 0; q < k; q++) {
             if (q > 0 && tmp[q] == tmp[q - 1]) continue;
             if (q > 0 && tmp[q] == tmp[q - 1] + 1) { /* extends the run */
@@ -388,35 +393,56 @@ static sg_status leaf_node(const ctx *c, const tree_json *t, size_t i, size_t q,
 static sg_status cat_pair(const ctx *c, const tree_json *t, lay *L, cat_split *cs, int64_t *pos)
 {
     if (cs->pair < 0) {
-        long l, r;
         int64_t pr;
-        int rc = children(c, t, cs->node, &l, &r);
-        if (!rc) rc = lay_push(c, t, L, (slot){SLOT_NODE, (uint32_t)l, 0, 0}, &cs->pair);
-        if (!rc) rc = lay_push(c, t, L, (slot){SLOT_NODE, (uint32_t)r, 0, 0}, &pr);
+        int rc = lay_push(c, t, L, (slot){SLOT_NODE, (uint32_t)cs->child[0], 0, 0}, &cs->pair);
+        if (!rc) rc = lay_push(c, t, L, (slot){SLOT_NODE, (uint32_t)cs->child[1], 0, 0}, &pr);
         if (rc) return rc;
     }
     *pos = cs->pair;
     return SG_OK;
 }
 
-/* A slot that leads to the categorical split's child (right or left): a copy of it when it is
- * a leaf, else a forward node to where it is laid out. */
-static sg_status cat_target(const ctx *c, const tree_json *t, lay *L, cat_split *cs, bool right,
-                            int64_t *pos)
+/* Reads the split's feature, direction and children once, when its own slot is laid out. A
+ * child that is not a leaf is reached through forward nodes: the pair is laid out now, so
+ * that no push comes between the two slots of a search-tree split's children later. */
+static sg_status cat_resolve(const ctx *c, const tree_json *t, lay *L, cat_split *cs)
 {
-    long l, r;
-    int rc = children(c, t, cs->node, &l, &r);
+    float thr;
+    uint32_t feature = 0;
+    long g0, g1;
+    int rc = check_split(c, t, cs->node, &thr, &feature);
+    if (!rc) rc = children(c, t, cs->node, &cs->child[0], &cs->child[1]);
+    for (int k = 0; k < 2 && !rc; k++) {
+        rc = children(c, t, (size_t)cs->child[k], &g0, &g1);
+        cs->leaf[k] = g0 < 0;
+    }
     if (rc) return rc;
-    const long child = right ? r : l;
-    long cl, cr;
-    if ((rc = children(c, t, (size_t)child, &cl, &cr))) return rc;
-    if (cl < 0) return lay_push(c, t, L, (slot){SLOT_LEAF, (uint32_t)child, 0, 0}, pos);
+    cs->feature = feature & SG_TREE_FEATURE_MASK;
+    cs->dleft = (feature & SG_TREE_DEFAULT_LEFT) != 0;
     int64_t pair;
-    if ((rc = cat_pair(c, t, L, cs, &pair))) return rc;
-    rc = lay_push(c, t, L, (slot){SLOT_FORWARD, 0, 0, 0}, pos);
-    if (!rc) L->nodes[*pos] = (sg_tree_node){INFINITY, SG_TREE_DEFAULT_LEFT,
-                                             (uint32_t)(pair + (right ? 1 : 0)), 0};
-    return rc;
+    return cs->leaf[0] && cs->leaf[1] ? SG_OK : cat_pair(c, t, L, cs, &pair);
+}
+
+/* What leads to the categorical split's child (right or left) from slot q: a copy of it when
+ * it is a leaf, else a forward node to where it is laid out. */
+static sg_status cat_target_node(const ctx *c, const tree_json *t, const cat_split *cs, bool right,
+                                 size_t q, sg_tree_node *nd)
+{
+    if (cs->leaf[right]) return leaf_node(c, t, (size_t)cs->child[right], q, nd);
+    SG_ASSERT(cs->pair >= 0);
+    *nd = (sg_tree_node){INFINITY, SG_TREE_DEFAULT_LEFT, (uint32_t)(cs->pair + (right ? 1 : 0)), 0};
+    return SG_OK;
+}
+
+/* A new slot leading to that child. */
+static sg_status cat_target(const ctx *c, const tree_json *t, lay *L, const cat_split *cs,
+                            bool right, int64_t *pos)
+{
+    /* a leaf copy is filled in its turn, a forward node now */
+    const uint8_t kind = cs->leaf[right] ? SLOT_LEAF : SLOT_FORWARD;
+    int rc = lay_push(c, t, L, (slot){kind, (uint32_t)cs->child[right], 0, 0}, pos);
+    if (rc || kind == SLOT_LEAF) return rc;
+    return cat_target_node(c, t, cs, right, (size_t)*pos, &L->nodes[*pos]);
 }
 
 /* Slot q: the split of regions lo..hi (lo even) of categorical split j. */
@@ -424,32 +450,11 @@ static sg_status cat_range(const ctx *c, tree_json *t, lay *L, int32_t j, int lo
                            sg_tree_node *nd)
 {
     cat_split *cs = &t->cats[j];
-    float thr;
-    uint32_t feature = 0;
-    int rc = check_split(c, t, cs->node, &thr, &feature);
-    if (rc) return rc;
-    const uint32_t f = feature & SG_TREE_FEATURE_MASK;
-    const bool dleft = (feature & SG_TREE_DEFAULT_LEFT) != 0;
+    const uint32_t f = cs->feature;
     int64_t a = 0, b = 0;
-    /* A child that is not a leaf is reached through forward nodes: lay the pair out first, so
-       that no push comes between the two slots of a split's children below. */
-    long l, r, g0, g1;
-    if ((rc = children(c, t, cs->node, &l, &r))) return rc;
-    if ((rc = children(c, t, (size_t)l, &g0, &g1))) return rc;
-    bool inner = g0 >= 0;
-    if ((rc = children(c, t, (size_t)r, &g0, &g1))) return rc;
-    inner |= g0 >= 0;
-    if (inner && (rc = cat_pair(c, t, L, cs, &a))) return rc;
+    int rc;
     if (cs->m == 0) { /* no category goes right: only a missing value may */
-        if (dleft) { /* everything goes left: slot q leads there itself */
-            int64_t tp;
-            if ((rc = cat_target(c, t, L, cs, false, &tp))) return rc;
-            /* the slot just pushed is a leaf copy or a forward node: make q the same */
-            L->n--;
-            if (L->s[tp].kind == SLOT_LEAF) return leaf_node(c, t, L->s[tp].orig, q, nd);
-            *nd = L->nodes[tp];
-            return SG_OK;
-        }
+        if (cs->dleft) return cat_target_node(c, t, cs, false, q, nd); /* all go left */
         /* x < -inf is false for every x: non-missing values go right (to the left child),
            missing ones left (to the right child) */
         if ((rc = cat_target(c, t, L, cs, true, &a)) || (rc = cat_target(c, t, L, cs, false, &b)))
@@ -460,7 +465,7 @@ static sg_status cat_range(const ctx *c, tree_json *t, lay *L, int32_t j, int lo
     }
     if (hi == lo + 1) { /* a pair: x < b[lo] is region lo, not in the set */
         if ((rc = cat_pair(c, t, L, cs, &a))) return rc;
-        *nd = (sg_tree_node){cs->b[lo], f | (dleft ? SG_TREE_DEFAULT_LEFT : 0), (uint32_t)a, 0};
+        *nd = (sg_tree_node){cs->b[lo], f | (cs->dleft ? SG_TREE_DEFAULT_LEFT : 0), (uint32_t)a, 0};
         return SG_OK;
     }
     /* Split between units (pairs, and the lone last region), about half on each side. Both
@@ -501,8 +506,9 @@ static sg_status layout(const ctx *c, tree_json *t, lay *L)
             if (l < 0) {
                 rc = leaf_node(c, t, it.orig, q, &nd);
             } else if (t->cat_of && t->cat_of[it.orig] >= 0) {
-                const cat_split *cs = &t->cats[t->cat_of[it.orig]];
-                rc = cat_range(c, t, L, t->cat_of[it.orig], 0, cs->m, q, &nd);
+                cat_split *cs = &t->cats[t->cat_of[it.orig]];
+                rc = cat_resolve(c, t, L, cs);
+                if (!rc) rc = cat_range(c, t, L, t->cat_of[it.orig], 0, cs->m, q, &nd);
             } else {
                 int64_t a = 0, b = 0;
                 rc = check_split(c, t, it.orig, &nd.threshold, &nd.feature);
