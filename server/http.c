@@ -298,7 +298,10 @@ static const srv_principal *authenticate(struct MHD_Connection *c, const srv_tok
 static srv_resp dispatch_as(struct MHD_Connection *conn, const char *url, const char *method,
                             req_ctx *ctx, const srv_tokens *tokens)
 {
-    if (!strcmp(url, "/health")) return srv_json(200, json_pack("{ss}", "status", "OK"));
+    if (!strcmp(url, "/health"))
+        return strcmp(method, "GET") && strcmp(method, "HEAD")
+                   ? srv_error(405, "BAD_REQUEST", "/health takes GET or HEAD")
+                   : srv_json(200, json_pack("{ss}", "status", "OK"));
     srv_req r = {.srv = &g_srv,
                  .conn = conn,
                  .method = method,
@@ -404,6 +407,91 @@ static enum MHD_Result queue(struct MHD_Connection *conn, req_ctx *ctx, srv_resp
 
 static srv_watch *conn_watch(struct MHD_Connection *conn);
 
+/*
+ * Query strings libmicrohttpd cannot hold. It stores every query parameter as a record in
+ * the connection's memory pool (cfg.max_header bytes), next to the request line itself;
+ * measured on 0.9.75 a parameter costs about 64 bytes there. When the parameters run the
+ * pool out, it cannot build its own error response either and the client hangs until the
+ * idle timeout (about 240 empty parameters in a 16 KiB pool). The request line is seen
+ * here first (the URI log callback runs before the parameters are parsed): a query whose
+ * parameters would not fit with room left for the answer is cut off in place -- the URI is
+ * the connection's own writable buffer -- and the request is answered 414.
+ */
+#define ARG_POOL_COST 64
+#define POOL_RESERVE 2048
+static char g_uri_refused; /* sentinel request context: the query was cut off */
+
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    (void)cls;
+    (void)conn;
+    char *q = strchr(uri, '?');
+    if (!q) return NULL;
+    size_t n = 1;
+    for (const char *p = q + 1; *p; p++)
+        n += *p == '&';
+    size_t pool = (size_t)g_srv.cfg.max_header;
+    size_t budget = pool > POOL_RESERVE ? pool - POOL_RESERVE : 0;
+    if (strlen(uri) + ARG_POOL_COST * n <= budget) return NULL;
+    q[1] = '\0'; /* libmicrohttpd now parses an empty query */
+    return &g_uri_refused;
+}
+
+/* Message framing (RFC 9112 section 6): a body is delimited by one Content-Length or by
+ * Transfer-Encoding: chunked, never both, and a request that says otherwise is refused and
+ * its connection closed: a front proxy that framed it differently would see a different
+ * next request on the same connection (request smuggling). libmicrohttpd accepts both
+ * headers, duplicate lengths, and waits for a body in a coding it does not know. */
+typedef struct {
+    int cl, te;
+    bool te_other;
+} framing;
+
+static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value)
+{
+    (void)kind;
+    framing *f = cls;
+    if (!strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH)) f->cl++;
+    if (!strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING)) {
+        f->te++;
+        while (value && (*value == ' ' || *value == '\t'))
+            value++;
+        size_t n = value ? strlen(value) : 0;
+        while (n && (value[n - 1] == ' ' || value[n - 1] == '\t'))
+            n--;
+        if (n != 7 || strncasecmp(value, "chunked", 7) != 0) f->te_other = true;
+    }
+    return MHD_YES;
+}
+
+/* The answer to a request refused before its body is read, or false. */
+static bool refuse_early(struct MHD_Connection *conn, bool uri_cut, srv_resp *out)
+{
+    if (uri_cut) {
+        *out = srv_error(414, "INVALID_PARAMETER_VALUE",
+                         "request URI has too many query parameters or is too long for the "
+                         "server's %lld-byte header limit (--max-header)",
+                         (long long)g_srv.cfg.max_header);
+        return true;
+    }
+    framing f = {0};
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, count_framing, &f);
+    if (f.te && f.te_other)
+        *out = srv_error(501, "INVALID_PARAMETER_VALUE",
+                         "Transfer-Encoding other than a single chunked is not supported");
+    else if (f.te && f.cl)
+        *out = srv_error(400, "INVALID_PARAMETER_VALUE",
+                         "request has both Content-Length and Transfer-Encoding");
+    else if (f.te > 1 || f.cl > 1)
+        *out = srv_error(400, "INVALID_PARAMETER_VALUE",
+                         "request repeats the %s header",
+                         f.cl > 1 ? "Content-Length" : "Transfer-Encoding");
+    else
+        return false;
+    return true;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload,
                                   size_t *upload_size, void **con_cls)
@@ -411,7 +499,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     (void)cls;
     (void)version;
     req_ctx *ctx = *con_cls;
-    if (!ctx) {
+    if (!ctx || *con_cls == &g_uri_refused) {
+        bool uri_cut = *con_cls == &g_uri_refused;
+        *con_cls = NULL;
         ctx = calloc(1, sizeof *ctx);
         if (!ctx) return MHD_NO;
         ctx->start = sg_now_seconds();
@@ -419,6 +509,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         snprintf(ctx->url, sizeof ctx->url, "%s", url);
         atomic_fetch_add(&g_in_flight, 1);
         *con_cls = ctx;
+        srv_resp early;
+        if (refuse_early(conn, uri_cut, &early)) {
+            /* Answered now; libmicrohttpd closes the connection rather than read a body. */
+            srv_watch_handling(conn_watch(conn), true);
+            return queue(conn, ctx, early);
+        }
         /* A declared length over the limit is answered before any of the body is read. */
         const char *cl =
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -483,7 +579,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
     (void)cls;
     req_ctx *ctx = *con_cls;
-    if (!ctx) return;
+    if (!ctx || *con_cls == &g_uri_refused) return; /* no handler call was made */
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     char addr[64] = "-";
@@ -683,7 +779,8 @@ sg_status sg_server_run(const sg_server_config *cfg, sg_err *err)
         (unsigned)c->threads, MHD_OPTION_CONNECTION_LIMIT, (unsigned)c->max_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)c->timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         (size_t)c->max_header, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-        MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL, MHD_OPTION_ARRAY,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL, MHD_OPTION_URI_LOG_CALLBACK, on_uri,
+        NULL, MHD_OPTION_ARRAY,
         cert ? tls_opts : tls_opts + 2, MHD_OPTION_END);
     if (!d) {
         srv_watch_stop();
