@@ -302,26 +302,58 @@ static srv_resp get_model(srv_req *r)
     return model_doc(r, name, "registered_model");
 }
 
-/* max_results and page_token (an offset, as text) over an array; returns the page. */
-static json_t *page(srv_req *r, json_t *all, json_t *doc)
+/* The most a search answers per page, as MLflow's registry searches cap it. */
+#define PAGE_MAX 1000
+
+/*
+ * max_results (1..PAGE_MAX, default 100) and page_token (the offset of the page, as the
+ * next_page_token of the previous answer gave it). A value out of range or not a number is
+ * refused, as MLflow refuses it, rather than quietly answered with another page.
+ */
+static bool page_args(const srv_req *r, int64_t *max, int64_t *off, srv_resp *resp)
 {
-    int64_t max = 100, off = 0;
+    *max = 100;
+    *off = 0;
     sg_err err;
-    const char *m = srv_param(r, "max_results"), *p = srv_param(r, "page_token");
+    /* A JSON body's max_results is an integer or a string; the query's is a string. */
     json_t *mj = r->json ? json_object_get(r->json, "max_results") : NULL;
-    if (json_is_integer(mj))
-        max = json_integer_value(mj);
-    else if (m && sg_parse_i64("max_results", m, 1, 100000, &max, &err) != SG_OK)
-        max = 100;
-    if (max < 1) max = 1;
-    if (p && *p && sg_parse_i64("page_token", p, 0, INT64_MAX, &off, &err) != SG_OK) off = 0;
+    bool bad = false;
+    if (mj && !json_is_string(mj)) {
+        bad = !json_is_integer(mj) || json_integer_value(mj) < 1 ||
+              json_integer_value(mj) > PAGE_MAX;
+        if (!bad) *max = json_integer_value(mj);
+    } else {
+        const char *m = srv_param(r, "max_results");
+        bad = m && sg_parse_i64("max_results", m, 1, PAGE_MAX, max, &err) != SG_OK;
+    }
+    if (bad) {
+        *resp = srv_error(400, "INVALID_PARAMETER_VALUE",
+                          "Invalid value for request parameter max_results: it must be an "
+                          "integer from 1 to %d",
+                          PAGE_MAX);
+        return false;
+    }
+    json_t *pj = r->json ? json_object_get(r->json, "page_token") : NULL;
+    const char *p = srv_param(r, "page_token");
+    if ((pj && !json_is_string(pj)) ||
+        (p && *p && sg_parse_i64("page_token", p, 0, INT32_MAX, off, &err) != SG_OK)) {
+        *resp = srv_error(400, "INVALID_PARAMETER_VALUE",
+                          "Invalid page token: pass the next_page_token of the previous page");
+        return false;
+    }
+    return true;
+}
+
+/* One page of all (from page_args' offset); sets doc's next_page_token if more follow. */
+static json_t *page(json_t *all, int64_t max, int64_t off, json_t *doc)
+{
     json_t *out = json_array();
-    size_t n = json_array_size(all);
-    for (size_t i = (size_t)off; i < n && i < (size_t)(off + max); i++)
+    size_t n = json_array_size(all), from = (size_t)off, to = from + (size_t)max;
+    for (size_t i = from; i < n && i < to; i++)
         json_array_append(out, json_array_get(all, i));
-    if ((size_t)(off + max) < n) {
+    if (to < n) {
         char tok[32];
-        snprintf(tok, sizeof tok, "%lld", (long long)(off + max));
+        snprintf(tok, sizeof tok, "%zu", to);
         json_object_set_new(doc, "next_page_token", json_string(tok));
     }
     return out;
@@ -329,6 +361,9 @@ static json_t *page(srv_req *r, json_t *all, json_t *doc)
 
 static srv_resp search_models(srv_req *r)
 {
+    int64_t max, off;
+    srv_resp bad;
+    if (!page_args(r, &max, &off, &bad)) return bad;
     sg_err err = {{0}};
     json_t *found = sg_registry_search_models(r->reg, srv_param(r, "filter"), &err);
     if (!found) return srv_from_status(SG_EINPUT, &err);
@@ -342,7 +377,7 @@ static srv_resp search_models(srv_req *r)
         json_decref(full);
     }
     json_decref(found);
-    json_object_set_new(doc, "registered_models", page(r, all, doc));
+    json_object_set_new(doc, "registered_models", page(all, max, off, doc));
     json_decref(all);
     return srv_json(200, doc);
 }
@@ -469,6 +504,9 @@ static srv_resp get_version(srv_req *r)
 
 static srv_resp search_versions(srv_req *r)
 {
+    int64_t max, off;
+    srv_resp bad;
+    if (!page_args(r, &max, &off, &bad)) return bad;
     const char *filter = srv_param(r, "filter");
     sg_err err = {{0}};
     json_t *found = sg_registry_search(r->reg, filter ? filter : "", &err);
@@ -488,7 +526,7 @@ static srv_resp search_versions(srv_req *r)
             json_array_append_new(all, srv_model_version_json(v));
     }
     json_decref(found);
-    json_object_set_new(doc, "model_versions", page(r, all, doc));
+    json_object_set_new(doc, "model_versions", page(all, max, off, doc));
     json_decref(all);
     return srv_json(200, doc);
 }

@@ -94,7 +94,21 @@ expect 200 carol GET "$M/model-versions/search?filter=$(jq -rn --arg f "name = '
 [ "$(jq -c '[.model_versions[] | .version]' body)" = '["1"]' ] || fail "search: $(cat body)"
 expect 200 carol GET "$M/model-versions/search?filter=$(jq -rn --arg f "name = '$MODEL' AND tags.n != '1'" '$f|@uri')&max_results=1"
 [ "$(jq -c '[.model_versions[] | .version]' body)/$(jbody .next_page_token)" = '["2"]/1' ] || fail "paged search: $(cat body)"
-expect 200 carol GET "$M/model-versions/search?filter=$(jq -rn --arg f "name='$MODEL'" '$f|@uri')&order_by=version%20DESC"
+F=$(jq -rn --arg f "name='$MODEL'" '$f|@uri')
+expect 200 carol GET "$M/model-versions/search?filter=$F&max_results=2"
+[ "$(jq -c '[.model_versions[] | .version]' body)/$(jbody .next_page_token)" = '["1","2"]/2' ] || fail "page 1: $(cat body)"
+expect 200 carol GET "$M/model-versions/search?filter=$F&max_results=2&page_token=2"
+[ "$(jq -c '[.model_versions[] | .version]' body)/$(jq -r 'has("next_page_token")' body)" = '["3"]/false' ] ||
+    fail "page 2: $(cat body)"
+# Paging values out of range or not numbers are refused, not answered with another page (a
+# page_token near 2^63 overflowed the offset arithmetic).
+for q in max_results=0 max_results=-1 max_results=1001 max_results=abc max_results=1.5 \
+    page_token=x page_token=-1 page_token=9223372036854775807 page_token=1e3; do
+    expect 400 carol GET "$M/model-versions/search?filter=$F&$q"
+    [ "$(jbody .error_code)" = INVALID_PARAMETER_VALUE ] || fail "$q: $(cat body)"
+    expect 400 carol GET "$M/registered-models/search?$q"
+done
+expect 200 carol GET "$M/model-versions/search?filter=$F&order_by=version%20DESC"
 [ "$(jq -c '[.model_versions[] | .version]' body)" = '["3","2","1"]' ] || fail "ordered search: $(cat body)"
 expect 200 carol GET "$M/registered-models/search?filter=$(jq -rn --arg f "name LIKE 'fraud-$RUN%'" '$f|@uri')"
 [ "$(jq -c '[.registered_models[] | .name]' body)" = "[\"$MODEL\"]" ] || fail "model search: $(cat body)"
