@@ -16,26 +16,27 @@
 typedef struct {
     const char *name;
     bool greater_is_better;
+    double lo, hi; /* the values the metric can take: a threshold outside is vacuous or unmeetable */
 } metric_dir;
 
 /* Losses and errors are lower-is-better; scores are higher-is-better (MLflow's defaults). */
 static const metric_dir known_metrics[] = {
-    {"accuracy", true},
-    {"precision", true},
-    {"recall", true},
-    {"f1", true},
-    {"roc_auc", true},
-    {"average_precision", true},
-    {"log_loss", false},
-    {"f1_macro", true},
-    {"f1_micro", true},
-    {"f1_weighted", true},
-    {"example_count", true},
-    {"mean_absolute_error", false},
-    {"mean_squared_error", false},
-    {"root_mean_squared_error", false},
-    {"r2_score", true},
-    {"max_error", false},
+    {"accuracy", true, 0, 1},
+    {"precision", true, 0, 1},
+    {"recall", true, 0, 1},
+    {"f1", true, 0, 1},
+    {"roc_auc", true, 0, 1},
+    {"average_precision", true, 0, 1},
+    {"log_loss", false, 0, INFINITY},
+    {"f1_macro", true, 0, 1},
+    {"f1_micro", true, 0, 1},
+    {"f1_weighted", true, 0, 1},
+    {"example_count", true, 0, INFINITY},
+    {"mean_absolute_error", false, 0, INFINITY},
+    {"mean_squared_error", false, 0, INFINITY},
+    {"root_mean_squared_error", false, 0, INFINITY},
+    {"r2_score", true, -INFINITY, 1},
+    {"max_error", false, 0, INFINITY},
 };
 #define N_KNOWN (sizeof known_metrics / sizeof known_metrics[0])
 
@@ -59,14 +60,18 @@ const char *const sg_policy_metric_names[] = {
     NULL,
 };
 
-bool sg_metric_direction(const char *name, bool *greater_is_better)
+static const metric_dir *known_metric(const char *name)
 {
     for (size_t i = 0; i < N_KNOWN; i++)
-        if (!strcmp(name, known_metrics[i].name)) {
-            *greater_is_better = known_metrics[i].greater_is_better;
-            return true;
-        }
-    return false;
+        if (!strcmp(name, known_metrics[i].name)) return &known_metrics[i];
+    return NULL;
+}
+
+bool sg_metric_direction(const char *name, bool *greater_is_better)
+{
+    const metric_dir *m = known_metric(name);
+    if (m) *greater_is_better = m->greater_is_better;
+    return m != NULL;
 }
 
 /* ---- locating a field path in valid JSON text, for line:column in errors ---- */
@@ -212,6 +217,7 @@ static int get_number(pctx *c, const char **path, int depth, json_t *v, double l
     if (!isfinite(x) || x < lo || x > hi || (lo_open && x == lo)) {
         if (isinf(hi))
             return field_err(c, path, depth, "must be %s %g, got %g", lo_open ? ">" : ">=", lo, x);
+        if (isinf(lo)) return field_err(c, path, depth, "must be <= %g, got %g", hi, x);
         return field_err(c, path, depth, "must be in %s%g, %g], got %g", lo_open ? "(" : "[", lo,
                          hi, x);
     }
@@ -237,8 +243,8 @@ static int want_object(pctx *c, const char **path, int depth, json_t *v)
 static int parse_metric(pctx *c, const char *name, json_t *obj, sg_metric_rule *r)
 {
     const char *path[3] = {"metrics", name, NULL};
-    bool dir;
-    if (!sg_metric_direction(name, &dir))
+    const metric_dir *known = known_metric(name);
+    if (!known)
         return field_err(c, path, 2,
                          "is not a metric stagegate computes (known: accuracy, precision, "
                          "recall, f1, roc_auc, average_precision, log_loss, f1_macro, "
@@ -248,14 +254,16 @@ static int parse_metric(pctx *c, const char *name, json_t *obj, sg_metric_rule *
     if (rc) return rc;
     memset(r, 0, sizeof *r);
     snprintf(r->name, sizeof r->name, "%s", name);
-    r->greater_is_better = dir;
+    r->greater_is_better = known->greater_is_better;
     const char *key;
     json_t *v;
     json_object_foreach(obj, key, v)
     {
         path[2] = key;
         if (!strcmp(key, "threshold")) {
-            rc = get_number(c, path, 3, v, -INFINITY, INFINITY, false, &r->threshold);
+            /* Within the metric's own range: accuracy >= -1 passes every model, and
+               accuracy >= 95 (a percentage) none. */
+            rc = get_number(c, path, 3, v, known->lo, known->hi, false, &r->threshold);
             r->has_threshold = true;
         } else if (!strcmp(key, "min_absolute_change")) {
             rc = get_number(c, path, 3, v, 0, INFINITY, false, &r->min_absolute_change);

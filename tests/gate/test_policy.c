@@ -129,6 +129,18 @@ static void test_field_errors_name_path_and_position(void **state)
     expect_error("{\"metrics\": {\"f2\": {\"threshold\": 0.9}}}",
                  "p.json:1:14: metrics.f2 is not a metric");
     expect_error("{\"metric\": {}}", "p.json:1:2: metric is not a known key");
+    /* A threshold outside what the metric can take: vacuous (every model passes) or never met
+       (a percentage written for a fraction). */
+    expect_error("{\"metrics\": {\"accuracy\": {\"threshold\": -1}}}",
+                 "metrics.accuracy.threshold must be in [0, 1], got -1");
+    expect_error("{\"metrics\": {\"roc_auc\": {\"threshold\": 95}}}",
+                 "metrics.roc_auc.threshold must be in [0, 1], got 95");
+    expect_error("{\"metrics\": {\"log_loss\": {\"threshold\": -0.5}}}",
+                 "metrics.log_loss.threshold must be >= 0, got -0.5");
+    expect_error("{\"metrics\": {\"r2_score\": {\"threshold\": 1.5}}}",
+                 "metrics.r2_score.threshold must be <= 1, got 1.5");
+    expect_error("{\"metrics\": {\"example_count\": {\"threshold\": -3}}}",
+                 "metrics.example_count.threshold must be >= 0, got -3");
     expect_error(
         "{\"latency\": {\"scenario\": \"single-stream\", \"percentile\": 95, \"max_ms\": 5}}",
         "latency.percentile must be the integer 90 or 99");
