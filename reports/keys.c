@@ -6,6 +6,7 @@
  * Ed25519), so a key file of another type is an input error rather than something we
  * would sign or verify with in an unreviewed mode.
  */
+#define _GNU_SOURCE /* memmem */
 #include "stagegate/keys.h"
 
 #include <errno.h>
@@ -184,6 +185,28 @@ static int no_passphrase(char *buf, int size, int rwflag, void *u)
     return -1;
 }
 
+/*
+ * How many PEM blocks in text[0, len) are keys of the kind whose label ends in `kind`
+ * ("PRIVATE KEY" or "PUBLIC KEY"). A key file holds one: with two, OpenSSL takes the first,
+ * and which key signs or is trusted would depend on the order of blocks nobody looks at.
+ * Other blocks (the EC PARAMETERS that `openssl ecparam -genkey` writes first) do not count.
+ */
+static int pem_key_blocks(const char *text, size_t len, const char *kind)
+{
+    static const char begin[] = "-----BEGIN ";
+    const size_t kl = strlen(kind);
+    int n = 0;
+    for (const char *p = text, *end = text + len;
+         (p = memmem(p, (size_t)(end - p), begin, sizeof begin - 1)) != NULL;) {
+        p += sizeof begin - 1;
+        const char *close = memmem(p, (size_t)(end - p), "-----", 5);
+        if (!close) break;
+        if ((size_t)(close - p) >= kl && !memcmp(close - kl, kind, kl)) n++;
+        p = close + 5;
+    }
+    return n;
+}
+
 sg_status sg_key_load_private(const char *path, EVP_PKEY **out, sg_err *err)
 {
     *out = NULL;
@@ -226,6 +249,14 @@ sg_status sg_key_load_private(const char *path, EVP_PKEY **out, sg_err *err)
                        "%s: UNPROTECTED PRIVATE KEY FILE: mode %04o lets group or others access "
                        "it; run 'chmod 600 %s'",
                        path, (unsigned)(st.st_mode & 07777), path);
+    }
+    int blocks = pem_key_blocks(buf, len, "PRIVATE KEY");
+    if (blocks > 1) {
+        OPENSSL_cleanse(buf, len);
+        return sg_errf(err, SG_EINPUT,
+                       "%s: holds %d private keys; a key file must hold exactly one (which "
+                       "would sign is not for the block order to decide)",
+                       path, blocks);
     }
     BIO *bio = BIO_new_mem_buf(buf, (int)len);
     EVP_PKEY *key = bio ? PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL) : NULL;
@@ -301,6 +332,12 @@ sg_status sg_key_load_public_pem(const char *pem, size_t len, const char *what, 
     uint8_t sha[32];
     sg_sha256((const uint8_t *)pem, len, sha);
     if ((*out = key_cache_get(sha)) != NULL) return SG_OK;
+    int blocks = pem_key_blocks(pem, len, "PUBLIC KEY");
+    if (blocks > 1)
+        return sg_errf(err, SG_EINPUT,
+                       "%s: holds %d public keys; a key file must hold exactly one (which is "
+                       "trusted is not for the block order to decide)",
+                       what, blocks);
     BIO *bio = BIO_new_mem_buf(pem, (int)len);
     if (!bio) return sg_errf(err, SG_ENOMEM, "%s: out of memory", what);
     EVP_PKEY *key = PEM_read_bio_PUBKEY(bio, NULL, no_passphrase, NULL);

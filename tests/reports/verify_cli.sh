@@ -140,6 +140,21 @@ for mode in 644 600; do
     [ ! -e never.json ] || fail "a report was written with a public key"
 done
 
+# --- a key file with two keys: refused (OpenSSL would take the first); an EC PARAMETERS
+# block before one key (openssl ecparam -genkey) is still one key ---
+openssl genpkey -algorithm ED25519 -out other.key.pem 2>/dev/null
+openssl pkey -in other.key.pem -pubout -out other.pub.pem
+cat k.key.pem other.key.pem >two.key.pem && chmod 600 two.key.pem
+expect_rc 2 "$SG_MAKE_REPORT" --key two.key.pem --out never.json --subject-file model.h5
+grep -q 'two.key.pem: holds 2 private keys; a key file must hold exactly one' err.txt || { cat err.txt; fail "two private keys"; }
+[ ! -e never.json ] || fail "a report was written with a two-key file"
+cat k.pub.pem other.pub.pem >two.pub.pem
+expect_rc 2 "$SG" verify good.json --pubkey two.pub.pem
+grep -q 'two.pub.pem: holds 2 public keys' err.txt || { cat err.txt; fail "two public keys"; }
+openssl ecparam -name prime256v1 -genkey -out ecp.key.pem 2>/dev/null && chmod 600 ecp.key.pem
+grep -q 'BEGIN EC PARAMETERS' ecp.key.pem || fail "openssl ecparam wrote no parameters block"
+expect_rc 0 "$SG_MAKE_REPORT" --key ecp.key.pem --out ecp.json --subject-file model.h5
+
 # --- tampering through the CLI: byte positions spread over payload, signature and type ---
 # (test_dsse flips every bit of all three in-process; each CLI start costs tens of ms,
 # so here about seventy positions, always including the first and last bytes).
