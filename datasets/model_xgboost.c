@@ -39,8 +39,12 @@ sg_status sg_model_from_xgboost_json(const char *name, const char *text, size_t 
     m->n_outputs = e->n_groups;
     m->missing_values = true;
     m->param_bytes = sg_tree_ensemble_bytes(e);
-    snprintf(m->estimator, sizeof m->estimator, "XGBoost %s %s, %d trees, depth %d", e->booster,
-             e->objective, e->n_trees, e->max_depth);
+    if (e->linear)
+        snprintf(m->estimator, sizeof m->estimator, "XGBoost gblinear %s, %d features",
+                 e->objective, e->n_features);
+    else
+        snprintf(m->estimator, sizeof m->estimator, "XGBoost %s %s, %d trees, depth %d",
+                 e->booster, e->objective, e->n_trees, e->max_depth);
     *out = m;
     return SG_OK;
 }

@@ -777,10 +777,13 @@ static sg_status parse_booster(ctx *c, const sg_jv *gb, sg_tree_ensemble *e, con
         c->prefix = "/learner/gradient_booster/gbtree/model/trees";
         if (!sg_jt_is(*weights, SG_JT_ARRAY))
             return fail(c, "/learner/gradient_booster/weight_drop is missing (dart)");
+    } else if (strcmp(n, "gblinear") == 0) {
+        *model = sg_jt_get(c->d, gb, "model");
+        c->prefix = "/learner/gradient_booster/model/weights";
     } else {
         return fail(c,
                     "/learner/gradient_booster/name: booster \"%.64s\" is not supported "
-                    "(gbtree, dart)",
+                    "(gbtree, dart, gblinear)",
                     n);
     }
     snprintf(e->booster, sizeof e->booster, "%s", n);
@@ -832,6 +835,26 @@ static sg_status parse_trees(ctx *c, const sg_jv *model, const sg_jv *weights, l
     return rc;
 }
 
+/* gblinear: one weight per feature and group, then one bias per group, all finite floats. */
+static sg_status parse_linear(const ctx *c, const sg_jv *model, sg_tree_ensemble *e)
+{
+    const sg_jv *w = sg_jt_get(c->d, model, "weights");
+    if (!sg_jt_is(w, SG_JT_ARRAY)) return fail(c, "%s is missing or not an array", c->prefix);
+    const size_t G = (size_t)e->n_groups, want = ((size_t)e->n_features + 1) * G;
+    if (sg_jt_size(w) != want)
+        return fail(c, "%s has %zu values; num_feature %d and %zu output group(s) need %zu",
+                    c->prefix, sg_jt_size(w), e->n_features, G, want);
+    e->linear = malloc(want * sizeof *e->linear);
+    if (!e->linear) return sg_errf(c->err, SG_ENOMEM, "%s: out of memory", c->name);
+    for (size_t i = 0; i < want; i++) {
+        double d;
+        if (!number_of(c, sg_jt_at(c->d, w, i), &d) || !isfinite((float)d))
+            return fail(c, "%s/%zu is not a finite number", c->prefix, i);
+        e->linear[i] = (float)d;
+    }
+    return SG_OK;
+}
+
 sg_status sg_xgboost_json_parse(const char *name, const char *text, size_t len, sg_tree_ensemble **out,
                           sg_err *err)
 {
@@ -856,8 +879,11 @@ sg_status sg_xgboost_json_parse(const char *name, const char *text, size_t len, 
     if (!rc) rc = parse_learner(&c, learner, e, &obj, &num_class);
     if (!rc)
         rc = parse_booster(&c, sg_jt_get(&doc, learner, "gradient_booster"), e, &model, &weights);
-    if (!rc) rc = parse_trees(&c, model, weights, e->n_features, e);
-    if (!rc) rc = sg_tree_ensemble_build_levels(e, err);
+    if (!rc && !strcmp(e->booster, "gblinear"))
+        rc = parse_linear(&c, model, e);
+    else if (!rc)
+        rc = parse_trees(&c, model, weights, e->n_features, e);
+    if (!rc && e->n_trees) rc = sg_tree_ensemble_build_levels(e, err);
     sg_jt_free(&doc);
     if (rc) {
         sg_tree_ensemble_free(e);
@@ -875,6 +901,7 @@ void sg_tree_ensemble_free(sg_tree_ensemble *e)
     free(e->tree_group);
     free(e->tree_depth);
     free(e->base);
+    free(e->linear);
     sg_free_aligned(e->levels);
     sg_free_aligned(e->levels8);
     free(e);
@@ -934,7 +961,8 @@ sg_status sg_tree_ensemble_build_levels(sg_tree_ensemble *e, sg_err *err)
 
 size_t sg_tree_ensemble_bytes(const sg_tree_ensemble *e)
 {
-    return (size_t)e->n_nodes * sizeof(sg_tree_node) +
+    return (e->linear ? ((size_t)e->n_features + 1) * (size_t)e->n_groups * sizeof(float) : 0) +
+           (size_t)e->n_nodes * sizeof(sg_tree_node) +
            (size_t)e->n_trees * (sizeof(int64_t) + sizeof(int32_t) + 1) +
            (e->levels ? (size_t)e->n_trees * sizeof(sg_tree_levels) : 0) +
            (e->levels8 ? (size_t)e->n_trees * sizeof(sg_tree_levels8) : 0);
@@ -946,26 +974,42 @@ sg_status sg_tree_ensemble_clone(const sg_tree_ensemble *src, sg_tree_ensemble *
     sg_tree_ensemble *e = malloc(sizeof *e);
     if (!e) return sg_errf(err, SG_ENOMEM, "out of memory cloning a tree ensemble");
     *e = *src;
-    size_t nt = (size_t)src->n_trees;
-    e->nodes = sg_alloc_aligned((size_t)src->n_nodes * sizeof *e->nodes);
-    e->tree_start = malloc(nt * sizeof *e->tree_start);
-    e->tree_group = malloc(nt * sizeof *e->tree_group);
-    e->tree_depth = malloc(nt);
-    e->levels = src->levels ? sg_alloc_aligned(nt * sizeof *e->levels) : NULL;
-    e->levels8 = src->levels8 ? sg_alloc_aligned(nt * sizeof *e->levels8) : NULL;
+    size_t nt = (size_t)src->n_trees, nl = 0;
+    if (src->linear) nl = ((size_t)src->n_features + 1) * (size_t)src->n_groups;
+    e->nodes = NULL;
+    e->levels = NULL;
+    e->levels8 = NULL;
+    e->tree_start = NULL;
+    e->tree_group = NULL;
+    e->tree_depth = NULL;
+    e->linear = NULL;
+    bool ok = true;
+    if (nt) { /* a gblinear model has no trees */
+        e->nodes = sg_alloc_aligned((size_t)src->n_nodes * sizeof *e->nodes);
+        e->tree_start = malloc(nt * sizeof *e->tree_start);
+        e->tree_group = malloc(nt * sizeof *e->tree_group);
+        e->tree_depth = malloc(nt);
+        e->levels = src->levels ? sg_alloc_aligned(nt * sizeof *e->levels) : NULL;
+        e->levels8 = src->levels8 ? sg_alloc_aligned(nt * sizeof *e->levels8) : NULL;
+        ok = e->nodes && e->tree_start && e->tree_group && e->tree_depth &&
+             (!src->levels || e->levels) && (!src->levels8 || e->levels8);
+    }
+    if (nl) ok = ok && (e->linear = malloc(nl * sizeof *e->linear)) != NULL;
     e->base = malloc((size_t)src->n_groups * sizeof *e->base);
-    if (!e->nodes || !e->tree_start || !e->tree_group || !e->tree_depth ||
-        (src->levels && !e->levels) || (src->levels8 && !e->levels8) || !e->base) {
+    if (!ok || !e->base) {
         sg_tree_ensemble_free(e);
         return sg_errf(err, SG_ENOMEM, "out of memory cloning a tree ensemble");
     }
     /* The copy is the first touch, so the pages land on the calling thread's NUMA node. */
-    memcpy(e->nodes, src->nodes, (size_t)src->n_nodes * sizeof *e->nodes);
-    memcpy(e->tree_start, src->tree_start, nt * sizeof *e->tree_start);
-    memcpy(e->tree_group, src->tree_group, nt * sizeof *e->tree_group);
-    memcpy(e->tree_depth, src->tree_depth, nt);
-    if (src->levels) memcpy(e->levels, src->levels, nt * sizeof *e->levels);
-    if (src->levels8) memcpy(e->levels8, src->levels8, nt * sizeof *e->levels8);
+    if (nt) {
+        memcpy(e->nodes, src->nodes, (size_t)src->n_nodes * sizeof *e->nodes);
+        memcpy(e->tree_start, src->tree_start, nt * sizeof *e->tree_start);
+        memcpy(e->tree_group, src->tree_group, nt * sizeof *e->tree_group);
+        memcpy(e->tree_depth, src->tree_depth, nt);
+        if (src->levels) memcpy(e->levels, src->levels, nt * sizeof *e->levels);
+        if (src->levels8) memcpy(e->levels8, src->levels8, nt * sizeof *e->levels8);
+    }
+    if (nl) memcpy(e->linear, src->linear, nl * sizeof *e->linear);
     memcpy(e->base, src->base, (size_t)src->n_groups * sizeof *e->base);
     *out = e;
     return SG_OK;

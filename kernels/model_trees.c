@@ -31,6 +31,11 @@ static bool trees_probe(const uint8_t *head, size_t n)
 static void trees_describe(const sg_model *m, char *buf, size_t len)
 {
     const sg_tree_ensemble *e = m->trees;
+    if (e->linear) {
+        snprintf(buf, len, "linear: %s %s, %d features, %d output group(s)", e->booster,
+                 e->objective, e->n_features, e->n_groups);
+        return;
+    }
     snprintf(buf, len, "tree_ensemble: %s %s, %d trees, max depth %d, %lld nodes, %d features",
              e->booster, e->objective, e->n_trees, e->max_depth, (long long)e->n_nodes,
              e->n_features);
@@ -128,14 +133,38 @@ static void fill_base(const sg_tree_ensemble *e, float *M, int64_t n)
             M[r * G + g] = e->base[g];
 }
 
+/*
+ * gblinear's margins, as XGBoost's linear predictor sums them: bias + base, then each present
+ * feature's product in feature order, in float; a missing (NaN) feature adds nothing. This
+ * file is built for the baseline ISA, so no multiply-add is fused and the bits are XGBoost's.
+ */
+static void linear_margins(const sg_tree_ensemble *e, const float *X, int64_t n, float *M)
+{
+    const int G = e->n_groups, F = e->n_features;
+    const float *W = e->linear, *bias = e->linear + (size_t)F * (size_t)G;
+    for (int64_t r = 0; r < n; r++) {
+        const float *x = X + r * F;
+        for (int g = 0; g < G; g++) {
+            float psum = bias[g] + e->base[g];
+            for (int f = 0; f < F; f++)
+                if (!isnan(x[f])) psum += x[f] * W[(size_t)f * (size_t)G + (size_t)g];
+            M[r * G + g] = psum;
+        }
+    }
+}
+
 static void trees_predict_batch(const sg_model *m, const sg_kernel_ops *k, const float *X,
                                 int64_t n, float *out, void *p)
 {
     tree_scratch *s = p;
     SG_ASSERT(n >= 0 && n <= s->max_batch);
     const sg_tree_ensemble *e = m->trees;
-    fill_base(e, s->margins, n);
-    k->tree_margins(e, X, n, s->margins);
+    if (e->linear) {
+        linear_margins(e, X, n, s->margins);
+    } else {
+        fill_base(e, s->margins, n);
+        k->tree_margins(e, X, n, s->margins);
+    }
     apply_link(e, s->margins, n, out);
 }
 
@@ -144,8 +173,12 @@ static void trees_predict_one(const sg_model *m, const sg_kernel_ops *k, const f
 {
     tree_scratch *s = p;
     const sg_tree_ensemble *e = m->trees;
-    fill_base(e, s->margins, 1);
-    k->tree_margins_one(e, x, s->margins);
+    if (e->linear) {
+        linear_margins(e, x, 1, s->margins);
+    } else {
+        fill_base(e, s->margins, 1);
+        k->tree_margins_one(e, x, s->margins);
+    }
     if (probe) probe(ctx, 0);
     apply_link(e, s->margins, 1, out);
     if (probe) probe(ctx, 1);
@@ -158,6 +191,7 @@ static void trees_cost(const sg_model *m, sg_model_cost *c)
     for (int t = 0; t < e->n_trees; t++)
         visits += e->tree_depth[t] + 1; /* the levels walked plus the leaf read */
     c->node_visits_per_row = visits;
+    if (e->linear) c->flops_per_row = 2.0 * e->n_features * e->n_groups;
     c->bytes_per_row = 4.0 * e->n_features;
     c->param_bytes = m->param_bytes;
 }
@@ -165,7 +199,10 @@ static void trees_cost(const sg_model *m, sg_model_cost *c)
 static int trees_stage_names(const sg_model *m, char names[][SG_MODEL_STAGE_NAME], int max)
 {
     if (max < 2) return 0;
-    snprintf(names[0], SG_MODEL_STAGE_NAME, "trees_%d", m->trees->n_trees);
+    if (m->trees->linear)
+        snprintf(names[0], SG_MODEL_STAGE_NAME, "linear");
+    else
+        snprintf(names[0], SG_MODEL_STAGE_NAME, "trees_%d", m->trees->n_trees);
     snprintf(names[1], SG_MODEL_STAGE_NAME, "link");
     return 2;
 }

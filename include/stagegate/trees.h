@@ -116,6 +116,11 @@ typedef struct {
     /* [n_trees], 64-byte aligned, when SG_TREE_LEVELS_DEPTH < max_depth <=
        SG_TREE_LEVELS8_DEPTH; NULL otherwise */
     sg_tree_levels8 *levels8;
+    /* gblinear (then n_trees is 0): [(n_features + 1) * n_groups] in XGBoost's order, feature
+       f's weight for group g at f * n_groups + g, then the groups' biases; NULL for trees. A
+       group's margin is base + bias, then + x_f * w in feature order, in float, skipping a
+       missing (NaN) feature, as XGBoost's linear predictor sums it. */
+    float *linear;
     char objective[32];
     char booster[16];
 } sg_tree_ensemble;

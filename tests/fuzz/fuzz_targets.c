@@ -341,6 +341,11 @@ static const char *const xgboost_seeds[] = {
     "es\":[0,3],\"categories_segments\":[0,3],\"categories_sizes\":[3,2]}]},\"name\":\"gbtree"
     "\"},\"learner_model_param\":{\"base_score\":\"5E-1\",\"num_class\":\"0\",\"num_feature\""
     ":\"3\"},\"objective\":{\"name\":\"binary:logistic\"}}}",
+    /* gblinear, three classes over two features: six weights, then three biases. */
+    "{\"learner\":{\"gradient_booster\":{\"model\":{\"boosted_rounds\":5,\"weights\":[1.9E0,"
+    "-1.1E-2,1.1E-2,6.5E-3,4.8E-1,-2.5E-1,1E-1,2E-1,-3E-1]},\"name\":\"gblinear\"},\"learner_mo"
+    "del_param\":{\"base_score\":\"5E-1\",\"num_class\":\"3\",\"num_feature\":\"2\",\"num_targ"
+    "et\":\"1\"},\"objective\":{\"name\":\"multi:softprob\"}},\"version\":[1,7,4]}",
     NULL};
 
 /* Generated with onnx.helper (tests/onnx/ shows how); byte strings without NUL. */

@@ -65,8 +65,36 @@ with tempfile.TemporaryDirectory() as tmp:
 
     expect_refused(tmp, "malformed", open(good).read()[:-20], data, ["malformed JSON", "line"])
     expect_refused(tmp, "not_xgboost", {"hello": 1}, data, ["/learner"])
+    d = copy.deepcopy(base); d["learner"]["gradient_booster"]["name"] = "gbforest"
+    expect_refused(tmp, "unknown_booster", d, data, ["/learner/gradient_booster/name", "gbforest"])
+    # gblinear: one weight per feature and group, then the biases, each a finite number.
     d = copy.deepcopy(base); d["learner"]["gradient_booster"]["name"] = "gblinear"
-    expect_refused(tmp, "unknown_booster", d, data, ["/learner/gradient_booster/name", "gblinear"])
+    W = "/learner/gradient_booster/model/weights"
+    expect_refused(tmp, "linear_no_weights", d, data, [W, "missing"])
+    bl = xgb.train({"booster": "gblinear", "objective": "binary:logistic"}, xgb.DMatrix(X, label=y), 3)
+    lin = os.path.join(tmp, "linear.json")
+    bl.save_model(lin)
+    p = run(lin, data)
+    check(p.returncode == 0, "the unmodified gblinear model must evaluate: %s" % p.stderr)
+    lbase = json.load(open(lin))
+    def lw(doc):
+        return doc["learner"]["gradient_booster"]["model"]["weights"]
+    check(len(lw(lbase)) == 5, "gblinear on 4 features: %d weights" % len(lw(lbase)))
+    d = copy.deepcopy(lbase); lw(d).pop()
+    expect_refused(tmp, "linear_short", d, data, [W, "4 values", "need 5"])
+    d = copy.deepcopy(lbase); lw(d).append(0.5)
+    expect_refused(tmp, "linear_long", d, data, [W, "6 values", "need 5"])
+    d = copy.deepcopy(lbase); d["learner"]["gradient_booster"]["model"]["weights"] = {"0": 1}
+    expect_refused(tmp, "linear_not_array", d, data, [W, "not an array"])
+    d = copy.deepcopy(lbase); lw(d)[2] = "x"
+    expect_refused(tmp, "linear_string", d, data, [W + "/2", "not a finite number"])
+    text = json.dumps(lbase).replace(json.dumps(lw(lbase)), json.dumps(lw(lbase)[:-1])[:-1] + ", NaN]")
+    expect_refused(tmp, "linear_nan", text, data, [W + "/4", "not a finite number"])
+    d = copy.deepcopy(lbase); lw(d)[0] = 1e39
+    expect_refused(tmp, "linear_overflow", d, data, [W + "/0", "not a finite number"])
+    d = copy.deepcopy(lbase); d["learner"]["learner_model_param"]["num_class"] = "3"
+    d["learner"]["objective"]["name"] = "multi:softprob"
+    expect_refused(tmp, "linear_groups", d, data, [W, "5 values", "3 output group(s) need 15"])
     d = copy.deepcopy(base); d["learner"]["objective"]["name"] = "rank:pairwise"
     expect_refused(tmp, "unknown_objective", d, data, ["/learner/objective/name", "rank:pairwise"])
     # A log-link objective starts from log(base_score): 0 or less has no margin.

@@ -115,11 +115,13 @@ def case(tmp, name, params, X, y, Xv, yv, rounds=25, base_list=0, ubj=False, fty
     obj = params["objective"]
     dm = xgb.DMatrix(Xv, **cat)
     ref = booster.predict(dm)
-    ref_inplace = booster.inplace_predict(Xv)
+    linear = params.get("booster") == "gblinear"
+    # gblinear has no inplace_predict; its reference is Booster.predict alone.
+    ref_inplace = ref if linear else booster.inplace_predict(Xv)
     if obj == "multi:softmax":
         labels_ref = ref.astype(np.int64)
         ref = softmax(booster.predict(dm, output_margin=True))
-        ref_inplace = softmax(booster.inplace_predict(Xv, predict_type="margin"))
+        ref_inplace = ref if linear else softmax(booster.inplace_predict(Xv, predict_type="margin"))
     elif obj == "binary:logitraw":
         ref, ref_inplace = sigmoid(ref), sigmoid(ref_inplace)
     outputs = {}
@@ -167,6 +169,10 @@ def case(tmp, name, params, X, y, Xv, yv, rounds=25, base_list=0, ubj=False, fty
             print("%-18s %-7s max |prediction - predict| %.3g, - inplace_predict %.3g" % (name, isa, err, err_i))
             check(err <= TOL, "%s %s: prediction differs from Booster.predict by %g" % (name, isa, err))
             check(err_i <= TOL, "%s %s: prediction differs from inplace_predict by %g" % (name, isa, err_i))
+            if linear and obj == "reg:squarederror":
+                # The margin summed in XGBoost's order, in float: the same bits.
+                check(np.array_equal(out["prediction"], booster.predict(dm).astype(np.float32)),
+                      "%s %s: gblinear predictions are not XGBoost's bits" % (name, isa))
             m = doc["metrics"]
             for key, fn in (("mean_absolute_error", skm.mean_absolute_error),
                             ("mean_squared_error", skm.mean_squared_error),
@@ -259,6 +265,22 @@ with tempfile.TemporaryDirectory() as tmp:
     case(tmp, "deep_forest", dict(objective="binary:logistic", max_depth=12, num_parallel_tree=4,
                                   subsample=0.8, colsample_bynode=0.8, eta=1.0, seed=3),
          X, yb, Xv, ybv, rounds=3)
+
+    # gblinear: a linear model per output group (weights, then biases), missing features
+    # adding nothing; the same objectives and links as the trees.
+    lin = {"booster": "gblinear", "eta": 0.5, "seed": 1}
+    case(tmp, "linear_binary", dict(lin, objective="binary:logistic"), X, yb, Xv, ybv, rounds=20)
+    case(tmp, "linear_multi", dict(lin, objective="multi:softprob", num_class=3), X, ym, Xv, ymv,
+         rounds=20)
+    case(tmp, "linear_reg", dict(lin, objective="reg:squarederror", base_score=1.5), X, yr, Xv, yrv,
+         rounds=20)
+    case(tmp, "linear_shotgun", dict(lin, objective="reg:squarederror", updater="shotgun",
+                                     alpha=0.1, reg_lambda=1.0), X, yr, Xv, yrv, rounds=10)
+    case(tmp, "linear_poisson", dict(lin, objective="count:poisson", eta=0.1), X, yc, Xv, ycv,
+         rounds=20)
+    case(tmp, "linear_hinge", dict(lin, objective="binary:hinge"), X, yb, Xv, ybv, rounds=10)
+    case(tmp, "linear_ubj", dict(lin, objective="multi:softmax", num_class=3), X, ym, Xv, ymv,
+         rounds=10, ubj=True)
 
     # Categorical splits (enable_categorical): one-hot and partition-based, on category codes
     # the model has seen and on ones it has not (unseen, negative, fractional, 2^24 and above,
