@@ -19,8 +19,10 @@
     X(Gemm) X(MatMul) X(Add) X(Sub) X(Mul) X(Div) X(Relu) X(LeakyRelu) X(PRelu) X(Sigmoid)         \
     X(Tanh) X(Erf) X(Elu) X(Selu) X(Celu) X(Softplus) X(Softsign) X(HardSigmoid) X(HardSwish)      \
     X(Clip) X(Abs) X(Neg) X(Exp) X(Log) X(Reciprocal) X(Max) X(Min) X(Softmax) X(LogSoftmax)       \
-    X(BatchNormalization) X(LayerNormalization) X(ReduceMean) X(Pow) X(Sqrt) X(Flatten)            \
-    X(Reshape) X(Squeeze) X(Unsqueeze) X(Identity) X(Dropout) X(Constant) X(Cast) X(Concat)
+    X(BatchNormalization) X(LayerNormalization) X(ReduceMean) X(ReduceSum) X(ReduceSumSquare)      \
+    X(ReduceL1) X(ReduceL2) X(ReduceMax) X(ReduceMin) X(ReduceProd) X(ReduceLogSumExp) X(Pow)      \
+    X(Sqrt) X(Flatten) X(Reshape) X(Squeeze) X(Unsqueeze) X(Identity) X(Dropout) X(Constant)       \
+    X(Cast) X(Concat) X(Slice)
 /* clang-format on */
 #define OX_OP_NAME(op) #op,
 #define OX_OP_LISTED(op) ", " #op
@@ -683,6 +685,18 @@ int ox_compile_node(ox_ctx *c, sg_err *err)
     if (!strcmp(op, "BatchNormalization")) return ox_op_batchnorm(c, err);
     if (!strcmp(op, "LayerNormalization")) return ox_op_layernorm(c, err);
     if (!strcmp(op, "ReduceMean")) return ox_op_reduce_mean(c, err);
+    static const struct {
+        const char *op;
+        sg_onnx_reduce kind;
+    } reductions[] = {
+        {"ReduceSum", SG_OXR_SUM},   {"ReduceSumSquare", SG_OXR_SUM_SQUARE},
+        {"ReduceL1", SG_OXR_L1},     {"ReduceL2", SG_OXR_L2},
+        {"ReduceMax", SG_OXR_MAX},   {"ReduceMin", SG_OXR_MIN},
+        {"ReduceProd", SG_OXR_PROD}, {"ReduceLogSumExp", SG_OXR_LOG_SUM_EXP},
+    };
+    for (size_t i = 0; i < sizeof reductions / sizeof reductions[0]; i++)
+        if (!strcmp(op, reductions[i].op)) return ox_op_reduce(c, reductions[i].kind, err);
+    if (!strcmp(op, "Slice")) return ox_op_slice(c, err);
     if (!strcmp(op, "Flatten")) return ox_op_flatten(c, err);
     if (!strcmp(op, "Reshape")) return ox_op_reshape(c, err);
     if (!strcmp(op, "Squeeze")) return ox_op_squeeze(c, false, err);

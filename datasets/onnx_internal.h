@@ -129,6 +129,9 @@ sg_status ox_op_batchnorm(ox_ctx *c, sg_err *err);
 sg_status ox_op_layernorm(ox_ctx *c, sg_err *err);
 sg_status ox_op_softmax(ox_ctx *c, bool log, sg_err *err);
 sg_status ox_op_reduce_mean(ox_ctx *c, sg_err *err);
+/* ReduceSum, ReduceMax, ...: kind is an sg_onnx_reduce. */
+sg_status ox_op_reduce(ox_ctx *c, int kind, sg_err *err);
+sg_status ox_op_slice(ox_ctx *c, sg_err *err);
 
 /* Compiles node (already known to have its inputs defined) into steps or a constant. */
 int ox_compile_node(ox_ctx *c, sg_err *err);

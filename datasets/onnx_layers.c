@@ -1,5 +1,5 @@
 /* ONNX layer nodes (Gemm, MatMul, BatchNormalization, LayerNormalization, Softmax,
-   LogSoftmax, ReduceMean) compiled into plan steps; the element-wise and shape-only
+   LogSoftmax, the row reductions, Slice) compiled into plan steps; the element-wise and shape-only
    nodes are in onnx_compile.c. */
 #include <math.h>
 #include <stdlib.h>
@@ -180,22 +180,132 @@ sg_status ox_op_softmax(ox_ctx *c, bool log, sg_err *err)
     return ox_dyn_out(c, vx->rank, vx->dims, err, &v);
 }
 
-sg_status ox_op_reduce_mean(ox_ctx *c, sg_err *err)
+/* A reduction over the last axis of rank-1 rows (the axes given as the attribute, or as the
+   constant second input of ReduceSum from opset 13); kind -1 is the mean. */
+static sg_status reduce_row(ox_ctx *c, int kind, sg_err *err)
 {
     int x, rc;
-    if ((rc = row_input(c, 0, "ReduceMean", err, &x))) return rc;
+    if ((rc = row_input(c, 0, c->node->op_type, err, &x))) return rc;
     int64_t axes[OX_MAX_RANK];
     int n;
     if ((rc = ox_get_axes(c, 1, axes, &n, err))) return rc;
     if (n != 1 || (axes[0] != 1 && axes[0] != -1))
-        return ox_node_err(c, err, SG_EINPUT, "only the last axis of rows of rank 1 is supported");
+        return ox_node_err(c, err, SG_EINPUT,
+                           n == 0 ? "no axes: reducing over the batch is not supported"
+                                  : "only the last axis of rows of rank 1 is supported");
     bool keep = ox_attr_i(c, "keepdims", 1) != 0;
-    sg_onnx_step *s = ox_step_new(c, SG_OX_MEAN, err);
+    sg_onnx_step *s = ox_step_new(c, kind < 0 ? SG_OX_MEAN : SG_OX_REDUCE, err);
     if (!s) return SG_ENOMEM;
+    if (kind >= 0) s->reduce = (sg_onnx_reduce)kind;
     s->in = c->vals[x].data;
     s->in_width = (int)c->vals[x].count;
     s->width = 1;
     int64_t one = 1;
     int v;
     return ox_dyn_out(c, keep ? 1 : 0, &one, err, &v);
+}
+
+sg_status ox_op_reduce_mean(ox_ctx *c, sg_err *err)
+{
+    return reduce_row(c, -1, err);
+}
+
+sg_status ox_op_reduce(ox_ctx *c, int kind, sg_err *err)
+{
+    return reduce_row(c, kind, err);
+}
+
+/* Slice's starts, ends, axes or steps: attribute `name` below opset 10, constant int64 input
+   k from 10 on; *n = -1 when absent. */
+static sg_status slice_arg(ox_ctx *c, const char *name, size_t k, int64_t *out, int *n, sg_err *err)
+{
+    *n = -1;
+    const int64_t *src = NULL;
+    size_t cnt = 0;
+    if (c->opset < 10) {
+        const Onnx__AttributeProto *a = ox_attr(c, name);
+        if (!a) return SG_OK;
+        src = a->ints;
+        cnt = a->n_ints;
+    } else {
+        if (ox_in(c, k) < 0) return SG_OK;
+        const ox_value *v = &c->vals[ox_in(c, k)];
+        if (!v->is_const || v->dtype != OX_INT64)
+            return ox_node_err(c, err, SG_EINPUT, "%s must be a constant int64 tensor", name);
+        src = v->i;
+        cnt = (size_t)v->count;
+    }
+    if (cnt > 2)
+        return ox_node_err(c, err, SG_EINPUT, "%s has %zu entries; rows of rank 1 have 2 axes",
+                           name, cnt);
+    if (cnt) memcpy(out, src, cnt * sizeof *out);
+    *n = (int)cnt;
+    return SG_OK;
+}
+
+/* ONNX's clamping of a Slice bound on an axis of d elements. */
+static int64_t slice_bound(int64_t v, int64_t d, int64_t step, bool end)
+{
+    if (v < 0) v = v < -d ? -1 : v + d; /* no overflow: d is small */
+    if (v < 0) return step > 0 || !end ? 0 : -1;
+    if (step > 0) return v > d ? d : v;
+    return v > d - 1 ? d - 1 : v;
+}
+
+/*
+ * Slice over the columns of rank-1 rows: the selected columns (starts, ends, steps as ONNX
+ * clamps them; any step but 0) become one gather step. A slice of the batch axis must keep
+ * every row (start 0 or earlier, end at or past the last, step 1).
+ */
+sg_status ox_op_slice(ox_ctx *c, sg_err *err)
+{
+    int x, rc;
+    if ((rc = row_input(c, 0, "Slice", err, &x))) return rc;
+    int64_t starts[2], ends[2], axes[2] = {0, 1}, steps[2] = {1, 1};
+    int ns, ne, na, nst;
+    if ((rc = slice_arg(c, "starts", 1, starts, &ns, err)) ||
+        (rc = slice_arg(c, "ends", 2, ends, &ne, err)) ||
+        (rc = slice_arg(c, "axes", 3, axes, &na, err)) ||
+        (rc = slice_arg(c, "steps", 4, steps, &nst, err)))
+        return rc;
+    if (ns < 1 || ne != ns || (na >= 0 && na != ns) || (nst >= 0 && nst != ns))
+        return ox_node_err(c, err, SG_EINPUT,
+                           "starts, ends, axes and steps must have the same number of entries");
+    if (na < 0 && ns == 1) axes[0] = 0; /* the default axes are 0, 1, ... */
+    const int64_t d = c->vals[x].count;
+    int64_t lo = 0, hi = d, step = 1;
+    bool seen[2] = {false, false};
+    for (int k = 0; k < ns; k++) {
+        int64_t a = axes[k] < 0 ? axes[k] + 2 : axes[k];
+        if (a < 0 || a > 1 || seen[a])
+            return ox_node_err(c, err, SG_EINPUT, "axis %lld is out of range or repeated",
+                               (long long)axes[k]);
+        seen[a] = true;
+        if (steps[k] == 0) return ox_node_err(c, err, SG_EINPUT, "a step is 0");
+        if (a == 0) {
+            if (steps[k] != 1 || starts[k] > 0 || (starts[k] < 0 && starts[k] > INT32_MIN) ||
+                ends[k] < INT32_MAX)
+                return ox_node_err(c, err, SG_EINPUT,
+                                   "slicing the batch axis is not supported (only all rows)");
+            continue;
+        }
+        step = steps[k];
+        lo = slice_bound(starts[k], d, step, false);
+        hi = slice_bound(ends[k], d, step, true);
+    }
+    int64_t m = 0;
+    if (step > 0 && hi > lo) m = (hi - lo + step - 1) / step;
+    if (step < 0 && lo > hi) m = (lo - hi + (-step) - 1) / (-step);
+    if (m < 1) return ox_node_err(c, err, SG_EINPUT, "the slice selects no column");
+    sg_onnx_step *s = ox_step_new(c, SG_OX_GATHER, err);
+    if (!s) return SG_ENOMEM;
+    s->cols = malloc((size_t)m * sizeof *s->cols);
+    if (!s->cols) return sg_errf(err, SG_ENOMEM, "%s: out of memory", c->path);
+    for (int64_t j = 0; j < m; j++)
+        s->cols[j] = (int)(lo + j * step);
+    s->in = c->vals[x].data;
+    s->in_width = (int)d;
+    s->width = (int)m;
+    int v;
+    return ox_dyn_out(c, 1, &m, err, &v);
 }

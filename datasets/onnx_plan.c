@@ -41,6 +41,7 @@ static void free_step(sg_onnx_step *s)
     if (s->bb.kind == SG_OXA_CONST) sg_free_aligned((void *)s->bb.value);
     free(s->parts);
     free(s->part_width);
+    free(s->cols);
     memset(s, 0, sizeof *s);
 }
 
@@ -85,7 +86,7 @@ sg_status sg_onnx_plan_clone(const sg_onnx_plan *src, sg_onnx_plan **out, sg_err
         sg_onnx_step *d = &p->steps[i];
         *d = *s;
         d->W = d->b = d->scale = d->shift = NULL;
-        d->parts = d->part_width = NULL;
+        d->parts = d->part_width = d->cols = NULL;
         if (s->a.kind == SG_OXA_CONST) d->a.value = NULL;
         if (s->bb.kind == SG_OXA_CONST) d->bb.value = NULL;
         p->n_steps = i + 1;
@@ -96,6 +97,12 @@ sg_status sg_onnx_plan_clone(const sg_onnx_plan *src, sg_onnx_plan **out, sg_err
         if (s->shift && !(d->shift = dup_floats(s->shift, w))) ok = false;
         if (s->a.kind == SG_OXA_CONST && !(d->a.value = dup_floats(s->a.value, w))) ok = false;
         if (s->bb.kind == SG_OXA_CONST && !(d->bb.value = dup_floats(s->bb.value, w))) ok = false;
+        if (s->cols) {
+            if ((d->cols = malloc(w * sizeof(int))) != NULL)
+                memcpy(d->cols, s->cols, w * sizeof(int));
+            else
+                ok = false;
+        }
         if (s->parts) {
             d->parts = malloc((size_t)s->n_parts * sizeof(int));
             d->part_width = malloc((size_t)s->n_parts * sizeof(int));

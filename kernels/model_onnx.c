@@ -310,6 +310,13 @@ static void run_rows(const sg_onnx_step *st, const float *in, float *out, int64_
             o[0] = s / (float)wi;
             break;
         }
+        case SG_OX_REDUCE:
+            o[0] = sg_onnx_reduce_row(st->reduce, x, wi);
+            break;
+        case SG_OX_GATHER:
+            for (int j = 0; j < w; j++)
+                o[j] = x[st->cols[j]];
+            break;
         case SG_OX_LAYERNORM: {
             float mean = 0, var = 0;
             for (int j = 0; j < w; j++)

@@ -44,7 +44,21 @@ typedef enum {
     SG_OX_MEAN,       /* out[0] = mean of the row */
     SG_OX_CONCAT,     /* rows side by side */
     SG_OX_GELU,       /* 0.5 x (1 + erf(x / sqrt 2)) */
+    SG_OX_REDUCE,     /* out[0] = a reduction (sg_onnx_reduce) of the row */
+    SG_OX_GATHER,     /* out[j] = in[cols[j]] (Slice over the row) */
 } sg_onnx_step_kind;
+
+/* Row reductions besides the mean (ReduceSum, ReduceMax, ...), summed left to right in float. */
+typedef enum {
+    SG_OXR_SUM,
+    SG_OXR_SUM_SQUARE,
+    SG_OXR_L1,
+    SG_OXR_L2,
+    SG_OXR_MAX,
+    SG_OXR_MIN,
+    SG_OXR_PROD,
+    SG_OXR_LOG_SUM_EXP,
+} sg_onnx_reduce;
 
 typedef enum {
     SG_OXU_RELU,
@@ -148,6 +162,53 @@ static inline float sg_onnx_min(float a, float b)
     return a < b || isnan(a) ? a : b;
 }
 
+/* A row reduction (ONNX Reduce*, over the last axis), accumulated left to right in float;
+   Max and Min propagate a NaN; LogSumExp subtracts the row's maximum before exponentiating. */
+static inline float sg_onnx_reduce_row(sg_onnx_reduce op, const float *x, int n)
+{
+    float acc;
+    switch (op) {
+    case SG_OXR_SUM:
+        acc = 0;
+        for (int j = 0; j < n; j++)
+            acc += x[j];
+        return acc;
+    case SG_OXR_SUM_SQUARE:
+    case SG_OXR_L2:
+        acc = 0;
+        for (int j = 0; j < n; j++)
+            acc += x[j] * x[j];
+        return op == SG_OXR_L2 ? sqrtf(acc) : acc;
+    case SG_OXR_L1:
+        acc = 0;
+        for (int j = 0; j < n; j++)
+            acc += fabsf(x[j]);
+        return acc;
+    case SG_OXR_MAX:
+    case SG_OXR_MIN:
+        acc = x[0];
+        for (int j = 1; j < n; j++)
+            acc = op == SG_OXR_MAX ? sg_onnx_max(acc, x[j]) : sg_onnx_min(acc, x[j]);
+        return acc;
+    case SG_OXR_PROD:
+        acc = 1;
+        for (int j = 0; j < n; j++)
+            acc *= x[j];
+        return acc;
+    case SG_OXR_LOG_SUM_EXP: {
+        float mx = x[0];
+        for (int j = 1; j < n; j++)
+            mx = sg_onnx_max(mx, x[j]);
+        if (!isfinite(mx)) return mx; /* NaN, or every term infinite */
+        acc = 0;
+        for (int j = 0; j < n; j++)
+            acc += expf(x[j] - mx);
+        return mx + logf(acc);
+    }
+    }
+    return NAN;
+}
+
 /* An operand of a binary step: a buffer row of the step's width, a buffer with one value
    per row (broadcast along the row), or a constant row of the step's width. */
 typedef enum { SG_OXA_ROW, SG_OXA_COL, SG_OXA_CONST } sg_onnx_arg_kind;
@@ -181,6 +242,10 @@ typedef struct {
     /* CONCAT */
     int n_parts;
     int *parts, *part_width;
+    /* REDUCE */
+    sg_onnx_reduce reduce;
+    /* GATHER: [width] input columns */
+    int *cols;
 } sg_onnx_step;
 
 /* How the last buffer becomes the model's output. */

@@ -233,6 +233,35 @@ def main():
                                                             name="prelu1")),
         ["node 'prelu1' (PRelu, opset 13)", "slope (input 1, 'zs') is computed per row",
          "only a constant slope"], data)
+    # Slice: only the columns of a row; the batch kept whole. Reductions: over the row only.
+    def i64(name, v):
+        return numpy_helper.from_array(np.array(v, np.int64), name)
+    big = 2 ** 62
+    run(tmp, "slice_batch", after_gemm(helper.make_node("Slice", ["z", "b1", "e1", "a0"], ["act"],
+                                                        name="sl1"),
+                                       inits=[i64("b1", [1]), i64("e1", [big]), i64("a0", [0])]),
+        ["node 'sl1' (Slice, opset 13)", "slicing the batch axis is not supported"], data)
+    run(tmp, "slice_step0", after_gemm(helper.make_node("Slice", ["z", "b0", "e1", "a1", "p0"],
+                                                        ["act"], name="sl2"),
+                                       inits=[i64("b0", [0]), i64("e1", [big]), i64("a1", [1]),
+                                              i64("p0", [0])]),
+        ["node 'sl2' (Slice, opset 13)", "a step is 0"], data)
+    run(tmp, "slice_empty", after_gemm(helper.make_node("Slice", ["z", "b2", "e1x", "a1"], ["act"],
+                                                        name="sl3"),
+                                       inits=[i64("b2", [2]), i64("e1x", [1]), i64("a1", [1])]),
+        ["node 'sl3' (Slice, opset 13)", "the slice selects no column"], data)
+    run(tmp, "slice_row_starts", after_gemm(helper.make_node("Slice", ["z", "z", "e1", "a1"],
+                                                             ["act"], name="sl4"),
+                                            inits=[i64("e1", [big]), i64("a1", [1])]),
+        ["node 'sl4' (Slice, opset 13)", "starts must be a constant int64 tensor"], data)
+    run(tmp, "slice_lengths", after_gemm(helper.make_node("Slice", ["z", "b0", "e2", "a1"],
+                                                          ["act"], name="sl5"),
+                                         inits=[i64("b0", [0]), i64("e2", [big, big]),
+                                                i64("a1", [1])]),
+        ["node 'sl5' (Slice, opset 13)", "the same number of entries"], data)
+    run(tmp, "reduce_no_axes", after_gemm(helper.make_node("ReduceSum", ["z"], ["zs"], name="rs"),
+                                          helper.make_node("Add", ["z", "zs"], ["act"], name="ad")),
+        ["node 'rs' (ReduceSum, opset 13)", "reducing over the batch is not supported"], data)
     s4 = numpy_helper.from_array(np.full(4, 0.25, np.float32), "s4")
     run(tmp, "prelu_slope_shape", after_gemm(helper.make_node("PRelu", ["z", "s4"], ["act"],
                                                               name="prelu2"), inits=[s4]),

@@ -289,6 +289,42 @@ def new_op_cases(opset):
                                           np.minimum(np.minimum(c2, -X), c1),
                                           np.maximum(mean(X), X),
                                           np.minimum(np.minimum(X, 0.2), mean(X))], 1)))
+    # Row reductions (the axes an attribute, or ReduceSum's input from opset 13) and Slice
+    # (attributes below opset 10, inputs from 10: negative starts, ends past the row, steps of
+    # 2 and -3, the batch axis kept whole), side by side.
+    inits = []
+    red = []
+    for op, fn in (("ReduceSum", lambda X: X.sum(1)), ("ReduceSumSquare", lambda X: (X * X).sum(1)),
+                   ("ReduceL1", lambda X: np.abs(X).sum(1)),
+                   ("ReduceL2", lambda X: np.sqrt((X * X).sum(1))),
+                   ("ReduceMax", lambda X: X.max(1)), ("ReduceMin", lambda X: X.min(1)),
+                   ("ReduceProd", lambda X: np.prod(X, 1)),
+                   ("ReduceLogSumExp", lambda X: np.log(np.exp(X).sum(1)))):
+        ins, kw = axes(opset, op, [1 if op != "ReduceMax" else -1], inits,
+                       attr_before=13 if op == "ReduceSum" else 18)
+        nodes_r = [helper.make_node(op, ["x"] + ins, [op], name=op, keepdims=1, **kw)]
+        red.append((nodes_r, op, fn))
+    big, small = 2 ** 62, -(2 ** 62)
+    if opset < 10:
+        sl = [helper.make_node("Slice", ["x"], ["s1"], name="s1", starts=[1], ends=[D - 1], axes=[1]),
+              helper.make_node("Slice", ["x"], ["s2"], name="s2", starts=[0, -3], ends=[big, big])]
+        sl_ref = [lambda X: X[:, 1:D - 1], lambda X: X[:, -3:]]
+    else:
+        def ints(name, v):
+            inits.append(numpy_helper.from_array(np.array(v, dtype=np.int64), name))
+            return name
+        sl = [helper.make_node("Slice", ["x", ints("st1", [1]), ints("en1", [big]), ints("ax1", [1]),
+                                         ints("sp1", [2])], ["s1"], name="s1"),
+              helper.make_node("Slice", ["x", ints("st2", [-2]), ints("en2", [0]), ints("ax2", [-1]),
+                                         ints("sp2", [-3])], ["s2"], name="s2"),
+              helper.make_node("Slice", ["x", ints("st3", [0, -1]), ints("en3", [big, small]), "",
+                                         ints("sp3", [1, -1])], ["s3"], name="s3")]
+        sl_ref = [lambda X: X[:, 1::2], lambda X: X[:, D - 2:0:-3], lambda X: X[:, ::-1]]
+    nodes = [n for r in red for n in r[0]] + sl + [
+        helper.make_node("Concat", [r[1] for r in red] + [n.output[0] for n in sl], ["y"], axis=1)]
+    width = len(red) + sum(f(np.zeros((1, D))).shape[1] for f in sl_ref)
+    out.append(("reduce_slice", nodes, inits, width,
+                lambda X: np.concatenate([r[2](X)[:, None] for r in red] + [f(X) for f in sl_ref], 1)))
     # Constant folding: each new operator on initializers only becomes a constant; their
     # results, side by side, scale copies of x, so the plan is the Concat of the copies, the
     # Mul and the projection alone.
@@ -364,7 +400,9 @@ def main():
                   "LayerNormalization", "ReduceMean", "Pow", "Sqrt", "Flatten", "Reshape",
                   "Squeeze", "Unsqueeze", "Identity", "Dropout", "Constant", "Cast", "Concat",
                   "PRelu", "Elu", "Selu", "Celu", "Softplus", "Softsign", "HardSigmoid",
-                  "HardSwish", "Clip", "Abs", "Neg", "Exp", "Log", "Reciprocal", "Max", "Min"}
+                  "HardSwish", "Clip", "Abs", "Neg", "Exp", "Log", "Reciprocal", "Max", "Min",
+                  "ReduceSum", "ReduceSumSquare", "ReduceL1", "ReduceL2", "ReduceMax", "ReduceMin",
+                  "ReduceProd", "ReduceLogSumExp", "Slice"}
     check(from_issue <= seen, "operators not covered: %s" % sorted(from_issue - seen))
     if failures:
         print("%d failures" % len(failures))

@@ -236,6 +236,22 @@ def main():
     logsm = nn.Sequential(nn.Linear(d, 16), nn.Tanh(), nn.Linear(16, 3), nn.LogSoftmax(dim=1))
     binary_softmax = nn.Sequential(nn.Linear(d, 16), nn.ReLU(), nn.Linear(16, 2), nn.Softmax(1))
     logits2 = nn.Sequential(nn.Linear(d, 16), nn.GELU(), nn.Linear(16, 1))
+    class RowFeatures(nn.Module):
+        """Column slices and row reductions as tabular models use them: sum, max, min,
+        L1/L2 norms, log-sum-exp, product, every other column, the columns reversed."""
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(6 + 7 + (d - 6 + 1) // 2 + d, 16)
+            self.out = nn.Linear(16, 3)
+
+        def forward(self, x):
+            a, b = x[:, :6], x[:, 6:]
+            f = torch.cat([a, b.sum(1, keepdim=True), b.amax(1, keepdim=True),
+                           b.amin(1, keepdim=True), x.norm(p=1, dim=1, keepdim=True),
+                           x.norm(dim=1, keepdim=True), torch.logsumexp(x, 1, keepdim=True),
+                           (0.5 * a).prod(1, keepdim=True), b[:, ::2], x.flip(1)], 1)
+            return torch.softmax(self.out(torch.relu(self.fc(f))), 1)
+    row_features = RowFeatures()
     w = 16
     act_models = [  # (name, model, first opset PyTorch exports it at)
         ("relu6_hardtanh_hardsigmoid_hardswish",
@@ -278,6 +294,8 @@ def main():
         case(tmp, "tanh_logsoftmax", logsm, d, opset, "logsoftmax", mc, Xm, ym,
              want_plan="dense kernels")
         case(tmp, "binary_softmax", binary_softmax, d, opset, "proba", bi, Xb, yb)
+        case(tmp, "slices_reductions", row_features, d, opset, "proba", mc, Xm, ym,
+             want_plan="step plan")
         case(tmp, "gelu_logit1", logits2, d, opset, "logits", bi, Xb, yb,
              extra=["--output", "logits"])
 
