@@ -25,6 +25,7 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -119,6 +120,8 @@ struct sg_h5_pending {
     int fd;          /* the pipe's read end: the child's status byte and message */
     char *note;      /* NOTE_BYTES shared with the child: what it was reading */
     char path[4096]; /* for the messages */
+    sg_status (*parse)(void *arg, sg_err *err);
+    void *arg; /* parse's; the caller keeps it valid until the verdict */
 };
 
 static void pending_free(sg_h5_pending *p)
@@ -128,37 +131,20 @@ static void pending_free(sg_h5_pending *p)
     free(p);
 }
 
-sg_status sg_h5_sandbox_start(const char *path, sg_status (*parse)(void *arg, sg_err *err),
-                              void *arg, sg_h5_pending **out, sg_err *err)
+/* Forks the child for p (the HDF5 lock held by the caller); sets p->pid and p->fd. */
+static sg_status spawn(sg_h5_pending *p, sg_err *err)
 {
-    *out = NULL;
-    if (!sandbox_on) return SG_OK;
-    sg_h5_pending *p = calloc(1, sizeof *p);
-    if (!p) return sg_errf(err, SG_ENOMEM, "%s: out of memory for the HDF5 check", path);
-    p->fd = -1;
-    snprintf(p->path, sizeof p->path, "%s", path);
-    /* Each check has its own page, so that two children can run at once. */
-    void *pg = mmap(NULL, NOTE_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (pg == MAP_FAILED) {
-        free(p);
-        return sg_errf(err, SG_EIO, "%s: cannot map memory for the HDF5 check: %s", path,
-                       strerror(errno));
-    }
-    p->note = pg;
     snprintf(p->note, NOTE_BYTES, "the superblock");
     int fds[2];
-    if (pipe2(fds, O_CLOEXEC) != 0) {
-        pending_free(p);
-        return sg_errf(err, SG_EIO, "%s: cannot create a pipe for the HDF5 check: %s", path,
+    if (pipe2(fds, O_CLOEXEC) != 0)
+        return sg_errf(err, SG_EIO, "%s: cannot create a pipe for the HDF5 check: %s", p->path,
                        strerror(errno));
-    }
     fflush(NULL);
     pid_t pid = fork();
     if (pid < 0) {
         close(fds[0]);
         close(fds[1]);
-        pending_free(p);
-        return sg_errf(err, SG_EIO, "%s: cannot fork for the HDF5 check: %s", path,
+        return sg_errf(err, SG_EIO, "%s: cannot fork for the HDF5 check: %s", p->path,
                        strerror(errno));
     }
     if (pid == 0) {
@@ -187,7 +173,7 @@ sg_status sg_h5_sandbox_start(const char *path, sg_status (*parse)(void *arg, sg
             signal(fatal[i], SIG_DFL);
         install_seccomp();
         sg_err e = {{0}};
-        sg_status rc = parse(arg, &e);
+        sg_status rc = p->parse(p->arg, &e);
         int8_t code = (int8_t)rc; /* statuses are small negative numbers */
         if (write(fds[1], &code, 1) == 1 && rc != SG_OK)
             (void)!write(fds[1], e.msg, strnlen(e.msg, sizeof e.msg));
@@ -196,33 +182,149 @@ sg_status sg_h5_sandbox_start(const char *path, sg_status (*parse)(void *arg, sg
     close(fds[1]);
     p->pid = pid;
     p->fd = fds[0];
+    return SG_OK;
+}
+
+sg_status sg_h5_sandbox_start(const char *path, sg_status (*parse)(void *arg, sg_err *err),
+                              void *arg, sg_h5_pending **out, sg_err *err)
+{
+    *out = NULL;
+    if (!sandbox_on) return SG_OK;
+    sg_h5_pending *p = calloc(1, sizeof *p);
+    if (!p) return sg_errf(err, SG_ENOMEM, "%s: out of memory for the HDF5 check", path);
+    p->fd = -1;
+    p->parse = parse;
+    p->arg = arg;
+    snprintf(p->path, sizeof p->path, "%s", path);
+    /* Each check has its own page, so that two children can run at once. */
+    void *pg = mmap(NULL, NOTE_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (pg == MAP_FAILED) {
+        free(p);
+        return sg_errf(err, SG_EIO, "%s: cannot map memory for the HDF5 check: %s", path,
+                       strerror(errno));
+    }
+    p->note = pg;
+    sg_status rc = spawn(p, err);
+    if (rc != SG_OK) {
+        pending_free(p);
+        return rc;
+    }
     *out = p;
     return SG_OK;
 }
 
-sg_status sg_h5_sandbox_wait(sg_h5_pending *p, sg_err *err)
+/*
+ * Whether the child is deadlocked. It has one thread, but fork copied the parent's memory
+ * as it was, locks included: a lock another thread of the parent held at that instant (an
+ * allocator's, say -- AddressSanitizer's allocator, unlike glibc's malloc, does not take
+ * its locks around fork) is held for ever in the child, and the child blocks in futex wait
+ * on its first use. A single-threaded process blocked in futex wait can never be woken.
+ * The kernel says which system call a blocked process is in (/proc/PID/syscall); the CPU
+ * time must not move either.
+ */
+static bool child_in_futex_wait(pid_t pid, unsigned long long *cpu)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/syscall", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return false;
+    buf[n] = '\0';
+    char *end;
+    long nr = strtol(buf, &end, 10);
+    if (end == buf || nr != SYS_futex) return false;
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return false;
+    buf[n] = '\0';
+    /* After the command name (in parentheses, which may hold anything): state is field 3,
+       utime and stime fields 14 and 15. */
+    const char *q = strrchr(buf, ')');
+    unsigned long long ut = 0, st = 0;
+    if (!q || sscanf(q + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+        return false;
+    bool same = *cpu == ut + st;
+    *cpu = ut + st;
+    return same;
+}
+
+/* Polls while the child works: a child seen blocked in futex wait, its CPU time unchanged,
+   on STUCK_POLLS polls in a row is deadlocked. */
+#define POLL_MS 250
+#define STUCK_POLLS 4
+#define SPAWN_TRIES 3
+
+/* Reads the child's status byte and message, or says it is stuck (and kills it). */
+static bool read_verdict(sg_h5_pending *p, int8_t *code, bool *have_code, sg_err *child,
+                         size_t *got)
+{
+    int stuck = 0;
+    unsigned long long cpu = ~0ULL;
+    for (;;) {
+        struct pollfd pf = {.fd = p->fd, .events = POLLIN};
+        int r = poll(&pf, 1, POLL_MS);
+        if (r < 0 && errno == EINTR) continue;
+        if (r == 0) {
+            stuck = child_in_futex_wait(p->pid, &cpu) ? stuck + 1 : 0;
+            if (stuck >= STUCK_POLLS) {
+                kill(p->pid, SIGKILL);
+                return false;
+            }
+            continue;
+        }
+        ssize_t n = read(p->fd, *have_code ? (void *)(child->msg + *got) : code,
+                         *have_code ? sizeof child->msg - 1 - *got : 1);
+        if (n == 0) return true;
+        if (n < 0) {
+            if (errno == EINTR || errno == EAGAIN) continue;
+            return true;
+        }
+        if (!*have_code)
+            *have_code = true;
+        else
+            *got += (size_t)n;
+        if (*got >= sizeof child->msg - 1) return true;
+    }
+}
+
+static sg_status wait_verdict(sg_h5_pending *p, bool locked, sg_err *err)
 {
     if (!p) return SG_OK;
     sg_err child = {{0}};
     int8_t code = 0;
     size_t got = 0;
-    ssize_t n;
     bool have_code = false;
-    while ((n = read(p->fd, have_code ? (void *)(child.msg + got) : &code,
-                     have_code ? sizeof child.msg - 1 - got : 1)) != 0) {
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            break;
-        }
-        if (!have_code)
-            have_code = true;
-        else
-            got += (size_t)n;
-        if (got >= sizeof child.msg - 1) break;
-    }
     int status = 0;
-    while (waitpid(p->pid, &status, 0) < 0 && errno == EINTR)
-        ;
+    for (int tries = 1;; tries++) {
+        bool done = read_verdict(p, &code, &have_code, &child, &got);
+        while (waitpid(p->pid, &status, 0) < 0 && errno == EINTR)
+            ;
+        if (done) break;
+        /* Deadlocked by the fork itself, not by the file: fork again, as often as
+           SPAWN_TRIES, with the HDF5 lock held as at the first fork. */
+        close(p->fd);
+        p->fd = -1;
+        if (tries == SPAWN_TRIES) {
+            sg_status rc = sg_errf(err, SG_EINTERNAL,
+                                   "%s: the HDF5 check's child process deadlocked %d times in a "
+                                   "row (a lock held by another thread when it was forked)",
+                                   p->path, tries);
+            pending_free(p);
+            return rc;
+        }
+        if (!locked) sg_h5_enter();
+        sg_status rc = spawn(p, err);
+        if (!locked) sg_h5_leave();
+        if (rc != SG_OK) {
+            pending_free(p);
+            return rc;
+        }
+    }
     bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0 && have_code;
     char what[NOTE_BYTES], path[sizeof p->path];
     snprintf(what, sizeof what, "%s", p->note);
@@ -249,6 +351,11 @@ sg_status sg_h5_sandbox_wait(sg_h5_pending *p, sg_err *err)
     return sg_errf(err, (sg_status)code, "%s", child.msg[0] ? child.msg : "refused");
 }
 
+sg_status sg_h5_sandbox_wait(sg_h5_pending *p, sg_err *err)
+{
+    return wait_verdict(p, false, err);
+}
+
 void sg_h5_sandbox_cancel(sg_h5_pending *p)
 {
     if (!p) return;
@@ -263,5 +370,5 @@ sg_status sg_h5_sandboxed(const char *path, sg_status (*parse)(void *arg, sg_err
 {
     sg_h5_pending *p;
     sg_status rc = sg_h5_sandbox_start(path, parse, arg, &p, err);
-    return rc != SG_OK ? rc : sg_h5_sandbox_wait(p, err);
+    return rc != SG_OK ? rc : wait_verdict(p, true, err);
 }

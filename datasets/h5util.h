@@ -85,7 +85,9 @@ SG_MUST_CHECK sg_status sg_h5_read_all(hid_t ds, hid_t memtype, void *buf, const
  * (h5sandbox.c): SG_OK when the child's parse succeeded, the child's own error when it
  * refused the file, and SG_EINPUT "malformed HDF5 file" naming path when the child died.
  * Called with the HDF5 lock held. sg_h5_sandbox_enable(false) turns the dry run off (the
- * file fuzzer does, to see crashes in-process).
+ * file fuzzer does, to see crashes in-process). A child that fork left deadlocked (a lock
+ * another thread held at that instant; blocked in futex wait with no CPU time moving for
+ * about a second) is killed and forked again, at most three times, then SG_EINTERNAL.
  */
 SG_MUST_CHECK sg_status sg_h5_sandboxed(const char *path, sg_status (*parse)(void *arg, sg_err *err),
                                         void *arg, sg_err *err);
@@ -104,7 +106,7 @@ SG_MUST_CHECK sg_status sg_h5_sandbox_start(const char *path,
 SG_MUST_CHECK sg_status sg_h5_sandbox_wait(sg_h5_pending *p, sg_err *err);
 void sg_h5_sandbox_cancel(sg_h5_pending *p);
 void sg_h5_sandbox_enable(bool on);
-/* The child's CPU-time limit in seconds (default 120; the fuzzer lowers it). */
+/* The child's CPU-time limit in seconds (default 30; the fuzzer lowers it). */
 void sg_h5_sandbox_cpu_limit(unsigned seconds);
 /* In the sandboxed child, records the object being read (printf-style), which the parent
    names if the child dies; elsewhere it does nothing. */

@@ -6,6 +6,7 @@
 #include <cmocka.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -145,6 +146,68 @@ static void test_cancel(void **state)
     assert_int_equal(sg_h5_sandbox_wait(NULL, &err), SG_OK);
 }
 
+/* A lock another thread holds at the fork is held for ever in the child (AddressSanitizer's
+   allocator lock did this to test_datasets_threads): the child blocks in futex wait. The
+   parent sees it, kills it and forks again; a lock still held after three forks is an
+   internal error, never a hang. */
+static pthread_mutex_t held = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t holder_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t holder_cv = PTHREAD_COND_INITIALIZER;
+static bool holder_has_lock;
+
+static void *holder(void *arg)
+{
+    int hold_ms = *(const int *)arg;
+    pthread_mutex_lock(&held);
+    pthread_mutex_lock(&holder_mu);
+    holder_has_lock = true;
+    pthread_cond_signal(&holder_cv);
+    pthread_mutex_unlock(&holder_mu);
+    usleep((useconds_t)hold_ms * 1000);
+    pthread_mutex_unlock(&held);
+    return NULL;
+}
+
+static sg_status lock_parse(void *arg, sg_err *err)
+{
+    (void)arg;
+    (void)err;
+    pthread_mutex_lock(&held);
+    pthread_mutex_unlock(&held);
+    return SG_OK;
+}
+
+static sg_status check_while_held(int hold_ms, sg_err *err, double *seconds)
+{
+    pthread_t t;
+    holder_has_lock = false;
+    assert_int_equal(pthread_create(&t, NULL, holder, &hold_ms), 0);
+    pthread_mutex_lock(&holder_mu);
+    while (!holder_has_lock)
+        pthread_cond_wait(&holder_cv, &holder_mu);
+    pthread_mutex_unlock(&holder_mu);
+    double t0 = sg_now_seconds();
+    sg_status rc = sg_h5_sandboxed("held.h5", lock_parse, NULL, err);
+    *seconds = sg_now_seconds() - t0;
+    pthread_join(t, NULL);
+    return rc;
+}
+
+static void test_deadlocked_child(void **state)
+{
+    sg_err err = {{0}};
+    double s;
+    /* Released 1 s after the first fork: the second child runs the parse. */
+    assert_int_equal(check_while_held(1000, &err, &s), SG_OK);
+    assert_true(s > 1.0 && s < 20);
+    /* Held through every fork. */
+    assert_int_equal(check_while_held(6000, &err, &s), SG_EINTERNAL);
+    assert_non_null(strstr(err.msg, "held.h5: the HDF5 check's child process deadlocked 3 times"));
+    assert_true(s < 6);
+    assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
+    assert_int_equal(errno, ECHILD);
+}
+
 static void test_disabled(void **state)
 {
     sg_err err = {{0}};
@@ -164,6 +227,7 @@ int main(void)
         cmocka_unit_test(test_confined),
         cmocka_unit_test(test_concurrent),
         cmocka_unit_test(test_cancel),
+        cmocka_unit_test(test_deadlocked_child),
         cmocka_unit_test(test_disabled),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
