@@ -296,11 +296,32 @@ void sg_tmp_remove(const char *tmp)
     sg_tmp_forget(tmp);
 }
 
+/* An output replaces only a regular file (or nothing): rename() over a device, a FIFO or a
+   socket would replace the node itself -- `--predictions /dev/null` run as root turned the
+   machine's /dev/null into an HDF5 file. A symlink is judged by what it points to. */
+static sg_status check_output_target(const char *path, sg_err *err)
+{
+    struct stat st;
+    if (stat(path, &st) != 0 || S_ISREG(st.st_mode)) return SG_OK;
+    return sg_errf(err, SG_EINPUT,
+                   "%s: is %s, not a regular file; an output is written to a new file that "
+                   "replaces the path, so only a regular file or a new name is accepted",
+                   path,
+                   S_ISDIR(st.st_mode)    ? "a directory"
+                   : S_ISCHR(st.st_mode)  ? "a character device"
+                   : S_ISBLK(st.st_mode)  ? "a block device"
+                   : S_ISFIFO(st.st_mode) ? "a FIFO"
+                   : S_ISSOCK(st.st_mode) ? "a socket"
+                                          : "a special file");
+}
+
 sg_status sg_tmp_path_for(const char *path, char *tmp, size_t tmp_len, sg_err *err)
 {
     /* Same directory as the target, so rename() is atomic (same filesystem). */
     char copy[4096];
     if (strlen(path) >= sizeof copy) return sg_errf(err, SG_EINPUT, "%s: path too long", path);
+    sg_status trc = check_output_target(path, err);
+    if (trc != SG_OK) return trc;
     strcpy(copy, path);
     char *dir = dirname(copy);
     char copy2[4096];
@@ -321,6 +342,11 @@ sg_status sg_tmp_path_for(const char *path, char *tmp, size_t tmp_len, sg_err *e
 
 sg_status sg_commit_tmp(const char *tmp, const char *path, sg_err *err)
 {
+    sg_status trc = check_output_target(path, err); /* it may have become one meanwhile */
+    if (trc != SG_OK) {
+        sg_tmp_remove(tmp);
+        return trc;
+    }
     int renamed = rename(tmp, path), e = errno;
     if (renamed != 0) unlink(tmp);
     sg_tmp_forget(tmp);

@@ -40,6 +40,20 @@ refused "--predictions" "--data" -- "$STAGEGATE_BIN" eval --model m.h5 --data va
 refused "--predictions" "--model" -- "$STAGEGATE_BIN" eval --model m.h5 --data val.h5 --predictions m.h5
 [ "$(sha val.h5 m.h5 policy.json k.key.pem)" = "$before" ] || fail "an input was changed"
 [ ! -e same.json ] || fail "same.json was written"
+# An output path that is a device, a FIFO or a link to one is refused, and the node stays:
+# rename() over it would replace the node (run as root, `--predictions /dev/null` did).
+mkfifo fifo
+ln -s fifo fifo_link
+targets=(fifo fifo_link)
+if mknod nulldev c 1 3 2>/dev/null; then targets+=(nulldev); fi
+for t in "${targets[@]}"; do
+    refused "$t" "not a regular file" -- "$STAGEGATE_BIN" eval --model m.h5 --data val.h5 --predictions "$t"
+    refused "$t" "not a regular file" -- "${G[@]}" --model m.h5 --out "$t"
+    refused "$t" "not a regular file" -- "${G[@]}" --model m.h5 --out r2.json --junit "$t"
+done
+[ -p fifo ] && [ -L fifo_link ] || fail "the FIFO or its link was replaced"
+[ ! -e nulldev ] || [ -c nulldev ] || fail "the device node was replaced"
+[ ! -e r2.json ] || fail "r2.json was written although its --junit was refused"
 # Distinct outputs still work.
 "${G[@]}" --model m.h5 --out r.json --html r.html >/dev/null || fail "gate with distinct outputs"
 "$STAGEGATE_BIN" eval --model m.h5 --data val.h5 --predictions sub/p.h5 >/dev/null || fail "eval --predictions"
