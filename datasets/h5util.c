@@ -242,6 +242,14 @@ static int open_scalar_attr(hid_t obj, const char *name, hid_t *attr, hid_t *typ
     return SG_OK;
 }
 
+/* Whether a fixed-length string holds anything but padding after its first NUL. */
+static bool has_text_after_nul(const char *s, size_t size)
+{
+    for (size_t i = strlen(s); i < size; i++)
+        if (s[i] != '\0') return true;
+    return false;
+}
+
 sg_status sg_h5_attr_string(hid_t obj, const char *name, char *buf, size_t len, const char *path,
                       const char *where, sg_err *err)
 {
@@ -268,14 +276,17 @@ sg_status sg_h5_attr_string(hid_t obj, const char *name, char *buf, size_t len, 
             snprintf(buf, len, "%s", s);
         if (s) H5free_memory(s);
     } else {
+        /* Read as stored (no conversion, which stops at the first NUL), NUL-terminated here. */
         size_t size = H5Tget_size(type);
         char *tmp = calloc(size + 1, 1);
-        H5Tset_size(mem, size + 1);
-        H5Tset_strpad(mem, H5T_STR_NULLTERM);
         if (!tmp)
             rc = sg_errf(err, SG_ENOMEM, "%s: out of memory", path);
-        else if (H5Aread(attr, mem, tmp) < 0)
+        else if (H5Aread(attr, type, tmp) < 0)
             rc = sg_errf(err, SG_EINPUT, "%s: attribute %s%s cannot be read", path, where, name);
+        else if (has_text_after_nul(tmp, size))
+            /* "binary\0xx": C reads "binary", h5py and numpy the whole value. */
+            rc = sg_errf(err, SG_EINPUT, "%s: attribute %s%s has a NUL byte inside its text",
+                         path, where, name);
         else
             snprintf(buf, len, "%s", tmp);
         free(tmp);

@@ -52,16 +52,25 @@ static bool number_of(const ctx *c, const sg_jv *v, double *out)
     return end != s && *end == '\0';
 }
 
+/* An integer of a parameter block, which XGBoost writes, and reads back, as a string of
+   decimal digits ("8"): a JSON number, a sign, a space, a fraction or a leading zero is
+   refused, as XGBoost refuses some of them and would read others differently. */
 static sg_status get_int(const ctx *c, const sg_jv *obj, const char *key, const char *path, long lo,
                    long hi, long *out)
 {
     const sg_jv *v = sg_jt_get(c->d, obj, key);
-    double d;
     if (!v) return fail(c, "%s/%s is missing", path, key);
-    if (!number_of(c, v, &d) || d != floor(d)) return fail(c, "%s/%s is not an integer", path, key);
-    if (d < (double)lo || d > (double)hi)
-        return fail(c, "%s/%s = %.0f is outside %ld..%ld", path, key, d, lo, hi);
-    *out = (long)d;
+    const char *s = sg_jt_is(v, SG_JT_STRING) ? sg_jt_str(c->d, v) : NULL;
+    size_t n = s ? strlen(s) : 0;
+    bool digits = n > 0 && n <= 12 && (s[0] != '0' || n == 1);
+    for (size_t i = 0; digits && i < n; i++)
+        digits = s[i] >= '0' && s[i] <= '9';
+    if (!digits)
+        return fail(c, "%s/%s is not an integer written as a string of digits (as XGBoost writes it)",
+                    path, key);
+    long d = strtol(s, NULL, 10);
+    if (d < lo || d > hi) return fail(c, "%s/%s = %ld is outside %ld..%ld", path, key, d, lo, hi);
+    *out = d;
     return SG_OK;
 }
 
@@ -584,6 +593,16 @@ static sg_status parse_tree(const ctx *c, const sg_jv *tree, int index, long num
     if (t.n == 0) return fail(c, "%s/left_children is empty", t.path);
     if (t.n > SG_TREE_MAX_NODES_PER_TREE)
         return fail(c, "%s has %zu nodes, more than %d", t.path, t.n, SG_TREE_MAX_NODES_PER_TREE);
+    const sg_jv *tp = sg_jt_get(c->d, tree, "tree_param");
+    if (tp) {
+        long want;
+        char tpath[sizeof t.path + 16];
+        snprintf(tpath, sizeof tpath, "%s/tree_param", t.path);
+        if ((rc = get_int(c, tp, "num_nodes", tpath, 1, SG_TREE_MAX_NODES_PER_TREE, &want)))
+            return rc;
+        if ((size_t)want != t.n)
+            return fail(c, "%s/num_nodes is %ld but the tree has %zu nodes", tpath, want, t.n);
+    }
     if (!(t.right = get_array(c, tree, "right_children", t.path, t.n, &rc))) return rc;
     if (!(t.feat = get_array(c, tree, "split_indices", t.path, t.n, &rc))) return rc;
     if (!(t.cond = get_array(c, tree, "split_conditions", t.path, t.n, &rc))) return rc;
@@ -808,6 +827,18 @@ static sg_status parse_trees(ctx *c, const sg_jv *model, const sg_jv *weights, l
     if (weights && sg_jt_size(weights) != nt)
         return fail(c, "/learner/gradient_booster/weight_drop has %zu entries for %zu trees",
                     sg_jt_size(weights), nt);
+    /* XGBoost sizes its tree list from num_trees (a mismatch made it crash while predicting). */
+    const sg_jv *gp = sg_jt_get(c->d, model, "gbtree_model_param");
+    if (gp) {
+        long want;
+        char gpath[128];
+        snprintf(gpath, sizeof gpath, "%.*s/gbtree_model_param", (int)strlen(c->prefix) - 6,
+                 c->prefix);
+        int grc = get_int(c, gp, "num_trees", gpath, 0, SG_TREE_MAX_TREES, &want);
+        if (grc) return grc;
+        if ((size_t)want != nt)
+            return fail(c, "%s/num_trees is %ld but %s holds %zu trees", gpath, want, c->prefix, nt);
+    }
     e->n_trees = (int)nt;
     e->tree_start = calloc(nt, sizeof *e->tree_start);
     e->tree_group = calloc(nt, sizeof *e->tree_group);

@@ -22,6 +22,8 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <float.h>
+#include <math.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -315,6 +317,60 @@ static void show_progress(int64_t done, int64_t total, double t0)
             (long long)done, (long long)total, 100.0 * (double)done / (double)total, el, eta);
 }
 
+/* How far a row of k float32 probabilities may sum from 1: a softmax or 1 - p rounds each
+   term by half an ulp; outputs that are not probabilities are off by far more. */
+static double row_sum_tolerance(int k)
+{
+    return 1e-4 + (double)k * FLT_EPSILON;
+}
+
+/* Each probability likewise: a forest's average of leaf values rounds a little past 0 or 1
+   (1.00000012, -3.6e-7 seen), which log loss clips; outputs that are not probabilities lie
+   far outside. */
+#define PROBA_SLACK 1e-4f
+
+/*
+ * A classifier's outputs are probabilities: each in [0, 1], each row summing to 1. The links
+ * stagegate applies (sigmoid, softmax, 1 - p) give that by construction; an ONNX graph whose
+ * output is declared probabilities (`--output proba`, or no Softmax at its end) might not,
+ * and its metrics would then be computed from numbers that mean nothing. The message names
+ * the model and the first row that fails.
+ */
+static sg_status check_probabilities(const sg_model *m, const float *P, int64_t row0, int64_t n,
+                                     int k, sg_err *err)
+{
+    uint32_t bad = 0;
+    for (int64_t i = 0; i < n * k; i++)
+        bad |= !(P[i] >= -PROBA_SLACK && P[i] <= 1.0f + PROBA_SLACK); /* NaN fails too */
+    const double tol = row_sum_tolerance(k);
+    for (int64_t i = 0; i < n && !bad; i++) {
+        double sum = 0;
+        for (int j = 0; j < k; j++)
+            sum += P[i * k + j];
+        bad |= !(fabs(sum - 1.0) <= tol);
+    }
+    if (!bad) return SG_OK;
+    for (int64_t i = 0; i < n; i++) {
+        double sum = 0;
+        for (int j = 0; j < k; j++) {
+            const float p = P[i * k + j];
+            if (!(p >= -PROBA_SLACK && p <= 1.0f + PROBA_SLACK))
+                return sg_errf(err, SG_EINPUT,
+                               "%s: output proba[%lld][%d] = %.9g is %s: the model's outputs are "
+                               "not probabilities",
+                               m->path, (long long)(row0 + i), j, (double)p,
+                               isfinite(p) ? "outside [0, 1]" : "not finite");
+            sum += p;
+        }
+        if (!(fabs(sum - 1.0) <= tol))
+            return sg_errf(err, SG_EINPUT,
+                           "%s: output proba[%lld] sums to %.9g, not 1: the model's %d outputs "
+                           "are not class probabilities",
+                           m->path, (long long)(row0 + i), sum, k);
+    }
+    return SG_OK;
+}
+
 /* Consumes one FULL slot: forward pass on the pool, labels, metrics, predictions. */
 static int eval_chunk(eval_run *e, const sg_eval_config *c, sg_eval_result *r, eval_slot *s,
                       sg_err *err)
@@ -334,13 +390,20 @@ static int eval_chunk(eval_run *e, const sg_eval_config *c, sg_eval_result *r, e
     double t1 = sg_now_seconds();
     r->predict_seconds += t1 - t0;
 
-    int st;
+    int st = classifier ? check_probabilities(m, e->out, s->row0, s->n, width, err) : SG_OK;
+    if (st) return st;
     if (classifier)
         st = sg_metrics_add_classification_terms(e->acc, s->n, e->out, s->labels, e->pred_labels,
                                                  s->weights, e->cc.log_terms, err);
     else
         st = sg_metrics_add_regression(e->acc, s->n, e->out, s->targets, s->weights, err);
     r->metrics_seconds += sg_now_seconds() - t1;
+    if (st == SG_EINPUT && (!strncmp(err->msg, "proba", 5) || !strncmp(err->msg, "prediction", 10))) {
+        /* What the model computed: the message names the model. */
+        char what[sizeof err->msg];
+        snprintf(what, sizeof what, "%s", err->msg);
+        return sg_errf(err, SG_EINPUT, "%s: output %s", m->path, what);
+    }
     if (st) return st;
 
     if (c->keep_predictions) {

@@ -200,6 +200,35 @@ static void test_header_errors(void **state)
     mutate_str(p, "/", "task", "ranking");
     expect_error(p, "attribute task", "ranking");
 
+    /* A fixed-length string with text after a NUL ("binary\0xx"): C would read "binary",
+       h5py the whole value. Refused. NUL padding after the text is not text. */
+    static const char nul_text[9] = {'b', 'i', 'n', 'a', 'r', 'y', '\0', 'x', 'x'};
+    static const char nul_pad[9] = {'b', 'i', 'n', 'a', 'r', 'y', '\0', '\0', '\0'};
+    for (int k = 0; k < 2; k++) {
+        fx_write_binary_model(p);
+        f = fx_open_rw(p);
+        H5Adelete(f, "task");
+        hid_t t = H5Tcopy(H5T_C_S1);
+        H5Tset_size(t, 9);
+        H5Tset_strpad(t, H5T_STR_NULLPAD);
+        hid_t sp = H5Screate(H5S_SCALAR);
+        hid_t a = H5Acreate2(f, "task", t, sp, H5P_DEFAULT, H5P_DEFAULT);
+        assert_true(a >= 0 && H5Awrite(a, t, k ? nul_pad : nul_text) >= 0);
+        H5Aclose(a);
+        H5Sclose(sp);
+        H5Tclose(t);
+        H5Fclose(f);
+        if (k == 0) {
+            expect_error(p, "attribute task has a NUL byte inside its text", NULL);
+        } else {
+            sg_model *m = NULL;
+            sg_err err = {{0}};
+            assert_int_equal(sg_model_load(p, &m, &err), SG_OK);
+            assert_int_equal(m->task, SG_TASK_BINARY);
+            sg_model_free(m);
+        }
+    }
+
     fx_write_binary_model(p);
     mutate_str(p, "/", "link", "softmax");
     expect_error(p, "attribute link is softmax", "binary model needs sigmoid");

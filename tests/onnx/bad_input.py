@@ -309,6 +309,20 @@ def main():
         extra=["--output", "maybe"])
     m.metadata_props.add(key="stagegate.output", value="nonsense")
     run(tmp, "bad_metadata", m, ["stagegate.output", "nonsense"], data)
+    # Outputs declared probabilities that are not: a raw Gemm (values outside [0, 1]), and a
+    # Softmax halved (each in [0, 1], rows summing to 0.5). Refused naming the model.
+    m = base(nodes=[helper.make_node("Gemm", ["x", "W", "b"], ["out"], name="fc", transB=1)])
+    m.graph.initializer[0].CopyFrom(numpy_helper.from_array(
+        (10 * rng.normal(size=(3, 4))).astype(np.float32), "W"))
+    run(tmp, "proba_not_probabilities", m, ["proba_not_probabilities.onnx: output proba[",
+                                            "not probabilities"], data, extra=["--output", "proba"])
+    m = base(nodes=[helper.make_node("Gemm", ["x", "W", "b"], ["z"], name="fc", transB=1),
+                    helper.make_node("Softmax", ["z"], ["sm"], name="sm", axis=1),
+                    helper.make_node("Mul", ["sm", "half"], ["out"], name="halved")])
+    m.graph.initializer.append(numpy_helper.from_array(np.array(0.5, np.float32), "half"))
+    m.metadata_props.add(key="stagegate.output", value="proba")
+    run(tmp, "proba_rows_sum_half", m, ["proba_rows_sum_half.onnx: output proba[0] sums to 0.5",
+                                        "not class probabilities"], data)
 
     if failures:
         print("%d failures" % len(failures))

@@ -95,6 +95,19 @@ with tempfile.TemporaryDirectory() as tmp:
     d = copy.deepcopy(lbase); d["learner"]["learner_model_param"]["num_class"] = "3"
     d["learner"]["objective"]["name"] = "multi:softprob"
     expect_refused(tmp, "linear_groups", d, data, [W, "5 values", "3 output group(s) need 15"])
+    # Parameter integers are strings of digits, as XGBoost writes them; the counts they give
+    # must match the arrays (XGBoost sized its tree list from num_trees and crashed).
+    LP = "/learner/learner_model_param/num_feature"
+    for i, bad in enumerate(["4.0", 4, "+4", " 4", "04", "4 ", "", "0x4", "1e1"]):
+        d = copy.deepcopy(base); d["learner"]["learner_model_param"]["num_feature"] = bad
+        expect_refused(tmp, "num_feature_spelling_%d" % i, d, data, [LP, "string of digits"])
+    G = "/learner/gradient_booster/model/gbtree_model_param/num_trees"
+    for i, bad in enumerate(["5", "99", "0"]):
+        d = copy.deepcopy(base)
+        d["learner"]["gradient_booster"]["model"]["gbtree_model_param"]["num_trees"] = bad
+        expect_refused(tmp, "num_trees_%s" % bad, d, data, [G, "is %s but" % bad, "holds 3 trees"])
+    d = copy.deepcopy(base); trees_of(d)[2]["tree_param"]["num_nodes"] = "1"
+    expect_refused(tmp, "num_nodes", d, data, [T + "2/tree_param/num_nodes", "is 1 but the tree has"])
     d = copy.deepcopy(base); d["learner"]["objective"]["name"] = "rank:pairwise"
     expect_refused(tmp, "unknown_objective", d, data, ["/learner/objective/name", "rank:pairwise"])
     # A log-link objective starts from log(base_score): 0 or less has no margin.
@@ -149,6 +162,7 @@ with tempfile.TemporaryDirectory() as tmp:
         chain["left_children"].append(i + 2 if inner else -1)
         chain["right_children"].append(i + 1 if inner else -1)
     d = copy.deepcopy(base); trees_of(d)[0].update(chain)
+    trees_of(d)[0]["tree_param"]["num_nodes"] = str(n)
     expect_refused(tmp, "too_deep", d, data, [T + "0", "depth", "64"])
     d = copy.deepcopy(base); t = trees_of(d)[2]; del t["default_left"]
     expect_refused(tmp, "missing_array", d, data, [T + "2/default_left"])
@@ -241,6 +255,7 @@ with tempfile.TemporaryDirectory() as tmp:
             chain["categories_sizes"].append(len(runs))
             chain["categories"] += runs
     d = copy.deepcopy(cbase); trees_of(d)[0].update(chain)
+    trees_of(d)[0]["tree_param"]["num_nodes"] = str(n)
     expect_refused(tmp, "cat_walk_too_long", d, datak, [T + "0", "steps", "255"])
 
     # UBJSON (.ubj): cut anywhere, or with a count patched to claim more than the file
