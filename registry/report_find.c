@@ -10,9 +10,11 @@
  * digest (one per offset modulo 3) appears verbatim in the payload's text. Each becomes a
  * LIKE pattern in which '+' and '/' are wildcards, so URL-safe base64 and a JSON-escaped
  * slash ("\/") match too. Every candidate is then parsed and only one whose statement really
- * names the subject counts; the newest such report (by the time it was received) is
- * returned.
+ * names the subject counts. With a model, the report returned is the one, among those that
+ * verify against the model's signer keys, whose signed timestamp is the latest (the latest
+ * received among equals); without one, the newest received.
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -63,13 +65,18 @@ sg_status sg_registry_find_report(sg_registry *reg, const char *model, const cha
     for (int k = 0; k < 3; k++)
         reg_bind_text(st, k + 2, pats[k]);
     bool found = false;
-    while (!found && rc == SG_OK && reg_row(reg, st, err)) {
+    /* With model: the verified report whose signed evaluation time is the latest. The order
+       of upload decides nothing: anyone with a token can upload again (re-serialised, so as
+       new bytes) a genuine old report, which must not shadow a newer verdict. */
+    int64_t best_ts = INT64_MIN;
+    while ((model || !found) && rc == SG_OK && reg_row(reg, st, err)) {
         const char *key = reg_col_text(st, 0), *t = reg_col_text(st, 1);
         size_t n = strlen(t);
         char subject[65], hex[65];
         reg_report_subject(t, n, subject);
         if (strcmp(subject, subject_sha256) != 0) continue;
         sg_sha256_hex((const uint8_t *)t, n, hex);
+        int64_t ts = 0;
         if (model && strcmp(hex, key) == 0) {
             /* Anyone with a token may upload; only a report the model's signers signed may
                stand for the version, so a newer forged or junk upload cannot shadow it. */
@@ -77,25 +84,33 @@ sg_status sg_registry_find_report(sg_registry *reg, const char *model, const cha
             memset(&info, 0, sizeof info);
             sg_err verr = {{0}};
             int vrc = reg_verify_with_signers(reg, model, (const uint8_t *)t, n, &info, &verr);
-            bool same = vrc == SG_OK && strcmp(info.subject_sha256, subject_sha256) == 0;
+            bool same = vrc == SG_OK && strcmp(info.subject_sha256, subject_sha256) == 0 &&
+                        reg_parse_utc(info.timestamp, &ts) == SG_OK;
             sg_report_info_clear(&info);
             if (!same) {
                 skipped++;
                 continue;
             }
+            if (found && ts <= best_ts) continue; /* rows come newest received first */
         }
         if (strcmp(hex, key) != 0) {
             rc = sg_errf(err, SG_EREFUSED,
                          "stored report sha256:%.16s... was modified: its body hashes to %.16s...",
                          key, hex);
-        } else if (!(*body = malloc(n ? n : 1))) {
-            rc = sg_errf(err, SG_ENOMEM, "out of memory reading a report");
-        } else {
-            memcpy(*body, t, n);
-            *len = n;
-            memcpy(sha_out, key, 65);
-            found = true;
+            continue;
         }
+        uint8_t *copy = malloc(n ? n : 1);
+        if (!copy) {
+            rc = sg_errf(err, SG_ENOMEM, "out of memory reading a report");
+            continue;
+        }
+        memcpy(copy, t, n);
+        free(*body);
+        *body = copy;
+        *len = n;
+        memcpy(sha_out, key, 65);
+        best_ts = ts;
+        found = true;
     }
     reg_finalize(st);
     if (rc == SG_OK && reg->read_rc != SG_OK) rc = reg->read_rc;

@@ -187,11 +187,12 @@ SG_MUST_CHECK sg_status sg_registry_set_pins(sg_registry *reg, const char *model
 void sg_registry_pins_evidence(const char *policy_sha256, const char *dataset_sha256,
                                char sha_out[65]);
 /*
- * The newest stored report (by the time it was received) whose DSSE statement names
- * subject_sha256 as its artifact digest (registry/report_find.c): what `stagegate serve`
- * passes to a transition that names no report. With model, only a report that verifies
- * against one of that model's trusted signer keys counts (uploads that do not are skipped);
- * with NULL, unverified. SG_EINPUT when there is none; SG_EREFUSED when the stored body no
+ * The stored report whose DSSE statement names subject_sha256 as its artifact digest
+ * (registry/report_find.c): what `stagegate serve` passes to a transition that names no
+ * report. With model, only a report that verifies against one of that model's trusted signer
+ * keys counts (uploads that do not are skipped), and the latest by its signed timestamp wins,
+ * so an old genuine report uploaded again cannot shadow a newer verdict; with NULL, the
+ * newest received, unverified. SG_EINPUT when there is none; SG_EREFUSED when the stored body no
  * longer hashes to its key. sha_out receives the report's own SHA-256; *body is malloc'd,
  * not NUL-terminated.
  */

@@ -126,6 +126,35 @@ body_has "not a JSON object"
 expect 200 alice GET "$M/model-versions/get?name=$MODEL&version=$V3"
 [ "$(jbody .model_version.current_stage)" = Staging ] || fail "a refused duplicate-key body moved the version: $(cat body)"
 
+# Replays: a genuine report of the signer's, uploaded again by carol as new bytes (the
+# envelope re-serialised), must not stand for the version. The verdict is the signed report
+# with the latest signed time, whatever the order of upload.
+head -c 4096 /dev/urandom >art/m4.bin
+head -c 4096 /dev/urandom >art/m5.bin
+expect 200 alice POST $M/model-versions/create "{\"name\": \"$MODEL\", \"source\": \"m4.bin\"}"
+V4=$(jbody .model_version.version)
+"$MKREP" signer.key.pem "$(sha art/m4.bin)" PASSED -2days art/m4.old_pass
+"$MKREP" signer.key.pem "$(sha art/m4.bin)" FAILED now art/m4.new_fail
+expect 200 alice POST /api/stagegate/reports @art/m4.old_pass
+expect 200 alice POST /api/stagegate/reports @art/m4.new_fail
+T4="{\"name\": \"$MODEL\", \"version\": \"$V4\", \"stage\": \"Staging\"}"
+call alice POST $M/model-versions/transition-stage "$T4"
+[ "$CODE" != 200 ] && body_has "FAILED" || fail "the newest signed report is FAILED: HTTP $CODE $(cat body)"
+jq -c . art/m4.old_pass >art/m4.replay; cmp -s art/m4.old_pass art/m4.replay && jq . art/m4.old_pass >art/m4.replay
+cmp -s art/m4.old_pass art/m4.replay && fail "the replay has the same bytes"
+expect 200 carol POST /api/stagegate/reports @art/m4.replay
+call alice POST $M/model-versions/transition-stage "$T4"
+[ "$CODE" != 200 ] || fail "an old PASSED report uploaded again let a FAILED version into Staging"
+expect 200 alice POST $M/model-versions/create "{\"name\": \"$MODEL\", \"source\": \"m5.bin\"}"
+V5=$(jbody .model_version.version)
+"$MKREP" signer.key.pem "$(sha art/m5.bin)" FAILED -1days art/m5.old_fail
+"$MKREP" signer.key.pem "$(sha art/m5.bin)" PASSED now art/m5.new_pass
+expect 200 alice POST /api/stagegate/reports @art/m5.old_fail
+expect 200 alice POST /api/stagegate/reports @art/m5.new_pass
+jq -c . art/m5.old_fail >art/m5.replay; cmp -s art/m5.old_fail art/m5.replay && jq . art/m5.old_fail >art/m5.replay
+expect 200 carol POST /api/stagegate/reports @art/m5.replay
+expect 200 alice POST $M/model-versions/transition-stage "{\"name\": \"$MODEL\", \"version\": \"$V5\", \"stage\": \"Staging\"}"
+
 # Writes to a server without tokens: refused; reads served.
 stop_server
 "$SG" serve --db "$DB" --listen 127.0.0.1:0 --artifact-root art 2>server.log &
