@@ -112,8 +112,10 @@ sg_status sg_registry_create_version(sg_registry *reg, const char *model, const 
 sg_status sg_registry_set_tag(sg_registry *reg, const char *model, int64_t version, const char *key,
                         const char *value, const sg_registry_request *req, sg_err *err)
 {
-    if (!*key || strchr(key, '\n') || strlen(key) >= REG_NAME_MAX)
-        return sg_errf(err, SG_EINPUT, "tag key '%s' must be 1-127 characters on one line", key);
+    /* No '=': the audit log records a tag as KEY=VALUE, split at the first '='. */
+    if (!*key || strchr(key, '\n') || strchr(key, '=') || strlen(key) >= REG_NAME_MAX)
+        return sg_errf(err, SG_EINPUT,
+                       "tag key '%s' must be 1-127 characters on one line, without '='", key);
     const char *action = value ? "set-tag" : "delete-tag";
     char actor[65], evidence[65] = "";
     if (value) sg_sha256_hex((const uint8_t *)value, strlen(value), evidence);

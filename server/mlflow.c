@@ -216,10 +216,110 @@ static size_t add_keys(const json_t *arr, const char *stage, sg_registry_key_ref
     return n;
 }
 
+/* An array of at most max strings, or absent. */
+static bool string_array(const json_t *v, size_t max)
+{
+    if (!v) return true;
+    if (!json_is_array(v) || json_array_size(v) > max) return false;
+    size_t i;
+    json_t *e;
+    json_array_foreach(v, i, e) if (!json_is_string(e)) return false;
+    return true;
+}
+
+/*
+ * The create-model body's types, checked before anything is created: a policy field of the
+ * wrong type (require_approval "true", signers as one string, a 65th key) had been dropped or
+ * read as its default with 200, leaving the model weaker than asked. Unknown policy keys are
+ * refused too (a misspelt "approver" would otherwise mean no approvers). Tag keys hold no '='
+ * (the registry records a tag as KEY=VALUE).
+ */
+static bool create_model_body_ok(const srv_req *r, srv_resp *bad)
+{
+    const json_t *pol = r->json ? json_object_get(r->json, "stagegate_policy") : NULL;
+    const char *why = NULL;
+    char what[160] = "";
+    if (pol && !json_is_object(pol)) {
+        why = "stagegate_policy must be an object";
+    } else if (pol) {
+        static const char *const known[] = {"signers", "promoters", "approvers", "stages",
+                                            "single_version", "multi_version", "report_stage",
+                                            "transitions", "require_approval",
+                                            "max_report_age_days", "policy_sha256",
+                                            "dataset_sha256"};
+        const char *key;
+        json_t *v;
+        json_object_foreach((json_t *)pol, key, v)
+        {
+            size_t k = 0;
+            while (k < sizeof known / sizeof known[0] && strcmp(key, known[k]) != 0)
+                k++;
+            if (k == sizeof known / sizeof known[0]) {
+                snprintf(what, sizeof what, "stagegate_policy.%.64s is not a known key", key);
+                break;
+            }
+        }
+        const json_t *prom = json_object_get(pol, "promoters");
+        if (!what[0] && prom && !json_is_object(prom)) why = "stagegate_policy.promoters must be an object of stage: [PEM keys]";
+        if (!what[0] && !why && prom) {
+            json_object_foreach((json_t *)prom, key, v) if (!string_array(v, 64))
+            {
+                snprintf(what, sizeof what,
+                         "stagegate_policy.promoters.%.64s must be an array of at most 64 PEM keys",
+                         key);
+                break;
+            }
+        }
+        static const char *const lists[] = {"signers", "approvers", "stages", "single_version",
+                                            "multi_version"};
+        for (size_t k = 0; !what[0] && !why && k < sizeof lists / sizeof lists[0]; k++)
+            if (!string_array(json_object_get(pol, lists[k]), 64))
+                snprintf(what, sizeof what,
+                         "stagegate_policy.%s must be an array of at most 64 strings", lists[k]);
+        static const char *const strs[] = {"report_stage", "transitions", "policy_sha256",
+                                           "dataset_sha256"};
+        for (size_t k = 0; !what[0] && !why && k < sizeof strs / sizeof strs[0]; k++) {
+            const json_t *sv = json_object_get(pol, strs[k]);
+            if (sv && !json_is_string(sv))
+                snprintf(what, sizeof what, "stagegate_policy.%s must be a string", strs[k]);
+        }
+        const json_t *ra = json_object_get(pol, "require_approval"),
+                     *age = json_object_get(pol, "max_report_age_days");
+        if (!what[0] && !why && ra && !json_is_boolean(ra))
+            why = "stagegate_policy.require_approval must be true or false";
+        if (!what[0] && !why && age &&
+            (!json_is_integer(age) || json_integer_value(age) < 1 ||
+             json_integer_value(age) > 36500))
+            why = "stagegate_policy.max_report_age_days must be an integer from 1 to 36500";
+    }
+    const json_t *tags = r->json ? json_object_get(r->json, "tags") : NULL;
+    if (!what[0] && !why && tags && (!json_is_array(tags) || json_array_size(tags) > 64))
+        why = "tags must be an array of at most 64 {key, value} objects";
+    size_t i;
+    json_t *t;
+    if (!what[0] && !why && tags) json_array_foreach((json_t *)tags, i, t)
+        {
+            const json_t *k = json_object_get(t, "key"), *v = json_object_get(t, "value");
+            if (!json_is_object(t) || !json_is_string(k) || (v && !json_is_string(v))) {
+                snprintf(what, sizeof what, "tags[%zu] must be {\"key\": string, \"value\": string}", i);
+                break;
+            }
+            if (!*json_string_value(k) || strchr(json_string_value(k), '=')) {
+                snprintf(what, sizeof what, "tags[%zu].key must be non-empty and hold no '='", i);
+                break;
+            }
+        }
+    if (!what[0] && !why) return true;
+    *bad = srv_error(400, "INVALID_PARAMETER_VALUE", "%s", what[0] ? what : why);
+    return false;
+}
+
 static srv_resp create_model(srv_req *r)
 {
     METHOD("POST");
     REQUIRE(name, "name");
+    srv_resp bad;
+    if (!create_model_body_ok(r, &bad)) return bad;
     const json_t *pol = r->json ? json_object_get(r->json, "stagegate_policy") : NULL;
     enum { MAXK = 64 };
     sg_registry_key_ref signers[MAXK], promoters[MAXK], approvers[MAXK];

@@ -126,6 +126,34 @@ body_has "not a JSON object"
 expect 200 alice GET "$M/model-versions/get?name=$MODEL&version=$V3"
 [ "$(jbody .model_version.current_stage)" = Staging ] || fail "a refused duplicate-key body moved the version: $(cat body)"
 
+# Types that change what a request means are refused, not read as their default: a reject
+# that is not a JSON boolean (it had recorded an approval), policy fields of the wrong type
+# (require_approval "true" had made a model without approval), unknown policy keys, tag keys
+# with '=' (the audit log records KEY=VALUE: verify-log had failed for ever after one).
+for body in '"reject": "true"' '"reject": 1' '"reject": null'; do
+    expect 400 bob POST /api/stagegate/approve "{\"name\": \"$MODEL\", \"version\": \"$V3\", $body}"
+    body_has "reject must be true or false"
+done
+expect 400 bob POST "/api/stagegate/approve?reject=true" "{\"name\": \"$MODEL\", \"version\": \"$V3\"}"
+expect 200 carol GET "/api/stagegate/history?name=$MODEL"
+[ "$(jq '[.events[] | select(.action == "approve" and .version == '"$V3"')] | length' body)" = 0 ] ||
+    fail "a refused approve was recorded: $(cat body)"
+mkpol() { jq -cn --arg n "typed-$RUN" --argjson p "$1" '{name: $n, stagegate_policy: $p}'; }
+for pol in '{"require_approval": "true"}' '{"max_report_age_days": "7"}' '{"max_report_age_days": 0}' \
+    '{"signers": "PEM"}' '{"signers": [1]}' '{"promoters": ["PEM"]}' '{"promoters": {"Production": "PEM"}}' \
+    '"strict"' '{"approver": []}' '{"report_stage": 3}'; do
+    expect 400 alice POST $M/registered-models/create "$(mkpol "$pol")"
+    [ "$(jbody .error_code)" = INVALID_PARAMETER_VALUE ] || fail "policy $pol: $(cat body)"
+done
+expect 400 alice POST $M/registered-models/create "$(jq -cn --arg n "typed-$RUN" '{name: $n, stagegate_policy: {signers: [range(65) | "k"]}}')"
+expect 400 alice POST $M/registered-models/create "{\"name\": \"typed-$RUN\", \"tags\": [{\"key\": \"owner=x\", \"value\": \"y\"}]}"
+body_has "hold no '='"
+expect 400 alice POST $M/registered-models/create "{\"name\": \"typed-$RUN\", \"tags\": {\"key\": \"a\"}}"
+expect 404 alice GET "$M/registered-models/get?name=typed-$RUN"
+expect 400 carol POST $M/model-versions/set-tag "{\"name\": \"$MODEL\", \"version\": \"$V3\", \"key\": \"a=b\", \"value\": \"c\"}"
+expect 200 carol POST $M/model-versions/set-tag "{\"name\": \"$MODEL\", \"version\": \"$V3\", \"key\": \"a\", \"value\": \"b=c\"}"
+"$SG" registry verify-log --db "$DB" >/dev/null 2>err || fail "verify-log after the tag calls: $(cat err)"
+
 # Replays: a genuine report of the signer's, uploaded again by carol as new bytes (the
 # envelope re-serialised), must not stand for the version. The verdict is the signed report
 # with the latest signed time, whatever the order of upload.
