@@ -223,6 +223,9 @@ const char *srv_param(const srv_req *r, const char *key)
     if (r->json) {
         json_t *v = json_object_get(r->json, key);
         if (json_is_string(v)) return json_string_value(v);
+        /* Present in the body with another type: absent, not the query's value instead
+           ({"name": 5} with ?name=M must not name M). Callers taking numbers read the body. */
+        if (v) return NULL;
     }
     return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
 }
@@ -356,7 +359,7 @@ static srv_resp dispatch_as(struct MHD_Connection *conn, const char *url, const 
      * commit): a client keeps it as an anchor outside the database; a log later cut back past
      * it is then detectable. A POST that committed nothing (get-latest-versions, a search)
      * changed nothing, so it has no head to answer. */
-    if (r.reg && resp.status == 200 && !strcmp(method, "POST") &&
+    if (r.reg && resp.status == 200 && (!strcmp(method, "POST") || !strcmp(method, "DELETE")) &&
         sg_registry_commits(r.reg) != commits) {
         int64_t seq = 0;
         sg_err herr;
@@ -421,11 +424,19 @@ static srv_watch *conn_watch(struct MHD_Connection *conn);
 #define POOL_RESERVE 2048
 static char g_uri_refused; /* sentinel request context: the query was cut off */
 
+static char g_path_refused; /* sentinel request context: an encoded '/' or NUL in the path */
+
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
     (void)cls;
     (void)conn;
     char *q = strchr(uri, '?');
+    /* libmicrohttpd decodes the path before routing: "%2F" would become a '/' no proxy in
+       front saw, and "%00" would cut the path short ("/health%00x" served as /health). */
+    for (const char *p = uri; *p && p != q; p++)
+        if (p[0] == '%' && p[1] && p[2] &&
+            ((p[1] == '0' && p[2] == '0') || (p[1] == '2' && (p[2] == 'f' || p[2] == 'F'))))
+            return &g_path_refused;
     if (!q) return NULL;
     size_t n = 1;
     for (const char *p = q + 1; *p; p++)
@@ -499,8 +510,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     (void)cls;
     (void)version;
     req_ctx *ctx = *con_cls;
-    if (!ctx || *con_cls == &g_uri_refused) {
-        bool uri_cut = *con_cls == &g_uri_refused;
+    if (!ctx || *con_cls == &g_uri_refused || *con_cls == &g_path_refused) {
+        bool uri_cut = *con_cls == &g_uri_refused, path_bad = *con_cls == &g_path_refused;
         *con_cls = NULL;
         ctx = calloc(1, sizeof *ctx);
         if (!ctx) return MHD_NO;
@@ -510,7 +521,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         atomic_fetch_add(&g_in_flight, 1);
         *con_cls = ctx;
         srv_resp early;
-        if (refuse_early(conn, uri_cut, &early)) {
+        if (path_bad)
+            early = srv_error(400, "INVALID_PARAMETER_VALUE",
+                              "the request path holds an encoded '/' or NUL (%%2F, %%00)");
+        if (path_bad || refuse_early(conn, uri_cut, &early)) {
             /* Answered now; libmicrohttpd closes the connection rather than read a body. */
             srv_watch_handling(conn_watch(conn), true);
             return queue(conn, ctx, early);
@@ -579,7 +593,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
     (void)cls;
     req_ctx *ctx = *con_cls;
-    if (!ctx || *con_cls == &g_uri_refused) return; /* no handler call was made */
+    if (!ctx || *con_cls == &g_uri_refused || *con_cls == &g_path_refused)
+        return; /* no handler call was made */
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     char addr[64] = "-";

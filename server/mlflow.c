@@ -534,6 +534,32 @@ static srv_resp confine(srv_req *r, const char *source, char real[PATH_MAX], boo
         snprintf(joined, sizeof joined, "%s", path);
     else
         snprintf(joined, sizeof joined, "%s/%s", root, path);
+    /* An absolute path is first checked as written (empty and '.' components dropped), before
+       the file system is asked anything: otherwise "no such file" (400) against "outside the
+       artifact root" (403) told any token holder which files exist anywhere on the server. */
+    if (*path == '/') {
+        char norm[PATH_MAX * 2];
+        size_t o = 0;
+        for (const char *c = joined; *c && o + 2 < sizeof norm;) {
+            while (*c == '/')
+                c++;
+            const char *e = c;
+            while (*e && *e != '/')
+                e++;
+            if (e == c) break;
+            if (!(e - c == 1 && *c == '.')) {
+                norm[o++] = '/';
+                for (; c < e && o + 1 < sizeof norm; c++)
+                    norm[o++] = *c;
+            }
+            c = e;
+        }
+        norm[o] = '\0';
+        size_t rl = strlen(root);
+        if (strcmp(root, "/") != 0 && (strncmp(norm, root, rl) != 0 || norm[rl] != '/'))
+            return srv_error(403, "PERMISSION_DENIED",
+                             "source '%s' is outside the server's artifact root", source);
+    }
     if (!realpath(joined, real))
         return srv_error(400, "INVALID_PARAMETER_VALUE", "source '%s' cannot be read: %s", source,
                          strerror(errno));

@@ -63,8 +63,11 @@ expect 200 carol GET "/api/stagegate/history?name=$MODEL"
 # Sources: confined to the artifact root.
 ln -s /etc/passwd art/link
 mkdir -p outside && echo x >outside/m.bin && ln -s "$WORK/outside" art/dirlink
+# Outside the root, a file that exists and one that does not get the same answer (no oracle
+# of which files exist on the server).
 for src in file:///etc/shadow /etc/passwd ../outside/m.bin "art/../outside/m.bin" link dirlink/m.bin \
-    "file://$WORK/outside/m.bin" "s3://bucket/model" "file://relative/x" nosuch.bin; do
+    "file://$WORK/outside/m.bin" "s3://bucket/model" "file://relative/x" nosuch.bin \
+    "file:///etc/no-such-file-$RUN" "/no/such/dir/$RUN" "file://$WORK/outside/none.bin"; do
     expect_code=403
     case $src in ../*|*/../*|s3:*|file://relative*|nosuch.bin) expect_code=400 ;; esac
     call alice POST $M/model-versions/create "$(jq -cn --arg n "$MODEL" --arg s "$src" '{name: $n, source: $s}')"
@@ -153,6 +156,24 @@ expect 404 alice GET "$M/registered-models/get?name=typed-$RUN"
 expect 400 carol POST $M/model-versions/set-tag "{\"name\": \"$MODEL\", \"version\": \"$V3\", \"key\": \"a=b\", \"value\": \"c\"}"
 expect 200 carol POST $M/model-versions/set-tag "{\"name\": \"$MODEL\", \"version\": \"$V3\", \"key\": \"a\", \"value\": \"b=c\"}"
 "$SG" registry verify-log --db "$DB" >/dev/null 2>err || fail "verify-log after the tag calls: $(cat err)"
+
+# Paths with an encoded '/' or NUL are refused (libmicrohttpd decodes them before routing);
+# a body field of the wrong type is not replaced by the query's.
+for path in "$M/registered-models%2Fget?name=$MODEL" "/api/stagegate/whoami%00" "/health%00x" \
+    "$M/registered-models%2fget?name=$MODEL"; do
+    expect 400 alice GET "$path"
+    body_has "encoded '/' or NUL"
+done
+# An encoded '/' in the query is data, not a path: looked up as a name (none such).
+expect 404 alice GET "$M/registered-models/get?name=$MODEL%2Fx"
+call alice POST "$M/registered-models/get-latest-versions?name=$MODEL" '{"name": 5}'
+[ "$CODE" = 400 ] || fail "a body name of the wrong type fell back to the query: HTTP $CODE $(cat body)"
+# A change made with DELETE answers the audit head as a POST does.
+expect 200 alice POST $M/registered-models/alias "{\"name\": \"$MODEL\", \"alias\": \"x1\", \"version\": \"$V3\"}"
+head=$(curl -sS -D - -o /dev/null -X DELETE -H "Authorization: Bearer $(cat alice.token)" \
+    --data-binary "{\"name\": \"$MODEL\", \"alias\": \"x1\"}" "$URL$M/registered-models/alias" |
+    tr -d '\r' | sed -n 's/^X-Stagegate-Audit-Head: //ip')
+[ -n "$head" ] || fail "DELETE alias carried no X-Stagegate-Audit-Head"
 
 # Replays: a genuine report of the signer's, uploaded again by carol as new bytes (the
 # envelope re-serialised), must not stand for the version. The verdict is the signed report
