@@ -210,8 +210,35 @@ static srv_resp classify(int rc, const sg_err *err)
     }
 }
 
-srv_resp srv_from_status(int rc, const sg_err *err)
+/* The registry's own location (a file path, or a database's host and name) stays out of
+   answers to clients: "registry /srv/data/registry.db" becomes "the server's registry". */
+static void hide_registry(const sg_err *in, sg_err *out)
 {
+    *out = *in;
+    const char *disp = tl_reg ? sg_registry_display(tl_reg) : NULL;
+    if (!disp || !*disp) return;
+    const size_t dl = strlen(disp);
+    size_t o = 0;
+    for (const char *p = in->msg; *p && o + 1 < sizeof out->msg;) {
+        const char *hit = strstr(p, disp);
+        if (!hit) {
+            o += (size_t)snprintf(out->msg + o, sizeof out->msg - o, "%s", p);
+            break;
+        }
+        size_t pre = (size_t)(hit - p);
+        if (pre >= 9 && !strncmp(hit - 9, "registry ", 9)) pre -= 9;
+        o += (size_t)snprintf(out->msg + o, sizeof out->msg - o, "%.*s%s", (int)pre, p,
+                              "the server's registry");
+        p = hit + dl;
+        if (o >= sizeof out->msg) o = sizeof out->msg - 1;
+    }
+}
+
+srv_resp srv_from_status(int rc, const sg_err *err_in)
+{
+    sg_err hidden;
+    hide_registry(err_in, &hidden);
+    const sg_err *err = &hidden;
     srv_resp resp = classify(rc, err);
     /* Tells stagegate's own client a refusal (exit 1) from an input error (exit 2). */
     if (rc == SG_EREFUSED) json_object_set_new(resp.body, "refused", json_true());

@@ -227,6 +227,32 @@ static bool string_array(const json_t *v, size_t max)
     return true;
 }
 
+/* The body's tags: an array of at most 64 {key, value} string objects, keys non-empty and
+   without '=' (the registry records a tag as KEY=VALUE). what receives the fault, if any. */
+static void tags_check(const srv_req *r, char *what, size_t len)
+{
+    const json_t *tags = r->json ? json_object_get(r->json, "tags") : NULL;
+    if (!tags) return;
+    if (!json_is_array(tags) || json_array_size(tags) > 64) {
+        snprintf(what, len, "tags must be an array of at most 64 {key, value} objects");
+        return;
+    }
+    size_t i;
+    json_t *t;
+    json_array_foreach((json_t *)tags, i, t)
+    {
+        const json_t *k = json_object_get(t, "key"), *v = json_object_get(t, "value");
+        if (!json_is_object(t) || !json_is_string(k) || (v && !json_is_string(v))) {
+            snprintf(what, len, "tags[%zu] must be {\"key\": string, \"value\": string}", i);
+            return;
+        }
+        if (!*json_string_value(k) || strchr(json_string_value(k), '=')) {
+            snprintf(what, len, "tags[%zu].key must be non-empty and hold no '='", i);
+            return;
+        }
+    }
+}
+
 /*
  * The create-model body's types, checked before anything is created: a policy field of the
  * wrong type (require_approval "true", signers as one string, a 65th key) had been dropped or
@@ -292,23 +318,7 @@ static bool create_model_body_ok(const srv_req *r, srv_resp *bad)
              json_integer_value(age) > 36500))
             why = "stagegate_policy.max_report_age_days must be an integer from 1 to 36500";
     }
-    const json_t *tags = r->json ? json_object_get(r->json, "tags") : NULL;
-    if (!what[0] && !why && tags && (!json_is_array(tags) || json_array_size(tags) > 64))
-        why = "tags must be an array of at most 64 {key, value} objects";
-    size_t i;
-    json_t *t;
-    if (!what[0] && !why && tags) json_array_foreach((json_t *)tags, i, t)
-        {
-            const json_t *k = json_object_get(t, "key"), *v = json_object_get(t, "value");
-            if (!json_is_object(t) || !json_is_string(k) || (v && !json_is_string(v))) {
-                snprintf(what, sizeof what, "tags[%zu] must be {\"key\": string, \"value\": string}", i);
-                break;
-            }
-            if (!*json_string_value(k) || strchr(json_string_value(k), '=')) {
-                snprintf(what, sizeof what, "tags[%zu].key must be non-empty and hold no '='", i);
-                break;
-            }
-        }
+    if (!what[0] && !why) tags_check(r, what, sizeof what);
     if (!what[0] && !why) return true;
     *bad = srv_error(400, "INVALID_PARAMETER_VALUE", "%s", what[0] ? what : why);
     return false;
@@ -576,6 +586,11 @@ static srv_resp create_version(srv_req *r)
     METHOD("POST");
     REQUIRE(name, "name");
     REQUIRE(source, "source");
+    /* Tags are checked before the version is made: one refused after it had been committed
+       answered 400 for a version that existed, and a client's retry made another. */
+    char what[160] = "";
+    tags_check(r, what, sizeof what);
+    if (what[0]) return srv_error(400, "INVALID_PARAMETER_VALUE", "%s", what);
     char real[PATH_MAX], sha[65];
     bool ok;
     srv_resp bad = confine(r, source, real, &ok);

@@ -168,6 +168,19 @@ done
 expect 404 alice GET "$M/registered-models/get?name=$MODEL%2Fx"
 call alice POST "$M/registered-models/get-latest-versions?name=$MODEL" '{"name": 5}'
 [ "$CODE" = 400 ] || fail "a body name of the wrong type fell back to the query: HTTP $CODE $(cat body)"
+# create-version with a bad tag: refused before the version is made (no half-done change).
+expect 200 carol GET "$M/registered-models/get?name=$MODEL"
+nv=$(jq '.registered_model.latest_versions | map(.version | tonumber) | max' body)
+for tags in '[{"key": "", "value": "x"}]' '[{"key": "a=b", "value": "x"}]' '[{"key": 1}]' '"t"'; do
+    expect 400 alice POST $M/model-versions/create "{\"name\": \"$MODEL\", \"source\": \"m2.bin\", \"tags\": $tags}"
+done
+expect 200 carol GET "$M/registered-models/get?name=$MODEL"
+[ "$(jq '.registered_model.latest_versions | map(.version | tonumber) | max' body)" = "$nv" ] ||
+    fail "a refused create-version made a version: $(cat body)"
+# The registry's location stays out of answers.
+expect 404 alice GET "$M/registered-models/get?name=nosuch-$RUN"
+body_has "the server's registry"
+grep -qF -- "${DB%%\?*}" body && fail "the registry's location is in an answer: $(cat body)"
 # A change made with DELETE answers the audit head as a POST does.
 expect 200 alice POST $M/registered-models/alias "{\"name\": \"$MODEL\", \"alias\": \"x1\", \"version\": \"$V3\"}"
 head=$(curl -sS -D - -o /dev/null -X DELETE -H "Authorization: Bearer $(cat alice.token)" \
