@@ -838,16 +838,28 @@ static srv_resp transition(srv_req *r)
         char filter[512];
         snprintf(filter, sizeof filter, "name = '%s' AND stage = '%s'", name,
                  sg_json_str(entry, "name"));
-        json_t *full = sg_registry_search(r->reg, filter, &err);
+        sg_err aerr = {{0}};
+        json_t *full = sg_registry_search(r->reg, filter, &aerr);
+        int arc = full ? SG_OK : SG_EINTERNAL;
         size_t i;
         json_t *o;
         json_array_foreach(full ? json_object_get(full, "versions") : NULL, i, o)
         {
             int64_t ov = json_integer_value(json_object_get(o, "version"));
-            if (ov != v && !strcasecmp(sg_json_str(o, "stage"), stage) && rc == SG_OK)
-                rc = transition_as(r, name, ov, "Archived", NULL, 0, &err);
+            if (ov != v && !strcasecmp(sg_json_str(o, "stage"), stage) && arc == SG_OK)
+                arc = transition_as(r, name, ov, "Archived", NULL, 0, &aerr);
         }
         json_decref(full);
+        if (arc != SG_OK) {
+            /* The transition itself is committed: answered as done (a 4xx made clients retry
+               a change that had happened), with what the archiving could not do. */
+            json_decref(stages);
+            srv_resp resp = written_doc(r, name, v, doc);
+            json_decref(doc);
+            json_object_set_new(resp.body, "archive_existing_versions_error",
+                                json_string(aerr.msg));
+            return resp;
+        }
     }
     json_decref(stages);
     if (rc != SG_OK) {

@@ -177,6 +177,20 @@ done
 expect 200 carol GET "$M/registered-models/get?name=$MODEL"
 [ "$(jq '.registered_model.latest_versions | map(.version | tonumber) | max' body)" = "$nv" ] ||
     fail "a refused create-version made a version: $(cat body)"
+# archive_existing_versions that cannot archive (no Canary>Archived in the policy): the
+# transition itself is committed, so it is answered 200, with what archiving could not do.
+jq -n --arg n "canary-$RUN" --rawfile a alice.pub.pem '{name: $n, stagegate_policy: {
+    stages: ["None", "Canary", "Production", "Archived"], report_stage: "Production",
+    transitions: "None>Canary,Canary>Production,Production>Archived", multi_version: ["Canary"],
+    promoters: {Production: [$a]}}}' >canary.json
+expect 200 alice POST $M/registered-models/create @canary.json
+expect 200 alice POST $M/model-versions/create "{\"name\": \"canary-$RUN\", \"source\": \"m1.bin\"}"
+expect 200 alice POST $M/model-versions/create "{\"name\": \"canary-$RUN\", \"source\": \"m2.bin\"}"
+expect 200 alice POST $M/model-versions/transition-stage "{\"name\": \"canary-$RUN\", \"version\": \"1\", \"stage\": \"Canary\"}"
+expect 200 alice POST $M/model-versions/transition-stage "{\"name\": \"canary-$RUN\", \"version\": \"2\", \"stage\": \"Canary\", \"archive_existing_versions\": true}"
+[ "$(jbody .model_version.current_stage)" = Canary ] || fail "v2 not in Canary: $(cat body)"
+jbody .archive_existing_versions_error | grep -q "Archived" || fail "no archiving error: $(cat body)"
+
 # The registry's location stays out of answers.
 expect 404 alice GET "$M/registered-models/get?name=nosuch-$RUN"
 body_has "the server's registry"
