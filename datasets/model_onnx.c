@@ -42,8 +42,12 @@ static sg_status read_opset(ox_ctx *c, sg_err *err)
     c->opset = -1;
     for (size_t i = 0; i < mp->n_opset_import; i++) {
         const Onnx__OperatorSetIdProto *o = mp->opset_import[i];
-        if (default_domain(o->domain) && o->has_version)
-            c->opset = o->version > INT_MAX ? INT_MAX : (int)o->version;
+        if (!default_domain(o->domain) || !o->has_version) continue;
+        /* Two entries for one domain: runtimes differ on which counts. */
+        if (c->opset >= 0)
+            return sg_errf(err, SG_EINPUT,
+                           "%s: opset_import names the default ONNX domain twice", c->path);
+        c->opset = o->version > INT_MAX ? INT_MAX : (int)o->version;
     }
     if (c->opset < 0)
         return sg_errf(err, SG_EINPUT, "%s: no opset_import for the default ONNX domain", c->path);

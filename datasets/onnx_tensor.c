@@ -290,6 +290,13 @@ sg_status ox_tensor_read(ox_ctx *c, const Onnx__TensorProto *t, ox_value *v, con
                      : dt == 11 ? t->n_double_data
                      : dt == 7  ? t->n_int64_data
                                 : t->n_int32_data;
+    /* One value field only (the ONNX checker's rule): with raw_data and a typed field both
+       present, which one holds the weights would depend on the reader. */
+    if (t->has_raw_data && (t->n_float_data || t->n_double_data || t->n_int64_data ||
+                            t->n_int32_data))
+        return sg_errf(err, SG_EINPUT,
+                       "%s: %s holds both raw_data and a typed data field; one value field only",
+                       c->path, what);
     if (t->has_data_location && t->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL) {
         int rc = external_bytes(c, t, what, need, &raw, err);
         if (rc) return rc;

@@ -193,6 +193,15 @@ def main():
     t.ClearField("raw_data")
     t.float_data.extend(vals)
     run(tmp, "float_data_count", m, ["initializer 'W'", "holds 11 values"], data)
+    # Both raw_data and float_data: which holds the weights would depend on the reader.
+    m = base()
+    t = m.graph.initializer[0]
+    t.float_data.extend(list(numpy_helper.to_array(t).ravel() * 0))
+    run(tmp, "raw_and_float_data", m, ["initializer 'W'", "both raw_data and a typed"], data)
+    # The default domain imported twice, at two opsets.
+    m = base()
+    m.opset_import.append(helper.make_opsetid("", 11))
+    run(tmp, "opset_twice", m, ["opset_import names the default ONNX domain twice"], data)
     m = base()
     m.graph.initializer[0].dims[0] = 1 << 40
     run(tmp, "huge_dims", m, ["initializer 'W'"], data)
