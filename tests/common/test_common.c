@@ -199,15 +199,21 @@ static void test_outfile_commit_and_abort(void **state)
     assert_non_null(strstr(err.msg, "nodir/out.txt"));
     sg_outfile_abort(&o);
 
-    /* Renaming over a directory fails at commit and removes the temporary file. */
+    /* A destination that is a directory (or a device, FIFO, socket) is refused at open, and
+       again at commit if it became one meanwhile; the temporary file is removed. */
     snprintf(path, sizeof path, "%s/adir", tmpdir);
     assert_int_equal(mkdir(path, 0700), 0);
-    assert_int_equal(sg_outfile_open(&o, path, &err), SG_OK);
-    fputs("x", o.fp);
-    assert_int_equal(sg_outfile_commit(&o, &err), SG_EIO);
-    assert_non_null(strstr(err.msg, "adir"));
+    assert_int_equal(sg_outfile_open(&o, path, &err), SG_EINPUT);
+    assert_non_null(strstr(err.msg, "adir: is a directory, not a regular file"));
     assert_int_equal(count_entries(), 1);
     rmdir(path);
+    assert_int_equal(sg_outfile_open(&o, path, &err), SG_OK);
+    fputs("x", o.fp);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    assert_int_equal(sg_outfile_commit(&o, &err), SG_EINPUT);
+    assert_non_null(strstr(err.msg, "adir: is a FIFO, not a regular file"));
+    assert_int_equal(count_entries(), 1);
+    unlink(path);
 }
 
 static void test_tmp_path_same_dir(void **state)
