@@ -471,6 +471,7 @@ static int meaning(ox_ctx *c, pass *p, sg_model *m, sg_onnx_plan *plan, sg_err *
         plan->link = width == 1 ? SG_LINK_SIGMOID : SG_LINK_SOFTMAX;
     } else {
         plan->epi = width == 1 ? SG_ONNX_EPI_PROBA1 : SG_ONNX_EPI_COPY;
+        m->proba_declared = true;
     }
     return od;
 }

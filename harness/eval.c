@@ -333,7 +333,8 @@ static double row_sum_tolerance(int k)
  * A classifier's outputs are probabilities: each in [0, 1], each row summing to 1. The links
  * stagegate applies (sigmoid, softmax, 1 - p) give that by construction; an ONNX graph whose
  * output is declared probabilities (`--output proba`, or no Softmax at its end) might not,
- * and its metrics would then be computed from numbers that mean nothing. The message names
+ * and its metrics would then be computed from numbers that mean nothing. Native tree
+ * ensembles' probability outputs are bounded at load. The message names
  * the model and the first row that fails.
  */
 static sg_status check_probabilities(const sg_model *m, const float *P, int64_t row0, int64_t n,
@@ -390,7 +391,11 @@ static int eval_chunk(eval_run *e, const sg_eval_config *c, sg_eval_result *r, e
     double t1 = sg_now_seconds();
     r->predict_seconds += t1 - t0;
 
-    int st = classifier ? check_probabilities(m, e->out, s->row0, s->n, width, err) : SG_OK;
+    /* Sigmoid, softmax and 1 - p make probabilities by construction (non-finite values are
+       still refused by the metrics); declared ones are checked. */
+    int st = classifier && m->proba_declared
+                 ? check_probabilities(m, e->out, s->row0, s->n, width, err)
+                 : SG_OK;
     if (st) return st;
     if (classifier)
         st = sg_metrics_add_classification_terms(e->acc, s->n, e->out, s->labels, e->pred_labels,

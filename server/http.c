@@ -449,9 +449,14 @@ static srv_watch *conn_watch(struct MHD_Connection *conn);
  */
 #define ARG_POOL_COST 64
 #define POOL_RESERVE 2048
-static char g_uri_refused; /* sentinel request context: the query was cut off */
+/* Sentinel request contexts on_uri returns: the query was cut off; an encoded '/' or NUL in
+   the path. Neither is a req_ctx. */
+static char g_uri_refused, g_path_refused;
 
-static char g_path_refused; /* sentinel request context: an encoded '/' or NUL in the path */
+static bool uri_mark(const void *ctx)
+{
+    return ctx == &g_uri_refused || ctx == &g_path_refused;
+}
 
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
@@ -503,10 +508,16 @@ static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const c
     return MHD_YES;
 }
 
-/* The answer to a request refused before its body is read, or false. */
-static bool refuse_early(struct MHD_Connection *conn, bool uri_cut, srv_resp *out)
+/* The answer to a request refused before its body is read, or false; mark is what on_uri
+   returned. */
+static bool refuse_early(struct MHD_Connection *conn, const void *mark, srv_resp *out)
 {
-    if (uri_cut) {
+    if (mark == &g_path_refused) {
+        *out = srv_error(400, "INVALID_PARAMETER_VALUE",
+                         "the request path holds an encoded '/' or NUL (%%2F, %%00)");
+        return true;
+    }
+    if (mark == &g_uri_refused) {
         *out = srv_error(414, "INVALID_PARAMETER_VALUE",
                          "request URI has too many query parameters or is too long for the "
                          "server's %lld-byte header limit (--max-header)",
@@ -537,9 +548,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     (void)cls;
     (void)version;
     req_ctx *ctx = *con_cls;
-    if (!ctx || *con_cls == &g_uri_refused || *con_cls == &g_path_refused) {
-        bool uri_cut = *con_cls == &g_uri_refused, path_bad = *con_cls == &g_path_refused;
-        *con_cls = NULL;
+    if (!ctx || uri_mark(ctx)) {
+        const void *mark = ctx;
         ctx = calloc(1, sizeof *ctx);
         if (!ctx) return MHD_NO;
         ctx->start = sg_now_seconds();
@@ -548,10 +558,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         atomic_fetch_add(&g_in_flight, 1);
         *con_cls = ctx;
         srv_resp early;
-        if (path_bad)
-            early = srv_error(400, "INVALID_PARAMETER_VALUE",
-                              "the request path holds an encoded '/' or NUL (%%2F, %%00)");
-        if (path_bad || refuse_early(conn, uri_cut, &early)) {
+        if (refuse_early(conn, mark, &early)) {
             /* Answered now; libmicrohttpd closes the connection rather than read a body. */
             srv_watch_handling(conn_watch(conn), true);
             return queue(conn, ctx, early);
@@ -620,8 +627,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
     (void)cls;
     req_ctx *ctx = *con_cls;
-    if (!ctx || *con_cls == &g_uri_refused || *con_cls == &g_path_refused)
-        return; /* no handler call was made */
+    if (!ctx || uri_mark(ctx)) return; /* no handler call was made */
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     char addr[64] = "-";

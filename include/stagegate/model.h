@@ -66,6 +66,9 @@ typedef struct sg_model {
     sg_onnx_plan *onnx;
     /* NaN in a feature is a missing value the model routes (trees), not an input error. */
     bool missing_values;
+    /* A classifier whose outputs are declared probabilities rather than made so by a link
+       (an ONNX graph read as `proba`): eval checks each row is one as it computes it. */
+    bool proba_declared;
     /* The kind's operations; set by sg_model_open, copied by sg_model_clone. */
     const struct sg_model_ops *ops;
 } sg_model;

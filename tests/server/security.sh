@@ -205,30 +205,34 @@ head=$(curl -sS -D - -o /dev/null -X DELETE -H "Authorization: Bearer $(cat alic
 # Replays: a genuine report of the signer's, uploaded again by carol as new bytes (the
 # envelope re-serialised), must not stand for the version. The verdict is the signed report
 # with the latest signed time, whatever the order of upload.
-head -c 4096 /dev/urandom >art/m4.bin
-head -c 4096 /dev/urandom >art/m5.bin
-expect 200 alice POST $M/model-versions/create "{\"name\": \"$MODEL\", \"source\": \"m4.bin\"}"
-V4=$(jbody .model_version.version)
-"$MKREP" signer.key.pem "$(sha art/m4.bin)" PASSED -2days art/m4.old_pass
-"$MKREP" signer.key.pem "$(sha art/m4.bin)" FAILED now art/m4.new_fail
-expect 200 alice POST /api/stagegate/reports @art/m4.old_pass
-expect 200 alice POST /api/stagegate/reports @art/m4.new_fail
+# replay_setup ART OLD_RESULT OLD_AGE NEW_RESULT: a new version of ART with the signer's old
+# and new reports uploaded in that order; sets VER and leaves art/ART.replay, the old report
+# re-serialised (other bytes, the same signed content).
+replay_setup() {
+    local a=$1
+    head -c 4096 /dev/urandom >"art/$a"
+    expect 200 alice POST $M/model-versions/create "{\"name\": \"$MODEL\", \"source\": \"$a\"}"
+    VER=$(jbody .model_version.version)
+    "$MKREP" signer.key.pem "$(sha "art/$a")" "$2" "$3" "art/$a.old"
+    "$MKREP" signer.key.pem "$(sha "art/$a")" "$4" now "art/$a.new"
+    expect 200 alice POST /api/stagegate/reports "@art/$a.old"
+    expect 200 alice POST /api/stagegate/reports "@art/$a.new"
+    jq -c . "art/$a.old" >"art/$a.replay"
+    cmp -s "art/$a.old" "art/$a.replay" && jq . "art/$a.old" >"art/$a.replay"
+    cmp -s "art/$a.old" "art/$a.replay" && fail "the replay has the same bytes"
+    return 0
+}
+replay_setup m4.bin PASSED -2days FAILED
+V4=$VER
 T4="{\"name\": \"$MODEL\", \"version\": \"$V4\", \"stage\": \"Staging\"}"
 call alice POST $M/model-versions/transition-stage "$T4"
 [ "$CODE" != 200 ] && body_has "FAILED" || fail "the newest signed report is FAILED: HTTP $CODE $(cat body)"
-jq -c . art/m4.old_pass >art/m4.replay; cmp -s art/m4.old_pass art/m4.replay && jq . art/m4.old_pass >art/m4.replay
-cmp -s art/m4.old_pass art/m4.replay && fail "the replay has the same bytes"
-expect 200 carol POST /api/stagegate/reports @art/m4.replay
+expect 200 carol POST /api/stagegate/reports @art/m4.bin.replay
 call alice POST $M/model-versions/transition-stage "$T4"
 [ "$CODE" != 200 ] || fail "an old PASSED report uploaded again let a FAILED version into Staging"
-expect 200 alice POST $M/model-versions/create "{\"name\": \"$MODEL\", \"source\": \"m5.bin\"}"
-V5=$(jbody .model_version.version)
-"$MKREP" signer.key.pem "$(sha art/m5.bin)" FAILED -1days art/m5.old_fail
-"$MKREP" signer.key.pem "$(sha art/m5.bin)" PASSED now art/m5.new_pass
-expect 200 alice POST /api/stagegate/reports @art/m5.old_fail
-expect 200 alice POST /api/stagegate/reports @art/m5.new_pass
-jq -c . art/m5.old_fail >art/m5.replay; cmp -s art/m5.old_fail art/m5.replay && jq . art/m5.old_fail >art/m5.replay
-expect 200 carol POST /api/stagegate/reports @art/m5.replay
+replay_setup m5.bin FAILED -1days PASSED
+V5=$VER
+expect 200 carol POST /api/stagegate/reports @art/m5.bin.replay
 expect 200 alice POST $M/model-versions/transition-stage "{\"name\": \"$MODEL\", \"version\": \"$V5\", \"stage\": \"Staging\"}"
 
 # Writes to a server without tokens: refused; reads served.
