@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -54,6 +55,20 @@ void *sg_alloc_aligned(size_t bytes)
     size_t rounded = (bytes + 63) & ~(size_t)63;
     if (rounded == 0) rounded = 64;
     if (posix_memalign(&p, 64, rounded) != 0) return NULL;
+    return p;
+}
+
+void *sg_alloc_huge(size_t bytes)
+{
+    const size_t huge = (size_t)2 << 20;
+    if (bytes < huge) return sg_alloc_aligned(bytes);
+    if (bytes > SIZE_MAX - huge) return NULL;
+    size_t rounded = (bytes + huge - 1) & ~(huge - 1);
+    void *p = NULL;
+    if (posix_memalign(&p, huge, rounded) != 0) return NULL;
+#ifdef MADV_HUGEPAGE
+    (void)madvise(p, rounded, MADV_HUGEPAGE); /* a hint: refused, it costs only speed */
+#endif
     return p;
 }
 

@@ -270,7 +270,8 @@ static sg_status alloc_slots(eval_run *e, int64_t chunk, int d, sg_err *err)
 {
     for (int i = 0; i < 2; i++) {
         eval_slot *s = &e->ring.slots[i];
-        s->X = sg_alloc_aligned((size_t)chunk * (size_t)d * sizeof(float));
+        /* First touched by the reader thread, which runs ahead of predict. */
+        s->X = sg_alloc_huge((size_t)chunk * (size_t)d * sizeof(float));
         s->labels = malloc((size_t)chunk * sizeof(int32_t));
         s->targets = malloc((size_t)chunk * sizeof(double));
         s->weights = malloc((size_t)chunk * sizeof(double));

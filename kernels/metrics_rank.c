@@ -11,7 +11,6 @@
 #include "stagegate/common.h"
 
 #include <stdlib.h>
-#include <sys/mman.h>
 
 #define RADIX_BITS 11
 #define RADIX_SIZE (1u << RADIX_BITS)
@@ -73,16 +72,7 @@ void *sg_metrics_big_alloc(size_t count, size_t size)
 {
     size_t bytes;
     if (!sg_mul_size(count, size, &bytes)) return NULL;
-#ifdef MADV_HUGEPAGE
-    const size_t huge = (size_t)2 << 20;
-    if (bytes >= huge) {
-        size_t rounded = (bytes + huge - 1) & ~(huge - 1);
-        void *p = aligned_alloc(huge, rounded);
-        if (p) (void)madvise(p, rounded, MADV_HUGEPAGE); /* only a hint: failure costs speed */
-        return p;
-    }
-#endif
-    return malloc(bytes ? bytes : 1);
+    return sg_alloc_huge(bytes);
 }
 
 /* Sum of a run of equal keys ending at index *i (inclusive), walking down; weights times

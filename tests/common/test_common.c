@@ -1,6 +1,6 @@
 /*
  * common/: status mapping, one-line errors, SHA-256 (FIPS 180-2 vectors), whole-file
- * reads with a size limit, atomic output files and option parsing.
+ * reads with a size limit, atomic output files, option parsing and huge-page buffers.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,6 +10,7 @@
 
 #include <dirent.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -323,6 +324,56 @@ static void test_unit_formatting(void **state)
     }
 }
 
+/* The VmFlags line of the mapping in /proc/self/smaps that holds address a, or "" */
+static void vm_flags_of(const void *a, char *out, size_t cap)
+{
+    out[0] = '\0';
+    FILE *f = fopen("/proc/self/smaps", "r");
+    if (!f) return;
+    char line[512];
+    bool inside = false;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' ')) {
+            inside = (uintptr_t)a >= lo && (uintptr_t)a < hi;
+        } else if (inside && strncmp(line, "VmFlags:", 8) == 0) {
+            snprintf(out, cap, "%s", line + 8);
+            break;
+        }
+    }
+    fclose(f);
+}
+
+static void test_alloc_huge(void **state)
+{
+    (void)state;
+    /* Below 2 MiB: an ordinary 64-byte-aligned block. */
+    uint8_t *small = sg_alloc_huge(1000);
+    assert_non_null(small);
+    assert_int_equal((uintptr_t)small % 64, 0);
+    memset(small, 1, 1000);
+    sg_free_aligned(small);
+
+    /* From 2 MiB: 2 MiB-aligned, every byte usable, and its mapping marked for huge pages
+       (the kernel records MADV_HUGEPAGE as VmFlags "hg" wherever it has transparent huge
+       pages, whatever their mode). */
+    const size_t big = ((size_t)5 << 20) + 1;
+    uint8_t *p = sg_alloc_huge(big);
+    assert_non_null(p);
+    assert_int_equal((uintptr_t)p % ((size_t)2 << 20), 0);
+    memset(p, 0xa5, big);
+    assert_int_equal(p[big - 1], 0xa5);
+    if (access("/sys/kernel/mm/transparent_hugepage/enabled", F_OK) == 0) {
+        char flags[512];
+        vm_flags_of(p + big / 2, flags, sizeof flags);
+        assert_non_null(strstr(flags, " hg"));
+    }
+    sg_free_aligned(p);
+
+    /* A size that cannot be rounded up is refused, not wrapped. */
+    assert_null(sg_alloc_huge(SIZE_MAX - 10));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -334,6 +385,7 @@ int main(void)
         cmocka_unit_test(test_tmp_path_same_dir),
         cmocka_unit_test(test_parse_options),
         cmocka_unit_test(test_unit_formatting),
+        cmocka_unit_test(test_alloc_huge),
     };
     return cmocka_run_group_tests(tests, make_dir, remove_dir);
 }
