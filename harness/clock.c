@@ -16,6 +16,13 @@
 
 #include "stagegate/harness.h"
 
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h> /* RUNNING_ON_VALGRIND: a no-op instruction sequence natively */
+#define SG_UNDER_VALGRIND() (RUNNING_ON_VALGRIND != 0)
+#else
+#define SG_UNDER_VALGRIND() 0
+#endif
+
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
 #include <x86intrin.h>
@@ -97,6 +104,13 @@ static void clock_init(void)
         use = false;
         snprintf(ci->fallback_reason, sizeof ci->fallback_reason,
                  "the kernel distrusts the TSC (clocksource %s)", ci->clocksource);
+    }
+    /* valgrind (3.19) cannot execute rdtscp: under it, bench would die of SIGILL. Its
+       timings mean nothing anyway; what it is run for is instruction counts. */
+    if (use && SG_UNDER_VALGRIND()) {
+        use = false;
+        snprintf(ci->fallback_reason, sizeof ci->fallback_reason,
+                 "running under valgrind, which cannot execute rdtscp");
     }
     if (force && !strcmp(force, "gettime")) {
         use = false;

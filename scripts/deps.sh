@@ -2,7 +2,7 @@
 # Installs the Debian 12 packages stagegate needs, only those that are missing.
 set -eu
 PKGS="build-essential cmake pkg-config libopenblas-dev libhdf5-dev hdf5-tools zlib1g-dev libhwloc-dev hwloc
-libcmocka-dev strace libssl-dev openssl libsqlite3-dev sqlite3 libpq-dev postgresql-15 libjansson-dev jq
+libcmocka-dev strace valgrind libssl-dev openssl libsqlite3-dev sqlite3 libpq-dev postgresql-15 libjansson-dev jq
 libmicrohttpd-dev libgnutls28-dev libcurl4-openssl-dev curl
 python3 python3-h5py python3-sklearn python3-numpy python3-scipy python3-xgboost libxgboost-dev
 protobuf-c-compiler libprotobuf-c-dev libonnx-dev python3-torch python3-onnx"
