@@ -1,6 +1,7 @@
 /* Deterministic JSON output and strict number parsing. */
 #include "stagegate/json.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -33,7 +34,9 @@ sg_status sg_parse_i64(const char *opt, const char *s, int64_t min, int64_t max,
 {
     char *end = NULL;
     errno = 0;
-    long long v = strtoll(s, &end, 10);
+    /* strtoll skips leading white space; a value written with it is refused, as trailing
+       white space is. */
+    long long v = isspace((unsigned char)s[0]) ? 0 : strtoll(s, &end, 10);
     if (errno || !end || *end || end == s || v < min || v > max) {
         sg_errf(err, SG_EINPUT, "%s: '%s' is not an integer in [%lld, %lld]", opt, s,
                 (long long)min, (long long)max);
@@ -48,7 +51,7 @@ sg_status sg_parse_double(const char *opt, const char *s, double min, double max
 {
     char *end = NULL;
     errno = 0;
-    double v = strtod(s, &end);
+    double v = isspace((unsigned char)s[0]) ? 0 : strtod(s, &end);
     if (errno || !end || *end || end == s || !isfinite(v) || v < min || v > max) {
         sg_errf(err, SG_EINPUT, "%s: '%s' is not a number in [%g, %g]", opt, s, min, max);
         return -1;

@@ -271,7 +271,8 @@ bool srv_param_version(const srv_req *r, const char *key, int64_t *v, srv_resp *
                           "Missing value for required parameter '%s'", key);
         return false;
     }
-    if (sg_parse_i64(key, s, 1, INT64_MAX, v, &err) != SG_OK) {
+    /* One spelling per version: "01" or "+1" would name version 1 under a second name. */
+    if (s[0] < '1' || s[0] > '9' || sg_parse_i64(key, s, 1, INT64_MAX, v, &err) != SG_OK) {
         *resp = srv_error(400, "INVALID_PARAMETER_VALUE",
                           "parameter '%s': '%s' is not a positive integer", key, s);
         return false;
@@ -488,6 +489,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 typedef struct {
     int cl, te;
     bool te_other;
+    int auth; /* two credentials: which one a proxy checked and which one we use could differ */
 } framing;
 
 static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -496,6 +498,7 @@ static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const c
     (void)kind;
     framing *f = cls;
     if (!strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH)) f->cl++;
+    if (!strcasecmp(key, MHD_HTTP_HEADER_AUTHORIZATION)) f->auth++;
     if (!strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING)) {
         f->te++;
         while (value && (*value == ' ' || *value == '\t'))
@@ -532,10 +535,11 @@ static bool refuse_early(struct MHD_Connection *conn, const void *mark, srv_resp
     else if (f.te && f.cl)
         *out = srv_error(400, "INVALID_PARAMETER_VALUE",
                          "request has both Content-Length and Transfer-Encoding");
-    else if (f.te > 1 || f.cl > 1)
-        *out = srv_error(400, "INVALID_PARAMETER_VALUE",
-                         "request repeats the %s header",
-                         f.cl > 1 ? "Content-Length" : "Transfer-Encoding");
+    else if (f.te > 1 || f.cl > 1 || f.auth > 1)
+        *out = srv_error(400, "INVALID_PARAMETER_VALUE", "request repeats the %s header",
+                         f.cl > 1   ? "Content-Length"
+                         : f.te > 1 ? "Transfer-Encoding"
+                                    : "Authorization");
     else
         return false;
     return true;

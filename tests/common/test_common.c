@@ -252,6 +252,15 @@ static void test_parse_options(void **state)
     assert_int_equal(sg_parse_double("--t", "inf", 0, INFINITY, &d, &err), -1);
     assert_int_equal(sg_parse_double("--t", "1.0001", 0, 1, &d, &err), -1);
     assert_int_equal(sg_parse_double("--t", "1e-400", -1, 1, &d, &err), -1);
+    /* White space around a value is refused at either end (strtod and strtoll skip it in
+       front). */
+    assert_int_equal(sg_parse_double("--t", " 0.5", 0, 1, &d, &err), -1);
+    assert_non_null(strstr(err.msg, "--t: ' 0.5'"));
+    assert_int_equal(sg_parse_double("--t", "\t0.5", 0, 1, &d, &err), -1);
+    assert_int_equal(sg_parse_double("--t", "0.5 ", 0, 1, &d, &err), -1);
+    assert_int_equal(sg_parse_i64("--n", " 42", 1, 100, &i, &err), -1);
+    assert_int_equal(sg_parse_i64("--n", "\n42", 1, 100, &i, &err), -1);
+    assert_int_equal(sg_parse_i64("--n", "42 ", 1, 100, &i, &err), -1);
 }
 
 /* Unit formatting: the unit chosen per value, three significant digits, rounding carried

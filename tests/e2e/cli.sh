@@ -30,6 +30,8 @@ expect 2 "eval without --data" -- "$SG" eval --model x.h5
 expect 2 "eval unknown option" -- "$SG" eval --model a --data b --bogus
 expect 2 "eval bad threshold" -- "$SG" eval --model a --data b --threshold 1.5
 expect 2 "eval non-numeric threshold" -- "$SG" eval --model a --data b --threshold abc
+expect 2 "eval threshold with a leading space" -- "$SG" eval --model a --data b --threshold " 0.5"
+grep -q -- "--threshold: ' 0.5'" "$tmp/err" || { echo "FAIL the threshold error does not name ' 0.5': $(cat "$tmp/err")"; fail=1; }
 expect 2 "eval stray argument" -- "$SG" eval --model a --data b extra
 expect 2 "eval missing files" -- "$SG" eval --model "$tmp/none.h5" --data "$tmp/none2.h5"
 expect 2 "unknown STAGEGATE_ISA" -- env STAGEGATE_ISA=sse9 "$SG" eval --model a --data b

@@ -42,6 +42,21 @@ CODE=$(curl -s -o body -w '%{http_code}' -H "Authorization: Basic $(printf 'x:wr
 [ "$CODE" = 401 ] || fail "basic auth with a wrong password: $CODE"
 CODE=$(curl -s -o body -w '%{http_code}' -u "alice:$(cat alice.token)" "$URL$M/registered-models/get?name=$MODEL")
 [ "$CODE" = 200 ] || fail "basic auth with the token as password: $CODE"
+# Two Authorization headers, in either order: 400 (a proxy in front may have checked the
+# other one), nothing done.
+for pair in "$(cat carol.token) $(cat alice.token)" "$(cat alice.token) $(cat carol.token)" "junk $(cat alice.token)"; do
+    set -- $pair
+    CODE=$(curl -s -o body -w '%{http_code}' -H "Authorization: Bearer $1" -H "Authorization: Bearer $2" \
+        -X POST --data "$T" "$URL$M/model-versions/transition-stage")
+    [ "$CODE" = 400 ] && grep -q 'repeats the Authorization header' body ||
+        fail "two Authorization headers: $CODE $(cat body)"
+done
+[ "$(stage_of "$MODEL" 1)" = Staging ] || fail "stage changed by a request with two credentials"
+# One spelling per version: "01", "+1", " 1" are refused, not read as version 1.
+for v in 01 %2B1 %201 1.0; do
+    expect 400 alice GET "$M/model-versions/get?name=$MODEL&version=$v"
+done
+expect 200 alice GET "$M/model-versions/get?name=$MODEL&version=1"
 
 # Authenticated but not authorized: 403 with the CLI's reason, nothing changed.
 expect 200 bob POST /api/stagegate/approve "{\"name\": \"$MODEL\", \"version\": \"1\"}"
