@@ -768,7 +768,10 @@ static sg_status parse_learner(const ctx *c, const sg_jv *learner, sg_tree_ensem
             return fail(c, "%s/base_score %g is not above 0 as %s needs", pp, bs, (*obj)->name);
         base = logf(base);
     }
-    if (!isfinite(base)) return fail(c, "%s/base_score %g is not finite", pp, bs);
+    if (!isfinite(base))
+        return fail(c, "%s/base_score %g gives the starting margin %g under %s's link (computed "
+                       "in float, as XGBoost does), which is not finite",
+                    pp, bs, (double)base, (*obj)->name);
     e->n_features = (int)nf;
     e->n_groups = (*obj)->multi ? (int)*num_class : 1;
     /* XGBoost starts every output group from the same base_score. */

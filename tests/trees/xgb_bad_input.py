@@ -176,6 +176,11 @@ with tempfile.TemporaryDirectory() as tmp:
     expect_refused(tmp, "bad_num_feature", d, data, ["/learner/learner_model_param/num_feature"])
     d = copy.deepcopy(base); d["learner"]["learner_model_param"]["base_score"] = "1.5"
     expect_refused(tmp, "bad_base_score", d, data, ["/learner/learner_model_param/base_score"])
+    # A probability so small that its logit overflows in float: refused for its margin, not
+    # as "not finite" (1e-45 is finite).
+    d = copy.deepcopy(base); d["learner"]["learner_model_param"]["base_score"] = "1E-45"
+    expect_refused(tmp, "base_score_logit_overflow", d, data,
+                   ["base_score 1e-45 gives the starting margin -inf", "binary:logistic"])
     # base_score as XGBoost 2.1+ writes it, "[5E-1]": a malformed list, and one intercept per
     # class that differ (XGBoost 3.1 multi-class), are refused with the field named.
     d = copy.deepcopy(base); d["learner"]["learner_model_param"]["base_score"] = "[5E-1"
