@@ -258,7 +258,7 @@ static void print_summary(const sg_gate_decision *d, const char *out)
 
 typedef struct {
     sg_gate_policy policy;
-    EVP_PKEY *key;
+    sg_private_key_file *key; /* held out of forks; parsed only to sign */
     sg_eval_result cand, base;
     bool have_cand, have_base, have_bench;
     sg_bench_result bench;
@@ -272,7 +272,7 @@ typedef struct {
 
 static void gate_run_clear(gate_run *g)
 {
-    EVP_PKEY_free(g->key);
+    sg_key_file_free(g->key);
     if (g->have_cand) sg_eval_result_clear(&g->cand);
     if (g->have_base) sg_eval_result_clear(&g->base);
     if (g->have_bench) sg_bench_result_clear(&g->bench);
@@ -340,7 +340,7 @@ static int build_statement(const gate_args *a, const char *model, const char *ba
 static sg_status run_gate(const gate_args *a, gate_run *g, sg_err *err)
 {
     int rc = sg_policy_load(a->policy, &g->policy, err);
-    if (!rc) rc = sg_key_load_private(a->key, &g->key, err);
+    if (!rc) rc = sg_key_file_read(a->key, &g->key, err);
     if (!rc) rc = probe_output(a->out, err);
     for (size_t i = 0; !rc && i < sg_n_report_formats; i++)
         rc = probe_output(a->render[i], err);
@@ -371,6 +371,12 @@ static sg_status run_gate(const gate_args *a, gate_run *g, sg_err *err)
         *err = data_err;
         return data_rc;
     }
+    /* Every HDF5 check's child has been forked and has exited: only now is the key parsed
+       (to fail before the work it would sign), so that none of them had it in memory. */
+    EVP_PKEY *key = NULL;
+    rc = sg_key_file_parse(g->key, &key, err);
+    EVP_PKEY_free(key);
+    if (rc) return rc;
 
     sg_eval_config ec;
     sg_eval_config_init(&ec);
@@ -451,7 +457,10 @@ static sg_status run_gate(const gate_args *a, gate_run *g, sg_err *err)
     /* The models are the bytes hashed; the dataset must not have been written since. */
     if ((rc = sg_dataset_check_unchanged(g->data, err))) return rc;
     if ((rc = build_statement(a, model, baseline, g, &mem, err))) return rc;
-    if ((rc = sg_statement_sign_write(g->statement, g->key, a->out, err))) return rc;
+    if ((rc = sg_key_file_parse(g->key, &key, err))) return rc;
+    rc = sg_statement_sign_write(g->statement, key, a->out, err);
+    EVP_PKEY_free(key);
+    if (rc) return rc;
     for (size_t i = 0; i < sg_n_report_formats; i++)
         if (a->render[i] && (rc = sg_render_to_file(a->render[i], sg_report_formats[i].render,
                                                     &g->decision, g->statement, err)))

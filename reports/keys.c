@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -207,7 +208,63 @@ static int pem_key_blocks(const char *text, size_t len, const char *kind)
     return n;
 }
 
-sg_status sg_key_load_private(const char *path, EVP_PKEY **out, sg_err *err)
+/*
+ * A private key file's text, held where a fork does not copy it. The HDF5 checks fork
+ * children that parse untrusted files (datasets/h5sandbox.c); what the parent holds at the
+ * fork is in the child's memory, and a child taken over by a crafted file could pass it back
+ * in its one-line refusal, which the parent prints. So the PEM text lives in its own mapping
+ * marked MADV_WIPEONFORK (a child sees zeros; MADV_DONTFORK where that is missing: no
+ * mapping at all), MADV_DONTDUMP and locked where allowed. Reading it does not parse it:
+ * OpenSSL clears a key's private part when the key is freed, but its PEM decoder leaves the
+ * private scalar of a P-256 key in freed heap memory (found by
+ * tests/security/key_in_sandbox_child.py), which a later fork would copy. Callers parse it
+ * (sg_key_file_parse) after their last such fork, and free the parsed key once used.
+ */
+struct sg_private_key_file {
+    char *text; /* map_bytes of the mapping; len bytes of PEM and a NUL */
+    size_t len, map_bytes;
+    char path[4096];
+};
+
+void sg_key_file_free(sg_private_key_file *f)
+{
+    if (!f) return;
+    if (f->text) {
+        OPENSSL_cleanse(f->text, f->map_bytes);
+        munmap(f->text, f->map_bytes);
+    }
+    free(f);
+}
+
+static sg_status key_parse(const sg_private_key_file *f, EVP_PKEY **out, sg_err *err)
+{
+    *out = NULL;
+    BIO *bio = BIO_new_mem_buf(f->text, (int)f->len);
+    EVP_PKEY *key = bio ? PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL) : NULL;
+    BIO_free(bio);
+    if (!key)
+        return sg_errf(err, SG_EINPUT, "%s: not an unencrypted PEM private key: %s", f->path,
+                       ossl_reason());
+    sg_key_type t;
+    if (key_type_of(key, &t) != 0) {
+        /* Format the message before freeing: the type name is owned by the key. */
+        const char *tn = EVP_PKEY_get0_type_name(key);
+        int rc =
+            sg_errf(err, SG_EINPUT, "%s: key type %s is not supported (use ECDSA P-256 or Ed25519)",
+                    f->path, tn ? tn : "?");
+        EVP_PKEY_free(key);
+        return rc;
+    }
+    *out = key;
+    return SG_OK;
+}
+
+sg_status sg_key_file_parse(const sg_private_key_file *f, EVP_PKEY **out, sg_err *err)
+{
+    return key_parse(f, out, err);
+}
+
+sg_status sg_key_file_read(const char *path, sg_private_key_file **out, sg_err *err)
 {
     *out = NULL;
     /* Never blocks (a FIFO is refused), and the mode checked is the mode of the file read. */
@@ -223,60 +280,77 @@ sg_status sg_key_load_private(const char *path, EVP_PKEY **out, sg_err *err)
         return sg_errf(err, SG_EINPUT, "%s: private key file is larger than %d bytes", path,
                        SG_KEY_FILE_LIMIT);
     }
-    char buf[SG_KEY_FILE_LIMIT + 1];
+    sg_private_key_file *f = calloc(1, sizeof *f);
+    const long page = sysconf(_SC_PAGESIZE) > 0 ? sysconf(_SC_PAGESIZE) : 4096;
+    const size_t map_bytes = ((size_t)SG_KEY_FILE_LIMIT + 1 + (size_t)page - 1) & ~((size_t)page - 1);
+    void *m = f ? mmap(NULL, map_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+                : MAP_FAILED;
+    if (m == MAP_FAILED) {
+        free(f);
+        close(fd);
+        return sg_errf(err, SG_ENOMEM, "%s: out of memory for the private key", path);
+    }
+    f->text = m;
+    f->map_bytes = map_bytes;
+    snprintf(f->path, sizeof f->path, "%s", path);
+#ifdef MADV_WIPEONFORK
+    if (madvise(m, map_bytes, MADV_WIPEONFORK) != 0)
+#endif
+        (void)madvise(m, map_bytes, MADV_DONTFORK);
+#ifdef MADV_DONTDUMP
+    (void)madvise(m, map_bytes, MADV_DONTDUMP);
+#endif
+    (void)mlock(m, map_bytes); /* kept out of swap where the limit allows */
+    char *buf = f->text;
     size_t len = 0;
     for (ssize_t got;
          len < SG_KEY_FILE_LIMIT && (got = read(fd, buf + len, SG_KEY_FILE_LIMIT - len)) != 0;) {
         if (got < 0 && errno == EINTR) continue;
         if (got < 0) {
             close(fd);
+            sg_key_file_free(f);
             return sg_errf(err, SG_EIO, "%s: cannot read private key", path);
         }
         len += (size_t)got;
     }
     close(fd);
     buf[len] = 0;
+    f->len = len;
+    sg_status rc = SG_OK;
+    const int blocks = pem_key_blocks(buf, len, "PRIVATE KEY");
     /* A public key given where the private one belongs: say that, not "chmod 600" and then
      * "not a private key". */
     if (strstr(buf, "-----BEGIN PUBLIC KEY-----") && !strstr(buf, "PRIVATE KEY-----"))
-        return sg_errf(err, SG_EINPUT,
-                       "%s: this is a public key (BEGIN PUBLIC KEY); signing needs the private "
-                       "key (keygen writes it as PREFIX.key.pem next to PREFIX.pub.pem)",
-                       path);
-    if (st.st_mode & 077) {
-        OPENSSL_cleanse(buf, len);
-        return sg_errf(err, SG_EINPUT,
-                       "%s: UNPROTECTED PRIVATE KEY FILE: mode %04o lets group or others access "
-                       "it; run 'chmod 600 %s'",
-                       path, (unsigned)(st.st_mode & 07777), path);
-    }
-    int blocks = pem_key_blocks(buf, len, "PRIVATE KEY");
-    if (blocks > 1) {
-        OPENSSL_cleanse(buf, len);
-        return sg_errf(err, SG_EINPUT,
-                       "%s: holds %d private keys; a key file must hold exactly one (which "
-                       "would sign is not for the block order to decide)",
-                       path, blocks);
-    }
-    BIO *bio = BIO_new_mem_buf(buf, (int)len);
-    EVP_PKEY *key = bio ? PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL) : NULL;
-    BIO_free(bio);
-    OPENSSL_cleanse(buf, len);
-    if (!key)
-        return sg_errf(err, SG_EINPUT, "%s: not an unencrypted PEM private key: %s", path,
-                       ossl_reason());
-    sg_key_type t;
-    if (key_type_of(key, &t) != 0) {
-        /* Format the message before freeing: the type name is owned by the key. */
-        const char *tn = EVP_PKEY_get0_type_name(key);
-        int rc =
-            sg_errf(err, SG_EINPUT, "%s: key type %s is not supported (use ECDSA P-256 or Ed25519)",
-                    path, tn ? tn : "?");
-        EVP_PKEY_free(key);
+        rc = sg_errf(err, SG_EINPUT,
+                     "%s: this is a public key (BEGIN PUBLIC KEY); signing needs the private "
+                     "key (keygen writes it as PREFIX.key.pem next to PREFIX.pub.pem)",
+                     path);
+    else if (st.st_mode & 077)
+        rc = sg_errf(err, SG_EINPUT,
+                     "%s: UNPROTECTED PRIVATE KEY FILE: mode %04o lets group or others access "
+                     "it; run 'chmod 600 %s'",
+                     path, (unsigned)(st.st_mode & 07777), path);
+    else if (blocks > 1)
+        rc = sg_errf(err, SG_EINPUT,
+                     "%s: holds %d private keys; a key file must hold exactly one (which "
+                     "would sign is not for the block order to decide)",
+                     path, blocks);
+    if (rc != SG_OK) {
+        sg_key_file_free(f);
         return rc;
     }
-    *out = key;
+    *out = f;
     return SG_OK;
+}
+
+sg_status sg_key_load_private(const char *path, EVP_PKEY **out, sg_err *err)
+{
+    *out = NULL;
+    sg_private_key_file *f;
+    sg_status rc = sg_key_file_read(path, &f, err);
+    if (rc == SG_OK) rc = key_parse(f, out, err);
+    sg_key_file_free(f);
+    return rc;
 }
 
 /*

@@ -17,6 +17,20 @@ SG_MUST_CHECK sg_status sg_keygen(const char *prefix, sg_key_type type, sg_err *
 
 /* Loads a private key; refuses a file readable or writable by group/others (as ssh does). */
 SG_MUST_CHECK sg_status sg_key_load_private(const char *path, EVP_PKEY **out, sg_err *err);
+
+/*
+ * A private key file read once and held for later signing, in memory a fork does not copy
+ * (MADV_WIPEONFORK): a process that forks children to parse untrusted files (the HDF5
+ * checks) between reading its key and signing keeps the key out of them. sg_key_file_read
+ * makes sg_key_load_private's checks of the file (mode, one private-key block) without
+ * parsing the key; sg_key_file_parse parses it. Parse only after the last fork of such a
+ * child (OpenSSL's decoder leaves key bytes in freed memory), and free the key once used.
+ */
+typedef struct sg_private_key_file sg_private_key_file;
+SG_MUST_CHECK sg_status sg_key_file_read(const char *path, sg_private_key_file **out, sg_err *err);
+SG_MUST_CHECK sg_status sg_key_file_parse(const sg_private_key_file *f, EVP_PKEY **out,
+                                          sg_err *err);
+void sg_key_file_free(sg_private_key_file *f);
 SG_MUST_CHECK sg_status sg_key_load_public(const char *path, EVP_PKEY **out, sg_err *err);
 SG_MUST_CHECK sg_status sg_key_load_public_pem(const char *pem, size_t len, const char *what, EVP_PKEY **out,
                            sg_err *err);
