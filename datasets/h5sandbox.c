@@ -10,9 +10,10 @@
  * loads the whole model (models), then exits. Its limits: no file writes (RLIMIT_FSIZE 0),
  * bounded CPU time, no core dump, and a seccomp filter that refuses exec, fork, sockets,
  * ptrace and any open for writing. A child that dies before its verdict (a signal, or a
- * sanitizer's exit) makes the file "malformed" (SG_EINPUT, exit 2); one that refuses the file passes its one-line
- * message back through a pipe; one that succeeds lets the parent do the same parse, on the
- * same bytes (a model's in-memory image; a dataset's open descriptor), in-process.
+ * sanitizer's exit) makes the file "malformed" (SG_EINPUT, exit 2); one that refuses the
+ * file passes its one-line message back through a pipe; one that succeeds lets the parent
+ * do the same parse, on the same bytes (a model's in-memory image; a dataset's open
+ * descriptor), in-process.
  *
  * Ownership and locking: sg_h5_sandboxed is called with the HDF5 lock held (h5util.c);
  * the child inherits that state and makes its HDF5 calls without taking the lock (the

@@ -236,7 +236,7 @@ void sg_key_file_free(sg_private_key_file *f)
     free(f);
 }
 
-static sg_status key_parse(const sg_private_key_file *f, EVP_PKEY **out, sg_err *err)
+sg_status sg_key_file_parse(const sg_private_key_file *f, EVP_PKEY **out, sg_err *err)
 {
     *out = NULL;
     BIO *bio = BIO_new_mem_buf(f->text, (int)f->len);
@@ -259,11 +259,6 @@ static sg_status key_parse(const sg_private_key_file *f, EVP_PKEY **out, sg_err 
     return SG_OK;
 }
 
-sg_status sg_key_file_parse(const sg_private_key_file *f, EVP_PKEY **out, sg_err *err)
-{
-    return key_parse(f, out, err);
-}
-
 sg_status sg_key_file_read(const char *path, sg_private_key_file **out, sg_err *err)
 {
     *out = NULL;
@@ -282,7 +277,8 @@ sg_status sg_key_file_read(const char *path, sg_private_key_file **out, sg_err *
     }
     sg_private_key_file *f = calloc(1, sizeof *f);
     const long page = sysconf(_SC_PAGESIZE) > 0 ? sysconf(_SC_PAGESIZE) : 4096;
-    const size_t map_bytes = ((size_t)SG_KEY_FILE_LIMIT + 1 + (size_t)page - 1) & ~((size_t)page - 1);
+    const size_t map_bytes =
+        ((size_t)SG_KEY_FILE_LIMIT + 1 + (size_t)page - 1) & ~((size_t)page - 1);
     void *m = f ? mmap(NULL, map_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
                 : MAP_FAILED;
     if (m == MAP_FAILED) {
@@ -348,7 +344,7 @@ sg_status sg_key_load_private(const char *path, EVP_PKEY **out, sg_err *err)
     *out = NULL;
     sg_private_key_file *f;
     sg_status rc = sg_key_file_read(path, &f, err);
-    if (rc == SG_OK) rc = key_parse(f, out, err);
+    if (rc == SG_OK) rc = sg_key_file_parse(f, out, err);
     sg_key_file_free(f);
     return rc;
 }
