@@ -61,7 +61,7 @@ void *sg_alloc_aligned(size_t bytes)
 void *sg_alloc_huge(size_t bytes)
 {
     const size_t huge = (size_t)2 << 20;
-    if (bytes < huge) return sg_alloc_aligned(bytes);
+    if (bytes < huge / 4) return sg_alloc_aligned(bytes);
     if (bytes > SIZE_MAX - huge) return NULL;
     size_t rounded = (bytes + huge - 1) & ~(huge - 1);
     void *p = NULL;

@@ -358,7 +358,7 @@ void sg_dataset_close(sg_dataset *ds)
     sg_h5_leave();
     close(ds->fd);
     EVP_MD_CTX_free(ds->hctx);
-    free(ds->hbuf);
+    sg_free_aligned(ds->hbuf);
     free(ds->scratch);
     free(ds);
 }
@@ -370,7 +370,7 @@ sg_status sg_dataset_hash_step(sg_dataset *ds, uint64_t bytes, bool to_eof, sg_e
     if (ds->hashed) return SG_OK;
     if (!ds->hctx) {
         ds->hctx = EVP_MD_CTX_new();
-        ds->hbuf = malloc(HASH_BUF);
+        ds->hbuf = sg_alloc_huge(HASH_BUF); /* each pread lands here: huge pages */
         if (!ds->hctx || !ds->hbuf || EVP_DigestInit_ex(ds->hctx, EVP_sha256(), NULL) != 1)
             return sg_errf(err, SG_ENOMEM, "%s: cannot start SHA-256", ds->path);
     }
@@ -455,7 +455,7 @@ sg_status sg_dataset_sha256(sg_dataset *ds, char hex[65], sg_err *err)
         ds->hashed = true;
         EVP_MD_CTX_free(ds->hctx);
         ds->hctx = NULL;
-        free(ds->hbuf);
+        sg_free_aligned(ds->hbuf);
         ds->hbuf = NULL;
     }
     memcpy(hex, ds->sha256, 65);

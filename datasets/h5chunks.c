@@ -85,9 +85,9 @@ void sg_h5_reader_free(sg_h5_reader *r)
     if (!r) return;
     if (r->ftype >= 0) H5Tclose(r->ftype);
     free(r->fill);
-    free(r->buf[0]);
-    free(r->buf[1]);
-    free(r->slab);
+    sg_free_aligned(r->buf[0]);
+    sg_free_aligned(r->buf[1]);
+    sg_free_aligned(r->slab);
     free(r);
 }
 
@@ -169,7 +169,12 @@ sg_status sg_h5_reader_new(hid_t ds, const char *path, const char *name, sg_h5_r
 static sg_status grow(uint8_t **p, size_t *cap, size_t need, const sg_h5_reader *r, sg_err *err)
 {
     if (need <= *cap) return SG_OK;
-    uint8_t *q = realloc(*p, need);
+    /* Scratch: nothing in it is kept. Huge pages where it is large (an X chunk is often
+       1 MiB), as its first touch is on the reader's path (sg_alloc_huge). */
+    sg_free_aligned(*p);
+    *p = NULL;
+    *cap = 0;
+    uint8_t *q = sg_alloc_huge(need);
     if (!q) return sg_errf(err, SG_ENOMEM, "%s: out of memory reading %s", r->path, r->name);
     *p = q;
     *cap = need;
@@ -395,10 +400,20 @@ sg_status sg_h5_reader_rows(sg_h5_reader *r, hid_t memtype, int64_t row0, int64_
         hid_t fs = H5Dget_space(r->ds);
         hsize_t start[2] = {(hsize_t)row0, 0}, count[2] = {(hsize_t)n, r->dims[1]};
         hid_t ms = H5Screate_simple(r->rank, count, NULL);
+        /* A read that converts types goes through libhdf5's conversion buffer, 1 MiB
+           zero-filled by default however few the values (a float64 scaler of 64 values): no
+           bigger than the request, so that it costs no first touches it does not need. */
+        const size_t es = H5Tget_size(memtype) > r->es ? H5Tget_size(memtype) : r->es;
+        size_t tconv = (size_t)1 << 20, whole;
+        if (!__builtin_mul_overflow((size_t)n, (size_t)r->dims[1], &whole) &&
+            !__builtin_mul_overflow(whole, es, &whole) && whole < tconv)
+            tconv = whole > es ? whole : es;
+        hid_t dxpl = H5Pcreate(H5P_DATASET_XFER);
         herr_t st = -1;
-        if (fs >= 0 && ms >= 0 &&
+        if (fs >= 0 && ms >= 0 && dxpl >= 0 && H5Pset_buffer(dxpl, tconv, NULL, NULL) >= 0 &&
             H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) >= 0)
-            st = H5Dread(r->ds, memtype, ms, fs, H5P_DEFAULT, buf);
+            st = H5Dread(r->ds, memtype, ms, fs, dxpl, buf);
+        if (dxpl >= 0) H5Pclose(dxpl);
         if (ms >= 0) H5Sclose(ms);
         if (fs >= 0) H5Sclose(fs);
         if (st < 0) {

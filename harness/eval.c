@@ -244,8 +244,8 @@ void sg_eval_result_clear(sg_eval_result *r)
 {
     sg_model_free(r->owned_model);
     sg_metrics_clear(&r->metrics);
-    free(r->pred_labels);
-    free(r->pred_values);
+    sg_free_aligned(r->pred_labels);
+    sg_free_aligned(r->pred_values);
     memset(r, 0, sizeof *r);
 }
 
@@ -266,18 +266,38 @@ typedef struct {
     double *log_terms;
 } eval_run;
 
+/* Carves arrays out of one allocation, each 64-byte aligned: sizes in, offsets out. */
+static size_t carve(size_t *off, const size_t *bytes, int n)
+{
+    size_t total = 0;
+    for (int i = 0; i < n; i++) {
+        off[i] = total;
+        total += (bytes[i] + 63) & ~(size_t)63;
+    }
+    return total;
+}
+
 static sg_status alloc_slots(eval_run *e, int64_t chunk, int d, sg_err *err)
 {
+    /* A slot's arrays share one allocation, huge pages where it is large (the rows alone are
+       16 MiB at the default chunk): a first touch per 4 KiB page is dear in a VM, and the
+       labels and weights alone would take 384 of them per slot. */
+    const size_t rows = (size_t)chunk;
+    const size_t bytes[4] = {rows * (size_t)d * sizeof(float), rows * sizeof(int32_t),
+                             rows * sizeof(double), rows * sizeof(double)};
+    size_t off[4];
+    const size_t total = carve(off, bytes, 4);
     for (int i = 0; i < 2; i++) {
         eval_slot *s = &e->ring.slots[i];
         /* First touched by the reader thread, which runs ahead of predict. */
-        s->X = sg_alloc_huge((size_t)chunk * (size_t)d * sizeof(float));
-        s->labels = malloc((size_t)chunk * sizeof(int32_t));
-        s->targets = malloc((size_t)chunk * sizeof(double));
-        s->weights = malloc((size_t)chunk * sizeof(double));
-        if (!s->X || !s->labels || !s->targets || !s->weights)
+        uint8_t *base = sg_alloc_huge(total);
+        if (!base)
             return sg_errf(err, SG_ENOMEM, "eval: out of memory for %lld-row chunks",
                            (long long)chunk);
+        s->X = (float *)base;
+        s->labels = (int32_t *)(base + off[1]);
+        s->targets = (double *)(base + off[2]);
+        s->weights = (double *)(base + off[3]);
     }
     return SG_OK;
 }
@@ -295,16 +315,11 @@ static void eval_run_cleanup(eval_run *e)
     free(e->cc.ws);
     sg_pool_free(e->pool);
     for (int i = 0; i < 2; i++) {
-        sg_free_aligned(e->ring.slots[i].X);
-        free(e->ring.slots[i].labels);
-        free(e->ring.slots[i].targets);
-        free(e->ring.slots[i].weights);
+        sg_free_aligned(e->ring.slots[i].X); /* the slot's one allocation */
     }
     if (e->pw) sg_pred_writer_abort(e->pw);
     sg_metrics_acc_free(e->acc);
-    sg_free_aligned(e->out);
-    free(e->pred_labels);
-    free(e->log_terms);
+    sg_free_aligned(e->out); /* with pred_labels and log_terms */
     if (e->ds && e->ds_owned) sg_dataset_close(e->ds);
     pthread_mutex_destroy(&e->ring.mu);
     pthread_cond_destroy(&e->ring.cv);
@@ -497,23 +512,30 @@ static sg_status eval_setup(eval_run *e, const sg_eval_config *c, sg_eval_result
     }
     int d = m->n_features, width = sg_model_output_width(m);
     if ((st = alloc_slots(e, chunk, d, err))) return st;
-    e->out = sg_alloc_aligned((size_t)chunk * (size_t)width * sizeof(float));
-    e->pred_labels = malloc((size_t)chunk * sizeof(int32_t));
-    if (!e->out || !e->pred_labels) return sg_errf(err, SG_ENOMEM, "eval: out of memory");
-    /* Classifiers' rows are [n][n_classes] for the metrics (checked by the model loader). */
-    if (classifier && width == m->n_classes) {
-        e->log_terms = malloc((size_t)chunk * sizeof(double));
-        if (!e->log_terms) return sg_errf(err, SG_ENOMEM, "eval: out of memory");
+    /* The chunk's outputs, predicted labels and log-loss terms: one allocation, as a slot. */
+    {
+        const size_t rows = (size_t)chunk;
+        const bool terms = classifier && width == m->n_classes;
+        const size_t bytes[3] = {rows * (size_t)width * sizeof(float), rows * sizeof(int32_t),
+                                 terms ? rows * sizeof(double) : 0};
+        size_t off[3];
+        uint8_t *base = sg_alloc_huge(carve(off, bytes, 3));
+        if (!base) return sg_errf(err, SG_ENOMEM, "eval: out of memory");
+        e->out = (float *)base;
+        e->pred_labels = (int32_t *)(base + off[1]);
+        /* Classifiers' rows are [n][n_classes] for the metrics (checked by the model loader). */
+        e->log_terms = terms ? (double *)(base + off[2]) : NULL;
     }
     if (c->keep_predictions) {
         /* Sized by the declared row count: refused before it can wrap the allocation. */
         if ((st = sg_check_alloc(r->rows, classifier ? sizeof(int32_t) : sizeof(float),
                                  "eval: predictions kept for shadow agreement", err)))
             return name_data_file(c, r, err, st);
+        /* Filled a chunk at a time on this thread, between predicts: huge pages. */
         if (classifier)
-            r->pred_labels = malloc((size_t)r->rows * sizeof(int32_t));
+            r->pred_labels = sg_alloc_huge((size_t)r->rows * sizeof(int32_t));
         else
-            r->pred_values = malloc((size_t)r->rows * sizeof(float));
+            r->pred_values = sg_alloc_huge((size_t)r->rows * sizeof(float));
         if (!r->pred_labels && !r->pred_values)
             return sg_errf(err, SG_ENOMEM, "eval: out of memory keeping %lld predictions",
                            (long long)r->rows);

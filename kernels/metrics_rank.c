@@ -270,12 +270,7 @@ sg_status sg_rank_store_reserve(sg_rank_store *rs, size_t n, sg_err *err)
     size_t cap = rs->cap ? rs->cap : 4096;
     while (cap < need)
         cap = cap > SIZE_MAX - cap / 2 - n ? need : cap + cap / 2 + n;
-    /* Plain pages, not huge ones: the store is first touched a block at a time inside each
-       chunk's metrics, where a transparent huge page's fault may wait for the kernel to
-       compact memory (stalls of 20-60 ms measured on a busy machine); 4 KiB pages cost a
-       steady fraction of a millisecond per MiB. */
-    size_t bytes;
-    uint32_t *k = sg_mul_size(cap, sizeof *k, &bytes) ? malloc(bytes) : NULL;
+    uint32_t *k = sg_metrics_big_alloc(cap, sizeof *k);
     if (!k) return sg_errf(err, SG_ENOMEM, "metrics: out of memory storing %zu scores", cap);
     if (rs->blocks) memcpy(k, rs->store, rs->blocks * rs->bsize * sizeof *k);
     free(rs->store);
@@ -476,13 +471,13 @@ sg_status sg_rank_store_finish(sg_rank_store *rs, sg_rank_metrics *out, sg_err *
     }
     for (size_t b = 0; b < SG_RANK_BUCKETS; b++)
         big = tot[b] > big ? tot[b] : big;
-    uint32_t *buf = malloc((big ? big : 1) * sizeof *buf), *tmp = malloc((big ? big : 1) * sizeof *tmp);
-    if (!buf || !tmp) {
+    /* One buffer for the bucket and its sort's scratch: a huge page where it is large. */
+    uint32_t *buf = sg_metrics_big_alloc(2 * (big ? big : 1), sizeof *buf);
+    if (!buf) {
         free(cur);
-        free(buf);
-        free(tmp);
         return sg_errf(err, SG_ENOMEM, "metrics: out of memory ranking %zu scores", big);
     }
+    uint32_t *tmp = buf + (big ? big : 1);
     rank_walk w = {0};
     for (size_t b = SG_RANK_BUCKETS; b-- > 0;) {
         if (!tot[b]) continue;
@@ -497,8 +492,7 @@ sg_status sg_rank_store_finish(sg_rank_store *rs, sg_rank_metrics *out, sg_err *
         walk_bucket(&w, sort_bucket(buf, tmp, len), len);
     }
     free(cur);
-    free(buf);
-    free(tmp);
+    sg_free_aligned(buf);
     double P = (double)npos, N = (double)nneg;
     out->pos_weight = P;
     out->neg_weight = N;

@@ -356,28 +356,31 @@ static void vm_flags_of(const void *a, char *out, size_t cap)
 static void test_alloc_huge(void **state)
 {
     (void)state;
-    /* Below 2 MiB: an ordinary 64-byte-aligned block. */
+    /* Below 1 MiB: an ordinary 64-byte-aligned block. */
     uint8_t *small = sg_alloc_huge(1000);
     assert_non_null(small);
     assert_int_equal((uintptr_t)small % 64, 0);
     memset(small, 1, 1000);
     sg_free_aligned(small);
 
-    /* From 2 MiB: 2 MiB-aligned, every byte usable, and its mapping marked for huge pages
+    /* From 1 MiB: 2 MiB-aligned, every byte usable, and its mapping marked for huge pages
        (the kernel records MADV_HUGEPAGE as VmFlags "hg" wherever it has transparent huge
        pages, whatever their mode). */
-    const size_t big = ((size_t)5 << 20) + 1;
-    uint8_t *p = sg_alloc_huge(big);
-    assert_non_null(p);
-    assert_int_equal((uintptr_t)p % ((size_t)2 << 20), 0);
-    memset(p, 0xa5, big);
-    assert_int_equal(p[big - 1], 0xa5);
-    if (access("/sys/kernel/mm/transparent_hugepage/enabled", F_OK) == 0) {
-        char flags[512];
-        vm_flags_of(p + big / 2, flags, sizeof flags);
-        assert_non_null(strstr(flags, " hg"));
+    const size_t sizes[] = {((size_t)1 << 20), ((size_t)5 << 20) + 1};
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+        const size_t big = sizes[i];
+        uint8_t *p = sg_alloc_huge(big);
+        assert_non_null(p);
+        assert_int_equal((uintptr_t)p % ((size_t)2 << 20), 0);
+        memset(p, 0xa5, big);
+        assert_int_equal(p[big - 1], 0xa5);
+        if (access("/sys/kernel/mm/transparent_hugepage/enabled", F_OK) == 0) {
+            char flags[512];
+            vm_flags_of(p + big / 2, flags, sizeof flags);
+            assert_non_null(strstr(flags, " hg"));
+        }
+        sg_free_aligned(p);
     }
-    sg_free_aligned(p);
 
     /* A size that cannot be rounded up is refused, not wrapped. */
     assert_null(sg_alloc_huge(SIZE_MAX - 10));
