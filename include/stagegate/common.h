@@ -64,7 +64,7 @@ void *sg_alloc_aligned(size_t bytes);
 void sg_free_aligned(void *p);
 /*
  * A large buffer first touched on a hot path (a chunk of the validation set that read(2)
- * copies into, a score store, a sort's scratch): from 1 MiB up, rounded up to whole 2 MiB,
+ * copies into, a score store, a sort's scratch): from 512 KiB up, rounded up to whole 2 MiB,
  * 2 MiB-aligned and marked for transparent huge pages, so that it takes a page fault per
  * 2 MiB instead of per 4 KiB. Each 4 KiB first touch is dear in a virtual machine that
  * shadows the guest's page tables: 10 us measured on the reference VM, a memory write or

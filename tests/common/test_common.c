@@ -356,17 +356,17 @@ static void vm_flags_of(const void *a, char *out, size_t cap)
 static void test_alloc_huge(void **state)
 {
     (void)state;
-    /* Below 1 MiB: an ordinary 64-byte-aligned block. */
+    /* Below 512 KiB: an ordinary 64-byte-aligned block. */
     uint8_t *small = sg_alloc_huge(1000);
     assert_non_null(small);
     assert_int_equal((uintptr_t)small % 64, 0);
     memset(small, 1, 1000);
     sg_free_aligned(small);
 
-    /* From 1 MiB: 2 MiB-aligned, every byte usable, and its mapping marked for huge pages
+    /* From 512 KiB: 2 MiB-aligned, every byte usable, and its mapping marked for huge pages
        (the kernel records MADV_HUGEPAGE as VmFlags "hg" wherever it has transparent huge
        pages, whatever their mode). */
-    const size_t sizes[] = {((size_t)1 << 20), ((size_t)5 << 20) + 1};
+    const size_t sizes[] = {(size_t)512 << 10, ((size_t)5 << 20) + 1};
     for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
         const size_t big = sizes[i];
         uint8_t *p = sg_alloc_huge(big);
