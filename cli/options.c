@@ -57,11 +57,21 @@ static int store(const char *cmd, const sg_opt *o, const char *v)
     return SG_OPTS_OK;
 }
 
+/* The most options a command's table holds (checked): enough for a bitmap on the stack. */
+#define MAX_OPTS 128
+
 int sg_opts_parse(const char *cmd, const sg_opt *opts, int argc, char **argv, int first,
                   const char **pos, int max_pos, int *n_pos)
 {
     *n_pos = 0;
     bool only_pos = false;
+    /* Options that take one value, given once: a second `--threshold` (a script that appends
+       to a command line, say) is refused rather than silently overriding the first. */
+    bool given[MAX_OPTS] = {false};
+    size_t n_opts = 0;
+    while (opts[n_opts].kind != SG_OPT_END)
+        n_opts++;
+    SG_ASSERT(n_opts <= MAX_OPTS);
     for (int i = first; i < argc; i++) {
         const char *a = argv[i];
         if (only_pos || a[0] != '-' || !strcmp(a, "-")) {
@@ -101,6 +111,13 @@ int sg_opts_parse(const char *cmd, const sg_opt *opts, int argc, char **argv, in
                 return SG_OPTS_ERROR;
             }
             v = argv[++i];
+        }
+        if (o->kind != SG_OPT_LIST) {
+            if (given[o - opts]) {
+                sg_cli_usage_error(cmd, "option '--%s' given twice (it takes one value)", o->name);
+                return SG_OPTS_ERROR;
+            }
+            given[o - opts] = true;
         }
         if (store(cmd, o, v) != SG_OPTS_OK) return SG_OPTS_ERROR;
     }

@@ -5,6 +5,8 @@
  * everywhere. Values point into argv; nothing is allocated.
  *
  *   --name VALUE, --name=VALUE, --flag, -h/--help, and "--" ends the options.
+ *   An option that takes one value may be given once (a second is a usage error); list
+ *   options repeat; a repeated flag is the same flag.
  */
 #ifndef STAGEGATE_CLI_OPTIONS_H
 #define STAGEGATE_CLI_OPTIONS_H
@@ -16,7 +18,7 @@
 typedef enum {
     SG_OPT_END = 0,
     SG_OPT_FLAG,   /* bool *: set to true */
-    SG_OPT_STRING, /* const char **: the last one given wins */
+    SG_OPT_STRING, /* const char **: given at most once, as INT and DOUBLE */
     SG_OPT_LIST,   /* sg_opt_list *: repeatable, in order */
     SG_OPT_INT,    /* int64_t *, within [min, max] */
     SG_OPT_DOUBLE, /* double *, within [min, max], finite */

@@ -42,6 +42,11 @@ expect 2 "registry create-version --signer" "$SG" registry create-version m a.h5
 expect 2 "registry --as before the subcommand" "$SG" registry --as k.pem list
 expect 2 "bench --seed out of range" "$SG" bench --seed -1
 grep -q -- "--seed" "$tmp/err" || bad "range error does not name --seed"
+# An option that takes one value, given twice: refused before any file is opened.
+expect 2 "eval --threshold twice" "$SG" eval --model m --data d --threshold 0.5 --threshold=0.9
+grep -q "stagegate eval: option '--threshold' given twice (it takes one value)" "$tmp/err" ||
+    bad "eval --threshold twice wording: $(cat "$tmp/err")"
+expect 2 "gate --policy twice" "$SG" gate --model m --data d --policy a.json --policy b.json
 
 # global options before the subcommand, --opt=value after it
 "$SG" keygen --out "$tmp/k" >/dev/null || bad keygen

@@ -117,6 +117,40 @@ static void refusals(void **state)
     assert_non_null(strstr(e, "unexpected argument 'c'"));
 }
 
+/* An option that takes one value, given twice, in any spelling: refused, whatever the
+   values (a script appending `--x 0.9` to a line that has `--x 0.25` must not get either
+   silently). Lists repeat; a repeated flag is still the flag. */
+static void repeats(void **state)
+{
+    (void)state;
+    parsed p;
+    char e[512];
+    const char *pos[2];
+    int n;
+    struct {
+        const char *a[4], *name;
+    } cases[] = {
+        {{"--model", "a.h5", "--model", "b.h5"}, "--model"},
+        {{"--model=a.h5", "--model", "a.h5", NULL}, "--model"},
+        {{"--n", "3", "--n=3", NULL}, "--n"},
+        {{"--x=0.25", "--x=0.9", NULL, NULL}, "--x"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int rc = parse(&p, e, sizeof e, pos, &n, cases[i].a[0], cases[i].a[1], cases[i].a[2],
+                       cases[i].a[3], NULL);
+        assert_int_equal(rc, SG_OPTS_ERROR);
+        char want[64];
+        snprintf(want, sizeof want, "option '%s' given twice (it takes one value)", cases[i].name);
+        if (!strstr(e, want)) fail_msg("case %zu: got '%s', want '%s'", i, e, want);
+    }
+    assert_int_equal(parse(&p, e, sizeof e, pos, &n, "--json", "--tag", "a", "--json", "--tag",
+                           "a", NULL),
+                     SG_OPTS_OK);
+    assert_true(p.json);
+    assert_int_equal(p.tags.n, 2);
+    assert_string_equal(e, "");
+}
+
 static void exit_codes(void **state)
 {
     (void)state;
@@ -146,6 +180,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(values_flags_lists),
         cmocka_unit_test(refusals),
+        cmocka_unit_test(repeats),
         cmocka_unit_test(exit_codes),
         cmocka_unit_test(command_table),
     };
