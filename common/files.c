@@ -1,13 +1,16 @@
 /* File helpers: SHA-256 digests, whole-file reads and atomic (temp + rename) output. */
+#define _GNU_SOURCE /* F_OFD_SETLK */
 #include "stagegate/common.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <dirent.h>
 #include <libgen.h>
 #include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/random.h>
@@ -315,6 +318,58 @@ static sg_status check_output_target(const char *path, sg_err *err)
                                           : "a special file");
 }
 
+bool sg_tmp_lock(int fd)
+{
+    /* An open-file-description lock: held while this descriptor is open, whatever else the
+       process opens and closes on the same file (libhdf5 does), and independent of flock. */
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
+    return fcntl(fd, F_OFD_SETLK, &fl) == 0;
+}
+
+/* Whether nobody holds sg_tmp_lock on the file: a read lock is refused while a writer holds
+   its write lock, and needs only a read-only descriptor. */
+static bool tmp_unlocked(int fd)
+{
+    struct flock fl = {.l_type = F_RDLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
+    return fcntl(fd, F_OFD_SETLK, &fl) == 0;
+}
+
+/* ".BASE.tmp." followed by exactly 16 lower-case hex digits: the names sg_tmp_path_for gives. */
+static bool is_tmp_name(const char *name, const char *base)
+{
+    size_t bl = strlen(base);
+    if (name[0] != '.' || strncmp(name + 1, base, bl) || strncmp(name + 1 + bl, ".tmp.", 5))
+        return false;
+    const char *h = name + 1 + bl + 5;
+    for (int i = 0; i < 16; i++)
+        if (!((h[i] >= '0' && h[i] <= '9') || (h[i] >= 'a' && h[i] <= 'f'))) return false;
+    return h[16] == '\0';
+}
+
+int sg_tmp_sweep(const char *dir, const char *base)
+{
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int removed = 0;
+    const time_t now = time(NULL);
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        if (!is_tmp_name(e->d_name, base)) continue;
+        int fd = openat(dirfd(d), e->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        if (fd < 0) continue; /* a symlink, gone, or not ours to read: left alone */
+        struct stat st;
+        /* Ours, a regular file, untouched for SG_TMP_STALE_SECONDS (a writer takes its lock
+           right after creating the file, so a newer one may be between the two), and locked
+           by nobody: its writer is gone (SIGKILL, a crash, the machine's power). */
+        if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid() &&
+            now - st.st_mtime >= SG_TMP_STALE_SECONDS && tmp_unlocked(fd) &&
+            unlinkat(dirfd(d), e->d_name, 0) == 0)
+            removed++;
+        close(fd);
+    }
+    closedir(d);
+    return removed;
+}
+
 sg_status sg_tmp_path_for(const char *path, char *tmp, size_t tmp_len, sg_err *err)
 {
     /* Same directory as the target, so rename() is atomic (same filesystem). */
@@ -327,6 +382,8 @@ sg_status sg_tmp_path_for(const char *path, char *tmp, size_t tmp_len, sg_err *e
     char copy2[4096];
     strcpy(copy2, path);
     char *base = basename(copy2);
+    /* What a killed writer of this output left behind goes first (best effort). */
+    (void)sg_tmp_sweep(dir, base);
     /* An unpredictable name: another user cannot pre-create it to make a long run fail at its
      * last step (writers open it with O_EXCL). */
     uint8_t rnd[8];
@@ -365,6 +422,7 @@ sg_status sg_outfile_open(sg_outfile *o, const char *path, sg_err *err)
     if (rc) return rc;
     int fd = open(o->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0) return sg_errf(err, SG_EIO, "%s: cannot create: %s", path, strerror(errno));
+    (void)sg_tmp_lock(fd); /* not possible everywhere (some network filesystems): a hint */
     o->fp = fdopen(fd, "wb");
     if (!o->fp) {
         close(fd);

@@ -4,6 +4,7 @@
  * unlinked on abort or failure. A writer is used by one thread at a time; its
  * HDF5 calls take the datasets/ lock (h5util.c) like every other HDF5 access.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 struct sg_pred_writer {
     char path[4096];
     char tmp[4096];
+    int lock_fd; /* the temp file, open and locked until it is renamed or removed */
     hid_t file, values, labels;
     int64_t n_rows, written;
     int width;
@@ -63,8 +65,24 @@ sg_status sg_pred_writer_open(const char *path, int64_t n_rows, int width, bool 
     w->n_rows = n_rows;
     w->width = width;
     w->classifier = classifier;
+    /* The temp file is created here (O_EXCL, its random name) and locked for the whole run,
+       which may be long: sg_tmp_sweep then leaves it alone, and removes it if this process is
+       killed. libhdf5 opens it again; its own file lock is not needed on a file only this
+       writer knows, and could clash with ours where a filesystem emulates flock with fcntl. */
+    w->lock_fd = open(w->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0666);
+    if (w->lock_fd < 0) {
+        sg_tmp_forget(w->tmp);
+        rc = sg_errf(err, SG_EIO, "%s: cannot create the output file in its directory: %s", path,
+                     strerror(errno));
+        free(w);
+        return rc;
+    }
+    (void)sg_tmp_lock(w->lock_fd);
     sg_h5_enter();
-    w->file = H5Fcreate(w->tmp, H5F_ACC_EXCL, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    if (fapl >= 0 && H5Pset_file_locking(fapl, false, true) >= 0)
+        w->file = H5Fcreate(w->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    if (fapl >= 0) H5Pclose(fapl);
     if (w->file < 0) {
         rc = sg_errf(err, SG_EIO, "%s: cannot create the output file in its directory", path);
     } else {
@@ -87,6 +105,7 @@ sg_status sg_pred_writer_open(const char *path, int64_t n_rows, int width, bool 
     }
     sg_h5_leave();
     if (rc) {
+        close(w->lock_fd);
         free(w);
         return rc;
     }
@@ -144,15 +163,14 @@ sg_status sg_pred_writer_commit(sg_pred_writer *w, sg_err *err)
     sg_h5_leave();
     if (!rc) {
         /* HDF5 does not fsync; do it so the rename never exposes unwritten data. */
-        int fd = open(w->tmp, O_RDONLY | O_CLOEXEC);
-        if (fd < 0 || fsync(fd) != 0)
+        if (fsync(w->lock_fd) != 0)
             rc = sg_errf(err, SG_EIO, "%s: syncing predictions failed", w->path);
-        if (fd >= 0) close(fd);
     }
     if (!rc)
         rc = sg_commit_tmp(w->tmp, w->path, err);
     else
         sg_tmp_remove(w->tmp);
+    close(w->lock_fd);
     free(w);
     return rc;
 }
@@ -164,5 +182,6 @@ void sg_pred_writer_abort(sg_pred_writer *w)
     close_ids(w);
     sg_h5_leave();
     sg_tmp_remove(w->tmp);
+    close(w->lock_fd);
     free(w);
 }

@@ -86,7 +86,8 @@ void sg_hex_encode(const uint8_t *in, size_t len, char *out);
 /*
  * Atomic output: write to a unique, unpredictably named temporary file in the
  * destination's directory (O_EXCL), then rename over the destination. A failure,
- * an abort, SIGINT or SIGTERM leaves no file behind at either path.
+ * an abort, SIGINT or SIGTERM leaves no file behind at either path; after SIGKILL the next
+ * write of the same output removes the temp file (sg_tmp_sweep).
  */
 typedef struct {
     char path[4096];
@@ -98,8 +99,19 @@ SG_MUST_CHECK sg_status sg_outfile_open(sg_outfile *o, const char *path, sg_err 
 SG_MUST_CHECK sg_status sg_outfile_commit(sg_outfile *o, sg_err *err);
 void sg_outfile_abort(sg_outfile *o);
 
-/* For writers that create the file themselves (HDF5): pick a temp name, then commit by rename. */
+/* For writers that create the file themselves (HDF5): pick a temp name, then commit by rename.
+ * It first removes what killed writers of the same output left (sg_tmp_sweep). */
 SG_MUST_CHECK sg_status sg_tmp_path_for(const char *path, char *tmp, size_t tmp_len, sg_err *err);
+/*
+ * A writer holds a write lock on its temp file (sg_tmp_lock on a descriptor it keeps open
+ * until the rename) so that sg_tmp_sweep can tell it from one whose writer was killed
+ * (SIGKILL, an out-of-memory kill, a crash, a power cut: nothing runs to unlink it).
+ * sg_tmp_sweep removes from dir the temp files of outputs named base that are this user's,
+ * regular, unmodified for SG_TMP_STALE_SECONDS and unlocked; returns how many.
+ */
+#define SG_TMP_STALE_SECONDS 60
+bool sg_tmp_lock(int fd);
+int sg_tmp_sweep(const char *dir, const char *base);
 /* Temp files named by sg_tmp_path_for are unlinked on SIGINT / SIGTERM / SIGHUP until they
  * are renamed (sg_commit_tmp) or forgotten after their own unlink. */
 void sg_tmp_track(const char *tmp);

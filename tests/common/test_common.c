@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "stagegate/json.h"
@@ -233,6 +235,93 @@ static void test_tmp_path_same_dir(void **state)
     assert_int_equal(sg_tmp_path_for("out.h5", small, sizeof small, &err), SG_EINPUT);
 }
 
+/* Makes tmpdir/name holding "x", modified age seconds ago. */
+static void make_aged(const char *name, int age)
+{
+    char p[512];
+    snprintf(p, sizeof p, "%s/%s", tmpdir, name);
+    write_bytes(p, "x", 1);
+    struct timespec t[2];
+    clock_gettime(CLOCK_REALTIME, &t[0]);
+    t[0].tv_sec -= age;
+    t[1] = t[0];
+    assert_int_equal(utimensat(AT_FDCWD, p, t, 0), 0);
+}
+
+static bool exists_in_dir(const char *name)
+{
+    char p[512];
+    snprintf(p, sizeof p, "%s/%s", tmpdir, name);
+    struct stat st;
+    return lstat(p, &st) == 0;
+}
+
+/* A writer killed with SIGKILL leaves its temp file; the next write of that output removes
+   it, but never a live writer's, a fresh one, another output's, another user's or a link. */
+static void test_tmp_sweep_stale(void **state)
+{
+    (void)state;
+    const int old = SG_TMP_STALE_SECONDS + 5;
+    make_aged(".out.json.tmp.0123456789abcdef", old);   /* stale: goes */
+    make_aged(".out.json.tmp.fedcba9876543210", old);   /* locked below: stays */
+    make_aged(".out.json.tmp.00112233445566aa", 1);     /* fresh: stays */
+    make_aged(".other.json.tmp.0123456789abcdef", old); /* another output: stays */
+    make_aged(".out.json.tmp.0123", old);               /* not a temp name: stays */
+    make_aged("out.json.tmp.0123456789abcdef", old);    /* no leading dot: stays */
+    char p[512], target[512];
+    snprintf(target, sizeof target, "%s/.other.json.tmp.0123456789abcdef", tmpdir);
+    snprintf(p, sizeof p, "%s/.out.json.tmp.aaaaaaaaaaaaaaaa", tmpdir);
+    assert_int_equal(symlink(target, p), 0); /* a link: stays, and so does what it names */
+    bool as_root = geteuid() == 0;
+    if (as_root) { /* someone else's: stays */
+        make_aged(".out.json.tmp.bbbbbbbbbbbbbbbb", old);
+        snprintf(p, sizeof p, "%s/.out.json.tmp.bbbbbbbbbbbbbbbb", tmpdir);
+        assert_int_equal(chown(p, 65534, 65534), 0);
+    }
+    /* A live writer's lock: an open file description of its own (this process's other
+       descriptor conflicts with it as another process's would). */
+    snprintf(p, sizeof p, "%s/.out.json.tmp.fedcba9876543210", tmpdir);
+    int held = open(p, O_WRONLY | O_CLOEXEC);
+    assert_true(held >= 0);
+    assert_true(sg_tmp_lock(held));
+
+    char path[512];
+    snprintf(path, sizeof path, "%s/out.json", tmpdir);
+    sg_err err;
+    sg_outfile o;
+    assert_int_equal(sg_outfile_open(&o, path, &err), SG_OK);
+    /* The new writer's own temp file is locked while it is open: a second sweep spares it
+       even once old. */
+    struct timespec t[2] = {{.tv_sec = 1000000000}, {.tv_sec = 1000000000}};
+    assert_int_equal(utimensat(AT_FDCWD, o.tmp_path, t, 0), 0);
+    assert_int_equal(sg_tmp_sweep(tmpdir, "out.json"), 0);
+    assert_int_equal(access(o.tmp_path, F_OK), 0);
+    fputs("{}", o.fp);
+    assert_int_equal(sg_outfile_commit(&o, &err), SG_OK);
+
+    assert_false(exists_in_dir(".out.json.tmp.0123456789abcdef"));
+    assert_true(exists_in_dir(".out.json.tmp.fedcba9876543210"));
+    assert_true(exists_in_dir(".out.json.tmp.00112233445566aa"));
+    assert_true(exists_in_dir(".other.json.tmp.0123456789abcdef"));
+    assert_true(exists_in_dir(".out.json.tmp.0123"));
+    assert_true(exists_in_dir("out.json.tmp.0123456789abcdef"));
+    assert_true(exists_in_dir(".out.json.tmp.aaaaaaaaaaaaaaaa"));
+    if (as_root) assert_true(exists_in_dir(".out.json.tmp.bbbbbbbbbbbbbbbb"));
+    assert_true(exists_in_dir("out.json"));
+
+    /* Once its writer is gone (the descriptor closed, as at exit), it goes too. */
+    close(held);
+    assert_int_equal(sg_tmp_sweep(tmpdir, "out.json"), 1);
+    assert_false(exists_in_dir(".out.json.tmp.fedcba9876543210"));
+    DIR *d = opendir(tmpdir);
+    for (struct dirent *e; (e = readdir(d));)
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) { /* for the next tests */
+            snprintf(p, sizeof p, "%s/%s", tmpdir, e->d_name);
+            unlink(p);
+        }
+    closedir(d);
+}
+
 static void test_parse_options(void **state)
 {
     (void)state;
@@ -395,6 +484,7 @@ int main(void)
         cmocka_unit_test(test_read_file_limit),
         cmocka_unit_test(test_outfile_commit_and_abort),
         cmocka_unit_test(test_tmp_path_same_dir),
+        cmocka_unit_test(test_tmp_sweep_stale),
         cmocka_unit_test(test_parse_options),
         cmocka_unit_test(test_unit_formatting),
         cmocka_unit_test(test_alloc_huge),

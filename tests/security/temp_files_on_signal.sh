@@ -1,7 +1,8 @@
 #!/bin/bash
 # Attack: after an interrupted run a hidden temp file was left next to the output, and its
 # predictable name could be pre-created by another user to make the final write fail.
-# Now: SIGTERM or SIGINT during a run removes the temp file; names are unpredictable; a
+# Now: SIGTERM or SIGINT during a run removes the temp file; after SIGKILL the next run of
+# the same output removes it (stale and unlocked); names are unpredictable; a
 # pre-existing file at an old-style name does not stop the write; keygen publishes the pair
 # together.
 set -u
@@ -32,6 +33,24 @@ os.execv(sys.argv[1], sys.argv[1:])' "$SG" eval --model "$tmp/m.h5" --data "$tmp
     if [ -z "$left" ]; then ok "SIG$sig during eval --predictions leaves nothing (temp file seen before: $seen)"
     else bad "SIG$sig left: $left ($(tr '\r' '\n' < "$tmp/err" | tail -2))"; rm -f "$tmp/out/"*; fi
 done
+# SIGKILL (an out-of-memory kill, a CI timeout's kill -9) runs no handler: the temp file
+# stays. The next write of the same output removes it once it is a minute old and no live
+# writer holds its lock; the run itself is unaffected.
+"$SG" eval --model "$tmp/m.h5" --data "$tmp/val.h5" --predictions "$tmp/out/p.h5" --chunk-rows 4096 >/dev/null 2>&1 &
+pid=$!
+for _ in $(seq 1 600); do ls -A "$tmp/out" | grep -q '\.tmp\.' && break; sleep 0.05; done
+kill -KILL $pid; wait $pid 2>/dev/null
+orphan=$(ls -A "$tmp/out" | grep '^\.p\.h5\.tmp\.' || true)
+if [ -n "$orphan" ]; then
+    touch -d '2 minutes ago' "$tmp/out/$orphan"
+    "$SG" eval --model "$tmp/m.h5" --data "$tmp/val.h5" --predictions "$tmp/out/p.h5" >/dev/null 2>&1 &&
+        [ "$(ls -A "$tmp/out")" = "p.h5" ] &&
+        ok "SIGKILL's leftover $orphan removed by the next eval of that output" ||
+        bad "after SIGKILL and a rerun: $(ls -A "$tmp/out" | tr '\n' ' ')"
+else
+    bad "SIGKILL: no temp file seen to be left ($(ls -A "$tmp/out" | tr '\n' ' '))"
+fi
+rm -f "$tmp/out/"*
 # names are random: two runs never use the same one, and an old-style name in the way
 # (pid-based) does not matter.
 "$SG" eval --model "$tmp/m.h5" --data "$tmp/val.h5" --predictions "$tmp/out/p.h5" --chunk-rows 100000 >/dev/null 2>&1 &
