@@ -5,7 +5,7 @@
 #                               Unix socket in it (no TCP port), write STATE (shell variables:
 #                               PG_DIR, PG_HOST, PG_USER, PG_BIN, PG_RUN)
 #   pg_cluster.sh stop STATE    stop the server and remove the directory
-#   pg_cluster.sh kill STATE    SIGKILL the postmaster (crash tests), then
+#   pg_cluster.sh kill STATE    SIGKILL every server process (crash tests), then
 #   pg_cluster.sh restart STATE start it again on the same data
 #
 # PostgreSQL refuses to run as root, so as root the server runs as an unprivileged user
@@ -18,8 +18,9 @@ cmd=${1:?usage: pg_cluster.sh start|stop|kill|restart STATE}
 state=${2:?usage: pg_cluster.sh start|stop|kill|restart STATE}
 PG_BIN=${SG_PG_BIN:-/usr/lib/postgresql/15/bin}
 
+# (from /: the caller's directory may be one the server's user cannot enter)
 as_owner() {
-    if [ -n "$PG_RUN" ]; then runuser -u "$PG_RUN" -- "$@"; else "$@"; fi
+    if [ -n "$PG_RUN" ]; then (cd / && runuser -u "$PG_RUN" -- "$@"); else "$@"; fi
 }
 
 server_start() {
@@ -66,14 +67,30 @@ stop)
     rm -rf "$PG_DIR" "$state"
     ;;
 kill)
-    # The whole server at once, as a crash or the OOM killer would: postmaster and backends.
+    # The whole server at once, as a crash or the OOM killer would: postmaster and backends,
+    # first as listed by parentage (quick: a crash test kills inside a paused transaction).
+    # Every server process runs in the data directory, and rounds over that go on until one
+    # finds none: a backend forked between the listing and the kill would otherwise survive,
+    # keep the shared memory attached (the restart is refused) and can block its client
+    # forever on a lock a killed process held. Then wait until each is reaped, not a zombie:
+    # the restart refuses a socket lock file whose process still exists.
     . "$state"
     pid=$(head -1 "$PG_DIR/data/postmaster.pid")
-    kids=$(pgrep -P "$pid" || true)
-    kill -9 "$pid" $kids 2>/dev/null || true
+    killed="$pid $(pgrep -P "$pid" | tr '\n' ' ' || true)"
+    kill -9 $killed 2>/dev/null || true
+    data=$(readlink -f "$PG_DIR/data")
+    for _ in $(seq 1 100); do
+        pids=$(find /proc -mindepth 2 -maxdepth 2 -name cwd -lname "$data" 2>/dev/null |
+            cut -d/ -f3 | tr '\n' ' ' || true)
+        [ -z "$pids" ] && break
+        kill -9 $pids 2>/dev/null || true
+        killed="$killed $pids"
+        sleep 0.1
+    done
+    [ -z "$pids" ] || { echo "pg_cluster: server processes outlived SIGKILL: $pids" >&2; exit 1; }
     for _ in $(seq 1 100); do
         alive=0
-        for p in $pid $kids; do kill -0 "$p" 2>/dev/null && alive=1; done
+        for p in $killed; do kill -0 "$p" 2>/dev/null && alive=1; done
         [ $alive = 0 ] && break
         sleep 0.1
     done

@@ -115,7 +115,7 @@ head_before=$(q "SELECT seq FROM audit_head")
 
 # paused_promotion: v2 -> Production stops just before COMMIT; its pid in $pid once paused
 paused_promotion() {
-    STAGEGATE_REGISTRY_TEST_PAUSE=transition STAGEGATE_REGISTRY_TEST_PAUSE_S=3 \
+    STAGEGATE_REGISTRY_TEST_PAUSE=transition STAGEGATE_REGISTRY_TEST_PAUSE_S=6 \
         $R transition m 2 Production --as alice.key.pem >pp.out 2>pp.err &
     pid=$!
     for _ in $(seq 1 600); do grep -q "test pause" pp.err 2>/dev/null && break; sleep 0.1; done
@@ -142,7 +142,7 @@ after_fault "$pid"
 # the server restarts (fast shutdown, then start) during the transaction
 paused_promotion
 . "$SG_PG_STATE"
-if [ -n "$PG_RUN" ]; then runuser -u "$PG_RUN" -- "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -w stop -m fast >/dev/null
+if [ -n "$PG_RUN" ]; then (cd / && runuser -u "$PG_RUN" -- "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -w stop -m fast >/dev/null)
 else "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -w stop -m fast >/dev/null; fi
 # while it is down: unreachable is exit 2, one line
 expect 2 $R list
@@ -164,8 +164,10 @@ expect 0 $R verify-log
 # --- kill -9 of the server under 8 concurrent writers
 for w in $(seq 1 8); do
     ( for j in $(seq 1 400); do
-          rc=0; $R set-tag m 2 "k$w" "$j" >/dev/null 2>w$w.err || rc=$?
+          # with every server process killed no client may wait on: a hang is a failure
+          rc=0; timeout -k 5 60 $R set-tag m 2 "k$w" "$j" >/dev/null 2>w$w.err || rc=$?
           [ $rc = 0 ] && continue
+          [ $rc = 124 ] && { echo "writer $w: set-tag still waiting 60 s after the kill" > w$w.bad; break; }
           [ $rc = 2 ] && [ "$(wc -l < w$w.err)" = 1 ] || { echo "writer $w: exit $rc: $(cat w$w.err)" > w$w.bad; }
           break
       done ) &
