@@ -146,6 +146,11 @@ static sg_status open_member(sg_dataset *ds, const char *name, bool required, in
     if (r != rank)
         return sg_errf(err, SG_EINPUT, "%s: %s has rank %d, expected %d%s", ds->path, name, r, rank,
                        rank == 2 ? " ([rows, features])" : " ([rows])");
+    if (dims[0] > (hsize_t)INT64_MAX)
+        return sg_errf(err, SG_EINPUT, "%s: %s declares %llu rows, more than stagegate counts",
+                       ds->path, name, (unsigned long long)dims[0]);
+    sg_status rc = sg_h5_check_stored(*out, name, ds->path, err);
+    if (rc != SG_OK) return rc;
     return sg_h5_reader_new(*out, ds->path, name, reader, err);
 }
 
@@ -234,16 +239,13 @@ static void close_ids(sg_dataset *ds)
     ds->w = ds->y = ds->X = ds->file = H5I_INVALID_HID;
 }
 
-/* Every chunk-index entry of d, and its first and last row, as the reads will touch them:
+/* The first and last row of d (open_members walked its whole chunk index), as reads touch them:
    in the memory type sg_dataset_read asks for, so the same conversion runs (and a float32
    /X is not widened to double here, a whole chunk row at a time, only to be thrown away). */
-static sg_status walk_member(sg_dataset *ds, hid_t d, sg_h5_reader *r, const char *name, int cols,
-                             hid_t mt, sg_err *err)
+static sg_status walk_member(sg_dataset *ds, hid_t d, sg_h5_reader *r, int cols, hid_t mt,
+                             sg_err *err)
 {
     if (d < 0) return SG_OK;
-    hsize_t nchunks = 0;
-    sg_h5_note("the chunk index of %s", name);
-    (void)H5Dget_num_chunks(d, H5S_ALL, &nchunks); /* walks the whole index (if chunked) */
     double row[64]; /* one row of up to 64 values of at most 8 bytes */
     if ((size_t)cols > sizeof row / sizeof row[0]) return SG_OK; /* wide rows: the index walk only */
     sg_status rc = sg_h5_reader_rows(r, mt, 0, 1, row, err);
@@ -282,9 +284,9 @@ static sg_status open_in_child(void *arg, sg_err *err)
     ds->file = sg_h5_open_fd(ds->path, ds->fd, err);
     sg_status rc = ds->file < 0 ? SG_EINPUT : open_members(ds, err);
     hid_t ymt = ds->kind == SG_LABELS_INT ? H5T_NATIVE_INT64 : H5T_NATIVE_DOUBLE;
-    if (rc == SG_OK) rc = walk_member(ds, ds->X, ds->rX, "/X", ds->d, H5T_NATIVE_FLOAT, err);
-    if (rc == SG_OK) rc = walk_member(ds, ds->y, ds->ry, "/y", 1, ymt, err);
-    if (rc == SG_OK) rc = walk_member(ds, ds->w, ds->rw, "/sample_weight", 1, H5T_NATIVE_DOUBLE, err);
+    if (rc == SG_OK) rc = walk_member(ds, ds->X, ds->rX, ds->d, H5T_NATIVE_FLOAT, err);
+    if (rc == SG_OK) rc = walk_member(ds, ds->y, ds->ry, 1, ymt, err);
+    if (rc == SG_OK) rc = walk_member(ds, ds->w, ds->rw, 1, H5T_NATIVE_DOUBLE, err);
     return rc;
 }
 

@@ -429,10 +429,13 @@ sg_status sg_h5_reader_rows(sg_h5_reader *r, hid_t memtype, int64_t row0, int64_
     const int64_t cr = (int64_t)r->chunk[0];
     uint8_t *dst = buf;
     for (int64_t row = row0; row < row0 + n;) {
-        const int64_t ci = row / cr;
-        const int64_t end = (ci + 1) * cr < row0 + n ? (ci + 1) * cr : row0 + n;
+        const int64_t ci = row / cr, first = ci * cr;
+        /* Without forming (ci + 1) * cr, which passes INT64_MAX in the last chunk of a shape
+           near 2^63 rows. */
+        const bool whole_chunk_left = row0 + n - first >= cr;
+        const int64_t end = whole_chunk_left ? first + cr : row0 + n;
         const bool cached = r->slab_row == ci && r->slab_type == memtype;
-        if (!cached && row == ci * cr && (end == (ci + 1) * cr || end == (int64_t)r->dims[0])) {
+        if (!cached && row == first && (whole_chunk_left || end == (int64_t)r->dims[0])) {
             /* The whole chunk row is wanted: decode it straight into the caller's buffer. */
             sg_status rc = load_slab(r, memtype, ci, dst, err);
             if (rc != SG_OK) return rc;

@@ -317,8 +317,19 @@ sg_status sg_h5_attr_int(hid_t obj, const char *name, int64_t *value, const char
         return sg_errf(err, SG_EINPUT, "%s: attribute %s%s is %s, expected an integer", path, where,
                        name, tn);
     }
-    if (H5Aread(attr, H5T_NATIVE_INT64, value) < 0)
+    /* An unsigned value past INT64_MAX would be read clamped: name the stored value. */
+    uint64_t u = 0;
+    if (H5Tget_sign(type) == H5T_SGN_NONE && H5Tget_size(type) >= 8) {
+        if (H5Aread(attr, H5T_NATIVE_UINT64, &u) < 0)
+            rc = sg_errf(err, SG_EINPUT, "%s: attribute %s%s cannot be read", path, where, name);
+        else if (u > (uint64_t)INT64_MAX)
+            rc = sg_errf(err, SG_EINPUT, "%s: attribute %s%s is %llu, out of range", path, where,
+                         name, (unsigned long long)u);
+        else
+            *value = (int64_t)u;
+    } else if (H5Aread(attr, H5T_NATIVE_INT64, value) < 0) {
         rc = sg_errf(err, SG_EINPUT, "%s: attribute %s%s cannot be read", path, where, name);
+    }
     H5Tclose(type);
     H5Aclose(attr);
     return rc;
@@ -439,12 +450,58 @@ static sg_status check_storage(hid_t ds, const char *name, const char *path, sg_
                 H5Pget_filter2(dcpl, (unsigned)i, &flags, &nelem, NULL, sizeof fname, fname, NULL);
             if (!filter_allowed(id))
                 rc = sg_errf(err, SG_EINPUT,
-                             "%s: %s uses HDF5 filter %d ('%s'), which stagegate does not accept "
-                             "(deflate, shuffle and fletcher32 only)",
-                             path, name, (int)id, fname);
+                             "%s: %s uses HDF5 filter %d (%s%s%s), which stagegate does not "
+                             "accept (deflate, shuffle and fletcher32 only)",
+                             path, name, (int)id, fname[0] ? "'" : "", fname[0] ? fname : "unnamed",
+                             fname[0] ? "'" : "");
         }
     }
     H5Pclose(dcpl);
+    return rc;
+}
+
+sg_status sg_h5_check_stored(hid_t ds, const char *name, const char *path, sg_err *err)
+{
+    hid_t dcpl = H5Dget_create_plist(ds), space = H5Dget_space(ds);
+    hsize_t dims[H5S_MAX_RANK], chunk[H5S_MAX_RANK];
+    int rank = space >= 0 ? H5Sget_simple_extent_dims(space, dims, NULL) : -1;
+    H5D_layout_t layout = dcpl >= 0 ? H5Pget_layout(dcpl) : H5D_LAYOUT_ERROR;
+    sg_status rc = SG_OK;
+    hsize_t elems = 1;
+    bool big = false;
+    for (int i = 0; i < rank; i++)
+        big |= __builtin_mul_overflow(elems, dims[i], &elems);
+    if (rank < 0 || layout == H5D_LAYOUT_ERROR) {
+        rc = sg_errf(err, SG_EINPUT, "%s: %s: cannot read its shape or storage layout", path, name);
+    } else if (elems == 0 && !big) {
+        /* nothing to store */
+    } else if (layout == H5D_CONTIGUOUS) {
+        if (H5Dget_storage_size(ds) == 0)
+            rc = sg_errf(err, SG_EINPUT,
+                         "%s: %s declares %llu rows but the file stores none of them (rows never "
+                         "written are not data)",
+                         path, name, (unsigned long long)dims[0]);
+    } else if (layout == H5D_CHUNKED) {
+        hsize_t want = 1, have = 0;
+        bool ok = H5Pget_chunk(dcpl, rank, chunk) == rank;
+        for (int i = 0; ok && i < rank; i++)
+            ok = chunk[i] > 0 &&
+                 !__builtin_mul_overflow(want, dims[i] / chunk[i] + (dims[i] % chunk[i] != 0), &want);
+        if (!ok)
+            rc = sg_errf(err, SG_EINPUT,
+                         "%s: %s declares %llu rows in more chunks than a file can hold", path,
+                         name, (unsigned long long)dims[0]);
+        else if (sg_h5_note("the chunk index of %s", name), H5Dget_num_chunks(ds, space, &have) < 0)
+            rc = sg_errf(err, SG_EINPUT, "%s: %s: its chunk index cannot be read", path, name);
+        else if (have < want)
+            rc = sg_errf(err, SG_EINPUT,
+                         "%s: %s declares %llu rows in %llu chunks but the file stores %llu of "
+                         "them (rows never written are not data)",
+                         path, name, (unsigned long long)dims[0], (unsigned long long)want,
+                         (unsigned long long)have);
+    }
+    if (space >= 0) H5Sclose(space);
+    if (dcpl >= 0) H5Pclose(dcpl);
     return rc;
 }
 

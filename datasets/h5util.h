@@ -52,6 +52,15 @@ SG_MUST_CHECK sg_status sg_h5_check_links(hid_t file, const char *name, const ch
 hid_t sg_h5_open_dataset(hid_t file, const char *name, hid_t dapl, const char *path, sg_err *err);
 
 /*
+ * Refuses a dataset that declares rows its file does not store: a contiguous dataset whose
+ * storage was never allocated, or a chunked one with fewer chunks in its index than its
+ * shape needs. libhdf5 reads such rows as the fill value; in a validation set they would be
+ * invented data (a writer that died part way), and a few kilobytes could declare 2^40 rows
+ * to stream. Walks the chunk index (sandboxed child first, as every parse).
+ */
+SG_MUST_CHECK sg_status sg_h5_check_stored(hid_t ds, const char *name, const char *path, sg_err *err);
+
+/*
  * Reads a rank-1 or rank-2 dataset (opened with sg_h5_open_dataset) in row ranges without
  * running libhdf5's chunk reader or filter pipeline on the file's bytes: a chunked dataset's
  * chunks are fetched raw and decoded here (deflate, shuffle, Fletcher-32), every size

@@ -163,6 +163,43 @@ def main():
         data(j("late_y.h5"), n=5000, y=np.r_[np.zeros(4999, np.int64), [7]])
         case("label out of range in the last chunk", tmp, j("m.h5"), j("late_y.h5"), "late_y.h5",
              ["y", "4999"], args=["--chunk-rows", "100"])
+        # Rows the file declares but never stored (libhdf5 would read them as the fill
+        # value): a writer that died part way, a contiguous set never written, and a few
+        # kilobytes claiming 2^40 rows for a regression model (no per-row memory to refuse,
+        # so it would stream zeros for hours) or 2^63 - 1023 (whose last chunk overflowed a
+        # row count).
+        good_model(j("reg.h5"), task="regression", k=1)
+        rng = np.random.default_rng(3)
+        Xp = rng.normal(size=(4000, 4)).astype(np.float32)
+        with h5py.File(j("partial.h5"), "w") as f:
+            d = f.create_dataset("X", shape=(4000, 4), dtype="f4", chunks=(1000, 4))
+            d[:3000] = Xp[:3000]
+            f["y"] = rng.integers(0, 2, size=4000)
+        case("chunks never written", tmp, j("m.h5"), j("partial.h5"), "partial.h5",
+             ["/X", "4 chunks", "stores 3", "never written"])
+        with h5py.File(j("unwritten.h5"), "w") as f:
+            f.create_dataset("X", shape=(50, 4), dtype="f4")
+            f["y"] = np.zeros(50, np.int64)
+        case("contiguous /X never written", tmp, j("m.h5"), j("unwritten.h5"), "unwritten.h5",
+             ["/X", "none of them"])
+        for label, rows in (("2^40", 2**40), ("2^63 - 1023", 2**63 - 1023)):
+            with h5py.File(j("claims.h5"), "w") as f:
+                d = f.create_dataset("X", shape=(1024, 4), dtype="f4", chunks=(1024, 4),
+                                     maxshape=(None, 4))
+                d[:] = Xp[:1024]
+                d.resize((rows, 4))
+                t = f.create_dataset("y", shape=(1024,), dtype="f8", chunks=(1024,),
+                                     maxshape=(None,))
+                t[:] = 0
+                t.resize((rows,))
+            case(f"{label} rows declared, one chunk stored", tmp, j("reg.h5"), j("claims.h5"),
+                 "claims.h5", ["/X", str(rows), "stores 1"])
+        # An unsigned attribute past INT64_MAX is named as stored, not clamped.
+        data(j("fv.h5"))
+        with h5py.File(j("fv.h5"), "a") as f:
+            f.attrs["format_version"] = np.uint64(2**64 - 2**32 + 1)
+        case("format_version past INT64_MAX", tmp, j("m.h5"), j("fv.h5"), "fv.h5",
+             ["format_version", str(2**64 - 2**32 + 1), "out of range"])
         data(j("wzero.h5"), sample_weight=np.zeros(50))
         case("all sample weights zero", tmp, j("m.h5"), j("wzero.h5"), "wzero.h5", ["sample_weight"])
         data(j("wnan.h5"), sample_weight=np.r_[np.ones(49), np.nan])
