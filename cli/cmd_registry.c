@@ -1,4 +1,5 @@
 /* `stagegate registry ...`: option parsing and the state-changing subcommands. */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -413,6 +414,31 @@ static int run_write(reg_cli *c, sg_registry *reg)
     return cmd_tag_alias(c, reg);
 }
 
+/* --out must not name a file the command reads or the registry lives in (the --as key, the
+   SQLite file and its journals): writing it would destroy the registry's root of trust or
+   its data. */
+static bool out_names_an_input(const reg_cli *c)
+{
+    const char *db = sg_registry_path(c->db);
+    const bool sqlite = !strstr(db, "://") || !strncmp(db, "sqlite:", 7);
+    const char *file = !strncmp(db, "sqlite:", 7) ? db + 7 : db;
+    char j[3][PATH_MAX];
+    const char *sfx[3] = {"-wal", "-shm", "-journal"};
+    for (int k = 0; k < 3; k++)
+        snprintf(j[k], sizeof j[k], "%s%s", file, sfx[k]);
+    const sg_cli_path ins[] = {{"--as", c->as},
+                               {"--pubkey", c->pubkey},
+                               {"--checkpoint", c->checkpoint},
+                               {"--report", c->report},
+                               {"the registry", sqlite ? file : NULL},
+                               {"the registry's write-ahead log", sqlite ? j[0] : NULL},
+                               {"the registry's shared memory file", sqlite ? j[1] : NULL},
+                               {"the registry's journal", sqlite ? j[2] : NULL},
+                               {NULL, NULL}};
+    const sg_cli_path outs[] = {{"--out", c->out}, {NULL, NULL}};
+    return sg_cli_check_outputs(c->cmd, ins, outs) != 0;
+}
+
 int sg_cmd_registry(int argc, char **argv)
 {
     reg_cli c;
@@ -478,6 +504,7 @@ int sg_cmd_registry(int argc, char **argv)
         return sg_cli_usage_error(c.cmd, "%s takes %d%s argument%s, got %d", sp->name, sp->min_pos,
                                   sp->max_pos > sp->min_pos ? " or more" : "",
                                   sp->max_pos == 1 ? "" : "s", c.n_pos);
+    if (c.out && out_names_an_input(&c)) return 2;
     if (reg_cli_is_remote(c.db)) return reg_cli_remote(&c);
     if (sp->opts & (O_RECORD | O_RUNS | O_VERDICT)) return reg_cmd_runs(&c);
     if (sp->opts & O_ADMIN) {

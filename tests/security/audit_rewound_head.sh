@@ -8,6 +8,29 @@
 expect 0 $R create-version fraud m4.h5 --as signer.key.pem
 expect 0 $R set-tag fraud 3 reviewed yes --as signer.key.pem
 expect 0 $R checkpoint --as admin.key.pem --out cp.json
+# --out over what the command reads or the registry lives in: refused, all of it unchanged
+# (the admin key is the registry's root of trust)
+mkdir -p sub
+key_sum=$(sha256sum < admin.key.pem)
+for o in admin.key.pem sub/../admin.key.pem "$WORK/admin.key.pem"; do
+    expect 2 $R checkpoint --as admin.key.pem --out "$o"
+    err_has "is the same file as --as"
+    [ "$(wc -l < "$WORK/err")" = 1 ] || fail "not one line: $(cat "$WORK/err")"
+done
+[ "$(sha256sum < admin.key.pem)" = "$key_sum" ] || fail "checkpoint --out overwrote the admin key"
+if [ "${SG_REG_BACKEND:-sqlite}" = sqlite ]; then
+    db_sum=$(sha256sum < "$STAGEGATE_REGISTRY")
+    expect 2 $R checkpoint --as admin.key.pem --out "$STAGEGATE_REGISTRY"
+    err_has "is the same file as the registry"
+    [ "$(wc -l < "$WORK/err")" = 1 ] || fail "not one line: $(cat "$WORK/err")"
+    for j in wal shm journal; do
+        expect 2 $R checkpoint --as admin.key.pem --out "$STAGEGATE_REGISTRY-$j"
+        err_has "is the same file as the registry's"
+        [ "$(wc -l < "$WORK/err")" = 1 ] || fail "not one line: $(cat "$WORK/err")"
+    done
+    [ "$(sha256sum < "$STAGEGATE_REGISTRY")" = "$db_sum" ] || fail "checkpoint --out overwrote the registry"
+    expect 0 $R list
+fi
 gate_report signer models:/fraud/4 r4.json
 $PY -c 'import base64,json,sys; p=json.loads(base64.b64decode(json.load(open("r4.json"))["payload"])); h=p["predicate"]["registry"]["audit_head"]; assert h["seq"] > 0 and len(h["hash"]) == 64, h' ||
     fail "the report does not embed the registry's audit head"
