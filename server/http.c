@@ -489,6 +489,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 typedef struct {
     int cl, te;
     bool te_other;
+    char bad_name[40]; /* a header name that is not a token (RFC 9110 section 5.1), or "" */
     int auth; /* two credentials: which one a proxy checked and which one we use could differ */
 } framing;
 
@@ -497,6 +498,18 @@ static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const c
 {
     (void)kind;
     framing *f = cls;
+    /* "Transfer-Encoding : chunked" (white space before the colon) is not the header to
+       libmicrohttpd, but a proxy that trims the name frames the body by it (RFC 9112
+       section 5.1: such a request must be answered 400). */
+    size_t klen = strspn(key, "!#$%&'*+-.^_`|~0123456789"
+                              "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz");
+    if ((klen == 0 || key[klen] != '\0') && !f->bad_name[0]) {
+        size_t i = 0;
+        for (const char *k = key; *k && i + 5 < sizeof f->bad_name; k++)
+            f->bad_name[i++] = (unsigned char)*k < 0x20 || (unsigned char)*k >= 0x7f ? '?' : *k;
+        f->bad_name[i] = '\0';
+        if (i == 0) snprintf(f->bad_name, sizeof f->bad_name, "(empty)");
+    }
     if (!strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH)) f->cl++;
     if (!strcasecmp(key, MHD_HTTP_HEADER_AUTHORIZATION)) f->auth++;
     if (!strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING)) {
@@ -529,7 +542,11 @@ static bool refuse_early(struct MHD_Connection *conn, const void *mark, srv_resp
     }
     framing f = {0};
     MHD_get_connection_values(conn, MHD_HEADER_KIND, count_framing, &f);
-    if (f.te && f.te_other)
+    if (f.bad_name[0])
+        *out = srv_error(400, "INVALID_PARAMETER_VALUE",
+                         "header name '%s' is not a token (no white space before the colon)",
+                         f.bad_name);
+    else if (f.te && f.te_other)
         *out = srv_error(501, "INVALID_PARAMETER_VALUE",
                          "Transfer-Encoding other than a single chunked is not supported");
     else if (f.te && f.cl)
