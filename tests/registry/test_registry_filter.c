@@ -76,6 +76,45 @@ static void test_match(void **state)
 }
 
 /* reg_like(ci = true) must agree with SQLite's LIKE (ASCII case-insensitive) everywhere. */
+/* Report and request times (RFC 3339): a report's age is computed from them, so only exact
+ * forms parse, and each to the epoch second Python's datetime gives for it. */
+static void test_parse_utc(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *s;
+        int64_t epoch;
+    } ok[] = {
+        {"2026-12-04T14:25:00Z", 1796394300},
+        {"2026-12-04T14:25:00.123456Z", 1796394300},
+        {"2026-12-04T16:25:00+02:00", 1796394300},
+        {"2026-12-04T09:10:00-05:15", 1796394300},
+        {"2024-02-29T00:00:00Z", 1709164800},
+        {"2000-02-29T23:59:59z", 951868799},
+        {"1970-01-01t00:00:00Z", 0},
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        int64_t e = -1;
+        assert_int_equal(reg_parse_utc(ok[i].s, &e), 0);
+        assert_int_equal(e, ok[i].epoch);
+    }
+    static const char *const bad[] = {
+        "2026-11-04T10:00:00-~~:00", /* an offset of 858 hours, once */
+        "2026-11-04T10:00:00-99:00", "2026-11-04T10:00:00+23:60", "2026-12- 4T 1: 0: 0Z",
+        " 2026-12-04T01:00:00Z",     "2026-02-30T00:00:00Z",      "2025-02-29T00:00:00Z",
+        "1900-02-29T00:00:00Z",      "2026-13-01T00:00:00Z",      "2026-00-01T00:00:00Z",
+        "2026-12-00T00:00:00Z",      "2026-12-04T24:00:00Z",      "2026-12-04T10:60:00Z",
+        "2026-12-04T10:00:61Z",      "2026-12-04T10:00:00",       "2026-12-04 10:00:00Z",
+        "2026-12-04T10:00:00.Z",     "2026-12-04T10:00:00Zjunk",  "2026-12-04T10:00:00+0200",
+        "+2026-12-04T10:00:00Z",     "",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int64_t e = 7;
+        if (reg_parse_utc(bad[i], &e) == 0) fail_msg("'%s' parsed as %lld", bad[i], (long long)e);
+        assert_int_equal(e, 7);
+    }
+}
+
 static void test_like_vs_sqlite(void **state)
 {
     sqlite3 *db;
@@ -117,6 +156,7 @@ int main(void)
         cmocka_unit_test(test_parse_errors),
         cmocka_unit_test(test_match),
         cmocka_unit_test(test_like_vs_sqlite),
+        cmocka_unit_test(test_parse_utc),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
