@@ -18,6 +18,7 @@
  * error the old principals stay and one line says why. SIGTERM/SIGINT stop accepting
  * (quiesce), wait for the requests in flight to complete, then stop the daemon.
  */
+#define _GNU_SOURCE /* strcasestr */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <signal.h>
@@ -775,12 +776,24 @@ static void release(void)
     g_srv.key = NULL;
 }
 
+/* While the daemon starts, libmicrohttpd's first message is kept for the one-line error
+   instead of printed (it says "port 0" for an address it was given whole). */
+static int g_starting;
+static char g_start_msg[256];
+
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
     (void)cls;
     FILE *log = g_srv.cfg.access_log ? g_srv.cfg.access_log : stderr;
     char line[512];
     vsnprintf(line, sizeof line, fmt, ap);
+    if (__atomic_load_n(&g_starting, __ATOMIC_ACQUIRE)) {
+        if (!g_start_msg[0]) {
+            line[strcspn(line, "\r\n")] = '\0';
+            snprintf(g_start_msg, sizeof g_start_msg, "%s", line);
+        }
+        return;
+    }
     fprintf(log, "stagegate serve: %s%s", line,
             line[0] && line[strlen(line) - 1] == '\n' ? "" : "\n");
 }
@@ -842,6 +855,8 @@ sg_status sg_server_run(const sg_server_config *cfg, sg_err *err)
         {MHD_OPTION_HTTPS_MEM_KEY, 0, key},
         {MHD_OPTION_END, 0, NULL},
     };
+    g_start_msg[0] = '\0';
+    __atomic_store_n(&g_starting, 1, __ATOMIC_RELEASE);
     struct MHD_Daemon *d = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE,
@@ -851,6 +866,7 @@ sg_status sg_server_run(const sg_server_config *cfg, sg_err *err)
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL, MHD_OPTION_URI_LOG_CALLBACK, on_uri,
         NULL, MHD_OPTION_ARRAY,
         cert ? tls_opts : tls_opts + 2, MHD_OPTION_END);
+    __atomic_store_n(&g_starting, 0, __ATOMIC_RELEASE);
     if (!d) {
         srv_watch_stop();
         for (int i = 0; i < 3; i++)
@@ -859,8 +875,18 @@ sg_status sg_server_run(const sg_server_config *cfg, sg_err *err)
         free(cert);
         free(key);
         release();
-        return sg_errf(err, SG_EINPUT, "cannot listen on %s (in use, or not a local address?)",
-                       cfg->listen);
+        /* libmicrohttpd's reason: the text after its last ": " (the system's, for a bind) */
+        const char *why = strrchr(g_start_msg, ':');
+        why = why && why[1] ? why + 1 + (why[1] == ' ') : g_start_msg;
+        const bool tls = cfg->tls_cert && (strcasestr(g_start_msg, "x509") ||
+                                           strcasestr(g_start_msg, "certificate") ||
+                                           strcasestr(g_start_msg, "key") ||
+                                           strcasestr(g_start_msg, "TLS"));
+        if (tls)
+            return sg_errf(err, SG_EINPUT, "%s, %s: not a certificate and key TLS can use (%s)",
+                           cfg->tls_cert, cfg->tls_key, g_start_msg);
+        return sg_errf(err, SG_EINPUT, "cannot listen on %s: %s", cfg->listen,
+                       *why ? why : "in use, or not a local address?");
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
     int port = di ? di->port : 0;

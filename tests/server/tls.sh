@@ -29,3 +29,16 @@ rc=0
 "$SG" serve --db "$DB" --listen 127.0.0.1:0 --tls-cert tls.crt 2>err || rc=$?
 [ $rc = 2 ] && grep -q "go together" err || fail "--tls-cert alone: exit $rc"
 echo "tls OK"
+# A server that cannot start says why in one line: a certificate TLS cannot use names both
+# files, the port in use names the address and the system's reason (not libmicrohttpd's
+# "port 0" and a second line).
+echo "not a certificate" > junk.pem
+chmod 600 junk.pem
+rc=0
+timeout 20 "$SG" serve --db "$DB" --listen 127.0.0.1:0 --tls-cert junk.pem --tls-key tls.key 2>err || rc=$?
+[ $rc = 2 ] && [ "$(wc -l < err)" = 1 ] && grep -q "junk.pem, tls.key: not a certificate and key TLS can use" err ||
+    fail "a junk certificate: exit $rc: $(cat err)"
+rc=0
+timeout 20 "$SG" serve --db "$DB" --listen "127.0.0.1:$PORT" 2>err || rc=$?
+[ $rc = 2 ] && [ "$(wc -l < err)" = 1 ] && grep -q "cannot listen on 127.0.0.1:$PORT: Address already in use" err ||
+    fail "a port in use: exit $rc: $(cat err)"
