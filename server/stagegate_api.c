@@ -163,20 +163,24 @@ static srv_resp search(srv_req *r)
     return doc ? srv_json(200, doc) : srv_from_status(SG_EINPUT, &err);
 }
 
+/* read: answers GET and HEAD only (the others check their method themselves: POST). */
 static const struct {
     const char *path;
     srv_resp (*fn)(srv_req *r);
+    bool read;
 } routes[] = {
-    {"reports", upload_report}, {"approve", approve}, {"rollback", rollback}, {"history", history},
-    {"verify-log", verify_log}, {"whoami", whoami},   {"get", version},       {"list", list},
-    {"search", search},
+    {"reports", upload_report, false}, {"approve", approve, false}, {"rollback", rollback, false},
+    {"history", history, true},        {"verify-log", verify_log, true}, {"whoami", whoami, true},
+    {"get", version, true},            {"list", list, true},             {"search", search, true},
 };
 
 bool srv_stagegate_route(srv_req *r, const char *path, srv_resp *resp)
 {
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
         if (!strcmp(path, routes[i].path)) {
-            *resp = routes[i].fn(r);
+            *resp = routes[i].read && strcmp(r->method, "GET") && strcmp(r->method, "HEAD")
+                        ? srv_error(405, "BAD_REQUEST", "%s takes GET", routes[i].path)
+                        : routes[i].fn(r);
             return true;
         }
     return false;

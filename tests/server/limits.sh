@@ -45,6 +45,14 @@ CODE=$(curl -s -m 5 -o body -w '%{http_code}' -H "Authorization: Bearer $(cat al
     "$URL$M/registered-models/search?$(for i in $(seq 80); do printf 'p%d=1&' "$i"; done)z=$q") || true
 [ "$CODE" = 414 ] || fail "80 parameters in a 12 KB query: HTTP $CODE"
 expect 405 none POST /health '{}'
+# stagegate's reads take GET (and HEAD) only, as the MLflow endpoints do
+for path in whoami list verify-log "history?name=$MODEL" "get?name=$MODEL" "search?filter="; do
+    for m in POST PUT DELETE TRACE FOO; do
+        expect 405 alice "$m" "/api/stagegate/$path"
+        body_has "takes GET"
+    done
+    expect 200 alice GET "/api/stagegate/$path"
+done
 CODE=$(curl -s -o /dev/null -w '%{http_code}' -I "$URL/health")
 [ "$CODE" = 200 ] || fail "HEAD /health: HTTP $CODE"
 
