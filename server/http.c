@@ -258,6 +258,24 @@ const char *srv_param(const srv_req *r, const char *key)
     return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
 }
 
+static enum MHD_Result append_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                  const char *value)
+{
+    (void)kind;
+    json_t **acc = cls;
+    if (!strcmp(key, json_string_value(json_array_get(acc[0], 0))) && value)
+        json_array_append_new(acc[1], json_string(value));
+    return MHD_YES;
+}
+
+json_t *srv_query_all(const srv_req *r, const char *key)
+{
+    json_t *acc[2] = {json_pack("[s]", key), json_array()};
+    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, append_arg, acc);
+    json_decref(acc[0]);
+    return acc[1];
+}
+
 bool srv_param_version(const srv_req *r, const char *key, int64_t *v, srv_resp *resp)
 {
     json_t *j = r->json ? json_object_get(r->json, key) : NULL;
@@ -525,6 +543,39 @@ static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const c
     return MHD_YES;
 }
 
+/* Query parameters: each named once (which of two would a proxy or a log have read?), and
+   none holding a NUL ("name=fraud%00x" would otherwise name fraud). */
+typedef struct {
+    const char *keys[512];
+    size_t n;
+    char bad[64];
+    bool nul;
+} query_check;
+
+static enum MHD_Result check_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                 size_t key_size, const char *value, size_t value_size)
+{
+    (void)kind;
+    query_check *q = cls;
+    if (q->bad[0]) return MHD_NO;
+    const bool nul = strlen(key) != key_size || (value && strlen(value) != value_size);
+    bool dup = false;
+    /* MLflow's repeated fields come as repeated parameters (stages=A&stages=B) */
+    for (size_t i = 0; i < q->n && !nul && strcmp(key, "stages") != 0; i++)
+        dup |= !strcmp(q->keys[i], key);
+    if (nul || dup) {
+        size_t i = 0;
+        for (const char *k = key; *k && i + 1 < sizeof q->bad; k++)
+            q->bad[i++] = (unsigned char)*k < 0x20 || (unsigned char)*k >= 0x7f ? '?' : *k;
+        q->bad[i] = '\0';
+        if (i == 0) snprintf(q->bad, sizeof q->bad, "(empty)");
+        q->nul = nul;
+        return MHD_NO;
+    }
+    if (q->n < sizeof q->keys / sizeof q->keys[0]) q->keys[q->n++] = key;
+    return MHD_YES;
+}
+
 /* The answer to a request refused before its body is read, or false; mark is what on_uri
    returned. */
 static bool refuse_early(struct MHD_Connection *conn, const void *mark, srv_resp *out)
@@ -543,6 +594,17 @@ static bool refuse_early(struct MHD_Connection *conn, const void *mark, srv_resp
     }
     framing f = {0};
     MHD_get_connection_values(conn, MHD_HEADER_KIND, count_framing, &f);
+    query_check *qc = calloc(1, sizeof *qc);
+    if (qc) MHD_get_connection_values_n(conn, MHD_GET_ARGUMENT_KIND, check_arg, qc);
+    if (qc && qc->bad[0]) {
+        *out = srv_error(400, "INVALID_PARAMETER_VALUE",
+                         qc->nul ? "query parameter '%s' holds a NUL (%%00)"
+                                 : "query parameter '%s' is given twice",
+                         qc->bad);
+        free(qc);
+        return true;
+    }
+    free(qc);
     if (f.bad_name[0])
         *out = srv_error(400, "INVALID_PARAMETER_VALUE",
                          "header name '%s' is not a token (no white space before the colon)",

@@ -501,9 +501,7 @@ static srv_resp latest(srv_req *r)
     json_t *stages = r->json ? json_incref(json_object_get(r->json, "stages")) : NULL;
     if (!stages) {
         /* GET: stages=A&stages=B */
-        stages = json_array();
-        const char *s = srv_param(r, "stages");
-        if (s) json_array_append_new(stages, json_string(s));
+        stages = srv_query_all(r, "stages");
     }
     json_t *doc = json_pack("{so}", "model_versions", latest_versions(m, stages));
     json_decref(stages);

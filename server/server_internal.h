@@ -75,6 +75,8 @@ srv_resp srv_error(unsigned status, const char *code, const char *fmt, ...)
 srv_resp srv_from_status(int rc, const sg_err *err);
 /* A string parameter from the JSON body, else from the query string; NULL when absent. */
 const char *srv_param(const srv_req *r, const char *key);
+/* Every value of a query parameter given more than once (a repeated MLflow field), in order. */
+json_t *srv_query_all(const srv_req *r, const char *key);
 /* A version number parameter (string or integer); false with *resp set when missing or bad. */
 bool srv_param_version(const srv_req *r, const char *key, int64_t *v, srv_resp *resp);
 /* The request made on the caller's behalf (sg_registry_request_attest). */

@@ -55,6 +55,17 @@ expect 200 alice POST $M/model-versions/transition-stage "{\"name\": \"$MODEL\",
 expect 200 alice POST $M/registered-models/get-latest-versions "{\"name\": \"$MODEL\", \"stages\": [\"Production\", \"Archived\", \"None\"]}"
 [ "$(jq -c '[.model_versions[] | [.current_stage, .version]]' body)" = '[["None","3"],["Production","2"],["Archived","1"]]' ] ||
     fail "latest versions: $(cat body)"
+# the same as a GET: a repeated field is a repeated parameter, every value of it counts
+expect 200 alice GET "$M/registered-models/get-latest-versions?name=$MODEL&stages=Production&stages=Archived&stages=None"
+[ "$(jq -c '[.model_versions[] | [.current_stage, .version]]' body)" = '[["None","3"],["Production","2"],["Archived","1"]]' ] ||
+    fail "latest versions by GET: $(cat body)"
+# any other parameter given twice, or holding a NUL, is refused: which one counts is a guess
+expect 400 alice GET "$M/model-versions/get?name=$MODEL&version=1&version=2"
+body_has "query parameter 'version' is given twice"
+expect 400 alice GET "/api/stagegate/get?name=$MODEL&name=other"
+body_has "query parameter 'name' is given twice"
+expect 400 alice GET "$M/registered-models/get?name=$MODEL%00x"
+body_has "query parameter 'name' holds a NUL"
 expect 200 alice GET "$M/registered-models/get?name=$MODEL"
 [ "$(jq -c '[.registered_model.latest_versions[] | .current_stage]' body)" = '["None","Production","Archived"]' ] ||
     fail "registered model's latest versions: $(cat body)"
