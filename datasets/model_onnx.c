@@ -45,8 +45,8 @@ static sg_status read_opset(ox_ctx *c, sg_err *err)
         if (!default_domain(o->domain) || !o->has_version) continue;
         /* Two entries for one domain: runtimes differ on which counts. */
         if (c->opset >= 0)
-            return sg_errf(err, SG_EINPUT,
-                           "%s: opset_import names the default ONNX domain twice", c->path);
+            return sg_errf(err, SG_EINPUT, "%s: opset_import names the default ONNX domain twice",
+                           c->path);
         c->opset = o->version > INT_MAX ? INT_MAX : (int)o->version;
     }
     if (c->opset < 0)
@@ -328,9 +328,116 @@ static void dir_of(const char *path, char *dir, size_t len)
         snprintf(dir, len, "%.*s", (int)(slash - path), path);
 }
 
+/*
+ * How deep the messages that can nest without end are nested, checked before the unpack:
+ * protobuf-c unpacks a sub-message by recursion with no limit, so a 60 KB file of If nodes
+ * inside If nodes' subgraphs (or a TypeProto of sequences of sequences) ran it out of stack.
+ * Only those recursive fields are followed (graph -> node -> attribute -> graph, value info
+ * -> type -> sequence/map/optional -> type, functions, training info); every other field is
+ * skipped by its wire type, and bytes that are not well-formed are left to the unpack.
+ */
+#define OX_MAX_DEPTH 256
+enum {
+    OX_MODEL,
+    OX_GRAPH,
+    OX_NODE,
+    OX_ATTR,
+    OX_VALUE_INFO,
+    OX_TYPE,
+    OX_TYPE_ELEM,
+    OX_TYPE_MAP,
+    OX_TRAINING,
+    OX_FUNCTION
+};
+
+static int ox_child(int kind, uint64_t field)
+{
+    switch (kind) {
+    case OX_MODEL:
+        return field == 7 ? OX_GRAPH : field == 20 ? OX_TRAINING : field == 25 ? OX_FUNCTION : -1;
+    case OX_TRAINING:
+        return field == 1 || field == 2 ? OX_GRAPH : -1;
+    case OX_GRAPH:
+        return field == 1 ? OX_NODE : field >= 11 && field <= 13 ? OX_VALUE_INFO : -1;
+    case OX_FUNCTION:
+        return field == 7 ? OX_NODE : -1;
+    case OX_NODE:
+        return field == 5 ? OX_ATTR : -1;
+    case OX_ATTR:
+        return field == 6 || field == 11 ? OX_GRAPH : field == 14 || field == 15 ? OX_TYPE : -1;
+    case OX_VALUE_INFO:
+        return field == 2 ? OX_TYPE : -1;
+    case OX_TYPE:
+        return field == 4 || field == 9 ? OX_TYPE_ELEM : field == 5 ? OX_TYPE_MAP : -1;
+    case OX_TYPE_ELEM:
+        return field == 1 ? OX_TYPE : -1;
+    case OX_TYPE_MAP:
+        return field == 2 ? OX_TYPE : -1;
+    default:
+        return -1;
+    }
+}
+
+static bool ox_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    *v = 0;
+    for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+        uint8_t b = *(*p)++;
+        *v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) return true;
+    }
+    return false;
+}
+
+/* false: nested deeper than OX_MAX_DEPTH */
+static bool ox_depth_ok(const uint8_t *p, const uint8_t *end, int kind, int depth)
+{
+    if (depth > OX_MAX_DEPTH) return false;
+    while (p < end) {
+        uint64_t tag, len;
+        if (!ox_varint(&p, end, &tag)) return true;
+        switch (tag & 7) {
+        case 0:
+            if (!ox_varint(&p, end, &len)) return true;
+            break;
+        case 1:
+            if (end - p < 8) return true;
+            p += 8;
+            break;
+        case 5:
+            if (end - p < 4) return true;
+            p += 4;
+            break;
+        case 2: {
+            if (!ox_varint(&p, end, &len) || len > (uint64_t)(end - p)) return true;
+            int child = ox_child(kind, tag >> 3);
+            if (child >= 0 && !ox_depth_ok(p, p + len, child, depth + 1)) return false;
+            p += len;
+            break;
+        }
+        default:
+            return true; /* groups and the rest: not well-formed here, the unpack refuses */
+        }
+    }
+    return true;
+}
+
+static sg_status ox_unpack(const char *name, const uint8_t *bytes, size_t len,
+                           Onnx__ModelProto **mp, sg_err *err)
+{
+    *mp = NULL;
+    if (!ox_depth_ok(bytes, bytes + len, OX_MODEL, 0))
+        return sg_errf(err, SG_EINPUT,
+                       "%s: messages nested more than %d deep (graphs inside nodes' attributes, "
+                       "or types inside types); refused",
+                       name, OX_MAX_DEPTH);
+    *mp = onnx__model_proto__unpack(NULL, len, bytes);
+    return SG_OK;
+}
+
 /* dir: the directory external data is read from, or NULL to refuse external data. */
 static sg_status from_bytes(const char *name, const char *dir, const uint8_t *bytes, size_t len,
-                      sg_onnx_output output, sg_model **out, sg_err *err)
+                            sg_onnx_output output, sg_model **out, sg_err *err)
 {
     *out = NULL;
     sg_model *m = calloc(1, sizeof *m);
@@ -343,8 +450,7 @@ static sg_status from_bytes(const char *name, const char *dir, const uint8_t *by
         EVP_DigestUpdate(c.md, bytes, len) != 1)
         rc = sg_errf(err, SG_EINTERNAL, "%s: SHA-256 failed", name);
     if (rc == SG_OK && dir) snprintf(c.dir, sizeof c.dir, "%s", dir);
-    if (rc == SG_OK) {
-        c.mp = onnx__model_proto__unpack(NULL, len, bytes);
+    if (rc == SG_OK && (rc = ox_unpack(name, bytes, len, &c.mp, err)) == SG_OK) {
         if (!c.mp)
             rc = sg_errf(err, SG_EINPUT,
                          "%s: not an ONNX model: the protobuf is truncated or malformed", name);
@@ -371,8 +477,8 @@ static sg_status from_bytes(const char *name, const char *dir, const uint8_t *by
     return SG_OK;
 }
 
-sg_status sg_model_from_onnx(const char *name, const uint8_t *bytes, size_t len, sg_onnx_output output,
-                       sg_model **out, sg_err *err)
+sg_status sg_model_from_onnx(const char *name, const uint8_t *bytes, size_t len,
+                             sg_onnx_output output, sg_model **out, sg_err *err)
 {
     return from_bytes(name, NULL, bytes, len, output, out, err);
 }
@@ -435,7 +541,7 @@ sg_status sg_model_digest_file_hex(const char *path, char hex[65], sg_err *err)
     if (!c.md || EVP_DigestInit_ex(c.md, EVP_sha256(), NULL) != 1 ||
         EVP_DigestUpdate(c.md, bytes, len) != 1)
         rc = sg_errf(err, SG_EINTERNAL, "%s: SHA-256 failed", path);
-    c.mp = rc == SG_OK ? onnx__model_proto__unpack(NULL, len, bytes) : NULL;
+    if (rc == SG_OK) rc = ox_unpack(path, bytes, len, &c.mp, err);
     /* Not an ONNX model after all: the file's own digest. */
     if (rc == SG_OK && c.mp) rc = hash_external(&c, err);
     if (rc == SG_OK && EVP_DigestFinal_ex(c.md, d, &mdlen) != 1)

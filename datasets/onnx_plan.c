@@ -413,6 +413,10 @@ static int meaning(ox_ctx *c, pass *p, sg_model *m, sg_onnx_plan *plan, sg_err *
     for (size_t i = 0; i < mp->n_metadata_props; i++) {
         const Onnx__StringStringEntryProto *kv = mp->metadata_props[i];
         if (!kv->key || strcmp(kv->key, "stagegate.output") != 0) continue;
+        /* two say two things (onnx.checker refuses any repeated key): neither is the answer */
+        if (from)
+            return sg_errf(err, SG_EINPUT, "%s: metadata_props names stagegate.output twice",
+                           c->path);
         int o = kv->value ? sg_onnx_output_parse(kv->value) : -1;
         if (o < 0)
             return sg_errf(err, SG_EINPUT,

@@ -318,6 +318,43 @@ def main():
         extra=["--output", "maybe"])
     m.metadata_props.add(key="stagegate.output", value="nonsense")
     run(tmp, "bad_metadata", m, ["stagegate.output", "nonsense"], data)
+    # Said twice (onnx.checker refuses a repeated key): which one is meant is a guess.
+    m = base(nodes=[helper.make_node("Gemm", ["x", "W", "b"], ["out"], name="fc", transB=1)])
+    m.metadata_props.add(key="stagegate.output", value="proba")
+    m.metadata_props.add(key="stagegate.output", value="logits")
+    run(tmp, "metadata_twice", m, ["metadata_twice.onnx", "stagegate.output twice"], data)
+
+    # Nesting without end, which the protobuf unpacker follows by recursion (it ran out of
+    # stack: SIGSEGV, nothing printed): If nodes inside If nodes' then_branch, 3,000 deep
+    # (60 KB), and a value_info type of sequences of sequences, 5,000 deep. Written as raw
+    # protobuf, since the onnx package recurses too.
+    def field(num, payload):
+        key, n, out = (num << 3) | 2, len(payload), bytearray()
+        for v in (key, n):
+            while True:
+                out.append((v & 0x7f) | (0x80 if v > 0x7f else 0))
+                v >>= 7
+                if not v:
+                    break
+        return bytes(out) + payload
+    g = b""
+    for _ in range(3000):  # Graph{node: Node{op_type "If", attribute: Attr{name, g: Graph}}}
+        attr = field(1, b"then_branch") + field(6, g)
+        g = field(1, field(4, b"If") + field(5, attr))
+    ok = base()
+    deep_if = ok.SerializeToString() + field(7, g)  # a second graph field merges into the first
+    run(tmp, "nested_if_3000", deep_if, ["nested_if_3000.onnx", "nested more than 256 deep"], data)
+    t = b""
+    for _ in range(5000):  # TypeProto{sequence_type: Sequence{elem_type: t}}
+        t = field(4, field(1, t))
+    deep_type = ok.SerializeToString() + field(7, field(13, field(1, b"extra") + field(2, t)))
+    run(tmp, "nested_type_5000", deep_type, ["nested_type_5000.onnx", "nested more than 256 deep"],
+        data)
+    t = b""
+    for _ in range(100):  # a nesting real models could have: still read
+        t = field(4, field(1, t))
+    fine = ok.SerializeToString() + field(7, field(13, field(1, b"extra") + field(2, t)))
+    run(tmp, "nested_type_100", fine, [], data, exit_code=0)
     # Outputs declared probabilities that are not: a raw Gemm (values outside [0, 1]), and a
     # Softmax halved (each in [0, 1], rows summing to 0.5). Refused naming the model.
     m = base(nodes=[helper.make_node("Gemm", ["x", "W", "b"], ["out"], name="fc", transB=1)])
