@@ -38,6 +38,31 @@ static sg_status fail(const ctx *c, const char *fmt, ...)
     return sg_errf(c->err, SG_EINPUT, "%s: %s", c->name, msg);
 }
 
+/* The end of a decimal number at s ('-'? digits, an optional fraction and exponent, as
+   XGBoost writes "5E-1"), or NULL: strtod alone also takes " 0.3", "+0.3", "0x1p-2" and
+   "inf", which XGBoost does not read as those numbers (it kept 0.5 for them). */
+static const char *decimal_end(const char *s)
+{
+    const char *p = s + (*s == '-');
+    const char *d0 = p;
+    while (*p >= '0' && *p <= '9') p++;
+    bool digits = p > d0;
+    if (*p == '.') {
+        const char *f0 = ++p;
+        while (*p >= '0' && *p <= '9') p++;
+        digits |= p > f0;
+    }
+    if (!digits) return NULL;
+    if (*p == 'e' || *p == 'E') {
+        const char *e = p + 1 + (p[1] == '+' || p[1] == '-');
+        const char *e0 = e;
+        while (*e >= '0' && *e <= '9') e++;
+        if (e == e0) return NULL;
+        p = e;
+    }
+    return p;
+}
+
 /* XGBoost writes most scalars of its parameter blocks as strings ("5E-1", "3"). */
 static bool number_of(const ctx *c, const sg_jv *v, double *out)
 {
@@ -47,9 +72,10 @@ static bool number_of(const ctx *c, const sg_jv *v, double *out)
     }
     if (!sg_jt_is(v, SG_JT_STRING)) return false;
     const char *s = sg_jt_str(c->d, v);
-    char *end = NULL;
-    *out = strtod(s, &end);
-    return end != s && *end == '\0';
+    const char *e = decimal_end(s);
+    if (!e || *e) return false;
+    *out = strtod(s, NULL);
+    return true;
 }
 
 /* An integer of a parameter block, which XGBoost writes, and reads back, as a string of
@@ -700,8 +726,9 @@ static sg_status base_score_of(const ctx *c, const sg_jv *v, long groups, double
     for (;;) {
         char *end = NULL;
         while (*q == ' ') q++;
-        double x = strtod(q, &end);
-        if (end == q) return fail(c, "%s \"%.64s\": entry %ld is not a number", pp, s, n);
+        const char *e = decimal_end(q);
+        double x = e ? strtod(q, &end) : 0;
+        if (!e || end != e) return fail(c, "%s \"%.64s\": entry %ld is not a number", pp, s, n);
         if (n == 0) first = x;
         if (x != first && !(isnan(x) && isnan(first)))
             return fail(c, "%s \"%.64s\": one intercept per class (XGBoost 3.1) is not supported; "

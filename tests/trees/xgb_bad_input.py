@@ -187,6 +187,12 @@ with tempfile.TemporaryDirectory() as tmp:
     expect_refused(tmp, "base_list_open", d, data, ["/learner/learner_model_param/base_score", "list"])
     d = copy.deepcopy(base); d["learner"]["learner_model_param"]["base_score"] = "[5E-1,5E-1]"
     expect_refused(tmp, "base_list_count", d, data, ["base_score", "2 entries for 1 output"])
+    # Spellings strtod takes and XGBoost does not read as that number (it keeps 0.5 for
+    # them): refused, not read as 0.3 or 0.25.
+    for i, spelt in enumerate((" 0.3", "+0.3", "0x1p-2", "inf", "0.3 ", ".", "1e", "[+0.3]",
+                               "[0x1p-2]")):
+        d = copy.deepcopy(base); d["learner"]["learner_model_param"]["base_score"] = spelt
+        expect_refused(tmp, "base_spelt_%d" % i, d, data, ["/learner/learner_model_param/base_score"])
     multi = os.path.join(tmp, "multi.json")
     yc = np.digitize(X[:, 0], [-0.5, 0.5]).astype(np.int32)
     xgb.train({"objective": "multi:softprob", "num_class": 3, "max_depth": 2},
