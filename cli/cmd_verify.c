@@ -44,6 +44,18 @@ static void pass_detail(int check, const sg_report_info *info, const char *model
     }
 }
 
+/* s for a terminal: what the report's signer wrote (a subject name, a message quoting it)
+   may hold a newline or an escape sequence that would draw a "[pass]" line of its own;
+   those bytes are shown as \xNN. */
+static void put_printable(FILE *f, const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p < 0x20 || *p == 0x7f)
+            fprintf(f, "\\x%02x", *p);
+        else
+            fputc(*p, f);
+}
+
 int sg_cmd_verify(int argc, char **argv)
 {
     const char *report = NULL, *pubkey = NULL, *model = NULL;
@@ -109,7 +121,9 @@ int sg_cmd_verify(int argc, char **argv)
             json_object_set_new(e, "detail", json_string(detail));
             json_array_append_new(checks, e);
         } else {
-            printf("  %s %-15s %s\n", mark, sg_report_check_name(c), detail);
+            printf("  %s %-15s ", mark, sg_report_check_name(c));
+            put_printable(stdout, detail);
+            putchar('\n');
         }
     }
     if (json) {
@@ -131,13 +145,17 @@ int sg_cmd_verify(int argc, char **argv)
         sg_json_print(doc);
         json_decref(doc);
     } else if (valid) {
-        printf("result: %s\n", info.result);
+        fputs("result: ", stdout);
+        put_printable(stdout, info.result);
+        putchar('\n');
     } else {
         printf("result: INVALID (the report's contents cannot be trusted)\n");
     }
     sg_report_info_clear(&info);
     if (!valid) {
-        fprintf(stderr, "stagegate: %s: %s\n", report, err.msg);
+        fprintf(stderr, "stagegate: %s: ", report);
+        put_printable(stderr, err.msg);
+        fputc('\n', stderr);
         return 1;
     }
     return passed ? 0 : 1;

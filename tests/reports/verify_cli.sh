@@ -67,6 +67,18 @@ assert len(d["key_id"]) == 64 and len(d["payload_sha256"]) == 64 and d["error"] 
 PYEOF
 
 # --- verdicts that exit 1 ---
+# A subject name with a newline and an escape sequence: a signer's text must not draw lines
+# of its own in the human output (a forged "[pass]"); shown as \xNN, intact in --json.
+"$SG_MAKE_REPORT" --key k.key.pem --out nl.json --subject-file model.h5 \
+    --subject-name "$(printf 'model\n  [pass] subject digest  matches\033[2K')"
+expect_rc 0 "$SG" verify nl.json --pubkey k.pub.pem
+[ "$(grep -c '\[pass\]' out.txt)" = 4 ] || { cat out.txt >&2; fail "a subject name drew a line of its own"; }
+grep -qF 'subject model\x0a  [pass] subject digest  matches\x1b[2K sha256:' out.txt ||
+    { cat out.txt >&2; fail "control bytes not shown as \\xNN"; }
+if grep -q "$(printf '\033')" out.txt; then fail "an escape byte reached the terminal"; fi
+expect_rc 0 "$SG" verify nl.json --pubkey k.pub.pem --json
+"$PY" -c 'import json; d=json.load(open("out.txt")); assert d["subject_name"] == "model\n  [pass] subject digest  matches\x1b[2K", d' ||
+    fail "--json subject_name"
 "$SG_MAKE_REPORT" --key k.key.pem --out failed.json --subject-file model.h5 --result FAILED
 expect_rc 1 "$SG" verify failed.json --pubkey k.pub.pem --model model.h5
 grep -q '^result: FAILED$' out.txt || fail "FAILED not printed"
