@@ -171,6 +171,29 @@ srv_resp srv_json(unsigned status, json_t *body)
     return (srv_resp){status, body ? body : json_object()};
 }
 
+/* Bytes that are not UTF-8 become '?' in place (a JSON string must be UTF-8, and a message
+   may quote a name a client sent, or be cut inside a character): jansson refuses the whole
+   string otherwise, and the answer was an empty object. */
+static void utf8_clean(char *s)
+{
+    unsigned char *p = (unsigned char *)s;
+    while (*p) {
+        int n = *p < 0x80 ? 1 : (*p & 0xe0) == 0xc0 ? 2 : (*p & 0xf0) == 0xe0 ? 3
+                : (*p & 0xf8) == 0xf0 ? 4 : 0;
+        bool ok = n > 0 && !(n == 2 && *p < 0xc2) && !(n == 4 && *p > 0xf4);
+        for (int i = 1; ok && i < n; i++)
+            ok = (p[i] & 0xc0) == 0x80;
+        if (ok && n == 3) /* no overlong forms, no UTF-16 surrogates */
+            ok = !(*p == 0xe0 && p[1] < 0xa0) && !(*p == 0xed && p[1] >= 0xa0);
+        if (ok && n == 4) ok = !(*p == 0xf0 && p[1] < 0x90) && !(*p == 0xf4 && p[1] >= 0x90);
+        if (!ok) {
+            *p++ = '?';
+            continue;
+        }
+        p += n;
+    }
+}
+
 srv_resp srv_error(unsigned status, const char *code, const char *fmt, ...)
 {
     char msg[1024];
@@ -178,6 +201,7 @@ srv_resp srv_error(unsigned status, const char *code, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    utf8_clean(msg);
     return srv_json(status, json_pack("{ssss}", "error_code", code, "message", msg));
 }
 

@@ -66,6 +66,10 @@ expect 400 alice GET "/api/stagegate/get?name=$MODEL&name=other"
 body_has "query parameter 'name' is given twice"
 expect 400 alice GET "$M/registered-models/get?name=$MODEL%00x"
 body_has "query parameter 'name' holds a NUL"
+# a name that is not UTF-8: still an MLflow error object, the bytes shown as '?'
+call alice GET "$M/registered-models/get?name=%FF%FEx"
+[ "$CODE" = 400 ] || [ "$CODE" = 404 ] || fail "a name that is not UTF-8: HTTP $CODE"
+jq -e '.error_code and (.message | test("\\?\\?x"))' body >/dev/null || fail "not an error object: $(cat body)"
 expect 200 alice GET "$M/registered-models/get?name=$MODEL"
 [ "$(jq -c '[.registered_model.latest_versions[] | .current_stage]' body)" = '["None","Production","Archived"]' ] ||
     fail "registered model's latest versions: $(cat body)"
