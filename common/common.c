@@ -32,10 +32,13 @@ const char *sg_status_string(int status)
 sg_status sg_errf(sg_err *err, sg_status status, const char *fmt, ...)
 {
     if (err) {
+        /* Formatted apart first: an argument may be err->msg itself ("report: %s"). */
+        char msg[sizeof err->msg];
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        vsnprintf(msg, sizeof msg, fmt, ap);
         va_end(ap);
+        memcpy(err->msg, msg, sizeof msg);
         /* The contract is one line: fold any newline a library message carried. */
         for (char *p = err->msg; *p; p++)
             if (*p == '\n' || *p == '\r') *p = ' ';

@@ -794,6 +794,11 @@ static srv_resp transition(srv_req *r)
     /* stagegate_report: the envelope's text inline, passed as the CLI's --report is (one call
      * from `registry --db http://... transition --report R`). */
     const char *inline_report = srv_param(r, "stagegate_report");
+    if (!inline_report && r->json && json_object_get(r->json, "stagegate_report")) {
+        json_decref(stages);
+        return srv_error(400, "INVALID_PARAMETER_VALUE",
+                         "stagegate_report is the report's text, a JSON string");
+    }
     if (inline_report && r->json) {
         len = strlen(inline_report);
         report = malloc(len ? len : 1);

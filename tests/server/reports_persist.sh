@@ -34,9 +34,15 @@ subj=$(sqlq "SELECT subject_sha256 FROM reports WHERE sha256 = '$(sha art/m1.bin
 [ "$subj" = "$(sha art/m1.bin)" ] || fail "stored subject '$subj'"
 # Malformed uploads: refused, the server stays up.
 expect 400 alice POST /api/stagegate/reports "not json"
+jq -e '.message | startswith("report: ") and (contains("report: report") | not)' body >/dev/null ||
+    fail "the refusal's message is garbled: $(cat body)"
 expect 400 alice POST /api/stagegate/reports '{"payload": "!!!"}'
 expect 400 alice POST /api/stagegate/reports "{\"payload\": \"$(printf '{"subject": []}' | base64 -w0)\"}"
 body_has "names no subject sha256 digest"
+
+# A report inline that is not a string is refused, not ignored for the stored one.
+expect 400 alice POST $M/model-versions/transition-stage "{\"name\": \"$MODEL\", \"version\": \"1\", \"stage\": \"Staging\", \"stagegate_report\": {\"payload\": \"x\"}}"
+body_has "stagegate_report is the report's text, a JSON string"
 
 # Restart: the upload survives.
 stop_server
