@@ -107,6 +107,11 @@ import json, sys; d = json.load(sys.stdin); assert d["name"] == "m1" and d["alia
 
 # corrupt, foreign and unreadable database files: exit 2 naming the file (PostgreSQL's own
 # faults are in pg_faults.sh)
+# an empty --db (an unset variable in a script) is a usage error, not the default registry
+expect 2 $R list --db ""
+err_has "--db is empty"; one_line
+expect 2 $R --db "" list
+err_has "--db is empty"; one_line
 if [ "$BACKEND" = sqlite ]; then
 head -c 8192 /dev/urandom > garbage.db
 expect 2 $R list --db garbage.db
