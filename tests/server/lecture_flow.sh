@@ -69,7 +69,11 @@ body_has "query parameter 'name' holds a NUL"
 # a name that is not UTF-8: still an MLflow error object, the bytes shown as '?'
 call alice GET "$M/registered-models/get?name=%FF%FEx"
 [ "$CODE" = 400 ] || [ "$CODE" = 404 ] || fail "a name that is not UTF-8: HTTP $CODE"
-jq -e '.error_code and (.message | test("\\?\\?x"))' body >/dev/null || fail "not an error object: $(cat body)"
+jq -e '(.error_code | type) == "string" and (.message | length) > 0' body >/dev/null ||
+    fail "not an error object: $(cat body)"
+# (PostgreSQL refuses the bytes itself, 400; SQLite finds no such model, and the message
+# quotes the name)
+if [ -z "${PG_DROP:-}" ]; then body_has "no model named '??x'"; fi
 expect 200 alice GET "$M/registered-models/get?name=$MODEL"
 [ "$(jq -c '[.registered_model.latest_versions[] | .current_stage]' body)" = '["None","Production","Archived"]' ] ||
     fail "registered model's latest versions: $(cat body)"
