@@ -178,8 +178,11 @@ static void utf8_clean(char *s)
 {
     unsigned char *p = (unsigned char *)s;
     while (*p) {
-        int n = *p < 0x80 ? 1 : (*p & 0xe0) == 0xc0 ? 2 : (*p & 0xf0) == 0xe0 ? 3
-                : (*p & 0xf8) == 0xf0 ? 4 : 0;
+        int n = *p < 0x80             ? 1
+                : (*p & 0xe0) == 0xc0 ? 2
+                : (*p & 0xf0) == 0xe0 ? 3
+                : (*p & 0xf8) == 0xf0 ? 4
+                                      : 0;
         bool ok = n > 0 && !(n == 2 && *p < 0xc2) && !(n == 4 && *p > 0xf4);
         for (int i = 1; ok && i < n; i++)
             ok = (p[i] & 0xc0) == 0x80;
@@ -282,22 +285,25 @@ const char *srv_param(const srv_req *r, const char *key)
     return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
 }
 
+typedef struct {
+    const char *key;
+    json_t *values;
+} query_all;
+
 static enum MHD_Result append_arg(void *cls, enum MHD_ValueKind kind, const char *key,
                                   const char *value)
 {
     (void)kind;
-    json_t **acc = cls;
-    if (!strcmp(key, json_string_value(json_array_get(acc[0], 0))) && value)
-        json_array_append_new(acc[1], json_string(value));
+    query_all *q = cls;
+    if (value && !strcmp(key, q->key)) json_array_append_new(q->values, json_string(value));
     return MHD_YES;
 }
 
 json_t *srv_query_all(const srv_req *r, const char *key)
 {
-    json_t *acc[2] = {json_pack("[s]", key), json_array()};
-    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, append_arg, acc);
-    json_decref(acc[0]);
-    return acc[1];
+    query_all q = {key, json_array()};
+    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, append_arg, &q);
+    return q.values;
 }
 
 bool srv_param_version(const srv_req *r, const char *key, int64_t *v, srv_resp *resp)
@@ -333,8 +339,8 @@ sg_status srv_attest(const srv_req *r, const char *action, const char *model, in
     char auth[128];
     snprintf(auth, sizeof auth, "token %s via stagegate serve", r->who->name);
     if (r->srv->key)
-        return sg_registry_request_attest_signed(r->srv->key, r->who->pub_pem, auth, action,
-                                                 model, version, target, evidence, out, err);
+        return sg_registry_request_attest_signed(r->srv->key, r->who->pub_pem, auth, action, model,
+                                                 version, target, evidence, out, err);
     return sg_registry_request_attest(r->who->pub_pem, auth, action, model, version, target,
                                       evidence, out, err);
 }
@@ -359,8 +365,7 @@ static const srv_principal *authenticate(struct MHD_Connection *c, const srv_tok
         const uint8_t *colon = memchr(raw, ':', len);
         const srv_principal *p = NULL;
         if (colon)
-            p = srv_tokens_find(tokens, (const char *)colon + 1,
-                                len - (size_t)(colon + 1 - raw));
+            p = srv_tokens_find(tokens, (const char *)colon + 1, len - (size_t)(colon + 1 - raw));
         free(raw);
         return p;
     }
@@ -524,6 +529,17 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     return &g_uri_refused;
 }
 
+/* name for a message, at most cap - 1 bytes: control and non-ASCII bytes as '?' (it came from
+   the client), "(empty)" for "". */
+static void printable_name(char *dst, size_t cap, const char *name)
+{
+    size_t i = 0;
+    for (const char *k = name; *k && i + 1 < cap; k++)
+        dst[i++] = (unsigned char)*k < 0x20 || (unsigned char)*k >= 0x7f ? '?' : *k;
+    dst[i] = '\0';
+    if (i == 0) snprintf(dst, cap, "(empty)");
+}
+
 /* Message framing (RFC 9112 section 6): a body is delimited by one Content-Length or by
  * Transfer-Encoding: chunked, never both, and a request that says otherwise is refused and
  * its connection closed: a front proxy that framed it differently would see a different
@@ -546,13 +562,8 @@ static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const c
        section 5.1: such a request must be answered 400). */
     size_t klen = strspn(key, "!#$%&'*+-.^_`|~0123456789"
                               "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz");
-    if ((klen == 0 || key[klen] != '\0') && !f->bad_name[0]) {
-        size_t i = 0;
-        for (const char *k = key; *k && i + 5 < sizeof f->bad_name; k++)
-            f->bad_name[i++] = (unsigned char)*k < 0x20 || (unsigned char)*k >= 0x7f ? '?' : *k;
-        f->bad_name[i] = '\0';
-        if (i == 0) snprintf(f->bad_name, sizeof f->bad_name, "(empty)");
-    }
+    if ((klen == 0 || key[klen] != '\0') && !f->bad_name[0])
+        printable_name(f->bad_name, sizeof f->bad_name, key);
     if (!strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH)) f->cl++;
     if (!strcasecmp(key, MHD_HTTP_HEADER_AUTHORIZATION)) f->auth++;
     if (!strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING)) {
@@ -588,11 +599,7 @@ static enum MHD_Result check_arg(void *cls, enum MHD_ValueKind kind, const char 
     for (size_t i = 0; i < q->n && !nul && strcmp(key, "stages") != 0; i++)
         dup |= !strcmp(q->keys[i], key);
     if (nul || dup) {
-        size_t i = 0;
-        for (const char *k = key; *k && i + 1 < sizeof q->bad; k++)
-            q->bad[i++] = (unsigned char)*k < 0x20 || (unsigned char)*k >= 0x7f ? '?' : *k;
-        q->bad[i] = '\0';
-        if (i == 0) snprintf(q->bad, sizeof q->bad, "(empty)");
+        printable_name(q->bad, sizeof q->bad, key);
         q->nul = nul;
         return MHD_NO;
     }
@@ -618,18 +625,14 @@ static bool refuse_early(struct MHD_Connection *conn, const void *mark, srv_resp
     }
     framing f = {0};
     MHD_get_connection_values(conn, MHD_HEADER_KIND, count_framing, &f);
-    query_check *qc = calloc(1, sizeof *qc);
-    if (qc) MHD_get_connection_values_n(conn, MHD_GET_ARGUMENT_KIND, check_arg, qc);
-    if (qc && qc->bad[0]) {
+    query_check q = {.n = 0};
+    MHD_get_connection_values_n(conn, MHD_GET_ARGUMENT_KIND, check_arg, &q);
+    if (q.bad[0])
         *out = srv_error(400, "INVALID_PARAMETER_VALUE",
-                         qc->nul ? "query parameter '%s' holds a NUL (%%00)"
-                                 : "query parameter '%s' is given twice",
-                         qc->bad);
-        free(qc);
-        return true;
-    }
-    free(qc);
-    if (f.bad_name[0])
+                         q.nul ? "query parameter '%s' holds a NUL (%%00)"
+                               : "query parameter '%s' is given twice",
+                         q.bad);
+    else if (f.bad_name[0])
         *out = srv_error(400, "INVALID_PARAMETER_VALUE",
                          "header name '%s' is not a token (no white space before the colon)",
                          f.bad_name);
@@ -950,8 +953,7 @@ sg_status sg_server_run(const sg_server_config *cfg, sg_err *err)
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)c->timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         (size_t)c->max_header, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL, MHD_OPTION_URI_LOG_CALLBACK, on_uri,
-        NULL, MHD_OPTION_ARRAY,
-        cert ? tls_opts : tls_opts + 2, MHD_OPTION_END);
+        NULL, MHD_OPTION_ARRAY, cert ? tls_opts : tls_opts + 2, MHD_OPTION_END);
     __atomic_store_n(&g_starting, 0, __ATOMIC_RELEASE);
     if (!d) {
         srv_watch_stop();
@@ -964,10 +966,10 @@ sg_status sg_server_run(const sg_server_config *cfg, sg_err *err)
         /* libmicrohttpd's reason: the text after its last ": " (the system's, for a bind) */
         const char *why = strrchr(g_start_msg, ':');
         why = why && why[1] ? why + 1 + (why[1] == ' ') : g_start_msg;
-        const bool tls = cfg->tls_cert && (strcasestr(g_start_msg, "x509") ||
-                                           strcasestr(g_start_msg, "certificate") ||
-                                           strcasestr(g_start_msg, "key") ||
-                                           strcasestr(g_start_msg, "TLS"));
+        const bool tls =
+            cfg->tls_cert &&
+            (strcasestr(g_start_msg, "x509") || strcasestr(g_start_msg, "certificate") ||
+             strcasestr(g_start_msg, "key") || strcasestr(g_start_msg, "TLS"));
         if (tls)
             return sg_errf(err, SG_EINPUT, "%s, %s: not a certificate and key TLS can use (%s)",
                            cfg->tls_cert, cfg->tls_key, g_start_msg);
@@ -981,8 +983,10 @@ sg_status sg_server_run(const sg_server_config *cfg, sg_err *err)
         int sig = 0;
         if (sigwait(&stop, &sig) != 0) continue;
         if (sig != SIGHUP) {
-            server_log("%s: stopping (finishing the requests in flight)",
-                       sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : "signal");
+            server_log("%s: stopping (finishing the requests in flight)", sig == SIGTERM ? "SIGTERM"
+                                                                          : sig == SIGINT
+                                                                              ? "SIGINT"
+                                                                              : "signal");
             break;
         }
         tokens_reload();
