@@ -7,11 +7,13 @@
  * Hidden layers whose width is a multiple of SG_DENSE_STRIPE may instead run in
  * the kernel table's dense_act, which does the same arithmetic per element as
  * OpenBLAS's sgemm kernel + bias_act without OpenBLAS's per-call packing, its
- * zeroing pass and the separate epilogue pass. Whether OpenBLAS's arithmetic is
- * that one depends on its build, the core it picked and the shape (a long input
- * is split into blocks; small products take another kernel), so it is never
- * assumed: for each layer and row count, the first batch runs both and compares
- * the results bit for bit, and only a row count that agreed takes dense_act
+ * zeroing pass and the separate epilogue pass. Which arithmetic OpenBLAS's is
+ * depends on its build, the core it picked and the shape (a long input is split
+ * into blocks; small products take another kernel; its Haswell kernel, which it
+ * also runs on AMD Zen, sums some elements in two chains), so it is never
+ * assumed: for each layer and row count, the first batch runs sgemm and then
+ * dense_act in each order it knows (sg_dense_order) until one gives the same
+ * bits, and only a row count where one did takes dense_act, in that order,
  * afterwards. Predictions are therefore the same bits as with sgemm alone.
  *
  * A scratch belongs to one thread: two ping-pong buffers of max_batch rows of
@@ -36,7 +38,7 @@ typedef struct {
     float *Wp;      /* NULL: this layer always runs on sgemm */
     int n_checked;
     int64_t checked_rows[CHECKED_SLOTS];
-    bool agreed[CHECKED_SLOTS];
+    int8_t order[CHECKED_SLOTS]; /* the sg_dense_order that agreed, -1 none */
 } fused_layer;
 
 struct sg_forward_scratch {
@@ -150,14 +152,14 @@ static void fused_setup(sg_forward_scratch *s, const sg_model *m, const sg_kerne
     }
 }
 
-/* 1: dense_act agreed with sgemm + bias_act at this row count, 0: it did not (or the layer
-   is not packed), -1: not compared yet. */
+/* The order of dense_act that agreed with sgemm + bias_act at this row count; -1: none did
+   (or the layer is not packed, or there is no room left to compare), -2: not compared yet. */
 static int fused_verdict(const fused_layer *f, int64_t n)
 {
-    if (!f->Wp) return 0;
+    if (!f->Wp) return -1;
     for (int i = 0; i < f->n_checked; i++)
-        if (f->checked_rows[i] == n) return f->agreed[i];
-    return f->n_checked < CHECKED_SLOTS ? -1 : 0;
+        if (f->checked_rows[i] == n) return f->order[i];
+    return f->n_checked < CHECKED_SLOTS ? -2 : -1;
 }
 
 static bool has_standardizer(const sg_model *m)
@@ -185,9 +187,10 @@ void sg_forward_batch(const sg_model *m, const sg_kernel_ops *k, const float *X,
         const sg_layer *L = &m->layers[l];
         float *z = s->buf[cur];
         fused_layer *f = l < s->n_fused ? &s->fused[l] : NULL;
-        const int verdict = f ? fused_verdict(f, n) : 0;
-        if (verdict == 1) {
-            k->dense_act(in, n, L->n_in, f->Wp, L->b, L->act, z, L->n_out);
+        const int verdict = f ? fused_verdict(f, n) : -1;
+        if (verdict >= 0) {
+            k->dense_act(in, n, L->n_in, f->Wp, L->b, L->act, z, L->n_out,
+                         (sg_dense_order)verdict);
         } else {
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, L->n_out, L->n_in, 1.0f,
                         in, L->n_in, L->W, L->n_out, 0.0f, z, L->n_out);
@@ -196,11 +199,16 @@ void sg_forward_batch(const sg_model *m, const sg_kernel_ops *k, const float *X,
             else
                 k->bias_act(z, n, L->n_out, L->b, L->act);
         }
-        if (verdict == -1) {
-            k->dense_act(in, n, L->n_in, f->Wp, L->b, L->act, s->check, L->n_out);
-            f->checked_rows[f->n_checked] = n;
-            f->agreed[f->n_checked++] =
-                memcmp(z, s->check, (size_t)n * (size_t)L->n_out * sizeof(float)) == 0;
+        if (verdict == -2) {
+            const int i = f->n_checked++;
+            f->checked_rows[i] = n;
+            f->order[i] = -1;
+            for (int o = 0; o < SG_DENSE_ORDERS && f->order[i] < 0; o++) {
+                k->dense_act(in, n, L->n_in, f->Wp, L->b, L->act, s->check, L->n_out,
+                             (sg_dense_order)o);
+                if (memcmp(z, s->check, (size_t)n * (size_t)L->n_out * sizeof(float)) == 0)
+                    f->order[i] = (int8_t)o;
+            }
         }
         in = z;
         cur ^= 1;

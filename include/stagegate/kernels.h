@@ -18,6 +18,22 @@ typedef enum { SG_ISA_SCALAR = 0, SG_ISA_AVX2 = 1, SG_ISA_AVX512 = 2, SG_ISA_COU
  * exp/tanh/logistic are polynomial approximations of about 2 ulp); a bias
  * pointer may be NULL, meaning no bias.
  */
+/*
+ * Orders of operations of a dense layer's sums, each that of an OpenBLAS sgemm kernel, for
+ * dense_act. Every element ends as sgemm stores it (acc * 1 + 0, beta 0), then + b and act.
+ * - SG_DENSE_CHAIN: one fused multiply-add chain per element over the inputs in order from
+ *   +0 (OpenBLAS's SkylakeX/Cooperlake kernels, for inputs up to their block depth).
+ * - SG_DENSE_PAIRED_EDGES: OpenBLAS 0.3's Haswell kernel (which it also runs on AMD Zen),
+ *   for a multiple of 8 inputs up to 320: one chain, except for the elements its 8 x 12 tiles compute
+ *   with two chains, the even inputs and the odd ones from +0 each, added at the end. Those
+ *   are, with the output columns split into OpenBLAS's blocks (GEMM_P 320: blocks of 320
+ *   while 640 or more are left, then two halves rounded up to 8, then the rest), the first
+ *   and last 8 columns of every block for the first 6 rows of every whole 12 rows, and
+ *   every column of the 8 and then 4 rows that follow the last whole 12, where there are
+ *   that many. Read off the library's results (the forward pass compares them anyway).
+ */
+typedef enum { SG_DENSE_CHAIN = 0, SG_DENSE_PAIRED_EDGES = 1, SG_DENSE_ORDERS = 2 } sg_dense_order;
+
 typedef struct {
     const char *name;
     sg_isa isa;
@@ -40,14 +56,13 @@ typedef struct {
     /*
      * Optional (NULL in a variant without one): a hidden layer in one pass, Y [n][n_out] =
      * act(X W + b) for X [n][n_in] and W packed by the forward pass (stripes of 64 output
-     * columns, n_out a multiple of 64). Each element is one fused multiply-add chain over
-     * the inputs in order from +0, then + b and act as bias_act does: the arithmetic of
-     * OpenBLAS's sgemm kernel followed by bias_act, without its packing and extra passes.
-     * The forward pass uses it only for shapes where it found the two agree bit for bit.
-     * Y must not overlap X.
+     * columns, n_out a multiple of 64), in the order of operations `order` names (see
+     * sg_dense_order): the arithmetic of an OpenBLAS sgemm kernel followed by bias_act,
+     * without its packing and extra passes. The forward pass uses an order only for shapes
+     * where it found it agrees with sgemm bit for bit. Y must not overlap X.
      */
     void (*dense_act)(const float *X, int64_t n, int n_in, const float *Wp, const float *b,
-                      sg_activation act, float *Y, int n_out);
+                      sg_activation act, float *Y, int n_out, sg_dense_order order);
     /*
      * Tree ensembles, batch: M[r][g] += the leaf of every tree of group g for row r of
      * X [n][e->n_features], trees in order (M is [n][e->n_groups], set by the caller to the

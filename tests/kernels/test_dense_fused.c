@@ -1,10 +1,15 @@
 /*
  * The fused hidden-layer kernel (dense_act) and the forward pass's use of it.
  *
- * - dense_act, for every variant that has one, against a scalar reference written here:
- *   one fmaf chain per element over the inputs in order from +0, then * 1 + 0 (sgemm's
- *   C = alpha * acc + C with C zeroed), then the variant's own bias_act. Bit for bit, over
- *   row counts that exercise the row tiles and their remainders, and several input widths.
+ * - dense_act, for every variant that has one, against a scalar reference written here, in
+ *   each order: one fmaf chain per element over the inputs in order from +0 (or, for the
+ *   elements SG_DENSE_PAIRED_EDGES names, one over the even inputs and one over the odd
+ *   ones, added), then * 1 + 0 (sgemm's C = alpha * acc + C with C zeroed), then the
+ *   variant's own bias_act. Bit for bit, over row counts that exercise the row tiles and
+ *   their remainders, several input widths, and output widths past one column block.
+ * - Where OpenBLAS runs its Haswell kernel (on Intel Haswell and later without AVX-512, and
+ *   on AMD Zen), its sgemm against the same reference in the paired order: the order the
+ *   forward pass would otherwise find by trial is the library's, for the shapes eval uses.
  * - sg_forward_batch against the plain sgemm + bias_act + bias_link pass written here, bit
  *   for bit, over repeated and changing row counts: the first batch of a row count compares
  *   the two paths, the later ones take dense_act only where they agreed. Whatever OpenBLAS
@@ -56,8 +61,63 @@ static float *pack(const float *W, int n_in, int n_out)
     return p;
 }
 
+/* Which of OpenBLAS's column blocks column j falls in (its level-3 driver splits n_out into
+   GEMM_P = 320 while at least 640 are left, then the rest in two halves rounded up to 8, or
+   in one), and whether j is among the first or last 8 columns of that block. */
+static int column_block(int j, int n_out, bool *edge)
+{
+    int from = 0, block = 0;
+    for (;;) {
+        const int left = n_out - from;
+        int width = left;
+        if (left >= 640)
+            width = 320;
+        else if (left > 320)
+            width = ((left / 2 + 7) / 8) * 8;
+        if (j < from + width) {
+            *edge = j < from + 8 || j >= from + width - 8;
+            return block;
+        }
+        from += width;
+        block++;
+    }
+}
+
+/* SG_DENSE_PAIRED_EDGES: does element (r, j) of an n-row product take two chains? Rows come
+   in tiles of 12 and then one of 8 or of 4, and the rest. */
+static bool paired(int r, int j, int n, int n_out)
+{
+    bool edge;
+    const int block = column_block(j, n_out, &edge), whole = n / 12 * 12, left = n - whole;
+    if (r < whole) return r % 12 < 6 && edge;
+    const int tile = left >= 8 ? 8 : left >= 4 ? 4 : 0;
+    if (r - whole >= tile) return false;
+    return block == 0 || tile == 4; /* an 8-row tile pairs in the first block only */
+}
+
+/* ref [n][n_out] = X W in the order given, as sgemm stores it (before bias and act). */
+static void reference_product(const float *X, const float *W, int n, int n_in, int n_out,
+                              sg_dense_order order, float *ref)
+{
+    for (int r = 0; r < n; r++)
+        for (int j = 0; j < n_out; j++) {
+            float acc = 0.0f;
+            const float *x = X + (size_t)r * (size_t)n_in;
+            if (order == SG_DENSE_PAIRED_EDGES && paired(r, j, n, n_out)) {
+                float sums[2] = {0.0f, 0.0f};
+                for (int q = 0; q < n_in; q++)
+                    sums[q % 2] = fmaf(x[q], W[(size_t)q * (size_t)n_out + (size_t)j], sums[q % 2]);
+                acc = sums[0] + sums[1];
+            } else {
+                for (int q = 0; q < n_in; q++)
+                    acc = fmaf(x[q], W[(size_t)q * (size_t)n_out + (size_t)j], acc);
+            }
+            ref[(size_t)r * (size_t)n_out + (size_t)j] = fmaf(acc, 1.0f, 0.0f);
+        }
+}
+
 static void check_dense_act(const sg_kernel_ops *k, int n, int n_in, int n_out, bool bias,
-                            sg_activation act)
+                            sg_activation act, sg_dense_order order)
 {
     const float s = 1.5f / sqrtf((float)n_in);
     float *X = filled((size_t)n * (size_t)n_in, -2, 2), *W = filled((size_t)n_in * (size_t)n_out, -s, s);
@@ -69,22 +129,16 @@ static void check_dense_act(const sg_kernel_ops *k, int n, int n_in, int n_out, 
     float *ref = sg_alloc_aligned((size_t)n * (size_t)n_out * sizeof(float));
     float *got = filled((size_t)n * (size_t)n_out + 16, -9, -9);
     assert_non_null(ref);
-    for (int r = 0; r < n; r++)
-        for (int j = 0; j < n_out; j++) {
-            float acc = 0.0f;
-            for (int q = 0; q < n_in; q++)
-                acc = fmaf(X[(size_t)r * (size_t)n_in + (size_t)q], W[(size_t)q * (size_t)n_out + (size_t)j], acc);
-            ref[(size_t)r * (size_t)n_out + (size_t)j] = fmaf(acc, 1.0f, 0.0f);
-        }
+    reference_product(X, W, n, n_in, n_out, order, ref);
     k->bias_act(ref, n, n_out, b, act);
-    k->dense_act(X, n, n_in, Wp, b, act, got, n_out);
+    k->dense_act(X, n, n_in, Wp, b, act, got, n_out, order);
     if (memcmp(ref, got, (size_t)n * (size_t)n_out * sizeof(float)) != 0) {
         for (size_t i = 0; i < (size_t)n * (size_t)n_out; i++)
             if (memcmp(&ref[i], &got[i], sizeof(float)) != 0) {
-                print_error("%s dense_act %dx%d->%d act %d bias %d: element %zu is %.9g, the "
-                            "fma chain gives %.9g\n",
-                            k->name, n, n_in, n_out, (int)act, (int)bias, i, (double)got[i],
-                            (double)ref[i]);
+                print_error("%s dense_act order %d %dx%d->%d act %d bias %d: element %zu is "
+                            "%.9g, the reference gives %.9g\n",
+                            k->name, (int)order, n, n_in, n_out, (int)act, (int)bias, i,
+                            (double)got[i], (double)ref[i]);
                 break;
             }
         fail();
@@ -102,7 +156,9 @@ static void check_dense_act(const sg_kernel_ops *k, int n, int n_in, int n_out, 
 static void test_dense_act_is_the_fma_chain(void **st)
 {
     (void)st;
-    const int rows[] = {1, 5, 6, 7, 95, 96, 97, 200};
+    /* Whole 12-row tiles, and after them 1-3, 4, 5-7, 8 and 9-11 rows (the paired order's
+       row classes), and the kernel's own 6-row tiles and 96-row blocks. */
+    const int rows[] = {1, 3, 4, 5, 6, 7, 8, 11, 12, 95, 96, 97, 200, 1024};
     const int ins[] = {1, 3, 64, 256, 300};
     const sg_activation acts[] = {SG_ACT_RELU, SG_ACT_IDENTITY, SG_ACT_TANH, SG_ACT_LOGISTIC};
     int ran = 0;
@@ -110,12 +166,23 @@ static void test_dense_act_is_the_fma_chain(void **st)
         const sg_kernel_ops *k = sg_kernels_variant((sg_isa)isa);
         if (!k || !k->dense_act) continue;
         ran++;
-        for (size_t r = 0; r < sizeof rows / sizeof *rows; r++)
-            for (size_t i = 0; i < sizeof ins / sizeof *ins; i++)
-                check_dense_act(k, rows[r], ins[i], i % 2 ? 128 : 64, true, SG_ACT_RELU);
-        for (size_t a = 0; a < sizeof acts / sizeof *acts; a++) {
-            check_dense_act(k, 97, 64, 256, true, acts[a]);
-            check_dense_act(k, 13, 256, 64, false, acts[a]);
+        for (int o = 0; o < SG_DENSE_ORDERS; o++) {
+            const sg_dense_order order = (sg_dense_order)o;
+            for (size_t r = 0; r < sizeof rows / sizeof *rows; r++)
+                for (size_t i = 0; i < sizeof ins / sizeof *ins; i++)
+                    check_dense_act(k, rows[r], ins[i], i % 2 ? 128 : 64, true, SG_ACT_RELU,
+                                    order);
+            for (size_t a = 0; a < sizeof acts / sizeof *acts; a++) {
+                check_dense_act(k, 97, 64, 256, true, acts[a], order);
+                check_dense_act(k, 13, 256, 64, false, acts[a], order);
+            }
+            /* Past one column block: 320 + 320 + two halves of 384 rounded to 8 (192), and
+               two halves of 448 (224, not a multiple of 16); with an 8-row and a 4-row tile
+               after the whole 12s. */
+            for (int n = 20; n <= 30; n += 5) {
+                check_dense_act(k, n, 64, 1024, true, SG_ACT_RELU, order);
+                check_dense_act(k, n, 32, 448, true, SG_ACT_TANH, order);
+            }
         }
     }
     if (!ran) print_message("no variant with dense_act runs on this CPU\n");
@@ -201,6 +268,51 @@ static void check_forward_bits(const int widths[4])
     sg_free_aligned(got);
 }
 
+/* The paired order is OpenBLAS's own where it runs its Haswell kernel; elsewhere (its
+   SkylakeX kernel, another library) there is nothing to check here, and the forward pass
+   finds whichever order agrees, or none. */
+static void test_paired_order_is_openblas_haswell(void **st)
+{
+    (void)st;
+    const char *core = openblas_get_corename();
+    if (strcmp(core, "Haswell") != 0 && strncmp(core, "Zen", 3) != 0) {
+        print_message("OpenBLAS runs its %s kernel here, not Haswell's: skipped\n", core);
+        return;
+    }
+    /* eval's sub-batches (1024 rows, and the rest of a chunk), a batch of 1 and odd tails,
+       hidden widths 64..1024; inputs a multiple of 8 up to OpenBLAS's block depth of 320
+       (its loop over the inputs takes 8 at a time; what it does with the rest of another
+       count is not modelled, and the forward pass keeps sgemm there). */
+    const int shapes[][3] = {{1024, 64, 256}, {1024, 256, 256}, {576, 256, 128},
+                             {1, 64, 64},     {1030, 32, 192},  {100, 320, 512},
+                             {20, 104, 1024}, {7, 256, 64},    {1029, 64, 704}, {16, 64, 448}};
+    for (size_t t = 0; t < sizeof shapes / sizeof *shapes; t++) {
+        const int n = shapes[t][0], n_in = shapes[t][1], n_out = shapes[t][2];
+        float *X = filled((size_t)n * (size_t)n_in, -2, 2);
+        float *W = filled((size_t)n_in * (size_t)n_out, -0.2f, 0.2f);
+        float *C = sg_alloc_aligned((size_t)n * (size_t)n_out * sizeof(float));
+        float *ref = sg_alloc_aligned((size_t)n * (size_t)n_out * sizeof(float));
+        assert_non_null(C);
+        assert_non_null(ref);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n_out, n_in, 1.0f, X, n_in, W,
+                    n_out, 0.0f, C, n_out);
+        reference_product(X, W, n, n_in, n_out, SG_DENSE_PAIRED_EDGES, ref);
+        size_t differ = 0;
+        for (size_t i = 0; i < (size_t)n * (size_t)n_out; i++)
+            differ += memcmp(&C[i], &ref[i], sizeof(float)) != 0;
+        if (differ) {
+            print_error("OpenBLAS %s sgemm %dx%d->%d: %zu elements differ from the paired "
+                        "order\n",
+                        core, n, n_in, n_out, differ);
+            fail();
+        }
+        sg_free_aligned(X);
+        sg_free_aligned(W);
+        sg_free_aligned(C);
+        sg_free_aligned(ref);
+    }
+}
+
 static void test_forward_keeps_sgemm_bits(void **st)
 {
     (void)st;
@@ -215,6 +327,7 @@ int main(void)
     openblas_set_num_threads(1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dense_act_is_the_fma_chain),
+        cmocka_unit_test(test_paired_order_is_openblas_haswell),
         cmocka_unit_test(test_forward_keeps_sgemm_bits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
