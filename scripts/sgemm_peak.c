@@ -1,10 +1,14 @@
 /*
  * sgemm_peak: the machine limits benchmark results are expressed against.
  * Measures cblas_sgemm GFLOP/s (single thread and all threads, best over a
- * few large square sizes) and a STREAM-triad memory bandwidth (a = b + s*c
- * over arrays far larger than the caches, 24 bytes counted per element as
- * STREAM does), and prints one JSON object on stdout. Runs in about 5 s on an
- * idle machine (--quick: about 2 s).
+ * few large square sizes), the core's own float32 FMA peak (independent
+ * fused multiply-add chains in registers, widest vectors this build targets:
+ * what no kernel can exceed, and more than OpenBLAS's sgemm reaches where it
+ * runs narrower kernels than the core has, as its Haswell kernel on AVX-512
+ * AMD Zen 4) and a STREAM-triad memory bandwidth (a = b + s*c over arrays far
+ * larger than the caches, 24 bytes counted per element as STREAM does), and
+ * prints one JSON object on stdout. Runs in about 5 s on an idle machine
+ * (--quick: about 2 s).
  *
  * Build and run:
  *   cc -O3 -march=native -o sgemm_peak scripts/sgemm_peak.c \
@@ -67,6 +71,84 @@ static double sgemm_gflops(int n, double budget_s)
     free(C);
     return 2.0 * n * (double)n * n / best * 1e-9;
 }
+
+#include <immintrin.h>
+
+/* FMA peak of one thread: ACC independent chains (enough to cover the FMA latency on every
+   core we know of), each vector wide, in registers; best of a few timed repeats. */
+#if defined(__AVX512F__)
+typedef __m512 vec;
+#define VFMA(a, b, c) _mm512_fmadd_ps(a, b, c)
+#define VSET(x) _mm512_set1_ps(x)
+#define VLANES 16
+#define VNAME "avx512"
+#elif defined(__FMA__)
+typedef __m256 vec;
+#define VFMA(a, b, c) _mm256_fmadd_ps(a, b, c)
+#define VSET(x) _mm256_set1_ps(x)
+#define VLANES 8
+#define VNAME "avx2"
+#endif
+
+#ifdef VLANES
+#define ACC 16
+static double fma_gflops_1t(long iters)
+{
+    double best = 1e30;
+    float sink = 0;
+    for (int rep = 0; rep < 5; rep++) {
+        vec acc[ACC];
+        for (int i = 0; i < ACC; i++)
+            acc[i] = VSET((float)i * 1e-3f);
+        const vec x = VSET(0.999999f), y = VSET(1e-7f);
+        const double t0 = now();
+        for (long it = 0; it < iters; it++)
+            for (int i = 0; i < ACC; i++)
+                acc[i] = VFMA(acc[i], x, y);
+        const double t = now() - t0;
+        if (t < best) best = t;
+        float lane[VLANES];
+        for (int i = 0; i < ACC; i++) {
+            memcpy(lane, &acc[i], sizeof lane);
+            sink += lane[0];
+        }
+    }
+    if (sink != sink) fprintf(stderr, "sgemm_peak: FMA loop produced NaN\n");
+    return 2.0 * VLANES * ACC * (double)iters / best * 1e-9;
+}
+
+typedef struct {
+    long iters;
+    double gflops;
+} fma_arg;
+
+static void *fma_worker(void *p)
+{
+    fma_arg *a = p;
+    a->gflops = fma_gflops_1t(a->iters);
+    return NULL;
+}
+
+/* All threads at once, each its own chains: the sum of their rates. */
+static double fma_gflops_all(int threads, long iters)
+{
+    pthread_t *tid = calloc((size_t)threads, sizeof *tid);
+    fma_arg *args = calloc((size_t)threads, sizeof *args);
+    for (int t = 0; t < threads; t++) {
+        args[t].iters = iters;
+        if (t) pthread_create(&tid[t], NULL, fma_worker, &args[t]);
+    }
+    fma_worker(&args[0]);
+    double sum = args[0].gflops;
+    for (int t = 1; t < threads; t++) {
+        pthread_join(tid[t], NULL);
+        sum += args[t].gflops;
+    }
+    free(tid);
+    free(args);
+    return sum;
+}
+#endif
 
 typedef struct {
     double *a, *b, *c;
@@ -172,6 +254,15 @@ int main(int argc, char **argv)
     const double bw1 = triad_gbs(1, n, quick ? 3 : 6);
     const double bwa = triad_gbs(all, n, quick ? 3 : 6);
 
+#ifdef VLANES
+    const long fma_iters = quick ? 2000000 : 6000000;
+    const double fma1 = fma_gflops_1t(fma_iters), fmaa = fma_gflops_all(all, fma_iters);
+    const char *fma_isa = VNAME;
+#else
+    const double fma1 = 0, fmaa = 0;
+    const char *fma_isa = "none";
+#endif
+
     char *cfg = openblas_get_config(), *core = openblas_get_corename();
     printf("{\"threads_all\": %d, \"openblas_config\": \"%s\", \"openblas_core\": \"%s\", "
            "\"sgemm_sizes\": [",
@@ -185,8 +276,9 @@ int main(int argc, char **argv)
     for (int i = 0; i < n_sizes; i++)
         printf("%s%.1f", i ? ", " : "", ga[i]);
     printf("], \"sgemm_peak_gflops_1t\": %.1f, \"sgemm_peak_gflops_all\": %.1f, "
+           "\"fma_isa\": \"%s\", \"fma_peak_gflops_1t\": %.1f, \"fma_peak_gflops_all\": %.1f, "
            "\"triad_bytes\": %zu, \"triad_gbs_1t\": %.2f, \"triad_gbs_all\": %.2f, "
            "\"seconds\": %.2f}\n",
-           best1, besta, 3 * n * sizeof(double), bw1, bwa, now() - t_start);
+           best1, besta, fma_isa, fma1, fmaa, 3 * n * sizeof(double), bw1, bwa, now() - t_start);
     return 0;
 }
