@@ -166,7 +166,16 @@ if peak:
           f"{flops / oo / 1e9:.1f} GFLOP/s = {100 * bound / oo:.0f}% of peak (eval's predict "
           f"stage {100 * bound / ox:.0f}%), PyTorch at "
           f"{flops / t['torch_batch_s'] / 1e9:.1f} GFLOP/s = {100 * bound / t['torch_batch_s']:.0f}%; "
-          f"the most any engine could be faster than PyTorch here: {t['torch_batch_s'] / bound:.2f}x")
+          f"PyTorch would be {t['torch_batch_s'] / bound:.2f}x slower than an engine at that peak")
+    # The cores' own FMA peak (registers only): the bound no engine passes. stagegate's fused
+    # kernel passes the sgemm peak where OpenBLAS runs narrower kernels than the core has.
+    fma = json.load(open(f"{B}/onnx_peak.json")).get("fma_peak_gflops_all")
+    if fma:
+        fb = flops / (float(fma) * 1e9)
+        print(f"FMA bound: the same FLOPs at the cores' FMA peak ({float(fma):.1f} GFLOP/s) = "
+              f"{fb:.3f} s; ONNX in memory at {100 * fb / oo:.0f}% of it (eval's predict stage "
+              f"{100 * fb / ox:.0f}%); the most any engine could be faster than PyTorch here: "
+              f"{t['torch_batch_s'] / fb:.2f}x")
     # End to end: the eval process's wall time (median of 5) against the FLOP limit, and
     # against the FLOP + digest limit (the file's SHA-256 at one core's rate, over the workers).
     import os
