@@ -105,6 +105,7 @@ static void print_breakdown(const sg_eval_result *r)
     else if (cost.node_visits_per_row > 0 && r->predict_seconds > 0)
         printf("predict  %.3g node visits/s over %d workers\n",
                cost.node_visits_per_row * (double)r->rows / r->predict_seconds, r->workers);
+    if (r->predict_paths[0]) printf("predict kernels per layer: %s\n", r->predict_paths);
 }
 
 int sg_cmd_eval(int argc, char **argv)

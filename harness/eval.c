@@ -643,6 +643,11 @@ sg_status sg_eval_run(const sg_eval_config *c, sg_eval_result *r, sg_err *err)
         e.pw = NULL;
     }
     r->read_seconds = e.ring.read_seconds;
+    /* Worker 0's scratch after its last batch (the pool is idle): which kernels the full
+       sub-batches took, for --breakdown and the JSON timing. */
+    if (e.workers_ready && r->rows >= SG_EVAL_SUBBATCH)
+        sg_model_batch_paths(e.cc.ws[0].model, e.cc.ws[0].scratch, SG_EVAL_SUBBATCH,
+                             r->predict_paths, sizeof r->predict_paths);
     eval_run_cleanup(&e);
     r->total_seconds = sg_now_seconds() - t_start;
     r->setup_seconds = t_ready - t_start;

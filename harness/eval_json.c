@@ -54,6 +54,8 @@ json_t *sg_eval_result_json(const sg_eval_config *c, const sg_eval_result *r)
     sg_json_set_real(timing, "hash_seconds", r->hash_seconds);
     sg_json_set_real(timing, "input_overlapped", sg_eval_input_overlap(r));
     json_object_set_new(timing, "workers", json_integer(r->workers));
+    if (r->predict_paths[0])
+        json_object_set_new(timing, "predict_paths", json_string(r->predict_paths));
     json_object_set_new(doc, "timing", timing);
     return doc;
 }

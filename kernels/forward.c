@@ -25,6 +25,7 @@
 
 #include <cblas.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -212,6 +213,31 @@ void sg_forward_batch(const sg_model *m, const sg_kernel_ops *k, const float *X,
         }
         in = z;
         cur ^= 1;
+    }
+}
+
+static const char *const order_names[SG_DENSE_ORDERS] = {"one-chain", "paired-edges"};
+
+void sg_forward_scratch_paths(const sg_forward_scratch *s, const sg_model *m, int64_t n,
+                              char *buf, size_t len)
+{
+    size_t at = 0;
+    if (len) buf[0] = '\0';
+    for (int l = 0; l < m->n_layers && at < len; l++) {
+        const fused_layer *f = s->fused && l < s->n_fused ? &s->fused[l] : NULL;
+        const char *path = s->fused_for ? "sgemm" : "not run";
+        const char *fused = "";
+        if (f && f->Wp) {
+            path = "not run";
+            for (int i = 0; i < f->n_checked; i++)
+                if (f->checked_rows[i] == n) {
+                    path = f->order[i] >= 0 ? order_names[f->order[i]] : "sgemm";
+                    fused = f->order[i] >= 0 ? "fused " : "";
+                }
+        }
+        const int w = snprintf(buf + at, len - at, "%s%s%s", l ? ", " : "", fused, path);
+        if (w < 0) break;
+        at += (size_t)w;
     }
 }
 

@@ -80,6 +80,11 @@ static int dense_stage_names(const sg_model *m, char names[][SG_MODEL_STAGE_NAME
     return ns;
 }
 
+static void dense_batch_paths(const sg_model *m, const void *s, int64_t n, char *buf, size_t len)
+{
+    sg_forward_scratch_paths(s, m, n, buf, len);
+}
+
 const sg_model_ops sg_model_ops_dense = {
     .kind = "dense",
     .probe = dense_probe,
@@ -91,4 +96,5 @@ const sg_model_ops sg_model_ops_dense = {
     .predict_one = dense_predict_one,
     .cost = dense_cost,
     .stage_names = dense_stage_names,
+    .batch_paths = dense_batch_paths,
 };

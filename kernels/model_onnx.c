@@ -478,6 +478,16 @@ static int onnx_stage_names(const sg_model *m, char names[][SG_MODEL_STAGE_NAME]
     return n;
 }
 
+/* A pure MLP chain runs on the dense layers' kernels; a step plan always on sgemm. */
+static void onnx_batch_paths(const sg_model *m, const void *v, int64_t n, char *buf, size_t len)
+{
+    const onnx_scratch *s = v;
+    if (s->dense)
+        sg_forward_scratch_paths(s->dense, m, n, buf, len);
+    else
+        snprintf(buf, len, "step plan (sgemm for its GEMMs)");
+}
+
 const sg_model_ops sg_model_ops_onnx = {
     .kind = "onnx",
     .probe = onnx_probe,
@@ -491,4 +501,5 @@ const sg_model_ops sg_model_ops_onnx = {
     .predict_one = onnx_predict_one,
     .cost = onnx_cost,
     .stage_names = onnx_stage_names,
+    .batch_paths = onnx_batch_paths,
 };

@@ -49,6 +49,9 @@ typedef struct {
     char model_sha256[65];
     char data_sha256[65];
     int workers;
+    /* The kernels worker 0's full sub-batches ran on (sg_model_batch_paths), e.g. "fused
+       paired-edges, fused paired-edges, sgemm"; empty for a kind that does not say. */
+    char predict_paths[160];
 } sg_eval_result;
 
 void sg_eval_config_init(sg_eval_config *c);

@@ -61,6 +61,9 @@ typedef struct sg_model_ops {
     void (*cost)(const sg_model *m, sg_model_cost *out);
     /* Names of the stages predict_one reports (--breakdown); returns their count. */
     int (*stage_names)(const sg_model *m, char names[][SG_MODEL_STAGE_NAME], int max);
+    /* Optional: which kernels batches of n rows ran on with this scratch, one line (dense
+       layers: sg_forward_scratch_paths). */
+    void (*batch_paths)(const sg_model *m, const void *scratch, int64_t n, char *buf, size_t len);
 } sg_model_ops;
 
 extern const sg_model_ops sg_model_ops_dense;
@@ -99,6 +102,8 @@ void sg_model_predict_one(const sg_model *m, const sg_kernel_ops *k, const float
 void sg_model_describe(const sg_model *m, char *buf, size_t len);
 void sg_model_cost_of(const sg_model *m, sg_model_cost *out);
 const char *sg_model_kind(const sg_model *m);
+/* ops->batch_paths, or an empty line for a kind without one. */
+void sg_model_batch_paths(const sg_model *m, const void *scratch, int64_t n, char *buf, size_t len);
 
 #ifdef __cplusplus
 }

@@ -207,6 +207,13 @@ def main():
                 continue
             out, preds = run_eval(tmp, model_h5, data_h5)
             check(out["model"]["task"] == task, f"{name}: task {out['model']['task']}")
+            # Which kernels the batches took, one entry per layer; no layer here is a multiple
+            # of 64 wide, which the fused hidden-layer kernel needs, so every one is sgemm.
+            desc = out["model"]["description"]
+            n_layers = len(desc.split("layers ")[1].split(",")[0].split("x"))
+            paths = out["timing"].get("predict_paths", "").split(", ")
+            check(paths == ["sgemm"] * n_layers,
+                  f"{name}: timing.predict_paths {paths} for {n_layers} layers ({desc})")
             if task == "regression":
                 check_regressor(name, est, X, y, w, out, preds)
             else:

@@ -246,6 +246,9 @@ static void check_forward_bits(const int widths[4])
         sg_forward_scratch *s = NULL;
         sg_err err;
         assert_int_equal(sg_forward_scratch_new(&m, max_batch, &s, &err), SG_OK);
+        char paths[160];
+        sg_forward_scratch_paths(s, &m, 1024, paths, sizeof paths);
+        assert_string_equal(paths, "not run, not run, not run");
         for (size_t b = 0; b < sizeof batches / sizeof *batches; b++) {
             const int n = batches[b];
             const float *Xb = X + (size_t)(b % 3) * (size_t)widths[0]; /* other rows each time */
@@ -257,6 +260,22 @@ static void check_forward_bits(const int widths[4])
                 fail();
             }
         }
+        /* The path each layer took: the output layer (2 wide) always sgemm, a variant without
+           dense_act sgemm throughout, and where OpenBLAS runs its Haswell kernel the hidden
+           layers of this shape in its order (test_paired_order_is_openblas_haswell shows the
+           order is the library's for them): a silent fall back to sgemm, which halves the
+           speed of eval on such hosts, fails here. */
+        sg_forward_scratch_paths(s, &m, 1024, paths, sizeof paths);
+        print_message("%s, %d-%d-%d-2, 1024 rows: %s\n", k->name, widths[0], widths[1], widths[2],
+                      paths);
+        const char *core = openblas_get_corename();
+        const bool haswell = !strcmp(core, "Haswell") || !strncmp(core, "Zen", 3);
+        if (!k->dense_act)
+            assert_string_equal(paths, "sgemm, sgemm, sgemm");
+        else if (haswell && widths[0] <= 320 && widths[1] <= 320)
+            assert_string_equal(paths, "fused paired-edges, fused paired-edges, sgemm");
+        else
+            assert_true(strlen(paths) > 6 && !strcmp(paths + strlen(paths) - 7, ", sgemm"));
         sg_forward_scratch_free(s);
     }
     for (int l = 0; l < 3; l++) {
