@@ -12,28 +12,29 @@ extern "C" {
 typedef enum { SG_ISA_SCALAR = 0, SG_ISA_AVX2 = 1, SG_ISA_AVX512 = 2, SG_ISA_COUNT = 3 } sg_isa;
 
 /*
+ * Orders of operations of a dense layer's sums, each that of an OpenBLAS sgemm kernel, for
+ * dense_act. Every element ends as sgemm stores it (acc * 1 + 0, beta 0), then + b and act.
+ * - SG_DENSE_CHAIN: one fused multiply-add chain per element over the inputs in order from
+ *   +0 (OpenBLAS's SkylakeX/Cooperlake kernels, for inputs up to their block depth).
+ * - SG_DENSE_PAIRED_EDGES: OpenBLAS 0.3's Haswell kernel (which it also runs on AMD Zen),
+ *   for a multiple of 8 inputs up to 320 and a multiple of 64 outputs: one chain, except
+ *   for the elements its tiles (8 columns x 12, 8 or 4 rows) sum in two chains, the even
+ *   inputs and the odd ones from +0 each, added at the end. With the output columns split
+ *   into OpenBLAS's blocks (GEMM_P 320: blocks of 320 while 640 or more are left, then two
+ *   halves rounded up to 8, or the rest), those are the first and last 8 columns of every
+ *   block for the first 6 rows of every whole 12 rows; after the last whole 12, an 8-row
+ *   tile's every column in the first block and a 4-row tile's every column. The rule was
+ *   read off the library's results; the forward pass compares them anyway.
+ */
+typedef enum { SG_DENSE_CHAIN = 0, SG_DENSE_PAIRED_EDGES = 1, SG_DENSE_ORDERS = 2 } sg_dense_order;
+
+/*
  * One implementation of the element-wise and batch-1 kernels. A table per ISA;
  * the active one is picked once from cpuid/xgetbv, or forced by STAGEGATE_ISA.
  * Every variant agrees with the scalar reference to a few float ulp (the SIMD
  * exp/tanh/logistic are polynomial approximations of about 2 ulp); a bias
  * pointer may be NULL, meaning no bias.
  */
-/*
- * Orders of operations of a dense layer's sums, each that of an OpenBLAS sgemm kernel, for
- * dense_act. Every element ends as sgemm stores it (acc * 1 + 0, beta 0), then + b and act.
- * - SG_DENSE_CHAIN: one fused multiply-add chain per element over the inputs in order from
- *   +0 (OpenBLAS's SkylakeX/Cooperlake kernels, for inputs up to their block depth).
- * - SG_DENSE_PAIRED_EDGES: OpenBLAS 0.3's Haswell kernel (which it also runs on AMD Zen),
- *   for a multiple of 8 inputs up to 320: one chain, except for the elements its 8 x 12 tiles compute
- *   with two chains, the even inputs and the odd ones from +0 each, added at the end. Those
- *   are, with the output columns split into OpenBLAS's blocks (GEMM_P 320: blocks of 320
- *   while 640 or more are left, then two halves rounded up to 8, then the rest), the first
- *   and last 8 columns of every block for the first 6 rows of every whole 12 rows, and
- *   every column of the 8 and then 4 rows that follow the last whole 12, where there are
- *   that many. Read off the library's results (the forward pass compares them anyway).
- */
-typedef enum { SG_DENSE_CHAIN = 0, SG_DENSE_PAIRED_EDGES = 1, SG_DENSE_ORDERS = 2 } sg_dense_order;
-
 typedef struct {
     const char *name;
     sg_isa isa;
