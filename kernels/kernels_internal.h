@@ -24,6 +24,34 @@ SG_MUST_CHECK sg_status sg_kernels_resolve(const char *value, const sg_kernel_op
    after stripe, [n_in][SG_DENSE_STRIPE] floats, 64-byte aligned. */
 #define SG_DENSE_STRIPE 64
 
+/* SG_DENSE_PAIRED_EDGES (see kernels.h), for row i of an n-row batch: 0 one chain; 1 two
+   chains on the first and last 8 columns of every column block; 2 two chains on every
+   column of the first block only; 3 on every column. */
+static inline int sg_paired_row_kind(int64_t i, int64_t n)
+{
+    const int64_t full = n - n % 12, rem = n % 12;
+    if (i < full) return i % 12 < 6;
+    if (rem >= 8) return i - full < 8 ? 2 : 0;
+    return rem >= 4 && i - full < 4 ? 3 : 0;
+}
+
+/* The first column of each of OpenBLAS's column blocks for SG_DENSE_PAIRED_EDGES (GEMM_P
+   320: 320 while 640 or more are left, then two halves rounded up to 8, or the rest), then
+   n_out; returns the number of blocks (at most max - 1: a wider layer's comparison fails and
+   it stays on sgemm). */
+static inline int sg_paired_column_blocks(int n_out, int *start, int max)
+{
+    int nb = 0;
+    for (int is = 0; is < n_out && nb < max - 1; nb++) {
+        const int left = n_out - is;
+        const int mi = left >= 2 * 320 ? 320 : left > 320 ? (left / 2 + 7) / 8 * 8 : left;
+        start[nb] = is;
+        is += mi;
+    }
+    start[nb] = n_out;
+    return nb;
+}
+
 /* Numerically stable logistic, exp(-|z|) based; shared by the scalar kernels. */
 float sg_logistic_ref(float z);
 

@@ -345,37 +345,12 @@ AI void paired_cols(const float *x, int n_in, const float *Wp, int c0, int cw, c
     _mm512_mask_storeu_ps(y + c0, m, act_ps(t, act));
 }
 
-/* SG_DENSE_PAIRED_EDGES (see kernels.h), for row i of n: 0 one chain; 1 two chains on the
-   first and last 8 columns of every column block; 2 two chains on every column of the first
-   block only; 3 on every column. */
-static int paired_row_kind(int64_t i, int64_t n)
-{
-    const int64_t full = n - n % 12, rem = n % 12;
-    if (i < full) return i % 12 < 6;
-    if (rem >= 8) return i - full < 8 ? 2 : 0;
-    return rem >= 4 && i - full < 4 ? 3 : 0;
-}
-
-/* The first column of each of OpenBLAS's column blocks, and n_out after the last. */
-static int column_blocks(int n_out, int *start, int max)
-{
-    int nb = 0;
-    for (int is = 0; is < n_out && nb < max - 1; nb++) {
-        const int left = n_out - is;
-        const int mi = left >= 2 * 320 ? 320 : left > 320 ? (left / 2 + 7) / 8 * 8 : left;
-        start[nb] = is;
-        is += mi;
-    }
-    start[nb] = n_out;
-    return nb;
-}
-
 static void avx512_dense_act(const float *X, int64_t n, int n_in, const float *Wp, const float *b,
                              sg_activation act, float *Y, int n_out, sg_dense_order order)
 {
     const int stripes = n_out / SG_DENSE_STRIPE;
     int start[64];
-    const int blocks = order == SG_DENSE_PAIRED_EDGES ? column_blocks(n_out, start, 64) : 0;
+    const int blocks = order == SG_DENSE_PAIRED_EDGES ? sg_paired_column_blocks(n_out, start, 64) : 0;
     for (int64_t i0 = 0; i0 < n; i0 += DENSE_ROW_BLOCK) {
         const int64_t i1 = n - i0 < DENSE_ROW_BLOCK ? n : i0 + DENSE_ROW_BLOCK;
         for (int s = 0; s < stripes; s++) {
@@ -391,7 +366,7 @@ static void avx512_dense_act(const float *X, int64_t n, int n_in, const float *W
         /* The elements the order sums in two chains, done again over the block's rows while
            they are in cache (about 3% of a 256-wide layer's products). */
         for (int64_t i = i0; blocks && i < i1; i++) {
-            const int kind = paired_row_kind(i, n);
+            const int kind = sg_paired_row_kind(i, n);
             const float *x = X + i * n_in;
             float *y = Y + i * n_out;
             if (kind == 1) {
