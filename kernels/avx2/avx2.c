@@ -330,109 +330,6 @@ static void binary_sigmoid(const float *Z, int64_t n, const float *b, float *out
     }
 }
 
-/*
- * Hidden layer, fused (see kernels.h, dense_act): a tile of up to DENSE_ROWS rows x 16
- * columns of a 64-column stripe keeps its 12 accumulators in registers over the whole input,
- * then gets the epilogue before it is stored; per element the order of operations is
- * OpenBLAS's (acc = fma(x_k, w_k, acc) from +0, C = acc * 1 + 0, + b, act), and for
- * SG_DENSE_PAIRED_EDGES the elements its Haswell kernel sums in two chains are done again
- * after each block of rows. Rows are taken in blocks so that the block's inputs and one
- * stripe of weights stay in L2 while every stripe passes over them.
- */
-#define DENSE_ROWS 6
-#define DENSE_ROW_BLOCK 96
-
-AI void dense_tile(int rows, const float *X, int n_in, const float *w, const float *b,
-                   sg_activation act, float *Y, int n_out)
-{
-    __m256 acc[DENSE_ROWS][2];
-    const float *x[DENSE_ROWS];
-    for (int r = 0; r < DENSE_ROWS; r++) {
-        x[r] = X + (size_t)(r < rows ? r : 0) * (size_t)n_in;
-        acc[r][0] = acc[r][1] = _mm256_setzero_ps();
-    }
-    for (int k = 0; k < n_in; k++) {
-        const float *wk = w + (size_t)k * SG_DENSE_STRIPE;
-        const __m256 w0 = _mm256_load_ps(wk), w1 = _mm256_load_ps(wk + 8);
-        for (int r = 0; r < DENSE_ROWS; r++) {
-            if (r >= rows) break;
-            const __m256 xb = _mm256_broadcast_ss(x[r] + k);
-            acc[r][0] = _mm256_fmadd_ps(xb, w0, acc[r][0]);
-            acc[r][1] = _mm256_fmadd_ps(xb, w1, acc[r][1]);
-        }
-    }
-    const __m256 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
-    for (int r = 0; r < rows; r++)
-        for (int v = 0; v < 2; v++) {
-            __m256 t = _mm256_fmadd_ps(acc[r][v], one, zero);
-            if (b) t = _mm256_add_ps(t, _mm256_loadu_ps(b + 8 * v));
-            _mm256_storeu_ps(Y + (size_t)r * (size_t)n_out + 8 * v, act_ps(t, act));
-        }
-}
-
-/* SG_DENSE_PAIRED_EDGES's two chains for columns c0 .. c0 + 7 of one row, then the
-   epilogue, over what dense_tile stored there. */
-AI void paired_cols(const float *x, int n_in, const float *Wp, int c0, const float *b,
-                    sg_activation act, float *y)
-{
-    const float *w = Wp + (size_t)(c0 / SG_DENSE_STRIPE) * (size_t)n_in * SG_DENSE_STRIPE +
-                     c0 % SG_DENSE_STRIPE;
-    __m256 even = _mm256_setzero_ps(), odd = _mm256_setzero_ps();
-    int k = 0;
-    for (; k + 1 < n_in; k += 2) {
-        even = _mm256_fmadd_ps(_mm256_broadcast_ss(x + k),
-                               _mm256_load_ps(w + (size_t)k * SG_DENSE_STRIPE), even);
-        odd = _mm256_fmadd_ps(_mm256_broadcast_ss(x + k + 1),
-                              _mm256_load_ps(w + (size_t)(k + 1) * SG_DENSE_STRIPE), odd);
-    }
-    if (k < n_in)
-        even = _mm256_fmadd_ps(_mm256_broadcast_ss(x + k),
-                               _mm256_load_ps(w + (size_t)k * SG_DENSE_STRIPE), even);
-    __m256 t = _mm256_fmadd_ps(_mm256_add_ps(even, odd), _mm256_set1_ps(1.0f), _mm256_setzero_ps());
-    if (b) t = _mm256_add_ps(t, _mm256_loadu_ps(b + c0));
-    _mm256_storeu_ps(y + c0, act_ps(t, act));
-}
-
-static void avx2_dense_act(const float *X, int64_t n, int n_in, const float *Wp, const float *b,
-                           sg_activation act, float *Y, int n_out, sg_dense_order order)
-{
-    const int stripes = n_out / SG_DENSE_STRIPE;
-    int start[64];
-    const int blocks =
-        order == SG_DENSE_PAIRED_EDGES ? sg_paired_column_blocks(n_out, start, 64) : 0;
-    for (int64_t i0 = 0; i0 < n; i0 += DENSE_ROW_BLOCK) {
-        const int64_t i1 = n - i0 < DENSE_ROW_BLOCK ? n : i0 + DENSE_ROW_BLOCK;
-        for (int s = 0; s < stripes; s++)
-            for (int c = 0; c < SG_DENSE_STRIPE; c += 16) {
-                const float *w = Wp + (size_t)s * (size_t)n_in * SG_DENSE_STRIPE + c;
-                const float *bs = b ? b + s * SG_DENSE_STRIPE + c : NULL;
-                float *y = Y + s * SG_DENSE_STRIPE + c;
-                int64_t i = i0;
-                for (; i + DENSE_ROWS <= i1; i += DENSE_ROWS)
-                    dense_tile(DENSE_ROWS, X + i * n_in, n_in, w, bs, act, y + i * n_out, n_out);
-                if (i < i1)
-                    dense_tile((int)(i1 - i), X + i * n_in, n_in, w, bs, act, y + i * n_out,
-                               n_out);
-            }
-        for (int64_t i = i0; blocks && i < i1; i++) {
-            const int kind = sg_paired_row_kind(i, n);
-            const float *x = X + i * n_in;
-            float *y = Y + i * n_out;
-            if (kind == 1) {
-                for (int c = 0; c < blocks; c++) {
-                    paired_cols(x, n_in, Wp, start[c], b, act, y);
-                    if (start[c + 1] - 8 > start[c])
-                        paired_cols(x, n_in, Wp, start[c + 1] - 8, b, act, y);
-                }
-            } else if (kind >= 2) {
-                const int to = kind == 2 ? start[1] : n_out;
-                for (int c = 0; c < to; c += 8)
-                    paired_cols(x, n_in, Wp, c, b, act, y);
-            }
-        }
-    }
-}
-
 static void avx2_bias_link(const float *Z, int64_t n, int n_outputs, const float *b, sg_link link,
                            float *out)
 {
@@ -455,7 +352,6 @@ const sg_kernel_ops sg_kernel_ops_avx2 = {
     .bias_act = avx2_bias_act,
     .standardize = avx2_standardize,
     .bias_link = avx2_bias_link,
-    .dense_act = avx2_dense_act,
     .tree_margins = sg_tree_margins_avx2,
     .tree_margins_one = sg_tree_margins_one_avx2,
 };
