@@ -286,7 +286,7 @@ static void softmax_row(const float *z, int k, const float *b, float *o)
  * one stripe of weights stay in L2 while every stripe passes over them.
  */
 #define DENSE_ROWS 6
-#define DENSE_ROW_BLOCK 96
+#define DENSE_ROW_BLOCK 96 /* a multiple of 12: SG_DENSE_PAIRED_EDGES's row groups */
 
 AI void dense_tile(int rows, const float *X, int n_in, const float *Wp, const float *b,
                    sg_activation act, float *Y, int n_out)
@@ -345,6 +345,47 @@ AI void paired_cols(const float *x, int n_in, const float *Wp, int c0, int cw, c
     _mm512_mask_storeu_ps(y + c0, m, act_ps(t, act));
 }
 
+/* SG_DENSE_PAIRED_EDGES's two chains for the 6 rows of a 12-row group that take them, on the
+   8 columns at a and the 8 at e of one column block at once: each input's two weight rows
+   share one vector (a's in the low half, e's in the high), and the 12 chains (6 rows, even
+   and odd inputs) run side by side, where one row's two chains would wait on the multiply-add
+   latency. Then the epilogue, over what dense_tile stored there. */
+AI void paired_edges6(const float *X, int n_in, const float *Wp, int a, int e, const float *b,
+                      sg_activation act, float *Y, int n_out)
+{
+    const float *wa = Wp + (size_t)(a / SG_DENSE_STRIPE) * (size_t)n_in * SG_DENSE_STRIPE +
+                      a % SG_DENSE_STRIPE;
+    const float *we = Wp + (size_t)(e / SG_DENSE_STRIPE) * (size_t)n_in * SG_DENSE_STRIPE +
+                      e % SG_DENSE_STRIPE;
+    __m512 acc[6][2];
+#pragma GCC unroll 6
+    for (int r = 0; r < 6; r++)
+        acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    for (int k = 0; k < n_in; k++) {
+        const size_t o = (size_t)k * SG_DENSE_STRIPE;
+        const __m512 w = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(wa + o)),
+                                            _mm256_loadu_ps(we + o), 1);
+#pragma GCC unroll 6
+        for (int r = 0; r < 6; r++)
+            acc[r][k & 1] =
+                _mm512_fmadd_ps(_mm512_set1_ps(X[(size_t)r * (size_t)n_in + (size_t)k]), w,
+                                acc[r][k & 1]);
+    }
+    const __m512 bias = b ? _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(b + a)),
+                                               _mm256_loadu_ps(b + e), 1)
+                          : _mm512_setzero_ps();
+#pragma GCC unroll 6
+    for (int r = 0; r < 6; r++) {
+        __m512 t = _mm512_fmadd_ps(_mm512_add_ps(acc[r][0], acc[r][1]), _mm512_set1_ps(1.0f),
+                                   _mm512_setzero_ps());
+        if (b) t = _mm512_add_ps(t, bias);
+        t = act_ps(t, act);
+        float *y = Y + (size_t)r * (size_t)n_out;
+        _mm256_storeu_ps(y + a, _mm512_castps512_ps256(t));
+        _mm256_storeu_ps(y + e, _mm512_extractf32x8_ps(t, 1));
+    }
+}
+
 static void avx512_dense_act(const float *X, int64_t n, int n_in, const float *Wp, const float *b,
                              sg_activation act, float *Y, int n_out, sg_dense_order order)
 {
@@ -370,11 +411,12 @@ static void avx512_dense_act(const float *X, int64_t n, int n_in, const float *W
             const float *x = X + i * n_in;
             float *y = Y + i * n_out;
             if (kind == 1) {
-                for (int c = 0; c < blocks; c++) {
-                    paired_cols(x, n_in, Wp, start[c], 8, b, act, y);
-                    if (start[c + 1] - 8 > start[c])
-                        paired_cols(x, n_in, Wp, start[c + 1] - 8, 8, b, act, y);
-                }
+                /* The first of 6 such rows (12-row groups start at multiples of 12, and a
+                   block of rows at a multiple of DENSE_ROW_BLOCK, itself one of 12). Blocks
+                   are at least 160 columns wide, so their two edges never meet. */
+                for (int c = 0; c < blocks; c++)
+                    paired_edges6(x, n_in, Wp, start[c], start[c + 1] - 8, b, act, y, n_out);
+                i += 5;
             } else if (kind >= 2) {
                 /* Blocks are whole multiples of 8 columns, not always of 16. */
                 const int to = kind == 2 ? start[1] : n_out;
