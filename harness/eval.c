@@ -643,11 +643,16 @@ sg_status sg_eval_run(const sg_eval_config *c, sg_eval_result *r, sg_err *err)
         e.pw = NULL;
     }
     r->read_seconds = e.ring.read_seconds;
-    /* Worker 0's scratch after its last batch (the pool is idle): which kernels the full
-       sub-batches took, for --breakdown and the JSON timing. */
-    if (e.workers_ready && r->rows >= SG_EVAL_SUBBATCH)
-        sg_model_batch_paths(e.cc.ws[0].model, e.cc.ws[0].scratch, SG_EVAL_SUBBATCH,
-                             r->predict_paths, sizeof r->predict_paths);
+    /* Which kernels the full sub-batches took (or, with smaller chunks, the largest batches),
+       for --breakdown and the JSON timing: from the first worker that ran one (sub-batches
+       are handed out as the workers come, so one may have run none); the pool is idle. */
+    for (int pass = 0; e.workers_ready && pass < 2 && !r->predict_paths[0]; pass++)
+        for (int w = 0; w < r->workers && !r->predict_paths[0]; w++) {
+            sg_model_batch_paths(e.cc.ws[w].model, e.cc.ws[w].scratch,
+                                 pass == 0 ? SG_EVAL_SUBBATCH : 0, r->predict_paths,
+                                 sizeof r->predict_paths);
+            if (strstr(r->predict_paths, "not run")) r->predict_paths[0] = '\0';
+        }
     eval_run_cleanup(&e);
     r->total_seconds = sg_now_seconds() - t_start;
     r->setup_seconds = t_ready - t_start;

@@ -223,6 +223,10 @@ void sg_forward_scratch_paths(const sg_forward_scratch *s, const sg_model *m, in
 {
     size_t at = 0;
     if (len) buf[0] = '\0';
+    if (n <= 0) /* the largest batch run (every packed layer sees the same row counts) */
+        for (int l = 0; l < s->n_fused; l++)
+            for (int i = 0; i < s->fused[l].n_checked; i++)
+                if (s->fused[l].checked_rows[i] > n) n = s->fused[l].checked_rows[i];
     for (int l = 0; l < m->n_layers && at < len; l++) {
         const fused_layer *f = s->fused && l < s->n_fused ? &s->fused[l] : NULL;
         const char *path = s->fused_for ? "sgemm" : "not run";

@@ -49,8 +49,9 @@ typedef struct {
     char model_sha256[65];
     char data_sha256[65];
     int workers;
-    /* The kernels worker 0's full sub-batches ran on (sg_model_batch_paths), e.g. "fused
-       paired-edges, fused paired-edges, sgemm"; empty for a kind that does not say. */
+    /* The kernels full sub-batches ran on (the largest batches, with smaller chunks), per
+       layer (sg_model_batch_paths), e.g. "fused paired-edges, fused paired-edges, sgemm";
+       empty for a kind that does not say. */
     char predict_paths[160];
 } sg_eval_result;
 

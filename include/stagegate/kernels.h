@@ -110,7 +110,8 @@ void sg_forward_batch(const sg_model *m, const sg_kernel_ops *k, const float *X,
  * How the batch path ran each layer for batches of n rows, as a line for people: "fused
  * paired-edges, fused paired-edges, sgemm" (per layer, in order: `fused ORDER` where
  * dense_act took the layer in that order, `sgemm` where it did not or could not, `not run`
- * where no batch of n rows has run on this scratch yet). Writes at most len bytes.
+ * where no batch of n rows has run on this scratch yet; n <= 0: the largest batch that
+ * has). Writes at most len bytes.
  */
 void sg_forward_scratch_paths(const sg_forward_scratch *s, const sg_model *m, int64_t n,
                               char *buf, size_t len);

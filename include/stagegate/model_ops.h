@@ -61,8 +61,8 @@ typedef struct sg_model_ops {
     void (*cost)(const sg_model *m, sg_model_cost *out);
     /* Names of the stages predict_one reports (--breakdown); returns their count. */
     int (*stage_names)(const sg_model *m, char names[][SG_MODEL_STAGE_NAME], int max);
-    /* Optional: which kernels batches of n rows ran on with this scratch, one line (dense
-       layers: sg_forward_scratch_paths). */
+    /* Optional: which kernels batches of n rows (n <= 0: the largest run) ran on with this
+       scratch, one line (dense layers: sg_forward_scratch_paths). */
     void (*batch_paths)(const sg_model *m, const void *scratch, int64_t n, char *buf, size_t len);
 } sg_model_ops;
 

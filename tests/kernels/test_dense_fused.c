@@ -268,6 +268,9 @@ static void check_forward_bits(const int widths[4])
         sg_forward_scratch_paths(s, &m, 1024, paths, sizeof paths);
         print_message("%s, %d-%d-%d-2, 1024 rows: %s\n", k->name, widths[0], widths[1], widths[2],
                       paths);
+        char largest[160]; /* n <= 0: the largest batch run, 1024 here */
+        sg_forward_scratch_paths(s, &m, 0, largest, sizeof largest);
+        assert_string_equal(largest, paths);
         const char *core = openblas_get_corename();
         const bool haswell = !strcmp(core, "Haswell") || !strncmp(core, "Zen", 3);
         if (!k->dense_act)
