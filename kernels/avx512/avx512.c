@@ -361,15 +361,19 @@ AI void paired_edges6(const float *X, int n_in, const float *Wp, int a, int e, c
 #pragma GCC unroll 6
     for (int r = 0; r < 6; r++)
         acc[r][0] = acc[r][1] = _mm512_setzero_ps();
-    for (int k = 0; k < n_in; k++) {
-        const size_t o = (size_t)k * SG_DENSE_STRIPE;
-        const __m512 w = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(wa + o)),
-                                            _mm256_loadu_ps(we + o), 1);
+    /* Inputs two at a time, so that which chain each feeds is known at compile time. */
+    for (int k = 0; k < n_in; k += 2) {
+#pragma GCC unroll 2
+        for (int p = 0; p < 2; p++) {
+            if (k + p >= n_in) break;
+            const size_t o = (size_t)(k + p) * SG_DENSE_STRIPE;
+            const __m512 w = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(wa + o)),
+                                                _mm256_loadu_ps(we + o), 1);
 #pragma GCC unroll 6
-        for (int r = 0; r < 6; r++)
-            acc[r][k & 1] =
-                _mm512_fmadd_ps(_mm512_set1_ps(X[(size_t)r * (size_t)n_in + (size_t)k]), w,
-                                acc[r][k & 1]);
+            for (int r = 0; r < 6; r++)
+                acc[r][p] = _mm512_fmadd_ps(
+                    _mm512_set1_ps(X[(size_t)r * (size_t)n_in + (size_t)(k + p)]), w, acc[r][p]);
+        }
     }
     const __m512 bias = b ? _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(b + a)),
                                                _mm256_loadu_ps(b + e), 1)
@@ -413,7 +417,7 @@ static void avx512_dense_act(const float *X, int64_t n, int n_in, const float *W
             if (kind == 1) {
                 /* The first of 6 such rows (12-row groups start at multiples of 12, and a
                    block of rows at a multiple of DENSE_ROW_BLOCK, itself one of 12). Blocks
-                   are at least 160 columns wide, so their two edges never meet. */
+                   are at least 64 columns wide, so their two edges never meet. */
                 for (int c = 0; c < blocks; c++)
                     paired_edges6(x, n_in, Wp, start[c], start[c + 1] - 8, b, act, y, n_out);
                 i += 5;
