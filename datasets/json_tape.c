@@ -308,6 +308,7 @@ static sg_status parse_number(parser *ps, uint32_t *index)
     } else {
         return perr(ps, start, "invalid number");
     }
+    const bool integer = q >= end || (*q != '.' && *q != 'e' && *q != 'E');
     if (q < end && *q == '.') {
         q++;
         if (q >= end || *q < '0' || *q > '9') return perr(ps, start, "no digits after '.'");
@@ -355,6 +356,7 @@ static sg_status parse_number(parser *ps, uint32_t *index)
     int rc = push_value(ps, SG_JT_NUMBER, index);
     if (rc) return rc;
     ps->d->v[*index].u.num = neg ? -v : v;
+    ps->d->v[*index].n = integer ? SG_JT_INTEGER : 0;
     ps->p = q;
     return SG_OK;
 }
@@ -650,7 +652,9 @@ static sg_status ubj_value(parser *ps, int m, int depth, const char *at, uint32_
     case 'i': case 'U': case 'I': case 'l': case 'L': {
         int64_t v = 0;
         if ((rc = ubj_int(ps, m, at, &v))) return rc;
-        return ubj_number(ps, (double)v, index);
+        if ((rc = ubj_number(ps, (double)v, index))) return rc;
+        ps->d->v[*index].n = SG_JT_INTEGER;
+        return SG_OK;
     }
     case 'd': {
         if (!ubj_take(ps, 4, &b)) return perr(ps, at, "truncated float32");

@@ -32,9 +32,15 @@ typedef enum {
     SG_JT_OBJECT,
 } sg_jt_type;
 
+/* sg_jv.n of a number written as an integer: JSON's digits with no fraction and no exponent
+   ("5", "-0"; not "5.0" or "5E0"), UBJSON's integer types. XGBoost's reader tells its Integer
+   from its Number this way and refuses one where it wants the other. */
+#define SG_JT_INTEGER 1u
+
 typedef struct {
     uint32_t type;
-    uint32_t n; /* array: elements; object: members; string: bytes (without the NUL) */
+    uint32_t n; /* array: elements; object: members; string: bytes (without the NUL); number:
+                   SG_JT_INTEGER or 0 */
     union {
         double num;
         uint64_t off; /* string: offset in the arena; array, object: first index in kids */
@@ -75,6 +81,12 @@ static inline bool sg_jt_is(const sg_jv *v, sg_jt_type t)
 static inline bool sg_jt_is_bool(const sg_jv *v)
 {
     return v && (v->type == SG_JT_TRUE || v->type == SG_JT_FALSE);
+}
+
+/* Whether v is a number written as an integer (SG_JT_INTEGER). */
+static inline bool sg_jt_is_integer(const sg_jv *v)
+{
+    return sg_jt_is(v, SG_JT_NUMBER) && v->n == SG_JT_INTEGER;
 }
 
 /* The value's decoded, NUL-terminated text; NULL unless v is a string. */

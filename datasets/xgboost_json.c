@@ -100,6 +100,28 @@ static sg_status get_int(const ctx *c, const sg_jv *obj, const char *key, const 
     return SG_OK;
 }
 
+/* Element i of a tree's array that XGBoost reads as its Integer: a JSON integer ("5"). A
+   string ("5") or a float ("5.0", "5E0") is refused, as XGBoost refuses it ("Invalid cast,
+   from String to Integer"); UBJSON's integer types are integers. */
+static bool int_at(const ctx *c, const sg_jv *arr, size_t i, double *out)
+{
+    const sg_jv *v = sg_jt_at(c->d, arr, i);
+    if (!sg_jt_is_integer(v)) return false;
+    *out = v->u.num;
+    return true;
+}
+
+/* ... and one it reads as its Number: a float, written with a fraction or an exponent (as
+   XGBoost writes every float, "0E0" for zero), or NaN, Infinity, -Infinity, or a UBJSON
+   float. An integer ("0") is refused, as XGBoost refuses it ("from Integer to Number"). */
+static bool float_at(const ctx *c, const sg_jv *arr, size_t i, double *out)
+{
+    const sg_jv *v = sg_jt_at(c->d, arr, i);
+    if (!sg_jt_is(v, SG_JT_NUMBER) || sg_jt_is_integer(v)) return false;
+    *out = v->u.num;
+    return true;
+}
+
 static const sg_jv *get_array_of(const ctx *c, const sg_jv *obj, const char *key, const char *path,
                                   size_t want, const char *why, int *rc)
 {
@@ -154,8 +176,9 @@ static sg_status child_of(const ctx *c, const tree_json *t, const sg_jv *arr, co
                     long *out)
 {
     double d;
-    if (!number_of(c, sg_jt_at(c->d, arr, i), &d) || d != floor(d))
-        return fail(c, "%s/%s/%zu is not an integer", t->path, key, i);
+    if (!int_at(c, arr, i, &d))
+        return fail(c, "%s/%s/%zu is not an integer (a JSON integer, not a string or a float)",
+                    t->path, key, i);
     if (d != -1 && (d < 0 || d >= (double)t->n))
         return fail(c, "%s/%s/%zu: child index %.0f is outside 0..%zu", t->path, key, i, d,
                     t->n - 1);
@@ -221,22 +244,25 @@ static sg_status check_split(const ctx *c, const tree_json *t, size_t i, float *
 {
     double v;
     const bool categorical = t->cat_of && t->cat_of[i] >= 0;
-    if (!number_of(c, sg_jt_at(c->d, t->feat, i), &v) || v != floor(v))
-        return fail(c, "%s/split_indices/%zu is not an integer", t->path, i);
+    if (!int_at(c, t->feat, i, &v))
+        return fail(c, "%s/split_indices/%zu is not an integer (a JSON integer, not a string or "
+                    "a float)", t->path, i);
     if (v < 0 || v >= (double)t->num_feature)
         return fail(c, "%s/split_indices/%zu: feature %.0f is outside 0..%ld (num_feature)",
                     t->path, i, v, t->num_feature - 1);
     *feature = (uint32_t)v;
-    if (!number_of(c, sg_jt_at(c->d, t->cond, i), &v))
-        return fail(c, "%s/split_conditions/%zu is not a number", t->path, i);
+    if (!float_at(c, t->cond, i, &v))
+        return fail(c, "%s/split_conditions/%zu is not a float (XGBoost writes 5E-1, not 0.5 in "
+                    "a string or the integer 0)", t->path, i);
     *thr = categorical ? NAN : (float)v;
     if (!categorical && !isfinite(*thr))
         return fail(c, "%s/split_conditions/%zu: threshold %g is not a finite float32", t->path, i,
                     v);
+    /* XGBoost writes 0 and 1 and also reads true and false; not "1", 1.0 or 2 */
     const sg_jv *dl = sg_jt_at(c->d, t->dleft, i);
     if (sg_jt_is_bool(dl))
         *feature |= sg_jt_is(dl, SG_JT_TRUE) ? SG_TREE_DEFAULT_LEFT : 0;
-    else if (number_of(c, dl, &v) && (v == 0 || v == 1))
+    else if (int_at(c, t->dleft, i, &v) && (v == 0 || v == 1))
         *feature |= v == 1 ? SG_TREE_DEFAULT_LEFT : 0;
     else
         return fail(c, "%s/default_left/%zu is not 0, 1, true or false", t->path, i);
@@ -276,7 +302,7 @@ static sg_status parse_categories(const ctx *c, const sg_jv *tree, tree_json *t)
     size_t count = 0;
     for (size_t i = 0; i < t->n; i++) {
         double v;
-        if (!number_of(c, sg_jt_at(c->d, t->stype, i), &v) || (v != 0 && v != 1))
+        if (!int_at(c, t->stype, i, &v) || (v != 0 && v != 1))
             return fail(c, "%s/split_type/%zu is not 0 (numerical) or 1 (categorical)", t->path, i);
         count += v == 1;
     }
@@ -305,7 +331,7 @@ static sg_status parse_categories(const ctx *c, const sg_jv *tree, tree_json *t)
     double prev_node = -1;
     for (size_t j = 0; j < count && !rc; j++) {
         double node, seg, size;
-        if (!number_of(c, sg_jt_at(c->d, nodes, j), &node) || node != floor(node) ||
+        if (!int_at(c, nodes, j, &node) ||
             node <= prev_node || node >= (double)t->n) {
             rc = fail(c, "%s/categories_nodes/%zu is not a node index above the previous one",
                       t->path, j);
@@ -313,18 +339,18 @@ static sg_status parse_categories(const ctx *c, const sg_jv *tree, tree_json *t)
         }
         prev_node = node;
         double st;
-        if (!number_of(c, sg_jt_at(c->d, t->stype, (size_t)node), &st) || st != 1) {
+        if (!int_at(c, t->stype, (size_t)node, &st) || st != 1) {
             rc = fail(c, "%s/categories_nodes/%zu: node %.0f is not a categorical split "
                       "(split_type 0)", t->path, j, node);
             break;
         }
         /* XGBoost writes each node's categories right after the previous node's. */
-        if (!number_of(c, sg_jt_at(c->d, segs, j), &seg) || seg != (double)used) {
+        if (!int_at(c, segs, j, &seg) || seg != (double)used) {
             rc = fail(c, "%s/categories_segments/%zu is not %zu (where node %.0f's categories "
                       "start)", t->path, j, used, node);
             break;
         }
-        if (!number_of(c, sg_jt_at(c->d, sizes, j), &size) || size != floor(size) || size < 0 ||
+        if (!int_at(c, sizes, j, &size) || size < 0 ||
             size > (double)(C - used)) {
             rc = fail(c, "%s/categories_sizes/%zu is not a count of categories within the %zu "
                       "left", t->path, j, C - used);
@@ -333,7 +359,7 @@ static sg_status parse_categories(const ctx *c, const sg_jv *tree, tree_json *t)
         const size_t k = (size_t)size;
         for (size_t q = 0; q < k; q++) {
             double v;
-            if (!number_of(c, sg_jt_at(c->d, cats, used + q), &v) || v != floor(v) || v < 0 ||
+            if (!int_at(c, cats, used + q, &v) || v < 0 ||
                 v >= CAT_LIMIT) {
                 rc = fail(c, "%s/categories/%zu is not a category (an integer in 0..16777215)",
                           t->path, used + q);
@@ -414,8 +440,9 @@ static sg_status lay_push(const ctx *c, const tree_json *t, lay *L, slot it, int
 static sg_status leaf_node(const ctx *c, const tree_json *t, size_t i, size_t q, sg_tree_node *n)
 {
     double v;
-    if (!number_of(c, sg_jt_at(c->d, t->cond, i), &v))
-        return fail(c, "%s/split_conditions/%zu (leaf value) is not a number", t->path, i);
+    if (!float_at(c, t->cond, i, &v))
+        return fail(c, "%s/split_conditions/%zu (leaf value) is not a float (XGBoost writes "
+                    "5E-1, not 0.5 in a string or the integer 0)", t->path, i);
     float leaf = (float)v * t->weight;
     if (!isfinite(leaf))
         return fail(c, "%s/split_conditions/%zu: leaf value %g is not a finite float32", t->path, i,
@@ -606,6 +633,35 @@ static sg_status walk_length(const ctx *c, const tree_json *t, lay *L, int *out)
     return rc;
 }
 
+/* What XGBoost reads of a tree and prediction does not use: the tree's id, its place in the
+ * list (XGBoost stores the tree at that place, and crashed on an id out of place), and the
+ * training statistics, one per node, each of the type XGBoost reads it as (it refuses a
+ * missing or short array, or an element of another type). */
+static sg_status check_unused(const ctx *c, const sg_jv *tree, const tree_json *t, int index)
+{
+    const sg_jv *id = sg_jt_get(c->d, tree, "id");
+    if (!sg_jt_is_integer(id) || id->u.num != index)
+        return fail(c, "%s/id is missing or not the integer %d, the tree's place in the list",
+                    t->path, index);
+    static const struct {
+        const char *key;
+        bool integer;
+    } stats[] = {{"base_weights", false}, {"loss_changes", false}, {"sum_hessian", false},
+                 {"parents", true}};
+    for (size_t k = 0; k < sizeof stats / sizeof stats[0]; k++) {
+        int rc = SG_OK;
+        const sg_jv *a = get_array(c, tree, stats[k].key, t->path, t->n, &rc);
+        if (!a) return rc;
+        for (size_t i = 0; i < t->n; i++) {
+            double v;
+            if (!(stats[k].integer ? int_at(c, a, i, &v) : float_at(c, a, i, &v)))
+                return fail(c, "%s/%s/%zu is not %s", t->path, stats[k].key, i,
+                            stats[k].integer ? "an integer" : "a float");
+        }
+    }
+    return SG_OK;
+}
+
 static sg_status parse_tree(const ctx *c, const sg_jv *tree, int index, long num_feature, float weight,
                       sg_tree_ensemble *e, int64_t *cap, lay *L)
 {
@@ -620,15 +676,15 @@ static sg_status parse_tree(const ctx *c, const sg_jv *tree, int index, long num
     if (t.n > SG_TREE_MAX_NODES_PER_TREE)
         return fail(c, "%s has %zu nodes, more than %d", t.path, t.n, SG_TREE_MAX_NODES_PER_TREE);
     const sg_jv *tp = sg_jt_get(c->d, tree, "tree_param");
-    if (tp) {
-        long want;
-        char tpath[sizeof t.path + 16];
-        snprintf(tpath, sizeof tpath, "%s/tree_param", t.path);
-        if ((rc = get_int(c, tp, "num_nodes", tpath, 1, SG_TREE_MAX_NODES_PER_TREE, &want)))
-            return rc;
-        if ((size_t)want != t.n)
-            return fail(c, "%s/num_nodes is %ld but the tree has %zu nodes", tpath, want, t.n);
-    }
+    if (!sg_jt_is(tp, SG_JT_OBJECT)) return fail(c, "%s/tree_param is missing", t.path);
+    long want;
+    char tpath[sizeof t.path + 16];
+    snprintf(tpath, sizeof tpath, "%s/tree_param", t.path);
+    if ((rc = get_int(c, tp, "num_nodes", tpath, 1, SG_TREE_MAX_NODES_PER_TREE, &want)))
+        return rc;
+    if ((size_t)want != t.n)
+        return fail(c, "%s/num_nodes is %ld but the tree has %zu nodes", tpath, want, t.n);
+    if ((rc = check_unused(c, tree, &t, index))) return rc;
     if (!(t.right = get_array(c, tree, "right_children", t.path, t.n, &rc))) return rc;
     if (!(t.feat = get_array(c, tree, "split_indices", t.path, t.n, &rc))) return rc;
     if (!(t.cond = get_array(c, tree, "split_conditions", t.path, t.n, &rc))) return rc;
@@ -857,18 +913,25 @@ static sg_status parse_trees(ctx *c, const sg_jv *model, const sg_jv *weights, l
     if (weights && sg_jt_size(weights) != nt)
         return fail(c, "/learner/gradient_booster/weight_drop has %zu entries for %zu trees",
                     sg_jt_size(weights), nt);
-    /* XGBoost sizes its tree list from num_trees (a mismatch made it crash while predicting). */
+    /* XGBoost sizes its tree list from num_trees (a mismatch made it crash while predicting),
+       and predicts with whole layers of num_parallel_tree trees per output group, dropping
+       the trees of a last, partial layer: such a file is refused, not read two ways. */
     const sg_jv *gp = sg_jt_get(c->d, model, "gbtree_model_param");
-    if (gp) {
-        long want;
-        char gpath[128];
-        snprintf(gpath, sizeof gpath, "%.*s/gbtree_model_param", (int)strlen(c->prefix) - 6,
-                 c->prefix);
-        int grc = get_int(c, gp, "num_trees", gpath, 0, SG_TREE_MAX_TREES, &want);
-        if (grc) return grc;
-        if ((size_t)want != nt)
-            return fail(c, "%s/num_trees is %ld but %s holds %zu trees", gpath, want, c->prefix, nt);
-    }
+    char gpath[128];
+    snprintf(gpath, sizeof gpath, "%.*s/gbtree_model_param", (int)strlen(c->prefix) - 6,
+             c->prefix);
+    if (!sg_jt_is(gp, SG_JT_OBJECT)) return fail(c, "%s is missing", gpath);
+    long want, parallel = 1;
+    int grc = get_int(c, gp, "num_trees", gpath, 0, SG_TREE_MAX_TREES, &want);
+    if (!grc && sg_jt_get(c->d, gp, "num_parallel_tree"))
+        grc = get_int(c, gp, "num_parallel_tree", gpath, 1, SG_TREE_MAX_TREES, &parallel);
+    if (grc) return grc;
+    if ((size_t)want != nt)
+        return fail(c, "%s/num_trees is %ld but %s holds %zu trees", gpath, want, c->prefix, nt);
+    if (nt % ((size_t)parallel * (size_t)e->n_groups) != 0)
+        return fail(c, "%s: %zu trees are not whole layers of num_parallel_tree %ld x %d output "
+                       "group(s) (XGBoost would drop the last %zu)", gpath, nt, parallel,
+                    e->n_groups, nt % ((size_t)parallel * (size_t)e->n_groups));
     e->n_trees = (int)nt;
     e->tree_start = calloc(nt, sizeof *e->tree_start);
     e->tree_group = calloc(nt, sizeof *e->tree_group);
@@ -880,13 +943,13 @@ static sg_status parse_trees(ctx *c, const sg_jv *model, const sg_jv *weights, l
     int rc = SG_OK;
     for (size_t i = 0; i < nt && !rc; i++) {
         double g, w = 1;
-        if (!number_of(c, sg_jt_at(c->d, info, i), &g) || g != floor(g) || g < 0 || g >= e->n_groups) {
+        if (!int_at(c, info, i, &g) || g < 0 || g >= e->n_groups) {
             rc = fail(c, "%.*s/tree_info/%zu: group is not an integer in 0..%d",
                       (int)strlen(c->prefix) - 6, c->prefix, i, e->n_groups - 1);
             break;
         }
         e->tree_group[i] = (int32_t)g;
-        if (weights && (!number_of(c, sg_jt_at(c->d, weights, i), &w) || !isfinite((float)w))) {
+        if (weights && (!float_at(c, weights, i, &w) || !isfinite((float)w))) {
             rc = fail(c, "/learner/gradient_booster/weight_drop/%zu is not a finite number", i);
             break;
         }
@@ -909,7 +972,7 @@ static sg_status parse_linear(const ctx *c, const sg_jv *model, sg_tree_ensemble
     if (!e->linear) return sg_errf(c->err, SG_ENOMEM, "%s: out of memory", c->name);
     for (size_t i = 0; i < want; i++) {
         double d;
-        if (!number_of(c, sg_jt_at(c->d, w, i), &d) || !isfinite((float)d))
+        if (!float_at(c, w, i, &d) || !isfinite((float)d))
             return fail(c, "%s/%zu is not a finite number", c->prefix, i);
         e->linear[i] = (float)d;
     }

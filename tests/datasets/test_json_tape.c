@@ -98,10 +98,12 @@ static bool same_value(const json_t *j, const sg_jdoc *d, const sg_jv *v, char *
     case JSON_TRUE: if (sg_jt_is(v, SG_JT_TRUE)) return true; break;
     case JSON_FALSE: if (sg_jt_is(v, SG_JT_FALSE)) return true; break;
     case JSON_INTEGER: /* jansson keeps "-0" as the integer 0: equal, not the same bits */
-        if (sg_jt_is(v, SG_JT_NUMBER) && (double)json_integer_value(j) == v->u.num) return true;
+        if (sg_jt_is_integer(v) && (double)json_integer_value(j) == v->u.num) return true;
         break;
     case JSON_REAL:
-        if (sg_jt_is(v, SG_JT_NUMBER) && same_bits(json_number_value(j), v->u.num)) return true;
+        if (sg_jt_is(v, SG_JT_NUMBER) && !sg_jt_is_integer(v) &&
+            same_bits(json_number_value(j), v->u.num))
+            return true;
         break;
     case JSON_STRING:
         if (sg_jt_is(v, SG_JT_STRING) && v->n == json_string_length(j) &&
@@ -216,6 +218,17 @@ static void test_xgboost_special_numbers(void **state)
     assert_true(isnan(sg_jt_get(&d, sg_jt_at(&d, r, 3), "a")->u.num));
     assert_true(sg_jt_at(&d, sg_jt_at(&d, r, 4), 0)->u.num == -INFINITY);
     assert_true(sg_jt_at(&d, r, 5)->u.num == 0);
+    /* the bare words are XGBoost's Number, not its Integer; "0" is an integer */
+    for (size_t i = 0; i < 3; i++)
+        assert_false(sg_jt_is_integer(sg_jt_at(&d, r, i)));
+    assert_true(sg_jt_is_integer(sg_jt_at(&d, r, 5)));
+    sg_jt_free(&d);
+    /* Written as an integer: digits alone, with a sign or not; a fraction or an exponent
+       makes a number a float however whole it is (jansson agrees: test_random_against_jansson). */
+    const char *forms = "[5, -0, 12345678901234567890, 5.0, 5E0, 5e+0, -0.0, 1e2]";
+    assert_int_equal(sg_jt_parse("forms", forms, strlen(forms), &d, &err), SG_OK);
+    for (size_t i = 0; i < 8; i++)
+        assert_int_equal(sg_jt_is_integer(sg_jt_at(&d, sg_jt_root(&d), i)), i < 3);
     sg_jt_free(&d);
     /* A bare word alone is a document too. */
     assert_int_equal(sg_jt_parse("sp", "NaN", 3, &d, &err), SG_OK);
@@ -415,10 +428,11 @@ static void encode(ubuf *u, const json_t *j)
         return;
     case JSON_ARRAY: {
         size_t n = json_array_size(j);
-        /* A typed array of float64 when every element is a number, as XGBoost writes. */
+        /* A typed array of float64 when every element is a float, as XGBoost writes (an
+           integer stays an integer: the tape tells the two apart). */
         bool numbers = n > 0;
         for (size_t i = 0; i < n; i++)
-            numbers &= json_is_number(json_array_get(j, i));
+            numbers &= json_is_real(json_array_get(j, i));
         int form = (int)(rnd() % 3);
         put_c(u, '[');
         if (numbers && form == 2) {
@@ -495,8 +509,12 @@ static void test_ubjson_fixed(void **state)
     const sg_jv *r = sg_jt_root(&d);
     assert_int_equal(sg_jt_size(r), 13);
     const double want[] = {-128, 255, -32768, -2147483648.0, 9223372036854775807.0, 1.5, -1.5};
-    for (int i = 0; i < 7; i++)
+    for (int i = 0; i < 7; i++) {
         assert_true(same_bits(sg_jt_at(&d, r, (size_t)i)->u.num, want[i]));
+        /* the five integer types are integers, float32 and float64 are not */
+        assert_int_equal(sg_jt_is_integer(sg_jt_at(&d, r, (size_t)i)), i < 5);
+    }
+    assert_false(sg_jt_is_integer(sg_jt_at(&d, r, 12))); /* "-2.5e3" in an H */
     assert_true(sg_jt_is(sg_jt_at(&d, r, 7), SG_JT_NULL));
     assert_true(sg_jt_is(sg_jt_at(&d, r, 8), SG_JT_TRUE));
     assert_true(sg_jt_is(sg_jt_at(&d, r, 9), SG_JT_FALSE));
@@ -516,6 +534,8 @@ static void test_ubjson_fixed(void **state)
     assert_true(sg_jt_at(&d, a, 0)->u.num == 1.0 && sg_jt_at(&d, a, 1)->u.num == -2.0);
     assert_int_equal(sg_jt_size(b), 3);
     assert_true(sg_jt_at(&d, b, 2)->u.num == 7.0);
+    assert_false(sg_jt_is_integer(sg_jt_at(&d, a, 0)));
+    assert_true(sg_jt_is_integer(sg_jt_at(&d, b, 2)));
     sg_jt_free(&d);
     /* Every cut of it is refused, naming a byte. */
     for (size_t n = 0; n < sizeof xgb; n++)

@@ -45,6 +45,29 @@ def trees_of(doc):
     return doc["learner"]["gradient_booster"]["model"]["trees"]
 
 
+def with_stats(tree):
+    """A hand-made tree with the per-node arrays XGBoost requires and prediction ignores."""
+    n = len(tree["left_children"])
+    parents = [2147483647] * n
+    for i in range(n):
+        for kid in (tree["left_children"][i], tree["right_children"][i]):
+            if kid >= 0:
+                parents[kid] = i
+    tree.update({"base_weights": [0.0] * n, "loss_changes": [0.0] * n,
+                 "sum_hessian": [1.0] * n, "parents": parents})
+    return tree
+
+
+def xgboost_refuses(path):
+    """Whether xgboost itself refuses to load and predict with the model at path. In a child:
+    some bad files crash it."""
+    code = ("import sys, numpy, xgboost\n"
+            "b = xgboost.Booster(model_file=sys.argv[1])\n"
+            "b.predict(xgboost.DMatrix(numpy.zeros((2, 4), numpy.float32)))\n")
+    p = subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True)
+    return p.returncode != 0
+
+
 with tempfile.TemporaryDirectory() as tmp:
     rng = np.random.default_rng(5)
     X = rng.normal(size=(500, 4)).astype(np.float32)
@@ -161,9 +184,59 @@ with tempfile.TemporaryDirectory() as tmp:
         inner = i % 2 == 0 and i + 2 < n
         chain["left_children"].append(i + 2 if inner else -1)
         chain["right_children"].append(i + 1 if inner else -1)
-    d = copy.deepcopy(base); trees_of(d)[0].update(chain)
+    d = copy.deepcopy(base); trees_of(d)[0].update(with_stats(chain))
     trees_of(d)[0]["tree_param"]["num_nodes"] = str(n)
     expect_refused(tmp, "too_deep", d, data, [T + "0", "depth", "64"])
+    # Types and arrays as XGBoost reads them: an integer array holds JSON integers (not "1"
+    # or 1.0), a float array floats (not "0.5" or 0); the per-node training statistics are
+    # there, one per node; the tree's id is its place; the model parameters are there and
+    # the trees make whole layers. xgboost itself refuses (or crashes on) every one of these.
+    W = "not an integer (a JSON integer, not a string or a float)"
+    F = "not a float"
+    typed = [("left_str", "left_children", lambda v: str(v), W),
+             ("left_float", "left_children", lambda v: float(v), W),
+             ("right_float", "right_children", lambda v: float(v), W),
+             ("feature_str", "split_indices", lambda v: str(v), W),
+             ("feature_float", "split_indices", lambda v: float(v), W),
+             ("cond_str", "split_conditions", lambda v: repr(v), F),
+             ("cond_int", "split_conditions", lambda v: 0, F),
+             ("dleft_str", "default_left", lambda v: str(v), "not 0, 1, true or false"),
+             ("dleft_float", "default_left", lambda v: float(v), "not 0, 1, true or false"),
+             ("stype_str", "split_type", lambda v: str(v), "not 0 (numerical)"),
+             ("stype_float", "split_type", lambda v: float(v), "not 0 (numerical)"),
+             ("weight_str", "base_weights", lambda v: repr(v), F),
+             ("parent_float", "parents", lambda v: float(v), "not an integer")]
+    for name, key, spoil, words in typed:
+        d = copy.deepcopy(base); t = trees_of(d)[1]; t[key][0] = spoil(t[key][0])
+        expect_refused(tmp, name, d, data, [T + "1/" + key + "/0", words])
+        check(xgboost_refuses(os.path.join(tmp, name + ".json")), "xgboost took " + name)
+    for key in ("base_weights", "loss_changes", "sum_hessian", "parents"):
+        d = copy.deepcopy(base); trees_of(d)[2][key].pop()
+        expect_refused(tmp, key + "_short", d, data, [T + "2/" + key, "expected 15"])
+        check(xgboost_refuses(os.path.join(tmp, key + "_short.json")), "xgboost took short " + key)
+        d = copy.deepcopy(base); del trees_of(d)[2][key]
+        expect_refused(tmp, key + "_missing", d, data, [T + "2/" + key, "missing"])
+    structural = [
+        ("id_swapped", lambda d: trees_of(d)[1].__setitem__("id", 2), T + "1/id"),
+        ("id_str", lambda d: trees_of(d)[1].__setitem__("id", "1"), T + "1/id"),
+        ("id_missing", lambda d: trees_of(d)[1].pop("id"), T + "1/id"),
+        ("tree_param_missing", lambda d: trees_of(d)[1].pop("tree_param"), T + "1/tree_param"),
+        ("gbtree_param_missing",
+         lambda d: d["learner"]["gradient_booster"]["model"].pop("gbtree_model_param"),
+         "/learner/gradient_booster/model/gbtree_model_param is missing"),
+        ("tree_info_float",
+         lambda d: d["learner"]["gradient_booster"]["model"]["tree_info"].__setitem__(0, 0.0),
+         "/learner/gradient_booster/model/tree_info/0"),
+    ]
+    for name, spoil, words in structural:
+        d = copy.deepcopy(base); spoil(d)
+        expect_refused(tmp, name, d, data, [words])
+        check(xgboost_refuses(os.path.join(tmp, name + ".json")), "xgboost took " + name)
+    # Three trees in layers of two: xgboost predicts with the first layer only; refused.
+    d = copy.deepcopy(base)
+    d["learner"]["gradient_booster"]["model"]["gbtree_model_param"]["num_parallel_tree"] = "2"
+    expect_refused(tmp, "partial_layer", d, data,
+                   ["gbtree_model_param", "3 trees are not whole layers", "drop the last 1"])
     d = copy.deepcopy(base); t = trees_of(d)[2]; del t["default_left"]
     expect_refused(tmp, "missing_array", d, data, [T + "2/default_left"])
     d = copy.deepcopy(base); t = trees_of(d)[2]; t["right_children"] = t["right_children"][:-1]
@@ -265,7 +338,7 @@ with tempfile.TemporaryDirectory() as tmp:
             chain["categories_segments"].append(len(chain["categories"]))
             chain["categories_sizes"].append(len(runs))
             chain["categories"] += runs
-    d = copy.deepcopy(cbase); trees_of(d)[0].update(chain)
+    d = copy.deepcopy(cbase); trees_of(d)[0].update(with_stats(chain))
     trees_of(d)[0]["tree_param"]["num_nodes"] = str(n)
     expect_refused(tmp, "cat_walk_too_long", d, datak, [T + "0", "steps", "255"])
 
