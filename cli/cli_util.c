@@ -18,7 +18,9 @@ int sg_exit_code(int status)
 
 int sg_cli_fail(int status, const sg_err *err)
 {
-    fprintf(stderr, "stagegate: %s\n", err && err->msg[0] ? err->msg : sg_status_string(status));
+    fputs("stagegate: ", stderr);
+    sg_put_printable(stderr, err && err->msg[0] ? err->msg : sg_status_string(status));
+    fputc('\n', stderr);
     return sg_exit_code(status);
 }
 
@@ -29,7 +31,9 @@ int sg_cli_usage_error(const char *cmd, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "stagegate %s: %s (see 'stagegate %s --help')\n", cmd, msg, cmd);
+    fprintf(stderr, "stagegate %s: ", cmd);
+    sg_put_printable(stderr, msg);
+    fprintf(stderr, " (see 'stagegate %s --help')\n", cmd);
     return 2;
 }
 

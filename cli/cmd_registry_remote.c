@@ -94,7 +94,10 @@ static int call(remote *r, const char *method, const char *path, const char *bod
         return 0;
     }
     const char *msg = doc ? sg_json_str(doc, "message") : "";
-    fprintf(stderr, "stagegate: %s\n", *msg ? msg : "the server's answer is not JSON");
+    /* the server's words: one line, nothing a terminal would act on */
+    fputs("stagegate: ", stderr);
+    sg_put_printable(stderr, *msg ? msg : "the server's answer is not JSON");
+    fputc('\n', stderr);
     bool refused = status == 401 || status == 403 ||
                    json_is_true(json_object_get(doc, "refused")) ||
                    (status == 409 && strstr(path, "verify-log"));

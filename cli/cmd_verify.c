@@ -44,18 +44,9 @@ static void pass_detail(int check, const sg_report_info *info, const char *model
     }
 }
 
-/* s for a terminal: what the report's signer wrote (a subject name, a message quoting it)
-   may hold a newline or an escape sequence that would draw a "[pass]" line of its own;
-   those bytes are shown as \xNN. */
-static void put_printable(FILE *f, const char *s)
-{
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-        if (*p < 0x20 || *p == 0x7f)
-            fprintf(f, "\\x%02x", *p);
-        else
-            fputc(*p, f);
-}
-
+/* What the report's signer wrote (a subject name, a message quoting it) may hold a newline
+   or an escape sequence that would draw a "[pass]" line of its own: it is printed through
+   sg_put_printable. */
 int sg_cmd_verify(int argc, char **argv)
 {
     const char *report = NULL, *pubkey = NULL, *model = NULL;
@@ -122,7 +113,7 @@ int sg_cmd_verify(int argc, char **argv)
             json_array_append_new(checks, e);
         } else {
             printf("  %s %-15s ", mark, sg_report_check_name(c));
-            put_printable(stdout, detail);
+            sg_put_printable(stdout, detail);
             putchar('\n');
         }
     }
@@ -146,7 +137,7 @@ int sg_cmd_verify(int argc, char **argv)
         json_decref(doc);
     } else if (valid) {
         fputs("result: ", stdout);
-        put_printable(stdout, info.result);
+        sg_put_printable(stdout, info.result);
         putchar('\n');
     } else {
         printf("result: INVALID (the report's contents cannot be trusted)\n");
@@ -154,7 +145,7 @@ int sg_cmd_verify(int argc, char **argv)
     sg_report_info_clear(&info);
     if (!valid) {
         fprintf(stderr, "stagegate: %s: ", report);
-        put_printable(stderr, err.msg);
+        sg_put_printable(stderr, err.msg);
         fputc('\n', stderr);
         return 1;
     }

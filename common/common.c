@@ -187,6 +187,50 @@ void sg_format_bytes(double bytes, char *buf, size_t len)
         print_sig3(buf, len, round_sig3(v), units[k]);
 }
 
+/* The code point of the well-formed UTF-8 sequence at p (RFC 3629: no overlong forms, no
+   surrogates, nothing above U+10FFFF) and its length, or 0 when p does not start one. */
+static int utf8_seq(const unsigned char *p, uint32_t *cp)
+{
+    int n;
+    uint32_t c, min;
+    if (p[0] < 0x80) { *cp = p[0]; return 1; }
+    if ((p[0] & 0xE0) == 0xC0) { n = 2; c = p[0] & 0x1Fu; min = 0x80; }
+    else if ((p[0] & 0xF0) == 0xE0) { n = 3; c = p[0] & 0x0Fu; min = 0x800; }
+    else if ((p[0] & 0xF8) == 0xF0) { n = 4; c = p[0] & 0x07u; min = 0x10000; }
+    else return 0;
+    for (int i = 1; i < n; i++) {
+        if ((p[i] & 0xC0) != 0x80) return 0; /* also stops at the NUL */
+        c = (c << 6) | (p[i] & 0x3Fu);
+    }
+    if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) return 0;
+    *cp = c;
+    return n;
+}
+
+/* Code points a terminal acts on rather than shows: C0 and C1 controls, DEL, and the
+   bidirectional controls that reorder what a reader sees (CVE-2021-42574). */
+static bool unprintable(uint32_t c)
+{
+    return c < 0x20 || (c >= 0x7F && c <= 0x9F) || c == 0x200E || c == 0x200F ||
+           (c >= 0x202A && c <= 0x202E) || (c >= 0x2066 && c <= 0x2069);
+}
+
+void sg_put_printable(FILE *f, const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p;) {
+        uint32_t c = 0;
+        int n = utf8_seq(p, &c);
+        if (n > 0 && !unprintable(c)) {
+            fwrite(p, 1, (size_t)n, f);
+            p += n;
+            continue;
+        }
+        for (int i = 0; i < (n > 0 ? n : 1); i++)
+            fprintf(f, "\\x%02x", p[i]);
+        p += n > 0 ? n : 1;
+    }
+}
+
 size_t sg_utf8_width(const char *s)
 {
     size_t n = 0;

@@ -126,6 +126,12 @@ void sg_format_ns(double ns, char *buf, size_t len);
 void sg_format_count(double v, char *buf, size_t len);
 /* A size in bytes in binary units, three significant digits: "512 B", "1.50 KiB", "33.4 MiB". */
 void sg_format_bytes(double bytes, char *buf, size_t len);
+/* Writes s with what a terminal would act on rather than show written as \xHH, byte by
+ * byte: control characters (C0, DEL, C1), bidirectional controls, and bytes that are not
+ * well-formed UTF-8. Error lines quote names and values from outside input (a model's
+ * strings, a server's message, a file name): one line, and nothing in it reaches the
+ * terminal as a command. */
+void sg_put_printable(FILE *f, const char *s);
 /* Characters (not bytes) in a UTF-8 string: the columns it takes in a terminal table. */
 size_t sg_utf8_width(const char *s);
 

@@ -85,6 +85,38 @@ static void test_errf_one_line(void **state)
     assert_int_equal(sg_errf(NULL, SG_EIO, "x"), SG_EIO);
 }
 
+static void expect_printable(const char *in, const char *want)
+{
+    char buf[256] = "";
+    FILE *f = fmemopen(buf, sizeof buf - 1, "w");
+    assert_non_null(f);
+    sg_put_printable(f, in);
+    fclose(f);
+    if (strcmp(buf, want) != 0) fail_msg("\"%s\" printed as \"%s\", want \"%s\"", in, buf, want);
+}
+
+/* Outside bytes in an error line: shown, never acted on by the terminal. */
+static void test_put_printable(void **state)
+{
+    (void)state;
+    expect_printable("plain ascii: 1 < 2", "plain ascii: 1 < 2");
+    /* well-formed UTF-8 passes as it is */
+    expect_printable("caf\xc3\xa9 \xe2\x86\x92 \xf0\x9f\x99\x82", "caf\xc3\xa9 \xe2\x86\x92 \xf0\x9f\x99\x82");
+    /* C0 controls, DEL, an escape sequence */
+    expect_printable("a\nb\tc\x7f\x1b[31m", "a\\x0ab\\x09c\\x7f\\x1b[31m");
+    /* C1 controls (U+0085) and bidirectional overrides (U+202E, U+2066) as their bytes */
+    expect_printable("x\xc2\x85y", "x\\xc2\\x85y");
+    expect_printable("\xe2\x80\xae" "exe.txt\xe2\x81\xa6", "\\xe2\\x80\\xaeexe.txt\\xe2\\x81\\xa6");
+    /* not UTF-8: stray continuation, a lead byte cut short, overlong, surrogate, > U+10FFFF */
+    expect_printable("\x80", "\\x80");
+    expect_printable("\xc3(", "\\xc3(");
+    expect_printable("\xe2\x86", "\\xe2\\x86");
+    expect_printable("\xc0\xaf", "\\xc0\\xaf");
+    expect_printable("\xed\xa0\x80", "\\xed\\xa0\\x80");
+    expect_printable("\xf4\x90\x80\x80", "\\xf4\\x90\\x80\\x80");
+    expect_printable("\xff\xfe", "\\xff\\xfe");
+}
+
 /* FIPS 180-2 appendix B vectors, and the empty message. */
 static void test_sha256_vectors(void **state)
 {
@@ -480,6 +512,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_status_strings),
         cmocka_unit_test(test_errf_one_line),
+        cmocka_unit_test(test_put_printable),
         cmocka_unit_test(test_sha256_vectors),
         cmocka_unit_test(test_read_file_limit),
         cmocka_unit_test(test_outfile_commit_and_abort),

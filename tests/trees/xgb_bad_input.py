@@ -133,6 +133,14 @@ with tempfile.TemporaryDirectory() as tmp:
     expect_refused(tmp, "num_nodes", d, data, [T + "2/tree_param/num_nodes", "is 1 but the tree has"])
     d = copy.deepcopy(base); d["learner"]["objective"]["name"] = "rank:pairwise"
     expect_refused(tmp, "unknown_objective", d, data, ["/learner/objective/name", "rank:pairwise"])
+    # A model's strings quoted in the error are shown, not acted on: an escape sequence and a
+    # bidirectional override come out as \xHH, a newline as a space (one line).
+    d = copy.deepcopy(base); d["learner"]["objective"]["name"] = "\x1b[2J\nok\u202eexe"
+    expect_refused(tmp, "objective_escapes", d, data,
+                   ["\\x1b[2J ok\\xe2\\x80\\xaeexe", "is not supported"])
+    p = run(os.path.join(tmp, "objective_escapes.json"), data)
+    check("\x1b" not in p.stderr and "\u202e" not in p.stderr,
+          "raw control bytes reached stderr: %r" % p.stderr)
     # A log-link objective starts from log(base_score): 0 or less has no margin.
     d = copy.deepcopy(base); d["learner"]["objective"]["name"] = "count:poisson"
     d["learner"]["learner_model_param"]["base_score"] = "0E0"
