@@ -237,7 +237,7 @@ static int check_report(sg_registry *reg, const reg_model *m, const reg_version 
 {
     sg_report_info info;
     memset(&info, 0, sizeof info);
-    bool verified = false, any = false;
+    bool verified = false, any = false, signed_bad = false;
     sg_err last = {{0}};
     int rc = SG_OK;
     json_t *keys = signer_keys(reg, m->name, err);
@@ -263,6 +263,12 @@ static int check_report(sg_registry *reg, const reg_model *m, const reg_version 
         memset(&info, 0, sizeof info);
         verified = sg_report_verify(report, len, pub, NULL, &info, &last) == SG_OK;
         EVP_PKEY_free(pub);
+        /* Signed by this trusted key, and what it signed is not a report: no other key
+           changes that, and "does not verify" would send the reader after the wrong fault. */
+        if (!verified && info.checks_passed > 0) {
+            signed_bad = true;
+            break;
+        }
     }
     json_decref(keys);
     int64_t ts = 0;
@@ -271,6 +277,11 @@ static int check_report(sg_registry *reg, const reg_model *m, const reg_version 
     else if (!any)
         rc = sg_errf(err, SG_EREFUSED,
                      "model has no trusted signer keys (create it with --signer KEY.pub)");
+    else if (signed_bad)
+        rc = sg_errf(err, SG_EREFUSED,
+                     "report's signature verifies (trusted signer key %s) but what it signed is "
+                     "not a stagegate report: %s",
+                     info.key_id, last.msg);
     else if (!verified)
         rc = sg_errf(err, SG_EREFUSED, "report does not verify against any trusted signer key (%s)",
                      last.msg);

@@ -44,6 +44,13 @@ sg_status reg_verify_with_signers(sg_registry *reg, const char *model, const uin
             reg_finalize(st);
             return sg_errf(err, SG_EINPUT, "%s", last.msg);
         }
+        if (!verified && info->checks_passed > 0) { /* signed by this key: no other will do */
+            reg_finalize(st);
+            return sg_errf(err, SG_EREFUSED,
+                           "report's signature verifies (trusted signer key %s of %s) but what "
+                           "it signed is not a stagegate report: %s",
+                           info->key_id, model ? model : "the registry", last.msg);
+        }
     }
     reg_finalize(st);
     if (s != REG_ROW && s != REG_DONE) return reg_db_error(reg, err, "reading signer keys");

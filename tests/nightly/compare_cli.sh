@@ -127,6 +127,29 @@ expect 1 "$SG" registry record r2.json --pubkey other.pub.pem; err_has "does not
 # A report signed by a key the model does not trust is refused without --pubkey.
 "$SG" gate --model m.h5 --data val.h5 --policy policy.json --key other.key.pem --out r3.json --cpus 0 >/dev/null
 expect 1 "$SG" registry record r3.json; err_has "r3.json: report does not verify against any trusted signer key"
+# Signed by the trusted key, but the statement is not a report: said so, not "does not verify".
+$PY - <<'PYEOF'
+import base64, json
+env = json.load(open("r1.json"))
+st = json.loads(base64.b64decode(env["payload"]))
+st["predicateType"] = "https://example.com/not-a-test-result"
+open("bad_stmt.json", "w").write(json.dumps(st))
+t = env["payloadType"].encode(); b = open("bad_stmt.json", "rb").read()
+open("bad_pae.bin", "wb").write(b"DSSEv1 %d %s %d %s" % (len(t), t, len(b), b))
+PYEOF
+openssl dgst -sha256 -sign signer.key.pem -out bad_sig.bin bad_pae.bin
+$PY - <<'PYEOF'
+import base64, json
+env = json.load(open("r1.json"))
+env["payload"] = base64.b64encode(open("bad_stmt.json", "rb").read()).decode()
+env["signatures"][0]["sig"] = base64.b64encode(open("bad_sig.bin", "rb").read()).decode()
+json.dump(env, open("bad_stmt_env.json", "w"))
+PYEOF
+openssl dgst -sha256 -verify signer.pub.pem -signature bad_sig.bin bad_pae.bin >/dev/null ||
+    fail "openssl does not verify the re-signed statement"
+expect 1 "$SG" verify bad_stmt_env.json --pubkey signer.pub.pem; err_has "predicateType"
+expect 1 "$SG" registry record bad_stmt_env.json
+err_has "report's signature verifies (trusted signer key "; err_has "not a stagegate report: statement: predicateType"; one_line
 expect 0 "$SG" registry record r3.json --pubkey other.pub.pem --json
 $PY -c 'import json,sys; r=json.load(open("out")); assert r["id"]==2 and r["version"]==1 and r["figures"]["gated"]==["accuracy"], r'
 expect 0 "$SG" registry runs m

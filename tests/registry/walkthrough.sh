@@ -52,6 +52,11 @@ err_has "older than the model's maximum report age (7 days)"
 gate_report mallory models:/fraud-detector/5 r5-mallory.json
 expect 1 $R transition fraud-detector 5 Staging --report r5-mallory.json
 err_has "does not verify against any trusted signer key"
+# signed by the trusted signer, but what it signed is not a report: said so, not "does not verify"
+report signer m5.h5 MAYBE now r5-maybe.json
+expect 1 $R transition fraud-detector 5 Staging --report r5-maybe.json
+err_has "report's signature verifies (trusted signer key "
+err_has "not a stagegate report: statement: predicate.result \"MAYBE\" is not PASSED, WARNED or FAILED"
 gate_report signer models:/fraud-detector/5 r5.json shadow.json \
     --baseline models:/fraud-detector/Production
 # the report binds the baseline it was compared with: v4's digest, via models:/.../Production
