@@ -11,7 +11,8 @@
 static const char eval_usage[] =
     "usage: stagegate eval --model MODEL --data VAL.h5 [--json] [--breakdown]\n"
     "                      [--predictions OUT.h5] [--threshold 0.5] [--cpus LIST]\n"
-    "                      [--chunk-rows N] [--db REGISTRY] [--output logits|proba|value]\n"
+    "                      [--chunk-rows N] [--max-rows N] [--db REGISTRY]\n"
+    "                      [--output logits|proba|value]\n"
     "\n"
     "Runs the model over every row of the validation set, streaming it in chunks on a\n"
     "pool of pinned workers (one per core), and prints scikit-learn-compatible metrics.\n"
@@ -30,6 +31,8 @@ static const char eval_usage[] =
     "  --output KIND        ONNX: logits, proba or value, what an output that does not end\n"
     "                       in Softmax or Sigmoid means (else metadata_props says)\n"
     "  --chunk-rows N       rows read per chunk, rounded up to a multiple of 1024 (default 65536)\n"
+    "  --max-rows N         refuse a set of more than N rows before reading any (a bound on\n"
+    "                       the run's time: a small file of compressed rows can hold billions)\n"
     "  --db FILE            registry database for models:/ URIs (default $STAGEGATE_REGISTRY\n"
     "                       or ./stagegate.db)\n"
     "\n"
@@ -126,6 +129,7 @@ int sg_cmd_eval(int argc, char **argv)
         SG_OPT_DBL("threshold", &threshold, 0.0, 1.0),
         SG_OPT_STR("cpus", &c.cpus),
         SG_OPT_INT_("chunk-rows", &chunk_rows, 1, 1 << 24),
+        SG_OPT_INT_("max-rows", &c.max_rows, 1, INT64_MAX),
         SG_OPT_STR("db", &db),
         SG_OPT_STR("output", &output),
         SG_OPT_END_,

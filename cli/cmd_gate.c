@@ -27,7 +27,7 @@ static const char gate_usage[] =
     "usage: stagegate gate --model M --data D [--baseline B] --policy P.json --key PREFIX.key.pem\n"
     "                      --out REPORT.intoto.json [--junit F.xml] [--html F.html] [--markdown "
     "F.md]\n"
-    "                      [--json] [--cpus LIST] [--db REGISTRY.db]\n\n"
+    "                      [--json] [--cpus LIST] [--db REGISTRY.db] [--max-rows N]\n\n"
     "Evaluates the candidate model M on the validation set D, runs the policy's latency\n"
     "scenario, compares predictions with the baseline B (shadow agreement), applies the\n"
     "policy (docs/policy.md) and writes a DSSE-signed in-toto test-result report.\n"
@@ -36,12 +36,15 @@ static const char gate_usage[] =
     "or registry URIs (models:/NAME/VERSION, /STAGE, @ALIAS).\n\n"
     "  --json                     print one JSON document instead of the summary\n"
     "  --cpus LIST                CPUs for evaluation and latency workers, e.g. 0-3\n"
+    "  --max-rows N               refuse (exit 2) a validation set of more than N rows, before\n"
+    "                             reading any: a bound on the run's time for CI\n"
     "  --output logits|proba|value  ONNX models (candidate and baseline) whose output does\n"
     "                             not end in Softmax/Sigmoid: what it means\n\n"
     "Exit codes: 0 gate passed, 1 gate failed, 2 usage or input error (bad policy, key, file).\n";
 
 typedef struct {
     const char *model, *data, *baseline, *policy, *key, *out, *cpus, *db, *output;
+    int64_t max_rows;
     sg_onnx_output onnx_output;
     const char *render[SG_REPORT_FORMATS_MAX]; /* per sg_report_formats entry: path or NULL */
     bool json;
@@ -62,8 +65,9 @@ static int parse_args(int argc, char **argv, gate_args *a)
         SG_OPT_STR("cpus", &a->cpus),
         SG_OPT_STR("db", &a->db),
         SG_OPT_STR("output", &a->output),
+        SG_OPT_INT_("max-rows", &a->max_rows, 1, INT64_MAX),
     };
-    size_t n = 10; /* the options above; then one per report format, from its table */
+    size_t n = 11; /* the options above; then one per report format, from its table */
     for (size_t i = 0; i < sg_n_report_formats; i++)
         opts[n++] = (sg_opt)SG_OPT_STR(sg_report_formats[i].name, &a->render[i]);
     opts[n] = (sg_opt)SG_OPT_END_;
@@ -385,6 +389,7 @@ static sg_status run_gate(const gate_args *a, gate_run *g, sg_err *err)
     ec.data_path = a->data;
     ec.dataset = g->data;
     ec.cpus = a->cpus;
+    ec.max_rows = a->max_rows;
     ec.keep_predictions = baseline != NULL;
     ec.progress = sg_progress_enabled();
     ec.expected_sha256 = msha[0] ? msha : NULL;

@@ -490,6 +490,9 @@ static sg_status eval_setup(eval_run *e, const sg_eval_config *c, sg_eval_result
     const sg_model *m = r->model;
     bool classifier = m->task != SG_TASK_REGRESSION;
     r->rows = sg_dataset_rows(e->ds);
+    if (c->max_rows > 0 && r->rows > c->max_rows)
+        return sg_errf(err, SG_EINPUT, "%s: /X has %lld rows, more than --max-rows %lld",
+                       c->data_path, (long long)r->rows, (long long)c->max_rows);
 
     int64_t chunk = c->chunk_rows > 0 ? c->chunk_rows : SG_EVAL_DEFAULT_CHUNK;
     int64_t h5chunk = sg_dataset_chunk_rows(e->ds);

@@ -20,6 +20,9 @@ typedef struct {
     float threshold;              /* binary decision threshold on p1; 0.5 by default */
     const char *cpus;             /* NULL = every core, else a list like "0-3,6" */
     int64_t chunk_rows;           /* 0 = automatic */
+    int64_t max_rows;             /* 0 = any; else a set with more rows is refused before a
+                                     row is read (a small file of compressed rows can hold
+                                     billions: hours of work for CI) */
     bool keep_predictions;        /* keep labels/values in memory for shadow comparison */
     bool progress;                /* show progress on stderr */
     const char *expected_sha256;  /* NULL, or the digest the loaded model bytes must have

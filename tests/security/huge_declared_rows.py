@@ -24,6 +24,7 @@ from seclib import D, expect_refused, run, write_model  # noqa: E402
 
 ROWS = 2**62 + 1
 fails = []
+checks = 4
 with tempfile.TemporaryDirectory() as t:
     p = lambda n: os.path.join(t, n)  # noqa: E731
     with h5py.File(p("huge.h5"), "w") as f:
@@ -72,7 +73,42 @@ with tempfile.TemporaryDirectory() as t:
         fails.append(msg)
     if os.path.exists(p("r.json")):
         fails.append("gate left a report behind")
+    # A set that fits the memory check and stores every row (64 Mi rows of deflated zeros in
+    # under 1 MB) would stream for minutes; on a bigger one, hours. --max-rows bounds it:
+    # refused before a row is read, by eval and by gate (no report left), while a set within
+    # the bound runs.
+    bomb_rows = 64 * per
+    with h5py.File(p("bomb.h5"), "w") as f:
+        x = f.create_dataset("X", shape=(bomb_rows, 1), dtype=np.float32, chunks=(per, 1),
+                             compression="gzip")
+        y = f.create_dataset("y", shape=(bomb_rows,), dtype=np.int8, chunks=(4 * per,),
+                             compression="gzip")
+        for i in range(bomb_rows // per):
+            x.id.write_direct_chunk((i * per, 0), zx)
+        for i in range(bomb_rows // (4 * per)):
+            y.id.write_direct_chunk((i * 4 * per,), zy)
+    print("bomb:", bomb_rows, "rows,", os.path.getsize(p("bomb.h5")), "bytes")
+    checks += 3
+    rc, _, err = run("eval", "--model", p("m1.h5"), "--data", p("bomb.h5"), "--max-rows", "1000000")
+    msg = expect_refused("eval --max-rows", rc, err, "bomb.h5", "%d rows, more than --max-rows 1000000"
+                         % bomb_rows)
+    if msg:
+        fails.append(msg)
+    rc, _, err = run("gate", "--model", p("m1.h5"), "--data", p("bomb.h5"), "--policy",
+                     p("policy.json"), "--key", p("k.key.pem"), "--out", p("r2.json"),
+                     "--max-rows", "1000000")
+    msg = expect_refused("gate --max-rows", rc, err, "bomb.h5", "more than --max-rows 1000000")
+    if msg:
+        fails.append(msg)
+    if os.path.exists(p("r2.json")):
+        fails.append("gate --max-rows left a report behind")
+    with h5py.File(p("small.h5"), "w") as f:
+        f["X"] = np.zeros((1000, 1), np.float32)
+        f["y"] = np.zeros(1000, np.int8)
+    rc, _, err = run("eval", "--model", p("m1.h5"), "--data", p("small.h5"), "--max-rows", "1000")
+    if rc != 0:
+        fails.append("eval of 1000 rows with --max-rows 1000: exit %d %s" % (rc, err))
 for m in fails:
     print("FAIL", m)
-print(f"{4 - len(fails)} passed, {len(fails)} failed")
+print(f"{checks - len(fails)} passed, {len(fails)} failed")
 sys.exit(1 if fails else 0)
