@@ -14,7 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <libgen.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -28,7 +30,36 @@ struct reg_store {
     sqlite3 *db;
     char path[4096];
     struct timespec busy_since; /* when the current wait for a lock began (busy_wait) */
+    bool immutable;             /* on a read-only file system: read without WAL or locks */
 };
+
+/* Whether path's file system is mounted read-only: then no process can write the file, and
+   SQLite may read it as immutable (no -wal or -shm, which it could not create there). */
+static bool on_read_only_fs(const char *path)
+{
+    struct statvfs v;
+    return statvfs(path, &v) == 0 && (v.f_flag & ST_RDONLY);
+}
+
+/* Whether the directory holding path lets this process create files (the -wal and -shm a
+   WAL-mode database needs for any access, read or write, while they do not exist). */
+static bool dir_writable(const char *path)
+{
+    char d[4096];
+    snprintf(d, sizeof d, "%s", path);
+    return access(dirname(d), W_OK) == 0;
+}
+
+/* path as an SQLite file: URI with immutable=1 (RFC 3986: '%', '?' and '#' escaped). */
+static bool immutable_uri(const char *path, char *out, size_t cap)
+{
+    size_t n = (size_t)snprintf(out, cap, "file:");
+    for (const unsigned char *p = (const unsigned char *)path; *p && n + 4 < cap; p++)
+        n += (size_t)(*p == '%' || *p == '?' || *p == '#' ? snprintf(out + n, cap - n, "%%%02X", *p)
+                                                          : snprintf(out + n, cap - n, "%c", *p));
+    return n + sizeof "?immutable=1" < cap &&
+           snprintf(out + n, cap - n, "?immutable=1") == (int)(sizeof "?immutable=1" - 1);
+}
 
 /*
  * Waiting for another connection's lock: retry every half millisecond up to the timeout.
@@ -499,7 +530,18 @@ static sg_status lite_open(const char *uri, bool create, reg_store **out, sg_err
     snprintf(s->path, sizeof s->path, "%s", path);
     int flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX;
     int rc = SG_OK;
-    if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK) {
+    char fileuri[3 * sizeof s->path];
+    const char *name = path;
+    s->immutable = !create && on_read_only_fs(path);
+    if (s->immutable) {
+        if (!immutable_uri(path, fileuri, sizeof fileuri)) {
+            rc = sg_errf(err, SG_EINPUT, "registry %s: path too long", path);
+            goto fail;
+        }
+        name = fileuri;
+        flags = SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX;
+    }
+    if (sqlite3_open_v2(name, &s->db, flags, NULL) != SQLITE_OK) {
         rc = sg_errf(err, SG_EINPUT, "registry %s cannot be opened: %s", path,
                      s->db ? sqlite3_errmsg(s->db) : "out of memory");
         goto fail;
@@ -509,10 +551,31 @@ static sg_status lite_open(const char *uri, bool create, reg_store **out, sg_err
     int64_t ignored;
     /* The first read is where a corrupt or foreign file shows itself. */
     if ((rc = pragma_int(s, "PRAGMA application_id", &ignored, err)) != SG_OK) {
-        if (rc != SG_EIO)
+        const int code = sqlite3_errcode(s->db) & 0xFF; /* the primary code */
+        if ((code == SQLITE_READONLY || code == SQLITE_CANTOPEN) && !dir_writable(path))
+            rc = sg_errf(err, SG_EINPUT,
+                         "registry %s cannot be read: its directory is not writable, and SQLite "
+                         "needs to create %s-wal and %s-shm next to it to read it (they exist "
+                         "while a writer has it open); make the directory writable, or mount "
+                         "the file system read-only to read it as it stands",
+                         path, path, path);
+        else if (rc != SG_EIO)
             rc = sg_errf(err, SG_EINPUT, "registry %s is corrupt or not a database (%s)", path,
                          sqlite3_errmsg(s->db));
         goto fail;
+    }
+    if (s->immutable) { /* nothing to set, nothing to migrate: a read-only file system */
+        int64_t ver = 0;
+        if ((rc = pragma_int(s, "PRAGMA user_version", &ver, err)) != SG_OK) goto fail;
+        if (ver != SG_REGISTRY_SCHEMA_VERSION) {
+            rc = sg_errf(err, SG_EINPUT,
+                         "registry %s has schema version %lld, not %d, and is on a read-only "
+                         "file system: it cannot be brought up to date there",
+                         path, (long long)ver, SG_REGISTRY_SCHEMA_VERSION);
+            goto fail;
+        }
+        *out = s;
+        return SG_OK;
     }
     if ((rc = lite_exec(s,
                         "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
