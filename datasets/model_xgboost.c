@@ -42,6 +42,11 @@ sg_status sg_model_from_xgboost_json(const char *name, const char *text, size_t 
     if (e->linear)
         snprintf(m->estimator, sizeof m->estimator, "XGBoost gblinear %s, %d features",
                  e->objective, e->n_features);
+    else if (e->trees_in_file > e->n_trees)
+        snprintf(m->estimator, sizeof m->estimator,
+                 "XGBoost %s %s, %d of %d trees (scikit-learn model, best_iteration %d), depth %d",
+                 e->booster, e->objective, e->n_trees, e->trees_in_file, e->best_iteration,
+                 e->max_depth);
     else
         snprintf(m->estimator, sizeof m->estimator, "XGBoost %s %s, %d trees, depth %d",
                  e->booster, e->objective, e->n_trees, e->max_depth);

@@ -897,8 +897,36 @@ static sg_status parse_booster(ctx *c, const sg_jv *gb, sg_tree_ensemble *e, con
     return SG_OK;
 }
 
-static sg_status parse_trees(ctx *c, const sg_jv *model, const sg_jv *weights, long num_feature,
-                       sg_tree_ensemble *e)
+/*
+ * The trees that predict. A model trained with early stopping keeps every tree it grew and
+ * records the best round in learner/attributes/best_iteration. XGBoost's scikit-learn
+ * estimators (XGBClassifier, XGBRegressor, ...; also what MLflow's xgboost flavour serves for
+ * them) predict with the rounds up to it, Booster.predict with every tree. A file the
+ * scikit-learn API saved (attributes/scikit_learn) is evaluated as that estimator predicts
+ * after load_model, any other as Booster.predict does. gblinear has no rounds to cut.
+ */
+static sg_status trees_used(const ctx *c, const sg_jv *learner, size_t nt, size_t layer,
+                            size_t *used, int *best)
+{
+    *used = nt;
+    *best = -1;
+    const sg_jv *attrs = sg_jt_get(c->d, learner, "attributes");
+    if (!sg_jt_get(c->d, attrs, "scikit_learn") || !sg_jt_get(c->d, attrs, "best_iteration"))
+        return SG_OK;
+    long bi;
+    const size_t rounds = nt / layer;
+    int rc = get_int(c, attrs, "best_iteration", "/learner/attributes", 0, SG_TREE_MAX_TREES, &bi);
+    if (rc) return rc;
+    if ((size_t)bi >= rounds)
+        return fail(c, "/learner/attributes/best_iteration %ld is not below the model's %zu "
+                       "rounds", bi, rounds);
+    *used = ((size_t)bi + 1) * layer;
+    *best = (int)bi;
+    return SG_OK;
+}
+
+static sg_status parse_trees(ctx *c, const sg_jv *learner, const sg_jv *model, const sg_jv *weights,
+                             long num_feature, sg_tree_ensemble *e)
 {
     const sg_jv *trees = sg_jt_get(c->d, model, "trees");
     const sg_jv *info = sg_jt_get(c->d, model, "tree_info");
@@ -932,6 +960,11 @@ static sg_status parse_trees(ctx *c, const sg_jv *model, const sg_jv *weights, l
         return fail(c, "%s: %zu trees are not whole layers of num_parallel_tree %ld x %d output "
                        "group(s) (XGBoost would drop the last %zu)", gpath, nt, parallel,
                     e->n_groups, nt % ((size_t)parallel * (size_t)e->n_groups));
+    size_t used;
+    if ((grc = trees_used(c, learner, nt, (size_t)parallel * (size_t)e->n_groups, &used,
+                          &e->best_iteration)))
+        return grc;
+    e->trees_in_file = (int)nt;
     e->n_trees = (int)nt;
     e->tree_start = calloc(nt, sizeof *e->tree_start);
     e->tree_group = calloc(nt, sizeof *e->tree_group);
@@ -956,6 +989,14 @@ static sg_status parse_trees(ctx *c, const sg_jv *model, const sg_jv *weights, l
         rc = parse_tree(c, sg_jt_at(c->d, trees, i), (int)i, num_feature, (float)w, e, &cap, &L);
     }
     lay_free(&L);
+    /* Every tree is checked; the ones past the best iteration do not predict. */
+    if (!rc && used < nt) {
+        e->n_trees = (int)used;
+        e->n_nodes = e->tree_start[used];
+        e->max_depth = 0;
+        for (size_t i = 0; i < used; i++)
+            if (e->tree_depth[i] > e->max_depth) e->max_depth = e->tree_depth[i];
+    }
     return rc;
 }
 
@@ -994,6 +1035,7 @@ sg_status sg_xgboost_json_parse(const char *name, const char *text, size_t len, 
     const sg_jv *root = sg_jt_root(&doc);
     sg_tree_ensemble *e = calloc(1, sizeof *e);
     int rc = e ? SG_OK : sg_errf(err, SG_ENOMEM, "%s: out of memory", name);
+    if (e) e->best_iteration = -1;
     const sg_jv *learner = sg_jt_get(&doc, root, "learner");
     if (!rc && !sg_jt_is(learner, SG_JT_OBJECT))
         rc = fail(&c, "/learner is missing (not an XGBoost model)");
@@ -1006,7 +1048,7 @@ sg_status sg_xgboost_json_parse(const char *name, const char *text, size_t len, 
     if (!rc && !strcmp(e->booster, "gblinear"))
         rc = parse_linear(&c, model, e);
     else if (!rc)
-        rc = parse_trees(&c, model, weights, e->n_features, e);
+        rc = parse_trees(&c, learner, model, weights, e->n_features, e);
     if (!rc && e->n_trees) rc = sg_tree_ensemble_build_levels(e, err);
     sg_jt_free(&doc);
     if (rc) {

@@ -36,8 +36,11 @@ static void trees_describe(const sg_model *m, char *buf, size_t len)
                  e->objective, e->n_features, e->n_groups);
         return;
     }
-    snprintf(buf, len, "tree_ensemble: %s %s, %d trees, max depth %d, %lld nodes, %d features",
-             e->booster, e->objective, e->n_trees, e->max_depth, (long long)e->n_nodes,
+    char of[64] = "";
+    if (e->trees_in_file > e->n_trees)
+        snprintf(of, sizeof of, " of %d (best_iteration %d)", e->trees_in_file, e->best_iteration);
+    snprintf(buf, len, "tree_ensemble: %s %s, %d trees%s, max depth %d, %lld nodes, %d features",
+             e->booster, e->objective, e->n_trees, of, e->max_depth, (long long)e->n_nodes,
              e->n_features);
 }
 

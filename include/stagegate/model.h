@@ -55,7 +55,7 @@ typedef struct sg_model {
     sg_layer *layers;
     sg_link link;
     /* Free text from the exporter, e.g. "Pipeline(StandardScaler, MLPClassifier(...))". */
-    char estimator[128];
+    char estimator[192];
     char path[4096];
     uint8_t sha256[32]; /* digest of the file it was loaded from */
     size_t param_bytes; /* bytes of weights, biases and standardisation, or of tree nodes */

@@ -123,6 +123,10 @@ typedef struct {
     float *linear;
     char objective[32];
     char booster[16];
+    /* XGBoost: trees in the file (n_trees may be fewer) and the early-stopping best iteration
+       the predictions stop at (-1: all trees predict). */
+    int trees_in_file;
+    int best_iteration;
 } sg_tree_ensemble;
 
 /*

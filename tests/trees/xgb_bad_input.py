@@ -240,6 +240,12 @@ with tempfile.TemporaryDirectory() as tmp:
         d = copy.deepcopy(base); spoil(d)
         expect_refused(tmp, name, d, data, [words])
         check(xgboost_refuses(os.path.join(tmp, name + ".json")), "xgboost took " + name)
+    # A scikit-learn model's best_iteration picks the rounds that predict: it must be a round
+    # the model has, written as XGBoost writes it.
+    for i, bad in enumerate(["3", "99", "-1", "1.0", "x"]):
+        d = copy.deepcopy(base)
+        d["learner"]["attributes"] = {"scikit_learn": "{}", "best_iteration": bad}
+        expect_refused(tmp, "best_iteration_%d" % i, d, data, ["/learner/attributes/best_iteration"])
     # Three trees in layers of two: xgboost predicts with the first layer only; refused.
     d = copy.deepcopy(base)
     d["learner"]["gradient_booster"]["model"]["gbtree_model_param"]["num_parallel_tree"] = "2"

@@ -342,6 +342,72 @@ with tempfile.TemporaryDirectory() as tmp:
     case(tmp, "cat_ubj", dict(cbase, objective="binary:logistic", max_cat_to_onehot=1), C, cb, Cv,
          cbv, ftypes=ft, ubj=True)
 
+    # Early stopping keeps every tree grown and records the best round. A model saved by the
+    # scikit-learn API predicts, once loaded back into its estimator, with the rounds up to
+    # best_iteration (and so does MLflow's xgboost flavour, which serves that estimator); a
+    # Booster saved by xgb.train predicts with every tree. stagegate must give each the
+    # predictions of the Python object that saved it.
+    def early(name, est, y_fit, yv_fit, ubj=False):
+        est.fit(X[:3000], y_fit[:3000], eval_set=[(X[3000:], y_fit[3000:])], verbose=False)
+        model = os.path.join(tmp, name + (".ubj" if ubj else ".json"))
+        est.save_model(model)
+        grown = len(est.get_booster().get_dump())
+        loaded = type(est)()
+        loaded.load_model(model)
+        if hasattr(loaded, "predict_proba"):
+            want = loaded.predict_proba(Xv).astype(np.float64)
+            every = xgb.Booster(model_file=model).predict(xgb.DMatrix(Xv)).astype(np.float64)
+            if every.ndim == 1:
+                every = np.stack([1 - every, every], axis=1)
+            key = "proba"
+        else:
+            want = loaded.predict(Xv).astype(np.float64)
+            every = xgb.Booster(model_file=model).predict(xgb.DMatrix(Xv)).astype(np.float64)
+            key = "prediction"
+        layer = grown // est.get_booster().num_boosted_rounds()
+        used = (est.best_iteration + 1) * layer
+        check(used < grown, "%s: early stopping kept every tree (%d)" % (name, grown))
+        check(np.abs(want - every).max() > 1e-3, "%s: the best rounds predict as all trees" % name)
+        dataset = os.path.join(tmp, name + "_val.h5")
+        write_set(dataset, Xv, yv_fit)
+        for isa in ISAS:
+            doc, out = run_eval(tmp, model, dataset, isa)
+            if out is None:
+                continue
+            err = np.abs(out[key].astype(np.float64) - want).max()
+            print("%-18s %-7s %d of %d trees, max |%s - estimator.predict| %.3g" %
+                  (name, isa, used, grown, key, err))
+            check(err <= TOL, "%s %s: %s differs from the estimator's by %g" % (name, isa, key, err))
+            desc = doc["model"]["description"]
+            check("%d trees of %d (best_iteration %d)" % (used, grown, est.best_iteration) in desc,
+                  "%s: description %r" % (name, desc))
+        # The same trees saved by xgb.train: a Booster, whose predict uses every tree.
+        params = {k: v for k, v in est.get_xgb_params().items()
+                  if v is not None and k not in ("early_stopping_rounds", "n_estimators")}
+        if params["objective"].startswith("multi:"):
+            params["num_class"] = int(y_fit.max()) + 1
+        booster = xgb.train(params, xgb.DMatrix(X[:3000], label=y_fit[:3000]),
+                            num_boost_round=30, evals=[(xgb.DMatrix(X[3000:], label=y_fit[3000:]), "v")],
+                            early_stopping_rounds=3, verbose_eval=False)
+        bmodel = os.path.join(tmp, name + "_booster.json")
+        booster.save_model(bmodel)
+        doc, out = run_eval(tmp, bmodel, dataset, ISAS[-1])
+        if out is not None:
+            ref = booster.predict(xgb.DMatrix(Xv)).astype(np.float64)
+            got = out[key].astype(np.float64)
+            if key == "proba" and ref.ndim == 1:
+                got = got[:, 1]
+            err = np.abs(got - ref).max()
+            print("%-18s Booster (best_iteration %s): every tree, max |diff| %.3g" %
+                  (name, booster.attr("best_iteration"), err))
+            check(err <= TOL, "%s: a Booster's file differs from Booster.predict by %g" % (name, err))
+
+    es = dict(n_estimators=150, early_stopping_rounds=4, max_depth=4, learning_rate=0.5)
+    early("es_binary", xgb.XGBClassifier(**es), yb, ybv)
+    early("es_binary_ubj", xgb.XGBClassifier(**es), yb, ybv, ubj=True)
+    early("es_multi", xgb.XGBClassifier(**es), ym, ymv)
+    early("es_reg", xgb.XGBRegressor(**es), yr, yrv)
+
 if failures:
     print("%d failure(s)" % len(failures))
     sys.exit(1)
