@@ -42,18 +42,22 @@ with tempfile.TemporaryDirectory() as t:
     phys = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     per = 1 << 20
     stored_rows = -(-(2 * phys // 4) // per) * per
-    zx = zlib.compress(bytes(4 * per), 6)
-    zy = zlib.compress(bytes(4 * per), 6)
-    with h5py.File(p("stored.h5"), "w") as f:
-        x = f.create_dataset("X", shape=(stored_rows, 1), dtype=np.float32, chunks=(per, 1),
-                             compression="gzip")
-        y = f.create_dataset("y", shape=(stored_rows,), dtype=np.int8, chunks=(4 * per,),
-                             compression="gzip")
-        for i in range(stored_rows // per):
-            x.id.write_direct_chunk((i * per, 0), zx)
-        for i in range(-(-stored_rows // (4 * per))):
-            y.id.write_direct_chunk((i * 4 * per,), zy)
-    print("stored set:", stored_rows, "rows,", os.path.getsize(p("stored.h5")), "bytes")
+    zeros = zlib.compress(bytes(4 * per), 6)  # one chunk of /X (per rows) or of /y (4 per)
+
+    def write_zeros(path, rows):
+        """A set of `rows` stored rows of zeros, one feature, in deflate chunks."""
+        with h5py.File(path, "w") as f:
+            x = f.create_dataset("X", shape=(rows, 1), dtype=np.float32, chunks=(per, 1),
+                                 compression="gzip")
+            y = f.create_dataset("y", shape=(rows,), dtype=np.int8, chunks=(4 * per,),
+                                 compression="gzip")
+            for i in range(rows // per):
+                x.id.write_direct_chunk((i * per, 0), zeros)
+            for i in range(-(-rows // (4 * per))):
+                y.id.write_direct_chunk((i * 4 * per,), zeros)
+        print(os.path.basename(path), rows, "rows,", os.path.getsize(path), "bytes")
+
+    write_zeros(p("stored.h5"), stored_rows)
     write_model(p("m1.h5"), w=np.ones((1, 1), np.float32))
     with h5py.File(p("m1.h5"), "a") as f:
         f.attrs["n_features"] = 1
@@ -78,16 +82,7 @@ with tempfile.TemporaryDirectory() as t:
     # refused before a row is read, by eval and by gate (no report left), while a set within
     # the bound runs.
     bomb_rows = 64 * per
-    with h5py.File(p("bomb.h5"), "w") as f:
-        x = f.create_dataset("X", shape=(bomb_rows, 1), dtype=np.float32, chunks=(per, 1),
-                             compression="gzip")
-        y = f.create_dataset("y", shape=(bomb_rows,), dtype=np.int8, chunks=(4 * per,),
-                             compression="gzip")
-        for i in range(bomb_rows // per):
-            x.id.write_direct_chunk((i * per, 0), zx)
-        for i in range(bomb_rows // (4 * per)):
-            y.id.write_direct_chunk((i * 4 * per,), zy)
-    print("bomb:", bomb_rows, "rows,", os.path.getsize(p("bomb.h5")), "bytes")
+    write_zeros(p("bomb.h5"), bomb_rows)
     checks += 3
     rc, _, err = run("eval", "--model", p("m1.h5"), "--data", p("bomb.h5"), "--max-rows", "1000000")
     msg = expect_refused("eval --max-rows", rc, err, "bomb.h5", "%d rows, more than --max-rows 1000000"
