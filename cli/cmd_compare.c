@@ -70,7 +70,18 @@ static const char *arrow(const char *verdict)
     return "= unchanged";
 }
 
+static void compare_print_text(const json_t *cmp, FILE *out);
+
+/* The runs' strings (a report's subject, read unverified without --pubkey) are shown, not
+   acted on. */
 void sg_compare_print(const json_t *cmp, FILE *out)
+{
+    json_t *p = sg_json_printable((json_t *)cmp);
+    if (p) compare_print_text(p, out);
+    json_decref(p);
+}
+
+static void compare_print_text(const json_t *cmp, FILE *out)
 {
     json_t *o = json_object_get(cmp, "old"), *n = json_object_get(cmp, "new");
     print_run(out, "OLD", o);

@@ -71,10 +71,15 @@ static void print_model(json_t *m)
 static int emit(reg_cli *c, json_t *doc, void (*human)(json_t *))
 {
     int rc = 0;
-    if (c->json)
+    if (c->json) {
         rc = sg_json_print(doc) == 0 ? 0 : 2;
-    else
-        human(doc);
+    } else {
+        /* names are checked when written; descriptions, tags, paths and comments are free text */
+        json_t *p = sg_json_printable(doc);
+        if (p) human(p);
+        rc = p ? 0 : 2;
+        json_decref(p);
+    }
     json_decref(doc);
     return rc;
 }

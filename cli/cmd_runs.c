@@ -33,7 +33,7 @@ static double lat(const json_t *run, const char *k)
     return json_is_number(v) ? json_number_value(v) : NAN;
 }
 
-static void print_run(const json_t *r)
+static void print_run_text(const json_t *r)
 {
     printf("#%lld %s %s v%lld %-10s %s %s", (long long)json_integer_value(json_object_get(r, "id")),
            sg_json_str(r, "time"), sg_json_str(r, "model"),
@@ -59,6 +59,14 @@ static void print_run(const json_t *r)
             printf("  %s %.4g", k, json_number_value(v));
     }
     printf("\n");
+}
+
+/* A run as one line; its strings (a report's model name, a verdict) shown, not acted on. */
+static void print_run(json_t *r)
+{
+    json_t *p = sg_json_printable(r);
+    if (p) print_run_text(p);
+    json_decref(p);
 }
 
 static bool is_sha256_hex(const char *s)

@@ -215,6 +215,17 @@ static bool unprintable(uint32_t c)
            (c >= 0x202A && c <= 0x202E) || (c >= 0x2066 && c <= 0x2069);
 }
 
+bool sg_utf8_valid(const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p;) {
+        uint32_t c;
+        int n = utf8_seq(p, &c);
+        if (n == 0) return false;
+        p += n;
+    }
+    return true;
+}
+
 void sg_put_printable(FILE *f, const char *s)
 {
     for (const unsigned char *p = (const unsigned char *)s; *p;) {

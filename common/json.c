@@ -60,6 +60,67 @@ sg_status sg_parse_double(const char *opt, const char *s, double min, double max
     return 0;
 }
 
+/* s as sg_put_printable writes it, or NULL when it needs no change (or out of memory: the
+   caller keeps the original, then NULL from json_string). */
+static char *printable_copy(const char *s, bool *failed)
+{
+    char *buf = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&buf, &n);
+    if (!f) {
+        *failed = true;
+        return NULL;
+    }
+    sg_put_printable(f, s);
+    if (fclose(f) != 0) {
+        free(buf);
+        *failed = true;
+        return NULL;
+    }
+    if (strcmp(buf, s) == 0) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+json_t *sg_json_printable(json_t *v)
+{
+    bool failed = false;
+    json_t *out = NULL;
+    if (json_is_string(v)) {
+        char *p = printable_copy(json_string_value(v), &failed);
+        out = p ? json_string(p) : failed ? NULL : json_incref(v);
+        free(p);
+    } else if (json_is_array(v)) {
+        out = json_array();
+        size_t i;
+        json_t *e;
+        json_array_foreach(v, i, e)
+        {
+            if (!out || json_array_append_new(out, sg_json_printable(e)) != 0) failed = true;
+        }
+    } else if (json_is_object(v)) {
+        out = json_object();
+        const char *k;
+        json_t *e;
+        json_object_foreach(v, k, e)
+        {
+            char *pk = printable_copy(k, &failed);
+            if (!out || json_object_set_new(out, pk ? pk : k, sg_json_printable(e)) != 0)
+                failed = true;
+            free(pk);
+        }
+    } else {
+        out = json_incref(v);
+    }
+    if (failed) {
+        json_decref(out);
+        return NULL;
+    }
+    return out;
+}
+
 const char *sg_json_str(const json_t *o, const char *k)
 {
     const char *s = json_string_value(json_object_get(o, k));

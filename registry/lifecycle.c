@@ -719,6 +719,8 @@ sg_status sg_registry_approve(sg_registry *reg, const char *model, int64_t versi
     reg_version v;
     char actor[65], evidence[65] = "", now[32];
     comment = comment ? comment : "";
+    if (!sg_utf8_valid(comment))
+        return sg_errf(err, SG_EINPUT, "the %s comment is not UTF-8 text", reject ? "reject" : "approval");
     if (*comment) sg_sha256_hex((const uint8_t *)comment, strlen(comment), evidence);
     const char *action = reject ? "reject" : "approve";
     int rc = reg_begin(reg, err);

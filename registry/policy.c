@@ -258,6 +258,12 @@ sg_status sg_registry_create_model(sg_registry *reg, const sg_registry_model_spe
                              const sg_registry_request *req, sg_err *err)
 {
     char actor[65];
+    /* JSON (every answer, the recorded configuration) holds UTF-8 only */
+    if (sp->description && !sg_utf8_valid(sp->description))
+        return sg_errf(err, SG_EINPUT, "model %s: the description is not UTF-8 text", sp->name);
+    for (size_t i = 0; i < sp->n_tags; i++)
+        if (!sg_utf8_valid(sp->tags[i]))
+            return sg_errf(err, SG_EINPUT, "model %s: tag %zu is not UTF-8 text", sp->name, i + 1);
     int rc = reg_begin(reg, err);
     if (rc != SG_OK) return rc;
     rc = reg_model_insert(reg, sp, err);

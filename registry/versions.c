@@ -32,6 +32,10 @@ sg_status sg_registry_create_version(sg_registry *reg, const char *model, const 
     *version = 0;
     int rc = check_artifact(artifact, abs, sha, err);
     if (rc != SG_OK) return rc;
+    if (!sg_utf8_valid(abs))
+        return sg_errf(err, SG_EINPUT,
+                       "%s: the artifact's path is not UTF-8 and could not be shown in JSON; "
+                       "rename it", artifact);
     reg_model m;
     if ((rc = reg_begin(reg, err)) != SG_OK) return rc;
     /* The next version number is read with the model's configuration (sent first, both are
@@ -113,9 +117,14 @@ sg_status sg_registry_set_tag(sg_registry *reg, const char *model, int64_t versi
                         const char *value, const sg_registry_request *req, sg_err *err)
 {
     /* No '=': the audit log records a tag as KEY=VALUE, split at the first '='. */
-    if (!*key || strchr(key, '\n') || strchr(key, '=') || strlen(key) >= REG_NAME_MAX)
+    if (!*key || strchr(key, '\n') || strchr(key, '=') || strlen(key) >= REG_NAME_MAX ||
+        !sg_utf8_valid(key))
         return sg_errf(err, SG_EINPUT,
-                       "tag key '%s' must be 1-127 characters on one line, without '='", key);
+                       "tag key '%s' must be 1-127 characters of UTF-8 on one line, without '='",
+                       key);
+    /* JSON (every answer, the audit log's events) holds UTF-8 only */
+    if (value && !sg_utf8_valid(value))
+        return sg_errf(err, SG_EINPUT, "tag %s: the value is not UTF-8 text", key);
     const char *action = value ? "set-tag" : "delete-tag";
     char actor[65], evidence[65] = "";
     if (value) sg_sha256_hex((const uint8_t *)value, strlen(value), evidence);

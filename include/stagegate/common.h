@@ -132,6 +132,8 @@ void sg_format_bytes(double bytes, char *buf, size_t len);
  * strings, a server's message, a file name): one line, and nothing in it reaches the
  * terminal as a command. */
 void sg_put_printable(FILE *f, const char *s);
+/* Whether s is well-formed UTF-8 (RFC 3629). */
+bool sg_utf8_valid(const char *s);
 /* Characters (not bytes) in a UTF-8 string: the columns it takes in a terminal table. */
 size_t sg_utf8_width(const char *s);
 

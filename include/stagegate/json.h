@@ -17,6 +17,12 @@ char *sg_json_dumps(json_t *doc, bool indent);
 /* Adds a double that prints finite values as numbers and non-finite as null. */
 sg_status sg_json_set_real(json_t *obj, const char *key, double v);
 
+/* A copy of v for a terminal: every string, object keys included, that holds something a
+ * terminal would act on is written as sg_put_printable writes it (\xHH); the rest shared.
+ * Human output of documents whose strings come from others (a registry's descriptions and
+ * tags, a report's subject) renders this copy. New reference; NULL when out of memory. */
+json_t *sg_json_printable(json_t *v);
+
 /* The string member k of o, or "" when it is missing or not a string. */
 const char *sg_json_str(const json_t *o, const char *k);
 

@@ -115,6 +115,12 @@ static void test_put_printable(void **state)
     expect_printable("\xed\xa0\x80", "\\xed\\xa0\\x80");
     expect_printable("\xf4\x90\x80\x80", "\\xf4\\x90\\x80\\x80");
     expect_printable("\xff\xfe", "\\xff\\xfe");
+    /* sg_utf8_valid draws the same line */
+    assert_true(sg_utf8_valid("") && sg_utf8_valid("caf\xc3\xa9 \xf0\x9f\x99\x82 \x1b[2J"));
+    static const char *const bad[] = {"\x80", "\xc3(", "\xe2\x86", "\xc0\xaf", "\xed\xa0\x80",
+                                      "\xf4\x90\x80\x80", "ok\xff"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (sg_utf8_valid(bad[i])) fail_msg("bad[%zu] taken for UTF-8", i);
 }
 
 /* FIPS 180-2 appendix B vectors, and the empty message. */

@@ -150,4 +150,27 @@ if [ "$(id -u)" != 0 ]; then
     err_has "locked.db"
 fi
 fi
+# Free text is UTF-8 (every answer is JSON, which holds nothing else): a description, a tag, a
+# comment or an artifact path that is not is refused when written, not dropped from answers.
+bad=$(printf 'caf\xe9')
+expect 2 $R create-model u1 --description "$bad"; err_has "model u1: the description is not UTF-8 text"; one_line
+expect 2 $R create-model u1 --tag "team=$bad"; err_has "model u1: tag 1 is not UTF-8 text"; one_line
+expect 0 $R create-model u1
+echo u > u.bin
+expect 0 $R create-version u1 u.bin
+cp u.bin "$bad.bin"
+expect 2 $R create-version u1 "$bad.bin"; err_has "the artifact's path is not UTF-8"; one_line
+expect 2 $R set-tag u1 1 team "$bad"; err_has "tag team: the value is not UTF-8 text"; one_line
+expect 2 $R set-tag u1 1 "$bad" x; err_has "must be 1-127 characters of UTF-8"; one_line
+keys approver
+expect 2 $R approve u1 1 --comment "$bad" --as approver.key.pem; err_has "comment is not UTF-8 text"; one_line
+# Text that is UTF-8 but holds what a terminal acts on (an escape sequence, a newline) is kept
+# as written, shown as \xHH in the human output, exact in --json.
+expect 0 $R create-model u2 --description "$(printf 'line1\nline2\033[2J')"
+expect 0 $R get u2
+grep -qF 'u2: line1\x0aline2\x1b[2J' "$WORK/out" || { cat "$WORK/out" >&2; fail "description not shown escaped"; }
+if grep -q "$(printf '\033')" "$WORK/out"; then fail "an escape byte reached the terminal"; fi
+expect 0 $R get u2 --json
+$PY -c 'import json,sys; assert json.load(open(sys.argv[1]))["description"] == "line1\nline2\x1b[2J"' \
+    "$WORK/out" || fail "--json does not keep the description as written"
 echo "cli errors OK"
