@@ -101,7 +101,11 @@ static void server_log(const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
-    fprintf(log, "stagegate serve: %s\n", line);
+    flockfile(log);
+    fputs("stagegate serve: ", log);
+    sg_put_printable(log, line); /* it may quote a client's words */
+    fputc('\n', log);
+    funlockfile(log);
     fflush(log);
 }
 
@@ -759,10 +763,18 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         when_t = now;
     }
     FILE *log = g_srv.cfg.access_log ? g_srv.cfg.access_log : stderr;
-    /* One line per request; stdio locks the stream for the call, so lines never interleave. */
-    fprintf(log, "%s %s %s \"%s %s\" %u %zu %.1fms%s\n", when, addr, ctx->who[0] ? ctx->who : "-",
-            ctx->method, ctx->url, ctx->status, ctx->sent, (sg_now_seconds() - ctx->start) * 1e3,
+    /* One line per request, under the stream's lock so that lines never interleave. The
+       method and target are the client's bytes: shown, never acted on by whoever reads the
+       log in a terminal, and never a line of their own. */
+    flockfile(log);
+    fprintf(log, "%s %s %s \"", when, addr, ctx->who[0] ? ctx->who : "-");
+    sg_put_printable(log, ctx->method);
+    fputc(' ', log);
+    sg_put_printable(log, ctx->url);
+    fprintf(log, "\" %u %zu %.1fms%s\n", ctx->status, ctx->sent,
+            (sg_now_seconds() - ctx->start) * 1e3,
             toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection closed early)");
+    funlockfile(log);
     fflush(log);
     srv_watch_handling(conn_watch(conn), false);
     free(ctx->body);

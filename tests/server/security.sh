@@ -258,4 +258,22 @@ for _ in $(seq 100); do grep -q "listening on" server.log && break; sleep 0.1; d
 URL=http://127.0.0.1:$(sed -n 's/.*:\([0-9]*\)$/\1/p' server.log | head -1)
 expect 200 none GET "$M/registered-models/get?name=$MODEL"
 expect 401 none POST $M/model-versions/create "{\"name\": \"$MODEL\", \"source\": \"m2.bin\"}"
+# The access log quotes the client's method and target: control bytes and a bidirectional
+# override in them are written as \xHH, so a client cannot draw lines of its own in the log
+# (or move the cursor of whoever tails it).
+/usr/bin/python3 - "${URL##*:}" <<'PYEOF'
+import socket, sys
+for req in (b"GET /he\x1b[2Jalth HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"G\x1bT /health HTTP/1.1\r\nHost: x\r\n\r\n",
+            "GET /h\u202eealth HTTP/1.1\r\nHost: x\r\n\r\n".encode()):
+    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+    s.sendall(req)
+    s.recv(4096)
+    s.close()
+PYEOF
+for _ in $(seq 50); do grep -qF 'GET /h\xe2\x80\xaeealth' server.log && break; sleep 0.1; done
+grep -qF '"GET /he\x1b[2Jalth" 404' server.log || fail "the target's ESC is not escaped in the log: $(tail -3 server.log)"
+grep -qF '"G\x1bT /health"' server.log || fail "the method's ESC is not escaped in the log"
+grep -qF 'GET /h\xe2\x80\xaeealth' server.log || fail "U+202E is not escaped in the log"
+if grep -q "$(printf '\033')" server.log; then fail "a raw ESC byte reached the log"; fi
 echo "security OK"
