@@ -9,7 +9,9 @@
 #include "stagegate/common.h"
 #include "stagegate/gate.h"
 
-/* Table cells: '|' would split the cell and a newline would end the table. */
+/* Table cells: '|' would split the cell and a newline would end the table; other control
+   characters (an escape sequence in a model's file name) are shown as '?', as the HTML
+   report shows them, not written into a file that CI prints to a terminal. */
 static void md_cell(FILE *out, const char *s)
 {
     for (const char *p = s; p && *p; p++) {
@@ -17,6 +19,8 @@ static void md_cell(FILE *out, const char *s)
             fputs("\\|", out);
         else if (*p == '\n' || *p == '\r')
             fputc(' ', out);
+        else if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            fputc('?', out);
         else if (*p == '<')
             fputs("&lt;", out);
         else if (*p == '`' || *p == '*' || *p == '_' || *p == '\\')

@@ -142,6 +142,8 @@ static void test_markdown(void **state)
     sg_gate_decision d;
     json_t *st;
     make_decision(&d, &st);
+    /* a check's text quoting hostile bytes: an escape sequence and a cell separator */
+    snprintf(d.checks[3].text, sizeof d.checks[3].text, "evil\x1b[2Jtext|pipe\x7f");
     char path[700];
     snprintf(path, sizeof path, "%s/gate.md", tmpdir_path);
     sg_err err;
@@ -153,6 +155,9 @@ static void test_markdown(void **state)
     assert_non_null(strstr(md, "p50 1.00 ms · p90 2.00 ms · p99 5.00 ms"));
     assert_non_null(strstr(md, "| ≤ 50.0 ms |")); /* the latency limit with its unit */
     assert_null(strstr(md, "<script>"));
+    assert_non_null(strstr(md, "evil?[2Jtext\\|pipe?")); /* shown, not sent to a terminal */
+    assert_null(strchr(md, '\x1b'));
+    assert_null(strchr(md, '\x7f'));
     int rows = 0;
     for (char *line = strtok(md, "\n"); line; line = strtok(NULL, "\n"))
         if (!strncmp(line, "| ✅ |", 6) || !strncmp(line, "| ❌ |", 6) || !strncmp(line, "| ⚪ |", 6))
