@@ -187,58 +187,80 @@ void sg_format_bytes(double bytes, char *buf, size_t len)
         print_sig3(buf, len, round_sig3(v), units[k]);
 }
 
-/* The code point of the well-formed UTF-8 sequence at p (RFC 3629: no overlong forms, no
-   surrogates, nothing above U+10FFFF) and its length, or 0 when p does not start one. */
-static int utf8_seq(const unsigned char *p, uint32_t *cp)
+size_t sg_utf8_len(const unsigned char *p, const unsigned char *end)
 {
-    int n;
-    uint32_t c, min;
-    if (p[0] < 0x80) { *cp = p[0]; return 1; }
-    if ((p[0] & 0xE0) == 0xC0) { n = 2; c = p[0] & 0x1Fu; min = 0x80; }
-    else if ((p[0] & 0xF0) == 0xE0) { n = 3; c = p[0] & 0x0Fu; min = 0x800; }
-    else if ((p[0] & 0xF8) == 0xF0) { n = 4; c = p[0] & 0x07u; min = 0x10000; }
-    else return 0;
-    for (int i = 1; i < n; i++) {
-        if ((p[i] & 0xC0) != 0x80) return 0; /* also stops at the NUL */
-        c = (c << 6) | (p[i] & 0x3Fu);
+    if (p >= end) return 0;
+    const unsigned c = p[0];
+    if (c < 0x80) return 1;
+    size_t n;
+    unsigned lo = 0x80, hi = 0xBF; /* the second byte's range (Unicode Table 3-7) */
+    if (c >= 0xC2 && c <= 0xDF) {
+        n = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        n = 3;
+        if (c == 0xE0) lo = 0xA0; /* overlong */
+        if (c == 0xED) hi = 0x9F; /* surrogates */
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        n = 4;
+        if (c == 0xF0) lo = 0x90; /* overlong */
+        if (c == 0xF4) hi = 0x8F; /* above U+10FFFF */
+    } else {
+        return 0;
     }
-    if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) return 0;
-    *cp = c;
+    if ((size_t)(end - p) < n || p[1] < lo || p[1] > hi) return 0;
+    for (size_t i = 2; i < n; i++)
+        if (p[i] < 0x80 || p[i] > 0xBF) return 0;
     return n;
 }
 
-/* Code points a terminal acts on rather than shows: C0 and C1 controls, DEL, and the
-   bidirectional controls that reorder what a reader sees (CVE-2021-42574). */
-static bool unprintable(uint32_t c)
+/* Whether the well-formed sequence of n bytes at p is one a terminal acts on rather than
+   shows: C0 and C1 controls, DEL, and the bidirectional controls that reorder what a reader
+   sees (CVE-2021-42574). */
+static bool unprintable(const unsigned char *p, size_t n)
 {
+    uint32_t c = n == 1 ? p[0] : p[0] & (0x7Fu >> n);
+    for (size_t i = 1; i < n; i++)
+        c = (c << 6) | (p[i] & 0x3Fu);
     return c < 0x20 || (c >= 0x7F && c <= 0x9F) || c == 0x200E || c == 0x200F ||
            (c >= 0x202A && c <= 0x202E) || (c >= 0x2066 && c <= 0x2069);
 }
 
+/* Bytes at the start of [p, end) that sg_put_printable writes as they are. */
+static size_t printable_prefix(const unsigned char *p, const unsigned char *end)
+{
+    const unsigned char *q = p;
+    for (size_t n; q < end && (n = sg_utf8_len(q, end)) > 0 && !unprintable(q, n);)
+        q += n;
+    return (size_t)(q - p);
+}
+
 bool sg_utf8_valid(const char *s)
 {
-    for (const unsigned char *p = (const unsigned char *)s; *p;) {
-        uint32_t c;
-        int n = utf8_seq(p, &c);
-        if (n == 0) return false;
-        p += n;
-    }
+    const unsigned char *p = (const unsigned char *)s, *end = p + strlen(s);
+    for (size_t n; p < end; p += n)
+        if ((n = sg_utf8_len(p, end)) == 0) return false;
     return true;
+}
+
+bool sg_is_printable(const char *s)
+{
+    const size_t len = strlen(s);
+    return printable_prefix((const unsigned char *)s, (const unsigned char *)s + len) == len;
 }
 
 void sg_put_printable(FILE *f, const char *s)
 {
-    for (const unsigned char *p = (const unsigned char *)s; *p;) {
-        uint32_t c = 0;
-        int n = utf8_seq(p, &c);
-        if (n > 0 && !unprintable(c)) {
-            fwrite(p, 1, (size_t)n, f);
-            p += n;
-            continue;
-        }
-        for (int i = 0; i < (n > 0 ? n : 1); i++)
+    const unsigned char *p = (const unsigned char *)s, *end = p + strlen(s);
+    while (p < end) {
+        const size_t k = printable_prefix(p, end);
+        fwrite(p, 1, k, f);
+        p += k;
+        if (p == end) break;
+        /* one unprintable sequence, or one byte that starts none, as \xHH per byte */
+        const size_t n = sg_utf8_len(p, end);
+        for (size_t i = 0; i < (n ? n : 1); i++)
             fprintf(f, "\\x%02x", p[i]);
-        p += n > 0 ? n : 1;
+        p += n ? n : 1;
     }
 }
 

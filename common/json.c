@@ -60,10 +60,11 @@ sg_status sg_parse_double(const char *opt, const char *s, double min, double max
     return 0;
 }
 
-/* s as sg_put_printable writes it, or NULL when it needs no change (or out of memory: the
-   caller keeps the original, then NULL from json_string). */
+/* s as sg_put_printable writes it, or NULL when it needs no change (or, with *failed set,
+   when out of memory). */
 static char *printable_copy(const char *s, bool *failed)
 {
+    if (sg_is_printable(s)) return NULL;
     char *buf = NULL;
     size_t n = 0;
     FILE *f = open_memstream(&buf, &n);
@@ -75,10 +76,6 @@ static char *printable_copy(const char *s, bool *failed)
     if (fclose(f) != 0) {
         free(buf);
         *failed = true;
-        return NULL;
-    }
-    if (strcmp(buf, s) == 0) {
-        free(buf);
         return NULL;
     }
     return buf;

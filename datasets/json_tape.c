@@ -115,33 +115,6 @@ static bool hex4(const char *q, const char *end, uint32_t *out)
     return true;
 }
 
-/* Length of the valid UTF-8 sequence at q (a byte >= 0x80), 0 if it is not one (overlong
- * forms, surrogates and code points above U+10FFFF are not). */
-static size_t utf8_len(const unsigned char *q, const unsigned char *end)
-{
-    unsigned c = q[0];
-    size_t n;
-    unsigned lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) {
-        n = 2;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        n = 3;
-        if (c == 0xE0) lo = 0xA0;
-        if (c == 0xED) hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        n = 4;
-        if (c == 0xF0) lo = 0x90;
-        if (c == 0xF4) hi = 0x8F;
-    } else {
-        return 0;
-    }
-    if ((size_t)(end - q) < n) return 0;
-    if (q[1] < lo || q[1] > hi) return 0;
-    for (size_t i = 2; i < n; i++)
-        if (q[i] < 0x80 || q[i] > 0xBF) return 0;
-    return n;
-}
-
 static size_t put_utf8(char *o, uint32_t cp)
 {
     if (cp < 0x80) {
@@ -188,7 +161,7 @@ static sg_status parse_string(parser *ps, uint32_t *index)
         } else if (c < 0x20) {
             return perr(ps, (const char *)u, "control character 0x%02x in a string", c);
         } else if (c >= 0x80) {
-            size_t n = utf8_len(u, ue);
+            size_t n = sg_utf8_len(u, ue);
             if (!n) return perr(ps, (const char *)u, "invalid UTF-8 in a string");
             memcpy(o, u, n);
             o += n;
@@ -615,7 +588,7 @@ static sg_status ubj_string_bytes(parser *ps, size_t n, uint32_t *index)
             i++;
             continue;
         }
-        size_t k = utf8_len(u + i, u + n);
+        size_t k = sg_utf8_len(u + i, u + n);
         if (!k) return perr(ps, at + i, "invalid UTF-8 in a string");
         i += k;
     }

@@ -30,7 +30,6 @@ struct reg_store {
     sqlite3 *db;
     char path[4096];
     struct timespec busy_since; /* when the current wait for a lock began (busy_wait) */
-    bool immutable;             /* on a read-only file system: read without WAL or locks */
 };
 
 /* Whether path's file system is mounted read-only: then no process can write the file, and
@@ -532,8 +531,9 @@ static sg_status lite_open(const char *uri, bool create, reg_store **out, sg_err
     int rc = SG_OK;
     char fileuri[3 * sizeof s->path];
     const char *name = path;
-    s->immutable = !create && on_read_only_fs(path);
-    if (s->immutable) {
+    /* on a read-only file system: read without WAL or locks */
+    const bool immutable = !create && on_read_only_fs(path);
+    if (immutable) {
         if (!immutable_uri(path, fileuri, sizeof fileuri)) {
             rc = sg_errf(err, SG_EINPUT, "registry %s: path too long", path);
             goto fail;
@@ -564,7 +564,7 @@ static sg_status lite_open(const char *uri, bool create, reg_store **out, sg_err
                          sqlite3_errmsg(s->db));
         goto fail;
     }
-    if (s->immutable) { /* nothing to set, nothing to migrate: a read-only file system */
+    if (immutable) { /* nothing to set, nothing to migrate: a read-only file system */
         int64_t ver = 0;
         if ((rc = pragma_int(s, "PRAGMA user_version", &ver, err)) != SG_OK) goto fail;
         if (ver != SG_REGISTRY_SCHEMA_VERSION) {

@@ -132,7 +132,13 @@ void sg_format_bytes(double bytes, char *buf, size_t len);
  * strings, a server's message, a file name): one line, and nothing in it reaches the
  * terminal as a command. */
 void sg_put_printable(FILE *f, const char *s);
-/* Whether s is well-formed UTF-8 (RFC 3629). */
+/* Whether sg_put_printable would write s as it is. */
+bool sg_is_printable(const char *s);
+/* Length of the well-formed UTF-8 sequence at p (1 for an ASCII byte), 0 when p does not
+ * start one before end (RFC 3629, Unicode Table 3-7: overlong forms, surrogates and code
+ * points above U+10FFFF are not well-formed). */
+size_t sg_utf8_len(const unsigned char *p, const unsigned char *end);
+/* Whether s is well-formed UTF-8. */
 bool sg_utf8_valid(const char *s);
 /* Characters (not bytes) in a UTF-8 string: the columns it takes in a terminal table. */
 size_t sg_utf8_width(const char *s);
