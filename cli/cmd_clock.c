@@ -1,9 +1,11 @@
-/* stagegate clock: which latency clock is in use, its rate, calibration spread and overhead. */
+/* stagegate clock: which latency clock is in use, its rate, calibration spread and overhead,
+   and which compute kernels this CPU and OS can run and which one runs. */
 #include <math.h>
 #include <string.h>
 
 #include "cli.h"
 #include "stagegate/harness.h"
+#include "stagegate/kernels.h"
 
 static void usage(FILE *out)
 {
@@ -12,7 +14,9 @@ static void usage(FILE *out)
                  "rate against CLOCK_MONOTONIC_RAW, and measures the empty-bracket overhead\n"
                  "(lfence;rdtsc ... rdtscp;lfence) on each pinned core.\n"
                  "STAGEGATE_CLOCK=gettime forces the clock_gettime fallback.\n"
-                 "Exit codes: 0 ok, 2 usage error.\n");
+                 "It also names the compute kernels this CPU and OS can run (cpuid and XCR0)\n"
+                 "and the ones in use: the best, or STAGEGATE_ISA=scalar|avx2|avx512.\n"
+                 "Exit codes: 0 ok, 2 usage error or a STAGEGATE_ISA this machine cannot run.\n");
 }
 
 typedef struct {
@@ -48,6 +52,13 @@ int sg_cmd_clock(int argc, char **argv)
     overhead_ctx ctx = {ticks};
     sg_pool_run(pool, measure, &ctx);
     const char *src = ci->source == SG_CLOCK_TSC ? "tsc" : "clock_gettime";
+    /* main() has checked STAGEGATE_ISA: the table in use is the one every command runs. */
+    const char *in_use = sg_kernels()->name;
+    char runnable[64] = "";
+    for (int i = 0; i < SG_ISA_COUNT; i++)
+        if (sg_kernels_variant((sg_isa)i))
+            snprintf(runnable + strlen(runnable), sizeof runnable - strlen(runnable), "%s%s",
+                     runnable[0] ? " " : "", sg_isa_name((sg_isa)i));
     if (json) {
         json_t *o = json_object();
         json_object_set_new(o, "source", json_string(src));
@@ -67,6 +78,13 @@ int sg_cmd_clock(int argc, char **argv)
             json_array_append_new(per, e);
         }
         json_object_set_new(o, "overhead", per);
+        json_t *k = json_object(), *can = json_array();
+        json_object_set_new(k, "in_use", json_string(in_use));
+        for (int i = 0; i < SG_ISA_COUNT; i++)
+            if (sg_kernels_variant((sg_isa)i))
+                json_array_append_new(can, json_string(sg_isa_name((sg_isa)i)));
+        json_object_set_new(k, "runnable", can);
+        json_object_set_new(o, "kernels", k);
         sg_json_print(o);
         json_decref(o);
     } else {
@@ -84,6 +102,7 @@ int sg_cmd_clock(int argc, char **argv)
             printf("overhead on CPU %-3d  %llu %s = %.1f ns\n", sg_pool_placement(pool, i)->pu,
                    (unsigned long long)ticks[i], ci->source == SG_CLOCK_TSC ? "cycles" : "ns",
                    sg_clock_ticks_to_ns(ticks[i]));
+        printf("kernels:             %s in use (this CPU and OS can run: %s)\n", in_use, runnable);
     }
     sg_pool_free(pool);
     return 0;

@@ -36,6 +36,31 @@ expect 2 "eval stray argument" -- "$SG" eval --model a --data b extra
 expect 2 "eval missing files" -- "$SG" eval --model "$tmp/none.h5" --data "$tmp/none2.h5"
 expect 2 "unknown STAGEGATE_ISA" -- env STAGEGATE_ISA=sse9 "$SG" eval --model a --data b
 grep -q STAGEGATE_ISA "$tmp/err" || { echo "FAIL STAGEGATE_ISA error does not name the variable"; fail=1; }
+# clock names the kernels this CPU and OS can run, as /proc/cpuinfo's flags say (AVX2 needs
+# avx2 and fma; AVX-512 also F, DQ, BW and VL), and refuses a STAGEGATE_ISA it cannot run, as
+# every command that computes does (the parity tests ask it which variants to run).
+flags=$(grep -m1 '^flags' /proc/cpuinfo)
+has() { for f in "$@"; do case " $flags " in *" $f "*) ;; *) return 1 ;; esac; done; }
+runnable="scalar"
+has avx2 fma && runnable="$runnable avx2"
+has avx2 fma avx512f avx512dq avx512bw avx512vl && runnable="$runnable avx512"
+"$SG" clock >"$tmp/out" 2>"$tmp/err" &&
+    grep -q "^kernels: .*(this CPU and OS can run: $runnable)\$" "$tmp/out" &&
+    echo "ok   clock names the runnable kernels: $runnable" ||
+    { echo "FAIL clock's kernels line, runnable '$runnable': $(grep kernels "$tmp/out") $(cat "$tmp/err")"; fail=1; }
+best=${runnable##* }
+"$SG" clock | grep -q "^kernels: *$best in use" &&
+    echo "ok   clock uses the best kernels by default ($best)" ||
+    { echo "FAIL clock does not use $best by default"; fail=1; }
+STAGEGATE_ISA=scalar "$SG" clock --json | grep -q '"in_use": "scalar"' &&
+    echo "ok   STAGEGATE_ISA=scalar is honoured by clock --json" ||
+    { echo "FAIL clock --json ignores STAGEGATE_ISA=scalar"; fail=1; }
+for isa in avx2 avx512; do
+    case " $runnable " in *" $isa "*) continue ;; esac
+    expect 2 "clock refuses STAGEGATE_ISA=$isa, which this CPU cannot run" -- \
+        env STAGEGATE_ISA=$isa "$SG" clock
+    grep -q "cannot run $isa" "$tmp/err" || { echo "FAIL the refusal does not say so: $(cat "$tmp/err")"; fail=1; }
+done
 # hwloc's device plugins (PCI, OpenCL, GL, libxml2) stay unloaded: the placement needs none
 # of them and loading them cost 3-6 ms per run. The machine's topology still loads (the
 # clock command pins to each core), and a value the user sets is kept.
