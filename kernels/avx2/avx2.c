@@ -330,6 +330,166 @@ static void binary_sigmoid(const float *Z, int64_t n, const float *b, float *out
     }
 }
 
+/*
+ * Hidden layer, fused (dense_act; see kernels.h and the AVX-512 variant): a tile of up to
+ * DENSE_ROWS rows x 16 columns of one 64-column stripe keeps its 12 accumulators in registers
+ * for the whole input, then gets the epilogue before it is stored. Per element the order of
+ * operations is OpenBLAS's: acc = fma(x_k, w_k, acc) for k = 0.. from +0, then its
+ * C = acc * alpha + C with alpha 1 and C zeroed (beta 0), then bias_act's + b and activation.
+ * Rows go in blocks so that the block's inputs stay in L2 and a 16-column slice of one
+ * stripe's weights in L1 while the block's row tiles pass over it.
+ */
+#define DENSE_ROWS 6
+#define DENSE_COLS 16
+#define DENSE_ROW_BLOCK 96 /* a multiple of 12: SG_DENSE_PAIRED_EDGES's row groups */
+
+AI void dense_tile(int rows, const float *X, int n_in, const float *w, const float *b,
+                   sg_activation act, float *Y, int n_out)
+{
+    __m256 acc[DENSE_ROWS][2];
+    const float *x[DENSE_ROWS];
+    for (int r = 0; r < DENSE_ROWS; r++) {
+        x[r] = X + (size_t)(r < rows ? r : 0) * (size_t)n_in;
+        acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+    }
+    for (int k = 0; k < n_in; k++) {
+        const __m256 w0 = _mm256_load_ps(w + (size_t)k * SG_DENSE_STRIPE),
+                     w1 = _mm256_load_ps(w + (size_t)k * SG_DENSE_STRIPE + 8);
+        for (int r = 0; r < DENSE_ROWS; r++) {
+            if (r >= rows) break;
+            const __m256 xb = _mm256_broadcast_ss(x[r] + k);
+            acc[r][0] = _mm256_fmadd_ps(xb, w0, acc[r][0]);
+            acc[r][1] = _mm256_fmadd_ps(xb, w1, acc[r][1]);
+        }
+    }
+    const __m256 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
+    for (int r = 0; r < rows; r++)
+        for (int v = 0; v < 2; v++) {
+            __m256 t = _mm256_fmadd_ps(acc[r][v], one, zero);
+            if (b) t = _mm256_add_ps(t, _mm256_loadu_ps(b + 8 * v));
+            _mm256_storeu_ps(Y + (size_t)r * (size_t)n_out + 8 * v, act_ps(t, act));
+        }
+}
+
+/* SG_DENSE_PAIRED_EDGES's two chains for the 8 columns at c0 (a multiple of 8, so within one
+   stripe) of one row, then the epilogue, over what dense_tile stored there. */
+AI void paired8(const float *x, int n_in, const float *Wp, int c0, const float *b,
+                sg_activation act, float *y)
+{
+    const float *w = Wp + (size_t)(c0 / SG_DENSE_STRIPE) * (size_t)n_in * SG_DENSE_STRIPE +
+                     c0 % SG_DENSE_STRIPE;
+    __m256 even = _mm256_setzero_ps(), odd = _mm256_setzero_ps();
+    int k = 0;
+    for (; k + 1 < n_in; k += 2) {
+        even = _mm256_fmadd_ps(_mm256_broadcast_ss(x + k),
+                               _mm256_load_ps(w + (size_t)k * SG_DENSE_STRIPE), even);
+        odd = _mm256_fmadd_ps(_mm256_broadcast_ss(x + k + 1),
+                              _mm256_load_ps(w + (size_t)(k + 1) * SG_DENSE_STRIPE), odd);
+    }
+    if (k < n_in)
+        even = _mm256_fmadd_ps(_mm256_broadcast_ss(x + k),
+                               _mm256_load_ps(w + (size_t)k * SG_DENSE_STRIPE), even);
+    __m256 t = _mm256_fmadd_ps(_mm256_add_ps(even, odd), _mm256_set1_ps(1.0f), _mm256_setzero_ps());
+    if (b) t = _mm256_add_ps(t, _mm256_loadu_ps(b + c0));
+    _mm256_storeu_ps(y + c0, act_ps(t, act));
+}
+
+/* The same two chains for the 6 rows of a 12-row group that take them (SG_DENSE_PAIRED_EDGES's
+   kind 1), on the 8 columns at c0: the 12 chains (6 rows, even and odd inputs) run side by
+   side, where one row's two chains would wait on the multiply-add latency. */
+AI void paired8_rows6(const float *X, int n_in, const float *Wp, int c0, const float *b,
+                      sg_activation act, float *Y, int n_out)
+{
+    const float *w = Wp + (size_t)(c0 / SG_DENSE_STRIPE) * (size_t)n_in * SG_DENSE_STRIPE +
+                     c0 % SG_DENSE_STRIPE;
+    __m256 acc[6][2];
+#pragma GCC unroll 6
+    for (int r = 0; r < 6; r++)
+        acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+    /* Inputs two at a time, so that which chain each feeds is known at compile time. */
+    for (int k = 0; k < n_in; k += 2) {
+#pragma GCC unroll 2
+        for (int p = 0; p < 2; p++) {
+            if (k + p >= n_in) break;
+            const __m256 wv = _mm256_load_ps(w + (size_t)(k + p) * SG_DENSE_STRIPE);
+#pragma GCC unroll 6
+            for (int r = 0; r < 6; r++)
+                acc[r][p] = _mm256_fmadd_ps(
+                    _mm256_broadcast_ss(X + (size_t)r * (size_t)n_in + (size_t)(k + p)), wv,
+                    acc[r][p]);
+        }
+    }
+    const __m256 bias = b ? _mm256_loadu_ps(b + c0) : _mm256_setzero_ps();
+#pragma GCC unroll 6
+    for (int r = 0; r < 6; r++) {
+        __m256 t = _mm256_fmadd_ps(_mm256_add_ps(acc[r][0], acc[r][1]), _mm256_set1_ps(1.0f),
+                                   _mm256_setzero_ps());
+        if (b) t = _mm256_add_ps(t, bias);
+        _mm256_storeu_ps(Y + (size_t)r * (size_t)n_out + c0, act_ps(t, act));
+    }
+}
+
+AI void dense_block(const float *X, int64_t i0, int64_t i1, int n_in, const float *Wp,
+                    const float *b, sg_activation act, float *Y, int n_out)
+{
+    for (int c = 0; c < n_out; c += DENSE_COLS) {
+        const float *w = Wp + (size_t)(c / SG_DENSE_STRIPE) * (size_t)n_in * SG_DENSE_STRIPE +
+                         c % SG_DENSE_STRIPE;
+        const float *bc = b ? b + c : NULL;
+        float *y = Y + c;
+        int64_t i = i0;
+        for (; i + DENSE_ROWS <= i1; i += DENSE_ROWS)
+            dense_tile(DENSE_ROWS, X + i * n_in, n_in, w, bc, act, y + i * n_out, n_out);
+        if (i < i1) dense_tile((int)(i1 - i), X + i * n_in, n_in, w, bc, act, y + i * n_out, n_out);
+    }
+}
+
+static void avx2_dense_act(const float *X, int64_t n, int n_in, const float *Wp, const float *b,
+                           sg_activation act, float *Y, int n_out, sg_dense_order order)
+{
+    int start[64];
+    const int blocks = order == SG_DENSE_PAIRED_EDGES ? sg_paired_column_blocks(n_out, start, 64) : 0;
+    for (int64_t i0 = 0; i0 < n; i0 += DENSE_ROW_BLOCK) {
+        const int64_t i1 = n - i0 < DENSE_ROW_BLOCK ? n : i0 + DENSE_ROW_BLOCK;
+        /* One specialised copy per activation, so that the switch is not in the epilogue. */
+        switch (act) {
+        case SG_ACT_RELU:
+            dense_block(X, i0, i1, n_in, Wp, b, SG_ACT_RELU, Y, n_out);
+            break;
+        case SG_ACT_TANH:
+            dense_block(X, i0, i1, n_in, Wp, b, SG_ACT_TANH, Y, n_out);
+            break;
+        case SG_ACT_LOGISTIC:
+            dense_block(X, i0, i1, n_in, Wp, b, SG_ACT_LOGISTIC, Y, n_out);
+            break;
+        default:
+            dense_block(X, i0, i1, n_in, Wp, b, SG_ACT_IDENTITY, Y, n_out);
+            break;
+        }
+        /* The elements the order sums in two chains, done again over the block's rows while
+           they are in cache (about 3% of a 256-wide layer's products). Column blocks are whole
+           multiples of 8 columns and at least 64 wide. */
+        for (int64_t i = i0; blocks && i < i1; i++) {
+            const int kind = sg_paired_row_kind(i, n);
+            const float *x = X + i * n_in;
+            float *y = Y + i * n_out;
+            if (kind == 1) {
+                /* The first of 6 such rows (12-row groups start at multiples of 12, and a
+                   block of rows at a multiple of DENSE_ROW_BLOCK, itself one of 12). */
+                for (int c = 0; c < blocks; c++) {
+                    paired8_rows6(x, n_in, Wp, start[c], b, act, y, n_out);
+                    paired8_rows6(x, n_in, Wp, start[c + 1] - 8, b, act, y, n_out);
+                }
+                i += 5;
+            } else if (kind >= 2) {
+                const int to = kind == 2 ? start[1] : n_out;
+                for (int c = 0; c < to; c += 8)
+                    paired8(x, n_in, Wp, c, b, act, y);
+            }
+        }
+    }
+}
+
 static void avx2_bias_link(const float *Z, int64_t n, int n_outputs, const float *b, sg_link link,
                            float *out)
 {
@@ -352,6 +512,7 @@ const sg_kernel_ops sg_kernel_ops_avx2 = {
     .bias_act = avx2_bias_act,
     .standardize = avx2_standardize,
     .bias_link = avx2_bias_link,
+    .dense_act = avx2_dense_act,
     .tree_margins = sg_tree_margins_avx2,
     .tree_margins_one = sg_tree_margins_one_avx2,
 };
