@@ -14,6 +14,7 @@
 #include "machine_internal.h"
 #include "stagegate/json.h"
 #include "stagegate/harness.h"
+#include "stagegate/kernels.h"
 #include "stagegate/version.h"
 
 int sg_blas_single_thread(void)
@@ -182,6 +183,9 @@ json_t *sg_machine_json_at(const char *root)
     json_t *sg = json_object();
     json_object_set_new(sg, "version", json_string(SG_VERSION));
     json_object_set_new(sg, "build_flags", json_string(SG_BUILD_FLAGS));
+    /* The kernel table the run computed with (the best this CPU and OS run, or STAGEGATE_ISA's
+       choice): the same model on the same machine is 2-3x apart between avx2 and avx512. */
+    json_object_set_new(sg, "kernels", json_string(sg_kernels()->name));
     json_object_set_new(m, "stagegate", sg);
     return m;
 }

@@ -307,6 +307,9 @@ static void machine_section(FILE *out, json_t *lat)
     json_t *sg = json_object_get(m, "stagegate");
     snprintf(buf, sizeof buf, "%s (%s)", str_or(sg, "version", "?"),
              str_or(sg, "build_flags", "?"));
+    if (json_is_string(json_object_get(sg, "kernels"))) /* absent from older reports */
+        snprintf(buf + strlen(buf), sizeof buf - strlen(buf), "; %s kernels",
+                 str_or(sg, "kernels", "?"));
     kv_row(out, "stagegate", buf);
     fputs("</table></section>\n", out);
 }

@@ -159,6 +159,12 @@ sg = json.load(open(f"{B}/sg_eval.json"))
 sgm = json.load(open(f"{B}/sg_metrics.json"))
 sk = json.load(open(f"{B}/sk.json"))
 wall = float(open(f"{B}/sg_wall.txt").read())
+# The CPU and the kernels from the run's machine record (bench's, taken in the same run).
+mrec = json.load(open(f"{B}/offline_all.json")).get("machine", {})
+sig = mrec.get("cpu_signature") or {}
+CPU = "%s (%s family %s model %s), %s kernels" % (mrec.get("cpu_model") or CPU, sig.get("vendor", "?"),
+                                                 sig.get("family", "?"), sig.get("model", "?"),
+                                                 (mrec.get("stagegate") or {}).get("kernels", "?"))
 t = sg["timing"]
 flops = sg["model"]["cost"]["flops_per_row"] * ROWS
 gf = flops / t["predict_seconds"] / 1e9

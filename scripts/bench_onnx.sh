@@ -135,7 +135,9 @@ so, lo = single("onnx")
 sn, ln = single("h5")
 t = json.load(open(f"{B}/onnx_torch.json"))
 print(f"MLP 64-256-256-2 (ReLU, softmax); {ROWS:,} x 64 rows; {W} workers / threads")
-print(f"kernels: {so.get('machine', {}).get('cpu_model', '')}")
+_m = so.get('machine', {}); _sig = _m.get('cpu_signature') or {}
+print(f"machine: {_m.get('cpu_model', '')} ({_sig.get('vendor', '?')} family {_sig.get('family', '?')} "
+      f"model {_sig.get('model', '?')}), {(_m.get('stagegate') or {}).get('kernels', '?')} kernels")
 print()
 print(f"{'batch, in memory (median of 5)':44s} {'seconds':>10s} {'vs ONNX':>12s}")
 print(f"{'stagegate bench offline, ONNX':44s} {oo:10.3f} {'1.00x':>12s}")

@@ -126,7 +126,9 @@ xc = json.load(open(f"{B}/trees_xgb_c.json"))
 py = json.load(open(f"{B}/trees_py.json"))
 hz = single["clock"]["tsc_hz"] or 0
 print(f"tree ensemble: 300 trees, depth 6, binary; {ROWS:,} x 64 rows; {W} workers / threads")
-print(f"kernels: {single.get('machine', {}).get('cpu_model', '')}")
+_m = single.get('machine', {}); _sig = _m.get('cpu_signature') or {}
+print(f"machine: {_m.get('cpu_model', '')} ({_sig.get('vendor', '?')} family {_sig.get('family', '?')} "
+      f"model {_sig.get('model', '?')}), {(_m.get('stagegate') or {}).get('kernels', '?')} kernels")
 print()
 print(f"{'batch predict (median of 3)':44s} {'seconds':>10s} {'ratio':>12s}")
 print(f"{'stagegate eval (predict part)':44s} {sg_s:10.3f} {'1.00x':>12s}")

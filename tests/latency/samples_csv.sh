@@ -63,6 +63,21 @@ check single-stream
 check server --qps 2000 --seed 7
 check offline --batch 8
 
+# The machine record names the kernels the run computed with: the best this machine runs (as
+# `clock` says) by default, and STAGEGATE_ISA's choice when set.
+"$BIN" clock --json >"$T/clock.json"
+STAGEGATE_ISA=scalar "$BIN" bench --model "$T/m.h5" --data "$T/d.h5" --scenario single-stream \
+    --duration 0.1 --min-queries 200 --json >"$T/scalar.json"
+$PY - "$T/clock.json" "$T/single-stream.json" "$T/scalar.json" <<'PYEOF'
+import json, sys
+best = json.load(open(sys.argv[1]))["kernels"]["in_use"]
+got = json.load(open(sys.argv[2]))["machine"]["stagegate"]["kernels"]
+forced = json.load(open(sys.argv[3]))["machine"]["stagegate"]["kernels"]
+assert got == best, (got, best)
+assert forced == "scalar", forced
+print("machine.stagegate.kernels:", got, "by default,", forced, "with STAGEGATE_ISA=scalar: ok")
+PYEOF
+
 
 # --breakdown: one entry per stage of the batch-1 path (64 features -> 64 hidden -> 1 output with
 # its link), timed inside the query bracket of the timed window only, so the stages of the
