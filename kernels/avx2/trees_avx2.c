@@ -85,6 +85,7 @@ AI void walk_levels(const sg_tree_levels *lv, int depth, const float *const *Xv,
     for (int v = 0; v < NV; v++)
         pos[v] = _mm256_setzero_si256();
     const __m256i mask = _mm256_set1_epi32((int)SG_TREE_FEATURE_MASK), one = _mm256_set1_epi32(1);
+#pragma GCC unroll 6
     for (int L = 0; L < depth; L++) {
         const int base = (1 << L) - 1;
         for (int v = 0; v < NV; v++) {
@@ -133,6 +134,7 @@ AI void walk_levels8(const sg_tree_levels8 *lv, int depth, const float *const *X
     for (int v = 0; v < NV; v++)
         pos[v] = _mm256_setzero_si256();
     const int top = depth < 6 ? depth : 6;
+#pragma GCC unroll 6
     for (int L = 0; L < top; L++) {
         const int base = (1 << L) - 1;
         for (int v = 0; v < NV; v++) {
@@ -171,10 +173,41 @@ static int64_t margins_levels(const sg_tree_ensemble *e, const float *X, int64_t
         }
         for (int t = 0; t < e->n_trees; t++) {
             __m256 leaf[NV];
-            if (e->levels)
-                walk_levels(&e->levels[t], e->tree_depth[t], Xv, rowoff, leaf);
-            else
-                walk_levels8(&e->levels8[t], e->tree_depth[t], Xv, rowoff, leaf);
+            if (e->levels) {
+                /* A constant depth lets the levels unroll and each lookup's permutes and
+                   blends stay in registers (a depth in a variable kept them on the stack). */
+                const sg_tree_levels *lv = &e->levels[t];
+                switch (e->tree_depth[t]) {
+                case 6:
+                    walk_levels(lv, 6, Xv, rowoff, leaf);
+                    break;
+                case 5:
+                    walk_levels(lv, 5, Xv, rowoff, leaf);
+                    break;
+                case 4:
+                    walk_levels(lv, 4, Xv, rowoff, leaf);
+                    break;
+                default:
+                    walk_levels(lv, e->tree_depth[t], Xv, rowoff, leaf);
+                    break;
+                }
+            } else {
+                const sg_tree_levels8 *lv = &e->levels8[t];
+                switch (e->tree_depth[t]) {
+                case 8:
+                    walk_levels8(lv, 8, Xv, rowoff, leaf);
+                    break;
+                case 7:
+                    walk_levels8(lv, 7, Xv, rowoff, leaf);
+                    break;
+                case 6:
+                    walk_levels8(lv, 6, Xv, rowoff, leaf);
+                    break;
+                default:
+                    walk_levels8(lv, e->tree_depth[t], Xv, rowoff, leaf);
+                    break;
+                }
+            }
             for (int v = 0; v < NV; v++) {
                 if (G == 1)
                     acc[v] = _mm256_add_ps(acc[v], leaf[v]);
