@@ -10,7 +10,6 @@ labels equal to predict away from ties, every kernel variant bit-identical to th
 scalar one. Then: NaN is refused for a forest (scikit-learn 1.2 forests cannot route
 it), and a damaged file is refused with exit 2 naming the field.
 """
-import json
 import os
 import subprocess
 import sys
@@ -25,6 +24,8 @@ from sklearn.ensemble import (ExtraTreesClassifier, ExtraTreesRegressor,
                               HistGradientBoostingClassifier, HistGradientBoostingRegressor,
                               RandomForestClassifier, RandomForestRegressor)
 
+from kernel_variants import runnable_variants
+
 SG = os.environ["STAGEGATE_BIN"]
 EXPORT = os.path.join(os.environ["STAGEGATE_SOURCE_DIR"], "scripts", "export_sklearn.py")
 TOL = 1e-6
@@ -38,16 +39,7 @@ def check(cond, what):
 
 
 def variants():
-    # The kernel variants this CPU and OS can run, as stagegate itself decides (cpuid and
-    # XCR0): `clock --json` names them. The scalar one always runs, so a probe that fails
-    # cannot skip every variant unseen.
-    p = subprocess.run([SG, "clock", "--json"], capture_output=True, text=True)
-    out = json.loads(p.stdout)["kernels"]["runnable"] if p.returncode == 0 else []
-    check("scalar" in out, "clock --json names no scalar kernels: %s" % p.stderr.strip())
-    for isa in ("avx2", "avx512"):
-        if isa not in out:
-            print("skip %s: this CPU or OS cannot run it" % isa)
-    return out
+    return runnable_variants(SG, check)
 
 
 ISAS = variants()

@@ -19,6 +19,8 @@ import tempfile
 
 import h5py
 import numpy as np
+
+from kernel_variants import runnable_variants
 import xgboost as xgb
 from sklearn import metrics as skm
 
@@ -34,16 +36,7 @@ def check(cond, what):
 
 
 def variants():
-    # The kernel variants this CPU and OS can run, as stagegate itself decides (cpuid and
-    # XCR0): `clock --json` names them. The scalar one always runs, so a probe that fails
-    # cannot skip every variant unseen.
-    p = subprocess.run([SG, "clock", "--json"], capture_output=True, text=True)
-    out = json.loads(p.stdout)["kernels"]["runnable"] if p.returncode == 0 else []
-    check("scalar" in out, "clock --json names no scalar kernels: %s" % p.stderr.strip())
-    for isa in ("avx2", "avx512"):
-        if isa not in out:
-            print("skip %s: this CPU or OS cannot run it" % isa)
-    return out
+    return runnable_variants(SG, check)
 
 
 def data(rng, n, d, nan_frac=0.1):
