@@ -19,10 +19,10 @@ import tempfile
 
 import h5py
 import numpy as np
-
-from kernel_variants import runnable_variants
 import xgboost as xgb
 from sklearn import metrics as skm
+
+from kernel_variants import runnable_variants
 
 SG = os.environ["STAGEGATE_BIN"]
 TOL = 1e-6
