@@ -53,12 +53,10 @@ int sg_cmd_clock(int argc, char **argv)
     sg_pool_run(pool, measure, &ctx);
     const char *src = ci->source == SG_CLOCK_TSC ? "tsc" : "clock_gettime";
     /* main() has checked STAGEGATE_ISA: the table in use is the one every command runs. */
-    const char *in_use = sg_kernels()->name;
-    char runnable[64] = "";
+    const char *in_use = sg_kernels()->name, *runnable[SG_ISA_COUNT];
+    int n_runnable = 0;
     for (int i = 0; i < SG_ISA_COUNT; i++)
-        if (sg_kernels_variant((sg_isa)i))
-            snprintf(runnable + strlen(runnable), sizeof runnable - strlen(runnable), "%s%s",
-                     runnable[0] ? " " : "", sg_isa_name((sg_isa)i));
+        if (sg_kernels_variant((sg_isa)i)) runnable[n_runnable++] = sg_isa_name((sg_isa)i);
     if (json) {
         json_t *o = json_object();
         json_object_set_new(o, "source", json_string(src));
@@ -80,9 +78,8 @@ int sg_cmd_clock(int argc, char **argv)
         json_object_set_new(o, "overhead", per);
         json_t *k = json_object(), *can = json_array();
         json_object_set_new(k, "in_use", json_string(in_use));
-        for (int i = 0; i < SG_ISA_COUNT; i++)
-            if (sg_kernels_variant((sg_isa)i))
-                json_array_append_new(can, json_string(sg_isa_name((sg_isa)i)));
+        for (int i = 0; i < n_runnable; i++)
+            json_array_append_new(can, json_string(runnable[i]));
         json_object_set_new(k, "runnable", can);
         json_object_set_new(o, "kernels", k);
         sg_json_print(o);
@@ -102,7 +99,10 @@ int sg_cmd_clock(int argc, char **argv)
             printf("overhead on CPU %-3d  %llu %s = %.1f ns\n", sg_pool_placement(pool, i)->pu,
                    (unsigned long long)ticks[i], ci->source == SG_CLOCK_TSC ? "cycles" : "ns",
                    sg_clock_ticks_to_ns(ticks[i]));
-        printf("kernels:             %s in use (this CPU and OS can run: %s)\n", in_use, runnable);
+        printf("kernels:             %s in use (this CPU and OS can run:", in_use);
+        for (int i = 0; i < n_runnable; i++)
+            printf(" %s", runnable[i]);
+        printf(")\n");
     }
     sg_pool_free(pool);
     return 0;
