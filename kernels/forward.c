@@ -16,6 +16,11 @@
  * bits, and only a row count where one did takes dense_act, in that order,
  * afterwards. Predictions are therefore the same bits as with sgemm alone.
  *
+ * An output layer of at most SG_OUT_MAX columns may likewise run in the table's dense_out
+ * (the product only, one chain per element; bias_link follows as after sgemm), under the
+ * same first-batch comparison: for such a layer sgemm spends more time packing its input
+ * than multiplying.
+ *
  * A scratch belongs to one thread: two ping-pong buffers of max_batch rows of
  * the model's widest layer (or input), 64-byte aligned; and, once the first
  * batch has run, the packed weights of the layers dense_act may take, the
@@ -35,8 +40,9 @@
 #define CHECKED_SLOTS 8
 
 typedef struct {
-    const float *W; /* the model's weights Wp was packed from */
-    float *Wp;      /* NULL: this layer always runs on sgemm */
+    const float *W; /* the model's weights (Wp was packed from them) */
+    float *Wp;      /* a hidden layer's packed weights; NULL: it always runs on sgemm */
+    bool out;       /* the output layer, which dense_out may take (W as it is) */
     int n_checked;
     int64_t checked_rows[CHECKED_SLOTS];
     int8_t order[CHECKED_SLOTS]; /* the sg_dense_order that agreed, -1 none */
@@ -49,8 +55,8 @@ struct sg_forward_scratch {
     /* set up by the first sg_forward_batch, for the kernel table it was given */
     const sg_kernel_ops *fused_for;
     int n_fused;
-    fused_layer *fused; /* one per layer but the last */
-    float *check;       /* max_batch x width: dense_act's result while it is compared */
+    fused_layer *fused; /* one per layer */
+    float *check;       /* max_batch x width: a kernel's result while it is compared */
 };
 
 static int max_width(const sg_model *m)
@@ -132,24 +138,28 @@ static float *pack_stripes(const sg_layer *L)
     return p;
 }
 
-/* Packs the hidden layers dense_act can take. Out of memory only means sgemm throughout. */
+/* Packs the hidden layers dense_act can take, and marks a narrow output layer dense_out can.
+   Out of memory only means sgemm throughout. */
 static void fused_setup(sg_forward_scratch *s, const sg_model *m, const sg_kernel_ops *k)
 {
     fused_free(s);
     s->fused_for = k;
-    if (!k->dense_act || m->n_layers < 2) return;
-    s->fused = calloc((size_t)m->n_layers - 1, sizeof *s->fused);
+    if (!k->dense_act && !k->dense_out) return;
+    s->fused = calloc((size_t)m->n_layers, sizeof *s->fused);
     s->check = sg_alloc_huge((size_t)s->max_batch * (size_t)s->width * sizeof(float));
     if (!s->fused || !s->check) {
         fused_free(s);
         s->fused_for = k;
         return;
     }
-    s->n_fused = m->n_layers - 1;
+    s->n_fused = m->n_layers;
     for (int l = 0; l < s->n_fused; l++) {
         const sg_layer *L = &m->layers[l];
         s->fused[l].W = L->W;
-        if (L->n_out % SG_DENSE_STRIPE == 0 && L->n_in >= 1) s->fused[l].Wp = pack_stripes(L);
+        if (l == m->n_layers - 1)
+            s->fused[l].out = k->dense_out && L->n_out <= SG_OUT_MAX && L->n_in >= 1;
+        else if (k->dense_act && L->n_out % SG_DENSE_STRIPE == 0 && L->n_in >= 1)
+            s->fused[l].Wp = pack_stripes(L);
     }
 }
 
@@ -157,7 +167,7 @@ static void fused_setup(sg_forward_scratch *s, const sg_model *m, const sg_kerne
    (or the layer is not packed, or there is no room left to compare), -2: not compared yet. */
 static int fused_verdict(const fused_layer *f, int64_t n)
 {
-    if (!f->Wp) return -1;
+    if (!f->Wp && !f->out) return -1;
     for (int i = 0; i < f->n_checked; i++)
         if (f->checked_rows[i] == n) return f->order[i];
     return f->n_checked < CHECKED_SLOTS ? -2 : -1;
@@ -189,7 +199,10 @@ void sg_forward_batch(const sg_model *m, const sg_kernel_ops *k, const float *X,
         float *z = s->buf[cur];
         fused_layer *f = l < s->n_fused ? &s->fused[l] : NULL;
         const int verdict = f ? fused_verdict(f, n) : -1;
-        if (verdict >= 0) {
+        if (verdict >= 0 && f->out) {
+            k->dense_out(in, n, L->n_in, L->W, z, L->n_out);
+            k->bias_link(z, n, L->n_out, L->b, m->link, out);
+        } else if (verdict >= 0) {
             k->dense_act(in, n, L->n_in, f->Wp, L->b, L->act, z, L->n_out,
                          (sg_dense_order)verdict);
         } else {
@@ -204,7 +217,12 @@ void sg_forward_batch(const sg_model *m, const sg_kernel_ops *k, const float *X,
             const int i = f->n_checked++;
             f->checked_rows[i] = n;
             f->order[i] = -1;
-            for (int o = 0; o < SG_DENSE_ORDERS && f->order[i] < 0; o++) {
+            if (f->out) {
+                k->dense_out(in, n, L->n_in, L->W, s->check, L->n_out);
+                if (memcmp(z, s->check, (size_t)n * (size_t)L->n_out * sizeof(float)) == 0)
+                    f->order[i] = SG_DENSE_CHAIN;
+            }
+            for (int o = 0; o < SG_DENSE_ORDERS && f->Wp && f->order[i] < 0; o++) {
                 k->dense_act(in, n, L->n_in, f->Wp, L->b, L->act, s->check, L->n_out,
                              (sg_dense_order)o);
                 if (memcmp(z, s->check, (size_t)n * (size_t)L->n_out * sizeof(float)) == 0)
@@ -231,12 +249,12 @@ void sg_forward_scratch_paths(const sg_forward_scratch *s, const sg_model *m, in
         const fused_layer *f = s->fused && l < s->n_fused ? &s->fused[l] : NULL;
         const char *path = s->fused_for ? "sgemm" : "not run";
         const char *fused = "";
-        if (f && f->Wp) {
+        if (f && (f->Wp || f->out)) {
             path = "not run";
             for (int i = 0; i < f->n_checked; i++)
                 if (f->checked_rows[i] == n) {
                     path = f->order[i] >= 0 ? order_names[f->order[i]] : "sgemm";
-                    fused = f->order[i] >= 0 ? "fused " : "";
+                    fused = f->order[i] < 0 ? "" : f->out ? "narrow " : "fused ";
                 }
         }
         const int w = snprintf(buf + at, len - at, "%s%s%s", l ? ", " : "", fused, path);

@@ -28,6 +28,11 @@ typedef enum { SG_ISA_SCALAR = 0, SG_ISA_AVX2 = 1, SG_ISA_AVX512 = 2, SG_ISA_COU
  */
 typedef enum { SG_DENSE_CHAIN = 0, SG_DENSE_PAIRED_EDGES = 1, SG_DENSE_ORDERS = 2 } sg_dense_order;
 
+/* The widest output layer dense_out takes (a binary classifier's one logit, a few classes):
+   narrower than the 8-column tiles of OpenBLAS's Haswell kernel, whose edges it sums in two
+   chains (SG_DENSE_PAIRED_EDGES), where its narrower tiles sum each element in one. */
+#define SG_OUT_MAX 7
+
 /*
  * One implementation of the element-wise and batch-1 kernels. A table per ISA;
  * the active one is picked once from cpuid/xgetbv, or forced by STAGEGATE_ISA.
@@ -64,6 +69,15 @@ typedef struct {
      */
     void (*dense_act)(const float *X, int64_t n, int n_in, const float *Wp, const float *b,
                       sg_activation act, float *Y, int n_out, sg_dense_order order);
+    /*
+     * Optional: an output layer of 1..SG_OUT_MAX columns, Z [n][n_out] = X W for X [n][n_in]
+     * and W as the model holds it ([n_in][n_out] row-major), in SG_DENSE_CHAIN's order (one
+     * multiply-add chain per element from +0, stored as acc * 1 + 0): OpenBLAS's arithmetic
+     * for such narrow products on its Haswell/Zen kernel, without its packing of X. The
+     * forward pass compares it with sgemm on the first batch of each row count, as it does
+     * dense_act, and bias_link follows as after sgemm. Z must not overlap X or W.
+     */
+    void (*dense_out)(const float *X, int64_t n, int n_in, const float *W, float *Z, int n_out);
     /*
      * Tree ensembles, batch: M[r][g] += the leaf of every tree of group g for row r of
      * X [n][e->n_features], trees in order (M is [n][e->n_groups], set by the caller to the

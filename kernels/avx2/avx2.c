@@ -490,6 +490,95 @@ static void avx2_dense_act(const float *X, int64_t n, int n_in, const float *Wp,
     }
 }
 
+/*
+ * Narrow output layer (dense_out; see kernels.h): Z [n][n_out] = X W for n_out up to
+ * SG_OUT_MAX, one multiply-add chain per element over the inputs in order from +0, stored
+ * as acc * 1 + 0. A vector holds one output of 8 rows: each 8-row x 4-input block of X is
+ * transposed (two 128-bit loads per register, then two rounds of in-lane shuffles) so that
+ * lane r holds row r's input k. For one or two outputs, 4 or 2 groups of 8 rows go side by
+ * side, so that enough chains are in flight to hide the multiply-add latency.
+ */
+AI void narrow_rows(const float *X, int n_in, const float *W, float *Z, const int NO, const int G)
+{
+    __m256 acc[4][SG_OUT_MAX];
+    for (int g = 0; g < G; g++)
+        for (int j = 0; j < NO; j++)
+            acc[g][j] = _mm256_setzero_ps();
+    const size_t ld = (size_t)n_in;
+    int k = 0;
+    for (; k + 4 <= n_in; k += 4) {
+        for (int g = 0; g < G; g++) {
+            const float *x = X + (size_t)(8 * g) * ld + (size_t)k;
+            __m256 r[4];
+            for (int q = 0; q < 4; q++) /* rows q and q + 4 */
+                r[q] = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(x + q * ld)),
+                                            _mm_loadu_ps(x + (q + 4) * ld), 1);
+            const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]),
+                         t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+            const __m256 v[4] = {_mm256_shuffle_ps(t0, t2, 0x44), _mm256_shuffle_ps(t0, t2, 0xEE),
+                                 _mm256_shuffle_ps(t1, t3, 0x44), _mm256_shuffle_ps(t1, t3, 0xEE)};
+            for (int p = 0; p < 4; p++)
+                for (int j = 0; j < NO; j++)
+                    acc[g][j] = _mm256_fmadd_ps(
+                        v[p], _mm256_broadcast_ss(W + (size_t)(k + p) * (size_t)NO + (size_t)j),
+                        acc[g][j]);
+        }
+    }
+    for (; k < n_in; k++)
+        for (int g = 0; g < G; g++) {
+            const float *x = X + (size_t)(8 * g) * ld + (size_t)k;
+            const __m256 v = _mm256_setr_ps(x[0], x[ld], x[2 * ld], x[3 * ld], x[4 * ld],
+                                            x[5 * ld], x[6 * ld], x[7 * ld]);
+            for (int j = 0; j < NO; j++)
+                acc[g][j] = _mm256_fmadd_ps(
+                    v, _mm256_broadcast_ss(W + (size_t)k * (size_t)NO + (size_t)j), acc[g][j]);
+        }
+    const __m256 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
+    for (int g = 0; g < G; g++)
+        for (int j = 0; j < NO; j++) {
+            const __m256 t = _mm256_fmadd_ps(acc[g][j], one, zero);
+            if (NO == 1) {
+                _mm256_storeu_ps(Z + 8 * g, t);
+            } else {
+                float lanes[8];
+                _mm256_storeu_ps(lanes, t);
+                for (int r = 0; r < 8; r++)
+                    Z[(size_t)(8 * g + r) * (size_t)NO + (size_t)j] = lanes[r];
+            }
+        }
+}
+
+AI void narrow_all(const float *X, int64_t n, int n_in, const float *W, float *Z, const int NO)
+{
+    const int G = NO == 1 ? 4 : NO == 2 ? 2 : 1;
+    int64_t i = 0;
+    for (; i + 8 * G <= n; i += 8 * G)
+        narrow_rows(X + i * n_in, n_in, W, Z + i * NO, NO, G);
+    for (; i + 8 <= n; i += 8)
+        narrow_rows(X + i * n_in, n_in, W, Z + i * NO, NO, 1);
+    for (; i < n; i++) /* the last rows one chain at a time (fmaf is the same single rounding) */
+        for (int j = 0; j < NO; j++) {
+            float acc = 0.0f;
+            for (int kk = 0; kk < n_in; kk++)
+                acc = fmaf(X[i * n_in + kk], W[(size_t)kk * (size_t)NO + (size_t)j], acc);
+            Z[i * NO + j] = fmaf(acc, 1.0f, 0.0f);
+        }
+}
+
+static void avx2_dense_out(const float *X, int64_t n, int n_in, const float *W, float *Z,
+                           int n_out)
+{
+    switch (n_out) { /* one copy per width, so that the accumulators stay in registers */
+    case 1: narrow_all(X, n, n_in, W, Z, 1); break;
+    case 2: narrow_all(X, n, n_in, W, Z, 2); break;
+    case 3: narrow_all(X, n, n_in, W, Z, 3); break;
+    case 4: narrow_all(X, n, n_in, W, Z, 4); break;
+    case 5: narrow_all(X, n, n_in, W, Z, 5); break;
+    case 6: narrow_all(X, n, n_in, W, Z, 6); break;
+    default: SG_ASSERT(n_out == 7 && SG_OUT_MAX == 7); narrow_all(X, n, n_in, W, Z, 7); break;
+    }
+}
+
 static void avx2_bias_link(const float *Z, int64_t n, int n_outputs, const float *b, sg_link link,
                            float *out)
 {
@@ -513,6 +602,7 @@ const sg_kernel_ops sg_kernel_ops_avx2 = {
     .standardize = avx2_standardize,
     .bias_link = avx2_bias_link,
     .dense_act = avx2_dense_act,
+    .dense_out = avx2_dense_out,
     .tree_margins = sg_tree_margins_avx2,
     .tree_margins_one = sg_tree_margins_one_avx2,
 };

@@ -10,6 +10,11 @@
  * - Where OpenBLAS runs its Haswell kernel (on Intel Haswell and later without AVX-512, and
  *   on AMD Zen), its sgemm against the same reference in the paired order: the order the
  *   forward pass would otherwise find by trial is the library's, for the shapes eval uses.
+ * - dense_out (the narrow output layer), for every variant that has one, against the same
+ *   reference in the one-chain order, bit for bit, over row counts that exercise its 8-row
+ *   groups and the rows after them, input widths that are and are not a multiple of 4, and
+ *   every width it takes; and where OpenBLAS runs its Haswell kernel, its sgemm for such
+ *   narrow products against that reference.
  * - sg_forward_batch against the plain sgemm + bias_act + bias_link pass written here, bit
  *   for bit, over repeated and changing row counts: the first batch of a row count compares
  *   the two paths, the later ones take dense_act only where they agreed. Whatever OpenBLAS
@@ -188,6 +193,52 @@ static void test_dense_act_is_the_fma_chain(void **st)
     if (!ran) print_message("no variant with dense_act runs on this CPU\n");
 }
 
+static void check_dense_out(const sg_kernel_ops *k, int n, int n_in, int n_out)
+{
+    const float s = 1.5f / sqrtf((float)n_in);
+    float *X = filled((size_t)n * (size_t)n_in, -2, 2), *W = filled((size_t)n_in * (size_t)n_out, -s, s);
+    for (size_t i = 0; i < (size_t)n * (size_t)n_in; i += 3)
+        X[i] = 0.0f;
+    float *ref = sg_alloc_aligned((size_t)n * (size_t)n_out * sizeof(float));
+    float *got = filled((size_t)n * (size_t)n_out + 16, -9, -9);
+    assert_non_null(ref);
+    reference_product(X, W, n, n_in, n_out, SG_DENSE_CHAIN, ref);
+    k->dense_out(X, n, n_in, W, got, n_out);
+    for (size_t i = 0; i < (size_t)n * (size_t)n_out; i++)
+        if (memcmp(&ref[i], &got[i], sizeof(float)) != 0) {
+            print_error("%s dense_out %dx%d->%d: element %zu is %.9g, the reference gives %.9g\n",
+                        k->name, n, n_in, n_out, i, (double)got[i], (double)ref[i]);
+            fail();
+        }
+    for (size_t i = (size_t)n * (size_t)n_out; i < (size_t)n * (size_t)n_out + 16; i++)
+        assert_true(got[i] == -9.0f); /* nothing written past the rows */
+    sg_free_aligned(X);
+    sg_free_aligned(W);
+    sg_free_aligned(ref);
+    sg_free_aligned(got);
+}
+
+static void test_dense_out_is_the_fma_chain(void **st)
+{
+    (void)st;
+    /* One row; less than, exactly and more than one 8-row group; 2 and 4 groups side by side
+       and the groups and rows after them; eval's sub-batch and a chunk's odd rest. */
+    const int rows[] = {1, 3, 7, 8, 9, 15, 16, 17, 23, 31, 32, 33, 41, 1024, 1029};
+    /* Inputs taken 4 at a time, and the 1-3 after them. */
+    const int ins[] = {1, 2, 3, 4, 5, 7, 64, 255, 256, 1000};
+    int ran = 0;
+    for (int isa = 0; isa < SG_ISA_COUNT; isa++) {
+        const sg_kernel_ops *k = sg_kernels_variant((sg_isa)isa);
+        if (!k || !k->dense_out) continue;
+        ran++;
+        for (int n_out = 1; n_out <= SG_OUT_MAX; n_out++)
+            for (size_t r = 0; r < sizeof rows / sizeof *rows; r++)
+                for (size_t i = 0; i < sizeof ins / sizeof *ins; i++)
+                    check_dense_out(k, rows[r], ins[i], n_out);
+    }
+    if (!ran) print_message("no variant with dense_out runs on this CPU\n");
+}
+
 /* Today's batch path, written out: sgemm, then bias_act or bias_link, layer by layer. */
 static void sgemm_forward(const sg_model *m, const sg_kernel_ops *k, const float *X, int n,
                           float *out)
@@ -213,17 +264,19 @@ static void sgemm_forward(const sg_model *m, const sg_kernel_ops *k, const float
     sg_free_aligned(buf[1]);
 }
 
-/* widths[0..3]: features, two hidden layers, two outputs (softmax). */
+/* widths[0..3]: features, two hidden layers, outputs (1: a binary classifier's one logit and
+   sigmoid; more: that many classes and softmax). */
 static void check_forward_bits(const int widths[4])
 {
     sg_layer layers[3];
     sg_model m = {0};
-    m.task = SG_TASK_MULTICLASS;
-    m.n_classes = 2;
+    const int n_out = widths[3], out_w = n_out == 1 ? 2 : n_out;
+    m.task = n_out == 1 ? SG_TASK_BINARY : SG_TASK_MULTICLASS;
+    m.n_classes = out_w;
     m.n_features = widths[0];
-    m.n_outputs = 2;
+    m.n_outputs = n_out;
     m.n_layers = 3;
-    m.link = SG_LINK_SOFTMAX;
+    m.link = n_out == 1 ? SG_LINK_SIGMOID : SG_LINK_SOFTMAX;
     m.layers = layers;
     snprintf(m.path, sizeof m.path, "in-memory test model");
     for (int l = 0; l < 3; l++) {
@@ -236,8 +289,8 @@ static void check_forward_bits(const int widths[4])
     const int batches[] = {1024, 1024, 1024, 577, 577, 3, 1024, 577, 3};
     const int max_batch = 1024;
     float *X = filled((size_t)(max_batch + 2) * (size_t)widths[0], -3, 3);
-    float *ref = sg_alloc_aligned((size_t)max_batch * 2 * sizeof(float)),
-          *got = sg_alloc_aligned((size_t)max_batch * 2 * sizeof(float));
+    float *ref = sg_alloc_aligned((size_t)max_batch * (size_t)out_w * sizeof(float)),
+          *got = sg_alloc_aligned((size_t)max_batch * (size_t)out_w * sizeof(float));
     assert_non_null(ref);
     assert_non_null(got);
     for (int isa = 0; isa < SG_ISA_COUNT; isa++) {
@@ -254,31 +307,36 @@ static void check_forward_bits(const int widths[4])
             const float *Xb = X + (size_t)(b % 3) * (size_t)widths[0]; /* other rows each time */
             sgemm_forward(&m, k, Xb, n, ref);
             sg_forward_batch(&m, k, Xb, n, got, s);
-            if (memcmp(ref, got, (size_t)n * 2 * sizeof(float)) != 0) {
+            if (memcmp(ref, got, (size_t)n * (size_t)out_w * sizeof(float)) != 0) {
                 print_error("%s: batch %zu of %d rows differs from sgemm + bias_act\n", k->name,
                             b, n);
                 fail();
             }
         }
-        /* The path each layer took: the output layer (2 wide) always sgemm, a variant without
-           dense_act sgemm throughout, and where OpenBLAS runs its Haswell kernel the hidden
-           layers of this shape in its order (test_paired_order_is_openblas_haswell shows the
-           order is the library's for them): a silent fall back to sgemm, which halves the
-           speed of eval on such hosts, fails here. */
+        /* The path each layer took: a variant without dense_act or dense_out sgemm throughout,
+           an output layer wider than SG_OUT_MAX sgemm, and where OpenBLAS runs its Haswell
+           kernel the hidden layers of this shape in its order and a narrow output layer in one
+           chain (test_paired_order_is_openblas_haswell and test_narrow_is_openblas_haswell show
+           the orders are the library's for them): a silent fall back to sgemm, which halves
+           the speed of eval on such hosts, fails here. */
         sg_forward_scratch_paths(s, &m, 1024, paths, sizeof paths);
-        print_message("%s, %d-%d-%d-2, 1024 rows: %s\n", k->name, widths[0], widths[1], widths[2],
-                      paths);
+        print_message("%s, %d-%d-%d-%d, 1024 rows: %s\n", k->name, widths[0], widths[1],
+                      widths[2], n_out, paths);
         char largest[160]; /* n <= 0: the largest batch run, 1024 here */
         sg_forward_scratch_paths(s, &m, 0, largest, sizeof largest);
         assert_string_equal(largest, paths);
         const char *core = openblas_get_corename();
         const bool haswell = !strcmp(core, "Haswell") || !strncmp(core, "Zen", 3);
+        const char *last = strrchr(paths, ',');
+        assert_non_null(last);
         if (!k->dense_act)
-            assert_string_equal(paths, "sgemm, sgemm, sgemm");
+            assert_true(!strncmp(paths, "sgemm, sgemm, ", 14));
         else if (haswell && widths[0] <= 320 && widths[1] <= 320)
-            assert_string_equal(paths, "fused paired-edges, fused paired-edges, sgemm");
-        else
-            assert_true(strlen(paths) > 6 && !strcmp(paths + strlen(paths) - 7, ", sgemm"));
+            assert_true(!strncmp(paths, "fused paired-edges, fused paired-edges, ", 40));
+        if (!k->dense_out || n_out > SG_OUT_MAX)
+            assert_string_equal(last, ", sgemm");
+        else if (haswell && widths[2] <= 320)
+            assert_string_equal(last, ", narrow one-chain");
         sg_forward_scratch_free(s);
     }
     for (int l = 0; l < 3; l++) {
@@ -335,10 +393,51 @@ static void test_paired_order_is_openblas_haswell(void **st)
     }
 }
 
+/* The one-chain order is OpenBLAS's own for products fewer than 8 columns wide where it runs
+   its Haswell kernel, for inputs up to its block depth of 320 (any count: its narrow tiles
+   take the inputs one at a time). */
+static void test_narrow_is_openblas_haswell(void **st)
+{
+    (void)st;
+    const char *core = openblas_get_corename();
+    if (strcmp(core, "Haswell") != 0 && strncmp(core, "Zen", 3) != 0) {
+        print_message("OpenBLAS runs its %s kernel here, not Haswell's: skipped\n", core);
+        return;
+    }
+    const int rows[] = {1, 5, 12, 13, 1024, 1029}, ins[] = {1, 3, 64, 255, 256, 320};
+    for (int n_out = 1; n_out <= SG_OUT_MAX; n_out++)
+        for (size_t r = 0; r < sizeof rows / sizeof *rows; r++)
+            for (size_t i = 0; i < sizeof ins / sizeof *ins; i++) {
+                const int n = rows[r], n_in = ins[i];
+                float *X = filled((size_t)n * (size_t)n_in, -2, 2);
+                float *W = filled((size_t)n_in * (size_t)n_out, -0.2f, 0.2f);
+                float *C = sg_alloc_aligned((size_t)n * (size_t)n_out * sizeof(float));
+                float *ref = sg_alloc_aligned((size_t)n * (size_t)n_out * sizeof(float));
+                assert_non_null(C);
+                assert_non_null(ref);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n_out, n_in, 1.0f, X,
+                            n_in, W, n_out, 0.0f, C, n_out);
+                reference_product(X, W, n, n_in, n_out, SG_DENSE_CHAIN, ref);
+                if (memcmp(C, ref, (size_t)n * (size_t)n_out * sizeof(float)) != 0) {
+                    print_error("OpenBLAS %s sgemm %dx%d->%d differs from one chain\n", core, n,
+                                n_in, n_out);
+                    fail();
+                }
+                sg_free_aligned(X);
+                sg_free_aligned(W);
+                sg_free_aligned(C);
+                sg_free_aligned(ref);
+            }
+}
+
 static void test_forward_keeps_sgemm_bits(void **st)
 {
     (void)st;
     check_forward_bits((const int[]){64, 256, 128, 2});
+    check_forward_bits((const int[]){64, 256, 256, 1}); /* bench_eval's model */
+    check_forward_bits((const int[]){32, 128, 64, 7});
+    /* Eight classes: OpenBLAS's 8-column tile sums some elements in two chains (SG_OUT_MAX). */
+    check_forward_bits((const int[]){32, 128, 64, 8});
     /* A long input: OpenBLAS splits it into blocks and adds the partial sums through C,
        which one fma chain does not reproduce; the forward pass must notice and keep sgemm. */
     check_forward_bits((const int[]){64, 512, 1024, 2});
@@ -350,6 +449,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dense_act_is_the_fma_chain),
         cmocka_unit_test(test_paired_order_is_openblas_haswell),
+        cmocka_unit_test(test_dense_out_is_the_fma_chain),
+        cmocka_unit_test(test_narrow_is_openblas_haswell),
         cmocka_unit_test(test_forward_keeps_sgemm_bits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
