@@ -443,13 +443,14 @@ static sg_status from_bytes(const char *name, const char *dir, const uint8_t *by
     sg_model *m = calloc(1, sizeof *m);
     if (!m) return sg_errf(err, SG_ENOMEM, "%s: out of memory", name);
     snprintf(m->path, sizeof m->path, "%s", name);
-    ox_ctx c = {.path = name, .output_flag = output, .input = -1, .output = -1};
-    c.md = EVP_MD_CTX_new();
+    ox_ctx c = {.path = name,
+                .output_flag = output,
+                .input = -1,
+                .output = -1,
+                .onnx_bytes = bytes,
+                .onnx_len = len};
     int rc = SG_OK;
-    if (!c.md || EVP_DigestInit_ex(c.md, EVP_sha256(), NULL) != 1 ||
-        EVP_DigestUpdate(c.md, bytes, len) != 1)
-        rc = sg_errf(err, SG_EINTERNAL, "%s: SHA-256 failed", name);
-    if (rc == SG_OK && dir) snprintf(c.dir, sizeof c.dir, "%s", dir);
+    if (dir) snprintf(c.dir, sizeof c.dir, "%s", dir);
     if (rc == SG_OK && (rc = ox_unpack(name, bytes, len, &c.mp, err)) == SG_OK) {
         if (!c.mp)
             rc = sg_errf(err, SG_EINPUT,
@@ -459,9 +460,7 @@ static sg_status from_bytes(const char *name, const char *dir, const uint8_t *by
     if (rc == SG_OK) rc = compile_graph(&c, m, err);
     if (rc == SG_OK && !dir && c.n_ext)
         rc = sg_errf(err, SG_EINPUT, "%s: external data is not allowed here", name);
-    unsigned int mdlen = 0;
-    if (rc == SG_OK && EVP_DigestFinal_ex(c.md, m->sha256, &mdlen) != 1)
-        rc = sg_errf(err, SG_EINTERNAL, "%s: SHA-256 failed", name);
+    if (rc == SG_OK) rc = ox_digest_final(&c, m->sha256, err);
     if (rc == SG_OK) {
         const Onnx__ModelProto *mp = c.mp;
         snprintf(m->estimator, sizeof m->estimator, "ONNX %.40s %.20s, opset %d, %s",
@@ -533,19 +532,13 @@ sg_status sg_model_digest_file_hex(const char *path, char hex[65], sg_err *err)
     size_t len = 0;
     int rc = sg_read_file(path, MAX_ONNX_FILE, &bytes, &len, err);
     if (rc) return rc;
-    ox_ctx c = {.path = path};
+    ox_ctx c = {.path = path, .onnx_bytes = bytes, .onnx_len = len};
     dir_of(path, c.dir, sizeof c.dir);
     uint8_t d[32];
-    unsigned int mdlen = 0;
-    c.md = EVP_MD_CTX_new();
-    if (!c.md || EVP_DigestInit_ex(c.md, EVP_sha256(), NULL) != 1 ||
-        EVP_DigestUpdate(c.md, bytes, len) != 1)
-        rc = sg_errf(err, SG_EINTERNAL, "%s: SHA-256 failed", path);
-    if (rc == SG_OK) rc = ox_unpack(path, bytes, len, &c.mp, err);
-    /* Not an ONNX model after all: the file's own digest. */
+    rc = ox_unpack(path, bytes, len, &c.mp, err);
+    /* Not an ONNX model after all (no c.mp, no external file): the file's own digest. */
     if (rc == SG_OK && c.mp) rc = hash_external(&c, err);
-    if (rc == SG_OK && EVP_DigestFinal_ex(c.md, d, &mdlen) != 1)
-        rc = sg_errf(err, SG_EINTERNAL, "%s: SHA-256 failed", path);
+    if (rc == SG_OK) rc = ox_digest_final(&c, d, err);
     if (rc == SG_OK) sg_hex_encode(d, 32, hex);
     ox_ctx_free(&c);
     free(bytes);

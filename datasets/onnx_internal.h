@@ -37,12 +37,20 @@ typedef struct {
     bool unnamed; /* a partial result inside one node: never found by name */
 } ox_value;
 
+/* Starts the framed digest of a model with external data (docs/formats.md, "Digest"). */
+#define OX_DIGEST_TAG "stagegate onnx external data v1"
+
 typedef struct {
     const char *path; /* for messages */
     char dir[4096];   /* the model's directory, for external data */
     Onnx__ModelProto *mp;
     int opset;
     sg_onnx_output output_flag;
+    /* The model's digest with external data (docs/formats.md): started at the first external
+       file, over the framed .onnx bytes, then each file framed with its location. Without
+       external data the digest is the .onnx file's own SHA-256 and md stays NULL. */
+    const uint8_t *onnx_bytes;
+    size_t onnx_len;
     EVP_MD_CTX *md;
     /* External data files already hashed and read, by location. */
     int n_ext;
@@ -68,6 +76,10 @@ typedef struct {
     const char *partial;
     char partial_name[2][96];
 } ox_ctx;
+
+/* The model's digest into out: the .onnx file's SHA-256, or with external data the framed
+   digest that external_file built. */
+sg_status ox_digest_final(ox_ctx *c, uint8_t out[32], sg_err *err);
 
 /* Bytes of the node-specific part of an ox_node_err message. */
 #define OX_NODE_MSG 768

@@ -138,6 +138,45 @@ static int parse_i64(const char *s, int64_t *out)
     return 0;
 }
 
+static bool digest_u64(EVP_MD_CTX *md, uint64_t v)
+{
+    uint8_t le[8];
+    for (int i = 0; i < 8; i++)
+        le[i] = (uint8_t)(v >> (8 * i));
+    return EVP_DigestUpdate(md, le, sizeof le) == 1;
+}
+
+/* One part of the framed digest: its length (8 bytes, little-endian), then its bytes. Every
+   part carries its length, so no two different lists of parts hash the same bytes. */
+static bool digest_part(EVP_MD_CTX *md, const void *p, size_t n)
+{
+    return digest_u64(md, (uint64_t)n) && EVP_DigestUpdate(md, p, n) == 1;
+}
+
+/* Adds an external file to the framed digest, starting it (tag, then the .onnx) at the first. */
+static sg_status digest_external(ox_ctx *c, const char *loc, const uint8_t *buf, size_t n,
+                                 sg_err *err)
+{
+    bool ok = true;
+    if (!c->md) {
+        c->md = EVP_MD_CTX_new();
+        ok = c->md && EVP_DigestInit_ex(c->md, EVP_sha256(), NULL) == 1 &&
+             EVP_DigestUpdate(c->md, OX_DIGEST_TAG, sizeof OX_DIGEST_TAG) == 1 &&
+             digest_part(c->md, c->onnx_bytes, c->onnx_len);
+    }
+    ok = ok && digest_part(c->md, loc, strlen(loc)) && digest_part(c->md, buf, n);
+    return ok ? SG_OK : sg_errf(err, SG_EINTERNAL, "%s: SHA-256 failed", c->path);
+}
+
+sg_status ox_digest_final(ox_ctx *c, uint8_t out[32], sg_err *err)
+{
+    unsigned int mdlen = 0;
+    if (c->md ? EVP_DigestFinal_ex(c->md, out, &mdlen) == 1
+              : EVP_Digest(c->onnx_bytes, c->onnx_len, out, &mdlen, EVP_sha256(), NULL) == 1)
+        return SG_OK;
+    return sg_errf(err, SG_EINTERNAL, "%s: SHA-256 failed", c->path);
+}
+
 /* The bytes of an external file, read once through sg_read_file (regular files only) and
    added to the model digest the first time a tensor names it. */
 static sg_status external_file(ox_ctx *c, const char *loc, const char *what, const uint8_t **bytes,
@@ -179,8 +218,8 @@ static sg_status external_file(ox_ctx *c, const char *loc, const char *what, con
     c->ext_bytes[k] = buf;
     c->ext_len[k] = n;
     c->n_ext = k + 1;
-    if (EVP_DigestUpdate(c->md, buf, n) != 1)
-        return sg_errf(err, SG_EINTERNAL, "%s: SHA-256 failed", c->path);
+    rc = digest_external(c, loc, buf, n, err);
+    if (rc) return rc;
     *bytes = buf;
     *len = n;
     return SG_OK;

@@ -10,7 +10,10 @@ unknown, and operands the element-wise operators cannot take: a Clip bound compu
 row (or of several values, or given the wrong way for the opset), a PRelu slope computed
 per row or not broadcasting to its input, Max/Min operands that do not broadcast, and a
 Celu alpha of 0. NaN made inside the graph goes through Max, Min, Clip, HardSigmoid,
-PRelu and Relu to the output, which is refused as not finite. A model with external data gets a digest over the .onnx and the data file.
+PRelu and Relu to the output, which is refused as not finite. A model with external data gets
+the framed digest of docs/formats.md over the .onnx and each data file with its location, so
+that two models whose files hold the same bytes split differently (a data file's tail moved
+into the next one) get different digests, in eval, the registry and verify alike.
 """
 import hashlib
 import json
@@ -50,6 +53,51 @@ def base(nodes=None, inits=None, opset=13, n_in=4):
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
     m.ir_version = 7
     return m
+
+
+def framed_digest(directory, onnx_name, locations):
+    """docs/formats.md's digest of a model with external data, written from the doc: a tag,
+    then every part as an 8-byte little-endian length and its bytes."""
+    def part(b):
+        return len(b).to_bytes(8, "little") + b
+    h = hashlib.sha256(b"stagegate onnx external data v1\0")
+    h.update(part(open(os.path.join(directory, onnx_name), "rb").read()))
+    for loc in locations:
+        h.update(part(loc.encode()))
+        h.update(part(open(os.path.join(directory, loc), "rb").read()))
+    return h.hexdigest()
+
+
+def split_pair(tmp):
+    """Two models with the same .onnx whose two data files hold the same bytes in all, split
+    differently: in A the bias is at the head of b.bin and 12 unused bytes follow it; in B
+    the bias is at the tail of w.bin and b.bin holds only those 12 bytes, which B reads as
+    its bias. The plain SHA-256 of the concatenation is the same for both. The shared rng
+    is left as it was: later cases depend on its values."""
+    state = rng.bit_generator.state
+    W = rng.normal(size=(3, 4)).astype(np.float32)
+    bias = rng.normal(size=3).astype(np.float32)
+    other = np.array([50.0, -50.0, -50.0], np.float32)
+
+    def ext(name, dims, loc, length):
+        t = TensorProto(name=name, data_type=TensorProto.FLOAT, dims=dims,
+                        data_location=TensorProto.EXTERNAL)
+        for k, v in (("location", loc), ("offset", "0"), ("length", str(length))):
+            e = t.external_data.add()
+            e.key, e.value = k, v
+        return t
+    m = base(inits=[ext("W", [3, 4], "w.bin", W.nbytes), ext("b", [3], "b.bin", bias.nbytes)])
+    dirs = {}
+    for name, w_bin, b_bin in (("A", W.tobytes(), bias.tobytes() + other.tobytes()),
+                               ("B", W.tobytes() + bias.tobytes(), other.tobytes())):
+        d = os.path.join(tmp, "split" + name)
+        os.makedirs(d)
+        onnx.save(m, os.path.join(d, "m.onnx"))
+        open(os.path.join(d, "w.bin"), "wb").write(w_bin)
+        open(os.path.join(d, "b.bin"), "wb").write(b_bin)
+        dirs[name] = d
+    rng.bit_generator.state = state
+    return dirs
 
 
 def run(tmp, name, payload, want, data, extra=(), exit_code=2):
@@ -120,12 +168,9 @@ def main():
               all_tensors_to_one_file=True, location="ext.bin", size_threshold=0)
     p = run(tmp, "ext", None, [], data, extra=["--json"], exit_code=0)
     if p is not None and p.returncode == 0:
-        h = hashlib.sha256()
-        for f in ("ext.onnx", "ext.bin"):
-            h.update(open(os.path.join(tmp, f), "rb").read())
+        want = framed_digest(tmp, "ext.onnx", ["ext.bin"])
         got = json.loads(p.stdout)["model"]["sha256"]
-        check(got == h.hexdigest(), "external data digest %s, wanted sha256(onnx + data) %s"
-              % (got, h.hexdigest()))
+        check(got == want, "external data digest %s, wanted the framed digest %s" % (got, want))
         # The registry records, and resolves against, the same digest.
         db = ["--db", os.path.join(tmp, "reg.db")]
         subprocess.run([SG, "registry", *db, "create-model", "ext"], check=True,
@@ -139,6 +184,32 @@ def main():
         r = subprocess.run([SG, "registry", *db, "resolve", "models:/ext/1"],
                            capture_output=True, text=True)
         check(r.returncode == 0, "resolve of ext.onnx: %s" % r.stderr.strip())
+    # The same bytes split differently between two data files: two digests.
+    dirs = split_pair(tmp)
+    plain = {k: hashlib.sha256(b"".join(open(os.path.join(d, f), "rb").read()
+                                        for f in ("m.onnx", "w.bin", "b.bin"))).hexdigest()
+             for k, d in dirs.items()}
+    check(plain["A"] == plain["B"], "split pair: the concatenations differ, the case tests nothing")
+    digests = {}
+    for k, d in dirs.items():
+        p = subprocess.run([SG, "eval", "--model", os.path.join(d, "m.onnx"), "--data", data,
+                            "--json"], capture_output=True, text=True)
+        check(p.returncode == 0, "split %s: eval exit %d: %s" % (k, p.returncode, p.stderr.strip()))
+        digests[k] = json.loads(p.stdout)["model"]["sha256"] if p.returncode == 0 else k
+        want = framed_digest(d, "m.onnx", ["w.bin", "b.bin"])
+        check(digests[k] == want, "split %s: digest %s, wanted %s" % (k, digests[k], want))
+        # The registry computes it apart from eval's load (it does not compile the model).
+        db = ["--db", os.path.join(d, "reg.db")]
+        subprocess.run([SG, "registry", *db, "create-model", "m"], check=True,
+                       capture_output=True)
+        subprocess.run([SG, "registry", *db, "create-version", "m", os.path.join(d, "m.onnx")],
+                       check=True, capture_output=True)
+        r = subprocess.run([SG, "registry", *db, "get", "m", "1", "--json"],
+                           capture_output=True, text=True)
+        check(json.loads(r.stdout).get("artifact_sha256") == want,
+              "split %s: registry digest %s, wanted %s" % (k, r.stdout[:200], want))
+    check(digests["A"] != digests["B"], "split pair: one digest for two models: %s" % digests)
+
     os.rename(os.path.join(tmp, "ext.bin"), os.path.join(tmp, "ext.bin.away"))
     run(tmp, "ext", None, ["initializer 'W'", "external data \"ext.bin\" cannot be read"], data)
     os.mkfifo(os.path.join(tmp, "ext.bin"))

@@ -93,7 +93,8 @@ expect 200 alice GET "$M/registered-models/get?name=$MODEL"
 [ "$(jq '.registered_model.latest_versions | length' body)" = 1 ] || fail "a refused source made a version"
 
 # An ONNX model with external data: the server registers the digest the CLI registers (the
-# .onnx bytes, then its data file's), and data behind a symlink out of its directory is refused.
+# framed digest of docs/formats.md over the .onnx and its data file), and data behind a
+# symlink out of its directory is refused.
 mkdir -p art/onnx
 /usr/bin/python3 - art/onnx <<'PY'
 import os, sys
@@ -113,10 +114,17 @@ for name, loc in (("m.onnx", "w.bin"), ("evil.onnx", "link.bin")):
     open(os.path.join(d, name), "wb").write(m.SerializeToString())
 PY
 head -c 32 /dev/urandom >outside/w.bin && ln -s "$WORK/outside/w.bin" art/onnx/link.bin
-want=$(cat art/onnx/m.onnx art/onnx/w.bin | sha256sum | cut -c1-64)
+want=$(/usr/bin/python3 - art/onnx <<'PY'
+import hashlib, os, sys
+part = lambda b: len(b).to_bytes(8, "little") + b
+read = lambda f: open(os.path.join(sys.argv[1], f), "rb").read()
+print(hashlib.sha256(b"stagegate onnx external data v1\0" + part(read("m.onnx")) + part(b"w.bin")
+                     + part(read("w.bin"))).hexdigest())
+PY
+)
 expect 200 alice POST $M/model-versions/create "{\"name\": \"$MODEL\", \"source\": \"onnx/m.onnx\"}"
 got=$(jq -r '.model_version.artifact_sha256 // empty' body)
-[ "${got#sha256:}" = "$want" ] || fail "ONNX with external data: digest '$got', wanted the .onnx then its data: $want"
+[ "${got#sha256:}" = "$want" ] || fail "ONNX with external data: digest '$got', wanted the framed digest $want"
 call alice POST $M/model-versions/create "{\"name\": \"$MODEL\", \"source\": \"onnx/evil.onnx\"}"
 [ "$CODE" = 400 ] && body_has "link.bin" || fail "ONNX data through a symlink out of the root: HTTP $CODE $(cat body)"
 
