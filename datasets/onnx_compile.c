@@ -137,9 +137,20 @@ sg_onnx_step *ox_step_new(ox_ctx *c, sg_onnx_step_kind kind, sg_err *err)
     return s;
 }
 
-/* A per-row output value with the given row shape, written by the newest step. */
-sg_status ox_dyn_out(ox_ctx *c, int rank, const int64_t *dims, sg_err *err, int *out)
+/* Copies a shape before a new value is added: dims often points into c->vals (an input's
+   shape), which adding a value may move. */
+static const int64_t *shape_copy(int64_t *to, int rank, const int64_t *dims)
 {
+    SG_ASSERT(rank >= 0 && rank <= OX_MAX_RANK);
+    if (rank > 0) memcpy(to, dims, (size_t)rank * sizeof *dims);
+    return to;
+}
+
+/* A per-row output value with the given row shape, written by the newest step. */
+sg_status ox_dyn_out(ox_ctx *c, int rank, const int64_t *dims_in, sg_err *err, int *out)
+{
+    int64_t copy[OX_MAX_RANK];
+    const int64_t *dims = shape_copy(copy, rank, dims_in);
     int rc = ox_new_out(c, 0, err, out);
     if (rc) return rc;
     ox_value *v = &c->vals[*out];
@@ -160,8 +171,10 @@ sg_status ox_dyn_out(ox_ctx *c, int rank, const int64_t *dims, sg_err *err, int 
 }
 
 /* The output is the input under another shape. */
-int ox_alias_out(ox_ctx *c, int src, int rank, const int64_t *dims, sg_err *err)
+int ox_alias_out(ox_ctx *c, int src, int rank, const int64_t *dims_in, sg_err *err)
 {
+    int64_t copy[OX_MAX_RANK];
+    const int64_t *dims = shape_copy(copy, rank, dims_in);
     int v;
     int rc = ox_new_out(c, 0, err, &v);
     if (rc) return rc;
@@ -175,8 +188,11 @@ int ox_alias_out(ox_ctx *c, int src, int rank, const int64_t *dims, sg_err *err)
     return SG_OK;
 }
 
-sg_status ox_const_out(ox_ctx *c, int rank, const int64_t *dims, int dtype, sg_err *err, int *out)
+sg_status ox_const_out(ox_ctx *c, int rank, const int64_t *dims_in, int dtype, sg_err *err,
+                       int *out)
 {
+    int64_t copy[OX_MAX_RANK];
+    const int64_t *dims = shape_copy(copy, rank, dims_in);
     int rc = ox_new_out(c, 0, err, out);
     if (rc) return rc;
     ox_value *v = &c->vals[*out];

@@ -298,6 +298,13 @@ def main():
              want_plan="step plan")
         case(tmp, "gelu_logit1", logits2, d, opset, "logits", bi, Xb, yb,
              extra=["--output", "logits"])
+    # A deep step plan: past 64 and then 128 graph values, the loader's value table grows and
+    # moves; a shape read from it before the move must not be used after (this ran under the
+    # sanitizers into a use after free).
+    deep = nn.Sequential(*[m for i in range(20) for m in (nn.Linear(d if i == 0 else 8, 8),
+                                                          nn.ELU())],
+                         nn.Linear(8, 3), nn.Softmax(1))
+    case(tmp, "deep_elu_20", deep, d, 13, "proba", mc, Xm, ym, want_plan="step plan")
 
     # Every kernel variant agrees with PyTorch on both plans, and on a model whose LogSigmoid
     # has its Sigmoid fused into each variant's GEMM epilogue.
