@@ -155,6 +155,10 @@ int sg_cmd_bench(int argc, char **argv)
         if (st) return sg_cli_fail(st, &err);
         model = resolved;
     }
+    /* Samples written over the model or the set would destroy them. */
+    const sg_cli_path ins[] = {{"--model", model}, {"--data", data}, {"--db", db}, {NULL, NULL}};
+    const sg_cli_path outs[] = {{"--samples", samples}, {NULL, NULL}};
+    if (sg_cli_check_outputs("bench", ins, outs)) return 2;
     bool offline = sg_scenarios[c.scenario].flags & SG_SCENARIO_BATCHES;
     sg_model *m = NULL;
     sg_dataset *ds = NULL;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Attack (or accident): an output path naming an input. `gate --out KEY.pem` replaced the
 # private key with the report, `--out MODEL.h5` the model, `eval --predictions VAL.h5` the
-# validation set, and `--out R --html R` wrote HTML where the signed report was announced.
+# validation set, `bench --samples VAL.h5` the set with a CSV, and `--out R --html R` wrote
+# HTML where the signed report was announced.
 # Each is now refused before any work (exit 2, one line naming both options), leaving every
 # file as it was; distinct paths still work, as does a path that only looks different.
 set -euo pipefail
@@ -38,6 +39,9 @@ refused "--out" "--policy" -- "${G[@]}" --model m.h5 --out ./sub/../policy.json
 refused "--out" "--html" "same.json" -- "${G[@]}" --model m.h5 --out same.json --html same.json
 refused "--predictions" "--data" -- "$STAGEGATE_BIN" eval --model m.h5 --data val.h5 --predictions ./val.h5
 refused "--predictions" "--model" -- "$STAGEGATE_BIN" eval --model m.h5 --data val.h5 --predictions m.h5
+B=("$STAGEGATE_BIN" bench --model m.h5 --data val.h5 --duration 0.05 --min-queries 20 --warmup 2 --cpus 0)
+refused "--samples" "--data" -- "${B[@]}" --scenario offline --samples ./sub/../val.h5
+refused "--samples" "--model" -- "${B[@]}" --scenario single-stream --samples m_link.h5
 [ "$(sha val.h5 m.h5 policy.json k.key.pem)" = "$before" ] || fail "an input was changed"
 [ ! -e same.json ] || fail "same.json was written"
 # An output path that is a device, a FIFO or a link to one is refused, and the node stays:
@@ -50,6 +54,7 @@ for t in "${targets[@]}"; do
     refused "$t" "not a regular file" -- "$STAGEGATE_BIN" eval --model m.h5 --data val.h5 --predictions "$t"
     refused "$t" "not a regular file" -- "${G[@]}" --model m.h5 --out "$t"
     refused "$t" "not a regular file" -- "${G[@]}" --model m.h5 --out r2.json --junit "$t"
+    refused "$t" "not a regular file" -- "${B[@]}" --scenario offline --samples "$t"
 done
 [ -p fifo ] && [ -L fifo_link ] || fail "the FIFO or its link was replaced"
 [ ! -e nulldev ] || [ -c nulldev ] || fail "the device node was replaced"
@@ -57,5 +62,6 @@ done
 # Distinct outputs still work.
 "${G[@]}" --model m.h5 --out r.json --html r.html >/dev/null || fail "gate with distinct outputs"
 "$STAGEGATE_BIN" eval --model m.h5 --data val.h5 --predictions sub/p.h5 >/dev/null || fail "eval --predictions"
-[ -s r.json ] && [ -s r.html ] && [ -s sub/p.h5 ] || fail "outputs missing"
+"${B[@]}" --scenario offline --samples sub/s.csv >/dev/null || fail "bench --samples"
+[ -s r.json ] && [ -s r.html ] && [ -s sub/p.h5 ] && [ -s sub/s.csv ] || fail "outputs missing"
 echo "ok: outputs never overwrite inputs or each other"
