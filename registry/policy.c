@@ -152,6 +152,13 @@ static sg_status check_spec(const sg_registry_model_spec *sp, const char *const 
     if (!in_list(report_stage, stages, n))
         return sg_errf(err, SG_EINPUT, "--report-stage: '%s' is not one of the model's stages",
                        report_stage);
+    /* A new version enters the first stage without a transition, so no report would ever
+       be asked for there: the gated stage would hold ungated versions. */
+    if (!strcasecmp(report_stage, stages[0]))
+        return sg_errf(err, SG_EINPUT,
+                       "--report-stage: '%s' is the first stage, which new versions enter without "
+                       "a report; name a later one",
+                       report_stage);
     for (size_t i = 0; i < sp->n_promoters; i++)
         if (!sp->promoters[i].stage || !in_list(sp->promoters[i].stage, stages, n))
             return sg_errf(err, SG_EINPUT, "--promoter: '%s' is not one of the model's stages",

@@ -58,6 +58,11 @@ err_has "already exists"
 expect 2 $R create-model "bad name"
 expect 2 $R create-model m2 --stages A,B
 err_has "must include Production and Archived"
+# The gated stage may not be the one new versions enter with no report.
+expect 2 $R create-model m2 --stages Staging,Production,Archived
+err_has "--report-stage: 'Staging' is the first stage"; one_line
+expect 2 $R create-model m2 --report-stage None
+err_has "'None' is the first stage"; one_line
 expect 2 $R create-model m2 --require-approval
 err_has "--approver"
 expect 2 $R create-model m2 --signer missing.pub.pem

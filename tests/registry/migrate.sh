@@ -21,7 +21,7 @@ expect 0 $R approve fraud 3 --reject --as bob.key.pem --comment "not yet"
 expect 0 $R set-tag fraud 2 owner "ana maria"
 expect 0 $R set-alias fraud champion 2
 expect 0 $R record r1.json
-expect 0 $R create-model other --stages Dev,Production,Archived --report-stage Dev
+expect 0 $R create-model other --stages Dev,QA,Production,Archived --report-stage QA
 echo x > x.bin; $R create-version other x.bin >/dev/null
 
 # the other backend is the destination; back again into this one
