@@ -463,14 +463,28 @@ static sg_status run_gate(const gate_args *a, gate_run *g, sg_err *err)
     if ((rc = sg_dataset_check_unchanged(g->data, err))) return rc;
     if ((rc = build_statement(a, model, baseline, g, &mem, err))) return rc;
     if ((rc = sg_key_file_parse(g->key, &key, err))) return rc;
-    rc = sg_statement_sign_write(g->statement, key, a->out, err);
+    /* Every output is written and flushed first, and only then renamed into place, the signed
+       report last: a failure (a full disk) leaves each path as it was, never a new report
+       beside the old renderings or the other way round. */
+    sg_outfile outs[SG_REPORT_FORMATS_MAX + 1];
+    size_t n = 0;
+    rc = sg_statement_sign_stage(g->statement, key, a->out, &outs[n++], err);
     EVP_PKEY_free(key);
-    if (rc) return rc;
-    for (size_t i = 0; i < sg_n_report_formats; i++)
-        if (a->render[i] && (rc = sg_render_to_file(a->render[i], sg_report_formats[i].render,
-                                                    &g->decision, g->statement, err)))
-            return rc;
-    return SG_OK;
+    for (size_t i = 0; rc == SG_OK && i < sg_n_report_formats; i++)
+        if (a->render[i])
+            rc = sg_render_stage(a->render[i], sg_report_formats[i].render, &g->decision,
+                                 g->statement, &outs[n++], err);
+    if (rc) {
+        for (size_t i = 0; i < n; i++)
+            sg_outfile_abort(&outs[i]);
+        return rc;
+    }
+    for (size_t i = n; i-- > 0;) /* the renderings, then the signed report */
+        if (rc == SG_OK)
+            rc = sg_outfile_commit(&outs[i], err);
+        else
+            sg_outfile_abort(&outs[i]);
+    return rc;
 }
 
 int sg_cmd_gate(int argc, char **argv)

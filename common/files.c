@@ -432,12 +432,26 @@ sg_status sg_outfile_open(sg_outfile *o, const char *path, sg_err *err)
     return SG_OK;
 }
 
-sg_status sg_outfile_commit(sg_outfile *o, sg_err *err)
+sg_status sg_outfile_flush(sg_outfile *o, sg_err *err)
 {
     if (!o->fp) return sg_errf(err, SG_EINTERNAL, "%s: output not open", o->path);
+    /* A write that failed earlier left errno and the stream's error flag; fflush tries the
+       rest of the buffer again and sets errno anew when it fails. */
+    errno = 0;
     int bad = fflush(o->fp) != 0 || ferror(o->fp) || fsync(fileno(o->fp)) != 0;
     int e = errno;
-    bad |= fclose(o->fp) != 0;
+    if (!bad) return SG_OK;
+    fclose(o->fp);
+    o->fp = NULL;
+    sg_tmp_remove(o->tmp_path);
+    return sg_errf(err, SG_EIO, "%s: write failed: %s", o->path, e ? strerror(e) : "I/O error");
+}
+
+sg_status sg_outfile_commit(sg_outfile *o, sg_err *err)
+{
+    sg_status rc = sg_outfile_flush(o, err);
+    if (rc) return rc;
+    int bad = fclose(o->fp) != 0, e = errno;
     o->fp = NULL;
     if (bad) {
         sg_tmp_remove(o->tmp_path);

@@ -1,4 +1,5 @@
 /* Shared pieces of the renderers: escaping and atomic output. */
+#include <errno.h>
 #include <math.h>
 #include <string.h>
 
@@ -37,15 +38,29 @@ sg_status sg_render_to_file(const char *path, sg_render_fn fn, const sg_gate_dec
                       json_t *statement, sg_err *err)
 {
     sg_outfile o;
-    int rc = sg_outfile_open(&o, path, err);
+    sg_status rc = sg_render_stage(path, fn, d, statement, &o, err);
+    return rc ? rc : sg_outfile_commit(&o, err);
+}
+
+sg_status sg_render_stage(const char *path, sg_render_fn fn, const sg_gate_decision *d,
+                          json_t *statement, sg_outfile *o, sg_err *err)
+{
+    memset(o, 0, sizeof *o);
+    int rc = sg_outfile_open(o, path, err);
     if (rc) return rc;
-    rc = fn(o.fp, d, statement);
-    if (rc || ferror(o.fp)) {
-        sg_outfile_abort(&o);
-        return sg_errf(err, rc == SG_ENOMEM ? SG_ENOMEM : SG_EIO, "%s: could not render the report",
-                       path);
+    errno = 0;
+    rc = fn(o->fp, d, statement);
+    const int e = errno;
+    if (rc == SG_ENOMEM || (rc && !ferror(o->fp))) {
+        sg_outfile_abort(o);
+        return sg_errf(err, rc == SG_ENOMEM ? SG_ENOMEM : SG_EIO,
+                       "%s: could not render the report", path);
     }
-    return sg_outfile_commit(&o, err);
+    if (rc || ferror(o->fp)) { /* a write failed: say why (a full disk, the size limit) */
+        sg_outfile_abort(o);
+        return sg_errf(err, SG_EIO, "%s: write failed: %s", path, e ? strerror(e) : "I/O error");
+    }
+    return sg_outfile_flush(o, err);
 }
 
 #include "render_internal.h"

@@ -113,6 +113,15 @@ json_t *sg_statement_build(const sg_statement_inputs *in, sg_err *err)
 
 sg_status sg_statement_sign_write(json_t *statement, EVP_PKEY *key, const char *out_path, sg_err *err)
 {
+    sg_outfile o;
+    sg_status rc = sg_statement_sign_stage(statement, key, out_path, &o, err);
+    return rc ? rc : sg_outfile_commit(&o, err);
+}
+
+sg_status sg_statement_sign_stage(json_t *statement, EVP_PKEY *key, const char *out_path,
+                                  sg_outfile *o, sg_err *err)
+{
+    memset(o, 0, sizeof *o);
     char *payload = sg_json_dumps(statement, false);
     if (!payload) return sg_errf(err, SG_ENOMEM, "%s: could not serialise the statement", out_path);
     char *envelope = NULL;
@@ -120,14 +129,14 @@ sg_status sg_statement_sign_write(json_t *statement, EVP_PKEY *key, const char *
                           &envelope, err);
     free(payload);
     if (rc) return rc;
-    sg_outfile o;
-    rc = sg_outfile_open(&o, out_path, err);
+    rc = sg_outfile_open(o, out_path, err);
     if (!rc) {
-        if (fputs(envelope, o.fp) < 0 || fputc('\n', o.fp) == EOF) {
-            sg_outfile_abort(&o);
-            rc = sg_errf(err, SG_EIO, "%s: write failed", out_path);
+        if (fputs(envelope, o->fp) < 0 || fputc('\n', o->fp) == EOF) {
+            const int e = errno;
+            sg_outfile_abort(o);
+            rc = sg_errf(err, SG_EIO, "%s: write failed: %s", out_path, strerror(e));
         } else {
-            rc = sg_outfile_commit(&o, err);
+            rc = sg_outfile_flush(o, err);
         }
     }
     free(envelope);

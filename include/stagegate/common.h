@@ -96,6 +96,12 @@ typedef struct {
 } sg_outfile;
 
 SG_MUST_CHECK sg_status sg_outfile_open(sg_outfile *o, const char *path, sg_err *err);
+/* Writes what is buffered to the disk (flush, fsync); the file stays open and is not yet at
+   its path. For outputs that must all appear or none: flush each, then commit each only if
+   every flush succeeded (else abort each). A failure removes the temp file and names the
+   system's reason (a full disk, the file size limit). */
+SG_MUST_CHECK sg_status sg_outfile_flush(sg_outfile *o, sg_err *err);
+/* Flushes, closes and renames the temp file over the path. */
 SG_MUST_CHECK sg_status sg_outfile_commit(sg_outfile *o, sg_err *err);
 void sg_outfile_abort(sg_outfile *o);
 

@@ -135,6 +135,10 @@ json_t *sg_statement_build(const sg_statement_inputs *in, sg_err *err);
 /* Serialises the statement deterministically, signs the exact bytes (DSSE) and writes atomically.
  */
 SG_MUST_CHECK sg_status sg_statement_sign_write(json_t *statement, EVP_PKEY *key, const char *out_path, sg_err *err);
+/* The same, left in *o written and flushed but not yet at its path (sg_outfile_commit puts it
+   there, sg_outfile_abort drops it): for outputs that must all appear or none. */
+SG_MUST_CHECK sg_status sg_statement_sign_stage(json_t *statement, EVP_PKEY *key,
+                                               const char *out_path, sg_outfile *o, sg_err *err);
 /* Current UTC time as RFC 3339 ("2024-05-01T12:00:00Z"); SOURCE_DATE_EPOCH overrides the clock. */
 void sg_rfc3339_now(char out[32]);
 
@@ -163,6 +167,11 @@ extern const size_t sg_n_report_formats;
 /* Renders into path atomically (temp file + rename). */
 SG_MUST_CHECK sg_status sg_render_to_file(const char *path, sg_render_fn fn, const sg_gate_decision *d,
                       json_t *statement, sg_err *err);
+/* The same, left in *o written and flushed but not yet at its path (as
+   sg_statement_sign_stage). */
+SG_MUST_CHECK sg_status sg_render_stage(const char *path, sg_render_fn fn,
+                                       const sg_gate_decision *d, json_t *statement,
+                                       sg_outfile *o, sg_err *err);
 
 /* Escapes for XML/HTML text and attributes (&<>"'); writes to out. */
 void sg_fputs_xml_escaped(FILE *out, const char *s);

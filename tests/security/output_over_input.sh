@@ -64,4 +64,18 @@ done
 "$STAGEGATE_BIN" eval --model m.h5 --data val.h5 --predictions sub/p.h5 >/dev/null || fail "eval --predictions"
 "${B[@]}" --scenario offline --samples sub/s.csv >/dev/null || fail "bench --samples"
 [ -s r.json ] && [ -s r.html ] && [ -s sub/p.h5 ] && [ -s sub/s.csv ] || fail "outputs missing"
+# A write that fails (here the file size limit, 4 KiB: the signed report fits, the HTML page
+# does not; a full disk alike) leaves every output as it was: no new signed report beside the
+# old renderings, and the message says why.
+echo OLD > r.md
+rm -f r.json r.html
+before=$(sha r.md)
+rc=0
+bash -c 'trap "" XFSZ; ulimit -f 4; exec "$@"' _ "${G[@]}" --model m.h5 --out r.json \
+    --junit r.xml --html r.html --markdown r.md >out.txt 2>err.txt || rc=$?
+[ "$rc" = 2 ] || { cat err.txt; fail "gate with a failing write: exit $rc, want 2"; }
+[ "$(wc -l < err.txt)" = 1 ] && grep -q "File too large" err.txt || { cat err.txt; fail "the message lacks the reason"; }
+[ ! -e r.json ] && [ ! -e r.xml ] && [ ! -e r.html ] || fail "a failed gate left new outputs: $(ls)"
+[ "$(sha r.md)" = "$before" ] || fail "a failed gate changed r.md"
+! ls -a | grep -q '\.tmp\.' || fail "temp files left: $(ls -a)"
 echo "ok: outputs never overwrite inputs or each other"
