@@ -197,4 +197,18 @@ assert d["result"] == "FAILED"
 assert len(d["warnedTests"]) == 2, d["warnedTests"]
 assert len(d["failedTests"]) == 1 and "too short for the early-stopping estimate" in d["failedTests"][0], d
 PYEOF
+# 6. A latency check on the offline scenario fails with the reason however many queries it
+#    asks for: offline latencies are of whole batches, not queries (docs/policy.md).
+cat > off.json <<'JSON'
+{"latency": {"scenario": "offline", "percentile": 99, "max_ms": 50, "min_queries": 700}}
+JSON
+rc=0; "$STAGEGATE_BIN" gate --model cand.h5 --data val.h5 --policy off.json --key k.key.pem --cpus 0 \
+    --out off.out --json > off.txt || rc=$?
+[ "$rc" = 1 ] || fail "offline latency check exited $rc, wanted 1"
+$PY - off.txt <<'PYEOF'
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["result"] == "FAILED", d
+assert len(d["failedTests"]) == 1 and "measures throughput, not per-query latency" in d["failedTests"][0], d
+PYEOF
 echo "gate e2e: ok"
