@@ -286,6 +286,8 @@ const char *srv_param(const srv_req *r, const char *key)
            ({"name": 5} with ?name=M must not name M). Callers taking numbers read the body. */
         if (v) return NULL;
     }
+    /* A change's parameters are its JSON body's only (docs/server.md). */
+    if (strcmp(r->method, "GET") && strcmp(r->method, "HEAD")) return NULL;
     return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
 }
 
@@ -400,6 +402,20 @@ static srv_resp dispatch_as(struct MHD_Connection *conn, const char *url, const 
         !strncmp(url, "/api/2.0/mlflow/", 16) || !strncmp(url, "/ajax-api/2.0/mlflow/", 21);
     if (!stagegate && !mlflow)
         return srv_error(404, "ENDPOINT_NOT_FOUND", "no endpoint %s %s", method, url);
+    /* A change comes as JSON, declared so: a browser sends a form's or a script's cross-site
+       request as text/plain, a form or multipart body without asking first, but not as
+       application/json, so a page a user visits cannot make one with credentials the browser
+       holds (Basic). Its parameters are the body's: never the query string's. */
+    if (strcmp(method, "GET") && strcmp(method, "HEAD")) {
+        const char *ct =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+        size_t n = ct ? strcspn(ct, "; \t") : 0;
+        if (!ct || n != 16 || strncasecmp(ct, "application/json", 16))
+            return srv_error(415, "INVALID_PARAMETER_VALUE",
+                             "a %s request's body must be JSON, sent with Content-Type: "
+                             "application/json (got %.60s)",
+                             method, ct ? ct : "none");
+    }
     if (g_srv.auth) {
         r.who = tokens ? authenticate(conn, tokens) : NULL;
         if (!r.who)

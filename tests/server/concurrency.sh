@@ -13,8 +13,8 @@ CLIENTS=6 ROUNDS=4
 for c in $(seq $CLIENTS); do create_model "$MODEL-$c"; done
 client() { # client N: ROUNDS promotions of new versions, a read of another model between steps
     local c=$1 other=$MODEL-$(( $1 % CLIENTS + 1 )) v
-    local A=(-sS --max-time 30 -o /dev/null -w '%{http_code}\n' -H "Authorization: Bearer $(cat alice.token)")
-    local B=(-sS --max-time 30 -o /dev/null -w '%{http_code}\n' -H "Authorization: Bearer $(cat bob.token)")
+    local A=(-sS --max-time 30 -o /dev/null -w '%{http_code}\n' -H "Authorization: Bearer $(cat alice.token)" -H "Content-Type: application/json")
+    local B=(-sS --max-time 30 -o /dev/null -w '%{http_code}\n' -H "Authorization: Bearer $(cat bob.token)" -H "Content-Type: application/json")
     for v in $(seq $ROUNDS); do
         curl "${A[@]}" --data-binary "{\"name\": \"$MODEL-$c\", \"source\": \"m1.bin\"}" "$URL$M/model-versions/create"
         curl "${A[@]}" "$URL$M/model-versions/search?filter=$(jq -rn --arg f "name = '$other'" '$f|@uri')"

@@ -97,6 +97,8 @@ call() {
     esac
     local data=()
     [ -n "$body" ] && data=(--data-binary "$body")
+    # A change is JSON, declared so (the server refuses another type: docs/server.md).
+    [ "$method" = GET ] || [ "$method" = HEAD ] || data+=(-H "Content-Type: application/json")
     CODE=$(curl -sS --max-time 20 -o "$WORK/body" -w '%{http_code}' -X "$method" "${auth[@]}" \
         "${data[@]}" "$URL$path") || CODE=000
 }

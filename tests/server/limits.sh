@@ -13,7 +13,7 @@ expect 400 alice POST $M/registered-models/create @big
 body_has "larger than the server's limit of 65536 bytes"
 # The same without a declared length (chunked): the limit holds while reading.
 CODE=$(curl -s -o body -w '%{http_code}' -H "Authorization: Bearer $(cat alice.token)" \
-    -H "Transfer-Encoding: chunked" --data-binary @big "$URL$M/registered-models/create")
+    -H "Transfer-Encoding: chunked" -H "Content-Type: application/json" --data-binary @big "$URL$M/registered-models/create")
 [ "$CODE" = 400 ] || fail "chunked oversized body: HTTP $CODE"
 for bad in '{"name": ' '[1, 2]' 'not json' '{"name": "x", "name": }'; do
     expect 400 alice POST $M/registered-models/create "$bad"
@@ -65,7 +65,8 @@ port, token, model = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 path = "/api/2.0/mlflow/registered-models/create"
 def send(head, body):
     s = socket.create_connection(("127.0.0.1", port), timeout=5)
-    s.sendall(("POST %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n" % (path, token)
+    s.sendall(("POST %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+               "Content-Type: application/json\r\n" % (path, token)
                + head + "\r\n").encode() + body)
     data = b""
     try:
@@ -122,7 +123,7 @@ def slow(kind):
     else:
         s.sendall(b"POST /api/2.0/mlflow/registered-models/create HTTP/1.1\r\nHost: x\r\n"
                   b"Authorization: Bearer " + token.encode() + b"\r\n"
-                  b"Content-Length: 1000\r\n\r\n")
+                  b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n")
         chunks = [b" "] * 1000
     for c in chunks:  # one piece a second: never idle for the 2 s timeout
         try:

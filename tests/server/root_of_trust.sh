@@ -40,7 +40,7 @@ body_has "is not an admin"
 create_model_as admin "$MODEL"
 [ "$CODE" = 200 ] || fail "admin create: HTTP $CODE $(cat body)"
 hdr=$(curl -sS -D - -o /dev/null -X POST -H "Authorization: Bearer $(cat alice.token)" \
-    --data-binary "{\"name\": \"$MODEL\", \"source\": \"m1.bin\"}" "$URL$M/model-versions/create" |
+    -H "Content-Type: application/json" --data-binary "{\"name\": \"$MODEL\", \"source\": \"m1.bin\"}" "$URL$M/model-versions/create" |
     tr -d '\r' | sed -n 's/^X-Stagegate-Audit-Head: //Ip')
 [ -n "$hdr" ] || fail "no audit head header on a change"
 seq=${hdr%% *} hash=${hdr#* }

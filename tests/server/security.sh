@@ -47,7 +47,7 @@ CODE=$(curl -s -o body -w '%{http_code}' -u "alice:$(cat alice.token)" "$URL$M/r
 for pair in "$(cat carol.token) $(cat alice.token)" "$(cat alice.token) $(cat carol.token)" "junk $(cat alice.token)"; do
     set -- $pair
     CODE=$(curl -s -o body -w '%{http_code}' -H "Authorization: Bearer $1" -H "Authorization: Bearer $2" \
-        -X POST --data "$T" "$URL$M/model-versions/transition-stage")
+        -X POST -H "Content-Type: application/json" --data "$T" "$URL$M/model-versions/transition-stage")
     [ "$CODE" = 400 ] && grep -q 'repeats the Authorization header' body ||
         fail "two Authorization headers: $CODE $(cat body)"
 done
@@ -152,6 +152,23 @@ body_has "not a JSON object"
 expect 200 alice GET "$M/model-versions/get?name=$MODEL&version=$V3"
 [ "$(jbody .model_version.current_stage)" = Staging ] || fail "a refused duplicate-key body moved the version: $(cat body)"
 
+# Cross-site requests: a change comes as application/json, its parameters in the body. A
+# text/plain, form or multipart body (which a browser sends cross-site without asking, with
+# Basic credentials it holds) is 415, and a POST's query string is not read (one with no
+# body had archived a version): nothing moves.
+T3="{\"name\": \"$MODEL\", \"version\": \"$V3\", \"stage\": \"Archived\"}"
+for ct in "text/plain" "application/x-www-form-urlencoded" "multipart/form-data; boundary=x" \
+    "application/jsonx" ""; do
+    CODE=$(curl -s -o body -w '%{http_code}' -u "alice:$(cat alice.token)" -H "Content-Type: $ct" \
+        --data-binary "$T3" "$URL$M/model-versions/transition-stage")
+    [ "$CODE" = 415 ] && body_has "Content-Type: application/json" ||
+        fail "a change sent as '$ct': HTTP $CODE $(cat body)"
+done
+expect 400 alice POST "$M/model-versions/transition-stage?name=$MODEL&version=$V3&stage=Archived"
+body_has "Missing value for required parameter"
+expect 200 alice GET "$M/model-versions/get?name=$MODEL&version=$V3"
+[ "$(jbody .model_version.current_stage)" = Staging ] || fail "a cross-site form moved the version: $(cat body)"
+
 # Types that change what a request means are refused, not read as their default: a reject
 # that is not a JSON boolean (it had recorded an approval), policy fields of the wrong type
 # (require_approval "true" had made a model without approval), unknown policy keys, tag keys
@@ -221,7 +238,7 @@ grep -qF -- "${DB%%\?*}" body && fail "the registry's location is in an answer: 
 # A change made with DELETE answers the audit head as a POST does.
 expect 200 alice POST $M/registered-models/alias "{\"name\": \"$MODEL\", \"alias\": \"x1\", \"version\": \"$V3\"}"
 head=$(curl -sS -D - -o /dev/null -X DELETE -H "Authorization: Bearer $(cat alice.token)" \
-    --data-binary "{\"name\": \"$MODEL\", \"alias\": \"x1\"}" "$URL$M/registered-models/alias" |
+    -H "Content-Type: application/json" --data-binary "{\"name\": \"$MODEL\", \"alias\": \"x1\"}" "$URL$M/registered-models/alias" |
     tr -d '\r' | sed -n 's/^X-Stagegate-Audit-Head: //ip')
 [ -n "$head" ] || fail "DELETE alias carried no X-Stagegate-Audit-Head"
 

@@ -14,7 +14,7 @@ unset STAGEGATE_REGISTRY_TEST_PAUSE
 report signer art/m1.bin
 expect 200 alice POST /api/stagegate/reports @art/m1.bin.report
 curl -sS --max-time 60 -o inflight.body -w '%{http_code}' -H "Authorization: Bearer $(cat alice.token)" \
-    --data-binary "{\"name\": \"$MODEL\", \"version\": \"1\", \"stage\": \"Staging\"}" \
+    -H "Content-Type: application/json" --data-binary "{\"name\": \"$MODEL\", \"version\": \"1\", \"stage\": \"Staging\"}" \
     "$URL$M/model-versions/transition-stage" >inflight.code &
 CURL=$!
 for _ in $(seq 100); do grep -q "test pause inside transaction" server.log && break; sleep 0.1; done

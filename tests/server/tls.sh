@@ -19,9 +19,9 @@ curl -sS --max-time 5 -o /dev/null "http://127.0.0.1:$PORT/health" 2>err || rc=$
 [ $rc != 0 ] || fail "plain HTTP served on the TLS port"
 M=/api/2.0/mlflow
 CODE=$(curl -sS --cacert tls.crt -o body -w '%{http_code}' -H "Authorization: Bearer $(cat alice.token)" \
-    --data-binary "{\"name\": \"$MODEL\"}" "$URL$M/registered-models/create")
+    -H "Content-Type: application/json" --data-binary "{\"name\": \"$MODEL\"}" "$URL$M/registered-models/create")
 [ "$CODE" = 200 ] || fail "create over TLS: HTTP $CODE $(cat body)"
-CODE=$(curl -sS --cacert tls.crt -o body -w '%{http_code}' --data-binary "{\"name\": \"$MODEL-2\"}" \
+CODE=$(curl -sS --cacert tls.crt -o body -w '%{http_code}' -H "Content-Type: application/json" --data-binary "{\"name\": \"$MODEL-2\"}" \
     "$URL$M/registered-models/create")
 [ "$CODE" = 401 ] || fail "TLS without a token: HTTP $CODE"
 # Only one of the two files is a usage error.
