@@ -54,10 +54,23 @@ static int call(remote *r, const char *method, const char *path, const char *bod
     snprintf(url, sizeof url, "%s%s", r->base, path);
     buf b = {0};
     struct curl_slist *h = NULL;
-    const char *token = getenv("STAGEGATE_TOKEN");
-    if (!token || !*token) token = getenv("MLFLOW_TRACKING_TOKEN");
+    const char *var = "STAGEGATE_TOKEN", *token = getenv(var);
+    if (!token || !*token) token = getenv(var = "MLFLOW_TRACKING_TOKEN");
     char auth[512];
     if (token && *token) {
+        /* One printable word: a CR or LF would end the header and start another of the
+           caller's making, and a longer token would be cut short here. */
+        size_t n = 0;
+        while (token[n] > 0x20 && token[n] < 0x7f)
+            n++;
+        if (token[n] || n > sizeof auth - 32) {
+            fprintf(stderr, "stagegate: $%s: %s\n", var,
+                    token[n] ? "a token is one word of printable characters (this one holds a "
+                               "space, a control character or a byte past ASCII)"
+                             : "longer than 480 characters");
+            free(b.data);
+            return 2;
+        }
         snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
         h = curl_slist_append(h, auth);
     }

@@ -59,6 +59,11 @@ grep -q "audit log verified" out || fail "verify-log $(cat out)"
 run 2 "${R[@]}" get no-such-model-$RUN
 STAGEGATE_TOKEN= MLFLOW_TRACKING_TOKEN= run 1 "${R[@]}" get "$MODEL"
 grep -q "valid token is required" err || fail "$(cat err)"
+# A token with a line break would add headers of its own to the request: refused, nothing sent.
+STAGEGATE_TOKEN="$(cat alice.token)"$'\r\nX-Injected: yes' run 2 "${R[@]}" get "$MODEL"
+grep -q 'STAGEGATE_TOKEN: a token is one word' err && [ "$(wc -l < err)" = 1 ] || fail "$(cat err)"
+STAGEGATE_TOKEN= MLFLOW_TRACKING_TOKEN="bad token" run 2 "${R[@]}" get "$MODEL"
+grep -q 'MLFLOW_TRACKING_TOKEN: a token is one word' err || fail "$(cat err)"
 run 2 "${R[@]}" transition "$MODEL" 2 Staging --as alice.key.pem
 run 2 "${R[@]}" resolve "models:/$MODEL/1"
 run 2 "$SG" registry --db http://127.0.0.1:1 list
