@@ -11,8 +11,11 @@
  * LIKE pattern in which '+' and '/' are wildcards, so URL-safe base64 and a JSON-escaped
  * slash ("\/") match too. Every candidate is then parsed and only one whose statement really
  * names the subject counts. With a model, the report returned is the one, among those that
- * verify against the model's signer keys, whose signed timestamp is the latest (the latest
- * received among equals); without one, the newest received.
+ * verify against the model's signer keys and, where the model pins its gate, name the pinned
+ * policy and dataset, whose signed timestamp is the latest (the latest received among
+ * equals); without one, the newest received. A report that could never stand for the model
+ * (another policy's, another model's gate) is not a candidate: the latest of those had
+ * shadowed the one that applies, and anyone with a token can upload one.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -53,6 +56,9 @@ sg_status sg_registry_find_report(sg_registry *reg, const char *model, const cha
     char pats[3][96];
     sg_status rc = patterns(subject_sha256, pats, err);
     if (rc != SG_OK) return rc;
+    reg_model pins;
+    memset(&pins, 0, sizeof pins);
+    if (model && (rc = reg_model_load(reg, model, &pins, err)) != SG_OK) return rc;
     reg_read_start(reg);
     reg_stmt *st;
     rc = reg_prepare(reg,
@@ -84,8 +90,11 @@ sg_status sg_registry_find_report(sg_registry *reg, const char *model, const cha
             memset(&info, 0, sizeof info);
             sg_err verr = {{0}};
             int vrc = reg_verify_with_signers(reg, model, (const uint8_t *)t, n, &info, &verr);
+            sg_err perr = {{0}};
             bool same = vrc == SG_OK && strcmp(info.subject_sha256, subject_sha256) == 0 &&
-                        reg_parse_utc(info.timestamp, &ts) == SG_OK;
+                        reg_parse_utc(info.timestamp, &ts) == SG_OK &&
+                        reg_pins_check(model, pins.policy_sha256, pins.dataset_sha256,
+                                       info.statement, &perr) == SG_OK;
             sg_report_info_clear(&info);
             if (!same) {
                 skipped++;
@@ -117,7 +126,9 @@ sg_status sg_registry_find_report(sg_registry *reg, const char *model, const cha
     if (rc == SG_OK && !found)
         rc = sg_errf(err, SG_EINPUT, "no stored report %snames artifact sha256 %s%s",
                      model ? "signed by a trusted signer key " : "", subject_sha256,
-                     skipped ? " (reports that do not verify were skipped)" : "");
+                     skipped ? " (reports that do not verify, or name another policy or "
+                               "dataset than the model pins, were skipped)"
+                             : "");
     if (rc != SG_OK) {
         free(*body);
         *body = NULL;

@@ -3,6 +3,9 @@
  * artifact digest, so registry tests can exercise the Staging gate with reports of chosen
  * digest, result and age.
  * usage: make_report KEY.pem SHA256HEX PASSED|FAILED RFC3339-TIME|now|-Ndays OUT.json
+ *        [POLICY_SHA256 DATASET_SHA256]
+ * With the last two, the predicate's configuration names that policy and dataset, as gate's
+ * does (the digests a pinned model compares).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,8 +30,9 @@ static void timestamp(const char *arg, char out[32])
 
 int main(int argc, char **argv)
 {
-    if (argc != 6) {
-        fprintf(stderr, "usage: make_report KEY.pem SHA256 PASSED|FAILED TIME|now|-Ndays OUT\n");
+    if (argc != 6 && argc != 8) {
+        fprintf(stderr, "usage: make_report KEY.pem SHA256 PASSED|FAILED TIME|now|-Ndays OUT "
+                        "[POLICY_SHA256 DATASET_SHA256]\n");
         return 2;
     }
     sg_err err;
@@ -44,6 +48,12 @@ int main(int argc, char **argv)
                   SG_INTOTO_STATEMENT_TYPE, "subject", "name", "model.h5", "digest", "sha256",
                   argv[2], "predicateType", SG_TEST_RESULT_PREDICATE, "predicate", "result",
                   argv[3], "timestamp", ts, "passedTests", "accuracy", "failedTests");
+    if (argc == 8)
+        json_object_set_new(
+            json_object_get(st, "predicate"), "configuration",
+            json_pack("[{s:s, s:{s:s}, s:{s:s}}, {s:s, s:{s:s}, s:{s:s}}]", "name", "policy.json",
+                      "digest", "sha256", argv[6], "annotations", "role", "policy", "name",
+                      "val.h5", "digest", "sha256", argv[7], "annotations", "role", "dataset"));
     char *payload = json_dumps(st, JSON_COMPACT | JSON_SORT_KEYS);
     char *env = NULL;
     int rc = sg_dsse_sign(key, SG_DSSE_PAYLOAD_TYPE, (const uint8_t *)payload, strlen(payload),

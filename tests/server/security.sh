@@ -231,6 +231,22 @@ expect 200 alice POST $M/model-versions/transition-stage "{\"name\": \"canary-$R
 [ "$(jbody .model_version.current_stage)" = Canary ] || fail "v2 not in Canary: $(cat body)"
 jbody .archive_existing_versions_error | grep -q "Archived" || fail "no archiving error: $(cat body)"
 
+# Reports that could never stand for a pinned model (another policy's gate) do not shadow the
+# one that applies: carol, a token with no role, uploads a newer genuine report of the
+# signer's for the same artifact under another policy; the transition still finds the
+# pinned one (it had taken the newest and refused the transition).
+PIN_P=$(printf 'a%.0s' $(seq 64)) PIN_D=$(printf 'b%.0s' $(seq 64)) OTHER_P=$(printf 'c%.0s' $(seq 64))
+jq -n --arg n "pinned-$RUN" --rawfile s signer.pub.pem --arg p "$PIN_P" --arg d "$PIN_D" \
+    '{name: $n, stagegate_policy: {signers: [$s], policy_sha256: $p, dataset_sha256: $d}}' >pinned.json
+expect 200 alice POST $M/registered-models/create @pinned.json
+expect 200 alice POST $M/model-versions/create "{\"name\": \"pinned-$RUN\", \"source\": \"m2.bin\"}"
+"$MKREP" signer.key.pem "$(sha art/m2.bin)" PASSED -1 pinned.report "$PIN_P" "$PIN_D"
+"$MKREP" signer.key.pem "$(sha art/m2.bin)" PASSED now other.report "$OTHER_P" "$PIN_D"
+expect 200 alice POST /api/stagegate/reports @pinned.report
+expect 200 carol POST /api/stagegate/reports @other.report
+expect 200 alice POST $M/model-versions/transition-stage "{\"name\": \"pinned-$RUN\", \"version\": \"1\", \"stage\": \"Staging\"}"
+[ "$(jbody .model_version.current_stage)" = Staging ] || fail "the pinned report was shadowed: $(cat body)"
+
 # The registry's location stays out of answers.
 expect 404 alice GET "$M/registered-models/get?name=nosuch-$RUN"
 body_has "the server's registry"
