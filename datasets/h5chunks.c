@@ -36,6 +36,12 @@
 #define CHUNK_MAX_BYTES ((size_t)1 << 30)
 #define SLAB_MAX_BYTES ((size_t)1 << 30)
 #define MAX_FILTERS 32 /* H5Z_MAX_NFILTERS */
+/* libhdf5 1.10's H5Dget_chunk_info_by_coord walks the whole chunk index for each chunk, so a
+   set of many small chunks took time quadratic in their number (64,000 chunks, 55 s).
+   Beyond this many, chunks are located with H5Dget_chunk_storage_size, a lookup in the
+   index, which gives no address: their bytes then do not feed the digest as they are read,
+   and the digest reads the file itself (sg_dataset_hash_step). */
+#define COORD_LOOKUP_MAX 4096
 
 struct sg_h5_reader {
     hid_t ds, ftype; /* ds borrowed; ftype owned (the file's element type) */
@@ -46,6 +52,7 @@ struct sg_h5_reader {
     int nf;
     H5Z_filter_t filter[MAX_FILTERS];
     bool chunked; /* read chunk by chunk here; otherwise H5Dread */
+    bool by_size; /* many chunks: located by H5Dget_chunk_storage_size (see decode_chunk) */
     size_t chunk_elems, chunk_bytes;
     uint8_t *fill; /* es bytes: the value of a chunk never written */
     uint8_t *buf[2];
@@ -61,6 +68,7 @@ struct sg_h5_reader {
 
 void sg_h5_reader_on_raw(sg_h5_reader *r, sg_h5_raw_fn fn, void *ctx, uint64_t base)
 {
+    if (r->by_size) return; /* no chunk addresses (COORD_LOOKUP_MAX) */
     r->raw_fn = fn;
     r->raw_ctx = ctx;
     r->raw_base = base;
@@ -125,6 +133,9 @@ static sg_status read_pipeline(sg_h5_reader *r, hid_t dcpl, sg_err *err)
         return fail(r, err, "has chunks of %llu x %llu elements (more than %zu MiB each)",
                     (unsigned long long)r->chunk[0], (unsigned long long)r->chunk[1],
                     CHUNK_MAX_BYTES >> 20);
+    const hsize_t across = (r->dims[0] + r->chunk[0] - 1) / r->chunk[0],
+                  down = r->rank == 2 ? (r->dims[1] + r->chunk[1] - 1) / r->chunk[1] : 1;
+    r->by_size = across > COORD_LOOKUP_MAX || across * down > COORD_LOOKUP_MAX;
     r->fill = calloc(1, r->es);
     if (!r->fill) return sg_errf(err, SG_ENOMEM, "%s: out of memory", r->path);
     H5D_fill_value_t defined;
@@ -290,8 +301,14 @@ static sg_status decode_chunk(sg_h5_reader *r, const hsize_t off[2], size_t ms, 
     sg_h5_note("%s %s", r->name, where(r, off, at, 96));
     unsigned mask0 = 0;
     haddr_t addr = HADDR_UNDEF;
-    if (H5Dget_chunk_info_by_coord(r->ds, off, &mask0, &addr, &stored) < 0)
+    if (r->by_size) {
+        /* A chunk never written stores no bytes: its address stays undefined (the fill). */
+        if (H5Dget_chunk_storage_size(r->ds, off, &stored) < 0)
+            return fail(r, err, "%s cannot be found in the chunk index", where(r, off, at, 96));
+        if (stored > 0) addr = 0; /* somewhere in the file: only its bytes are needed */
+    } else if (H5Dget_chunk_info_by_coord(r->ds, off, &mask0, &addr, &stored) < 0) {
         return fail(r, err, "%s cannot be found in the chunk index", where(r, off, at, 96));
+    }
     /* Deflate is optional in HDF5: a chunk it cannot shrink is stored as it is. */
     if (stored > 2 * (hsize_t)r->chunk_bytes + 64)
         return fail(r, err, "%s stores %llu bytes, more than its filters make of a %zu-byte chunk",

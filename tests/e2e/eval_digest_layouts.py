@@ -9,8 +9,10 @@ same metrics, bit for bit.
 Layouts: chunks in order; chunks written last to first; /y before /X; X and y chunks
 interleaved; a 9 MiB dataset between the header and /X (a gap larger than eval fills from
 the file in one go); deflate+shuffle; contiguous; a 512-byte user block; chunks split across
-columns; chunk rows that divide neither eval's chunk nor its first chunk; sample weights.
-Each is run with the default chunking and with --chunk-rows 700.
+columns; chunk rows that divide neither eval's chunk nor its first chunk; sample weights;
+more than 4096 small chunks, compressed (eval then locates chunks another way, whose cost
+does not grow with their number, and the digest reads the file). Each is run with the
+default chunking and with --chunk-rows 700.
 """
 import hashlib
 import json
@@ -78,6 +80,9 @@ def layouts():
                                       chunked_rows(f, "y", y, (1000,), range(n)))
     yield "odd_chunks", lambda f: (f.create_dataset("X", data=X, chunks=(333, FEAT)),
                                    f.create_dataset("y", data=y, chunks=(333,)))
+    yield "many_chunks", lambda f: (f.create_dataset("X", data=X, chunks=(25, 4), compression="gzip",
+                                                     shuffle=True),
+                                    f.create_dataset("y", data=y, chunks=(25,)))
     yield "weights", lambda f: (chunked_rows(f, "X", X, (1000, FEAT), range(n)),
                                 chunked_rows(f, "y", y, (1000,), range(n)),
                                 f.create_dataset("sample_weight", data=w, chunks=(1000,)))
