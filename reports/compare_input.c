@@ -27,24 +27,23 @@ sg_status sg_dsse_payload_unverified(const uint8_t *env, size_t len, json_t **st
 {
     *statement = NULL;
     json_error_t je;
-    json_t *e = json_loadb((const char *)env, len, 0, &je);
-    const char *b64 = json_string_value(json_object_get(e, "payload"));
+    /* Read as the verifier reads it: duplicate keys refused (a parser that kept the last
+       one would see another statement than one that kept the first), base64 in either
+       alphabet with or without padding. */
+    json_t *e = json_loadb((const char *)env, len, JSON_REJECT_DUPLICATES, &je);
+    if (!e) return sg_errf(err, SG_EINPUT, "envelope is not JSON (line %d: %s)", je.line, je.text);
+    json_t *pv = json_object_get(e, "payload");
+    const char *b64 = json_string_value(pv);
     if (!b64) {
         json_decref(e);
         return sg_errf(err, SG_EINPUT, "envelope has no \"payload\" string");
     }
-    /* DSSE allows URL-safe base64 too: map it to the standard alphabet first. */
-    char *std = strdup(b64);
-    json_decref(e);
-    if (!std) return sg_errf(err, SG_ENOMEM, "out of memory");
-    for (char *p = std; *p; p++)
-        *p = *p == '-' ? '+' : *p == '_' ? '/' : *p;
     uint8_t *payload = NULL;
     size_t plen = 0;
-    int bad = sg_base64_decode(std, &payload, &plen);
-    free(std);
+    int bad = sg_dsse_base64_decode(b64, json_string_length(pv), &payload, &plen);
+    json_decref(e);
     if (bad) return sg_errf(err, SG_EINPUT, "envelope \"payload\" is not valid base64");
-    *statement = json_loadb((const char *)payload, plen, 0, &je);
+    *statement = json_loadb((const char *)payload, plen, JSON_REJECT_DUPLICATES, &je);
     free(payload);
     if (!json_is_object(*statement)) {
         bool parsed = *statement != NULL;

@@ -100,7 +100,7 @@ sg_status sg_dsse_sign(EVP_PKEY *key, const char *payload_type, const uint8_t *p
  * URL-safe alphabet (never mixed with the standard one) and restore omitted padding,
  * then use the strict decoder.
  */
-static int b64_decode_any(const char *in, size_t len, uint8_t **out, size_t *out_len)
+int sg_dsse_base64_decode(const char *in, size_t len, uint8_t **out, size_t *out_len)
 {
     bool url = strpbrk(in, "-_") != NULL, std = strpbrk(in, "+/") != NULL;
     if (url && std) return -1;
@@ -178,7 +178,7 @@ sg_status sg_dsse_verify(const uint8_t *envelope, size_t len, EVP_PKEY *pub, cha
         rc = sg_errf(err, SG_EREFUSED,
                      "envelope: \"signatures\" must be an array of 1 to %d entries",
                      SG_DSSE_MAX_SIGNATURES);
-    } else if (b64_decode_any(json_string_value(jp), json_string_length(jp), &body, &body_len)) {
+    } else if (sg_dsse_base64_decode(json_string_value(jp), json_string_length(jp), &body, &body_len)) {
         rc = sg_errf(err, SG_EREFUSED, "envelope: \"payload\" is not valid base64");
     } else if ((rc = sg_dsse_pae(json_string_value(jt), body, body_len, &pae, &pae_len))) {
         rc = sg_errf(err, rc, "envelope: cannot build the DSSE PAE");
@@ -199,7 +199,7 @@ sg_status sg_dsse_verify(const uint8_t *envelope, size_t len, EVP_PKEY *pub, cha
             rc = sg_errf(err, SG_EREFUSED, "%s: \"keyid\" is not a string", where);
         } else if (!json_is_string(sig_str) || json_string_length(sig_str) == 0) {
             rc = sg_errf(err, SG_EREFUSED, "%s: \"sig\" is missing or empty", where);
-        } else if (b64_decode_any(json_string_value(sig_str), json_string_length(sig_str), &sig,
+        } else if (sg_dsse_base64_decode(json_string_value(sig_str), json_string_length(sig_str), &sig,
                                   &sig_len)) {
             rc = sg_errf(err, SG_EREFUSED, "%s: \"sig\" is not valid base64", where);
         } else if (!verified) {

@@ -32,6 +32,10 @@ SG_MUST_CHECK sg_status sg_dsse_pae(const char *payload_type, const uint8_t *pay
 SG_MUST_CHECK sg_status sg_dsse_sign(EVP_PKEY *key, const char *payload_type, const uint8_t *payload, size_t len,
                  char **envelope_json, sg_err *err);
 
+/* Base64 as DSSE verifiers must take it: the standard or the URL-safe alphabet (not mixed),
+   padding optional; 0 on success (*out malloc'd), -1 otherwise. */
+int sg_dsse_base64_decode(const char *in, size_t len, uint8_t **out, size_t *out_len);
+
 /*
  * Verifies an envelope: parses only the envelope fields, checks a signature over the PAE
  * with pub, then returns the payload bytes that were signed. Nothing inside the payload is

@@ -30,6 +30,26 @@ create_model "$MODEL"
 expect 200 alice POST $M/model-versions/create "{\"name\": \"$MODEL\", \"source\": \"m1.bin\"}"
 report signer art/m1.bin
 expect 200 alice POST /api/stagegate/reports @art/m1.bin.report
+# The upload reads the envelope as the verifier does: base64 without its padding (which DSSE
+# verifiers must take) is accepted, and a statement with a key given twice is refused (a
+# parser keeping the last "subject" had stored the report under another digest).
+for frac in "" .5 .25; do # a timestamp whose length gives the base64 some padding
+    "$MKREP" signer.key.pem "$(sha art/m1.bin)" PASSED "$(date -u +%Y-%m-%dT%H:%M:%S)${frac}Z" pad.report
+    case $(jq -r .payload pad.report) in *=) break ;; esac
+done
+/usr/bin/python3 - pad.report <<'PY'
+import base64, json, sys
+env = json.load(open(sys.argv[1]))
+json.dump(dict(env, payload=env["payload"].rstrip("=")), open("nopad.report", "w"))
+st = base64.b64decode(env["payload"]).decode()
+dup = '{"subject": [{"name": "x", "digest": {"sha256": "%s"}}], ' % ("0" * 64) + st[1:]
+json.dump(dict(env, payload=base64.b64encode(dup.encode()).decode()), open("dup.report", "w"))
+PY
+[ "$(jq -r .payload nopad.report)" != "$(jq -r .payload pad.report)" ] || fail "the payload had no padding to drop"
+expect 200 alice POST /api/stagegate/reports @nopad.report
+[ "$(jbody .subject_sha256)" = "$(sha art/m1.bin)" ] || fail "unpadded upload: $(cat body)"
+expect 400 alice POST /api/stagegate/reports @dup.report
+body_has "duplicate"
 expect 200 alice POST $M/model-versions/transition-stage "{\"name\": \"$MODEL\", \"version\": \"1\", \"stage\": \"Staging\"}"
 # Authentication failures: 401, nothing changed.
 T="{\"name\": \"$MODEL\", \"version\": \"1\", \"stage\": \"Production\"}"
