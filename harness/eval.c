@@ -388,6 +388,26 @@ static sg_status check_probabilities(const sg_model *m, const float *P, int64_t 
     return SG_OK;
 }
 
+sg_status sg_eval_check_outputs(const sg_model *m, const float *out, int64_t row0, int64_t n,
+                                sg_err *err)
+{
+    const bool classifier = m->task != SG_TASK_REGRESSION;
+    const int width = sg_model_output_width(m);
+    if (classifier && m->proba_declared) {
+        sg_status rc = check_probabilities(m, out, row0, n, width, err);
+        if (rc) return rc;
+    }
+    for (int64_t i = 0; i < n * width; i++)
+        if (!isfinite(out[i])) {
+            const long long row = (long long)(row0 + i / width);
+            return classifier ? sg_errf(err, SG_EINPUT, "%s: output proba[%lld][%d] is not finite",
+                                        m->path, row, (int)(i % width))
+                              : sg_errf(err, SG_EINPUT, "%s: output prediction[%lld] is not finite",
+                                        m->path, row);
+        }
+    return SG_OK;
+}
+
 /* Consumes one FULL slot: forward pass on the pool, labels, metrics, predictions. */
 static int eval_chunk(eval_run *e, const sg_eval_config *c, sg_eval_result *r, eval_slot *s,
                       sg_err *err)

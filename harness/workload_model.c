@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "stagegate/dataset.h"
+#include "stagegate/eval.h"
 #include "stagegate/harness.h"
 #include "stagegate/kernels.h"
 #include "stagegate/model.h"
@@ -128,6 +129,47 @@ sg_status sg_model_workload_create(const char *model_path,
     return SG_OK;
 }
 
+/*
+ * What eval refuses, bench refuses: the set's labels (in the model's class range), targets
+ * and sample weights are read and checked over the rows bench holds, and the model's
+ * outputs over the first CHECK_OUTPUT_ROWS of them (all of them would cost an offline
+ * run's whole length again; eval checks every row).
+ */
+#define CHECK_OUTPUT_ROWS 65536
+#define CHECK_BATCH 1024
+static sg_status check_like_eval(const struct sg_model_workload *mw, sg_dataset *ds, sg_err *err)
+{
+    const sg_model *m = mw->model;
+    const bool classifier = m->task != SG_TASK_REGRESSION;
+    const size_t n = (size_t)mw->rows;
+    int32_t *labels = classifier ? malloc(n * sizeof *labels) : NULL;
+    double *targets = classifier ? NULL : malloc(n * sizeof *targets);
+    double *weights = sg_dataset_has_weights(ds) ? malloc(n * sizeof *weights) : NULL;
+    sg_status rc = SG_OK;
+    if ((classifier ? !labels : !targets) || (sg_dataset_has_weights(ds) && !weights))
+        rc = sg_errf(err, SG_ENOMEM, "%s: out of memory checking %zu rows", sg_dataset_path(ds), n);
+    if (rc == SG_OK)
+        rc = sg_dataset_read(ds, 0, mw->rows, NULL, labels, targets, weights,
+                             classifier ? m->n_classes : 0, err);
+    free(labels);
+    free(targets);
+    free(weights);
+    if (rc) return rc;
+    void *scratch = NULL;
+    float *out = malloc((size_t)CHECK_BATCH * (size_t)mw->out_width * sizeof *out);
+    if (!out) return sg_errf(err, SG_ENOMEM, "%s: out of memory checking outputs", m->path);
+    rc = sg_model_scratch_new(m, CHECK_BATCH, &scratch, err);
+    const int64_t rows = mw->rows < CHECK_OUTPUT_ROWS ? mw->rows : CHECK_OUTPUT_ROWS;
+    for (int64_t r0 = 0; rc == SG_OK && r0 < rows; r0 += CHECK_BATCH) {
+        const int64_t nb = rows - r0 < CHECK_BATCH ? rows - r0 : CHECK_BATCH;
+        sg_model_predict_batch(m, sg_kernels(), mw->X + r0 * mw->features, nb, out, scratch);
+        rc = sg_eval_check_outputs(m, out, r0, nb, err);
+    }
+    if (scratch) sg_model_scratch_free(m, scratch);
+    free(out);
+    return rc;
+}
+
 sg_status sg_model_workload_create_from(const sg_model *model, sg_dataset *ds, int64_t max_rows,
                                         int64_t max_batch, bool breakdown,
                                         sg_model_workload **out, sg_err *err)
@@ -151,6 +193,7 @@ sg_status sg_model_workload_create_from(const sg_model *model, sg_dataset *ds, i
                          (long long)mw->rows);
     }
     if (rc == SG_OK) rc = sg_dataset_read(ds, 0, mw->rows, mw->X, NULL, NULL, NULL, 0, err);
+    if (rc == SG_OK) rc = check_like_eval(mw, ds, err);
     if (rc != SG_OK) {
         sg_model_workload_free(mw);
         return rc;

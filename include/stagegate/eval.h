@@ -60,6 +60,12 @@ typedef struct {
 
 void sg_eval_config_init(sg_eval_config *c);
 SG_MUST_CHECK sg_status sg_eval_run(const sg_eval_config *c, sg_eval_result *r, sg_err *err);
+
+/* The checks eval makes of a model's outputs out [n][sg_model_output_width] for rows
+   row0..: every value finite, and a classifier's declared probabilities (ONNX) each in
+   [0, 1] with rows summing to 1. SG_EINPUT naming the model and the first bad row. */
+SG_MUST_CHECK sg_status sg_eval_check_outputs(const sg_model *m, const float *out, int64_t row0,
+                                              int64_t n, sg_err *err);
 void sg_eval_result_clear(sg_eval_result *r);
 /* Share of the reader's busy time (read + hash) that compute hid: 1 - wait / (read + hash),
    clamped to [0, 1]; 1 when the reader had nothing to do. */

@@ -85,6 +85,33 @@ done
 rc=0; B --scenario single-stream --latency-bound-ms 5 >out 2>err || rc=$?
 [ "$rc" = 2 ] && grep -q "server scenario only" err || { cat err; fail "--latency-bound-ms outside server"; }
 
+# What eval refuses, bench refuses, before any timing: a label outside the model's classes, a
+# NaN sample weight, and a model whose outputs are not finite (a subnormal scale).
+$PY - <<'PYEOF'
+import shutil, h5py, numpy as np
+for name, edit in (("label7.h5", lambda f: f["y"].__setitem__(799, 7)),
+                   ("wnan.h5", lambda f: f.create_dataset("sample_weight",
+                                                          data=np.r_[np.ones(799), np.nan])),
+                   ("d_copy.h5", None)):
+    shutil.copy("d.h5", name)
+    if edit:
+        with h5py.File(name, "r+") as f:
+            edit(f)
+shutil.copy("m.h5", "m_inf.h5")
+with h5py.File("m_inf.h5", "r+") as f:
+    s = f["scaler/scale"][()]
+    s[0] = 1e-45
+    f["scaler/scale"][...] = s
+PYEOF
+for sc in offline single-stream; do
+    for c in "--model m.h5 --data label7.h5:/y row 799 has label 7" \
+        "--model m.h5 --data wnan.h5:/sample_weight row 799 is NaN" \
+        "--model m_inf.h5 --data d_copy.h5:is not finite"; do
+        rc=0; "$SG" bench ${c%%:*} --scenario $sc --duration 0.05 --cpus 0 >out 2>err || rc=$?
+        [ "$rc" = 2 ] && [ "$(wc -l <err)" = 1 ] && grep -q -- "${c#*:}" err || { cat err; fail "$sc ${c%%:*}: exit $rc"; }
+    done
+done
+
 # The policy's repetitions reach the signed report; a bad value is refused.
 "$SG" keygen --out k >/dev/null
 echo '{"latency": {"scenario": "single-stream", "percentile": 99, "max_ms": 100, "min_queries": 700, "repetitions": 2}}' >p.json
