@@ -223,8 +223,13 @@ sg_status sg_registry_head_uri(const char *db, int64_t *seq, char hash[65], sg_e
 
 sg_status reg_report_head_check(sg_registry *reg, json_t *statement, sg_err *err)
 {
-    json_t *h = json_object_get(
-        json_object_get(json_object_get(statement, "predicate"), "registry"), "audit_head");
+    /* Absent: the gate read no registry. Present, it is an object: a signed "registry" of
+       another type (a string, null) had been read as absent, skipping this check. */
+    json_t *r = json_object_get(json_object_get(statement, "predicate"), "registry");
+    if (!r) return SG_OK;
+    if (!json_is_object(r))
+        return sg_errf(err, SG_EREFUSED, "report's predicate.registry is not an object");
+    json_t *h = json_object_get(r, "audit_head");
     if (!h) return SG_OK;
     json_t *jseq = json_object_get(h, "seq");
     const char *hash = json_string_value(json_object_get(h, "hash"));

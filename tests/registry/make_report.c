@@ -5,7 +5,8 @@
  * usage: make_report KEY.pem SHA256HEX PASSED|FAILED RFC3339-TIME|now|-Ndays OUT.json
  *        [POLICY_SHA256 DATASET_SHA256]
  * With the last two, the predicate's configuration names that policy and dataset, as gate's
- * does (the digests a pinned model compares).
+ * does (the digests a pinned model compares). MAKE_REPORT_REGISTRY, when set, is JSON put
+ * as the predicate's "registry" (what gate writes for a models:/ URI, or a malformed one).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,6 +55,15 @@ int main(int argc, char **argv)
             json_pack("[{s:s, s:{s:s}, s:{s:s}}, {s:s, s:{s:s}, s:{s:s}}]", "name", "policy.json",
                       "digest", "sha256", argv[6], "annotations", "role", "policy", "name",
                       "val.h5", "digest", "sha256", argv[7], "annotations", "role", "dataset"));
+    const char *reg_json = getenv("MAKE_REPORT_REGISTRY");
+    if (reg_json) {
+        json_t *rj = json_loads(reg_json, JSON_DECODE_ANY, NULL);
+        if (!rj) {
+            fprintf(stderr, "make_report: MAKE_REPORT_REGISTRY is not JSON\n");
+            return 2;
+        }
+        json_object_set_new(json_object_get(st, "predicate"), "registry", rj);
+    }
     char *payload = json_dumps(st, JSON_COMPACT | JSON_SORT_KEYS);
     char *env = NULL;
     int rc = sg_dsse_sign(key, SG_DSSE_PAYLOAD_TYPE, (const uint8_t *)payload, strlen(payload),

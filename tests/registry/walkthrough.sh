@@ -49,6 +49,13 @@ err_has "report result is FAILED"
 report signer m5.h5 PASSED -8 r5-old.json
 expect 1 $R transition fraud-detector 5 Staging --report r5-old.json
 err_has "older than the model's maximum report age (7 days)"
+# a signed "registry" that is not an object is refused, not read as absent (which skipped the
+# audit-head check)
+for bad in '"x"' 'null' '[1]'; do
+    MAKE_REPORT_REGISTRY=$bad report signer m5.h5 PASSED now r5-reg.json
+    expect 1 $R transition fraud-detector 5 Staging --report r5-reg.json
+    err_has "predicate.registry is not an object"
+done
 gate_report mallory models:/fraud-detector/5 r5-mallory.json
 expect 1 $R transition fraud-detector 5 Staging --report r5-mallory.json
 err_has "does not verify against any trusted signer key"
