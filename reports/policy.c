@@ -295,6 +295,17 @@ static int parse_metric(pctx *c, const char *name, json_t *obj, sg_metric_rule *
                          "sets no bound (give threshold, min_absolute_change, "
                          "min_relative_change, max_relative_regression or "
                          "max_absolute_regression)");
+    /* A threshold at the end of the metric's range the check holds it to (after
+       greater_is_better, which may come after it) passes every model: accuracy >= 0, or
+       log_loss with greater_is_better >= 0. */
+    if (r->has_threshold &&
+        (r->greater_is_better ? r->threshold <= known->lo : r->threshold >= known->hi)) {
+        path[2] = "threshold";
+        return field_err(c, path, 3,
+                         "is %g, which every model's %s is %s or equal to: the check would pass "
+                         "any model",
+                         r->threshold, name, r->greater_is_better ? "above" : "below");
+    }
     return SG_OK;
 }
 

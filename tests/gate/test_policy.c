@@ -141,6 +141,15 @@ static void test_field_errors_name_path_and_position(void **state)
                  "metrics.r2_score.threshold must be <= 1, got 1.5");
     expect_error("{\"metrics\": {\"example_count\": {\"threshold\": -3}}}",
                  "metrics.example_count.threshold must be >= 0, got -3");
+    /* At the end of the range the check holds the metric to: every model passes, whichever
+       order greater_is_better comes in. */
+    expect_error("{\"metrics\": {\"accuracy\": {\"threshold\": 0}}}",
+                 "metrics.accuracy.threshold is 0, which every model's accuracy is above or "
+                 "equal to: the check would pass any model");
+    expect_error("{\"metrics\": {\"log_loss\": {\"threshold\": 0, \"greater_is_better\": true}}}",
+                 "metrics.log_loss.threshold is 0, which every model's log_loss is above");
+    expect_error("{\"metrics\": {\"accuracy\": {\"greater_is_better\": false, \"threshold\": 1}}}",
+                 "metrics.accuracy.threshold is 1, which every model's accuracy is below");
     expect_error(
         "{\"latency\": {\"scenario\": \"single-stream\", \"percentile\": 95, \"max_ms\": 5}}",
         "latency.percentile must be the integer 90 or 99");
