@@ -236,6 +236,18 @@ void sg_key_file_free(sg_private_key_file *f)
     free(f);
 }
 
+/* "EC (secp384r1)", "RSA", ...: what a refused key is, for the message. */
+static void key_kind(EVP_PKEY *key, char *buf, size_t len)
+{
+    const char *tn = EVP_PKEY_get0_type_name(key);
+    char curve[64] = "";
+    size_t got = 0;
+    if (EVP_PKEY_get_group_name(key, curve, sizeof curve, &got) == 1 && curve[0])
+        snprintf(buf, len, "%s (curve %s)", tn ? tn : "?", curve);
+    else
+        snprintf(buf, len, "%s", tn ? tn : "?");
+}
+
 sg_status sg_key_file_parse(const sg_private_key_file *f, EVP_PKEY **out, sg_err *err)
 {
     *out = NULL;
@@ -248,10 +260,11 @@ sg_status sg_key_file_parse(const sg_private_key_file *f, EVP_PKEY **out, sg_err
     sg_key_type t;
     if (key_type_of(key, &t) != 0) {
         /* Format the message before freeing: the type name is owned by the key. */
-        const char *tn = EVP_PKEY_get0_type_name(key);
-        int rc =
-            sg_errf(err, SG_EINPUT, "%s: key type %s is not supported (use ECDSA P-256 or Ed25519)",
-                    f->path, tn ? tn : "?");
+        char kind[128];
+        key_kind(key, kind, sizeof kind);
+        int rc = sg_errf(err, SG_EINPUT,
+                         "%s: key type %s is not supported (use ECDSA P-256 or Ed25519)",
+                         f->path, kind);
         EVP_PKEY_free(key);
         return rc;
     }
@@ -417,9 +430,12 @@ sg_status sg_key_load_public_pem(const char *pem, size_t len, const char *what, 
                        ossl_reason());
     sg_key_type t;
     if (key_type_of(key, &t) != 0) {
+        char kind[128];
+        key_kind(key, kind, sizeof kind);
         EVP_PKEY_free(key);
-        return sg_errf(err, SG_EINPUT, "%s: key type is not supported (use ECDSA P-256 or Ed25519)",
-                       what);
+        return sg_errf(err, SG_EINPUT,
+                       "%s: key type %s is not supported (use ECDSA P-256 or Ed25519)", what,
+                       kind);
     }
     key_cache_put(sha, key);
     *out = key;

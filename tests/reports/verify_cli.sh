@@ -123,13 +123,16 @@ expect_rc 0 "$SG" verify --help
 # Keys of other types (RSA, EC on P-384) are input errors naming the file, never a crash.
 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out rsa.key.pem 2>/dev/null
 openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-384 -out p384.key.pem 2>/dev/null
+# The message names the key's type and, for EC, its curve.
 for k in rsa p384; do
     chmod 600 "$k.key.pem"
     openssl pkey -in "$k.key.pem" -pubout -out "$k.pub.pem"
+    kind="RSA"
+    [ $k = p384 ] && kind="EC (curve secp384r1)"
     expect_rc 2 "$SG" verify good.json --pubkey "$k.pub.pem"
-    grep -q "$k.pub.pem: key type is not supported" err.txt || fail "$k public key message"
+    grep -qF "$k.pub.pem: key type $kind is not supported" err.txt || fail "$k public key message"
     expect_rc 2 "$SG_MAKE_REPORT" --key "$k.key.pem" --out never.json --subject-file model.h5
-    grep -q "$k.key.pem: key type .* is not supported" err.txt || fail "$k private key message"
+    grep -qF "$k.key.pem: key type $kind is not supported" err.txt || fail "$k private key message"
     [ "$(wc -l <err.txt)" = 1 ] || fail "$k: error is not one line"
     [ ! -e never.json ] || fail "a report was written with an unsupported key"
 done
