@@ -233,6 +233,11 @@ static sg_status external_bytes(ox_ctx *c, const Onnx__TensorProto *t, const cha
     for (size_t i = 0; i < t->n_external_data; i++) {
         const Onnx__StringStringEntryProto *kv = t->external_data[i];
         if (!kv->key || !kv->value) continue;
+        /* A key given twice: which one a reader takes is a guess (onnx takes the last). */
+        for (size_t j = 0; j < i; j++)
+            if (t->external_data[j]->key && !strcmp(t->external_data[j]->key, kv->key))
+                return sg_errf(err, SG_EINPUT, "%s: %s: external data key \"%.40s\" is given twice",
+                               c->path, what, kv->key);
         int bad = 0;
         if (strcmp(kv->key, "location") == 0)
             loc = kv->value;

@@ -230,6 +230,11 @@ def main():
         if kv.key == "length":
             kv.value = "12"
     run(tmp, "ext_bad_offset", m, ["initializer 'W'"], data)
+    m = onnx.load(os.path.join(tmp, "ext.onnx"), load_external_data=False)
+    e = m.graph.initializer[0].external_data.add()
+    e.key, e.value = "location", "other.bin"  # a second location: which one counts is a guess
+    run(tmp, "ext_two_locations", m, ["initializer 'W'", "external data key \"location\" is given twice"],
+        data)
 
     # Shapes that do not match the data.
     m = base(inits=[numpy_helper.from_array(np.zeros((3, 5), np.float32), "W"),
