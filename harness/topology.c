@@ -121,10 +121,13 @@ sg_status sg_topology_plan(const sg_topology *t, const char *cpus, sg_placement 
 {
     *out = NULL;
     *n = 0;
+    /* An empty list given on purpose (--cpus "" from an unset variable) is an error, not
+       every core: NULL alone means the option was not given. */
+    if (cpus && !*cpus) return sg_errf(err, SG_EINPUT, "--cpus: the CPU list is empty");
     hwloc_bitmap_t want = hwloc_bitmap_alloc();
     if (!want) return sg_errf(err, SG_ENOMEM, "topology: out of memory");
     int rc = SG_OK;
-    if (!cpus || !*cpus || !strcmp(cpus, "all"))
+    if (!cpus || !strcmp(cpus, "all"))
         hwloc_bitmap_copy(want, hwloc_topology_get_topology_cpuset(t->topo));
     else
         rc = parse_cpu_list(t, cpus, want, err);
