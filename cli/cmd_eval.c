@@ -26,7 +26,8 @@ static const char eval_usage[] =
     "                       input, predict, metrics, and how much of the reader's work\n"
     "                       (read, decode, digest) predict hid\n"
     "  --predictions FILE   write /proba + /label (classifiers) or /prediction (regressors)\n"
-    "  --threshold T        binary decision threshold on P(class 1) (default 0.5)\n"
+    "  --threshold T        binary classifiers: decision threshold on P(class 1)\n"
+    "                       (default 0.5; refused for other models)\n"
     "  --cpus LIST          cores to run on, e.g. 0-3,6 (default: all)\n"
     "  --output KIND        ONNX: logits, proba or value, what an output that does not end\n"
     "                       in Softmax or Sigmoid means (else metadata_props says)\n"
@@ -118,7 +119,7 @@ int sg_cmd_eval(int argc, char **argv)
     bool json = false, breakdown = false;
     const char *db = NULL, *output = NULL;
     sg_err err = {{0}};
-    double threshold = c.threshold;
+    double threshold = NAN; /* NaN: not given */
     int64_t chunk_rows = c.chunk_rows;
     const sg_opt opts[] = {
         SG_OPT_STR("model", &c.model_path),
@@ -141,7 +142,8 @@ int sg_cmd_eval(int argc, char **argv)
         return 0;
     }
     if (prc != SG_OPTS_OK) return 2;
-    c.threshold = (float)threshold;
+    c.threshold_given = !isnan(threshold);
+    if (c.threshold_given) c.threshold = (float)threshold;
     /* Rounded up to whole sub-batches of 1024 rows: OpenBLAS rounds a row's products
      * differently with its place in the batch (measured: --chunk-rows 700, 1000, 1500 or 9000
      * changed the last bits of thousands of an MLP's probabilities on an AVX-512 Zen 4 host,

@@ -509,6 +509,11 @@ static sg_status eval_setup(eval_run *e, const sg_eval_config *c, sg_eval_result
     sg_dataset_allow_missing(e->ds, r->model->missing_values);
     const sg_model *m = r->model;
     bool classifier = m->task != SG_TASK_REGRESSION;
+    if (c->threshold_given && m->task != SG_TASK_BINARY)
+        return sg_errf(err, SG_EINPUT,
+                       "--threshold applies to binary classifiers; %s is a %s model, whose "
+                       "labels it would not change",
+                       m->path, sg_task_name(m->task));
     r->rows = sg_dataset_rows(e->ds);
     if (c->max_rows > 0 && r->rows > c->max_rows)
         return sg_errf(err, SG_EINPUT, "%s: /X has %lld rows, more than --max-rows %lld",

@@ -18,6 +18,7 @@ typedef struct {
     const char *data_path;        /* validation set HDF5 */
     const char *predictions_path; /* NULL, or where to write predictions (atomically) */
     float threshold;              /* binary decision threshold on p1; 0.5 by default */
+    bool threshold_given;         /* set by --threshold: refused for a model that is not binary */
     const char *cpus;             /* NULL = every core, else a list like "0-3,6" */
     int64_t chunk_rows;           /* 0 = automatic */
     int64_t max_rows;             /* 0 = any; else a set with more rows is refused before a
