@@ -265,6 +265,8 @@ bool reg_valid_name(const char *s)
     /* Names appear in URIs (models:/NAME/STAGE, NAME@ALIAS): keep them unambiguous. */
     size_t n = strlen(s);
     if (n == 0 || n >= REG_NAME_MAX) return false;
+    /* "." and "..": models:/../1 read as a path step to anyone who sees it. */
+    if (strspn(s, ".") == n) return false;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
         if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||

@@ -136,7 +136,8 @@ static sg_status check_spec(const sg_registry_model_spec *sp, const char *const 
     if (!reg_valid_name(sp->name))
         return sg_errf(
             err, SG_EINPUT,
-            "model name '%s' must be 1-127 characters of letters, digits, '-', '_' or '.'",
+            "model name '%s' must be 1-127 characters of letters, digits, '-', '_' or '.', "
+            "not dots only",
             sp->name);
     if (n < 2 || n > REG_MAX_STAGES)
         return sg_errf(err, SG_EINPUT, "--stages: a model needs 2 to %d stages", REG_MAX_STAGES);

@@ -56,6 +56,10 @@ expect 0 $R create-model m1 --signer signer.pub.pem --promoter Production=alice.
 expect 2 $R create-model m1
 err_has "already exists"
 expect 2 $R create-model "bad name"
+for n in . .. ...; do
+    expect 2 $R create-model "$n"
+    err_has "not dots only"
+done
 expect 2 $R create-model m2 --stages A,B
 err_has "must include Production and Archived"
 # The gated stage may not be the one new versions enter with no report.
