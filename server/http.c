@@ -319,6 +319,14 @@ bool srv_param_version(const srv_req *r, const char *key, int64_t *v, srv_resp *
         *v = json_integer_value(j);
         return true;
     }
+    if (j && !json_is_string(j)) { /* 1.5, 0, -1, true: present, and not a version */
+        char *text = json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT);
+        *resp = srv_error(400, "INVALID_PARAMETER_VALUE",
+                          "parameter '%s': %.40s is not a positive integer", key,
+                          text ? text : "the value");
+        free(text);
+        return false;
+    }
     const char *s = srv_param(r, key);
     sg_err err;
     if (!s) {

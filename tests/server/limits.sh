@@ -22,6 +22,11 @@ done
 expect 400 alice POST $M/model-versions/transition-stage "{\"name\": \"$MODEL\", \"version\": \"x\", \"stage\": \"Staging\"}"
 expect 400 alice POST $M/model-versions/transition-stage "{\"name\": \"$MODEL\", \"stage\": \"Staging\"}"
 body_has "Missing value for required parameter 'version'"
+# A version of another JSON type is named as such, not reported missing.
+for v in 1.5 0 true; do
+    expect 400 alice POST $M/model-versions/transition-stage "{\"name\": \"$MODEL\", \"version\": $v, \"stage\": \"Staging\"}"
+    body_has "parameter 'version': $v is not a positive integer"
+done
 expect 404 alice POST $M/no-such-endpoint '{}'
 
 # Headers over the per-connection memory limit (16 KiB by default).
