@@ -25,6 +25,15 @@ static _Thread_local bool h5_quiet;
 void sg_h5_enter(void)
 {
     pthread_mutex_lock(&h5_lock);
+    static bool started;
+    if (!started) {
+        /* No library shutdown at exit: every file stagegate writes is closed (and synced)
+           before its rename, and libhdf5 1.10 crashed in that shutdown closing a file whose
+           last write had failed (a full disk, the file size limit), turning exit 2 into a
+           segmentation fault. Called before anything starts the library. */
+        H5dont_atexit();
+        started = true;
+    }
     if (!h5_quiet) {
         H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
         h5_quiet = true;

@@ -113,6 +113,15 @@ sg_status sg_pred_writer_open(const char *path, int64_t n_rows, int width, bool 
     return SG_OK;
 }
 
+/* Why a write failed: the system's reason where it left one (a full disk, the size limit),
+   else libhdf5's last message. */
+static const char *write_reason(int e, char *buf, size_t len)
+{
+    if (e) return strerror(e);
+    sg_h5_last_error(buf, len);
+    return buf[0] ? buf : "I/O error";
+}
+
 static herr_t write_rows(hid_t d, hid_t memtype, int64_t row0, int64_t n, int cols, const void *buf)
 {
     hid_t fs = H5Dget_space(d);
@@ -135,11 +144,14 @@ sg_status sg_pred_writer_write(sg_pred_writer *w, int64_t row0, int64_t n, const
                        (long long)row0, (long long)n);
     if (n == 0) return SG_OK;
     sg_h5_enter();
+    errno = 0;
     herr_t st =
         write_rows(w->values, H5T_NATIVE_FLOAT, row0, n, w->classifier ? w->width : 0, values);
     if (st >= 0 && w->classifier) st = write_rows(w->labels, H5T_NATIVE_INT32, row0, n, 0, labels);
+    char why[256] = "";
+    const char *reason = st < 0 ? write_reason(errno, why, sizeof why) : "";
     sg_h5_leave();
-    if (st < 0) return sg_errf(err, SG_EIO, "%s: writing predictions failed", w->path);
+    if (st < 0) return sg_errf(err, SG_EIO, "%s: writing predictions failed: %s", w->path, reason);
     w->written += n;
     return SG_OK;
 }
@@ -151,20 +163,26 @@ sg_status sg_pred_writer_commit(sg_pred_writer *w, sg_err *err)
         rc = sg_errf(err, SG_EINTERNAL, "%s: %lld of %lld prediction rows were written", w->path,
                      (long long)w->written, (long long)w->n_rows);
     sg_h5_enter();
+    char why[256] = "";
+    errno = 0;
     if (!rc && H5Fflush(w->file, H5F_SCOPE_GLOBAL) < 0)
-        rc = sg_errf(err, SG_EIO, "%s: flushing predictions failed", w->path);
+        rc = sg_errf(err, SG_EIO, "%s: flushing predictions failed: %s", w->path,
+                     write_reason(errno, why, sizeof why));
     hid_t f = w->file;
     w->file = H5I_INVALID_HID;
     if (w->labels >= 0) H5Dclose(w->labels);
     if (w->values >= 0) H5Dclose(w->values);
     w->labels = w->values = H5I_INVALID_HID;
+    errno = 0;
     if (H5Fclose(f) < 0 && !rc)
-        rc = sg_errf(err, SG_EIO, "%s: closing predictions failed", w->path);
+        rc = sg_errf(err, SG_EIO, "%s: closing predictions failed: %s", w->path,
+                     write_reason(errno, why, sizeof why));
     sg_h5_leave();
     if (!rc) {
         /* HDF5 does not fsync; do it so the rename never exposes unwritten data. */
         if (fsync(w->lock_fd) != 0)
-            rc = sg_errf(err, SG_EIO, "%s: syncing predictions failed", w->path);
+            rc = sg_errf(err, SG_EIO, "%s: syncing predictions failed: %s", w->path,
+                         strerror(errno));
     }
     if (!rc)
         rc = sg_commit_tmp(w->tmp, w->path, err);
