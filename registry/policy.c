@@ -240,6 +240,39 @@ static sg_status insert_model_tag(sg_registry *reg, const char *model, const cha
     return rc;
 }
 
+/* An approval counts only by a key other than the promoter's: when every approver is the
+   model's only Production promoter, no version could ever reach Production. */
+static sg_status check_approver_other(sg_registry *reg, const char *model, sg_err *err)
+{
+    reg_stmt *st;
+    sg_status rc = reg_prepare(
+        reg,
+        "SELECT (SELECT count(*) FROM model_keys WHERE model_name = ? AND role = 'promoter'"
+        " AND stage = ?), (SELECT count(*) FROM model_keys a WHERE a.model_name = ? AND"
+        " a.role = 'approver' AND EXISTS (SELECT 1 FROM model_keys p WHERE p.model_name ="
+        " a.model_name AND p.role = 'promoter' AND p.stage = ? AND p.key_id <> a.key_id))",
+        &st, err);
+    if (rc != SG_OK) return rc;
+    reg_bind_text(st, 1, model);
+    reg_bind_text(st, 2, REG_PRODUCTION);
+    reg_bind_text(st, 3, model);
+    reg_bind_text(st, 4, REG_PRODUCTION);
+    int64_t promoters = 0, usable = 0;
+    if (reg_step(st) == REG_ROW) {
+        promoters = reg_col_int64(st, 0);
+        usable = reg_col_int64(st, 1);
+    } else {
+        rc = reg_db_error(reg, err, "checking approvers");
+    }
+    reg_finalize(st);
+    if (rc == SG_OK && promoters > 0 && usable == 0)
+        rc = sg_errf(err, SG_EINPUT,
+                     "--require-approval: the only approver is the only Production promoter, "
+                     "and an approval must come from another key than the promoter's, so no "
+                     "version could reach Production; add another --approver or --promoter");
+    return rc;
+}
+
 sg_status reg_model_insert(sg_registry *reg, const sg_registry_model_spec *sp, sg_err *err)
 {
     const char *const *stages = sp->stages ? sp->stages : default_stages;
@@ -257,6 +290,7 @@ sg_status reg_model_insert(sg_registry *reg, const sg_registry_model_spec *sp, s
                         err);
     for (size_t i = 0; rc == SG_OK && i < sp->n_approvers; i++)
         rc = insert_key(reg, sp->name, "approver", "", &sp->approvers[i], err);
+    if (rc == SG_OK && sp->require_approval) rc = check_approver_other(reg, sp->name, err);
     for (size_t i = 0; rc == SG_OK && i < sp->n_tags; i++)
         rc = insert_model_tag(reg, sp->name, sp->tags[i], err);
     return rc;

@@ -69,6 +69,9 @@ expect 2 $R create-model m2 --report-stage None
 err_has "'None' is the first stage"; one_line
 expect 2 $R create-model m2 --require-approval
 err_has "--approver"
+# The only approver being the only Production promoter: no approval could ever count.
+expect 2 $R create-model m2 --require-approval --approver alice.pub.pem --promoter Production=alice.pub.pem
+err_has "the only approver is the only Production promoter"; one_line
 expect 2 $R create-model m2 --signer missing.pub.pem
 err_has "missing.pub.pem"
 expect 2 $R create-version m1 nosuch.h5
