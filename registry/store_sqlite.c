@@ -277,10 +277,38 @@ static const char *const migrations[] = {
 _Static_assert(sizeof migrations / sizeof migrations[0] == SG_REGISTRY_SCHEMA_VERSION,
                "one migration per schema version");
 
+/* Why a registry is read-only to its owner: SQLite's -wal or -shm file beside it belongs to
+   another user (their read of a registry in a directory they can write left them, and the
+   owner can neither write through them nor, in a sticky directory, remove them). */
+static void foreign_wal(const char *path, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    static const char *const sfx[] = {"-wal", "-shm"};
+    for (int i = 0; i < 2; i++) {
+        char side[sizeof ((reg_store *)0)->path + 8];
+        struct stat st;
+        snprintf(side, sizeof side, "%s%s", path, sfx[i]);
+        if (stat(side, &st) == 0 && st.st_uid != geteuid()) {
+            snprintf(buf, len,
+                     " (%s belongs to uid %u, not to this user: another user's read left it; "
+                     "that user or root must remove %s-wal and %s-shm while nothing has the "
+                     "registry open, and a registry belongs in a directory only its owner can "
+                     "write)",
+                     side, (unsigned)st.st_uid, path, path);
+            return;
+        }
+    }
+}
+
 static sg_status lite_error(reg_store *s, sg_err *err, const char *what)
 {
     int code = sqlite3_extended_errcode(s->db) & 0xff;
     const char *msg = sqlite3_errmsg(s->db);
+    if (code == SQLITE_READONLY) {
+        char why[sizeof s->path * 3 + 256];
+        foreign_wal(s->path, why, sizeof why);
+        return sg_errf(err, SG_EIO, "registry %s: %s failed: %s%s", s->path, what, msg, why);
+    }
     switch (code) {
     case SQLITE_CORRUPT:
     case SQLITE_NOTADB:
