@@ -4,16 +4,20 @@
 
 #include "cli.h"
 #include "stagegate/keys.h"
+#include "stagegate/registry.h"
 #include "stagegate/report.h"
 
 static void verify_usage(FILE *out)
 {
     fprintf(out,
-            "usage: stagegate verify REPORT.intoto.json --pubkey PUB.pem [--model M] [--json]\n\n"
+            "usage: stagegate verify REPORT.intoto.json --pubkey PUB.pem [--model M] [--db REGISTRY]\n"
+            "                        [--json]\n\n"
             "Checks, in this order: the signature over the DSSE PAE with PUB.pem, the\n"
             "payloadType (%s), the in-toto Statement v1,\n"
             "the predicateType (%s), and with --model\n"
-            "that the subject digest equals the sha256 of the model file M.\n\n"
+            "that the subject digest equals the sha256 of the model file M (or of the\n"
+            "registered version a models:/ URI names, whose file must still match the\n"
+            "registry's digest; --db picks the registry).\n\n"
             "exit codes: 0 valid and PASSED; 1 invalid, not PASSED, or digest mismatch;\n"
             "            2 usage or input error (missing file, unreadable key or model)\n",
             SG_DSSE_PAYLOAD_TYPE, SG_TEST_RESULT_PREDICATE);
@@ -49,10 +53,10 @@ static void pass_detail(int check, const sg_report_info *info, const char *model
    sg_put_printable. */
 int sg_cmd_verify(int argc, char **argv)
 {
-    const char *report = NULL, *pubkey = NULL, *model = NULL;
+    const char *report = NULL, *pubkey = NULL, *model = NULL, *db = NULL;
     bool json = false;
     const sg_opt opts[] = {SG_OPT_STR("pubkey", &pubkey), SG_OPT_STR("model", &model),
-                           SG_OPT_FLAG_("json", &json), SG_OPT_END_};
+                           SG_OPT_STR("db", &db), SG_OPT_FLAG_("json", &json), SG_OPT_END_};
     const char *pos[2];
     int n_pos;
     int prc = sg_opts_parse("verify", opts, argc, argv, 1, pos, 2, &n_pos);
@@ -67,6 +71,17 @@ int sg_cmd_verify(int argc, char **argv)
     if (!pubkey) return sg_cli_usage_error("verify", "--pubkey PUB.pem is required");
 
     sg_err err = {{0}};
+    /* A models:/ URI names a registered version: its file, after the registry has checked
+       that the file still has the digest it registered. */
+    if (db && !(model && sg_is_model_uri(model)))
+        return sg_cli_usage_error("verify", "--db applies only with --model models:/...");
+    char resolved[4096];
+    const char *model_file = model;
+    if (model && sg_is_model_uri(model)) {
+        int st = sg_registry_resolve_uri(model, db, resolved, sizeof resolved, &err);
+        if (st) return sg_cli_fail(st, &err);
+        model_file = resolved;
+    }
     EVP_PKEY *pub = NULL;
     int rc = sg_key_load_public(pubkey, &pub, &err);
     if (rc) return sg_cli_fail(rc, &err);
@@ -78,7 +93,7 @@ int sg_cmd_verify(int argc, char **argv)
         return sg_cli_fail(rc, &err);
     }
     sg_report_info info;
-    rc = sg_report_verify(env, env_len, pub, model, &info, &err);
+    rc = sg_report_verify(env, env_len, pub, model_file, &info, &err);
     free(env);
     EVP_PKEY_free(pub);
     if (rc && rc != SG_EREFUSED) { /* unreadable model or internal failure: not a verdict */

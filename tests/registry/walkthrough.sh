@@ -24,6 +24,12 @@ for i in 1 2 3; do echo "old model $i" > old$i.bin; $R create-version fraud-dete
 
 # v4: gate report -> Staging -> (approval) -> Production
 gate_report signer models:/fraud-detector/4 r4.json
+# verify takes the registered version by its URI: v4's report holds for v4, not for v5
+expect 0 "$SG" verify r4.json --pubkey signer.pub.pem --model models:/fraud-detector/4 --db "$STAGEGATE_REGISTRY"
+expect 1 "$SG" verify r4.json --pubkey signer.pub.pem --model models:/fraud-detector/5
+expect 2 "$SG" verify r4.json --pubkey signer.pub.pem --model models:/fraud-detector/99
+expect 2 "$SG" verify r4.json --pubkey signer.pub.pem --model m4.h5 --db "$STAGEGATE_REGISTRY"
+err_has "--db applies only with --model models:/"
 expect 1 $R transition fraud-detector 4 Staging
 err_has "requires a passing signed report"
 expect 0 $R transition fraud-detector 4 Staging --report r4.json
