@@ -637,7 +637,8 @@ static enum MHD_Result check_arg(void *cls, enum MHD_ValueKind kind, const char 
 
 /* The answer to a request refused before its body is read, or false; mark is what on_uri
    returned. */
-static bool refuse_early(struct MHD_Connection *conn, const void *mark, srv_resp *out)
+static bool refuse_early(struct MHD_Connection *conn, const void *mark, const char *version,
+                         srv_resp *out)
 {
     if (mark == &g_path_refused) {
         *out = srv_error(400, "INVALID_PARAMETER_VALUE",
@@ -670,6 +671,11 @@ static bool refuse_early(struct MHD_Connection *conn, const void *mark, srv_resp
     else if (f.te && f.cl)
         *out = srv_error(400, "INVALID_PARAMETER_VALUE",
                          "request has both Content-Length and Transfer-Encoding");
+    else if (f.te && version && !strcmp(version, MHD_HTTP_VERSION_1_0))
+        /* RFC 9112 section 6.1: framing an HTTP/1.0 peer cannot have meant; a proxy in front
+           may read that body another way. */
+        *out = srv_error(400, "INVALID_PARAMETER_VALUE",
+                         "an HTTP/1.0 request has no Transfer-Encoding");
     else if (f.te > 1 || f.cl > 1 || f.auth > 1)
         *out = srv_error(400, "INVALID_PARAMETER_VALUE", "request repeats the %s header",
                          f.cl > 1   ? "Content-Length"
@@ -685,7 +691,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                   size_t *upload_size, void **con_cls)
 {
     (void)cls;
-    (void)version;
     req_ctx *ctx = *con_cls;
     if (!ctx || uri_mark(ctx)) {
         const void *mark = ctx;
@@ -697,7 +702,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         atomic_fetch_add(&g_in_flight, 1);
         *con_cls = ctx;
         srv_resp early;
-        if (refuse_early(conn, mark, &early)) {
+        if (refuse_early(conn, mark, version, &early)) {
             /* Answered now; libmicrohttpd closes the connection rather than read a body. */
             srv_watch_handling(conn_watch(conn), true);
             return queue(conn, ctx, early);

@@ -61,17 +61,18 @@ done
 CODE=$(curl -s -o /dev/null -w '%{http_code}' -I "$URL/health")
 [ "$CODE" = 200 ] || fail "HEAD /health: HTTP $CODE"
 
-# Framing: both Content-Length and Transfer-Encoding, two lengths, two codings, or a coding
-# other than chunked are refused before the body is read, and the connection is closed, so a
+# Framing: both Content-Length and Transfer-Encoding, two lengths, two codings, a coding
+# other than chunked, or any Transfer-Encoding from an HTTP/1.0 client are refused before the
+# body is read, and the connection is closed, so a
 # second request smuggled in the body is never answered.
 /usr/bin/python3 - "$PORT" "$(cat alice.token)" "$MODEL" <<'PY'
 import socket, sys
 port, token, model = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 path = "/api/2.0/mlflow/registered-models/create"
-def send(head, body):
+def send(head, body, version="1.1"):
     s = socket.create_connection(("127.0.0.1", port), timeout=5)
-    s.sendall(("POST %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
-               "Content-Type: application/json\r\n" % (path, token)
+    s.sendall(("POST %s HTTP/%s\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+               "Content-Type: application/json\r\n" % (path, version, token)
                + head + "\r\n").encode() + body)
     data = b""
     try:
@@ -104,6 +105,10 @@ for head, body, code, why in cases:
     out = send(head, body)
     if out.count("HTTP/1.1 ") != 1 or not out.startswith("HTTP/1.1 %d " % code) or why not in out:
         sys.exit("framing %r: wanted one %d (%s), got %r" % (head, code, why, out[:300]))
+# HTTP/1.0 has no Transfer-Encoding (RFC 9112 section 6.1): refused, not read as chunked.
+out = send("Transfer-Encoding: chunked\r\n", chunk(name) + smuggled, version="1.0")
+if out.count("HTTP/1.1 ") != 1 or not out.startswith("HTTP/1.1 400 ") or "HTTP/1.0 request has no Transfer-Encoding" not in out:
+    sys.exit("HTTP/1.0 with Transfer-Encoding: %r" % out[:300])
 # Chunked alone is a valid framing.
 out = send("Transfer-Encoding: chunked\r\nConnection: close\r\n", chunk(name))
 if not out.startswith("HTTP/1.1 200 "):
