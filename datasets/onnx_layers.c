@@ -13,7 +13,10 @@ static sg_status row_input(ox_ctx *c, size_t k, const char *what, sg_err *err, i
     int rc = ox_need_in(c, k, err, x);
     if (rc) return rc;
     if (c->vals[*x].is_const)
-        return ox_node_err(c, err, SG_EINPUT, "%s of constants only is not supported", what);
+        return ox_node_err(c, err, SG_EINPUT,
+                           "%s's input %zu ('%.100s') is a constant, but it must be the per-row "
+                           "input (the rows times constant weights is what is supported)",
+                           what, k, c->vals[*x].name);
     if (c->vals[*x].rank != 1)
         return ox_node_err(c, err, SG_EINPUT,
                            "shape does not match: %s needs rows of rank 1, '%.100s' has rank %d",

@@ -246,6 +246,11 @@ def main():
                     helper.make_node("Softmax", ["z"], ["out"], name="sm", axis=1)])
     m.graph.initializer.append(numpy_helper.from_array(np.array([-1, 3], np.int64), "shp"))
     run(tmp, "reshape_shape", m, ["node 'rs' (Reshape, opset 13)", "shape does not match"], data)
+    # The weights first and the rows second (W x^T): named as such, not "constants only".
+    m = base(nodes=[helper.make_node("Gemm", ["W", "x", "b"], ["z"], name="fc", transB=1),
+                    helper.make_node("Softmax", ["z"], ["out"], name="sm", axis=1)])
+    run(tmp, "gemm_weights_first", m, ["node 'fc' (Gemm, opset 13)", "input 0 ('W') is a constant",
+                                       "must be the per-row input"], data)
 
     # A cycle and an undefined input.
     m = base(nodes=[helper.make_node("Relu", ["b2"], ["a2"], name="ra"),
