@@ -325,6 +325,27 @@ static sg_status load_layer(hid_t f, const char *path, sg_model *m, int i, sg_er
     return SG_OK;
 }
 
+/* The first member of /layers whose name is not a layer index below the layer count. */
+typedef struct {
+    hsize_t n;
+    char bad[64];
+} layer_names;
+
+static herr_t check_layer_name(hid_t g, const char *name, const H5L_info_t *info, void *arg)
+{
+    (void)g;
+    (void)info;
+    layer_names *ln = arg;
+    char *end = NULL;
+    unsigned long long i = strtoull(name, &end, 10);
+    /* One spelling per index: digits only, no sign, no leading zero. */
+    if (name[0] < '0' || name[0] > '9' || *end || (name[0] == '0' && name[1]) || i >= ln->n) {
+        snprintf(ln->bad, sizeof ln->bad, "%.60s", name);
+        return 1; /* stop */
+    }
+    return 0;
+}
+
 static sg_status load_layers(hid_t f, const char *path, sg_model *m, sg_err *err)
 {
     if (!sg_h5_exists(f, "layers")) return sg_errf(err, SG_EINPUT, "%s: /layers is missing", path);
@@ -335,7 +356,15 @@ static sg_status load_layers(hid_t f, const char *path, sg_model *m, sg_err *err
         if (g >= 0) H5Gclose(g);
         return sg_errf(err, SG_EINPUT, "%s: /layers is not a group", path);
     }
+    layer_names ln = {.n = info.nlinks, .bad = ""};
+    (void)H5Literate(g, H5_INDEX_NAME, H5_ITER_NATIVE, NULL, check_layer_name, &ln);
     H5Gclose(g);
+    if (ln.bad[0])
+        return sg_errf(err, SG_EINPUT,
+                       "%s: /layers/%s is not a layer: the %llu members of /layers must be "
+                       "named 0..%llu",
+                       path, ln.bad, (unsigned long long)info.nlinks,
+                       (unsigned long long)info.nlinks - 1);
     if (info.nlinks < 1 || info.nlinks > SG_MAX_LAYERS)
         return sg_errf(err, SG_EINPUT, "%s: /layers holds %llu layers (must be 1..%d)", path,
                        (unsigned long long)info.nlinks, SG_MAX_LAYERS);

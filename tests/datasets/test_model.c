@@ -308,7 +308,18 @@ static void test_layer_errors(void **state)
     hid_t f = fx_open_rw(p);
     H5Lmove(f, "/layers/1", f, "/layers/2", H5P_DEFAULT, H5P_DEFAULT);
     H5Fclose(f);
-    expect_error(p, "/layers/1 is missing", NULL);
+    expect_error(p, "/layers/2 is not a layer: the 2 members of /layers must be named 0..1", NULL);
+    /* A member that is no index at all is named, not taken for a missing layer. */
+    fx_write_binary_model(p);
+    f = fx_open_rw(p);
+    H5Lmove(f, "/layers/1", f, "/layers/foo", H5P_DEFAULT, H5P_DEFAULT);
+    H5Fclose(f);
+    expect_error(p, "/layers/foo is not a layer", "named 0..1");
+    fx_write_binary_model(p);
+    f = fx_open_rw(p);
+    H5Lmove(f, "/layers/1", f, "/layers/01", H5P_DEFAULT, H5P_DEFAULT);
+    H5Fclose(f);
+    expect_error(p, "/layers/01 is not a layer", NULL);
 
     fx_write_binary_model(p);
     f = fx_open_rw(p);
