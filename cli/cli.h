@@ -8,6 +8,8 @@
 #ifndef STAGEGATE_CLI_H
 #define STAGEGATE_CLI_H
 
+#include <limits.h>
+
 #include "stagegate/common.h"
 #include "stagegate/json.h"
 
@@ -61,5 +63,10 @@ typedef struct {
 /* 0 when no output names the same file as an input or as another output (by device and inode
  * when both exist, else by resolved directory and name); else a usage error (exit 2). */
 int sg_cli_check_outputs(const char *cmd, const sg_cli_path *inputs, const sg_cli_path *outputs);
+/* The same check for a command past its usage stage: SG_EINPUT with the reason in err. */
+sg_status sg_cli_outputs_err(const sg_cli_path *inputs, const sg_cli_path *outputs, sg_err *err);
+/* A registry's local files as inputs for that check: the SQLite file (sg_registry_file; NULL
+   for none) and its -wal, -shm and -journal, into ins[0..3], their names built in bufs. */
+void sg_cli_registry_inputs(const char *file, sg_cli_path ins[4], char bufs[3][PATH_MAX]);
 
 #endif

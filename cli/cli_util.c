@@ -57,18 +57,51 @@ static bool same_file(const char *a, const char *b)
     return where(a, wa) && where(b, wb) && strcmp(wa, wb) == 0;
 }
 
-int sg_cli_check_outputs(const char *cmd, const sg_cli_path *inputs, const sg_cli_path *outputs)
+/* The first output that would overwrite an input or another output, described in msg. */
+static bool outputs_conflict(const sg_cli_path *inputs, const sg_cli_path *outputs, char *msg,
+                             size_t len)
 {
     for (const sg_cli_path *o = outputs; o->what; o++) {
         if (!o->path) continue;
         for (const sg_cli_path *i = inputs; i->what; i++)
-            if (i->path && same_file(o->path, i->path))
-                return sg_cli_usage_error(cmd, "%s %s is the same file as %s: writing it would "
-                                               "destroy an input", o->what, o->path, i->what);
+            if (i->path && same_file(o->path, i->path)) {
+                snprintf(msg, len, "%s %s is the same file as %s: writing it would destroy an input",
+                         o->what, o->path, i->what);
+                return true;
+            }
         for (const sg_cli_path *q = outputs; q < o; q++)
-            if (q->path && same_file(o->path, q->path))
-                return sg_cli_usage_error(cmd, "%s and %s are the same file (%s)", q->what,
-                                          o->what, o->path);
+            if (q->path && same_file(o->path, q->path)) {
+                snprintf(msg, len, "%s and %s are the same file (%s)", q->what, o->what, o->path);
+                return true;
+            }
     }
-    return 0;
+    return false;
+}
+
+int sg_cli_check_outputs(const char *cmd, const sg_cli_path *inputs, const sg_cli_path *outputs)
+{
+    char msg[3 * PATH_MAX];
+    return outputs_conflict(inputs, outputs, msg, sizeof msg)
+               ? sg_cli_usage_error(cmd, "%s", msg)
+               : 0;
+}
+
+sg_status sg_cli_outputs_err(const sg_cli_path *inputs, const sg_cli_path *outputs, sg_err *err)
+{
+    char msg[3 * PATH_MAX];
+    return outputs_conflict(inputs, outputs, msg, sizeof msg) ? sg_errf(err, SG_EINPUT, "%s", msg)
+                                                              : SG_OK;
+}
+
+void sg_cli_registry_inputs(const char *file, sg_cli_path ins[4], char bufs[3][PATH_MAX])
+{
+    static const char *const sfx[3] = {"-wal", "-shm", "-journal"};
+    static const char *const what[3] = {"the registry's write-ahead log",
+                                        "the registry's shared memory file",
+                                        "the registry's journal"};
+    ins[0] = (sg_cli_path){"the registry", file};
+    for (int k = 0; k < 3; k++) {
+        if (file) snprintf(bufs[k], PATH_MAX, "%s%s", file, sfx[k]);
+        ins[k + 1] = (sg_cli_path){what[k], file ? bufs[k] : NULL};
+    }
 }

@@ -156,7 +156,9 @@ int sg_cmd_bench(int argc, char **argv)
         model = resolved;
     }
     /* Samples written over the model or the set would destroy them. */
-    const sg_cli_path ins[] = {{"--model", model}, {"--data", data}, {"--db", db}, {NULL, NULL}};
+    sg_cli_path ins[] = {{"--model", model}, {"--data", data}, {0}, {0}, {0}, {0}, {NULL, NULL}};
+    char j[3][PATH_MAX];
+    sg_cli_registry_inputs(db || registered[0] ? sg_registry_file(db) : NULL, ins + 2, j);
     const sg_cli_path outs[] = {{"--samples", samples}, {NULL, NULL}};
     if (sg_cli_check_outputs("bench", ins, outs)) return 2;
     bool offline = sg_scenarios[c.scenario].flags & SG_SCENARIO_BATCHES;

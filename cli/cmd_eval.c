@@ -169,8 +169,10 @@ int sg_cmd_eval(int argc, char **argv)
         c.expected_sha256 = registered;
     }
     /* Predictions written over the model or the set would destroy them. */
-    const sg_cli_path ins[] = {{"--model", c.model_path}, {"--data", c.data_path}, {"--db", db},
-                               {NULL, NULL}};
+    sg_cli_path ins[] = {{"--model", c.model_path}, {"--data", c.data_path}, {0}, {0}, {0}, {0},
+                         {NULL, NULL}};
+    char j[3][PATH_MAX];
+    sg_cli_registry_inputs(db || c.expected_sha256 ? sg_registry_file(db) : NULL, ins + 2, j);
     const sg_cli_path outs[] = {{"--predictions", c.predictions_path}, {NULL, NULL}};
     if (sg_cli_check_outputs("eval", ins, outs)) return 2;
     /* Progress goes to stderr on a terminal only, so --json stdout stays one document. */

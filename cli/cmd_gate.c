@@ -49,6 +49,36 @@ typedef struct {
     bool json;
 } gate_args;
 
+/*
+ * An output over an input (--out KEY.pem, --html MODEL.h5, --markdown REGISTRY.db) would
+ * destroy it. model and baseline are the files a registry URI resolved to once it has been;
+ * the registry counts as an input when either is a URI. true with the reason in why.
+ */
+static bool check_outputs(const gate_args *a, const char *model, const char *baseline,
+                          char *why, size_t len)
+{
+    const bool uri = (a->model && sg_is_model_uri(a->model)) ||
+                     (a->baseline && sg_is_model_uri(a->baseline));
+    sg_cli_path ins[] = {{"--model", model}, {"--data", a->data}, {"--baseline", baseline},
+                         {"--policy", a->policy}, {"--key", a->key}, {0}, {0}, {0}, {0},
+                         {NULL, NULL}};
+    char j[3][PATH_MAX];
+    sg_cli_registry_inputs(a->db || uri ? sg_registry_file(a->db) : NULL, ins + 5, j);
+    sg_cli_path outs[2 + SG_REPORT_FORMATS_MAX];
+    char names[SG_REPORT_FORMATS_MAX][24];
+    size_t k = 0;
+    outs[k++] = (sg_cli_path){"--out", a->out};
+    for (size_t i = 0; i < sg_n_report_formats; i++) {
+        snprintf(names[i], sizeof names[i], "--%s", sg_report_formats[i].name);
+        outs[k++] = (sg_cli_path){names[i], a->render[i]};
+    }
+    outs[k] = (sg_cli_path){NULL, NULL};
+    sg_err e = {{0}};
+    if (sg_cli_outputs_err(ins, outs, &e) == SG_OK) return false;
+    snprintf(why, len, "%s", e.msg);
+    return true;
+}
+
 /* SG_OPTS_OK to go on; SG_OPTS_HELP after printing the usage; SG_OPTS_ERROR after a usage error. */
 static int parse_args(int argc, char **argv, gate_args *a)
 {
@@ -90,19 +120,11 @@ static int parse_args(int argc, char **argv, gate_args *a)
         sg_cli_usage_error("gate", "%s is required", missing);
         return SG_OPTS_ERROR;
     }
-    /* An output over an input (--out KEY.pem, --predictions VAL.h5) would destroy it. */
-    sg_cli_path ins[] = {{"--model", a->model}, {"--data", a->data}, {"--baseline", a->baseline},
-                         {"--policy", a->policy}, {"--key", a->key}, {"--db", a->db}, {NULL, NULL}};
-    sg_cli_path outs[2 + SG_REPORT_FORMATS_MAX];
-    char names[SG_REPORT_FORMATS_MAX][24];
-    size_t k = 0;
-    outs[k++] = (sg_cli_path){"--out", a->out};
-    for (size_t i = 0; i < sg_n_report_formats; i++) {
-        snprintf(names[i], sizeof names[i], "--%s", sg_report_formats[i].name);
-        outs[k++] = (sg_cli_path){names[i], a->render[i]};
+    char why[sizeof ((sg_err *)0)->msg];
+    if (check_outputs(a, a->model, a->baseline, why, sizeof why)) {
+        sg_cli_usage_error("gate", "%s", why);
+        return SG_OPTS_ERROR;
     }
-    outs[k] = (sg_cli_path){NULL, NULL};
-    if (sg_cli_check_outputs("gate", ins, outs)) return SG_OPTS_ERROR;
     if (a->output) {
         int o = sg_onnx_output_parse(a->output);
         if (o < 0) {
@@ -355,6 +377,10 @@ static sg_status run_gate(const gate_args *a, gate_run *g, sg_err *err)
     if (!rc) rc = resolve(a->model, a->db, mbuf, sizeof mbuf, &model, msha, err);
     if (!rc) rc = resolve(a->baseline, a->db, bbuf, sizeof bbuf, &baseline, bsha, err);
     if (rc) return rc;
+    char why[sizeof err->msg];
+    if ((model != a->model || baseline != a->baseline) &&
+        check_outputs(a, model, baseline, why, sizeof why))
+        return sg_errf(err, SG_EINPUT, "%s", why);
 
     /*
      * Each input is opened once. The models are read, hashed (and checked against a

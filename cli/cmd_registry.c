@@ -419,22 +419,11 @@ static int run_write(reg_cli *c, sg_registry *reg)
    its data. */
 static bool out_names_an_input(const reg_cli *c)
 {
-    const char *db = sg_registry_path(c->db);
-    const bool sqlite = !strstr(db, "://") || !strncmp(db, "sqlite:", 7);
-    const char *file = !strncmp(db, "sqlite:", 7) ? db + 7 : db;
     char j[3][PATH_MAX];
-    const char *sfx[3] = {"-wal", "-shm", "-journal"};
-    for (int k = 0; k < 3; k++)
-        snprintf(j[k], sizeof j[k], "%s%s", file, sfx[k]);
-    const sg_cli_path ins[] = {{"--as", c->as},
-                               {"--pubkey", c->pubkey},
-                               {"--checkpoint", c->checkpoint},
-                               {"--report", c->report},
-                               {"the registry", sqlite ? file : NULL},
-                               {"the registry's write-ahead log", sqlite ? j[0] : NULL},
-                               {"the registry's shared memory file", sqlite ? j[1] : NULL},
-                               {"the registry's journal", sqlite ? j[2] : NULL},
-                               {NULL, NULL}};
+    sg_cli_path ins[] = {{"--as", c->as},           {"--pubkey", c->pubkey}, {"--checkpoint", c->checkpoint},
+                         {"--report", c->report},   {0},                     {0},
+                         {0},                       {0},                     {NULL, NULL}};
+    sg_cli_registry_inputs(sg_registry_file(c->db), ins + 4, j);
     const sg_cli_path outs[] = {{"--out", c->out}, {NULL, NULL}};
     return sg_cli_check_outputs(c->cmd, ins, outs) != 0;
 }

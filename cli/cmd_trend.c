@@ -37,6 +37,12 @@ int sg_cmd_trend(int argc, char **argv)
     if (prc != SG_OPTS_OK) return 2;
     if (n_pos != 1) return sg_cli_usage_error("trend", "expected one model NAME, got %d", n_pos);
     if (!html) return sg_cli_usage_error("trend", "--html OUT.html is required");
+    sg_cli_path ins[5];
+    char j[3][PATH_MAX];
+    sg_cli_registry_inputs(sg_registry_file(db), ins, j);
+    ins[4] = (sg_cli_path){NULL, NULL};
+    const sg_cli_path outs[] = {{"--html", html}, {NULL, NULL}};
+    if (sg_cli_check_outputs("trend", ins, outs)) return 2;
     sg_registry *reg = NULL;
     int rc = sg_registry_open(sg_registry_path(db), false, &reg, &err);
     json_t *doc = NULL;

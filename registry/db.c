@@ -24,6 +24,13 @@ const char *sg_registry_path(const char *db_opt)
     return SG_REGISTRY_DEFAULT_PATH;
 }
 
+const char *sg_registry_file(const char *db_opt)
+{
+    const char *uri = sg_registry_path(db_opt);
+    if (reg_store_pg.accepts(uri) || !reg_store_sqlite.accepts(uri)) return NULL;
+    return !strncmp(uri, "sqlite:", 7) ? uri + 7 : uri;
+}
+
 sg_status reg_db_error(sg_registry *reg, sg_err *err, const char *what)
 {
     return reg->ops->error(reg->store, err, what);

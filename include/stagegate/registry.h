@@ -30,6 +30,9 @@ typedef struct sg_registry sg_registry;
 /* The registry a command uses: the --db value, else $STAGEGATE_REGISTRY, else ./stagegate.db
  * (a path, sqlite:PATH, postgresql://..., postgres://... or a libpq connection string). */
 const char *sg_registry_path(const char *db_opt);
+/* The local file behind that registry (an SQLite database), or NULL for a server or
+   PostgreSQL: what an output must not overwrite. */
+const char *sg_registry_file(const char *db_opt);
 
 /*
  * Opens (and, with create, creates) a registry and migrates its schema forward.

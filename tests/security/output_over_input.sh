@@ -42,6 +42,25 @@ refused "--predictions" "--model" -- "$STAGEGATE_BIN" eval --model m.h5 --data v
 B=("$STAGEGATE_BIN" bench --model m.h5 --data val.h5 --duration 0.05 --min-queries 20 --warmup 2 --cpus 0)
 refused "--samples" "--data" -- "${B[@]}" --scenario offline --samples ./sub/../val.h5
 refused "--samples" "--model" -- "${B[@]}" --scenario single-stream --samples m_link.h5
+# A models:/ URI resolves to the registered file, which is an input as much as a path is, and
+# so is the registry a command reads (gate used to check the URI's text, trend nothing: both
+# replaced the file with their output and exited 0).
+"$STAGEGATE_BIN" registry --db reg.db create-model m --signer k.pub.pem >/dev/null
+"$STAGEGATE_BIN" registry --db reg.db create-version m m.h5 >/dev/null
+G2=("${G[@]}" --db reg.db)
+refused "--out" "--model" -- "${G2[@]}" --model models:/m/1 --out m.h5
+refused "--html" "--model" -- "${G2[@]}" --model models:/m/1 --out r3.json --html ./sub/../m.h5
+cp m.h5 m_copy.h5
+refused "--junit" "--baseline" -- "${G2[@]}" --model m_copy.h5 --baseline models:/m/1 --out r3.json --junit m_link.h5
+refused "--markdown" "the registry" -- "${G2[@]}" --model models:/m/1 --out r3.json --markdown reg.db
+refused "--out" "the registry's write-ahead log" -- "${G2[@]}" --model models:/m/1 --out reg.db-wal
+refused "--out" "the registry" -- env STAGEGATE_REGISTRY=reg.db "${G[@]}" --model models:/m/1 --out reg.db
+refused "--predictions" "the registry" -- "$STAGEGATE_BIN" eval --model models:/m/1 --db sqlite:reg.db --data val.h5 --predictions reg.db
+refused "--samples" "--model" -- "${B[@]/m.h5/models:/m/1}" --db reg.db --scenario offline --samples m.h5
+refused "--html" "the registry" -- "$STAGEGATE_BIN" trend m --db reg.db --html reg.db
+refused "--html" "the registry" -- env STAGEGATE_REGISTRY="$T/reg.db" "$STAGEGATE_BIN" trend m --html ./reg.db
+"$STAGEGATE_BIN" registry --db reg.db list >/dev/null || fail "the registry no longer opens"
+[ ! -e r3.json ] || fail "r3.json was written"
 [ "$(sha val.h5 m.h5 policy.json k.key.pem)" = "$before" ] || fail "an input was changed"
 [ ! -e same.json ] || fail "same.json was written"
 # An output path that is a device, a FIFO or a link to one is refused, and the node stays:
