@@ -425,12 +425,21 @@ static sg_status emit_binary(ox_ctx *c, sg_onnx_binary op, int ia, int ib, sg_er
         } else if (same_row(v, rank, dims)) {
             g->kind = SG_OXA_ROW;
             g->buf = v->data;
-        } else if (v->count == 1) {
+        } else if (v->count == 1 && v->rank == rank) {
+            /* [batch, 1, ...]: one value per row. A per-row value of lower rank ([batch]
+               against [batch, k]) aligns its batch with a row dimension, as ONNX and numpy
+               align shapes from the right: valid only for one batch size, refused below. */
             g->kind = SG_OXA_COL;
             g->buf = v->data;
         } else {
             sg_free_aligned(owned[0]);
             sg_free_aligned(owned[1]);
+            if (v->rank < rank)
+                return ox_node_err(c, err, SG_EINPUT,
+                                   "'%.100s' has rank %d and the other input rank %d: ONNX aligns "
+                                   "shapes from the right, so its batch dimension would meet a "
+                                   "row dimension (valid for one batch size only)",
+                                   v->name, v->rank + 1, rank + 1);
             return ox_node_err(c, err, SG_EINPUT,
                                "broadcasting '%.100s' across a row is not supported", v->name);
         }

@@ -453,6 +453,16 @@ def main():
     m.metadata_props.add(key="stagegate.output", value="proba")
     run(tmp, "proba_rows_sum_half", m, ["proba_rows_sum_half.onnx: output proba[0] sums to 0.5",
                                         "not class probabilities"], data)
+    # A per-row value of lower rank: Div(z [batch, 3], max [batch]). ONNX aligns shapes from
+    # the right, so [batch] meets the 3 columns (valid for a batch of 3 or 1 only); it was run
+    # as one value per row. With keepdims ([batch, 1]) the same graph is per row, and runs.
+    for keep, code in ((0, 2), (1, 0)):
+        m = after_gemm(helper.make_node("ReduceMax", ["z"], ["zm"], name="rmax", axes=[1],
+                                        keepdims=keep),
+                       helper.make_node("Div", ["z", "zm"], ["act"], name="div1"))
+        run(tmp, "div_by_batch_vector_keepdims%d" % keep, m,
+            ["node 'div1' (Div, opset 13)", "'zm' has rank 1 and the other input rank 2",
+             "aligns shapes from the right"] if code else [], data, exit_code=code)
 
     if failures:
         print("%d failures" % len(failures))
