@@ -36,6 +36,8 @@
 #define CHUNK_MAX_BYTES ((size_t)1 << 30)
 #define SLAB_MAX_BYTES ((size_t)1 << 30)
 #define MAX_FILTERS 32 /* H5Z_MAX_NFILTERS */
+/* Values a contiguous float64 dataset read as float32 goes through at a time (1 MiB). */
+#define NARROW_BLOCK ((size_t)1 << 17)
 /* libhdf5 1.10's H5Dget_chunk_info_by_coord walks the whole chunk index for each chunk, so a
    set of many small chunks took time quadratic in their number (64,000 chunks, 55 s).
    Beyond this many, chunks are located with H5Dget_chunk_storage_size, a lookup in the
@@ -362,6 +364,27 @@ static sg_status decode_chunk(sg_h5_reader *r, const hsize_t off[2], size_t ms, 
 }
 
 /*
+ * Whether reading as memtype narrows the file's 8-byte floats to float32. Then they are
+ * converted to native doubles first (a byte swap at most) and narrowed here, with the C cast
+ * (round to nearest even, subnormals kept): libhdf5's generic conversion, which it uses for
+ * a big-endian float64, rounds ties away and loses subnormal results, so the same values
+ * stored big-endian gave other float32 inputs than little-endian (or numpy's astype).
+ */
+static bool narrows(const sg_h5_reader *r, hid_t memtype)
+{
+    return r->es == 8 && H5Tget_class(r->ftype) == H5T_FLOAT && H5Tequal(memtype, H5T_NATIVE_FLOAT) > 0;
+}
+
+/* n rows of w doubles (row stride sstride) to floats (row stride dstride). */
+static void narrow_rows(const double *src, size_t sstride, float *dst, size_t dstride, size_t n,
+                        size_t w)
+{
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; k < w; k++)
+            dst[i * dstride + k] = (float)src[i * sstride + k];
+}
+
+/*
  * Decodes chunk row ci (every chunk across) as memtype into dst, or into the reader's slab
  * (kept for the next read) when dst is NULL.
  */
@@ -379,7 +402,10 @@ static sg_status load_slab(sg_h5_reader *r, hid_t memtype, int64_t ci, uint8_t *
         r->slab_row = -1;
         dst = r->slab;
     }
-    const bool same = H5Tequal(r->ftype, memtype) > 0;
+    const bool same = H5Tequal(r->ftype, memtype) > 0, narrow = !same && narrows(r, memtype);
+    /* the type libhdf5 converts to: native doubles when they are narrowed here */
+    const hid_t via = narrow ? H5T_NATIVE_DOUBLE : memtype;
+    const bool convert = !same && !(narrow && H5Tequal(r->ftype, H5T_NATIVE_DOUBLE) > 0);
     const hsize_t row0 = (hsize_t)ci * r->chunk[0];
     const size_t rows = (size_t)(r->dims[0] - row0 < r->chunk[0] ? r->dims[0] - row0 : r->chunk[0]);
     const size_t c1 = (size_t)r->chunk[1];
@@ -389,13 +415,17 @@ static sg_status load_slab(sg_h5_reader *r, hid_t memtype, int64_t ci, uint8_t *
     for (size_t col0 = 0; col0 < cols; col0 += c1) {
         const hsize_t off[2] = {row0, (hsize_t)col0};
         uint8_t *chunk;
-        if ((rc = decode_chunk(r, off, ms, direct, &chunk, err)) != SG_OK) return rc;
+        if ((rc = decode_chunk(r, off, narrow ? sizeof(double) : ms, direct, &chunk, err)) != SG_OK)
+            return rc;
         if (chunk == dst) continue;
-        if (!same && H5Tconvert(r->ftype, memtype, r->chunk_elems, chunk, NULL, H5P_DEFAULT) < 0)
+        if (convert && H5Tconvert(r->ftype, via, r->chunk_elems, chunk, NULL, H5P_DEFAULT) < 0)
             return fail(r, err, "cannot be converted to the type it is read as");
         const size_t w = cols - col0 < c1 ? cols - col0 : c1;
-        for (size_t i = 0; i < rows; i++)
-            memcpy(dst + (i * cols + col0) * ms, chunk + i * c1 * ms, w * ms);
+        if (narrow)
+            narrow_rows((const double *)(void *)chunk, c1, (float *)(void *)dst + col0, cols, rows, w);
+        else
+            for (size_t i = 0; i < rows; i++)
+                memcpy(dst + (i * cols + col0) * ms, chunk + i * c1 * ms, w * ms);
     }
     if (dst == r->slab) {
         r->slab_row = ci;
@@ -412,6 +442,21 @@ sg_status sg_h5_reader_rows(sg_h5_reader *r, hid_t memtype, int64_t row0, int64_
         return sg_errf(err, SG_EINTERNAL, "%s: %s rows %lld..%lld requested, it has %llu", r->path,
                        r->name, (long long)row0, (long long)(row0 + n - 1),
                        (unsigned long long)r->dims[0]);
+    if (!r->chunked && narrows(r, memtype)) {
+        /* As native doubles, a block of rows at a time, then narrowed (see narrows). */
+        const size_t cols = r->rank == 2 ? (size_t)r->dims[1] : 1;
+        const int64_t block = cols >= NARROW_BLOCK ? 1 : (int64_t)(NARROW_BLOCK / cols);
+        double *tmp = malloc((size_t)(n < block ? n : block) * cols * sizeof *tmp);
+        if (!tmp) return sg_errf(err, SG_ENOMEM, "%s: out of memory reading %s", r->path, r->name);
+        sg_status rc = SG_OK;
+        for (int64_t i = 0; rc == SG_OK && i < n; i += block) {
+            const int64_t k = n - i < block ? n - i : block;
+            rc = sg_h5_reader_rows(r, H5T_NATIVE_DOUBLE, row0 + i, k, tmp, err);
+            if (rc == SG_OK) narrow_rows(tmp, cols, (float *)buf + (size_t)i * cols, cols, (size_t)k, cols);
+        }
+        free(tmp);
+        return rc;
+    }
     if (!r->chunked) {
         sg_h5_note("%s rows %lld..%lld", r->name, (long long)row0, (long long)(row0 + n - 1));
         hid_t fs = H5Dget_space(r->ds);
