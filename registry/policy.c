@@ -160,6 +160,18 @@ static sg_status check_spec(const sg_registry_model_spec *sp, const char *const 
                        "--report-stage: '%s' is the first stage, which new versions enter without "
                        "a report; name a later one",
                        report_stage);
+    /* Nor may it be one a transition into needs a promoter, a validation or an approval:
+       versions would enter Production (or a promoter's stage) with none of them. */
+    if (!strcasecmp(stages[0], REG_PRODUCTION))
+        return sg_errf(err, SG_EINPUT,
+                       "--stages: Production is the first stage, which new versions enter without "
+                       "a promoter, a report or an approval; list it after the report stage");
+    for (size_t i = 0; i < sp->n_promoters; i++)
+        if (sp->promoters[i].stage && !strcasecmp(sp->promoters[i].stage, stages[0]))
+            return sg_errf(err, SG_EINPUT,
+                           "--promoter: '%s' is the first stage, which new versions enter without "
+                           "a promoter's request",
+                           stages[0]);
     for (size_t i = 0; i < sp->n_promoters; i++)
         if (!sp->promoters[i].stage || !in_list(sp->promoters[i].stage, stages, n))
             return sg_errf(err, SG_EINPUT, "--promoter: '%s' is not one of the model's stages",

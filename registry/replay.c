@@ -407,6 +407,12 @@ static sg_status ev_create_version(rp_state *S, const rp_event *e, sg_err *err)
         if (strcmp(json_string_value(json_object_get(first, "name")), e->to) != 0)
             return bad(S, e, err, "a new version enters '%s', not '%s'",
                        json_string_value(json_object_get(first, "name")), e->to);
+        static const char *const needs[] = {"requires_report", "requires_promoter",
+                                            "requires_validation", "requires_approval"};
+        for (size_t i = 0; i < sizeof needs / sizeof needs[0]; i++)
+            if (cfg_flag(first, needs[i]))
+                return bad(S, e, err, "a new version entered '%s', whose entry %s", e->to,
+                           needs[i]);
     }
     rp_version *nv = realloc(m->v, (m->nv + 1) * sizeof *nv);
     if (!nv) return sg_errf(err, SG_ENOMEM, "out of memory replaying the audit log");

@@ -65,6 +65,17 @@ sg_status sg_registry_create_version(sg_registry *reg, const char *model, const 
     if (rc == SG_OK)
         rc = reg_request_check(reg, req, false, "create-version", model, 0, "", sha, actor, err);
     const reg_stage *first = &m.stages[0];
+    /* create-model refuses such a first stage; a registry made before it did may hold one */
+    if (rc == SG_OK && (first->requires_report || first->requires_promoter ||
+                        first->requires_validation || first->requires_approval))
+        rc = sg_errf(err, SG_EREFUSED,
+                     "refused: model %s's first stage '%s' needs a %s to enter, and a new version "
+                     "enters it without a transition; recreate the model with another stage list",
+                     model, first->name,
+                     first->requires_report      ? "report"
+                     : first->requires_promoter  ? "promoter's request"
+                     : first->requires_approval  ? "approval"
+                                                 : "validation");
     if (rc == SG_OK)
         rc = reg_prepare(
             reg,

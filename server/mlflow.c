@@ -499,9 +499,34 @@ static srv_resp latest(srv_req *r)
     json_t *m = sg_registry_model_summary(r->reg, name, &err);
     if (!m) return srv_from_status(SG_EINPUT, &err);
     json_t *stages = r->json ? json_incref(json_object_get(r->json, "stages")) : NULL;
+    if (json_is_null(stages)) { /* as protobuf's JSON mapping reads a null: not given */
+        json_decref(stages);
+        stages = NULL;
+    }
     if (!stages) {
         /* GET: stages=A&stages=B */
         stages = srv_query_all(r, "stages");
+    }
+    /* A filter that cannot be read is refused, not dropped: "every stage" would answer a
+       deploy script asking for Production with versions in other stages. */
+    const char *why = !json_is_array(stages) ? "stages must be an array of stage names" : NULL;
+    size_t i;
+    json_t *s;
+    json_array_foreach(stages, i, s)
+    {
+        if (why) break;
+        bool known = false;
+        size_t j;
+        json_t *g;
+        json_array_foreach(json_object_get(m, "stages"), j, g) known =
+            known || (json_is_string(s) && !strcasecmp(json_string_value(s), sg_json_str(g, "name")));
+        if (!known) why = "stages names a stage the model does not have";
+    }
+    if (why) {
+        srv_resp bad = srv_error(400, "INVALID_PARAMETER_VALUE", "%s (model '%s')", why, name);
+        json_decref(stages);
+        json_decref(m);
+        return bad;
     }
     json_t *doc = json_pack("{so}", "model_versions", latest_versions(m, stages));
     json_decref(stages);

@@ -67,6 +67,12 @@ expect 2 $R create-model m2 --stages Staging,Production,Archived
 err_has "--report-stage: 'Staging' is the first stage"; one_line
 expect 2 $R create-model m2 --report-stage None
 err_has "'None' is the first stage"; one_line
+# Nor may new versions enter Production, or a promoter's stage, with no transition: such a
+# model put every new version straight into Production, with no report, promoter or approval.
+expect 2 $R create-model m2 --stages Production,Staging,Archived --report-stage Staging
+err_has "--stages: Production is the first stage"; one_line
+expect 2 $R create-model m2 --stages Canary,Staging,Production,Archived --promoter Canary=alice.pub.pem
+err_has "--promoter: 'Canary' is the first stage"; one_line
 expect 2 $R create-model m2 --require-approval
 err_has "--approver"
 # The only approver being the only Production promoter: no approval could ever count.

@@ -59,6 +59,15 @@ expect 200 alice POST $M/registered-models/get-latest-versions "{\"name\": \"$MO
 expect 200 alice GET "$M/registered-models/get-latest-versions?name=$MODEL&stages=Production&stages=Archived&stages=None"
 [ "$(jq -c '[.model_versions[] | [.current_stage, .version]]' body)" = '[["None","3"],["Production","2"],["Archived","1"]]' ] ||
     fail "latest versions by GET: $(cat body)"
+# A stage filter that cannot be read is refused, not dropped (it answered with every stage:
+# a script asking for the Production version got the Staging one too).
+for stages in '"Production"' '{"a": "Production"}' '[1, {}]' '["Prod"]'; do
+    expect 400 alice POST $M/registered-models/get-latest-versions "{\"name\": \"$MODEL\", \"stages\": $stages}"
+    body_has "stages"
+done
+expect 400 alice GET "$M/registered-models/get-latest-versions?name=$MODEL&stages=Producton"
+expect 200 alice POST $M/registered-models/get-latest-versions "{\"name\": \"$MODEL\", \"stages\": [\"production\"]}"
+[ "$(jq -c '[.model_versions[] | .version]' body)" = '["2"]' ] || fail "stages in another case: $(cat body)"
 # any other parameter given twice, or holding a NUL, is refused: which one counts is a guess
 expect 400 alice GET "$M/model-versions/get?name=$MODEL&version=1&version=2"
 body_has "query parameter 'version' is given twice"

@@ -204,7 +204,8 @@ expect 200 carol GET "/api/stagegate/history?name=$MODEL"
 mkpol() { jq -cn --arg n "typed-$RUN" --argjson p "$1" '{name: $n, stagegate_policy: $p}'; }
 for pol in '{"require_approval": "true"}' '{"max_report_age_days": "7"}' '{"max_report_age_days": 0}' \
     '{"signers": "PEM"}' '{"signers": [1]}' '{"promoters": ["PEM"]}' '{"promoters": {"Production": "PEM"}}' \
-    '"strict"' '{"approver": []}' '{"report_stage": 3}'; do
+    '"strict"' '{"approver": []}' '{"report_stage": 3}' \
+    '{"stages": ["Production", "Staging", "Archived"], "report_stage": "Staging"}'; do
     expect 400 alice POST $M/registered-models/create "$(mkpol "$pol")"
     [ "$(jbody .error_code)" = INVALID_PARAMETER_VALUE ] || fail "policy $pol: $(cat body)"
 done
