@@ -233,7 +233,7 @@ static sg_status read_stream(FILE *f, const char *path, size_t limit, uint8_t **
 }
 
 /*
- * Temp files in flight, unlinked if SIGINT or SIGTERM ends the process before they are
+ * Temp files in flight, unlinked if a signal (SIGINT, SIGTERM, SIGPIPE, SIGXCPU, ...) ends the process before they are
  * renamed or removed. Slots are claimed with a compare-and-swap and the handler only reads
  * paths whose slot is marked used, so it never sees a half-written name; unlink is
  * async-signal-safe. The handler is installed only where the signal still has its default
@@ -254,7 +254,10 @@ static void tmp_on_signal(int sig)
 
 static void tmp_install_handlers(void)
 {
-    const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+    /* Every signal whose default ends the process without a crash: a kill by hand, a closed
+       pipe, the CPU or file size limit of a CI job, a timer. */
+    const int sigs[] = {SIGINT,  SIGTERM, SIGHUP,  SIGQUIT,   SIGPIPE, SIGUSR1,
+                        SIGUSR2, SIGXCPU, SIGXFSZ, SIGALRM, SIGVTALRM, SIGPROF};
     for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
         struct sigaction old;
         if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler == SIG_DFL) {

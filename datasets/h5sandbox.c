@@ -169,7 +169,10 @@ static sg_status spawn(sg_h5_pending *p, sg_err *err)
             (void)setrlimit(RLIMIT_CPU, &cpu);
         }
         /* A fault here must end the child at once, whatever handler the caller installed. */
-        static const int fatal[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGXCPU, SIGXFSZ};
+        /* (Nor may one run the parent's temp file cleanup: that handler is the parent's.) */
+        static const int fatal[] = {SIGSEGV, SIGBUS,  SIGFPE,  SIGILL,    SIGABRT, SIGXCPU,
+                                    SIGXFSZ, SIGINT,  SIGTERM, SIGHUP,    SIGQUIT, SIGPIPE,
+                                    SIGUSR1, SIGUSR2, SIGALRM, SIGVTALRM, SIGPROF};
         for (size_t i = 0; i < sizeof fatal / sizeof fatal[0]; i++)
             signal(fatal[i], SIG_DFL);
         install_seccomp();
