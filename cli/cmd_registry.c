@@ -47,20 +47,20 @@ static const char usage_text[] =
 
 /* Which options a subcommand takes: each subcommand declares its own set. */
 enum {
-    O_DB = 1 << 0,      /* --db (also accepted before the subcommand) */
-    O_JSON = 1 << 1,    /* --json (also accepted before the subcommand) */
-    O_AS = 1 << 2,      /* --as KEY.pem: a signed request */
-    O_REPORT = 1 << 3,  /* transition --report */
-    O_APPROVE = 1 << 4, /* approve --reject --comment */
-    O_MODEL = 1 << 5,   /* create-model's policy options */
-    O_RECORD = 1 << 6,  /* record --pubkey --model */
-    O_RUNS = 1 << 7,    /* runs --version --fingerprint --limit */
-    O_ADMIN = 1 << 8,   /* init, migrate: schema and copies */
-    O_COPY = 1 << 9,    /* migrate --from --to */
-    O_PIN = 1 << 10,    /* create-model and pin: --policy --dataset */
-    O_KEYS = 1 << 11,   /* init --admin --server */
-    O_CHECK = 1 << 12,  /* verify-log --checkpoint --pubkey */
-    O_OUT = 1 << 13,    /* checkpoint --out */
+    O_DB = 1 << 0,       /* --db (also accepted before the subcommand) */
+    O_JSON = 1 << 1,     /* --json (also accepted before the subcommand) */
+    O_AS = 1 << 2,       /* --as KEY.pem: a signed request */
+    O_REPORT = 1 << 3,   /* transition --report */
+    O_APPROVE = 1 << 4,  /* approve --reject --comment */
+    O_MODEL = 1 << 5,    /* create-model's policy options */
+    O_RECORD = 1 << 6,   /* record --pubkey --model */
+    O_RUNS = 1 << 7,     /* runs --version --fingerprint --limit */
+    O_ADMIN = 1 << 8,    /* init, migrate: schema and copies */
+    O_COPY = 1 << 9,     /* migrate --from --to */
+    O_PIN = 1 << 10,     /* create-model and pin: --policy --dataset */
+    O_KEYS = 1 << 11,    /* init --admin --server */
+    O_CHECK = 1 << 12,   /* verify-log --checkpoint --pubkey */
+    O_OUT = 1 << 13,     /* checkpoint --out */
     O_VERDICT = 1 << 14, /* set-run-verdict --from */
 };
 #define O_READ (O_DB | O_JSON)
@@ -159,14 +159,15 @@ static int parse_version(const char *s, int64_t *v)
 }
 
 /* Signs the request for this subcommand when --as was given. */
-static int sign(const reg_cli *c, const char *action, const char *model, int64_t version,
-                const char *target, const char *evidence, sg_registry_request *req,
+static int sign(const reg_cli *c, sg_registry *reg, const char *action, const char *model,
+                int64_t version, const char *target, const char *evidence, sg_registry_request *req,
                 sg_registry_request **out)
 {
     *out = NULL;
     if (!c->as) return SG_OK;
     sg_err err;
-    int rc = sg_registry_request_sign(c->as, action, model, version, target, evidence, req, &err);
+    int rc =
+        sg_registry_request_sign(reg, c->as, action, model, version, target, evidence, req, &err);
     if (rc != SG_OK) return reg_cli_fail(rc, &err);
     *out = req;
     return SG_OK;
@@ -258,7 +259,7 @@ static int cmd_create_model(reg_cli *c, sg_registry *reg)
     char cfg_sha[65] = "";
     if (rc == SG_OK && c->as) rc = sg_registry_config_digest(reg, &sp, cfg_sha, &err);
     if (rc == SG_OK && c->as) {
-        int src = sign(c, "create-model", sp.name, 0, "", cfg_sha, &req, &rp);
+        int src = sign(c, reg, "create-model", sp.name, 0, "", cfg_sha, &req, &rp);
         if (src != SG_OK) {
             for (size_t i = 0; stage_copies && i < c->promoters.n; i++)
                 free(stage_copies[i]);
@@ -290,7 +291,7 @@ static int cmd_create_version(reg_cli *c, sg_registry *reg)
     int rc;
     if (c->as && (rc = sg_model_digest_file_hex(c->pos[1], sha, &err)) != SG_OK)
         return reg_cli_fail(rc, &err);
-    if ((rc = sign(c, "create-version", c->pos[0], 0, "", sha, &req, &rp)) != SG_OK) return rc;
+    if ((rc = sign(c, reg, "create-version", c->pos[0], 0, "", sha, &req, &rp)) != SG_OK) return rc;
     rc = sg_registry_create_version(reg, c->pos[0], c->pos[1], rp, &v, &err);
     sg_registry_request_clear(rp);
     if (rc != SG_OK) return reg_cli_fail(rc, &err);
@@ -314,7 +315,7 @@ static int cmd_transition(reg_cli *c, sg_registry *reg)
         sg_sha256_hex(report, len, sha);
     }
     sg_registry_request req, *rp = NULL;
-    if ((rc = sign(c, "transition", c->pos[0], v, c->pos[2], sha, &req, &rp)) != SG_OK) {
+    if ((rc = sign(c, reg, "transition", c->pos[0], v, c->pos[2], sha, &req, &rp)) != SG_OK) {
         free(report);
         return rc;
     }
@@ -336,7 +337,8 @@ static int cmd_approve(reg_cli *c, sg_registry *reg)
     const char *comment = c->comment ? c->comment : "";
     if (*comment) sg_sha256_hex((const uint8_t *)comment, strlen(comment), sha);
     sg_registry_request req, *rp = NULL;
-    int rc = sign(c, c->reject ? "reject" : "approve", c->pos[0], v, "Production", sha, &req, &rp);
+    int rc =
+        sign(c, reg, c->reject ? "reject" : "approve", c->pos[0], v, "Production", sha, &req, &rp);
     if (rc != SG_OK) return rc;
     sg_err err;
     rc = sg_registry_approve(reg, c->pos[0], v, c->reject, comment, rp, &err);
@@ -359,7 +361,7 @@ static int cmd_rollback(reg_cli *c, sg_registry *reg)
 {
     if (!c->as) return sg_cli_usage_error("registry", "rollback needs --as KEY.pem");
     sg_registry_request req, *rp = NULL;
-    int rc = sign(c, "rollback", c->pos[0], 0, "Production", "", &req, &rp);
+    int rc = sign(c, reg, "rollback", c->pos[0], 0, "Production", "", &req, &rp);
     if (rc != SG_OK) return rc;
     sg_err err;
     int64_t restored = 0, archived = 0;
@@ -390,11 +392,12 @@ static int cmd_tag_alias(reg_cli *c, sg_registry *reg)
         const char *value = !strcmp(c->sub, "set-tag") ? c->pos[3] : NULL;
         char sha[65] = "";
         if (value) sg_sha256_hex((const uint8_t *)value, strlen(value), sha);
-        if ((rc = sign(c, c->sub, c->pos[0], v, c->pos[2], sha, &req, &rp)) != SG_OK) return rc;
+        if ((rc = sign(c, reg, c->sub, c->pos[0], v, c->pos[2], sha, &req, &rp)) != SG_OK)
+            return rc;
         rc = sg_registry_set_tag(reg, c->pos[0], v, c->pos[2], value, rp, &err);
     } else {
         if (!strcmp(c->sub, "set-alias") && parse_version(c->pos[2], &v)) return 2;
-        if ((rc = sign(c, c->sub, c->pos[0], v, c->pos[1], "", &req, &rp)) != SG_OK) return rc;
+        if ((rc = sign(c, reg, c->sub, c->pos[0], v, c->pos[1], "", &req, &rp)) != SG_OK) return rc;
         rc = sg_registry_set_alias(reg, c->pos[0], c->pos[1], v, rp, &err);
     }
     sg_registry_request_clear(rp);
@@ -420,9 +423,15 @@ static int run_write(reg_cli *c, sg_registry *reg)
 static bool out_names_an_input(const reg_cli *c)
 {
     char j[3][PATH_MAX];
-    sg_cli_path ins[] = {{"--as", c->as},           {"--pubkey", c->pubkey}, {"--checkpoint", c->checkpoint},
-                         {"--report", c->report},   {0},                     {0},
-                         {0},                       {0},                     {NULL, NULL}};
+    sg_cli_path ins[] = {{"--as", c->as},
+                         {"--pubkey", c->pubkey},
+                         {"--checkpoint", c->checkpoint},
+                         {"--report", c->report},
+                         {0},
+                         {0},
+                         {0},
+                         {0},
+                         {NULL, NULL}};
     sg_cli_registry_inputs(sg_registry_file(c->db), ins + 4, j);
     const sg_cli_path outs[] = {{"--out", c->out}, {NULL, NULL}};
     return sg_cli_check_outputs(c->cmd, ins, outs) != 0;
@@ -508,7 +517,7 @@ int sg_cmd_registry(int argc, char **argv)
     int rc =
         sg_registry_open(sg_registry_path(c.db), !strcmp(sp->name, "create-model"), &reg, &err);
     if (rc != SG_OK) return reg_cli_fail(rc, &err);
-    int ret = sp->write                        ? run_write(&c, reg)
+    int ret = sp->write                         ? run_write(&c, reg)
               : !strcmp(sp->name, "keys")       ? reg_cmd_keys(&c, reg)
               : !strcmp(sp->name, "checkpoint") ? reg_cmd_checkpoint(&c, reg)
                                                 : reg_cli_read(&c, reg);

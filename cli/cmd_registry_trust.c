@@ -67,7 +67,7 @@ static sg_status add_keys(reg_cli *c, sg_registry *reg, const char *role, sg_opt
         EVP_PKEY_free(key);
         sg_registry_request req, *rp = NULL;
         if (rc == SG_OK && c->as) {
-            rc = sg_registry_request_sign(c->as, "add-key", "", 0, role, id, &req, err);
+            rc = sg_registry_request_sign(reg, c->as, "add-key", "", 0, role, id, &req, err);
             if (rc == SG_OK) rp = &req;
         }
         if (rc == SG_OK) rc = sg_registry_add_key(reg, role, pem, rp, err);
@@ -100,8 +100,8 @@ int reg_cmd_pin(reg_cli *c, sg_registry *reg)
     sg_registry_pins_evidence(pol, data, ev);
     sg_registry_request req, *rp = NULL;
     if (c->as) {
-        if ((rc = sg_registry_request_sign(c->as, "set-pins", c->pos[0], 0, "", ev, &req, &err)) !=
-            SG_OK)
+        if ((rc = sg_registry_request_sign(reg, c->as, "set-pins", c->pos[0], 0, "", ev, &req,
+                                           &err)) != SG_OK)
             return reg_cli_fail(rc, &err);
         rp = &req;
     }

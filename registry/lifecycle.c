@@ -52,7 +52,7 @@ static int set_stage(sg_registry *reg, const char *model, int64_t version, const
 }
 
 static sg_status occupant_prepare(sg_registry *reg, const char *model, const char *stage,
-                                 int64_t except, reg_stmt **st, sg_err *err)
+                                  int64_t except, reg_stmt **st, sg_err *err)
 {
     sg_status rc = reg_prepare(reg,
                                "SELECT count(*), coalesce(max(version), 0) FROM model_versions"
@@ -68,8 +68,8 @@ static sg_status occupant_prepare(sg_registry *reg, const char *model, const cha
 /* Versions other than `except` currently in stage; returns the count and the newest one.
  * pre: the statement, prefetched (finalized here), or NULL. */
 static int stage_occupant_from(sg_registry *reg, reg_stmt *pre, const char *model,
-                               const char *stage, int64_t except, int64_t *count,
-                               int64_t *newest, sg_err *err)
+                               const char *stage, int64_t except, int64_t *count, int64_t *newest,
+                               sg_err *err)
 {
     reg_stmt *st = pre;
     int rc = st ? SG_OK : occupant_prepare(reg, model, stage, except, &st, err);
@@ -208,8 +208,8 @@ static json_t *signer_keys(sg_registry *reg, const char *model, sg_err *err)
     }
     reg_bind_text(st, 1, model);
     while (reg_row(reg, st, err))
-        json_array_append_new(out, json_pack("{ssss}", "key_id", reg_col_text(st, 0),
-                                             "public_pem", reg_col_text(st, 1)));
+        json_array_append_new(out, json_pack("{ssss}", "key_id", reg_col_text(st, 0), "public_pem",
+                                             reg_col_text(st, 1)));
     reg_finalize(st);
     return reg_read_end(reg, out);
 }
@@ -332,9 +332,19 @@ static sg_status approval_signed(sg_registry *reg, const char *model, int64_t ve
     snprintf(want, sizeof want,
              "stagegate-registry-request/v1\naction=%s\nmodel=%s\nversion=%lld\n",
              d->rejected ? "reject" : "approve", model, (long long)version);
-    if (d->text && d->sig && d->pem && !strncmp(d->text, want, strlen(want)))
-        return reg_recorded_request_ok(reg, d->text, d->sig, d->pem, ok, err);
-    return SG_OK;
+    if (!d->text || !d->sig || !d->pem || strncmp(d->text, want, strlen(want)) != 0) return SG_OK;
+    sg_status rc = reg_recorded_request_ok(reg, d->text, d->sig, d->pem, ok, err);
+    /* ... and made for this registry: a genuine approval copied from another registry with
+       the same model and keys names an event this log does not hold */
+    sg_err why;
+    if (rc == SG_OK && *ok && (rc = reg_request_registry_check(reg, d->text, &why)) != SG_OK) {
+        *ok = false;
+        if (rc == SG_EREFUSED)
+            rc = SG_OK;
+        else
+            *err = why;
+    }
+    return rc;
 }
 
 static sg_status approvals_prepare(sg_registry *reg, const char *model, int64_t version,
@@ -720,7 +730,8 @@ sg_status sg_registry_approve(sg_registry *reg, const char *model, int64_t versi
     char actor[65], evidence[65] = "", now[32];
     comment = comment ? comment : "";
     if (!sg_utf8_valid(comment))
-        return sg_errf(err, SG_EINPUT, "the %s comment is not UTF-8 text", reject ? "reject" : "approval");
+        return sg_errf(err, SG_EINPUT, "the %s comment is not UTF-8 text",
+                       reject ? "reject" : "approval");
     if (*comment) sg_sha256_hex((const uint8_t *)comment, strlen(comment), evidence);
     const char *action = reject ? "reject" : "approve";
     int rc = reg_begin(reg, err);
@@ -866,8 +877,7 @@ static sg_status restore(sg_registry *reg, const reg_model *m, const reg_version
     bool ever = false, validated = false;
     /* The caller loaded the model with reg_model_load_checked. */
     sg_status rc = reg_request_check(reg, req, true, "transition", m->name, v->version,
-                                     REG_PRODUCTION,
-                               "", actor, err);
+                                     REG_PRODUCTION, "", actor, err);
     if (rc == SG_OK) rc = check_promoter(reg, m->name, REG_PRODUCTION, actor, err);
     if (rc == SG_OK) rc = was_in_production(reg, m->name, v->version, &ever, err);
     if (rc == SG_OK && !ever)
@@ -936,9 +946,9 @@ sg_status sg_registry_restore(sg_registry *reg, const char *model, int64_t versi
     if (*applies && rc == SG_EREFUSED) {
         char reason[sizeof err->msg];
         snprintf(reason, sizeof reason, "%s", err->msg);
-        rc = sg_errf(err, SG_EREFUSED,
-                     "refused: %s v%lld -> Production (restore from Archived): %s", model,
-                     (long long)version, reason);
+        rc =
+            sg_errf(err, SG_EREFUSED, "refused: %s v%lld -> Production (restore from Archived): %s",
+                    model, (long long)version, reason);
     }
     return rc;
 }

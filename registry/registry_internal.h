@@ -252,6 +252,10 @@ SG_MUST_CHECK sg_status reg_report_load(sg_registry *reg, const char *sha256, ui
                                         size_t *len, sg_err *err);
 
 /* "name=value" line of a request text: copies value (false when absent or too long). */
+/* SG_OK when a request's registry=SEQ:HASH names an event this registry's log holds with
+   that hash (or SEQ 0, the empty log); SG_EREFUSED saying why when it names none or another
+   log's (a request made for another registry). */
+SG_MUST_CHECK sg_status reg_request_registry_check(sg_registry *reg, const char *text, sg_err *err);
 bool reg_request_field(const char *text, const char *name, char *out, size_t len);
 /* Whether sig64 (base64) is a signature over text by the public key pem. */
 bool reg_sig_ok(const char *pem, const char *text, const char *sig64);

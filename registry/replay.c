@@ -114,11 +114,14 @@ typedef struct {
     int64_t pending_version;
     int64_t seq;
     int64_t legacy_events; /* events of models without a recorded configuration */
+    strvec hashes;         /* each event's hash, by seq - 1 */
+    bool bound;            /* a request named its registry (registry=SEQ:HASH) */
 } rp_state;
 
 typedef struct {
     int64_t seq, version;
     const char *model, *action, *from, *to, *actor, *evidence, *detail, *request, *sig, *time;
+    const char *hash;
 } rp_event;
 
 static sg_status bad(rp_state *S, const rp_event *e, sg_err *err, const char *f, ...)
@@ -717,6 +720,26 @@ static sg_status apply(rp_state *S, const rp_event *e, sg_err *err)
             return bad(S, e, err, "the archive before it is not followed by the %s that caused it",
                        S->pending_action);
     }
+    /* Every request names the registry it was made for: an event of this log before its own
+     * (head_ref in request.c). One from another registry with the same names and keys would
+     * name an event this log does not hold. Requests made before stagegate named it carry no
+     * such line; once one did, every later one must. */
+    char ref[160];
+    if (*e->request && reg_request_field(e->request, "registry", ref, sizeof ref)) {
+        long long rs = -1;
+        char rh[65];
+        int used = 0;
+        if (sscanf(ref, "%lld:%64[0-9a-f]%n", &rs, rh, &used) != 2 || used != (int)strlen(ref) ||
+            rs < 0 || rs >= e->seq || strlen(rh) != 64 ||
+            strcmp(rh, rs == 0 ? REG_ZERO_HASH : S->hashes.v[rs - 1]) != 0)
+            return bad(S, e, err,
+                       "its request was made for another registry (it names event '%.100s', "
+                       "which this log does not hold before it)",
+                       ref);
+        S->bound = true;
+    } else if (*e->request && S->bound) {
+        return bad(S, e, err, "its request names no registry, after requests that did");
+    }
     /* every request's nonce was recorded, whether or not the rules needed the request */
     char nonce[80];
     if (*e->request && reg_request_field(e->request, "nonce", nonce, sizeof nonce) &&
@@ -898,8 +921,8 @@ static void state_free(rp_state *S)
     }
     free(S->m);
     json_decref(S->keys);
-    strvec *all[] = {&S->versions, &S->approvals, &S->validations, &S->tags,
-                     &S->aliases,  &S->nonces,    &S->models,      &S->regkeys};
+    strvec *all[] = {&S->versions, &S->approvals, &S->validations, &S->tags,  &S->aliases,
+                     &S->nonces,   &S->models,    &S->regkeys,     &S->hashes};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         sv_free(all[i]);
 }
@@ -912,7 +935,7 @@ sg_status reg_replay(sg_registry *reg, reg_replay_summary *sum, sg_err *err)
     sg_status rc = reg_prepare(reg,
                                "SELECT seq, model_name, version, action, from_stage, to_stage,"
                                " actor_key_id, evidence_sha256, detail, request_text, signature,"
-                               " created_at FROM audit_log ORDER BY seq",
+                               " created_at, hash FROM audit_log ORDER BY seq",
                                &st, err);
     if (rc != SG_OK) {
         state_free(&S);
@@ -920,8 +943,8 @@ sg_status reg_replay(sg_registry *reg, reg_replay_summary *sum, sg_err *err)
     }
     /* The rows are copied before the next read: replay_report reads the reports table. */
     while (rc == SG_OK && reg_row(reg, st, err)) {
-        char *f[12];
-        for (int i = 1; i < 12; i++)
+        char *f[13];
+        for (int i = 1; i < 13; i++)
             f[i] = strdup(reg_col_text(st, i));
         rp_event e = {.seq = reg_col_int64(st, 0),
                       .model = f[1],
@@ -934,13 +957,19 @@ sg_status reg_replay(sg_registry *reg, reg_replay_summary *sum, sg_err *err)
                       .detail = f[8],
                       .request = f[9],
                       .sig = f[10],
-                      .time = f[11]};
+                      .time = f[11],
+                      .hash = f[12]};
         bool oom = false;
-        for (int i = 1; i < 12; i++)
+        for (int i = 1; i < 13; i++)
             oom |= !f[i];
+        oom = oom || !sv_push(&S.hashes, strdup(e.hash));
+        /* seq runs from 1 without a gap (the chain check before replay): hashes[seq - 1] */
         rc = oom ? sg_errf(err, SG_ENOMEM, "out of memory replaying the audit log")
+             : e.seq != (int64_t)S.hashes.n
+                 ? sg_errf(err, SG_EREFUSED, "audit log: event %lld is out of sequence",
+                           (long long)e.seq)
                  : apply(&S, &e, err);
-        for (int i = 1; i < 12; i++)
+        for (int i = 1; i < 13; i++)
             free(f[i]);
         S.seq = e.seq;
     }

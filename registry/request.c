@@ -22,30 +22,45 @@ static bool field_ok(const char *s)
 
 static char *build_text(const char *action, const char *model, int64_t version, const char *target,
                         const char *evidence, const char *when, const char *nonce,
-                        const char *key_id)
+                        const char *key_id, const char *head)
 {
     size_t n = strlen(action) + strlen(model) + strlen(target) + strlen(evidence) + strlen(when) +
-               strlen(nonce) + strlen(key_id) + 160;
+               strlen(nonce) + strlen(key_id) + strlen(head) + 176;
     char *t = malloc(n);
     if (!t) return NULL;
     snprintf(t, n,
              REQ_HEADER "\naction=%s\nmodel=%s\nversion=%lld\ntarget=%s\nevidence=%s\ntime=%s\n"
-                        "nonce=%s\nkey=%s\n",
-             action, model, (long long)version, target, evidence, when, nonce, key_id);
+                        "nonce=%s\nkey=%s\nregistry=%s\n",
+             action, model, (long long)version, target, evidence, when, nonce, key_id, head);
     return t;
 }
 
-sg_status sg_registry_request_sign(const char *key_path, const char *action, const char *model,
-                             int64_t version, const char *target, const char *evidence,
-                             sg_registry_request *req, sg_err *err)
+/* The registry a request is for, as its audit head when it is made ("SEQ:HASH"): a request
+   signed for one registry names an event no other registry's log holds, so it cannot be
+   replayed into another registry with the same model names and keys. */
+static sg_status head_ref(sg_registry *reg, char out[96], sg_err *err)
+{
+    int64_t seq = 0;
+    char hash[65];
+    sg_status rc = sg_registry_audit_head(reg, &seq, hash, err);
+    if (rc == SG_OK) snprintf(out, 96, "%lld:%s", (long long)seq, hash);
+    return rc;
+}
+
+sg_status sg_registry_request_sign(sg_registry *reg, const char *key_path, const char *action,
+                                   const char *model, int64_t version, const char *target,
+                                   const char *evidence, sg_registry_request *req, sg_err *err)
 {
     memset(req, 0, sizeof *req);
     target = target ? target : "";
     evidence = evidence ? evidence : "";
     if (!field_ok(action) || !field_ok(model) || !field_ok(target) || !field_ok(evidence))
         return sg_errf(err, SG_EINPUT, "request fields must not contain line breaks");
+    char head[96];
+    int rc = head_ref(reg, head, err);
+    if (rc != SG_OK) return rc;
     EVP_PKEY *key = NULL;
-    int rc = sg_key_load_private(key_path, &key, err);
+    rc = sg_key_load_private(key_path, &key, err);
     if (rc != SG_OK) return rc;
     uint8_t raw[16];
     char nonce[33], when[32];
@@ -57,7 +72,8 @@ sg_status sg_registry_request_sign(const char *key_path, const char *action, con
     reg_now_utc(when);
     if ((rc = sg_key_id(key, req->key_id, err)) != SG_OK) goto out;
     if ((rc = sg_key_public_pem(key, &req->pub_pem, err)) != SG_OK) goto out;
-    req->text = build_text(action, model, version, target, evidence, when, nonce, req->key_id);
+    req->text =
+        build_text(action, model, version, target, evidence, when, nonce, req->key_id, head);
     if (!req->text) {
         rc = sg_errf(err, SG_ENOMEM, "out of memory signing a request");
         goto out;
@@ -69,9 +85,10 @@ out:
     return rc;
 }
 
-sg_status sg_registry_request_attest(const char *pub_pem, const char *auth, const char *action,
-                               const char *model, int64_t version, const char *target,
-                               const char *evidence, sg_registry_request *req, sg_err *err)
+sg_status sg_registry_request_attest(sg_registry *reg, const char *pub_pem, const char *auth,
+                                     const char *action, const char *model, int64_t version,
+                                     const char *target, const char *evidence,
+                                     sg_registry_request *req, sg_err *err)
 {
     memset(req, 0, sizeof *req);
     target = target ? target : "";
@@ -79,8 +96,11 @@ sg_status sg_registry_request_attest(const char *pub_pem, const char *auth, cons
     if (!field_ok(action) || !field_ok(model) || !field_ok(target) || !field_ok(evidence) ||
         !field_ok(auth))
         return sg_errf(err, SG_EINPUT, "request fields must not contain line breaks");
+    char head[96];
+    int rc = head_ref(reg, head, err);
+    if (rc != SG_OK) return rc;
     EVP_PKEY *pub = NULL;
-    int rc = sg_key_load_public_pem(pub_pem, strlen(pub_pem), "principal key", &pub, err);
+    rc = sg_key_load_public_pem(pub_pem, strlen(pub_pem), "principal key", &pub, err);
     if (rc != SG_OK) return rc;
     uint8_t raw[16];
     char nonce[33], when[32];
@@ -92,7 +112,8 @@ sg_status sg_registry_request_attest(const char *pub_pem, const char *auth, cons
     reg_now_utc(when);
     if ((rc = sg_key_id(pub, req->key_id, err)) != SG_OK) goto out;
     req->pub_pem = strdup(pub_pem);
-    char *text = build_text(action, model, version, target, evidence, when, nonce, req->key_id);
+    char *text =
+        build_text(action, model, version, target, evidence, when, nonce, req->key_id, head);
     size_t n = text ? strlen(text) + strlen(auth) + 8 : 0;
     req->text = text ? malloc(n) : NULL;
     if (req->text) snprintf(req->text, n, "%sauth=%s\n", text, auth);
@@ -108,9 +129,9 @@ out:
     return rc;
 }
 
-sg_status sg_registry_request_attest_signed(EVP_PKEY *server_key, const char *pub_pem,
-                                            const char *auth, const char *action,
-                                            const char *model, int64_t version,
+sg_status sg_registry_request_attest_signed(sg_registry *reg, EVP_PKEY *server_key,
+                                            const char *pub_pem, const char *auth,
+                                            const char *action, const char *model, int64_t version,
                                             const char *target, const char *evidence,
                                             sg_registry_request *req, sg_err *err)
 {
@@ -125,7 +146,7 @@ sg_status sg_registry_request_attest_signed(EVP_PKEY *server_key, const char *pu
         free(how);
         return sg_errf(err, SG_EINPUT, "request fields must not contain line breaks");
     }
-    rc = sg_registry_request_attest(pub_pem, "", action, model, version, target, evidence, req,
+    rc = sg_registry_request_attest(reg, pub_pem, "", action, model, version, target, evidence, req,
                                     err);
     if (rc == SG_OK) {
         /* replace the empty auth line the plain attestation wrote */
@@ -183,8 +204,41 @@ static sg_status expect_field(const char *text, const char *name, const char *wa
     return SG_OK;
 }
 
-static sg_status check_fields(const sg_registry_request *req, const char *action, const char *model,
-                        int64_t version, const char *target, const char *evidence, sg_err *err)
+sg_status reg_request_registry_check(sg_registry *reg, const char *text, sg_err *err)
+{
+    char ref[160], hash[65];
+    long long seq = -1;
+    int used = 0;
+    if (!reg_request_field(text, "registry", ref, sizeof ref))
+        return sg_errf(err, SG_EREFUSED,
+                       "refused: signed request names no registry (a request made by an older "
+                       "stagegate; sign it again)");
+    if (sscanf(ref, "%lld:%64[0-9a-f]%n", &seq, hash, &used) != 2 || used != (int)strlen(ref) ||
+        seq < 0 || strlen(hash) != 64)
+        return sg_errf(err, SG_EREFUSED,
+                       "refused: signed request's registry '%.100s' is not SEQ:HASH", ref);
+    bool held = false;
+    if (seq == 0) {
+        held = !strcmp(hash, REG_ZERO_HASH);
+    } else {
+        reg_stmt *st;
+        sg_status rc = reg_prepare(reg, "SELECT hash FROM audit_log WHERE seq = ?", &st, err);
+        if (rc != SG_OK) return rc;
+        reg_bind_int64(st, 1, seq);
+        if (reg_row(reg, st, err)) held = !strcmp(reg_col_text(st, 0), hash);
+        reg_finalize(st);
+        if (reg->read_rc != SG_OK) return reg->read_rc;
+    }
+    return held ? SG_OK
+                : sg_errf(err, SG_EREFUSED,
+                          "refused: signed request was made for another registry (it names audit "
+                          "event %lld with hash %.16s..., which this registry's log does not hold)",
+                          seq, hash);
+}
+
+static sg_status check_fields(sg_registry *reg, const sg_registry_request *req, const char *action,
+                              const char *model, int64_t version, const char *target,
+                              const char *evidence, sg_err *err)
 {
     char vbuf[32], when[64];
     snprintf(vbuf, sizeof vbuf, "%lld", (long long)version);
@@ -206,7 +260,7 @@ static sg_status check_fields(const sg_registry_request *req, const char *action
         return sg_errf(err, SG_EREFUSED,
                        "refused: signed request time %s is more than %d s from the registry clock",
                        when, SG_REGISTRY_REQUEST_SKEW_S);
-    return SG_OK;
+    return reg_request_registry_check(reg, req->text, err);
 }
 
 static sg_status record_nonce(sg_registry *reg, const sg_registry_request *req, sg_err *err)
@@ -259,8 +313,8 @@ static sg_status check_attestation(sg_registry *reg, const sg_registry_request *
     sg_err verr;
     if (rc == SG_OK && sg_verify_sig(pub, (const uint8_t *)req->text, strlen(req->text), req->sig,
                                      req->sig_len, &verr) != SG_OK)
-        rc = sg_errf(err, SG_EREFUSED, "refused: the server's signature (key %.16s) does not verify",
-                     sid);
+        rc = sg_errf(err, SG_EREFUSED,
+                     "refused: the server's signature (key %.16s) does not verify", sid);
     EVP_PKEY_free(pub);
     return rc == SG_EINPUT ? SG_EREFUSED : rc;
 }
@@ -300,13 +354,14 @@ static sg_status member_check(sg_registry *reg, const char *model, const char *k
     }
     return ok ? SG_OK
               : sg_errf(err, SG_EREFUSED,
-                        "refused: key %.16s holds no role in model %s and is not an admin",
-                        key_id, model);
+                        "refused: key %.16s holds no role in model %s and is not an admin", key_id,
+                        model);
 }
 
 sg_status reg_request_check(sg_registry *reg, const sg_registry_request *req, bool required,
-                      const char *action, const char *model, int64_t version, const char *target,
-                      const char *evidence, char actor_out[65], sg_err *err)
+                            const char *action, const char *model, int64_t version,
+                            const char *target, const char *evidence, char actor_out[65],
+                            sg_err *err)
 {
     actor_out[0] = '\0';
     /* Once the registry has a root of trust every change is signed: a change the model's
@@ -345,14 +400,14 @@ sg_status reg_request_check(sg_registry *reg, const sg_registry_request *req, bo
         goto out;
     }
     sg_err verr;
-    if (!req->attested && sg_verify_sig(pub, (const uint8_t *)req->text, strlen(req->text), req->sig, req->sig_len,
-                      &verr) != SG_OK) {
+    if (!req->attested && sg_verify_sig(pub, (const uint8_t *)req->text, strlen(req->text),
+                                        req->sig, req->sig_len, &verr) != SG_OK) {
         rc = sg_errf(err, SG_EREFUSED, "refused: request signature by key %.16s does not verify",
                      id);
         goto out;
     }
     if (req->attested && (rc = check_attestation(reg, req, err)) != SG_OK) goto out;
-    if ((rc = check_fields(req, action, model, version, target ? target : "",
+    if ((rc = check_fields(reg, req, action, model, version, target ? target : "",
                            evidence ? evidence : "", err)) != SG_OK)
         goto out;
     if ((rc = record_nonce(reg, req, err)) != SG_OK) goto out;

@@ -353,9 +353,9 @@ sg_status srv_attest(const srv_req *r, const char *action, const char *model, in
     char auth[128];
     snprintf(auth, sizeof auth, "token %s via stagegate serve", r->who->name);
     if (r->srv->key)
-        return sg_registry_request_attest_signed(r->srv->key, r->who->pub_pem, auth, action, model,
-                                                 version, target, evidence, out, err);
-    return sg_registry_request_attest(r->who->pub_pem, auth, action, model, version, target,
+        return sg_registry_request_attest_signed(r->reg, r->srv->key, r->who->pub_pem, auth, action,
+                                                 model, version, target, evidence, out, err);
+    return sg_registry_request_attest(r->reg, r->who->pub_pem, auth, action, model, version, target,
                                       evidence, out, err);
 }
 

@@ -55,9 +55,10 @@ typedef struct {
     bool attested;   /* made by sg_registry_request_attest: no signature, see there */
 } sg_registry_request;
 
-/* Builds and signs the canonical request with a private key file (refused if group/other-readable).
- */
-SG_MUST_CHECK sg_status sg_registry_request_sign(const char *key_path, const char *action, const char *model,
+/* Builds and signs the canonical request with a private key file (refused if group/other-readable),
+ * for registry reg: the text names its audit head (registry=SEQ:HASH), and another registry
+ * refuses it. */
+SG_MUST_CHECK sg_status sg_registry_request_sign(sg_registry *reg, const char *key_path, const char *action, const char *model,
                              int64_t version, const char *target, const char *evidence,
                              sg_registry_request *req, sg_err *err);
 void sg_registry_request_clear(sg_registry_request *req);
@@ -71,7 +72,7 @@ void sg_registry_request_clear(sg_registry_request *req);
  * database can make one, and such code could write the rows directly: the trust is in that
  * service, as docs/server.md says.
  */
-SG_MUST_CHECK sg_status sg_registry_request_attest(const char *pub_pem, const char *auth, const char *action,
+SG_MUST_CHECK sg_status sg_registry_request_attest(sg_registry *reg, const char *pub_pem, const char *auth, const char *action,
                                const char *model, int64_t version, const char *target,
                                const char *evidence, sg_registry_request *req, sg_err *err);
 
@@ -82,7 +83,7 @@ SG_MUST_CHECK sg_status sg_registry_request_attest(const char *pub_pem, const ch
  * (sg_registry_add_key(..., "server", ...)), so verify-log can check it later.
  */
 SG_MUST_CHECK sg_status sg_registry_request_attest_signed(
-    EVP_PKEY *server_key, const char *pub_pem, const char *auth, const char *action,
+    sg_registry *reg, EVP_PKEY *server_key, const char *pub_pem, const char *auth, const char *action,
     const char *model, int64_t version, const char *target, const char *evidence,
     sg_registry_request *req, sg_err *err);
 /* A role key given at model creation: PEM file path, with a stage for promoters. */

@@ -45,7 +45,8 @@ static int one(sg_registry *reg, int64_t v, sg_err *err)
     }
     if (!strcmp(mode, "production")) {
         sg_registry_request req = {0};
-        int rc = sg_registry_request_sign(key, "transition", model, v, "Production", "", &req, err);
+        int rc =
+            sg_registry_request_sign(reg, key, "transition", model, v, "Production", "", &req, err);
         if (rc == SG_OK)
             rc = sg_registry_transition(reg, model, v, "Production", NULL, 0, &req, err);
         sg_registry_request_clear(&req);

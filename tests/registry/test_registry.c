@@ -212,8 +212,8 @@ static int signed_transition(fixture *f, const char *key, const char *model, int
                              const char *stage, sg_err *err)
 {
     sg_registry_request req;
-    assert_int_equal(sg_registry_request_sign(key, "transition", model, v, stage, "", &req, err),
-                     SG_OK);
+    assert_int_equal(
+        sg_registry_request_sign(f->reg, key, "transition", model, v, stage, "", &req, err), SG_OK);
     int rc = sg_registry_transition(f->reg, model, v, stage, NULL, 0, &req, err);
     sg_registry_request_clear(&req);
     return rc;
@@ -371,25 +371,25 @@ static void test_gates(void **state)
     assert_int_equal(signed_transition(f, f->alice_key, "g", v1, "Production", &err), SG_EREFUSED);
     assert_non_null(strstr(err.msg, "no approval on record (model requires approval)"));
     sg_registry_request req;
-    assert_int_equal(
-        sg_registry_request_sign(f->alice_key, "approve", "g", v1, "Production", "", &req, &err),
-        SG_OK);
+    assert_int_equal(sg_registry_request_sign(f->reg, f->alice_key, "approve", "g", v1,
+                                              "Production", "", &req, &err),
+                     SG_OK);
     assert_int_equal(sg_registry_approve(f->reg, "g", v1, false, NULL, &req, &err), SG_OK);
     sg_registry_request_clear(&req);
     assert_int_equal(signed_transition(f, f->alice_key, "g", v1, "Production", &err), SG_EREFUSED);
     assert_non_null(strstr(err.msg, "approver must differ from the promoter"));
     char sha[65];
     sg_sha256_hex((const uint8_t *)"not yet", 7, sha);
-    assert_int_equal(
-        sg_registry_request_sign(f->bob_key, "reject", "g", v1, "Production", sha, &req, &err),
-        SG_OK);
+    assert_int_equal(sg_registry_request_sign(f->reg, f->bob_key, "reject", "g", v1, "Production",
+                                              sha, &req, &err),
+                     SG_OK);
     assert_int_equal(sg_registry_approve(f->reg, "g", v1, true, "not yet", &req, &err), SG_OK);
     sg_registry_request_clear(&req);
     assert_int_equal(signed_transition(f, f->alice_key, "g", v1, "Production", &err), SG_EREFUSED);
     assert_non_null(strstr(err.msg, "rejected by approver"));
-    assert_int_equal(
-        sg_registry_request_sign(f->bob_key, "approve", "g", v1, "Production", "", &req, &err),
-        SG_OK);
+    assert_int_equal(sg_registry_request_sign(f->reg, f->bob_key, "approve", "g", v1, "Production",
+                                              "", &req, &err),
+                     SG_OK);
     assert_int_equal(sg_registry_approve(f->reg, "g", v1, false, "", &req, &err), SG_OK);
     sg_registry_request_clear(&req);
     /* bob approves but may not promote */
@@ -398,9 +398,9 @@ static void test_gates(void **state)
     assert_int_equal(signed_transition(f, f->alice_key, "g", v1, "Production", &err), SG_OK);
     /* Rollback with no earlier Production version fails clearly. */
     int64_t restored, archived;
-    assert_int_equal(
-        sg_registry_request_sign(f->alice_key, "rollback", "g", 0, "Production", "", &req, &err),
-        SG_OK);
+    assert_int_equal(sg_registry_request_sign(f->reg, f->alice_key, "rollback", "g", 0,
+                                              "Production", "", &req, &err),
+                     SG_OK);
     assert_int_equal(sg_registry_rollback(f->reg, "g", &req, &restored, &archived, &err),
                      SG_EREFUSED);
     assert_non_null(strstr(err.msg, "no earlier Production version"));
@@ -417,9 +417,9 @@ static void test_request_checks(void **state)
     stage_with_report(f, "q", v2, f->m2);
     sg_registry_request req;
     /* A request signed for v2 does not promote v1. */
-    assert_int_equal(
-        sg_registry_request_sign(f->alice_key, "transition", "q", v2, "Production", "", &req, &err),
-        SG_OK);
+    assert_int_equal(sg_registry_request_sign(f->reg, f->alice_key, "transition", "q", v2,
+                                              "Production", "", &req, &err),
+                     SG_OK);
     assert_int_equal(sg_registry_transition(f->reg, "q", v1, "Production", NULL, 0, &req, &err),
                      SG_EREFUSED);
     assert_non_null(strstr(err.msg, "names version '2'"));
@@ -433,9 +433,9 @@ static void test_request_checks(void **state)
                      SG_OK);
     sg_registry_request_clear(&req);
     /* The same signed approval is accepted once, then refused as a replay. */
-    assert_int_equal(
-        sg_registry_request_sign(f->alice_key, "approve", "q", v1, "Production", "", &req, &err),
-        SG_OK);
+    assert_int_equal(sg_registry_request_sign(f->reg, f->alice_key, "approve", "q", v1,
+                                              "Production", "", &req, &err),
+                     SG_OK);
     assert_int_equal(sg_registry_approve(f->reg, "q", v1, false, "", &req, &err), SG_OK);
     assert_int_equal(sg_registry_approve(f->reg, "q", v1, false, "", &req, &err), SG_EREFUSED);
     assert_non_null(strstr(err.msg, "replayed nonce"));
