@@ -192,6 +192,8 @@ static sg_status reduce_row(ox_ctx *c, int kind, sg_err *err)
     int64_t axes[OX_MAX_RANK];
     int n;
     if ((rc = ox_get_axes(c, 1, axes, &n, err))) return rc;
+    /* No axes with noop_with_empty_axes (ReduceSum from opset 13) reduces nothing. */
+    if (n == 0 && ox_attr_i(c, "noop_with_empty_axes", 0) != 0) return ox_op_identity(c, err);
     if (n != 1 || (axes[0] != 1 && axes[0] != -1))
         return ox_node_err(c, err, SG_EINPUT,
                            n == 0 ? "no axes: reducing over the batch is not supported"

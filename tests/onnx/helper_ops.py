@@ -320,6 +320,10 @@ def new_op_cases(opset):
               helper.make_node("Slice", ["x", ints("st3", [0, -1]), ints("en3", [big, small]), "",
                                          ints("sp3", [1, -1])], ["s3"], name="s3")]
         sl_ref = [lambda X: X[:, 1::2], lambda X: X[:, D - 2:0:-3], lambda X: X[:, ::-1]]
+    if opset >= 13:  # ReduceSum without axes and noop_with_empty_axes: reduces nothing
+        sl.append(helper.make_node("ReduceSum", ["x"], ["noop"], name="noop", keepdims=1,
+                                   noop_with_empty_axes=1))
+        sl_ref.append(lambda X: X)
     nodes = [n for r in red for n in r[0]] + sl + [
         helper.make_node("Concat", [r[1] for r in red] + [n.output[0] for n in sl], ["y"], axis=1)]
     width = len(red) + sum(f(np.zeros((1, D))).shape[1] for f in sl_ref)
