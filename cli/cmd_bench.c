@@ -101,6 +101,7 @@ int sg_cmd_bench(int argc, char **argv)
     double bound_ms = 0;
     sg_err err = {{0}};
     int64_t seed = (int64_t)c.seed;
+    bool have_seed = false;
     const sg_opt opts[] = {
         SG_OPT_STR("model", &model),
         SG_OPT_STR("data", &data),
@@ -111,7 +112,7 @@ int sg_cmd_bench(int argc, char **argv)
         SG_OPT_INT_("repetitions", &repetitions, 1, 1000),
         {SG_OPT_DOUBLE, "latency-bound-ms", &bound_ms, 1e-6, 1e7, &have_bound},
         SG_OPT_INT_("warmup", &c.warmup, 0, 100000000),
-        SG_OPT_INT_("seed", &seed, 0, (double)INT64_MAX),
+        SG_OPT_INT_SEEN("seed", &seed, 0, (double)INT64_MAX, &have_seed),
         SG_OPT_INT_SEEN("batch", &c.batch, 1, 1 << 20, &have_batch),
         SG_OPT_STR("cpus", &c.cpus),
         SG_OPT_FLAG_("json", &json),
@@ -143,7 +144,8 @@ int sg_cmd_bench(int argc, char **argv)
     sg_scenario_settings given = {.arrival_rate = c.qps > 0,
                                   .batch = have_batch,
                                   .breakdown = c.breakdown,
-                                  .latency_bound = have_bound};
+                                  .latency_bound = have_bound,
+                                  .seed = have_seed};
     if (sg_scenario_check(&sg_scenarios[c.scenario], &given, false, &err) != SG_OK)
         return sg_cli_usage_error("bench", "%s", err.msg);
     /* A models:/ URI gives the registered digest: the model file is read once and those

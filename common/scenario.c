@@ -61,6 +61,10 @@ sg_status sg_scenario_check(const sg_scenario_info *s, const sg_scenario_setting
                        qps, s->name);
     if (!rate && given->arrival_rate)
         return sg_errf(err, SG_EINPUT, "%s applies to the server scenario only", qps);
+    if (!rate && given->seed)
+        return sg_errf(err, SG_EINPUT,
+                       "--seed applies to the server scenario only (it seeds the arrival "
+                       "schedule)");
     if (given->breakdown && (s->flags & SG_SCENARIO_BATCHES))
         return sg_errf(err, SG_EINPUT,
                        "--breakdown applies to the batch-1 scenarios (single-stream, server)");

@@ -49,6 +49,16 @@ sg_status sg_model_open_verified(const char *path, const char *expected_sha256,
                        "model) nor ONNX (protobuf)",
                        path);
     }
+    /* What an ONNX output means is an ONNX setting: given for another model it would be
+       silently ignored, and the user would believe it applied. */
+    if (o && o->onnx_output != SG_ONNX_OUTPUT_AUTO && kinds[i] != &sg_model_ops_onnx) {
+        free(bytes);
+        return sg_errf(err, SG_EINPUT,
+                       "%s: --output %s applies to ONNX models only; this is a %s model, whose "
+                       "file says what its outputs are",
+                       path, sg_onnx_output_name(o->onnx_output),
+                       kinds[i] == &sg_model_ops_trees ? "XGBoost" : "stagegate HDF5");
+    }
     /* Verify before parse, wherever the file's bytes are the whole digest. */
     if (expected_sha256 && !kinds[i]->own_digest && strcmp(expected_sha256, hex) != 0) {
         free(bytes);

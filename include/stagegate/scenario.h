@@ -51,7 +51,7 @@ const char *sg_scenario_list(void);
  * names the settings ("--qps" or "target_qps"). SG_OK or SG_EINPUT.
  */
 typedef struct {
-    bool arrival_rate, batch, breakdown, latency_bound;
+    bool arrival_rate, batch, breakdown, latency_bound, seed;
 } sg_scenario_settings;
 SG_MUST_CHECK sg_status sg_scenario_check(const sg_scenario_info *s, const sg_scenario_settings *given, bool policy,
                       sg_err *err);

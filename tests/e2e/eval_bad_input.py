@@ -160,6 +160,10 @@ def main():
              args=["--chunk-rows", "64"])
         case("Inf in the last chunk, existing output", tmp, j("m.h5"), j("late.h5"), "late.h5",
              ["X"], args=["--chunk-rows", "64"], keep=b"previous predictions")
+        # --output says what an ONNX output means; for another model it was silently ignored.
+        data(j("ok.h5"))
+        case("--output for a native model", tmp, j("m.h5"), j("ok.h5"), "m.h5",
+             ["--output proba", "ONNX models only"], args=["--output", "proba"])
         data(j("late_y.h5"), n=5000, y=np.r_[np.zeros(4999, np.int64), [7]])
         case("label out of range in the last chunk", tmp, j("m.h5"), j("late_y.h5"), "late_y.h5",
              ["y", "4999"], args=["--chunk-rows", "100"])

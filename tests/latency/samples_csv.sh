@@ -123,6 +123,9 @@ fails --model "$T/m.h5" --data "$T/d.h5" --scenario server
 fails --model "$T/m.h5" --data "$T/d.h5" --scenario single-stream --cpus 4096
 fails --model "$T/m.h5" --data "$T/d.h5" --scenario single-stream --batch 4
 fails --model "$T/m.h5" --data "$T/d.h5" --scenario offline --breakdown
+fails --model "$T/m.h5" --data "$T/d.h5" --scenario offline --seed 3
+fails --model "$T/m.h5" --data "$T/d.h5" --scenario single-stream --seed 3
+fails --model "$T/m.h5" --data "$T/d.h5" --scenario single-stream --output logits
 fails --model "$T/m.h5" --data "$T/d.h5" --scenario single-stream --cpus
 fails --model "$T/missing.h5" --data "$T/d.h5" --scenario single-stream
 fails --model "$T/d.h5" --data "$T/d.h5" --scenario single-stream
