@@ -302,9 +302,10 @@ sg_status sg_compare_load_buffer(const char *path, const uint8_t *data, size_t l
     json_error_t je;
     json_t *doc = json_loadb((const char *)data, len, 0, &je);
     if (!json_is_object(doc)) {
+        const bool parsed = doc != NULL, array = json_is_array(doc);
         json_decref(doc);
         /* Python's json writes NaN unquoted; name the field rather than say "invalid token". */
-        bool nan = !doc && (strstr(je.text, "'NaN'") || strstr(je.text, "'Infinity'") ||
+        bool nan = !parsed && (strstr(je.text, "'NaN'") || strstr(je.text, "'Infinity'") ||
                             strstr(je.text, "'-Infinity'"));
         char key[64] = "";
         if (nan) {
@@ -312,9 +313,12 @@ sg_status sg_compare_load_buffer(const char *path, const uint8_t *data, size_t l
             sg_errf(err, SG_EINPUT,
                     "%s:%d:%d: field \"%s\" is NaN or Infinity, not a finite number", path, je.line,
                     je.column, key[0] ? key : "?");
+        } else if (parsed) { /* valid JSON, parsed whole: no error position to give */
+            sg_errf(err, SG_EINPUT, "%s: not a JSON object (the document is %s)", path,
+                    array ? "an array" : "another JSON value");
         } else {
             sg_errf(err, SG_EINPUT, "%s:%d:%d: not a JSON object (%s)", path, je.line, je.column,
-                    doc ? "another JSON value" : je.text);
+                    je.text);
         }
         return SG_EINPUT;
     }

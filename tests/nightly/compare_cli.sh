@@ -97,6 +97,8 @@ expect 2 "$SG" compare r1.json neg_p99.json; err_has "neg_p99.json: latency_ns.p
 expect 2 "$SG" compare huge_count.json r1.json; err_has "huge_count.json: histogram counts"; one_line
 expect 2 "$SG" compare r1.json machine_str.json --force; err_has 'machine_str.json: "machine" is not an object'; one_line
 expect 2 "$SG" compare r1.json array_payload.json; err_has "array_payload.json: envelope payload is JSON but not an object"
+echo '[1, 2]' > array.json  # valid JSON of another type: no error position (it was -1:-1)
+expect 2 "$SG" compare r1.json array.json; err_has "array.json: not a JSON object (the document is an array)"; one_line
 one_line
 
 # Run history.
