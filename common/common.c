@@ -3,6 +3,7 @@
 
 #include <math.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -101,13 +102,70 @@ uint64_t sg_physical_memory(void)
     return pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : 0;
 }
 
+/* The first number in file path, or 0 (none, "max", unreadable). */
+static uint64_t read_limit(const char *path)
+{
+    FILE *f = fopen(path, "re");
+    if (!f) return 0;
+    unsigned long long v = 0;
+    int n = fscanf(f, "%llu", &v);
+    fclose(f);
+    return n == 1 ? (uint64_t)v : 0;
+}
+
+uint64_t sg_memory_limit_at(const char *proc_cgroup, const char *sysfs)
+{
+    uint64_t have = sg_physical_memory(), lim = 0;
+    FILE *f = fopen(proc_cgroup, "re");
+    char line[4096], path[8192];
+    while (f && fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = '\0';
+        const char *rel = NULL, *file = NULL, *dir = "";
+        if (!strncmp(line, "0::", 3)) { /* cgroup v2: the unified hierarchy */
+            rel = line + 3;
+            file = "memory.max";
+        } else {
+            char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+            if (!c2) continue;
+            /* v1: the memory controller's line ("4:memory:/path"; it may share a line) */
+            *c2 = '\0';
+            bool mem = false;
+            char *save = NULL;
+            for (char *t = strtok_r(c1 + 1, ",", &save); t; t = strtok_r(NULL, ",", &save))
+                mem = mem || !strcmp(t, "memory");
+            if (!mem) continue;
+            rel = c2 + 1;
+            file = "memory.limit_in_bytes";
+            dir = "/memory";
+        }
+        /* The process's own group, else the mount's root (inside a cgroup namespace the
+           path names the group from a root the container does not see). */
+        const char *tries[2] = {rel, ""};
+        for (int i = 0; i < 2; i++) {
+            snprintf(path, sizeof path, "%s%s%s/%s", sysfs, dir, tries[i], file);
+            uint64_t v = read_limit(path);
+            if (v > 0 && (!lim || v < lim)) lim = v;
+            if (v > 0) break;
+        }
+    }
+    if (f) fclose(f);
+    /* v1 writes "no limit" as a huge page-aligned number: keep whichever is smaller. */
+    return have && (!lim || have < lim) ? have : lim;
+}
+
+uint64_t sg_memory_limit(void)
+{
+    return sg_memory_limit_at("/proc/self/cgroup", "/sys/fs/cgroup");
+}
+
 sg_status sg_check_alloc(int64_t count, size_t size, const char *what, sg_err *err)
 {
     size_t bytes = 0;
-    uint64_t have = sg_physical_memory();
+    uint64_t have = sg_memory_limit();
     if (count < 0 || !sg_mul_size((size_t)count, size, &bytes) || (have && bytes > have))
         return sg_errf(err, SG_EINPUT,
-                       "%s: %lld rows need %.4g GiB, more than this machine's %.4g GiB of memory",
+                       "%s: %lld rows need %.4g GiB, more than the %.4g GiB of memory this "
+                       "process may use",
                        what, (long long)count, (double)count * (double)size / 1073741824.0,
                        (double)have / 1073741824.0);
     return SG_OK;

@@ -518,6 +518,26 @@ static sg_status eval_setup(eval_run *e, const sg_eval_config *c, sg_eval_result
     if (c->max_rows > 0 && r->rows > c->max_rows)
         return sg_errf(err, SG_EINPUT, "%s: /X has %lld rows, more than --max-rows %lld",
                        c->data_path, (long long)r->rows, (long long)c->max_rows);
+    /* What stays in memory for every row, at its most (the data itself is streamed): a
+     * binary model's scores for exact ROC AUC and average precision (4 bytes, up to 8 more
+     * while a bucket is sorted, 8 for a weight), the predictions kept for shadow agreement.
+     * Each buffer is checked as it is made; their sum is checked here, before any work, so
+     * a declared size the process cannot hold is refused at once, not after a long run. */
+    {
+        const bool w = sg_dataset_has_weights(e->ds);
+        const uint64_t scores = m->task == SG_TASK_BINARY ? 12u + (w ? 8u : 0u) : 0u,
+                       kept = c->keep_predictions ? 4u : 0u, limit = sg_memory_limit();
+        const double need = (double)r->rows * (double)(scores + kept);
+        if (limit && need > (double)limit)
+            return sg_errf(err, SG_EINPUT,
+                           "%s: %lld rows need up to %.4g GiB kept in memory (%llu bytes per row "
+                           "for exact ROC AUC and average precision, %llu for predictions kept "
+                           "for shadow agreement), more than the %.4g GiB of memory this "
+                           "process may use",
+                           c->data_path, (long long)r->rows, need / 1073741824.0,
+                           (unsigned long long)scores, (unsigned long long)kept,
+                           (double)limit / 1073741824.0);
+    }
 
     int64_t chunk = c->chunk_rows > 0 ? c->chunk_rows : SG_EVAL_DEFAULT_CHUNK;
     int64_t h5chunk = sg_dataset_chunk_rows(e->ds);

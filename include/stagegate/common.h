@@ -50,11 +50,16 @@ static inline bool sg_mul_size(size_t a, size_t b, size_t *out)
 
 /* Physical memory of this machine in bytes (0 when unknown). */
 uint64_t sg_physical_memory(void);
+/* The memory this process may use: physical memory, or its cgroup's limit when lower
+   (cgroup v2 memory.max, v1 memory.limit_in_bytes); 0 when unknown. sg_memory_limit_at
+   reads the given /proc/self/cgroup and cgroup mount instead (tests). */
+uint64_t sg_memory_limit(void);
+uint64_t sg_memory_limit_at(const char *proc_cgroup, const char *sysfs);
 
 /*
  * Checks before an allocation sized by outside input: `count` elements of `size` bytes
- * must be representable and fit in this machine's physical memory. Returns SG_OK, or
- * SG_EINPUT with "WHAT: COUNT rows need N GiB, more than this machine's M GiB" (a
+ * must be representable and fit in the memory this process may use (sg_memory_limit).
+ * Returns SG_OK, or SG_EINPUT with "WHAT: COUNT rows need N GiB, more than the M GiB..." (a
  * declared size far beyond the machine is bad input, not an out-of-memory at run time).
  */
 SG_MUST_CHECK sg_status sg_check_alloc(int64_t count, size_t size, const char *what, sg_err *err);

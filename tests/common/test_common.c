@@ -513,6 +513,54 @@ static void test_alloc_huge(void **state)
     assert_null(sg_alloc_huge(SIZE_MAX - 10));
 }
 
+static void put(const char *dir, const char *rel, const char *text)
+{
+    char path[1024], cmd[1100];
+    snprintf(path, sizeof path, "%s/%s", dir, rel);
+    snprintf(cmd, sizeof cmd, "mkdir -p \"$(dirname '%s')\"", path);
+    assert_int_equal(system(cmd), 0);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* The memory limit: physical memory, or the process's cgroup limit when lower (v2 and v1,
+   "max" and v1's no-limit number, a path the namespace hides). */
+static void test_memory_limit(void **state)
+{
+    (void)state;
+    char d[512], proc[600], sys[600], cmd[600];
+    snprintf(d, sizeof d, "%s/cg_XXXXXX", tmpdir);
+    assert_non_null(mkdtemp(d));
+    snprintf(proc, sizeof proc, "%s/self_cgroup", d);
+    snprintf(sys, sizeof sys, "%s/sys", d);
+    const uint64_t phys = sg_physical_memory();
+    assert_true(phys > (64u << 20));
+    put(d, "self_cgroup", "0::/grp\n");
+    put(sys, "grp/memory.max", "1048576\n");
+    assert_int_equal(sg_memory_limit_at(proc, sys), 1048576);
+    put(sys, "grp/memory.max", "max\n");
+    assert_int_equal(sg_memory_limit_at(proc, sys), phys);
+    put(d, "self_cgroup", "5:cpu,memory:/a/b\n3:cpuset:/\n0::/\n");
+    put(sys, "memory/a/b/memory.limit_in_bytes", "2097152\n");
+    assert_int_equal(sg_memory_limit_at(proc, sys), 2097152);
+    put(sys, "memory/a/b/memory.limit_in_bytes", "9223372036854771712\n");
+    assert_int_equal(sg_memory_limit_at(proc, sys), phys);
+    put(d, "self_cgroup", "0::/hidden/by/namespace\n");
+    put(sys, "memory.max", "3145728\n");
+    assert_int_equal(sg_memory_limit_at(proc, sys), 3145728);
+    snprintf(proc, sizeof proc, "%s/none", d);
+    assert_int_equal(sg_memory_limit_at(proc, sys), phys);
+    /* the check before an allocation uses it: more than physical memory is refused */
+    sg_err err;
+    assert_int_equal(sg_check_alloc((int64_t)(phys / 4 + 1), 4, "what", &err), SG_EINPUT);
+    assert_non_null(strstr(err.msg, "memory this process may use"));
+    assert_int_equal(sg_check_alloc(1000, 4, "what", &err), SG_OK);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", d);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -527,6 +575,7 @@ int main(void)
         cmocka_unit_test(test_parse_options),
         cmocka_unit_test(test_unit_formatting),
         cmocka_unit_test(test_alloc_huge),
+        cmocka_unit_test(test_memory_limit),
     };
     return cmocka_run_group_tests(tests, make_dir, remove_dir);
 }

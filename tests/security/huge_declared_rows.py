@@ -63,9 +63,20 @@ with tempfile.TemporaryDirectory() as t:
         f.attrs["n_features"] = 1
     rc, _, err = run("eval", "--model", p("m1.h5"), "--data", p("stored.h5"))
     msg = expect_refused("eval, every row stored", rc, err, "stored.h5", str(stored_rows),
-                         "more than this machine")
+                         "memory this process may use")
     if msg:
         fails.append(msg)
+    # Each buffer alone fits (half the memory), their sum does not (12 bytes a row for a
+    # binary model's scores and their sort, 1.5 times the memory): refused before any row is
+    # read, naming what the bytes are for, where it was accepted and would have thrashed.
+    checks += 1
+    write_zeros(p("sum.h5"), -(-(phys // 8) // per) * per)
+    rc, _, err = run("eval", "--model", p("m1.h5"), "--data", p("sum.h5"))
+    msg = expect_refused("eval, buffers that fit one by one", rc, err, "sum.h5",
+                         "12 bytes per row for exact ROC AUC", "memory this process may use")
+    if msg:
+        fails.append(msg)
+    os.remove(p("sum.h5"))
     rc, _, _ = run("keygen", "--out", p("k"))
     with open(p("policy.json"), "w") as f:
         json.dump({"metrics": {"accuracy": {"threshold": 0.5}},
