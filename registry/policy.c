@@ -16,6 +16,18 @@ static bool in_list(const char *s, const char *const *list, size_t n)
     return false;
 }
 
+/* " (did you mean 'Production'? ...)" when s names a stage in another case, else "". */
+static const char *case_hint(const char *s, const char *const *stages, size_t n, char *buf,
+                             size_t len)
+{
+    buf[0] = '\0';
+    for (size_t i = 0; s && i < n; i++)
+        if (!strcasecmp(s, stages[i]))
+            snprintf(buf, len, " (did you mean '%s'? stage names in a model's policy are matched exactly)",
+                     stages[i]);
+    return buf;
+}
+
 static int step_done(sg_registry *reg, reg_stmt *st, const char *what, sg_err *err)
 {
     int s = reg_step(st);
@@ -150,9 +162,10 @@ static sg_status check_spec(const sg_registry_model_spec *sp, const char *const 
     }
     if (!in_list(REG_PRODUCTION, stages, n) || !in_list(REG_ARCHIVED, stages, n))
         return sg_errf(err, SG_EINPUT, "--stages: the list must include Production and Archived");
+    char hint[REG_NAME_MAX + 96];
     if (!in_list(report_stage, stages, n))
-        return sg_errf(err, SG_EINPUT, "--report-stage: '%s' is not one of the model's stages",
-                       report_stage);
+        return sg_errf(err, SG_EINPUT, "--report-stage: '%s' is not one of the model's stages%s",
+                       report_stage, case_hint(report_stage, stages, n, hint, sizeof hint));
     /* A new version enters the first stage without a transition, so no report would ever
        be asked for there: the gated stage would hold ungated versions. */
     if (!strcasecmp(report_stage, stages[0]))
@@ -174,16 +187,19 @@ static sg_status check_spec(const sg_registry_model_spec *sp, const char *const 
                            stages[0]);
     for (size_t i = 0; i < sp->n_promoters; i++)
         if (!sp->promoters[i].stage || !in_list(sp->promoters[i].stage, stages, n))
-            return sg_errf(err, SG_EINPUT, "--promoter: '%s' is not one of the model's stages",
-                           sp->promoters[i].stage ? sp->promoters[i].stage : "");
+            return sg_errf(err, SG_EINPUT, "--promoter: '%s' is not one of the model's stages%s",
+                           sp->promoters[i].stage ? sp->promoters[i].stage : "",
+                           case_hint(sp->promoters[i].stage, stages, n, hint, sizeof hint));
     for (size_t i = 0; i < sp->n_single; i++)
         if (!in_list(sp->single_stages[i], stages, n))
-            return sg_errf(err, SG_EINPUT, "--single-version: unknown stage '%s'",
-                           sp->single_stages[i]);
+            return sg_errf(err, SG_EINPUT, "--single-version: unknown stage '%s'%s",
+                           sp->single_stages[i],
+                           case_hint(sp->single_stages[i], stages, n, hint, sizeof hint));
     for (size_t i = 0; i < sp->n_multi; i++)
         if (!in_list(sp->multi_stages[i], stages, n))
-            return sg_errf(err, SG_EINPUT, "--multi-version: unknown stage '%s'",
-                           sp->multi_stages[i]);
+            return sg_errf(err, SG_EINPUT, "--multi-version: unknown stage '%s'%s",
+                           sp->multi_stages[i],
+                           case_hint(sp->multi_stages[i], stages, n, hint, sizeof hint));
     if (sp->require_approval && sp->n_approvers == 0)
         return sg_errf(err, SG_EINPUT, "--require-approval needs at least one --approver key");
     const char *pins[] = {sp->policy_sha256, sp->dataset_sha256};

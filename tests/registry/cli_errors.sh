@@ -73,6 +73,9 @@ expect 2 $R create-model m2 --stages Production,Staging,Archived --report-stage 
 err_has "--stages: Production is the first stage"; one_line
 expect 2 $R create-model m2 --stages Canary,Staging,Production,Archived --promoter Canary=alice.pub.pem
 err_has "--promoter: 'Canary' is the first stage"; one_line
+# A stage named in another case: refused, naming the stage it matches.
+expect 2 $R create-model m2 --promoter production=alice.pub.pem
+err_has "did you mean 'Production'?"; one_line
 expect 2 $R create-model m2 --require-approval
 err_has "--approver"
 # The only approver being the only Production promoter: no approval could ever count.
