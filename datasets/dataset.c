@@ -42,6 +42,13 @@ struct sg_dataset {
     int64_t *scratch; /* labels read as int64 before range checks */
     int64_t scratch_rows;
     bool missing_ok; /* NaN in /X is a missing value (a model that routes it) */
+    bool x_f64;      /* /X is stored as float64 */
+    /* The model the set is read for compares in float64 (sg_dataset_use_model): a float64
+       /X is narrowed through its cuts, read as doubles into xd first. */
+    const sg_f64_cuts *cuts;
+    const char *cuts_model;
+    double *xd;
+    size_t xd_cap;
     bool opening;         /* sg_dataset_open_begin done, sg_dataset_open_end not yet */
     sg_h5_pending *check; /* the sandboxed dry run while opening */
 };
@@ -49,6 +56,13 @@ struct sg_dataset {
 void sg_dataset_allow_missing(sg_dataset *ds, bool allow)
 {
     ds->missing_ok = allow;
+}
+
+void sg_dataset_use_model(sg_dataset *ds, const sg_model *m)
+{
+    ds->missing_ok = m && m->missing_values;
+    ds->cuts = m ? m->f64_cuts : NULL;
+    ds->cuts_model = m ? m->path : NULL;
 }
 
 int64_t sg_dataset_rows(const sg_dataset *ds)
@@ -196,6 +210,9 @@ static sg_status open_members(sg_dataset *ds, sg_err *err)
     if (elem_kind(ds->X, tn, sizeof tn) != 'f')
         return sg_errf(err, SG_EINPUT, "%s: /X has dtype %s, expected float32 or float64", ds->path,
                        tn);
+    hid_t xt = H5Dget_type(ds->X);
+    ds->x_f64 = xt >= 0 && H5Tget_size(xt) == 8;
+    if (xt >= 0) H5Tclose(xt);
     if (xd[0] == 0) return sg_errf(err, SG_EINPUT, "%s: /X has 0 rows", ds->path);
     if (xd[1] == 0 || xd[1] > MAX_FEATURES)
         return sg_errf(err, SG_EINPUT, "%s: /X has %llu features (must be 1..%d)", ds->path,
@@ -362,6 +379,7 @@ void sg_dataset_close(sg_dataset *ds)
     EVP_MD_CTX_free(ds->hctx);
     sg_free_aligned(ds->hbuf);
     free(ds->scratch);
+    free(ds->xd);
     free(ds);
 }
 
@@ -569,12 +587,61 @@ static sg_status read_labels(sg_dataset *ds, int64_t row0, int64_t n, int32_t *l
     return SG_OK;
 }
 
+/* Values of a float64 /X read as doubles at a time, to be narrowed through the cuts. */
+#define CUTS_BLOCK ((size_t)1 << 16)
+
+/*
+ * A float64 /X for a model that compares in float64: read as doubles a block of rows at a
+ * time and narrowed through the model's cuts (sg_f64_cuts_narrow), so that each split
+ * decides as in float64. A value that no float32 can stand for is refused, naming it.
+ */
+static sg_status read_x_cuts(sg_dataset *ds, int64_t row0, int64_t n, float *X, sg_err *err)
+{
+    const size_t d = (size_t)ds->d;
+    const int64_t block = d >= CUTS_BLOCK ? 1 : (int64_t)(CUTS_BLOCK / d);
+    const size_t need = (size_t)(n < block ? n : block) * d;
+    if (need > ds->xd_cap) {
+        free(ds->xd);
+        ds->xd_cap = 0;
+        if (!(ds->xd = malloc(need * sizeof *ds->xd)))
+            return sg_errf(err, SG_ENOMEM, "%s: out of memory reading /X", ds->path);
+        ds->xd_cap = need;
+    }
+    const sg_f64_cuts *c = ds->cuts;
+    for (int64_t r = 0; r < n; r += block) {
+        const int64_t k = n - r < block ? n - r : block;
+        sg_status rc = sg_h5_reader_rows(ds->rX, H5T_NATIVE_DOUBLE, row0 + r, k, ds->xd, err);
+        if (rc != SG_OK) return rc;
+        for (int64_t i = 0; i < k; i++) {
+            const double *x = ds->xd + (size_t)i * d;
+            float *out = X + (size_t)(r + i) * d;
+            for (int f = 0; f < ds->d; f++) {
+                double below, above;
+                if (c->start[f] == c->start[f + 1])
+                    out[f] = (float)x[f];
+                else if (!sg_f64_cuts_narrow(c, f, x[f], &out[f], &below, &above))
+                    return sg_errf(err, SG_EINPUT,
+                                   "%s: /X row %lld column %d is %.17g, between the thresholds "
+                                   "%.17g and %.17g of model %s, which no float32 separates "
+                                   "(this HistGradientBoosting model compares in float64, "
+                                   "stagegate in float32)",
+                                   ds->path, (long long)(row0 + r + i), f, x[f], below, above,
+                                   ds->cuts_model);
+            }
+        }
+    }
+    return SG_OK;
+}
+
 static int read_locked(sg_dataset *ds, int64_t row0, int64_t n, float *X, int32_t *labels,
                        double *targets, double *weights, int n_classes, sg_err *err)
 {
     int rc = SG_OK;
     if (X) {
-        rc = sg_h5_reader_rows(ds->rX, H5T_NATIVE_FLOAT, row0, n, X, err);
+        if (ds->cuts && ds->x_f64)
+            rc = read_x_cuts(ds, row0, n, X, err);
+        else
+            rc = sg_h5_reader_rows(ds->rX, H5T_NATIVE_FLOAT, row0, n, X, err);
         if (!rc) rc = check_finite_f(ds, X, row0, n, err);
     }
     if (!rc && labels) rc = read_labels(ds, row0, n, labels, n_classes, err);

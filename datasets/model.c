@@ -100,6 +100,7 @@ void sg_model_free(sg_model *m)
     sg_free_aligned(m->mean);
     sg_free_aligned(m->scale);
     sg_tree_ensemble_free(m->trees);
+    sg_f64_cuts_free(m->f64_cuts);
     sg_onnx_plan_free(m->onnx);
     free(m);
 }
@@ -482,6 +483,7 @@ sg_status sg_model_clone(const sg_model *src, sg_model **out, sg_err *err)
     *m = *src;
     m->mean = m->scale = NULL;
     m->trees = NULL;
+    m->f64_cuts = NULL; /* what reading a float64 /X needs (sg_dataset_use_model), not predict */
     m->onnx = NULL;
     m->layers = NULL;
     if (src->onnx) {

@@ -12,5 +12,6 @@
  * m->trees, n_outputs, missing_values and param_bytes. Errors name the file and field.
  */
 SG_MUST_CHECK sg_status sg_model_h5_trees(hid_t f, const char *path, sg_model *m, sg_err *err);
+void sg_f64_cuts_free(sg_f64_cuts *c);
 
 #endif

@@ -16,6 +16,7 @@
 typedef struct {
     int64_t *n_nodes, *group, *left, *feature, *default_left;
     double *threshold, *leaf, *base;
+    double *threshold_f64; /* NULL when the file has none (every model but HistGradientBoosting) */
     int64_t T, N, G;
 } raw_trees;
 
@@ -27,6 +28,7 @@ static void raw_free(raw_trees *r)
     free(r->feature);
     free(r->default_left);
     free(r->threshold);
+    free(r->threshold_f64);
     free(r->leaf);
     free(r->base);
 }
@@ -110,7 +112,153 @@ static sg_status read_raw(hid_t f, const char *path, int64_t G, raw_trees *r, sg
     };
     for (size_t i = 0; i < sizeof v / sizeof v[0] && rc == SG_OK; i++)
         rc = read_vec(f, path, v[i].name, v[i].integer, v[i].want, INT64_MAX, v[i].dst, NULL, err);
+    /* Optional: the float64 thresholds of a model that compares in float64. */
+    if (rc == SG_OK && sg_h5_exists(f, "/trees/threshold_f64")) {
+        hid_t ds = sg_h5_open_dataset(f, "/trees/threshold_f64", H5P_DEFAULT, path, err);
+        if (ds < 0) return SG_EINPUT;
+        hid_t type = H5Dget_type(ds);
+        char tn[64];
+        sg_h5_type_name(type, tn, sizeof tn);
+        const bool f64 = H5Tget_class(type) == H5T_FLOAT && H5Tget_size(type) == 8;
+        H5Tclose(type);
+        H5Dclose(ds);
+        if (!f64)
+            return sg_errf(err, SG_EINPUT,
+                           "%s: /trees/threshold_f64 has dtype %s, expected float64", path, tn);
+        rc = read_vec(f, path, "/trees/threshold_f64", false, r->N, INT64_MAX,
+                      (void **)&r->threshold_f64, NULL, err);
+    }
     return rc;
+}
+
+/* What scripts/sklearn_trees.py stores for a float64 threshold t: x32 <= t exactly when
+   x32 < the next float32 above the largest float32 <= t. */
+static float floor32(double t)
+{
+    float f = (float)t;
+    if ((double)f > t) f = nextafterf(f, -INFINITY);
+    return f;
+}
+
+static float strict32(double t)
+{
+    return nextafterf(floor32(t), INFINITY);
+}
+
+void sg_f64_cuts_free(sg_f64_cuts *c)
+{
+    if (!c) return;
+    free(c->start);
+    free(c->cut);
+    free(c->floor32);
+    free(c);
+}
+
+typedef struct {
+    int64_t feature;
+    double t;
+} feature_cut;
+
+static int cmp_cut(const void *a, const void *b)
+{
+    const feature_cut *x = a, *y = b;
+    if (x->feature != y->feature) return x->feature < y->feature ? -1 : 1;
+    return x->t < y->t ? -1 : x->t > y->t;
+}
+
+/*
+ * /trees/threshold_f64 (after build checked the structure): every split's float32 threshold
+ * must be what the exporter derives from the float64 one, every value finite (+inf allowed on
+ * a split, which then sends every present value left). Collects the distinct finite
+ * thresholds of each feature into m->f64_cuts.
+ */
+static sg_status build_cuts(const char *path, const raw_trees *r, sg_model *m, sg_err *err)
+{
+    feature_cut *all = malloc((size_t)r->N * sizeof *all);
+    sg_f64_cuts *c = calloc(1, sizeof *c);
+    if (c) c->start = calloc((size_t)m->n_features + 1, sizeof *c->start);
+    sg_status rc = SG_OK;
+    if (!all || !c || !c->start) rc = sg_errf(err, SG_ENOMEM, "%s: out of memory", path);
+    int64_t n = 0;
+    for (int64_t t = 0, o = 0; rc == SG_OK && t < r->T; o += r->n_nodes[t], t++) {
+        for (int64_t q = 0; q < r->n_nodes[t] && rc == SG_OK; q++) {
+            const int64_t g = o + q;
+            const double v = r->threshold_f64[g];
+            const bool split = r->left[g] != -1;
+            if (isnan(v) || v == -INFINITY || (!split && !isfinite(v))) {
+                rc = sg_errf(err, SG_EINPUT,
+                             "%s: /trees/threshold_f64[%lld] (tree %lld node %lld) is %s", path,
+                             (long long)g, (long long)t, (long long)q,
+                             isnan(v) ? "NaN"
+                             : split  ? "-inf"
+                                      : "not finite (on a leaf)");
+            } else if (split && strict32(v) != (float)r->threshold[g]) {
+                rc = sg_errf(
+                    err, SG_EINPUT,
+                    "%s: /trees/threshold[%lld] (tree %lld node %lld) is %.9g, but "
+                    "/trees/threshold_f64[%lld] is %.17g, from which the exporter derives %.9g",
+                    path, (long long)g, (long long)t, (long long)q, r->threshold[g], (long long)g,
+                    v, (double)strict32(v));
+            } else if (split && isfinite(v)) {
+                all[n++] = (feature_cut){r->feature[g], v};
+            }
+        }
+    }
+    if (rc == SG_OK) {
+        qsort(all, (size_t)n, sizeof *all, cmp_cut);
+        c->n_features = m->n_features;
+        c->cut = malloc(((size_t)n + 1) * sizeof *c->cut);
+        c->floor32 = malloc(((size_t)n + 1) * sizeof *c->floor32);
+        if (!c->cut || !c->floor32) rc = sg_errf(err, SG_ENOMEM, "%s: out of memory", path);
+    }
+    if (rc == SG_OK) {
+        int64_t k = 0;
+        for (int64_t i = 0; i < n; i++) {
+            if (k > 0 && all[i].feature == all[i - 1].feature && all[i].t == all[i - 1].t) continue;
+            c->cut[k] = all[i].t;
+            c->floor32[k] = floor32(all[i].t);
+            c->start[all[i].feature + 1] = ++k;
+        }
+        for (int f = 0; f < m->n_features; f++) /* features without cuts: empty ranges */
+            if (c->start[f + 1] < c->start[f]) c->start[f + 1] = c->start[f];
+    }
+    free(all);
+    if (rc != SG_OK) {
+        sg_f64_cuts_free(c);
+        return rc;
+    }
+    m->f64_cuts = c;
+    return SG_OK;
+}
+
+bool sg_f64_cuts_narrow(const sg_f64_cuts *c, int f, double x, float *out, double *below,
+                        double *above)
+{
+    const float x32 = (float)x;
+    *out = x32;
+    const int64_t s = c->start[f], e = c->start[f + 1];
+    if (s == e || isnan(x) || isinf(x32)) return true;
+    int64_t i = s, j = e; /* i: the first cut >= x, so x lies in (cut[i - 1], cut[i]] */
+    while (i < j) {
+        const int64_t mid = i + (j - i) / 2;
+        if (c->cut[mid] < x)
+            i = mid + 1;
+        else
+            j = mid;
+    }
+    const float lo = i > s ? c->floor32[i - 1] : -INFINITY, hi = i < e ? c->floor32[i] : INFINITY;
+    if (lo < x32 && x32 <= hi) return true;
+    if (x32 > hi && hi > lo) {
+        *out = hi;
+        return true;
+    }
+    if (x32 <= lo && nextafterf(lo, INFINITY) <= hi) {
+        *out = nextafterf(lo, INFINITY);
+        return true;
+    }
+    *below = i > s ? c->cut[i - 1] : -INFINITY;
+    *above = i < e ? c->cut[i] : INFINITY;
+    return false;
 }
 
 /* One tree at node offset o: checks and lays it out into out[0..n). */
@@ -306,11 +454,14 @@ sg_status sg_model_h5_trees(hid_t f, const char *path, sg_model *m, sg_err *err)
         snprintf(e->objective, sizeof e->objective, "%s", out);
         rc = build(path, &r, m, e, err);
     }
+    if (rc == SG_OK && r.threshold_f64) rc = build_cuts(path, &r, m, err);
     raw_free(&r);
     if (rc == SG_OK && (e->output == SG_TREE_OUT_PROBA_BINARY || e->output == SG_TREE_OUT_PROBA))
         rc = check_probability_bounds(path, e, err);
     if (rc) {
         sg_tree_ensemble_free(e);
+        sg_f64_cuts_free(m->f64_cuts);
+        m->f64_cuts = NULL;
         return rc;
     }
     m->trees = e;

@@ -321,6 +321,8 @@ static void eval_run_cleanup(eval_run *e)
     sg_metrics_acc_free(e->acc);
     sg_free_aligned(e->out); /* with pred_labels and log_terms */
     if (e->ds && e->ds_owned) sg_dataset_close(e->ds);
+    /* A set shared with the caller (gate) no longer reads for this run's model. */
+    if (e->ds && !e->ds_owned) sg_dataset_use_model(e->ds, NULL);
     pthread_mutex_destroy(&e->ring.mu);
     pthread_cond_destroy(&e->ring.cv);
 }
@@ -506,7 +508,7 @@ static sg_status eval_setup(eval_run *e, const sg_eval_config *c, sg_eval_result
         return ds_st;
     }
     if ((st = sg_dataset_check_model(e->ds, r->model, err))) return st;
-    sg_dataset_allow_missing(e->ds, r->model->missing_values);
+    sg_dataset_use_model(e->ds, r->model);
     const sg_model *m = r->model;
     bool classifier = m->task != SG_TASK_REGRESSION;
     if (c->threshold_given && m->task != SG_TASK_BINARY)

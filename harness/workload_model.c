@@ -180,7 +180,7 @@ sg_status sg_model_workload_create_from(const sg_model *model, sg_dataset *ds, i
     mw->model = model;
     const char *data_path = sg_dataset_path(ds);
     sg_status rc = sg_dataset_check_model(ds, mw->model, err);
-    if (rc == SG_OK) sg_dataset_allow_missing(ds, mw->model->missing_values);
+    if (rc == SG_OK) sg_dataset_use_model(ds, mw->model);
     if (rc == SG_OK) {
         mw->rows = sg_dataset_rows(ds);
         if (max_rows > 0 && mw->rows > max_rows) mw->rows = max_rows;

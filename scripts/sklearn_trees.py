@@ -5,6 +5,10 @@ Every tree is written breadth-first with adjacent children (right = left + 1), i
 thresholds converted to the one rule the kernels use, `x < threshold` in float32:
 scikit-learn sends a float32 x left when x <= t (t a float64), which is exactly
 x < next float32 above the largest float32 <= t.
+
+HistGradientBoosting compares a float64 x with its float64 thresholds, so for it the
+float64 thresholds are written as well (threshold_f64, 0 on leaves): stagegate narrows a
+float64 /X through them so that every split decides as in float64 (docs/formats.md).
 """
 import numpy as np
 
@@ -40,6 +44,7 @@ class Trees:
     def __init__(self):
         self.n_nodes, self.group = [], []
         self.left, self.feature, self.threshold, self.default_left, self.leaf = [], [], [], [], []
+        self.threshold_f64 = []
 
     def add(self, left, right, feature, threshold, default_left, leaf_value, is_leaf, group):
         order = _bfs(left, right, is_leaf)
@@ -50,7 +55,9 @@ class Trees:
         T = np.zeros(n, np.float32)
         D = np.zeros(n, np.uint8)
         V = np.zeros(n, np.float32)
-        thr = _strict_threshold(np.asarray(threshold, np.float64)[order])
+        T64 = np.zeros(n, np.float64)
+        thr64 = np.asarray(threshold, np.float64)[order]
+        thr = _strict_threshold(thr64)
         for k, old in enumerate(order):
             if is_leaf[old]:
                 V[k] = leaf_value[old]
@@ -58,16 +65,19 @@ class Trees:
                 L[k] = new[int(left[old])]
                 F[k] = feature[old]
                 T[k] = thr[k]
+                T64[k] = thr64[k]
                 D[k] = 1 if default_left[old] else 0
         self.n_nodes.append(n)
         self.group.append(group)
         for dst, src in ((self.left, L), (self.feature, F), (self.threshold, T),
-                         (self.default_left, D), (self.leaf, V)):
+                         (self.default_left, D), (self.leaf, V), (self.threshold_f64, T64)):
             dst.append(src)
 
-    def arrays(self):
+    def arrays(self, float64_thresholds=False):
+        """float64_thresholds: add threshold_f64 (a model that compares in float64)."""
         cat = lambda xs: np.concatenate(xs) if xs else np.zeros(0)
-        return {"n_nodes": np.asarray(self.n_nodes, np.int64),
+        extra = {"threshold_f64": cat(self.threshold_f64).astype(np.float64)} if float64_thresholds else {}
+        return {**extra, "n_nodes": np.asarray(self.n_nodes, np.int64),
                 "group": np.asarray(self.group, np.int32),
                 "left": cat(self.left).astype(np.int32),
                 "feature": cat(self.feature).astype(np.int32),
@@ -174,7 +184,9 @@ def convert(est, k):
         trees, base, output, missing = gradient_boosting(est, k, classifier, X0)
     else:
         trees, base, output, missing = hist_gradient_boosting(est, k, classifier)
-    arrays = trees.arrays()
+    # HistGradientBoosting takes X as float64 and compares it with float64 thresholds; the
+    # other estimators narrow X to float32 themselves.
+    arrays = trees.arrays(float64_thresholds=name.startswith("HistGradientBoosting"))
     if not np.all(np.isfinite(arrays["leaf_value"])) or not np.all(np.isfinite(base)):
         raise TreeExportError(f"{name} has leaf values that are not finite in float32")
     return dict(arrays=arrays, base_margin=base, output=output, missing_values=missing,

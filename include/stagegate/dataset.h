@@ -88,6 +88,15 @@ SG_MUST_CHECK sg_status sg_dataset_check_model(const sg_dataset *ds, const sg_mo
  * (sg_model.missing_values, tree ensembles). Inf stays an error. Off by default.
  */
 void sg_dataset_allow_missing(sg_dataset *ds, bool allow);
+/*
+ * Sets how the next reads take /X for model m (NULL: no model): NaN is a missing value when
+ * m routes it (as sg_dataset_allow_missing), and when m compares in float64 (m->f64_cuts,
+ * scikit-learn's HistGradientBoosting) a float64 /X is narrowed through its cuts, so that
+ * every split decides as in float64 (sg_f64_cuts_narrow); a value that no float32 stands for
+ * is refused (SG_EINPUT) naming the row, the column and the two thresholds. m must stay
+ * loaded while the set is read for it. The file's bytes, and so its digest, are the same.
+ */
+void sg_dataset_use_model(sg_dataset *ds, const sg_model *m);
 
 /*
  * Reads rows [row0, row0+n) converting to float32. Any output pointer may be NULL.

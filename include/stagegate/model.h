@@ -44,6 +44,32 @@ typedef struct {
     sg_activation act;
 } sg_layer;
 
+/*
+ * A model that compares features in float64 (scikit-learn's HistGradientBoosting: its file
+ * has /trees/threshold_f64), while the kernels compare in float32. Per feature, the distinct
+ * finite float64 split thresholds ascending ("cuts"), and for each the largest float32 at
+ * most it. A float64 /X is narrowed through them (sg_f64_cuts_narrow), so that every split
+ * decides as it does in float64; a float32 /X needs nothing (it is exact already).
+ */
+typedef struct {
+    int n_features;
+    int64_t *start; /* [n_features + 1]: feature f's cuts are [start[f], start[f + 1]) */
+    double *cut;    /* [start[n_features]], ascending within a feature */
+    float *floor32; /* [start[n_features]]: the largest float32 <= cut[i] */
+} sg_f64_cuts;
+
+/*
+ * x, a float64 value of feature f, as the float32 the kernels must see so that each of the
+ * feature's splits decides as `x <= cut` does: x lies in (cut[i-1], cut[i]] (with -inf and
+ * +inf past the ends), and the value returned is the float32 nearest to x in
+ * (floor32[i-1], floor32[i]] -- (float)x whenever that lies there. NaN stays NaN, and a value
+ * whose float32 rounding is infinite stays infinite (the dataset refuses it). Returns false
+ * when no float32 lies in that interval (two cuts with the same float32 floor and x between
+ * them); then *below and *above are those two cuts.
+ */
+bool sg_f64_cuts_narrow(const sg_f64_cuts *c, int f, double x, float *out, double *below,
+                        double *above);
+
 typedef struct sg_model {
     sg_task task;
     int n_classes; /* 2 for binary, k for multiclass, 0 for regression */
@@ -66,6 +92,8 @@ typedef struct sg_model {
     sg_onnx_plan *onnx;
     /* NaN in a feature is a missing value the model routes (trees), not an input error. */
     bool missing_values;
+    /* Features compared in float64 (scikit-learn HistGradientBoosting), or NULL; not cloned. */
+    sg_f64_cuts *f64_cuts;
     /* A classifier whose outputs are declared probabilities rather than made so by a link
        (an ONNX graph read as `proba`): eval checks each row is one as it computes it. */
     bool proba_declared;

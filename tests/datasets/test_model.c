@@ -363,12 +363,98 @@ static void test_value_errors(void **state)
     expect_error(p, "/scaler/mean has 3 values", "n_features is 4");
 }
 
+/* The float64 -> float32 narrowing of a model that compares in float64 (HistGradientBoosting):
+   every split must decide on the float32 as `x <= cut` does on the float64. */
+static bool kernel_left(float x, double cut)
+{
+    /* what the exporter stores and the kernel tests: x < next float32 above floor32(cut) */
+    float f = (float)cut;
+    if ((double)f > cut) f = nextafterf(f, -INFINITY);
+    return x < nextafterf(f, INFINITY);
+}
+
+static void test_f64_cuts_narrow(void **state)
+{
+    /* Feature 0: cuts near 1.7e9 (a float32 ulp is 128 there), the first two with their own
+       float32 floor, then two that share one (1700000300.5 and 1700000350.5 both floor to
+       1700000256). Feature 1: none. Feature 2: one small cut. */
+    double cut[] = {1700000010.5, 1700000228.5, 1700000300.5, 1700000350.5, 0.1};
+    float fl[5];
+    for (int i = 0; i < 5; i++) {
+        fl[i] = (float)cut[i];
+        if ((double)fl[i] > cut[i]) fl[i] = nextafterf(fl[i], -INFINITY);
+    }
+    assert_true(fl[2] == fl[3]);
+    int64_t start[] = {0, 4, 4, 5};
+    sg_f64_cuts c = {.n_features = 3, .start = start, .cut = cut, .floor32 = fl};
+    double below = 0, above = 0;
+    float out;
+    /* Around every cut of feature 0 that has its own floor, and away from them: each value,
+       one float64 ulp either side, and the float32 floor of the cut and its neighbours. */
+    for (int i = 0; i < 2; i++) {
+        const double probes[] = {cut[i],
+                                 nextafter(cut[i], -INFINITY),
+                                 nextafter(cut[i], INFINITY),
+                                 fl[i],
+                                 nextafterf(fl[i], INFINITY),
+                                 nextafterf(fl[i], -INFINITY),
+                                 cut[i] - 60,
+                                 cut[i] + 60,
+                                 cut[i] - 1000};
+        for (size_t k = 0; k < sizeof probes / sizeof probes[0]; k++) {
+            const double x = probes[k];
+            assert_true(sg_f64_cuts_narrow(&c, 0, x, &out, &below, &above));
+            for (int j = 0; j < 4; j++)
+                if (kernel_left(out, cut[j]) != (x <= cut[j]))
+                    fail_msg("x = %.17g -> %.9g decides cut %.17g otherwise", x, (double)out,
+                             cut[j]);
+        }
+    }
+    /* The common case keeps (float)x. */
+    assert_true(sg_f64_cuts_narrow(&c, 0, 1600000000.0, &out, &below, &above));
+    assert_true(out == (float)1600000000.0);
+    /* The float32 values here are 1700000000, ...128, ...256, ...384. 1700000011 lies in
+       (cut 0, cut 1] but rounds down onto floor32(cut 0) = 1700000000, left of cut 0 in
+       float32: it becomes the next float32, 1700000128 = floor32(cut 1). */
+    assert_true(sg_f64_cuts_narrow(&c, 0, 1700000011.0, &out, &below, &above));
+    assert_true(out == fl[1]);
+    /* 1700000200 lies in (cut 0, cut 1] but rounds up to 1700000256, right of cut 1 in
+       float32: it becomes floor32(cut 1) = 1700000128. */
+    assert_true(sg_f64_cuts_narrow(&c, 0, 1700000200.0, &out, &below, &above));
+    assert_true(out == fl[1]);
+    /* 1700000139 lies in (cut 0, cut 1] and rounds to 1700000128 there: kept. */
+    assert_true(sg_f64_cuts_narrow(&c, 0, 1700000139.0, &out, &below, &above));
+    assert_true(out == (float)1700000139.0);
+    /* Between the two cuts that share a floor: no float32 will do. */
+    assert_false(sg_f64_cuts_narrow(&c, 0, 1700000320.0, &out, &below, &above));
+    assert_true(below == cut[2] && above == cut[3]);
+    /* At either of them, or past them, it is fine. */
+    assert_true(sg_f64_cuts_narrow(&c, 0, cut[2], &out, &below, &above));
+    assert_true(kernel_left(out, cut[2]) && kernel_left(out, cut[3]));
+    assert_true(sg_f64_cuts_narrow(&c, 0, nextafter(cut[3], INFINITY), &out, &below, &above));
+    assert_false(kernel_left(out, cut[2]) || kernel_left(out, cut[3]));
+    /* NaN stays NaN, overflow stays infinite (the dataset refuses it), no cuts: plain. */
+    assert_true(sg_f64_cuts_narrow(&c, 0, NAN, &out, &below, &above));
+    assert_true(isnan(out));
+    assert_true(sg_f64_cuts_narrow(&c, 0, -1e300, &out, &below, &above));
+    assert_true(isinf(out) && out < 0);
+    assert_true(sg_f64_cuts_narrow(&c, 1, 1700000139.0, &out, &below, &above));
+    assert_true(out == (float)1700000139.0);
+    /* Small values: 0.1 and its float64 neighbours. */
+    const double x2[] = {0.1, nextafter(0.1, 1), nextafter(0.1, 0), (double)(float)0.1};
+    for (size_t k = 0; k < 4; k++) {
+        assert_true(sg_f64_cuts_narrow(&c, 2, x2[k], &out, &below, &above));
+        assert_true(kernel_left(out, 0.1) == (x2[k] <= 0.1));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_valid_binary),      cmocka_unit_test(test_multiclass_and_regression),
         cmocka_unit_test(test_file_level_errors), cmocka_unit_test(test_header_errors),
         cmocka_unit_test(test_layer_errors),      cmocka_unit_test(test_value_errors),
+        cmocka_unit_test(test_f64_cuts_narrow),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
