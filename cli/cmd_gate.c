@@ -392,23 +392,15 @@ static sg_status run_gate(const gate_args *a, gate_run *g, sg_err *err)
        errors are reported after theirs, as when the three opened in turn. */
     sg_err data_err = {{0}};
     sg_status data_rc = sg_dataset_open_begin(a->data, &g->data, &data_err);
-    sg_model_open_options mo = {.onnx_output = a->onnx_output};
+    /* --output says what an ONNX model's output means: for whichever of the two is one. */
+    sg_model_open_options mo = {.onnx_output = a->onnx_output, .onnx_only = true};
     if ((rc = sg_model_open_verified(model, msha[0] ? msha : NULL, &mo, &g->cand_model, err)))
-        return rc;
-    if (baseline && (rc = sg_model_open_verified(baseline, bsha[0] ? bsha : NULL, &mo,
-                                                 &g->base_model, err)))
         return rc;
     if (data_rc == SG_OK) data_rc = sg_dataset_open_end(g->data, &data_err);
     if (data_rc != SG_OK) {
         *err = data_err;
         return data_rc;
     }
-    /* Every HDF5 check's child has been forked and has exited: only now is the key parsed
-       (to fail before the work it would sign), so that none of them had it in memory. */
-    EVP_PKEY *key = NULL;
-    rc = sg_key_file_parse(g->key, &key, err);
-    EVP_PKEY_free(key);
-    if (rc) return rc;
 
     sg_eval_config ec;
     sg_eval_config_init(&ec);
@@ -435,6 +427,37 @@ static sg_status run_gate(const gate_args *a, gate_run *g, sg_err *err)
     sg_gate_memory mem = {.measured = true,
                           .peak_rss_mb = (double)ru.ru_maxrss / 1024.0,
                           .model_mb = (double)g->cand.model->param_bytes / (1024.0 * 1024.0)};
+    /* The baseline is read only now, so that its bytes and parameters are not in the
+       candidate's peak (adding a baseline changed the memory check's verdict). */
+    if (baseline) {
+        if ((rc = sg_model_open_verified(baseline, bsha[0] ? bsha : NULL, &mo, &g->base_model,
+                                         err)))
+            return rc;
+        const sg_model *cm = g->cand_model, *bm = g->base_model;
+        if (cm->task != bm->task || cm->n_classes != bm->n_classes) {
+            char bd[64], cd[64];
+            snprintf(bd, sizeof bd, bm->task == SG_TASK_REGRESSION ? "a %s model" : "a %s model of %d classes",
+                     sg_task_name(bm->task), bm->n_classes);
+            snprintf(cd, sizeof cd, cm->task == SG_TASK_REGRESSION ? "a %s model" : "a %s model of %d classes",
+                     sg_task_name(cm->task), cm->n_classes);
+            return sg_errf(err, SG_EINPUT,
+                           "%s: the baseline is %s and the candidate %s is %s: their predictions "
+                           "cannot be compared",
+                           baseline, bd, model, cd);
+        }
+    }
+    if (a->onnx_output != SG_ONNX_OUTPUT_AUTO && strcmp(sg_model_kind(g->cand_model), "onnx") &&
+        (!g->base_model || strcmp(sg_model_kind(g->base_model), "onnx")))
+        return sg_errf(err, SG_EINPUT,
+                       "--output %s applies to ONNX models, and neither model is one",
+                       sg_onnx_output_name(a->onnx_output));
+    /* Every HDF5 check's child has been forked and has exited: only now is the key parsed
+       (to fail before the latency run and the baseline's evaluation it would sign), so
+       that none of them had it in memory. */
+    EVP_PKEY *key = NULL;
+    rc = sg_key_file_parse(g->key, &key, err);
+    EVP_PKEY_free(key);
+    if (rc) return rc;
 
     sg_gate_latency lat = {0};
     snprintf(lat.reason, sizeof lat.reason, "the policy has no latency section");
@@ -454,12 +477,7 @@ static sg_status run_gate(const gate_args *a, gate_run *g, sg_err *err)
         g->have_base = true;
         t_eval += sg_now_seconds() - t;
         t = sg_now_seconds();
-        const sg_model *cm = g->cand.model, *bm = g->base.model;
-        if (cm->task != bm->task || cm->n_classes != bm->n_classes)
-            return sg_errf(err, SG_EINPUT,
-                           "%s: baseline is a %s model with %d classes, the candidate a %s with %d",
-                           baseline, sg_task_name(bm->task), bm->n_classes, sg_task_name(cm->task),
-                           cm->n_classes);
+        const sg_model *cm = g->cand.model;
         if (g->cand.rows != g->base.rows)
             return sg_errf(err, SG_EINTERNAL,
                            "gate: candidate and baseline evaluated different row counts");

@@ -51,7 +51,8 @@ sg_status sg_model_open_verified(const char *path, const char *expected_sha256,
     }
     /* What an ONNX output means is an ONNX setting: given for another model it would be
        silently ignored, and the user would believe it applied. */
-    if (o && o->onnx_output != SG_ONNX_OUTPUT_AUTO && kinds[i] != &sg_model_ops_onnx) {
+    if (o && o->onnx_output != SG_ONNX_OUTPUT_AUTO && !o->onnx_only &&
+        kinds[i] != &sg_model_ops_onnx) {
         free(bytes);
         return sg_errf(err, SG_EINPUT,
                        "%s: --output %s applies to ONNX models only; this is a %s model, whose "

@@ -31,6 +31,9 @@ typedef struct {
 typedef struct sg_model_open_options {
     /* ONNX: what an output that does not end in Softmax/Sigmoid means (--output). */
     sg_onnx_output onnx_output;
+    /* The setting is for whichever model is ONNX (gate's two models): another kind ignores
+       it. Without this flag another kind refuses it (SG_EINPUT), as it would not apply. */
+    bool onnx_only;
 } sg_model_open_options;
 
 typedef struct sg_model_ops {

@@ -211,4 +211,31 @@ d = json.load(open(sys.argv[1]))
 assert d["result"] == "FAILED", d
 assert len(d["failedTests"]) == 1 and "measures throughput, not per-query latency" in d["failedTests"][0], d
 PYEOF
+# 7. The memory check measures the candidate alone (docs/policy.md): a 32 MiB baseline raised
+#    the candidate's peak RSS by its size and failed a budget the candidate met alone.
+#    One hidden layer of 4,096 x 2,048 float32 weights, written directly (no fitting).
+$PY - <<'PYEOF'
+import h5py, numpy as np
+with h5py.File("cand.h5") as src, h5py.File("big.h5", "w") as dst:
+    for k, v in src.attrs.items():
+        dst.attrs[k] = v
+    src.copy("scaler", dst) if "scaler" in src else None
+    d = int(src.attrs["n_features"])
+    rng = np.random.default_rng(0)
+    g = dst.create_group("layers")
+    for i, (w, act) in enumerate([((d, 4096), "relu"), ((4096, 2048), "relu"), ((2048, 1), "identity")]):
+        l = g.create_group(str(i))
+        l["W"] = (rng.normal(size=w) * 0.01).astype(np.float32)
+        l["b"] = np.zeros(w[1], np.float32)
+        l.attrs["activation"] = act
+PYEOF
+echo '{"metrics": {"accuracy": {"threshold": 0.5}}, "memory": {"max_rss_mb": 4096}}' > mem.json
+rss() { $PY -c 'import base64,json,sys; print(json.loads(base64.b64decode(json.load(open(sys.argv[1]))["payload"]))["predicate"]["memory"]["peak_rss_mb"])' "$1"; }
+"$STAGEGATE_BIN" gate --model cand.h5 --data val.h5 --policy mem.json --key k.key.pem --cpus 0 \
+    --out alone.json >/dev/null || fail "candidate alone"
+"$STAGEGATE_BIN" gate --model cand.h5 --baseline big.h5 --data val.h5 --policy mem.json \
+    --key k.key.pem --cpus 0 --out withbig.json >/dev/null || fail "candidate with a 32 MiB baseline"
+a=$(rss alone.json) b=$(rss withbig.json)
+$PY -c "import sys; a, b = $a, $b; sys.exit(0 if b < a + 16 else 1)" ||
+    fail "the baseline counts in the candidate's peak RSS: $a MiB alone, $b MiB with it"
 echo "gate e2e: ok"

@@ -34,6 +34,7 @@ for _ in range(300):
     loss.backward()
     opt.step()
 torch.save(net, "cand.pt")
+torch.save(nn.Sequential(*list(net)[:-1]), "logits.pt")  # the same net, ending in its logits
 # A clearly worse model: the same shape, untrained.
 torch.manual_seed(5)
 worse = nn.Sequential(nn.Linear(16, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(),
@@ -42,7 +43,7 @@ torch.save(worse, "worse.pt")
 b = xgb.train({"objective": "binary:logistic", "max_depth": 4, "eta": 0.3, "seed": 1},
               xgb.DMatrix(X, label=y), 60)
 b.save_model("tree.json")
-for m in ("cand", "worse"):
+for m in ("cand", "worse", "logits"):
     subprocess.run(["/usr/bin/python3", sys.argv[1] + "/scripts/export_torch.py", m + ".pt",
                     m + ".onnx"], check=True, capture_output=True)
 PYEOF
@@ -98,6 +99,19 @@ check_report c_vs_trees.json PASSED cand.onnx || fail "ONNX vs trees report"
 rc=0; gate --model worse.onnx --baseline models:/native/Production --out w.json > w.txt || rc=$?
 [ "$rc" = 1 ] || { cat w.txt; fail "worse ONNX exited $rc, wanted 1"; }
 check_report w.json FAILED worse.onnx || fail "worse ONNX report"
+
+# 2b. --output says what an ONNX output means, for whichever model is ONNX: an ONNX model
+# ending in logits gated against the native one, in either role (it was refused as applying
+# to the native model too); with no ONNX model at all, refused.
+rc=0; gate --model logits.onnx --output logits --baseline models:/native/Production \
+    --out l_vs_native.json > l.txt || rc=$?
+[ "$rc" = 0 ] || { cat l.txt; fail "ONNX logits vs native exited $rc"; }
+check_report l_vs_native.json PASSED logits.onnx || fail "ONNX logits vs native report"
+rc=0; gate --model mlp.h5 --baseline logits.onnx --output logits --out n_vs_l.json > l.txt 2>&1 || rc=$?
+[ "$rc" = 0 ] || [ "$rc" = 1 ] || { cat l.txt; fail "native vs ONNX logits baseline exited $rc"; }
+rc=0; gate --model mlp.h5 --baseline tree.json --output logits --out n_vs_t.json > l.txt 2>&1 || rc=$?
+[ "$rc" = 2 ] && grep -q "neither model is one" l.txt || { cat l.txt; fail "--output without an ONNX model: exit $rc"; }
+[ ! -e n_vs_t.json ] || fail "a refused gate wrote its report"
 
 # 3. The ONNX model registered, promoted by its report, and gated through the registry.
 $R create-version native cand.onnx >/dev/null
