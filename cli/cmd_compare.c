@@ -150,6 +150,11 @@ static void compare_print_text(const json_t *cmp, FILE *out)
         }
     }
     json_t *met = json_object_get(cmp, "metrics");
+    if (json_is_true(json_object_get(cmp, "dataset_differs")))
+        fprintf(out, "\nnote: the runs evaluated different validation sets (sha256 %.12s... then "
+                     "%.12s...): metric changes may come from the data\n",
+                sg_json_str(json_object_get(cmp, "datasets"), "old"),
+                sg_json_str(json_object_get(cmp, "datasets"), "new"));
     if (json_array_size(met)) {
         fprintf(out, "\nmetrics%s\n",
                 json_is_true(json_object_get(cmp, "policy_differs"))

@@ -59,6 +59,35 @@ static void describe_diff(const json_t *diff, char *buf, size_t cap)
     }
 }
 
+/* The validation set's digest a run measured: the bench document's dataset, else the
+   report's configuration entry whose role is dataset; NULL when neither says. */
+static json_t *dataset_digest(const sg_compare_run *r)
+{
+    json_t *d = json_object_get(json_object_get(r->latency, "dataset"), "sha256");
+    if (json_is_string(d)) return d;
+    size_t i;
+    json_t *c;
+    json_array_foreach(json_object_get(json_object_get(r->statement, "predicate"), "configuration"),
+                       i, c)
+    {
+        json_t *role = json_object_get(json_object_get(c, "annotations"), "role");
+        if (json_is_string(role) && !strcmp(json_string_value(role), "dataset"))
+            return json_object_get(json_object_get(c, "digest"), "sha256");
+    }
+    return NULL;
+}
+
+/* A difference in what was measured: field old vs new, when both sides say and differ. */
+static void differ(json_t *diff, const char *field, json_t *a, json_t *b)
+{
+    if (!a || !b || json_is_null(a) || json_is_null(b) || json_equal(a, b)) return;
+    json_t *e = json_object();
+    json_object_set_new(e, "field", json_string(field));
+    json_object_set(e, "old", a);
+    json_object_set(e, "new", b);
+    json_array_append_new(diff, e);
+}
+
 static sg_status check_comparable(const sg_compare_run *o, const sg_compare_run *n,
                             const sg_compare_options *opt, json_t *doc, sg_err *err)
 {
@@ -82,6 +111,18 @@ static sg_status check_comparable(const sg_compare_run *o, const sg_compare_run 
         json_object_set_new(e, "new", json_string(n->scenario));
         json_array_append_new(diff, e);
     }
+    /* Runs of other settings measure other things: a batch of 8 against one of 64, a server
+       run at another arrival rate. */
+    differ(diff, "batch", json_object_get(o->latency, "batch"), json_object_get(n->latency, "batch"));
+    differ(diff, "target_qps", json_object_get(o->latency, "target_qps"),
+           json_object_get(n->latency, "target_qps"));
+    /* Another validation set is not refused: a nightly that refreshes its data wants the
+       metrics compared (a drop on tonight's data is the news). It is said, with both. */
+    json_t *dsets = json_array();
+    differ(dsets, "dataset sha256", dataset_digest(o), dataset_digest(n));
+    json_object_set_new(doc, "dataset_differs", json_boolean(json_array_size(dsets) > 0));
+    if (json_array_size(dsets)) json_object_set(doc, "datasets", json_array_get(dsets, 0));
+    json_decref(dsets);
     json_object_set_new(doc, "fingerprint_match", json_boolean(json_array_size(diff) == 0));
     json_object_set_new(doc, "forced", json_boolean(opt->force && json_array_size(diff) > 0));
     json_object_set_new(doc, "differences", diff);
@@ -89,7 +130,7 @@ static sg_status check_comparable(const sg_compare_run *o, const sg_compare_run 
     char what[700];
     describe_diff(diff, what, sizeof what);
     return sg_errf(err, SG_EINPUT,
-                   "%s and %s ran on different machines or setups (%s): not compared; "
+                   "%s and %s ran on different machines or settings (%s): not compared; "
                    "pass --force to compare anyway",
                    o->path, n->path, what);
 }

@@ -71,6 +71,29 @@ expect 0 "$SG" compare r1.json bench_there.json --force
 grep -q "DIFFERENT fingerprints" out && grep -q "cpu_model" out || { cat out; fail "forced compare hides the difference"; }
 expect 2 "$SG" compare r1.json bench_here.json --pubkey signer.pub.pem
 err_has "bench JSON, not a signed report"
+# Other settings measure other things: another batch or arrival rate is refused like
+# another machine (a batch of 8 against 64 read as a 2x regression); another validation
+# set is compared, and said (a nightly that refreshes its data wants the metrics compared).
+"$PY" - <<'PYEOF'
+import json
+lat = json.load(open("bench_here.json"))
+for name, key, value in (("b64", "batch", 64), ("q1", "target_qps", 123.0), ("q2", "target_qps", 456.0)):
+    d = dict(lat); d[key] = value
+    json.dump(d, open("bench_%s.json" % name, "w"))
+d = dict(lat); d["dataset"] = {"path": "other.h5", "sha256": "ab" * 32}
+json.dump(d, open("bench_otherdata.json", "w"))
+PYEOF
+expect 2 "$SG" compare bench_here.json bench_b64.json
+err_has "different machines or settings (batch 1 vs 64)"; one_line
+expect 2 "$SG" compare bench_q1.json bench_q2.json
+err_has "target_qps 123.0 vs 456.0"; one_line
+expect 0 "$SG" compare bench_b64.json bench_b64.json
+expect 0 "$SG" compare r1.json bench_otherdata.json
+grep -q "note: the runs evaluated different validation sets" out || { cat out; fail "another set is not said"; }
+expect 0 "$SG" compare r1.json bench_otherdata.json --json
+"$PY" -c 'import json; d = json.load(open("out")); assert d["dataset_differs"] and d["datasets"]["new"] == "ab" * 32, d.get("datasets")'
+expect 0 "$SG" compare r1.json r2.json --json
+"$PY" -c 'import json; d = json.load(open("out")); assert d["dataset_differs"] is False'
 
 # Bad input: one line, exit 2.
 echo '{"x": 1}' > junk.json
