@@ -113,11 +113,16 @@ def bad(name, change):
 bad("neg_p99.json", lambda d: d["latency_ns"].__setitem__("p99", -3))
 bad("huge_count.json", lambda d: d["histogram"].__setitem__("buckets", [[10, 2**62], [20, 2**62], [30, 2**62]]))
 bad("machine_str.json", lambda d: d.__setitem__("machine", "x86"))
+def many(d):  # 1,001 repetitions: the verdict read the first 1,000 and ignored the rest
+    d["repetitions"] = [d["repetitions"][0]] * 1001
+    d["repetition_count"] = 1001
+bad("many_reps.json", many)
 env["payload"] = base64.b64encode(b"[1, 2]").decode()
 json.dump(env, open("array_payload.json", "w"))
 PYEOF
 expect 2 "$SG" compare r1.json neg_p99.json; err_has "neg_p99.json: latency_ns.p99"; one_line
 expect 2 "$SG" compare huge_count.json r1.json; err_has "huge_count.json: histogram counts"; one_line
+expect 2 "$SG" compare r1.json many_reps.json; err_has "many_reps.json: repetitions holds 1001 entries, more than the 1000"; one_line
 expect 2 "$SG" compare r1.json machine_str.json --force; err_has 'machine_str.json: "machine" is not an object'; one_line
 expect 2 "$SG" compare r1.json array_payload.json; err_has "array_payload.json: envelope payload is JSON but not an object"
 echo '[1, 2]' > array.json  # valid JSON of another type: no error position (it was -1:-1)
