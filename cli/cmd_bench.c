@@ -62,7 +62,7 @@ static sg_status add_run_identity(json_t *doc, const sg_bench_config *c,
     sg_rfc3339_now(now);
     json_object_set_new(doc, "timestamp", json_string(now));
     json_t *m = json_object();
-    json_object_set_new(m, "path", json_string(model));
+    json_object_set_new(m, "path", sg_json_string_safe(model));
     json_object_set_new(m, "sha256", json_string(mi->sha256));
     json_object_set_new(m, "description", json_string(mi->description));
     json_object_set_new(m, "parameters",
@@ -82,7 +82,7 @@ static sg_status add_run_identity(json_t *doc, const sg_bench_config *c,
                             : json_null());
     json_object_set_new(doc, "model", m);
     json_t *d = json_object();
-    json_object_set_new(d, "path", json_string(data));
+    json_object_set_new(d, "path", sg_json_string_safe(data));
     json_object_set_new(d, "sha256", json_string(data_sha));
     json_object_set_new(doc, "dataset", d);
     json_object_set_new(doc, "warmup", json_integer(c->warmup));

@@ -550,7 +550,7 @@ int sg_cmd_gate(int argc, char **argv)
         json_t *doc = json_object();
         json_t *pred = json_object_get(g.statement, "predicate");
         json_object_set_new(doc, "result", json_string(g.decision.passed ? "PASSED" : "FAILED"));
-        json_object_set_new(doc, "report", json_string(a.out));
+        json_object_set_new(doc, "report", sg_json_string_safe(a.out));
         json_object_set(doc, "checks", json_object_get(pred, "checks"));
         json_object_set(doc, "passedTests", json_object_get(pred, "passedTests"));
         json_object_set(doc, "warnedTests", json_object_get(pred, "warnedTests"));

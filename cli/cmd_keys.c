@@ -51,8 +51,8 @@ int sg_cmd_keygen(int argc, char **argv)
     if (rc) return sg_cli_fail(rc, &err);
     if (json) {
         json_t *doc = json_object();
-        json_object_set_new(doc, "private_key", json_string(priv_path));
-        json_object_set_new(doc, "public_key", json_string(pub_path));
+        json_object_set_new(doc, "private_key", sg_json_string_safe(priv_path));
+        json_object_set_new(doc, "public_key", sg_json_string_safe(pub_path));
         json_object_set_new(doc, "type", json_string(type_name));
         json_object_set_new(doc, "key_id", json_string(id));
         int jrc = sg_json_print(doc);

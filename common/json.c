@@ -81,6 +81,18 @@ static char *printable_copy(const char *s, bool *failed)
     return buf;
 }
 
+json_t *sg_json_string_safe(const char *s)
+{
+    json_t *j = json_string(s ? s : "");
+    if (j) return j;
+    /* not UTF-8: its bytes as sg_put_printable writes them */
+    bool failed = false;
+    char *p = printable_copy(s, &failed);
+    j = p ? json_string(p) : NULL;
+    free(p);
+    return j;
+}
+
 json_t *sg_json_printable(json_t *v)
 {
     bool failed = false;

@@ -158,7 +158,7 @@ json_t *sg_bench_result_json(const sg_bench_result *r)
     json_object_set_new(mach, "membind", json_string(r->membind));
     json_object_set(mach, "bindings", r->bindings ? r->bindings : json_array());
     json_object_set_new(o, "machine", mach);
-    json_object_set_new(o, "workload", json_string(r->workload));
+    json_object_set_new(o, "workload", sg_json_string_safe(r->workload));
     json_object_set_new(o, "batch", json_integer(r->batch));
     if ((sg_scenarios[r->scenario].flags & SG_SCENARIO_VERDICT)) {
         json_object_set_new(o, "target_qps", num(r->target_qps));

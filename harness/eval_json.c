@@ -7,7 +7,7 @@ json_t *sg_eval_result_json(const sg_eval_config *c, const sg_eval_result *r)
 {
     json_t *doc = json_object();
     json_t *model = json_object();
-    json_object_set_new(model, "path", json_string(c->model_path));
+    json_object_set_new(model, "path", sg_json_string_safe(c->model_path));
     json_object_set_new(model, "sha256", json_string(r->model_sha256));
     json_object_set_new(model, "task", json_string(sg_task_name(r->model->task)));
     if (r->model->task != SG_TASK_REGRESSION)
@@ -30,7 +30,7 @@ json_t *sg_eval_result_json(const sg_eval_config *c, const sg_eval_result *r)
     json_object_set_new(doc, "model", model);
 
     json_t *ds = json_object();
-    json_object_set_new(ds, "path", json_string(c->data_path));
+    json_object_set_new(ds, "path", sg_json_string_safe(c->data_path));
     json_object_set_new(ds, "sha256", json_string(r->data_sha256));
     json_object_set_new(ds, "rows", json_integer(r->rows));
     json_object_set_new(doc, "dataset", ds);

@@ -26,7 +26,7 @@ void sg_compare_options_init(sg_compare_options *o)
 static json_t *run_json(const sg_compare_run *r)
 {
     json_t *o = json_object();
-    json_object_set_new(o, "file", json_string(r->path));
+    json_object_set_new(o, "file", sg_json_string_safe(r->path));
     json_object_set_new(o, "kind", json_string(r->kind));
     json_object_set_new(o, "verified", json_boolean(r->verified));
     if (r->verified) json_object_set_new(o, "key_id", json_string(r->key_id));

@@ -59,7 +59,7 @@ json_t *sg_statement_build(const sg_statement_inputs *in, sg_err *err)
     json_t *st = json_object();
     json_object_set_new(st, "_type", json_string(SG_INTOTO_STATEMENT_TYPE));
     json_t *subject = json_array(), *s0 = json_object();
-    json_object_set_new(s0, "name", json_string(base_name(in->model_path)));
+    json_object_set_new(s0, "name", sg_json_string_safe(base_name(in->model_path)));
     json_object_set_new(s0, "digest", digest_obj(in->model_sha256));
     json_array_append_new(subject, s0);
     json_object_set_new(st, "subject", subject);
@@ -72,7 +72,7 @@ json_t *sg_statement_build(const sg_statement_inputs *in, sg_err *err)
     for (int i = 0; i < in->n_config; i++) {
         const sg_resource *r = &in->config[i];
         json_t *o = json_object(), *ann = json_object();
-        json_object_set_new(o, "name", json_string(base_name(r->path)));
+        json_object_set_new(o, "name", sg_json_string_safe(base_name(r->path)));
         json_object_set_new(o, "digest", digest_obj(r->sha256));
         json_object_set_new(ann, "role", json_string(r->role));
         json_object_set_new(o, "annotations", ann);
@@ -87,7 +87,7 @@ json_t *sg_statement_build(const sg_statement_inputs *in, sg_err *err)
         json_array_append_new(c->skipped  ? warned
                               : c->passed ? passed
                                           : failed,
-                              json_string(c->text));
+                              sg_json_string_safe(c->text));
     }
     json_object_set_new(pred, "passedTests", passed);
     json_object_set_new(pred, "warnedTests", warned);

@@ -23,6 +23,12 @@ sg_status sg_json_set_real(json_t *obj, const char *key, double v);
  * tags, a report's subject) renders this copy. New reference; NULL when out of memory. */
 json_t *sg_json_printable(json_t *v);
 
+/* A JSON string of s, a file name or another string from outside: as it is when it is
+   UTF-8, else with each byte that is not as \xHH (sg_put_printable), so the member is there
+   (jansson's json_string gives NULL for invalid UTF-8, and setting NULL sets nothing). New
+   reference; NULL only when out of memory. */
+json_t *sg_json_string_safe(const char *s);
+
 /* The string member k of o, or "" when it is missing or not a string. */
 const char *sg_json_str(const json_t *o, const char *k);
 

@@ -238,4 +238,13 @@ rss() { $PY -c 'import base64,json,sys; print(json.loads(base64.b64decode(json.l
 a=$(rss alone.json) b=$(rss withbig.json)
 $PY -c "import sys; a, b = $a, $b; sys.exit(0 if b < a + 16 else 1)" ||
     fail "the baseline counts in the candidate's peak RSS: $a MiB alone, $b MiB with it"
+# 8. A file name that is not UTF-8: the report names it with the byte as \xHH and verifies
+#    (the subject's name was left out, and verify refused the gate's own PASSED report).
+cp cand.h5 "$(printf 'bad\xffname.h5')"
+"$STAGEGATE_BIN" gate --model "$(printf 'bad\xffname.h5')" --data val.h5 --policy mem.json \
+    --key k.key.pem --cpus 0 --out nonutf8.json >/dev/null || fail "gate of a non-UTF-8 file name"
+"$STAGEGATE_BIN" verify nonutf8.json --pubkey k.pub.pem --model "$(printf 'bad\xffname.h5')" >/dev/null ||
+    fail "the gate's report of a non-UTF-8 file name does not verify"
+$PY -c 'import base64,json,sys; st = json.loads(base64.b64decode(json.load(open("nonutf8.json"))["payload"])); assert st["subject"][0]["name"] == "bad\\xffname.h5", st["subject"]' ||
+    fail "the subject's name is not the file name with \\xff"
 echo "gate e2e: ok"
