@@ -329,3 +329,61 @@ size_t sg_utf8_width(const char *s)
         n += (*p & 0xC0) != 0x80;
     return n;
 }
+
+/* n decimal digits at s, or -1 */
+static int rfc_digits(const char *s, int n)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    return v;
+}
+
+sg_status sg_parse_rfc3339(const char *s, int64_t *epoch)
+{
+    /* RFC 3339 exactly: YYYY-MM-DDTHH:MM:SS, an optional fraction, then Z or +hh:mm / -hh:mm,
+       every field its digits and in its range (a report's age is computed from this, so
+       "-~~:00" or a 30th of February must not pass for a time). */
+    static const int mdays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (strlen(s) < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't') ||
+        s[13] != ':' || s[16] != ':')
+        return -1;
+    const int Y = rfc_digits(s, 4), M = rfc_digits(s + 5, 2), D = rfc_digits(s + 8, 2);
+    const int h = rfc_digits(s + 11, 2), mi = rfc_digits(s + 14, 2), sec = rfc_digits(s + 17, 2);
+    if (Y < 0 || M < 1 || M > 12 || D < 1 || h < 0 || h > 23 || mi < 0 || mi > 59 || sec < 0 ||
+        sec > 59)
+        return -1;
+    const bool leap = (Y % 4 == 0 && Y % 100 != 0) || Y % 400 == 0;
+    if (D > mdays[M - 1] + (M == 2 && leap)) return -1;
+    const char *p = s + 19;
+    if (*p == '.') {
+        p++;
+        if (*p < '0' || *p > '9') return -1;
+        while (*p >= '0' && *p <= '9')
+            p++;
+    }
+    long off = 0;
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if ((*p == '+' || *p == '-') && strlen(p) == 6 && p[3] == ':') {
+        const int oh = rfc_digits(p + 1, 2), om = rfc_digits(p + 4, 2);
+        if (oh < 0 || oh > 23 || om < 0 || om > 59) return -1;
+        off = (oh * 60L + om) * 60L * (*p == '+' ? 1 : -1);
+        p += 6;
+    } else {
+        return -1;
+    }
+    if (*p) return -1;
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    tm.tm_year = Y - 1900;
+    tm.tm_mon = M - 1;
+    tm.tm_mday = D;
+    tm.tm_hour = h;
+    tm.tm_min = mi;
+    tm.tm_sec = sec;
+    *epoch = (int64_t)timegm(&tm) - off;
+    return 0;
+}

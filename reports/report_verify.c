@@ -134,9 +134,14 @@ static sg_status check_predicate(sg_report_info *info, sg_err *err)
                        "statement: predicate.result \"%s\" is not PASSED, WARNED or FAILED",
                        info->result);
     json_t *ts = json_object_get(pred, "timestamp");
-    if (ts)
-        return copy_field(info->timestamp, sizeof info->timestamp, ts, "predicate.timestamp", err);
-    return SG_OK;
+    if (!ts) return SG_OK;
+    rc = copy_field(info->timestamp, sizeof info->timestamp, ts, "predicate.timestamp", err);
+    int64_t when;
+    if (rc == SG_OK && sg_parse_rfc3339(info->timestamp, &when) != SG_OK)
+        return sg_errf(err, SG_EREFUSED,
+                       "statement: predicate.timestamp \"%.64s\" is not an RFC 3339 time",
+                       info->timestamp);
+    return rc;
 }
 
 sg_status sg_report_verify(const uint8_t *envelope, size_t len, EVP_PKEY *pub, const char *model_path,

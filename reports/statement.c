@@ -21,20 +21,43 @@ static const char *base_name(const char *path)
     return s ? s + 1 : path;
 }
 
+/* The last second of year 9999: a four-digit RFC 3339 year. */
+#define SDE_MAX 253402300799LL
+
+/* SOURCE_DATE_EPOCH as seconds: 1 when set and valid, 0 when unset, -1 when malformed
+   (digits only, 0 to the end of 9999). */
+static int source_date_epoch(long long *v)
+{
+    const char *sde = getenv("SOURCE_DATE_EPOCH");
+    if (!sde || !*sde) return 0;
+    char *end = NULL;
+    errno = 0;
+    *v = strtoll(sde, &end, 10);
+    return !errno && end && !*end && sde[0] >= '0' && sde[0] <= '9' && *v >= 0 && *v <= SDE_MAX
+               ? 1
+               : -1;
+}
+
+sg_status sg_source_date_epoch_check(sg_err *err)
+{
+    long long v;
+    if (source_date_epoch(&v) >= 0) return SG_OK;
+    return sg_errf(err, SG_EINPUT,
+                   "SOURCE_DATE_EPOCH '%.40s' is not a number of seconds from 1970 to the end of "
+                   "9999 (the reproducible-builds convention); unset it or fix it",
+                   getenv("SOURCE_DATE_EPOCH"));
+}
+
 void sg_rfc3339_now(char out[32])
 {
     time_t t = time(NULL);
-    /* Reproducible builds' convention: a fixed clock for byte-identical reports. */
-    const char *sde = getenv("SOURCE_DATE_EPOCH");
-    if (sde && *sde) {
-        char *end = NULL;
-        errno = 0;
-        long long v = strtoll(sde, &end, 10);
-        if (!errno && end && !*end && v >= 0) t = (time_t)v;
-    }
+    /* Reproducible builds' convention: a fixed clock for byte-identical reports (a malformed
+       value is refused before the run, sg_source_date_epoch_check). */
+    long long v;
+    if (source_date_epoch(&v) == 1) t = (time_t)v;
     struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    if (!gmtime_r(&t, &tm) || strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(out, 32, "1970-01-01T00:00:00Z");
 }
 
 static json_t *digest_obj(const char *sha256)

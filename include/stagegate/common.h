@@ -48,6 +48,10 @@ static inline bool sg_mul_size(size_t a, size_t b, size_t *out)
     return !__builtin_mul_overflow(a, b, out);
 }
 
+/* RFC 3339 exactly (YYYY-MM-DDTHH:MM:SS, an optional fraction, then Z or +hh:mm/-hh:mm,
+   every field in range) to seconds since 1970; -1 when s is not such a time. */
+SG_MUST_CHECK sg_status sg_parse_rfc3339(const char *s, int64_t *epoch);
+
 /* Physical memory of this machine in bytes (0 when unknown). */
 uint64_t sg_physical_memory(void);
 /* The memory this process may use: physical memory, or its cgroup's limit when lower

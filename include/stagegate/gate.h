@@ -141,6 +141,8 @@ SG_MUST_CHECK sg_status sg_statement_sign_stage(json_t *statement, EVP_PKEY *key
                                                const char *out_path, sg_outfile *o, sg_err *err);
 /* Current UTC time as RFC 3339 ("2024-05-01T12:00:00Z"); SOURCE_DATE_EPOCH overrides the clock. */
 void sg_rfc3339_now(char out[32]);
+/* SG_EINPUT naming SOURCE_DATE_EPOCH when it is set but not seconds from 1970 to 9999. */
+SG_MUST_CHECK sg_status sg_source_date_epoch_check(sg_err *err);
 
 /* ---- renderers (reports/render_*.c); statement is what sg_statement_build returned ---- */
 

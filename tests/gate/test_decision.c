@@ -367,6 +367,24 @@ static void test_timestamp_source_date_epoch(void **state)
     sg_rfc3339_now(ts);
     unsetenv("SOURCE_DATE_EPOCH");
     assert_string_equal(ts, "1970-01-02T00:00:00Z");
+    /* Beyond year 9999, negative, or not digits: refused before a run (it gave
+       "10000-01-01T00:00:00Z" and, near INT64_MAX, bytes of an unset struct tm). */
+    sg_err err;
+    static const char *const bad[] = {"253402300800", "9223372036854775807", "-1", "1e9", " 5",
+                                      "12abc"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        setenv("SOURCE_DATE_EPOCH", bad[i], 1);
+        assert_int_equal(sg_source_date_epoch_check(&err), SG_EINPUT);
+        assert_non_null(strstr(err.msg, "SOURCE_DATE_EPOCH"));
+        sg_rfc3339_now(ts); /* never a time beyond RFC 3339's four-digit year */
+        assert_int_equal(strlen(ts), 20);
+    }
+    setenv("SOURCE_DATE_EPOCH", "253402300799", 1);
+    assert_int_equal(sg_source_date_epoch_check(&err), SG_OK);
+    sg_rfc3339_now(ts);
+    assert_string_equal(ts, "9999-12-31T23:59:59Z");
+    unsetenv("SOURCE_DATE_EPOCH");
+    assert_int_equal(sg_source_date_epoch_check(&err), SG_OK);
 }
 
 int main(void)

@@ -211,6 +211,13 @@ static void test_report_checks(void **state)
     free(s);
 
     expect(k, PT, statement(T, one, P, "{\"result\":\"FAILED\"}"), NULL, SG_OK, 4, NULL);
+    /* A timestamp that is not RFC 3339 (a report's age is computed from it). */
+    expect(k, PT, statement(T, one, P, "{\"result\":\"PASSED\",\"timestamp\":\"yesterday\"}"),
+           NULL, SG_EREFUSED, 3, "predicate.timestamp \"yesterday\" is not an RFC 3339 time");
+    expect(k, PT,
+           statement(T, one, P,
+                     "{\"result\":\"PASSED\",\"timestamp\":\"10000-01-01T00:00:00Z\"}"),
+           NULL, SG_EREFUSED, 3, "not an RFC 3339 time");
     /* Each check failing on its own, signature intact. */
     expect(k, "application/json", statement(T, one, P, passed), NULL, SG_EREFUSED, 1,
            "payloadType");
