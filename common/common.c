@@ -387,3 +387,22 @@ sg_status sg_parse_rfc3339(const char *s, int64_t *epoch)
     *epoch = (int64_t)timegm(&tm) - off;
     return 0;
 }
+
+void sg_format_shortest(double v, char *buf, size_t len)
+{
+    for (int p = 1; p <= 17; p++) {
+        snprintf(buf, len, "%.*g", p, v);
+        if (!isfinite(v) || strtod(buf, NULL) == v) return;
+    }
+}
+
+int sg_digits_apart(double a, double b)
+{
+    char x[40], y[40];
+    for (int p = 4; p < 17; p++) {
+        snprintf(x, sizeof x, "%.*g", p, a);
+        snprintf(y, sizeof y, "%.*g", p, b);
+        if (a == b || strcmp(x, y) != 0) return p;
+    }
+    return 17;
+}

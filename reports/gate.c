@@ -126,16 +126,23 @@ static void baseline_check(sg_gate_check *c, const sg_metric_rule *r, baseline_b
     c->limit = limit;
     c->passed = holds(v, limit, gib, true);
     const char *sym = rel_sym(c->passed, gib);
+    /* Digits enough to tell the value from the limit it was held to. */
+    const int p = sg_digits_apart(v, limit);
+    /* When four digits would not show the value apart from the limit, the limit is written
+       out too ("accuracy 0.92241 < baseline 0.91341 + 0.009 (= 0.92241...)"). */
+    char lim[64] = "";
+    if (p > 4) snprintf(lim, sizeof lim, " (= %.*g)", p, limit);
     if (kind == B_MIN_REL || kind == B_MAX_REL_REG) {
         double factor = (kind == B_MIN_REL ? 1.0 + good * amount : 1.0 - good * amount);
         if (b >= 0)
-            set_text(c, "%s %.4g %s %.4g x baseline %.4g", r->name, v, sym, factor, b);
+            set_text(c, "%s %.*g %s %.4g x baseline %.*g%s", r->name, p, v, sym, factor, p, b,
+                     lim);
         else
-            set_text(c, "%s %.4g %s baseline %.4g %s %.4g%% of |baseline| (%.4g)", r->name, v, sym,
-                     b, (kind == B_MIN_REL) == gib ? "+" : "-", amount * 100.0, limit);
+            set_text(c, "%s %.*g %s baseline %.*g %s %.4g%% of |baseline| (%.*g)", r->name, p, v,
+                     sym, p, b, (kind == B_MIN_REL) == gib ? "+" : "-", amount * 100.0, p, limit);
     } else {
-        set_text(c, "%s %.4g %s baseline %.4g %s %.4g", r->name, v, sym, b,
-                 (kind == B_MIN_ABS) == gib ? "+" : "-", amount);
+        set_text(c, "%s %.*g %s baseline %.*g %s %.4g%s", r->name, p, v, sym, p, b,
+                 (kind == B_MIN_ABS) == gib ? "+" : "-", amount, lim);
     }
 }
 
@@ -158,7 +165,8 @@ static int metric_checks(const sg_metric_rule *r, const sg_gate_inputs *in, sg_g
                 c, "%s was not measured for the candidate (not defined for this model or dataset)",
                 r->name);
         else
-            set_text(c, "%s %.4g %s %.4g", r->name, v, rel_sym(c->passed, r->greater_is_better),
+            set_text(c, "%s %.*g %s %.*g", r->name, sg_digits_apart(v, r->threshold), v,
+                     rel_sym(c->passed, r->greater_is_better), sg_digits_apart(v, r->threshold),
                      r->threshold);
     }
     const struct {
@@ -285,13 +293,14 @@ static int shadow_check(const sg_gate_policy *p, const sg_gate_inputs *in, sg_ga
     char agreeing[32], rows[32];
     sg_format_count((double)s->agreeing, agreeing, sizeof agreeing);
     sg_format_count((double)s->rows, rows, sizeof rows);
+    const int dp = sg_digits_apart(s->agreement, c->limit);
     if (s->classification)
-        set_text(c, "shadow agreement %.4g %s %.4g (%s of %s rows predict the baseline's label)",
-                 s->agreement, rel_sym(c->passed, true), c->limit, agreeing, rows);
+        set_text(c, "shadow agreement %.*g %s %.*g (%s of %s rows predict the baseline's label)",
+                 dp, s->agreement, rel_sym(c->passed, true), dp, c->limit, agreeing, rows);
     else
-        set_text(c, "shadow agreement %.4g %s %.4g (%s of %s rows within %g + %g x |baseline|)",
-                 s->agreement, rel_sym(c->passed, true), c->limit, agreeing, rows, s->abs_tolerance,
-                 s->rel_tolerance);
+        set_text(c, "shadow agreement %.*g %s %.*g (%s of %s rows within %g + %g x |baseline|)",
+                 dp, s->agreement, rel_sym(c->passed, true), dp, c->limit, agreeing, rows,
+                 s->abs_tolerance, s->rel_tolerance);
     return SG_OK;
 }
 

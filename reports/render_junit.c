@@ -61,9 +61,12 @@ sg_status sg_render_junit(FILE *out, const sg_gate_decision *d, json_t *statemen
             sg_fputs_xml_escaped(out, c->text);
             fprintf(out, "\">");
             sg_fputs_xml_escaped(out, c->text);
-            if (isfinite(c->value) && isfinite(c->limit))
-                fprintf(out, "\nrequired: value %s %.17g; measured %.17g", c->op, c->limit,
-                        c->value);
+            if (isfinite(c->value) && isfinite(c->limit)) {
+                char lim[40], val[40];
+                sg_format_shortest(c->limit, lim, sizeof lim);
+                sg_format_shortest(c->value, val, sizeof val);
+                fprintf(out, "\nrequired: value %s %s; measured %s", c->op, lim, val);
+            }
             fprintf(out, "</failure>\n");
         }
         fprintf(out, "      <system-out>");

@@ -52,6 +52,13 @@ static inline bool sg_mul_size(size_t a, size_t b, size_t *out)
    every field in range) to seconds since 1970; -1 when s is not such a time. */
 SG_MUST_CHECK sg_status sg_parse_rfc3339(const char *s, int64_t *epoch);
 
+/* v with the fewest significant digits that read back as v ("0.95", not
+   "0.94999999999999996"). */
+void sg_format_shortest(double v, char *buf, size_t len);
+/* The precision (%.*g, at least 4) at which a and b print differently, so that a check's
+   text never reads "0.9642 < 0.9642"; 4 when they are equal. */
+int sg_digits_apart(double a, double b);
+
 /* Physical memory of this machine in bytes (0 when unknown). */
 uint64_t sg_physical_memory(void);
 /* The memory this process may use: physical memory, or its cgroup's limit when lower

@@ -77,6 +77,11 @@ static void test_threshold_directions(void **state)
     c = one_check(acc, "accuracy", 0.84, NULL);
     assert_false(c.passed);
     assert_string_equal(c.text, "accuracy 0.84 < 0.85");
+    /* Close to the bound: as many digits as it takes to tell them apart ("0.9642 < 0.9642"). */
+    const char *close = "{\"metrics\": {\"accuracy\": {\"threshold\": 0.96424}}}";
+    c = one_check(close, "accuracy", 0.964213, NULL);
+    assert_false(c.passed);
+    assert_string_equal(c.text, "accuracy 0.96421 < 0.96424");
     /* Losses: lower is better, so the threshold is an upper bound. */
     const char *ll = "{\"metrics\": {\"log_loss\": {\"threshold\": 0.35}}}";
     assert_true(one_check(ll, "log_loss", 0.30, NULL).passed);
@@ -101,6 +106,12 @@ static void test_min_changes(void **state)
     c = one_check(abs_p, "roc_auc", 0.81, &b);
     assert_false(c.passed);
     assert_string_equal(c.text, "roc_auc 0.81 < baseline 0.8 + 0.02");
+    /* Within four digits of the bound: the bound is written out as well. */
+    double b2 = 0.9134;
+    const char *abs_acc = "{\"metrics\": {\"accuracy\": {\"min_absolute_change\": 0.009}}}";
+    c = one_check(abs_acc, "accuracy", 0.92239, &b2);
+    assert_false(c.passed);
+    assert_string_equal(c.text, "accuracy 0.92239 < baseline 0.9134 + 0.009 (= 0.9224)");
     const char *rel_p = "{\"metrics\": {\"f1\": {\"min_relative_change\": 0.05}}}";
     assert_true(one_check(rel_p, "f1", 0.85, &b).passed);
     c = one_check(rel_p, "f1", 0.83, &b);
