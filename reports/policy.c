@@ -215,11 +215,14 @@ static int get_number(pctx *c, const char **path, int depth, json_t *v, double l
         return field_err(c, path, depth, "must be a number, not %s", type_name(v));
     double x = json_number_value(v);
     if (!isfinite(x) || x < lo || x > hi || (lo_open && x == lo)) {
+        /* The value as written, exactly: 1.0000000000000002 is not "1" next to "[0, 1]". */
+        char got[40];
+        sg_format_shortest(x, got, sizeof got);
         if (isinf(hi))
-            return field_err(c, path, depth, "must be %s %g, got %g", lo_open ? ">" : ">=", lo, x);
-        if (isinf(lo)) return field_err(c, path, depth, "must be <= %g, got %g", hi, x);
-        return field_err(c, path, depth, "must be in %s%g, %g], got %g", lo_open ? "(" : "[", lo,
-                         hi, x);
+            return field_err(c, path, depth, "must be %s %g, got %s", lo_open ? ">" : ">=", lo, got);
+        if (isinf(lo)) return field_err(c, path, depth, "must be <= %g, got %s", hi, got);
+        return field_err(c, path, depth, "must be in %s%g, %g], got %s", lo_open ? "(" : "[", lo,
+                         hi, got);
     }
     *out = x;
     return SG_OK;
@@ -339,7 +342,8 @@ static int parse_latency(pctx *c, json_t *obj, sg_gate_policy *p)
             p->latency_percentile = (int)json_integer_value(v);
             have_pct = true;
         } else if (!strcmp(key, "max_ms")) {
-            rc = get_number(c, path, 2, v, 0, INFINITY, true, &p->latency_max_ms);
+            /* up to a day: beyond, a budget no query could miss is not a latency check */
+            rc = get_number(c, path, 2, v, 0, 86400e3, true, &p->latency_max_ms);
             have_max = true;
         } else if (!strcmp(key, "target_qps")) {
             rc = get_number(c, path, 2, v, 0, 1e9, true, &p->latency_target_qps);
@@ -390,10 +394,11 @@ static int parse_memory(pctx *c, json_t *obj, sg_gate_policy *p)
     {
         path[1] = key;
         if (!strcmp(key, "max_rss_mb")) {
-            rc = get_number(c, path, 2, v, 0, INFINITY, true, &p->max_rss_mb);
+            /* up to 1 PiB (2^30 MiB): beyond, no machine's memory could miss it */
+            rc = get_number(c, path, 2, v, 0, 1073741824.0, true, &p->max_rss_mb);
             p->has_max_rss_mb = true;
         } else if (!strcmp(key, "max_model_mb")) {
-            rc = get_number(c, path, 2, v, 0, INFINITY, true, &p->max_model_mb);
+            rc = get_number(c, path, 2, v, 0, 1073741824.0, true, &p->max_model_mb);
             p->has_max_model_mb = true;
         } else {
             rc = field_err(c, path, 2, "is not a known key (expected max_rss_mb, max_model_mb)");

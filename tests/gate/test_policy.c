@@ -135,6 +135,15 @@ static void test_field_errors_name_path_and_position(void **state)
                  "metrics.accuracy.threshold must be in [0, 1], got -1");
     expect_error("{\"metrics\": {\"roc_auc\": {\"threshold\": 95}}}",
                  "metrics.roc_auc.threshold must be in [0, 1], got 95");
+    /* Budgets no run could miss are not checks (they also garbled the tables). */
+    expect_error("{\"latency\": {\"scenario\": \"single-stream\", \"percentile\": 99, "
+                 "\"max_ms\": 1e300}}",
+                 "latency.max_ms must be in (0, 8.64e+07], got 1e+300");
+    expect_error("{\"memory\": {\"max_rss_mb\": 1e300}}",
+                 "memory.max_rss_mb must be in (0, 1.07374e+09], got 1e+300");
+    /* Just past the bound: the value as written, not rounded back into the range. */
+    expect_error("{\"metrics\": {\"accuracy\": {\"threshold\": 1.0000000000000002}}}",
+                 "metrics.accuracy.threshold must be in [0, 1], got 1.0000000000000002");
     expect_error("{\"metrics\": {\"log_loss\": {\"threshold\": -0.5}}}",
                  "metrics.log_loss.threshold must be >= 0, got -0.5");
     expect_error("{\"metrics\": {\"r2_score\": {\"threshold\": 1.5}}}",
@@ -158,7 +167,7 @@ static void test_field_errors_name_path_and_position(void **state)
     expect_error("{\"latency\": {\"scenario\": \"server\", \"percentile\": 99, \"max_ms\": 5}}",
                  "latency needs \"target_qps\" for the server scenario");
     expect_error("{\"latency\": {\"scenario\": \"server\", \"percentile\": 99, \"max_ms\": -1}}",
-                 "latency.max_ms must be > 0, got -1");
+                 "latency.max_ms must be in (0, 8.64e+07], got -1");
     expect_error("{\"latency\": {\"percentile\": 99, \"max_ms\": 5}}",
                  "p.json:1:2: latency needs \"scenario\"");
     expect_error("{\"latency\": {\"scenario\": \"offline\", \"percentile\": 99, \"max_ms\": 5, "
