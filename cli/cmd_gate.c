@@ -257,8 +257,10 @@ static void fmt_check_number(char *buf, size_t n, const sg_gate_check *c, double
         sg_format_ns(v * 1e6, num, sizeof num);
     else if (!strncmp(c->name, "memory.", 7))
         sg_format_bytes(v * 1048576.0, num, sizeof num);
-    else
-        snprintf(num, sizeof num, "%.4g", v);
+    else /* with the digits that tell the value from the limit (0.9224 >= 0.92243) */
+        snprintf(num, sizeof num, "%.*g",
+                 isfinite(c->value) && isfinite(c->limit) ? sg_digits_apart(c->value, c->limit) : 4,
+                 v);
     snprintf(buf, n, "%s%s%s", op ? op : "", op ? " " : "", num);
 }
 

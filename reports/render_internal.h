@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "stagegate/gate.h"
+
 /* predicate.<key> of a statement (NULL when absent or null). */
 json_t *sg_render_pred(json_t *statement, const char *key);
 const char *sg_render_subject_name(json_t *statement);
@@ -18,7 +20,7 @@ json_t *sg_render_latency_buckets(json_t *latency);
 
 /* A check's value or limit in its unit: latency policy figures are in ms, memory ones in MiB,
  * shadow agreement a share; "\u2014" when not finite. */
-void sg_render_check_number(char *buf, size_t n, const char *name, double v);
+void sg_render_check_number(char *buf, size_t n, const sg_gate_check *c, double v);
 
 /* Charts (reports/render_chart.c). */
 typedef struct {

@@ -60,8 +60,8 @@ sg_status sg_render_markdown(FILE *out, const sg_gate_decision *d, json_t *state
         fprintf(out, "| %s | ", c->skipped ? "⚪" : c->passed ? "✅" : "❌");
         md_cell(out, c->name);
         char v[48], lim[48];
-        sg_render_check_number(v, sizeof v, c->name, c->value);
-        sg_render_check_number(lim, sizeof lim, c->name, c->limit);
+        sg_render_check_number(v, sizeof v, c, c->value);
+        sg_render_check_number(lim, sizeof lim, c, c->limit);
         fputs(" | ", out);
         md_cell(out, v);
         fputs(" | ", out);

@@ -108,16 +108,19 @@ json_t *sg_render_latency_buckets(json_t *latency)
     return json_is_array(b) && json_array_size(b) > 0 ? b : NULL;
 }
 
-void sg_render_check_number(char *buf, size_t n, const char *name, double v)
+void sg_render_check_number(char *buf, size_t n, const sg_gate_check *c, double v)
 {
+    /* Plain numbers with the digits that tell the check's value from its limit. */
+    const bool both = isfinite(c->value) && isfinite(c->limit);
+    const int p = both ? sg_digits_apart(c->value, c->limit) : 4;
     if (!isfinite(v))
         snprintf(buf, n, "\u2014");
-    else if (!strncmp(name, "latency.", 8))
+    else if (!strncmp(c->name, "latency.", 8))
         sg_format_ns(v * 1e6, buf, n);
-    else if (!strncmp(name, "memory.", 7))
+    else if (!strncmp(c->name, "memory.", 7))
         sg_format_bytes(v * 1048576.0, buf, n);
-    else if (!strncmp(name, "shadow.", 7))
-        snprintf(buf, n, "%.2f%%", 100 * v);
+    else if (!strncmp(c->name, "shadow.", 7))
+        snprintf(buf, n, "%.*f%%", p > 4 ? p - 2 : 2, 100 * v);
     else
-        snprintf(buf, n, "%.4g", v);
+        snprintf(buf, n, "%.*g", p, v);
 }
