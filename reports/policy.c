@@ -426,7 +426,9 @@ static int parse_shadow(pctx *c, json_t *obj, sg_gate_policy *p)
     {
         path[1] = key;
         if (!strcmp(key, "min_agreement")) {
-            rc = get_number(c, path, 2, v, 0, 1, false, &p->shadow_min_agreement);
+            /* (0, 1]: an agreement of at least 0 holds for any two models, as a threshold
+               at the end of a metric's range would (refused there too). */
+            rc = get_number(c, path, 2, v, 0, 1, true, &p->shadow_min_agreement);
             have_min = true;
         } else if (!strcmp(key, "optional")) {
             rc = get_bool(c, path, 2, v, &p->shadow_optional);

@@ -183,6 +183,9 @@ static void test_field_errors_name_path_and_position(void **state)
     expect_error("{\"shadow\": {\"min_agreement\": 0.9, \"tolerance\": {\"absolute\": 1}}}",
                  "shadow.tolerance.absolute is not a known key");
     expect_error("{\"shadow\": {\"tolerance\": {\"abs\": 1}}}", "shadow needs \"min_agreement\"");
+    /* An agreement of at least 0 holds for any two models: vacuous, refused. */
+    expect_error("{\"shadow\": {\"min_agreement\": 0}}",
+                 "shadow.min_agreement must be in (0, 1], got 0");
     expect_error("{}", "p.json:1:1: policy has no checks");
     /* Only optional baseline checks: without a baseline every one is skipped. */
     expect_error("{\"metrics\": {\"f1\": {\"max_relative_regression\": 0.05, \"optional\": true}}}",

@@ -158,7 +158,7 @@ with tempfile.TemporaryDirectory() as tmp:
         json.dump({"metrics": {"accuracy": {"threshold": 0.5}},
                    "latency": {"scenario": "single-stream", "percentile": 99, "max_ms": 1000,
                                "min_queries": 700},
-                   "shadow": {"min_agreement": 0.0}}, f)
+                   "shadow": {"min_agreement": 0.01}}, f)
     acc = {m_hgb: (hgb.predict(X) == y).mean(), m_rf: (rf.predict(X) == y).mean()}
     agree = (hgb.predict(X) == rf.predict(X)).mean()
 
