@@ -53,11 +53,6 @@ struct sg_dataset {
     sg_h5_pending *check; /* the sandboxed dry run while opening */
 };
 
-void sg_dataset_allow_missing(sg_dataset *ds, bool allow)
-{
-    ds->missing_ok = allow;
-}
-
 void sg_dataset_use_model(sg_dataset *ds, const sg_model *m)
 {
     ds->missing_ok = m && m->missing_values;

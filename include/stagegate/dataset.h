@@ -84,13 +84,9 @@ int64_t sg_dataset_chunk_rows(const sg_dataset *ds);
 SG_MUST_CHECK sg_status sg_dataset_check_model(const sg_dataset *ds, const sg_model *m, sg_err *err);
 
 /*
- * NaN in /X is a missing value rather than an error, for a model that routes it
- * (sg_model.missing_values, tree ensembles). Inf stays an error. Off by default.
- */
-void sg_dataset_allow_missing(sg_dataset *ds, bool allow);
-/*
- * Sets how the next reads take /X for model m (NULL: no model): NaN is a missing value when
- * m routes it (as sg_dataset_allow_missing), and when m compares in float64 (m->f64_cuts,
+ * Sets how the next reads take /X for model m (NULL: no model): NaN is a missing value
+ * rather than an error when m routes it (sg_model.missing_values, tree ensembles; Inf stays
+ * an error; off by default), and when m compares in float64 (m->f64_cuts,
  * scikit-learn's HistGradientBoosting) a float64 /X is narrowed through its cuts, so that
  * every split decides as in float64 (sg_f64_cuts_narrow); a value that no float32 stands for
  * is refused (SG_EINPUT) naming the row, the column and the two thresholds. m must stay
