@@ -309,6 +309,31 @@ static int parse_metric(pctx *c, const char *name, json_t *obj, sg_metric_rule *
                          "any model",
                          r->threshold, name, r->greater_is_better ? "above" : "below");
     }
+    /* So does a regression margin that lets the value reach the end of the range from
+       any baseline: f1 >= baseline - 1 x |baseline| is f1 >= 0 for every baseline, and
+       accuracy >= baseline - 1 at most accuracy >= 0. (For r2_score, unbounded below, and
+       the losses, unbounded above, no margin is vacuous.) */
+    if (r->has_max_relative_regression) {
+        double m = r->max_relative_regression;
+        bool vacuous = r->greater_is_better ? known->lo >= 0 && m >= 1
+                                            : isfinite(known->lo) &&
+                                                  known->lo + m * fabs(known->lo) >= known->hi;
+        if (vacuous) {
+            path[2] = "max_relative_regression";
+            return field_err(c, path, 3,
+                             "is %g, which lets %s reach %g from any baseline: the check would "
+                             "pass any model",
+                             m, name, r->greater_is_better ? known->lo : known->hi);
+        }
+    }
+    if (r->has_max_absolute_regression && isfinite(known->hi - known->lo) &&
+        r->max_absolute_regression >= known->hi - known->lo) {
+        path[2] = "max_absolute_regression";
+        return field_err(c, path, 3,
+                         "is %g, the whole range of %s (%g to %g): the check would pass any "
+                         "model",
+                         r->max_absolute_regression, name, known->lo, known->hi);
+    }
     return SG_OK;
 }
 

@@ -186,6 +186,41 @@ static void test_field_errors_name_path_and_position(void **state)
     /* An agreement of at least 0 holds for any two models: vacuous, refused. */
     expect_error("{\"shadow\": {\"min_agreement\": 0}}",
                  "shadow.min_agreement must be in (0, 1], got 0");
+    /* A regression margin that lets a bounded metric reach the end of its range from any
+       baseline is vacuous too. */
+    expect_error("{\"metrics\": {\"f1\": {\"max_relative_regression\": 1}}}",
+                 "p.json:1:21: metrics.f1.max_relative_regression is 1, which lets f1 reach 0 "
+                 "from any baseline: the check would pass any model");
+    expect_error("{\"metrics\": {\"example_count\": {\"max_relative_regression\": 1}}}",
+                 "metrics.example_count.max_relative_regression is 1");
+    expect_error("{\"metrics\": {\"log_loss\": {\"greater_is_better\": true, "
+                 "\"max_relative_regression\": 1}}}",
+                 "metrics.log_loss.max_relative_regression is 1, which lets log_loss reach 0");
+    expect_error("{\"metrics\": {\"accuracy\": {\"max_absolute_regression\": 1}}}",
+                 "metrics.accuracy.max_absolute_regression is 1, the whole range of accuracy (0 "
+                 "to 1): the check would pass any model");
+    expect_error("{\"metrics\": {\"roc_auc\": {\"greater_is_better\": false, "
+                 "\"max_absolute_regression\": 2.5}}}",
+                 "metrics.roc_auc.max_absolute_regression is 2.5, the whole range");
+    {
+        /* Just inside, or on metrics whose range has no end on that side: accepted. */
+        static const char *const ok[] = {
+            "{\"metrics\": {\"f1\": {\"max_relative_regression\": 0.999}}}",
+            "{\"metrics\": {\"accuracy\": {\"max_absolute_regression\": 0.999}}}",
+            "{\"metrics\": {\"r2_score\": {\"max_relative_regression\": 1}}}",
+            "{\"metrics\": {\"log_loss\": {\"max_relative_regression\": 1}}}",
+            "{\"metrics\": {\"mean_squared_error\": {\"max_absolute_regression\": 1e9}}}",
+            "{\"metrics\": {\"accuracy\": {\"greater_is_better\": false, "
+            "\"max_relative_regression\": 1}}}",
+        };
+        for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
+            sg_gate_policy p;
+            sg_err err;
+            int rc = parse(ok[i], &p, &err);
+            if (rc != SG_OK) print_error("policy %s refused: %s\n", ok[i], err.msg);
+            assert_int_equal(rc, SG_OK);
+        }
+    }
     expect_error("{}", "p.json:1:1: policy has no checks");
     /* Only optional baseline checks: without a baseline every one is skipped. */
     expect_error("{\"metrics\": {\"f1\": {\"max_relative_regression\": 0.05, \"optional\": true}}}",
