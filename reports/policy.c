@@ -404,6 +404,10 @@ static int parse_latency(pctx *c, json_t *obj, sg_gate_policy *p)
         return field_err(c, path, 1,
                          "needs \"target_qps\" for the %s scenario (the Poisson arrival rate)",
                          p->latency_scenario);
+    /* The policy as applied names the time each repetition runs: the default unless the
+       policy counts queries instead (then there is no minimum time). */
+    if (p->latency_duration_s < 0 && p->latency_min_queries == 0)
+        p->latency_duration_s = SG_POLICY_DEFAULT_DURATION_S;
     p->has_latency = true;
     return SG_OK;
 }

@@ -245,7 +245,22 @@ static void test_json_roundtrip(void **state)
     char *s = json_dumps(j, JSON_PRESERVE_ORDER);
     assert_int_equal(parse(s, &q, &err), SG_OK);
     assert_memory_equal(&p, &q, sizeof p);
+    /* The policy as applied names the default time per repetition... */
+    json_t *l = json_object_get(j, "latency");
+    assert_true(json_real_value(json_object_get(l, "duration_s")) == SG_POLICY_DEFAULT_DURATION_S);
+    assert_int_equal(json_integer_value(json_object_get(l, "repetitions")),
+                     SG_POLICY_DEFAULT_REPETITIONS);
     free(s);
+    json_decref(j);
+    /* ...but none when the policy counts queries instead. */
+    assert_int_equal(parse("{\"latency\": {\"scenario\": \"single-stream\", \"percentile\": 99, "
+                           "\"max_ms\": 5, \"min_queries\": 5000}}",
+                           &p, &err),
+                     SG_OK);
+    j = sg_policy_json(&p);
+    l = json_object_get(j, "latency");
+    assert_null(json_object_get(l, "duration_s"));
+    assert_int_equal(json_integer_value(json_object_get(l, "min_queries")), 5000);
     json_decref(j);
 }
 
