@@ -365,6 +365,11 @@ static void policy_rows(FILE *out, const char *prefix, json_t *o)
             sg_format_bytes(json_number_value(v) * 1048576.0, val, sizeof val);
         else if (json_is_integer(v))
             sg_format_count((double)json_integer_value(v), val, sizeof val);
+        else if (json_is_number(v) && fabs(json_number_value(v)) >= 1000 &&
+                 fabs(json_number_value(v)) < 1e15 &&
+                 json_number_value(v) == floor(json_number_value(v)))
+            /* a whole rate such as target_qps 200000 reads as the counts do: "200,000" */
+            sg_format_count(json_number_value(v), val, sizeof val);
         else if (json_is_number(v))
             snprintf(val, sizeof val, "%.6g", json_number_value(v));
         else if (json_is_boolean(v))

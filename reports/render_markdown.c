@@ -89,7 +89,8 @@ sg_status sg_render_markdown(FILE *out, const sg_gate_decision *d, json_t *state
                 char c1[32], c2[32];
                 sg_format_count(json_number_value(v), c1, sizeof c1);
                 sg_format_count(json_is_number(b) ? json_number_value(b) : NAN, c2, sizeof c2);
-                fprintf(out, "%s | %s |\n", c1, c2);
+                /* no baseline: the dash every other missing value has */
+                fprintf(out, "%s | %s |\n", c1, json_is_number(b) ? c2 : "—");
                 continue;
             }
             md_num(out, json_number_value(v));

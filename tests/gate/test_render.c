@@ -69,7 +69,12 @@ static void make_decision(sg_gate_decision *d, json_t **statement)
     sg_statement_inputs si = {
         .model_path = "dir/model <&>.h5", .decision = d, .timestamp = "2024-01-01T00:00:00Z"};
     memset(si.model_sha256, 'a', 64);
-    json_t *metrics = json_pack("{s:f, s:f}", "accuracy", 0.9, "f1", 0.801);
+    json_t *metrics =
+        json_pack("{s:f, s:f, s:i}", "accuracy", 0.9, "f1", 0.801, "example_count", 50000);
+    /* The policy as applied, with a server rate to be read as a count. */
+    json_t *pol = json_pack("{s:{s:s, s:i, s:f, s:f}}", "latency", "scenario", "server",
+                            "percentile", 99, "max_ms", 50.0, "target_qps", 200000.0);
+    si.policy = pol;
     json_t *bm = json_pack("{s:f}", "f1", 0.874);
     json_t *latency =
         json_pack("{s:s, s:{s:f, s:f, s:f, s:f, s:f}, s:{s:[[i,i],[i,i],[i,i]]}}", "scenario",
@@ -81,6 +86,7 @@ static void make_decision(sg_gate_decision *d, json_t **statement)
     *statement = sg_statement_build(&si, &err);
     assert_non_null(*statement);
     json_decref(metrics);
+    json_decref(pol);
     json_decref(bm);
     json_decref(latency);
 }
@@ -156,6 +162,8 @@ static void test_markdown(void **state)
     assert_non_null(strstr(md, "f1 0.801 &lt; 0.95 x baseline 0.874"));
     assert_non_null(strstr(md, "p50 1.00 ms · p90 2.00 ms · p99 5.00 ms"));
     assert_non_null(strstr(md, "| ≤ 50.0 ms |")); /* the latency limit with its unit */
+    /* a count without a baseline has the dash every missing value has */
+    assert_non_null(strstr(md, "| example\\_count | 50,000 | — |"));
     assert_null(strstr(md, "<script>"));
     assert_non_null(strstr(md, "evil?[2Jtext\\|pipe?")); /* shown, not sent to a terminal */
     assert_null(strchr(md, '\x1b'));
@@ -203,6 +211,8 @@ static void test_html(void **state)
     assert_null(strstr(html, "p999"));
     assert_non_null(strstr(html, "class=\"verdict fail\""));
     assert_non_null(strstr(html, "&le; 50.0 ms"));    /* the latency limit with its unit */
+    assert_non_null(strstr(html, "200,000"));         /* the policy's target_qps */
+    assert_null(strstr(html, "200000"));
     assert_int_equal(count(html, "<tr class="), d.n); /* one row per check */
     assert_null(strstr(html, "<script>"));            /* the hostile reason is escaped */
     assert_non_null(strstr(html, "&lt;script&gt;"));
