@@ -42,6 +42,8 @@ struct sg_dataset {
     int64_t *scratch; /* labels read as int64 before range checks */
     int64_t scratch_rows;
     bool missing_ok; /* NaN in /X is a missing value (a model that routes it) */
+    bool has_missing_value; /* ...and so is this value, read as NaN (XGBoost's `missing`) */
+    float missing_value;
     bool x_f64;      /* /X is stored as float64 */
     /* The model the set is read for compares in float64 (sg_dataset_use_model): a float64
        /X is narrowed through its cuts, read as doubles into xd first. */
@@ -56,6 +58,8 @@ struct sg_dataset {
 void sg_dataset_use_model(sg_dataset *ds, const sg_model *m)
 {
     ds->missing_ok = m && m->missing_values;
+    ds->has_missing_value = m && m->missing_values && m->has_missing_value;
+    ds->missing_value = ds->has_missing_value ? m->missing_value : 0;
     ds->cuts = m ? m->f64_cuts : NULL;
     ds->cuts_model = m ? m->path : NULL;
 }
@@ -637,6 +641,14 @@ static int read_locked(sg_dataset *ds, int64_t row0, int64_t n, float *X, int32_
             rc = read_x_cuts(ds, row0, n, X, err);
         else
             rc = sg_h5_reader_rows(ds->rX, H5T_NATIVE_FLOAT, row0, n, X, err);
+        if (!rc && ds->has_missing_value) {
+            /* The model's missing value, compared in float32 as XGBoost compares it (so an
+               infinite one is missing, not an error); -0.0 == 0.0. */
+            const float mv = ds->missing_value;
+            const size_t total = (size_t)n * (size_t)ds->d;
+            for (size_t i = 0; i < total; i++)
+                if (X[i] == mv) X[i] = NAN;
+        }
         if (!rc) rc = check_finite_f(ds, X, row0, n, err);
     }
     if (!rc && labels) rc = read_labels(ds, row0, n, labels, n_classes, err);

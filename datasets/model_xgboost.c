@@ -38,6 +38,8 @@ sg_status sg_model_from_xgboost_json(const char *name, const char *text, size_t 
     m->n_features = e->n_features;
     m->n_outputs = e->n_groups;
     m->missing_values = true;
+    m->has_missing_value = e->has_missing_value;
+    m->missing_value = e->missing_value;
     m->param_bytes = sg_tree_ensemble_bytes(e);
     if (e->linear)
         snprintf(m->estimator, sizeof m->estimator, "XGBoost gblinear %s, %d features",
@@ -50,6 +52,11 @@ sg_status sg_model_from_xgboost_json(const char *name, const char *text, size_t 
     else
         snprintf(m->estimator, sizeof m->estimator, "XGBoost %s %s, %d trees, depth %d",
                  e->booster, e->objective, e->n_trees, e->max_depth);
+    if (e->has_missing_value) {
+        size_t n = strlen(m->estimator);
+        snprintf(m->estimator + n, sizeof m->estimator - n, ", missing = %.9g",
+                 (double)e->missing_value);
+    }
     *out = m;
     return SG_OK;
 }

@@ -925,6 +925,41 @@ static sg_status trees_used(const ctx *c, const sg_jv *learner, size_t nt, size_
     return SG_OK;
 }
 
+/*
+ * The value an XGBoost scikit-learn estimator treats as missing. Its file keeps the
+ * estimator's parameters in learner/attributes/scikit_learn, a JSON text (Python's, with NaN
+ * for float('nan')); XGBClassifier/XGBRegressor.load_model takes `missing` back from it and
+ * predict then reads a feature equal to it, in float32, as missing, as it reads NaN
+ * (XGBoost's IsValidFunctor: !isnan(v) && v != missing). NaN, null or no such key: NaN only,
+ * as Booster.predict. A text that does not parse, or a `missing` that is not a number, is
+ * refused: load_model would fail on it, or read it some other way.
+ */
+static sg_status sk_missing(const ctx *c, const sg_jv *learner, sg_tree_ensemble *e)
+{
+    const sg_jv *attrs = sg_jt_get(c->d, learner, "attributes");
+    const sg_jv *sk = sg_jt_get(c->d, attrs, "scikit_learn");
+    if (!sk) return SG_OK;
+    const char *text = sg_jt_str(c->d, sk);
+    if (!text) return fail(c, "/learner/attributes/scikit_learn is not a string (a JSON text)");
+    sg_jdoc doc;
+    char name[160];
+    snprintf(name, sizeof name, "%s: /learner/attributes/scikit_learn", c->name);
+    sg_status rc = sg_jt_parse(name, text, sk->n, &doc, c->err);
+    if (rc) return rc;
+    const sg_jv *root = sg_jt_root(&doc);
+    const sg_jv *m = sg_jt_is(root, SG_JT_OBJECT) ? sg_jt_get(&doc, root, "missing") : NULL;
+    if (!sg_jt_is(root, SG_JT_OBJECT))
+        rc = fail(c, "/learner/attributes/scikit_learn is not a JSON object");
+    else if (m && !sg_jt_is(m, SG_JT_NULL) && !sg_jt_is(m, SG_JT_NUMBER))
+        rc = fail(c, "/learner/attributes/scikit_learn: missing is not a number");
+    else if (sg_jt_is(m, SG_JT_NUMBER) && !isnan((float)m->u.num)) {
+        e->has_missing_value = true;
+        e->missing_value = (float)m->u.num;
+    }
+    sg_jt_free(&doc);
+    return rc;
+}
+
 static sg_status parse_trees(ctx *c, const sg_jv *learner, const sg_jv *model, const sg_jv *weights,
                              long num_feature, sg_tree_ensemble *e)
 {
@@ -1043,6 +1078,7 @@ sg_status sg_xgboost_json_parse(const char *name, const char *text, size_t len, 
     long num_class = 0;
     const sg_jv *model = NULL, *weights = NULL;
     if (!rc) rc = parse_learner(&c, learner, e, &obj, &num_class);
+    if (!rc) rc = sk_missing(&c, learner, e);
     if (!rc)
         rc = parse_booster(&c, sg_jt_get(&doc, learner, "gradient_booster"), e, &model, &weights);
     if (!rc && !strcmp(e->booster, "gblinear"))

@@ -31,17 +31,21 @@ static bool trees_probe(const uint8_t *head, size_t n)
 static void trees_describe(const sg_model *m, char *buf, size_t len)
 {
     const sg_tree_ensemble *e = m->trees;
+    /* The estimator's missing value, which the data's reads turn into NaN. */
+    char miss[48] = "";
+    if (m->has_missing_value)
+        snprintf(miss, sizeof miss, ", missing = %.9g", (double)m->missing_value);
     if (e->linear) {
-        snprintf(buf, len, "linear: %s %s, %d features, %d output group(s)", e->booster,
-                 e->objective, e->n_features, e->n_groups);
+        snprintf(buf, len, "linear: %s %s, %d features, %d output group(s)%s", e->booster,
+                 e->objective, e->n_features, e->n_groups, miss);
         return;
     }
     char of[64] = "";
     if (e->trees_in_file > e->n_trees)
         snprintf(of, sizeof of, " of %d (best_iteration %d)", e->trees_in_file, e->best_iteration);
-    snprintf(buf, len, "tree_ensemble: %s %s, %d trees%s, max depth %d, %lld nodes, %d features",
+    snprintf(buf, len, "tree_ensemble: %s %s, %d trees%s, max depth %d, %lld nodes, %d features%s",
              e->booster, e->objective, e->n_trees, of, e->max_depth, (long long)e->n_nodes,
-             e->n_features);
+             e->n_features, miss);
 }
 
 static sg_status trees_scratch_new(const sg_model *m, int64_t max_batch, void **out, sg_err *err)

@@ -92,6 +92,10 @@ typedef struct sg_model {
     sg_onnx_plan *onnx;
     /* NaN in a feature is a missing value the model routes (trees), not an input error. */
     bool missing_values;
+    /* A finite or infinite value that the model also reads as missing (XGBoost's scikit-learn
+       `missing`; sg_dataset_use_model reads it as NaN), when has_missing_value. */
+    bool has_missing_value;
+    float missing_value;
     /* Features compared in float64 (scikit-learn HistGradientBoosting), or NULL; not cloned. */
     sg_f64_cuts *f64_cuts;
     /* A classifier whose outputs are declared probabilities rather than made so by a link

@@ -127,6 +127,11 @@ typedef struct {
        the predictions stop at (-1: all trees predict). */
     int trees_in_file;
     int best_iteration;
+    /* XGBoost's scikit-learn estimators: the value their `missing` parameter names (saved in
+       learner/attributes/scikit_learn), which predict treats as missing like NaN, compared
+       as float32. has_missing_value false: only NaN is missing (Booster.predict). */
+    bool has_missing_value;
+    float missing_value;
 } sg_tree_ensemble;
 
 /*

@@ -246,6 +246,18 @@ with tempfile.TemporaryDirectory() as tmp:
         d = copy.deepcopy(base)
         d["learner"]["attributes"] = {"scikit_learn": "{}", "best_iteration": bad}
         expect_refused(tmp, "best_iteration_%d" % i, d, data, ["/learner/attributes/best_iteration"])
+    # The estimator's parameters (its `missing` value among them) are a JSON text that
+    # XGBClassifier.load_model reads back: one that is not, or a missing that is no number,
+    # is refused rather than read as "NaN only".
+    for i, (bad, words) in enumerate([
+            (3, "/learner/attributes/scikit_learn is not a string"),
+            ('{"missing": 0.0', "/learner/attributes/scikit_learn"),
+            ("[1, 2]", "/learner/attributes/scikit_learn is not a JSON object"),
+            ('{"missing": "0"}', "missing is not a number"),
+            ('{"missing": [0]}', "missing is not a number")]):
+        d = copy.deepcopy(base)
+        d["learner"]["attributes"] = {"scikit_learn": bad}
+        expect_refused(tmp, "sk_missing_%d" % i, d, data, [words])
     # Three trees in layers of two: xgboost predicts with the first layer only; refused.
     d = copy.deepcopy(base)
     d["learner"]["gradient_booster"]["model"]["gbtree_model_param"]["num_parallel_tree"] = "2"

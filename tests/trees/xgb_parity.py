@@ -404,6 +404,63 @@ with tempfile.TemporaryDirectory() as tmp:
     early("es_multi", xgb.XGBClassifier(**es), ym, ymv)
     early("es_reg", xgb.XGBRegressor(**es), yr, yrv)
 
+    # An estimator's `missing` (saved in learner/attributes/scikit_learn): loaded back into
+    # its class, predict reads a feature equal to it as missing, as it reads NaN; a Booster
+    # reads only NaN. stagegate must predict as the estimator.
+    def sentinel(name, est, Xs, ys, Xsv, ysv, ubj=False):
+        est.fit(Xs, ys)
+        model = os.path.join(tmp, name + (".ubj" if ubj else ".json"))
+        est.save_model(model)
+        loaded = type(est)()
+        loaded.load_model(model)
+        if hasattr(loaded, "predict_proba"):
+            want, key = loaded.predict_proba(Xsv).astype(np.float64), "proba"
+        else:
+            want, key = loaded.predict(Xsv).astype(np.float64), "prediction"
+        try:
+            booster = xgb.Booster(model_file=model).predict(xgb.DMatrix(Xsv)).astype(np.float64)
+            if key == "proba" and booster.ndim == 1:
+                booster = np.stack([1 - booster, booster], axis=1)
+            check(np.abs(want - booster).max() > 1e-3,
+                  "%s: the estimator's missing value changes nothing" % name)
+        except xgb.core.XGBoostError:
+            pass  # a Booster refuses infinite data outright: the sentinel changes everything
+        dataset = os.path.join(tmp, name + "_val.h5")
+        write_set(dataset, Xsv, ysv)
+        for isa in ISAS:
+            doc, out = run_eval(tmp, model, dataset, isa)
+            if out is None:
+                continue
+            err = np.abs(out[key].astype(np.float64) - want).max()
+            print("%-18s %-7s missing=%r, max |%s - estimator.predict| %.3g" %
+                  (name, isa, est.missing, key, err))
+            check(err <= TOL, "%s %s: %s differs from the estimator's by %g" % (name, isa, key, err))
+            desc = doc["model"]["description"]
+            check("missing = %g" % est.missing in desc, "%s: description %r" % (name, desc))
+
+    counts = rng.integers(0, 4, size=(4000, 5)).astype(np.float32)  # 0 is common: a sentinel
+    cy = ((counts[:, 0] == 0) | (counts[:, 1] > 2)).astype(np.int32)
+    sentinel("miss0_binary", xgb.XGBClassifier(n_estimators=20, max_depth=3, missing=0.0),
+             counts[:3000], cy[:3000], counts[3000:], cy[3000:])
+    sentinel("miss0_multi_ubj", xgb.XGBClassifier(n_estimators=10, max_depth=3, missing=0.0),
+             counts[:3000], counts[:3000, 2].astype(np.int32), counts[3000:],
+             counts[3000:, 2].astype(np.int32), ubj=True)
+    def with_sentinel(A, value, extra_col=None):
+        A = A.copy()
+        A[np.isnan(A)] = value  # where the data had NaN
+        if extra_col is not None:
+            A[:, extra_col][rng.random(len(A)) < 0.2] = value
+        return A
+
+    sent, sentv = with_sentinel(X, -999.0, 1), with_sentinel(Xv, -999.0, 1)
+    sentinel("miss999_reg", xgb.XGBRegressor(n_estimators=25, max_depth=4, missing=-999.0),
+             sent, yr, sentv, yrv)
+    sentinel("miss999_linear", xgb.XGBRegressor(booster="gblinear", n_estimators=10,
+                                                missing=-999.0), sent, yr, sentv, yrv)
+    # An infinite sentinel is missing, not an input error.
+    sentinel("missinf_binary", xgb.XGBClassifier(n_estimators=15, max_depth=3, missing=np.inf),
+             with_sentinel(X, np.inf), yb, with_sentinel(Xv, np.inf), ybv)
+
 if failures:
     print("%d failure(s)" % len(failures))
     sys.exit(1)
