@@ -3,6 +3,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -186,9 +187,18 @@ sg_status sg_registry_set_tag(sg_registry *reg, const char *model, int64_t versi
 sg_status sg_registry_set_alias(sg_registry *reg, const char *model, const char *alias, int64_t version,
                           const sg_registry_request *req, sg_err *err)
 {
-    if (!reg_valid_name(alias) || !strcmp(alias, "latest"))
+    if (!reg_valid_name(alias))
+        return sg_errf(err, SG_EINPUT, "alias '%s' must be letters, digits, '-', '_' or '.'",
+                       alias);
+    /* MLflow reserves these (any case of "latest", and v or V and digits: a version's own
+       name), so an alias never reads as a version or as the newest version. Deleting one
+       that an older registry holds stays possible. */
+    bool vdigits = (alias[0] == 'v' || alias[0] == 'V') && alias[1] &&
+                   strspn(alias + 1, "0123456789") == strlen(alias + 1);
+    if (version && (!strcasecmp(alias, "latest") || vdigits))
         return sg_errf(err, SG_EINPUT,
-                       "alias '%s' must be letters, digits, '-', '_' or '.' (and not 'latest')",
+                       "alias '%s' is reserved ('latest' in any case, and v or V followed by "
+                       "digits name versions)",
                        alias);
     const char *action = version ? "set-alias" : "delete-alias";
     char actor[65];

@@ -172,7 +172,7 @@ static sg_registry *thread_registry(sg_err *err)
 
 srv_resp srv_json(unsigned status, json_t *body)
 {
-    return (srv_resp){status, body ? body : json_object()};
+    return (srv_resp){.status = status, .body = body ? body : json_object()};
 }
 
 /* Bytes that are not UTF-8 become '?' in place (a JSON string must be UTF-8, and a message
@@ -388,6 +388,18 @@ static const srv_principal *authenticate(struct MHD_Connection *c, const srv_tok
 
 /* ------------------------------------------------------------------ dispatch */
 
+/* Whether method is one of the space-separated words of methods. */
+static bool method_in(const char *methods, const char *method)
+{
+    size_t n = strlen(method);
+    for (const char *w = methods; *w; w += strspn(w, " ")) {
+        size_t k = strcspn(w, " ");
+        if (k == n && !strncmp(w, method, n)) return true;
+        w += k;
+    }
+    return false;
+}
+
 static srv_resp dispatch_as(struct MHD_Connection *conn, const char *url, const char *method,
                             req_ctx *ctx, const srv_tokens *tokens)
 {
@@ -408,13 +420,35 @@ static srv_resp dispatch_as(struct MHD_Connection *conn, const char *url, const 
     bool stagegate = !strncmp(url, "/api/stagegate/", 15);
     bool mlflow =
         !strncmp(url, "/api/2.0/mlflow/", 16) || !strncmp(url, "/ajax-api/2.0/mlflow/", 21);
-    if (!stagegate && !mlflow)
-        return srv_error(404, "ENDPOINT_NOT_FOUND", "no endpoint %s %s", method, url);
-    /* A change comes as JSON, declared so: a browser sends a form's or a script's cross-site
-       request as text/plain, a form or multipart body without asking first, but not as
-       application/json, so a page a user visits cannot make one with credentials the browser
-       holds (Basic). Its parameters are the body's: never the query string's. */
-    if (strcmp(method, "GET") && strcmp(method, "HEAD")) {
+    const char *path = stagegate ? url + 15 : url + (url[1] == 'a' && url[2] == 'j' ? 21 : 16);
+    const srv_route_info *route = stagegate ? srv_stagegate_route_info(path)
+                                  : mlflow  ? srv_mlflow_route_info(path)
+                                            : NULL;
+    if (!route) return srv_error(404, "ENDPOINT_NOT_FOUND", "no endpoint %s %s", method, url);
+    /* The method first, before anything about the body or the caller (RFC 9110 section
+       15.5.6: a 405 names the methods the endpoint takes in Allow). */
+    const bool get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
+    if (!method_in(route->methods, get ? "GET" : method)) {
+        srv_resp resp = srv_error(405, "BAD_REQUEST", "%s takes %s, not %.16s", url, route->allow,
+                                  method);
+        resp.allow = route->allow;
+        return resp;
+    }
+    if (get) {
+        /* A read's parameters are its query string's: with a body too, a proxy, a firewall or
+           a log reading the URL would see another request than the one answered. */
+        if (ctx->len)
+            return srv_error(400, "INVALID_PARAMETER_VALUE",
+                             "a %s request takes its parameters in the query string, not a "
+                             "body",
+                             method);
+    } else {
+        /* A change comes as JSON, declared so: a browser sends a form's or a script's
+           cross-site request as text/plain, a form or multipart body without asking first,
+           but not as application/json, so a page a user visits cannot make one with
+           credentials the browser holds (Basic). Its parameters are the body's, and a query
+           string beside them is refused rather than ignored (?reject on an approval had
+           read as an approval). */
         const char *ct =
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
         size_t n = ct ? strcspn(ct, "; \t") : 0;
@@ -423,6 +457,11 @@ static srv_resp dispatch_as(struct MHD_Connection *conn, const char *url, const 
                              "a %s request's body must be JSON, sent with Content-Type: "
                              "application/json (got %.60s)",
                              method, ct ? ct : "none");
+        if (MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, NULL, NULL) > 0)
+            return srv_error(400, "INVALID_PARAMETER_VALUE",
+                             "a %s request takes its parameters in its JSON body, not in the "
+                             "query string",
+                             method);
     }
     if (g_srv.auth) {
         r.who = tokens ? authenticate(conn, tokens) : NULL;
@@ -430,7 +469,7 @@ static srv_resp dispatch_as(struct MHD_Connection *conn, const char *url, const 
             return srv_error(401, "UNAUTHENTICATED",
                              "a valid token is required (Authorization: Bearer TOKEN)");
         snprintf(ctx->who, sizeof ctx->who, "%s:%.16s", r.who->name, r.who->key_id);
-    } else if (strcmp(method, "GET") != 0) {
+    } else if (!get && !route->post_reads) {
         return srv_error(401, "UNAUTHENTICATED",
                          "this server has no tokens file: it serves reads only");
     }
@@ -455,9 +494,7 @@ static srv_resp dispatch_as(struct MHD_Connection *conn, const char *url, const 
     uint64_t commits = r.reg ? sg_registry_commits(r.reg) : 0;
     if (!r.reg)
         resp = srv_error(503, "TEMPORARILY_UNAVAILABLE", "registry: %s", err.msg);
-    else if (!(mlflow
-                   ? srv_mlflow_route(&r, url + (url[1] == 'a' && url[2] == 'j' ? 21 : 16), &resp)
-                   : srv_stagegate_route(&r, url + 15, &resp)))
+    else if (!(mlflow ? srv_mlflow_route(&r, path, &resp) : srv_stagegate_route(&r, path, &resp)))
         resp = srv_error(404, "ENDPOINT_NOT_FOUND", "no endpoint %s %s", method, url);
     /* After a change, the audit head it left (as its commit knew it, else read after the
      * commit): a client keeps it as an anchor outside the database; a log later cut back past
@@ -500,6 +537,10 @@ static enum MHD_Result queue(struct MHD_Connection *conn, req_ctx *ctx, srv_resp
         return MHD_NO;
     }
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    /* RFC 9110: a 405 lists the methods the endpoint takes, a 401 how to authenticate. */
+    if (resp.status == 405 && resp.allow) MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, resp.allow);
+    if (resp.status == 401)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"stagegate\"");
     if (ctx->audit_head[0]) {
         char head[96];
         snprintf(head, sizeof head, "%lld %s", (long long)ctx->audit_seq, ctx->audit_head);
@@ -577,14 +618,31 @@ typedef struct {
     int cl, te;
     bool te_other;
     char bad_name[40]; /* a header name that is not a token (RFC 9110 section 5.1), or "" */
+    char folded[40];   /* a framing or credential header continued on a second line, or "" */
     int auth; /* two credentials: which one a proxy checked and which one we use could differ */
 } framing;
+
+/* Headers whose second reading by a proxy would change what a request is or who sends it. */
+static const char *const guarded_headers[] = {MHD_HTTP_HEADER_CONTENT_LENGTH,
+                                              MHD_HTTP_HEADER_TRANSFER_ENCODING,
+                                              MHD_HTTP_HEADER_AUTHORIZATION,
+                                              MHD_HTTP_HEADER_CONTENT_TYPE, MHD_HTTP_HEADER_HOST};
 
 static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const char *key,
                                      const char *value)
 {
     (void)kind;
     framing *f = cls;
+    /* An obsolete line folding (RFC 9112 section 5.2: reject it or unfold it). libmicrohttpd
+       0.9.75 appends the continuation to the header's name and keeps the empty value:
+       "Transfer-Encoding:\r\n chunked" arrives as "Transfer-Encodingchunked", which it does
+       not frame by, while a proxy that unfolds the line does. A name that starts with a
+       framing or credential header's and goes on is such a line. */
+    for (size_t i = 0; i < sizeof guarded_headers / sizeof *guarded_headers && !f->folded[0]; i++) {
+        size_t n = strlen(guarded_headers[i]);
+        if (strlen(key) > n && !strncasecmp(key, guarded_headers[i], n))
+            printable_name(f->folded, sizeof f->folded, guarded_headers[i]);
+    }
     /* "Transfer-Encoding : chunked" (white space before the colon) is not the header to
        libmicrohttpd, but a proxy that trims the name frames the body by it (RFC 9112
        section 5.1: such a request must be answered 400). */
@@ -665,6 +723,10 @@ static bool refuse_early(struct MHD_Connection *conn, const void *mark, const ch
         *out = srv_error(400, "INVALID_PARAMETER_VALUE",
                          "header name '%s' is not a token (no white space before the colon)",
                          f.bad_name);
+    else if (f.folded[0])
+        *out = srv_error(400, "INVALID_PARAMETER_VALUE",
+                         "header '%s' is folded onto a second line (obsolete line folding)",
+                         f.folded);
     else if (f.te && f.te_other)
         *out = srv_error(501, "INVALID_PARAMETER_VALUE",
                          "Transfer-Encoding other than a single chunked is not supported");

@@ -601,7 +601,7 @@ static srv_resp confine(srv_req *r, const char *source, char real[PATH_MAX], boo
         return srv_error(403, "PERMISSION_DENIED",
                          "source '%s' is outside the server's artifact root", source);
     *ok = true;
-    return (srv_resp){0, NULL};
+    return (srv_resp){.status = 0};
 }
 
 static srv_resp create_version(srv_req *r)
@@ -644,7 +644,8 @@ static srv_resp create_version(srv_req *r)
     {
         const char *k = json_string_value(json_object_get(t, "key"));
         const char *val = json_string_value(json_object_get(t, "value"));
-        if (!k || !val) continue;
+        if (!k) continue;
+        if (!val) val = ""; /* no value: an empty one, as registered-models/create stores it */
         char vsha[65];
         sg_sha256_hex((const uint8_t *)val, strlen(val), vsha);
         if ((rc = srv_attest(r, "set-tag", name, v, k, vsha, &req, &err)) != SG_OK)
@@ -811,6 +812,15 @@ static srv_resp transition(srv_req *r)
     int64_t v;
     srv_resp bad;
     if (!srv_param_version(r, "version", &v, &bad)) return bad;
+    /* archive_existing_versions is a boolean (or MLflow's "true"/"false" text), checked
+       before anything moves: 1 or "yes" had archived nothing, with 200. */
+    json_t *arch = r->json ? json_object_get(r->json, "archive_existing_versions") : NULL;
+    const char *as = json_string_value(arch);
+    if (arch && !json_is_boolean(arch) && !json_is_null(arch) &&
+        !(as && (!strcasecmp(as, "true") || !strcasecmp(as, "false"))))
+        return srv_error(400, "INVALID_PARAMETER_VALUE",
+                         "archive_existing_versions must be true or false");
+    bool archive = json_is_true(arch) || (as && !strcasecmp(as, "true"));
     sg_err err = {{0}};
     json_t *stages = model_stages(r, name, &err);
     if (!stages) return srv_from_status(SG_EINPUT, &err);
@@ -856,9 +866,6 @@ static srv_resp transition(srv_req *r)
     /* archive_existing_versions: every other version in the stage goes to Archived, each
      * through the registry. A single-version stage holds none by now (the registry archived
      * Production's occupant in the transition, and refuses to enter another occupied one). */
-    json_t *arch = r->json ? json_object_get(r->json, "archive_existing_versions") : NULL;
-    bool archive = json_is_true(arch) ||
-                   (json_is_string(arch) && !strcasecmp(json_string_value(arch), "true"));
     if (rc == SG_OK && archive && strcasecmp(stage, "Archived") != 0 &&
         json_is_true(json_object_get(entry, "multi_version"))) {
         /* Names and stages are [A-Za-z0-9._-] (the registry refuses others), so quoting is
@@ -964,22 +971,35 @@ static srv_resp delete_tag(srv_req *r)
     return tag(r, false);
 }
 
+static const srv_route_info GET = {"GET", "GET, HEAD", false}, POST = {"POST", "POST", false},
+                            GET_POST_READ = {"GET POST", "GET, HEAD, POST", true},
+                            ALIAS = {"GET POST DELETE", "GET, HEAD, POST, DELETE", false},
+                            DELETE = {"DELETE", "DELETE", false};
+
 static const struct {
     const char *path;
     srv_resp (*fn)(srv_req *r);
+    const srv_route_info *info;
 } routes[] = {
-    {"registered-models/create", create_model},
-    {"registered-models/get", get_model},
-    {"registered-models/search", search_models},
-    {"registered-models/get-latest-versions", latest},
-    {"registered-models/alias", alias},
-    {"model-versions/create", create_version},
-    {"model-versions/get", get_version},
-    {"model-versions/search", search_versions},
-    {"model-versions/transition-stage", transition},
-    {"model-versions/set-tag", set_tag},
-    {"model-versions/delete-tag", delete_tag},
+    {"registered-models/create", create_model, &POST},
+    {"registered-models/get", get_model, &GET},
+    {"registered-models/search", search_models, &GET},
+    {"registered-models/get-latest-versions", latest, &GET_POST_READ},
+    {"registered-models/alias", alias, &ALIAS},
+    {"model-versions/create", create_version, &POST},
+    {"model-versions/get", get_version, &GET},
+    {"model-versions/search", search_versions, &GET},
+    {"model-versions/transition-stage", transition, &POST},
+    {"model-versions/set-tag", set_tag, &POST},
+    {"model-versions/delete-tag", delete_tag, &DELETE},
 };
+
+const srv_route_info *srv_mlflow_route_info(const char *path)
+{
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
+        if (!strcmp(path, routes[i].path)) return routes[i].info;
+    return NULL;
+}
 
 bool srv_mlflow_route(srv_req *r, const char *path, srv_resp *resp)
 {

@@ -61,7 +61,17 @@ typedef struct {
 typedef struct {
     unsigned status;
     json_t *body; /* owned */
+    const char *allow; /* a 405's Allow header (static text), or NULL */
 } srv_resp;
+
+/* What an endpoint takes: its methods ("GET", "POST", "GET POST DELETE"; HEAD goes with
+   GET), and whether a POST to it only reads (get-latest-versions, which MLflow's clients
+   send as a POST), so a server without tokens answers it. */
+typedef struct {
+    const char *methods;
+    const char *allow; /* the same as an Allow header: "GET, HEAD", "POST" */
+    bool post_reads;
+} srv_route_info;
 
 /* The header a successful change's response carries: the registry's audit head after it,
  * "SEQ HASH", so a client can keep an anchor of the log outside the database. */
@@ -125,6 +135,9 @@ static __thread double srv_write_since __attribute__((unused));
 /* Routers: each returns true when it owns the path (resp set). */
 bool srv_mlflow_route(srv_req *r, const char *path, srv_resp *resp);
 bool srv_stagegate_route(srv_req *r, const char *path, srv_resp *resp);
+/* The endpoint at path (below /api/2.0/mlflow/ or /api/stagegate/), or NULL. */
+const srv_route_info *srv_mlflow_route_info(const char *path);
+const srv_route_info *srv_stagegate_route_info(const char *path);
 
 /* mlflow.c, shared with the stagegate endpoints */
 json_t *srv_model_version_json(const json_t *v);

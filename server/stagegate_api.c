@@ -163,7 +163,9 @@ static srv_resp search(srv_req *r)
     return doc ? srv_json(200, doc) : srv_from_status(SG_EINPUT, &err);
 }
 
-/* read: answers GET and HEAD only (the others check their method themselves: POST). */
+static const srv_route_info READ = {"GET", "GET, HEAD", false}, CHANGE = {"POST", "POST", false};
+
+/* read: answers GET and HEAD only (the others take POST). */
 static const struct {
     const char *path;
     srv_resp (*fn)(srv_req *r);
@@ -173,6 +175,13 @@ static const struct {
     {"history", history, true},        {"verify-log", verify_log, true}, {"whoami", whoami, true},
     {"get", version, true},            {"list", list, true},             {"search", search, true},
 };
+
+const srv_route_info *srv_stagegate_route_info(const char *path)
+{
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
+        if (!strcmp(path, routes[i].path)) return routes[i].read ? &READ : &CHANGE;
+    return NULL;
+}
 
 bool srv_stagegate_route(srv_req *r, const char *path, srv_resp *resp)
 {

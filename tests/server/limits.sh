@@ -50,6 +50,16 @@ CODE=$(curl -s -m 5 -o body -w '%{http_code}' -H "Authorization: Bearer $(cat al
     "$URL$M/registered-models/search?$(for i in $(seq 80); do printf 'p%d=1&' "$i"; done)z=$q") || true
 [ "$CODE" = 414 ] || fail "80 parameters in a 12 KB query: HTTP $CODE"
 expect 405 none POST /health '{}'
+# The method is checked first, and a 405 names the methods in Allow (RFC 9110 section 15.5.6):
+# a POST to a read without a JSON Content-Type is 405, not 415.
+CODE=$(curl -s -D headers -o body -w '%{http_code}' -X POST -H "Authorization: Bearer $(cat alice.token)" \
+    "$URL$M/registered-models/get?name=$MODEL")
+[ "$CODE" = 405 ] && grep -qi '^Allow: GET, HEAD' headers || fail "POST to a read: HTTP $CODE $(cat headers body)"
+CODE=$(curl -s -D headers -o body -w '%{http_code}' -X PUT "$URL$M/registered-models/create")
+[ "$CODE" = 405 ] && grep -qi '^Allow: POST' headers || fail "PUT create: HTTP $CODE $(cat headers body)"
+# A 401 says how to authenticate.
+CODE=$(curl -s -D headers -o body -w '%{http_code}' "$URL$M/registered-models/get?name=$MODEL")
+[ "$CODE" = 401 ] && grep -qi '^WWW-Authenticate: Bearer' headers || fail "401: $(cat headers)"
 # stagegate's reads take GET (and HEAD) only, as the MLflow endpoints do
 for path in whoami list verify-log "history?name=$MODEL" "get?name=$MODEL" "search?filter="; do
     for m in POST PUT DELETE TRACE FOO; do
@@ -100,6 +110,11 @@ cases = [
     ("Content-Length: %d\r\nTransfer-Encoding : chunked\r\n" % len(name), chunk(name) + smuggled, 400, "header name 'Transfer-Encoding ' is not a token"),
     ("Content-Length : 5\r\nTransfer-Encoding: chunked\r\n", chunk(name) + smuggled, 400, "header name 'Content-Length ' is not a token"),
     ("Content-Length\t: %d\r\n" % len(name), name + smuggled, 400, "is not a token"),
+    # obsolete line folding (RFC 9112 section 5.2): a proxy that unfolds the line frames the
+    # body by the folded header, libmicrohttpd by the other one
+    ("Transfer-Encoding:\r\n chunked\r\nContent-Length: %d\r\n" % len(name), name + smuggled, 400, "header 'Transfer-Encoding' is folded"),
+    ("Content-Length:\r\n 5\r\nTransfer-Encoding: chunked\r\n", chunk(name) + smuggled, 400, "header 'Content-Length' is folded"),
+    ("Content-Length: %d\r\nAuthorization:\r\n\tBearer\r\n" % len(name), name + smuggled, 400, "header 'Authorization' is folded"),
 ]
 for head, body, code, why in cases:
     out = send(head, body)

@@ -185,7 +185,7 @@ for ct in "text/plain" "application/x-www-form-urlencoded" "multipart/form-data;
         fail "a change sent as '$ct': HTTP $CODE $(cat body)"
 done
 expect 400 alice POST "$M/model-versions/transition-stage?name=$MODEL&version=$V3&stage=Archived"
-body_has "Missing value for required parameter"
+body_has "takes its parameters in its JSON body, not in the query string"
 expect 200 alice GET "$M/model-versions/get?name=$MODEL&version=$V3"
 [ "$(jbody .model_version.current_stage)" = Staging ] || fail "a cross-site form moved the version: $(cat body)"
 
@@ -197,7 +197,17 @@ for body in '"reject": "true"' '"reject": 1' '"reject": null'; do
     expect 400 bob POST /api/stagegate/approve "{\"name\": \"$MODEL\", \"version\": \"$V3\", $body}"
     body_has "reject must be true or false"
 done
-expect 400 bob POST "/api/stagegate/approve?reject=true" "{\"name\": \"$MODEL\", \"version\": \"$V3\"}"
+# A query string beside a change's body is refused, not ignored: a bare ?reject (no '=') had
+# been recorded as an approval.
+for q in "reject=true" "reject" "x=1&reject" "reject&x=1"; do
+    expect 400 bob POST "/api/stagegate/approve?$q" "{\"name\": \"$MODEL\", \"version\": \"$V3\"}"
+    body_has "not in the query string"
+done
+# A read's parameters are its query string's: a GET with a body too is refused (the body had
+# named another model than the URL a proxy or a log saw).
+CODE=$(curl -s -o body -w '%{http_code}' -X GET -H "Authorization: Bearer $(cat carol.token)" \
+    -H "Content-Type: text/plain" --data '{"name": "other"}' "$URL$M/registered-models/get?name=$MODEL")
+[ "$CODE" = 400 ] && body_has "not a body" || fail "GET with a body: HTTP $CODE $(cat body)"
 expect 200 carol GET "/api/stagegate/history?name=$MODEL"
 [ "$(jq '[.events[] | select(.action == "approve" and .version == '"$V3"')] | length' body)" = 0 ] ||
     fail "a refused approve was recorded: $(cat body)"
@@ -251,6 +261,25 @@ expect 200 alice POST $M/model-versions/transition-stage "{\"name\": \"canary-$R
 expect 200 alice POST $M/model-versions/transition-stage "{\"name\": \"canary-$RUN\", \"version\": \"2\", \"stage\": \"Canary\", \"archive_existing_versions\": true}"
 [ "$(jbody .model_version.current_stage)" = Canary ] || fail "v2 not in Canary: $(cat body)"
 jbody .archive_existing_versions_error | grep -q "Archived" || fail "no archiving error: $(cat body)"
+# archive_existing_versions is a boolean: 1 or "yes" had archived nothing with 200. Refused
+# before anything moves.
+expect 200 alice POST $M/model-versions/create "{\"name\": \"canary-$RUN\", \"source\": \"m1.bin\"}"
+for val in 1 '"yes"' '{}' 0; do
+    expect 400 alice POST $M/model-versions/transition-stage "{\"name\": \"canary-$RUN\", \"version\": \"3\", \"stage\": \"Canary\", \"archive_existing_versions\": $val}"
+    body_has "archive_existing_versions must be true or false"
+done
+[ "$(stage_of "canary-$RUN" 3)" = None ] || fail "a refused transition moved v3"
+# A version tag without a value is stored with an empty one, as a model's is (it had been
+# dropped).
+expect 200 alice POST $M/model-versions/create "{\"name\": \"canary-$RUN\", \"source\": \"m2.bin\", \"tags\": [{\"key\": \"a\"}, {\"key\": \"b\", \"value\": \"x\"}]}"
+[ "$(jq -c '.model_version.tags' body)" = '[{"key":"a","value":""},{"key":"b","value":"x"}]' ] ||
+    fail "tags of a new version: $(cat body)"
+# Aliases MLflow reserves: latest in any case, v or V and digits.
+for a in LATEST Latest v1 V2 v007; do
+    expect 400 alice POST $M/registered-models/alias "{\"name\": \"canary-$RUN\", \"alias\": \"$a\", \"version\": \"1\"}"
+    body_has "is reserved"
+done
+expect 200 alice POST $M/registered-models/alias "{\"name\": \"canary-$RUN\", \"alias\": \"v1x\", \"version\": \"1\"}"
 
 # Reports that could never stand for a pinned model (another policy's gate) do not shadow the
 # one that applies: carol, a token with no role, uploads a newer genuine report of the
@@ -338,4 +367,24 @@ grep -qF '"GET /he\x1b[2Jalth" 404' server.log || fail "the target's ESC is not 
 grep -qF '"G\x1bT /health"' server.log || fail "the method's ESC is not escaped in the log"
 grep -qF 'GET /h\xe2\x80\xaeealth' server.log || fail "U+202E is not escaped in the log"
 if grep -q "$(printf '\033')" server.log; then fail "a raw ESC byte reached the log"; fi
+# A server without a tokens file serves reads only: get-latest-versions is a read, and
+# MLflow's clients send it as a POST (it had been refused 401); a change is still refused.
+: >ro.log
+"$SG" serve --db "$DB" --listen 127.0.0.1:0 2>>ro.log &
+EXTRA_SPIDS="$EXTRA_SPIDS $!"
+RO=""
+for _ in $(seq 100); do
+    RO=$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9]*\)$/\1/p' ro.log)
+    [ -n "$RO" ] && break
+    sleep 0.1
+done
+[ -n "$RO" ] || fail "the read-only server did not start: $(cat ro.log)"
+CODE=$(curl -s -o body -w '%{http_code}' -X POST -H "Content-Type: application/json" \
+    --data "{\"name\": \"$MODEL\"}" "http://127.0.0.1:$RO$M/registered-models/get-latest-versions")
+[ "$CODE" = 200 ] && [ "$(jq '.model_versions | length' body)" -ge 1 ] ||
+    fail "POST get-latest-versions on a read-only server: HTTP $CODE $(cat body)"
+CODE=$(curl -s -o body -w '%{http_code}' -X POST -H "Content-Type: application/json" \
+    --data "{\"name\": \"$MODEL\", \"version\": \"1\", \"key\": \"k\", \"value\": \"v\"}" \
+    "http://127.0.0.1:$RO$M/model-versions/set-tag")
+[ "$CODE" = 401 ] && body_has "serves reads only" || fail "a change on a read-only server: HTTP $CODE $(cat body)"
 echo "security OK"
