@@ -72,7 +72,7 @@ static int emit(reg_cli *c, json_t *doc, void (*human)(json_t *))
 {
     int rc = 0;
     if (c->json) {
-        rc = sg_json_print(doc) == 0 ? 0 : 2;
+        (void)sg_json_print(doc); /* a failed write: main reports it */
     } else {
         /* names are checked when written; descriptions, tags, paths and comments are free text */
         json_t *p = sg_json_printable(doc);

@@ -1,4 +1,5 @@
 /* The stagegate CLI: the command table and the dispatch to one function per command. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -73,9 +74,16 @@ int sg_cli_main(int argc, char **argv)
             if (st) return sg_cli_fail(st, &err);
         }
         int rc = c->fn(argc - 1, argv + 1);
-        /* Output that did not reach stdout (a full disk, a closed pipe) is not success. */
+        /* Output that did not reach stdout (a full disk, a closed pipe) is not success. What
+           the command changed before printing (a registry write, an output file) stays: the
+           line says so, so that a job does not simply run the change again. */
+        errno = 0;
         if ((fflush(stdout) != 0 || ferror(stdout)) && rc != 2) {
-            fprintf(stderr, "stagegate %s: cannot write to standard output\n", argv[1]);
+            int e = errno;
+            fprintf(stderr,
+                    "stagegate %s: cannot write to standard output (%s); what the command "
+                    "changed before printing (a registry entry, an output file) was kept\n",
+                    argv[1], e ? strerror(e) : "write error");
             return 2;
         }
         return rc;

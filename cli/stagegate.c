@@ -1,11 +1,78 @@
 /* The stagegate executable: everything lives in the CLI library (cli/main.c). */
+#include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
+#include <unistd.h>
 #include "cli.h"
 #include "stagegate/harness.h"
 
+/*
+ * The address space stagegate needs before it can run at all. OpenBLAS (0.3.21) gives each
+ * of its threads, one per CPU, a 128 MiB buffer, and so does each thread that calls sgemm;
+ * glibc reserves a 64 MiB arena per thread. When such a reservation fails OpenBLAS retries
+ * for ever: under `ulimit -v 200000` even `--version` spun at 100% CPU, and a gate of
+ * 400,000 rows did below 550 MiB on 2 CPUs (it ran at 600). 192 MiB per CPU, plus as much
+ * for the main thread, is that bound; anything bigger than the set-up itself (the data's
+ * chunks, a model) fails as out of memory, with exit 2, as without a limit.
+ */
+static void check_address_space(void)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cpus < 1) cpus = 1;
+    const unsigned long long need = (unsigned long long)(cpus + 1) * (192ull << 20);
+    static const struct {
+        int resource;
+        const char *what;
+    } limits[] = {{RLIMIT_AS, "address-space limit (ulimit -v)"},
+                  {RLIMIT_DATA, "data-segment limit (ulimit -d)"}};
+    for (size_t i = 0; i < sizeof limits / sizeof limits[0]; i++) {
+        struct rlimit rl;
+        if (getrlimit(limits[i].resource, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY ||
+            rl.rlim_cur >= need)
+            continue;
+        fprintf(stderr,
+                "stagegate: the %s is %llu MiB; stagegate needs at least %llu MiB on this "
+                "%ld-CPU machine (OpenBLAS and glibc reserve 192 MiB per thread): raise it\n",
+                limits[i].what, (unsigned long long)rl.rlim_cur >> 20, need >> 20, cpus);
+        /* Not exit(): OpenBLAS's destructor would wait for its threads, which may be spinning
+           on the reservation that failed already. */
+        fflush(stderr);
+        _exit(2);
+    }
+}
+
+/*
+ * Standard input, output and error are open from here on: with one closed (`2>&-`) the next
+ * file opened takes its number, and the dataset opened as descriptor 2 was then what the HDF5
+ * check's child pointed at /dev/null (eval failed on valid input, without a word). A closed
+ * one becomes /dev/null, as the shells and daemons do.
+ */
+static void open_standard_fds(void)
+{
+    for (int fd = 0; fd <= 2; fd++)
+        if (fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
+            int n = open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
+            if (n < 0) _exit(2);
+            if (n != fd) {
+                dup2(n, fd);
+                close(n);
+            }
+        }
+}
+
 int main(int argc, char **argv)
 {
+    open_standard_fds();
+    check_address_space();
+    /* A file over the size limit (ulimit -f) fails its write with EFBIG, which the writer
+       reports (exit 2, one line, its temp file removed), instead of killing the process with
+       SIGXFSZ and no word. A disposition the caller set is kept. */
+    struct sigaction xfsz;
+    if (sigaction(SIGXFSZ, NULL, &xfsz) == 0 && xfsz.sa_handler == SIG_DFL) signal(SIGXFSZ, SIG_IGN);
     /*
      * A streaming run frees and allocates the same few large buffers for every chunk
      * (libhdf5's chunk and conversion buffers among them). glibc returns them to the

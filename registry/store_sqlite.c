@@ -10,6 +10,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <limits.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -552,6 +553,16 @@ static sg_status lite_open(const char *uri, bool create, reg_store **out, sg_err
     } else if (access(path, R_OK) != 0) {
         return sg_errf(err, SG_EINPUT, "registry %s is not readable: %s", path, strerror(errno));
     }
+    /* SQLite's unix VFS opens absolute paths of at most 511 bytes (its MAX_PATHNAME, 512),
+       and said only "unable to open database file" beyond. */
+    char cwd[PATH_MAX];
+    size_t abs_len = strlen(path);
+    if (path[0] != '/' && getcwd(cwd, sizeof cwd)) abs_len += strlen(cwd) + 1;
+    if (abs_len >= 512)
+        return sg_errf(err, SG_EINPUT,
+                       "registry %s: its absolute path is %zu bytes, more than the 511 SQLite can "
+                       "open (use a shorter path, or a symbolic link to it)",
+                       path, abs_len);
     reg_store *s = calloc(1, sizeof *s);
     if (!s) return sg_errf(err, SG_ENOMEM, "out of memory opening registry %s", path);
     snprintf(s->path, sizeof s->path, "%s", path);

@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -140,6 +141,14 @@ void sg_tmp_track(const char *tmp);
 void sg_tmp_forget(const char *tmp);
 void sg_tmp_remove(const char *tmp); /* unlink + forget */
 SG_MUST_CHECK sg_status sg_commit_tmp(const char *tmp, const char *path, sg_err *err);
+/*
+ * Holds off, in the calling thread, the signals whose handler removes the temp files
+ * (SIGINT, SIGTERM, ...) while several outputs are renamed into place as one set, so that a
+ * signal cannot leave some new and some old; it is delivered when released (SIGKILL cannot
+ * be held). The set to restore goes in *saved.
+ */
+void sg_tmp_signals_hold(sigset_t *saved);
+void sg_tmp_signals_release(const sigset_t *saved);
 
 /* A duration in ns in the unit that suits it, three significant digits: "870 ns", "2.35 \u00b5s",
  * "45.7 ms", "1.20 s"; "-" when not finite. */

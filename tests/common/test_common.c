@@ -273,6 +273,50 @@ static void test_tmp_path_same_dir(void **state)
     assert_int_equal(sg_tmp_path_for("out.h5", small, sizeof small, &err), SG_EINPUT);
 }
 
+static volatile sig_atomic_t got_term;
+static void count_term(int sig)
+{
+    (void)sig;
+    got_term++;
+}
+
+/* Outputs renamed as a set: a SIGTERM raised while they are held arrives after the release,
+   never between two renames. */
+static void test_tmp_signals_hold(void **state)
+{
+    (void)state;
+    struct sigaction sa = {.sa_handler = count_term}, old;
+    sigemptyset(&sa.sa_mask);
+    assert_int_equal(sigaction(SIGTERM, &sa, &old), 0);
+    got_term = 0;
+    sigset_t saved;
+    sg_tmp_signals_hold(&saved);
+    raise(SIGTERM);
+    raise(SIGTERM); /* held signals of one kind are delivered once */
+    assert_int_equal(got_term, 0);
+    sg_tmp_signals_release(&saved);
+    assert_int_equal(got_term, 1);
+    assert_int_equal(sigaction(SIGTERM, &old, NULL), 0);
+}
+
+/* A name as long as a directory entry may be (255 bytes) still has a temp name that fits. */
+static void test_tmp_path_long_name(void **state)
+{
+    (void)state;
+    char name[300], path[600], tmp[4096];
+    memset(name, 'n', 255);
+    name[255] = '\0';
+    snprintf(path, sizeof path, "%s/%s", tmpdir, name);
+    sg_err err;
+    assert_int_equal(sg_tmp_path_for(path, tmp, sizeof tmp, &err), SG_OK);
+    const char *base = strrchr(tmp, '/') + 1;
+    assert_true(strlen(base) <= 255);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    assert_true(fd >= 0);
+    close(fd);
+    sg_tmp_remove(tmp);
+}
+
 /* Makes tmpdir/name holding "x", modified age seconds ago. */
 static void make_aged(const char *name, int age)
 {
@@ -571,6 +615,8 @@ int main(void)
         cmocka_unit_test(test_read_file_limit),
         cmocka_unit_test(test_outfile_commit_and_abort),
         cmocka_unit_test(test_tmp_path_same_dir),
+        cmocka_unit_test(test_tmp_signals_hold),
+        cmocka_unit_test(test_tmp_path_long_name),
         cmocka_unit_test(test_tmp_sweep_stale),
         cmocka_unit_test(test_parse_options),
         cmocka_unit_test(test_unit_formatting),

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Attacks on the environment rather than the inputs (found from outside). Each had a bad end:
+# - an address-space limit (ulimit -v 200000) made every command, --version included, spin
+#   at 100% CPU for ever (OpenBLAS retries a failed 128 MiB reservation without end);
+# - a closed stderr (2>&-) made eval fail on valid input without a word;
+# - a file-size limit (ulimit -f) killed eval --predictions with SIGXFSZ and no message;
+# - a registry write whose stdout failed (>/dev/full) was committed and then exited 2 with
+#   no line, or a line that did not say the change was kept (a retrying job made it twice);
+# - a 9 GiB sparse file given as a model was read into memory up to the limit first;
+# - an output name of 234..255 bytes was refused (its temp name was over NAME_MAX);
+# - a SQLite registry path over 511 bytes failed as "unable to open database file".
+set -euo pipefail
+: "${STAGEGATE_BIN:?}" "${STAGEGATE_SOURCE_DIR:?}"
+PY=/usr/bin/python3
+SG=$STAGEGATE_BIN
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+cd "$T"
+fail() { echo "FAIL: $*" >&2; exit 1; }
+MK="$STAGEGATE_SOURCE_DIR/scripts/make_dataset.py"
+$PY "$MK" --out val.h5 --task binary --rows 2000 --features 8 --seed 1 >/dev/null
+$PY "$MK" --task binary --features 8 --seed 1 --fit logreg --fit-rows 1000 --model-out m.h5 >/dev/null
+one_line() { [ "$(wc -l <"$1")" = 1 ] || { cat "$1"; fail "$2: not one line"; }; }
+
+# Address space: refused at once with the figure needed, not a hang.
+rc=0
+(ulimit -v 200000; exec timeout -s KILL 30 "$SG" --version) >out 2>err || rc=$?
+[ "$rc" = 2 ] || fail "ulimit -v 200000: exit $rc (137: it hung) $(cat err)"
+one_line err "ulimit -v"
+grep -q "address-space limit (ulimit -v) is 195 MiB; stagegate needs at least" err || fail "$(cat err)"
+rc=0
+(ulimit -d 100000; exec timeout -s KILL 30 "$SG" --version) >out 2>err || rc=$?
+[ "$rc" = 2 ] && grep -q "data-segment limit (ulimit -d)" err || fail "ulimit -d: exit $rc $(cat err)"
+# ...and a limit at the figure it names runs.
+need=$(sed -n 's/.*needs at least \([0-9]*\) MiB.*/\1/p' err)
+(ulimit -v $((need * 1024)); exec timeout -s KILL 60 "$SG" eval --model m.h5 --data val.h5 --json) >out 2>err ||
+    fail "eval under ulimit -v ${need} MiB: $(cat err)"
+
+# A closed stderr (or stdin, or stdout) is /dev/null, not the next file opened.
+"$SG" eval --model m.h5 --data val.h5 --json >ref.json
+"$SG" eval --model m.h5 --data val.h5 --json 2>&- >closed.json || fail "eval with stderr closed failed"
+cmp -s <(jq -S .metrics ref.json) <(jq -S .metrics closed.json) || fail "stderr closed: other metrics"
+"$SG" eval --model m.h5 --data val.h5 --predictions p_closed.h5 <&- >&- 2>&- || fail "eval with 0-2 closed failed"
+[ -s p_closed.h5 ] || fail "no predictions with 0-2 closed"
+
+# A file-size limit: EFBIG reported, exit 2, no temp file left.
+mkdir fsz
+rc=0
+(ulimit -f 16; exec "$SG" eval --model m.h5 --data val.h5 --predictions fsz/p.h5) >out 2>err || rc=$?
+[ "$rc" = 2 ] || fail "ulimit -f: exit $rc (153: SIGXFSZ) $(cat err)"
+one_line err "ulimit -f"
+grep -q "fsz/p.h5.*File too large" err || fail "ulimit -f: $(cat err)"
+[ -z "$(ls -A fsz)" ] || fail "ulimit -f left $(ls -A fsz)"
+
+# A registry write whose output cannot be written: exit 2, one line saying the change stands.
+"$SG" keygen --out ci >/dev/null
+"$SG" registry --db reg.db create-model fraud --signer ci.pub.pem >/dev/null
+for json in "" --json; do
+    rc=0
+    "$SG" registry --db reg.db $json create-version fraud m.h5 --as ci.key.pem >/dev/full 2>err || rc=$?
+    [ "$rc" = 2 ] || fail "create-version $json >/dev/full: exit $rc"
+    one_line err "create-version $json >/dev/full"
+    grep -q "cannot write to standard output.*was kept" err || fail "create-version $json: $(cat err)"
+done
+[ "$("$SG" registry --db reg.db --json get fraud 2 | jq -r .version)" = 2 ] ||
+    fail "the two versions written with a full stdout are not both there"
+rc=0
+"$SG" registry --db reg.db --json list >/dev/full 2>err || rc=$?
+[ "$rc" = 2 ] && grep -q "cannot write to standard output" err || fail "list --json >/dev/full: exit $rc $(cat err)"
+
+# A model file too large to read is refused before it is read.
+truncate -s 9G sparse.h5
+rc=0
+timeout -s KILL 30 "$SG" eval --model sparse.h5 --data val.h5 >out 2>err || rc=$?
+[ "$rc" = 2 ] && grep -q "sparse.h5: file is larger than 8589934592 bytes (it is 9.00 GiB)" err ||
+    fail "a 9 GiB sparse model: exit $rc $(cat err)"
+rm sparse.h5
+
+# An output name as long as the filesystem takes (255 bytes).
+long=$(printf 'p%.0s' $(seq 252)).h5
+"$SG" eval --model m.h5 --data val.h5 --predictions "$long" >/dev/null 2>err || fail "255-byte name: $(cat err)"
+[ -s "$long" ] || fail "no output under a 255-byte name"
+
+# A SQLite registry whose absolute path is over 511 bytes: said so.
+deep=$T
+while [ ${#deep} -lt 560 ]; do deep=$deep/dddddddddddddddddddddddddddddddddddddddd; done
+mkdir -p "$deep"
+rc=0
+"$SG" registry --db "$deep/reg.db" create-model fraud >out 2>err || rc=$?
+[ "$rc" = 2 ] && grep -q "more than the 511 SQLite can open" err || fail "long registry path: exit $rc $(cat err)"
+echo "resource limits OK"
