@@ -805,6 +805,15 @@ static int64_t schema_version(reg_store *s, bool *present, sg_err *err, int *rc)
     return v;
 }
 
+/* A version below 0 is no stagegate's: it would index before the migrations. */
+static sg_status bad_version(const reg_store *s, int64_t ver, sg_err *err)
+{
+    return sg_errf(err, SG_EINPUT,
+                   "registry %s has schema version %lld, which no stagegate writes (the "
+                   "stagegate_registry table was changed by hand, or is corrupt)",
+                   s->display, (long long)ver);
+}
+
 static sg_status migrate(reg_store *s, bool create, sg_err *err)
 {
     bool present;
@@ -816,32 +825,45 @@ static sg_status migrate(reg_store *s, bool create, sg_err *err)
             err, SG_EINPUT,
             "registry %s has schema version %lld, newer than this stagegate supports (%d)",
             s->display, (long long)ver, SG_REGISTRY_SCHEMA_VERSION);
+    if (ver < 0) return bad_version(s, ver, err);
     if (ver == SG_REGISTRY_SCHEMA_VERSION) return SG_OK;
     if (!present && !create)
         return sg_errf(err, SG_EINPUT,
                        "registry %s holds no stagegate registry (run 'stagegate registry init' "
                        "or create a model first)",
                        s->display);
-    rc = run(s, "BEGIN", NULL, err, "schema migration");
-    if (rc != SG_OK) return rc;
+    /* A session lock taken before the transaction begins, so that the re-read below sees
+       the catalog as another migrator left it: a backend refreshes its catalog caches when a
+       transaction starts, not when an advisory lock it waited for is granted (twenty
+       concurrent first writers had found no table, and failed creating it). */
     char sql[160];
-    snprintf(sql, sizeof sql, "SELECT pg_advisory_xact_lock(%d)", PG_MIGRATION_LOCK);
+    snprintf(sql, sizeof sql, "SELECT pg_advisory_lock(%d)", PG_MIGRATION_LOCK);
     rc = run(s, sql, NULL, err, "schema migration");
-    /* Re-read under the lock: another process may have migrated meanwhile. */
-    if (rc == SG_OK) ver = schema_version(s, &present, err, &rc);
-    for (int64_t v = ver; rc == SG_OK && v < SG_REGISTRY_SCHEMA_VERSION; v++) {
-        rc = run(s, reg_pg_migrations[v], NULL, err, "schema migration");
-        snprintf(sql, sizeof sql, "UPDATE stagegate_registry SET schema_version = %lld",
-                 (long long)(v + 1));
-        if (rc == SG_OK) rc = run(s, sql, NULL, err, "schema migration");
-    }
+    if (rc != SG_OK) return rc;
+    snprintf(sql, sizeof sql, "SELECT pg_advisory_unlock(%d)", PG_MIGRATION_LOCK);
+    rc = run(s, "BEGIN", NULL, err, "schema migration");
     if (rc != SG_OK) {
-        pg_rollback(s);
+        sg_err ignored;
+        (void)run(s, sql, NULL, &ignored, "schema migration");
         return rc;
     }
-    reg_test_pause("commit");
-    rc = pg_commit(s, err);
+    /* Re-read under the lock: another process may have migrated meanwhile. */
+    ver = schema_version(s, &present, err, &rc);
+    if (rc == SG_OK && ver < 0) rc = bad_version(s, ver, err);
+    for (int64_t v = ver; rc == SG_OK && v < SG_REGISTRY_SCHEMA_VERSION; v++) {
+        rc = run(s, reg_pg_migrations[v], NULL, err, "schema migration");
+        char step[96];
+        snprintf(step, sizeof step, "UPDATE stagegate_registry SET schema_version = %lld",
+                 (long long)(v + 1));
+        if (rc == SG_OK) rc = run(s, step, NULL, err, "schema migration");
+    }
+    if (rc == SG_OK) {
+        reg_test_pause("commit");
+        rc = pg_commit(s, err);
+    }
     if (rc != SG_OK) pg_rollback(s);
+    sg_err ignored; /* the session ends anyway if the unlock cannot be sent */
+    (void)run(s, sql, NULL, &ignored, "schema migration");
     return rc;
 }
 
@@ -858,10 +880,11 @@ static bool pg_accepts(const char *uri)
     if (p == k) return false;
     while (*p == ' ')
         p++;
-    if (*p != '=') return false;
-    PQconninfoOption *opts = PQconninfoParse(uri, NULL);
-    PQconninfoFree(opts);
-    return opts != NULL;
+    /* KEYWORD=... is a connection string even when libpq cannot parse it (a misspelt
+       "sslmod=require", an unmatched quote): pg_open then says why. It had been taken for a
+       SQLite file name, and the write went to a local file named after the string, password
+       included. A SQLite file whose name starts so is given with a directory: ./a=b.db. */
+    return *p == '=';
 }
 
 /* Copies a connection string or URI, with any password replaced by "***". */
@@ -974,6 +997,21 @@ static sg_status pg_open(const char *uri, bool create, reg_store **out, sg_err *
     reg_store *s = calloc(1, sizeof *s);
     if (!s) return sg_errf(err, SG_ENOMEM, "out of memory opening a registry");
     sanitize(uri, s->display, sizeof s->display);
+    char *perr = NULL;
+    PQconninfoOption *parsed = PQconninfoParse(uri, &perr);
+    PQconninfoFree(parsed);
+    if (!parsed) {
+        char why[256] = "out of memory";
+        if (perr) {
+            snprintf(why, sizeof why, "%s", perr);
+            why[strcspn(why, "\n")] = '\0';
+            PQfreemem(perr);
+        }
+        sg_status rc = sg_errf(err, SG_EINPUT, "registry %s: not a valid connection string: %s",
+                               s->display, why);
+        free(s);
+        return rc;
+    }
     /* Defaults first: what the connection string sets overrides them. */
     const char *const keys[] = {"connect_timeout", "fallback_application_name", "dbname", NULL};
     const char *const vals[] = {"10", "stagegate", uri, NULL};
@@ -985,7 +1023,14 @@ static sg_status pg_open(const char *uri, bool create, reg_store **out, sg_err *
     }
     if (PQstatus(s->conn) != CONNECTION_OK) {
         remember(s, NULL);
-        if (!s->msg[0]) snprintf(s->msg, sizeof s->msg, "timed out");
+        /* Given up after connect_timeout, libpq's message ends at "failed:" with no reason. */
+        size_t ml = strlen(s->msg);
+        while (ml && (s->msg[ml - 1] == ' ' || s->msg[ml - 1] == '\n'))
+            s->msg[--ml] = '\0';
+        if (!ml)
+            snprintf(s->msg, sizeof s->msg, "timed out (connect_timeout)");
+        else if (s->msg[ml - 1] == ':')
+            snprintf(s->msg + ml, sizeof s->msg - ml, " timed out (connect_timeout)");
         rc = sg_errf(err, SG_EIO, "registry %s: cannot connect: %s", s->display, s->msg);
         goto fail;
     }

@@ -473,6 +473,13 @@ static sg_status migrate(reg_store *s, sg_err *err)
     if (rc == SG_OK) rc = pragma_int(s, "PRAGMA application_id", &app, err);
     if (rc != SG_OK) return rc;
     if (ver == SG_REGISTRY_SCHEMA_VERSION && app == REG_APPLICATION_ID) return SG_OK;
+    /* Below 0 is no stagegate's version: it would index before the migrations (a negative
+       user_version had run stray memory as SQL, then crashed). */
+    if (ver < 0)
+        return sg_errf(err, SG_EINPUT,
+                       "registry %s has schema version %lld, which no stagegate writes "
+                       "(PRAGMA user_version was changed by hand, or the file is corrupt)",
+                       s->path, (long long)ver);
     if (ver > SG_REGISTRY_SCHEMA_VERSION && app == REG_APPLICATION_ID)
         return sg_errf(
             err, SG_EINPUT,
@@ -483,6 +490,9 @@ static sg_status migrate(reg_store *s, sg_err *err)
     rc = pragma_int(s, "PRAGMA user_version", &ver, err);
     if (rc == SG_OK) rc = pragma_int(s, "PRAGMA application_id", &app, err);
     if (rc == SG_OK) rc = pragma_int(s, "SELECT count(*) FROM sqlite_master", &objects, err);
+    if (rc == SG_OK && ver < 0)
+        rc = sg_errf(err, SG_EINPUT, "registry %s has schema version %lld, which no stagegate writes",
+                     s->path, (long long)ver);
     if (rc == SG_OK && app != REG_APPLICATION_ID && (app != 0 || objects != 0))
         rc = sg_errf(err, SG_EINPUT, "%s is an SQLite database but not a stagegate registry",
                      s->path);

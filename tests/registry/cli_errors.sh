@@ -194,4 +194,33 @@ if grep -q "$(printf '\033')" "$WORK/out"; then fail "an escape byte reached the
 expect 0 $R get u2 --json
 $PY -c 'import json,sys; assert json.load(open(sys.argv[1]))["description"] == "line1\nline2\x1b[2J"' \
     "$WORK/out" || fail "--json does not keep the description as written"
+# A connection string libpq cannot parse is refused as one, never taken for a SQLite file name
+# (a misspelt keyword had written to a local file named after the string, password and all).
+for cs in "host=db.example dbname=models user=ci password=s3cret sslmod=require" "broken='" "bogus=1"; do
+    ( cd "$WORK" && "$SG" registry --db "$cs" create-model fraud >out 2>err ) && fail "'$cs' was accepted"
+    grep -q "not a valid connection string" "$WORK/err" || fail "'$cs': $(cat "$WORK/err")"
+    if grep -q s3cret "$WORK/err"; then fail "the password reached the message"; fi
+    [ -z "$(ls "$WORK" | grep '=')" ] || fail "'$cs' made a file: $(ls "$WORK")"
+done
+# A server that accepts the connection and never answers: the line says it timed out (libpq's
+# message had ended at "failed:").
+$PY - "$WORK/port" <<'PYEOF' &
+import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(4)
+open(sys.argv[1], "w").write(str(s.getsockname()[1]))
+conns = []
+end = time.time() + 30
+s.settimeout(1)
+while time.time() < end:
+    try:
+        conns.append(s.accept()[0])
+    except socket.timeout:
+        pass
+PYEOF
+SILENT=$!
+for _ in $(seq 50); do [ -s "$WORK/port" ] && break; sleep 0.1; done
+rc=0
+"$SG" registry --db "postgresql://u@127.0.0.1:$(cat "$WORK/port")/db?connect_timeout=2&sslmode=disable" list >out 2>"$WORK/err" || rc=$?
+kill "$SILENT" 2>/dev/null || true
+[ "$rc" = 2 ] && grep -q "timed out (connect_timeout)$" "$WORK/err" || fail "a silent server: exit $rc, $(cat "$WORK/err")"
 echo "cli errors OK"

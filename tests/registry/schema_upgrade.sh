@@ -35,4 +35,16 @@ expect 0 $R transition m 2 Staging --report a2.json
 [ "$(q "SELECT count(*) FROM reports WHERE subject_sha256 = '$(sha256sum a2.bin | cut -c1-64)'")" = 1 ] ||
     fail "the new report was stored without its subject"
 expect 0 $R verify-log
-echo "schema 4 -> 5: migrated, rows kept, log verifies"
+# A negative version is no stagegate's: one line, exit 2 (it had run stray memory as SQL, then
+# crashed with SIGSEGV).
+for v in -1 -100 -1000 -2147483648; do
+    if [ "$BACKEND" = postgresql ]; then
+        q "UPDATE stagegate_registry SET schema_version = $v" >/dev/null
+    else
+        q "PRAGMA user_version = $v"
+    fi
+    expect 2 $R list
+    err_has "has schema version $v, which no stagegate writes"
+    [ "$(wc -l < "$WORK/err")" = 1 ] || fail "schema version $v: not one line"
+done
+echo "schema 4 -> 5: migrated, rows kept, log verifies; negative versions refused"
