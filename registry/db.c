@@ -135,6 +135,11 @@ json_t *sg_registry_written_version(const sg_registry *reg, const char *model, i
     return json_deep_copy(d);
 }
 
+bool sg_registry_alive(sg_registry *reg)
+{
+    return !reg->ops->alive || reg->ops->alive(reg->store);
+}
+
 uint64_t sg_registry_commits(const sg_registry *reg)
 {
     return reg->commits;

@@ -83,6 +83,9 @@ typedef struct reg_store_ops {
     /* After rows were inserted with their own row ids (a copy between registries), makes the
      * ids the database generates next follow them. */
     sg_status (*sync_ids)(reg_store *s, sg_err *err);
+    /* Optional: false once the connection to a database server is known lost (a long-lived
+       handle, the server's, is then opened again); absent: a local file, always usable. */
+    bool (*alive)(reg_store *s);
 } reg_store_ops;
 
 extern const reg_store_ops reg_store_sqlite;

@@ -1053,7 +1053,13 @@ fail:
     return rc;
 }
 
+static bool pg_alive(reg_store *s)
+{
+    return !connection_lost(s);
+}
+
 const reg_store_ops reg_store_pg = {
+    .alive = pg_alive,
     .name = "postgresql",
     .queues_writers = true,
     .accepts = pg_accepts,

@@ -168,6 +168,24 @@ static sg_registry *thread_registry(sg_err *err)
     return reg;
 }
 
+/* This thread's handle lost its database connection (a PostgreSQL restart, a failover, an
+   administrator's pg_terminate_backend): closed, so that the next request opens a new one.
+   Every request had failed until the server was restarted. */
+static void thread_registry_drop(void)
+{
+    sg_registry *reg = tl_reg;
+    if (!reg) return;
+    tl_reg = NULL;
+    pthread_mutex_lock(&g_regs_mu);
+    for (size_t i = 0; i < g_n_regs; i++)
+        if (g_regs[i] == reg) {
+            g_regs[i] = g_regs[--g_n_regs];
+            break;
+        }
+    pthread_mutex_unlock(&g_regs_mu);
+    sg_registry_close(reg);
+}
+
 /* ------------------------------------------------------------------ responses */
 
 srv_resp srv_json(unsigned status, json_t *body)
@@ -496,6 +514,35 @@ static srv_resp dispatch_as(struct MHD_Connection *conn, const char *url, const 
         resp = srv_error(503, "TEMPORARILY_UNAVAILABLE", "registry: %s", err.msg);
     else if (!(mlflow ? srv_mlflow_route(&r, path, &resp) : srv_stagegate_route(&r, path, &resp)))
         resp = srv_error(404, "ENDPOINT_NOT_FOUND", "no endpoint %s %s", method, url);
+    if (r.reg && !sg_registry_alive(r.reg)) {
+        /* The connection went away under this request: a new one for the next. A read is
+           answered again on it at once; a change is not (it may have committed: its message
+           says so), and is 503, which clients retry, not a 4xx or 500. */
+        thread_registry_drop();
+        r.reg = NULL;
+        if (get) {
+            json_decref(resp.body);
+            r.reg = thread_registry(&err);
+            if (!r.reg)
+                resp = srv_error(503, "TEMPORARILY_UNAVAILABLE", "registry: %s", err.msg);
+            else if (!(mlflow ? srv_mlflow_route(&r, path, &resp)
+                              : srv_stagegate_route(&r, path, &resp)))
+                resp = srv_error(404, "ENDPOINT_NOT_FOUND", "no endpoint %s %s", method, url);
+            if (r.reg && !sg_registry_alive(r.reg)) {
+                thread_registry_drop();
+                r.reg = NULL;
+            }
+        }
+        if (!r.reg && resp.status != 503) {
+            json_t *m = json_object_get(resp.body, "message");
+            srv_resp unavailable =
+                srv_error(503, "TEMPORARILY_UNAVAILABLE", "%s",
+                          json_is_string(m) ? json_string_value(m)
+                                            : "the registry's database connection was lost");
+            json_decref(resp.body);
+            resp = unavailable;
+        }
+    }
     /* After a change, the audit head it left (as its commit knew it, else read after the
      * commit): a client keeps it as an anchor outside the database; a log later cut back past
      * it is then detectable. A POST that committed nothing (get-latest-versions, a search)

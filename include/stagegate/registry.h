@@ -242,6 +242,9 @@ SG_MUST_CHECK sg_status sg_registry_check_checkpoint(sg_registry *reg, const uin
 /* The audit head: the last event's seq (0 for an empty log) and hash. */
 SG_MUST_CHECK sg_status sg_registry_audit_head(sg_registry *reg, int64_t *seq, char hash[65],
                                                sg_err *err);
+/* Whether the handle can still be used: false once its connection to a database server is
+ * known lost (the server, whose handles live for its whole run, then opens a new one). */
+bool sg_registry_alive(sg_registry *reg);
 /* Write transactions committed through this handle so far. */
 uint64_t sg_registry_commits(const sg_registry *reg);
 /* The audit head the handle's last committed write left, as that write knew it (false when
