@@ -46,6 +46,17 @@ static sg_status parse_line(char *line, const char *path, int lineno, srv_princi
         strlen(name) >= sizeof p->name)
         return sg_errf(err, SG_EINPUT, "tokens file %s: line %d is not HASH KEY_ID NAME PEM", path,
                        lineno);
+    /* The name goes into the audit log and answers: UTF-8 text without control characters, as
+       `token add` writes it (a hand-edited byte 0xff had made every write of that principal
+       fail on PostgreSQL, and succeed on SQLite with a non-UTF-8 log entry). */
+    bool clean = sg_utf8_valid(name);
+    for (const char *c = name; clean && *c; c++)
+        clean = (unsigned char)*c > ' ' && *c != 0x7f;
+    if (!clean)
+        return sg_errf(err, SG_EINPUT,
+                       "tokens file %s: line %d: the name is not UTF-8 text without spaces or "
+                       "control characters",
+                       path, lineno);
     for (int i = 0; i < 32; i++) {
         int hi = hex_value(hash[2 * i]), lo = hex_value(hash[2 * i + 1]);
         if (hi < 0 || lo < 0)
@@ -135,8 +146,9 @@ sg_status sg_server_token_add(const char *tokens_path, const char *pub_path, con
     token_out[0] = '\0';
     name = name && *name ? name : "token";
     for (const char *c = name; *c; c++)
-        if (*c <= ' ' || *c == 0x7f)
+        if ((unsigned char)*c <= ' ' || *c == 0x7f)
             return sg_errf(err, SG_EINPUT, "--name '%s': no spaces or control characters", name);
+    if (!sg_utf8_valid(name)) return sg_errf(err, SG_EINPUT, "--name: not UTF-8 text");
     if (strlen(name) >= sizeof((srv_principal *)0)->name)
         return sg_errf(err, SG_EINPUT, "--name: at most 63 characters");
     EVP_PKEY *key = NULL;

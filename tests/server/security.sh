@@ -17,6 +17,21 @@ rc=0
 chmod 600 tokens
 grep -q "$(cat alice.token)" tokens && fail "the tokens file holds a token in clear"
 
+# A principal's name is UTF-8 text: a hand-edited byte 0xff is refused when the file is read
+# (every write of that principal had failed on PostgreSQL and been logged non-UTF-8 on
+# SQLite); token add takes a UTF-8 name and refuses another.
+sed "1s/ alice / al$(printf '\xff')ice /" tokens >bad.tokens
+chmod 600 bad.tokens
+grep -q "$(printf '\xff')" bad.tokens || fail "setup: no 0xff in bad.tokens"
+rc=0
+"$SG" serve --db "$DB" --listen 127.0.0.1:0 --tokens bad.tokens >out 2>err || rc=$?
+[ $rc = 2 ] && grep -q "line 1: the name is not UTF-8 text" err || fail "a non-UTF-8 name: exit $rc $(cat err)"
+cp tokens utf8.tokens
+"$SG" token add --tokens utf8.tokens --principal carol.pub.pem --name "zoë" >/dev/null || fail "token add --name zoë"
+rc=0
+"$SG" token add --tokens utf8.tokens --principal carol.pub.pem --name "z$(printf '\xff')" >out 2>err || rc=$?
+[ $rc = 2 ] && grep -q "not UTF-8" err || fail "token add of a non-UTF-8 name: exit $rc $(cat err)"
+
 # Off loopback without TLS: refused before binding (tokens are bearer credentials).
 for addr in 0.0.0.0:0 "[::]:0" 192.0.2.1:0; do
     rc=0
