@@ -165,7 +165,9 @@ bool reg_like(const char *s, const char *pat, bool ci)
 
 static bool cond_match(const reg_filter_cond *c, const char *v)
 {
-    if (!v) return c->op == REG_OP_NE; /* a missing tag is != anything, never = or LIKE */
+    /* A version without the tag matches no comparison, != included: MLflow's stores join the
+       tag's row, so tags.k != 'v' means "has tag k, with another value". */
+    if (!v) return false;
     switch (c->op) {
     case REG_OP_EQ:
         return strcmp(v, c->value) == 0;

@@ -515,14 +515,21 @@ static srv_resp dispatch_as(struct MHD_Connection *conn, const char *url, const 
     else if (!(mlflow ? srv_mlflow_route(&r, path, &resp) : srv_stagegate_route(&r, path, &resp)))
         resp = srv_error(404, "ENDPOINT_NOT_FOUND", "no endpoint %s %s", method, url);
     if (r.reg && !sg_registry_alive(r.reg)) {
-        /* The connection went away under this request: a new one for the next. A read is
-           answered again on it at once; a change is not (it may have committed: its message
-           says so), and is 503, which clients retry, not a 4xx or 500. */
+        /* The connection went away under this request: a new one for the next. The request is
+           answered again on a new connection when nothing of it can have been committed (no
+           transaction of it committed, and the connection was not lost during a commit: the
+           database rolls back what an ended session had not committed). Otherwise it is 503,
+           which clients retry, with the registry's message (which says when the change may
+           have been made), not a 4xx or 500. */
+        const json_t *m = json_object_get(resp.body, "message");
+        bool unknown = sg_registry_commits(r.reg) != commits ||
+                       (json_is_string(m) && strstr(json_string_value(m), "during commit"));
         thread_registry_drop();
         r.reg = NULL;
-        if (get) {
+        if (!unknown) {
             json_decref(resp.body);
             r.reg = thread_registry(&err);
+            commits = 0; /* a new handle has committed nothing */
             if (!r.reg)
                 resp = srv_error(503, "TEMPORARILY_UNAVAILABLE", "registry: %s", err.msg);
             else if (!(mlflow ? srv_mlflow_route(&r, path, &resp)
@@ -534,7 +541,7 @@ static srv_resp dispatch_as(struct MHD_Connection *conn, const char *url, const 
             }
         }
         if (!r.reg && resp.status != 503) {
-            json_t *m = json_object_get(resp.body, "message");
+            m = json_object_get(resp.body, "message");
             srv_resp unavailable =
                 srv_error(503, "TEMPORARILY_UNAVAILABLE", "%s",
                           json_is_string(m) ? json_string_value(m)

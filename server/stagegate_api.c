@@ -15,9 +15,15 @@ static sg_status subject_of(const uint8_t *env, size_t len, char out[65], sg_err
     json_t *st = NULL;
     sg_status rc = sg_dsse_payload_unverified(env, len, &st, err);
     if (rc != SG_OK) return sg_errf(err, SG_EINPUT, "report: %s", err->msg);
-    json_t *subj = json_array_get(json_object_get(st, "subject"), 0);
+    json_t *subjects = json_object_get(st, "subject");
+    json_t *subj = json_array_get(subjects, 0);
     const char *sha = json_string_value(json_object_get(json_object_get(subj, "digest"), "sha256"));
-    if (!sha || strlen(sha) != 64 || strspn(sha, "0123456789abcdef") != 64)
+    if (json_array_size(subjects) > 1)
+        /* The registry takes a report for exactly one artifact: one for several had been
+           stored under the first, where no transition could ever use it. */
+        rc = sg_errf(err, SG_EINPUT, "report's statement names %zu subjects, not one",
+                     json_array_size(subjects));
+    else if (!sha || strlen(sha) != 64 || strspn(sha, "0123456789abcdef") != 64)
         rc = sg_errf(err, SG_EINPUT, "report's statement names no subject sha256 digest");
     else
         memcpy(out, sha, 65);

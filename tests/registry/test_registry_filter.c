@@ -67,7 +67,11 @@ static void test_match(void **state)
     assert_false(reg_filter_match(&f, "churn", "None", tags));
     assert_false(reg_filter_match(&f, "fraud-detector", "None", NULL));
     assert_int_equal(reg_filter_parse("tags.owner != 'bob'", &f, &err), SG_OK);
-    assert_true(reg_filter_match(&f, "x", "None", tags)); /* a missing tag differs from any value */
+    /* as MLflow: a version without the tag is no match, != included */
+    assert_false(reg_filter_match(&f, "x", "None", tags));
+    json_t *bob = json_pack("{ss}", "owner", "alice");
+    assert_true(reg_filter_match(&f, "x", "None", bob));
+    json_decref(bob);
     assert_int_equal(reg_filter_parse("stage = 'production'", &f, &err), SG_OK);
     assert_false(reg_filter_match(&f, "x", "Production", tags)); /* = is exact */
     assert_int_equal(reg_filter_parse("stage ILIKE 'production'", &f, &err), SG_OK);

@@ -39,6 +39,9 @@ jq -e '.message | startswith("report: ") and (contains("report: report") | not)'
 expect 400 alice POST /api/stagegate/reports '{"payload": "!!!"}'
 expect 400 alice POST /api/stagegate/reports "{\"payload\": \"$(printf '{"subject": []}' | base64 -w0)\"}"
 body_has "names no subject sha256 digest"
+two=$(printf '{"subject": [{"digest": {"sha256": "%s"}}, {"digest": {"sha256": "%s"}}]}' "$(sha art/m1.bin)" "$(sha art/m2.bin)" | base64 -w0)
+expect 400 alice POST /api/stagegate/reports "{\"payload\": \"$two\"}"
+body_has "names 2 subjects, not one"
 
 # A report inline that is not a string is refused, not ignored for the stored one.
 expect 400 alice POST $M/model-versions/transition-stage "{\"name\": \"$MODEL\", \"version\": \"1\", \"stage\": \"Staging\", \"stagegate_report\": {\"payload\": \"x\"}}"
