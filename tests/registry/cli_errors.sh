@@ -122,6 +122,12 @@ import json, sys; d = json.load(sys.stdin); assert (d["version"], d["stage"]) ==
     || fail "create-version --json"
 $R set-alias m1 champ 2 --json | $PY -c '
 import json, sys; d = json.load(sys.stdin); assert d["aliases"] == ["champ"], d' || fail "set-alias --json"
+# MLflow's reserved aliases: latest in any case, v or V and digits (models:/m1@v1 would read as
+# version 1 to anyone who knows MLflow's URIs).
+for a in latest LATEST v1 V22; do
+    expect 2 $R set-alias m1 "$a" 2
+    err_has "is reserved"
+done
 $R delete-alias m1 champ --json | $PY -c '
 import json, sys; d = json.load(sys.stdin); assert d["name"] == "m1" and d["aliases"] == {}, d' \
     || fail "delete-alias --json"
