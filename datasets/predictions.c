@@ -80,11 +80,14 @@ sg_status sg_pred_writer_open(const char *path, int64_t n_rows, int width, bool 
     (void)sg_tmp_lock(w->lock_fd);
     sg_h5_enter();
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    errno = 0;
     if (fapl >= 0 && H5Pset_file_locking(fapl, false, true) >= 0)
         w->file = H5Fcreate(w->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    int create_errno = errno; /* the system's reason, if a call of libhdf5's failed (ENOSPC) */
     if (fapl >= 0) H5Pclose(fapl);
     if (w->file < 0) {
-        rc = sg_errf(err, SG_EIO, "%s: cannot create the output file in its directory", path);
+        rc = sg_errf(err, SG_EIO, "%s: cannot create the output file in its directory: %s", path,
+                     create_errno ? strerror(create_errno) : "libhdf5 refused it");
     } else {
         if (sg_h5_write_attr_string(w->file, "format", SG_PRED_FORMAT_NAME) ||
             sg_h5_write_attr_int(w->file, "format_version", 1))

@@ -787,8 +787,8 @@ static sg_status base_score_of(const ctx *c, const sg_jv *v, long groups, double
         if (!e || end != e) return fail(c, "%s \"%.64s\": entry %ld is not a number", pp, s, n);
         if (n == 0) first = x;
         if (x != first && !(isnan(x) && isnan(first)))
-            return fail(c, "%s \"%.64s\": one intercept per class (XGBoost 3.1) is not supported; "
-                           "only equal entries are", pp, s);
+            return fail(c, "%s \"%.64s\": one intercept per output (XGBoost 3.1: per class, or "
+                           "per target) is not supported; only equal entries are", pp, s);
         n++;
         q = end;
         while (*q == ' ') q++;

@@ -25,6 +25,10 @@ def _strict_threshold(t):
     return np.nextafter(f, np.float32(np.inf))
 
 
+# The deepest tree the loader takes (SG_TREE_MAX_DEPTH in include/stagegate/trees.h).
+MAX_DEPTH = 64
+
+
 def _bfs(left, right, is_leaf):
     """Breadth-first order of the nodes reachable from 0, as a list of old indices."""
     order = [0]
@@ -58,6 +62,14 @@ class Trees:
         T64 = np.zeros(n, np.float64)
         thr64 = np.asarray(threshold, np.float64)[order]
         thr = _strict_threshold(thr64)
+        depth = np.zeros(n, np.int64)
+        for k, old in enumerate(order):
+            if not is_leaf[old]:
+                depth[new[int(left[old])]] = depth[new[int(right[old])]] = depth[k] + 1
+        if depth.max() > MAX_DEPTH:
+            raise TreeExportError(f"tree {len(self.n_nodes)} is {int(depth.max())} levels deep; "
+                                  f"stagegate evaluates trees of at most {MAX_DEPTH} (set "
+                                  "max_depth when training)")
         for k, old in enumerate(order):
             if is_leaf[old]:
                 V[k] = leaf_value[old]

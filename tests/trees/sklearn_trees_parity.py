@@ -10,6 +10,7 @@ labels equal to predict away from ties, every kernel variant bit-identical to th
 scalar one. Then: NaN is refused for a forest (scikit-learn 1.2 forests cannot route
 it), and a damaged file is refused with exit 2 naming the field.
 """
+import json
 import os
 import subprocess
 import sys
@@ -192,6 +193,28 @@ with tempfile.TemporaryDirectory() as tmp:
     damaged("proba_above_1", "leaf_value", lambda a: np.full_like(a, 5.0),
             ["probability", "group 0", "outside [0, 1]"])
     damaged("proba_negative", "leaf_value", lambda a: -a, ["probability", "outside [0, 1]"])
+
+    # A tree deeper than the loader takes (64 levels) is refused by the exporter, naming the
+    # tree and its depth, not written for stagegate to refuse later; 64 levels export and run.
+    Xd = np.arange(130, dtype=np.float32).reshape(-1, 1)
+    yd = np.arange(130) % 2
+    deep = DecisionTreeClassifier(random_state=0).fit(Xd, yd)
+    src, dst = os.path.join(tmp, "deep.joblib"), os.path.join(tmp, "deep.h5")
+    joblib.dump(deep, src)
+    p = subprocess.run(["/usr/bin/python3", EXPORT, src, dst], capture_output=True, text=True)
+    check(p.returncode == 2 and "tree 0 is %d levels deep" % deep.get_depth() in p.stderr
+          and "at most 64" in p.stderr and not os.path.exists(dst),
+          "a %d-level tree: export exit %d: %s" % (deep.get_depth(), p.returncode, p.stderr.strip()))
+    d64 = DecisionTreeClassifier(max_depth=64, random_state=0).fit(Xd, yd)
+    m64 = export(tmp, "d64", d64)
+    val = os.path.join(tmp, "d64_val.h5")
+    with h5py.File(val, "w") as f:
+        f["X"] = Xd
+        f["y"] = yd.astype(np.int32)
+    r = subprocess.run([SG, "eval", "--model", m64, "--data", val, "--json"],
+                       capture_output=True, text=True)
+    check(r.returncode == 0 and json.loads(r.stdout)["metrics"]["accuracy"] == d64.score(Xd, yd),
+          "a 64-level tree: eval exit %d %s %s" % (r.returncode, r.stderr.strip(), r.stdout[:200]))
 
 if failures:
     print("%d failure(s)" % len(failures))

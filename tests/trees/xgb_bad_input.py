@@ -300,7 +300,7 @@ with tempfile.TemporaryDirectory() as tmp:
     with h5py.File(datac, "w") as f:
         f["X"], f["y"] = X, yc
     d = json.load(open(multi)); d["learner"]["learner_model_param"]["base_score"] = "[1E-1,2E-1,7E-1]"
-    expect_refused(tmp, "base_per_class", d, datac, ["base_score", "one intercept per class"])
+    expect_refused(tmp, "base_per_class", d, datac, ["base_score", "one intercept per output"])
     expect_refused(tmp, "empty", "", data, [])
 
     # Categorical splits: the category sets must be what XGBoost writes.
