@@ -418,6 +418,15 @@ static bool method_in(const char *methods, const char *method)
     return false;
 }
 
+/* The endpoint's handler on r (the route exists: dispatch_as looked it up). */
+static srv_resp route_request(srv_req *r, bool mlflow, const char *path)
+{
+    srv_resp resp;
+    if (!(mlflow ? srv_mlflow_route(r, path, &resp) : srv_stagegate_route(r, path, &resp)))
+        resp = srv_error(404, "ENDPOINT_NOT_FOUND", "no endpoint %s %s", r->method, r->url);
+    return resp;
+}
+
 static srv_resp dispatch_as(struct MHD_Connection *conn, const char *url, const char *method,
                             req_ctx *ctx, const srv_tokens *tokens)
 {
@@ -512,8 +521,8 @@ static srv_resp dispatch_as(struct MHD_Connection *conn, const char *url, const 
     uint64_t commits = r.reg ? sg_registry_commits(r.reg) : 0;
     if (!r.reg)
         resp = srv_error(503, "TEMPORARILY_UNAVAILABLE", "registry: %s", err.msg);
-    else if (!(mlflow ? srv_mlflow_route(&r, path, &resp) : srv_stagegate_route(&r, path, &resp)))
-        resp = srv_error(404, "ENDPOINT_NOT_FOUND", "no endpoint %s %s", method, url);
+    else
+        resp = route_request(&r, mlflow, path);
     if (r.reg && !sg_registry_alive(r.reg)) {
         /* The connection went away under this request: a new one for the next. The request is
            answered again on a new connection when nothing of it can have been committed (no
@@ -532,9 +541,8 @@ static srv_resp dispatch_as(struct MHD_Connection *conn, const char *url, const 
             commits = 0; /* a new handle has committed nothing */
             if (!r.reg)
                 resp = srv_error(503, "TEMPORARILY_UNAVAILABLE", "registry: %s", err.msg);
-            else if (!(mlflow ? srv_mlflow_route(&r, path, &resp)
-                              : srv_stagegate_route(&r, path, &resp)))
-                resp = srv_error(404, "ENDPOINT_NOT_FOUND", "no endpoint %s %s", method, url);
+            else
+                resp = route_request(&r, mlflow, path);
             if (r.reg && !sg_registry_alive(r.reg)) {
                 thread_registry_drop();
                 r.reg = NULL;
