@@ -104,6 +104,9 @@ for stage in $STAGES; do
 done
 
 total=$(wc -l <"$LIST")
+# A version is also compared with the one it replaced until it has this many earlier runs of
+# its own on a fingerprint: the noise band compare needs (docs/nightly.md).
+SETTLE=3
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 start=$(date +%s)
 i=0 regressed=0 failed=0 errors=0
@@ -154,23 +157,30 @@ while IFS=$'\t' read -r -u 3 name version stage dataset policy; do
         continue
     }
     prev=$(jq -r '.runs | if length > 0 then .[-1].report_path else "" end' "$hist")
+    own_runs=$(jq '.runs | length' "$hist")
+    # The last run of the version this one replaced in this stage on this fingerprint (the
+    # newest run of another version recorded while in the same stage), and that version.
+    read -r rprev rversion < <("$SG" registry runs "$name" --fingerprint "$fp" --db "$DB" --json |
+        jq -r --arg stage "$stage" --argjson v "$version" \
+            '[.runs[] | select(.stage == $stage and .version != $v)] | if length > 0 then .[-1] | "\(.report_path) \(.version)" else "" end')
     since="since the previous run"
     hist_arg=(--history "$hist")
     if [ -z "$prev" ]; then
-        # A new version: compare with the last run of the version it replaced in this stage on
-        # this fingerprint. A version change is exactly when regressions arrive.
+        # A new version: compare with the last run of the version it replaced. A version
+        # change is exactly when regressions arrive.
         hist_arg=()
-        read -r prev prev_version < <("$SG" registry runs "$name" --fingerprint "$fp" --db "$DB" --json |
-            jq -r --arg stage "$stage" --argjson v "$version" \
-                '[.runs[] | select(.stage == $stage and .version != $v)] | if length > 0 then .[-1] | "\(.report_path) \(.version)" else "" end')
-        if [ -z "$prev" ]; then
+        if [ -z "$rprev" ]; then
             progress_done
             echo "$name v$version ($stage): first run on fingerprint $fp, nothing to compare"
             set_verdict "$name" "$version" "$run_sha" first || errors=$((errors + 1))
             continue
         fi
-        echo "$name v$version ($stage): first run of v$version on fingerprint $fp; compared with v$prev_version, the version it replaced in $stage"
-        since="since v$prev_version"
+        echo "$name v$version ($stage): first run of v$version on fingerprint $fp; compared with v$rversion, the version it replaced in $stage"
+        prev=$rprev
+        since="since v$rversion"
+        rprev="" # compared with it already
+    elif [ -n "$rprev" ] && [ "$own_runs" -ge "$SETTLE" ]; then
+        rprev="" # the version has its own noise band: its own runs are the reference now
     fi
     # One file per night; NAME-vN.txt links to the newest. The same comparison as JSON
     # (NAME-vV-STAMP.json) gives the verdict stored with the run, which the trend page marks.
@@ -179,16 +189,35 @@ while IFS=$'\t' read -r -u 3 name version stage dataset policy; do
     rc=0
     "$SG" compare "$prev" "$report" --fail-on-regression ${PUB:+--pubkey "$PUB"} "${hist_arg[@]}" >"$cmp" || rc=$?
     ln -sfn "$(basename "$cmp")" "$OUT/compare/$name-v$version.txt"
+    verdict_json=$cmp_json
     if [ "$rc" -le 1 ]; then
         jrc=0
         "$SG" compare "$prev" "$report" --json ${PUB:+--pubkey "$PUB"} "${hist_arg[@]}" >"$cmp_json" || jrc=$?
-        if [ "$jrc" != 0 ]; then
-            progress_done
-            echo "$name v$version: ERROR: compare --json failed (exit $jrc); no verdict stored" >&2
-            errors=$((errors + 1))
-        else
-            set_verdict "$name" "$version" "$run_sha" --from "$cmp_json" || errors=$((errors + 1))
+        [ "$jrc" = 0 ] || { rc=2; echo "$name v$version: ERROR: compare --json failed (exit $jrc)" >&2; }
+    fi
+    # Until the version has a noise band of its own (SETTLE earlier runs here), each night is
+    # also compared with the version it replaced: a slowdown that the first night's noise hid
+    # gets more nights to show, instead of becoming the version's own baseline.
+    if [ -n "$rprev" ] && [ "$rc" -le 1 ]; then
+        scmp="$OUT/compare/$name-v$version-vs-v$rversion-$stamp.txt"
+        src=0
+        "$SG" compare "$rprev" "$report" --fail-on-regression ${PUB:+--pubkey "$PUB"} >"$scmp" || src=$?
+        echo "$name v$version ($stage): night $((own_runs + 1)) of its first $SETTLE on fingerprint $fp; also compared with v$rversion, the version it replaced in $stage"
+        if [ "$src" -le 1 ]; then
+            jrc=0
+            "$SG" compare "$rprev" "$report" --json ${PUB:+--pubkey "$PUB"} >"${scmp%.txt}.json" || jrc=$?
+            [ "$jrc" = 0 ] || src=2
         fi
+        if [ "$src" -ge 2 ]; then
+            rc=2
+        elif [ "$src" = 1 ]; then
+            if [ "$rc" = 0 ]; then cmp=$scmp; since="since v$rversion"; fi
+            rc=1
+            verdict_json=${scmp%.txt}.json
+        fi
+    fi
+    if [ "$rc" -le 1 ]; then
+        set_verdict "$name" "$version" "$run_sha" --from "$verdict_json" || errors=$((errors + 1))
     fi
     progress_done
     case "$rc" in

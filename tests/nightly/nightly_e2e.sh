@@ -194,22 +194,38 @@ for path, versions_marked, runs_path in ((sys.argv[1], True, sys.argv[3]), (sys.
         assert regressed, "alpha v2's night 3 should be marked regressed"
 print("trend pages ok")
 PYEOF
-# Night 4: a new version enters Staging. Its first run is compared with the last run of the
-# version it replaced there (v2) on this fingerprint, not skipped; v1's earlier runs (3 of
-# them by now) are handed to compare as its noise band.
-$PY "$MK" --task binary --features 8 --seed 1 --fit logreg --fit-rows 1100 --fit-seed 5 --model-out a3.h5 >/dev/null
+# Night 4: a new version enters Staging, one trained on another teacher (close to chance on
+# val_a: its f1 is far below v2's). Its first run is compared with the last run of the
+# version it replaced there (v2) on this fingerprint, not skipped, and regresses; v1's
+# earlier runs (3 of them by now) are handed to compare as its noise band.
+$PY "$MK" --task binary --features 8 --seed 7 --fit logreg --fit-rows 1100 --fit-seed 5 --model-out a3.h5 >/dev/null
 gate a3.h5 reg/val_a.h5 ra3.json || fail "alpha v3 gate"
 [ "$($R create-version alpha a3.h5)" = 3 ] || fail "alpha v3"
 $R transition alpha 3 Staging --report ra3.json >/dev/null
 $R set-tag alpha 3 dataset val_a.h5 && $R set-tag alpha 3 policy policy.json
-night 4 0 1
+$R set-tag alpha 2 dataset val_a.h5 # back on its own set: the reference v3 is judged against
+night 4 1
 grep -q "alpha v3 (Staging): first run of v3 on fingerprint [0-9a-f]*; compared with v2, the version it replaced in Staging" night4.txt ||
     { cat night4.txt; fail "night 4 did not compare alpha v3 with v2"; }
 ! grep -q "alpha v3 (Staging): first run on fingerprint" night4.txt || fail "v3 treated as having nothing to compare"
 [ -s out/compare/alpha-v3.txt ] || fail "no comparison written for alpha v3"
-grep -q "alpha v3 (Staging): \(nothing regressed since v2\|REGRESSED\)" night4.txt || { cat night4.txt; fail "v3 verdict line"; }
-[ "$(jq '.runs | length' out/compare/alpha-v1.history.json)" = 3 ] || fail "alpha v1's noise band should hold its 3 earlier runs"
+grep -q "alpha v3 (Staging): REGRESSED" night4.txt || { cat night4.txt; fail "v3's f1 drop was not flagged"; }
+# Night 5: v3's second night. Against its own first night nothing changed; until it has a noise
+# band of its own (3 earlier runs) it is also compared with v2, so the regression is flagged
+# again instead of becoming v3's baseline (it had read "nothing regressed since the previous
+# run" from the second night on).
+night 5 1
+grep -q "alpha v3 (Staging): night 2 of its first 3 on fingerprint [0-9a-f]*; also compared with v2, the version it replaced in Staging" night5.txt ||
+    { cat night5.txt; fail "night 5 did not also compare alpha v3 with v2"; }
+grep -q "alpha v3 (Staging): REGRESSED" night5.txt || { cat night5.txt; fail "night 5 forgot v3's regression"; }
+ls out/compare/alpha-v3-vs-v2-*.json >/dev/null || fail "no comparison file against v2"
+[ "$($R runs alpha --version 3 --json | jq -r '.runs[-1].verdict')" = regressed ] ||
+    fail "night 5's stored verdict: $($R runs alpha --version 3 --json | jq -c '[.runs[].verdict]')"
+# v1, which has its own band, is compared with its own runs only.
+! grep -q "alpha v1 (Production): night" night5.txt || fail "v1 compared with another version"
+grep -q "alpha v1 (Production): nothing regressed since the previous run" night5.txt || { cat night5.txt; fail "v1 on night 5"; }
+[ "$(jq '.runs | length' out/compare/alpha-v1.history.json)" = 4 ] || fail "alpha v1's noise band should hold its 4 earlier runs"
 jq -e '[.runs[].version] | all(. == 1)' out/compare/alpha-v1.history.json >/dev/null || fail "band mixes versions"
-grep -q "^  p50    history band .* over 3 earlier runs; NEW" out/compare/alpha-v1.txt ||
+grep -q "^  p50    history band .* over 4 earlier runs; NEW" out/compare/alpha-v1.txt ||
     { cat out/compare/alpha-v1.txt; fail "alpha v1's comparison does not show its noise band"; }
 echo "nightly e2e ok"
