@@ -4,8 +4,8 @@
 # the version's tags `dataset` and `policy`, record the run in the registry,
 # compare it with the previous run of that version on the same machine
 # fingerprint (the earlier runs of that version there are the noise band; on a
-# version's first run, with the last run of the version it replaced in that
-# stage), store the comparison's verdict with the run (regressed, improved,
+# version's first run, and on its next nights until it has 3 runs of its own there, also
+# with the last run of the version it replaced in that stage), store the comparison's verdict with the run (regressed, improved,
 # unchanged, or first when there was nothing to compare with), and write one trend
 # page per model, which marks the nights stored as regressed. Latency repetitions
 # come from the policy (default 5 x 2 s per version).
