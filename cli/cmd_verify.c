@@ -108,7 +108,7 @@ int sg_cmd_verify(int argc, char **argv)
     if (!json) printf("report: %s\n", report);
     for (int c = 0; c < SG_REPORT_NCHECKS; c++) {
         const char *status, *mark;
-        char detail[1200];
+        char detail[sizeof err.msg + 200];
         if (c < info.checks_passed) {
             status = "pass", mark = "[pass]";
             pass_detail(c, &info, model, detail, sizeof detail);

@@ -27,9 +27,11 @@ const char *sg_status_string(int status);
 /* On a function returning sg_status where ignoring the result is a bug. */
 #define SG_MUST_CHECK __attribute__((warn_unused_result))
 
-/* One human sentence naming the file or field and what is wrong. */
+/* One human sentence naming the file or field and what is wrong: room for a path as long as
+   PATH_MAX (4096) and the sentence around it (1,024 bytes had cut the reason off a long
+   path's message). */
 typedef struct {
-    char msg[1024];
+    char msg[6144];
 } sg_err;
 
 /* Formats err->msg and returns status, so callers can `return sg_errf(...)`. */
