@@ -45,6 +45,12 @@ struct sg_metrics_acc {
     /* regression */
     sg_ksum abs_err, sq_err;
     double y_mean, y_m2, max_err, y_min, y_max;
+    /* The weighted mean and M2 are kept of y - y_shift, y_shift being the first target with
+       weight: near the data, so the means stay exact to the data's own spread (about 1e14
+       +- 1, the means' rounding at 1e14 had cost r2 1e-4 of its value, and with it its
+       independence of the chunking). */
+    double y_shift;
+    bool have_shift;
 };
 
 static bool keeps_cm(int k)
@@ -567,12 +573,18 @@ sg_status sg_metrics_add_regression(sg_metrics_acc *a, int64_t n, const float *p
     /* Chunk statistics in two passes, then Chan's parallel combination with the running
        weighted mean and M2: no catastrophic cancellation from sum(y^2) - n*mean^2. */
     sg_ksum wc = {0, 0}, wy = {0, 0}, m2 = {0, 0};
+    for (int64_t i = 0; i < n && !a->have_shift; i++)
+        if (!weights || weights[i] > 0) {
+            a->y_shift = y_true[i];
+            a->have_shift = true;
+        }
+    const double K = a->y_shift;
     /* Range of targets that carry weight: all equal means a zero r2 denominator. */
     double ymin = INFINITY, ymax = -INFINITY;
     for (int64_t i = 0; i < n; i++) {
         double w = weights ? weights[i] : 1.0, y = y_true[i], d = y - (double)pred[i];
         sg_ksum_add(&wc, w);
-        sg_ksum_add(&wy, w * y);
+        sg_ksum_add(&wy, w * (y - K));
         sg_ksum_add(&a->abs_err, w * fabs(d));
         sg_ksum_add(&a->sq_err, w * d * d);
         if (fabs(d) > a->max_err) a->max_err = fabs(d);
@@ -584,7 +596,7 @@ sg_status sg_metrics_add_regression(sg_metrics_acc *a, int64_t n, const float *p
     double Wb = sg_ksum_value(&wc);
     double mb = Wb > 0 ? sg_ksum_value(&wy) / Wb : 0;
     for (int64_t i = 0; i < n; i++) {
-        double w = weights ? weights[i] : 1.0, d = y_true[i] - mb;
+        double w = weights ? weights[i] : 1.0, d = (y_true[i] - K) - mb;
         sg_ksum_add(&m2, w * d * d);
     }
     double Wa = sg_ksum_value(&a->wsum), W = Wa + Wb;
