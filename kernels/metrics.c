@@ -586,7 +586,7 @@ sg_status sg_metrics_add_regression(sg_metrics_acc *a, int64_t n, const float *p
         sg_ksum_add(&wc, w);
         sg_ksum_add(&wy, w * (y - K));
         sg_ksum_add(&a->abs_err, w * fabs(d));
-        sg_ksum_add(&a->sq_err, w * d * d);
+        sg_ksum_add(&a->sq_err, w * (d * d));
         if (fabs(d) > a->max_err) a->max_err = fabs(d);
         if (w > 0) {
             ymin = y < ymin ? y : ymin;
@@ -597,12 +597,12 @@ sg_status sg_metrics_add_regression(sg_metrics_acc *a, int64_t n, const float *p
     double mb = Wb > 0 ? sg_ksum_value(&wy) / Wb : 0;
     for (int64_t i = 0; i < n; i++) {
         double w = weights ? weights[i] : 1.0, d = (y_true[i] - K) - mb;
-        sg_ksum_add(&m2, w * d * d);
+        sg_ksum_add(&m2, w * (d * d));
     }
     double Wa = sg_ksum_value(&a->wsum), W = Wa + Wb;
     if (W > 0) {
         double delta = mb - a->y_mean;
-        a->y_m2 += sg_ksum_value(&m2) + delta * delta * (Wa * Wb / W);
+        a->y_m2 += sg_ksum_value(&m2) + delta * delta * (Wa * (Wb / W));
         a->y_mean += delta * (Wb / W);
     }
     a->y_min = ymin < a->y_min ? ymin : a->y_min;
