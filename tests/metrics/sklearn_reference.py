@@ -220,6 +220,22 @@ def main():
                 failures += compare(cid, {k: got.get(k) for k in ("roc_auc", "average_precision")},
                                     {k: exp[k] for k in ("roc_auc", "average_precision")})
                 counts["scaled"] = counts.get("scaled", 0) + 1
+        # Regression with weights far from 1, subnormal ones included: MSE, MAE and r2 do not
+        # depend on the scale, and a weighted square is w * (d * d) as numpy orders it
+        # ((w * d) * d had put MSE 1e-8 of its value off with weights near 1e-320).
+        for factor in (1e-320, 1e-300, 1e-200, 1e200):
+            n = 150
+            y = rng.normal(size=n) * 1e4
+            pred = (y + rng.normal(size=n) * 1e3).astype(np.float32)
+            w = rng.uniform(0.1, 1, n) * factor
+            write_case(path, "regression", 0, y, None, w, None, pred)
+            out = subprocess.run([probe, path], capture_output=True, text=True)
+            cid = f"regression scaled {factor:g}"
+            if out.returncode != 0:
+                failures.append(f"{cid}: probe exit {out.returncode}: {out.stderr.strip()}")
+                continue
+            failures += compare(cid, json.loads(out.stdout), expected_regression(y, pred, w))
+            counts["scaled"] = counts.get("scaled", 0) + 1
         # Weights whose sum overflows a double: refused, and not as "all weights are zero".
         y = np.array([0, 1, 0, 1], np.int32)
         proba = np.array([[0.8, 0.2], [0.3, 0.7], [0.4, 0.6], [0.1, 0.9]], np.float32)
