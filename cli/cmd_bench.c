@@ -35,7 +35,8 @@ static void usage(FILE *out)
         "  --warmup N        warm-up queries before timing (default 64)\n"
         "  --seed N          server schedule seed (default 1)\n"
         "  --batch N         offline rows per call (default 64)\n"
-        "  --cpus LIST       CPUs to use, e.g. 0-3,6 (default: every core; one worker per core)\n"
+        "  --cpus LIST       CPUs to use, e.g. 0-3,6 (default: every core the process\n"
+        "                    was started on, as taskset sets it; one worker per core)\n"
         "  --samples OUT     write latency_ns,worker,cpu,flags per query, in issue order\n"
         "  --breakdown       time each layer of the batch-1 path (adds probe cost)\n"
         "  --json            print one JSON document\n"
@@ -85,7 +86,7 @@ static sg_status add_run_identity(json_t *doc, const sg_bench_config *c,
     json_object_set_new(d, "path", sg_json_string_safe(data));
     json_object_set_new(d, "sha256", json_string(data_sha));
     json_object_set_new(doc, "dataset", d);
-    json_object_set_new(doc, "warmup", json_integer(c->warmup));
+    json_object_set_new(doc, "warmup", json_integer(sg_bench_warmup(c)));
     json_object_set_new(doc, "seed", json_integer((json_int_t)c->seed));
     return SG_OK;
 }

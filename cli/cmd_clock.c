@@ -1,6 +1,7 @@
 /* stagegate clock: which latency clock is in use, its rate, calibration spread and overhead,
    and which compute kernels this CPU and OS can run and which one runs. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -46,9 +47,14 @@ int sg_cmd_clock(int argc, char **argv)
     sg_pool *pool = NULL;
     int rc = sg_pool_create(cpus, &pool, &err);
     if (rc != SG_OK) return sg_cli_fail(rc, &err);
+    /* One slot per worker, however many CPUs the machine has (a fixed 1,024 had been written
+       past by the workers of a larger machine, and crashed the command). */
     int n = sg_pool_size(pool);
-    uint64_t ticks[1024] = {0};
-    if (n > 1024) n = 1024;
+    uint64_t *ticks = calloc((size_t)n, sizeof *ticks);
+    if (!ticks) {
+        sg_pool_free(pool);
+        return sg_cli_fail(sg_errf(&err, SG_ENOMEM, "out of memory for %d workers", n), &err);
+    }
     overhead_ctx ctx = {ticks};
     sg_pool_run(pool, measure, &ctx);
     const char *src = ci->source == SG_CLOCK_TSC ? "tsc" : "clock_gettime";
@@ -105,5 +111,6 @@ int sg_cmd_clock(int argc, char **argv)
         printf(")\n");
     }
     sg_pool_free(pool);
+    free(ticks);
     return 0;
 }

@@ -370,6 +370,7 @@ static int build_statement(const gate_args *a, const char *model, const char *ba
 static sg_status run_gate(const gate_args *a, gate_run *g, sg_err *err)
 {
     int rc = sg_source_date_epoch_check(err);
+    if (!rc) rc = sg_topology_require_real(err);
     if (!rc) rc = sg_policy_load(a->policy, &g->policy, err);
     if (!rc) rc = sg_key_file_read(a->key, &g->key, err);
     if (!rc) rc = probe_output(a->out, err);

@@ -1,6 +1,7 @@
 /* What a bench run reports: the JSON document, the human table and the samples CSV. */
 #include <math.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "stagegate/common.h"
@@ -321,13 +322,15 @@ void sg_bench_result_print_model(const sg_bench_result *r, const sg_model_worklo
         sg_histogram_print(r->histogram, out, 12);
     }
     char w[8][160];
-    int cpus[256], n = 0;
+    int n = 0;
     size_t i;
     json_t *b;
-    if (r->bindings)
-        json_array_foreach(r->bindings, i, b) if (n < 256) cpus[n++] =
+    int *cpus = calloc(json_array_size(r->bindings) + 1, sizeof *cpus);
+    if (r->bindings && cpus)
+        json_array_foreach(r->bindings, i, b) cpus[n++] =
             (int)json_integer_value(json_object_get(b, "cpu"));
     int k = sg_machine_warnings(cpus, n, w, 6);
+    free(cpus);
     for (int j = 0; j < k; j++)
         fprintf(out, "warning: %s\n", w[j]);
     if (r->clock.source != SG_CLOCK_TSC)

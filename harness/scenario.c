@@ -293,7 +293,7 @@ sg_status sg_bench_run_once(const sg_bench_config *c, sg_bench_result *r, sg_err
     }
     x->c = c;
     x->wl = c->workload;
-    x->warmup = c->warmup;
+    x->warmup = sg_bench_warmup(c);
     x->min_ticks = sg_clock_ns_to_ticks(c->min_duration_s * 1e9);
     x->max_ticks = sg_clock_ns_to_ticks(c->max_duration_s * 1e9);
     x->slots = aligned_alloc(64, (size_t)n * sizeof *x->slots);
@@ -331,12 +331,14 @@ sg_status sg_bench_run_once(const sg_bench_config *c, sg_bench_result *r, sg_err
     double wall = 0;
     sg_progress_monitor *pm = NULL;
     if (rc == SG_OK && c->progress) pm = sg_progress_start(progress_count, x, progress_line);
-    int cpus[256], n_cpus = 0;
-    for (int i = 0; i < n && n_cpus < 256; i++)
+    /* Every worker's CPU (a fixed 256 had left the rest of a larger machine uncounted). */
+    int *cpus = calloc((size_t)n, sizeof *cpus), n_cpus = 0;
+    for (int i = 0; cpus && i < n; i++)
         if (x->slots[i].active) cpus[n_cpus++] = sg_pool_placement(pool, i)->pu;
-    int64_t thr0 = sg_throttle_count(cpus, n_cpus);
+    int64_t thr0 = cpus ? sg_throttle_count(cpus, n_cpus) : -1;
     if (rc == SG_OK) rc = runners[c->scenario]->timed(x, pool, r, &wall, err);
-    int64_t thr1 = sg_throttle_count(cpus, n_cpus);
+    int64_t thr1 = cpus ? sg_throttle_count(cpus, n_cpus) : -1;
+    free(cpus);
     r->throttle_events = thr0 >= 0 && thr1 >= 0 ? thr1 - thr0 : -1;
     sg_progress_stop(pm);
     r->scenario = c->scenario;

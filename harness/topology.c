@@ -3,11 +3,24 @@
  * CPUs, each with the NUMA node that holds its memory. Placement is pure
  * computation over the topology so synthetic topologies test it exactly.
  */
+#define _GNU_SOURCE
 #include "topology_internal.h"
 
 #include <errno.h>
+#include <hwloc/glibc-sched.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* The CPUs the process was started on (taskset, numactl --physcpubind, a job scheduler's
+   binding), read before any thread of stagegate is pinned: a run without --cpus uses those
+   only (it had used every CPU of the machine). */
+static cpu_set_t start_affinity;
+static bool have_start_affinity;
+__attribute__((constructor)) static void read_start_affinity(void)
+{
+    have_start_affinity = sched_getaffinity(0, sizeof start_affinity, &start_affinity) == 0;
+}
 
 sg_status sg_topology_open(const char *synthetic, sg_topology **out, sg_err *err)
 {
@@ -35,6 +48,12 @@ sg_status sg_topology_open(const char *synthetic, sg_topology **out, sg_err *err
         free(t);
         return sg_errf(err, SG_EINTERNAL, "hwloc: topology load failed: %s", strerror(errno));
     }
+    /* hwloc's own HWLOC_SYNTHETIC, HWLOC_XMLFILE or HWLOC_FSROOT describe another machine
+       (unless HWLOC_THISSYSTEM=1 says it is this one): placement is then planned only, as
+       for STAGEGATE_HWLOC_SYNTHETIC. Binding to its CPUs had silently failed while the
+       machine record, signed reports included, claimed 2 NUMA nodes and workers on CPUs this
+       machine does not have. */
+    if (!t->synthetic && !hwloc_topology_is_thissystem(t->topo)) t->synthetic = true;
     /* Some VMs expose PUs without core objects; then each PU counts as a core. */
     t->core_type =
         hwloc_get_nbobjs_by_type(t->topo, HWLOC_OBJ_CORE) > 0 ? HWLOC_OBJ_CORE : HWLOC_OBJ_PU;
@@ -52,6 +71,28 @@ void sg_topology_close(sg_topology *t)
 bool sg_topology_is_synthetic(const sg_topology *t)
 {
     return t->synthetic;
+}
+
+sg_status sg_topology_require_real(sg_err *err)
+{
+    sg_topology *t = NULL;
+    sg_status rc = sg_topology_open(NULL, &t, err);
+    if (rc) return rc;
+    bool synthetic = t->synthetic;
+    sg_topology_close(t);
+    if (!synthetic) return SG_OK;
+    static const char *const vars[] = {"STAGEGATE_HWLOC_SYNTHETIC", "HWLOC_SYNTHETIC",
+                                       "HWLOC_XMLFILE", "HWLOC_FSROOT"};
+    const char *set = "an hwloc setting";
+    for (size_t i = 0; i < sizeof vars / sizeof *vars; i++)
+        if (getenv(vars[i]) && *getenv(vars[i])) {
+            set = vars[i];
+            break;
+        }
+    return sg_errf(err, SG_EINPUT,
+                   "%s describes a topology that is not this machine's: a signed report is "
+                   "measured on the machine it names (unset it)",
+                   set);
 }
 int sg_topology_cores(const sg_topology *t)
 {
@@ -127,9 +168,18 @@ sg_status sg_topology_plan(const sg_topology *t, const char *cpus, sg_placement 
     hwloc_bitmap_t want = hwloc_bitmap_alloc();
     if (!want) return sg_errf(err, SG_ENOMEM, "topology: out of memory");
     int rc = SG_OK;
-    if (!cpus || !strcmp(cpus, "all"))
+    if (!cpus || !strcmp(cpus, "all")) {
         hwloc_bitmap_copy(want, hwloc_topology_get_topology_cpuset(t->topo));
-    else
+        /* Within the CPUs the process was started on, when that leaves any (a synthetic
+           topology plans over all of its own). */
+        hwloc_bitmap_t start = hwloc_bitmap_alloc();
+        if (start && have_start_affinity && !t->synthetic &&
+            hwloc_cpuset_from_glibc_sched_affinity(t->topo, start, &start_affinity,
+                                                   sizeof start_affinity) == 0 &&
+            hwloc_bitmap_intersects(want, start))
+            hwloc_bitmap_and(want, want, start);
+        hwloc_bitmap_free(start);
+    } else
         rc = parse_cpu_list(t, cpus, want, err);
     int ncores = sg_topology_cores(t);
     sg_placement *pl = rc == SG_OK ? calloc((size_t)(ncores > 0 ? ncores : 1), sizeof *pl) : NULL;

@@ -27,7 +27,12 @@ typedef struct sg_topology sg_topology;
  */
 SG_MUST_CHECK sg_status sg_topology_open(const char *synthetic, sg_topology **out, sg_err *err);
 void sg_topology_close(sg_topology *t);
+/* true for a synthetic topology, and for one hwloc's environment (HWLOC_SYNTHETIC,
+   HWLOC_XMLFILE, HWLOC_FSROOT without HWLOC_THISSYSTEM=1) says is not this machine. */
 bool sg_topology_is_synthetic(const sg_topology *t);
+/* SG_EINPUT naming the variable when the topology stagegate would use is not this machine's:
+   a signed report's latency and machine record must be measured here. */
+SG_MUST_CHECK sg_status sg_topology_require_real(sg_err *err);
 int sg_topology_cores(const sg_topology *t);
 int sg_topology_pus(const sg_topology *t);
 int sg_topology_numa_nodes(const sg_topology *t);
@@ -228,6 +233,19 @@ typedef struct {
     /* Set by sg_bench_run for the progress line ("repetition 2/5"): which run this is. */
     int repetition_index;
 } sg_bench_config;
+
+/*
+ * The warm-up queries a run makes: single-stream sizes its sample buffer from the fastest of
+ * them, so it makes at least SG_SINGLE_STREAM_MIN_WARMUP (with --warmup 0 or 1 the one cold
+ * query had sized it for a third of the run, which was then cut short every time).
+ */
+#define SG_SINGLE_STREAM_MIN_WARMUP 16
+static inline int64_t sg_bench_warmup(const sg_bench_config *c)
+{
+    return c->scenario == SG_SCENARIO_SINGLE_STREAM && c->warmup < SG_SINGLE_STREAM_MIN_WARMUP
+               ? SG_SINGLE_STREAM_MIN_WARMUP
+               : c->warmup;
+}
 
 /* The documented limits above which a timed run is reported as noisy (docs/latency.md). */
 #define SG_NOISE_MAX_INVOLUNTARY_CSW_PER_S 50.0 /* preemptions per second per worker... */

@@ -130,4 +130,31 @@ rc=0; "$SG" gate --model m.h5 --data d.h5 --policy bad.json --key k.key.pem --ou
 [ "$rc" = 2 ] && [ "$(wc -l <err)" = 1 ] && grep -q "latency.repetitions must be an integer in \[1, 1000\]" err ||
     { cat err; fail "policy repetitions 0: exit $rc"; }
 [ ! -e x.json ] || fail "report written for a bad policy"
+# clock on a machine of more than 1,024 CPUs (synthetic): every CPU measured (a fixed array
+# of 1,024 had been written past, and the command crashed from 1,032 on).
+STAGEGATE_HWLOC_SYNTHETIC="core:1100 pu:1" "$SG" clock --json >clk.json || fail "clock on 1,100 CPUs"
+[ "$(jq '.overhead | length' clk.json)" = 1100 ] || fail "clock measured $(jq '.overhead | length' clk.json) of 1,100 CPUs"
+# hwloc's own HWLOC_SYNTHETIC describes another machine: bench plans only (the record had
+# claimed 2 NUMA nodes and a worker bound to CPU 3 of a 2-CPU machine), and gate refuses.
+HWLOC_SYNTHETIC="numa:2 core:2 pu:1" "$SG" bench --model m.h5 --data d.h5 --scenario single-stream \
+    --duration 0 --min-queries 100 --cpus 3 --json >hs.json 2>/dev/null || fail "bench under HWLOC_SYNTHETIC"
+[ "$(jq -r .machine.membind hs.json)" = planned-only ] || fail "HWLOC_SYNTHETIC: membind $(jq -r .machine.membind hs.json)"
+"$SG" keygen --out gk >/dev/null
+echo '{"metrics": {"accuracy": {"threshold": 0.1}}}' >p.json
+rc=0; HWLOC_SYNTHETIC="numa:2 core:2 pu:1" "$SG" gate --model m.h5 --data d.h5 --policy p.json --key gk.key.pem \
+    --out g.json >out 2>err || rc=$?
+[ "$rc" = 2 ] && grep -q "HWLOC_SYNTHETIC describes a topology that is not this machine's" err && [ ! -e g.json ] ||
+    fail "gate under HWLOC_SYNTHETIC: exit $rc $(cat err)"
+# single-stream sizes its sample buffer from at least 16 warm-up queries (one cold query had
+# sized it for a third of the run), and says how many ran.
+B --scenario single-stream --duration 0 --min-queries 100 --warmup 0 --json >w0.json
+[ "$(jq .warmup w0.json)" = 16 ] || fail "--warmup 0: $(jq .warmup w0.json) warm-up queries"
+B --scenario single-stream --duration 0 --min-queries 100 --warmup 100 --json >w100.json
+[ "$(jq .warmup w100.json)" = 100 ] || fail "--warmup 100: $(jq .warmup w100.json)"
+# Without --cpus, the CPUs the process was started on (taskset), not every CPU.
+last=$(( $(nproc --all) - 1 ))
+taskset -c "$last" "$SG" bench --model m.h5 --data d.h5 --scenario offline --duration 0 --min-queries 100 \
+    --json >ts.json || fail "bench under taskset"
+[ "$(jq -c '[.machine.bindings[].cpu]' ts.json)" = "[$last]" ] ||
+    fail "under taskset -c $last the workers were on $(jq -c '[.machine.bindings[].cpu]' ts.json)"
 echo "bench cli ok"
