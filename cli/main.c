@@ -1,6 +1,7 @@
 /* The stagegate CLI: the command table and the dispatch to one function per command. */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -72,6 +73,14 @@ int sg_cli_main(int argc, char **argv)
             sg_err err = {{0}};
             int st = sg_kernels_init(&err);
             if (st) return sg_cli_fail(st, &err);
+            /* Likewise the clock: a misspelt STAGEGATE_CLOCK had silently kept the TSC. */
+            const char *clk = getenv("STAGEGATE_CLOCK");
+            if (clk && *clk && strcmp(clk, "gettime") != 0)
+                return sg_cli_fail(sg_errf(&err, SG_EINPUT,
+                                           "STAGEGATE_CLOCK=%.64s is not 'gettime' (the only "
+                                           "value; unset it for the TSC)",
+                                           clk),
+                                   &err);
         }
         int rc = c->fn(argc - 1, argv + 1);
         /* Output that did not reach stdout (a full disk, a closed pipe) is not success. What

@@ -116,14 +116,15 @@ static sg_status parse_cpu_list(const sg_topology *t, const char *s, hwloc_bitma
     while (*p) {
         char *end;
         errno = 0;
-        long a = strtol(p, &end, 10);
+        /* digits only: strtol alone also took " 0", "+1" and "0- 1" */
+        long a = *p >= '0' && *p <= '9' ? strtol(p, &end, 10) : (end = (char *)p, 0);
         if (end == p || errno || a < 0 || a > 1 << 20)
             return sg_errf(err, SG_EINPUT, "--cpus: '%s' is not a CPU list like 0-3,6", s);
         long b = a;
         p = end;
         if (*p == '-') {
             p++;
-            b = strtol(p, &end, 10);
+            b = *p >= '0' && *p <= '9' ? strtol(p, &end, 10) : (end = (char *)p, 0);
             if (end == p || errno || b < a || b > 1 << 20)
                 return sg_errf(err, SG_EINPUT, "--cpus: '%s' is not a CPU list like 0-3,6", s);
             p = end;

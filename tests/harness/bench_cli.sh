@@ -157,4 +157,7 @@ taskset -c "$last" "$SG" bench --model m.h5 --data d.h5 --scenario offline --dur
     --json >ts.json || fail "bench under taskset"
 [ "$(jq -c '[.machine.bindings[].cpu]' ts.json)" = "[$last]" ] ||
     fail "under taskset -c $last the workers were on $(jq -c '[.machine.bindings[].cpu]' ts.json)"
+# A misspelt STAGEGATE_CLOCK is an input error, as STAGEGATE_ISA's (it had kept the TSC).
+rc=0; STAGEGATE_CLOCK=GETTIME "$SG" clock >out 2>err || rc=$?
+[ "$rc" = 2 ] && grep -q "STAGEGATE_CLOCK=GETTIME is not 'gettime'" err || fail "STAGEGATE_CLOCK=GETTIME: exit $rc $(cat err)"
 echo "bench cli ok"

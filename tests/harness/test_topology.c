@@ -53,7 +53,7 @@ static void plan_two_numa(void **state)
     assert_int_equal(n, 2);
     assert_true(p[0].pu == 0 && p[0].node == 0 && p[1].pu == 7 && p[1].node == 1);
     free(p);
-    const char *bad[] = {"8", "a", "3-1", "1,", "1;2", "-1", "0-", "", ","}; /* "": not every core */
+    const char *bad[] = {"8", "a", "3-1", "1,", "1;2", "-1", "0-", "", ",", " 0", "+1", "0- 1", "0, 1", "-0", "0-+1"}; /* "": not every core; signs and spaces: not digits */
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         p = (sg_placement *)1;
         assert_int_equal(sg_topology_plan(t, bad[i], &p, &n, &err), SG_EINPUT);
