@@ -253,20 +253,23 @@ static void test_regression_offset_exact(void **state)
     assert_non_null(p);
     const int64_t base = INT64_C(6400000000000000); /* 1e14 in units of 1/64 */
     const float pred = 1e14f;
-    const int64_t P = (int64_t)((double)pred * 64);
-    __int128 S = 0, SS = 0, num = 0;
+    const int64_t P = (int64_t)((double)pred * 64) - base; /* relative to base */
+    /* Sums of k = 64 y - base, small integers: exact in int64 (r2 does not move with a
+       shift of the targets and the prediction together). */
+    int64_t S = 0, SS = 0;
+    __int128 num = 0; /* (k - P)^2 reaches 6e14 a row */
     uint64_t r = 88172645463325252u;
     for (int i = 0; i < N; i++) {
         r ^= r << 13, r ^= r >> 7, r ^= r << 17; /* xorshift64 */
-        int64_t Y = base + (int64_t)(r % 257) - 128;
-        y[i] = (double)Y / 64; /* exact: multiples of 1/64 near 1e14 are doubles */
+        int64_t k = (int64_t)(r % 257) - 128;
+        y[i] = (double)(base + k) / 64; /* exact: multiples of 1/64 near 1e14 are doubles */
         p[i] = pred;
-        S += Y;
-        SS += (__int128)Y * Y;
-        num += (__int128)(Y - P) * (Y - P);
+        S += k;
+        SS += k * k;
+        num += (__int128)(k - P) * (k - P);
     }
     /* r2 = 1 - num / (SS - S^2 / N), all in units of 1/64^2 */
-    const long double den = (long double)((__int128)N * SS - S * S) / N;
+    const long double den = (long double)(N * SS - S * S) / N;
     const double exact = (double)(1.0L - (long double)num / den);
     double first = 0;
     const int64_t chunks[] = {N, 1024, 7, 65536};
