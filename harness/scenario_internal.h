@@ -81,6 +81,10 @@ void sg_scenario_record(run_ctx *x, worker_slot *s, sg_worker *w, int64_t i, uin
 /* Opens the --breakdown window: warm-up and discarded attempts must not count. */
 void sg_scenario_stage_mark(run_ctx *x, sg_pool *pool);
 
+/* The most samples one timed run keeps (single-stream's buffer, server's schedule): 50 M,
+   about 1.2 GB. */
+#define SAMPLES_MAX 5e7
+
 /*
  * What differs between scenarios, one entry per sg_scenario (scenario.c holds the table):
  * prepare sizes the sample buffer (and anything else) before the timed window; timed runs

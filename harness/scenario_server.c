@@ -59,8 +59,16 @@ static void make_schedule(uint64_t *sched, int64_t n, double qps, uint64_t seed)
 static sg_status prepare(run_ctx *x, sg_bench_result *r, sg_err *err)
 {
     const sg_bench_config *c = x->c;
-    x->n_target = (int64_t)ceil(c->qps * c->min_duration_s);
-    if (x->n_target < c->min_queries) x->n_target = c->min_queries;
+    double want = ceil(c->qps * c->min_duration_s);
+    if (want < (double)c->min_queries) want = (double)c->min_queries;
+    /* Refused up front: --qps 1e9 for 0.2 s had built a schedule of 2e8 queries (9.4 GB)
+       and run for minutes. */
+    if (want > SAMPLES_MAX)
+        return sg_errf(err, SG_EINPUT,
+                       "--qps %g for %g s (or --min-queries) schedules %.0f queries, more than "
+                       "the %.0f a run records: lower --qps or --duration",
+                       c->qps, c->min_duration_s, want, SAMPLES_MAX);
+    x->n_target = (int64_t)want;
     x->cap = x->n_target;
     x->sched = malloc((size_t)x->n_target * sizeof *x->sched);
     if (!x->sched)

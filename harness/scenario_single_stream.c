@@ -10,8 +10,6 @@
 
 #include "scenario_internal.h"
 
-/* 50M samples (1.2 GB): the most one timed run keeps. */
-#define SAMPLES_MAX 5e7
 
 static void job_single_stream(sg_worker *w, void *arg)
 {

@@ -157,6 +157,11 @@ taskset -c "$last" "$SG" bench --model m.h5 --data d.h5 --scenario offline --dur
     --json >ts.json || fail "bench under taskset"
 [ "$(jq -c '[.machine.bindings[].cpu]' ts.json)" = "[$last]" ] ||
     fail "under taskset -c $last the workers were on $(jq -c '[.machine.bindings[].cpu]' ts.json)"
+# A server schedule larger than a run records is refused before it is built (--qps 1e9 for
+# 0.2 s had built 2e8 arrivals, 9.4 GB, and run for minutes).
+rc=0; timeout 60 "$SG" bench --model m.h5 --data d.h5 --cpus 0 --scenario server --qps 1e9 --duration 0.2 >out 2>err || rc=$?
+[ "$rc" = 2 ] && grep -q "schedules 200000000 queries, more than the 50000000 a run records" err ||
+    fail "--qps 1e9: exit $rc $(cat err)"
 # A misspelt STAGEGATE_CLOCK is an input error, as STAGEGATE_ISA's (it had kept the TSC).
 rc=0; STAGEGATE_CLOCK=GETTIME "$SG" clock >out 2>err || rc=$?
 [ "$rc" = 2 ] && grep -q "STAGEGATE_CLOCK=GETTIME is not 'gettime'" err || fail "STAGEGATE_CLOCK=GETTIME: exit $rc $(cat err)"
