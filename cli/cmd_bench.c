@@ -209,7 +209,8 @@ int sg_cmd_bench(int argc, char **argv)
             json_t *doc = sg_bench_result_json(&r);
             if (doc) rc = add_run_identity(doc, &c, &mi, model, data, data_sha);
             if (rc == SG_OK && (!doc || sg_json_print(doc) != 0))
-                rc = sg_errf(&err, SG_EIO, "bench: cannot write JSON to stdout");
+                rc = sg_errf(&err, SG_EIO, "bench: cannot write JSON to stdout%s",
+                             samples ? " (the --samples file was written and kept)" : "");
             json_decref(doc);
         } else {
             sg_bench_result_print_model(&r, &mi, stdout);

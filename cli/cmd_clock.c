@@ -102,9 +102,13 @@ int sg_cmd_clock(int argc, char **argv)
             printf("TSC frequency:       %.0f Hz (median of %d calibrations, spread %.4f%%)\n",
                    ci->tsc_hz, ci->calibrations, ci->calib_spread * 100);
         for (int i = 0; i < n; i++)
-            printf("overhead on CPU %-3d  %llu %s = %.1f ns\n", sg_pool_placement(pool, i)->pu,
-                   (unsigned long long)ticks[i], ci->source == SG_CLOCK_TSC ? "cycles" : "ns",
-                   sg_clock_ticks_to_ns(ticks[i]));
+            if (ci->source == SG_CLOCK_TSC)
+                printf("overhead on CPU %-3d  %llu cycles = %.1f ns\n",
+                       sg_pool_placement(pool, i)->pu, (unsigned long long)ticks[i],
+                       sg_clock_ticks_to_ns(ticks[i]));
+            else /* the ticks are nanoseconds already */
+                printf("overhead on CPU %-3d  %llu ns\n", sg_pool_placement(pool, i)->pu,
+                       (unsigned long long)ticks[i]);
         printf("kernels:             %s in use (this CPU and OS can run:", in_use);
         for (int i = 0; i < n_runnable; i++)
             printf(" %s", runnable[i]);

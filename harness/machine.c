@@ -170,7 +170,8 @@ json_t *sg_machine_json_at(const char *root)
     json_object_set_new(m, "clocksource",
                         json_string(ci->clocksource[0] ? ci->clocksource : "unknown"));
     json_object_set_new(m, "invariant_tsc", json_boolean(ci->cpuid_invariant_tsc));
-    sg_json_set_real(m, "tsc_hz", ci->tsc_hz);
+    /* null when the TSC is not the clock, as `clock --json` says (it had read 0.0 here) */
+    sg_json_set_real(m, "tsc_hz", ci->source == SG_CLOCK_TSC ? ci->tsc_hz : NAN);
     struct utsname u;
     if (uname(&u) == 0) {
         snprintf(buf, sizeof buf, "%s %s %s", u.sysname, u.release, u.machine);
