@@ -195,7 +195,8 @@ static sg_status read_stream(FILE *f, const char *path, size_t limit, uint8_t **
     /* A file too large to read is refused before a byte of it is read: a 100 GB sparse file
        given as a model had grown the process by 0.5 GB/s towards the out-of-memory killer. */
     struct stat st;
-    if (fstat(fileno(f), &st) == 0 && st.st_size > 0) {
+    if (fstat(fileno(f), &st) == 0 && st.st_size > (64 << 20)) {
+        /* the memory limit (cgroup files) is read only for a file that could matter to it */
         const uint64_t size = (uint64_t)st.st_size, mem = sg_memory_limit();
         if (size > limit || (mem && size > mem)) {
             fclose(f);

@@ -193,9 +193,7 @@ bool srv_stagegate_route(srv_req *r, const char *path, srv_resp *resp)
 {
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
         if (!strcmp(path, routes[i].path)) {
-            *resp = routes[i].read && strcmp(r->method, "GET") && strcmp(r->method, "HEAD")
-                        ? srv_error(405, "BAD_REQUEST", "%s takes GET", routes[i].path)
-                        : routes[i].fn(r);
+            *resp = routes[i].fn(r); /* dispatch checked the method (srv_stagegate_route_info) */
             return true;
         }
     return false;
