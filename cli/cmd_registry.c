@@ -188,11 +188,11 @@ static int print_written(sg_registry *reg, const char *model, int64_t version)
     return 0;
 }
 
+/* Splits s at commas in place; an empty entry stays, for the name check to refuse. */
 static int split_list(char *s, const char **out, size_t max, size_t *n)
 {
     *n = 0;
-    char *save = NULL;
-    for (char *t = strtok_r(s, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+    for (char *t; (t = strsep(&s, ",")) != NULL;) {
         if (*n == max) return -1;
         out[(*n)++] = t;
     }
@@ -241,7 +241,7 @@ static int cmd_create_model(reg_cli *c, sg_registry *reg)
         keys[i].path = c->signers.v[i];
     for (size_t i = 0; rc == SG_OK && i < c->promoters.n; i++) {
         const char *eq = strchr(c->promoters.v[i], '=');
-        if (!eq) {
+        if (!eq || eq == c->promoters.v[i] || !eq[1]) {
             rc = sg_errf(&err, SG_EINPUT, "--promoter: '%s' is not STAGE=PUB.pem",
                          c->promoters.v[i]);
             break;
@@ -507,6 +507,13 @@ int sg_cmd_registry(int argc, char **argv)
         return sg_cli_usage_error(c.cmd, "%s takes %d%s argument%s, got %d", sp->name, sp->min_pos,
                                   sp->max_pos > sp->min_pos ? " or more" : "",
                                   sp->max_pos == 1 ? "" : "s", c.n_pos);
+    /* An option that would be accepted and then do nothing is refused. */
+    if (!strcmp(sp->name, "verify-log") && c.pubkey && !c.checkpoint)
+        return sg_cli_usage_error(c.cmd, "--pubkey names the admin key a --checkpoint must be "
+                                         "signed by; it needs --checkpoint FILE");
+    if (!strcmp(sp->name, "create-model") && !c.policy != !c.dataset)
+        return sg_cli_usage_error(c.cmd, "--policy and --dataset pin the gate together (each a "
+                                         "file, sha256:HEX or none)");
     if (c.out && out_names_an_input(&c)) return 2;
     if (reg_cli_is_remote(c.db)) return reg_cli_remote(&c);
     if (sp->opts & (O_RECORD | O_RUNS | O_VERDICT)) return reg_cmd_runs(&c);

@@ -230,6 +230,34 @@ static bool signer_still_trusted(json_t *keys, const reg_precheck *pre)
     return false;
 }
 
+/* Whether one of keys (the model's trusted signers) verifies report; info holds what it
+ * signed. *signed_bad: a trusted key signed it, but what it signed is not a report. */
+static bool verify_with(json_t *keys, const uint8_t *report, size_t len, sg_report_info *info,
+                        bool *signed_bad, sg_err *last)
+{
+    size_t i;
+    json_t *k;
+    json_array_foreach(keys, i, k)
+    {
+        const char *pem = sg_json_str(k, "public_pem");
+        EVP_PKEY *pub = NULL;
+        if (sg_key_load_public_pem(pem, strlen(pem), "trusted signer key", &pub, last) != SG_OK)
+            continue;
+        sg_report_info_clear(info);
+        memset(info, 0, sizeof *info);
+        bool ok = sg_report_verify(report, len, pub, NULL, info, last) == SG_OK;
+        EVP_PKEY_free(pub);
+        if (ok) return true;
+        /* Signed by this trusted key, and what it signed is not a report: no other key
+           changes that, and "does not verify" would send the reader after the wrong fault. */
+        if (info->checks_passed > 0) {
+            *signed_bad = true;
+            return false;
+        }
+    }
+    return false;
+}
+
 /* Verifies a report against the model's trusted signers and this version's digest. */
 static int check_report(sg_registry *reg, const reg_model *m, const reg_version *v,
                         const char *stage, const uint8_t *report, size_t len,
@@ -250,26 +278,7 @@ static int check_report(sg_registry *reg, const reg_model *m, const reg_version 
         pre->report_ok = false;
         verified = true;
     }
-    size_t i;
-    json_t *k;
-    json_array_foreach(keys, i, k)
-    {
-        if (verified) break;
-        const char *pem = sg_json_str(k, "public_pem");
-        EVP_PKEY *pub = NULL;
-        if (sg_key_load_public_pem(pem, strlen(pem), "trusted signer key", &pub, &last) != SG_OK)
-            continue;
-        sg_report_info_clear(&info);
-        memset(&info, 0, sizeof info);
-        verified = sg_report_verify(report, len, pub, NULL, &info, &last) == SG_OK;
-        EVP_PKEY_free(pub);
-        /* Signed by this trusted key, and what it signed is not a report: no other key
-           changes that, and "does not verify" would send the reader after the wrong fault. */
-        if (!verified && info.checks_passed > 0) {
-            signed_bad = true;
-            break;
-        }
-    }
+    if (!verified) verified = verify_with(keys, report, len, &info, &signed_bad, &last);
     json_decref(keys);
     int64_t ts = 0;
     if (reg->read_rc != SG_OK)
@@ -468,12 +477,56 @@ static sg_status version_has_row(sg_registry *reg, const char *sql, const char *
     return reg->read_rc;
 }
 
-static sg_status has_passed_validation(sg_registry *reg, const char *model, int64_t version,
+/*
+ * Whether the version has a passed validation on record. For a model with a recorded
+ * configuration a validations row counts only when the report it names is stored, still
+ * verifies against the model's signer keys, is for this version's artifact and says PASSED:
+ * a row written into the database by hand validates nothing (verify-log finds it too). A
+ * model without one (made before configurations were recorded) has only its rows.
+ */
+static sg_status has_passed_validation(sg_registry *reg, const reg_model *m, const reg_version *v,
                                        bool *ok, sg_err *err)
 {
-    return version_has_row(
-        reg, "SELECT 1 FROM validations WHERE model_name = ? AND version = ? AND result = 'PASSED'",
-        model, version, ok, err);
+    *ok = false;
+    static const char sql[] = "SELECT report_sha256 FROM validations WHERE model_name = ? AND"
+                              " version = ? AND result = 'PASSED' ORDER BY id DESC";
+    if (!reg_tx_config(reg, m->name)) return version_has_row(reg, sql, m->name, v->version, ok, err);
+    reg_stmt *st;
+    sg_status rc = reg_prepare(reg, sql, &st, err);
+    if (rc != SG_OK) return rc;
+    reg_bind_text(st, 1, m->name);
+    reg_bind_int64(st, 2, v->version);
+    /* The digests are read first: loading a report runs a query of its own. */
+    char shas[16][65];
+    size_t n = 0;
+    while (n < 16 && reg_row(reg, st, err))
+        snprintf(shas[n++], sizeof shas[0], "%s", reg_col_text(st, 0));
+    reg_finalize(st);
+    if ((rc = reg->read_rc) != SG_OK) return rc;
+    json_t *keys = n ? signer_keys(reg, m->name, err) : NULL;
+    if (n && !keys) return reg->read_rc != SG_OK ? reg->read_rc : SG_ENOMEM;
+    for (size_t i = 0; rc == SG_OK && !*ok && i < n; i++) {
+        uint8_t *body = NULL;
+        size_t len = 0;
+        sg_err lerr;
+        rc = reg_report_load(reg, shas[i], &body, &len, &lerr);
+        if (rc == SG_ENOMEM || rc == SG_EIO) {
+            *err = lerr;
+            break;
+        }
+        reg->read_rc = SG_OK; /* a missing or modified report validates nothing */
+        rc = SG_OK;
+        if (!body) continue;
+        sg_report_info info;
+        memset(&info, 0, sizeof info);
+        bool bad = false;
+        *ok = verify_with(keys, body, len, &info, &bad, &lerr) &&
+              !strcmp(info.subject_sha256, v->artifact_sha256) && !strcmp(info.result, "PASSED");
+        sg_report_info_clear(&info);
+        free(body);
+    }
+    json_decref(keys);
+    return rc;
 }
 
 static sg_status check_promoter(sg_registry *reg, const char *model, const char *stage,
@@ -578,7 +631,10 @@ static sg_status do_transition(sg_registry *reg, const reg_model *m, const reg_v
      * one check_report has just recorded (it records only a verified PASSED report). */
     bool had_validation = json_is_true(json_object_get(doc, "validated"));
     bool validated = true;
-    if (rc == SG_OK && g->requires_validation) validated = had_validation || report;
+    if (rc == SG_OK && g->requires_validation && !report && had_validation)
+        rc = has_passed_validation(reg, m, v, &validated, err);
+    else if (rc == SG_OK && g->requires_validation)
+        validated = report != NULL;
     if (rc == SG_OK && !validated)
         rc = sg_errf(err, SG_EREFUSED,
                      "no passed validation on record for v%lld (enter %s with a report first)",
@@ -887,7 +943,7 @@ static sg_status restore(sg_registry *reg, const reg_model *m, const reg_version
                      " go back to the previous Production version call POST"
                      " /api/stagegate/rollback, or `stagegate registry rollback`)",
                      (long long)v->version);
-    if (rc == SG_OK) rc = has_passed_validation(reg, m->name, v->version, &validated, err);
+    if (rc == SG_OK) rc = has_passed_validation(reg, m, v, &validated, err);
     if (rc == SG_OK && !validated)
         rc = sg_errf(err, SG_EREFUSED, "no passed validation on record for v%lld",
                      (long long)v->version);

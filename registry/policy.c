@@ -93,11 +93,16 @@ static sg_status insert_transitions(sg_registry *reg, const sg_registry_model_sp
                 rc = insert_transition(reg, sp->name, stages[i], REG_ARCHIVED, err);
         return rc;
     }
-    char *copy = strdup(sp->transitions), *save = NULL;
+    char *copy = strdup(sp->transitions), *rest = copy;
     if (!copy) return sg_errf(err, SG_ENOMEM, "out of memory");
-    for (char *tok = strtok_r(copy, ",", &save); rc == SG_OK && tok;
-         tok = strtok_r(NULL, ",", &save)) {
+    /* An empty entry (",,", or an empty list: a model whose versions could never move) is
+       refused, not skipped. */
+    for (char *tok; rc == SG_OK && (tok = strsep(&rest, ",")) != NULL;) {
         char *gt = strchr(tok, '>');
+        if (!*tok) {
+            rc = sg_errf(err, SG_EINPUT, "--transitions: an empty entry in '%s'", sp->transitions);
+            break;
+        }
         if (!gt) {
             rc = sg_errf(err, SG_EINPUT, "--transitions: '%s' is not FROM>TO", tok);
             break;
@@ -159,6 +164,13 @@ static sg_status check_spec(const sg_registry_model_spec *sp, const char *const 
         for (size_t j = 0; j < i; j++)
             if (!strcasecmp(stages[i], stages[j]))
                 return sg_errf(err, SG_EINPUT, "--stages: stage '%s' is listed twice", stages[i]);
+        /* models:/NAME/2 is version 2 and models:/NAME/latest the newest version: a stage of
+           either name could never be named in a URI. */
+        if (!strcasecmp(stages[i], "latest") || strspn(stages[i], "0123456789") == strlen(stages[i]))
+            return sg_errf(err, SG_EINPUT,
+                           "--stages: '%s' would read as a version in models:/ URIs (digits and "
+                           "'latest' are reserved)",
+                           stages[i]);
     }
     if (!in_list(REG_PRODUCTION, stages, n) || !in_list(REG_ARCHIVED, stages, n))
         return sg_errf(err, SG_EINPUT, "--stages: the list must include Production and Archived");
@@ -195,6 +207,12 @@ static sg_status check_spec(const sg_registry_model_spec *sp, const char *const 
             return sg_errf(err, SG_EINPUT, "--single-version: unknown stage '%s'%s",
                            sp->single_stages[i],
                            case_hint(sp->single_stages[i], stages, n, hint, sizeof hint));
+    for (size_t i = 0; i < sp->n_multi; i++)
+        for (size_t j = 0; j < sp->n_single; j++)
+            if (!strcasecmp(sp->multi_stages[i], sp->single_stages[j]))
+                return sg_errf(err, SG_EINPUT,
+                               "stage '%s' is given to both --single-version and --multi-version",
+                               sp->multi_stages[i]);
     for (size_t i = 0; i < sp->n_multi; i++)
         if (!in_list(sp->multi_stages[i], stages, n))
             return sg_errf(err, SG_EINPUT, "--multi-version: unknown stage '%s'%s",

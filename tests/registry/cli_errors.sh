@@ -83,6 +83,31 @@ expect 2 $R create-model m2 --require-approval --approver alice.pub.pem --promot
 err_has "the only approver is the only Production promoter"; one_line
 expect 2 $R create-model m2 --signer missing.pub.pem
 err_has "missing.pub.pem"
+# Options that would be accepted and then mean nothing, or something else than written:
+# a stage a models:/ URI could never name (digits read as a version, 'latest' as the newest);
+for st in 2 latest LATEST; do
+    expect 2 $R create-model m2 --stages "None,$st,Production,Archived" --report-stage "$st"
+    err_has "--stages: '$st' would read as a version in models:/ URIs"; one_line
+done
+# empty entries, which were dropped; an empty --transitions, which left every version stuck;
+expect 2 $R create-model m2 --stages ",None,,Staging,Production,Archived"
+err_has "--stages: '' is not a valid stage name"; one_line
+expect 2 $R create-model m2 --transitions ""
+err_has "--transitions: an empty entry in ''"; one_line
+expect 2 $R create-model m2 --transitions "None>Staging,,Staging>Production"
+err_has "--transitions: an empty entry"; one_line
+# one stage both single- and multi-version (multi had won silently);
+expect 2 $R create-model m2 --single-version Production --multi-version Production
+err_has "stage 'Production' is given to both --single-version and --multi-version"; one_line
+# half a pin (the dataset stayed unpinned), a promoter without a key file;
+expect 2 $R create-model m2 --policy signer.pub.pem
+err_has "--policy and --dataset pin the gate together"; one_line
+expect 2 $R create-model m2 --promoter Production=
+err_has "--promoter: 'Production=' is not STAGE=PUB.pem"; one_line
+# verify-log's --pubkey, which only a checkpoint uses.
+expect 2 $R verify-log --pubkey signer.pub.pem
+err_has "it needs --checkpoint FILE"; one_line
+expect 2 $R get m2
 expect 2 $R create-version m1 nosuch.h5
 err_has "nosuch.h5"; one_line
 mkdir adir

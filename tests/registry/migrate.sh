@@ -19,6 +19,8 @@ for i in 1 2; do
 done
 expect 0 $R approve fraud 3 --reject --as bob.key.pem --comment "not yet"
 expect 0 $R set-tag fraud 2 owner "ana maria"
+# a key holding a space, whose first word is another key: the log must tell them apart
+expect 0 $R set-tag fraud 2 "owner team" "risk ops"
 expect 0 $R set-alias fraud champion 2
 expect 0 $R record r1.json
 expect 0 $R create-model other --stages Dev,QA,Production,Archived --report-stage QA
@@ -71,6 +73,13 @@ $PY -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["tables"]["aud
 reads "$DST" > dst3.txt
 reads "$BACK" > back.txt
 cmp -s dst3.txt back.txt || { diff dst3.txt back.txt >&2; fail "the copy back reads differently"; }
+
+# a tag whose key and value were shifted across the space by hand reads as another tag
+q "UPDATE version_tags SET tag_key = 'owner team risk', tag_value = 'ops' WHERE tag_key = 'owner team'"
+expect 1 $R verify-log
+err_has "version tags: the log's row 'fraud 00000000000000000002 10:owner team risk ops' is missing"
+q "UPDATE version_tags SET tag_key = 'owner team', tag_value = 'risk ops' WHERE tag_key = 'owner team risk'"
+expect 0 $R verify-log
 
 # a source whose audit log was edited is not copied (exit 1), and the destination stays empty
 q "DROP TRIGGER audit_log_append_only_update$([ $BACKEND = postgresql ] && echo ' ON audit_log');
