@@ -139,21 +139,34 @@ sg_status reg_filter_parse(const char *text, reg_filter *f, sg_err *err)
     }
 }
 
+/* The character after the one s starts (text is UTF-8: it was checked when written). */
+static const char *next_char(const char *s)
+{
+    s++;
+    while (((unsigned char)*s & 0xC0) == 0x80)
+        s++;
+    return s;
+}
+
 bool reg_like(const char *s, const char *pat, bool ci)
 {
-    /* SQL LIKE: % any run, _ any one character. Backtracks only to the last %. */
+    /* SQL LIKE: % any run, _ any one character (not one byte: 'Z_rich' matches "Zürich").
+     * Backtracks only to the last %. */
     const char *star = NULL, *mark = NULL;
     while (*s) {
         if (*pat == '%') {
             star = pat++;
             mark = s;
-        } else if (*pat && (*pat == '_' || *pat == *s ||
+        } else if (*pat == '_') {
+            pat++;
+            s = next_char(s);
+        } else if (*pat && (*pat == *s ||
                             (ci && tolower((unsigned char)*pat) == tolower((unsigned char)*s)))) {
             pat++;
             s++;
         } else if (star) {
             pat = star + 1;
-            s = ++mark;
+            s = mark = next_char(mark);
         } else {
             return false;
         }

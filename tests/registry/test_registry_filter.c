@@ -125,17 +125,18 @@ static void test_like_vs_sqlite(void **state)
     assert_int_equal(sqlite3_open(":memory:", &db), SQLITE_OK);
     sqlite3_stmt *st;
     assert_int_equal(sqlite3_prepare_v2(db, "SELECT ? LIKE ?", -1, &st, NULL), SQLITE_OK);
-    const char alphabet[] = "aAb%_";
+    /* characters of one to three bytes: '_' is one character, not one byte */
+    static const char *const text[] = {"a", "A", "b", "c", "\xc3\xbc", "\xe2\x82\xac"};
+    static const char *const pats[] = {"a", "A", "b", "%", "_", "\xc3\xbc"};
     unsigned seed = 12345;
     for (int iter = 0; iter < 20000; iter++) {
-        char s[8], p[8];
+        char s[32] = "", p[32] = "";
         int ls = (int)((seed = seed * 1103515245u + 12345u) >> 16) % 7;
         int lp = (int)((seed = seed * 1103515245u + 12345u) >> 16) % 7;
         for (int i = 0; i < ls; i++)
-            s[i] = "aAbc"[((seed = seed * 1103515245u + 12345u) >> 16) % 4];
+            strcat(s, text[((seed = seed * 1103515245u + 12345u) >> 16) % 6]);
         for (int i = 0; i < lp; i++)
-            p[i] = alphabet[((seed = seed * 1103515245u + 12345u) >> 16) % 5];
-        s[ls] = p[lp] = '\0';
+            strcat(p, pats[((seed = seed * 1103515245u + 12345u) >> 16) % 6]);
         sqlite3_bind_text(st, 1, s, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, p, -1, SQLITE_STATIC);
         assert_int_equal(sqlite3_step(st), SQLITE_ROW);
@@ -148,6 +149,8 @@ static void test_like_vs_sqlite(void **state)
     }
     sqlite3_finalize(st);
     sqlite3_close(db);
+    assert_true(reg_like("Z\xc3\xbcrich", "Z_rich", false));
+    assert_false(reg_like("Z\xc3\xbcrich", "Z__rich", false));
     assert_true(reg_like("Prod", "Prod", false));
     assert_false(reg_like("prod", "Prod", false));
     assert_true(reg_like("prod", "Prod", true));
