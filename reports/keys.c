@@ -54,6 +54,64 @@ static int key_type_of(EVP_PKEY *key, sg_key_type *type)
     return -1;
 }
 
+/*
+ * One key, one encoding. A P-256 public key can be written with a compressed or an
+ * uncompressed point, on the named curve or with the curve's parameters spelled out; each
+ * gives other DER, so another key id. Two encodings of one key would be two "different"
+ * keys: a promoter approving its own promotion. Every loaded EC key is therefore set to
+ * the named curve and the uncompressed point (RFC 5480's usual form, what keygen writes)
+ * before its id or PEM is taken.
+ */
+static int key_canonical(EVP_PKEY *key)
+{
+    if (!EVP_PKEY_is_a(key, "EC")) return 0;
+    return EVP_PKEY_set_utf8_string_param(key, OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT,
+                                          OSSL_PKEY_EC_POINT_CONVERSION_FORMAT_UNCOMPRESSED) == 1 &&
+                   EVP_PKEY_set_utf8_string_param(key, OSSL_PKEY_PARAM_EC_ENCODING,
+                                                  OSSL_PKEY_EC_ENCODING_GROUP) == 1
+               ? 0
+               : -1;
+}
+
+/*
+ * Whether an Ed25519 public key is one of the points of small order (or a non-canonical
+ * encoding of one). Under such a key one signature verifies for every message, so anyone
+ * could sign as it. The list is libsodium's ge25519_has_small_order blocklist (its
+ * crypto_core/ed25519/ref10/ed25519_ref10.c), compared with bit 255 (the sign of x) cleared.
+ */
+static bool ed25519_small_order(EVP_PKEY *key)
+{
+    static const uint8_t blocklist[7][32] = {
+        /* 0 (order 4) */
+        {0},
+        /* 1 (order 1) */
+        {1},
+        /* a point of order 8 */
+        {0x26, 0xe8, 0x95, 0x8f, 0xc2, 0xb2, 0x27, 0xb0, 0x45, 0xc3, 0xf4, 0x89, 0xf2, 0xef, 0x98, 0xf0,
+         0xd5, 0xdf, 0xac, 0x05, 0xd3, 0xc6, 0x33, 0x39, 0xb1, 0x38, 0x02, 0x88, 0x6d, 0x53, 0xfc, 0x05},
+        /* the other point of order 8 (with its negation, by the sign bit) */
+        {0xc7, 0x17, 0x6a, 0x70, 0x3d, 0x4d, 0xd8, 0x4f, 0xba, 0x3c, 0x0b, 0x76, 0x0d, 0x10, 0x67, 0x0f,
+         0x2a, 0x20, 0x53, 0xfa, 0x2c, 0x39, 0xcc, 0xc6, 0x4e, 0xc7, 0xfd, 0x77, 0x92, 0xac, 0x03, 0x7a},
+        /* p - 1 (order 2) */
+        {0xec, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+         0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f},
+        /* p (=0, order 4), non-canonical */
+        {0xed, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+         0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f},
+        /* p + 1 (=1, order 1), non-canonical */
+        {0xee, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+         0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f},
+    };
+    uint8_t pub[32];
+    size_t n = sizeof pub;
+    if (!EVP_PKEY_is_a(key, "ED25519")) return false;
+    if (EVP_PKEY_get_raw_public_key(key, pub, &n) != 1 || n != sizeof pub) return true;
+    pub[31] &= 0x7f;
+    for (size_t i = 0; i < 7; i++)
+        if (!memcmp(pub, blocklist[i], sizeof pub)) return true;
+    return false;
+}
+
 /* Writes all of buf to fd, retrying short writes. */
 static int write_all(int fd, const char *buf, size_t len)
 {
@@ -268,6 +326,11 @@ sg_status sg_key_file_parse(const sg_private_key_file *f, EVP_PKEY **out, sg_err
         EVP_PKEY_free(key);
         return rc;
     }
+    if (key_canonical(key) != 0) {
+        EVP_PKEY_free(key);
+        return sg_errf(err, SG_EINPUT, "%s: the EC key cannot be put on the named curve P-256: %s",
+                       f->path, ossl_reason());
+    }
     *out = key;
     return SG_OK;
 }
@@ -436,6 +499,18 @@ sg_status sg_key_load_public_pem(const char *pem, size_t len, const char *what, 
         return sg_errf(err, SG_EINPUT,
                        "%s: key type %s is not supported (use ECDSA P-256 or Ed25519)", what,
                        kind);
+    }
+    if (ed25519_small_order(key)) {
+        EVP_PKEY_free(key);
+        return sg_errf(err, SG_EINPUT,
+                       "%s: the Ed25519 key is a point of small order, under which anyone can "
+                       "sign anything; refused",
+                       what);
+    }
+    if (key_canonical(key) != 0) {
+        EVP_PKEY_free(key);
+        return sg_errf(err, SG_EINPUT, "%s: the EC key cannot be put on the named curve P-256: %s",
+                       what, ossl_reason());
     }
     key_cache_put(sha, key);
     *out = key;

@@ -81,6 +81,10 @@ err_has "--approver"
 # The only approver being the only Production promoter: no approval could ever count.
 expect 2 $R create-model m2 --require-approval --approver alice.pub.pem --promoter Production=alice.pub.pem
 err_has "the only approver is the only Production promoter"; one_line
+# ... also when the approver is the same key written with a compressed point (other DER)
+openssl ec -pubin -in alice.pub.pem -conv_form compressed -pubout -out alice_c.pub.pem 2>/dev/null
+expect 2 $R create-model m2 --require-approval --approver alice_c.pub.pem --promoter Production=alice.pub.pem
+err_has "the only approver is the only Production promoter"; one_line
 expect 2 $R create-model m2 --signer missing.pub.pem
 err_has "missing.pub.pem"
 # Options that would be accepted and then mean nothing, or something else than written:

@@ -66,6 +66,51 @@ assert all(c["status"] == "pass" for c in d["checks"]), d
 assert len(d["key_id"]) == 64 and len(d["payload_sha256"]) == 64 and d["error"] is None, d
 PYEOF
 
+# --- one key, one key id, whatever its encoding ---
+# A P-256 key written with a compressed point, or with the curve's parameters spelled out, is
+# other DER: its id must still be the key's (a promoter approving its own promotion through a
+# re-encoded copy of its key was the attack). The key's own id is sha256 of the usual DER.
+want_id=$(openssl pkey -pubin -in k.pub.pem -outform DER | sha256sum | cut -c1-64)
+openssl ec -pubin -in k.pub.pem -conv_form compressed -pubout -out kc.pub.pem 2>/dev/null
+openssl ec -pubin -in k.pub.pem -param_enc explicit -pubout -out kx.pub.pem 2>/dev/null
+openssl ec -in k.key.pem -conv_form compressed -out kc.key.pem 2>/dev/null
+chmod 600 kc.key.pem
+for pub in kc kx; do
+    [ "$(openssl pkey -pubin -in $pub.pub.pem -outform DER | sha256sum | cut -c1-64)" != "$want_id" ] ||
+        fail "setup: $pub.pub.pem is the same DER"
+    expect_rc 0 "$SG" verify good.json --pubkey $pub.pub.pem --json
+    "$PY" -c 'import json,sys; d=json.load(open("out.txt")); assert d["key_id"] == sys.argv[1], d' "$want_id" ||
+        fail "$pub.pub.pem: another key id for the same key"
+done
+"$SG_MAKE_REPORT" --key kc.key.pem --out good_c.json --subject-file model.h5
+expect_rc 0 "$SG" verify good_c.json --pubkey k.pub.pem --json
+"$PY" -c 'import json,sys; d=json.load(open("out.txt")); assert d["key_id"] == sys.argv[1], d' "$want_id" ||
+    fail "a compressed private key signs under another key id"
+
+# --- Ed25519 public keys of small order: one signature verifies for every message ---
+# libsodium's blocklist, with the sign bit clear and set: each is refused where it loads.
+for hex in 0000000000000000000000000000000000000000000000000000000000000000 \
+           0100000000000000000000000000000000000000000000000000000000000000 \
+           26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05 \
+           c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a \
+           ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f \
+           edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f \
+           eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f; do
+    for top in 0 80; do
+        last=$(printf '%02x' $(( 0x${hex:62:2} | 0x$top )))
+        { echo "-----BEGIN PUBLIC KEY-----"
+          "$PY" -c 'import base64,sys; print(base64.b64encode(bytes.fromhex(sys.argv[1])).decode())' \
+              "302a300506032b6570032100${hex:0:62}$last"
+          echo "-----END PUBLIC KEY-----"; } > small.pub.pem
+        expect_rc 2 "$SG" verify good.json --pubkey small.pub.pem
+        grep -qF "small.pub.pem: the Ed25519 key is a point of small order" err.txt ||
+            fail "small-order key ${hex:0:62}$last: $(cat err.txt)"
+    done
+done
+# an ordinary Ed25519 key still loads (the check is not "refuse Ed25519")
+expect_rc 1 "$SG" verify good.json --pubkey ed.pub.pem
+grep -q "signature" out.txt || fail "ed25519 key: $(cat out.txt err.txt)"
+
 # --- verdicts that exit 1 ---
 # A subject name with a newline and an escape sequence: a signer's text must not draw lines
 # of its own in the human output (a forged "[pass]"); shown as \xNN, intact in --json.
