@@ -124,7 +124,11 @@ static hid_t cache_dapl(hid_t ds, int64_t *chunk_rows)
         if (bytes < CACHE_MIN_BYTES) bytes = CACHE_MIN_BYTES;
         if (bytes > CACHE_MAX_BYTES) bytes = CACHE_MAX_BYTES;
         size_t held = chunk_bytes ? bytes / chunk_bytes + 1 : 1;
-        size_t slots = next_prime(held * 100 < 521 ? 521 : held * 100);
+        /* The slot table is 8 bytes a slot whatever the chunks hold: uncapped, 1-byte chunks
+           asked for 105 M slots (840 MB) for a 10 KB file. Chunks are fetched raw here
+           (h5chunks.c), so the cache sees few of them anyway. */
+        size_t want = held > SIZE_MAX / 100 ? SIZE_MAX : held * 100;
+        size_t slots = next_prime(want < 521 ? 521 : want > 65521 ? 65521 : want);
         dapl = H5Pcreate(H5P_DATASET_ACCESS);
         /* w0 = 1: chunks read completely are evicted first, partial ones stay. */
         if (dapl >= 0) H5Pset_chunk_cache(dapl, slots, bytes, 1.0);
@@ -163,8 +167,9 @@ static sg_status open_member(sg_dataset *ds, const char *name, bool required, in
         return sg_errf(err, SG_EINPUT, "%s: %s declares %llu rows, more than stagegate counts",
                        ds->path, name, (unsigned long long)dims[0]);
     sg_status rc = sg_h5_check_stored(*out, name, ds->path, err);
-    if (rc != SG_OK) return rc;
-    return sg_h5_reader_new(*out, ds->path, name, reader, err);
+    if (rc == SG_OK) rc = sg_h5_reader_new(*out, ds->path, name, reader, err);
+    if (rc == SG_OK) sg_h5_reader_refuse_unwritten(*reader);
+    return rc;
 }
 
 /* Element class of a dataset: 'f' float32/64, 'i' integer, or 0 (with its name in tn). */

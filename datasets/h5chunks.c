@@ -55,6 +55,8 @@ struct sg_h5_reader {
     H5Z_filter_t filter[MAX_FILTERS];
     bool chunked; /* read chunk by chunk here; otherwise H5Dread */
     bool by_size; /* many chunks: located by H5Dget_chunk_storage_size (see decode_chunk) */
+    bool edge_raw;  /* H5D_CHUNK_DONT_FILTER_PARTIAL_CHUNKS: partial edge chunks unfiltered */
+    bool no_unwritten; /* a chunk never written is refused, not read as the fill value */
     size_t chunk_elems, chunk_bytes;
     uint8_t *fill; /* es bytes: the value of a chunk never written */
     uint8_t *buf[2];
@@ -124,6 +126,11 @@ static sg_status read_pipeline(sg_h5_reader *r, hid_t dcpl, sg_err *err)
             return fail(r, err, "uses HDF5 filter %d (deflate, shuffle and fletcher32 only)",
                         (int)r->filter[i]);
     }
+    /* A layout option stores the partial chunks at the dataset's edges without running the
+       filters, though their filter mask says none was skipped: libhdf5 decides by this flag. */
+    unsigned opts = 0;
+    if (H5Pget_chunk_opts(dcpl, &opts) < 0) return fail(r, err, "has unreadable chunk options");
+    r->edge_raw = (opts & H5D_CHUNK_DONT_FILTER_PARTIAL_CHUNKS) != 0;
     hsize_t c[2] = {1, 1};
     if (H5Pget_chunk(dcpl, 2, c) != r->rank || c[0] == 0 || c[1] == 0)
         return fail(r, err, "has an invalid chunk shape");
@@ -177,6 +184,11 @@ sg_status sg_h5_reader_new(hid_t ds, const char *path, const char *name, sg_h5_r
     }
     *out = r;
     return SG_OK;
+}
+
+void sg_h5_reader_refuse_unwritten(sg_h5_reader *r)
+{
+    r->no_unwritten = true;
 }
 
 static sg_status grow(uint8_t **p, size_t *cap, size_t need, const sg_h5_reader *r, sg_err *err)
@@ -323,6 +335,10 @@ static sg_status decode_chunk(sg_h5_reader *r, const hsize_t off[2], size_t ms, 
         if (rc == SG_OK) rc = grow(&r->buf[1], &r->buf_cap, need, r, err);
         if (rc != SG_OK) return rc;
     }
+    if (addr == HADDR_UNDEF && r->no_unwritten)
+        return sg_errf(err, SG_EINPUT,
+                       "%s: %s %s was never written (rows never written are not data); refused",
+                       r->path, r->name, where(r, off, at, 96));
     if (addr == HADDR_UNDEF) { /* never written: the fill value, as libhdf5 gives */
         for (size_t k = 0; k < r->chunk_elems; k++)
             memcpy(r->buf[0] + k * r->es, r->fill, r->es);
@@ -333,9 +349,13 @@ static sg_status decode_chunk(sg_h5_reader *r, const hsize_t off[2], size_t ms, 
     if (stored == 0) /* an index entry with no bytes: nothing to fetch, and no chunk either */
         return fail(r, err, "%s stores 0 bytes, but a chunk holds %zu", where(r, off, at, 96),
                     r->chunk_bytes);
+    /* The filters this chunk went through: none for a partial edge chunk under edge_raw. */
+    const bool edge = off[0] + r->chunk[0] > r->dims[0] ||
+                      (r->rank == 2 && off[1] + r->chunk[1] > r->dims[1]);
+    const int nf = r->edge_raw && edge ? 0 : r->nf;
     /* Only a chunk whose index entry says exactly one chunk's bytes is read into direct, so
        libhdf5 writes no more than the caller's memory holds. */
-    uint8_t *into = direct && r->nf == 0 && stored == (hsize_t)r->chunk_bytes ? direct : r->buf[0];
+    uint8_t *into = direct && nf == 0 && stored == (hsize_t)r->chunk_bytes ? direct : r->buf[0];
     if (H5Dread_chunk(r->ds, H5P_DEFAULT, off, &mask, into) < 0) {
         char why[256];
         sg_h5_last_error(why, sizeof why);
@@ -348,7 +368,7 @@ static sg_status decode_chunk(sg_h5_reader *r, const hsize_t off[2], size_t ms, 
         sg_status rc = r->raw_fn(r->raw_ctx, r->raw_base + (uint64_t)addr, into, len, err);
         if (rc != SG_OK) return rc;
     }
-    for (int i = r->nf - 1; i >= 0; i--) {
+    for (int i = nf - 1; i >= 0; i--) {
         if (mask & (1u << i)) continue; /* this filter was skipped when the chunk was written */
         uint8_t *next;
         sg_status rc = undo_filter(r, i, off, cur, cur == r->buf[0] ? r->buf[1] : r->buf[0], &len,
@@ -358,7 +378,7 @@ static sg_status decode_chunk(sg_h5_reader *r, const hsize_t off[2], size_t ms, 
     }
     if (len != r->chunk_bytes)
         return fail(r, err, "%s %s %zu bytes, but a chunk holds %zu", where(r, off, at, 96),
-                    r->nf ? "decodes to" : "stores", len, r->chunk_bytes);
+                    nf ? "decodes to" : "stores", len, r->chunk_bytes);
     *out = cur;
     return SG_OK;
 }

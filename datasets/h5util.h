@@ -85,6 +85,9 @@ void sg_h5_reader_free(sg_h5_reader *r);
 typedef sg_status (*sg_h5_raw_fn)(void *ctx, uint64_t file_off, const uint8_t *bytes, size_t len,
                                   sg_err *err);
 void sg_h5_reader_on_raw(sg_h5_reader *r, sg_h5_raw_fn fn, void *ctx, uint64_t base);
+/* A chunk never written is then SG_EINPUT, not the fill value: a validation set's rows must
+ * be data (sg_h5_check_stored counts chunks; one written past the extent counted too). */
+void sg_h5_reader_refuse_unwritten(sg_h5_reader *r);
 /* The whole dataset as memtype, the same way. */
 SG_MUST_CHECK sg_status sg_h5_read_all(hid_t ds, hid_t memtype, void *buf, const char *path,
                                        const char *name, sg_err *err);

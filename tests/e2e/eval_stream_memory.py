@@ -18,9 +18,41 @@ D = 64
 LIMIT = 512 * 1024 * 1024
 
 
+def tiny_chunks(tmp):
+    """A 10 KB set of 1-element chunks: the chunk cache's slot table was sized from the chunk
+    count a cache could hold, 105 M slots (840 MB) for a uint8 /y. Run first, so this
+    process's peak is its own."""
+    data, model = os.path.join(tmp, "tiny.h5"), os.path.join(tmp, "m1.h5")
+    with h5py.File(data, "w") as f:
+        f.create_dataset("X", data=np.arange(100, dtype=np.float32).reshape(100, 1) / 50 - 1,
+                         chunks=(1, 1))
+        f.create_dataset("y", data=(np.arange(100) % 2).astype(np.uint8), chunks=(1,))
+        f.create_dataset("sample_weight", data=np.ones(100, np.uint8), chunks=(1,))
+    with h5py.File(model, "w") as f:
+        f.attrs.update(format="stagegate-model", format_version=1, task="binary",
+                       n_features=1, n_classes=2, link="sigmoid")
+        g = f.create_group("layers/0")
+        g["W"] = np.ones((1, 1), np.float32)
+        g["b"] = np.zeros(1, np.float32)
+        g.attrs["activation"] = "identity"
+    p = subprocess.run([SG, "eval", "--model", model, "--data", data, "--json"],
+                       capture_output=True, text=True)
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+    print(f"1-element chunks: peak RSS {peak / 2**20:.1f} MiB (limit 128)")
+    if p.returncode != 0 or json.loads(p.stdout)["metrics"]["example_count"] != 100:
+        print("FAIL eval of 1-element chunks:", p.returncode, p.stderr)
+        return False
+    if peak >= 128 * 2**20:
+        print("FAIL 1-element chunks: peak RSS over 128 MiB")
+        return False
+    return True
+
+
 def main():
     base = os.environ.get("STAGEGATE_BUILD_DIR") or None
     with tempfile.TemporaryDirectory(dir=base) as tmp:
+        if not tiny_chunks(tmp):
+            sys.exit(1)
         data, model = os.path.join(tmp, "big.h5"), os.path.join(tmp, "m.h5")
         rng = np.random.default_rng(5)
         w = rng.normal(size=D).astype(np.float32) / 8
