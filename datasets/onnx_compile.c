@@ -360,7 +360,16 @@ static sg_status const_row(ox_ctx *c, const ox_value *k, int rank, const int64_t
     *out = NULL;
     if (k->dtype != OX_FLOAT)
         return ox_node_err(c, err, SG_EINPUT, "constant '%.100s' is not floating point", k->name);
-    float *row = sg_alloc_aligned((size_t)width * sizeof(float));
+    /* The row is a constant made at load like a folded one, and counted with them: a chain
+       of scalar Adds on a 2^24-wide row took 64 MiB a node, in every worker's plan too. */
+    const size_t bytes = (size_t)width * sizeof(float);
+    if (bytes > OX_MAX_FOLDED - c->folded_bytes)
+        return ox_node_err(c, err, SG_EINPUT,
+                           "constants made at load (folded, or broadcast to a row) would need "
+                           "more than %zu MiB",
+                           OX_MAX_FOLDED >> 20);
+    c->folded_bytes += bytes;
+    float *row = sg_alloc_aligned(bytes);
     if (!row) return sg_errf(err, SG_ENOMEM, "%s: out of memory", c->path);
     /* k has at most rank dims here (checked by the caller); align it to the row's. */
     int64_t idx[OX_MAX_RANK] = {0};
@@ -689,9 +698,97 @@ static sg_status op_unary(ox_ctx *c, size_t i, sg_err *err)
     return emit_unary(c, unary_ops[i].unary, a, b, err);
 }
 
+/*
+ * The type each attribute of the supported operators has in ONNX's operator schemas (every
+ * opset). An attribute of another type was read as absent, so its default applied: Clip's
+ * min=0, max=1 written as ints (helper.make_node does that for Python ints) clipped nothing,
+ * and onnx.checker refuses such a model ("Mismatched attribute type"). A name no supported
+ * operator has is refused too: a misspelt transB would have been ignored the same way.
+ */
+#define AT(t) ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__##t
+static const struct {
+    const char *name;
+    int type;
+} attr_types[] = {
+    {"transA", AT(INT)},        {"transB", AT(INT)},        {"broadcast", AT(INT)},
+    {"axis", AT(INT)},          {"keepdims", AT(INT)},      {"noop_with_empty_axes", AT(INT)},
+    {"training_mode", AT(INT)}, {"allowzero", AT(INT)},     {"to", AT(INT)},
+    {"spatial", AT(INT)},       {"is_test", AT(INT)},       {"seed", AT(INT)},
+    {"stash_type", AT(INT)},    {"saturate", AT(INT)},      {"value_int", AT(INT)},
+    {"alpha", AT(FLOAT)},       {"beta", AT(FLOAT)},        {"gamma", AT(FLOAT)},
+    {"epsilon", AT(FLOAT)},     {"momentum", AT(FLOAT)},    {"ratio", AT(FLOAT)},
+    {"min", AT(FLOAT)},         {"max", AT(FLOAT)},         {"value_float", AT(FLOAT)},
+    {"consumed_inputs", AT(INTS)}, {"axes", AT(INTS)},      {"starts", AT(INTS)},
+    {"ends", AT(INTS)},         {"shape", AT(INTS)},        {"value_ints", AT(INTS)},
+    {"value_floats", AT(FLOATS)}, {"value", AT(TENSOR)},    {"sparse_value", AT(SPARSE_TENSOR)},
+    {"value_string", AT(STRING)}, {"value_strings", AT(STRINGS)},
+};
+
+static const char *attr_type_name(int t)
+{
+    switch (t) {
+    case AT(FLOAT): return "FLOAT";
+    case AT(INT): return "INT";
+    case AT(STRING): return "STRING";
+    case AT(TENSOR): return "TENSOR";
+    case AT(FLOATS): return "FLOATS";
+    case AT(INTS): return "INTS";
+    case AT(STRINGS): return "STRINGS";
+    case AT(SPARSE_TENSOR): return "SPARSE_TENSOR";
+    case AT(UNDEFINED): return "UNDEFINED";
+    default: return "another type";
+    }
+}
+
+/* Whether a's value is held in the field of type t (for an attribute that names no type,
+   as some early producers wrote them). */
+static bool attr_holds(const Onnx__AttributeProto *a, int t)
+{
+    switch (t) {
+    case AT(FLOAT): return a->has_f;
+    case AT(INT): return a->has_i;
+    case AT(STRING): return a->has_s;
+    case AT(TENSOR): return a->t != NULL;
+    case AT(SPARSE_TENSOR): return a->sparse_tensor != NULL;
+    case AT(FLOATS): return a->n_floats > 0;
+    case AT(INTS): return a->n_ints > 0;
+    case AT(STRINGS): return a->n_strings > 0;
+    default: return false;
+    }
+}
+
+static sg_status check_attributes(ox_ctx *c, sg_err *err)
+{
+    for (size_t i = 0; i < c->node->n_attribute; i++) {
+        const Onnx__AttributeProto *a = c->node->attribute[i];
+        const char *name = a->name ? a->name : "";
+        if (a->ref_attr_name && a->ref_attr_name[0])
+            return ox_node_err(c, err, SG_EINPUT,
+                               "attribute '%.64s' refers to a function's attribute", name);
+        size_t k = 0;
+        while (k < sizeof attr_types / sizeof attr_types[0] && strcmp(attr_types[k].name, name))
+            k++;
+        if (k == sizeof attr_types / sizeof attr_types[0])
+            return ox_node_err(c, err, SG_EINPUT, "attribute '%.64s' is not one %s has", name,
+                               c->node->op_type);
+        const int want = attr_types[k].type;
+        if (a->type == AT(UNDEFINED) ? !attr_holds(a, want) : (int)a->type != want)
+            return ox_node_err(c, err, SG_EINPUT, "attribute '%.64s' is %s, ONNX's %s has it %s",
+                               name, attr_type_name(a->type == AT(UNDEFINED) ? -1 : (int)a->type),
+                               c->node->op_type, attr_type_name(want));
+        for (size_t j = 0; j < i; j++)
+            if (c->node->attribute[j]->name && !strcmp(c->node->attribute[j]->name, name))
+                return ox_node_err(c, err, SG_EINPUT, "attribute '%.64s' is given twice", name);
+    }
+    return SG_OK;
+}
+#undef AT
+
 int ox_compile_node(ox_ctx *c, sg_err *err)
 {
     const char *op = c->node->op_type;
+    sg_status arc = check_attributes(c, err);
+    if (arc != SG_OK) return arc;
     if (!strcmp(op, "Gemm")) return ox_op_gemm(c, false, err);
     if (!strcmp(op, "MatMul")) return ox_op_gemm(c, true, err);
     if (!strcmp(op, "Add")) return op_binary(c, SG_OXB_ADD, err);

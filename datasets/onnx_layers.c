@@ -299,8 +299,10 @@ sg_status ox_op_slice(ox_ctx *c, sg_err *err)
         hi = slice_bound(ends[k], d, step, true);
     }
     int64_t m = 0;
-    if (step > 0 && hi > lo) m = (hi - lo + step - 1) / step;
-    if (step < 0 && lo > hi) m = (lo - hi + (-step) - 1) / (-step);
+    /* ceil((hi - lo) / step) without overflow: a step near +-2^63 is legal (it takes one
+       column), and step - 1 or -step overflowed int64. lo and hi are within [-1, d]. */
+    if (step > 0 && hi > lo) m = 1 + (hi - lo - 1) / step;
+    if (step < 0 && lo > hi) m = 1 + (int64_t)((uint64_t)(lo - hi - 1) / (0 - (uint64_t)step));
     if (m < 1) return ox_node_err(c, err, SG_EINPUT, "the slice selects no column");
     sg_onnx_step *s = ox_step_new(c, SG_OX_GATHER, err);
     if (!s) return SG_ENOMEM;

@@ -164,6 +164,7 @@ typedef struct {
     sg_model *model;
     void *scratch;
     int status;
+    sg_err err; /* why, when status is not SG_OK */
 } worker_state;
 
 typedef struct {
@@ -188,10 +189,9 @@ static void worker_setup(sg_worker *w, void *arg)
 {
     compute_ctx *c = arg;
     worker_state *st = &c->ws[sg_worker_index(w)];
-    sg_err err;
-    st->status = sg_model_clone(c->model, &st->model, &err);
+    st->status = sg_model_clone(c->model, &st->model, &st->err);
     if (st->status == SG_OK)
-        st->status = sg_model_scratch_new(st->model, c->max_batch, &st->scratch, &err);
+        st->status = sg_model_scratch_new(st->model, c->max_batch, &st->scratch, &st->err);
 }
 
 static void worker_teardown(sg_worker *w, void *arg)
@@ -626,7 +626,8 @@ static sg_status eval_setup(eval_run *e, const sg_eval_config *c, sg_eval_result
     e->workers_ready = true;
     for (int i = 0; i < r->workers; i++)
         if (e->cc.ws[i].status)
-            return sg_errf(err, e->cc.ws[i].status, "eval: cannot prepare worker %d", i);
+            return sg_errf(err, e->cc.ws[i].status, "eval: cannot prepare worker %d: %s", i,
+                           e->cc.ws[i].err.msg[0] ? e->cc.ws[i].err.msg : "no reason given");
 
     return SG_OK;
 }

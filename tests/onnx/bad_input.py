@@ -321,6 +321,56 @@ def main():
                                                               name="clip5", min=0.0),
                                              opset=11),
         ["node 'clip5' (Clip, opset 11)", "inputs from opset 11 on"], data)
+    # An attribute of another type than ONNX's schema gives it was read as absent, so its
+    # default applied: ints where floats belong (helper.make_node writes Python ints as INT),
+    # a float transB. onnx.checker refuses each ("Mismatched attribute type").
+    run(tmp, "clip_attr_ints", after_gemm(helper.make_node("Clip", ["z"], ["act"], name="clip6",
+                                                           min=0, max=1), opset=9),
+        ["node 'clip6' (Clip, opset 9)", "is INT, ONNX's Clip has it FLOAT"], data)
+    run(tmp, "leaky_alpha_int", after_gemm(helper.make_node("LeakyRelu", ["z"], ["act"],
+                                                            name="lr", alpha=2)),
+        ["node 'lr' (LeakyRelu, opset 13)", "attribute 'alpha' is INT, ONNX's LeakyRelu has it FLOAT"],
+        data)
+    m = after_gemm(helper.make_node("Relu", ["z"], ["act"], name="r"))
+    m.graph.node[0].attribute[0].CopyFrom(helper.make_attribute("transB", 1.0))
+    run(tmp, "gemm_transb_float", m,
+        ["node 'fc' (Gemm, opset 13)", "attribute 'transB' is FLOAT, ONNX's Gemm has it INT"], data)
+    # a misspelt attribute, and one given twice, are not ignored either
+    run(tmp, "gemm_transb_typo", base(nodes=[helper.make_node("Gemm", ["x", "W", "b"], ["z"],
+                                                              name="fc", transb=1),
+                                             helper.make_node("Softmax", ["z"], ["out"], axis=1)]),
+        ["node 'fc' (Gemm, opset 13)", "attribute 'transb' is not one Gemm has"], data)
+    m = after_gemm(helper.make_node("LeakyRelu", ["z"], ["act"], name="lr2", alpha=0.5))
+    m.graph.node[1].attribute.extend([helper.make_attribute("alpha", 0.1)])
+    run(tmp, "attr_twice", m, ["node 'lr2' (LeakyRelu, opset 13)", "attribute 'alpha' is given twice"],
+        data)
+    # Rows of 2^24 values: a [1, 1] row broadcast against a folded [4096, 4096] constant.
+    # Each scalar Add on it made a 64 MiB constant row at load, uncounted (a 33 KB file took
+    # 131 MB a node); with none, the workers' scratch is refused with its reason.
+    def wide(k):
+        nodes = [helper.make_node("Mul", ["a", "b"], ["big"]),
+                 helper.make_node("ReduceSum", ["x"], ["x1"], axes=[1], keepdims=1),
+                 helper.make_node("Reshape", ["x1", "s"], ["x3"]),
+                 helper.make_node("Add", ["x3", "big"], ["h0"])]
+        nodes += [helper.make_node("Add", ["h%d" % i, "one"], ["h%d" % (i + 1)]) for i in range(k)]
+        nodes += [helper.make_node("Flatten", ["h%d" % k], ["f"]),
+                  helper.make_node("ReduceSum", ["f"], ["r"], axes=[-1], keepdims=0)]
+        g = helper.make_graph(
+            nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+            [helper.make_tensor_value_info("r", TensorProto.FLOAT, ["N"])],
+            [numpy_helper.from_array(np.ones((4096, 1), np.float32), "a"),
+             numpy_helper.from_array(np.ones((1, 4096), np.float32), "b"),
+             numpy_helper.from_array(np.array([-1, 1, 1], np.int64), "s"),
+             numpy_helper.from_array(np.array(1.0, np.float32), "one")])
+        m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 11)])
+        m.ir_version = 7
+        m.metadata_props.add(key="stagegate.output", value="value")
+        return m
+    run(tmp, "const_rows_cap", wide(4),
+        ["node #5 (Add, opset 11)", "constants made at load (folded, or broadcast to a row) would "
+         "need more than 256 MiB"], data, extra=("--cpus", "0"))
+    run(tmp, "scratch_reason", wide(0),
+        ["cannot prepare worker 0: ONNX scratch:", "rows need"], data, extra=("--cpus", "0"))
     run(tmp, "prelu_row_slope", after_gemm(helper.make_node("Sigmoid", ["z"], ["zs"], name="sg"),
                                            helper.make_node("PRelu", ["z", "zs"], ["act"],
                                                             name="prelu1")),

@@ -318,8 +318,14 @@ def new_op_cases(opset):
               helper.make_node("Slice", ["x", ints("st2", [-2]), ints("en2", [0]), ints("ax2", [-1]),
                                          ints("sp2", [-3])], ["s2"], name="s2"),
               helper.make_node("Slice", ["x", ints("st3", [0, -1]), ints("en3", [big, small]), "",
-                                         ints("sp3", [1, -1])], ["s3"], name="s3")]
-        sl_ref = [lambda X: X[:, 1::2], lambda X: X[:, D - 2:0:-3], lambda X: X[:, ::-1]]
+                                         ints("sp3", [1, -1])], ["s3"], name="s3"),
+              # steps near +-2^63 take one column (ceil((end - start) / step) overflowed)
+              helper.make_node("Slice", ["x", ints("st4", [1]), ints("en4", [D]), ints("ax4", [1]),
+                                         ints("sp4", [2 ** 63 - 1])], ["s4"], name="s4"),
+              helper.make_node("Slice", ["x", ints("st5", [D - 1]), ints("en5", [0]), ints("ax5", [1]),
+                                         ints("sp5", [-2 ** 63])], ["s5"], name="s5")]
+        sl_ref = [lambda X: X[:, 1::2], lambda X: X[:, D - 2:0:-3], lambda X: X[:, ::-1],
+                  lambda X: X[:, 1:2], lambda X: X[:, D - 1:D]]
     if opset >= 13:  # ReduceSum without axes and noop_with_empty_axes: reduces nothing
         sl.append(helper.make_node("ReduceSum", ["x"], ["noop"], name="noop", keepdims=1,
                                    noop_with_empty_axes=1))
