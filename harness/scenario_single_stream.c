@@ -45,8 +45,13 @@ static void job_single_stream(sg_worker *w, void *arg)
 static int prepare(run_ctx *x, sg_bench_result *r, sg_err *err)
 {
     (void)r;
-    (void)err;
     const sg_bench_config *c = x->c;
+    /* Refused up front, as the server scenario does: the buffer had been min_queries on top
+       of the cap, and --min-queries 1e9 zero-filled 24 GB (killed by the OOM killer). */
+    if ((double)c->min_queries > SAMPLES_MAX)
+        return sg_errf(err, SG_EINPUT,
+                       "--min-queries %lld is more than the %.0f queries a run records",
+                       (long long)c->min_queries, SAMPLES_MAX);
     /* The fastest warm-up query bounds how many queries the window can hold: sized
        from it, with a margin, the buffer does not fill, and the run is never restarted.
        Past SAMPLES_MAX the run is cut short, and says so. The margin is 2: the first
@@ -61,7 +66,7 @@ static int prepare(run_ctx *x, sg_bench_result *r, sg_err *err)
     const char *env = getenv("STAGEGATE_BENCH_MAX_SAMPLES");
     if (env && atof(env) >= 1 && atof(env) < most) most = atof(env);
     x->cap = c->min_queries + (int64_t)(est < most ? est : most);
-    if (env && atof(env) >= 1 && (double)x->cap > most) x->cap = (int64_t)most;
+    if ((double)x->cap > most) x->cap = (int64_t)most;
     return SG_OK;
 }
 
