@@ -2,6 +2,10 @@
 #include <string.h>
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <netinet/in.h>
 
 #include "cli.h"
@@ -115,8 +119,34 @@ int sg_cmd_serve(int argc, char **argv)
     cfg.ctx = &lc;
     FILE *log = NULL;
     if (access_log) {
-        log = fopen(access_log, "a");
-        if (!log) return sg_cli_usage_error("serve", "--access-log %s: cannot open", access_log);
+        /* The log is appended to for as long as the server runs: it must not be one of the
+           files the server reads (its lines had gone into the tokens file, which then did not
+           load, or into the SQLite registry), and it must be a regular file (a FIFO had
+           blocked the start before the "listening" line). */
+        char bufs[3][PATH_MAX];
+        sg_cli_path ins[] = {{"--tokens", cfg.tokens}, {"--tls-cert", cfg.tls_cert},
+                             {"--tls-key", cfg.tls_key}, {"--key", cfg.key}, {0}, {0}, {0},
+                             {0}, {NULL, NULL}};
+        sg_cli_registry_inputs(sg_registry_file(cfg.db), ins + 4, bufs);
+        const sg_cli_path outs[] = {{"--access-log", access_log}, {NULL, NULL}};
+        if (sg_cli_check_outputs("serve", ins, outs) != 0) return 2;
+        struct stat st;
+        if (stat(access_log, &st) == 0 && !S_ISREG(st.st_mode))
+            return sg_cli_usage_error("serve", "--access-log %s: not a regular file", access_log);
+        int fd = open(access_log, O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK | O_CLOEXEC, 0640);
+        if (fd < 0)
+            return sg_cli_usage_error("serve", "--access-log %s: cannot open: %s", access_log,
+                                      strerror(errno));
+        if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+            close(fd);
+            return sg_cli_usage_error("serve", "--access-log %s: not a regular file", access_log);
+        }
+        log = fdopen(fd, "a");
+        if (!log) {
+            close(fd);
+            return sg_cli_usage_error("serve", "--access-log %s: cannot open: %s", access_log,
+                                      strerror(errno));
+        }
         cfg.access_log = log;
     }
     sg_err err = {{0}};

@@ -40,6 +40,22 @@ for addr in 0.0.0.0:0 "[::]:0" 192.0.2.1:0; do
         fail "--listen $addr without TLS: exit $rc $(cat err)"
 done
 
+# --access-log is appended to while the server runs: one of the server's own inputs (its
+# lines had gone into the tokens file, which then did not load, and into the registry), a
+# FIFO (which blocked the start) or a directory is refused before it starts.
+mkfifo log.fifo; mkdir -p log.dir
+cp tokens before.tokens
+logs=(tokens log.fifo log.dir)
+[ -f "$DB" ] && logs+=("$DB")   # a SQLite registry; PostgreSQL's is not a file
+for lg in "${logs[@]}"; do
+    rc=0
+    timeout 20 "$SG" serve --db "$DB" --listen 127.0.0.1:0 --tokens tokens --access-log "$lg" >out 2>err || rc=$?
+    [ $rc = 2 ] && [ "$(wc -l <err)" = 1 ] &&
+        grep -Eq "is the same file as (--tokens|the registry)|not a regular file" err ||
+        fail "--access-log $lg: exit $rc $(cat err)"
+done
+cmp -s tokens before.tokens || fail "a refused --access-log changed the tokens file"
+
 start_server
 create_model "$MODEL"
 expect 200 alice POST $M/model-versions/create "{\"name\": \"$MODEL\", \"source\": \"m1.bin\"}"
