@@ -23,7 +23,9 @@ static void md_cell(FILE *out, const char *s)
             fputc('?', out);
         else if (*p == '<')
             fputs("&lt;", out);
-        else if (*p == '`' || *p == '*' || *p == '_' || *p == '\\')
+        else if (*p == '&') /* no entity of the text's own (&#x202E; is a right-to-left override) */
+            fputs("&amp;", out);
+        else if (strchr("`*_\\[]()!~", *p)) /* no emphasis, code, link or image of its own */
             fprintf(out, "\\%c", *p);
         else
             fputc(*p, out);

@@ -151,7 +151,10 @@ static void test_markdown(void **state)
     json_t *st;
     make_decision(&d, &st);
     /* a check's text quoting hostile bytes: an escape sequence and a cell separator */
-    snprintf(d.checks[3].text, sizeof d.checks[3].text, "evil\x1b[2Jtext|pipe\x7f");
+    /* ... then a link, an image and an entity: shown as text, not made live in a PR comment */
+    snprintf(d.checks[3].text, sizeof d.checks[3].text,
+             "evil\x1b[2Jtext|pipe\x7f ![px](https:t.example)[approve](https:evil.example) "
+             "&#x202E;~~x~~");
     char path[700];
     snprintf(path, sizeof path, "%s/gate.md", tmpdir_path);
     sg_err err;
@@ -165,7 +168,10 @@ static void test_markdown(void **state)
     /* a count without a baseline has the dash every missing value has */
     assert_non_null(strstr(md, "| example\\_count | 50,000 | — |"));
     assert_null(strstr(md, "<script>"));
-    assert_non_null(strstr(md, "evil?[2Jtext\\|pipe?")); /* shown, not sent to a terminal */
+    assert_non_null(strstr(md, "evil?\\[2Jtext\\|pipe?")); /* shown, not sent to a terminal */
+    assert_non_null(strstr(md, "\\!\\[px\\]\\(https:t.example\\)\\[approve\\]\\(https:evil.example\\) "
+                               "&amp;#x202E;\\~\\~x\\~\\~"));
+    assert_null(strstr(md, "](https:evil"));
     assert_null(strchr(md, '\x1b'));
     assert_null(strchr(md, '\x7f'));
     int rows = 0;
