@@ -19,8 +19,12 @@
  */
 #include "stagegate/eval.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
+#include <sys/mman.h>
 #include <stdlib.h>
 #include <float.h>
 #include <math.h>
@@ -244,8 +248,12 @@ void sg_eval_result_clear(sg_eval_result *r)
 {
     sg_model_free(r->owned_model);
     sg_metrics_clear(&r->metrics);
-    sg_free_aligned(r->pred_labels);
-    sg_free_aligned(r->pred_values);
+    if (r->pred_mapped) {
+        munmap(r->pred_labels ? (void *)r->pred_labels : (void *)r->pred_values, r->pred_mapped);
+    } else {
+        sg_free_aligned(r->pred_labels);
+        sg_free_aligned(r->pred_values);
+    }
     memset(r, 0, sizeof *r);
 }
 
@@ -264,7 +272,49 @@ typedef struct {
     float *out;
     int32_t *pred_labels;
     double *log_terms;
+    int keep_fd; /* -1, or the unlinked file the kept predictions are written to */
 } eval_run;
+
+/*
+ * The predictions kept for shadow agreement go to an unlinked temporary file as they are
+ * made, and are mapped only when the run is done: kept in memory, they were in the
+ * candidate's peak resident set (4 bytes a row), so adding --baseline changed the verdict
+ * of memory.max_rss_mb. The page cache holding them is not the process's.
+ */
+static sg_status keep_open(eval_run *e, sg_err *err)
+{
+    const char *dir = getenv("TMPDIR");
+    if (!dir || !*dir) dir = "/tmp";
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s/stagegate-kept.XXXXXX", dir) >= (int)sizeof path)
+        return sg_errf(err, SG_EINPUT, "eval: TMPDIR is too long");
+    e->keep_fd = mkstemp(path);
+    if (e->keep_fd < 0)
+        return sg_errf(err, SG_EIO,
+                       "eval: cannot make a temporary file in %s for the predictions kept for "
+                       "shadow agreement: %s (set TMPDIR)",
+                       dir, strerror(errno));
+    unlink(path);
+    (void)fcntl(e->keep_fd, F_SETFD, FD_CLOEXEC);
+    return SG_OK;
+}
+
+static sg_status keep_write(eval_run *e, const void *src, size_t len, off_t at, sg_err *err)
+{
+    const char *p = src;
+    while (len > 0) {
+        ssize_t n = pwrite(e->keep_fd, p, len, at);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0)
+            return sg_errf(err, SG_EIO,
+                           "eval: writing the predictions kept for shadow agreement (TMPDIR): %s",
+                           n < 0 ? strerror(errno) : "nothing written");
+        p += n;
+        len -= (size_t)n;
+        at += n;
+    }
+    return SG_OK;
+}
 
 /* Carves arrays out of one allocation, each 64-byte aligned: sizes in, offsets out. */
 static size_t carve(size_t *off, const size_t *bytes, int n)
@@ -318,6 +368,7 @@ static void eval_run_cleanup(eval_run *e)
         sg_free_aligned(e->ring.slots[i].X); /* the slot's one allocation */
     }
     if (e->pw) sg_pred_writer_abort(e->pw);
+    if (e->keep_fd >= 0) close(e->keep_fd);
     sg_metrics_acc_free(e->acc);
     sg_free_aligned(e->out); /* with pred_labels and log_terms */
     if (e->ds && e->ds_owned) sg_dataset_close(e->ds);
@@ -450,10 +501,10 @@ static int eval_chunk(eval_run *e, const sg_eval_config *c, sg_eval_result *r, e
     if (st) return st;
 
     if (c->keep_predictions) {
-        if (classifier)
-            memcpy(r->pred_labels + s->row0, e->pred_labels, (size_t)s->n * sizeof(int32_t));
-        else
-            memcpy(r->pred_values + s->row0, e->out, (size_t)s->n * sizeof(float));
+        /* int32 labels and float values: 4 bytes a row either way */
+        st = keep_write(e, classifier ? (const void *)e->pred_labels : (const void *)e->out,
+                        (size_t)s->n * 4, (off_t)s->row0 * 4, err);
+        if (st) return st;
     }
     if (e->pw) {
         st = sg_pred_writer_write(e->pw, s->row0, s->n, e->out, classifier ? e->pred_labels : NULL,
@@ -581,14 +632,7 @@ static sg_status eval_setup(eval_run *e, const sg_eval_config *c, sg_eval_result
         if ((st = sg_check_alloc(r->rows, classifier ? sizeof(int32_t) : sizeof(float),
                                  "eval: predictions kept for shadow agreement", err)))
             return name_data_file(c, r, err, st);
-        /* Filled a chunk at a time on this thread, between predicts: huge pages. */
-        if (classifier)
-            r->pred_labels = sg_alloc_huge((size_t)r->rows * sizeof(int32_t));
-        else
-            r->pred_values = sg_alloc_huge((size_t)r->rows * sizeof(float));
-        if (!r->pred_labels && !r->pred_values)
-            return sg_errf(err, SG_ENOMEM, "eval: out of memory keeping %lld predictions",
-                           (long long)r->rows);
+        if ((st = keep_open(e, err))) return st;
     }
     if ((st = sg_metrics_acc_new(m->task, m->n_classes, r->rows, &e->acc, err)))
         return name_data_file(c, r, err, st);
@@ -640,6 +684,7 @@ sg_status sg_eval_run(const sg_eval_config *c, sg_eval_result *r, sg_err *err)
     sg_blas_single_thread();
     eval_run e;
     memset(&e, 0, sizeof e);
+    e.keep_fd = -1;
     pthread_mutex_init(&e.ring.mu, NULL);
     pthread_cond_init(&e.ring.cv, NULL);
     double t_start = sg_now_seconds();
@@ -692,6 +737,22 @@ sg_status sg_eval_run(const sg_eval_config *c, sg_eval_result *r, sg_err *err)
     if (st == SG_OK && e.pw) {
         st = sg_pred_writer_commit(e.pw, err);
         e.pw = NULL;
+    }
+    /* The kept predictions, mapped now that the run (and any memory measure of it) is done:
+       read-only, their pages come in as the comparison reads them. */
+    if (st == SG_OK && e.keep_fd >= 0 && r->rows > 0) {
+        const size_t bytes = (size_t)r->rows * 4;
+        void *map = mmap(NULL, bytes, PROT_READ, MAP_PRIVATE, e.keep_fd, 0);
+        if (map == MAP_FAILED) {
+            st = sg_errf(err, SG_ENOMEM, "eval: cannot map the %zu bytes of kept predictions: %s",
+                         bytes, strerror(errno));
+        } else {
+            if (r->model->task == SG_TASK_REGRESSION)
+                r->pred_values = map;
+            else
+                r->pred_labels = map;
+            r->pred_mapped = bytes;
+        }
     }
     r->read_seconds = e.ring.read_seconds;
     /* Which kernels the full sub-batches took (or, with smaller chunks, the largest batches),

@@ -24,7 +24,8 @@ typedef struct {
     int64_t max_rows;             /* 0 = any; else a set with more rows is refused before a
                                      row is read (a small file of compressed rows can hold
                                      billions: hours of work for CI) */
-    bool keep_predictions;        /* keep labels/values in memory for shadow comparison */
+    bool keep_predictions;        /* keep labels/values for shadow comparison (in a temporary
+                                     file while the run measures, mapped when it is done) */
     bool progress;                /* show progress on stderr */
     const char *expected_sha256;  /* NULL, or the digest the loaded model bytes must have
                                      (a registry URI's registered artifact digest) */
@@ -48,8 +49,9 @@ typedef struct {
        hash (the dataset digest), which overlap predict except for the wait. */
     double load_seconds, predict_seconds, metrics_seconds, total_seconds;
     double setup_seconds, wait_seconds, read_seconds, hash_seconds, metrics_finish_seconds;
-    int32_t *pred_labels; /* [rows] when keep_predictions and a classifier */
-    float *pred_values;   /* [rows] regression predictions when keep_predictions */
+    int32_t *pred_labels; /* [rows] when keep_predictions and a classifier (read-only) */
+    float *pred_values;   /* [rows] regression predictions when keep_predictions (read-only) */
+    size_t pred_mapped;   /* bytes of the mapping they are in (sg_eval_result_clear unmaps) */
     char model_sha256[65];
     char data_sha256[65];
     int workers;
