@@ -15,14 +15,15 @@ sg_status sg_shadow_compare_labels(const int32_t *candidate, const int32_t *base
 {
     memset(out, 0, sizeof *out);
     if (rows <= 0) return sg_errf(err, SG_EINPUT, "shadow comparison: no rows to compare");
-    if (n_classes < 2 || n_classes > 4096)
-        return sg_errf(err, SG_EINPUT, "shadow comparison: %d classes is out of range [2, 4096]",
-                       n_classes);
+    if (n_classes < 2)
+        return sg_errf(err, SG_EINPUT, "shadow comparison: %d classes (at least 2)", n_classes);
     size_t k = (size_t)n_classes;
-    out->matrix = calloc(k * k, sizeof *out->matrix);
-    if (!out->matrix)
-        return sg_errf(err, SG_ENOMEM, "shadow comparison: out of memory for a %dx%d matrix",
-                       n_classes, n_classes);
+    if (n_classes <= SG_SHADOW_MATRIX_MAX) {
+        out->matrix = calloc(k * k, sizeof *out->matrix);
+        if (!out->matrix)
+            return sg_errf(err, SG_ENOMEM, "shadow comparison: out of memory for a %dx%d matrix",
+                           n_classes, n_classes);
+    }
     for (int64_t i = 0; i < rows; i++) {
         int32_t c = candidate[i], b = baseline[i];
         if (c < 0 || c >= n_classes || b < 0 || b >= n_classes) {
@@ -31,7 +32,7 @@ sg_status sg_shadow_compare_labels(const int32_t *candidate, const int32_t *base
                            "shadow comparison: row %lld has label %d vs %d outside [0, %d)",
                            (long long)i, c, b, n_classes);
         }
-        out->matrix[(size_t)c * k + (size_t)b]++;
+        if (out->matrix) out->matrix[(size_t)c * k + (size_t)b]++;
         out->agreeing += c == b;
     }
     out->done = true;
@@ -86,7 +87,11 @@ json_t *sg_shadow_result_json(const sg_shadow_result *s)
     json_object_set_new(o, "rows", json_integer(s->rows));
     json_object_set_new(o, "agreeing", json_integer(s->agreeing));
     json_object_set_new(o, "agreement", json_real(s->agreement));
-    if (s->classification) {
+    if (s->classification && !s->matrix) {
+        json_object_set_new(o, "n_classes", json_integer(s->n_classes));
+        json_object_set_new(o, "disagreement_matrix", json_null());
+        json_object_set_new(o, "matrix_axes", json_string("not kept: more classes than 64"));
+    } else if (s->classification) {
         /* Rows are the candidate's label, columns the baseline's: off-diagonal cells are
          * disagreements. */
         json_t *m = json_array();

@@ -48,6 +48,10 @@ typedef struct {
     double model_mb;    /* model parameters in memory, MiB */
 } sg_gate_memory;
 
+/* Classes up to which the shadow comparison keeps (and the report holds) the label matrix:
+ * k x k counts grow past what a report is for (4,095 classes made a 67 MB report). */
+#define SG_SHADOW_MATRIX_MAX 64
+
 /* Shadow comparison of candidate vs baseline predictions on the same rows. */
 typedef struct {
     bool done;
@@ -55,7 +59,8 @@ typedef struct {
     int64_t rows, agreeing;
     double agreement; /* agreeing / rows */
     int n_classes;
-    int64_t *matrix; /* [n_classes][n_classes], row = candidate label, col = baseline label */
+    int64_t *matrix; /* [n_classes][n_classes], row = candidate label, col = baseline label;
+                        NULL above SG_SHADOW_MATRIX_MAX classes */
     double abs_tolerance, rel_tolerance; /* regression: |c - b| <= abs + rel * |b| agrees */
     double max_abs_diff, mean_abs_diff;  /* regression */
 } sg_shadow_result;

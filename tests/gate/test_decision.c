@@ -278,6 +278,17 @@ static void test_shadow_comparisons(void **state)
                      1);
     json_decref(j);
     sg_shadow_result_clear(&s);
+    /* Above SG_SHADOW_MATRIX_MAX classes agreement is counted without the k x k matrix
+     * (5,000 classes had been refused; 4,095 made a 67 MB report). */
+    int32_t cw[] = {0, 4999, 17, 17}, bw[] = {0, 4998, 17, 3};
+    assert_int_equal(sg_shadow_compare_labels(cw, bw, 4, 5000, &s, &err), SG_OK);
+    assert_int_equal(s.agreeing, 2);
+    assert_null(s.matrix);
+    j = sg_shadow_result_json(&s);
+    assert_true(json_is_null(json_object_get(j, "disagreement_matrix")));
+    assert_int_equal(json_integer_value(json_object_get(j, "agreeing")), 2);
+    json_decref(j);
+    sg_shadow_result_clear(&s);
     int32_t bad[] = {0, 5};
     assert_int_equal(sg_shadow_compare_labels(bad, b, 2, 3, &s, &err), SG_EINPUT);
     assert_non_null(strstr(err.msg, "row 1"));
