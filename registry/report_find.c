@@ -75,6 +75,10 @@ sg_status sg_registry_find_report(sg_registry *reg, const char *model, const cha
        of upload decides nothing: anyone with a token can upload again (re-serialised, so as
        new bytes) a genuine old report, which must not shadow a newer verdict. */
     int64_t best_ts = INT64_MIN;
+    /* Two reports signed in the same second (SOURCE_DATE_EPOCH gives every gate of a commit
+       one time) are a tie the time cannot break: the one that did not pass wins, so a
+       re-upload of an old PASSED report cannot stand in for a newer failure. */
+    bool best_passed = false;
     while ((model || !found) && rc == SG_OK && reg_row(reg, st, err)) {
         const char *key = reg_col_text(st, 0), *t = reg_col_text(st, 1);
         size_t n = strlen(t);
@@ -83,6 +87,7 @@ sg_status sg_registry_find_report(sg_registry *reg, const char *model, const cha
         if (strcmp(subject, subject_sha256) != 0) continue;
         sg_sha256_hex((const uint8_t *)t, n, hex);
         int64_t ts = 0;
+        bool passed = false;
         if (model && strcmp(hex, key) == 0) {
             /* Anyone with a token may upload; only a report the model's signers signed may
                stand for the version, so a newer forged or junk upload cannot shadow it. */
@@ -95,12 +100,14 @@ sg_status sg_registry_find_report(sg_registry *reg, const char *model, const cha
                         reg_parse_utc(info.timestamp, &ts) == SG_OK &&
                         reg_pins_check(model, pins.policy_sha256, pins.dataset_sha256,
                                        info.statement, &perr) == SG_OK;
+            passed = same && strcmp(info.result, "PASSED") == 0;
             sg_report_info_clear(&info);
             if (!same) {
                 skipped++;
                 continue;
             }
-            if (found && ts <= best_ts) continue; /* rows come newest received first */
+            if (found && (ts < best_ts || (ts == best_ts && (passed || !best_passed))))
+                continue; /* rows come newest received first */
         }
         if (strcmp(hex, key) != 0) {
             rc = sg_errf(err, SG_EREFUSED,
@@ -119,6 +126,7 @@ sg_status sg_registry_find_report(sg_registry *reg, const char *model, const cha
         *len = n;
         memcpy(sha_out, key, 65);
         best_ts = ts;
+        best_passed = passed;
         found = true;
     }
     reg_finalize(st);

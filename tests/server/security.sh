@@ -371,6 +371,22 @@ replay_setup m5.bin FAILED -1days PASSED
 V5=$VER
 expect 200 carol POST /api/stagegate/reports @art/m5.bin.replay
 expect 200 alice POST $M/model-versions/transition-stage "{\"name\": \"$MODEL\", \"version\": \"$V5\", \"stage\": \"Staging\"}"
+# Signed in the same second (SOURCE_DATE_EPOCH gives every gate of a commit one time): the
+# time cannot order them, and the one that did not pass wins, whatever was received last.
+same=$(date -u -d '-1 hour' +%Y-%m-%dT%H:%M:%SZ)
+head -c 4096 /dev/urandom >art/m6.bin
+expect 200 alice POST $M/model-versions/create "{\"name\": \"$MODEL\", \"source\": \"m6.bin\"}"
+V6=$(jbody .model_version.version)
+"$MKREP" signer.key.pem "$(sha art/m6.bin)" PASSED "$same" art/m6.pass
+"$MKREP" signer.key.pem "$(sha art/m6.bin)" FAILED "$same" art/m6.fail
+expect 200 alice POST /api/stagegate/reports @art/m6.pass
+expect 200 alice POST /api/stagegate/reports @art/m6.fail
+jq -c . art/m6.pass >art/m6.replay
+cmp -s art/m6.pass art/m6.replay && jq . art/m6.pass >art/m6.replay
+expect 200 carol POST /api/stagegate/reports @art/m6.replay
+call alice POST $M/model-versions/transition-stage "{\"name\": \"$MODEL\", \"version\": \"$V6\", \"stage\": \"Staging\"}"
+[ "$CODE" != 200 ] && body_has "FAILED" ||
+    fail "a PASSED report uploaded again beside a FAILED one of the same second: HTTP $CODE $(cat body)"
 
 # Writes to a server without tokens: refused; reads served.
 stop_server
