@@ -193,7 +193,12 @@ int sg_cmd_eval(int argc, char **argv)
     }
     sg_eval_result_clear(&r);
     /* A script reading `eval --json > metrics.json` must not get exit 0 with a cut file. */
-    if (printed != 0)
-        return sg_cli_fail(SG_EIO, &(sg_err){.msg = "stdout: writing the result failed"});
+    if (printed != 0) {
+        sg_err e;
+        return sg_cli_fail(sg_errf(&e, SG_EIO, "stdout: writing the result failed%s",
+                                   c.predictions_path ? " (the --predictions file was written and kept)"
+                                               : ""),
+                           &e);
+    }
     return 0;
 }

@@ -568,7 +568,10 @@ int sg_cmd_gate(int argc, char **argv)
         json_object_set(doc, "warnedTests", json_object_get(pred, "warnedTests"));
         json_object_set(doc, "failedTests", json_object_get(pred, "failedTests"));
         json_object_set(doc, "subject", json_object_get(g.statement, "subject"));
-        if (sg_json_print(doc)) rc = sg_errf(&err, SG_EIO, "gate: cannot write JSON to stdout");
+        if (sg_json_print(doc))
+            rc = sg_errf(&err, SG_EIO,
+                         "gate: cannot write JSON to stdout (the report and its renderings were "
+                         "written and kept)");
         json_decref(doc);
     } else {
         print_summary(&g.decision, a.out);

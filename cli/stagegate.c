@@ -73,6 +73,12 @@ int main(int argc, char **argv)
        SIGXFSZ and no word. A disposition the caller set is kept. */
     struct sigaction xfsz;
     if (sigaction(SIGXFSZ, NULL, &xfsz) == 0 && xfsz.sa_handler == SIG_DFL) signal(SIGXFSZ, SIG_IGN);
+    /* Likewise a closed pipe on stdout (`| head`): the write fails with EPIPE and the command
+       says, in one line and exit 2, that what it changed before printing was kept, instead
+       of dying of SIGPIPE (exit 141) after a registry write or with a report on disk. */
+    struct sigaction pipe_sa;
+    if (sigaction(SIGPIPE, NULL, &pipe_sa) == 0 && pipe_sa.sa_handler == SIG_DFL)
+        signal(SIGPIPE, SIG_IGN);
     /*
      * A streaming run frees and allocates the same few large buffers for every chunk
      * (libhdf5's chunk and conversion buffers among them). glibc returns them to the

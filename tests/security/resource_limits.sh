@@ -68,6 +68,18 @@ rc=0
 "$SG" registry --db reg.db --json list >/dev/full 2>err || rc=$?
 [ "$rc" = 2 ] && grep -q "cannot write to standard output" err || fail "list --json >/dev/full: exit $rc $(cat err)"
 
+# A closed pipe (`| head` that has already exited) is the same: exit 2 and that line, not
+# SIGPIPE (exit 141, no word) after the version was committed or the file written.
+{ sleep 0.3; rc=0; "$SG" registry --db reg.db create-version fraud m.h5 --as ci.key.pem 2>err || rc=$?; echo $rc >rc; } | true
+[ "$(cat rc)" = 2 ] && grep -q "cannot write to standard output (Broken pipe).*was kept" err ||
+    fail "create-version into a closed pipe: exit $(cat rc) $(cat err)"
+[ "$("$SG" registry --db reg.db --json get fraud 3 | jq -r .version)" = 3 ] ||
+    fail "the version written into a closed pipe is not there"
+{ sleep 0.3; rc=0; "$SG" eval --model m.h5 --data val.h5 --predictions piped.h5 2>err || rc=$?; echo $rc >rc; } | true
+[ "$(cat rc)" = 2 ] && one_line err "eval into a closed pipe" &&
+    grep -q "the --predictions file was written and kept" err && [ -s piped.h5 ] ||
+    fail "eval --predictions into a closed pipe: exit $(cat rc) $(cat err)"
+
 # A model file too large to read is refused before it is read.
 truncate -s 9G sparse.h5
 rc=0
