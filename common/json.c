@@ -130,6 +130,26 @@ json_t *sg_json_printable(json_t *v)
     return out;
 }
 
+size_t sg_json_count_values(const char *text, size_t len, size_t stop_at)
+{
+    size_t n = 1;
+    bool in_str = false;
+    for (size_t i = 0; i < len && n <= stop_at; i++) {
+        const char ch = text[i];
+        if (in_str) {
+            if (ch == '\\')
+                i++; /* the escaped character, whatever it is */
+            else if (ch == '"')
+                in_str = false;
+        } else if (ch == '"') {
+            in_str = true;
+        } else if (ch == '{' || ch == '[' || ch == ',') {
+            n++;
+        }
+    }
+    return n;
+}
+
 const char *sg_json_str(const json_t *o, const char *k)
 {
     const char *s = json_string_value(json_object_get(o, k));

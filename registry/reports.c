@@ -10,12 +10,18 @@
 
 #include "registry_internal.h"
 #include "stagegate/compare.h"
+#include "stagegate/json.h"
 
 /* Reports are JSON (DSSE envelopes): text without NUL bytes, which both backends store. */
 static sg_status check_body(const uint8_t *body, size_t len, sg_err *err)
 {
     if (len == 0) return sg_errf(err, SG_EINPUT, "report is empty");
     if (memchr(body, '\0', len)) return sg_errf(err, SG_EINPUT, "report contains a NUL byte");
+    if (sg_json_count_values((const char *)body, len, SG_JSON_ENVELOPE_VALUES) >
+        SG_JSON_ENVELOPE_VALUES)
+        return sg_errf(err, SG_EINPUT,
+                       "report holds more than %d JSON values: not a DSSE envelope",
+                       SG_JSON_ENVELOPE_VALUES);
     json_error_t jerr;
     json_t *j = json_loadb((const char *)body, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!j)

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "stagegate/compare.h"
+#include "stagegate/json.h"
 #include "stagegate/keys.h"
 #include "stagegate/report.h"
 
@@ -30,6 +31,10 @@ sg_status sg_dsse_payload_unverified(const uint8_t *env, size_t len, json_t **st
     /* Read as the verifier reads it: duplicate keys refused (a parser that kept the last
        one would see another statement than one that kept the first), base64 in either
        alphabet with or without padding. */
+    if (sg_json_count_values((const char *)env, len, SG_JSON_ENVELOPE_VALUES) >
+        SG_JSON_ENVELOPE_VALUES)
+        return sg_errf(err, SG_EINPUT, "envelope holds more than %d JSON values",
+                       SG_JSON_ENVELOPE_VALUES);
     json_t *e = json_loadb((const char *)env, len, JSON_REJECT_DUPLICATES, &je);
     if (!e) return sg_errf(err, SG_EINPUT, "envelope is not JSON (line %d: %s)", je.line, je.text);
     json_t *pv = json_object_get(e, "payload");
@@ -43,6 +48,12 @@ sg_status sg_dsse_payload_unverified(const uint8_t *env, size_t len, json_t **st
     int bad = sg_dsse_base64_decode(b64, json_string_length(pv), &payload, &plen);
     json_decref(e);
     if (bad) return sg_errf(err, SG_EINPUT, "envelope \"payload\" is not valid base64");
+    if (sg_json_count_values((const char *)payload, plen, SG_JSON_STATEMENT_VALUES) >
+        SG_JSON_STATEMENT_VALUES) {
+        free(payload);
+        return sg_errf(err, SG_EINPUT, "envelope \"payload\" holds more than %zu JSON values",
+                       SG_JSON_STATEMENT_VALUES);
+    }
     *statement = json_loadb((const char *)payload, plen, JSON_REJECT_DUPLICATES, &je);
     free(payload);
     if (!json_is_object(*statement)) {

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "stagegate/keys.h"
+#include "stagegate/json.h"
 #include "stagegate/report.h"
 
 sg_status sg_dsse_pae(const char *payload_type, const uint8_t *payload, size_t len, uint8_t **pae,
@@ -153,9 +154,17 @@ sg_status sg_dsse_verify(const uint8_t *envelope, size_t len, EVP_PKEY *pub, cha
     if (len > SG_DSSE_MAX_ENVELOPE)
         return sg_errf(err, SG_EREFUSED, "envelope: %zu bytes is over the %u-byte limit", len,
                        (unsigned)SG_DSSE_MAX_ENVELOPE);
+    if (sg_json_count_values((const char *)envelope, len, SG_JSON_ENVELOPE_VALUES) >
+        SG_JSON_ENVELOPE_VALUES)
+        return sg_errf(err, SG_EREFUSED,
+                       "envelope: more than %d JSON values (an envelope holds a payload, its "
+                       "type and at most 16 signatures)",
+                       SG_JSON_ENVELOPE_VALUES);
     json_error_t jerr;
     /* Duplicate keys are refused: two "payload" members could be read differently by two tools. */
     json_t *env = json_loadb((const char *)envelope, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!env && jerr.line < 0) /* jansson's mark of a failed allocation */
+        return sg_errf(err, SG_ENOMEM, "envelope: out of memory parsing %zu bytes", len);
     if (!env)
         return sg_errf(err, SG_EREFUSED, "envelope: not valid JSON (line %d, column %d): %s",
                        jerr.line, jerr.column, jerr.text);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "stagegate/keys.h"
+#include "stagegate/json.h"
 #include "stagegate/report.h"
 #include "stagegate/model.h"
 
@@ -95,6 +96,10 @@ static sg_status check_subjects(json_t *stmt, sg_report_info *info, sg_err *err)
 
 static sg_status check_statement(const uint8_t *payload, size_t len, sg_report_info *info, sg_err *err)
 {
+    if (sg_json_count_values((const char *)payload, len, SG_JSON_STATEMENT_VALUES) >
+        SG_JSON_STATEMENT_VALUES)
+        return sg_errf(err, SG_EREFUSED, "statement: more than %zu JSON values",
+                       SG_JSON_STATEMENT_VALUES);
     json_error_t jerr;
     json_t *stmt = json_loadb((const char *)payload, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!stmt)

@@ -29,6 +29,16 @@ json_t *sg_json_printable(json_t *v);
    reference; NULL only when out of memory. */
 json_t *sg_json_string_safe(const char *s);
 
+/* How many values a JSON text would make, at least: its '{', '[' and ',' outside strings,
+ * plus one. Counted before parsing text from outside, since jansson holds every value as
+ * its own allocation (about 80 bytes): 64 MiB of "[{},{},...]" took 5 GB. Stops counting
+ * past stop_at. */
+size_t sg_json_count_values(const char *text, size_t len, size_t stop_at);
+/* Values a DSSE envelope may hold (payload, payloadType, 16 signatures of two members), and
+ * a signed statement. */
+#define SG_JSON_ENVELOPE_VALUES 256
+#define SG_JSON_STATEMENT_VALUES ((size_t)1 << 20)
+
 /* The string member k of o, or "" when it is missing or not a string. */
 const char *sg_json_str(const json_t *o, const char *k);
 

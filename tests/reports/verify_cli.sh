@@ -87,6 +87,14 @@ expect_rc 0 "$SG" verify good_c.json --pubkey k.pub.pem --json
 "$PY" -c 'import json,sys; d=json.load(open("out.txt")); assert d["key_id"] == sys.argv[1], d' "$want_id" ||
     fail "a compressed private key signs under another key id"
 
+# --- an envelope of many small values: refused before it is parsed (64 MiB of "{}," took
+# 5 GB in the JSON parser, 80 bytes a value) ---
+"$PY" -c 'import sys; sys.stdout.write("{\"signatures\": [" + ",".join(["{}"] * 500000) + "]}")' >many.json
+expect_rc 1 "$SG" verify many.json --pubkey k.pub.pem
+grep -q "envelope: more than 256 JSON values" out.txt err.txt || fail "many values: $(cat out.txt err.txt)"
+# ... while a value count inside the payload string is not counted
+expect_rc 0 "$SG" verify good.json --pubkey k.pub.pem
+
 # --- Ed25519 public keys of small order: one signature verifies for every message ---
 # libsodium's blocklist, with the sign bit clear and set: each is refused where it loads.
 for hex in 0000000000000000000000000000000000000000000000000000000000000000 \
