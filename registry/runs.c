@@ -8,6 +8,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "registry_internal.h"
 #include "stagegate/json.h"
@@ -186,8 +187,19 @@ static int insert_run(sg_registry *reg, const char *model, int64_t version, cons
     json_t *fp = sg_fingerprint_from_machine(json_object_get(latency, "machine"));
     json_t *figs = figures_of(pred);
     char *fp_text = fp ? sg_json_dumps(fp, false) : NULL, *fig_text = sg_json_dumps(figs, false);
-    char now[32], abs_path[PATH_MAX];
+    char now[32], abs_path[PATH_MAX], run_at[64];
     reg_now_utc(now);
+    /* Runs are listed in run_at order, as text: a time with an offset is kept as the same
+       instant in UTC (11:00+05:00 had sorted after 10:00Z, and been taken as the newest). */
+    snprintf(run_at, sizeof run_at, "%s", info->timestamp);
+    size_t tl = strlen(run_at);
+    int64_t epoch;
+    if (tl > 6 && (run_at[tl - 6] == '+' || run_at[tl - 6] == '-') &&
+        reg_parse_utc(info->timestamp, &epoch) == SG_OK) {
+        time_t t = (time_t)epoch;
+        struct tm tm;
+        if (gmtime_r(&t, &tm)) strftime(run_at, sizeof run_at, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    }
     if (!realpath(path, abs_path)) snprintf(abs_path, sizeof abs_path, "%s", path);
     reg_stmt *st = NULL;
     int rc =
@@ -206,7 +218,7 @@ static int insert_run(sg_registry *reg, const char *model, int64_t version, cons
                                stage,
                                fp ? json_string_value(json_object_get(fp, "id")) : "",
                                fp_text ? fp_text : "null",
-                               info->timestamp,
+                               run_at,
                                now,
                                report_sha,
                                abs_path,

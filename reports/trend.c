@@ -39,7 +39,20 @@ static double epoch_of(const char *s)
     struct tm tm;
     memset(&tm, 0, sizeof tm);
     const char *p = s ? strptime(s, "%Y-%m-%dT%H:%M:%S", &tm) : NULL;
-    return p ? (double)timegm(&tm) : NAN;
+    if (!p) return NAN;
+    double t = (double)timegm(&tm);
+    /* RFC 3339's fraction, then its offset: 11:00+05:00 is 06:00Z (read as 11:00Z, a run
+       had been drawn five hours later than it ran). */
+    if (*p == '.') {
+        double frac = 0, unit = 0.1;
+        for (p++; *p >= '0' && *p <= '9'; p++, unit /= 10)
+            frac += (*p - '0') * unit;
+        t += frac;
+    }
+    int hh, mm;
+    if ((*p == '+' || *p == '-') && sscanf(p + 1, "%2d:%2d", &hh, &mm) == 2)
+        t -= (*p == '+' ? 1 : -1) * (hh * 3600.0 + mm * 60.0);
+    return t;
 }
 
 json_t *sg_trend_figures(const json_t *runs_doc)

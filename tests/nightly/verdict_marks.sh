@@ -132,4 +132,19 @@ if [ "$BACKEND" = sqlite ]; then
     [ "$("$SG" registry runs m --db "$WORK/copy.db" --json | jq -c '[.runs[] | .verdict]')" = "$(q_verdicts)" ] ||
         fail "migrate lost the verdicts"
 fi
+# Runs are kept in the order they ran, whatever offset their time was written with:
+# 11:00+05:00 is 06:00Z (compared as text it had sorted after 10:00Z, and been the newest).
+expect 0 $R create-model tz --signer signer.pub.pem
+echo "tz artifact" >tz.bin
+expect 0 $R create-version tz tz.bin
+for x in "a 2026-01-05T10:00:00Z" "b 2026-01-05T11:00:00+05:00" "c 2026-01-05T08:00:00Z"; do
+    set -- $x
+    report signer tz.bin PASSED "$2" "tz_$1.json"
+    expect 0 $R record "tz_$1.json"
+done
+expect 0 $R runs tz --json
+[ "$(jq -c '[.runs[].time]' out)" = '["2026-01-05T06:00:00Z","2026-01-05T08:00:00Z","2026-01-05T10:00:00Z"]' ] ||
+    fail "runs with offsets: $(jq -c '[.runs[].time]' out)"
+expect 0 $R runs tz --limit 1 --json
+[ "$(jq -r '.runs[0].time' out)" = 2026-01-05T10:00:00Z ] || fail "the newest run: $(cat out)"
 echo "verdict marks ok ($BACKEND)"
