@@ -61,8 +61,32 @@ static bool same_file(const char *a, const char *b)
 static bool outputs_conflict(const sg_cli_path *inputs, const sg_cli_path *outputs, char *msg,
                              size_t len)
 {
+    /* An empty option (an unset variable in a script) named no file: the run had gone on and
+       failed at its end with ": cannot write", or at once with ": cannot open". */
+    for (const sg_cli_path *i = inputs; i->what; i++)
+        if (i->path && !*i->path && i->what[0] == '-') {
+            snprintf(msg, len, "%s is empty", i->what);
+            return true;
+        }
     for (const sg_cli_path *o = outputs; o->what; o++) {
         if (!o->path) continue;
+        size_t pl = strlen(o->path);
+        char w[PATH_MAX];
+        if (pl == 0) {
+            snprintf(msg, len, "%s is empty", o->what);
+            return true;
+        }
+        if (o->path[pl - 1] == '/') {
+            snprintf(msg, len, "%s %s ends in '/': it names a directory, not a file", o->what,
+                     o->path);
+            return true;
+        }
+        /* Its directory must be there now, not only when the run is over. */
+        if (!where(o->path, w)) {
+            snprintf(msg, len, "%s %s: its directory does not exist or cannot be searched",
+                     o->what, o->path);
+            return true;
+        }
         for (const sg_cli_path *i = inputs; i->what; i++)
             if (i->path && same_file(o->path, i->path)) {
                 snprintf(msg, len, "%s %s is the same file as %s: writing it would destroy an input",

@@ -48,6 +48,25 @@ grep -q "stagegate eval: option '--threshold' given twice (it takes one value)" 
     bad "eval --threshold twice wording: $(cat "$tmp/err")"
 expect 2 "gate --policy twice" "$SG" gate --model m --data d --policy a.json --policy b.json
 
+# An empty --db (an unset variable) is not the default registry, for any command: it had
+# resolved models:/ URIs and trend's runs from ./stagegate.db.
+touch "$tmp/m.h5" "$tmp/d.h5"
+for c in "eval --model $tmp/m.h5 --data $tmp/d.h5" "gate --model $tmp/m.h5 --data $tmp/d.h5 --policy p --key k --out o" \
+    "bench --model $tmp/m.h5 --data $tmp/d.h5" "trend m" "verify r.json" "serve --listen 127.0.0.1:0"; do
+    expect 2 "${c%% *} --db ''" "$SG" $c --db ""
+    grep -q -- "--db is empty" "$tmp/err" || bad "${c%% *} --db '': $(cat "$tmp/err")"
+done
+# An empty path, or one ending in '/', names no file; an output's directory must exist:
+# each had run to the end and failed there with ": cannot write".
+expect 2 "eval --predictions ''" "$SG" eval --model "$tmp/m.h5" --data "$tmp/d.h5" --predictions ""
+grep -q -- "--predictions is empty" "$tmp/err" || bad "--predictions '': $(cat "$tmp/err")"
+expect 2 "eval --predictions DIR/" "$SG" eval --model "$tmp/m.h5" --data "$tmp/d.h5" --predictions "$tmp/p.h5/"
+grep -q "ends in '/'" "$tmp/err" || bad "--predictions x/: $(cat "$tmp/err")"
+expect 2 "bench --samples nodir/s.csv" "$SG" bench --model "$tmp/m.h5" --data "$tmp/d.h5" --scenario offline --samples "$tmp/nodir/s.csv"
+grep -q "its directory does not exist" "$tmp/err" || bad "--samples nodir/: $(cat "$tmp/err")"
+expect 2 "gate --key ''" "$SG" gate --model "$tmp/m.h5" --data "$tmp/d.h5" --policy p --key "" --out o
+grep -q -- "--key is empty" "$tmp/err" || bad "gate --key '': $(cat "$tmp/err")"
+
 # global options before the subcommand, --opt=value after it
 "$SG" keygen --out "$tmp/k" >/dev/null || bad keygen
 expect 0 "registry --db PATH create-model" "$SG" registry --db "$tmp/r.db" create-model m --signer "$tmp/k.pub.pem"
