@@ -189,6 +189,16 @@ static json_t *metrics_json(const sg_metrics *m)
     return o;
 }
 
+/* The queries a repetition runs when the policy sets no min_queries: bench's minimum, or the
+ * early-stopping estimate's for the percentile (662 for p99) when that is more. */
+static int64_t default_min_queries(const sg_gate_policy *p)
+{
+    sg_bench_config c;
+    sg_bench_config_init(&c);
+    int64_t need = sg_early_stopping_min_queries(1, p->latency_percentile / 100.0, 0.99);
+    return c.min_queries < need ? need : c.min_queries;
+}
+
 /* Runs the policy's scenario on the candidate and fills the gate's view of it. */
 static sg_status run_latency(const gate_args *a, const sg_model *model, sg_dataset *ds,
                              const sg_gate_policy *p,
@@ -212,14 +222,13 @@ static sg_status run_latency(const gate_args *a, const sg_model *model, sg_datas
     c.cpus = a->cpus;
     c.qps = p->latency_target_qps;
     c.progress = sg_progress_enabled();
-    int64_t need = sg_early_stopping_min_queries(1, p->latency_percentile / 100.0, 0.99);
     /* An explicit min_queries is honoured as given, even when too few for the estimate: the check
      * says so. */
     if (p->latency_min_queries > 0) {
         c.min_queries = p->latency_min_queries;
         c.min_duration_s = 0;
     } else {
-        if (c.min_queries < need) c.min_queries = need;
+        c.min_queries = default_min_queries(p);
         c.min_duration_s = SG_POLICY_DEFAULT_DURATION_S;
     }
     if (p->latency_duration_s >= 0) c.min_duration_s = p->latency_duration_s;
@@ -360,6 +369,11 @@ static int build_statement(const gate_args *a, const char *model, const char *ba
                         json_integer((json_int_t)g->cand.model->param_bytes));
     si.shadow = g->have_base ? sg_shadow_result_json(&g->shadow) : NULL;
     si.policy = sg_policy_json(&g->policy);
+    /* The policy as applied names the query minimum a latency run was held to when the
+       policy set none (default_min_queries, as run_latency applies it). */
+    json_t *pl = json_object_get(si.policy, "latency");
+    if (pl && g->have_bench && !json_object_get(pl, "min_queries"))
+        json_object_set_new(pl, "min_queries", json_integer(default_min_queries(&g->policy)));
     g->statement = sg_statement_build(&si, err);
     json_decref(si.metrics);
     json_decref(si.baseline_metrics);
@@ -453,6 +467,11 @@ static sg_status run_gate(const gate_args *a, gate_run *g, sg_err *err)
                            "cannot be compared",
                            baseline, bd, model, cd);
         }
+        /* Checked now, not when the baseline's evaluation meets it after the latency run. */
+        if (bm->n_features != sg_dataset_features(g->data))
+            return sg_errf(err, SG_EINPUT,
+                           "%s: the baseline expects %d features, and %s has %d",
+                           baseline, bm->n_features, a->data, sg_dataset_features(g->data));
     }
     if (a->onnx_output != SG_ONNX_OUTPUT_AUTO && strcmp(sg_model_kind(g->cand_model), "onnx") &&
         (!g->base_model || strcmp(sg_model_kind(g->base_model), "onnx")))

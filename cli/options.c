@@ -111,6 +111,12 @@ int sg_opts_parse(const char *cmd, const sg_opt *opts, int argc, char **argv, in
                 return SG_OPTS_ERROR;
             }
             v = argv[++i];
+            /* "--db --help": the value was forgotten. Taken as the value, the help request
+               was lost, and main had skipped its checks of the environment for it. */
+            if (!strcmp(v, "--help") || !strcmp(v, "-h")) {
+                sg_cli_usage_error(cmd, "option '--%s' needs a value (got %s)", o->name, v);
+                return SG_OPTS_ERROR;
+            }
         }
         if (o->kind != SG_OPT_LIST) {
             if (given[o - opts]) {

@@ -131,6 +131,25 @@ static sg_status read_pipeline(sg_h5_reader *r, hid_t dcpl, sg_err *err)
     unsigned opts = 0;
     if (H5Pget_chunk_opts(dcpl, &opts) < 0) return fail(r, err, "has unreadable chunk options");
     r->edge_raw = (opts & H5D_CHUNK_DONT_FILTER_PARTIAL_CHUNKS) != 0;
+    /* The order h5py and libhdf5's own setters give (shuffle, deflate, Fletcher-32 last) is
+       the one decoded here, each step sized to one chunk: another legal order (a checksum
+       before compression, shuffle after it) is refused as unsupported, not as corrupt. */
+    static const H5Z_filter_t order[] = {H5Z_FILTER_SHUFFLE, H5Z_FILTER_DEFLATE,
+                                         H5Z_FILTER_FLETCHER32};
+    for (int i = 0, at = 0; i < r->nf; i++) {
+        while (at < 3 && order[at] != r->filter[i])
+            at++;
+        if (at == 3)
+            return sg_errf(err, SG_EINPUT,
+                           "%s: %s applies its filters in an order stagegate does not decode "
+                           "(filter %d of %d is %s); write it with shuffle, then gzip, then "
+                           "fletcher32 (h5py's order)",
+                           r->path, r->name, i + 1, r->nf,
+                           r->filter[i] == H5Z_FILTER_SHUFFLE   ? "shuffle"
+                           : r->filter[i] == H5Z_FILTER_DEFLATE ? "deflate"
+                                                                : "fletcher32");
+        at++;
+    }
     hsize_t c[2] = {1, 1};
     if (H5Pget_chunk(dcpl, 2, c) != r->rank || c[0] == 0 || c[1] == 0)
         return fail(r, err, "has an invalid chunk shape");

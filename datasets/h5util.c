@@ -48,6 +48,7 @@ void sg_h5_leave(void)
 typedef struct {
     char first[256];
     bool truncated;
+    bool locked; /* another process has it open for writing */
     bool seen;
 } walk_state;
 
@@ -60,6 +61,9 @@ static herr_t walk_cb(unsigned n, const H5E_error2_t *e, void *data)
         s->seen = true;
     }
     if (e->desc && strstr(e->desc, "truncated")) s->truncated = true;
+    if (e->desc && (strstr(e->desc, "unable to lock file") ||
+                    strstr(e->desc, "file is already open for write")))
+        s->locked = true;
     return 0;
 }
 
@@ -138,6 +142,11 @@ static void open_failure(const char *path, sg_err *err)
     if (s.truncated)
         sg_errf(err, SG_EINPUT, "%s: HDF5 file is truncated (shorter than its superblock says)",
                 path);
+    else if (s.locked) /* not corrupt: in use, and what it holds may still change */
+        sg_errf(err, SG_EINPUT,
+                "%s: HDF5 file is open for writing by another process (or was left marked so "
+                "by a writer that crashed: h5clear -s clears that mark); %s",
+                path, s.first[0] ? s.first : "locked");
     else
         sg_errf(err, SG_EINPUT, "%s: HDF5 file is corrupt or unreadable (%s)", path,
                 s.first[0] ? s.first : "open failed");

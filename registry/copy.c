@@ -51,7 +51,7 @@ static const reg_table tables[] = {
      "seq"},
     {"runs",
      "id, model_name, version, stage, fingerprint, machine, run_at, recorded_at, report_sha256,"
-     " report_path, result, signer_key_id, scenario, figures, verdict",
+     " report_path, result, signer_key_id, scenario, figures, verdict, payload_sha256",
      "id"},
     {"reports", "sha256, body, received_at, received_by, subject_sha256", "sha256"},
     {"audit_head", "id, seq, hash", "id"},

@@ -17,7 +17,8 @@ static sg_status check_body(const uint8_t *body, size_t len, sg_err *err)
 {
     if (len == 0) return sg_errf(err, SG_EINPUT, "report is empty");
     if (memchr(body, '\0', len)) return sg_errf(err, SG_EINPUT, "report contains a NUL byte");
-    if (sg_json_count_values((const char *)body, len, SG_JSON_ENVELOPE_VALUES) >
+    if (len > SG_JSON_COUNT_FROM &&
+        sg_json_count_values((const char *)body, len, SG_JSON_ENVELOPE_VALUES) >
         SG_JSON_ENVELOPE_VALUES)
         return sg_errf(err, SG_EINPUT,
                        "report holds more than %d JSON values: not a DSSE envelope",

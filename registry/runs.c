@@ -208,8 +208,9 @@ static int insert_run(sg_registry *reg, const char *model, int64_t version, cons
         rc = reg_prepare(reg,
                          "INSERT INTO runs (model_name, version, stage, fingerprint, machine, "
                          "run_at, recorded_at,"
-                         " report_sha256, report_path, result, signer_key_id, scenario, figures)"
-                         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                         " report_sha256, report_path, result, signer_key_id, scenario, figures,"
+                         " payload_sha256)"
+                         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
                          &st, err);
     if (!rc) {
         const char *scen = json_string_value(json_object_get(latency, "scenario"));
@@ -225,14 +226,17 @@ static int insert_run(sg_registry *reg, const char *model, int64_t version, cons
                                info->result,
                                info->key_id,
                                scen ? scen : "",
-                               fig_text};
-        for (int i = 0; i < 13; i++)
+                               fig_text,
+                               info->payload_sha256};
+        for (int i = 0; i < 14; i++)
             if (texts[i]) reg_bind_text(st, i + 1, texts[i]);
         reg_bind_int64(st, 2, version);
         int s = reg_step(st);
         if (s == REG_CONSTRAINT)
-            rc = sg_errf(err, SG_EINPUT, "%s (sha256:%.16s...) is already recorded for %s", path,
-                         report_sha, model);
+            rc = sg_errf(err, SG_EINPUT,
+                         "%s (sha256:%.16s..., statement sha256:%.16s...) is already recorded for "
+                         "%s",
+                         path, report_sha, info->payload_sha256, model);
         else if (s != REG_DONE)
             rc = reg_db_error(reg, err, "recording a run");
         *id = reg->ops->last_insert_id(reg->store);

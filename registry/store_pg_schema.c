@@ -202,6 +202,10 @@ const char *const reg_pg_migrations[] = {
     "CREATE INDEX approvals_by_version ON approvals (model_name, version);"
     "ALTER TABLE reports ADD COLUMN subject_sha256" T " NOT NULL DEFAULT '';"
     "CREATE INDEX reports_by_subject ON reports (subject_sha256, received_at);",
+    /* 5 -> 6: a run's signed statement recorded once per model (see the SQLite migration). */
+    "ALTER TABLE runs ADD COLUMN payload_sha256" T " NOT NULL DEFAULT '';"
+    "CREATE UNIQUE INDEX runs_by_payload ON runs (model_name, payload_sha256)"
+    " WHERE payload_sha256 <> '';",
 };
 
 _Static_assert(sizeof reg_pg_migrations / sizeof reg_pg_migrations[0] == SG_REGISTRY_SCHEMA_VERSION,

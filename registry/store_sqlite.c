@@ -273,6 +273,12 @@ static const char *const migrations[] = {
     "CREATE INDEX approvals_by_version ON approvals (model_name, version);"
     "ALTER TABLE reports ADD COLUMN subject_sha256 TEXT NOT NULL DEFAULT '';"
     "CREATE INDEX reports_by_subject ON reports (subject_sha256, received_at);",
+    /* 5 -> 6: a run is its signed statement, whatever bytes carried it: one envelope
+     * re-encoded (URL-safe base64, a trailing newline) had been recorded as another run.
+     * Runs recorded before have '' and are not compared. */
+    "ALTER TABLE runs ADD COLUMN payload_sha256 TEXT NOT NULL DEFAULT '';"
+    "CREATE UNIQUE INDEX runs_by_payload ON runs (model_name, payload_sha256)"
+    " WHERE payload_sha256 <> '';",
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == SG_REGISTRY_SCHEMA_VERSION,

@@ -154,7 +154,8 @@ sg_status sg_dsse_verify(const uint8_t *envelope, size_t len, EVP_PKEY *pub, cha
     if (len > SG_DSSE_MAX_ENVELOPE)
         return sg_errf(err, SG_EREFUSED, "envelope: %zu bytes is over the %u-byte limit", len,
                        (unsigned)SG_DSSE_MAX_ENVELOPE);
-    if (sg_json_count_values((const char *)envelope, len, SG_JSON_ENVELOPE_VALUES) >
+    if (len > SG_JSON_COUNT_FROM &&
+        sg_json_count_values((const char *)envelope, len, SG_JSON_ENVELOPE_VALUES) >
         SG_JSON_ENVELOPE_VALUES)
         return sg_errf(err, SG_EREFUSED,
                        "envelope: more than %d JSON values (an envelope holds a payload, its "

@@ -134,9 +134,11 @@ static void baseline_check(sg_gate_check *c, const sg_metric_rule *r, baseline_b
     if (p > 4) snprintf(lim, sizeof lim, " (= %.*g)", p, limit);
     if (kind == B_MIN_REL || kind == B_MAX_REL_REG) {
         double factor = (kind == B_MIN_REL ? 1.0 + good * amount : 1.0 - good * amount);
+        /* digits enough to show the factor is not 1 (r = 1e-5 read "1 x baseline") */
+        const int fp = factor == 1.0 ? 4 : sg_digits_apart(factor, 1.0);
         if (b >= 0)
-            set_text(c, "%s %.*g %s %.4g x baseline %.*g%s", r->name, p, v, sym, factor, p, b,
-                     lim);
+            set_text(c, "%s %.*g %s %.*g x baseline %.*g%s", r->name, p, v, sym,
+                     fp > 4 ? fp : 4, factor, p, b, lim);
         else
             set_text(c, "%s %.*g %s baseline %.*g %s %.4g%% of |baseline| (%.*g)", r->name, p, v,
                      sym, p, b, (kind == B_MIN_REL) == gib ? "+" : "-", amount * 100.0, p, limit);
@@ -198,6 +200,18 @@ static void fmt_mb(char *buf, size_t n, double mib)
     sg_format_bytes(mib * 1048576.0, buf, n);
 }
 
+/* A value and its limit, each in its human unit: when three digits show them alike but
+   they differ ("1.00 MiB > 1.00 MiB"), each is written with the digits that tell them apart,
+   in the limit's unit (MiB or ms). */
+static void apart(char *v, size_t vn, double value, char *lim, size_t ln, double limit,
+                  const char *unit)
+{
+    if (strcmp(v, lim) != 0 || value == limit) return;
+    const int dp = sg_digits_apart(value, limit);
+    snprintf(v, vn, "%.*g %s", dp, value, unit);
+    snprintf(lim, ln, "%.*g %s", dp, limit, unit);
+}
+
 static int latency_check(const sg_gate_policy *p, const sg_gate_inputs *in, sg_gate_decision *d,
                          sg_err *err)
 {
@@ -240,6 +254,7 @@ static int latency_check(const sg_gate_policy *p, const sg_gate_inputs *in, sg_g
     char v[48], lim[48], q[32];
     fmt_ms(v, sizeof v, est);
     fmt_ms(lim, sizeof lim, p->latency_max_ms);
+    apart(v, sizeof v, est, lim, sizeof lim, p->latency_max_ms, "ms");
     sg_format_count((double)l->queries, q, sizeof q);
     set_text(c, "%s p%d %s %s %s (early-stopping estimate over %s queries)", l->scenario, pct, v,
              rel_sym(c->passed, false), lim, q);
@@ -264,6 +279,7 @@ static int memory_check(const char *name, const char *what, double value, double
     char v[48], lim[48];
     fmt_mb(v, sizeof v, value);
     fmt_mb(lim, sizeof lim, limit);
+    apart(v, sizeof v, value, lim, sizeof lim, limit, "MiB");
     set_text(c, "%s %s %s %s", what, v, rel_sym(c->passed, false), lim);
     return SG_OK;
 }

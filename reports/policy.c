@@ -27,11 +27,13 @@ static const metric_dir known_metrics[] = {
     {"f1", true, 0, 1},
     {"roc_auc", true, 0, 1},
     {"average_precision", true, 0, 1},
-    {"log_loss", false, 0, INFINITY},
+    /* probabilities are clipped to [DBL_EPSILON, 1 - DBL_EPSILON] (sklearn's eps for
+       float64): no row's loss is above -log(2^-52) = 52 ln 2 = 36.04 */
+    {"log_loss", false, 0, 52 * M_LN2},
     {"f1_macro", true, 0, 1},
     {"f1_micro", true, 0, 1},
     {"f1_weighted", true, 0, 1},
-    {"example_count", true, 0, INFINITY},
+    {"example_count", true, 1, INFINITY}, /* an empty set is refused before any check */
     {"mean_absolute_error", false, 0, INFINITY},
     {"mean_squared_error", false, 0, INFINITY},
     {"root_mean_squared_error", false, 0, INFINITY},
@@ -406,8 +408,8 @@ static int parse_latency(pctx *c, json_t *obj, sg_gate_policy *p)
                          p->latency_scenario);
     /* The policy as applied names the time each repetition runs: the default unless the
        policy counts queries instead (then there is no minimum time). */
-    if (p->latency_duration_s < 0 && p->latency_min_queries == 0)
-        p->latency_duration_s = SG_POLICY_DEFAULT_DURATION_S;
+    if (p->latency_duration_s < 0)
+        p->latency_duration_s = p->latency_min_queries == 0 ? SG_POLICY_DEFAULT_DURATION_S : 0;
     p->has_latency = true;
     return SG_OK;
 }

@@ -15,6 +15,24 @@
 #include "stagegate/report.h"
 #include "stagegate/version.h"
 
+/* A file's base name as a statement's "name": verify holds a subject's name to 511 bytes,
+   so a longer one (a non-UTF-8 name, escaped 4 bytes a byte, passes that at 128 bytes) is
+   cut at a character boundary and ends in "…"; the digest, not the name, names the file. */
+static json_t *name_json(const char *base)
+{
+    json_t *j = sg_json_string_safe(base);
+    if (!j || json_string_length(j) <= 511) return j;
+    const char *t = json_string_value(j);
+    size_t n = 508;
+    while (n > 0 && ((unsigned char)t[n] & 0xC0) == 0x80)
+        n--;
+    char cut[512];
+    memcpy(cut, t, n);
+    memcpy(cut + n, "\xe2\x80\xa6", 4); /* "…" and the NUL */
+    json_decref(j);
+    return json_string(cut);
+}
+
 static const char *base_name(const char *path)
 {
     const char *s = strrchr(path, '/');
@@ -82,7 +100,7 @@ json_t *sg_statement_build(const sg_statement_inputs *in, sg_err *err)
     json_t *st = json_object();
     json_object_set_new(st, "_type", json_string(SG_INTOTO_STATEMENT_TYPE));
     json_t *subject = json_array(), *s0 = json_object();
-    json_object_set_new(s0, "name", sg_json_string_safe(base_name(in->model_path)));
+    json_object_set_new(s0, "name", name_json(base_name(in->model_path)));
     json_object_set_new(s0, "digest", digest_obj(in->model_sha256));
     json_array_append_new(subject, s0);
     json_object_set_new(st, "subject", subject);
@@ -95,7 +113,7 @@ json_t *sg_statement_build(const sg_statement_inputs *in, sg_err *err)
     for (int i = 0; i < in->n_config; i++) {
         const sg_resource *r = &in->config[i];
         json_t *o = json_object(), *ann = json_object();
-        json_object_set_new(o, "name", sg_json_string_safe(base_name(r->path)));
+        json_object_set_new(o, "name", name_json(base_name(r->path)));
         json_object_set_new(o, "digest", digest_obj(r->sha256));
         json_object_set_new(ann, "role", json_string(r->role));
         json_object_set_new(o, "annotations", ann);

@@ -37,6 +37,9 @@ size_t sg_json_count_values(const char *text, size_t len, size_t stop_at);
 /* Values a DSSE envelope may hold (payload, payloadType, 16 signatures of two members), and
  * a signed statement. */
 #define SG_JSON_ENVELOPE_VALUES 256
+/* Below this many bytes a text is parsed without counting (at most ~30 MB of values), so
+ * that a small document that is not an envelope gets the parser's precise refusal. */
+#define SG_JSON_COUNT_FROM ((size_t)1 << 20)
 #define SG_JSON_STATEMENT_VALUES ((size_t)1 << 20)
 
 /* The string member k of o, or "" when it is missing or not a string. */

@@ -67,6 +67,11 @@ grep -q "its directory does not exist" "$tmp/err" || bad "--samples nodir/: $(ca
 expect 2 "gate --key ''" "$SG" gate --model "$tmp/m.h5" --data "$tmp/d.h5" --policy p --key "" --out o
 grep -q -- "--key is empty" "$tmp/err" || bad "gate --key '': $(cat "$tmp/err")"
 
+# --help where a value belongs is a forgotten value, not a value (taken as the value, the
+# help request was lost and the STAGEGATE_ISA check skipped)
+STAGEGATE_ISA=bogus expect 2 "eval --db --help" "$SG" eval --model m --data d --db --help
+grep -q "option '--db' needs a value (got --help)" "$tmp/err" || bad "--db --help: $(cat "$tmp/err")"
+
 # global options before the subcommand, --opt=value after it
 "$SG" keygen --out "$tmp/k" >/dev/null || bad keygen
 expect 0 "registry --db PATH create-model" "$SG" registry --db "$tmp/r.db" create-model m --signer "$tmp/k.pub.pem"

@@ -149,7 +149,18 @@ static void test_field_errors_name_path_and_position(void **state)
     expect_error("{\"metrics\": {\"r2_score\": {\"threshold\": 1.5}}}",
                  "metrics.r2_score.threshold must be <= 1, got 1.5");
     expect_error("{\"metrics\": {\"example_count\": {\"threshold\": -3}}}",
-                 "metrics.example_count.threshold must be >= 0, got -3");
+                 "metrics.example_count.threshold must be >= 1, got -3");
+    /* Every set has a row (an empty one is refused), and no clipped log_loss is above
+       -log(2^-52) = 36.04: these thresholds pass any model. */
+    expect_error("{\"metrics\": {\"example_count\": {\"threshold\": 1}}}",
+                 "metrics.example_count.threshold is 1, which every model's example_count is "
+                 "above or equal to");
+    expect_error("{\"metrics\": {\"example_count\": {\"threshold\": 1e-300}}}",
+                 "metrics.example_count.threshold must be >= 1, got 1e-300");
+    expect_error("{\"metrics\": {\"log_loss\": {\"threshold\": 37}}}",
+                 "metrics.log_loss.threshold must be in [0, 36.0437], got 37");
+    expect_error("{\"metrics\": {\"log_loss\": {\"threshold\": 36.043653389117154}}}",
+                 "metrics.log_loss.threshold is 36.0437, which every model's log_loss is below");
     /* At the end of the range the check holds the metric to: every model passes, whichever
        order greater_is_better comes in. */
     expect_error("{\"metrics\": {\"accuracy\": {\"threshold\": 0}}}",

@@ -26,6 +26,21 @@ for k in 1 2 3 4 5 6 7 8; do
         "$WORK/out" "$k" || fail "record r$k.json: id or verdict"
 done
 
+# A run is its signed statement: the same report re-encoded (URL-safe base64 without
+# padding, a trailing newline) is other bytes, and is refused as already recorded (it had
+# been recorded again, and counted as another night).
+$PY - r1.json <<'PY'
+import base64, json, sys
+e = json.load(open(sys.argv[1]))
+raw = base64.b64decode(e["payload"])
+e["payload"] = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+open("r1_again.json", "w").write(json.dumps(e) + "\n")
+PY
+cmp -s r1.json r1_again.json && fail "setup: the re-encoded report has the same bytes"
+expect 2 $R record r1_again.json
+err_has "is already recorded for m"
+[ "$($R runs m --json | jq '.runs | length')" = 8 ] || fail "a re-encoded report was recorded again"
+
 # By name and SHA-256, by report file, and --from compare documents.
 expect 0 $R set-run-verdict m "$(sha r1.json)" first
 grep -q "verdict stored for run #1: .* (nightly: first)" out || { cat out; fail "human output"; }
