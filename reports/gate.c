@@ -208,8 +208,8 @@ static void apart(char *v, size_t vn, double value, char *lim, size_t ln, double
 {
     if (strcmp(v, lim) != 0 || value == limit) return;
     const int dp = sg_digits_apart(value, limit);
-    snprintf(v, vn, "%.*g %s", dp, value, unit);
-    snprintf(lim, ln, "%.*g %s", dp, limit, unit);
+    snprintf(v, vn, "%#.*g %s", dp, value, unit);
+    snprintf(lim, ln, "%#.*g %s", dp, limit, unit);
 }
 
 static int latency_check(const sg_gate_policy *p, const sg_gate_inputs *in, sg_gate_decision *d,

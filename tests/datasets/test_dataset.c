@@ -432,6 +432,36 @@ static void test_partial_edge_chunks_unfiltered(void **state)
     }
 }
 
+/* Filters in another order than h5py's (a checksum before compression, shuffle after it)
+ * are legal HDF5 that stagegate does not decode: refused as unsupported, naming the filter,
+ * not as a corrupt file. */
+static void test_filter_order_unsupported(void **state)
+{
+    const char *p = tpath("order.h5");
+    for (int k = 0; k < 2; k++) {
+        hid_t f = H5Fcreate(p, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+        hsize_t d[2] = {N, D}, c[2] = {100, D}, yd[1] = {N};
+        hid_t sp = H5Screate_simple(2, d, NULL), dcpl = H5Pcreate(H5P_DATASET_CREATE);
+        H5Pset_chunk(dcpl, 2, c);
+        if (k == 0) {
+            H5Pset_fletcher32(dcpl);
+            H5Pset_deflate(dcpl, 4);
+        } else {
+            H5Pset_deflate(dcpl, 4);
+            H5Pset_shuffle(dcpl);
+        }
+        hid_t ds = H5Dcreate2(f, "X", H5T_IEEE_F64LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+        assert_true(H5Dwrite(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, srcX) >= 0);
+        H5Dclose(ds);
+        H5Pclose(dcpl);
+        H5Sclose(sp);
+        fx_write(f, "y", H5T_STD_I64LE, H5T_NATIVE_INT64, 1, yd, srcY);
+        H5Fclose(f);
+        expect_open_error(p, "/X applies its filters in an order stagegate does not decode",
+                          k == 0 ? "filter 2 of 2 is deflate" : "filter 2 of 2 is shuffle");
+    }
+}
+
 /*
  * A chunk never written is refused when read, whatever the chunk index counts: one chunk
  * written past the extent (H5Dwrite_chunk takes any offset) made the count whole while rows
@@ -577,6 +607,7 @@ int main(void)
         cmocka_unit_test(test_value_errors),       cmocka_unit_test(test_error_row_is_absolute),
         cmocka_unit_test(test_partial_edge_chunks_unfiltered),
         cmocka_unit_test(test_unwritten_chunk_refused),
+        cmocka_unit_test(test_filter_order_unsupported),
         cmocka_unit_test(test_check_model),        cmocka_unit_test(test_digest_as_read),
         cmocka_unit_test(test_open_in_two_steps),
     };

@@ -249,6 +249,22 @@ def main():
         good_model(j("nanw.h5"), layers=[(np.full((4, 8), np.nan), np.zeros(8), "relu"),
                                          (np.ones((8, 1)), np.zeros(1), "identity")])
         case("NaN weight", tmp, j("nanw.h5"), j("ok.h5"), "nanw.h5", ["layers"])
+        # A set another process holds open for writing (HDF5's file lock) is in use, not
+        # corrupt: said so. The writer is a child that keeps it open until told to go.
+        data(j("busy.h5"))
+        writer = subprocess.Popen([sys.executable, "-c",
+                                   "import h5py, sys; f = h5py.File(sys.argv[1], 'r+'); "
+                                   "print('open', flush=True); sys.stdin.read()", j("busy.h5")],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            if writer.stdout.readline().strip() == "open":
+                case("set open for writing elsewhere", tmp, j("m.h5"), j("busy.h5"), "busy.h5",
+                     ["open for writing by another process"])
+            else:
+                failures.append("setup: the writer did not open busy.h5")
+        finally:
+            writer.stdin.close()
+            writer.wait(timeout=30)
     if failures:
         print(f"{len(failures)} failed: {failures}")
         sys.exit(1)

@@ -62,6 +62,10 @@ f1 = p["metrics"]["f1"]; bf1 = p["baseline_metrics"]["f1"]
 assert f1 >= 0.95 * bf1 and p["metrics"]["accuracy"] >= 0.85
 assert p["shadow"]["agreement"] >= 0.9 and sum(map(sum, p["shadow"]["disagreement_matrix"])) == 4000
 assert p["latency"]["early_stopping"]["p99"] is not None and "machine" in p["latency"]
+# The policy as applied names the query minimum the run was held to (none in the policy:
+# bench's 1,024, more than p99's early-stopping 662) and its duration.
+pl = p["policy"]["latency"]
+assert pl["min_queries"] == 1024 and pl["duration_s"] == 0.3, pl
 root = ET.parse(sys.argv[2]).getroot()
 cases = root.findall(".//testcase")
 assert len(cases) == len(p["checks"]), (len(cases), len(p["checks"]))
@@ -247,4 +251,22 @@ cp cand.h5 "$(printf 'bad\xffname.h5')"
     fail "the gate's report of a non-UTF-8 file name does not verify"
 $PY -c 'import base64,json,sys; st = json.loads(base64.b64decode(json.load(open("nonutf8.json"))["payload"])); assert st["subject"][0]["name"] == "bad\\xffname.h5", st["subject"]' ||
     fail "the subject's name is not the file name with \\xff"
+# 9. A baseline for another feature count is refused when it is loaded, before the latency
+#    run, naming it as the baseline (it had been found after the whole latency run).
+$PY "$MK" --task binary --features 8 --seed 1 --fit logreg --fit-rows 500 --fit-seed 4 \
+    --model-out base8.h5 >/dev/null
+rc=0; gate --model cand.h5 --baseline base8.h5 --out f8.json 2>f8.err >/dev/null || rc=$?
+[ "$rc" = 2 ] && grep -q "base8.h5: the baseline expects 8 features, and val.h5 has 16" f8.err ||
+    fail "a baseline of 8 features: exit $rc $(cat f8.err)"
+[ ! -e f8.json ] || fail "a refused gate left a report"
+# 10. A name of 200 bytes that are not UTF-8 (800 bytes escaped): the subject's name is cut
+#     to what verify takes (511 bytes), so the gate's own report verifies (it had not).
+long=$(printf '\xff%.0s' $(seq 200)).h5
+cp cand.h5 "$long"
+"$STAGEGATE_BIN" gate --model "$long" --data val.h5 --policy mem.json --key k.key.pem --cpus 0 \
+    --out long.json >/dev/null 2>long.err || fail "gate of a long non-UTF-8 name: $(cat long.err)"
+"$STAGEGATE_BIN" verify long.json --pubkey k.pub.pem --model "$long" >/dev/null ||
+    fail "verify refused the gate's own report for a long name"
+$PY -c 'import base64,json; n = json.loads(base64.b64decode(json.load(open("long.json"))["payload"]))["subject"][0]["name"]; assert len(n.encode()) <= 511 and n.endswith("\u2026") and n.startswith("\\xff"), n' ||
+    fail "the long name was not cut to 511 bytes"
 echo "gate e2e: ok"

@@ -226,6 +226,16 @@ static void test_latency_memory_shadow(void **state)
     assert_false(d.passed);
     assert_int_equal(d.n_failed, 1);
     sg_gate_decision_clear(&d);
+    /* Just over a limit, where three digits show value and limit alike: written with the
+       digits that tell them apart ("1.00 MiB > 1.00 MiB" had read as a contradiction). */
+    mem.model_mb = 1.0000114;
+    lat.p99_ms = 5.0000002;
+    assert_int_equal(sg_gate_evaluate(&p, &in, &d, &err), SG_OK);
+    assert_string_equal(d.checks[2].text, "model size 1.00001 MiB > 1.00000 MiB");
+    assert_non_null(strstr(d.checks[0].text, "p99 5.0000002 ms > 5.0000000 ms"));
+    sg_gate_decision_clear(&d);
+    mem.model_mb = 1.5;
+    lat.p99_ms = 4.5;
 
     /* A run too short for the early-stopping estimate fails, saying why. */
     lat.p99_ms = NAN;
