@@ -312,6 +312,10 @@ static int check_report(sg_registry *reg, const reg_model *m, const reg_version 
      * policy (one that passes anything) or for another model's gate does not enter. */
     if (rc == SG_OK)
         rc = reg_pins_check(m->name, m->policy_sha256, m->dataset_sha256, info.statement, err);
+    /* ... and against what is in Production now: a report gated against itself, or without
+       the baseline its policy compares with, passes "no regression against Production"
+       without meeting it. */
+    if (rc == SG_OK) rc = reg_baseline_check(reg, m->name, info.statement, err);
     if (rc == SG_OK) rc = reg_report_head_check(reg, info.statement, err);
     if (rc == SG_OK) rc = record_validation(reg, m->name, v, stage, &info, report_sha, err);
     /* Kept so verify-log can verify this gate again from the log alone. */

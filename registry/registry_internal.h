@@ -210,6 +210,12 @@ SG_MUST_CHECK sg_status reg_report_head_check(sg_registry *reg, json_t *statemen
 /* SG_EREFUSED unless the report statement's policy and dataset digests equal the pins. */
 SG_MUST_CHECK sg_status reg_pins_check(const char *model, const char *policy_pin,
                                        const char *dataset_pin, json_t *statement, sg_err *err);
+/* A report entering a gated stage while the model has a version in Production must have been
+ * gated against one of them: the baseline it names (if any) is a Production version's
+ * artifact, and a report whose policy compares with a baseline (a relative metric rule or a
+ * shadow section; optional ones would be skipped without one) must name one. SG_EREFUSED. */
+SG_MUST_CHECK sg_status reg_baseline_check(sg_registry *reg, const char *model, json_t *statement,
+                                           sg_err *err);
 
 /* audit.c */
 SG_MUST_CHECK sg_status reg_audit_append(sg_registry *reg, const reg_event *ev, sg_err *err);

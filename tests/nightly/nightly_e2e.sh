@@ -38,7 +38,15 @@ cat > reg/policy.json <<'JSON'
 JSON
 export STAGEGATE_REGISTRY=$T/reg/registry.db
 R="$SG registry"
-gate() { "$SG" gate --model "$1" --data "$2" --policy reg/policy.json --key signer.key.pem --out "$3" --cpus 0 >/dev/null; }
+# Admission into Staging is gated with a policy of absolute limits only: the nightly's
+# policy compares with a baseline, and the registry takes such a report only when it was
+# gated against what is in Production (alpha v3 below, far worse than v1, would be kept out,
+# and this test is about the nightly finding what an admission gate let through).
+cat > reg/admit.json <<'JSON'
+{"metrics": {"accuracy": {"threshold": 0.3}},
+ "latency": {"scenario": "single-stream", "percentile": 99, "max_ms": 100, "min_queries": 700}}
+JSON
+gate() { "$SG" gate --model "$1" --data "$2" --policy reg/admit.json --key signer.key.pem --out "$3" --cpus 0 >/dev/null; }
 $R create-model alpha --signer signer.pub.pem --promoter Production=alice.pub.pem >/dev/null
 $R create-model beta --signer signer.pub.pem --promoter Production=alice.pub.pem >/dev/null
 [ "$($R create-version alpha a1.h5)" = 1 ] && [ "$($R create-version alpha a2.h5)" = 2 ] || fail "alpha versions"
@@ -201,6 +209,18 @@ PYEOF
 $PY "$MK" --task binary --features 8 --seed 7 --fit logreg --fit-rows 1100 --fit-seed 5 --model-out a3.h5 >/dev/null
 gate a3.h5 reg/val_a.h5 ra3.json || fail "alpha v3 gate"
 [ "$($R create-version alpha a3.h5)" = 3 ] || fail "alpha v3"
+# The nightly's own policy, gated against Production, keeps v3 out of Staging.
+rc=0; "$SG" gate --model a3.h5 --data reg/val_a.h5 --policy reg/policy.json --key signer.key.pem \
+    --baseline a1.h5 --out ra3_vs_prod.json --cpus 0 >/dev/null || rc=$?
+[ "$rc" = 1 ] || fail "v3 against Production: exit $rc"
+rc=0; $R transition alpha 3 Staging --report ra3_vs_prod.json >/dev/null 2>err || rc=$?
+[ "$rc" = 1 ] && grep -q "report result is FAILED" err || fail "v3's failed gate let it in: $(cat err)"
+# ... and so does the same policy gated without a baseline (its f1 rule then skipped).
+"$SG" gate --model a3.h5 --data reg/val_a.h5 --policy reg/policy.json --key signer.key.pem \
+    --out ra3_nobase.json --cpus 0 >/dev/null || fail "v3 without a baseline"
+rc=0; $R transition alpha 3 Staging --report ra3_nobase.json >/dev/null 2>err || rc=$?
+[ "$rc" = 1 ] && grep -q "gated without a baseline, and its policy compares with one" err ||
+    fail "a report without the baseline its policy compares with let v3 in: exit $rc $(cat err)"
 $R transition alpha 3 Staging --report ra3.json >/dev/null
 $R set-tag alpha 3 dataset val_a.h5 && $R set-tag alpha 3 policy policy.json
 $R set-tag alpha 2 dataset val_a.h5 # back on its own set: the reference v3 is judged against
