@@ -108,7 +108,13 @@ int sg_cmd_verify(int argc, char **argv)
     int nchecks = model ? SG_REPORT_NCHECKS : SG_REPORT_NCHECKS - 1;
 
     json_t *doc = json ? json_object() : NULL, *checks = json ? json_array() : NULL;
-    if (!json) printf("report: %s\n", report);
+    if (!json) {
+        /* a file name is not for the terminal to act on (escape sequences, bytes that are
+           not UTF-8): shown as \xHH, as every other name is */
+        fputs("report: ", stdout);
+        sg_put_printable(stdout, report);
+        fputc('\n', stdout);
+    }
     for (int c = 0; c < SG_REPORT_NCHECKS; c++) {
         const char *status, *mark;
         char detail[sizeof err.msg + 200];

@@ -603,24 +603,6 @@ static bool policy_uses_baseline(json_t *statement)
 
 sg_status reg_baseline_check(sg_registry *reg, const char *model, json_t *statement, sg_err *err)
 {
-    /* The versions in Production now (several when the stage is multi-version). */
-    reg_stmt *st;
-    sg_status rc = reg_prepare(reg,
-                               "SELECT version, artifact_sha256 FROM model_versions WHERE"
-                               " model_name = ? AND stage = 'Production' ORDER BY version",
-                               &st, err);
-    if (rc != SG_OK) return rc;
-    reg_bind_text(st, 1, model);
-    char prod[8][65];
-    int64_t pv[8];
-    size_t n = 0;
-    while (reg_row(reg, st, err))
-        if (n < 8) {
-            pv[n] = reg_col_int64(st, 0);
-            snprintf(prod[n++], sizeof prod[0], "%s", reg_col_text(st, 1));
-        }
-    reg_finalize(st);
-    if ((rc = reg->read_rc) != SG_OK || n == 0) return rc;
     /* Two entries for the role are ambiguous, as for the pins. */
     json_t *cfg = json_object_get(json_object_get(statement, "predicate"), "configuration");
     size_t i, count = 0;
@@ -632,6 +614,27 @@ sg_status reg_baseline_check(sg_registry *reg, const char *model, json_t *statem
         count += r && !strcmp(r, "baseline");
     }
     const char *got = report_config_digest(statement, "baseline");
+    /* The versions in Production now (several when the stage is multi-version). */
+    reg_stmt *st;
+    sg_status rc = reg_prepare(reg,
+                               "SELECT version, artifact_sha256 FROM model_versions WHERE"
+                               " model_name = ? AND stage = 'Production' ORDER BY version",
+                               &st, err);
+    if (rc != SG_OK) return rc;
+    reg_bind_text(st, 1, model);
+    char first[65] = "";
+    int64_t first_v = 0;
+    bool any = false, matched = false;
+    while (reg_row(reg, st, err)) {
+        if (!any) {
+            first_v = reg_col_int64(st, 0);
+            snprintf(first, sizeof first, "%s", reg_col_text(st, 1));
+        }
+        any = true;
+        matched |= got && !strcmp(got, reg_col_text(st, 1));
+    }
+    reg_finalize(st);
+    if ((rc = reg->read_rc) != SG_OK || !any || matched) return rc;
     if (count > 1)
         return sg_errf(err, SG_EREFUSED, "report names %zu baselines; a report names one", count);
     if (!got) {
@@ -640,15 +643,13 @@ sg_status reg_baseline_check(sg_registry *reg, const char *model, json_t *statem
                        "report was gated without a baseline, and its policy compares with one "
                        "while model %s has v%lld in Production: gate it with --baseline "
                        "models:/%s/Production",
-                       model, (long long)pv[0], model);
+                       model, (long long)first_v, model);
     }
-    for (size_t k = 0; k < n; k++)
-        if (!strcmp(got, prod[k])) return SG_OK;
     return sg_errf(err, SG_EREFUSED,
                    "report was gated against baseline sha256:%.16s..., which is not what model "
                    "%s has in Production (v%lld, sha256:%.16s...): gate it with --baseline "
                    "models:/%s/Production",
-                   got, model, (long long)pv[0], prod[0], model);
+                   got, model, (long long)first_v, first, model);
 }
 
 void sg_registry_pins_evidence(const char *policy_sha256, const char *dataset_sha256,
