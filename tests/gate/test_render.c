@@ -226,6 +226,16 @@ static void test_html(void **state)
     assert_null(strstr(html, "src=\"http")); /* self-contained: no external assets */
     assert_null(strstr(html, "<link"));
     free(html);
+    /* Above 64 classes the report keeps no label matrix: the page says so. */
+    json_t *sh = json_pack("{sbsssIsIsfsIsn}", "compared", 1, "kind", "labels", "rows", (json_int_t)50,
+                           "agreeing", (json_int_t)20, "agreement", 0.4, "n_classes",
+                           (json_int_t)5000, "disagreement_matrix");
+    json_object_set_new(json_object_get(st, "predicate"), "shadow", sh);
+    assert_int_equal(sg_render_to_file(path, sg_render_html, &d, st, &err), SG_OK);
+    html = slurp(path);
+    assert_non_null(strstr(html, "20 of 50 rows agree"));
+    assert_non_null(strstr(html, "The label matrix is not kept for 5,000 classes"));
+    free(html);
     json_decref(st);
     sg_gate_decision_clear(&d);
 }
