@@ -68,6 +68,13 @@ static sg_status prepare(run_ctx *x, sg_bench_result *r, sg_err *err)
                        "--qps %g for %g s (or --min-queries) schedules %.0f queries, more than "
                        "the %.0f a run records: lower --qps or --duration",
                        c->qps, c->min_duration_s, want, SAMPLES_MAX);
+    /* So is a schedule the safety stop would cut: --qps 0.01 made 1,024 arrivals over about
+       28 hours, every worker spinning on the clock until the stop. */
+    if (want / c->qps > c->max_duration_s)
+        return sg_errf(err, SG_EINPUT,
+                       "--qps %g schedules %.0f queries over about %.3g s, more than the %.0f s "
+                       "a run may take: raise --qps or lower --min-queries",
+                       c->qps, want, want / c->qps, c->max_duration_s);
     x->n_target = (int64_t)want;
     x->cap = x->n_target;
     x->sched = malloc((size_t)x->n_target * sizeof *x->sched);

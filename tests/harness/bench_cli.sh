@@ -162,6 +162,11 @@ taskset -c "$last" "$SG" bench --model m.h5 --data d.h5 --scenario offline --dur
 rc=0; timeout 60 "$SG" bench --model m.h5 --data d.h5 --cpus 0 --scenario server --qps 1e9 --duration 0.2 >out 2>err || rc=$?
 [ "$rc" = 2 ] && grep -q "schedules 200000000 queries, more than the 50000000 a run records" err ||
     fail "--qps 1e9: exit $rc $(cat err)"
+# ... and one the 600 s safety stop would cut (--qps 0.01: 1,024 arrivals over 28 hours,
+# every worker spinning until the stop).
+rc=0; timeout 60 "$SG" bench --model m.h5 --data d.h5 --cpus 0 --scenario server --qps 0.01 --duration 0.2 >out 2>err || rc=$?
+[ "$rc" = 2 ] && grep -q "schedules 1024 queries over about 1.02e+05 s, more than the 600 s a run may take" err ||
+    fail "--qps 0.01: exit $rc $(cat err)"
 # So is a single-stream --min-queries over what a run records: the buffer had been that on
 # top of the 50 M cap (1e9 zero-filled 24 GB and was killed by the OOM killer). Under a
 # 4 GB address-space limit (not under a sanitizer, whose shadow memory is over any) a
