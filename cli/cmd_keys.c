@@ -57,6 +57,11 @@ int sg_cmd_keygen(int argc, char **argv)
         json_object_set_new(doc, "key_id", json_string(id));
         int jrc = sg_json_print(doc);
         json_decref(doc);
+        if (jrc)
+            fprintf(stderr,
+                    "stagegate keygen: cannot write JSON to standard output; the keys %s and %s "
+                    "were written and kept\n",
+                    priv_path, pub_path);
         return jrc ? 2 : 0;
     }
     printf("private key: %s (mode 0600, keep it secret)\n"

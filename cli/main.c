@@ -50,6 +50,18 @@ static bool wants_help(int argc, char **argv)
     return false;
 }
 
+/* 0 when stdout took everything; else exit 2 with the line that says so (a closed pipe, a
+   full disk: with SIGPIPE ignored, nothing else would). */
+static int stdout_written(const char *what)
+{
+    errno = 0;
+    if (fflush(stdout) == 0 && !ferror(stdout)) return 0;
+    int e = errno;
+    fprintf(stderr, "stagegate %s: cannot write to standard output (%s)\n", what,
+            e ? strerror(e) : "write error");
+    return 2;
+}
+
 int sg_cli_main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -58,11 +70,11 @@ int sg_cli_main(int argc, char **argv)
     }
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(stdout);
-        return fflush(stdout) == 0 && !ferror(stdout) ? 0 : 2;
+        return stdout_written(argv[1]);
     }
     if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
         printf("stagegate %s (%s)\n", SG_VERSION, SG_BUILD_FLAGS);
-        return fflush(stdout) == 0 && !ferror(stdout) ? 0 : 2;
+        return stdout_written(argv[1]);
     }
     for (size_t i = 0; i < sg_n_commands; i++) {
         const sg_command *c = &sg_commands[i];

@@ -525,7 +525,34 @@ static sg_status has_passed_validation(sg_registry *reg, const reg_model *m, con
         memset(&info, 0, sizeof info);
         bool bad = false;
         *ok = verify_with(keys, body, len, &info, &bad, &lerr) &&
-              !strcmp(info.subject_sha256, v->artifact_sha256) && !strcmp(info.result, "PASSED");
+              !strcmp(info.subject_sha256, v->artifact_sha256) && !strcmp(info.result, "PASSED") &&
+              reg_pins_check(m->name, m->policy_sha256, m->dataset_sha256, info.statement,
+                             &lerr) == SG_OK;
+        /* ... and it let the version in: a transition event of this version carries it, and
+           the report was within the model's age when that event was written (what
+           check_report held it to then, and what verify-log checks again). A genuine
+           report of the artifact made for another gate, or too old, with a row written
+           beside it by hand, validates nothing. */
+        if (*ok) {
+            int64_t ts = 0, et = 0;
+            *ok = false;
+            reg_stmt *ev;
+            if ((rc = reg_prepare(reg,
+                                  "SELECT created_at FROM audit_log WHERE model_name = ? AND"
+                                  " version = ? AND action = 'transition' AND evidence_sha256 = ?"
+                                  " ORDER BY seq DESC LIMIT 1",
+                                  &ev, err)) == SG_OK) {
+                reg_bind_text(ev, 1, m->name);
+                reg_bind_int64(ev, 2, v->version);
+                reg_bind_text(ev, 3, shas[i]);
+                if (reg_row(reg, ev, err) && reg_parse_utc(reg_col_text(ev, 0), &et) == SG_OK &&
+                    reg_parse_utc(info.timestamp, &ts) == SG_OK)
+                    *ok = et - ts <= m->max_report_age_days * 86400 &&
+                          ts - et <= SG_REGISTRY_REQUEST_SKEW_S;
+                reg_finalize(ev);
+                rc = reg->read_rc;
+            }
+        }
         sg_report_info_clear(&info);
         free(body);
     }

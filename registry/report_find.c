@@ -96,10 +96,13 @@ sg_status sg_registry_find_report(sg_registry *reg, const char *model, const cha
             sg_err verr = {{0}};
             int vrc = reg_verify_with_signers(reg, model, (const uint8_t *)t, n, &info, &verr);
             sg_err perr = {{0}};
+            /* ... nor one gated against another baseline than what is in Production now,
+               which the transition would refuse while a good one is stored. */
             bool same = vrc == SG_OK && strcmp(info.subject_sha256, subject_sha256) == 0 &&
                         reg_parse_utc(info.timestamp, &ts) == SG_OK &&
                         reg_pins_check(model, pins.policy_sha256, pins.dataset_sha256,
-                                       info.statement, &perr) == SG_OK;
+                                       info.statement, &perr) == SG_OK &&
+                        reg_baseline_check(reg, model, info.statement, &perr) == SG_OK;
             passed = same && strcmp(info.result, "PASSED") == 0;
             sg_report_info_clear(&info);
             if (!same) {

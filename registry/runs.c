@@ -198,7 +198,12 @@ static int insert_run(sg_registry *reg, const char *model, int64_t version, cons
         reg_parse_utc(info->timestamp, &epoch) == SG_OK) {
         time_t t = (time_t)epoch;
         struct tm tm;
-        if (gmtime_r(&t, &tm)) strftime(run_at, sizeof run_at, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        /* the fraction as written (".25"), between the seconds and the offset */
+        const char *dot = strchr(info->timestamp, '.');
+        int frac = dot && dot < info->timestamp + tl - 6 ? (int)(info->timestamp + tl - 6 - dot) : 0;
+        char sec[32];
+        if (gmtime_r(&t, &tm) && strftime(sec, sizeof sec, "%Y-%m-%dT%H:%M:%S", &tm))
+            snprintf(run_at, sizeof run_at, "%s%.*sZ", sec, frac, frac ? dot : "");
     }
     if (!realpath(path, abs_path)) snprintf(abs_path, sizeof abs_path, "%s", path);
     reg_stmt *st = NULL;
@@ -381,8 +386,10 @@ sg_status sg_registry_set_run_verdict(sg_registry *reg, const char *model,
     rc = reg_begin(reg, err);
     if (!rc)
         rc = reg_prepare(
-            reg, "UPDATE runs SET verdict = ?1 WHERE model_name = ?2 AND report_sha256 = ?3", &st,
-            err);
+            reg,
+            "UPDATE runs SET verdict = ?1 WHERE model_name = ?2 AND (report_sha256 = ?3 OR"
+            " payload_sha256 = ?3)",
+            &st, err);
     if (!rc) {
         reg_bind_text(st, 1, verdict);
         reg_bind_text(st, 2, model);
@@ -398,7 +405,8 @@ sg_status sg_registry_set_run_verdict(sg_registry *reg, const char *model,
     if (reg->in_tx) rc = reg_finish(reg, rc, err);
     if (rc || !run) return rc;
     char sql[512];
-    snprintf(sql, sizeof sql, "%s WHERE model_name = ? AND report_sha256 = ?", run_cols);
+    snprintf(sql, sizeof sql, "%s WHERE model_name = ?1 AND (report_sha256 = ?2 OR payload_sha256 = ?2)",
+             run_cols);
     if ((rc = reg_prepare(reg, sql, &st, err))) return rc;
     reg_bind_text(st, 1, model);
     reg_bind_text(st, 2, report_sha256);

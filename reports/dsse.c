@@ -48,6 +48,11 @@ sg_status sg_dsse_sign(EVP_PKEY *key, const char *payload_type, const uint8_t *p
     if (len > SG_DSSE_MAX_PAYLOAD)
         return sg_errf(err, SG_EINPUT, "payload: %zu bytes is over the %u-byte limit", len,
                        (unsigned)SG_DSSE_MAX_PAYLOAD);
+    /* Nothing is signed that the verifier would refuse to read. */
+    if (sg_json_count_values((const char *)payload, len, SG_JSON_STATEMENT_VALUES) >
+        SG_JSON_STATEMENT_VALUES)
+        return sg_errf(err, SG_EINPUT, "payload: more than %zu JSON values, which verify refuses",
+                       SG_JSON_STATEMENT_VALUES);
     uint8_t *pae = NULL, *sig = NULL;
     size_t pae_len = 0, sig_len = 0;
     char keyid[65];

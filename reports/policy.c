@@ -380,7 +380,9 @@ static int parse_latency(pctx *c, json_t *obj, sg_gate_policy *p)
                 return field_err(c, path, 2, "must be an integer in [1, 1000]");
             p->latency_repetitions = (int)json_integer_value(v);
         } else if (!strcmp(key, "duration_s")) {
-            rc = get_number(c, path, 2, v, 0, 86400, true, &p->latency_duration_s);
+            /* 0 is the length the query count alone sets (what the policy as applied
+               records then); checked against min_queries below */
+            rc = get_number(c, path, 2, v, 0, 86400, false, &p->latency_duration_s);
         } else if (!strcmp(key, "min_queries")) {
             if (!json_is_integer(v) || json_integer_value(v) < 1 ||
                 json_integer_value(v) > 100000000)
@@ -408,6 +410,10 @@ static int parse_latency(pctx *c, json_t *obj, sg_gate_policy *p)
                          p->latency_scenario);
     /* The policy as applied names the time each repetition runs: the default unless the
        policy counts queries instead (then there is no minimum time). */
+    if (p->latency_duration_s == 0 && p->latency_min_queries == 0)
+        return field_err(c, path, 1,
+                         "duration_s is 0 but min_queries is not given: nothing would set the "
+                         "run's length");
     if (p->latency_duration_s < 0)
         p->latency_duration_s = p->latency_min_queries == 0 ? SG_POLICY_DEFAULT_DURATION_S : 0;
     p->has_latency = true;

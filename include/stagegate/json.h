@@ -40,7 +40,8 @@ size_t sg_json_count_values(const char *text, size_t len, size_t stop_at);
 /* Below this many bytes a text is parsed without counting (at most ~30 MB of values), so
  * that a small document that is not an envelope gets the parser's precise refusal. */
 #define SG_JSON_COUNT_FROM ((size_t)1 << 20)
-#define SG_JSON_STATEMENT_VALUES ((size_t)1 << 20)
+#define SG_JSON_STATEMENT_VALUES ((size_t)1 << 22) /* a gate's: two 1,024-class confusion
+                                                        matrices are 2^21 values */
 
 /* The string member k of o, or "" when it is missing or not a string. */
 const char *sg_json_str(const json_t *o, const char *k);

@@ -269,4 +269,30 @@ cp cand.h5 "$long"
     fail "verify refused the gate's own report for a long name"
 $PY -c 'import base64,json; n = json.loads(base64.b64decode(json.load(open("long.json"))["payload"]))["subject"][0]["name"]; assert len(n.encode()) <= 511 and n.endswith("\u2026") and n.startswith("\\xff"), n' ||
     fail "the long name was not cut to 511 bytes"
+# 11. 1,024 classes (the most whose confusion matrix a report keeps) with a baseline: two
+#     k x k matrices are 2^21 JSON values. The report verifies: verify had refused the gate's
+#     own PASSED report at 2^20 values.
+$PY - <<'PYEOF'
+import h5py, numpy as np
+K, N, F = 1024, 5000, 8
+rng = np.random.default_rng(0)
+W = rng.normal(size=(F, K)).astype(np.float32); b = rng.normal(size=K).astype(np.float32)
+X = rng.normal(size=(N, F)).astype(np.float32)
+y = np.argmax(X @ W + b, axis=1).astype(np.int32)
+def model(path, W):
+    with h5py.File(path, "w") as h:
+        h.attrs.update({"format": "stagegate-model", "format_version": 1, "link": "softmax",
+                        "n_classes": K, "n_features": F, "task": "multiclass"})
+        g = h.create_group("layers/0"); g.attrs["activation"] = "identity"
+        g["W"] = W; g["b"] = b
+model("k1024.h5", W)
+model("k1024b.h5", W + rng.normal(scale=0.3, size=W.shape).astype(np.float32))
+with h5py.File("v1024.h5", "w") as h:
+    h["X"] = X; h["y"] = y
+PYEOF
+echo '{"metrics": {"accuracy": {"threshold": 0.1}}, "shadow": {"min_agreement": 0.1}}' > k.json
+"$STAGEGATE_BIN" gate --model k1024.h5 --baseline k1024b.h5 --data v1024.h5 --policy k.json \
+    --key k.key.pem --cpus 0 --out k1024.json >/dev/null || fail "gate of 1,024 classes"
+"$STAGEGATE_BIN" verify k1024.json --pubkey k.pub.pem --model k1024.h5 >/dev/null ||
+    fail "verify refused the gate's own 1,024-class report"
 echo "gate e2e: ok"

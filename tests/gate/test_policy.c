@@ -272,7 +272,16 @@ static void test_json_roundtrip(void **state)
     l = json_object_get(j, "latency");
     assert_true(json_real_value(json_object_get(l, "duration_s")) == 0.0);
     assert_int_equal(json_integer_value(json_object_get(l, "min_queries")), 5000);
+    /* ... which reads back as a policy (the policy as applied is one) */
+    char *applied = json_dumps(j, 0);
     json_decref(j);
+    assert_int_equal(parse(applied, &p, &err), SG_OK);
+    free(applied);
+    assert_true(p.latency_duration_s == 0.0 && p.latency_min_queries == 5000);
+    /* A duration of 0 with nothing else to end the run is refused. */
+    expect_error("{\"latency\": {\"scenario\": \"single-stream\", \"percentile\": 99, "
+                 "\"max_ms\": 5, \"duration_s\": 0}}",
+                 "latency duration_s is 0 but min_queries is not given");
 }
 
 int main(void)

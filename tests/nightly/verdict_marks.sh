@@ -40,6 +40,10 @@ cmp -s r1.json r1_again.json && fail "setup: the re-encoded report has the same 
 expect 2 $R record r1_again.json
 err_has "is already recorded for m"
 [ "$($R runs m --json | jq '.runs | length')" = 8 ] || fail "a re-encoded report was recorded again"
+# ... and set-run-verdict finds its run by the re-encoded file too (by the statement)
+expect 0 $R set-run-verdict m r1_again.json first --json
+$PY -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["id"]==1 and r["verdict"]=="first", r' "$WORK/out" ||
+    fail "set-run-verdict by the re-encoded file"
 
 # By name and SHA-256, by report file, and --from compare documents.
 expect 0 $R set-run-verdict m "$(sha r1.json)" first

@@ -30,4 +30,14 @@ row "$(sha256sum r3.json | cut -c1-64)"
 expect 1 $R transition fv 1 Production --as alice.key.pem
 err_has "no passed validation on record for v1"
 [ "$(stage_of fv 1)" = Staging ] || fail "v1 was promoted on another version's report"
+# a row naming a genuine PASSED report of this very artifact, signed by the model's signer
+# and stored beside it by hand, that no transition event carries: the report never let the
+# version in (it may be for another gate, or too old), so it validates nothing either
+report signer m4.h5 PASSED now genuine.json
+gsha=$(sha256sum genuine.json | cut -c1-64)
+q "INSERT INTO reports (sha256, body, received_at, received_by, subject_sha256) VALUES ('$gsha', '$(cat genuine.json)', '2026-01-01T00:00:00Z', 'x', '$sha')"
+row "$gsha"
+expect 1 $R transition fv 1 Production --as alice.key.pem
+err_has "no passed validation on record for v1"
+[ "$(stage_of fv 1)" = Staging ] || fail "v1 was promoted on a genuine report no event carried"
 echo "forged validation row: not honoured, detected"

@@ -80,6 +80,14 @@ rc=0
     grep -q "the --predictions file was written and kept" err && [ -s piped.h5 ] ||
     fail "eval --predictions into a closed pipe: exit $(cat rc) $(cat err)"
 
+# ... and so is help, or keygen --json, which had exited 2 without a word.
+{ sleep 0.3; rc=0; "$SG" --help 2>err || rc=$?; echo $rc >rc; } | true
+[ "$(cat rc)" = 2 ] && one_line err "--help into a closed pipe" &&
+    grep -q "cannot write to standard output" err || fail "--help into a closed pipe: exit $(cat rc) $(cat err)"
+{ sleep 0.3; rc=0; "$SG" keygen --out piped --json 2>err || rc=$?; echo $rc >rc; } | true
+[ "$(cat rc)" = 2 ] && grep -q "the keys piped.key.pem and piped.pub.pem were written and kept" err &&
+    [ -s piped.key.pem ] || fail "keygen --json into a closed pipe: exit $(cat rc) $(cat err)"
+
 # A model file too large to read is refused before it is read.
 truncate -s 9G sparse.h5
 rc=0
