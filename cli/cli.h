@@ -65,6 +65,10 @@ typedef struct {
 int sg_cli_check_outputs(const char *cmd, const sg_cli_path *inputs, const sg_cli_path *outputs);
 /* The same check for a command past its usage stage: SG_EINPUT with the reason in err. */
 sg_status sg_cli_outputs_err(const sg_cli_path *inputs, const sg_cli_path *outputs, sg_err *err);
+/* A usage error (2) when --db was given empty: an unset variable in a script is not "the
+ * default registry", which could resolve a model from another registry in the working
+ * directory; else 0. */
+int sg_cli_db_empty(const char *cmd, const char *db);
 /* A registry's local files as inputs for that check: the SQLite file (sg_registry_file; NULL
    for none) and its -wal, -shm and -journal, into ins[0..3], their names built in bufs. */
 void sg_cli_registry_inputs(const char *file, sg_cli_path ins[4], char bufs[3][PATH_MAX]);

@@ -117,6 +117,11 @@ sg_status sg_cli_outputs_err(const sg_cli_path *inputs, const sg_cli_path *outpu
                                                               : SG_OK;
 }
 
+int sg_cli_db_empty(const char *cmd, const char *db)
+{
+    return db && !*db ? sg_cli_usage_error(cmd, "--db is empty") : 0;
+}
+
 void sg_cli_registry_inputs(const char *file, sg_cli_path ins[4], char bufs[3][PATH_MAX])
 {
     static const char *const sfx[3] = {"-wal", "-shm", "-journal"};

@@ -130,9 +130,7 @@ int sg_cmd_bench(int argc, char **argv)
         return 0;
     }
     if (prc != SG_OPTS_OK) return 2;
-    /* An empty --db (an unset variable in a script) is not "the default registry", which
-       could resolve the model from another registry in the working directory. */
-    if (db && !*db) return sg_cli_usage_error("bench", "--db is empty");
+    if (sg_cli_db_empty("bench", db)) return 2;
     c.seed = (uint64_t)seed;
     c.repetitions = (int)repetitions;
     if (have_bound) c.latency_bound_ns = bound_ms * 1e6;

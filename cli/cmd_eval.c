@@ -142,9 +142,7 @@ int sg_cmd_eval(int argc, char **argv)
         return 0;
     }
     if (prc != SG_OPTS_OK) return 2;
-    /* An empty --db (an unset variable in a script) is not "the default registry", which
-       could resolve the model from another registry in the working directory. */
-    if (db && !*db) return sg_cli_usage_error("eval", "--db is empty");
+    if (sg_cli_db_empty("eval", db)) return 2;
     c.threshold_given = !isnan(threshold);
     if (c.threshold_given) c.threshold = (float)threshold;
     /* Rounded up to whole sub-batches of 1024 rows: OpenBLAS rounds a row's products

@@ -120,10 +120,7 @@ static int parse_args(int argc, char **argv, gate_args *a)
         sg_cli_usage_error("gate", "%s is required", missing);
         return SG_OPTS_ERROR;
     }
-    if (a->db && !*a->db) {
-        sg_cli_usage_error("gate", "--db is empty");
-        return SG_OPTS_ERROR;
-    }
+    if (sg_cli_db_empty("gate", a->db)) return SG_OPTS_ERROR;
     char why[sizeof ((sg_err *)0)->msg];
     if (check_outputs(a, a->model, a->baseline, why, sizeof why)) {
         sg_cli_usage_error("gate", "%s", why);

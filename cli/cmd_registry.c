@@ -501,8 +501,7 @@ int sg_cmd_registry(int argc, char **argv)
     if (c.dbs.n + (global_db != NULL) > 1)
         return sg_cli_usage_error("registry", "--db given twice");
     c.db = global_db ? global_db : c.dbs.n ? c.dbs.v[0] : NULL;
-    /* An empty --db (an unset variable in a script) is not "the default registry". */
-    if (c.db && !*c.db) return sg_cli_usage_error("registry", "--db is empty");
+    if (sg_cli_db_empty("registry", c.db)) return 2;
     if (c.n_pos < sp->min_pos || c.n_pos > sp->max_pos)
         return sg_cli_usage_error(c.cmd, "%s takes %d%s argument%s, got %d", sp->name, sp->min_pos,
                                   sp->max_pos > sp->min_pos ? " or more" : "",

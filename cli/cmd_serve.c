@@ -94,9 +94,7 @@ int sg_cmd_serve(int argc, char **argv)
         return 0;
     }
     if (prc != SG_OPTS_OK) return 2;
-    /* An empty --db (an unset variable in a script) is not "the default registry", which
-       could resolve the model from another registry in the working directory. */
-    if (db && !*db) return sg_cli_usage_error("serve", "--db is empty");
+    if (sg_cli_db_empty("serve", db)) return 2;
     if (!listen) return sg_cli_usage_error("serve", "--listen HOST:PORT is required");
     cfg.db = sg_registry_path(db);
     cfg.listen = listen;

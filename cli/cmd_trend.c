@@ -35,9 +35,7 @@ int sg_cmd_trend(int argc, char **argv)
         return 0;
     }
     if (prc != SG_OPTS_OK) return 2;
-    /* An empty --db (an unset variable in a script) is not "the default registry", which
-       could resolve the model from another registry in the working directory. */
-    if (db && !*db) return sg_cli_usage_error("trend", "--db is empty");
+    if (sg_cli_db_empty("trend", db)) return 2;
     if (n_pos != 1) return sg_cli_usage_error("trend", "expected one model NAME, got %d", n_pos);
     if (!html) return sg_cli_usage_error("trend", "--html OUT.html is required");
     sg_cli_path ins[5];

@@ -65,9 +65,7 @@ int sg_cmd_verify(int argc, char **argv)
         return 0;
     }
     if (prc != SG_OPTS_OK) return 2;
-    /* An empty --db (an unset variable in a script) is not "the default registry", which
-       could resolve the model from another registry in the working directory. */
-    if (db && !*db) return sg_cli_usage_error("verify", "--db is empty");
+    if (sg_cli_db_empty("verify", db)) return 2;
     if (n_pos > 1) return sg_cli_usage_error("verify", "more than one report given ('%s')", pos[1]);
     if (n_pos == 1) report = pos[0];
     if (!report) return sg_cli_usage_error("verify", "REPORT.intoto.json is required");

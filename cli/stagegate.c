@@ -64,6 +64,13 @@ static void open_standard_fds(void)
         }
 }
 
+/* Ignores sig unless the caller set a disposition of its own. */
+static void ignore_if_default(int sig)
+{
+    struct sigaction sa;
+    if (sigaction(sig, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL) signal(sig, SIG_IGN);
+}
+
 int main(int argc, char **argv)
 {
     open_standard_fds();
@@ -71,14 +78,11 @@ int main(int argc, char **argv)
     /* A file over the size limit (ulimit -f) fails its write with EFBIG, which the writer
        reports (exit 2, one line, its temp file removed), instead of killing the process with
        SIGXFSZ and no word. A disposition the caller set is kept. */
-    struct sigaction xfsz;
-    if (sigaction(SIGXFSZ, NULL, &xfsz) == 0 && xfsz.sa_handler == SIG_DFL) signal(SIGXFSZ, SIG_IGN);
+    ignore_if_default(SIGXFSZ);
     /* Likewise a closed pipe on stdout (`| head`): the write fails with EPIPE and the command
        says, in one line and exit 2, that what it changed before printing was kept, instead
        of dying of SIGPIPE (exit 141) after a registry write or with a report on disk. */
-    struct sigaction pipe_sa;
-    if (sigaction(SIGPIPE, NULL, &pipe_sa) == 0 && pipe_sa.sa_handler == SIG_DFL)
-        signal(SIGPIPE, SIG_IGN);
+    ignore_if_default(SIGPIPE);
     /*
      * A streaming run frees and allocates the same few large buffers for every chunk
      * (libhdf5's chunk and conversion buffers among them). glibc returns them to the

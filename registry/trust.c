@@ -543,22 +543,23 @@ json_t *sg_registry_keys(sg_registry *reg, sg_err *err)
 }
 
 /* The digest a report's configuration gives for a role ("dataset", "policy"), or NULL. */
-static const char *report_config_digest(json_t *statement, const char *role)
+/* The digest of the report's one configuration entry with role; NULL when there is none or
+   several (ambiguous, not evidence). *count (when not NULL): how many there are. */
+static const char *report_config_digest(json_t *statement, const char *role, size_t *count)
 {
     json_t *cfg = json_object_get(json_object_get(statement, "predicate"), "configuration");
-    size_t i;
+    size_t i, n = 0;
     json_t *e;
     const char *found = NULL;
     json_array_foreach(cfg, i, e)
     {
         const char *r =
             json_string_value(json_object_get(json_object_get(e, "annotations"), "role"));
-        if (r && !strcmp(r, role)) {
-            if (found) return NULL; /* two entries for one role: ambiguous, not evidence */
+        if (r && !strcmp(r, role) && n++ == 0)
             found = json_string_value(json_object_get(json_object_get(e, "digest"), "sha256"));
-        }
     }
-    return found;
+    if (count) *count = n;
+    return n == 1 ? found : NULL;
 }
 
 sg_status reg_pins_check(const char *model, const char *policy_pin, const char *dataset_pin,
@@ -569,7 +570,7 @@ sg_status reg_pins_check(const char *model, const char *policy_pin, const char *
     } pins[] = {{"policy", policy_pin}, {"dataset", dataset_pin}};
     for (size_t i = 0; i < 2; i++) {
         if (!pins[i].pin || !*pins[i].pin) continue;
-        const char *got = report_config_digest(statement, pins[i].role);
+        const char *got = report_config_digest(statement, pins[i].role, NULL);
         if (!got)
             return sg_errf(err, SG_EREFUSED,
                            "report names no single %s digest, and model %s pins its %s",
@@ -604,16 +605,8 @@ static bool policy_uses_baseline(json_t *statement)
 sg_status reg_baseline_check(sg_registry *reg, const char *model, json_t *statement, sg_err *err)
 {
     /* Two entries for the role are ambiguous, as for the pins. */
-    json_t *cfg = json_object_get(json_object_get(statement, "predicate"), "configuration");
-    size_t i, count = 0;
-    json_t *e;
-    json_array_foreach(cfg, i, e)
-    {
-        const char *r =
-            json_string_value(json_object_get(json_object_get(e, "annotations"), "role"));
-        count += r && !strcmp(r, "baseline");
-    }
-    const char *got = report_config_digest(statement, "baseline");
+    size_t count = 0;
+    const char *got = report_config_digest(statement, "baseline", &count);
     /* The versions in Production now (several when the stage is multi-version). */
     reg_stmt *st;
     sg_status rc = reg_prepare(reg,

@@ -90,7 +90,9 @@ json_t *sg_shadow_result_json(const sg_shadow_result *s)
     if (s->classification && !s->matrix) {
         json_object_set_new(o, "n_classes", json_integer(s->n_classes));
         json_object_set_new(o, "disagreement_matrix", json_null());
-        json_object_set_new(o, "matrix_axes", json_string("not kept: more classes than 64"));
+        char why[64];
+        snprintf(why, sizeof why, "not kept: more classes than %d", SG_SHADOW_MATRIX_MAX);
+        json_object_set_new(o, "matrix_axes", json_string(why));
     } else if (s->classification) {
         /* Rows are the candidate's label, columns the baseline's: off-diagonal cells are
          * disagreements. */

@@ -476,7 +476,8 @@ static void shadow_section(FILE *out, json_t *statement)
     if (json_is_null(mx) && json_is_integer(json_object_get(sh, "n_classes"))) {
         char k[48];
         sg_format_count((double)json_integer_value(json_object_get(sh, "n_classes")), k, sizeof k);
-        fprintf(out, "<p>The label matrix is not kept for %s classes (only up to 64).</p>\n", k);
+        fprintf(out, "<p>The label matrix is not kept for %s classes (only up to %d).</p>\n", k,
+                SG_SHADOW_MATRIX_MAX);
     }
     if (json_is_array(mx) && json_array_size(mx) <= 32) {
         size_t k = json_array_size(mx);
