@@ -11,7 +11,8 @@ static const char compare_usage[] =
     "usage: stagegate compare OLD NEW [--json] [--fail-on-regression] [--force] [--pubkey "
     "PUB.pem]\n"
     "                         [--alpha A] [--noise-floor F] [--single-run-floor F]\n"
-    "                         [--abs-noise-floor-ns N] [--history RUNS.json] [--keep-noisy]\n\n"
+    "                         [--abs-noise-floor-ns N] [--min-repetition-s S]\n"
+    "                         [--history RUNS.json] [--keep-noisy]\n\n"
     "Compares two runs, each a signed gate report or `stagegate bench --json` output.\n"
     "Latency: per percentile (p50, p90, p99, p99.9) the ratio of the medians over the\n"
     "repetitions (bench --repetitions) and a verdict, judged against the variation between\n"
@@ -23,7 +24,9 @@ static const char compare_usage[] =
     "beyond the single-run floor (default 20% p50/p90, 50% p99, 320% p99.9) counts. The\n"
     "floors come from A/A runs on a busy 2-core VM (docs/nightly.md); set them for your\n"
     "machine. Repetitions that crossed a noise limit are left out while 5 clean ones\n"
-    "remain. unchanged otherwise, with the reason.\n"
+    "remain. Repetitions timed for less than 1 s each (a policy with min_queries and no\n"
+    "duration_s) are not judged: back to back, they share one moment of the machine.\n"
+    "unchanged otherwise, with the reason.\n"
     "Metrics: the delta and whether NEW crosses the policy's regression margin with OLD as\n"
     "the baseline.\n\n"
     "  --history RUNS.json    `registry runs --json` of earlier runs of the same version on\n"
@@ -38,7 +41,9 @@ static const char compare_usage[] =
     "  --json                 print one JSON document\n"
     "  --abs-noise-floor-ns N a percentile that moved by less than N ns is unchanged (default:\n"
     "                         the runs' larger timing-bracket overhead, what the clock "
-    "resolves)\n\n"
+    "resolves)\n"
+    "  --min-repetition-s S   judge latency only when every repetition was timed for at least\n"
+    "                         S seconds (default 1; 0 judges every run)\n\n"
     "Exit codes: 0 compared (or nothing regressed with --fail-on-regression), 1 regressed\n"
     "with --fail-on-regression or a report failed verification, 2 usage or input error,\n"
     "including runs on different fingerprints without --force.\n";
@@ -116,6 +121,16 @@ static void compare_print_text(const json_t *cmp, FILE *out)
         if (no < 2 || nn < 2)
             fprintf(out, "\n  one repetition on a side: run-to-run noise cannot be separated from "
                          "change");
+        json_t *win = json_object_get(cmp, "shortest_repetition_s");
+        double wo = num(win, "old"), wn = num(win, "new"), need = num(cmp, "min_repetition_s");
+        double w = isfinite(wo) && isfinite(wn) ? fmin(wo, wn) : isfinite(wo) ? wo : wn;
+        if (isfinite(w) && w < need)
+            fprintf(out,
+                    "\n  not judged: the shortest repetition was timed for %.3g ms, and repetitions "
+                    "that short,\n  back to back, share one moment of the machine (their spread "
+                    "is not the noise between\n  runs). Give the policy a duration_s of at least "
+                    "%.3g to have latency judged.",
+                    1e3 * w, need);
         (void)mw;
         fprintf(out, "\n  %-6s %12s %12s %8s %7s %7s  %s\n", "", "old", "new", "new/old", "spread",
                 "p", "verdict");
@@ -201,6 +216,7 @@ int sg_cmd_compare(int argc, char **argv)
         SG_OPT_DBL("noise-floor", &co.noise_floor, 0, 10),
         SG_OPT_DBL("abs-noise-floor-ns", &co.abs_noise_floor_ns, 0, 1e12),
         SG_OPT_DBL("single-run-floor", &co.single_run_floor, 0, 10),
+        SG_OPT_DBL("min-repetition-s", &co.min_repetition_s, 0, 1e6),
         SG_OPT_STR("history", &history_path),
         SG_OPT_FLAG_("keep-noisy", &keep_noisy),
         SG_OPT_END_,

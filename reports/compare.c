@@ -21,6 +21,7 @@ void sg_compare_options_init(sg_compare_options *o)
     o->single_run_floor = -1;
     o->discount_noisy = true;
     o->abs_noise_floor_ns = -1;
+    o->min_repetition_s = -1;
 }
 
 static json_t *run_json(const sg_compare_run *r)

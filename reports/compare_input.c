@@ -3,6 +3,7 @@
  * in-toto statement whose predicate embeds the bench JSON) or a bare
  * `bench --json` document, both normalised to an sg_compare_run.
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -130,6 +131,28 @@ static int64_t histogram_total(const json_t *h)
 }
 
 /*
+ * The timed window of a run or of repetitions[i] (i < 0: the run), "duration_s": -1 in *s when
+ * the document does not carry it (recorded before it was kept); a value that is not a finite
+ * non-negative number is refused.
+ */
+static sg_status timed_seconds(const char *path, const json_t *o, long i, double *s, sg_err *err)
+{
+    json_t *d = json_object_get(o, "duration_s");
+    *s = -1;
+    if (!d || json_is_null(d)) return SG_OK;
+    if (!json_is_number(d) || !isfinite(json_number_value(d)) || json_number_value(d) < 0) {
+        if (i < 0)
+            return sg_errf(err, SG_EINPUT,
+                           "%s: latency.duration_s is not a finite non-negative number", path);
+        return sg_errf(err, SG_EINPUT,
+                       "%s: repetitions[%ld].duration_s is not a finite non-negative number",
+                       path, i);
+    }
+    *s = json_number_value(d);
+    return SG_OK;
+}
+
+/*
  * "repetitions": [{"queries", "latency_ns": {p50, p90, p99, p999}, "histogram"?, "noise"?}]
  * with "repetition_count" equal to its length. Every field compare relies on is checked here,
  * so a damaged run is refused with the field named instead of skewing a verdict.
@@ -169,6 +192,8 @@ static sg_status load_repetitions(const char *path, json_t *latency, sg_compare_
     run->rep_noisy = calloc(n, sizeof *run->rep_noisy);
     if (!run->rep_values || !run->rep_queries || !run->rep_noisy)
         return sg_errf(err, SG_ENOMEM, "%s: out of memory reading repetitions", path);
+    bool known = true;
+    double shortest = INFINITY;
     for (size_t i = 0; i < n; i++) {
         json_t *r = json_array_get(reps, i);
         json_t *q = json_object_get(r, "queries");
@@ -202,8 +227,14 @@ static sg_status load_repetitions(const char *path, json_t *latency, sg_compare_
                                path, i, (long long)total, (long long)run->rep_queries[i]);
         }
         run->rep_noisy[i] = json_is_true(json_object_get(json_object_get(r, "noise"), "noisy"));
+        double d;
+        sg_status rc = timed_seconds(path, r, (long)i, &d, err);
+        if (rc) return rc;
+        if (d < 0) known = false;
+        shortest = fmin(shortest, d);
     }
     run->n_reps = (int)n;
+    run->shortest_timed_s = known ? shortest : -1;
     return SG_OK;
 }
 
@@ -228,6 +259,7 @@ static int load_latency(const char *path, json_t *latency, sg_compare_run *run, 
         return sg_errf(err, SG_EINPUT, "%s: \"machine\" is not an object", path);
     if (machine) run->fingerprint = sg_fingerprint_from_machine(machine);
     int rc = load_bins(path, latency, run, err);
+    if (!rc) rc = timed_seconds(path, latency, -1, &run->shortest_timed_s, err);
     return rc ? rc : load_repetitions(path, latency, run, err);
 }
 

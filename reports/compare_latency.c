@@ -12,7 +12,10 @@
  *   - the medians moved by more than the relative floor (derived from A/A runs,
  *     docs/nightly.md), and by more than either run's own spread (max - min over
  *     its repetitions): a change must be larger than the noise the runs show, and
- *   - the move exceeds the clock's resolution and the tail has enough queries.
+ *   - the move exceeds the clock's resolution and the tail has enough queries, and
+ *   - every repetition was timed for long enough (SG_COMPARE_MIN_REPETITION_S) that runs
+ *     apart in time can differ at all: repetitions of a millisecond, back to back, share one
+ *     moment of the machine, so their spread does not stand for the noise between runs.
  * With one repetition on a side (or too few for the U test to reach alpha at all),
  * noise cannot be separated from change: only a move beyond the single-run floor
  * counts. A recorded history of the same version on the same fingerprint, when
@@ -180,8 +183,16 @@ static void judge_few(judgement *j, const side *a, const side *b, double ratio, 
                  100 * floor);
 }
 
+/* The shorter known timed window of the two runs (seconds), negative when neither says. */
+static double shortest_window(const sg_compare_run *o, const sg_compare_run *n)
+{
+    double a = o->shortest_timed_s, b = n->shortest_timed_s;
+    return a < 0 ? b : b < 0 ? a : fmin(a, b);
+}
+
 static json_t *percentile_row(const sg_compare_run *o, const sg_compare_run *n, int k,
-                              const sg_compare_options *opt, double clock_ns, int *n_regressed)
+                              const sg_compare_options *opt, double clock_ns, double min_window,
+                              int *n_regressed)
 {
     side a, b;
     side_load(o, k, opt->discount_noisy, &a);
@@ -207,8 +218,12 @@ static json_t *percentile_row(const sg_compare_run *o, const sg_compare_run *n, 
     double p_min = sg_mannwhitney_min_p((size_t)a.n, (size_t)b.n);
     int64_t need = tail_min_queries(pct_q[k]);
     judgement j = {"unchanged", ""};
+    double window = shortest_window(o, n);
     if (!isfinite(ratio))
         snprintf(j.why, sizeof j.why, "no value to compare");
+    else if (window >= 0 && window < min_window)
+        snprintf(j.why, sizeof j.why, "not judged: repetitions timed for %.3g ms, under %.3g s",
+                 1e3 * window, min_window);
     else if (fabs(b.median - a.median) < clock_ns)
         snprintf(j.why, sizeof j.why, "within the clock's resolution (%.0f ns)", clock_ns);
     else if ((a.min_queries >= 0 && a.min_queries < need) ||
@@ -326,7 +341,17 @@ json_t *sg_compare_latency(const sg_compare_run *o, const sg_compare_run *n,
         if (!(floor_ns > 0) || !isfinite(floor_ns)) floor_ns = 0;
     }
     sg_json_set_real(doc, "abs_noise_floor_ns", floor_ns);
+    double min_window =
+        opt->min_repetition_s >= 0 ? opt->min_repetition_s : SG_COMPARE_MIN_REPETITION_S;
+    sg_json_set_real(doc, "min_repetition_s", min_window);
+    json_t *win = json_object();
+    json_object_set_new(win, "old", o->shortest_timed_s >= 0 ? json_real(o->shortest_timed_s)
+                                                             : json_null());
+    json_object_set_new(win, "new", n->shortest_timed_s >= 0 ? json_real(n->shortest_timed_s)
+                                                             : json_null());
+    json_object_set_new(doc, "shortest_repetition_s", win);
     for (int k = 0; k < SG_COMPARE_PERCENTILES; k++)
-        json_array_append_new(rows, percentile_row(o, n, k, opt, floor_ns, n_regressed));
+        json_array_append_new(rows,
+                              percentile_row(o, n, k, opt, floor_ns, min_window, n_regressed));
     return rows;
 }

@@ -17,7 +17,10 @@
 # recorded before every run: the figures hold for the conditions they were measured in.
 #
 # --judge-only re-judges the runs already in DIR (e.g. after changing compare).
-# Env: REPS, DURATION, CPUS, BASE_HIDDEN (default 128), PAIRS (default 20).
+# Env: REPS, DURATION, CPUS, BASE_HIDDEN (default 128), PAIRS (default 20); MIN_QUERIES
+# (bench --min-queries); COMPARE_OPTS (extra compare options). Short repetitions, as a policy
+# with min_queries and no duration_s gives, and how they would be judged regardless:
+#   DURATION=0 MIN_QUERIES=700 COMPARE_OPTS="--min-repetition-s 0" scripts/bench_compare.sh
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 OUT= JUDGE_ONLY=0 BUILD=
@@ -25,7 +28,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
     --out) OUT=$2; shift 2 ;;
     --judge-only) JUDGE_ONLY=1; shift ;;
-    -h | --help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) BUILD=$1; shift ;;
     esac
 done
@@ -65,7 +68,8 @@ if [ "$JUDGE_ONLY" = 0 ]; then
         load=$(cut -d' ' -f1-3 /proc/loadavg)
         t0=$(date +%s.%N)
         "$SG" bench --model "$2" --data "$OUT/d.h5" --scenario single-stream --repetitions "$REPS" \
-            --duration "$DURATION" --cpus "$CPUS" --json >"$OUT/runs/$1.tmp"
+            --duration "$DURATION" ${MIN_QUERIES:+--min-queries "$MIN_QUERIES"} --cpus "$CPUS" \
+            --json >"$OUT/runs/$1.tmp"
         t1=$(date +%s.%N)
         # Kept: per-repetition summaries and the machine; dropped: the histograms (size).
         jq --arg load "$load" --argjson wall "$($PY -c "print($t1 - $t0)")" \
@@ -84,15 +88,20 @@ if [ "$JUDGE_ONLY" = 0 ]; then
     done
 fi
 
-$PY - "$SG" "$OUT/runs" "$PAIRS" $RATIOS <<'PYEOF'
-import glob, json, os, statistics, subprocess, sys
+COMPARE_OPTS=${COMPARE_OPTS:-} $PY - "$SG" "$OUT/runs" "$PAIRS" $RATIOS <<'PYEOF'
+import glob, json, os, shlex, statistics, subprocess, sys
 sg, runs, pairs, ratios = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4:]
+extra = shlex.split(os.environ.get("COMPARE_OPTS", ""))
+unjudged = 0
 def path(n): return os.path.join(runs, n + ".json")
 def cmp(a, b):
-    r = subprocess.run([sg, "compare", path(a), path(b), "--json"], capture_output=True, text=True)
+    global unjudged
+    r = subprocess.run([sg, "compare", path(a), path(b), "--json"] + extra, capture_output=True, text=True)
     if r.returncode != 0:
         sys.exit(f"compare {a} {b}: exit {r.returncode}: {r.stderr.strip()}")
-    return {row["percentile"]: row for row in json.loads(r.stdout)["latency"]}
+    rows = json.loads(r.stdout)["latency"]
+    unjudged += any(row["reason"].startswith("not judged") for row in rows)
+    return {row["percentile"]: row for row in rows}
 P = ("p50", "p90", "p99")
 flag = {p: 0 for p in P}
 aa_ratio = {p: [] for p in P}
@@ -140,6 +149,9 @@ loads = [float(json.load(open(f))["recorded"]["loadavg"].split()[0]) for f in gl
 d = json.load(open(path("base_00")))
 print(f"cost: {d['repetition_count']} repetitions x {d['repetitions'][0]['duration_s']:.1f} s timed; "
       f"wall per run (set-up, warm-ups included) median {statistics.median(walls):.1f} s, max {max(walls):.1f} s")
+if unjudged:
+    print(f"not judged: {unjudged} comparisons had repetitions shorter than compare's minimum "
+          f"(COMPARE_OPTS=--min-repetition-s 0 judges them)")
 print(f"machine load (1-min average) while recording: min {min(loads):.2f}, median {statistics.median(loads):.2f}, "
       f"max {max(loads):.2f} on {os.cpu_count()} CPUs")
 PYEOF

@@ -220,8 +220,17 @@ while IFS=$'\t' read -r -u 3 name version stage dataset policy; do
         set_verdict "$name" "$version" "$run_sha" --from "$verdict_json" || errors=$((errors + 1))
     fi
     progress_done
+    # Latency from repetitions too short to judge (a policy with min_queries and no
+    # duration_s) is said on the line, not left to look like "unchanged".
+    unjudged=""
+    if [ "$rc" = 0 ] && [ -s "$cmp_json" ]; then
+        unjudged=$(jq -r '.min_repetition_s as $m | [.shortest_repetition_s.old, .shortest_repetition_s.new]
+            | map(select(. != null)) | if length > 0 and min < $m
+            then " (latency not judged: repetitions timed for \(min * 1000 * 1000 | round / 1000) ms, under the \($m) s a verdict needs; set the policy'"'"'s duration_s)"
+            else "" end' "$cmp_json" 2>/dev/null || true)
+    fi
     case "$rc" in
-    0) echo "$name v$version ($stage): nothing regressed $since" ;;
+    0) echo "$name v$version ($stage): nothing regressed $since$unjudged" ;;
     1) regressed=$((regressed + 1)); echo "$name v$version ($stage): REGRESSED"; sed 's/^/    /' "$cmp" ;;
     *) errors=$((errors + 1)); echo "$name v$version: ERROR: compare failed (exit $rc); no verdict stored" >&2 ;;
     esac

@@ -96,6 +96,9 @@ typedef struct {
     double *rep_values;   /* [n_reps][SG_COMPARE_PERCENTILES] p50, p90, p99, p99.9 (owned) */
     int64_t *rep_queries; /* [n_reps] */
     bool *rep_noisy;      /* [n_reps] the repetition crossed a noise limit (owned) */
+    /* The shortest timed window of a repetition (of the run when it has none), in seconds;
+       negative when the document does not say (recorded before duration_s was kept). */
+    double shortest_timed_s;
 } sg_compare_run;
 
 /*
@@ -133,6 +136,15 @@ SG_MUST_CHECK sg_status sg_dsse_payload_unverified(const uint8_t *env, size_t le
 #define SG_COMPARE_MIN_CLEAN_REPETITIONS 5
 /* A recorded history needs this many runs before it counts as a noise band. */
 #define SG_COMPARE_HISTORY_MIN_RUNS 3
+/*
+ * The shortest timed window a repetition needs before its latency is judged at all. Shorter
+ * repetitions, back to back, share one moment of the machine, so their spread says nothing of
+ * the variation between runs. A/A runs on the loaded development VM (docs/nightly.md): with
+ * 700 queries per repetition (0.03-1.4 ms) identical runs were flagged in 7 of 27 pairs; with
+ * 0.5 s (Google Benchmark's default minimum time per run) in 2 of 23, at p99; with 1 s (bench's
+ * default --duration) and 2 s (the policy's default duration_s) in none of 22 each.
+ */
+#define SG_COMPARE_MIN_REPETITION_S 1.0
 
 typedef struct {
     double alpha; /* significance level of the U test over repetitions, default 0.05 */
@@ -151,6 +163,9 @@ typedef struct {
        automatic: the larger timing-bracket overhead of the two runs (clock.overhead_ns), since a
        change smaller than the bracket's own cost is below what the clock resolves. */
     double abs_noise_floor_ns;
+    /* Repetitions timed for less than this (seconds) are not judged. Negative (the default)
+       means SG_COMPARE_MIN_REPETITION_S; 0 judges every run. */
+    double min_repetition_s;
     bool force; /* compare across different fingerprints / scenarios */
 } sg_compare_options;
 

@@ -56,6 +56,7 @@ static int run_reps = 5;
 static double rep_jitter = 0.01;
 static const char *run_family = NULL; /* non-NULL: cpu_signature AuthenticAMD, this family */
 static int run_noisy_rep = -1; /* this repetition is marked noisy and made 40% slower */
+static double run_rep_seconds = -1; /* >= 0: each repetition carries this duration_s */
 static const char *const pct_keys[] = {"p50", "p90", "p99", "p999"};
 static const double pct_q[] = {0.5, 0.9, 0.99, 0.999};
 
@@ -95,6 +96,8 @@ static void make_run(sg_compare_run *r, uint64_t seed, int n, double median_ns, 
         json_object_set_new(rep, "latency_ns", pct_json(v, n));
         json_object_set_new(rep, "histogram", sg_histogram_json(rh));
         json_object_set_new(rep, "noise", json_pack("{s:b}", "noisy", k == run_noisy_rep));
+        if (run_rep_seconds >= 0)
+            json_object_set_new(rep, "duration_s", json_real(run_rep_seconds + 0.001 * k));
         json_array_append_new(reps, rep);
         sg_histogram_free(rh);
     }
@@ -386,6 +389,53 @@ static void test_below_clock_resolution(void **state)
     cmp = NULL;
     assert_int_equal(sg_compare_runs(&a, &b, &o, &cmp, &err), SG_OK);
     assert_string_equal(verdict(cmp, 0), "regressed");
+    json_decref(cmp);
+    sg_compare_run_clear(&a);
+    sg_compare_run_clear(&b);
+}
+
+/* Repetitions timed for less than SG_COMPARE_MIN_REPETITION_S are not judged, however far
+ * they moved: the same 30% shift that test_known_shift calls regressed. */
+static void test_short_repetitions_not_judged(void **state)
+{
+    (void)state;
+    sg_compare_run a, b;
+    run_rep_seconds = 0.0002;
+    make_run(&a, 11, 5000, 100000, 1.0, "cpu");
+    run_rep_seconds = -1; /* NEW says nothing of its length: OLD's windows decide */
+    make_run(&b, 12, 5000, 100000, 1.30, "cpu");
+    int rc;
+    sg_err err;
+    json_t *cmp = compare(&a, &b, false, &rc, &err);
+    assert_int_equal(rc, SG_OK);
+    for (int k = 0; k < 4; k++) {
+        assert_string_equal(verdict(cmp, k), "unchanged");
+        assert_string_equal(reason(cmp, k), "not judged: repetitions timed for 0.2 ms, under 1 s");
+    }
+    assert_false(json_is_true(json_object_get(cmp, "regressed")));
+    json_t *w = json_object_get(cmp, "shortest_repetition_s");
+    assert_true(fabs(json_real_value(json_object_get(w, "old")) - 0.0002) < 1e-12);
+    assert_true(json_is_null(json_object_get(w, "new")));
+    assert_true(json_real_value(json_object_get(cmp, "min_repetition_s")) == SG_COMPARE_MIN_REPETITION_S);
+    json_decref(cmp);
+    /* --min-repetition-s 0 judges them: regressed. */
+    sg_compare_options o;
+    sg_compare_options_init(&o);
+    o.min_repetition_s = 0;
+    cmp = NULL;
+    assert_int_equal(sg_compare_runs(&a, &b, &o, &cmp, &err), SG_OK);
+    for (int k = 0; k < 3; k++)
+        assert_string_equal(verdict(cmp, k), "regressed");
+    json_decref(cmp);
+    sg_compare_run_clear(&a);
+    /* Repetitions of exactly the minimum are judged. */
+    run_rep_seconds = SG_COMPARE_MIN_REPETITION_S;
+    make_run(&a, 11, 5000, 100000, 1.0, "cpu");
+    run_rep_seconds = -1;
+    cmp = compare(&a, &b, false, &rc, &err);
+    assert_int_equal(rc, SG_OK);
+    for (int k = 0; k < 3; k++)
+        assert_string_equal(verdict(cmp, k), "regressed");
     json_decref(cmp);
     sg_compare_run_clear(&a);
     sg_compare_run_clear(&b);
@@ -773,6 +823,7 @@ int main(void)
         cmocka_unit_test(test_compare_verdict_word),
         cmocka_unit_test(test_tail_needs_queries),
         cmocka_unit_test(test_below_clock_resolution),
+        cmocka_unit_test(test_short_repetitions_not_judged),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
