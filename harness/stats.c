@@ -11,6 +11,7 @@
  */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "stagegate/harness.h"
 
@@ -32,10 +33,50 @@ uint64_t sg_percentile_sorted(const uint64_t *sorted, int64_t n, double q)
     return sorted[(int64_t)rank - 1];
 }
 
+/*
+ * Sorts v ascending: least-significant-digit radix sort, 11 bits a pass over only the bits the
+ * largest key uses (3 passes for latencies under 8.6 s). The order of integers is unique, so
+ * the result is qsort's; on a gate's 57 M samples qsort took about 6 s of a 30 s bench, this
+ * well under one. Falls back to qsort when the scratch copy cannot be had.
+ */
+static void sort_u64(uint64_t *v, int64_t n)
+{
+    enum { BITS = 11, BUCKETS = 1 << BITS };
+    uint64_t all = 0;
+    for (int64_t i = 0; i < n; i++)
+        all |= v[i];
+    uint64_t *tmp = n > 64 ? malloc((size_t)n * sizeof *tmp) : NULL;
+    if (!tmp) {
+        qsort(v, (size_t)n, sizeof *v, cmp_u64);
+        return;
+    }
+    int used = all ? 64 - __builtin_clzll(all) : 0;
+    uint64_t *src = v, *dst = tmp;
+    int64_t count[BUCKETS];
+    for (int shift = 0; shift < used; shift += BITS) {
+        memset(count, 0, sizeof count);
+        for (int64_t i = 0; i < n; i++)
+            count[(src[i] >> shift) & (BUCKETS - 1)]++;
+        int64_t at = 0;
+        for (int b = 0; b < BUCKETS; b++) {
+            int64_t c = count[b];
+            count[b] = at;
+            at += c;
+        }
+        for (int64_t i = 0; i < n; i++)
+            dst[count[(src[i] >> shift) & (BUCKETS - 1)]++] = src[i];
+        uint64_t *t = src;
+        src = dst;
+        dst = t;
+    }
+    if (src != v) memcpy(v, src, (size_t)n * sizeof *v);
+    free(tmp);
+}
+
 void sg_latency_summarize(uint64_t *ns, int64_t n, sg_latency_summary *s)
 {
     SG_ASSERT(n > 0);
-    qsort(ns, (size_t)n, sizeof *ns, cmp_u64);
+    sort_u64(ns, n);
     s->p50 = (double)sg_percentile_sorted(ns, n, 0.50);
     s->p90 = (double)sg_percentile_sorted(ns, n, 0.90);
     s->p95 = (double)sg_percentile_sorted(ns, n, 0.95);

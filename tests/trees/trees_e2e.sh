@@ -34,7 +34,7 @@ PYEOF
 cat > policy.json <<'JSON'
 {
   "metrics": {"accuracy": {"threshold": 0.7}, "f1": {"max_relative_regression": 0.10}},
-  "latency": {"scenario": "single-stream", "percentile": 99, "max_ms": 50},
+  "latency": {"scenario": "single-stream", "percentile": 99, "max_ms": 50, "duration_s": 0.2},
   "memory":  {"max_rss_mb": 4096, "max_model_mb": 64},
   "shadow":  {"min_agreement": 0.80}
 }
