@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
 #include <cmocka.h>
 
 #include "stagegate/harness.h"
@@ -29,6 +30,41 @@ static void nearest_rank(void **state)
     assert_int_equal(sg_percentile_sorted(w, 1001 - 1, 0.9), 900);
     assert_int_equal(sg_percentile_sorted(w, 7, 0.5), 4);
     assert_int_equal(sg_percentile_sorted(w, 1, 0.999), 1);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* sg_latency_summarize sorts in place (a radix sort over the bits in use): the array must come
+ * out as qsort leaves it, for keys of every width, duplicates and the top bit included. */
+static void summarize_sorts_like_qsort(void **state)
+{
+    (void)state;
+    enum { N = 200003 };
+    uint64_t *v = malloc(N * sizeof *v), *ref = malloc(N * sizeof *ref);
+    assert_non_null(v);
+    assert_non_null(ref);
+    uint64_t x = 0x9E3779B97F4A7C15u;
+    const int widths[] = {7, 11, 12, 22, 33, 64};
+    for (size_t w = 0; w < sizeof widths / sizeof widths[0]; w++) {
+        for (int i = 0; i < N; i++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            v[i] = widths[w] == 64 ? x : x & ((1ull << widths[w]) - 1);
+            if (i % 5 == 0) v[i] = v[i / 2]; /* duplicates */
+        }
+        memcpy(ref, v, N * sizeof *v);
+        qsort(ref, N, sizeof *ref, cmp_u64);
+        sg_latency_summary s;
+        sg_latency_summarize(v, N, &s);
+        assert_memory_equal(v, ref, N * sizeof *v);
+        assert_true(s.min == (double)ref[0] && s.max == (double)ref[N - 1]);
+        assert_true(s.p99 == (double)sg_percentile_sorted(ref, N, 0.99));
+    }
+    free(v);
+    free(ref);
 }
 
 static void min_queries_table(void **state)
@@ -85,6 +121,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(nearest_rank),
+        cmocka_unit_test(summarize_sorts_like_qsort),
         cmocka_unit_test(min_queries_table),
         cmocka_unit_test(estimates),
     };
