@@ -667,6 +667,23 @@ static srv_resp get_version(srv_req *r)
     return version_doc(r, name, v);
 }
 
+/* Get Download URI For ModelVersion Artifacts: where the version's artifact is, the same text
+ * as its model_version's source (MLflow's clients download from it). */
+static srv_resp download_uri(srv_req *r)
+{
+    METHOD("GET");
+    REQUIRE(name, "name");
+    int64_t v;
+    srv_resp bad;
+    if (!srv_param_version(r, "version", &v, &bad)) return bad;
+    sg_err err = {{0}};
+    json_t *doc = sg_registry_get_version(r->reg, name, v, &err);
+    if (!doc) return srv_from_status(SG_EINPUT, &err);
+    json_t *o = json_pack("{ss}", "artifact_uri", sg_json_str(doc, "artifact_path"));
+    json_decref(doc);
+    return srv_json(200, o);
+}
+
 static srv_resp search_versions(srv_req *r)
 {
     int64_t max, off;
@@ -988,6 +1005,7 @@ static const struct {
     {"registered-models/alias", alias, &ALIAS},
     {"model-versions/create", create_version, &POST},
     {"model-versions/get", get_version, &GET},
+    {"model-versions/get-download-uri", download_uri, &GET},
     {"model-versions/search", search_versions, &GET},
     {"model-versions/transition-stage", transition, &POST},
     {"model-versions/set-tag", set_tag, &POST},

@@ -148,6 +148,15 @@ expect 200 alice POST $M/model-versions/set-tag "{\"name\": \"$MODEL\", \"versio
 expect 200 alice DELETE $M/model-versions/delete-tag "{\"name\": \"$MODEL\", \"version\": \"1\", \"key\": \"n\"}"
 expect 200 alice GET "$M/model-versions/get?name=$MODEL&version=1"
 [ "$(jq -c .model_version.tags body)" = '[{"key":"owner","value":"risk"}]' ] || fail "tags: $(cat body)"
+# Where a version's artifact is (MLflow's clients download from it): its source, for a reader.
+src=$(jbody .model_version.source)
+expect 200 carol GET "$M/model-versions/get-download-uri?name=$MODEL&version=1"
+[ "$(jq -c 'keys' body)" = '["artifact_uri"]' ] && [ "$(jbody .artifact_uri)" = "$src" ] && [ -f "$src" ] ||
+    fail "download uri: $(cat body) (source $src)"
+expect 404 carol GET "$M/model-versions/get-download-uri?name=$MODEL&version=99"
+[ "$(jbody .error_code)" = RESOURCE_DOES_NOT_EXIST ] || fail "download uri of a missing version: $(cat body)"
+expect 400 carol GET "$M/model-versions/get-download-uri?name=$MODEL"
+expect 405 alice POST $M/model-versions/get-download-uri "{\"name\": \"$MODEL\", \"version\": \"1\"}"
 expect 200 alice POST $M/registered-models/alias "{\"name\": \"$MODEL\", \"alias\": \"champion\", \"version\": \"1\"}"
 expect 200 carol GET "$M/registered-models/alias?name=$MODEL&alias=champion"
 [ "$(jbody .model_version.version)" = 1 ] || fail "alias get: $(cat body)"
