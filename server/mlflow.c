@@ -657,25 +657,17 @@ static srv_resp create_version(srv_req *r)
     return version_doc(r, name, v);
 }
 
-static srv_resp get_version(srv_req *r)
+/* model-versions/get, and get-download-uri (Get Download URI For ModelVersion Artifacts): where
+ * the version's artifact is, the same text as its model_version's source, from which MLflow's
+ * clients download. */
+static srv_resp read_version(srv_req *r, bool uri_only)
 {
     METHOD("GET");
     REQUIRE(name, "name");
     int64_t v;
     srv_resp bad;
     if (!srv_param_version(r, "version", &v, &bad)) return bad;
-    return version_doc(r, name, v);
-}
-
-/* Get Download URI For ModelVersion Artifacts: where the version's artifact is, the same text
- * as its model_version's source (MLflow's clients download from it). */
-static srv_resp download_uri(srv_req *r)
-{
-    METHOD("GET");
-    REQUIRE(name, "name");
-    int64_t v;
-    srv_resp bad;
-    if (!srv_param_version(r, "version", &v, &bad)) return bad;
+    if (!uri_only) return version_doc(r, name, v);
     sg_err err = {{0}};
     json_t *doc = sg_registry_get_version(r->reg, name, v, &err);
     if (!doc) return srv_from_status(SG_EINPUT, &err);
@@ -683,6 +675,9 @@ static srv_resp download_uri(srv_req *r)
     json_decref(doc);
     return srv_json(200, o);
 }
+
+static srv_resp get_version(srv_req *r) { return read_version(r, false); }
+static srv_resp download_uri(srv_req *r) { return read_version(r, true); }
 
 static srv_resp search_versions(srv_req *r)
 {
