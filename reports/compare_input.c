@@ -145,8 +145,8 @@ static sg_status timed_seconds(const char *path, const json_t *o, long i, double
             return sg_errf(err, SG_EINPUT,
                            "%s: latency.duration_s is not a finite non-negative number", path);
         return sg_errf(err, SG_EINPUT,
-                       "%s: repetitions[%ld].duration_s is not a finite non-negative number",
-                       path, i);
+                       "%s: repetitions[%ld].duration_s is not a finite non-negative number", path,
+                       i);
     }
     *s = json_number_value(d);
     return SG_OK;

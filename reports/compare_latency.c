@@ -345,10 +345,10 @@ json_t *sg_compare_latency(const sg_compare_run *o, const sg_compare_run *n,
         opt->min_repetition_s >= 0 ? opt->min_repetition_s : SG_COMPARE_MIN_REPETITION_S;
     sg_json_set_real(doc, "min_repetition_s", min_window);
     json_t *win = json_object();
-    json_object_set_new(win, "old", o->shortest_timed_s >= 0 ? json_real(o->shortest_timed_s)
-                                                             : json_null());
-    json_object_set_new(win, "new", n->shortest_timed_s >= 0 ? json_real(n->shortest_timed_s)
-                                                             : json_null());
+    json_object_set_new(win, "old",
+                        o->shortest_timed_s >= 0 ? json_real(o->shortest_timed_s) : json_null());
+    json_object_set_new(win, "new",
+                        n->shortest_timed_s >= 0 ? json_real(n->shortest_timed_s) : json_null());
     json_object_set_new(doc, "shortest_repetition_s", win);
     for (int k = 0; k < SG_COMPARE_PERCENTILES; k++)
         json_array_append_new(rows,

@@ -676,8 +676,14 @@ static srv_resp read_version(srv_req *r, bool uri_only)
     return srv_json(200, o);
 }
 
-static srv_resp get_version(srv_req *r) { return read_version(r, false); }
-static srv_resp download_uri(srv_req *r) { return read_version(r, true); }
+static srv_resp get_version(srv_req *r)
+{
+    return read_version(r, false);
+}
+static srv_resp download_uri(srv_req *r)
+{
+    return read_version(r, true);
+}
 
 static srv_resp search_versions(srv_req *r)
 {

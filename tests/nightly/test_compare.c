@@ -416,7 +416,8 @@ static void test_short_repetitions_not_judged(void **state)
     json_t *w = json_object_get(cmp, "shortest_repetition_s");
     assert_true(fabs(json_real_value(json_object_get(w, "old")) - 0.0002) < 1e-12);
     assert_true(json_is_null(json_object_get(w, "new")));
-    assert_true(json_real_value(json_object_get(cmp, "min_repetition_s")) == SG_COMPARE_MIN_REPETITION_S);
+    assert_true(json_real_value(json_object_get(cmp, "min_repetition_s")) ==
+                SG_COMPARE_MIN_REPETITION_S);
     json_decref(cmp);
     /* --min-repetition-s 0 judges them: regressed. */
     sg_compare_options o;
