@@ -53,7 +53,7 @@ enum {
     O_REPORT = 1 << 3,   /* transition --report */
     O_APPROVE = 1 << 4,  /* approve --reject --comment */
     O_MODEL = 1 << 5,    /* create-model's policy options */
-    O_RECORD = 1 << 6,   /* record --pubkey --model */
+    O_RECORD = 1 << 6,   /* record --pubkey --model --version */
     O_RUNS = 1 << 7,     /* runs --version --fingerprint --limit */
     O_ADMIN = 1 << 8,    /* init, migrate: schema and copies */
     O_COPY = 1 << 9,     /* migrate --from --to */
@@ -137,7 +137,7 @@ static void sub_options(reg_cli *c, unsigned set, sg_opt *out)
         {O_CHECK, SG_OPT_STR("checkpoint", &c->checkpoint)},
         {O_OUT, SG_OPT_STR("out", &c->out)},
         {O_RECORD, SG_OPT_STR("model", &c->model)},
-        {O_RUNS, SG_OPT_INT_("version", &c->version, 1, (double)INT64_MAX)},
+        {O_RUNS | O_RECORD, SG_OPT_INT_("version", &c->version, 1, (double)INT64_MAX)},
         {O_RUNS, SG_OPT_STR("fingerprint", &c->fingerprint)},
         {O_RUNS, SG_OPT_INT_("limit", &c->limit, 1, (double)INT64_MAX)},
         {O_COPY, SG_OPT_STR("from", &c->from)},

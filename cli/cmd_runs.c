@@ -11,14 +11,15 @@
 #include "stagegate/report.h"
 
 const char reg_runs_usage[] =
-    "usage: stagegate registry record REPORT [--pubkey PUB.pem] [--model NAME] [--db PATH] "
-    "[--json]\n"
+    "usage: stagegate registry record REPORT [--pubkey PUB.pem] [--model NAME] [--version V]\n"
+    "                                [--db PATH] [--json]\n"
     "       stagegate registry runs NAME [--version V] [--fingerprint ID] [--limit N] [--db PATH] "
     "[--json]\n"
     "       stagegate registry set-run-verdict NAME REPORT (VERDICT | --from COMPARE.json) "
     "[--db PATH] [--json]\n\n"
     "record adds a run to the history from a signed gate report: the version is the one whose\n"
-    "artifact digest is the report's subject (--model picks the model when several hold it);\n"
+    "artifact digest is the report's subject (--model picks the model when several hold it,\n"
+    "--version the version when one model holds it twice);\n"
     "the report must verify with --pubkey or, without it, with one of the model's trusted\n"
     "signer keys. runs lists a model's runs, oldest first (--limit keeps the newest N).\n"
     "set-run-verdict stores the verdict of the nightly compare of a recorded run: REPORT is\n"
@@ -183,7 +184,7 @@ int reg_cmd_runs(reg_cli *a)
     if (!rc) rc = sg_registry_open(sg_registry_path(a->db), false, &reg, &err);
     json_t *doc = NULL;
     if (!rc && record) {
-        rc = sg_registry_record_run(reg, arg, pub, a->model, &doc, &err);
+        rc = sg_registry_record_run(reg, arg, pub, a->model, a->version, &doc, &err);
     } else if (!rc) {
         sg_runs_filter f = {
             .version = a->version, .fingerprint = a->fingerprint, .limit = a->limit};

@@ -68,7 +68,7 @@ sg_status reg_verify_with_signers(sg_registry *reg, const char *model, const uin
 }
 
 /* The version holding this artifact; model (may be NULL) picks one when several models hold it. */
-static sg_status find_version(sg_registry *reg, const char *sha, const char *model,
+static sg_status find_version(sg_registry *reg, const char *sha, const char *model, int64_t want,
                         char name[REG_NAME_MAX], int64_t *version, char stage[REG_NAME_MAX],
                         sg_err *err)
 {
@@ -77,12 +77,15 @@ static sg_status find_version(sg_registry *reg, const char *sha, const char *mod
     int rc = reg_prepare(
         reg,
         "SELECT model_name, version, stage FROM model_versions WHERE artifact_sha256 = ?1"
-        " AND (CAST(?2 AS TEXT) IS NULL OR model_name = ?2) ORDER BY model_name, version DESC",
+        " AND (CAST(?2 AS TEXT) IS NULL OR model_name = ?2)"
+        " AND (CAST(?3 AS BIGINT) = 0 OR version = ?3) ORDER BY model_name, version DESC",
         &st, err);
     if (rc) return rc;
     reg_bind_text(st, 1, sha);
     if (model) reg_bind_text(st, 2, model);
-    int n = 0;
+    reg_bind_int64(st, 3, want);
+    int n = 0, twice = 0;
+    int64_t second = 0;
     char others[512] = "";
     reg_step_result s;
     while ((s = reg_step(st)) == REG_ROW) {
@@ -92,23 +95,35 @@ static sg_status find_version(sg_registry *reg, const char *sha, const char *mod
             *version = reg_col_int64(st, 1);
             snprintf(stage, REG_NAME_MAX, "%s", reg_col_text(st, 2));
             n++;
-        } else if (strcmp(m, name)) { /* the same artifact twice in one model: the newest version */
+        } else if (strcmp(m, name)) {
             size_t l = strlen(others);
             snprintf(others + l, sizeof others - l, "%s%s", l ? ", " : "", m);
             n++;
+        } else if (!twice++) { /* the same artifact twice in one model (a rollback's re-upload) */
+            second = reg_col_int64(st, 1);
         }
     }
     reg_finalize(st);
     if (s != REG_DONE) return reg_db_error(reg, err, "finding the report's version");
-    if (n == 0)
+    if (n == 0) {
+        char which[48] = "";
+        if (want) snprintf(which, sizeof which, " v%lld", (long long)want);
         return sg_errf(
             err, SG_EINPUT,
-            "no registered version%s%s has artifact sha256:%.16s... (the report's subject)",
-            model ? " of " : "", model ? model : "", sha);
+            "no registered version%s%s%s has artifact sha256:%.16s... (the report's subject)",
+            which, model ? " of " : "", model ? model : "", sha);
+    }
     if (n > 1)
         return sg_errf(err, SG_EINPUT,
                        "artifact sha256:%.16s... is registered under %s and %s: pass --model NAME",
                        sha, name, others);
+    /* Filed under the newest, a run of the version the nightly gated (v1 in Production) had
+       gone to another (v3, which holds the same file): pass the version that was gated. */
+    if (twice)
+        return sg_errf(err, SG_EINPUT,
+                       "artifact sha256:%.16s... is v%lld and v%lld%s of %s: pass --version V", sha,
+                       (long long)*version, (long long)second, twice > 1 ? " (and more)" : "",
+                       name);
     return SG_OK;
 }
 
@@ -269,7 +284,7 @@ static json_t *load_run(sg_registry *reg, int64_t id, sg_err *err)
 }
 
 sg_status sg_registry_record_run(sg_registry *reg, const char *report_path, EVP_PKEY *pub,
-                           const char *model, json_t **run, sg_err *err)
+                           const char *model, int64_t want_version, json_t **run, sg_err *err)
 {
     if (run) *run = NULL;
     uint8_t *env = NULL;
@@ -302,7 +317,7 @@ sg_status sg_registry_record_run(sg_registry *reg, const char *report_path, EVP_
     }
     char name[REG_NAME_MAX], stage[REG_NAME_MAX];
     int64_t version = 0, id = 0;
-    if (!rc) rc = find_version(reg, sha, model, name, &version, stage, err);
+    if (!rc) rc = find_version(reg, sha, model, want_version, name, &version, stage, err);
     if (!rc && !pub) rc = reg_verify_with_signers(reg, name, env, len, &info, err);
     if (!rc && strcmp(info.subject_sha256, sha))
         rc = sg_errf(err, SG_EREFUSED, "%s: the verified subject differs from the one looked up",

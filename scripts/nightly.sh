@@ -85,6 +85,17 @@ abs() { case "$1" in /*) printf '%s' "$1" ;; *) printf '%s/%s' "$DBDIR" "$1" ;; 
 
 # set_verdict NAME VERSION REPORT_SHA256 (VERDICT | --from COMPARE.json): stores the nightly
 # verdict with the run, for the trend page's marks.
+# intact PATH SHA256: the file still holds the bytes the registry recorded (empty PATH: nothing
+# to check).
+intact() {
+    [ -z "$1" ] && return 0
+    local got
+    got=$(sha256sum <"$1" 2>/dev/null | cut -d' ' -f1) || got=""
+    [ "$got" = "$2" ] && return 0
+    echo "$name v$version: ERROR: $1 is not the report the registry recorded (sha256 ${got:-unreadable}, recorded $2); not compared" >&2
+    return 1
+}
+
 set_verdict() {
     local name=$1 version=$2 sha=$3
     shift 3
@@ -137,7 +148,7 @@ while IFS=$'\t' read -r -u 3 name version stage dataset policy; do
     fi
     [ "$rc" = 1 ] && { failed=$((failed + 1)); echo "$name v$version ($stage): gate FAILED (see $report)"; }
     progress "[$i/$total] $name v$version ($stage): record and compare"
-    run=$("$SG" registry record "$report" --model "$name" --db "$DB" ${PUB:+--pubkey "$PUB"} --json) || {
+    run=$("$SG" registry record "$report" --model "$name" --version "$version" --db "$DB" ${PUB:+--pubkey "$PUB"} --json) || {
         progress_done
         echo "$name v$version: ERROR: the run could not be recorded" >&2
         errors=$((errors + 1))
@@ -156,13 +167,21 @@ while IFS=$'\t' read -r -u 3 name version stage dataset policy; do
         errors=$((errors + 1))
         continue
     }
-    prev=$(jq -r '.runs | if length > 0 then .[-1].report_path else "" end' "$hist")
+    # Tab-separated: a report path may hold spaces.
+    IFS=$'\t' read -r prev prev_sha < <(jq -r '.runs | if length > 0 then .[-1] | "\(.report_path)\t\(.report_sha256)" else "" end' "$hist")
     own_runs=$(jq '.runs | length' "$hist")
     # The last run of the version this one replaced in this stage on this fingerprint (the
     # newest run of another version recorded while in the same stage), and that version.
-    read -r rprev rversion < <("$SG" registry runs "$name" --fingerprint "$fp" --db "$DB" --json |
+    IFS=$'\t' read -r rprev rversion rprev_sha < <("$SG" registry runs "$name" --fingerprint "$fp" --db "$DB" --json |
         jq -r --arg stage "$stage" --argjson v "$version" \
-            '[.runs[] | select(.stage == $stage and .version != $v)] | if length > 0 then .[-1] | "\(.report_path) \(.version)" else "" end')
+            '[.runs[] | select(.stage == $stage and .version != $v)] | if length > 0 then .[-1] | "\(.report_path)\t\(.version)\t\(.report_sha256)" else "" end')
+    # The reports compared with are the ones the registry recorded (it verified their
+    # signatures then): a file changed since, in OUT/reports, is not compared with.
+    if ! intact "$prev" "$prev_sha" || ! intact "$rprev" "$rprev_sha"; then
+        progress_done
+        errors=$((errors + 1))
+        continue
+    fi
     since="since the previous run"
     hist_arg=(--history "$hist")
     if [ -z "$prev" ]; then

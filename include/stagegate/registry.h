@@ -294,13 +294,14 @@ SG_MUST_CHECK sg_status sg_registry_resolve_uri_digest(const char *uri, const ch
 /*
  * Records a run from a signed gate report: finds the version whose artifact
  * digest is the report's subject (model disambiguates when several models hold
- * that artifact), verifies the report with pub or, when pub is NULL, with the
+ * that artifact, version the version when one model holds it twice: 0 = the only one), verifies
+ * the report with pub or, when pub is NULL, with the
  * model's trusted signer keys (SG_EREFUSED when none verifies), and stores
  * model, version, current stage, fingerprint, time, report digest, report path
  * and figures. *run (may be NULL) receives the stored run as JSON.
  */
 SG_MUST_CHECK sg_status sg_registry_record_run(sg_registry *reg, const char *report_path, EVP_PKEY *pub,
-                           const char *model, json_t **run, sg_err *err);
+                           const char *model, int64_t version, json_t **run, sg_err *err);
 
 typedef struct {
     int64_t version;         /* 0 = any */

@@ -64,12 +64,15 @@ $R set-tag beta 1 dataset val_b.h5 && $R set-tag beta 1 policy policy.json
 
 night() { # night N EXPECTED_EXIT...: runs the job, output in nightN.txt
     local n=$1 rc=0; shift
-    STAGEGATE_BIN=$SG bash "$NIGHTLY" --db reg/registry.db --key signer.key.pem --out out --cpus 0 \
+    STAGEGATE_BIN=$SG bash "$NIGHTLY" --db reg/registry.db --key signer.key.pem --out "night out" --cpus 0 \
         >"night$n.txt" 2>"night$n.err" </dev/null || rc=$?
     for want in "$@"; do [ "$rc" = "$want" ] && return 0; done
     cat "night$n.txt" "night$n.err" >&2
     fail "night $n exited $rc, wanted one of $*"
 }
+# The output directory's name holds a space (so do the report paths the registry records);
+# `out` is a link to it for the checks below.
+mkdir "night out" && ln -s "night out" out
 unset STAGEGATE_PROGRESS
 night 1 0
 grep -q "3 version(s), 0 regressed, 0 gate(s) failed, 0 error(s)" night1.txt || { cat night1.txt; fail "night 1 summary"; }
@@ -255,4 +258,22 @@ grep -q "alpha v1 (Production): nothing regressed since the previous run (latenc
 jq -e '[.runs[].version] | all(. == 1)' out/compare/alpha-v1.history.json >/dev/null || fail "band mixes versions"
 grep -q "^  p50    history band .* over 4 earlier runs; NEW" out/compare/alpha-v1.txt ||
     { cat out/compare/alpha-v1.txt; fail "alpha v1's comparison does not show its noise band"; }
+# Night 6: the report of alpha v1's last night, in the output directory, was replaced by
+# another file (an unsigned copy whose f1 is far lower, which would hide a drop). The registry
+# recorded the report's SHA-256: the nightly refuses to compare with anything else.
+last=$($R runs alpha --version 1 --json | jq -r '.runs[-1].report_path')
+case "$last" in *"night out/reports/"*) ;; *) fail "recorded report path: $last" ;; esac
+$PY - "$last" <<'PYEOF'
+import base64, json, sys
+env = json.load(open(sys.argv[1]))
+st = json.loads(base64.b64decode(env["payload"]))
+st["predicate"]["metrics"]["f1"] = 0.30
+env["payload"] = base64.b64encode(json.dumps(st).encode()).decode()
+json.dump(env, open(sys.argv[1], "w"))
+PYEOF
+night 6 2
+grep -q "^alpha v1: ERROR: .*alpha-v1-.*\.intoto\.json is not the report the registry recorded (sha256 [0-9a-f]*, recorded [0-9a-f]*); not compared" night6.err ||
+    { cat night6.txt night6.err; fail "night 6 compared with a replaced report"; }
+! grep -q "alpha v1 (Production): nothing regressed" night6.txt || fail "night 6 judged v1 against the replaced report"
+grep -q "beta v1 (Staging): nothing regressed" night6.txt || { cat night6.txt; fail "night 6 stopped at the error"; }
 echo "nightly e2e ok"

@@ -166,4 +166,20 @@ expect 0 $R runs tz --json
     fail "runs with offsets: $(jq -c '[.runs[].time]' out)"
 expect 0 $R runs tz --limit 1 --json
 [ "$(jq -r '.runs[0].time' out)" = 2026-01-05T10:00:00Z ] || fail "the newest run: $(cat out)"
+
+# One model holding one artifact twice (v2 re-registers v1's file, as a rollback may): a report
+# of that file names no version, so record refuses to guess (it had filed v1's nightly run
+# under v2) and takes --version.
+expect 0 $R create-model twice --signer signer.pub.pem
+echo "same artifact" >same.bin
+[ "$($R create-version twice same.bin)" = 1 ] && [ "$($R create-version twice same.bin)" = 2 ] ||
+    fail "twice: versions"
+report signer same.bin PASSED 2026-01-06T10:00:00Z same.json
+expect 2 $R record same.json
+err_has "is v2 and v1 of twice: pass --version V"
+one_line
+expect 2 $R record same.json --version 3
+err_has "no registered version v3 has artifact"
+expect 0 $R record same.json --version 1 --json
+[ "$(jq -c '[.model, .version]' out)" = '["twice",1]' ] || fail "recorded as: $(cat out)"
 echo "verdict marks ok ($BACKEND)"
