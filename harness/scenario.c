@@ -15,6 +15,7 @@
  */
 #define _GNU_SOURCE
 #include <math.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -59,8 +60,13 @@ static void job_setup(sg_worker *w, void *arg)
     s->status = x->wl->setup(w, x->wl->ctx, &s->state, &s->err);
     if (s->status != SG_OK) return;
     s->overhead = sg_clock_overhead_ticks(2001);
-    /* Warm-up: caches, branch predictors and lazily mapped pages, outside the window. */
-    int64_t n = x->warmup / sg_worker_count(w) + 1;
+    /* Warm-up: caches, branch predictors and lazily mapped pages, outside the window. Shared
+       among the workers that run; single-stream runs one, which does all of it (it had done
+       warmup / pool size + 1: one query on a 128-CPU host, whose time then sized the buffer,
+       and every run was cut short at under half its window). */
+    int64_t n = flags_of(x->c) & SG_SCENARIO_ONE_WORKER ? x->warmup
+                                                       : x->warmup / sg_worker_count(w) + 1;
+    if (n < 1) n = 1;
     int64_t batch = flags_of(x->c) & SG_SCENARIO_BATCHES ? x->c->batch : 1;
     s->warm_min = UINT64_MAX;
     for (int64_t i = 0; i < n; i++) {
@@ -69,6 +75,25 @@ static void job_setup(sg_worker *w, void *arg)
         uint64_t d = sg_clock_now() - a;
         if (d < s->warm_min) s->warm_min = d;
     }
+}
+
+/* STAGEGATE_BENCH_MAX_SAMPLES lowers the cap on samples kept (memory-bound machines, and the
+ * tests that a full buffer cuts a run short): a whole number from 1 to SAMPLES_MAX, or refused
+ * (it had been read with atof: "abc" and "0" left the cap as it was, "100 junk" made it 100). */
+static sg_status samples_max(run_ctx *x, sg_err *err)
+{
+    x->samples_max = (int64_t)SAMPLES_MAX;
+    const char *env = getenv("STAGEGATE_BENCH_MAX_SAMPLES");
+    if (!env || !*env) return SG_OK; /* unset, or set empty */
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(env, &end, 10);
+    if (*end || errno || v < 1 || (double)v > SAMPLES_MAX)
+        return sg_errf(err, SG_EINPUT,
+                       "STAGEGATE_BENCH_MAX_SAMPLES: '%.40s' is not a whole number from 1 to %.0f",
+                       env, SAMPLES_MAX);
+    x->samples_max = v;
+    return SG_OK;
 }
 
 static void job_teardown(sg_worker *w, void *arg)
@@ -311,6 +336,7 @@ sg_status sg_bench_run_once(const sg_bench_config *c, sg_bench_result *r, sg_err
                 *err = x->slots[i].err;
             }
     }
+    if (rc == SG_OK) rc = samples_max(x, err);
     if (rc == SG_OK) {
         /* Size the sample array before the window so it does not fault pages in while timed. */
         rc = runners[c->scenario]->prepare(x, r, err);

@@ -30,6 +30,8 @@ typedef struct run_ctx {
     worker_slot *slots;
     sg_sample *samples;
     int64_t cap;      /* sample slots available */
+    int64_t samples_max; /* single-stream, offline: the most samples kept (SAMPLES_MAX, or
+                            lower with STAGEGATE_BENCH_MAX_SAMPLES) */
     int64_t n_target; /* server/offline: queries in this job */
     uint64_t *sched;  /* server: due offsets in ticks */
     uint64_t t0;      /* start of the timed window (ticks) */

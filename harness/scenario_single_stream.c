@@ -90,11 +90,7 @@ static int prepare(run_ctx *x, sg_bench_result *r, sg_err *err)
     /* A cost both the warm-up minimum and the steady state pay: adding it keeps the margin. */
     double loop_ns = loop_overhead_ns();
     if (loop_ns > 0 && isfinite(loop_ns)) q_ns += loop_ns;
-    double est = c->min_duration_s * 1e9 / q_ns * 2.0 + 1024, most = SAMPLES_MAX;
-    /* STAGEGATE_BENCH_MAX_SAMPLES lowers the cap (memory-bound machines, and the test
-       that a full buffer cuts a run short instead of restarting it). */
-    const char *env = getenv("STAGEGATE_BENCH_MAX_SAMPLES");
-    if (env && atof(env) >= 1 && atof(env) < most) most = atof(env);
+    double est = c->min_duration_s * 1e9 / q_ns * 2.0 + 1024, most = (double)x->samples_max;
     x->cap = c->min_queries + (int64_t)(est < most ? est : most);
     if ((double)x->cap > most) x->cap = (int64_t)most;
     return SG_OK;

@@ -66,6 +66,28 @@ jq -e '.cut_short and .queries == 3000 and (.cut_short_reason | contains("sample
 STAGEGATE_BENCH_MAX_SAMPLES=3000 B --scenario single-stream --duration 2 --min-queries 100 >cut.txt
 grep -q "^warning: timed run cut short: .*sample buffer full after 3000 queries" cut.txt || { cat cut.txt; fail "cut short not in the text"; }
 
+# Offline keeps at most as many calls as the cap too: the run ends when its log is full and
+# says so (the log had grown for the whole run: 6.6 GB in 30 s of a small model at batch 1).
+STAGEGATE_BENCH_MAX_SAMPLES=2000 B --scenario offline --batch 1 --duration 2 --json >ocut.json
+jq -e '.cut_short and .queries == 1600 and (.cut_short_reason | contains("sample buffer full after 1600 calls"))' \
+    ocut.json >/dev/null || { jq 'del(.histogram, .repetitions[].histogram)' ocut.json; fail "offline cap"; }
+# ... and a cap the variable cannot mean is refused, not read as another number.
+for bad in abc 0 "100 junk" 1e3 -5; do
+    rc=0; STAGEGATE_BENCH_MAX_SAMPLES="$bad" B --scenario single-stream --duration 0.1 >/dev/null 2>err || rc=$?
+    [ "$rc" = 2 ] && grep -q "^stagegate: STAGEGATE_BENCH_MAX_SAMPLES: '$bad' is not a whole number" err ||
+        { cat err; fail "STAGEGATE_BENCH_MAX_SAMPLES=$bad: exit $rc"; }
+done
+
+# Single-stream's one worker does the whole warm-up, however many CPUs the pool has: on a
+# 128-CPU topology it had run 64 / 128 + 1 = 1 query, sized its buffer from that cold query,
+# and every run was cut short at under half its window.
+for i in 1 2; do
+    STAGEGATE_HWLOC_SYNTHETIC="pack:2 core:64 pu:1" "$SG" bench --model m.h5 --data d.h5 \
+        --scenario single-stream --duration 0.5 --json >wide.json
+    jq -e '.cut_short == false and .warmup == 64' wide.json >/dev/null ||
+        { jq '{queries, cut_short, cut_short_reason, warmup}' wide.json; fail "single-stream on 128 CPUs cut short"; }
+done
+
 # Server: impossible arrival rate -> INVALID, QPS not reached; too few queries; a 1 ns bound.
 B --scenario server --qps 20000000 --duration 0.05 --json >fast.json
 jq -e '.validity.result == "INVALID" and (.validity.reason | contains("QPS not reached")) and
