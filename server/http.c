@@ -26,6 +26,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -743,9 +744,10 @@ static enum MHD_Result check_arg(void *cls, enum MHD_ValueKind kind, const char 
     if (q->bad[0]) return MHD_NO;
     const bool nul = strlen(key) != key_size || (value && strlen(value) != value_size);
     bool dup = false;
-    /* MLflow's repeated fields come as repeated parameters (stages=A&stages=B) */
-    for (size_t i = 0; i < q->n && !nul && strcmp(key, "stages") != 0; i++)
-        dup |= !strcmp(q->keys[i], key);
+    /* MLflow's repeated fields come as repeated parameters (stages=A&stages=B). Compared as
+       srv_param looks them up, without case: version=1&VERSION=2 had answered one of them. */
+    for (size_t i = 0; i < q->n && !nul && strcasecmp(key, "stages") != 0; i++)
+        dup |= !strcasecmp(q->keys[i], key);
     if (nul || dup) {
         printable_name(q->bad, sizeof q->bad, key);
         q->nul = nul;

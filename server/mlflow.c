@@ -199,8 +199,9 @@ static srv_resp written_doc(srv_req *r, const char *name, int64_t v, json_t *doc
     return srv_error(400, "INVALID_PARAMETER_VALUE", "Missing value for required parameter '%s'",  \
                      key)
 
+/* A GET endpoint answers HEAD too, as its route's Allow header says. */
 #define METHOD(m)                                                                                  \
-    if (strcmp(r->method, m) != 0)                                                                 \
+    if (strcmp(r->method, m) != 0 && (strcmp(m, "GET") != 0 || strcmp(r->method, "HEAD") != 0))   \
     return srv_error(405, "BAD_REQUEST", "%s needs %s, not %s", r->url, m, r->method)
 
 /* ------------------------------------------------------------------ registered models */

@@ -157,6 +157,17 @@ expect 404 carol GET "$M/model-versions/get-download-uri?name=$MODEL&version=99"
 [ "$(jbody .error_code)" = RESOURCE_DOES_NOT_EXIST ] || fail "download uri of a missing version: $(cat body)"
 expect 400 carol GET "$M/model-versions/get-download-uri?name=$MODEL"
 expect 405 alice POST $M/model-versions/get-download-uri "{\"name\": \"$MODEL\", \"version\": \"1\"}"
+# A parameter given twice in two cases is given twice (srv_param reads it without case; the
+# request had been answered with one of them).
+expect 400 carol GET "$M/model-versions/get-download-uri?name=$MODEL&version=1&VERSION=2"
+expect 400 carol GET "$M/model-versions/get?Name=other&name=$MODEL&version=1"
+# HEAD on the GET endpoints that check their method: 200, as their Allow header says.
+for p in "model-versions/get-download-uri?name=$MODEL&version=1" "model-versions/get?name=$MODEL&version=1" \
+    "registered-models/get?name=$MODEL"; do
+    code=$(curl -sS -I --max-time 20 -o /dev/null -w '%{http_code}' \
+        -H "Authorization: Bearer $(cat carol.token)" "$URL$M/$p") || code=000
+    [ "$code" = 200 ] || fail "HEAD $p: HTTP $code"
+done
 expect 200 alice POST $M/registered-models/alias "{\"name\": \"$MODEL\", \"alias\": \"champion\", \"version\": \"1\"}"
 expect 200 carol GET "$M/registered-models/alias?name=$MODEL&alias=champion"
 [ "$(jbody .model_version.version)" = 1 ] || fail "alias get: $(cat body)"
