@@ -69,6 +69,22 @@ for model, n in (("lr8", 12), ("mlp128", 17)):
                            capture_output=True, text=True)
         assert r.returncode == 0, (a, b, r.stderr)
         flagged_when_judged += any(row["verdict"] != "unchanged" for row in json.loads(r.stdout)["latency"])
+# Runs that keep no repetition's length (recorded before it was kept) are judged by their own
+# duration_s over the repetition count, which is no longer than their shortest repetition.
+import tempfile
+tmp = tempfile.mkdtemp()
+pair = []
+for src in sorted(glob.glob(os.path.join(d, "short", "mlp128-*.json")))[:2]:
+    doc = json.load(open(src))
+    for rep in doc["repetitions"]:
+        del rep["duration_s"]
+    pair.append(os.path.join(tmp, os.path.basename(src)))
+    json.dump(doc, open(pair[-1], "w"))
+r = subprocess.run([sg, "compare", *pair, "--json"], capture_output=True, text=True)
+assert r.returncode == 0, r.stderr
+doc = json.loads(r.stdout)
+assert 0 < doc["shortest_repetition_s"]["old"] < 0.01, doc["shortest_repetition_s"]
+assert all(row["reason"].startswith("not judged") for row in doc["latency"]), doc["latency"]
 # The recording is a real false-positive case: judged anyway, identical runs are flagged.
 assert flagged_when_judged >= 5, flagged_when_judged
 print(f"short repetitions: 27 A/A pairs not judged; {flagged_when_judged} would have been flagged")
@@ -116,6 +132,8 @@ bad nan 'd["repetitions"][2]["latency_ns"]["p90"] = float("nan")' 'field "p90" i
 bad null 'd["repetitions"][3]["latency_ns"]["p99"] = None' "repetitions[3].latency_ns.p99 is not a finite non-negative number"
 bad hist 'd["repetitions"][1]["histogram"] = {"unit": "ns", "buckets": [[1000, d["repetitions"][1]["queries"] - 7]]}' \
     "repetitions[1].histogram counts add up to"
+bad dur_partial 'del d["repetitions"][2]["duration_s"]' "repetitions[2].duration_s is missing, while other repetitions carry theirs"
+bad dur_null 'd["repetitions"][0]["duration_s"] = None' "repetitions[0].duration_s is missing, while other repetitions carry theirs"
 bad dur_neg 'd["repetitions"][4]["duration_s"] = -1' "repetitions[4].duration_s is not a finite non-negative number"
 bad dur_str 'd["repetitions"][0]["duration_s"] = "2"' "repetitions[0].duration_s is not a finite non-negative number"
 bad dur_top 'del d["repetitions"]; del d["repetition_count"]; d["duration_s"] = []' "latency.duration_s is not a finite non-negative number"
