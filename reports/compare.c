@@ -200,10 +200,50 @@ static json_t *compare_metrics(const sg_compare_run *o, const sg_compare_run *n,
     return rows;
 }
 
+/*
+ * --history must be earlier runs of NEW's machine, with figures a band can be made of: a run of
+ * another fingerprint, or a figure of -1 or 1e300, had widened the band without a word, and a
+ * 3.6x slowdown then read as unchanged.
+ */
+static sg_status check_history(const json_t *history, const sg_compare_run *n, sg_err *err)
+{
+    static const char *const pct[] = {"p50", "p90", "p99", "p999"};
+    const char *want = json_string_value(json_object_get(n->fingerprint, "id"));
+    size_t i;
+    json_t *run;
+    json_array_foreach(json_object_get(history, "runs"), i, run)
+    {
+        if (!json_is_object(run))
+            return sg_errf(err, SG_EINPUT, "--history: runs[%zu] is not an object", i);
+        const char *fp = json_string_value(json_object_get(run, "fingerprint"));
+        if (want && (!fp || strcmp(fp, want)))
+            return sg_errf(err, SG_EINPUT,
+                           "--history: runs[%zu] ran on fingerprint %.32s, not NEW's %s (give the "
+                           "runs of NEW's machine: registry runs NAME --fingerprint %s)",
+                           i, fp ? fp : "(none)", want, want);
+        json_t *lat = json_object_get(json_object_get(run, "figures"), "latency_ns");
+        for (size_t k = 0; k < sizeof pct / sizeof pct[0]; k++) {
+            json_t *v = json_object_get(lat, pct[k]);
+            if (!v || json_is_null(v)) continue;
+            double x = json_number_value(v);
+            if (!json_is_number(v) || !(x > 0) || !isfinite(x) || x > 1e15)
+                return sg_errf(err, SG_EINPUT,
+                               "--history: runs[%zu].figures.latency_ns.%s is not a latency "
+                               "(a positive number of nanoseconds)",
+                               i, pct[k]);
+        }
+    }
+    return SG_OK;
+}
+
 sg_status sg_compare_runs(const sg_compare_run *o, const sg_compare_run *n, const sg_compare_options *opt,
                     json_t **out, sg_err *err)
 {
     *out = NULL;
+    if (opt->history) {
+        sg_status hrc = check_history(opt->history, n, err);
+        if (hrc) return hrc;
+    }
     json_t *doc = json_object();
     json_object_set_new(doc, "old", run_json(o));
     json_object_set_new(doc, "new", run_json(n));

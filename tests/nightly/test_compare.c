@@ -343,9 +343,12 @@ static void test_history_band(void **state)
     sg_compare_run a, b;
     make_run(&a, 37, 3000, 100000, 1.0, "cpu");
     make_run(&b, 38, 3000, 100000, 1.30, "cpu");
-    json_t *hist = json_pack("{s:[{s:{s:{s:i}}}, {s:{s:{s:i}}}, {s:{s:{s:i}}}]}", "runs", "figures",
-                             "latency_ns", "p50", 90000, "figures", "latency_ns", "p50", 140000,
-                             "figures", "latency_ns", "p50", 120000);
+    const char *fp = json_string_value(json_object_get(b.fingerprint, "id"));
+    assert_non_null(fp);
+    json_t *hist = json_pack("{s:[{s:s,s:{s:{s:i}}}, {s:s,s:{s:{s:i}}}, {s:s,s:{s:{s:i}}}]}", "runs",
+                             "fingerprint", fp, "figures", "latency_ns", "p50", 90000,
+                             "fingerprint", fp, "figures", "latency_ns", "p50", 140000,
+                             "fingerprint", fp, "figures", "latency_ns", "p50", 120000);
     sg_compare_options o;
     sg_compare_options_init(&o);
     o.history = hist;
@@ -357,6 +360,18 @@ static void test_history_band(void **state)
     /* p90 has no history: judged as usual. */
     assert_string_equal(verdict(cmp, 1), "regressed");
     json_decref(cmp);
+    /* A run of another machine, or a figure that is no latency, would widen the band: refused. */
+    json_t *run1 = json_array_get(json_object_get(hist, "runs"), 1);
+    json_object_set_new(run1, "fingerprint", json_string("0123456789abcdef"));
+    cmp = NULL;
+    assert_int_equal(sg_compare_runs(&a, &b, &o, &cmp, &err), SG_EINPUT);
+    assert_null(cmp);
+    assert_non_null(strstr(err.msg, "--history: runs[1] ran on fingerprint 0123456789abcdef, not NEW's"));
+    json_object_set_new(run1, "fingerprint", json_string(fp));
+    json_object_set_new(json_object_get(json_object_get(run1, "figures"), "latency_ns"), "p50",
+                        json_integer(-1));
+    assert_int_equal(sg_compare_runs(&a, &b, &o, &cmp, &err), SG_EINPUT);
+    assert_non_null(strstr(err.msg, "--history: runs[1].figures.latency_ns.p50 is not a latency"));
     json_decref(hist);
     sg_compare_run_clear(&a);
     sg_compare_run_clear(&b);
