@@ -179,6 +179,11 @@ static void compare_print_text(const json_t *cmp, FILE *out)
         json_array_foreach(met, i, e)
         {
             const char *v = sg_json_str(e, "verdict");
+            if (json_is_true(json_object_get(e, "not_computed"))) {
+                fprintf(out, "  %-20s %10.4g -> %-10s   gated, NEW could not compute it  REGRESSED\n",
+                        sg_json_str(e, "name"), num(e, "old"), "(none)");
+                continue;
+            }
             double d = num(e, "delta");
             const char *ar = d > 0 ? "\u2191" : d < 0 ? "\u2193" : "=";
             fprintf(out, "  %-20s %10.4g -> %-10.4g %s %+-11.4g", sg_json_str(e, "name"),

@@ -197,6 +197,24 @@ static json_t *compare_metrics(const sg_compare_run *o, const sg_compare_run *n,
         json_object_set_new(r, "verdict", json_string(verdict));
         json_array_append_new(rows, r);
     }
+    /* A gated metric OLD had and NEW could not compute (tonight's set has one class, and the
+       rule was optional, so the gate passed): regressed, not left out of the comparison. */
+    json_t *ov;
+    json_object_foreach(o->metrics, name, ov)
+    {
+        json_t *v = json_object_get(n->metrics, name);
+        json_t *rule = json_object_get(json_object_get(policy, "metrics"), name);
+        if (!json_is_number(ov) || json_is_number(v) || !rule) continue;
+        (*n_regressed)++;
+        json_t *r = json_object();
+        json_object_set_new(r, "name", json_string(name));
+        json_object_set_new(r, "gated", json_true());
+        sg_json_set_real(r, "old", json_number_value(ov));
+        json_object_set_new(r, "new", json_null());
+        json_object_set_new(r, "not_computed", json_true());
+        json_object_set_new(r, "verdict", json_string("regressed"));
+        json_array_append_new(rows, r);
+    }
     return rows;
 }
 

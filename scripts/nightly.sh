@@ -155,6 +155,8 @@ while IFS=$'\t' read -r -u 3 name version stage dataset policy; do
         continue
     }
     fp=$(jq -r '.fingerprint' <<<"$run")
+    # A policy without a latency run records no machine: its runs share the empty fingerprint.
+    fp_shown=${fp:-"(none: no latency run)"}
     run_id=$(jq -r '.id' <<<"$run")
     run_sha=$(jq -r '.report_sha256' <<<"$run")
     hist="$OUT/compare/$name-v$version.history.json"
@@ -190,11 +192,11 @@ while IFS=$'\t' read -r -u 3 name version stage dataset policy; do
         hist_arg=()
         if [ -z "$rprev" ]; then
             progress_done
-            echo "$name v$version ($stage): first run on fingerprint $fp, nothing to compare"
+            echo "$name v$version ($stage): first run on fingerprint $fp_shown, nothing to compare"
             set_verdict "$name" "$version" "$run_sha" first || errors=$((errors + 1))
             continue
         fi
-        echo "$name v$version ($stage): first run of v$version on fingerprint $fp; compared with v$rversion, the version it replaced in $stage"
+        echo "$name v$version ($stage): first run of v$version on fingerprint $fp_shown; compared with v$rversion, the version it replaced in $stage"
         prev=$rprev
         since="since v$rversion"
         rprev="" # compared with it already
@@ -221,7 +223,7 @@ while IFS=$'\t' read -r -u 3 name version stage dataset policy; do
         scmp="$OUT/compare/$name-v$version-vs-v$rversion-$stamp.txt"
         src=0
         "$SG" compare "$rprev" "$report" --fail-on-regression ${PUB:+--pubkey "$PUB"} >"$scmp" || src=$?
-        echo "$name v$version ($stage): night $((own_runs + 1)) of its first $SETTLE on fingerprint $fp; also compared with v$rversion, the version it replaced in $stage"
+        echo "$name v$version ($stage): night $((own_runs + 1)) of its first $SETTLE on fingerprint $fp_shown; also compared with v$rversion, the version it replaced in $stage"
         if [ "$src" -le 1 ]; then
             jrc=0
             "$SG" compare "$rprev" "$report" --json ${PUB:+--pubkey "$PUB"} >"${scmp%.txt}.json" || jrc=$?

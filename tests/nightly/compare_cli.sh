@@ -195,4 +195,28 @@ expect 2 "$SG" trend m --html nodir/trend.html; one_line
 expect 2 "$SG" trend nosuch --html t2.html; one_line
 [ ! -e t2.html ] || fail "failed trend left a file"
 ls -a | grep -q '\.tmp' && fail "temp file left behind"
+
+# A gated metric NEW could not compute: tonight's set holds one class, so roc_auc is null and
+# its optional rule is skipped (the gate passes). compare had left the metric out and said
+# nothing regressed; it is now a regressed row.
+$PY - <<'PYEOF'
+import h5py
+with h5py.File("val.h5") as s, h5py.File("one.h5", "w") as f:
+    X, y = s["X"][:], s["y"][:]
+    f["X"], f["y"] = X[y == 1], y[y == 1]
+    for k, v in s.attrs.items():
+        f.attrs[k] = v
+PYEOF
+cat > auc.json <<'JSON'
+{"metrics": {"accuracy": {"threshold": 0.3}, "roc_auc": {"max_relative_regression": 0.05, "optional": true}},
+ "latency": {"scenario": "single-stream", "percentile": 99, "max_ms": 100, "min_queries": 700}}
+JSON
+"$SG" gate --model m.h5 --data val.h5 --policy auc.json --key signer.key.pem --out auc_a.json --cpus 0 >/dev/null
+"$SG" gate --model m.h5 --data one.h5 --policy auc.json --key signer.key.pem --out auc_b.json --cpus 0 >/dev/null ||
+    fail "the one-class gate should pass (its roc_auc rule is optional)"
+expect 1 "$SG" compare auc_a.json auc_b.json --pubkey signer.pub.pem --fail-on-regression
+grep -Eq "^  roc_auc +[0-9.]+ -> \(none\) +gated, NEW could not compute it  REGRESSED" out || { cat out; fail "vanished roc_auc"; }
+expect 0 "$SG" compare auc_a.json auc_b.json --pubkey signer.pub.pem --json
+jq -e '[.metrics[] | select(.name == "roc_auc")] | length == 1 and .[0].verdict == "regressed" and
+       .[0].not_computed and .[0].new == null' out >/dev/null || { cat out; fail "roc_auc row in JSON"; }
 echo "compare CLI ok"
