@@ -62,7 +62,7 @@ static sg_status timed(run_ctx *x, sg_pool *pool, sg_bench_result *r, double *wa
     sg_scenario_stage_mark(x, pool);
     for (;;) {
         int64_t calls = per_pass * passes;
-        /* At most SAMPLES_MAX calls are kept, as in the other scenarios: the log had grown for
+        /* At most the sample cap is kept, as in the other scenarios: the log had grown for
            the whole run (6.6 GB in 30 s of a 1-feature model at batch 1), and a run of a few
            minutes would have been killed for memory. A full log ends the run, which says so. */
         if (x->row_base + calls > x->samples_max) {
