@@ -7,7 +7,8 @@
 SG_MUST_CHECK sg_status sg_bench_check_config(const sg_bench_config *c, sg_err *err);
 /* One timed run (one repetition): pool, set-up, warm-up, window, summary. */
 SG_MUST_CHECK sg_status sg_bench_run_once(const sg_bench_config *c, sg_bench_result *r, sg_err *err);
-/* Exact percentiles and LoadGen early-stopping estimates of r->samples[0..queries). */
+/* Exact percentiles and LoadGen early-stopping estimates of r's samples (its own, or those of
+   its repetitions when it merges them). */
 SG_MUST_CHECK sg_status sg_bench_summarize_samples(sg_bench_result *r, sg_err *err);
 /* Noise warnings against the SG_NOISE_* limits and, for server runs, the validity verdict. */
 void sg_bench_assess(sg_bench_result *r);

@@ -362,10 +362,36 @@ sg_status sg_bench_write_samples(const sg_bench_result *r, const char *path, sg_
     int rc = sg_outfile_open(&o, path, err);
     if (rc != SG_OK) return rc;
     fputs("latency_ns,worker,cpu,flags\n", o.fp);
-    for (int64_t i = 0; i < r->queries; i++) {
-        const sg_sample *s = &r->samples[i];
-        fprintf(o.fp, "%llu,%d,%d,%u\n", (unsigned long long)s->latency_ns, s->worker, s->cpu,
-                s->flags);
+    const int n_spans = r->samples ? 1 : r->repetitions;
+    sg_sample_span *spans = calloc((size_t)(n_spans > 0 ? n_spans : 1), sizeof *spans);
+    int *cpus = spans ? malloc(SG_SAMPLE_MAX_WORKERS * sizeof *cpus) : NULL;
+    if (!spans || !cpus) {
+        free(spans);
+        free(cpus);
+        sg_outfile_abort(&o);
+        return sg_errf(err, SG_ENOMEM, "bench: out of memory writing %s", path);
     }
+    sg_bench_result_spans(r, spans, n_spans);
+    for (int k = 0; k < n_spans; k++) {
+        /* A worker's CPU is its binding's in the repetition that timed the sample. */
+        const sg_bench_result *run = r->samples ? r : &r->reps[k];
+        size_t at;
+        json_t *b;
+        memset(cpus, 0xff, SG_SAMPLE_MAX_WORKERS * sizeof *cpus); /* -1: no binding */
+        json_array_foreach(run->bindings, at, b)
+        {
+            const json_int_t w = json_integer_value(json_object_get(b, "worker"));
+            if (w >= 0 && w < SG_SAMPLE_MAX_WORKERS)
+                cpus[w] = (int)json_integer_value(json_object_get(b, "cpu"));
+        }
+        for (int64_t i = 0; i < spans[k].n; i++) {
+            const sg_sample s = spans[k].samples[i];
+            fprintf(o.fp, "%llu,%d,%d,%u\n", (unsigned long long)sg_sample_latency(s),
+                    sg_sample_worker(s), cpus[sg_sample_worker(s)],
+                    sg_sample_migrated(s) ? SG_SAMPLE_MIGRATED : 0u);
+        }
+    }
+    free(spans);
+    free(cpus);
     return sg_outfile_commit(&o, err);
 }

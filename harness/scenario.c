@@ -38,11 +38,7 @@ void sg_scenario_record(run_ctx *x, worker_slot *s, sg_worker *w, int64_t i, uin
                         uint32_t tag0, uint32_t tag1)
 {
     uint64_t ns = (uint64_t)llround(sg_clock_ticks_to_ns(ticks));
-    sg_sample *smp = &x->samples[i];
-    smp->latency_ns = ns;
-    smp->worker = sg_worker_index(w);
-    smp->cpu = sg_worker_cpu(w);
-    smp->flags = tag0 != tag1 ? SG_SAMPLE_MIGRATED : 0;
+    x->samples[i] = sg_sample_make(ns, sg_worker_index(w), tag0 != tag1);
     s->migrations += tag0 != tag1;
     sg_histogram_record(s->hist, ns);
 }
@@ -227,19 +223,26 @@ static void breakdown(run_ctx *x, sg_pool *pool, sg_bench_result *r)
     free(acc);
 }
 
+int sg_bench_result_spans(const sg_bench_result *r, sg_sample_span *spans, int max)
+{
+    if (r->samples) {
+        if (max >= 1) spans[0] = (sg_sample_span){r->samples, r->queries};
+        return 1;
+    }
+    for (int i = 0; i < r->repetitions && i < max; i++)
+        spans[i] = (sg_sample_span){r->reps[i].samples, r->reps[i].queries};
+    return r->repetitions;
+}
+
 sg_status sg_bench_summarize_samples(sg_bench_result *r, sg_err *err)
 {
-    uint64_t *lat = malloc((size_t)(r->queries > 0 ? r->queries : 1) * sizeof *lat);
-    if (!lat)
-        return sg_errf(err, SG_ENOMEM, "bench: out of memory summarising %lld samples",
-                       (long long)r->queries);
-    for (int64_t i = 0; i < r->queries; i++)
-        lat[i] = r->samples[i].latency_ns;
-    sg_latency_summarize(lat, r->queries, &r->latency);
-    sg_early_stopping(lat, r->queries, 0.90, 0.99, &r->es_p90);
-    sg_early_stopping(lat, r->queries, 0.99, 0.99, &r->es_p99);
-    free(lat);
-    return SG_OK;
+    const int n = r->samples ? 1 : r->repetitions;
+    sg_sample_span *spans = calloc((size_t)(n > 0 ? n : 1), sizeof *spans);
+    if (!spans) return sg_errf(err, SG_ENOMEM, "bench: out of memory");
+    sg_bench_result_spans(r, spans, n);
+    sg_status rc = sg_latency_summarize_spans(spans, n, &r->latency, &r->es_p90, &r->es_p99, err);
+    free(spans);
+    return rc;
 }
 
 /* Read by the progress thread: a relaxed snapshot is all a display needs. */
@@ -311,6 +314,11 @@ sg_status sg_bench_run_once(const sg_bench_config *c, sg_bench_result *r, sg_err
     rc = sg_pool_create(c->cpus, &pool, err);
     if (rc != SG_OK) return rc;
     int n = sg_pool_size(pool);
+    if (n > SG_SAMPLE_MAX_WORKERS) { /* a sample has 16 bits for its worker */
+        sg_pool_free(pool);
+        return sg_errf(err, SG_EINPUT, "bench: %d workers; a run takes at most %d", n,
+                       SG_SAMPLE_MAX_WORKERS);
+    }
     run_ctx *x = calloc(1, sizeof *x);
     if (!x) {
         sg_pool_free(pool);

@@ -15,14 +15,9 @@
 
 #include "stagegate/harness.h"
 
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return (x > y) - (x < y);
-}
-
-/* Ranks in integer arithmetic so the CSV check can reproduce them bit for bit. */
-uint64_t sg_percentile_sorted(const uint64_t *sorted, int64_t n, double q)
+/* The 0-based index of the nearest-rank q-quantile of n values: ceil(q * n) - 1, the rank in
+   integer arithmetic so the CSV check can reproduce it bit for bit. */
+static int64_t percentile_index(int64_t n, double q)
 {
     SG_ASSERT(n > 0 && q > 0 && q <= 1);
     const int64_t den = 1000000;
@@ -30,64 +25,129 @@ uint64_t sg_percentile_sorted(const uint64_t *sorted, int64_t n, double q)
     __int128 rank = ((__int128)n * num + den - 1) / den; /* ceil(q * n) */
     if (rank < 1) rank = 1;
     if (rank > n) rank = n;
-    return sorted[(int64_t)rank - 1];
+    return (int64_t)rank - 1;
+}
+
+uint64_t sg_percentile_sorted(const uint64_t *sorted, int64_t n, double q)
+{
+    return sorted[percentile_index(n, q)];
 }
 
 /*
- * Sorts v ascending: least-significant-digit radix sort, 11 bits a pass over only the bits the
- * largest key uses (3 passes for latencies under 8.6 s). The order of integers is unique, so
- * the result is qsort's; on a gate's 57 M samples qsort took about 6 s of a 30 s bench, this
- * well under one. Falls back to qsort when the scratch copy cannot be had.
+ * Order statistics of the latencies in the spans: out[j] is the value at 0-based index
+ * ranks[j] of their sorted order (each below their count), found without sorting or copying:
+ * a most-significant-digit radix selection, SELECT_BITS bits a round over only the bits in
+ * use (`used`, from the OR of them all). After each round every rank knows more of its
+ * value's high bits; the next round counts the following digit of the values that share
+ * them, one table of counts per distinct prefix (ranks in one bucket share it). Latencies
+ * under 4.2 ms (22 bits) take two rounds. The order of integers is unique, so this is
+ * sorting's answer. Returns false when the counters cannot be had.
  */
-static void sort_u64(uint64_t *v, int64_t n)
+enum { SELECT_BITS = 11, SELECT_BUCKETS = 1 << SELECT_BITS, SELECT_MAX = 8 };
+
+static bool select_ranks(const sg_sample_span *spans, int n_spans, int used, const int64_t *ranks,
+                         int m, uint64_t *out)
 {
-    enum { BITS = 11, BUCKETS = 1 << BITS };
-    uint64_t all = 0;
-    for (int64_t i = 0; i < n; i++)
-        all |= v[i];
-    uint64_t *tmp = n > 64 ? malloc((size_t)n * sizeof *tmp) : NULL;
-    if (!tmp) {
-        qsort(v, (size_t)n, sizeof *v, cmp_u64);
-        return;
-    }
-    int used = all ? 64 - __builtin_clzll(all) : 0;
-    uint64_t *src = v, *dst = tmp;
-    int64_t count[BUCKETS];
-    for (int shift = 0; shift < used; shift += BITS) {
-        memset(count, 0, sizeof count);
-        for (int64_t i = 0; i < n; i++)
-            count[(src[i] >> shift) & (BUCKETS - 1)]++;
-        int64_t at = 0;
-        for (int b = 0; b < BUCKETS; b++) {
-            int64_t c = count[b];
-            count[b] = at;
-            at += c;
+    SG_ASSERT(m >= 1 && m <= SELECT_MAX && used >= 0 && used < 64);
+    int64_t *count = malloc((size_t)SELECT_MAX * SELECT_BUCKETS * sizeof *count);
+    if (!count) return false;
+    uint64_t prefix[SELECT_MAX] = {0};
+    int64_t rank[SELECT_MAX];
+    memcpy(rank, ranks, (size_t)m * sizeof *rank);
+    for (int hi = used; hi > 0;) {
+        const int lo = hi > SELECT_BITS ? hi - SELECT_BITS : 0;
+        const uint64_t mask = ((uint64_t)1 << (hi - lo)) - 1;
+        uint64_t group[SELECT_MAX];
+        int ng = 0, g_of[SELECT_MAX];
+        for (int j = 0; j < m; j++) {
+            int g = 0;
+            while (g < ng && group[g] != prefix[j])
+                g++;
+            if (g == ng) group[ng++] = prefix[j];
+            g_of[j] = g;
         }
-        for (int64_t i = 0; i < n; i++)
-            dst[count[(src[i] >> shift) & (BUCKETS - 1)]++] = src[i];
-        uint64_t *t = src;
-        src = dst;
-        dst = t;
+        memset(count, 0, (size_t)ng * SELECT_BUCKETS * sizeof *count);
+        for (int sp = 0; sp < n_spans; sp++) {
+            const sg_sample *v = spans[sp].samples;
+            const int64_t n = spans[sp].n;
+            if (ng == 1) {
+                const uint64_t want = group[0];
+                for (int64_t i = 0; i < n; i++) {
+                    const uint64_t x = sg_sample_latency(v[i]);
+                    if (x >> hi == want) count[(x >> lo) & mask]++;
+                }
+                continue;
+            }
+            for (int64_t i = 0; i < n; i++) {
+                const uint64_t x = sg_sample_latency(v[i]), h = x >> hi;
+                for (int g = 0; g < ng; g++)
+                    if (h == group[g]) {
+                        count[(size_t)g * SELECT_BUCKETS + ((x >> lo) & mask)]++;
+                        break;
+                    }
+            }
+        }
+        for (int j = 0; j < m; j++) {
+            const int64_t *c = count + (size_t)g_of[j] * SELECT_BUCKETS;
+            int64_t below = 0;
+            uint64_t d = 0;
+            while (rank[j] >= below + c[d])
+                below += c[d++];
+            rank[j] -= below;
+            prefix[j] = prefix[j] << (hi - lo) | d;
+        }
+        hi = lo;
     }
-    if (src != v) memcpy(v, src, (size_t)n * sizeof *v);
-    free(tmp);
+    memcpy(out, prefix, (size_t)m * sizeof *out);
+    free(count);
+    return true;
 }
 
-void sg_latency_summarize(uint64_t *ns, int64_t n, sg_latency_summary *s)
+sg_status sg_latency_summarize_spans(const sg_sample_span *spans, int n_spans,
+                                     sg_latency_summary *s, sg_early_stop *es_p90,
+                                     sg_early_stop *es_p99, sg_err *err)
 {
+    int64_t n = 0;
+    uint64_t all = 0, lo = UINT64_MAX, hi = 0;
+    long double sum = 0; /* exact: integers, and the sum is far below 2^64 */
+    for (int sp = 0; sp < n_spans; sp++)
+        for (int64_t i = 0; i < spans[sp].n; i++) {
+            const uint64_t x = sg_sample_latency(spans[sp].samples[i]);
+            all |= x;
+            lo = x < lo ? x : lo;
+            hi = x > hi ? x : hi;
+            sum += x;
+        }
+    for (int sp = 0; sp < n_spans; sp++)
+        n += spans[sp].n;
     SG_ASSERT(n > 0);
-    sort_u64(ns, n);
-    s->p50 = (double)sg_percentile_sorted(ns, n, 0.50);
-    s->p90 = (double)sg_percentile_sorted(ns, n, 0.90);
-    s->p95 = (double)sg_percentile_sorted(ns, n, 0.95);
-    s->p99 = (double)sg_percentile_sorted(ns, n, 0.99);
-    s->p999 = (double)sg_percentile_sorted(ns, n, 0.999);
-    s->min = (double)ns[0];
-    s->max = (double)ns[n - 1];
-    long double sum = 0;
-    for (int64_t i = 0; i < n; i++)
-        sum += ns[i];
+    static const double q[5] = {0.50, 0.90, 0.95, 0.99, 0.999};
+    int64_t ranks[SELECT_MAX];
+    int m = 0;
+    for (int k = 0; k < 5; k++)
+        ranks[m++] = percentile_index(n, q[k]);
+    sg_early_stop es[2];
+    const int64_t es_at[2] = {sg_early_stopping_index(n, 0.90, 0.99, &es[0]),
+                              sg_early_stopping_index(n, 0.99, 0.99, &es[1])};
+    for (int k = 0; k < 2; k++)
+        if (es_at[k] >= 0) ranks[m++] = es_at[k];
+    uint64_t v[SELECT_MAX];
+    if (!select_ranks(spans, n_spans, all ? 64 - __builtin_clzll(all) : 0, ranks, m, v))
+        return sg_errf(err, SG_ENOMEM, "bench: out of memory summarising %lld samples",
+                       (long long)n);
+    s->p50 = (double)v[0];
+    s->p90 = (double)v[1];
+    s->p95 = (double)v[2];
+    s->p99 = (double)v[3];
+    s->p999 = (double)v[4];
+    s->min = (double)lo;
+    s->max = (double)hi;
     s->mean = (double)(sum / n);
+    for (int k = 0, at = 5; k < 2; k++)
+        if (es_at[k] >= 0) es[k].estimate_ns = (double)v[at++];
+    if (es_p90) *es_p90 = es[0];
+    if (es_p99) *es_p99 = es[1];
+    return SG_OK;
 }
 
 static double log_add(double a, double b)
@@ -132,7 +192,7 @@ int64_t sg_early_stopping_min_queries(int64_t t, double p, double c)
     return lo + t;
 }
 
-void sg_early_stopping(const uint64_t *sorted, int64_t n, double p, double c, sg_early_stop *out)
+int64_t sg_early_stopping_index(int64_t n, double p, double c, sg_early_stop *out)
 {
     out->estimate_ns = NAN;
     out->overshoots = 0;
@@ -140,7 +200,7 @@ void sg_early_stopping(const uint64_t *sorted, int64_t n, double p, double c, sg
     if (n < need) {
         out->valid = false;
         out->queries_needed = need - n;
-        return;
+        return -1;
     }
     out->valid = true;
     out->queries_needed = 0;
@@ -157,5 +217,11 @@ void sg_early_stopping(const uint64_t *sorted, int64_t n, double p, double c, sg
     }
     if (t < 1) t = 1; /* valid implies CDF(1) < 1 - c; guards rounding at the boundary */
     out->overshoots = t;
-    out->estimate_ns = (double)sorted[n - t];
+    return n - t;
+}
+
+void sg_early_stopping(const uint64_t *sorted, int64_t n, double p, double c, sg_early_stop *out)
+{
+    const int64_t at = sg_early_stopping_index(n, p, c, out);
+    if (at >= 0) out->estimate_ns = (double)sorted[at];
 }

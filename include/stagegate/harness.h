@@ -136,8 +136,6 @@ typedef struct {
     double p50, p90, p95, p99, p999, min, max, mean;
 } sg_latency_summary;
 
-/* Exact nearest-rank percentiles; sorts `ns` in place. n > 0. */
-void sg_latency_summarize(uint64_t *ns, int64_t n, sg_latency_summary *s);
 /* Nearest rank over sorted data: the ceil(q*n)-th smallest (1-based), q in (0,1]. */
 uint64_t sg_percentile_sorted(const uint64_t *sorted, int64_t n, double q);
 
@@ -158,6 +156,64 @@ typedef struct {
 
 void sg_early_stopping(const uint64_t *sorted_ns, int64_t n, double percentile, double confidence,
                        sg_early_stop *out);
+/* The same without the data: fills `out` but its estimate (NAN) and returns the 0-based index
+   of the estimate in sorted order (n - t), or -1 when n is too few. */
+int64_t sg_early_stopping_index(int64_t n, double percentile, double confidence,
+                                sg_early_stop *out);
+
+/*
+ * One timed query, in 8 bytes, so that a long run's log stays small (a 5 x 2 s run of a 40 ns
+ * model keeps 60 M of them): the latency in ns in the low SG_SAMPLE_LATENCY_BITS bits (39
+ * hours; a longer one is stored as that), then the worker's index (16 bits), then whether the
+ * query moved between CPUs (the top bit). A worker is pinned to one CPU, which its binding
+ * names (sg_bench_result.bindings).
+ */
+typedef struct {
+    uint64_t bits;
+} sg_sample;
+
+#define SG_SAMPLE_LATENCY_BITS 47
+#define SG_SAMPLE_MAX_LATENCY_NS ((UINT64_C(1) << SG_SAMPLE_LATENCY_BITS) - 1)
+#define SG_SAMPLE_MAX_WORKERS 65536
+#define SG_SAMPLE_MIGRATED 1u /* the flags column of `bench --samples` */
+
+static inline sg_sample sg_sample_make(uint64_t ns, int worker, bool migrated)
+{
+    if (ns > SG_SAMPLE_MAX_LATENCY_NS) ns = SG_SAMPLE_MAX_LATENCY_NS;
+    sg_sample s = {ns | (uint64_t)(uint16_t)worker << SG_SAMPLE_LATENCY_BITS |
+                   (uint64_t)migrated << 63};
+    return s;
+}
+static inline uint64_t sg_sample_latency(sg_sample s)
+{
+    return s.bits & SG_SAMPLE_MAX_LATENCY_NS;
+}
+static inline int sg_sample_worker(sg_sample s)
+{
+    return (int)(uint16_t)(s.bits >> SG_SAMPLE_LATENCY_BITS);
+}
+static inline bool sg_sample_migrated(sg_sample s)
+{
+    return s.bits >> 63;
+}
+
+/* Samples read in place: a run's log is one span per repetition. */
+typedef struct {
+    const sg_sample *samples;
+    int64_t n;
+} sg_sample_span;
+
+/*
+ * Exact nearest-rank percentiles (p50 .. p999), min, max and mean of every latency in the
+ * spans, and LoadGen's early-stopping estimates of p90 and p99 at 99% confidence (es_p90,
+ * es_p99; either may be NULL). Each figure is an order statistic whose rank follows from the
+ * count alone, so nothing is sorted or copied: a radix selection finds them all in a few
+ * passes over the samples. The same figures as sorting every latency. At least one sample.
+ * Errors: SG_ENOMEM (a few hundred KiB of counters).
+ */
+SG_MUST_CHECK sg_status sg_latency_summarize_spans(const sg_sample_span *spans, int n_spans,
+                                                   sg_latency_summary *s, sg_early_stop *es_p90,
+                                                   sg_early_stop *es_p99, sg_err *err);
 
 /* -------------------------------------------------------------- histogram */
 
@@ -258,19 +314,12 @@ static inline int64_t sg_bench_warmup(const sg_bench_config *c)
 /* Server: a run whose achieved QPS is below this share of the scheduled rate is INVALID. */
 #define SG_SERVER_MIN_QPS_SHARE 0.95
 
-typedef struct {
-    uint64_t latency_ns;
-    int32_t worker;
-    int32_t cpu;
-    uint32_t flags; /* SG_SAMPLE_MIGRATED */
-} sg_sample;
-
-#define SG_SAMPLE_MIGRATED 1u
-
 typedef struct sg_bench_result_s {
     sg_scenario scenario;
     int64_t queries;
-    sg_sample *samples; /* [queries] in issue order (offline: one per batch call) */
+    /* [queries] in issue order (offline: one per batch call). A merged run (sg_bench_run) has
+       none: its samples are its repetitions' (sg_bench_result_spans). */
+    sg_sample *samples;
     sg_latency_summary latency;
     sg_early_stop es_p90, es_p99;
     double duration_s;
@@ -323,6 +372,9 @@ SG_MUST_CHECK sg_status sg_bench_run(const sg_bench_config *c, sg_bench_result *
 void sg_bench_spread(const sg_bench_result *r, size_t field_offset, double *min, double *median,
                      double *max);
 void sg_bench_result_clear(sg_bench_result *r);
+/* r's samples in issue order: its own array, or one span per repetition when r merges them.
+   Fills at most max spans and returns how many there are. */
+int sg_bench_result_spans(const sg_bench_result *r, sg_sample_span *spans, int max);
 /* The JSON document `stagegate bench --json` prints (machine included). */
 json_t *sg_bench_result_json(const sg_bench_result *r);
 /* Human table, text histogram and distortion warnings. */

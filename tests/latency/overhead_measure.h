@@ -157,7 +157,9 @@ static int ovh_measure(ovh_fixture *f, ovh_result *out, sg_err *err)
     int rc = sg_bench_run(&cfg, &r, err);
     if (rc != SG_OK) return rc;
     out->harness_p50_ns = r.latency.p50;
-    out->bare_ns = ovh_bare_ns(f, r.samples[0].cpu);
+    /* The CPU the one worker was bound to. */
+    json_t *b = json_array_get(r.reps[0].bindings, 0);
+    out->bare_ns = ovh_bare_ns(f, (int)json_integer_value(json_object_get(b, "cpu")));
     sg_bench_result_clear(&r);
     return out->bare_ns > 0 ? SG_OK : sg_errf(err, SG_ENOMEM, "bare loop scratch");
 }

@@ -54,6 +54,10 @@ assert set(doc["latency_ns"]) == {"p50", "p90", "p95", "p99", "p999", "min", "ma
 assert {"p90", "p99", "valid", "queries_needed"} <= set(doc["early_stopping"])
 es = doc["early_stopping"]
 assert es["valid"] is True and es["queries_needed"] == 0 and es["p90"] >= L["p90"] and es["p99"] >= L["p99"], es
+# Each sample names its worker and the CPU that worker is bound to.
+cpu_of = {b["worker"]: b["cpu"] for b in M["bindings"]}
+assert all(int(r[2]) == cpu_of[int(r[1])] for r in rows[1:]), "a sample's cpu is not its worker's binding"
+assert all(int(r[3]) in (0, 1) for r in rows[1:])
 migrated = sum(1 for r in rows[1:] if int(r[3]) & 1)
 assert migrated == doc["clock"]["migrations"], (migrated, doc["clock"]["migrations"])
 print(sys.argv[3], "n =", n, "p50 =", L["p50"], "p99 =", L["p99"], "ok")
@@ -62,6 +66,10 @@ PYEOF
 check single-stream
 check server --qps 2000 --seed 7
 check offline --batch 8
+# Several repetitions: the samples of each, in order, and the merged figures are theirs (the
+# summary reads them where they are, without merging them into one array).
+check single-stream --repetitions 3
+check offline --batch 8 --repetitions 2
 
 # The machine record names the kernels the run computed with: the best this machine runs (as
 # `clock` says) by default, and STAGEGATE_ISA's choice when set.

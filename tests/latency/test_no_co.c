@@ -58,11 +58,14 @@ static void overload(void **state)
            sv.latency.p99 / ss.latency.p50, NO_CO_QUEUE_MIN);
     assert_true(sv.latency.p99 >= NO_CO_QUEUE_MIN * ss.latency.p50);
     /* The queue grows: late queries wait longer than early ones. */
+    sg_sample_span span;
+    assert_int_equal(sg_bench_result_spans(&sv, &span, 1), 1);
+    assert_int_equal(span.n, sv.queries);
     int64_t n = sv.queries, q = n / 10;
     double early = 0, late = 0;
     for (int64_t i = 0; i < q; i++) {
-        early += (double)sv.samples[i].latency_ns;
-        late += (double)sv.samples[n - q + i].latency_ns;
+        early += (double)sg_sample_latency(span.samples[i]);
+        late += (double)sg_sample_latency(span.samples[n - q + i]);
     }
     printf("mean latency of the first 10%%: %.0f ns, of the last 10%%: %.0f ns\n", early / q,
            late / q);
