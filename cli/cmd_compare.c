@@ -129,8 +129,8 @@ static void compare_print_text(const json_t *cmp, FILE *out)
                 out,
                 "\n  not judged: the shortest repetition was timed for %.3g ms, and repetitions "
                 "that short,\n  back to back, share one moment of the machine (their spread "
-                "is not the noise between\n  runs). Give the policy a duration_s of at least "
-                "%.3g to have latency judged.",
+                "is not the noise between\n  runs). Time each repetition for at least %.3g s "
+                "(a gate policy's duration_s,\n  bench's --duration) to have latency judged.",
                 1e3 * w, need);
         (void)mw;
         fprintf(out, "\n  %-6s %12s %12s %8s %7s %7s  %s\n", "", "old", "new", "new/old", "spread",

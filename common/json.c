@@ -56,7 +56,7 @@ sg_status sg_parse_double(const char *opt, const char *s, double min, double max
         sg_errf(err, SG_EINPUT, "%s: '%s' is not a number in [%g, %g]", opt, s, min, max);
         return -1;
     }
-    *out = v;
+    *out = v == 0 ? 0.0 : v; /* "-0" is 0, not a -0 to be echoed in a report */
     return 0;
 }
 

@@ -199,8 +199,12 @@ static sg_status merge(sg_bench_result *reps, int n, sg_bench_result *r, sg_err 
                                  : r->throttle_events + p->throttle_events;
         if (p->cut_short && !r->cut_short) {
             r->cut_short = true;
-            snprintf(r->cut_short_reason, sizeof r->cut_short_reason, "repetition %d of %d: %s",
-                     i + 1, n, p->cut_short_reason);
+            if (n == 1) /* "repetition 1 of 1" says nothing */
+                snprintf(r->cut_short_reason, sizeof r->cut_short_reason, "%s",
+                         p->cut_short_reason);
+            else
+                snprintf(r->cut_short_reason, sizeof r->cut_short_reason, "repetition %d of %d: %s",
+                         i + 1, n, p->cut_short_reason);
         }
     }
     r->overhead_ns = overhead;

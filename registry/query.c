@@ -96,6 +96,28 @@ reg_stmt *reg_version_doc_prefetch(sg_registry *reg, const char *model, int64_t 
     return st;
 }
 
+/* A version lookup that found nothing: says so of the model when the model itself is missing
+   ("model 'X' has no version 1" of a model never registered had misled). */
+static sg_status no_version(sg_registry *reg, const char *model, int64_t version, sg_err *err)
+{
+    const int before = reg->read_rc;
+    reg->read_rc = SG_OK;
+    reg_stmt *st;
+    bool exists = true;
+    sg_status rc = reg_prepare(reg, "SELECT 1 FROM registered_models WHERE name = ?", &st, err);
+    if (rc == SG_OK) {
+        reg_bind_text(st, 1, model);
+        exists = reg_row(reg, st, err);
+        reg_finalize(st);
+        rc = reg->read_rc;
+    }
+    reg->read_rc = before != SG_OK ? before : rc;
+    if (rc != SG_OK) return rc;
+    if (!exists)
+        return sg_errf(err, SG_EINPUT, "no model named '%s' in registry %s", model, reg->path);
+    return sg_errf(err, SG_EINPUT, "model '%s' has no version %lld", model, (long long)version);
+}
+
 sg_status reg_version_doc_load(sg_registry *reg, const char *model, int64_t version,
                                reg_version *v, json_t **doc, sg_err *err)
 {
@@ -117,9 +139,7 @@ sg_status reg_version_doc_load_from(sg_registry *reg, reg_stmt *st, const char *
     if (rc != SG_OK) return rc;
     json_t *o = json_incref(json_array_get(arr, 0));
     json_decref(arr);
-    if (!o)
-        return sg_errf(err, SG_EINPUT, "model '%s' has no version %lld", model,
-                       (long long)version);
+    if (!o) return no_version(reg, model, version, err);
     if (v) {
         v->version = version;
         snprintf(v->stage, sizeof v->stage, "%s", sg_json_str(o, "stage"));
@@ -138,7 +158,7 @@ json_t *sg_registry_get_version(sg_registry *reg, const char *model, int64_t ver
     json_t *o = arr ? json_incref(json_array_get(arr, 0)) : NULL;
     json_decref(arr);
     if (arr && !o && reg->read_rc == SG_OK) /* as reg_version_load says it */
-        sg_errf(err, SG_EINPUT, "model '%s' has no version %lld", model, (long long)version);
+        (void)no_version(reg, model, version, err);
     return reg_read_end(reg, o);
 }
 
@@ -158,9 +178,7 @@ sg_status sg_registry_version_digest(sg_registry *reg, const char *model, int64_
     if (found) snprintf(sha_out, 65, "%s", reg_col_text(st, 0));
     reg_finalize(st);
     if (reg->read_rc != SG_OK) return reg->read_rc;
-    if (!found)
-        return sg_errf(err, SG_EINPUT, "model '%s' has no version %lld", model,
-                       (long long)version);
+    if (!found) return no_version(reg, model, version, err);
     return SG_OK;
 }
 

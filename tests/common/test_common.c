@@ -419,6 +419,9 @@ static void test_parse_options(void **state)
     assert_int_equal(sg_parse_i64("--n", "99999999999999999999", 1, INT64_MAX, &i, &err), -1);
     assert_int_equal(sg_parse_double("--t", "0.25", 0, 1, &d, &err), 0);
     assert_true(d == 0.25);
+    /* "-0" is 0, without the sign a report would echo as -0. */
+    assert_int_equal(sg_parse_double("--t", "-0", 0, 1, &d, &err), 0);
+    assert_true(d == 0 && !signbit(d));
     assert_int_equal(sg_parse_double("--t", "nan", 0, 1, &d, &err), -1);
     assert_int_equal(sg_parse_double("--t", "inf", 0, INFINITY, &d, &err), -1);
     assert_int_equal(sg_parse_double("--t", "1.0001", 0, 1, &d, &err), -1);

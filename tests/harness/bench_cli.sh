@@ -61,10 +61,14 @@ jq -e --arg m "$(sha256sum m.h5 | cut -d' ' -f1)" --arg d "$(sha256sum d.h5 | cu
 
 # The sample buffer capped at 3000 samples for a 2 s run: cut short at 3000, said so.
 STAGEGATE_BENCH_MAX_SAMPLES=3000 B --scenario single-stream --duration 2 --min-queries 100 --json >cut.json
-jq -e '.cut_short and .queries == 3000 and (.cut_short_reason | contains("sample buffer full after 3000 queries")) and
+jq -e '.cut_short and .queries == 3000 and (.cut_short_reason | startswith("sample buffer full after 3000 queries")) and
        .repetitions[0].cut_short' cut.json >/dev/null || { jq 'del(.histogram, .repetitions[].histogram)' cut.json; fail "cut short not reported"; }
 STAGEGATE_BENCH_MAX_SAMPLES=3000 B --scenario single-stream --duration 2 --min-queries 100 >cut.txt
-grep -q "^warning: timed run cut short: .*sample buffer full after 3000 queries" cut.txt || { cat cut.txt; fail "cut short not in the text"; }
+grep -q "^warning: timed run cut short: sample buffer full after 3000 queries" cut.txt || { cat cut.txt; fail "cut short not in the text"; }
+# With repetitions, the reason names the first one cut short.
+STAGEGATE_BENCH_MAX_SAMPLES=3000 B --scenario single-stream --duration 2 --min-queries 100 --repetitions 2 --json >cut2.json
+jq -e '.cut_short_reason | startswith("repetition 1 of 2: sample buffer full after 3000 queries")' cut2.json >/dev/null ||
+    { jq .cut_short_reason cut2.json; fail "cut short with repetitions"; }
 
 # Offline keeps at most as many calls as the cap too: the run ends when its log is full and
 # says so (the log had grown for the whole run: 6.6 GB in 30 s of a small model at batch 1).

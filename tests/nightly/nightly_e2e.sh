@@ -254,6 +254,8 @@ grep -q "alpha v1 (Production): nothing regressed since the previous run (latenc
     { cat night5.txt; fail "night 5 does not say v1's latency was not judged"; }
 [ "$(grep -c "not judged: repetitions timed for" out/compare/alpha-v1.txt)" = 4 ] ||
     { cat out/compare/alpha-v1.txt; fail "alpha v1's comparison does not say why latency was not judged"; }
+grep -q "Time each repetition for at least 1 s" out/compare/alpha-v1.txt ||
+    { cat out/compare/alpha-v1.txt; fail "alpha v1's comparison does not say how long a repetition must be"; }
 [ "$(jq '.runs | length' out/compare/alpha-v1.history.json)" = 4 ] || fail "alpha v1's noise band should hold its 4 earlier runs"
 jq -e '[.runs[].version] | all(. == 1)' out/compare/alpha-v1.history.json >/dev/null || fail "band mixes versions"
 grep -q "^  p50    history band .* over 4 earlier runs; NEW" out/compare/alpha-v1.txt ||

@@ -155,6 +155,14 @@ expect 200 carol GET "$M/model-versions/get-download-uri?name=$MODEL&version=1"
     fail "download uri: $(cat body) (source $src)"
 expect 404 carol GET "$M/model-versions/get-download-uri?name=$MODEL&version=99"
 [ "$(jbody .error_code)" = RESOURCE_DOES_NOT_EXIST ] || fail "download uri of a missing version: $(cat body)"
+body_has "has no version 99"
+# A version of a model that does not exist: the answer says the model is missing (it had said
+# the model has no version 1), and names no server path.
+for p in "model-versions/get-download-uri" "model-versions/get"; do
+    expect 404 carol GET "$M/$p?name=no-such-$RUN&version=1"
+    [ "$(jbody .error_code)" = RESOURCE_DOES_NOT_EXIST ] || fail "$p of a missing model: $(cat body)"
+    body_has "no model named 'no-such-$RUN' in the server's registry"
+done
 expect 400 carol GET "$M/model-versions/get-download-uri?name=$MODEL"
 expect 405 alice POST $M/model-versions/get-download-uri "{\"name\": \"$MODEL\", \"version\": \"1\"}"
 # A parameter given twice in two cases is given twice (srv_param reads it without case; the
