@@ -20,6 +20,8 @@ static const char usage_text[] =
     "  rollback NAME --as KEY.pem\n"
     "  set-tag NAME VERSION KEY VALUE | delete-tag NAME VERSION KEY   [--as KEY.pem]\n"
     "  set-alias NAME ALIAS VERSION | delete-alias NAME ALIAS          [--as KEY.pem]\n"
+    "  set-description NAME [VERSION] TEXT   the version's, or the model's (\"\" clears it)\n"
+    "                       [--as KEY.pem]\n"
     "  get NAME [VERSION] | list | search \"FILTER\" | history NAME | keys\n"
     "  verify-log [--checkpoint FILE [--pubkey ADMIN.pub]]   replay the audit log\n"
     "  pin NAME --policy P --dataset D --as ADMIN.pem   the gate a report must have passed\n"
@@ -83,6 +85,7 @@ static const sub_spec subs[] = {
     {"delete-tag", 3, 3, true, O_WRITE},
     {"set-alias", 3, 3, true, O_WRITE},
     {"delete-alias", 2, 2, true, O_WRITE},
+    {"set-description", 2, 3, true, O_WRITE},
     {"get", 1, 2, false, O_READ},
     {"list", 0, 0, false, O_READ},
     {"search", 0, 1, false, O_READ},
@@ -409,8 +412,27 @@ static int cmd_tag_alias(reg_cli *c, sg_registry *reg)
     return c->json ? print_written(reg, c->pos[0], !strcmp(c->sub, "delete-alias") ? 0 : v) : 0;
 }
 
+/* set-description NAME [VERSION] TEXT: the version's description, or the model's. */
+static int cmd_set_description(reg_cli *c, sg_registry *reg)
+{
+    sg_err err;
+    int64_t v = 0;
+    if (c->n_pos == 3 && parse_version(c->pos[1], &v)) return 2;
+    const char *text = c->pos[c->n_pos - 1];
+    char sha[65];
+    sg_sha256_hex((const uint8_t *)text, strlen(text), sha);
+    sg_registry_request req, *rp = NULL;
+    int rc = sign(c, reg, "set-description", c->pos[0], v, "", sha, &req, &rp);
+    if (rc != SG_OK) return rc;
+    rc = sg_registry_set_description(reg, c->pos[0], v, text, rp, &err);
+    sg_registry_request_clear(rp);
+    if (rc != SG_OK) return reg_cli_fail(rc, &err);
+    return c->json ? print_written(reg, c->pos[0], v) : 0;
+}
+
 static int run_write(reg_cli *c, sg_registry *reg)
 {
+    if (!strcmp(c->sub, "set-description")) return cmd_set_description(c, reg);
     if (!strcmp(c->sub, "pin")) return reg_cmd_pin(c, reg);
     if (!strcmp(c->sub, "create-model")) return cmd_create_model(c, reg);
     if (!strcmp(c->sub, "create-version")) return cmd_create_version(c, reg);

@@ -30,6 +30,8 @@ static void print_version(json_t *v)
            sg_json_str(v, "created_at"),
            *sg_json_str(v, "created_by") ? sg_json_str(v, "created_by") : "(anonymous)",
            json_is_true(json_object_get(v, "validated")) ? "yes" : "no");
+    if (*sg_json_str(v, "description"))
+        printf("  description: %s\n", sg_json_str(v, "description"));
     const char *k;
     json_t *t;
     json_object_foreach(json_object_get(v, "tags"), k, t)

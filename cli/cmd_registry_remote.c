@@ -329,6 +329,26 @@ static int rollback(remote *r)
     return rc;
 }
 
+/* set-description: MLflow's update of the version, or of the model. */
+static int set_description(remote *r)
+{
+    reg_cli *c = r->c;
+    const bool of_version = c->n_pos == 3;
+    json_t *body = json_pack("{ssss}", "name", c->pos[0], "description", c->pos[c->n_pos - 1]);
+    if (body && of_version) json_object_set_new(body, "version", json_string(c->pos[1]));
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    json_t *doc = NULL;
+    int rc = text ? call(r, "PATCH",
+                         of_version ? M "model-versions/update" : M "registered-models/update",
+                         text, strlen(text), &doc)
+                  : 2;
+    free(text);
+    json_decref(doc);
+    if (rc || !c->json) return rc;
+    return print_written(r, c->pos[0], of_version ? c->pos[1] : NULL);
+}
+
 static int tag_alias(remote *r)
 {
     reg_cli *c = r->c;
@@ -417,6 +437,8 @@ int reg_cli_remote(reg_cli *c)
         rc = approve(&r);
     else if (!strcmp(s, "rollback"))
         rc = rollback(&r);
+    else if (!strcmp(s, "set-description"))
+        rc = set_description(&r);
     else if (strstr(s, "-tag") || strstr(s, "-alias"))
         rc = tag_alias(&r);
     else

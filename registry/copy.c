@@ -35,7 +35,7 @@ static const reg_table tables[] = {
     {"model_tags", "model_name, tag_key, tag_value", "model_name, tag_key"},
     {"model_versions",
      "model_name, version, artifact_path, artifact_sha256, created_by, created_at, updated_at,"
-     " stage, stage_exclusive",
+     " stage, stage_exclusive, description",
      "model_name, version"},
     {"version_tags", "model_name, version, tag_key, tag_value", "model_name, version, tag_key"},
     {"aliases", "model_name, alias, version", "model_name, alias"},

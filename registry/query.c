@@ -36,6 +36,7 @@ static json_t *version_row_json(reg_stmt *st)
     json_object_set_new(o, "tags", json_object());
     json_object_set_new(o, "aliases", json_array());
     json_object_set_new(o, "validated", json_boolean(reg_col_int64(st, 9) != 0));
+    json_object_set_new(o, "description", json_string(reg_col_text(st, 10)));
     return o;
 }
 

@@ -123,38 +123,39 @@ json_t *sg_registry_model_summary(sg_registry *reg, const char *model, sg_err *e
             asprintf(&sql,
                      "SELECT 0, v.model_name, v.version, v.stage, v.artifact_path,"
                      " v.artifact_sha256, v.created_by, v.created_at, "
-                     "v.updated_at, " REG_VERSION_VALIDATED " FROM model_versions v"
+                     "v.updated_at, " REG_VERSION_VALIDATED ", v.description FROM model_versions v"
                      " WHERE v.model_name = ?1 AND v.version IN (%s)"
                      " UNION ALL SELECT 1, model_name, version, tag_key, tag_value, '', '', '',"
-                     " '', 0 FROM version_tags WHERE model_name = ?1 AND version IN (%s)"
-                     " UNION ALL SELECT 2, model_name, version, alias, '', '', '', '', '', 0"
+                     " '', 0, '' FROM version_tags WHERE model_name = ?1 AND version IN (%s)"
+                     " UNION ALL SELECT 2, model_name, version, alias, '', '', '', '', '', 0, ''"
                      " FROM aliases WHERE model_name = ?1 AND version IN (%s)"
                      " ORDER BY 2, 3, 1, 4",
                      list, list, list) < 0)
             sql = NULL;
     }
     if (reg->read_rc == SG_OK && m.n_stages > 0 &&
-        reg_prepare(reg,
-                    sql ? sql
-                        : "WITH l AS (SELECT v.model_name, v.version, v.stage, v.artifact_path,"
-                          " v.artifact_sha256, v.created_by, v.created_at, v.updated_at"
-                          " FROM model_stages s JOIN model_versions v ON v.model_name ="
-                          " s.model_name AND v.version = (SELECT max(w.version) FROM"
-                          " model_versions w WHERE w.model_name = s.model_name AND w.stage ="
-                          " s.stage) WHERE s.model_name = ?1)"
-                          " SELECT 0, l.model_name, l.version, l.stage, l.artifact_path,"
-                          " l.artifact_sha256, l.created_by, l.created_at, l.updated_at,"
-                          " COALESCE((SELECT 1 FROM validations WHERE validations.model_name ="
-                          " l.model_name AND validations.version = l.version AND"
-                          " validations.result = 'PASSED' LIMIT 1), 0) FROM l"
-                          " UNION ALL SELECT 1, t.model_name, t.version, t.tag_key, t.tag_value,"
-                          " '', '', '', '', 0 FROM l JOIN version_tags t ON t.model_name ="
-                          " l.model_name AND t.version = l.version"
-                          " UNION ALL SELECT 2, a.model_name, a.version, a.alias, '', '', '', '',"
-                          " '', 0 FROM aliases a WHERE a.model_name = ?1 AND a.version IN"
-                          " (SELECT version FROM l)"
-                          " ORDER BY 2, 3, 1, 4",
-                    &st, err) == SG_OK) {
+        reg_prepare(
+            reg,
+            sql ? sql
+                : "WITH l AS (SELECT v.model_name, v.version, v.stage, v.artifact_path,"
+                  " v.artifact_sha256, v.created_by, v.created_at, v.updated_at,"
+                  " v.description FROM model_stages s JOIN model_versions v ON v.model_name ="
+                  " s.model_name AND v.version = (SELECT max(w.version) FROM"
+                  " model_versions w WHERE w.model_name = s.model_name AND w.stage ="
+                  " s.stage) WHERE s.model_name = ?1)"
+                  " SELECT 0, l.model_name, l.version, l.stage, l.artifact_path,"
+                  " l.artifact_sha256, l.created_by, l.created_at, l.updated_at,"
+                  " COALESCE((SELECT 1 FROM validations WHERE validations.model_name ="
+                  " l.model_name AND validations.version = l.version AND"
+                  " validations.result = 'PASSED' LIMIT 1), 0), l.description FROM l"
+                  " UNION ALL SELECT 1, t.model_name, t.version, t.tag_key, t.tag_value,"
+                  " '', '', '', '', 0, '' FROM l JOIN version_tags t ON t.model_name ="
+                  " l.model_name AND t.version = l.version"
+                  " UNION ALL SELECT 2, a.model_name, a.version, a.alias, '', '', '', '',"
+                  " '', 0, '' FROM aliases a WHERE a.model_name = ?1 AND a.version IN"
+                  " (SELECT version FROM l)"
+                  " ORDER BY 2, 3, 1, 4",
+            &st, err) == SG_OK) {
         reg_bind_text(st, 1, model);
         for (size_t i = 0; sql && i < m.n_stages; i++)
             reg_bind_text(st, (int)i + 2, m.stages[i].name);

@@ -279,24 +279,24 @@ bool reg_sig_ok(const char *pem, const char *text, const char *sig64);
  * `where` appears three times; its parameters are numbered (?1, ?2). Read with
  * reg_version_docs. */
 #define REG_VERSION_DOCS(where)                                                                    \
-    "SELECT 0, v.model_name, v.version, v.stage, v.artifact_path, v.artifact_sha256,"            \
-    " v.created_by, v.created_at, v.updated_at, " REG_VERSION_VALIDATED                          \
-    " FROM model_versions v WHERE " where                                                         \
-    " UNION ALL SELECT 1, v.model_name, v.version, t.tag_key, t.tag_value, '', '', '', '', 0"    \
-    " FROM version_tags t JOIN model_versions v ON v.model_name = t.model_name AND"             \
-    " v.version = t.version WHERE " where                                                         \
-    " UNION ALL SELECT 2, v.model_name, v.version, a.alias, '', '', '', '', '', 0"               \
-    " FROM aliases a JOIN model_versions v ON v.model_name = a.model_name AND"                  \
+    "SELECT 0, v.model_name, v.version, v.stage, v.artifact_path, v.artifact_sha256,"              \
+    " v.created_by, v.created_at, v.updated_at, " REG_VERSION_VALIDATED ", v.description"          \
+    " FROM model_versions v WHERE " where                                                          \
+    " UNION ALL SELECT 1, v.model_name, v.version, t.tag_key, t.tag_value, '', '', '', '', 0, ''"  \
+    " FROM version_tags t JOIN model_versions v ON v.model_name = t.model_name AND"                \
+    " v.version = t.version WHERE " where                                                          \
+    " UNION ALL SELECT 2, v.model_name, v.version, a.alias, '', '', '', '', '', 0, ''"             \
+    " FROM aliases a JOIN model_versions v ON v.model_name = a.model_name AND"                     \
     " v.version = a.version WHERE " where " ORDER BY 2, 3, 1, 4"
 /* REG_VERSION_DOCS of one version (?1 model, ?2 version): its tags and aliases are found by
  * their own keys, without the join (fewer tables for a lookup made on every get). */
 #define REG_VERSION_DOC_BY_KEY                                                                     \
-    "SELECT 0, v.model_name, v.version, v.stage, v.artifact_path, v.artifact_sha256,"            \
-    " v.created_by, v.created_at, v.updated_at, " REG_VERSION_VALIDATED                          \
-    " FROM model_versions v WHERE v.model_name = ?1 AND v.version = ?2"                          \
-    " UNION ALL SELECT 1, model_name, version, tag_key, tag_value, '', '', '', '', 0"            \
-    " FROM version_tags WHERE model_name = ?1 AND version = ?2"                                   \
-    " UNION ALL SELECT 2, model_name, version, alias, '', '', '', '', '', 0"                     \
+    "SELECT 0, v.model_name, v.version, v.stage, v.artifact_path, v.artifact_sha256,"              \
+    " v.created_by, v.created_at, v.updated_at, " REG_VERSION_VALIDATED ", v.description"          \
+    " FROM model_versions v WHERE v.model_name = ?1 AND v.version = ?2"                            \
+    " UNION ALL SELECT 1, model_name, version, tag_key, tag_value, '', '', '', '', 0, ''"          \
+    " FROM version_tags WHERE model_name = ?1 AND version = ?2"                                    \
+    " UNION ALL SELECT 2, model_name, version, alias, '', '', '', '', '', 0, ''"                   \
     " FROM aliases WHERE model_name = ?1 AND version = ?2 ORDER BY 2, 3, 1, 4"
 /* The documents of a REG_VERSION_DOCS statement, bound and not yet stepped (finalized here),
  * as an array in (model, version) order; NULL with err (and reg->read_rc) on a failed read. */

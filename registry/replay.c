@@ -108,6 +108,9 @@ typedef struct {
     size_t nm;
     /* what the tables must hold, one string per row */
     strvec versions, approvals, validations, tags, aliases, nonces, models, regkeys;
+    /* descriptions set by events ("model version len:text", version 0 for the model's), and
+       the models whose own description an event set (create-model's is not in the log) */
+    strvec descriptions, described;
     /* an automatic archive waits for the event that caused it */
     bool pending;
     char pending_model[256], pending_actor[65], pending_action[16];
@@ -689,6 +692,33 @@ static sg_status ev_tag(rp_state *S, const rp_event *e, sg_err *err)
     return rc;
 }
 
+static sg_status ev_description(rp_state *S, const rp_event *e, sg_err *err)
+{
+    rp_model *m = find_model(S, e->model);
+    if (e->version && !find_version(m, e->version)) return bad(S, e, err, "no such version");
+    char sha[65];
+    sg_sha256_hex((const uint8_t *)e->detail, strlen(e->detail), sha);
+    if (strcmp(sha, e->evidence) != 0)
+        return bad(S, e, err, "its evidence is not its text's digest");
+    sg_status rc = member_signed(S, e, m, e->version, "", err);
+    if (rc != SG_OK) return rc;
+    char *prefix = fmt("%s %020lld ", m->name, (long long)e->version);
+    if (!prefix) return sg_errf(err, SG_ENOMEM, "out of memory replaying the audit log");
+    (void)sv_take_prefix(&S->descriptions, prefix);
+    if (*e->detail &&
+        !sv_push(&S->descriptions, fmt("%s%zu:%s", prefix, strlen(e->detail), e->detail)))
+        rc = sg_errf(err, SG_ENOMEM, "out of memory replaying the audit log");
+    free(prefix);
+    if (rc == SG_OK && !e->version) {
+        bool seen = false;
+        for (size_t i = 0; i < S->described.n && !seen; i++)
+            seen = !strcmp(S->described.v[i], m->name);
+        if (!seen && !sv_push(&S->described, strdup(m->name)))
+            rc = sg_errf(err, SG_ENOMEM, "out of memory replaying the audit log");
+    }
+    return rc;
+}
+
 static sg_status ev_alias(rp_state *S, const rp_event *e, sg_err *err)
 {
     rp_model *m = find_model(S, e->model);
@@ -760,6 +790,7 @@ static sg_status apply(rp_state *S, const rp_event *e, sg_err *err)
         return ev_back_to_production(S, e, !strcmp(a, "restore"), err);
     if (!strcmp(a, "set-tag") || !strcmp(a, "delete-tag")) return ev_tag(S, e, err);
     if (!strcmp(a, "set-alias") || !strcmp(a, "delete-alias")) return ev_alias(S, e, err);
+    if (!strcmp(a, "set-description")) return ev_description(S, e, err);
     return bad(S, e, err, "unknown action");
 }
 
@@ -861,6 +892,31 @@ static sg_status compare_tables(rp_state *S, sg_err *err)
         if (rc == SG_OK) rc = compare(t[i].what, t[i].log, &tab, err);
         sv_free(&tab);
     }
+    /* descriptions: every version's, and a model's once an event set it */
+    if (rc == SG_OK) {
+        strvec tab = {0};
+        rc = table_rows(reg,
+                        "SELECT model_name, version, description FROM model_versions"
+                        " WHERE description <> '' UNION ALL SELECT name, 0, description"
+                        " FROM registered_models WHERE description <> ''",
+                        3, true, 2, &tab, err);
+        for (size_t i = 0; rc == SG_OK && i < tab.n;) {
+            /* a model's row (version 0) is compared only when an event set its description */
+            const char *sp = strchr(tab.v[i], ' ');
+            bool model_row = sp && !strncmp(sp + 1, "00000000000000000000 ", 21), keep = !model_row;
+            for (size_t k = 0; model_row && k < S->described.n && !keep; k++)
+                keep = strlen(S->described.v[k]) == (size_t)(sp - tab.v[i]) &&
+                       !strncmp(S->described.v[k], tab.v[i], (size_t)(sp - tab.v[i]));
+            if (keep) {
+                i++;
+                continue;
+            }
+            free(tab.v[i]);
+            tab.v[i] = tab.v[--tab.n];
+        }
+        if (rc == SG_OK) rc = compare("descriptions", &S->descriptions, &tab, err);
+        sv_free(&tab);
+    }
     /* aliases: model alias version (the version is the last column here) */
     if (rc == SG_OK) {
         strvec tab = {0};
@@ -930,8 +986,9 @@ static void state_free(rp_state *S)
     }
     free(S->m);
     json_decref(S->keys);
-    strvec *all[] = {&S->versions, &S->approvals, &S->validations, &S->tags,  &S->aliases,
-                     &S->nonces,   &S->models,    &S->regkeys,     &S->hashes};
+    strvec *all[] = {&S->versions, &S->approvals,    &S->validations, &S->tags,
+                     &S->aliases,  &S->nonces,       &S->models,      &S->regkeys,
+                     &S->hashes,   &S->descriptions, &S->described};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         sv_free(all[i]);
 }

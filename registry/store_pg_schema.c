@@ -206,6 +206,8 @@ const char *const reg_pg_migrations[] = {
     "ALTER TABLE runs ADD COLUMN payload_sha256" T " NOT NULL DEFAULT '';"
     "CREATE UNIQUE INDEX runs_by_payload ON runs (model_name, payload_sha256)"
     " WHERE payload_sha256 <> '';",
+    /* 6 -> 7: a version's description (see the SQLite migration). */
+    "ALTER TABLE model_versions ADD COLUMN description" T " NOT NULL DEFAULT '';",
 };
 
 _Static_assert(sizeof reg_pg_migrations / sizeof reg_pg_migrations[0] == SG_REGISTRY_SCHEMA_VERSION,

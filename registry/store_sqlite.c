@@ -279,6 +279,9 @@ static const char *const migrations[] = {
     "ALTER TABLE runs ADD COLUMN payload_sha256 TEXT NOT NULL DEFAULT '';"
     "CREATE UNIQUE INDEX runs_by_payload ON runs (model_name, payload_sha256)"
     " WHERE payload_sha256 <> '';",
+    /* 6 -> 7: a version's description (MLflow's model-versions/update and create), set by
+     * audited set-description events as the model's is after its creation. */
+    "ALTER TABLE model_versions ADD COLUMN description TEXT NOT NULL DEFAULT '';",
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == SG_REGISTRY_SCHEMA_VERSION,

@@ -115,10 +115,11 @@ sg_status sg_registry_create_version(sg_registry *reg, const char *model, const 
         rc = reg_audit_append(reg, &ev, err);
     }
     if (rc == SG_OK) { /* the new version's document, as sg_registry_get_version gives it */
-        reg->tx_doc = json_pack("{sssIsssssssssssss{}s[]sb}", "name", model, "version",
-                                (json_int_t)v, "stage", first->name, "artifact_path", abs,
-                                "artifact_sha256", sha, "created_by", actor, "created_at", now,
-                                "updated_at", now, "tags", "aliases", "validated", 0);
+        reg->tx_doc =
+            json_pack("{sssIsssssssssssss{}s[]sbss}", "name", model, "version", (json_int_t)v,
+                      "stage", first->name, "artifact_path", abs, "artifact_sha256", sha,
+                      "created_by", actor, "created_at", now, "updated_at", now, "tags", "aliases",
+                      "validated", 0, "description", "");
     }
     rc = reg_finish(reg, rc, err);
     if (rc == SG_OK) *version = v;
@@ -180,6 +181,58 @@ sg_status sg_registry_set_tag(sg_registry *reg, const char *model, int64_t versi
                         .req = req};
         rc = reg_audit_append(reg, &ev, err);
         free(detail);
+    }
+    return reg_finish(reg, rc, err);
+}
+
+sg_status sg_registry_set_description(sg_registry *reg, const char *model, int64_t version,
+                                      const char *text, const sg_registry_request *req, sg_err *err)
+{
+    const char *what = version ? "version" : "model";
+    if (!sg_utf8_valid(text))
+        return sg_errf(err, SG_EINPUT, "%s %s: the description is not UTF-8 text", model, what);
+    if (strlen(text) > SG_REGISTRY_DESCRIPTION_MAX)
+        return sg_errf(err, SG_EINPUT, "%s %s: the description is %zu bytes, more than %d", model,
+                       what, strlen(text), SG_REGISTRY_DESCRIPTION_MAX);
+    char actor[65], evidence[65], now[32];
+    sg_sha256_hex((const uint8_t *)text, strlen(text), evidence);
+    int rc = reg_begin(reg, err);
+    if (rc != SG_OK) return rc;
+    reg_version v;
+    reg_model m;
+    /* The version (or the model) exists, with its configuration for the request check. */
+    rc = version ? reg_version_load(reg, model, version, &v, err)
+                 : reg_model_load_checked(reg, model, &m, err);
+    if (rc == SG_OK)
+        rc = reg_request_check(reg, req, false, "set-description", model, version, "", evidence,
+                               actor, err);
+    reg_stmt *st = NULL;
+    if (rc == SG_OK)
+        rc = reg_prepare(reg,
+                         version ? "UPDATE model_versions SET description = ?, updated_at = ?"
+                                   " WHERE model_name = ? AND version = ?"
+                                 : "UPDATE registered_models SET description = ?, updated_at = ?"
+                                   " WHERE name = ?",
+                         &st, err);
+    if (rc == SG_OK) {
+        reg_now_utc(now);
+        reg_bind_text(st, 1, text);
+        reg_bind_text(st, 2, now);
+        reg_bind_text(st, 3, model);
+        if (version) reg_bind_int64(st, 4, version);
+        if (reg_step(st) != REG_DONE) rc = reg_db_error(reg, err, "set-description");
+        reg_finalize(st);
+    }
+    if (rc == SG_OK) {
+        /* The whole text, never cut: verify-log rebuilds the descriptions from these events. */
+        reg_event ev = {.model = model,
+                        .version = version,
+                        .action = "set-description",
+                        .actor = actor,
+                        .evidence = evidence,
+                        .detail = text,
+                        .req = req};
+        rc = reg_audit_append(reg, &ev, err);
     }
     return reg_finish(reg, rc, err);
 }

@@ -563,7 +563,8 @@ static srv_resp dispatch_as(struct MHD_Connection *conn, const char *url, const 
      * commit): a client keeps it as an anchor outside the database; a log later cut back past
      * it is then detectable. A POST that committed nothing (get-latest-versions, a search)
      * changed nothing, so it has no head to answer. */
-    if (r.reg && resp.status == 200 && (!strcmp(method, "POST") || !strcmp(method, "DELETE")) &&
+    if (r.reg && resp.status == 200 &&
+        (!strcmp(method, "POST") || !strcmp(method, "DELETE") || !strcmp(method, "PATCH")) &&
         sg_registry_commits(r.reg) != commits) {
         int64_t seq = 0;
         sg_err herr;

@@ -96,7 +96,7 @@ json_t *srv_model_version_json(const json_t *v)
     json_object_set_new(o, "last_updated_timestamp",
                         json_integer(ms_of(sg_json_str(v, "updated_at"))));
     json_object_set_new(o, "current_stage", json_string(sg_json_str(v, "stage")));
-    json_object_set_new(o, "description", json_string(""));
+    json_object_set_new(o, "description", json_string(sg_json_str(v, "description")));
     json_object_set_new(o, "source", json_string(sg_json_str(v, "artifact_path")));
     json_object_set_new(o, "run_id", json_string(""));
     json_object_set_new(o, "status", json_string("READY"));
@@ -605,6 +605,60 @@ static srv_resp confine(srv_req *r, const char *source, char real[PATH_MAX], boo
     return (srv_resp){.status = 0};
 }
 
+/*
+ * The "description" of a create or an update: a string of at most SG_REGISTRY_DESCRIPTION_MAX
+ * bytes ("" clears it). Absent is NULL, refused where required; another type is refused, not
+ * read as absent.
+ */
+static bool description_param(srv_req *r, bool required, const char **out, srv_resp *bad)
+{
+    *out = srv_param(r, "description");
+    json_t *j = r->json ? json_object_get(r->json, "description") : NULL;
+    if ((j && !json_is_string(j)) || (!*out && required)) {
+        *bad = srv_error(400, "INVALID_PARAMETER_VALUE",
+                         j ? "Invalid value for parameter 'description': it must be a string"
+                           : "Missing value for required parameter 'description'");
+        return false;
+    }
+    if (*out && strlen(*out) > SG_REGISTRY_DESCRIPTION_MAX) {
+        *bad = srv_error(400, "INVALID_PARAMETER_VALUE",
+                         "Invalid value for parameter 'description': %zu bytes, more than %d",
+                         strlen(*out), SG_REGISTRY_DESCRIPTION_MAX);
+        return false;
+    }
+    return true;
+}
+
+/* MLflow's model-versions/update and registered-models/update: the description, audited. */
+static srv_resp update(srv_req *r, bool of_version)
+{
+    METHOD("PATCH");
+    REQUIRE(name, "name");
+    int64_t v = 0;
+    srv_resp bad;
+    if (of_version && !srv_param_version(r, "version", &v, &bad)) return bad;
+    const char *text;
+    if (!description_param(r, true, &text, &bad)) return bad;
+    char sha[65];
+    sg_sha256_hex((const uint8_t *)text, strlen(text), sha);
+    sg_err err = {{0}};
+    sg_registry_request req;
+    int rc = srv_attest(r, "set-description", name, v, "", sha, &req, &err);
+    if (rc != SG_OK) return srv_from_status(rc, &err);
+    rc = SRV_WRITE(sg_registry_set_description(r->reg, name, v, text, &req, &err));
+    sg_registry_request_clear(&req);
+    if (rc != SG_OK) return srv_from_status(rc, &err);
+    return of_version ? version_doc(r, name, v) : model_doc(r, name, "registered_model");
+}
+static srv_resp update_version(srv_req *r)
+{
+    return update(r, true);
+}
+static srv_resp update_model(srv_req *r)
+{
+    return update(r, false);
+}
+
 static srv_resp create_version(srv_req *r)
 {
     METHOD("POST");
@@ -615,6 +669,11 @@ static srv_resp create_version(srv_req *r)
     char what[160] = "";
     tags_check(r, what, sizeof what);
     if (what[0]) return srv_error(400, "INVALID_PARAMETER_VALUE", "%s", what);
+    /* So is the description (MLflow's create takes one); run_id names a run of a tracking
+       server this one does not have, and is not kept. */
+    const char *description = NULL;
+    srv_resp bad_text;
+    if (!description_param(r, false, &description, &bad_text)) return bad_text;
     char real[PATH_MAX], sha[65];
     bool ok;
     srv_resp bad = confine(r, source, real, &ok);
@@ -632,8 +691,17 @@ static srv_resp create_version(srv_req *r)
     rc = SRV_WRITE(sg_registry_create_version(r->reg, name, real, &req, &v, &err));
     sg_registry_request_clear(&req);
     if (rc != SG_OK) return srv_from_status(rc, &err);
+    if (description && *description) {
+        char dsha[65];
+        sg_sha256_hex((const uint8_t *)description, strlen(description), dsha);
+        if ((rc = srv_attest(r, "set-description", name, v, "", dsha, &req, &err)) != SG_OK)
+            return srv_from_status(rc, &err);
+        rc = SRV_WRITE(sg_registry_set_description(r->reg, name, v, description, &req, &err));
+        sg_registry_request_clear(&req);
+        if (rc != SG_OK) return srv_from_status(rc, &err);
+    }
     json_t *tags = r->json ? json_object_get(r->json, "tags") : NULL;
-    if (!json_array_size(tags)) {
+    if (!json_array_size(tags) && !(description && *description)) {
         json_t *doc = sg_registry_written_version(r->reg, name, v);
         srv_resp resp = written_doc(r, name, v, doc);
         json_decref(doc);
@@ -993,7 +1061,7 @@ static srv_resp delete_tag(srv_req *r)
 static const srv_route_info GET = {"GET", "GET, HEAD", false}, POST = {"POST", "POST", false},
                             GET_POST_READ = {"GET POST", "GET, HEAD, POST", true},
                             ALIAS = {"GET POST DELETE", "GET, HEAD, POST, DELETE", false},
-                            DELETE = {"DELETE", "DELETE", false};
+                            DELETE = {"DELETE", "DELETE", false}, PATCH = {"PATCH", "PATCH", false};
 
 static const struct {
     const char *path;
@@ -1005,8 +1073,10 @@ static const struct {
     {"registered-models/search", search_models, &GET},
     {"registered-models/get-latest-versions", latest, &GET_POST_READ},
     {"registered-models/alias", alias, &ALIAS},
+    {"registered-models/update", update_model, &PATCH},
     {"model-versions/create", create_version, &POST},
     {"model-versions/get", get_version, &GET},
+    {"model-versions/update", update_version, &PATCH},
     {"model-versions/get-download-uri", download_uri, &GET},
     {"model-versions/search", search_versions, &GET},
     {"model-versions/transition-stage", transition, &POST},

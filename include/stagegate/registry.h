@@ -21,7 +21,7 @@ extern "C" {
 
 #define SG_REGISTRY_ENV "STAGEGATE_REGISTRY"
 #define SG_REGISTRY_DEFAULT_PATH "./stagegate.db"
-#define SG_REGISTRY_SCHEMA_VERSION 6
+#define SG_REGISTRY_SCHEMA_VERSION 7
 /* How far a signed request's timestamp may be from the registry's clock. */
 #define SG_REGISTRY_REQUEST_SKEW_S 300
 
@@ -150,6 +150,16 @@ SG_MUST_CHECK sg_status sg_registry_restore(sg_registry *reg, const char *model,
 /* value NULL deletes the tag. */
 SG_MUST_CHECK sg_status sg_registry_set_tag(sg_registry *reg, const char *model, int64_t version, const char *key,
                         const char *value, const sg_registry_request *req, sg_err *err);
+/*
+ * A version's description (version > 0), or the model's (version 0): UTF-8 text of at most
+ * SG_REGISTRY_DESCRIPTION_MAX bytes, "" to clear it. An audited "set-description" event whose
+ * detail is the text and evidence its SHA-256; once the registry has a root of trust, the
+ * request must be signed by a key with a role in the model, or an admin's (as set-tag).
+ */
+#define SG_REGISTRY_DESCRIPTION_MAX 65536
+SG_MUST_CHECK sg_status sg_registry_set_description(sg_registry *reg, const char *model,
+                                                    int64_t version, const char *text,
+                                                    const sg_registry_request *req, sg_err *err);
 /* version 0 deletes the alias. */
 SG_MUST_CHECK sg_status sg_registry_set_alias(sg_registry *reg, const char *model, const char *alias, int64_t version,
                           const sg_registry_request *req, sg_err *err);

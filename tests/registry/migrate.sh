@@ -1,5 +1,6 @@
 #!/bin/bash
 # `registry migrate` copies a registry between backends: models, versions, tags, aliases,
+# descriptions,
 # approvals, validations, nonces, run history and the audit log with its hash chain. The
 # copy reads the same through every command, verifies, keeps working (new writes, row ids
 # that follow the copied ones), and the copy back is identical. A destination that is not
@@ -22,6 +23,8 @@ expect 0 $R set-tag fraud 2 owner "ana maria"
 # a key holding a space, whose first word is another key: the log must tell them apart
 expect 0 $R set-tag fraud 2 "owner team" "risk ops"
 expect 0 $R set-alias fraud champion 2
+expect 0 $R set-description fraud 2 "retrained on Q3; threshold 0.42"
+expect 0 $R set-description fraud "card fraud, EU"
 expect 0 $R record r1.json
 expect 0 $R create-model other --stages Dev,QA,Production,Archived --report-stage QA
 echo x > x.bin; $R create-version other x.bin >/dev/null
@@ -79,6 +82,19 @@ q "UPDATE version_tags SET tag_key = 'owner team risk', tag_value = 'ops' WHERE 
 expect 1 $R verify-log
 err_has "version tags: the log's row 'fraud 00000000000000000002 10:owner team risk ops' is missing"
 q "UPDATE version_tags SET tag_key = 'owner team', tag_value = 'risk ops' WHERE tag_key = 'owner team risk'"
+expect 0 $R verify-log
+
+# a description edited in the table, the version's or the model's, is no event's
+expect 0 $R --json get fraud 2
+[ "$(jq -r .description out)" = "retrained on Q3; threshold 0.42" ] || fail "version description: $(cat out)"
+q "UPDATE model_versions SET description = 'threshold 0.9' WHERE version = 2"
+expect 1 $R verify-log
+err_has "descriptions: the table's row 'fraud 00000000000000000002 13:threshold 0.9' is not explained by any event"
+q "UPDATE model_versions SET description = 'retrained on Q3; threshold 0.42' WHERE version = 2"
+q "UPDATE registered_models SET description = 'card fraud' WHERE name = 'fraud'"
+expect 1 $R verify-log
+err_has "descriptions: the table's row 'fraud 00000000000000000000 10:card fraud' is not explained by any event"
+q "UPDATE registered_models SET description = 'card fraud, EU' WHERE name = 'fraud'"
 expect 0 $R verify-log
 
 # a source whose audit log was edited is not copied (exit 1), and the destination stays empty

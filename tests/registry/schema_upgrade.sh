@@ -1,9 +1,9 @@
 #!/bin/bash
 # A registry an earlier release made (schema 4) opens with this one: the forward migrations
-# add schema 5's indexes and the reports' subject column and schema 6's runs' statement
-# digest, keep every row, and the log still verifies. The schema-4 registry is made by taking
-# schema 5's and 6's additions out of a new one (the migrations add nothing else), then
-# marking it version 4.
+# add schema 5's indexes and the reports' subject column, schema 6's runs' statement digest
+# and schema 7's version descriptions, keep every row, and the log still verifies. The
+# schema-4 registry is made by taking schema 5's, 6's and 7's additions out of a new one (the
+# migrations add nothing else), then marking it version 4.
 . "$(dirname "$0")/lib.sh"
 R="$SG registry"
 keys signer
@@ -13,7 +13,7 @@ expect 0 $R create-version m a1.bin
 report signer a1.bin PASSED now a1.json
 expect 0 $R transition m 1 Staging --report a1.json
 INDEXES="'audit_log_by_version', 'audit_log_config_events', 'audit_log_admin_keys', 'model_versions_by_stage', 'validations_by_version', 'approvals_by_version', 'reports_by_subject'"
-q "DROP INDEX audit_log_by_version; DROP INDEX audit_log_config_events; DROP INDEX audit_log_admin_keys; DROP INDEX model_versions_by_stage; DROP INDEX validations_by_version; DROP INDEX approvals_by_version; DROP INDEX reports_by_subject; ALTER TABLE reports DROP COLUMN subject_sha256; DROP INDEX runs_by_payload; ALTER TABLE runs DROP COLUMN payload_sha256" >/dev/null
+q "DROP INDEX audit_log_by_version; DROP INDEX audit_log_config_events; DROP INDEX audit_log_admin_keys; DROP INDEX model_versions_by_stage; DROP INDEX validations_by_version; DROP INDEX approvals_by_version; DROP INDEX reports_by_subject; ALTER TABLE reports DROP COLUMN subject_sha256; DROP INDEX runs_by_payload; ALTER TABLE runs DROP COLUMN payload_sha256; ALTER TABLE model_versions DROP COLUMN description" >/dev/null
 if [ "$BACKEND" = postgresql ]; then
     q "UPDATE stagegate_registry SET schema_version = 4" >/dev/null
     count_indexes() { q "SELECT count(*) FROM pg_indexes WHERE indexname IN ($INDEXES)"; }
@@ -23,10 +23,11 @@ else
 fi
 [ "$(count_indexes)" = 0 ] || fail "setup: schema 5's indexes are still there"
 expect 0 $R init
-grep -q "schema version 6" "$WORK/out" || fail "init: $(cat "$WORK/out")"
+grep -q "schema version 7" "$WORK/out" || fail "init: $(cat "$WORK/out")"
 [ "$(count_indexes)" = 7 ] || fail "the migration made $(count_indexes) of schema 5's 7 indexes"
 [ "$(q "SELECT count(*) FROM reports WHERE subject_sha256 = ''")" = 1 ] || fail "the stored report lost its row"
 [ "$(q "SELECT count(*) FROM runs WHERE payload_sha256 = ''")" = 0 ] || fail "schema 6's runs.payload_sha256 is missing"
+[ "$(q "SELECT count(*) FROM model_versions WHERE description = ''")" = 1 ] || fail "schema 7's model_versions.description is missing"
 expect 0 $R verify-log
 [ "$(stage_of m 1)" = Staging ] || fail "v1 is $(stage_of m 1) after the migration"
 # and the registry works on: a second version through the gate, its report stored with its subject
@@ -36,6 +37,10 @@ report signer a2.bin PASSED now a2.json
 expect 0 $R transition m 2 Staging --report a2.json
 [ "$(q "SELECT count(*) FROM reports WHERE subject_sha256 = '$(sha256sum a2.bin | cut -c1-64)'")" = 1 ] ||
     fail "the new report was stored without its subject"
+# schema 7: a version's description, audited
+expect 0 $R set-description m 2 "second cut"
+expect 0 $R --json get m 2
+[ "$(jq -r .description "$WORK/out")" = "second cut" ] || fail "description: $(cat "$WORK/out")"
 expect 0 $R verify-log
 # A negative version is no stagegate's: one line, exit 2 (it had run stray memory as SQL, then
 # crashed with SIGSEGV).
@@ -49,4 +54,4 @@ for v in -1 -100 -1000 -2147483648; do
     err_has "has schema version $v, which no stagegate writes"
     [ "$(wc -l < "$WORK/err")" = 1 ] || fail "schema version $v: not one line"
 done
-echo "schema 4 -> 6: migrated, rows kept, log verifies; negative versions refused"
+echo "schema 4 -> 7: migrated, rows kept, log verifies; negative versions refused"

@@ -45,6 +45,15 @@ run 0 "${R[@]}" --json transition "$MODEL" 1 Production
 [ "$(jq -r .stage out)" = Production ] || fail "stage $(cat out)"
 run 0 "${R[@]}" set-tag "$MODEL" 1 owner risk
 run 0 "${R[@]}" set-alias "$MODEL" champion 1
+# Descriptions through the server (MLflow's update endpoints): the version's, then the model's.
+run 0 "${R[@]}" --json set-description "$MODEL" 1 "shadowed a week"
+[ "$(jq -r .description out)" = "shadowed a week" ] || fail "set-description: $(cat out)"
+run 0 "${R[@]}" set-description "$MODEL" "lecture model, EU"
+run 0 "${R[@]}" --json get "$MODEL"
+[ "$(jq -r .description out)" = "lecture model, EU" ] || fail "model description: $(cat out)"
+run 2 "${R[@]}" set-description "$MODEL" 99 "x"
+run 0 "${R[@]}" get "$MODEL" 1
+grep -q "^  description: shadowed a week$" out || fail "get shows no description: $(cat out)"
 run 0 "${R[@]}" get "$MODEL" 1
 grep -q "stage: Production" out && grep -q "tag owner = risk" out && grep -q "alias @champion" out ||
     fail "get: $(cat out)"
