@@ -524,10 +524,21 @@ int sg_cmd_registry(int argc, char **argv)
         return sg_cli_usage_error("registry", "--db given twice");
     c.db = global_db ? global_db : c.dbs.n ? c.dbs.v[0] : NULL;
     if (sg_cli_db_empty("registry", c.db)) return 2;
-    if (c.n_pos < sp->min_pos || c.n_pos > sp->max_pos)
+    if (c.n_pos < sp->min_pos || c.n_pos > sp->max_pos) {
+        char range[32] = "";
+        if (sp->max_pos > sp->min_pos) snprintf(range, sizeof range, " or %d", sp->max_pos);
         return sg_cli_usage_error(c.cmd, "%s takes %d%s argument%s, got %d", sp->name, sp->min_pos,
-                                  sp->max_pos > sp->min_pos ? " or more" : "",
-                                  sp->max_pos == 1 ? "" : "s", c.n_pos);
+                                  range, sp->max_pos == 1 ? "" : "s", c.n_pos);
+    }
+    /* set-description NAME TEXT is the model's: a TEXT that reads as a version is most likely
+       a version whose text was left out (an empty $VAR unquoted), not a description. */
+    if (!strcmp(sp->name, "set-description") && c.n_pos == 2 && c.pos[1][0] &&
+        strspn(c.pos[1], "0123456789") == strlen(c.pos[1]))
+        return sg_cli_usage_error(c.cmd,
+                                  "set-description %s %s: no TEXT after what reads as a version "
+                                  "(set-description NAME VERSION TEXT; a model's own description "
+                                  "may not be only digits)",
+                                  c.pos[0], c.pos[1]);
     /* An option that would be accepted and then do nothing is refused. */
     if (!strcmp(sp->name, "verify-log") && c.pubkey && !c.checkpoint)
         return sg_cli_usage_error(c.cmd, "--pubkey names the admin key a --checkpoint must be "
@@ -536,7 +547,18 @@ int sg_cmd_registry(int argc, char **argv)
         return sg_cli_usage_error(c.cmd, "--policy and --dataset pin the gate together (each a "
                                          "file, sha256:HEX or none)");
     if (c.out && out_names_an_input(&c)) return 2;
-    if (reg_cli_is_remote(c.db)) return reg_cli_remote(&c);
+    if (reg_cli_is_remote(c.db)) {
+        /* Everything goes to the server as JSON, which holds UTF-8 only: a byte that is not
+           had been dropped from the request (a description, a tag, a stage), or failed it
+           with no message. */
+        for (int i = first; i < argc; i++)
+            if (!sg_utf8_valid(argv[i]))
+                return sg_cli_usage_error(c.cmd,
+                                          "argument '%.120s' is not UTF-8 text, which a remote "
+                                          "registry (JSON) cannot take",
+                                          argv[i]);
+        return reg_cli_remote(&c);
+    }
     if (sp->opts & (O_RECORD | O_RUNS | O_VERDICT)) return reg_cmd_runs(&c);
     if (sp->opts & O_ADMIN) {
         if ((sp->opts & O_COPY) && global_db)

@@ -349,6 +349,9 @@ sg_status sg_registry_create_model(sg_registry *reg, const sg_registry_model_spe
     /* JSON (every answer, the recorded configuration) holds UTF-8 only */
     if (sp->description && !sg_utf8_valid(sp->description))
         return sg_errf(err, SG_EINPUT, "model %s: the description is not UTF-8 text", sp->name);
+    if (sp->description && strlen(sp->description) > SG_REGISTRY_DESCRIPTION_MAX)
+        return sg_errf(err, SG_EINPUT, "model %s: the description is %zu bytes, more than %d",
+                       sp->name, strlen(sp->description), SG_REGISTRY_DESCRIPTION_MAX);
     for (size_t i = 0; i < sp->n_tags; i++)
         if (!sg_utf8_valid(sp->tags[i]))
             return sg_errf(err, SG_EINPUT, "model %s: tag %zu is not UTF-8 text", sp->name, i + 1);

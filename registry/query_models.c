@@ -44,14 +44,14 @@ json_t *sg_registry_model_summary(sg_registry *reg, const char *model, sg_err *e
     reg_read_start(reg);
     reg_stmt *st;
     if (reg_prepare(reg,
-                    "SELECT 0, 0, description, created_at, report_stage, 0, 0, 0, 0, 0"
-                    " FROM registered_models WHERE name = ?1"
+                    "SELECT 0, 0, description, created_at, report_stage, 0, 0, 0, 0, 0,"
+                    " updated_at FROM registered_models WHERE name = ?1"
                     " UNION ALL SELECT 1, position, stage, '', '', requires_report,"
-                    " requires_promoter, requires_validation, requires_approval, multi_version"
-                    " FROM model_stages WHERE model_name = ?1"
-                    " UNION ALL SELECT 2, 0, tag_key, tag_value, '', 0, 0, 0, 0, 0"
+                    " requires_promoter, requires_validation, requires_approval, multi_version,"
+                    " '' FROM model_stages WHERE model_name = ?1"
+                    " UNION ALL SELECT 2, 0, tag_key, tag_value, '', 0, 0, 0, 0, 0, ''"
                     " FROM model_tags WHERE model_name = ?1"
-                    " UNION ALL SELECT 3, 0, alias, '', '', version, 0, 0, 0, 0"
+                    " UNION ALL SELECT 3, 0, alias, '', '', version, 0, 0, 0, 0, ''"
                     " FROM aliases WHERE model_name = ?1"
                     " ORDER BY 1, 2, 3",
                     &st, err) != SG_OK)
@@ -69,6 +69,7 @@ json_t *sg_registry_model_summary(sg_registry *reg, const char *model, sg_err *e
             found = true;
             json_object_set_new(o, "description", json_string(t1));
             json_object_set_new(o, "created_at", json_string(reg_col_text(st, 3)));
+            json_object_set_new(o, "updated_at", json_string(reg_col_text(st, 10)));
             snprintf(m.report_stage, sizeof m.report_stage, "%s", reg_col_text(st, 4));
             break;
         case SUM_STAGE:

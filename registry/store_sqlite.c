@@ -369,10 +369,18 @@ static int64_t lite_col_int64(reg_stmt *st, int i)
     return sqlite3_column_int64(((sqlite_stmt *)st)->st, i);
 }
 
+/* Text past a NUL byte: stagegate writes none (its strings are C strings, and PostgreSQL's
+   text cannot hold one), so such a value was written by something else. Read as the value
+   before the NUL, an edit behind it passed verify-log and was dropped by a copy; it reads as
+   this marker instead, which no logged value is, so verify-log names the row. */
+#define NUL_TEXT "(text holding a NUL byte: not written by stagegate)"
+
 static const char *lite_col_text(reg_stmt *st, int i)
 {
-    const unsigned char *t = sqlite3_column_text(((sqlite_stmt *)st)->st, i);
-    return t ? (const char *)t : "";
+    sqlite3_stmt *s = ((sqlite_stmt *)st)->st;
+    const unsigned char *t = sqlite3_column_text(s, i);
+    if (!t) return "";
+    return memchr(t, 0, (size_t)sqlite3_column_bytes(s, i)) ? NUL_TEXT : (const char *)t;
 }
 
 static bool lite_col_is_null(reg_stmt *st, int i)

@@ -140,7 +140,9 @@ static json_t *latest_versions(const json_t *model, const json_t *stages)
 static json_t *registered_model_json(const json_t *m)
 {
     json_t *o = json_object();
-    json_int_t created = ms_of(sg_json_str(m, "created_at")), updated = created;
+    json_int_t created = ms_of(sg_json_str(m, "created_at")), updated = created,
+               own = ms_of(sg_json_str(m, "updated_at")); /* set-description moves it */
+    if (own > updated) updated = own;
     size_t i;
     json_t *v;
     json_array_foreach(json_object_get(m, "latest_versions"), i, v)
@@ -261,6 +263,30 @@ static void tags_check(const srv_req *r, char *what, size_t len)
  * refused too (a misspelt "approver" would otherwise mean no approvers). Tag keys hold no '='
  * (the registry records a tag as KEY=VALUE).
  */
+/*
+ * The "description" of a create or an update: a string of at most SG_REGISTRY_DESCRIPTION_MAX
+ * bytes ("" clears it). Absent is NULL, refused where required; another type is refused, not
+ * read as absent.
+ */
+static bool description_param(srv_req *r, bool required, const char **out, srv_resp *bad)
+{
+    *out = srv_param(r, "description");
+    json_t *j = r->json ? json_object_get(r->json, "description") : NULL;
+    if ((j && !json_is_string(j)) || (!*out && required)) {
+        *bad = srv_error(400, "INVALID_PARAMETER_VALUE",
+                         j ? "Invalid value for parameter 'description': it must be a string"
+                           : "Missing value for required parameter 'description'");
+        return false;
+    }
+    if (*out && strlen(*out) > SG_REGISTRY_DESCRIPTION_MAX) {
+        *bad = srv_error(400, "INVALID_PARAMETER_VALUE",
+                         "Invalid value for parameter 'description': %zu bytes, more than %d",
+                         strlen(*out), SG_REGISTRY_DESCRIPTION_MAX);
+        return false;
+    }
+    return true;
+}
+
 static bool create_model_body_ok(const srv_req *r, srv_resp *bad)
 {
     const json_t *pol = r->json ? json_object_get(r->json, "stagegate_policy") : NULL;
@@ -331,6 +357,8 @@ static srv_resp create_model(srv_req *r)
     REQUIRE(name, "name");
     srv_resp bad;
     if (!create_model_body_ok(r, &bad)) return bad;
+    const char *description = NULL;
+    if (!description_param(r, false, &description, &bad)) return bad;
     const json_t *pol = r->json ? json_object_get(r->json, "stagegate_policy") : NULL;
     enum { MAXK = 64 };
     sg_registry_key_ref signers[MAXK], promoters[MAXK], approvers[MAXK];
@@ -370,7 +398,7 @@ static srv_resp create_model(srv_req *r)
         json_string_value(t);
     sg_registry_model_spec sp = {
         .name = name,
-        .description = srv_param(r, "description"),
+        .description = description,
         .report_stage = json_string_value(json_object_get(pol, "report_stage")),
         .stages = n_stages ? stages : NULL,
         .n_stages = n_stages,
@@ -603,30 +631,6 @@ static srv_resp confine(srv_req *r, const char *source, char real[PATH_MAX], boo
                          "source '%s' is outside the server's artifact root", source);
     *ok = true;
     return (srv_resp){.status = 0};
-}
-
-/*
- * The "description" of a create or an update: a string of at most SG_REGISTRY_DESCRIPTION_MAX
- * bytes ("" clears it). Absent is NULL, refused where required; another type is refused, not
- * read as absent.
- */
-static bool description_param(srv_req *r, bool required, const char **out, srv_resp *bad)
-{
-    *out = srv_param(r, "description");
-    json_t *j = r->json ? json_object_get(r->json, "description") : NULL;
-    if ((j && !json_is_string(j)) || (!*out && required)) {
-        *bad = srv_error(400, "INVALID_PARAMETER_VALUE",
-                         j ? "Invalid value for parameter 'description': it must be a string"
-                           : "Missing value for required parameter 'description'");
-        return false;
-    }
-    if (*out && strlen(*out) > SG_REGISTRY_DESCRIPTION_MAX) {
-        *bad = srv_error(400, "INVALID_PARAMETER_VALUE",
-                         "Invalid value for parameter 'description': %zu bytes, more than %d",
-                         strlen(*out), SG_REGISTRY_DESCRIPTION_MAX);
-        return false;
-    }
-    return true;
 }
 
 /* MLflow's model-versions/update and registered-models/update: the description, audited. */

@@ -258,4 +258,20 @@ rc=0
 "$SG" registry --db "postgresql://u@127.0.0.1:$(cat "$WORK/port")/db?connect_timeout=2&sslmode=disable" list >out 2>"$WORK/err" || rc=$?
 kill "$SILENT" 2>/dev/null || true
 [ "$rc" = 2 ] && grep -q "timed out (connect_timeout)$" "$WORK/err" || fail "a silent server: exit $rc, $(cat "$WORK/err")"
+# set-description: the arity says the range; a model "description" that reads as a version is
+# most likely a version whose text was left out; a description over 64 KiB is refused at
+# create-model as at set-description.
+echo a > desc.bin
+expect 0 $R create-model described
+expect 0 $R create-version described desc.bin
+expect 2 $R set-description described 1 two words
+err_has "set-description takes 2 or 3 arguments, got 4"; one_line
+expect 2 $R set-description described 1
+err_has "no TEXT after what reads as a version"; one_line
+expect 0 $R set-description described "v1 shadowed"
+long=$(head -c 65537 /dev/zero | tr '\0' x)
+expect 2 $R set-description described 1 "$long"
+err_has "is 65537 bytes, more than 65536"; one_line
+expect 2 $R create-model described-long --description "$long"
+err_has "is 65537 bytes, more than 65536"; one_line
 echo "cli errors OK"

@@ -96,6 +96,18 @@ expect 1 $R verify-log
 err_has "descriptions: the table's row 'fraud 00000000000000000000 10:card fraud' is not explained by any event"
 q "UPDATE registered_models SET description = 'card fraud, EU' WHERE name = 'fraud'"
 expect 0 $R verify-log
+# SQLite text may hold a NUL byte (PostgreSQL's cannot): an edit hidden behind one is named,
+# not read as the text before it
+if [ "$BACKEND" = sqlite ]; then
+    q "UPDATE model_versions SET description = 'retrained on Q3; threshold 0.42' || char(0) || 'threshold 0.9' WHERE version = 2"
+    expect 1 $R verify-log
+    err_has "descriptions: the log's row 'fraud 00000000000000000002 31:retrained on Q3; threshold 0.42' is missing from the table"
+    expect 0 $R --json get fraud 2
+    [ "$(jq -r .description out)" = "(text holding a NUL byte: not written by stagegate)" ] ||
+        fail "a description with a NUL byte reads as: $(jq .description out)"
+    q "UPDATE model_versions SET description = 'retrained on Q3; threshold 0.42' WHERE version = 2"
+    expect 0 $R verify-log
+fi
 
 # a source whose audit log was edited is not copied (exit 1), and the destination stays empty
 q "DROP TRIGGER audit_log_append_only_update$([ $BACKEND = postgresql ] && echo ' ON audit_log');

@@ -52,6 +52,14 @@ run 0 "${R[@]}" set-description "$MODEL" "lecture model, EU"
 run 0 "${R[@]}" --json get "$MODEL"
 [ "$(jq -r .description out)" = "lecture model, EU" ] || fail "model description: $(cat out)"
 run 2 "${R[@]}" set-description "$MODEL" 99 "x"
+# A byte that is not UTF-8 cannot go into the request's JSON: refused with one line, as the
+# local registry refuses it (it had been dropped, or failed the call without a message).
+run 2 "${R[@]}" set-description "$MODEL" 1 $'shadowed \xff'
+grep -q "is not UTF-8 text, which a remote registry (JSON) cannot take" err && [ "$(wc -l < err)" = 1 ] ||
+    fail "non-UTF-8 description: $(cat err)"
+run 2 "${R[@]}" create-model "x-$RUN" --description $'bad\xffdesc'
+grep -q "is not UTF-8 text" err || fail "non-UTF-8 create-model: $(cat err)"
+run 2 "${R[@]}" get "x-$RUN"
 run 0 "${R[@]}" get "$MODEL" 1
 grep -q "^  description: shadowed a week$" out || fail "get shows no description: $(cat out)"
 run 0 "${R[@]}" get "$MODEL" 1

@@ -156,6 +156,16 @@ expect 200 carol GET "$M/model-versions/get?name=$MODEL&version=1"
 [ "$(jbody .model_version.description)" = "first cut: été" ] || fail "version description read back: $(cat body)"
 expect 200 alice PATCH $M/registered-models/update "{\"name\": \"$MODEL\", \"description\": \"card fraud, EU\"}"
 [ "$(jbody .registered_model.description)" = "card fraud, EU" ] || fail "update model: $(cat body)"
+# ... and the update is the model's last change (its timestamp had stayed the creation's)
+now_ms=$(( $(date +%s) * 1000 ))
+[ "$(jbody .registered_model.last_updated_timestamp)" -ge $((now_ms - 5000)) ] ||
+    fail "last_updated_timestamp after an update: $(cat body)"
+# registered-models/create takes a description as a string only, as the updates do
+for d in 5 '["card fraud"]' '{"text": "x"}' true; do
+    expect 400 alice POST $M/registered-models/create "{\"name\": \"typed-$RUN\", \"description\": $d}"
+    body_has "'description': it must be a string"
+done
+expect 404 alice GET "$M/registered-models/get?name=typed-$RUN"
 expect 200 alice PATCH $M/model-versions/update "{\"name\": \"$MODEL\", \"version\": \"2\", \"description\": \"\"}"
 [ "$(jbody .model_version.description)" = "" ] || fail "an empty description: $(cat body)"
 expect 400 alice PATCH $M/model-versions/update "{\"name\": \"$MODEL\", \"version\": \"1\"}"
