@@ -63,11 +63,11 @@ static sg_status prepare(run_ctx *x, sg_bench_result *r, sg_err *err)
     if (want < (double)c->min_queries) want = (double)c->min_queries;
     /* Refused up front: --qps 1e9 for 0.2 s had built a schedule of 2e8 queries (9.4 GB)
        and run for minutes. */
-    if (want > SAMPLES_MAX)
+    if (want > (double)x->samples_max) /* STAGEGATE_BENCH_MAX_SAMPLES's cap too */
         return sg_errf(err, SG_EINPUT,
                        "--qps %g for %g s (or --min-queries) schedules %.0f queries, more than "
-                       "the %.0f a run records: lower --qps or --duration",
-                       c->qps, c->min_duration_s, want, SAMPLES_MAX);
+                       "the %lld a run records: lower --qps or --duration",
+                       c->qps, c->min_duration_s, want, (long long)x->samples_max);
     /* So is a schedule the safety stop would cut: --qps 0.01 made 1,024 arrivals over about
        28 hours, every worker spinning on the clock until the stop. */
     if (want / c->qps > c->max_duration_s)

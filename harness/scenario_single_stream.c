@@ -75,10 +75,10 @@ static int prepare(run_ctx *x, sg_bench_result *r, sg_err *err)
     const sg_bench_config *c = x->c;
     /* Refused up front, as the server scenario does: the buffer had been min_queries on top
        of the cap, and --min-queries 1e9 zero-filled 24 GB (killed by the OOM killer). */
-    if ((double)c->min_queries > SAMPLES_MAX)
+    if (c->min_queries > x->samples_max) /* STAGEGATE_BENCH_MAX_SAMPLES's cap too */
         return sg_errf(err, SG_EINPUT,
-                       "--min-queries %lld is more than the %.0f queries a run records",
-                       (long long)c->min_queries, SAMPLES_MAX);
+                       "--min-queries %lld is more than the %lld queries a run records",
+                       (long long)c->min_queries, (long long)x->samples_max);
     /* The fastest warm-up query bounds how many queries the window can hold: sized
        from it, with a margin, the buffer does not fill, and the run is never restarted.
        Past SAMPLES_MAX the run is cut short, and says so. The margin is 2: the first

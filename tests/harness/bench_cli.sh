@@ -70,6 +70,14 @@ STAGEGATE_BENCH_MAX_SAMPLES=3000 B --scenario single-stream --duration 2 --min-q
 jq -e '.cut_short_reason | startswith("repetition 1 of 2: sample buffer full after 3000 queries")' cut2.json >/dev/null ||
     { jq .cut_short_reason cut2.json; fail "cut short with repetitions"; }
 
+# A --min-queries over the cap is refused by every scenario, as over the 50 M default (the
+# server scenario had ignored the variable and recorded them all; single-stream had run, cut
+# short at the cap).
+for sc in "single-stream" "server --qps 2000"; do
+    rc=0; STAGEGATE_BENCH_MAX_SAMPLES=100 B --scenario $sc --duration 0 --min-queries 200 >out 2>err || rc=$?
+    [ "$rc" = 2 ] && grep -q "200.* more than the 100 " err && [ "$(wc -l < err)" = 1 ] ||
+        fail "$sc over STAGEGATE_BENCH_MAX_SAMPLES: exit $rc $(cat err)"
+done
 # Offline keeps at most as many calls as the cap too: the run ends when its log is full and
 # says so (the log had grown for the whole run: 6.6 GB in 30 s of a small model at batch 1).
 STAGEGATE_BENCH_MAX_SAMPLES=2000 B --scenario offline --batch 1 --duration 2 --json >ocut.json

@@ -171,6 +171,32 @@ static void min_queries_table(void **state)
     }
 }
 
+/*
+ * Counts whose CDF lies within 1e-9 of the 1% limit, where the estimate's rank depends on the
+ * CDF's digits past the ninth (found by an outside check; the exact t from the sum of the
+ * terms in 40-digit arithmetic, mpmath): the lgamma terms in double put t one off at each.
+ */
+static void estimates_at_the_boundary(void **state)
+{
+    (void)state;
+    const struct {
+        int64_t n;
+        double p;
+        int64_t t; /* the largest t with P(Binomial(n, 1 - p) <= t) < 0.01 */
+    } cases[] = {
+        {3930836, 0.90, 391700},  /* CDF(391,700) = 0.00999999997888 */
+        {4665694, 0.90, 465061},  /* CDF(465,062) = 0.0100000000004277 */
+        {10826640, 0.99, 107505}, /* CDF(107,505) = 0.00999999999213303 */
+        {13611375, 0.99, 135259}, /* CDF(135,260) = 0.0100000000084832 */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        sg_early_stop es;
+        assert_int_equal(sg_early_stopping_index(cases[i].n, cases[i].p, 0.99, &es),
+                         cases[i].n - cases[i].t);
+        assert_int_equal(es.overshoots, cases[i].t);
+    }
+}
+
 static void estimates(void **state)
 {
     (void)state;
@@ -215,6 +241,7 @@ int main(void)
         cmocka_unit_test(summary_too_short_for_early_stopping),
         cmocka_unit_test(min_queries_table),
         cmocka_unit_test(estimates),
+        cmocka_unit_test(estimates_at_the_boundary),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
