@@ -11,6 +11,7 @@
  * verify also replays stage changes and checks each version's current stage against them.
  */
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -80,6 +81,22 @@ sg_status reg_audit_append(sg_registry *reg, const reg_event *ev, sg_err *err)
         memcpy(prev, reg->tx_head_hash, sizeof prev);
     } else if ((rc = read_head(reg, &seq, prev, err)) != SG_OK) {
         return rc;
+    }
+    if (seq == 0 && strcmp(ev->action, "create-registry") != 0) {
+        /* A registry's first event is its random id (create-registry), written with its
+         * first change. A request names the audit head it was signed against; two registries
+         * set up alike in the same second (one admin key, init) had had the same first
+         * event, so a request signed for one could be copied into the other's log and
+         * verified there. */
+        uint8_t rnd[32];
+        char id[65];
+        if (RAND_bytes(rnd, sizeof rnd) != 1)
+            return sg_errf(err, SG_EINTERNAL, "no random bytes for the registry's id");
+        sg_hex_encode(rnd, sizeof rnd, id);
+        reg_event genesis = {.model = "", .action = "create-registry", .detail = id};
+        if ((rc = reg_audit_append(reg, &genesis, err)) != SG_OK) return rc;
+        seq = reg->tx_head_seq;
+        memcpy(prev, reg->tx_head_hash, sizeof prev);
     }
     seq++;
     reg_now_utc(now);

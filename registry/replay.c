@@ -781,6 +781,13 @@ static sg_status apply(rp_state *S, const rp_event *e, sg_err *err)
     const char *a = e->action;
     if (!strcmp(a, "add-key")) return ev_add_key(S, e, err);
     if (!strcmp(a, "create-model") || !strcmp(a, "set-pins")) return ev_config(S, e, err);
+    /* the registry's random id: its first event, nothing else (registries made before it
+       have none) */
+    if (!strcmp(a, "create-registry"))
+        return e->seq == 1 && !*e->model && !e->version && !*e->request && !*e->actor &&
+                       strlen(e->detail) == 64 && strspn(e->detail, "0123456789abcdef") == 64
+                   ? SG_OK
+                   : bad(S, e, err, "a registry's id is its first event only, 64 hex digits");
     if (!find_model(S, e->model)) return bad(S, e, err, "no such model");
     if (!strcmp(a, "create-version")) return ev_create_version(S, e, err);
     if (!strcmp(a, "transition")) return ev_transition(S, e, err);

@@ -47,4 +47,29 @@ restore
 expect 0 $R approve fraud 3 --as bob.key.pem
 expect 0 $R transition fraud 3 Production --as alice.key.pem
 expect 0 $R verify-log
-echo "another registry's approval: not honoured, detected"
+# Twins: two registries set up alike in the same second (one script, one admin key) had the
+# same first event, so a request signed against that head in one held in the other. The admin
+# makes an insider an admin in DEV only; the insider, who can write PROD's file but holds no
+# PROD key, copies that event and its rows into PROD. Each registry's first event is now its
+# random id: the copied request names a head PROD's log does not hold.
+keys insider
+for r in prod dev; do expect 0 $R --db "$WORK/$r.db" init --admin admin.pub.pem; done
+first() { sqlite3 "$WORK/$1.db" "SELECT action || ' ' || length(detail) || ' ' || hash FROM audit_log WHERE seq = 1"; }
+[ "$(first prod | cut -d' ' -f1-2)" = "create-registry 64" ] || fail "first event: $(first prod)"
+[ "$(first prod)" != "$(first dev)" ] || fail "two registries share their first event: $(first prod)"
+expect 0 $R --db "$WORK/dev.db" init --admin insider.pub.pem --as admin.key.pem
+n=$(sqlite3 "$WORK/dev.db" "SELECT max(seq) FROM audit_log")
+sqlite3 "$WORK/prod.db" "ATTACH '$WORK/dev.db' AS dev;
+  INSERT INTO audit_log SELECT * FROM dev.audit_log WHERE seq = $n;
+  INSERT INTO registry_keys SELECT * FROM dev.registry_keys WHERE key_id NOT IN (SELECT key_id FROM registry_keys);
+  INSERT INTO request_nonces SELECT * FROM dev.request_nonces;
+  UPDATE audit_head SET seq = (SELECT seq FROM dev.audit_head), hash = (SELECT hash FROM dev.audit_head);" ||
+    fail "copying the event"
+expect 1 $R --db "$WORK/prod.db" verify-log
+err_has "does not chain to the event before it"
+# A registry's id is its first event only: one forged later in the chain is named.
+restore
+forge create-registry 0 "" "" "" "" "$(printf 'ab%.0s' {1..32})"
+expect 1 $R verify-log
+err_has "a registry's id is its first event only, 64 hex digits"
+echo "another registry's approval: not honoured, detected; twin registries do not share a head"
