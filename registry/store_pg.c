@@ -930,9 +930,37 @@ static void sanitize(const char *uri, char *out, size_t n)
     }
 }
 
+/*
+ * What messages and checkpoints show of a connection: the string with its password masked.
+ * libpq also reads a password given in forms the masking does not know (a percent-encoded
+ * key, "pass%77ord=", or a tab before the "="), so when libpq finds one the display is built
+ * from the parsed connection, without it: user, host, port and database.
+ */
 static void pg_display(const char *uri, char *out, size_t n)
 {
-    sanitize(uri, out, n);
+    char *perr = NULL;
+    PQconninfoOption *opts = PQconninfoParse(uri, &perr);
+    PQfreemem(perr);
+    const char *pw = NULL, *user = "", *host = "", *port = "", *db = "";
+    for (PQconninfoOption *o = opts; o && o->keyword; o++) {
+        if (!o->val) continue;
+        if (!strcmp(o->keyword, "password")) pw = o->val;
+        if (!strcmp(o->keyword, "user")) user = o->val;
+        if (!strcmp(o->keyword, "host")) host = o->val;
+        if (!strcmp(o->keyword, "port")) port = o->val;
+        if (!strcmp(o->keyword, "dbname")) db = o->val;
+    }
+    if (!pw || !*pw) {
+        sanitize(uri, out, n);
+    } else if (!strncmp(uri, "postgresql://", 13) || !strncmp(uri, "postgres://", 11)) {
+        const bool sock = host[0] == '/'; /* a Unix socket directory goes in the query */
+        snprintf(out, n, "postgresql://%s:***@%s%s%s/%s%s%s", user, sock ? "" : host,
+                 !sock && *port ? ":" : "", sock ? "" : port, db, sock ? "?host=" : "",
+                 sock ? host : "");
+    } else {
+        snprintf(out, n, "host=%s port=%s user=%s dbname=%s password=***", host, port, user, db);
+    }
+    PQconninfoFree(opts);
 }
 
 
@@ -996,7 +1024,7 @@ static sg_status pg_open(const char *uri, bool create, reg_store **out, sg_err *
     *out = NULL;
     reg_store *s = calloc(1, sizeof *s);
     if (!s) return sg_errf(err, SG_ENOMEM, "out of memory opening a registry");
-    sanitize(uri, s->display, sizeof s->display);
+    pg_display(uri, s->display, sizeof s->display);
     char *perr = NULL;
     PQconninfoOption *parsed = PQconninfoParse(uri, &perr);
     PQconninfoFree(parsed);
