@@ -253,15 +253,19 @@ static int no_passphrase(char *buf, int size, int rwflag, void *u)
 static int pem_key_blocks(const char *text, size_t len, const char *kind)
 {
     static const char begin[] = "-----BEGIN ";
-    const size_t kl = strlen(kind);
+    const size_t bl = sizeof begin - 1, kl = strlen(kind);
     int n = 0;
-    for (const char *p = text, *end = text + len;
-         (p = memmem(p, (size_t)(end - p), begin, sizeof begin - 1)) != NULL;) {
-        p += sizeof begin - 1;
-        const char *close = memmem(p, (size_t)(end - p), "-----", 5);
-        if (!close) break;
-        if ((size_t)(close - p) >= kl && !memcmp(close - kl, kind, kl)) n++;
-        p = close + 5;
+    /* Line by line, as OpenSSL's PEM reader goes: a label was taken to end at the next
+       "-----" in the text, so a line "-----BEGIN NOTE" without its closing dashes swallowed
+       the BEGIN of the key after it, and a file with two keys counted one. */
+    for (const char *p = text, *end = text + len; p < end;) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *eol = nl ? nl : end;
+        const char *last = eol > p && eol[-1] == '\r' ? eol - 1 : eol;
+        if ((size_t)(last - p) >= bl + 5 + kl && !memcmp(p, begin, bl) &&
+            !memcmp(last - 5, "-----", 5) && !memcmp(last - 5 - kl, kind, kl))
+            n++;
+        p = nl ? nl + 1 : end;
     }
     return n;
 }

@@ -219,6 +219,14 @@ grep -q 'two.key.pem: holds 2 private keys; a key file must hold exactly one' er
 cat k.pub.pem other.pub.pem >two.pub.pem
 expect_rc 2 "$SG" verify good.json --pubkey two.pub.pem
 grep -q 'two.pub.pem: holds 2 public keys' err.txt || { cat err.txt; fail "two public keys"; }
+# ... also behind a line "-----BEGIN NOTE" without its closing dashes, which OpenSSL skips: the
+# count had taken the next key's dashes as that label's end, and seen one key (CRLF lines too)
+{ echo "-----BEGIN NOTE"; cat k.key.pem other.key.pem; } >hidden.key.pem && chmod 600 hidden.key.pem
+expect_rc 2 "$SG_MAKE_REPORT" --key hidden.key.pem --out never.json --subject-file model.h5
+grep -q 'hidden.key.pem: holds 2 private keys' err.txt || { cat err.txt; fail "two private keys behind a note"; }
+{ echo "-----BEGIN NOTE"; cat k.pub.pem other.pub.pem; } | sed 's/$/\r/' >hidden.pub.pem
+expect_rc 2 "$SG" verify good.json --pubkey hidden.pub.pem
+grep -q 'hidden.pub.pem: holds 2 public keys' err.txt || { cat err.txt; fail "two public keys behind a note"; }
 openssl ecparam -name prime256v1 -genkey -out ecp.key.pem 2>/dev/null && chmod 600 ecp.key.pem
 grep -q 'BEGIN EC PARAMETERS' ecp.key.pem || fail "openssl ecparam wrote no parameters block"
 expect_rc 0 "$SG_MAKE_REPORT" --key ecp.key.pem --out ecp.json --subject-file model.h5
