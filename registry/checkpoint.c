@@ -84,6 +84,17 @@ static sg_status open_envelope(const uint8_t *env, size_t len, json_t *pems, cha
     size_t i;
     json_t *p;
     sg_err last = {{0}};
+    /* The envelope's own form first: a file that is not one is an input error (exit 2), not
+       a signature that failed to verify. */
+    json_t *e = json_loadb((const char *)env, len, JSON_REJECT_DUPLICATES, NULL);
+    const bool form = json_is_object(e) && json_is_string(json_object_get(e, "payload")) &&
+                      json_is_string(json_object_get(e, "payloadType")) &&
+                      json_is_array(json_object_get(e, "signatures"));
+    json_decref(e);
+    if (!form)
+        return sg_errf(err, SG_EINPUT,
+                       "checkpoint is not a DSSE envelope (a JSON object with payloadType, "
+                       "payload and signatures)");
     snprintf(last.msg, sizeof last.msg, "no key to verify it with");
     json_array_foreach(pems, i, p)
     {
@@ -144,9 +155,15 @@ sg_status sg_registry_check_checkpoint(sg_registry *reg, const uint8_t *envelope
     if (rc != SG_OK) return rc;
     json_t *jseq = json_object_get(doc, "seq");
     const char *hash = json_string_value(json_object_get(doc, "hash"));
-    if (!json_is_integer(jseq) || json_integer_value(jseq) < 0 || !hash || strlen(hash) != 64) {
+    const char *type = json_string_value(json_object_get(doc, "type"));
+    if (!json_is_integer(jseq) || json_integer_value(jseq) < 0 || !hash || strlen(hash) != 64 ||
+        !type || strcmp(type, SG_REGISTRY_CHECKPOINT_TYPE) != 0 ||
+        !json_is_string(json_object_get(doc, "time"))) {
         json_decref(doc);
-        return sg_errf(err, SG_EINPUT, "checkpoint has no valid seq and hash");
+        return sg_errf(err, SG_EINPUT,
+                       "checkpoint payload is not a stagegate checkpoint (type %s, a seq, a "
+                       "hash and a time)",
+                       SG_REGISTRY_CHECKPOINT_TYPE);
     }
     int64_t seq = json_integer_value(jseq);
     int64_t now_events = 0;

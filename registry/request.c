@@ -383,8 +383,8 @@ sg_status reg_request_check(sg_registry *reg, const sg_registry_request *req, bo
         if (required)
             return sg_errf(
                 err, SG_EREFUSED,
-                "refused: %s %s needs a signed request from an authorized actor (--as KEY.pem)",
-                action, model);
+                "refused: %s%s%s needs a signed request from an authorized actor (--as KEY.pem)",
+                action, *model ? " " : "", model);
         return SG_OK;
     }
     if ((!req->sig && !req->attested) || !req->pub_pem)

@@ -925,6 +925,20 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
     }
 }
 
+/* Client bytes inside the log line's quotes: as sg_put_printable shows them, and a '"' or '\\'
+   as \x22, \x5c, so that "GET /x\" 200 ..." cannot end the field and forge a status. */
+static void log_quoted(FILE *log, const char *s)
+{
+    while (*s) {
+        size_t n = strcspn(s, "\"\\");
+        char *part = n ? strndup(s, n) : NULL; /* sg_put_printable takes a C string */
+        if (part) sg_put_printable(log, part);
+        free(part);
+        s += n;
+        if (*s) fprintf(log, "\\x%02x", (unsigned char)*s++);
+    }
+}
+
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
@@ -956,9 +970,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
        log in a terminal, and never a line of their own. */
     flockfile(log);
     fprintf(log, "%s %s %s \"", when, addr, ctx->who[0] ? ctx->who : "-");
-    sg_put_printable(log, ctx->method);
+    log_quoted(log, ctx->method);
     fputc(' ', log);
-    sg_put_printable(log, ctx->url);
+    log_quoted(log, ctx->url);
     fprintf(log, "\" %u %zu %.1fms%s\n", ctx->status, ctx->sent,
             (sg_now_seconds() - ctx->start) * 1e3,
             toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection closed early)");

@@ -170,6 +170,18 @@ sg_status sg_server_token_add(const char *tokens_path, const char *pub_path, con
     char *pem64 = sg_base64_encode((const uint8_t *)pem, strlen(pem));
     free(pem);
     if (!pem64) return sg_errf(err, SG_ENOMEM, "out of memory");
+    /* A file that is there must already be a tokens file: any other file with mode 0600 (a
+       private key, a tokens file given by mistake as another's) had had a line appended. */
+    struct stat st;
+    if (stat(tokens_path, &st) == 0 && st.st_size > 0) {
+        srv_tokens existing;
+        sg_err why = {{0}};
+        if (srv_tokens_load(tokens_path, &existing, &why) != SG_OK) {
+            free(pem64);
+            return sg_errf(err, SG_EINPUT, "%s; not adding a token to it", why.msg);
+        }
+        srv_tokens_free(&existing);
+    }
     int fd = open(tokens_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) rc = sg_errf(err, SG_EINPUT, "tokens file %s: %s", tokens_path, strerror(errno));
     if (rc == SG_OK) rc = check_mode(fd, tokens_path, err);

@@ -79,4 +79,33 @@ json.dump(env, open("cp-edited.json", "w"))
 PY
 expect 1 $R verify-log --checkpoint cp-edited.json
 err_has "checkpoint signature does not verify"
+# 4. not a checkpoint: an empty or non-JSON file is an input error (exit 2), not a failed
+# signature; an admin-signed DSSE envelope whose payload is not a checkpoint (no type, another
+# type, no time) is refused, not read as one ("the checkpoint of (null)")
+: > empty.json
+expect 2 $R verify-log --checkpoint empty.json
+err_has "checkpoint is not a DSSE envelope"
+echo 'not json' > garbage.json
+expect 2 $R verify-log --checkpoint garbage.json
+err_has "checkpoint is not a DSSE envelope"
+for edit in 'del p["time"]' 'p["type"] = "not-a-checkpoint"' 'del p["type"]'; do
+    $PY - cp.json "$edit" <<'PY'
+import base64, json, subprocess, sys
+env = json.load(open(sys.argv[1]))
+p = json.loads(base64.b64decode(env["payload"]))
+exec(sys.argv[2])
+payload = json.dumps(p).encode()
+pae = b"DSSEv1 %d %s %d %s" % (len(env["payloadType"]), env["payloadType"].encode(), len(payload), payload)
+sig = subprocess.run(["openssl", "pkeyutl", "-sign", "-inkey", "admin.key.pem", "-rawin"], input=pae,
+                     capture_output=True)
+if sig.returncode != 0:  # P-256: sign the digest
+    sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", "admin.key.pem"], input=pae,
+                         capture_output=True, check=True)
+env["payload"] = base64.b64encode(payload).decode()
+env["signatures"][0]["sig"] = base64.b64encode(sig.stdout).decode()
+json.dump(env, open("cp-other.json", "w"))
+PY
+    expect 2 $R verify-log --checkpoint cp-other.json
+    err_has "checkpoint payload is not a stagegate checkpoint"
+done
 echo "rewound audit head: detected by a checkpoint"

@@ -8,7 +8,7 @@ err_has "create-model evil needs a signed request"
 expect 1 $R create-model evil --signer mallory.pub.pem --as mallory.key.pem
 err_has "needs an admin's signature; key"
 expect 1 $R init --admin mallory.pub.pem
-err_has "add-key  needs a signed request"
+err_has "refused: add-key needs a signed request"
 expect 1 $R init --admin mallory.pub.pem --as mallory.key.pem
 err_has "is not an admin"
 expect 1 $R init --server mallory.pub.pem --as mallory.key.pem

@@ -403,7 +403,8 @@ expect 401 none POST $M/model-versions/create "{\"name\": \"$MODEL\", \"source\"
 import socket, sys
 for req in (b"GET /he\x1b[2Jalth HTTP/1.1\r\nHost: x\r\n\r\n",
             b"G\x1bT /health HTTP/1.1\r\nHost: x\r\n\r\n",
-            "GET /h\u202eealth HTTP/1.1\r\nHost: x\r\n\r\n".encode()):
+            "GET /h\u202eealth HTTP/1.1\r\nHost: x\r\n\r\n".encode(),
+            b"GET /q%22%20200%2015%200.1ms HTTP/1.1\r\nHost: x\r\n\r\n"):
     s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
     s.sendall(req)
     s.recv(4096)
@@ -414,6 +415,9 @@ grep -qF '"GET /he\x1b[2Jalth" 404' server.log || fail "the target's ESC is not 
 grep -qF '"G\x1bT /health"' server.log || fail "the method's ESC is not escaped in the log"
 grep -qF 'GET /h\xe2\x80\xaeealth' server.log || fail "U+202E is not escaped in the log"
 if grep -q "$(printf '\033')" server.log; then fail "a raw ESC byte reached the log"; fi
+# ... and a '"' in the decoded target cannot close the quoted field and forge a status
+for _ in $(seq 50); do grep -qF '"GET /q\x22 200 15 0.1ms" 404' server.log && break; sleep 0.1; done
+grep -qF '"GET /q\x22 200 15 0.1ms" 404' server.log || fail "a quote in the target is not escaped: $(tail -3 server.log)"
 # A server without a tokens file serves reads only: get-latest-versions is a read, and
 # MLflow's clients send it as a POST (it had been refused 401); a change is still refused.
 : >ro.log

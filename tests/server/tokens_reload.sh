@@ -77,4 +77,12 @@ bad=$(cat codes.* | grep -vc '^200$' || true)
 [ "$bad" = 0 ] || fail "$bad requests failed during reloads: $(sort codes.* | uniq -c)"
 kill -0 "$SPID" || fail "server died during reloads"
 stop_server
+# token add appends only to a tokens file: a private key (mode 0600, as a tokens file must be)
+# named by mistake is refused and left as it was.
+"$SG" keygen --out erin >/dev/null
+before=$(sha256sum < erin.key.pem)
+rc=0; "$SG" token add --tokens erin.key.pem --principal alice.pub.pem >out 2>err || rc=$?
+[ "$rc" = 2 ] && grep -q "erin.key.pem: line 1 is not HASH KEY_ID NAME PEM; not adding a token to it" err ||
+    fail "token add to a private key: exit $rc $(cat err)"
+[ "$(sha256sum < erin.key.pem)" = "$before" ] || fail "token add changed the private key"
 echo "tokens reload OK"
