@@ -458,10 +458,18 @@ static size_t json_values_at_most(const uint8_t *b, size_t n)
 static srv_resp dispatch_as(struct MHD_Connection *conn, const char *url, const char *method,
                             req_ctx *ctx, const srv_tokens *tokens)
 {
-    if (!strcmp(url, "/health"))
-        return strcmp(method, "GET") && strcmp(method, "HEAD")
-                   ? srv_error(405, "BAD_REQUEST", "/health takes GET or HEAD")
-                   : srv_json(200, json_pack("{ss}", "status", "OK"));
+    if (!strcmp(url, "/health")) { /* the same rules as the API's reads: Allow, no body */
+        if (strcmp(method, "GET") && strcmp(method, "HEAD")) {
+            srv_resp resp = srv_error(405, "BAD_REQUEST", "/health takes GET or HEAD");
+            resp.allow = "GET, HEAD";
+            return resp;
+        }
+        if (ctx->len)
+            return srv_error(400, "INVALID_PARAMETER_VALUE",
+                             "a %s request takes its parameters in the query string, not a body",
+                             method);
+        return srv_json(200, json_pack("{ss}", "status", "OK"));
+    }
     srv_req r = {.srv = &g_srv,
                  .conn = conn,
                  .method = method,
@@ -716,6 +724,8 @@ typedef struct {
     char bad_name[40]; /* a header name that is not a token (RFC 9110 section 5.1), or "" */
     char folded[40];   /* a framing or credential header continued on a second line, or "" */
     int auth; /* two credentials: which one a proxy checked and which one we use could differ */
+    int host; /* RFC 9112 section 3.2: an HTTP/1.1 request has exactly one */
+    size_t bytes; /* of every header's name and value */
 } framing;
 
 /* Headers whose second reading by a proxy would change what a request is or who sends it. */
@@ -746,6 +756,8 @@ static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const c
                               "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz");
     if ((klen == 0 || key[klen] != '\0') && !f->bad_name[0])
         printable_name(f->bad_name, sizeof f->bad_name, key);
+    f->bytes += strlen(key) + (value ? strlen(value) : 0) + 4; /* ": " and CRLF */
+    if (!strcasecmp(key, MHD_HTTP_HEADER_HOST)) f->host++;
     if (!strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH)) f->cl++;
     if (!strcasecmp(key, MHD_HTTP_HEADER_AUTHORIZATION)) f->auth++;
     if (!strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING)) {
@@ -835,6 +847,15 @@ static bool refuse_early(struct MHD_Connection *conn, const void *mark, const ch
            may read that body another way. */
         *out = srv_error(400, "INVALID_PARAMETER_VALUE",
                          "an HTTP/1.0 request has no Transfer-Encoding");
+    else if (f.bytes > (size_t)g_srv.cfg.max_header)
+        /* checked here: libmicrohttpd's pool is twice the limit, so that a query string within
+           its own budget and headers within theirs both fit, and it can still answer */
+        *out = srv_error(431, "INVALID_PARAMETER_VALUE",
+                         "request headers are over the server's %lld-byte limit (--max-header)",
+                         (long long)g_srv.cfg.max_header);
+    else if (version && !strcmp(version, MHD_HTTP_VERSION_1_1) && f.host != 1)
+        *out = srv_error(400, "INVALID_PARAMETER_VALUE",
+                         "an HTTP/1.1 request has exactly one Host header (it has %d)", f.host);
     else if (f.te > 1 || f.cl > 1 || f.auth > 1)
         *out = srv_error(400, "INVALID_PARAMETER_VALUE", "request repeats the %s header",
                          f.cl > 1   ? "Content-Length"
@@ -1169,7 +1190,7 @@ sg_status sg_server_run(const sg_server_config *cfg, sg_err *err)
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE,
         (unsigned)c->threads, MHD_OPTION_CONNECTION_LIMIT, (unsigned)c->max_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)c->timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)c->max_header, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+        (size_t)c->max_header * 2, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL, MHD_OPTION_URI_LOG_CALLBACK, on_uri,
         NULL, MHD_OPTION_ARRAY, cert ? tls_opts : tls_opts + 2, MHD_OPTION_END);
     __atomic_store_n(&g_starting, 0, __ATOMIC_RELEASE);
