@@ -778,7 +778,7 @@ typedef struct {
     const char *keys[512];
     size_t n;
     char bad[64];
-    bool nul;
+    bool nul, many; /* more than keys holds: a duplicate past them would go unseen */
 } query_check;
 
 static enum MHD_Result check_arg(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -798,7 +798,12 @@ static enum MHD_Result check_arg(void *cls, enum MHD_ValueKind kind, const char 
         q->nul = nul;
         return MHD_NO;
     }
-    if (q->n < sizeof q->keys / sizeof q->keys[0]) q->keys[q->n++] = key;
+    if (q->n == sizeof q->keys / sizeof q->keys[0]) {
+        q->many = true;
+        snprintf(q->bad, sizeof q->bad, "(more than %zu)", q->n);
+        return MHD_NO;
+    }
+    q->keys[q->n++] = key;
     return MHD_YES;
 }
 
@@ -823,7 +828,10 @@ static bool refuse_early(struct MHD_Connection *conn, const void *mark, const ch
     MHD_get_connection_values(conn, MHD_HEADER_KIND, count_framing, &f);
     query_check q = {.n = 0};
     MHD_get_connection_values_n(conn, MHD_GET_ARGUMENT_KIND, check_arg, &q);
-    if (q.bad[0])
+    if (q.many)
+        *out = srv_error(414, "INVALID_PARAMETER_VALUE",
+                         "request URI has more than %zu query parameters", q.n);
+    else if (q.bad[0])
         *out = srv_error(400, "INVALID_PARAMETER_VALUE",
                          q.nul ? "query parameter '%s' holds a NUL (%%00)"
                                : "query parameter '%s' is given twice",

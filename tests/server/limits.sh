@@ -247,4 +247,12 @@ for kind, d in closed:
     assert d < 15, f"{kind} connection held for {d:.1f} s"
 PY
 expect 200 none GET /health
+# With a larger --max-header, more than the 512 query parameters whose names are compared is
+# refused (a name given twice after them had been answered with the first).
+stop_server
+start_server --max-header 65536
+q=$(for i in $(seq 0 511); do printf 'p%d=1&' "$i"; done)
+expect 414 alice GET "$M/registered-models/get?${q}name=$MODEL&name=other"
+body_has "more than 512 query parameters"
+expect 200 alice GET "$M/registered-models/get?p1=1&name=$MODEL"
 echo "limits OK"
