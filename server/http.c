@@ -683,7 +683,7 @@ static bool uri_mark(const void *ctx)
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
     (void)cls;
-    (void)conn;
+    srv_watch_request_line(conn_watch(conn));
     char *q = strchr(uri, '?');
     /* libmicrohttpd decodes the path before routing: "%2F" would become a '/' no proxy in
        front saw, and "%00" would cut the path short ("/health%00x" served as /health). */

@@ -34,6 +34,7 @@ typedef struct srv_watch srv_watch;
 srv_watch *srv_watch_add(int fd);
 void srv_watch_remove(srv_watch *w);
 void srv_watch_handling(srv_watch *w, bool handling);
+void srv_watch_request_line(srv_watch *w);
 SG_MUST_CHECK sg_status srv_watch_start(int request_time_s, sg_err *err);
 void srv_watch_stop(void);
 

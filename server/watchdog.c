@@ -65,6 +65,20 @@ void srv_watch_handling(srv_watch *w, bool handling)
     pthread_mutex_unlock(&mu);
 }
 
+/* The request line has arrived: time before it, up to a second, was the request's; the rest
+   was the connection waiting idle between requests, which --timeout governs. Idle time had
+   counted against the next request (a keep-alive client idle for 9 of the 10 s had 1 s left
+   to send its request). A client trickling the request line is still cut: it never gets
+   here before the limit. */
+void srv_watch_request_line(srv_watch *w)
+{
+    if (!w) return;
+    pthread_mutex_lock(&mu);
+    const double floor = sg_now_seconds() - 1.0;
+    if (!w->handling && w->since < floor) w->since = floor;
+    pthread_mutex_unlock(&mu);
+}
+
 static void *watch(void *arg)
 {
     (void)arg;

@@ -255,4 +255,20 @@ q=$(for i in $(seq 0 511); do printf 'p%d=1&' "$i"; done)
 expect 414 alice GET "$M/registered-models/get?${q}name=$MODEL&name=other"
 body_has "more than 512 query parameters"
 expect 200 alice GET "$M/registered-models/get?p1=1&name=$MODEL"
+# --request-time counts a request from its request line, not the idle time before it on a
+# kept-alive connection (idle 2.5 s, then a request sent over 1 s had been cut at 3 s).
+stop_server
+start_server --timeout 10 --request-time 3
+/usr/bin/python3 - "$PORT" <<'PYEOF' || fail "a request after an idle keep-alive wait was cut"
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+assert b" 200 " in s.recv(4096).split(b"\r\n")[0]
+time.sleep(2.5)
+for part in (b"GET /health HTTP/1.1\r\n", b"Host: x\r\n", b"\r\n"):
+    s.sendall(part)
+    time.sleep(0.5)
+line = s.recv(4096).split(b"\r\n")[0]
+assert b" 200 " in line, line
+PYEOF
 echo "limits OK"
