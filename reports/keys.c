@@ -492,6 +492,12 @@ sg_status sg_key_load_public_pem(const char *pem, size_t len, const char *what, 
     if (!bio) return sg_errf(err, SG_ENOMEM, "%s: out of memory", what);
     EVP_PKEY *key = PEM_read_bio_PUBKEY(bio, NULL, no_passphrase, NULL);
     BIO_free(bio);
+    if (!key && pem_key_blocks(pem, len, "PRIVATE KEY") > 0)
+        /* Say what it is (no part of it is shown): the DECODER error had named nothing. */
+        return sg_errf(err, SG_EINPUT,
+                       "%s: this is a private key; give the public key (keygen writes it as "
+                       "PREFIX.pub.pem next to PREFIX.key.pem)",
+                       what);
     if (!key)
         return sg_errf(err, SG_EINPUT, "%s: not a PEM public key (SubjectPublicKeyInfo): %s", what,
                        ossl_reason());

@@ -219,6 +219,10 @@ grep -q 'two.key.pem: holds 2 private keys; a key file must hold exactly one' er
 cat k.pub.pem other.pub.pem >two.pub.pem
 expect_rc 2 "$SG" verify good.json --pubkey two.pub.pem
 grep -q 'two.pub.pem: holds 2 public keys' err.txt || { cat err.txt; fail "two public keys"; }
+# A private key given where the public one belongs is named as such.
+expect_rc 2 "$SG" verify good.json --pubkey k.key.pem
+grep -q 'k.key.pem: this is a private key; give the public key' err.txt || { cat err.txt; fail "private key as --pubkey"; }
+if grep -q 'PRIVATE KEY-----\|MII' err.txt; then fail "the private key's text reached the message"; fi
 # ... also behind a line "-----BEGIN NOTE" without its closing dashes, which OpenSSL skips: the
 # count had taken the next key's dashes as that label's end, and seen one key (CRLF lines too)
 { echo "-----BEGIN NOTE"; cat k.key.pem other.key.pem; } >hidden.key.pem && chmod 600 hidden.key.pem
