@@ -362,7 +362,7 @@ sg_status sg_bench_write_samples(const sg_bench_result *r, const char *path, sg_
     int rc = sg_outfile_open(&o, path, err);
     if (rc != SG_OK) return rc;
     fputs("latency_ns,worker,cpu,flags\n", o.fp);
-    const int n_spans = r->samples ? 1 : r->repetitions;
+    const int n_spans = sg_bench_result_spans(r, NULL, 0);
     sg_sample_span *spans = calloc((size_t)(n_spans > 0 ? n_spans : 1), sizeof *spans);
     int *cpus = spans ? malloc(SG_SAMPLE_MAX_WORKERS * sizeof *cpus) : NULL;
     if (!spans || !cpus) {

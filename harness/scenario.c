@@ -236,7 +236,7 @@ int sg_bench_result_spans(const sg_bench_result *r, sg_sample_span *spans, int m
 
 sg_status sg_bench_summarize_samples(sg_bench_result *r, sg_err *err)
 {
-    const int n = r->samples ? 1 : r->repetitions;
+    const int n = sg_bench_result_spans(r, NULL, 0);
     sg_sample_span *spans = calloc((size_t)(n > 0 ? n : 1), sizeof *spans);
     if (!spans) return sg_errf(err, SG_ENOMEM, "bench: out of memory");
     sg_bench_result_spans(r, spans, n);

@@ -110,7 +110,8 @@ sg_status sg_latency_summarize_spans(const sg_sample_span *spans, int n_spans,
     int64_t n = 0;
     uint64_t all = 0, lo = UINT64_MAX, hi = 0;
     long double sum = 0; /* exact: integers, and the sum is far below 2^64 */
-    for (int sp = 0; sp < n_spans; sp++)
+    for (int sp = 0; sp < n_spans; sp++) {
+        n += spans[sp].n;
         for (int64_t i = 0; i < spans[sp].n; i++) {
             const uint64_t x = sg_sample_latency(spans[sp].samples[i]);
             all |= x;
@@ -118,8 +119,7 @@ sg_status sg_latency_summarize_spans(const sg_sample_span *spans, int n_spans,
             hi = x > hi ? x : hi;
             sum += x;
         }
-    for (int sp = 0; sp < n_spans; sp++)
-        n += spans[sp].n;
+    }
     SG_ASSERT(n > 0);
     static const double q[5] = {0.50, 0.90, 0.95, 0.99, 0.999};
     int64_t ranks[SELECT_MAX];

@@ -373,7 +373,7 @@ void sg_bench_spread(const sg_bench_result *r, size_t field_offset, double *min,
                      double *max);
 void sg_bench_result_clear(sg_bench_result *r);
 /* r's samples in issue order: its own array, or one span per repetition when r merges them.
-   Fills at most max spans and returns how many there are. */
+   Fills at most max spans (none: NULL, 0) and returns how many there are. */
 int sg_bench_result_spans(const sg_bench_result *r, sg_sample_span *spans, int max);
 /* The JSON document `stagegate bench --json` prints (machine included). */
 json_t *sg_bench_result_json(const sg_bench_result *r);
