@@ -155,9 +155,10 @@ static void sub_options(reg_cli *c, unsigned set, sg_opt *out)
 
 static int parse_version(const char *s, int64_t *v)
 {
-    sg_err err;
-    if (sg_parse_i64("VERSION", s, 1, INT64_MAX, v, &err) != 0)
-        return sg_cli_usage_error("registry", "VERSION '%s' is not a positive integer", s);
+    if (!sg_version_parse(s, v))
+        return sg_cli_usage_error(
+            "registry", "VERSION '%s' is not a version (1, 2, 3, ... without leading zeros or sign)",
+            s);
     return 0;
 }
 

@@ -165,8 +165,10 @@ int reg_cli_read(reg_cli *c, sg_registry *reg)
     if (!strcmp(c->sub, "get")) {
         if (c->n_pos == 2) {
             int64_t v;
-            if (sg_parse_i64("VERSION", c->pos[1], 1, INT64_MAX, &v, &err) != 0)
-                return sg_cli_usage_error("registry", "VERSION '%s' is not a positive integer",
+            if (!sg_version_parse(c->pos[1], &v))
+                return sg_cli_usage_error("registry",
+                                          "VERSION '%s' is not a version (1, 2, 3, ... without "
+                                          "leading zeros or sign)",
                                           c->pos[1]);
             doc = sg_registry_get_version(reg, c->pos[0], v, &err);
             human = print_version;

@@ -21,6 +21,19 @@ static bool all_digits(const char *s)
     return true;
 }
 
+bool sg_version_parse(const char *s, int64_t *v)
+{
+    if (!s || *s < '1' || *s > '9' || !all_digits(s)) return false;
+    int64_t n = 0;
+    for (; *s; s++) {
+        int d = *s - '0';
+        if (n > (INT64_MAX - d) / 10) return false;
+        n = n * 10 + d;
+    }
+    *v = n;
+    return true;
+}
+
 static int pick_version(sg_registry *reg, const char *sql, const char *model, const char *arg,
                         int64_t *version, sg_err *err)
 {
@@ -57,6 +70,11 @@ static sg_status uri_version(sg_registry *reg, const char *uri, char *model, siz
     if (at)
         rc = pick_version(reg, "SELECT version FROM aliases WHERE model_name = ? AND alias = ?",
                           model, ref, version, err);
+    else if (all_digits(ref) && !sg_version_parse(ref, version))
+        return sg_errf(err, SG_EINPUT,
+                       "%s: '%s' is not a version (a version is written 1, 2, 3, ... without "
+                       "leading zeros)",
+                       uri, ref);
     else if (all_digits(ref))
         rc = pick_version(reg,
                           "SELECT version FROM model_versions WHERE model_name = ? AND version = "

@@ -348,14 +348,13 @@ bool srv_param_version(const srv_req *r, const char *key, int64_t *v, srv_resp *
         return false;
     }
     const char *s = srv_param(r, key);
-    sg_err err;
     if (!s) {
         *resp = srv_error(400, "INVALID_PARAMETER_VALUE",
                           "Missing value for required parameter '%s'", key);
         return false;
     }
     /* One spelling per version: "01" or "+1" would name version 1 under a second name. */
-    if (s[0] < '1' || s[0] > '9' || sg_parse_i64(key, s, 1, INT64_MAX, v, &err) != SG_OK) {
+    if (!sg_version_parse(s, v)) {
         *resp = srv_error(400, "INVALID_PARAMETER_VALUE",
                           "parameter '%s': '%s' is not a positive integer", key, s);
         return false;

@@ -285,6 +285,10 @@ bool sg_registry_queues_writers(const sg_registry *reg);
 
 /* true when s is a models:/ URI. */
 bool sg_is_model_uri(const char *s);
+/* Reads a version's one spelling: decimal digits, the first 1-9, at most INT64_MAX. "01",
+ * "+1", " 1" and "1.0" are refused, so that no version is named under a second text (in a
+ * URI, a signed request, a log line). false when s is not such a text. */
+bool sg_version_parse(const char *s, int64_t *v);
 /* Resolves models:/NAME/VERSION, models:/NAME/STAGE, models:/NAME/latest, models:/NAME@ALIAS to
  * the artifact path after checking its sha256 still matches the registry (else SG_EINPUT). */
 SG_MUST_CHECK sg_status sg_registry_resolve(sg_registry *reg, const char *uri, char *path_out, size_t len,

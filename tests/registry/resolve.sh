@@ -30,6 +30,17 @@ assert d["version"] == 2 and d["stage"] == "Production" and len(d["artifact_sha2
 expect 2 $R resolve models:/churn/Staging
 err_has "no version of churn is in stage 'Staging'"
 expect 2 $R resolve models:/churn/9
+# a version has one spelling: "02" is not version 2 under a second name
+for v in 02 002 0 99999999999999999999; do
+    expect 2 $R resolve "models:/churn/$v"
+    err_has "'$v' is not a version"
+done
+for v in 02 +2 " 2" 2.0 0; do
+    expect 2 $R get churn "$v"
+    err_has "VERSION '$v' is not a version"
+    expect 2 $R set-alias churn champion "$v"
+    err_has "VERSION '$v' is not a version"
+done
 expect 2 $R resolve models:/churn@nobody
 expect 2 $R resolve models:/nosuch/1
 err_has "no model named 'nosuch'"
