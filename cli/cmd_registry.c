@@ -157,8 +157,8 @@ static int parse_version(const char *s, int64_t *v)
 {
     if (!sg_version_parse(s, v))
         return sg_cli_usage_error(
-            "registry", "VERSION '%s' is not a version (1, 2, 3, ... without leading zeros or sign)",
-            s);
+            "registry",
+            "VERSION '%s' is not a version (1, 2, 3, ... without leading zeros or sign)", s);
     return 0;
 }
 
