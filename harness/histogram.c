@@ -5,6 +5,7 @@
  * values. Counts live in one flat array; merging is element-wise addition.
  */
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,9 +17,19 @@
 #define BUCKETS 53 /* covers values up to 2^63 - 1 */
 #define COUNTS_LEN ((BUCKETS + 1) * SUB_BUCKET_HALF)
 
+/* Recording fills the flat array of counts (430 KB). A finished histogram that is kept, as
+   each repetition's is, is compacted to its non-empty buckets: a thousand repetitions had
+   kept 430 MB of mostly zero counts. */
+typedef struct {
+    int64_t index;
+    int64_t count;
+} hist_cell;
+
 struct sg_latency_histogram {
     int64_t total;
-    int64_t counts[COUNTS_LEN];
+    int64_t *counts; /* [COUNTS_LEN]; NULL once compacted */
+    hist_cell *cells;     /* compacted: the non-empty buckets, ascending */
+    size_t n_cells;
 };
 
 static int bucket_of(uint64_t v)
@@ -61,14 +72,59 @@ uint64_t sg_histogram_highest_equivalent(uint64_t v)
 
 sg_latency_histogram *sg_histogram_new(void)
 {
+    sg_latency_histogram *h = calloc(1, sizeof *h);
+    if (!h) return NULL;
     /* malloc + memset, not calloc: the pages must be touched now, not while a timed run records. */
-    sg_latency_histogram *h = malloc(sizeof *h);
-    if (h) memset(h, 0, sizeof *h);
+    h->counts = malloc(COUNTS_LEN * sizeof *h->counts);
+    if (!h->counts) {
+        free(h);
+        return NULL;
+    }
+    memset(h->counts, 0, COUNTS_LEN * sizeof *h->counts);
     return h;
 }
 void sg_histogram_free(sg_latency_histogram *h)
 {
+    if (!h) return;
+    free(h->counts);
+    free(h->cells);
     free(h);
+}
+
+/* The next non-empty bucket at or after cursor *at, in either form; false past the last. */
+static bool next_cell(const sg_latency_histogram *h, int64_t *at, int64_t *index, int64_t *count)
+{
+    if (!h->counts) {
+        if (*at >= (int64_t)h->n_cells) return false;
+        *index = h->cells[*at].index;
+        *count = h->cells[(*at)++].count;
+        return true;
+    }
+    while (*at < COUNTS_LEN && !h->counts[*at])
+        (*at)++;
+    if (*at >= COUNTS_LEN) return false;
+    *index = *at;
+    *count = h->counts[(*at)++];
+    return true;
+}
+
+sg_status sg_histogram_compact(sg_latency_histogram *h)
+{
+    if (!h->counts) return SG_OK;
+    size_t n = 0;
+    for (int64_t i = 0; i < COUNTS_LEN; i++)
+        n += h->counts[i] != 0;
+    hist_cell *c = malloc((n ? n : 1) * sizeof *c);
+    if (!c) return SG_ENOMEM;
+    int64_t at = 0, index, count;
+    size_t k = 0;
+    while (next_cell(h, &at, &index, &count))
+        c[k++] = (hist_cell){index, count};
+    free(h->counts);
+    h->counts = NULL;
+    h->cells = c;
+    h->n_cells = n;
+    return SG_OK;
 }
 
 void sg_histogram_record(sg_latency_histogram *h, uint64_t v)
@@ -79,8 +135,9 @@ void sg_histogram_record(sg_latency_histogram *h, uint64_t v)
 
 void sg_histogram_merge(sg_latency_histogram *into, const sg_latency_histogram *from)
 {
-    for (int64_t i = 0; i < COUNTS_LEN; i++)
-        into->counts[i] += from->counts[i];
+    int64_t at = 0, index, count;
+    while (next_cell(from, &at, &index, &count))
+        into->counts[index] += count;
     into->total += from->total;
 }
 
@@ -96,10 +153,10 @@ uint64_t sg_histogram_value_at(const sg_latency_histogram *h, double q)
     if (q > 1) q = 1;
     int64_t rank = (int64_t)ceil(q * (double)h->total);
     if (rank < 1) rank = 1;
-    int64_t acc = 0;
-    for (int64_t i = 0; i < COUNTS_LEN; i++) {
-        acc += h->counts[i];
-        if (acc >= rank) return sg_histogram_highest_equivalent(value_at_index(i));
+    int64_t acc = 0, at = 0, index, count;
+    while (next_cell(h, &at, &index, &count)) {
+        acc += count;
+        if (acc >= rank) return sg_histogram_highest_equivalent(value_at_index(index));
     }
     return 0;
 }
@@ -111,11 +168,11 @@ json_t *sg_histogram_json(const sg_latency_histogram *h)
     json_object_set_new(o, "significant_digits", json_integer(3));
     json_object_set_new(o, "sub_bucket_count", json_integer(SUB_BUCKET_COUNT));
     json_object_set_new(o, "count", json_integer(h->total));
-    for (int64_t i = 0; i < COUNTS_LEN; i++) {
-        if (!h->counts[i]) continue;
+    int64_t at = 0, index, count;
+    while (next_cell(h, &at, &index, &count)) {
         json_t *pair = json_array();
-        json_array_append_new(pair, json_integer((json_int_t)value_at_index(i)));
-        json_array_append_new(pair, json_integer(h->counts[i]));
+        json_array_append_new(pair, json_integer((json_int_t)value_at_index(index)));
+        json_array_append_new(pair, json_integer(count));
         json_array_append_new(b, pair);
     }
     json_object_set_new(o, "buckets", b);
@@ -176,13 +233,13 @@ void sg_histogram_print(const sg_latency_histogram *h, FILE *out, int rows)
     int64_t *row = calloc((size_t)rows, sizeof *row);
     if (!row) return;
     int64_t maxc = 0;
-    for (int64_t i = 0; i < COUNTS_LEN; i++) {
-        if (!h->counts[i]) continue;
-        double v = (double)value_at_index(i);
+    int64_t at = 0, index, count;
+    while (next_cell(h, &at, &index, &count)) {
+        double v = (double)value_at_index(index);
         int r = v <= lo ? 0 : (int)(log(v / lo) / log(step));
         if (r >= rows) r = rows - 1;
         if (r < 0) r = 0;
-        row[r] += h->counts[i];
+        row[r] += count;
     }
     for (int r = 0; r < rows; r++)
         maxc = row[r] > maxc ? row[r] : maxc;

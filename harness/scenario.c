@@ -156,6 +156,9 @@ static sg_status finish(run_ctx *x, sg_pool *pool, sg_bench_result *r, double wa
         overhead += sg_clock_ticks_to_ns(s->overhead);
         active++;
     }
+    /* A repetition keeps its histogram: the non-empty buckets, not the recording form. */
+    if (sg_histogram_compact(r->histogram) != SG_OK)
+        return sg_errf(err, SG_ENOMEM, "bench: out of memory for the histogram");
     r->overhead_ns = active ? overhead / active : 0;
     r->workers = active;
     if (r->queries == 0)

@@ -220,14 +220,19 @@ SG_MUST_CHECK sg_status sg_latency_summarize_spans(const sg_sample_span *spans, 
 /*
  * Log-linear latency histogram with 3 significant digits (HdrHistogram's
  * layout: 2048 sub-buckets, values up to 2^63 ns). Each worker fills its own;
- * they are merged for the report.
+ * they are merged for the report, and a repetition keeps its merged one compacted.
  */
 typedef struct sg_latency_histogram sg_latency_histogram;
 
 sg_latency_histogram *sg_histogram_new(void);
 void sg_histogram_free(sg_latency_histogram *h);
 void sg_histogram_record(sg_latency_histogram *h, uint64_t value);
+/* into must not be compacted; from may be. */
 void sg_histogram_merge(sg_latency_histogram *into, const sg_latency_histogram *from);
+/* Keeps only the non-empty buckets (a few KB, against 430 for the recording form). Every
+   reader takes either form; record and merge-into need the recording form. SG_ENOMEM leaves
+   h as it was. */
+SG_MUST_CHECK sg_status sg_histogram_compact(sg_latency_histogram *h);
 int64_t sg_histogram_count(const sg_latency_histogram *h);
 /* The value at quantile q (0..1): the highest value equivalent to the bucket holding that rank. */
 uint64_t sg_histogram_value_at(const sg_latency_histogram *h, double q);

@@ -3,6 +3,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <cmocka.h>
 
@@ -66,6 +67,43 @@ static void accuracy_merge_json(void **state)
         assert_int_equal(sg_histogram_value_at(c, qs[i]), sg_histogram_value_at(a, qs[i]));
     assert_int_equal(sg_histogram_count(c), N);
     json_decref(j);
+    /* The compacted form (what a repetition keeps) reads exactly as the recording form: the
+       same quantiles, JSON and text, and it merges into a recording histogram as before. */
+    sg_latency_histogram *k = sg_histogram_new(), *m = sg_histogram_new();
+    sg_histogram_merge(k, a);
+    assert_int_equal(sg_histogram_compact(k), SG_OK);
+    assert_int_equal(sg_histogram_compact(k), SG_OK); /* twice: a no-op */
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(sg_histogram_value_at(k, qs[i]), sg_histogram_value_at(a, qs[i]));
+    assert_int_equal(sg_histogram_value_at(k, 0.0), sg_histogram_value_at(a, 0.0));
+    json_t *ja = sg_histogram_json(a), *jk = sg_histogram_json(k);
+    assert_true(json_equal(ja, jk));
+    assert_true(json_array_size(json_object_get(jk, "buckets")) > 100);
+    json_decref(ja);
+    json_decref(jk);
+    char *ta = NULL, *tk = NULL;
+    size_t la = 0, lk = 0;
+    FILE *fa = open_memstream(&ta, &la), *fk = open_memstream(&tk, &lk);
+    sg_histogram_print(a, fa, 12);
+    sg_histogram_print(k, fk, 12);
+    fclose(fa);
+    fclose(fk);
+    assert_true(la > 0);
+    assert_string_equal(ta, tk);
+    free(ta);
+    free(tk);
+    sg_histogram_merge(m, k);
+    sg_histogram_merge(m, k);
+    assert_int_equal(sg_histogram_count(m), 2 * N);
+    assert_int_equal(sg_histogram_value_at(m, 0.5), sg_histogram_value_at(a, 0.5));
+    assert_int_equal(sg_histogram_value_at(m, 1.0), sg_histogram_value_at(a, 1.0));
+    sg_histogram_free(k);
+    sg_histogram_free(m);
+    sg_latency_histogram *e = sg_histogram_new();
+    assert_int_equal(sg_histogram_compact(e), SG_OK); /* empty */
+    assert_int_equal(sg_histogram_count(e), 0);
+    assert_int_equal(sg_histogram_value_at(e, 0.5), 0);
+    sg_histogram_free(e);
     /* Malformed input is an error with a sentence, never a crash. */
     json_t *bad = json_pack("{s:i,s:[[i,i]]}", "sub_bucket_count", 2048, "buckets", 2049, 1);
     sg_latency_histogram *d = NULL;
