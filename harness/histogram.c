@@ -27,8 +27,8 @@ typedef struct {
 
 struct sg_latency_histogram {
     int64_t total;
-    int64_t *counts; /* [COUNTS_LEN]; NULL once compacted */
-    hist_cell *cells;     /* compacted: the non-empty buckets, ascending */
+    int64_t *counts;  /* [COUNTS_LEN]; NULL once compacted */
+    hist_cell *cells; /* compacted: the non-empty buckets, ascending */
     size_t n_cells;
 };
 
