@@ -211,6 +211,9 @@ sg_status sg_pool_create_on(const char *synthetic, const char *cpus, sg_pool **o
     sg_placement *pl = NULL;
     int n = 0;
     if (rc == SG_OK) rc = sg_topology_plan(p->topo, cpus, &pl, &n, err);
+    if (rc == SG_OK && n > SG_POOL_MAX_WORKERS)
+        rc = sg_errf(err, SG_EINPUT, "--cpus: %d workers; a run takes at most %d", n,
+                     SG_POOL_MAX_WORKERS);
     if (rc == SG_OK) {
         p->workers = aligned_alloc(64, ((size_t)n * sizeof *p->workers + 63) / 64 * 64);
         if (!p->workers)

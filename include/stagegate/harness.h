@@ -58,6 +58,9 @@ SG_MUST_CHECK sg_status sg_topology_plan(const sg_topology *t, const char *cpus,
 typedef struct sg_pool sg_pool;
 typedef struct sg_worker sg_worker;
 
+/* At most this many workers (a latency sample has 16 bits for its worker): a larger plan is
+   refused before any thread starts. */
+#define SG_POOL_MAX_WORKERS 65536
 /* Pool on the real machine (or STAGEGATE_HWLOC_SYNTHETIC), one pinned worker per selected core. */
 SG_MUST_CHECK sg_status sg_pool_create(const char *cpus, sg_pool **out, sg_err *err);
 /* Pool on an explicit topology description (see sg_topology_open). */
@@ -174,7 +177,7 @@ typedef struct {
 
 #define SG_SAMPLE_LATENCY_BITS 47
 #define SG_SAMPLE_MAX_LATENCY_NS ((UINT64_C(1) << SG_SAMPLE_LATENCY_BITS) - 1)
-#define SG_SAMPLE_MAX_WORKERS 65536
+#define SG_SAMPLE_MAX_WORKERS SG_POOL_MAX_WORKERS
 #define SG_SAMPLE_MIGRATED 1u /* the flags column of `bench --samples` */
 
 static inline sg_sample sg_sample_make(uint64_t ns, int worker, bool migrated)
