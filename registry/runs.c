@@ -140,15 +140,18 @@ static json_t *figures_of(json_t *pred)
     for (size_t i = 0; i < sizeof pk / sizeof pk[0]; i++)
         if (json_is_number(json_object_get(lat, pk[i])))
             json_object_set(l, pk[i], json_object_get(lat, pk[i]));
-    json_t *pol = json_object_get(pred, "policy"), *lim = json_object();
+    json_t *pol = json_object_get(pred, "policy"), *lim = json_object(), *dir = json_object();
     json_object_foreach(json_object_get(pol, "metrics"), k, v)
     {
         json_array_append_new(g, json_string(k));
-        json_t *t = json_object_get(v, "threshold");
+        json_t *t = json_object_get(v, "threshold"), *gib = json_object_get(v, "greater_is_better");
         char name[160];
         snprintf(name, sizeof name, "metric.%s", k);
         if (json_is_number(t)) json_object_set(lim, name, t);
+        /* The rule's direction, which a policy may set against the metric's usual one. */
+        if (json_is_boolean(gib)) json_object_set(dir, name, gib);
     }
+    json_object_set_new(f, "directions", dir);
     /* The absolute limits, for the trend page's limit lines (relative ones depend on a baseline).
      */
     json_t *pl = json_object_get(pol, "latency");

@@ -348,12 +348,27 @@ static double limit_of(const json_t *runs, const char *fig)
     return NAN;
 }
 
+/* "higher", "lower", or NULL when unknown: the newest gating rule's direction for this figure,
+   else the metric's usual one (losses and errors lower). */
+static const char *direction_of(const json_t *runs, const char *fig)
+{
+    if (!strncmp(fig, "latency.", 8)) return "lower";
+    for (size_t i = json_array_size(runs); i-- > 0;) {
+        json_t *v = json_object_get(
+            json_object_get(json_object_get(json_array_get(runs, i), "figures"), "directions"),
+            fig);
+        if (json_is_boolean(v)) return json_is_true(v) ? "higher" : "lower";
+    }
+    bool gib;
+    if (!strncmp(fig, "metric.", 7) && sg_metric_direction(fig + 7, &gib))
+        return gib ? "higher" : "lower";
+    return NULL;
+}
+
 static void chart(FILE *out, const json_t *runs, const char *fig, json_t *fps, json_t *versions,
                   const double *xs, bool by_time)
 {
     bool latency = !strncmp(fig, "latency.", 8);
-    bool gib = true;
-    if (!latency && sg_metric_direction(fig + 7, &gib)) gib = true;
     axes a = {{INFINITY, -INFINITY, false}, INFINITY, -INFINITY};
     size_t n = json_array_size(runs), have = 0;
     for (size_t i = 0; i < n; i++) {
@@ -365,12 +380,12 @@ static void chart(FILE *out, const json_t *runs, const char *fig, json_t *fps, j
     }
     double limit = limit_of(runs, fig);
     fprintf(out, "<section><h2>");
+    const char *better = direction_of(runs, fig);
     if (latency)
-        fprintf(out, "latency %s <small>(lower is better)</small>", fig + 8);
-    else {
+        fprintf(out, "latency %s", fig + 8);
+    else
         sg_fputs_xml_escaped(out, fig + 7);
-        fprintf(out, " <small>(%s is better)</small>", gib ? "higher" : "lower");
-    }
+    if (better) fprintf(out, " <small>(%s is better)</small>", better);
     fprintf(out, "</h2>\n<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"chart\" data-figure=\"");
     sg_fputs_xml_escaped(out, fig);
     fprintf(out, "\" viewBox=\"0 0 %d %d\" width=\"%d\" height=\"%d\" role=\"img\">\n", W, H, W, H);

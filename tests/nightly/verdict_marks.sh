@@ -13,7 +13,8 @@ one_line() { [ "$(wc -l <"$WORK/err")" = 1 ] || { cat "$WORK/err" >&2; fail "err
 keys signer
 real_models 2 >/dev/null
 cat >lpolicy.json <<'JSON'
-{"metrics": {"accuracy": {"threshold": 0.5}},
+{"metrics": {"accuracy": {"threshold": 0.5}, "log_loss": {"threshold": 5},
+             "precision": {"threshold": 0.9999, "greater_is_better": false}},
  "latency": {"scenario": "single-stream", "percentile": 99, "max_ms": 100, "min_queries": 700}}
 JSON
 expect 0 $R create-model m --signer signer.pub.pem
@@ -123,7 +124,12 @@ regressed = sorted(i for i, v in verdicts.items() if v == "regressed")
 assert regressed == [3, 5, 8], regressed
 charts = [ET.fromstring(s) for s in re.findall(r'<svg xmlns="http://www.w3.org/2000/svg" class="chart".*?</svg>', html, re.S)]
 figs = [c.get("data-figure") for c in charts]
-assert figs == ["latency.p50", "latency.p99", "metric.accuracy"], figs
+assert figs == ["latency.p50", "latency.p99", "metric.accuracy", "metric.log_loss", "metric.precision"], figs
+# Each chart's direction: latency and losses lower, accuracy higher, and precision lower as
+# this policy's rule sets it (every known metric had been labelled "higher").
+heads = dict(re.findall(r"<h2>([^<]+?) <small>\((\w+) is better\)</small></h2>", html))
+assert heads == {"latency p50": "lower", "latency p99": "lower", "accuracy": "higher",
+                 "log_loss": "lower", "precision": "lower"}, heads
 ns = "{http://www.w3.org/2000/svg}"
 for c in charts:
     points = {}
