@@ -258,19 +258,12 @@ static sg_status run_latency(const gate_args *a, const sg_model *model, sg_datas
  * memory in MiB); "-" when there is none. */
 static void fmt_check_number(char *buf, size_t n, const sg_gate_check *c, double v, const char *op)
 {
-    char num[32];
+    char num[40];
     if (!isfinite(v)) {
         snprintf(buf, n, "-");
         return;
     }
-    if (!strncmp(c->name, "latency.", 8))
-        sg_format_ns(v * 1e6, num, sizeof num);
-    else if (!strncmp(c->name, "memory.", 7))
-        sg_format_bytes(v * 1048576.0, num, sizeof num);
-    else /* with the digits that tell the value from the limit (0.9224 >= 0.92243) */
-        snprintf(num, sizeof num, "%.*g",
-                 isfinite(c->value) && isfinite(c->limit) ? sg_digits_apart(c->value, c->limit) : 4,
-                 v);
+    sg_gate_check_number(num, sizeof num, c, v);
     snprintf(buf, n, "%s%s%s", op ? op : "", op ? " " : "", num);
 }
 
@@ -281,7 +274,7 @@ static void print_summary(const sg_gate_decision *d, const char *out)
     printf("    %-32s %-14s %-16s %s\n", "check", "value", "limit", "detail");
     for (int i = 0; i < d->n; i++) {
         const sg_gate_check *c = &d->checks[i];
-        char value[48], limit[48];
+        char value[64], limit[64];
         fmt_check_number(value, sizeof value, c, c->value, NULL);
         fmt_check_number(limit, sizeof limit, c, c->limit, c->op);
         /* Padded by characters, not bytes: "\u00b5s" is two bytes wide in UTF-8. */

@@ -233,14 +233,17 @@ void sg_format_bytes(double bytes, char *buf, size_t len)
     }
     size_t k = 0;
     double v = bytes;
-    /* Bytes stay exact below 1 KiB; a larger unit is taken once three digits no longer fit. */
+    /* Whole bytes stay exact below 1 KiB; a larger unit is taken once three digits no longer fit.
+     */
     while (k + 1 < sizeof units / sizeof units[0] &&
            (k == 0 ? fabs(v) >= 1024 : fabs(round_sig3(v)) >= 1000)) {
         v /= 1024;
         k++;
     }
-    if (k == 0)
+    if (k == 0 && v == floor(v))
         snprintf(buf, len, "%.0f B", v);
+    else if (k == 0) /* a limit in MiB can be a fraction of a byte: 35.6 B, not "36 B" */
+        print_sig3(buf, len, round_sig3(v), units[0]);
     else
         print_sig3(buf, len, round_sig3(v), units[k]);
 }

@@ -86,8 +86,8 @@ static void verdict_banner(FILE *out, const sg_gate_decision *d, json_t *stateme
         const sg_gate_check *c = &d->checks[i];
         if (strncmp(c->name, "latency.", 8) || !isfinite(c->value) || c == why) continue;
         char v[32], lim[32];
-        sg_render_check_number(v, sizeof v, c, c->value);
-        sg_render_check_number(lim, sizeof lim, c, c->limit);
+        sg_gate_check_number(v, sizeof v, c, c->value);
+        sg_gate_check_number(lim, sizeof lim, c, c->limit);
         at = strlen(line);
         snprintf(line + at, sizeof line - at, " \u00b7 %s %s %s %s%s", c->name + 8, v,
                  c->value <= c->limit ? "\u2264" : ">", lim,
@@ -110,8 +110,8 @@ static void checks_table(FILE *out, const sg_gate_decision *d)
         const sg_gate_check *c = &d->checks[i];
         const char *cls = c->skipped ? "skip" : c->passed ? "pass" : "fail";
         char v[48], lim[48];
-        sg_render_check_number(v, sizeof v, c, c->value);
-        sg_render_check_number(lim, sizeof lim, c, c->limit);
+        sg_gate_check_number(v, sizeof v, c, c->value);
+        sg_gate_check_number(lim, sizeof lim, c, c->limit);
         fprintf(out, "<tr class=\"%s\"><td>%s</td><td>", cls,
                 c->skipped  ? "&#8212;"
                 : c->passed ? "&#10003;"

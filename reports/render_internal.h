@@ -18,10 +18,6 @@ bool sg_render_latency_ms(json_t *latency, const char *pct, double *ms);
 /* The bench histogram's buckets [[low_ns, count], ...] or NULL. */
 json_t *sg_render_latency_buckets(json_t *latency);
 
-/* A check's value or limit in its unit: latency policy figures are in ms, memory ones in MiB,
- * shadow agreement a share; "\u2014" when not finite. */
-void sg_render_check_number(char *buf, size_t n, const sg_gate_check *c, double v);
-
 /* Charts (reports/render_chart.c). */
 typedef struct {
     double lo, hi; /* the axis range, in data units */

@@ -62,8 +62,8 @@ sg_status sg_render_markdown(FILE *out, const sg_gate_decision *d, json_t *state
         fprintf(out, "| %s | ", c->skipped ? "⚪" : c->passed ? "✅" : "❌");
         md_cell(out, c->name);
         char v[48], lim[48];
-        sg_render_check_number(v, sizeof v, c, c->value);
-        sg_render_check_number(lim, sizeof lim, c, c->limit);
+        sg_gate_check_number(v, sizeof v, c, c->value);
+        sg_gate_check_number(lim, sizeof lim, c, c->limit);
         fputs(" | ", out);
         md_cell(out, v);
         fputs(" | ", out);

@@ -108,11 +108,9 @@ json_t *sg_render_latency_buckets(json_t *latency)
     return json_is_array(b) && json_array_size(b) > 0 ? b : NULL;
 }
 
-void sg_render_check_number(char *buf, size_t n, const sg_gate_check *c, double v)
+/* The check's figure in its unit, three significant digits. */
+static void unit_number(char *buf, size_t n, const sg_gate_check *c, double v, int p)
 {
-    /* Plain numbers with the digits that tell the check's value from its limit. */
-    const bool both = isfinite(c->value) && isfinite(c->limit);
-    const int p = both ? sg_digits_apart(c->value, c->limit) : 4;
     if (!isfinite(v))
         snprintf(buf, n, "\u2014");
     else if (!strncmp(c->name, "latency.", 8))
@@ -123,4 +121,35 @@ void sg_render_check_number(char *buf, size_t n, const sg_gate_check *c, double 
         snprintf(buf, n, "%.*f%%", p > 4 ? p - 2 : 2, 100 * v);
     else
         snprintf(buf, n, "%.*g", p, v);
+}
+
+void sg_gate_check_number(char *buf, size_t n, const sg_gate_check *c, double v)
+{
+    /* Plain numbers with the digits that tell the check's value from its limit. */
+    const bool both = isfinite(c->value) && isfinite(c->limit);
+    const int p = both ? sg_digits_apart(c->value, c->limit) : 4;
+    unit_number(buf, n, c, v, p);
+    if (!both || c->value == c->limit) return;
+    /* Latency and memory read in three digits, which can make a failing value and its limit
+       one text ("36 B" against "<= 36 B"): then both take the digits that tell them apart,
+       in the unit of the larger. */
+    char other[64];
+    unit_number(other, sizeof other, c, v == c->value ? c->limit : c->value, p);
+    if (strcmp(buf, other) != 0) return;
+    bool lat = !strncmp(c->name, "latency.", 8);
+    if (!lat && strncmp(c->name, "memory.", 7)) return;
+    double big = fmax(fabs(c->value), fabs(c->limit)) * (lat ? 1e6 : 1048576.0);
+    static const char *const ns_units[] = {"ns", "\u00b5s", "ms", "s"};
+    static const char *const byte_units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    double step = lat ? 1000 : 1024, scale = 1;
+    int k = 0, last = lat ? 3 : 4;
+    while (k < last && big >= scale * step) {
+        scale *= step;
+        k++;
+    }
+    double x = v * (lat ? 1e6 : 1048576.0) / scale;
+    snprintf(buf, n, "%.*g %s",
+             sg_digits_apart(c->value * (lat ? 1e6 : 1048576.0) / scale,
+                             c->limit * (lat ? 1e6 : 1048576.0) / scale),
+             x, lat ? ns_units[k] : byte_units[k]);
 }

@@ -93,6 +93,11 @@ typedef struct {
     char text[512]; /* e.g. "f1 0.801 < 0.95 x baseline 0.874" */
 } sg_gate_check;
 
+/* A check's value or limit as the reports and the terminal show it, in its unit (latency
+ * policy figures are in ms, memory ones in MiB, shadow agreement a share), with the digits
+ * that tell the value from its limit; "\u2014" when not finite. */
+void sg_gate_check_number(char *buf, size_t n, const sg_gate_check *c, double v);
+
 typedef struct {
     int n;
     sg_gate_check *checks;

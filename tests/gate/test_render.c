@@ -240,9 +240,45 @@ static void test_html(void **state)
     sg_gate_decision_clear(&d);
 }
 
+/* A failing value and its limit never read as one text: three digits made a 1.2504 ms p99
+   against 1.25 ms, and a 36-byte model against a 35.6-byte limit, "1.25 ms <= 1.25 ms". */
+static void test_check_numbers_apart(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *name;
+        double value, limit;
+        const char *want_value, *want_limit;
+    } cases[] = {
+        {"latency.p99", 1.2504, 1.25, "1.2504 ms", "1.25 ms"},
+        {"latency.p99", 0.0012504, 0.00125, "1.2504 \u00b5s", "1.25 \u00b5s"},
+        {"latency.p99", 2.0, 1.25, "2.00 ms", "1.25 ms"}, /* apart in three digits: as before */
+        {"latency.p99", 1.25, 1.25, "1.25 ms", "1.25 ms"},
+        {"memory.max_model_mb", 36.0 / 1048576, 35.6 / 1048576, "36 B", "35.6 B"},
+        {"memory.max_rss_mb", 100.04, 100.0, "100.04 MiB", "100 MiB"},
+        {"memory.max_rss_mb", 1000.5, 1000.0, "1000.5 MiB", "1000 MiB"},
+        {"accuracy", 0.92243, 0.9224, "0.92243", "0.9224"},
+        {"shadow.agreement", 0.99949, 0.9995, "99.949%", "99.950%"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        sg_gate_check c;
+        memset(&c, 0, sizeof c);
+        snprintf(c.name, sizeof c.name, "%s", cases[i].name);
+        c.value = cases[i].value;
+        c.limit = cases[i].limit;
+        char v[64], l[64];
+        sg_gate_check_number(v, sizeof v, &c, c.value);
+        sg_gate_check_number(l, sizeof l, &c, c.limit);
+        if (strcmp(v, cases[i].want_value) || strcmp(l, cases[i].want_limit))
+            fail_msg("%s %.17g / %.17g: '%s' / '%s', wanted '%s' / '%s'", cases[i].name, c.value,
+                     c.limit, v, l, cases[i].want_value, cases[i].want_limit);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_check_numbers_apart),
         cmocka_unit_test(test_junit),
         cmocka_unit_test(test_markdown),
         cmocka_unit_test(test_html),
