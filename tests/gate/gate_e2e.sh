@@ -95,10 +95,13 @@ p = json.loads(base64.b64decode(json.load(open(sys.argv[1]))["payload"]))["predi
 lines = open(sys.argv[2], encoding="utf-8").read().splitlines()
 assert lines[0].split() == ["check", "value", "limit", "detail"], lines[0]
 # Latency in the unit that suits each value (policy figures are ms), memory in binary units
-# (policy figures are MiB), both with three significant digits.
+# (policy figures are MiB), both with three significant digits, shadow agreement in percent.
 UNITS = {"latency": {"ns": 1e-6, "\u00b5s": 1e-3, "ms": 1, "s": 1e3},
          "memory": {"B": 1 / 1048576, "KiB": 1 / 1024, "MiB": 1, "GiB": 1024}}
 def shown(kind, text):
+    if kind == "shadow":  # agreement as a percentage, as in the HTML and Markdown reports
+        assert text.endswith("%"), text
+        return float(text[:-1]) / 100
     if kind not in UNITS:
         return float(text)
     num, unit = text.split(" ")
