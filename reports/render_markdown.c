@@ -4,6 +4,7 @@
  */
 #include <math.h>
 #include <string.h>
+#include <strings.h>
 
 #include "render_internal.h"
 #include "stagegate/common.h"
@@ -15,7 +16,11 @@
 static void md_cell(FILE *out, const char *s)
 {
     for (const char *p = s; p && *p; p++) {
-        if (*p == '|')
+        size_t bidi = sg_bidi_control_len(p);
+        if (bidi) { /* it would reorder the name and the table's text after it */
+            fputc('?', out);
+            p += bidi - 1;
+        } else if (*p == '|')
             fputs("\\|", out);
         else if (*p == '\n' || *p == '\r')
             fputc(' ', out);
@@ -26,6 +31,10 @@ static void md_cell(FILE *out, const char *s)
         else if (*p == '&') /* no entity of the text's own (&#x202E; is a right-to-left override) */
             fputs("&amp;", out);
         else if (strchr("`*_\\[]()!~", *p)) /* no emphasis, code, link or image of its own */
+            fprintf(out, "\\%c", *p);
+        /* nor an autolink (GFM's https://..., www.host, user@host) or an @mention */
+        else if (*p == ':' || *p == '@' ||
+                 (*p == '.' && p - s >= 3 && !strncasecmp(p - 3, "www", 3)))
             fprintf(out, "\\%c", *p);
         else
             fputc(*p, out);

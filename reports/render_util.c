@@ -5,9 +5,28 @@
 
 #include "stagegate/gate.h"
 
+size_t sg_bidi_control_len(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    if (p[0] == 0xD8 && p[1] == 0x9C) return 2; /* U+061C arabic letter mark */
+    if (p[0] != 0xE2) return 0;
+    if (p[1] == 0x80 && ((p[2] >= 0x8E && p[2] <= 0x8F) || (p[2] >= 0xAA && p[2] <= 0xAE)))
+        return 3; /* U+200E, U+200F; U+202A..U+202E embeddings and overrides */
+    if (p[1] == 0x81 && p[2] >= 0xA6 && p[2] <= 0xA9) return 3; /* U+2066..U+2069 isolates */
+    return 0;
+}
+
 void sg_fputs_xml_escaped(FILE *out, const char *s)
 {
     for (const unsigned char *p = (const unsigned char *)s; p && *p; p++) {
+        /* A direction control in a name (a file "fraud-v2\u202Egnp.h5") would reorder the
+           name and the page's own text after it: shown as a control character is, "?". */
+        size_t bidi = sg_bidi_control_len((const char *)p);
+        if (bidi) {
+            fputc('?', out);
+            p += bidi - 1;
+            continue;
+        }
         switch (*p) {
         case '&':
             fputs("&amp;", out);

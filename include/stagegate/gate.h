@@ -187,6 +187,9 @@ SG_MUST_CHECK sg_status sg_render_stage(const char *path, sg_render_fn fn,
 
 /* Escapes for XML/HTML text and attributes (&<>"'); writes to out. */
 void sg_fputs_xml_escaped(FILE *out, const char *s);
+/* The byte length of the Unicode direction control s starts with (U+061C, U+200E/F,
+   U+202A-E, U+2066-9), or 0. Reports show such a character as "?", as a control character. */
+size_t sg_bidi_control_len(const char *s);
 
 #ifdef __cplusplus
 }

@@ -154,7 +154,7 @@ static void test_markdown(void **state)
     /* ... then a link, an image and an entity: shown as text, not made live in a PR comment */
     snprintf(d.checks[3].text, sizeof d.checks[3].text,
              "evil\x1b[2Jtext|pipe\x7f ![px](https:t.example)[approve](https:evil.example) "
-             "&#x202E;~~x~~");
+             "&#x202E;~~x~~ \xe2\x80\xaegnp.h5 \xe2\x81\xa6x\xe2\x81\xa9 www.evil.example @team");
     char path[700];
     snprintf(path, sizeof path, "%s/gate.md", tmpdir_path);
     sg_err err;
@@ -169,9 +169,14 @@ static void test_markdown(void **state)
     assert_non_null(strstr(md, "| example\\_count | 50,000 | — |"));
     assert_null(strstr(md, "<script>"));
     assert_non_null(strstr(md, "evil?\\[2Jtext\\|pipe?")); /* shown, not sent to a terminal */
-    assert_non_null(strstr(md, "\\!\\[px\\]\\(https:t.example\\)\\[approve\\]\\(https:evil.example\\) "
-                               "&amp;#x202E;\\~\\~x\\~\\~"));
+    assert_non_null(
+        strstr(md, "\\!\\[px\\]\\(https\\:t.example\\)\\[approve\\]\\(https\\:evil.example\\) "
+                   "&amp;#x202E;\\~\\~x\\~\\~"));
     assert_null(strstr(md, "](https:evil"));
+    /* direction controls shown as "?", no autolink or mention of its own */
+    assert_non_null(strstr(md, " ?gnp.h5 ?x? www\\.evil.example \\@team |"));
+    assert_null(strstr(md, "\xe2\x80\xae"));
+    assert_null(strstr(md, "\xe2\x81\xa6"));
     assert_null(strchr(md, '\x1b'));
     assert_null(strchr(md, '\x7f'));
     int rows = 0;
@@ -203,6 +208,8 @@ static void test_html(void **state)
     sg_gate_decision d;
     json_t *st;
     make_decision(&d, &st);
+    /* a direction override in a check's text would reverse the page's text after it */
+    snprintf(d.checks[2].text, sizeof d.checks[2].text, "fraud-v2\xe2\x80\xaegnp.h5 \xd8\x9c.");
     char path[700];
     snprintf(path, sizeof path, "%s/gate.html", tmpdir_path);
     sg_err err;
@@ -223,6 +230,8 @@ static void test_html(void **state)
     assert_null(strstr(html, "<script>"));            /* the hostile reason is escaped */
     assert_non_null(strstr(html, "&lt;script&gt;"));
     assert_non_null(strstr(html, "model &lt;&amp;&gt;.h5"));
+    assert_non_null(strstr(html, "fraud-v2?gnp.h5 ?."));
+    assert_null(strstr(html, "\xe2\x80\xae"));
     assert_null(strstr(html, "src=\"http")); /* self-contained: no external assets */
     assert_null(strstr(html, "<link"));
     free(html);
