@@ -40,11 +40,13 @@ static const char css[] =
     ".verdict{margin:0 -24px 16px;padding:10px 24px;font-size:17px;font-weight:600;"
     "white-space:nowrap;overflow:hidden;text-overflow:ellipsis}"
     ".verdict.pass{background:#1a7f37;color:#fff}.verdict.fail{background:#cf222e;color:#fff}"
-    "h1{font-size:20px;margin:.4em 0 .2em}h2{font-size:16px;margin:1.4em 0 .4em;border-bottom:1px "
+    "h1{font-size:20px;margin:.4em 0 .2em;overflow-wrap:anywhere}h2{font-size:16px;margin:1.4em 0 "
+    ".4em;border-bottom:1px "
     "solid #d0d7de;padding-bottom:2px}"
     ".meta{color:#57606a;margin:0}code{font-size:90%;word-break:break-all}"
     "table{border-collapse:collapse;margin:.4em 0}td,th{border:1px solid #d0d7de;padding:3px "
-    "8px;text-align:left;vertical-align:top}th{background:#f6f8fa;font-weight:600}"
+    "8px;text-align:left;vertical-align:top}td.file{overflow-wrap:anywhere}td.sha "
+    "code{white-space:nowrap}th{background:#f6f8fa;font-weight:600}"
     "td.n,th.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}.nw{white-"
     "space:"
     "nowrap}"
@@ -330,14 +332,14 @@ static void inputs_section(FILE *out, json_t *statement)
         const char *role = str_or(json_object_get(e, "annotations"), "role", "");
         fputs("<tr><td>", out);
         esc(out, role);
-        fputs("</td><td>", out);
+        fputs("</td><td class=\"file\">", out);
         esc(out, str_or(e, "name", ""));
         fputs("</td>", out);
         if (!strcmp(role, "dataset"))
             count_cell(out, rows);
         else
             fputs("<td class=\"n\"></td>", out);
-        fputs("<td><code>", out);
+        fputs("<td class=\"sha\"><code>", out);
         esc(out, str_or(json_object_get(e, "digest"), "sha256", ""));
         fputs("</code></td></tr>\n", out);
     }

@@ -501,7 +501,8 @@ static void chart(FILE *out, const json_t *runs, const char *fig, json_t *fps, j
 static const char css[] =
     "body{font:14px/1.4 system-ui,sans-serif;margin:24px auto;color:#222;max-width:940px;"
     "padding:0 16px}"
-    "h1{font-size:20px}h2{font-size:15px;margin:18px 0 4px}small{color:#777;font-weight:normal}"
+    "h1{font-size:20px;overflow-wrap:anywhere}h2{font-size:15px;margin:18px 0 "
+    "4px}small{color:#777;font-weight:normal}"
     "svg.chart{width:100%;height:auto}svg text{font-family:system-ui,sans-serif;fill:#444}"
     ".frame{fill:none;stroke:#bbb}.grid{stroke:#eee}.axis{stroke:#888}"
     ".series{fill:none;stroke-width:1.8}.band{fill-opacity:.15;stroke:none}"
