@@ -43,9 +43,11 @@ static void print_human(const sg_eval_config *c, const sg_eval_result *r)
 {
     json_t *m = json_object();
     sg_metrics_to_json(&r->metrics, m);
-    printf("model    %s (%s, sha256 %.12s)\n", c->model_path, sg_task_name(r->model->task),
-           r->model_sha256);
-    printf("dataset  %s (%lld rows)\n", c->data_path, (long long)r->rows);
+    fputs("model    ", stdout);
+    sg_put_printable(stdout, c->model_path);
+    printf(" (%s, sha256 %.12s)\ndataset  ", sg_task_name(r->model->task), r->model_sha256);
+    sg_put_printable(stdout, c->data_path);
+    printf(" (%lld rows)\n", (long long)r->rows);
     printf("metrics\n");
     const char *key;
     json_t *v;

@@ -285,8 +285,10 @@ static void print_summary(const sg_gate_decision *d, const char *out)
                c->name, value, 14 - (int)sg_utf8_width(value), "", limit,
                16 - (int)sg_utf8_width(limit), "", c->text);
     }
-    printf("gate %s: %d checks, %d failed, %d skipped; signed report %s\n",
-           d->passed ? "PASSED" : "FAILED", d->n, d->n_failed, d->n_skipped, out);
+    printf("gate %s: %d checks, %d failed, %d skipped; signed report ",
+           d->passed ? "PASSED" : "FAILED", d->n, d->n_failed, d->n_skipped);
+    sg_put_printable(stdout, out);
+    fputc('\n', stdout);
 }
 
 typedef struct {

@@ -57,17 +57,21 @@ int sg_cmd_keygen(int argc, char **argv)
         json_object_set_new(doc, "key_id", json_string(id));
         int jrc = sg_json_print(doc);
         json_decref(doc);
-        if (jrc)
-            fprintf(stderr,
-                    "stagegate keygen: cannot write JSON to standard output; the keys %s and %s "
-                    "were written and kept\n",
-                    priv_path, pub_path);
+        if (jrc) {
+            fputs("stagegate keygen: cannot write JSON to standard output; the keys ", stderr);
+            sg_put_printable(stderr, priv_path);
+            fputs(" and ", stderr);
+            sg_put_printable(stderr, pub_path);
+            fputs(" were written and kept\n", stderr);
+        }
         return jrc ? 2 : 0;
     }
-    printf("private key: %s (mode 0600, keep it secret)\n"
-           "public key:  %s\n"
-           "type:        %s\n"
-           "key id:      %s\n",
-           priv_path, pub_path, type_name, id);
+    /* The paths are the user's own text, shown as error lines show it: nothing a terminal
+       acts on (an escape sequence in --out) reaches it. */
+    fputs("private key: ", stdout);
+    sg_put_printable(stdout, priv_path);
+    fputs(" (mode 0600, keep it secret)\npublic key:  ", stdout);
+    sg_put_printable(stdout, pub_path);
+    printf("\ntype:        %s\nkey id:      %s\n", type_name, id);
     return 0;
 }

@@ -168,7 +168,11 @@ int reg_cmd_checkpoint(reg_cli *c, sg_registry *reg)
     }
     free(env);
     if (rc != SG_OK) return reg_cli_fail(rc, &err);
-    if (!c->json) fprintf(stderr, "wrote checkpoint %s\n", c->out);
+    if (!c->json) {
+        fputs("wrote checkpoint ", stderr);
+        sg_put_printable(stderr, c->out);
+        fputc('\n', stderr);
+    }
     return 0;
 }
 

@@ -62,7 +62,10 @@ int sg_cmd_trend(int argc, char **argv)
     size_t n = json_array_size(json_object_get(doc, "runs"));
     json_decref(doc);
     if (rc) return sg_cli_fail(rc, &err);
-    fprintf(stderr, "stagegate: trend of %s over %zu run%s written to %s\n", pos[0], n,
-            n == 1 ? "" : "s", html);
+    fputs("stagegate: trend of ", stderr);
+    sg_put_printable(stderr, pos[0]);
+    fprintf(stderr, " over %zu run%s written to ", n, n == 1 ? "" : "s");
+    sg_put_printable(stderr, html);
+    fputc('\n', stderr);
     return 0;
 }

@@ -259,8 +259,9 @@ void sg_bench_result_print_model(const sg_bench_result *r, const sg_model_worklo
     char q[32], d[32];
     sg_format_count((double)r->queries, q, sizeof q);
     sg_format_ns(r->duration_s * 1e9, d, sizeof d);
-    fprintf(out, "%s: %s, %s queries in %s on %d worker%s (%s clock)\n",
-            sg_scenario_name(r->scenario), r->workload, q, d, r->workers,
+    fprintf(out, "%s: ", sg_scenario_name(r->scenario));
+    sg_put_printable(out, r->workload); /* the model's file name, as the user gave it */
+    fprintf(out, ", %s queries in %s on %d worker%s (%s clock)\n", q, d, r->workers,
             r->workers == 1 ? "" : "s", r->clock.source == SG_CLOCK_TSC ? "tsc" : "clock_gettime");
     machine_line(r, out);
     if (mi) model_line(r, mi, out);

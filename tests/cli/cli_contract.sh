@@ -67,6 +67,12 @@ grep -q "its directory does not exist" "$tmp/err" || bad "--samples nodir/: $(ca
 expect 2 "gate --key ''" "$SG" gate --model "$tmp/m.h5" --data "$tmp/d.h5" --policy p --key "" --out o
 grep -q -- "--key is empty" "$tmp/err" || bad "gate --key '': $(cat "$tmp/err")"
 
+# A path given by the user is echoed in success lines as error lines echo it: an escape
+# sequence in it is shown as \xHH, never sent to the terminal (a window title, a screen clear).
+expect 0 "keygen --out with an escape sequence" "$SG" keygen --out "$tmp/k$(printf '\033]0;T\007')"
+grep -qF 'k\x1b]0;T\x07.key.pem (mode 0600' "$tmp/out" || bad "keygen's path not shown escaped: $(cat -v "$tmp/out")"
+if grep -q "$(printf '\033')" "$tmp/out"; then bad "keygen sent an escape byte to the terminal"; fi
+
 # --help where a value belongs is a forgotten value, not a value (taken as the value, the
 # help request was lost and the STAGEGATE_ISA check skipped)
 STAGEGATE_ISA=bogus expect 2 "eval --db --help" "$SG" eval --model m --data d --db --help

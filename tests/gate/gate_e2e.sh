@@ -42,6 +42,16 @@ rc=0; gate --model cand.h5 --baseline base.h5 --out pass.json --junit pass.xml -
 [ "$rc" = 0 ] || { cat pass.txt; fail "passing candidate exited $rc"; }
 grep -q "gate PASSED" pass.txt || fail "summary does not say PASSED"
 "$STAGEGATE_BIN" verify pass.json --pubkey k.pub.pem --model cand.h5 >/dev/null || fail "verify rejected the report"
+# Paths in the human output are shown as error lines show them: an escape sequence in a file
+# name or --out is written as \xHH, never sent to the terminal.
+esc_name="c$(printf '\033')[2J.h5"
+ln -s cand.h5 "$esc_name"
+"$STAGEGATE_BIN" eval --model "$esc_name" --data val.h5 --cpus 0 >esc.txt || fail "eval of $esc_name"
+rc=0; gate --model "$esc_name" --out "r$(printf '\033')]0;T.json" >>esc.txt 2>&1 || rc=$?
+[ "$rc" -le 1 ] || fail "gate of $esc_name: exit $rc"
+grep -qF 'model    c\x1b[2J.h5 (' esc.txt || fail "eval's model path not shown escaped"
+grep -qF 'signed report r\x1b]0;T.json' esc.txt || fail "gate's report path not shown escaped"
+if grep -q "$(printf '\033')" esc.txt; then fail "an escape byte reached the terminal"; fi
 $PY - pass.json pass.xml <<'PYEOF'
 import base64, json, sys, xml.etree.ElementTree as ET
 env = json.load(open(sys.argv[1]))
