@@ -386,6 +386,7 @@ static sg_status pipe_end_with(reg_store *s, const char *final_sql, pg_stmt *fin
         : final_st ? send_stmt(s, final_st)
                    : false;
     bool sent = PQpipelineSync(s->conn) && (!final || final_sent);
+    bool final_answered = false;
     int n = s->n_pending + (final ? 1 : 0);
     for (int i = 0; i < n; i++) {
         const pg_pending *p = i < s->n_pending ? &s->pending[i] : NULL; /* NULL: the final */
@@ -427,6 +428,7 @@ static sg_status pipe_end_with(reg_store *s, const char *final_sql, pg_stmt *fin
             memcpy(s->head_hash, PQgetvalue(res, 0, 1), 65);
             s->head_known = true;
         }
+        if (!p) final_answered = true;
         if (!p && final_res)
             *final_res = res;
         else
@@ -437,9 +439,14 @@ static sg_status pipe_end_with(reg_store *s, const char *final_sql, pg_stmt *fin
     while ((res = PQgetResult(s->conn)) && PQresultStatus(res) != PGRES_PIPELINE_SYNC)
         PQclear(res);
     PQclear(res);
-    if (!sent) defer_fail(s, NULL, NULL);
+    /* Once the final statement has answered, what follows it is the sync's round trip alone:
+       a session ended there (a terminated backend flushes COMMIT's answer with its FATAL
+       message, and no sync comes) must not turn a COMMIT the server made into a failure.
+       The broken connection is found by the next statement. */
+    if (!sent && !final_answered) defer_fail(s, NULL, NULL);
     pending_clear(s);
-    if (!PQexitPipelineMode(s->conn) && s->deferred_rc == SG_OK) defer_fail(s, NULL, NULL);
+    if (!PQexitPipelineMode(s->conn) && s->deferred_rc == SG_OK && !final_answered)
+        defer_fail(s, NULL, NULL);
     s->pipe = false;
     return s->deferred_rc;
 }

@@ -187,4 +187,30 @@ expect 0 $R verify-log
 events=$(q "SELECT count(*) FROM audit_log")
 [ "$events" -gt "$head_before" ] || fail "no write landed before the kill"
 [ "$(q "SELECT seq FROM audit_head")" = "$events" ] || fail "head and log disagree after recovery"
-echo "pg faults OK: $events events after three interrupted transactions and a crash under load"
+
+# --- sessions terminated over and over while versions are registered: a command's exit says
+# what it did. A session ended just after COMMIT had answered (the backend flushes COMMIT's
+# result with its FATAL message, and the pipeline's sync never comes) had exited 2 for a
+# version it had registered: a CI job that retried registered it twice. Every version must
+# come from a command that exited 0, or from one whose line said the commit was unknown.
+expect 0 $R create-model churnpg
+head -c 1000 /dev/urandom > churn.bin
+( end=$((SECONDS + 8))
+  while [ $SECONDS -lt $end ]; do
+      q "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'" >/dev/null 2>&1 || true
+  done ) & killer=$!
+ok=0 unknown=0 tries=0
+while kill -0 $killer 2>/dev/null; do
+    rc=0; $R create-version churnpg churn.bin >/dev/null 2>churn.err || rc=$?
+    tries=$((tries + 1))
+    if [ $rc = 0 ]; then ok=$((ok + 1)); continue; fi
+    [ $rc = 2 ] && [ "$(wc -l < churn.err)" = 1 ] || fail "create-version under terminations: exit $rc: $(cat churn.err)"
+    grep -q "may or may not" churn.err && unknown=$((unknown + 1))
+done
+wait $killer
+n=$(q "SELECT count(*) FROM model_versions WHERE model_name = 'churnpg'")
+[ "$ok" -gt 0 ] && [ "$ok" -lt "$tries" ] || fail "terminations: $ok of $tries succeeded, the loop tested nothing"
+[ "$n" -ge "$ok" ] && [ "$n" -le $((ok + unknown)) ] ||
+    fail "terminations: $n versions registered, $ok commands said so and $unknown said the commit was unknown"
+expect 0 $R verify-log
+echo "pg faults OK: $events events after three interrupted transactions and a crash under load; $ok of $tries registrations under terminations, $n versions"
