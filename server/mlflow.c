@@ -946,39 +946,58 @@ static srv_resp transition(srv_req *r)
             return srv_from_status(frc, &err);
         }
     }
-    int rc = transition_as(r, name, v, stage, report, len, &err);
-    free(report);
-    /* The version's document as the transition left it: the archiving below changes other
-     * versions only. */
-    json_t *doc = rc == SG_OK ? sg_registry_written_version(r->reg, name, v) : NULL;
+    /* archive_existing_versions archives the versions in the stage before this transition,
+     * read before it: a search after it had also found versions other clients promoted in
+     * the meantime, so three concurrent promotions could archive each other and leave the
+     * stage empty. The version promoted last is then archived by no one. */
     const json_t *entry = stage_entry(stages, stage);
-    if (rc == SG_EREFUSED && !strcmp(sg_json_str(entry, "name"), "Production"))
-        rc = try_restore(r, name, v, rc, &err);
-    /* archive_existing_versions: every other version in the stage goes to Archived, each
-     * through the registry. A single-version stage holds none by now (the registry archived
-     * Production's occupant in the transition, and refuses to enter another occupied one). */
-    if (rc == SG_OK && archive && strcasecmp(stage, "Archived") != 0 &&
+    json_t *before = NULL;
+    if (archive && strcasecmp(stage, "Archived") != 0 &&
         json_is_true(json_object_get(entry, "multi_version"))) {
         /* Names and stages are [A-Za-z0-9._-] (the registry refuses others), so quoting is
          * safe; the stage as the registry spells it is the policy's. */
         char filter[512];
         snprintf(filter, sizeof filter, "name = '%s' AND stage = '%s'", name,
                  sg_json_str(entry, "name"));
+        before = sg_registry_search(r->reg, filter, &err);
+        if (!before) {
+            free(report);
+            json_decref(stages);
+            return srv_from_status(SG_EINTERNAL, &err);
+        }
+    }
+    int rc = transition_as(r, name, v, stage, report, len, &err);
+    free(report);
+    /* The version's document as the transition left it: the archiving below changes other
+     * versions only. */
+    json_t *doc = rc == SG_OK ? sg_registry_written_version(r->reg, name, v) : NULL;
+    if (rc == SG_EREFUSED && !strcmp(sg_json_str(entry, "name"), "Production"))
+        rc = try_restore(r, name, v, rc, &err);
+    /* archive_existing_versions: every other version that was in the stage goes to Archived,
+     * each through the registry. A single-version stage holds none by now (the registry
+     * archived Production's occupant in the transition, and refuses to enter another
+     * occupied one). */
+    if (rc == SG_OK && before) {
         sg_err aerr = {{0}};
-        json_t *full = sg_registry_search(r->reg, filter, &aerr);
-        int arc = full ? SG_OK : SG_EINTERNAL;
+        int arc = SG_OK;
         size_t i;
         json_t *o;
-        json_array_foreach(full ? json_object_get(full, "versions") : NULL, i, o)
+        json_array_foreach(json_object_get(before, "versions"), i, o)
         {
             int64_t ov = json_integer_value(json_object_get(o, "version"));
-            if (ov != v && !strcasecmp(sg_json_str(o, "stage"), stage) && arc == SG_OK)
-                arc = transition_as(r, name, ov, "Archived", NULL, 0, &aerr);
+            if (ov == v || arc != SG_OK) continue;
+            arc = transition_as(r, name, ov, "Archived", NULL, 0, &aerr);
+            if (arc == SG_OK) continue;
+            /* Moved out of the stage meanwhile (another client archived it): nothing to do. */
+            sg_err gerr = {{0}};
+            json_t *now = sg_registry_get_version(r->reg, name, ov, &gerr);
+            if (now && strcasecmp(sg_json_str(now, "stage"), stage) != 0) arc = SG_OK;
+            json_decref(now);
         }
-        json_decref(full);
         if (arc != SG_OK) {
             /* The transition itself is committed: answered as done (a 4xx made clients retry
                a change that had happened), with what the archiving could not do. */
+            json_decref(before);
             json_decref(stages);
             srv_resp resp = written_doc(r, name, v, doc);
             json_decref(doc);
@@ -987,6 +1006,7 @@ static srv_resp transition(srv_req *r)
             return resp;
         }
     }
+    json_decref(before);
     json_decref(stages);
     if (rc != SG_OK) {
         json_decref(doc);
