@@ -307,6 +307,30 @@ static void foreign_wal(const char *path, char *buf, size_t len)
                      side, (unsigned)st.st_uid, path, path);
             return;
         }
+        if (stat(side, &st) == 0 && access(side, W_OK) != 0 && access(path, W_OK) == 0) {
+            snprintf(buf, len, " (%s is not writable, mode %04o, though the registry file is)",
+                     side, (unsigned)(st.st_mode & 07777));
+            return;
+        }
+    }
+}
+
+/* SQLite creates REG-wal and REG-shm with the registry file's mode. A read while the file
+ * was read-only (chmod 444: a backup, an operator freezing it) left them read-only, and
+ * once the file was writable again every write failed, "attempt to write a readonly
+ * database", blaming the file. When the file is writable and the side files are this user's,
+ * they take the file's mode again. */
+static void side_files_follow(const char *path, const struct stat *db)
+{
+    if (access(path, W_OK) != 0) return;
+    static const char *const sfx[] = {"-wal", "-shm"};
+    for (int i = 0; i < 2; i++) {
+        char side[sizeof((reg_store *)0)->path + 8];
+        struct stat st;
+        snprintf(side, sizeof side, "%s%s", path, sfx[i]);
+        if (lstat(side, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid() &&
+            access(side, W_OK) != 0)
+            (void)chmod(side, db->st_mode & 0666);
     }
 }
 
@@ -563,7 +587,8 @@ static sg_status lite_open(const char *uri, bool create, reg_store **out, sg_err
     *out = NULL;
     const char *path = !strncmp(uri, "sqlite:", 7) ? uri + 7 : uri;
     struct stat stb;
-    if (stat(path, &stb) != 0) {
+    const bool exists = stat(path, &stb) == 0;
+    if (!exists) {
         if (errno != ENOENT || !create)
             return sg_errf(err, SG_EINPUT, "registry %s: %s%s", path, strerror(errno),
                            errno == ENOENT
@@ -607,6 +632,7 @@ static sg_status lite_open(const char *uri, bool create, reg_store **out, sg_err
         name = fileuri;
         flags = SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX;
     }
+    if (!immutable && exists) side_files_follow(path, &stb);
     if (sqlite3_open_v2(name, &s->db, flags, NULL) != SQLITE_OK) {
         rc = sg_errf(err, SG_EINPUT, "registry %s cannot be opened: %s", path,
                      s->db ? sqlite3_errmsg(s->db) : "out of memory");

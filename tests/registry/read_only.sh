@@ -84,4 +84,17 @@ chmod 755 reg
 grep -qF "registry reg/r.db cannot be read: its directory is not writable" dir.err ||
     { cat dir.err >&2; fail "the error does not say why"; }
 grep -qF "reg/r.db-wal" dir.err || { cat dir.err >&2; fail "the error does not name the -wal file"; }
+
+# 3. A registry file made read-only for a while (chmod 444) and read meanwhile: SQLite made
+#    its -wal and -shm read-only too, and once the file was writable again every write
+#    failed ("attempt to write a readonly database", naming the writable file). They take
+#    the file's mode again.
+chmod 444 reg/r.db
+"${as[@]}" "$SG" registry --db reg/r.db list >/dev/null || fail "read of a read-only (0444) registry"
+[ -e reg/r.db-shm ] && [ "$(stat -c %a reg/r.db-shm)" = 444 ] ||
+    fail "the read left no read-only -shm to test with: $(ls -l reg)"
+chmod 644 reg/r.db
+"${as[@]}" "$SG" registry --db reg/r.db set-tag demo 1 team fraud >w.out 2>w.err ||
+    { cat w.err >&2; fail "a write after the registry was made writable again"; }
+[ ! -e reg/r.db-shm ] || [ "$(stat -c %a reg/r.db-shm)" = 644 ] || fail "-shm kept mode $(stat -c %a reg/r.db-shm)"
 echo "read_only: ok"
