@@ -179,10 +179,12 @@ static int load_header(hid_t f, const char *path, sg_model *m, sg_err *err)
     rc = sg_h5_attr_int(f, "format_version", &v, path, "", err);
     if (rc == 1) return sg_errf(err, SG_EINPUT, "%s: attribute format_version is missing", path);
     if (rc) return rc;
-    if (v != SG_MODEL_FORMAT_VERSION)
-        return sg_errf(err, SG_EINPUT,
-                       "%s: attribute format_version is %lld, unsupported (this build reads %d)",
-                       path, (long long)v, SG_MODEL_FORMAT_VERSION);
+    if (v < 1 || v > SG_MODEL_FORMAT_VERSION)
+        return sg_errf(
+            err, SG_EINPUT,
+            "%s: attribute format_version is %lld, unsupported (this build reads 1 to %d)", path,
+            (long long)v, SG_MODEL_FORMAT_VERSION);
+    m->format_version = (int)v;
 
     rc = sg_h5_attr_string(f, "task", s, sizeof s, path, "", err);
     if (rc == 1) return sg_errf(err, SG_EINPUT, "%s: attribute task is missing", path);

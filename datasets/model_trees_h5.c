@@ -397,14 +397,15 @@ static sg_status check_probability_bounds(const char *path, const sg_tree_ensemb
             hi[e->tree_group[t]] += mx;
         }
     }
-    const double tol = 1e-5;
+    const double tol = 1e-5, d = e->mean_of > 0 ? e->mean_of : 1;
     sg_status rc = SG_OK;
     for (int g = 0; g < G && rc == SG_OK; g++)
-        if (lo[g] < -tol || hi[g] > 1 + tol)
+        if (lo[g] / d < -tol || hi[g] / d > 1 + tol)
             rc = sg_errf(err, SG_EINPUT,
                          "%s: output is \"probability\" but the leaves of group %d can sum to "
-                         "%.6g (smallest) or %.6g (largest), outside [0, 1]",
-                         path, g, lo[g], hi[g]);
+                         "%.6g (smallest) or %.6g (largest)%s, outside [0, 1]",
+                         path, g, lo[g] / d, hi[g] / d,
+                         e->mean_of > 0 ? " once divided by mean_of" : "");
     free(lo);
     return rc;
 }
@@ -444,12 +445,35 @@ sg_status sg_model_h5_trees(hid_t f, const char *path, sg_model *m, sg_err *err)
     if (rc == 0 && missing != 0 && missing != 1)
         return sg_errf(err, SG_EINPUT, "%s: attribute missing_values is %lld, not 0 or 1", path,
                        (long long)missing);
+    /* mean_of (format 2): the outputs are the trees' mean, (base + sum) / mean_of. */
+    int64_t mean_of = 0;
+    rc = sg_h5_attr_int(f, "mean_of", &mean_of, path, "", err);
+    if (rc < 0) return rc;
+    if (rc == SG_OK) {
+        if (m->format_version < 2)
+            return sg_errf(err, SG_EINPUT,
+                           "%s: attribute mean_of needs format_version 2 (the file says %d: a "
+                           "build that ignores mean_of would read the sums as the outputs)",
+                           path, m->format_version);
+        if (mean_of < 1 || mean_of > SG_TREE_MAX_TREES)
+            return sg_errf(err, SG_EINPUT, "%s: attribute mean_of is %lld, outside 1..%d", path,
+                           (long long)mean_of, SG_TREE_MAX_TREES);
+        const sg_tree_output o = outputs[found].output;
+        if (o != SG_TREE_OUT_PROBA_BINARY && o != SG_TREE_OUT_PROBA && o != SG_TREE_OUT_IDENTITY)
+            return sg_errf(err, SG_EINPUT,
+                           "%s: attribute mean_of is given with output \"%s\"; a forest's mean "
+                           "is read with output probability or identity",
+                           path, out);
+    } else {
+        mean_of = 0;
+    }
     const int64_t G = m->task == SG_TASK_MULTICLASS ? m->n_classes : 1;
     raw_trees r = {0};
     sg_tree_ensemble *e = calloc(1, sizeof *e);
     rc = e ? read_raw(f, path, G, &r, err) : sg_errf(err, SG_ENOMEM, "%s: out of memory", path);
     if (rc == SG_OK) {
         e->output = outputs[found].output;
+        e->mean_of = (int)mean_of;
         snprintf(e->booster, sizeof e->booster, "sklearn");
         snprintf(e->objective, sizeof e->objective, "%s", out);
         rc = build(path, &r, m, e, err);

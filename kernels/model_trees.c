@@ -95,9 +95,14 @@ static void softmax_row(const float *z, int k, float *out)
         out[j] /= (float)sum;
 }
 
-static void apply_link(const sg_tree_ensemble *e, const float *M, int64_t n, float *out)
+static void apply_link(const sg_tree_ensemble *e, float *M, int64_t n, float *out)
 {
     const int G = e->n_groups;
+    if (e->mean_of > 0) {
+        const float d = (float)e->mean_of;
+        for (int64_t i = 0; i < n * G; i++)
+            M[i] /= d;
+    }
     for (int64_t r = 0; r < n; r++) {
         switch (e->output) {
         case SG_TREE_OUT_BINARY:

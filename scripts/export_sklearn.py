@@ -25,7 +25,6 @@ import tempfile
 import numpy as np
 
 FORMAT_NAME = "stagegate-model"
-FORMAT_VERSION = 1
 EXIT_INPUT = 2
 
 
@@ -287,7 +286,10 @@ def write_model(spec, out_path):
     try:
         with h5py.File(tmp, "w") as f:
             f.attrs["format"] = FORMAT_NAME
-            f.attrs["format_version"] = np.int64(FORMAT_VERSION)
+            # Version 2 only where it is needed (a forest's mean_of), so that every other
+            # file stays readable by builds that read version 1.
+            mean_of = spec.get("trees", {}).get("mean_of", 0) if spec.get("kind") == "tree_ensemble" else 0
+            f.attrs["format_version"] = np.int64(2 if mean_of else 1)
             f.attrs["task"] = spec["task"]
             f.attrs["n_classes"] = np.int64(spec["n_classes"])
             f.attrs["n_features"] = np.int64(spec["n_features"])
@@ -308,6 +310,8 @@ def _write_trees(f, t):
     f.attrs["model_kind"] = "tree_ensemble"
     f.attrs["output"] = t["output"]
     f.attrs["missing_values"] = np.int64(1 if t["missing_values"] else 0)
+    if t.get("mean_of"):
+        f.attrs["mean_of"] = np.int64(t["mean_of"])
     for name, a in t["arrays"].items():
         f["trees/" + name] = a
     f["trees/base_margin"] = np.asarray(t["base_margin"], np.float64)

@@ -110,7 +110,9 @@ def _add_sklearn_tree(trees, tree_, leaf_of, group):
 
 def forest(est, k, classifier):
     """RandomForest / ExtraTrees: the mean of the trees' outputs; a single DecisionTree or
-    ExtraTree is a forest of one."""
+    ExtraTree is a forest of one. The leaves are the trees' own values, and the reader divides
+    their sum by the tree count (the file's mean_of), as scikit-learn averages: leaves of
+    value / n summed in float32 had made a tie of 25 votes in 50 read 0.50000006."""
     trees = Trees()
     members = est.estimators_ if hasattr(est, "estimators_") else [est]
     n = len(members)
@@ -123,9 +125,9 @@ def forest(est, k, classifier):
             proba = t.value[:, 0, :] / t.value[:, 0, :].sum(axis=1, keepdims=True)
             # Binary: one output, p1 (the reader makes [1 - p1, p1]); k classes: one per class.
             for g in ([1] if k == 2 else range(k)):
-                _add_sklearn_tree(trees, t, lambda i, g=g: proba[i, g] / n, 0 if k == 2 else g)
+                _add_sklearn_tree(trees, t, lambda i, g=g: proba[i, g], 0 if k == 2 else g)
         else:
-            _add_sklearn_tree(trees, t, lambda i: t.value[i, 0, 0] / n, 0)
+            _add_sklearn_tree(trees, t, lambda i: t.value[i, 0, 0], 0)
     groups = 1 if (not classifier or k == 2) else k
     output = "probability" if classifier else "identity"
     return trees, np.zeros(groups), output, False
@@ -190,8 +192,10 @@ def convert(est, k):
     name = type(est).__name__
     classifier = k > 0
     X0 = np.zeros((1, est.n_features_in_))
+    mean_of = 0
     if name.startswith(("RandomForest", "ExtraTree", "DecisionTree")):
         trees, base, output, missing = forest(est, k, classifier)
+        mean_of = len(est.estimators_) if hasattr(est, "estimators_") else 0
     elif name.startswith("GradientBoosting"):
         trees, base, output, missing = gradient_boosting(est, k, classifier, X0)
     else:
@@ -202,4 +206,4 @@ def convert(est, k):
     if not np.all(np.isfinite(arrays["leaf_value"])) or not np.all(np.isfinite(base)):
         raise TreeExportError(f"{name} has leaf values that are not finite in float32")
     return dict(arrays=arrays, base_margin=base, output=output, missing_values=missing,
-                n_trees=len(arrays["n_nodes"]))
+                n_trees=len(arrays["n_nodes"]), mean_of=mean_of)

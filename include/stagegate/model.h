@@ -17,7 +17,9 @@ extern "C" {
 #endif
 
 #define SG_MODEL_FORMAT_NAME "stagegate-model"
-#define SG_MODEL_FORMAT_VERSION 1
+/* Versions 1 and 2 are read; 2 adds a tree ensemble's mean_of (docs/formats.md), so that a
+   build that would ignore it refuses the file. */
+#define SG_MODEL_FORMAT_VERSION 2
 #define SG_DATASET_FORMAT_NAME "stagegate-dataset"
 #define SG_DATASET_FORMAT_VERSION 1
 #define SG_MAX_LAYERS 64
@@ -92,6 +94,7 @@ typedef struct sg_model {
     sg_onnx_plan *onnx;
     /* NaN in a feature is a missing value the model routes (trees), not an input error. */
     bool missing_values;
+    int format_version; /* the native HDF5 file's (1 or 2); 0 for other formats */
     /* A finite or infinite value that the model also reads as missing (XGBoost's scikit-learn
        `missing`; sg_dataset_use_model reads it as NaN), when has_missing_value. */
     bool has_missing_value;

@@ -132,6 +132,11 @@ typedef struct {
        as float32. has_missing_value false: only NaN is missing (Booster.predict). */
     bool has_missing_value;
     float missing_value;
+    /* > 0: each output is (base + the trees' sum) / mean_of, divided in float32 before the
+       link: a forest's mean over its trees, with its leaves unscaled, as scikit-learn
+       averages (a tie of 25 votes in 50 is 25 / 50 = 0.5 exactly; 25 leaves of 1/50 summed
+       to 0.50000006). 0: the sum itself. */
+    int mean_of;
 } sg_tree_ensemble;
 
 /*

@@ -183,8 +183,11 @@ static void test_header_errors(void **state)
 {
     const char *p = tpath("hdr.h5");
     fx_write_binary_model(p);
-    mutate_int(p, "/", "format_version", 2);
-    expect_error(p, "format_version is 2, unsupported", NULL);
+    mutate_int(p, "/", "format_version", 3);
+    expect_error(p, "format_version is 3, unsupported (this build reads 1 to 2)", NULL);
+    fx_write_binary_model(p);
+    mutate_int(p, "/", "format_version", 0);
+    expect_error(p, "format_version is 0, unsupported", NULL);
 
     fx_write_binary_model(p);
     mutate_str(p, "/", "format", "keras");

@@ -130,6 +130,28 @@ with tempfile.TemporaryDirectory() as tmp:
          2e4 * yr, Xv, 2e4 * yrv,
          tol_of=lambda e: (len(e.estimators_) + 1) * 2.0 ** -24 *
          max(np.abs(t.tree_.value).max() for t in e.estimators_))
+    # Tied votes: a forest of 50 trees on noisy labels has rows where 25 trees vote each way,
+    # predict_proba exactly [0.5, 0.5]. A forest's output is its trees' sum divided by the tree
+    # count (the file's mean_of), as scikit-learn averages: leaves of 1/50 summed in float32
+    # had read 0.50000006 there, above the tie. Every other row's label equals predict.
+    noisy = np.where(rng.random(len(yb)) < 0.3, 1 - yb, yb).astype(np.int32)
+    tie_rf = RandomForestClassifier(n_estimators=50, random_state=0).fit(X, noisy)
+    tie_model = case(tmp, "rf_binary_ties", tie_rf, X, noisy, Xv, ybv)
+    with h5py.File(tie_model) as f:
+        check(f.attrs["format_version"] == 2 and f.attrs["mean_of"] == 50,
+              "rf_binary_ties: exported without mean_of 50 in a version-2 file")
+    ref = tie_rf.predict_proba(Xv)[:, 1]
+    ties = ref == 0.5
+    for isa in ISAS:
+        out = evaluate(tmp, tie_model, Xv, ybv, isa)
+        if out is None:
+            continue
+        print("rf_binary_ties %-7s %d tied rows" % (isa, ties.sum()))
+        check(ties.sum() >= 10, "rf_binary_ties: only %d tied rows, the case tests nothing" % ties.sum())
+        check(np.all(out["proba"][ties, 1] == np.float32(0.5)),
+              "rf_binary_ties %s: tied rows read %s, not 0.5" % (isa, np.unique(out["proba"][ties, 1])))
+        check(np.array_equal(out["label"][~ties], tie_rf.predict(Xv)[~ties]),
+              "rf_binary_ties %s: labels off the tie differ from predict" % isa)
     case(tmp, "et_binary", ExtraTreesClassifier(n_estimators=30, random_state=0), X, yb, Xv, ybv)
     case(tmp, "et_multi", ExtraTreesClassifier(n_estimators=20, max_depth=6, random_state=0), X, ym, Xv, ymv)
     case(tmp, "et_regressor", ExtraTreesRegressor(n_estimators=20, max_depth=12, random_state=0), X, yr, Xv, yrv)
@@ -193,6 +215,27 @@ with tempfile.TemporaryDirectory() as tmp:
     damaged("proba_above_1", "leaf_value", lambda a: np.full_like(a, 5.0),
             ["probability", "group 0", "outside [0, 1]"])
     damaged("proba_negative", "leaf_value", lambda a: -a, ["probability", "outside [0, 1]"])
+
+    # mean_of: only in a version-2 file (a build that ignored it would read the sums as
+    # probabilities), 1..2^20, with output probability or identity.
+    def bad_attrs(tag, attrs, words):
+        bad = os.path.join(tmp, "bad_%s.h5" % tag)
+        with h5py.File(rf) as f, h5py.File(bad, "w") as g:
+            for k, v in f.attrs.items():
+                g.attrs[k] = v
+            for k in f["trees"]:
+                g["trees/" + k] = f["trees/" + k][()]
+            for k, v in attrs.items():
+                g.attrs[k] = v
+        p = subprocess.run([SG, "eval", "--model", bad, "--data", data], capture_output=True, text=True)
+        lines = p.stderr.strip().splitlines()
+        ok = p.returncode == 2 and len(lines) == 1 and bad in lines[0] and all(w in lines[0] for w in words)
+        print("%-16s exit %d: %s" % (tag, p.returncode, p.stderr.strip()))
+        check(ok, "%s: want exit 2 naming %s; got %d %r" % (tag, words, p.returncode, p.stderr))
+
+    bad_attrs("mean_of_v1", {"format_version": np.int64(1)}, ["mean_of needs format_version 2"])
+    bad_attrs("mean_of_0", {"mean_of": np.int64(0)}, ["mean_of is 0, outside 1..1048576"])
+    bad_attrs("mean_of_big", {"mean_of": np.int64(1 << 21)}, ["mean_of is 2097152"])
 
     # A tree deeper than the loader takes (64 levels) is refused by the exporter, naming the
     # tree and its depth, not written for stagegate to refuse later; 64 levels export and run.
