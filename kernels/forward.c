@@ -308,7 +308,9 @@ void sg_predict_labels(const float *proba, int64_t n, int k, float threshold, in
     SG_ASSERT(k >= 2);
     if (k == 2) {
         for (int64_t i = 0; i < n; i++)
-            labels[i] = proba[2 * i + 1] >= threshold ? 1 : 0;
+            /* Strictly above, as scikit-learn's and XGBoost's predict at 0.5: a forest's tied
+               vote (exactly 0.5) is class 0 there, and it had been 1 here. */
+            labels[i] = proba[2 * i + 1] > threshold ? 1 : 0;
         return;
     }
     for (int64_t i = 0; i < n; i++) {

@@ -134,7 +134,7 @@ def check_classifier(case, est, X, y, w, out, preds, threshold=0.5):
     err = np.abs(proba.astype(np.float64) - P).max()
     check(proba.shape == (len(X), k), f"{case}: /proba shape {proba.shape}")
     check(err <= 1e-5, f"{case}: max |proba - predict_proba| = {err:.3g} > 1e-5")
-    sk_label = (P[:, 1] >= threshold).astype(int) if k == 2 else P.argmax(1)
+    sk_label = (P[:, 1] > threshold).astype(int) if k == 2 else P.argmax(1)
     top2 = np.sort(P, axis=1)[:, -2:]
     near = (np.abs(P[:, 1] - threshold) < 1e-5) if k == 2 else (top2[:, 1] - top2[:, 0] < 1e-5)
     mism = (label != sk_label) & ~near

@@ -271,7 +271,7 @@ static void test_predict_labels(void **st)
     const float bin[] = {0.5f, 0.5f, 0.7f, 0.3f, 0.2f, 0.8f, 0.6f, 0.4f};
     int32_t lab[4];
     sg_predict_labels(bin, 4, 2, 0.5f, lab);
-    assert_int_equal(lab[0], 1); /* p1 == threshold counts as positive */
+    assert_int_equal(lab[0], 0); /* p1 == threshold is not above it: class 0, as predict */
     assert_int_equal(lab[1], 0);
     assert_int_equal(lab[2], 1);
     assert_int_equal(lab[3], 0);

@@ -104,7 +104,7 @@ def check_metrics(name, doc, ref, y):
     if ref.shape[1] == 2:
         # A p1 within float noise of 0.5 may fall either side of the threshold.
         keep = np.abs(ref[:, 1] - 0.5) > 1e-5
-        lab = (ref[:, 1] >= 0.5).astype(int)
+        lab = (ref[:, 1] > 0.5).astype(int)
     else:
         srt = np.sort(ref, 1)
         keep = srt[:, -1] - srt[:, -2] > 1e-5
