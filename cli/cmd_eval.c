@@ -146,7 +146,7 @@ int sg_cmd_eval(int argc, char **argv)
     if (prc != SG_OPTS_OK) return 2;
     if (sg_cli_db_empty("eval", db)) return 2;
     c.threshold_given = !isnan(threshold);
-    if (c.threshold_given) c.threshold = (float)threshold;
+    if (c.threshold_given) c.threshold = threshold; /* compared in double: 0.99999999999 is not 1 */
     /* Rounded up to whole sub-batches of 1024 rows: OpenBLAS rounds a row's products
      * differently with its place in the batch (measured: --chunk-rows 700, 1000, 1500 or 9000
      * changed the last bits of thousands of an MLP's probabilities on an AVX-512 Zen 4 host,

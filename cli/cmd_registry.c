@@ -140,7 +140,7 @@ static void sub_options(reg_cli *c, unsigned set, sg_opt *out)
         {O_CHECK, SG_OPT_STR("checkpoint", &c->checkpoint)},
         {O_OUT, SG_OPT_STR("out", &c->out)},
         {O_RECORD, SG_OPT_STR("model", &c->model)},
-        {O_RUNS | O_RECORD, SG_OPT_INT_("version", &c->version, 1, (double)INT64_MAX)},
+        {O_RUNS | O_RECORD, SG_OPT_VERSION_("version", &c->version)},
         {O_RUNS, SG_OPT_STR("fingerprint", &c->fingerprint)},
         {O_RUNS, SG_OPT_INT_("limit", &c->limit, 1, (double)INT64_MAX)},
         {O_COPY, SG_OPT_STR("from", &c->from)},

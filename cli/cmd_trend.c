@@ -23,7 +23,7 @@ int sg_cmd_trend(int argc, char **argv)
     const sg_opt opts[] = {
         SG_OPT_STR("html", &html),
         SG_OPT_STR("db", &db),
-        SG_OPT_INT_("version", &f.version, 1, (double)INT64_MAX),
+        SG_OPT_VERSION_("version", &f.version),
         SG_OPT_INT_("limit", &f.limit, 1, (double)INT64_MAX),
         SG_OPT_END_,
     };

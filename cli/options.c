@@ -44,6 +44,16 @@ static int store(const char *cmd, const sg_opt *o, const char *v)
             return SG_OPTS_ERROR;
         }
         break;
+    case SG_OPT_VERSION:
+        /* As the registry writes versions: "02" or "+2" would name version 2 a second way. */
+        if (v[0] < '1' || v[0] > '9' || strspn(v, "0123456789") != strlen(v) ||
+            sg_parse_i64(opt, v, 1, INT64_MAX, o->value, &err) != 0) {
+            sg_cli_usage_error(
+                cmd, "%s '%s' is not a version (1, 2, 3, ... without leading zeros or sign)", opt,
+                v);
+            return SG_OPTS_ERROR;
+        }
+        break;
     case SG_OPT_DOUBLE:
         if (sg_parse_double(opt, v, o->min, o->max, o->value, &err) != 0) {
             sg_cli_usage_error(cmd, "%s", err.msg);

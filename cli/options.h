@@ -17,11 +17,12 @@
 
 typedef enum {
     SG_OPT_END = 0,
-    SG_OPT_FLAG,   /* bool *: set to true */
-    SG_OPT_STRING, /* const char **: given at most once, as INT and DOUBLE */
-    SG_OPT_LIST,   /* sg_opt_list *: repeatable, in order */
-    SG_OPT_INT,    /* int64_t *, within [min, max] */
-    SG_OPT_DOUBLE, /* double *, within [min, max], finite */
+    SG_OPT_FLAG,    /* bool *: set to true */
+    SG_OPT_STRING,  /* const char **: given at most once, as INT and DOUBLE */
+    SG_OPT_LIST,    /* sg_opt_list *: repeatable, in order */
+    SG_OPT_INT,     /* int64_t *, within [min, max] */
+    SG_OPT_DOUBLE,  /* double *, within [min, max], finite */
+    SG_OPT_VERSION, /* int64_t *: a registry version in its one spelling (1, 2, ... no "02") */
 } sg_opt_kind;
 
 #define SG_OPT_LIST_MAX 64
@@ -57,6 +58,10 @@ typedef struct {
 #define SG_OPT_INT_SEEN(n, p, lo, hi, s)                                                           \
     {                                                                                              \
         SG_OPT_INT, n, p, lo, hi, s                                                                \
+    }
+#define SG_OPT_VERSION_(n, p)                                                                      \
+    {                                                                                              \
+        SG_OPT_VERSION, n, p, 1, 0, NULL                                                           \
     }
 #define SG_OPT_DBL(n, p, lo, hi)                                                                   \
     {                                                                                              \

@@ -242,8 +242,8 @@ void sg_format_bytes(double bytes, char *buf, size_t len)
     }
     if (k == 0 && v == floor(v))
         snprintf(buf, len, "%.0f B", v);
-    else if (k == 0) /* a limit in MiB can be a fraction of a byte: 35.6 B, not "36 B" */
-        print_sig3(buf, len, round_sig3(v), units[0]);
+    else if (k == 0) /* a limit in MiB can be a fraction of a byte: 35.6 B, 1012.5 B */
+        snprintf(buf, len, "%.5g B", v);
     else
         print_sig3(buf, len, round_sig3(v), units[k]);
 }

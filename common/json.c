@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +53,13 @@ sg_status sg_parse_double(const char *opt, const char *s, double min, double max
     char *end = NULL;
     errno = 0;
     double v = isspace((unsigned char)s[0]) ? 0 : strtod(s, &end);
+    /* A subnormal (1e-310, 5e-324) is a number strtod flags as an underflow: read it. One
+       that underflows to 0 (1e-400) is refused as such, not as "not a number". */
+    if (errno == ERANGE && v != 0 && isfinite(v) && fabs(v) <= DBL_MIN) errno = 0;
+    if (errno == ERANGE && v == 0 && end && !*end && end != s) {
+        sg_errf(err, SG_EINPUT, "%s: '%s' is too small for a double (it would read as 0)", opt, s);
+        return -1;
+    }
     if (errno || !end || *end || end == s || !isfinite(v) || v < min || v > max) {
         sg_errf(err, SG_EINPUT, "%s: '%s' is not a number in [%g, %g]", opt, s, min, max);
         return -1;

@@ -7,6 +7,7 @@
  * unassigned index. That proves each node is reached exactly once from the root (no
  * cycle, nothing unreachable, nothing shared) and lets the depth follow along.
  */
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -410,6 +411,39 @@ static sg_status check_probability_bounds(const char *path, const sg_tree_ensemb
     return rc;
 }
 
+/*
+ * A forest's sum is divided by mean_of after it is taken, in float32: targets near FLT_MAX
+ * (3.4e38) could make the sum of a group's trees overflow where their mean does not. When
+ * the base plus every tree's largest |leaf| could pass FLT_MAX, the leaves are divided
+ * first instead (the sum is then of leaf / mean_of, as before format 2) and mean_of is 0.
+ */
+static void divide_leaves_if_sum_overflows(raw_trees *r, int64_t *mean_of)
+{
+    double *bound = calloc((size_t)r->G, sizeof *bound);
+    if (!bound) return; /* the sum is kept: at worst an output that is not finite, refused */
+    bool over = false;
+    for (int64_t g = 0; g < r->G; g++)
+        bound[g] = fabs(r->base[g]);
+    int64_t o = 0;
+    for (int64_t t = 0; t < r->T && !over; t++) {
+        double mx = 0;
+        for (int64_t i = o; i < o + r->n_nodes[t] && i < r->N; i++)
+            if (r->left[i] < 0 && fabs(r->leaf[i]) > mx) mx = fabs(r->leaf[i]);
+        if (r->group[t] >= 0 && r->group[t] < r->G) {
+            bound[r->group[t]] += mx;
+            over = bound[r->group[t]] > FLT_MAX;
+        }
+        o += r->n_nodes[t];
+    }
+    free(bound);
+    if (!over) return;
+    for (int64_t i = 0; i < r->N; i++)
+        r->leaf[i] /= (double)*mean_of;
+    for (int64_t g = 0; g < r->G; g++)
+        r->base[g] /= (double)*mean_of;
+    *mean_of = 0;
+}
+
 sg_status sg_model_h5_trees(hid_t f, const char *path, sg_model *m, sg_err *err)
 {
     char out[32];
@@ -471,6 +505,7 @@ sg_status sg_model_h5_trees(hid_t f, const char *path, sg_model *m, sg_err *err)
     raw_trees r = {0};
     sg_tree_ensemble *e = calloc(1, sizeof *e);
     rc = e ? read_raw(f, path, G, &r, err) : sg_errf(err, SG_ENOMEM, "%s: out of memory", path);
+    if (rc == SG_OK && mean_of > 0) divide_leaves_if_sum_overflows(&r, &mean_of);
     if (rc == SG_OK) {
         e->output = outputs[found].output;
         e->mean_of = (int)mean_of;

@@ -233,7 +233,7 @@ static void worker_compute(sg_worker *w, void *arg)
 void sg_eval_config_init(sg_eval_config *c)
 {
     memset(c, 0, sizeof *c);
-    c->threshold = 0.5f;
+    c->threshold = 0.5;
 }
 
 double sg_eval_input_overlap(const sg_eval_result *r)

@@ -303,14 +303,14 @@ void sg_forward_one(const sg_model *m, const sg_kernel_ops *k, const float *x, f
     sg_forward_one_probed(m, k, x, out, s, NULL, NULL);
 }
 
-void sg_predict_labels(const float *proba, int64_t n, int k, float threshold, int32_t *labels)
+void sg_predict_labels(const float *proba, int64_t n, int k, double threshold, int32_t *labels)
 {
     SG_ASSERT(k >= 2);
     if (k == 2) {
         for (int64_t i = 0; i < n; i++)
             /* Strictly above, as scikit-learn's and XGBoost's predict at 0.5: a forest's tied
                vote (exactly 0.5) is class 0 there, and it had been 1 here. */
-            labels[i] = proba[2 * i + 1] > threshold ? 1 : 0;
+            labels[i] = (double)proba[2 * i + 1] > threshold ? 1 : 0;
         return;
     }
     for (int64_t i = 0; i < n; i++) {

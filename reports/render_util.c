@@ -155,6 +155,16 @@ void sg_gate_check_number(char *buf, size_t n, const sg_gate_check *c, double v)
     char other[64];
     unit_number(other, sizeof other, c, v == c->value ? c->limit : c->value, p);
     if (strcmp(buf, other) != 0) return;
+    if (!strncmp(c->name, "shadow.", 7)) { /* below 10%: more decimals until they differ */
+        char a[64], b[64];
+        for (int d = 3; d <= 20; d++) {
+            snprintf(a, sizeof a, "%.*f%%", d, 100 * c->value);
+            snprintf(b, sizeof b, "%.*f%%", d, 100 * c->limit);
+            if (strcmp(a, b) != 0) break;
+        }
+        snprintf(buf, n, "%s", v == c->value ? a : b);
+        return;
+    }
     bool lat = !strncmp(c->name, "latency.", 8);
     if (!lat && strncmp(c->name, "memory.", 7)) return;
     double big = fmax(fabs(c->value), fabs(c->limit)) * (lat ? 1e6 : 1048576.0);

@@ -17,7 +17,7 @@ typedef struct {
     const char *model_path;       /* a model HDF5 file (already resolved from a models:/ URI) */
     const char *data_path;        /* validation set HDF5 */
     const char *predictions_path; /* NULL, or where to write predictions (atomically) */
-    float threshold;              /* binary decision threshold on p1; 0.5 by default */
+    double threshold;             /* binary decision threshold on p1; 0.5 by default */
     bool threshold_given;         /* set by --threshold: refused for a model that is not binary */
     const char *cpus;             /* NULL = every core, else a list like "0-3,6" */
     int64_t chunk_rows;           /* 0 = automatic */

@@ -143,7 +143,7 @@ void sg_forward_one_probed(const sg_model *m, const sg_kernel_ops *k, const floa
 
 /* Labels from probabilities [n][k], k >= 2: binary (k == 2) gives 1 when p1 > threshold;
    otherwise argmax, the first maximum winning a tie (numpy.argmax). */
-void sg_predict_labels(const float *proba, int64_t n, int k, float threshold, int32_t *labels);
+void sg_predict_labels(const float *proba, int64_t n, int k, double threshold, int32_t *labels);
 
 #ifdef __cplusplus
 }

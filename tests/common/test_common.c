@@ -426,6 +426,12 @@ static void test_parse_options(void **state)
     assert_int_equal(sg_parse_double("--t", "inf", 0, INFINITY, &d, &err), -1);
     assert_int_equal(sg_parse_double("--t", "1.0001", 0, 1, &d, &err), -1);
     assert_int_equal(sg_parse_double("--t", "1e-400", -1, 1, &d, &err), -1);
+    assert_non_null(strstr(err.msg, "too small for a double"));
+    /* a subnormal is a number (strtod flags it as an underflow) */
+    assert_int_equal(sg_parse_double("--t", "1e-310", 0, 1, &d, &err), 0);
+    assert_true(d > 0 && d < 1.1e-310);
+    assert_int_equal(sg_parse_double("--t", "5e-324", 0, 1, &d, &err), 0);
+    assert_true(d > 0);
     /* White space around a value is refused at either end (strtod and strtoll skip it in
        front). */
     assert_int_equal(sg_parse_double("--t", " 0.5", 0, 1, &d, &err), -1);
@@ -494,7 +500,8 @@ static void test_unit_formatting(void **state)
         {512, "512 B"},
         {1023, "1023 B"},
         {35.6, "35.6 B"},
-        {0.25, "0.250 B"},
+        {0.25, "0.25 B"},
+        {1012.5, "1012.5 B"}, /* not "1010 B", below a 1012-byte value */
         {1024, "1.00 KiB"},
         {1536, "1.50 KiB"},
         {1048575, "1.00 MiB"},

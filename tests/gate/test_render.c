@@ -268,6 +268,8 @@ static void test_check_numbers_apart(void **state)
         {"memory.max_rss_mb", 1000.5, 1000.0, "1000.5 MiB", "1000 MiB"},
         {"accuracy", 0.92243, 0.9224, "0.92243", "0.9224"},
         {"shadow.agreement", 0.99949, 0.9995, "99.949%", "99.950%"},
+        {"shadow.agreement", 0.0005, 0.00052, "0.050%", "0.052%"}, /* below 10% */
+        {"memory.max_model_mb", 1012.0 / 1048576, 1012.5 / 1048576, "1012 B", "1012.5 B"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         sg_gate_check c;

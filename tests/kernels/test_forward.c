@@ -277,6 +277,13 @@ static void test_predict_labels(void **st)
     assert_int_equal(lab[3], 0);
     sg_predict_labels(bin, 4, 2, 0.35f, lab);
     assert_int_equal(lab[3], 1);
+    /* The threshold is compared in double: 0.99999999999 rounds to 1.0f, and a probability
+       of exactly 1 is above it (recall had been 0 for an all-agreeing forest). */
+    const float sure[] = {0.0f, 1.0f};
+    sg_predict_labels(sure, 1, 2, 0.99999999999, lab);
+    assert_int_equal(lab[0], 1);
+    sg_predict_labels(sure, 1, 2, 1.0, lab);
+    assert_int_equal(lab[0], 0);
     const float multi[] = {0.2f,  0.4f,     0.4f,     /* tie: first max */ 0.5f,
                            0.25f, 0.25f,    0.1f,     0.1f,
                            0.8f,  1.0f / 3, 1.0f / 3, 1.0f / 3};

@@ -40,7 +40,12 @@ for v in 02 +2 " 2" 2.0 0; do
     err_has "VERSION '$v' is not a version"
     expect 2 $R set-alias churn champion "$v"
     err_has "VERSION '$v' is not a version"
+    expect 2 $R runs churn --version "$v"
+    err_has "--version '$v' is not a version"
+    expect 2 "$SG" trend churn --version "$v" --html t.html
+    err_has "--version '$v' is not a version"
 done
+expect 0 $R runs churn --version 2
 expect 2 $R resolve models:/churn@nobody
 expect 2 $R resolve models:/nosuch/1
 err_has "no model named 'nosuch'"
