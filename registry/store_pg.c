@@ -80,6 +80,9 @@ struct reg_store {
     char msg[512];
     int64_t changes;
     bool commit_unknown; /* the connection broke during COMMIT */
+    /* The session ended under a pipeline (its sync never came): libpq may still say
+       CONNECTION_OK until it reads the end of the stream, but nothing more can be sent. */
+    bool broken;
     /* Deferred writes: the connection is in pipeline mode while pending ones wait for the
      * next read or the commit; the first that failed is kept here for pg_error(). */
     bool pipe;
@@ -148,7 +151,7 @@ static void remember(reg_store *s, const PGresult *res)
 static bool connection_lost(reg_store *s)
 {
     /* Class 08: connection exception; 57P01..57P03: the server shut down or is starting. */
-    return PQstatus(s->conn) != CONNECTION_OK || !strncmp(s->sqlstate, "08", 2) ||
+    return s->broken || PQstatus(s->conn) != CONNECTION_OK || !strncmp(s->sqlstate, "08", 2) ||
            !strncmp(s->sqlstate, "57P0", 4);
 }
 
@@ -445,8 +448,14 @@ static sg_status pipe_end_with(reg_store *s, const char *final_sql, pg_stmt *fin
        The broken connection is found by the next statement. */
     if (!sent && !final_answered) defer_fail(s, NULL, NULL);
     pending_clear(s);
-    if (!PQexitPipelineMode(s->conn) && s->deferred_rc == SG_OK && !final_answered)
-        defer_fail(s, NULL, NULL);
+    if (!PQexitPipelineMode(s->conn)) {
+        s->broken = true;
+        if (s->deferred_rc == SG_OK && !final_answered) {
+            remember(s, NULL);
+            snprintf(s->msg, sizeof s->msg, "the session ended before the pipeline's sync");
+            s->deferred_rc = pg_error(s, &s->deferred_err, "a deferred write");
+        }
+    }
     s->pipe = false;
     return s->deferred_rc;
 }
@@ -727,7 +736,7 @@ static int pg_commit(reg_store *s, sg_err *err)
         remember(s, res);
         /* COMMIT sent and no answer from the server: it may have committed before the break.
          * An error the server sent (a terminated session, 57P01) means it rolled back. */
-        s->commit_unknown = PQstatus(s->conn) != CONNECTION_OK && !s->sqlstate[0];
+        s->commit_unknown = (s->broken || PQstatus(s->conn) != CONNECTION_OK) && !s->sqlstate[0];
         rc = pg_error(s, err, "commit");
     } else if (strcmp(PQcmdStatus(res), "COMMIT") != 0) {
         /* An aborted transaction answers COMMIT with ROLLBACK. */

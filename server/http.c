@@ -571,8 +571,9 @@ static srv_resp dispatch_as(struct MHD_Connection *conn, const char *url, const 
            which clients retry, with the registry's message (which says when the change may
            have been made), not a 4xx or 500. */
         const json_t *m = json_object_get(resp.body, "message");
-        bool unknown = sg_registry_commits(r.reg) != commits ||
-                       (json_is_string(m) && strstr(json_string_value(m), "during commit"));
+        bool committed = sg_registry_commits(r.reg) != commits;
+        bool unknown =
+            committed || (json_is_string(m) && strstr(json_string_value(m), "during commit"));
         thread_registry_drop();
         r.reg = NULL;
         if (!unknown) {
@@ -584,11 +585,22 @@ static srv_resp dispatch_as(struct MHD_Connection *conn, const char *url, const 
             else
                 resp = route_request(&r, mlflow, path);
             if (r.reg && !sg_registry_alive(r.reg)) {
+                committed = sg_registry_commits(r.reg) != commits; /* the second attempt's */
                 thread_registry_drop();
                 r.reg = NULL;
             }
         }
-        if (!r.reg && resp.status != 503) {
+        /* A request whose change committed, and which succeeded, is answered as it is: the
+           session ended after its COMMIT had answered (a 503 made clients make it twice). */
+        if (!r.reg && committed && resp.status >= 300) {
+            /* Committed, then a read for the answer met the lost session: the change is made,
+               and a client that retried would make it twice. */
+            json_decref(resp.body);
+            resp = srv_error(503, "TEMPORARILY_UNAVAILABLE",
+                             "the change was recorded (committed), but the database connection "
+                             "was lost before the answer was read: check with the history "
+                             "before retrying");
+        } else if (!r.reg && resp.status != 503 && !(committed && resp.status < 300)) {
             m = json_object_get(resp.body, "message");
             srv_resp unavailable =
                 srv_error(503, "TEMPORARILY_UNAVAILABLE", "%s",

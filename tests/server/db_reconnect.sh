@@ -33,4 +33,28 @@ expect 200 carol GET "$M/model-versions/get?name=$MODEL&version=1"
 [ "$(jq '[.model_version.tags[] | select(.key | startswith("k"))] | length' body)" = 6 ] ||
     fail "the six tags: $(cat body)"
 expect 200 carol GET /api/stagegate/verify-log
-echo "db reconnect OK"
+# Sessions ended over and over while versions are created: every version comes from a 200, a
+# 503 that says the change was recorded, or a 503 that says the commit's fate is unknown; and
+# every such "recorded" is a version. (A session ended just after COMMIT had answered had been
+# a 503 "connection lost" for a version that was made, and a client's retry made it twice.)
+before=$("$PG_BIN/psql" -h "$PG_HOST" -U "$PG_USER" -d "$PG_DROP" -qAtX -c "SELECT count(*) FROM model_versions WHERE model_name = '$MODEL'")
+( end=$((SECONDS + 6)); while [ $SECONDS -lt $end ]; do terminate >/dev/null 2>&1 || true; done ) & killer=$!
+ok=0 recorded=0 unknown=0 tries=0
+while kill -0 $killer 2>/dev/null; do
+    call alice POST $M/model-versions/create "{\"name\": \"$MODEL\", \"source\": \"m1.bin\"}"
+    tries=$((tries + 1))
+    case $CODE in
+        200) ok=$((ok + 1)) ;;
+        503) if grep -q "the change was recorded" "$WORK/body"; then recorded=$((recorded + 1))
+             elif grep -q "may or may not" "$WORK/body"; then unknown=$((unknown + 1)); fi ;;
+        *) fail "create under terminations: $CODE $(cat "$WORK/body")" ;;
+    esac
+done
+wait $killer
+after=$("$PG_BIN/psql" -h "$PG_HOST" -U "$PG_USER" -d "$PG_DROP" -qAtX -c "SELECT count(*) FROM model_versions WHERE model_name = '$MODEL'")
+made=$((after - before))
+[ "$ok" -gt 0 ] || fail "terminations: no create succeeded in $tries"
+[ "$made" -ge $((ok + recorded)) ] && [ "$made" -le $((ok + recorded + unknown)) ] ||
+    fail "terminations: $made versions made; $ok answered 200, $recorded said the change was recorded and $unknown that the commit was unknown ($tries tries)"
+expect 200 carol GET /api/stagegate/verify-log
+echo "db reconnect OK ($ok of $tries creates under terminations answered 200, $recorded 503 recorded, $unknown unknown; $made versions)"
