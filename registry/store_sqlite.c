@@ -582,12 +582,54 @@ static bool lite_accepts(const char *uri)
     return !strstr(uri, "://") || !strncmp(uri, "sqlite:", 7);
 }
 
+static sg_status lite_open(const char *uri, bool create, reg_store **out, sg_err *err);
+
+/*
+ * A new registry is made whole under a temporary name next to it, then linked into place:
+ * a failure half way (a full disk) had left an empty file at the path, which every later
+ * read called "an empty file, not a stagegate registry". link() does not replace a file: a
+ * registry another process created meanwhile wins, and this one is dropped.
+ */
+static sg_status create_whole(const char *path, sg_err *err)
+{
+    char tmp[PATH_MAX];
+    if (snprintf(tmp, sizeof tmp, "%s.new-XXXXXX", path) >= (int)sizeof tmp)
+        return sg_errf(err, SG_EINPUT, "registry %s: path too long", path);
+    int fd = mkstemp(tmp);
+    if (fd < 0)
+        return sg_errf(err, SG_EIO, "registry %s cannot be created: %s", path, strerror(errno));
+    mode_t um = umask(0);
+    umask(um);
+    (void)fchmod(fd, 0666 & ~um); /* as SQLite would have created it */
+    close(fd);
+    reg_store *s = NULL;
+    sg_err inner = {{0}};
+    sg_status rc = lite_open(tmp, true, &s, &inner);
+    if (rc == SG_OK) lite_close(s);
+    if (rc != SG_OK)
+        rc = sg_errf(err, rc, "registry %s cannot be created (%s)", path, inner.msg);
+    else if (link(tmp, path) != 0 && errno != EEXIST)
+        rc = sg_errf(err, SG_EIO, "registry %s cannot be created: %s", path, strerror(errno));
+    static const char *const sfx[] = {"", "-wal", "-shm", "-journal"};
+    for (size_t i = 0; i < sizeof sfx / sizeof sfx[0]; i++) {
+        char side[PATH_MAX + 16];
+        snprintf(side, sizeof side, "%s%s", tmp, sfx[i]);
+        (void)unlink(side);
+    }
+    return rc;
+}
+
 static sg_status lite_open(const char *uri, bool create, reg_store **out, sg_err *err)
 {
     *out = NULL;
     const char *path = !strncmp(uri, "sqlite:", 7) ? uri + 7 : uri;
     struct stat stb;
-    const bool exists = stat(path, &stb) == 0;
+    bool exists = stat(path, &stb) == 0;
+    if (!exists && errno == ENOENT && create) {
+        sg_status rc = create_whole(path, err);
+        if (rc != SG_OK) return rc;
+        exists = stat(path, &stb) == 0;
+    }
     if (!exists) {
         if (errno != ENOENT || !create)
             return sg_errf(err, SG_EINPUT, "registry %s: %s%s", path, strerror(errno),

@@ -97,4 +97,28 @@ chmod 644 reg/r.db
 "${as[@]}" "$SG" registry --db reg/r.db set-tag demo 1 team fraud >w.out 2>w.err ||
     { cat w.err >&2; fail "a write after the registry was made writable again"; }
 [ ! -e reg/r.db-shm ] || [ "$(stat -c %a reg/r.db-shm)" = 644 ] || fail "-shm kept mode $(stat -c %a reg/r.db-shm)"
+# 4. A new registry on a full file system: refused (exit 2, one line) and nothing left at the
+#    path (an empty file had been left, which every later read called "not a stagegate
+#    registry"); once there is room, the same command creates it.
+if "${ns[@]}" true 2>/dev/null; then
+    cat >full.sh <<'FULL'
+set -eu
+SG=$1; cd "$2"
+mkdir full
+mount -t tmpfs -o size=1m none full
+head -c 1000000 /dev/zero >full/fill 2>/dev/null || true
+rc=0
+"$SG" registry --db full/new.db create-model m1 >/dev/null 2>full.err || rc=$?
+[ "$rc" = 2 ] || { cat full.err >&2; echo "FAIL: create on a full disk: exit $rc" >&2; exit 1; }
+[ "$(wc -l <full.err)" = 1 ] || { cat full.err >&2; echo "FAIL: not one line" >&2; exit 1; }
+grep -q "registry full/new.db cannot be created" full.err || { cat full.err >&2; echo "FAIL: message" >&2; exit 1; }
+[ "$(ls full)" = fill ] || { ls -la full >&2; echo "FAIL: files left on the full disk" >&2; exit 1; }
+rm full/fill
+"$SG" registry --db full/new.db create-model m1 >/dev/null || { echo "FAIL: create once there is room" >&2; exit 1; }
+"$SG" registry --db full/new.db verify-log >/dev/null || { echo "FAIL: verify-log" >&2; exit 1; }
+[ "$(ls full)" = new.db ] || { ls -la full >&2; echo "FAIL: temporary files left" >&2; exit 1; }
+umount full
+FULL
+    "${ns[@]}" bash full.sh "$SG" "$WORK" || fail "full file system part"
+fi
 echo "read_only: ok"
