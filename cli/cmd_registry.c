@@ -153,7 +153,7 @@ static void sub_options(reg_cli *c, unsigned set, sg_opt *out)
     out[n] = (sg_opt)SG_OPT_END_;
 }
 
-static int parse_version(const char *s, int64_t *v)
+int reg_cli_parse_version(const char *s, int64_t *v)
 {
     if (!sg_version_parse(s, v))
         return sg_cli_usage_error(
@@ -309,7 +309,7 @@ static int cmd_create_version(reg_cli *c, sg_registry *reg)
 static int cmd_transition(reg_cli *c, sg_registry *reg)
 {
     int64_t v;
-    if (parse_version(c->pos[1], &v)) return 2;
+    if (reg_cli_parse_version(c->pos[1], &v)) return 2;
     sg_err err;
     uint8_t *report = NULL;
     size_t len = 0;
@@ -337,7 +337,7 @@ static int cmd_transition(reg_cli *c, sg_registry *reg)
 static int cmd_approve(reg_cli *c, sg_registry *reg)
 {
     int64_t v;
-    if (parse_version(c->pos[1], &v)) return 2;
+    if (reg_cli_parse_version(c->pos[1], &v)) return 2;
     if (!c->as) return sg_cli_usage_error("registry", "approve needs --as KEY.pem");
     char sha[65] = "";
     const char *comment = c->comment ? c->comment : "";
@@ -395,7 +395,7 @@ static int cmd_tag_alias(reg_cli *c, sg_registry *reg)
     sg_registry_request req, *rp = NULL;
     bool tag = !strcmp(c->sub, "set-tag") || !strcmp(c->sub, "delete-tag");
     if (tag) {
-        if (parse_version(c->pos[1], &v)) return 2;
+        if (reg_cli_parse_version(c->pos[1], &v)) return 2;
         const char *value = !strcmp(c->sub, "set-tag") ? c->pos[3] : NULL;
         char sha[65] = "";
         if (value) sg_sha256_hex((const uint8_t *)value, strlen(value), sha);
@@ -403,7 +403,7 @@ static int cmd_tag_alias(reg_cli *c, sg_registry *reg)
             return rc;
         rc = sg_registry_set_tag(reg, c->pos[0], v, c->pos[2], value, rp, &err);
     } else {
-        if (!strcmp(c->sub, "set-alias") && parse_version(c->pos[2], &v)) return 2;
+        if (!strcmp(c->sub, "set-alias") && reg_cli_parse_version(c->pos[2], &v)) return 2;
         if ((rc = sign(c, reg, c->sub, c->pos[0], v, c->pos[1], "", &req, &rp)) != SG_OK) return rc;
         rc = sg_registry_set_alias(reg, c->pos[0], c->pos[1], v, rp, &err);
     }
@@ -418,7 +418,7 @@ static int cmd_set_description(reg_cli *c, sg_registry *reg)
 {
     sg_err err;
     int64_t v = 0;
-    if (c->n_pos == 3 && parse_version(c->pos[1], &v)) return 2;
+    if (c->n_pos == 3 && reg_cli_parse_version(c->pos[1], &v)) return 2;
     const char *text = c->pos[c->n_pos - 1];
     char sha[65];
     sg_sha256_hex((const uint8_t *)text, strlen(text), sha);

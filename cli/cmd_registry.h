@@ -31,6 +31,8 @@ int reg_cli_print(reg_cli *c, json_t *doc);
 bool reg_cli_is_remote(const char *db);
 int reg_cli_remote(reg_cli *c);
 int reg_cli_fail(int rc, const sg_err *err);
+/* A VERSION argument in its one spelling (sg_version_parse); else a usage error, 2. */
+int reg_cli_parse_version(const char *s, int64_t *v);
 /* `registry record`, `registry runs` and `registry set-run-verdict` (cmd_runs.c). */
 int reg_cmd_runs(reg_cli *c);
 extern const char reg_runs_usage[];

@@ -165,11 +165,7 @@ int reg_cli_read(reg_cli *c, sg_registry *reg)
     if (!strcmp(c->sub, "get")) {
         if (c->n_pos == 2) {
             int64_t v;
-            if (!sg_version_parse(c->pos[1], &v))
-                return sg_cli_usage_error("registry",
-                                          "VERSION '%s' is not a version (1, 2, 3, ... without "
-                                          "leading zeros or sign)",
-                                          c->pos[1]);
+            if (reg_cli_parse_version(c->pos[1], &v)) return 2;
             doc = sg_registry_get_version(reg, c->pos[0], v, &err);
             human = print_version;
         } else {

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "stagegate/registry.h"
 
 static const sg_opt *find(const sg_opt *opts, const char *name, size_t len)
 {
@@ -46,8 +47,7 @@ static int store(const char *cmd, const sg_opt *o, const char *v)
         break;
     case SG_OPT_VERSION:
         /* As the registry writes versions: "02" or "+2" would name version 2 a second way. */
-        if (v[0] < '1' || v[0] > '9' || strspn(v, "0123456789") != strlen(v) ||
-            sg_parse_i64(opt, v, 1, INT64_MAX, o->value, &err) != 0) {
+        if (!sg_version_parse(v, o->value)) {
             sg_cli_usage_error(
                 cmd, "%s '%s' is not a version (1, 2, 3, ... without leading zeros or sign)", opt,
                 v);
