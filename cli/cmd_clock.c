@@ -61,6 +61,7 @@ int sg_cmd_clock(int argc, char **argv)
     /* main() has checked STAGEGATE_ISA: the table in use is the one every command runs. */
     const char *in_use = sg_kernels()->name, *runnable[SG_ISA_COUNT];
     int n_runnable = 0;
+    const char *blas_replaced, *blas_core = sg_blas_core(&blas_replaced);
     for (int i = 0; i < SG_ISA_COUNT; i++)
         if (sg_kernels_variant((sg_isa)i)) runnable[n_runnable++] = sg_isa_name((sg_isa)i);
     if (json) {
@@ -88,6 +89,11 @@ int sg_cmd_clock(int argc, char **argv)
             json_array_append_new(can, json_string(runnable[i]));
         json_object_set_new(k, "runnable", can);
         json_object_set_new(o, "kernels", k);
+        json_t *blas = json_object();
+        json_object_set_new(blas, "core", json_string(blas_core));
+        json_object_set_new(blas, "replaced",
+                            blas_replaced ? json_string(blas_replaced) : json_null());
+        json_object_set_new(o, "openblas", blas);
         sg_json_print(o);
         json_decref(o);
     } else {
@@ -113,6 +119,12 @@ int sg_cmd_clock(int argc, char **argv)
         for (int i = 0; i < n_runnable; i++)
             printf(" %s", runnable[i]);
         printf(")\n");
+        if (blas_replaced)
+            printf("OpenBLAS kernels:    %s (OpenBLAS chose %s, its fallback for a CPU it does not "
+                   "know; OPENBLAS_CORETYPE overrides)\n",
+                   blas_core, blas_replaced);
+        else
+            printf("OpenBLAS kernels:    %s\n", blas_core);
     }
     sg_pool_free(pool);
     free(ticks);

@@ -4,8 +4,11 @@
  */
 #define _GNU_SOURCE
 #include <cblas.h>
+#include <cpuid.h>
 #include <dlfcn.h>
 #include <hwloc.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/utsname.h>
@@ -17,24 +20,99 @@
 #include "stagegate/kernels.h"
 #include "stagegate/version.h"
 
-int sg_blas_single_thread(void)
+/*
+ * OpenBLAS's kernel family. A DYNAMIC_ARCH build (Debian's) picks its kernels from cpuid when
+ * it is loaded. OpenBLAS 0.3.21 knows Intel family 6 by model; a model it does not list
+ * (Emerald Rapids, family 6 model 207, for one) falls through its switch to the Pentium 4
+ * case and gets the Prescott kernels: SSE3, no FMA. On such a Xeon that made sgemm 5x slower
+ * (29 against 156 GFLOP/s on one core) and every hidden layer of eval with it, since the
+ * fused kernels run only where their bits match sgemm's. When OpenBLAS says Prescott on a CPU
+ * that runs AVX2 and FMA, stagegate selects, through OpenBLAS's own OPENBLAS_CORETYPE
+ * mechanism, the family OpenBLAS gives the nearest CPU it knows: Cooperlake for AVX-512 with
+ * BF16, SkylakeX for AVX-512 (F, CD, DQ, BW, VL and the OS's ZMM state), else Haswell. A
+ * value of OPENBLAS_CORETYPE the user set is kept as it is (OPENBLAS_CORETYPE=Prescott keeps
+ * OpenBLAS's choice). This runs once, before the first BLAS call of the process.
+ */
+static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
+static int blas_threads_at_load;
+static char core_replaced[32]; /* the family OpenBLAS had chosen, when stagegate replaced it */
+
+const char *sg_blas_core_for_cpu(void)
 {
-    /* Only when it changes something: OpenBLAS (0.3.21) shuts its thread pool down before
-     * every fork() (its atfork handler; the HDF5 sandbox forks), and each later
-     * openblas_set_num_threads starts the pool again. A new pool thread then spins for the
-     * pool's timeout, 2^28 cycles: about 0.09 s of a core taken from the workers, in every
-     * eval. Set once before the first fork, the count stays 1 and no pool comes back. */
+    if (!sg_kernels_variant(SG_ISA_AVX2)) return NULL; /* also checks FMA and the YMM state */
+    if (!sg_kernels_variant(SG_ISA_AVX512)) return "Haswell";
+    unsigned a, b, c, d;
+    __cpuid_count(7, 0, a, b, c, d);
+    if (!(b & (1u << 28))) return "Haswell"; /* AVX512CD, which the SkylakeX kernels use */
+    const unsigned max_sub = a;
+    if (max_sub >= 1) {
+        __cpuid_count(7, 1, a, b, c, d);
+        if (a & (1u << 5)) return "Cooperlake"; /* AVX512_BF16 */
+    }
+    return "SkylakeX";
+}
+
+/*
+ * One BLAS thread. Only when it changes something: OpenBLAS (0.3.21) shuts its thread pool
+ * down before every fork() (its atfork handler; the HDF5 sandbox forks), and each later
+ * openblas_set_num_threads starts the pool again. A new pool thread then spins for the pool's
+ * timeout, 2^28 cycles: about 0.09 s of a core taken from the workers, in every eval. Set
+ * once before the first fork, the count stays 1 and no pool comes back.
+ */
+static int blas_one_thread(void)
+{
     int prev = openblas_get_num_threads();
     if (prev != 1) {
         openblas_set_num_threads(1);
         /* The pool OpenBLAS started when it was loaded spins just the same, from before
          * main, until a fork stops it: through a whole XGBoost JSON or ONNX model load
          * (0.1 s of a core), which does not fork. Its pthreads build exports the stop its
-         * fork handler calls; other builds have no pool to stop. */
+         * fork handler calls (it joins the pool's threads); other builds have no pool. */
         int (*stop_pool)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "blas_thread_shutdown_");
         if (stop_pool) stop_pool();
     }
     return prev;
+}
+
+/* After blas_one_thread: no thread of OpenBLAS's pool runs. It must not: a pool thread that
+   is still starting makes OpenBLAS's first buffer, which runs its kernel choice as well
+   (a stagegate that chose while the pool started crashed in 1 of 30-200 runs). */
+static void choose_core(void)
+{
+    if (getenv("OPENBLAS_CORETYPE")) return;
+    const char *core = openblas_get_corename();
+    if (!core || strcmp(core, "Prescott") != 0) return;
+    const char *want = sg_blas_core_for_cpu();
+    void (*quit)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "gotoblas_dynamic_quit");
+    void (*init)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "gotoblas_dynamic_init");
+    if (!want || !quit || !init) return; /* a build for one CPU has no other kernels */
+    if (setenv("OPENBLAS_CORETYPE", want, 1) != 0) return;
+    quit(); /* forgets the choice; init makes it again, reading OPENBLAS_CORETYPE */
+    init();
+    unsetenv("OPENBLAS_CORETYPE");
+    core = openblas_get_corename();
+    if (core && strcmp(core, want) == 0) snprintf(core_replaced, sizeof core_replaced, "Prescott");
+}
+
+static void blas_setup(void)
+{
+    blas_threads_at_load = blas_one_thread();
+    choose_core();
+}
+
+const char *sg_blas_core(const char **replaced)
+{
+    pthread_once(&blas_once, blas_setup);
+    if (replaced) *replaced = core_replaced[0] ? core_replaced : NULL;
+    return openblas_get_corename();
+}
+
+int sg_blas_single_thread(void)
+{
+    static atomic_bool setup_reported;
+    pthread_once(&blas_once, blas_setup);
+    if (!atomic_exchange(&setup_reported, true)) return blas_threads_at_load;
+    return blas_one_thread(); /* someone may have raised the count since */
 }
 
 const char *sg_blas_config(void)
@@ -180,6 +258,14 @@ json_t *sg_machine_json_at(const char *root)
     json_t *blas = json_object();
     json_object_set_new(blas, "config", json_string(sg_blas_config()));
     json_object_set_new(blas, "threads", json_integer(sg_blas_threads()));
+    const char *replaced;
+    json_object_set_new(blas, "core", json_string(sg_blas_core(&replaced)));
+    /* who chose the kernel family: OpenBLAS from cpuid, the user's OPENBLAS_CORETYPE, or
+       stagegate in place of OpenBLAS's Prescott fallback (see sg_blas_core) */
+    json_object_set_new(blas, "core_chosen_by",
+                        json_string(replaced                      ? "stagegate"
+                                    : getenv("OPENBLAS_CORETYPE") ? "OPENBLAS_CORETYPE"
+                                                                  : "openblas"));
     json_object_set_new(m, "openblas", blas);
     json_t *sg = json_object();
     json_object_set_new(sg, "version", json_string(SG_VERSION));

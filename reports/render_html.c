@@ -305,7 +305,18 @@ static void machine_section(FILE *out, json_t *lat)
     kv_row(out, "clock", buf);
     kv_row(out, "kernel", str_or(m, "kernel", ""));
     json_t *ob = json_object_get(m, "openblas");
-    if (json_is_object(ob)) kv_row(out, "OpenBLAS", str_or(ob, "config", ""));
+    if (json_is_object(ob)) {
+        snprintf(buf, sizeof buf, "%s", str_or(ob, "config", ""));
+        const char *by = str_or(ob, "core_chosen_by", ""); /* absent from older reports */
+        if (strcmp(by, "stagegate") == 0)
+            snprintf(buf + strlen(buf), sizeof buf - strlen(buf),
+                     "; %s kernels chosen by stagegate in place of OpenBLAS's Prescott fallback",
+                     str_or(ob, "core", "?"));
+        else if (strcmp(by, "OPENBLAS_CORETYPE") == 0)
+            snprintf(buf + strlen(buf), sizeof buf - strlen(buf),
+                     "; %s kernels set by OPENBLAS_CORETYPE", str_or(ob, "core", "?"));
+        kv_row(out, "OpenBLAS", buf);
+    }
     json_t *sg = json_object_get(m, "stagegate");
     snprintf(buf, sizeof buf, "%s (%s)", str_or(sg, "version", "?"),
              str_or(sg, "build_flags", "?"));

@@ -33,6 +33,8 @@ if [ ! -f "$BUILD/CMakeCache.txt" ]; then
 fi
 cmake --build "$BUILD" -j "$JOBS" --target stagegate sg_metrics_probe >/dev/null
 SG=$BUILD/cli/stagegate
+. scripts/same_blas.sh
+same_blas "$SG"
 PROBE=$BUILD/tests/metrics/sg_metrics_probe
 B=${BENCH_DIR:-build/bench}
 mkdir -p "$B"

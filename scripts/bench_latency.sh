@@ -14,6 +14,8 @@ CC=${CC:-cc}
 [ -x "$BIN" ] || { echo "bench_latency.sh: no stagegate binary at $BIN (build first or pass BUILD_DIR)" >&2; exit 2; }
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
+. "$HERE/same_blas.sh"
+same_blas "$BIN"
 
 $PY "$HERE/make_dataset.py" --out "$T/d.h5" --task binary --rows 4096 --features 64 --seed 1 \
     --fit mlp-relu --hidden 256,256 --max-iter 30 --fit-rows 4096 --fit-seed 2 \

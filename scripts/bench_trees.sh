@@ -30,6 +30,8 @@ if [ ! -f "$BUILD/CMakeCache.txt" ]; then
 fi
 cmake --build "$BUILD" -j "$(nproc)" --target stagegate >/dev/null
 SG=$BUILD/cli/stagegate
+. scripts/same_blas.sh
+same_blas "$SG"
 B=${BENCH_DIR:-build/bench}
 mkdir -p "$B"
 WORKERS=$(nproc)

@@ -430,6 +430,15 @@ const sg_workload *sg_model_workload_get(const sg_model_workload *mw);
 void sg_model_workload_info_get(const sg_model_workload *mw, sg_model_workload_info *out);
 void sg_model_workload_free(sg_model_workload *mw);
 
+/* OpenBLAS's kernel family in use ("SkylakeX", "Haswell", ...). The first call (made by
+   sg_blas_single_thread) replaces OpenBLAS's Prescott fallback on a CPU it does not know with
+   the family of the nearest CPU it knows (harness/machine.c); *replaced (may be NULL) is then
+   "Prescott", else NULL. The first call of either sets one BLAS thread and stops
+   OpenBLAS's pool before choosing: call it before any other thread uses BLAS. */
+const char *sg_blas_core(const char **replaced);
+/* The OpenBLAS kernel family this CPU and OS run best ("Cooperlake", "SkylakeX", "Haswell"),
+   NULL without AVX2 and FMA. */
+const char *sg_blas_core_for_cpu(void);
 /* Sets OpenBLAS to one thread (workers are the parallelism); returns the previous count.
    Call it before anything forks (see harness/machine.c): the CLI does so first thing. */
 int sg_blas_single_thread(void);

@@ -11,7 +11,6 @@ scripts/export_sklearn.py, run `stagegate eval --json --predictions`, then check
   stagegate's own probabilities (so the metric definitions are tested exactly),
   and the confusion matrix exactly.
 """
-import ctypes
 import hashlib
 import json
 import os
@@ -47,12 +46,11 @@ def narrow_paths():
     variants have none: sgemm."""
     p = subprocess.run([SG, "clock", "--json"], capture_output=True, text=True)
     check(p.returncode == 0, f"stagegate clock --json failed: {p.stderr.strip()}")
-    in_use = json.loads(p.stdout)["kernels"]["in_use"] if p.returncode == 0 else "?"
+    clock = json.loads(p.stdout) if p.returncode == 0 else {}
+    in_use = clock.get("kernels", {}).get("in_use", "?")
     if in_use != "avx2":
         return {"sgemm"}
-    blas = ctypes.CDLL("libopenblas.so.0")
-    blas.openblas_get_corename.restype = ctypes.c_char_p
-    core = blas.openblas_get_corename().decode()
+    core = clock["openblas"]["core"]  # as eval runs it (it may replace OpenBLAS's fallback)
     if core == "Haswell" or core.startswith("Zen"):
         return {"narrow one-chain"}
     return {"sgemm", "narrow one-chain"}

@@ -220,10 +220,43 @@ static void blas_single_thread_stops_pool(void **state)
     assert_int_equal(task_count(), after);
 }
 
+/*
+ * OpenBLAS's kernel family: never its Prescott fallback on a CPU that runs AVX2 and FMA (an x86
+ * CPU OpenBLAS 0.3.21 does not know got SSE3 kernels, sgemm 5x slower); when stagegate replaced
+ * it, the family is the one this CPU calls for and the machine record says who chose.
+ */
+static void blas_core_is_not_the_fallback(void **state)
+{
+    (void)state;
+    const char *replaced, *core = sg_blas_core(&replaced);
+    const char *best = sg_blas_core_for_cpu();
+    assert_non_null(core);
+    json_t *m = sg_machine_json();
+    assert_non_null(m);
+    const json_t *blas = json_object_get(m, "openblas");
+    assert_string_equal(json_string_value(json_object_get(blas, "core")), core);
+    const char *by = json_string_value(json_object_get(blas, "core_chosen_by"));
+    assert_non_null(by);
+    if (getenv("OPENBLAS_CORETYPE")) { /* the user's choice is never replaced */
+        assert_null(replaced);
+        assert_string_equal(by, "OPENBLAS_CORETYPE");
+    } else if (best) {
+        assert_string_not_equal(core, "Prescott");
+        assert_string_equal(by, replaced ? "stagegate" : "openblas");
+    }
+    if (replaced) {
+        assert_string_equal(replaced, "Prescott");
+        assert_non_null(best);
+        assert_string_equal(core, best);
+    }
+    json_decref(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(blas_single_thread_stops_pool),
+        cmocka_unit_test(blas_core_is_not_the_fallback),
         cmocka_unit_test_setup_teardown(missing_files, setup, teardown),
         cmocka_unit_test_setup_teardown(governor_and_boost, setup, teardown),
         cmocka_unit_test_setup_teardown(cpu_signature, setup, teardown),

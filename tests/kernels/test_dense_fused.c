@@ -33,6 +33,7 @@
 #include <string.h>
 
 #include "kernels/kernels_internal.h"
+#include "stagegate/harness.h"
 #include "stagegate/kernels.h"
 
 static uint64_t rng = 0x9E3779B97F4A7C15ull;
@@ -327,12 +328,17 @@ static void check_forward_bits(const int widths[4])
         assert_string_equal(largest, paths);
         const char *core = openblas_get_corename();
         const bool haswell = !strcmp(core, "Haswell") || !strncmp(core, "Zen", 3);
+        const bool skylakex = !strcmp(core, "SkylakeX") || !strcmp(core, "Cooperlake");
         const char *last = strrchr(paths, ',');
         assert_non_null(last);
         if (!k->dense_act)
             assert_true(!strncmp(paths, "sgemm, sgemm, ", 14));
         else if (haswell && widths[0] <= 320 && widths[1] <= 320)
             assert_true(!strncmp(paths, "fused paired-edges, fused paired-edges, ", 40));
+        else if (skylakex && widths[0] <= 256 && widths[1] <= 256) /* one chain per element */
+            assert_true(!strncmp(paths, "fused one-chain, fused one-chain, ", 34));
+        else if (skylakex && widths[0] <= 256)
+            assert_true(!strncmp(paths, "fused one-chain, ", 17));
         if (!k->dense_out || n_out > SG_OUT_MAX)
             assert_string_equal(last, ", sgemm");
         else if (haswell && widths[2] <= 320)
@@ -445,7 +451,9 @@ static void test_forward_keeps_sgemm_bits(void **st)
 
 int main(void)
 {
-    openblas_set_num_threads(1);
+    /* as every stagegate process does first: one BLAS thread, and OpenBLAS's kernels chosen
+       as eval runs them (sg_blas_core), so the orders are checked against those */
+    sg_blas_single_thread();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dense_act_is_the_fma_chain),
         cmocka_unit_test(test_paired_order_is_openblas_haswell),

@@ -47,7 +47,10 @@ M = doc["machine"]
 for key in ("cpu_model", "cores", "logical_cpus", "smt", "numa_nodes", "governor", "boost", "clocksource",
             "invariant_tsc", "tsc_hz", "kernel", "workers", "membind", "bindings"):
     assert key in M, key
-assert set(M["openblas"]) >= {"config", "threads"} and M["openblas"]["threads"] == 1, M["openblas"]
+assert set(M["openblas"]) >= {"config", "threads", "core"} and M["openblas"]["threads"] == 1, M["openblas"]
+# the kernel family is named in the build config OpenBLAS reports, and who chose it is recorded
+assert M["openblas"]["core"] in M["openblas"]["config"], M["openblas"]
+assert M["openblas"]["core_chosen_by"] in ("openblas", "OPENBLAS_CORETYPE", "stagegate"), M["openblas"]
 assert set(M["stagegate"]) >= {"version", "build_flags"}, M["stagegate"]
 assert M["workers"] == len(M["bindings"]) and (M["workers"] == 1) == (sys.argv[3] == "single-stream")
 assert set(doc["latency_ns"]) == {"p50", "p90", "p95", "p99", "p999", "min", "max", "mean"}, doc["latency_ns"]
