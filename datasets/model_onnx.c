@@ -329,54 +329,25 @@ static void dir_of(const char *path, char *dir, size_t len)
 }
 
 /*
- * How deep the messages that can nest without end are nested, checked before the unpack:
- * protobuf-c unpacks a sub-message by recursion with no limit, so a 60 KB file of If nodes
- * inside If nodes' subgraphs (or a TypeProto of sequences of sequences) ran it out of stack.
- * Only those recursive fields are followed (graph -> node -> attribute -> graph, value info
- * -> type -> sequence/map/optional -> type, functions, training info); every other field is
- * skipped by its wire type, and bytes that are not well-formed are left to the unpack.
+ * Checks on the wire bytes, before the unpack, walking every field by the schema's own
+ * descriptors (protobuf-c's, generated from onnx.proto):
+ * - How deep messages nest: protobuf-c unpacks a sub-message by recursion with no limit, so
+ *   a 60 KB file of If nodes inside If nodes' subgraphs (or a TypeProto of sequences of
+ *   sequences) ran it out of stack.
+ * - No string holds a NUL byte. protobuf-c hands strings over as C strings, so a NUL ends
+ *   them early: an external data location "w.bin\0x" read as "w.bin", and a key
+ *   "location\0x" as "location", where onnx and the runtimes that serve the model read the
+ *   whole string (a file that does not exist, an unknown key). The gate would then judge
+ *   another model than the one served; such a file is refused.
+ * Bytes that are not well-formed are left to the unpack, which refuses them.
  */
 #define OX_MAX_DEPTH 256
-enum {
-    OX_MODEL,
-    OX_GRAPH,
-    OX_NODE,
-    OX_ATTR,
-    OX_VALUE_INFO,
-    OX_TYPE,
-    OX_TYPE_ELEM,
-    OX_TYPE_MAP,
-    OX_TRAINING,
-    OX_FUNCTION
-};
 
-static int ox_child(int kind, uint64_t field)
-{
-    switch (kind) {
-    case OX_MODEL:
-        return field == 7 ? OX_GRAPH : field == 20 ? OX_TRAINING : field == 25 ? OX_FUNCTION : -1;
-    case OX_TRAINING:
-        return field == 1 || field == 2 ? OX_GRAPH : -1;
-    case OX_GRAPH:
-        return field == 1 ? OX_NODE : field >= 11 && field <= 13 ? OX_VALUE_INFO : -1;
-    case OX_FUNCTION:
-        return field == 7 ? OX_NODE : -1;
-    case OX_NODE:
-        return field == 5 ? OX_ATTR : -1;
-    case OX_ATTR:
-        return field == 6 || field == 11 ? OX_GRAPH : field == 14 || field == 15 ? OX_TYPE : -1;
-    case OX_VALUE_INFO:
-        return field == 2 ? OX_TYPE : -1;
-    case OX_TYPE:
-        return field == 4 || field == 9 ? OX_TYPE_ELEM : field == 5 ? OX_TYPE_MAP : -1;
-    case OX_TYPE_ELEM:
-        return field == 1 ? OX_TYPE : -1;
-    case OX_TYPE_MAP:
-        return field == 2 ? OX_TYPE : -1;
-    default:
-        return -1;
-    }
-}
+typedef struct {
+    int depth_exceeded;
+    const ProtobufCMessageDescriptor *nul_msg; /* where a string held a NUL, else NULL */
+    const ProtobufCFieldDescriptor *nul_field;
+} ox_wire_check;
 
 static bool ox_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
 {
@@ -389,10 +360,14 @@ static bool ox_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
     return false;
 }
 
-/* false: nested deeper than OX_MAX_DEPTH */
-static bool ox_depth_ok(const uint8_t *p, const uint8_t *end, int kind, int depth)
+/* false: a check failed (recorded in *w) */
+static bool ox_wire_ok(const uint8_t *p, const uint8_t *end, const ProtobufCMessageDescriptor *d,
+                       int depth, ox_wire_check *w)
 {
-    if (depth > OX_MAX_DEPTH) return false;
+    if (depth > OX_MAX_DEPTH) {
+        w->depth_exceeded = 1;
+        return false;
+    }
     while (p < end) {
         uint64_t tag, len;
         if (!ox_varint(&p, end, &tag)) return true;
@@ -410,8 +385,18 @@ static bool ox_depth_ok(const uint8_t *p, const uint8_t *end, int kind, int dept
             break;
         case 2: {
             if (!ox_varint(&p, end, &len) || len > (uint64_t)(end - p)) return true;
-            int child = ox_child(kind, tag >> 3);
-            if (child >= 0 && !ox_depth_ok(p, p + len, child, depth + 1)) return false;
+            const ProtobufCFieldDescriptor *f =
+                tag >> 3 <= UINT_MAX
+                    ? protobuf_c_message_descriptor_get_field(d, (unsigned)(tag >> 3))
+                    : NULL;
+            if (f && f->type == PROTOBUF_C_TYPE_STRING && memchr(p, 0, (size_t)len)) {
+                w->nul_msg = d;
+                w->nul_field = f;
+                return false;
+            }
+            if (f && f->type == PROTOBUF_C_TYPE_MESSAGE &&
+                !ox_wire_ok(p, p + len, f->descriptor, depth + 1, w))
+                return false;
             p += len;
             break;
         }
@@ -426,11 +411,18 @@ static sg_status ox_unpack(const char *name, const uint8_t *bytes, size_t len,
                            Onnx__ModelProto **mp, sg_err *err)
 {
     *mp = NULL;
-    if (!ox_depth_ok(bytes, bytes + len, OX_MODEL, 0))
+    ox_wire_check w = {0};
+    if (!ox_wire_ok(bytes, bytes + len, &onnx__model_proto__descriptor, 0, &w)) {
+        if (w.depth_exceeded)
+            return sg_errf(err, SG_EINPUT,
+                           "%s: messages nested more than %d deep (graphs inside nodes' "
+                           "attributes, or types inside types); refused",
+                           name, OX_MAX_DEPTH);
         return sg_errf(err, SG_EINPUT,
-                       "%s: messages nested more than %d deep (graphs inside nodes' attributes, "
-                       "or types inside types); refused",
-                       name, OX_MAX_DEPTH);
+                       "%s: a string field %s.%s holds a NUL byte; refused (readers that stop "
+                       "at it and readers that do not would see different models)",
+                       name, w.nul_msg->short_name, w.nul_field->name);
+    }
     *mp = onnx__model_proto__unpack(NULL, len, bytes);
     return SG_OK;
 }

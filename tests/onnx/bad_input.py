@@ -224,6 +224,24 @@ def main():
         run(tmp, "ext_escape", m, ["outside the model's directory"], data)
     m = onnx.load(os.path.join(tmp, "ext.onnx"), load_external_data=False)
     os.rename(os.path.join(tmp, "ext.bin.away"), os.path.join(tmp, "ext.bin"))
+    # A NUL inside a string: C strings end there, onnx and the runtimes read on, so
+    # "ext.bin\0x" names a file that does not exist and "location\0x" an unknown key for them,
+    # while a reader that stops at the NUL reads ext.bin: refused, whichever string it is in.
+    def with_nul(where):
+        n = onnx.load(os.path.join(tmp, "ext.onnx"), load_external_data=False)
+        if where == "node":
+            n.graph.node[0].name = "layer\x00one"
+            return n
+        for kv in n.graph.initializer[0].external_data:
+            if kv.key == "location":
+                if where == "value":
+                    kv.value = "ext.bin\x00other.bin"
+                else:
+                    kv.key = "location\x00x"
+        return n
+    for where, field in (("value", "StringStringEntryProto.value"),
+                         ("key", "StringStringEntryProto.key"), ("node", "NodeProto.name")):
+        run(tmp, "nul_" + where, with_nul(where), ["nul_%s.onnx" % where, field, "NUL byte"], data)
     for kv in m.graph.initializer[0].external_data:
         if kv.key == "offset":
             kv.value = "99999999"
