@@ -120,8 +120,8 @@ int sg_cmd_clock(int argc, char **argv)
             printf(" %s", runnable[i]);
         printf(")\n");
         if (blas_replaced)
-            printf("OpenBLAS kernels:    %s (OpenBLAS chose %s, its fallback for a CPU it does not "
-                   "know; OPENBLAS_CORETYPE overrides)\n",
+            printf("OpenBLAS kernels:    %s (OpenBLAS chose %s, a fallback without AVX2 for a CPU "
+                   "it does not know; OPENBLAS_CORETYPE overrides)\n",
                    blas_core, blas_replaced);
         else
             printf("OpenBLAS kernels:    %s\n", blas_core);

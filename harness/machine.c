@@ -26,12 +26,14 @@
  * (Emerald Rapids, family 6 model 207, for one) falls through its switch to the Pentium 4
  * case and gets the Prescott kernels: SSE3, no FMA. On such a Xeon that made sgemm 5x slower
  * (29 against 156 GFLOP/s on one core) and every hidden layer of eval with it, since the
- * fused kernels run only where their bits match sgemm's. When OpenBLAS says Prescott on a CPU
- * that runs AVX2 and FMA, stagegate selects, through OpenBLAS's own OPENBLAS_CORETYPE
- * mechanism, the family OpenBLAS gives the nearest CPU it knows: Cooperlake for AVX-512 with
- * BF16, SkylakeX for AVX-512 (F, CD, DQ, BW, VL and the OS's ZMM state), else Haswell. A
- * value of OPENBLAS_CORETYPE the user set is kept as it is (OPENBLAS_CORETYPE=Prescott keeps
- * OpenBLAS's choice). This runs once, before the first BLAS call of the process.
+ * fused kernels run only where their bits match sgemm's. OpenBLAS picks a family without
+ * AVX2 on a CPU whose cpuid and XCR0 say AVX2 and FMA only when it does not know the CPU (its
+ * own rules take Haswell wherever they see AVX2), so then stagegate selects, through
+ * OpenBLAS's own OPENBLAS_CORETYPE mechanism, the family OpenBLAS gives the nearest CPU it
+ * knows: Cooperlake for AVX-512 with BF16, SkylakeX for AVX-512 (F, CD, DQ, BW, VL and the
+ * OS's ZMM state), else Haswell. A value of OPENBLAS_CORETYPE the user set is kept as it is
+ * (OPENBLAS_CORETYPE=Prescott keeps OpenBLAS's choice). This runs once, before the first BLAS
+ * call of the process.
  */
 static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
 static int blas_threads_at_load;
@@ -77,11 +79,26 @@ static int blas_one_thread(void)
 /* After blas_one_thread: no thread of OpenBLAS's pool runs. It must not: a pool thread that
    is still starting makes OpenBLAS's first buffer, which runs its kernel choice as well
    (a stagegate that chose while the pool started crashed in 1 of 30-200 runs). */
+/* OpenBLAS's families whose kernels stop below AVX2 (the names it reports): its fallbacks
+   for a CPU it does not know (Prescott on Intel, Barcelona on AMD) and older CPUs' own. */
+static bool core_below_avx2(const char *core)
+{
+    static const char *const below[] = {
+        "Prescott", "Barcelona",     "Katmai",       "Coppermine", "Northwood", "Banias",
+        "Atom",     "Core2",         "Penryn",       "Dunnington", "Nehalem",   "Athlon",
+        "Opteron",  "Opteron(SSE3)", "Opteron_SSE3", "Nano",       "Bobcat",    "Sandybridge"};
+    for (size_t i = 0; i < sizeof below / sizeof *below; i++)
+        if (strcmp(core, below[i]) == 0) return true;
+    return false;
+}
+
 static void choose_core(void)
 {
     if (getenv("OPENBLAS_CORETYPE")) return;
     const char *core = openblas_get_corename();
-    if (!core || strcmp(core, "Prescott") != 0) return;
+    if (!core || !core_below_avx2(core)) return;
+    char was[sizeof core_replaced];
+    snprintf(was, sizeof was, "%s", core);
     const char *want = sg_blas_core_for_cpu();
     void (*quit)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "gotoblas_dynamic_quit");
     void (*init)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "gotoblas_dynamic_init");
@@ -91,7 +108,7 @@ static void choose_core(void)
     init();
     unsetenv("OPENBLAS_CORETYPE");
     core = openblas_get_corename();
-    if (core && strcmp(core, want) == 0) snprintf(core_replaced, sizeof core_replaced, "Prescott");
+    if (core && strcmp(core, want) == 0) memcpy(core_replaced, was, sizeof was);
 }
 
 static void blas_setup(void)
@@ -261,11 +278,12 @@ json_t *sg_machine_json_at(const char *root)
     const char *replaced;
     json_object_set_new(blas, "core", json_string(sg_blas_core(&replaced)));
     /* who chose the kernel family: OpenBLAS from cpuid, the user's OPENBLAS_CORETYPE, or
-       stagegate in place of OpenBLAS's Prescott fallback (see sg_blas_core) */
+       stagegate in place of OpenBLAS's fallback, core_replaced (see sg_blas_core) */
     json_object_set_new(blas, "core_chosen_by",
                         json_string(replaced                      ? "stagegate"
                                     : getenv("OPENBLAS_CORETYPE") ? "OPENBLAS_CORETYPE"
                                                                   : "openblas"));
+    if (replaced) json_object_set_new(blas, "core_replaced", json_string(replaced));
     json_object_set_new(m, "openblas", blas);
     json_t *sg = json_object();
     json_object_set_new(sg, "version", json_string(SG_VERSION));

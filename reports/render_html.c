@@ -310,8 +310,8 @@ static void machine_section(FILE *out, json_t *lat)
         const char *by = str_or(ob, "core_chosen_by", ""); /* absent from older reports */
         if (strcmp(by, "stagegate") == 0)
             snprintf(buf + strlen(buf), sizeof buf - strlen(buf),
-                     "; %s kernels chosen by stagegate in place of OpenBLAS's Prescott fallback",
-                     str_or(ob, "core", "?"));
+                     "; %s kernels chosen by stagegate in place of OpenBLAS's fallback %s",
+                     str_or(ob, "core", "?"), str_or(ob, "core_replaced", "?"));
         else if (strcmp(by, "OPENBLAS_CORETYPE") == 0)
             snprintf(buf + strlen(buf), sizeof buf - strlen(buf),
                      "; %s kernels set by OPENBLAS_CORETYPE", str_or(ob, "core", "?"));

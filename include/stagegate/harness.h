@@ -431,9 +431,10 @@ void sg_model_workload_info_get(const sg_model_workload *mw, sg_model_workload_i
 void sg_model_workload_free(sg_model_workload *mw);
 
 /* OpenBLAS's kernel family in use ("SkylakeX", "Haswell", ...). The first call (made by
-   sg_blas_single_thread) replaces OpenBLAS's Prescott fallback on a CPU it does not know with
-   the family of the nearest CPU it knows (harness/machine.c); *replaced (may be NULL) is then
-   "Prescott", else NULL. The first call of either sets one BLAS thread and stops
+   sg_blas_single_thread) replaces a family without AVX2 (OpenBLAS's fallback for a CPU it does
+   not know, Prescott on Intel) on a CPU that runs AVX2 and FMA with the family of the nearest
+   CPU OpenBLAS knows (harness/machine.c); *replaced (may be NULL) is then the family replaced,
+   else NULL. The first call of either sets one BLAS thread and stops
    OpenBLAS's pool before choosing: call it before any other thread uses BLAS. */
 const char *sg_blas_core(const char **replaced);
 /* The OpenBLAS kernel family this CPU and OS run best ("Cooperlake", "SkylakeX", "Haswell"),

@@ -51,6 +51,7 @@ assert set(M["openblas"]) >= {"config", "threads", "core"} and M["openblas"]["th
 # the kernel family is named in the build config OpenBLAS reports, and who chose it is recorded
 assert M["openblas"]["core"] in M["openblas"]["config"], M["openblas"]
 assert M["openblas"]["core_chosen_by"] in ("openblas", "OPENBLAS_CORETYPE", "stagegate"), M["openblas"]
+assert ("core_replaced" in M["openblas"]) == (M["openblas"]["core_chosen_by"] == "stagegate"), M["openblas"]
 assert set(M["stagegate"]) >= {"version", "build_flags"}, M["stagegate"]
 assert M["workers"] == len(M["bindings"]) and (M["workers"] == 1) == (sys.argv[3] == "single-stream")
 assert set(doc["latency_ns"]) == {"p50", "p90", "p95", "p99", "p999", "min", "max", "mean"}, doc["latency_ns"]
