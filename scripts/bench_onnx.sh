@@ -64,6 +64,10 @@ PY
     /usr/bin/python3 scripts/export_torch.py "$B/onnx_mlp256.pt" "$B/onnx_mlp256.onnx" --opset 13
 fi
 
+# The machine's limits before the rounds (again after them, below).
+cc -O3 -march=native -o "$B/sgemm_peak" scripts/sgemm_peak.c \
+    $(pkg-config --cflags --libs openblas) -lpthread
+"$B/sgemm_peak" --quick >"$B/onnx_peak_before.json"
 # The two formats alternate, five rounds, so drift on a shared machine hits both alike.
 cat "$B/onnx_$ROWS.h5" >/dev/null # in the page cache: the runs measure compute, not the disk
 for i in 1 2 3 4 5; do
@@ -106,9 +110,9 @@ res["torch_one_p99_ns"] = lat[(len(lat) * 99 + 99) // 100 - 1]
 json.dump(res, open(f"{B}/onnx_torch.json", "w"))
 PY
 
-# The machine's bound on the batch figure: all-thread sgemm peak, measured in this run.
-cc -O3 -march=native -o "$B/sgemm_peak" scripts/sgemm_peak.c \
-    $(pkg-config --cflags --libs openblas) -lpthread
+# The machine's bound on the batch figure: all-thread sgemm peak, measured in this run, here
+# and before the rounds (the higher of the two: one measurement on shared cores can meet a
+# slow minute).
 "$B/sgemm_peak" >"$B/onnx_peak.json"
 # The dataset digest eval must compute (the report binds the file's SHA-256): one core's rate.
 /usr/bin/python3 - "$B" <<'PY'
@@ -163,6 +167,11 @@ print()
 # sgemm peak, and what ratio to PyTorch that bound allows at most.
 flops = ROWS * 2 * (64 * 256 + 256 * 256 + 256 * 2)
 machine = json.load(open(f"{B}/onnx_peak.json"))
+before = json.load(open(f"{B}/onnx_peak_before.json"))
+for k in ("sgemm_peak_gflops_all", "fma_peak_gflops_all"):
+    print(f"{k}: {before.get(k)} before the rounds, {machine.get(k)} after (the higher used)")
+    if machine.get(k) and before.get(k):
+        machine[k] = max(machine[k], before[k])
 peak = machine.get("sgemm_peak_gflops_all")
 if peak:
     bound = flops / (float(peak) * 1e9)
