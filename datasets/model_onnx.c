@@ -330,23 +330,46 @@ static void dir_of(const char *path, char *dir, size_t len)
 
 /*
  * Checks on the wire bytes, before the unpack, walking every field by the schema's own
- * descriptors (protobuf-c's, generated from onnx.proto):
+ * descriptors (protobuf-c's, generated from onnx.proto). Each closes a way for stagegate and
+ * onnx (C++ protobuf, which the runtimes that serve the model use too) to read one file as
+ * two models, the gate judging one and production serving the other:
  * - How deep messages nest: protobuf-c unpacks a sub-message by recursion with no limit, so
  *   a 60 KB file of If nodes inside If nodes' subgraphs (or a TypeProto of sequences of
  *   sequences) ran it out of stack.
  * - No string holds a NUL byte. protobuf-c hands strings over as C strings, so a NUL ends
  *   them early: an external data location "w.bin\0x" read as "w.bin", and a key
- *   "location\0x" as "location", where onnx and the runtimes that serve the model read the
- *   whole string (a file that does not exist, an unknown key). The gate would then judge
- *   another model than the one served; such a file is refused.
+ *   "location\0x" as "location", where onnx reads the whole string.
+ * - A field that is not repeated appears once, and a oneof has one member. protobuf-c keeps
+ *   the last value of a scalar, where C++ protobuf keeps the last value it knows (an unknown
+ *   enum value is put aside), and it replaces a repeated sub-message where protobuf merges
+ *   the two: `data_location` EXTERNAL then 99 read as inline data here and as the external
+ *   file for onnx, whose bytes were then in no digest.
+ * - An enum holds a value of its enum (the same unknown value, alone).
+ * - No field number 0: protobuf ends the message there, protobuf-c read on.
+ * - What the unpack will allocate (each message, repeated element and string, with the
+ *   allocator's overhead) fits the memory this process may use: a 52 MB file of empty
+ *   messages had taken 6.7 GB, so a 200 MB one would have met the out-of-memory killer.
  * Bytes that are not well-formed are left to the unpack, which refuses them.
  */
 #define OX_MAX_DEPTH 256
+#define OX_ALLOC_OVERHEAD 16 /* bytes glibc adds to each allocation, about */
+
+typedef enum {
+    OXW_OK,
+    OXW_DEPTH,
+    OXW_NUL,
+    OXW_TWICE,
+    OXW_ONEOF,
+    OXW_ENUM,
+    OXW_FIELD0
+} ox_wire_problem;
 
 typedef struct {
-    int depth_exceeded;
-    const ProtobufCMessageDescriptor *nul_msg; /* where a string held a NUL, else NULL */
-    const ProtobufCFieldDescriptor *nul_field;
+    ox_wire_problem problem;
+    const ProtobufCMessageDescriptor *msg; /* where, for the message */
+    const ProtobufCFieldDescriptor *field;
+    int64_t value;     /* OXW_ENUM: the value */
+    uint64_t unpacked; /* bytes the unpack will allocate, about */
 } ox_wire_check;
 
 static bool ox_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
@@ -360,21 +383,97 @@ static bool ox_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
     return false;
 }
 
+static bool ox_wire_fail(ox_wire_check *w, ox_wire_problem what,
+                         const ProtobufCMessageDescriptor *d, const ProtobufCFieldDescriptor *f)
+{
+    w->problem = what;
+    w->msg = d;
+    w->field = f;
+    return false;
+}
+
+/* The C size of one element of a repeated scalar field. */
+static unsigned ox_scalar_size(ProtobufCType t)
+{
+    switch (t) {
+    case PROTOBUF_C_TYPE_INT64:
+    case PROTOBUF_C_TYPE_SINT64:
+    case PROTOBUF_C_TYPE_SFIXED64:
+    case PROTOBUF_C_TYPE_UINT64:
+    case PROTOBUF_C_TYPE_FIXED64:
+    case PROTOBUF_C_TYPE_DOUBLE:
+        return 8;
+    default:
+        return 4;
+    }
+}
+
+/* Elements in a packed field of n bytes of type t. */
+static uint64_t ox_packed_count(ProtobufCType t, const uint8_t *p, uint64_t n)
+{
+    switch (t) {
+    case PROTOBUF_C_TYPE_SFIXED32:
+    case PROTOBUF_C_TYPE_FIXED32:
+    case PROTOBUF_C_TYPE_FLOAT:
+        return n / 4;
+    case PROTOBUF_C_TYPE_SFIXED64:
+    case PROTOBUF_C_TYPE_FIXED64:
+    case PROTOBUF_C_TYPE_DOUBLE:
+        return n / 8;
+    default: { /* varints: one ends at each byte without the high bit */
+        uint64_t c = 0;
+        for (uint64_t i = 0; i < n; i++)
+            c += !(p[i] & 0x80);
+        return c;
+    }
+    }
+}
+
 /* false: a check failed (recorded in *w) */
 static bool ox_wire_ok(const uint8_t *p, const uint8_t *end, const ProtobufCMessageDescriptor *d,
                        int depth, ox_wire_check *w)
 {
-    if (depth > OX_MAX_DEPTH) {
-        w->depth_exceeded = 1;
-        return false;
-    }
+    if (depth > OX_MAX_DEPTH) return ox_wire_fail(w, OXW_DEPTH, d, NULL);
+    /* the fields seen once already: by index in d->fields (onnx.proto's messages have far
+       fewer than 256; a larger one is not checked for repeats) */
+    uint64_t seen[4] = {0};
+    const bool track = d->n_fields <= 256;
+    w->unpacked += d->sizeof_message + OX_ALLOC_OVERHEAD;
     while (p < end) {
         uint64_t tag, len;
         if (!ox_varint(&p, end, &tag)) return true;
+        const uint64_t number = tag >> 3;
+        if (number == 0) return ox_wire_fail(w, OXW_FIELD0, d, NULL);
+        const ProtobufCFieldDescriptor *f =
+            number <= UINT_MAX ? protobuf_c_message_descriptor_get_field(d, (unsigned)number)
+                               : NULL;
+        if (f && track && f->label != PROTOBUF_C_LABEL_REPEATED) {
+            const size_t i = (size_t)(f - d->fields);
+            if (seen[i / 64] >> (i % 64) & 1) return ox_wire_fail(w, OXW_TWICE, d, f);
+            if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)
+                for (unsigned j = 0; j < d->n_fields; j++)
+                    if (j != i && (d->fields[j].flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+                        d->fields[j].quantifier_offset == f->quantifier_offset &&
+                        (seen[j / 64] >> (j % 64) & 1))
+                        return ox_wire_fail(w, OXW_ONEOF, d, f);
+            seen[i / 64] |= (uint64_t)1 << (i % 64);
+        }
+        if (f && f->label == PROTOBUF_C_LABEL_REPEATED) /* its array, once per field at most */
+            w->unpacked +=
+                OX_ALLOC_OVERHEAD / 4 +
+                (f->type == PROTOBUF_C_TYPE_MESSAGE || f->type == PROTOBUF_C_TYPE_STRING ? 8
+                 : f->type == PROTOBUF_C_TYPE_BYTES                                      ? 16
+                                                    : ox_scalar_size(f->type));
         switch (tag & 7) {
-        case 0:
+        case 0: {
             if (!ox_varint(&p, end, &len)) return true;
+            if (f && f->type == PROTOBUF_C_TYPE_ENUM &&
+                !protobuf_c_enum_descriptor_get_value(f->descriptor, (int)(int32_t)len)) {
+                w->value = (int32_t)len;
+                return ox_wire_fail(w, OXW_ENUM, d, f);
+            }
             break;
+        }
         case 1:
             if (end - p < 8) return true;
             p += 8;
@@ -385,18 +484,16 @@ static bool ox_wire_ok(const uint8_t *p, const uint8_t *end, const ProtobufCMess
             break;
         case 2: {
             if (!ox_varint(&p, end, &len) || len > (uint64_t)(end - p)) return true;
-            const ProtobufCFieldDescriptor *f =
-                tag >> 3 <= UINT_MAX
-                    ? protobuf_c_message_descriptor_get_field(d, (unsigned)(tag >> 3))
-                    : NULL;
-            if (f && f->type == PROTOBUF_C_TYPE_STRING && memchr(p, 0, (size_t)len)) {
-                w->nul_msg = d;
-                w->nul_field = f;
-                return false;
+            if (f && f->type == PROTOBUF_C_TYPE_STRING && memchr(p, 0, (size_t)len))
+                return ox_wire_fail(w, OXW_NUL, d, f);
+            if (f && f->type == PROTOBUF_C_TYPE_MESSAGE) {
+                if (!ox_wire_ok(p, p + len, f->descriptor, depth + 1, w)) return false;
+            } else if (f &&
+                       (f->type == PROTOBUF_C_TYPE_STRING || f->type == PROTOBUF_C_TYPE_BYTES)) {
+                w->unpacked += len + 1 + OX_ALLOC_OVERHEAD;
+            } else if (f && f->label == PROTOBUF_C_LABEL_REPEATED) { /* packed scalars */
+                w->unpacked += ox_packed_count(f->type, p, len) * ox_scalar_size(f->type);
             }
-            if (f && f->type == PROTOBUF_C_TYPE_MESSAGE &&
-                !ox_wire_ok(p, p + len, f->descriptor, depth + 1, w))
-                return false;
             p += len;
             break;
         }
@@ -413,15 +510,49 @@ static sg_status ox_unpack(const char *name, const uint8_t *bytes, size_t len,
     *mp = NULL;
     ox_wire_check w = {0};
     if (!ox_wire_ok(bytes, bytes + len, &onnx__model_proto__descriptor, 0, &w)) {
-        if (w.depth_exceeded)
+        const char *m = w.msg ? w.msg->short_name : "?", *f = w.field ? w.field->name : "?";
+        switch (w.problem) {
+        case OXW_DEPTH:
             return sg_errf(err, SG_EINPUT,
                            "%s: messages nested more than %d deep (graphs inside nodes' "
                            "attributes, or types inside types); refused",
                            name, OX_MAX_DEPTH);
+        case OXW_NUL:
+            return sg_errf(err, SG_EINPUT,
+                           "%s: a string field %s.%s holds a NUL byte; refused (readers that "
+                           "stop at it and readers that do not would see different models)",
+                           name, m, f);
+        case OXW_TWICE:
+            return sg_errf(err, SG_EINPUT,
+                           "%s: field %s.%s is given twice (it holds one value; which one a "
+                           "reader takes, or whether it merges them, differs between readers)",
+                           name, m, f);
+        case OXW_ONEOF:
+            return sg_errf(err, SG_EINPUT,
+                           "%s: field %s.%s is given with another member of its oneof (one "
+                           "is allowed)",
+                           name, m, f);
+        case OXW_ENUM:
+            return sg_errf(err, SG_EINPUT, "%s: field %s.%s holds %lld, not a value of its enum",
+                           name, m, f, (long long)w.value);
+        case OXW_FIELD0:
+            return sg_errf(err, SG_EINPUT,
+                           "%s: a field numbered 0 in %s (not valid protobuf; onnx stops reading "
+                           "the message there)",
+                           name, m);
+        default:
+            return sg_errf(err, SG_EINTERNAL, "%s: wire check failed", name);
+        }
+    }
+    const uint64_t have = sg_memory_limit();
+    if (have && w.unpacked + len > have) {
+        char need[32], lim[32];
+        sg_format_bytes((double)(w.unpacked + len), need, sizeof need);
+        sg_format_bytes((double)have, lim, sizeof lim);
         return sg_errf(err, SG_EINPUT,
-                       "%s: a string field %s.%s holds a NUL byte; refused (readers that stop "
-                       "at it and readers that do not would see different models)",
-                       name, w.nul_msg->short_name, w.nul_field->name);
+                       "%s: its messages unpacked need about %s, more than the %s of memory "
+                       "this process may use",
+                       name, need, lim);
     }
     *mp = onnx__model_proto__unpack(NULL, len, bytes);
     return SG_OK;

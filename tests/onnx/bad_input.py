@@ -494,19 +494,61 @@ def main():
         attr = field(1, b"then_branch") + field(6, g)
         g = field(1, field(4, b"If") + field(5, attr))
     ok = base()
-    deep_if = ok.SerializeToString() + field(7, g)  # a second graph field merges into the first
+
+    def with_graph_fields(extra):
+        """The model with extra fields appended to its one graph field (a second graph field,
+        which protobuf would merge into the first, is refused on its own: see twice_*)."""
+        head = onnx.ModelProto()
+        head.CopyFrom(ok)
+        head.ClearField("graph")
+        return head.SerializeToString() + field(7, ok.graph.SerializeToString() + extra)
+    deep_if = with_graph_fields(g)
     run(tmp, "nested_if_3000", deep_if, ["nested_if_3000.onnx", "nested more than 256 deep"], data)
     t = b""
     for _ in range(5000):  # TypeProto{sequence_type: Sequence{elem_type: t}}
         t = field(4, field(1, t))
-    deep_type = ok.SerializeToString() + field(7, field(13, field(1, b"extra") + field(2, t)))
+    deep_type = with_graph_fields(field(13, field(1, b"extra") + field(2, t)))
     run(tmp, "nested_type_5000", deep_type, ["nested_type_5000.onnx", "nested more than 256 deep"],
         data)
     t = b""
     for _ in range(100):  # a nesting real models could have: still read
         t = field(4, field(1, t))
-    fine = ok.SerializeToString() + field(7, field(13, field(1, b"extra") + field(2, t)))
+    fine = with_graph_fields(field(13, field(1, b"extra") + field(2, t)))
     run(tmp, "nested_type_100", fine, [], data, exit_code=0)
+    # One value read two ways. protobuf keeps the last value of a scalar it knows (an unknown
+    # enum value is put aside) and merges a sub-message given twice; protobuf-c keeps the last
+    # value whatever it is and replaces a oneof's sub-message. A tensor whose data_location is
+    # EXTERNAL then 99 was read from its inline bytes here and from the external file (10x the
+    # weights, in no digest) by onnx. Field number 0 ends a message for protobuf only.
+    ext_w = numpy_helper.from_array(np.ones((3, 4), np.float32), "W")
+    ext_w.external_data.add(key="location", value="ext.bin")
+    ext_w.data_location = onnx.TensorProto.EXTERNAL
+    twice = field(5, ext_w.SerializeToString() + bytes([14 << 3, 99]))
+    cases = [
+        ("twice_data_location", with_graph_fields(twice), ["TensorProto.data_location", "twice"]),
+        ("enum_unknown", with_graph_fields(field(5, numpy_helper.from_array(
+            np.ones((3, 4), np.float32), "W2").SerializeToString() + bytes([14 << 3, 99]))),
+         ["TensorProto.data_location holds 99, not a value of its enum"]),
+        ("twice_graph", ok.SerializeToString() + field(7, b""), ["ModelProto.graph", "twice"]),
+        ("twice_oneof_type", with_graph_fields(field(13, field(1, b"y") + field(
+            2, field(1, field(1, bytes([8, 1]))) + field(1, field(1, bytes([8, 1])))))),
+         ["TypeProto.tensor_type", "twice"]),
+        ("oneof_two_members", with_graph_fields(field(13, field(1, b"y") + field(
+            2, field(1, field(1, bytes([8, 1]))) + field(4, b"")))),
+         ["TypeProto.sequence_type is given with another member of its oneof"]),
+        ("field_zero", ok.SerializeToString() + bytes([0x80, 0x00, 0x00]),
+         ["field numbered 0 in ModelProto"]),
+    ]
+    for name, payload, want in cases:
+        run(tmp, name, payload, [name + ".onnx"] + want, data)
+    # What the unpack allocates is checked before it, against the memory the process may use:
+    # empty initializers, 2 bytes of file each and over 200 bytes unpacked (a 52 MB file of
+    # them had taken 6.7 GB), as many as make 1.5 times this machine's memory.
+    phys = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    run(tmp, "unpacked_too_large", with_graph_fields(bytes([5 << 3 | 2, 0]) * (phys // 144)),
+        ["unpacked_too_large.onnx: its messages unpacked need about",
+         "of memory this process may use"], data)
+    os.remove(os.path.join(tmp, "unpacked_too_large.onnx"))
     # Outputs declared probabilities that are not: a raw Gemm (values outside [0, 1]), and a
     # Softmax halved (each in [0, 1], rows summing to 0.5). Refused naming the model.
     m = base(nodes=[helper.make_node("Gemm", ["x", "W", "b"], ["out"], name="fc", transB=1)])
