@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "stagegate/harness.h"
 #include "stagegate/kernels.h"
 #include "stagegate/version.h"
 
@@ -85,6 +86,8 @@ int sg_cli_main(int argc, char **argv)
             sg_err err = {{0}};
             int st = sg_kernels_init(&err);
             if (st) return sg_cli_fail(st, &err);
+            /* and an OPENBLAS_CORETYPE OpenBLAS did not take or this CPU cannot run */
+            if ((st = sg_blas_check(&err))) return sg_cli_fail(st, &err);
             /* Likewise the clock: a misspelt STAGEGATE_CLOCK had silently kept the TSC. */
             const char *clk = getenv("STAGEGATE_CLOCK");
             if (clk && *clk && strcmp(clk, "gettime") != 0)

@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/utsname.h>
 #include <time.h>
 
@@ -122,6 +123,63 @@ const char *sg_blas_core(const char **replaced)
     pthread_once(&blas_once, blas_setup);
     if (replaced) *replaced = core_replaced[0] ? core_replaced : NULL;
     return openblas_get_corename();
+}
+
+/* What the family's kernels need that this CPU or OS lacks, or NULL when it runs them (or the
+   family is not one listed here). OpenBLAS runs whatever OPENBLAS_CORETYPE names, and a family
+   the CPU cannot run ends the process with SIGILL at the first sgemm (FMA4 in Excavator's,
+   3DNow! in the Opteron kernels' copy routines, on an Intel CPU). */
+static const char *core_lacks(const char *core)
+{
+    unsigned a, b, c, d, ext_c = 0, ext_d = 0;
+    if (__get_cpuid_max(0x80000000u, NULL) >= 0x80000001u) {
+        __cpuid(0x80000001u, a, b, c, d);
+        ext_c = c;
+        ext_d = d;
+    }
+    const bool avx512 = sg_kernels_variant(SG_ISA_AVX512) != NULL,
+               avx2 = sg_kernels_variant(SG_ISA_AVX2) != NULL;
+    bool avx = false;
+    if (__get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 27)) && (c & (1u << 28))) {
+        uint32_t lo, hi;
+        __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+        avx = (lo & 0x6) == 0x6;
+    }
+    static const struct {
+        const char *family, *needs;
+    } table[] = {{"SkylakeX", "avx512"},    {"Cooperlake", "avx512"}, {"SapphireRapids", "avx512"},
+                 {"Haswell", "avx2"},       {"Zen", "avx2"},          {"Sandybridge", "avx"},
+                 {"Bulldozer", "fma4"},     {"Piledriver", "fma4"},   {"Steamroller", "fma4"},
+                 {"Excavator", "fma4"},     {"Opteron", "3dnow"},     {"Opteron(SSE3)", "3dnow"},
+                 {"Opteron_SSE3", "3dnow"}, {"Athlon", "3dnow"}};
+    for (size_t i = 0; i < sizeof table / sizeof *table; i++) {
+        if (strcasecmp(core, table[i].family) != 0) continue;
+        const char *n = table[i].needs;
+        if (!strcmp(n, "avx512")) return avx512 ? NULL : "AVX-512 (F, DQ, BW, VL)";
+        if (!strcmp(n, "avx2")) return avx2 ? NULL : "AVX2 and FMA";
+        if (!strcmp(n, "avx")) return avx ? NULL : "AVX";
+        if (!strcmp(n, "fma4")) return avx && (ext_c & (1u << 16)) ? NULL : "AMD's FMA4";
+        return ext_d & (1u << 31) ? NULL : "AMD's 3DNow!";
+    }
+    return NULL;
+}
+
+sg_status sg_blas_check(sg_err *err)
+{
+    const char *core = sg_blas_core(NULL), *asked = getenv("OPENBLAS_CORETYPE");
+    if (!core) return SG_OK;
+    if (asked && strcasecmp(asked, core) != 0)
+        return sg_errf(err, SG_EINPUT,
+                       "OPENBLAS_CORETYPE=%.64s is not a kernel family this OpenBLAS has (it "
+                       "runs %s instead); unset it or name one OpenBLAS lists",
+                       asked, core);
+    const char *lacks = core_lacks(core);
+    if (lacks)
+        return sg_errf(err, SG_EINPUT,
+                       "OPENBLAS_CORETYPE=%s: OpenBLAS's %s kernels need %s, which this CPU or OS "
+                       "does not have; unset it",
+                       asked ? asked : core, core, lacks);
+    return SG_OK;
 }
 
 int sg_blas_single_thread(void)

@@ -440,6 +440,10 @@ const char *sg_blas_core(const char **replaced);
 /* The OpenBLAS kernel family this CPU and OS run best ("Cooperlake", "SkylakeX", "Haswell"),
    NULL without AVX2 and FMA. */
 const char *sg_blas_core_for_cpu(void);
+/* An OPENBLAS_CORETYPE that OpenBLAS did not take (it chose another family), or a family in
+   use whose kernels this CPU cannot run (they would end the process with SIGILL): an input
+   error naming the variable. */
+sg_status sg_blas_check(sg_err *err);
 /* Sets OpenBLAS to one thread (workers are the parallelism); returns the previous count.
    Call it before anything forks (see harness/machine.c): the CLI does so first thing. */
 int sg_blas_single_thread(void);

@@ -79,6 +79,16 @@ OPENBLAS_CORETYPE=Prescott "$SG" clock >"$tmp/out" 2>"$tmp/err" &&
     OPENBLAS_CORETYPE=Prescott "$SG" clock --json | grep -q '"replaced": null' &&
     echo "ok   OPENBLAS_CORETYPE=Prescott is kept as the user's choice" ||
     { echo "FAIL OPENBLAS_CORETYPE=Prescott not kept: $(grep OpenBLAS "$tmp/out") $(cat "$tmp/err")"; fail=1; }
+# An OPENBLAS_CORETYPE OpenBLAS does not take, or whose kernels this CPU cannot run (they end
+# the process with SIGILL at the first sgemm): exit 2 naming the variable, before any work.
+expect 2 "OPENBLAS_CORETYPE that OpenBLAS does not have" -- env OPENBLAS_CORETYPE=garbage "$SG" eval --model a --data b
+grep -q "OPENBLAS_CORETYPE=garbage is not a kernel family this OpenBLAS has" "$tmp/err" ||
+    { echo "FAIL OPENBLAS_CORETYPE=garbage: $(cat "$tmp/err")"; fail=1; }
+if ! has fma4; then
+    expect 2 "OPENBLAS_CORETYPE=Excavator without FMA4" -- env OPENBLAS_CORETYPE=Excavator "$SG" eval --model a --data b
+    grep -q "OPENBLAS_CORETYPE=Excavator: OpenBLAS's Excavator kernels need AMD's FMA4" "$tmp/err" ||
+        { echo "FAIL OPENBLAS_CORETYPE=Excavator: $(cat "$tmp/err")"; fail=1; }
+fi
 if [ -n "$blas_want" ] && "$SG" clock --json | grep -q '"replaced": "[A-Za-z]'; then
     "$SG" clock | grep -q "^OpenBLAS kernels: *$blas_want (OpenBLAS chose [A-Za-z0-9()]*, a fallback without AVX2" &&
         echo "ok   clock says stagegate replaced OpenBLAS's fallback with $blas_want" ||
