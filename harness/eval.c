@@ -722,8 +722,16 @@ sg_status sg_eval_run(const sg_eval_config *c, sg_eval_result *r, sg_err *err)
         r->metrics_seconds += r->metrics_finish_seconds;
     }
     /* The reader has read every chunk; whatever of the digest it left (none, normally)
-       is finished here, on the descriptor the rows came from. */
+       is finished here, on the descriptor the rows came from. After a failure it is told to
+       stop first: it may be waiting for a slot no chunk will empty (a chunk that ran out of
+       memory under `ulimit -v` had left eval waiting on it for ever). */
     if (e.reader_started) {
+        if (st != SG_OK) {
+            pthread_mutex_lock(&e.ring.mu);
+            e.ring.stop = true;
+            pthread_cond_broadcast(&e.ring.cv);
+            pthread_mutex_unlock(&e.ring.mu);
+        }
         pthread_join(e.reader, NULL);
         e.reader_started = false;
     }

@@ -12,8 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <sys/utsname.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "machine_internal.h"
 #include "stagegate/json.h"
@@ -112,10 +114,51 @@ static void choose_core(void)
     if (core && strcmp(core, want) == 0) memcpy(core_replaced, was, sizeof was);
 }
 
+/*
+ * OpenBLAS's sgemm buffers (128 MiB of address space each, untouched until used), one for
+ * each thread that may call it at once, made now. OpenBLAS makes one the first time a thread
+ * calls sgemm with every buffer it has in use, and when that mapping fails it retries for
+ * ever: under `ulimit -v 589824` eval's chunk buffers had taken the room by then, and a
+ * worker spun at 100% CPU in blas_memory_alloc with no end (found by an attack helper). Made
+ * here, they come before any of stagegate's own; a mapping that fails now is found by a
+ * probe first, and reported (sg_blas_check), instead of OpenBLAS's endless retry.
+ */
+#define BLAS_BUFFER_BYTES ((size_t)128 << 20)
+#define BLAS_BUFFERS_MAX 64
+static int blas_buffers_short; /* how many of the buffers could not be mapped */
+static int blas_buffers_wanted;
+
+static void blas_reserve(void)
+{
+    void *(*alloc)(int) = (void *(*)(int))dlsym(RTLD_DEFAULT, "blas_memory_alloc");
+    void (*release)(void *) = (void (*)(void *))dlsym(RTLD_DEFAULT, "blas_memory_free");
+    if (!alloc || !release) return;
+    long n = sysconf(_SC_NPROCESSORS_ONLN) + 1; /* every worker, and the main thread */
+    if (n < 2) n = 2;
+    if (n > BLAS_BUFFERS_MAX) n = BLAS_BUFFERS_MAX;
+    blas_buffers_wanted = (int)n;
+    /* One at a time, each held while the next is taken: a buffer OpenBLAS made already (its
+       load-time pool's) is taken again without a mapping, and a new one is mapped only
+       after the probe showed the room for it. */
+    void *buf[BLAS_BUFFERS_MAX];
+    int held = 0;
+    for (; held < n; held++) {
+        void *probe = mmap(NULL, BLAS_BUFFER_BYTES, PROT_READ | PROT_WRITE,
+                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (probe == MAP_FAILED) break;
+        munmap(probe, BLAS_BUFFER_BYTES);
+        buf[held] = alloc(0);
+    }
+    blas_buffers_short = (int)n - held;
+    for (int i = 0; i < held; i++)
+        if (buf[i]) release(buf[i]);
+}
+
 static void blas_setup(void)
 {
     blas_threads_at_load = blas_one_thread();
     choose_core();
+    blas_reserve();
 }
 
 const char *sg_blas_core(const char **replaced)
@@ -167,6 +210,12 @@ static const char *core_lacks(const char *core)
 sg_status sg_blas_check(sg_err *err)
 {
     const char *core = sg_blas_core(NULL), *asked = getenv("OPENBLAS_CORETYPE");
+    if (blas_buffers_short)
+        return sg_errf(err, SG_EINPUT,
+                       "the address-space or data limit (ulimit -v, ulimit -d) leaves no room "
+                       "for %d of OpenBLAS's %d sgemm buffers of 128 MiB (one per thread that "
+                       "computes); raise it by %d MiB or more",
+                       blas_buffers_short, blas_buffers_wanted, blas_buffers_short * 128);
     if (!core) return SG_OK;
     if (asked && strcasecmp(asked, core) != 0)
         return sg_errf(err, SG_EINPUT,

@@ -35,6 +35,23 @@ rc=0
 need=$(sed -n 's/.*needs at least \([0-9]*\) MiB.*/\1/p' err)
 (ulimit -v $((need * 1024)); exec timeout -s KILL 60 "$SG" eval --model m.h5 --data val.h5 --json) >out 2>err ||
     fail "eval under ulimit -v ${need} MiB: $(cat err)"
+# At that figure, an MLP on 400,000 rows with chunks of 64K-256K rows: the chunk buffers had
+# taken the room OpenBLAS's sgemm buffers needed, and a worker spun in OpenBLAS's endless
+# retry (exit 137 here); with the buffers made at start, a chunk or a worker that no longer
+# fits failed, and eval then waited on the reader for ever. Each now runs or exits 2.
+$PY "$MK" --out big.h5 --task binary --rows 400000 --features 64 --seed 3 --fit mlp-relu \
+    --hidden 256,256 --max-iter 3 --fit-rows 2000 --model-out mlp.h5 >/dev/null 2>&1
+for rows in 65536 131072 262144; do
+    for extra in 0 64 128; do
+        rc=0
+        (ulimit -v $(((need + extra) * 1024)); exec timeout -s KILL 60 "$SG" eval --model mlp.h5 \
+            --data big.h5 --chunk-rows $rows) >out 2>err || rc=$?
+        [ "$rc" = 0 ] || [ "$rc" = 2 ] ||
+            fail "eval, chunks of $rows rows, ulimit -v $((need + extra)) MiB: exit $rc (137: it hung) $(cat err)"
+        [ "$rc" = 0 ] || one_line err "eval, chunks of $rows rows, ulimit -v $((need + extra)) MiB"
+    done
+done
+rm -f big.h5
 
 # A closed stderr (or stdin, or stdout) is /dev/null, not the next file opened.
 "$SG" eval --model m.h5 --data val.h5 --json >ref.json
