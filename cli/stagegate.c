@@ -1,7 +1,9 @@
 /* The stagegate executable: everything lives in the CLI library (cli/main.c). */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +48,40 @@ static void check_address_space(void)
 }
 
 /*
+ * The stack. glibc gives each thread a stack of the stack limit's size, so under `ulimit -s
+ * 128` the reader thread overflowed its 128 KiB in the digest (SIGSEGV, exit 139), and gate's
+ * main thread did so below 256 KiB (found by an attack helper). Threads now get 8 MiB, glibc's
+ * usual size, whatever the limit; the main thread's soft limit is raised to 8 MiB where the
+ * hard limit allows, and a hard limit below 1 MiB is refused with the figure.
+ */
+#define SG_STACK_BYTES (8ull << 20)
+#define SG_STACK_MIN (1ull << 20)
+static void check_stack(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_STACK, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY ||
+        rl.rlim_cur >= SG_STACK_BYTES)
+        return;
+    if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < SG_STACK_MIN) {
+        fprintf(stderr,
+                "stagegate: the stack limit (ulimit -s) is %llu KiB; stagegate needs at least "
+                "%llu KiB: raise it\n",
+                (unsigned long long)rl.rlim_max >> 10, SG_STACK_MIN >> 10);
+        fflush(stderr);
+        _exit(2);
+    }
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= SG_STACK_BYTES ? SG_STACK_BYTES
+                                                                                : rl.rlim_max;
+    (void)setrlimit(RLIMIT_STACK, &rl);
+    pthread_attr_t attr;
+    if (pthread_attr_init(&attr) == 0) {
+        if (pthread_attr_setstacksize(&attr, SG_STACK_BYTES) == 0)
+            (void)pthread_setattr_default_np(&attr);
+        pthread_attr_destroy(&attr);
+    }
+}
+
+/*
  * Standard input, output and error are open from here on: with one closed (`2>&-`) the next
  * file opened takes its number, and the dataset opened as descriptor 2 was then what the HDF5
  * check's child pointed at /dev/null (eval failed on valid input, without a word). A closed
@@ -75,6 +111,7 @@ int main(int argc, char **argv)
 {
     open_standard_fds();
     check_address_space();
+    check_stack();
     /* A file over the size limit (ulimit -f) fails its write with EFBIG, which the writer
        reports (exit 2, one line, its temp file removed), instead of killing the process with
        SIGXFSZ and no word. A disposition the caller set is kept. */

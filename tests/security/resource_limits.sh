@@ -53,6 +53,22 @@ for rows in 65536 131072 262144; do
 done
 rm -f big.h5
 
+# The stack: glibc sized every thread's stack by the limit, and the reader overflowed 128 KiB
+# (SIGSEGV, exit 139). A soft limit is raised, threads get 8 MiB, a hard one under 1 MiB is
+# refused with the figure.
+rc=0
+(ulimit -s 128; exec "$SG" eval --model m.h5 --data val.h5) >out 2>err || rc=$?
+[ "$rc" = 2 ] || fail "ulimit -s 128: exit $rc (139: the stack overflowed) $(cat err)"
+one_line err "ulimit -s 128"
+grep -q "stack limit (ulimit -s) is 128 KiB; stagegate needs at least 1024 KiB" err || fail "$(cat err)"
+$PY "$MK" --out big_s.h5 --task binary --rows 300000 --features 8 --seed 4 >/dev/null
+for cmd in "eval --model m.h5 --data big_s.h5" "eval --model m.h5 --data val.h5 --predictions p_s.h5"; do
+    rc=0
+    (ulimit -S -s 128; exec timeout -s KILL 60 "$SG" $cmd) >out 2>err || rc=$?
+    [ "$rc" = 0 ] || fail "ulimit -S -s 128, $cmd: exit $rc (139: the stack overflowed) $(cat err)"
+done
+rm -f big_s.h5
+
 # A closed stderr (or stdin, or stdout) is /dev/null, not the next file opened.
 "$SG" eval --model m.h5 --data val.h5 --json >ref.json
 "$SG" eval --model m.h5 --data val.h5 --json 2>&- >closed.json || fail "eval with stderr closed failed"
