@@ -408,6 +408,15 @@ static unsigned ox_scalar_size(ProtobufCType t)
     }
 }
 
+/* The size of one element of a repeated field's array: a pointer to a message or string, a
+   ProtobufCBinaryData for bytes, the value itself for a scalar. */
+static unsigned ox_element_size(ProtobufCType t)
+{
+    return t == PROTOBUF_C_TYPE_MESSAGE || t == PROTOBUF_C_TYPE_STRING ? 8
+           : t == PROTOBUF_C_TYPE_BYTES                                ? 16
+                                                                       : ox_scalar_size(t);
+}
+
 /* Elements in a packed field of n bytes of type t. */
 static uint64_t ox_packed_count(ProtobufCType t, const uint8_t *p, uint64_t n)
 {
@@ -458,12 +467,8 @@ static bool ox_wire_ok(const uint8_t *p, const uint8_t *end, const ProtobufCMess
                         return ox_wire_fail(w, OXW_ONEOF, d, f);
             seen[i / 64] |= (uint64_t)1 << (i % 64);
         }
-        if (f && f->label == PROTOBUF_C_LABEL_REPEATED) /* its array, once per field at most */
-            w->unpacked +=
-                OX_ALLOC_OVERHEAD / 4 +
-                (f->type == PROTOBUF_C_TYPE_MESSAGE || f->type == PROTOBUF_C_TYPE_STRING ? 8
-                 : f->type == PROTOBUF_C_TYPE_BYTES                                      ? 16
-                                                    : ox_scalar_size(f->type));
+        if (f && f->label == PROTOBUF_C_LABEL_REPEATED) /* its slot in the field's array */
+            w->unpacked += ox_element_size(f->type) + OX_ALLOC_OVERHEAD / 4;
         switch (tag & 7) {
         case 0: {
             if (!ox_varint(&p, end, &len)) return true;

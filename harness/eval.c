@@ -352,15 +352,24 @@ static sg_status alloc_slots(eval_run *e, int64_t chunk, int d, sg_err *err)
     return SG_OK;
 }
 
-static void eval_run_cleanup(eval_run *e)
+/* Joins the reader, if it runs. With stop it is told to quit first: it may be waiting for a
+   slot that no chunk will empty (after a failed chunk, eval had waited on it for ever). */
+static void reader_join(eval_run *e, bool stop)
 {
-    if (e->reader_started) {
+    if (!e->reader_started) return;
+    if (stop) {
         pthread_mutex_lock(&e->ring.mu);
         e->ring.stop = true;
         pthread_cond_broadcast(&e->ring.cv);
         pthread_mutex_unlock(&e->ring.mu);
-        pthread_join(e->reader, NULL);
     }
+    pthread_join(e->reader, NULL);
+    e->reader_started = false;
+}
+
+static void eval_run_cleanup(eval_run *e)
+{
+    reader_join(e, true);
     if (e->workers_ready) sg_pool_run(e->pool, worker_teardown, &e->cc);
     free(e->cc.ws);
     sg_pool_free(e->pool);
@@ -722,19 +731,8 @@ sg_status sg_eval_run(const sg_eval_config *c, sg_eval_result *r, sg_err *err)
         r->metrics_seconds += r->metrics_finish_seconds;
     }
     /* The reader has read every chunk; whatever of the digest it left (none, normally)
-       is finished here, on the descriptor the rows came from. After a failure it is told to
-       stop first: it may be waiting for a slot no chunk will empty (a chunk that ran out of
-       memory under `ulimit -v` had left eval waiting on it for ever). */
-    if (e.reader_started) {
-        if (st != SG_OK) {
-            pthread_mutex_lock(&e.ring.mu);
-            e.ring.stop = true;
-            pthread_cond_broadcast(&e.ring.cv);
-            pthread_mutex_unlock(&e.ring.mu);
-        }
-        pthread_join(e.reader, NULL);
-        e.reader_started = false;
-    }
+       is finished here, on the descriptor the rows came from. After a failure it stops. */
+    reader_join(&e, st != SG_OK);
     if (st == SG_OK) {
         double t0 = sg_now_seconds();
         st = sg_dataset_sha256(e.ds, r->data_sha256, err);

@@ -174,36 +174,25 @@ const char *sg_blas_core(const char **replaced)
    3DNow! in the Opteron kernels' copy routines, on an Intel CPU). */
 static const char *core_lacks(const char *core)
 {
-    unsigned a, b, c, d, ext_c = 0, ext_d = 0;
-    if (__get_cpuid_max(0x80000000u, NULL) >= 0x80000001u) {
-        __cpuid(0x80000001u, a, b, c, d);
-        ext_c = c;
-        ext_d = d;
-    }
-    const bool avx512 = sg_kernels_variant(SG_ISA_AVX512) != NULL,
-               avx2 = sg_kernels_variant(SG_ISA_AVX2) != NULL;
-    bool avx = false;
-    if (__get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 27)) && (c & (1u << 28))) {
-        uint32_t lo, hi;
-        __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-        avx = (lo & 0x6) == 0x6;
-    }
+    enum { AVX512, AVX2, AVX, FMA4, NOW3D };
+    unsigned a, b, c = 0, d = 0;
+    if (__get_cpuid_max(0x80000000u, NULL) >= 0x80000001u) __cpuid(0x80000001u, a, b, c, d);
+    const bool has[] = {sg_kernels_variant(SG_ISA_AVX512) != NULL,
+                        sg_kernels_variant(SG_ISA_AVX2) != NULL, sg_cpu_avx(),
+                        sg_cpu_avx() && (c & (1u << 16)), (d & (1u << 31)) != 0};
+    static const char *const what[] = {"AVX-512 (F, DQ, BW, VL)", "AVX2 and FMA", "AVX",
+                                       "AMD's FMA4", "AMD's 3DNow!"};
     static const struct {
-        const char *family, *needs;
-    } table[] = {{"SkylakeX", "avx512"},    {"Cooperlake", "avx512"}, {"SapphireRapids", "avx512"},
-                 {"Haswell", "avx2"},       {"Zen", "avx2"},          {"Sandybridge", "avx"},
-                 {"Bulldozer", "fma4"},     {"Piledriver", "fma4"},   {"Steamroller", "fma4"},
-                 {"Excavator", "fma4"},     {"Opteron", "3dnow"},     {"Opteron(SSE3)", "3dnow"},
-                 {"Opteron_SSE3", "3dnow"}, {"Athlon", "3dnow"}};
-    for (size_t i = 0; i < sizeof table / sizeof *table; i++) {
-        if (strcasecmp(core, table[i].family) != 0) continue;
-        const char *n = table[i].needs;
-        if (!strcmp(n, "avx512")) return avx512 ? NULL : "AVX-512 (F, DQ, BW, VL)";
-        if (!strcmp(n, "avx2")) return avx2 ? NULL : "AVX2 and FMA";
-        if (!strcmp(n, "avx")) return avx ? NULL : "AVX";
-        if (!strcmp(n, "fma4")) return avx && (ext_c & (1u << 16)) ? NULL : "AMD's FMA4";
-        return ext_d & (1u << 31) ? NULL : "AMD's 3DNow!";
-    }
+        const char *family;
+        int needs;
+    } table[] = {{"SkylakeX", AVX512},    {"Cooperlake", AVX512}, {"SapphireRapids", AVX512},
+                 {"Haswell", AVX2},       {"Zen", AVX2},          {"Sandybridge", AVX},
+                 {"Bulldozer", FMA4},     {"Piledriver", FMA4},   {"Steamroller", FMA4},
+                 {"Excavator", FMA4},     {"Opteron", NOW3D},     {"Opteron(SSE3)", NOW3D},
+                 {"Opteron_SSE3", NOW3D}, {"Athlon", NOW3D}};
+    for (size_t i = 0; i < sizeof table / sizeof *table; i++)
+        if (strcasecmp(core, table[i].family) == 0)
+            return has[table[i].needs] ? NULL : what[table[i].needs];
     return NULL;
 }
 

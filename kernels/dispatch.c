@@ -24,17 +24,23 @@ static uint64_t read_xcr0(void)
 
 /* The CPU flags alone are not enough: the OS must save the wider register state
    on context switch (XCR0), or the upper halves get silently clobbered. */
+bool sg_cpu_avx(void)
+{
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return false;
+    const bool osxsave = c & (1u << 27), avx = c & (1u << 28);
+    return osxsave && avx && (read_xcr0() & 0x6) == 0x6; /* XMM and YMM state */
+}
+
 bool sg_cpu_supports(sg_isa isa)
 {
     if (isa == SG_ISA_SCALAR) return true;
     if (isa != SG_ISA_AVX2 && isa != SG_ISA_AVX512) return false;
 
     unsigned a, b, c, d;
-    if (!__get_cpuid(1, &a, &b, &c, &d)) return false;
-    const bool osxsave = c & (1u << 27), avx = c & (1u << 28), fma = c & (1u << 12);
-    if (!osxsave || !avx || !fma) return false;
+    if (!sg_cpu_avx() || !__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 12)))
+        return false; /* FMA */
     const uint64_t xcr0 = read_xcr0();
-    if ((xcr0 & 0x6) != 0x6) return false; /* XMM and YMM state */
     if (__get_cpuid_max(0, NULL) < 7) return false;
     __cpuid_count(7, 0, a, b, c, d);
     const bool avx2 = b & (1u << 5);

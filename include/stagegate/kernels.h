@@ -101,6 +101,8 @@ SG_MUST_CHECK sg_status sg_kernels_init(sg_err *err);
 const sg_kernel_ops *sg_kernels(void);
 /* A specific variant, or NULL when the CPU/OS cannot run it. */
 const sg_kernel_ops *sg_kernels_variant(sg_isa isa);
+/* The CPU has AVX and the OS saves its registers (XCR0): what AVX code needs to run. */
+bool sg_cpu_avx(void);
 /* Parses STAGEGATE_ISA values: scalar|avx2|avx512; returns -1 when unknown. */
 int sg_isa_parse(const char *s);
 const char *sg_isa_name(sg_isa isa);
