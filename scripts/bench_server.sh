@@ -84,8 +84,9 @@ for k in signer alice bob; do "$SG" keygen --out $k >/dev/null; done
 "$SG" token add --tokens tokens --principal bob.pub.pem --name bob >bob.token
 head -c 65536 /dev/urandom >art/model.bin
 "$MKREP" signer.key.pem "$(sha256sum art/model.bin | cut -c1-64)" PASSED now model.report
+: >server.log
 "$SG" serve --db "$DB" --listen 127.0.0.1:0 --tokens tokens --artifact-root art \
-    --threads "$THREADS" --access-log access.log 2>server.log &
+    --threads "$THREADS" --access-log access.log 2>>server.log &
 SPID=$!
 for _ in $(seq 100); do grep -q "listening on" server.log && break; sleep 0.1; done
 PORT=$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9]*\)$/\1/p' server.log)

@@ -20,12 +20,16 @@ gate_report signer models:/fraud/2 good.json policy.json --baseline models:/frau
 sleep 1.1
 gate_report signer models:/fraud/2 self.json policy.json --baseline m2.h5
 "$SG" token add --tokens tokens --principal carol.pub.pem --name carol >carol.token
-"$SG" serve --db "$STAGEGATE_REGISTRY" --listen 127.0.0.1:0 --tokens tokens 2>server.log &
+# The log exists before the server starts: the background shell may not have opened it yet
+# when the loop first reads it (under set -e, sed's "can't read" had ended the test).
+: >server.log
+"$SG" serve --db "$STAGEGATE_REGISTRY" --listen 127.0.0.1:0 --tokens tokens 2>>server.log &
 SPID=$!
 trap 'kill $SPID 2>/dev/null; wait $SPID 2>/dev/null; rm -rf "$WORK"' EXIT
 for _ in $(seq 100); do
     PORT=$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9]*\)$/\1/p' server.log)
     [ -n "$PORT" ] && break
+    kill -0 "$SPID" 2>/dev/null || fail "the server exited: $(cat server.log)"
     sleep 0.1
 done
 [ -n "$PORT" ] || fail "the server did not start: $(cat server.log)"

@@ -390,7 +390,8 @@ call alice POST $M/model-versions/transition-stage "{\"name\": \"$MODEL\", \"ver
 
 # Writes to a server without tokens: refused; reads served.
 stop_server
-"$SG" serve --db "$DB" --listen 127.0.0.1:0 --artifact-root art 2>server.log &
+: >server.log  # emptied first: the old server's "listening on" line must not be read
+"$SG" serve --db "$DB" --listen 127.0.0.1:0 --artifact-root art 2>>server.log &
 SPID=$!
 for _ in $(seq 100); do grep -q "listening on" server.log && break; sleep 0.1; done
 URL=http://127.0.0.1:$(sed -n 's/.*:\([0-9]*\)$/\1/p' server.log | head -1)
