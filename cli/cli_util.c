@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 /* The only mapping from a status to a process exit code. */
@@ -19,7 +20,15 @@ int sg_exit_code(int status)
 int sg_cli_fail(int status, const sg_err *err)
 {
     fputs("stagegate: ", stderr);
-    sg_put_printable(stderr, err && err->msg[0] ? err->msg : sg_status_string(status));
+    const char *msg = err && err->msg[0] ? err->msg : sg_status_string(status);
+    sg_put_printable(stderr, msg);
+    /* Out of memory under an address-space limit is most often the limit: say its figure, so
+       the user knows what to raise (or to lower --chunk-rows). */
+    struct rlimit rl;
+    if (status == SG_ENOMEM && !strstr(msg, "ulimit -v") && getrlimit(RLIMIT_AS, &rl) == 0 &&
+        rl.rlim_cur != RLIM_INFINITY)
+        fprintf(stderr, " (the address-space limit, ulimit -v, is %llu MiB)",
+                (unsigned long long)(rl.rlim_cur >> 20));
     fputc('\n', stderr);
     return sg_exit_code(status);
 }

@@ -1,12 +1,14 @@
 /* Status strings, error formatting, aligned allocation and time helpers. */
 #include "stagegate/common.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -45,6 +47,38 @@ sg_status sg_errf(sg_err *err, sg_status status, const char *fmt, ...)
             if (*p == '\n' || *p == '\r') *p = ' ';
     }
     return status;
+}
+
+sg_status sg_thread_start(pthread_t *thread, void *(*fn)(void *), void *arg, sg_err *err,
+                          const char *fmt, ...)
+{
+    int rc = pthread_create(thread, NULL, fn, arg);
+    if (rc == 0) return SG_OK;
+    char what[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    if (rc == EAGAIN) {
+        /* The two limits that make it fail, with their figures. */
+        char lim[2][32];
+        const int res[2] = {RLIMIT_AS, RLIMIT_NPROC};
+        for (int i = 0; i < 2; i++) {
+            struct rlimit rl;
+            if (getrlimit(res[i], &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+                snprintf(lim[i], sizeof lim[i], "unlimited");
+            else if (i == 0)
+                snprintf(lim[i], sizeof lim[i], "%llu MiB",
+                         (unsigned long long)(rl.rlim_cur >> 20));
+            else
+                snprintf(lim[i], sizeof lim[i], "%llu", (unsigned long long)rl.rlim_cur);
+        }
+        return sg_errf(err, SG_ENOMEM,
+                       "%s: %s (no room for another thread and its 8 MiB stack: the address-space "
+                       "limit, ulimit -v, is %s; the process limit, ulimit -u, is %s)",
+                       what, strerror(rc), lim[0], lim[1]);
+    }
+    return sg_errf(err, SG_EINTERNAL, "%s: %s", what, strerror(rc));
 }
 
 _Noreturn void sg_assert_fail(const char *expr, const char *file, int line)

@@ -630,7 +630,9 @@ static sg_status eval_setup(eval_run *e, const sg_eval_config *c, sg_eval_result
                                  terms ? rows * sizeof(double) : 0};
         size_t off[3];
         uint8_t *base = sg_alloc_huge(carve(off, bytes, 3));
-        if (!base) return sg_errf(err, SG_ENOMEM, "eval: out of memory");
+        if (!base)
+            return sg_errf(err, SG_ENOMEM, "eval: out of memory for the outputs of %lld-row chunks",
+                           (long long)chunk);
         e->out = (float *)base;
         e->pred_labels = (int32_t *)(base + off[1]);
         /* Classifiers' rows are [n][n_classes] for the metrics (checked by the model loader). */
@@ -659,8 +661,9 @@ static sg_status eval_setup(eval_run *e, const sg_eval_config *c, sg_eval_result
                            .n_classes = classifier ? m->n_classes : 0,
                            .classifier = classifier,
                            .file_bytes = sg_dataset_file_bytes(e->ds)};
-    if (pthread_create(&e->reader, NULL, reader_main, &e->rctx) != 0)
-        return sg_errf(err, SG_EINTERNAL, "eval: cannot start the reader thread");
+    if ((st = sg_thread_start(&e->reader, reader_main, &e->rctx, err,
+                              "eval: cannot start the reader thread")))
+        return st;
     e->reader_started = true;
 
     if ((st = sg_pool_create(c->cpus, &e->pool, err))) return st;
@@ -674,7 +677,7 @@ static sg_status eval_setup(eval_run *e, const sg_eval_config *c, sg_eval_result
     e->cc.width = width;
     e->cc.d = d;
     e->cc.ws = calloc((size_t)r->workers, sizeof(worker_state));
-    if (!e->cc.ws) return sg_errf(err, SG_ENOMEM, "eval: out of memory");
+    if (!e->cc.ws) return sg_errf(err, SG_ENOMEM, "eval: out of memory for the workers' state");
     sg_pool_run(e->pool, worker_setup, &e->cc);
     e->workers_ready = true;
     for (int i = 0; i < r->workers; i++)

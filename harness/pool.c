@@ -246,10 +246,12 @@ sg_status sg_pool_create_on(const char *synthetic, const char *cpus, sg_pool **o
     free(pl);
     for (int i = 0; i < n; i++) {
         sg_worker *w = &p->workers[i];
-        if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+        sg_status st = sg_thread_start(&w->thread, worker_main, w, err,
+                                       "pool: cannot start worker thread %d", i);
+        if (st) {
             p->n = i;
             sg_pool_free(p);
-            return sg_errf(err, SG_EINTERNAL, "pool: cannot start worker thread %d", i);
+            return st;
         }
         w->started = true;
         p->n = i + 1;

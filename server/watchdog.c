@@ -107,8 +107,9 @@ sg_status srv_watch_start(int request_time_s, sg_err *err)
 {
     limit_s = request_time_s;
     stopping = false;
-    if (pthread_create(&thread, NULL, watch, NULL) != 0)
-        return sg_errf(err, SG_EINTERNAL, "cannot start the request watchdog thread");
+    sg_status st =
+        sg_thread_start(&thread, watch, NULL, err, "cannot start the request watchdog thread");
+    if (st) return st;
     running = true;
     return SG_OK;
 }

@@ -2,6 +2,7 @@
 #ifndef STAGEGATE_COMMON_H
 #define STAGEGATE_COMMON_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <signal.h>
@@ -36,6 +37,13 @@ typedef struct {
 
 /* Formats err->msg and returns status, so callers can `return sg_errf(...)`. */
 sg_status sg_errf(sg_err *err, sg_status status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* pthread_create with the reason in the error: "WHAT: strerror", and for EAGAIN the figures of
+   the limits that cause it (ulimit -v leaving no room for the thread's 8 MiB stack, ulimit -u).
+   WHAT names the thread, e.g. "pool: cannot start worker thread 3". SG_ENOMEM for EAGAIN, else
+   SG_EINTERNAL. */
+sg_status sg_thread_start(pthread_t *thread, void *(*fn)(void *), void *arg, sg_err *err,
+                          const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 /* Programmer errors abort with file:line; runtime failures are status codes. */
 #define SG_ASSERT(cond)                                                                            \

@@ -49,6 +49,10 @@ for rows in 65536 131072 262144; do
         [ "$rc" = 0 ] || [ "$rc" = 2 ] ||
             fail "eval, chunks of $rows rows, ulimit -v $((need + extra)) MiB: exit $rc (137: it hung) $(cat err)"
         [ "$rc" = 0 ] || one_line err "eval, chunks of $rows rows, ulimit -v $((need + extra)) MiB"
+        # ...and a refusal says the limit's figure (a worker thread that could not start had
+        # said only "cannot start worker thread 0", an output buffer "eval: out of memory").
+        [ "$rc" = 0 ] || grep -q "ulimit -v, is $((need + extra)) MiB" err ||
+            fail "eval, chunks of $rows rows, ulimit -v $((need + extra)) MiB: no figure: $(cat err)"
     done
 done
 rm -f big.h5
