@@ -253,6 +253,20 @@ static sg_status parse_special(parser *ps, uint32_t *index)
     return parse_literal(ps, index);
 }
 
+/* Whether a finite double lies exactly halfway between two adjacent float32s (or between
+   FLT_MAX and 2^128, where a float32 rounds to infinity), so that (float)v breaks a tie the
+   decimal text it came from may not have had. */
+static bool f32_tie(double v)
+{
+    const double top = 0x1.ffffffp127; /* halfway between FLT_MAX and 2^128 */
+    if (fabs(v) >= top) return fabs(v) == top;
+    float f = (float)v;
+    if ((double)f == v) return false;
+    float g = nextafterf(f, v > (double)f ? INFINITY : -INFINITY);
+    if (isinf(g)) return false;
+    return v == ((double)f + (double)g) / 2;
+}
+
 static sg_status parse_number(parser *ps, uint32_t *index)
 {
     const char *q = ps->p, *end = ps->end, *start = q;
@@ -309,6 +323,7 @@ static sg_status parse_number(parser *ps, uint32_t *index)
         e10 += eneg ? -x : x;
     }
     double v;
+    uint32_t f32 = 0;
     if (m == 0 && !truncated) {
         v = 0;
     } else if (!truncated && m <= (1ull << 53) && e10 >= -22 && e10 <= 22) {
@@ -326,10 +341,21 @@ static sg_status parse_number(parser *ps, uint32_t *index)
                                   (int)(len < 40 ? len : 40), start);
         v = fabs(v);
     }
+    if (f32_tie(v)) {
+        /* Rare (a 2^-29 chance for a random double): the text decides the float32. */
+        size_t len = (size_t)(q - start);
+        char small[80], *buf = len < sizeof small ? small : malloc(len + 1);
+        if (!buf) return nomem(ps);
+        memcpy(buf, start, len);
+        buf[len] = '\0';
+        float want = fabsf(strtof(buf, NULL)), got = (float)v;
+        if (buf != small) free(buf);
+        if (want != got) f32 = (want > got) != neg ? SG_JT_F32_UP : SG_JT_F32_DOWN;
+    }
     int rc = push_value(ps, SG_JT_NUMBER, index);
     if (rc) return rc;
     ps->d->v[*index].u.num = neg ? -v : v;
-    ps->d->v[*index].n = integer ? SG_JT_INTEGER : 0;
+    ps->d->v[*index].n = (integer ? SG_JT_INTEGER : 0) | f32;
     ps->p = q;
     return SG_OK;
 }

@@ -14,6 +14,7 @@
 #ifndef SG_JSON_TAPE_H
 #define SG_JSON_TAPE_H
 
+#include <math.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -36,11 +37,17 @@ typedef enum {
    ("5", "-0"; not "5.0" or "5E0"), UBJSON's integer types. XGBoost's reader tells its Integer
    from its Number this way and refuses one where it wants the other. */
 #define SG_JT_INTEGER 1u
+/* sg_jv.n flags of a decimal number whose double lies exactly halfway between two float32s
+   while the text itself does not: rounding the text to a double and then to a float32 (ties
+   to even) would give the float32 on the wrong side of the text. The flag says which float32
+   the text rounds to directly, as strtof gives and as XGBoost reads its numbers. */
+#define SG_JT_F32_UP 2u
+#define SG_JT_F32_DOWN 4u
 
 typedef struct {
     uint32_t type;
     uint32_t n; /* array: elements; object: members; string: bytes (without the NUL); number:
-                   SG_JT_INTEGER or 0 */
+                   SG_JT_INTEGER, SG_JT_F32_UP, SG_JT_F32_DOWN or 0 */
     union {
         double num;
         uint64_t off; /* string: offset in the arena; array, object: first index in kids */
@@ -86,7 +93,17 @@ static inline bool sg_jt_is_bool(const sg_jv *v)
 /* Whether v is a number written as an integer (SG_JT_INTEGER). */
 static inline bool sg_jt_is_integer(const sg_jv *v)
 {
-    return sg_jt_is(v, SG_JT_NUMBER) && v->n == SG_JT_INTEGER;
+    return sg_jt_is(v, SG_JT_NUMBER) && (v->n & SG_JT_INTEGER);
+}
+
+/* A number as the float32 nearest to its text (not the float32 nearest to the double nearest
+   to the text, which differs where the double is a float32 tie: SG_JT_F32_UP/DOWN). */
+static inline float sg_jt_f32(const sg_jv *v)
+{
+    float f = (float)v->u.num;
+    if (v->n & SG_JT_F32_UP) return nextafterf(f, INFINITY);
+    if (v->n & SG_JT_F32_DOWN) return nextafterf(f, -INFINITY);
+    return f;
 }
 
 /* The value's decoded, NUL-terminated text; NULL unless v is a string. */

@@ -113,12 +113,14 @@ static bool int_at(const ctx *c, const sg_jv *arr, size_t i, double *out)
 
 /* ... and one it reads as its Number: a float, written with a fraction or an exponent (as
    XGBoost writes every float, "0E0" for zero), or NaN, Infinity, -Infinity, or a UBJSON
-   float. An integer ("0") is refused, as XGBoost refuses it ("from Integer to Number"). */
-static bool float_at(const ctx *c, const sg_jv *arr, size_t i, double *out)
+   float. An integer ("0") is refused, as XGBoost refuses it ("from Integer to Number").
+   XGBoost's Number is a float32 read from the text: the float32 nearest to the decimal, which
+   is not always the float32 nearest to the double nearest to it (sg_jt_f32). */
+static bool float_at(const ctx *c, const sg_jv *arr, size_t i, float *out)
 {
     const sg_jv *v = sg_jt_at(c->d, arr, i);
     if (!sg_jt_is(v, SG_JT_NUMBER) || sg_jt_is_integer(v)) return false;
-    *out = v->u.num;
+    *out = sg_jt_f32(v);
     return true;
 }
 
@@ -251,13 +253,14 @@ static sg_status check_split(const ctx *c, const tree_json *t, size_t i, float *
         return fail(c, "%s/split_indices/%zu: feature %.0f is outside 0..%ld (num_feature)",
                     t->path, i, v, t->num_feature - 1);
     *feature = (uint32_t)v;
-    if (!float_at(c, t->cond, i, &v))
+    float cond;
+    if (!float_at(c, t->cond, i, &cond))
         return fail(c, "%s/split_conditions/%zu is not a float (XGBoost writes 5E-1, not 0.5 in "
                     "a string or the integer 0)", t->path, i);
-    *thr = categorical ? NAN : (float)v;
+    *thr = categorical ? NAN : cond;
     if (!categorical && !isfinite(*thr))
         return fail(c, "%s/split_conditions/%zu: threshold %g is not a finite float32", t->path, i,
-                    v);
+                    (double)cond);
     /* XGBoost writes 0 and 1 and also reads true and false; not "1", 1.0 or 2 */
     const sg_jv *dl = sg_jt_at(c->d, t->dleft, i);
     if (sg_jt_is_bool(dl))
@@ -439,14 +442,14 @@ static sg_status lay_push(const ctx *c, const tree_json *t, lay *L, slot it, int
 
 static sg_status leaf_node(const ctx *c, const tree_json *t, size_t i, size_t q, sg_tree_node *n)
 {
-    double v;
+    float v;
     if (!float_at(c, t->cond, i, &v))
         return fail(c, "%s/split_conditions/%zu (leaf value) is not a float (XGBoost writes "
                     "5E-1, not 0.5 in a string or the integer 0)", t->path, i);
-    float leaf = (float)v * t->weight;
+    float leaf = v * t->weight;
     if (!isfinite(leaf))
         return fail(c, "%s/split_conditions/%zu: leaf value %g is not a finite float32", t->path, i,
-                    v);
+                    (double)v);
     *n = (sg_tree_node){INFINITY, SG_TREE_DEFAULT_LEFT, (uint32_t)q, leaf};
     return SG_OK;
 }
@@ -654,7 +657,8 @@ static sg_status check_unused(const ctx *c, const sg_jv *tree, const tree_json *
         if (!a) return rc;
         for (size_t i = 0; i < t->n; i++) {
             double v;
-            if (!(stats[k].integer ? int_at(c, a, i, &v) : float_at(c, a, i, &v)))
+            float f;
+            if (!(stats[k].integer ? int_at(c, a, i, &v) : float_at(c, a, i, &f)))
                 return fail(c, "%s/%s/%zu is not %s", t->path, stats[k].key, i,
                             stats[k].integer ? "an integer" : "a float");
         }
@@ -1010,18 +1014,19 @@ static sg_status parse_trees(ctx *c, const sg_jv *learner, const sg_jv *model, c
     lay L = {0};
     int rc = SG_OK;
     for (size_t i = 0; i < nt && !rc; i++) {
-        double g, w = 1;
+        double g;
+        float w = 1;
         if (!int_at(c, info, i, &g) || g < 0 || g >= e->n_groups) {
             rc = fail(c, "%.*s/tree_info/%zu: group is not an integer in 0..%d",
                       (int)strlen(c->prefix) - 6, c->prefix, i, e->n_groups - 1);
             break;
         }
         e->tree_group[i] = (int32_t)g;
-        if (weights && (!float_at(c, weights, i, &w) || !isfinite((float)w))) {
+        if (weights && (!float_at(c, weights, i, &w) || !isfinite(w))) {
             rc = fail(c, "/learner/gradient_booster/weight_drop/%zu is not a finite number", i);
             break;
         }
-        rc = parse_tree(c, sg_jt_at(c->d, trees, i), (int)i, num_feature, (float)w, e, &cap, &L);
+        rc = parse_tree(c, sg_jt_at(c->d, trees, i), (int)i, num_feature, w, e, &cap, &L);
     }
     lay_free(&L);
     /* Every tree is checked; the ones past the best iteration do not predict. */
@@ -1047,10 +1052,10 @@ static sg_status parse_linear(const ctx *c, const sg_jv *model, sg_tree_ensemble
     e->linear = malloc(want * sizeof *e->linear);
     if (!e->linear) return sg_errf(c->err, SG_ENOMEM, "%s: out of memory", c->name);
     for (size_t i = 0; i < want; i++) {
-        double d;
-        if (!float_at(c, w, i, &d) || !isfinite((float)d))
+        float d;
+        if (!float_at(c, w, i, &d) || !isfinite(d))
             return fail(c, "%s/%zu is not a finite number", c->prefix, i);
-        e->linear[i] = (float)d;
+        e->linear[i] = d;
     }
     return SG_OK;
 }

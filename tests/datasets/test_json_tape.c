@@ -44,7 +44,53 @@ static void check_number(const char *text)
     assert_true(sg_jt_is(v, SG_JT_NUMBER));
     double want = strtod(text, NULL);
     if (!same_bits(v->u.num, want)) fail_msg("%s: tape %.17g, strtod %.17g", text, v->u.num, want);
+    /* ...and as a float32, the one strtof gives: rounded once from the text, as XGBoost reads
+       its numbers, not through the double ((float)want) */
+    float f = sg_jt_f32(v), fwant = strtof(text, NULL);
+    if (memcmp(&f, &fwant, sizeof f) != 0)
+        fail_msg("%s: tape float32 %.9g, strtof %.9g", text, (double)f, (double)fwant);
     sg_jt_free(&d);
+}
+
+/* Decimals near a float32 tie: the double nearest to each is the exact midpoint of two
+   float32s, where (float)double breaks the tie to even and the text may not be a tie at all
+   (a threshold written as a float64 midpoint, 1e-40 past it, had sent rows the other way).
+   sg_jt_f32 must give strtof's float32 for every one. */
+static void test_float32_ties(void **state)
+{
+    (void)state;
+    static const char *fixed[] = {
+        "0.0960593707859516143798828125000000000001", /* just above a midpoint */
+        "-0.0960593707859516143798828125000000000001",
+        "0.0960593707859516143798828124999999999999", /* just below it */
+        "0.0960593707859516143798828125",             /* the midpoint itself: to even */
+        "-0.389553502202034",                         /* Python's repr of a float64 midpoint */
+        "3.4028235677973366e38",     /* 2^128 - 2^103 (halfway FLT_MAX to 2^128), to even */
+        "3.40282356779733661637e38", /* below that halfway point: FLT_MAX, not infinity */
+        "-3.40282356779733661637e38",
+        "16777217",
+        "16777217.000000000000000000001",
+        "16777216.999999999999999999999",
+        "7.00649232162408535461864791644958065640e-46", /* halfway 0 to the least subnormal */
+        "7.006492321624085354618647916449580656402e-46",
+        "2.1019476964872256063855943749348741969203929128147736576356e-45",
+    };
+    int n_ties = 0;
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+        check_number(fixed[i]);
+    char buf[128];
+    for (int i = 0; i < 100000; i++) {
+        uint32_t r = (uint32_t)rnd();
+        float a;
+        memcpy(&a, &r, sizeof a);
+        if (!isfinite(a) || isinf(nextafterf(a, INFINITY))) continue;
+        double mid = ((double)a + (double)nextafterf(a, INFINITY)) / 2;
+        /* 26 significant digits: the double is the midpoint, the decimal mostly is not */
+        snprintf(buf, sizeof buf, "%.25e", mid);
+        n_ties += (float)strtod(buf, NULL) != strtof(buf, NULL);
+        check_number(buf);
+    }
+    assert_true(n_ties > 10000); /* the case that (float)double gets wrong was exercised */
 }
 
 static void test_numbers_match_strtod(void **state)
@@ -644,13 +690,10 @@ static void test_ubjson_random(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_numbers_match_strtod),
-        cmocka_unit_test(test_fixed_documents),
-        cmocka_unit_test(test_xgboost_special_numbers),
-        cmocka_unit_test(test_duplicates_and_depth),
-        cmocka_unit_test(test_random_against_jansson),
-        cmocka_unit_test(test_ubjson_fixed),
-        cmocka_unit_test(test_ubjson_random),
+        cmocka_unit_test(test_numbers_match_strtod), cmocka_unit_test(test_float32_ties),
+        cmocka_unit_test(test_fixed_documents),      cmocka_unit_test(test_xgboost_special_numbers),
+        cmocka_unit_test(test_duplicates_and_depth), cmocka_unit_test(test_random_against_jansson),
+        cmocka_unit_test(test_ubjson_fixed),         cmocka_unit_test(test_ubjson_random),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -461,6 +461,49 @@ with tempfile.TemporaryDirectory() as tmp:
     sentinel("missinf_binary", xgb.XGBClassifier(n_estimators=15, max_depth=3, missing=np.inf),
              with_sentinel(X, np.inf), yb, with_sentinel(Xv, np.inf), ybv)
 
+    # Thresholds a converter wrote as float64 midpoints of two float32s (Python's json writes
+    # the shortest text for the double): XGBoost rounds the text once, to float32. Rounded to
+    # a double first, the text lands on the tie and ties-to-even picks one side, where the
+    # text is often past the midpoint: the threshold was then one float32 off XGBoost's, and a
+    # row at it took the other branch (probabilities off by 0.75 in the attack's model).
+    booster = xgb.train(dict(base, objective="binary:logistic"), xgb.DMatrix(X, label=yb), 25)
+    doc = json.loads(booster.save_raw("json"))
+    splits = []
+    for t in doc["learner"]["gradient_booster"]["model"]["trees"]:
+        for k, left in enumerate(t["left_children"]):
+            if left == -1:
+                continue
+            a = np.float32(t["split_conditions"][k])
+            b = np.nextafter(a, np.float32(np.inf))
+            t["split_conditions"][k] = (float(a) + float(b)) / 2
+            splits.append((t["split_indices"][k], a, b))
+    model = os.path.join(tmp, "midpoints.json")
+    with open(model, "w") as fh:
+        json.dump(doc, fh)
+    edited = xgb.Booster(model_file=model)
+    read = [np.float32(c) for t in json.loads(edited.save_raw("json"))["learner"][
+        "gradient_booster"]["model"]["trees"] for c, left in zip(t["split_conditions"],
+                                                                 t["left_children"]) if left != -1]
+    twice = sum(np.float32(c) != r for c, r in zip(
+        (c for t in doc["learner"]["gradient_booster"]["model"]["trees"]
+         for c, left in zip(t["split_conditions"], t["left_children"]) if left != -1), read))
+    check(twice > 0, "midpoints: no threshold where rounding twice differs (the case is not met)")
+    # Rows at each threshold's two float32 neighbours.
+    rows = Xv[rng.integers(0, len(Xv), size=2 * len(splits))].copy()
+    for i, (f, a, b) in enumerate(splits):
+        rows[2 * i, f], rows[2 * i + 1, f] = a, b
+    dataset = os.path.join(tmp, "midpoints_val.h5")
+    write_set(dataset, rows, target_binary(rows))
+    ref = edited.predict(xgb.DMatrix(rows)).astype(np.float64)
+    for isa in ISAS:
+        _, out = run_eval(tmp, model, dataset, isa)
+        if out is None:
+            continue
+        err = np.abs(out["proba"][:, 1].astype(np.float64) - ref).max()
+        print("%-18s %-7s %d of %d thresholds differ when rounded twice; max |p1 - predict| %.3g"
+              % ("midpoints", isa, twice, len(splits), err))
+        check(err <= TOL, "midpoints %s: p1 differs from Booster.predict by %g" % (isa, err))
+
 if failures:
     print("%d failure(s)" % len(failures))
     sys.exit(1)
