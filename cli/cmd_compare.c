@@ -107,6 +107,14 @@ static void compare_print_text(const json_t *cmp, FILE *out)
         free(a);
         free(b);
     }
+    json_t *hist = json_object_get(cmp, "history");
+    if (hist) {
+        long long kept = (long long)json_integer_value(json_object_get(hist, "runs"));
+        long long out_ = (long long)json_integer_value(json_object_get(hist, "left_out"));
+        fprintf(out, "history: %lld earlier run%s", kept, kept == 1 ? "" : "s");
+        if (out_) fprintf(out, " (%lld left out: NEW's own run, or a run listed twice)", out_);
+        fputc('\n', out);
+    }
     json_t *mw = json_object_get(cmp, "mann_whitney"), *lat = json_object_get(cmp, "latency");
     if (json_array_size(lat)) {
         json_t *reps = json_object_get(cmp, "repetitions");
@@ -241,8 +249,14 @@ int sg_cmd_compare(int argc, char **argv)
     if (keep_noisy) co.discount_noisy = false;
     json_t *history = NULL;
     if (history_path) {
-        json_error_t je;
-        history = json_load_file(history_path, 0, &je);
+        json_error_t je = {0};
+        uint8_t *data = NULL;
+        size_t len = 0;
+        /* A regular file of bounded size, as OLD and NEW (a FIFO had blocked for ever) */
+        if (sg_read_file(history_path, 64u << 20, &data, &len, &err))
+            return sg_cli_fail(SG_EINPUT, &err);
+        history = json_loadb((const char *)data, len, 0, &je);
+        free(data);
         if (!json_is_array(json_object_get(history, "runs"))) {
             json_decref(history);
             return sg_cli_fail(sg_errf(&err, SG_EINPUT,

@@ -57,7 +57,8 @@ static void print_run_text(const json_t *r)
         size_t i;
         json_t *g;
         json_array_foreach(json_object_get(json_object_get(r, "figures"), "gated"), i,
-                           g) if (!strcmp(json_string_value(g), k))
+                           g) if (json_is_string(g) && json_is_number(v) &&
+                                  !strcmp(json_string_value(g), k))
             printf("  %s %.4g", k, json_number_value(v));
     }
     printf("\n");

@@ -210,6 +210,7 @@ static double round_sig3(double v)
 {
     if (v == 0 || !isfinite(v)) return v;
     double p = pow(10.0, 2 - floor(log10(fabs(v))));
+    if (!isfinite(p)) return v; /* below about 1e-305: 10^k overflows; kept as it is */
     return round(v * p) / p;
 }
 
@@ -217,6 +218,10 @@ static double round_sig3(double v)
 static void print_sig3(char *buf, size_t len, double v, const char *unit)
 {
     int digits = v == 0 ? 3 : (int)floor(log10(fabs(v))) + 1;
+    if (digits < -2) { /* below 0.001 of the unit: "5e-324 ns", not 326 decimals */
+        snprintf(buf, len, "%.3g %s", v, unit);
+        return;
+    }
     int decimals = digits >= 3 ? 0 : 3 - digits;
     snprintf(buf, len, "%.*f %s", decimals, v, unit);
 }

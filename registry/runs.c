@@ -207,26 +207,28 @@ static int insert_run(sg_registry *reg, const char *model, int64_t version, cons
     char *fp_text = fp ? sg_json_dumps(fp, false) : NULL, *fig_text = sg_json_dumps(figs, false);
     char now[32], abs_path[PATH_MAX], run_at[64];
     reg_now_utc(now);
-    /* Runs are listed in run_at order, as text: a time with an offset is kept as the same
-       instant in UTC (11:00+05:00 had sorted after 10:00Z, and been taken as the newest). */
-    snprintf(run_at, sizeof run_at, "%s", info->timestamp);
-    size_t tl = strlen(run_at);
-    int64_t epoch;
-    if (tl > 6 && (run_at[tl - 6] == '+' || run_at[tl - 6] == '-') &&
-        reg_parse_utc(info->timestamp, &epoch) == SG_OK) {
-        time_t t = (time_t)epoch;
-        struct tm tm;
-        /* the fraction as written (".25"), between the seconds and the offset */
-        const char *dot = strchr(info->timestamp, '.');
-        int frac = dot && dot < info->timestamp + tl - 6 ? (int)(info->timestamp + tl - 6 - dot) : 0;
-        char sec[32];
-        if (gmtime_r(&t, &tm) && strftime(sec, sizeof sec, "%Y-%m-%dT%H:%M:%S", &tm))
-            snprintf(run_at, sizeof run_at, "%s%.*sZ", sec, frac, frac ? dot : "");
-    }
+    /* Runs are listed in run_at order, as text, so run_at is one spelling of the instant: UTC,
+       upper-case T and Z, whole seconds (ties in the order recorded). An offset had sorted
+       11:00+05:00 after 10:00Z; "t"/"z" sorted after every "T"; and a fraction sorted before
+       its whole second ('.' < 'Z'), so --limit 1 had named another run the newest. The
+       report keeps the time as written. */
+    int64_t epoch = 0;
+    struct tm tm;
+    time_t t = 0;
+    bool ok = reg_parse_utc(info->timestamp, &epoch) == SG_OK;
+    t = (time_t)epoch;
+    ok = ok && gmtime_r(&t, &tm) && tm.tm_year >= -1900 && tm.tm_year <= 9999 - 1900;
+    if (ok)
+        snprintf(run_at, sizeof run_at, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
     if (!realpath(path, abs_path)) snprintf(abs_path, sizeof abs_path, "%s", path);
     reg_stmt *st = NULL;
-    int rc =
-        fig_text ? reg_begin(reg, err) : sg_errf(err, SG_ENOMEM, "out of memory recording a run");
+    int rc = !ok        ? sg_errf(err, SG_EINPUT,
+                                  "%s: timestamp \"%.64s\" is not a time in the years 0000..9999 once "
+                                         "converted to UTC",
+                                  path, info->timestamp)
+             : fig_text ? reg_begin(reg, err)
+                        : sg_errf(err, SG_ENOMEM, "out of memory recording a run");
     if (!rc)
         rc = reg_prepare(reg,
                          "INSERT INTO runs (model_name, version, stage, fingerprint, machine, "

@@ -254,13 +254,48 @@ static sg_status check_history(const json_t *history, const sg_compare_run *n, s
     return SG_OK;
 }
 
+/*
+ * The history's earlier runs: NEW's own run (the report file NEW was loaded from, as `registry
+ * runs` lists it once NEW is recorded) and a second listing of one report are left out. With
+ * NEW in it, the band reached NEW's own figures, and a 2.9x slowdown read as "inside the
+ * history band".
+ */
+static json_t *earlier_runs(const json_t *history, const sg_compare_run *n, int *left_out)
+{
+    json_t *runs = json_array(), *seen = json_object();
+    size_t i;
+    json_t *run;
+    *left_out = 0;
+    json_array_foreach(json_object_get(history, "runs"), i, run)
+    {
+        const char *sha = json_string_value(json_object_get(run, "report_sha256"));
+        if (sha && (!strcmp(sha, n->file_sha256) || json_object_get(seen, sha))) {
+            (*left_out)++;
+            continue;
+        }
+        if (sha) json_object_set_new(seen, sha, json_true());
+        json_array_append(runs, run);
+    }
+    json_decref(seen);
+    json_t *h = json_object();
+    json_object_set_new(h, "runs", runs);
+    return h;
+}
+
 sg_status sg_compare_runs(const sg_compare_run *o, const sg_compare_run *n, const sg_compare_options *opt,
                     json_t **out, sg_err *err)
 {
     *out = NULL;
+    sg_compare_options with_earlier;
+    json_t *earlier = NULL;
+    int left_out = 0;
     if (opt->history) {
         sg_status hrc = check_history(opt->history, n, err);
         if (hrc) return hrc;
+        earlier = earlier_runs(opt->history, n, &left_out);
+        with_earlier = *opt;
+        with_earlier.history = earlier;
+        opt = &with_earlier;
     }
     json_t *doc = json_object();
     json_object_set_new(doc, "old", run_json(o));
@@ -268,7 +303,15 @@ sg_status sg_compare_runs(const sg_compare_run *o, const sg_compare_run *n, cons
     int rc = check_comparable(o, n, opt, doc, err);
     if (rc) {
         json_decref(doc);
+        json_decref(earlier);
         return rc;
+    }
+    if (earlier) {
+        json_t *h = json_object();
+        json_object_set_new(
+            h, "runs", json_integer((json_int_t)json_array_size(json_object_get(earlier, "runs"))));
+        json_object_set_new(h, "left_out", json_integer(left_out));
+        json_object_set_new(doc, "history", h);
     }
     json_object_set_new(doc, "alpha", json_real(opt->alpha));
     json_object_set_new(doc, "noise_floor",
@@ -285,6 +328,7 @@ sg_status sg_compare_runs(const sg_compare_run *o, const sg_compare_run *n, cons
     json_object_set_new(doc, "metrics", compare_metrics(o, n, policy, &n_reg));
     json_object_set_new(doc, "n_regressed", json_integer(n_reg));
     json_object_set_new(doc, "regressed", json_boolean(n_reg > 0));
+    json_decref(earlier);
     *out = doc;
     return SG_OK;
 }

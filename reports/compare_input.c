@@ -358,6 +358,7 @@ sg_status sg_compare_load_buffer(const char *path, const uint8_t *data, size_t l
     int rc;
     memset(run, 0, sizeof *run);
     snprintf(run->path, sizeof run->path, "%s", path);
+    sg_sha256_hex(data, len, run->file_sha256);
     json_error_t je;
     json_t *doc = json_loadb((const char *)data, len, 0, &je);
     if (!json_is_object(doc)) {

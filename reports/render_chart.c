@@ -26,8 +26,9 @@ double sg_chart_frac(const sg_chart_axis *a, double v)
 /* The smallest of 1, 2, 5 x 10^k at or above x. */
 double sg_chart_nice_step(double x)
 {
-    if (!(x > 0)) return 1;
+    if (!(x > 0) || !isfinite(x)) return 1;
     double p = pow(10.0, floor(log10(x)));
+    if (!(p > 0) || !isfinite(p)) return x; /* a subnormal x: 10^k underflows to 0 */
     double f = x / p;
     return (f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10) * p;
 }
@@ -40,13 +41,20 @@ int sg_chart_ticks(const sg_chart_axis *a, double px_len, double min_px, double 
         /* The densest set of round values per decade that leaves room between the labels. */
         static const double mult[][9] = {
             {1, 2, 3, 4, 5, 6, 7, 8, 9}, {1, 2, 3, 5, 7, 0}, {1, 2, 5, 0}, {1, 3, 0}, {1, 0}};
+        if (!(a->lo > 0) || !isfinite(a->hi)) return 0;
+        /* Decades by their integer exponent: 10^k of a subnormal lo underflows to 0, and a
+           loop that multiplied it by 10 never ended (a trend of a 5e-324 ns figure hung). */
+        const int e0 = (int)floor(log10(a->lo)), e1 = (int)ceil(log10(a->hi));
         for (size_t m = 0; m < sizeof mult / sizeof mult[0]; m++) {
             n = 0;
-            for (double d = pow(10.0, floor(log10(a->lo))); d <= a->hi && n < max; d *= 10)
+            for (int e = e0; e <= e1 && n < max; e++) {
+                const double d = pow(10.0, e);
+                if (!(d > 0)) continue;
                 for (int k = 0; k < 9 && mult[m][k] > 0 && n < max; k++) {
                     double v = d * mult[m][k];
                     if (v >= a->lo * (1 - 1e-9) && v <= a->hi * (1 + 1e-9)) ticks[n++] = v;
                 }
+            }
             bool roomy = true;
             for (int i = 1; i < n; i++)
                 roomy &= (sg_chart_frac(a, ticks[i]) - sg_chart_frac(a, ticks[i - 1])) * px_len >=

@@ -66,6 +66,7 @@ json_t *sg_trend_figures(const json_t *runs_doc)
     {
         json_array_foreach(json_object_get(json_object_get(r, "figures"), "gated"), j, g)
         {
+            if (!json_is_string(g)) continue; /* a run record edited in the database */
             char name[128];
             snprintf(name, sizeof name, "metric.%s", json_string_value(g));
             bool seen = false;

@@ -74,6 +74,7 @@ double sg_mannwhitney_min_p(size_t nx, size_t ny);
 /* A run to compare: a signed gate report or a `bench --json` document, normalised. */
 typedef struct {
     char path[4096];
+    char file_sha256[65]; /* of the file's bytes, as `registry record` knows a report by */
     char kind[8];      /* "report" or "bench" */
     bool verified;     /* the report's signature verified against a given public key */
     char key_id[65];   /* the key that verified it */
