@@ -1,0 +1,112 @@
+#!/bin/bash
+# The run history at its edges (found by attacking it from outside), on signed reports that a
+# trusted key re-signs with chosen times and latency figures:
+# - a run's time is stored in one spelling (UTC, 'T' and 'Z', whole seconds), so runs list in
+#   the order they ran: a fraction had sorted before its whole second and "t10:30:00z" after
+#   11:00Z, and `runs --limit 1` had named the 10:30 run the newest;
+# - a time past 9999 once in UTC is refused, not stored as "10000-...";
+# - compare --history leaves out NEW's own run (what `registry runs --json` lists once NEW is
+#   recorded) and a run listed twice: with NEW in it the band reached NEW's figures and a 2.9x
+#   slowdown read as unchanged;
+# - compare --history on a FIFO is refused at once (it blocked for ever);
+# - trend of a run whose p50 is 5e-324 ns ends (its log-axis ticks never did);
+# - `registry runs` on a run record whose gated names were edited into non-strings (SIGSEGV).
+. "$STAGEGATE_SOURCE_DIR/tests/registry/lib.sh"
+R="$SG registry"
+one_line() { [ "$(wc -l <"$WORK/err")" = 1 ] || { cat "$WORK/err" >&2; fail "error is not one line"; }; }
+
+keys signer
+real_models 1 >/dev/null
+cat >lpolicy.json <<'JSON'
+{"metrics": {"accuracy": {"threshold": 0.5}},
+ "latency": {"scenario": "single-stream", "percentile": 99, "max_ms": 100, "min_queries": 700}}
+JSON
+expect 0 $R create-model m --signer signer.pub.pem
+expect 0 $R create-version m m1.h5
+gate_report signer models:/m/1 base.json lpolicy.json --cpus 0
+
+# signed OUT TIME P50: base.json's statement at TIME with five repetitions around P50 ns (no
+# histogram), signed again with signer.key.pem by openssl.
+signed() {
+    $PY - "$@" <<'PY'
+import base64, json, subprocess, sys
+out, when, p50 = sys.argv[1], sys.argv[2], float(sys.argv[3])
+env = json.load(open("base.json"))
+st = json.loads(base64.b64decode(env["payload"]))
+p = st["predicate"]
+p["timestamp"] = when
+lat = p["latency"]
+lat.pop("histogram", None)
+lat.pop("spread", None)
+reps = []
+for i in range(5):
+    v = p50 * (1 + 0.01 * (i - 2))
+    reps.append({"index": i, "queries": 1000000, "duration_s": 2.0, "noise": {"noisy": False},
+                 "latency_ns": {"p50": v, "p90": v * 1.1, "p99": v * 1.5, "p999": v * 3}})
+lat.update(repetitions=reps, repetition_count=5, latency_ns=dict(reps[2]["latency_ns"]))
+payload = json.dumps(st).encode()
+t = env["payloadType"].encode()
+pae = b"DSSEv1 %d %s %d %s" % (len(t), t, len(payload), payload)
+sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", "signer.key.pem"], input=pae,
+                     capture_output=True, check=True).stdout
+env["payload"] = base64.b64encode(payload).decode()
+env["signatures"] = [{"keyid": env["signatures"][0]["keyid"], "sig": base64.b64encode(sig).decode()}]
+json.dump(env, open(out, "w"))
+PY
+}
+times() { "$SG" registry runs m --json | $PY -c 'import json,sys; print(" ".join(r["time"] for r in json.load(sys.stdin)["runs"]))'; }
+
+# Run order: written four ways, listed by the instant.
+signed o1.json 2026-12-05T10:00:00Z 100
+signed o2.json 2026-12-05T10:00:00.5Z 101
+signed o3.json 2026-12-05t10:30:00z 102
+signed o4.json 2026-12-05T13:00:00+02:00 103
+for f in o4 o3 o2 o1; do expect 0 $R record $f.json; done
+[ "$(times)" = "2026-12-05T10:00:00Z 2026-12-05T10:00:00Z 2026-12-05T10:30:00Z 2026-12-05T11:00:00Z" ] ||
+    fail "runs are not in the order they ran: $(times)"
+"$SG" registry runs m --limit 1 --json | grep -q '"time": "2026-12-05T11:00:00Z"' ||
+    fail "runs --limit 1 is not the 11:00 run: $("$SG" registry runs m --limit 1)"
+# ...and a time that is past 9999 in UTC is refused, naming the file.
+signed y.json 9999-12-31T23:30:00-01:00 100
+expect 2 $R record y.json; err_has "y.json"; err_has "years 0000..9999"; one_line
+
+# --history with NEW in it: NEW is 2.9x slower than four earlier runs; the band of the earlier
+# runs alone, and of `registry runs --json` after NEW is recorded, must both see it.
+for d in 1 2 3 4; do signed h$d.json 2026-12-0${d}T02:00:00Z $((100 + d)); expect 0 $R record h$d.json; done
+signed new.json 2026-12-09T02:00:00Z 300
+"$SG" registry runs m --json >before.json
+expect 0 $R record new.json
+"$SG" registry runs m --json >with_new.json
+for hist in before.json with_new.json; do
+    expect 1 "$SG" compare h4.json new.json --history $hist --fail-on-regression
+    grep -q "p50 .*regressed" "$WORK/out" || { cat "$WORK/out"; fail "--history $hist: p50 not regressed"; }
+done
+grep -q "^history: 8 earlier runs (1 left out: NEW's own run" "$WORK/out" ||
+    { cat "$WORK/out"; fail "compare does not say NEW's run was left out"; }
+# A run listed twice counts once.
+$PY -c 'import json; d=json.load(open("before.json")); d["runs"]+=d["runs"][-1:]; json.dump(d, open("twice.json","w"))'
+expect 1 "$SG" compare h4.json new.json --history twice.json --fail-on-regression --json
+$PY -c 'import json,sys; h=json.load(open(sys.argv[1]))["history"]; assert h=={"runs": 8, "left_out": 1}, h' "$WORK/out" ||
+    fail "a run listed twice was counted twice"
+
+# --history on a FIFO: refused at once.
+mkfifo h.fifo
+rc=0
+timeout 20 "$SG" compare h4.json new.json --history h.fifo >out 2>"$WORK/err" || rc=$?
+[ "$rc" = 2 ] || fail "--history on a FIFO: exit $rc (124: it blocked)"
+err_has "h.fifo"; err_has "not a regular file"; one_line
+
+# A recorded p50 of 5e-324 ns (a signed figure no clock gives): trend ends and draws it.
+signed tiny.json 2026-12-10T02:00:00Z 5e-324
+expect 0 $R record tiny.json
+rc=0
+timeout 30 "$SG" trend m --html t.html >out 2>"$WORK/err" || rc=$?
+[ "$rc" = 0 ] && [ -s t.html ] || fail "trend with a 5e-324 ns figure: exit $rc (124: it hung)"
+expect 0 $R runs m --limit 1
+grep -q nan "$WORK/out" && fail "runs prints nan: $(cat "$WORK/out")"
+
+# A run record whose gated names were edited into non-strings: shown, not a crash.
+sqlite3 "$STAGEGATE_REGISTRY" "UPDATE runs SET figures = json_set(figures, '\$.gated', json('[null, 1]'))"
+expect 0 $R runs m
+expect 0 "$SG" trend m --html t2.html
+echo "run history: order, year range, --history without NEW, FIFO, tiny figures, edited records"
