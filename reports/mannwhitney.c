@@ -97,27 +97,41 @@ double sg_mannwhitney_min_p(size_t nx, size_t ny)
 
 /*
  * P(U >= u) under the null for sizes m, n: the counts of arrangements per U are the coefficients
- * of the Gaussian binomial [m+n choose m]_q = prod_{i=1..m} (1 - q^(n+i)) / (1 - q^i), built one
- * factor at a time (each partial product is itself a polynomial, so the division is exact).
+ * of the Gaussian binomial G(m, n) = [m+n choose m]_q, built by the q-Pascal rule
+ * G(i, j) = G(i-1, j) + q^i G(i, j-1): additions of positive counts only. (The product of
+ * factors (1 - q^(n+i)) / (1 - q^i) subtracts counts near 1e19 from each other, and for 8
+ * against 1000 values gave a p-value of -1.6e-19 against scipy's 7.8e-20.) The smaller size
+ * is i, at most 8 where the exact test is used: about m^2 n^2 / 4 additions.
  */
 static double exact_sf(size_t m, size_t n, double u)
 {
-    size_t deg = m * n;
-    double *c = calloc(deg + 1, sizeof *c);
-    if (!c) return NAN;
-    c[0] = 1;
-    for (size_t i = 1; i <= m; i++) {
-        for (size_t k = deg; k >= n + i && k <= deg; k--) /* times (1 - q^(n+i)) */
-            c[k] -= c[k - n - i];
-        for (size_t k = i; k <= deg; k++) /* divided by (1 - q^i) */
-            c[k] += c[k - i];
+    if (m > n) {
+        size_t t = m;
+        m = n;
+        n = t;
     }
+    /* g[i]: the coefficients of G(i, j) for the j reached so far, m*n + 1 of them each */
+    const size_t deg = m * n;
+    double *g = calloc((m + 1) * (deg + 1), sizeof *g);
+    if (!g) return NAN;
+    for (size_t i = 0; i <= m; i++)
+        g[i * (deg + 1)] = 1; /* G(i, 0) = 1 */
+    for (size_t j = 1; j <= n; j++)
+        for (size_t i = 1; i <= m; i++) {
+            double *cur = g + i * (deg + 1);
+            const double *below = g + (i - 1) * (deg + 1); /* G(i-1, j), already updated */
+            /* G(i, j)[k] = G(i-1, j)[k] + G(i, j-1)[k - i]; from the top down, so that
+               cur[k - i] still holds G(i, j-1) */
+            for (size_t k = i * j + 1; k-- > 0;)
+                cur[k] = below[k] + (k >= i ? cur[k - i] : 0);
+        }
+    const double *c = g + m * (deg + 1);
     double total = 0, tail = 0;
     for (size_t k = 0; k <= deg; k++) {
         total += c[k];
         if ((double)k >= u) tail += c[k];
     }
-    free(c);
+    free(g);
     return tail / total;
 }
 
