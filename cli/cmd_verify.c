@@ -140,7 +140,7 @@ int sg_cmd_verify(int argc, char **argv)
         }
     }
     if (json) {
-        json_object_set_new(doc, "report", json_string(report));
+        json_object_set_new(doc, "report", sg_json_string_safe(report));
         json_object_set_new(doc, "valid", json_boolean(valid));
         json_object_set_new(doc, "result", valid ? json_string(info.result) : json_null());
         json_object_set_new(doc, "passed", json_boolean(passed));

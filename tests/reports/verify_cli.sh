@@ -65,6 +65,12 @@ assert [c["name"] for c in d["checks"]] == ["signature", "payloadType", "stateme
 assert all(c["status"] == "pass" for c in d["checks"]), d
 assert len(d["key_id"]) == 64 and len(d["payload_sha256"]) == 64 and d["error"] is None, d
 PYEOF
+# A report whose file name is not UTF-8: "report" is still in the document, escaped as the
+# other commands write such names (it had been left out: JSON cannot hold the raw bytes).
+cp good.json "$(printf 'g\377.json')"
+expect_rc 0 "$SG" verify "$(printf 'g\377.json')" --pubkey k.pub.pem --json
+"$PY" -c 'import json; d = json.load(open("out.txt")); assert d["report"] == "g\\xff.json", d' ||
+    fail "verify --json of a non-UTF-8 name: $(head -3 out.txt)"
 
 # --- one key, one key id, whatever its encoding ---
 # A P-256 key written with a compressed point, or with the curve's parameters spelled out, is
