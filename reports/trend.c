@@ -58,10 +58,16 @@ static double epoch_of(const char *s)
 json_t *sg_trend_figures(const json_t *runs_doc)
 {
     json_t *f = json_array();
-    json_array_append_new(f, json_string("latency.p50"));
-    json_array_append_new(f, json_string("latency.p99"));
     size_t i, j;
     json_t *r, *g;
+    /* p50 and p99, and p90 where a run's policy budgets it (its limit line had no chart) */
+    bool p90 = false;
+    json_array_foreach(json_object_get(runs_doc, "runs"), i, r) p90 |=
+        json_object_get(json_object_get(json_object_get(r, "figures"), "limits"), "latency.p90") !=
+        NULL;
+    json_array_append_new(f, json_string("latency.p50"));
+    if (p90) json_array_append_new(f, json_string("latency.p90"));
+    json_array_append_new(f, json_string("latency.p99"));
     json_array_foreach(json_object_get(runs_doc, "runs"), i, r)
     {
         json_array_foreach(json_object_get(json_object_get(r, "figures"), "gated"), j, g)

@@ -25,7 +25,7 @@ expect 0 $R create-model m --signer signer.pub.pem
 expect 0 $R create-version m m1.h5
 gate_report signer models:/m/1 base.json lpolicy.json --cpus 0
 
-# signed OUT TIME P50: base.json's statement at TIME with five repetitions around P50 ns (no
+# signed OUT TIME P50 [PERCENTILE]: base.json's statement at TIME with five repetitions around P50 ns (no
 # histogram), signed again with signer.key.pem by openssl.
 signed() {
     $PY - "$@" <<'PY'
@@ -35,6 +35,8 @@ env = json.load(open("base.json"))
 st = json.loads(base64.b64decode(env["payload"]))
 p = st["predicate"]
 p["timestamp"] = when
+if len(sys.argv) > 4:  # the percentile the policy budgets
+    p["policy"]["latency"]["percentile"] = int(sys.argv[4])
 lat = p["latency"]
 lat.pop("histogram", None)
 lat.pop("spread", None)
@@ -109,4 +111,17 @@ grep -q nan "$WORK/out" && fail "runs prints nan: $(cat "$WORK/out")"
 sqlite3 "$STAGEGATE_REGISTRY" "UPDATE runs SET figures = json_set(figures, '\$.gated', json('[null, 1]'))"
 expect 0 $R runs m
 expect 0 "$SG" trend m --html t2.html
+# A policy that budgets p90: the trend page has a p90 chart to draw its limit on (the limit
+# was recorded, but only p50 and p99 were charted).
+signed p90.json 2026-12-11T02:00:00Z 100 90
+expect 0 $R record p90.json
+expect 0 "$SG" trend m --html t3.html
+$PY - t3.html <<'PY' || fail "the p90 budget is not drawn"
+import re, sys
+page = open(sys.argv[1]).read()
+figs = re.findall(r'data-figure="([^"]*)"', page)
+assert figs[:3] == ["latency.p50", "latency.p90", "latency.p99"], figs
+p90 = page[page.index('data-figure="latency.p90"'):page.index('data-figure="latency.p99"')]
+assert 'class="limit"' in p90 and "limit 100 ms" in p90, "no limit line on the p90 chart"
+PY
 echo "run history: order, year range, --history without NEW, FIFO, tiny figures, edited records"
