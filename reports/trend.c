@@ -187,21 +187,46 @@ static const char *run_verdict(const json_t *r)
     return v && *v ? v : NULL;
 }
 
+/* A run's point on one chart, computed once per chart: labels are tried against every point,
+ * once per version and place, and reading the runs' JSON each time made a page of 3,000
+ * versions take 43 s. */
+typedef struct {
+    double v;       /* the figure, NAN when the run has none */
+    double cx, cy;  /* where it is drawn */
+    double top;     /* the top of what is drawn there (the regressed mark's, if any) */
+    long long ver;  /* the run's version */
+    bool regressed; /* its nightly verdict */
+} chart_point;
+
+static chart_point *chart_points(const axes *a, const json_t *runs, const char *fig,
+                                 const double *xs)
+{
+    size_t n = json_array_size(runs);
+    chart_point *p = malloc((n ? n : 1) * sizeof *p);
+    if (!p) return NULL;
+    for (size_t i = 0; i < n; i++) {
+        json_t *r = json_array_get(runs, i);
+        const char *verdict = run_verdict(r);
+        p[i].v = figure_value(r, fig);
+        p[i].ver = run_version(r);
+        p[i].regressed = verdict && !strcmp(verdict, "regressed");
+        p[i].cx = px(a, xs[i]);
+        p[i].cy = isfinite(p[i].v) ? py(a, p[i].v) : NAN;
+        p[i].top = p[i].cy - (p[i].regressed ? 17 : 5);
+    }
+    return p;
+}
+
 /* true when a start-anchored label at (x, y) keeps clear of every point of the chart and of the
  * regressed mark above it. */
-static bool clear_of_points(const axes *a, const json_t *runs, const char *fig, const double *xs,
-                            double x, double y, const char *text)
+static bool clear_of_points(const chart_point *p, size_t n, double x, double y, const char *text)
 {
     double x0 = x, x1 = x + sg_chart_text_width(text, FONT), y0 = y - FONT * 0.8,
            y1 = y + FONT * 0.25;
-    for (size_t i = 0; i < json_array_size(runs); i++) {
-        json_t *r = json_array_get(runs, i);
-        double v = figure_value(r, fig);
-        if (!isfinite(v)) continue;
-        double cx = px(a, xs[i]), cy = py(a, v);
-        const char *verdict = run_verdict(r);
-        double top = verdict && !strcmp(verdict, "regressed") ? cy - 17 : cy - 5;
-        if (x0 < cx + 5 && cx - 5 < x1 && y0 < cy + 5 && top < y1) return false;
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(p[i].v)) continue;
+        double cx = p[i].cx, cy = p[i].cy;
+        if (x0 < cx + 5 && cx - 5 < x1 && y0 < cy + 5 && p[i].top < y1) return false;
     }
     return true;
 }
@@ -211,33 +236,50 @@ static bool clear_of_points(const axes *a, const json_t *runs, const char *fig, 
  * two versions that run side by side would otherwise zigzag between them. A run whose nightly
  * verdict is "regressed" is marked with a red triangle, a failed gate hollow.
  */
-static void series_chart(FILE *out, const json_t *runs, const char *fig, const axes *a,
-                         const double *xs, const char *fp, int fpi, json_t *versions, bool latency,
-                         sg_chart_labels *l)
+static int cmp_version_then_index(const void *a, const void *b, void *ctx)
+{
+    const chart_point *p = ctx;
+    size_t i = *(const size_t *)a, j = *(const size_t *)b;
+    if (p[i].ver != p[j].ver) return p[i].ver < p[j].ver ? -1 : 1;
+    return i < j ? -1 : i > j;
+}
+
+static void series_chart(FILE *out, const json_t *runs, const axes *a, const double *xs,
+                         const chart_point *pts, const char *fp, int fpi, json_t *versions,
+                         bool latency, sg_chart_labels *l)
 {
     size_t n = json_array_size(runs);
-    json_t *vs = json_array();
-    for (size_t i = 0; i < n; i++) {
-        json_t *r = json_array_get(runs, i), *v = json_object_get(r, "version");
-        if (!isfinite(figure_value(r, fig)) || strcmp(run_fp(r), fp)) continue;
-        bool known = false;
-        for (size_t k = 0; !known && k < json_array_size(vs); k++)
-            known = json_equal(json_array_get(vs, k), v);
-        if (!known) json_array_append(vs, v);
-    }
+    /* This fingerprint's points, grouped by version (in the order each version first ran) and
+       in run order within a version: one pass, not one over every run per version. */
+    size_t *order = malloc((n ? n : 1) * sizeof *order),
+           *first = malloc((n ? n : 1) * sizeof *first);
     double *bx = malloc((n ? n : 1) * sizeof *bx), *bv = malloc((n ? n : 1) * sizeof *bv),
            *lo = malloc((n ? n : 1) * sizeof *lo), *hi = malloc((n ? n : 1) * sizeof *hi);
     size_t *idx = malloc((n ? n : 1) * sizeof *idx);
-    for (size_t k = 0; bx && bv && lo && hi && idx && k < json_array_size(vs); k++) {
-        long long ver = (long long)json_integer_value(json_array_get(vs, k));
+    size_t nsel = 0, ngroups = 0;
+    if (order && first && bx && bv && lo && hi && idx) {
+        for (size_t i = 0; i < n; i++)
+            if (isfinite(pts[i].v) && !strcmp(run_fp(json_array_get(runs, i)), fp))
+                order[nsel++] = i;
+        qsort_r(order, nsel, sizeof *order, cmp_version_then_index, (void *)pts);
+        for (size_t k = 0; k < nsel; k++)
+            if (k == 0 || pts[order[k]].ver != pts[order[k - 1]].ver) first[ngroups++] = k;
+        /* versions in the order they first ran: by each group's first run */
+        for (size_t g = 1; g < ngroups; g++)
+            for (size_t h = g; h > 0 && order[first[h]] < order[first[h - 1]]; h--) {
+                size_t t = first[h];
+                first[h] = first[h - 1];
+                first[h - 1] = t;
+            }
+    }
+    for (size_t k = 0; k < ngroups; k++) {
+        long long ver = pts[order[first[k]]].ver;
         int vi = version_index(versions, ver);
         const char *colour = vi >= 0 ? palette[vi] : "#777";
         size_t m = 0;
-        for (size_t i = 0; i < n; i++) {
-            json_t *r = json_array_get(runs, i);
-            double v = figure_value(r, fig);
-            if (!isfinite(v) || strcmp(run_fp(r), fp) || run_version(r) != ver) continue;
-            idx[m] = i, bx[m] = xs[i], bv[m++] = v;
+        for (size_t q = first[k]; q < nsel && pts[order[q]].ver == ver; q++) {
+            size_t i = order[q];
+            idx[m] = i, bx[m] = xs[i], bv[m++] = pts[i].v;
         }
         band_of(bv, m, lo, hi);
         if (latency) noise_band(out, a, bx, lo, hi, m, fp, colour, ver);
@@ -286,13 +328,12 @@ static void series_chart(FILE *out, const json_t *runs, const char *fig, const a
             static const double dy[] = {0, 12, -12, 24, -24, 36, 48};
             double lx = px(a, bx[m - 1]) + 6, ly = py(a, bv[m - 1]) + 4;
             for (size_t t2 = 0; t2 < sizeof dy / sizeof dy[0]; t2++)
-                if (clear_of_points(a, runs, fig, xs, lx, ly + dy[t2], t) &&
+                if (clear_of_points(pts, n, lx, ly + dy[t2], t) &&
                     sg_chart_label(out, l, lx, ly + dy[t2], t, FONT, "start", "slab", false))
                     break;
         }
     }
-    free(bx), free(bv), free(lo), free(hi), free(idx);
-    json_decref(vs);
+    free(bx), free(bv), free(lo), free(hi), free(idx), free(order), free(first);
 }
 
 static const char *const month[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
@@ -447,6 +488,7 @@ static void chart(FILE *out, const json_t *runs, const char *fig, json_t *fps, j
                     W - MR, y, y);
     }
     x_ticks(out, &a, by_time, &l);
+    chart_point *pts = chart_points(&a, runs, fig, xs);
     /* The regressed marks are drawn with the series, after the labels below: keep the labels
      * off the triangles (6 px either side of the point, 7 to 17 px above it). */
     for (size_t i = 0; i < n; i++) {
@@ -476,7 +518,7 @@ static void chart(FILE *out, const json_t *runs, const char *fig, json_t *fps, j
         static const double ys[] = {MT + 12, MT + 26, H - MB - 6, H - MB - 20};
         bool placed = false;
         for (size_t t = 0; !placed && t < sizeof ys / sizeof ys[0]; t++)
-            placed = clear_of_points(&a, runs, fig, xs, x + 3, ys[t], key) &&
+            placed = (!pts || clear_of_points(pts, n, x + 3, ys[t], key)) &&
                      sg_chart_label(out, &l, x + 3, ys[t], key, FONT, "start", "vlab", false);
         if (!placed) sg_chart_label(out, &l, x + 3, MT + 12, key, FONT, "start", "vlab", true);
     }
@@ -499,9 +541,10 @@ static void chart(FILE *out, const json_t *runs, const char *fig, json_t *fps, j
                            "limit-label", false);
         }
     }
-    for (size_t s = 0; s < json_array_size(fps); s++)
-        series_chart(out, runs, fig, &a, xs, json_string_value(json_array_get(fps, s)), (int)s,
+    for (size_t s = 0; pts && s < json_array_size(fps); s++)
+        series_chart(out, runs, &a, xs, pts, json_string_value(json_array_get(fps, s)), (int)s,
                      versions, latency, &l);
+    free(pts);
     fprintf(out, "</svg></section>\n");
 }
 
