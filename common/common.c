@@ -434,7 +434,12 @@ void sg_format_shortest(double v, char *buf, size_t len)
 {
     for (int p = 1; p <= 17; p++) {
         snprintf(buf, len, "%.*g", p, v);
-        if (!isfinite(v) || strtod(buf, NULL) == v) return;
+        if (!isfinite(v) || strtod(buf, NULL) == v) {
+            /* 40 as "40", not "4e+01": %g writes an exponent once it reaches the precision */
+            int e = v != 0 ? (int)floor(log10(fabs(v))) : 0;
+            if (e >= p && e < 17) snprintf(buf, len, "%.*g", e + 1, v);
+            return;
+        }
     }
 }
 

@@ -105,11 +105,11 @@ void sg_bench_config_init(sg_bench_config *c)
     memset(c, 0, sizeof *c);
     c->scenario = SG_SCENARIO_SINGLE_STREAM;
     c->min_duration_s = 1.0;
-    c->min_queries = 1024;
+    c->min_queries = SG_SCENARIO_DEFAULT_MIN_QUERIES;
     c->warmup = 64;
     c->seed = 1;
     c->batch = 64;
-    c->max_duration_s = 600;
+    c->max_duration_s = SG_SCENARIO_MAX_DURATION_S;
     c->repetitions = 1;
     c->latency_bound_ns = 100e6;
 }

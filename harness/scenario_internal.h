@@ -85,7 +85,7 @@ void sg_scenario_stage_mark(run_ctx *x, sg_pool *pool);
 
 /* The most samples one timed run keeps (single-stream's buffer, server's schedule): 50 M,
    about 1.2 GB. */
-#define SAMPLES_MAX 5e7
+#define SAMPLES_MAX ((double)SG_SCENARIO_SAMPLES_MAX)
 
 /*
  * What differs between scenarios, one entry per sg_scenario (scenario.c holds the table):

@@ -28,8 +28,9 @@ static const metric_dir known_metrics[] = {
     {"roc_auc", true, 0, 1},
     {"average_precision", true, 0, 1},
     /* probabilities are clipped to [DBL_EPSILON, 1 - DBL_EPSILON] (sklearn's eps for
-       float64): no row's loss is above -log(2^-52) = 52 ln 2 = 36.04 */
-    {"log_loss", false, 0, 52 * M_LN2},
+       float64): no row's loss is above -log(2^-52) = 52 ln 2 = 36.04, and none below a
+       perfect row's -log(1 - 2^-52) = 2.2e-16: a threshold of 0 would fail every model */
+    {"log_loss", false, 0x1p-52, 52 * M_LN2},
     {"f1_macro", true, 0, 1},
     {"f1_micro", true, 0, 1},
     {"f1_weighted", true, 0, 1},
@@ -325,7 +326,7 @@ static int parse_metric(pctx *c, const char *name, json_t *obj, sg_metric_rule *
             return field_err(c, path, 3,
                              "is %g, which lets %s reach %g from any baseline: the check would "
                              "pass any model",
-                             m, name, r->greater_is_better ? known->lo : known->hi);
+                             m, name, r->greater_is_better ? 0.0 : known->hi);
         }
     }
     if (r->has_max_absolute_regression && isfinite(known->hi - known->lo) &&
@@ -416,6 +417,34 @@ static int parse_latency(pctx *c, json_t *obj, sg_gate_policy *p)
                          "run's length");
     if (p->latency_duration_s < 0)
         p->latency_duration_s = p->latency_min_queries == 0 ? SG_POLICY_DEFAULT_DURATION_S : 0;
+    /* What a run can record, checked here with the field named: the run itself had refused
+       it after the candidate's evaluation, naming bench's options (--min-queries, --qps). */
+    const sg_scenario id = sg_scenario_find(p->latency_scenario)->id;
+    if (id == SG_SCENARIO_SINGLE_STREAM && p->latency_min_queries > SG_SCENARIO_SAMPLES_MAX) {
+        path[1] = "min_queries";
+        return field_err(c, path, 2, "is %lld, more than the %lld queries a run records",
+                         (long long)p->latency_min_queries, SG_SCENARIO_SAMPLES_MAX);
+    }
+    if (id == SG_SCENARIO_SERVER) {
+        double want = ceil(p->latency_target_qps * p->latency_duration_s);
+        const int64_t least =
+            p->latency_min_queries > 0 ? p->latency_min_queries : SG_SCENARIO_DEFAULT_MIN_QUERIES;
+        if (want < (double)least) want = (double)least;
+        path[1] = "target_qps";
+        if (want > (double)SG_SCENARIO_SAMPLES_MAX)
+            return field_err(c, path, 2,
+                             "%g for %g s (or min_queries) schedules %.0f queries, more than the "
+                             "%lld a run records: lower target_qps, duration_s or min_queries",
+                             p->latency_target_qps, p->latency_duration_s, want,
+                             SG_SCENARIO_SAMPLES_MAX);
+        if (want / p->latency_target_qps > SG_SCENARIO_MAX_DURATION_S)
+            return field_err(c, path, 2,
+                             "%g schedules %.0f queries over about %.3g s, more than the %.0f s "
+                             "a run may take: raise target_qps or lower min_queries",
+                             p->latency_target_qps, want, want / p->latency_target_qps,
+                             SG_SCENARIO_MAX_DURATION_S);
+        path[1] = NULL;
+    }
     p->has_latency = true;
     return SG_OK;
 }

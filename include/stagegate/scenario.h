@@ -38,6 +38,14 @@ typedef struct {
 
 extern const sg_scenario_info sg_scenarios[SG_SCENARIO_COUNT];
 
+/* The most queries one timed run records (single-stream's samples, server's schedule: 50 M,
+   about 1.2 GB) and the longest a run may take (its safety stop). The policy parser refuses a
+   latency section past them, naming the field, before any model runs. */
+#define SG_SCENARIO_SAMPLES_MAX 50000000LL
+#define SG_SCENARIO_MAX_DURATION_S 600.0
+/* The fewest queries a run records unless told (bench --min-queries, policy min_queries). */
+#define SG_SCENARIO_DEFAULT_MIN_QUERIES 1024
+
 /* The entry named name, or NULL. */
 const sg_scenario_info *sg_scenario_find(const char *name);
 const char *sg_scenario_name(sg_scenario s);

@@ -145,7 +145,7 @@ static void test_field_errors_name_path_and_position(void **state)
     expect_error("{\"metrics\": {\"accuracy\": {\"threshold\": 1.0000000000000002}}}",
                  "metrics.accuracy.threshold must be in [0, 1], got 1.0000000000000002");
     expect_error("{\"metrics\": {\"log_loss\": {\"threshold\": -0.5}}}",
-                 "metrics.log_loss.threshold must be in [0, 36.0437], got -0.5");
+                 "metrics.log_loss.threshold must be in [2.22045e-16, 36.0437], got -0.5");
     expect_error("{\"metrics\": {\"r2_score\": {\"threshold\": 1.5}}}",
                  "metrics.r2_score.threshold must be <= 1, got 1.5");
     expect_error("{\"metrics\": {\"example_count\": {\"threshold\": -3}}}",
@@ -158,7 +158,14 @@ static void test_field_errors_name_path_and_position(void **state)
     expect_error("{\"metrics\": {\"example_count\": {\"threshold\": 1e-300}}}",
                  "metrics.example_count.threshold must be >= 1, got 1e-300");
     expect_error("{\"metrics\": {\"log_loss\": {\"threshold\": 37}}}",
-                 "metrics.log_loss.threshold must be in [0, 36.0437], got 37");
+                 "metrics.log_loss.threshold must be in [2.22045e-16, 36.0437], got 37");
+    /* ...and none is below a perfect row's -log(1 - 2^-52) = 2^-52: a threshold of 0 fails
+       every model, and is refused as the other end is (it had been accepted) */
+    expect_error("{\"metrics\": {\"log_loss\": {\"threshold\": 0}}}",
+                 "metrics.log_loss.threshold must be in [2.22045e-16, 36.0437], got 0");
+    /* a whole number as written, not "4e+01" */
+    expect_error("{\"metrics\": {\"log_loss\": {\"threshold\": 40}}}",
+                 "metrics.log_loss.threshold must be in [2.22045e-16, 36.0437], got 40");
     expect_error("{\"metrics\": {\"log_loss\": {\"threshold\": 36.043653389117154}}}",
                  "metrics.log_loss.threshold is 36.0437, which every model's log_loss is below");
     /* At the end of the range the check holds the metric to: every model passes, whichever
@@ -166,8 +173,10 @@ static void test_field_errors_name_path_and_position(void **state)
     expect_error("{\"metrics\": {\"accuracy\": {\"threshold\": 0}}}",
                  "metrics.accuracy.threshold is 0, which every model's accuracy is above or "
                  "equal to: the check would pass any model");
-    expect_error("{\"metrics\": {\"log_loss\": {\"threshold\": 0, \"greater_is_better\": true}}}",
-                 "metrics.log_loss.threshold is 0, which every model's log_loss is above");
+    expect_error(
+        "{\"metrics\": {\"log_loss\": {\"threshold\": 2.220446049250313e-16, "
+        "\"greater_is_better\": true}}}",
+        "metrics.log_loss.threshold is 2.22045e-16, which every model's log_loss is above");
     expect_error("{\"metrics\": {\"accuracy\": {\"greater_is_better\": false, \"threshold\": 1}}}",
                  "metrics.accuracy.threshold is 1, which every model's accuracy is below");
     expect_error(
@@ -181,6 +190,19 @@ static void test_field_errors_name_path_and_position(void **state)
                  "latency.max_ms must be in (0, 8.64e+07], got -1");
     expect_error("{\"latency\": {\"percentile\": 99, \"max_ms\": 5}}",
                  "p.json:1:2: latency needs \"scenario\"");
+    /* What a run can record, refused here with the field named (the run had refused it
+       after the candidate's evaluation, naming bench's --min-queries and --qps) */
+    expect_error("{\"latency\": {\"scenario\": \"single-stream\", \"percentile\": 99, "
+                 "\"max_ms\": 5, \"min_queries\": 60000000}}",
+                 "latency.min_queries is 60000000, more than the 50000000 queries a run records");
+    expect_error("{\"latency\": {\"scenario\": \"server\", \"percentile\": 99, \"max_ms\": 5, "
+                 "\"target_qps\": 1e9}}",
+                 "latency.target_qps 1e+09 for 2 s (or min_queries) schedules 2000000000 queries, "
+                 "more than the 50000000 a run records");
+    expect_error("{\"latency\": {\"scenario\": \"server\", \"percentile\": 99, \"max_ms\": 5, "
+                 "\"target_qps\": 0.5}}",
+                 "latency.target_qps 0.5 schedules 1024 queries over about 2.05e+03 s, more than "
+                 "the 600 s a run may take");
     expect_error("{\"latency\": {\"scenario\": \"offline\", \"percentile\": 99, \"max_ms\": 5, "
                  "\"target_qps\": 10}}",
                  "latency.target_qps only applies to the server scenario");
