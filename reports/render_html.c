@@ -20,10 +20,10 @@ static void esc(FILE *out, const char *s)
     sg_fputs_xml_escaped(out, s);
 }
 
-static void num(FILE *out, double v)
+static void num(FILE *out, double v, int digits)
 {
     if (isfinite(v))
-        fprintf(out, "%.4g", v);
+        fprintf(out, "%.*g", digits, v);
     else
         fputs("&mdash;", out);
 }
@@ -384,7 +384,7 @@ static void policy_rows(FILE *out, const char *prefix, json_t *o)
             /* a whole rate such as target_qps 200000 reads as the counts do: "200,000" */
             sg_format_count(json_number_value(v), val, sizeof val);
         else if (json_is_number(v))
-            snprintf(val, sizeof val, "%.6g", json_number_value(v));
+            sg_format_shortest(json_number_value(v), val, sizeof val); /* as written */
         else if (json_is_boolean(v))
             snprintf(val, sizeof val, "%s", json_is_true(v) ? "yes" : "no");
         else if (json_is_string(v))
@@ -436,9 +436,10 @@ static void metrics_section(FILE *out, json_t *statement)
             continue;
         }
         fputs("<td class=\"n\">", out);
-        num(out, json_number_value(v));
+        const int dv = sg_render_metric_digits(statement, k, json_number_value(v), b);
+        num(out, json_number_value(v), dv);
         fputs("</td><td class=\"n\">", out);
-        num(out, json_is_number(b) ? json_number_value(b) : NAN);
+        num(out, json_is_number(b) ? json_number_value(b) : NAN, dv);
         fputs("</td><td class=\"n\">", out);
         if (json_is_number(b)) fprintf(out, "%+.4g", json_number_value(v) - json_number_value(b));
         fputs("</td></tr>\n", out);
@@ -481,10 +482,12 @@ static void shadow_section(FILE *out, json_t *statement)
     char a[48], b[48];
     sg_format_count((double)json_integer_value(json_object_get(sh, "agreeing")), a, sizeof a);
     sg_format_count((double)json_integer_value(json_object_get(sh, "rows")), b, sizeof b);
+    char pct[48];
+    sg_render_percent(json_number_value(agr), pct, sizeof pct);
     fprintf(out,
-            "<section><h2>Shadow agreement</h2>\n<p><b>%.2f%%</b>: %s of %s rows agree with the "
+            "<section><h2>Shadow agreement</h2>\n<p><b>%s</b>: %s of %s rows agree with the "
             "baseline.</p>\n",
-            100 * json_number_value(agr), a, b);
+            pct, a, b);
     json_t *mx = json_object_get(sh, "disagreement_matrix");
     if (json_is_null(mx) && json_is_integer(json_object_get(sh, "n_classes"))) {
         char k[48];

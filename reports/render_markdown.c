@@ -41,10 +41,10 @@ static void md_cell(FILE *out, const char *s)
     }
 }
 
-static void md_num(FILE *out, double v)
+static void md_num(FILE *out, double v, int digits)
 {
     if (isfinite(v))
-        fprintf(out, "%.4g", v);
+        fprintf(out, "%.*g", digits, v);
     else
         fputs("—", out);
 }
@@ -104,9 +104,10 @@ sg_status sg_render_markdown(FILE *out, const sg_gate_decision *d, json_t *state
                 fprintf(out, "%s | %s |\n", c1, json_is_number(b) ? c2 : "—");
                 continue;
             }
-            md_num(out, json_number_value(v));
+            const int dv = sg_render_metric_digits(statement, k, json_number_value(v), b);
+            md_num(out, json_number_value(v), dv);
             fputs(" | ", out);
-            md_num(out, json_is_number(b) ? json_number_value(b) : NAN);
+            md_num(out, json_is_number(b) ? json_number_value(b) : NAN, dv);
             fputs(" |\n", out);
         }
         fprintf(out, "\n</details>\n");
@@ -127,10 +128,10 @@ sg_status sg_render_markdown(FILE *out, const sg_gate_decision *d, json_t *state
     json_t *sh = sg_render_pred(statement, "shadow");
     json_t *agr = json_object_get(sh, "agreement");
     if (json_is_number(agr)) {
-        char rows[32];
+        char rows[32], pct[48];
         sg_format_count((double)json_integer_value(json_object_get(sh, "rows")), rows, sizeof rows);
-        fprintf(out, "\nShadow agreement with the baseline: %.2f%% over %s rows\n",
-                100 * json_number_value(agr), rows);
+        sg_render_percent(json_number_value(agr), pct, sizeof pct);
+        fprintf(out, "\nShadow agreement with the baseline: %s over %s rows\n", pct, rows);
     }
     return ferror(out) ? SG_EIO : SG_OK;
 }

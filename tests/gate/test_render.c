@@ -249,6 +249,45 @@ static void test_html(void **state)
     sg_gate_decision_clear(&d);
 }
 
+/* The tables beside the checks do not round a failed comparison into an equal one: a shadow
+   agreement of 29,999 of 30,000 rows read "100.00%" against a min_agreement of 1, and a metric
+   and its threshold both read "0.946" in the metrics and policy tables (found from outside). */
+static void test_tables_tell_value_from_limit(void **state)
+{
+    (void)state;
+    sg_gate_decision d;
+    json_t *st;
+    make_decision(&d, &st);
+    json_t *pred = json_object_get(st, "predicate");
+    json_object_set_new(json_object_get(pred, "metrics"), "accuracy", json_real(0.94996));
+    json_object_set_new(json_object_get(pred, "policy"), "metrics",
+                        json_pack("{s:{s:f}, s:{s:f}}", "accuracy", "threshold", 0.95, "f1",
+                                  "threshold", 0.9460001));
+    json_object_set_new(pred, "shadow",
+                        json_pack("{sbsssIsIsf}", "compared", 1, "kind", "labels", "rows",
+                                  (json_int_t)30000, "agreeing", (json_int_t)29999, "agreement",
+                                  29999.0 / 30000.0));
+    char path[700];
+    snprintf(path, sizeof path, "%s/tables.html", tmpdir_path);
+    sg_err err;
+    assert_int_equal(sg_render_to_file(path, sg_render_html, &d, st, &err), SG_OK);
+    char *html = slurp(path);
+    assert_non_null(strstr(html, "<b>99.997%</b>: 29,999 of 30,000 rows agree"));
+    assert_null(strstr(html, "100.00%"));
+    /* the threshold as written; the value with the digits that tell it from the threshold */
+    assert_non_null(strstr(html, "<td>metrics.f1.threshold</td><td class=\"n\">0.9460001<"));
+    assert_non_null(strstr(html, "<td>accuracy</td><td class=\"n\">0.94996<"));
+    free(html);
+    snprintf(path, sizeof path, "%s/tables.md", tmpdir_path);
+    assert_int_equal(sg_render_to_file(path, sg_render_markdown, &d, st, &err), SG_OK);
+    char *md = slurp(path);
+    assert_non_null(strstr(md, "Shadow agreement with the baseline: 99.997% over 30,000 rows"));
+    assert_non_null(strstr(md, "| accuracy | 0.94996 |"));
+    free(md);
+    json_decref(st);
+    sg_gate_decision_clear(&d);
+}
+
 /* A failing value and its limit never read as one text: three digits made a 1.2504 ms p99
    against 1.25 ms, and a 36-byte model against a 35.6-byte limit, "1.25 ms <= 1.25 ms". */
 static void test_check_numbers_apart(void **state)
@@ -290,6 +329,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_check_numbers_apart),
+        cmocka_unit_test(test_tables_tell_value_from_limit),
         cmocka_unit_test(test_junit),
         cmocka_unit_test(test_markdown),
         cmocka_unit_test(test_html),
