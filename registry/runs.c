@@ -214,21 +214,24 @@ static int insert_run(sg_registry *reg, const char *model, int64_t version, cons
        report keeps the time as written. */
     int64_t epoch = 0;
     struct tm tm;
-    time_t t = 0;
     bool ok = reg_parse_utc(info->timestamp, &epoch) == SG_OK;
-    t = (time_t)epoch;
+    time_t t = (time_t)epoch;
     ok = ok && gmtime_r(&t, &tm) && tm.tm_year >= -1900 && tm.tm_year <= 9999 - 1900;
     if (ok)
         snprintf(run_at, sizeof run_at, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900,
                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
     if (!realpath(path, abs_path)) snprintf(abs_path, sizeof abs_path, "%s", path);
     reg_stmt *st = NULL;
-    int rc = !ok        ? sg_errf(err, SG_EINPUT,
-                                  "%s: timestamp \"%.64s\" is not a time in the years 0000..9999 once "
-                                         "converted to UTC",
-                                  path, info->timestamp)
-             : fig_text ? reg_begin(reg, err)
-                        : sg_errf(err, SG_ENOMEM, "out of memory recording a run");
+    int rc;
+    if (!ok)
+        rc = sg_errf(err, SG_EINPUT,
+                     "%s: timestamp \"%.64s\" is not a time in the years 0000..9999 once "
+                     "converted to UTC",
+                     path, info->timestamp);
+    else if (!fig_text)
+        rc = sg_errf(err, SG_ENOMEM, "out of memory recording a run");
+    else
+        rc = reg_begin(reg, err);
     if (!rc)
         rc = reg_prepare(reg,
                          "INSERT INTO runs (model_name, version, stage, fingerprint, machine, "
