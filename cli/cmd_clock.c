@@ -83,6 +83,8 @@ int sg_cmd_clock(int argc, char **argv)
             json_array_append_new(per, e);
         }
         json_object_set_new(o, "overhead", per);
+        /* false on a synthetic topology: its CPUs are planned, and the threads ran unpinned */
+        json_object_set_new(o, "pinned", json_boolean(sg_pool_bound(pool)));
         json_t *k = json_object(), *can = json_array();
         json_object_set_new(k, "in_use", json_string(in_use));
         for (int i = 0; i < n_runnable; i++)
@@ -107,6 +109,10 @@ int sg_cmd_clock(int argc, char **argv)
         if (ci->calibrations)
             printf("TSC frequency:       %.0f Hz (median of %d calibrations, spread %.4f%%)\n",
                    ci->tsc_hz, ci->calibrations, ci->calib_spread * 100);
+        if (!sg_pool_bound(pool))
+            printf("workers:             planned only: a synthetic hwloc topology (%d CPUs) "
+                   "that is not this machine; the overheads below ran on unpinned threads\n",
+                   n);
         for (int i = 0; i < n; i++)
             if (ci->source == SG_CLOCK_TSC)
                 printf("overhead on CPU %-3d  %llu cycles = %.1f ns\n",

@@ -209,12 +209,14 @@ static void machine_line(const sg_bench_result *r, FILE *out)
     const char *gov = json_string_value(json_object_get(m, "governor"));
     const char *boost = json_string_value(json_object_get(m, "boost"));
     fprintf(out,
-            "machine: %s, %lld cores (%lld logical), %d worker%s on CPU %s, governor %s, "
+            "machine: %s, %lld cores (%lld logical), %d worker%s %s CPU %s, governor %s, "
             "boost %s, ",
             cpu ? cpu : "unknown CPU", (long long)json_integer_value(json_object_get(m, "cores")),
             (long long)json_integer_value(json_object_get(m, "logical_cpus")), r->workers,
-            r->workers == 1 ? "" : "s", cpus[0] ? cpus : "?", gov ? gov : "unknown",
-            boost ? boost : "unknown");
+            r->workers == 1 ? "" : "s",
+            /* a synthetic topology's CPUs are planned, not run on */
+            strcmp(r->membind, "planned-only") ? "on" : "planned (not pinned) for",
+            cpus[0] ? cpus : "?", gov ? gov : "unknown", boost ? boost : "unknown");
     if (r->clock.source == SG_CLOCK_TSC)
         fprintf(out, "TSC %.3g GHz%s\n", r->clock.tsc_hz / 1e9,
                 json_is_true(json_object_get(m, "invariant_tsc")) ? " (invariant)" : "");

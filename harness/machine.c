@@ -332,6 +332,40 @@ json_t *sg_machine_json(void)
     return sg_machine_json_at("");
 }
 
+/*
+ * This machine's topology, whatever hwloc's environment says: HWLOC_SYNTHETIC, HWLOC_XMLFILE,
+ * HWLOC_FSROOT and HWLOC_CPUID_PATH describe another machine (placement is then planned only),
+ * and the record had described that one: 16 cores, 32 logical CPUs and 4 NUMA nodes on a
+ * 2-CPU machine. They are hidden for the load and put back; hwloc reads them nowhere else, and
+ * they are set only when someone plans for another machine.
+ */
+static void load_this_machine(int *cores, int *pus, int *numa)
+{
+    static const char *const vars[] = {"HWLOC_SYNTHETIC", "HWLOC_XMLFILE", "HWLOC_FSROOT",
+                                       "HWLOC_CPUID_PATH"};
+    char *saved[sizeof vars / sizeof vars[0]] = {0};
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+        const char *v = getenv(vars[i]);
+        if (!v) continue;
+        saved[i] = strdup(v);
+        unsetenv(vars[i]);
+    }
+    hwloc_topology_t topo;
+    if (hwloc_topology_init(&topo) == 0) {
+        if (hwloc_topology_load(topo) == 0) {
+            *cores = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_CORE);
+            *pus = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_PU);
+            *numa = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_NUMANODE);
+        }
+        hwloc_topology_destroy(topo);
+    }
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
+        if (saved[i]) {
+            setenv(vars[i], saved[i], 1);
+            free(saved[i]);
+        }
+}
+
 json_t *sg_machine_json_at(const char *root)
 {
     json_t *m = json_object();
@@ -339,16 +373,8 @@ json_t *sg_machine_json_at(const char *root)
     cpu_model(root, buf, sizeof buf);
     json_object_set_new(m, "cpu_model", json_string(buf));
     json_object_set_new(m, "cpu_signature", cpu_signature(root));
-    hwloc_topology_t topo;
     int cores = 0, pus = 0, numa = 1;
-    if (hwloc_topology_init(&topo) == 0) {
-        if (hwloc_topology_load(topo) == 0) {
-            cores = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_CORE);
-            pus = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_PU);
-            numa = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_NUMANODE);
-        }
-        hwloc_topology_destroy(topo);
-    }
+    load_this_machine(&cores, &pus, &numa);
     if (cores <= 0) cores = pus;
     json_object_set_new(m, "cores", json_integer(cores));
     json_object_set_new(m, "logical_cpus", json_integer(pus));

@@ -173,6 +173,24 @@ STAGEGATE_HWLOC_SYNTHETIC="core:1100 pu:1" "$SG" clock --json >clk.json || fail 
 HWLOC_SYNTHETIC="numa:2 core:2 pu:1" "$SG" bench --model m.h5 --data d.h5 --scenario single-stream \
     --duration 0 --min-queries 100 --cpus 3 --json >hs.json 2>/dev/null || fail "bench under HWLOC_SYNTHETIC"
 [ "$(jq -r .machine.membind hs.json)" = planned-only ] || fail "HWLOC_SYNTHETIC: membind $(jq -r .machine.membind hs.json)"
+# ...and its machine record is this machine's (it had described the synthetic one: 4 NUMA
+# nodes, 16 cores, 32 logical CPUs on a 2-CPU machine), the text says the CPUs are planned.
+"$SG" bench --model m.h5 --data d.h5 --scenario single-stream --duration 0 --min-queries 100 \
+    --json >real.json 2>/dev/null || fail "bench"
+HWLOC_SYNTHETIC="pack:2 numa:2 core:4 pu:2" "$SG" bench --model m.h5 --data d.h5 --scenario single-stream \
+    --duration 0 --min-queries 100 --json >hs2.json 2>/dev/null || fail "bench under HWLOC_SYNTHETIC"
+for f in cores logical_cpus smt numa_nodes; do
+    [ "$(jq -c .machine.$f hs2.json)" = "$(jq -c .machine.$f real.json)" ] ||
+        fail "HWLOC_SYNTHETIC: machine.$f $(jq -c .machine.$f hs2.json), this machine $(jq -c .machine.$f real.json)"
+done
+HWLOC_SYNTHETIC="pack:2 numa:2 core:4 pu:2" "$SG" bench --model m.h5 --data d.h5 --scenario single-stream \
+    --duration 0 --min-queries 100 --cpus 3 2>/dev/null | grep -q "1 worker planned (not pinned) for CPU 3," ||
+    fail "bench's machine line under HWLOC_SYNTHETIC does not say the CPUs are planned"
+# clock says its CPUs were planned, not pinned
+STAGEGATE_HWLOC_SYNTHETIC="numa:2 core:2 pu:1" "$SG" clock >clk.txt || fail "clock (synthetic)"
+grep -q "^workers: *planned only: a synthetic hwloc topology (4 CPUs)" clk.txt || fail "clock: $(cat clk.txt)"
+[ "$(STAGEGATE_HWLOC_SYNTHETIC="numa:2 core:2 pu:1" "$SG" clock --json | jq .pinned)" = false ] &&
+    [ "$("$SG" clock --json | jq .pinned)" = true ] || fail "clock --json pinned"
 "$SG" keygen --out gk >/dev/null
 echo '{"metrics": {"accuracy": {"threshold": 0.1}}}' >p.json
 rc=0; HWLOC_SYNTHETIC="numa:2 core:2 pu:1" "$SG" gate --model m.h5 --data d.h5 --policy p.json --key gk.key.pem \

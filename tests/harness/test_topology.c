@@ -89,6 +89,16 @@ static void plan_four_numa_smt(void **state)
     free(p);
     sg_topology_close(t);
     assert_int_equal(sg_topology_open("nonsense:3", &t, &err), SG_EINPUT);
+    /* Sizes hwloc would take minutes and gigabytes to build are refused before it starts: a
+       flat level past 2,048, or past 4,096 CPUs in all (attributes in parentheses skipped). */
+    assert_int_equal(sg_topology_open("core:65537 pu:1", &t, &err), SG_EINPUT);
+    assert_non_null(strstr(err.msg, "a level of 65537 objects is more than the 2048"));
+    assert_int_equal(sg_topology_open("pack:16 numa:16(memory=1GB) core:257 pu:1", &t, &err),
+                     SG_EINPUT);
+    assert_non_null(strstr(err.msg, "describes 65792 CPUs, more than the 4096"));
+    assert_int_equal(sg_topology_open("pack:2 numa:2(memory=1GB) core:8 pu:2", &t, &err), SG_OK);
+    assert_int_equal(sg_topology_pus(t), 64);
+    sg_topology_close(t);
 }
 
 typedef struct {
