@@ -86,7 +86,9 @@ static sg_status add_run_identity(json_t *doc, const sg_bench_config *c,
     json_object_set_new(d, "path", sg_json_string_safe(data));
     json_object_set_new(d, "sha256", json_string(data_sha));
     json_object_set_new(doc, "dataset", d);
-    json_object_set_new(doc, "warmup", json_integer(sg_bench_warmup(c)));
+    json_t *workers = json_object_get(json_object_get(doc, "machine"), "workers");
+    json_object_set_new(doc, "warmup",
+                        json_integer(sg_bench_warmup(c, (int)json_integer_value(workers))));
     json_object_set_new(doc, "seed", json_integer((json_int_t)c->seed));
     return SG_OK;
 }

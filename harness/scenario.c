@@ -60,9 +60,7 @@ static void job_setup(sg_worker *w, void *arg)
        among the workers that run; single-stream runs one, which does all of it (it had done
        warmup / pool size + 1: one query on a 128-CPU host, whose time then sized the buffer,
        and every run was cut short at under half its window). */
-    int64_t n = flags_of(x->c) & SG_SCENARIO_ONE_WORKER ? x->warmup
-                                                       : x->warmup / sg_worker_count(w) + 1;
-    if (n < 1) n = 1;
+    int64_t n = sg_bench_warmup_per_worker(x->c, sg_worker_count(w));
     int64_t batch = flags_of(x->c) & SG_SCENARIO_BATCHES ? x->c->batch : 1;
     s->warm_min = UINT64_MAX;
     for (int64_t i = 0; i < n; i++) {
@@ -329,7 +327,6 @@ sg_status sg_bench_run_once(const sg_bench_config *c, sg_bench_result *r, sg_err
     }
     x->c = c;
     x->wl = c->workload;
-    x->warmup = sg_bench_warmup(c);
     x->min_ticks = sg_clock_ns_to_ticks(c->min_duration_s * 1e9);
     x->max_ticks = sg_clock_ns_to_ticks(c->max_duration_s * 1e9);
     x->slots = aligned_alloc(64, (size_t)n * sizeof *x->slots);

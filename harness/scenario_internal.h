@@ -36,7 +36,6 @@ typedef struct run_ctx {
     uint64_t *sched;  /* server: due offsets in ticks */
     uint64_t t0;      /* start of the timed window (ticks) */
     uint64_t min_ticks, max_ticks;
-    int64_t warmup;
     int64_t row_base;     /* offline: query index of this pass's first batch */
     uint64_t *stage_base; /* --breakdown: stage totals when the timed window opened */
     _Alignas(64) atomic_llong next;

@@ -304,11 +304,20 @@ typedef struct {
  * query had sized it for a third of the run, which was then cut short every time).
  */
 #define SG_SINGLE_STREAM_MIN_WARMUP 16
-static inline int64_t sg_bench_warmup(const sg_bench_config *c)
+static inline int64_t sg_bench_warmup_per_worker(const sg_bench_config *c, int workers)
 {
-    return c->scenario == SG_SCENARIO_SINGLE_STREAM && c->warmup < SG_SINGLE_STREAM_MIN_WARMUP
-               ? SG_SINGLE_STREAM_MIN_WARMUP
-               : c->warmup;
+    if (c->scenario == SG_SCENARIO_SINGLE_STREAM)
+        return c->warmup < SG_SINGLE_STREAM_MIN_WARMUP ? SG_SINGLE_STREAM_MIN_WARMUP : c->warmup;
+    /* shared among the workers, at least one each (the first query is the cold one) */
+    int64_t n = workers > 0 ? (c->warmup + workers - 1) / workers : c->warmup;
+    return n < 1 ? 1 : n;
+}
+/* ...and in all, what the JSON's "warmup" says (it had said --warmup's value while each of
+   the workers ran warmup / workers + 1, and --warmup 0 ran one each). */
+static inline int64_t sg_bench_warmup(const sg_bench_config *c, int workers)
+{
+    return sg_bench_warmup_per_worker(c, workers) *
+           (c->scenario == SG_SCENARIO_SINGLE_STREAM || workers < 1 ? 1 : workers);
 }
 
 /* The documented limits above which a timed run is reported as noisy (docs/latency.md). */

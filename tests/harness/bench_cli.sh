@@ -230,4 +230,12 @@ rc=0; ( [ "${STAGEGATE_SANITIZED:-0}" = 1 ] || ulimit -v 4000000; timeout 60 "$S
 # A misspelt STAGEGATE_CLOCK is an input error, as STAGEGATE_ISA's (it had kept the TSC).
 rc=0; STAGEGATE_CLOCK=GETTIME "$SG" clock >out 2>err || rc=$?
 [ "$rc" = 2 ] && grep -q "STAGEGATE_CLOCK=GETTIME is not 'gettime'" err || fail "STAGEGATE_CLOCK=GETTIME: exit $rc $(cat err)"
+# The JSON's warmup is what ran: shared among 2 workers, at least one each (it had said
+# --warmup's value: 0 while each worker ran one, 3 while they ran 2 each).
+for w in 0:2 3:4 64:64; do
+    "$SG" bench --model m.h5 --data d.h5 --scenario offline --duration 0 --min-queries 100 --cpus 0,1 \
+        --warmup "${w%%:*}" --json >wu.json 2>/dev/null || fail "bench --warmup ${w%%:*}"
+    [ "$(jq .machine.workers wu.json)" = 2 ] && [ "$(jq .warmup wu.json)" = "${w##*:}" ] ||
+        fail "--warmup ${w%%:*} on 2 workers: JSON says $(jq .warmup wu.json), wanted ${w##*:}"
+done
 echo "bench cli ok"
