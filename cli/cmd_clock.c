@@ -70,7 +70,8 @@ int sg_cmd_clock(int argc, char **argv)
         json_object_set_new(o, "invariant_tsc", json_boolean(ci->cpuid_invariant_tsc));
         json_object_set_new(o, "clocksource", json_string(ci->clocksource));
         sg_json_set_real(o, "tsc_hz", ci->source == SG_CLOCK_TSC ? ci->tsc_hz : NAN);
-        sg_json_set_real(o, "calibration_spread", ci->calib_spread);
+        /* null when nothing was calibrated (STAGEGATE_CLOCK=gettime), not a spread of 0 */
+        sg_json_set_real(o, "calibration_spread", ci->calibrations ? ci->calib_spread : NAN);
         json_object_set_new(o, "calibrations", json_integer(ci->calibrations));
         if (ci->fallback_reason[0])
             json_object_set_new(o, "fallback_reason", json_string(ci->fallback_reason));
@@ -95,6 +96,7 @@ int sg_cmd_clock(int argc, char **argv)
         json_object_set_new(blas, "core", json_string(blas_core));
         json_object_set_new(blas, "replaced",
                             blas_replaced ? json_string(blas_replaced) : json_null());
+        json_object_set_new(blas, "chosen_by", json_string(sg_blas_core_chosen_by()));
         json_object_set_new(o, "openblas", blas);
         sg_json_print(o);
         json_decref(o);
@@ -129,6 +131,8 @@ int sg_cmd_clock(int argc, char **argv)
             printf("OpenBLAS kernels:    %s (OpenBLAS chose %s, a fallback without AVX2 for a CPU "
                    "it does not know; OPENBLAS_CORETYPE overrides)\n",
                    blas_core, blas_replaced);
+        else if (!strcmp(sg_blas_core_chosen_by(), "OPENBLAS_CORETYPE"))
+            printf("OpenBLAS kernels:    %s (chosen by OPENBLAS_CORETYPE)\n", blas_core);
         else
             printf("OpenBLAS kernels:    %s\n", blas_core);
     }

@@ -327,6 +327,13 @@ static const char *boost_state(const char *root)
     return "unknown";
 }
 
+const char *sg_blas_core_chosen_by(void)
+{
+    const char *replaced;
+    sg_blas_core(&replaced);
+    return replaced ? "stagegate" : getenv("OPENBLAS_CORETYPE") ? "OPENBLAS_CORETYPE" : "openblas";
+}
+
 json_t *sg_machine_json(void)
 {
     return sg_machine_json_at("");
@@ -401,10 +408,7 @@ json_t *sg_machine_json_at(const char *root)
     json_object_set_new(blas, "core", json_string(sg_blas_core(&replaced)));
     /* who chose the kernel family: OpenBLAS from cpuid, the user's OPENBLAS_CORETYPE, or
        stagegate in place of OpenBLAS's fallback, core_replaced (see sg_blas_core) */
-    json_object_set_new(blas, "core_chosen_by",
-                        json_string(replaced                      ? "stagegate"
-                                    : getenv("OPENBLAS_CORETYPE") ? "OPENBLAS_CORETYPE"
-                                                                  : "openblas"));
+    json_object_set_new(blas, "core_chosen_by", json_string(sg_blas_core_chosen_by()));
     if (replaced) json_object_set_new(blas, "core_replaced", json_string(replaced));
     json_object_set_new(m, "openblas", blas);
     json_t *sg = json_object();

@@ -11,6 +11,7 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* The CPUs the process was started on (taskset, numactl --physcpubind, a job scheduler's
    binding), read before any thread of stagegate is pinned: a run without --cpus uses those
@@ -84,9 +85,16 @@ sg_status sg_topology_open(const char *synthetic, sg_topology **out, sg_err *err
         t->synthetic = true;
     }
     if (hwloc_topology_load(t->topo) != 0) {
+        int e = errno;
         hwloc_topology_destroy(t->topo);
         free(t);
-        return sg_errf(err, SG_EINTERNAL, "hwloc: topology load failed: %s", strerror(errno));
+        /* most often hwloc's own variables naming a file or root it cannot read: say which */
+        static const char *const vars[] = {"HWLOC_XMLFILE", "HWLOC_FSROOT", "HWLOC_CPUID_PATH"};
+        for (size_t i = 0; !synthetic && i < sizeof vars / sizeof *vars; i++)
+            if (getenv(vars[i]) && *getenv(vars[i]))
+                return sg_errf(err, SG_EINPUT, "hwloc: topology load failed with %s=%.256s: %s",
+                               vars[i], getenv(vars[i]), strerror(e));
+        return sg_errf(err, SG_EINTERNAL, "hwloc: topology load failed: %s", strerror(e));
     }
     /* hwloc's own HWLOC_SYNTHETIC, HWLOC_XMLFILE or HWLOC_FSROOT describe another machine
        (unless HWLOC_THISSYSTEM=1 says it is this one): placement is then planned only, as
@@ -173,6 +181,13 @@ static sg_status parse_cpu_list(const sg_topology *t, const char *s, hwloc_bitma
             if (!hwloc_bitmap_isset(all, (unsigned)c)) {
                 char have[256];
                 hwloc_bitmap_list_snprintf(have, sizeof have, all);
+                /* A CPU the kernel has but this process may not use (a cgroup's cpuset) is
+                   not "not on this machine" */
+                if (!t->synthetic && c < sysconf(_SC_NPROCESSORS_CONF))
+                    return sg_errf(err, SG_EINPUT,
+                                   "--cpus: CPU %ld is outside the CPUs this process may use "
+                                   "(its cpuset: CPUs %s)",
+                                   c, have);
                 return sg_errf(err, SG_EINPUT, "--cpus: CPU %ld is not on this machine (CPUs %s)",
                                c, have);
             }

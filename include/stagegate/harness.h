@@ -446,6 +446,9 @@ void sg_model_workload_free(sg_model_workload *mw);
    else NULL. The first call of either sets one BLAS thread and stops
    OpenBLAS's pool before choosing: call it before any other thread uses BLAS. */
 const char *sg_blas_core(const char **replaced);
+/* Who chose the family: "openblas" (from cpuid), "OPENBLAS_CORETYPE" (the user) or
+   "stagegate" (in place of OpenBLAS's fallback). */
+const char *sg_blas_core_chosen_by(void);
 /* The OpenBLAS kernel family this CPU and OS run best ("Cooperlake", "SkylakeX", "Haswell"),
    NULL without AVX2 and FMA. */
 const char *sg_blas_core_for_cpu(void);

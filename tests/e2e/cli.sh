@@ -75,8 +75,9 @@ PY
     echo "ok   OpenBLAS runs $(grep -o '"core": "[A-Za-z0-9]*"' "$tmp/clock.json"), not a fallback without AVX2 (flags call for ${blas_want:-none})" ||
     { echo "FAIL OpenBLAS kernels: $(cat "$tmp/clock.json") $(cat "$tmp/err")"; fail=1; }
 OPENBLAS_CORETYPE=Prescott "$SG" clock >"$tmp/out" 2>"$tmp/err" &&
-    grep -q "^OpenBLAS kernels: *Prescott\$" "$tmp/out" &&
+    grep -q "^OpenBLAS kernels: *Prescott (chosen by OPENBLAS_CORETYPE)\$" "$tmp/out" &&
     OPENBLAS_CORETYPE=Prescott "$SG" clock --json | grep -q '"replaced": null' &&
+    OPENBLAS_CORETYPE=Prescott "$SG" clock --json | grep -q '"chosen_by": "OPENBLAS_CORETYPE"' &&
     echo "ok   OPENBLAS_CORETYPE=Prescott is kept as the user's choice" ||
     { echo "FAIL OPENBLAS_CORETYPE=Prescott not kept: $(grep OpenBLAS "$tmp/out") $(cat "$tmp/err")"; fail=1; }
 # An OPENBLAS_CORETYPE OpenBLAS does not take, or whose kernels this CPU cannot run (they end

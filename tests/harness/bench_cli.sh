@@ -230,6 +230,15 @@ rc=0; ( [ "${STAGEGATE_SANITIZED:-0}" = 1 ] || ulimit -v 4000000; timeout 60 "$S
 # A misspelt STAGEGATE_CLOCK is an input error, as STAGEGATE_ISA's (it had kept the TSC).
 rc=0; STAGEGATE_CLOCK=GETTIME "$SG" clock >out 2>err || rc=$?
 [ "$rc" = 2 ] && grep -q "STAGEGATE_CLOCK=GETTIME is not 'gettime'" err || fail "STAGEGATE_CLOCK=GETTIME: exit $rc $(cat err)"
+# A malformed HWLOC_XMLFILE: the line names the variable and the file (it said only "hwloc:
+# topology load failed: Invalid argument").
+echo '<bad' >bad.xml
+rc=0; HWLOC_XMLFILE=bad.xml "$SG" clock >out 2>err || rc=$?
+[ "$rc" = 2 ] && [ "$(wc -l <err)" = 1 ] && grep -q "topology load failed with HWLOC_XMLFILE=bad.xml" err ||
+    fail "HWLOC_XMLFILE=bad.xml: exit $rc $(cat err)"
+# Without calibrations the spread is null, not 0
+[ "$(STAGEGATE_CLOCK=gettime "$SG" clock --json | jq -c '[.calibrations, .calibration_spread]')" = "[0,null]" ] ||
+    fail "clock --json under STAGEGATE_CLOCK=gettime: calibration_spread"
 # The JSON's warmup is what ran: shared among 2 workers, at least one each (it had said
 # --warmup's value: 0 while each worker ran one, 3 while they ran 2 each).
 for w in 0:2 3:4 64:64; do
