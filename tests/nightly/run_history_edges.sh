@@ -66,7 +66,7 @@ signed o4.json 2026-12-05T13:00:00+02:00 103
 for f in o4 o3 o2 o1; do expect 0 $R record $f.json; done
 [ "$(times)" = "2026-12-05T10:00:00Z 2026-12-05T10:00:00Z 2026-12-05T10:30:00Z 2026-12-05T11:00:00Z" ] ||
     fail "runs are not in the order they ran: $(times)"
-"$SG" registry runs m --limit 1 --json | grep -q '"time": "2026-12-05T11:00:00Z"' ||
+"$SG" registry runs m --limit 1 --json | grep '"time": "2026-12-05T11:00:00Z"' >/dev/null ||
     fail "runs --limit 1 is not the 11:00 run: $("$SG" registry runs m --limit 1)"
 # ...and a time that is past 9999 in UTC is refused, naming the file.
 signed y.json 9999-12-31T23:30:00-01:00 100

@@ -40,7 +40,7 @@ expect 2 $R list --db "$NEW_URI"
 err_has "is not a stagegate registry"; one_line
 # the audit log refuses TRUNCATE too
 err_msg=$(q "TRUNCATE audit_log" 2>&1 || true)
-echo "$err_msg" | grep -q "append-only" || fail "TRUNCATE of the audit log was not refused: $err_msg"
+grep -q "append-only" <<<"$err_msg" || fail "TRUNCATE of the audit log was not refused: $err_msg"
 
 # --- the owner and application roles exactly as docs/registry.md sets them up
 psql_on postgres -c "CREATE ROLE stagegate_owner LOGIN" -c "CREATE ROLE stagegate_app LOGIN" \
@@ -64,9 +64,9 @@ expect 0 $R --db "$APP" delete-tag rm 1 k
 expect 0 $R --db "$APP" set-alias rm champ 1
 expect 0 $R --db "$APP" verify-log
 app_sql() { "$PG_BIN/psql" -h "$PG_HOST" -U stagegate_app -d "${PGDB}_roles" -qAtX -v ON_ERROR_STOP=1 -c "$1" 2>&1 || true; }
-app_sql "UPDATE audit_log SET detail = 'x'" | grep -q "permission denied" || fail "the application role may UPDATE audit_log"
-app_sql "DELETE FROM audit_log" | grep -q "permission denied" || fail "the application role may DELETE from audit_log"
-app_sql "DROP TRIGGER audit_log_append_only_update ON audit_log" | grep -q "must be owner" || fail "the application role may drop the trigger"
+app_sql "UPDATE audit_log SET detail = 'x'" | grep "permission denied" >/dev/null || fail "the application role may UPDATE audit_log"
+app_sql "DELETE FROM audit_log" | grep "permission denied" >/dev/null || fail "the application role may DELETE from audit_log"
+app_sql "DROP TRIGGER audit_log_append_only_update ON audit_log" | grep "must be owner" >/dev/null || fail "the application role may drop the trigger"
 expect 2 $R --db "$APP" list --db "$APP"
 # A write the registry sends without waiting (pipelined with the commit) that the database
 # refuses: the transition fails with that write named, nothing of it is applied, and the
@@ -114,9 +114,9 @@ done
 expect 0 $R transition m 1 Production --as alice.key.pem
 # the schema holds Production to one version against direct SQL too (the index, the trigger)
 err_msg=$(q "UPDATE model_versions SET stage = 'Production', stage_exclusive = 1 WHERE model_name = 'm' AND version = 2" 2>&1 || true)
-echo "$err_msg" | grep -q "model_versions_one_per_exclusive_stage" || fail "a second Production row was not refused: $err_msg"
+grep -q "model_versions_one_per_exclusive_stage" <<<"$err_msg" || fail "a second Production row was not refused: $err_msg"
 err_msg=$(q "UPDATE model_versions SET stage = 'Production' WHERE model_name = 'm' AND version = 2" 2>&1 || true)
-echo "$err_msg" | grep -q "stage_exclusive must match" || fail "a non-exclusive Production row was not refused: $err_msg"
+grep -q "stage_exclusive must match" <<<"$err_msg" || fail "a non-exclusive Production row was not refused: $err_msg"
 head_before=$(q "SELECT seq FROM audit_head")
 
 # paused_promotion: v2 -> Production stops just before COMMIT; its pid in $pid once paused

@@ -141,9 +141,9 @@ expect 0 $R transition fraud-canary 1 Archived
 # audit log: verifies, the append-only trigger blocks edits, and an edit behind its back is found
 expect 0 $R verify-log
 err_msg=$(q "UPDATE audit_log SET actor_key_id = 'x' WHERE seq = 3" 2>&1 || true)
-echo "$err_msg" | grep -q "append-only" || fail "trigger did not block an audit edit: $err_msg"
+grep -q "append-only" <<<"$err_msg" || fail "trigger did not block an audit edit: $err_msg"
 err_msg=$(q "DELETE FROM audit_log WHERE seq = 3" 2>&1 || true)
-echo "$err_msg" | grep -q "append-only" || fail "trigger did not block an audit deletion: $err_msg"
+grep -q "append-only" <<<"$err_msg" || fail "trigger did not block an audit deletion: $err_msg"
 snapshot
 q "DROP TRIGGER audit_log_append_only_update$([ $BACKEND = postgresql ] && echo ' ON audit_log');
   UPDATE audit_log SET to_stage = 'Production' WHERE action = 'transition' AND version = 5 AND to_stage = 'Staging' AND model_name = 'fraud-detector'"
