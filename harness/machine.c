@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "machine_internal.h"
+#include "topology_internal.h"
 #include "stagegate/json.h"
 #include "stagegate/harness.h"
 #include "stagegate/kernels.h"
@@ -348,10 +349,9 @@ json_t *sg_machine_json(void)
  */
 static void load_this_machine(int *cores, int *pus, int *numa)
 {
-    static const char *const vars[] = {"HWLOC_SYNTHETIC", "HWLOC_XMLFILE", "HWLOC_FSROOT",
-                                       "HWLOC_CPUID_PATH"};
-    char *saved[sizeof vars / sizeof vars[0]] = {0};
-    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+    const char *const *vars = sg_hwloc_machine_vars;
+    char *saved[SG_HWLOC_MACHINE_VARS] = {0};
+    for (int i = 0; i < SG_HWLOC_MACHINE_VARS; i++) {
         const char *v = getenv(vars[i]);
         if (!v) continue;
         saved[i] = strdup(v);
@@ -366,7 +366,7 @@ static void load_this_machine(int *cores, int *pus, int *numa)
         }
         hwloc_topology_destroy(topo);
     }
-    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
+    for (int i = 0; i < SG_HWLOC_MACHINE_VARS; i++)
         if (saved[i]) {
             setenv(vars[i], saved[i], 1);
             free(saved[i]);

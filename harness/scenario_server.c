@@ -59,8 +59,7 @@ static void make_schedule(uint64_t *sched, int64_t n, double qps, uint64_t seed)
 static sg_status prepare(run_ctx *x, sg_bench_result *r, sg_err *err)
 {
     const sg_bench_config *c = x->c;
-    double want = ceil(c->qps * c->min_duration_s);
-    if (want < (double)c->min_queries) want = (double)c->min_queries;
+    double want = sg_scenario_server_queries(c->qps, c->min_duration_s, c->min_queries);
     /* Refused up front: --qps 1e9 for 0.2 s had built a schedule of 2e8 queries (9.4 GB)
        and run for minutes. */
     if (want > (double)x->samples_max) /* STAGEGATE_BENCH_MAX_SAMPLES's cap too */

@@ -57,6 +57,18 @@ static sg_status synthetic_size_ok(const char *desc, const char *name, sg_err *e
     return SG_OK;
 }
 
+const char *const sg_hwloc_machine_vars[SG_HWLOC_MACHINE_VARS] = {
+    "HWLOC_SYNTHETIC", "HWLOC_XMLFILE", "HWLOC_FSROOT", "HWLOC_CPUID_PATH"};
+
+const char *sg_hwloc_machine_var_set(void)
+{
+    for (int i = 0; i < SG_HWLOC_MACHINE_VARS; i++) {
+        const char *v = getenv(sg_hwloc_machine_vars[i]);
+        if (v && *v) return sg_hwloc_machine_vars[i];
+    }
+    return NULL;
+}
+
 sg_status sg_topology_open(const char *synthetic, sg_topology **out, sg_err *err)
 {
     *out = NULL;
@@ -89,11 +101,10 @@ sg_status sg_topology_open(const char *synthetic, sg_topology **out, sg_err *err
         hwloc_topology_destroy(t->topo);
         free(t);
         /* most often hwloc's own variables naming a file or root it cannot read: say which */
-        static const char *const vars[] = {"HWLOC_XMLFILE", "HWLOC_FSROOT", "HWLOC_CPUID_PATH"};
-        for (size_t i = 0; !synthetic && i < sizeof vars / sizeof *vars; i++)
-            if (getenv(vars[i]) && *getenv(vars[i]))
-                return sg_errf(err, SG_EINPUT, "hwloc: topology load failed with %s=%.256s: %s",
-                               vars[i], getenv(vars[i]), strerror(e));
+        const char *var = synthetic ? NULL : sg_hwloc_machine_var_set();
+        if (var)
+            return sg_errf(err, SG_EINPUT, "hwloc: topology load failed with %s=%.256s: %s", var,
+                           getenv(var), strerror(e));
         return sg_errf(err, SG_EINTERNAL, "hwloc: topology load failed: %s", strerror(e));
     }
     /* hwloc's own HWLOC_SYNTHETIC, HWLOC_XMLFILE or HWLOC_FSROOT describe another machine
@@ -129,14 +140,10 @@ sg_status sg_topology_require_real(sg_err *err)
     bool synthetic = t->synthetic;
     sg_topology_close(t);
     if (!synthetic) return SG_OK;
-    static const char *const vars[] = {"STAGEGATE_HWLOC_SYNTHETIC", "HWLOC_SYNTHETIC",
-                                       "HWLOC_XMLFILE", "HWLOC_FSROOT"};
-    const char *set = "an hwloc setting";
-    for (size_t i = 0; i < sizeof vars / sizeof *vars; i++)
-        if (getenv(vars[i]) && *getenv(vars[i])) {
-            set = vars[i];
-            break;
-        }
+    const char *set = getenv("STAGEGATE_HWLOC_SYNTHETIC") && *getenv("STAGEGATE_HWLOC_SYNTHETIC")
+                          ? "STAGEGATE_HWLOC_SYNTHETIC"
+                          : sg_hwloc_machine_var_set();
+    if (!set) set = "an hwloc setting";
     return sg_errf(err, SG_EINPUT,
                    "%s describes a topology that is not this machine's: a signed report is "
                    "measured on the machine it names (unset it)",

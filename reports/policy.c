@@ -426,10 +426,9 @@ static int parse_latency(pctx *c, json_t *obj, sg_gate_policy *p)
                          (long long)p->latency_min_queries, SG_SCENARIO_SAMPLES_MAX);
     }
     if (id == SG_SCENARIO_SERVER) {
-        double want = ceil(p->latency_target_qps * p->latency_duration_s);
-        const int64_t least =
-            p->latency_min_queries > 0 ? p->latency_min_queries : SG_SCENARIO_DEFAULT_MIN_QUERIES;
-        if (want < (double)least) want = (double)least;
+        const double want = sg_scenario_server_queries(
+            p->latency_target_qps, p->latency_duration_s,
+            p->latency_min_queries > 0 ? p->latency_min_queries : SG_SCENARIO_DEFAULT_MIN_QUERIES);
         path[1] = "target_qps";
         if (want > (double)SG_SCENARIO_SAMPLES_MAX)
             return field_err(c, path, 2,

@@ -491,13 +491,9 @@ static void chart(FILE *out, const json_t *runs, const char *fig, json_t *fps, j
     chart_point *pts = chart_points(&a, runs, fig, xs);
     /* The regressed marks are drawn with the series, after the labels below: keep the labels
      * off the triangles (6 px either side of the point, 7 to 17 px above it). */
-    for (size_t i = 0; i < n; i++) {
-        json_t *r = json_array_get(runs, i);
-        const char *v = run_verdict(r);
-        double y = figure_value(r, fig);
-        if (!v || strcmp(v, "regressed") || !isfinite(y) || l.n >= SG_CHART_MAX_LABELS) continue;
-        double cx = px(&a, xs[i]), cy = py(&a, y);
-        double box[4] = {cx - 6, cy - 17, cx + 6, cy - 7};
+    for (size_t i = 0; pts && i < n; i++) {
+        if (!pts[i].regressed || !isfinite(pts[i].v) || l.n >= SG_CHART_MAX_LABELS) continue;
+        double box[4] = {pts[i].cx - 6, pts[i].cy - 17, pts[i].cx + 6, pts[i].cy - 7};
         memcpy(l.box[l.n++], box, sizeof box);
     }
     /* A version is marked where it first appears. Nightly runs interleave the Staging and

@@ -8,6 +8,8 @@
 #ifndef STAGEGATE_SCENARIO_H
 #define STAGEGATE_SCENARIO_H
 
+#include <math.h>
+
 #include "stagegate/common.h"
 
 #ifdef __cplusplus
@@ -43,6 +45,14 @@ extern const sg_scenario_info sg_scenarios[SG_SCENARIO_COUNT];
    latency section past them, naming the field, before any model runs. */
 #define SG_SCENARIO_SAMPLES_MAX 50000000LL
 #define SG_SCENARIO_MAX_DURATION_S 600.0
+/* The queries a server run schedules: target_qps x duration, at least min_queries. The run
+   refuses more than SG_SCENARIO_SAMPLES_MAX, or a schedule past SG_SCENARIO_MAX_DURATION_S. */
+static inline double sg_scenario_server_queries(double qps, double duration_s,
+                                                long long min_queries)
+{
+    double want = ceil(qps * duration_s);
+    return want < (double)min_queries ? (double)min_queries : want;
+}
 /* The fewest queries a run records unless told (bench --min-queries, policy min_queries). */
 #define SG_SCENARIO_DEFAULT_MIN_QUERIES 1024
 
