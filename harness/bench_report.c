@@ -208,12 +208,17 @@ static void machine_line(const sg_bench_result *r, FILE *out)
     const char *cpu = json_string_value(json_object_get(m, "cpu_model"));
     const char *gov = json_string_value(json_object_get(m, "governor"));
     const char *boost = json_string_value(json_object_get(m, "boost"));
+    long long logical = json_integer_value(json_object_get(m, "logical_cpus"));
+    long long allowed = json_integer_value(json_object_get(m, "allowed_cpus"));
+    char limited[48] = "";
+    /* inside a cpuset cgroup the run may use fewer CPUs than the machine has */
+    if (allowed > 0 && allowed < logical)
+        snprintf(limited, sizeof limited, ", %lld allowed", allowed);
     fprintf(out,
-            "machine: %s, %lld cores (%lld logical), %d worker%s %s CPU %s, governor %s, "
+            "machine: %s, %lld cores (%lld logical%s), %d worker%s %s CPU %s, governor %s, "
             "boost %s, ",
             cpu ? cpu : "unknown CPU", (long long)json_integer_value(json_object_get(m, "cores")),
-            (long long)json_integer_value(json_object_get(m, "logical_cpus")), r->workers,
-            r->workers == 1 ? "" : "s",
+            logical, limited, r->workers, r->workers == 1 ? "" : "s",
             /* a synthetic topology's CPUs are planned, not run on */
             strcmp(r->membind, "planned-only") ? "on" : "planned (not pinned) for",
             cpus[0] ? cpus : "?", gov ? gov : "unknown", boost ? boost : "unknown");

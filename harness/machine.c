@@ -346,8 +346,12 @@ json_t *sg_machine_json(void)
  * and the record had described that one: 16 cores, 32 logical CPUs and 4 NUMA nodes on a
  * 2-CPU machine. They are hidden for the load and put back; hwloc reads them nowhere else, and
  * they are set only when someone plans for another machine.
+ *
+ * The record counts the whole machine: inside a cpuset cgroup (a container, a CI slot), hwloc
+ * keeps only the allowed CPUs by default, and a 2-core machine limited to CPU 0 was recorded
+ * as a 1-core machine. *allowed is the number of logical CPUs this process may run on.
  */
-static void load_this_machine(int *cores, int *pus, int *numa)
+static void load_this_machine(int *cores, int *pus, int *numa, int *allowed)
 {
     const char *const *vars = sg_hwloc_machine_vars;
     char *saved[SG_HWLOC_MACHINE_VARS] = {0};
@@ -359,10 +363,13 @@ static void load_this_machine(int *cores, int *pus, int *numa)
     }
     hwloc_topology_t topo;
     if (hwloc_topology_init(&topo) == 0) {
-        if (hwloc_topology_load(topo) == 0) {
+        if (hwloc_topology_set_flags(topo, HWLOC_TOPOLOGY_FLAG_INCLUDE_DISALLOWED) == 0 &&
+            hwloc_topology_load(topo) == 0) {
             *cores = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_CORE);
             *pus = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_PU);
             *numa = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_NUMANODE);
+            int w = hwloc_bitmap_weight(hwloc_topology_get_allowed_cpuset(topo));
+            *allowed = w > 0 ? w : *pus;
         }
         hwloc_topology_destroy(topo);
     }
@@ -380,11 +387,12 @@ json_t *sg_machine_json_at(const char *root)
     cpu_model(root, buf, sizeof buf);
     json_object_set_new(m, "cpu_model", json_string(buf));
     json_object_set_new(m, "cpu_signature", cpu_signature(root));
-    int cores = 0, pus = 0, numa = 1;
-    load_this_machine(&cores, &pus, &numa);
+    int cores = 0, pus = 0, numa = 1, allowed = 0;
+    load_this_machine(&cores, &pus, &numa, &allowed);
     if (cores <= 0) cores = pus;
     json_object_set_new(m, "cores", json_integer(cores));
     json_object_set_new(m, "logical_cpus", json_integer(pus));
+    json_object_set_new(m, "allowed_cpus", json_integer(allowed > 0 ? allowed : pus));
     json_object_set_new(m, "smt", json_boolean(pus > cores));
     json_object_set_new(m, "numa_nodes", json_integer(numa > 0 ? numa : 1));
     governor(root, 0, buf, sizeof buf);

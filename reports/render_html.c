@@ -256,14 +256,19 @@ static void machine_section(FILE *out, json_t *lat)
     char buf[512];
     fputs("<section><h2>Machine</h2>\n<table>\n", out);
     kv_row(out, "CPU", str_or(m, "cpu_model", ""));
+    long long logical = json_integer_value(json_object_get(m, "logical_cpus"));
+    long long allowed = json_integer_value(json_object_get(m, "allowed_cpus"));
+    char limited[64] = "";
+    /* a cpuset cgroup's limit (reports from before the field have none) */
+    if (allowed > 0 && allowed < logical)
+        snprintf(limited, sizeof limited, " (%lld allowed to the run)", allowed);
     snprintf(buf, sizeof buf,
-             "%lld used (%lld worker%s) of %lld cores, %lld logical CPUs; SMT %s; "
+             "%lld used (%lld worker%s) of %lld cores, %lld logical CPUs%s; SMT %s; "
              "%lld NUMA node%s",
              (long long)json_integer_value(json_object_get(m, "workers")),
              (long long)json_integer_value(json_object_get(m, "workers")),
              json_integer_value(json_object_get(m, "workers")) == 1 ? "" : "s",
-             (long long)json_integer_value(json_object_get(m, "cores")),
-             (long long)json_integer_value(json_object_get(m, "logical_cpus")),
+             (long long)json_integer_value(json_object_get(m, "cores")), logical, limited,
              json_is_true(json_object_get(m, "smt")) ? "on" : "off",
              (long long)json_integer_value(json_object_get(m, "numa_nodes")),
              json_integer_value(json_object_get(m, "numa_nodes")) == 1 ? "" : "s");

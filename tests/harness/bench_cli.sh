@@ -186,6 +186,36 @@ done
 HWLOC_SYNTHETIC="pack:2 numa:2 core:4 pu:2" "$SG" bench --model m.h5 --data d.h5 --scenario single-stream \
     --duration 0 --min-queries 100 --cpus 3 2>/dev/null | grep "1 worker planned (not pinned) for CPU 3," >/dev/null ||
     fail "bench's machine line under HWLOC_SYNTHETIC does not say the CPUs are planned"
+# Inside a cpuset cgroup the record still counts the whole machine, and says how many CPUs
+# the run was allowed (a 2-core machine limited to CPU 0 had been recorded as 1 core). Needs
+# root, a cgroup v1 cpuset hierarchy and two CPUs; says so when it cannot run.
+CG=/sys/fs/cgroup/cpuset/stagegate-test.$$
+if [ "$(id -u)" = 0 ] && [ -w /sys/fs/cgroup/cpuset ] && [ "$(nproc --all)" -ge 2 ] && mkdir "$CG" 2>/dev/null; then
+    trap 'rmdir "$CG" 2>/dev/null || true; rm -rf "$T"' EXIT
+    echo 0 >"$CG/cpuset.cpus" && cat /sys/fs/cgroup/cpuset/cpuset.mems >"$CG/cpuset.mems" || fail "cpuset setup"
+    sh -c 'echo $$ >"$1/tasks" && exec "$2" bench --model m.h5 --data d.h5 --scenario single-stream \
+        --duration 0 --min-queries 100 --json' sh "$CG" "$SG" >cg.json 2>cg.err || fail "bench in a cpuset: $(cat cg.err)"
+    [ "$(jq -c '.machine | [.cores, .logical_cpus, .smt, .numa_nodes]' cg.json)" = \
+        "$(jq -c '.machine | [.cores, .logical_cpus, .smt, .numa_nodes]' real.json)" ] ||
+        fail "cpuset: machine record $(jq -c .machine cg.json), this machine $(jq -c .machine real.json)"
+    [ "$(jq .machine.allowed_cpus cg.json)" = 1 ] && [ "$(jq .machine.bindings[0].cpu cg.json)" = 0 ] ||
+        fail "cpuset: allowed_cpus $(jq .machine.allowed_cpus cg.json), bindings $(jq -c .machine.bindings cg.json)"
+    [ "$(jq .machine.allowed_cpus real.json)" = "$(jq .machine.logical_cpus real.json)" ] ||
+        fail "allowed_cpus outside a cpuset: $(jq -c .machine real.json)"
+    sh -c 'echo $$ >"$1/tasks" && exec "$2" bench --model m.h5 --data d.h5 --scenario single-stream \
+        --duration 0 --min-queries 100' sh "$CG" "$SG" 2>/dev/null >cg.txt || fail "bench text in a cpuset"
+    grep -E "^machine: .*, [0-9]+ cores \([0-9]+ logical, 1 allowed\), 1 worker on CPU 0," cg.txt >/dev/null ||
+        fail "cpuset: machine line $(grep ^machine: cg.txt)"
+    echo '{"latency": {"scenario": "single-stream", "percentile": 99, "max_ms": 100, "min_queries": 200}}' >cgp.json
+    sh -c 'echo $$ >"$1/tasks" && exec "$2" gate --model m.h5 --data d.h5 --policy cgp.json --key k.key.pem \
+        --out cg.intoto.json --html cg.html' sh "$CG" "$SG" >/dev/null 2>cg.err || fail "gate in a cpuset: $(cat cg.err)"
+    grep -F "of $(jq .machine.cores real.json) cores, $(jq .machine.logical_cpus real.json) logical CPUs (1 allowed to the run);" \
+        cg.html >/dev/null ||
+        fail "cpuset: the report page's machine row: $(grep -o '[^>]*logical CPUs[^<]*' cg.html)"
+    rmdir "$CG"
+else
+    echo "note: cpuset cgroup case not run (needs root, /sys/fs/cgroup/cpuset and 2 CPUs)" >&2
+fi
 # clock says its CPUs were planned, not pinned
 STAGEGATE_HWLOC_SYNTHETIC="numa:2 core:2 pu:1" "$SG" clock >clk.txt || fail "clock (synthetic)"
 grep -q "^workers: *planned only: a synthetic hwloc topology (4 CPUs)" clk.txt || fail "clock: $(cat clk.txt)"
