@@ -189,12 +189,12 @@ expect 2 "$SG" registry runs m --limit 0; one_line
 
 # Trend: written atomically; an unwritable destination leaves nothing.
 expect 0 "$SG" trend m --html trend.html
-grep -c 'class="chart" data-figure=' trend.html | grep -qx 3 || fail "trend page should hold 3 charts"
+[ "$(grep -c 'class="chart" data-figure=' trend.html)" = 3 ] || fail "trend page should hold 3 charts"
 expect 2 "$SG" trend m --html nodir/trend.html; one_line
 [ ! -e nodir ] || fail "trend created a directory"
 expect 2 "$SG" trend nosuch --html t2.html; one_line
 [ ! -e t2.html ] || fail "failed trend left a file"
-ls -a | grep -q '\.tmp' && fail "temp file left behind"
+[ -z "$(ls -a | grep '\.tmp')" ] || fail "temp file left behind"
 
 # A gated metric NEW could not compute: tonight's set holds one class, so roc_auc is null and
 # its optional rule is skipped (the gate passes). compare had left the metric out and said

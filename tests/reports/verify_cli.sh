@@ -43,7 +43,7 @@ expect_rc 0 "$SG" keygen --out ed --type ed25519 --json
 "$PY" -c 'import json,sys; d=json.load(open("out.txt")); assert d["type"]=="ed25519" and len(d["key_id"])==64, d' ||
     fail "keygen --json"
 expect_rc 0 "$SG" keygen --out other
-ls -a | grep -q '\.tmp\.' && fail "temporary files left behind"
+[ -z "$(ls -a | grep '\.tmp\.')" ] || fail "temporary files left behind"
 
 # --- a genuine report ---
 printf 'weights' >model.h5

@@ -96,7 +96,7 @@ bash -c 'trap "" XFSZ; ulimit -f 4; exec "$@"' _ "${G[@]}" --model m.h5 --out r.
 [ "$(wc -l < err.txt)" = 1 ] && grep -q "File too large" err.txt || { cat err.txt; fail "the message lacks the reason"; }
 [ ! -e r.json ] && [ ! -e r.xml ] && [ ! -e r.html ] || fail "a failed gate left new outputs: $(ls)"
 [ "$(sha r.md)" = "$before" ] || fail "a failed gate changed r.md"
-! ls -a | grep -q '\.tmp\.' || fail "temp files left: $(ls -a)"
+[ -z "$(ls -a | grep '\.tmp\.')" ] || fail "temp files left: $(ls -a)"
 # eval's predictions alike: exit 2 with the reason (libhdf5 1.10 crashed at exit after a
 # failed write, turning it into a segmentation fault), no temp file, the old file kept.
 echo OLD > p_old.h5
@@ -106,5 +106,5 @@ bash -c 'trap "" XFSZ; ulimit -f 4; exec "$@"' _ "$STAGEGATE_BIN" eval --model m
 [ "$rc" = 2 ] || { cat err.txt; fail "eval with a failing write: exit $rc, want 2"; }
 [ "$(wc -l < err.txt)" = 1 ] && grep -q "predictions failed: File too large" err.txt || { cat err.txt; fail "eval: the message lacks the reason"; }
 [ "$(cat p_old.h5)" = OLD ] || fail "a failed eval changed the old predictions"
-! ls -a | grep -q '\.tmp\.' || fail "temp files left: $(ls -a)"
+[ -z "$(ls -a | grep '\.tmp\.')" ] || fail "temp files left: $(ls -a)"
 echo "ok: outputs never overwrite inputs or each other"
