@@ -326,31 +326,42 @@ static int check_report(sg_registry *reg, const reg_model *m, const reg_version 
 }
 
 /*
- * An approvals row counts only when its audit event carries the approver's signed request for
- * exactly that decision: a row (or an unsigned event) written into the database by hand does
- * not approve anything. The approver's key comes from the model's keys, which
- * reg_config_check has matched with the recorded configuration.
+ * An approver's decisions are read from the audit log, from the events that carry the
+ * approver's signed request for exactly that decision, never from the approvals table: the
+ * table's rows (or an unsigned event) written into the database by hand decide nothing, and
+ * neither does their order. The approver's latest decision is the one whose signed request
+ * names the latest audit head ("registry=SEQ:HASH", which every request signs): rows of the
+ * approvals table swapped, or the rejection deleted from it, had let a rejected version into
+ * Production while verify-log still passed. The approver's key comes from the model's keys,
+ * which reg_config_check has matched with the recorded configuration.
  */
 typedef struct {
     char who[65], comment[256];
     bool rejected;
-    char *text, *sig, *pem; /* the approver's latest such event and key; NULL when none */
+    long long signed_seq; /* the audit head the signed request names */
+    int64_t seq;          /* the event's place in the log */
 } reg_decision;
 
-static sg_status approval_signed(sg_registry *reg, const char *model, int64_t version,
-                                 const reg_decision *d, bool *ok, sg_err *err)
+typedef struct {
+    reg_decision *d; /* each approver's latest signed decision */
+    size_t n;
+} reg_decisions;
+
+static sg_status approval_signed(sg_registry *reg, const char *model, int64_t version, bool reject,
+                                 const char *text, const char *sig, const char *pem, bool *ok,
+                                 sg_err *err)
 {
     *ok = false;
     char want[512];
     snprintf(want, sizeof want,
              "stagegate-registry-request/v1\naction=%s\nmodel=%s\nversion=%lld\n",
-             d->rejected ? "reject" : "approve", model, (long long)version);
-    if (!d->text || !d->sig || !d->pem || strncmp(d->text, want, strlen(want)) != 0) return SG_OK;
-    sg_status rc = reg_recorded_request_ok(reg, d->text, d->sig, d->pem, ok, err);
+             reject ? "reject" : "approve", model, (long long)version);
+    if (!text || !sig || !pem || strncmp(text, want, strlen(want)) != 0) return SG_OK;
+    sg_status rc = reg_recorded_request_ok(reg, text, sig, pem, ok, err);
     /* ... and made for this registry: a genuine approval copied from another registry with
        the same model and keys names an event this log does not hold */
     sg_err why;
-    if (rc == SG_OK && *ok && (rc = reg_request_registry_check(reg, d->text, &why)) != SG_OK) {
+    if (rc == SG_OK && *ok && (rc = reg_request_registry_check(reg, text, &why)) != SG_OK) {
         *ok = false;
         if (rc == SG_EREFUSED)
             rc = SG_OK;
@@ -363,76 +374,128 @@ static sg_status approval_signed(sg_registry *reg, const char *model, int64_t ve
 static sg_status approvals_prepare(sg_registry *reg, const char *model, int64_t version,
                                    reg_stmt **st, sg_err *err)
 {
-    /* The latest decision of each approver counts; any standing rejection blocks. Each
-     * decision comes with the approver's latest audit event for that decision and the
-     * approver's key, in the same statement. */
-    sg_status rc =
-        reg_prepare(reg,
-                    /* Scalar subqueries, each one index probe (audit_log_by_version, the key of
-                     * model_keys): with the event in a join instead, PostgreSQL scanned the whole
-                     * log for every decision. The event's signature (base64, no spaces) and request
-                     * text come back as one value, "SIGNATURE TEXT". */
-                    "SELECT a.approver_key_id, a.decision, a.comment,"
-                    " (SELECT l.signature || ' ' || l.request_text FROM audit_log l"
-                    " WHERE l.model_name = a.model_name AND l.version = a.version"
-                    " AND l.actor_key_id = a.approver_key_id AND l.action ="
-                    " CASE a.decision WHEN 'rejected' THEN 'reject' ELSE 'approve' END"
-                    " ORDER BY l.seq DESC LIMIT 1),"
-                    " (SELECT k.public_pem FROM model_keys k WHERE k.model_name = a.model_name"
-                    " AND k.role = 'approver' AND k.stage = '' AND k.key_id = a.approver_key_id)"
-                    " FROM approvals a WHERE a.model_name = ? AND a.version = ? AND a.id = (SELECT"
-                    " max(b.id) FROM approvals b WHERE b.model_name = a.model_name AND b.version ="
-                    " a.version AND b.approver_key_id = a.approver_key_id)",
-                    st, err);
+    /* Every approve and reject event on the version (index audit_log_by_version) with the
+     * approver's key (one probe of model_keys' key). The event's signature (base64, no
+     * spaces) and request text come back as one value, "SIGNATURE TEXT". */
+    sg_status rc = reg_prepare(
+        reg,
+        "SELECT l.actor_key_id, l.action, l.detail, l.evidence_sha256,"
+        " l.signature || ' ' || l.request_text,"
+        " (SELECT k.public_pem FROM model_keys k WHERE k.model_name = l.model_name"
+        " AND k.role = 'approver' AND k.stage = '' AND k.key_id = l.actor_key_id), l.seq"
+        " FROM audit_log l WHERE l.model_name = ? AND l.version = ?"
+        " AND l.action IN ('approve', 'reject') ORDER BY l.seq",
+        st, err);
     if (rc != SG_OK) return rc;
     reg_bind_text(*st, 1, model);
     reg_bind_int64(*st, 2, version);
     return SG_OK;
 }
 
-/* pre: approvals_prepare's statement, prefetched (finalized here), or NULL. */
-static int check_approval(sg_registry *reg, reg_stmt *pre, const char *model, int64_t version,
-                          const char *promoter, sg_err *err)
+typedef struct {
+    char who[65], action[16], detail[256], evidence[65];
+    char *sig, *text, *pem;
+    int64_t seq;
+} reg_event_row;
+
+/* Each approver's latest signed decision on the version. pre: approvals_prepare's statement,
+   prefetched (finalized here), or NULL. */
+static sg_status read_decisions(sg_registry *reg, reg_stmt *pre, const char *model, int64_t version,
+                                reg_decisions *out, sg_err *err)
 {
+    out->d = NULL;
+    out->n = 0;
     reg_stmt *st = pre;
-    int rc = st ? SG_OK : approvals_prepare(reg, model, version, &st, err);
+    sg_status rc = st ? SG_OK : approvals_prepare(reg, model, version, &st, err);
     if (rc != SG_OK) return rc;
-    bool approved = false, self_only = false;
     /* The rows are read first: checking a signature may run queries of its own. */
-    reg_decision rows[64];
-    size_t n = 0;
-    while (reg_row(reg, st, err) && n < 64) {
-        reg_decision *d = &rows[n++];
-        snprintf(d->who, sizeof d->who, "%s", reg_col_text(st, 0));
-        snprintf(d->comment, sizeof d->comment, "%s", reg_col_text(st, 2));
-        d->rejected = !strcmp(reg_col_text(st, 1), "rejected");
-        const char *ev = reg_col_text(st, 3), *sp = strchr(ev, ' ');
-        d->text = d->sig = d->pem = NULL;
-        if (!reg_col_is_null(st, 3) && !reg_col_is_null(st, 4) && sp) {
-            d->sig = strndup(ev, (size_t)(sp - ev));
-            d->text = strdup(sp + 1);
-            d->pem = strdup(reg_col_text(st, 4));
+    reg_event_row *rows = NULL;
+    size_t n = 0, cap = 0;
+    while (reg_row(reg, st, err)) {
+        if (n == cap) {
+            size_t nc = cap ? cap * 2 : 16;
+            reg_event_row *nr = realloc(rows, nc * sizeof *nr);
+            if (!nr) {
+                rc = sg_errf(err, SG_ENOMEM, "out of memory reading the approvals of %s v%lld",
+                             model, (long long)version);
+                break;
+            }
+            rows = nr;
+            cap = nc;
         }
+        reg_event_row *r = &rows[n++];
+        snprintf(r->who, sizeof r->who, "%s", reg_col_text(st, 0));
+        snprintf(r->action, sizeof r->action, "%s", reg_col_text(st, 1));
+        snprintf(r->detail, sizeof r->detail, "%s", reg_col_text(st, 2));
+        snprintf(r->evidence, sizeof r->evidence, "%s", reg_col_text(st, 3));
+        const char *ev = reg_col_text(st, 4), *sp = strchr(ev, ' ');
+        r->sig = r->text = r->pem = NULL;
+        if (!reg_col_is_null(st, 4) && !reg_col_is_null(st, 5) && sp) {
+            r->sig = strndup(ev, (size_t)(sp - ev));
+            r->text = strdup(sp + 1);
+            r->pem = strdup(reg_col_text(st, 5));
+        }
+        r->seq = reg_col_int64(st, 6);
     }
     reg_finalize(st);
     if (rc == SG_OK) rc = reg->read_rc;
+    if (rc == SG_OK && n && !(out->d = calloc(n, sizeof *out->d)))
+        rc = sg_errf(err, SG_ENOMEM, "out of memory reading the approvals of %s v%lld", model,
+                     (long long)version);
     for (size_t i = 0; rc == SG_OK && i < n; i++) {
-        bool signed_ok = false;
-        rc = approval_signed(reg, model, version, &rows[i], &signed_ok, err);
-        if (rc != SG_OK || !signed_ok) continue;
-        if (rows[i].rejected)
-            rc = sg_errf(err, SG_EREFUSED, "rejected by approver %.16s (%s)", rows[i].who,
-                         *rows[i].comment ? rows[i].comment : "no comment");
-        else if (!strcmp(rows[i].who, promoter))
-            self_only = true;
-        else
-            approved = true;
+        const reg_event_row *r = &rows[i];
+        bool reject = !strcmp(r->action, "reject"), ok = false;
+        rc = approval_signed(reg, model, version, reject, r->text, r->sig, r->pem, &ok, err);
+        char ref[160];
+        long long sseq = -1;
+        if (rc != SG_OK || !ok || !reg_request_field(r->text, "registry", ref, sizeof ref) ||
+            sscanf(ref, "%lld:", &sseq) != 1)
+            continue;
+        reg_decision *d = NULL;
+        for (size_t j = 0; j < out->n && !d; j++)
+            if (!strcmp(out->d[j].who, r->who)) d = &out->d[j];
+        if (d && (d->signed_seq > sseq || (d->signed_seq == sseq && d->seq > r->seq))) continue;
+        if (!d) d = &out->d[out->n++];
+        snprintf(d->who, sizeof d->who, "%s", r->who);
+        d->rejected = reject;
+        d->signed_seq = sseq;
+        d->seq = r->seq;
+        /* the comment as signed (the evidence is its digest), else none */
+        char h[65] = "";
+        if (*r->detail) sg_sha256_hex((const uint8_t *)r->detail, strlen(r->detail), h);
+        snprintf(d->comment, sizeof d->comment, "%s", !strcmp(h, r->evidence) ? r->detail : "");
     }
     for (size_t i = 0; i < n; i++) {
         free(rows[i].text);
         free(rows[i].sig);
         free(rows[i].pem);
     }
+    free(rows);
+    if (rc != SG_OK) {
+        free(out->d);
+        out->d = NULL;
+        out->n = 0;
+    }
+    return rc;
+}
+
+/* pre: approvals_prepare's statement, prefetched (finalized here), or NULL. */
+static int check_approval(sg_registry *reg, reg_stmt *pre, const char *model, int64_t version,
+                          const char *promoter, sg_err *err)
+{
+    reg_decisions ds;
+    sg_status rc = read_decisions(reg, pre, model, version, &ds, err);
+    bool approved = false, self_only = false;
+    for (size_t i = 0; rc == SG_OK && i < ds.n; i++) {
+        if (ds.d[i].rejected)
+            rc = sg_errf(err, SG_EREFUSED, "rejected by approver %.16s (%s)", ds.d[i].who,
+                         *ds.d[i].comment ? ds.d[i].comment : "no comment");
+        else if (!strcmp(ds.d[i].who, promoter))
+            self_only = true;
+        else
+            approved = true;
+    }
+    free(ds.d);
     if (rc == SG_OK && !approved)
         rc = sg_errf(
             err, SG_EREFUSED,
@@ -442,28 +505,18 @@ static int check_approval(sg_registry *reg, reg_stmt *pre, const char *model, in
     return rc;
 }
 
-/* Refuses when an approver's latest decision on the version is a rejection. */
+/* Refuses when an approver's latest signed decision on the version is a rejection. */
 static sg_status check_not_rejected(sg_registry *reg, const char *model, int64_t version,
                                     sg_err *err)
 {
-    reg_stmt *st;
-    sg_status rc =
-        reg_prepare(reg,
-                    "SELECT a.approver_key_id, a.comment FROM approvals a"
-                    " WHERE a.model_name = ? AND a.version = ? AND a.decision = 'rejected'"
-                    " AND a.id = (SELECT max(b.id) FROM approvals b WHERE b.model_name ="
-                    " a.model_name AND b.version = a.version AND b.approver_key_id ="
-                    " a.approver_key_id)",
-                    &st, err);
-    if (rc != SG_OK) return rc;
-    reg_bind_text(st, 1, model);
-    reg_bind_int64(st, 2, version);
-    if (reg_row(reg, st, err))
-        rc = sg_errf(err, SG_EREFUSED, "v%lld was rejected by approver %.16s (%s)",
-                     (long long)version, reg_col_text(st, 0),
-                     *reg_col_text(st, 1) ? reg_col_text(st, 1) : "no comment");
-    reg_finalize(st);
-    if (rc == SG_OK) rc = reg->read_rc;
+    reg_decisions ds;
+    sg_status rc = read_decisions(reg, NULL, model, version, &ds, err);
+    for (size_t i = 0; rc == SG_OK && i < ds.n; i++)
+        if (ds.d[i].rejected)
+            rc = sg_errf(err, SG_EREFUSED, "v%lld was rejected by approver %.16s (%s)",
+                         (long long)version, ds.d[i].who,
+                         *ds.d[i].comment ? ds.d[i].comment : "no comment");
+    free(ds.d);
     return rc;
 }
 

@@ -88,6 +88,8 @@ typedef struct {
     int64_t version;
     char approver[65];
     bool rejected;
+    long long signed_seq; /* the audit head its signed request names; -1 for none */
+    size_t nth;           /* the approver's nth decision on the version, in log order */
 } rp_approval;
 
 typedef struct {
@@ -448,9 +450,13 @@ static sg_status approvals_ok(rp_state *S, const rp_event *e, rp_model *m, int64
     for (size_t i = 0; i < m->na; i++) {
         const rp_approval *a = &m->a[i];
         if (a->version != version) continue;
-        bool latest = true; /* the approver's latest decision counts */
-        for (size_t j = i + 1; j < m->na; j++)
-            if (m->a[j].version == version && !strcmp(m->a[j].approver, a->approver))
+        /* the approver's latest decision counts: the one whose signed request names the
+           latest audit head, as the live registry decides (lifecycle.c), then the log's order */
+        bool latest = true;
+        for (size_t j = 0; j < m->na && latest; j++)
+            if (j != i && m->a[j].version == version && !strcmp(m->a[j].approver, a->approver) &&
+                (m->a[j].signed_seq > a->signed_seq ||
+                 (m->a[j].signed_seq == a->signed_seq && j > i)))
                 latest = false;
         if (!latest) continue;
         if (a->rejected) return bad(S, e, err, "approver %.16s had rejected it", a->approver);
@@ -626,8 +632,18 @@ static sg_status ev_approve(rp_state *S, const rp_event *e, sg_err *err)
     a->version = e->version;
     a->rejected = reject;
     snprintf(a->approver, sizeof a->approver, "%s", e->actor);
-    if (!sv_push(&S->approvals, fmt("%s %020lld %s %s %s", m->name, (long long)e->version, e->actor,
-                                    reject ? "rejected" : "approved", e->detail)))
+    char ref[160];
+    a->signed_seq = -1;
+    if (reg_request_field(e->request, "registry", ref, sizeof ref) &&
+        sscanf(ref, "%lld:", &a->signed_seq) != 1)
+        a->signed_seq = -1;
+    a->nth = 1;
+    for (size_t i = 0; i + 1 < m->na; i++)
+        if (m->a[i].version == e->version && !strcmp(m->a[i].approver, e->actor)) a->nth++;
+    /* with its place among the approver's decisions: the table's rows in another order (a
+       rejection swapped with an earlier approval) are not what the log says */
+    if (!sv_push(&S->approvals, fmt("%s %020lld %s %zu %s %s", m->name, (long long)e->version,
+                                    e->actor, a->nth, reject ? "rejected" : "approved", e->detail)))
         return sg_errf(err, SG_ENOMEM, "out of memory replaying the audit log");
     return SG_OK;
 }
@@ -884,8 +900,9 @@ static sg_status compare_tables(rp_state *S, sg_err *err)
          "SELECT model_name, version, stage, artifact_sha256 FROM model_versions", 4, true, 0,
          &S->versions},
         {"approvals",
-         "SELECT model_name, version, approver_key_id, decision, comment FROM approvals", 5, true,
-         0, &S->approvals},
+         "SELECT model_name, version, approver_key_id, ROW_NUMBER() OVER (PARTITION BY"
+         " model_name, version, approver_key_id ORDER BY id), decision, comment FROM approvals",
+         6, true, 0, &S->approvals},
         {"version tags", "SELECT model_name, version, tag_key, tag_value FROM version_tags", 4,
          true, 2, &S->tags},
         {"registry keys", "SELECT key_id, role, public_pem FROM registry_keys", 3, false, 0,

@@ -7,7 +7,7 @@
 bob=$(key_id bob)
 q "INSERT INTO approvals (model_name, version, approver_key_id, decision, comment, created_at) VALUES ('fraud', 3, '$bob', 'approved', '', '2026-01-01T00:00:00Z')"
 expect 1 $R verify-log
-err_has "approvals: the table's row 'fraud 00000000000000000003 $bob approved"
+err_has "approvals: the table's row 'fraud 00000000000000000003 $bob 1 approved"
 err_has "is not explained by any event"
 expect 1 $R transition fraud 3 Production --as alice.key.pem
 err_has "no approval on record"
