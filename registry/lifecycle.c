@@ -541,10 +541,18 @@ static sg_status version_has_row(sg_registry *reg, const char *sql, const char *
  * a row written into the database by hand validates nothing (verify-log finds it too). A
  * model without one (made before configurations were recorded) has only its rows.
  */
+/*
+ * stale: NULL, or where a promotion learns that the version's validations verify but were
+ * gated against a baseline that is no longer in Production (*stale_found set, the first such
+ * reason in *stale). Such a validation does not count for a promotion: the version was never
+ * compared with what it replaces. A restore (stale NULL) brings back a version that passed
+ * Production's gates before, against the Production of its day.
+ */
 static sg_status has_passed_validation(sg_registry *reg, const reg_model *m, const reg_version *v,
-                                       bool *ok, sg_err *err)
+                                       bool *ok, sg_err *stale, bool *stale_found, sg_err *err)
 {
     *ok = false;
+    if (stale_found) *stale_found = false;
     static const char sql[] = "SELECT report_sha256 FROM validations WHERE model_name = ? AND"
                               " version = ? AND result = 'PASSED' ORDER BY id DESC";
     if (!reg_tx_config(reg, m->name)) return version_has_row(reg, sql, m->name, v->version, ok, err);
@@ -604,6 +612,20 @@ static sg_status has_passed_validation(sg_registry *reg, const reg_model *m, con
                           ts - et <= SG_REGISTRY_REQUEST_SKEW_S;
                 reg_finalize(ev);
                 rc = reg->read_rc;
+            }
+        }
+        /* ... and, for a promotion, gated against what is in Production now */
+        if (rc == SG_OK && *ok && stale) {
+            sg_err why;
+            sg_status b = reg_baseline_check(reg, m->name, info.statement, &why);
+            if (b == SG_EREFUSED) {
+                *ok = false;
+                if (!*stale_found) *stale = why;
+                *stale_found = true;
+            } else if (b != SG_OK) {
+                *ok = false;
+                *err = why;
+                rc = b;
             }
         }
         sg_report_info_clear(&info);
@@ -714,12 +736,18 @@ static sg_status do_transition(sg_registry *reg, const reg_model *m, const reg_v
     /* A passed validation: one on record when the version was read under the lock, or the
      * one check_report has just recorded (it records only a verified PASSED report). */
     bool had_validation = json_is_true(json_object_get(doc, "validated"));
-    bool validated = true;
+    bool validated = true, stale_found = false;
+    sg_err stale;
     if (rc == SG_OK && g->requires_validation && !report && had_validation)
-        rc = has_passed_validation(reg, m, v, &validated, err);
+        rc = has_passed_validation(reg, m, v, &validated, &stale, &stale_found, err);
     else if (rc == SG_OK && g->requires_validation)
         validated = report != NULL;
-    if (rc == SG_OK && !validated)
+    if (rc == SG_OK && !validated && stale_found)
+        /* the validation's report is stale: what is in Production changed since the gate */
+        rc = sg_errf(err, SG_EREFUSED,
+                     "v%lld's validation is stale: its %.200s; then promote with --report",
+                     (long long)v->version, stale.msg);
+    else if (rc == SG_OK && !validated)
         rc = sg_errf(err, SG_EREFUSED,
                      "no passed validation on record for v%lld (enter %s with a report first)",
                      (long long)v->version, m->report_stage);
@@ -1027,7 +1055,7 @@ static sg_status restore(sg_registry *reg, const reg_model *m, const reg_version
                      " go back to the previous Production version call POST"
                      " /api/stagegate/rollback, or `stagegate registry rollback`)",
                      (long long)v->version);
-    if (rc == SG_OK) rc = has_passed_validation(reg, m, v, &validated, err);
+    if (rc == SG_OK) rc = has_passed_validation(reg, m, v, &validated, NULL, NULL, err);
     if (rc == SG_OK && !validated)
         rc = sg_errf(err, SG_EREFUSED, "no passed validation on record for v%lld",
                      (long long)v->version);

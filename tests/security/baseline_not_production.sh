@@ -37,4 +37,25 @@ expect 0 $R transition rel 2 Staging --report rel2b.json --as signer.key.pem
 # the report without a baseline still enters fraud (its policy has no baseline rule), and
 # one gated against Production does too
 expect 0 $R transition fraud 4 Staging --report nobase.json --as signer.key.pem
+# A validation gated against the Production of its day goes stale when Production changes:
+# v3 entered Staging compared with v1; once v2 replaced v1 in Production, v3's promotion on
+# that validation would put a version in Production that was never compared with the one it
+# replaces (it had gone through). Gated again against Production, it is promoted.
+expect 0 $R create-version rel m3.h5 --as signer.key.pem
+gate_report signer models:/rel/3 rel3.json rel.json --baseline models:/rel/Production
+expect 0 $R transition rel 3 Staging --report rel3.json --as signer.key.pem
+expect 0 $R transition rel 2 Production --as alice.key.pem
+[ "$(stage_of rel 2)" = Production ] && [ "$(stage_of rel 1)" = Archived ] || fail "rel v2 not promoted"
+expect 1 $R transition rel 3 Production --as alice.key.pem
+err_has "v3's validation is stale: its report was gated against baseline sha256:$(sha m1.h5 | cut -c1-16)..., which is not what model rel has in Production (v2"
+err_has "then promote with --report"
+[ "$(stage_of rel 3)" = Staging ] && [ "$(stage_of rel 2)" = Production ] || fail "a stale validation promoted v3"
+gate_report signer models:/rel/3 rel3b.json rel.json --baseline models:/rel/Production
+expect 0 $R transition rel 3 Production --report rel3b.json --as alice.key.pem
+[ "$(stage_of rel 3)" = Production ] || fail "v3 with a fresh report not promoted"
+# a restore brings back a version that passed Production's gates against the Production of
+# its day: v2's validation names v1, and v2 comes back
+expect 0 $R rollback rel --as alice.key.pem
+[ "$(stage_of rel 2)" = Production ] || fail "rollback to v2"
+expect 0 $R verify-log
 echo "a baseline other than Production: refused"
