@@ -340,10 +340,25 @@ void sg_tmp_remove(const char *tmp)
 
 /* An output replaces only a regular file (or nothing): rename() over a device, a FIFO or a
    socket would replace the node itself -- `--predictions /dev/null` run as root turned the
-   machine's /dev/null into an HDF5 file. A symlink is judged by what it points to. */
+   machine's /dev/null into an HDF5 file. A symbolic link is refused too: rename() replaces
+   the link, not what it points to, so `--out /dev/stdout` with stdout redirected to a file
+   (a link to /proc/self/fd/1, which stat() calls a regular file) turned /dev/stdout into a
+   regular file holding the report, and the redirect got nothing. */
 static sg_status check_output_target(const char *path, sg_err *err)
 {
     struct stat st;
+    if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode)) {
+        char to[512];
+        ssize_t n = readlink(path, to, sizeof to - 1);
+        to[n > 0 ? n : 0] = '\0';
+        for (char *p = to; *p; p++) /* the error stays one line */
+            if ((unsigned char)*p < 0x20) *p = '?';
+        return sg_errf(err, SG_EINPUT,
+                       "%s: is a symbolic link (to %s), not a regular file; an output is written "
+                       "to a new file that replaces the path, which would replace the link: name "
+                       "the file itself",
+                       path, n > 0 ? to : "?");
+    }
     if (stat(path, &st) != 0 || S_ISREG(st.st_mode)) return SG_OK;
     return sg_errf(err, SG_EINPUT,
                    "%s: is %s, not a regular file; an output is written to a new file that "

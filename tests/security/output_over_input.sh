@@ -51,7 +51,7 @@ G2=("${G[@]}" --db reg.db)
 refused "--out" "--model" -- "${G2[@]}" --model models:/m/1 --out m.h5
 refused "--html" "--model" -- "${G2[@]}" --model models:/m/1 --out r3.json --html ./sub/../m.h5
 cp m.h5 m_copy.h5
-refused "--junit" "--baseline" -- "${G2[@]}" --model m_copy.h5 --baseline models:/m/1 --out r3.json --junit m_link.h5
+refused "--junit" "--baseline" -- "${G2[@]}" --model m_copy.h5 --baseline models:/m/1 --out r3.json --junit ./sub/../m.h5
 refused "--markdown" "the registry" -- "${G2[@]}" --model models:/m/1 --out r3.json --markdown reg.db
 refused "--out" "the registry's write-ahead log" -- "${G2[@]}" --model models:/m/1 --out reg.db-wal
 refused "--out" "the registry" -- env STAGEGATE_REGISTRY=reg.db "${G[@]}" --model models:/m/1 --out reg.db
@@ -78,6 +78,19 @@ done
 [ -p fifo ] && [ -L fifo_link ] || fail "the FIFO or its link was replaced"
 [ ! -e nulldev ] || [ -c nulldev ] || fail "the device node was replaced"
 [ ! -e r2.json ] || fail "r2.json was written although its --junit was refused"
+# A symbolic link to a regular file is refused as well: rename() would replace the link, not
+# the file. `--out /dev/stdout` with stdout redirected to a file (a link to /proc/self/fd/1,
+# a regular file to stat()) had turned /dev/stdout into a file holding the report, as root.
+echo KEEP >kept.json
+ln -s kept.json file_link
+mkdir fakedev && ln -s /proc/self/fd/1 fakedev/stdout
+for t in file_link fakedev/stdout; do
+    refused "$t" "is a symbolic link" "not a regular file" -- "${G[@]}" --model m.h5 --out "$t"
+    refused "$t" "is a symbolic link" -- "$STAGEGATE_BIN" eval --model m.h5 --data val.h5 --predictions "$t"
+    refused "$t" "is a symbolic link" -- "${G[@]}" --model m.h5 --out r2.json --html "$t"
+done
+[ -L file_link ] && [ -L fakedev/stdout ] && [ "$(cat kept.json)" = KEEP ] || fail "a link or its file was replaced"
+[ ! -e r2.json ] || fail "r2.json was written although its --html was refused"
 # Distinct outputs still work.
 "${G[@]}" --model m.h5 --out r.json --html r.html >/dev/null || fail "gate with distinct outputs"
 "$STAGEGATE_BIN" eval --model m.h5 --data val.h5 --predictions sub/p.h5 >/dev/null || fail "eval --predictions"
