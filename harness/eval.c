@@ -40,6 +40,9 @@
 #define SG_EVAL_DEFAULT_CHUNK 65536
 /* A classifier's first chunk, smaller so that predict starts sooner (see eval_setup). */
 #define SG_EVAL_FIRST_CHUNK 8192
+/* Bytes of the automatic chunk's buffers: two slots of rows, labels, targets and weights,
+   and the outputs. */
+#define SG_EVAL_CHUNK_BUDGET (256ull << 20)
 
 enum { SLOT_EMPTY = 0, SLOT_FULL = 1 };
 
@@ -602,6 +605,18 @@ static sg_status eval_setup(eval_run *e, const sg_eval_config *c, sg_eval_result
     }
 
     int64_t chunk = c->chunk_rows > 0 ? c->chunk_rows : SG_EVAL_DEFAULT_CHUNK;
+    /* Wide rows get fewer of them: the two chunk buffers and the chunk's outputs stay within
+       SG_EVAL_CHUNK_BUDGET (whole multiples of the workers' 1,024-row sub-batch, at least
+       one). 65,536 rows of 2,000 features had taken 1 GiB, about a whole 1.1 GB set, and
+       20,000 features about 10 GiB for a 6 MB file. 65,536 rows stay below ~480 features. */
+    if (c->chunk_rows <= 0) {
+        const uint64_t per_row = 2 * ((uint64_t)m->n_features * sizeof(float) + 20) +
+                                 (uint64_t)sg_model_output_width(m) * sizeof(float) + 12;
+        int64_t cap =
+            (int64_t)(SG_EVAL_CHUNK_BUDGET / per_row) / SG_EVAL_SUBBATCH * SG_EVAL_SUBBATCH;
+        if (cap < SG_EVAL_SUBBATCH) cap = SG_EVAL_SUBBATCH;
+        if (cap < chunk) chunk = cap;
+    }
     int64_t h5chunk = sg_dataset_chunk_rows(e->ds);
     if (c->chunk_rows <= 0 && h5chunk > 0 && h5chunk < chunk) chunk = (chunk / h5chunk) * h5chunk;
     if (chunk > r->rows) chunk = r->rows;

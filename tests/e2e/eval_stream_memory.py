@@ -1,6 +1,6 @@
 #!/usr/bin/python3
-"""Streaming bound: a 10,000,000-row x 64-feature float32 set (2.56 GB of X)
-evaluates with peak RSS under 512 MB, and the metrics match a chunked NumPy
+"""Streaming bound: a 10,000,000-row x 64-feature float32 set (2.56 GB of X), and a set of
+2,000-feature rows (1.1 GB of X), evaluate with peak RSS under 512 MB, and the metrics match a chunked NumPy
 computation of the same logistic model (so the whole set really was read)."""
 import json
 import os
@@ -8,6 +8,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import zlib
 
 import h5py
 import numpy as np
@@ -48,10 +49,59 @@ def tiny_chunks(tmp):
     return True
 
 
+def wide_rows(tmp):
+    """140,000 rows x 2,000 features (1.1 GB of X, a few MB in the file: the same gzip chunk
+    again and again): the automatic chunk holds fewer wide rows, so peak RSS stays far below
+    the set. At 65,536 rows a chunk whatever the width it had been 1.07 GB. The metrics match
+    NumPy on the repeated chunk, so every row was read. Run after tiny_chunks and before the
+    big set: RUSAGE_CHILDREN keeps the largest peak so far."""
+    n, d, ch = 140 * 1024, 2000, 1024
+    rng = np.random.default_rng(11)
+    x = np.zeros((ch, d), np.float32)
+    x[:, :8] = rng.standard_normal((ch, 8), dtype=np.float32)
+    w = np.zeros(d, np.float32)
+    w[:8] = rng.normal(size=8).astype(np.float32)
+    t = (x[:, :8].astype(np.float64) @ w[:8] + rng.standard_normal(ch)).astype(np.float64)
+    data, model = os.path.join(tmp, "wide.h5"), os.path.join(tmp, "mw.h5")
+    with h5py.File(data, "w") as f:
+        X = f.create_dataset("X", shape=(n, d), dtype=np.float32, chunks=(ch, d), compression="gzip")
+        blob = zlib.compress(x.tobytes(), 6)
+        for r in range(0, n, ch):
+            X.id.write_direct_chunk((r, 0), blob)
+        f["y"] = np.tile(t, n // ch)
+    with h5py.File(model, "w") as f:
+        f.attrs.update(format="stagegate-model", format_version=1, task="regression",
+                       n_features=d, n_classes=0, link="identity")
+        g = f.create_group("layers/0")
+        g["W"] = w.reshape(d, 1)
+        g["b"] = np.zeros(1, np.float32)
+        g.attrs["activation"] = "identity"
+    p = subprocess.run([SG, "eval", "--model", model, "--data", data, "--json"],
+                       capture_output=True, text=True)
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+    if p.returncode != 0:
+        print("FAIL eval of wide rows:", p.stderr)
+        return False
+    m = json.loads(p.stdout)["metrics"]
+    pred = (x[:, :8].astype(np.float64) @ w[:8].astype(np.float64)).astype(np.float32)
+    mse = float(np.mean((pred.astype(np.float64) - t) ** 2))
+    print(f"{n} x {d} rows ({n * d * 4 / 2**30:.2f} GiB of X): peak RSS {peak / 2**20:.1f} MiB "
+          f"(limit 512), mse {m['mean_squared_error']:.9g} (numpy {mse:.9g})")
+    ok = m["example_count"] == n and abs(m["mean_squared_error"] - mse) <= 1e-5 * mse
+    if not ok:
+        print("FAIL wide rows: example_count or mse differs from NumPy")
+    if peak >= LIMIT:
+        print("FAIL wide rows: peak RSS over 512 MiB")
+        ok = False
+    return ok
+
+
 def main():
     base = os.environ.get("STAGEGATE_BUILD_DIR") or None
     with tempfile.TemporaryDirectory(dir=base) as tmp:
         if not tiny_chunks(tmp):
+            sys.exit(1)
+        if not wide_rows(tmp):
             sys.exit(1)
         data, model = os.path.join(tmp, "big.h5"), os.path.join(tmp, "m.h5")
         rng = np.random.default_rng(5)
