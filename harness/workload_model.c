@@ -136,6 +136,8 @@ sg_status sg_model_workload_create(const char *model_path,
  * run's whole length again; eval checks every row).
  */
 #define CHECK_OUTPUT_ROWS 65536
+/* At most this many bytes of rows held for the per-query scenarios (max_rows > 0). */
+#define SG_WORKLOAD_QUERY_BYTES (256ull << 20)
 #define CHECK_BATCH 1024
 static sg_status check_like_eval(const struct sg_model_workload *mw, sg_dataset *ds, sg_err *err)
 {
@@ -183,8 +185,17 @@ sg_status sg_model_workload_create_from(const sg_model *model, sg_dataset *ds, i
     if (rc == SG_OK) sg_dataset_use_model(ds, mw->model);
     if (rc == SG_OK) {
         mw->rows = sg_dataset_rows(ds);
-        if (max_rows > 0 && mw->rows > max_rows) mw->rows = max_rows;
         mw->features = sg_dataset_features(ds);
+        /* The per-query scenarios' rows are a sample the queries cycle through: wide rows get
+           fewer of them, within SG_WORKLOAD_QUERY_BYTES (65,536 rows of 20,000 features had
+           been 5 GiB to time batch-1 queries). */
+        if (max_rows > 0 && mw->features > 0) {
+            int64_t cap =
+                (int64_t)(SG_WORKLOAD_QUERY_BYTES / ((uint64_t)mw->features * sizeof(float)));
+            if (cap < 1) cap = 1;
+            if (cap < max_rows) max_rows = cap;
+        }
+        if (max_rows > 0 && mw->rows > max_rows) mw->rows = max_rows;
         mw->out_width = sg_model_output_width(mw->model);
         mw->max_batch = max_batch < 1 ? 1 : max_batch;
         mw->X = malloc((size_t)mw->rows * (size_t)mw->features * sizeof(float));
