@@ -126,18 +126,26 @@ sg_status sg_registry_create_version(sg_registry *reg, const char *model, const 
     return rc;
 }
 
-sg_status sg_registry_set_tag(sg_registry *reg, const char *model, int64_t version, const char *key,
-                        const char *value, const sg_registry_request *req, sg_err *err)
+sg_status sg_registry_tag_check(const char *key, const char *value, sg_err *err)
 {
-    /* No '=': the audit log records a tag as KEY=VALUE, split at the first '='. */
-    if (!*key || strchr(key, '\n') || strchr(key, '=') || strlen(key) >= REG_NAME_MAX ||
-        !sg_utf8_valid(key))
+    /* No '=': the audit log records a tag as KEY=VALUE, split at the first '='; no line
+       break: the key is a line of the signed request. */
+    if (!*key || strpbrk(key, "\r\n=") || strlen(key) >= REG_NAME_MAX || !sg_utf8_valid(key))
         return sg_errf(err, SG_EINPUT,
-                       "tag key '%s' must be 1-127 characters of UTF-8 on one line, without '='",
+                       "tag key '%.160s' must be 1-127 characters of UTF-8 on one line, "
+                       "without '='",
                        key);
     /* JSON (every answer, the audit log's events) holds UTF-8 only */
     if (value && !sg_utf8_valid(value))
-        return sg_errf(err, SG_EINPUT, "tag %s: the value is not UTF-8 text", key);
+        return sg_errf(err, SG_EINPUT, "tag %.160s: the value is not UTF-8 text", key);
+    return SG_OK;
+}
+
+sg_status sg_registry_set_tag(sg_registry *reg, const char *model, int64_t version, const char *key,
+                              const char *value, const sg_registry_request *req, sg_err *err)
+{
+    sg_status trc = sg_registry_tag_check(key, value, err);
+    if (trc != SG_OK) return trc;
     const char *action = value ? "set-tag" : "delete-tag";
     char actor[65], evidence[65] = "";
     if (value) sg_sha256_hex((const uint8_t *)value, strlen(value), evidence);

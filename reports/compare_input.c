@@ -11,6 +11,7 @@
 #include "stagegate/json.h"
 #include "stagegate/keys.h"
 #include "stagegate/report.h"
+#include "datasets/json_tape.h"
 
 void sg_compare_run_clear(sg_compare_run *run)
 {
@@ -69,6 +70,50 @@ sg_status sg_dsse_payload_unverified(const uint8_t *env, size_t len, json_t **st
                        je.text);
     }
     return SG_OK;
+}
+
+sg_status sg_dsse_subject_unverified(const uint8_t *env, size_t len, char out[65], sg_err *err)
+{
+    out[0] = '\0';
+    sg_jdoc e = {0}, st = {0};
+    uint8_t *payload = NULL;
+    size_t plen = 0;
+    sg_status rc = SG_OK;
+    const sg_jv *pv = NULL;
+    if ((rc = sg_jt_parse("envelope", (const char *)env, len, &e, err)) != SG_OK) {
+    } else if (!sg_jt_is(sg_jt_root(&e), SG_JT_OBJECT) ||
+               !sg_jt_is(pv = sg_jt_get(&e, sg_jt_root(&e), "payload"), SG_JT_STRING)) {
+        rc = sg_errf(err, SG_EINPUT, "envelope has no \"payload\" string");
+    } else if (sg_dsse_base64_decode(sg_jt_str(&e, pv), pv->n, &payload, &plen)) {
+        rc = sg_errf(err, SG_EINPUT, "envelope \"payload\" is not valid base64");
+    } else if ((rc = sg_jt_parse("envelope payload", (const char *)payload, plen, &st, err)) !=
+               SG_OK) {
+    } else if (!sg_jt_is(sg_jt_root(&st), SG_JT_OBJECT))
+        rc = sg_errf(err, SG_EINPUT,
+                     "envelope payload is JSON but not an object (an in-toto statement)");
+    if (rc == SG_OK) {
+        const sg_jv *subjects = sg_jt_get(&st, sg_jt_root(&st), "subject");
+        const sg_jv *sha = NULL;
+        if (sg_jt_is(subjects, SG_JT_ARRAY) && sg_jt_size(subjects) > 1)
+            /* The registry takes a report for exactly one artifact: one for several had been
+               stored under the first, where no transition could ever use it. */
+            rc = sg_errf(err, SG_EINPUT, "report's statement names %zu subjects, not one",
+                         sg_jt_size(subjects));
+        else if (sg_jt_is(subjects, SG_JT_ARRAY) && sg_jt_size(subjects) == 1) {
+            const sg_jv *s0 = sg_jt_at(&st, subjects, 0);
+            const sg_jv *dg = sg_jt_is(s0, SG_JT_OBJECT) ? sg_jt_get(&st, s0, "digest") : NULL;
+            sha = sg_jt_is(dg, SG_JT_OBJECT) ? sg_jt_get(&st, dg, "sha256") : NULL;
+        }
+        const char *hex = sg_jt_is(sha, SG_JT_STRING) ? sg_jt_str(&st, sha) : NULL;
+        if (rc == SG_OK && (!hex || sha->n != 64 || strspn(hex, "0123456789abcdef") != 64))
+            rc = sg_errf(err, SG_EINPUT, "report's statement names no subject sha256 digest");
+        else if (rc == SG_OK)
+            memcpy(out, hex, 65);
+    }
+    free(payload);
+    sg_jt_free(&st);
+    sg_jt_free(&e);
+    return rc;
 }
 
 static void copy_str(char *dst, size_t cap, const json_t *v)

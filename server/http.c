@@ -321,7 +321,11 @@ static enum MHD_Result append_arg(void *cls, enum MHD_ValueKind kind, const char
 {
     (void)kind;
     query_all *q = cls;
-    if (value && !strcmp(key, q->key)) json_array_append_new(q->values, json_string(value));
+    /* Names match without regard to case, as srv_param's lookup does (STAGES= had been
+       dropped while NAME= was read); a name without a value is kept as null, for the caller
+       to refuse (a bare "stages" had been dropped, so the filter read as every stage). */
+    if (!strcasecmp(key, q->key))
+        json_array_append_new(q->values, value ? json_string(value) : json_null());
     return MHD_YES;
 }
 

@@ -230,8 +230,8 @@ static bool string_array(const json_t *v, size_t max)
     return true;
 }
 
-/* The body's tags: an array of at most 64 {key, value} string objects, keys non-empty and
-   without '=' (the registry records a tag as KEY=VALUE). what receives the fault, if any. */
+/* The body's tags: an array of at most 64 {key, value} string objects that the registry
+   takes (sg_registry_tag_check). what receives the fault, if any. */
 static void tags_check(const srv_req *r, char *what, size_t len)
 {
     const json_t *tags = r->json ? json_object_get(r->json, "tags") : NULL;
@@ -249,8 +249,11 @@ static void tags_check(const srv_req *r, char *what, size_t len)
             snprintf(what, len, "tags[%zu] must be {\"key\": string, \"value\": string}", i);
             return;
         }
-        if (!*json_string_value(k) || strchr(json_string_value(k), '=')) {
-            snprintf(what, len, "tags[%zu].key must be non-empty and hold no '='", i);
+        /* the registry's own rule, checked before anything is created: a key it refuses
+           only after the version was made had answered 400 for a version that exists */
+        sg_err terr;
+        if (sg_registry_tag_check(json_string_value(k), v ? json_string_value(v) : NULL, &terr)) {
+            snprintf(what, len, "tags[%zu]: %.400s", i, terr.msg);
             return;
         }
     }
@@ -291,7 +294,7 @@ static bool create_model_body_ok(const srv_req *r, srv_resp *bad)
 {
     const json_t *pol = r->json ? json_object_get(r->json, "stagegate_policy") : NULL;
     const char *why = NULL;
-    char what[160] = "";
+    char what[512] = "";
     if (pol && !json_is_object(pol)) {
         why = "stagegate_policy must be an object";
     } else if (pol) {
@@ -361,12 +364,20 @@ static srv_resp create_model(srv_req *r)
     if (!description_param(r, false, &description, &bad)) return bad;
     const json_t *pol = r->json ? json_object_get(r->json, "stagegate_policy") : NULL;
     enum { MAXK = 64 };
-    sg_registry_key_ref signers[MAXK], promoters[MAXK], approvers[MAXK];
+    sg_registry_key_ref signers[MAXK], approvers[MAXK];
     size_t ns = add_keys(json_object_get(pol, "signers"), NULL, signers, 0, MAXK), np = 0;
     const char *stage;
     json_t *keys;
+    /* Up to 64 keys per stage (create_model_body_ok), all of them kept: one array of 64 for
+       every stage together had dropped the stages after the 64th key, and a stage whose
+       promoters were dropped needs none. */
+    size_t total = 0;
+    json_object_foreach((json_t *)json_object_get(pol, "promoters"), stage, keys) total +=
+        json_array_size(keys);
+    sg_registry_key_ref *promoters = calloc(total ? total : 1, sizeof *promoters);
+    if (!promoters) return srv_error(500, "INTERNAL_ERROR", "out of memory");
     json_object_foreach((json_t *)json_object_get(pol, "promoters"), stage, keys) np =
-        add_keys(keys, stage, promoters, np, MAXK);
+        add_keys(keys, stage, promoters, np, total);
     size_t na = add_keys(json_object_get(pol, "approvers"), NULL, approvers, 0, MAXK);
     const char *tags[MAXK];
     char *tag_buf[MAXK];
@@ -430,6 +441,7 @@ static srv_resp create_model(srv_req *r)
     if (arc == SG_OK) sg_registry_request_clear(&req);
     for (size_t k = 0; k < nt; k++)
         free(tag_buf[k]);
+    free(promoters);
     if (rc != SG_OK) return srv_from_status(rc, &err);
     return model_doc(r, name, "registered_model");
 }
@@ -544,6 +556,10 @@ static srv_resp latest(srv_req *r)
     json_array_foreach(stages, i, s)
     {
         if (why) break;
+        if (!json_is_string(s)) {
+            why = "stages has an entry that is not a stage name (a parameter without a value?)";
+            break;
+        }
         bool known = false;
         size_t j;
         json_t *g;
@@ -670,7 +686,7 @@ static srv_resp create_version(srv_req *r)
     REQUIRE(source, "source");
     /* Tags are checked before the version is made: one refused after it had been committed
        answered 400 for a version that existed, and a client's retry made another. */
-    char what[160] = "";
+    char what[512] = "";
     tags_check(r, what, sizeof what);
     if (what[0]) return srv_error(400, "INVALID_PARAMETER_VALUE", "%s", what);
     /* So is the description (MLflow's create takes one); run_id names a run of a tracking

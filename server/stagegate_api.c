@@ -7,29 +7,7 @@
 
 #include "server_internal.h"
 #include "stagegate/compare.h"
-
-/* The subject digest a DSSE envelope's statement names (not verified here: the registry
- * verifies the report against the model's signers at the transition). */
-static sg_status subject_of(const uint8_t *env, size_t len, char out[65], sg_err *err)
-{
-    json_t *st = NULL;
-    sg_status rc = sg_dsse_payload_unverified(env, len, &st, err);
-    if (rc != SG_OK) return sg_errf(err, SG_EINPUT, "report: %s", err->msg);
-    json_t *subjects = json_object_get(st, "subject");
-    json_t *subj = json_array_get(subjects, 0);
-    const char *sha = json_string_value(json_object_get(json_object_get(subj, "digest"), "sha256"));
-    if (json_array_size(subjects) > 1)
-        /* The registry takes a report for exactly one artifact: one for several had been
-           stored under the first, where no transition could ever use it. */
-        rc = sg_errf(err, SG_EINPUT, "report's statement names %zu subjects, not one",
-                     json_array_size(subjects));
-    else if (!sha || strlen(sha) != 64 || strspn(sha, "0123456789abcdef") != 64)
-        rc = sg_errf(err, SG_EINPUT, "report's statement names no subject sha256 digest");
-    else
-        memcpy(out, sha, 65);
-    json_decref(st);
-    return rc;
-}
+#include "stagegate/json.h"
 
 /* Stored in the registry (content-addressed, received_by = the caller's key id), so it
  * outlives a restart and every server on the same database finds it. */
@@ -41,9 +19,21 @@ static srv_resp upload_report(srv_req *r)
         return srv_error(400, "INVALID_PARAMETER_VALUE",
                          "the request body must be a signed report");
     if (!r->who) return srv_error(401, "UNAUTHENTICATED", "uploading a report needs a token");
+    /* An envelope holds a payload, its type and at most 16 signatures: counted before it is
+       parsed, whatever its size (below 1 MiB the readers parse first, for a precise message;
+       here 1 MiB of "[{},{},...]" had cost 80 MB a request, kept in part afterwards). */
+    if (sg_json_count_values((const char *)r->body, r->body_len, SG_JSON_ENVELOPE_VALUES) >
+        SG_JSON_ENVELOPE_VALUES)
+        return srv_error(400, "INVALID_PARAMETER_VALUE",
+                         "report: the body holds more than %d JSON values, which no signed "
+                         "report's envelope does",
+                         SG_JSON_ENVELOPE_VALUES);
     char subject[65], sha[65];
     sg_err err = {{0}};
-    int rc = subject_of(r->body, r->body_len, subject, &err);
+    /* The digest the statement names, read without building its documents (a statement of
+       "[{},{},...]" had taken 160 MB to parse for a 1 MiB upload, kept after it). */
+    int rc = sg_dsse_subject_unverified(r->body, r->body_len, subject, &err);
+    if (rc == SG_EINPUT) rc = sg_errf(&err, SG_EINPUT, "report: %.6000s", err.msg);
     if (rc == SG_OK)
         rc = SRV_WRITE(
             sg_registry_put_report(r->reg, r->body, r->body_len, r->who->key_id, sha, &err));
