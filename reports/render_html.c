@@ -61,6 +61,9 @@ static const char css[] =
     ".marker{stroke:#cf222e;stroke-dasharray:3 3}.marker-label{fill:#cf222e}"
     ".axis-title{fill:#57606a}.cdf-line{fill:none;stroke:#1a7f37;stroke-width:1.6}"
     ".cdf-line.overflow{stroke-dasharray:2 2}.cdf-end{fill:#1a7f37}"
+    ".cols>*{min-width:0}.wide{overflow-x:auto;max-width:100%}.wide table.matrix td,.wide "
+    "table.matrix th{padding:1px "
+    "4px;font-size:12px}"
     "@media (max-width:1100px){.charts,.cols{grid-template-columns:1fr}}"
     "@media print{body{max-width:none;padding:0;font-size:11px}.verdict{margin:0 0 10px;"
     "-webkit-print-color-adjust:exact;print-color-adjust:exact}"
@@ -500,9 +503,14 @@ static void shadow_section(FILE *out, json_t *statement)
         fprintf(out, "<p>The label matrix is not kept for %s classes (only up to %d).</p>\n", k,
                 SG_SHADOW_MATRIX_MAX);
     }
-    if (json_is_array(mx) && json_array_size(mx) <= 32) {
+    /* Every matrix the statement keeps (up to SG_SHADOW_MATRIX_MAX classes): one above 32
+       classes had been left out without a word. A wide one scrolls in its own box. */
+    if (json_is_array(mx) && json_array_size(mx) > 0 &&
+        json_array_size(mx) <= SG_SHADOW_MATRIX_MAX) {
         size_t k = json_array_size(mx);
-        fputs("<table>\n<tr><th>rows: candidate \\ baseline label</th>", out);
+        fputs("<div class=\"wide\"><table class=\"matrix\">\n<tr><th>rows: candidate \\ "
+              "baseline label</th>",
+              out);
         for (size_t j = 0; j < k; j++)
             fprintf(out, "<th class=\"n\">%zu</th>", j);
         fputs("</tr>\n", out);
@@ -512,7 +520,7 @@ static void shadow_section(FILE *out, json_t *statement)
                 count_cell(out, json_array_get(json_array_get(mx, i), j));
             fputs("</tr>\n", out);
         }
-        fputs("</table>\n", out);
+        fputs("</table></div>\n", out);
     }
     fputs("</section>\n", out);
 }

@@ -16,16 +16,14 @@
 static void md_cell(FILE *out, const char *s)
 {
     for (const char *p = s; p && *p; p++) {
-        size_t bidi = sg_bidi_control_len(p);
-        if (bidi) { /* it would reorder the name and the table's text after it */
+        /* a direction control would reorder the name and the table's text after it, a
+           control character drive the terminal that prints the comment */
+        size_t ctl = sg_render_control_len(p);
+        if (ctl) {
             fputc('?', out);
-            p += bidi - 1;
+            p += ctl - 1;
         } else if (*p == '|')
             fputs("\\|", out);
-        else if (*p == '\n' || *p == '\r')
-            fputc(' ', out);
-        else if ((unsigned char)*p < 0x20 || *p == 0x7f)
-            fputc('?', out);
         else if (*p == '<')
             fputs("&lt;", out);
         else if (*p == '&') /* no entity of the text's own (&#x202E; is a right-to-left override) */

@@ -7,6 +7,16 @@
 
 #include "stagegate/gate.h"
 
+size_t sg_render_control_len(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    if (p[0] < 0x20 || p[0] == 0x7F) return 1;                  /* C0 (TAB, CR, LF too), DEL */
+    if (p[0] == 0xC2 && p[1] >= 0x80 && p[1] <= 0x9F) return 2; /* C1: U+009B is a CSI */
+    if (p[0] == 0xE2 && p[1] == 0x80 && (p[2] == 0xA8 || p[2] == 0xA9))
+        return 3; /* U+2028, U+2029: line and paragraph separators */
+    return sg_bidi_control_len(s);
+}
+
 size_t sg_bidi_control_len(const char *s)
 {
     const unsigned char *p = (const unsigned char *)s;
@@ -22,11 +32,12 @@ void sg_fputs_xml_escaped(FILE *out, const char *s)
 {
     for (const unsigned char *p = (const unsigned char *)s; p && *p; p++) {
         /* A direction control in a name (a file "fraud-v2\u202Egnp.h5") would reorder the
-           name and the page's own text after it: shown as a control character is, "?". */
-        size_t bidi = sg_bidi_control_len((const char *)p);
-        if (bidi) {
+           name and the page's own text after it, and a C1 control (U+009B is an 8-bit CSI)
+           drive a terminal that prints the file: shown as "?", as C0 controls are. */
+        size_t ctl = sg_render_control_len((const char *)p);
+        if (ctl) {
             fputc('?', out);
-            p += bidi - 1;
+            p += ctl - 1;
             continue;
         }
         switch (*p) {
@@ -46,11 +57,7 @@ void sg_fputs_xml_escaped(FILE *out, const char *s)
             fputs("&#39;", out);
             break;
         default:
-            /* XML 1.0 forbids most control characters even as references. */
-            if (*p < 0x20 && *p != '\n' && *p != '\t' && *p != '\r')
-                fputc('?', out);
-            else
-                fputc(*p, out);
+            fputc(*p, out);
         }
     }
 }

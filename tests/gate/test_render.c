@@ -154,7 +154,8 @@ static void test_markdown(void **state)
     /* ... then a link, an image and an entity: shown as text, not made live in a PR comment */
     snprintf(d.checks[3].text, sizeof d.checks[3].text,
              "evil\x1b[2Jtext|pipe\x7f ![px](https:t.example)[approve](https:evil.example) "
-             "&#x202E;~~x~~ \xe2\x80\xaegnp.h5 \xe2\x81\xa6x\xe2\x81\xa9 www.evil.example @team");
+             "&#x202E;~~x~~ \xe2\x80\xaegnp.h5 \xe2\x81\xa6x\xe2\x81\xa9 www.evil.example @team"
+             " c1[\xc2\x9b\xc2\x85\t\r\n\xe2\x80\xa8\xe2\x80\xa9]");
     char path[700];
     snprintf(path, sizeof path, "%s/gate.md", tmpdir_path);
     sg_err err;
@@ -174,7 +175,11 @@ static void test_markdown(void **state)
                    "&amp;#x202E;\\~\\~x\\~\\~"));
     assert_null(strstr(md, "](https:evil"));
     /* direction controls shown as "?", no autolink or mention of its own */
-    assert_non_null(strstr(md, " ?gnp.h5 ?x? www\\.evil.example \\@team |"));
+    assert_non_null(strstr(md, " ?gnp.h5 ?x? www\\.evil.example \\@team c1\\[???????\\] |"));
+    /* C1 controls (U+009B is an 8-bit CSI), TAB, CR, LF and the line separators: "?" */
+    assert_null(strstr(md, "\xc2\x9b"));
+    assert_null(strstr(md, "\xc2\x85"));
+    assert_null(strstr(md, "\xe2\x80\xa8"));
     assert_null(strstr(md, "\xe2\x80\xae"));
     assert_null(strstr(md, "\xe2\x81\xa6"));
     assert_null(strchr(md, '\x1b'));
@@ -209,7 +214,8 @@ static void test_html(void **state)
     json_t *st;
     make_decision(&d, &st);
     /* a direction override in a check's text would reverse the page's text after it */
-    snprintf(d.checks[2].text, sizeof d.checks[2].text, "fraud-v2\xe2\x80\xaegnp.h5 \xd8\x9c.");
+    snprintf(d.checks[2].text, sizeof d.checks[2].text,
+             "fraud-v2\xe2\x80\xaegnp.h5 \xd8\x9c. c1[\xc2\x9b\xc2\x85\t\r\n\x7f\xe2\x80\xa8]");
     char path[700];
     snprintf(path, sizeof path, "%s/gate.html", tmpdir_path);
     sg_err err;
@@ -230,7 +236,8 @@ static void test_html(void **state)
     assert_null(strstr(html, "<script>"));            /* the hostile reason is escaped */
     assert_non_null(strstr(html, "&lt;script&gt;"));
     assert_non_null(strstr(html, "model &lt;&amp;&gt;.h5"));
-    assert_non_null(strstr(html, "fraud-v2?gnp.h5 ?."));
+    assert_non_null(strstr(html, "fraud-v2?gnp.h5 ?. c1[???????]"));
+    assert_null(strstr(html, "\xc2\x9b"));
     assert_null(strstr(html, "\xe2\x80\xae"));
     assert_null(strstr(html, "src=\"http")); /* self-contained: no external assets */
     assert_null(strstr(html, "<link"));
@@ -244,6 +251,25 @@ static void test_html(void **state)
     html = slurp(path);
     assert_non_null(strstr(html, "20 of 50 rows agree"));
     assert_non_null(strstr(html, "The label matrix is not kept for 5,000 classes"));
+    free(html);
+    /* Every kept matrix is drawn: one of 33 to 64 classes had been left out without a word. */
+    json_t *mx = json_array();
+    for (int i = 0; i < 40; i++) {
+        json_t *row = json_array();
+        for (int j = 0; j < 40; j++)
+            json_array_append_new(row, json_integer(i == 3 && j == 39 ? 7 : 0));
+        json_array_append_new(mx, row);
+    }
+    sh = json_pack("{sbsssIsIsfsIso}", "compared", 1, "kind", "labels", "rows", (json_int_t)50,
+                   "agreeing", (json_int_t)43, "agreement", 0.86, "n_classes", (json_int_t)40,
+                   "disagreement_matrix", mx);
+    json_object_set_new(json_object_get(st, "predicate"), "shadow", sh);
+    assert_int_equal(sg_render_to_file(path, sg_render_html, &d, st, &err), SG_OK);
+    html = slurp(path);
+    assert_non_null(strstr(html, "<div class=\"wide\"><table class=\"matrix\">"));
+    assert_non_null(strstr(html, "<th class=\"n\">39</th>"));
+    assert_non_null(strstr(html, "<tr><th>39</th>"));
+    assert_null(strstr(html, "<tr><th>40</th>"));
     free(html);
     json_decref(st);
     sg_gate_decision_clear(&d);
