@@ -1047,8 +1047,30 @@ static sg_status pg_open(const char *uri, bool create, reg_store **out, sg_err *
     if (!parsed) {
         char why[256] = "out of memory";
         if (perr) {
-            snprintf(why, sizeof why, "%s", perr);
-            why[strcspn(why, "\n")] = '\0';
+            /* libpq quotes what it could not read: a password with a bare '%' ("invalid
+               percent-encoded token: \"Tr0ub4dor%Horse\""), or the whole URI. A quoted part
+               is shown only when it is an option's name or one character ("]", "="). */
+            const bool named = !strncmp(perr, "invalid connection option", 25) ||
+                               !strncmp(perr, "invalid URI query parameter", 27);
+            size_t o = 0;
+            for (const char *c = perr; *c && *c != '\n' && o + 5 < sizeof why;) {
+                if (*c != '"') {
+                    why[o++] = *c++;
+                    continue;
+                }
+                const char *q = strchr(c + 1, '"');
+                const size_t inner = q ? (size_t)(q - c - 1) : strlen(c + 1);
+                const size_t span = q ? inner + 2 : inner + 1; /* with its quotes */
+                if ((named || inner == 1) && o + span + 1 < sizeof why) {
+                    memcpy(why + o, c, span);
+                    o += span;
+                } else {
+                    memcpy(why + o, "\"...\"", 5);
+                    o += 5;
+                }
+                c += span;
+            }
+            why[o] = '\0';
             PQfreemem(perr);
         }
         sg_status rc = sg_errf(err, SG_EINPUT, "registry %s: not a valid connection string: %s",

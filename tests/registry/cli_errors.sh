@@ -237,6 +237,20 @@ for cs in "host=db.example dbname=models user=ci password=s3cret sslmod=require"
     if grep -q s3cret "$WORK/err"; then fail "the password reached the message"; fi
     [ -z "$(ls "$WORK" | grep '=')" ] || fail "'$cs' made a file: $(ls "$WORK")"
 done
+# ... nor when libpq quotes what it could not read: a password with a bare '%', or the whole
+# URI (its message had been appended as it was, password and all). An option's name and a
+# single character are still shown.
+for cs in "postgresql://ci:s3cret%Horse@db.example.com/models" "postgresql://ci:s3cret@[fe80::1/models" \
+    "postgresql://ci@db.example.com/models?password=s3cret%zz" "host=db.example password='s3cret"; do
+    rc=0; "$SG" registry --db "$cs" list >"$WORK/out" 2>"$WORK/err" || rc=$?
+    [ "$rc" = 2 ] && [ "$(wc -l <"$WORK/err")" = 1 ] && grep -q "not a valid connection string" "$WORK/err" ||
+        fail "'$cs': exit $rc, $(cat "$WORK/err")"
+    if grep -q s3cret "$WORK/err"; then fail "the password reached the message: $(cat "$WORK/err")"; fi
+done
+grep -q 'matching "\]" in IPv6' <(${SG} registry --db "postgresql://ci:s3cret@[fe80::1/models" list 2>&1) ||
+    fail "the one-character quote was dropped"
+"$SG" registry --db "postgresql://ci@db.example.com/models?sslmod=require" list 2>"$WORK/err" && fail "sslmod accepted"
+grep -q 'invalid URI query parameter: "sslmod"' "$WORK/err" || fail "the option's name: $(cat "$WORK/err")"
 # A server that accepts the connection and never answers: the line says it timed out (libpq's
 # message had ended at "failed:").
 $PY - "$WORK/port" <<'PYEOF' &
