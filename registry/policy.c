@@ -352,9 +352,19 @@ sg_status sg_registry_create_model(sg_registry *reg, const sg_registry_model_spe
     if (sp->description && strlen(sp->description) > SG_REGISTRY_DESCRIPTION_MAX)
         return sg_errf(err, SG_EINPUT, "model %s: the description is %zu bytes, more than %d",
                        sp->name, strlen(sp->description), SG_REGISTRY_DESCRIPTION_MAX);
-    for (size_t i = 0; i < sp->n_tags; i++)
+    for (size_t i = 0; i < sp->n_tags; i++) {
         if (!sg_utf8_valid(sp->tags[i]))
             return sg_errf(err, SG_EINPUT, "model %s: tag %zu is not UTF-8 text", sp->name, i + 1);
+        /* a version tag's rule for the key: a key of any length had been stored by SQLite and
+           refused by PostgreSQL's index (9,000 bytes), so such a registry could not migrate */
+        const char *tag = sp->tags[i], *eq = strchr(tag, '=');
+        const size_t kl = eq ? (size_t)(eq - tag) : 0;
+        if (eq && (kl >= REG_NAME_MAX || memchr(tag, '\n', kl) || memchr(tag, '\r', kl)))
+            return sg_errf(err, SG_EINPUT,
+                           "model %s: tag key '%.40s%s' must be 1-127 characters of UTF-8 on one "
+                           "line, without '='",
+                           sp->name, tag, kl > 40 ? "..." : "");
+    }
     int rc = reg_begin(reg, err);
     if (rc != SG_OK) return rc;
     rc = reg_model_insert(reg, sp, err);

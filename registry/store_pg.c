@@ -1078,9 +1078,13 @@ static sg_status pg_open(const char *uri, bool create, reg_store **out, sg_err *
         free(s);
         return rc;
     }
-    /* Defaults first: what the connection string sets overrides them. */
-    const char *const keys[] = {"connect_timeout", "fallback_application_name", "dbname", NULL};
-    const char *const vals[] = {"10", "stagegate", uri, NULL};
+    /* Defaults first: what the connection string sets overrides them. The text encoding
+       last, so that nothing overrides it: every text stagegate sends and reads is UTF-8, and
+       PGCLIENTENCODING=LATIN1 (or client_encoding= in the string) had stored a tag
+       double-encoded, and verify-log then called the honest write tampering. */
+    const char *const keys[] = {"connect_timeout", "fallback_application_name", "dbname",
+                                "client_encoding", NULL};
+    const char *const vals[] = {"10", "stagegate", uri, "UTF8", NULL};
     s->conn = connect_quiet(keys, vals);
     int rc = SG_OK;
     if (!s->conn) {

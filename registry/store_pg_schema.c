@@ -208,6 +208,27 @@ const char *const reg_pg_migrations[] = {
     " WHERE payload_sha256 <> '';",
     /* 6 -> 7: a version's description (see the SQLite migration). */
     "ALTER TABLE model_versions ADD COLUMN description" T " NOT NULL DEFAULT '';",
+    /* 7 -> 8: the stage_exclusive trigger reads model_stages of its own schema, never a
+     * temporary table of the same name (pg_temp is searched first unless named: the
+     * application role, which may create temporary tables, had shadowed model_stages and put
+     * two versions in Production); and run_at in one spelling (see the SQLite migration), a
+     * value that is no time being left as it was. */
+    "DO $$ BEGIN EXECUTE format('ALTER FUNCTION %I.model_versions_check_exclusive()"
+    " SET search_path = %I, pg_temp', current_schema(), current_schema()); END $$;"
+    "DO $$ DECLARE r record; t text; BEGIN"
+    " FOR r IN SELECT id, run_at FROM runs"
+    "  WHERE run_at !~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$' LOOP"
+    "  BEGIN"
+    "   t := to_char(upper(r.run_at)::timestamptz AT TIME ZONE 'UTC',"
+    "    'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"');"
+    "   IF t ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$'"
+    "    AND upper(r.run_at)::timestamptz >= '0001-01-01T00:00:00Z' THEN"
+    "    UPDATE runs SET run_at = t WHERE id = r.id;"
+    "   END IF;"
+    "  EXCEPTION WHEN others THEN NULL;"
+    "  END;"
+    " END LOOP;"
+    " END $$;",
 };
 
 _Static_assert(sizeof reg_pg_migrations / sizeof reg_pg_migrations[0] == SG_REGISTRY_SCHEMA_VERSION,

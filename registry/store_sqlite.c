@@ -282,6 +282,14 @@ static const char *const migrations[] = {
     /* 6 -> 7: a version's description (MLflow's model-versions/update and create), set by
      * audited set-description events as the model's is after its creation. */
     "ALTER TABLE model_versions ADD COLUMN description TEXT NOT NULL DEFAULT '';",
+    /* 7 -> 8: every run's run_at in the one spelling runs.c records (UTC, upper-case T and Z,
+     * whole seconds), so that runs sort by time as text: a fraction had sorted before its
+     * whole second, an offset or a lower-case "t"/"z" after later runs. A value the date
+     * functions cannot read (a leap second) is left as it was. */
+    "UPDATE runs SET run_at = strftime('%Y-%m-%dT%H:%M:%SZ', upper(run_at))"
+    " WHERE strftime('%Y-%m-%dT%H:%M:%SZ', upper(run_at)) GLOB"
+    " '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9]Z'"
+    " AND run_at <> strftime('%Y-%m-%dT%H:%M:%SZ', upper(run_at));",
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == SG_REGISTRY_SCHEMA_VERSION,

@@ -231,9 +231,9 @@ static bool string_array(const json_t *v, size_t max)
 }
 
 /* The body's tags: an array of at most 64 {key, value} string objects that the registry
-   takes: a version's by sg_registry_tag_check, a model's with a non-empty key without '='
-   (the registry records a tag as KEY=VALUE). what receives the fault, if any. */
-static void tags_check(const srv_req *r, bool version_tags, char *what, size_t len)
+   takes (sg_registry_tag_check: a model's tags and a version's have one rule). what receives
+   the fault, if any. */
+static void tags_check(const srv_req *r, char *what, size_t len)
 {
     const json_t *tags = r->json ? json_object_get(r->json, "tags") : NULL;
     if (!tags) return;
@@ -253,13 +253,8 @@ static void tags_check(const srv_req *r, bool version_tags, char *what, size_t l
         /* the registry's own rule, checked before anything is created: a key it refuses
            only after the version was made had answered 400 for a version that exists */
         sg_err terr;
-        if (version_tags &&
-            sg_registry_tag_check(json_string_value(k), v ? json_string_value(v) : NULL, &terr)) {
+        if (sg_registry_tag_check(json_string_value(k), v ? json_string_value(v) : NULL, &terr)) {
             snprintf(what, len, "tags[%zu]: %.400s", i, terr.msg);
-            return;
-        }
-        if (!*json_string_value(k) || strchr(json_string_value(k), '=')) {
-            snprintf(what, len, "tags[%zu].key must be non-empty and hold no '='", i);
             return;
         }
     }
@@ -354,7 +349,7 @@ static bool create_model_body_ok(const srv_req *r, srv_resp *bad)
              json_integer_value(age) > 36500))
             why = "stagegate_policy.max_report_age_days must be an integer from 1 to 36500";
     }
-    if (!what[0] && !why) tags_check(r, false, what, sizeof what);
+    if (!what[0] && !why) tags_check(r, what, sizeof what);
     if (!what[0] && !why) return true;
     *bad = srv_error(400, "INVALID_PARAMETER_VALUE", "%s", what[0] ? what : why);
     return false;
@@ -693,7 +688,7 @@ static srv_resp create_version(srv_req *r)
     /* Tags are checked before the version is made: one refused after it had been committed
        answered 400 for a version that existed, and a client's retry made another. */
     char what[512] = "";
-    tags_check(r, true, what, sizeof what);
+    tags_check(r, what, sizeof what);
     if (what[0]) return srv_error(400, "INVALID_PARAMETER_VALUE", "%s", what);
     /* So is the description (MLflow's create takes one); run_id names a run of a tracking
        server this one does not have, and is not kept. */

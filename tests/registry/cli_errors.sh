@@ -211,6 +211,12 @@ fi
 bad=$(printf 'caf\xe9')
 expect 2 $R create-model u1 --description "$bad"; err_has "model u1: the description is not UTF-8 text"; one_line
 expect 2 $R create-model u1 --tag "team=$bad"; err_has "model u1: tag 1 is not UTF-8 text"; one_line
+# a model's tag key has a version tag's rule: one of any length had been stored by SQLite and
+# refused by PostgreSQL's index, so the registry could not migrate
+long=$(printf 'k%.0s' $(seq 200))
+expect 2 $R create-model u1 --tag "$long=v"; err_has "model u1: tag key 'kkkk"; err_has "must be 1-127 characters"; one_line
+expect 2 $R create-model u1 --tag "a"$'\n'"b=v"; err_has "must be 1-127 characters of UTF-8 on one line"; one_line
+expect 2 $R get u1
 expect 0 $R create-model u1
 echo u > u.bin
 expect 0 $R create-version u1 u.bin

@@ -26,13 +26,13 @@ cluster() { bash "$SG_PG_CLUSTER" "$1" "$SG_PG_STATE"; }
 expect 2 $R list
 err_has "holds no stagegate registry (run 'stagegate registry init'"; one_line
 expect 0 $R init
-grep -q "schema version 7" out || fail "init: $(cat out)"
+grep -q "schema version 8" out || fail "init: $(cat out)"
 expect 0 $R init
-[ "$(q "SELECT schema_version FROM stagegate_registry")" = 7 ] || fail "schema version not recorded"
+[ "$(q "SELECT schema_version FROM stagegate_registry")" = 8 ] || fail "schema version not recorded"
 q "UPDATE stagegate_registry SET schema_version = 99"
 expect 2 $R list
-err_has "has schema version 99, newer than this stagegate supports (7)"; one_line
-q "UPDATE stagegate_registry SET schema_version = 7"
+err_has "has schema version 99, newer than this stagegate supports (8)"; one_line
+q "UPDATE stagegate_registry SET schema_version = 8"
 pg_new_db _foreign
 psql_on "$NEW_DB" -c "CREATE TABLE stagegate_registry (id INTEGER, application TEXT, schema_version INTEGER)" \
     -c "INSERT INTO stagegate_registry VALUES (1, 'someone-else', 1)"
@@ -117,6 +117,22 @@ err_msg=$(q "UPDATE model_versions SET stage = 'Production', stage_exclusive = 1
 grep -q "model_versions_one_per_exclusive_stage" <<<"$err_msg" || fail "a second Production row was not refused: $err_msg"
 err_msg=$(q "UPDATE model_versions SET stage = 'Production' WHERE model_name = 'm' AND version = 2" 2>&1 || true)
 grep -q "stage_exclusive must match" <<<"$err_msg" || fail "a non-exclusive Production row was not refused: $err_msg"
+# ... also from a session whose temporary table shadows model_stages (pg_temp is searched
+# first unless named; every role may create temporary tables): the trigger reads its own
+# schema's table (both rows had become Production with stage_exclusive 0, past the index)
+err_msg=$(q "CREATE TEMP TABLE model_stages AS SELECT model_name, stage, 1 AS multi_version FROM public.model_stages; UPDATE model_versions SET stage = 'Production', stage_exclusive = 0 WHERE model_name = 'm' AND version IN (1, 2)" 2>&1 || true)
+grep -q "stage_exclusive must match" <<<"$err_msg" || fail "a temporary model_stages table let two versions into Production: $err_msg"
+[ "$(q "SELECT count(*) FROM model_versions WHERE model_name = 'm' AND stage = 'Production'")" = 1 ] ||
+    fail "two versions in Production"
+# The text encoding is UTF-8 whatever the environment or the string says: PGCLIENTENCODING
+# and client_encoding= had made libpq send "José" as LATIN1 bytes the server stored
+# double-encoded, and verify-log then called the honest write tampering.
+PGCLIENTENCODING=LATIN1 expect 0 $R set-tag m 1 owner "José"
+expect 0 $R set-tag m 1 team "Zürich" --db "$STAGEGATE_REGISTRY&client_encoding=LATIN1"
+expect 0 $R verify-log
+expect 0 $R --json get m 1
+[ "$(jq -r '.tags.owner + "|" + .tags.team' "$WORK/out")" = "José|Zürich" ] || fail "tags read back as $(jq -c .tags "$WORK/out")"
+[ "$(q "SELECT tag_value FROM version_tags WHERE tag_key = 'owner'")" = "José" ] || fail "stored as $(q "SELECT tag_value FROM version_tags WHERE tag_key = 'owner'")"
 head_before=$(q "SELECT seq FROM audit_head")
 
 # paused_promotion: v2 -> Production stops just before COMMIT; its pid in $pid once paused

@@ -1,7 +1,8 @@
 #!/bin/bash
 # A registry an earlier release made (schema 4) opens with this one: the forward migrations
 # add schema 5's indexes and the reports' subject column, schema 6's runs' statement digest
-# and schema 7's version descriptions, keep every row, and the log still verifies. The
+# and schema 7's version descriptions, write schema 8's one spelling of run_at, keep every
+# row, and the log still verifies. The
 # schema-4 registry is made by taking schema 5's, 6's and 7's additions out of a new one (the
 # migrations add nothing else), then marking it version 4.
 . "$(dirname "$0")/lib.sh"
@@ -22,12 +23,23 @@ else
     count_indexes() { q "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN ($INDEXES)"; }
 fi
 [ "$(count_indexes)" = 0 ] || fail "setup: schema 5's indexes are still there"
+# runs recorded before run_at had one spelling: an offset and a fraction, lower-case t and z,
+# a fraction, one already canonical, and one that is no time (kept as it was)
+i=0
+for t in "2026-01-01T10:30:00.5+05:00" "2026-01-01t10:30:00z" "2026-01-01T10:30:00.999Z" \
+    "2026-01-02T00:00:00Z" "not a time"; do
+    i=$((i + 1))
+    q "INSERT INTO runs (model_name, version, stage, fingerprint, machine, run_at, recorded_at, report_sha256, report_path, result, signer_key_id, scenario, figures) VALUES ('m', 1, 'Staging', '', 'null', '$t', '2026-01-03T00:00:00Z', 'r$i', 'p', 'PASSED', 'k', '', '{}')" >/dev/null
+done
 expect 0 $R init
-grep -q "schema version 7" "$WORK/out" || fail "init: $(cat "$WORK/out")"
+grep -q "schema version 8" "$WORK/out" || fail "init: $(cat "$WORK/out")"
 [ "$(count_indexes)" = 7 ] || fail "the migration made $(count_indexes) of schema 5's 7 indexes"
 [ "$(q "SELECT count(*) FROM reports WHERE subject_sha256 = ''")" = 1 ] || fail "the stored report lost its row"
-[ "$(q "SELECT count(*) FROM runs WHERE payload_sha256 = ''")" = 0 ] || fail "schema 6's runs.payload_sha256 is missing"
+[ "$(q "SELECT count(*) FROM runs WHERE payload_sha256 = ''")" = 5 ] || fail "schema 6's runs.payload_sha256 is missing"
 [ "$(q "SELECT count(*) FROM model_versions WHERE description = ''")" = 1 ] || fail "schema 7's model_versions.description is missing"
+got=$(q "SELECT run_at FROM runs ORDER BY report_sha256" | tr '\n' '|')
+[ "$got" = "2026-01-01T05:30:00Z|2026-01-01T10:30:00Z|2026-01-01T10:30:00Z|2026-01-02T00:00:00Z|not a time|" ] ||
+    fail "schema 8's run_at: $got"
 expect 0 $R verify-log
 [ "$(stage_of m 1)" = Staging ] || fail "v1 is $(stage_of m 1) after the migration"
 # and the registry works on: a second version through the gate, its report stored with its subject
@@ -54,4 +66,4 @@ for v in -1 -100 -1000 -2147483648; do
     err_has "has schema version $v, which no stagegate writes"
     [ "$(wc -l < "$WORK/err")" = 1 ] || fail "schema version $v: not one line"
 done
-echo "schema 4 -> 7: migrated, rows kept, log verifies; negative versions refused"
+echo "schema 4 -> 8: migrated, rows kept, log verifies; negative versions refused"
