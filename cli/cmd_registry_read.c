@@ -60,6 +60,9 @@ static void print_model(json_t *m)
     }
     printf("\n  max report age: %lld days%s\n", jint(m, "max_report_age_days"),
            json_is_true(json_object_get(m, "require_approval")) ? ", approval required" : "");
+    if (*sg_json_str(m, "policy_sha256") || *sg_json_str(m, "dataset_sha256"))
+        printf("  pinned gate: policy sha256:%.16s..., dataset sha256:%.16s...\n",
+               sg_json_str(m, "policy_sha256"), sg_json_str(m, "dataset_sha256"));
     json_array_foreach(json_object_get(m, "keys"), i, s)
         printf("  %s%s%s key %.16s\n", sg_json_str(s, "role"), *sg_json_str(s, "stage") ? " " : "",
                sg_json_str(s, "stage"), sg_json_str(s, "key_id"));

@@ -225,6 +225,11 @@ json_t *sg_registry_get_model(sg_registry *reg, const char *model, sg_err *err)
     json_object_set_new(o, "require_approval", json_boolean(m.require_approval));
     json_object_set_new(o, "max_report_age_days", json_integer(m.max_report_age_days));
     json_object_set_new(o, "report_stage", json_string(m.report_stage));
+    /* the pinned gate ("" when not pinned), as the configuration the registry enforces holds
+       it (docs/registry.md: an operator checks what a model is pinned to before a report is
+       refused for naming another policy) */
+    json_object_set_new(o, "policy_sha256", json_string(m.policy_sha256));
+    json_object_set_new(o, "dataset_sha256", json_string(m.dataset_sha256));
     json_t *tags = reg_kv_object(
         reg, "SELECT tag_key, tag_value FROM model_tags WHERE model_name = ? ORDER BY tag_key",
         model, 0, false, err);

@@ -268,11 +268,13 @@ say history "$N_EVENTS audit events, each signed by the key named (v3 never ente
 ID_CI=$(openssl pkey -pubin -in ci.pub.pem -outform DER | sha256sum | cut -c1-64)
 ID_PROMOTER=$(openssl pkey -pubin -in promoter.pub.pem -outform DER | sha256sum | cut -c1-64)
 ID_APPROVER=$(openssl pkey -pubin -in approver.pub.pem -outform DER | sha256sum | cut -c1-64)
-jq -r --arg ci "$ID_CI" --arg p "$ID_PROMOTER" --arg a "$ID_APPROVER" '
+ID_ADMIN=$(openssl pkey -pubin -in admin.pub.pem -outform DER | sha256sum | cut -c1-64)
+jq -r --arg ci "$ID_CI" --arg p "$ID_PROMOTER" --arg a "$ID_APPROVER" --arg adm "$ID_ADMIN" '
     .events[] |
     "             #\(.seq) " + (if .version > 0 then "v\(.version) " else "" end) + .action
     + (if .to_stage != "" and .action != "create-version" then " \(.from_stage) -> \(.to_stage)" else "" end)
-    + " by " + ({($ci): "ci", ($p): "promoter", ($a): "approver"}[.actor_key_id] // "(unsigned)")' \
+    + " by " + ({($ci): "ci", ($p): "promoter", ($a): "approver", ($adm): "admin"}[.actor_key_id]
+                // (if .actor_key_id == "" then "(unsigned)" else "key " + .actor_key_id[0:16] end))' \
     history.json
 run 0 verify-log reg verify-log
 say audit "verify-log: $(head -n1 <(grep 'audit log verified' "$LOG"))"

@@ -95,9 +95,12 @@ static sg_status tokens_read(const char *path, tokens_snap **out, sg_err *err)
 }
 
 static void server_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The server's own lines (token reloads, stopping, statistics) go to stderr, never into an
+   --access-log file: they had, so a failed token revocation showed only inside the access
+   log, breaking its one-request-per-line format. */
 static void server_log(const char *fmt, ...)
 {
-    FILE *log = g_srv.cfg.access_log ? g_srv.cfg.access_log : stderr;
+    FILE *log = stderr;
     char line[1024];
     va_list ap;
     va_start(ap, fmt);

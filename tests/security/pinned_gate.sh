@@ -29,8 +29,17 @@ err_has "is not the policy pinned for model fraud-eu"
 gate_report signer models:/fraud-eu/1 eu.r.json strict.json
 expect 0 $R transition fraud-eu 1 Staging --report eu.r.json --as signer.key.pem
 expect 0 $R transition fraud 4 Staging --report fraud.r.json --as signer.key.pem
+# get shows what a model is pinned to (the docs said --json did; neither form had shown it)
+expect 0 $R --json get fraud-eu
+[ "$(jq -r '.policy_sha256 + " " + .dataset_sha256' "$WORK/out")" = "$(sha strict.json) $(sha val.h5)" ] ||
+    fail "get --json pins: $(jq -c '{policy_sha256, dataset_sha256}' "$WORK/out")"
+expect 0 $R get fraud-eu
+grep -F "pinned gate: policy sha256:$(sha strict.json | cut -c1-16)..., dataset sha256:$(sha val.h5 | cut -c1-16)..." "$WORK/out" >/dev/null ||
+    fail "get's text lacks the pins: $(cat "$WORK/out")"
 # a pin changed by an admin applies from then on, and replays
 expect 0 $R pin fraud --policy strict.json --dataset val.h5 --as admin.key.pem
+expect 0 $R --json get fraud
+[ "$(jq -r .policy_sha256 "$WORK/out")" = "$(sha strict.json)" ] || fail "get after pin: $(jq -r .policy_sha256 "$WORK/out")"
 expect 0 $R verify-log
 # a copy keeps the root, the recorded configurations and the report bodies: it replays too
 expect 0 $SG registry migrate --from "$STAGEGATE_REGISTRY" --to "$WORK/copy.db"

@@ -77,6 +77,19 @@ bad=$(cat codes.* | grep -vc '^200$' || true)
 [ "$bad" = 0 ] || fail "$bad requests failed during reloads: $(sort codes.* | uniq -c)"
 kill -0 "$SPID" || fail "server died during reloads"
 stop_server
+# With --access-log, the server's own lines still go to stderr: a reload (and a refused one)
+# had been written into the access log only, among the request lines.
+start_server --access-log access.log
+expect 200 none GET /health
+cp tokens tokens.good
+echo "garbage" >>tokens
+kill -HUP "$SPID"
+for _ in $(seq 50); do grep -q "tokens file not reloaded" server.log && break; sleep 0.1; done
+grep -q "stagegate serve: tokens file not reloaded" server.log || fail "the refused reload is not on stderr: $(cat server.log)"
+cp tokens.good tokens
+stop_server
+grep -q '"GET /health"' access.log || fail "access log: $(cat access.log)"
+if grep -q "stagegate serve:" access.log; then fail "server lines in the access log: $(cat access.log)"; fi
 # token add appends only to a tokens file: a private key (mode 0600, as a tokens file must be)
 # named by mistake is refused and left as it was.
 "$SG" keygen --out erin >/dev/null
