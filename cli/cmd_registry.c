@@ -27,7 +27,7 @@ static const char usage_text[] =
     "  pin NAME --policy P --dataset D --as ADMIN.pem   the gate a report must have passed\n"
     "  checkpoint --as ADMIN.pem [--out FILE]          a signed audit head to keep elsewhere\n"
     "  resolve URI          models:/NAME/VERSION, models:/NAME/STAGE, models:/NAME@ALIAS\n"
-    "  record REPORT [--pubkey PUB] [--model NAME]      add a run to the history "
+    "  record REPORT [--pubkey PUB] [--model NAME] [--version V]   add a run to the history "
     "(docs/nightly.md)\n"
     "  runs NAME [--version V] [--fingerprint ID] [--limit N]   list recorded runs\n"
     "  set-run-verdict NAME REPORT VERDICT | set-run-verdict NAME REPORT --from COMPARE.json\n"

@@ -248,6 +248,21 @@ static int create_model(remote *r)
     return 0;
 }
 
+/* An answer with status 200 that lacks what the command reports is no answer from a
+   stagegate server (a misdirected URL, a proxy answering JSON): exit 2, never a success
+   printed from empty fields ("audit log verified: 0 events" had come from "{}"). */
+static int unexpected(remote *r, json_t *doc, const char *what)
+{
+    json_decref(doc);
+    fprintf(stderr, "stagegate: registry server %s: unexpected answer (%s)\n", r->base, what);
+    return 2;
+}
+
+static bool hex64(const char *s)
+{
+    return s && strlen(s) == 64 && strspn(s, "0123456789abcdef") == 64;
+}
+
 static int create_version(remote *r)
 {
     reg_cli *c = r->c;
@@ -260,10 +275,14 @@ static int create_version(remote *r)
                   json_pack("{ssss}", "name", c->pos[0], "source", uri), &doc);
     if (rc) return rc;
     const char *v = sg_json_str(json_object_get(doc, "model_version"), "version");
+    int64_t vn;
+    if (!sg_version_parse(v, &vn)) return unexpected(r, doc, "no model_version.version");
     if (c->json)
         rc = print_written(r, c->pos[0], v);
-    else
-        printf("%s\n", v);
+    else {
+        sg_put_printable(stdout, v);
+        putchar('\n');
+    }
     json_decref(doc);
     return rc;
 }
@@ -304,6 +323,8 @@ static int approve(remote *r)
     json_t *doc;
     int rc = post(r, SGAPI "approve", body, &doc);
     if (rc) return rc;
+    if (!hex64(json_string_value(json_object_get(doc, "approver_key_id"))))
+        return unexpected(r, doc, "no approver_key_id");
     if (c->json)
         (void)sg_json_print(doc); /* a failed write: main reports it */
     else
@@ -319,6 +340,8 @@ static int rollback(remote *r)
     json_t *doc;
     int rc = post(r, SGAPI "rollback", json_pack("{ss}", "name", c->pos[0]), &doc);
     if (rc) return rc;
+    if (json_integer_value(json_object_get(doc, "restored_version")) < 1)
+        return unexpected(r, doc, "no restored_version");
     if (c->json)
         (void)sg_json_print(doc); /* a failed write: main reports it */
     else
@@ -402,7 +425,15 @@ static int read_sub(remote *r)
         rc = get(r, SGAPI "history", "name", c->pos[0], NULL, NULL, &doc);
     else
         rc = get(r, SGAPI "verify-log", NULL, NULL, NULL, NULL, &doc);
-    return rc ? rc : reg_cli_print(c, doc);
+    if (rc) return rc;
+    if (!strcmp(c->sub, "verify-log") &&
+        (!json_is_true(json_object_get(doc, "ok")) ||
+         !json_is_integer(json_object_get(doc, "events")) ||
+         !hex64(json_string_value(json_object_get(doc, "head_hash")))))
+        return unexpected(r, doc, "no ok, events and head_hash");
+    if (!strcmp(c->sub, "get") && !json_is_string(json_object_get(doc, "name")))
+        return unexpected(r, doc, "no name");
+    return reg_cli_print(c, doc);
 }
 
 int reg_cli_remote(reg_cli *c)

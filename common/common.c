@@ -314,15 +314,17 @@ size_t sg_utf8_len(const unsigned char *p, const unsigned char *end)
 }
 
 /* Whether the well-formed sequence of n bytes at p is one a terminal acts on rather than
-   shows: C0 and C1 controls, DEL, and the bidirectional controls that reorder what a reader
-   sees (CVE-2021-42574). */
+   shows: C0 and C1 controls, DEL, the line and paragraph separators, and the bidirectional
+   controls that reorder what a reader sees (CVE-2021-42574). */
 static bool unprintable(const unsigned char *p, size_t n)
 {
     uint32_t c = n == 1 ? p[0] : p[0] & (0x7Fu >> n);
     for (size_t i = 1; i < n; i++)
         c = (c << 6) | (p[i] & 0x3Fu);
-    return c < 0x20 || (c >= 0x7F && c <= 0x9F) || c == 0x200E || c == 0x200F ||
-           (c >= 0x202A && c <= 0x202E) || (c >= 0x2066 && c <= 0x2069);
+    /* U+2028 and U+2029 end a line for Unicode-aware readers: a request had added an access
+       log line that way */
+    return c < 0x20 || (c >= 0x7F && c <= 0x9F) || c == 0x200E || c == 0x200F || c == 0x2028 ||
+           c == 0x2029 || (c >= 0x202A && c <= 0x202E) || (c >= 0x2066 && c <= 0x2069);
 }
 
 /* Bytes at the start of [p, end) that sg_put_printable writes as they are. */

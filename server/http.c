@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -1165,6 +1166,14 @@ sg_status sg_server_run(const sg_server_config *cfg, sg_err *err)
             rc = sg_errf(err, SG_EINPUT, "this libmicrohttpd was built without TLS");
         if (rc == SG_OK) rc = sg_read_file(cfg->tls_cert, 1 << 20, (uint8_t **)&cert, &n, err);
         if (rc == SG_OK) rc = sg_read_file(cfg->tls_key, 1 << 20, (uint8_t **)&key, &n, err);
+        /* a private key others may read is refused, as --key and the signing keys are (and
+           as ssh refuses one); it had been served with */
+        struct stat kst;
+        if (rc == SG_OK && stat(cfg->tls_key, &kst) == 0 && (kst.st_mode & 077))
+            rc = sg_errf(err, SG_EINPUT,
+                         "%s: UNPROTECTED PRIVATE KEY FILE: mode %04o lets group or others access "
+                         "it; run 'chmod 600 %s'",
+                         cfg->tls_key, (unsigned)(kst.st_mode & 07777), cfg->tls_key);
     }
     if (rc != SG_OK) {
         free(cert);
@@ -1207,6 +1216,9 @@ sg_status sg_server_run(const sg_server_config *cfg, sg_err *err)
     struct MHD_OptionItem tls_opts[] = {
         {MHD_OPTION_HTTPS_MEM_CERT, 0, cert},
         {MHD_OPTION_HTTPS_MEM_KEY, 0, key},
+        /* TLS 1.2 and 1.3 only, and no key exchange without forward secrecy: GnuTLS's
+           defaults had negotiated TLS 1.0 and 1.1, and static RSA (AES128-SHA) */
+        {MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-RSA"},
         {MHD_OPTION_END, 0, NULL},
     };
     g_start_msg[0] = '\0';
@@ -1218,7 +1230,8 @@ sg_status sg_server_run(const sg_server_config *cfg, sg_err *err)
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)c->timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         (size_t)c->max_header * 2, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL, MHD_OPTION_URI_LOG_CALLBACK, on_uri,
-        NULL, MHD_OPTION_ARRAY, cert ? tls_opts : tls_opts + 2, MHD_OPTION_END);
+        NULL, MHD_OPTION_ARRAY,
+        cert ? tls_opts : tls_opts + (sizeof tls_opts / sizeof tls_opts[0] - 1), MHD_OPTION_END);
     __atomic_store_n(&g_starting, 0, __ATOMIC_RELEASE);
     if (!d) {
         srv_watch_stop();

@@ -91,9 +91,13 @@ static sg_status parse_line(char *line, const char *path, int lineno, srv_princi
 sg_status srv_tokens_load(const char *path, srv_tokens *t, sg_err *err)
 {
     memset(t, 0, sizeof t[0]);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO put in its place had blocked the start, or a SIGHUP reload in the
+       signal thread, so that SIGTERM was never handled; check_mode refuses it */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) return sg_errf(err, SG_EINPUT, "tokens file %s: %s", path, strerror(errno));
     int rc = check_mode(fd, path, err);
+    int fl = fcntl(fd, F_GETFL);
+    if (rc == SG_OK && fl >= 0) (void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
     FILE *f = rc == SG_OK ? fdopen(fd, "r") : NULL;
     if (!f) {
         close(fd);
@@ -182,8 +186,10 @@ sg_status sg_server_token_add(const char *tokens_path, const char *pub_path, con
         }
         srv_tokens_free(&existing);
     }
-    int fd = open(tokens_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) rc = sg_errf(err, SG_EINPUT, "tokens file %s: %s", tokens_path, strerror(errno));
+    int fd = open(tokens_path, O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK | O_CLOEXEC, 0600);
+    if (fd < 0)
+        rc = sg_errf(err, SG_EINPUT, "tokens file %s: %s", tokens_path,
+                     errno == ENXIO ? "is a FIFO, not a regular file" : strerror(errno));
     if (rc == SG_OK) rc = check_mode(fd, tokens_path, err);
     if (rc == SG_OK) {
         dprintf(fd, "%s %s %s %s\n", hash, id, name, pem64);

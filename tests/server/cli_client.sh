@@ -84,4 +84,37 @@ grep -q 'MLFLOW_TRACKING_TOKEN: a token is one word' err || fail "$(cat err)"
 run 2 "${R[@]}" transition "$MODEL" 2 Staging --as alice.key.pem
 run 2 "${R[@]}" resolve "models:/$MODEL/1"
 run 2 "$SG" registry --db http://127.0.0.1:1 list
+# A server that answers 200 with JSON that is no stagegate answer ("{}", an array, a version
+# holding escape sequences): exit 2, not "audit log verified: 0 events" or the bytes on the
+# terminal.
+/usr/bin/python3 - >fake.port <<'PYEOF' &
+import http.server, json, sys
+answers = iter([b"{}", b"[1,2,3]", json.dumps({"model_version": {"version": "1\x1b[2J"}}).encode(),
+                json.dumps({"approver_key_id": "\x1b[31mRED"}).encode(), b"{}", b"{}"])
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a): pass
+    def answer(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        if n: self.rfile.read(n)
+        body = next(answers, b"{}")
+        self.send_response(200); self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body))); self.end_headers(); self.wfile.write(body)
+    do_GET = do_POST = answer
+s = http.server.HTTPServer(("127.0.0.1", 0), H)
+print(s.server_address[1], flush=True)
+for _ in range(6): s.handle_request()
+PYEOF
+FAKE=$!
+EXTRA_SPIDS="$FAKE" # stopped by the exit trap if a check fails
+for _ in $(seq 50); do [ -s fake.port ] && break; sleep 0.1; done
+F=(env STAGEGATE_TOKEN=abc "$SG" registry --db "http://127.0.0.1:$(cat fake.port)")
+echo x >fake.bin
+for cmd in "verify-log" "verify-log" "create-version m fake.bin" "approve m 1" "rollback m" "get m"; do
+    rc=0; "${F[@]}" $cmd >out 2>err || rc=$?
+    [ "$rc" = 2 ] && grep -q "unexpected answer" err || fail "a non-stagegate answer to '$cmd': exit $rc $(cat out err)"
+    if grep -q "$(printf '\033')" out err; then fail "an escape sequence reached the terminal ($cmd)"; fi
+done
+wait "$FAKE" || true
+EXTRA_SPIDS=""
 echo "cli client OK"

@@ -17,6 +17,18 @@ curl -sS -o /dev/null "$URL/health" 2>err || rc=$?
 rc=0
 curl -sS --max-time 5 -o /dev/null "http://127.0.0.1:$PORT/health" 2>err || rc=$?
 [ $rc != 0 ] || fail "plain HTTP served on the TLS port"
+# TLS 1.2 and 1.3 only: GnuTLS's defaults had negotiated TLS 1.0 and 1.1
+for v in 1.0 1.1; do
+    rc=0
+    curl -sS --max-time 5 --cacert tls.crt --tlsv$v --tls-max $v --ciphers 'DEFAULT:@SECLEVEL=0' \
+        -o /dev/null "$URL/health" 2>err || rc=$?
+    [ $rc != 0 ] || fail "TLS $v was negotiated"
+done
+for v in 1.2 1.3; do
+    CODE=$(curl -sS --max-time 5 --cacert tls.crt --tlsv$v --tls-max $v -o /dev/null -w '%{http_code}' "$URL/health") ||
+        fail "TLS $v refused"
+    [ "$CODE" = 200 ] || fail "TLS $v: HTTP $CODE"
+done
 M=/api/2.0/mlflow
 CODE=$(curl -sS --cacert tls.crt -o body -w '%{http_code}' -H "Authorization: Bearer $(cat alice.token)" \
     -H "Content-Type: application/json" --data-binary "{\"name\": \"$MODEL\"}" "$URL$M/registered-models/create")
@@ -28,6 +40,13 @@ CODE=$(curl -sS --cacert tls.crt -o body -w '%{http_code}' -H "Content-Type: app
 rc=0
 "$SG" serve --db "$DB" --listen 127.0.0.1:0 --tls-cert tls.crt 2>err || rc=$?
 [ $rc = 2 ] && grep -q "go together" err || fail "--tls-cert alone: exit $rc"
+# A TLS private key others may read is refused, as --key is
+cp tls.key open.key
+chmod 644 open.key
+rc=0
+timeout 20 "$SG" serve --db "$DB" --listen 127.0.0.1:0 --tls-cert tls.crt --tls-key open.key 2>err || rc=$?
+[ $rc = 2 ] && [ "$(wc -l < err)" = 1 ] && grep -q "open.key: UNPROTECTED PRIVATE KEY FILE: mode 0644" err ||
+    fail "a TLS key readable by others: exit $rc: $(cat err)"
 echo "tls OK"
 # A server that cannot start says why in one line: a certificate TLS cannot use names both
 # files, the port in use names the address and the system's reason (not libmicrohttpd's

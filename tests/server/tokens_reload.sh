@@ -87,7 +87,22 @@ kill -HUP "$SPID"
 for _ in $(seq 50); do grep -q "tokens file not reloaded" server.log && break; sleep 0.1; done
 grep -q "stagegate serve: tokens file not reloaded" server.log || fail "the refused reload is not on stderr: $(cat server.log)"
 cp tokens.good tokens
+# a FIFO in the tokens file's place: the reload says so and SIGTERM still stops the server
+# (the signal thread had blocked in open() for ever); at the start, and for token add, exit 2
+mv tokens tokens.file
+mkfifo -m 600 tokens
+kill -HUP "$SPID"
+for _ in $(seq 50); do grep -q "tokens file tokens is not a regular file" server.log && break; sleep 0.1; done
+grep -q "tokens file not reloaded, keeping .*tokens file tokens is not a regular file" server.log ||
+    fail "FIFO reload: $(tail -2 server.log)"
 stop_server
+grep -q "stopped" server.log || fail "the server did not stop on SIGTERM after the FIFO reload: $(tail -2 server.log)"
+rc=0; timeout 20 "$SG" serve --db "$DB" --listen 127.0.0.1:0 --tokens tokens 2>err || rc=$?
+[ "$rc" = 2 ] && grep -q "tokens file tokens is not a regular file" err || fail "serve with a FIFO: exit $rc $(cat err)"
+rc=0; timeout 20 "$SG" token add --tokens tokens --principal alice.pub.pem >out 2>err || rc=$?
+[ "$rc" = 2 ] && grep -q "tokens" err || fail "token add to a FIFO: exit $rc $(cat err)"
+rm tokens
+mv tokens.file tokens
 grep -q '"GET /health"' access.log || fail "access log: $(cat access.log)"
 if grep -q "stagegate serve:" access.log; then fail "server lines in the access log: $(cat access.log)"; fi
 # token add appends only to a tokens file: a private key (mode 0600, as a tokens file must be)
