@@ -22,6 +22,9 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <malloc.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -1153,6 +1156,44 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
             line[0] && line[strlen(line) - 1] == '\n' ? "" : "\n");
 }
 
+/*
+ * What GnuTLS would take and then fail every client with, refused at the start in one line:
+ * a certificate outside its validity period (expired, or not valid yet) and an RSA key under
+ * 2,048 bits (a 512-bit one started, then every handshake failed). A file that is no
+ * certificate is left to libmicrohttpd, which names both files.
+ */
+static sg_status check_tls_cert(const char *path, const char *pem, size_t n, sg_err *err)
+{
+    BIO *b = BIO_new_mem_buf(pem, (int)n);
+    X509 *x = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
+    BIO_free(b);
+    if (!x) {
+        ERR_clear_error();
+        return SG_OK;
+    }
+    sg_status rc = SG_OK;
+    const ASN1_TIME *na = X509_get0_notAfter(x), *nb = X509_get0_notBefore(x);
+    const bool expired = X509_cmp_current_time(na)<0, early = X509_cmp_current_time(nb)> 0;
+    if (expired || early) {
+        char when[64] = "?";
+        BIO *m = BIO_new(BIO_s_mem());
+        if (m && ASN1_TIME_print(m, expired ? na : nb) > 0) {
+            int k = BIO_read(m, when, (int)sizeof when - 1);
+            when[k > 0 ? k : 0] = '\0';
+        }
+        BIO_free(m);
+        rc = sg_errf(err, SG_EINPUT, "%s: the certificate %s %s", path,
+                     expired ? "expired on" : "is not valid before", when);
+    }
+    EVP_PKEY *k = X509_get0_pubkey(x);
+    if (rc == SG_OK && k && EVP_PKEY_base_id(k) == EVP_PKEY_RSA && EVP_PKEY_get_bits(k) < 2048)
+        rc = sg_errf(err, SG_EINPUT,
+                     "%s: the certificate's RSA key has %d bits; TLS clients need at least 2048",
+                     path, EVP_PKEY_get_bits(k));
+    X509_free(x);
+    return rc;
+}
+
 sg_status sg_server_run(const sg_server_config *cfg, sg_err *err)
 {
     struct sockaddr_storage ss;
@@ -1165,6 +1206,7 @@ sg_status sg_server_run(const sg_server_config *cfg, sg_err *err)
         if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
             rc = sg_errf(err, SG_EINPUT, "this libmicrohttpd was built without TLS");
         if (rc == SG_OK) rc = sg_read_file(cfg->tls_cert, 1 << 20, (uint8_t **)&cert, &n, err);
+        if (rc == SG_OK) rc = check_tls_cert(cfg->tls_cert, cert, n, err);
         if (rc == SG_OK) rc = sg_read_file(cfg->tls_key, 1 << 20, (uint8_t **)&key, &n, err);
         /* a private key others may read is refused, as --key and the signing keys are (and
            as ssh refuses one); it had been served with */

@@ -40,6 +40,31 @@ CODE=$(curl -sS --cacert tls.crt -o body -w '%{http_code}' -H "Content-Type: app
 rc=0
 "$SG" serve --db "$DB" --listen 127.0.0.1:0 --tls-cert tls.crt 2>err || rc=$?
 [ $rc = 2 ] && grep -q "go together" err || fail "--tls-cert alone: exit $rc"
+# Certificates GnuTLS would take and then fail every client with are refused at the start:
+# expired, not valid yet, an RSA key under 2,048 bits (each had started and served)
+/usr/bin/python3 - <<'PYEOF'
+import datetime
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509.oid import NameOID
+key = serialization.load_pem_private_key(open("tls.key", "rb").read(), None)
+name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+for out, (a, b) in {"expired.crt": ((2020, 1, 1), (2020, 1, 2)), "future.crt": ((2099, 1, 1), (2100, 1, 1))}.items():
+    c = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+         .serial_number(1).not_valid_before(datetime.datetime(*a)).not_valid_after(datetime.datetime(*b))
+         .sign(key, hashes.SHA256()))
+    open(out, "wb").write(c.public_bytes(serialization.Encoding.PEM))
+PYEOF
+openssl req -x509 -newkey rsa:1024 -nodes -keyout weak.key -out weak.crt -days 1 -subj /CN=127.0.0.1 2>/dev/null
+chmod 600 weak.key
+for c in "expired.crt tls.key:the certificate expired on Jan  2 00:00:00 2020 GMT" \
+    "future.crt tls.key:the certificate is not valid before Jan  1 00:00:00 2099 GMT" \
+    "weak.crt weak.key:the certificate's RSA key has 1024 bits"; do
+    files=${c%%:*}
+    rc=0
+    timeout 20 "$SG" serve --db "$DB" --listen 127.0.0.1:0 --tls-cert ${files% *} --tls-key ${files#* } 2>err || rc=$?
+    [ $rc = 2 ] && [ "$(wc -l < err)" = 1 ] && grep -qF "${files% *}: ${c#*:}" err || fail "$files: exit $rc: $(cat err)"
+done
 # A TLS private key others may read is refused, as --key is
 cp tls.key open.key
 chmod 644 open.key
