@@ -16,6 +16,8 @@
 #include "server_internal.h"
 #include "stagegate/keys.h"
 
+#define SRV_TOKENS_FILE_MAX (16 << 20)
+
 static sg_status check_mode(int fd, const char *path, sg_err *err)
 {
     struct stat st;
@@ -27,6 +29,11 @@ static sg_status check_mode(int fd, const char *path, sg_err *err)
         return sg_errf(err, SG_EINPUT,
                        "tokens file %s is accessible by group or others (mode %03o); chmod 600 it",
                        path, (unsigned)(st.st_mode & 0777));
+    /* about 700 bytes a principal: 16 MiB is over 20,000 of them (a 256 MB file had been read
+       whole, 307 MB of memory, before it was refused) */
+    if (st.st_size > SRV_TOKENS_FILE_MAX)
+        return sg_errf(err, SG_EINPUT, "tokens file %s is %lld bytes, over the %d MiB limit", path,
+                       (long long)st.st_size, SRV_TOKENS_FILE_MAX >> 20);
     return SG_OK;
 }
 

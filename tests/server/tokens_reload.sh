@@ -103,6 +103,12 @@ rc=0; timeout 20 "$SG" token add --tokens tokens --principal alice.pub.pem >out 
 [ "$rc" = 2 ] && grep -q "tokens" err || fail "token add to a FIFO: exit $rc $(cat err)"
 rm tokens
 mv tokens.file tokens
+# a tokens file over 16 MiB is refused before it is read (a 256 MB one had been read whole)
+truncate -s 20M big.tokens
+chmod 600 big.tokens
+rc=0; timeout 20 "$SG" serve --db "$DB" --listen 127.0.0.1:0 --tokens big.tokens 2>err || rc=$?
+[ "$rc" = 2 ] && grep -q "tokens file big.tokens is 20971520 bytes, over the 16 MiB limit" err ||
+    fail "a 20 MiB tokens file: exit $rc $(cat err)"
 grep -q '"GET /health"' access.log || fail "access log: $(cat access.log)"
 if grep -q "stagegate serve:" access.log; then fail "server lines in the access log: $(cat access.log)"; fi
 # token add appends only to a tokens file: a private key (mode 0600, as a tokens file must be)
