@@ -393,8 +393,8 @@ static sg_status approvals_prepare(sg_registry *reg, const char *model, int64_t 
 }
 
 typedef struct {
-    char who[65], action[16], detail[256], evidence[65];
-    char *sig, *text, *pem;
+    char who[65], action[16], evidence[65];
+    char *sig, *text, *pem, *detail; /* detail: the comment, whole (its digest is checked) */
     int64_t seq;
 } reg_event_row;
 
@@ -426,7 +426,7 @@ static sg_status read_decisions(sg_registry *reg, reg_stmt *pre, const char *mod
         reg_event_row *r = &rows[n++];
         snprintf(r->who, sizeof r->who, "%s", reg_col_text(st, 0));
         snprintf(r->action, sizeof r->action, "%s", reg_col_text(st, 1));
-        snprintf(r->detail, sizeof r->detail, "%s", reg_col_text(st, 2));
+        r->detail = strdup(reg_col_text(st, 2));
         snprintf(r->evidence, sizeof r->evidence, "%s", reg_col_text(st, 3));
         const char *ev = reg_col_text(st, 4), *sp = strchr(ev, ' ');
         r->sig = r->text = r->pem = NULL;
@@ -462,13 +462,15 @@ static sg_status read_decisions(sg_registry *reg, reg_stmt *pre, const char *mod
         d->seq = r->seq;
         /* the comment as signed (the evidence is its digest), else none */
         char h[65] = "";
-        if (*r->detail) sg_sha256_hex((const uint8_t *)r->detail, strlen(r->detail), h);
-        snprintf(d->comment, sizeof d->comment, "%s", !strcmp(h, r->evidence) ? r->detail : "");
+        const char *detail = r->detail ? r->detail : "";
+        if (*detail) sg_sha256_hex((const uint8_t *)detail, strlen(detail), h);
+        snprintf(d->comment, sizeof d->comment, "%s", !strcmp(h, r->evidence) ? detail : "");
     }
     for (size_t i = 0; i < n; i++) {
         free(rows[i].text);
         free(rows[i].sig);
         free(rows[i].pem);
+        free(rows[i].detail);
     }
     free(rows);
     if (rc != SG_OK) {

@@ -1173,7 +1173,9 @@ static sg_status check_tls_cert(const char *path, const char *pem, size_t n, sg_
     }
     sg_status rc = SG_OK;
     const ASN1_TIME *na = X509_get0_notAfter(x), *nb = X509_get0_notBefore(x);
-    const bool expired = X509_cmp_current_time(na)<0, early = X509_cmp_current_time(nb)> 0;
+    const int after_end = X509_cmp_current_time(na), before_start = X509_cmp_current_time(nb);
+    const bool expired = after_end < 0;
+    const bool early = before_start > 0;
     if (expired || early) {
         char when[64] = "?";
         BIO *m = BIO_new(BIO_s_mem());
