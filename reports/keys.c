@@ -310,6 +310,11 @@ static void key_kind(EVP_PKEY *key, char *buf, size_t len)
         snprintf(buf, len, "%s", tn ? tn : "?");
 }
 
+const char *sg_key_file_pem(const sg_private_key_file *f)
+{
+    return f->text;
+}
+
 sg_status sg_key_file_parse(const sg_private_key_file *f, EVP_PKEY **out, sg_err *err)
 {
     *out = NULL;

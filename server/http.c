@@ -31,7 +31,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -1202,26 +1201,24 @@ sg_status sg_server_run(const sg_server_config *cfg, sg_err *err)
     socklen_t sl;
     int rc = parse_listen(cfg->listen, &ss, &sl, err);
     if (rc == SG_OK) rc = load_config(cfg, err);
-    char *cert = NULL, *key = NULL;
+    char *cert = NULL;
+    const char *key = NULL;
+    sg_private_key_file *key_file = NULL;
     size_t n;
     if (rc == SG_OK && cfg->tls_cert) {
         if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
             rc = sg_errf(err, SG_EINPUT, "this libmicrohttpd was built without TLS");
         if (rc == SG_OK) rc = sg_read_file(cfg->tls_cert, 1 << 20, (uint8_t **)&cert, &n, err);
         if (rc == SG_OK) rc = check_tls_cert(cfg->tls_cert, cert, n, err);
-        if (rc == SG_OK) rc = sg_read_file(cfg->tls_key, 1 << 20, (uint8_t **)&key, &n, err);
-        /* a private key others may read is refused, as --key and the signing keys are (and
-           as ssh refuses one); it had been served with */
-        struct stat kst;
-        if (rc == SG_OK && stat(cfg->tls_key, &kst) == 0 && (kst.st_mode & 077))
-            rc = sg_errf(err, SG_EINPUT,
-                         "%s: UNPROTECTED PRIVATE KEY FILE: mode %04o lets group or others access "
-                         "it; run 'chmod 600 %s'",
-                         cfg->tls_key, (unsigned)(kst.st_mode & 07777), cfg->tls_key);
+        /* read as the signing keys are (sg_key_file_read): a regular file that group and
+           others cannot read, as ssh wants one (a mode-0644 key had been served with), in
+           memory a fork does not copy, wiped when freed */
+        if (rc == SG_OK) rc = sg_key_file_read(cfg->tls_key, &key_file, err);
+        if (rc == SG_OK) key = sg_key_file_pem(key_file);
     }
     if (rc != SG_OK) {
         free(cert);
-        free(key);
+        sg_key_file_free(key_file);
         release();
         return rc;
     }
@@ -1249,7 +1246,7 @@ sg_status sg_server_run(const sg_server_config *cfg, sg_err *err)
             sigaction(fwd_sigs[i], &old_act[i], NULL);
         pthread_sigmask(SIG_SETMASK, &old, NULL);
         free(cert);
-        free(key);
+        sg_key_file_free(key_file);
         release();
         return rc;
     }
@@ -1259,7 +1256,7 @@ sg_status sg_server_run(const sg_server_config *cfg, sg_err *err)
     const sg_server_config *c = &g_srv.cfg;
     struct MHD_OptionItem tls_opts[] = {
         {MHD_OPTION_HTTPS_MEM_CERT, 0, cert},
-        {MHD_OPTION_HTTPS_MEM_KEY, 0, key},
+        {MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)key},
         /* TLS 1.2 and 1.3 only, and no key exchange without forward secrecy: GnuTLS's
            defaults had negotiated TLS 1.0 and 1.1, and static RSA (AES128-SHA) */
         {MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-RSA"},
@@ -1283,7 +1280,7 @@ sg_status sg_server_run(const sg_server_config *cfg, sg_err *err)
             sigaction(fwd_sigs[i], &old_act[i], NULL);
         pthread_sigmask(SIG_SETMASK, &old, NULL);
         free(cert);
-        free(key);
+        sg_key_file_free(key_file);
         release();
         /* libmicrohttpd's reason: the text after its last ": " (the system's, for a bind) */
         const char *why = strrchr(g_start_msg, ':');
@@ -1337,7 +1334,7 @@ sg_status sg_server_run(const sg_server_config *cfg, sg_err *err)
         sigaction(fwd_sigs[i], &old_act[i], NULL);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     free(cert);
-    free(key);
+    sg_key_file_free(key_file);
     release();
     return SG_OK;
 }

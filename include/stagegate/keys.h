@@ -31,6 +31,9 @@ SG_MUST_CHECK sg_status sg_key_file_read(const char *path, sg_private_key_file *
 SG_MUST_CHECK sg_status sg_key_file_parse(const sg_private_key_file *f, EVP_PKEY **out,
                                           sg_err *err);
 void sg_key_file_free(sg_private_key_file *f);
+/* The file's PEM text, NUL-terminated, valid until sg_key_file_free: for a library that parses
+   the key itself (the server's TLS key goes to GnuTLS). */
+const char *sg_key_file_pem(const sg_private_key_file *f);
 SG_MUST_CHECK sg_status sg_key_load_public(const char *path, EVP_PKEY **out, sg_err *err);
 SG_MUST_CHECK sg_status sg_key_load_public_pem(const char *pem, size_t len, const char *what, EVP_PKEY **out,
                            sg_err *err);
