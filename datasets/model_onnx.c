@@ -663,6 +663,16 @@ sg_status sg_model_digest_file_hex(const char *path, char hex[65], sg_err *err)
     ox_ctx c = {.path = path, .onnx_bytes = bytes, .onnx_len = len};
     dir_of(path, c.dir, sizeof c.dir);
     uint8_t d[32];
+    /* An artifact of any kind may start with these two bytes (4096 random bytes do, one time
+       in 516). One that is not well-formed protobuf is no ONNX model: no loader reads it and
+       no external data counts, so its digest is the file's own. The wire check's verdict is
+       the loader's, so the two cannot disagree on what is ONNX. */
+    ox_wire_check w = {0};
+    if (!ox_wire_ok(bytes, bytes + len, &onnx__model_proto__descriptor, 0, &w)) {
+        sg_sha256_hex(bytes, len, hex);
+        free(bytes);
+        return SG_OK;
+    }
     rc = ox_unpack(path, bytes, len, &c.mp, err);
     /* Not an ONNX model after all (no c.mp, no external file): the file's own digest. */
     if (rc == SG_OK && c.mp) rc = hash_external(&c, err);
