@@ -88,6 +88,16 @@ static sg_status tokens_read(const char *path, tokens_snap **out, sg_err *err)
     tokens_snap *s = calloc(1, sizeof *s);
     if (!s) return sg_errf(err, SG_ENOMEM, "out of memory");
     sg_status rc = srv_tokens_load(path, &s->t, err);
+    /* A file without one principal would answer every call 401. At a reload it is far more
+       likely an editor's save caught between truncating and writing than an intent; at the
+       start, a path mistaken. Stopping the server is how every token is revoked at once. */
+    if (rc == SG_OK && s->t.n == 0) {
+        srv_tokens_free(&s->t);
+        rc = sg_errf(err, SG_EINPUT,
+                     "tokens file %s has no principals (add one with `stagegate token add`; to "
+                     "revoke every token, stop the server)",
+                     path);
+    }
     if (rc != SG_OK) {
         free(s);
         return rc;

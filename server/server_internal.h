@@ -17,6 +17,7 @@ typedef struct {
     char name[64];
     char key_id[65];
     char *pub_pem;
+    int line; /* its line in the tokens file, for messages */
 } srv_principal;
 
 typedef struct {

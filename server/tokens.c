@@ -95,6 +95,35 @@ static sg_status parse_line(char *line, const char *path, int lineno, srv_princi
     return rc;
 }
 
+static int by_hash(const void *a, const void *b)
+{
+    const srv_principal *const *x = a, *const *y = b;
+    int c = memcmp((*x)->hash, (*y)->hash, sizeof(*x)->hash);
+    return c ? c : ((*x)->line > (*y)->line) - ((*x)->line < (*y)->line);
+}
+
+/* One token, one principal. A token's hash on two lines (a line pasted twice, or a hand edit
+   giving another's token a second key) had been accepted, and the last line silently decided
+   whose key the holder acted with; the file is refused, naming both lines. */
+static sg_status check_unique(const srv_tokens *t, const char *path, sg_err *err)
+{
+    if (t->n < 2) return SG_OK;
+    const srv_principal **v = malloc(t->n * sizeof *v);
+    if (!v) return sg_errf(err, SG_ENOMEM, "out of memory");
+    for (size_t i = 0; i < t->n; i++)
+        v[i] = &t->v[i];
+    qsort(v, t->n, sizeof *v, by_hash);
+    sg_status rc = SG_OK;
+    for (size_t i = 1; i < t->n && rc == SG_OK; i++)
+        if (memcmp(v[i - 1]->hash, v[i]->hash, sizeof v[i]->hash) == 0)
+            rc = sg_errf(err, SG_EINPUT,
+                         "tokens file %s: line %d has the token of line %d (a token belongs to "
+                         "one principal; delete one of the lines)",
+                         path, v[i]->line, v[i - 1]->line);
+    free(v);
+    return rc;
+}
+
 sg_status srv_tokens_load(const char *path, srv_tokens *t, sg_err *err)
 {
     memset(t, 0, sizeof t[0]);
@@ -123,11 +152,13 @@ sg_status srv_tokens_load(const char *path, srv_tokens *t, sg_err *err)
         }
         t->v = v;
         memset(&t->v[t->n], 0, sizeof t->v[0]);
+        t->v[t->n].line = lineno;
         rc = parse_line(line, path, lineno, &t->v[t->n], err);
         t->n++;
     }
     free(line);
     fclose(f);
+    if (rc == SG_OK) rc = check_unique(t, path, err);
     if (rc != SG_OK) srv_tokens_free(t);
     return rc;
 }

@@ -53,6 +53,28 @@ hup
 grep -q "keeping the 3 principals loaded before: .*accessible by group or others" server.log ||
     fail "no mode refusal line: $(tail -3 server.log)"
 expect 200 bob GET "$M/registered-models/get?name=$MODEL"
+# An empty file (an editor's save caught between truncating and writing), or one of comments
+# only, had reloaded as "0 principals" and locked every caller out: it is refused the same way.
+: >tokens
+chmod 600 tokens
+hup
+grep -q "keeping the 3 principals loaded before: tokens file tokens has no principals" server.log ||
+    fail "no empty-file refusal line: $(tail -3 server.log)"
+expect 200 bob GET "$M/registered-models/get?name=$MODEL"
+printf '# every line a comment\n\n' >tokens
+hup
+[ "$(grep -c "tokens file tokens has no principals" server.log)" = 2 ] || fail "comments only: $(tail -2 server.log)"
+expect 200 dave GET /api/stagegate/whoami
+# One token on two lines, the second with another principal's key (a hand edit): the holder
+# had acted as the last line's principal. The file is refused, naming both lines.
+cp tokens.good tokens
+bobhash=$(grep " bob " tokens | cut -d' ' -f1)
+grep " dave " tokens | sed "s/^[0-9a-f]*/$bobhash/" >>tokens
+hup
+grep -q "keeping the 3 principals loaded before: tokens file tokens: line 5 has the token of line 1" server.log ||
+    fail "no duplicate-token refusal line: $(tail -3 server.log) $(grep -n bob tokens | cut -c1-20)"
+expect 200 bob GET /api/stagegate/whoami
+[ "$(jbody .principal.name)" = bob ] || fail "whoami after the refused duplicate: $(cat body)"
 # A missing file likewise.
 rm tokens
 hup
@@ -103,6 +125,15 @@ rc=0; timeout 20 "$SG" token add --tokens tokens --principal alice.pub.pem >out 
 [ "$rc" = 2 ] && grep -q "tokens" err || fail "token add to a FIFO: exit $rc $(cat err)"
 rm tokens
 mv tokens.file tokens
+# at the start, a tokens file without a principal is exit 2 (every call would have been 401)
+printf '# none yet\n' >empty.tokens
+chmod 600 empty.tokens
+rc=0; timeout 20 "$SG" serve --db "$DB" --listen 127.0.0.1:0 --tokens empty.tokens 2>err || rc=$?
+[ "$rc" = 2 ] && grep -q "tokens file empty.tokens has no principals" err ||
+    fail "serve with no principals: exit $rc $(cat err)"
+# ...and token add still adds the first one to it
+"$SG" token add --tokens empty.tokens --principal alice.pub.pem --name first >/dev/null ||
+    fail "token add to a file of comments"
 # a tokens file over 16 MiB is refused before it is read (a 256 MB one had been read whole)
 truncate -s 20M big.tokens
 chmod 600 big.tokens
