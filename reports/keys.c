@@ -112,6 +112,23 @@ static bool ed25519_small_order(EVP_PKEY *key)
     return false;
 }
 
+/*
+ * OpenSSL's validation of a decoded key: for a public key, that an EC point is on P-256 and is
+ * not the point at infinity, which decodes from the one-byte SEC1 encoding 0x00 and which
+ * EVP_DigestVerify then accepts; under it ECDSA verification reduces to u1*G, so anyone can
+ * compute a signature that verifies for any message, with no private key. For a private key,
+ * also that the scalar is in range and that the public key stored with it is its own: a SEC1
+ * file can carry another's public point, and `gate` had signed with such a file, naming in the
+ * report the key id of a key that did not sign it.
+ */
+static bool key_valid(EVP_PKEY *key, bool private_part)
+{
+    EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_from_pkey(NULL, key, NULL);
+    bool ok = c && (private_part ? EVP_PKEY_check(c) : EVP_PKEY_public_check(c)) == 1;
+    EVP_PKEY_CTX_free(c);
+    return ok;
+}
+
 /* Writes all of buf to fd, retrying short writes. */
 static int write_all(int fd, const char *buf, size_t len)
 {
@@ -335,6 +352,13 @@ sg_status sg_key_file_parse(const sg_private_key_file *f, EVP_PKEY **out, sg_err
         EVP_PKEY_free(key);
         return rc;
     }
+    if (!key_valid(key, true)) {
+        EVP_PKEY_free(key);
+        return sg_errf(err, SG_EINPUT,
+                       "%s: not a valid key pair (the public key stored with the private key "
+                       "is not its own, or the key is out of range): %s",
+                       f->path, ossl_reason());
+    }
     if (key_canonical(key) != 0) {
         EVP_PKEY_free(key);
         return sg_errf(err, SG_EINPUT, "%s: the EC key cannot be put on the named curve P-256: %s",
@@ -520,6 +544,14 @@ sg_status sg_key_load_public_pem(const char *pem, size_t len, const char *what, 
         return sg_errf(err, SG_EINPUT,
                        "%s: the Ed25519 key is a point of small order, under which anyone can "
                        "sign anything; refused",
+                       what);
+    }
+    if (!key_valid(key, false)) {
+        EVP_PKEY_free(key);
+        ERR_clear_error();
+        return sg_errf(err, SG_EINPUT,
+                       "%s: not a valid public key (an EC point must be on P-256 and not the "
+                       "point at infinity, under which anyone can sign anything); refused",
                        what);
     }
     if (key_canonical(key) != 0) {

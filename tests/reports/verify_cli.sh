@@ -121,6 +121,54 @@ for hex in 0000000000000000000000000000000000000000000000000000000000000000 \
             fail "small-order key ${hex:0:62}$last: $(cat err.txt)"
     done
 done
+# --- the P-256 point at infinity (SEC1's one-byte encoding 0x00): OpenSSL decodes it, and
+# under it ECDSA verification reduces to u1*G, so a "PASSED" report for model.h5 is signed
+# here with no private key (k random, r = x(kG), s = e/k). It had verified, and the registry
+# had taken the key as a signer or admin key. ---
+{ echo "-----BEGIN PUBLIC KEY-----"
+  "$PY" -c 'import base64; print(base64.b64encode(bytes.fromhex("3019301306072a8648ce3d020106082a8648ce3d03010703020000")).decode())'
+  echo "-----END PUBLIC KEY-----"; } > inf.pub.pem
+"$PY" - model.h5 <<'PYEOF'
+import base64, hashlib, json, secrets, sys
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+st = {"_type": "https://in-toto.io/Statement/v1",
+      "subject": [{"name": "model.h5", "digest": {"sha256": hashlib.sha256(open(sys.argv[1], "rb").read()).hexdigest()}}],
+      "predicateType": "https://in-toto.io/attestation/test-result/v0.1",
+      "predicate": {"result": "PASSED", "passedTests": ["forged"], "failedTests": [],
+                    "timestamp": "2026-12-06T00:00:00Z"}}
+payload, pt = json.dumps(st).encode(), b"application/vnd.in-toto+json"
+e = int.from_bytes(hashlib.sha256(b"DSSEv1 %d %s %d %s" % (len(pt), pt, len(payload), payload)).digest(), "big")
+k = secrets.randbelow(N - 1) + 1
+r = ec.derive_private_key(k, ec.SECP256R1()).public_key().public_numbers().x % N
+sig = encode_dss_signature(r, e * pow(k, -1, N) % N)
+json.dump({"payload": base64.b64encode(payload).decode(), "payloadType": pt.decode(),
+           "signatures": [{"keyid": "", "sig": base64.b64encode(sig).decode()}]}, open("forged.json", "w"))
+PYEOF
+expect_rc 2 "$SG" verify forged.json --pubkey inf.pub.pem --model model.h5
+grep -qF "inf.pub.pem: not a valid public key (an EC point must be on P-256 and not the point at infinity" err.txt ||
+    fail "the point at infinity: $(cat out.txt err.txt)"
+grep -q PASSED out.txt && fail "a forged report's result was printed"
+# A SEC1 private key file whose stored public point is another key's: the report had named
+# that key's id and failed to verify under it, after `gate` had called it signed.
+"$PY" - <<'PYEOF'
+import base64, os
+from cryptography.hazmat.primitives import serialization as s
+k = s.load_pem_private_key(open("k.key.pem", "rb").read(), None)
+v = s.load_pem_public_key(open("other.pub.pem", "rb").read())
+der = bytearray(k.private_bytes(s.Encoding.DER, s.PrivateFormat.TraditionalOpenSSL, s.NoEncryption()))
+q = lambda p: p.public_bytes(s.Encoding.X962, s.PublicFormat.UncompressedPoint)
+i = der.find(q(k.public_key()))
+der[i:i + 65] = q(v)
+fd = os.open("mixed.key.pem", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+os.write(fd, b"-----BEGIN EC PRIVATE KEY-----\n" + base64.encodebytes(bytes(der)) + b"-----END EC PRIVATE KEY-----\n")
+PYEOF
+expect_rc 2 "$SG_MAKE_REPORT" --key mixed.key.pem --out mixed.json --subject-file model.h5
+grep -qF "mixed.key.pem: not a valid key pair (the public key stored with the private key is not its own" err.txt ||
+    fail "a private key with another's public point: $(cat out.txt err.txt)"
+[ ! -e mixed.json ] || fail "a report was written with a mismatched key pair"
+
 # an ordinary Ed25519 key still loads (the check is not "refuse Ed25519")
 expect_rc 1 "$SG" verify good.json --pubkey ed.pub.pem
 grep -q "signature" out.txt || fail "ed25519 key: $(cat out.txt err.txt)"
