@@ -188,10 +188,13 @@ def _tree_ensemble(est):
     import sklearn_trees
     name = type(est).__name__
     classifier = name.endswith("Classifier")
+    # Checked before the classes: a multi-output classifier's classes_ is a list of arrays,
+    # one per output (ragged when the outputs have different class counts).
+    n_outputs = getattr(est, "n_outputs_", 1)
+    if n_outputs != 1:
+        raise ExportError(f"{name} has {n_outputs} outputs; only single-output "
+                          f"{'classification' if classifier else 'regression'} is supported")
     k = _classes(est) if classifier else 0
-    if not classifier and getattr(est, "n_outputs_", 1) != 1:
-        raise ExportError(f"{name} has {est.n_outputs_} outputs; only single-output "
-                          "regression is supported")
     try:
         trees = sklearn_trees.convert(est, k)
     except sklearn_trees.TreeExportError as e:

@@ -217,6 +217,14 @@ def main():
     run_refused("unfitted", LogisticRegression(), None, "not fitted")
     run_refused("multilabel", MLPClassifier(max_iter=5), (Xb, np.c_[yb, 1 - yb]), "multilabel")
     run_refused("ridge_2_outputs", Ridge(), (Xb, np.c_[yb, yb]), "2 outputs")
+    # Multi-output tree classifiers: classes_ is a list, one array per output. Outputs of
+    # different class counts had crashed the exporter with a traceback (a ragged array);
+    # equal ones had been refused for their "labels" instead of their outputs.
+    run_refused("tree_2_outputs_ragged", DecisionTreeClassifier(max_depth=3),
+                (Xb, np.c_[yb, (Xb[:, 1] > 0).astype(int) + (Xb[:, 2] > 0)]),
+                "DecisionTreeClassifier has 2 outputs; only single-output classification")
+    run_refused("forest_2_outputs", RandomForestClassifier(n_estimators=2), (Xb, np.c_[yb, 1 - yb]),
+                "RandomForestClassifier has 2 outputs; only single-output classification")
     run_refused("pipe_poly", make_pipeline(PolynomialFeatures(), Ridge()), (Xb, yb),
                 "Pipeline(PolynomialFeatures, Ridge)")
 
