@@ -699,31 +699,30 @@ static sg_status op_unary(ox_ctx *c, size_t i, sg_err *err)
 }
 
 /*
- * The type each attribute of the supported operators has in ONNX's operator schemas (every
- * opset). An attribute of another type was read as absent, so its default applied: Clip's
- * min=0, max=1 written as ints (helper.make_node does that for Python ints) clipped nothing,
- * and onnx.checker refuses such a model ("Mismatched attribute type"). A name no supported
- * operator has is refused too: a misspelt transB would have been ignored the same way.
+ * Each supported operator's schema at each version in force at opsets 9..17 (generated from
+ * onnx.defs by scripts/onnx_schemas.py): the opset it is defined from, how many inputs and
+ * outputs a node may have, and its attributes with their types. A node is checked against the
+ * schema its model's opset selects, as onnx.checker does. Node compilers read only the inputs
+ * and attributes they know, so anything the schema does not allow had been ignored: a third
+ * input of MatMul (a bias dropped without a word), MatMul's transB=1 (x@W computed for x@W^T),
+ * Concat without its required axis (axis 0 assumed), HardSwish at opset 13 (defined from 14).
+ * An attribute of another type had been read as absent, so its default applied: Clip's min=0,
+ * max=1 written as ints (helper.make_node does that for Python ints) clipped nothing.
  */
-#define AT(t) ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__##t
-static const struct {
+typedef struct {
     const char *name;
-    int type;
-} attr_types[] = {
-    {"transA", AT(INT)},        {"transB", AT(INT)},        {"broadcast", AT(INT)},
-    {"axis", AT(INT)},          {"keepdims", AT(INT)},      {"noop_with_empty_axes", AT(INT)},
-    {"training_mode", AT(INT)}, {"allowzero", AT(INT)},     {"to", AT(INT)},
-    {"spatial", AT(INT)},       {"is_test", AT(INT)},       {"seed", AT(INT)},
-    {"stash_type", AT(INT)},    {"saturate", AT(INT)},      {"value_int", AT(INT)},
-    {"alpha", AT(FLOAT)},       {"beta", AT(FLOAT)},        {"gamma", AT(FLOAT)},
-    {"epsilon", AT(FLOAT)},     {"momentum", AT(FLOAT)},    {"ratio", AT(FLOAT)},
-    {"min", AT(FLOAT)},         {"max", AT(FLOAT)},         {"value_float", AT(FLOAT)},
-    {"consumed_inputs", AT(INTS)}, {"axes", AT(INTS)},      {"starts", AT(INTS)},
-    {"ends", AT(INTS)},         {"shape", AT(INTS)},        {"value_ints", AT(INTS)},
-    {"value_floats", AT(FLOATS)}, {"value", AT(TENSOR)},    {"sparse_value", AT(SPARSE_TENSOR)},
-    {"value_string", AT(STRING)}, {"value_strings", AT(STRINGS)},
-};
+    int type; /* ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__* */
+    bool required;
+} ox_attr_schema;
+typedef struct {
+    const char *op;
+    int since, min_in, max_in, min_out, max_out;
+    const ox_attr_schema *attrs;
+    int n_attrs;
+} ox_op_schema;
+#include "onnx_schemas.inc"
 
+#define AT(t) ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__##t
 static const char *attr_type_name(int t)
 {
     switch (t) {
@@ -757,29 +756,91 @@ static bool attr_holds(const Onnx__AttributeProto *a, int t)
     }
 }
 
-static sg_status check_attributes(ox_ctx *c, sg_err *err)
+/* The schema version a node of op follows at opset (the latest defined at or before it), or
+   NULL; *first is then the opset op is defined from (0 if from none in the table). */
+static const ox_op_schema *schema_of(const char *op, int opset, int *first)
 {
-    for (size_t i = 0; i < c->node->n_attribute; i++) {
-        const Onnx__AttributeProto *a = c->node->attribute[i];
+    const ox_op_schema *best = NULL;
+    *first = 0;
+    for (size_t i = 0; i < sizeof ox_schemas / sizeof ox_schemas[0]; i++) {
+        const ox_op_schema *s = &ox_schemas[i];
+        if (strcmp(s->op, op) != 0) continue;
+        if (!*first || s->since < *first) *first = s->since;
+        if (s->since <= opset && (!best || s->since > best->since)) best = s;
+    }
+    return best;
+}
+
+/* Operators whose attributes became inputs at some opset: the likeliest cause of a refusal. */
+static const char *schema_hint(const char *op)
+{
+    static const struct {
+        const char *op, *hint;
+    } hints[] = {
+        {"Clip", " (min and max are attributes before opset 11, inputs from opset 11 on)"},
+        {"Slice",
+         " (starts, ends and axes are attributes before opset 10, inputs from opset 10 on)"},
+        {"Dropout", " (ratio is an attribute before opset 12, an input from opset 12 on)"},
+        {"Squeeze", " (axes is an attribute before opset 13, an input from opset 13 on)"},
+        {"Unsqueeze", " (axes is an attribute before opset 13, an input from opset 13 on)"},
+        {"ReduceSum", " (axes is an attribute before opset 13, an input from opset 13 on)"},
+    };
+    for (size_t i = 0; i < sizeof hints / sizeof hints[0]; i++)
+        if (!strcmp(op, hints[i].op)) return hints[i].hint;
+    return "";
+}
+
+static sg_status check_schema(ox_ctx *c, sg_err *err)
+{
+    const Onnx__NodeProto *n = c->node;
+    int first;
+    const ox_op_schema *s = schema_of(n->op_type, c->opset, &first);
+    if (!s)
+        return first ? ox_node_err(c, err, SG_EINPUT,
+                                   "%s is not defined at opset %d (ONNX defines it from opset %d)",
+                                   n->op_type, c->opset, first)
+                     : ox_node_err(c, err, SG_EINTERNAL, "no schema for %s", n->op_type);
+    const char *hint = schema_hint(n->op_type);
+    if (n->n_input < (size_t)s->min_in || n->n_input > (size_t)s->max_in) {
+        if (s->min_in == s->max_in)
+            return ox_node_err(c, err, SG_EINPUT, "%zu inputs; %s takes %d at this opset%s",
+                               n->n_input, n->op_type, s->min_in, hint);
+        return ox_node_err(c, err, SG_EINPUT, "%zu inputs; %s takes %d to %d at this opset%s",
+                           n->n_input, n->op_type, s->min_in, s->max_in, hint);
+    }
+    if (n->n_output < (size_t)s->min_out || n->n_output > (size_t)s->max_out) {
+        if (s->min_out == s->max_out)
+            return ox_node_err(c, err, SG_EINPUT, "%zu outputs; %s has %d at this opset",
+                               n->n_output, n->op_type, s->min_out);
+        return ox_node_err(c, err, SG_EINPUT, "%zu outputs; %s has %d to %d at this opset",
+                           n->n_output, n->op_type, s->min_out, s->max_out);
+    }
+    for (size_t i = 0; i < n->n_attribute; i++) {
+        const Onnx__AttributeProto *a = n->attribute[i];
         const char *name = a->name ? a->name : "";
         if (a->ref_attr_name && a->ref_attr_name[0])
             return ox_node_err(c, err, SG_EINPUT,
                                "attribute '%.64s' refers to a function's attribute", name);
-        size_t k = 0;
-        while (k < sizeof attr_types / sizeof attr_types[0] && strcmp(attr_types[k].name, name))
+        int k = 0;
+        while (k < s->n_attrs && strcmp(s->attrs[k].name, name) != 0)
             k++;
-        if (k == sizeof attr_types / sizeof attr_types[0])
-            return ox_node_err(c, err, SG_EINPUT, "attribute '%.64s' is not one %s has", name,
-                               c->node->op_type);
-        const int want = attr_types[k].type;
+        if (k == s->n_attrs)
+            return ox_node_err(c, err, SG_EINPUT,
+                               "attribute '%.64s' is not one %s has at this opset%s", name,
+                               n->op_type, hint);
+        const int want = s->attrs[k].type;
         if (a->type == AT(UNDEFINED) ? !attr_holds(a, want) : (int)a->type != want)
             return ox_node_err(c, err, SG_EINPUT, "attribute '%.64s' is %s, ONNX's %s has it %s",
                                name, attr_type_name(a->type == AT(UNDEFINED) ? -1 : (int)a->type),
-                               c->node->op_type, attr_type_name(want));
+                               n->op_type, attr_type_name(want));
         for (size_t j = 0; j < i; j++)
-            if (c->node->attribute[j]->name && !strcmp(c->node->attribute[j]->name, name))
+            if (n->attribute[j]->name && !strcmp(n->attribute[j]->name, name))
                 return ox_node_err(c, err, SG_EINPUT, "attribute '%.64s' is given twice", name);
     }
+    for (int k = 0; k < s->n_attrs; k++)
+        if (s->attrs[k].required && !ox_attr(c, s->attrs[k].name))
+            return ox_node_err(c, err, SG_EINPUT, "the required attribute '%s' is missing",
+                               s->attrs[k].name);
     return SG_OK;
 }
 #undef AT
@@ -787,7 +848,7 @@ static sg_status check_attributes(ox_ctx *c, sg_err *err)
 int ox_compile_node(ox_ctx *c, sg_err *err)
 {
     const char *op = c->node->op_type;
-    sg_status arc = check_attributes(c, err);
+    sg_status arc = check_schema(c, err);
     if (arc != SG_OK) return arc;
     if (!strcmp(op, "Gemm")) return ox_op_gemm(c, false, err);
     if (!strcmp(op, "MatMul")) return ox_op_gemm(c, true, err);

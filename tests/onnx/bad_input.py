@@ -362,6 +362,54 @@ def main():
     m.graph.node[1].attribute.extend([helper.make_attribute("alpha", 0.1)])
     run(tmp, "attr_twice", m, ["node 'lr2' (LeakyRelu, opset 13)", "attribute 'alpha' is given twice"],
         data)
+    # Each node against its operator's schema at the model's opset (onnx.defs; onnx.checker
+    # refuses all of these). Node compilers read only what they know: a third MatMul input (a
+    # bias) had been dropped, MatMul's transB=1 ignored (x@W for x@W^T), Concat's required axis
+    # taken as 0, and operators run at opsets where ONNX does not define them.
+    # (the shared generator's state is put back after these cases: later cases' messages
+    # quote values drawn from it)
+    rng_state = rng.bit_generator.state
+    Wsq = numpy_helper.from_array(rng.normal(size=(4, 4)).astype(np.float32), "Wsq")
+    hundred = numpy_helper.from_array(np.array([100.0], np.float32), "hundred")
+    def via_matmul(node, opset=13):
+        """x -> node -> 'h' [batch, 4] -> Gemm -> Softmax."""
+        m = base(nodes=[node, helper.make_node("Gemm", ["h", "W", "b"], ["z"], name="fc", transB=1),
+                        helper.make_node("Softmax", ["z"], ["out"], name="sm", axis=1)], opset=opset)
+        m.graph.initializer.extend([Wsq, hundred])
+        return m
+    for name, node, want in [
+            ("matmul_3_inputs", helper.make_node("MatMul", ["x", "Wsq", "hundred"], ["h"], name="mm"),
+             "3 inputs; MatMul takes 2 at this opset"),
+            ("add_3_inputs", helper.make_node("Add", ["x", "hundred", "hundred"], ["h"], name="mm"),
+             "3 inputs; Add takes 2 at this opset"),
+            ("relu_2_inputs", helper.make_node("Relu", ["x", "hundred"], ["h"], name="mm"),
+             "2 inputs; Relu takes 1 at this opset"),
+            ("relu_2_outputs", helper.make_node("Relu", ["x"], ["h", "h2"], name="mm"),
+             "2 outputs; Relu has 1 at this opset"),
+            ("matmul_transB", helper.make_node("MatMul", ["x", "Wsq"], ["h"], name="mm", transB=1),
+             "attribute 'transB' is not one MatMul has at this opset"),
+            ("relu_alpha", helper.make_node("Relu", ["x"], ["h"], name="mm", alpha=0.5),
+             "attribute 'alpha' is not one Relu has at this opset"),
+            ("concat_no_axis", helper.make_node("Concat", ["x"], ["h"], name="mm"),
+             "the required attribute 'axis' is missing")]:
+        run(tmp, name, via_matmul(node), ["node 'mm' (%s, opset 13)" % node.op_type, want], data)
+    for op, opset, first in [("HardSwish", 13, 14), ("Celu", 11, 12)]:
+        run(tmp, "%s_opset%d" % (op.lower(), opset),
+            via_matmul(helper.make_node(op, ["x"], ["h"], name="mm"), opset=opset),
+            ["node 'mm' (%s, opset %d)" % (op, opset),
+             "%s is not defined at opset %d (ONNX defines it from opset %d)" % (op, opset, first)],
+            data)
+    # Gemm's bias C is required before opset 11
+    run(tmp, "gemm_no_c_opset10",
+        base(nodes=[helper.make_node("Gemm", ["x", "W"], ["z"], name="fc", transB=1),
+                    helper.make_node("Softmax", ["z"], ["out"], name="sm", axis=1)], opset=10),
+        ["node 'fc' (Gemm, opset 10)", "2 inputs; Gemm takes 3 at this opset"], data)
+    # ...and the same nodes written as the schema allows still load
+    for name, node, opset in [
+            ("concat_axis_ok", helper.make_node("Concat", ["x"], ["h"], name="mm", axis=1), 13),
+            ("hardswish_opset14", helper.make_node("HardSwish", ["x"], ["h"], name="mm"), 14)]:
+        run(tmp, name, via_matmul(node, opset=opset), [], data, exit_code=0)
+    rng.bit_generator.state = rng_state
     # Rows of 2^24 values: a [1, 1] row broadcast against a folded [4096, 4096] constant.
     # Each scalar Add on it made a 64 MiB constant row at load, uncounted (a 33 KB file took
     # 131 MB a node); with none, the workers' scratch is refused with its reason.
