@@ -114,7 +114,10 @@ int ox_op_reshape(ox_ctx *c, sg_err *err)
             d = in_dims[i];
         }
         if (d == -1) {
-            if (infer >= 0) return ox_node_err(c, err, SG_EINPUT, "two -1 in shape");
+            /* ONNX allows one -1; a leading -1 taken for the batch is that one ([-1, -1] had
+               been read as [batch, row]) */
+            if (infer >= 0 || (first && vs->i[0] == -1))
+                return ox_node_err(c, err, SG_EINPUT, "two -1 in shape (ONNX allows one)");
             infer = i;
         } else if (d < 0 || !sg_mul_size(known, (size_t)d, &known) ||
                    known > (size_t)OX_MAX_ELEMS) {

@@ -409,6 +409,13 @@ def main():
             ("concat_axis_ok", helper.make_node("Concat", ["x"], ["h"], name="mm", axis=1), 13),
             ("hardswish_opset14", helper.make_node("HardSwish", ["x"], ["h"], name="mm"), 14)]:
         run(tmp, name, via_matmul(node, opset=opset), [], data, exit_code=0)
+    # Reshape to [-1, -1]: ONNX allows one -1; the leading one had been taken for the batch
+    for shape, ok in [([-1, -1], False), ([0, -1], True), ([-1, 4], True)]:
+        m = via_matmul(helper.make_node("Reshape", ["x", "shp"], ["h"], name="mm"))
+        m.graph.initializer.extend([numpy_helper.from_array(np.array(shape, np.int64), "shp")])
+        run(tmp, "reshape_%s" % "_".join(str(d) for d in shape), m,
+            [] if ok else ["node 'mm' (Reshape, opset 13)", "two -1 in shape (ONNX allows one)"],
+            data, exit_code=0 if ok else 2)
     rng.bit_generator.state = rng_state
     # Rows of 2^24 values: a [1, 1] row broadcast against a folded [4096, 4096] constant.
     # Each scalar Add on it made a 64 MiB constant row at load, uncounted (a 33 KB file took
