@@ -71,6 +71,11 @@ command -v "$SG" >/dev/null || { echo "nightly.sh: stagegate binary '$SG' not fo
 mkdir -p "$OUT/reports" "$OUT/compare" "$OUT/trend" || exit 2
 # Absolute, as the registry records report paths: compare then prints both paths alike.
 OUT=$(cd "$OUT" && pwd)
+# One run at a time per output directory: two at once had written the same report names
+# (the stamp is to the second), so each replaced the other's signed reports and the runs the
+# registry recorded pointed at bytes that were not theirs.
+exec 9>"$OUT/.nightly.lock" || { echo "nightly.sh: cannot create $OUT/.nightly.lock" >&2; exit 2; }
+flock -n 9 || { echo "nightly.sh: another nightly run is writing to $OUT (it holds $OUT/.nightly.lock); not started" >&2; exit 2; }
 DBDIR=$(cd "$(dirname "$DB")" && pwd)
 
 # Progress goes to stderr, and by default only when stderr is a terminal: cron mail and CI
@@ -119,6 +124,11 @@ total=$(wc -l <"$LIST")
 # its own on a fingerprint: the noise band compare needs (docs/nightly.md).
 SETTLE=3
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
+# ...and a run never takes the stamp of an earlier one (two nights within one second).
+while compgen -G "$OUT/reports/*-$stamp.intoto.json" >/dev/null; do
+    sleep 1
+    stamp=$(date -u +%Y%m%dT%H%M%SZ)
+done
 start=$(date +%s)
 i=0 regressed=0 failed=0 errors=0
 models=()
@@ -173,10 +183,15 @@ while IFS=$'\t' read -r -u 3 name version stage dataset policy; do
     IFS=$'\t' read -r prev prev_sha < <(jq -r '.runs | if length > 0 then .[-1] | "\(.report_path)\t\(.report_sha256)" else "" end' "$hist")
     own_runs=$(jq '.runs | length' "$hist")
     # The last run of the version this one replaced in this stage on this fingerprint (the
-    # newest run of another version recorded while in the same stage), and that version.
+    # newest run of another version recorded while in the same stage), and that version. A
+    # newer version that is in the stage beside this one replaced nothing of it: Staging holds
+    # several, and an unchanged v1 had been compared with v2 next to it, and flagged when v2
+    # was faster. (An older one beside it is compared with: that is the new version's
+    # predecessor; a newer one that has left the stage is too: a rollback replaced it.)
+    beside=$(awk -F'\t' -v n="$name" -v s="$stage" '$1 == n && $3 == s { print $2 }' "$LIST" | jq -s -c .)
     IFS=$'\t' read -r rprev rversion rprev_sha < <("$SG" registry runs "$name" --fingerprint "$fp" --db "$DB" --json |
-        jq -r --arg stage "$stage" --argjson v "$version" \
-            '[.runs[] | select(.stage == $stage and .version != $v)] | if length > 0 then .[-1] | "\(.report_path)\t\(.version)\t\(.report_sha256)" else "" end')
+        jq -r --arg stage "$stage" --argjson v "$version" --argjson beside "$beside" \
+            '[.runs[] | select(.stage == $stage and .version != $v and (.version < $v or (.version as $r | $beside | index($r) | not)))] | if length > 0 then .[-1] | "\(.report_path)\t\(.version)\t\(.report_sha256)" else "" end')
     # The reports compared with are the ones the registry recorded (it verified their
     # signatures then): a file changed since, in OUT/reports, is not compared with.
     if ! intact "$prev" "$prev_sha" || ! intact "$rprev" "$rprev_sha"; then
