@@ -6,6 +6,7 @@
  */
 #define _GNU_SOURCE
 #include <limits.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -291,6 +292,27 @@ static json_t *load_run(sg_registry *reg, int64_t id, sg_err *err)
     return o;
 }
 
+/* A run is kept only with figures its history can be read back with: `compare --history`
+   refuses a latency that is not a positive number of nanoseconds (up to 1e15), so a signed
+   report with p50 = -7 had been recorded, then made every later nightly compare of that
+   version exit 2 until the run left the 20-run window. */
+static sg_status check_latencies(const char *path, json_t *pred, sg_err *err)
+{
+    static const char *const pk[] = {"p50", "p90", "p99", "p999", "mean"};
+    json_t *lat = json_object_get(json_object_get(pred, "latency"), "latency_ns");
+    for (size_t i = 0; i < sizeof pk / sizeof pk[0]; i++) {
+        json_t *v = json_object_get(lat, pk[i]);
+        if (!v || json_is_null(v)) continue;
+        double x = json_number_value(v);
+        if (!json_is_number(v) || !(x > 0) || !isfinite(x) || x > 1e15)
+            return sg_errf(err, SG_EINPUT,
+                           "%s: latency.latency_ns.%s is not a latency (a positive number of "
+                           "nanoseconds); not recorded",
+                           path, pk[i]);
+    }
+    return SG_OK;
+}
+
 sg_status sg_registry_record_run(sg_registry *reg, const char *report_path, EVP_PKEY *pub,
                            const char *model, int64_t want_version, json_t **run, sg_err *err)
 {
@@ -331,6 +353,7 @@ sg_status sg_registry_record_run(sg_registry *reg, const char *report_path, EVP_
         rc = sg_errf(err, SG_EREFUSED, "%s: the verified subject differs from the one looked up",
                      report_path);
     json_t *pred = json_object_get(info.statement, "predicate");
+    if (!rc) rc = check_latencies(report_path, pred, err);
     if (!rc)
         rc = insert_run(reg, name, version, stage, pred, &info, report_sha, report_path, &id, err);
     if (!rc && run && !(*run = load_run(reg, id, err))) rc = SG_EINTERNAL;

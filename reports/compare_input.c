@@ -308,6 +308,21 @@ static int load_latency(const char *path, json_t *latency, sg_compare_run *run, 
             return sg_errf(err, SG_EINPUT, "%s: latency_ns.%s is not a non-negative number", path,
                            pct[i]);
     }
+    /* The clock's overhead is the absolute noise floor of every percentile's verdict (moves
+       smaller than it are "within the clock's resolution"): 1e300 or a string had been taken
+       as given, so an edited run hid a 2x slowdown. Reading the clock takes nanoseconds, or a
+       few microseconds where a hypervisor traps the TSC; over 1 ms it is no clock. */
+    json_t *clk = json_object_get(latency, "clock");
+    if (clk && !json_is_null(clk)) {
+        json_t *ov = json_object_get(clk, "overhead_ns");
+        double x = json_number_value(ov);
+        if (!json_is_object(clk) ||
+            (ov && !json_is_null(ov) && (!json_is_number(ov) || !(x >= 0) || x > 1e6)))
+            return sg_errf(err, SG_EINPUT,
+                           "%s: clock.overhead_ns is not a clock's overhead (a number of "
+                           "nanoseconds from 0 to 1,000,000)",
+                           path);
+    }
     run->latency = latency;
     copy_str(run->scenario, sizeof run->scenario, json_object_get(latency, "scenario"));
     json_t *machine = json_object_get(latency, "machine");

@@ -232,7 +232,9 @@ static json_t *percentile_row(const sg_compare_run *o, const sg_compare_run *n, 
                  pct_names[k], (long long)need);
     else if (a.n < 2 || b.n < 2 || p_min >= opt->alpha)
         judge_few(&j, &a, &b, ratio, p_min, single_floor);
-    else if (fabs(ratio - 1) < floor)
+    else if (fabs(ratio - 1) <= floor) /* "moved by more than the floor" is what counts, as for
+                                          the single-run floor: a move of exactly it had been
+                                          judged here and not there */
         snprintf(j.why, sizeof j.why, "within the noise floor (%.0f%%)", 100 * floor);
     else if (fabs(b.median - a.median) <= spread)
         snprintf(j.why, sizeof j.why,

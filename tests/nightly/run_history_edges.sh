@@ -35,8 +35,10 @@ env = json.load(open("base.json"))
 st = json.loads(base64.b64decode(env["payload"]))
 p = st["predicate"]
 p["timestamp"] = when
-if len(sys.argv) > 4:  # the percentile the policy budgets
+if len(sys.argv) > 4 and sys.argv[4]:  # the percentile the policy budgets
     p["policy"]["latency"]["percentile"] = int(sys.argv[4])
+if len(sys.argv) > 5:  # clock.overhead_ns, as a JSON value
+    p["latency"].setdefault("clock", {})["overhead_ns"] = json.loads(sys.argv[5])
 lat = p["latency"]
 lat.pop("histogram", None)
 lat.pop("spread", None)
@@ -124,4 +126,30 @@ assert figs[:3] == ["latency.p50", "latency.p90", "latency.p99"], figs
 p90 = page[page.index('data-figure="latency.p90"'):page.index('data-figure="latency.p99"')]
 assert 'class="limit"' in p90 and "limit 100 ms" in p90, "no limit line on the p90 chart"
 PY
-echo "run history: order, year range, --history without NEW, FIFO, tiny figures, edited records"
+# A signed p50 of -7 ns: refused by record (it had been recorded, and compare --history then
+# refused the registry's own run list for that version).
+signed neg.json 2026-12-12T02:00:00Z -7
+expect 2 $R record neg.json
+err_has "neg.json: latency.latency_ns.p50 is not a latency (a positive number of nanoseconds); not recorded"
+one_line
+# clock.overhead_ns is the absolute noise floor of compare's verdicts: 1e300 or a string had
+# been taken as given (a 2x slowdown then read as "within the clock's resolution").
+signed slow.json 2026-12-12T03:00:00Z 2000
+expect 1 "$SG" compare h4.json slow.json --fail-on-regression
+for ov in 1e300 '"fast"' -1 1000001; do
+    signed slow_ov.json 2026-12-12T03:00:00Z 2000 "" "$ov"
+    expect 2 "$SG" compare h4.json slow_ov.json --fail-on-regression
+    err_has "slow_ov.json: clock.overhead_ns is not a clock's overhead (a number of nanoseconds from 0 to 1,000,000)"
+    one_line
+done
+signed slow_ov.json 2026-12-12T03:00:00Z 2000 "" 25
+expect 1 "$SG" compare h4.json slow_ov.json --fail-on-regression
+# A move of exactly the noise floor is within it, as "moved by more than the floor" says and
+# as the single-run floor has it (the repetitions' floor had judged it significant).
+signed at100.json 2026-12-12T04:00:00Z 1000
+signed at125.json 2026-12-12T05:00:00Z 1250
+expect 0 "$SG" compare at100.json at125.json --noise-floor 0.25 --fail-on-regression
+grep -q "p50 .*within the noise floor (25%)" "$WORK/out" || { cat "$WORK/out"; fail "a move of exactly the floor"; }
+signed at126.json 2026-12-12T05:00:00Z 1260
+expect 1 "$SG" compare at100.json at126.json --noise-floor 0.25 --fail-on-regression
+echo "run history: order, year range, --history without NEW, FIFO, tiny figures, edited records, bad latencies, clock overhead, floor boundary"
