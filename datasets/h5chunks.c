@@ -433,8 +433,13 @@ static sg_status load_slab(sg_h5_reader *r, hid_t memtype, int64_t ci, uint8_t *
     size_t slab_bytes;
     if (__builtin_mul_overflow((size_t)r->chunk[0], cols, &slab_bytes) ||
         __builtin_mul_overflow(slab_bytes, ms, &slab_bytes) || slab_bytes > SLAB_MAX_BYTES)
-        return fail(r, err, "has chunks of %llu rows across %zu columns, more than %zu MiB to hold",
-                    (unsigned long long)r->chunk[0], cols, SLAB_MAX_BYTES >> 20);
+        /* a size limit, not damage: h5py writes such chunks when asked to */
+        return sg_errf(err, SG_EINPUT,
+                       "%s: %s has chunks of %llu rows across %zu columns, more than the %zu MiB "
+                       "a chunk may take to hold here; rewrite it with smaller chunks (h5py: "
+                       "chunks=True)",
+                       r->path, r->name, (unsigned long long)r->chunk[0], cols,
+                       SLAB_MAX_BYTES >> 20);
     sg_status rc = dst ? SG_OK : grow(&r->slab, &r->slab_cap, slab_bytes, r, err);
     if (rc != SG_OK) return rc;
     if (!dst) {

@@ -207,6 +207,14 @@ def main():
                 t.resize((rows,))
             case(f"{label} rows declared, one chunk stored", tmp, j("reg.h5"), j("claims.h5"),
                  "claims.h5", ["/X", str(rows), "stores 1"])
+        # A chunk too large to hold (2^28 labels, 2 GiB read as int64) is a size limit, said
+        # as one, not called corrupt: h5py writes such a file when asked to.
+        with h5py.File(j("bigchunk.h5"), "w") as f:
+            f["X"] = Xp[:1000]
+            f.create_dataset("y", data=np.zeros(1000, np.int32), chunks=(2**28,),
+                             maxshape=(None,), compression="gzip")
+        case("a 1 GiB label chunk", tmp, j("m.h5"), j("bigchunk.h5"), "bigchunk.h5",
+             ["/y has chunks of 268435456 rows", "rewrite it with smaller chunks"])
         # An unsigned attribute past INT64_MAX is named as stored, not clamped.
         data(j("fv.h5"))
         with h5py.File(j("fv.h5"), "a") as f:
