@@ -135,7 +135,7 @@ int sg_cmd_bench(int argc, char **argv)
     if (sg_cli_db_empty("bench", db)) return 2;
     c.seed = (uint64_t)seed;
     c.repetitions = (int)repetitions;
-    if (have_bound) c.latency_bound_ns = bound_ms * 1e6;
+    if (have_bound) c.latency_bound_ns = sg_ms_to_ns(bound_ms);
     if (scenario) {
         const sg_scenario_info *si = sg_scenario_find(scenario);
         if (!si)

@@ -232,7 +232,7 @@ static sg_status run_latency(const gate_args *a, const sg_model *model, sg_datas
     c.repetitions = p->latency_repetitions > 0 ? p->latency_repetitions : 1;
     /* LoadGen's server constraint is the policy's own bound. */
     if ((sg_scenarios[scenario].flags & SG_SCENARIO_VERDICT) && p->latency_max_ms > 0)
-        c.latency_bound_ns = p->latency_max_ms * 1e6;
+        c.latency_bound_ns = sg_ms_to_ns(p->latency_max_ms);
     sg_model_workload *mw = NULL;
     int rc = sg_model_workload_create_from(model, ds, QUERY_ROWS_MAX, 1, false, &mw, err);
     if (rc) return rc;
@@ -410,6 +410,12 @@ static sg_status run_gate(const gate_args *a, gate_run *g, sg_err *err)
     sg_model_open_options mo = {.onnx_output = a->onnx_output, .onnx_only = true};
     if ((rc = sg_model_open_verified(model, msha[0] ? msha : NULL, &mo, &g->cand_model, err)))
         return rc;
+    /* A classifier's shadow check compares labels: a tolerance would be read and ignored. */
+    if (g->policy.shadow_tolerance_given && g->cand_model->task != SG_TASK_REGRESSION)
+        return sg_errf(err, SG_EINPUT,
+                       "%s: shadow.tolerance applies to regression models; %s is a %s model, "
+                       "whose shadow check compares labels (remove the tolerance)",
+                       a->policy, model, sg_task_name(g->cand_model->task));
     if (data_rc == SG_OK) data_rc = sg_dataset_open_end(g->data, &data_err);
     if (data_rc != SG_OK) {
         *err = data_err;

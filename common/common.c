@@ -226,6 +226,12 @@ static void print_sig3(char *buf, size_t len, double v, const char *unit)
     snprintf(buf, len, "%.*f %s", decimals, v, unit);
 }
 
+double sg_ms_to_ns(double ms)
+{
+    const double ns = ms * 1e6, fine = nearbyint(ns * 1e6) / 1e6;
+    return isfinite(fine) ? fine : ns;
+}
+
 void sg_format_ns(double ns, char *buf, size_t len)
 {
     static const struct {

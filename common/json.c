@@ -52,7 +52,10 @@ sg_status sg_parse_double(const char *opt, const char *s, double min, double max
 {
     char *end = NULL;
     errno = 0;
-    double v = isspace((unsigned char)s[0]) ? 0 : strtod(s, &end);
+    /* Decimal only: strtod also reads C's hex floats ("0x0.1p0" as 0.0625, "0x10" as 16),
+       which no option means and the integer options refuse. */
+    const bool hex = strpbrk(s, "xX") != NULL;
+    double v = isspace((unsigned char)s[0]) || hex ? 0 : strtod(s, &end);
     /* A subnormal (1e-310, 5e-324) is a number strtod flags as an underflow: read it. One
        that underflows to 0 (1e-400) is refused as such, not as "not a number". */
     if (errno == ERANGE && v != 0 && isfinite(v) && fabs(v) <= DBL_MIN) errno = 0;

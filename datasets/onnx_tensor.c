@@ -302,11 +302,14 @@ sg_status ox_tensor_read(ox_ctx *c, const Onnx__TensorProto *t, ox_value *v, con
                    sg_err *err)
 {
     const int dt = t->has_data_type ? t->data_type : 0;
-    /* float, double -> float32; int64, int32 -> int64 */
-    size_t esize = dt == 1 ? 4 : dt == 11 ? 8 : dt == 7 ? 8 : dt == 6 ? 4 : 0;
+    /* float, double -> float32; int64, int32, bool -> int64. Bool is what ONNX gives
+       Dropout's training_mode (a constant false at inference); refused, it had kept valid
+       exports out. */
+    size_t esize = dt == 1 ? 4 : dt == 11 ? 8 : dt == 7 ? 8 : dt == 6 ? 4 : dt == 9 ? 1 : 0;
     if (!esize)
         return sg_errf(err, SG_EINPUT,
-                       "%s: %s has data type %d; float, double, int32 and int64 are supported",
+                       "%s: %s has data type %d; float, double, int32, int64 and bool are "
+                       "supported",
                        c->path, what, dt);
     if (t->n_dims > OX_MAX_RANK)
         return sg_errf(err, SG_EINPUT, "%s: %s has rank %zu (at most %d)", c->path, what, t->n_dims,
@@ -382,6 +385,8 @@ sg_status ox_tensor_read(ox_ctx *c, const Onnx__TensorProto *t, ox_value *v, con
         for (size_t k = 0; k < count; k++) {
             if (raw && dt == 7) {
                 memcpy(&v->i[k], raw + 8 * k, 8);
+            } else if (dt == 9) { /* raw bytes, or the typed values in int32_data */
+                v->i[k] = raw ? raw[k] != 0 : t->int32_data[k] != 0;
             } else if (raw) {
                 int32_t x;
                 memcpy(&x, raw + 4 * k, 4);

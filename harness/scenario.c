@@ -15,6 +15,7 @@
  */
 #define _GNU_SOURCE
 #include <math.h>
+#include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,8 +82,9 @@ static sg_status samples_max(run_ctx *x, sg_err *err)
     if (!env || !*env) return SG_OK; /* unset, or set empty */
     char *end = NULL;
     errno = 0;
-    long long v = strtoll(env, &end, 10);
-    if (*end || errno || v < 1 || (double)v > SAMPLES_MAX)
+    /* digits only: strtoll also skips leading blanks and takes a '+' */
+    long long v = isdigit((unsigned char)env[0]) ? strtoll(env, &end, 10) : 0;
+    if (!end || *end || errno || v < 1 || (double)v > SAMPLES_MAX)
         return sg_errf(err, SG_EINPUT,
                        "STAGEGATE_BENCH_MAX_SAMPLES: '%.40s' is not a whole number from 1 to %.0f",
                        env, SAMPLES_MAX);

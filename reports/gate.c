@@ -313,10 +313,14 @@ static int shadow_check(const sg_gate_policy *p, const sg_gate_inputs *in, sg_ga
     if (s->classification)
         set_text(c, "shadow agreement %.*g %s %.*g (%s of %s rows predict the baseline's label)",
                  dp, s->agreement, rel_sym(c->passed, true), dp, c->limit, agreeing, rows);
-    else
-        set_text(c, "shadow agreement %.*g %s %.*g (%s of %s rows within %g + %g x |baseline|)",
-                 dp, s->agreement, rel_sym(c->passed, true), dp, c->limit, agreeing, rows,
-                 s->abs_tolerance, s->rel_tolerance);
+    else {
+        /* the tolerance as applied, to the digit: %g had shown 0.2499999 as 0.25 */
+        char at[32], rt[32];
+        sg_format_shortest(s->abs_tolerance, at, sizeof at);
+        sg_format_shortest(s->rel_tolerance, rt, sizeof rt);
+        set_text(c, "shadow agreement %.*g %s %.*g (%s of %s rows within %s + %s x |baseline|)", dp,
+                 s->agreement, rel_sym(c->passed, true), dp, c->limit, agreeing, rows, at, rt);
+    }
     return SG_OK;
 }
 

@@ -498,6 +498,7 @@ static int parse_shadow(pctx *c, json_t *obj, sg_gate_policy *p)
         } else if (!strcmp(key, "optional")) {
             rc = get_bool(c, path, 2, v, &p->shadow_optional);
         } else if (!strcmp(key, "tolerance")) {
+            p->shadow_tolerance_given = true;
             rc = want_object(c, path, 2, v);
             const char *k2;
             json_t *v2;

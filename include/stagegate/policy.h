@@ -57,6 +57,7 @@ typedef struct {
     double shadow_min_agreement; /* fraction of rows in [0, 1] */
     double shadow_abs_tolerance; /* regression: |c - b| <= abs + rel * |b| counts as agreeing */
     double shadow_rel_tolerance;
+    bool shadow_tolerance_given; /* the policy names a tolerance (regression models only) */
     bool shadow_optional;
     char sha256[65]; /* of the bytes sg_policy_load parsed ("" after sg_policy_parse) */
 } sg_gate_policy;

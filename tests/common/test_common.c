@@ -423,6 +423,10 @@ static void test_parse_options(void **state)
     assert_int_equal(sg_parse_double("--t", "-0", 0, 1, &d, &err), 0);
     assert_true(d == 0 && !signbit(d));
     assert_int_equal(sg_parse_double("--t", "nan", 0, 1, &d, &err), -1);
+    /* hex floats are C's, not a number an option means (0x0.8 had read as 0.5) */
+    assert_int_equal(sg_parse_double("--t", "0x0.8", 0, 1, &d, &err), -1);
+    assert_non_null(strstr(err.msg, "--t: '0x0.8' is not a number in [0, 1]"));
+    assert_int_equal(sg_parse_double("--t", "0X1P-1", 0, 1, &d, &err), -1);
     assert_int_equal(sg_parse_double("--t", "inf", 0, INFINITY, &d, &err), -1);
     assert_int_equal(sg_parse_double("--t", "1.0001", 0, 1, &d, &err), -1);
     assert_int_equal(sg_parse_double("--t", "1e-400", -1, 1, &d, &err), -1);

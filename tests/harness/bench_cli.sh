@@ -110,6 +110,21 @@ jq -e '.validity.result == "INVALID" and (.validity.reason | startswith("too few
     { jq '.validity' few.json; fail "short server run not INVALID"; }
 B --scenario server --qps 2000 --duration 0.5 --latency-bound-ms 0.000001 >bound.txt
 grep -Eq "^server: INVALID \(.*latency bound exceeded \(p99 [0-9.]+ (ns|µs|ms) > bound 1.00 ns\)" bound.txt || { cat bound.txt; fail "bound"; }
+# A bound in ms is the same number of ns (0.00397 * 1e6 is 3969.9999999999995 in binary, so
+# a p99 of exactly 3,970 ns had been over its bound).
+B --scenario server --qps 1000 --duration 0 --min-queries 100 --latency-bound-ms 0.00397 --json >b397.json
+jq -e '.validity.latency_bound_ns == 3970' b397.json >/dev/null || { jq '.validity' b397.json; fail "bound 0.00397 ms"; }
+# Decimal numbers only: C's hex floats (0x0.1p0 read as 0.0625 s) are refused as integers are.
+for bad in "--duration 0x0.1p0" "--qps 0x10"; do
+    rc=0; B --scenario server $bad >out 2>err || rc=$?
+    [ "$rc" = 2 ] && [ "$(wc -l <err)" = 1 ] && grep -q "is not a number in" err || { cat err; fail "$bad: exit $rc"; }
+done
+# STAGEGATE_BENCH_MAX_SAMPLES is digits only (" 50" and "+50" had been read as 50).
+for bad in " 50" "+50" "50 "; do
+    rc=0; STAGEGATE_BENCH_MAX_SAMPLES="$bad" B --scenario single-stream --duration 0 --min-queries 20 >out 2>err || rc=$?
+    [ "$rc" = 2 ] && grep -q "STAGEGATE_BENCH_MAX_SAMPLES: '$bad' is not a whole number" err ||
+        { cat err; fail "STAGEGATE_BENCH_MAX_SAMPLES='$bad': exit $rc"; }
+done
 
 # Bad values: exit 2 with one line.
 for bad in "--repetitions 0" "--repetitions x" "--repetitions 1001"; do

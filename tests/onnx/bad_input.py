@@ -416,6 +416,14 @@ def main():
         run(tmp, "reshape_%s" % "_".join(str(d) for d in shape), m,
             [] if ok else ["node 'mm' (Reshape, opset 13)", "two -1 in shape (ONNX allows one)"],
             data, exit_code=0 if ok else 2)
+    # Dropout's training_mode is a bool (the only type ONNX gives it): a constant false loads
+    # (it had been refused as "data type 9"), a constant true is refused.
+    for flag, ok in [(False, True), (True, False)]:
+        m = via_matmul(helper.make_node("Dropout", ["x", "", "tm"], ["h"], name="mm"))
+        m.graph.initializer.extend([numpy_helper.from_array(np.array(flag), "tm")])
+        run(tmp, "dropout_training_%s" % flag, m,
+            [] if ok else ["node 'mm' (Dropout, opset 13)", "training_mode must be a constant false"],
+            data, exit_code=0 if ok else 2)
     rng.bit_generator.state = rng_state
     # Rows of 2^24 values: a [1, 1] row broadcast against a folded [4096, 4096] constant.
     # Each scalar Add on it made a 64 MiB constant row at load, uncounted (a 33 KB file took

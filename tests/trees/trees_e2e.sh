@@ -145,6 +145,20 @@ assert bad["result"] == "FAILED"
 assert any(t.startswith("r2_score") for t in bad["failedTests"]), bad["failedTests"]
 assert any(t.startswith("mean_squared_error") for t in bad["failedTests"]), bad["failedTests"]
 PYEOF
+# The shadow text shows the tolerance applied, to the digit (%g had shown 0.2499999 as 0.25).
+sed 's/"abs": 0.5/"abs": 0.2499999/' rpolicy.json > rpolicy_t.json
+rc=0; "$SG" gate --data rval.h5 --policy rpolicy_t.json --key k.key.pem --cpus 0 --model tree_reg.json \
+    --baseline mlp_reg.h5 --out r_tol.json > r_tol.txt || rc=$?
+[ "$rc" = 0 ] || [ "$rc" = 1 ] || { cat r_tol.txt; fail "gate with abs 0.2499999 exited $rc"; }
+grep -q "rows within 0.2499999 + 0.2 x |baseline|" r_tol.txt || { cat r_tol.txt; fail "the tolerance is not shown as applied"; }
+# A tolerance on a classifier's shadow check (which compares labels) is refused, not ignored.
+sed 's/"min_agreement": 0.80}/"min_agreement": 0.80, "tolerance": {"abs": 1}}/' policy.json > policy_tol.json
+rc=0; "$SG" gate --data val.h5 --policy policy_tol.json --key k.key.pem --cpus 0 --model tree.json \
+    --baseline mlp.h5 --out c_tol.json > c_tol.txt 2> c_tol.err || rc=$?
+[ "$rc" = 2 ] && [ "$(wc -l < c_tol.err)" = 1 ] &&
+    grep -q "policy_tol.json: shadow.tolerance applies to regression models; tree.json is a binary model" c_tol.err ||
+    { cat c_tol.txt c_tol.err; fail "a shadow tolerance on a classifier: exit $rc"; }
+[ ! -e c_tol.json ] || fail "a report was written for a refused policy"
 rc=0; "$SG" compare r_pass.json r_fail.json --pubkey k.pub.pem --json > rcmp.json || rc=$?
 [ "$rc" = 0 ] || fail "compare of regression tree reports exited $rc"
 $PY - rcmp.json <<'PYEOF'
