@@ -72,5 +72,9 @@ int sg_cli_db_empty(const char *cmd, const char *db);
 /* A registry's local files as inputs for that check: the SQLite file (sg_registry_file; NULL
    for none) and its -wal, -shm and -journal, into ins[0..3], their names built in bufs. */
 void sg_cli_registry_inputs(const char *file, sg_cli_path ins[4], char bufs[3][PATH_MAX]);
+/* The registry file an output must not overwrite: --db's (or $STAGEGATE_REGISTRY's) when the
+   command uses the registry, and otherwise that file too if it exists (gate --out with
+   STAGEGATE_REGISTRY set and no models:/ URI had replaced the registry with the report). */
+const char *sg_cli_registry_guarded(const char *db, bool used);
 
 #endif

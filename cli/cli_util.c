@@ -9,6 +9,8 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 
+#include "stagegate/registry.h"
+
 /* The only mapping from a status to a process exit code. */
 int sg_exit_code(int status)
 {
@@ -129,6 +131,13 @@ sg_status sg_cli_outputs_err(const sg_cli_path *inputs, const sg_cli_path *outpu
 int sg_cli_db_empty(const char *cmd, const char *db)
 {
     return db && !*db ? sg_cli_usage_error(cmd, "--db is empty") : 0;
+}
+
+const char *sg_cli_registry_guarded(const char *db, bool used)
+{
+    const char *file = sg_registry_file(db);
+    struct stat st;
+    return used || (file && stat(file, &st) == 0) ? file : NULL;
 }
 
 void sg_cli_registry_inputs(const char *file, sg_cli_path ins[4], char bufs[3][PATH_MAX])

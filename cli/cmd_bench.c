@@ -164,7 +164,7 @@ int sg_cmd_bench(int argc, char **argv)
     /* Samples written over the model or the set would destroy them. */
     sg_cli_path ins[] = {{"--model", model}, {"--data", data}, {0}, {0}, {0}, {0}, {NULL, NULL}};
     char j[3][PATH_MAX];
-    sg_cli_registry_inputs(db || registered[0] ? sg_registry_file(db) : NULL, ins + 2, j);
+    sg_cli_registry_inputs(sg_cli_registry_guarded(db, db || registered[0]), ins + 2, j);
     const sg_cli_path outs[] = {{"--samples", samples}, {NULL, NULL}};
     if (sg_cli_check_outputs("bench", ins, outs)) return 2;
     bool offline = sg_scenarios[c.scenario].flags & SG_SCENARIO_BATCHES;

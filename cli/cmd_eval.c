@@ -175,7 +175,7 @@ int sg_cmd_eval(int argc, char **argv)
     sg_cli_path ins[] = {{"--model", c.model_path}, {"--data", c.data_path}, {0}, {0}, {0}, {0},
                          {NULL, NULL}};
     char j[3][PATH_MAX];
-    sg_cli_registry_inputs(db || c.expected_sha256 ? sg_registry_file(db) : NULL, ins + 2, j);
+    sg_cli_registry_inputs(sg_cli_registry_guarded(db, db || c.expected_sha256), ins + 2, j);
     const sg_cli_path outs[] = {{"--predictions", c.predictions_path}, {NULL, NULL}};
     if (sg_cli_check_outputs("eval", ins, outs)) return 2;
     /* Progress goes to stderr on a terminal only, so --json stdout stays one document. */

@@ -63,7 +63,7 @@ static bool check_outputs(const gate_args *a, const char *model, const char *bas
                          {"--policy", a->policy}, {"--key", a->key}, {0}, {0}, {0}, {0},
                          {NULL, NULL}};
     char j[3][PATH_MAX];
-    sg_cli_registry_inputs(a->db || uri ? sg_registry_file(a->db) : NULL, ins + 5, j);
+    sg_cli_registry_inputs(sg_cli_registry_guarded(a->db, a->db || uri), ins + 5, j);
     sg_cli_path outs[2 + SG_REPORT_FORMATS_MAX];
     char names[SG_REPORT_FORMATS_MAX][24];
     size_t k = 0;

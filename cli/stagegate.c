@@ -141,5 +141,10 @@ int main(int argc, char **argv)
      * a value the user gave is kept.
      */
     setenv("HWLOC_PLUGINS_BLACKLIST", "hwloc_pci,hwloc_opencl,hwloc_gl,hwloc_xml_libxml", 0);
+    /* hwloc writes its own errors to stderr ("[hwloc/linux] failed to find sysfs cpu
+       topology directory" under a bad HWLOC_FSROOT), a second line beside stagegate's one;
+       what stagegate needs of a topology it checks and reports itself. A value the user
+       gave is kept. */
+    setenv("HWLOC_HIDE_ERRORS", "2", 0);
     return sg_cli_main(argc, argv);
 }

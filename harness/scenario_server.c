@@ -65,8 +65,12 @@ static sg_status prepare(run_ctx *x, sg_bench_result *r, sg_err *err)
     if (want > (double)x->samples_max) /* STAGEGATE_BENCH_MAX_SAMPLES's cap too */
         return sg_errf(err, SG_EINPUT,
                        "--qps %g for %g s (or --min-queries) schedules %.0f queries, more than "
-                       "the %lld a run records: lower --qps or --duration",
-                       c->qps, c->min_duration_s, want, (long long)x->samples_max);
+                       "the %lld a run records%s: lower --qps or --duration",
+                       c->qps, c->min_duration_s, want, (long long)x->samples_max,
+                       (double)x->samples_max < SAMPLES_MAX
+                           ? " (the cap STAGEGATE_BENCH_MAX_SAMPLES sets; for gate, the policy's "
+                             "target_qps, duration_s and min_queries)"
+                           : "");
     /* So is a schedule the safety stop would cut: --qps 0.01 made 1,024 arrivals over about
        28 hours, every worker spinning on the clock until the stop. */
     if (want / c->qps > c->max_duration_s)

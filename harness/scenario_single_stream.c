@@ -77,8 +77,12 @@ static int prepare(run_ctx *x, sg_bench_result *r, sg_err *err)
        of the cap, and --min-queries 1e9 zero-filled 24 GB (killed by the OOM killer). */
     if (c->min_queries > x->samples_max) /* STAGEGATE_BENCH_MAX_SAMPLES's cap too */
         return sg_errf(err, SG_EINPUT,
-                       "--min-queries %lld is more than the %lld queries a run records",
-                       (long long)c->min_queries, (long long)x->samples_max);
+                       "--min-queries %lld is more than the %lld queries a run records%s",
+                       (long long)c->min_queries, (long long)x->samples_max,
+                       (double)x->samples_max < SAMPLES_MAX
+                           ? " (the cap STAGEGATE_BENCH_MAX_SAMPLES sets; for gate, min_queries "
+                             "is the policy's, or the early-stopping minimum)"
+                           : "");
     /* The fastest warm-up query bounds how many queries the window can hold: sized
        from it, with a margin, the buffer does not fill, and the run is never restarted.
        Past SAMPLES_MAX the run is cut short, and says so. The margin is 2: the first

@@ -119,6 +119,10 @@ for bad in "--duration 0x0.1p0" "--qps 0x10"; do
     rc=0; B --scenario server $bad >out 2>err || rc=$?
     [ "$rc" = 2 ] && [ "$(wc -l <err)" = 1 ] && grep -q "is not a number in" err || { cat err; fail "$bad: exit $rc"; }
 done
+# A refusal caused by STAGEGATE_BENCH_MAX_SAMPLES names it (it had named only --min-queries).
+rc=0; STAGEGATE_BENCH_MAX_SAMPLES=500 B --scenario single-stream --duration 0 --min-queries 1000 >out 2>err || rc=$?
+[ "$rc" = 2 ] && grep -q "is more than the 500 queries a run records (the cap STAGEGATE_BENCH_MAX_SAMPLES sets" err ||
+    { cat err; fail "the sample cap's refusal does not name STAGEGATE_BENCH_MAX_SAMPLES: exit $rc"; }
 # STAGEGATE_BENCH_MAX_SAMPLES is digits only (" 50" and "+50" had been read as 50).
 for bad in " 50" "+50" "50 "; do
     rc=0; STAGEGATE_BENCH_MAX_SAMPLES="$bad" B --scenario single-stream --duration 0 --min-queries 20 >out 2>err || rc=$?
@@ -201,6 +205,10 @@ done
 HWLOC_SYNTHETIC="pack:2 numa:2 core:4 pu:2" "$SG" bench --model m.h5 --data d.h5 --scenario single-stream \
     --duration 0 --min-queries 100 --cpus 3 2>/dev/null | grep "1 worker planned (not pinned) for CPU 3," >/dev/null ||
     fail "bench's machine line under HWLOC_SYNTHETIC does not say the CPUs are planned"
+# hwloc's own error lines stay off stderr (HWLOC_FSROOT without a sysfs had added "[hwloc/linux]
+# failed to find sysfs cpu topology directory" beside stagegate's own line).
+rc=0; HWLOC_FSROOT=/tmp "$SG" clock >out 2>err || rc=$?
+if grep -q "hwloc" err; then cat err; fail "hwloc's own error line reached stderr (exit $rc)"; fi
 # Inside a cpuset cgroup the record still counts the whole machine, and says how many CPUs
 # the run was allowed (a 2-core machine limited to CPU 0 had been recorded as 1 core). Needs
 # root, a cgroup v1 cpuset hierarchy and two CPUs; says so when it cannot run.

@@ -59,6 +59,11 @@ refused "--predictions" "the registry" -- "$STAGEGATE_BIN" eval --model models:/
 refused "--samples" "--model" -- "${B[@]/m.h5/models:/m/1}" --db reg.db --scenario offline --samples m.h5
 refused "--html" "the registry" -- "$STAGEGATE_BIN" trend m --db reg.db --html reg.db
 refused "--html" "the registry" -- env STAGEGATE_REGISTRY="$T/reg.db" "$STAGEGATE_BIN" trend m --html ./reg.db
+# ...and the registry is kept from outputs even by a command that does not read it (a model by
+# path, no --db): with STAGEGATE_REGISTRY set, gate --out had replaced it with the report.
+refused "--out" "the registry" -- env STAGEGATE_REGISTRY=reg.db "${G[@]}" --model m.h5 --out reg.db
+refused "--predictions" "the registry" -- env STAGEGATE_REGISTRY="$T/reg.db" "$STAGEGATE_BIN" eval --model m.h5 --data val.h5 --predictions ./reg.db
+refused "--samples" "the registry" -- env STAGEGATE_REGISTRY=reg.db "${B[@]}" --scenario offline --samples reg.db
 "$STAGEGATE_BIN" registry --db reg.db list >/dev/null || fail "the registry no longer opens"
 [ ! -e r3.json ] || fail "r3.json was written"
 [ "$(sha val.h5 m.h5 policy.json k.key.pem)" = "$before" ] || fail "an input was changed"
