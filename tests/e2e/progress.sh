@@ -30,6 +30,14 @@ if tr '\r' '\n' <"$tmp/err" | grep -Eq "^  bench server: [0-9,]+ of 4,000 schedu
 else echo "FAIL server progress line: $(tr '\r' '\n' <"$tmp/err" | tail -3)"; fail=1; fi
 ! grep -q "needs >=" "$tmp/err" || { echo "FAIL the old 'needs >=' wording"; fail=1; }
 
+# A closed-loop run's goal is its --min-queries (the line had shown early stopping's 662 as
+# the goal, "45% done" at the end of a 300-query run).
+STAGEGATE_PROGRESS=1 $SG bench --model "$tmp/m.h5" --data "$tmp/val.h5" --scenario single-stream \
+    --duration 0 --min-queries 300 --cpus 0 >/dev/null 2>"$tmp/err" || { echo "FAIL 300-query run exit"; fail=1; }
+if tr '\r' '\n' <"$tmp/err" | grep -q "300 queries (at least 300 and 0 ns), 100% done"; then
+    echo "ok   a 300-query run's line ends at 300 of at least 300, 100% done"
+else echo "FAIL 300-query progress line: $(tr '\r' '\n' <"$tmp/err" | tail -2)"; fail=1; fi
+
 # Ctrl-C during a run: the line is ended and says "interrupted"; the exit is the signal's.
 # (Job control on: without it a background job starts with SIGINT ignored.)
 set -m
