@@ -588,9 +588,20 @@ static sg_status has_passed_validation(sg_registry *reg, const reg_model *m, con
         memset(&info, 0, sizeof info);
         bool bad = false;
         *ok = verify_with(keys, body, len, &info, &bad, &lerr) &&
-              !strcmp(info.subject_sha256, v->artifact_sha256) && !strcmp(info.result, "PASSED") &&
-              reg_pins_check(m->name, m->policy_sha256, m->dataset_sha256, info.statement,
-                             &lerr) == SG_OK;
+              !strcmp(info.subject_sha256, v->artifact_sha256) && !strcmp(info.result, "PASSED");
+        /* A genuine validation under pins the model no longer has (`pin` changed them after
+           the version entered Staging) is stale too, and says so: "no passed validation ...
+           enter Staging with a report first" had named a step the version, already in
+           Staging, could not take. */
+        if (*ok && reg_pins_check(m->name, m->policy_sha256, m->dataset_sha256, info.statement,
+                                  &lerr) != SG_OK) {
+            *ok = false;
+            if (stale && !*stale_found) {
+                sg_errf(stale, SG_EREFUSED,
+                        "report was gated under pins the model no longer has (%.300s)", lerr.msg);
+                *stale_found = true;
+            }
+        }
         /* ... and it let the version in: a transition event of this version carries it, and
            the report was within the model's age when that event was written (what
            check_report held it to then, and what verify-log checks again). A genuine

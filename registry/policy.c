@@ -218,6 +218,25 @@ static sg_status check_spec(const sg_registry_model_spec *sp, const char *const 
             return sg_errf(err, SG_EINPUT, "--multi-version: unknown stage '%s'%s",
                            sp->multi_stages[i],
                            case_hint(sp->multi_stages[i], stages, n, hint, sizeof hint));
+    /* Archived is where the registry itself moves a version that a promotion or a rollback
+       replaces, with only that transition's proof: a promoter key, a report or a one-version
+       rule on it would hold for a manual archive and not for those. (--single-version
+       Archived had frozen Production after its second promotion.) */
+    if (!strcasecmp(report_stage, REG_ARCHIVED))
+        return sg_errf(err, SG_EINPUT,
+                       "--report-stage: Archived is where the registry moves replaced versions "
+                       "itself; it cannot require a report");
+    for (size_t i = 0; i < sp->n_promoters; i++)
+        if (sp->promoters[i].stage && !strcasecmp(sp->promoters[i].stage, REG_ARCHIVED))
+            return sg_errf(err, SG_EINPUT,
+                           "--promoter: Archived is where the registry moves replaced versions "
+                           "itself; it cannot require a promoter (leaving Production already "
+                           "needs Production's)");
+    for (size_t i = 0; i < sp->n_single; i++)
+        if (!strcasecmp(sp->single_stages[i], REG_ARCHIVED))
+            return sg_errf(err, SG_EINPUT,
+                           "--single-version: Archived holds every replaced version; it cannot "
+                           "hold one");
     if (sp->require_approval && sp->n_approvers == 0)
         return sg_errf(err, SG_EINPUT, "--require-approval needs at least one --approver key");
     const char *pins[] = {sp->policy_sha256, sp->dataset_sha256};

@@ -73,6 +73,14 @@ expect 2 $R create-model m2 --stages Production,Staging,Archived --report-stage 
 err_has "--stages: Production is the first stage"; one_line
 expect 2 $R create-model m2 --stages Canary,Staging,Production,Archived --promoter Canary=alice.pub.pem
 err_has "--promoter: 'Canary' is the first stage"; one_line
+# Archived, where the registry moves replaced versions itself, cannot be guarded: a promoter
+# or report rule had held for a manual archive only, and a one-version Archived froze Production.
+expect 2 $R create-model m2 --promoter Archived=alice.pub.pem
+err_has "--promoter: Archived is where the registry moves replaced versions itself"; one_line
+expect 2 $R create-model m2 --report-stage Archived
+err_has "--report-stage: Archived is where the registry moves replaced versions itself"; one_line
+expect 2 $R create-model m2 --single-version Archived
+err_has "--single-version: Archived holds every replaced version"; one_line
 # A stage named in another case: refused, naming the stage it matches.
 expect 2 $R create-model m2 --promoter production=alice.pub.pem
 err_has "did you mean 'Production'?"; one_line

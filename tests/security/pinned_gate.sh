@@ -41,6 +41,16 @@ expect 0 $R pin fraud --policy strict.json --dataset val.h5 --as admin.key.pem
 expect 0 $R --json get fraud
 [ "$(jq -r .policy_sha256 "$WORK/out")" = "$(sha strict.json)" ] || fail "get after pin: $(jq -r .policy_sha256 "$WORK/out")"
 expect 0 $R verify-log
+# ...so v4, which entered Staging under the old pins, is not promoted on that validation, and the
+# refusal says why and what to do (it had said "no passed validation on record ... enter Staging
+# with a report first", a step a version already in Staging cannot take)
+expect 0 $R approve fraud 4 --as bob.key.pem
+expect 1 $R transition fraud 4 Production --as alice.key.pem
+err_has "v4's validation is stale: its report was gated under pins the model no longer has (report's policy sha256:$(sha policy.json | cut -c1-16)... is not the policy pinned for model fraud"
+err_has "then promote with --report"
+gate_report signer models:/fraud/4 strict.r.json strict.json
+expect 0 $R transition fraud 4 Production --report strict.r.json --as alice.key.pem
+expect 0 $R verify-log
 # a copy keeps the root, the recorded configurations and the report bodies: it replays too
 expect 0 $SG registry migrate --from "$STAGEGATE_REGISTRY" --to "$WORK/copy.db"
 expect 0 $SG registry verify-log --db "$WORK/copy.db" --json
