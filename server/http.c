@@ -408,7 +408,11 @@ static const srv_principal *authenticate(struct MHD_Connection *c, const srv_tok
         const char *t = h + 7;
         while (*t == ' ')
             t++;
-        return srv_tokens_find(tokens, t, strlen(t));
+        /* trailing white space is not the field value's (RFC 9110 section 5.5) */
+        size_t n = strlen(t);
+        while (n && (t[n - 1] == ' ' || t[n - 1] == '\t'))
+            n--;
+        return srv_tokens_find(tokens, t, n);
     }
     if (!strncasecmp(h, "Basic ", 6)) {
         uint8_t *raw = NULL;
@@ -751,7 +755,8 @@ static void printable_name(char *dst, size_t cap, const char *name)
  * headers, duplicate lengths, and waits for a body in a coding it does not know. */
 typedef struct {
     int cl, te;
-    bool te_other;
+    bool te_other, te_malformed;
+    char bare_cr[40];  /* a header holding a CR that ends no line (RFC 9112 section 2.2), or "" */
     char bad_name[40]; /* a header name that is not a token (RFC 9110 section 5.1), or "" */
     char folded[40];   /* a framing or credential header continued on a second line, or "" */
     int auth; /* two credentials: which one a proxy checked and which one we use could differ */
@@ -791,14 +796,38 @@ static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const c
     if (!strcasecmp(key, MHD_HTTP_HEADER_HOST)) f->host++;
     if (!strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH)) f->cl++;
     if (!strcasecmp(key, MHD_HTTP_HEADER_AUTHORIZATION)) f->auth++;
+    /* A bare CR inside a header: a parser that ends lines at it reads other headers (a
+       Content-Length hidden in "X-A: a\rContent-Length: 158") and another request. */
+    if (!f->bare_cr[0] && (strchr(key, '\r') || (value && strchr(value, '\r'))))
+        printable_name(f->bare_cr, sizeof f->bare_cr, key);
     if (!strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING)) {
         f->te++;
-        while (value && (*value == ' ' || *value == '\t'))
-            value++;
-        size_t n = value ? strlen(value) : 0;
-        while (n && (value[n - 1] == ' ' || value[n - 1] == '\t'))
-            n--;
-        if (n != 7 || strncasecmp(value, "chunked", 7) != 0) f->te_other = true;
+        /* Exactly "chunked", which is what libmicrohttpd frames by: "chunked " had been taken
+           for chunked here and not there, so the body was read until the connection closed
+           and the requests after it on the connection were swallowed. A single other coding
+           is 501; anything else (empty, quoted, a list, white space around it) is 400. */
+        const char *v = value ? value : "";
+        if (strcasecmp(v, "chunked") != 0) {
+            bool bad = true, other = false;
+            for (const char *e = v; *e;) {
+                size_t len = strcspn(e, ",");
+                const char *a = e, *b = e + len;
+                while (a < b && (*a == ' ' || *a == '\t'))
+                    a++;
+                while (b > a && (b[-1] == ' ' || b[-1] == '\t'))
+                    b--;
+                size_t tok = strspn(a, "!#$%&'*+-.^_`|~0123456789"
+                                       "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz");
+                if (a < b && tok < (size_t)(b - a)) break; /* not a token: malformed */
+                if (a < b) other |= (b - a != 7 || strncasecmp(a, "chunked", 7) != 0);
+                e += len + (e[len] == ',');
+                if (!*e) bad = false;
+            }
+            if (!bad && other)
+                f->te_other = true;
+            else
+                f->te_malformed = true;
+        }
     }
     return MHD_YES;
 }
@@ -875,6 +904,14 @@ static bool refuse_early(struct MHD_Connection *conn, const void *mark, const ch
         *out = srv_error(400, "INVALID_PARAMETER_VALUE",
                          "header '%s' is folded onto a second line (obsolete line folding)",
                          f.folded);
+    else if (f.bare_cr[0])
+        *out =
+            srv_error(400, "INVALID_PARAMETER_VALUE",
+                      "header '%s' holds a CR that ends no line (RFC 9112 section 2.2)", f.bare_cr);
+    else if (f.te_malformed)
+        *out = srv_error(400, "INVALID_PARAMETER_VALUE",
+                         "Transfer-Encoding is not one coding: send exactly 'chunked' (no white "
+                         "space, quotes or list)");
     else if (f.te && f.te_other)
         *out = srv_error(501, "INVALID_PARAMETER_VALUE",
                          "Transfer-Encoding other than a single chunked is not supported");
@@ -1148,12 +1185,18 @@ static void release(void)
 static int g_starting;
 static char g_start_msg[256];
 
+/* libmicrohttpd's own messages: to stderr, never the access log (which holds request lines
+   only), as one escaped line. Some quote the decoded request path ("Failed to send the
+   response headers for the request for `/x\n...'"): written raw into the access log, a %0a
+   in a path had added a forged request line, ESC bytes included, without a token. */
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
     (void)cls;
-    FILE *log = g_srv.cfg.access_log ? g_srv.cfg.access_log : stderr;
     char line[512];
     vsnprintf(line, sizeof line, fmt, ap);
+    size_t n = strlen(line);
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        line[--n] = '\0';
     if (__atomic_load_n(&g_starting, __ATOMIC_ACQUIRE)) {
         if (!g_start_msg[0]) {
             line[strcspn(line, "\r\n")] = '\0';
@@ -1161,8 +1204,7 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
         }
         return;
     }
-    fprintf(log, "stagegate serve: %s%s", line,
-            line[0] && line[strlen(line) - 1] == '\n' ? "" : "\n");
+    server_log("%s", line); /* stderr, printable (sg_put_printable) */
 }
 
 /*

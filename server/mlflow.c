@@ -1065,7 +1065,8 @@ static srv_resp alias(srv_req *r)
     REQUIRE(name, "name");
     REQUIRE(alias_name, "alias");
     sg_err err = {{0}};
-    if (!strcmp(r->method, "GET")) {
+    /* HEAD is GET without content (the route offers it; it had been answered 405) */
+    if (!strcmp(r->method, "GET") || !strcmp(r->method, "HEAD")) {
         json_t *m = sg_registry_model_summary(r->reg, name, &err);
         if (!m) return srv_from_status(SG_EINPUT, &err);
         json_t *v = json_object_get(json_object_get(m, "aliases"), alias_name);

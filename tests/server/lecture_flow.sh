@@ -220,6 +220,12 @@ for p in "model-versions/get-download-uri?name=$MODEL&version=1" "model-versions
 done
 expect 200 alice POST $M/registered-models/alias "{\"name\": \"$MODEL\", \"alias\": \"champion\", \"version\": \"1\"}"
 expect 200 carol GET "$M/registered-models/alias?name=$MODEL&alias=champion"
+# HEAD is GET without content (the route offers it; it had been 405 with no Allow header)
+CODE=$(curl -s -o /dev/null -w '%{http_code}' -I -H "Authorization: Bearer $(cat carol.token)" \
+    "$URL$M/registered-models/alias?name=$MODEL&alias=champion")
+[ "$CODE" = 200 ] || fail "HEAD registered-models/alias: HTTP $CODE"
+# white space after a bearer token is not part of it (RFC 9110 section 5.5; it had been 401)
+expect 200 "token:$(cat carol.token) " GET "$M/registered-models/alias?name=$MODEL&alias=champion"
 [ "$(jbody .model_version.version)" = 1 ] || fail "alias get: $(cat body)"
 expect 200 alice DELETE $M/registered-models/alias "{\"name\": \"$MODEL\", \"alias\": \"champion\"}"
 expect 404 carol GET "$M/registered-models/alias?name=$MODEL&alias=champion"

@@ -157,6 +157,17 @@ cases = [
     ("Transfer-Encoding:\r\n chunked\r\nContent-Length: %d\r\n" % len(name), name + smuggled, 400, "header 'Transfer-Encoding' is folded"),
     ("Content-Length:\r\n 5\r\nTransfer-Encoding: chunked\r\n", chunk(name) + smuggled, 400, "header 'Content-Length' is folded"),
     ("Content-Length: %d\r\nAuthorization:\r\n\tBearer\r\n" % len(name), name + smuggled, 400, "header 'Authorization' is folded"),
+    # chunked with white space around it, an empty list element, quotes or nothing: a proxy
+    # reads chunked, libmicrohttpd did not (it read the body until the connection closed and
+    # swallowed the requests after it); 400, not 501 for client garbage
+    ("Transfer-Encoding: chunked \r\n", chunk(name) + smuggled, 400, "send exactly 'chunked'"),
+    ("Transfer-Encoding: chunked\t\r\n", chunk(name) + smuggled, 400, "send exactly 'chunked'"),
+    ("Transfer-Encoding: ,chunked\r\n", chunk(name) + smuggled, 400, "send exactly 'chunked'"),
+    ("Transfer-Encoding: \"chunked\"\r\n", chunk(name) + smuggled, 400, "send exactly 'chunked'"),
+    ("Transfer-Encoding:\r\n", chunk(name) + smuggled, 400, "send exactly 'chunked'"),
+    # a bare CR inside a header (RFC 9112 section 2.2): a parser ending lines at it reads a
+    # Content-Length there, so a body and another request
+    ("X-A: a\rContent-Length: %d\r\n" % len(smuggled), smuggled, 400, "header 'X-A' holds a CR that ends no line"),
 ]
 for head, body, code, why in cases:
     out = send(head, body)

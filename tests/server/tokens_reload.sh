@@ -103,6 +103,27 @@ stop_server
 # had been written into the access log only, among the request lines.
 start_server --access-log access.log
 expect 200 none GET /health
+# libmicrohttpd's own messages (here about a Content-Length that is no number, and a path with
+# an encoded newline and ESC) go to stderr as one escaped line each, never into the access log:
+# one quoting the decoded path had written a forged request line there, ESC included.
+/usr/bin/python3 - "$PORT" <<'PY'
+import socket, sys
+for req in (b"POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+            b"GET /x%0a2026-12-06T00:00:00Z 10.9.9.9 admin:0 %22POST /forged%22 200 1 0.1ms%1b[2J HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n"):
+    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+    s.sendall(req)
+    try:
+        while s.recv(65536):
+            pass
+    except OSError:
+        pass
+    s.close()
+PY
+expect 200 none GET /health
+bad=$(grep -cvE '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z [^ ]+ [^ ]+ "' access.log || true)
+[ "$bad" = 0 ] || fail "lines in the access log that are not request lines: $(grep -vE '^[0-9]{4}-' access.log | cat -A | head -5)"
+if grep -q "forged" access.log; then fail "a forged line in the access log: $(grep forged access.log | cat -A)"; fi
+if grep -q "$(printf '\033')" server.log access.log; then fail "a raw ESC reached a log"; fi
 cp tokens tokens.good
 echo "garbage" >>tokens
 kill -HUP "$SPID"
