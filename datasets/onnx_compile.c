@@ -106,14 +106,49 @@ sg_status ox_new_out(ox_ctx *c, size_t k, sg_err *err, int *out)
 
 /* Outputs beyond the first must be unnamed (BatchNormalization's running stats, Dropout's
    mask, LayerNormalization's mean): the plan computes only the first. */
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Whether a node or the graph output reads name; -1 when out of memory. */
+static int consumed(ox_ctx *c, const char *name)
+{
+    const Onnx__GraphProto *g = c->mp->graph;
+    if (!c->consumed_built) {
+        size_t n = g->n_output;
+        for (size_t i = 0; i < g->n_node; i++)
+            n += g->node[i]->n_input;
+        c->consumed = malloc((n ? n : 1) * sizeof *c->consumed);
+        if (!c->consumed) return -1;
+        for (size_t i = 0; i < g->n_output; i++)
+            if (g->output[i]->name) c->consumed[c->n_consumed++] = g->output[i]->name;
+        for (size_t i = 0; i < g->n_node; i++)
+            for (size_t k = 0; k < g->node[i]->n_input; k++)
+                if (g->node[i]->input[k] && g->node[i]->input[k][0])
+                    c->consumed[c->n_consumed++] = g->node[i]->input[k];
+        qsort(c->consumed, c->n_consumed, sizeof *c->consumed, by_name);
+        c->consumed_built = true;
+    }
+    return bsearch(&name, c->consumed, c->n_consumed, sizeof *c->consumed, by_name) != NULL;
+}
+
+/* A node's optional outputs past the first (Dropout's mask, LayerNormalization's mean and
+   inverse deviation) are not computed: one that a node or the graph reads is refused. One
+   that is named and read by nothing is fine, as when it is left unnamed (torch names
+   Dropout's mask in a training-mode export; it had been refused). */
 sg_status ox_only_first_output(ox_ctx *c, sg_err *err)
 {
-    for (size_t k = 1; k < c->node->n_output; k++)
-        if (c->node->output[k] && c->node->output[k][0])
+    for (size_t k = 1; k < c->node->n_output; k++) {
+        if (!c->node->output[k] || !c->node->output[k][0]) continue;
+        int used = consumed(c, c->node->output[k]);
+        if (used < 0) return sg_errf(err, SG_ENOMEM, "%s: out of memory", c->path);
+        if (used)
             return ox_node_err(c, err, SG_EINPUT,
-                               "output %zu ('%.100s') is not supported (inference computes only "
-                               "the first output)",
+                               "output %zu ('%.100s') is read, and inference computes only the "
+                               "first output",
                                k, c->node->output[k]);
+    }
     return SG_OK;
 }
 
@@ -354,11 +389,13 @@ static bool same_row(const ox_value *a, int rank, const int64_t *dims)
 }
 
 /* A constant broadcast to a row of shape (rank, dims): [width] floats the step owns. */
-static sg_status const_row(ox_ctx *c, const ox_value *k, int rank, const int64_t *dims, int64_t width,
-                     float **out, sg_err *err)
+/* int_ok: an int64 constant is taken as float (Pow's exponent, whose type T1 is any number
+   from opset 12: `x ** 2` with an int 2 had been refused). */
+static sg_status const_row(ox_ctx *c, const ox_value *k, int rank, const int64_t *dims,
+                           int64_t width, bool int_ok, float **out, sg_err *err)
 {
     *out = NULL;
-    if (k->dtype != OX_FLOAT)
+    if (k->dtype != OX_FLOAT && !(int_ok && k->dtype == OX_INT64))
         return ox_node_err(c, err, SG_EINPUT, "constant '%.100s' is not floating point", k->name);
     /* The row is a constant made at load like a folded one, and counted with them: a chain
        of scalar Adds on a 2^24-wide row took 64 MiB a node, in every worker's plan too. */
@@ -374,7 +411,8 @@ static sg_status const_row(ox_ctx *c, const ox_value *k, int rank, const int64_t
     /* k has at most rank dims here (checked by the caller); align it to the row's. */
     int64_t idx[OX_MAX_RANK] = {0};
     for (int64_t j = 0; j < width; j++) {
-        row[j] = k->f[bcast_offset(k, rank, idx)];
+        const int64_t at = bcast_offset(k, rank, idx);
+        row[j] = k->dtype == OX_FLOAT ? k->f[at] : (float)k->i[at];
         for (int d = rank - 1; d >= 0; d--) {
             if (++idx[d] < dims[d]) break;
             idx[d] = 0;
@@ -424,7 +462,8 @@ static sg_status emit_binary(ox_ctx *c, sg_onnx_binary op, int ia, int ib, sg_er
         sg_onnx_arg *g = &args[s];
         memset(g, 0, sizeof *g);
         if (v->is_const) {
-            int rc = const_row(c, vr, rank, dims, width, &owned[s], err);
+            int rc = const_row(c, vr, rank, dims, width,
+                               s == 1 && op == SG_OXB_POW && c->opset >= 12, &owned[s], err);
             if (rc) {
                 sg_free_aligned(owned[0]);
                 return rc;
@@ -821,6 +860,9 @@ static sg_status check_schema(ox_ctx *c, sg_err *err)
         if (a->ref_attr_name && a->ref_attr_name[0])
             return ox_node_err(c, err, SG_EINPUT,
                                "attribute '%.64s' refers to a function's attribute", name);
+        /* onnx.checker passes over attributes named "__..." (left for tools' own notes);
+           no operator reads one */
+        if (name[0] == '_' && name[1] == '_') continue;
         int k = 0;
         while (k < s->n_attrs && strcmp(s->attrs[k].name, name) != 0)
             k++;

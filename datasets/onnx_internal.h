@@ -75,6 +75,11 @@ typedef struct {
        alternate between two buffers, as a chain step reads the partial result before. */
     const char *partial;
     char partial_name[2][96];
+    /* Every name a node reads or the graph outputs, sorted; built when first needed (is an
+       optional output of a node used?). */
+    const char **consumed;
+    size_t n_consumed;
+    bool consumed_built;
 } ox_ctx;
 
 /* The model's digest into out: the .onnx file's SHA-256, or with external data the framed

@@ -92,7 +92,14 @@ sg_status ox_op_batchnorm(ox_ctx *c, sg_err *err)
 {
     int x, rc = ox_need_in(c, 0, err, &x);
     if (rc) return rc;
-    if ((rc = ox_only_first_output(c, err))) return rc;
+    /* More than one output is BatchNormalization's training mode (Y from the batch's own
+       statistics), read or not: refused, unlike an optional output elsewhere. */
+    for (size_t k = 1; k < c->node->n_output; k++)
+        if (c->node->output[k] && c->node->output[k][0])
+            return ox_node_err(c, err, SG_EINPUT,
+                               "output %zu ('%.100s'): more than one output is training mode, "
+                               "which is not supported (inference only)",
+                               k, c->node->output[k]);
     if (ox_attr_i(c, "training_mode", 0))
         return ox_node_err(c, err, SG_EINPUT, "training_mode=1 is not supported (inference only)");
     const ox_value *vx = &c->vals[x], *p[4];

@@ -91,8 +91,14 @@ int ox_op_reshape(ox_ctx *c, sg_err *err)
                            "shape must be a constant int64 vector of 1..%d "
                            "values",
                            OX_MAX_RANK);
+    /* allowzero changes only what a 0 in the shape means (a dimension of size 0, not a
+       copy of the input's): without a 0 it changes nothing (it had been refused outright). */
     if (ox_attr_i(c, "allowzero", 0))
-        return ox_node_err(c, err, SG_EINPUT, "allowzero=1 is not supported");
+        for (int64_t k = 0; k < vs->count; k++)
+            if (vs->i[k] == 0)
+                return ox_node_err(c, err, SG_EINPUT,
+                                   "allowzero=1 with a 0 in the shape (a dimension of size 0) is "
+                                   "not supported");
     int64_t in_dims[OX_MAX_RANK + 1], dims[OX_MAX_RANK + 1];
     int in_rank = full_shape(vx, in_dims), rank = (int)vs->count, infer = -1;
     /* Per-row input: the batch is the leading 0 or -1; an explicit size there would fix it. */

@@ -414,6 +414,7 @@ void ox_ctx_free(ox_ctx *c)
     free(c->ext_name);
     free(c->ext_bytes);
     free(c->ext_len);
+    free(c->consumed);
     if (c->steps) {
         sg_onnx_plan p = {.steps = c->steps, .n_steps = c->n_steps};
         c->steps = NULL;

@@ -409,6 +409,19 @@ def main():
             ("concat_axis_ok", helper.make_node("Concat", ["x"], ["h"], name="mm", axis=1), 13),
             ("hardswish_opset14", helper.make_node("HardSwish", ["x"], ["h"], name="mm"), 14)]:
         run(tmp, name, via_matmul(node, opset=opset), [], data, exit_code=0)
+    # An optional output past the first that a node reads is refused (inference computes only
+    # the first); BatchNormalization's extra outputs mean training mode, read or not.
+    m = via_matmul(helper.make_node("Dropout", ["x"], ["d", "mask"], name="mm"))
+    m.graph.node.insert(1, helper.make_node("Add", ["d", "mask"], ["h"]))
+    run(tmp, "dropout_mask_read", m,
+        ["node 'mm' (Dropout, opset 13)", "output 1 ('mask') is read, and inference computes only the first output"],
+        data)
+    m = via_matmul(helper.make_node("BatchNormalization", ["x", "bs", "bb", "bm", "bv"], ["h", "rm", "rv"],
+                                    name="mm"), opset=15)
+    m.graph.initializer.extend([numpy_helper.from_array(np.ones(4, np.float32), n) for n in ("bs", "bv")] +
+                               [numpy_helper.from_array(np.zeros(4, np.float32), n) for n in ("bb", "bm")])
+    run(tmp, "batchnorm_training_outputs", m,
+        ["node 'mm' (BatchNormalization, opset 15)", "more than one output is training mode"], data)
     # Reshape to [-1, -1]: ONNX allows one -1; the leading one had been taken for the batch
     for shape, ok in [([-1, -1], False), ([0, -1], True), ([-1, 4], True)]:
         m = via_matmul(helper.make_node("Reshape", ["x", "shp"], ["h"], name="mm"))

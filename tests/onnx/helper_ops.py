@@ -221,6 +221,21 @@ def new_op_cases(opset):
     nodes.append(helper.make_node("Concat", parts, ["y"], axis=1))
     out.append(("elu_selu_celu_softplus_softsign", nodes, [], D * len(parts),
                 lambda X, refs=refs: np.concatenate([r(X) for r in refs], 1)))
+    # Valid forms that had been refused: Pow with an int64 exponent (its type T1 is any number
+    # from opset 12), Dropout with a named mask that nothing reads, Reshape with allowzero=1
+    # and no 0 in the shape (opset 14), an attribute named "__..." (onnx.checker skips those).
+    if opset >= 12:
+        nodes = [helper.make_node("Pow", ["x", "two_i"], ["sq"]),
+                 helper.make_node("Dropout", ["sq"], ["dr", "unused_mask"])]
+        last = "dr"
+        if opset >= 14:
+            nodes.append(helper.make_node("Reshape", ["dr", "shp"], ["rs"], allowzero=1))
+            last = "rs"
+        nodes.append(helper.make_node("Relu", [last], ["y"], **{"__note": 1}))
+        out.append(("pow_int_exponent_unused_mask", nodes,
+                    [numpy_helper.from_array(np.array(2, np.int64), "two_i"),
+                     numpy_helper.from_array(np.array([-1, D], np.int64), "shp")], D,
+                    lambda X: np.maximum(X ** 2, 0)))
     # HardSigmoid (defaults 0.2 / 0.5, and others), HardSwish from opset 14.
     nodes = [node("HardSigmoid", ["x"], "hs"),
              node("HardSigmoid", ["x"], "hs2", alpha=0.3, beta=0.4)]
