@@ -1,4 +1,5 @@
 /* `stagegate trend NAME --html OUT.html`: the trend page from the registry's run history. */
+#include <errno.h>
 #include <string.h>
 
 #include "cli.h"
@@ -52,9 +53,12 @@ int sg_cmd_trend(int argc, char **argv)
     sg_outfile o;
     if (!rc) rc = sg_outfile_open(&o, html, &err);
     if (!rc) {
+        errno = 0; /* what a failed write leaves there is the reason */
         if (sg_trend_render(o.fp, doc)) {
+            const int e = errno;
             sg_outfile_abort(&o);
-            rc = sg_errf(&err, SG_EIO, "%s: write failed", html);
+            rc = sg_errf(&err, SG_EIO, "%s: write failed: %s", html,
+                         e ? strerror(e) : "an error writing the page");
         } else {
             rc = sg_outfile_commit(&o, &err);
         }

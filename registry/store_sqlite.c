@@ -364,8 +364,21 @@ static sg_status lite_error(reg_store *s, sg_err *err, const char *what)
     case SQLITE_PERM:
     case SQLITE_READONLY:
     case SQLITE_IOERR:
-    case SQLITE_FULL:
+    case SQLITE_FULL: {
+        /* SQLite's "disk I/O error" hides why: the system's errno says it (a full disk or
+           ulimit -f on the -wal or -shm file, even for a read-only command) */
+        const int sys = sqlite3_system_errno(s->db);
+        if (sys)
+            return sg_errf(err, SG_EIO, "registry %s: %s failed: %s (%s)", s->path, what, msg,
+                           strerror(sys));
+        if (code == SQLITE_IOERR || code == SQLITE_FULL)
+            return sg_errf(err, SG_EIO,
+                           "registry %s: %s failed: %s (a full disk or a file size limit, "
+                           "ulimit -f, on the database or its -wal or -shm file, is the usual "
+                           "cause)",
+                           s->path, what, msg);
         return sg_errf(err, SG_EIO, "registry %s: %s failed: %s", s->path, what, msg);
+    }
     default:
         return sg_errf(err, SG_EINTERNAL, "registry %s: %s failed: %s", s->path, what, msg);
     }
@@ -603,9 +616,17 @@ static sg_status create_whole(const char *path, sg_err *err)
     char tmp[PATH_MAX];
     if (snprintf(tmp, sizeof tmp, "%s.new-XXXXXX", path) >= (int)sizeof tmp)
         return sg_errf(err, SG_EINPUT, "registry %s: path too long", path);
+    static const char *const sfx[] = {"", "-wal", "-shm", "-journal"};
+    char side[4][PATH_MAX + 16];
     int fd = mkstemp(tmp);
     if (fd < 0)
         return sg_errf(err, SG_EIO, "registry %s cannot be created: %s", path, strerror(errno));
+    /* removed on SIGINT / SIGTERM / SIGHUP too, with the side files SQLite makes beside it
+       (an interrupted init or migrate --to had left REG.new-XXXXXX and its -wal and -shm) */
+    for (size_t i = 0; i < 4; i++) {
+        snprintf(side[i], sizeof side[i], "%s%s", tmp, sfx[i]);
+        sg_tmp_track(side[i]);
+    }
     mode_t um = umask(0);
     umask(um);
     (void)fchmod(fd, 0666 & ~um); /* as SQLite would have created it */
@@ -618,12 +639,8 @@ static sg_status create_whole(const char *path, sg_err *err)
         rc = sg_errf(err, rc, "registry %s cannot be created (%s)", path, inner.msg);
     else if (link(tmp, path) != 0 && errno != EEXIST)
         rc = sg_errf(err, SG_EIO, "registry %s cannot be created: %s", path, strerror(errno));
-    static const char *const sfx[] = {"", "-wal", "-shm", "-journal"};
-    for (size_t i = 0; i < sizeof sfx / sizeof sfx[0]; i++) {
-        char side[PATH_MAX + 16];
-        snprintf(side, sizeof side, "%s%s", tmp, sfx[i]);
-        (void)unlink(side);
-    }
+    for (size_t i = 0; i < 4; i++)
+        sg_tmp_remove(side[i]);
     return rc;
 }
 

@@ -4,6 +4,7 @@
  * to guess; a slow password hash would add nothing. The file is refused when group or others
  * may read it, and a presented token is compared with every entry in constant time.
  */
+#define _GNU_SOURCE /* asprintf */
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/crypto.h>
@@ -215,7 +216,8 @@ sg_status sg_server_token_add(const char *tokens_path, const char *pub_path, con
     /* A file that is there must already be a tokens file: any other file with mode 0600 (a
        private key, a tokens file given by mistake as another's) had had a line appended. */
     struct stat st;
-    if (stat(tokens_path, &st) == 0 && st.st_size > 0) {
+    const bool existed = stat(tokens_path, &st) == 0;
+    if (existed && st.st_size > 0) {
         srv_tokens existing;
         sg_err why = {{0}};
         if (srv_tokens_load(tokens_path, &existing, &why) != SG_OK) {
@@ -230,9 +232,36 @@ sg_status sg_server_token_add(const char *tokens_path, const char *pub_path, con
                      errno == ENXIO ? "is a FIFO, not a regular file" : strerror(errno));
     if (rc == SG_OK) rc = check_mode(fd, tokens_path, err);
     if (rc == SG_OK) {
-        dprintf(fd, "%s %s %s %s\n", hash, id, name, pem64);
-        if (fsync(fd) != 0)
-            rc = sg_errf(err, SG_EIO, "tokens file %s: %s", tokens_path, strerror(errno));
+        /* The line is written whole or not at all: a write cut short (a full disk, ulimit -f)
+           had been ignored, so a token was printed that was never stored, or half a line
+           left that made the file unreadable to the server and to the next token add. */
+        struct stat at;
+        char *line = NULL;
+        const off_t size0 = fstat(fd, &at) == 0 ? at.st_size : -1;
+        int n = asprintf(&line, "%s %s %s %s\n", hash, id, name, pem64);
+        if (n < 0) {
+            line = NULL;
+            rc = sg_errf(err, SG_ENOMEM, "out of memory");
+        }
+        for (size_t done = 0; rc == SG_OK && done < (size_t)n;) {
+            ssize_t w = write(fd, line + done, (size_t)n - done);
+            if (w < 0 && errno == EINTR) continue;
+            if (w <= 0)
+                rc = sg_errf(err, SG_EIO, "tokens file %s: %s; no token added", tokens_path,
+                             w < 0 ? strerror(errno) : "nothing written");
+            else
+                done += (size_t)w;
+        }
+        if (rc == SG_OK && fsync(fd) != 0)
+            rc = sg_errf(err, SG_EIO, "tokens file %s: %s; no token added", tokens_path,
+                         strerror(errno));
+        if (rc != SG_OK && size0 >= 0) {
+            if (existed)
+                (void)!ftruncate(fd, size0);
+            else
+                (void)unlink(tokens_path);
+        }
+        free(line);
     }
     if (fd >= 0 && close(fd) != 0 && rc == SG_OK)
         rc = sg_errf(err, SG_EIO, "tokens file %s: %s", tokens_path, strerror(errno));

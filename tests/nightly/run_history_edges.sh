@@ -126,6 +126,19 @@ assert figs[:3] == ["latency.p50", "latency.p90", "latency.p99"], figs
 p90 = page[page.index('data-figure="latency.p90"'):page.index('data-figure="latency.p99"')]
 assert 'class="limit"' in p90 and "limit 100 ms" in p90, "no limit line on the p90 chart"
 PY
+# A page that cannot be written says why (it had said only "write failed"), and leaves nothing:
+# written to a 16 KiB tmpfs (as root; the page is larger), or skipped where none can be mounted.
+mkdir -p "$WORK/small"
+if [ "$(id -u)" = 0 ] && mount -t tmpfs -o size=16k tmpfs "$WORK/small" 2>/dev/null; then
+    trap 'umount "$WORK/small" 2>/dev/null || true; rm -rf "$WORK"' EXIT
+    rc=0; "$SG" trend m --html "$WORK/small/cut.html" >out 2>"$WORK/err" || rc=$?
+    left=$(ls -A "$WORK/small")
+    umount "$WORK/small"
+    [ "$rc" = 2 ] && grep -q "cut.html: write failed: No space left on device" "$WORK/err" && [ -z "$left" ] ||
+        fail "trend on a full disk: exit $rc $(cat "$WORK/err") left: $left"
+else
+    echo "(no tmpfs: the full-disk message of trend is not checked here)"
+fi
 # A signed p50 of -7 ns: refused by record (it had been recorded, and compare --history then
 # refused the registry's own run list for that version).
 signed neg.json 2026-12-12T02:00:00Z -7

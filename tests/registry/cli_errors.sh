@@ -302,4 +302,26 @@ expect 2 $R set-description described 1 "$long"
 err_has "is 65537 bytes, more than 65536"; one_line
 expect 2 $R create-model described-long --description "$long"
 err_has "is 65537 bytes, more than 65536"; one_line
+if [ "$BACKEND" = sqlite ]; then
+    # SQLite's "disk I/O error" says why: the system's reason, or the usual causes when SQLite
+    # kept none (a write cut by ulimit -f had said only "disk I/O error").
+    rc=0; (ulimit -f 8; "$SG" registry create-version described desc.bin) >out 2>"$WORK/err" || rc=$?
+    [ "$rc" = 2 ] || fail "create-version under ulimit -f 8: exit $rc $(cat "$WORK/err")"
+    grep -Eq "disk I/O error \((File too large|a full disk or a file size limit, ulimit -f)" "$WORK/err" ||
+        fail "ulimit -f: $(cat "$WORK/err")"
+    one_line
+    expect 0 $R verify-log
+    # A new registry's temp file (and SQLite's files beside it) is removed on SIGINT/SIGTERM:
+    # an interrupted init had left REG.new-XXXXXX, -wal and -shm behind. Timing decides where
+    # a signal lands, so this can miss the window, never fail falsely.
+    mkdir -p sigdir
+    "$SG" keygen --out sigadmin >/dev/null
+    for i in $(seq 20); do
+        rm -f sigdir/*
+        timeout -s "$([ $((i % 2)) = 0 ] && echo TERM || echo INT)" "0.0$(( i % 9 + 1 ))" \
+            "$SG" registry --db sigdir/r.db init --admin sigadmin.pub.pem >/dev/null 2>&1 || true
+        left=$(ls -A sigdir | grep -c 'new-' || true)
+        [ "$left" = 0 ] || fail "an interrupted init left $(ls -A sigdir | tr '\n' ' ')"
+    done
+fi
 echo "cli errors OK"

@@ -163,6 +163,17 @@ rc=0; timeout 20 "$SG" serve --db "$DB" --listen 127.0.0.1:0 --tokens big.tokens
     fail "a 20 MiB tokens file: exit $rc $(cat err)"
 grep -q '"GET /health"' access.log || fail "access log: $(cat access.log)"
 if grep -q "stagegate serve:" access.log; then fail "server lines in the access log: $(cat access.log)"; fi
+# token add writes its line whole or not at all: a write cut by ulimit -f (or a full disk) had
+# been ignored, printing a token never stored, or leaving half a line that made the file
+# unreadable. The file is left as it was (a new one is not left behind), exit 2, one line.
+cp tokens tokens.before
+rc=0; (ulimit -f 1; "$SG" token add --tokens tokens --principal alice.pub.pem --name cut) >out 2>err || rc=$?
+[ "$rc" = 2 ] && grep -q "tokens file tokens: File too large; no token added" err && [ ! -s out ] ||
+    fail "token add cut short: exit $rc, out $(cat out), err $(cat err)"
+cmp -s tokens tokens.before || fail "a cut token add changed the tokens file"
+rc=0; (ulimit -f 0; "$SG" token add --tokens fresh.tokens --principal alice.pub.pem) >out 2>err || rc=$?
+[ "$rc" = 2 ] && [ ! -e fresh.tokens ] && [ ! -s out ] || fail "token add to a new file cut short: exit $rc $(cat err)"
+"$SG" token add --tokens tokens --principal alice.pub.pem --name after >/dev/null || fail "token add after a cut one"
 # token add appends only to a tokens file: a private key (mode 0600, as a tokens file must be)
 # named by mistake is refused and left as it was.
 "$SG" keygen --out erin >/dev/null
