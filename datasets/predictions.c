@@ -19,11 +19,23 @@ struct sg_pred_writer {
     char path[4096];
     char tmp[4096];
     int lock_fd; /* the temp file, open and locked until it is renamed or removed */
+    /* The temp file's directory, held open: a run is long, and if the directory is renamed
+       meanwhile the temp file is still removed from it (it had been left there, full size). */
+    int dir_fd;
+    const char *tmp_base;
     hid_t file, values, labels;
     int64_t n_rows, written;
     int width;
     bool classifier;
 };
+
+/* The temp file removed by its path, and through the directory it was made in (the same
+   directory unless it was renamed during the run). */
+static void remove_tmp(sg_pred_writer *w)
+{
+    sg_tmp_remove(w->tmp);
+    if (w->dir_fd >= 0) (void)unlinkat(w->dir_fd, w->tmp_base, 0);
+}
 
 static hid_t create_2d(hid_t file, const char *name, hid_t type, int64_t rows, int cols)
 {
@@ -62,6 +74,18 @@ sg_status sg_pred_writer_open(const char *path, int64_t n_rows, int width, bool 
         return rc;
     }
     strcpy(w->path, path);
+    {
+        const char *slash = strrchr(w->tmp, '/');
+        w->tmp_base = slash ? slash + 1 : w->tmp;
+        char dir[sizeof w->tmp];
+        if (slash) {
+            snprintf(dir, sizeof dir, "%.*s", (int)(slash - w->tmp), w->tmp);
+            if (!dir[0]) snprintf(dir, sizeof dir, "/");
+        } else {
+            snprintf(dir, sizeof dir, ".");
+        }
+        w->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    }
     w->n_rows = n_rows;
     w->width = width;
     w->classifier = classifier;
@@ -74,6 +98,7 @@ sg_status sg_pred_writer_open(const char *path, int64_t n_rows, int width, bool 
         sg_tmp_forget(w->tmp);
         rc = sg_errf(err, SG_EIO, "%s: cannot create the output file in its directory: %s", path,
                      strerror(errno));
+        if (w->dir_fd >= 0) close(w->dir_fd);
         free(w);
         return rc;
     }
@@ -104,7 +129,7 @@ sg_status sg_pred_writer_open(const char *path, int64_t n_rows, int width, bool 
     }
     if (rc) {
         close_ids(w);
-        sg_tmp_remove(w->tmp);
+        remove_tmp(w);
     }
     sg_h5_leave();
     if (rc) {
@@ -189,9 +214,10 @@ sg_status sg_pred_writer_commit(sg_pred_writer *w, sg_err *err)
     }
     if (!rc)
         rc = sg_commit_tmp(w->tmp, w->path, err);
-    else
-        sg_tmp_remove(w->tmp);
+    /* a failed commit (the directory renamed meanwhile) unlinked by path: by the directory */
+    if (rc) remove_tmp(w);
     close(w->lock_fd);
+    if (w->dir_fd >= 0) close(w->dir_fd);
     free(w);
     return rc;
 }
@@ -202,7 +228,8 @@ void sg_pred_writer_abort(sg_pred_writer *w)
     sg_h5_enter();
     close_ids(w);
     sg_h5_leave();
-    sg_tmp_remove(w->tmp);
+    remove_tmp(w);
     close(w->lock_fd);
+    if (w->dir_fd >= 0) close(w->dir_fd);
     free(w);
 }

@@ -5,6 +5,7 @@
 #include <cmocka.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "fixtures.h"
@@ -111,6 +112,28 @@ static void test_regression_and_failures(void **state)
     sg_pred_writer_abort(w);
     assert_int_equal(fx_count_entries(dir), 1);
     unlink(path);
+
+    /* The output's directory renamed during the run: the commit fails, naming the path, and
+       the temp file is removed from the renamed directory too (it had been left there). */
+    char sub[4300], moved[4300], inner[4400];
+    snprintf(sub, sizeof sub, "%s/od", dir);
+    snprintf(moved, sizeof moved, "%s/od2", dir);
+    snprintf(inner, sizeof inner, "%s/p.h5", sub);
+    assert_int_equal(mkdir(sub, 0755), 0);
+    assert_int_equal(sg_pred_writer_open(inner, 5, 1, false, &w, &err), SG_OK);
+    assert_int_equal(sg_pred_writer_write(w, 0, 5, v, NULL, &err), SG_OK);
+    assert_int_equal(rename(sub, moved), 0);
+    assert_int_equal(fx_count_entries(moved), 1); /* the temporary file, now in od2 */
+    assert_int_equal(sg_pred_writer_commit(w, &err), SG_EIO);
+    assert_non_null(strstr(err.msg, inner));
+    assert_int_equal(fx_count_entries(moved), 0);
+    /* ...and an abort does the same */
+    assert_int_equal(rename(moved, sub), 0);
+    assert_int_equal(sg_pred_writer_open(inner, 5, 1, false, &w, &err), SG_OK);
+    assert_int_equal(rename(sub, moved), 0);
+    sg_pred_writer_abort(w);
+    assert_int_equal(fx_count_entries(moved), 0);
+    assert_int_equal(rmdir(moved), 0);
 
     char missing[4300];
     snprintf(missing, sizeof missing, "%s/no-such-dir/p.h5", dir);
