@@ -6,7 +6,6 @@
  */
 #define _GNU_SOURCE
 #include <limits.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -302,9 +301,7 @@ static sg_status check_latencies(const char *path, json_t *pred, sg_err *err)
     json_t *lat = json_object_get(json_object_get(pred, "latency"), "latency_ns");
     for (size_t i = 0; i < sizeof pk / sizeof pk[0]; i++) {
         json_t *v = json_object_get(lat, pk[i]);
-        if (!v || json_is_null(v)) continue;
-        double x = json_number_value(v);
-        if (!json_is_number(v) || !(x > 0) || !isfinite(x) || x > 1e15)
+        if (v && !json_is_null(v) && !sg_compare_latency_ok(v))
             return sg_errf(err, SG_EINPUT,
                            "%s: latency.latency_ns.%s is not a latency (a positive number of "
                            "nanoseconds); not recorded",

@@ -242,9 +242,7 @@ static sg_status check_history(const json_t *history, const sg_compare_run *n, s
         json_t *lat = json_object_get(json_object_get(run, "figures"), "latency_ns");
         for (size_t k = 0; k < sizeof pct / sizeof pct[0]; k++) {
             json_t *v = json_object_get(lat, pct[k]);
-            if (!v || json_is_null(v)) continue;
-            double x = json_number_value(v);
-            if (!json_is_number(v) || !(x > 0) || !isfinite(x) || x > 1e15)
+            if (v && !json_is_null(v) && !sg_compare_latency_ok(v))
                 return sg_errf(err, SG_EINPUT,
                                "--history: runs[%zu].figures.latency_ns.%s is not a latency "
                                "(a positive number of nanoseconds)",
@@ -360,4 +358,10 @@ sg_status sg_compare_verdict(const json_t *cmp, const char *path, const char **v
     }
     *verdict = json_is_true(reg) ? "regressed" : improved && !worse ? "improved" : "unchanged";
     return SG_OK;
+}
+
+bool sg_compare_latency_ok(const json_t *v)
+{
+    const double x = json_number_value(v);
+    return json_is_number(v) && x > 0 && isfinite(x) && x <= 1e15;
 }

@@ -112,6 +112,10 @@ SG_MUST_CHECK sg_status sg_compare_load(const char *path, EVP_PKEY *pub, sg_comp
 SG_MUST_CHECK sg_status sg_compare_load_buffer(const char *path, const uint8_t *data, size_t len, EVP_PKEY *pub,
                            sg_compare_run *run, sg_err *err);
 void sg_compare_run_clear(sg_compare_run *run);
+/* Whether a run's recorded latency figure is one a history can hold: a positive, finite number
+   of nanoseconds up to 1e15 (what `compare --history` reads back, and `registry record`
+   stores). Absent or null figures are the caller's to allow. */
+bool sg_compare_latency_ok(const json_t *v);
 /* Reads an envelope's payload without verifying it (for lookups only). Caller frees. */
 /* The one subject digest (sha256, 64 hex digits) an envelope's statement names, read
  * without building the documents (a flat tape of 16 bytes a value: jansson took about 700 bytes
