@@ -243,6 +243,7 @@ static sg_status run_latency(const gate_args *a, const sg_model *model, sg_datas
     *ran = true;
     memset(lat, 0, sizeof *lat);
     lat->measured = true;
+    if (br->cut_short) snprintf(lat->cut_short, sizeof lat->cut_short, "%s", br->cut_short_reason);
     snprintf(lat->scenario, sizeof lat->scenario, "%s", sg_scenario_name(br->scenario));
     lat->queries = br->queries;
     lat->p90_ms = br->es_p90.valid ? br->es_p90.estimate_ns / 1e6 : NAN;
@@ -361,6 +362,30 @@ static int build_statement(const gate_args *a, const char *model, const char *ba
                         json_integer((json_int_t)g->cand.model->param_bytes));
     si.shadow = g->have_base ? sg_shadow_result_json(&g->shadow) : NULL;
     si.policy = sg_policy_json(&g->policy);
+    {
+        /* What was evaluated, as evaluated: an ONNX model's output rule (the model's own, or
+           --output's) decides its metrics, and sample weights weight them; neither had been
+           in the statement, so one model's PASSED and FAILED reports looked alike. */
+        const sg_model *m = g->cand.model;
+        json_t *ev = json_object(), *jm = json_object();
+        json_object_set_new(jm, "task", json_string(sg_task_name(m->task)));
+        if (m->task != SG_TASK_REGRESSION)
+            json_object_set_new(jm, "n_classes", json_integer(m->n_classes));
+        json_object_set_new(jm, "n_features", json_integer(m->n_features));
+        json_object_set_new(jm, "kind", json_string(sg_model_kind(m)));
+        char desc[256];
+        sg_model_describe(m, desc, sizeof desc);
+        json_object_set_new(jm, "description", sg_json_string_safe(desc));
+        if (!strcmp(sg_model_kind(m), "onnx"))
+            json_object_set_new(jm, "output",
+                                json_string(a->onnx_output == SG_ONNX_OUTPUT_AUTO
+                                                ? "the model's own"
+                                                : sg_onnx_output_name(a->onnx_output)));
+        json_object_set_new(ev, "model", jm);
+        json_object_set_new(ev, "rows", json_integer(g->cand.rows));
+        json_object_set_new(ev, "sample_weight", json_boolean(sg_dataset_has_weights(g->data)));
+        si.evaluation = ev;
+    }
     /* The policy as applied names the query minimum a latency run was held to when the
        policy set none (default_min_queries, as run_latency applies it). */
     json_t *pl = json_object_get(si.policy, "latency");
@@ -373,6 +398,7 @@ static int build_statement(const gate_args *a, const char *model, const char *ba
     json_decref(si.memory);
     json_decref(si.shadow);
     json_decref(si.policy);
+    json_decref(si.evaluation);
     json_decref(registry);
     return g->statement ? SG_OK : SG_EINTERNAL;
 }

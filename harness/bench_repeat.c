@@ -180,6 +180,8 @@ static sg_status merge(sg_bench_result *reps, int n, sg_bench_result *r, sg_err 
     r->bindings = json_incref(a->bindings);
     r->throttle_events = 0;
     double overhead = 0, cpu_w = 0, thr_w = 0, sched_s = 0;
+    int cut = 0, first_cut = 0;
+    char first_reason[sizeof r->cut_short_reason] = "";
     for (int i = 0; i < n; i++) {
         sg_bench_result *p = &reps[i];
         r->queries += p->queries;
@@ -199,14 +201,22 @@ static sg_status merge(sg_bench_result *reps, int n, sg_bench_result *r, sg_err 
                                  : r->throttle_events + p->throttle_events;
         if (p->cut_short && !r->cut_short) {
             r->cut_short = true;
-            if (n == 1) /* "repetition 1 of 1" says nothing */
-                snprintf(r->cut_short_reason, sizeof r->cut_short_reason, "%s",
-                         p->cut_short_reason);
-            else
-                snprintf(r->cut_short_reason, sizeof r->cut_short_reason, "repetition %d of %d: %s",
-                         i + 1, n, p->cut_short_reason);
+            first_cut = i;
+            snprintf(first_reason, sizeof first_reason, "%s", p->cut_short_reason);
         }
+        cut += p->cut_short;
     }
+    /* every repetition cut short is counted: the first one's reason had been given as if it
+       were the only one */
+    if (r->cut_short && n == 1) /* "repetition 1 of 1" says nothing */
+        snprintf(r->cut_short_reason, sizeof r->cut_short_reason, "%s", first_reason);
+    else if (r->cut_short && cut == 1)
+        snprintf(r->cut_short_reason, sizeof r->cut_short_reason, "repetition %d of %d: %s",
+                 first_cut + 1, n, first_reason);
+    else if (r->cut_short)
+        snprintf(r->cut_short_reason, sizeof r->cut_short_reason,
+                 "%d of %d repetitions; the first, repetition %d: %s", cut, n, first_cut + 1,
+                 first_reason);
     r->overhead_ns = overhead;
     r->on_cpu_share = r->duration_s > 0 ? cpu_w / r->duration_s : NAN;
     r->throughput = r->duration_s > 0 ? thr_w / r->duration_s : NAN;

@@ -143,7 +143,9 @@ json_t *sg_bench_result_json(const sg_bench_result *r)
                         r->clock.source == SG_CLOCK_TSC ? num(r->clock.tsc_hz) : json_null());
     json_object_set_new(ck, "overhead_ns", num(r->overhead_ns));
     json_object_set_new(ck, "migrations", json_integer(r->migrations));
-    json_object_set_new(ck, "calibration_spread", num(r->clock.calib_spread));
+    /* null when nothing was calibrated (clock_gettime): 0.0 had read as a perfect one */
+    json_object_set_new(ck, "calibration_spread",
+                        r->clock.calibrations ? num(r->clock.calib_spread) : json_null());
     if (r->clock.fallback_reason[0])
         json_object_set_new(ck, "fallback_reason", json_string(r->clock.fallback_reason));
     json_object_set_new(o, "clock", ck);

@@ -256,8 +256,12 @@ static int latency_check(const sg_gate_policy *p, const sg_gate_inputs *in, sg_g
     fmt_ms(lim, sizeof lim, p->latency_max_ms);
     apart(v, sizeof v, est, lim, sizeof lim, p->latency_max_ms, "ms");
     sg_format_count((double)l->queries, q, sizeof q);
-    set_text(c, "%s p%d %s %s %s (early-stopping estimate over %s queries)", l->scenario, pct, v,
-             rel_sym(c->passed, false), lim, q);
+    /* A run cut short (the sample buffer full before the policy's duration) says so in the
+       signed text and every rendering: the estimate stands on its queries, the length the
+       policy asked for was not run (it had read as a full run). */
+    set_text(c, "%s p%d %s %s %s (early-stopping estimate over %s queries%s%s)", l->scenario, pct,
+             v, rel_sym(c->passed, false), lim, q, l->cut_short[0] ? "; run cut short: " : "",
+             l->cut_short);
     return SG_OK;
 }
 

@@ -141,6 +141,7 @@ json_t *sg_statement_build(const sg_statement_inputs *in, sg_err *err)
     json_object_set_new(pred, "shadow", or_null(in->shadow));
     json_object_set_new(pred, "policy", or_null(in->policy));
     if (in->registry) json_object_set_new(pred, "registry", json_incref(in->registry));
+    if (in->evaluation) json_object_set_new(pred, "evaluation", json_incref(in->evaluation));
     json_t *tool = json_object();
     json_object_set_new(tool, "version", json_string(SG_VERSION));
     json_object_set_new(tool, "build", json_string(SG_BUILD_FLAGS));
@@ -148,6 +149,11 @@ json_t *sg_statement_build(const sg_statement_inputs *in, sg_err *err)
     char now[32];
     if (!in->timestamp) sg_rfc3339_now(now);
     json_object_set_new(pred, "timestamp", json_string(in->timestamp ? in->timestamp : now));
+    /* A time SOURCE_DATE_EPOCH fixed is not when the gate ran: the statement says so (it had
+       looked like the run's own time, any year). */
+    long long sde;
+    if (!in->timestamp && source_date_epoch(&sde) == 1)
+        json_object_set_new(pred, "timestamp_source", json_string("SOURCE_DATE_EPOCH"));
     json_object_set_new(st, "predicate", pred);
     return st;
 }

@@ -40,6 +40,7 @@ typedef struct {
     int64_t p90_min_queries, p99_min_queries; /* queries the estimate needs (0 = unknown) */
     char reason[256];  /* why an estimate is missing or the run did not happen */
     char invalid[256]; /* server: why LoadGen's rules make the run INVALID; "" when VALID */
+    char cut_short[200]; /* why the timed run ended before the policy's length; "" when not */
 } sg_gate_latency;
 
 typedef struct {
@@ -137,6 +138,10 @@ typedef struct {
     /* borrowed; NULL unless the model came from a registry: {"audit_head": {seq, hash}}, the
      * registry's audit head when the gate resolved it (docs/registry.md) */
     json_t *registry;
+    /* borrowed; may be NULL: what was evaluated, as evaluated (the model's task, kind and
+       description, which for ONNX names the output rule applied, --output's choice, the rows
+       and whether sample weights weighted them) */
+    json_t *evaluation;
     const char *timestamp; /* RFC 3339 UTC; NULL = now */
 } sg_statement_inputs;
 

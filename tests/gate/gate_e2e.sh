@@ -76,6 +76,13 @@ assert p["latency"]["early_stopping"]["p99"] is not None and "machine" in p["lat
 # bench's 1,024, more than p99's early-stopping 662) and its duration.
 pl = p["policy"]["latency"]
 assert pl["min_queries"] == 1024 and pl["duration_s"] == 0.3, pl
+# What was evaluated, as evaluated: the model's task and kind, the rows, no sample weights; a
+# time that is the run's own (no timestamp_source) and no cut-short run in the check's text.
+ev = p["evaluation"]
+assert ev["model"]["task"] == "binary" and ev["model"]["kind"] == "dense", ev
+assert ev["rows"] == 4000 and ev["sample_weight"] is False, ev
+assert "timestamp_source" not in p, p.get("timestamp_source")
+assert not p["latency"]["cut_short"] and "cut short" not in p["checks"][2]["text"], p["checks"][2]
 root = ET.parse(sys.argv[2]).getroot()
 cases = root.findall(".//testcase")
 assert len(cases) == len(p["checks"]), (len(cases), len(p["checks"]))
@@ -308,4 +315,28 @@ echo '{"metrics": {"accuracy": {"threshold": 0.1}}, "shadow": {"min_agreement": 
     --key k.key.pem --cpus 0 --out k1024.json >/dev/null || fail "gate of 1,024 classes"
 "$STAGEGATE_BIN" verify k1024.json --pubkey k.pub.pem --model k1024.h5 >/dev/null ||
     fail "verify refused the gate's own 1,024-class report"
+# A run cut short says so in the signed check text (and so in every rendering): the sample cap
+# met before the policy's 1 s, in both repetitions (the first one's reason had been given as
+# the only one). A time from SOURCE_DATE_EPOCH is marked as such. Sample weights are recorded.
+echo '{"metrics": {"accuracy": {"threshold": 0.5}},
+       "latency": {"scenario": "single-stream", "percentile": 99, "max_ms": 50, "duration_s": 1,
+                   "repetitions": 2}}' > cut.json
+$PY - <<'PYEOF'
+import h5py, numpy as np
+with h5py.File("val.h5") as f, h5py.File("valw.h5", "w") as g:
+    g["X"] = f["X"][()]; g["y"] = f["y"][()]
+    g["sample_weight"] = np.where(np.arange(len(f["y"])) < 50, 1.0, 0.0)
+PYEOF
+STAGEGATE_BENCH_MAX_SAMPLES=2000 SOURCE_DATE_EPOCH=0 "$STAGEGATE_BIN" gate --model cand.h5 \
+    --data valw.h5 --policy cut.json --key k.key.pem --cpus 0 --out cut.r.json --markdown cut.md \
+    >cut.txt || { cat cut.txt; fail "gate with a cut-short run"; }
+$PY - cut.r.json cut.md <<'PYEOF'
+import base64, json, sys
+p = json.loads(base64.b64decode(json.load(open(sys.argv[1]))["payload"]))["predicate"]
+lat = [c for c in p["checks"] if c["name"] == "latency.p99"][0]
+assert "run cut short: 2 of 2 repetitions; the first, repetition 1: sample buffer full after 2000 queries" in lat["text"], lat
+assert "run cut short" in open(sys.argv[2]).read(), "the Markdown does not say the run was cut short"
+assert p["timestamp"] == "1970-01-01T00:00:00Z" and p["timestamp_source"] == "SOURCE_DATE_EPOCH", p["timestamp"]
+assert p["evaluation"]["sample_weight"] is True and p["evaluation"]["rows"] == 4000, p["evaluation"]
+PYEOF
 echo "gate e2e: ok"
