@@ -195,6 +195,15 @@ static sg_status children(const ctx *c, const tree_json *t, size_t i, long *l, l
     if (!rc) rc = child_of(c, t, t->right, "right_children", i, r);
     if (!rc && ((*l < 0) != (*r < 0)))
         return fail(c, "%s: node %zu has one child (left %ld, right %ld)", t->path, i, *l, *r);
+    /* XGBoost allocates a split's children as a pair, and its predictor takes left + 1 for the
+       right branch without reading right_children: a file whose right child is elsewhere had
+       been evaluated here as written and served by XGBoost as another tree. */
+    if (!rc && *l >= 0 && *r != *l + 1)
+        return fail(c,
+                    "%s: node %zu's right child %ld is not its left child + 1 (%ld): XGBoost takes "
+                    "left + 1 without reading right_children, so the two would evaluate different "
+                    "trees",
+                    t->path, i, *r, *l + 1);
     return rc;
 }
 
@@ -446,6 +455,17 @@ static sg_status leaf_node(const ctx *c, const tree_json *t, size_t i, size_t q,
     if (!float_at(c, t->cond, i, &v))
         return fail(c, "%s/split_conditions/%zu (leaf value) is not a float (XGBoost writes "
                     "5E-1, not 0.5 in a string or the integer 0)", t->path, i);
+    /* A leaf's split index and default direction are read by no prediction, but XGBoost
+       refuses the same wrong types there as at a split ("Invalid cast"): so is this. */
+    double ignored;
+    const sg_jv *dl = sg_jt_at(c->d, t->dleft, i);
+    if (!int_at(c, t->feat, i, &ignored))
+        return fail(c,
+                    "%s/split_indices/%zu is not an integer (a JSON integer, not a string or "
+                    "a float)",
+                    t->path, i);
+    if (!sg_jt_is_bool(dl) && !(int_at(c, t->dleft, i, &ignored) && (ignored == 0 || ignored == 1)))
+        return fail(c, "%s/default_left/%zu is not 0, 1, true or false", t->path, i);
     float leaf = v * t->weight;
     if (!isfinite(leaf))
         return fail(c, "%s/split_conditions/%zu: leaf value %g is not a finite float32", t->path, i,
@@ -772,10 +792,38 @@ static const objective_info objectives[] = {
  * class, so equal entries are that same scalar, whatever link they are stored through.
  * Unequal per-class entries are refused rather than guessed at.
  */
+/* Significant digits of a decimal's mantissa, from its first non-zero digit ("5E-1": 1,
+   "0.30000000000000004": 17). */
+static int significant_digits(const char *s)
+{
+    int n = 0;
+    bool started = false;
+    for (; *s && *s != 'e' && *s != 'E' && *s != ']' && *s != ','; s++) {
+        if (*s < '0' || *s > '9') continue;
+        started |= *s != '0';
+        n += started;
+    }
+    return n;
+}
+
 static sg_status base_score_of(const ctx *c, const sg_jv *v, long groups, double *out)
 {
     const char *pp = "/learner/learner_model_param/base_score";
     const char *s = sg_jt_str(c->d, v);
+    /* XGBoost 1.7 reads a base_score string of 10 or more significant digits as 0.5, without
+       a word ("0.30000000000000004", Python's str of a float): here it had been the value
+       written, so every row differed. A float32 needs at most 9; more are refused. */
+    for (const char *e = s; e && *e;) {
+        while (*e == '[' || *e == ' ' || *e == ',')
+            e++;
+        if (!*e) break;
+        if (significant_digits(e) > 9)
+            return fail(c,
+                        "%s \"%.64s\" has more than 9 significant digits, which XGBoost 1.7 reads "
+                        "as 0.5: write it with at most 9 (a float32 needs no more)",
+                        pp, s);
+        e += strcspn(e, ",");
+    }
     if (!s || s[0] != '[') {
         if (!number_of(c, v, out)) return fail(c, "%s is missing or not a number", pp);
         return SG_OK;

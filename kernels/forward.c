@@ -30,6 +30,7 @@
 
 #include <cblas.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -201,7 +202,7 @@ void sg_forward_batch(const sg_model *m, const sg_kernel_ops *k, const float *X,
         const int verdict = f ? fused_verdict(f, n) : -1;
         if (verdict >= 0 && f->out) {
             k->dense_out(in, n, L->n_in, L->W, z, L->n_out);
-            k->bias_link(z, n, L->n_out, L->b, m->link, out);
+            sg_bias_link_checked(k, z, n, L->n_out, L->b, m->link, out);
         } else if (verdict >= 0) {
             k->dense_act(in, n, L->n_in, f->Wp, L->b, L->act, z, L->n_out,
                          (sg_dense_order)verdict);
@@ -209,7 +210,7 @@ void sg_forward_batch(const sg_model *m, const sg_kernel_ops *k, const float *X,
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, L->n_out, L->n_in, 1.0f,
                         in, L->n_in, L->W, L->n_out, 0.0f, z, L->n_out);
             if (l == m->n_layers - 1)
-                k->bias_link(z, n, L->n_out, L->b, m->link, out);
+                sg_bias_link_checked(k, z, n, L->n_out, L->b, m->link, out);
             else
                 k->bias_act(z, n, L->n_out, L->b, L->act);
         }
@@ -292,7 +293,7 @@ void sg_forward_one_probed(const sg_model *m, const sg_kernel_ops *k, const floa
     } else {
         float *z = s->buf[cur];
         k->matvec(in, L->W, L->b, L->n_in, L->n_out, z);
-        k->bias_link(z, 1, L->n_out, NULL, m->link, out);
+        sg_bias_link_checked(k, z, 1, L->n_out, NULL, m->link, out);
     }
     if (probe) probe(ctx, last + 1);
 }
@@ -321,4 +322,36 @@ void sg_predict_labels(const float *proba, int64_t n, int k, double threshold, i
             if (p[j] > p[best]) best = j;
         labels[i] = best;
     }
+}
+
+void sg_bias_link_checked(const sg_kernel_ops *k, const float *z, int64_t n, int n_outputs,
+                          const float *b, sg_link link, float *out)
+{
+    if (link != SG_LINK_SIGMOID) {
+        k->bias_link(z, n, n_outputs, b, link, out);
+        return;
+    }
+    const int64_t cells = n * n_outputs;
+    int64_t bad = 0;
+    for (int64_t i = 0; i < cells; i++) {
+        const float t = b ? z[i] + b[i % n_outputs] : z[i];
+        bad += !isfinite(t);
+    }
+    if (!bad) {
+        k->bias_link(z, n, n_outputs, b, link, out);
+        return;
+    }
+    /* the rare path: which rows, noted before the link (z and out may be one buffer) */
+    unsigned char *rows = calloc((size_t)n, 1);
+    for (int64_t i = 0; rows && i < cells; i++) {
+        const float t = b ? z[i] + b[i % n_outputs] : z[i];
+        if (!isfinite(t)) rows[i / n_outputs] = 1;
+    }
+    k->bias_link(z, n, n_outputs, b, link, out);
+    const int w = n_outputs == 1 ? 2 : n_outputs;
+    for (int64_t r = 0; r < n; r++)
+        if (!rows || rows[r])
+            for (int j = 0; j < w; j++)
+                out[r * w + j] = NAN;
+    free(rows);
 }

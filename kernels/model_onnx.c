@@ -403,7 +403,7 @@ static void epilogue(const sg_model *m, const sg_kernel_ops *k, const float *X,
     const int w = p->out_width;
     switch (p->epi) {
     case SG_ONNX_EPI_LINK:
-        k->bias_link(z, n, w, NULL, (sg_link)p->link, out);
+        sg_bias_link_checked(k, z, n, w, NULL, (sg_link)p->link, out);
         break;
     case SG_ONNX_EPI_PROBA1:
         for (int64_t r = 0; r < n; r++) {

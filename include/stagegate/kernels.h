@@ -98,6 +98,13 @@ typedef struct {
 SG_MUST_CHECK sg_status sg_kernels_init(sg_err *err);
 /* The active table. If sg_kernels_init would fail, this prints ONE warning line on stderr
    (naming STAGEGATE_ISA) and falls back to the best supported variant; never NULL. */
+/* k->bias_link, except that under a sigmoid link a row whose margin (z + b) is not finite
+ * gets NaN outputs, which the output check refuses ("not finite"): a margin that overflowed
+ * float32 (a finite model on finite rows) is order-dependent (FMA chains gave +inf where the
+ * exact margin was 0), and the logistic had squashed it into a probability of 0 or 1, as the
+ * softmax and identity links do not. The check is one pass over the margins. */
+void sg_bias_link_checked(const sg_kernel_ops *k, const float *z, int64_t n, int n_outputs,
+                          const float *b, sg_link link, float *out);
 const sg_kernel_ops *sg_kernels(void);
 /* A specific variant, or NULL when the CPU/OS cannot run it. */
 const sg_kernel_ops *sg_kernels_variant(sg_isa isa);

@@ -207,6 +207,21 @@ def main():
                 t.resize((rows,))
             case(f"{label} rows declared, one chunk stored", tmp, j("reg.h5"), j("claims.h5"),
                  "claims.h5", ["/X", str(rows), "stores 1"])
+        # A binary model whose margin overflows float32 (finite weights, finite rows): the
+        # exact margin is 0 or -1.5e38, the float32 sum +inf or NaN by the order of its adds,
+        # and the logistic had turned it into P(class 1) = 1. Refused as not finite, as the
+        # softmax and regression models are.
+        for name, dims in (("margin_dense", 8), ("margin_onelayer", 1)):
+            big = np.full((2, 1), 3e38, dtype=np.float32)
+            layers = [(big, np.zeros(1), "identity")]
+            if dims == 8:
+                layers = [(np.eye(2, 8, dtype=np.float32), np.zeros(8), "identity"),
+                          (np.vstack([big, np.zeros((6, 1), np.float32)]), np.zeros(1), "identity")]
+            good_model(j(name + ".h5"), d=2, layers=layers)
+            data(j(name + "_d.h5"), X=np.array([[2, -2], [2, -2.5], [0.1, 0.1]], np.float32),
+                 y=np.array([1, 0, 1]), n=3, d=2)
+            case("binary margin overflow (%s)" % name, tmp, j(name + ".h5"), j(name + "_d.h5"),
+                 name + ".h5", ["output proba[0]", "not finite"])
         # A chunk too large to hold (2^28 labels, 2 GiB read as int64) is a size limit, said
         # as one, not called corrupt: h5py writes such a file when asked to.
         with h5py.File(j("bigchunk.h5"), "w") as f:

@@ -153,9 +153,34 @@ with tempfile.TemporaryDirectory() as tmp:
     inner = 1 if t["left_children"][1] != -1 else 2
     t["left_children"][inner], t["right_children"][inner] = 0, leaf
     expect_refused(tmp, "cycle", d, data, [T + "0", "cycle"])
-    d = copy.deepcopy(base); t = trees_of(d)[0]
-    t["right_children"][0] = t["left_children"][0]
+    # Two splits sharing one pair of children: each split's pair is right = left + 1, and a
+    # node is still reachable twice.
+    share = {"left_children": [1, 3, 3, -1, -1], "right_children": [2, 4, 4, -1, -1],
+             "split_indices": [0] * 5, "split_conditions": [0.5] * 5, "default_left": [0] * 5,
+             "split_type": [0] * 5}
+    d = copy.deepcopy(base); trees_of(d)[0].update(with_stats(share))
+    trees_of(d)[0]["tree_param"]["num_nodes"] = "5"
     expect_refused(tmp, "reachable_twice", d, data, [T + "0", "reachable twice"])
+    # A split whose right child is not its left child + 1: XGBoost's predictor takes left + 1
+    # and never reads right_children, so the file would be two different trees (it had been
+    # evaluated here as written: probabilities up to 0.0069 off XGBoost's own).
+    d = copy.deepcopy(base); t = trees_of(d)[0]
+    t["left_children"][0], t["right_children"][0] = t["right_children"][0], t["left_children"][0]
+    expect_refused(tmp, "children_swapped", d, data,
+                   [T + "0: node 0's right child", "is not its left child + 1", "XGBoost takes left + 1"])
+    # Leaves' split index and default direction: read by no prediction, but refused with the
+    # types XGBoost refuses there too ("Invalid cast").
+    d = copy.deepcopy(base); t = trees_of(d)[0]
+    leaf = t["left_children"].index(-1)
+    t["split_indices"][leaf] = "0"
+    expect_refused(tmp, "leaf_split_index_string", d, data, [T + "0/split_indices/%d" % leaf, "not an integer"])
+    d = copy.deepcopy(base); t = trees_of(d)[0]
+    t["default_left"][leaf] = None
+    expect_refused(tmp, "leaf_default_left_null", d, data, [T + "0/default_left/%d" % leaf, "not 0, 1, true or false"])
+    # base_score with more than 9 significant digits (Python's str of a float): XGBoost 1.7
+    # reads it as 0.5, so the readers would differ; refused.
+    d = copy.deepcopy(base); d["learner"]["learner_model_param"]["base_score"] = "0.30000000000000004"
+    expect_refused(tmp, "base_score_17_digits", d, data, ["base_score", "more than 9 significant digits"])
     d = copy.deepcopy(base); t = trees_of(d)[0]; t["split_indices"][0] = 4
     expect_refused(tmp, "feature_out_of_range", d, data, [T + "0/split_indices/0", "feature 4"])
     d = copy.deepcopy(base); t = trees_of(d)[0]; t["split_conditions"][0] = 1e39
@@ -184,14 +209,15 @@ with tempfile.TemporaryDirectory() as tmp:
     d["learner"]["gradient_booster"]["model"]["trees"] = []
     d["learner"]["gradient_booster"]["model"]["tree_info"] = []
     expect_refused(tmp, "zero_trees", d, data, ["zero trees"])
-    # A chain 70 levels deep: every right child is a leaf, every left child splits again.
+    # A chain 70 levels deep: every left child is a leaf, every right child splits again (each
+    # split's children a pair, right = left + 1, as XGBoost lays them out).
     n = 141
     chain = {"left_children": [], "right_children": [], "split_indices": [0] * n,
              "split_conditions": [0.5] * n, "default_left": [0] * n, "split_type": [0] * n}
     for i in range(n):
         inner = i % 2 == 0 and i + 2 < n
-        chain["left_children"].append(i + 2 if inner else -1)
-        chain["right_children"].append(i + 1 if inner else -1)
+        chain["left_children"].append(i + 1 if inner else -1)
+        chain["right_children"].append(i + 2 if inner else -1)
     d = copy.deepcopy(base); trees_of(d)[0].update(with_stats(chain))
     trees_of(d)[0]["tree_param"]["num_nodes"] = str(n)
     expect_refused(tmp, "too_deep", d, data, [T + "0", "depth", "64"])
@@ -356,8 +382,8 @@ with tempfile.TemporaryDirectory() as tmp:
              "categories_sizes": []}
     for i in range(n):
         inner = i % 2 == 0 and i + 2 < n
-        chain["left_children"].append(i + 2 if inner else -1)
-        chain["right_children"].append(i + 1 if inner else -1)
+        chain["left_children"].append(i + 1 if inner else -1)
+        chain["right_children"].append(i + 2 if inner else -1)
         if inner:
             chain["split_type"][i] = 1
             chain["categories_nodes"].append(i)
