@@ -171,8 +171,13 @@ rc=0; (ulimit -f 1; "$SG" token add --tokens tokens --principal alice.pub.pem --
 [ "$rc" = 2 ] && grep -q "tokens file tokens: File too large; no token added" err && [ ! -s out ] ||
     fail "token add cut short: exit $rc, out $(cat out), err $(cat err)"
 cmp -s tokens tokens.before || fail "a cut token add changed the tokens file"
-rc=0; (ulimit -f 0; "$SG" token add --tokens fresh.tokens --principal alice.pub.pem) >out 2>err || rc=$?
-[ "$rc" = 2 ] && [ ! -e fresh.tokens ] && [ ! -s out ] || fail "token add to a new file cut short: exit $rc $(cat err)"
+# (ThreadSanitizer's runtime itself dies of SIGXFSZ under ulimit -f 0, before main: probed)
+if (ulimit -f 0; "$SG" --version) >/dev/null 2>&1; then
+    rc=0; (ulimit -f 0; "$SG" token add --tokens fresh.tokens --principal alice.pub.pem) >out 2>err || rc=$?
+    [ "$rc" = 2 ] && [ ! -e fresh.tokens ] && [ ! -s out ] || fail "token add to a new file cut short: exit $rc $(cat err)"
+else
+    echo "(this build cannot run under ulimit -f 0: the new-file case is not checked here)"
+fi
 "$SG" token add --tokens tokens --principal alice.pub.pem --name after >/dev/null || fail "token add after a cut one"
 # token add appends only to a tokens file: a private key (mode 0600, as a tokens file must be)
 # named by mistake is refused and left as it was.
