@@ -367,15 +367,7 @@ static int build_statement(const gate_args *a, const char *model, const char *ba
            --output's) decides its metrics, and sample weights weight them; neither had been
            in the statement, so one model's PASSED and FAILED reports looked alike. */
         const sg_model *m = g->cand.model;
-        json_t *ev = json_object(), *jm = json_object();
-        json_object_set_new(jm, "task", json_string(sg_task_name(m->task)));
-        if (m->task != SG_TASK_REGRESSION)
-            json_object_set_new(jm, "n_classes", json_integer(m->n_classes));
-        json_object_set_new(jm, "n_features", json_integer(m->n_features));
-        json_object_set_new(jm, "kind", json_string(sg_model_kind(m)));
-        char desc[256];
-        sg_model_describe(m, desc, sizeof desc);
-        json_object_set_new(jm, "description", sg_json_string_safe(desc));
+        json_t *ev = json_object(), *jm = sg_model_summary_json(m);
         if (!strcmp(sg_model_kind(m), "onnx"))
             json_object_set_new(jm, "output",
                                 json_string(a->onnx_output == SG_ONNX_OUTPUT_AUTO

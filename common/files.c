@@ -531,3 +531,19 @@ void sg_outfile_abort(sg_outfile *o)
     }
     if (o->tmp_path[0]) sg_tmp_remove(o->tmp_path);
 }
+
+int sg_write_all(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            if (n == 0) errno = EIO;
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}

@@ -249,15 +249,38 @@ static sg_status check_structure(const ctx *c, const tree_json *t, uint8_t *stat
     return SG_OK;
 }
 
+/* Node i's split_indices entry (a JSON integer) and default_left (0, 1, true or false: XGBoost
+ * writes 0 and 1 and also reads true and false; not "1", 1.0 or 2). A leaf's are read by no
+ * prediction, but XGBoost refuses the same wrong types there ("Invalid cast"), so they are
+ * checked on every node. */
+static sg_status split_fields(const ctx *c, const tree_json *t, size_t i, double *feature,
+                              bool *left)
+{
+    double v;
+    if (!int_at(c, t->feat, i, feature))
+        return fail(c,
+                    "%s/split_indices/%zu is not an integer (a JSON integer, not a string or "
+                    "a float)",
+                    t->path, i);
+    const sg_jv *dl = sg_jt_at(c->d, t->dleft, i);
+    if (sg_jt_is_bool(dl))
+        *left = sg_jt_is(dl, SG_JT_TRUE);
+    else if (int_at(c, t->dleft, i, &v) && (v == 0 || v == 1))
+        *left = v == 1;
+    else
+        return fail(c, "%s/default_left/%zu is not 0, 1, true or false", t->path, i);
+    return SG_OK;
+}
+
 /* Feature and default direction of split i; its threshold too unless it is categorical (whose
  * split_condition XGBoost writes as NaN). */
 static sg_status check_split(const ctx *c, const tree_json *t, size_t i, float *thr, uint32_t *feature)
 {
-    double v;
+    double v = 0;
+    bool left = false;
     const bool categorical = t->cat_of && t->cat_of[i] >= 0;
-    if (!int_at(c, t->feat, i, &v))
-        return fail(c, "%s/split_indices/%zu is not an integer (a JSON integer, not a string or "
-                    "a float)", t->path, i);
+    sg_status rc = split_fields(c, t, i, &v, &left);
+    if (rc) return rc;
     if (v < 0 || v >= (double)t->num_feature)
         return fail(c, "%s/split_indices/%zu: feature %.0f is outside 0..%ld (num_feature)",
                     t->path, i, v, t->num_feature - 1);
@@ -270,14 +293,7 @@ static sg_status check_split(const ctx *c, const tree_json *t, size_t i, float *
     if (!categorical && !isfinite(*thr))
         return fail(c, "%s/split_conditions/%zu: threshold %g is not a finite float32", t->path, i,
                     (double)cond);
-    /* XGBoost writes 0 and 1 and also reads true and false; not "1", 1.0 or 2 */
-    const sg_jv *dl = sg_jt_at(c->d, t->dleft, i);
-    if (sg_jt_is_bool(dl))
-        *feature |= sg_jt_is(dl, SG_JT_TRUE) ? SG_TREE_DEFAULT_LEFT : 0;
-    else if (int_at(c, t->dleft, i, &v) && (v == 0 || v == 1))
-        *feature |= v == 1 ? SG_TREE_DEFAULT_LEFT : 0;
-    else
-        return fail(c, "%s/default_left/%zu is not 0, 1, true or false", t->path, i);
+    if (left) *feature |= SG_TREE_DEFAULT_LEFT;
     return SG_OK;
 }
 
@@ -455,17 +471,10 @@ static sg_status leaf_node(const ctx *c, const tree_json *t, size_t i, size_t q,
     if (!float_at(c, t->cond, i, &v))
         return fail(c, "%s/split_conditions/%zu (leaf value) is not a float (XGBoost writes "
                     "5E-1, not 0.5 in a string or the integer 0)", t->path, i);
-    /* A leaf's split index and default direction are read by no prediction, but XGBoost
-       refuses the same wrong types there as at a split ("Invalid cast"): so is this. */
-    double ignored;
-    const sg_jv *dl = sg_jt_at(c->d, t->dleft, i);
-    if (!int_at(c, t->feat, i, &ignored))
-        return fail(c,
-                    "%s/split_indices/%zu is not an integer (a JSON integer, not a string or "
-                    "a float)",
-                    t->path, i);
-    if (!sg_jt_is_bool(dl) && !(int_at(c, t->dleft, i, &ignored) && (ignored == 0 || ignored == 1)))
-        return fail(c, "%s/default_left/%zu is not 0, 1, true or false", t->path, i);
+    double ignored = 0;
+    bool left = false;
+    sg_status rc = split_fields(c, t, i, &ignored, &left);
+    if (rc) return rc;
     float leaf = v * t->weight;
     if (!isfinite(leaf))
         return fail(c, "%s/split_conditions/%zu: leaf value %g is not a finite float32", t->path, i,

@@ -3,30 +3,39 @@
 #include "stagegate/eval.h"
 #include "stagegate/model_ops.h"
 
-json_t *sg_eval_result_json(const sg_eval_config *c, const sg_eval_result *r)
+json_t *sg_model_summary_json(const sg_model *m)
 {
-    json_t *doc = json_object();
     json_t *model = json_object();
-    json_object_set_new(model, "path", sg_json_string_safe(c->model_path));
-    json_object_set_new(model, "sha256", json_string(r->model_sha256));
-    json_object_set_new(model, "task", json_string(sg_task_name(r->model->task)));
-    if (r->model->task != SG_TASK_REGRESSION)
-        json_object_set_new(model, "n_classes", json_integer(r->model->n_classes));
-    json_object_set_new(model, "n_features", json_integer(r->model->n_features));
-    json_object_set_new(model, "estimator", json_string(r->model->estimator));
-    json_object_set_new(model, "param_bytes", json_integer((json_int_t)r->model->param_bytes));
-    json_object_set_new(model, "kind", json_string(sg_model_kind(r->model)));
+    json_object_set_new(model, "task", json_string(sg_task_name(m->task)));
+    if (m->task != SG_TASK_REGRESSION)
+        json_object_set_new(model, "n_classes", json_integer(m->n_classes));
+    json_object_set_new(model, "n_features", json_integer(m->n_features));
+    json_object_set_new(model, "estimator", sg_json_string_safe(m->estimator));
+    json_object_set_new(model, "param_bytes", json_integer((json_int_t)m->param_bytes));
+    json_object_set_new(model, "kind", json_string(sg_model_kind(m)));
     char desc[256];
-    sg_model_describe(r->model, desc, sizeof desc);
-    json_object_set_new(model, "description", json_string(desc));
+    sg_model_describe(m, desc, sizeof desc);
+    json_object_set_new(model, "description", sg_json_string_safe(desc));
     sg_model_cost cost;
-    sg_model_cost_of(r->model, &cost);
+    sg_model_cost_of(m, &cost);
     json_t *jc = json_object();
     if (cost.flops_per_row > 0) sg_json_set_real(jc, "flops_per_row", cost.flops_per_row);
     if (cost.node_visits_per_row > 0)
         sg_json_set_real(jc, "node_visits_per_row", cost.node_visits_per_row);
     sg_json_set_real(jc, "input_bytes_per_row", cost.bytes_per_row);
     json_object_set_new(model, "cost", jc);
+    return model;
+}
+
+json_t *sg_eval_result_json(const sg_eval_config *c, const sg_eval_result *r)
+{
+    json_t *doc = json_object();
+    json_t *model = json_object();
+    json_object_set_new(model, "path", sg_json_string_safe(c->model_path));
+    json_object_set_new(model, "sha256", json_string(r->model_sha256));
+    json_t *summary = sg_model_summary_json(r->model);
+    json_object_update(model, summary); /* after path and sha256: the key order of old */
+    json_decref(summary);
     json_object_set_new(doc, "model", model);
 
     json_t *ds = json_object();

@@ -324,29 +324,29 @@ void sg_predict_labels(const float *proba, int64_t n, int k, double threshold, i
     }
 }
 
+/* Whether row r's margin z[r] + b holds a value that is not finite. */
+static bool margin_nonfinite(const float *z, int n_outputs, const float *b)
+{
+    bool bad = false;
+    for (int j = 0; j < n_outputs; j++)
+        bad |= !isfinite(b ? z[j] + b[j] : z[j]);
+    return bad;
+}
+
 void sg_bias_link_checked(const sg_kernel_ops *k, const float *z, int64_t n, int n_outputs,
                           const float *b, sg_link link, float *out)
 {
-    if (link != SG_LINK_SIGMOID) {
-        k->bias_link(z, n, n_outputs, b, link, out);
-        return;
-    }
-    const int64_t cells = n * n_outputs;
-    int64_t bad = 0;
-    for (int64_t i = 0; i < cells; i++) {
-        const float t = b ? z[i] + b[i % n_outputs] : z[i];
-        bad += !isfinite(t);
-    }
-    if (!bad) {
+    bool any = false;
+    for (int64_t r = 0; link == SG_LINK_SIGMOID && r < n; r++)
+        any |= margin_nonfinite(z + r * n_outputs, n_outputs, b);
+    if (!any) {
         k->bias_link(z, n, n_outputs, b, link, out);
         return;
     }
     /* the rare path: which rows, noted before the link (z and out may be one buffer) */
     unsigned char *rows = calloc((size_t)n, 1);
-    for (int64_t i = 0; rows && i < cells; i++) {
-        const float t = b ? z[i] + b[i % n_outputs] : z[i];
-        if (!isfinite(t)) rows[i / n_outputs] = 1;
-    }
+    for (int64_t r = 0; rows && r < n; r++)
+        rows[r] = margin_nonfinite(z + r * n_outputs, n_outputs, b);
     k->bias_link(z, n, n_outputs, b, link, out);
     const int w = n_outputs == 1 ? 2 : n_outputs;
     for (int64_t r = 0; r < n; r++)

@@ -129,21 +129,6 @@ static bool key_valid(EVP_PKEY *key, bool private_part)
     return ok;
 }
 
-/* Writes all of buf to fd, retrying short writes. */
-static int write_all(int fd, const char *buf, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, buf, len);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return -1;
-        }
-        buf += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 /*
  * Writes `data` with exactly `mode` to a fresh temp file beside `path`, opened with O_EXCL
  * and the final mode (so a private key is never readable by others, not even briefly).
@@ -159,7 +144,7 @@ static sg_status stage_file(const char *path, const char *data, size_t len, mode
         return sg_errf(err, SG_EIO, "%s: cannot create: %s", path, strerror(errno));
     }
     /* umask may only remove bits; fchmod makes the mode exact (e.g. 0644 for the public key). */
-    int bad = fchmod(fd, mode) != 0 || write_all(fd, data, len) != 0 || fsync(fd) != 0;
+    int bad = fchmod(fd, mode) != 0 || sg_write_all(fd, data, len) != 0 || fsync(fd) != 0;
     int e = errno;
     if (close(fd) != 0 && !bad) bad = 1, e = errno;
     if (bad) {

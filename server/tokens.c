@@ -243,15 +243,9 @@ sg_status sg_server_token_add(const char *tokens_path, const char *pub_path, con
             line = NULL;
             rc = sg_errf(err, SG_ENOMEM, "out of memory");
         }
-        for (size_t done = 0; rc == SG_OK && done < (size_t)n;) {
-            ssize_t w = write(fd, line + done, (size_t)n - done);
-            if (w < 0 && errno == EINTR) continue;
-            if (w <= 0)
-                rc = sg_errf(err, SG_EIO, "tokens file %s: %s; no token added", tokens_path,
-                             w < 0 ? strerror(errno) : "nothing written");
-            else
-                done += (size_t)w;
-        }
+        if (rc == SG_OK && sg_write_all(fd, line, (size_t)n) != 0)
+            rc = sg_errf(err, SG_EIO, "tokens file %s: %s; no token added", tokens_path,
+                         strerror(errno));
         if (rc == SG_OK && fsync(fd) != 0)
             rc = sg_errf(err, SG_EIO, "tokens file %s: %s; no token added", tokens_path,
                          strerror(errno));

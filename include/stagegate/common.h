@@ -199,6 +199,9 @@ int sg_open_regular(const char *path, sg_err *err);
 
 /* Reads a whole file into a NUL-terminated heap buffer (caller frees). Limit in bytes. */
 SG_MUST_CHECK sg_status sg_read_file(const char *path, size_t limit, uint8_t **data, size_t *len, sg_err *err);
+/* Writes all of buf to fd, retrying short writes and EINTR: 0, or -1 with errno set (EIO when
+   a write wrote nothing). */
+int sg_write_all(int fd, const void *buf, size_t len);
 /* The same for rel (relative, '/'-separated, no "." or ".." parts) under directory dir, refusing
  * a symbolic link anywhere on the way: the file read is inside dir. */
 SG_MUST_CHECK sg_status sg_read_file_beneath(const char *dir, const char *rel, size_t limit,

@@ -75,6 +75,10 @@ void sg_eval_result_clear(sg_eval_result *r);
 double sg_eval_input_overlap(const sg_eval_result *r);
 /* {"model":..., "dataset":..., "metrics":{...}, "timing":{...}} */
 json_t *sg_eval_result_json(const sg_eval_config *c, const sg_eval_result *r);
+/* A model as evaluated: task, n_classes (classifiers), n_features, estimator, param_bytes,
+   kind, description (an ONNX model's names the output rule applied) and cost; the "model"
+   object of `eval --json` (which adds path and sha256) and of a gate report's evaluation. */
+json_t *sg_model_summary_json(const sg_model *m);
 
 #ifdef __cplusplus
 }
