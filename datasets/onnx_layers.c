@@ -7,8 +7,10 @@
 
 #include "onnx_internal.h"
 
-/* A per-row input of rank 1 (a plain feature vector per row), required by the layer ops. */
-static sg_status row_input(ox_ctx *c, size_t k, const char *what, sg_err *err, int *x)
+/* A per-row input of rank 1 (a plain feature vector per row), or of rank 1 or more where
+   `any_rank`: the layer then runs over the row's last axis, once per vector along it. */
+static sg_status row_input_ranked(ox_ctx *c, size_t k, const char *what, bool any_rank, sg_err *err,
+                                  int *x)
 {
     int rc = ox_need_in(c, k, err, x);
     if (rc) return rc;
@@ -17,11 +19,28 @@ static sg_status row_input(ox_ctx *c, size_t k, const char *what, sg_err *err, i
                            "%s's input %zu ('%.100s') is a constant, but it must be the per-row "
                            "input (the rows times constant weights is what is supported)",
                            what, k, c->vals[*x].name);
-    if (c->vals[*x].rank != 1)
+    if (any_rank ? c->vals[*x].rank < 1 : c->vals[*x].rank != 1)
         return ox_node_err(c, err, SG_EINPUT,
-                           "shape does not match: %s needs rows of rank 1, '%.100s' has rank %d",
-                           what, c->vals[*x].name, c->vals[*x].rank);
+                           "shape does not match: %s needs rows of rank 1%s, '%.100s' has rank %d",
+                           what, any_rank ? " or more" : "", c->vals[*x].name, c->vals[*x].rank);
     return SG_OK;
+}
+
+static sg_status row_input(ox_ctx *c, size_t k, const char *what, sg_err *err, int *x)
+{
+    return row_input_ranked(c, k, what, false, err, x);
+}
+
+/* The vectors of `inner` values a row of value v holds, for an operator over its trailing
+   axes; 0 (after an error) when inner does not divide the row or the count is too large. */
+static int row_groups(ox_ctx *c, const ox_value *v, int64_t inner, sg_err *err)
+{
+    if (inner < 1 || v->count % inner != 0 || v->count / inner > OX_MAX_WIDTH) {
+        ox_node_err(c, err, SG_EINPUT, "rows of %lld values do not split into vectors of %lld",
+                    (long long)v->count, (long long)inner);
+        return 0;
+    }
+    return (int)(v->count / inner);
 }
 
 static sg_status const_input(ox_ctx *c, size_t k, const char *what, sg_err *err, const ox_value **v)
@@ -38,11 +57,15 @@ sg_status ox_op_gemm(ox_ctx *c, bool matmul, sg_err *err)
 {
     int x, rc;
     const ox_value *B, *C = NULL;
-    if ((rc = row_input(c, 0, matmul ? "MatMul" : "Gemm", err, &x))) return rc;
+    /* MatMul on rows of rank 2 or more ([batch, ..., k] @ [k, m], nn.Linear applied to a
+       [batch, tokens, k] input) multiplies each vector along the last axis: one GEMM over
+       batch x the vectors a row holds. Gemm's input is [batch, k] by definition. */
+    if ((rc = row_input_ranked(c, 0, matmul ? "MatMul" : "Gemm", matmul, err, &x))) return rc;
     if ((rc = const_input(c, 1, "the weight (input 1)", err, &B))) return rc;
     if (!matmul && ox_in(c, 2) >= 0 && (rc = const_input(c, 2, "the bias (input 2)", err, &C)))
         return rc;
-    const int64_t k = c->vals[x].count;
+    const ox_value *vx = &c->vals[x];
+    const int64_t k = vx->dims[vx->rank - 1];
     bool transB = !matmul && ox_attr_i(c, "transB", 0);
     float alpha = matmul ? 1.0f : ox_attr_f(c, "alpha", 1.0f);
     float beta = matmul ? 1.0f : ox_attr_f(c, "beta", 1.0f);
@@ -80,12 +103,19 @@ sg_status ox_op_gemm(ox_ctx *c, bool matmul, sg_err *err)
             s->W[i * m + j] = alpha * (transB ? B->f[j * k + i] : B->f[i * m + j]);
     for (int64_t j = 0; j < m; j++)
         s->b[j] = C ? beta * C->f[C->count == 1 ? 0 : j] : 0.0f;
-    s->in = c->vals[x].data;
+    const int groups = row_groups(c, vx, k, err);
+    if (!groups) return SG_EINPUT;
+    s->in = vx->data;
     s->in_width = (int)k;
     s->width = (int)m;
+    s->groups = groups;
     s->act = SG_ACT_IDENTITY;
+    /* The row's leading axes, then m (a weight vector drops the last axis, as numpy's). */
+    int64_t dims[OX_MAX_RANK];
+    memcpy(dims, vx->dims, (size_t)vx->rank * sizeof dims[0]);
+    dims[vx->rank - 1] = m;
     int v;
-    return ox_dyn_out(c, B->rank == 2 ? 1 : 0, &m, err, &v);
+    return ox_dyn_out(c, B->rank == 2 ? vx->rank : vx->rank - 1, dims, err, &v);
 }
 
 sg_status ox_op_batchnorm(ox_ctx *c, sg_err *err)
@@ -136,20 +166,30 @@ sg_status ox_op_batchnorm(ox_ctx *c, sg_err *err)
 sg_status ox_op_layernorm(ox_ctx *c, sg_err *err)
 {
     int x, rc;
-    if ((rc = row_input(c, 0, "LayerNormalization", err, &x))) return rc;
+    if ((rc = row_input_ranked(c, 0, "LayerNormalization", true, err, &x))) return rc;
     if ((rc = ox_only_first_output(c, err))) return rc;
-    int64_t axis = ox_attr_i(c, "axis", -1);
-    if (axis != -1 && axis != 1)
-        return ox_node_err(c, err, SG_EINPUT, "axis %lld: only the last axis is supported",
-                           (long long)axis);
+    /* Normalised over the axes from `axis` on, of the whole tensor [batch, row dims...]: the
+       batch axis (0) is not supported, any later one is (each vector of the trailing axes
+       normalised alone). */
+    const ox_value *vx = &c->vals[x];
+    int64_t axis = ox_attr_i(c, "axis", -1), full = vx->rank + 1;
+    if (axis < 0) axis += full;
+    if (axis < 1 || axis >= full)
+        return ox_node_err(c, err, SG_EINPUT,
+                           "axis %lld: only axes after the batch's are supported (rows of rank %d)",
+                           (long long)ox_attr_i(c, "axis", -1), vx->rank);
+    int64_t w = 1;
+    for (int64_t i = axis - 1; i < vx->rank; i++)
+        w *= vx->dims[i];
+    const int groups = row_groups(c, vx, w, err);
+    if (!groups) return SG_EINPUT;
     const ox_value *g, *b = NULL;
     if ((rc = const_input(c, 1, "Scale", err, &g))) return rc;
     if (ox_in(c, 2) >= 0 && (rc = const_input(c, 2, "B", err, &b))) return rc;
-    const int64_t w = c->vals[x].count;
     if (g->count != w || (b && b->count != w))
         return ox_node_err(c, err, SG_EINPUT,
-                           "shape does not match the data: Scale/B hold %lld/%lld values for rows "
-                           "of %lld",
+                           "shape does not match the data: Scale/B hold %lld/%lld values for "
+                           "vectors of %lld",
                            (long long)g->count, (long long)(b ? b->count : w), (long long)w);
     sg_onnx_step *s = ox_step_new(c, SG_OX_LAYERNORM, err);
     if (!s) return SG_ENOMEM;
@@ -160,10 +200,11 @@ sg_status ox_op_layernorm(ox_ctx *c, sg_err *err)
     for (int64_t j = 0; j < w; j++)
         s->shift[j] = b ? b->f[j] : 0.0f;
     s->eps = ox_attr_f(c, "epsilon", 1e-5f);
-    s->in = c->vals[x].data;
+    s->in = vx->data;
     s->in_width = s->width = (int)w;
+    s->groups = groups;
     int v;
-    return ox_dyn_out(c, 1, &w, err, &v);
+    return ox_dyn_out(c, vx->rank, vx->dims, err, &v);
 }
 
 sg_status ox_op_softmax(ox_ctx *c, bool log, sg_err *err)
@@ -175,17 +216,24 @@ sg_status ox_op_softmax(ox_ctx *c, bool log, sg_err *err)
     int r = vx->rank + 1;
     int64_t axis = ox_attr_i(c, "axis", c->opset >= 13 ? -1 : 1);
     if (axis < 0) axis += r;
-    /* Before opset 13 the input is flattened at axis: axis 1 means the whole row. From 13
-       on it is one axis, the whole row only when the row has rank 1. */
-    bool whole_row = c->opset < 13 ? axis == 1 : (axis == 1 && vx->rank == 1);
-    if (!whole_row)
+    /* Before opset 13 the input is flattened at axis: each vector of the axes from it on is
+       one softmax (axis 1: the whole row). From 13 on it is that one axis: supported when it
+       is the last (each vector along it alone). The batch axis is not supported. */
+    if (axis < 1 || axis >= r || (c->opset >= 13 && axis != r - 1))
         return ox_node_err(c, err, SG_EINPUT,
-                           "axis %lld over rows of rank %d: only the whole row is supported",
-                           (long long)axis, vx->rank);
+                           "axis %lld over rows of rank %d: only the %s is supported",
+                           (long long)ox_attr_i(c, "axis", c->opset >= 13 ? -1 : 1), vx->rank,
+                           c->opset >= 13 ? "last axis" : "axes after the batch's");
+    int64_t w = 1;
+    for (int64_t i = axis - 1; i < vx->rank; i++)
+        w *= vx->dims[i];
+    const int groups = row_groups(c, vx, w, err);
+    if (!groups) return SG_EINPUT;
     sg_onnx_step *s = ox_step_new(c, log ? SG_OX_LOGSOFTMAX : SG_OX_SOFTMAX, err);
     if (!s) return SG_ENOMEM;
     s->in = vx->data;
-    s->in_width = s->width = (int)vx->count;
+    s->in_width = s->width = (int)w;
+    s->groups = groups;
     int v;
     return ox_dyn_out(c, vx->rank, vx->dims, err, &v);
 }
@@ -195,26 +243,35 @@ sg_status ox_op_softmax(ox_ctx *c, bool log, sg_err *err)
 static sg_status reduce_row(ox_ctx *c, int kind, sg_err *err)
 {
     int x, rc;
-    if ((rc = row_input(c, 0, c->node->op_type, err, &x))) return rc;
+    if ((rc = row_input_ranked(c, 0, c->node->op_type, true, err, &x))) return rc;
     int64_t axes[OX_MAX_RANK];
     int n;
     if ((rc = ox_get_axes(c, 1, axes, &n, err))) return rc;
     /* No axes with noop_with_empty_axes (ReduceSum from opset 13) reduces nothing. */
     if (n == 0 && ox_attr_i(c, "noop_with_empty_axes", 0) != 0) return ox_op_identity(c, err);
-    if (n != 1 || (axes[0] != 1 && axes[0] != -1))
+    const ox_value *vx = &c->vals[x];
+    const int64_t last = vx->rank; /* the last axis of [batch, row dims...] */
+    if (n != 1 || (axes[0] != last && axes[0] != -1))
         return ox_node_err(c, err, SG_EINPUT,
                            n == 0 ? "no axes: reducing over the batch is not supported"
-                                  : "only the last axis of rows of rank 1 is supported");
+                                  : "only the last axis is supported");
     bool keep = ox_attr_i(c, "keepdims", 1) != 0;
+    const int64_t w = vx->dims[vx->rank - 1];
+    const int groups = row_groups(c, vx, w, err);
+    if (!groups) return SG_EINPUT;
     sg_onnx_step *s = ox_step_new(c, kind < 0 ? SG_OX_MEAN : SG_OX_REDUCE, err);
     if (!s) return SG_ENOMEM;
     if (kind >= 0) s->reduce = (sg_onnx_reduce)kind;
-    s->in = c->vals[x].data;
-    s->in_width = (int)c->vals[x].count;
+    s->in = vx->data;
+    s->in_width = (int)w;
     s->width = 1;
-    int64_t one = 1;
+    s->groups = groups;
+    /* The row's leading axes, then 1 (keepdims) or nothing. */
+    int64_t dims[OX_MAX_RANK];
+    memcpy(dims, vx->dims, (size_t)vx->rank * sizeof dims[0]);
+    dims[vx->rank - 1] = 1;
     int v;
-    return ox_dyn_out(c, keep ? 1 : 0, &one, err, &v);
+    return ox_dyn_out(c, keep ? vx->rank : vx->rank - 1, dims, err, &v);
 }
 
 sg_status ox_op_reduce_mean(ox_ctx *c, sg_err *err)

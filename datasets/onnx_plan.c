@@ -267,7 +267,7 @@ static int fuse_layernorm(pass *p, int i)
 {
     ox_ctx *c = p->c;
     sg_onnx_step *m1 = &c->steps[i];
-    if (m1->kind != SG_OX_MEAN) return 0;
+    if (m1->kind != SG_OX_MEAN || sg_onnx_groups(m1) > 1) return 0;
     int x = m1->in, w = m1->in_width;
     sg_onnx_step *s = sole(p, m1->out);
     if (!s || s->kind != SG_OX_BINARY || s->binary != SG_OXB_SUB || s->a.kind != SG_OXA_ROW ||
@@ -340,7 +340,11 @@ static int fuse_into_gemm(pass *p, sg_onnx_step *g)
     if (!t || g->act != SG_ACT_IDENTITY) return 0;
     const int w = g->width, k = g->in_width;
     bool first;
-    const sg_onnx_arg *cst = row_and_const(t, g->out, &first);
+    /* A GEMM over the vectors of a row (groups > 1) has one bias for all of them; the
+       consumer's constants and scales are per value of the row, so only an activation
+       folds in. */
+    const bool grouped = sg_onnx_groups(g) > 1;
+    const sg_onnx_arg *cst = grouped ? NULL : row_and_const(t, g->out, &first);
     if (cst && t->width == w) {
         const float *v = cst->value;
         switch (t->binary) {
@@ -366,7 +370,7 @@ static int fuse_into_gemm(pass *p, sg_onnx_step *g)
         default:
             return 0;
         }
-    } else if (t->kind == SG_OX_AFFINE && t->in == g->out) {
+    } else if (!grouped && t->kind == SG_OX_AFFINE && t->in == g->out) {
         for (int j = 0; j < w; j++) {
             g->b[j] = g->b[j] * t->scale[j] + t->shift[j];
             for (int i = 0; i < k; i++)
@@ -488,7 +492,8 @@ static bool make_dense(ox_ctx *c, pass *p, int od, sg_model *m, sg_onnx_plan *pl
     for (int i = 0; i < c->n_steps; i++) {
         if (p->dead[i]) continue;
         const sg_onnx_step *s = &c->steps[i];
-        if (s->kind != SG_OX_GEMM || s->in != prev || (prev != c->input && p->uses[prev] != 1))
+        if (s->kind != SG_OX_GEMM || sg_onnx_groups(s) > 1 || s->in != prev ||
+            (prev != c->input && p->uses[prev] != 1))
             return false;
         prev = s->out;
         n++;
@@ -589,7 +594,7 @@ static int assign_buffers(ox_ctx *c, pass *p, int od, sg_onnx_plan *plan, sg_err
             for (int q = 0; q < n_free; q++)
                 listed |= free_slots[q] == vslot[v];
             if (listed || vslot[v] == out_slot) continue;
-            if (inplace && out_slot < 0 && (int)c->vals[v].count == s->width)
+            if (inplace && out_slot < 0 && (int)c->vals[v].count == s->width * sg_onnx_groups(s))
                 out_slot = vslot[v];
             else if (inplace)
                 free_slots[n_free++] = vslot[v];
@@ -605,8 +610,9 @@ static int assign_buffers(ox_ctx *c, pass *p, int od, sg_onnx_plan *plan, sg_err
                 if (!listed && vslot[v] != out_slot) free_slots[n_free++] = vslot[v];
             }
         vslot[s->out] = out_slot;
-        if (s->width > width) width = s->width;
-        if (s->in_width > width) width = s->in_width;
+        const int rows = sg_onnx_groups(s); /* a row's vectors, each of (in_)width */
+        if (s->width * rows > width) width = s->width * rows;
+        if (s->in_width * rows > width) width = s->in_width * rows;
         sg_onnx_step *d = &plan->steps[plan->n_steps++];
         *d = *s;
         memset(s, 0, sizeof *s);
@@ -698,9 +704,10 @@ int ox_finish(ox_ctx *c, sg_model *m, sg_err *err)
     m->n_outputs = (int)c->vals[od].count;
     for (int i = 0; i < c->n_steps; i++)
         if (!p.dead[i])
-            plan->flops_per_row += c->steps[i].kind == SG_OX_GEMM
-                                       ? 2.0 * c->steps[i].in_width * c->steps[i].width
-                                       : c->steps[i].width;
+            plan->flops_per_row +=
+                (c->steps[i].kind == SG_OX_GEMM ? 2.0 * c->steps[i].in_width * c->steps[i].width
+                                                : c->steps[i].width) *
+                sg_onnx_groups(&c->steps[i]);
     /* make_dense counts the layers' parameters; a step plan counts its steps'. */
     m->param_bytes = 0;
     if (make_dense(c, &p, od, m, plan)) goto out;

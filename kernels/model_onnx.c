@@ -360,16 +360,23 @@ static void run_step(const sg_kernel_ops *k, const sg_onnx_step *st, const float
 {
     float *out = bufp(s, X, st->out);
     const float *in = bufp(s, X, st->in);
+    /* A row of `groups` vectors is that many rows to the per-row kernels. */
+    const int64_t vectors = n * sg_onnx_groups(st);
     switch (st->kind) {
     case SG_OX_GEMM:
-        if (one) {
+        if (one && vectors == 1) {
             k->matvec(in, st->W, st->b, st->in_width, st->width, out);
             if (st->act != SG_ACT_IDENTITY)
                 k->bias_act(out, 1, st->width, NULL, (sg_activation)st->act);
         } else {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, st->width, st->in_width,
-                        1.0f, in, st->in_width, st->W, st->width, 0.0f, out, st->width);
-            k->bias_act(out, n, st->width, st->b, (sg_activation)st->act);
+            /* (in pieces that fit cblas's int, which a batch of grouped rows may pass) */
+            for (int64_t r = 0; r < vectors; r += INT_MAX / 2) {
+                const int64_t m = vectors - r < INT_MAX / 2 ? vectors - r : INT_MAX / 2;
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, st->width,
+                            st->in_width, 1.0f, in + r * st->in_width, st->in_width, st->W,
+                            st->width, 0.0f, out + r * st->width, st->width);
+            }
+            k->bias_act(out, vectors, st->width, st->b, (sg_activation)st->act);
         }
         break;
     case SG_OX_UNARY:
@@ -391,7 +398,7 @@ static void run_step(const sg_kernel_ops *k, const sg_onnx_step *st, const float
         break;
     }
     default:
-        run_rows(st, in, out, n);
+        run_rows(st, in, out, vectors);
     }
 }
 

@@ -226,6 +226,10 @@ typedef struct {
     int in_width;
     int out; /* output buffer */
     int width;
+    /* GEMM, LAYERNORM, SOFTMAX, LOGSOFTMAX, MEAN, REDUCE over the last axis of rows of rank 2
+       or more: a row is `groups` vectors of in_width (its output `groups` vectors of width),
+       each taken alone, as rows of their own. 0 or 1: the row is one vector. */
+    int groups;
     /* GEMM */
     float *W; /* [in_width][width], 64-byte aligned */
     float *b; /* [width] */
@@ -247,6 +251,12 @@ typedef struct {
     /* GATHER: [width] input columns */
     int *cols;
 } sg_onnx_step;
+
+/* Vectors per row of step s (sg_onnx_step.groups), and its input and output row widths. */
+static inline int sg_onnx_groups(const sg_onnx_step *s)
+{
+    return s->groups > 1 ? s->groups : 1;
+}
 
 /* How the last buffer becomes the model's output. */
 typedef enum {

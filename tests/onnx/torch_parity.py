@@ -15,6 +15,8 @@ opsets 9..17 (CELU from 12). Checks, per model:
 - the metrics stagegate reports equal the ones computed from PyTorch's outputs;
 - a pure MLP chain runs on the dense kernels, the others on the step plan with the fused
   GELU / LayerNorm steps (from the model description and --breakdown stage names);
+- a shared layer per token (nn.Linear, LayerNorm, softmax and sums over [batch, 3, 4]) matches;
+- the one-row path the latency run takes agrees with the batch path (sg_onnx_one_vs_batch);
 - every kernel variant this CPU runs agrees, and export_torch.py (whole module and state
   dict) writes a model that loads, with its metadata saying what the output means.
 """
@@ -252,6 +254,28 @@ def main():
                            (0.5 * a).prod(1, keepdim=True), b[:, ::2], x.flip(1)], 1)
             return torch.softmax(self.out(torch.relu(self.fc(f))), 1)
     row_features = RowFeatures()
+
+    class Tokens(nn.Module):
+        """A shared layer per token: the row viewed as 3 tokens of 4 features, nn.Linear on
+        [batch, 3, 4] (a MatMul on rows of rank 2, then a bias Add), GELU, optionally
+        LayerNorm per token, a softmax and a sum over each token's last axis, a per-token
+        score whose log-softmax runs across the tokens, then flattened into a head."""
+        def __init__(self, ln):
+            super().__init__()
+            self.tok = nn.Linear(4, 8)
+            self.ln = nn.LayerNorm(8) if ln else None
+            self.tok2 = nn.Linear(8, 6)
+            self.score = nn.Linear(8, 1, bias=False)
+            self.head = nn.Linear(3 * 6 + 3 + 3, 3)
+
+        def forward(self, x):
+            h = nn.functional.gelu(self.tok(x.view(-1, 3, 4)))
+            if self.ln is not None:
+                h = self.ln(h)
+            p = torch.softmax(self.tok2(h), -1)
+            q = torch.log_softmax(self.score(h).squeeze(-1), 1)
+            f = torch.cat([p.flatten(1), h.sum(-1, keepdim=True).flatten(1), q], 1)
+            return torch.softmax(self.head(f), 1)
     w = 16
     act_models = [  # (name, model, first opset PyTorch exports it at)
         ("relu6_hardtanh_hardsigmoid_hardswish",
@@ -298,6 +322,14 @@ def main():
              want_plan="step plan")
         case(tmp, "gelu_logit1", logits2, d, opset, "logits", bi, Xb, yb,
              extra=["--output", "logits"])
+    tokens, tokens_ln = Tokens(False), Tokens(True)  # (made here: the seed's draws above stay)
+    randomize_bn(tokens_ln)
+    # Per-token layers: every opset; LayerNorm per token from 17, where it is one operator
+    # (below, PyTorch's decomposition broadcasts one mean per token, which is refused).
+    for opset in range(9, 18):
+        case(tmp, "tokens", tokens, d, opset, "proba", mc, Xm, ym, want_plan="step plan",
+             stages=["MatMul"] if opset == 13 else None)
+    case(tmp, "tokens_layernorm", tokens_ln, d, 17, "proba", mc, Xm, ym, want_plan="step plan")
     # A deep step plan: past 64 and then 128 graph values, the loader's value table grows and
     # moves; a shape read from it before the move must not be used after (this ran under the
     # sanitizers into a use after free).
@@ -305,6 +337,13 @@ def main():
                                                           nn.ELU())],
                          nn.Linear(8, 3), nn.Softmax(1))
     case(tmp, "deep_elu_20", deep, d, 13, "proba", mc, Xm, ym, want_plan="step plan")
+
+    # The one-row path (the latency run's) agrees with the batch path on these plans.
+    for name in ("tokens_o13", "tokens_layernorm_o17", "slices_reductions_o13",
+                 "binary_softmax_o13", "relu_softmax_o13", "deep_elu_20_o13"):
+        p = subprocess.run([os.environ["SG_ONNX_ONE_VS_BATCH"], os.path.join(tmp, name + ".onnx")],
+                           capture_output=True, text=True)
+        check(p.returncode == 0, "%s one row vs batch: %s" % (name, (p.stderr or p.stdout).strip()))
 
     # Every kernel variant agrees with PyTorch on both plans, and on a model whose LogSigmoid
     # has its Sigmoid fused into each variant's GEMM epilogue.
