@@ -212,14 +212,27 @@ static int create_model(remote *r)
         json_decref(pol);
         return rc;
     }
+    /* The gate's pins, as the local create-model takes them (a file, sha256:HEX or none). */
+    char pin_policy[65] = "", pin_data[65] = "";
+    sg_err err;
+    sg_status prc = SG_OK;
+    if (c->policy) prc = reg_cli_digest_arg("policy", c->policy, pin_policy, &err);
+    if (prc == SG_OK && c->dataset) prc = reg_cli_digest_arg("dataset", c->dataset, pin_data, &err);
+    if (prc != SG_OK) {
+        json_decref(pol);
+        return reg_cli_fail(prc, &err);
+    }
+    if (pin_policy[0]) json_object_set_new(pol, "policy_sha256", json_string(pin_policy));
+    if (pin_data[0]) json_object_set_new(pol, "dataset_sha256", json_string(pin_data));
     json_object_set_new(pol, "require_approval", json_boolean(c->require_approval));
     if (c->max_age) json_object_set_new(pol, "max_report_age_days", json_integer(c->max_age));
     if (c->report_stage) json_object_set_new(pol, "report_stage", json_string(c->report_stage));
     if (c->transitions) json_object_set_new(pol, "transitions", json_string(c->transitions));
     if (c->stages) {
         json_t *st = json_array();
-        char *copy = strdup(c->stages), *save = NULL;
-        for (char *t = copy ? strtok_r(copy, ",", &save) : NULL; t; t = strtok_r(NULL, ",", &save))
+        /* Every entry, empty ones too: the server refuses those, as the local command does. */
+        char *copy = strdup(c->stages), *rest = copy;
+        for (char *t; rest && (t = strsep(&rest, ",")) != NULL;)
             json_array_append_new(st, json_string(t));
         free(copy);
         json_object_set_new(pol, "stages", st);

@@ -60,6 +60,30 @@ grep -q "is not UTF-8 text, which a remote registry (JSON) cannot take" err && [
 run 2 "${R[@]}" create-model "x-$RUN" --description $'bad\xffdesc'
 grep -q "is not UTF-8 text" err || fail "non-UTF-8 create-model: $(cat err)"
 run 2 "${R[@]}" get "x-$RUN"
+# The gate's pins go to the server as they go into a local registry (they had been dropped,
+# so a report gated under another policy and dataset entered Staging): the same digests, and
+# the same refusal of a report made under other ones.
+echo "strict policy" >pin-policy.yaml
+printf 'dataset' >pin-data.h5
+run 0 "${R[@]}" create-model "pinned-$RUN" --signer signer.pub.pem --policy pin-policy.yaml \
+    --dataset "sha256:$(sha pin-data.h5)"
+run 0 "${R[@]}" --json get "pinned-$RUN"
+[ "$(jq -r .policy_sha256 out)" = "$(sha pin-policy.yaml)" ] &&
+    [ "$(jq -r .dataset_sha256 out)" = "$(sha pin-data.h5)" ] || fail "pins: $(cat out)"
+run 0 "${R[@]}" create-version "pinned-$RUN" art/m1.bin
+run 1 "${R[@]}" transition "pinned-$RUN" 1 Staging --report art/m1.bin.report
+grep -q "model pinned-$RUN pins its policy" err || fail "pinned transition: $(cat err)"
+# An empty stage in --stages is refused, as locally (it had been dropped).
+run 2 "${R[@]}" create-model "stages-$RUN" --stages "None,,Staging,Production,Archived"
+grep -q "'' is not a valid stage name" err || fail "empty stage: $(cat err)"
+run 2 "${R[@]}" create-model "stages-$RUN" --stages "None,Staging,Production,Archived,"
+# Over the API, a half pin or a pin that is not a sha256 is refused (400).
+for pins in '{"policy_sha256":"'"$(sha pin-policy.yaml)"'"}' '{"policy_sha256":"x","dataset_sha256":"y"}'; do
+    code=$(curl -s -o body -w '%{http_code}' -H "Authorization: Bearer $(cat alice.token)" \
+        -H 'Content-Type: application/json' -d '{"name":"half-'"$RUN"'","stagegate_policy":'"$pins"'}' \
+        "$URL/api/2.0/mlflow/registered-models/create")
+    [ "$code" = 400 ] && grep -q INVALID_PARAMETER_VALUE body || fail "pins $pins: $code $(cat body)"
+done
 run 0 "${R[@]}" get "$MODEL" 1
 grep -q "^  description: shadowed a week$" out || fail "get shows no description: $(cat out)"
 run 0 "${R[@]}" get "$MODEL" 1
