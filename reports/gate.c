@@ -61,11 +61,11 @@ __attribute__((format(printf, 2, 3))) static void set_text(sg_gate_check *c, con
  * that binary rounding of b*(1-r) cannot fail a candidate that meets the bound
  * exactly on paper (MLflow moved to Decimal for the same reason).
  */
-static bool holds(double value, double limit, bool greater_is_better, bool derived)
+/* value against limit, allowing `slack` past it (0: exact). */
+static bool holds(double value, double limit, bool greater_is_better, double slack)
 {
     if (!isfinite(value) || isnan(limit)) return false;
-    double eps = derived ? 1e-12 * fmax(1.0, fabs(limit)) : 0.0;
-    return greater_is_better ? value >= limit - eps : value <= limit + eps;
+    return greater_is_better ? value >= limit - slack : value <= limit + slack;
 }
 
 /* "<" or ">" for a failing comparison, ">=" or "<=" for a passing one. */
@@ -108,23 +108,13 @@ static void baseline_check(sg_gate_check *c, const sg_metric_rule *r, baseline_b
     /* Sign of the allowed move: improvements point along the good direction, regressions against
      * it. */
     double good = gib ? 1.0 : -1.0;
-    double limit;
-    switch (kind) {
-    case B_MIN_ABS:
-        limit = b + good * amount;
-        break;
-    case B_MIN_REL:
-        limit = b + good * amount * fabs(b);
-        break;
-    case B_MAX_REL_REG:
-        limit = b - good * amount * fabs(b);
-        break;
-    default:
-        limit = b - good * amount;
-        break;
-    }
+    const double move = kind == B_MIN_REL || kind == B_MAX_REL_REG ? amount * fabs(b) : amount;
+    const double limit = kind == B_MIN_ABS || kind == B_MIN_REL ? b + good * move : b - good * move;
     c->limit = limit;
-    c->passed = holds(v, limit, gib, true);
+    /* The slack is relative to the operands of the limit's arithmetic (1e-12 of the largest),
+       so it covers their binary rounding at any scale: an MSE of 1e-13 is held to its
+       baseline as strictly as one of 1e3. */
+    c->passed = holds(v, limit, gib, 1e-12 * fmax(fabs(b), fmax(fabs(move), fabs(limit))));
     const char *sym = rel_sym(c->passed, gib);
     /* Digits enough to tell the value from the limit it was held to. */
     const int p = sg_digits_apart(v, limit);
@@ -161,7 +151,7 @@ static int metric_checks(const sg_metric_rule *r, const sg_gate_inputs *in, sg_g
         snprintf(c->op, sizeof c->op, "%s", r->greater_is_better ? ">=" : "<=");
         c->limit = r->threshold;
         c->value = have ? v : NAN;
-        c->passed = have && holds(v, r->threshold, r->greater_is_better, false);
+        c->passed = have && holds(v, r->threshold, r->greater_is_better, 0);
         if (!have)
             set_text(
                 c, "%s was not measured for the candidate (not defined for this model or dataset)",
@@ -250,7 +240,7 @@ static int latency_check(const sg_gate_policy *p, const sg_gate_inputs *in, sg_g
         set_text(c, "%s run INVALID: %s", l->scenario, l->invalid);
         return SG_OK;
     }
-    c->passed = holds(est, p->latency_max_ms, false, false);
+    c->passed = holds(est, p->latency_max_ms, false, 0);
     char v[48], lim[48], q[32];
     fmt_ms(v, sizeof v, est);
     fmt_ms(lim, sizeof lim, p->latency_max_ms);
@@ -279,7 +269,7 @@ static int memory_check(const char *name, const char *what, double value, double
         return SG_OK;
     }
     c->value = value;
-    c->passed = holds(value, limit, false, false);
+    c->passed = holds(value, limit, false, 0);
     char v[48], lim[48];
     fmt_mb(v, sizeof v, value);
     fmt_mb(lim, sizeof lim, limit);
@@ -309,7 +299,7 @@ static int shadow_check(const sg_gate_policy *p, const sg_gate_inputs *in, sg_ga
         return SG_OK;
     }
     c->value = s->agreement;
-    c->passed = s->rows > 0 && holds(s->agreement, c->limit, true, false);
+    c->passed = s->rows > 0 && holds(s->agreement, c->limit, true, 0);
     char agreeing[32], rows[32];
     sg_format_count((double)s->agreeing, agreeing, sizeof agreeing);
     sg_format_count((double)s->rows, rows, sizeof rows);

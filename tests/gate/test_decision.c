@@ -168,6 +168,24 @@ static void test_regression_margins(void **state)
     c = one_check(ap, "accuracy", 0.879, &acc);
     assert_false(c.passed);
     assert_string_equal(c.text, "accuracy 0.879 < baseline 0.9 - 0.02");
+    /* The slack scales with the operands: an error metric near 1e-13 (targets scaled by
+       1e-8) twice its baseline's is a regression, as it is at any other scale (an absolute
+       1e-12 slack had passed it against "no regression at all"). */
+    double mse = 2.801e-13;
+    const char *rel = "{\"metrics\": {\"mean_squared_error\": {\"max_relative_regression\": "
+                      "0.05}}}",
+               *none = "{\"metrics\": {\"mean_squared_error\": {\"max_absolute_regression\": "
+                       "0}}}";
+    assert_false(one_check(rel, "mean_squared_error", 5.645e-13, &mse).passed);
+    assert_false(one_check(none, "mean_squared_error", 5.645e-13, &mse).passed);
+    assert_false(one_check(none, "mean_squared_error", 2.8011e-13, &mse).passed);
+    assert_true(one_check(none, "mean_squared_error", 2.801e-13, &mse).passed);
+    assert_false(one_check(rel, "mean_squared_error", 2.9411e-13, &mse).passed);
+    assert_true(one_check(rel, "mean_squared_error", 2.94105e-13, &mse).passed);
+    double big = 1e3; /* ... and at another scale */
+    assert_true(one_check(none, "mean_squared_error", 1e3, &big).passed);
+    assert_false(one_check(none, "mean_squared_error", 1000.000001, &big).passed);
+    assert_true(one_check(rel, "mean_squared_error", 1050, &big).passed);
 }
 
 static void test_missing_baseline(void **state)
