@@ -374,6 +374,9 @@ static int build_statement(const gate_args *a, const char *model, const char *ba
                                                 ? "the model's own"
                                                 : sg_onnx_output_name(a->onnx_output)));
         json_object_set_new(ev, "model", jm);
+        /* The baseline as evaluated: its output rule decides the metrics its limits come from. */
+        if (g->base_model)
+            json_object_set_new(ev, "baseline_model", sg_model_summary_json(g->base_model));
         json_object_set_new(ev, "rows", json_integer(g->cand.rows));
         json_object_set_new(ev, "sample_weight", json_boolean(sg_dataset_has_weights(g->data)));
         si.evaluation = ev;
@@ -468,8 +471,14 @@ static sg_status run_gate(const gate_args *a, gate_run *g, sg_err *err)
     /* The baseline is read only now, so that its bytes and parameters are not in the
        candidate's peak (adding a baseline changed the memory check's verdict). */
     if (baseline) {
-        if ((rc = sg_model_open_verified(baseline, bsha[0] ? bsha : NULL, &mo, &g->base_model,
-                                         err)))
+        /* --output is for a model that does not say what its output means: a baseline whose
+           metadata_props say it keeps that (--output had overridden it, so the baseline's
+           probabilities went through a second softmax and its metrics were misread). */
+        sg_model_open_options bo = mo;
+        if (bo.onnx_output != SG_ONNX_OUTPUT_AUTO)
+            bo.onnx_output = (sg_onnx_output)(bo.onnx_output | SG_ONNX_OUTPUT_IF_UNSAID);
+        if ((rc =
+                 sg_model_open_verified(baseline, bsha[0] ? bsha : NULL, &bo, &g->base_model, err)))
             return rc;
         const sg_model *cm = g->cand_model, *bm = g->base_model;
         if (cm->task != bm->task || cm->n_classes != bm->n_classes) {

@@ -430,8 +430,9 @@ static int meaning(ox_ctx *c, pass *p, sg_model *m, sg_onnx_plan *plan, sg_err *
         meant = (sg_onnx_output)o;
         from = "metadata_props stagegate.output";
     }
-    if (c->output_flag != SG_ONNX_OUTPUT_AUTO) {
-        meant = c->output_flag;
+    const sg_onnx_output flag = (sg_onnx_output)(c->output_flag & ~SG_ONNX_OUTPUT_IF_UNSAID);
+    if (flag != SG_ONNX_OUTPUT_AUTO && !(from && (c->output_flag & SG_ONNX_OUTPUT_IF_UNSAID))) {
+        meant = flag;
         from = "--output";
     }
     /* A graph ending in Softmax/Sigmoid gives probabilities, whatever else is said. */

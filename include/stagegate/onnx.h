@@ -27,6 +27,9 @@ typedef enum {
     SG_ONNX_OUTPUT_LOGITS = 1,
     SG_ONNX_OUTPUT_PROBA = 2,
     SG_ONNX_OUTPUT_VALUE = 3,
+    /* Or'ed with one of the above: it applies only to a model whose metadata_props say
+       nothing (gate's --output for the baseline, which keeps its own stated meaning). */
+    SG_ONNX_OUTPUT_IF_UNSAID = 0x100,
 } sg_onnx_output;
 
 /* "logits", "proba", "value"; -1 when unknown. */

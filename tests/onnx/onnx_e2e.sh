@@ -35,6 +35,9 @@ for _ in range(300):
     opt.step()
 torch.save(net, "cand.pt")
 torch.save(nn.Sequential(*list(net)[:-1]), "logits.pt")  # the same net, ending in its logits
+# ... and ending in probabilities that pass through a Clip, so that only its metadata
+# (export_torch.py --output proba) says what they are.
+torch.save(nn.Sequential(*list(net), nn.Hardtanh(0.0, 1.0)), "clipped.pt")
 # A clearly worse model: the same shape, untrained.
 torch.manual_seed(5)
 worse = nn.Sequential(nn.Linear(16, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(),
@@ -46,6 +49,8 @@ b.save_model("tree.json")
 for m in ("cand", "worse", "logits"):
     subprocess.run(["/usr/bin/python3", sys.argv[1] + "/scripts/export_torch.py", m + ".pt",
                     m + ".onnx"], check=True, capture_output=True)
+subprocess.run(["/usr/bin/python3", sys.argv[1] + "/scripts/export_torch.py", "clipped.pt",
+                "clipped.onnx", "--output", "proba"], check=True, capture_output=True)
 PYEOF
 "$SG" keygen --out k >/dev/null
 cat > policy.json <<'JSON'
@@ -112,6 +117,23 @@ rc=0; g2 --model logits.onnx --output logits --baseline models:/native/Productio
 check_report l_vs_native.json PASSED logits.onnx || fail "ONNX logits vs native report"
 rc=0; g2 --model mlp.h5 --baseline logits.onnx --output logits --out n_vs_l.json > l.txt 2>&1 || rc=$?
 [ "$rc" = 0 ] || [ "$rc" = 1 ] || { cat l.txt; fail "native vs ONNX logits baseline exited $rc"; }
+# A baseline whose metadata says what its output is keeps that meaning under --output (it
+# had been overridden: its probabilities softmaxed again, its metrics misread); the signed
+# report says how each was read. The two are one network, so their metrics agree.
+rc=0; g2 --model logits.onnx --output logits --baseline clipped.onnx --out l_vs_c.json > l.txt 2>&1 || rc=$?
+[ "$rc" = 0 ] || { cat l.txt; fail "ONNX logits vs a baseline stating proba exited $rc"; }
+"$SG" eval --model clipped.onnx --data val.h5 --json > clipped_eval.json || fail "eval clipped.onnx"
+$PY - <<'PYEOF' || fail "the baseline stating proba was misread under --output logits"
+import base64, json
+st = json.loads(base64.b64decode(json.load(open("l_vs_c.json"))["payload"]))["predicate"]
+alone = json.load(open("clipped_eval.json"))["metrics"]
+for k in ("log_loss", "roc_auc", "accuracy"):
+    assert st["baseline_metrics"][k] == alone[k], (k, st["baseline_metrics"][k], alone[k])
+    assert abs(st["metrics"][k] - alone[k]) < 1e-6, (k, st["metrics"][k], alone[k])
+ev = st["evaluation"]
+assert "logits (--output)" in ev["model"]["description"], ev["model"]
+assert "proba (metadata_props stagegate.output)" in ev["baseline_model"]["description"], ev
+PYEOF
 rc=0; g2 --model mlp.h5 --baseline tree.json --output logits --out n_vs_t.json > l.txt 2>&1 || rc=$?
 [ "$rc" = 2 ] && grep -q "neither model is one" l.txt || { cat l.txt; fail "--output without an ONNX model: exit $rc"; }
 [ ! -e n_vs_t.json ] || fail "a refused gate wrote its report"
