@@ -65,7 +65,10 @@ sg_status sg_render_junit(FILE *out, const sg_gate_decision *d, json_t *statemen
                 char lim[40], val[40];
                 sg_format_shortest(c->limit, lim, sizeof lim);
                 sg_format_shortest(c->value, val, sizeof val);
-                fprintf(out, "\nrequired: value %s %s; measured %s", c->op, lim, val);
+                /* (escaped whole: the operator is "<=" for a latency, memory or error bound) */
+                char req[160];
+                snprintf(req, sizeof req, "\nrequired: value %s %s; measured %s", c->op, lim, val);
+                sg_fputs_xml_escaped(out, req);
             }
             fprintf(out, "</failure>\n");
         }

@@ -14,6 +14,8 @@ size_t sg_render_control_len(const char *s)
     if (p[0] == 0xC2 && p[1] >= 0x80 && p[1] <= 0x9F) return 2; /* C1: U+009B is a CSI */
     if (p[0] == 0xE2 && p[1] == 0x80 && (p[2] == 0xA8 || p[2] == 0xA9))
         return 3; /* U+2028, U+2029: line and paragraph separators */
+    if (p[0] == 0xEF && p[1] == 0xBF && (p[2] == 0xBE || p[2] == 0xBF))
+        return 3; /* U+FFFE, U+FFFF: not characters, and not allowed in XML 1.0 */
     return sg_bidi_control_len(s);
 }
 

@@ -196,7 +196,8 @@ void sg_fputs_xml_escaped(FILE *out, const char *s);
    U+202A-E, U+2066-9), or 0. Reports show such a character as "?", as a control character. */
 size_t sg_bidi_control_len(const char *s);
 /* The bytes of the character at s that the renderings show as "?" (0 for any other): C0
-   controls (TAB, CR and LF too), DEL, C1 controls, U+2028 and U+2029, and the direction
+   controls (TAB, CR and LF too), DEL, C1 controls, U+2028 and U+2029, the noncharacters
+   U+FFFE and U+FFFF (which XML does not allow), and the direction
    controls of sg_bidi_control_len. */
 size_t sg_render_control_len(const char *s);
 

@@ -110,6 +110,15 @@ static void test_junit(void **state)
     /* Each check carries the time of the work behind it, shared among the checks it feeds. */
     sg_gate_decision_add_time(&d, "", 3.0);
     sg_gate_decision_add_time(&d, "latency.", 1.25);
+    /* The failed latency check with its figures: its "<=" must be escaped like any text (a
+       raw "<" made the file unreadable XML exactly when a budget was missed). */
+    assert_string_equal(d.checks[3].op, "<=");
+    assert_false(d.checks[3].passed);
+    d.checks[3].value = 61.5;
+    d.checks[3].limit = 50;
+    /* U+FFFE and U+FFFF (a file name may hold them) are not allowed in XML: shown as "?". */
+    snprintf(d.checks[0].text, sizeof d.checks[0].text,
+             "accuracy on m\xef\xbf\xbf\xef\xbf\xbev2.h5");
     snprintf(path, sizeof path, "%s/gate.xml", tmpdir_path);
     sg_err err;
     assert_int_equal(sg_render_to_file(path, sg_render_junit, &d, st, &err), SG_OK);
@@ -138,7 +147,10 @@ static void test_junit(void **state)
     char *xml = slurp(path);
     assert_null(strstr(xml, "<script>"));
     /* The numbers as the policy and the metrics give them, not 17 digits of binary noise. */
-    assert_non_null(strstr(xml, "required: value >= 0.8303; measured 0.801"));
+    assert_non_null(strstr(xml, "required: value &gt;= 0.8303; measured 0.801"));
+    assert_non_null(strstr(xml, "required: value &lt;= 50; measured 61.5"));
+    assert_non_null(strstr(xml, "accuracy on m??v2.h5"));
+    assert_null(strstr(xml, "\xef\xbf"));
     free(xml);
     json_decref(st);
     sg_gate_decision_clear(&d);
