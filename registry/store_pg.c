@@ -904,59 +904,40 @@ static bool pg_accepts(const char *uri)
 }
 
 /* Copies a connection string or URI, with any password replaced by "***". */
-static void sanitize(const char *uri, char *out, size_t n)
+static bool is_uri(const char *uri)
 {
-    snprintf(out, n, "%s", uri);
-    char *scheme = strstr(out, "://");
-    if (scheme) {
-        char *auth = scheme + 3;
-        char *end = auth + strcspn(auth, "/?");
-        char *at = memchr(auth, '@', (size_t)(end - auth));
-        char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
-        if (colon) {
-            char tail[1024];
-            snprintf(tail, sizeof tail, "%s", at);
-            snprintf(colon, n - (size_t)(colon - out), ":***%s", tail);
-        }
-    }
-    /* password=VALUE in a query string or a key=value string (quoted values too). */
-    for (char *p = out; (p = strstr(p, "password")) != NULL;) {
-        char *q = p + 8;
-        while (*q == ' ')
-            q++;
-        if (*q != '=') {
-            p = q;
-            continue;
-        }
-        q++;
-        while (*q == ' ')
-            q++;
-        char *v = q;
-        if (*v == '\'') {
-            for (q = v + 1; *q && *q != '\''; q++)
-                if (*q == '\\' && q[1]) q++;
-            if (*q) q++;
-        } else {
-            q += strcspn(q, scheme ? "&" : " ");
-        }
-        char tail[1024];
-        snprintf(tail, sizeof tail, "%s", q);
-        snprintf(v, n - (size_t)(v - out), "***%s", tail);
-        p = v + 3;
-    }
+    return !strncmp(uri, "postgresql://", 13) || !strncmp(uri, "postgres://", 11);
+}
+
+/* A URI with an '@' past its host part, before any query: a password holding a bare '/'
+   ("user:pa/ss@host"), which libpq reads as host "user", port "pa" and a database named
+   after the rest, and would quote back in its messages. */
+static bool uri_at_past_host(const char *uri)
+{
+    const char *auth = strstr(uri, "://") + 3;
+    const char *end = auth + strcspn(auth, "/?");
+    const char *q = strchr(auth, '?');
+    const char *at = memchr(end, '@', q ? (size_t)(q - end) : strlen(end));
+    return at != NULL;
 }
 
 /*
- * What messages and checkpoints show of a connection: the string with its password masked.
- * libpq also reads a password given in forms the masking does not know (a percent-encoded
- * key, "pass%77ord=", or a tab before the "="), so when libpq finds one the display is built
- * from the parsed connection, without it: user, host, port and database.
+ * What messages and checkpoints show of a connection: never the string itself, which may
+ * hold a password in a form no masking foresees (a '/' or '&' left unencoded, a
+ * percent-encoded key, a space). It is rebuilt from what libpq parsed: user, host, port
+ * and database, with "***" for a password. A string libpq cannot parse is not shown.
  */
 static void pg_display(const char *uri, char *out, size_t n)
 {
     char *perr = NULL;
     PQconninfoOption *opts = PQconninfoParse(uri, &perr);
     PQfreemem(perr);
+    const bool u = is_uri(uri);
+    if (!opts || (u && uri_at_past_host(uri))) {
+        snprintf(out, n, "%s(connection string not shown)", u ? "postgresql://" : "");
+        PQconninfoFree(opts);
+        return;
+    }
     const char *pw = NULL, *user = "", *host = "", *port = "", *db = "";
     for (PQconninfoOption *o = opts; o && o->keyword; o++) {
         if (!o->val) continue;
@@ -966,15 +947,21 @@ static void pg_display(const char *uri, char *out, size_t n)
         if (!strcmp(o->keyword, "port")) port = o->val;
         if (!strcmp(o->keyword, "dbname")) db = o->val;
     }
-    if (!pw || !*pw) {
-        sanitize(uri, out, n);
-    } else if (!strncmp(uri, "postgresql://", 13) || !strncmp(uri, "postgres://", 11)) {
+    const bool has_pw = pw && *pw;
+    if (u) {
         const bool sock = host[0] == '/'; /* a Unix socket directory goes in the query */
-        snprintf(out, n, "postgresql://%s:***@%s%s%s/%s%s%s", user, sock ? "" : host,
-                 !sock && *port ? ":" : "", sock ? "" : port, db, sock ? "?host=" : "",
-                 sock ? host : "");
+        snprintf(out, n, "postgresql://%s%s%s%s%s%s/%s%s%s", user, has_pw ? ":***" : "",
+                 *user || has_pw ? "@" : "", sock ? "" : host, !sock && *port ? ":" : "",
+                 sock ? "" : port, db, sock ? "?host=" : "", sock ? host : "");
     } else {
-        snprintf(out, n, "host=%s port=%s user=%s dbname=%s password=***", host, port, user, db);
+        int k = 0;
+        out[0] = '\0';
+        const char *names[] = {"host", "port", "user", "dbname"}, *vals[] = {host, port, user, db};
+        for (int i = 0; i < 4; i++)
+            if (*vals[i] && k >= 0 && (size_t)k < n)
+                k += snprintf(out + k, n - (size_t)k, "%s%s=%s", k ? " " : "", names[i], vals[i]);
+        if (has_pw && k >= 0 && (size_t)k < n)
+            snprintf(out + k, n - (size_t)k, "%spassword=***", k ? " " : "");
     }
     PQconninfoFree(opts);
 }
@@ -1041,6 +1028,14 @@ static sg_status pg_open(const char *uri, bool create, reg_store **out, sg_err *
     reg_store *s = calloc(1, sizeof *s);
     if (!s) return sg_errf(err, SG_ENOMEM, "out of memory opening a registry");
     pg_display(uri, s->display, sizeof s->display);
+    if (is_uri(uri) && uri_at_past_host(uri)) {
+        sg_status rc = sg_errf(err, SG_EINPUT,
+                               "registry %s: an '@' after the host: a password holding '/', "
+                               "'?' or '#' must be percent-encoded (%%2F, %%3F, %%23)",
+                               s->display);
+        free(s);
+        return rc;
+    }
     char *perr = NULL;
     PQconninfoOption *parsed = PQconninfoParse(uri, &perr);
     PQconninfoFree(parsed);
@@ -1061,7 +1056,11 @@ static sg_status pg_open(const char *uri, bool create, reg_store **out, sg_err *
                 const char *q = strchr(c + 1, '"');
                 const size_t inner = q ? (size_t)(q - c - 1) : strlen(c + 1);
                 const size_t span = q ? inner + 2 : inner + 1; /* with its quotes */
-                if ((named || inner == 1) && o + span + 1 < sizeof why) {
+                /* (an option's name as libpq spells them, lowercase and '_': "Hunter2" of
+                   a password with a space, "password=abc Hunter2", is not shown) */
+                const bool name_like =
+                    named && inner > 0 && strspn(c + 1, "abcdefghijklmnopqrstuvwxyz_") == inner;
+                if ((name_like || inner == 1) && o + span + 1 < sizeof why) {
                     memcpy(why + o, c, span);
                     o += span;
                 } else {

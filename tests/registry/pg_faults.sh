@@ -99,6 +99,23 @@ expect 2 $R list --db "postgresql://$PG_USER@/no_such_db?host=$PG_HOST&pass%77or
 err_has "postgresql://$PG_USER:***@/no_such_db?host=$PG_HOST"; one_line; no_password
 expect 2 $R list --db "host=$PG_HOST user=$PG_USER dbname=no_such_db password"$'\t'"=hunter2"
 err_has "password=***"; one_line; no_password
+# ... nor a password typed with a character its form does not allow, which libpq reads as
+# something else: a bare '/' (read as host and port: "invalid integer value"), a bare '&' or
+# a space (the rest read as an option), a percent-encoded key before another error. The
+# display is rebuilt from what libpq parsed, never the string; one that does not parse is
+# not shown.
+for bad in "postgresql://$PG_USER:hun/ter2@localhost:1/db" \
+    "postgresql://$PG_USER@/db?host=$PG_HOST&password=hun&ter2" \
+    "postgresql://$PG_USER@/db?host=$PG_HOST&pass%77ord=hunter2&sslmod=x" \
+    "host=$PG_HOST dbname=db password=hun Ter2=x"; do
+    expect 2 $R list --db "$bad"; one_line
+    if grep -q -i "ter2" "$WORK/err"; then fail "a password (or part of it) was printed: $(cat "$WORK/err")"; fi
+done
+err_has 'invalid connection option "..."'
+expect 2 $R list --db "postgresql://$PG_USER:hun/ter2@localhost:1/db"
+err_has "a password holding '/', '?' or '#' must be percent-encoded"
+expect 2 $R list --db "postgresql://$PG_USER@/db?host=$PG_HOST&sslmod=x"
+err_has 'invalid URI query parameter: "sslmod"' # an option's name is still shown
 expect 0 $R list --db "postgresql://$PG_USER:hunter2@/$PGDB?host=$PG_HOST"
 expect 0 $R list --db "host=$PG_HOST user=$PG_USER dbname=$PGDB"
 
