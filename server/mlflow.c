@@ -469,34 +469,34 @@ static srv_resp get_model(srv_req *r)
 }
 
 /* The most a search answers per page, as MLflow's registry searches cap it. */
-#define PAGE_MAX 1000
-
 /*
- * max_results (1..PAGE_MAX, default 100) and page_token (the offset of the page, as the
+ * max_results (1..most, default dflt) and page_token (the offset of the page, as the
  * next_page_token of the previous answer gave it). A value out of range or not a number is
- * refused, as MLflow refuses it, rather than quietly answered with another page.
+ * refused, as MLflow refuses it, rather than quietly answered with another page. MLflow's
+ * own bounds: registered models 100 by default, at most 1000; model versions 10,000 by
+ * default (what its clients send when given none), at most 200,000.
  */
-static bool page_args(const srv_req *r, int64_t *max, int64_t *off, srv_resp *resp)
+static bool page_args(const srv_req *r, int64_t dflt, int64_t most, int64_t *max, int64_t *off,
+                      srv_resp *resp)
 {
-    *max = 100;
+    *max = dflt;
     *off = 0;
     sg_err err;
     /* A JSON body's max_results is an integer or a string; the query's is a string. */
     json_t *mj = r->json ? json_object_get(r->json, "max_results") : NULL;
     bool bad = false;
     if (mj && !json_is_string(mj)) {
-        bad = !json_is_integer(mj) || json_integer_value(mj) < 1 ||
-              json_integer_value(mj) > PAGE_MAX;
+        bad = !json_is_integer(mj) || json_integer_value(mj) < 1 || json_integer_value(mj) > most;
         if (!bad) *max = json_integer_value(mj);
     } else {
         const char *m = srv_param(r, "max_results");
-        bad = m && sg_parse_i64("max_results", m, 1, PAGE_MAX, max, &err) != SG_OK;
+        bad = m && sg_parse_i64("max_results", m, 1, most, max, &err) != SG_OK;
     }
     if (bad) {
         *resp = srv_error(400, "INVALID_PARAMETER_VALUE",
                           "Invalid value for request parameter max_results: it must be an "
-                          "integer from 1 to %d",
-                          PAGE_MAX);
+                          "integer from 1 to %lld",
+                          (long long)most);
         return false;
     }
     json_t *pj = r->json ? json_object_get(r->json, "page_token") : NULL;
@@ -529,7 +529,7 @@ static srv_resp search_models(srv_req *r)
 {
     int64_t max, off;
     srv_resp bad;
-    if (!page_args(r, &max, &off, &bad)) return bad;
+    if (!page_args(r, 100, 1000, &max, &off, &bad)) return bad;
     sg_err err = {{0}};
     json_t *found = sg_registry_search_models(r->reg, srv_param(r, "filter"), &err);
     if (!found) return srv_from_status(SG_EINPUT, &err);
@@ -793,7 +793,7 @@ static srv_resp search_versions(srv_req *r)
 {
     int64_t max, off;
     srv_resp bad;
-    if (!page_args(r, &max, &off, &bad)) return bad;
+    if (!page_args(r, 10000, 200000, &max, &off, &bad)) return bad;
     const char *filter = srv_param(r, "filter");
     sg_err err = {{0}};
     json_t *found = sg_registry_search(r->reg, filter ? filter : "", &err);
