@@ -48,6 +48,13 @@ int sg_cmd_trend(int argc, char **argv)
     sg_registry *reg = NULL;
     int rc = sg_registry_open(sg_registry_path(db), false, &reg, &err);
     json_t *doc = NULL;
+    /* A version the model does not have is an error, as `registry get` says, not a page
+       of no runs. */
+    if (!rc && f.version) {
+        json_t *v = sg_registry_get_version(reg, pos[0], f.version, &err);
+        if (!v) rc = SG_EINPUT;
+        json_decref(v);
+    }
     if (!rc && !(doc = sg_registry_runs(reg, pos[0], &f, &err))) rc = SG_EINPUT;
     sg_registry_close(reg);
     sg_outfile o;

@@ -113,6 +113,10 @@ grep -q nan "$WORK/out" && fail "runs prints nan: $(cat "$WORK/out")"
 sqlite3 "$STAGEGATE_REGISTRY" "UPDATE runs SET figures = json_set(figures, '\$.gated', json('[null, 1]'))"
 expect 0 $R runs m
 expect 0 "$SG" trend m --html t2.html
+# A version the model does not have: refused as `registry get` refuses it, no empty page.
+expect 2 "$SG" trend m --version 99 --html t99.html; err_has "model 'm' has no version 99"; one_line
+[ ! -e t99.html ] || fail "trend of a version the model does not have wrote a page"
+expect 0 "$SG" trend m --version 1 --html t1.html
 # A policy that budgets p90: the trend page has a p90 chart to draw its limit on (the limit
 # was recorded, but only p50 and p99 were charted).
 signed p90.json 2026-12-11T02:00:00Z 100 90
