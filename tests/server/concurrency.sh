@@ -7,10 +7,10 @@
 setup
 start_server --threads 3
 M=/api/2.0/mlflow
-report signer art/m1.bin
-expect 200 alice POST /api/stagegate/reports @art/m1.bin.report
 CLIENTS=6 ROUNDS=4
 for c in $(seq $CLIENTS); do create_model "$MODEL-$c"; done
+report signer art/m1.bin # (uploaded once a model trusts its signer: verified at upload)
+expect 200 alice POST /api/stagegate/reports @art/m1.bin.report
 client() { # client N: ROUNDS promotions of new versions, a read of another model between steps
     local c=$1 other=$MODEL-$(( $1 % CLIENTS + 1 )) v
     local A=(-sS --max-time 30 -o /dev/null -w '%{http_code}\n' -H "Authorization: Bearer $(cat alice.token)" -H "Content-Type: application/json")

@@ -57,6 +57,14 @@ MODEL=fraud-$RUN
 
 fail() { echo "FAIL: $*" >&2; [ -f "$WORK/server.log" ] && tail -20 "$WORK/server.log" >&2; exit 1; }
 sha() { sha256sum "$1" | cut -c1-64; }
+# sqlq SQL: a query on the server's database, SQLite or PostgreSQL.
+sqlq() {
+    if [ -n "$PG_DROP" ]; then
+        "$PG_BIN/psql" -h "$PG_HOST" -U "$PG_USER" -d "$PG_DROP" -qAtX -c "$1"
+    else
+        sqlite3 "$DB" "$1"
+    fi
+}
 keyid() { openssl pkey -pubin -in "$1" -outform DER | sha256sum | cut -c1-64; }
 
 # setup: keys (signer, alice promotes, bob approves, carol has a token but no role), tokens,

@@ -20,13 +20,6 @@ expect 200 alice POST /api/stagegate/reports @art/m1.bin.report
 expect 200 bob POST /api/stagegate/reports @art/m1.bin.report
 [ "$(jbody .report_sha256)" = "$(sha art/m1.bin.report)" ] || fail "re-upload: $(cat body)"
 # Stored in the registry's report table, received_by = the first uploader's key id.
-sqlq() {
-    if [ -n "$PG_DROP" ]; then
-        "$PG_BIN/psql" -h "$PG_HOST" -U "$PG_USER" -d "$PG_DROP" -qAtX -c "$1"
-    else
-        sqlite3 "$DB" "$1"
-    fi
-}
 by=$(sqlq "SELECT received_by FROM reports WHERE sha256 = '$(sha art/m1.bin.report)'")
 [ "$by" = "$(keyid alice.pub.pem)" ] || fail "received_by '$by'"
 # ... with the artifact digest it names, which the transition looks it up by (an index).
