@@ -849,9 +849,12 @@ static enum MHD_Result check_arg(void *cls, enum MHD_ValueKind kind, const char 
     if (q->bad[0]) return MHD_NO;
     const bool nul = strlen(key) != key_size || (value && strlen(value) != value_size);
     bool dup = false;
-    /* MLflow's repeated fields come as repeated parameters (stages=A&stages=B). Compared as
+    /* MLflow's repeated fields (stages, order_by) come as repeated parameters
+       (stages=A&stages=B). Compared as
        srv_param looks them up, without case: version=1&VERSION=2 had answered one of them. */
-    for (size_t i = 0; i < q->n && !nul && strcasecmp(key, "stages") != 0; i++)
+    for (size_t i = 0;
+         i < q->n && !nul && strcasecmp(key, "stages") != 0 && strcasecmp(key, "order_by") != 0;
+         i++)
         dup |= !strcasecmp(q->keys[i], key);
     if (nul || dup) {
         printable_name(q->bad, sizeof q->bad, key);

@@ -525,11 +525,133 @@ static json_t *page(json_t *all, int64_t max, int64_t off, json_t *doc)
     return out;
 }
 
+/*
+ * order_by, as MLflow reads it: clauses "COLUMN [ASC|DESC]" (keywords in any case), from the
+ * JSON body's array or repeated query parameters, applied in turn; ties keep the registry's
+ * order. A column the endpoint does not sort by, or anything else after it, is 400 (an
+ * unknown column had been answered in the default order, "version_number ASC,
+ * last_updated_timestamp DESC" read as descending versions).
+ */
+typedef struct {
+    const char *name;  /* as the client writes it */
+    const char *field; /* in the answer's JSON */
+    bool numeric;      /* compared as integers (a version is a string of digits) */
+} order_col;
+
+typedef struct {
+    const order_col *col;
+    bool desc;
+} order_key;
+
+#define ORDER_MAX 8
+
+static bool order_parse(srv_req *r, const order_col *cols, size_t n_cols, order_key *keys, int *n,
+                        srv_resp *bad)
+{
+    *n = 0;
+    json_t *list = r->json ? json_incref(json_object_get(r->json, "order_by")) : NULL;
+    if (json_is_null(list)) {
+        json_decref(list);
+        list = NULL;
+    }
+    if (!list) list = srv_query_all(r, "order_by");
+    const char *why = json_is_array(list) ? NULL : "order_by must be an array of strings";
+    size_t i;
+    json_t *c;
+    char clause[160] = "";
+    json_array_foreach(list, i, c)
+    {
+        if (why) break;
+        const char *t = json_string_value(c);
+        if (!t || *n == ORDER_MAX) {
+            why = t ? "order_by has more than 8 clauses"
+                    : "order_by has an entry that is not a string";
+            break;
+        }
+        snprintf(clause, sizeof clause, "%s", t);
+        char col[64] = "", dir[16] = "", extra[2] = "";
+        int got = sscanf(t, " %63s %15s %1s", col, dir, extra);
+        const order_col *oc = NULL;
+        for (size_t k = 0; got >= 1 && k < n_cols && !oc; k++)
+            if (!strcasecmp(col, cols[k].name)) oc = &cols[k];
+        if (!oc || got == 3 || (got == 2 && strcasecmp(dir, "ASC") && strcasecmp(dir, "DESC"))) {
+            why = "invalid order_by clause";
+            break;
+        }
+        keys[*n].col = oc;
+        keys[*n].desc = got == 2 && !strcasecmp(dir, "DESC");
+        (*n)++;
+    }
+    json_decref(list);
+    if (!why) return true;
+    char known[160] = "";
+    for (size_t k = 0, o = 0; k < n_cols && o < sizeof known; k++)
+        o += (size_t)snprintf(known + o, sizeof known - o, "%s%s", k ? ", " : "", cols[k].name);
+    *bad =
+        srv_error(400, "INVALID_PARAMETER_VALUE",
+                  "%s '%.100s': expected COLUMN [ASC|DESC], COLUMN one of %s", why, clause, known);
+    return false;
+}
+
+typedef struct {
+    json_t *v;
+    size_t at;
+} order_item;
+
+static __thread const order_key *tl_keys;
+static __thread int tl_n;
+
+static int order_cmp(const void *a, const void *b)
+{
+    const order_item *x = a, *y = b;
+    for (int k = 0; k < tl_n; k++) {
+        const order_col *c = tl_keys[k].col;
+        const json_t *jx = json_object_get(x->v, c->field), *jy = json_object_get(y->v, c->field);
+        int d;
+        if (c->numeric) {
+            const long long nx = json_is_string(jx) ? atoll(json_string_value(jx))
+                                                    : (long long)json_integer_value(jx),
+                            ny = json_is_string(jy) ? atoll(json_string_value(jy))
+                                                    : (long long)json_integer_value(jy);
+            d = (nx > ny) - (nx < ny);
+        } else {
+            const char *sx = json_string_value(jx), *sy = json_string_value(jy);
+            d = strcmp(sx ? sx : "", sy ? sy : "");
+        }
+        if (d) return tl_keys[k].desc ? -d : d;
+    }
+    return (x->at > y->at) - (x->at < y->at);
+}
+
+/* all sorted in place by keys (a stable sort: ties keep their order). */
+static void order_apply(json_t *all, const order_key *keys, int n)
+{
+    size_t len = json_array_size(all);
+    if (!n || len < 2) return;
+    order_item *it = malloc(len * sizeof *it);
+    if (!it) return; /* (out of memory: the registry's order) */
+    for (size_t i = 0; i < len; i++)
+        it[i] = (order_item){json_incref(json_array_get(all, i)), i};
+    tl_keys = keys;
+    tl_n = n;
+    qsort(it, len, sizeof *it, order_cmp);
+    json_array_clear(all);
+    for (size_t i = 0; i < len; i++)
+        json_array_append_new(all, it[i].v);
+    free(it);
+}
+
 static srv_resp search_models(srv_req *r)
 {
     int64_t max, off;
     srv_resp bad;
     if (!page_args(r, 100, 1000, &max, &off, &bad)) return bad;
+    static const order_col cols[] = {{"name", "name", false},
+                                     {"timestamp", "last_updated_timestamp", true},
+                                     {"last_updated_timestamp", "last_updated_timestamp", true}};
+    order_key keys[ORDER_MAX];
+    int n_keys;
+    if (!order_parse(r, cols, sizeof cols / sizeof cols[0], keys, &n_keys, &bad)) return bad;
     sg_err err = {{0}};
     json_t *found = sg_registry_search_models(r->reg, srv_param(r, "filter"), &err);
     if (!found) return srv_from_status(SG_EINPUT, &err);
@@ -543,6 +665,7 @@ static srv_resp search_models(srv_req *r)
         json_decref(full);
     }
     json_decref(found);
+    order_apply(all, keys, n_keys);
     json_object_set_new(doc, "registered_models", page(all, max, off, doc));
     json_decref(all);
     return srv_json(200, doc);
@@ -794,6 +917,14 @@ static srv_resp search_versions(srv_req *r)
     int64_t max, off;
     srv_resp bad;
     if (!page_args(r, 10000, 200000, &max, &off, &bad)) return bad;
+    static const order_col cols[] = {{"name", "name", false},
+                                     {"version_number", "version", true},
+                                     {"version", "version", true},
+                                     {"creation_timestamp", "creation_timestamp", true},
+                                     {"last_updated_timestamp", "last_updated_timestamp", true}};
+    order_key keys[ORDER_MAX];
+    int n_keys;
+    if (!order_parse(r, cols, sizeof cols / sizeof cols[0], keys, &n_keys, &bad)) return bad;
     const char *filter = srv_param(r, "filter");
     sg_err err = {{0}};
     json_t *found = sg_registry_search(r->reg, filter ? filter : "", &err);
@@ -801,18 +932,10 @@ static srv_resp search_versions(srv_req *r)
     json_t *all = json_array(), *doc = json_object();
     size_t i;
     json_t *v;
-    /* order_by: version (or version_number) ASC/DESC; the default is ascending versions. */
-    json_t *ob = r->json ? json_array_get(json_object_get(r->json, "order_by"), 0) : NULL;
-    const char *order = ob ? json_string_value(ob) : srv_param(r, "order_by");
-    bool desc = order && strncmp(order, "version", 7) == 0 && strcasestr(order, " desc");
     json_array_foreach(json_object_get(found, "versions"), i, v)
-    {
-        if (desc)
-            json_array_insert_new(all, 0, srv_model_version_json(v));
-        else
-            json_array_append_new(all, srv_model_version_json(v));
-    }
+        json_array_append_new(all, srv_model_version_json(v));
     json_decref(found);
+    order_apply(all, keys, n_keys);
     json_object_set_new(doc, "model_versions", page(all, max, off, doc));
     json_decref(all);
     return srv_json(200, doc);

@@ -146,6 +146,22 @@ expect 200 carol GET "$M/registered-models/search?max_results=1000"
 expect 400 carol GET "$M/registered-models/search?max_results=1001"
 expect 200 carol GET "$M/model-versions/search?filter=$F&order_by=version%20DESC"
 [ "$(jq -c '[.model_versions[] | .version]' body)" = '["3","2","1"]' ] || fail "ordered search: $(cat body)"
+# order_by as MLflow reads it: repeated clauses applied in turn, keywords in any case, its
+# column names; an unknown column or a malformed clause is 400, not the default order.
+expect 200 carol GET "$M/model-versions/search?filter=$F&order_by=name%20asc&order_by=version_number%20desc"
+[ "$(jq -c '[.model_versions[] | .version]' body)" = '["3","2","1"]' ] || fail "two clauses: $(cat body)"
+expect 200 carol GET "$M/model-versions/search?filter=$F&order_by=VERSION_NUMBER"
+[ "$(jq -c '[.model_versions[] | .version]' body)" = '["1","2","3"]' ] || fail "version_number: $(cat body)"
+expect 200 carol GET "$M/model-versions/search?filter=$F&order_by=version_number%20DESC&max_results=2&page_token=2"
+[ "$(jq -c '[.model_versions[] | .version]' body)" = '["1"]' ] || fail "ordered second page: $(cat body)"
+expect 200 carol GET "$M/model-versions/search?filter=$F&order_by=last_updated_timestamp%20DESC&order_by=version_number%20DESC"
+/usr/bin/python3 -c 'import json,sys; v=json.load(open("body"))["model_versions"]; k=[(int(x["last_updated_timestamp"]), int(x["version"])) for x in v]; sys.exit(k != sorted(k, reverse=True))' ||
+    fail "last_updated_timestamp DESC: $(cat body)"
+for bad in "bogus_field%20DESC" "version_number%20DESCENDING" "version_number%20ASC,last_updated_timestamp%20DESC" "name%20asc%20x"; do
+    expect 400 carol GET "$M/model-versions/search?filter=$F&order_by=$bad"
+    [ "$(jbody .error_code)" = INVALID_PARAMETER_VALUE ] && body_has "invalid order_by clause" || fail "order_by=$bad: $(cat body)"
+done
+expect 400 carol GET "$M/registered-models/search?order_by=version_number"
 expect 200 carol GET "$M/registered-models/search?filter=$(jq -rn --arg f "name LIKE 'fraud-$RUN%'" '$f|@uri')"
 [ "$(jq -c '[.registered_models[] | .name]' body)" = "[\"$MODEL\"]" ] || fail "model search: $(cat body)"
 expect 400 carol GET "$M/model-versions/search?filter=$(jq -rn --arg f "name = " '$f|@uri')"
@@ -250,6 +266,16 @@ A=$(keyid alice.pub.pem) B=$(keyid bob.pub.pem)
 [ "$(jq -r '[.events[] | select(.actor_key_id == "")] | length' body)" = 0 ] || fail "an event without actor"
 expect 200 carol GET /api/stagegate/verify-log
 "$SG" registry verify-log --db "$DB" >/dev/null || fail "verify-log through the CLI"
+# Registered models in the order asked for (order_by had been ignored).
+create_model "$MODEL-b"
+MF=$(jq -rn --arg f "name LIKE 'fraud-$RUN%'" '$f|@uri')
+expect 200 carol GET "$M/registered-models/search?filter=$MF&order_by=name%20DESC"
+[ "$(jq -c '[.registered_models[] | .name]' body)" = "[\"$MODEL-b\",\"$MODEL\"]" ] || fail "models name DESC: $(cat body)"
+expect 200 carol GET "$M/registered-models/search?filter=$MF&order_by=timestamp%20DESC"
+/usr/bin/python3 -c 'import json,sys; t=[m["last_updated_timestamp"] for m in json.load(open("body"))["registered_models"]]; sys.exit(len(t) != 2 or t != sorted(t, reverse=True))' ||
+    fail "models timestamp DESC: $(cat body)"
+expect 200 carol GET "$M/registered-models/search?filter=$MF"
+[ "$(jq -c '[.registered_models[] | .name]' body)" = "[\"$MODEL\",\"$MODEL-b\"]" ] || fail "models default order: $(cat body)"
 stop_server
 grep -q "\"POST $M/model-versions/transition-stage\" 200" server.log || fail "no access log line"
 echo "lecture flow OK"
