@@ -191,15 +191,29 @@ static void fmt_mb(char *buf, size_t n, double mib)
 }
 
 /* A value and its limit, each in its human unit: when three digits show them alike but
-   they differ ("1.00 MiB > 1.00 MiB"), each is written with the digits that tell them apart,
-   in the limit's unit (MiB or ms). */
+   they differ ("1.00 MiB > 1.00 MiB"), both are written with the digits that tell them
+   apart, in the unit that suits the larger (ns to s for ms, B to TiB for MiB: 5.000e-05 ms
+   had been printed for 50.00 ns). */
 static void apart(char *v, size_t vn, double value, char *lim, size_t ln, double limit,
                   const char *unit)
 {
     if (strcmp(v, lim) != 0 || value == limit) return;
-    const int dp = sg_digits_apart(value, limit);
-    snprintf(v, vn, "%#.*g %s", dp, value, unit);
-    snprintf(lim, ln, "%#.*g %s", dp, limit, unit);
+    const bool ms = !strcmp(unit, "ms");
+    static const char *const ns_units[] = {"ns", "\u00b5s", "ms", "s"};
+    static const char *const byte_units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    const double base = ms ? 1e6 : 1048576.0, step = ms ? 1000 : 1024; /* to ns, to bytes */
+    const double big = fmax(fabs(value), fabs(limit)) * base;
+    double scale = 1;
+    int k = 0, last = ms ? 3 : 4;
+    while (k < last && big >= scale * step) {
+        scale *= step;
+        k++;
+    }
+    const double a = value * base / scale, b = limit * base / scale;
+    const int dp = sg_digits_apart(a, b);
+    const char *u = ms ? ns_units[k] : byte_units[k];
+    snprintf(v, vn, "%#.*g %s", dp, a, u);
+    snprintf(lim, ln, "%#.*g %s", dp, b, u);
 }
 
 static int latency_check(const sg_gate_policy *p, const sg_gate_inputs *in, sg_gate_decision *d,

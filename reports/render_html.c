@@ -156,7 +156,37 @@ static const struct {
 } pcts[] = {{"min", "min"}, {"p50", "p50"},    {"p90", "p90"}, {"p95", "p95"},
             {"p99", "p99"}, {"p999", "p99.9"}, {"max", "max"}, {"mean", "mean"}};
 
-static void latency_tables(FILE *out, json_t *lat)
+/* ns in the unit that suits it (ns to s) with `digits` significant digits. */
+static void ns_digits(double ns, int digits, char *buf, size_t n)
+{
+    static const struct {
+        double scale;
+        const char *unit;
+    } units[] = {{1e9, "s"}, {1e6, "ms"}, {1e3, "\u00b5s"}, {1, "ns"}};
+    size_t k = 0;
+    while (k + 1 < sizeof units / sizeof units[0] && fabs(ns) < units[k].scale)
+        k++;
+    snprintf(buf, n, "%#.*g %s", digits, ns / units[k].scale, units[k].unit);
+}
+
+/* An estimate beside the limit it is held to: three digits, or the digits that tell them
+   apart when three show them alike (a failed 50 ns p99 against a 49.99 ns limit had read
+   "50.0 ns" here while the check said it failed). */
+static void ns_beside(double ns, double limit_ns, char *buf, size_t n)
+{
+    char a[48], b[48];
+    sg_format_ns(ns, a, sizeof a);
+    sg_format_ns(limit_ns, b, sizeof b);
+    if (!isfinite(ns) || !isfinite(limit_ns) || ns == limit_ns || strcmp(a, b) != 0) {
+        snprintf(buf, n, "%s", a);
+        return;
+    }
+    const double big = fmax(fabs(ns), fabs(limit_ns));
+    const double scale = big >= 1e9 ? 1e9 : big >= 1e6 ? 1e6 : big >= 1e3 ? 1e3 : 1;
+    ns_digits(ns, sg_digits_apart(ns / scale, limit_ns / scale), buf, n);
+}
+
+static void latency_tables(FILE *out, json_t *lat, json_t *statement)
 {
     json_t *ns = json_object_get(lat, "latency_ns");
     const char *sc = str_or(lat, "scenario", "bench");
@@ -182,10 +212,16 @@ static void latency_tables(FILE *out, json_t *lat)
     if (json_is_object(es)) {
         fputs("<p>Early-stopping estimates at 99% confidence (what the gate holds to its limit): ",
               out);
-        char a[32], b[32];
+        char a[48], b[48];
         json_t *e90 = json_object_get(es, "p90"), *e99 = json_object_get(es, "p99");
-        sg_format_ns(json_is_number(e90) ? json_number_value(e90) : NAN, a, sizeof a);
-        sg_format_ns(json_is_number(e99) ? json_number_value(e99) : NAN, b, sizeof b);
+        json_t *pl = json_object_get(sg_render_pred(statement, "policy"), "latency");
+        json_t *max = json_object_get(pl, "max_ms");
+        const json_int_t pct = json_integer_value(json_object_get(pl, "percentile"));
+        const double lim = json_is_number(max) ? json_number_value(max) * 1e6 : NAN;
+        ns_beside(json_is_number(e90) ? json_number_value(e90) : NAN, pct == 90 ? lim : NAN, a,
+                  sizeof a);
+        ns_beside(json_is_number(e99) ? json_number_value(e99) : NAN, pct == 99 ? lim : NAN, b,
+                  sizeof b);
         fprintf(out, "p90 <b>%s</b>, p99 <b>%s</b>.</p>\n", a, b);
     }
     json_t *sp = json_object_get(lat, "spread");
@@ -380,9 +416,17 @@ static void policy_rows(FILE *out, const char *prefix, json_t *o)
         }
         char val[64];
         size_t kl = strlen(k);
-        if (json_is_number(v) && kl > 3 && !strcmp(k + kl - 3, "_ms"))
-            sg_format_ns(json_number_value(v) * 1e6, val, sizeof val);
-        else if (json_is_number(v) && kl > 3 && !strcmp(k + kl - 3, "_mb"))
+        if (json_is_number(v) && kl > 3 && !strcmp(k + kl - 3, "_ms")) {
+            /* A limit as written: its own significant digits (at least three), in the unit
+               that suits it (max_ms 0.00004999 had read "50.0 ns"). */
+            char w[40];
+            sg_format_shortest(json_number_value(v), w, sizeof w);
+            int digits = 0;
+            for (const char *c = w; *c && *c != 'e' && *c != 'E'; c++)
+                if (*c >= '0' && *c <= '9' && (digits || *c != '0')) digits++;
+            ns_digits(json_number_value(v) * 1e6, digits < 3 ? 3 : digits, val, sizeof val);
+            if (digits <= 3) sg_format_ns(json_number_value(v) * 1e6, val, sizeof val);
+        } else if (json_is_number(v) && kl > 3 && !strcmp(k + kl - 3, "_mb"))
             sg_format_bytes(json_number_value(v) * 1048576.0, val, sizeof val);
         else if (json_is_integer(v))
             sg_format_count((double)json_integer_value(v), val, sizeof val);
@@ -491,7 +535,7 @@ static void shadow_section(FILE *out, json_t *statement)
     sg_format_count((double)json_integer_value(json_object_get(sh, "agreeing")), a, sizeof a);
     sg_format_count((double)json_integer_value(json_object_get(sh, "rows")), b, sizeof b);
     char pct[48];
-    sg_render_percent(json_number_value(agr), pct, sizeof pct);
+    sg_render_percent(json_number_value(agr), sg_render_shadow_limit(statement), pct, sizeof pct);
     fprintf(out,
             "<section><h2>Shadow agreement</h2>\n<p><b>%s</b>: %s of %s rows agree with the "
             "baseline.</p>\n",
@@ -549,7 +593,7 @@ sg_status sg_render_html(FILE *out, const sg_gate_decision *d, json_t *statement
     json_t *lat = sg_render_pred(statement, "latency");
     fputs("<h2>Latency</h2>\n", out);
     if (lat) {
-        latency_tables(out, lat);
+        latency_tables(out, lat, statement);
         sg_render_latency_charts(out, lat);
         server_section(out, lat);
     } else {

@@ -16,8 +16,10 @@ const char *sg_render_subject_sha256(json_t *statement);
 /* A latency percentile ("p50", "p99", ...) from the bench JSON, in ms; false when absent. */
 bool sg_render_latency_ms(json_t *latency, const char *pct, double *ms);
 /* A fraction as a percentage with two decimals, or more where two would show a part as 100%
-   or as 0% ("99.997%"). */
-void sg_render_percent(double frac, char *buf, size_t n);
+   or as 0% ("99.997%"), or as its limit (NAN: none) when it is not. */
+void sg_render_percent(double frac, double limit, char *buf, size_t n);
+/* The policy's shadow.min_agreement in the statement, or NAN. */
+double sg_render_shadow_limit(json_t *statement);
 /* Significant digits to show metric NAME's value v with: 4, or enough to tell it from the
    policy's threshold and from the baseline's value (NULL or non-number: none). */
 int sg_render_metric_digits(json_t *statement, const char *name, double v, const json_t *baseline);

@@ -128,7 +128,8 @@ sg_status sg_render_markdown(FILE *out, const sg_gate_decision *d, json_t *state
     if (json_is_number(agr)) {
         char rows[32], pct[48];
         sg_format_count((double)json_integer_value(json_object_get(sh, "rows")), rows, sizeof rows);
-        sg_render_percent(json_number_value(agr), pct, sizeof pct);
+        sg_render_percent(json_number_value(agr), sg_render_shadow_limit(statement), pct,
+                          sizeof pct);
         fprintf(out, "\nShadow agreement with the baseline: %s over %s rows\n", pct, rows);
     }
     return ferror(out) ? SG_EIO : SG_OK;

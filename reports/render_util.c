@@ -194,17 +194,28 @@ void sg_gate_check_number(char *buf, size_t n, const sg_gate_check *c, double v)
              x, lat ? ns_units[k] : byte_units[k]);
 }
 
-void sg_render_percent(double frac, char *buf, size_t n)
+void sg_render_percent(double frac, double limit, char *buf, size_t n)
 {
-    /* Two decimals, more where two would round a part to the whole or to nothing: 29,999 of
-       30,000 rows had read "100.00%" beside a failed min_agreement of 1. */
+    /* Two decimals, more where two would round a part to the whole or to nothing (29,999 of
+       30,000 rows had read "100.00%" beside a failed min_agreement of 1), or to the limit it
+       is held to (82.967% had read "82.97%" beside a failed min_agreement of 0.8297). */
     int d = 2;
     for (; d < 12; d++) {
         snprintf(buf, n, "%.*f", d, 100 * frac);
         double shown = strtod(buf, NULL);
-        if (!((frac < 1 && shown >= 100) || (frac > 0 && shown <= 0))) break;
+        char lim[64];
+        snprintf(lim, sizeof lim, "%.*f", d, 100 * limit);
+        const bool same_as_limit = isfinite(limit) && frac != limit && strcmp(buf, lim) == 0;
+        if (!((frac < 1 && shown >= 100) || (frac > 0 && shown <= 0) || same_as_limit)) break;
     }
     snprintf(buf, n, "%.*f%%", d, 100 * frac);
+}
+
+double sg_render_shadow_limit(json_t *statement)
+{
+    json_t *v = json_object_get(json_object_get(sg_render_pred(statement, "policy"), "shadow"),
+                                "min_agreement");
+    return json_is_number(v) ? json_number_value(v) : NAN;
 }
 
 int sg_render_metric_digits(json_t *statement, const char *name, double v, const json_t *baseline)

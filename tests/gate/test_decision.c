@@ -252,6 +252,14 @@ static void test_latency_memory_shadow(void **state)
     assert_string_equal(d.checks[2].text, "model size 1.00001 MiB > 1.00000 MiB");
     assert_non_null(strstr(d.checks[0].text, "p99 5.0000002 ms > 5.0000000 ms"));
     sg_gate_decision_clear(&d);
+    /* ... in the unit that suits them, not in ms ("5.000e-05 ms > 4.999e-05 ms"). */
+    sg_gate_policy tiny = policy_from(
+        "{\"latency\": {\"scenario\": \"single-stream\", \"percentile\": 99, \"max_ms\": "
+        "0.00004999}}");
+    lat.p99_ms = 0.00005;
+    assert_int_equal(sg_gate_evaluate(&tiny, &in, &d, &err), SG_OK);
+    assert_non_null(strstr(d.checks[0].text, "p99 50.00 ns > 49.99 ns"));
+    sg_gate_decision_clear(&d);
     mem.model_mb = 1.5;
     lat.p99_ms = 4.5;
 

@@ -322,6 +322,33 @@ static void test_tables_tell_value_from_limit(void **state)
     assert_non_null(strstr(md, "Shadow agreement with the baseline: 99.997% over 30,000 rows"));
     assert_non_null(strstr(md, "| accuracy | 0.94996 |"));
     free(md);
+    /* ... nor into its limit: 2,489 of 3,000 rows (82.967%) against min_agreement 0.8297
+       had read "82.97%" in the shadow sections. */
+    json_object_set_new(pred, "shadow",
+                        json_pack("{sbsssIsIsf}", "compared", 1, "kind", "labels", "rows",
+                                  (json_int_t)3000, "agreeing", (json_int_t)2489, "agreement",
+                                  2489.0 / 3000.0));
+    json_object_set_new(json_object_get(pred, "policy"), "shadow",
+                        json_pack("{s:f}", "min_agreement", 0.8297));
+    /* The early-stopping estimate beside its limit, and the limit as written: a 50 ns p99
+       against max_ms 0.00004999 had read "50.0 ns" in both places. */
+    json_object_set_new(json_object_get(pred, "latency"), "early_stopping",
+                        json_pack("{s:f, s:f}", "p90", 40.0, "p99", 50.0));
+    json_object_set_new(json_object_get(pred, "policy"), "latency",
+                        json_pack("{s:s, s:i, s:f}", "scenario", "single-stream", "percentile", 99,
+                                  "max_ms", 0.00004999));
+    snprintf(path, sizeof path, "%s/limit.html", tmpdir_path);
+    assert_int_equal(sg_render_to_file(path, sg_render_html, &d, st, &err), SG_OK);
+    html = slurp(path);
+    assert_non_null(strstr(html, "<b>82.967%</b>: 2,489 of 3,000 rows agree"));
+    assert_non_null(strstr(html, "p90 <b>40.0 ns</b>, p99 <b>50.00 ns</b>"));
+    assert_non_null(strstr(html, "<td>latency.max_ms</td><td class=\"n\">49.99 ns<"));
+    free(html);
+    snprintf(path, sizeof path, "%s/limit.md", tmpdir_path);
+    assert_int_equal(sg_render_to_file(path, sg_render_markdown, &d, st, &err), SG_OK);
+    md = slurp(path);
+    assert_non_null(strstr(md, "Shadow agreement with the baseline: 82.967% over 3,000 rows"));
+    free(md);
     json_decref(st);
     sg_gate_decision_clear(&d);
 }
