@@ -231,10 +231,15 @@ sg_status reg_audit_verify(sg_registry *reg, int64_t *events, char head_hash[65]
     *events = 0;
     int rc = check_chain(reg, events, last, err);
     if (rc == SG_OK) rc = read_head(reg, &head_seq, head, err);
-    if (rc == SG_OK && (head_seq != *events || strcmp(head, last) != 0))
+    if (rc == SG_OK && head_seq != *events)
         rc = sg_errf(err, SG_EREFUSED,
                      "audit log: head records %lld events but the chain has %lld (events deleted?)",
                      (long long)head_seq, (long long)*events);
+    else if (rc == SG_OK && strcmp(head, last) != 0)
+        rc = sg_errf(err, SG_EREFUSED,
+                     "audit log: head records hash %.16s... but the chain's last event hashes to "
+                     "%.16s... (the head or the last event was edited)",
+                     head, last);
     if (rc == SG_OK) rc = check_state(reg, err);
     if (rc == SG_OK) rc = reg_replay(reg, sum, err);
     snprintf(head_hash, 65, "%s", rc == SG_OK ? last : "");

@@ -76,10 +76,13 @@ static sg_status uri_version(sg_registry *reg, const char *uri, char *model, siz
                        "leading zeros)",
                        uri, ref);
     else if (all_digits(ref))
+        /* BIGINT: PostgreSQL's INTEGER is 32 bits, and a version past 2^31 had been an SQL
+           type error there where SQLite said no version matches. Past 18 digits no version
+           can match (versions are int64). */
         rc = pick_version(reg,
                           "SELECT version FROM model_versions WHERE model_name = ? AND version = "
-                          "CAST(? AS INTEGER)",
-                          model, ref, version, err);
+                          "CAST(? AS BIGINT)",
+                          model, strlen(ref) > 18 ? "0" : ref, version, err);
     else if (!strcmp(ref, "latest"))
         rc = pick_version(reg, "SELECT max(version) FROM model_versions WHERE model_name = ?",
                           model, NULL, version, err);

@@ -366,7 +366,8 @@ json_t *sg_registry_runs(sg_registry *reg, const char *model, const sg_runs_filt
     char sql[768];
     /* The newest `limit` runs, then returned oldest first for charts and "previous run" logic. */
     snprintf(sql, sizeof sql,
-             "SELECT * FROM (%s WHERE model_name = ?1 AND (?2 = 0 OR version = ?2)"
+             "SELECT * FROM (%s WHERE model_name = ?1 AND (CAST(?2 AS BIGINT) = 0 OR version = "
+             "CAST(?2 AS BIGINT))"
              " AND (CAST(?3 AS TEXT) IS NULL OR fingerprint = ?3) ORDER BY run_at DESC, id DESC "
              "LIMIT ?4) AS newest"
              " ORDER BY run_at, id",

@@ -30,6 +30,13 @@ assert d["version"] == 2 and d["stage"] == "Production" and len(d["artifact_sha2
 expect 2 $R resolve models:/churn/Staging
 err_has "no version of churn is in stage 'Staging'"
 expect 2 $R resolve models:/churn/9
+# past 32 bits: no version matches, on either backend (PostgreSQL had failed the query on its
+# 32-bit INTEGER: "value out of range for type integer")
+for v in 2147483648 9223372036854775807; do
+    expect 2 $R resolve "models:/churn/$v"
+    err_has "no version of churn matches '$v'"
+done
+expect 0 $R runs churn --version 2147483648
 # a version has one spelling: "02" is not version 2 under a second name
 for v in 02 002 0 99999999999999999999; do
     expect 2 $R resolve "models:/churn/$v"

@@ -43,8 +43,15 @@ err_has "is not an admin"
 expect 1 $R verify-log --checkpoint cp.json --pubkey mallory.pub.pem
 err_has "checkpoint signature does not verify"
 snapshot
-# 1. rewind: the tag event goes, with its row and the head
 drop_append_only
+# 0. the head's hash edited, nothing else: said as such (it had read "events deleted?")
+q "UPDATE audit_head SET hash = upper(hash) WHERE id = 1"
+expect 1 $R verify-log
+err_has "head records hash"; err_has "the head or the last event was edited"
+if grep -q "events deleted" "$WORK/err"; then fail "an edited head hash read as deleted events"; fi
+restore
+drop_append_only
+# 1. rewind: the tag event goes, with its row and the head
 n=$(q "SELECT max(seq) FROM audit_log")
 prev=$(q "SELECT hash FROM audit_log WHERE seq = $((n - 1))")
 nonce=$(q "SELECT request_text FROM audit_log WHERE seq = $n" | sed -n 's/^nonce=//p')
