@@ -22,6 +22,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <poll.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <libpq-fe.h>
 #include <stdio.h>
@@ -1022,6 +1023,40 @@ static PGconn *connect_quiet(const char *const *keys, const char *const *vals)
     return c; /* PQstatus says whether it connected; PQerrorMessage why not */
 }
 
+/*
+ * The password file libpq would read (passfile=, else $PGPASSFILE, else ~/.pgpass) when no
+ * password is given, refused as libpq ignores it: not a plain file, or open to group or
+ * others (as ssh refuses such a key). libpq writes its own WARNING line to stderr for such a
+ * file, past any message handler, which broke the one-line error; checked first, the
+ * connection is not attempted. why stays empty when there is nothing to refuse.
+ */
+static void passfile_check(const PQconninfoOption *opts, char *why, size_t n)
+{
+    const char *pw = getenv("PGPASSWORD"), *file = getenv("PGPASSFILE");
+    for (const PQconninfoOption *o = opts; o && o->keyword; o++) {
+        if (!o->val) continue;
+        if (!strcmp(o->keyword, "password")) pw = o->val;
+        if (!strcmp(o->keyword, "passfile")) file = o->val;
+    }
+    if (pw && *pw) return; /* libpq reads no password file then */
+    char home[4096];
+    if (!file || !*file) {
+        const char *h = getenv("HOME");
+        if (!h || !*h) return;
+        snprintf(home, sizeof home, "%s/.pgpass", h);
+        file = home;
+    }
+    struct stat st;
+    if (stat(file, &st) != 0) return; /* none: libpq reads none */
+    if (!S_ISREG(st.st_mode))
+        snprintf(why, n, "password file %.400s is not a plain file (libpq ignores it)", file);
+    else if (st.st_mode & (S_IRWXG | S_IRWXO))
+        snprintf(why, n,
+                 "password file %.400s is open to group or others (mode %04o), which libpq "
+                 "ignores: chmod 600 it",
+                 file, (unsigned)(st.st_mode & 07777));
+}
+
 static sg_status pg_open(const char *uri, bool create, reg_store **out, sg_err *err)
 {
     *out = NULL;
@@ -1038,7 +1073,14 @@ static sg_status pg_open(const char *uri, bool create, reg_store **out, sg_err *
     }
     char *perr = NULL;
     PQconninfoOption *parsed = PQconninfoParse(uri, &perr);
+    char passfile_why[600] = "";
+    if (parsed) passfile_check(parsed, passfile_why, sizeof passfile_why);
     PQconninfoFree(parsed);
+    if (passfile_why[0]) {
+        sg_status rc = sg_errf(err, SG_EINPUT, "registry %s: %s", s->display, passfile_why);
+        free(s);
+        return rc;
+    }
     if (!parsed) {
         char why[256] = "out of memory";
         if (perr) {

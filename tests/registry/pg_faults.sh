@@ -116,6 +116,16 @@ expect 2 $R list --db "postgresql://$PG_USER:hun/ter2@localhost:1/db"
 err_has "a password holding '/', '?' or '#' must be percent-encoded"
 expect 2 $R list --db "postgresql://$PG_USER@/db?host=$PG_HOST&sslmod=x"
 err_has 'invalid URI query parameter: "sslmod"' # an option's name is still shown
+# A password file libpq would ignore (open to others, or not a plain file) is refused in one
+# line: libpq's own WARNING line on stderr had made it two.
+printf '*:*:*:*:hunter2\n' >"$WORK/pgpass"; chmod 644 "$WORK/pgpass"
+PGPASSFILE="$WORK/pgpass" expect 2 $R list --db "postgresql://$PG_USER@/$PGDB?host=$PG_HOST"
+err_has "is open to group or others (mode 0644)"; err_has "chmod 600"; one_line; no_password
+mkdir -p "$WORK/pgpass.d"
+PGPASSFILE="$WORK/pgpass.d" expect 2 $R list --db "postgresql://$PG_USER@/$PGDB?host=$PG_HOST"
+err_has "is not a plain file"; one_line
+chmod 600 "$WORK/pgpass"
+PGPASSFILE="$WORK/pgpass" expect 0 $R list --db "postgresql://$PG_USER@/$PGDB?host=$PG_HOST"
 expect 0 $R list --db "postgresql://$PG_USER:hunter2@/$PGDB?host=$PG_HOST"
 expect 0 $R list --db "host=$PG_HOST user=$PG_USER dbname=$PGDB"
 
