@@ -22,6 +22,8 @@
 #include <ctype.h>
 #include <errno.h>
 #include <poll.h>
+#include <math.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <libpq-fe.h>
@@ -84,6 +86,9 @@ struct reg_store {
     /* The session ended under a pipeline (its sync never came): libpq may still say
        CONNECTION_OK until it reads the end of the stream, but nothing more can be sent. */
     bool broken;
+    /* No answer came within the answer timeout: the socket was shut down, and every wait
+       after it ends at once (pg_error says why). */
+    bool timed_out;
     /* Deferred writes: the connection is in pipeline mode while pending ones wait for the
      * next read or the commit; the first that failed is kept here for pg_error(). */
     bool pipe;
@@ -131,11 +136,86 @@ static void one_line(char *out, size_t n, const char *msg)
     if (!strncmp(out, "FATAL: ", 7)) memmove(out, out + 7, strlen(out + 7) + 1);
 }
 
+/*
+ * How long a statement may wait for the server's answer. libpq waits forever: a server
+ * stopped (SIGSTOP, a frozen VM) or cut off behind a firewall that drops packets had held a
+ * command, or a server worker thread, until it was killed, with the transaction possibly
+ * committed meanwhile. Locks have their own, shorter bound (lock_timeout).
+ */
+#define PG_ANSWER_TIMEOUT_S 60.0
+
+static double answer_timeout_s(void)
+{
+    const char *e = getenv("STAGEGATE_PG_ANSWER_TIMEOUT_S");
+    char *end = NULL;
+    double v = e && *e ? strtod(e, &end) : 0;
+    return e && *e && end && !*end && v > 0 && v <= 86400 ? v : PG_ANSWER_TIMEOUT_S;
+}
+
+/* PQgetResult with the answer timeout: waits for the socket while libpq is busy; past the
+   timeout it shuts the socket down, so libpq sees the connection end and every caller takes
+   its broken-connection path (a COMMIT without an answer reads as maybe committed). */
+static PGresult *get_result(reg_store *s)
+{
+    const int sock = PQsocket(s->conn);
+    if (sock >= 0 && !s->timed_out && PQisBusy(s->conn)) {
+        struct timespec t0, t;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        const double limit = answer_timeout_s();
+        while (PQisBusy(s->conn)) {
+            clock_gettime(CLOCK_MONOTONIC, &t);
+            const double left =
+                limit - ((double)(t.tv_sec - t0.tv_sec) + (double)(t.tv_nsec - t0.tv_nsec) * 1e-9);
+            if (left <= 0) {
+                s->timed_out = true;
+                shutdown(sock, SHUT_RDWR);
+                break;
+            }
+            struct pollfd pfd = {.fd = sock, .events = POLLIN};
+            const int r = poll(&pfd, 1, (int)ceil(left * 1000));
+            if (r < 0 && errno == EINTR) continue;
+            if (r < 0 || (r > 0 && !PQconsumeInput(s->conn))) break;
+        }
+    }
+    return PQgetResult(s->conn);
+}
+
+/* What PQexec gives (the last result; the first error wins), bounded by the answer timeout.
+   sent: whether the PQsend* call succeeded. */
+static PGresult *wait_all(reg_store *s, int sent)
+{
+    if (!sent) return PQmakeEmptyPGresult(s->conn, PGRES_FATAL_ERROR);
+    PGresult *last = NULL, *r;
+    while ((r = get_result(s)) != NULL) {
+        const ExecStatusType st = PQresultStatus(r);
+        if (last && PQresultStatus(last) == PGRES_FATAL_ERROR) {
+            PQclear(r);
+        } else {
+            PQclear(last);
+            last = r;
+        }
+        if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH) break;
+    }
+    return last ? last : PQmakeEmptyPGresult(s->conn, PGRES_FATAL_ERROR);
+}
+
+static PGresult *exec_bounded(reg_store *s, const char *sql)
+{
+    return wait_all(s, PQsendQuery(s->conn, sql));
+}
+
 /* Keeps the failure of res (or of the connection) for pg_error(). */
 static void remember(reg_store *s, const PGresult *res)
 {
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     snprintf(s->sqlstate, sizeof s->sqlstate, "%s", state ? state : "");
+    if (s->timed_out) {
+        snprintf(s->msg, sizeof s->msg,
+                 "the database server gave no answer for %g s (a frozen or unreachable "
+                 "server; STAGEGATE_PG_ANSWER_TIMEOUT_S sets the wait)",
+                 answer_timeout_s());
+        return;
+    }
     const char *m = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
     if (m) {
         one_line(s->msg, sizeof s->msg, m);
@@ -152,8 +232,8 @@ static void remember(reg_store *s, const PGresult *res)
 static bool connection_lost(reg_store *s)
 {
     /* Class 08: connection exception; 57P01..57P03: the server shut down or is starting. */
-    return s->broken || PQstatus(s->conn) != CONNECTION_OK || !strncmp(s->sqlstate, "08", 2) ||
-           !strncmp(s->sqlstate, "57P0", 4);
+    return s->broken || s->timed_out || PQstatus(s->conn) != CONNECTION_OK ||
+           !strncmp(s->sqlstate, "08", 2) || !strncmp(s->sqlstate, "57P0", 4);
 }
 
 static sg_status pg_error(reg_store *s, sg_err *err, const char *what)
@@ -192,7 +272,7 @@ static sg_status run(reg_store *s, const char *sql, PGresult **out, sg_err *err,
 {
     if (out) *out = NULL;
     if (s->pipe && pipe_end(s, NULL, NULL) != SG_OK) return pg_error(s, err, what);
-    PGresult *res = PQexec(s->conn, sql);
+    PGresult *res = exec_bounded(s, sql);
     ExecStatusType st = PQresultStatus(res);
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
         if (out)
@@ -331,16 +411,17 @@ static PGresult *run_params(reg_store *s, pg_stmt *st)
     const char *const *vals = (const char *const *)st->values;
     pg_cached *c = cached(s, st);
     if (!c || (!c->prepared && c->uses++ == 0))
-        return PQexecParams(s->conn, st->sql, st->n_params, NULL, vals, NULL, NULL, 0);
+        return wait_all(
+            s, PQsendQueryParams(s->conn, st->sql, st->n_params, NULL, vals, NULL, NULL, 0));
     char name[16];
     snprintf(name, sizeof name, "sg%d", (int)(c - s->cache));
     if (!c->prepared) {
-        PGresult *res = PQprepare(s->conn, name, st->sql, st->n_params, NULL);
+        PGresult *res = wait_all(s, PQsendPrepare(s->conn, name, st->sql, st->n_params, NULL));
         if (PQresultStatus(res) != PGRES_COMMAND_OK) return res;
         PQclear(res);
         c->prepared = true;
     }
-    return PQexecPrepared(s->conn, name, st->n_params, vals, NULL, NULL, 0);
+    return wait_all(s, PQsendQueryPrepared(s->conn, name, st->n_params, vals, NULL, NULL, 0));
 }
 
 /*
@@ -394,7 +475,7 @@ static sg_status pipe_end_with(reg_store *s, const char *final_sql, pg_stmt *fin
     int n = s->n_pending + (final ? 1 : 0);
     for (int i = 0; i < n; i++) {
         const pg_pending *p = i < s->n_pending ? &s->pending[i] : NULL; /* NULL: the final */
-        PGresult *res = PQgetResult(s->conn);
+        PGresult *res = get_result(s);
         if (!res) { /* the connection broke: no further results */
             if (final_sql && final_sent && s->deferred_rc == SG_OK) {
                 /* The COMMIT went out and no answer came back: the server may have reached
@@ -421,7 +502,7 @@ static sg_status pipe_end_with(reg_store *s, const char *final_sql, pg_stmt *fin
             } else {
                 PQclear(res);
             }
-            PQclear(PQgetResult(s->conn));
+            PQclear(get_result(s));
             continue;
         }
         /* A failed write is the failure; the ones after it were skipped (ABORTED). */
@@ -437,10 +518,10 @@ static sg_status pipe_end_with(reg_store *s, const char *final_sql, pg_stmt *fin
             *final_res = res;
         else
             PQclear(res);
-        PQclear(PQgetResult(s->conn)); /* the NULL that ends this query's results */
+        PQclear(get_result(s)); /* the NULL that ends this query's results */
     }
     PGresult *res;
-    while ((res = PQgetResult(s->conn)) && PQresultStatus(res) != PGRES_PIPELINE_SYNC)
+    while ((res = get_result(s)) && PQresultStatus(res) != PGRES_PIPELINE_SYNC)
         PQclear(res);
     PQclear(res);
     /* Once the final statement has answered, what follows it is the sync's round trip alone:
@@ -635,7 +716,7 @@ static int64_t pg_changes(reg_store *s)
 static int64_t pg_last_insert_id(reg_store *s)
 {
     if (s->pipe && pipe_end(s, NULL, NULL) != SG_OK) return 0;
-    PGresult *res = PQexec(s->conn, "SELECT lastval()");
+    PGresult *res = exec_bounded(s, "SELECT lastval()");
     int64_t id = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1
                      ? strtoll(PQgetvalue(res, 0, 0), NULL, 10)
                      : 0;
@@ -726,10 +807,16 @@ static int pg_commit(reg_store *s, sg_err *err)
     if (s->pipe) { /* the deferred writes and the COMMIT in one round trip */
         if (pipe_end(s, "COMMIT", &res) != SG_OK) {
             PQclear(res);
+            /* No answer at all, the COMMIT sent with the writes: a server that runs again
+               may still apply it (a deferred write's "failure" is only the silence). */
+            if (s->timed_out) {
+                s->deferred_rc = SG_OK;
+                s->commit_unknown = true;
+            }
             return pg_error(s, err, "commit");
         }
     } else {
-        res = PQexec(s->conn, "COMMIT");
+        res = exec_bounded(s, "COMMIT");
     }
     ExecStatusType st = PQresultStatus(res);
     int rc = SG_OK;
@@ -752,7 +839,7 @@ static int pg_commit(reg_store *s, sg_err *err)
 static void pg_rollback(reg_store *s)
 {
     if (s->pipe) pipe_end(s, NULL, NULL);
-    if (PQstatus(s->conn) == CONNECTION_OK) PQclear(PQexec(s->conn, "ROLLBACK"));
+    if (PQstatus(s->conn) == CONNECTION_OK && !s->timed_out) PQclear(exec_bounded(s, "ROLLBACK"));
     s->deferred_rc = SG_OK;
 }
 

@@ -209,6 +209,30 @@ after_fault "$pid"
 expect 0 $R transition m 2 Production --as alice.key.pem
 [ "$(stage_of m 1)" = Archived ] || fail "v1 not archived"
 expect 0 $R verify-log
+# the server stops answering (SIGSTOP: a frozen VM, a partition that drops packets) while a
+# transaction is open: the command gives up after the answer timeout, in one line (it had
+# waited for ever). Its COMMIT was sent, so the server, once it runs again, may apply it:
+# the message says the change may or may not be recorded, and either way the log verifies.
+. "$SG_PG_STATE"
+STAGEGATE_PG_ANSWER_TIMEOUT_S=2 STAGEGATE_REGISTRY_TEST_PAUSE=transition \
+    STAGEGATE_REGISTRY_TEST_PAUSE_S=3 $R transition m 2 Archived --as alice.key.pem >pp.out 2>pp.err &
+pid=$!
+for _ in $(seq 1 600); do grep -q "test pause" pp.err 2>/dev/null && break; sleep 0.1; done
+pm=$(head -1 "$PG_DIR/data/postmaster.pid")
+frozen="$pm $(pgrep -P "$pm" | tr '\n' ' ')"
+kill -STOP $frozen
+for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+still=$(kill -0 "$pid" 2>/dev/null && echo yes || true)
+kill -CONT $frozen
+[ -z "$still" ] || fail "the transition still waited 30 s after the server froze"
+rc=0; wait "$pid" || rc=$?
+grep -v "test pause" pp.err > pp.err1
+[ $rc = 2 ] && [ "$(wc -l < pp.err1)" = 1 ] || { cat pp.err >&2; fail "frozen server: exit $rc, not one line"; }
+grep -q "gave no answer for 2 s" pp.err1 && grep -q "may or may not be recorded" pp.err1 ||
+    { cat pp.err1 >&2; fail "frozen server: the timeout and the unknown outcome are not said"; }
+sleep 1
+case $(stage_of m 2) in Production | Archived) ;; *) fail "v2 in stage $(stage_of m 2)" ;; esac
+expect 0 $R verify-log
 
 # --- kill -9 of the server under 8 concurrent writers
 for w in $(seq 1 8); do
