@@ -19,6 +19,7 @@ typedef struct {
     int64_t faults, csw, nivcsw, migrations;
     int64_t cpu_ns;    /* thread CPU time spent inside timed jobs */
     uint64_t warm_min; /* fastest warm-up query, in ticks (sizes the sample buffer) */
+    uint32_t home;     /* the CPU tag the pinned worker set up on (sg_clock_cpu_tag) */
     bool active;
     int status;
     sg_err err;

@@ -50,7 +50,11 @@ extern const sg_scenario_info sg_scenarios[SG_SCENARIO_COUNT];
 static inline double sg_scenario_server_queries(double qps, double duration_s,
                                                 long long min_queries)
 {
-    double want = ceil(qps * duration_s);
+    /* ceil of the product as the decimal figures mean it: 100 q/s for 0.07 s is 7 queries,
+       though the binary product is 7.000000000000001 (it had scheduled 8). A product within
+       1e-9 of a whole number is that number. */
+    const double prod = qps * duration_s, near = round(prod);
+    double want = fabs(prod - near) <= 1e-9 * fmax(1.0, near) ? near : ceil(prod);
     return want < (double)min_queries ? (double)min_queries : want;
 }
 /* The fewest queries a run records unless told (bench --min-queries, policy min_queries). */

@@ -81,6 +81,11 @@ for sc in "single-stream" "server --qps 2000"; do
 done
 # Offline keeps at most as many calls as the cap too: the run ends when its log is full and
 # says so (the log had grown for the whole run: 6.6 GB in 30 s of a small model at batch 1).
+# --batch larger than the set: a call takes at most the set's 800 rows, and the buffers are
+# sized for that (scratch for 1,048,576 rows a worker had taken 2.2 GB for a small model).
+B --scenario offline --batch 1048576 --duration 0.1 --json >obig.json || fail "offline --batch 1048576"
+rss=$(jq '.memory.peak_rss_bytes' obig.json)
+[ "$rss" -lt $((64 << 20)) ] || fail "offline --batch 1048576 on 800 rows peaked at $rss bytes"
 STAGEGATE_BENCH_MAX_SAMPLES=2000 B --scenario offline --batch 1 --duration 2 --json >ocut.json
 jq -e '.cut_short and .queries == 1600 and (.cut_short_reason | contains("sample buffer full after 1600 calls"))' \
     ocut.json >/dev/null || { jq 'del(.histogram, .repetitions[].histogram)' ocut.json; fail "offline cap"; }
@@ -263,6 +268,31 @@ taskset -c "$last" "$SG" bench --model m.h5 --data d.h5 --scenario offline --dur
     --json >ts.json || fail "bench under taskset"
 [ "$(jq -c '[.machine.bindings[].cpu]' ts.json)" = "[$last]" ] ||
     fail "under taskset -c $last the workers were on $(jq -c '[.machine.bindings[].cpu]' ts.json)"
+# A server run schedules ceil(qps x duration) queries as the figures mean them: 100 q/s for
+# 0.07 s is 7 (the binary product 7.000000000000001 had made 8).
+B --scenario server --qps 100 --duration 0.07 --min-queries 1 --json >q7.json || fail "server 100 q/s 0.07 s"
+[ "$(jq .queries q7.json)" = 7 ] || fail "server 100 q/s for 0.07 s ran $(jq .queries q7.json) queries"
+# A pinned worker moved for good between queries (taskset -p from outside, halfway through):
+# every query it ran on the other CPU is flagged, not only one that straddled the move (a
+# run half on another CPU had read "migrations 0"). Needs a second CPU to move to.
+if [ "$(nproc)" -ge 2 ]; then
+    "$SG" bench --model m.h5 --data d.h5 --cpus 1 --scenario single-stream --duration 2 \
+        --json --samples mig.csv >mig.json &
+    bp=$!
+    sleep 1
+    moved=0
+    for t in /proc/$bp/task/*; do
+        [ "$(awk '/Cpus_allowed_list/ {print $2}' "$t/status" 2>/dev/null)" = 1 ] || continue
+        taskset -p -c 0 "$(basename "$t")" >/dev/null && moved=1
+    done
+    wait $bp || fail "bench with a worker moved"
+    [ "$moved" = 1 ] || fail "no worker thread pinned to CPU 1 to move"
+    flagged=$(awk -F, 'NR > 1 && $4 % 2 == 1' mig.csv | wc -l)
+    n=$(jq .queries mig.json)
+    [ "$(jq .clock.migrations mig.json)" = "$flagged" ] || fail "migrations $(jq .clock.migrations mig.json), flagged samples $flagged"
+    # the move came about halfway: far more than one query ran after it
+    [ "$flagged" -gt $((n / 10)) ] || fail "a worker moved for the second half flagged $flagged of $n queries"
+fi
 # A server schedule larger than a run records is refused before it is built (--qps 1e9 for
 # 0.2 s had built 2e8 arrivals, 9.4 GB, and run for minutes).
 rc=0; timeout 60 "$SG" bench --model m.h5 --data d.h5 --cpus 0 --scenario server --qps 1e9 --duration 0.2 >out 2>err || rc=$?
