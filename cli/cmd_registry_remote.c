@@ -6,9 +6,11 @@
  * with the same exit codes (1 refused, 2 input or usage error).
  */
 #include <curl/curl.h>
+#include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cmd_registry.h"
 
@@ -279,10 +281,21 @@ static bool hex64(const char *s)
 static int create_version(remote *r)
 {
     reg_cli *c = r->c;
-    char abs[PATH_MAX], uri[PATH_MAX + 8];
-    /* The server reads the artifact itself (under its --artifact-root) and computes its digest. */
-    if (!realpath(c->pos[1], abs)) snprintf(abs, sizeof abs, "%s", c->pos[1]);
-    snprintf(uri, sizeof uri, "%s%s", abs[0] == '/' ? "file://" : "", abs);
+    char abs[2 * PATH_MAX + 2], uri[2 * PATH_MAX + 16];
+    /* The server reads the artifact itself (under its --artifact-root) and computes its
+       digest. The path is the caller's: made absolute against this directory even when it
+       is not here (the server may see it where this machine does not), never left relative
+       for the server to read under its root (another file than the one named here). */
+    if (!realpath(c->pos[1], abs)) {
+        char cwd[PATH_MAX];
+        if (c->pos[1][0] == '/')
+            snprintf(abs, sizeof abs, "%s", c->pos[1]);
+        else if (getcwd(cwd, sizeof cwd))
+            snprintf(abs, sizeof abs, "%s/%s", cwd, c->pos[1]);
+        else
+            return sg_cli_usage_error(c->cmd, "artifact %s: %s", c->pos[1], strerror(errno));
+    }
+    snprintf(uri, sizeof uri, "file://%s", abs);
     json_t *doc;
     int rc = post(r, M "model-versions/create",
                   json_pack("{ssss}", "name", c->pos[0], "source", uri), &doc);

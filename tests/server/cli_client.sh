@@ -73,6 +73,14 @@ run 0 "${R[@]}" --json get "pinned-$RUN"
 run 0 "${R[@]}" create-version "pinned-$RUN" art/m1.bin
 run 1 "${R[@]}" transition "pinned-$RUN" 1 Staging --report art/m1.bin.report
 grep -q "model pinned-$RUN pins its policy" err || fail "pinned transition: $(cat err)"
+# A relative artifact path is the caller's, even when the file is not here: it had been sent
+# as written and read under the server's artifact root, registering art/m3.bin for "m3.bin"
+# asked from a directory that has no such file.
+mkdir -p elsewhere
+before=$("${R[@]}" --json get "pinned-$RUN" | jq '.versions | length')
+(cd elsewhere && "${R[@]}" create-version "pinned-$RUN" m3.bin >../out 2>../err) && fail "a missing relative artifact was registered: $(cat out)"
+grep -q "outside the server's artifact root" err || fail "missing relative artifact: $(cat err)"
+[ "$("${R[@]}" --json get "pinned-$RUN" | jq '.versions | length')" = "$before" ] || fail "a version was added"
 # An empty stage in --stages is refused, as locally (it had been dropped).
 run 2 "${R[@]}" create-model "stages-$RUN" --stages "None,,Staging,Production,Archived"
 grep -q "'' is not a valid stage name" err || fail "empty stage: $(cat err)"
