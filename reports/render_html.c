@@ -65,6 +65,16 @@ static const char css[] =
     "table.matrix th{padding:1px "
     "4px;font-size:12px}"
     "@media (max-width:1100px){.charts,.cols{grid-template-columns:1fr}}"
+    /* A phone or a narrow CI pane: the verdict wraps instead of losing its reason to an
+       ellipsis, each check is a card (mark, name, value, limit; its text below), and other
+       tables scroll inside the page rather than widening it. */
+    "@media (max-width:700px){body{padding:0 12px 24px}.verdict{white-space:normal;"
+    "margin:0 -12px 12px;padding:10px 12px}table.checks tr:first-child{display:none}"
+    "table.checks,table.checks tbody,table.checks tr{display:block}table.checks tr{border:1px "
+    "solid #d0d7de;margin:0 0 8px;padding:4px 8px}table.checks td{border:0;"
+    "padding:0 6px 0 0;display:inline-block}table.checks td:last-child{display:block;padding:2px 0 "
+    "0;color:#57606a;"
+    "overflow-wrap:anywhere}table:not(.checks){display:block;overflow-x:auto;max-width:100%}}"
     "@media print{body{max-width:none;padding:0;font-size:11px}.verdict{margin:0 0 10px;"
     "-webkit-print-color-adjust:exact;print-color-adjust:exact}"
     ".charts{grid-template-columns:1fr}h2{break-after:avoid}table,figure{break-inside:avoid}"
@@ -108,7 +118,8 @@ static void verdict_banner(FILE *out, const sg_gate_decision *d, json_t *stateme
 
 static void checks_table(FILE *out, const sg_gate_decision *d)
 {
-    fputs("<h2>Checks</h2>\n<table>\n<tr><th></th><th>check</th><th class=\"n\">value</th>"
+    fputs("<h2>Checks</h2>\n<table class=\"checks\">\n<tr><th></th><th>check</th><th "
+          "class=\"n\">value</th>"
           "<th class=\"n\">limit</th><th>detail</th></tr>\n",
           out);
     for (int i = 0; i < d->n; i++) {

@@ -239,6 +239,11 @@ static void test_html(void **state)
     assert_int_equal(count(html, "class=\"bar\""), 3);
     assert_int_equal(count(html, "class=\"bar overflow\""), 0);
     assert_non_null(strstr(html, "p99.9"));
+    /* On a narrow screen the verdict wraps (it had been cut to "4 of 7 checks ...") and each
+       check is a card, not a table wider than the page. */
+    assert_non_null(strstr(html, "<table class=\"checks\">"));
+    assert_non_null(strstr(html, "@media (max-width:700px){"));
+    assert_non_null(strstr(html, ".verdict{white-space:normal;"));
     assert_null(strstr(html, "p999"));
     assert_non_null(strstr(html, "class=\"verdict fail\""));
     assert_non_null(strstr(html, "&le; 50.0 ms"));    /* the latency limit with its unit */
