@@ -601,13 +601,36 @@ sg_status sg_trend_render(FILE *out, const json_t *doc)
         fprintf(out, " from %s to %s",
                 json_string_value(json_object_get(json_array_get(runs, 0), "time")),
                 json_string_value(json_object_get(json_array_get(runs, n - 1), "time")));
-    size_t n_verdict = 0, n_regressed = 0;
+    /* Runs of machines past the first MAX_SERIES are not drawn (one line style each), and
+       versions past them share one grey: the page says so, and its counts are of what it
+       draws (they had counted every run while the charts dropped some without a word). */
+    size_t n_verdict = 0, n_regressed = 0, n_hidden = 0, n_grey = 0;
+    json_t *all_fps = json_array(), *grey = json_array();
     json_array_foreach(runs, i, r)
     {
+        const char *fp = run_fp(r);
+        bool seen = false;
+        for (size_t k = 0; k < json_array_size(all_fps) && !seen; k++)
+            seen = !strcmp(json_string_value(json_array_get(all_fps, k)), fp);
+        if (!seen) json_array_append_new(all_fps, json_string(fp));
+        if (index_of(fps, fp) < 0) {
+            n_hidden++;
+            continue;
+        }
+        if (version_index(versions, run_version(r)) < 0) {
+            n_grey++;
+            char key[32];
+            snprintf(key, sizeof key, "v%lld", run_version(r));
+            bool listed = false;
+            for (size_t k = 0; k < json_array_size(grey) && !listed; k++)
+                listed = !strcmp(json_string_value(json_array_get(grey, k)), key);
+            if (!listed) json_array_append_new(grey, json_string(key));
+        }
         const char *v = run_verdict(r);
         n_verdict += v != NULL;
         n_regressed += v && !strcmp(v, "regressed");
     }
+    const size_t n_drawn = n - n_hidden;
     fprintf(out,
             ". One colour per model version, one line style per machine; dashed verticals mark "
             "where a version first ran; hollow points are runs whose gate failed; the red dashed "
@@ -615,20 +638,46 @@ sg_status sg_trend_render(FILE *out, const json_t *doc)
             "logarithmic axis. Hover a point for its version, value and verdict.</p>\n"
             "<p class=\"marks\">A red triangle marks a night the nightly run flagged as "
             "<b>regressed</b>: the verdict of its compare with the previous comparable run, "
-            "stored with the run in the registry (%zu of %zu run%s flagged). ",
-            n_regressed, n, n == 1 ? "" : "s");
-    if (n_verdict < n)
+            "stored with the run in the registry (%zu of %zu run%s drawn flagged). ",
+            n_regressed, n_drawn, n_drawn == 1 ? "" : "s");
+    if (n_verdict < n_drawn)
         fprintf(out,
                 "%zu %s no stored verdict (recorded outside the nightly job, or before it stored "
                 "verdicts) and %s never marked. ",
-                n - n_verdict, n - n_verdict == 1 ? "run has" : "runs have",
-                n - n_verdict == 1 ? "is" : "are");
+                n_drawn - n_verdict, n_drawn - n_verdict == 1 ? "run has" : "runs have",
+                n_drawn - n_verdict == 1 ? "is" : "are");
+    if (n_hidden)
+        fprintf(out,
+                "<b>%zu run%s of %zu more machine%s %s not drawn</b>: the page draws the first %d "
+                "machines it meets (one line style each); <code>trend --limit N</code> draws only "
+                "the newest N runs. ",
+                n_hidden, n_hidden == 1 ? "" : "s", json_array_size(all_fps) - MAX_SERIES,
+                json_array_size(all_fps) - MAX_SERIES == 1 ? "" : "s", n_hidden == 1 ? "is" : "are",
+                MAX_SERIES);
+    if (n_grey) {
+        fprintf(out, "<b>%zu run%s of versions past the first %d share one grey</b> (", n_grey,
+                n_grey == 1 ? "" : "s", MAX_SERIES);
+        for (size_t k = 0; k < json_array_size(grey); k++) {
+            if (k) fputs(", ", out);
+            if (k == 12) {
+                fputs("...", out);
+                break;
+            }
+            fputs(json_string_value(json_array_get(grey, k)), out);
+        }
+        fputs("; <code>trend --version V</code> draws one). ", out);
+    }
+    json_decref(all_fps);
     fprintf(out, "The shaded noise band on the latency charts (from a version's fourth run on: "
                  "the min..max of up to 20 previous runs, what nightly hands to compare) is "
                  "context, not a verdict.</p>\n<div class=\"legend\">");
     for (size_t v = 0; v < json_array_size(versions); v++)
         fprintf(out, "<span><i class=\"swatch\" style=\"border-color:%s\"></i>v%s</span>",
                 palette[v], json_string_value(json_array_get(versions, v)));
+    if (n_grey)
+        fputs("<span><i class=\"swatch\" style=\"border-color:#777\"></i>later versions</span>",
+              out);
+    json_decref(grey);
     fprintf(out, "<span><svg width=\"14\" height=\"12\"><path class=\"regressed\" "
                  "d=\"M7,11 l-6,-10 h12 z\"/></svg> regressed (nightly verdict)</span>"
                  "<span><i class=\"swatch band-swatch\"></i>noise band</span>"

@@ -37,8 +37,12 @@ p = st["predicate"]
 p["timestamp"] = when
 if len(sys.argv) > 4 and sys.argv[4]:  # the percentile the policy budgets
     p["policy"]["latency"]["percentile"] = int(sys.argv[4])
-if len(sys.argv) > 5:  # clock.overhead_ns, as a JSON value
+if len(sys.argv) > 5 and sys.argv[5]:  # clock.overhead_ns, as a JSON value
     p["latency"].setdefault("clock", {})["overhead_ns"] = json.loads(sys.argv[5])
+if len(sys.argv) > 6:  # another machine: its CPU model (so another fingerprint)
+    p["latency"]["machine"]["cpu_model"] = sys.argv[6]
+if len(sys.argv) > 7:  # another artifact: the subject's sha256
+    st["subject"][0]["digest"]["sha256"] = sys.argv[7]
 lat = p["latency"]
 lat.pop("histogram", None)
 lat.pop("spread", None)
@@ -169,4 +173,30 @@ expect 0 "$SG" compare at100.json at125.json --noise-floor 0.25 --fail-on-regres
 grep -q "p50 .*within the noise floor (25%)" "$WORK/out" || { cat "$WORK/out"; fail "a move of exactly the floor"; }
 signed at126.json 2026-12-12T05:00:00Z 1260
 expect 1 "$SG" compare at100.json at126.json --noise-floor 0.25 --fail-on-regression
-echo "run history: order, year range, --history without NEW, FIFO, tiny figures, edited records, bad latencies, clock overhead, floor boundary"
+# More machines (11) and versions (10) than the trend page draws apart (8 line styles, 8 colours): it
+# says how many runs it leaves out and which versions share the grey, and counts only what it
+# draws (it had said "230 runs, 34 flagged" while drawing 184 points and 30 marks).
+"$SG" registry init --db many.db >/dev/null
+expect 0 $R --db many.db create-model m --signer signer.pub.pem
+for v in $(seq 1 10); do
+    cp m1.h5 "mv$v.h5"; printf '%010d' "$v" >>"mv$v.h5" # (bytes past the HDF5 end: another digest)
+    expect 0 $R --db many.db create-version m "mv$v.h5"
+    signed "mv$v.json" "2026-12-20T00:$(printf %02d "$v"):00Z" 1000 "" "" "CPU A" "$(sha "mv$v.h5")"
+    expect 0 $R --db many.db record "mv$v.json"
+done
+for mc in $(seq 1 10); do
+    signed "mm$mc.json" "2026-12-21T00:$(printf %02d "$mc"):00Z" 1000 "" "" "CPU $mc" "$(sha mv1.h5)"
+    expect 0 $R --db many.db record "mm$mc.json"
+done
+expect 0 "$SG" trend m --db many.db --html many.html
+$PY - many.html <<'PY' || fail "the trend page with 11 machines and 10 versions"
+import re, sys
+h = open(sys.argv[1]).read()
+assert "<b>3 runs of 3 more machines are not drawn</b>" in h, re.findall(r"<b>[^<]*</b>", h)
+assert "<b>2 runs of versions past the first 8 share one grey</b> (v9, v10;" in h, re.findall(r"<b>[^<]*</b>", h)
+assert "later versions</span>" in h
+assert "(0 of 17 runs drawn flagged)" in h, re.findall(r"\([0-9]+ of [0-9]+ runs[^)]*\)", h)
+for sec in h.split("<section>")[1:]:
+    assert len(re.findall("<circle ", sec)) == 17, len(re.findall("<circle ", sec))
+PY
+echo "run history: order, year range, --history without NEW, FIFO, tiny figures, edited records, bad latencies, clock overhead, floor boundary, more machines and versions than drawn"
