@@ -617,10 +617,27 @@ static sg_status eval_setup(eval_run *e, const sg_eval_config *c, sg_eval_result
         if (cap < SG_EVAL_SUBBATCH) cap = SG_EVAL_SUBBATCH;
         if (cap < chunk) chunk = cap;
     }
-    int64_t h5chunk = sg_dataset_chunk_rows(e->ds);
-    if (c->chunk_rows <= 0 && h5chunk > 0 && h5chunk < chunk) chunk = (chunk / h5chunk) * h5chunk;
+    /* Whole HDF5 chunks per read where that keeps every chunk a multiple of the workers'
+       1,024-row sub-batch: the sub-batches then start at multiples of 1,024 from row 0
+       whatever the file's layout, and so does each row's place in its GEMM, which decides
+       its last bits. A file chunked by 1,025 rows had rounded the reads to 64,575 rows, moved
+       the sub-batch cuts, and changed the probabilities of the rows at the cuts (and the
+       metrics) against the same rows stored contiguously. Otherwise reads cut HDF5 chunks
+       (the reader keeps the chunk row it decoded). */
+    int64_t h5chunk = sg_dataset_chunk_rows(e->ds), h5unit = 0;
+    if (h5chunk > 0) {
+        int64_t a = h5chunk, b = SG_EVAL_SUBBATCH;
+        while (b) {
+            const int64_t t = a % b;
+            a = b;
+            b = t;
+        }
+        h5unit = h5chunk / a * SG_EVAL_SUBBATCH; /* lcm(h5chunk, 1024) */
+    }
+    if (c->chunk_rows <= 0 && h5unit > 0 && h5unit < chunk) chunk = (chunk / h5unit) * h5unit;
     if (chunk > r->rows) chunk = r->rows;
-    /* Predict waits for the first chunk: a classifier's is smaller (whole HDF5 chunks), so
+    /* Predict waits for the first chunk: a classifier's is smaller (whole HDF5 chunks where
+     * they keep the sub-batch grid, above), so
      * the wait is short, and the next ones double up to the full size, so that the reader,
      * which must read each while the workers predict the one before, stays ahead of them
      * from the start (a full second chunk made the workers wait 10-20 ms for it). Only where
@@ -631,7 +648,7 @@ static sg_status eval_setup(eval_run *e, const sg_eval_config *c, sg_eval_result
     int64_t first = chunk;
     if (classifier && c->chunk_rows <= 0) {
         int64_t f = SG_EVAL_FIRST_CHUNK;
-        if (h5chunk > 0) f = (f + h5chunk - 1) / h5chunk * h5chunk;
+        if (h5unit > 0 && h5unit <= chunk) f = (f + h5unit - 1) / h5unit * h5unit;
         if (f < chunk && f % SG_METRICS_ROW_BLOCK == 0 && chunk % SG_METRICS_ROW_BLOCK == 0)
             first = f;
     }

@@ -120,6 +120,45 @@ for name, make in layouts():
             failures.append(f"{name} {extra}: metrics differ from the in-order file's: {m}")
     print(f"{name}: ok" if not any(f.startswith(name + " ") for f in failures) else f"{name}: FAIL")
 
+# Past one eval chunk (65,536 rows), with the default chunking: the rows must be split into
+# the workers' sub-batches at the same places whatever the file's chunk height, or the rows
+# at the cuts take other kernel paths (a SIMD tail) and other bits. Chunks of 1,025 and 7
+# rows had moved the cuts (reads rounded to whole HDF5 chunks): probabilities and log loss
+# differed from the contiguous file's.
+BIG = 140001
+model32 = os.path.join(tmp, "m32.h5")  # (a hidden layer of 32: its last rows take a SIMD tail)
+subprocess.run(["/usr/bin/python3", f"{SRC}/scripts/make_dataset.py", "--out", os.path.join(tmp, "fit32.h5"),
+                "--task", "binary", "--rows", "3000", "--features", str(FEAT), "--seed", "3", "--fit",
+                "mlp-relu", "--hidden", "32", "--max-iter", "20", "--fit-rows", "3000", "--model-out",
+                model32], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+rng = np.random.default_rng(7)
+XB = rng.normal(0, 3, (BIG, FEAT)).astype(np.float32)
+yB = rng.integers(0, 2, BIG).astype(np.int32)
+ref_pred = None
+for name, kw in (("contiguous", {}), ("rows_1025", {"chunks": (1025, FEAT)}),
+                 ("rows_7", {"chunks": (7, FEAT)}), ("rows_4097", {"chunks": (4097, FEAT)})):
+    path = os.path.join(tmp, f"big_{name}.h5")
+    with h5py.File(path, "w") as f:
+        f.create_dataset("X", data=XB, **kw)
+        f.create_dataset("y", data=yB)
+    pred = path + ".pred.h5"
+    p = subprocess.run([SG, "eval", "--model", model32, "--data", path, "--json", "--predictions", pred],
+                       capture_output=True, text=True)
+    if p.returncode != 0:
+        failures.append(f"big {name}: exit {p.returncode}: {p.stderr.strip()}")
+        continue
+    with h5py.File(pred) as g:
+        bits = g["proba"][()].view(np.uint32)
+    m = json.loads(p.stdout)["metrics"]
+    if ref_pred is None:
+        ref_pred, ref_m = bits, m
+    else:
+        diff = int((bits != ref_pred).any(axis=1).sum())
+        if diff or m != ref_m:
+            failures.append(f"big {name}: {diff} rows' probabilities differ from the contiguous file's "
+                            f"(log_loss {m['log_loss']!r} vs {ref_m['log_loss']!r})")
+    print(f"big {name}: ok" if not any(f.startswith(f"big {name}:") for f in failures) else f"big {name}: FAIL")
+
 if failures:
     print("\n".join(failures), file=sys.stderr)
     sys.exit(1)
