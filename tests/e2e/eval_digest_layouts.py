@@ -159,6 +159,35 @@ for name, kw in (("contiguous", {}), ("rows_1025", {"chunks": (1025, FEAT)}),
                             f"(log_loss {m['log_loss']!r} vs {ref_m['log_loss']!r})")
     print(f"big {name}: ok" if not any(f.startswith(f"big {name}:") for f in failures) else f"big {name}: FAIL")
 
+# Weighted regression metrics do not depend on the chunking either: the weight total and the
+# targets' mean and M2 had been combined per chunk, so MAE and r2 differed in their last
+# digits between --chunk-rows 1024 and 65536 (the predictions being identical).
+modelr = os.path.join(tmp, "mr.h5")
+subprocess.run(["/usr/bin/python3", f"{SRC}/scripts/make_dataset.py", "--out", os.path.join(tmp, "fitr.h5"),
+                "--task", "regression", "--rows", "3000", "--features", str(FEAT), "--seed", "5", "--fit",
+                "mlp-regressor", "--hidden", "32", "--max-iter", "20", "--fit-rows", "3000",
+                "--model-out", modelr], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+NR = 200000
+rw = os.path.join(tmp, "regw.h5")
+with h5py.File(rw, "w") as f:
+    f["X"] = rng.normal(0, 3, (NR, FEAT)).astype(np.float32)
+    f["y"] = rng.normal(0, 2, NR)
+    f["sample_weight"] = rng.uniform(0.1, 3.0, NR)
+ref_r = None
+for extra in ([], ["--chunk-rows", "1024"], ["--chunk-rows", "4096"]):
+    p = subprocess.run([SG, "eval", "--model", modelr, "--data", rw, "--json", *extra],
+                       capture_output=True, text=True)
+    if p.returncode != 0:
+        failures.append(f"weighted regression {extra}: exit {p.returncode}: {p.stderr.strip()}")
+        continue
+    m = json.loads(p.stdout)["metrics"]
+    if ref_r is None:
+        ref_r = m
+    elif m != ref_r:
+        failures.append(f"weighted regression {extra}: metrics differ from the default chunking's: "
+                        f"{m} vs {ref_r}")
+print("weighted regression across chunkings: " + ("FAIL" if any(f.startswith("weighted") for f in failures) else "ok"))
+
 if failures:
     print("\n".join(failures), file=sys.stderr)
     sys.exit(1)
