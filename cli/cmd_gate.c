@@ -426,7 +426,7 @@ static sg_status run_gate(const gate_args *a, gate_run *g, sg_err *err)
     /* The dataset's sandboxed dry run (a child process) runs while the models load; its
        errors are reported after theirs, as when the three opened in turn. */
     sg_err data_err = {{0}};
-    sg_status data_rc = sg_dataset_open_begin(a->data, &g->data, &data_err);
+    sg_status data_rc = sg_dataset_open_begin_max(a->data, a->max_rows, &g->data, &data_err);
     /* --output says what an ONNX model's output means: for whichever of the two is one. */
     sg_model_open_options mo = {.onnx_output = a->onnx_output, .onnx_only = true};
     if ((rc = sg_model_open_verified(model, msha[0] ? msha : NULL, &mo, &g->cand_model, err)))

@@ -544,7 +544,7 @@ static sg_status eval_setup(eval_run *e, const sg_eval_config *c, sg_eval_result
     if (c->dataset) {
         e->ds = c->dataset;
     } else {
-        ds_st = sg_dataset_open_begin(c->data_path, &e->ds, &ds_err);
+        ds_st = sg_dataset_open_begin_max(c->data_path, c->max_rows, &e->ds, &ds_err);
         e->ds_owned = true;
     }
     if (c->model) {

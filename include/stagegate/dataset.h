@@ -35,6 +35,10 @@ SG_MUST_CHECK sg_status sg_dataset_open(const char *path, sg_dataset **out, sg_e
  * the dry run.
  */
 SG_MUST_CHECK sg_status sg_dataset_open_begin(const char *path, sg_dataset **out, sg_err *err);
+/* The same, refusing a set of more than max_rows rows (> 0) in the dry run, before any row
+   is read ("PATH: /X has N rows, more than --max-rows M"). */
+SG_MUST_CHECK sg_status sg_dataset_open_begin_max(const char *path, int64_t max_rows,
+                                                  sg_dataset **out, sg_err *err);
 SG_MUST_CHECK sg_status sg_dataset_open_end(sg_dataset *ds, sg_err *err);
 void sg_dataset_close(sg_dataset *ds);
 

@@ -13,6 +13,7 @@ chunks of zeros (about 1,000:1), so the file stays near 70 MB on a 24 GiB machin
 import zlib
 import json
 import os
+import subprocess
 import sys
 import tempfile
 
@@ -21,6 +22,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from seclib import D, expect_refused, run, write_model  # noqa: E402
+
+SG_BIN = os.environ["STAGEGATE_BIN"]
 
 ROWS = 2**62 + 1
 fails = []
@@ -108,6 +111,32 @@ with tempfile.TemporaryDirectory() as t:
         fails.append(msg)
     if os.path.exists(p("r2.json")):
         fails.append("gate --max-rows left a report behind")
+    # ... and before any of its rows is decoded: one chunk row of 4 Mi rows (256 MiB of
+    # zeros, deflated to about 1 MB) had been decoded whole by the dry run, to read the first
+    # and last rows, before --max-rows was checked (600 MB of memory, seconds).
+    checks += 1
+    n1 = 1 << 22
+    with h5py.File(p("onechunk.h5"), "w") as f:
+        X = f.create_dataset("X", (n1, 16), "f4", chunks=(n1, 16), compression="gzip",
+                             compression_opts=1)
+        for i in range(0, n1, 1 << 20):
+            X[i:i + (1 << 20)] = 0.0
+        f.create_dataset("y", (n1,), "i1", chunks=(n1,), compression="gzip")[:] = 0
+    write_model(p("m16.h5"), w=np.ones((16, 1), np.float32))
+    # (peak RSS of the process and its sandboxed child, from a fresh interpreter's rusage)
+    meter = ("import resource, subprocess, sys\n"
+             "r = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
+             "sys.stderr.write(r.stderr)\n"
+             "sys.stderr.write('maxrss %d\\n' % resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+             "sys.exit(r.returncode)\n")
+    tr = subprocess.run([sys.executable, "-c", meter, SG_BIN, "eval", "--model", p("m16.h5"),
+                         "--data", p("onechunk.h5"), "--max-rows", "1000000"],
+                        capture_output=True, text=True)
+    rss = [int(x.split()[1]) for x in tr.stderr.splitlines() if x.startswith("maxrss ")]
+    if tr.returncode != 2 or "more than --max-rows 1000000" not in tr.stderr or not rss or rss[0] > 150000:
+        fails.append("eval --max-rows on one 256 MiB chunk row: exit %d, %s kB, %s"
+                     % (tr.returncode, rss, tr.stderr.strip()))
+    os.remove(p("onechunk.h5"))
     with h5py.File(p("small.h5"), "w") as f:
         f["X"] = np.zeros((1000, 1), np.float32)
         f["y"] = np.zeros(1000, np.int8)
