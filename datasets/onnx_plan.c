@@ -401,7 +401,10 @@ static int meaning(ox_ctx *c, pass *p, sg_model *m, sg_onnx_plan *plan, sg_err *
     int last = c->vals[od].producer;
     const sg_onnx_step *ls = last >= 0 && !p->dead[last] ? &c->steps[last] : NULL;
     const char *ends = NULL;
-    if (ls && p->uses[od] == 1) {
+    /* A softmax per vector of a row (groups > 1, then flattened) gives no one probability
+       vector: not "ends in Softmax" (it had been replaced by one softmax over the whole row).
+       What its output means is then said as for any other graph. */
+    if (ls && p->uses[od] == 1 && sg_onnx_groups(ls) <= 1) {
         if (ls->kind == SG_OX_SOFTMAX) ends = "Softmax";
         if (ls->kind == SG_OX_LOGSOFTMAX) ends = "LogSoftmax";
         if (ls->kind == SG_OX_UNARY && ls->unary == SG_OXU_SIGMOID) ends = "Sigmoid";

@@ -1036,6 +1036,9 @@ static void pg_display(const char *uri, char *out, size_t n)
         if (!strcmp(o->keyword, "dbname")) db = o->val;
     }
     const bool has_pw = pw && *pw;
+    const char *svc = NULL;
+    for (PQconninfoOption *o = opts; o && o->keyword; o++)
+        if (o->val && !strcmp(o->keyword, "service")) svc = o->val;
     if (u) {
         const bool sock = host[0] == '/'; /* a Unix socket directory goes in the query */
         snprintf(out, n, "postgresql://%s%s%s%s%s%s/%s%s%s", user, has_pw ? ":***" : "",
@@ -1044,8 +1047,9 @@ static void pg_display(const char *uri, char *out, size_t n)
     } else {
         int k = 0;
         out[0] = '\0';
-        const char *names[] = {"host", "port", "user", "dbname"}, *vals[] = {host, port, user, db};
-        for (int i = 0; i < 4; i++)
+        const char *names[] = {"service", "host", "port", "user", "dbname"},
+                   *vals[] = {svc ? svc : "", host, port, user, db};
+        for (int i = 0; i < 5; i++)
             if (*vals[i] && k >= 0 && (size_t)k < n)
                 k += snprintf(out + k, n - (size_t)k, "%s%s=%s", k ? " " : "", names[i], vals[i]);
         if (has_pw && k >= 0 && (size_t)k < n)
@@ -1119,13 +1123,17 @@ static PGconn *connect_quiet(const char *const *keys, const char *const *vals)
  */
 static void passfile_check(const PQconninfoOption *opts, char *why, size_t n)
 {
-    const char *pw = getenv("PGPASSWORD"), *file = getenv("PGPASSFILE");
+    const char *pw = getenv("PGPASSWORD"), *file = getenv("PGPASSFILE"), *svc = getenv("PGSERVICE");
     for (const PQconninfoOption *o = opts; o && o->keyword; o++) {
         if (!o->val) continue;
         if (!strcmp(o->keyword, "password")) pw = o->val;
         if (!strcmp(o->keyword, "passfile")) file = o->val;
+        if (!strcmp(o->keyword, "service")) svc = o->val;
     }
     if (pw && *pw) return; /* libpq reads no password file then */
+    /* A service file may give the password (or its own passfile), which the parse above does
+       not expand: libpq decides then, as psql would. */
+    if (svc && *svc) return;
     char home[4096];
     if (!file || !*file) {
         const char *h = getenv("HOME");

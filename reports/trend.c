@@ -638,7 +638,7 @@ sg_status sg_trend_render(FILE *out, const json_t *doc)
             "logarithmic axis. Hover a point for its version, value and verdict.</p>\n"
             "<p class=\"marks\">A red triangle marks a night the nightly run flagged as "
             "<b>regressed</b>: the verdict of its compare with the previous comparable run, "
-            "stored with the run in the registry (%zu of %zu run%s drawn flagged). ",
+            "stored with the run in the registry (%zu of %zu run%s flagged). ",
             n_regressed, n_drawn, n_drawn == 1 ? "" : "s");
     if (n_verdict < n_drawn)
         fprintf(out,

@@ -340,14 +340,11 @@ static bool create_model_body_ok(const srv_req *r, srv_resp *bad)
             if (sv && !json_is_string(sv))
                 snprintf(what, sizeof what, "stagegate_policy.%s must be a string", strs[k]);
         }
-        /* The gate's pins go together, each the 64 lowercase hex digits of a sha256 (the
-           CLI's --policy and --dataset, whose file or sha256: form the client resolves). */
+        /* The gate's pins, each the 64 lowercase hex digits of a sha256 (the CLI's --policy
+           and --dataset, whose file or sha256: form the client resolves; one alone is the
+           CLI's "none" for the other, as a local registry takes it). */
         const char *pins[] = {json_string_value(json_object_get(pol, "policy_sha256")),
                               json_string_value(json_object_get(pol, "dataset_sha256"))};
-        const bool pin_p = pins[0] && pins[0][0], pin_d = pins[1] && pins[1][0];
-        if (!what[0] && !why && pin_p != pin_d)
-            why = "stagegate_policy.policy_sha256 and dataset_sha256 pin the gate together: "
-                  "give both or neither";
         for (int k = 0; !what[0] && !why && k < 2; k++)
             if (pins[k] && pins[k][0] &&
                 (strlen(pins[k]) != 64 || strspn(pins[k], "0123456789abcdef") != 64))

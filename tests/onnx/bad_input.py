@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 
+import h5py
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
@@ -649,6 +650,26 @@ def main():
         run(tmp, "div_by_batch_vector_keepdims%d" % keep, m,
             ["node 'div1' (Div, opset 13)", "'zm' has rank 1 and the other input rank 2",
              "aligns shapes from the right"] if code else [], data, exit_code=code)
+
+    # A softmax per vector of a row, flattened: six values, two probability vectors. Not a
+    # graph that "ends in Softmax" (it had been replaced by one softmax over all six values,
+    # exit 0 with the wrong probabilities): its meaning must be said, and as probabilities
+    # its rows sum to 2 (1.99999997), which is refused.
+    sm_nodes = [helper.make_node("MatMul", ["X", "W"], ["H"]),
+                helper.make_node("Softmax", ["H"], ["S"], axis=-1),
+                helper.make_node("Flatten", ["S"], ["Y"], axis=1)]
+    sm_g = helper.make_graph(sm_nodes, "g",
+                             [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["N", 2, 3])],
+                             [helper.make_tensor_value_info("Y", TensorProto.FLOAT, ["N", 6])],
+                             [numpy_helper.from_array(rng.normal(size=(3, 3)).astype(np.float32), "W")])
+    sm_m = helper.make_model(sm_g, opset_imports=[helper.make_opsetid("", 13)])
+    sm_m.ir_version = 7
+    data6 = os.path.join(tmp, "six.h5")
+    with h5py.File(data6, "w") as f:
+        f["X"] = rng.normal(size=(64, 6)).astype(np.float32)
+        f["y"] = rng.integers(0, 6, size=64).astype(np.int64)
+    run(tmp, "grouped_softmax_flat", sm_m, ["does not end in Softmax or Sigmoid"], data6)
+    run(tmp, "grouped_softmax_proba", sm_m, ["sums to 1.99999", ", not 1: the model's 6 outputs are not class probabilities"], data6, extra=("--output", "proba"))
 
     if failures:
         print("%d failures" % len(failures))

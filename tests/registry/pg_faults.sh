@@ -124,6 +124,11 @@ err_has "is open to group or others (mode 0644)"; err_has "chmod 600"; one_line;
 mkdir -p "$WORK/pgpass.d"
 PGPASSFILE="$WORK/pgpass.d" expect 2 $R list --db "postgresql://$PG_USER@/$PGDB?host=$PG_HOST"
 err_has "is not a plain file"; one_line
+# ... but a service that gives its own password is libpq's to resolve: the open password
+# file is not read then, and the connection is made (it had been refused).
+printf '[reg]\nhost=%s\ndbname=%s\nuser=%s\npassword=unused-by-trust\n' "$PG_HOST" "$PGDB" "$PG_USER" >"$WORK/pg_service.conf"
+PGSERVICEFILE="$WORK/pg_service.conf" PGPASSFILE="$WORK/pgpass" expect 0 $R list --db "service=reg"
+[ ! -s "$WORK/err" ] || fail "service=reg: $(cat "$WORK/err")"
 chmod 600 "$WORK/pgpass"
 PGPASSFILE="$WORK/pgpass" expect 0 $R list --db "postgresql://$PG_USER@/$PGDB?host=$PG_HOST"
 expect 0 $R list --db "postgresql://$PG_USER:hunter2@/$PGDB?host=$PG_HOST"
