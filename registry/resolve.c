@@ -13,6 +13,13 @@ bool sg_is_model_uri(const char *s)
     return s && !strncmp(s, URI_PREFIX, strlen(URI_PREFIX));
 }
 
+/* Digits (no sign, no leading zero) naming a number past the largest int64. */
+static bool past_int64(const char *s)
+{
+    const size_t n = strlen(s);
+    return n > 19 || (n == 19 && strcmp(s, "9223372036854775807") > 0);
+}
+
 static bool all_digits(const char *s)
 {
     if (!*s) return false;
@@ -77,12 +84,12 @@ static sg_status uri_version(sg_registry *reg, const char *uri, char *model, siz
                        uri, ref);
     else if (all_digits(ref))
         /* BIGINT: PostgreSQL's INTEGER is 32 bits, and a version past 2^31 had been an SQL
-           type error there where SQLite said no version matches. Past 18 digits no version
-           can match (versions are int64). */
+           type error there where SQLite said no version matches. Past int64 no version can
+           match. */
         rc = pick_version(reg,
                           "SELECT version FROM model_versions WHERE model_name = ? AND version = "
                           "CAST(? AS BIGINT)",
-                          model, strlen(ref) > 18 ? "0" : ref, version, err);
+                          model, past_int64(ref) ? "0" : ref, version, err);
     else if (!strcmp(ref, "latest"))
         rc = pick_version(reg, "SELECT max(version) FROM model_versions WHERE model_name = ?",
                           model, NULL, version, err);
