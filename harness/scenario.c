@@ -42,7 +42,7 @@ void sg_scenario_record(run_ctx *x, worker_slot *s, sg_worker *w, int64_t i, uin
     /* Moved during the query, or before it and for good: a query on another CPU than the
        one the worker was pinned to (a move between two queries had gone unseen, and a whole
        run's second half on another CPU read as "migrations 0"). */
-    const bool moved = tag0 != tag1 || tag0 != s->home;
+    const bool moved = tag0 != tag1 || (s->has_home && tag0 != s->home);
     x->samples[i] = sg_sample_make(ns, sg_worker_index(w), moved);
     s->migrations += moved;
     sg_histogram_record(s->hist, ns);
@@ -61,7 +61,10 @@ static void job_setup(sg_worker *w, void *arg)
     s->status = x->wl->setup(w, x->wl->ctx, &s->state, &s->err);
     if (s->status != SG_OK) return;
     s->overhead = sg_clock_overhead_ticks(2001);
-    s->home = sg_clock_cpu_tag(); /* (the pool binds each worker before its first job) */
+    /* (the pool binds each worker before its first job; a synthetic topology's plan binds
+       none, so there is no home to leave) */
+    s->home = sg_clock_cpu_tag();
+    s->has_home = x->pinned;
     /* Warm-up: caches, branch predictors and lazily mapped pages, outside the window. Shared
        among the workers that run; single-stream runs one, which does all of it (it had done
        warmup / pool size + 1: one query on a 128-CPU host, whose time then sized the buffer,
@@ -349,6 +352,7 @@ sg_status sg_bench_run_once(const sg_bench_config *c, sg_bench_result *r, sg_err
     }
     x->c = c;
     x->wl = c->workload;
+    x->pinned = sg_pool_bound(pool);
     x->min_ticks = sg_clock_ns_to_ticks(c->min_duration_s * 1e9);
     x->max_ticks = sg_clock_ns_to_ticks(c->max_duration_s * 1e9);
     x->slots = aligned_alloc(64, (size_t)n * sizeof *x->slots);

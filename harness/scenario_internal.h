@@ -20,6 +20,7 @@ typedef struct {
     int64_t cpu_ns;    /* thread CPU time spent inside timed jobs */
     uint64_t warm_min; /* fastest warm-up query, in ticks (sizes the sample buffer) */
     uint32_t home;     /* the CPU tag the pinned worker set up on (sg_clock_cpu_tag) */
+    bool has_home;     /* home holds (the worker is pinned) */
     bool active;
     int status;
     sg_err err;
@@ -39,6 +40,7 @@ typedef struct run_ctx {
     uint64_t min_ticks, max_ticks;
     int64_t row_base;     /* offline: query index of this pass's first batch */
     uint64_t *stage_base; /* --breakdown: stage totals when the timed window opened */
+    bool pinned;          /* workers are bound to their CPUs (not a synthetic topology's plan) */
     _Alignas(64) atomic_llong next;
     _Alignas(64) atomic_llong done_queries;
     atomic_bool buffer_full;
