@@ -81,4 +81,9 @@ echo "server RSS grew by $grow KB over six such uploads"
 report signer art/m1.bin
 expect 200 carol POST /api/stagegate/reports @art/m1.bin.report
 [ "$(jbody .subject_sha256)" = "$(sha art/m1.bin)" ] || fail "subject: $(cat body)"
+# A field set to null is a field not given, as protobuf's JSON mapping reads it (MLflow's
+# clients may send one): it had been refused as "not a string".
+expect 200 alice POST $M/registered-models/create '{"name": "nulls-'"$RUN"'", "description": null, "tags": null, "stagegate_policy": null}'
+[ "$(jbody .registered_model.name)" = "nulls-$RUN" ] && [ "$(jbody .registered_model.description)" = "" ] ||
+    fail "nulls: $(cat body)"
 echo "api edges ok"
