@@ -142,6 +142,26 @@ static void print_resolved(json_t *doc)
     printf("%s\n", sg_json_str(doc, "artifact_path"));
 }
 
+/* verify-log's lines for a verified log, local or through a server: the count and head, a
+   checkpoint that holds, and the warnings (a server's answer had lost them). */
+static void print_verified(json_t *doc)
+{
+    printf("audit log verified: %lld events, head %s\n", jint(doc, "events"),
+           sg_json_str(doc, "head_hash"));
+    json_t *held = json_object_get(doc, "checkpoint");
+    if (held)
+        printf("checkpoint of %s (event %lld, signed by %.16s) holds\n", sg_json_str(held, "time"),
+               jint(held, "seq"), sg_json_str(held, "signer_key_id"));
+    if (!json_is_true(json_object_get(doc, "root_of_trust")))
+        printf("warning: no root of trust: model creation and configuration changes are "
+               "not signed (stagegate registry init --admin PUB)\n");
+    if (jint(doc, "models_without_recorded_configuration") > 0)
+        printf("warning: %lld model(s) were created before configurations were recorded: "
+               "their %lld event(s) were replayed for state only (pin them to record one)\n",
+               jint(doc, "models_without_recorded_configuration"),
+               jint(doc, "events_replayed_for_state_only"));
+}
+
 int reg_cli_print(reg_cli *c, json_t *doc)
 {
     void (*human)(json_t *) = print_search;
@@ -152,8 +172,7 @@ int reg_cli_print(reg_cli *c, json_t *doc)
     else if (!strcmp(c->sub, "history"))
         human = print_history;
     else if (!strcmp(c->sub, "verify-log") && !c->json) {
-        printf("audit log verified: %lld events, head %s\n", jint(doc, "events"),
-               sg_json_str(doc, "head_hash"));
+        print_verified(doc); /* (a server's answer: the same lines, warnings included) */
         json_decref(doc);
         return 0;
     }
@@ -206,23 +225,8 @@ int reg_cli_read(reg_cli *c, sg_registry *reg)
         json_decref(cp);
         if (c->json && doc)
             sg_json_print(doc);
-        else if (rc == SG_OK) {
-            printf("audit log verified: %lld events, head %s\n", jint(doc, "events"),
-                   sg_json_str(doc, "head_hash"));
-            json_t *held = json_object_get(doc, "checkpoint");
-            if (held)
-                printf("checkpoint of %s (event %lld, signed by %.16s) holds\n",
-                       sg_json_str(held, "time"), jint(held, "seq"),
-                       sg_json_str(held, "signer_key_id"));
-            if (!json_is_true(json_object_get(doc, "root_of_trust")))
-                printf("warning: no root of trust: model creation and configuration changes are "
-                       "not signed (stagegate registry init --admin PUB)\n");
-            if (jint(doc, "models_without_recorded_configuration") > 0)
-                printf("warning: %lld model(s) were created before configurations were recorded: "
-                       "their %lld event(s) were replayed for state only (pin them to record one)\n",
-                       jint(doc, "models_without_recorded_configuration"),
-                       jint(doc, "events_replayed_for_state_only"));
-        }
+        else if (rc == SG_OK)
+            print_verified(doc);
         json_decref(doc);
         if (rc != SG_OK) return reg_cli_fail(rc, &err);
         return 0;

@@ -110,6 +110,12 @@ run 0 "${R[@]}" history "$MODEL"
 grep -q "approve .* by $(keyid bob.pub.pem | cut -c1-16)" out || fail "history $(cat out)"
 run 0 "${R[@]}" verify-log
 grep -q "audit log verified" out || fail "verify-log $(cat out)"
+# ... with the local command's lines, warnings included (a server's answer had dropped the
+# "no root of trust" warning this registry, made without --admin, gets)
+cp out remote.out
+run 0 "$SG" registry --db "$DB" verify-log
+cmp -s out remote.out || fail "remote verify-log: $(cat remote.out) / local: $(cat out)"
+grep -q "warning: no root of trust" out || fail "setup: this registry has a root of trust: $(cat out)"
 run 2 "${R[@]}" get no-such-model-$RUN
 STAGEGATE_TOKEN= MLFLOW_TRACKING_TOKEN= run 1 "${R[@]}" get "$MODEL"
 grep -q "valid token is required" err || fail "$(cat err)"
