@@ -488,8 +488,16 @@ static sg_status emit_binary(ox_ctx *c, sg_onnx_binary op, int ia, int ib, sg_er
                                    "shapes from the right, so its batch dimension would meet a "
                                    "row dimension (valid for one batch size only)",
                                    v->name, v->rank + 1, rank + 1);
+            /* One mean per vector of a row, broadcast back over it: PyTorch's LayerNorm below
+               opset 17 on token rows. Say how to get a model that loads. */
+            const bool ln = v->producer >= 0 && c->steps[v->producer].kind == SG_OX_MEAN &&
+                            sg_onnx_groups(&c->steps[v->producer]) > 1;
             return ox_node_err(c, err, SG_EINPUT,
-                               "broadcasting '%.100s' across a row is not supported", v->name);
+                               "broadcasting '%.100s' across a row is not supported%s", v->name,
+                               ln ? " (PyTorch's LayerNorm below opset 17 on rows of rank 2 or "
+                                    "more: export at opset 17, where it is one "
+                                    "LayerNormalization)"
+                                  : "");
         }
     }
     /* x ^ constant scalar is a unary step (x^2 in PyTorch's LayerNorm). */

@@ -330,6 +330,12 @@ def main():
         case(tmp, "tokens", tokens, d, opset, "proba", mc, Xm, ym, want_plan="step plan",
              stages=["MatMul"] if opset == 13 else None)
     case(tmp, "tokens_layernorm", tokens_ln, d, 17, "proba", mc, Xm, ym, want_plan="step plan")
+    # Below 17 the decomposition is refused, and the message says what to do.
+    low = os.path.join(tmp, "tokens_layernorm_o13.onnx")
+    export(tokens_ln.eval(), low, d, 13)
+    _, _, e = run_eval(low, mc)
+    check(e is not None and "export at opset 17, where it is one LayerNormalization" in e,
+          "tokens_layernorm opset 13: %s" % e)
     # A deep step plan: past 64 and then 128 graph values, the loader's value table grows and
     # moves; a shape read from it before the move must not be used after (this ran under the
     # sanitizers into a use after free).
