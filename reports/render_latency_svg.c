@@ -192,14 +192,26 @@ static void x_axis(FILE *out, sg_chart_labels *l, const hist_plan *p, const char
 static void markers(FILE *out, sg_chart_labels *l, const hist_plan *p)
 {
     static const char *const keys[] = {"p50", "p90", "p99"};
+    double ms_of[3];
+    bool have[3];
+    for (int i = 0; i < 3; i++)
+        have[i] = sg_render_latency_ms(p->lat, keys[i], &ms_of[i]) && ms_of[i] > 0;
     for (int i = 0; i < 3; i++) {
-        double ms;
-        if (!sg_render_latency_ms(p->lat, keys[i], &ms) || !(ms > 0)) continue;
+        if (!have[i]) continue;
+        const double ms = ms_of[i];
         double x = plot_x(p, ms * 1e6);
         if (x < ML || x > W - MR) continue;
-        char t[48], v[32];
+        char t[64], v[32];
         sg_format_ns(ms * 1e6, v, sizeof v);
-        snprintf(t, sizeof t, "%s %s", keys[i], v);
+        /* Percentiles of one value share one line and one label ("p90 = p99 50.0 ns"): two
+           labels of one line had been stacked apart, one of them over another line. */
+        int o = snprintf(t, sizeof t, "%s", keys[i]);
+        for (int j = i + 1; j < 3; j++)
+            if (have[j] && ms_of[j] == ms) {
+                o += snprintf(t + o, sizeof t - (size_t)o, " = %s", keys[j]);
+                have[j] = false;
+            }
+        snprintf(t + o, sizeof t - (size_t)o, " %s", v);
         fprintf(out, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"marker\"/>\n",
                 x, MT - 4, x, H - MB);
         /* The lowest free row, text right of the line, or left of it when that is taken. */

@@ -349,6 +349,16 @@ static void test_tables_tell_value_from_limit(void **state)
     assert_non_null(strstr(html, "p90 <b>40.0 ns</b>, p99 <b>50.00 ns</b>"));
     assert_non_null(strstr(html, "<td>latency.max_ms</td><td class=\"n\">49.99 ns<"));
     free(html);
+    /* Percentiles of one value share one marker label in the charts (two labels of one line
+       had been stacked, one over another marker's line). */
+    json_object_set_new(json_object_get(json_object_get(pred, "latency"), "latency_ns"), "p99",
+                        json_real(2.0e6));
+    snprintf(path, sizeof path, "%s/same.html", tmpdir_path);
+    assert_int_equal(sg_render_to_file(path, sg_render_html, &d, st, &err), SG_OK);
+    html = slurp(path);
+    assert_non_null(strstr(html, ">p90 = p99 2.00 ms<"));
+    assert_null(strstr(html, ">p99 2.00 ms<"));
+    free(html);
     snprintf(path, sizeof path, "%s/limit.md", tmpdir_path);
     assert_int_equal(sg_render_to_file(path, sg_render_markdown, &d, st, &err), SG_OK);
     md = slurp(path);
