@@ -43,6 +43,16 @@ static int row_groups(ox_ctx *c, const ox_value *v, int64_t inner, sg_err *err)
     return (int)(v->count / inner);
 }
 
+/* An operator over the axes from `axis` on (1 .. rank of [batch, row dims...] - 1): each
+   row is row_groups' vectors of *w values, the product of those axes. */
+static int axis_groups(ox_ctx *c, const ox_value *v, int64_t axis, int64_t *w, sg_err *err)
+{
+    *w = 1;
+    for (int64_t i = axis - 1; i < v->rank; i++)
+        *w *= v->dims[i];
+    return row_groups(c, v, *w, err);
+}
+
 static sg_status const_input(ox_ctx *c, size_t k, const char *what, sg_err *err, const ox_value **v)
 {
     int i, rc = ox_need_in(c, k, err, &i);
@@ -178,10 +188,8 @@ sg_status ox_op_layernorm(ox_ctx *c, sg_err *err)
         return ox_node_err(c, err, SG_EINPUT,
                            "axis %lld: only axes after the batch's are supported (rows of rank %d)",
                            (long long)ox_attr_i(c, "axis", -1), vx->rank);
-    int64_t w = 1;
-    for (int64_t i = axis - 1; i < vx->rank; i++)
-        w *= vx->dims[i];
-    const int groups = row_groups(c, vx, w, err);
+    int64_t w;
+    const int groups = axis_groups(c, vx, axis, &w, err);
     if (!groups) return SG_EINPUT;
     const ox_value *g, *b = NULL;
     if ((rc = const_input(c, 1, "Scale", err, &g))) return rc;
@@ -224,10 +232,8 @@ sg_status ox_op_softmax(ox_ctx *c, bool log, sg_err *err)
                            "axis %lld over rows of rank %d: only the %s is supported",
                            (long long)ox_attr_i(c, "axis", c->opset >= 13 ? -1 : 1), vx->rank,
                            c->opset >= 13 ? "last axis" : "axes after the batch's");
-    int64_t w = 1;
-    for (int64_t i = axis - 1; i < vx->rank; i++)
-        w *= vx->dims[i];
-    const int groups = row_groups(c, vx, w, err);
+    int64_t w;
+    const int groups = axis_groups(c, vx, axis, &w, err);
     if (!groups) return SG_EINPUT;
     sg_onnx_step *s = ox_step_new(c, log ? SG_OX_LOGSOFTMAX : SG_OX_SOFTMAX, err);
     if (!s) return SG_ENOMEM;

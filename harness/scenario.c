@@ -48,6 +48,20 @@ void sg_scenario_record(run_ctx *x, worker_slot *s, sg_worker *w, int64_t i, uin
     sg_histogram_record(s->hist, ns);
 }
 
+/* n warm-up queries on the worker's rows; the fastest one's ticks (UINT64_MAX for none). */
+static uint64_t warm_up(run_ctx *x, worker_slot *s, sg_worker *w, int64_t n)
+{
+    const int64_t batch = flags_of(x->c) & SG_SCENARIO_BATCHES ? x->c->batch : 1;
+    uint64_t fastest = UINT64_MAX;
+    for (int64_t i = 0; i < n; i++) {
+        uint64_t a = sg_clock_now();
+        x->wl->run(s->state, (i * batch + sg_worker_index(w) * 7919) % x->wl->n_rows, batch);
+        uint64_t d = sg_clock_now() - a;
+        if (d < fastest) fastest = d;
+    }
+    return fastest;
+}
+
 static void job_setup(sg_worker *w, void *arg)
 {
     run_ctx *x = arg;
@@ -69,15 +83,7 @@ static void job_setup(sg_worker *w, void *arg)
        among the workers that run; single-stream runs one, which does all of it (it had done
        warmup / pool size + 1: one query on a 128-CPU host, whose time then sized the buffer,
        and every run was cut short at under half its window). */
-    int64_t n = sg_bench_warmup_per_worker(x->c, sg_worker_count(w));
-    int64_t batch = flags_of(x->c) & SG_SCENARIO_BATCHES ? x->c->batch : 1;
-    s->warm_min = UINT64_MAX;
-    for (int64_t i = 0; i < n; i++) {
-        uint64_t a = sg_clock_now();
-        x->wl->run(s->state, (i * batch + sg_worker_index(w) * 7919) % x->wl->n_rows, batch);
-        uint64_t d = sg_clock_now() - a;
-        if (d < s->warm_min) s->warm_min = d;
-    }
+    s->warm_min = warm_up(x, s, w, sg_bench_warmup_per_worker(x->c, sg_worker_count(w)));
 }
 
 /* A few warm-up queries again, just before the window: the sample array is allocated and
@@ -89,10 +95,7 @@ static void job_rewarm(sg_worker *w, void *arg)
     worker_slot *s = &x->slots[sg_worker_index(w)];
     if (!s->active) return;
     int64_t n = sg_bench_warmup_per_worker(x->c, sg_worker_count(w));
-    if (n > 16) n = 16;
-    int64_t batch = flags_of(x->c) & SG_SCENARIO_BATCHES ? x->c->batch : 1;
-    for (int64_t i = 0; i < n; i++)
-        x->wl->run(s->state, (i * batch + sg_worker_index(w) * 7919) % x->wl->n_rows, batch);
+    (void)warm_up(x, s, w, n < 16 ? n : 16);
 }
 
 /* STAGEGATE_BENCH_MAX_SAMPLES lowers the cap on samples kept (memory-bound machines, and the

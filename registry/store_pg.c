@@ -89,6 +89,7 @@ struct reg_store {
     /* No answer came within the answer timeout: the socket was shut down, and every wait
        after it ends at once (pg_error says why). */
     bool timed_out;
+    double answer_s; /* the answer timeout (answer_timeout_s), read once at open */
     /* Deferred writes: the connection is in pipeline mode while pending ones wait for the
      * next read or the commit; the first that failed is kept here for pg_error(). */
     bool pipe;
@@ -161,7 +162,7 @@ static PGresult *get_result(reg_store *s)
     if (sock >= 0 && !s->timed_out && PQisBusy(s->conn)) {
         struct timespec t0, t;
         clock_gettime(CLOCK_MONOTONIC, &t0);
-        const double limit = answer_timeout_s();
+        const double limit = s->answer_s;
         while (PQisBusy(s->conn)) {
             clock_gettime(CLOCK_MONOTONIC, &t);
             const double left =
@@ -213,7 +214,7 @@ static void remember(reg_store *s, const PGresult *res)
         snprintf(s->msg, sizeof s->msg,
                  "the database server gave no answer for %g s (a frozen or unreachable "
                  "server; STAGEGATE_PG_ANSWER_TIMEOUT_S sets the wait)",
-                 answer_timeout_s());
+                 s->answer_s);
         return;
     }
     const char *m = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
@@ -866,20 +867,20 @@ static int pg_check_integrity(reg_store *s, sg_err *err)
         "validations",       "approvals",      "request_nonces",    "audit_log",
         "audit_head",        "runs",           "registry_keys",     "reports",
         "stagegate_registry"};
-    for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++) {
-        char sql[160];
-        PGresult *res = NULL;
-        snprintf(sql, sizeof sql, "SELECT to_regclass('%s') IS NOT NULL", tables[i]);
-        int rc = run(s, sql, &res, err, "integrity check");
-        if (rc != SG_OK) return rc;
-        const bool exists = PQgetvalue(res, 0, 0)[0] == 't';
-        PQclear(res);
-        if (!exists) continue;
+    enum { N = sizeof tables / sizeof tables[0] };
+    char sql[1536] = "SELECT";
+    for (size_t i = 0, o = 6; i < N; i++) /* which exist: one round trip */
+        o += (size_t)snprintf(sql + o, sizeof sql - o, "%s to_regclass('%s') IS NOT NULL",
+                              i ? "," : "", tables[i]);
+    PGresult *exist = NULL;
+    int rc = run(s, sql, &exist, err, "integrity check");
+    for (size_t i = 0; rc == SG_OK && i < N; i++) {
+        if (PQgetvalue(exist, 0, (int)i)[0] != 't') continue;
         snprintf(sql, sizeof sql, "SELECT count(*), sum(length(t::text)) FROM %s AS t", tables[i]);
         rc = run(s, sql, NULL, err, "integrity check");
-        if (rc != SG_OK) return rc;
     }
-    return SG_OK;
+    PQclear(exist);
+    return rc;
 }
 
 /* Identity columns do not advance when rows arrive with their ids (a copy); move them on. */
@@ -1170,6 +1171,7 @@ static sg_status pg_open(const char *uri, bool create, reg_store **out, sg_err *
     reg_store *s = calloc(1, sizeof *s);
     if (!s) return sg_errf(err, SG_ENOMEM, "out of memory opening a registry");
     pg_display(uri, s->display, sizeof s->display);
+    s->answer_s = answer_timeout_s();
     if (is_uri(uri) && uri_at_past_host(uri)) {
         sg_status rc = sg_errf(err, SG_EINPUT,
                                "registry %s: an '@' after the host: a password holding '/', "

@@ -199,21 +199,8 @@ static void apart(char *v, size_t vn, double value, char *lim, size_t ln, double
 {
     if (strcmp(v, lim) != 0 || value == limit) return;
     const bool ms = !strcmp(unit, "ms");
-    static const char *const ns_units[] = {"ns", "\u00b5s", "ms", "s"};
-    static const char *const byte_units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-    const double base = ms ? 1e6 : 1048576.0, step = ms ? 1000 : 1024; /* to ns, to bytes */
-    const double big = fmax(fabs(value), fabs(limit)) * base;
-    double scale = 1;
-    int k = 0, last = ms ? 3 : 4;
-    while (k < last && big >= scale * step) {
-        scale *= step;
-        k++;
-    }
-    const double a = value * base / scale, b = limit * base / scale;
-    const int dp = sg_digits_apart(a, b);
-    const char *u = ms ? ns_units[k] : byte_units[k];
-    snprintf(v, vn, "%#.*g %s", dp, a, u);
-    snprintf(lim, ln, "%#.*g %s", dp, b, u);
+    const double base = ms ? 1e6 : 1048576.0; /* ms to ns, MiB to bytes */
+    sg_format_apart(value * base, limit * base, ms, true, v, vn, lim, ln);
 }
 
 static int latency_check(const sg_gate_policy *p, const sg_gate_inputs *in, sg_gate_decision *d,

@@ -192,9 +192,7 @@ static void ns_beside(double ns, double limit_ns, char *buf, size_t n)
         snprintf(buf, n, "%s", a);
         return;
     }
-    const double big = fmax(fabs(ns), fabs(limit_ns));
-    const double scale = big >= 1e9 ? 1e9 : big >= 1e6 ? 1e6 : big >= 1e3 ? 1e3 : 1;
-    ns_digits(ns, sg_digits_apart(ns / scale, limit_ns / scale), buf, n);
+    sg_format_apart(ns, limit_ns, true, true, buf, n, b, sizeof b);
 }
 
 static void latency_tables(FILE *out, json_t *lat, json_t *statement)

@@ -178,20 +178,30 @@ void sg_gate_check_number(char *buf, size_t n, const sg_gate_check *c, double v)
     }
     bool lat = !strncmp(c->name, "latency.", 8);
     if (!lat && strncmp(c->name, "memory.", 7)) return;
-    double big = fmax(fabs(c->value), fabs(c->limit)) * (lat ? 1e6 : 1048576.0);
+    const double base = lat ? 1e6 : 1048576.0; /* ms to ns, MiB to bytes */
+    char a[64], b[64];
+    sg_format_apart(c->value * base, c->limit * base, lat, false, a, sizeof a, b, sizeof b);
+    snprintf(buf, n, "%s", v == c->value ? a : b);
+}
+
+void sg_format_apart(double value, double limit, bool time, bool keep_zeros, char *v, size_t vn,
+                     char *lim, size_t ln)
+{
     static const char *const ns_units[] = {"ns", "\u00b5s", "ms", "s"};
     static const char *const byte_units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-    double step = lat ? 1000 : 1024, scale = 1;
-    int k = 0, last = lat ? 3 : 4;
+    const double big = fmax(fabs(value), fabs(limit)), step = time ? 1000 : 1024;
+    double scale = 1;
+    int k = 0;
+    const int last = time ? 3 : 4;
     while (k < last && big >= scale * step) {
         scale *= step;
         k++;
     }
-    double x = v * (lat ? 1e6 : 1048576.0) / scale;
-    snprintf(buf, n, "%.*g %s",
-             sg_digits_apart(c->value * (lat ? 1e6 : 1048576.0) / scale,
-                             c->limit * (lat ? 1e6 : 1048576.0) / scale),
-             x, lat ? ns_units[k] : byte_units[k]);
+    const double a = value / scale, b = limit / scale;
+    const int dp = sg_digits_apart(a, b);
+    const char *u = time ? ns_units[k] : byte_units[k];
+    snprintf(v, vn, keep_zeros ? "%#.*g %s" : "%.*g %s", dp, a, u);
+    snprintf(lim, ln, keep_zeros ? "%#.*g %s" : "%.*g %s", dp, b, u);
 }
 
 void sg_render_percent(double frac, double limit, char *buf, size_t n)

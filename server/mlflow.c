@@ -340,17 +340,6 @@ static bool create_model_body_ok(const srv_req *r, srv_resp *bad)
             if (sv && !json_is_string(sv))
                 snprintf(what, sizeof what, "stagegate_policy.%s must be a string", strs[k]);
         }
-        /* The gate's pins, each the 64 lowercase hex digits of a sha256 (the CLI's --policy
-           and --dataset, whose file or sha256: form the client resolves; one alone is the
-           CLI's "none" for the other, as a local registry takes it). */
-        const char *pins[] = {json_string_value(json_object_get(pol, "policy_sha256")),
-                              json_string_value(json_object_get(pol, "dataset_sha256"))};
-        for (int k = 0; !what[0] && !why && k < 2; k++)
-            if (pins[k] && pins[k][0] &&
-                (strlen(pins[k]) != 64 || strspn(pins[k], "0123456789abcdef") != 64))
-                snprintf(what, sizeof what,
-                         "stagegate_policy.%s must be 64 lowercase hex digits (a sha256)",
-                         k ? "dataset_sha256" : "policy_sha256");
         const json_t *ra = json_object_get(pol, "require_approval"),
                      *age = json_object_get(pol, "max_report_age_days");
         if (!what[0] && !why && ra && !json_is_boolean(ra))
@@ -465,7 +454,6 @@ static srv_resp get_model(srv_req *r)
     return model_doc(r, name, "registered_model");
 }
 
-/* The most a search answers per page, as MLflow's registry searches cap it. */
 /*
  * max_results (1..most, default dflt) and page_token (the offset of the page, as the
  * next_page_token of the previous answer gave it). A value out of range or not a number is
@@ -595,14 +583,17 @@ typedef struct {
     size_t at;
 } order_item;
 
-static __thread const order_key *tl_keys;
-static __thread int tl_n;
+typedef struct {
+    const order_key *keys;
+    int n;
+} order_by;
 
-static int order_cmp(const void *a, const void *b)
+static int order_cmp(const void *a, const void *b, void *arg)
 {
     const order_item *x = a, *y = b;
-    for (int k = 0; k < tl_n; k++) {
-        const order_col *c = tl_keys[k].col;
+    const order_by *o = arg;
+    for (int k = 0; k < o->n; k++) {
+        const order_col *c = o->keys[k].col;
         const json_t *jx = json_object_get(x->v, c->field), *jy = json_object_get(y->v, c->field);
         int d;
         if (c->numeric) {
@@ -615,7 +606,7 @@ static int order_cmp(const void *a, const void *b)
             const char *sx = json_string_value(jx), *sy = json_string_value(jy);
             d = strcmp(sx ? sx : "", sy ? sy : "");
         }
-        if (d) return tl_keys[k].desc ? -d : d;
+        if (d) return o->keys[k].desc ? -d : d;
     }
     return (x->at > y->at) - (x->at < y->at);
 }
@@ -629,9 +620,8 @@ static void order_apply(json_t *all, const order_key *keys, int n)
     if (!it) return; /* (out of memory: the registry's order) */
     for (size_t i = 0; i < len; i++)
         it[i] = (order_item){json_incref(json_array_get(all, i)), i};
-    tl_keys = keys;
-    tl_n = n;
-    qsort(it, len, sizeof *it, order_cmp);
+    order_by o = {keys, n};
+    qsort_r(it, len, sizeof *it, order_cmp, &o);
     json_array_clear(all);
     for (size_t i = 0; i < len; i++)
         json_array_append_new(all, it[i].v);

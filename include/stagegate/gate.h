@@ -99,6 +99,12 @@ typedef struct {
  * that tell the value from its limit; "\u2014" when not finite. */
 void sg_gate_check_number(char *buf, size_t n, const sg_gate_check *c, double v);
 
+/* A value and the limit it is held to, in ns (time) or bytes, both in the unit that suits
+ * the larger (ns to s, B to TiB) with the digits that tell them apart; keep_zeros writes
+ * them as %#g does ("50.00 ns" beside "49.99 ns"). For when three digits show them alike. */
+void sg_format_apart(double value, double limit, bool time, bool keep_zeros, char *v, size_t vn,
+                     char *lim, size_t ln);
+
 typedef struct {
     int n;
     sg_gate_check *checks;

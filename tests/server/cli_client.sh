@@ -95,7 +95,7 @@ run 0 "${R[@]}" --json get "half-$RUN"
 code=$(curl -s -o body -w '%{http_code}' -H "Authorization: Bearer $(cat alice.token)" \
     -H 'Content-Type: application/json' -d '{"name":"bad-pin-'"$RUN"'","stagegate_policy":{"policy_sha256":"x","dataset_sha256":"y"}}' \
     "$URL/api/2.0/mlflow/registered-models/create")
-[ "$code" = 400 ] && grep -q INVALID_PARAMETER_VALUE body && grep -q "64 lowercase hex digits" body ||
+[ "$code" = 400 ] && grep -q INVALID_PARAMETER_VALUE body && grep -q "is not a sha256 (64 lowercase hex)" body ||
     fail "pins that are not sha256: $code $(cat body)"
 run 0 "${R[@]}" get "$MODEL" 1
 grep -q "^  description: shadowed a week$" out || fail "get shows no description: $(cat out)"
