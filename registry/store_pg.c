@@ -89,6 +89,7 @@ struct reg_store {
     /* No answer came within the answer timeout: the socket was shut down, and every wait
        after it ends at once (pg_error says why). */
     bool timed_out;
+    bool timed_out_sending; /* ... while the server had not taken what was sent */
     double answer_s; /* the answer timeout (answer_timeout_s), read once at open */
     /* Deferred writes: the connection is in pipeline mode while pending ones wait for the
      * next read or the commit; the first that failed is kept here for pg_error(). */
@@ -153,31 +154,51 @@ static double answer_timeout_s(void)
     return e && *e && end && !*end && v > 0 && v <= 86400 ? v : PG_ANSWER_TIMEOUT_S;
 }
 
-/* PQgetResult with the answer timeout: waits for the socket while libpq is busy; past the
-   timeout it shuts the socket down, so libpq sees the connection end and every caller takes
-   its broken-connection path (a COMMIT without an answer reads as maybe committed). */
-static PGresult *get_result(reg_store *s)
+/*
+ * The connection is in libpq's nonblocking mode (set at open): PQsend* only queue what they
+ * send, and this flushes it. A blocking send had no bound: a frozen server stops reading,
+ * the socket's buffer fills, and a large write (a report, a long tag) waited in write()
+ * for ever, before any answer timeout could start.
+ *
+ * Flushes the output and waits until libpq holds a whole answer, both within the answer
+ * timeout; past it, the socket is shut down, so libpq sees the connection end and every
+ * caller takes its broken-connection path (a COMMIT without an answer reads as maybe
+ * committed).
+ */
+static void settle(reg_store *s)
 {
     const int sock = PQsocket(s->conn);
-    if (sock >= 0 && !s->timed_out && PQisBusy(s->conn)) {
-        struct timespec t0, t;
-        clock_gettime(CLOCK_MONOTONIC, &t0);
-        const double limit = s->answer_s;
-        while (PQisBusy(s->conn)) {
-            clock_gettime(CLOCK_MONOTONIC, &t);
-            const double left =
-                limit - ((double)(t.tv_sec - t0.tv_sec) + (double)(t.tv_nsec - t0.tv_nsec) * 1e-9);
-            if (left <= 0) {
-                s->timed_out = true;
-                shutdown(sock, SHUT_RDWR);
-                break;
-            }
-            struct pollfd pfd = {.fd = sock, .events = POLLIN};
-            const int r = poll(&pfd, 1, (int)ceil(left * 1000));
-            if (r < 0 && errno == EINTR) continue;
-            if (r < 0 || (r > 0 && !PQconsumeInput(s->conn))) break;
+    if (sock < 0 || s->timed_out) return;
+    int flush = PQflush(s->conn); /* 0: all sent, 1: more to send, -1: failed */
+    if (flush != 1 && !PQisBusy(s->conn)) return;
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    const double limit = s->answer_s;
+    while (flush == 1 || PQisBusy(s->conn)) {
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        const double left =
+            limit - ((double)(t.tv_sec - t0.tv_sec) + (double)(t.tv_nsec - t0.tv_nsec) * 1e-9);
+        if (left <= 0) {
+            s->timed_out = true;
+            s->timed_out_sending = flush == 1;
+            shutdown(sock, SHUT_RDWR);
+            break;
         }
+        /* While sending, the server's answers are read too (libpq's advice): a server that
+           refuses early may stop reading until its own output is taken. */
+        struct pollfd pfd = {.fd = sock, .events = POLLIN | (flush == 1 ? POLLOUT : 0)};
+        const int r = poll(&pfd, 1, (int)ceil(left * 1000));
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) break;
+        if (r > 0 && (pfd.revents & (POLLIN | POLLERR | POLLHUP)) && !PQconsumeInput(s->conn))
+            break;
+        if (flush == 1) flush = PQflush(s->conn);
     }
+}
+
+static PGresult *get_result(reg_store *s)
+{
+    settle(s);
     return PQgetResult(s->conn);
 }
 
@@ -212,8 +233,9 @@ static void remember(reg_store *s, const PGresult *res)
     snprintf(s->sqlstate, sizeof s->sqlstate, "%s", state ? state : "");
     if (s->timed_out) {
         snprintf(s->msg, sizeof s->msg,
-                 "the database server gave no answer for %g s (a frozen or unreachable "
+                 "the database server %s for %g s (a frozen or unreachable "
                  "server; STAGEGATE_PG_ANSWER_TIMEOUT_S sets the wait)",
+                 s->timed_out_sending ? "took nothing more of what was sent" : "gave no answer",
                  s->answer_s);
         return;
     }
@@ -590,6 +612,7 @@ static sg_status pg_write(reg_stmt *base, const char *what, const char *refused,
         if (!s->pipe) defer_fail(s, NULL, NULL);
     }
     rc = s->deferred_rc;
+    if (rc == SG_OK) reg_test_pause("write");
     if (rc == SG_OK) {
         if (send_stmt(s, st)) {
             pg_pending *p = &s->pending[s->n_pending++];
@@ -1255,6 +1278,13 @@ static sg_status pg_open(const char *uri, bool create, reg_store **out, sg_err *
         goto fail;
     }
     PQsetNoticeProcessor(s->conn, quiet_notices, NULL);
+    /* Sends only queue; settle() flushes within the answer timeout. */
+    if (PQsetnonblocking(s->conn, 1) != 0) {
+        remember(s, NULL);
+        rc = sg_errf(err, SG_EIO, "registry %s: cannot set nonblocking mode: %s", s->display,
+                     s->msg);
+        goto fail;
+    }
     /* Generic plans: every registry statement is a lookup by key whose best plan does not
      * depend on the values, and planning it again at each execution (a custom plan) cost
      * as much as running it. */

@@ -7,6 +7,7 @@
  * With the last two, the predicate's configuration names that policy and dataset, as gate's
  * does (the digests a pinned model compares). MAKE_REPORT_REGISTRY, when set, is JSON put
  * as the predicate's "registry" (what gate writes for a models:/ URI, or a malformed one).
+ * MAKE_REPORT_PAD=N adds a predicate member "padding" of N bytes (a large report).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,6 +64,16 @@ int main(int argc, char **argv)
             return 2;
         }
         json_object_set_new(json_object_get(st, "predicate"), "registry", rj);
+    }
+    const char *pad = getenv("MAKE_REPORT_PAD");
+    if (pad) {
+        size_t n = strtoul(pad, NULL, 10);
+        char *buf = malloc(n + 1);
+        if (!buf) return 2;
+        memset(buf, 'x', n);
+        buf[n] = '\0';
+        json_object_set_new(json_object_get(st, "predicate"), "padding", json_string(buf));
+        free(buf);
     }
     char *payload = json_dumps(st, JSON_COMPACT | JSON_SORT_KEYS);
     char *env = NULL;

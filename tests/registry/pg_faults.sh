@@ -238,6 +238,33 @@ grep -q "gave no answer for 2 s" pp.err1 && grep -q "may or may not be recorded"
 sleep 1
 case $(stage_of m 2) in Production | Archived) ;; *) fail "v2 in stage $(stage_of m 2)" ;; esac
 expect 0 $R verify-log
+# the server freezes before a large write is sent (a 6 MB report): the send itself is
+# bounded by the answer timeout (a blocking send had waited in write() for ever once the
+# socket's buffer was full), one line, and nothing of the transition is applied
+head -c 4096 /dev/urandom > m3.bin
+expect 0 $R create-version m m3.bin
+MAKE_REPORT_PAD=6000000 report signer m3.bin PASSED now r3big.json
+STAGEGATE_PG_ANSWER_TIMEOUT_S=2 STAGEGATE_REGISTRY_TEST_PAUSE=write STAGEGATE_REGISTRY_TEST_PAUSE_S=2 \
+    $R transition m 3 Staging --report r3big.json >pp.out 2>pp.err &
+pid=$!
+for _ in $(seq 1 600); do grep -q "test pause" pp.err 2>/dev/null && break; sleep 0.1; done
+grep -q "test pause" pp.err || fail "the large write never reached its pause"
+pm=$(head -1 "$PG_DIR/data/postmaster.pid")
+frozen="$pm $(pgrep -P "$pm" | tr '\n' ' ')"
+kill -STOP $frozen
+for _ in $(seq 1 400); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+still=$(kill -0 "$pid" 2>/dev/null && echo yes || true)
+kill -CONT $frozen
+[ -z "$still" ] || { kill "$pid"; fail "the large write still waited 40 s after the server froze"; }
+rc=0; wait "$pid" || rc=$?
+grep -v "test pause" pp.err > pp.err1
+[ $rc = 2 ] && [ "$(wc -l < pp.err1)" = 1 ] || { cat pp.err >&2; fail "frozen server, large write: exit $rc, not one line"; }
+grep -q "took nothing more of what was sent for 2 s" pp.err1 ||
+    { cat pp.err1 >&2; fail "frozen server, large write: the send timeout is not said"; }
+sleep 1
+[ "$(stage_of m 3)" = None ] || fail "v3 reached $(stage_of m 3) though its write never went out"
+expect 0 $R verify-log
+expect 0 $R transition m 3 Staging --report r3big.json
 
 # --- kill -9 of the server under 8 concurrent writers
 for w in $(seq 1 8); do
