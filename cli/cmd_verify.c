@@ -76,12 +76,10 @@ int sg_cmd_verify(int argc, char **argv)
        that the file still has the digest it registered. */
     if (db && !(model && sg_is_model_uri(model)))
         return sg_cli_usage_error("verify", "--db applies only with --model models:/...");
-    char resolved[4096];
-    const char *model_file = model;
+    char resolved[4096], registered[65] = "";
     if (model && sg_is_model_uri(model)) {
-        int st = sg_registry_resolve_uri(model, db, resolved, sizeof resolved, &err);
+        int st = sg_registry_resolve_uri(model, db, resolved, sizeof resolved, registered, &err);
         if (st) return sg_cli_fail(st, &err);
-        model_file = resolved;
     }
     EVP_PKEY *pub = NULL;
     int rc = sg_key_load_public(pubkey, &pub, &err);
@@ -94,7 +92,10 @@ int sg_cmd_verify(int argc, char **argv)
         return sg_cli_fail(rc, &err);
     }
     sg_report_info info;
-    rc = sg_report_verify(env, env_len, pub, model_file, &info, &err);
+    /* A registered version is its registered digest (the file had it just now): hashing
+       the file again here had let a file renamed over in between stand for the version. */
+    rc = registered[0] ? sg_report_verify_digest(env, env_len, pub, model, registered, &info, &err)
+                       : sg_report_verify(env, env_len, pub, model, &info, &err);
     free(env);
     EVP_PKEY_free(pub);
     if (rc && rc != SG_EREFUSED) { /* unreadable model or internal failure: not a verdict */

@@ -91,10 +91,39 @@ static FILE *fopen_regular(const char *path, sg_err *err)
     return f;
 }
 
+/* fdopen of fd from its start: NULL with err set, fd closed. */
+static FILE *fdopen_start(int fd, const char *path, sg_err *err)
+{
+    FILE *f = lseek(fd, 0, SEEK_SET) == 0 ? fdopen(fd, "rb") : NULL;
+    if (!f) {
+        close(fd);
+        sg_errf(err, SG_EIO, "%s: cannot open stream", path);
+    }
+    return f;
+}
+
+static sg_status sha256_stream(FILE *f, const char *path, uint8_t digest[32], sg_err *err);
+
 sg_status sg_sha256_file(const char *path, uint8_t digest[32], sg_err *err)
 {
     FILE *f = fopen_regular(path, err);
     if (!f) return SG_EINPUT;
+    return sha256_stream(f, path, digest, err);
+}
+
+sg_status sg_sha256_fd_hex(int fd, const char *path, char hex[65], sg_err *err)
+{
+    FILE *f = fdopen_start(fd, path, err);
+    if (!f) return SG_EIO;
+    uint8_t d[32];
+    sg_status rc = sha256_stream(f, path, d, err);
+    if (rc == SG_OK) sg_hex_encode(d, 32, hex);
+    return rc;
+}
+
+/* Hashes f to its end and closes it. */
+static sg_status sha256_stream(FILE *f, const char *path, uint8_t digest[32], sg_err *err)
+{
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     if (!ctx || EVP_DigestInit_ex(ctx, sha256_md(), NULL) != 1) {
         fclose(f);
@@ -138,6 +167,16 @@ sg_status sg_read_file(const char *path, size_t limit, uint8_t **data, size_t *l
     *len = 0;
     FILE *f = fopen_regular(path, err);
     if (!f) return SG_EINPUT;
+    return read_stream(f, path, limit, data, len, err);
+}
+
+sg_status sg_read_fd(int fd, const char *path, size_t limit, uint8_t **data, size_t *len,
+                     sg_err *err)
+{
+    *data = NULL;
+    *len = 0;
+    FILE *f = fdopen_start(fd, path, err);
+    if (!f) return SG_EIO;
     return read_stream(f, path, limit, data, len, err);
 }
 

@@ -7,7 +7,10 @@
  * can run while other threads compute, load models or write predictions.
  * The label scratch buffer is owned by the dataset and reused between reads.
  */
+#define _GNU_SOURCE /* F_SETLEASE, F_SETSIG */
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <math.h>
 #include <openssl/evp.h>
 #include <stdlib.h>
@@ -27,6 +30,7 @@ struct sg_dataset {
     char path[4096];
     int fd;          /* the one descriptor of the file: libhdf5 and the digest read through it */
     struct stat st0; /* at open: a later fstat that differs means the file was written */
+    bool leased;     /* a read lease on fd (take_lease): any open for writing breaks it */
     bool hashed;
     char sha256[65];
     EVP_MD_CTX *hctx; /* the digest in progress (sg_dataset_hash_step), or NULL */
@@ -318,6 +322,47 @@ static sg_status open_in_child(void *arg, sg_err *err)
     return rc;
 }
 
+/*
+ * A read lease on the set (fcntl F_SETLEASE): the kernel grants it only while no process
+ * has the file open for writing (a writable shared mapping counts), and breaks it when one
+ * opens it for writing or truncates it; that process then waits until this one closes the
+ * file, at most /proc/sys/fs/lease-break-time (45 s by default). The change time alone
+ * missed writes through a mapping whose pages were already dirty (no page fault, so no
+ * ctime update): a file changed and changed back during a run kept its digest while the
+ * rows read differed. A process holding the file writable at open is refused. The break
+ * notification goes to SIGURG, ignored by default: the lease's state is read
+ * (lease_intact), not signalled. Without the right to a lease (not the file's owner and
+ * no CAP_LEASE) or on a file system without leases, the change time is the only check.
+ */
+static sg_status take_lease(sg_dataset *ds, sg_err *err)
+{
+    if (fcntl(ds->fd, F_SETSIG, SIGURG) != 0) return SG_OK;
+    if (fcntl(ds->fd, F_SETLEASE, F_RDLCK) == 0) {
+        ds->leased = true;
+        return SG_OK;
+    }
+    if (errno == EAGAIN || errno == EBUSY)
+        return sg_errf(err, SG_EINPUT,
+                       "%s: another process has the file open for writing (or mapped "
+                       "writable); a set that may change while it is read is not evaluated",
+                       ds->path);
+    return SG_OK; /* EACCES, EINVAL, ENOLCK: no lease here; the change time still checks */
+}
+
+/* False once a process opened the file for writing or truncated it since the lease. */
+static bool lease_intact(const sg_dataset *ds)
+{
+    return !ds->leased || fcntl(ds->fd, F_GETLEASE) == F_RDLCK;
+}
+
+static sg_status lease_broken(const sg_dataset *ds, sg_err *err)
+{
+    return sg_errf(err, SG_EINPUT,
+                   "%s: another process opened the file for writing while it was read; no "
+                   "result from it is trusted",
+                   ds->path);
+}
+
 sg_status sg_dataset_open_begin(const char *path, sg_dataset **out, sg_err *err)
 {
     return sg_dataset_open_begin_max(path, 0, out, err);
@@ -339,11 +384,13 @@ sg_status sg_dataset_open_begin_max(const char *path, int64_t max_rows, sg_datas
         free(ds);
         return SG_EINPUT;
     }
-    if (fstat(ds->fd, &ds->st0) != 0) {
-        sg_status rc = sg_errf(err, SG_EIO, "%s: cannot stat: %s", path, strerror(errno));
+    sg_status lrc = take_lease(ds, err);
+    if (lrc == SG_OK && fstat(ds->fd, &ds->st0) != 0)
+        lrc = sg_errf(err, SG_EIO, "%s: cannot stat: %s", path, strerror(errno));
+    if (lrc != SG_OK) {
         close(ds->fd);
         free(ds);
-        return rc;
+        return lrc;
     }
     sg_h5_enter();
     sg_status rc = sg_h5_sandbox_start(path, open_in_child, ds, &ds->check, err);
@@ -365,6 +412,10 @@ sg_status sg_dataset_open_end(sg_dataset *ds, sg_err *err)
     ds->check = NULL;
     ds->opening = false;
     sg_status rc = sg_h5_sandbox_wait(check, err);
+    /* The dry run parsed the file as it was; this process parses it again, and a file
+       rewritten in between (a crashing one after a sound one) must not reach libhdf5 here.
+       A writer that opens it later waits on the lease while this parse runs. */
+    if (rc == SG_OK) rc = sg_dataset_check_unchanged(ds, err);
     sg_h5_enter();
     if (rc == SG_OK) {
         ds->file = sg_h5_open_fd(ds->path, ds->fd, err);
@@ -517,6 +568,7 @@ sg_status sg_dataset_check_unchanged(const sg_dataset *ds, sg_err *err)
                        "%s: the file was changed while it was read (written, replaced or "
                        "removed: its size, mtime or ctime moved); no result from it is trusted",
                        ds->path);
+    if (!lease_intact(ds)) return lease_broken(ds, err);
     return SG_OK;
 }
 

@@ -644,21 +644,17 @@ sg_status sg_model_load_onnx_bytes(const char *path, const uint8_t *bytes, size_
 sg_status sg_model_digest_file_hex(const char *path, char hex[65], sg_err *err)
 {
     uint8_t head[2] = {0, 0};
-    FILE *f = NULL;
+    /* One open: the bytes looked at are the bytes hashed (a second open by name had let a
+       file renamed over in between be hashed by another rule). */
     int fd = sg_open_regular(path, err);
     if (fd < 0) return SG_EINPUT;
-    f = fdopen(fd, "rb");
-    size_t got = f ? fread(head, 1, 2, f) : 0;
-    if (f)
-        fclose(f);
-    else
-        close(fd);
+    ssize_t got = pread(fd, head, 2, 0);
     /* Only an ONNX file's digest differs from its file's (its external data counts). */
     if (got < 2 || head[0] != 0x08 || head[1] < 1 || head[1] >= 0x80)
-        return sg_sha256_file_hex(path, hex, err);
+        return sg_sha256_fd_hex(fd, path, hex, err);
     uint8_t *bytes = NULL;
     size_t len = 0;
-    int rc = sg_read_file(path, MAX_ONNX_FILE, &bytes, &len, err);
+    int rc = sg_read_fd(fd, path, MAX_ONNX_FILE, &bytes, &len, err);
     if (rc) return rc;
     ox_ctx c = {.path = path, .onnx_bytes = bytes, .onnx_len = len};
     dir_of(path, c.dir, sizeof c.dir);

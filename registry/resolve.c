@@ -167,12 +167,19 @@ sg_status sg_registry_resolve_uri_digest(const char *uri, const char *db_path_or
 }
 
 sg_status sg_registry_resolve_uri(const char *uri, const char *db_path_or_null, char *path_out,
-                            size_t len, sg_err *err)
+                                  size_t len, char sha256_out[65], sg_err *err)
 {
     sg_registry *reg = NULL;
     int rc = sg_registry_open(sg_registry_path(db_path_or_null), false, &reg, err);
     if (rc != SG_OK) return rc;
-    rc = sg_registry_resolve(reg, uri, path_out, len, NULL, err);
+    json_t *info = NULL;
+    rc = sg_registry_resolve(reg, uri, path_out, len, &info, err);
     sg_registry_close(reg);
+    const char *sha =
+        rc == SG_OK ? json_string_value(json_object_get(info, "artifact_sha256")) : NULL;
+    if (rc == SG_OK && (!sha || strlen(sha) != 64))
+        rc = sg_errf(err, SG_EINTERNAL, "%s: the registry returned no artifact digest", uri);
+    if (rc == SG_OK) memcpy(sha256_out, sha, 65);
+    json_decref(info);
     return rc;
 }

@@ -199,6 +199,11 @@ int sg_open_regular(const char *path, sg_err *err);
 
 /* Reads a whole file into a NUL-terminated heap buffer (caller frees). Limit in bytes. */
 SG_MUST_CHECK sg_status sg_read_file(const char *path, size_t limit, uint8_t **data, size_t *len, sg_err *err);
+/* sg_read_file and sg_sha256_file_hex of a descriptor the caller opened (sg_open_regular),
+   from its start: one open for a caller that looks at the file first. Both close fd. */
+SG_MUST_CHECK sg_status sg_read_fd(int fd, const char *path, size_t limit, uint8_t **data,
+                                   size_t *len, sg_err *err);
+SG_MUST_CHECK sg_status sg_sha256_fd_hex(int fd, const char *path, char hex[65], sg_err *err);
 /* Writes all of buf to fd, retrying short writes and EINTR: 0, or -1 with errno set (EIO when
    a write wrote nothing). */
 int sg_write_all(int fd, const void *buf, size_t len);

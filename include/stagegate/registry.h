@@ -297,9 +297,12 @@ bool sg_version_parse(const char *s, int64_t *v);
  * the artifact path after checking its sha256 still matches the registry (else SG_EINPUT). */
 SG_MUST_CHECK sg_status sg_registry_resolve(sg_registry *reg, const char *uri, char *path_out, size_t len,
                         json_t **info, sg_err *err);
-/* One-shot form for other commands: opens the registry (db NULL = env/default) read-only. */
-SG_MUST_CHECK sg_status sg_registry_resolve_uri(const char *uri, const char *db_path_or_null, char *path_out,
-                            size_t len, sg_err *err);
+/* One-shot form for other commands: opens the registry (db NULL = env/default) read-only.
+ * sha256_out receives the registered digest, which the file had when it was checked: a
+ * caller compares with that, not with a second read of a file that may have changed since. */
+SG_MUST_CHECK sg_status sg_registry_resolve_uri(const char *uri, const char *db_path_or_null,
+                                                char *path_out, size_t len, char sha256_out[65],
+                                                sg_err *err);
 /* As above, also returning the registered artifact sha256 (hex), so a caller can bind what it
  * loads later to the registry's digest, not only to the file as it was at resolution. It does
  * not read the artifact: the caller must check the bytes it loads against the digest before

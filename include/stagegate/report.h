@@ -82,6 +82,12 @@ const char *sg_report_check_name(int check);
  */
 SG_MUST_CHECK sg_status sg_report_verify(const uint8_t *envelope, size_t len, EVP_PKEY *pub, const char *model_path,
                      sg_report_info *info, sg_err *err) __attribute__((warn_unused_result));
+/* As sg_report_verify, with the model given by its digest (hex), named model_name in
+   messages: a caller that has hashed the bytes once (or holds a registered digest) checks
+   the subject against that, not against a second read of a file that may have changed. */
+SG_MUST_CHECK sg_status sg_report_verify_digest(const uint8_t *envelope, size_t len, EVP_PKEY *pub,
+                                                const char *model_name, const char model_sha256[65],
+                                                sg_report_info *info, sg_err *err);
 void sg_report_info_clear(sg_report_info *info);
 
 #ifdef __cplusplus

@@ -5,7 +5,10 @@
 # and its digest is computed from it), and the policy and key are read once. Counted with
 # strace over every open/openat/openat2 the process and its threads make.
 # Then what that buys: a validation set renamed over while the gate runs changes nothing
-# (the report names the bytes that were read), and one written in place is refused.
+# (the report names the bytes that were read), and one written in place is refused; so is a
+# set another process holds open for writing, or opens for writing during the run (the read
+# lease: writes through an already-dirty shared mapping move no ctime, so a set changed and
+# changed back mid-run had kept its digest while the rows read differed).
 set -euo pipefail
 : "${STAGEGATE_BIN:?}" "${STAGEGATE_SOURCE_DIR:?}"
 PY=/usr/bin/python3
@@ -65,6 +68,9 @@ PYEOF
 #    place: refused with exit 2 and one line naming the file, and no report. (Reading went on
 #    from the descriptor, so nothing mixed; the gate still will not sign a run whose input moved.)
 policy slow.json 1
+# Whether the kernel grants this process a read lease here (the file's owner, or root; a
+# file system with leases): without one, the change time is the only check (docs/policy.md).
+lease_ok=$($PY -c 'import fcntl,sys; f=open(sys.argv[1]); fcntl.fcntl(f, 1024, fcntl.F_RDLCK); print(1)' val.h5 2>/dev/null || true)
 changed_midrun() {  # how, file
     cp val.h5 "$2"
     "$STAGEGATE_BIN" gate --model cand.h5 --data "$2" --policy slow.json --key k.key.pem \
@@ -77,11 +83,59 @@ changed_midrun() {  # how, file
     esac
     local rc=0; wait $pid || rc=$?
     [ "$rc" = 2 ] || { cat "$2.txt"; fail "$1 mid-run: exit $rc, want 2"; }
-    grep -q "^stagegate: $2: the file was changed while it was read" "$2.txt" ||
-        { cat "$2.txt"; fail "$1 mid-run: message"; }
+    # with the lease, the writer's open waited for the gate, and the gate says why it refuses
+    local want="the file was changed while it was read"
+    [ "$1" = write ] && [ -n "$lease_ok" ] && want="another process opened the file for writing while it was read"
+    grep -q "^stagegate: $2: $want" "$2.txt" || { cat "$2.txt"; fail "$1 mid-run: message"; }
     [ "$(grep -c . "$2.txt")" = 1 ] || { cat "$2.txt"; fail "$1 mid-run: more than one line"; }
     [ ! -e "$2.json" ] || fail "$1 mid-run: a report was written"
 }
 changed_midrun rename v.h5
 changed_midrun write w.h5
+
+# 4. The set is held writable and mapped by another process whose pages are already dirty,
+#    so its writes during the run move neither mtime nor ctime; it flips every label while
+#    the gate runs and puts them back before the end (the digest is then the original's).
+#    Refused at open with one line, no report; and the same run without the writer passes.
+if [ -n "$lease_ok" ]; then
+    $PY - <<'PYEOF'
+import h5py
+with h5py.File("val.h5", "r") as s, h5py.File("c.h5", "w") as d:  # contiguous: /y at one offset
+    for k in s:
+        d.create_dataset(k, data=s[k][()])
+PYEOF
+    cp c.h5 m.h5
+    $PY - m.h5 <<'PYEOF' > flip.out 2>&1 &
+import mmap, os, sys, time, h5py, numpy as np
+p = sys.argv[1]
+with h5py.File(p, "r") as f:
+    off, n, dt = f["y"].id.get_offset(), f["y"].shape[0], f["y"].dtype
+fd = os.open(p, os.O_RDWR)
+m = mmap.mmap(fd, 0)
+y = np.ndarray(n, dtype=dt, buffer=m, offset=off)
+orig = y.copy()
+y[:] = orig  # dirty every page before the gate opens the file
+open("ready", "w").close()
+time.sleep(0.6)
+y[:] = 1 - orig
+time.sleep(1.0)
+y[:] = orig
+PYEOF
+    flip=$!
+    while [ ! -e ready ]; do sleep 0.05; done
+    rc=0
+    "$STAGEGATE_BIN" gate --model cand.h5 --baseline base.h5 --data m.h5 --policy slow.json \
+        --key k.key.pem --cpus 0 --out m.json > m.txt 2>&1 || rc=$?
+    wait $flip
+    [ "$rc" = 2 ] || { cat m.txt; fail "a set held writable by another process: exit $rc, want 2"; }
+    grep -q "^stagegate: m.h5: another process has the file open for writing (or mapped writable)" m.txt ||
+        { cat m.txt; fail "held writable: message"; }
+    [ "$(grep -c . m.txt)" = 1 ] || { cat m.txt; fail "held writable: more than one line"; }
+    [ ! -e m.json ] || fail "held writable: a report was written"
+    cmp -s m.h5 c.h5 || fail "the writer did not put the labels back"
+    "$STAGEGATE_BIN" gate --model cand.h5 --baseline base.h5 --data m.h5 --policy policy.json \
+        --key k.key.pem --cpus 0 --out m.json > m.txt 2>&1 || { cat m.txt; fail "the same set, no writer"; }
+else
+    echo "no read lease here: the held-writable case is not checked"
+fi
 echo "gate opens each input once: ok"

@@ -27,6 +27,14 @@ gate_report signer models:/fraud-detector/4 r4.json
 # verify takes the registered version by its URI: v4's report holds for v4, not for v5
 expect 0 "$SG" verify r4.json --pubkey signer.pub.pem --model models:/fraud-detector/4 --db "$STAGEGATE_REGISTRY"
 expect 1 "$SG" verify r4.json --pubkey signer.pub.pem --model models:/fraud-detector/5
+# ...reading the artifact once: the subject is compared with the digest the registry checked
+# the file against (a second read, to hash it again, had let a file renamed over in between
+# stand for the version). LeakSanitizer cannot run under ptrace.
+ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" strace -f -qq \
+    -e trace=open,openat,openat2 -o vtrace.txt "$SG" verify r4.json --pubkey signer.pub.pem \
+    --model models:/fraud-detector/4 --db "$STAGEGATE_REGISTRY" >/dev/null
+n=$(grep -c 'm4\.h5"' vtrace.txt || true)
+[ "$n" = 1 ] || { grep 'm4\.h5"' vtrace.txt >&2; fail "verify models:/ opened the artifact $n times"; }
 expect 2 "$SG" verify r4.json --pubkey signer.pub.pem --model models:/fraud-detector/99
 expect 2 "$SG" verify r4.json --pubkey signer.pub.pem --model m4.h5 --db "$STAGEGATE_REGISTRY"
 err_has "--db applies only with --model models:/"
