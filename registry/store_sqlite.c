@@ -10,6 +10,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -634,7 +635,32 @@ static sg_status create_whole(const char *path, sg_err *err)
     reg_store *s = NULL;
     sg_err inner = {{0}};
     sg_status rc = lite_open(tmp, true, &s, &inner);
-    if (rc == SG_OK) lite_close(s);
+    /* The schema is committed in the write-ahead log; the file linked into place must hold
+       it alone, since the log is removed below. The close's own checkpoint reports no
+       failure: on a full disk it had stopped part way, and the half-written file became the
+       registry, corrupt for good. So the checkpoint is run here, checked, and the file
+       synced, before the link. */
+    if (rc == SG_OK) {
+        int log = -1, done = -1;
+        int ck = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, &log, &done);
+        if (ck != SQLITE_OK || log != 0 || done != 0) {
+            snprintf(inner.msg, sizeof inner.msg, "writing it out: %s",
+                     ck != SQLITE_OK ? sqlite3_errmsg(s->db) : "the checkpoint did not finish");
+            rc = SG_EIO;
+        }
+        int cl = sqlite3_close(s->db);
+        free(s);
+        if (rc == SG_OK && cl != SQLITE_OK) {
+            snprintf(inner.msg, sizeof inner.msg, "closing it: %s", sqlite3_errstr(cl));
+            rc = SG_EIO;
+        }
+        int sfd = rc == SG_OK ? open(tmp, O_RDONLY | O_CLOEXEC) : -1;
+        if (rc == SG_OK && (sfd < 0 || fsync(sfd) != 0)) {
+            snprintf(inner.msg, sizeof inner.msg, "syncing it: %s", strerror(errno));
+            rc = SG_EIO;
+        }
+        if (sfd >= 0) close(sfd);
+    }
     if (rc != SG_OK)
         rc = sg_errf(err, rc, "registry %s cannot be created (%s)", path, inner.msg);
     else if (link(tmp, path) != 0 && errno != EEXIST)
