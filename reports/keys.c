@@ -15,6 +15,7 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -226,6 +227,10 @@ sg_status sg_keygen(const char *prefix, sg_key_type type, sg_err *err)
         if (rc) sg_tmp_remove(priv_tmp);
     }
     if (!rc) {
+        /* A signal between the two links had left the private half alone, and keygen then
+           refused to run again ("already exists"): the pair is published with them held. */
+        sigset_t saved;
+        sg_tmp_signals_hold(&saved);
         rc = publish_file(priv_tmp, priv_path, err);
         if (rc) {
             sg_tmp_remove(pub_tmp);
@@ -233,6 +238,7 @@ sg_status sg_keygen(const char *prefix, sg_key_type type, sg_err *err)
             /* Half a key pair is useless and confusing: take back the private half. */
             unlink(priv_path);
         }
+        sg_tmp_signals_release(&saved);
     }
     if (priv) OPENSSL_clear_free(priv, priv_len);
     free(pub);

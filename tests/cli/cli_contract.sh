@@ -100,4 +100,20 @@ if grep -q hunter2 "$tmp/err"; then bad "a password in an error (URI)"; fi
 expect 2 "registry --db conninfo unreachable" "$SG" registry --db "host=$tmp/nosocket dbname=reg password=hunter2" list
 grep -q "cannot connect" "$tmp/err" || bad "unreachable server (conninfo): $(cat "$tmp/err")"
 if grep -q hunter2 "$tmp/err"; then bad "a password in an error (connection string)"; fi
+
+# keygen interrupted between publishing its two halves (the first link held back 1.5 s, and
+# SIGTERM sent then): both files or neither, never the private key alone (which keygen then
+# refused to replace)
+if command -v strace >/dev/null; then
+    mkdir "$tmp/kg"
+    ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" strace -f -qq -o /dev/null \
+        -e trace=link -e inject=link:delay_exit=1500000:when=1 "$SG" keygen --out "$tmp/kg/k" >/dev/null 2>&1 &
+    sp=$!
+    for _ in $(seq 1 100); do kp=$(pgrep -P $sp || true); [ -n "$kp" ] && break; sleep 0.02; done
+    sleep 0.8
+    [ -n "$kp" ] && kill -TERM "$kp" 2>/dev/null || true
+    wait $sp || true
+    got=$(ls "$tmp/kg" | tr '\n' ' ')
+    case "$got" in "" | "k.key.pem k.pub.pem ") ;; *) bad "keygen interrupted between its links left: $got" ;; esac
+fi
 exit $fail
