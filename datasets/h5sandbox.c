@@ -343,6 +343,15 @@ static sg_status wait_verdict(sg_h5_pending *p, bool locked, sg_err *err)
                            "%s: malformed HDF5 file: the HDF5 library was still reading %s after "
                            "%u s of CPU time (a loop); refused",
                            path, what, cpu_seconds);
+        /* SIGKILL is never the parse's own: the out-of-memory killer or another process
+           sent it (a file that exhausts memory meets the child's address-space limit and
+           fails inside libhdf5), and the file was not judged. */
+        if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
+            return sg_errf(err, SG_EIO,
+                           "%s: the HDF5 check's child process was killed (signal 9, by the "
+                           "out-of-memory killer or another process) while reading %s; the "
+                           "file was not checked",
+                           path, what);
         if (WIFSIGNALED(status))
             return sg_errf(err, SG_EINPUT,
                            "%s: malformed HDF5 file: the HDF5 library crashed reading %s "

@@ -37,6 +37,15 @@ static sg_status crash_parse(void *arg, sg_err *err)
     return SG_OK;
 }
 
+/* The child killed from outside (the out-of-memory killer, a watchdog): SIGKILL. */
+static sg_status killed_parse(void *arg, sg_err *err)
+{
+    (void)err;
+    sg_h5_note("%s", (const char *)arg);
+    raise(SIGKILL);
+    return SG_OK;
+}
+
 /* Tries what a parser never needs; refuses (naming what worked) if any of it succeeds. */
 static sg_status escape_parse(void *arg, sg_err *err)
 {
@@ -61,6 +70,11 @@ static void test_outcomes(void **state)
     assert_non_null(strstr(err.msg, "f.h5: malformed HDF5 file"));
     assert_non_null(strstr(err.msg, "reading attribute format"));
     assert_null(strchr(err.msg, '\n'));
+    /* a child killed from outside does not make the file malformed: not an input error */
+    assert_int_equal(sg_h5_sandboxed("f.h5", killed_parse, "/X chunk at row 0", &err), SG_EIO);
+    assert_null(strstr(err.msg, "malformed"));
+    assert_non_null(strstr(err.msg, "f.h5: the HDF5 check's child process was killed"));
+    assert_non_null(strstr(err.msg, "the file was not checked"));
 }
 
 static void test_confined(void **state)
