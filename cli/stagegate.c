@@ -63,11 +63,14 @@ static void check_stack(void)
         rl.rlim_cur >= SG_STACK_BYTES)
         return;
     if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < SG_STACK_MIN) {
-        fprintf(stderr,
-                "stagegate: the stack limit (ulimit -s) is %llu KiB; stagegate needs at least "
-                "%llu KiB: raise it\n",
-                (unsigned long long)rl.rlim_max >> 10, SG_STACK_MIN >> 10);
-        fflush(stderr);
+        /* formatted into a small buffer and written with write(): fprintf on the unbuffered
+           stderr takes several KiB of stack, which a limit of 16-22 KiB had not held */
+        char line[160];
+        int n = snprintf(line, sizeof line,
+                         "stagegate: the stack limit (ulimit -s) is %llu KiB; stagegate needs "
+                         "at least %llu KiB: raise it\n",
+                         (unsigned long long)rl.rlim_max >> 10, SG_STACK_MIN >> 10);
+        if (n > 0) (void)!write(2, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
         _exit(2);
     }
     rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= SG_STACK_BYTES ? SG_STACK_BYTES

@@ -65,6 +65,15 @@ rc=0
 [ "$rc" = 2 ] || fail "ulimit -s 128: exit $rc (139: the stack overflowed) $(cat err)"
 one_line err "ulimit -s 128"
 grep -q "stack limit (ulimit -s) is 128 KiB; stagegate needs at least 1024 KiB" err || fail "$(cat err)"
+# ...and as low as 16 KiB, where printing the message with fprintf had overflowed the stack
+# (SIGSEGV in 18 of 20 runs at 17 KiB); below that the dynamic loader itself cannot start
+for kib in 16 17 20; do
+    for _ in 1 2 3 4 5; do
+        rc=0; (ulimit -s $kib; exec "$SG" --version) >out 2>err || rc=$?
+        [ "$rc" = 2 ] || fail "ulimit -s $kib: exit $rc (139: the stack overflowed) $(cat err)"
+        grep -q "stack limit (ulimit -s) is $kib KiB" err || fail "ulimit -s $kib: $(cat err)"
+    done
+done
 $PY "$MK" --out big_s.h5 --task binary --rows 300000 --features 8 --seed 4 >/dev/null
 for cmd in "eval --model m.h5 --data big_s.h5" "eval --model m.h5 --data val.h5 --predictions p_s.h5"; do
     rc=0
