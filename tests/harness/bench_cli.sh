@@ -262,6 +262,15 @@ B --scenario single-stream --duration 0 --min-queries 100 --warmup 0 --json >w0.
 [ "$(jq .warmup w0.json)" = 16 ] || fail "--warmup 0: $(jq .warmup w0.json) warm-up queries"
 B --scenario single-stream --duration 0 --min-queries 100 --warmup 100 --json >w100.json
 [ "$(jq .warmup w100.json)" = 100 ] || fail "--warmup 100: $(jq .warmup w100.json)"
+# SOURCE_DATE_EPOCH stamps the --json document as it stamps a gate report: a malformed value
+# is refused (it had been ignored, the clock's time used), a valid one says where it came from.
+rc=0; SOURCE_DATE_EPOCH=abc B --scenario offline --duration 0 --min-queries 100 --json >sde.json 2>sde.err || rc=$?
+[ "$rc" = 2 ] && [ "$(wc -l <sde.err)" = 1 ] && grep -q "SOURCE_DATE_EPOCH 'abc'" sde.err ||
+    fail "SOURCE_DATE_EPOCH=abc: exit $rc $(cat sde.err)"
+SOURCE_DATE_EPOCH=1700000000 B --scenario offline --duration 0 --min-queries 100 --json >sde.json ||
+    fail "SOURCE_DATE_EPOCH=1700000000"
+[ "$(jq -r '.timestamp + " " + .timestamp_source' sde.json)" = "2023-11-14T22:13:20Z SOURCE_DATE_EPOCH" ] ||
+    fail "SOURCE_DATE_EPOCH: $(jq -c '[.timestamp, .timestamp_source]' sde.json)"
 # Without --cpus, the CPUs the process was started on (taskset), not every CPU.
 last=$(( $(nproc --all) - 1 ))
 taskset -c "$last" "$SG" bench --model m.h5 --data d.h5 --scenario offline --duration 0 --min-queries 100 \
