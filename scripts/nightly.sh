@@ -86,6 +86,16 @@ esac
 progress() { if [ "$SHOW" = 1 ]; then printf '\r\033[K%s' "$*" >&2; fi; }
 progress_done() { if [ "$SHOW" = 1 ]; then printf '\r\033[K' >&2; fi; }
 
+# Runs a command with its output to FILE through FILE.part, renamed into place once the
+# command has answered (exit 0 or 1); otherwise the part is removed. A full disk had left a
+# truncated compare JSON where the trend page and the next night read it.
+out_to() {
+    local f=$1 r=0
+    shift
+    "$@" >"$f.part" || r=$?
+    if [ "$r" -le 1 ]; then mv -f "$f.part" "$f" || { rm -f "$f.part"; r=2; }; else rm -f "$f.part"; fi
+    return "$r"
+}
 abs() { case "$1" in /*) printf '%s' "$1" ;; *) printf '%s/%s' "$DBDIR" "$1" ;; esac; }
 
 # set_verdict NAME VERSION REPORT_SHA256 (VERDICT | --from COMPARE.json): stores the nightly
@@ -148,8 +158,9 @@ while IFS=$'\t' read -r -u 3 name version stage dataset policy; do
     fi
     report="$OUT/reports/$name-v$version-$stamp.intoto.json"
     rc=0
-    "$SG" gate --model "models:/$name/$version" --data "$(abs "$dataset")" --policy "$(abs "$policy")" \
-        --key "$KEY" --out "$report" --db "$DB" ${CPUS:+--cpus "$CPUS"} >"$OUT/reports/$name-v$version.txt" || rc=$?
+    out_to "$OUT/reports/$name-v$version.txt" "$SG" gate --model "models:/$name/$version" \
+        --data "$(abs "$dataset")" --policy "$(abs "$policy")" \
+        --key "$KEY" --out "$report" --db "$DB" ${CPUS:+--cpus "$CPUS"} || rc=$?
     if [ "$rc" -ge 2 ] || [ ! -f "$report" ]; then
         progress_done
         echo "$name v$version: ERROR: gate could not run (exit $rc)" >&2
@@ -173,7 +184,7 @@ while IFS=$'\t' read -r -u 3 name version stage dataset policy; do
     # Earlier runs of this version on this fingerprint: the newest is what we compare with, all
     # of them are the noise band (how far the figures wander while the code does not change).
     "$SG" registry runs "$name" --version "$version" --fingerprint "$fp" --limit 21 --db "$DB" --json |
-        jq --argjson id "$run_id" '.runs |= map(select(.id != $id))' >"$hist" || {
+        out_to "$hist" jq --argjson id "$run_id" '.runs |= map(select(.id != $id))' || {
         progress_done
         echo "$name v$version: ERROR: cannot read the run history" >&2
         errors=$((errors + 1))
@@ -223,12 +234,12 @@ while IFS=$'\t' read -r -u 3 name version stage dataset policy; do
     cmp="$OUT/compare/$name-v$version-$stamp.txt"
     cmp_json="${cmp%.txt}.json"
     rc=0
-    "$SG" compare "$prev" "$report" --fail-on-regression ${PUB:+--pubkey "$PUB"} "${hist_arg[@]}" >"$cmp" || rc=$?
+    out_to "$cmp" "$SG" compare "$prev" "$report" --fail-on-regression ${PUB:+--pubkey "$PUB"} "${hist_arg[@]}" || rc=$?
     ln -sfn "$(basename "$cmp")" "$OUT/compare/$name-v$version.txt"
     verdict_json=$cmp_json
     if [ "$rc" -le 1 ]; then
         jrc=0
-        "$SG" compare "$prev" "$report" --json ${PUB:+--pubkey "$PUB"} "${hist_arg[@]}" >"$cmp_json" || jrc=$?
+        out_to "$cmp_json" "$SG" compare "$prev" "$report" --json ${PUB:+--pubkey "$PUB"} "${hist_arg[@]}" || jrc=$?
         [ "$jrc" = 0 ] || { rc=2; echo "$name v$version: ERROR: compare --json failed (exit $jrc)" >&2; }
     fi
     # Until the version has a noise band of its own (SETTLE earlier runs here), each night is
@@ -237,11 +248,11 @@ while IFS=$'\t' read -r -u 3 name version stage dataset policy; do
     if [ -n "$rprev" ] && [ "$rc" -le 1 ]; then
         scmp="$OUT/compare/$name-v$version-vs-v$rversion-$stamp.txt"
         src=0
-        "$SG" compare "$rprev" "$report" --fail-on-regression ${PUB:+--pubkey "$PUB"} >"$scmp" || src=$?
+        out_to "$scmp" "$SG" compare "$rprev" "$report" --fail-on-regression ${PUB:+--pubkey "$PUB"} || src=$?
         echo "$name v$version ($stage): night $((own_runs + 1)) of its first $SETTLE on fingerprint $fp_shown; also compared with v$rversion, the version it replaced in $stage"
         if [ "$src" -le 1 ]; then
             jrc=0
-            "$SG" compare "$rprev" "$report" --json ${PUB:+--pubkey "$PUB"} >"${scmp%.txt}.json" || jrc=$?
+            out_to "${scmp%.txt}.json" "$SG" compare "$rprev" "$report" --json ${PUB:+--pubkey "$PUB"} || jrc=$?
             [ "$jrc" = 0 ] || src=2
         fi
         if [ "$src" -ge 2 ]; then

@@ -278,4 +278,26 @@ grep -q "^alpha v1: ERROR: .*alpha-v1-.*\.intoto\.json is not the report the reg
     { cat night6.txt night6.err; fail "night 6 compared with a replaced report"; }
 ! grep -q "alpha v1 (Production): nothing regressed" night6.txt || fail "night 6 judged v1 against the replaced report"
 grep -q "beta v1 (Staging): nothing regressed" night6.txt || { cat night6.txt; fail "night 6 stopped at the error"; }
+# Night 7 writes to a nearly full disk (as root: a 1 MiB tmpfs with 24 KiB left): whatever
+# fails, no output is left cut short (a compare JSON of exactly 4,096 bytes had been left
+# where the trend page and the next night read it) and no part file stays behind.
+if [ "$(id -u)" = 0 ] && mkdir full && mount -t tmpfs -o size=1m tmpfs full 2>/dev/null; then
+    trap 'umount "$T/full" 2>/dev/null || true; rm -rf "$T"' EXIT
+    for left in 24 48; do
+        rm -rf full/out full/pad
+        avail=$(df --output=avail -k full | tail -1)
+        head -c $(( (avail - left) * 1024 )) /dev/zero >full/pad 2>/dev/null || true
+        rc=0
+        STAGEGATE_BIN=$SG bash "$NIGHTLY" --db reg/registry.db --key signer.key.pem --out full/out \
+            --cpus 0 >night7.txt 2>night7.err </dev/null || rc=$?
+        [ "$rc" = 2 ] || { cat night7.txt night7.err; fail "night 7 ($left KiB free) exited $rc, wanted 2"; }
+        ! find full/out -name '*.part' | grep -q . || fail "night 7 ($left KiB free) left part files"
+        find full/out -name '*.json' | while read -r j; do
+            jq -e . "$j" >/dev/null 2>&1 || fail "night 7 ($left KiB free) left $j cut short ($(stat -c %s "$j") bytes)"
+        done
+    done
+    umount full
+else
+    echo "(no tmpfs: the nightly on a full disk is not checked here)"
+fi
 echo "nightly e2e ok"
