@@ -253,6 +253,10 @@ sg_status reg_report_head_check(sg_registry *reg, json_t *statement, sg_err *err
     if (!json_is_integer(jseq) || json_integer_value(jseq) < 0 || !hash)
         return sg_errf(err, SG_EREFUSED, "report's registry audit head is malformed");
     int64_t seq = json_integer_value(jseq);
+    /* An empty log's head is (0, REG_ZERO_HASH), as the gate writes it: a signed field
+       holding anything else there had been taken unchecked. */
+    if (seq == 0 && strcmp(hash, REG_ZERO_HASH) != 0)
+        return sg_errf(err, SG_EREFUSED, "report's registry audit head is malformed");
     if (seq == 0) return SG_OK;
     reg_stmt *st;
     sg_status rc = reg_prepare(reg, "SELECT hash FROM audit_log WHERE seq = ?", &st, err);

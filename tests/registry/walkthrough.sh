@@ -70,6 +70,13 @@ for bad in '"x"' 'null' '[1]'; do
     expect 1 $R transition fraud-detector 5 Staging --report r5-reg.json
     err_has "predicate.registry is not an object"
 done
+# an empty log's head is (0, 64 zeros): a signed head of seq 0 holding another hash is
+# malformed (it had been taken unchecked)
+for bad in '{"audit_head":{"seq":0,"hash":"zz"}}' '{"audit_head":{"seq":0,"hash":"'"$(printf '%064d' 1)"'"}}'; do
+    MAKE_REPORT_REGISTRY=$bad report signer m5.h5 PASSED now r5-reg.json
+    expect 1 $R transition fraud-detector 5 Staging --report r5-reg.json
+    err_has "report's registry audit head is malformed"
+done
 gate_report mallory models:/fraud-detector/5 r5-mallory.json
 expect 1 $R transition fraud-detector 5 Staging --report r5-mallory.json
 err_has "does not verify against any trusted signer key"
