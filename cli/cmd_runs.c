@@ -147,6 +147,21 @@ static int cmd_set_verdict(reg_cli *a)
             sg_errf(&err, SG_EINPUT,
                     "verdict '%.64s' is not one of regressed, improved, unchanged, first", verdict);
     if (!rc) rc = report_sha_arg(a->pos[1], sha, psha, &err);
+    /* The comparison must be about this run's report: one whose NEW was another report (of
+       another version, another night) had set its verdict here. */
+    if (!rc && cmp) {
+        const char *judged =
+            json_string_value(json_object_get(json_object_get(cmp, "new"), "file_sha256"));
+        if (!judged)
+            rc = sg_errf(&err, SG_EINPUT,
+                         "%s: new.file_sha256 is missing, so the report it judges is unknown (made "
+                         "by an older stagegate? run compare --json again)",
+                         a->from);
+        else if (strcmp(judged, sha) != 0)
+            rc = sg_errf(&err, SG_EINPUT,
+                         "%s judges another report (new.file_sha256 %.16s..., not %.16s... of %s)",
+                         a->from, judged, sha, a->pos[1]);
+    }
     sg_registry *reg = NULL;
     if (!rc) rc = sg_registry_open(sg_registry_path(a->db), false, &reg, &err);
     if (!rc) rc = sg_registry_set_run_verdict(reg, a->pos[0], sha, verdict, &doc, &err);

@@ -56,9 +56,10 @@ $PY -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["id"]==2 and r
 expect 0 $R set-run-verdict m "$(sha r3.json | tr a-f A-F)" unchanged # hex in either case
 expect 0 $R set-run-verdict m r3.json regressed
 # r4: no verdict stored (recorded outside the nightly job).
-echo '{"regressed": true, "latency": [{"verdict": "unchanged"}], "metrics": [{"verdict": "regressed"}]}' >c_reg.json
-echo '{"regressed": false, "latency": [{"verdict": "improved"}], "metrics": [{"verdict": "unchanged"}]}' >c_imp.json
-echo '{"regressed": false, "latency": [{"verdict": "improved"}], "metrics": [{"verdict": "worse"}]}' >c_mixed.json
+# (each names the report it judges, as compare --json does: new.file_sha256)
+echo '{"regressed": true, "new": {"file_sha256": "'"$(sha r5.json)"'"}, "latency": [{"verdict": "unchanged"}], "metrics": [{"verdict": "regressed"}]}' >c_reg.json
+echo '{"regressed": false, "new": {"file_sha256": "'"$(sha r8.json)"'"}, "latency": [{"verdict": "improved"}], "metrics": [{"verdict": "unchanged"}]}' >c_imp.json
+echo '{"regressed": false, "new": {"file_sha256": "'"$(sha r6.json)"'"}, "latency": [{"verdict": "improved"}], "metrics": [{"verdict": "worse"}]}' >c_mixed.json
 expect 0 $R set-run-verdict m r5.json --from c_reg.json
 expect 0 $R set-run-verdict m r6.json --from c_mixed.json # improved and worse: unchanged
 expect 0 $R set-run-verdict m r7.json first
@@ -86,6 +87,13 @@ expect 2 $R set-run-verdict m r1.json --from lpolicy.json; err_has "lpolicy.json
 echo '{"regressed": false, "latency": [{"verdict": 3}], "metrics": []}' >bad_row.json
 expect 2 $R set-run-verdict m r1.json --from bad_row.json; err_has "bad_row.json: latency[0].verdict"; one_line
 expect 2 $R set-run-verdict m r1.json --from nofile.json; err_has "nofile.json"; one_line
+# a comparison of another report (r5 against r6) is not r1's verdict, nor r5's: its NEW is r6
+expect 2 $R set-run-verdict m r1.json --from c56.json; err_has "c56.json judges another report"; one_line
+expect 2 $R set-run-verdict m r5.json --from c56.json; err_has "c56.json judges another report"; one_line
+[ "$(jq -r .new.file_sha256 c56.json)" = "$(sha r6.json)" ] || fail "compare --json new.file_sha256"
+[ "$(jq -r .old.file_sha256 c56.json)" = "$(sha r5.json)" ] || fail "compare --json old.file_sha256"
+echo '{"regressed": true, "latency": [], "metrics": []}' >c_nonew.json
+expect 2 $R set-run-verdict m r1.json --from c_nonew.json; err_has "new.file_sha256 is missing"; one_line
 expect 2 $R set-run-verdict m r1.json regressed --from c_reg.json; err_has "not both"; one_line
 expect 2 $R set-run-verdict m r1.json; err_has "missing VERDICT"; one_line
 expect 2 $R set-run-verdict m; one_line
