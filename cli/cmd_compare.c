@@ -92,7 +92,9 @@ static void compare_print_text(const json_t *cmp, FILE *out)
     print_run(out, "OLD", o);
     print_run(out, "NEW", n);
     json_t *fp = json_object_get(n, "fingerprint");
-    if (json_is_true(json_object_get(cmp, "fingerprint_match")))
+    if (json_is_true(json_object_get(cmp, "fingerprint_match")) && !json_is_object(fp))
+        fprintf(out, "machine: none recorded (neither run measured latency)\n");
+    else if (json_is_true(json_object_get(cmp, "fingerprint_match")))
         fprintf(out, "machine: same fingerprint %s (%s)\n", sg_json_str(fp, "id"),
                 sg_json_str(fp, "cpu_model"));
     else

@@ -33,7 +33,16 @@ done
 # Verified with the right key; refused (exit 1) with another; unverified is said so.
 expect 0 "$SG" compare r1.json r2.json --pubkey signer.pub.pem
 grep -q "signature verified" out || fail "verified compare does not say so"
+grep -q "^machine: same fingerprint [0-9a-f]" out || { cat out; fail "machine line"; }
 grep -q "^  p99.9 " out && grep -q "^  accuracy " out || { cat out; fail "table lacks rows"; }
+# Two reports without a latency run recorded no machine: said so (it had read "same
+# fingerprint  ()")
+echo '{"metrics": {"accuracy": {"threshold": 0.5}}}' > nolat.json
+for r in n1 n2; do
+    "$SG" gate --model m.h5 --data val.h5 --policy nolat.json --key signer.key.pem --out $r.json >/dev/null
+done
+expect 0 "$SG" compare n1.json n2.json
+grep -q "^machine: none recorded (neither run measured latency)$" out || { cat out; fail "no-latency machine line"; }
 expect 1 "$SG" compare r1.json r2.json --pubkey other.pub.pem
 err_has "r1.json does not verify with the given public key"; one_line
 expect 0 "$SG" compare r1.json r2.json
