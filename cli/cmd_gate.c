@@ -578,17 +578,15 @@ static sg_status run_gate(const gate_args *a, gate_run *g, sg_err *err)
         return rc;
     }
     /* Flushed to disk first; the renames then run as one set, which a SIGTERM or SIGINT
-       cannot split (it is delivered after them): a new summary beside the old signed
-       report had read as this run's. */
-    for (size_t i = 0; rc == SG_OK && i < n; i++)
-        rc = sg_outfile_flush(&outs[i], err);
+       cannot split (it is delivered after them), and which a failed rename takes back
+       whole: a new summary beside the old signed report had read as this run's. The
+       renderings go first, the signed report last. */
+    sg_outfile order[SG_REPORT_FORMATS_MAX + 1];
+    for (size_t i = 0; i < n; i++)
+        order[i] = outs[n - 1 - i];
     sigset_t saved;
     sg_tmp_signals_hold(&saved);
-    for (size_t i = n; i-- > 0;) /* the renderings, then the signed report */
-        if (rc == SG_OK)
-            rc = sg_outfile_commit(&outs[i], err);
-        else
-            sg_outfile_abort(&outs[i]);
+    rc = sg_outfiles_commit(order, n, err);
     sg_tmp_signals_release(&saved);
     return rc;
 }

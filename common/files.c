@@ -562,6 +562,63 @@ sg_status sg_outfile_commit(sg_outfile *o, sg_err *err)
     return sg_commit_tmp(o->tmp_path, o->path, err);
 }
 
+/*
+ * The set is put in place by exchanging each temp file with what its path held
+ * (renameat2 RENAME_EXCHANGE): the old file then sits under the temp name, so a later
+ * failure swaps every earlier one back and the paths hold what they held. Renaming one by
+ * one had left the new renderings beside the old signed report when the report's rename
+ * failed (another user's file in a sticky directory, an immutable file). A path that held
+ * nothing is placed with RENAME_NOREPLACE and removed on the way back. On a file system
+ * without the exchange (EINVAL), a plain rename is all there is, and that one cannot be
+ * taken back.
+ */
+sg_status sg_outfiles_commit(sg_outfile *o, size_t n, sg_err *err)
+{
+    enum { PENDING, SWAPPED, PLACED, REPLACED } *how = calloc(n ? n : 1, sizeof *how);
+    sg_status rc = how ? SG_OK : sg_errf(err, SG_ENOMEM, "out of memory committing outputs");
+    for (size_t i = 0; i < n; i++) { /* written, synced and closed, every one */
+        if (rc == SG_OK) rc = sg_outfile_flush(&o[i], err);
+        if (rc == SG_OK) {
+            int bad = fclose(o[i].fp) != 0, e = errno;
+            o[i].fp = NULL;
+            if (bad) rc = sg_errf(err, SG_EIO, "%s: write failed: %s", o[i].path, strerror(e));
+        }
+    }
+    size_t i = 0;
+    for (; rc == SG_OK && i < n; i++) {
+        if ((rc = check_output_target(o[i].path, err)) != SG_OK) break;
+        if (renameat2(AT_FDCWD, o[i].tmp_path, AT_FDCWD, o[i].path, RENAME_EXCHANGE) == 0) {
+            how[i] = SWAPPED;
+        } else if (errno == ENOENT &&
+                   renameat2(AT_FDCWD, o[i].tmp_path, AT_FDCWD, o[i].path, RENAME_NOREPLACE) == 0) {
+            how[i] = PLACED;
+        } else if (errno == EINVAL && rename(o[i].tmp_path, o[i].path) == 0) {
+            how[i] = REPLACED;
+        } else {
+            rc = sg_errf(err, SG_EIO, "%s: cannot write: %s", o[i].path, strerror(errno));
+            break;
+        }
+    }
+    if (rc != SG_OK) /* back to what the paths held, the latest first */
+        for (size_t j = i; j-- > 0;) {
+            if (how[j] == SWAPPED)
+                (void)renameat2(AT_FDCWD, o[j].tmp_path, AT_FDCWD, o[j].path, RENAME_EXCHANGE);
+            else if (how[j] == PLACED)
+                (void)unlink(o[j].path);
+        }
+    /* Under the temp names now: the old files (swapped in), or the new ones not used. */
+    for (size_t j = 0; j < n; j++) {
+        if (o[j].fp) fclose(o[j].fp);
+        o[j].fp = NULL;
+        if (how && (how[j] == PLACED || how[j] == REPLACED))
+            sg_tmp_forget(o[j].tmp_path); /* renamed away: nothing there */
+        else if (o[j].tmp_path[0])
+            sg_tmp_remove(o[j].tmp_path);
+    }
+    free(how);
+    return rc;
+}
+
 void sg_outfile_abort(sg_outfile *o)
 {
     if (o->fp) {

@@ -131,6 +131,10 @@ SG_MUST_CHECK sg_status sg_outfile_flush(sg_outfile *o, sg_err *err);
 /* Flushes, closes and renames the temp file over the path. */
 SG_MUST_CHECK sg_status sg_outfile_commit(sg_outfile *o, sg_err *err);
 void sg_outfile_abort(sg_outfile *o);
+/* Commits n outputs as one set: each flushed, synced and closed, then each put at its path
+   by exchange with what the path held; a failure (a full disk, a path that cannot be
+   replaced) puts every path back as it was and removes every temp file. */
+SG_MUST_CHECK sg_status sg_outfiles_commit(sg_outfile *o, size_t n, sg_err *err);
 
 /* For writers that create the file themselves (HDF5): pick a temp name, then commit by rename.
  * It first removes what killed writers of the same output left (sg_tmp_sweep). */
