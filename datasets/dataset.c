@@ -343,8 +343,8 @@ static sg_status take_lease(sg_dataset *ds, sg_err *err)
     }
     if (errno == EAGAIN || errno == EBUSY)
         return sg_errf(err, SG_EINPUT,
-                       "%s: another process has the file open for writing (or mapped "
-                       "writable); a set that may change while it is read is not evaluated",
+                       "%s: the file is open for writing by another process (or mapped writable "
+                       "by one); a set that may change while it is read is not evaluated",
                        ds->path);
     return SG_OK; /* EACCES, EINVAL, ENOLCK: no lease here; the change time still checks */
 }

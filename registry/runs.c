@@ -172,22 +172,23 @@ static json_t *figures_of(json_t *pred)
 
 static const char run_cols[] =
     "SELECT id, model_name, version, stage, fingerprint, machine, run_at, recorded_at,"
-    " report_sha256, report_path, result, signer_key_id, scenario, figures, verdict FROM runs";
+    " report_sha256, report_path, result, signer_key_id, scenario, figures, verdict,"
+    " payload_sha256 FROM runs";
 
 static json_t *row_json(reg_stmt *st)
 {
     static const char *const names[] = {
-        "id",      "model",         "version",     "stage",         "fingerprint",
-        "machine", "time",          "recorded_at", "report_sha256", "report_path",
-        "result",  "signer_key_id", "scenario",    "figures",       "verdict"};
+        "id",       "model",       "version",       "stage",         "fingerprint", "machine",
+        "time",     "recorded_at", "report_sha256", "report_path",   "result",      "signer_key_id",
+        "scenario", "figures",     "verdict",       "payload_sha256"};
     json_t *o = json_object();
-    for (int c = 0; c < 15; c++) {
+    for (int c = 0; c < 16; c++) {
         if (c == 0 || c == 2) {
             json_object_set_new(o, names[c], json_integer(reg_col_int64(st, c)));
         } else if (c == 5 || c == 13) { /* stored as JSON text written by this file */
             json_t *j = json_loads(reg_col_text(st, c), JSON_DECODE_ANY, NULL);
             json_object_set_new(o, names[c], j ? j : json_null());
-        } else if (c == 14) { /* '' (the column's default): no verdict was stored */
+        } else if (c == 14 || c == 15) { /* '' (the column's default): none was stored */
             const char *v = reg_col_text(st, c);
             json_object_set_new(o, names[c], v && *v ? json_string(v) : json_null());
         } else {
@@ -223,7 +224,14 @@ static int insert_run(sg_registry *reg, const char *model, int64_t version, cons
     if (!realpath(path, abs_path)) snprintf(abs_path, sizeof abs_path, "%s", path);
     reg_stmt *st = NULL;
     int rc;
-    if (!ok)
+    /* A registry holds text: a path that is not UTF-8 had been stored, then dropped from
+       every JSON answer (no report_path), and the nightly could no longer find the report. */
+    if (!sg_utf8_valid(abs_path))
+        rc = sg_errf(err, SG_EINPUT,
+                     "%s: the report's path is not UTF-8 (a registry stores text): rename the "
+                     "file or its directory",
+                     path);
+    else if (!ok)
         rc = sg_errf(err, SG_EINPUT,
                      "%s: timestamp \"%.64s\" is not a time in the years 0000..9999 once "
                      "converted to UTC",
@@ -349,6 +357,13 @@ sg_status sg_registry_record_run(sg_registry *reg, const char *report_path, EVP_
     if (!rc && strcmp(info.subject_sha256, sha))
         rc = sg_errf(err, SG_EREFUSED, "%s: the verified subject differs from the one looked up",
                      report_path);
+    /* As a transition does: a report gated against another registry (or a log since cut
+       back) is not a run of this one's version. */
+    if (!rc && (rc = reg_report_head_check(reg, info.statement, err)) != SG_OK) {
+        char why[sizeof err->msg];
+        snprintf(why, sizeof why, "%s", err->msg);
+        sg_errf(err, rc, "%s: %s", report_path, why);
+    }
     json_t *pred = json_object_get(info.statement, "predicate");
     if (!rc) rc = check_latencies(report_path, pred, err);
     if (!rc)

@@ -230,10 +230,28 @@ static sg_status check_history(const json_t *history, const sg_compare_run *n, s
     const char *want = json_string_value(json_object_get(n->fingerprint, "id"));
     size_t i;
     json_t *run;
+    const json_t *first = NULL;
     json_array_foreach(json_object_get(history, "runs"), i, run)
     {
         if (!json_is_object(run))
             return sg_errf(err, SG_EINPUT, "--history: runs[%zu] is not an object", i);
+        /* The band is "earlier runs of this version": runs of another version or model had
+           widened it without a word, and hidden a regression. */
+        const char *model = json_string_value(json_object_get(run, "model"));
+        json_t *ver = json_object_get(run, "version");
+        if (!first) {
+            first = run;
+        } else if (model && json_is_integer(ver) &&
+                   (strcmp(model, sg_json_str(first, "model")) != 0 ||
+                    json_integer_value(ver) !=
+                        json_integer_value(json_object_get(first, "version")))) {
+            return sg_errf(err, SG_EINPUT,
+                           "--history: runs[%zu] is of %.64s v%lld, runs[0] of %.64s v%lld (give "
+                           "one version's runs: registry runs NAME --version V)",
+                           i, model, (long long)json_integer_value(ver),
+                           sg_json_str(first, "model"),
+                           (long long)json_integer_value(json_object_get(first, "version")));
+        }
         const char *fp = json_string_value(json_object_get(run, "fingerprint"));
         if (want && (!fp || strcmp(fp, want)))
             return sg_errf(err, SG_EINPUT,
@@ -255,7 +273,8 @@ static sg_status check_history(const json_t *history, const sg_compare_run *n, s
 
 /*
  * The history's earlier runs: NEW's own run (the report file NEW was loaded from, as `registry
- * runs` lists it once NEW is recorded) and a second listing of one report are left out. With
+ * runs` lists it once NEW is recorded, or the same signed statement re-encoded: its
+ * payload_sha256) and a second listing of one report are left out. With
  * NEW in it, the band reached NEW's own figures, and a 2.9x slowdown read as "inside the
  * history band".
  */
@@ -268,7 +287,11 @@ static json_t *earlier_runs(const json_t *history, const sg_compare_run *n, int 
     json_array_foreach(json_object_get(history, "runs"), i, run)
     {
         const char *sha = json_string_value(json_object_get(run, "report_sha256"));
-        if (sha && (!strcmp(sha, n->file_sha256) || json_object_get(seen, sha))) {
+        const char *psha = json_string_value(json_object_get(run, "payload_sha256"));
+        const bool own =
+            (sha && !strcmp(sha, n->file_sha256)) ||
+            (psha && *psha && n->payload_sha256[0] && !strcmp(psha, n->payload_sha256));
+        if (own || (sha && json_object_get(seen, sha))) {
             (*left_out)++;
             continue;
         }
@@ -342,7 +365,7 @@ sg_status sg_compare_verdict(const json_t *cmp, const char *path, const char **v
                        "%s: not a `compare --json` document (needs \"regressed\", \"latency\" "
                        "and \"metrics\")",
                        path);
-    bool improved = false, worse = false;
+    bool improved = false, worse = false, any_regressed = false;
     for (int k = 0; k < 2; k++) {
         size_t i;
         json_t *r;
@@ -352,11 +375,26 @@ sg_status sg_compare_verdict(const json_t *cmp, const char *path, const char **v
             if (!json_is_string(v))
                 return sg_errf(err, SG_EINPUT, "%s: %s[%zu].verdict is not a string", path,
                                k ? "metrics" : "latency", i);
-            improved |= !strcmp(json_string_value(v), "improved");
-            worse |= !strcmp(json_string_value(v), "worse") ||
-                     !strcmp(json_string_value(v), "regressed");
+            const char *w = json_string_value(v);
+            /* compare's own words only, and "regressed" exactly when a row says so: a
+               document that contradicts itself is not a comparison (a row "regressed" under
+               "regressed": false had been stored as unchanged, "bogus" as improved) */
+            if (strcmp(w, "regressed") && strcmp(w, "improved") && strcmp(w, "unchanged") &&
+                strcmp(w, "worse"))
+                return sg_errf(err, SG_EINPUT,
+                               "%s: %s[%zu].verdict \"%.32s\" is not regressed, improved, "
+                               "unchanged or worse",
+                               path, k ? "metrics" : "latency", i, w);
+            any_regressed |= !strcmp(w, "regressed");
+            improved |= !strcmp(w, "improved");
+            worse |= !strcmp(w, "worse") || !strcmp(w, "regressed");
         }
     }
+    if (json_is_true(reg) != any_regressed)
+        return sg_errf(err, SG_EINPUT,
+                       "%s: \"regressed\" is %s but %s row says regressed; not a `compare "
+                       "--json` document",
+                       path, json_is_true(reg) ? "true" : "false", any_regressed ? "a" : "no");
     *verdict = json_is_true(reg) ? "regressed" : improved && !worse ? "improved" : "unchanged";
     return SG_OK;
 }

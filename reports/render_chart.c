@@ -138,14 +138,9 @@ bool sg_chart_label_clamped(FILE *out, sg_chart_labels *l, double x, double y, c
     return sg_chart_label(out, l, x, y, text, font_px, anchor, cls, false);
 }
 
-void sg_chart_tick_ns(double ns, char *buf, size_t len)
+/* "3.00 ms" -> "3 ms", "1.50 us" -> "1.5 us": round tick values need no trailing zeros. */
+static void trim_zeros(char *buf)
 {
-    if (ns == 0) {
-        snprintf(buf, len, "0");
-        return;
-    }
-    sg_format_ns(ns, buf, len);
-    /* "3.00 ms" -> "3 ms", "1.50 us" -> "1.5 us": round tick values need no trailing zeros. */
     char *sp = strchr(buf, ' '), *dot = strchr(buf, '.');
     if (!sp || !dot || dot > sp) return;
     char *z = sp;
@@ -153,4 +148,44 @@ void sg_chart_tick_ns(double ns, char *buf, size_t len)
         z--;
     if (z == dot + 1) z = dot;
     memmove(z, sp, strlen(sp) + 1);
+}
+
+void sg_chart_tick_ns(double ns, char *buf, size_t len)
+{
+    if (ns == 0) {
+        snprintf(buf, len, "0");
+        return;
+    }
+    sg_format_ns(ns, buf, len);
+    trim_zeros(buf);
+}
+
+void sg_chart_tick_ns_labels(const double *ticks, int n, char (*out)[32])
+{
+    bool same = false;
+    double step = INFINITY, big = 0;
+    for (int i = 0; i < n; i++) {
+        sg_chart_tick_ns(ticks[i], out[i], sizeof out[i]);
+        if (i && !strcmp(out[i], out[i - 1])) same = true;
+        if (i && fabs(ticks[i] - ticks[i - 1]) > 0)
+            step = fmin(step, fabs(ticks[i] - ticks[i - 1]));
+        big = fmax(big, fabs(ticks[i]));
+    }
+    /* Ticks a few ns apart on a µs axis had all read "2 µs": then every label is written in
+       the unit of the largest with as many decimals as the step needs. */
+    if (!same || !isfinite(step) || !(big > 0)) return;
+    static const struct {
+        double scale;
+        const char *unit;
+    } units[] = {{1e9, "s"}, {1e6, "ms"}, {1e3, "\u00b5s"}, {1, "ns"}};
+    size_t k = 0;
+    while (k + 1 < sizeof units / sizeof units[0] && big < units[k].scale)
+        k++;
+    int dec = (int)ceil(-log10(step / units[k].scale) - 1e-9);
+    dec = dec < 0 ? 0 : dec > 9 ? 9 : dec;
+    for (int i = 0; i < n; i++) {
+        if (ticks[i] == 0) continue; /* "0" */
+        snprintf(out[i], sizeof out[i], "%.*f %s", dec, ticks[i] / units[k].scale, units[k].unit);
+        trim_zeros(out[i]);
+    }
 }

@@ -40,6 +40,9 @@ double sg_chart_nice_step(double x);
 int sg_chart_ticks(const sg_chart_axis *a, double px_len, double min_px, double *ticks, int max);
 /* A round tick value in ns without trailing zeros: "3 ms", "1.5 \u00b5s". */
 void sg_chart_tick_ns(double ns, char *buf, size_t len);
+/* Every tick's label as sg_chart_tick_ns writes it, unless two would read the same: then all
+   in one unit with the decimals the step between ticks needs ("2.001 µs"). */
+void sg_chart_tick_ns_labels(const double *ticks, int n, char (*out)[32]);
 /* Estimated width in px of a label (UTF-8) at this font size. */
 double sg_chart_text_width(const char *s, double font_px);
 

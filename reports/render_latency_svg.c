@@ -173,10 +173,11 @@ static void x_axis(FILE *out, sg_chart_labels *l, const hist_plan *p, const char
                        "middle", "tick over", true);
     double ticks[32];
     int n = sg_chart_ticks(&p->x, W - ML - MR, 80, ticks, 32);
+    char lbls[32][32];
+    sg_chart_tick_ns_labels(ticks, n, lbls);
     for (int i = 0; i < n; i++) {
         double x = plot_x(p, ticks[i]);
-        sg_chart_tick_ns(ticks[i], t, sizeof t);
-        if (sg_chart_label_clamped(out, l, x, base + 17, t, FONT, "tick"))
+        if (sg_chart_label_clamped(out, l, x, base + 17, lbls[i], FONT, "tick"))
             fprintf(out, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"axis\"/>\n",
                     x, base, x, base + 4);
     }

@@ -476,12 +476,12 @@ static void chart(FILE *out, const json_t *runs, const char *fig, json_t *fps, j
                    "axis-title", true);
     double ticks[32];
     int nt = sg_chart_ticks(&a.y, H - MT - MB, 28, ticks, 32);
+    char lbls[32][32];
+    if (latency) sg_chart_tick_ns_labels(ticks, nt, lbls);
     for (int k = 0; k < nt; k++) {
-        char lbl[32];
-        if (latency)
-            sg_chart_tick_ns(ticks[k], lbl, sizeof lbl);
-        else
-            snprintf(lbl, sizeof lbl, "%.4g", ticks[k]);
+        char num[32];
+        if (!latency) snprintf(num, sizeof num, "%.4g", ticks[k]);
+        const char *lbl = latency ? lbls[k] : num;
         double y = py(&a, ticks[k]);
         if (sg_chart_label(out, &l, ML - 6, y + 4, lbl, FONT, "end", "tick", false))
             fprintf(out, "<line x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\" class=\"grid\"/>\n", ML,
@@ -597,10 +597,15 @@ sg_status sg_trend_render(FILE *out, const json_t *doc)
     fprintf(out, "</title><style>%s</style></head><body>\n<h1>Trend of ", css);
     sg_fputs_xml_escaped(out, model ? model : "");
     fprintf(out, "</h1>\n<p>%zu run%s", n, n == 1 ? "" : "s");
-    if (n)
-        fprintf(out, " from %s to %s",
-                json_string_value(json_object_get(json_array_get(runs, 0), "time")),
-                json_string_value(json_object_get(json_array_get(runs, n - 1), "time")));
+    if (n) { /* the registry's text, escaped like every other string (a row edited by
+                hand or migrated as it was had put markup, and script, in the page) */
+        const char *t0 = json_string_value(json_object_get(json_array_get(runs, 0), "time"));
+        const char *t1 = json_string_value(json_object_get(json_array_get(runs, n - 1), "time"));
+        fputs(" from ", out);
+        sg_fputs_xml_escaped(out, t0 ? t0 : "?");
+        fputs(" to ", out);
+        sg_fputs_xml_escaped(out, t1 ? t1 : "?");
+    }
     /* Runs of machines past the first MAX_SERIES are not drawn (one line style each), and
        versions past them share one grey: the page says so, and its counts are of what it
        draws (they had counted every run while the charts dropped some without a word). */

@@ -96,6 +96,9 @@ out_to() {
     if [ "$r" -le 1 ]; then mv -f "$f.part" "$f" || { rm -f "$f.part"; r=2; }; else rm -f "$f.part"; fi
     return "$r"
 }
+# One @tsv field as it was: after @tsv every backslash starts \\, \t, \n or \r, which %b
+# turns back into the character (and a trailing newline survives the command substitution).
+tsv_field() { printf '%bx' "$1" | { IFS= read -r -d '' v; printf '%s' "${v%x}"; }; }
 abs() { case "$1" in /*) printf '%s' "$1" ;; *) printf '%s/%s' "$DBDIR" "$1" ;; esac; }
 
 # set_verdict NAME VERSION REPORT_SHA256 (VERDICT | --from COMPARE.json): stores the nightly
@@ -144,6 +147,9 @@ i=0 regressed=0 failed=0 errors=0
 models=()
 # The list is read on fd 3 so the commands in the loop cannot swallow it from stdin.
 while IFS=$'\t' read -r -u 3 name version stage dataset policy; do
+    # @tsv wrote \\, \t, \n and \r for a backslash, tab, newline and CR in a value (a tag
+    # path "val\set.h5" had reached the gate as "val\\set.h5"): undone here.
+    name=$(tsv_field "$name") dataset=$(tsv_field "$dataset") policy=$(tsv_field "$policy")
     i=$((i + 1))
     elapsed=$(($(date +%s) - start))
     eta=""
@@ -191,7 +197,8 @@ while IFS=$'\t' read -r -u 3 name version stage dataset policy; do
         continue
     }
     # Tab-separated: a report path may hold spaces.
-    IFS=$'\t' read -r prev prev_sha < <(jq -r '.runs | if length > 0 then .[-1] | "\(.report_path)\t\(.report_sha256)" else "" end' "$hist")
+    IFS=$'\t' read -r prev prev_sha < <(jq -r '.runs | if length > 0 then .[-1] | [.report_path, .report_sha256] | @tsv else "" end' "$hist")
+    prev=$(tsv_field "$prev")
     own_runs=$(jq '.runs | length' "$hist")
     # The last run of the version this one replaced in this stage on this fingerprint (the
     # newest run of another version recorded while in the same stage), and that version. A
@@ -202,7 +209,8 @@ while IFS=$'\t' read -r -u 3 name version stage dataset policy; do
     beside=$(awk -F'\t' -v n="$name" -v s="$stage" '$1 == n && $3 == s { print $2 }' "$LIST" | jq -s -c .)
     IFS=$'\t' read -r rprev rversion rprev_sha < <("$SG" registry runs "$name" --fingerprint "$fp" --db "$DB" --json |
         jq -r --arg stage "$stage" --argjson v "$version" --argjson beside "$beside" \
-            '[.runs[] | select(.stage == $stage and .version != $v and (.version < $v or (.version as $r | $beside | index($r) | not)))] | if length > 0 then .[-1] | "\(.report_path)\t\(.version)\t\(.report_sha256)" else "" end')
+            '[.runs[] | select(.stage == $stage and .version != $v and (.version < $v or (.version as $r | $beside | index($r) | not)))] | if length > 0 then .[-1] | [.report_path, (.version|tostring), .report_sha256] | @tsv else "" end')
+    rprev=$(tsv_field "$rprev")
     # The reports compared with are the ones the registry recorded (it verified their
     # signatures then): a file changed since, in OUT/reports, is not compared with.
     if ! intact "$prev" "$prev_sha" || ! intact "$rprev" "$rprev_sha"; then

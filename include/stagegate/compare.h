@@ -81,6 +81,9 @@ typedef struct {
     char result[16];   /* report result, "" for bench */
     char subject[512]; /* report subject name, "" for bench */
     char subject_sha256[65];
+    /* SHA-256 of the envelope's payload (the signed statement), "" for bench: a run is known
+       by it too, so the same report re-encoded is still NEW's own run */
+    char payload_sha256[65];
     char timestamp[64];
     char scenario[32];
     json_t *statement;   /* report statement (owned) or NULL */

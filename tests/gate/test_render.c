@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "stagegate/gate.h"
+#include "reports/render_internal.h"
 
 static char tmpdir_path[512];
 
@@ -405,11 +406,36 @@ static void test_check_numbers_apart(void **state)
     }
 }
 
+/* Tick labels never read the same twice: ticks 1 ns apart on a 2 us axis had all read
+   "2 us" (the trend page's p50 chart of runs at 2,000-2,004 ns). */
+static void test_tick_labels(void **state)
+{
+    (void)state;
+    char l[32][32];
+    const double fine[] = {2000, 2001, 2002, 2003, 2004};
+    sg_chart_tick_ns_labels(fine, 5, l);
+    assert_string_equal(l[0], "2 \u00b5s");
+    assert_string_equal(l[1], "2.001 \u00b5s");
+    assert_string_equal(l[4], "2.004 \u00b5s");
+    const double half[] = {101, 101.5, 102, 102.5, 103};
+    sg_chart_tick_ns_labels(half, 5, l);
+    assert_string_equal(l[0], "101 ns");
+    assert_string_equal(l[1], "101.5 ns");
+    /* labels that are already distinct are left as sg_chart_tick_ns writes them */
+    const double coarse[] = {0, 500, 1000, 1500};
+    sg_chart_tick_ns_labels(coarse, 4, l);
+    assert_string_equal(l[0], "0");
+    assert_string_equal(l[1], "500 ns");
+    assert_string_equal(l[2], "1 \u00b5s");
+    assert_string_equal(l[3], "1.5 \u00b5s");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_check_numbers_apart),
         cmocka_unit_test(test_tables_tell_value_from_limit),
+        cmocka_unit_test(test_tick_labels),
         cmocka_unit_test(test_junit),
         cmocka_unit_test(test_markdown),
         cmocka_unit_test(test_html),

@@ -39,10 +39,15 @@ if len(sys.argv) > 4 and sys.argv[4]:  # the percentile the policy budgets
     p["policy"]["latency"]["percentile"] = int(sys.argv[4])
 if len(sys.argv) > 5 and sys.argv[5]:  # clock.overhead_ns, as a JSON value
     p["latency"].setdefault("clock", {})["overhead_ns"] = json.loads(sys.argv[5])
-if len(sys.argv) > 6:  # another machine: its CPU model (so another fingerprint)
+if len(sys.argv) > 6 and sys.argv[6]:  # another machine: its CPU model (so another fingerprint)
     p["latency"]["machine"]["cpu_model"] = sys.argv[6]
 if len(sys.argv) > 7:  # another artifact: the subject's sha256
     st["subject"][0]["digest"]["sha256"] = sys.argv[7]
+reg = __import__("os").environ.get("SIGNED_REGISTRY")  # predicate.registry: "none" drops it
+if reg == "none":
+    p.pop("registry", None)
+elif reg:
+    p["registry"] = json.loads(reg)
 lat = p["latency"]
 lat.pop("histogram", None)
 lat.pop("spread", None)
@@ -181,11 +186,11 @@ expect 0 $R --db many.db create-model m --signer signer.pub.pem
 for v in $(seq 1 10); do
     cp m1.h5 "mv$v.h5"; printf '%010d' "$v" >>"mv$v.h5" # (bytes past the HDF5 end: another digest)
     expect 0 $R --db many.db create-version m "mv$v.h5"
-    signed "mv$v.json" "2026-12-20T00:$(printf %02d "$v"):00Z" 1000 "" "" "CPU A" "$(sha "mv$v.h5")"
+    SIGNED_REGISTRY=none signed "mv$v.json" "2026-12-20T00:$(printf %02d "$v"):00Z" 1000 "" "" "CPU A" "$(sha "mv$v.h5")"
     expect 0 $R --db many.db record "mv$v.json"
 done
 for mc in $(seq 1 10); do
-    signed "mm$mc.json" "2026-12-21T00:$(printf %02d "$mc"):00Z" 1000 "" "" "CPU $mc" "$(sha mv1.h5)"
+    SIGNED_REGISTRY=none signed "mm$mc.json" "2026-12-21T00:$(printf %02d "$mc"):00Z" 1000 "" "" "CPU $mc" "$(sha mv1.h5)"
     expect 0 $R --db many.db record "mm$mc.json"
 done
 expect 0 "$SG" trend m --db many.db --html many.html
@@ -199,4 +204,40 @@ assert "(0 of 17 runs flagged)" in h, re.findall(r"\([0-9]+ of [0-9]+ runs[^)]*\
 for sec in h.split("<section>")[1:]:
     assert len(re.findall("<circle ", sec)) == 17, len(re.findall("<circle ", sec))
 PY
+# A report gated against another registry (its audit head names an event this log does not
+# hold) is not recorded here, as a transition refuses it (it had joined the history).
+SIGNED_REGISTRY='{"audit_head": {"seq": 1, "hash": "'"$(printf 'ab%.0s' {1..32})"'"}}' \
+    signed other_reg.json 2026-12-22T00:00:00Z 1000
+expect 1 $R record other_reg.json
+err_has "other_reg.json: the report was gated against a registry whose audit log held event 1"; one_line
+# A report path that is not UTF-8 is refused (it had been stored, then dropped from every JSON
+# answer, and the nightly could no longer find the report).
+mkdir "$(printf 'nacht-\xe9t\xe9')"
+signed utf.json 2026-12-22T01:00:00Z 1000
+cp utf.json "$(printf 'nacht-\xe9t\xe9')/utf.json"
+expect 2 $R record "$(printf 'nacht-\xe9t\xe9')/utf.json"
+err_has "the report's path is not UTF-8"; one_line
+# --history holds one version's runs: with v2's fast runs in it, v1's band reached down to
+# them and a 2.5x slowdown of v1 read as "inside the history band" (runs without --version).
+head -c 64 /dev/urandom >v2.bin
+expect 0 $R create-version m v2.bin
+for d in 1 2 3 4; do
+    signed v2h$d.json "2026-12-2${d}T02:00:00Z" 40 "" "" "" "$(sha v2.bin)"
+    expect 0 $R record v2h$d.json
+done
+"$SG" registry runs m --json >mixed.json
+expect 2 "$SG" compare h4.json new.json --history mixed.json --fail-on-regression
+err_has "--history: runs["; err_has "give one version's runs: registry runs NAME --version V"; one_line
+# NEW re-encoded (the same signed statement, other bytes) is still NEW's own run: left out of
+# the band (it had been counted, and the 2.9x slowdown read as unchanged).
+jq . new.json >new_pretty.json
+expect 1 "$SG" compare h4.json new_pretty.json --history with_new.json --fail-on-regression
+grep -q "^history: 8 earlier runs (1 left out: NEW's own run" "$WORK/out" ||
+    { cat "$WORK/out"; fail "re-encoded NEW's own run was not left out"; }
+# The run times in the page's heading are escaped like every other string: a row edited by
+# hand (or migrated as it was) had put markup, and script, in the page.
+sqlite3 "$STAGEGATE_REGISTRY" "UPDATE runs SET run_at = '9999-12-31T23:59:59Z<img src=x onerror=alert(1)>' WHERE id = (SELECT max(id) FROM runs)"
+expect 0 "$SG" trend m --html inj.html
+grep -q "<img" inj.html && fail "a run's time reached the trend page as markup"
+grep -q "to 9999-12-31T23:59:59Z&lt;img" inj.html || fail "the edited time is not shown escaped"
 echo "run history: order, year range, --history without NEW, FIFO, tiny figures, edited records, bad latencies, clock overhead, floor boundary, more machines and versions than drawn"

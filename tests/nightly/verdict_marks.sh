@@ -92,8 +92,17 @@ expect 2 $R set-run-verdict m r1.json --from c56.json; err_has "c56.json judges 
 expect 2 $R set-run-verdict m r5.json --from c56.json; err_has "c56.json judges another report"; one_line
 [ "$(jq -r .new.file_sha256 c56.json)" = "$(sha r6.json)" ] || fail "compare --json new.file_sha256"
 [ "$(jq -r .old.file_sha256 c56.json)" = "$(sha r5.json)" ] || fail "compare --json old.file_sha256"
-echo '{"regressed": true, "latency": [], "metrics": []}' >c_nonew.json
+echo '{"regressed": false, "latency": [], "metrics": []}' >c_nonew.json
 expect 2 $R set-run-verdict m r1.json --from c_nonew.json; err_has "new.file_sha256 is missing"; one_line
+# a document that contradicts itself, or holds words compare never writes, is no comparison
+# (a row "regressed" under "regressed": false had been stored as unchanged, "bogus" as improved)
+r1s=$(sha r1.json)
+echo '{"regressed": false, "new": {"file_sha256": "'"$r1s"'"}, "latency": [{"verdict": "regressed"}], "metrics": []}' >c_contra.json
+expect 2 $R set-run-verdict m r1.json --from c_contra.json; err_has '"regressed" is false but a row says regressed'; one_line
+echo '{"regressed": true, "new": {"file_sha256": "'"$r1s"'"}, "latency": [{"verdict": "unchanged"}], "metrics": []}' >c_contra2.json
+expect 2 $R set-run-verdict m r1.json --from c_contra2.json; err_has '"regressed" is true but no row says regressed'; one_line
+echo '{"regressed": false, "new": {"file_sha256": "'"$r1s"'"}, "latency": [{"verdict": "improved"}], "metrics": [{"verdict": "bogus"}]}' >c_bogus.json
+expect 2 $R set-run-verdict m r1.json --from c_bogus.json; err_has 'metrics[0].verdict "bogus" is not regressed, improved, unchanged or worse'; one_line
 expect 2 $R set-run-verdict m r1.json regressed --from c_reg.json; err_has "not both"; one_line
 expect 2 $R set-run-verdict m r1.json; err_has "missing VERDICT"; one_line
 expect 2 $R set-run-verdict m; one_line
