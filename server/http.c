@@ -1047,6 +1047,44 @@ static void log_quoted(FILE *log, const char *s)
     }
 }
 
+/*
+ * Appends one whole line to the access log with one write(), under the stream's lock so that
+ * lines never interleave. A write cut short (a full disk) is taken back (the file truncated
+ * to where the line began), so no torn line is left for the next one to be glued to; the
+ * server says on stderr when lines start being lost and how many when they stop, where it
+ * had lost them without a word.
+ */
+static void access_log_line(const char *line, size_t len)
+{
+    static long lost; /* under the log's lock */
+    FILE *log = g_srv.cfg.access_log ? g_srv.cfg.access_log : stderr;
+    const int fd = fileno(log);
+    flockfile(log);
+    fflush(log);
+    bool ok = false;
+    int e = ENOMEM;
+    if (line && len) {
+        const off_t at = g_srv.cfg.access_log ? lseek(fd, 0, SEEK_END) : -1;
+        ssize_t n;
+        do
+            n = write(fd, line, len);
+        while (n < 0 && errno == EINTR);
+        e = n < 0 ? errno : ENOSPC;
+        ok = n == (ssize_t)len;
+        if (!ok && n > 0 && at >= 0 && ftruncate(fd, at) != 0) (void)!write(fd, "\n", 1);
+    }
+    if (g_srv.cfg.access_log && !ok && lost++ == 0)
+        server_log("access log: cannot write a line (%s); request lines are lost until it "
+                   "can",
+                   strerror(e));
+    else if (g_srv.cfg.access_log && ok && lost > 0) {
+        server_log("access log: writing again; %ld request line%s lost", lost,
+                   lost == 1 ? " was" : "s were");
+        lost = 0;
+    }
+    funlockfile(log);
+}
+
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
@@ -1072,20 +1110,23 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
         when_t = now;
     }
-    FILE *log = g_srv.cfg.access_log ? g_srv.cfg.access_log : stderr;
-    /* One line per request, under the stream's lock so that lines never interleave. The
-       method and target are the client's bytes: shown, never acted on by whoever reads the
-       log in a terminal, and never a line of their own. */
-    flockfile(log);
-    fprintf(log, "%s %s %s \"", when, addr, ctx->who[0] ? ctx->who : "-");
-    log_quoted(log, ctx->method);
-    fputc(' ', log);
-    log_quoted(log, ctx->url);
-    fprintf(log, "\" %u %zu %.1fms%s\n", ctx->status, ctx->sent,
-            (sg_now_seconds() - ctx->start) * 1e3,
-            toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection closed early)");
-    funlockfile(log);
-    fflush(log);
+    /* One line per request. The method and target are the client's bytes: shown, never
+       acted on by whoever reads the log in a terminal, and never a line of their own. */
+    char *line = NULL;
+    size_t line_len = 0;
+    FILE *mem = open_memstream(&line, &line_len);
+    if (mem) {
+        fprintf(mem, "%s %s %s \"", when, addr, ctx->who[0] ? ctx->who : "-");
+        log_quoted(mem, ctx->method);
+        fputc(' ', mem);
+        log_quoted(mem, ctx->url);
+        fprintf(mem, "\" %u %zu %.1fms%s\n", ctx->status, ctx->sent,
+                (sg_now_seconds() - ctx->start) * 1e3,
+                toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection closed early)");
+        if (fclose(mem) != 0) line_len = 0;
+    }
+    access_log_line(line, line_len);
+    free(line);
     srv_watch_handling(conn_watch(conn), false);
     /* A large body's parse leaves the worker's heap grown; glibc keeps it per thread arena
        (4 workers had held 350 MB after a few large requests). Give it back. */

@@ -187,4 +187,29 @@ rc=0; "$SG" token add --tokens erin.key.pem --principal alice.pub.pem >out 2>err
 [ "$rc" = 2 ] && grep -q "erin.key.pem: line 1 is not HASH KEY_ID NAME PEM; not adding a token to it" err ||
     fail "token add to a private key: exit $rc $(cat err)"
 [ "$(sha256sum < erin.key.pem)" = "$before" ] || fail "token add changed the private key"
+# The access log on a full disk (as root: a 64 KiB tmpfs): a line that cannot be written is
+# taken back whole (a torn line had been glued to the next), and the server says on stderr
+# when lines start being lost and how many when it can write again (it had said nothing).
+mkdir -p full
+if [ "$(id -u)" = 0 ] && mount -t tmpfs -o size=64k tmpfs full 2>/dev/null; then
+    trap 'umount "$WORK/full" 2>/dev/null || true' EXIT
+    head -c 4000 /dev/zero | tr '\0' x >full/acc.log
+    head -c 60000 /dev/zero >full/pad 2>/dev/null || true
+    start_server --access-log full/acc.log
+    for _ in 1 2 3 4; do curl -s -o /dev/null "$URL/health"; done
+    rm full/pad
+    for _ in 1 2; do curl -s -o /dev/null "$URL/health"; done
+    stop_server
+    tail -c +4001 full/acc.log >acc_tail.log
+    umount full
+    trap - EXIT
+    bad=$(grep -cvE '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z [^ ]+ [^ ]+ "GET /health" 200 ' acc_tail.log || true)
+    [ "$bad" = 0 ] || fail "torn lines in the access log: $(cat -A acc_tail.log | head -5)"
+    grep -q "access log: cannot write a line (No space left on device); request lines are lost until it can" server.log ||
+        fail "the full access log was not said: $(cat server.log)"
+    lost=$(sed -n 's/.*access log: writing again; \([0-9]*\) request lines* w.*/\1/p' server.log)
+    [ -n "$lost" ] || fail "the access log's recovery was not said: $(cat server.log)"
+    [ $(( $(wc -l <acc_tail.log) + lost )) = 6 ] ||
+        fail "$(wc -l <acc_tail.log) lines written and $lost said lost, of 6 requests"
+fi
 echo "tokens reload OK"
