@@ -634,7 +634,12 @@ static sg_status create_whole(const char *path, sg_err *err)
     close(fd);
     reg_store *s = NULL;
     sg_err inner = {{0}};
-    sg_status rc = lite_open(tmp, true, &s, &inner);
+    /* lite_open takes a URI and strips one "sqlite:": the temporary file is named as one, so
+       that a path that itself starts with "sqlite:" (from --db sqlite:sqlite:x.db) is the file
+       opened, not another one left behind. */
+    char tmp_uri[PATH_MAX + 8];
+    snprintf(tmp_uri, sizeof tmp_uri, "sqlite:%s", tmp);
+    sg_status rc = lite_open(tmp_uri, true, &s, &inner);
     /* The schema is committed in the write-ahead log; the file linked into place must hold
        it alone, since the log is removed below. The close's own checkpoint reports no
        failure: on a full disk it had stopped part way, and the half-written file became the

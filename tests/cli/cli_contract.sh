@@ -91,6 +91,11 @@ grep -q '^m' "$tmp/out" || bad "list shows no model: $(cat "$tmp/out")"
 # that never shows the password
 expect 0 "registry --db sqlite:PATH list" "$SG" registry --db "sqlite:$tmp/r.db" list
 grep -q '^m' "$tmp/out" || bad "sqlite:PATH shows no model"
+# ...one "sqlite:" is taken off: sqlite:sqlite:x.db is the file "sqlite:x.db", made whole
+# under a temporary name that is removed (a second registry had been left as x.db.new-XXXXXX)
+mkdir "$tmp/sq"
+(cd "$tmp/sq" && "$SG" registry --db sqlite:sqlite:x.db init >/dev/null) || bad "registry --db sqlite:sqlite:x.db init"
+[ "$(ls -A "$tmp/sq" | tr '\n' ' ')" = "sqlite:x.db " ] || bad "sqlite:sqlite: left $(ls -A "$tmp/sq")"
 expect 2 "registry --db mysql://..." "$SG" registry --db "mysql://u:hunter2@db.invalid/reg" list
 grep -q "registry mysql://...: no storage backend serves this URI" "$tmp/err" || bad "unserved URI: $(cat "$tmp/err")"
 if grep -q hunter2 "$tmp/err"; then bad "a password in an error (unserved URI)"; fi
