@@ -601,10 +601,16 @@ sg_status sg_outfiles_commit(sg_outfile *o, size_t n, sg_err *err)
     }
     if (rc != SG_OK) /* back to what the paths held, the latest first */
         for (size_t j = i; j-- > 0;) {
-            if (how[j] == SWAPPED)
-                (void)renameat2(AT_FDCWD, o[j].tmp_path, AT_FDCWD, o[j].path, RENAME_EXCHANGE);
-            else if (how[j] == PLACED)
+            if (how[j] == SWAPPED &&
+                renameat2(AT_FDCWD, o[j].tmp_path, AT_FDCWD, o[j].path, RENAME_EXCHANGE) != 0) {
+                const size_t used = strlen(err->msg);
+                snprintf(err->msg + used, sizeof err->msg - used,
+                         "; and %s could not be put back (%s): its earlier content is %s",
+                         o[j].path, strerror(errno), o[j].tmp_path);
+                how[j] = REPLACED; /* the old file stays under its temp name, named above */
+            } else if (how[j] == PLACED) {
                 (void)unlink(o[j].path);
+            }
         }
     /* Under the temp names now: the old files (swapped in), or the new ones not used. */
     for (size_t j = 0; j < n; j++) {

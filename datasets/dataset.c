@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "h5util.h"
@@ -334,6 +335,28 @@ static sg_status open_in_child(void *arg, sg_err *err)
  * (lease_intact), not signalled. Without the right to a lease (not the file's owner and
  * no CAP_LEASE) or on a file system without leases, the change time is the only check.
  */
+/* A network file system's client grants a lease only under a delegation or oplock from the
+   server, and says EAGAIN when it holds none (NFSv4 since Linux 5.x, SMB): there EAGAIN does
+   not mean another process writes the file, and the change time is the only check. */
+static bool network_fs(int fd)
+{
+    static const unsigned long magic[] = {
+        0x6969,     /* NFS */
+        0x517B,     /* SMB */
+        0xFF534D42, /* CIFS */
+        0xFE534D42, /* SMB2 */
+        0x00C36400, /* Ceph */
+        0x01021997, /* 9P */
+        0x65735546, /* FUSE */
+        0x5346414F, /* AFS */
+    };
+    struct statfs sf;
+    if (fstatfs(fd, &sf) != 0) return false;
+    for (size_t i = 0; i < sizeof magic / sizeof magic[0]; i++)
+        if ((unsigned long)sf.f_type == magic[i]) return true;
+    return false;
+}
+
 static sg_status take_lease(sg_dataset *ds, sg_err *err)
 {
     if (fcntl(ds->fd, F_SETSIG, SIGURG) != 0) return SG_OK;
@@ -341,7 +364,7 @@ static sg_status take_lease(sg_dataset *ds, sg_err *err)
         ds->leased = true;
         return SG_OK;
     }
-    if (errno == EAGAIN || errno == EBUSY)
+    if ((errno == EAGAIN || errno == EBUSY) && !network_fs(ds->fd))
         return sg_errf(err, SG_EINPUT,
                        "%s: the file is open for writing by another process (or mapped writable "
                        "by one); a set that may change while it is read is not evaluated",

@@ -146,6 +146,22 @@ static void one_line(char *out, size_t n, const char *msg)
  */
 #define PG_ANSWER_TIMEOUT_S 60.0
 
+/* The lock wait, bounded so that it ends (with its own message, 55P03) before the answer
+   timeout would call a healthy server that is waiting on a lock frozen: 15 s, or 3/4 of a
+   shorter answer timeout. */
+static long lock_timeout_ms(const reg_store *s)
+{
+    const double ms = fmin(PG_LOCK_TIMEOUT_S * 1000.0, s->answer_s * 750.0);
+    return ms < 1 ? 1 : (long)ms;
+}
+
+/* How long the server lets one of our sessions sit silent inside a transaction: at least a
+   minute (the client may hash an artifact between statements), or the answer timeout. */
+static long idle_timeout_ms(const reg_store *s)
+{
+    return (long)(fmax(60.0, s->answer_s) * 1000.0);
+}
+
 static double answer_timeout_s(void)
 {
     const char *e = getenv("STAGEGATE_PG_ANSWER_TIMEOUT_S");
@@ -160,8 +176,9 @@ static double answer_timeout_s(void)
  * the socket's buffer fills, and a large write (a report, a long tag) waited in write()
  * for ever, before any answer timeout could start.
  *
- * Flushes the output and waits until libpq holds a whole answer, both within the answer
- * timeout; past it, the socket is shut down, so libpq sees the connection end and every
+ * Flushes the output and waits until libpq holds a whole answer, each within the answer
+ * timeout (sending: without the server taking any of it; the answer: from the end of the
+ * send); past it, the socket is shut down, so libpq sees the connection end and every
  * caller takes its broken-connection path (a COMMIT without an answer reads as maybe
  * committed).
  */
@@ -192,7 +209,15 @@ static void settle(reg_store *s)
         if (r < 0) break;
         if (r > 0 && (pfd.revents & (POLLIN | POLLERR | POLLHUP)) && !PQconsumeInput(s->conn))
             break;
-        if (flush == 1) flush = PQflush(s->conn);
+        if (flush == 1) {
+            /* The wait is for a server that stopped: while it takes data (the socket had
+               room again), sending goes on, however long a large write takes on a slow link;
+               once all is sent, the answer has the whole timeout. A single deadline for both
+               had failed a 16 MB report over a 1 MB/s link that worked. */
+            const bool took = r > 0 && (pfd.revents & POLLOUT);
+            flush = PQflush(s->conn);
+            if (took || flush != 1) clock_gettime(CLOCK_MONOTONIC, &t0);
+        }
     }
 }
 
@@ -274,8 +299,8 @@ static sg_status pg_error(reg_store *s, sg_err *err, const char *what)
         return sg_errf(err, SG_EIO, "registry %s: connection lost (%s): %s", s->display, what,
                        s->msg);
     if (!strcmp(s->sqlstate, "55P03"))
-        return sg_errf(err, SG_EIO, "registry %s stayed locked by another session for %d s (%s)",
-                       s->display, PG_LOCK_TIMEOUT_S, what);
+        return sg_errf(err, SG_EIO, "registry %s stayed locked by another session for %g s (%s)",
+                       s->display, lock_timeout_ms(s) / 1000.0, what);
     if (!strcmp(s->sqlstate, "40001") || !strcmp(s->sqlstate, "40P01"))
         return sg_errf(err, SG_EIO, "registry %s: %s failed: %s", s->display, what, s->msg);
     if (!strncmp(s->sqlstate, "XX00", 4))
@@ -1288,12 +1313,16 @@ static sg_status pg_open(const char *uri, bool create, reg_store **out, sg_err *
     /* Generic plans: every registry statement is a lookup by key whose best plan does not
      * depend on the values, and planning it again at each execution (a custom plan) cost
      * as much as running it. */
-    char sql[224];
+    /* idle_in_transaction_session_timeout: a client that stops inside its transaction (a
+     * frozen runner, a partition) had held the registry's write lock until TCP keepalive
+     * noticed, hours later; the server now ends such a session. */
+    char sql[320];
     snprintf(sql, sizeof sql,
-             "SET lock_timeout = '%ds'; SET client_min_messages = warning;"
+             "SET lock_timeout = '%ldms'; SET idle_in_transaction_session_timeout = '%ldms';"
+             " SET client_min_messages = warning;"
              " SET default_transaction_isolation = 'read committed';"
              " SET plan_cache_mode = force_generic_plan",
-             PG_LOCK_TIMEOUT_S);
+             lock_timeout_ms(s), idle_timeout_ms(s));
     if ((rc = run(s, sql, NULL, err, "session setup")) != SG_OK) goto fail;
     if ((rc = migrate(s, create, err)) != SG_OK) goto fail;
     *out = s;

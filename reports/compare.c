@@ -29,6 +29,8 @@ static json_t *run_json(const sg_compare_run *r)
     json_t *o = json_object();
     json_object_set_new(o, "file", sg_json_string_safe(r->path));
     if (r->file_sha256[0]) json_object_set_new(o, "file_sha256", json_string(r->file_sha256));
+    if (r->payload_sha256[0])
+        json_object_set_new(o, "payload_sha256", json_string(r->payload_sha256));
     json_object_set_new(o, "kind", json_string(r->kind));
     json_object_set_new(o, "verified", json_boolean(r->verified));
     if (r->verified) json_object_set_new(o, "key_id", json_string(r->key_id));

@@ -87,18 +87,20 @@ progress() { if [ "$SHOW" = 1 ]; then printf '\r\033[K%s' "$*" >&2; fi; }
 progress_done() { if [ "$SHOW" = 1 ]; then printf '\r\033[K' >&2; fi; }
 
 # Runs a command with its output to FILE through FILE.part, renamed into place once the
-# command has answered (exit 0 or 1); otherwise the part is removed. A full disk had left a
-# truncated compare JSON where the trend page and the next night read it.
+# command has answered (exit 0 or 1); otherwise the part is removed, and so is FILE, whose
+# earlier content would read as this night's. A full disk had left a truncated compare JSON
+# where the trend page and the next night read it.
 out_to() {
     local f=$1 r=0
     shift
     "$@" >"$f.part" || r=$?
-    if [ "$r" -le 1 ]; then mv -f "$f.part" "$f" || { rm -f "$f.part"; r=2; }; else rm -f "$f.part"; fi
+    if [ "$r" -le 1 ]; then mv -f "$f.part" "$f" || { rm -f "$f.part"; r=2; }; fi
+    [ "$r" -le 1 ] || rm -f "$f.part" "$f"
     return "$r"
 }
-# One @tsv field as it was: after @tsv every backslash starts \\, \t, \n or \r, which %b
-# turns back into the character (and a trailing newline survives the command substitution).
-tsv_field() { printf '%bx' "$1" | { IFS= read -r -d '' v; printf '%s' "${v%x}"; }; }
+# tsv_field VAR: VAR's @tsv field as it was. After @tsv every backslash starts \\, \t, \n or
+# \r, which %b turns back into the character (printf -v: a trailing newline is kept too).
+tsv_field() { printf -v "$1" '%b' "${!1}"; }
 abs() { case "$1" in /*) printf '%s' "$1" ;; *) printf '%s/%s' "$DBDIR" "$1" ;; esac; }
 
 # set_verdict NAME VERSION REPORT_SHA256 (VERDICT | --from COMPARE.json): stores the nightly
@@ -149,7 +151,7 @@ models=()
 while IFS=$'\t' read -r -u 3 name version stage dataset policy; do
     # @tsv wrote \\, \t, \n and \r for a backslash, tab, newline and CR in a value (a tag
     # path "val\set.h5" had reached the gate as "val\\set.h5"): undone here.
-    name=$(tsv_field "$name") dataset=$(tsv_field "$dataset") policy=$(tsv_field "$policy")
+    tsv_field name && tsv_field dataset && tsv_field policy
     i=$((i + 1))
     elapsed=$(($(date +%s) - start))
     eta=""
@@ -198,7 +200,7 @@ while IFS=$'\t' read -r -u 3 name version stage dataset policy; do
     }
     # Tab-separated: a report path may hold spaces.
     IFS=$'\t' read -r prev prev_sha < <(jq -r '.runs | if length > 0 then .[-1] | [.report_path, .report_sha256] | @tsv else "" end' "$hist")
-    prev=$(tsv_field "$prev")
+    tsv_field prev
     own_runs=$(jq '.runs | length' "$hist")
     # The last run of the version this one replaced in this stage on this fingerprint (the
     # newest run of another version recorded while in the same stage), and that version. A
@@ -210,7 +212,7 @@ while IFS=$'\t' read -r -u 3 name version stage dataset policy; do
     IFS=$'\t' read -r rprev rversion rprev_sha < <("$SG" registry runs "$name" --fingerprint "$fp" --db "$DB" --json |
         jq -r --arg stage "$stage" --argjson v "$version" --argjson beside "$beside" \
             '[.runs[] | select(.stage == $stage and .version != $v and (.version < $v or (.version as $r | $beside | index($r) | not)))] | if length > 0 then .[-1] | [.report_path, (.version|tostring), .report_sha256] | @tsv else "" end')
-    rprev=$(tsv_field "$rprev")
+    tsv_field rprev
     # The reports compared with are the ones the registry recorded (it verified their
     # signatures then): a file changed since, in OUT/reports, is not compared with.
     if ! intact "$prev" "$prev_sha" || ! intact "$rprev" "$rprev_sha"; then
@@ -243,7 +245,9 @@ while IFS=$'\t' read -r -u 3 name version stage dataset policy; do
     cmp_json="${cmp%.txt}.json"
     rc=0
     out_to "$cmp" "$SG" compare "$prev" "$report" --fail-on-regression ${PUB:+--pubkey "$PUB"} "${hist_arg[@]}" || rc=$?
-    ln -sfn "$(basename "$cmp")" "$OUT/compare/$name-v$version.txt"
+    # the newest comparison is linked only once there is one (a failed compare had left the
+    # link dangling, and the last good comparison unlinked)
+    [ "$rc" -gt 1 ] || ln -sfn "$(basename "$cmp")" "$OUT/compare/$name-v$version.txt"
     verdict_json=$cmp_json
     if [ "$rc" -le 1 ]; then
         jrc=0

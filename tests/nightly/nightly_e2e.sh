@@ -295,6 +295,7 @@ if [ "$(id -u)" = 0 ] && mkdir full && mount -t tmpfs -o size=1m tmpfs full 2>/d
             --cpus 0 >night7.txt 2>night7.err </dev/null || rc=$?
         [ "$rc" = 2 ] || { cat night7.txt night7.err; fail "night 7 ($left KiB free) exited $rc, wanted 2"; }
         [ -z "$(find full/out -name '*.part')" ] || fail "night 7 ($left KiB free) left part files"
+        [ -z "$(find full/out -xtype l)" ] || fail "night 7 ($left KiB free) left links to nothing: $(find full/out -xtype l)"
         find full/out -name '*.json' | while read -r j; do
             jq -e . "$j" >/dev/null 2>&1 || fail "night 7 ($left KiB free) left $j cut short ($(stat -c %s "$j") bytes)"
         done

@@ -109,6 +109,12 @@ expect 2 $R set-run-verdict m; one_line
 expect 2 $R set-run-verdict m r1.json regressed --as signer.key.pem; one_line
 expect 2 $R set-run-verdict m r1.json regressed --db http://127.0.0.1:9; err_has "local registry only"; one_line
 [ "$(q_verdicts)" = "$before" ] || fail "a refused set-run-verdict changed the history: $before -> $(q_verdicts)"
+# ...but the same signed statement in other bytes is the same report: a comparison whose NEW
+# is r1 re-encoded gives r1 its verdict (matched by new.payload_sha256)
+"$SG" compare r5.json r1_again.json --json >c5r1.json || fail "compare r5 r1_again"
+expect 0 $R set-run-verdict m r1.json --from c5r1.json --json
+[ "$(jq -r .id "$WORK/out")" = 1 ] || fail "the re-encoded comparison set another run's verdict"
+expect 0 $R set-run-verdict m r1.json first # as it was, for the history below
 
 # The history: each run's verdict, null where none was stored.
 expect 0 $R runs m --json

@@ -265,6 +265,68 @@ sleep 1
 [ "$(stage_of m 3)" = None ] || fail "v3 reached $(stage_of m 3) though its write never went out"
 expect 0 $R verify-log
 expect 0 $R transition m 3 Staging --report r3big.json
+# ...but a send that goes on is not cut: a 6 MB report through a link of 1 MB/s (a proxy on
+# a Unix socket of its own), with an answer timeout of 2 s, is recorded. The timeout counts
+# a server that takes nothing; one deadline for the whole send had failed this transition.
+mkdir slow
+$PY - "$PG_HOST/.s.PGSQL.5432" "$PWD/slow/.s.PGSQL.5432" >slow.log 2>&1 <<'PYEOF' &
+import socket, sys, threading, time
+target, path = sys.argv[1], sys.argv[2]
+def pump(a, b, rate):
+    t0, n = time.time(), 0
+    try:
+        while True:
+            d = a.recv(16384)
+            if not d:
+                break
+            b.sendall(d)
+            n += len(d)
+            if rate and t0 + n / rate > time.time():
+                time.sleep(t0 + n / rate - time.time())
+    except OSError:
+        pass
+    for x in (a, b):
+        try:
+            x.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+srv = socket.socket(socket.AF_UNIX)
+srv.bind(path)
+srv.listen(8)
+while True:
+    c, _ = srv.accept()
+    t = socket.socket(socket.AF_UNIX)
+    t.connect(target)
+    threading.Thread(target=pump, args=(c, t, 1 << 20), daemon=True).start()
+    threading.Thread(target=pump, args=(t, c, 0), daemon=True).start()
+PYEOF
+proxy=$!
+for _ in $(seq 1 100); do [ -S slow/.s.PGSQL.5432 ] && break; sleep 0.05; done
+head -c 4096 /dev/urandom > m4.bin
+expect 0 $R create-version m m4.bin
+MAKE_REPORT_PAD=6000000 report signer m4.bin PASSED now r4big.json
+SLOW="postgresql://$PG_USER@/$PGDB?host=$PWD/slow"
+t0=$(date +%s)
+rc=0; STAGEGATE_PG_ANSWER_TIMEOUT_S=2 $R --db "$SLOW" transition m 4 Staging --report r4big.json >slow.out 2>slow.err || rc=$?
+t1=$(date +%s)
+kill $proxy 2>/dev/null || true
+[ "$rc" = 0 ] || { cat slow.err slow.log >&2; fail "a 6 MB report over a 1 MB/s link, answer timeout 2 s: exit $rc"; }
+[ $((t1 - t0)) -ge 4 ] || fail "the link was not slow ($((t1 - t0)) s): the check proves nothing"
+[ "$(stage_of m 4)" = Staging ] || fail "v4 not in Staging after the slow transition"
+expect 0 $R verify-log
+# A writer waiting on the write lock of a healthy server is not a frozen server: with an
+# answer timeout (2 s) below the lock timeout (15 s), the lock wait is cut to 3/4 of it and
+# fails with its own line (it had said "gave no answer ... a frozen or unreachable server").
+STAGEGATE_REGISTRY_TEST_PAUSE=commit STAGEGATE_REGISTRY_TEST_PAUSE_S=6 \
+    $R set-tag m 1 holder yes >hold.out 2>hold.err &
+holder=$!
+for _ in $(seq 1 600); do grep -q "test pause" hold.err 2>/dev/null && break; sleep 0.1; done
+grep -q "test pause" hold.err || fail "the lock holder never reached its pause"
+rc=0; STAGEGATE_PG_ANSWER_TIMEOUT_S=2 $R set-tag m 1 waiter yes >/dev/null 2>"$WORK/err" || rc=$?
+[ "$rc" = 2 ] || { cat "$WORK/err"; fail "a writer behind the lock: exit $rc"; }
+err_has "stayed locked by another session for 1.5 s"; one_line
+wait $holder || fail "the lock holder failed"
+expect 0 $R verify-log
 
 # --- kill -9 of the server under 8 concurrent writers
 for w in $(seq 1 8); do
