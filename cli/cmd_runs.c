@@ -119,18 +119,7 @@ static sg_status report_sha_arg(const char *arg, char sha[65], char *payload_sha
     /* And its signed statement's digest (payload_sha), which a run is also known by: the
        same report re-encoded is other bytes (record refuses it as already recorded). Only
        a digest to look a run up by; nothing here is trusted. */
-    if (payload_sha) {
-        payload_sha[0] = '\0';
-        json_t *e = len <= SG_JSON_COUNT_FROM ? json_loadb((const char *)env, len, 0, NULL) : NULL;
-        json_t *p = json_object_get(e, "payload");
-        uint8_t *raw = NULL;
-        size_t rl = 0;
-        if (json_is_string(p) &&
-            sg_dsse_base64_decode(json_string_value(p), json_string_length(p), &raw, &rl) == 0)
-            sg_sha256_hex(raw, rl, payload_sha);
-        free(raw);
-        json_decref(e);
-    }
+    if (payload_sha) sg_dsse_payload_sha256(env, len, payload_sha);
     free(env);
     return SG_OK;
 }

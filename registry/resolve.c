@@ -146,16 +146,16 @@ sg_status sg_registry_resolve(sg_registry *reg, const char *uri, char *path_out,
     return resolve(reg, uri, path_out, len, info, true, err);
 }
 
-sg_status sg_registry_resolve_uri_digest(const char *uri, const char *db_path_or_null, char *path_out,
-                                   size_t len, char sha256_out[65], sg_err *err)
+/* The one-shot forms: opens the registry, resolves (hashing the file when hash_file), and
+   gives the registered digest. */
+static sg_status resolve_once(const char *uri, const char *db_path_or_null, char *path_out,
+                              size_t len, char sha256_out[65], bool hash_file, sg_err *err)
 {
     sg_registry *reg = NULL;
     int rc = sg_registry_open(sg_registry_path(db_path_or_null), false, &reg, err);
     if (rc != SG_OK) return rc;
     json_t *info = NULL;
-    /* The caller reads the artifact once and checks these digests before parsing it
-     * (sg_model_open_verified); hashing the file here as well would read it twice. */
-    rc = resolve(reg, uri, path_out, len, &info, false, err);
+    rc = resolve(reg, uri, path_out, len, &info, hash_file, err);
     sg_registry_close(reg);
     const char *sha =
         rc == SG_OK ? json_string_value(json_object_get(info, "artifact_sha256")) : NULL;
@@ -166,20 +166,17 @@ sg_status sg_registry_resolve_uri_digest(const char *uri, const char *db_path_or
     return rc;
 }
 
+sg_status sg_registry_resolve_uri_digest(const char *uri, const char *db_path_or_null,
+                                         char *path_out, size_t len, char sha256_out[65],
+                                         sg_err *err)
+{
+    /* The caller reads the artifact once and checks these digests before parsing it
+     * (sg_model_open_verified); hashing the file here as well would read it twice. */
+    return resolve_once(uri, db_path_or_null, path_out, len, sha256_out, false, err);
+}
+
 sg_status sg_registry_resolve_uri(const char *uri, const char *db_path_or_null, char *path_out,
                                   size_t len, char sha256_out[65], sg_err *err)
 {
-    sg_registry *reg = NULL;
-    int rc = sg_registry_open(sg_registry_path(db_path_or_null), false, &reg, err);
-    if (rc != SG_OK) return rc;
-    json_t *info = NULL;
-    rc = sg_registry_resolve(reg, uri, path_out, len, &info, err);
-    sg_registry_close(reg);
-    const char *sha =
-        rc == SG_OK ? json_string_value(json_object_get(info, "artifact_sha256")) : NULL;
-    if (rc == SG_OK && (!sha || strlen(sha) != 64))
-        rc = sg_errf(err, SG_EINTERNAL, "%s: the registry returned no artifact digest", uri);
-    if (rc == SG_OK) memcpy(sha256_out, sha, 65);
-    json_decref(info);
-    return rc;
+    return resolve_once(uri, db_path_or_null, path_out, len, sha256_out, true, err);
 }

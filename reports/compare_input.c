@@ -334,22 +334,6 @@ static int load_latency(const char *path, json_t *latency, sg_compare_run *run, 
     return rc ? rc : load_repetitions(path, latency, run, err);
 }
 
-/* The digest of an envelope's decoded payload, as `registry record` keeps it; "" when there
-   is none to decode (the statement was read already, so the envelope parses). */
-static void payload_digest(const uint8_t *data, size_t len, char hex[65])
-{
-    hex[0] = '\0';
-    json_t *e = json_loadb((const char *)data, len, 0, NULL);
-    json_t *p = json_object_get(e, "payload");
-    uint8_t *raw = NULL;
-    size_t rl = 0;
-    if (json_is_string(p) &&
-        sg_dsse_base64_decode(json_string_value(p), json_string_length(p), &raw, &rl) == 0)
-        sg_sha256_hex(raw, rl, hex);
-    free(raw);
-    json_decref(e);
-}
-
 static int load_report(const char *path, const uint8_t *data, size_t len, EVP_PKEY *pub,
                        sg_compare_run *run, sg_err *err)
 {
@@ -376,7 +360,7 @@ static int load_report(const char *path, const uint8_t *data, size_t len, EVP_PK
         snprintf(why, sizeof why, "%s", err->msg);
         return sg_errf(err, rc, "%s: %s", path, why);
     }
-    payload_digest(data, len, run->payload_sha256);
+    sg_dsse_payload_sha256(data, len, run->payload_sha256);
     json_t *pred = json_object_get(run->statement, "predicate");
     if (!json_is_object(pred))
         return sg_errf(err, SG_EINPUT, "%s: statement has no \"predicate\" object", path);

@@ -250,3 +250,22 @@ sg_status sg_dsse_verify(const uint8_t *envelope, size_t len, EVP_PKEY *pub, cha
     json_decref(env);
     return rc;
 }
+
+void sg_dsse_payload_sha256(const uint8_t *envelope, size_t len, char hex[65])
+{
+    hex[0] = '\0';
+    /* bounded as every parse of an envelope from outside is: an envelope holds a few values,
+       its payload one string however large */
+    const bool small = len <= SG_JSON_COUNT_FROM ||
+                       sg_json_count_values((const char *)envelope, len,
+                                            SG_JSON_ENVELOPE_VALUES + 1) <= SG_JSON_ENVELOPE_VALUES;
+    json_t *e = small ? json_loadb((const char *)envelope, len, 0, NULL) : NULL;
+    json_t *p = json_object_get(e, "payload");
+    uint8_t *raw = NULL;
+    size_t rl = 0;
+    if (json_is_string(p) &&
+        sg_dsse_base64_decode(json_string_value(p), json_string_length(p), &raw, &rl) == 0)
+        sg_sha256_hex(raw, rl, hex);
+    free(raw);
+    json_decref(e);
+}

@@ -35,6 +35,10 @@ SG_MUST_CHECK sg_status sg_dsse_sign(EVP_PKEY *key, const char *payload_type, co
 /* Base64 as DSSE verifiers must take it: the standard or the URL-safe alphabet (not mixed),
    padding optional; 0 on success (*out malloc'd), -1 otherwise. */
 int sg_dsse_base64_decode(const char *in, size_t len, uint8_t **out, size_t *out_len);
+/* SHA-256 (hex) of an envelope's decoded payload, the signed statement a report is also known
+   by (the same report re-encoded is other bytes); "" when there is none to decode. Not a
+   verification: only a digest to look a report up by. */
+void sg_dsse_payload_sha256(const uint8_t *envelope, size_t len, char hex[65]);
 
 /*
  * Verifies an envelope: parses only the envelope fields, checks a signature over the PAE

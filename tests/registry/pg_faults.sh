@@ -221,18 +221,26 @@ expect 0 $R verify-log
 . "$SG_PG_STATE"
 STAGEGATE_PG_ANSWER_TIMEOUT_S=2 STAGEGATE_REGISTRY_TEST_PAUSE=transition \
     STAGEGATE_REGISTRY_TEST_PAUSE_S=3 $R transition m 2 Archived --as alice.key.pem >pp.out 2>pp.err &
+# frozen_at_pause WHAT: once the command in the background ($! in pid) reaches its test pause,
+# the whole server is stopped (SIGSTOP) until the command ends, or for 30 s; then it runs
+# again. The command's exit code goes to rc, its error lines (pauses left out) to pp.err1.
+frozen_at_pause() {
+    for _ in $(seq 1 600); do grep -q "test pause" pp.err 2>/dev/null && break; sleep 0.1; done
+    grep -q "test pause" pp.err || fail "$1: the command never reached its pause"
+    local pm frozen still
+    pm=$(head -1 "$PG_DIR/data/postmaster.pid")
+    frozen="$pm $(pgrep -P "$pm" | tr '\n' ' ')"
+    kill -STOP $frozen
+    for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    still=$(kill -0 "$pid" 2>/dev/null && echo yes || true)
+    kill -CONT $frozen
+    [ -z "$still" ] || { kill "$pid"; fail "$1: still waiting 30 s after the server froze"; }
+    rc=0; wait "$pid" || rc=$?
+    grep -v "test pause" pp.err > pp.err1 || true
+    [ $rc = 2 ] && [ "$(wc -l < pp.err1)" = 1 ] || { cat pp.err >&2; fail "$1: exit $rc, not one line"; }
+}
 pid=$!
-for _ in $(seq 1 600); do grep -q "test pause" pp.err 2>/dev/null && break; sleep 0.1; done
-pm=$(head -1 "$PG_DIR/data/postmaster.pid")
-frozen="$pm $(pgrep -P "$pm" | tr '\n' ' ')"
-kill -STOP $frozen
-for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-still=$(kill -0 "$pid" 2>/dev/null && echo yes || true)
-kill -CONT $frozen
-[ -z "$still" ] || fail "the transition still waited 30 s after the server froze"
-rc=0; wait "$pid" || rc=$?
-grep -v "test pause" pp.err > pp.err1
-[ $rc = 2 ] && [ "$(wc -l < pp.err1)" = 1 ] || { cat pp.err >&2; fail "frozen server: exit $rc, not one line"; }
+frozen_at_pause "frozen server"
 grep -q "gave no answer for 2 s" pp.err1 && grep -q "may or may not be recorded" pp.err1 ||
     { cat pp.err1 >&2; fail "frozen server: the timeout and the unknown outcome are not said"; }
 sleep 1
@@ -247,18 +255,7 @@ MAKE_REPORT_PAD=6000000 report signer m3.bin PASSED now r3big.json
 STAGEGATE_PG_ANSWER_TIMEOUT_S=2 STAGEGATE_REGISTRY_TEST_PAUSE=write STAGEGATE_REGISTRY_TEST_PAUSE_S=2 \
     $R transition m 3 Staging --report r3big.json >pp.out 2>pp.err &
 pid=$!
-for _ in $(seq 1 600); do grep -q "test pause" pp.err 2>/dev/null && break; sleep 0.1; done
-grep -q "test pause" pp.err || fail "the large write never reached its pause"
-pm=$(head -1 "$PG_DIR/data/postmaster.pid")
-frozen="$pm $(pgrep -P "$pm" | tr '\n' ' ')"
-kill -STOP $frozen
-for _ in $(seq 1 400); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-still=$(kill -0 "$pid" 2>/dev/null && echo yes || true)
-kill -CONT $frozen
-[ -z "$still" ] || { kill "$pid"; fail "the large write still waited 40 s after the server froze"; }
-rc=0; wait "$pid" || rc=$?
-grep -v "test pause" pp.err > pp.err1
-[ $rc = 2 ] && [ "$(wc -l < pp.err1)" = 1 ] || { cat pp.err >&2; fail "frozen server, large write: exit $rc, not one line"; }
+frozen_at_pause "frozen server, large write"
 grep -q "took nothing more of what was sent for 2 s" pp.err1 ||
     { cat pp.err1 >&2; fail "frozen server, large write: the send timeout is not said"; }
 sleep 1
