@@ -185,7 +185,7 @@ void sg_chart_tick_ns_labels(const double *ticks, int n, char (*out)[32])
     dec = dec < 0 ? 0 : dec > 9 ? 9 : dec;
     for (int i = 0; i < n; i++) {
         if (ticks[i] == 0) continue; /* "0" */
+        /* every label with the same decimals, so the column reads as one scale */
         snprintf(out[i], sizeof out[i], "%.*f %s", dec, ticks[i] / units[k].scale, units[k].unit);
-        trim_zeros(out[i]);
     }
 }

@@ -414,12 +414,12 @@ static void test_tick_labels(void **state)
     char l[32][32];
     const double fine[] = {2000, 2001, 2002, 2003, 2004};
     sg_chart_tick_ns_labels(fine, 5, l);
-    assert_string_equal(l[0], "2 \u00b5s");
+    assert_string_equal(l[0], "2.000 \u00b5s");
     assert_string_equal(l[1], "2.001 \u00b5s");
     assert_string_equal(l[4], "2.004 \u00b5s");
     const double half[] = {101, 101.5, 102, 102.5, 103};
     sg_chart_tick_ns_labels(half, 5, l);
-    assert_string_equal(l[0], "101 ns");
+    assert_string_equal(l[0], "101.0 ns");
     assert_string_equal(l[1], "101.5 ns");
     /* labels that are already distinct are left as sg_chart_tick_ns writes them */
     const double coarse[] = {0, 500, 1000, 1500};
