@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -619,15 +620,22 @@ static sg_status create_whole(const char *path, sg_err *err)
         return sg_errf(err, SG_EINPUT, "registry %s: path too long", path);
     static const char *const sfx[] = {"", "-wal", "-shm", "-journal"};
     char side[4][PATH_MAX + 16];
-    int fd = mkstemp(tmp);
-    if (fd < 0)
-        return sg_errf(err, SG_EIO, "registry %s cannot be created: %s", path, strerror(errno));
     /* removed on SIGINT / SIGTERM / SIGHUP too, with the side files SQLite makes beside it
-       (an interrupted init or migrate --to had left REG.new-XXXXXX and its -wal and -shm) */
-    for (size_t i = 0; i < 4; i++) {
-        snprintf(side[i], sizeof side[i], "%s%s", tmp, sfx[i]);
-        sg_tmp_track(side[i]);
-    }
+       (an interrupted init or migrate --to had left REG.new-XXXXXX and its -wal and -shm);
+       the signals are held from its creation until it is tracked, a window in which one had
+       still left it (seen under AddressSanitizer, whose first sigaction is slow) */
+    sigset_t held;
+    sg_tmp_signals_hold(&held);
+    int fd = mkstemp(tmp);
+    const int mk_errno = errno;
+    if (fd >= 0)
+        for (size_t i = 0; i < 4; i++) {
+            snprintf(side[i], sizeof side[i], "%s%s", tmp, sfx[i]);
+            sg_tmp_track(side[i]);
+        }
+    sg_tmp_signals_release(&held);
+    if (fd < 0)
+        return sg_errf(err, SG_EIO, "registry %s cannot be created: %s", path, strerror(mk_errno));
     mode_t um = umask(0);
     umask(um);
     (void)fchmod(fd, 0666 & ~um); /* as SQLite would have created it */
