@@ -562,6 +562,10 @@ static const char css[] =
     ".swatch{display:inline-block;width:22px;height:0;border-top:3px solid;vertical-align:middle;"
     "margin-right:4px}"
     ".band-swatch{height:10px;border:0;background:#888;opacity:.3}"
+    /* a narrow screen scrolls each chart sideways at a readable size, rather than shrinking
+       its 900-unit width to the screen's (its text had been 4 px high at 400 px) */
+    "@media (max-width:700px){section,table{overflow-x:auto}table{display:block}"
+    "svg.chart{width:760px;max-width:none}}"
     "@media print{body{max-width:none;margin:0}section{break-inside:avoid}"
     ".band,.legend,.regressed{-webkit-print-color-adjust:exact;print-color-adjust:exact}}";
 

@@ -138,6 +138,10 @@ figs = re.findall(r'data-figure="([^"]*)"', page)
 assert figs[:3] == ["latency.p50", "latency.p90", "latency.p99"], figs
 p90 = page[page.index('data-figure="latency.p90"'):page.index('data-figure="latency.p99"')]
 assert 'class="limit"' in p90 and "limit 100 ms" in p90, "no limit line on the p90 chart"
+# a narrow screen scrolls each chart at a readable size (its 4-px text at 400 px had been
+# unreadable); looked at in headless Chromium at 400 and 1280 px
+assert "@media (max-width:700px){section,table{overflow-x:auto}" in page
+assert "svg.chart{width:760px;max-width:none}" in page
 PY
 # A page that cannot be written says why (it had said only "write failed"), and leaves nothing:
 # written to a 16 KiB tmpfs (as root; the page is larger), or skipped where none can be mounted.
