@@ -566,12 +566,12 @@ static sg_status run_gate(const gate_args *a, gate_run *g, sg_err *err)
        beside the old renderings or the other way round. */
     sg_outfile outs[SG_REPORT_FORMATS_MAX + 1];
     size_t n = 0;
-    rc = sg_statement_sign_stage(g->statement, key, a->out, &outs[n++], err);
-    EVP_PKEY_free(key);
     for (size_t i = 0; rc == SG_OK && i < sg_n_report_formats; i++)
         if (a->render[i])
             rc = sg_render_stage(a->render[i], sg_report_formats[i].render, &g->decision,
                                  g->statement, &outs[n++], err);
+    if (rc == SG_OK) rc = sg_statement_sign_stage(g->statement, key, a->out, &outs[n++], err);
+    EVP_PKEY_free(key);
     if (rc) {
         for (size_t i = 0; i < n; i++)
             sg_outfile_abort(&outs[i]);
@@ -580,13 +580,10 @@ static sg_status run_gate(const gate_args *a, gate_run *g, sg_err *err)
     /* Flushed to disk first; the renames then run as one set, which a SIGTERM or SIGINT
        cannot split (it is delivered after them), and which a failed rename takes back
        whole: a new summary beside the old signed report had read as this run's. The
-       renderings go first, the signed report last. */
-    sg_outfile order[SG_REPORT_FORMATS_MAX + 1];
-    for (size_t i = 0; i < n; i++)
-        order[i] = outs[n - 1 - i];
+       renderings go first, the signed report last (the order they were staged in). */
     sigset_t saved;
     sg_tmp_signals_hold(&saved);
-    rc = sg_outfiles_commit(order, n, err);
+    rc = sg_outfiles_commit(outs, n, err);
     sg_tmp_signals_release(&saved);
     return rc;
 }

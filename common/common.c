@@ -232,22 +232,30 @@ double sg_ms_to_ns(double ms)
     return isfinite(fine) ? fine : ns;
 }
 
-void sg_format_ns(double ns, char *buf, size_t len)
+double sg_ns_unit(double ns, const char **unit)
 {
     static const struct {
         double scale;
         const char *unit;
     } units[] = {{1e9, "s"}, {1e6, "ms"}, {1e3, "\u00b5s"}, {1, "ns"}};
+    size_t k = 0;
+    while (k + 1 < sizeof units / sizeof units[0] && fabs(ns) < units[k].scale)
+        k++;
+    *unit = units[k].unit;
+    return units[k].scale;
+}
+
+void sg_format_ns(double ns, char *buf, size_t len)
+{
     if (!isfinite(ns)) {
         snprintf(buf, len, "-");
         return;
     }
     /* Round first, so 999.7 ns reads "1.00 \u00b5s", not "1000 ns". */
     double r = round_sig3(ns);
-    size_t k = 0;
-    while (k + 1 < sizeof units / sizeof units[0] && fabs(r) < units[k].scale)
-        k++;
-    print_sig3(buf, len, round_sig3(r / units[k].scale), units[k].unit);
+    const char *unit;
+    const double scale = sg_ns_unit(r, &unit);
+    print_sig3(buf, len, round_sig3(r / scale), unit);
 }
 
 void sg_format_count(double v, char *buf, size_t len)

@@ -174,18 +174,13 @@ void sg_chart_tick_ns_labels(const double *ticks, int n, char (*out)[32])
     /* Ticks a few ns apart on a µs axis had all read "2 µs": then every label is written in
        the unit of the largest with as many decimals as the step needs. */
     if (!same || !isfinite(step) || !(big > 0)) return;
-    static const struct {
-        double scale;
-        const char *unit;
-    } units[] = {{1e9, "s"}, {1e6, "ms"}, {1e3, "\u00b5s"}, {1, "ns"}};
-    size_t k = 0;
-    while (k + 1 < sizeof units / sizeof units[0] && big < units[k].scale)
-        k++;
-    int dec = (int)ceil(-log10(step / units[k].scale) - 1e-9);
+    const char *unit;
+    const double scale = sg_ns_unit(big, &unit);
+    int dec = (int)ceil(-log10(step / scale) - 1e-9);
     dec = dec < 0 ? 0 : dec > 9 ? 9 : dec;
     for (int i = 0; i < n; i++) {
         if (ticks[i] == 0) continue; /* "0" */
         /* every label with the same decimals, so the column reads as one scale */
-        snprintf(out[i], sizeof out[i], "%.*f %s", dec, ticks[i] / units[k].scale, units[k].unit);
+        snprintf(out[i], sizeof out[i], "%.*f %s", dec, ticks[i] / scale, unit);
     }
 }

@@ -170,14 +170,9 @@ static const struct {
 /* ns in the unit that suits it (ns to s) with `digits` significant digits. */
 static void ns_digits(double ns, int digits, char *buf, size_t n)
 {
-    static const struct {
-        double scale;
-        const char *unit;
-    } units[] = {{1e9, "s"}, {1e6, "ms"}, {1e3, "\u00b5s"}, {1, "ns"}};
-    size_t k = 0;
-    while (k + 1 < sizeof units / sizeof units[0] && fabs(ns) < units[k].scale)
-        k++;
-    snprintf(buf, n, "%#.*g %s", digits, ns / units[k].scale, units[k].unit);
+    const char *unit;
+    const double scale = sg_ns_unit(ns, &unit);
+    snprintf(buf, n, "%#.*g %s", digits, ns / scale, unit);
 }
 
 /* An estimate beside the limit it is held to: three digits, or the digits that tell them

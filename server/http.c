@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -1064,14 +1065,17 @@ static void access_log_line(const char *line, size_t len)
     bool ok = false;
     int e = ENOMEM;
     if (line && len) {
-        const off_t at = g_srv.cfg.access_log ? lseek(fd, 0, SEEK_END) : -1;
         ssize_t n;
         do
             n = write(fd, line, len);
         while (n < 0 && errno == EINTR);
         e = n < 0 ? errno : ENOSPC;
         ok = n == (ssize_t)len;
-        if (!ok && n > 0 && at >= 0 && ftruncate(fd, at) != 0) (void)!write(fd, "\n", 1);
+        /* cut short: the file (appended to, under this lock) ends with the n bytes written */
+        struct stat st;
+        if (!ok && n > 0 && g_srv.cfg.access_log &&
+            (fstat(fd, &st) != 0 || ftruncate(fd, st.st_size - n) != 0))
+            (void)!write(fd, "\n", 1);
     }
     if (g_srv.cfg.access_log && !ok && lost++ == 0)
         server_log("access log: cannot write a line (%s); request lines are lost until it "

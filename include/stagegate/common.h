@@ -170,6 +170,9 @@ double sg_ms_to_ns(double ms);
 /* A duration in ns in the unit that suits it, three significant digits: "870 ns", "2.35 \u00b5s",
  * "45.7 ms", "1.20 s"; "-" when not finite. */
 void sg_format_ns(double ns, char *buf, size_t len);
+/* The unit that suits ns (s, ms, \u00b5s, ns: the largest not above |ns|, ns below 1 ns): its
+   scale in ns, its name in *unit. */
+double sg_ns_unit(double ns, const char **unit);
 /* A count as an integer with thousands separators: "100,000"; "-" when not finite. */
 void sg_format_count(double v, char *buf, size_t len);
 /* A size in bytes in binary units, three significant digits: "512 B", "1.50 KiB", "33.4 MiB". */
