@@ -4,6 +4,7 @@
  * BatchNormalization and an activation into the GEMM before them), turn a pure MLP chain
  * into sg_model's dense layers, and otherwise assign buffers once by liveness.
  */
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -332,6 +333,28 @@ static int fuse_layernorm(pass *p, int i)
     return 1;
 }
 
+/* Whether GEMM g's weights and bias can take column scales f[j] and shifts a[j] (bias
+ * b·f + a, weights W·f) and still compute what the unfolded graph does, (x·W + b)·f + a,
+ * up to rounding: every product finite, and no non-zero weight or bias lost to underflow.
+ * A product past the float range (W·1e38 = inf, W / 0) or below it had been folded in, and
+ * the GEMM summed inf against finite terms: a tanh of -1 where ONNX gives +1, or a NaN
+ * refused as output, for graphs the unfolded steps compute exactly. */
+static bool fold_exact(const sg_onnx_step *g, const float *f, const float *a)
+{
+    const int w = g->width, k = g->in_width;
+    for (int j = 0; j < w; j++) {
+        float fj = f ? f[j] : 1.0f, bf = g->b[j] * fj;
+        if (!isfinite(bf) || (g->b[j] != 0 && fabsf(bf) < FLT_MIN) ||
+            !isfinite(bf + (a ? a[j] : 0.0f)))
+            return false;
+        for (int i = 0; f && i < k; i++) {
+            float wi = g->W[(size_t)i * (size_t)w + (size_t)j], p = wi * fj;
+            if (!isfinite(p) || (wi != 0 && fabsf(p) < FLT_MIN)) return false;
+        }
+    }
+    return true;
+}
+
 /* Folds the sole consumer of GEMM g's output into g when it is linear in it (constant add,
    subtract, multiply, divide, BatchNormalization) or, once, an activation. */
 static int fuse_into_gemm(pass *p, sg_onnx_step *g)
@@ -347,6 +370,22 @@ static int fuse_into_gemm(pass *p, sg_onnx_step *g)
     const sg_onnx_arg *cst = grouped ? NULL : row_and_const(t, g->out, &first);
     if (cst && t->width == w) {
         const float *v = cst->value;
+        float *fs = NULL;
+        if (t->binary == SG_OXB_MUL || t->binary == SG_OXB_DIV) {
+            if (!(fs = malloc((size_t)w * sizeof *fs))) return 0;
+            for (int j = 0; j < w; j++)
+                fs[j] = t->binary == SG_OXB_MUL ? v[j] : 1.0f / v[j];
+        }
+        float *neg = NULL;
+        if (t->binary == SG_OXB_SUB && first) {
+            if (!(neg = malloc((size_t)w * sizeof *neg))) return 0;
+            for (int j = 0; j < w; j++)
+                neg[j] = -v[j];
+        }
+        bool exact = fold_exact(g, fs, t->binary == SG_OXB_ADD ? v : neg);
+        free(fs);
+        free(neg);
+        if (!exact) return 0;
         switch (t->binary) {
         case SG_OXB_ADD:
             for (int j = 0; j < w; j++)
@@ -371,6 +410,7 @@ static int fuse_into_gemm(pass *p, sg_onnx_step *g)
             return 0;
         }
     } else if (!grouped && t->kind == SG_OX_AFFINE && t->in == g->out) {
+        if (!fold_exact(g, t->scale, t->shift)) return 0;
         for (int j = 0; j < w; j++) {
             g->b[j] = g->b[j] * t->scale[j] + t->shift[j];
             for (int i = 0; i < k; i++)

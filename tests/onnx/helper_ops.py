@@ -191,6 +191,7 @@ def cases(opset):
         helper.make_node("Concat", ["sq", "rl", "x"], ["y"], axis=1)], inits2, 3 * D,
         lambda X: np.concatenate([X, np.maximum(X, 0), X], 1)))
     out += new_op_cases(opset)
+    out += fold_guard_cases()
     # LayerNormalization is an ONNX op from opset 17.
     if opset >= 17:
         g, bt = f32(D, lo=0.5, hi=1.5), f32(D)
@@ -199,6 +200,46 @@ def cases(opset):
             [numpy_helper.from_array(g, "g"), numpy_helper.from_array(bt, "bt")], D,
             lambda X: (X - X.mean(1, keepdims=True)) / np.sqrt(X.var(1, keepdims=True) + 1e-5)
             * g + bt))
+    return out
+
+
+def fold_guard_cases():
+    """A constant Mul, Div or BatchNormalization after a MatMul is folded into its weights
+    only where W·c stays a finite normal float: each case here has a product past the range
+    (1e38 · 4, W / 0, a BatchNormalization scale of 1e38), which the folded GEMM had summed
+    as inf - inf (a NaN refused as output) where ONNX's (x·W)·c is ±huge and the Tanh or
+    Sigmoid after it finite."""
+    out = []
+    W = f32(D, 3)
+    W[0, 0], W[1, 0] = 4.0, -4.0  # (x·W)·1e38: finite in float64, inf - inf once folded
+    c = np.array([1e38, 1e38, 0.5], dtype=np.float32)
+    out.append(("fold_guard_mul", [
+        helper.make_node("MatMul", ["x", "W"], ["m"]), helper.make_node("Mul", ["m", "c"], ["s"]),
+        helper.make_node("Tanh", ["s"], ["y"])],
+        [numpy_helper.from_array(W, "W"), numpy_helper.from_array(c, "c")], 3,
+        lambda X: np.tanh((X @ W) * c.astype(np.float64))))
+    Wd = f32(D, 2)
+    dz = np.array([0.0, 1e-39], dtype=np.float32)  # by zero, and by a subnormal
+
+    def div_ref(X):
+        with np.errstate(divide="ignore", over="ignore"):
+            return 1 / (1 + np.exp(-np.clip((X @ Wd) / dz.astype(np.float64), -800, 800)))
+    out.append(("fold_guard_div", [
+        helper.make_node("MatMul", ["x", "Wd"], ["m"]), helper.make_node("Div", ["m", "dz"], ["s"]),
+        helper.make_node("Sigmoid", ["s"], ["y"])],
+        [numpy_helper.from_array(Wd, "Wd"), numpy_helper.from_array(dz, "dz")], 2, div_ref))
+    Wb = f32(D, 2)
+    Wb[0, 0], Wb[1, 0] = 4.0, -4.0
+    sc, bb, mu, var = (np.array(v, dtype=np.float32) for v in
+                       ([1e38, 1.0], [0.0, 0.1], [0.0, 0.2], [1.0, 1.0]))
+    out.append(("fold_guard_batchnorm", [
+        helper.make_node("MatMul", ["x", "Wb"], ["m"]),
+        helper.make_node("BatchNormalization", ["m", "bsc", "bbb", "bmu", "bvar"], ["n"],
+                         epsilon=1e-5),
+        helper.make_node("Tanh", ["n"], ["y"])],
+        [numpy_helper.from_array(a, n) for a, n in ((Wb, "Wb"), (sc, "bsc"), (bb, "bbb"),
+                                                    (mu, "bmu"), (var, "bvar"))], 2,
+        lambda X: np.tanh((X @ Wb - mu) / np.sqrt(var.astype(np.float64) + 1e-5) * sc + bb)))
     return out
 
 
