@@ -195,6 +195,11 @@ sg_status sg_read_file_beneath(const char *dir, const char *rel, size_t limit, u
         size_t n = slash ? (size_t)(slash - p) : strlen(p);
         memcpy(part, p, n);
         part[n] = '\0';
+        /* "./w.bin" is w.bin: a leading or inner "." names the directory it is in. */
+        if (slash && strcmp(part, ".") == 0) {
+            p = slash + 1;
+            continue;
+        }
         if (n == 0 || strcmp(part, ".") == 0 || strcmp(part, "..") == 0) {
             close(d);
             return sg_errf(err, SG_EINPUT, "%s: \"%s\" is not a plain path component", rel, part);

@@ -433,6 +433,47 @@ static int fuse_into_gemm(pass *p, sg_onnx_step *g)
 
 /* ---- output meaning ---- */
 
+/* The graph output's declared type and shape, where given, must be what the graph computes:
+ * float, and each fixed dimension after the batch equal to the computed one. An output
+ * declared INT64, or [batch, 5] over a computed [batch, 1], had been evaluated as computed:
+ * a runtime that trusts the declaration reads another model. */
+static int declared_output(const ox_ctx *c, const ox_value *ov, sg_err *err)
+{
+    const Onnx__ValueInfoProto *vi = c->mp->graph->output[0];
+    const Onnx__TypeProto *t = vi->type;
+    if (!t) return SG_OK;
+    if (t->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE || !t->tensor_type)
+        return sg_errf(err, SG_EINPUT, "%s: graph output '%.100s' is not declared a tensor",
+                       c->path, ov->name);
+    const Onnx__TypeProto__Tensor *tt = t->tensor_type;
+    if (tt->has_elem_type && tt->elem_type != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT)
+        return sg_errf(err, SG_EINPUT,
+                       "%s: graph output '%.100s' is declared with element type %d; the graph "
+                       "computes float (1)",
+                       c->path, ov->name, (int)tt->elem_type);
+    if (!tt->shape) return SG_OK;
+    char got[96];
+    int n = snprintf(got, sizeof got, "[batch");
+    for (int i = 0; i < ov->rank && n < (int)sizeof got; i++)
+        n += snprintf(got + n, sizeof got - (size_t)n, ", %lld", (long long)ov->dims[i]);
+    if (n < (int)sizeof got) snprintf(got + n, sizeof got - (size_t)n, "]");
+    if (tt->shape->n_dim != (size_t)ov->rank + 1)
+        return sg_errf(err, SG_EINPUT,
+                       "%s: graph output '%.100s' is declared with %zu dimensions; the graph "
+                       "computes %s",
+                       c->path, ov->name, tt->shape->n_dim, got);
+    for (size_t i = 1; i < tt->shape->n_dim; i++) {
+        const Onnx__TensorShapeProto__Dimension *d = tt->shape->dim[i];
+        if (d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE &&
+            d->dim_value != ov->dims[i - 1])
+            return sg_errf(err, SG_EINPUT,
+                           "%s: graph output '%.100s' dimension %zu is declared %lld; the graph "
+                           "computes %s",
+                           c->path, ov->name, i, (long long)d->dim_value, got);
+    }
+    return SG_OK;
+}
+
 static int meaning(ox_ctx *c, pass *p, sg_model *m, sg_onnx_plan *plan, sg_err *err)
 {
     int od = c->vals[c->output].data;
@@ -454,6 +495,8 @@ static int meaning(ox_ctx *c, pass *p, sg_model *m, sg_onnx_plan *plan, sg_err *
                        "%s: graph output '%.100s' has rows of rank %d; a vector "
                        "per row is needed",
                        c->path, ov->name, ov->rank);
+    int rc = declared_output(c, ov, err);
+    if (rc) return rc;
     sg_onnx_output meant = SG_ONNX_OUTPUT_AUTO;
     const char *from = NULL;
     const Onnx__ModelProto *mp = c->mp;

@@ -163,6 +163,23 @@ def main():
     run(tmp, "opset_8", base(opset=8), ["opset 8 is out of range", "9..17"], data)
     run(tmp, "opset_18", base(opset=18), ["opset 18 is out of range"], data)
 
+    # A graph output declared other than computed: another type, another width, another
+    # rank. A declaration that agrees, or leaves the dimension symbolic, is taken.
+    def declared(elem, dims):
+        m = base()
+        m.graph.output[0].CopyFrom(helper.make_tensor_value_info("out", elem, dims))
+        return m
+    run(tmp, "output_declared_int64", declared(TensorProto.INT64, ["batch", 3]),
+        ["graph output 'out' is declared with element type 7", "computes float"], data)
+    run(tmp, "output_declared_width", declared(TensorProto.FLOAT, ["batch", 5]),
+        ["graph output 'out' dimension 1 is declared 5", "computes [batch, 3]"], data)
+    run(tmp, "output_declared_rank", declared(TensorProto.FLOAT, ["batch", 3, 1]),
+        ["graph output 'out' is declared with 3 dimensions", "computes [batch, 3]"], data)
+    run(tmp, "output_declared_symbolic", declared(TensorProto.FLOAT, ["batch", "k"]), [], data,
+        exit_code=0)
+    run(tmp, "output_declared_fixed_batch", declared(TensorProto.FLOAT, [1, 3]), [], data,
+        exit_code=0)
+
     # External data: missing, outside the directory, a FIFO, a length that does not match.
     ext = base()
     onnx.save(ext, os.path.join(tmp, "ext.onnx"), save_as_external_data=True,
@@ -225,6 +242,14 @@ def main():
         run(tmp, "ext_escape", m, ["outside the model's directory"], data)
     m = onnx.load(os.path.join(tmp, "ext.onnx"), load_external_data=False)
     os.rename(os.path.join(tmp, "ext.bin.away"), os.path.join(tmp, "ext.bin"))
+    # "./ext.bin" is the file beside the model (onnx reads it so); "ext.bin/." is not a file.
+    for loc, code in (("./ext.bin", 0), ("././ext.bin", 0), ("ext.bin/.", 2)):
+        n = onnx.load(os.path.join(tmp, "ext.onnx"), load_external_data=False)
+        for t in n.graph.initializer:
+            for kv in t.external_data:
+                if kv.key == "location":
+                    kv.value = loc
+        run(tmp, "ext_dot", n, ["cannot be read"], data, exit_code=code)
     # A NUL inside a string: C strings end there, onnx and the runtimes read on, so
     # "ext.bin\0x" names a file that does not exist and "location\0x" an unknown key for them,
     # while a reader that stops at the NUL reads ext.bin: refused, whichever string it is in.
