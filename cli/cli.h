@@ -77,4 +77,15 @@ void sg_cli_registry_inputs(const char *file, sg_cli_path ins[4], char bufs[3][P
    STAGEGATE_REGISTRY set and no models:/ URI had replaced the registry with the report). */
 const char *sg_cli_registry_guarded(const char *db, bool used);
 
+/*
+ * A models:/ URI resolved to its artifact path and registered digest (as
+ * sg_registry_resolve_uri_digest) in a forked child, so that the registry's library, page
+ * cache and connection never enter this process's memory: the peak resident set that gate
+ * holds to memory.max_rss_mb (and eval and bench report) is the same whether a model was
+ * named by path or by URI. Had it been resolved here, a URI baseline added about 1 MiB
+ * (libsqlite3's pages) and flipped a budget the same candidate passed with a file baseline.
+ */
+SG_MUST_CHECK sg_status sg_cli_resolve_apart(const char *uri, const char *db, char *path,
+                                             size_t len, char sha256[65], sg_err *err);
+
 #endif

@@ -1,4 +1,5 @@
 /* CLI helpers: the one place where a status becomes an exit code and a usage error is printed. */
+#define _GNU_SOURCE /* pipe2 */
 #include "cli.h"
 
 #include <libgen.h>
@@ -6,8 +7,14 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "stagegate/registry.h"
 
@@ -151,4 +158,82 @@ void sg_cli_registry_inputs(const char *file, sg_cli_path ins[4], char bufs[3][P
         if (file) snprintf(bufs[k], PATH_MAX, "%s%s", file, sfx[k]);
         ins[k + 1] = (sg_cli_path){what[k], file ? bufs[k] : NULL};
     }
+}
+
+/* What the child sends back: the status, then the message or the path and digest. */
+typedef struct {
+    int rc;
+    sg_err err;
+    char sha256[65];
+    char path[4096];
+} resolved_msg;
+
+sg_status sg_cli_resolve_apart(const char *uri, const char *db, char *path, size_t len,
+                               char sha256[65], sg_err *err)
+{
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0)
+        return sg_errf(err, SG_EIO, "%s: cannot create a pipe to resolve it: %s", uri,
+                       strerror(errno));
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        int e = errno;
+        close(fds[0]);
+        close(fds[1]);
+        return sg_errf(err, SG_EIO, "%s: cannot fork to resolve it: %s", uri, strerror(e));
+    }
+    if (pid == 0) {
+        close(fds[0]);
+        sg_tmp_forget_all();
+        resolved_msg *m = calloc(1, sizeof *m);
+        if (m) {
+            m->rc = sg_registry_resolve_uri_digest(uri, db, m->path, sizeof m->path, m->sha256,
+                                                   &m->err);
+            const char *p = (const char *)m;
+            size_t left = sizeof *m;
+            while (left) {
+                ssize_t n = write(fds[1], p, left);
+                if (n < 0 && errno == EINTR) continue;
+                if (n <= 0) break;
+                p += n, left -= (size_t)n;
+            }
+        }
+        _exit(m ? 0 : 1);
+    }
+    close(fds[1]);
+    resolved_msg *m = calloc(1, sizeof *m);
+    size_t got = 0;
+    while (m && got < sizeof *m) {
+        ssize_t n = read(fds[0], (char *)m + got, sizeof *m - got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        got += (size_t)n;
+    }
+    close(fds[0]);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    sg_status rc;
+    if (!m) {
+        rc = sg_errf(err, SG_ENOMEM, "%s: out of memory", uri);
+    } else if (got != sizeof *m) {
+        rc =
+            WIFSIGNALED(status)
+                ? sg_errf(err, SG_EIO, "%s: the process resolving it was killed (signal %d, %s)",
+                          uri, WTERMSIG(status), strsignal(WTERMSIG(status)))
+                : sg_errf(err, SG_EIO, "%s: the process resolving it ended without an answer", uri);
+    } else if (m->rc != SG_OK) {
+        m->err.msg[sizeof m->err.msg - 1] = '\0';
+        *err = m->err;
+        rc = m->rc;
+    } else if (strnlen(m->path, sizeof m->path) >= len || strnlen(m->sha256, 65) != 64) {
+        rc = sg_errf(err, SG_EINPUT, "%s: the artifact path is too long", uri);
+    } else {
+        memcpy(path, m->path, strlen(m->path) + 1);
+        memcpy(sha256, m->sha256, 65);
+        rc = SG_OK;
+    }
+    free(m);
+    return rc;
 }

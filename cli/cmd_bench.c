@@ -161,8 +161,7 @@ int sg_cmd_bench(int argc, char **argv)
        bytes are checked against it before any is parsed, as eval and gate do. */
     char resolved[4096], registered[65] = "";
     if (sg_is_model_uri(model)) {
-        int st = sg_registry_resolve_uri_digest(model, db, resolved, sizeof resolved, registered,
-                                                &err);
+        int st = sg_cli_resolve_apart(model, db, resolved, sizeof resolved, registered, &err);
         if (st) return sg_cli_fail(st, &err);
         model = resolved;
     }

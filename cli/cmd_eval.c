@@ -165,8 +165,8 @@ int sg_cmd_eval(int argc, char **argv)
 
     char resolved[4096], registered[65];
     if (sg_is_model_uri(c.model_path)) {
-        int st = sg_registry_resolve_uri_digest(c.model_path, db, resolved, sizeof resolved,
-                                                registered, &err);
+        int st =
+            sg_cli_resolve_apart(c.model_path, db, resolved, sizeof resolved, registered, &err);
         if (st) return sg_cli_fail(st, &err);
         c.model_path = resolved;
         c.expected_sha256 = registered;

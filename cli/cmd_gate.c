@@ -161,7 +161,7 @@ static int resolve(const char *name, const char *db, char *buf, size_t len, cons
     *out = name;
     sha[0] = '\0';
     if (!name || !sg_is_model_uri(name)) return SG_OK;
-    int rc = sg_registry_resolve_uri_digest(name, db, buf, len, sha, err);
+    int rc = sg_cli_resolve_apart(name, db, buf, len, sha, err);
     if (!rc) *out = buf;
     return rc;
 }

@@ -350,6 +350,12 @@ static void tmp_install_handlers(void)
     }
 }
 
+void sg_tmp_forget_all(void)
+{
+    for (int i = 0; i < TMP_SLOTS; i++)
+        tmp_used[i] = 0;
+}
+
 void sg_tmp_track(const char *tmp)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;

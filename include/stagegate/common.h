@@ -154,6 +154,9 @@ int sg_tmp_sweep(const char *dir, const char *base);
 void sg_tmp_track(const char *tmp);
 void sg_tmp_forget(const char *tmp);
 void sg_tmp_remove(const char *tmp); /* unlink + forget */
+/* In a forked child: the parent's temp files are the parent's, and a signal that ends the
+ * child must leave them alone. */
+void sg_tmp_forget_all(void);
 SG_MUST_CHECK sg_status sg_commit_tmp(const char *tmp, const char *path, sg_err *err);
 /*
  * Holds off, in the calling thread, the signals whose handler removes the temp files
