@@ -459,6 +459,17 @@ void sg_format_shortest(double v, char *buf, size_t len)
     }
 }
 
+int sg_digits_limit(double value, double limit)
+{
+    int p = sg_digits_apart(value, limit);
+    char x[40];
+    for (int q = 1; q <= 9; q++) {
+        snprintf(x, sizeof x, "%.*g", q, limit);
+        if (strtod(x, NULL) == limit) return q > p ? q : p;
+    }
+    return p > 9 ? p : 9;
+}
+
 int sg_digits_apart(double a, double b)
 {
     char x[40], y[40];

@@ -1013,9 +1013,9 @@ static sg_status sk_missing(const ctx *c, const sg_jv *learner, sg_tree_ensemble
         rc = fail(c, "/learner/attributes/scikit_learn is not a JSON object");
     else if (m && !sg_jt_is(m, SG_JT_NULL) && !sg_jt_is(m, SG_JT_NUMBER))
         rc = fail(c, "/learner/attributes/scikit_learn: missing is not a number");
-    else if (sg_jt_is(m, SG_JT_NUMBER) && !isnan((float)m->u.num)) {
+    else if (sg_jt_is(m, SG_JT_NUMBER) && !isnan(sg_jt_f32(m))) {
         e->has_missing_value = true;
-        e->missing_value = (float)m->u.num;
+        e->missing_value = sg_jt_f32(m); /* the float32 nearest its text, as XGBoost reads it */
     }
     sg_jt_free(&doc);
     return rc;

@@ -158,7 +158,7 @@ static int metric_checks(const sg_metric_rule *r, const sg_gate_inputs *in, sg_g
                 r->name);
         else
             set_text(c, "%s %.*g %s %.*g", r->name, sg_digits_apart(v, r->threshold), v,
-                     rel_sym(c->passed, r->greater_is_better), sg_digits_apart(v, r->threshold),
+                     rel_sym(c->passed, r->greater_is_better), sg_digits_limit(v, r->threshold),
                      r->threshold);
     }
     const struct {

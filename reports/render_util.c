@@ -158,7 +158,8 @@ void sg_gate_check_number(char *buf, size_t n, const sg_gate_check *c, double v)
     /* Plain numbers with the digits that tell the check's value from its limit. */
     const bool both = isfinite(c->value) && isfinite(c->limit);
     const int p = both ? sg_digits_apart(c->value, c->limit) : 4;
-    unit_number(buf, n, c, v, p);
+    /* the limit as itself where its digits allow (a threshold of 0.99999 had read "1") */
+    unit_number(buf, n, c, v, both && v != c->value ? sg_digits_limit(c->value, c->limit) : p);
     if (!both || c->value == c->limit) return;
     /* Latency and memory read in three digits, which can make a failing value and its limit
        one text ("36 B" against "<= 36 B"): then both take the digits that tell them apart,

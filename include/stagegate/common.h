@@ -69,6 +69,10 @@ void sg_format_shortest(double v, char *buf, size_t len);
 /* The precision (%.*g, at least 4) at which a and b print differently, so that a check's
    text never reads "0.9642 < 0.9642"; 4 when they are equal. */
 int sg_digits_apart(double a, double b);
+/* The precision for a limit shown beside a value: sg_digits_apart's, or more where the limit
+   needs them to read as itself (up to 9 digits), so that a threshold of 0.99999 is not shown
+   as "1". */
+int sg_digits_limit(double value, double limit);
 
 /* Physical memory of this machine in bytes (0 when unknown). */
 uint64_t sg_physical_memory(void);

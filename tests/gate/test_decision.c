@@ -82,6 +82,11 @@ static void test_threshold_directions(void **state)
     c = one_check(close, "accuracy", 0.964213, NULL);
     assert_false(c.passed);
     assert_string_equal(c.text, "accuracy 0.96421 < 0.96424");
+    /* Far apart, the limit still reads as itself: a threshold of 0.99999 had read "1". */
+    c = one_check("{\"metrics\": {\"accuracy\": {\"threshold\": 0.99999, "
+                  "\"greater_is_better\": false}}}",
+                  "accuracy", 0.6877, NULL);
+    assert_string_equal(c.text, "accuracy 0.6877 <= 0.99999");
     /* Losses: lower is better, so the threshold is an upper bound. */
     const char *ll = "{\"metrics\": {\"log_loss\": {\"threshold\": 0.35}}}";
     assert_true(one_check(ll, "log_loss", 0.30, NULL).passed);

@@ -390,6 +390,10 @@ static void test_check_numbers_apart(void **state)
         {"shadow.agreement", 0.99949, 0.9995, "99.949%", "99.950%"},
         {"shadow.agreement", 0.0005, 0.00052, "0.050%", "0.052%"}, /* below 10% */
         {"memory.max_model_mb", 1012.0 / 1048576, 1012.5 / 1048576, "1012 B", "1012.5 B"},
+        /* a limit far from the value reads as itself, not rounded to the value's digits */
+        {"accuracy", 0.6877, 0.99999, "0.6877", "0.99999"},
+        {"accuracy", 0.6877, 0.123456789, "0.6877", "0.123456789"},
+        {"accuracy", 0.6877, 0.1 + 0.2, "0.6877", "0.3"}, /* past 9 digits: apart's */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         sg_gate_check c;

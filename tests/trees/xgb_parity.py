@@ -407,7 +407,7 @@ with tempfile.TemporaryDirectory() as tmp:
     # An estimator's `missing` (saved in learner/attributes/scikit_learn): loaded back into
     # its class, predict reads a feature equal to it as missing, as it reads NaN; a Booster
     # reads only NaN. stagegate must predict as the estimator.
-    def sentinel(name, est, Xs, ys, Xsv, ysv, ubj=False):
+    def sentinel(name, est, Xs, ys, Xsv, ysv, ubj=False, desc_want=None):
         est.fit(Xs, ys)
         model = os.path.join(tmp, name + (".ubj" if ubj else ".json"))
         est.save_model(model)
@@ -436,7 +436,8 @@ with tempfile.TemporaryDirectory() as tmp:
                   (name, isa, est.missing, key, err))
             check(err <= TOL, "%s %s: %s differs from the estimator's by %g" % (name, isa, key, err))
             desc = doc["model"]["description"]
-            check("missing = %g" % est.missing in desc, "%s: description %r" % (name, desc))
+            want_desc = desc_want or "missing = %g" % est.missing
+            check(want_desc in desc, "%s: description %r, wanted %r" % (name, desc, want_desc))
 
     counts = rng.integers(0, 4, size=(4000, 5)).astype(np.float32)  # 0 is common: a sentinel
     cy = ((counts[:, 0] == 0) | (counts[:, 1] > 2)).astype(np.int32)
@@ -460,6 +461,22 @@ with tempfile.TemporaryDirectory() as tmp:
     # An infinite sentinel is missing, not an input error.
     sentinel("missinf_binary", xgb.XGBClassifier(n_estimators=15, max_depth=3, missing=np.inf),
              with_sentinel(X, np.inf), yb, with_sentinel(Xv, np.inf), ybv)
+
+    # A `missing` halfway between two float32s (1 + 2^-24, between 1.0f and its successor):
+    # the estimator's predict reads the JSON text once to float32 (ties past the text's
+    # exact value: 1.0000001f); rounded to a double first, the text is the tie, and ties to
+    # even took 1.0f, so every row holding either value went down the other branch.
+    one, above = np.float32(1.0), np.nextafter(np.float32(1.0), np.float32(2.0))
+    mid = rng.normal(size=(4000, 3)).astype(np.float32)
+    mid[:, 0] = rng.choice(np.array([0.0, one, above, 2.0], dtype=np.float32), size=4000)
+    my = ((mid[:, 0] == one) * 2 - (mid[:, 0] == above) * 2 + mid[:, 1]).astype(np.float32)
+    sentinel("miss_midpoint_reg", xgb.XGBRegressor(n_estimators=20, max_depth=3,
+                                                   missing=1.0 + 2.0 ** -24),
+             mid[:3000], my[:3000], mid[3000:], my[3000:], desc_want="missing = 1.00000012")
+    sentinel("miss_midpoint_bin", xgb.XGBClassifier(n_estimators=20, max_depth=3,
+                                                    missing=1.0 + 2.0 ** -24),
+             mid[:3000], (my[:3000] > 0).astype(np.int32), mid[3000:],
+             (my[3000:] > 0).astype(np.int32), desc_want="missing = 1.00000012")
 
     # Thresholds a converter wrote as float64 midpoints of two float32s (Python's json writes
     # the shortest text for the double): XGBoost rounds the text once, to float32. Rounded to
