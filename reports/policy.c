@@ -124,6 +124,17 @@ static void skip_value(scan *sc)
     }
 }
 
+/* Whether the key written at raw (its text between the quotes, escapes as written) is want:
+   "me\u0074rics" is metrics, as the parser read it. */
+static bool key_is(const char *raw, size_t len, const char *want)
+{
+    if (!memchr(raw, '\\', len)) return strlen(want) == len && !memcmp(raw, want, len);
+    json_t *k = json_loadb(raw - 1, len + 2, JSON_DECODE_ANY, NULL);
+    bool same = json_is_string(k) && !strcmp(json_string_value(k), want);
+    json_decref(k);
+    return same;
+}
+
 /* At '{': finds path[0] in this object; *best is the deepest position matched so far. */
 static void find_path(scan *sc, const char *const *path, int depth, size_t *best)
 {
@@ -138,7 +149,7 @@ static void find_path(scan *sc, const char *const *path, int depth, size_t *best
         if (sc->i >= sc->n || sc->s[sc->i] != ':') return;
         sc->i++;
         skip_ws(sc);
-        if (strlen(path[0]) == key_len && !memcmp(sc->s + key_start, path[0], key_len)) {
+        if (key_is(sc->s + key_start, key_len, path[0])) {
             /* Point at the key for the last component: that is what the user wrote wrong. */
             *best = depth == 1 ? key_start - 1 : sc->i;
             if (depth > 1 && sc->i < sc->n && sc->s[sc->i] == '{')

@@ -129,6 +129,12 @@ static void test_field_errors_name_path_and_position(void **state)
     expect_error("{\"metrics\": {\"f2\": {\"threshold\": 0.9}}}",
                  "p.json:1:14: metrics.f2 is not a metric");
     expect_error("{\"metric\": {}}", "p.json:1:2: metric is not a known key");
+    /* Keys written with escapes are found as the parser read them (the position had been 1:1). */
+    expect_error(
+        "{\n  \"metrics\": {\"accuracy\": {\"threshold\": 0.5}},\n  \"me\\u0074rics2\": 1\n}",
+        "p.json:3:3: metrics2 is not a known key");
+    expect_error("{\"m\\u0065trics\": {\"f\\u0032\": {\"threshold\": 0.9}}}",
+                 "p.json:1:19: metrics.f2 is not a metric");
     /* A threshold outside what the metric can take: vacuous (every model passes) or never met
        (a percentage written for a fraction). */
     expect_error("{\"metrics\": {\"accuracy\": {\"threshold\": -1}}}",
