@@ -255,6 +255,7 @@ def convert(est):
     spec = handler(est)
     spec["n_features"] = int(est.n_features_in_)
     if scaler is not None:
+        _check_fitted(scaler)  # an unfitted one has no n_features_in_ (a traceback)
         if scaler.n_features_in_ != spec["n_features"]:
             raise ExportError(f"{type(scaler).__name__} and estimator disagree on the feature "
                               "count")
@@ -273,10 +274,15 @@ def _check_values(spec):
     if "scaler" in spec:
         arrays += [("scaler/mean", spec["scaler"][0]), ("scaler/scale", spec["scaler"][1])]
     for name, a in arrays:
-        stored = a if name.startswith("scaler") else np.asarray(a, np.float32)
+        with np.errstate(over="ignore"):  # an overflow is this refusal, not a warning line
+            stored = np.asarray(a, np.float32)
         if not np.all(np.isfinite(stored)):
             raise ExportError(f"/{name} has values that are not finite in float32 "
                               "(did the fit diverge?)")
+        # stagegate holds the scaler in float32 too: a scale that is 0 there divides by 0
+        if name == "scaler/scale" and not np.all(stored > 0):
+            raise ExportError("/scaler/scale has values that are 0 in float32 (a feature "
+                              "whose spread is below 1e-38)")
 
 
 def write_model(spec, out_path):
@@ -342,6 +348,29 @@ def _commit(tmp, out_path):
     os.replace(tmp, out_path)
 
 
+def check_output(src, dst):
+    """stagegate's output contract: the output may not be the input (the joblib file would
+    be replaced by the model), nor anything but a regular file or a path not yet there: a
+    FIFO, a device or a symbolic link would be replaced by the rename."""
+    import stat
+    try:
+        st = os.lstat(dst)
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise ExportError(f"{dst}: cannot check the output path: {e.strerror or e}")
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a symbolic link" if stat.S_ISLNK(st.st_mode) else "not a regular file"
+        raise ExportError(f"{dst}: the output is {kind}, which the rename would replace "
+                          "(name the file itself)")
+    try:
+        same = os.path.samefile(src, dst)
+    except OSError:
+        same = False
+    if same:
+        raise ExportError(f"{dst}: the output is the input {src}")
+
+
 def export(est, out_path):
     """Converts and writes; raises ExportError for unsupported estimators."""
     write_model(convert(est), out_path)
@@ -358,6 +387,11 @@ def main(argv):
         return EXIT_INPUT
     src, dst = argv[1], argv[2]
     try:
+        check_output(src, dst)
+    except ExportError as e:
+        print(f"{prog}: {e}", file=sys.stderr)
+        return EXIT_INPUT
+    try:
         import joblib
         import warnings
         with warnings.catch_warnings():
@@ -370,7 +404,12 @@ def main(argv):
         print(f"{prog}: {src}: cannot load with joblib: {msg}", file=sys.stderr)
         return EXIT_INPUT
     try:
-        export(est, dst)
+        # numpy's overflow warnings (a float64 value cast to float32) would be lines beside the
+        # one-line refusal: every such value is checked and refused, or kept, explicitly
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            export(est, dst)
     except ExportError as e:
         print(f"{prog}: {src}: {e}", file=sys.stderr)
         return EXIT_INPUT

@@ -228,6 +228,44 @@ def main():
     run_refused("pipe_poly", make_pipeline(PolynomialFeatures(), Ridge()), (Xb, yb),
                 "Pipeline(PolynomialFeatures, Ridge)")
 
+    # A pipeline whose scaler was never fitted (a traceback had named n_features_in_).
+    from sklearn.pipeline import Pipeline
+    fitted_lr = LogisticRegression().fit(Xb, yb)
+    run_refused("pipe_unfitted_scaler", Pipeline([("sc", StandardScaler()), ("lr", fitted_lr)]),
+                None, "StandardScaler is not fitted")
+    # Values past float32: one line, no numpy warning lines before it.
+    big = LogisticRegression().fit(Xb, yb)
+    big.coef_[0, 0] = 1e39
+    run_refused("coef_1e39", big, None, "/layers/0/W has values that are not finite in float32")
+    # A scale that is 0 in float32, which the loader would refuse after an export that passed.
+    tiny = make_pipeline(StandardScaler(), LogisticRegression()).fit(Xb, yb)
+    tiny.steps[0][1].scale_[1] = 1e-47
+    run_refused("scale_0_in_float32", tiny, None, "/scaler/scale has values that are 0 in float32")
+
+    # Outputs the rename would replace: a FIFO, a symbolic link, the input itself. Each is
+    # exit 2 in one line, and what the path held is untouched.
+    src = os.path.join(TMP, "out_cases.joblib")
+    joblib.dump(fitted_lr, src)
+    fifo, link, target = (os.path.join(TMP, n) for n in ("out.fifo", "out.link", "out.target"))
+    os.mkfifo(fifo)
+    with open(target, "w") as fh:
+        fh.write("keep\n")
+    os.symlink(target, link)
+    with open(src, "rb") as fh:
+        src_bytes = fh.read()
+    for dst, what in ((fifo, "is not a regular file"), (link, "is a symbolic link"),
+                      (src, "the output is the input")):
+        r = run_export([src, dst])
+        lines = r.stderr.strip().splitlines()
+        check(r.returncode == 2 and len(lines) == 1 and what in lines[0],
+              f"output {os.path.basename(dst)}: exit {r.returncode}, {lines}")
+        print(f"ok  output {os.path.basename(dst)} refused: {lines[0] if lines else ''}")
+    import stat
+    check(stat.S_ISFIFO(os.lstat(fifo).st_mode), "the FIFO was replaced")
+    check(os.path.islink(link) and open(target).read() == "keep\n", "the link was replaced")
+    with open(src, "rb") as fh:
+        check(fh.read() == src_bytes, "the input joblib was overwritten")
+
     # Not a joblib file, and an unwritable destination.
     bad = os.path.join(TMP, "not_joblib.joblib")
     with open(bad, "w") as fh:

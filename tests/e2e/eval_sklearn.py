@@ -248,6 +248,34 @@ def main():
                 else:
                     check_classifier(name + " chunked", est, X, y, w, out, preds)
             print(f"ok   {name}")
+        # Scalers with a large mean and a small spread (a sensor reading 1,000,000.02 ± 0.5):
+        # float32 holds the mean 0.02 off (its step is 0.0625 at 1e6), and every standardised
+        # value had been shifted by that over the scale (p1 of 8.7e-6 read 0.854). The loader
+        # folds what float32 lost into the first layer's bias; the validation rows are exact
+        # in float32, so sklearn and stagegate see the same inputs.
+        from sklearn.preprocessing import RobustScaler
+        base = 1000000.02
+        Xo = base + rng.normal(size=(5000, 2)) * 0.5
+        yo = (Xo[:, 0] - Xo[:, 1] * 0.3 > base * 0.7).astype(int)
+        g = np.arange(999998.0, 1000002.0, 0.0625)
+        Xg = np.stack([g, g[::-1]], axis=1)
+        yg = (Xg[:, 0] - Xg[:, 1] * 0.3 > base * 0.7).astype(int)
+        data_h5 = os.path.join(tmp, "offset.h5")
+        write_set(data_h5, Xg, yg, dtype=np.float32)
+        for name, est in (("offset-standard-logreg",
+                           make_pipeline(StandardScaler(), LogisticRegression(C=1e4))),
+                          ("offset-robust-logreg",
+                           make_pipeline(RobustScaler(), LogisticRegression(C=1e4))),
+                          ("offset-standard-mlp",
+                           make_pipeline(StandardScaler(),
+                                         MLPClassifier((16,), max_iter=300, random_state=0)))):
+            est.fit(Xo, yo)
+            jl, model_h5 = (os.path.join(tmp, name + e) for e in (".joblib", ".model.h5"))
+            joblib.dump(est, jl)
+            subprocess.run(["/usr/bin/python3", EXPORT, jl, model_h5], check=True)
+            out, preds = run_eval(tmp, model_h5, data_h5)
+            check_classifier(name, est, Xg, yg, None, out, preds)
+            print(f"ok   {name}")
         # A non-default threshold changes binary labels the way sklearn would.
         X, y = make_data(rng, 2000, 6, "binary")
         est = LogisticRegression().fit(X, y)
