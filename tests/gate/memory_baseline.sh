@@ -86,7 +86,8 @@ if command -v strace >/dev/null; then
     # the gate reads the registry's audit head for its report after the measurement: every
     # open before the candidate's evaluation (the first open of s.h5) must be a child's
     first_data=$(grep -nF "s.h5\"" trace.txt | grep -F "$gate_pid " | head -1 | cut -d: -f1)
-    if head -n "$first_data" trace.txt | grep -F "$T/reg.db\"" | grep -q "^$gate_pid "; then
+    early=$(head -n "$first_data" trace.txt | grep -F "$T/reg.db\"" | grep -c "^$gate_pid " || true)
+    if [ "$early" != 0 ]; then
         echo "FAIL: the gate process opened the registry before evaluating the candidate"
         exit 1
     fi
