@@ -176,8 +176,15 @@ int ox_op_squeeze(ox_ctx *c, bool unsqueeze, sg_err *err)
     bool mark[OX_MAX_RANK + 1] = {false};
     for (int k = 0; k < n; k++) {
         int64_t a = axes[k] < 0 ? axes[k] + ro : axes[k];
-        if (a < 0 || a >= ro || mark[a])
+        if (a < 0 || a >= ro)
             return ox_node_err(c, err, SG_EINPUT, "axis %lld out of range", (long long)axes[k]);
+        if (mark[a])
+            return ox_node_err(c, err, SG_EINPUT, "axis %lld names axis %lld a second time",
+                               (long long)axes[k], (long long)a);
+        if (!unsqueeze && d[a] < 0) /* the batch: its size is known only per run */
+            return ox_node_err(c, err, SG_EINPUT,
+                               "axis %lld is the batch, which cannot be squeezed",
+                               (long long)axes[k]);
         if (!unsqueeze && d[a] != 1)
             return ox_node_err(c, err, SG_EINPUT, "axis %lld has size %lld, not 1",
                                (long long)axes[k], (long long)d[a]);

@@ -163,6 +163,21 @@ def main():
     run(tmp, "opset_8", base(opset=8), ["opset 8 is out of range", "9..17"], data)
     run(tmp, "opset_18", base(opset=18), ["opset 18 is out of range"], data)
 
+    # These cases leave the shared rng as it was: later cases depend on its values.
+    rng_state = rng.bit_generator.state
+    # Squeeze of the batch axis, and of one axis named twice ([-2, 1] on [batch, 1, 4]): each
+    # said as it is (they had read "axis 0 has size -1" and "axis 1 out of range").
+    def squeeze(axes):
+        nodes = [helper.make_node("Unsqueeze", ["x"], ["u"], name="u1", axes=[1]),
+                 helper.make_node("Squeeze", ["u"], ["s"], name="sq", axes=axes),
+                 helper.make_node("Gemm", ["s", "W", "b"], ["z"], name="fc", transB=1),
+                 helper.make_node("Softmax", ["z"], ["out"], name="sm", axis=1)]
+        return base(nodes=nodes, opset=11)
+    run(tmp, "squeeze_batch", squeeze([0]), ["node 'sq' (Squeeze, opset 11)",
+                                             "axis 0 is the batch, which cannot be squeezed"], data)
+    run(tmp, "squeeze_twice", squeeze([-2, 1]), ["axis 1 names axis 1 a second time"], data)
+    run(tmp, "squeeze_ok", squeeze([-2]), [], data, exit_code=0)
+
     # A graph output declared other than computed: another type, another width, another
     # rank. A declaration that agrees, or leaves the dimension symbolic, is taken.
     def declared(elem, dims):
@@ -179,6 +194,7 @@ def main():
         exit_code=0)
     run(tmp, "output_declared_fixed_batch", declared(TensorProto.FLOAT, [1, 3]), [], data,
         exit_code=0)
+    rng.bit_generator.state = rng_state
 
     # External data: missing, outside the directory, a FIFO, a length that does not match.
     ext = base()
