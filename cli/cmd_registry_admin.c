@@ -29,13 +29,17 @@ static int init(reg_cli *c)
         return rc;
     }
     if (c->json) {
-        json_t *o = json_pack("{s:s, s:i}", "registry", sg_registry_display(reg), "schema_version",
-                              SG_REGISTRY_SCHEMA_VERSION);
+        /* the path may be any bytes: kept as \xHH where not UTF-8 (json_pack had failed, and
+           nothing was printed) */
+        json_t *o =
+            json_pack("{s:o, s:i}", "registry", sg_json_string_safe(sg_registry_display(reg)),
+                      "schema_version", SG_REGISTRY_SCHEMA_VERSION);
         (void)sg_json_print(o); /* a failed write: main reports it */
         json_decref(o);
     } else {
-        printf("registry %s: schema version %d\n", sg_registry_display(reg),
-               SG_REGISTRY_SCHEMA_VERSION);
+        fputs("registry ", stdout);
+        sg_put_printable(stdout, sg_registry_display(reg));
+        printf(": schema version %d\n", SG_REGISTRY_SCHEMA_VERSION);
     }
     sg_registry_close(reg);
     return rc;
@@ -53,18 +57,20 @@ static int migrate(reg_cli *c)
     if (rc == SG_OK) rc = sg_registry_open(c->to, true, &dst, &err);
     if (rc == SG_OK) rc = sg_registry_copy(src, dst, &summary, &err);
     if (rc == SG_OK && c->json) {
-        json_object_set_new(summary, "from", json_string(sg_registry_display(src)));
-        json_object_set_new(summary, "to", json_string(sg_registry_display(dst)));
+        json_object_set_new(summary, "from", sg_json_string_safe(sg_registry_display(src)));
+        json_object_set_new(summary, "to", sg_json_string_safe(sg_registry_display(dst)));
         (void)sg_json_print(summary); /* a failed write: main reports it */
     } else if (rc == SG_OK) {
         json_t *t = json_object_get(summary, "tables");
-        printf("copied %lld models, %lld versions, %lld runs and %lld audit events from %s to %s\n"
-               "verified: audit head %s\n",
+        printf("copied %lld models, %lld versions, %lld runs and %lld audit events from ",
                (long long)json_integer_value(json_object_get(t, "registered_models")),
                (long long)json_integer_value(json_object_get(t, "model_versions")),
                (long long)json_integer_value(json_object_get(t, "runs")),
-               (long long)json_integer_value(json_object_get(summary, "events")),
-               sg_registry_display(src), sg_registry_display(dst),
+               (long long)json_integer_value(json_object_get(summary, "events")));
+        sg_put_printable(stdout, sg_registry_display(src));
+        fputs(" to ", stdout);
+        sg_put_printable(stdout, sg_registry_display(dst));
+        printf("\nverified: audit head %s\n",
                json_string_value(json_object_get(summary, "head_hash")));
     }
     json_decref(summary);

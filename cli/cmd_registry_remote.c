@@ -98,7 +98,9 @@ static int call(remote *r, const char *method, const char *path, const char *bod
     curl_slist_free_all(h);
     if (cc != CURLE_OK) {
         free(b.data);
-        fprintf(stderr, "stagegate: registry server %s: %s\n", r->base, curl_easy_strerror(cc));
+        fputs("stagegate: registry server ", stderr);
+        sg_put_printable(stderr, r->base);
+        fprintf(stderr, ": %s\n", curl_easy_strerror(cc));
         return 2;
     }
     json_error_t jerr;
@@ -269,7 +271,9 @@ static int create_model(remote *r)
 static int unexpected(remote *r, json_t *doc, const char *what)
 {
     json_decref(doc);
-    fprintf(stderr, "stagegate: registry server %s: unexpected answer (%s)\n", r->base, what);
+    fputs("stagegate: registry server ", stderr);
+    sg_put_printable(stderr, r->base);
+    fprintf(stderr, ": unexpected answer (%s)\n", what);
     return 2;
 }
 

@@ -132,7 +132,7 @@ int sg_cmd_verify(int argc, char **argv)
             json_t *e = json_object();
             json_object_set_new(e, "name", json_string(sg_report_check_name(c)));
             json_object_set_new(e, "status", json_string(status));
-            json_object_set_new(e, "detail", json_string(detail));
+            json_object_set_new(e, "detail", sg_json_string_safe(detail));
             json_array_append_new(checks, e);
         } else {
             printf("  %s %-15s ", mark, sg_report_check_name(c));
@@ -155,7 +155,7 @@ int sg_cmd_verify(int argc, char **argv)
         json_object_set_new(doc, "timestamp",
                             valid && info.timestamp[0] ? json_string(info.timestamp) : json_null());
         json_object_set_new(doc, "checks", checks);
-        json_object_set_new(doc, "error", valid ? json_null() : json_string(err.msg));
+        json_object_set_new(doc, "error", valid ? json_null() : sg_json_string_safe(err.msg));
         sg_json_print(doc);
         json_decref(doc);
     } else if (valid) {
@@ -167,7 +167,11 @@ int sg_cmd_verify(int argc, char **argv)
     }
     sg_report_info_clear(&info);
     if (!valid) {
-        fprintf(stderr, "stagegate: %s: ", report);
+        /* the path as every other place shows it: a name holding escape sequences had moved
+           the cursor up and written "result: PASSED" over the INVALID line */
+        fputs("stagegate: ", stderr);
+        sg_put_printable(stderr, report);
+        fputs(": ", stderr);
         sg_put_printable(stderr, err.msg);
         fputc('\n', stderr);
         return 1;

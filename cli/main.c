@@ -112,6 +112,8 @@ int sg_cli_main(int argc, char **argv)
         }
         return rc;
     }
-    fprintf(stderr, "stagegate: unknown command '%s' (see 'stagegate --help')\n", argv[1]);
+    fputs("stagegate: unknown command '", stderr);
+    sg_put_printable(stderr, argv[1]);
+    fputs("' (see 'stagegate --help')\n", stderr);
     return 2;
 }

@@ -39,9 +39,15 @@ sg_status sg_errf(sg_err *err, sg_status status, const char *fmt, ...)
         char msg[sizeof err->msg];
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(msg, sizeof msg, fmt, ap);
+        int n = vsnprintf(msg, sizeof msg, fmt, ap);
         va_end(ap);
-        memcpy(err->msg, msg, sizeof msg);
+        /* Cut short, at a character boundary: a cut inside one made the message invalid
+           UTF-8, which a JSON output (verify --json's "error") could not hold. */
+        if (n >= (int)sizeof msg) /* cut one byte shorter again, at a boundary: vsnprintf's
+                                     own cut may have left a lead byte alone at the end */
+            sg_utf8_copy(err->msg, sizeof err->msg - 1, msg);
+        else
+            memcpy(err->msg, msg, sizeof msg);
         /* The contract is one line: fold any newline a library message carried. */
         for (char *p = err->msg; *p; p++)
             if (*p == '\n' || *p == '\r') *p = ' ';
@@ -356,6 +362,24 @@ bool sg_utf8_valid(const char *s)
     for (size_t n; p < end; p += n)
         if ((n = sg_utf8_len(p, end)) == 0) return false;
     return true;
+}
+
+void sg_utf8_copy(char *buf, size_t len, const char *src)
+{
+    if (!len) return;
+    size_t n = strlen(src);
+    if (n >= len) {
+        n = len - 1;
+        /* src[n] a continuation byte: the cut splits a character; cut before its lead byte */
+        if (((unsigned char)src[n] & 0xC0) == 0x80) {
+            size_t k = n;
+            while (k > 0 && n - k < 3 && ((unsigned char)src[k - 1] & 0xC0) == 0x80)
+                k--;
+            if (k > 0 && ((unsigned char)src[k - 1] & 0xC0) == 0xC0) n = k - 1;
+        }
+    }
+    memcpy(buf, src, n);
+    buf[n] = '\0';
 }
 
 bool sg_is_printable(const char *s)

@@ -291,7 +291,7 @@ sg_status sg_h5_attr_string(hid_t obj, const char *name, char *buf, size_t len, 
         if (H5Aread(attr, mem, &s) < 0 || !s)
             rc = sg_errf(err, SG_EINPUT, "%s: attribute %s%s cannot be read", path, where, name);
         else
-            snprintf(buf, len, "%s", s);
+            sg_utf8_copy(buf, len, s);
         if (s) H5free_memory(s);
     } else {
         /* Read as stored (no conversion, which stops at the first NUL), NUL-terminated here. */
@@ -306,7 +306,7 @@ sg_status sg_h5_attr_string(hid_t obj, const char *name, char *buf, size_t len, 
             rc = sg_errf(err, SG_EINPUT, "%s: attribute %s%s has a NUL byte inside its text",
                          path, where, name);
         else
-            snprintf(buf, len, "%s", tmp);
+            sg_utf8_copy(buf, len, tmp);
         free(tmp);
     }
     H5Tclose(mem);

@@ -591,9 +591,12 @@ static sg_status from_bytes(const char *name, const char *dir, const uint8_t *by
     if (rc == SG_OK) rc = ox_digest_final(&c, m->sha256, err);
     if (rc == SG_OK) {
         const Onnx__ModelProto *mp = c.mp;
-        snprintf(m->estimator, sizeof m->estimator, "ONNX %.40s %.20s, opset %d, %s",
-                 mp->producer_name && mp->producer_name[0] ? mp->producer_name : "model",
-                 mp->producer_version ? mp->producer_version : "", c.opset, m->onnx->output_rule);
+        char producer[41], version[21]; /* cut at a character boundary, not inside one */
+        sg_utf8_copy(producer, sizeof producer,
+                     mp->producer_name && mp->producer_name[0] ? mp->producer_name : "model");
+        sg_utf8_copy(version, sizeof version, mp->producer_version ? mp->producer_version : "");
+        snprintf(m->estimator, sizeof m->estimator, "ONNX %s %s, opset %d, %s", producer, version,
+                 c.opset, m->onnx->output_rule);
     }
     ox_ctx_free(&c);
     if (rc) {

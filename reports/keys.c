@@ -263,17 +263,22 @@ static int pem_key_blocks(const char *text, size_t len, const char *kind)
     static const char begin[] = "-----BEGIN ";
     const size_t bl = sizeof begin - 1, kl = strlen(kind);
     int n = 0;
-    /* Line by line, as OpenSSL's PEM reader goes: a label was taken to end at the next
-       "-----" in the text, so a line "-----BEGIN NOTE" without its closing dashes swallowed
-       the BEGIN of the key after it, and a file with two keys counted one. */
-    for (const char *p = text, *end = text + len; p < end;) {
+    /* Every "-----BEGIN " wherever it starts, its label read to the end of its own line: a
+       label had been taken to end at the next "-----" in the text, so a line "-----BEGIN
+       NOTE" without its closing dashes swallowed the BEGIN of the key after it. Nor only at
+       the start of a line, with nothing after the dashes: OpenSSL's reader strips trailing
+       white space and a byte-order mark and reads a long line in 254-byte pieces, so a BEGIN
+       line ending in a space, after a BOM, or after 254 bytes of anything was its first key
+       and not counted here (a file of two keys signed with a hidden first one). */
+    const char *end = text + len;
+    for (const char *p = text; (p = memmem(p, (size_t)(end - p), begin, bl)) != NULL; p += bl) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
-        const char *eol = nl ? nl : end;
-        const char *last = eol > p && eol[-1] == '\r' ? eol - 1 : eol;
-        if ((size_t)(last - p) >= bl + 5 + kl && !memcmp(p, begin, bl) &&
-            !memcmp(last - 5, "-----", 5) && !memcmp(last - 5 - kl, kind, kl))
+        const char *last = nl ? nl : end;
+        while (last > p && (last[-1] == '\r' || last[-1] == ' ' || last[-1] == '\t'))
+            last--;
+        if ((size_t)(last - p) >= bl + 5 + kl && !memcmp(last - 5, "-----", 5) &&
+            !memcmp(last - 5 - kl, kind, kl))
             n++;
-        p = nl ? nl + 1 : end;
     }
     return n;
 }

@@ -198,6 +198,9 @@ bool sg_is_printable(const char *s);
 size_t sg_utf8_len(const unsigned char *p, const unsigned char *end);
 /* Whether s is well-formed UTF-8. */
 bool sg_utf8_valid(const char *s);
+/* Copies src into buf (len bytes with the NUL), cut where it must be at a character
+   boundary: a cut in the middle of one had been shown, and signed, as "\xc3". */
+void sg_utf8_copy(char *buf, size_t len, const char *src);
 /* Characters (not bytes) in a UTF-8 string: the columns it takes in a terminal table. */
 size_t sg_utf8_width(const char *s);
 

@@ -83,6 +83,37 @@ static void test_errf_one_line(void **state)
     assert_int_equal(sg_errf(&err, SG_EINPUT, "%s: bad\nthing\r%d", "f.h5", 3), SG_EINPUT);
     assert_string_equal(err.msg, "f.h5: bad thing 3");
     assert_int_equal(sg_errf(NULL, SG_EIO, "x"), SG_EIO);
+    /* A message cut short is cut between characters: one cut inside "é" was invalid UTF-8,
+       which verify --json's "error" could not hold (the member went missing). */
+    char *long_msg = malloc(sizeof err.msg + 16);
+    assert_non_null(long_msg);
+    memset(long_msg, 'a', sizeof err.msg - 2);
+    strcpy(long_msg + sizeof err.msg - 2, "\xc3\xa9tail"); /* é across the 6143-byte cut */
+    sg_errf(&err, SG_EINPUT, "%s", long_msg);
+    assert_int_equal(strlen(err.msg), sizeof err.msg - 2);
+    assert_true(sg_utf8_valid(err.msg));
+    free(long_msg);
+}
+
+/* Copies cut at a character boundary, never inside one; short ones are whole. */
+static void test_utf8_copy(void **state)
+{
+    (void)state;
+    char b[6];
+    sg_utf8_copy(b, sizeof b, "abc");
+    assert_string_equal(b, "abc");
+    sg_utf8_copy(b, sizeof b, "abcde");
+    assert_string_equal(b, "abcde");
+    sg_utf8_copy(b, sizeof b, "abcd\xc3\xa9"); /* 2-byte é would be cut after its lead */
+    assert_string_equal(b, "abcd");
+    sg_utf8_copy(b, sizeof b, "ab\xf0\x9f\x99\x82z"); /* 4-byte emoji cut after 3 bytes */
+    assert_string_equal(b, "ab");
+    sg_utf8_copy(b, sizeof b, "a\xf0\x9f\x99\x82z"); /* ends right after it: kept */
+    assert_string_equal(b, "a\xf0\x9f\x99\x82");
+    sg_utf8_copy(b, sizeof b, "\x80\x80\x80\x80\x80\x80"); /* not UTF-8: cut by bytes */
+    assert_int_equal(strlen(b), 5);
+    sg_utf8_copy(b, 1, "abc");
+    assert_string_equal(b, "");
 }
 
 static void expect_printable(const char *in, const char *want)
@@ -626,6 +657,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_status_strings),
         cmocka_unit_test(test_errf_one_line),
+        cmocka_unit_test(test_utf8_copy),
         cmocka_unit_test(test_put_printable),
         cmocka_unit_test(test_sha256_vectors),
         cmocka_unit_test(test_read_file_limit),

@@ -25,6 +25,23 @@ expect 0 "eval --help" -- "$SG" eval --help
 "$SG" eval --help | grep -q -- "--predictions" || { echo "FAIL eval --help lacks --predictions"; fail=1; }
 expect 2 "no command" -- "$SG"
 expect 2 "unknown command" -- "$SG" frobnicate
+# A name from outside is shown escaped, in one line: ESC, CR and LF had reached the terminal.
+expect 2 "unknown command with escapes" -- "$SG" $'x\e[2K\rgate PASSED\nsecond'
+if grep -q $'\e' "$tmp/err" || ! grep -qF 'x\x1b[2K\x0dgate PASSED\x0asecond' "$tmp/err"; then
+    echo "FAIL the unknown command is not shown escaped: $(cat -A "$tmp/err")"; fail=1
+fi
+# registry init and migrate print the registry's path escaped, and --json holds a path that is
+# not UTF-8 (json_pack had failed: exit 0 with nothing on stdout)
+db=$tmp/$'a\e[2K\rFAKE\xff.db'
+out=$("$SG" registry --db "$db" init --json); rc=$?
+if [ "$rc" != 0 ] || ! /usr/bin/python3 -c 'import json, sys; d = json.loads(sys.argv[1]); assert d["registry"].endswith("a\\x1b[2K\\x0dFAKE\\xff.db"), d' "$out"; then
+    echo "FAIL registry init --json with a non-UTF-8 path: exit $rc, stdout '$out'"; fail=1
+fi
+db2=$tmp/$'b\e[31m.db'
+out=$("$SG" registry migrate --from "$db" --to "$db2" 2>&1)
+if grep -q $'\e' <<<"$out" || ! grep -qF 'b\x1b[31m.db' <<<"$out"; then
+    echo "FAIL registry migrate printed a raw path: $(cat -A <<<"$out")"; fail=1
+fi
 expect 2 "eval without --model" -- "$SG" eval --data x.h5
 expect 2 "eval without --data" -- "$SG" eval --model x.h5
 expect 2 "eval unknown option" -- "$SG" eval --model a --data b --bogus

@@ -285,6 +285,25 @@ grep -q 'hidden.key.pem: holds 2 private keys' err.txt || { cat err.txt; fail "t
 { echo "-----BEGIN NOTE"; cat k.pub.pem other.pub.pem; } | sed 's/$/\r/' >hidden.pub.pem
 expect_rc 2 "$SG" verify good.json --pubkey hidden.pub.pem
 grep -q 'hidden.pub.pem: holds 2 public keys' err.txt || { cat err.txt; fail "two public keys behind a note"; }
+# ... and where OpenSSL's reader still finds the first key: a BEGIN line ending in a space or
+# a tab, a byte-order mark before it, or 254 bytes before it on its line (OpenSSL reads a line
+# in 254-byte pieces). The count had seen one key, and the hidden first one had signed.
+for how in space tab bom long; do
+    for kind in key pub; do
+        case $how in
+        space) { sed '1s/$/ /' k.$kind.pem; cat other.$kind.pem; } ;;
+        tab) { sed '1s/$/\t/' k.$kind.pem; cat other.$kind.pem; } ;;
+        bom) { printf '\357\273\277'; cat k.$kind.pem other.$kind.pem; } ;;
+        long) { head -c 254 /dev/zero | tr '\0' x; cat k.$kind.pem other.$kind.pem; } ;;
+        esac >"hid_$how.$kind.pem"
+    done
+    chmod 600 "hid_$how.key.pem"
+    expect_rc 2 "$SG_MAKE_REPORT" --key "hid_$how.key.pem" --out never.json --subject-file model.h5
+    grep -q "hid_$how.key.pem: holds 2 private keys" err.txt || { cat err.txt; fail "two private keys ($how)"; }
+    [ ! -e never.json ] || fail "a report was written with a two-key file ($how)"
+    expect_rc 2 "$SG" verify good.json --pubkey "hid_$how.pub.pem"
+    grep -q "hid_$how.pub.pem: holds 2 public keys" err.txt || { cat err.txt; fail "two public keys ($how)"; }
+done
 openssl ecparam -name prime256v1 -genkey -out ecp.key.pem 2>/dev/null && chmod 600 ecp.key.pem
 grep -q 'BEGIN EC PARAMETERS' ecp.key.pem || fail "openssl ecparam wrote no parameters block"
 expect_rc 0 "$SG_MAKE_REPORT" --key ecp.key.pem --out ecp.json --subject-file model.h5
@@ -331,4 +350,25 @@ for f in t*.json; do
     count=$((count + 1))
 done
 [ "$count" -gt 60 ] || fail "only $count tampered envelopes were tried"
+
+# --- names from outside in what verify prints: a tampered report named with escape
+# sequences had its raw name on stderr, which moved the cursor up and wrote "result: PASSED"
+# over the INVALID line (and a newline made two lines); a model path that is not UTF-8 had
+# dropped --json's "error" and the failed check's "detail" ---
+evil=$'x\e[1A\e[2K\rresult: PASSED\nsecond'
+cp t00000.json "$evil"
+expect_rc 1 "$SG" verify "$evil" --pubkey k.pub.pem
+[ "$(wc -l <err.txt)" = 1 ] || { cat err.txt; fail "verify: a report's name split stderr"; }
+if grep -q $'\e' err.txt; then fail "verify: a raw escape from the report's name reached stderr"; fi
+grep -q 'x\\x1b\[1A\\x1b\[2K\\x0dresult: PASSED\\x0asecond: ' err.txt ||
+    { cat err.txt; fail "verify: the report's name is not shown escaped"; }
+echo "other weights" >$'other\xff.h5'
+expect_rc 1 "$SG" verify good.json --pubkey k.pub.pem --model $'other\xff.h5' --json
+"$PY" - <<'PYEOF' || fail "verify --json with a non-UTF-8 model path"
+import json
+d = json.load(open("out.txt"))
+assert isinstance(d.get("error"), str) and "other\\xff.h5" in d["error"], d
+bad = [c for c in d["checks"] if c["status"] == "fail"]
+assert bad and all(isinstance(c.get("detail"), str) for c in bad), d["checks"]
+PYEOF
 echo "verify_cli: ok ($count tampered envelopes refused)"
