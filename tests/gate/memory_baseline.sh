@@ -78,7 +78,9 @@ if abs(b - a) >= 0.5:
     sys.exit("FAIL: a baseline named by registry URI moved the peak RSS by %.2f MiB" % (b - a))
 PY
 if command -v strace >/dev/null; then
-    strace -f -qq -e trace=openat -o trace.txt "$SG" gate "${DB[@]}" --model m.h5 --data s.h5 \
+    # (LeakSanitizer cannot run under ptrace)
+    ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" strace -f -qq -e trace=openat \
+        -o trace.txt "$SG" gate "${DB[@]}" --model m.h5 --data s.h5 \
         --baseline models:/mm/1 --policy q.json --key k.key.pem --out r.json >/dev/null
     gate_pid=$(head -1 trace.txt | awk '{print $1}')
     opens=$(grep -F "$T/reg.db\"" trace.txt | awk '{print $1}' | sort -u)
