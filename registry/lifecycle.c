@@ -317,6 +317,10 @@ static int check_report(sg_registry *reg, const reg_model *m, const reg_version 
        without meeting it. */
     if (rc == SG_OK) rc = reg_baseline_check(reg, m->name, info.statement, err);
     if (rc == SG_OK) rc = reg_report_head_check(reg, info.statement, err);
+    /* ... and the latest verdict for the artifact stands: an older passing report given with
+       the transition had stepped over a newer failure stored in the registry. */
+    if (rc == SG_OK)
+        rc = reg_newer_verdict_check(reg, m->name, v->artifact_sha256, report_sha, ts, stage, err);
     if (rc == SG_OK) rc = record_validation(reg, m->name, v, stage, &info, report_sha, err);
     /* Kept so verify-log can verify this gate again from the log alone. */
     char stored[65];

@@ -207,6 +207,13 @@ SG_MUST_CHECK sg_status reg_recorded_request_ok(sg_registry *reg, const char *te
  * registry's log does not hold: the log was cut back or rewritten since, or it is another
  * registry's. */
 SG_MUST_CHECK sg_status reg_report_head_check(sg_registry *reg, json_t *statement, sg_err *err);
+/* SG_EREFUSED when the registry holds a report for this artifact that stands for the model
+ * (verified by its signers, its pins and baseline), was signed at or after ts and did not
+ * pass: the latest verdict decides whether the report given with a transition (report_sha) was
+ * given or found (report_find.c). */
+SG_MUST_CHECK sg_status reg_newer_verdict_check(sg_registry *reg, const char *model,
+                                                const char *subject_sha256, const char *report_sha,
+                                                int64_t ts, const char *stage, sg_err *err);
 /* SG_EREFUSED unless the report statement's policy and dataset digests equal the pins. */
 SG_MUST_CHECK sg_status reg_pins_check(const char *model, const char *policy_pin,
                                        const char *dataset_pin, json_t *statement, sg_err *err);

@@ -43,8 +43,11 @@ static sg_status patterns(const char *hex, char pats[3][96], sg_err *err)
     return SG_OK;
 }
 
-sg_status sg_registry_find_report(sg_registry *reg, const char *model, const char *subject_sha256,
-                                  uint8_t **body, size_t *len, char sha_out[65], sg_err *err)
+/* sg_registry_find_report, also giving the chosen report's signed time and whether it passed
+   (with a model; 0 and false without one). */
+static sg_status find_latest(sg_registry *reg, const char *model, const char *subject_sha256,
+                             uint8_t **body, size_t *len, char sha_out[65], int64_t *ts_out,
+                             bool *passed_out, sg_err *err)
 {
     int skipped = 0;
     *body = NULL;
@@ -132,6 +135,8 @@ sg_status sg_registry_find_report(sg_registry *reg, const char *model, const cha
         best_passed = passed;
         found = true;
     }
+    *ts_out = found ? best_ts : 0;
+    *passed_out = found && best_passed;
     reg_finalize(st);
     if (rc == SG_OK && reg->read_rc != SG_OK) rc = reg->read_rc;
     if (rc == SG_OK && !found)
@@ -147,4 +152,41 @@ sg_status sg_registry_find_report(sg_registry *reg, const char *model, const cha
         sha_out[0] = '\0';
     }
     return rc;
+}
+
+sg_status sg_registry_find_report(sg_registry *reg, const char *model, const char *subject_sha256,
+                                  uint8_t **body, size_t *len, char sha_out[65], sg_err *err)
+{
+    int64_t ts;
+    bool passed;
+    return find_latest(reg, model, subject_sha256, body, len, sha_out, &ts, &passed, err);
+}
+
+sg_status reg_newer_verdict_check(sg_registry *reg, const char *model, const char *subject_sha256,
+                                  const char *report_sha, int64_t ts, const char *stage,
+                                  sg_err *err)
+{
+    uint8_t *body = NULL;
+    size_t len = 0;
+    char sha[65];
+    int64_t latest = 0;
+    bool passed = false;
+    sg_err ferr = {{0}};
+    sg_status rc =
+        find_latest(reg, model, subject_sha256, &body, &len, sha, &latest, &passed, &ferr);
+    free(body);
+    if (rc == SG_EINPUT) return SG_OK; /* none stored besides, or none that stands */
+    if (rc != SG_OK) {
+        *err = ferr;
+        return rc;
+    }
+    /* The latest stands, as it does for a transition that names no report: an older passing
+       report given with the request had stepped over a newer failure. Equal times: the one
+       that did not pass, as find_latest breaks them. */
+    if (!passed && strcmp(sha, report_sha) != 0 && latest >= ts)
+        return sg_errf(err, SG_EREFUSED,
+                       "a later report for this artifact (sha256:%.16s..., signed %s than the one "
+                       "given) did not pass: the latest verdict stands; gate again to enter %s",
+                       sha, latest > ts ? "later" : "at the same second", stage);
+    return SG_OK;
 }

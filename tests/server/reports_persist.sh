@@ -69,6 +69,17 @@ sleep 1.1 # received_at has one-second resolution
 expect 200 alice POST /api/stagegate/reports @art/m3.bin.failed
 expect 400 alice POST $M/model-versions/transition-stage "{\"name\": \"$MODEL\", \"version\": \"3\", \"stage\": \"Staging\"}"
 body_has "report result is FAILED, not PASSED"
+# ... and so it does against the older PASSED report sent with the transition: it had entered
+# Staging over the newer failure. A newer passing report, sent inline, enters.
+jq -n --arg n "$MODEL" --rawfile r art/m3.bin.report \
+    '{name: $n, version: "3", stage: "Staging", stagegate_report: $r}' >inline_old.json
+expect 400 alice POST $M/model-versions/transition-stage @inline_old.json
+body_has "did not pass: the latest verdict stands"
+sleep 1.1 # signed timestamps have one-second resolution
+"$MKREP" signer.key.pem "$(sha art/m3.bin)" PASSED now art/m3.bin.again
+jq -n --arg n "$MODEL" --rawfile r art/m3.bin.again \
+    '{name: $n, version: "3", stage: "Staging", stagegate_report: $r}' >inline_new.json
+expect 200 alice POST $M/model-versions/transition-stage @inline_new.json
 expect 200 carol GET /api/stagegate/verify-log
 stop_server
 "$SG" registry verify-log --db "$DB" >/dev/null || fail "verify-log"
