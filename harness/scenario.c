@@ -95,7 +95,7 @@ static void job_rewarm(sg_worker *w, void *arg)
     worker_slot *s = &x->slots[sg_worker_index(w)];
     if (!s->active) return;
     int64_t n = sg_bench_warmup_per_worker(x->c, sg_worker_count(w));
-    (void)warm_up(x, s, w, n < 16 ? n : 16);
+    (void)warm_up(x, s, w, n < SG_BENCH_REWARM_MAX ? n : SG_BENCH_REWARM_MAX);
 }
 
 /* STAGEGATE_BENCH_MAX_SAMPLES lowers the cap on samples kept (memory-bound machines, and the
