@@ -113,7 +113,7 @@ int sg_cmd_bench(int argc, char **argv)
         SG_OPT_STR("data", &data),
         SG_OPT_STR("scenario", &scenario),
         SG_OPT_DBL("qps", &c.qps, 1e-3, 1e9),
-        SG_OPT_DBL("duration", &c.min_duration_s, 0, 86400),
+        SG_OPT_DBL("duration", &c.min_duration_s, 0, SG_SCENARIO_MAX_DURATION_S),
         SG_OPT_INT_("min-queries", &c.min_queries, 1, 1000000000),
         SG_OPT_INT_("repetitions", &repetitions, 1, 1000),
         {SG_OPT_DOUBLE, "latency-bound-ms", &bound_ms, 1e-6, 1e7, &have_bound},

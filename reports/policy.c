@@ -394,7 +394,9 @@ static int parse_latency(pctx *c, json_t *obj, sg_gate_policy *p)
         } else if (!strcmp(key, "duration_s")) {
             /* 0 is the length the query count alone sets (what the policy as applied
                records then); checked against min_queries below */
-            rc = get_number(c, path, 2, v, 0, 86400, false, &p->latency_duration_s);
+            /* at most the safety stop, which would cut any longer run short */
+            rc = get_number(c, path, 2, v, 0, SG_SCENARIO_MAX_DURATION_S, false,
+                            &p->latency_duration_s);
         } else if (!strcmp(key, "min_queries")) {
             if (!json_is_integer(v) || json_integer_value(v) < 1 ||
                 json_integer_value(v) > 100000000)

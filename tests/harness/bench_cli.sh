@@ -342,4 +342,15 @@ for w in 0:4 3:8 64:96; do
     [ "$(jq .machine.workers wu.json)" = 2 ] && [ "$(jq .warmup wu.json)" = "${w##*:}" ] ||
         fail "--warmup ${w%%:*} on 2 workers: JSON says $(jq .warmup wu.json), wanted ${w##*:}"
 done
+# A duration past the 600 s safety stop is refused before any run, in every scenario (single-
+# stream and offline had started a run the stop could only cut short), and in a policy.
+for sc in single-stream offline; do
+    rc=0; "$SG" bench --model m.h5 --data d.h5 --scenario "$sc" --duration 700 >out 2>err || rc=$?
+    [ "$rc" = 2 ] && [ "$(wc -l <err)" = 1 ] && grep -q "duration: '700' is not a number in \[0, 600\]" err ||
+        fail "--duration 700 ($sc): exit $rc $(cat err)"
+done
+echo '{"latency": {"scenario": "single-stream", "max_ms": 1, "duration_s": 700}}' >p700.json
+rc=0; "$SG" gate --model m.h5 --data d.h5 --policy p700.json --key gk.key.pem --out g700.json >out 2>err || rc=$?
+[ "$rc" = 2 ] && grep -q "latency.duration_s must be in \[0, 600\], got 700" err && [ ! -e g700.json ] ||
+    fail "duration_s 700 in a policy: exit $rc $(cat err)"
 echo "bench cli ok"
