@@ -762,7 +762,7 @@ static sg_status do_transition(sg_registry *reg, const reg_model *m, const reg_v
     if (rc == SG_OK && !validated && stale_found)
         /* the validation's report is stale: what is in Production changed since the gate */
         rc = sg_errf(err, SG_EREFUSED,
-                     "v%lld's validation is stale: its %.200s; then promote with --report",
+                     "v%lld's validation is stale: its %s; then promote with --report",
                      (long long)v->version, stale.msg);
     else if (rc == SG_OK && !validated)
         rc = sg_errf(err, SG_EREFUSED,

@@ -23,17 +23,17 @@ cat > rel.json <<'JSON'
 {"metrics": {"accuracy": {"threshold": 0.5},
              "f1": {"max_relative_regression": 0.5, "optional": true}}}
 JSON
-expect 0 $R create-model rel --signer signer.pub.pem --promoter Production=alice.pub.pem \
+expect 0 $R create-model release-candidate-model --signer signer.pub.pem --promoter Production=alice.pub.pem \
     --policy rel.json --dataset val.h5 --as admin.key.pem
-for i in 1 2; do expect 0 $R create-version rel m$i.h5 --as signer.key.pem; done
-gate_report signer models:/rel/1 rel1.json rel.json
-expect 0 $R transition rel 1 Staging --report rel1.json --as signer.key.pem # nothing in Production yet
-expect 0 $R transition rel 1 Production --as alice.key.pem
-gate_report signer models:/rel/2 rel2.json rel.json
-expect 1 $R transition rel 2 Staging --report rel2.json --as signer.key.pem
-err_has "report was gated without a baseline, and its policy compares with one while model rel has v1 in Production"
-gate_report signer models:/rel/2 rel2b.json rel.json --baseline models:/rel/Production
-expect 0 $R transition rel 2 Staging --report rel2b.json --as signer.key.pem
+for i in 1 2; do expect 0 $R create-version release-candidate-model m$i.h5 --as signer.key.pem; done
+gate_report signer models:/release-candidate-model/1 rel1.json rel.json
+expect 0 $R transition release-candidate-model 1 Staging --report rel1.json --as signer.key.pem # nothing in Production yet
+expect 0 $R transition release-candidate-model 1 Production --as alice.key.pem
+gate_report signer models:/release-candidate-model/2 rel2.json rel.json
+expect 1 $R transition release-candidate-model 2 Staging --report rel2.json --as signer.key.pem
+err_has "report was gated without a baseline, and its policy compares with one while model release-candidate-model has v1 in Production"
+gate_report signer models:/release-candidate-model/2 rel2b.json rel.json --baseline models:/release-candidate-model/Production
+expect 0 $R transition release-candidate-model 2 Staging --report rel2b.json --as signer.key.pem
 # the report without a baseline still enters fraud (its policy has no baseline rule), and
 # one gated against Production does too
 expect 0 $R transition fraud 4 Staging --report nobase.json --as signer.key.pem
@@ -41,21 +41,23 @@ expect 0 $R transition fraud 4 Staging --report nobase.json --as signer.key.pem
 # v3 entered Staging compared with v1; once v2 replaced v1 in Production, v3's promotion on
 # that validation would put a version in Production that was never compared with the one it
 # replaces (it had gone through). Gated again against Production, it is promoted.
-expect 0 $R create-version rel m3.h5 --as signer.key.pem
-gate_report signer models:/rel/3 rel3.json rel.json --baseline models:/rel/Production
-expect 0 $R transition rel 3 Staging --report rel3.json --as signer.key.pem
-expect 0 $R transition rel 2 Production --as alice.key.pem
-[ "$(stage_of rel 2)" = Production ] && [ "$(stage_of rel 1)" = Archived ] || fail "rel v2 not promoted"
-expect 1 $R transition rel 3 Production --as alice.key.pem
-err_has "v3's validation is stale: its report was gated against baseline sha256:$(sha m1.h5 | cut -c1-16)..., which is not what model rel has in Production (v2"
+expect 0 $R create-version release-candidate-model m3.h5 --as signer.key.pem
+gate_report signer models:/release-candidate-model/3 rel3.json rel.json --baseline models:/release-candidate-model/Production
+expect 0 $R transition release-candidate-model 3 Staging --report rel3.json --as signer.key.pem
+expect 0 $R transition release-candidate-model 2 Production --as alice.key.pem
+[ "$(stage_of release-candidate-model 2)" = Production ] && [ "$(stage_of release-candidate-model 1)" = Archived ] || fail "rel v2 not promoted"
+expect 1 $R transition release-candidate-model 3 Production --as alice.key.pem
+err_has "v3's validation is stale: its report was gated against baseline sha256:$(sha m1.h5 | cut -c1-16)..., which is not what model release-candidate-model has in Production (v2"
+# the whole advice, whatever the model's name: it had been cut at 200 bytes, mid-URI
+err_has "gate it with --baseline models:/release-candidate-model/Production; then promote with --report"
 err_has "then promote with --report"
-[ "$(stage_of rel 3)" = Staging ] && [ "$(stage_of rel 2)" = Production ] || fail "a stale validation promoted v3"
-gate_report signer models:/rel/3 rel3b.json rel.json --baseline models:/rel/Production
-expect 0 $R transition rel 3 Production --report rel3b.json --as alice.key.pem
-[ "$(stage_of rel 3)" = Production ] || fail "v3 with a fresh report not promoted"
+[ "$(stage_of release-candidate-model 3)" = Staging ] && [ "$(stage_of release-candidate-model 2)" = Production ] || fail "a stale validation promoted v3"
+gate_report signer models:/release-candidate-model/3 rel3b.json rel.json --baseline models:/release-candidate-model/Production
+expect 0 $R transition release-candidate-model 3 Production --report rel3b.json --as alice.key.pem
+[ "$(stage_of release-candidate-model 3)" = Production ] || fail "v3 with a fresh report not promoted"
 # a restore brings back a version that passed Production's gates against the Production of
 # its day: v2's validation names v1, and v2 comes back
-expect 0 $R rollback rel --as alice.key.pem
-[ "$(stage_of rel 2)" = Production ] || fail "rollback to v2"
+expect 0 $R rollback release-candidate-model --as alice.key.pem
+[ "$(stage_of release-candidate-model 2)" = Production ] || fail "rollback to v2"
 expect 0 $R verify-log
 echo "a baseline other than Production: refused"
