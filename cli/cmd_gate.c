@@ -368,15 +368,19 @@ static int build_statement(const gate_args *a, const char *model, const char *ba
            in the statement, so one model's PASSED and FAILED reports looked alike. */
         const sg_model *m = g->cand.model;
         json_t *ev = json_object(), *jm = sg_model_summary_json(m);
-        if (!strcmp(sg_model_kind(m), "onnx"))
-            json_object_set_new(jm, "output",
-                                json_string(a->onnx_output == SG_ONNX_OUTPUT_AUTO
-                                                ? "the model's own"
-                                                : sg_onnx_output_name(a->onnx_output)));
+        /* The rule applied, not the flag: --output logits on a graph that ends in Sigmoid is
+           not used, and "logits" had been recorded for it; the baseline's had not been
+           recorded at all. */
+        if (m->onnx) json_object_set_new(jm, "output", sg_json_string_safe(m->onnx->output_rule));
         json_object_set_new(ev, "model", jm);
         /* The baseline as evaluated: its output rule decides the metrics its limits come from. */
-        if (g->base_model)
-            json_object_set_new(ev, "baseline_model", sg_model_summary_json(g->base_model));
+        if (g->base_model) {
+            json_t *jb = sg_model_summary_json(g->base_model);
+            if (g->base_model->onnx)
+                json_object_set_new(jb, "output",
+                                    sg_json_string_safe(g->base_model->onnx->output_rule));
+            json_object_set_new(ev, "baseline_model", jb);
+        }
         json_object_set_new(ev, "rows", json_integer(g->cand.rows));
         json_object_set_new(ev, "sample_weight", json_boolean(sg_dataset_has_weights(g->data)));
         si.evaluation = ev;

@@ -133,6 +133,19 @@ for k in ("log_loss", "roc_auc", "accuracy"):
 ev = st["evaluation"]
 assert "logits (--output)" in ev["model"]["description"], ev["model"]
 assert "proba (metadata_props stagegate.output)" in ev["baseline_model"]["description"], ev
+# the rule applied is recorded for both, as "output" (the baseline's had not been)
+assert ev["model"]["output"] == "logits (--output)", ev["model"]
+assert ev["baseline_model"]["output"] == "proba (metadata_props stagegate.output)", ev
+PYEOF
+# A graph that ends in Softmax is read so whatever --output says: the report says the rule
+# applied ("logits" had been recorded for it, the flag's word).
+rc=0; g2 --model cand.onnx --output logits --baseline logits.onnx --out s_vs_l.json > l.txt 2>&1 || rc=$?
+[ "$rc" -le 1 ] || { cat l.txt; fail "cand.onnx against logits.onnx: exit $rc"; }
+$PY - <<'PYEOF' || fail "the output rule in the report is not the one applied"
+import base64, json
+ev = json.loads(base64.b64decode(json.load(open("s_vs_l.json"))["payload"]))["predicate"]["evaluation"]
+assert ev["model"]["output"] == "ends in Softmax", ev["model"]
+assert ev["baseline_model"]["output"] == "logits (--output)", ev["baseline_model"]
 PYEOF
 rc=0; g2 --model mlp.h5 --baseline tree.json --output logits --out n_vs_t.json > l.txt 2>&1 || rc=$?
 [ "$rc" = 2 ] && grep -q "neither model is one" l.txt || { cat l.txt; fail "--output without an ONNX model: exit $rc"; }
