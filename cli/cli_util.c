@@ -38,6 +38,10 @@ int sg_cli_fail(int status, const sg_err *err)
         rl.rlim_cur != RLIM_INFINITY)
         fprintf(stderr, " (the address-space limit, ulimit -v, is %llu MiB)",
                 (unsigned long long)(rl.rlim_cur >> 20));
+    else if (status == SG_ENOMEM && !strstr(msg, "ulimit -d") && getrlimit(RLIMIT_DATA, &rl) == 0 &&
+             rl.rlim_cur != RLIM_INFINITY)
+        fprintf(stderr, " (the data limit, ulimit -d, is %llu MiB)",
+                (unsigned long long)(rl.rlim_cur >> 20));
     fputc('\n', stderr);
     return sg_exit_code(status);
 }

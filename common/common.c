@@ -195,7 +195,26 @@ uint64_t sg_memory_limit_at(const char *proc_cgroup, const char *sysfs)
 
 uint64_t sg_memory_limit(void)
 {
-    return sg_memory_limit_at("/proc/self/cgroup", "/sys/fs/cgroup");
+    uint64_t lim = sg_memory_limit_at("/proc/self/cgroup", "/sys/fs/cgroup");
+    /* ... and what the address-space and data limits (ulimit -v, -d) leave of what this
+       process maps now (/proc/self/statm: size, and data + stack, in pages): a set whose
+       kept scores could not fit under them had been streamed whole before the sort ran out
+       of memory. */
+    unsigned long long pages[7] = {0};
+    FILE *f = fopen("/proc/self/statm", "re");
+    bool have = f && fscanf(f, "%llu %llu %llu %llu %llu %llu %llu", &pages[0], &pages[1],
+                            &pages[2], &pages[3], &pages[4], &pages[5], &pages[6]) == 7;
+    if (f) fclose(f);
+    const uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+    static const int res[] = {RLIMIT_AS, RLIMIT_DATA};
+    for (size_t i = 0; i < sizeof res / sizeof res[0]; i++) {
+        struct rlimit rl;
+        if (getrlimit(res[i], &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) continue;
+        uint64_t used = have ? (uint64_t)pages[i == 0 ? 0 : 5] * page : 0;
+        uint64_t left = (uint64_t)rl.rlim_cur > used ? (uint64_t)rl.rlim_cur - used : 1;
+        if (!lim || left < lim) lim = left;
+    }
+    return lim;
 }
 
 sg_status sg_check_alloc(int64_t count, size_t size, const char *what, sg_err *err)

@@ -473,6 +473,14 @@ sg_status sg_eval_check_outputs(const sg_model *m, const float *out, int64_t row
     return SG_OK;
 }
 
+/* An error about the set as a whole, with the set's name and size. */
+static sg_status name_data_file(const sg_eval_config *c, const sg_eval_result *r, sg_err *err,
+                                int st)
+{
+    sg_err inner = *err;
+    return sg_errf(err, st, "%s (%lld rows): %s", c->data_path, (long long)r->rows, inner.msg);
+}
+
 /* Consumes one FULL slot: forward pass on the pool, labels, metrics, predictions. */
 static int eval_chunk(eval_run *e, const sg_eval_config *c, sg_eval_result *r, eval_slot *s,
                       sg_err *err)
@@ -510,6 +518,10 @@ static int eval_chunk(eval_run *e, const sg_eval_config *c, sg_eval_result *r, e
         snprintf(what, sizeof what, "%s", err->msg);
         return sg_errf(err, SG_EINPUT, "%s: output %s", m->path, what);
     }
+    /* Memory for the metrics' per-row stores runs out here: the set it was for is named,
+       as after the last chunk ("metrics: out of memory storing 30000000 scores" had named
+       no file). */
+    if (st == SG_ENOMEM) return name_data_file(c, r, err, st);
     if (st) return st;
 
     if (c->keep_predictions) {
@@ -528,12 +540,6 @@ static int eval_chunk(eval_run *e, const sg_eval_config *c, sg_eval_result *r, e
 
 /* Metric errors come from the data as a whole (all weights zero, too many rows to rank):
    name the file, as every input error does. */
-static sg_status name_data_file(const sg_eval_config *c, const sg_eval_result *r, sg_err *err, int st)
-{
-    sg_err inner = *err;
-    return sg_errf(err, st, "%s (%lld rows): %s", c->data_path, (long long)r->rows, inner.msg);
-}
-
 static sg_status eval_setup(eval_run *e, const sg_eval_config *c, sg_eval_result *r, sg_err *err)
 {
     sg_status st;

@@ -77,8 +77,10 @@ int sg_digits_limit(double value, double limit);
 /* Physical memory of this machine in bytes (0 when unknown). */
 uint64_t sg_physical_memory(void);
 /* The memory this process may use: physical memory, or its cgroup's limit when lower
-   (cgroup v2 memory.max, v1 memory.limit_in_bytes); 0 when unknown. sg_memory_limit_at
-   reads the given /proc/self/cgroup and cgroup mount instead (tests). */
+   (cgroup v2 memory.max, v1 memory.limit_in_bytes), or what the address-space or data
+   limit (ulimit -v, -d) leaves of what the process maps now, when lower still; 0 when
+   unknown. sg_memory_limit_at reads the given
+   /proc/self/cgroup and cgroup mount instead, without the process limits (tests). */
 uint64_t sg_memory_limit(void);
 uint64_t sg_memory_limit_at(const char *proc_cgroup, const char *sysfs);
 

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -650,6 +651,35 @@ static void test_memory_limit(void **state)
     assert_int_equal(sg_check_alloc(1000, 4, "what", &err), SG_OK);
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", d);
     assert_int_equal(system(cmd), 0);
+    /* ulimit -v and -d: what they leave of what the process maps now is the limit (a set
+       whose kept scores could not fit had been streamed whole before the sort failed). */
+    static const int res[] = {RLIMIT_AS, RLIMIT_DATA};
+#if defined(__SANITIZE_ADDRESS__)
+    /* AddressSanitizer maps its allocator's regions on demand: no limit below them here */
+    return;
+#endif
+    for (size_t i = 0; i < 2; i++) {
+        struct rlimit saved, rl;
+        assert_int_equal(getrlimit(res[i], &saved), 0);
+        unsigned long long pages[7];
+        FILE *f = fopen("/proc/self/statm", "r");
+        assert_non_null(f);
+        assert_int_equal(fscanf(f, "%llu %llu %llu %llu %llu %llu %llu", &pages[0], &pages[1],
+                                &pages[2], &pages[3], &pages[4], &pages[5], &pages[6]),
+                         7);
+        fclose(f);
+        const uint64_t used = (uint64_t)pages[i == 0 ? 0 : 5] * (uint64_t)sysconf(_SC_PAGESIZE);
+        rl = saved;
+        rl.rlim_cur = (rlim_t)(used + (256u << 20));
+        if (saved.rlim_max != RLIM_INFINITY && rl.rlim_cur > saved.rlim_max) continue;
+        assert_int_equal(setrlimit(res[i], &rl), 0);
+        const uint64_t lim = sg_memory_limit();
+        assert_int_equal(setrlimit(res[i], &saved), 0);
+        /* 256 MiB left, give or take what the process mapped meanwhile */
+        if (!(lim <= (256u << 20) && lim > (128u << 20)))
+            fail_msg("limit %zu: sg_memory_limit %llu, want about 256 MiB", i,
+                     (unsigned long long)lim);
+    }
 }
 
 int main(void)
