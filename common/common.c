@@ -362,8 +362,12 @@ static bool unprintable(const unsigned char *p, size_t n)
         c = (c << 6) | (p[i] & 0x3Fu);
     /* U+2028 and U+2029 end a line for Unicode-aware readers: a request had added an access
        log line that way */
+    /* ... U+061C, the Arabic letter mark, is a bidirectional control too, and U+FFFE and
+       U+FFFF are noncharacters (the report renderers had replaced all three; a terminal
+       line had passed them through) */
     return c < 0x20 || (c >= 0x7F && c <= 0x9F) || c == 0x200E || c == 0x200F || c == 0x2028 ||
-           c == 0x2029 || (c >= 0x202A && c <= 0x202E) || (c >= 0x2066 && c <= 0x2069);
+           c == 0x2029 || (c >= 0x202A && c <= 0x202E) || (c >= 0x2066 && c <= 0x2069) ||
+           c == 0x061C || c == 0xFFFE || c == 0xFFFF;
 }
 
 /* Bytes at the start of [p, end) that sg_put_printable writes as they are. */

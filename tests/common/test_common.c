@@ -139,6 +139,11 @@ static void test_put_printable(void **state)
     /* C1 controls (U+0085) and bidirectional overrides (U+202E, U+2066) as their bytes */
     expect_printable("x\xc2\x85y", "x\\xc2\\x85y");
     expect_printable("\xe2\x80\xae" "exe.txt\xe2\x81\xa6", "\\xe2\\x80\\xaeexe.txt\\xe2\\x81\\xa6");
+    /* the Arabic letter mark (U+061C, bidirectional) and the noncharacters U+FFFE, U+FFFF */
+    expect_printable("a\xd8\x9c"
+                     "b\xef\xbf\xbe"
+                     "c\xef\xbf\xbf",
+                     "a\\xd8\\x9cb\\xef\\xbf\\xbec\\xef\\xbf\\xbf");
     /* not UTF-8: stray continuation, a lead byte cut short, overlong, surrogate, > U+10FFFF */
     expect_printable("\x80", "\\x80");
     expect_printable("\xc3(", "\\xc3(");
