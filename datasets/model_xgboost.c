@@ -27,11 +27,7 @@ sg_status sg_model_from_xgboost_json(const char *name, const char *text, size_t 
         m->n_classes = 2;
         break;
     case SG_TREE_OUT_SOFTMAX:
-        /* Two classes are the binary task, in every format: multi:softprob with num_class 2
-           had been a "multiclass model of 2 classes", which a gate refused to compare with
-           the same function as binary:logistic or an ONNX two-column softmax, and which had
-           no f1 or roc_auc for a binary policy. The softmax's [p0, p1] is the binary layout. */
-        m->task = e->n_groups == 2 ? SG_TASK_BINARY : SG_TASK_MULTICLASS;
+        m->task = SG_TASK_MULTICLASS;
         m->n_classes = e->n_groups;
         break;
     default:

@@ -226,17 +226,6 @@ with tempfile.TemporaryDirectory() as tmp:
     case(tmp, "multi_base_list", dict(base, objective="multi:softprob", num_class=3), X, ym, Xv, ymv,
          base_list=3)
     case(tmp, "multi_softmax", dict(base, objective="multi:softmax", num_class=3), X, ym, Xv, ymv)
-    # Two classes are the binary task whatever the objective: multi:softprob with num_class 2
-    # had been a "multiclass model of 2 classes", without f1 or roc_auc, that a gate refused
-    # to compare with binary:logistic. case() checks f1 and roc_auc against scikit-learn.
-    for obj in ("multi:softprob", "multi:softmax"):
-        name = "two_class_" + obj.split(":")[1]
-        case(tmp, name, dict(base, objective=obj, num_class=2), X, yb, Xv, ybv)
-        r = subprocess.run([SG, "eval", "--model", os.path.join(tmp, name + ".json"), "--data",
-                            os.path.join(tmp, name + "_val.h5"), "--json"], capture_output=True,
-                           text=True)
-        task = json.loads(r.stdout)["model"]["task"] if r.returncode == 0 else r.stderr
-        check(task == "binary", "%s with num_class 2: task %r, wanted binary" % (obj, task))
     case(tmp, "reg_squarederror", dict(base, objective="reg:squarederror", base_score=1.5), X, yr, Xv, yrv)
     case(tmp, "reg_base_list", dict(base, objective="reg:squarederror", base_score=1.5), X, yr, Xv, yrv,
          base_list=1)
