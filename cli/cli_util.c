@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -180,6 +181,7 @@ sg_status sg_cli_resolve_apart(const char *uri, const char *db, char *path, size
         return sg_errf(err, SG_EIO, "%s: cannot create a pipe to resolve it: %s", uri,
                        strerror(errno));
     fflush(NULL);
+    const pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) {
         int e = errno;
@@ -188,6 +190,10 @@ sg_status sg_cli_resolve_apart(const char *uri, const char *db, char *path, size
         return sg_errf(err, SG_EIO, "%s: cannot fork to resolve it: %s", uri, strerror(e));
     }
     if (pid == 0) {
+        /* Ends with the parent: a SIGTERM to stagegate had left the child waiting out a
+           locked registry's busy timeout (15 s) or a silent server's connect timeout. */
+        (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) _exit(1); /* the parent died before the line above */
         close(fds[0]);
         sg_tmp_forget_all();
         resolved_msg *m = calloc(1, sizeof *m);

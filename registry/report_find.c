@@ -181,12 +181,15 @@ sg_status reg_newer_verdict_check(sg_registry *reg, const char *model, const cha
         return rc;
     }
     /* The latest stands, as it does for a transition that names no report: an older passing
-       report given with the request had stepped over a newer failure. Equal times: the one
-       that did not pass, as find_latest breaks them. */
-    if (!passed && strcmp(sha, report_sha) != 0 && latest >= ts)
+       report given with the request had stepped over a newer failure. Only a strictly later
+       one: under a fixed SOURCE_DATE_EPOCH every gate of a commit has one time, and a
+       failure at that second would refuse every retry's report for good. Nor one dated past
+       now (with the request skew): no report given could ever be later than it. */
+    if (!passed && strcmp(sha, report_sha) != 0 && latest > ts &&
+        latest <= reg_now_epoch() + SG_REGISTRY_REQUEST_SKEW_S)
         return sg_errf(err, SG_EREFUSED,
-                       "a later report for this artifact (sha256:%.16s..., signed %s than the one "
+                       "a later report for this artifact (sha256:%.16s..., signed after the one "
                        "given) did not pass: the latest verdict stands; gate again to enter %s",
-                       sha, latest > ts ? "later" : "at the same second", stage);
+                       sha, stage);
     return SG_OK;
 }

@@ -272,6 +272,15 @@ static int pem_key_blocks(const char *text, size_t len, const char *kind)
        and not counted here (a file of two keys signed with a hidden first one). */
     const char *end = text + len;
     for (const char *p = text; (p = memmem(p, (size_t)(end - p), begin, bl)) != NULL; p += bl) {
+        /* ... where OpenSSL's reader would see it start a line: at a line's start, after the
+           file's byte-order mark, or at a multiple of 254 bytes into a longer line. A BEGIN
+           quoted inside a line of text is not a block to it, nor to this count. */
+        const char *ls = p;
+        while (ls > text && ls[-1] != '\n')
+            ls--;
+        const size_t off = (size_t)(p - ls);
+        const bool bom = ls == text && off == 3 && !memcmp(text, "\xef\xbb\xbf", 3);
+        if (off % 254 != 0 && !bom) continue;
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         const char *last = nl ? nl : end;
         while (last > p && (last[-1] == '\r' || last[-1] == ' ' || last[-1] == '\t'))

@@ -90,4 +90,40 @@ rm m3.h5
 expect 2 $R resolve models:/churn/3
 err_has "artifact cannot be read"
 expect 0 $R verify-log
+
+# models:/ is resolved in a child process (the registry stays out of the gate's memory
+# figure); a SIGTERM to stagegate while a locked registry holds the child up ends the child
+# too. It had been left waiting out the 15 s busy timeout, its parent gone.
+if [ "$BACKEND" = sqlite ]; then
+    "$PY" - "$STAGEGATE_REGISTRY" 20 >lock.out <<'PYEOF' &
+import sqlite3, sys, time
+c = sqlite3.connect(sys.argv[1], isolation_level=None)
+c.execute("PRAGMA locking_mode=EXCLUSIVE")
+c.execute("BEGIN EXCLUSIVE")
+c.execute("CREATE TABLE IF NOT EXISTS lock_holder(x)")
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))
+PYEOF
+    locker=$!
+    for _ in $(seq 1 100); do grep -q locked lock.out 2>/dev/null && break; sleep 0.1; done
+    "$SG" eval --model models:/churn/1 --data "$WORK/m1.h5" >/dev/null 2>&1 &
+    sg=$!
+    sleep 1
+    kids=$(pgrep -P "$sg" || true)
+    [ -n "$kids" ] || { kill "$locker"; fail "no child process resolving models:/churn/1"; }
+    kill -TERM "$sg"
+    wait "$sg" 2>/dev/null || true
+    # alive: a process that is not a zombie (one killed waits for init to reap it)
+    alive() { local st; st=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1; [ -n "$st" ] && [ "$st" != Z ]; }
+    left=""
+    for _ in $(seq 1 30); do
+        left=""
+        for k in $kids; do if alive "$k"; then left="$left $k"; fi; done
+        [ -z "$left" ] && break
+        sleep 0.1
+    done
+    kill "$locker" 2>/dev/null || true
+    wait "$locker" 2>/dev/null || true
+    [ -z "$left" ] || fail "the resolving child $left outlived its parent's SIGTERM"
+fi
 echo "resolve OK"

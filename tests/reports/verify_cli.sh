@@ -304,6 +304,11 @@ for how in space tab bom long; do
     expect_rc 2 "$SG" verify good.json --pubkey "hid_$how.pub.pem"
     grep -q "hid_$how.pub.pem: holds 2 public keys" err.txt || { cat err.txt; fail "two public keys ($how)"; }
 done
+# A BEGIN quoted inside a line of text is not a block to OpenSSL, nor to the count: a note
+# before the one key that names its BEGIN line had been counted as a second key.
+{ echo "the key below starts at the line -----BEGIN PRIVATE KEY-----"; cat k.key.pem; } >note.key.pem
+chmod 600 note.key.pem
+expect_rc 0 "$SG_MAKE_REPORT" --key note.key.pem --out note.json --subject-file model.h5
 openssl ecparam -name prime256v1 -genkey -out ecp.key.pem 2>/dev/null && chmod 600 ecp.key.pem
 grep -q 'BEGIN EC PARAMETERS' ecp.key.pem || fail "openssl ecparam wrote no parameters block"
 expect_rc 0 "$SG_MAKE_REPORT" --key ecp.key.pem --out ecp.json --subject-file model.h5

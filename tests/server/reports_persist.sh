@@ -80,6 +80,21 @@ sleep 1.1 # signed timestamps have one-second resolution
 jq -n --arg n "$MODEL" --rawfile r art/m3.bin.again \
     '{name: $n, version: "3", stage: "Staging", stagegate_report: $r}' >inline_new.json
 expect 200 alice POST $M/model-versions/transition-stage @inline_new.json
+# Only a strictly later failure stands against a given report: under one SOURCE_DATE_EPOCH
+# every gate of a commit has one time, and a failure at that second had refused every
+# retry's passing report for good; nor does a stored failure dated past now (no report
+# could ever be later than it).
+head -c 4096 /dev/urandom >art/m4.bin
+expect 200 alice POST $M/model-versions/create "{\"name\": \"$MODEL\", \"source\": \"m4.bin\"}"
+T=$(date -u -d '-1 hour' +%Y-%m-%dT%H:%M:%SZ)
+"$MKREP" signer.key.pem "$(sha art/m4.bin)" FAILED "$T" art/m4.failed
+"$MKREP" signer.key.pem "$(sha art/m4.bin)" PASSED "$T" art/m4.passed
+"$MKREP" signer.key.pem "$(sha art/m4.bin)" FAILED 2096-01-01T00:00:00Z art/m4.future
+expect 200 alice POST /api/stagegate/reports @art/m4.failed
+expect 200 alice POST /api/stagegate/reports @art/m4.future
+jq -n --arg n "$MODEL" --rawfile r art/m4.passed \
+    '{name: $n, version: "4", stage: "Staging", stagegate_report: $r}' >inline_tie.json
+expect 200 alice POST $M/model-versions/transition-stage @inline_tie.json
 expect 200 carol GET /api/stagegate/verify-log
 stop_server
 "$SG" registry verify-log --db "$DB" >/dev/null || fail "verify-log"
