@@ -355,13 +355,32 @@ static bool fold_exact(const sg_onnx_step *g, const float *f, const float *a)
     return true;
 }
 
+/* Folds column scales f (NULL: none) and shifts a (NULL: none) into GEMM g where fold_exact
+   allows: bias b·f + a, weights W·f. false, and g unchanged, where it does not. */
+static bool fold_affine(sg_onnx_step *g, const float *f, const float *a)
+{
+    if (!fold_exact(g, f, a)) return false;
+    const int w = g->width, k = g->in_width;
+    for (int j = 0; j < w; j++) {
+        if (f && a) /* as one expression, as the BatchNormalization fold always was */
+            g->b[j] = g->b[j] * f[j] + a[j];
+        else if (f)
+            g->b[j] *= f[j];
+        else if (a)
+            g->b[j] += a[j];
+        for (int i = 0; f && i < k; i++)
+            g->W[(size_t)i * (size_t)w + (size_t)j] *= f[j];
+    }
+    return true;
+}
+
 /* Folds the sole consumer of GEMM g's output into g when it is linear in it (constant add,
    subtract, multiply, divide, BatchNormalization) or, once, an activation. */
 static int fuse_into_gemm(pass *p, sg_onnx_step *g)
 {
     sg_onnx_step *t = sole(p, g->out);
     if (!t || g->act != SG_ACT_IDENTITY) return 0;
-    const int w = g->width, k = g->in_width;
+    const int w = g->width;
     bool first;
     /* A GEMM over the vectors of a row (groups > 1) has one bias for all of them; the
        consumer's constants and scales are per value of the row, so only an activation
@@ -369,53 +388,25 @@ static int fuse_into_gemm(pass *p, sg_onnx_step *g)
     const bool grouped = sg_onnx_groups(g) > 1;
     const sg_onnx_arg *cst = grouped ? NULL : row_and_const(t, g->out, &first);
     if (cst && t->width == w) {
+        /* Every constant step is a column scale f and shift a: x + v, x - v, x * v, x / v
+           (the constant on the right, or either side of + and *). */
         const float *v = cst->value;
-        float *fs = NULL;
-        if (t->binary == SG_OXB_MUL || t->binary == SG_OXB_DIV) {
-            if (!(fs = malloc((size_t)w * sizeof *fs))) return 0;
+        const sg_onnx_binary op = t->binary;
+        if (op != SG_OXB_ADD && op != SG_OXB_SUB && op != SG_OXB_MUL && op != SG_OXB_DIV) return 0;
+        if (!first && (op == SG_OXB_SUB || op == SG_OXB_DIV)) return 0;
+        float *made = NULL;
+        if (op == SG_OXB_SUB || op == SG_OXB_DIV) {
+            if (!(made = malloc((size_t)w * sizeof *made))) return 0;
             for (int j = 0; j < w; j++)
-                fs[j] = t->binary == SG_OXB_MUL ? v[j] : 1.0f / v[j];
+                made[j] = op == SG_OXB_SUB ? -v[j] : 1.0f / v[j];
         }
-        float *neg = NULL;
-        if (t->binary == SG_OXB_SUB && first) {
-            if (!(neg = malloc((size_t)w * sizeof *neg))) return 0;
-            for (int j = 0; j < w; j++)
-                neg[j] = -v[j];
-        }
-        bool exact = fold_exact(g, fs, t->binary == SG_OXB_ADD ? v : neg);
-        free(fs);
-        free(neg);
-        if (!exact) return 0;
-        switch (t->binary) {
-        case SG_OXB_ADD:
-            for (int j = 0; j < w; j++)
-                g->b[j] += v[j];
-            break;
-        case SG_OXB_SUB:
-            if (!first) return 0;
-            for (int j = 0; j < w; j++)
-                g->b[j] -= v[j];
-            break;
-        case SG_OXB_MUL:
-        case SG_OXB_DIV:
-            if (!first && t->binary == SG_OXB_DIV) return 0;
-            for (int j = 0; j < w; j++) {
-                float f = t->binary == SG_OXB_MUL ? v[j] : 1.0f / v[j];
-                g->b[j] *= f;
-                for (int i = 0; i < k; i++)
-                    g->W[(size_t)i * (size_t)w + (size_t)j] *= f;
-            }
-            break;
-        default:
-            return 0;
-        }
+        const float *f = op == SG_OXB_MUL ? v : op == SG_OXB_DIV ? made : NULL;
+        const float *sh = op == SG_OXB_ADD ? v : op == SG_OXB_SUB ? made : NULL;
+        bool folded = fold_affine(g, f, sh);
+        free(made);
+        if (!folded) return 0;
     } else if (!grouped && t->kind == SG_OX_AFFINE && t->in == g->out) {
-        if (!fold_exact(g, t->scale, t->shift)) return 0;
-        for (int j = 0; j < w; j++) {
-            g->b[j] = g->b[j] * t->scale[j] + t->shift[j];
-            for (int i = 0; i < k; i++)
-                g->W[(size_t)i * (size_t)w + (size_t)j] *= t->scale[j];
-        }
+        if (!fold_affine(g, t->scale, t->shift)) return 0;
     } else if (t->kind == SG_OX_UNARY && t->in == g->out &&
                (t->unary == SG_OXU_RELU || t->unary == SG_OXU_TANH || t->unary == SG_OXU_SIGMOID)) {
         g->act = t->unary == SG_OXU_RELU   ? SG_ACT_RELU

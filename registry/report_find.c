@@ -44,14 +44,13 @@ static sg_status patterns(const char *hex, char pats[3][96], sg_err *err)
 }
 
 /* sg_registry_find_report, also giving the chosen report's signed time and whether it passed
-   (with a model; 0 and false without one). */
+   (with a model; 0 and false without one); body and len NULL for the verdict alone. */
 static sg_status find_latest(sg_registry *reg, const char *model, const char *subject_sha256,
                              uint8_t **body, size_t *len, char sha_out[65], int64_t *ts_out,
                              bool *passed_out, sg_err *err)
 {
     int skipped = 0;
-    *body = NULL;
-    *len = 0;
+    if (body) *body = NULL, *len = 0;
     sha_out[0] = '\0';
     if (strlen(subject_sha256) != 64 || strspn(subject_sha256, "0123456789abcdef") != 64)
         return sg_errf(err, SG_EINPUT, "artifact digest '%.80s' is not 64 lowercase hex digits",
@@ -121,15 +120,17 @@ static sg_status find_latest(sg_registry *reg, const char *model, const char *su
                          key, hex);
             continue;
         }
-        uint8_t *copy = malloc(n ? n : 1);
-        if (!copy) {
-            rc = sg_errf(err, SG_ENOMEM, "out of memory reading a report");
-            continue;
+        if (body) { /* NULL: the caller wants the verdict only */
+            uint8_t *copy = malloc(n ? n : 1);
+            if (!copy) {
+                rc = sg_errf(err, SG_ENOMEM, "out of memory reading a report");
+                continue;
+            }
+            memcpy(copy, t, n);
+            free(*body);
+            *body = copy;
+            *len = n;
         }
-        memcpy(copy, t, n);
-        free(*body);
-        *body = copy;
-        *len = n;
         memcpy(sha_out, key, 65);
         best_ts = ts;
         best_passed = passed;
@@ -146,9 +147,11 @@ static sg_status find_latest(sg_registry *reg, const char *model, const char *su
                                "dataset than the model pins, were skipped)"
                              : "");
     if (rc != SG_OK) {
-        free(*body);
-        *body = NULL;
-        *len = 0;
+        if (body) {
+            free(*body);
+            *body = NULL;
+            *len = 0;
+        }
         sha_out[0] = '\0';
     }
     return rc;
@@ -166,15 +169,12 @@ sg_status reg_newer_verdict_check(sg_registry *reg, const char *model, const cha
                                   const char *report_sha, int64_t ts, const char *stage,
                                   sg_err *err)
 {
-    uint8_t *body = NULL;
-    size_t len = 0;
     char sha[65];
     int64_t latest = 0;
     bool passed = false;
     sg_err ferr = {{0}};
     sg_status rc =
-        find_latest(reg, model, subject_sha256, &body, &len, sha, &latest, &passed, &ferr);
-    free(body);
+        find_latest(reg, model, subject_sha256, NULL, NULL, sha, &latest, &passed, &ferr);
     if (rc == SG_EINPUT) return SG_OK; /* none stored besides, or none that stands */
     if (rc != SG_OK) {
         *err = ferr;
