@@ -53,7 +53,9 @@ static const reg_table tables[] = {
      "id, model_name, version, stage, fingerprint, machine, run_at, recorded_at, report_sha256,"
      " report_path, result, signer_key_id, scenario, figures, verdict, payload_sha256",
      "id"},
-    {"reports", "sha256, body, received_at, received_by, subject_sha256", "sha256"},
+    {"reports", "sha256, body, received_at, received_by, subject_sha256, signers_known", "sha256"},
+    {"report_signers", "report_sha256, key_id, subject_sha256, payload_sha256",
+     "report_sha256, key_id"},
     {"audit_head", "id, seq, hash", "id"},
 };
 #define N_TABLES (sizeof tables / sizeof tables[0])

@@ -324,7 +324,11 @@ static int check_report(sg_registry *reg, const reg_model *m, const reg_version 
     if (rc == SG_OK) rc = record_validation(reg, m->name, v, stage, &info, report_sha, err);
     /* Kept so verify-log can verify this gate again from the log alone. */
     char stored[65];
-    if (rc == SG_OK) rc = reg_report_store(reg, report, len, info.key_id, stored, err);
+    reg_signer_ids signers = {0};
+    if (rc == SG_OK) reg_signer_ids_add(&signers, info.key_id);
+    if (rc == SG_OK)
+        rc = reg_report_store(reg, report, len, info.key_id, &signers, info.payload_sha256, stored,
+                              err);
     sg_report_info_clear(&info);
     return rc;
 }

@@ -259,8 +259,22 @@ void reg_report_subject(const char *body, size_t len, char out[65]);
  * when the envelope is malformed (registry/runs.c). */
 sg_status reg_verify_with_signers(sg_registry *reg, const char *model, const uint8_t *env,
                                   size_t len, sg_report_info *info, sg_err *err);
+/* The trusted signer keys a report verifies with, by key id (at most one per signature). */
+typedef struct {
+    int n;
+    char id[SG_DSSE_MAX_SIGNATURES][65];
+} reg_signer_ids;
+void reg_signer_ids_add(reg_signer_ids *ids, const char *key_id);
+/* reg_verify_with_signers; with ids, also every other trusted key that verifies it. */
+sg_status reg_verify_signers(sg_registry *reg, const char *model, const uint8_t *env, size_t len,
+                             sg_report_info *info, reg_signer_ids *ids, sg_err *err);
+/* Stores a report body under its SHA-256, with the trusted signer keys that verified it and
+ * the digest of the payload they signed (report_signers: what a lookup of a model's reports
+ * searches, so uploads that verify only with other models' keys cost it nothing). A key that
+ * already signed the same payload in another stored body is not listed again. */
 SG_MUST_CHECK sg_status reg_report_store(sg_registry *reg, const uint8_t *body, size_t len,
-                                         const char *received_by, char sha_out[65], sg_err *err);
+                                         const char *received_by, const reg_signer_ids *signers,
+                                         const char *payload_sha256, char sha_out[65], sg_err *err);
 SG_MUST_CHECK sg_status reg_report_load(sg_registry *reg, const char *sha256, uint8_t **body,
                                         size_t *len, sg_err *err);
 

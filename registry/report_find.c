@@ -16,6 +16,10 @@
  * equals); without one, the newest received. A report that could never stand for the model
  * (another policy's, another model's gate) is not a candidate: the latest of those had
  * shadowed the one that applies, and anyone with a token can upload one.
+ *
+ * Since schema 9 the candidates with a model are read by the signer keys each report was
+ * verified with when stored (report_signers): only the model's own signers' reports, plus
+ * rows stored before, whose signers are not known.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -63,15 +67,30 @@ static sg_status find_latest(sg_registry *reg, const char *model, const char *su
     if (model && (rc = reg_model_load(reg, model, &pins, err)) != SG_OK) return rc;
     reg_read_start(reg);
     reg_stmt *st;
+    /* With a model, only reports one of its signer keys verified when they were stored (by
+       index), and those stored before that was recorded: another principal's uploads naming
+       this artifact, signed by the keys of a model of their own, are never read, so they
+       cannot slow this lookup however many there are. */
     rc = reg_prepare(reg,
-                     "SELECT sha256, body FROM reports WHERE subject_sha256 = ? OR"
-                     " (subject_sha256 = '' AND (body LIKE ? OR body LIKE ? OR body LIKE ?))"
-                     " ORDER BY received_at DESC, sha256",
+                     model ? "SELECT sha256, body, received_at FROM reports WHERE sha256 IN"
+                             " (SELECT s.report_sha256 FROM report_signers s JOIN model_keys k"
+                             "  ON k.key_id = s.key_id WHERE s.subject_sha256 = ?1 AND"
+                             "  k.model_name = ?5 AND k.role = 'signer')"
+                             " UNION ALL SELECT sha256, body, received_at FROM reports"
+                             " WHERE signers_known = 0 AND subject_sha256 = ?1"
+                             " UNION ALL SELECT sha256, body, received_at FROM reports"
+                             " WHERE signers_known = 0 AND subject_sha256 = '' AND"
+                             " (body LIKE ?2 OR body LIKE ?3 OR body LIKE ?4)"
+                             " ORDER BY 3 DESC, 1"
+                           : "SELECT sha256, body FROM reports WHERE subject_sha256 = ?1 OR"
+                             " (subject_sha256 = '' AND (body LIKE ?2 OR body LIKE ?3 OR"
+                             " body LIKE ?4)) ORDER BY received_at DESC, sha256",
                      &st, err);
     if (rc != SG_OK) return rc;
     reg_bind_text(st, 1, subject_sha256);
     for (int k = 0; k < 3; k++)
         reg_bind_text(st, k + 2, pats[k]);
+    if (model) reg_bind_text(st, 5, model);
     bool found = false;
     /* With model: the verified report whose signed evaluation time is the latest. The order
        of upload decides nothing: anyone with a token can upload again (re-serialised, so as

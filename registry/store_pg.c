@@ -910,11 +910,10 @@ static int pg_check_integrity(reg_store *s, sg_err *err)
        ones too): the trust keys, the report bodies and the schema row had been left out. A
        table an older schema does not have is skipped. */
     static const char *const tables[] = {
-        "registered_models", "model_stages",   "model_transitions", "model_keys",
-        "model_tags",        "model_versions", "version_tags",      "aliases",
-        "validations",       "approvals",      "request_nonces",    "audit_log",
-        "audit_head",        "runs",           "registry_keys",     "reports",
-        "stagegate_registry"};
+        "registered_models", "model_stages",   "model_transitions", "model_keys",  "model_tags",
+        "model_versions",    "version_tags",   "aliases",           "validations", "approvals",
+        "request_nonces",    "audit_log",      "audit_head",        "runs",        "registry_keys",
+        "reports",           "report_signers", "stagegate_registry"};
     enum { N = sizeof tables / sizeof tables[0] };
     char sql[1536] = "SELECT";
     for (size_t i = 0, o = 6; i < N; i++) /* which exist: one round trip */

@@ -229,6 +229,18 @@ const char *const reg_pg_migrations[] = {
     "  END;"
     " END LOOP;"
     " END $$;",
+    /* 8 -> 9: each stored report's trusted signers (see the SQLite migration). */
+    "CREATE TABLE report_signers ("
+    " report_sha256" T " NOT NULL REFERENCES reports (sha256),"
+    " key_id" T " NOT NULL,"
+    " subject_sha256" T " NOT NULL,"
+    " payload_sha256" T " NOT NULL,"
+    " PRIMARY KEY (report_sha256, key_id),"
+    " UNIQUE (key_id, payload_sha256));"
+    "CREATE INDEX report_signers_by_subject ON report_signers (subject_sha256, key_id);"
+    "ALTER TABLE reports ADD COLUMN signers_known BIGINT NOT NULL DEFAULT 0"
+    " CHECK (signers_known IN (0, 1));"
+    "CREATE INDEX reports_signers_unknown ON reports (subject_sha256) WHERE signers_known = 0;",
 };
 
 _Static_assert(sizeof reg_pg_migrations / sizeof reg_pg_migrations[0] == SG_REGISTRY_SCHEMA_VERSION,

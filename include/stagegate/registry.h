@@ -21,7 +21,7 @@ extern "C" {
 
 #define SG_REGISTRY_ENV "STAGEGATE_REGISTRY"
 #define SG_REGISTRY_DEFAULT_PATH "./stagegate.db"
-#define SG_REGISTRY_SCHEMA_VERSION 8
+#define SG_REGISTRY_SCHEMA_VERSION 9
 /* How far a signed request's timestamp may be from the registry's clock. */
 #define SG_REGISTRY_REQUEST_SKEW_S 300
 

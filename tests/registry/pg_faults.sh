@@ -26,13 +26,13 @@ cluster() { bash "$SG_PG_CLUSTER" "$1" "$SG_PG_STATE"; }
 expect 2 $R list
 err_has "holds no stagegate registry (run 'stagegate registry init'"; one_line
 expect 0 $R init
-grep -q "schema version 8" out || fail "init: $(cat out)"
+grep -q "schema version 9" out || fail "init: $(cat out)"
 expect 0 $R init
-[ "$(q "SELECT schema_version FROM stagegate_registry")" = 8 ] || fail "schema version not recorded"
+[ "$(q "SELECT schema_version FROM stagegate_registry")" = 9 ] || fail "schema version not recorded"
 q "UPDATE stagegate_registry SET schema_version = 99"
 expect 2 $R list
-err_has "has schema version 99, newer than this stagegate supports (8)"; one_line
-q "UPDATE stagegate_registry SET schema_version = 8"
+err_has "has schema version 99, newer than this stagegate supports (9)"; one_line
+q "UPDATE stagegate_registry SET schema_version = 9"
 pg_new_db _foreign
 psql_on "$NEW_DB" -c "CREATE TABLE stagegate_registry (id INTEGER, application TEXT, schema_version INTEGER)" \
     -c "INSERT INTO stagegate_registry VALUES (1, 'someone-else', 1)"

@@ -52,8 +52,10 @@ EXTRA_SPIDS=$SPID1
 SPID=""
 start_server
 expect 200 alice POST /api/stagegate/reports @art/m2.bin.report
-# A row stored before schema 5 has no subject: it is still found, by its body.
-sqlq "UPDATE reports SET subject_sha256 = '' WHERE sha256 = '$(sha art/m2.bin.report)'" >/dev/null
+# A row stored before schema 5 has no subject (nor, before schema 9, a record of its
+# signers): it is still found, by its body.
+sqlq "DELETE FROM report_signers WHERE report_sha256 = '$(sha art/m2.bin.report)'" >/dev/null
+sqlq "UPDATE reports SET subject_sha256 = '', signers_known = 0 WHERE sha256 = '$(sha art/m2.bin.report)'" >/dev/null
 URL=$URL1
 expect 200 alice POST $M/model-versions/transition-stage "{\"name\": \"$MODEL\", \"version\": \"2\", \"stage\": \"Staging\"}"
 stop_server

@@ -1,0 +1,110 @@
+#!/bin/bash
+# Uploads naming another model's artifact cost that model's lookups nothing. Any token holder
+# may create a model that trusts a key of their own (without a root of trust), then upload
+# reports signed with it that name a victim's artifact digest; and anyone may upload one
+# genuine report again and again, re-encoded as new bytes. Each of those had been read and
+# verified, with every signer key of the victim model, at each lookup of the victim's reports
+# (6,000 uploads had slowed one transition from 3 ms to 7.2 s). The registry now records
+# which trusted keys verified each stored report, once per signed payload, and a lookup reads
+# only the model's own signers' reports.
+#  - the rows: the attacker's uploads are listed under the attacker's key only, and the
+#    genuine report's re-encodings under the signer's key once;
+#  - the cost: the instructions a transition runs (callgrind, which counts them repeatably)
+#    with the flood naming its artifact, against the same transition for an artifact no
+#    upload names;
+#  - the verdict: the victim's genuine report still decides its transition.
+. "$(dirname "$0")/lib.sh"
+setup
+M=/api/2.0/mlflow
+N=${SG_FLOOD_N:-150}
+start_server
+create_model "$MODEL"
+EVIL=evil-$RUN
+jq -n --arg n "$EVIL" --rawfile s carol.pub.pem '{name: $n, stagegate_policy: {signers: [$s]}}' >evil.json
+expect 200 carol POST $M/registered-models/create @evil.json
+for i in 1 2 3; do
+    expect 200 alice POST $M/model-versions/create "{\"name\": \"$MODEL\", \"source\": \"m$i.bin\"}"
+done
+D1=$(sha art/m1.bin)
+# The signer's genuine reports for versions 1 and 2 (version 2's is the one the flood names).
+report signer art/m1.bin
+report signer art/m2.bin
+report signer art/m3.bin
+expect 200 alice POST /api/stagegate/reports @art/m1.bin.report
+expect 200 alice POST /api/stagegate/reports @art/m2.bin.report
+D2=$(sha art/m2.bin)
+# The flood: N distinct statements (each padded differently) signed by carol's key, failing,
+# naming version 2's artifact; then the signer's genuine report for it, re-encoded N ways.
+for i in $(seq "$N"); do
+    MAKE_REPORT_PAD=$i "$MKREP" carol.key.pem "$D2" FAILED now art/flood.json
+    expect 200 carol POST /api/stagegate/reports @art/flood.json
+    { printf '{%*s' "$i" ''; tail -c +2 art/m2.bin.report; } >art/again.json
+    expect 200 carol POST /api/stagegate/reports @art/again.json
+done
+[ "$(sqlq "SELECT count(*) FROM reports WHERE subject_sha256 = '$D2'")" = $((2 * N + 1)) ] ||
+    fail "the uploads were not all stored"
+
+# The cost of a lookup: version 2's transition (the flood names its artifact) against version
+# 3's (none does), each with its report given and checked against the stored ones. Run by
+# the command line on the server's database. Not under the sanitizers, which valgrind cannot
+# run.
+if [ -z "${STAGEGATE_SANITIZED:-}" ]; then
+    stop_server
+    ir() {
+        rm -f cg.out
+        valgrind -q --tool=callgrind --callgrind-out-file=cg.out "$SG" registry --db "$DB" \
+            transition "$MODEL" "$1" Staging --report "$2" >cg.stdout 2>cg.stderr ||
+            fail "transition of version $1 under callgrind: $(cat cg.stderr)"
+        sed -n 's/^summary: *\([0-9]*\).*/\1/p' cg.out
+    }
+    clean=$(ir 3 art/m3.bin.report)
+    flooded=$(ir 2 art/m2.bin.report)
+    [ -n "$clean" ] && [ -n "$flooded" ] || fail "no callgrind summary"
+    ratio=$(awk -v a="$flooded" -v b="$clean" 'BEGIN { printf "%.3f", a / b }')
+    echo "instructions: $flooded with $((2 * N)) uploads naming the artifact, $clean with none (x$ratio)"
+    awk -v r="$ratio" 'BEGIN { exit !(r < 1.25) }' ||
+        fail "a transition ran ${ratio}x the instructions with $((2 * N)) other uploads naming its artifact"
+    start_server
+else
+    expect 200 alice POST $M/model-versions/transition-stage "{\"name\": \"$MODEL\", \"version\": \"2\", \"stage\": \"Staging\"}"
+fi
+
+# The rows: carol's statements under carol's key, each once; the signer's report under the
+# signer's key once, however many encodings of it were uploaded; nothing under a key that did
+# not sign.
+SIGNER=$(keyid signer.pub.pem) CAROL=$(keyid carol.pub.pem)
+[ "$(sqlq "SELECT count(*) FROM report_signers WHERE subject_sha256 = '$D2' AND key_id = '$CAROL'")" = "$N" ] ||
+    fail "carol's uploads: $(sqlq "SELECT count(*) FROM report_signers WHERE key_id = '$CAROL'") rows under her key"
+[ "$(sqlq "SELECT count(*) FROM report_signers WHERE subject_sha256 = '$D2' AND key_id = '$SIGNER'")" = 1 ] ||
+    fail "the signer's report is listed $(sqlq "SELECT count(*) FROM report_signers WHERE subject_sha256 = '$D2' AND key_id = '$SIGNER'") times"
+[ "$(sqlq "SELECT count(*) FROM report_signers WHERE key_id NOT IN ('$CAROL', '$SIGNER')")" = 0 ] ||
+    fail "a report is listed under a key that did not sign it"
+[ "$(sqlq "SELECT count(*) FROM reports WHERE signers_known = 0")" = 0 ] || fail "an upload stored without its signers"
+
+# The verdicts: version 2 is in Staging by its genuine report (carol's failures, signed by a
+# key the model does not trust, stand for nothing); version 1's plain transition finds the
+# signer's upload.
+[ "$(stage_of "$MODEL" 2)" = Staging ] || fail "version 2 is $(stage_of "$MODEL" 2)"
+expect 200 alice POST $M/model-versions/transition-stage "{\"name\": \"$MODEL\", \"version\": \"1\", \"stage\": \"Staging\"}"
+[ "$(jbody .model_version.validated)" = true ] || fail "v1 not validated: $(cat body)"
+# A report signed by two trusted keys (the signer's, and carol's added over the same
+# payload) is listed under both, and stands for the victim by the signer's.
+head -c 4096 /dev/urandom >art/m4.bin
+expect 200 alice POST $M/model-versions/create "{\"name\": \"$MODEL\", \"source\": \"m4.bin\"}"
+D4=$(sha art/m4.bin)
+report signer art/m4.bin
+jq -r .payload art/m4.bin.report | base64 -d >stmt4.json
+TYPE=$(jq -r .payloadType art/m4.bin.report)
+{ printf 'DSSEv1 %d %s %d ' "${#TYPE}" "$TYPE" "$(stat -c %s stmt4.json)"; cat stmt4.json; } >pae4.bin
+openssl dgst -sha256 -sign carol.key.pem -out sig4.bin pae4.bin
+jq --arg s "$(base64 -w0 sig4.bin)" '.signatures += [{sig: $s}]' art/m4.bin.report >art/m4.two.json
+expect 200 carol POST /api/stagegate/reports @art/m4.two.json
+got=$(sqlq "SELECT key_id FROM report_signers WHERE subject_sha256 = '$D4' ORDER BY key_id" | tr '\n' ' ')
+want=$(printf '%s\n' "$SIGNER" "$CAROL" | sort | tr '\n' ' ')
+[ "$got" = "$want" ] || fail "a report with two trusted signatures is listed under: $got"
+expect 200 alice POST $M/model-versions/transition-stage "{\"name\": \"$MODEL\", \"version\": \"4\", \"stage\": \"Staging\"}"
+[ "$(jbody .model_version.validated)" = true ] || fail "v4 not validated: $(cat body)"
+expect 200 carol GET /api/stagegate/verify-log
+stop_server
+"$SG" registry verify-log --db "$DB" >/dev/null || fail "verify-log"
+echo "report flood OK: $((2 * N)) uploads naming another model's artifact, lookups unchanged"
