@@ -485,7 +485,11 @@ static sg_status run_gate(const gate_args *a, gate_run *g, sg_err *err)
                  sg_model_open_verified(baseline, bsha[0] ? bsha : NULL, &bo, &g->base_model, err)))
             return rc;
         const sg_model *cm = g->cand_model, *bm = g->base_model;
-        if (cm->task != bm->task || cm->n_classes != bm->n_classes) {
+        /* Two classifiers of as many classes compare, whatever their formats call them: an
+           XGBoost multi:softprob of 2 classes and a binary:logistic, or an ONNX two-column
+           softmax, have the same outputs and, for two classes, the same metrics. */
+        if ((cm->task == SG_TASK_REGRESSION) != (bm->task == SG_TASK_REGRESSION) ||
+            cm->n_classes != bm->n_classes) {
             char bd[64], cd[64];
             snprintf(bd, sizeof bd, bm->task == SG_TASK_REGRESSION ? "a %s model" : "a %s model of %d classes",
                      sg_task_name(bm->task), bm->n_classes);

@@ -580,9 +580,9 @@ static sg_status eval_setup(eval_run *e, const sg_eval_config *c, sg_eval_result
     sg_dataset_use_model(e->ds, r->model);
     const sg_model *m = r->model;
     bool classifier = m->task != SG_TASK_REGRESSION;
-    if (c->threshold_given && m->task != SG_TASK_BINARY)
+    if (c->threshold_given && (!classifier || m->n_classes != 2))
         return sg_errf(err, SG_EINPUT,
-                       "--threshold applies to binary classifiers; %s is a %s model, whose "
+                       "--threshold applies to two-class classifiers; %s is a %s model, whose "
                        "labels it would not change",
                        m->path, sg_task_name(m->task));
     r->rows = sg_dataset_rows(e->ds);
@@ -590,13 +590,13 @@ static sg_status eval_setup(eval_run *e, const sg_eval_config *c, sg_eval_result
         return sg_errf(err, SG_EINPUT, "%s: /X has %lld rows, more than --max-rows %lld",
                        c->data_path, (long long)r->rows, (long long)c->max_rows);
     /* What stays in memory for every row, at its most (the data itself is streamed): a
-     * binary model's scores for exact ROC AUC and average precision (4 bytes, up to 8 more
+     * two-class model's scores for exact ROC AUC and average precision (4 bytes, up to 8 more
      * while a bucket is sorted, 8 for a weight), the predictions kept for shadow agreement.
      * Each buffer is checked as it is made; their sum is checked here, before any work, so
      * a declared size the process cannot hold is refused at once, not after a long run. */
     {
         const bool w = sg_dataset_has_weights(e->ds);
-        const uint64_t scores = m->task == SG_TASK_BINARY ? 12u + (w ? 8u : 0u) : 0u,
+        const uint64_t scores = classifier && m->n_classes == 2 ? 12u + (w ? 8u : 0u) : 0u,
                        kept = c->keep_predictions ? 4u : 0u, limit = sg_memory_limit();
         const double need = (double)r->rows * (double)(scores + kept);
         if (limit && need > (double)limit)

@@ -47,7 +47,8 @@ json_t *sg_eval_result_json(const sg_eval_config *c, const sg_eval_result *r)
     json_t *metrics = json_object();
     sg_metrics_to_json(&r->metrics, metrics);
     json_object_set_new(doc, "metrics", metrics);
-    if (r->model->task == SG_TASK_BINARY) sg_json_set_real(doc, "threshold", c->threshold);
+    if (r->model->task != SG_TASK_REGRESSION && r->model->n_classes == 2)
+        sg_json_set_real(doc, "threshold", c->threshold);
 
     json_t *timing = json_object();
     sg_json_set_real(timing, "load_seconds", r->load_seconds);

@@ -58,6 +58,13 @@ static bool keeps_cm(int k)
     return k <= SG_METRICS_CM_MAX_CLASSES;
 }
 
+/* Every two-class classifier keeps its class-1 scores (ROC AUC, average precision), whatever
+   its format calls it: binary, or multiclass of 2 classes. */
+static bool keeps_scores(const sg_metrics_acc *a)
+{
+    return a->task != SG_TASK_REGRESSION && a->k == 2;
+}
+
 sg_status sg_metrics_acc_new(sg_task task, int n_classes, int64_t expected_rows, sg_metrics_acc **out,
                        sg_err *err)
 {
@@ -82,7 +89,7 @@ sg_status sg_metrics_acc_new(sg_task task, int n_classes, int64_t expected_rows,
         a->true_n = calloc(k, sizeof *a->true_n);
         a->pred_n = calloc(k, sizeof *a->pred_n);
         if (!a->true_n || !a->pred_n) goto nomem;
-        if (task == SG_TASK_BINARY && expected_rows > 0) {
+        if (n_classes == 2 && expected_rows > 0) {
             /* The declared row count sizes the score store: refuse one no machine could hold
              * before it reaches an allocation (or wraps around in one). */
             int st = sg_check_alloc(expected_rows, sizeof *a->keys,
@@ -144,7 +151,7 @@ static sg_status set_weighted(sg_metrics_acc *a, bool weighted, sg_err *err)
         a->cm_n = cells ? calloc(cells, sizeof *a->cm_n) : NULL;
         if (!a->tp_n || (cells && !a->cm_n))
             return sg_errf(err, SG_ENOMEM, "metrics: out of memory for class counts");
-        if (a->task == SG_TASK_BINARY) {
+        if (keeps_scores(a)) {
             uint32_t *keys = a->keys;
             a->keys = NULL; /* the store owns it from here, even if it fails */
             sg_status st = sg_rank_store_init(
@@ -469,7 +476,7 @@ static void add_scores(sg_metrics_acc *a, int64_t n, const float *proba, const i
 static sg_status leave_unit_weights(sg_metrics_acc *a, size_t n, sg_err *err)
 {
     size_t k = (size_t)a->k, cells = a->cm_w ? k * k : 0;
-    if (a->task == SG_TASK_BINARY) {
+    if (keeps_scores(a)) {
         const sg_rank_store *rs = &a->rank;
         size_t used = (size_t)a->rows, cap = a->expected_rows > 0 ? (size_t)a->expected_rows : 0;
         if (n > SIZE_MAX - used)
@@ -530,14 +537,14 @@ sg_status sg_metrics_add_classification_terms(sg_metrics_acc *a, int64_t n, cons
     if (rc) return rc;
     bool unit = weights && a->unit_weights && ones;
     if (weights && a->unit_weights && !unit) rc = leave_unit_weights(a, (size_t)n, err);
-    if (!rc && a->task == SG_TASK_BINARY) rc = reserve_scores(a, (size_t)n, err);
+    if (!rc && keeps_scores(a)) rc = reserve_scores(a, (size_t)n, err);
     if (rc) return rc;
     /* Unit weights count as no weights, except in log loss, whose weighted sum is a
        different order of operations (one log a row, times 1.0 exactly). */
     const double *wc = unit ? NULL : weights;
     add_counts(a, n, y_true, y_pred, wc);
     add_log_loss(a, n, proba, y_true, weights, log_terms);
-    if (a->task == SG_TASK_BINARY) {
+    if (keeps_scores(a)) {
         if (wc)
             add_scores(a, n, proba, y_true, wc);
         else
@@ -702,10 +709,14 @@ static sg_status finish_classification(sg_metrics_acc *a, sg_metrics *m, double 
     m->accuracy = sg_ksum_value(&correct) / W;
     m->log_loss = sg_ksum_value(&a->logloss) / W;
     int rc = SG_OK;
-    if (a->task == SG_TASK_BINARY) {
+    /* A two-class model has both sets, so that models of one problem compare whatever their
+       format calls them (an XGBoost multi:softprob of 2 classes against binary:logistic):
+       the binary metrics with class 1 positive, and the averages over the labels. */
+    if (k == 2) {
         prf(tp[1], pr[1], tr[1], &m->precision, &m->recall, &m->f1);
         rc = rank_metrics(a, m, err);
-    } else {
+    }
+    {
         /* sklearn's label set: every label seen in y_true or y_pred, weight or not. */
         sg_ksum fsum = {0, 0}, fw = {0, 0}, tw = {0, 0}, tps = {0, 0}, prs = {0, 0};
         int labels = 0;

@@ -24,9 +24,9 @@ static const struct {
     {"f1", T_BIN, offsetof(sg_metrics, f1), NO_FLAG},
     {"roc_auc", T_BIN, offsetof(sg_metrics, roc_auc), offsetof(sg_metrics, roc_auc_defined)},
     {"average_precision", T_BIN, offsetof(sg_metrics, average_precision), NO_FLAG},
-    {"f1_macro", T_MC, offsetof(sg_metrics, f1_macro), NO_FLAG},
-    {"f1_micro", T_MC, offsetof(sg_metrics, f1_micro), NO_FLAG},
-    {"f1_weighted", T_MC, offsetof(sg_metrics, f1_weighted), NO_FLAG},
+    {"f1_macro", T_CLS, offsetof(sg_metrics, f1_macro), NO_FLAG},
+    {"f1_micro", T_CLS, offsetof(sg_metrics, f1_micro), NO_FLAG},
+    {"f1_weighted", T_CLS, offsetof(sg_metrics, f1_weighted), NO_FLAG},
     {"log_loss", T_CLS, offsetof(sg_metrics, log_loss), NO_FLAG},
     {"mean_absolute_error", T_REG, offsetof(sg_metrics, mean_absolute_error), NO_FLAG},
     {"mean_squared_error", T_REG, offsetof(sg_metrics, mean_squared_error), NO_FLAG},
@@ -36,9 +36,15 @@ static const struct {
 };
 #define N_METRICS (sizeof metric_table / sizeof metric_table[0])
 
+/* The binary metrics apply to every two-class classifier (binary, or multiclass of 2
+   classes), the averaged F1s to every classifier: one problem has one metric set whatever
+   its model's format calls it. */
 static bool applies(const sg_metrics *m, size_t i)
 {
-    return (metric_table[i].tasks >> (unsigned)m->task) & 1u;
+    const unsigned t = metric_table[i].tasks;
+    if (m->task == SG_TASK_REGRESSION) return (t & T_REG) != 0;
+    if (t == T_BIN) return m->n_classes == 2;
+    return (t & T_CLS) != 0;
 }
 
 /* Reads entry i; false when its value is undefined for this run. */

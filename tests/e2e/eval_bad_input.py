@@ -173,12 +173,12 @@ def main():
         # so it would stream zeros for hours) or 2^63 - 1023 (whose last chunk overflowed a
         # row count).
         good_model(j("reg.h5"), task="regression", k=1)
-        # --threshold changes only a binary classifier's labels: given for another model it
-        # would be silently ignored.
+        # --threshold changes only a two-class classifier's labels: given for another model
+        # it would be silently ignored.
         good_model(j("mc3.h5"), task="multiclass", k=3)
         data(j("mc3d.h5"), y=np.arange(50) % 3)
         case("--threshold for a multiclass model", tmp, j("mc3.h5"), j("mc3d.h5"), "mc3.h5",
-             ["--threshold applies to binary classifiers", "multiclass"], args=["--threshold", "0.3"])
+             ["--threshold applies to two-class classifiers", "multiclass"], args=["--threshold", "0.3"])
         data(j("regd.h5"), y=np.linspace(0, 1, 50))
         case("--threshold for a regressor", tmp, j("reg.h5"), j("regd.h5"), "reg.h5",
              ["--threshold", "regression"], args=["--threshold", "0.3"])

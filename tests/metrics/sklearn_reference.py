@@ -55,7 +55,9 @@ def rand_proba(rng, n, k, y, style):
 def expected_classification(task, k, y, yp, proba, w):
     p64 = proba.astype(np.float64)
     e = {"accuracy": skm.accuracy_score(y, yp, sample_weight=w)}
-    if task == "binary":
+    # Every two-class classifier (binary, or multiclass of 2 classes) has the binary metrics
+    # with class 1 positive, and every classifier the averaged F1s.
+    if k == 2:
         e["precision"] = skm.precision_score(y, yp, sample_weight=w, zero_division=0)
         e["recall"] = skm.recall_score(y, yp, sample_weight=w, zero_division=0)
         e["f1"] = skm.f1_score(y, yp, sample_weight=w, zero_division=0)
@@ -65,9 +67,8 @@ def expected_classification(task, k, y, yp, proba, w):
         else:
             e["roc_auc"] = None
         e["average_precision"] = skm.average_precision_score(y, p64[:, 1], sample_weight=w)
-    else:
-        for avg in ("macro", "micro", "weighted"):
-            e["f1_" + avg] = skm.f1_score(y, yp, average=avg, sample_weight=w, zero_division=0)
+    for avg in ("macro", "micro", "weighted"):
+        e["f1_" + avg] = skm.f1_score(y, yp, average=avg, sample_weight=w, zero_division=0)
     e["log_loss"] = skm.log_loss(y, p64, sample_weight=w, labels=list(range(k)))
     e["confusion_matrix"] = skm.confusion_matrix(y, yp, labels=list(range(k)), sample_weight=w)
     # The correctly rounded weighted cell sums, to judge cells where summation order matters.
@@ -125,7 +126,8 @@ def make_case(rng, i):
         if rng.random() < 0.1:
             pred = y.astype(np.float32)
         return kind, 0, y, None, w, None, pred
-    k = 2 if kind == "binary" else int(rng.integers(3, 8))
+    # multiclass of 2 classes too: an XGBoost multi:softprob with num_class 2, which argmax labels
+    k = 2 if kind == "binary" else int(rng.choice([2, 3, 4, 5, 6, 7]))
     present = rng.choice(k, size=max(1, int(rng.integers(1, k + 1))), replace=False)
     if kind == "binary" and rng.random() < 0.75:
         present = np.arange(2)

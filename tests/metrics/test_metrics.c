@@ -126,7 +126,11 @@ static void test_binary_zero_division_and_single_class(void **state)
     json_t *o = json_object();
     assert_int_equal(sg_metrics_to_json(&m, o), 0);
     assert_true(json_is_null(json_object_get(o, "roc_auc")));
-    assert_null(json_object_get(o, "f1_macro"));
+    /* A two-class model has the averaged F1s too: predictions {0, 1, 1}, label 0 never
+       true (f1 0), label 1 f1 0.8; sklearn's f1_score gives 0.4, 0.8 and 2/3. */
+    assert_near(json_real_value(json_object_get(o, "f1_macro")), 0.4, TOL);
+    assert_near(json_real_value(json_object_get(o, "f1_weighted")), 0.8, TOL);
+    assert_near(json_real_value(json_object_get(o, "f1_micro")), 2.0 / 3.0, TOL);
     json_decref(o);
     sg_metrics_clear(&m);
 
@@ -225,6 +229,62 @@ static void test_multiclass_absent_labels(void **state)
     assert_false(sg_metrics_get(&m, "roc_auc", &v));
     assert_true(sg_metrics_get(&m, "f1_macro", &v));
     sg_metrics_clear(&m);
+}
+
+/* One problem, one metric set: a multiclass model of 2 classes (an XGBoost multi:softprob
+   with num_class 2) and a binary model with the same probabilities give the same bits for
+   every metric, the binary ones (class 1 positive) and the averaged F1s, weighted or not. */
+static void test_two_class_one_metric_set(void **state)
+{
+    (void)state;
+    enum { N = 3000 };
+    float *proba = malloc(2 * N * sizeof *proba);
+    int32_t y[N], pred[N];
+    double w[N];
+    uint32_t s = 12345;
+    for (int i = 0; i < N; i++) {
+        s = s * 1664525u + 1013904223u;
+        float p1 = (float)(s >> 8) / 16777216.0f;
+        proba[2 * i] = 1.0f - p1;
+        proba[2 * i + 1] = p1;
+        y[i] = (s >> 3) % 5 < 2 ? (p1 > 0.3f) : (int32_t)((s >> 5) & 1);
+        pred[i] = p1 > 0.5f;
+        w[i] = 0.5 + (double)((s >> 11) % 7);
+    }
+    for (int weighted = 0; weighted < 2; weighted++) {
+        sg_metrics m[2];
+        for (int t = 0; t < 2; t++) {
+            sg_err err;
+            sg_metrics_acc *a;
+            assert_int_equal(
+                sg_metrics_acc_new(t ? SG_TASK_MULTICLASS : SG_TASK_BINARY, 2, N, &a, &err), SG_OK);
+            assert_int_equal(
+                sg_metrics_add_classification(a, N, proba, y, pred, weighted ? w : NULL, &err),
+                SG_OK);
+            assert_int_equal(sg_metrics_finish(a, &m[t], &err), SG_OK);
+            sg_metrics_acc_free(a);
+        }
+        static const char *const names[] = {"accuracy", "precision",         "recall",   "f1",
+                                            "roc_auc",  "average_precision", "log_loss", "f1_macro",
+                                            "f1_micro", "f1_weighted"};
+        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+            double b = -1, mc = -2;
+            assert_true(sg_metrics_get(&m[0], names[i], &b));
+            assert_true(sg_metrics_get(&m[1], names[i], &mc));
+            if (memcmp(&b, &mc, sizeof b) != 0)
+                fail_msg("%s: binary %.17g, multiclass of 2 classes %.17g", names[i], b, mc);
+        }
+        /* ... and the binary ones are the binary path's own, not the averaged ones. */
+        assert_true(m[0].f1 != m[0].f1_macro);
+        json_t *o = json_object();
+        assert_int_equal(sg_metrics_to_json(&m[1], o), 0);
+        assert_non_null(json_object_get(o, "roc_auc"));
+        assert_non_null(json_object_get(o, "f1_macro"));
+        json_decref(o);
+        sg_metrics_clear(&m[0]);
+        sg_metrics_clear(&m[1]);
+    }
+    free(proba);
 }
 
 static int regression(int n, const double *y, const float *p, const double *w, sg_metrics *m)
@@ -745,6 +805,7 @@ int main(void)
         cmocka_unit_test(test_binary_weights),
         cmocka_unit_test(test_log_loss_clipping),
         cmocka_unit_test(test_multiclass_absent_labels),
+        cmocka_unit_test(test_two_class_one_metric_set),
         cmocka_unit_test(test_regression),
         cmocka_unit_test(test_regression_offset_exact),
         cmocka_unit_test(test_streaming_matches_one_chunk),

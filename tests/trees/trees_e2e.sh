@@ -159,6 +159,57 @@ rc=0; "$SG" gate --data val.h5 --policy policy_tol.json --key k.key.pem --cpus 0
     grep -q "policy_tol.json: shadow.tolerance applies to regression models; tree.json is a binary model" c_tol.err ||
     { cat c_tol.txt c_tol.err; fail "a shadow tolerance on a classifier: exit $rc"; }
 [ ! -e c_tol.json ] || fail "a report was written for a refused policy"
+# 6. One problem, one metric set: an XGBoost multi:softprob of 2 classes and the
+#    binary:logistic model gate against each other (they had been refused as a multiclass and
+#    a binary model), on the binary metrics and the averaged F1s alike; every such metric of
+#    both equals scikit-learn's on XGBoost's own predictions.
+$PY - <<'PYEOF'
+import h5py, json, numpy as np, xgboost as xgb
+from sklearn import metrics as skm
+with h5py.File("train.h5") as f:
+    X, y = f["X"][()], f["y"][()]
+b = xgb.train({"objective": "multi:softprob", "num_class": 2, "max_depth": 3, "eta": 0.3,
+               "seed": 2}, xgb.DMatrix(X, label=y), 40)
+b.save_model("tree2.json")
+with h5py.File("val.h5") as f:
+    Xv, yv = f["X"][()], f["y"][()]
+want = {}
+for name, p in (("tree2", b.predict(xgb.DMatrix(Xv))),
+                ("tree", None)):
+    if p is None:
+        p1 = xgb.Booster(model_file="tree.json").predict(xgb.DMatrix(Xv))
+        p = np.stack([1 - p1, p1], axis=1)
+    pred = (p[:, 1] > p[:, 0]).astype(int) if name == "tree2" else (p[:, 1] > 0.5).astype(int)
+    want[name] = {"f1": skm.f1_score(yv, pred), "precision": skm.precision_score(yv, pred),
+                  "roc_auc": skm.roc_auc_score(yv, p[:, 1]),
+                  "f1_macro": skm.f1_score(yv, pred, average="macro"),
+                  "f1_weighted": skm.f1_score(yv, pred, average="weighted"),
+                  "accuracy": skm.accuracy_score(yv, pred)}
+json.dump(want, open("want2.json", "w"))
+PYEOF
+cat > policy2.json <<'JSON'
+{
+  "metrics": {"accuracy": {"threshold": 0.7}, "f1": {"max_relative_regression": 0.10},
+              "f1_macro": {"max_relative_regression": 0.10}, "roc_auc": {"threshold": 0.6}},
+  "memory":  {"max_rss_mb": 4096, "max_model_mb": 64},
+  "shadow":  {"min_agreement": 0.80}
+}
+JSON
+for pair in "tree2 tree" "tree tree2"; do
+    set -- $pair
+    rc=0; "$SG" gate --data val.h5 --policy policy2.json --key k.key.pem --cpus 0 --model "$1.json" \
+        --baseline "$2.json" --out "two_$1.json" > "two_$1.txt" 2>&1 || rc=$?
+    [ "$rc" = 0 ] || { cat "two_$1.txt"; fail "$1 against the $2 baseline exited $rc"; }
+    $PY - "two_$1.json" "$1" "$2" <<'PYEOF' || fail "$1 against $2: metrics"
+import base64, json, sys
+p = json.loads(base64.b64decode(json.load(open(sys.argv[1]))["payload"]))["predicate"]
+want = json.load(open("want2.json"))
+assert p["result"] == "PASSED", p["failedTests"]
+for side, name in (("metrics", sys.argv[2]), ("baseline_metrics", sys.argv[3])):
+    for k, v in want[name].items():
+        assert abs(p[side][k] - v) <= 1e-6, (side, k, p[side][k], v)
+PYEOF
+done
 rc=0; "$SG" compare r_pass.json r_fail.json --pubkey k.pub.pem --json > rcmp.json || rc=$?
 [ "$rc" = 0 ] || fail "compare of regression tree reports exited $rc"
 $PY - rcmp.json <<'PYEOF'
