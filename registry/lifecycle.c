@@ -324,8 +324,15 @@ static int check_report(sg_registry *reg, const reg_model *m, const reg_version 
     if (rc == SG_OK) rc = record_validation(reg, m->name, v, stage, &info, report_sha, err);
     /* Kept so verify-log can verify this gate again from the log alone. */
     char stored[65];
+    /* Listed under every trusted signer key of the registry that verifies it, as an upload
+       is: a key of another model that co-signed it finds it too. */
     reg_signer_ids signers = {0};
-    if (rc == SG_OK) reg_signer_ids_add(&signers, info.key_id);
+    if (rc == SG_OK) {
+        sg_report_info all;
+        memset(&all, 0, sizeof all);
+        rc = reg_verify_signers(reg, NULL, report, len, &all, &signers, err);
+        sg_report_info_clear(&all);
+    }
     if (rc == SG_OK)
         rc = reg_report_store(reg, report, len, info.key_id, &signers, info.payload_sha256, stored,
                               err);

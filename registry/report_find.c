@@ -47,6 +47,56 @@ static sg_status patterns(const char *hex, char pats[3][96], sg_err *err)
     return SG_OK;
 }
 
+/* The ids of the model's signer keys as sg_key_id computes them from the keys themselves;
+   a key that does not load is left out (no report can verify with it). */
+static sg_status model_signer_ids(sg_registry *reg, const char *model, char (**ids)[65], int *n,
+                                  sg_err *err)
+{
+    *ids = NULL;
+    *n = 0;
+    reg_stmt *st;
+    sg_status rc = reg_prepare(reg,
+                               "SELECT public_pem FROM model_keys WHERE model_name = ? AND"
+                               " role = 'signer' ORDER BY key_id",
+                               &st, err);
+    if (rc != SG_OK) return rc;
+    reg_bind_text(st, 1, model);
+    int cap = 0;
+    while (rc == SG_OK && reg_row(reg, st, err)) {
+        const char *pem = reg_col_text(st, 0);
+        EVP_PKEY *pub = NULL;
+        sg_err ignored;
+        char id[65];
+        if (sg_key_load_public_pem(pem, strlen(pem), "trusted signer key", &pub, &ignored))
+            continue;
+        bool ok = sg_key_id(pub, id, &ignored) == SG_OK;
+        EVP_PKEY_free(pub);
+        if (!ok) continue;
+        bool dup = false;
+        for (int i = 0; i < *n && !dup; i++)
+            dup = strcmp((*ids)[i], id) == 0;
+        if (dup) continue;
+        if (*n == cap) {
+            cap = cap ? 2 * cap : 4;
+            char(*grown)[65] = realloc(*ids, (size_t)cap * sizeof **ids);
+            if (!grown) {
+                rc = sg_errf(err, SG_ENOMEM, "out of memory reading signer keys");
+                break;
+            }
+            *ids = grown;
+        }
+        memcpy((*ids)[(*n)++], id, 65);
+    }
+    reg_finalize(st);
+    if (rc == SG_OK) rc = reg->read_rc;
+    if (rc != SG_OK) {
+        free(*ids);
+        *ids = NULL;
+        *n = 0;
+    }
+    return rc;
+}
+
 /* sg_registry_find_report, also giving the chosen report's signed time and whether it passed
    (with a model; 0 and false without one); body and len NULL for the verdict alone. */
 static sg_status find_latest(sg_registry *reg, const char *model, const char *subject_sha256,
@@ -70,27 +120,51 @@ static sg_status find_latest(sg_registry *reg, const char *model, const char *su
     /* With a model, only reports one of its signer keys verified when they were stored (by
        index), and those stored before that was recorded: another principal's uploads naming
        this artifact, signed by the keys of a model of their own, are never read, so they
-       cannot slow this lookup however many there are. */
+       cannot slow this lookup however many there are. The ids are the keys' own, computed
+       as a report's verification computes them (model_keys.key_id of a registry made before
+       EC keys were read in one point form can differ). */
+    char(*ids)[65] = NULL;
+    int n_ids = 0;
+    if (model && (rc = model_signer_ids(reg, model, &ids, &n_ids, err)) != SG_OK) return rc;
+    char *sql = NULL;
+    if (model) {
+        size_t cap = 640 + (size_t)(n_ids ? n_ids : 1) * 8;
+        sql = malloc(cap);
+        if (!sql) {
+            free(ids);
+            return sg_errf(err, SG_ENOMEM, "out of memory looking up reports");
+        }
+        int o = snprintf(sql, cap,
+                         "SELECT sha256, body, received_at FROM reports WHERE sha256 IN"
+                         " (SELECT report_sha256 FROM report_signers WHERE subject_sha256 = ?1"
+                         " AND key_id IN (");
+        for (int i = 0; i < n_ids; i++)
+            o += snprintf(sql + o, cap - (size_t)o, "%s?%d", i ? ", " : "", 5 + i);
+        snprintf(sql + o, cap - (size_t)o,
+                 "%s)) UNION ALL SELECT sha256, body, received_at FROM reports"
+                 " WHERE signers_known = 0 AND subject_sha256 = ?1"
+                 " UNION ALL SELECT sha256, body, received_at FROM reports"
+                 " WHERE signers_known = 0 AND subject_sha256 = '' AND"
+                 " (body LIKE ?2 OR body LIKE ?3 OR body LIKE ?4)"
+                 " ORDER BY 3 DESC, 1",
+                 n_ids ? "" : "NULL");
+    }
     rc = reg_prepare(reg,
-                     model ? "SELECT sha256, body, received_at FROM reports WHERE sha256 IN"
-                             " (SELECT s.report_sha256 FROM report_signers s JOIN model_keys k"
-                             "  ON k.key_id = s.key_id WHERE s.subject_sha256 = ?1 AND"
-                             "  k.model_name = ?5 AND k.role = 'signer')"
-                             " UNION ALL SELECT sha256, body, received_at FROM reports"
-                             " WHERE signers_known = 0 AND subject_sha256 = ?1"
-                             " UNION ALL SELECT sha256, body, received_at FROM reports"
-                             " WHERE signers_known = 0 AND subject_sha256 = '' AND"
-                             " (body LIKE ?2 OR body LIKE ?3 OR body LIKE ?4)"
-                             " ORDER BY 3 DESC, 1"
+                     model ? sql
                            : "SELECT sha256, body FROM reports WHERE subject_sha256 = ?1 OR"
                              " (subject_sha256 = '' AND (body LIKE ?2 OR body LIKE ?3 OR"
                              " body LIKE ?4)) ORDER BY received_at DESC, sha256",
                      &st, err);
-    if (rc != SG_OK) return rc;
+    free(sql);
+    if (rc != SG_OK) {
+        free(ids);
+        return rc;
+    }
     reg_bind_text(st, 1, subject_sha256);
     for (int k = 0; k < 3; k++)
         reg_bind_text(st, k + 2, pats[k]);
-    if (model) reg_bind_text(st, 5, model);
+    for (int i = 0; i < n_ids; i++)
+        reg_bind_text(st, 5 + i, ids[i]);
     bool found = false;
     /* With model: the verified report whose signed evaluation time is the latest. The order
        of upload decides nothing: anyone with a token can upload again (re-serialised, so as
@@ -158,6 +232,7 @@ static sg_status find_latest(sg_registry *reg, const char *model, const char *su
     *ts_out = found ? best_ts : 0;
     *passed_out = found && best_passed;
     reg_finalize(st);
+    free(ids);
     if (rc == SG_OK && reg->read_rc != SG_OK) rc = reg->read_rc;
     if (rc == SG_OK && !found)
         rc = sg_errf(err, SG_EINPUT, "no stored report %snames artifact sha256 %s%s",

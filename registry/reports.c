@@ -131,6 +131,55 @@ sg_status reg_report_load(sg_registry *reg, const char *sha256, uint8_t **body, 
     return rc;
 }
 
+/*
+ * An upload's every signature must verify with a trusted signer key of the registry: each
+ * stored report is listed under the keys that verified it when stored, and a lookup reads a
+ * model's reports by those keys, so a signature no key verified then (a co-signer a model
+ * comes to trust later) would never be found. Checked one signature at a time, after the
+ * envelope verified as a whole.
+ */
+static sg_status every_signature_trusted(sg_registry *reg, const uint8_t *body, size_t len,
+                                         sg_err *err)
+{
+    json_t *env = json_loadb((const char *)body, len, JSON_REJECT_DUPLICATES, NULL);
+    json_t *sigs = json_object_get(env, "signatures");
+    size_t n = json_array_size(sigs);
+    sg_status rc = SG_OK;
+    for (size_t i = 0; n > 1 && rc == SG_OK && i < n; i++) {
+        /* a shallow copy: only its "signatures" member is replaced */
+        json_t *one = json_copy(env), *list = json_array();
+        bool ok = one && list && json_array_append(list, json_array_get(sigs, i)) == 0;
+        if (ok)
+            ok = json_object_set_new(one, "signatures", list) == 0; /* takes list either way */
+        else
+            json_decref(list);
+        char *text = ok ? json_dumps(one, JSON_COMPACT) : NULL;
+        if (!text) {
+            json_decref(one);
+            rc = sg_errf(err, SG_ENOMEM, "out of memory checking a report's signatures");
+            break;
+        }
+        sg_report_info info;
+        memset(&info, 0, sizeof info);
+        sg_err verr;
+        int vrc =
+            reg_verify_signers(reg, NULL, (const uint8_t *)text, strlen(text), &info, NULL, &verr);
+        sg_report_info_clear(&info);
+        free(text);
+        json_decref(one);
+        if (vrc == SG_EREFUSED)
+            rc = sg_errf(err, SG_EREFUSED,
+                         "signature %zu of %zu verifies with no trusted signer key of the "
+                         "registry; not stored (upload a report once models trust every key "
+                         "that signed it)",
+                         i + 1, n);
+        else if (vrc != SG_OK)
+            rc = sg_errf(err, vrc, "%s", verr.msg);
+    }
+    json_decref(env);
+    return rc;
+}
+
 sg_status sg_registry_put_report(sg_registry *reg, const uint8_t *body, size_t len,
                                  const char *received_by, char sha_out[65], sg_err *err)
 {
@@ -156,6 +205,7 @@ sg_status sg_registry_put_report(sg_registry *reg, const uint8_t *body, size_t l
                 "signed it)",
                 why);
     }
+    if (rc == SG_OK) rc = every_signature_trusted(reg, body, len, err);
     if (rc == SG_OK)
         rc = reg_report_store(reg, body, len, received_by, &signers, payload_sha256, sha_out, err);
     return reg_finish(reg, rc, err);

@@ -219,6 +219,35 @@ static int signed_transition(fixture *f, const char *key, const char *model, int
     return rc;
 }
 
+/* A model's lookup of uploaded reports goes by the ids of its signer keys as verification
+   computes them from the keys, not by model_keys.key_id: a registry made before EC keys were
+   read in one point form kept another id for a compressed key there, and every upload
+   (listed under the key's own id) had been missed, a newer failure with them. */
+static void test_report_lookup_by_key_own_id(void **state)
+{
+    fixture *f = *state;
+    make_model(f, "m", false, false);
+    add_version(f, "m", f->m1);
+    char sha[65], stored[65], found[65];
+    sg_err err;
+    assert_int_equal(sg_sha256_file_hex(f->m1, sha, &err), SG_OK);
+    char *r = tu_report(f->signer_key, sha, "PASSED", NULL);
+    assert_int_equal(sg_registry_put_report(f->reg, (uint8_t *)r, strlen(r), "up", stored, &err),
+                     SG_OK);
+    free(r);
+    assert_int_equal(raw_exec(f->reg,
+                              "UPDATE model_keys SET key_id = '"
+                              "0000000000000000000000000000000000000000000000000000000000000000'"
+                              " WHERE model_name = 'm' AND role = 'signer'"),
+                     0);
+    uint8_t *body = NULL;
+    size_t len = 0;
+    sg_status rc = sg_registry_find_report(f->reg, "m", sha, &body, &len, found, &err);
+    if (rc != SG_OK) fail_msg("lookup: %s", err.msg);
+    assert_string_equal(found, stored);
+    free(body);
+}
+
 static void test_schema(void **state)
 {
     fixture *f = *state;
@@ -552,6 +581,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_gates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_request_checks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_audit_chain, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_report_lookup_by_key_own_id, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

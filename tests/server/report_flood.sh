@@ -87,23 +87,50 @@ SIGNER=$(keyid signer.pub.pem) CAROL=$(keyid carol.pub.pem)
 [ "$(stage_of "$MODEL" 2)" = Staging ] || fail "version 2 is $(stage_of "$MODEL" 2)"
 expect 200 alice POST $M/model-versions/transition-stage "{\"name\": \"$MODEL\", \"version\": \"1\", \"stage\": \"Staging\"}"
 [ "$(jbody .model_version.validated)" = true ] || fail "v1 not validated: $(cat body)"
+cosign() { # ENVELOPE KEY OUT: ENVELOPE with a signature by KEY over its payload added
+    jq -r .payload "$1" | base64 -d >cs_stmt.json
+    local type
+    type=$(jq -r .payloadType "$1")
+    { printf 'DSSEv1 %d %s %d ' "${#type}" "$type" "$(stat -c %s cs_stmt.json)"; cat cs_stmt.json; } >cs_pae.bin
+    openssl dgst -sha256 -sign "$2" -out cs_sig.bin cs_pae.bin
+    jq --arg s "$(base64 -w0 cs_sig.bin)" '.signatures += [{sig: $s}]' "$1" >"$3"
+}
 # A report signed by two trusted keys (the signer's, and carol's added over the same
 # payload) is listed under both, and stands for the victim by the signer's.
 head -c 4096 /dev/urandom >art/m4.bin
 expect 200 alice POST $M/model-versions/create "{\"name\": \"$MODEL\", \"source\": \"m4.bin\"}"
 D4=$(sha art/m4.bin)
 report signer art/m4.bin
-jq -r .payload art/m4.bin.report | base64 -d >stmt4.json
-TYPE=$(jq -r .payloadType art/m4.bin.report)
-{ printf 'DSSEv1 %d %s %d ' "${#TYPE}" "$TYPE" "$(stat -c %s stmt4.json)"; cat stmt4.json; } >pae4.bin
-openssl dgst -sha256 -sign carol.key.pem -out sig4.bin pae4.bin
-jq --arg s "$(base64 -w0 sig4.bin)" '.signatures += [{sig: $s}]' art/m4.bin.report >art/m4.two.json
+cosign art/m4.bin.report carol.key.pem art/m4.two.json
 expect 200 carol POST /api/stagegate/reports @art/m4.two.json
 got=$(sqlq "SELECT key_id FROM report_signers WHERE subject_sha256 = '$D4' ORDER BY key_id" | tr '\n' ' ')
 want=$(printf '%s\n' "$SIGNER" "$CAROL" | sort | tr '\n' ' ')
 [ "$got" = "$want" ] || fail "a report with two trusted signatures is listed under: $got"
 expect 200 alice POST $M/model-versions/transition-stage "{\"name\": \"$MODEL\", \"version\": \"4\", \"stage\": \"Staging\"}"
 [ "$(jbody .model_version.validated)" = true ] || fail "v4 not validated: $(cat body)"
+# Every signature of an upload must be a trusted key's: one co-signed by a key no model
+# trusts (yet) is refused, nothing stored. It would be listed under the trusted key only,
+# and a model that came to trust the other key would never find it.
+"$SG" keygen --out dave >/dev/null
+head -c 4096 /dev/urandom >art/m5.bin
+expect 200 alice POST $M/model-versions/create "{\"name\": \"$MODEL\", \"source\": \"m5.bin\"}"
+D5=$(sha art/m5.bin)
+report signer art/m5.bin
+cosign art/m5.bin.report dave.key.pem art/m5.dave.json
+n_reports=$(sqlq "SELECT count(*) FROM reports")
+expect 400 carol POST /api/stagegate/reports @art/m5.dave.json
+body_has "signature 2 of 2 verifies with no trusted signer key of the registry"
+[ "$(sqlq "SELECT count(*) FROM reports")" = "$n_reports" ] || fail "an upload with an untrusted co-signer was stored"
+# A report given with a transition is listed under every trusted key that signed it, as an
+# upload is (it had been listed under the model's first key only): here the signer's and
+# carol's, whose model trusts her key.
+cosign art/m5.bin.report carol.key.pem art/m5.carol.json
+jq -n --arg n "$MODEL" --rawfile r art/m5.carol.json \
+    '{name: $n, version: "5", stage: "Staging", stagegate_report: $r}' >inline5.json
+expect 200 alice POST $M/model-versions/transition-stage @inline5.json
+got=$(sqlq "SELECT key_id FROM report_signers WHERE subject_sha256 = '$D5' ORDER BY key_id" | tr '\n' ' ')
+[ "$got" = "$want" ] || fail "a report given with a transition is listed under: $got"
+
 expect 200 carol GET /api/stagegate/verify-log
 stop_server
 "$SG" registry verify-log --db "$DB" >/dev/null || fail "verify-log"
