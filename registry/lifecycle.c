@@ -128,6 +128,9 @@ typedef struct {
     bool report_ok;        /* info holds a report verified with the key below */
     char signer_pem_sha[65];
     sg_report_info info;
+    /* every trusted signer key of the registry that verifies the report (any model's): the
+       keys it is listed under when stored, as an upload is */
+    reg_signer_ids signers;
 } reg_precheck;
 
 static void precheck(sg_registry *reg, const char *model, int64_t version, const uint8_t *report,
@@ -180,6 +183,14 @@ static void precheck(sg_registry *reg, const char *model, int64_t version, const
         EVP_PKEY_free(pub);
     }
     json_decref(pems);
+    if (report) {
+        sg_report_info all;
+        memset(&all, 0, sizeof all);
+        if (reg_verify_signers(reg, NULL, report, len, &all, &pre->signers, &err) != SG_OK)
+            pre->signers.n = 0;
+        sg_report_info_clear(&all);
+        reg->read_rc = SG_OK;
+    }
 }
 
 /* The model's signer keys as [{key_id, public_pem}] in key id order: from the configuration
@@ -324,15 +335,11 @@ static int check_report(sg_registry *reg, const reg_model *m, const reg_version 
     if (rc == SG_OK) rc = record_validation(reg, m->name, v, stage, &info, report_sha, err);
     /* Kept so verify-log can verify this gate again from the log alone. */
     char stored[65];
-    /* Listed under every trusted signer key of the registry that verifies it, as an upload
-       is: a key of another model that co-signed it finds it too. */
-    reg_signer_ids signers = {0};
-    if (rc == SG_OK) {
-        sg_report_info all;
-        memset(&all, 0, sizeof all);
-        rc = reg_verify_signers(reg, NULL, report, len, &all, &signers, err);
-        sg_report_info_clear(&all);
-    }
+    /* Listed under every trusted signer key of the registry that verified it before the
+       lock (as an upload is: a key of another model that co-signed it finds it too), and
+       the model's key that verified it now. */
+    reg_signer_ids signers = pre->signers;
+    if (rc == SG_OK) reg_signer_ids_add(&signers, info.key_id);
     if (rc == SG_OK)
         rc = reg_report_store(reg, report, len, info.key_id, &signers, info.payload_sha256, stored,
                               err);
