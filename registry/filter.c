@@ -1,7 +1,8 @@
 /*
  * The search filter: MLflow's filter subset for model versions.
  *   filter := cond { AND cond }     cond := field op 'value'
- *   field  := name | stage | tags.KEY | tags.`KEY`    op := = | != | LIKE | ILIKE
+ *   field  := name | attribute.name | stage | tags.KEY | tags.`KEY` | tag.KEY | tag.`KEY`
+ *   op     := = | != | LIKE | ILIKE
  * Errors name the 1-based character position where the input stopped making sense.
  */
 #include <ctype.h>
@@ -50,9 +51,18 @@ static sg_status parse_field(parser *p, reg_filter_cond *c)
         p->pos += word_at(p, "stage") ? 5 : 13;
         return SG_OK;
     }
-    if (strncasecmp(p->text + p->pos, "tags.", 5) != 0)
+    /* MLflow's own prefixes too: attribute.name, and tag.KEY beside tags.KEY */
+    if (word_at(p, "attribute.name")) {
+        c->field = REG_F_NAME;
+        p->pos += 14;
+        return SG_OK;
+    }
+    if (strncasecmp(p->text + p->pos, "tags.", 5) == 0)
+        p->pos += 5;
+    else if (strncasecmp(p->text + p->pos, "tag.", 4) == 0)
+        p->pos += 4;
+    else
         return fail(p, "a field (name, stage or tags.KEY)");
-    p->pos += 5;
     c->field = REG_F_TAG;
     size_t start = p->pos, n = 0;
     if (p->text[p->pos] == '`') {
@@ -176,8 +186,14 @@ bool reg_like(const char *s, const char *pat, bool ci)
     return *pat == '\0';
 }
 
+/* MLflow's mark of a prompt (a registered model that holds a prompt, MLflow 2.21 on). Its
+   clients add `tag.`mlflow.prompt.is_prompt` != 'true'` to every registered-model search, and
+   MLflow's stores read a model without the tag as "false": not a prompt. */
+#define PROMPT_TAG "mlflow.prompt.is_prompt"
+
 static bool cond_match(const reg_filter_cond *c, const char *v)
 {
+    if (!v && c->field == REG_F_TAG && !strcmp(c->tag, PROMPT_TAG)) v = "false";
     /* A version without the tag matches no comparison, != included: MLflow's stores join the
        tag's row, so tags.k != 'v' means "has tag k, with another value". */
     if (!v) return false;

@@ -1,4 +1,5 @@
-/* Read side for the server: registered models matched by the name conditions of a filter. */
+/* Read side for the server: registered models matched by the name and tag conditions of a
+   filter. */
 #define _GNU_SOURCE /* asprintf */
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,22 +14,52 @@ json_t *sg_registry_search_models(sg_registry *reg, const char *filter, sg_err *
     reg_read_start(reg);
     if (filter && *filter && reg_filter_parse(filter, &f, err) != SG_OK) return NULL;
     for (size_t i = 0; i < f.n; i++)
-        if (f.conds[i].field != REG_F_NAME) {
+        if (f.conds[i].field == REG_F_STAGE) {
             sg_errf(err, SG_EINPUT,
-                    "search filter: registered models can be filtered by name only");
+                    "search filter: registered models can be filtered by name and tags, not "
+                    "by stage");
             return NULL;
         }
+    /* Each model's row, then its tags (one row each), in name order. */
     reg_stmt *st;
     if (reg_prepare(reg,
-                    "SELECT name, description, created_at FROM registered_models ORDER BY name",
+                    "SELECT m.name, m.description, m.created_at, t.tag_key, t.tag_value FROM"
+                    " registered_models m LEFT JOIN model_tags t ON t.model_name = m.name"
+                    " ORDER BY m.name, t.tag_key",
                     &st, err) != SG_OK)
         return NULL;
-    json_t *arr = json_array();
-    while (reg_row(reg, st, err)) {
-        if (!reg_filter_match(&f, reg_col_text(st, 0), NULL, NULL)) continue;
-        json_array_append_new(arr,
-                              json_pack("{ssssss}", "name", reg_col_text(st, 0), "description",
-                                        reg_col_text(st, 1), "created_at", reg_col_text(st, 2)));
+    json_t *arr = json_array(), *cur = NULL, *tags = NULL;
+    char *name = NULL;
+    bool have = false;
+    for (;;) {
+        bool row = reg_row(reg, st, err);
+        if (have && (!row || strcmp(reg_col_text(st, 0), name) != 0)) {
+            if (reg_filter_match(&f, name, NULL, tags)) json_array_append(arr, cur);
+            json_decref(cur);
+            json_decref(tags);
+            free(name);
+            cur = tags = NULL;
+            name = NULL;
+            have = false;
+        }
+        if (!row) break;
+        if (!have) {
+            name = strdup(reg_col_text(st, 0));
+            cur = json_pack("{ssssss}", "name", reg_col_text(st, 0), "description",
+                            reg_col_text(st, 1), "created_at", reg_col_text(st, 2));
+            tags = json_object();
+            if (!name) {
+                json_decref(cur);
+                json_decref(tags);
+                reg_finalize(st);
+                json_decref(arr);
+                sg_errf(err, SG_ENOMEM, "out of memory searching models");
+                return NULL;
+            }
+            have = true;
+        }
+        if (!reg_col_is_null(st, 3))
+            json_object_set_new(tags, reg_col_text(st, 3), json_string(reg_col_text(st, 4)));
     }
     reg_finalize(st);
     json_t *doc = json_object();

@@ -164,6 +164,26 @@ done
 expect 400 carol GET "$M/registered-models/search?order_by=version_number"
 expect 200 carol GET "$M/registered-models/search?filter=$(jq -rn --arg f "name LIKE 'fraud-$RUN%'" '$f|@uri')"
 [ "$(jq -c '[.registered_models[] | .name]' body)" = "[\"$MODEL\"]" ] || fail "model search: $(cat body)"
+# What MLflow 2.21+ clients send with every registered-model search (search_registered_models
+# appends it to the user's filter): MLflow's tag. prefix and its prompt mark, which a model
+# without the tag does not carry (it had been 400 for every call). Tags of registered models
+# filter as versions' do; versions take the prompt condition too.
+NP="tag.\`mlflow.prompt.is_prompt\` != 'true'"
+expect 200 carol GET "$M/registered-models/search?filter=$(jq -rn --arg f "$NP" '$f|@uri')"
+jq -e --arg m "$MODEL" '[.registered_models[] | .name] | index($m) != null' body >/dev/null ||
+    fail "the prompt condition alone: $(cat body)"
+for f in "name LIKE 'fraud-$RUN%' AND $NP" "attribute.name = '$MODEL' AND tags.team = 'risk'"; do
+    expect 200 carol GET "$M/registered-models/search?filter=$(jq -rn --arg f "$f" '$f|@uri')"
+    [ "$(jq -c '[.registered_models[] | .name]' body)" = "[\"$MODEL\"]" ] || fail "model search $f: $(cat body)"
+done
+for f in "name = '$MODEL' AND tags.team = 'ops'" "name = '$MODEL' AND tag.\`mlflow.prompt.is_prompt\` = 'true'"; do
+    expect 200 carol GET "$M/registered-models/search?filter=$(jq -rn --arg f "$f" '$f|@uri')"
+    [ "$(jq -c '[.registered_models[]?]' body)" = "[]" ] || fail "model search $f: $(cat body)"
+done
+expect 400 carol GET "$M/registered-models/search?filter=$(jq -rn --arg f "stage = 'Production'" '$f|@uri')"
+body_has "not by stage"
+expect 200 carol GET "$M/model-versions/search?filter=$(jq -rn --arg f "name = '$MODEL' AND $NP" '$f|@uri')"
+[ "$(jq '.model_versions | length' body)" = 3 ] || fail "versions with the prompt condition: $(cat body)"
 expect 400 carol GET "$M/model-versions/search?filter=$(jq -rn --arg f "name = " '$f|@uri')"
 body_has "search filter: at position"
 
