@@ -333,6 +333,20 @@ typedef struct {
     json_t *values;
 } query_all;
 
+/* Whether a query parameter is an entry of the list field: its name, without regard to
+   case, or its name followed by "[]" or "[N]", as jQuery, axios and PHP-style builders write
+   lists (stages[]=Production), which MLflow's own server reads as the list. */
+bool srv_list_param_is(const char *param, const char *field)
+{
+    const size_t n = strlen(field);
+    if (strncasecmp(param, field, n) != 0) return false;
+    const char *rest = param + n;
+    if (!*rest) return true;
+    if (*rest++ != '[') return false;
+    rest += strspn(rest, "0123456789");
+    return rest[0] == ']' && rest[1] == '\0';
+}
+
 static enum MHD_Result append_arg(void *cls, enum MHD_ValueKind kind, const char *key,
                                   const char *value)
 {
@@ -341,7 +355,7 @@ static enum MHD_Result append_arg(void *cls, enum MHD_ValueKind kind, const char
     /* Names match without regard to case, as srv_param's lookup does (STAGES= had been
        dropped while NAME= was read); a name without a value is kept as null, for the caller
        to refuse (a bare "stages" had been dropped, so the filter read as every stage). */
-    if (!strcasecmp(key, q->key))
+    if (srv_list_param_is(key, q->key))
         json_array_append_new(q->values, value ? json_string(value) : json_null());
     return MHD_YES;
 }
@@ -861,8 +875,8 @@ static enum MHD_Result check_arg(void *cls, enum MHD_ValueKind kind, const char 
     /* MLflow's repeated fields (stages, order_by) come as repeated parameters
        (stages=A&stages=B). Compared as
        srv_param looks them up, without case: version=1&VERSION=2 had answered one of them. */
-    for (size_t i = 0;
-         i < q->n && !nul && strcasecmp(key, "stages") != 0 && strcasecmp(key, "order_by") != 0;
+    for (size_t i = 0; i < q->n && !nul && !srv_list_param_is(key, "stages") &&
+                       !srv_list_param_is(key, "order_by");
          i++)
         dup |= !strcasecmp(q->keys[i], key);
     if (nul || dup) {

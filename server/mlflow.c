@@ -608,6 +608,19 @@ static int order_cmp(const void *a, const void *b, void *arg)
         }
         if (d) return o->keys[k].desc ? -d : d;
     }
+    /* Ties as MLflow's stores break them: name ascending, then the newest version first
+       (versions made in one second share their timestamps, and "the newest by
+       creation_timestamp DESC" had been the oldest of them). */
+    const char *nx = json_string_value(json_object_get(x->v, "name")),
+               *ny = json_string_value(json_object_get(y->v, "name"));
+    int d = strcmp(nx ? nx : "", ny ? ny : "");
+    if (d) return d;
+    const char *vx = json_string_value(json_object_get(x->v, "version")),
+               *vy = json_string_value(json_object_get(y->v, "version"));
+    if (vx && vy) {
+        const long long a1 = atoll(vx), b1 = atoll(vy);
+        if (a1 != b1) return (a1 < b1) - (a1 > b1);
+    }
     return (x->at > y->at) - (x->at < y->at);
 }
 
@@ -1200,6 +1213,11 @@ static srv_resp tag(srv_req *r, bool set)
     if (rc != SG_OK) return srv_from_status(rc, &err);
     rc = SRV_WRITE(sg_registry_set_tag(r->reg, name, v, key, value, &req, &err));
     sg_registry_request_clear(&req);
+    /* Deleting a tag the version does not have changes nothing and succeeds, as in MLflow
+       (its clients' clean-up code raised on the 404); nothing is recorded. */
+    char absent[sizeof err.msg];
+    snprintf(absent, sizeof absent, "%s v%lld has no tag '%s'", name, (long long)v, key);
+    if (!set && rc == SG_EINPUT && !strcmp(err.msg, absent)) rc = SG_OK;
     return rc == SG_OK ? srv_json(200, NULL) : srv_from_status(rc, &err);
 }
 
@@ -1231,6 +1249,10 @@ static srv_resp alias(srv_req *r)
     if (rc != SG_OK) return srv_from_status(rc, &err);
     rc = SRV_WRITE(sg_registry_set_alias(r->reg, name, alias_name, v, &req, &err));
     sg_registry_request_clear(&req);
+    /* ... and so does deleting an alias that is not set */
+    char absent[sizeof err.msg];
+    snprintf(absent, sizeof absent, "model %s has no alias '%s'", name, alias_name);
+    if (!set && rc == SG_EINPUT && !strcmp(err.msg, absent)) rc = SG_OK;
     return rc == SG_OK ? srv_json(200, NULL) : srv_from_status(rc, &err);
 }
 

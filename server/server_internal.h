@@ -88,6 +88,7 @@ srv_resp srv_from_status(int rc, const sg_err *err);
 /* A string parameter from the JSON body, else from the query string; NULL when absent. */
 const char *srv_param(const srv_req *r, const char *key);
 /* Every value of a query parameter given more than once (a repeated MLflow field), in order. */
+bool srv_list_param_is(const char *param, const char *field);
 json_t *srv_query_all(const srv_req *r, const char *key);
 /* A version number parameter (string or integer); false with *resp set when missing or bad. */
 bool srv_param_version(const srv_req *r, const char *key, int64_t *v, srv_resp *resp);

@@ -66,6 +66,14 @@ for stages in '"Production"' '{"a": "Production"}' '[1, {}]' '["Prod"]'; do
     body_has "stages"
 done
 expect 400 alice GET "$M/registered-models/get-latest-versions?name=$MODEL&stages=Producton"
+# lists written as PHP, jQuery and axios write them (stages[]=, stages[0]=), which MLflow's
+# server reads as the list: they had been dropped, and the answer held every stage
+for q in "stages%5B%5D=Production" "stages%5B0%5D=Production" "STAGES%5B%5D=Production&stages=Archived"; do
+    expect 200 alice GET "$M/registered-models/get-latest-versions?name=$MODEL&$q"
+    want='["2"]'
+    case $q in *Archived) want='["2","1"]' ;; esac
+    [ "$(jq -c '[.model_versions[] | .version]' body)" = "$want" ] || fail "$q: $(cat body)"
+done
 expect 200 alice POST $M/registered-models/get-latest-versions "{\"name\": \"$MODEL\", \"stages\": [\"production\"]}"
 [ "$(jq -c '[.model_versions[] | .version]' body)" = '["2"]' ] || fail "stages in another case: $(cat body)"
 # any other parameter given twice, or holding a NUL, is refused: which one counts is a guess
@@ -186,10 +194,29 @@ expect 200 carol GET "$M/model-versions/search?filter=$(jq -rn --arg f "name = '
 [ "$(jq '.model_versions | length' body)" = 3 ] || fail "versions with the prompt condition: $(cat body)"
 expect 400 carol GET "$M/model-versions/search?filter=$(jq -rn --arg f "name = " '$f|@uri')"
 body_has "search filter: at position"
+# Ties in an order_by broken as MLflow's stores break them, the newest version first: "the
+# newest version by creation time" is the highest version of the latest second (versions
+# made in one second had answered the oldest of them), and order_by[] is the list too.
+expect 200 carol GET "$M/model-versions/search?filter=$F"
+want=$(jq -r '[.model_versions[] | {t: (.creation_timestamp | tonumber), v: (.version | tonumber)}] | max_by([.t, .v]) | .v' body)
+for ob in "order_by=creation_timestamp%20DESC" "order_by%5B%5D=creation_timestamp%20DESC"; do
+    expect 200 carol GET "$M/model-versions/search?filter=$F&$ob&max_results=1"
+    [ "$(jq -r '.model_versions[0].version' body)" = "$want" ] || fail "$ob: $(cat body), wanted v$want"
+done
 
 # Tags and aliases.
 expect 200 alice POST $M/model-versions/set-tag "{\"name\": \"$MODEL\", \"version\": \"1\", \"key\": \"owner\", \"value\": \"risk\"}"
 expect 200 alice DELETE $M/model-versions/delete-tag "{\"name\": \"$MODEL\", \"version\": \"1\", \"key\": \"n\"}"
+# Deleting what is not there changes nothing and succeeds, as in MLflow (a tag twice, an alias
+# never set), and records nothing; a version that does not exist is still 404.
+expect 200 carol GET "/api/stagegate/history?name=$MODEL"
+events=$(jq '.events | length' body)
+expect 200 alice DELETE $M/model-versions/delete-tag "{\"name\": \"$MODEL\", \"version\": \"1\", \"key\": \"n\"}"
+[ "$(cat body)" = "{}" ] || fail "second delete-tag: $(cat body)"
+expect 200 alice DELETE $M/registered-models/alias "{\"name\": \"$MODEL\", \"alias\": \"never-$RUN\"}"
+expect 200 carol GET "/api/stagegate/history?name=$MODEL"
+[ "$(jq '.events | length' body)" = "$events" ] || fail "deleting what is not there was recorded"
+expect 404 alice DELETE $M/model-versions/delete-tag "{\"name\": \"$MODEL\", \"version\": \"99\", \"key\": \"n\"}"
 expect 200 alice GET "$M/model-versions/get?name=$MODEL&version=1"
 [ "$(jq -c .model_version.tags body)" = '[{"key":"owner","value":"risk"}]' ] || fail "tags: $(cat body)"
 # Descriptions (MLflow's update endpoints, PATCH): a version's and the model's, each an audited
