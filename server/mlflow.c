@@ -8,6 +8,7 @@
 #define _GNU_SOURCE /* strcasestr */
 #include <errno.h>
 #include <limits.h>
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -741,6 +742,17 @@ static srv_resp latest(srv_req *r)
 /* The artifact a source names, confined to the artifact root: a file:// URI or a path
  * (relative ones from the root). Symlinks are resolved before the check, so one that
  * points out of the root is refused too. */
+/* Whether text starts with a URI scheme and ':' (RFC 3986: a letter, then letters, digits,
+   '+', '-' or '.'), as "runs:/..." and "models:/..." do. */
+static bool has_scheme(const char *text)
+{
+    if (!isalpha((unsigned char)text[0])) return false;
+    size_t n = 1;
+    while (isalnum((unsigned char)text[n]) || (text[n] && strchr("+-.", text[n])))
+        n++;
+    return text[n] == ':';
+}
+
 static srv_resp confine(srv_req *r, const char *source, char real[PATH_MAX], bool *ok)
 {
     *ok = false;
@@ -756,7 +768,9 @@ static srv_resp confine(srv_req *r, const char *source, char real[PATH_MAX], boo
             return srv_error(400, "INVALID_PARAMETER_VALUE",
                              "source '%s': a file:// URI needs an absolute path (file:///...)",
                              source);
-    } else if (strstr(source, "://")) {
+    } else if (strstr(source, "://") || has_scheme(source)) {
+        /* also MLflow's schemes without "//": runs:/ID/model, models:/NAME/1 (one had been
+           read as a relative path, and a file of that name registered) */
         return srv_error(400, "INVALID_PARAMETER_VALUE",
                          "source '%s': only file:// URIs and paths are served", source);
     }

@@ -140,6 +140,13 @@ for src in file:///etc/shadow /etc/passwd ../outside/m.bin "art/../outside/m.bin
     [ "$CODE" = 400 ] || [ "$CODE" = 403 ] || fail "source $src: HTTP $CODE $(cat body)"
     [ "$CODE" = "$expect_code" ] || fail "source $src: HTTP $CODE, wanted $expect_code: $(cat body)"
 done
+# MLflow's schemes without "//" (runs:/, models:/) are URIs too, not relative paths, even
+# where a file of that name lies under the root (one had been registered).
+mkdir -p "art/models:" && echo y >"art/models:/m.bin"
+for src in "models:/m.bin" "runs:/abc/model"; do
+    expect 400 alice POST $M/model-versions/create "$(jq -cn --arg n "$MODEL" --arg s "$src" '{name: $n, source: $s}')"
+    body_has "only file:// URIs and paths are served"
+done
 expect 200 alice GET "$M/registered-models/get?name=$MODEL"
 [ "$(jq '.registered_model.latest_versions | length' body)" = 1 ] || fail "a refused source made a version"
 
