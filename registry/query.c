@@ -322,9 +322,10 @@ json_t *sg_registry_search(sg_registry *reg, const char *filter, sg_err *err)
     json_t *v;
     json_array_foreach(all, i, v)
     {
-        if (reg_filter_match(&f, sg_json_str(v, "name"), sg_json_str(v, "stage"),
-                             json_object_get(v, "tags")))
-            json_array_append(arr, v);
+        reg_filter_row row = {
+            sg_json_str(v, "name"), sg_json_str(v, "stage"), sg_json_str(v, "artifact_path"),
+            json_integer_value(json_object_get(v, "version")), json_object_get(v, "tags")};
+        if (reg_filter_match(&f, &row)) json_array_append(arr, v);
     }
     json_decref(all);
     json_t *doc = json_object();

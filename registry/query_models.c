@@ -13,13 +13,12 @@ json_t *sg_registry_search_models(sg_registry *reg, const char *filter, sg_err *
     memset(&f, 0, sizeof f);
     reg_read_start(reg);
     if (filter && *filter && reg_filter_parse(filter, &f, err) != SG_OK) return NULL;
-    for (size_t i = 0; i < f.n; i++)
-        if (f.conds[i].field == REG_F_STAGE) {
-            sg_errf(err, SG_EINPUT,
-                    "search filter: registered models can be filtered by name and tags, not "
-                    "by stage");
-            return NULL;
-        }
+    if (!reg_filter_model_fields(&f)) {
+        sg_errf(err, SG_EINPUT,
+                "search filter: registered models can be filtered by name and tags only, not "
+                "by stage, version_number, run_id or source_path");
+        return NULL;
+    }
     /* Each model's row, then its tags (one row each), in name order. */
     reg_stmt *st;
     if (reg_prepare(reg,
@@ -34,7 +33,8 @@ json_t *sg_registry_search_models(sg_registry *reg, const char *filter, sg_err *
     for (;;) {
         bool row = reg_row(reg, st, err);
         if (have && (!row || strcmp(reg_col_text(st, 0), name) != 0)) {
-            if (reg_filter_match(&f, name, NULL, tags)) json_array_append(arr, cur);
+            const reg_filter_row one = {name, NULL, NULL, 0, tags};
+            if (reg_filter_match(&f, &one)) json_array_append(arr, cur);
             json_decref(cur);
             json_decref(tags);
             free(name);

@@ -340,8 +340,25 @@ json_t *reg_kv_object(sg_registry *reg, const char *sql, const char *model, int6
 
 /* filter.c */
 #define REG_FILTER_MAX 16
-typedef enum { REG_F_NAME, REG_F_STAGE, REG_F_TAG } reg_filter_field;
-typedef enum { REG_OP_EQ, REG_OP_NE, REG_OP_LIKE, REG_OP_ILIKE } reg_filter_op;
+typedef enum {
+    REG_F_NAME,
+    REG_F_STAGE,
+    REG_F_TAG,
+    REG_F_VERSION, /* MLflow's version_number */
+    REG_F_RUN_ID,  /* MLflow's run_id: stagegate records no runs, so every version's is "" */
+    REG_F_SOURCE   /* MLflow's source_path: the artifact's path */
+} reg_filter_field;
+typedef enum {
+    REG_OP_EQ,
+    REG_OP_NE,
+    REG_OP_LIKE,
+    REG_OP_ILIKE,
+    REG_OP_LT,
+    REG_OP_LE,
+    REG_OP_GT,
+    REG_OP_GE,
+    REG_OP_IN /* value holds the listed strings, each ended by '\x1f' */
+} reg_filter_op;
 typedef struct {
     reg_filter_field field;
     reg_filter_op op;
@@ -353,8 +370,16 @@ typedef struct {
     reg_filter_cond conds[REG_FILTER_MAX];
 } reg_filter;
 SG_MUST_CHECK sg_status reg_filter_parse(const char *text, reg_filter *f, sg_err *err);
-/* tags is a JSON object of the version's tags. */
-bool reg_filter_match(const reg_filter *f, const char *name, const char *stage, json_t *tags);
+/* The fields a filter reads of a version (or a registered model: stage, version and source
+ * NULL or 0, which its search refuses to filter by); tags is a JSON object of its tags. */
+typedef struct {
+    const char *name, *stage, *source;
+    int64_t version;
+    json_t *tags;
+} reg_filter_row;
+bool reg_filter_match(const reg_filter *f, const reg_filter_row *row);
+/* Whether the filter reads only name and tag fields (what a registered model has). */
+bool reg_filter_model_fields(const reg_filter *f);
 bool reg_like(const char *s, const char *pattern, bool case_insensitive);
 
 #endif

@@ -97,7 +97,8 @@ static int t_filter(const uint8_t *d, size_t n)
     reg_filter f;
     sg_err err = {{0}};
     int rc = reg_filter_parse(s, &f, &err);
-    if (rc == SG_OK) (void)reg_filter_match(&f, "fraud-detector", "Production", NULL);
+    const reg_filter_row row = {"fraud-detector", "Production", "/m.bin", 2, NULL};
+    if (rc == SG_OK) (void)reg_filter_match(&f, &row);
     free(s);
     return verdict(rc, &err);
 }

@@ -56,6 +56,65 @@ static void test_parse_errors(void **state)
     expect_error("version = '1'", "at position 1: expected a field");
 }
 
+static bool row_match(const reg_filter *f, const char *name, const char *stage, json_t *tags)
+{
+    const reg_filter_row row = {name, stage, "/models/m.bin", 3, tags};
+    return reg_filter_match(f, &row);
+}
+
+/* MLflow's version columns and its prefixes: version_number compares as a number (quoted or
+   not), run_id takes =, != and IN (stagegate records no runs: every version's is ""),
+   source_path is the artifact's path; attribute.X is X; tag.KEY is tags.KEY; a version
+   without MLflow's prompt mark is no prompt. Each field takes only MLflow's operators. */
+static void test_mlflow_fields(void **state)
+{
+    (void)state;
+    reg_filter f;
+    sg_err err;
+    static const struct {
+        const char *filter;
+        bool match; /* against version 3 of "fraud", source /models/m.bin, no tags */
+    } cases[] = {
+        {"version_number = 3", true},
+        {"version_number = '3'", true},
+        {"attribute.version_number > 2 AND version_number <= 3", true},
+        {"version_number >= 4", false},
+        {"version_number < 3", false},
+        {"version_number != 3", false},
+        {"run_id = ''", true},
+        {"run_id = 'abc'", false},
+        {"run_id IN ('abc', 'def')", false},
+        {"run_id IN ('abc', '')", true},
+        {"run_id != 'abc'", true},
+        {"source_path = '/models/m.bin'", true},
+        {"source_path LIKE '%/m.bin' AND attribute.name = 'fraud'", true},
+        {"source_path ILIKE '/MODELS/%'", true},
+        {"tag.`mlflow.prompt.is_prompt` != 'true'", true},
+        {"tags.`mlflow.prompt.is_prompt` = 'true'", false},
+        {"tag.team = 'risk'", false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        if (reg_filter_parse(cases[i].filter, &f, &err) != SG_OK)
+            fail_msg("'%s': %s", cases[i].filter, err.msg);
+        const reg_filter_row row = {"fraud", "None", "/models/m.bin", 3, NULL};
+        if (reg_filter_match(&f, &row) != cases[i].match)
+            fail_msg("'%s' should %smatch", cases[i].filter, cases[i].match ? "" : "not ");
+    }
+    assert_int_equal(reg_filter_parse("name = 'x' AND tag.a = 'b'", &f, &err), SG_OK);
+    assert_true(reg_filter_model_fields(&f));
+    assert_int_equal(reg_filter_parse("name = 'x' AND version_number = 1", &f, &err), SG_OK);
+    assert_false(reg_filter_model_fields(&f));
+    expect_error("version_number LIKE '1%'", "version_number takes =, !=, <, <=, >, >=");
+    expect_error("run_id > 'a'", "run_id takes =, != and IN");
+    expect_error("name IN ('a')", "IN for run_id");
+    expect_error("name < 'a'", "are for version_number");
+    expect_error("version_number = 'x'", "expected a version number");
+    expect_error("version_number = -1", "expected a version number");
+    expect_error("run_id IN ('a' 'b')", "expected ',' or ')'");
+    expect_error("run_id IN 'a'", "expected '(' and a list");
+    expect_error("attribute.tags.x = 'y'", "expected an attribute");
+}
+
 static void test_match(void **state)
 {
     reg_filter f;
@@ -63,19 +122,19 @@ static void test_match(void **state)
     json_t *tags = json_pack("{ss}", "team", "risk");
     assert_int_equal(reg_filter_parse("name LIKE 'fraud%' AND tags.team = 'risk'", &f, &err),
                      SG_OK);
-    assert_true(reg_filter_match(&f, "fraud-detector", "None", tags));
-    assert_false(reg_filter_match(&f, "churn", "None", tags));
-    assert_false(reg_filter_match(&f, "fraud-detector", "None", NULL));
+    assert_true(row_match(&f, "fraud-detector", "None", tags));
+    assert_false(row_match(&f, "churn", "None", tags));
+    assert_false(row_match(&f, "fraud-detector", "None", NULL));
     assert_int_equal(reg_filter_parse("tags.owner != 'bob'", &f, &err), SG_OK);
     /* as MLflow: a version without the tag is no match, != included */
-    assert_false(reg_filter_match(&f, "x", "None", tags));
+    assert_false(row_match(&f, "x", "None", tags));
     json_t *bob = json_pack("{ss}", "owner", "alice");
-    assert_true(reg_filter_match(&f, "x", "None", bob));
+    assert_true(row_match(&f, "x", "None", bob));
     json_decref(bob);
     assert_int_equal(reg_filter_parse("stage = 'production'", &f, &err), SG_OK);
-    assert_false(reg_filter_match(&f, "x", "Production", tags)); /* = is exact */
+    assert_false(row_match(&f, "x", "Production", tags)); /* = is exact */
     assert_int_equal(reg_filter_parse("stage ILIKE 'production'", &f, &err), SG_OK);
-    assert_true(reg_filter_match(&f, "x", "Production", tags));
+    assert_true(row_match(&f, "x", "Production", tags));
     json_decref(tags);
 }
 
@@ -159,11 +218,9 @@ static void test_like_vs_sqlite(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_ok),
-        cmocka_unit_test(test_parse_errors),
-        cmocka_unit_test(test_match),
-        cmocka_unit_test(test_like_vs_sqlite),
-        cmocka_unit_test(test_parse_utc),
+        cmocka_unit_test(test_parse_ok),       cmocka_unit_test(test_parse_errors),
+        cmocka_unit_test(test_match),          cmocka_unit_test(test_mlflow_fields),
+        cmocka_unit_test(test_like_vs_sqlite), cmocka_unit_test(test_parse_utc),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

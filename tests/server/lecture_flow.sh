@@ -192,6 +192,14 @@ expect 400 carol GET "$M/registered-models/search?filter=$(jq -rn --arg f "stage
 body_has "not by stage"
 expect 200 carol GET "$M/model-versions/search?filter=$(jq -rn --arg f "name = '$MODEL' AND $NP" '$f|@uri')"
 [ "$(jq '.model_versions | length' body)" = 3 ] || fail "versions with the prompt condition: $(cat body)"
+# MLflow's version columns (they had been 400)
+for fv in "version_number > 1|2,3" "attribute.version_number = '1'|1" "run_id IN ('x', '')|1,2,3" \
+    "run_id = 'abc'|" "source_path LIKE '%/m2.bin'|2"; do
+    expect 200 carol GET "$M/model-versions/search?filter=$(jq -rn --arg f "name = '$MODEL' AND ${fv%|*}" '$f|@uri')"
+    [ "$(jq -r '[.model_versions[]? | .version] | join(",")' body)" = "${fv#*|}" ] || fail "${fv%|*}: $(cat body)"
+done
+expect 400 carol GET "$M/model-versions/search?filter=$(jq -rn --arg f "version_number LIKE '1'" '$f|@uri')"
+body_has "version_number takes"
 expect 400 carol GET "$M/model-versions/search?filter=$(jq -rn --arg f "name = " '$f|@uri')"
 body_has "search filter: at position"
 # Ties in an order_by broken as MLflow's stores break them, the newest version first: "the
