@@ -264,12 +264,15 @@ bool reg_like(const char *s, const char *pat, bool ci)
 
 /* MLflow's mark of a prompt (a registered model that holds a prompt, MLflow 2.21 on). Its
    clients add `tag.`mlflow.prompt.is_prompt` != 'true'` to every registered-model search, and
-   MLflow's stores read a model without the tag as "false": not a prompt. */
+   MLflow's stores take a model without the tag for no prompt. */
 #define PROMPT_TAG "mlflow.prompt.is_prompt"
 
 static bool cond_match(const reg_filter_cond *c, const char *v)
 {
-    if (!v && c->field == REG_F_TAG && !strcmp(c->tag, PROMPT_TAG)) v = "false";
+    /* as MLflow: absent, it matches = 'false' and != 'true' (in any case), nothing else */
+    if (!v && c->field == REG_F_TAG && !strcmp(c->tag, PROMPT_TAG))
+        return (c->op == REG_OP_EQ && !strcasecmp(c->value, "false")) ||
+               (c->op == REG_OP_NE && !strcasecmp(c->value, "true"));
     /* A version without the tag matches no comparison, != included: MLflow's stores join the
        tag's row, so tags.k != 'v' means "has tag k, with another value". */
     if (!v) return false;

@@ -183,12 +183,13 @@ static void precheck(sg_registry *reg, const char *model, int64_t version, const
         EVP_PKEY_free(pub);
     }
     json_decref(pems);
-    if (report) {
-        sg_report_info all;
-        memset(&all, 0, sizeof all);
-        if (reg_verify_signers(reg, NULL, report, len, &all, &pre->signers, &err) != SG_OK)
+    /* One signature: the model's key that verified it is the one it is listed under, at no
+       cost; several (rare): each is matched with a trusted key here, before the lock. */
+    if (report && pre->report_ok) {
+        char payload[65];
+        if (reg_report_signers(reg, report, len, pre->info.key_id, false, &pre->signers, payload,
+                               &err) != SG_OK)
             pre->signers.n = 0;
-        sg_report_info_clear(&all);
         reg->read_rc = SG_OK;
     }
 }

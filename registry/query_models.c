@@ -19,12 +19,18 @@ json_t *sg_registry_search_models(sg_registry *reg, const char *filter, sg_err *
                 "by stage, version_number, run_id or source_path");
         return NULL;
     }
-    /* Each model's row, then its tags (one row each), in name order. */
+    /* Each model's row, then its tags (one row each), in name order; the tags only when the
+       filter reads them (every tag of every model had been read for each page). */
+    bool by_tag = false;
+    for (size_t i = 0; i < f.n; i++)
+        by_tag |= f.conds[i].field == REG_F_TAG;
     reg_stmt *st;
     if (reg_prepare(reg,
-                    "SELECT m.name, m.description, m.created_at, t.tag_key, t.tag_value FROM"
-                    " registered_models m LEFT JOIN model_tags t ON t.model_name = m.name"
-                    " ORDER BY m.name, t.tag_key",
+                    by_tag ? "SELECT m.name, m.description, m.created_at, t.tag_key, t.tag_value"
+                             " FROM registered_models m LEFT JOIN model_tags t"
+                             " ON t.model_name = m.name ORDER BY m.name, t.tag_key"
+                           : "SELECT name, description, created_at, NULL, NULL FROM"
+                             " registered_models ORDER BY name",
                     &st, err) != SG_OK)
         return NULL;
     json_t *arr = json_array(), *cur = NULL, *tags = NULL;

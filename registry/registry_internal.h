@@ -265,9 +265,14 @@ typedef struct {
     char id[SG_DSSE_MAX_SIGNATURES][65];
 } reg_signer_ids;
 void reg_signer_ids_add(reg_signer_ids *ids, const char *key_id);
-/* reg_verify_with_signers; with ids, also every other trusted key that verifies it. */
-sg_status reg_verify_signers(sg_registry *reg, const char *model, const uint8_t *env, size_t len,
-                             sg_report_info *info, reg_signer_ids *ids, sg_err *err);
+/* The trusted signer keys of the registry a report is listed under: with one signature,
+ * known (the key the caller verified it with) or the first trusted key that verifies it;
+ * with several, for each distinct signature the first trusted key that verifies it alone,
+ * plus known. strict: a signature no trusted key verifies is refused (an upload); else it
+ * is not listed. payload_sha256: the signed payload's digest (registry/reports.c). */
+SG_MUST_CHECK sg_status reg_report_signers(sg_registry *reg, const uint8_t *body, size_t len,
+                                           const char *known, bool strict, reg_signer_ids *ids,
+                                           char payload_sha256[65], sg_err *err);
 /* Stores a report body under its SHA-256, with the trusted signer keys that verified it and
  * the digest of the payload they signed (report_signers: what a lookup of a model's reports
  * searches, so uploads that verify only with other models' keys cost it nothing). A key that

@@ -131,21 +131,39 @@ sg_status reg_report_load(sg_registry *reg, const char *sha256, uint8_t **body, 
     return rc;
 }
 
-/*
- * An upload's every signature must verify with a trusted signer key of the registry: each
- * stored report is listed under the keys that verified it when stored, and a lookup reads a
- * model's reports by those keys, so a signature no key verified then (a co-signer a model
- * comes to trust later) would never be found. Checked one signature at a time, after the
- * envelope verified as a whole.
- */
-static sg_status every_signature_trusted(sg_registry *reg, const uint8_t *body, size_t len,
-                                         sg_err *err)
+sg_status reg_report_signers(sg_registry *reg, const uint8_t *body, size_t len, const char *known,
+                             bool strict, reg_signer_ids *ids, char payload_sha256[65], sg_err *err)
 {
+    ids->n = 0;
+    payload_sha256[0] = '\0';
     json_t *env = json_loadb((const char *)body, len, JSON_REJECT_DUPLICATES, NULL);
     json_t *sigs = json_object_get(env, "signatures");
-    size_t n = json_array_size(sigs);
+    const size_t n = json_array_size(sigs);
+    sg_report_info info;
+    memset(&info, 0, sizeof info);
     sg_status rc = SG_OK;
-    for (size_t i = 0; n > 1 && rc == SG_OK && i < n; i++) {
+    if (n <= 1) {
+        /* One signature: the key the caller verified it with is the one, or the first
+           trusted key that verifies it (the keys are tried until one does, as before). */
+        if (known) {
+            reg_signer_ids_add(ids, known);
+            sg_dsse_payload_sha256(body, len, payload_sha256);
+        } else if ((rc = reg_verify_with_signers(reg, NULL, body, len, &info, err)) == SG_OK) {
+            reg_signer_ids_add(ids, info.key_id);
+            memcpy(payload_sha256, info.payload_sha256, 65);
+        }
+        sg_report_info_clear(&info);
+        json_decref(env);
+        return rc;
+    }
+    /* Several: each distinct signature on its own, the keys tried until one verifies it, so
+       the cost is that of one signature's search per signature, never signatures times
+       every key. */
+    for (size_t i = 0; rc == SG_OK && i < n; i++) {
+        bool seen = false;
+        for (size_t j = 0; j < i && !seen; j++)
+            seen = json_equal(json_array_get(sigs, i), json_array_get(sigs, j));
+        if (seen) continue;
         /* a shallow copy: only its "signatures" member is replaced */
         json_t *one = json_copy(env), *list = json_array();
         bool ok = one && list && json_array_append(list, json_array_get(sigs, i)) == 0;
@@ -154,29 +172,34 @@ static sg_status every_signature_trusted(sg_registry *reg, const uint8_t *body, 
         else
             json_decref(list);
         char *text = ok ? json_dumps(one, JSON_COMPACT) : NULL;
+        json_decref(one);
         if (!text) {
-            json_decref(one);
             rc = sg_errf(err, SG_ENOMEM, "out of memory checking a report's signatures");
             break;
         }
-        sg_report_info info;
-        memset(&info, 0, sizeof info);
         sg_err verr;
         int vrc =
-            reg_verify_signers(reg, NULL, (const uint8_t *)text, strlen(text), &info, NULL, &verr);
-        sg_report_info_clear(&info);
+            reg_verify_with_signers(reg, NULL, (const uint8_t *)text, strlen(text), &info, &verr);
         free(text);
-        json_decref(one);
-        if (vrc == SG_EREFUSED)
+        if (vrc == SG_OK) {
+            reg_signer_ids_add(ids, info.key_id);
+            memcpy(payload_sha256, info.payload_sha256, 65);
+        } else if (vrc != SG_EREFUSED) {
+            rc = sg_errf(err, vrc, "%s", verr.msg);
+        } else if (strict) {
             rc = sg_errf(err, SG_EREFUSED,
                          "signature %zu of %zu verifies with no trusted signer key of the "
                          "registry; not stored (upload a report once models trust every key "
                          "that signed it)",
                          i + 1, n);
-        else if (vrc != SG_OK)
-            rc = sg_errf(err, vrc, "%s", verr.msg);
+        }
+        sg_report_info_clear(&info);
     }
     json_decref(env);
+    if (rc == SG_OK && known) reg_signer_ids_add(ids, known);
+    if (rc == SG_OK && ids->n == 0)
+        rc = sg_errf(err, SG_EREFUSED,
+                     "report does not verify against any trusted signer key of the registry");
     return rc;
 }
 
@@ -185,19 +208,18 @@ sg_status sg_registry_put_report(sg_registry *reg, const uint8_t *body, size_t l
 {
     sg_status rc = check_body(body, len, err);
     if (rc != SG_OK) return rc;
-    if ((rc = reg_begin(reg, err)) != SG_OK) return rc;
-    /* Verified before it is stored: a report no trusted signer key of the registry signed
-       can never be used, and each stored one costs every later lookup of its digest a
-       verification per signature and key (150 junk uploads by a principal with no role had
-       slowed one promotion from 14 ms to 5 s, for good). */
-    sg_report_info info;
-    memset(&info, 0, sizeof info);
+    /* Verified before it is stored, and before the write lock is taken (a verification per
+       signature, each trying the registry's trusted keys until one verifies it): a report
+       no trusted signer key of the registry signed can never be used, and each stored one
+       costs later lookups of its digest by its signers (150 junk uploads by a principal
+       with no role had slowed one promotion from 14 ms to 5 s, for good). Every signature
+       must verify: a report is found by the keys it is listed under (reg_report_store). */
     reg_signer_ids signers;
-    rc = reg_verify_signers(reg, NULL, body, len, &info, &signers, err);
     char payload_sha256[65];
-    memcpy(payload_sha256, info.payload_sha256, sizeof payload_sha256);
-    sg_report_info_clear(&info);
-    if (rc == SG_EREFUSED) {
+    reg_read_start(reg);
+    rc = reg_report_signers(reg, body, len, NULL, true, &signers, payload_sha256, err);
+    if (rc == SG_OK) rc = reg->read_rc;
+    if (rc == SG_EREFUSED && !strstr(err->msg, "not stored")) {
         char why[sizeof err->msg];
         snprintf(why, sizeof why, "%s", err->msg);
         sg_errf(err, rc,
@@ -205,9 +227,9 @@ sg_status sg_registry_put_report(sg_registry *reg, const uint8_t *body, size_t l
                 "signed it)",
                 why);
     }
-    if (rc == SG_OK) rc = every_signature_trusted(reg, body, len, err);
-    if (rc == SG_OK)
-        rc = reg_report_store(reg, body, len, received_by, &signers, payload_sha256, sha_out, err);
+    if (rc != SG_OK) return rc;
+    if ((rc = reg_begin(reg, err)) != SG_OK) return rc;
+    rc = reg_report_store(reg, body, len, received_by, &signers, payload_sha256, sha_out, err);
     return reg_finish(reg, rc, err);
 }
 

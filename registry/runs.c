@@ -17,10 +17,9 @@
 #include "stagegate/report.h"
 
 /* Verifies with the model's trusted signer keys (every model's when model is NULL); the first
-   that verifies wins. With ids, every other key is tried too and each one that verifies is
-   listed (a DSSE envelope holds at most SG_DSSE_MAX_SIGNATURES signatures). */
-sg_status reg_verify_signers(sg_registry *reg, const char *model, const uint8_t *env, size_t len,
-                             sg_report_info *info, reg_signer_ids *ids, sg_err *err)
+   that verifies wins. */
+sg_status reg_verify_with_signers(sg_registry *reg, const char *model, const uint8_t *env,
+                                  size_t len, sg_report_info *info, sg_err *err)
 {
     reg_stmt *st;
     /* CAST: portable SQL, as PostgreSQL cannot infer a parameter's type from `? IS NULL`. */
@@ -30,30 +29,18 @@ sg_status reg_verify_signers(sg_registry *reg, const char *model, const uint8_t 
                          &st, err);
     if (rc) return rc;
     if (model) reg_bind_text(st, 1, model);
-    if (ids) ids->n = 0;
     bool verified = false, any = false;
     sg_err last = {{0}};
     reg_step_result s = REG_DONE;
-    while ((!verified || ids) && (s = reg_step(st)) == REG_ROW) {
+    while (!verified && (s = reg_step(st)) == REG_ROW) {
         const char *pem = reg_col_text(st, 0);
         EVP_PKEY *pub = NULL;
         any = true;
         if (sg_key_load_public_pem(pem, strlen(pem), "trusted signer key", &pub, &last)) continue;
-        if (verified) { /* another key that signed it as well */
-            sg_report_info more;
-            memset(&more, 0, sizeof more);
-            sg_err ignored;
-            if (sg_report_verify(env, len, pub, NULL, &more, &ignored) == SG_OK)
-                reg_signer_ids_add(ids, more.key_id);
-            sg_report_info_clear(&more);
-            EVP_PKEY_free(pub);
-            continue;
-        }
         sg_report_info_clear(info);
         int vrc = sg_report_verify(env, len, pub, NULL, info, &last);
         EVP_PKEY_free(pub);
         verified = vrc == SG_OK;
-        if (verified && ids) reg_signer_ids_add(ids, info->key_id);
         if (vrc == SG_EINPUT) { /* not a well-formed envelope: no key will do */
             reg_finalize(st);
             return sg_errf(err, SG_EINPUT, "%s", last.msg);
@@ -78,12 +65,6 @@ sg_status reg_verify_signers(sg_registry *reg, const char *model, const uint8_t 
                        "report does not verify against any trusted signer key of %s (%s)",
                        model ? model : "the registry", last.msg);
     return SG_OK;
-}
-
-sg_status reg_verify_with_signers(sg_registry *reg, const char *model, const uint8_t *env,
-                                  size_t len, sg_report_info *info, sg_err *err)
-{
-    return reg_verify_signers(reg, model, env, len, info, NULL, err);
 }
 
 void reg_signer_ids_add(reg_signer_ids *ids, const char *key_id)

@@ -862,6 +862,7 @@ typedef struct {
     size_t n;
     char bad[64];
     bool nul, many; /* more than keys holds: a duplicate past them would go unseen */
+    bool bracket;   /* a name with '[' that is no list entry */
 } query_check;
 
 static enum MHD_Result check_arg(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -871,6 +872,14 @@ static enum MHD_Result check_arg(void *cls, enum MHD_ValueKind kind, const char 
     query_check *q = cls;
     if (q->bad[0]) return MHD_NO;
     const bool nul = strlen(key) != key_size || (value && strlen(value) != value_size);
+    /* A bracket form that is no list entry (stages[x]) names no parameter: it would be
+       dropped, and the answer hold every stage. */
+    if (!nul && strchr(key, '[') && !srv_list_param_is(key, "stages") &&
+        !srv_list_param_is(key, "order_by")) {
+        printable_name(q->bad, sizeof q->bad, key);
+        q->bracket = true;
+        return MHD_NO;
+    }
     bool dup = false;
     /* MLflow's repeated fields (stages, order_by) come as repeated parameters
        (stages=A&stages=B). Compared as
@@ -919,8 +928,10 @@ static bool refuse_early(struct MHD_Connection *conn, const void *mark, const ch
                          "request URI has more than %zu query parameters", q.n);
     else if (q.bad[0])
         *out = srv_error(400, "INVALID_PARAMETER_VALUE",
-                         q.nul ? "query parameter '%s' holds a NUL (%%00)"
-                               : "query parameter '%s' is given twice",
+                         q.nul       ? "query parameter '%s' holds a NUL (%%00)"
+                         : q.bracket ? "query parameter '%s' is no list entry (NAME[] or "
+                                       "NAME[N] of stages or order_by)"
+                                     : "query parameter '%s' is given twice",
                          q.bad);
     else if (f.bad_name[0])
         *out = srv_error(400, "INVALID_PARAMETER_VALUE",

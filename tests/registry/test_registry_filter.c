@@ -90,7 +90,13 @@ static void test_mlflow_fields(void **state)
         {"source_path LIKE '%/m.bin' AND attribute.name = 'fraud'", true},
         {"source_path ILIKE '/MODELS/%'", true},
         {"tag.`mlflow.prompt.is_prompt` != 'true'", true},
+        {"tag.`mlflow.prompt.is_prompt` != 'TRUE'", true},
         {"tags.`mlflow.prompt.is_prompt` = 'true'", false},
+        {"tags.`mlflow.prompt.is_prompt` = 'false'", true},
+        {"tags.`mlflow.prompt.is_prompt` = 'FALSE'", true},
+        {"tags.`mlflow.prompt.is_prompt` != 'false'", false},
+        {"tags.`mlflow.prompt.is_prompt` LIKE 'f%'", false},
+        {"tags.`mlflow.prompt.is_prompt` ILIKE '%'", false},
         {"tag.team = 'risk'", false},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

@@ -68,6 +68,9 @@ done
 expect 400 alice GET "$M/registered-models/get-latest-versions?name=$MODEL&stages=Producton"
 # lists written as PHP, jQuery and axios write them (stages[]=, stages[0]=), which MLflow's
 # server reads as the list: they had been dropped, and the answer held every stage
+# ... and a bracket form that is no list entry is refused, not dropped
+expect 400 alice GET "$M/registered-models/get-latest-versions?name=$MODEL&stages%5Bx%5D=Production"
+body_has "is no list entry"
 for q in "stages%5B%5D=Production" "stages%5B0%5D=Production" "STAGES%5B%5D=Production&stages=Archived"; do
     expect 200 alice GET "$M/registered-models/get-latest-versions?name=$MODEL&$q"
     want='["2"]'
