@@ -128,8 +128,8 @@ typedef struct {
     bool report_ok;        /* info holds a report verified with the key below */
     char signer_pem_sha[65];
     sg_report_info info;
-    /* every trusted signer key of the registry that verifies the report (any model's): the
-       keys it is listed under when stored, as an upload is */
+    /* the trusted signer keys (any model's) the report is listed under when stored, as an
+       upload is (reg_report_signers) */
     reg_signer_ids signers;
 } reg_precheck;
 
@@ -336,9 +336,9 @@ static int check_report(sg_registry *reg, const reg_model *m, const reg_version 
     if (rc == SG_OK) rc = record_validation(reg, m->name, v, stage, &info, report_sha, err);
     /* Kept so verify-log can verify this gate again from the log alone. */
     char stored[65];
-    /* Listed under every trusted signer key of the registry that verified it before the
-       lock (as an upload is: a key of another model that co-signed it finds it too), and
-       the model's key that verified it now. */
+    /* Listed under the trusted keys that verified its signatures before the lock (as an
+       upload is: a key of another model that co-signed it finds it too), and the model's
+       key that verified it now. */
     reg_signer_ids signers = pre->signers;
     if (rc == SG_OK) reg_signer_ids_add(&signers, info.key_id);
     if (rc == SG_OK)

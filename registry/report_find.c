@@ -128,7 +128,7 @@ static sg_status find_latest(sg_registry *reg, const char *model, const char *su
     if (model && (rc = model_signer_ids(reg, model, &ids, &n_ids, err)) != SG_OK) return rc;
     char *sql = NULL;
     if (model) {
-        size_t cap = 640 + (size_t)(n_ids ? n_ids : 1) * 8;
+        size_t cap = 640 + (size_t)(n_ids ? n_ids : 1) * 16; /* ", ?N" each */
         sql = malloc(cap);
         if (!sql) {
             free(ids);

@@ -197,6 +197,7 @@ sg_status reg_report_signers(sg_registry *reg, const uint8_t *body, size_t len, 
     }
     json_decref(env);
     if (rc == SG_OK && known) reg_signer_ids_add(ids, known);
+    if (rc == SG_OK && !payload_sha256[0]) sg_dsse_payload_sha256(body, len, payload_sha256);
     if (rc == SG_OK && ids->n == 0)
         rc = sg_errf(err, SG_EREFUSED,
                      "report does not verify against any trusted signer key of the registry");
