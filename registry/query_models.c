@@ -34,11 +34,10 @@ json_t *sg_registry_search_models(sg_registry *reg, const char *filter, sg_err *
                     &st, err) != SG_OK)
         return NULL;
     json_t *arr = json_array(), *cur = NULL, *tags = NULL;
-    char *name = NULL;
-    bool have = false;
+    char *name = NULL; /* the model being gathered, NULL before the first row */
     for (;;) {
         bool row = reg_row(reg, st, err);
-        if (have && (!row || strcmp(reg_col_text(st, 0), name) != 0)) {
+        if (name && (!row || strcmp(reg_col_text(st, 0), name) != 0)) {
             const reg_filter_row one = {name, NULL, NULL, 0, tags};
             if (reg_filter_match(&f, &one)) json_array_append(arr, cur);
             json_decref(cur);
@@ -46,10 +45,9 @@ json_t *sg_registry_search_models(sg_registry *reg, const char *filter, sg_err *
             free(name);
             cur = tags = NULL;
             name = NULL;
-            have = false;
         }
         if (!row) break;
-        if (!have) {
+        if (!name) {
             name = strdup(reg_col_text(st, 0));
             cur = json_pack("{ssssss}", "name", reg_col_text(st, 0), "description",
                             reg_col_text(st, 1), "created_at", reg_col_text(st, 2));
@@ -62,7 +60,6 @@ json_t *sg_registry_search_models(sg_registry *reg, const char *filter, sg_err *
                 sg_errf(err, SG_ENOMEM, "out of memory searching models");
                 return NULL;
             }
-            have = true;
         }
         if (!reg_col_is_null(st, 3))
             json_object_set_new(tags, reg_col_text(st, 3), json_string(reg_col_text(st, 4)));
