@@ -189,14 +189,16 @@ sg_status reg_finish(sg_registry *reg, int rc, sg_err *err)
 void reg_test_pause(const char *action)
 {
     /* Lets the crash tests kill a process, or the server, while its transaction is open;
-     * STAGEGATE_REGISTRY_TEST_PAUSE_S sets how long (default 30 s). */
+     * STAGEGATE_REGISTRY_TEST_PAUSE_S sets how long, in seconds, fractions allowed (default
+     * 30 s). */
     const char *want = getenv("STAGEGATE_REGISTRY_TEST_PAUSE");
     if (!want || strcmp(want, action) != 0) return;
     const char *secs = getenv("STAGEGATE_REGISTRY_TEST_PAUSE_S");
-    long n = secs ? strtol(secs, NULL, 10) : 30;
+    double n = secs ? strtod(secs, NULL) : 30;
+    if (!(n > 0 && n < 3600)) n = 30;
     fprintf(stderr, "stagegate: test pause inside transaction (%s)\n", action);
     fflush(stderr);
-    struct timespec ts = {n > 0 && n < 3600 ? n : 30, 0};
+    struct timespec ts = {(time_t)n, (long)((n - (double)(time_t)n) * 1e9)};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
     }
 }

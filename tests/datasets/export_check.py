@@ -28,7 +28,8 @@ EXPORT = os.path.join(SCRIPTS, "export_sklearn.py")
 MAKE = os.path.join(SCRIPTS, "make_dataset.py")
 FORWARD, TMP = sys.argv[1], sys.argv[2]
 sys.path.insert(0, SCRIPTS)
-import export_sklearn  # noqa: E402
+sys.path.insert(0, os.path.join(HERE, "..", "common"))
+from export_inproc import Result, run_export  # noqa: E402
 import make_dataset  # noqa: E402
 
 
@@ -67,20 +68,6 @@ def write_set(path, X, y):
     with h5py.File(path, "w") as f:
         f["X"] = X
         f["y"] = y
-
-
-class Result:
-    def __init__(self, returncode, stderr):
-        self.returncode, self.stderr = returncode, stderr
-
-
-def run_export(args):
-    """export_sklearn.main in-process (the command's own entry point): starting an
-    interpreter and importing scikit-learn per case would take most of the test time."""
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-        rc = export_sklearn.main([EXPORT] + args)
-    return Result(rc, err.getvalue())
 
 
 def export(est, name):

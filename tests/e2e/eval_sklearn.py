@@ -26,10 +26,10 @@ from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from export_inproc import run_export  # noqa: E402
 
 SG = os.environ["STAGEGATE_BIN"]
-SRC = os.environ["STAGEGATE_SOURCE_DIR"]
-EXPORT = os.path.join(SRC, "scripts", "export_sklearn.py")
 failures = []
 
 
@@ -37,6 +37,12 @@ def check(cond, what):
     if not cond:
         failures.append(what)
         print("FAIL:", what)
+
+
+def check_export(src, dst):
+    p = run_export([src, dst])
+    if p.returncode != 0:
+        sys.exit("FAIL: %s: export exit %d: %s" % (src, p.returncode, p.stderr.strip()))
 
 
 def narrow_paths():
@@ -220,7 +226,7 @@ def main():
             jl = os.path.join(tmp, f"{name}.joblib")
             model_h5 = os.path.join(tmp, f"{name}.model.h5")
             joblib.dump(est, jl)
-            p = subprocess.run(["/usr/bin/python3", EXPORT, jl, model_h5], capture_output=True, text=True)
+            p = run_export([jl, model_h5])
             if p.returncode != 0:
                 check(False, f"{name}: export failed: {p.stderr.strip()}")
                 continue
@@ -272,7 +278,7 @@ def main():
             est.fit(Xo, yo)
             jl, model_h5 = (os.path.join(tmp, name + e) for e in (".joblib", ".model.h5"))
             joblib.dump(est, jl)
-            subprocess.run(["/usr/bin/python3", EXPORT, jl, model_h5], check=True)
+            check_export(jl, model_h5)
             out, preds = run_eval(tmp, model_h5, data_h5)
             check_classifier(name, est, Xg, yg, None, out, preds)
             print(f"ok   {name}")
@@ -282,7 +288,7 @@ def main():
         data_h5, jl, model_h5 = (os.path.join(tmp, f) for f in ("t.h5", "t.joblib", "t.model.h5"))
         write_set(data_h5, X, y, dtype=np.float64)
         joblib.dump(est, jl)
-        subprocess.run(["/usr/bin/python3", EXPORT, jl, model_h5], check=True)
+        check_export(jl, model_h5)
         out, preds = run_eval(tmp, model_h5, data_h5, threshold=0.7)
         check_classifier("threshold-0.7", est, X, y, None, out, preds, threshold=0.7)
         print("ok   threshold-0.7")

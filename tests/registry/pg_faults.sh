@@ -169,7 +169,7 @@ head_before=$(q "SELECT seq FROM audit_head")
 
 # paused_promotion: v2 -> Production stops just before COMMIT; its pid in $pid once paused
 paused_promotion() {
-    STAGEGATE_REGISTRY_TEST_PAUSE=transition STAGEGATE_REGISTRY_TEST_PAUSE_S=6 \
+    STAGEGATE_REGISTRY_TEST_PAUSE=transition STAGEGATE_REGISTRY_TEST_PAUSE_S=3 \
         $R transition m 2 Production --as alice.key.pem >pp.out 2>pp.err &
     pid=$!
     for _ in $(seq 1 600); do grep -q "test pause" pp.err 2>/dev/null && break; sleep 0.1; done
@@ -220,7 +220,7 @@ expect 0 $R verify-log
 # the message says the change may or may not be recorded, and either way the log verifies.
 . "$SG_PG_STATE"
 STAGEGATE_PG_ANSWER_TIMEOUT_S=2 STAGEGATE_REGISTRY_TEST_PAUSE=transition \
-    STAGEGATE_REGISTRY_TEST_PAUSE_S=3 $R transition m 2 Archived --as alice.key.pem >pp.out 2>pp.err &
+    STAGEGATE_REGISTRY_TEST_PAUSE_S=2 $R transition m 2 Archived --as alice.key.pem >pp.out 2>pp.err &
 # frozen_at_pause WHAT: once the command in the background ($! in pid) reaches its test pause,
 # the whole server is stopped (SIGSTOP) until the command ends, or for 30 s; then it runs
 # again. The command's exit code goes to rc, its error lines (pauses left out) to pp.err1.
@@ -252,7 +252,7 @@ expect 0 $R verify-log
 head -c 4096 /dev/urandom > m3.bin
 expect 0 $R create-version m m3.bin
 MAKE_REPORT_PAD=6000000 report signer m3.bin PASSED now r3big.json
-STAGEGATE_PG_ANSWER_TIMEOUT_S=2 STAGEGATE_REGISTRY_TEST_PAUSE=write STAGEGATE_REGISTRY_TEST_PAUSE_S=2 \
+STAGEGATE_PG_ANSWER_TIMEOUT_S=2 STAGEGATE_REGISTRY_TEST_PAUSE=write STAGEGATE_REGISTRY_TEST_PAUSE_S=0.5 \
     $R transition m 3 Staging --report r3big.json >pp.out 2>pp.err &
 pid=$!
 frozen_at_pause "frozen server, large write"
@@ -314,7 +314,7 @@ expect 0 $R verify-log
 # A writer waiting on the write lock of a healthy server is not a frozen server: with an
 # answer timeout (2 s) below the lock timeout (15 s), the lock wait is cut to 3/4 of it and
 # fails with its own line (it had said "gave no answer ... a frozen or unreachable server").
-STAGEGATE_REGISTRY_TEST_PAUSE=commit STAGEGATE_REGISTRY_TEST_PAUSE_S=6 \
+STAGEGATE_REGISTRY_TEST_PAUSE=commit STAGEGATE_REGISTRY_TEST_PAUSE_S=4 \
     $R set-tag m 1 holder yes >hold.out 2>hold.err &
 holder=$!
 for _ in $(seq 1 600); do grep -q "test pause" hold.err 2>/dev/null && break; sleep 0.1; done

@@ -8,9 +8,10 @@ start_server
 create_model "$MODEL"
 expect 200 alice POST $M/model-versions/create "{\"name\": \"$MODEL\", \"source\": \"m1.bin\"}"
 stop_server
-export STAGEGATE_REGISTRY_TEST_PAUSE=transition
+# (6 s: the checks below take at most 4 s after the pause is seen)
+export STAGEGATE_REGISTRY_TEST_PAUSE=transition STAGEGATE_REGISTRY_TEST_PAUSE_S=6
 start_server
-unset STAGEGATE_REGISTRY_TEST_PAUSE
+unset STAGEGATE_REGISTRY_TEST_PAUSE STAGEGATE_REGISTRY_TEST_PAUSE_S
 report signer art/m1.bin
 expect 200 alice POST /api/stagegate/reports @art/m1.bin.report
 curl -sS --max-time 60 -o inflight.body -w '%{http_code}' -H "Authorization: Bearer $(cat alice.token)" \

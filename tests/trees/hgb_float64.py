@@ -32,9 +32,10 @@ import joblib
 import numpy as np
 from sklearn.ensemble import (HistGradientBoostingClassifier, HistGradientBoostingRegressor,
                               RandomForestClassifier)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from export_inproc import run_export  # noqa: E402
 
 SG = os.environ["STAGEGATE_BIN"]
-EXPORT = os.path.join(os.environ["STAGEGATE_SOURCE_DIR"], "scripts", "export_sklearn.py")
 TOL = 1e-6
 failures = []
 
@@ -48,7 +49,7 @@ def check(cond, what):
 def export(tmp, name, est):
     src, dst = os.path.join(tmp, name + ".joblib"), os.path.join(tmp, name + ".h5")
     joblib.dump(est, src)
-    p = subprocess.run(["/usr/bin/python3", EXPORT, src, dst], capture_output=True, text=True)
+    p = run_export([src, dst])
     check(p.returncode == 0, "%s: export failed: %s" % (name, p.stderr.strip()))
     return dst
 

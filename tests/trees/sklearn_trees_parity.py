@@ -26,9 +26,10 @@ from sklearn.ensemble import (ExtraTreesClassifier, ExtraTreesRegressor,
                               RandomForestClassifier, RandomForestRegressor)
 
 from kernel_variants import runnable_variants
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from export_inproc import run_export  # noqa: E402
 
 SG = os.environ["STAGEGATE_BIN"]
-EXPORT = os.path.join(os.environ["STAGEGATE_SOURCE_DIR"], "scripts", "export_sklearn.py")
 TOL = 1e-6
 failures = []
 
@@ -49,7 +50,7 @@ ISAS = variants()
 def export(tmp, name, est):
     src, dst = os.path.join(tmp, name + ".joblib"), os.path.join(tmp, name + ".h5")
     joblib.dump(est, src)
-    p = subprocess.run(["/usr/bin/python3", EXPORT, src, dst], capture_output=True, text=True)
+    p = run_export([src, dst])
     check(p.returncode == 0, "%s: export failed: %s" % (name, p.stderr.strip()))
     return dst
 
@@ -242,7 +243,7 @@ with tempfile.TemporaryDirectory() as tmp:
     deep = DecisionTreeClassifier(random_state=0).fit(Xd, yd)
     src, dst = os.path.join(tmp, "deep.joblib"), os.path.join(tmp, "deep.h5")
     joblib.dump(deep, src)
-    p = subprocess.run(["/usr/bin/python3", EXPORT, src, dst], capture_output=True, text=True)
+    p = run_export([src, dst])
     check(p.returncode == 2 and "tree 0 is %d levels deep" % deep.get_depth() in p.stderr
           and "at most 64" in p.stderr and not os.path.exists(dst),
           "a %d-level tree: export exit %d: %s" % (deep.get_depth(), p.returncode, p.stderr.strip()))

@@ -4,6 +4,7 @@ names the file and the JSON path of the bad value; never a crash."""
 import copy
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -58,14 +59,50 @@ def with_stats(tree):
     return tree
 
 
-def xgboost_refuses(path):
-    """Whether xgboost itself refuses to load and predict with the model at path. In a child:
-    some bad files crash it."""
+XGB_PENDING = []
+
+
+def expect_xgboost_refuses(path, what):
+    """Records that xgboost itself must refuse to load and predict with the model at path (a
+    copy of the file as it is now); check_xgboost_refusals() asks xgboost about them all."""
+    copy_path = os.path.join(os.path.dirname(path), "xgb-check-%d-%s" % (len(XGB_PENDING),
+                                                                         os.path.basename(path)))
+    shutil.copyfile(path, copy_path)
+    XGB_PENDING.append((copy_path, what))
+
+
+def check_xgboost_refusals():
+    """Asks xgboost, in a child, whether it loads and predicts with each recorded file. One
+    child takes the files in turn and prints one line per file; some bad files crash xgboost,
+    so a child that dies on a file counts that file as refused, and a new child goes on with
+    the files after it (a child per file had cost an interpreter start and an import each)."""
     code = ("import sys, numpy, xgboost\n"
-            "b = xgboost.Booster(model_file=sys.argv[1])\n"
-            "b.predict(xgboost.DMatrix(numpy.zeros((2, 4), numpy.float32)))\n")
-    p = subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True)
-    return p.returncode != 0
+            "print('ready', flush=True)\n"
+            "for path in sys.argv[1:]:\n"
+            "    try:\n"
+            "        b = xgboost.Booster(model_file=path)\n"
+            "        b.predict(xgboost.DMatrix(numpy.zeros((2, 4), numpy.float32)))\n"
+            "        print('loaded', flush=True)\n"
+            "    except Exception:\n"
+            "        print('refused', flush=True)\n")
+    pending = list(XGB_PENDING)
+    while pending:
+        p = subprocess.run([sys.executable, "-c", code] + [f for f, _ in pending],
+                           capture_output=True, text=True)
+        words = p.stdout.split()
+        if not words or words[0] != "ready":  # a child that cannot even import xgboost
+            check(False, "the xgboost child did not start: %r" % p.stderr[-300:])
+            break
+        said = [w for w in words[1:] if w in ("loaded", "refused")]
+        check(len(said) == len(pending) or p.returncode != 0,
+              "the xgboost child answered %d of %d files and exited 0: %r" %
+              (len(said), len(pending), p.stderr[-300:]))
+        for (f, what), word in zip(pending, said):
+            check(word == "refused", what)
+        if len(said) >= len(pending):
+            break
+        # the child died on the file after the last answer: xgboost did not take that one
+        pending = pending[len(said) + 1:]
 
 
 with tempfile.TemporaryDirectory() as tmp:
@@ -243,11 +280,11 @@ with tempfile.TemporaryDirectory() as tmp:
     for name, key, spoil, words in typed:
         d = copy.deepcopy(base); t = trees_of(d)[1]; t[key][0] = spoil(t[key][0])
         expect_refused(tmp, name, d, data, [T + "1/" + key + "/0", words])
-        check(xgboost_refuses(os.path.join(tmp, name + ".json")), "xgboost took " + name)
+        expect_xgboost_refuses(os.path.join(tmp, name + ".json"), "xgboost took " + name)
     for key in ("base_weights", "loss_changes", "sum_hessian", "parents"):
         d = copy.deepcopy(base); trees_of(d)[2][key].pop()
         expect_refused(tmp, key + "_short", d, data, [T + "2/" + key, "expected 15"])
-        check(xgboost_refuses(os.path.join(tmp, key + "_short.json")), "xgboost took short " + key)
+        expect_xgboost_refuses(os.path.join(tmp, key + "_short.json"), "xgboost took short " + key)
         d = copy.deepcopy(base); del trees_of(d)[2][key]
         expect_refused(tmp, key + "_missing", d, data, [T + "2/" + key, "missing"])
     structural = [
@@ -265,7 +302,7 @@ with tempfile.TemporaryDirectory() as tmp:
     for name, spoil, words in structural:
         d = copy.deepcopy(base); spoil(d)
         expect_refused(tmp, name, d, data, [words])
-        check(xgboost_refuses(os.path.join(tmp, name + ".json")), "xgboost took " + name)
+        expect_xgboost_refuses(os.path.join(tmp, name + ".json"), "xgboost took " + name)
     # A scikit-learn model's best_iteration picks the rounds that predict: it must be a round
     # the model has, written as XGBoost writes it.
     for i, bad in enumerate(["3", "99", "-1", "1.0", "x"]):
@@ -428,6 +465,9 @@ with tempfile.TemporaryDirectory() as tmp:
     p = run(good, inf)
     check(p.returncode == 2 and "inf.h5" in p.stderr and "row 7" in p.stderr,
           "Inf in /X must be refused for a tree model: %d %r" % (p.returncode, p.stderr))
+
+    check(len(XGB_PENDING) > 20, "only %d files were recorded for xgboost" % len(XGB_PENDING))
+    check_xgboost_refusals()
 
 if failures:
     print("%d failure(s)" % len(failures))
