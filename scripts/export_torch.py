@@ -46,7 +46,8 @@ def n_features(model, given):
     sys.exit("export_torch: no nn.Linear to read the feature count from; give --features")
 
 
-def main():
+def main(argv=None):
+    """argv: the arguments after the program name (default: the command line)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("model")
     ap.add_argument("out")
@@ -56,7 +57,7 @@ def main():
     ap.add_argument("--opset", type=int, default=13, help="ONNX opset, 9..17 (default 13)")
     ap.add_argument("--output", choices=["logits", "proba", "value"],
                     help="what the output means when the graph does not end in Softmax/Sigmoid")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     if not 9 <= args.opset <= 17:
         sys.exit("export_torch: --opset must be 9..17")
     model = load_module(args).eval()

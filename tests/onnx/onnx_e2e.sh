@@ -19,7 +19,7 @@ $PY "$MK" --out val.h5 --task binary --rows 3000 --features 16 --seed 1 \
     --fit mlp-relu --fit-rows 4000 --fit-seed 1 --model-out mlp.h5 >/dev/null
 $PY "$MK" --out train.h5 --task binary --rows 8000 --features 16 --seed 1 >/dev/null
 $PY - "$STAGEGATE_SOURCE_DIR" <<'PYEOF'
-import subprocess, sys
+import sys
 import h5py, numpy as np, torch, torch.nn as nn, xgboost as xgb
 with h5py.File("train.h5") as f:
     X, y = f["X"][()], f["y"][()]
@@ -46,11 +46,12 @@ torch.save(worse, "worse.pt")
 b = xgb.train({"objective": "binary:logistic", "max_depth": 4, "eta": 0.3, "seed": 1},
               xgb.DMatrix(X, label=y), 60)
 b.save_model("tree.json")
+# export_torch.py's own entry point, in this process (torch is imported once)
+sys.path.insert(0, sys.argv[1] + "/scripts")
+import export_torch
 for m in ("cand", "worse", "logits"):
-    subprocess.run(["/usr/bin/python3", sys.argv[1] + "/scripts/export_torch.py", m + ".pt",
-                    m + ".onnx"], check=True, capture_output=True)
-subprocess.run(["/usr/bin/python3", sys.argv[1] + "/scripts/export_torch.py", "clipped.pt",
-                "clipped.onnx", "--output", "proba"], check=True, capture_output=True)
+    export_torch.main([m + ".pt", m + ".onnx"])
+export_torch.main(["clipped.pt", "clipped.onnx", "--output", "proba"])
 PYEOF
 "$SG" keygen --out k >/dev/null
 cat > policy.json <<'JSON'
