@@ -141,8 +141,11 @@ sg_status sg_registry_tag_check(const char *key, const char *value, sg_err *err)
     return SG_OK;
 }
 
-sg_status sg_registry_set_tag(sg_registry *reg, const char *model, int64_t version, const char *key,
-                              const char *value, const sg_registry_request *req, sg_err *err)
+/* present: NULL, or (a delete only) where to say whether the tag was there; with it, a tag
+   the version does not have is no error, and nothing is recorded. */
+static sg_status set_tag(sg_registry *reg, const char *model, int64_t version, const char *key,
+                         const char *value, const sg_registry_request *req, bool *present,
+                         sg_err *err)
 {
     sg_status trc = sg_registry_tag_check(key, value, err);
     if (trc != SG_OK) return trc;
@@ -170,10 +173,17 @@ sg_status sg_registry_set_tag(sg_registry *reg, const char *model, int64_t versi
         if (value) reg_bind_text(st, 4, value);
         if (reg_step(st) != REG_DONE) rc = reg_db_error(reg, err, action);
         reg_finalize(st);
-        if (rc == SG_OK && !value && reg->ops->changes(reg->store) == 0)
+        if (rc == SG_OK && !value && reg->ops->changes(reg->store) == 0) {
+            if (present) { /* nothing to delete: nothing changed, nothing to record */
+                reg_rollback(reg);
+                *present = false;
+                return SG_OK;
+            }
             rc =
                 sg_errf(err, SG_EINPUT, "%s v%lld has no tag '%s'", model, (long long)version, key);
+        }
     }
+    if (present) *present = true;
     if (rc == SG_OK) {
         /* The whole value, never cut: verify-log rebuilds the tags from these events. */
         size_t dl = strlen(key) + (value ? strlen(value) + 1 : 0) + 1;
@@ -191,6 +201,22 @@ sg_status sg_registry_set_tag(sg_registry *reg, const char *model, int64_t versi
         free(detail);
     }
     return reg_finish(reg, rc, err);
+}
+
+sg_status sg_registry_set_tag(sg_registry *reg, const char *model, int64_t version, const char *key,
+                              const char *value, const sg_registry_request *req, sg_err *err)
+{
+    return set_tag(reg, model, version, key, value, req, NULL, err);
+}
+
+sg_status sg_registry_delete_tag_if_present(sg_registry *reg, const char *model, int64_t version,
+                                            const char *key, const sg_registry_request *req,
+                                            bool *present, sg_err *err)
+{
+    bool was = false;
+    sg_status rc = set_tag(reg, model, version, key, NULL, req, &was, err);
+    if (present) *present = rc == SG_OK && was;
+    return rc;
 }
 
 sg_status sg_registry_set_description(sg_registry *reg, const char *model, int64_t version,
@@ -245,8 +271,10 @@ sg_status sg_registry_set_description(sg_registry *reg, const char *model, int64
     return reg_finish(reg, rc, err);
 }
 
-sg_status sg_registry_set_alias(sg_registry *reg, const char *model, const char *alias, int64_t version,
-                          const sg_registry_request *req, sg_err *err)
+/* present: as set_tag's, for a delete (version 0). */
+static sg_status set_alias(sg_registry *reg, const char *model, const char *alias,
+                           int64_t version, const sg_registry_request *req, bool *present,
+                           sg_err *err)
 {
     if (!reg_valid_name(alias))
         return sg_errf(err, SG_EINPUT, "alias '%s' must be letters, digits, '-', '_' or '.'",
@@ -285,9 +313,16 @@ sg_status sg_registry_set_alias(sg_registry *reg, const char *model, const char 
         if (version) reg_bind_int64(st, 3, version);
         if (reg_step(st) != REG_DONE) rc = reg_db_error(reg, err, action);
         reg_finalize(st);
-        if (rc == SG_OK && !version && reg->ops->changes(reg->store) == 0)
+        if (rc == SG_OK && !version && reg->ops->changes(reg->store) == 0) {
+            if (present) {
+                reg_rollback(reg);
+                *present = false;
+                return SG_OK;
+            }
             rc = sg_errf(err, SG_EINPUT, "model %s has no alias '%s'", model, alias);
+        }
     }
+    if (present) *present = true;
     if (rc == SG_OK) {
         reg_event ev = {.model = model,
                         .version = version,
@@ -298,4 +333,20 @@ sg_status sg_registry_set_alias(sg_registry *reg, const char *model, const char 
         rc = reg_audit_append(reg, &ev, err);
     }
     return reg_finish(reg, rc, err);
+}
+
+sg_status sg_registry_set_alias(sg_registry *reg, const char *model, const char *alias,
+                                int64_t version, const sg_registry_request *req, sg_err *err)
+{
+    return set_alias(reg, model, alias, version, req, NULL, err);
+}
+
+sg_status sg_registry_delete_alias_if_present(sg_registry *reg, const char *model,
+                                              const char *alias, const sg_registry_request *req,
+                                              bool *present, sg_err *err)
+{
+    bool was = false;
+    sg_status rc = set_alias(reg, model, alias, 0, req, &was, err);
+    if (present) *present = rc == SG_OK && was;
+    return rc;
 }

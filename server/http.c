@@ -314,6 +314,91 @@ srv_resp srv_from_status(int rc, const sg_err *err_in)
     return resp;
 }
 
+/*
+ * Field names as protobuf's JSON mapping writes them (MLflow's requests are protobuf
+ * messages): parsers accept both the field's name (max_results) and its lowerCamelCase JSON
+ * name (maxResults), per protobuf's JSON mapping guide. MLflow's Python client sends the
+ * first; clients that print messages with protobuf's defaults (JsonFormat in Java, MessageToJson
+ * without preserving_proto_field_name) send the second, which had been ignored: a
+ * {"maxResults": 5} listed a full page, {"archiveExistingVersions": true} archived nothing.
+ */
+static void camel_of(const char *snake, char *out, size_t n)
+{
+    size_t o = 0;
+    for (const char *p = snake; *p && o + 1 < n; p++) {
+        if (*p == '_' && p[1] >= 'a' && p[1] <= 'z' && o > 0) {
+            out[o++] = (char)(p[1] - 'a' + 'A');
+            p++;
+        } else {
+            out[o++] = *p;
+        }
+    }
+    out[o] = '\0';
+}
+
+/* snake: the field name a lowerCamelCase key stands for ("" when key has no capital or is not
+   a lowerCamelCase name). */
+static void snake_of(const char *key, char *out, size_t n)
+{
+    size_t o = 0;
+    bool capital = false;
+    out[0] = '\0';
+    if (!(key[0] >= 'a' && key[0] <= 'z')) return;
+    for (const char *p = key; *p; p++) {
+        if (o + 2 >= n) {
+            out[0] = '\0';
+            return;
+        }
+        if (*p >= 'A' && *p <= 'Z') {
+            out[o++] = '_';
+            out[o++] = (char)(*p - 'A' + 'a');
+            capital = true;
+        } else if ((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9')) {
+            out[o++] = *p;
+        } else {
+            out[0] = '\0';
+            return;
+        }
+    }
+    out[o] = '\0';
+    if (!capital) out[0] = '\0';
+}
+
+/* Renames the top-level lowerCamelCase keys of a request body to the field names they stand
+   for. False, naming the field in *why, when the body gives a field under both names (as
+   protobuf's parser refuses a field given twice). */
+static bool body_field_names(json_t *body, char *why, size_t n)
+{
+    /* the keys first: the object is not changed while it is walked */
+    json_t *camel = json_array();
+    const char *key;
+    json_t *v;
+    json_object_foreach(body, key, v)
+    {
+        char snake[128];
+        snake_of(key, snake, sizeof snake);
+        if (*snake) json_array_append_new(camel, json_string(key));
+    }
+    bool ok = true;
+    size_t i;
+    json_t *k;
+    json_array_foreach(camel, i, k)
+    {
+        key = json_string_value(k);
+        char snake[128];
+        snake_of(key, snake, sizeof snake);
+        if (json_object_get(body, snake)) {
+            snprintf(why, n, "field %s is given twice, as %.64s and as %s", snake, key, snake);
+            ok = false;
+            break;
+        }
+        json_object_set(body, snake, json_object_get(body, key));
+        json_object_del(body, key);
+    }
+    json_decref(camel);
+    return ok;
+}
+
 const char *srv_param(const srv_req *r, const char *key)
 {
     if (r->json) {
@@ -325,7 +410,11 @@ const char *srv_param(const srv_req *r, const char *key)
     }
     /* A change's parameters are its JSON body's only (docs/server.md). */
     if (strcmp(r->method, "GET") && strcmp(r->method, "HEAD")) return NULL;
-    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
+    const char *q = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
+    if (q || !strchr(key, '_')) return q;
+    char camel[128];
+    camel_of(key, camel, sizeof camel);
+    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, camel);
 }
 
 typedef struct {
@@ -336,7 +425,7 @@ typedef struct {
 /* Whether a query parameter is an entry of the list field: its name, without regard to
    case, or its name followed by "[]" or "[N]", as jQuery, axios and PHP-style builders write
    lists (stages[]=Production), which MLflow's own server reads as the list. */
-bool srv_list_param_is(const char *param, const char *field)
+static bool list_param_is(const char *param, const char *field)
 {
     const size_t n = strlen(field);
     if (strncasecmp(param, field, n) != 0) return false;
@@ -345,6 +434,15 @@ bool srv_list_param_is(const char *param, const char *field)
     if (*rest++ != '[') return false;
     rest += strspn(rest, "0123456789");
     return rest[0] == ']' && rest[1] == '\0';
+}
+
+/* ... or of its lowerCamelCase name (orderBy[]=...). */
+bool srv_list_param_is(const char *param, const char *field)
+{
+    if (list_param_is(param, field)) return true;
+    char camel[128];
+    camel_of(field, camel, sizeof camel);
+    return strcmp(camel, field) != 0 && list_param_is(param, camel);
 }
 
 static enum MHD_Result append_arg(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -597,6 +695,11 @@ static srv_resp dispatch_as(struct MHD_Connection *conn, const char *url, const 
            mapping (MLflow's) reads it: "description": null had been refused as not a string.
            Only these: a null where a decision is asked ("reject": null) stays refused, never
            read as the default (an approval). */
+        char why[256];
+        if (!body_field_names(r.json, why, sizeof why)) {
+            json_decref(r.json);
+            return srv_error(400, "INVALID_PARAMETER_VALUE", "request body: %s", why);
+        }
         static const char *const optional[] = {"description", "tags", "stagegate_policy"};
         for (size_t i = 0; i < sizeof optional / sizeof optional[0]; i++)
             if (json_is_null(json_object_get(r.json, optional[i])))
@@ -855,6 +958,16 @@ static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const c
     return MHD_YES;
 }
 
+/* Whether two query parameter names name one field: without regard to case, as srv_param
+   looks them up, and a lowerCamelCase name as its field's name (max_results, maxResults). */
+static bool same_param(const char *a, const char *b)
+{
+    char sa[128], sb[128];
+    snake_of(a, sa, sizeof sa);
+    snake_of(b, sb, sizeof sb);
+    return !strcasecmp(*sa ? sa : a, *sb ? sb : b);
+}
+
 /* Query parameters: each named once (which of two would a proxy or a log have read?), and
    none holding a NUL ("name=fraud%00x" would otherwise name fraud). */
 typedef struct {
@@ -887,7 +1000,7 @@ static enum MHD_Result check_arg(void *cls, enum MHD_ValueKind kind, const char 
     for (size_t i = 0; i < q->n && !nul && !srv_list_param_is(key, "stages") &&
                        !srv_list_param_is(key, "order_by");
          i++)
-        dup |= !strcasecmp(q->keys[i], key);
+        dup |= same_param(q->keys[i], key);
     if (nul || dup) {
         printable_name(q->bad, sizeof q->bad, key);
         q->nul = nul;

@@ -1099,6 +1099,14 @@ static srv_resp transition(srv_req *r)
         return srv_error(400, "INVALID_PARAMETER_VALUE",
                          "archive_existing_versions must be true or false");
     bool archive = json_is_true(arch) || (as && !strcasecmp(as, "true"));
+    /* Archiving the other versions of Archived or None moves nothing anywhere: MLflow refuses
+       the flag for a stage that is not an active one (its store's
+       test_transition_model_version_stage_when_archive_existing_versions_is_true), and so
+       does this server, before anything moves (it had run one no-op archiving per version). */
+    if (archive && (!strcasecmp(stage, "Archived") || !strcasecmp(stage, "None")))
+        return srv_error(400, "INVALID_PARAMETER_VALUE",
+                         "archive_existing_versions applies to an active stage, not to %s",
+                         stage);
     sg_err err = {{0}};
     json_t *stages = model_stages(r, name, &err);
     if (!stages) return srv_from_status(SG_EINPUT, &err);
@@ -1225,13 +1233,11 @@ static srv_resp tag(srv_req *r, bool set)
     sg_registry_request req;
     int rc = srv_attest(r, set ? "set-tag" : "delete-tag", name, v, key, sha, &req, &err);
     if (rc != SG_OK) return srv_from_status(rc, &err);
-    rc = SRV_WRITE(sg_registry_set_tag(r->reg, name, v, key, value, &req, &err));
-    sg_registry_request_clear(&req);
     /* Deleting a tag the version does not have changes nothing and succeeds, as in MLflow
        (its clients' clean-up code raised on the 404); nothing is recorded. */
-    char absent[sizeof err.msg];
-    snprintf(absent, sizeof absent, "%s v%lld has no tag '%s'", name, (long long)v, key);
-    if (!set && rc == SG_EINPUT && !strcmp(err.msg, absent)) rc = SG_OK;
+    rc = set ? SRV_WRITE(sg_registry_set_tag(r->reg, name, v, key, value, &req, &err))
+             : SRV_WRITE(sg_registry_delete_tag_if_present(r->reg, name, v, key, &req, NULL, &err));
+    sg_registry_request_clear(&req);
     return rc == SG_OK ? srv_json(200, NULL) : srv_from_status(rc, &err);
 }
 
@@ -1261,12 +1267,11 @@ static srv_resp alias(srv_req *r)
     sg_registry_request req;
     int rc = srv_attest(r, set ? "set-alias" : "delete-alias", name, v, alias_name, "", &req, &err);
     if (rc != SG_OK) return srv_from_status(rc, &err);
-    rc = SRV_WRITE(sg_registry_set_alias(r->reg, name, alias_name, v, &req, &err));
-    sg_registry_request_clear(&req);
     /* ... and so does deleting an alias that is not set */
-    char absent[sizeof err.msg];
-    snprintf(absent, sizeof absent, "model %s has no alias '%s'", name, alias_name);
-    if (!set && rc == SG_EINPUT && !strcmp(err.msg, absent)) rc = SG_OK;
+    rc = set ? SRV_WRITE(sg_registry_set_alias(r->reg, name, alias_name, v, &req, &err))
+             : SRV_WRITE(sg_registry_delete_alias_if_present(r->reg, name, alias_name, &req, NULL,
+                                                            &err));
+    sg_registry_request_clear(&req);
     return rc == SG_OK ? srv_json(200, NULL) : srv_from_status(rc, &err);
 }
 

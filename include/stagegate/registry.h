@@ -154,6 +154,14 @@ SG_MUST_CHECK sg_status sg_registry_restore(sg_registry *reg, const char *model,
 SG_MUST_CHECK sg_status sg_registry_tag_check(const char *key, const char *value, sg_err *err);
 SG_MUST_CHECK sg_status sg_registry_set_tag(sg_registry *reg, const char *model, int64_t version, const char *key,
                         const char *value, const sg_registry_request *req, sg_err *err);
+/* Deletes the tag as set_tag with value NULL does, except that a tag the version does not
+   have is no error: SG_OK, *present false (when present is not NULL), and nothing changed or
+   recorded, as MLflow answers such a delete. The version must exist and the request be
+   allowed, as for any delete. */
+SG_MUST_CHECK sg_status sg_registry_delete_tag_if_present(sg_registry *reg, const char *model,
+                                                          int64_t version, const char *key,
+                                                          const sg_registry_request *req,
+                                                          bool *present, sg_err *err);
 /*
  * A version's description (version > 0), or the model's (version 0): UTF-8 text of at most
  * SG_REGISTRY_DESCRIPTION_MAX bytes, "" to clear it. An audited "set-description" event whose
@@ -167,6 +175,12 @@ SG_MUST_CHECK sg_status sg_registry_set_description(sg_registry *reg, const char
 /* version 0 deletes the alias. */
 SG_MUST_CHECK sg_status sg_registry_set_alias(sg_registry *reg, const char *model, const char *alias, int64_t version,
                           const sg_registry_request *req, sg_err *err);
+/* Deletes the alias, and an alias the model does not have is no error (as
+   sg_registry_delete_tag_if_present). */
+SG_MUST_CHECK sg_status sg_registry_delete_alias_if_present(sg_registry *reg, const char *model,
+                                                            const char *alias,
+                                                            const sg_registry_request *req,
+                                                            bool *present, sg_err *err);
 
 /*
  * Report bodies, kept by the registry under their SHA-256 (the `reports` table): the body

@@ -219,6 +219,59 @@ static int signed_transition(fixture *f, const char *key, const char *model, int
     return rc;
 }
 
+/* Deleting a tag or an alias that is not there "if present": SG_OK, present false, and
+   nothing recorded (the server's MLflow deletes had recognised the plain delete's error by
+   its message text). One that is there is deleted and recorded as a plain delete is; a
+   version that does not exist is still an error, and the plain deletes still refuse. */
+static void test_delete_if_present(void **state)
+{
+    fixture *f = *state;
+    make_model(f, "m", false, false);
+    int64_t v = add_version(f, "m", f->m1);
+    sg_err err;
+    bool present = true;
+    const int64_t events0 = q_int(f->reg, "SELECT count(*) FROM audit_log");
+    assert_int_equal(sg_registry_delete_tag_if_present(f->reg, "m", v, "k", NULL, &present, &err),
+                     SG_OK);
+    assert_false(present);
+    present = true;
+    assert_int_equal(sg_registry_delete_alias_if_present(f->reg, "m", "champion", NULL, &present,
+                                                         &err),
+                     SG_OK);
+    assert_false(present);
+    assert_int_equal(q_int(f->reg, "SELECT count(*) FROM audit_log"), events0);
+    /* the plain deletes refuse what is not there */
+    assert_int_equal(sg_registry_set_tag(f->reg, "m", v, "k", NULL, NULL, &err), SG_EINPUT);
+    assert_non_null(strstr(err.msg, "has no tag 'k'"));
+    assert_int_equal(sg_registry_set_alias(f->reg, "m", "champion", 0, NULL, &err), SG_EINPUT);
+    assert_non_null(strstr(err.msg, "has no alias 'champion'"));
+    /* what is there is deleted, with its event */
+    assert_int_equal(sg_registry_set_tag(f->reg, "m", v, "k", "x", NULL, &err), SG_OK);
+    assert_int_equal(sg_registry_set_alias(f->reg, "m", "champion", v, NULL, &err), SG_OK);
+    const int64_t events1 = q_int(f->reg, "SELECT count(*) FROM audit_log");
+    assert_int_equal(sg_registry_delete_tag_if_present(f->reg, "m", v, "k", NULL, &present, &err),
+                     SG_OK);
+    assert_true(present);
+    present = false;
+    assert_int_equal(sg_registry_delete_alias_if_present(f->reg, "m", "champion", NULL, &present,
+                                                         &err),
+                     SG_OK);
+    assert_true(present);
+    assert_int_equal(q_int(f->reg, "SELECT count(*) FROM audit_log"), events1 + 2);
+    assert_int_equal(q_int(f->reg, "SELECT count(*) FROM version_tags"), 0);
+    assert_int_equal(q_int(f->reg, "SELECT count(*) FROM aliases"), 0);
+    /* a version or model that does not exist is an error, not "absent" */
+    assert_int_equal(sg_registry_delete_tag_if_present(f->reg, "m", v + 1, "k", NULL, &present,
+                                                       &err),
+                     SG_EINPUT);
+    assert_int_equal(sg_registry_delete_alias_if_present(f->reg, "nope", "champion", NULL,
+                                                         &present, &err),
+                     SG_EINPUT);
+    json_t *summary = NULL;
+    assert_int_equal(sg_registry_verify_log(f->reg, &summary, &err), SG_OK);
+    json_decref(summary);
+}
+
 /* A model's lookup of uploaded reports goes by the ids of its signer keys as verification
    computes them from the keys, not by model_keys.key_id: a registry made before EC keys were
    read in one point form kept another id for a compressed key there, and every upload
@@ -582,6 +635,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_request_checks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_audit_chain, setup, teardown),
         cmocka_unit_test_setup_teardown(test_report_lookup_by_key_own_id, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_delete_if_present, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -139,6 +139,29 @@ expect 200 carol GET "$M/model-versions/search?filter=$F&max_results=2"
 expect 200 carol GET "$M/model-versions/search?filter=$F&max_results=2&page_token=2"
 [ "$(jq -c '[.model_versions[] | .version]' body)/$(jq -r 'has("next_page_token")' body)" = '["3"]/false' ] ||
     fail "page 2: $(cat body)"
+# Field names as protobuf's JSON mapping also writes them (lowerCamelCase), in a query or a
+# body, name the same fields (they had been ignored: a full page, nothing archived); a field
+# given under both names is refused.
+expect 200 carol GET "$M/model-versions/search?filter=$F&maxResults=2&pageToken=2"
+[ "$(jq -c '[.model_versions[] | .version]' body)/$(jq -r 'has("next_page_token")' body)" = '["3"]/false' ] ||
+    fail "maxResults/pageToken: $(cat body)"
+expect 200 carol GET "$M/model-versions/search?filter=$F&orderBy=version_number%20DESC&maxResults=1"
+[ "$(jq -c '[.model_versions[] | .version]' body)" = '["3"]' ] || fail "orderBy: $(cat body)"
+expect 200 carol GET "$M/model-versions/search?filter=$F&orderBy[]=version_number%20DESC&maxResults=1"
+[ "$(jq -c '[.model_versions[] | .version]' body)" = '["3"]' ] || fail "orderBy[]: $(cat body)"
+expect 400 carol GET "$M/model-versions/search?filter=$F&max_results=1&maxResults=2"
+expect 400 alice POST $M/model-versions/transition-stage "{\"name\": \"$MODEL\", \"version\": \"2\", \"stage\": \"Production\", \"archiveExistingVersions\": 1}"
+body_has "archive_existing_versions must be true or false"
+expect 400 alice POST $M/model-versions/transition-stage "{\"name\": \"$MODEL\", \"version\": \"2\", \"stage\": \"Production\", \"archiveExistingVersions\": true, \"archive_existing_versions\": true}"
+body_has "field archive_existing_versions is given twice, as archiveExistingVersions and as archive_existing_versions"
+# archive_existing_versions into a stage that is not an active one is refused, as MLflow
+# refuses it, before anything moves (it had run a no-op archiving of every other version)
+v3_stage=$(stage_of "$MODEL" 3)
+for st in Archived None archived; do
+    expect 400 alice POST $M/model-versions/transition-stage "{\"name\": \"$MODEL\", \"version\": \"3\", \"stage\": \"$st\", \"archive_existing_versions\": true}"
+    body_has "archive_existing_versions applies to an active stage, not to $st"
+done
+[ "$(stage_of "$MODEL" 3)" = "$v3_stage" ] || fail "v3 moved by a refused transition"
 # Paging values out of range or not numbers are refused, not answered with another page (a
 # page_token near 2^63 overflowed the offset arithmetic).
 for q in max_results=0 max_results=-1 max_results=abc max_results=1.5 \
