@@ -256,9 +256,14 @@ SG_MUST_CHECK sg_status reg_request_check(sg_registry *reg, const sg_registry_re
 void reg_report_subject(const char *body, size_t len, char out[65]);
 /* Verifies a DSSE report with the model's trusted signer keys (every model's when model is
  * NULL); the first that verifies wins and fills info. SG_EREFUSED when none does, SG_EINPUT
- * when the envelope is malformed (registry/runs.c). */
-sg_status reg_verify_with_signers(sg_registry *reg, const char *model, const uint8_t *env,
-                                  size_t len, sg_report_info *info, sg_err *err);
+ * when the envelope is malformed (registry/runs.c). hint (may be NULL): a key id whose keys
+ * are tried first, an order only. */
+sg_status reg_verify_with_signers(sg_registry *reg, const char *model, const char *hint,
+                                  const uint8_t *env, size_t len, sg_report_info *info,
+                                  sg_err *err);
+/* The "keyid" of an envelope's first signature when it is a key id (64 hex digits), else "":
+ * unauthenticated, a hint for reg_verify_with_signers' order only. */
+void reg_report_keyid_hint(const uint8_t *env, size_t len, char out[65]);
 /* The trusted signer keys a report verifies with, by key id (at most one per signature). */
 typedef struct {
     int n;

@@ -189,7 +189,8 @@ static sg_status find_latest(sg_registry *reg, const char *model, const char *su
             sg_report_info info;
             memset(&info, 0, sizeof info);
             sg_err verr = {{0}};
-            int vrc = reg_verify_with_signers(reg, model, (const uint8_t *)t, n, &info, &verr);
+            int vrc =
+                reg_verify_with_signers(reg, model, NULL, (const uint8_t *)t, n, &info, &verr);
             sg_err perr = {{0}};
             /* ... nor one gated against another baseline than what is in Production now,
                which the transition would refuse while a good one is stored. */

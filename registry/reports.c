@@ -131,6 +131,22 @@ sg_status reg_report_load(sg_registry *reg, const char *sha256, uint8_t **body, 
     return rc;
 }
 
+/* A signature's "keyid" when it is a key id: an order for the key search, nothing more. */
+static const char *keyid_of(const json_t *sig)
+{
+    const char *id = json_string_value(json_object_get(sig, "keyid"));
+    return id && strlen(id) == 64 && strspn(id, "0123456789abcdef") == 64 ? id : NULL;
+}
+
+void reg_report_keyid_hint(const uint8_t *env, size_t len, char out[65])
+{
+    out[0] = '\0';
+    json_t *j = json_loadb((const char *)env, len, JSON_REJECT_DUPLICATES, NULL);
+    const char *id = keyid_of(json_array_get(json_object_get(j, "signatures"), 0));
+    if (id) memcpy(out, id, 65);
+    json_decref(j);
+}
+
 sg_status reg_report_signers(sg_registry *reg, const uint8_t *body, size_t len, const char *known,
                              bool strict, reg_signer_ids *ids, char payload_sha256[65], sg_err *err)
 {
@@ -148,7 +164,8 @@ sg_status reg_report_signers(sg_registry *reg, const uint8_t *body, size_t len, 
         if (known) {
             reg_signer_ids_add(ids, known);
             sg_dsse_payload_sha256(body, len, payload_sha256);
-        } else if ((rc = reg_verify_with_signers(reg, NULL, body, len, &info, err)) == SG_OK) {
+        } else if ((rc = reg_verify_with_signers(reg, NULL, keyid_of(json_array_get(sigs, 0)), body,
+                                                 len, &info, err)) == SG_OK) {
             reg_signer_ids_add(ids, info.key_id);
             memcpy(payload_sha256, info.payload_sha256, 65);
         }
@@ -178,8 +195,8 @@ sg_status reg_report_signers(sg_registry *reg, const uint8_t *body, size_t len, 
             break;
         }
         sg_err verr;
-        int vrc =
-            reg_verify_with_signers(reg, NULL, (const uint8_t *)text, strlen(text), &info, &verr);
+        int vrc = reg_verify_with_signers(reg, NULL, keyid_of(json_array_get(sigs, i)),
+                                          (const uint8_t *)text, strlen(text), &info, &verr);
         free(text);
         if (vrc == SG_OK) {
             reg_signer_ids_add(ids, info.key_id);

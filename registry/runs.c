@@ -17,18 +17,24 @@
 #include "stagegate/report.h"
 
 /* Verifies with the model's trusted signer keys (every model's when model is NULL); the first
-   that verifies wins. */
-sg_status reg_verify_with_signers(sg_registry *reg, const char *model, const uint8_t *env,
-                                  size_t len, sg_report_info *info, sg_err *err)
+   that verifies wins. The keys recorded under the id hint (a signature's "keyid", which
+   nobody vouches for) are tried first: it orders the search and never decides it, so an
+   honest signature costs one verification, not one per key of the registry ahead of its
+   own. */
+sg_status reg_verify_with_signers(sg_registry *reg, const char *model, const char *hint,
+                                  const uint8_t *env, size_t len, sg_report_info *info, sg_err *err)
 {
     reg_stmt *st;
     /* CAST: portable SQL, as PostgreSQL cannot infer a parameter's type from `? IS NULL`. */
     int rc = reg_prepare(reg,
-                         "SELECT DISTINCT public_pem FROM model_keys WHERE role = 'signer' AND"
-                         " (CAST(?1 AS TEXT) IS NULL OR model_name = ?1)",
+                         "SELECT public_pem, MIN(CASE WHEN key_id = CAST(?2 AS TEXT) THEN 0"
+                         " ELSE 1 END) AS later FROM model_keys WHERE role = 'signer' AND"
+                         " (CAST(?1 AS TEXT) IS NULL OR model_name = ?1)"
+                         " GROUP BY public_pem ORDER BY later, public_pem",
                          &st, err);
     if (rc) return rc;
     if (model) reg_bind_text(st, 1, model);
+    if (hint) reg_bind_text(st, 2, hint);
     bool verified = false, any = false;
     sg_err last = {{0}};
     reg_step_result s = REG_DONE;
@@ -349,7 +355,9 @@ sg_status sg_registry_record_run(sg_registry *reg, const char *report_path, EVP_
     } else {
         /* Verify before parse: the report must verify against some signer key in the registry
            before its statement names the version; then against that model's own signers. */
-        rc = reg_verify_with_signers(reg, NULL, env, len, &info, err);
+        char hint[65];
+        reg_report_keyid_hint(env, len, hint);
+        rc = reg_verify_with_signers(reg, NULL, *hint ? hint : NULL, env, len, &info, err);
         if (rc) {
             char why[sizeof err->msg];
             snprintf(why, sizeof why, "%s", err->msg);
@@ -360,7 +368,11 @@ sg_status sg_registry_record_run(sg_registry *reg, const char *report_path, EVP_
     char name[REG_NAME_MAX], stage[REG_NAME_MAX];
     int64_t version = 0, id = 0;
     if (!rc) rc = find_version(reg, sha, model, want_version, name, &version, stage, err);
-    if (!rc && !pub) rc = reg_verify_with_signers(reg, name, env, len, &info, err);
+    if (!rc && !pub) {
+        char verified_by[65]; /* info is cleared before each key is tried */
+        snprintf(verified_by, sizeof verified_by, "%s", info.key_id);
+        rc = reg_verify_with_signers(reg, name, verified_by, env, len, &info, err);
+    }
     if (!rc && strcmp(info.subject_sha256, sha))
         rc = sg_errf(err, SG_EREFUSED, "%s: the verified subject differs from the one looked up",
                      report_path);

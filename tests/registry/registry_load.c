@@ -5,13 +5,15 @@
  *               the registry verifies the report's signature, digest, result and age)
  *   production  transition v -> Production with a request signed by KEY.pem
  *   get         read version v (cycling over the range, LAST - FIRST + 1 reads in all)
+ *   upload      store the signed report ./rV.json as the server stores an upload (it must
+ *               verify with a trusted signer key of the registry)
  * Prints one line: ops, ok, refused, failed, wall seconds, ops per second, p50 and p99 in ms.
  * Refusals (exit 1 of the CLI) are counted, not errors: concurrent promoters to Production
  * see each other. Exit 0 unless an operation failed otherwise (or the arguments are wrong).
  *
  * Threads: each thread owns its sg_registry handle and its slice of lat[] (indexed by the
  * operation number it took from `next`); main reads lat[] after joining every thread.
- * usage: registry_load DB MODEL staging|production|get CONNS FIRST LAST [KEY.pem]
+ * usage: registry_load DB MODEL staging|production|get|upload CONNS FIRST LAST [KEY.pem]
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -57,7 +59,12 @@ static int one(sg_registry *reg, int64_t v, sg_err *err)
     uint8_t *rep = NULL;
     size_t n = 0;
     int rc = sg_read_file(path, 1 << 20, &rep, &n, err);
-    if (rc == SG_OK) rc = sg_registry_transition(reg, model, v, "Staging", rep, n, NULL, err);
+    if (rc == SG_OK && !strcmp(mode, "upload")) {
+        char sha[65];
+        rc = sg_registry_put_report(reg, rep, n, "registry_load", sha, err);
+    } else if (rc == SG_OK) {
+        rc = sg_registry_transition(reg, model, v, "Staging", rep, n, NULL, err);
+    }
     free(rep);
     return rc;
 }
@@ -99,8 +106,9 @@ static int cmp(const void *a, const void *b)
 int main(int argc, char **argv)
 {
     if (argc < 7 || argc > 8) {
-        fprintf(stderr, "usage: registry_load DB MODEL staging|production|get CONNS FIRST LAST "
-                        "[KEY.pem]\n");
+        fprintf(stderr,
+                "usage: registry_load DB MODEL staging|production|get|upload CONNS FIRST LAST "
+                "[KEY.pem]\n");
         return 2;
     }
     db = argv[1];

@@ -138,16 +138,58 @@ stop_server
 # make them without a root of trust) had made each transition verify its report with every
 # one of them (4,097 keys: 0.02 s -> 3 s), to list it under all that sign it. A report of one
 # signature is listed under the model's key that verified it.
+#
+# Nor do they cost an upload anything: an upload of one signature had tried the registry's
+# signer keys in turn until one verified it, all 120 other keys ahead of its own here. The
+# signature's keyid (unauthenticated) now picks the key tried first. The uploader's key is
+# trusted last, and its PEM sorts last of the 122 (the orders in which the keys were read);
+# the baseline is an upload by a model's key trusted before the 120 existed.
 if [ -z "${STAGEGATE_SANITIZED:-}" ]; then
+    : "${SG_REG_LOAD:?}"
     for m in $(seq 12); do
-        args=()
-        for k in $(seq 10); do
-            "$SG" keygen --out "x$m-$k" >/dev/null
-            args+=(--signer "x$m-$k.pub.pem")
-        done
-        "$SG" registry --db "$DB" create-model "other-$RUN-$m" "${args[@]}" >/dev/null ||
-            fail "creating model other-$m"
+        for k in $(seq 10); do "$SG" keygen --out "x$m-$k" >/dev/null; done
     done
+    "$SG" keygen --out x0-0 >/dev/null
+    "$SG" keygen --out x0-1 >/dev/null
+    sorted=$(for f in x*.pub.pem; do printf '%s\t%s\n' "$(tr '\n' ' ' <"$f")" "${f%.pub.pem}"; done |
+        LC_ALL=C sort | cut -f2)
+    first=$(echo "$sorted" | head -1) last=$(echo "$sorted" | tail -1)
+    # upload_ir MODEL N: the instructions of storing ./rN.json as the server stores an upload
+    upload_ir() {
+        rm -f cg.out
+        valgrind -q --tool=callgrind --callgrind-out-file=cg.out "$SG_REG_LOAD" "$DB" "$1" \
+            upload 1 "$2" "$2" >cg.stdout 2>cg.stderr || fail "upload under callgrind: $(cat cg.stderr)"
+        sed -n 's/^summary: *\([0-9]*\).*/\1/p' cg.out
+    }
+    for u in 8:$first 9:$last; do
+        head -c 4096 /dev/urandom >art/u${u%%:*}.bin
+        "$MKREP" "${u#*:}.key.pem" "$(sha art/u${u%%:*}.bin)" PASSED now r${u%%:*}.json
+    done
+    "$SG" registry --db "$DB" create-model "early-$RUN" --signer "$first.pub.pem" >/dev/null ||
+        fail "creating model early"
+    up_clean=$(upload_ir "early-$RUN" 8)
+    n=0 args=()
+    for f in $sorted; do
+        [ "$f" = "$first" ] || [ "$f" = "$last" ] && continue
+        n=$((n + 1))
+        args+=(--signer "$f.pub.pem")
+        if [ $((n % 10)) = 0 ]; then
+            "$SG" registry --db "$DB" create-model "other-$RUN-$((n / 10))" "${args[@]}" >/dev/null ||
+                fail "creating model other-$((n / 10))"
+            args=()
+        fi
+    done
+    [ "$n" = 120 ] || fail "$n other keys"
+    "$SG" registry --db "$DB" create-model "late-$RUN" --signer "$last.pub.pem" >/dev/null ||
+        fail "creating model late"
+    up_keyed=$(upload_ir "late-$RUN" 9)
+    [ -n "$up_clean" ] && [ -n "$up_keyed" ] || fail "no callgrind summary for the uploads"
+    ratio=$(awk -v a="$up_keyed" -v b="$up_clean" 'BEGIN { printf "%.3f", a / b }')
+    echo "upload instructions: $up_keyed with 120 other models' keys ahead, $up_clean before them (x$ratio)"
+    awk -v r="$ratio" 'BEGIN { exit !(r < 1.25) }' ||
+        fail "an upload ran ${ratio}x the instructions with 120 other models' signer keys"
+    [ "$(sqlq "SELECT count(*) FROM report_signers WHERE subject_sha256 = '$(sha art/u9.bin)'")" = 1 ] ||
+        fail "the upload is not listed under its signer"
     head -c 4096 /dev/urandom >art/m7.bin
     "$SG" registry --db "$DB" create-version "$MODEL" art/m7.bin >/dev/null || fail "version 6"
     report signer art/m7.bin
