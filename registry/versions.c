@@ -272,9 +272,8 @@ sg_status sg_registry_set_description(sg_registry *reg, const char *model, int64
 }
 
 /* present: as set_tag's, for a delete (version 0). */
-static sg_status set_alias(sg_registry *reg, const char *model, const char *alias,
-                           int64_t version, const sg_registry_request *req, bool *present,
-                           sg_err *err)
+static sg_status set_alias(sg_registry *reg, const char *model, const char *alias, int64_t version,
+                           const sg_registry_request *req, bool *present, sg_err *err)
 {
     if (!reg_valid_name(alias))
         return sg_errf(err, SG_EINPUT, "alias '%s' must be letters, digits, '-', '_' or '.'",

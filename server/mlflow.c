@@ -1105,8 +1105,7 @@ static srv_resp transition(srv_req *r)
        does this server, before anything moves (it had run one no-op archiving per version). */
     if (archive && (!strcasecmp(stage, "Archived") || !strcasecmp(stage, "None")))
         return srv_error(400, "INVALID_PARAMETER_VALUE",
-                         "archive_existing_versions applies to an active stage, not to %s",
-                         stage);
+                         "archive_existing_versions applies to an active stage, not to %s", stage);
     sg_err err = {{0}};
     json_t *stages = model_stages(r, name, &err);
     if (!stages) return srv_from_status(SG_EINPUT, &err);
@@ -1269,8 +1268,8 @@ static srv_resp alias(srv_req *r)
     if (rc != SG_OK) return srv_from_status(rc, &err);
     /* ... and so does deleting an alias that is not set */
     rc = set ? SRV_WRITE(sg_registry_set_alias(r->reg, name, alias_name, v, &req, &err))
-             : SRV_WRITE(sg_registry_delete_alias_if_present(r->reg, name, alias_name, &req, NULL,
-                                                            &err));
+             : SRV_WRITE(
+                   sg_registry_delete_alias_if_present(r->reg, name, alias_name, &req, NULL, &err));
     sg_registry_request_clear(&req);
     return rc == SG_OK ? srv_json(200, NULL) : srv_from_status(rc, &err);
 }

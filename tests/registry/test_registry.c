@@ -235,9 +235,8 @@ static void test_delete_if_present(void **state)
                      SG_OK);
     assert_false(present);
     present = true;
-    assert_int_equal(sg_registry_delete_alias_if_present(f->reg, "m", "champion", NULL, &present,
-                                                         &err),
-                     SG_OK);
+    assert_int_equal(
+        sg_registry_delete_alias_if_present(f->reg, "m", "champion", NULL, &present, &err), SG_OK);
     assert_false(present);
     assert_int_equal(q_int(f->reg, "SELECT count(*) FROM audit_log"), events0);
     /* the plain deletes refuse what is not there */
@@ -253,20 +252,19 @@ static void test_delete_if_present(void **state)
                      SG_OK);
     assert_true(present);
     present = false;
-    assert_int_equal(sg_registry_delete_alias_if_present(f->reg, "m", "champion", NULL, &present,
-                                                         &err),
-                     SG_OK);
+    assert_int_equal(
+        sg_registry_delete_alias_if_present(f->reg, "m", "champion", NULL, &present, &err), SG_OK);
     assert_true(present);
     assert_int_equal(q_int(f->reg, "SELECT count(*) FROM audit_log"), events1 + 2);
     assert_int_equal(q_int(f->reg, "SELECT count(*) FROM version_tags"), 0);
     assert_int_equal(q_int(f->reg, "SELECT count(*) FROM aliases"), 0);
     /* a version or model that does not exist is an error, not "absent" */
-    assert_int_equal(sg_registry_delete_tag_if_present(f->reg, "m", v + 1, "k", NULL, &present,
-                                                       &err),
-                     SG_EINPUT);
-    assert_int_equal(sg_registry_delete_alias_if_present(f->reg, "nope", "champion", NULL,
-                                                         &present, &err),
-                     SG_EINPUT);
+    assert_int_equal(
+        sg_registry_delete_tag_if_present(f->reg, "m", v + 1, "k", NULL, &present, &err),
+        SG_EINPUT);
+    assert_int_equal(
+        sg_registry_delete_alias_if_present(f->reg, "nope", "champion", NULL, &present, &err),
+        SG_EINPUT);
     json_t *summary = NULL;
     assert_int_equal(sg_registry_verify_log(f->reg, &summary, &err), SG_OK);
     json_decref(summary);
