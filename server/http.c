@@ -691,15 +691,16 @@ static srv_resp dispatch_as(struct MHD_Connection *conn, const char *url, const 
             json_decref(r.json);
             return srv_error(400, "INVALID_PARAMETER_VALUE", "request body is not a JSON object");
         }
-        /* A description, tags or policy set to null is one not given, as protobuf's JSON
-           mapping (MLflow's) reads it: "description": null had been refused as not a string.
-           Only these: a null where a decision is asked ("reject": null) stays refused, never
-           read as the default (an approval). */
+        /* Fields by either of their names (maxResults is max_results). */
         char why[256];
         if (!body_field_names(r.json, why, sizeof why)) {
             json_decref(r.json);
             return srv_error(400, "INVALID_PARAMETER_VALUE", "request body: %s", why);
         }
+        /* A description, tags or policy set to null is one not given, as protobuf's JSON
+           mapping (MLflow's) reads it: "description": null had been refused as not a string.
+           Only these: a null where a decision is asked ("reject": null) stays refused, never
+           read as the default (an approval). */
         static const char *const optional[] = {"description", "tags", "stagegate_policy"};
         for (size_t i = 0; i < sizeof optional / sizeof optional[0]; i++)
             if (json_is_null(json_object_get(r.json, optional[i])))
