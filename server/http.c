@@ -388,7 +388,8 @@ static bool body_field_names(json_t *body, char *why, size_t n)
         char snake[128];
         snake_of(key, snake, sizeof snake);
         if (json_object_get(body, snake)) {
-            snprintf(why, n, "field %.64s is given twice, as %.64s and as %.64s", snake, key, snake);
+            snprintf(why, n, "field %.64s is given twice, as %.64s and as %.64s", snake, key,
+                     snake);
             ok = false;
             break;
         }
