@@ -35,6 +35,8 @@ static const char usage_text[] =
     "  init [--admin PUB]... [--server PUB]... [--as ADMIN.pem]   create the schema (or bring\n"
     "                       it up to date); add the registry's root of trust\n"
     "  migrate --from SRC --to DST   copy a registry into an empty one, verified\n"
+    "  reindex-reports      list the signers of reports stored before schema 9, so that\n"
+    "                       lookups read them by key (docs/registry.md)\n"
     "\n"
     "The registry is --db REGISTRY, else $" SG_REGISTRY_ENV ", else " SG_REGISTRY_DEFAULT_PATH ":\n"
     "a file path or sqlite:PATH, or a PostgreSQL database as postgresql://[USER@]HOST[:PORT]/DB,\n"
@@ -100,6 +102,7 @@ static const sub_spec subs[] = {
     {"set-run-verdict", 2, 3, false, O_READ | O_VERDICT},
     {"init", 0, 0, true, O_READ | O_ADMIN | O_KEYS | O_AS},
     {"migrate", 0, 0, true, O_JSON | O_ADMIN | O_COPY},
+    {"reindex-reports", 0, 0, true, O_DB | O_JSON},
 };
 
 int reg_cli_fail(int rc, const sg_err *err)
@@ -431,8 +434,24 @@ static int cmd_set_description(reg_cli *c, sg_registry *reg)
     return c->json ? print_written(reg, c->pos[0], v) : 0;
 }
 
+static int cmd_reindex_reports(reg_cli *c, sg_registry *reg)
+{
+    sg_err err;
+    int64_t listed = 0, unlisted = 0;
+    int rc = sg_registry_reindex_reports(reg, &listed, &unlisted, &err);
+    if (rc != SG_OK) return reg_cli_fail(rc, &err);
+    if (c->json)
+        printf("{\"listed\": %lld, \"unlisted\": %lld}\n", (long long)listed, (long long)unlisted);
+    else
+        printf("%lld report(s) listed under their signers, %lld under none (no trusted key "
+               "verifies them)\n",
+               (long long)listed, (long long)unlisted);
+    return 0;
+}
+
 static int run_write(reg_cli *c, sg_registry *reg)
 {
+    if (!strcmp(c->sub, "reindex-reports")) return cmd_reindex_reports(c, reg);
     if (!strcmp(c->sub, "set-description")) return cmd_set_description(c, reg);
     if (!strcmp(c->sub, "pin")) return reg_cmd_pin(c, reg);
     if (!strcmp(c->sub, "create-model")) return cmd_create_model(c, reg);

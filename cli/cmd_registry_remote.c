@@ -472,7 +472,7 @@ int reg_cli_remote(reg_cli *c)
     /* The root of trust is managed next to the database, with the admin's key file. */
     if (!strcmp(s, "resolve") || !strcmp(s, "record") || !strcmp(s, "runs") ||
         !strcmp(s, "set-run-verdict") || !strcmp(s, "pin") || !strcmp(s, "keys") ||
-        !strcmp(s, "checkpoint") || !strcmp(s, "init") ||
+        !strcmp(s, "checkpoint") || !strcmp(s, "init") || !strcmp(s, "reindex-reports") ||
         (!strcmp(s, "verify-log") && c->checkpoint))
         return sg_cli_usage_error(c->cmd, "%s works on a local registry only, not through a server",
                                   s);

@@ -251,6 +251,65 @@ sg_status sg_registry_put_report(sg_registry *reg, const uint8_t *body, size_t l
     return reg_finish(reg, rc, err);
 }
 
+sg_status sg_registry_reindex_reports(sg_registry *reg, int64_t *listed, int64_t *unlisted,
+                                      sg_err *err)
+{
+    *listed = *unlisted = 0;
+    /* The rows to list, read once: each is then listed in its own transaction, after its
+       verification (outside the write lock), so a registry in use waits for one row at a
+       time, and a row listed meanwhile by an upload of the same bytes is listed again
+       harmlessly (ON CONFLICT DO NOTHING). */
+    json_t *todo = json_array();
+    if (!todo) return sg_errf(err, SG_ENOMEM, "out of memory listing reports");
+    reg_read_start(reg);
+    reg_stmt *st;
+    sg_status rc = reg_prepare(
+        reg, "SELECT sha256 FROM reports WHERE signers_known = 0 ORDER BY sha256", &st, err);
+    if (rc == SG_OK) {
+        while (reg_row(reg, st, err))
+            if (json_array_append_new(todo, json_string(reg_col_text(st, 0))) != 0) {
+                rc = sg_errf(err, SG_ENOMEM, "out of memory listing reports");
+                break;
+            }
+        reg_finalize(st);
+        if (rc == SG_OK) rc = reg->read_rc;
+    }
+    size_t i;
+    json_t *sha;
+    json_array_foreach(todo, i, sha)
+    {
+        if (rc != SG_OK) break;
+        uint8_t *body = NULL;
+        size_t len = 0;
+        reg_read_start(reg);
+        if ((rc = reg_report_load(reg, json_string_value(sha), &body, &len, err)) != SG_OK) break;
+        reg_signer_ids ids;
+        char payload[65], stored[65];
+        sg_err verr;
+        /* Not strict: the signatures trusted keys verify, each under its key. A report no
+           trusted key verifies any more (its key's trust was withdrawn) is listed under none,
+           as its upload would now be refused; no lookup finds it. */
+        sg_status vrc = reg_report_signers(reg, body, len, NULL, false, &ids, payload, &verr);
+        if (vrc == SG_OK) vrc = reg->read_rc;
+        if (vrc == SG_EREFUSED || vrc == SG_EINPUT) {
+            ids.n = 0;
+            sg_dsse_payload_sha256(body, len, payload);
+        } else if (vrc != SG_OK) {
+            free(body);
+            rc = sg_errf(err, vrc, "report sha256:%.16s...: %s", json_string_value(sha), verr.msg);
+            break;
+        }
+        if ((rc = reg_begin(reg, err)) == SG_OK) {
+            rc = reg_report_store(reg, body, len, NULL, &ids, payload, stored, err);
+            rc = reg_finish(reg, rc, err);
+        }
+        free(body);
+        if (rc == SG_OK) ++*(ids.n ? listed : unlisted);
+    }
+    json_decref(todo);
+    return rc;
+}
+
 sg_status sg_registry_get_report(sg_registry *reg, const char *sha256, uint8_t **body, size_t *len,
                                  sg_err *err)
 {

@@ -196,6 +196,16 @@ SG_MUST_CHECK sg_status sg_registry_put_report(sg_registry *reg, const uint8_t *
 SG_MUST_CHECK sg_status sg_registry_get_report(sg_registry *reg, const char *sha256,
                                                uint8_t **body, size_t *len, sg_err *err);
 /*
+ * Lists the signers of the reports stored before schema 9 (reports.signers_known = 0), which
+ * every lookup of their digest otherwise reads and verifies: each is verified once with the
+ * registry's trusted signer keys and listed under each key that verifies a signature of it.
+ * A report no trusted key verifies any more is listed under none, and no lookup finds it (its
+ * upload would now be refused). *listed and *unlisted count them. Each report is listed in
+ * its own transaction, after its verification; running it again finds nothing to do.
+ */
+SG_MUST_CHECK sg_status sg_registry_reindex_reports(sg_registry *reg, int64_t *listed,
+                                                    int64_t *unlisted, sg_err *err);
+/*
  * Root of trust. add_key adds an `admin` or `server` key (PEM text). The first admin key is
  * accepted unsigned (trust on first use); after it, every add_key, create_model and
  * set_pins needs req signed by an admin key. A server key lets `stagegate serve` sign the

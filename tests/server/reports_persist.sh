@@ -100,4 +100,34 @@ expect 200 alice POST $M/model-versions/transition-stage @inline_tie.json
 expect 200 carol GET /api/stagegate/verify-log
 stop_server
 "$SG" registry verify-log --db "$DB" >/dev/null || fail "verify-log"
+
+# reindex-reports lists the signers of rows stored before schema 9 once, so that lookups read
+# them by key instead of verifying each at every lookup: a genuine report under its signer,
+# one no trusted key verifies (a stranger's) under none; a second run finds nothing to do; a
+# row whose body no longer hashes to its key stops it, named.
+"$SG" keygen --out stranger >/dev/null
+"$MKREP" stranger.key.pem "$(sha art/m1.bin)" PASSED now art/stranger.json
+SBODY=$(cat art/stranger.json)
+R1=$(sha art/m1.bin.report) RS=$(printf '%s' "$SBODY" | sha256sum | cut -c1-64)
+sqlq "DELETE FROM report_signers WHERE report_sha256 = '$R1'" >/dev/null
+sqlq "UPDATE reports SET signers_known = 0 WHERE sha256 = '$R1'" >/dev/null
+sqlq "INSERT INTO reports (sha256, body, received_at, received_by, subject_sha256, signers_known)
+      VALUES ('$RS', '$SBODY', '2026-01-01T00:00:00Z', 'old', '$(sha art/m1.bin)', 0)" >/dev/null
+out=$("$SG" registry reindex-reports --db "$DB" --json) || fail "reindex-reports: $out"
+[ "$(echo "$out" | jq -c .)" = '{"listed":1,"unlisted":1}' ] || fail "reindex-reports: $out"
+[ "$(sqlq "SELECT count(*) FROM reports WHERE signers_known = 0")" = 0 ] || fail "rows left unlisted"
+[ "$(sqlq "SELECT key_id FROM report_signers WHERE report_sha256 = '$R1'")" = "$(keyid signer.pub.pem)" ] ||
+    fail "the genuine report is not listed under its signer"
+[ "$(sqlq "SELECT count(*) FROM report_signers WHERE report_sha256 = '$RS'")" = 0 ] ||
+    fail "the stranger's report is listed"
+out=$("$SG" registry reindex-reports --db "$DB" --json) || fail "reindex-reports again: $out"
+[ "$(echo "$out" | jq -c .)" = '{"listed":0,"unlisted":0}' ] || fail "reindex-reports again: $out"
+BAD=$(printf 'not this body' | sha256sum | cut -c1-64)
+sqlq "INSERT INTO reports (sha256, body, received_at, received_by, subject_sha256, signers_known)
+      VALUES ('$BAD', '{}', '2026-01-01T00:00:00Z', 'old', '', 0)" >/dev/null
+rc=0
+"$SG" registry reindex-reports --db "$DB" >out.txt 2>err.txt || rc=$?
+[ "$rc" = 1 ] && grep -q "stored report sha256:${BAD:0:16}... was modified" err.txt &&
+    [ "$(wc -l <err.txt)" = 1 ] || fail "a modified row: exit $rc: $(cat err.txt)"
+sqlq "DELETE FROM reports WHERE sha256 = '$BAD'" >/dev/null
 echo "reports persist OK"
