@@ -288,10 +288,12 @@ sg_status sg_registry_reindex_reports(sg_registry *reg, int64_t *listed, int64_t
         sg_err verr;
         /* Not strict: the signatures trusted keys verify, each under its key. A report no
            trusted key verifies any more (its key's trust was withdrawn) is listed under none,
-           as its upload would now be refused; no lookup finds it. */
+           as its upload would now be refused (so is one that is no DSSE envelope: no key
+           verifies it); no lookup finds it. Any other failure stops the run, naming the row:
+           a failed read of the keys must not be taken for "no key verifies it". */
         sg_status vrc = reg_report_signers(reg, body, len, NULL, false, &ids, payload, &verr);
         if (vrc == SG_OK) vrc = reg->read_rc;
-        if (vrc == SG_EREFUSED || vrc == SG_EINPUT) {
+        if (vrc == SG_EREFUSED) {
             ids.n = 0;
             sg_dsse_payload_sha256(body, len, payload);
         } else if (vrc != SG_OK) {

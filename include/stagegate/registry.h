@@ -200,8 +200,10 @@ SG_MUST_CHECK sg_status sg_registry_get_report(sg_registry *reg, const char *sha
  * every lookup of their digest otherwise reads and verifies: each is verified once with the
  * registry's trusted signer keys and listed under each key that verifies a signature of it.
  * A report no trusted key verifies any more is listed under none, and no lookup finds it (its
- * upload would now be refused). *listed and *unlisted count them. Each report is listed in
- * its own transaction, after its verification; running it again finds nothing to do.
+ * upload would now be refused; so is a body that is no DSSE envelope). Any other failure (a
+ * body that no longer hashes to its key, a failed read) stops the run, naming the report.
+ * *listed and *unlisted count them. Each report is listed in its own transaction, after its
+ * verification; running it again finds nothing to do.
  */
 SG_MUST_CHECK sg_status sg_registry_reindex_reports(sg_registry *reg, int64_t *listed,
                                                     int64_t *unlisted, sg_err *err);

@@ -130,4 +130,14 @@ rc=0
 [ "$rc" = 1 ] && grep -q "stored report sha256:${BAD:0:16}... was modified" err.txt &&
     [ "$(wc -l <err.txt)" = 1 ] || fail "a modified row: exit $rc: $(cat err.txt)"
 sqlq "DELETE FROM reports WHERE sha256 = '$BAD'" >/dev/null
+# A row whose body is no DSSE envelope verifies with no key: listed under none, as one whose
+# key is no longer trusted (a failed read of the keys, by contrast, stops the run).
+NOENV=$(printf '{"a": 1}' | sha256sum | cut -c1-64)
+sqlq "INSERT INTO reports (sha256, body, received_at, received_by, subject_sha256, signers_known)
+      VALUES ('$NOENV', '{\"a\": 1}', '2026-01-01T00:00:00Z', 'old', '', 0)" >/dev/null
+out=$("$SG" registry reindex-reports --db "$DB" --json) || fail "reindex-reports, no envelope: $out"
+[ "$(echo "$out" | jq -c .)" = '{"listed":0,"unlisted":1}' ] || fail "reindex-reports, no envelope: $out"
+[ "$(sqlq "SELECT count(*) FROM report_signers WHERE report_sha256 = '$NOENV'")" = 0 ] ||
+    fail "a row that is no envelope is listed"
+sqlq "DELETE FROM reports WHERE sha256 = '$NOENV'" >/dev/null
 echo "reports persist OK"
