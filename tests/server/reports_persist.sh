@@ -140,4 +140,9 @@ out=$("$SG" registry reindex-reports --db "$DB" --json) || fail "reindex-reports
 [ "$(sqlq "SELECT count(*) FROM report_signers WHERE report_sha256 = '$NOENV'")" = 0 ] ||
     fail "a row that is no envelope is listed"
 sqlq "DELETE FROM reports WHERE sha256 = '$NOENV'" >/dev/null
+# It runs on the database, not through a server (as init does).
+rc=0
+"$SG" registry reindex-reports --db http://127.0.0.1:9 >out.txt 2>err.txt || rc=$?
+[ "$rc" = 2 ] && grep -q "reindex-reports works on a local registry only, not through a server" err.txt ||
+    fail "reindex-reports through a server: exit $rc: $(cat err.txt)"
 echo "reports persist OK"
