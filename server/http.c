@@ -960,14 +960,12 @@ static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const c
     return MHD_YES;
 }
 
-/* Whether two query parameter names name one field: without regard to case, as srv_param
-   looks them up, and a lowerCamelCase name as its field's name (max_results, maxResults). */
-static bool same_param(const char *a, const char *b)
+/* The field a query parameter name names: a lowerCamelCase name as its field's name
+   (maxResults is max_results), any other name as itself. */
+static const char *param_field(const char *name, char *buf, size_t n)
 {
-    char sa[128], sb[128];
-    snake_of(a, sa, sizeof sa);
-    snake_of(b, sb, sizeof sb);
-    return !strcasecmp(*sa ? sa : a, *sb ? sb : b);
+    snake_of(name, buf, n);
+    return *buf ? buf : name;
 }
 
 /* Query parameters: each named once (which of two would a proxy or a log have read?), and
@@ -989,20 +987,23 @@ static enum MHD_Result check_arg(void *cls, enum MHD_ValueKind kind, const char 
     const bool nul = strlen(key) != key_size || (value && strlen(value) != value_size);
     /* A bracket form that is no list entry (stages[x]) names no parameter: it would be
        dropped, and the answer hold every stage. */
-    if (!nul && strchr(key, '[') && !srv_list_param_is(key, "stages") &&
-        !srv_list_param_is(key, "order_by")) {
+    const bool list =
+        !nul && (srv_list_param_is(key, "stages") || srv_list_param_is(key, "order_by"));
+    if (!nul && strchr(key, '[') && !list) {
         printable_name(q->bad, sizeof q->bad, key);
         q->bracket = true;
         return MHD_NO;
     }
     bool dup = false;
     /* MLflow's repeated fields (stages, order_by) come as repeated parameters
-       (stages=A&stages=B). Compared as
-       srv_param looks them up, without case: version=1&VERSION=2 had answered one of them. */
-    for (size_t i = 0; i < q->n && !nul && !srv_list_param_is(key, "stages") &&
-                       !srv_list_param_is(key, "order_by");
-         i++)
-        dup |= same_param(q->keys[i], key);
+       (stages=A&stages=B). Others are compared as srv_param looks them up, without case
+       (version=1&VERSION=2 had answered one of them), and by field (max_results=1&maxResults=2). */
+    if (!nul && !list) {
+        char kb[128], ib[128];
+        const char *field = param_field(key, kb, sizeof kb);
+        for (size_t i = 0; i < q->n && !dup; i++)
+            dup = !strcasecmp(param_field(q->keys[i], ib, sizeof ib), field);
+    }
     if (nul || dup) {
         printable_name(q->bad, sizeof q->bad, key);
         q->nul = nul;

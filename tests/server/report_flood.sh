@@ -48,22 +48,29 @@ done
 # 3's (none does), each with its report given and checked against the stored ones. Run by
 # the command line on the server's database. Not under the sanitizers, which valgrind cannot
 # run.
+# instructions CMD...: the instructions CMD runs, from callgrind's summary (which counts them
+# repeatably); CMD must succeed.
+instructions() {
+    rm -f cg.out
+    valgrind -q --tool=callgrind --callgrind-out-file=cg.out "$@" >cg.stdout 2>cg.stderr ||
+        fail "$* under callgrind: $(cat cg.stderr)"
+    sed -n 's/^summary: *\([0-9]*\).*/\1/p' cg.out
+}
+# within WHAT COUNT BASE: COUNT is under 1.25x BASE (WHAT says what COUNT measured)
+within() {
+    [ -n "$2" ] && [ -n "$3" ] || fail "$1: no callgrind summary"
+    local r
+    r=$(awk -v a="$2" -v b="$3" 'BEGIN { printf "%.3f", a / b }')
+    echo "instructions: $2 $1, $3 without (x$r)"
+    awk -v r="$r" 'BEGIN { exit !(r < 1.25) }' || fail "${r}x the instructions $1"
+}
 if [ -z "${STAGEGATE_SANITIZED:-}" ]; then
     stop_server
-    ir() {
-        rm -f cg.out
-        valgrind -q --tool=callgrind --callgrind-out-file=cg.out "$SG" registry --db "$DB" \
-            transition "${3:-$MODEL}" "$1" Staging --report "$2" >cg.stdout 2>cg.stderr ||
-            fail "transition of version $1 under callgrind: $(cat cg.stderr)"
-        sed -n 's/^summary: *\([0-9]*\).*/\1/p' cg.out
-    }
+    # ir VERSION REPORT [MODEL]: the instructions of that version's transition into Staging
+    ir() { instructions "$SG" registry --db "$DB" transition "${3:-$MODEL}" "$1" Staging --report "$2"; }
     clean=$(ir 3 art/m3.bin.report)
     flooded=$(ir 2 art/m2.bin.report)
-    [ -n "$clean" ] && [ -n "$flooded" ] || fail "no callgrind summary"
-    ratio=$(awk -v a="$flooded" -v b="$clean" 'BEGIN { printf "%.3f", a / b }')
-    echo "instructions: $flooded with $((2 * N)) uploads naming the artifact, $clean with none (x$ratio)"
-    awk -v r="$ratio" 'BEGIN { exit !(r < 1.25) }' ||
-        fail "a transition ran ${ratio}x the instructions with $((2 * N)) other uploads naming its artifact"
+    within "of a transition with $((2 * N)) other uploads naming its artifact" "$flooded" "$clean"
     # The same uploads as rows stored before schema 9 (no signers recorded): each lookup reads
     # and verifies them all, until `registry reindex-reports` lists their signers once. Two
     # more versions hold version 2's artifact, in a model with the same signer key, so its
@@ -80,12 +87,10 @@ if [ -z "${STAGEGATE_SANITIZED:-}" ]; then
     [ "$(echo "$out" | jq -c .)" = "{\"listed\":$((2 * N)),\"unlisted\":0}" ] ||
         fail "reindex-reports: $out"
     reindexed=$(ir "$vb" art/m2.bin.report "$TWIN")
-    [ -n "$legacy" ] && [ -n "$reindexed" ] || fail "no callgrind summary"
-    before=$(awk -v a="$legacy" -v b="$clean" 'BEGIN { printf "%.3f", a / b }')
-    ratio=$(awk -v a="$reindexed" -v b="$clean" 'BEGIN { printf "%.3f", a / b }')
-    echo "instructions with the uploads stored before schema 9: x$before; after reindex-reports: x$ratio"
-    awk -v r="$ratio" 'BEGIN { exit !(r < 1.25) }' ||
-        fail "after reindex-reports a transition ran ${ratio}x the instructions"
+    [ -n "$legacy" ] || fail "no callgrind summary"
+    echo "before reindex-reports: x$(awk -v a="$legacy" -v b="$clean" 'BEGIN { printf "%.3f", a / b }')"
+    within "of a transition after reindex-reports listed the uploads stored before schema 9" \
+        "$reindexed" "$clean"
     start_server
 else
     expect 200 alice POST $M/model-versions/transition-stage "{\"name\": \"$MODEL\", \"version\": \"2\", \"stage\": \"Staging\"}"
@@ -177,12 +182,7 @@ if [ -z "${STAGEGATE_SANITIZED:-}" ]; then
         LC_ALL=C sort | cut -f2)
     first=$(echo "$sorted" | head -1) last=$(echo "$sorted" | tail -1)
     # upload_ir MODEL N: the instructions of storing ./rN.json as the server stores an upload
-    upload_ir() {
-        rm -f cg.out
-        valgrind -q --tool=callgrind --callgrind-out-file=cg.out "$SG_REG_LOAD" "$DB" "$1" \
-            upload 1 "$2" "$2" >cg.stdout 2>cg.stderr || fail "upload under callgrind: $(cat cg.stderr)"
-        sed -n 's/^summary: *\([0-9]*\).*/\1/p' cg.out
-    }
+    upload_ir() { instructions "$SG_REG_LOAD" "$DB" "$1" upload 1 "$2" "$2"; }
     for u in 8:$first 9:$last; do
         head -c 4096 /dev/urandom >art/u${u%%:*}.bin
         "$MKREP" "${u#*:}.key.pem" "$(sha art/u${u%%:*}.bin)" PASSED now r${u%%:*}.json
@@ -205,21 +205,14 @@ if [ -z "${STAGEGATE_SANITIZED:-}" ]; then
     "$SG" registry --db "$DB" create-model "late-$RUN" --signer "$last.pub.pem" >/dev/null ||
         fail "creating model late"
     up_keyed=$(upload_ir "late-$RUN" 9)
-    [ -n "$up_clean" ] && [ -n "$up_keyed" ] || fail "no callgrind summary for the uploads"
-    ratio=$(awk -v a="$up_keyed" -v b="$up_clean" 'BEGIN { printf "%.3f", a / b }')
-    echo "upload instructions: $up_keyed with 120 other models' keys ahead, $up_clean before them (x$ratio)"
-    awk -v r="$ratio" 'BEGIN { exit !(r < 1.25) }' ||
-        fail "an upload ran ${ratio}x the instructions with 120 other models' signer keys"
+    within "of an upload with 120 other models' signer keys ahead of its own" "$up_keyed" "$up_clean"
     [ "$(sqlq "SELECT count(*) FROM report_signers WHERE subject_sha256 = '$(sha art/u9.bin)'")" = 1 ] ||
         fail "the upload is not listed under its signer"
     head -c 4096 /dev/urandom >art/m7.bin
     "$SG" registry --db "$DB" create-version "$MODEL" art/m7.bin >/dev/null || fail "version 6"
     report signer art/m7.bin
     keyed=$(ir 6 art/m7.bin.report)
-    ratio=$(awk -v a="$keyed" -v b="$clean" 'BEGIN { printf "%.3f", a / b }')
-    echo "instructions: $keyed with 120 other models' keys, $clean before them (x$ratio)"
-    awk -v r="$ratio" 'BEGIN { exit !(r < 1.25) }' ||
-        fail "a transition ran ${ratio}x the instructions with 120 other models' signer keys"
+    within "of a transition with 120 other models' signer keys" "$keyed" "$clean"
 fi
 "$SG" registry verify-log --db "$DB" >/dev/null || fail "verify-log"
 echo "report flood OK: $((2 * N)) uploads naming another model's artifact, lookups unchanged"
