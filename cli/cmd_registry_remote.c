@@ -338,7 +338,16 @@ static int transition(remote *r)
     }
     rc = post(r, M "model-versions/transition-stage", body, &doc);
     if (rc) return rc;
+    /* The server confirms a transition into the current stage for MLflow's clients, which
+       retry; this command answers as it does on a local registry. */
+    bool unchanged = json_is_true(json_object_get(doc, "stagegate_unchanged"));
     json_decref(doc);
+    if (unchanged) {
+        sg_err err;
+        return sg_cli_fail(
+            sg_errf(&err, SG_EINPUT, "%s v%s is already in %s", c->pos[0], c->pos[1], c->pos[2]),
+            &err);
+    }
     if (c->json) return print_written(r, c->pos[0], c->pos[1]);
     printf("%s v%s -> %s\n", c->pos[0], c->pos[1], c->pos[2]);
     return 0;

@@ -865,9 +865,31 @@ static void stage_hint_keep(sg_registry *reg, const char *model, const char *ask
     h->single = !g->multi_version;
 }
 
-sg_status sg_registry_transition(sg_registry *reg, const char *model, int64_t version,
-                                 const char *stage, const uint8_t *report, size_t report_len,
-                                 const sg_registry_request *req, sg_err *err)
+/*
+ * A transition into the stage the version is already in, for sg_registry_transition_repeat:
+ * the authorization the move there needed (the request, a promoter of the stage where the
+ * stage asks for one, and a Production promoter for a version in Production, which a move
+ * from there would need), and nothing else. No gate runs again: the version passed the
+ * stage's gates when it entered, and stays there whatever this answer says.
+ */
+static sg_status confirm_stage(sg_registry *reg, const reg_model *m, const reg_version *v,
+                               const reg_stage *g, const uint8_t *report, size_t report_len,
+                               const sg_registry_request *req, sg_err *err)
+{
+    char actor[65], report_sha[65] = "";
+    if (report) sg_sha256_hex(report, report_len, report_sha); /* what the request names */
+    bool production = strcmp(g->name, REG_PRODUCTION) == 0;
+    int rc =
+        reg_request_check_unrecorded(reg, req, g->requires_promoter || production, "transition",
+                                     m->name, v->version, g->name, report_sha, actor, err);
+    if (rc == SG_OK && (g->requires_promoter || production))
+        rc = check_promoter(reg, m->name, g->name, actor, err);
+    return refuse(err, rc, m->name, v->version, g->name);
+}
+
+static sg_status transition(sg_registry *reg, const char *model, int64_t version, const char *stage,
+                            const uint8_t *report, size_t report_len,
+                            const sg_registry_request *req, bool *unchanged, sg_err *err)
 {
     reg_model m;
     reg_version v;
@@ -901,7 +923,10 @@ sg_status sg_registry_transition(sg_registry *reg, const char *model, int64_t ve
         if (g) stage_hint_keep(reg, model, stage, g);
         if (!g)
             rc = sg_errf(err, SG_EINPUT, "model '%s' has no stage '%s'", model, stage);
-        else if (!strcmp(g->name, v.stage))
+        else if (!strcmp(g->name, v.stage) && unchanged) {
+            rc = confirm_stage(reg, &m, &v, g, report, report_len, req, err);
+            *unchanged = rc == SG_OK;
+        } else if (!strcmp(g->name, v.stage))
             rc = sg_errf(err, SG_EINPUT, "%s v%lld is already in %s", model, (long long)version,
                          g->name);
         else {
@@ -924,6 +949,22 @@ sg_status sg_registry_transition(sg_registry *reg, const char *model, int64_t ve
      * transition's, as it does when the backend reports it at once. */
     if (checked && rc == SG_EREFUSED) rc = refuse(err, rc, model, version, g->name);
     return rc;
+}
+
+sg_status sg_registry_transition(sg_registry *reg, const char *model, int64_t version,
+                                 const char *stage, const uint8_t *report, size_t report_len,
+                                 const sg_registry_request *req, sg_err *err)
+{
+    return transition(reg, model, version, stage, report, report_len, req, NULL, err);
+}
+
+sg_status sg_registry_transition_repeat(sg_registry *reg, const char *model, int64_t version,
+                                        const char *stage, const uint8_t *report, size_t report_len,
+                                        const sg_registry_request *req, bool *unchanged,
+                                        sg_err *err)
+{
+    *unchanged = false;
+    return transition(reg, model, version, stage, report, report_len, req, unchanged, err);
 }
 
 sg_status sg_registry_approve(sg_registry *reg, const char *model, int64_t version, bool reject,

@@ -250,6 +250,16 @@ SG_MUST_CHECK sg_status reg_request_check(sg_registry *reg, const sg_registry_re
                       const char *action, const char *model, int64_t version, const char *target,
                       const char *evidence, char actor_out[65], sg_err *err);
 
+/* reg_request_check for a request that changes nothing (a transition confirmed in place):
+ * its nonce is not recorded, as the audit log explains every recorded nonce by the event it
+ * wrote; a replay of it changes nothing either. */
+SG_MUST_CHECK sg_status reg_request_check_unrecorded(sg_registry *reg,
+                                                     const sg_registry_request *req, bool required,
+                                                     const char *action, const char *model,
+                                                     int64_t version, const char *target,
+                                                     const char *evidence, char actor_out[65],
+                                                     sg_err *err);
+
 /* reports.c: report bodies by SHA-256, inside the caller's write transaction / reads. */
 /* The artifact sha256 a DSSE envelope's statement names (its first subject), read without
  * verifying the signature (for lookups only), or "". */

@@ -358,10 +358,10 @@ static sg_status member_check(sg_registry *reg, const char *model, const char *k
                         model);
 }
 
-sg_status reg_request_check(sg_registry *reg, const sg_registry_request *req, bool required,
-                            const char *action, const char *model, int64_t version,
-                            const char *target, const char *evidence, char actor_out[65],
-                            sg_err *err)
+static sg_status request_check(sg_registry *reg, const sg_registry_request *req, bool required,
+                               const char *action, const char *model, int64_t version,
+                               const char *target, const char *evidence, bool record,
+                               char actor_out[65], sg_err *err)
 {
     actor_out[0] = '\0';
     /* Once the registry has a root of trust every change is signed: a change the model's
@@ -410,10 +410,28 @@ sg_status reg_request_check(sg_registry *reg, const sg_registry_request *req, bo
     if ((rc = check_fields(reg, req, action, model, version, target ? target : "",
                            evidence ? evidence : "", err)) != SG_OK)
         goto out;
-    if ((rc = record_nonce(reg, req, err)) != SG_OK) goto out;
+    if (record && (rc = record_nonce(reg, req, err)) != SG_OK) goto out;
     if (member && (rc = member_check(reg, model, id, err)) != SG_OK) goto out;
     memcpy(actor_out, id, 65);
 out:
     EVP_PKEY_free(pub);
     return rc;
+}
+
+sg_status reg_request_check(sg_registry *reg, const sg_registry_request *req, bool required,
+                            const char *action, const char *model, int64_t version,
+                            const char *target, const char *evidence, char actor_out[65],
+                            sg_err *err)
+{
+    return request_check(reg, req, required, action, model, version, target, evidence, true,
+                         actor_out, err);
+}
+
+sg_status reg_request_check_unrecorded(sg_registry *reg, const sg_registry_request *req,
+                                       bool required, const char *action, const char *model,
+                                       int64_t version, const char *target, const char *evidence,
+                                       char actor_out[65], sg_err *err)
+{
+    return request_check(reg, req, required, action, model, version, target, evidence, false,
+                         actor_out, err);
 }

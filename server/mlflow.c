@@ -1040,15 +1040,21 @@ static bool stage_requires_report(const json_t *stages, const char *stage)
     return false;
 }
 
+/* unchanged (NULL for a plain transition): a version already in stage is confirmed rather
+ * than refused, as MLflow answers a transition into the current stage (its clients retry a
+ * request whose answer was lost), and *unchanged says so. */
 static int transition_as(srv_req *r, const char *name, int64_t v, const char *stage,
-                         const uint8_t *report, size_t len, sg_err *err)
+                         const uint8_t *report, size_t len, bool *unchanged, sg_err *err)
 {
     char sha[65] = "";
     if (report) sg_sha256_hex(report, len, sha);
     sg_registry_request req;
     int rc = srv_attest(r, "transition", name, v, stage, sha, &req, err);
     if (rc != SG_OK) return rc;
-    rc = SRV_WRITE(sg_registry_transition(r->reg, name, v, stage, report, len, &req, err));
+    rc = unchanged
+             ? SRV_WRITE(sg_registry_transition_repeat(r->reg, name, v, stage, report, len, &req,
+                                                       unchanged, err))
+             : SRV_WRITE(sg_registry_transition(r->reg, name, v, stage, report, len, &req, err));
     sg_registry_request_clear(&req);
     return rc;
 }
@@ -1160,7 +1166,8 @@ static srv_resp transition(srv_req *r)
             return srv_from_status(SG_EINTERNAL, &err);
         }
     }
-    int rc = transition_as(r, name, v, stage, report, len, &err);
+    bool unchanged = false;
+    int rc = transition_as(r, name, v, stage, report, len, &unchanged, &err);
     free(report);
     /* The version's document as the transition left it: the archiving below changes other
      * versions only. */
@@ -1180,7 +1187,7 @@ static srv_resp transition(srv_req *r)
         {
             int64_t ov = json_integer_value(json_object_get(o, "version"));
             if (ov == v || arc != SG_OK) continue;
-            arc = transition_as(r, name, ov, "Archived", NULL, 0, &aerr);
+            arc = transition_as(r, name, ov, "Archived", NULL, 0, NULL, &aerr);
             if (arc == SG_OK) continue;
             /* Moved out of the stage meanwhile (another client archived it): nothing to do. */
             sg_err gerr = {{0}};
@@ -1197,6 +1204,7 @@ static srv_resp transition(srv_req *r)
             json_decref(doc);
             json_object_set_new(resp.body, "archive_existing_versions_error",
                                 json_string(aerr.msg));
+            if (unchanged) json_object_set_new(resp.body, "stagegate_unchanged", json_true());
             return resp;
         }
     }
@@ -1208,6 +1216,10 @@ static srv_resp transition(srv_req *r)
     }
     srv_resp resp = written_doc(r, name, v, doc);
     json_decref(doc);
+    /* The version was in the stage already (MLflow clients ignore a field they do not know;
+       the CLI client answers as a local registry does). */
+    if (unchanged && resp.status == 200)
+        json_object_set_new(resp.body, "stagegate_unchanged", json_true());
     return resp;
 }
 

@@ -131,6 +131,18 @@ SG_MUST_CHECK sg_status sg_registry_create_version(sg_registry *reg, const char 
 SG_MUST_CHECK sg_status sg_registry_transition(sg_registry *reg, const char *model, int64_t version, const char *stage,
                            const uint8_t *report, size_t report_len, const sg_registry_request *req,
                            sg_err *err);
+/* sg_registry_transition for a caller whose requests may be repeated (MLflow's clients retry
+ * one whose answer was lost): a version already in stage is confirmed where the plain call
+ * refuses it (SG_EINPUT "already in"). The confirmation takes the authorization the move
+ * there took (the request; a promoter of the stage where it asks for one, of Production for
+ * Production) and runs no gate again: the version stays where it is, nothing is written (not
+ * even the request's nonce), and a report given is only hashed (the request names its
+ * digest). *unchanged says it was such a confirmation. */
+SG_MUST_CHECK sg_status sg_registry_transition_repeat(sg_registry *reg, const char *model,
+                                                      int64_t version, const char *stage,
+                                                      const uint8_t *report, size_t report_len,
+                                                      const sg_registry_request *req,
+                                                      bool *unchanged, sg_err *err);
 SG_MUST_CHECK sg_status sg_registry_approve(sg_registry *reg, const char *model, int64_t version, bool reject,
                         const char *comment, const sg_registry_request *req, sg_err *err);
 SG_MUST_CHECK sg_status sg_registry_rollback(sg_registry *reg, const char *model, const sg_registry_request *req,

@@ -219,6 +219,55 @@ static int signed_transition(fixture *f, const char *key, const char *model, int
     return rc;
 }
 
+static int repeat_transition(fixture *f, const char *key, const char *model, int64_t v,
+                             const char *stage, bool *unchanged, sg_err *err)
+{
+    sg_registry_request req;
+    assert_int_equal(
+        sg_registry_request_sign(f->reg, key, "transition", model, v, stage, "", &req, err), SG_OK);
+    int rc = sg_registry_transition_repeat(f->reg, model, v, stage, NULL, 0, &req, unchanged, err);
+    sg_registry_request_clear(&req);
+    return rc;
+}
+
+/* A transition into the stage the version is in: the plain call refuses it; the repeatable
+   one confirms it for a caller the move there would have authorized, writing nothing (no
+   event, no nonce: verify-log explains every nonce by an event), and refuses anyone else as
+   the move would. A real move through it is a plain transition. */
+static void test_transition_repeat(void **state)
+{
+    fixture *f = *state;
+    make_model(f, "r", false, false);
+    int64_t v1 = add_version(f, "r", f->m1);
+    stage_with_report(f, "r", v1, f->m1);
+    sg_err err;
+    bool unchanged = true;
+    assert_int_equal(repeat_transition(f, f->alice_key, "r", v1, "Production", &unchanged, &err),
+                     SG_OK);
+    assert_false(unchanged);
+    assert_int_equal(signed_transition(f, f->alice_key, "r", v1, "Production", &err), SG_EINPUT);
+    assert_non_null(strstr(err.msg, "v1 is already in Production"));
+    const int64_t events = q_int(f->reg, "SELECT count(*) FROM audit_log"),
+                  nonces = q_int(f->reg, "SELECT count(*) FROM request_nonces");
+    assert_int_equal(repeat_transition(f, f->alice_key, "r", v1, "production", &unchanged, &err),
+                     SG_OK);
+    assert_true(unchanged);
+    unchanged = true;
+    assert_int_equal(repeat_transition(f, f->bob_key, "r", v1, "Production", &unchanged, &err),
+                     SG_EREFUSED);
+    assert_false(unchanged);
+    assert_non_null(strstr(err.msg, "is not an authorized promoter for Production"));
+    /* unsigned: refused as the move is */
+    assert_int_equal(sg_registry_transition_repeat(f->reg, "r", v1, "Production", NULL, 0, NULL,
+                                                   &unchanged, &err),
+                     SG_EREFUSED);
+    assert_int_equal(q_int(f->reg, "SELECT count(*) FROM audit_log"), events);
+    assert_int_equal(q_int(f->reg, "SELECT count(*) FROM request_nonces"), nonces);
+    json_t *summary = NULL;
+    assert_int_equal(sg_registry_verify_log(f->reg, &summary, &err), SG_OK);
+    json_decref(summary);
+}
+
 /* Deleting a tag or an alias that is not there "if present": SG_OK, present false, and
    nothing recorded (the server's MLflow deletes had recognised the plain delete's error by
    its message text). One that is there is deleted and recorded as a plain delete is; a
@@ -634,6 +683,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_audit_chain, setup, teardown),
         cmocka_unit_test_setup_teardown(test_report_lookup_by_key_own_id, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delete_if_present, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_transition_repeat, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -35,6 +35,18 @@ report signer art/m1.bin
 run 0 "${R[@]}" transition "$MODEL" 1 Staging --report art/m1.bin.report
 [ "$(cat out)" = "$MODEL v1 -> Staging" ] || fail "transition output $(cat out)"
 grep -q "/api/stagegate/reports" server.log && fail "transition --report took a second call"
+# into the stage it is in: exit 2, "already in", through a server as on a local registry
+# (the server confirms it for MLflow's clients, which retry; it tells this one so)
+run 0 "${L[@]}" transition "$MODEL" 1 Staging --report art/m1.bin.report
+for with in "" "--report art/m1.bin.report"; do
+    # shellcheck disable=SC2086
+    run 2 "${R[@]}" transition "$MODEL" 1 Staging $with
+    grep -q "$MODEL v1 is already in Staging" err || fail "repeated transition $with: $(cat err)"
+    cp err remote.err
+    # shellcheck disable=SC2086
+    run 2 "${L[@]}" transition "$MODEL" 1 Staging $with
+    cmp -s err remote.err || fail "remote repeat differs: $(cat remote.err) vs $(cat err)"
+done
 run 1 "${R[@]}" transition "$MODEL" 1 Production
 grep -q "no approval on record" err || fail "$(cat err)"
 STAGEGATE_TOKEN= MLFLOW_TRACKING_TOKEN=$(cat bob.token) run 0 "${R[@]}" approve "$MODEL" 1 --comment ok

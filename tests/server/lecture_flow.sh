@@ -48,9 +48,31 @@ expect 200 alice POST $M/model-versions/transition-stage "{\"name\": \"$MODEL\",
 
 # v2 through the same gates; promoting it archives v1.
 expect 200 alice POST $M/model-versions/transition-stage "{\"name\": \"$MODEL\", \"version\": \"2\", \"stage\": \"Staging\"}"
+# A transition repeated (a client retrying a request whose answer was lost) is answered as
+# MLflow answers one into the current stage: 200 with the version as it is, nothing written.
+events() {
+    expect 200 carol GET "/api/stagegate/history?name=$MODEL"
+    jq '.events | length' body
+}
+n_events=$(events)
+expect 200 alice POST $M/model-versions/transition-stage "{\"name\": \"$MODEL\", \"version\": \"2\", \"stage\": \"staging\"}"
+[ "$(jbody .model_version.current_stage)/$(jbody .model_version.version)/$(jbody .stagegate_unchanged)" = Staging/2/true ] ||
+    fail "repeated Staging: $(cat body)"
+[ "$(events)" = "$n_events" ] || fail "a repeated transition wrote an event"
 expect 200 bob POST /api/stagegate/approve "{\"name\": \"$MODEL\", \"version\": \"2\"}"
 expect 200 alice POST $M/model-versions/transition-stage "{\"name\": \"$MODEL\", \"version\": \"2\", \"stage\": \"Production\", \"archive_existing_versions\": true}"
+[ "$(jq 'has("stagegate_unchanged")' body)" = false ] || fail "a move answered as unchanged: $(cat body)"
 [ "$(stage_of "$MODEL" 1)" = Archived ] || fail "v1 not archived"
+n_events=$(events)
+expect 200 alice POST $M/model-versions/transition-stage "{\"name\": \"$MODEL\", \"version\": \"2\", \"stage\": \"Production\", \"archive_existing_versions\": true}"
+[ "$(jbody .model_version.current_stage)" = Production ] || fail "repeated Production: $(cat body)"
+[ "$(stage_of "$MODEL" 1)" = Archived ] || fail "v1 moved by a repeated transition"
+[ "$(events)" = "$n_events" ] || fail "a repeated promotion wrote an event"
+# ... for a caller who could have made it: a principal who may not promote to Production
+# is refused as for the move itself (no answer tells it more than a read would)
+expect 403 carol POST $M/model-versions/transition-stage "{\"name\": \"$MODEL\", \"version\": \"2\", \"stage\": \"Production\"}"
+body_has "refused: $MODEL v2 -> Production: key"
+body_has "is not an authorized promoter for Production"
 
 expect 200 alice POST $M/registered-models/get-latest-versions "{\"name\": \"$MODEL\", \"stages\": [\"Production\", \"Archived\", \"None\"]}"
 [ "$(jq -c '[.model_versions[] | [.current_stage, .version]]' body)" = '[["None","3"],["Production","2"],["Archived","1"]]' ] ||
