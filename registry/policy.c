@@ -378,11 +378,11 @@ sg_status sg_registry_create_model(sg_registry *reg, const sg_registry_model_spe
            refused by PostgreSQL's index (9,000 bytes), so such a registry could not migrate */
         const char *tag = sp->tags[i], *eq = strchr(tag, '=');
         const size_t kl = eq ? (size_t)(eq - tag) : 0;
-        if (eq && (kl >= REG_NAME_MAX || memchr(tag, '\n', kl) || memchr(tag, '\r', kl)))
+        if (eq && !reg_tag_key_ok(tag, kl))
             return sg_errf(err, SG_EINPUT,
-                           "model %s: tag key '%.40s%s' must be 1-127 characters of UTF-8 on one "
+                           "model %s: tag key '%.40s%s' must be 1-%d characters of UTF-8 on one "
                            "line, without '='",
-                           sp->name, tag, kl > 40 ? "..." : "");
+                           sp->name, tag, kl > 40 ? "..." : "", REG_TAG_KEY_CHARS);
     }
     int rc = reg_begin(reg, err);
     if (rc != SG_OK) return rc;

@@ -8,6 +8,11 @@
 
 #define REG_MAX_STAGES 32
 #define REG_NAME_MAX 128
+/* A tag key: 1-250 characters, MLflow's limit (MAX_MODEL_REGISTRY_TAG_KEY_LENGTH), of UTF-8
+   (up to 4 bytes each) on one line without '=' (reg_tag_key_ok). */
+#define REG_TAG_KEY_CHARS 250
+#define REG_TAG_KEY_MAX (4 * REG_TAG_KEY_CHARS + 1)
+bool reg_tag_key_ok(const char *key, size_t len);
 #define REG_DEFAULT_REPORT_AGE_DAYS 30
 #define REG_PRODUCTION "Production"
 #define REG_ARCHIVED "Archived"
@@ -382,7 +387,7 @@ typedef enum {
 typedef struct {
     reg_filter_field field;
     reg_filter_op op;
-    char tag[REG_NAME_MAX];
+    char tag[REG_TAG_KEY_MAX];
     char value[512];
 } reg_filter_cond;
 typedef struct {

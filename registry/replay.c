@@ -690,7 +690,7 @@ static sg_status ev_tag(rp_state *S, const rp_event *e, sg_err *err)
     bool set = !strcmp(e->action, "set-tag");
     if (set != (eq != NULL)) return bad(S, e, err, "its detail is not KEY=VALUE");
     size_t kl = set ? (size_t)(eq - e->detail) : strlen(e->detail);
-    char tkey[REG_NAME_MAX];
+    char tkey[REG_TAG_KEY_MAX];
     snprintf(tkey, sizeof tkey, "%.*s", (int)kl, e->detail);
     sg_status mrc = member_signed(S, e, m, e->version, tkey, err);
     if (mrc != SG_OK) return mrc;

@@ -190,10 +190,11 @@ bool reg_request_field(const char *text, const char *name, char *out, size_t len
     return false;
 }
 
-static sg_status expect_field(const char *text, const char *name, const char *want, sg_err *err)
+/* ci: compared regardless of case (a stage target: stage names are unique regardless of
+   case). */
+static sg_status expect_field_ci(const char *text, const char *name, const char *want, bool ci,
+                                 sg_err *err)
 {
-    /* Stage names are unique regardless of case, so the target compares case-insensitively. */
-    bool ci = !strcmp(name, "target");
     char got[1024];
     if (!reg_request_field(text, name, got, sizeof got))
         return sg_errf(err, SG_EREFUSED, "refused: signed request has no %s field", name);
@@ -202,6 +203,11 @@ static sg_status expect_field(const char *text, const char *name, const char *wa
                        "refused: signed request names %s '%s' but the operation is on '%s'", name,
                        got, want);
     return SG_OK;
+}
+
+static sg_status expect_field(const char *text, const char *name, const char *want, sg_err *err)
+{
+    return expect_field_ci(text, name, want, false, err);
 }
 
 sg_status reg_request_registry_check(sg_registry *reg, const char *text, sg_err *err)
@@ -242,13 +248,20 @@ static sg_status check_fields(sg_registry *reg, const sg_registry_request *req, 
 {
     char vbuf[32], when[64];
     snprintf(vbuf, sizeof vbuf, "%lld", (long long)version);
+    /* A tag key or an alias is the target of these, and "Owner" is another tag than "owner":
+       a request signed for one must not change the other. Every other target is a stage,
+       a role or empty. */
+    static const char *const exact[] = {"set-tag", "delete-tag", "set-alias", "delete-alias"};
+    bool stage_target = true;
+    for (size_t i = 0; i < sizeof exact / sizeof exact[0]; i++)
+        if (!strcmp(action, exact[i])) stage_target = false;
     if (strncmp(req->text, REQ_HEADER "\n", strlen(REQ_HEADER) + 1) != 0)
         return sg_errf(err, SG_EREFUSED, "refused: not a stagegate registry request");
     int rc;
     if ((rc = expect_field(req->text, "action", action, err)) != SG_OK ||
         (rc = expect_field(req->text, "model", model, err)) != SG_OK ||
         (rc = expect_field(req->text, "version", vbuf, err)) != SG_OK ||
-        (rc = expect_field(req->text, "target", target, err)) != SG_OK ||
+        (rc = expect_field_ci(req->text, "target", target, stage_target, err)) != SG_OK ||
         (rc = expect_field(req->text, "evidence", evidence, err)) != SG_OK ||
         (rc = expect_field(req->text, "key", req->key_id, err)) != SG_OK)
         return rc;

@@ -126,15 +126,29 @@ sg_status sg_registry_create_version(sg_registry *reg, const char *model, const 
     return rc;
 }
 
-sg_status sg_registry_tag_check(const char *key, const char *value, sg_err *err)
+bool reg_tag_key_ok(const char *key, size_t len)
 {
     /* No '=': the audit log records a tag as KEY=VALUE, split at the first '='; no line
        break: the key is a line of the signed request. */
-    if (!*key || strpbrk(key, "\r\n=") || strlen(key) >= REG_NAME_MAX || !sg_utf8_valid(key))
+    if (len == 0 || len >= REG_TAG_KEY_MAX || memchr(key, '=', len) || memchr(key, '\n', len) ||
+        memchr(key, '\r', len) || memchr(key, '\0', len))
+        return false;
+    char copy[REG_TAG_KEY_MAX];
+    memcpy(copy, key, len);
+    copy[len] = '\0';
+    size_t chars = 0; /* characters: bytes that do not continue one */
+    for (size_t i = 0; i < len; i++)
+        chars += ((unsigned char)key[i] & 0xC0) != 0x80;
+    return chars <= REG_TAG_KEY_CHARS && sg_utf8_valid(copy);
+}
+
+sg_status sg_registry_tag_check(const char *key, const char *value, sg_err *err)
+{
+    if (!reg_tag_key_ok(key, strlen(key)))
         return sg_errf(err, SG_EINPUT,
-                       "tag key '%.160s' must be 1-127 characters of UTF-8 on one line, "
+                       "tag key '%.160s%s' must be 1-%d characters of UTF-8 on one line, "
                        "without '='",
-                       key);
+                       key, strlen(key) > 160 ? "..." : "", REG_TAG_KEY_CHARS);
     /* JSON (every answer, the audit log's events) holds UTF-8 only */
     if (value && !sg_utf8_valid(value))
         return sg_errf(err, SG_EINPUT, "tag %.160s: the value is not UTF-8 text", key);

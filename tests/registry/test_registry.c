@@ -268,6 +268,40 @@ static void test_transition_repeat(void **state)
     json_decref(summary);
 }
 
+/* A tag key or an alias is compared exactly with the signed request's target: "Owner" is
+   another tag than "owner" (targets had all compared regardless of case, as stages do). */
+static void test_request_tag_case(void **state)
+{
+    fixture *f = *state;
+    make_model(f, "c", false, false);
+    int64_t v = add_version(f, "c", f->m1);
+    sg_err err;
+    char sha[65];
+    sg_sha256_hex((const uint8_t *)"me", 2, sha);
+    sg_registry_request req;
+    assert_int_equal(
+        sg_registry_request_sign(f->reg, f->alice_key, "set-tag", "c", v, "Owner", sha, &req, &err),
+        SG_OK);
+    assert_int_equal(sg_registry_set_tag(f->reg, "c", v, "owner", "me", &req, &err), SG_EREFUSED);
+    assert_non_null(strstr(err.msg, "names target 'Owner' but the operation is on 'owner'"));
+    assert_int_equal(sg_registry_set_tag(f->reg, "c", v, "Owner", "me", &req, &err), SG_OK);
+    sg_registry_request_clear(&req);
+    assert_int_equal(sg_registry_request_sign(f->reg, f->alice_key, "set-alias", "c", v, "Champ",
+                                              "", &req, &err),
+                     SG_OK);
+    assert_int_equal(sg_registry_set_alias(f->reg, "c", "champ", v, &req, &err), SG_EREFUSED);
+    assert_int_equal(sg_registry_set_alias(f->reg, "c", "Champ", v, &req, &err), SG_OK);
+    sg_registry_request_clear(&req);
+    /* a stage still compares regardless of case */
+    stage_with_report(f, "c", v, f->m1);
+    assert_int_equal(sg_registry_request_sign(f->reg, f->alice_key, "transition", "c", v,
+                                              "production", "", &req, &err),
+                     SG_OK);
+    assert_int_equal(sg_registry_transition(f->reg, "c", v, "Production", NULL, 0, &req, &err),
+                     SG_OK);
+    sg_registry_request_clear(&req);
+}
+
 /* Deleting a tag or an alias that is not there "if present": SG_OK, present false, and
    nothing recorded (the server's MLflow deletes had recognised the plain delete's error by
    its message text). One that is there is deleted and recorded as a plain delete is; a
@@ -684,6 +718,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_report_lookup_by_key_own_id, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delete_if_present, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transition_repeat, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_request_tag_case, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
