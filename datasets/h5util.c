@@ -285,7 +285,9 @@ sg_status sg_h5_attr_string(hid_t obj, const char *name, char *buf, size_t len, 
     hid_t mem = H5Tcopy(H5T_C_S1);
     H5Tset_cset(mem, H5Tget_cset(type));
     rc = SG_OK;
-    if (H5Tis_variable_str(type) > 0) {
+    const bool variable = H5Tis_variable_str(type) > 0;
+    const bool space_padded = !variable && H5Tget_strpad(type) == H5T_STR_SPACEPAD;
+    if (variable) {
         char *s = NULL;
         H5Tset_size(mem, H5T_VARIABLE);
         if (H5Aread(attr, mem, &s) < 0 || !s)
@@ -312,8 +314,10 @@ sg_status sg_h5_attr_string(hid_t obj, const char *name, char *buf, size_t len, 
     H5Tclose(mem);
     H5Tclose(type);
     H5Aclose(attr);
-    if (rc == SG_OK) {
-        /* Space-padded fixed strings (Fortran style) compare equal to their trimmed text. */
+    if (rc == SG_OK && space_padded) {
+        /* Space-padded fixed strings (Fortran style) compare equal to their trimmed text. Only
+           those: "relu " in any other string is not "relu" to h5py or numpy, so it is not
+           here either (two readers must not see two values). */
         size_t n = strlen(buf);
         while (n > 0 && buf[n - 1] == ' ')
             buf[--n] = '\0';

@@ -205,24 +205,38 @@ static void test_header_errors(void **state)
 
     /* A fixed-length string with text after a NUL ("binary\0xx"): C would read "binary",
        h5py the whole value. Refused. NUL padding after the text is not text. */
+    /* Trailing spaces are padding only in a space-padded string (Fortran's): "binary   "
+       stored NUL-padded is not "binary" to h5py, so it is refused, and so is a variable-length
+       "binary " (both had been trimmed and taken). */
     static const char nul_text[9] = {'b', 'i', 'n', 'a', 'r', 'y', '\0', 'x', 'x'};
     static const char nul_pad[9] = {'b', 'i', 'n', 'a', 'r', 'y', '\0', '\0', '\0'};
-    for (int k = 0; k < 2; k++) {
+    static const char spaces[9] = {'b', 'i', 'n', 'a', 'r', 'y', ' ', ' ', ' '};
+    static const struct {
+        const char *text;
+        H5T_str_t pad;
+        const char *error; /* NULL: taken as "binary" */
+    } cases[] = {
+        {nul_text, H5T_STR_NULLPAD, "attribute task has a NUL byte inside its text"},
+        {nul_pad, H5T_STR_NULLPAD, NULL},
+        {spaces, H5T_STR_NULLPAD, "attribute task"},
+        {spaces, H5T_STR_SPACEPAD, NULL},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         fx_write_binary_model(p);
         f = fx_open_rw(p);
         H5Adelete(f, "task");
         hid_t t = H5Tcopy(H5T_C_S1);
         H5Tset_size(t, 9);
-        H5Tset_strpad(t, H5T_STR_NULLPAD);
+        H5Tset_strpad(t, cases[k].pad);
         hid_t sp = H5Screate(H5S_SCALAR);
         hid_t a = H5Acreate2(f, "task", t, sp, H5P_DEFAULT, H5P_DEFAULT);
-        assert_true(a >= 0 && H5Awrite(a, t, k ? nul_pad : nul_text) >= 0);
+        assert_true(a >= 0 && H5Awrite(a, t, cases[k].text) >= 0);
         H5Aclose(a);
         H5Sclose(sp);
         H5Tclose(t);
         H5Fclose(f);
-        if (k == 0) {
-            expect_error(p, "attribute task has a NUL byte inside its text", NULL);
+        if (cases[k].error) {
+            expect_error(p, cases[k].error, NULL);
         } else {
             sg_model *m = NULL;
             sg_err err = {{0}};
@@ -231,6 +245,10 @@ static void test_header_errors(void **state)
             sg_model_free(m);
         }
     }
+
+    fx_write_binary_model(p);
+    mutate_str(p, "/", "task", "binary ");
+    expect_error(p, "attribute task", "binary");
 
     fx_write_binary_model(p);
     mutate_str(p, "/", "link", "softmax");
