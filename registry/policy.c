@@ -378,6 +378,9 @@ sg_status sg_registry_create_model(sg_registry *reg, const sg_registry_model_spe
            refused by PostgreSQL's index (9,000 bytes), so such a registry could not migrate */
         const char *tag = sp->tags[i], *eq = strchr(tag, '=');
         const size_t kl = eq ? (size_t)(eq - tag) : 0;
+        if (eq && reg_text_chars(eq + 1, strlen(eq + 1)) > SG_REGISTRY_TAG_VALUE_MAX)
+            return sg_errf(err, SG_EINPUT, "model %s: tag %zu's value is more than %d characters",
+                           sp->name, i + 1, SG_REGISTRY_TAG_VALUE_MAX);
         if (eq && !reg_tag_key_ok(tag, kl))
             return sg_errf(err, SG_EINPUT,
                            "model %s: tag key '%.40s%s' must be 1-%d characters of UTF-8 on one "

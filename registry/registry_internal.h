@@ -13,6 +13,8 @@
 #define REG_TAG_KEY_CHARS 250
 #define REG_TAG_KEY_MAX (4 * REG_TAG_KEY_CHARS + 1)
 bool reg_tag_key_ok(const char *key, size_t len);
+/* The characters of len bytes of UTF-8 (valid or not: the bytes that start one). */
+size_t reg_text_chars(const char *s, size_t len);
 #define REG_DEFAULT_REPORT_AGE_DAYS 30
 #define REG_PRODUCTION "Production"
 #define REG_ARCHIVED "Archived"

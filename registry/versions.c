@@ -136,10 +136,15 @@ bool reg_tag_key_ok(const char *key, size_t len)
     char copy[REG_TAG_KEY_MAX];
     memcpy(copy, key, len);
     copy[len] = '\0';
-    size_t chars = 0; /* characters: bytes that do not continue one */
+    return reg_text_chars(key, len) <= REG_TAG_KEY_CHARS && sg_utf8_valid(copy);
+}
+
+size_t reg_text_chars(const char *s, size_t len)
+{
+    size_t chars = 0; /* characters of UTF-8: the bytes that do not continue one */
     for (size_t i = 0; i < len; i++)
-        chars += ((unsigned char)key[i] & 0xC0) != 0x80;
-    return chars <= REG_TAG_KEY_CHARS && sg_utf8_valid(copy);
+        chars += ((unsigned char)s[i] & 0xC0) != 0x80;
+    return chars;
 }
 
 sg_status sg_registry_tag_check(const char *key, const char *value, sg_err *err)
@@ -152,6 +157,27 @@ sg_status sg_registry_tag_check(const char *key, const char *value, sg_err *err)
     /* JSON (every answer, the audit log's events) holds UTF-8 only */
     if (value && !sg_utf8_valid(value))
         return sg_errf(err, SG_EINPUT, "tag %.160s: the value is not UTF-8 text", key);
+    if (value && reg_text_chars(value, strlen(value)) > SG_REGISTRY_TAG_VALUE_MAX)
+        return sg_errf(err, SG_EINPUT, "tag %.160s: the value is %zu characters, more than %d", key,
+                       reg_text_chars(value, strlen(value)), SG_REGISTRY_TAG_VALUE_MAX);
+    return SG_OK;
+}
+
+static sg_status tag_count_check(sg_registry *reg, const char *model, int64_t version, sg_err *err)
+{
+    reg_stmt *st;
+    sg_status rc = reg_prepare(
+        reg, "SELECT count(*) FROM version_tags WHERE model_name = ? AND version = ?", &st, err);
+    if (rc != SG_OK) return rc;
+    reg_bind_text(st, 1, model);
+    reg_bind_int64(st, 2, version);
+    int64_t n = reg_row(reg, st, err) ? reg_col_int64(st, 0) : 0;
+    reg_finalize(st);
+    if (reg->read_rc != SG_OK) return reg->read_rc;
+    if (n > SG_REGISTRY_TAGS_MAX)
+        return sg_errf(err, SG_EINPUT,
+                       "%s v%lld has %d tags, the most a version may have: delete one first", model,
+                       (long long)version, SG_REGISTRY_TAGS_MAX);
     return SG_OK;
 }
 
@@ -187,6 +213,8 @@ static sg_status set_tag(sg_registry *reg, const char *model, int64_t version, c
         if (value) reg_bind_text(st, 4, value);
         if (reg_step(st) != REG_DONE) rc = reg_db_error(reg, err, action);
         reg_finalize(st);
+        /* A bound on what every answer about the version carries (its tags are in each). */
+        if (rc == SG_OK && value) rc = tag_count_check(reg, model, version, err);
         if (rc == SG_OK && !value && reg->ops->changes(reg->store) == 0) {
             if (present) { /* nothing to delete: nothing changed, nothing to record */
                 reg_rollback(reg);

@@ -160,9 +160,13 @@ SG_MUST_CHECK sg_status sg_registry_restore(sg_registry *reg, const char *model,
                                             const sg_registry_request *req, bool *applies,
                                             int64_t *archived, sg_err *err);
 /* value NULL deletes the tag. */
-/* Whether KEY (and VALUE, when not NULL) make a tag set_tag takes: a key of 1-127 bytes of
-   UTF-8 on one line without '=', a UTF-8 value. The server checks a request's tags with it
-   before it creates anything. */
+/* Tag values: at most 5,000 characters, MLflow's limit (MAX_MODEL_REGISTRY_TAG_VALUE_LENGTH),
+   and at most 100 tags a version: each answer about a version carries all of its tags. */
+#define SG_REGISTRY_TAG_VALUE_MAX 5000
+#define SG_REGISTRY_TAGS_MAX 100
+/* Whether KEY (and VALUE, when not NULL) make a tag set_tag takes: a key of 1-250 characters
+   of UTF-8 on one line without '=', a value of UTF-8 text up to SG_REGISTRY_TAG_VALUE_MAX
+   characters. The server checks a request's tags with it before it creates anything. */
 SG_MUST_CHECK sg_status sg_registry_tag_check(const char *key, const char *value, sg_err *err);
 SG_MUST_CHECK sg_status sg_registry_set_tag(sg_registry *reg, const char *model, int64_t version, const char *key,
                         const char *value, const sg_registry_request *req, sg_err *err);

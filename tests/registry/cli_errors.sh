@@ -242,6 +242,21 @@ expect 0 $R set-tag u1 1 "$wide" x
 expect 0 $R --json get u1 1
 [ "$(jq -r --arg k "$wide" '.tags[$k]' out)" = x ] || fail "250-character tag key: $(cat out)"
 expect 0 $R create-model u3 --tag "${long:1}=v"
+# A tag value holds at most 5,000 characters (MLflow's limit, in characters: 5,000 of two
+# bytes each are taken), and a version at most 100 tags: each answer about the version
+# carries all of them (a token holder had stored 60 values of 1 MiB, and every get of the
+# version weighed 64 MB).
+v5000=$(head -c 5000 /dev/zero | tr '\0' v)
+expect 2 $R set-tag u1 1 big "${v5000}v"; err_has "tag big: the value is 5001 characters, more than 5000"; one_line
+expect 2 $R create-model u4 --tag "big=${v5000}v"; err_has "model u4: tag 1's value is more than 5000 characters"; one_line
+expect 0 $R set-tag u1 1 big "$(printf '\xc3\xa9%.0s' $(seq 5000))"
+for i in $(seq 3 100); do
+    $R set-tag u1 1 "t$i" x >/dev/null 2>&1 || fail "tag $i of 100 refused"
+done
+expect 2 $R set-tag u1 1 t101 x; err_has "u1 v1 has 100 tags, the most a version may have"; one_line
+expect 0 $R set-tag u1 1 t100 changed   # a tag already there can still change
+expect 0 $R --json get u1 1
+[ "$(jq '.tags | length' out)/$(jq -r '.tags.t100' out)" = 100/changed ] || fail "tags after the limit: $(jq -c '.tags | length' out)"
 expect 0 $R verify-log
 keys approver
 expect 2 $R approve u1 1 --comment "$bad" --as approver.key.pem; err_has "comment is not UTF-8 text"; one_line
