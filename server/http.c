@@ -459,6 +459,55 @@ static enum MHD_Result append_arg(void *cls, enum MHD_ValueKind kind, const char
     return MHD_YES;
 }
 
+typedef struct {
+    const char *const *known;
+    char unknown[128];
+} only_fields;
+
+static bool field_known(const char *const *known, const char *name)
+{
+    for (size_t i = 0; known[i]; i++)
+        if (!strcmp(known[i], name)) return true;
+    return false;
+}
+
+static enum MHD_Result first_unknown_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                         const char *value)
+{
+    (void)kind;
+    (void)value;
+    only_fields *o = cls;
+    /* Query names match without regard to case (srv_param's lookup): so here. */
+    for (size_t i = 0; o->known[i]; i++)
+        if (!strcasecmp(o->known[i], key)) return MHD_YES;
+    snprintf(o->unknown, sizeof o->unknown, "%s", key);
+    return MHD_NO;
+}
+
+bool srv_only_fields(const srv_req *r, const char *const *known, srv_resp *bad)
+{
+    only_fields o = {known, ""};
+    const char *key, *where = "field";
+    json_t *val;
+    if (r->json) json_object_foreach(r->json, key, val)
+        {
+            if (field_known(known, key)) continue;
+            snprintf(o.unknown, sizeof o.unknown, "%s", key);
+            break;
+        }
+    if (!o.unknown[0]) {
+        MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, first_unknown_arg, &o);
+        where = "query parameter";
+    }
+    if (!o.unknown[0]) return true;
+    char list[256] = "";
+    for (size_t i = 0, n = 0; known[i] && n < sizeof list; i++)
+        n += (size_t)snprintf(list + n, sizeof list - n, "%s%s", i ? ", " : "", known[i]);
+    *bad = srv_error(400, "INVALID_PARAMETER_VALUE", "%s '%s' is not one %s takes (%s)", where,
+                     o.unknown, r->url, list);
+    return false;
+}
+
 json_t *srv_query_all(const srv_req *r, const char *key)
 {
     query_all q = {key, json_array()};

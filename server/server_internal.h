@@ -90,6 +90,10 @@ const char *srv_param(const srv_req *r, const char *key);
 /* Every value of a query parameter given more than once (a repeated MLflow field), in order. */
 bool srv_list_param_is(const char *param, const char *field);
 json_t *srv_query_all(const srv_req *r, const char *key);
+/* Whether the body's fields and the query's parameters are all among known (NULL-ended);
+   false with a 400 in *bad naming the first other one. For endpoints that take a decision,
+   where a misspelt field must not pass for an absent one ("Reject": true had approved). */
+bool srv_only_fields(const srv_req *r, const char *const *known, srv_resp *bad);
 /* A version number parameter (string or integer); false with *resp set when missing or bad. */
 bool srv_param_version(const srv_req *r, const char *key, int64_t *v, srv_resp *resp);
 /* The request made on the caller's behalf (sg_registry_request_attest). */

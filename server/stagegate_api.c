@@ -44,12 +44,14 @@ static srv_resp upload_report(srv_req *r)
 static srv_resp approve(srv_req *r)
 {
     if (strcmp(r->method, "POST") != 0) return srv_error(405, "BAD_REQUEST", "approve takes POST");
+    static const char *const fields[] = {"name", "version", "reject", "comment", NULL};
+    srv_resp bad;
+    if (!srv_only_fields(r, fields, &bad)) return bad;
     const char *name = srv_param(r, "name");
     if (!name)
         return srv_error(400, "INVALID_PARAMETER_VALUE",
                          "Missing value for required parameter 'name'");
     int64_t v;
-    srv_resp bad;
     if (!srv_param_version(r, "version", &v, &bad)) return bad;
     /* reject is a JSON boolean: "true", 1 or a query parameter had counted as an approval. */
     const json_t *rj = r->json ? json_object_get(r->json, "reject") : NULL;
@@ -77,6 +79,9 @@ static srv_resp approve(srv_req *r)
 static srv_resp rollback(srv_req *r)
 {
     if (strcmp(r->method, "POST") != 0) return srv_error(405, "BAD_REQUEST", "rollback takes POST");
+    static const char *const fields[] = {"name", NULL};
+    srv_resp bad;
+    if (!srv_only_fields(r, fields, &bad)) return bad;
     const char *name = srv_param(r, "name");
     if (!name)
         return srv_error(400, "INVALID_PARAMETER_VALUE",

@@ -240,6 +240,14 @@ for body in '"reject": "true"' '"reject": 1' '"reject": null'; do
     expect 400 bob POST /api/stagegate/approve "{\"name\": \"$MODEL\", \"version\": \"$V3\", $body}"
     body_has "reject must be true or false"
 done
+# ... and so is a field approve does not take: a misspelt reject ("Reject", "rejected", a
+# "decision") had been dropped, and the intended rejection recorded as an approval.
+for body in '"Reject": true' '"rejected": true' '"decision": "reject"'; do
+    expect 400 bob POST /api/stagegate/approve "{\"name\": \"$MODEL\", \"version\": \"$V3\", $body}"
+    body_has "is not one /api/stagegate/approve takes (name, version, reject, comment)"
+done
+expect 400 alice POST /api/stagegate/rollback "{\"name\": \"$MODEL\", \"to_version\": 1}"
+body_has "field 'to_version' is not one /api/stagegate/rollback takes (name)"
 # A query string beside a change's body is refused, not ignored: a bare ?reject (no '=') had
 # been recorded as an approval.
 for q in "reject=true" "reject" "x=1&reject" "reject&x=1"; do
