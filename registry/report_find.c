@@ -170,6 +170,7 @@ static sg_status find_latest(sg_registry *reg, const char *model, const char *su
        of upload decides nothing: anyone with a token can upload again (re-serialised, so as
        new bytes) a genuine old report, which must not shadow a newer verdict. */
     int64_t best_ts = INT64_MIN;
+    const int64_t now = reg_now_epoch();
     /* Two reports signed in the same second (SOURCE_DATE_EPOCH gives every gate of a commit
        one time) are a tie the time cannot break: the one that did not pass wins, so a
        re-upload of an old PASSED report cannot stand in for a newer failure. */
@@ -194,8 +195,12 @@ static sg_status find_latest(sg_registry *reg, const char *model, const char *su
             sg_err perr = {{0}};
             /* ... nor one gated against another baseline than what is in Production now,
                which the transition would refuse while a good one is stored. */
+            /* ... nor one dated in the future (a signer's clock set wrong), which the
+               transition refuses: as the latest signed, it had shadowed every later report
+               of the artifact until its date. */
             bool same = vrc == SG_OK && strcmp(info.subject_sha256, subject_sha256) == 0 &&
                         reg_parse_utc(info.timestamp, &ts) == SG_OK &&
+                        ts - now <= SG_REGISTRY_REQUEST_SKEW_S &&
                         reg_pins_check(model, pins.policy_sha256, pins.dataset_sha256,
                                        info.statement, &perr) == SG_OK &&
                         reg_baseline_check(reg, model, info.statement, &perr) == SG_OK;
@@ -238,8 +243,9 @@ static sg_status find_latest(sg_registry *reg, const char *model, const char *su
     if (rc == SG_OK && !found)
         rc = sg_errf(err, SG_EINPUT, "no stored report %snames artifact sha256 %s%s",
                      model ? "signed by a trusted signer key " : "", subject_sha256,
-                     skipped ? " (reports that do not verify, or name another policy or "
-                               "dataset than the model pins, were skipped)"
+                     skipped ? " (reports that do not verify, are dated in the future, or "
+                               "name another policy or dataset than the model pins, were "
+                               "skipped)"
                              : "");
     if (rc != SG_OK) {
         if (body) {

@@ -407,6 +407,17 @@ expect 200 carol POST /api/stagegate/reports @art/m6.replay
 call alice POST $M/model-versions/transition-stage "{\"name\": \"$MODEL\", \"version\": \"$V6\", \"stage\": \"Staging\"}"
 [ "$CODE" != 200 ] && body_has "FAILED" ||
     fail "a PASSED report uploaded again beside a FAILED one of the same second: HTTP $CODE $(cat body)"
+# A genuine report dated in the future (its signer's clock set wrong), which a transition
+# refuses, is not the latest signed report either: it had shadowed every later report of the
+# artifact until its date ("report timestamp 2099-... is in the future").
+head -c 4096 /dev/urandom >art/m7.bin
+expect 200 alice POST $M/model-versions/create "{\"name\": \"$MODEL\", \"source\": \"m7.bin\"}"
+V7=$(jbody .model_version.version)
+"$MKREP" signer.key.pem "$(sha art/m7.bin)" FAILED 2099-01-01T00:00:00Z art/m7.future
+"$MKREP" signer.key.pem "$(sha art/m7.bin)" PASSED now art/m7.now
+expect 200 carol POST /api/stagegate/reports @art/m7.future
+expect 200 alice POST /api/stagegate/reports @art/m7.now
+expect 200 alice POST $M/model-versions/transition-stage "{\"name\": \"$MODEL\", \"version\": \"$V7\", \"stage\": \"Staging\"}"
 
 # Writes to a server without tokens: refused; reads served.
 stop_server
