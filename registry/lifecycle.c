@@ -574,7 +574,8 @@ static sg_status version_has_row(sg_registry *reg, const char *sql, const char *
  * Production's gates before, against the Production of its day.
  */
 static sg_status has_passed_validation(sg_registry *reg, const reg_model *m, const reg_version *v,
-                                       bool *ok, sg_err *stale, bool *stale_found, sg_err *err)
+                                       const char *stage, bool *ok, sg_err *stale,
+                                       bool *stale_found, sg_err *err)
 {
     *ok = false;
     if (stale_found) *stale_found = false;
@@ -630,8 +631,9 @@ static sg_status has_passed_validation(sg_registry *reg, const reg_model *m, con
            check_report held it to then, and what verify-log checks again). A genuine
            report of the artifact made for another gate, or too old, with a row written
            beside it by hand, validates nothing. */
+        int64_t ts = 0;
         if (*ok) {
-            int64_t ts = 0, et = 0;
+            int64_t et = 0;
             *ok = false;
             reg_stmt *ev;
             if ((rc = reg_prepare(reg,
@@ -659,6 +661,19 @@ static sg_status has_passed_validation(sg_registry *reg, const reg_model *m, con
                 if (!*stale_found) *stale = why;
                 *stale_found = true;
             } else if (b != SG_OK) {
+                *ok = false;
+                *err = why;
+                rc = b;
+            }
+        }
+        /* ... and no verdict on the artifact signed after it failed: the latest verdict
+           stands for a promotion as it does for entering the report stage (a re-gate that
+           failed after the version entered Staging had not stopped its promotion). */
+        if (rc == SG_OK && *ok && stale) {
+            sg_err why;
+            sg_status b =
+                reg_newer_verdict_check(reg, m->name, v->artifact_sha256, shas[i], ts, stage, &why);
+            if (b != SG_OK) {
                 *ok = false;
                 *err = why;
                 rc = b;
@@ -775,7 +790,7 @@ static sg_status do_transition(sg_registry *reg, const reg_model *m, const reg_v
     bool validated = true, stale_found = false;
     sg_err stale;
     if (rc == SG_OK && g->requires_validation && !report && had_validation)
-        rc = has_passed_validation(reg, m, v, &validated, &stale, &stale_found, err);
+        rc = has_passed_validation(reg, m, v, g->name, &validated, &stale, &stale_found, err);
     else if (rc == SG_OK && g->requires_validation)
         validated = report != NULL;
     if (rc == SG_OK && !validated && stale_found)
@@ -1132,7 +1147,8 @@ static sg_status restore(sg_registry *reg, const reg_model *m, const reg_version
                      " go back to the previous Production version call POST"
                      " /api/stagegate/rollback, or `stagegate registry rollback`)",
                      (long long)v->version);
-    if (rc == SG_OK) rc = has_passed_validation(reg, m, v, &validated, NULL, NULL, err);
+    if (rc == SG_OK)
+        rc = has_passed_validation(reg, m, v, REG_PRODUCTION, &validated, NULL, NULL, err);
     if (rc == SG_OK && !validated)
         rc = sg_errf(err, SG_EREFUSED, "no passed validation on record for v%lld",
                      (long long)v->version);

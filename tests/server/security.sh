@@ -418,6 +418,26 @@ V7=$(jbody .model_version.version)
 expect 200 carol POST /api/stagegate/reports @art/m7.future
 expect 200 alice POST /api/stagegate/reports @art/m7.now
 expect 200 alice POST $M/model-versions/transition-stage "{\"name\": \"$MODEL\", \"version\": \"$V7\", \"stage\": \"Staging\"}"
+# The latest verdict stands for a promotion too: a re-gate that failed after the version
+# entered Staging had not stopped it from entering Production on its older validation. A
+# newer passing report lifts it.
+head -c 4096 /dev/urandom >art/m8.bin
+expect 200 alice POST $M/model-versions/create "{\"name\": \"$MODEL\", \"source\": \"m8.bin\"}"
+V8=$(jbody .model_version.version)
+T8() { echo "{\"name\": \"$MODEL\", \"version\": \"$V8\", \"stage\": \"$1\"}"; }
+"$MKREP" signer.key.pem "$(sha art/m8.bin)" PASSED -2days art/m8.pass
+"$MKREP" signer.key.pem "$(sha art/m8.bin)" FAILED -1hours art/m8.fail
+"$MKREP" signer.key.pem "$(sha art/m8.bin)" PASSED now art/m8.again
+expect 200 alice POST /api/stagegate/reports @art/m8.pass
+expect 200 alice POST $M/model-versions/transition-stage "$(T8 Staging)"
+expect 200 carol POST /api/stagegate/reports @art/m8.fail
+expect 200 bob POST /api/stagegate/approve "{\"name\": \"$MODEL\", \"version\": \"$V8\"}"
+call alice POST $M/model-versions/transition-stage "$(T8 Production)"
+[ "$CODE" != 200 ] && body_has "did not pass: the latest verdict stands" ||
+    fail "a newer FAILED verdict did not stop the promotion: HTTP $CODE $(cat body)"
+[ "$(stage_of "$MODEL" "$V8")" = Staging ] || fail "v$V8 moved"
+expect 200 alice POST /api/stagegate/reports @art/m8.again
+expect 200 alice POST $M/model-versions/transition-stage "$(T8 Production)"
 
 # Writes to a server without tokens: refused; reads served.
 stop_server
