@@ -763,17 +763,25 @@ static sg_status do_transition(sg_registry *reg, const reg_model *m, const reg_v
      * signature whatever the target stage asks for (else an unsigned move to Archived would
      * also make a later rollback impossible). */
     bool leaving_production = strcmp(v->stage, REG_PRODUCTION) == 0;
+    /* So does leaving any stage a promoter guards for one that needs none (Canary ->
+     * Archived): a principal without a role had taken a canary down. A move into a guarded
+     * stage (Canary -> Production) is that stage's promoter's to make. */
+    const reg_stage *from = reg_model_stage(m, v->stage);
+    bool leaving_guarded =
+        !leaving_production && from && from->requires_promoter && !g->requires_promoter;
     /* The keys and rules used below are the ones the log recorded: the caller loaded the
      * model with reg_model_load_checked. */
     int rc = reg_transition_allowed(reg, m->name, v->stage, g->name, &allowed, err);
     if (rc == SG_OK && !allowed)
         rc = sg_errf(err, SG_EREFUSED, "the policy does not allow %s -> %s", v->stage, g->name);
     if (rc == SG_OK)
-        rc = reg_request_check(reg, req, g->requires_promoter || leaving_production, "transition",
-                               m->name, v->version, g->name, report_sha, actor, err);
+        rc = reg_request_check(reg, req,
+                               g->requires_promoter || leaving_production || leaving_guarded,
+                               "transition", m->name, v->version, g->name, report_sha, actor, err);
     if (rc == SG_OK && g->requires_promoter) rc = check_promoter(reg, m->name, g->name, actor, err);
     if (rc == SG_OK && leaving_production)
         rc = check_promoter(reg, m->name, REG_PRODUCTION, actor, err);
+    if (rc == SG_OK && leaving_guarded) rc = check_promoter(reg, m->name, from->name, actor, err);
     /* A promotion re-hashes the artifact: what the gate passed must be what is promoted. */
     if (rc == SG_OK && (g->requires_report || g->requires_validation || g->requires_approval ||
                         g->requires_promoter))

@@ -88,4 +88,16 @@ expect 200 carol POST /api/stagegate/reports @art/m1.bin.report
 expect 200 alice POST $M/registered-models/create '{"name": "nulls-'"$RUN"'", "description": null, "tags": null, "stagegate_policy": null}'
 [ "$(jbody .registered_model.name)" = "nulls-$RUN" ] && [ "$(jbody .registered_model.description)" = "" ] ||
     fail "nulls: $(cat body)"
+# Leaving a stage a promoter guards, for one that needs none, takes a promoter of the stage
+# left, as leaving Production does: carol, with a token and no role, had moved a version
+# Canary -> Archived. Alice promotes to Production, not to Canary: the same.
+expect 200 alice POST $M/model-versions/create "{\"name\": \"$MODEL\", \"source\": \"m1.bin\"}"
+VC=$(jbody .model_version.version)
+expect 200 bob POST $M/model-versions/transition-stage "{\"name\": \"$MODEL\", \"version\": \"$VC\", \"stage\": \"Canary\"}"
+for who in carol alice; do
+    expect 403 $who POST $M/model-versions/transition-stage "{\"name\": \"$MODEL\", \"version\": \"$VC\", \"stage\": \"Archived\"}"
+    body_has "is not an authorized promoter for Canary"
+done
+[ "$(stage_of "$MODEL" "$VC")" = Canary ] || fail "v$VC left Canary"
+expect 200 bob POST $M/model-versions/transition-stage "{\"name\": \"$MODEL\", \"version\": \"$VC\", \"stage\": \"Archived\"}"
 echo "api edges ok"
