@@ -809,10 +809,26 @@ static srv_resp confine(srv_req *r, const char *source, char real[PATH_MAX], boo
             return srv_error(403, "PERMISSION_DENIED",
                              "source '%s' is outside the server's artifact root", source);
     }
-    if (!realpath(joined, real))
-        return srv_error(400, "INVALID_PARAMETER_VALUE", "source '%s' cannot be read: %s", source,
-                         strerror(errno));
     size_t rl = strlen(root);
+    if (!realpath(joined, real)) {
+        const int e = errno;
+        /* The deepest directory on the path that resolves decides: one outside the root is
+           403 whether or not the rest exists (through a link in the root to '/', "no such
+           file" against "outside" had told which files exist elsewhere). */
+        char dir[PATH_MAX * 2], up[PATH_MAX];
+        snprintf(dir, sizeof dir, "%s", joined);
+        for (char *slash; (slash = strrchr(dir, '/')) != NULL && slash > dir;) {
+            *slash = '\0';
+            if (!realpath(dir, up)) continue;
+            if (strncmp(up, root, rl) != 0 ||
+                (up[rl] != '/' && up[rl] != '\0' && strcmp(root, "/") != 0))
+                return srv_error(403, "PERMISSION_DENIED",
+                                 "source '%s' is outside the server's artifact root", source);
+            break;
+        }
+        return srv_error(400, "INVALID_PARAMETER_VALUE", "source '%s' cannot be read: %s", source,
+                         strerror(e));
+    }
     if (strncmp(real, root, rl) != 0 || (real[rl] != '/' && strcmp(root, "/") != 0))
         return srv_error(403, "PERMISSION_DENIED",
                          "source '%s' is outside the server's artifact root", source);

@@ -132,7 +132,7 @@ mkdir -p outside && echo x >outside/m.bin && ln -s "$WORK/outside" art/dirlink
 # Outside the root, a file that exists and one that does not get the same answer (no oracle
 # of which files exist on the server).
 for src in file:///etc/shadow /etc/passwd ../outside/m.bin "art/../outside/m.bin" link dirlink/m.bin \
-    "file://$WORK/outside/m.bin" "s3://bucket/model" "file://relative/x" nosuch.bin \
+    dirlink/none.bin "dirlink/no/such/dir/$RUN" "file://$WORK/outside/m.bin" "s3://bucket/model" "file://relative/x" nosuch.bin \
     "file:///etc/no-such-file-$RUN" "/no/such/dir/$RUN" "file://$WORK/outside/none.bin"; do
     expect_code=403
     case $src in ../*|*/../*|s3:*|file://relative*|nosuch.bin) expect_code=400 ;; esac
