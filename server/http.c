@@ -937,6 +937,7 @@ typedef struct {
     char bad_name[40]; /* a header name that is not a token (RFC 9110 section 5.1), or "" */
     char folded[40];   /* a framing or credential header continued on a second line, or "" */
     int auth; /* two credentials: which one a proxy checked and which one we use could differ */
+    int ctype; /* two media types: the body is read by one, a proxy may check the other */
     int host; /* RFC 9112 section 3.2: an HTTP/1.1 request has exactly one */
     size_t bytes; /* of every header's name and value */
 } framing;
@@ -973,6 +974,7 @@ static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const c
     if (!strcasecmp(key, MHD_HTTP_HEADER_HOST)) f->host++;
     if (!strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH)) f->cl++;
     if (!strcasecmp(key, MHD_HTTP_HEADER_AUTHORIZATION)) f->auth++;
+    if (!strcasecmp(key, MHD_HTTP_HEADER_CONTENT_TYPE)) f->ctype++;
     /* A bare CR inside a header: a parser that ends lines at it reads other headers (a
        Content-Length hidden in "X-A: a\rContent-Length: 158") and another request. */
     if (!f->bare_cr[0] && (strchr(key, '\r') || (value && strchr(value, '\r'))))
@@ -1134,11 +1136,12 @@ static bool refuse_early(struct MHD_Connection *conn, const void *mark, const ch
     else if (version && !strcmp(version, MHD_HTTP_VERSION_1_1) && f.host != 1)
         *out = srv_error(400, "INVALID_PARAMETER_VALUE",
                          "an HTTP/1.1 request has exactly one Host header (it has %d)", f.host);
-    else if (f.te > 1 || f.cl > 1 || f.auth > 1)
+    else if (f.te > 1 || f.cl > 1 || f.auth > 1 || f.ctype > 1)
         *out = srv_error(400, "INVALID_PARAMETER_VALUE", "request repeats the %s header",
-                         f.cl > 1   ? "Content-Length"
-                         : f.te > 1 ? "Transfer-Encoding"
-                                    : "Authorization");
+                         f.cl > 1     ? "Content-Length"
+                         : f.te > 1   ? "Transfer-Encoding"
+                         : f.auth > 1 ? "Authorization"
+                                      : "Content-Type");
     else
         return false;
     return true;

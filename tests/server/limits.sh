@@ -145,6 +145,8 @@ cases = [
     ("Transfer-Encoding: chunked\r\nContent-Length: 5\r\n", chunk(name) + smuggled, 400, "both Content-Length and Transfer-Encoding"),
     ("Content-Length: %d\r\nContent-Length: 5\r\n" % len(name), name + smuggled, 400, "repeats the Content-Length"),
     ("Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n", chunk(name) + smuggled, 400, "repeats the Transfer-Encoding"),
+    # a second media type (the first had been read, a proxy may have checked the other)
+    ("Content-Type: text/plain\r\nContent-Length: %d\r\n" % len(name), name, 400, "repeats the Content-Type"),
     ("Transfer-Encoding: gzip\r\n", name + smuggled, 501, "other than a single chunked"),
     ("Transfer-Encoding: gzip, chunked\r\n", chunk(name) + smuggled, 501, "other than a single chunked"),
     # white space before the colon: libmicrohttpd does not take it for the header, a proxy
