@@ -276,11 +276,14 @@ static bool cond_match(const reg_filter_cond *c, const char *v)
     /* A version without the tag matches no comparison, != included: MLflow's stores join the
        tag's row, so tags.k != 'v' means "has tag k, with another value". */
     if (!v) return false;
+    /* A stage is named regardless of case, as a transition names it (stage names are unique
+       regardless of case): stage = 'production' had matched nothing. */
+    const bool ci = c->field == REG_F_STAGE;
     switch (c->op) {
     case REG_OP_EQ:
-        return strcmp(v, c->value) == 0;
+        return (ci ? strcasecmp(v, c->value) : strcmp(v, c->value)) == 0;
     case REG_OP_NE:
-        return strcmp(v, c->value) != 0;
+        return (ci ? strcasecmp(v, c->value) : strcmp(v, c->value)) != 0;
     case REG_OP_LIKE:
         return reg_like(v, c->value, false);
     case REG_OP_ILIKE:

@@ -300,8 +300,8 @@ json_t *sg_registry_search(sg_registry *reg, const char *filter, sg_err *err)
     reg_filter f;
     reg_read_start(reg);
     if (reg_filter_parse(filter, &f, err) != SG_OK) return NULL;
-    /* name = 'x' and stage = 'y' narrow the rows the database returns (both are exact
-     * comparisons there as here); the filter still decides every row. */
+    /* name = 'x' and stage = 'y' narrow the rows the database returns (the name exactly, the
+     * stage regardless of case, there as here); the filter still decides every row. */
     const char *name = NULL, *stage = NULL;
     for (size_t i = 0; i < f.n; i++)
         if (f.conds[i].op == REG_OP_EQ && f.conds[i].field == REG_F_NAME)
@@ -309,9 +309,9 @@ json_t *sg_registry_search(sg_registry *reg, const char *filter, sg_err *err)
         else if (f.conds[i].op == REG_OP_EQ && f.conds[i].field == REG_F_STAGE)
             stage = f.conds[i].value;
     static const char *const sql[2][2] = {
-        {REG_VERSION_DOCS("1 = 1"), REG_VERSION_DOCS("v.stage = ?1")},
+        {REG_VERSION_DOCS("1 = 1"), REG_VERSION_DOCS("lower(v.stage) = lower(?1)")},
         {REG_VERSION_DOCS("v.model_name = ?1"),
-         REG_VERSION_DOCS("v.model_name = ?1 AND v.stage = ?2")}};
+         REG_VERSION_DOCS("v.model_name = ?1 AND lower(v.stage) = lower(?2)")}};
     reg_stmt *st;
     if (reg_prepare(reg, sql[name != NULL][stage != NULL], &st, err) != SG_OK) return NULL;
     if (name) reg_bind_text(st, 1, name);

@@ -137,8 +137,16 @@ static void test_match(void **state)
     json_t *bob = json_pack("{ss}", "owner", "alice");
     assert_true(row_match(&f, "x", "None", bob));
     json_decref(bob);
+    /* A stage is named regardless of case, as a transition names it (stage names are unique
+       regardless of case); a name or a tag value is compared exactly. */
     assert_int_equal(reg_filter_parse("stage = 'production'", &f, &err), SG_OK);
-    assert_false(row_match(&f, "x", "Production", tags)); /* = is exact */
+    assert_true(row_match(&f, "x", "Production", tags));
+    assert_false(row_match(&f, "x", "Staging", tags));
+    assert_int_equal(reg_filter_parse("stage != 'PRODUCTION'", &f, &err), SG_OK);
+    assert_false(row_match(&f, "x", "Production", tags));
+    assert_true(row_match(&f, "x", "Staging", tags));
+    assert_int_equal(reg_filter_parse("name = 'X'", &f, &err), SG_OK);
+    assert_false(row_match(&f, "x", "Production", tags));
     assert_int_equal(reg_filter_parse("stage ILIKE 'production'", &f, &err), SG_OK);
     assert_true(row_match(&f, "x", "Production", tags));
     json_decref(tags);

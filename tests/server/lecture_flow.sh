@@ -153,6 +153,14 @@ expect 200 carol GET "/api/stagegate/history?name=$MODEL"
 # Search with a filter.
 expect 200 carol GET "$M/model-versions/search?filter=$(jq -rn --arg f "name = '$MODEL' AND stage = 'Production'" '$f|@uri')"
 [ "$(jq -c '[.model_versions[] | .version]' body)" = '["1"]' ] || fail "search: $(cat body)"
+# a stage is named regardless of case, as transition-stage names it ('production' had
+# matched nothing)
+expect 200 carol GET "$M/model-versions/search?filter=$(jq -rn --arg f "name = '$MODEL' AND stage = 'production'" '$f|@uri')"
+[ "$(jq -c '[.model_versions[] | .version]' body)" = '["1"]' ] || fail "search by stage in another case: $(cat body)"
+expect 200 carol GET "$M/model-versions/search?filter=$(jq -rn --arg f "stage = 'PRODUCTION' AND name = '$MODEL'" '$f|@uri')"
+[ "$(jq -c '[.model_versions[] | .version]' body)" = '["1"]' ] || fail "search by stage alone first: $(cat body)"
+expect 200 carol GET "$M/model-versions/search?filter=$(jq -rn --arg f "name = '$MODEL' AND stage != 'production'" '$f|@uri')"
+[ "$(jq -c '[.model_versions[] | .version]' body)" = '["2","3"]' ] || fail "stage != in another case: $(cat body)"
 expect 200 carol GET "$M/model-versions/search?filter=$(jq -rn --arg f "name = '$MODEL' AND tags.n != '1'" '$f|@uri')&max_results=1"
 [ "$(jq -c '[.model_versions[] | .version]' body)/$(jbody .next_page_token)" = '["2"]/1' ] || fail "paged search: $(cat body)"
 F=$(jq -rn --arg f "name='$MODEL'" '$f|@uri')
