@@ -249,6 +249,15 @@ static int insert_run(sg_registry *reg, const char *model, int64_t version, cons
                      "%s: timestamp \"%.64s\" is not a time in the years 0000..9999 once "
                      "converted to UTC",
                      path, info->timestamp);
+    /* The nightly compares a run with the newest one recorded: a run dated in the future
+       (a signer's clock set wrong, or SOURCE_DATE_EPOCH far ahead) would stay "the newest"
+       for ever, and every later night would be compared with it. As a transition refuses
+       such a report, so does record. */
+    else if (epoch - reg_now_epoch() > SG_REGISTRY_REQUEST_SKEW_S)
+        rc = sg_errf(err, SG_EINPUT,
+                     "%s: timestamp %.64s is in the future (more than %d s ahead of this "
+                     "clock): the newest run would be this one until then",
+                     path, info->timestamp, SG_REGISTRY_REQUEST_SKEW_S);
     else if (!fig_text)
         rc = sg_errf(err, SG_ENOMEM, "out of memory recording a run");
     else

@@ -70,14 +70,14 @@ PY
 times() { "$SG" registry runs m --json | $PY -c 'import json,sys; print(" ".join(r["time"] for r in json.load(sys.stdin)["runs"]))'; }
 
 # Run order: written four ways, listed by the instant.
-signed o1.json 2026-12-05T10:00:00Z 100
-signed o2.json 2026-12-05T10:00:00.5Z 101
-signed o3.json 2026-12-05t10:30:00z 102
-signed o4.json 2026-12-05T13:00:00+02:00 103
+signed o1.json 2026-11-05T10:00:00Z 100
+signed o2.json 2026-11-05T10:00:00.5Z 101
+signed o3.json 2026-11-05t10:30:00z 102
+signed o4.json 2026-11-05T13:00:00+02:00 103
 for f in o4 o3 o2 o1; do expect 0 $R record $f.json; done
-[ "$(times)" = "2026-12-05T10:00:00Z 2026-12-05T10:00:00Z 2026-12-05T10:30:00Z 2026-12-05T11:00:00Z" ] ||
+[ "$(times)" = "2026-11-05T10:00:00Z 2026-11-05T10:00:00Z 2026-11-05T10:30:00Z 2026-11-05T11:00:00Z" ] ||
     fail "runs are not in the order they ran: $(times)"
-"$SG" registry runs m --limit 1 --json | grep '"time": "2026-12-05T11:00:00Z"' >/dev/null ||
+"$SG" registry runs m --limit 1 --json | grep '"time": "2026-11-05T11:00:00Z"' >/dev/null ||
     fail "runs --limit 1 is not the 11:00 run: $("$SG" registry runs m --limit 1)"
 # ...and a time that is past 9999 in UTC is refused, naming the file.
 signed y.json 9999-12-31T23:30:00-01:00 100
@@ -85,8 +85,8 @@ expect 2 $R record y.json; err_has "y.json"; err_has "years 0000..9999"; one_lin
 
 # --history with NEW in it: NEW is 2.9x slower than four earlier runs; the band of the earlier
 # runs alone, and of `registry runs --json` after NEW is recorded, must both see it.
-for d in 1 2 3 4; do signed h$d.json 2026-12-0${d}T02:00:00Z $((100 + d)); expect 0 $R record h$d.json; done
-signed new.json 2026-12-09T02:00:00Z 300
+for d in 1 2 3 4; do signed h$d.json 2026-11-0${d}T02:00:00Z $((100 + d)); expect 0 $R record h$d.json; done
+signed new.json 2026-11-09T02:00:00Z 300
 "$SG" registry runs m --json >before.json
 expect 0 $R record new.json
 "$SG" registry runs m --json >with_new.json
@@ -110,7 +110,7 @@ timeout 20 "$SG" compare h4.json new.json --history h.fifo >out 2>"$WORK/err" ||
 err_has "h.fifo"; err_has "not a regular file"; one_line
 
 # A recorded p50 of 5e-324 ns (a signed figure no clock gives): trend ends and draws it.
-signed tiny.json 2026-12-10T02:00:00Z 5e-324
+signed tiny.json 2026-11-10T02:00:00Z 5e-324
 expect 0 $R record tiny.json
 rc=0
 timeout 30 "$SG" trend m --html t.html >out 2>"$WORK/err" || rc=$?
@@ -128,7 +128,7 @@ expect 2 "$SG" trend m --version 99 --html t99.html; err_has "model 'm' has no v
 expect 0 "$SG" trend m --version 1 --html t1.html
 # A policy that budgets p90: the trend page has a p90 chart to draw its limit on (the limit
 # was recorded, but only p50 and p99 were charted).
-signed p90.json 2026-12-11T02:00:00Z 100 90
+signed p90.json 2026-11-11T02:00:00Z 100 90
 expect 0 $R record p90.json
 expect 0 "$SG" trend m --html t3.html
 $PY - t3.html <<'PY' || fail "the p90 budget is not drawn"
@@ -158,29 +158,29 @@ else
 fi
 # A signed p50 of -7 ns: refused by record (it had been recorded, and compare --history then
 # refused the registry's own run list for that version).
-signed neg.json 2026-12-12T02:00:00Z -7
+signed neg.json 2026-11-12T02:00:00Z -7
 expect 2 $R record neg.json
 err_has "neg.json: latency.latency_ns.p50 is not a latency (a positive number of nanoseconds); not recorded"
 one_line
 # clock.overhead_ns is the absolute noise floor of compare's verdicts: 1e300 or a string had
 # been taken as given (a 2x slowdown then read as "within the clock's resolution").
-signed slow.json 2026-12-12T03:00:00Z 2000
+signed slow.json 2026-11-12T03:00:00Z 2000
 expect 1 "$SG" compare h4.json slow.json --fail-on-regression
 for ov in 1e300 '"fast"' -1 1000001; do
-    signed slow_ov.json 2026-12-12T03:00:00Z 2000 "" "$ov"
+    signed slow_ov.json 2026-11-12T03:00:00Z 2000 "" "$ov"
     expect 2 "$SG" compare h4.json slow_ov.json --fail-on-regression
     err_has "slow_ov.json: clock.overhead_ns is not a clock's overhead (a number of nanoseconds from 0 to 1,000,000)"
     one_line
 done
-signed slow_ov.json 2026-12-12T03:00:00Z 2000 "" 25
+signed slow_ov.json 2026-11-12T03:00:00Z 2000 "" 25
 expect 1 "$SG" compare h4.json slow_ov.json --fail-on-regression
 # A move of exactly the noise floor is within it, as "moved by more than the floor" says and
 # as the single-run floor has it (the repetitions' floor had judged it significant).
-signed at100.json 2026-12-12T04:00:00Z 1000
-signed at125.json 2026-12-12T05:00:00Z 1250
+signed at100.json 2026-11-12T04:00:00Z 1000
+signed at125.json 2026-11-12T05:00:00Z 1250
 expect 0 "$SG" compare at100.json at125.json --noise-floor 0.25 --fail-on-regression
 grep -q "p50 .*within the noise floor (25%)" "$WORK/out" || { cat "$WORK/out"; fail "a move of exactly the floor"; }
-signed at126.json 2026-12-12T05:00:00Z 1260
+signed at126.json 2026-11-12T05:00:00Z 1260
 expect 1 "$SG" compare at100.json at126.json --noise-floor 0.25 --fail-on-regression
 # More machines (11) and versions (10) than the trend page draws apart (8 line styles, 8 colours): it
 # says how many runs it leaves out and which versions share the grey, and counts only what it
@@ -190,11 +190,11 @@ expect 0 $R --db many.db create-model m --signer signer.pub.pem
 for v in $(seq 1 10); do
     cp m1.h5 "mv$v.h5"; printf '%010d' "$v" >>"mv$v.h5" # (bytes past the HDF5 end: another digest)
     expect 0 $R --db many.db create-version m "mv$v.h5"
-    SIGNED_REGISTRY=none signed "mv$v.json" "2026-12-20T00:$(printf %02d "$v"):00Z" 1000 "" "" "CPU A" "$(sha "mv$v.h5")"
+    SIGNED_REGISTRY=none signed "mv$v.json" "2026-11-20T00:$(printf %02d "$v"):00Z" 1000 "" "" "CPU A" "$(sha "mv$v.h5")"
     expect 0 $R --db many.db record "mv$v.json"
 done
 for mc in $(seq 1 10); do
-    SIGNED_REGISTRY=none signed "mm$mc.json" "2026-12-21T00:$(printf %02d "$mc"):00Z" 1000 "" "" "CPU $mc" "$(sha mv1.h5)"
+    SIGNED_REGISTRY=none signed "mm$mc.json" "2026-11-21T00:$(printf %02d "$mc"):00Z" 1000 "" "" "CPU $mc" "$(sha mv1.h5)"
     expect 0 $R --db many.db record "mm$mc.json"
 done
 expect 0 "$SG" trend m --db many.db --html many.html
@@ -211,13 +211,13 @@ PY
 # A report gated against another registry (its audit head names an event this log does not
 # hold) is not recorded here, as a transition refuses it (it had joined the history).
 SIGNED_REGISTRY='{"audit_head": {"seq": 1, "hash": "'"$(printf 'ab%.0s' {1..32})"'"}}' \
-    signed other_reg.json 2026-12-22T00:00:00Z 1000
+    signed other_reg.json 2026-11-22T00:00:00Z 1000
 expect 1 $R record other_reg.json
 err_has "other_reg.json: the report was gated against a registry whose audit log held event 1"; one_line
 # A report path that is not UTF-8 is refused (it had been stored, then dropped from every JSON
 # answer, and the nightly could no longer find the report).
 mkdir "$(printf 'nacht-\xe9t\xe9')"
-signed utf.json 2026-12-22T01:00:00Z 1000
+signed utf.json 2026-11-22T01:00:00Z 1000
 cp utf.json "$(printf 'nacht-\xe9t\xe9')/utf.json"
 expect 2 $R record "$(printf 'nacht-\xe9t\xe9')/utf.json"
 err_has "the report's path is not UTF-8"; one_line
@@ -226,7 +226,7 @@ err_has "the report's path is not UTF-8"; one_line
 head -c 64 /dev/urandom >v2.bin
 expect 0 $R create-version m v2.bin
 for d in 1 2 3 4; do
-    signed v2h$d.json "2026-12-2${d}T02:00:00Z" 40 "" "" "" "$(sha v2.bin)"
+    signed v2h$d.json "2026-11-2${d}T02:00:00Z" 40 "" "" "" "$(sha v2.bin)"
     expect 0 $R record v2h$d.json
 done
 "$SG" registry runs m --json >mixed.json
@@ -244,4 +244,12 @@ sqlite3 "$STAGEGATE_REGISTRY" "UPDATE runs SET run_at = '9999-12-31T23:59:59Z<im
 expect 0 "$SG" trend m --html inj.html
 grep -q "<img" inj.html && fail "a run's time reached the trend page as markup"
 grep -q "to 9999-12-31T23:59:59Z&lt;img" inj.html || fail "the edited time is not shown escaped"
-echo "run history: order, year range, --history without NEW, FIFO, tiny figures, edited records, bad latencies, clock overhead, floor boundary, more machines and versions than drawn"
+# A run dated in the future is refused, as a transition refuses such a report: it would have
+# stayed the newest run (the nightly's point of comparison) until its date. Within the
+# request skew (300 s) it is taken. (Every time above is in the past: a fixed date in the
+# future would be refused from then on.)
+signed f.json 2999-01-01T00:00:00Z 100
+expect 2 $R record f.json; err_has "f.json: timestamp 2999-01-01T00:00:00Z is in the future"; one_line
+signed f2.json "$(date -u -d '+2 min' +%Y-%m-%dT%H:%M:%SZ)" 100
+expect 0 $R record f2.json
+echo "run history: order, year range, future times, --history without NEW, FIFO, tiny figures, edited records, bad latencies, clock overhead, floor boundary, more machines and versions than drawn"
