@@ -345,6 +345,15 @@ sg_status ox_tensor_read(ox_ctx *c, const Onnx__TensorProto *t, ox_value *v, con
                        "%s: %s holds both raw_data and a typed data field; one value field only",
                        c->path, what);
     if (t->has_data_location && t->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL) {
+        /* Stored externally and inline too: a reader that goes by raw_data sees other
+           weights than one that goes by the file (the ONNX checker refuses it: "is stored
+           externally and should not have data field"). */
+        if (t->has_raw_data || t->n_float_data || t->n_double_data || t->n_int64_data ||
+            t->n_int32_data)
+            return sg_errf(err, SG_EINPUT,
+                           "%s: %s is stored in an external file and holds data inline too; "
+                           "one value field only",
+                           c->path, what);
         int rc = external_bytes(c, t, what, need, &raw, err);
         if (rc) return rc;
     } else if (t->has_raw_data) {

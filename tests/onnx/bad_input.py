@@ -295,6 +295,19 @@ def main():
     e.key, e.value = "location", "other.bin"  # a second location: which one counts is a guess
     run(tmp, "ext_two_locations", m, ["initializer 'W'", "external data key \"location\" is given twice"],
         data)
+    # Stored externally and inline too: which weights count would depend on the reader (this
+    # one had read the file and ignored the inline ones; onnx.checker refuses the tensor).
+    for field in ("raw_data", "float_data"):
+        m = onnx.load(os.path.join(tmp, "ext.onnx"), load_external_data=False)
+        w = m.graph.initializer[0]
+        n_values = int(np.prod(w.dims))
+        if field == "raw_data":
+            w.raw_data = np.ones(n_values, np.float32).tobytes()
+        else:
+            w.float_data.extend([1.0] * n_values)
+        # as bytes: onnx.save would move raw_data out to the external file
+        run(tmp, "ext_and_" + field, m.SerializeToString(),
+            ["initializer 'W'", "stored in an external file and holds data inline too"], data)
 
     # Shapes that do not match the data.
     m = base(inits=[numpy_helper.from_array(np.zeros((3, 5), np.float32), "W"),
