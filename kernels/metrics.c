@@ -99,7 +99,7 @@ sg_status sg_metrics_acc_new(sg_task task, int n_classes, int64_t expected_rows,
                 return st;
             }
             a->cap = (size_t)expected_rows;
-            /* The bucketed store takes it over (metrics_rank.c): huge pages, see there. */
+            /* The bucketed store takes it over (metrics_rank.c). */
             a->keys = sg_metrics_big_alloc(a->cap, sizeof *a->keys);
             if (!a->keys) goto nomem;
         }

@@ -72,7 +72,7 @@ void *sg_metrics_big_alloc(size_t count, size_t size)
 {
     size_t bytes;
     if (!sg_mul_size(count, size, &bytes)) return NULL;
-    return sg_alloc_huge(bytes);
+    return sg_alloc_aligned(bytes);
 }
 
 /* Sum of a run of equal keys ending at index *i (inclusive), walking down; weights times
@@ -471,7 +471,7 @@ sg_status sg_rank_store_finish(sg_rank_store *rs, sg_rank_metrics *out, sg_err *
     }
     for (size_t b = 0; b < SG_RANK_BUCKETS; b++)
         big = tot[b] > big ? tot[b] : big;
-    /* One buffer for the bucket and its sort's scratch: a huge page where it is large. */
+    /* One buffer for the bucket and its sort's scratch. */
     uint32_t *buf = sg_metrics_big_alloc(2 * (big ? big : 1), sizeof *buf);
     if (!buf) {
         free(cur);
