@@ -804,7 +804,9 @@ sg_status sg_eval_run(const sg_eval_config *c, sg_eval_result *r, sg_err *err)
     r->read_seconds = e.ring.read_seconds;
     /* Which kernels the full sub-batches took (or, with smaller chunks, the largest batches),
        for --breakdown and the JSON timing: from the first worker that ran one (sub-batches
-       are handed out as the workers come, so one may have run none); the pool is idle. */
+       are handed out as the workers come, so one may have run none); the pool is idle. A
+       worker whose setup failed has no model (the run is failing: under ulimit -v a
+       worker's copy of the model that could not be made had crashed eval here). */
     for (int pass = 0; e.workers_ready && pass < 2 && !r->predict_paths[0]; pass++)
         for (int w = 0; w < r->workers && !r->predict_paths[0]; w++) {
             sg_model_batch_paths(e.cc.ws[w].model, e.cc.ws[w].scratch,

@@ -127,7 +127,8 @@ void sg_model_cost_of(const sg_model *m, sg_model_cost *out)
 void sg_model_batch_paths(const sg_model *m, const void *scratch, int64_t n, char *buf, size_t len)
 {
     if (len) buf[0] = '\0';
-    if (m->ops->batch_paths && scratch) m->ops->batch_paths(m, scratch, n, buf, len);
+    /* m NULL: a worker whose copy of the model could not be made (out of memory) */
+    if (m && m->ops->batch_paths && scratch) m->ops->batch_paths(m, scratch, n, buf, len);
 }
 
 const char *sg_model_kind(const sg_model *m)
