@@ -284,10 +284,9 @@ sg_status reg_newer_verdict_check(sg_registry *reg, const char *model, const cha
     /* The latest stands, as it does for a transition that names no report: an older passing
        report given with the request had stepped over a newer failure. Only a strictly later
        one: under a fixed SOURCE_DATE_EPOCH every gate of a commit has one time, and a
-       failure at that second would refuse every retry's report for good. Nor one dated past
-       now (with the request skew): no report given could ever be later than it. */
-    if (!passed && strcmp(sha, report_sha) != 0 && latest > ts &&
-        latest <= reg_now_epoch() + SG_REGISTRY_REQUEST_SKEW_S)
+       failure at that second would refuse every retry's report for good. (One dated past
+       now, which no report given could ever follow, is no candidate of find_latest's.) */
+    if (!passed && strcmp(sha, report_sha) != 0 && latest > ts)
         return sg_errf(err, SG_EREFUSED,
                        "a later report for this artifact (sha256:%.16s..., signed after the one "
                        "given) did not pass: the latest verdict stands; gate again to enter %s",

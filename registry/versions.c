@@ -157,9 +157,10 @@ sg_status sg_registry_tag_check(const char *key, const char *value, sg_err *err)
     /* JSON (every answer, the audit log's events) holds UTF-8 only */
     if (value && !sg_utf8_valid(value))
         return sg_errf(err, SG_EINPUT, "tag %.160s: the value is not UTF-8 text", key);
-    if (value && reg_text_chars(value, strlen(value)) > SG_REGISTRY_TAG_VALUE_MAX)
+    const size_t chars = value ? reg_text_chars(value, strlen(value)) : 0;
+    if (chars > SG_REGISTRY_TAG_VALUE_MAX)
         return sg_errf(err, SG_EINPUT, "tag %.160s: the value is %zu characters, more than %d", key,
-                       reg_text_chars(value, strlen(value)), SG_REGISTRY_TAG_VALUE_MAX);
+                       chars, SG_REGISTRY_TAG_VALUE_MAX);
     return SG_OK;
 }
 

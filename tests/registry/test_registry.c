@@ -302,6 +302,21 @@ static void test_request_tag_case(void **state)
     sg_registry_request_clear(&req);
 }
 
+/* Deletes model m's tag k of version v and alias champion "if present", each of which must
+   answer SG_OK with present as want (the flag starts at its opposite). */
+static void delete_both_if_present(fixture *f, int64_t v, bool want)
+{
+    sg_err err;
+    bool present = !want;
+    assert_int_equal(sg_registry_delete_tag_if_present(f->reg, "m", v, "k", NULL, &present, &err),
+                     SG_OK);
+    assert_int_equal(present, want);
+    present = !want;
+    assert_int_equal(
+        sg_registry_delete_alias_if_present(f->reg, "m", "champion", NULL, &present, &err), SG_OK);
+    assert_int_equal(present, want);
+}
+
 /* Deleting a tag or an alias that is not there "if present": SG_OK, present false, and
    nothing recorded (the server's MLflow deletes had recognised the plain delete's error by
    its message text). One that is there is deleted and recorded as a plain delete is; a
@@ -312,15 +327,8 @@ static void test_delete_if_present(void **state)
     make_model(f, "m", false, false);
     int64_t v = add_version(f, "m", f->m1);
     sg_err err;
-    bool present = true;
     const int64_t events0 = q_int(f->reg, "SELECT count(*) FROM audit_log");
-    assert_int_equal(sg_registry_delete_tag_if_present(f->reg, "m", v, "k", NULL, &present, &err),
-                     SG_OK);
-    assert_false(present);
-    present = true;
-    assert_int_equal(
-        sg_registry_delete_alias_if_present(f->reg, "m", "champion", NULL, &present, &err), SG_OK);
-    assert_false(present);
+    delete_both_if_present(f, v, false);
     assert_int_equal(q_int(f->reg, "SELECT count(*) FROM audit_log"), events0);
     /* the plain deletes refuse what is not there */
     assert_int_equal(sg_registry_set_tag(f->reg, "m", v, "k", NULL, NULL, &err), SG_EINPUT);
@@ -331,17 +339,12 @@ static void test_delete_if_present(void **state)
     assert_int_equal(sg_registry_set_tag(f->reg, "m", v, "k", "x", NULL, &err), SG_OK);
     assert_int_equal(sg_registry_set_alias(f->reg, "m", "champion", v, NULL, &err), SG_OK);
     const int64_t events1 = q_int(f->reg, "SELECT count(*) FROM audit_log");
-    assert_int_equal(sg_registry_delete_tag_if_present(f->reg, "m", v, "k", NULL, &present, &err),
-                     SG_OK);
-    assert_true(present);
-    present = false;
-    assert_int_equal(
-        sg_registry_delete_alias_if_present(f->reg, "m", "champion", NULL, &present, &err), SG_OK);
-    assert_true(present);
+    delete_both_if_present(f, v, true);
     assert_int_equal(q_int(f->reg, "SELECT count(*) FROM audit_log"), events1 + 2);
     assert_int_equal(q_int(f->reg, "SELECT count(*) FROM version_tags"), 0);
     assert_int_equal(q_int(f->reg, "SELECT count(*) FROM aliases"), 0);
     /* a version or model that does not exist is an error, not "absent" */
+    bool present;
     assert_int_equal(
         sg_registry_delete_tag_if_present(f->reg, "m", v + 1, "k", NULL, &present, &err),
         SG_EINPUT);
