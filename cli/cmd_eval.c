@@ -38,6 +38,9 @@ static const char eval_usage[] =
     "  --db FILE            registry database for models:/ URIs (default $STAGEGATE_REGISTRY\n"
     "                       or ./stagegate.db)\n"
     "\n"
+    "environment: STAGEGATE_ISA=scalar|avx2|avx512 picks the kernels; STAGEGATE_HUGE_PAGES=1\n"
+    "puts the large buffers on transparent huge pages (docs/latency.md: faster on some\n"
+    "hosts, slower cold on others)\n"
     "exit codes: 0 ok, 2 usage or input error (one line on stderr naming the file)\n";
 
 static void print_human(const sg_eval_config *c, const sg_eval_result *r)

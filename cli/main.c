@@ -96,6 +96,13 @@ int sg_cli_main(int argc, char **argv)
                                            "value; unset it for the TSC)",
                                            clk),
                                    &err);
+            const char *huge = getenv("STAGEGATE_HUGE_PAGES");
+            if (huge && *huge && strcmp(huge, "0") != 0 && strcmp(huge, "1") != 0)
+                return sg_cli_fail(sg_errf(&err, SG_EINPUT,
+                                           "STAGEGATE_HUGE_PAGES=%.64s is not 0 or 1 (1 asks "
+                                           "for transparent huge pages for large buffers)",
+                                           huge),
+                                   &err);
         }
         int rc = c->fn(argc - 1, argv + 1);
         /* Output that did not reach stdout (a full disk, a closed pipe) is not success. What

@@ -111,9 +111,16 @@ void *sg_alloc_huge(size_t bytes)
     void *p = NULL;
     if (posix_memalign(&p, huge, rounded) != 0) return NULL;
 #ifdef MADV_HUGEPAGE
-    (void)madvise(p, rounded, MADV_HUGEPAGE); /* a hint: refused, it costs only speed */
+    if (sg_huge_pages_wanted())
+        (void)madvise(p, rounded, MADV_HUGEPAGE); /* a hint: refused, it costs only speed */
 #endif
     return p;
+}
+
+bool sg_huge_pages_wanted(void)
+{
+    const char *e = getenv("STAGEGATE_HUGE_PAGES"); /* main() refuses values but 0 and 1 */
+    return e && !strcmp(e, "1");
 }
 
 void sg_free_aligned(void *p)

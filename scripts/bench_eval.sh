@@ -21,7 +21,9 @@
 #      all-thread sgemm peak, the cores' FMA peak (above the sgemm
 #      peak where OpenBLAS runs narrower kernels than the core has), STREAM-triad bandwidth, and the
 #      SHA-256 rate (OpenSSL, via hashlib) that bounds the dataset digest eval must compute;
-#   5. with BIG_ROWS set (e.g. BIG_ROWS=10000000; the set is made once, 2.6 GB): eval on that
+#   5. eval after 6 s idle with small pages (the default) and with STAGEGATE_HUGE_PAGES=1,
+#      alternated 3 times: which is faster depends on the host (docs/latency.md);
+#   6. with BIG_ROWS set (e.g. BIG_ROWS=10000000; the set is made once, 2.6 GB): eval on that
 #      many rows against the ROWS run, rows per second and peak RSS (no cliff, memory bounded).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -95,6 +97,24 @@ PY
 else
     rm -f "$B/sg_big.json"
 fi
+# Transparent huge pages for eval's large buffers are off unless STAGEGATE_HUGE_PAGES=1; which
+# is faster depends on the host, most of all when eval starts after the machine has been
+# idle (docs/latency.md). Both, alternated, each after 6 s idle, as a CI job meets it.
+echo "== eval after 6 s idle: small pages and huge pages alternated 3 times" >&2
+/usr/bin/python3 - "$SG" "$B" "$ROWS" <<'PY'
+import json, os, statistics, subprocess, sys, time
+SG, B, ROWS = sys.argv[1:4]
+walls = {"0": [], "1": []}
+for _ in range(3):
+    for mode in ("0", "1"):
+        time.sleep(6)
+        t0 = time.perf_counter()
+        subprocess.run([SG, "eval", "--model", f"{B}/mlp256.h5", "--data", f"{B}/eval_{ROWS}.h5"],
+                       stdout=subprocess.DEVNULL, check=True,
+                       env=dict(os.environ, STAGEGATE_HUGE_PAGES=mode))
+        walls[mode].append(time.perf_counter() - t0)
+json.dump({"small": walls["0"], "huge": walls["1"]}, open(f"{B}/sg_pages.json", "w"))
+PY
 echo "== offline scaling: bench --scenario offline on 1 core and on every core" >&2
 "$SG" bench --model "$B/mlp256.h5" --data "$B/eval_$ROWS.h5" --scenario offline --batch 1024 \
     --cpus 0 --json >"$B/offline_1.json"
@@ -159,7 +179,7 @@ PY
 
 CPU=$(lscpu | sed -n 's/^Model name: *//p' | head -1)
 /usr/bin/python3 - "$B" "$ROWS" "$CPU" <<'PY'
-import json, os, sys
+import json, os, statistics, sys
 B, ROWS, CPU = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 peak = json.load(open(f"{B}/peak.json"))
 peak_after = json.load(open(f"{B}/peak_after.json"))
@@ -238,6 +258,10 @@ print(f"  offline throughput: 1 core {o1['throughput']:,.0f} rows/s, all cores {
       f" -> {oa['throughput'] / o1['throughput']:.2f}x")
 rss = int(open(f"{B}/sg_rss.txt").read())
 print(f"  peak RSS of eval: {rss / 1024:.0f} MiB")
+pages = json.load(open(f"{B}/sg_pages.json"))
+p_small, p_huge = statistics.median(pages["small"]), statistics.median(pages["huge"])
+print(f"  eval after 6 s idle, median of 3: small pages {p_small:.3f} s (the default), huge pages"
+      f" {p_huge:.3f} s (STAGEGATE_HUGE_PAGES=1): {p_huge / p_small:.2f}x")
 if os.path.exists(f"{B}/sg_big.json"):
     big = json.load(open(f"{B}/sg_big.json"))
     r1, r2 = ROWS / wall, big["rows"] / big["wall"]

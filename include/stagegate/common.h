@@ -97,17 +97,22 @@ void *sg_alloc_aligned(size_t bytes);
 void sg_free_aligned(void *p);
 /*
  * A large buffer first touched on a hot path (a chunk of the validation set that read(2)
- * copies into, a score store, a sort's scratch): from 512 KiB up, rounded up to whole 2 MiB,
- * 2 MiB-aligned and marked for transparent huge pages, so that it takes a page fault per
- * 2 MiB instead of per 4 KiB. Each 4 KiB first touch is dear in a virtual machine that
- * shadows the guest's page tables: 10 us measured on the reference VM, a memory write or
- * not (MADV_POPULATE_WRITE saves only the guest's half), against 0.1-0.3 ms for a whole
- * 2 MiB page. Where the system grants huge pages only on request and compacts memory to
- * find them, a first touch may wait for that (up to a few ms seen on the reference VM,
- * more on a fragmented one); the kernel falls back to small pages when it finds none.
- * Smaller sizes are sg_alloc_aligned. Freed with sg_free_aligned (free).
+ * copies into, a score store, a sort's scratch): from 512 KiB up, rounded up to whole 2 MiB
+ * and 2 MiB-aligned. It is marked for transparent huge pages (a page fault per 2 MiB
+ * instead of per 4 KiB) only when STAGEGATE_HUGE_PAGES=1: which is cheaper depends on the
+ * host. Where the hypervisor shadows the guest's page tables, a 4 KiB first touch cost
+ * 10 us (an Intel VM of 2026-12-04), and huge pages made eval 9% faster. Where the guest
+ * hands its free memory back to the host (virtio-balloon free page reporting, which
+ * reports whole free blocks of 2 MiB and more), a huge page first touched after a few idle
+ * seconds cost 2-7 ms against 1.1 ms for 512 small pages (AMD VMs of 2026-12-06/07), and
+ * eval started cold was 5-17% slower with them, the same warm. A system that compacts
+ * memory to find huge pages on request may also stall the touch. Smaller sizes are
+ * sg_alloc_aligned. Freed with sg_free_aligned (free).
  */
 void *sg_alloc_huge(size_t bytes);
+/* STAGEGATE_HUGE_PAGES=1: sg_alloc_huge asks for transparent huge pages (unset, empty or 0:
+   it does not). */
+bool sg_huge_pages_wanted(void);
 
 /* SHA-256 of a whole file; hex is 64 chars plus NUL. */
 SG_MUST_CHECK sg_status sg_sha256_file(const char *path, uint8_t digest[32], sg_err *err);

@@ -587,24 +587,35 @@ static void test_alloc_huge(void **state)
     memset(small, 1, 1000);
     sg_free_aligned(small);
 
-    /* From 512 KiB: 2 MiB-aligned, every byte usable, and its mapping marked for huge pages
-       (the kernel records MADV_HUGEPAGE as VmFlags "hg" wherever it has transparent huge
-       pages, whatever their mode). */
+    /* From 512 KiB: 2 MiB-aligned and every byte usable; its mapping is marked for huge
+       pages (the kernel records MADV_HUGEPAGE as VmFlags "hg" wherever it has transparent
+       huge pages, whatever their mode) only under STAGEGATE_HUGE_PAGES=1. */
     const size_t sizes[] = {(size_t)512 << 10, ((size_t)5 << 20) + 1};
-    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
-        const size_t big = sizes[i];
-        uint8_t *p = sg_alloc_huge(big);
-        assert_non_null(p);
-        assert_int_equal((uintptr_t)p % ((size_t)2 << 20), 0);
-        memset(p, 0xa5, big);
-        assert_int_equal(p[big - 1], 0xa5);
-        if (access("/sys/kernel/mm/transparent_hugepage/enabled", F_OK) == 0) {
-            char flags[512];
-            vm_flags_of(p + big / 2, flags, sizeof flags);
-            assert_non_null(strstr(flags, " hg"));
+    const char *const modes[] = {NULL, "0", "1"};
+    const bool thp = access("/sys/kernel/mm/transparent_hugepage/enabled", F_OK) == 0;
+    for (size_t m = 0; m < sizeof modes / sizeof *modes; m++) {
+        if (modes[m])
+            setenv("STAGEGATE_HUGE_PAGES", modes[m], 1);
+        else
+            unsetenv("STAGEGATE_HUGE_PAGES");
+        const bool want = m == 2;
+        assert_int_equal(sg_huge_pages_wanted(), want);
+        for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+            const size_t big = sizes[i];
+            uint8_t *p = sg_alloc_huge(big);
+            assert_non_null(p);
+            assert_int_equal((uintptr_t)p % ((size_t)2 << 20), 0);
+            memset(p, 0xa5, big);
+            assert_int_equal(p[big - 1], 0xa5);
+            if (thp) {
+                char flags[512];
+                vm_flags_of(p + big / 2, flags, sizeof flags);
+                assert_int_equal(strstr(flags, " hg") != NULL, want);
+            }
+            sg_free_aligned(p);
         }
-        sg_free_aligned(p);
     }
+    unsetenv("STAGEGATE_HUGE_PAGES");
 
     /* A size that cannot be rounded up is refused, not wrapped. */
     assert_null(sg_alloc_huge(SIZE_MAX - 10));
