@@ -44,6 +44,9 @@ static void print_run_text(const json_t *r)
            sg_json_str(r, "result"));
     if (json_is_string(json_object_get(r, "verdict")))
         printf(" (nightly: %s)", sg_json_str(r, "verdict"));
+    if (json_is_false(json_object_get(r, "signer_trusted")))
+        printf(" (signed by key %.12s, not a signer of the model)",
+               sg_json_str(r, "signer_key_id"));
     if (isfinite(lat(r, "p50")) && isfinite(lat(r, "p99"))) {
         char a[32], b[32];
         sg_format_ns(lat(r, "p50"), a, sizeof a);

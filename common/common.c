@@ -1,5 +1,6 @@
 /* Status strings, error formatting, aligned allocation and time helpers. */
 #include "stagegate/common.h"
+#include "stagegate/json.h"
 
 #include <errno.h>
 #include <math.h>
@@ -432,6 +433,40 @@ void sg_put_printable(FILE *f, const char *s)
             fprintf(f, "\\x%02x", p[i]);
         p += n ? n : 1;
     }
+}
+
+char *sg_json_text_escape(char *text)
+{
+    if (!text) return NULL;
+    const unsigned char *const begin = (const unsigned char *)text, *end = begin + strlen(text);
+    size_t extra = 0;
+    for (const unsigned char *p = begin; p < end;) {
+        const size_t n = sg_utf8_len(p, end);
+        if (n && (n > 1 || *p == 0x7F) && unprintable(p, n)) extra += 6 - n;
+        p += n ? n : 1;
+    }
+    if (!extra) return text;
+    char *out = malloc((size_t)(end - begin) + extra + 1), *o = out;
+    if (!out) {
+        free(text);
+        return NULL;
+    }
+    for (const unsigned char *p = begin; p < end;) {
+        const size_t n = sg_utf8_len(p, end), step = n ? n : 1;
+        if (n && (n > 1 || *p == 0x7F) && unprintable(p, n)) {
+            uint32_t c = n == 1 ? p[0] : p[0] & (0x7Fu >> n);
+            for (size_t i = 1; i < n; i++)
+                c = (c << 6) | (p[i] & 0x3Fu);
+            o += sprintf(o, "\\u%04x", (unsigned)c); /* every such code point is below 0x10000 */
+        } else {
+            memcpy(o, p, step);
+            o += step;
+        }
+        p += step;
+    }
+    *o = '\0';
+    free(text);
+    return out;
 }
 
 size_t sg_utf8_width(const char *s)

@@ -12,7 +12,7 @@ char *sg_json_dumps(json_t *doc, bool indent)
 {
     size_t flags = JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17);
     if (indent) flags |= JSON_INDENT(2);
-    return json_dumps(doc, flags);
+    return sg_json_text_escape(json_dumps(doc, flags));
 }
 
 sg_status sg_json_print(json_t *doc)

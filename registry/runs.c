@@ -183,24 +183,43 @@ static json_t *figures_of(json_t *pred)
     return f;
 }
 
+/* signer_trusted: whether the key that signed the run is one of its model's signers now (a
+   run recorded with --pubkey was signed by another key: a nightly's own, or anyone's). */
 static const char run_cols[] =
     "SELECT id, model_name, version, stage, fingerprint, machine, run_at, recorded_at,"
     " report_sha256, report_path, result, signer_key_id, scenario, figures, verdict,"
-    " payload_sha256 FROM runs";
+    " payload_sha256, CASE WHEN EXISTS (SELECT 1 FROM model_keys k WHERE k.model_name ="
+    " runs.model_name AND k.role = 'signer' AND k.key_id = runs.signer_key_id) THEN 1 ELSE 0"
+    " END AS signer_trusted FROM runs";
 
 static json_t *row_json(reg_stmt *st)
 {
-    static const char *const names[] = {
-        "id",       "model",       "version",       "stage",         "fingerprint", "machine",
-        "time",     "recorded_at", "report_sha256", "report_path",   "result",      "signer_key_id",
-        "scenario", "figures",     "verdict",       "payload_sha256"};
+    static const char *const names[] = {"id",
+                                        "model",
+                                        "version",
+                                        "stage",
+                                        "fingerprint",
+                                        "machine",
+                                        "time",
+                                        "recorded_at",
+                                        "report_sha256",
+                                        "report_path",
+                                        "result",
+                                        "signer_key_id",
+                                        "scenario",
+                                        "figures",
+                                        "verdict",
+                                        "payload_sha256",
+                                        "signer_trusted"};
     json_t *o = json_object();
-    for (int c = 0; c < 16; c++) {
+    for (int c = 0; c < 17; c++) {
         if (c == 0 || c == 2) {
             json_object_set_new(o, names[c], json_integer(reg_col_int64(st, c)));
         } else if (c == 5 || c == 13) { /* stored as JSON text written by this file */
             json_t *j = json_loads(reg_col_text(st, c), JSON_DECODE_ANY, NULL);
             json_object_set_new(o, names[c], j ? j : json_null());
+        } else if (c == 16) {
+            json_object_set_new(o, names[c], json_boolean(reg_col_int64(st, c) != 0));
         } else if (c == 14 || c == 15) { /* '' (the column's default): none was stored */
             const char *v = reg_col_text(st, c);
             json_object_set_new(o, names[c], v && *v ? json_string(v) : json_null());

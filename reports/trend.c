@@ -148,18 +148,39 @@ static double py(const axes *a, double y)
 /* Earlier runs nightly.sh hands to compare as the noise band (`registry runs --limit 21`). */
 #define BAND_WINDOW 20
 
+/* Whether a run was signed by a key that is not one of its model's signers (recorded with
+   --pubkey); runs listed before the registry said so count as the model's. */
+static bool run_foreign(const json_t *r)
+{
+    return json_is_false(json_object_get(r, "signer_trusted"));
+}
+
+static const char *run_key(const json_t *r)
+{
+    const char *k = json_string_value(json_object_get(r, "signer_key_id"));
+    return k ? k : "?";
+}
+
 /*
  * The noise band of one version on one fingerprint: at each run with enough history, the
- * [min, max] of the previous runs (what `compare --history` uses). lo/hi are NAN before that.
+ * [min, max] of the previous runs (what `compare --history` uses). As nightly.sh does, of the
+ * BAND_WINDOW runs before it only those signed by the model's signers or by the run's own key
+ * count. lo/hi are NAN where fewer than SG_COMPARE_HISTORY_MIN_RUNS count. run[j] is the
+ * run of v[j].
  */
-static void band_of(const double *v, size_t n, double *lo, double *hi)
+static void band_of(const double *v, const json_t *const *run, size_t n, double *lo, double *hi)
 {
     for (size_t j = 0; j < n; j++) {
         lo[j] = hi[j] = NAN;
         if (j < SG_COMPARE_HISTORY_MIN_RUNS) continue;
-        lo[j] = INFINITY, hi[j] = -INFINITY;
-        for (size_t k = j > BAND_WINDOW ? j - BAND_WINDOW : 0; k < j; k++)
-            lo[j] = fmin(lo[j], v[k]), hi[j] = fmax(hi[j], v[k]);
+        double l = INFINITY, h = -INFINITY;
+        size_t counted = 0;
+        for (size_t k = j > BAND_WINDOW ? j - BAND_WINDOW : 0; k < j; k++) {
+            if (run_foreign(run[k]) && strcmp(run_key(run[k]), run_key(run[j])) != 0) continue;
+            l = fmin(l, v[k]), h = fmax(h, v[k]);
+            counted++;
+        }
+        if (counted >= SG_COMPARE_HISTORY_MIN_RUNS) lo[j] = l, hi[j] = h;
     }
 }
 
@@ -168,16 +189,25 @@ static void noise_band(FILE *out, const axes *a, const double *x, const double *
                        const double *hi, size_t n, const char *fp, const char *colour,
                        long long ver)
 {
-    if (n <= SG_COMPARE_HISTORY_MIN_RUNS) return;
-    fprintf(out, "<polygon class=\"band\" fill=\"%s\" data-fingerprint=\"", colour);
-    sg_fputs_xml_escaped(out, fp);
-    fprintf(out, "\" data-version=\"%lld\" points=\"", ver);
-    for (size_t j = SG_COMPARE_HISTORY_MIN_RUNS; j < n; j++)
-        fprintf(out, "%.1f,%.1f ", px(a, x[j]), py(a, hi[j]));
-    for (size_t j = n; j-- > SG_COMPARE_HISTORY_MIN_RUNS;)
-        fprintf(out, "%.1f,%.1f ", px(a, x[j]), py(a, lo[j]));
-    fprintf(out, "\"><title>v%lld noise band: min..max of the previous runs</title></polygon>\n",
-            ver);
+    /* one polygon per stretch of runs that have a band */
+    for (size_t s = 0, e; s < n; s = e) {
+        if (!isfinite(lo[s])) {
+            e = s + 1;
+            continue;
+        }
+        for (e = s; e < n && isfinite(lo[e]);)
+            e++;
+        fprintf(out, "<polygon class=\"band\" fill=\"%s\" data-fingerprint=\"", colour);
+        sg_fputs_xml_escaped(out, fp);
+        fprintf(out, "\" data-version=\"%lld\" points=\"", ver);
+        for (size_t j = s; j < e; j++)
+            fprintf(out, "%.1f,%.1f ", px(a, x[j]), py(a, hi[j]));
+        for (size_t j = e; j-- > s;)
+            fprintf(out, "%.1f,%.1f ", px(a, x[j]), py(a, lo[j]));
+        fprintf(out,
+                "\"><title>v%lld noise band: min..max of the previous runs</title></polygon>\n",
+                ver);
+    }
 }
 
 /* The nightly compare verdict stored with a run, or NULL when none was. */
@@ -256,8 +286,9 @@ static void series_chart(FILE *out, const json_t *runs, const axes *a, const dou
     double *bx = malloc((n ? n : 1) * sizeof *bx), *bv = malloc((n ? n : 1) * sizeof *bv),
            *lo = malloc((n ? n : 1) * sizeof *lo), *hi = malloc((n ? n : 1) * sizeof *hi);
     size_t *idx = malloc((n ? n : 1) * sizeof *idx);
+    const json_t **brun = malloc((n ? n : 1) * sizeof *brun);
     size_t nsel = 0, ngroups = 0;
-    if (order && first && bx && bv && lo && hi && idx) {
+    if (order && first && bx && bv && lo && hi && idx && brun) {
         for (size_t i = 0; i < n; i++)
             if (isfinite(pts[i].v) && !strcmp(run_fp(json_array_get(runs, i)), fp))
                 order[nsel++] = i;
@@ -279,9 +310,9 @@ static void series_chart(FILE *out, const json_t *runs, const axes *a, const dou
         size_t m = 0;
         for (size_t q = first[k]; q < nsel && pts[order[q]].ver == ver; q++) {
             size_t i = order[q];
-            idx[m] = i, bx[m] = xs[i], bv[m++] = pts[i].v;
+            idx[m] = i, brun[m] = json_array_get(runs, i), bx[m] = xs[i], bv[m++] = pts[i].v;
         }
-        band_of(bv, m, lo, hi);
+        band_of(bv, brun, m, lo, hi);
         if (latency) noise_band(out, a, bx, lo, hi, m, fp, colour, ver);
         fprintf(out,
                 "<polyline class=\"series\" stroke=\"%s\" stroke-dasharray=\"%s\" "
@@ -312,7 +343,18 @@ static void series_chart(FILE *out, const json_t *runs, const axes *a, const dou
             sg_fputs_xml_escaped(out, time ? time : "");
             fprintf(out, ": %s%s; nightly verdict: ", lbl, failed ? " (gate FAILED)" : "");
             sg_fputs_xml_escaped(out, verdict ? verdict : "none stored");
+            const bool foreign = run_foreign(r);
+            if (foreign) {
+                fputs("; signed by key ", out);
+                sg_fputs_xml_escaped(out, run_key(r));
+                fputs(", not a signer of the model", out);
+            }
             fputs("</title></circle>\n", out);
+            if (foreign)
+                fprintf(out,
+                        "<circle class=\"foreign\" data-run=\"%lld\" cx=\"%.1f\" cy=\"%.1f\" "
+                        "r=\"6.5\"/>\n",
+                        id, cx, cy);
             if (regressed)
                 fprintf(out,
                         "<path class=\"regressed\" data-run=\"%lld\" d=\"M%.1f,%.1f l-6,-10 h12 "
@@ -333,7 +375,7 @@ static void series_chart(FILE *out, const json_t *runs, const axes *a, const dou
                     break;
         }
     }
-    free(bx), free(bv), free(lo), free(hi), free(idx), free(order), free(first);
+    free(bx), free(bv), free(lo), free(hi), free(idx), free(brun), free(order), free(first);
 }
 
 static const char *const month[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
@@ -553,7 +595,8 @@ static const char css[] =
     ".frame{fill:none;stroke:#bbb}.grid{stroke:#eee}.axis{stroke:#888}"
     ".series{fill:none;stroke-width:1.8}.band{fill-opacity:.15;stroke:none}"
     ".version{stroke:#999;stroke-dasharray:4 3}.vlab{fill:#666}"
-    ".regressed{fill:#d00}.limit{stroke:#d00;stroke-width:1.2;stroke-dasharray:8 4}"
+    ".regressed{fill:#d00}.foreign{fill:none;stroke:#333;stroke-width:1.2;stroke-dasharray:2 "
+    "2}.limit{stroke:#d00;stroke-width:1.2;stroke-dasharray:8 4}"
     ".limit-label{fill:#b00}.axis-title{fill:#555}"
     ".none{fill:#999}table{border-collapse:collapse;font-size:13px}td,th{padding:2px "
     "8px;text-align:left}"
@@ -613,7 +656,7 @@ sg_status sg_trend_render(FILE *out, const json_t *doc)
     /* Runs of machines past the first MAX_SERIES are not drawn (one line style each), and
        versions past them share one grey: the page says so, and its counts are of what it
        draws (they had counted every run while the charts dropped some without a word). */
-    size_t n_verdict = 0, n_regressed = 0, n_hidden = 0, n_grey = 0;
+    size_t n_verdict = 0, n_regressed = 0, n_hidden = 0, n_grey = 0, n_foreign = 0;
     json_t *all_fps = json_array(), *grey = json_array();
     json_array_foreach(runs, i, r)
     {
@@ -636,6 +679,7 @@ sg_status sg_trend_render(FILE *out, const json_t *doc)
             if (!listed) json_array_append_new(grey, json_string(key));
         }
         const char *v = run_verdict(r);
+        n_foreign += run_foreign(r);
         n_verdict += v != NULL;
         n_regressed += v && !strcmp(v, "regressed");
     }
@@ -655,6 +699,12 @@ sg_status sg_trend_render(FILE *out, const json_t *doc)
                 "verdicts) and %s never marked. ",
                 n_drawn - n_verdict, n_drawn - n_verdict == 1 ? "run has" : "runs have",
                 n_drawn - n_verdict == 1 ? "is" : "are");
+    if (n_foreign)
+        fprintf(out,
+                "<b>%zu run%s signed by keys that are not the model's signers</b> (recorded "
+                "with <code>--pubkey</code>) %s a dotted ring; the nightly job compares a run "
+                "with those of the model's signers and of its own key only. ",
+                n_foreign, n_foreign == 1 ? "" : "s", n_foreign == 1 ? "has" : "have");
     if (n_hidden)
         fprintf(out,
                 "<b>%zu run%s of %zu more machine%s %s not drawn</b>: the page draws the first %d "
@@ -685,6 +735,10 @@ sg_status sg_trend_render(FILE *out, const json_t *doc)
                 palette[v], json_string_value(json_array_get(versions, v)));
     if (n_grey)
         fputs("<span><i class=\"swatch\" style=\"border-color:#777\"></i>later versions</span>",
+              out);
+    if (n_foreign)
+        fputs("<span><svg width=\"16\" height=\"16\"><circle class=\"foreign\" cx=\"8\" "
+              "cy=\"8\" r=\"6.5\"/></svg> signed by another key</span>",
               out);
     json_decref(grey);
     fprintf(out, "<span><svg width=\"14\" height=\"12\"><path class=\"regressed\" "

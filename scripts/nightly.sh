@@ -188,11 +188,16 @@ while IFS=$'\t' read -r -u 3 name version stage dataset policy; do
     fp_shown=${fp:-"(none: no latency run)"}
     run_id=$(jq -r '.id' <<<"$run")
     run_sha=$(jq -r '.report_sha256' <<<"$run")
+    # Runs are compared only with runs signed by the model's signers or by this run's own key
+    # (--key): a run anyone with write access recorded with --pubkey and a key of their own
+    # is never the point of comparison, nor in the noise band.
+    kid=$(jq -r '.signer_key_id' <<<"$run")
     hist="$OUT/compare/$name-v$version.history.json"
     # Earlier runs of this version on this fingerprint: the newest is what we compare with, all
     # of them are the noise band (how far the figures wander while the code does not change).
     "$SG" registry runs "$name" --version "$version" --fingerprint "$fp" --limit 21 --db "$DB" --json |
-        out_to "$hist" jq --argjson id "$run_id" '.runs |= map(select(.id != $id))' || {
+        out_to "$hist" jq --argjson id "$run_id" --arg kid "$kid" \
+            '.runs |= map(select(.id != $id and (.signer_trusted or .signer_key_id == $kid)))' || {
         progress_done
         echo "$name v$version: ERROR: cannot read the run history" >&2
         errors=$((errors + 1))
@@ -210,8 +215,8 @@ while IFS=$'\t' read -r -u 3 name version stage dataset policy; do
     # predecessor; a newer one that has left the stage is too: a rollback replaced it.)
     beside=$(awk -F'\t' -v n="$name" -v s="$stage" '$1 == n && $3 == s { print $2 }' "$LIST" | jq -s -c .)
     IFS=$'\t' read -r rprev rversion rprev_sha < <("$SG" registry runs "$name" --fingerprint "$fp" --db "$DB" --json |
-        jq -r --arg stage "$stage" --argjson v "$version" --argjson beside "$beside" \
-            '[.runs[] | select(.stage == $stage and .version != $v and (.version < $v or (.version as $r | $beside | index($r) | not)))] | if length > 0 then .[-1] | [.report_path, (.version|tostring), .report_sha256] | @tsv else "" end')
+        jq -r --arg stage "$stage" --argjson v "$version" --argjson beside "$beside" --arg kid "$kid" \
+            '[.runs[] | select(.stage == $stage and .version != $v and (.version < $v or (.version as $r | $beside | index($r) | not)) and (.signer_trusted or .signer_key_id == $kid))] | if length > 0 then .[-1] | [.report_path, (.version|tostring), .report_sha256] | @tsv else "" end')
     tsv_field rprev
     # The reports compared with are the ones the registry recorded (it verified their
     # signatures then): a file changed since, in OUT/reports, is not compared with.

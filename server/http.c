@@ -843,7 +843,7 @@ static srv_resp dispatch(struct MHD_Connection *conn, const char *url, const cha
 
 static enum MHD_Result queue(struct MHD_Connection *conn, req_ctx *ctx, srv_resp resp)
 {
-    char *text = json_dumps(resp.body, JSON_COMPACT);
+    char *text = sg_json_text_escape(json_dumps(resp.body, JSON_COMPACT));
     json_decref(resp.body);
     if (!text) return MHD_NO;
     size_t len = strlen(text);

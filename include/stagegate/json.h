@@ -17,6 +17,14 @@ char *sg_json_dumps(json_t *doc, bool indent);
 /* Adds a double that prints finite values as numbers and non-finite as null. */
 sg_status sg_json_set_real(json_t *obj, const char *key, double v);
 
+/* JSON text as jansson wrote it (text, heap; taken) with each character a terminal acts on
+ * rather than shows and that jansson writes as it is (DEL, C1 controls, the line and
+ * paragraph separators, the bidirectional controls, U+FFFE and U+FFFF: sg_put_printable's
+ * set above the C0 controls) written as its \uXXXX escape instead: the same JSON value, for
+ * any parser, that cannot reorder or split what a reader of the raw text sees. NULL when
+ * out of memory (text freed) or when text is NULL. */
+char *sg_json_text_escape(char *text);
+
 /* A copy of v for a terminal: every string, object keys included, that holds something a
  * terminal would act on is written as sg_put_printable writes it (\xHH); the rest shared.
  * Human output of documents whose strings come from others (a registry's descriptions and

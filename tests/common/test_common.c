@@ -96,6 +96,46 @@ static void test_errf_one_line(void **state)
     free(long_msg);
 }
 
+/* JSON text keeps its value and loses the characters a terminal acts on: U+202E (right-to-left
+   override), U+2028, U+0085 and DEL come out as \uXXXX; other non-ASCII text stays as it is. */
+static void test_json_text_escape(void **state)
+{
+    (void)state;
+    const char *value = "a\xe2\x80\xae"
+                        "b\xe2\x80\xa8"
+                        "c\xc2\x85"
+                        "d\x7f"
+                        "e\xc3\xa9\xe6\x97\xa5"
+                        "\xd8\x9c"
+                        "\xe2\x81\xa6"
+                        "\xef\xbf\xbe"
+                        "\xf0\x9f\x99\x82";
+    json_t *doc = json_pack("{s:s}", "m\xe2\x80\xaek", value);
+    assert_non_null(doc);
+    char *text = sg_json_text_escape(json_dumps(doc, JSON_COMPACT));
+    assert_non_null(text);
+    assert_string_equal(text,
+                        "{\"m\\u202ek\":\"a\\u202eb\\u2028c\\u0085d\\u007fe\xc3\xa9\xe6\x97\xa5"
+                        "\\u061c\\u2066\\ufffe\xf0\x9f\x99\x82\"}");
+    json_t *back = json_loads(text, 0, NULL);
+    assert_non_null(back);
+    assert_true(json_equal(doc, back)); /* the same value for any parser */
+    json_decref(back);
+    free(text);
+    /* Nothing to escape: the same buffer back. */
+    char *plain = strdup("{\"k\": \"\xc3\xa9\"}");
+    assert_ptr_equal(sg_json_text_escape(plain), plain);
+    free(plain);
+    assert_null(sg_json_text_escape(NULL));
+    /* What stagegate prints (sg_json_dumps) is escaped the same way. */
+    char *printed = sg_json_dumps(doc, false);
+    assert_non_null(printed);
+    assert_null(strstr(printed, "\xe2\x80\xae"));
+    assert_non_null(strstr(printed, "a\\u202eb"));
+    free(printed);
+    json_decref(doc);
+}
+
 /* Copies cut at a character boundary, never inside one; short ones are whole. */
 static void test_utf8_copy(void **state)
 {
@@ -701,21 +741,14 @@ static void test_memory_limit(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_status_strings),
-        cmocka_unit_test(test_errf_one_line),
-        cmocka_unit_test(test_utf8_copy),
-        cmocka_unit_test(test_put_printable),
-        cmocka_unit_test(test_sha256_vectors),
-        cmocka_unit_test(test_read_file_limit),
-        cmocka_unit_test(test_outfile_commit_and_abort),
-        cmocka_unit_test(test_tmp_path_same_dir),
-        cmocka_unit_test(test_tmp_signals_hold),
-        cmocka_unit_test(test_tmp_path_long_name),
-        cmocka_unit_test(test_tmp_sweep_stale),
-        cmocka_unit_test(test_parse_options),
-        cmocka_unit_test(test_unit_formatting),
-        cmocka_unit_test(test_alloc_huge),
-        cmocka_unit_test(test_memory_limit),
+        cmocka_unit_test(test_status_strings),     cmocka_unit_test(test_errf_one_line),
+        cmocka_unit_test(test_utf8_copy),          cmocka_unit_test(test_json_text_escape),
+        cmocka_unit_test(test_put_printable),      cmocka_unit_test(test_sha256_vectors),
+        cmocka_unit_test(test_read_file_limit),    cmocka_unit_test(test_outfile_commit_and_abort),
+        cmocka_unit_test(test_tmp_path_same_dir),  cmocka_unit_test(test_tmp_signals_hold),
+        cmocka_unit_test(test_tmp_path_long_name), cmocka_unit_test(test_tmp_sweep_stale),
+        cmocka_unit_test(test_parse_options),      cmocka_unit_test(test_unit_formatting),
+        cmocka_unit_test(test_alloc_huge),         cmocka_unit_test(test_memory_limit),
     };
     return cmocka_run_group_tests(tests, make_dir, remove_dir);
 }

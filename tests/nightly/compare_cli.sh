@@ -193,12 +193,25 @@ expect 0 "$SG" registry record r3.json --pubkey other.pub.pem --json
 $PY -c 'import json,sys; r=json.load(open("out")); assert r["id"]==2 and r["version"]==1 and r["figures"]["gated"]==["accuracy"], r'
 expect 0 "$SG" registry runs m
 [ "$(wc -l < out)" = 2 ] || { cat out; fail "runs should list 2"; }
+# Run 2 was signed by a key that is not one of m's signers: the listing says so, the JSON
+# has signer_trusted false (run 1, by m's signer, true), and the trend page rings it.
+grep -q "^#2 .*(signed by key $(openssl pkey -pubin -in other.pub.pem -outform DER | sha256sum | cut -c1-12), not a signer of the model)" out ||
+    fail "runs does not mark the run by another key: $(cat out)"
+grep "^#1 " out | grep "not a signer" >/dev/null && fail "run 1 marked as another key's: $(cat out)"
+expect 0 "$SG" registry runs m --json
+[ "$(jq -c '[.runs[] | [.id, .signer_trusted]]' out)" = '[[1,true],[2,false]]' ] ||
+    fail "signer_trusted: $(jq -c '[.runs[] | [.id, .signer_trusted, .signer_key_id]]' out)"
 expect 2 "$SG" registry runs nosuch; one_line
 expect 2 "$SG" registry runs m --limit 0; one_line
 
 # Trend: written atomically; an unwritable destination leaves nothing.
 expect 0 "$SG" trend m --html trend.html
 [ "$(grep -c 'class="chart" data-figure=' trend.html)" = 3 ] || fail "trend page should hold 3 charts"
+# run 2 ringed on each chart that draws it, run 1 nowhere; the page counts it
+[ "$(grep -c '<circle class="foreign" data-run="2"' trend.html)" -ge 1 ] || fail "trend: run 2 not ringed"
+grep -q '<circle class="foreign" data-run="1"' trend.html && fail "trend: run 1 ringed"
+grep -q "<b>1 run signed by keys that are not the model's signers</b>" trend.html ||
+    fail "trend: the page does not count the run by another key"
 expect 2 "$SG" trend m --html nodir/trend.html; one_line
 [ ! -e nodir ] || fail "trend created a directory"
 expect 2 "$SG" trend nosuch --html t2.html; one_line

@@ -281,6 +281,24 @@ grep -q "^alpha v1: ERROR: .*alpha-v1-.*\.intoto\.json is not the report the reg
     { cat night6.txt night6.err; fail "night 6 compared with a replaced report"; }
 ! grep -q "alpha v1 (Production): nothing regressed" night6.txt || fail "night 6 judged v1 against the replaced report"
 grep -q "beta v1 (Staging): nothing regressed" night6.txt || { cat night6.txt; fail "night 6 stopped at the error"; }
+# Night 8: someone with write access records a run of beta v1 signed by a key of their own
+# (record --pubkey takes any key). It is the newest run, but not the model's signer's nor the
+# nightly's own key's: beta v1 is compared with its last run by the nightly's key, and the
+# other run is in neither the comparison nor the noise band.
+"$SG" keygen --out mallory >/dev/null
+"$SG" gate --model b1.h5 --data 'reg/val\b.h5' --policy reg/policy.json --key mallory.key.pem \
+    --out mallory.json --cpus 0 >/dev/null || fail "mallory's gate of beta v1"
+$R record mallory.json --pubkey mallory.pub.pem >/dev/null || fail "record --pubkey mallory"
+[ "$($R runs beta --json | jq -c '[.runs[-1].signer_trusted, (.runs[:-1] | map(.signer_trusted) | all)]')" = '[false,true]' ] ||
+    fail "beta's runs: $($R runs beta --json | jq -c '[.runs[] | [.id, .signer_trusted]]')"
+trusted_last=$($R runs beta --json | jq -r '[.runs[] | select(.signer_trusted)][-1].report_path')
+night 8 0 1
+grep -q "beta v1 (Staging): nothing regressed" night8.txt || { cat night8.txt night8.err; fail "night 8: beta v1"; }
+grep "^OLD  " out/compare/beta-v1.txt | grep -F " $trusted_last" >/dev/null ||
+    { cat out/compare/beta-v1.txt; fail "night 8 compared beta v1 with another run than its last trusted one ($trusted_last)"; }
+grep -q "mallory" out/compare/beta-v1.txt && fail "night 8 compared with mallory's run"
+jq -e '[.runs[] | .signer_trusted] | all and length > 0' out/compare/beta-v1.history.json >/dev/null ||
+    fail "mallory's run in beta v1's noise band: $(jq -c '[.runs[] | [.id, .signer_trusted]]' out/compare/beta-v1.history.json)"
 # Night 7 writes to a nearly full disk (as root: a 1 MiB tmpfs with 24 KiB left): whatever
 # fails, no output is left cut short (a compare JSON of exactly 4,096 bytes had been left
 # where the trend page and the next night read it) and no part file stays behind.

@@ -708,6 +708,49 @@ static void test_trend_band(void **state)
     json_decref(doc);
 }
 
+/* A run signed by a key that is not the model's signer (signer_trusted false) is ringed, and it
+ * is not in the noise band of the model's signer's runs after it, as nightly.sh hands compare
+ * only runs of the model's signers or of the run's own key: run 4's p50 of 9,000 ns would
+ * have lifted the band of runs 5 and 6 to it. */
+static void test_trend_band_foreign(void **state)
+{
+    (void)state;
+    json_t *doc = json_object(), *runs = json_array();
+    json_object_set_new(doc, "model", json_string("m"));
+    json_object_set_new(doc, "runs", runs);
+    static const int p50[] = {1000, 1100, 950, 9000, 1050, 1020};
+    for (int i = 0; i < 6; i++) {
+        char t[32];
+        snprintf(t, sizeof t, "2025-02-%02dT02:30:00Z", i + 1);
+        json_t *r =
+            json_pack("{s:i, s:s, s:s, s:s, s:{s:s}, s:{s:{s:f}, s:{s:i, s:i}, s:[s]}, s:b, s:s}",
+                      "version", 1, "fingerprint", "aaaaaaaaaaaaaaaa", "time", t, "result",
+                      "PASSED", "machine", "cpu_model", "A cpu", "figures", "metrics", "accuracy",
+                      0.9, "latency_ns", "p50", p50[i], "p99", 5000 + i, "gated", "accuracy",
+                      "signer_trusted", i != 3, "signer_key_id", i == 3 ? "other" : "signer");
+        assert_non_null(r);
+        json_array_append_new(runs, r);
+    }
+    char *html = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&html, &len);
+    assert_int_equal(sg_trend_render(f, doc), SG_OK);
+    fclose(f);
+    assert_int_equal(count(html, "<circle class=\"foreign\" data-run="), 3); /* one per chart */
+    assert_non_null(strstr(html, "<b>1 run signed by keys that are not the model's signers</b>"));
+    /* p50's band (the first): runs 4, 5 and 6 each take the others' min..max, 950..1100, so
+       its upper edge is one height. */
+    const char *b = strstr(html, "<polygon class=\"band\"");
+    assert_non_null(b);
+    double x[3], y[3];
+    assert_int_equal(sscanf(strstr(b, "points=\"") + 8, "%lf,%lf %lf,%lf %lf,%lf", &x[0], &y[0],
+                            &x[1], &y[1], &x[2], &y[2]),
+                     6);
+    assert_true(y[0] == y[1] && y[1] == y[2]);
+    free(html);
+    json_decref(doc);
+}
+
 /* The run ids that carry a regressed mark in one chart, in document order, as "3,5,". */
 static void marks_in_chart(const char *html, const char *figure, char *out, size_t len)
 {
@@ -835,6 +878,7 @@ int main(void)
         cmocka_unit_test(test_metric_margins),
         cmocka_unit_test(test_trend_two_machines),
         cmocka_unit_test(test_trend_band),
+        cmocka_unit_test(test_trend_band_foreign),
         cmocka_unit_test(test_trend_marks_from_verdict),
         cmocka_unit_test(test_compare_verdict_word),
         cmocka_unit_test(test_tail_needs_queries),

@@ -211,4 +211,13 @@ expect 2 $R record same.json --version 3
 err_has "no registered version v3 has artifact"
 expect 0 $R record same.json --version 1 --json
 [ "$(jq -c '[.model, .version]' out)" = '["twice",1]' ] || fail "recorded as: $(cat out)"
+
+# signer_trusted: a run by one of the model's signers is true; one recorded with --pubkey by
+# another key is false, in record's answer and in the listing.
+keys other
+report other same.bin PASSED 2026-01-06T11:00:00Z same_other.json
+expect 0 $R record same_other.json --version 1 --pubkey other.pub.pem --json
+[ "$(jq -c .signer_trusted out)" = false ] || fail "record --pubkey other: $(cat out)"
+expect 0 $R runs twice --json
+[ "$(jq -c '[.runs[].signer_trusted]' out)" = '[true,false]' ] || fail "signer_trusted: $(cat out)"
 echo "verdict marks ok ($BACKEND)"

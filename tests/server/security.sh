@@ -474,6 +474,12 @@ if grep -q "$(printf '\033')" server.log; then fail "a raw ESC byte reached the 
 # path is refused, 400, for its encoded bytes; the log still shows what was asked)
 for _ in $(seq 50); do grep -qF '"GET /q\x22 200 15 0.1ms" 400' server.log && break; sleep 0.1; done
 grep -qF '"GET /q\x22 200 15 0.1ms" 400' server.log || fail "a quote in the target is not escaped: $(tail -3 server.log)"
+# ... and a JSON answer that quotes a client's U+202E writes it as \u202e (the same string to
+# any JSON parser): a raw override had reached whoever reads the body in a terminal.
+expect 404 none GET "$M/registered-models/get?name=x%E2%80%AEy"
+body_has 'x\u202ey'
+if grep -q "$(printf '\342\200\256')" "$WORK/body"; then fail "a raw U+202E in the body: $(cat "$WORK/body")"; fi
+[ "$(jbody .message | grep -c "$(printf 'x\342\200\256y')")" = 1 ] || fail "the message does not decode to the name asked for"
 # A server without a tokens file serves reads only: get-latest-versions is a read, and
 # MLflow's clients send it as a POST (it had been refused 401); a change is still refused.
 : >ro.log
