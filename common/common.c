@@ -363,11 +363,18 @@ size_t sg_utf8_len(const unsigned char *p, const unsigned char *end)
 /* Whether the well-formed sequence of n bytes at p is one a terminal acts on rather than
    shows: C0 and C1 controls, DEL, the line and paragraph separators, and the bidirectional
    controls that reorder what a reader sees (CVE-2021-42574). */
-static bool unprintable(const unsigned char *p, size_t n)
+/* The code point of the well-formed sequence of n bytes at p. */
+static uint32_t utf8_decode(const unsigned char *p, size_t n)
 {
     uint32_t c = n == 1 ? p[0] : p[0] & (0x7Fu >> n);
     for (size_t i = 1; i < n; i++)
         c = (c << 6) | (p[i] & 0x3Fu);
+    return c;
+}
+
+static bool unprintable(const unsigned char *p, size_t n)
+{
+    const uint32_t c = utf8_decode(p, n);
     /* U+2028 and U+2029 end a line for Unicode-aware readers: a request had added an access
        log line that way */
     /* ... U+061C, the Arabic letter mark, is a bidirectional control too, and U+FFFE and
@@ -435,6 +442,14 @@ void sg_put_printable(FILE *f, const char *s)
     }
 }
 
+/* Whether JSON text written by jansson holds the n bytes at p (a well-formed sequence, or
+   n == 0 for a byte that starts none) as they are, though a terminal acts on them. jansson
+   escapes the C0 controls itself. */
+static bool json_raw_unprintable(const unsigned char *p, size_t n)
+{
+    return n && (n > 1 || *p == 0x7F) && unprintable(p, n);
+}
+
 char *sg_json_text_escape(char *text)
 {
     if (!text) return NULL;
@@ -442,7 +457,7 @@ char *sg_json_text_escape(char *text)
     size_t extra = 0;
     for (const unsigned char *p = begin; p < end;) {
         const size_t n = sg_utf8_len(p, end);
-        if (n && (n > 1 || *p == 0x7F) && unprintable(p, n)) extra += 6 - n;
+        if (json_raw_unprintable(p, n)) extra += 6 - n;
         p += n ? n : 1;
     }
     if (!extra) return text;
@@ -453,11 +468,8 @@ char *sg_json_text_escape(char *text)
     }
     for (const unsigned char *p = begin; p < end;) {
         const size_t n = sg_utf8_len(p, end), step = n ? n : 1;
-        if (n && (n > 1 || *p == 0x7F) && unprintable(p, n)) {
-            uint32_t c = n == 1 ? p[0] : p[0] & (0x7Fu >> n);
-            for (size_t i = 1; i < n; i++)
-                c = (c << 6) | (p[i] & 0x3Fu);
-            o += sprintf(o, "\\u%04x", (unsigned)c); /* every such code point is below 0x10000 */
+        if (json_raw_unprintable(p, n)) { /* every such code point is below U+10000 */
+            o += sprintf(o, "\\u%04x", (unsigned)utf8_decode(p, n));
         } else {
             memcpy(o, p, step);
             o += step;

@@ -563,8 +563,13 @@ sg_status sg_h5_reader_rows(sg_h5_reader *r, hid_t memtype, int64_t row0, int64_
 sg_status sg_h5_read_all(hid_t ds, hid_t memtype, void *buf, const char *path, const char *name,
                          sg_err *err)
 {
+    /* A model's weights (or a tree's thresholds) that were never written read as the fill
+       value, zeros: a file whose writer stopped before its data, taken as a model. Refused,
+       as the validation set's rows are. */
     sg_h5_reader *r = NULL;
-    sg_status rc = sg_h5_reader_new(ds, path, name, &r, err);
+    sg_status rc = sg_h5_check_stored(ds, name, path, err);
+    if (rc == SG_OK) rc = sg_h5_reader_new(ds, path, name, &r, err);
+    if (rc == SG_OK) sg_h5_reader_refuse_unwritten(r);
     if (rc == SG_OK) rc = sg_h5_reader_rows(r, memtype, 0, (int64_t)r->dims[0], buf, err);
     sg_h5_reader_free(r);
     return rc;

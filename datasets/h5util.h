@@ -88,7 +88,8 @@ void sg_h5_reader_on_raw(sg_h5_reader *r, sg_h5_raw_fn fn, void *ctx, uint64_t b
 /* A chunk never written is then SG_EINPUT, not the fill value: a validation set's rows must
  * be data (sg_h5_check_stored counts chunks; one written past the extent counted too). */
 void sg_h5_reader_refuse_unwritten(sg_h5_reader *r);
-/* The whole dataset as memtype, the same way. */
+/* The whole dataset as memtype, the same way; data never written (no storage, or a chunk
+ * never written) is SG_EINPUT: a model's weights are data as a validation set's rows are. */
 SG_MUST_CHECK sg_status sg_h5_read_all(hid_t ds, hid_t memtype, void *buf, const char *path,
                                        const char *name, sg_err *err);
 

@@ -5,6 +5,7 @@
 #include <cmocka.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "fixtures.h"
@@ -347,6 +348,38 @@ static void test_layer_errors(void **state)
     H5Ldelete(f, "/layers/0/b", H5P_DEFAULT);
     H5Fclose(f);
     expect_error(p, "/layers/0/b is missing", NULL);
+
+    /* Weights that were never written (a writer that stopped before its data) read as zeros
+       through libhdf5's fill value; refused, contiguous (no storage at all) and chunked (a
+       chunk never written) alike. */
+    for (int chunked = 0; chunked < 2; chunked++) {
+        fx_write_binary_model(p);
+        f = fx_open_rw(p);
+        hid_t old = H5Dopen2(f, "/layers/0/W", H5P_DEFAULT), sp = H5Dget_space(old);
+        hsize_t d[2];
+        assert_int_equal(H5Sget_simple_extent_dims(sp, d, NULL), 2);
+        H5Dclose(old);
+        H5Ldelete(f, "/layers/0/W", H5P_DEFAULT);
+        hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+        hsize_t ch[2] = {1, d[1]};
+        if (chunked) H5Pset_chunk(dcpl, 2, ch);
+        hid_t w = H5Dcreate2(f, "/layers/0/W", H5T_IEEE_F32LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+        assert_true(w >= 0);
+        if (chunked) { /* the first row written, the rest never */
+            float *row = calloc(d[1], sizeof *row);
+            hid_t ms = H5Screate_simple(1, &d[1], NULL);
+            hsize_t start[2] = {0, 0}, cnt[2] = {1, d[1]};
+            H5Sselect_hyperslab(sp, H5S_SELECT_SET, start, NULL, cnt, NULL);
+            assert_true(H5Dwrite(w, H5T_NATIVE_FLOAT, ms, sp, H5P_DEFAULT, row) >= 0);
+            H5Sclose(ms);
+            free(row);
+        }
+        H5Dclose(w);
+        H5Pclose(dcpl);
+        H5Sclose(sp);
+        H5Fclose(f);
+        expect_error(p, "/layers/0/W", "never written");
+    }
 }
 
 static void test_value_errors(void **state)
