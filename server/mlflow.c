@@ -270,17 +270,15 @@ static void tags_check(const srv_req *r, char *what, size_t len)
  */
 /*
  * The "description" of a create or an update: a string of at most SG_REGISTRY_DESCRIPTION_MAX
- * bytes ("" clears it). Absent is NULL, refused where required; another type is refused, not
- * read as absent.
+ * bytes ("" clears it). Absent is NULL; another type is refused, not read as absent.
  */
-static bool description_param(srv_req *r, bool required, const char **out, srv_resp *bad)
+static bool description_param(srv_req *r, const char **out, srv_resp *bad)
 {
     *out = srv_param(r, "description");
     json_t *j = r->json ? json_object_get(r->json, "description") : NULL;
-    if ((j && !json_is_string(j)) || (!*out && required)) {
+    if (j && !json_is_string(j)) {
         *bad = srv_error(400, "INVALID_PARAMETER_VALUE",
-                         j ? "Invalid value for parameter 'description': it must be a string"
-                           : "Missing value for required parameter 'description'");
+                         "Invalid value for parameter 'description': it must be a string");
         return false;
     }
     if (*out && strlen(*out) > SG_REGISTRY_DESCRIPTION_MAX) {
@@ -363,7 +361,7 @@ static srv_resp create_model(srv_req *r)
     srv_resp bad;
     if (!create_model_body_ok(r, &bad)) return bad;
     const char *description = NULL;
-    if (!description_param(r, false, &description, &bad)) return bad;
+    if (!description_param(r, &description, &bad)) return bad;
     const json_t *pol = r->json ? json_object_get(r->json, "stagegate_policy") : NULL;
     enum { MAXK = 64 };
     sg_registry_key_ref signers[MAXK], approvers[MAXK];
@@ -844,8 +842,11 @@ static srv_resp update(srv_req *r, bool of_version)
     int64_t v = 0;
     srv_resp bad;
     if (of_version && !srv_param_version(r, "version", &v, &bad)) return bad;
+    /* Without a description the description is cleared, as MLflow's stores set it to None
+       (its clients send none when given none). */
     const char *text;
-    if (!description_param(r, true, &text, &bad)) return bad;
+    if (!description_param(r, &text, &bad)) return bad;
+    if (!text) text = "";
     char sha[65];
     sg_sha256_hex((const uint8_t *)text, strlen(text), sha);
     sg_err err = {{0}};
@@ -880,7 +881,7 @@ static srv_resp create_version(srv_req *r)
        server this one does not have, and is not kept. */
     const char *description = NULL;
     srv_resp bad_text;
-    if (!description_param(r, false, &description, &bad_text)) return bad_text;
+    if (!description_param(r, &description, &bad_text)) return bad_text;
     char real[PATH_MAX], sha[65];
     bool ok;
     srv_resp bad = confine(r, source, real, &ok);
