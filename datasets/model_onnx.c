@@ -76,6 +76,10 @@ static sg_status read_input(ox_ctx *c, const Onnx__ValueInfoProto *vi, sg_model 
                        c->path, nm, OX_MAX_RANK + 1);
     int v = ox_value_add(c, nm, err);
     if (v < 0) return SG_EINPUT;
+    const Onnx__TensorShapeProto__Dimension *d0 = tt->shape->dim[0];
+    if (d0->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE && d0->dim_value > 0)
+        c->input_batch = d0->dim_value;
+    c->input_name = nm;
     ox_value *x = &c->vals[v];
     x->defined = true;
     x->dtype = OX_FLOAT;

@@ -22,7 +22,7 @@
     X(BatchNormalization) X(LayerNormalization) X(ReduceMean) X(ReduceSum) X(ReduceSumSquare)      \
     X(ReduceL1) X(ReduceL2) X(ReduceMax) X(ReduceMin) X(ReduceProd) X(ReduceLogSumExp) X(Pow)      \
     X(Sqrt) X(Flatten) X(Reshape) X(Squeeze) X(Unsqueeze) X(Identity) X(Dropout) X(Constant)       \
-    X(Cast) X(Concat) X(Slice)
+    X(Cast) X(Concat) X(Slice) X(Shape) X(Gather)
 /* clang-format on */
 #define OX_OP_NAME(op) #op,
 #define OX_OP_LISTED(op) ", " #op
@@ -895,11 +895,35 @@ static sg_status check_schema(ox_ctx *c, sg_err *err)
 }
 #undef AT
 
+/* The batch size a Shape node gives (batch_mask) is read only as a Reshape's leading
+   dimension, and carried there by the nodes that move a shape's elements without computing
+   with them: given to any other input, it is refused, not read as the 0 it is stored as. */
+static sg_status batch_size_inputs(ox_ctx *c, const char *op, sg_err *err)
+{
+    static const char *const carry0[] = {"Squeeze", "Unsqueeze", "Identity", "Gather",
+                                         "Cast",    "Shape",     "Reshape"};
+    const bool concat = !strcmp(op, "Concat"), reshape = !strcmp(op, "Reshape");
+    bool first_ok = concat;
+    for (size_t i = 0; i < sizeof carry0 / sizeof carry0[0]; i++)
+        first_ok |= !strcmp(op, carry0[i]);
+    for (size_t k = 0; k < c->node->n_input; k++) {
+        const int v = ox_in(c, k);
+        if (v < 0 || !c->vals[v].batch_mask) continue;
+        if (concat || (k == 0 && first_ok) || (k == 1 && reshape)) continue;
+        return ox_node_err(c, err, SG_EINPUT,
+                           "input %zu holds the batch size (from a Shape node), which stagegate "
+                           "uses only as the first dimension of a Reshape's shape",
+                           k);
+    }
+    return SG_OK;
+}
+
 int ox_compile_node(ox_ctx *c, sg_err *err)
 {
     const char *op = c->node->op_type;
     sg_status arc = check_schema(c, err);
     if (arc != SG_OK) return arc;
+    if ((arc = batch_size_inputs(c, op, err)) != SG_OK) return arc;
     if (!strcmp(op, "Gemm")) return ox_op_gemm(c, false, err);
     if (!strcmp(op, "MatMul")) return ox_op_gemm(c, true, err);
     if (!strcmp(op, "Add")) return op_binary(c, SG_OXB_ADD, err);
@@ -939,6 +963,8 @@ int ox_compile_node(ox_ctx *c, sg_err *err)
     if (!strcmp(op, "Constant")) return ox_op_constant(c, err);
     if (!strcmp(op, "Cast")) return ox_op_cast(c, err);
     if (!strcmp(op, "Concat")) return ox_op_concat(c, err);
+    if (!strcmp(op, "Shape")) return ox_op_shape(c, err);
+    if (!strcmp(op, "Gather")) return ox_op_gather(c, err);
     return ox_node_err(c, err, SG_EINPUT, "unsupported operator %.40s; supported: %s", op,
                        ox_supported_ops());
 }

@@ -35,6 +35,11 @@ typedef struct {
     int producer; /* per-row: step that writes it, -1 for the graph input */
     int uses;     /* steps (and the graph output) that read the data */
     bool unnamed; /* a partial result inside one node: never found by name */
+    /* A constant int64 vector computed from a Shape: bit k set when element k is the batch
+       size, known only per run (its stored value is 0 and means nothing). Only a Reshape's
+       shape may use it, at its first element; Gather, Concat, Squeeze, Unsqueeze and
+       Identity carry it along, and any other node given it is refused. */
+    uint64_t batch_mask;
 } ox_value;
 
 /* Starts the framed digest of a model with external data (docs/formats.md, "Digest"). */
@@ -63,6 +68,10 @@ typedef struct {
     int *hash;
     size_t hash_cap;
     int input, output;   /* value indices */
+    /* The graph input's declared batch size when it is fixed (an export made with a dummy
+       input and no dynamic batch axis), else 0: said in a refusal about the batch. */
+    int64_t input_batch;
+    const char *input_name;
     size_t folded_bytes; /* constants computed at load, capped (OX_MAX_FOLDED) */
     /* Steps under construction; in/out and argument buffers hold value indices. */
     sg_onnx_step *steps;
@@ -92,6 +101,10 @@ sg_status ox_digest_final(ox_ctx *c, uint8_t out[32], sg_err *err);
 /* "PATH: node 'NAME' (OP, opset N): " + fmt. */
 sg_status ox_node_err(ox_ctx *c, sg_err *err, int status, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* ox_node_err for a node that would not keep the batch as the leading dimension (SG_EINPUT);
+   when the graph input declares a fixed batch, the message says so and how to export one. */
+sg_status ox_batch_err(ox_ctx *c, sg_err *err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 int ox_value_find(ox_ctx *c, const char *name);
 /* Adds a value (the name must be new); returns its index or -1 (err set). */
@@ -133,6 +146,8 @@ int ox_alias_out(ox_ctx *c, int src, int rank, const int64_t *dims, sg_err *err)
 sg_status ox_const_out(ox_ctx *c, int rank, const int64_t *dims, int dtype, sg_err *err, int *out);
 /* The shape-only and constant nodes (onnx_shapes.c). */
 int ox_op_reshape(ox_ctx *c, sg_err *err);
+sg_status ox_op_shape(ox_ctx *c, sg_err *err);
+sg_status ox_op_gather(ox_ctx *c, sg_err *err);
 int ox_op_flatten(ox_ctx *c, sg_err *err);
 int ox_op_squeeze(ox_ctx *c, bool unsqueeze, sg_err *err);
 int ox_op_cast(ox_ctx *c, sg_err *err);

@@ -64,11 +64,11 @@ static int reshaped(ox_ctx *c, int x, int rank, const int64_t *dims, sg_err *err
             memcpy(c->vals[v].f, vx->f, (size_t)vx->count * sizeof(float));
         else
             memcpy(c->vals[v].i, vx->i, (size_t)vx->count * sizeof(int64_t));
+        c->vals[v].batch_mask = vx->batch_mask; /* the elements keep their order */
         return SG_OK;
     }
     if (rank < 1 || dims[0] != -1)
-        return ox_node_err(c, err, SG_EINPUT,
-                           "the result would not keep the batch as its first dimension");
+        return ox_batch_err(c, err, "the result would not keep the batch as its first dimension");
     int64_t w = 1;
     for (int i = 1; i < rank; i++)
         w *= dims[i];
@@ -91,10 +91,22 @@ int ox_op_reshape(ox_ctx *c, sg_err *err)
                            "shape must be a constant int64 vector of 1..%d "
                            "values",
                            OX_MAX_RANK);
+    /* A shape computed from a Shape node (x.view(x.size(0), -1) in PyTorch) holds the batch
+       size: as its first element it is the batch, as a 0 or -1 there is. */
+    const uint64_t bm = vs->batch_mask;
+    if (bm && vx->is_const)
+        return ox_node_err(c, err, SG_EINPUT,
+                           "the shape holds the batch size (from a Shape node), and the data is "
+                           "a constant");
+    if (bm & ~(uint64_t)1)
+        return ox_batch_err(c, err,
+                            "shape[%d] is the batch size (from a Shape node): only the first "
+                            "dimension may be",
+                            __builtin_ctzll(bm & ~(uint64_t)1));
     /* allowzero changes only what a 0 in the shape means (a dimension of size 0, not a
        copy of the input's): without a 0 it changes nothing (it had been refused outright). */
     if (ox_attr_i(c, "allowzero", 0))
-        for (int64_t k = 0; k < vs->count; k++)
+        for (int64_t k = bm ? 1 : 0; k < vs->count; k++)
             if (vs->i[k] == 0)
                 return ox_node_err(c, err, SG_EINPUT,
                                    "allowzero=1 with a 0 in the shape (a dimension of size 0) is "
@@ -104,10 +116,10 @@ int ox_op_reshape(ox_ctx *c, sg_err *err)
     /* Per-row input: the batch is the leading 0 or -1; an explicit size there would fix it. */
     int first = 0;
     if (!vx->is_const) {
-        if (vs->i[0] != 0 && vs->i[0] != -1)
-            return ox_node_err(c, err, SG_EINPUT,
-                               "shape[0] = %lld would not keep the batch as the first dimension",
-                               (long long)vs->i[0]);
+        if (!bm && vs->i[0] != 0 && vs->i[0] != -1)
+            return ox_batch_err(c, err,
+                                "shape[0] = %lld would not keep the batch as the first dimension",
+                                (long long)vs->i[0]);
         dims[0] = -1;
         first = 1;
     }
@@ -122,7 +134,7 @@ int ox_op_reshape(ox_ctx *c, sg_err *err)
         if (d == -1) {
             /* ONNX allows one -1; a leading -1 taken for the batch is that one ([-1, -1] had
                been read as [batch, row]) */
-            if (infer >= 0 || (first && vs->i[0] == -1))
+            if (infer >= 0 || (first && !bm && vs->i[0] == -1))
                 return ox_node_err(c, err, SG_EINPUT, "two -1 in shape (ONNX allows one)");
             infer = i;
         } else if (d < 0 || !sg_mul_size(known, (size_t)d, &known) ||
@@ -152,9 +164,8 @@ int ox_op_flatten(ox_ctx *c, sg_err *err)
     if (axis < 0) axis += r;
     if (axis < 0 || axis > r) return ox_node_err(c, err, SG_EINPUT, "axis out of range");
     if (!c->vals[x].is_const && axis != 1)
-        return ox_node_err(c, err, SG_EINPUT,
-                           "axis %lld would not keep the batch as its first dimension",
-                           (long long)axis);
+        return ox_batch_err(c, err, "axis %lld would not keep the batch as its first dimension",
+                            (long long)axis);
     int64_t out[2] = {1, 1};
     for (int i = 0; i < r; i++)
         out[i >= axis] *= d[i];
@@ -219,6 +230,11 @@ int ox_op_cast(ox_ctx *c, sg_err *err)
     if (to != 1 && to != 11 && to != 7 && to != 6)
         return ox_node_err(c, err, SG_EINPUT, "cast to type %lld is not supported", (long long)to);
     int dt = (to == 1 || to == 11) ? OX_FLOAT : OX_INT64, v;
+    if (vx->batch_mask && (dt != OX_INT64 || vx->dtype != OX_INT64))
+        return ox_node_err(c, err, SG_EINPUT,
+                           "cast of the batch size (from a Shape node) to type %lld: it is used "
+                           "only as an int64 in a shape",
+                           (long long)to);
     int64_t dims[OX_MAX_RANK];
     memcpy(dims, vx->dims, sizeof dims);
     if ((rc = ox_const_out(c, vx->rank, dims, dt, err, &v))) return rc;
@@ -233,6 +249,75 @@ int ox_op_cast(ox_ctx *c, sg_err *err)
         else
             c->vals[v].i[k] = (int64_t)vx->f[k];
     }
+    c->vals[v].batch_mask = vx->batch_mask;
+    return SG_OK;
+}
+
+/* Shape: the input's dimensions as a constant int64 vector (opset 15's start and end pick a
+   range of them). A per-row input's batch size is known only per run: its element is marked
+   (batch_mask), for a Reshape's leading dimension. */
+sg_status ox_op_shape(ox_ctx *c, sg_err *err)
+{
+    int x, rc = ox_need_in(c, 0, err, &x);
+    if (rc) return rc;
+    int64_t d[OX_MAX_RANK + 1];
+    const bool rows = !c->vals[x].is_const;
+    const int r = full_shape(&c->vals[x], d);
+    int64_t start = ox_attr_i(c, "start", 0), end = ox_attr_i(c, "end", r);
+    if (start < 0) start += r;
+    if (end < 0) end += r;
+    start = start < 0 ? 0 : start > r ? r : start;
+    end = end < 0 ? 0 : end > r ? r : end;
+    int64_t n = end > start ? end - start : 0;
+    int v;
+    if ((rc = ox_const_out(c, 1, &n, OX_INT64, err, &v))) return rc;
+    for (int64_t k = 0; k < n; k++)
+        c->vals[v].i[k] = d[start + k] < 0 ? 0 : d[start + k];
+    if (rows && start == 0 && n > 0) c->vals[v].batch_mask = 1;
+    return SG_OK;
+}
+
+/* Gather along axis 0 of a constant vector with constant indices: shape arithmetic (the batch
+   size picked out of a Shape). Gathering from rows (an embedding lookup) is not supported. */
+sg_status ox_op_gather(ox_ctx *c, sg_err *err)
+{
+    int x, ix, rc;
+    if ((rc = ox_need_in(c, 0, err, &x)) || (rc = ox_need_in(c, 1, err, &ix))) return rc;
+    const ox_value *vx = &c->vals[x], *vi = &c->vals[ix];
+    if (!vx->is_const || vx->rank != 1)
+        return ox_node_err(c, err, SG_EINPUT,
+                           "Gather is supported on a constant vector (a shape's dimensions), "
+                           "not on rows or tensors of rank %d",
+                           vx->is_const ? vx->rank : vx->rank + 1);
+    if (!vi->is_const || vi->dtype != OX_INT64 || vi->rank > 1 || vi->batch_mask)
+        return ox_node_err(c, err, SG_EINPUT, "indices must be a constant int64 scalar or vector");
+    const int64_t axis = ox_attr_i(c, "axis", 0);
+    if (axis != 0 && axis != -1)
+        return ox_node_err(c, err, SG_EINPUT, "axis %lld out of range for a vector",
+                           (long long)axis);
+    int64_t dims[1] = {vi->count};
+    int v;
+    if ((rc = ox_const_out(c, vi->rank, dims, vx->dtype, err, &v))) return rc;
+    vx = &c->vals[x];
+    vi = &c->vals[ix];
+    uint64_t mask = 0;
+    for (int64_t k = 0; k < vi->count; k++) {
+        int64_t at = vi->i[k] < 0 ? vi->i[k] + vx->count : vi->i[k];
+        if (at < 0 || at >= vx->count)
+            return ox_node_err(c, err, SG_EINPUT, "index %lld out of range for %lld values",
+                               (long long)vi->i[k], (long long)vx->count);
+        if (vx->dtype == OX_FLOAT)
+            c->vals[v].f[k] = vx->f[at];
+        else
+            c->vals[v].i[k] = vx->i[at];
+        if (at < 64 && (vx->batch_mask >> at & 1)) {
+            if (k >= 64)
+                return ox_node_err(c, err, SG_EINPUT,
+                                   "the batch size (from a Shape node) gathered past element 63");
+            mask |= (uint64_t)1 << k;
+        }
+    }
+    c->vals[v].batch_mask = mask;
     return SG_OK;
 }
 
@@ -314,8 +399,23 @@ sg_status ox_op_concat(ox_ctx *c, sg_err *err)
         out[axis] += d[axis];
     }
     if (all_const) {
+        /* Shapes joined (the batch size from a Shape, then -1): the marks follow their
+           elements, in one vector. */
+        uint64_t mask = 0;
+        int64_t at = 0;
+        for (size_t k = 0; k < n; k++) {
+            const ox_value *v = &c->vals[ox_in(c, k)];
+            if (v->batch_mask && (r != 1 || at >= 64 - v->count))
+                return ox_node_err(c, err, SG_EINPUT,
+                                   "input %zu holds the batch size (from a Shape node), which "
+                                   "is joined only into a shape vector",
+                                   k);
+            if (v->batch_mask) mask |= v->batch_mask << at;
+            at += v->count;
+        }
         int o, rc = ox_const_out(c, r, out, v0->dtype, err, &o);
         if (rc) return rc;
+        c->vals[o].batch_mask = mask;
         int64_t outer = 1, inner = 1;
         for (int i = 0; i < axis; i++)
             outer *= out[i];

@@ -29,6 +29,26 @@ sg_status ox_node_err(ox_ctx *c, sg_err *err, int status, const char *fmt, ...)
                    n->op_type ? n->op_type : "?", c->opset, what);
 }
 
+sg_status ox_batch_err(ox_ctx *c, sg_err *err, const char *fmt, ...)
+{
+    char what[OX_NODE_MSG];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    sg_status rc = ox_node_err(c, err, SG_EINPUT, "%s", what);
+    if (c->input_batch > 0 && err) {
+        size_t n = strlen(err->msg);
+        snprintf(err->msg + n, sizeof err->msg - n,
+                 "; graph input '%.100s' is declared with a fixed batch of %lld, as an export "
+                 "with a dummy input and no dynamic batch axis makes: export it with one "
+                 "(PyTorch: torch.onnx.export(..., dynamic_axes={'%.100s': {0: 'batch'}}))",
+                 c->input_name ? c->input_name : "?", (long long)c->input_batch,
+                 c->input_name ? c->input_name : "?");
+    }
+    return rc;
+}
+
 static size_t hash_name(const char *s)
 {
     uint64_t h = 1469598103934665603ull;

@@ -725,6 +725,44 @@ def main():
     run(tmp, "grouped_softmax_flat", sm_m, ["does not end in Softmax or Sigmoid"], data6)
     run(tmp, "grouped_softmax_proba", sm_m, ["sums to 1.99999", ", not 1: the model's 6 outputs are not class probabilities"], data6, extra=("--output", "proba"))
 
+    # The batch size from a Shape node: read as a Reshape's leading dimension (PyTorch's
+    # x.view(x.size(0), -1)), and refused anywhere else, not computed with as the 0 it is
+    # stored as (tests/onnx/torch_parity.py checks PyTorch's own exports against PyTorch).
+    def batch_graph(tail, opset=13):
+        nodes = [helper.make_node("Gemm", ["x", "W", "b"], ["z"], name="fc", transB=1),
+                 helper.make_node("Shape", ["z"], ["s"], name="shape"),
+                 helper.make_node("Gather", ["s", "zero"], ["n"], name="pick", axis=0),
+                 helper.make_node("Unsqueeze", ["n", "axes0"], ["n1"], name="unsq")] + tail
+        inits = [numpy_helper.from_array(np.ones((3, 4), np.float32), "W"),
+                 numpy_helper.from_array(np.zeros(3, np.float32), "b"),
+                 numpy_helper.from_array(np.array(0, np.int64), "zero"),
+                 numpy_helper.from_array(np.array([0], np.int64), "axes0"),
+                 numpy_helper.from_array(np.array([-1], np.int64), "minus1"),
+                 numpy_helper.from_array(np.array([3], np.int64), "three")]
+        return base(nodes=nodes, inits=inits, opset=opset)
+    sm = helper.make_node("Softmax", ["r"], ["out"], name="sm", axis=1)
+    run(tmp, "batch_view", batch_graph([
+        helper.make_node("Concat", ["n1", "minus1"], ["shp"], name="cat", axis=0),
+        helper.make_node("Reshape", ["z", "shp"], ["r"], name="view"), sm]), [], data, exit_code=0)
+    run(tmp, "batch_second", batch_graph([
+        helper.make_node("Concat", ["three", "n1"], ["shp"], name="cat", axis=0),
+        helper.make_node("Reshape", ["z", "shp"], ["r"], name="view"), sm]),
+        ["node 'view' (Reshape, opset 13)", "shape[1] is the batch size (from a Shape node)"], data)
+    run(tmp, "batch_arith", batch_graph([
+        helper.make_node("Mul", ["n1", "three"], ["m"], name="times"),
+        helper.make_node("Concat", ["m", "minus1"], ["shp"], name="cat", axis=0),
+        helper.make_node("Reshape", ["z", "shp"], ["r"], name="view"), sm]),
+        ["node 'times' (Mul, opset 13)", "input 0 holds the batch size (from a Shape node)"], data)
+    run(tmp, "batch_cast_float", batch_graph([
+        helper.make_node("Cast", ["n1"], ["f"], name="tofloat", to=TensorProto.FLOAT),
+        helper.make_node("Mul", ["z", "f"], ["r"], name="scale"), sm]),
+        ["node 'tofloat' (Cast, opset 13)", "cast of the batch size"], data)
+    rows_gather = base(nodes=[helper.make_node("Gemm", ["x", "W", "b"], ["z"], name="fc", transB=1),
+                              helper.make_node("Gather", ["z", "idx"], ["out"], name="rows", axis=1)])
+    rows_gather.graph.initializer.append(numpy_helper.from_array(np.array([2, 1, 0], np.int64), "idx"))
+    run(tmp, "gather_rows", rows_gather,
+        ["node 'rows' (Gather, opset 13)", "Gather is supported on a constant vector"], data)
+
     if failures:
         print("%d failures" % len(failures))
         sys.exit(1)

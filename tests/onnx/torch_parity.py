@@ -28,6 +28,7 @@ import tempfile
 
 import h5py
 import numpy as np
+import onnx
 import torch
 import torch.nn as nn
 
@@ -399,6 +400,39 @@ def main():
     doc, pred, e = run_eval(out, mc)
     check(doc is not None and float(np.max(np.abs(pred - torch_out(relu_softmax, Xm, "proba"))))
           <= TOL, "export_torch.py state dict: %s" % (e or "predictions differ"))
+
+    # A model exported from a batch-1 dummy input without a dynamic batch axis: PyTorch folds
+    # x.view(x.size(0), -1) into a Reshape to [1, -1], which only a batch of 1 runs. It is
+    # refused, and the line says how to export it; exported with a dynamic batch, it matches.
+    class Viewed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(d, 32), nn.Linear(32, 3)
+
+        def forward(self, x):
+            return torch.softmax(self.b(torch.relu(self.a(x)).view(x.size(0), -1)), dim=1)
+
+    viewed = Viewed().eval()
+    fixed = os.path.join(tmp, "batch1.onnx")
+    torch.onnx.export(viewed, torch.zeros(1, d), fixed, input_names=["x"], output_names=["p"],
+                      opset_version=13)
+    doc, pred, e = run_eval(fixed, mc)
+    check(doc is None and e is not None and "shape[0] = 1 would not keep the batch" in e
+          and "graph input 'x' is declared with a fixed batch of 1" in e
+          and "dynamic_axes={'x': {0: 'batch'}}" in e and "\n" not in e,
+          "batch-1 export: %s" % (e or "accepted"))
+    # With a dynamic batch PyTorch writes x.size(0) as Shape -> Gather -> Unsqueeze -> Concat
+    # into the Reshape's shape, at every opset.
+    for opset in range(9, 18):
+        dyn = os.path.join(tmp, "batch_dyn_%d.onnx" % opset)
+        torch.onnx.export(viewed, torch.zeros(1, d), dyn, input_names=["x"], output_names=["p"],
+                          opset_version=opset, dynamic_axes={"x": {0: "batch"}, "p": {0: "batch"}})
+        ops = {n.op_type for n in onnx.load(dyn).graph.node}
+        doc, pred, e = run_eval(dyn, mc)
+        check({"Shape", "Gather", "Reshape"} <= ops and doc is not None
+              and float(np.max(np.abs(pred - torch_out(viewed, Xm, "proba")))) <= TOL,
+              "x.view(x.size(0), -1) at opset %d (%s): %s" % (opset, sorted(ops),
+                                                             e or "predictions differ"))
 
     if failures:
         print("%d failures" % len(failures))
