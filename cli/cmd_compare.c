@@ -114,7 +114,13 @@ static void compare_print_text(const json_t *cmp, FILE *out)
         long long kept = (long long)json_integer_value(json_object_get(hist, "runs"));
         long long out_ = (long long)json_integer_value(json_object_get(hist, "left_out"));
         fprintf(out, "history: %lld earlier run%s", kept, kept == 1 ? "" : "s");
+        long long other = (long long)json_integer_value(json_object_get(hist, "other_keys"));
         if (out_) fprintf(out, " (%lld left out: NEW's own run, or a run listed twice)", out_);
+        if (other)
+            fprintf(out,
+                    " (%lld signed by keys that are neither the model's signers nor NEW's "
+                    "left out)",
+                    other);
         fputc('\n', out);
     }
     json_t *mw = json_object_get(cmp, "mann_whitney"), *lat = json_object_get(cmp, "latency");

@@ -568,6 +568,7 @@ sg_status sg_h5_read_all(hid_t ds, hid_t memtype, void *buf, const char *path, c
        as the validation set's rows are. */
     sg_h5_reader *r = NULL;
     sg_status rc = sg_h5_check_stored(ds, name, path, err);
+    if (rc == SG_OK) rc = sg_h5_check_in_file(ds, name, path, err);
     if (rc == SG_OK) rc = sg_h5_reader_new(ds, path, name, &r, err);
     if (rc == SG_OK) sg_h5_reader_refuse_unwritten(r);
     if (rc == SG_OK) rc = sg_h5_reader_rows(r, memtype, 0, (int64_t)r->dims[0], buf, err);

@@ -527,6 +527,30 @@ sg_status sg_h5_check_stored(hid_t ds, const char *name, const char *path, sg_er
     return rc;
 }
 
+sg_status sg_h5_check_in_file(hid_t ds, const char *name, const char *path, sg_err *err)
+{
+    hid_t dcpl = H5Dget_create_plist(ds);
+    const bool contiguous = dcpl >= 0 && H5Pget_layout(dcpl) == H5D_CONTIGUOUS;
+    if (dcpl >= 0) H5Pclose(dcpl);
+    if (!contiguous) return SG_OK; /* chunks are bounded one by one as they are read */
+    const hsize_t size = H5Dget_storage_size(ds);
+    const haddr_t off = H5Dget_offset(ds);
+    if (size == 0 || off == HADDR_UNDEF) return SG_OK; /* sg_h5_check_stored says "none" */
+    hid_t fid = H5Iget_file_id(ds);
+    hsize_t file_size = 0;
+    const bool known = fid >= 0 && H5Fget_filesize(fid, &file_size) >= 0;
+    if (fid >= 0) H5Fclose(fid);
+    if (!known)
+        return sg_errf(err, SG_EINPUT, "%s: %s: the file's size cannot be read", path, name);
+    if (off > file_size || size > file_size - off)
+        return sg_errf(err, SG_EINPUT,
+                       "%s: %s is stored at bytes %llu..%llu, past the end of the %llu-byte file "
+                       "(what lies past it would read as zeros); refused",
+                       path, name, (unsigned long long)off, (unsigned long long)(off + size - 1),
+                       (unsigned long long)file_size);
+    return SG_OK;
+}
+
 hid_t sg_h5_open_dataset(hid_t file, const char *name, hid_t dapl, const char *path, sg_err *err)
 {
     if (sg_h5_check_links(file, name, path, err) != SG_OK) return H5I_INVALID_HID;

@@ -59,6 +59,10 @@ hid_t sg_h5_open_dataset(hid_t file, const char *name, hid_t dapl, const char *p
  * to stream. Walks the chunk index (sandboxed child first, as every parse).
  */
 SG_MUST_CHECK sg_status sg_h5_check_stored(hid_t ds, const char *name, const char *path, sg_err *err);
+/* A contiguous dataset's storage lies inside the file: libhdf5 reads bytes past its end as
+ * zeros (a model's weights moved past the end by a crafted or cut address had loaded). */
+SG_MUST_CHECK sg_status sg_h5_check_in_file(hid_t ds, const char *name, const char *path,
+                                            sg_err *err);
 
 /*
  * Reads a rank-1 or rank-2 dataset (opened with sg_h5_open_dataset) in row ranges without

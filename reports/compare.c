@@ -280,14 +280,26 @@ static sg_status check_history(const json_t *history, const sg_compare_run *n, s
  * NEW in it, the band reached NEW's own figures, and a 2.9x slowdown read as "inside the
  * history band".
  */
-static json_t *earlier_runs(const json_t *history, const sg_compare_run *n, int *left_out)
+static json_t *earlier_runs(const json_t *history, const sg_compare_run *n, int *left_out,
+                            int *other_keys)
 {
     json_t *runs = json_array(), *seen = json_object();
     size_t i;
     json_t *run;
-    *left_out = 0;
+    *left_out = *other_keys = 0;
     json_array_foreach(json_object_get(history, "runs"), i, run)
     {
+        /* A run signed by a key that is not one of the model's signers (`signer_trusted`
+           false: recorded with --pubkey) counts only when that key is the one that verified
+           NEW (a nightly's own key). Anyone with write access to the registry can record
+           runs with a key of their own: they had widened the band until a slowdown read
+           as "inside the history band". */
+        const char *kid = json_string_value(json_object_get(run, "signer_key_id"));
+        if (json_is_false(json_object_get(run, "signer_trusted")) &&
+            !(n->verified && kid && !strcmp(kid, n->key_id))) {
+            (*other_keys)++;
+            continue;
+        }
         const char *sha = json_string_value(json_object_get(run, "report_sha256"));
         const char *psha = json_string_value(json_object_get(run, "payload_sha256"));
         const bool own =
@@ -312,11 +324,11 @@ sg_status sg_compare_runs(const sg_compare_run *o, const sg_compare_run *n, cons
     *out = NULL;
     sg_compare_options with_earlier;
     json_t *earlier = NULL;
-    int left_out = 0;
+    int left_out = 0, other_keys = 0;
     if (opt->history) {
         sg_status hrc = check_history(opt->history, n, err);
         if (hrc) return hrc;
-        earlier = earlier_runs(opt->history, n, &left_out);
+        earlier = earlier_runs(opt->history, n, &left_out, &other_keys);
         with_earlier = *opt;
         with_earlier.history = earlier;
         opt = &with_earlier;
@@ -335,6 +347,7 @@ sg_status sg_compare_runs(const sg_compare_run *o, const sg_compare_run *n, cons
         json_object_set_new(
             h, "runs", json_integer((json_int_t)json_array_size(json_object_get(earlier, "runs"))));
         json_object_set_new(h, "left_out", json_integer(left_out));
+        json_object_set_new(h, "other_keys", json_integer(other_keys));
         json_object_set_new(doc, "history", h);
     }
     json_object_set_new(doc, "alpha", json_real(opt->alpha));

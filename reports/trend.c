@@ -161,22 +161,27 @@ static const char *run_key(const json_t *r)
     return k ? k : "?";
 }
 
+/* Whether nightly.sh hands run k to compare as an earlier run of run j: one signed by the same
+   key, or both by the model's signers (a nightly without a key of its own). */
+static bool band_counts(const json_t *k, const json_t *j)
+{
+    return !strcmp(run_key(k), run_key(j)) || (!run_foreign(k) && !run_foreign(j));
+}
+
 /*
  * The noise band of one version on one fingerprint: at each run with enough history, the
- * [min, max] of the previous runs (what `compare --history` uses). As nightly.sh does, of the
- * BAND_WINDOW runs before it only those signed by the model's signers or by the run's own key
- * count. lo/hi are NAN where fewer than SG_COMPARE_HISTORY_MIN_RUNS count. run[j] is the
- * run of v[j].
+ * [min, max] of the previous runs (what `compare --history` uses): as nightly.sh takes them,
+ * the newest BAND_WINDOW earlier runs that count for it (band_counts). lo/hi are NAN where
+ * fewer than SG_COMPARE_HISTORY_MIN_RUNS count. run[j] is the run of v[j].
  */
 static void band_of(const double *v, const json_t *const *run, size_t n, double *lo, double *hi)
 {
     for (size_t j = 0; j < n; j++) {
         lo[j] = hi[j] = NAN;
-        if (j < SG_COMPARE_HISTORY_MIN_RUNS) continue;
         double l = INFINITY, h = -INFINITY;
         size_t counted = 0;
-        for (size_t k = j > BAND_WINDOW ? j - BAND_WINDOW : 0; k < j; k++) {
-            if (run_foreign(run[k]) && strcmp(run_key(run[k]), run_key(run[j])) != 0) continue;
+        for (size_t k = j; k-- > 0 && counted < BAND_WINDOW;) {
+            if (!band_counts(run[k], run[j])) continue;
             l = fmin(l, v[k]), h = fmax(h, v[k]);
             counted++;
         }
@@ -703,7 +708,8 @@ sg_status sg_trend_render(FILE *out, const json_t *doc)
         fprintf(out,
                 "<b>%zu run%s signed by keys that are not the model's signers</b> (recorded "
                 "with <code>--pubkey</code>) %s a dotted ring; the nightly job compares a run "
-                "with those of the model's signers and of its own key only. ",
+                "only with runs signed by the same key, or, run by the model's signers, by the "
+                "model's signers, and so does each point's noise band. ",
                 n_foreign, n_foreign == 1 ? "" : "s", n_foreign == 1 ? "has" : "have");
     if (n_hidden)
         fprintf(out,

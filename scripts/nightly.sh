@@ -188,16 +188,21 @@ while IFS=$'\t' read -r -u 3 name version stage dataset policy; do
     fp_shown=${fp:-"(none: no latency run)"}
     run_id=$(jq -r '.id' <<<"$run")
     run_sha=$(jq -r '.report_sha256' <<<"$run")
-    # Runs are compared only with runs signed by the model's signers or by this run's own key
-    # (--key): a run anyone with write access recorded with --pubkey and a key of their own
-    # is never the point of comparison, nor in the noise band.
+    # Which earlier runs count: with --pubkey, those signed by the same key as this one (compare
+    # verifies both reports with it); without, those signed by the model's signers (the
+    # registry verified them when it recorded them). A run anyone with write access recorded
+    # with --pubkey and a key of their own is never the point of comparison, nor in the noise
+    # band, and does not push the runs that count out of it.
     kid=$(jq -r '.signer_key_id' <<<"$run")
+    counts='(.signer_key_id == $kid or ($pub == "" and .signer_trusted))'
+    # The noise band compare gets: the newest HISTORY_RUNS of the runs that count.
+    HISTORY_RUNS=20
     hist="$OUT/compare/$name-v$version.history.json"
     # Earlier runs of this version on this fingerprint: the newest is what we compare with, all
     # of them are the noise band (how far the figures wander while the code does not change).
-    "$SG" registry runs "$name" --version "$version" --fingerprint "$fp" --limit 21 --db "$DB" --json |
-        out_to "$hist" jq --argjson id "$run_id" --arg kid "$kid" \
-            '.runs |= map(select(.id != $id and (.signer_trusted or .signer_key_id == $kid)))' || {
+    "$SG" registry runs "$name" --version "$version" --fingerprint "$fp" --db "$DB" --json |
+        out_to "$hist" jq --argjson id "$run_id" --arg kid "$kid" --arg pub "$PUB" \
+            --argjson keep "$HISTORY_RUNS" ".runs |= (map(select(.id != \$id and $counts)) | .[-\$keep:])" || {
         progress_done
         echo "$name v$version: ERROR: cannot read the run history" >&2
         errors=$((errors + 1))
@@ -215,8 +220,8 @@ while IFS=$'\t' read -r -u 3 name version stage dataset policy; do
     # predecessor; a newer one that has left the stage is too: a rollback replaced it.)
     beside=$(awk -F'\t' -v n="$name" -v s="$stage" '$1 == n && $3 == s { print $2 }' "$LIST" | jq -s -c .)
     IFS=$'\t' read -r rprev rversion rprev_sha < <("$SG" registry runs "$name" --fingerprint "$fp" --db "$DB" --json |
-        jq -r --arg stage "$stage" --argjson v "$version" --argjson beside "$beside" --arg kid "$kid" \
-            '[.runs[] | select(.stage == $stage and .version != $v and (.version < $v or (.version as $r | $beside | index($r) | not)) and (.signer_trusted or .signer_key_id == $kid))] | if length > 0 then .[-1] | [.report_path, (.version|tostring), .report_sha256] | @tsv else "" end')
+        jq -r --arg stage "$stage" --argjson v "$version" --argjson beside "$beside" --arg kid "$kid" --arg pub "$PUB" \
+            "[.runs[] | select(.stage == \$stage and .version != \$v and (.version < \$v or (.version as \$r | \$beside | index(\$r) | not)) and $counts)] | if length > 0 then .[-1] | [.report_path, (.version|tostring), .report_sha256] | @tsv else \"\" end")
     tsv_field rprev
     # The reports compared with are the ones the registry recorded (it verified their
     # signatures then): a file changed since, in OUT/reports, is not compared with.
@@ -250,6 +255,9 @@ while IFS=$'\t' read -r -u 3 name version stage dataset policy; do
     cmp_json="${cmp%.txt}.json"
     rc=0
     out_to "$cmp" "$SG" compare "$prev" "$report" --fail-on-regression ${PUB:+--pubkey "$PUB"} "${hist_arg[@]}" || rc=$?
+    # exit 1 is a regression only with a comparison written: a report that does not verify is
+    # exit 1 too, with nothing on stdout (its empty file had been linked as the comparison)
+    [ "$rc" != 1 ] || [ -s "$cmp" ] || { rc=2; rm -f "$cmp"; }
     # the newest comparison is linked only once there is one (a failed compare had left the
     # link dangling, and the last good comparison unlinked)
     [ "$rc" -gt 1 ] || ln -sfn "$(basename "$cmp")" "$OUT/compare/$name-v$version.txt"
@@ -266,6 +274,7 @@ while IFS=$'\t' read -r -u 3 name version stage dataset policy; do
         scmp="$OUT/compare/$name-v$version-vs-v$rversion-$stamp.txt"
         src=0
         out_to "$scmp" "$SG" compare "$rprev" "$report" --fail-on-regression ${PUB:+--pubkey "$PUB"} || src=$?
+        [ "$src" != 1 ] || [ -s "$scmp" ] || { src=2; rm -f "$scmp"; }
         echo "$name v$version ($stage): night $((own_runs + 1)) of its first $SETTLE on fingerprint $fp_shown; also compared with v$rversion, the version it replaced in $stage"
         if [ "$src" -le 1 ]; then
             jrc=0

@@ -380,6 +380,43 @@ static void test_layer_errors(void **state)
         H5Fclose(f);
         expect_error(p, "/layers/0/W", "never written");
     }
+
+    /* Contiguous weights whose address points past the end of the file (a crafted or cut
+       layout message): libhdf5 reads what lies past it as zeros, and they had loaded. The
+       layout message (version 3, class 1: contiguous) holds the address, then the size. */
+    for (int back = 0; back < 2; back++) {
+        fx_write_binary_model(p);
+        f = fx_open_rw(p);
+        hid_t w = H5Dopen2(f, "/layers/0/W", H5P_DEFAULT);
+        const uint64_t off = H5Dget_offset(w), size = H5Dget_storage_size(w);
+        H5Dclose(w);
+        H5Fclose(f);
+        FILE *fp = fopen(p, "rb");
+        assert_non_null(fp);
+        fseek(fp, 0, SEEK_END);
+        const long len = ftell(fp);
+        rewind(fp);
+        unsigned char *raw = malloc((size_t)len);
+        assert_int_equal(fread(raw, 1, (size_t)len, fp), (size_t)len);
+        fclose(fp);
+        unsigned char pat[18] = {3, 1};
+        memcpy(pat + 2, &off, 8); /* little-endian, as on x86-64 */
+        memcpy(pat + 10, &size, 8);
+        unsigned char *at = NULL;
+        for (long i = 0; i + 18 <= len; i++)
+            if (!memcmp(raw + i, pat, 18)) {
+                assert_null(at); /* one such message */
+                at = raw + i;
+            }
+        assert_non_null(at);
+        const uint64_t moved = (uint64_t)len - (back ? size / 2 : 0); /* all of it, or half */
+        memcpy(at + 2, &moved, 8);
+        fp = fopen(p, "wb");
+        assert_int_equal(fwrite(raw, 1, (size_t)len, fp), (size_t)len);
+        fclose(fp);
+        free(raw);
+        expect_error(p, "/layers/0/W", "past the end of the");
+    }
 }
 
 static void test_value_errors(void **state)

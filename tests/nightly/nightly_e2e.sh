@@ -289,7 +289,25 @@ grep -q "beta v1 (Staging): nothing regressed" night6.txt || { cat night6.txt; f
 "$SG" gate --model b1.h5 --data 'reg/val\b.h5' --policy reg/policy.json --key mallory.key.pem \
     --out mallory.json --cpus 0 >/dev/null || fail "mallory's gate of beta v1"
 $R record mallory.json --pubkey mallory.pub.pem >/dev/null || fail "record --pubkey mallory"
-[ "$($R runs beta --json | jq -c '[.runs[-1].signer_trusted, (.runs[:-1] | map(.signer_trusted) | all)]')" = '[false,true]' ] ||
+# ... and 20 more, each its own statement, all newer than beta's own runs: had they counted
+# towards the nightly's 21-run window, beta v1 would have had no earlier run of its own.
+$PY - <<'PYEOF'
+import base64, json, subprocess
+env = json.load(open("mallory.json"))
+st = json.loads(base64.b64decode(env["payload"]))
+for i in range(20):
+    st["predicate"]["metrics"]["accuracy"] = 0.5 + i / 1000
+    payload = json.dumps(st).encode()
+    t = env["payloadType"].encode()
+    pae = b"DSSEv1 %d %s %d %s" % (len(t), t, len(payload), payload)
+    sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", "mallory.key.pem"], input=pae,
+                         capture_output=True, check=True).stdout
+    env["payload"] = base64.b64encode(payload).decode()
+    env["signatures"] = [{"keyid": env["signatures"][0]["keyid"], "sig": base64.b64encode(sig).decode()}]
+    json.dump(env, open("mallory%d.json" % i, "w"))
+PYEOF
+for i in $(seq 0 19); do $R record "mallory$i.json" --pubkey mallory.pub.pem >/dev/null || fail "record mallory$i.json"; done
+[ "$($R runs beta --json | jq -c '[(.runs[-21:] | map(.signer_trusted) | any), (.runs[:-21] | map(.signer_trusted) | all)]')" = '[false,true]' ] ||
     fail "beta's runs: $($R runs beta --json | jq -c '[.runs[] | [.id, .signer_trusted]]')"
 trusted_last=$($R runs beta --json | jq -r '[.runs[] | select(.signer_trusted)][-1].report_path')
 night 8 0 1
@@ -297,7 +315,7 @@ grep -q "beta v1 (Staging): nothing regressed" night8.txt || { cat night8.txt ni
 grep "^OLD  " out/compare/beta-v1.txt | grep -F " $trusted_last" >/dev/null ||
     { cat out/compare/beta-v1.txt; fail "night 8 compared beta v1 with another run than its last trusted one ($trusted_last)"; }
 grep -q "mallory" out/compare/beta-v1.txt && fail "night 8 compared with mallory's run"
-jq -e '[.runs[] | .signer_trusted] | all and length > 0' out/compare/beta-v1.history.json >/dev/null ||
+jq -e '[.runs[] | .signer_trusted] | all and length >= 3' out/compare/beta-v1.history.json >/dev/null ||
     fail "mallory's run in beta v1's noise band: $(jq -c '[.runs[] | [.id, .signer_trusted]]' out/compare/beta-v1.history.json)"
 # Night 7 writes to a nearly full disk (as root: a 1 MiB tmpfs with 24 KiB left): whatever
 # fails, no output is left cut short (a compare JSON of exactly 4,096 bytes had been left

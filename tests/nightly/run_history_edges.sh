@@ -26,7 +26,7 @@ expect 0 $R create-version m m1.h5
 gate_report signer models:/m/1 base.json lpolicy.json --cpus 0
 
 # signed OUT TIME P50 [PERCENTILE]: base.json's statement at TIME with five repetitions around P50 ns (no
-# histogram), signed again with signer.key.pem by openssl.
+# histogram), signed again with signer.key.pem (or $SIGNED_KEY) by openssl.
 signed() {
     $PY - "$@" <<'PY'
 import base64, json, subprocess, sys
@@ -60,7 +60,8 @@ lat.update(repetitions=reps, repetition_count=5, latency_ns=dict(reps[2]["latenc
 payload = json.dumps(st).encode()
 t = env["payloadType"].encode()
 pae = b"DSSEv1 %d %s %d %s" % (len(t), t, len(payload), payload)
-sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", "signer.key.pem"], input=pae,
+key = __import__("os").environ.get("SIGNED_KEY", "signer.key.pem")
+sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", key], input=pae,
                      capture_output=True, check=True).stdout
 env["payload"] = base64.b64encode(payload).decode()
 env["signatures"] = [{"keyid": env["signatures"][0]["keyid"], "sig": base64.b64encode(sig).decode()}]
@@ -99,8 +100,22 @@ grep -q "^history: 8 earlier runs (1 left out: NEW's own run" "$WORK/out" ||
 # A run listed twice counts once.
 $PY -c 'import json; d=json.load(open("before.json")); d["runs"]+=d["runs"][-1:]; json.dump(d, open("twice.json","w"))'
 expect 1 "$SG" compare h4.json new.json --history twice.json --fail-on-regression --json
-$PY -c 'import json,sys; h=json.load(open(sys.argv[1]))["history"]; assert h=={"runs": 8, "left_out": 1}, h' "$WORK/out" ||
+$PY -c 'import json,sys; h=json.load(open(sys.argv[1]))["history"]; assert h=={"runs": 8, "left_out": 1, "other_keys": 0}, h' "$WORK/out" ||
     fail "a run listed twice was counted twice"
+# A run recorded with --pubkey by a key that is not m's signer (anyone with write access can):
+# left out of the band, which its p50 of 1,000 ns had widened until NEW's 300 ns read as
+# inside it. Given as `registry runs --json` lists it, signer_trusted false.
+keys mallory
+SIGNED_KEY=mallory.key.pem signed mal.json 2026-11-09T01:00:00Z 1000
+expect 0 $R record mal.json --pubkey mallory.pub.pem
+"$SG" registry runs m --json >with_mal.json
+[ "$(jq '[.runs[] | select(.signer_trusted | not)] | length' with_mal.json)" = 1 ] || fail "mallory's run: $(cat with_mal.json)"
+expect 1 "$SG" compare h4.json new.json --history with_mal.json --fail-on-regression --json
+$PY -c 'import json,sys; d=json.load(open(sys.argv[1])); h=d["history"]; assert h=={"runs": 8, "left_out": 1, "other_keys": 1}, h; assert d["regressed"], d["latency"]' "$WORK/out" ||
+    fail "a run by another key in the band: $(jq -c '[.history, .regressed]' "$WORK/out")"
+expect 1 "$SG" compare h4.json new.json --history with_mal.json --fail-on-regression
+grep -q "^history: 8 earlier runs (1 left out: NEW's own run, or a run listed twice) (1 signed by keys that are neither the model's signers nor NEW's left out)" "$WORK/out" ||
+    { cat "$WORK/out"; fail "compare does not say a run by another key was left out"; }
 
 # --history on a FIFO: refused at once.
 mkfifo h.fifo

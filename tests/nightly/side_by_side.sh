@@ -80,4 +80,23 @@ grep -q "nightly.sh: another nightly run is writing to .*out (it holds .*\.night
 [ "$(wc -l <night3.err)" = 1 ] || fail "a second run at once: $(cat night3.err)"
 [ "$($R runs alpha --json | jq '.runs | length')" = "$runs_before" ] || fail "the refused run recorded runs"
 [ "$(ls out/reports | wc -l)" = "$reports_before" ] || fail "the refused run wrote reports"
+# A nightly with a key of its own (--key and --pubkey, not a signer of the model): it compares
+# a run only with runs signed by that key, since compare verifies both reports with it. The
+# runs above, by the model's signer, had been its point of comparison: compare refused them
+# (exit 1, nothing written), which the job took for a regression with an empty comparison.
+"$SG" keygen --out nightly >/dev/null
+for n in 4 5; do
+    rc=0
+    STAGEGATE_BIN=$SG bash "$NIGHTLY" --db reg/registry.db --key nightly.key.pem --pubkey nightly.pub.pem \
+        --out out_own --cpus 0 >"night$n.txt" 2>"night$n.err" </dev/null || rc=$?
+    [ "$rc" -le 1 ] && ! grep -q "does not verify\|ERROR" "night$n.err" ||
+        { cat "night$n.txt" "night$n.err"; fail "night $n with the nightly's own key: exit $rc"; }
+    for f in out_own/compare/*.txt; do [ -s "$f" ] || fail "night $n: $f is empty"; done
+done
+grep -q "alpha v1 (Staging): first run on fingerprint" night4.txt ||
+    { cat night4.txt; fail "night 4: v1 compared with a run of another key"; }
+grep -q "alpha v1 (Staging): nothing regressed since the previous run\|alpha v1 (Staging): REGRESSED" night5.txt ||
+    { cat night5.txt; fail "night 5: v1 not compared with night 4's run"; }
+grep "^OLD  " out_own/compare/alpha-v1.txt | grep -F "/out_own/reports/" >/dev/null ||
+    { cat out_own/compare/alpha-v1.txt; fail "night 5 compared v1 with a run outside the nightly key's"; }
 echo "nightly side by side OK"
