@@ -672,30 +672,53 @@ static void test_trend_two_machines(void **state)
     json_decref(doc);
 }
 
+/* One version, 6 runs of one machine with these p50s; signed by "other" (not the model's
+ * signer) where foreign[i], else by the model's signer "signer"; NULL: no signer fields. */
+static json_t *six_runs(const int p50[6], const bool *foreign)
+{
+    json_t *doc = json_object(), *runs = json_array();
+    json_object_set_new(doc, "model", json_string("m"));
+    json_object_set_new(doc, "runs", runs);
+    for (int i = 0; i < 6; i++) {
+        char t[32];
+        snprintf(t, sizeof t, "2025-02-%02dT02:30:00Z", i + 1);
+        json_t *r =
+            json_pack("{s:i, s:s, s:s, s:s, s:{s:s}, s:{s:{s:f}, s:{s:i, s:i}, s:[s]}}", "version",
+                      1, "fingerprint", "aaaaaaaaaaaaaaaa", "time", t, "result", "PASSED",
+                      "machine", "cpu_model", "A cpu", "figures", "metrics", "accuracy", 0.9,
+                      "latency_ns", "p50", p50[i], "p99", 5000 + i, "gated", "accuracy");
+        assert_non_null(r);
+        if (foreign) {
+            json_object_set_new(r, "signer_trusted", json_boolean(!foreign[i]));
+            json_object_set_new(r, "signer_key_id", json_string(foreign[i] ? "other" : "signer"));
+        }
+        json_array_append_new(runs, r);
+    }
+    return doc;
+}
+
+/* The trend page of doc (heap). */
+/* noinline: inlined, GCC 12 takes the buffer open_memstream hands back at fclose for a
+   pointer to the local that held its address (-Wdangling-pointer). */
+__attribute__((noinline)) static char *trend_html(const json_t *doc)
+{
+    char *html = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&html, &len);
+    assert_non_null(f);
+    assert_int_equal(sg_trend_render(f, doc), SG_OK);
+    fclose(f);
+    return html;
+}
+
 /* One version, 6 runs on one machine: each latency chart shades the noise band from the 4th
  * run on (min..max of the runs before it); metric charts have none. */
 static void test_trend_band(void **state)
 {
     (void)state;
-    json_t *doc = json_object(), *runs = json_array();
-    json_object_set_new(doc, "model", json_string("m"));
-    json_object_set_new(doc, "runs", runs);
     static const int p50[] = {1000, 1100, 950, 1050, 1500, 1020};
-    for (int i = 0; i < 6; i++) {
-        char t[32];
-        snprintf(t, sizeof t, "2025-02-%02dT02:30:00Z", i + 1);
-        json_array_append_new(
-            runs,
-            json_pack("{s:i, s:s, s:s, s:s, s:{s:s}, s:{s:{s:f}, s:{s:i, s:i}, s:[s]}}", "version",
-                      1, "fingerprint", "aaaaaaaaaaaaaaaa", "time", t, "result", "PASSED",
-                      "machine", "cpu_model", "A cpu", "figures", "metrics", "accuracy", 0.9,
-                      "latency_ns", "p50", p50[i], "p99", 5000 + i, "gated", "accuracy"));
-    }
-    char *html = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&html, &len);
-    assert_int_equal(sg_trend_render(f, doc), SG_OK);
-    fclose(f);
+    json_t *doc = six_runs(p50, NULL);
+    char *html = trend_html(doc);
     assert_int_equal(count(html, "<polygon class=\"band\""), 2); /* p50 and p99 */
     /* p50's band has 3 points on each edge (runs 4, 5, 6): 6 coordinate pairs. */
     const char *b = strstr(html, "<polygon class=\"band\"");
@@ -715,27 +738,10 @@ static void test_trend_band(void **state)
 static void test_trend_band_foreign(void **state)
 {
     (void)state;
-    json_t *doc = json_object(), *runs = json_array();
-    json_object_set_new(doc, "model", json_string("m"));
-    json_object_set_new(doc, "runs", runs);
     static const int p50[] = {1000, 1100, 950, 9000, 1050, 1020};
-    for (int i = 0; i < 6; i++) {
-        char t[32];
-        snprintf(t, sizeof t, "2025-02-%02dT02:30:00Z", i + 1);
-        json_t *r =
-            json_pack("{s:i, s:s, s:s, s:s, s:{s:s}, s:{s:{s:f}, s:{s:i, s:i}, s:[s]}, s:b, s:s}",
-                      "version", 1, "fingerprint", "aaaaaaaaaaaaaaaa", "time", t, "result",
-                      "PASSED", "machine", "cpu_model", "A cpu", "figures", "metrics", "accuracy",
-                      0.9, "latency_ns", "p50", p50[i], "p99", 5000 + i, "gated", "accuracy",
-                      "signer_trusted", i != 3, "signer_key_id", i == 3 ? "other" : "signer");
-        assert_non_null(r);
-        json_array_append_new(runs, r);
-    }
-    char *html = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&html, &len);
-    assert_int_equal(sg_trend_render(f, doc), SG_OK);
-    fclose(f);
+    static const bool foreign[] = {false, false, false, true, false, false};
+    json_t *doc = six_runs(p50, foreign);
+    char *html = trend_html(doc);
     assert_int_equal(count(html, "<circle class=\"foreign\" data-run="), 3); /* one per chart */
     assert_non_null(strstr(html, "<b>1 run signed by keys that are not the model's signers</b>"));
     /* p50's band (the first): runs 5 and 6 take runs 1-3 (and 5), 950..1100, so its upper
