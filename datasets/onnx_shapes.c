@@ -230,7 +230,7 @@ int ox_op_cast(ox_ctx *c, sg_err *err)
     if (to != 1 && to != 11 && to != 7 && to != 6)
         return ox_node_err(c, err, SG_EINPUT, "cast to type %lld is not supported", (long long)to);
     int dt = (to == 1 || to == 11) ? OX_FLOAT : OX_INT64, v;
-    if (vx->batch_mask && (dt != OX_INT64 || vx->dtype != OX_INT64))
+    if (vx->batch_mask && to != 7)
         return ox_node_err(c, err, SG_EINPUT,
                            "cast of the batch size (from a Shape node) to type %lld: it is used "
                            "only as an int64 in a shape",
@@ -405,10 +405,15 @@ sg_status ox_op_concat(ox_ctx *c, sg_err *err)
         int64_t at = 0;
         for (size_t k = 0; k < n; k++) {
             const ox_value *v = &c->vals[ox_in(c, k)];
-            if (v->batch_mask && (r != 1 || at >= 64 - v->count))
+            if (v->batch_mask && r != 1)
                 return ox_node_err(c, err, SG_EINPUT,
                                    "input %zu holds the batch size (from a Shape node), which "
-                                   "is joined only into a shape vector",
+                                   "is joined only into a vector (rank 1), not rank %d",
+                                   k, r);
+            if (v->batch_mask && at + (63 - __builtin_clzll(v->batch_mask)) >= 64)
+                return ox_node_err(c, err, SG_EINPUT,
+                                   "input %zu puts the batch size (from a Shape node) past "
+                                   "element 63 of the vector",
                                    k);
             if (v->batch_mask) mask |= v->batch_mask << at;
             at += v->count;

@@ -757,6 +757,11 @@ def main():
         helper.make_node("Cast", ["n1"], ["f"], name="tofloat", to=TensorProto.FLOAT),
         helper.make_node("Mul", ["z", "f"], ["r"], name="scale"), sm]),
         ["node 'tofloat' (Cast, opset 13)", "cast of the batch size"], data)
+    run(tmp, "batch_cast_int32", batch_graph([
+        helper.make_node("Cast", ["n1"], ["i32"], name="toint32", to=TensorProto.INT32),
+        helper.make_node("Concat", ["i32", "minus1"], ["shp"], name="cat", axis=0),
+        helper.make_node("Reshape", ["z", "shp"], ["r"], name="view"), sm]),
+        ["node 'toint32' (Cast, opset 13)", "cast of the batch size"], data)
     rows_gather = base(nodes=[helper.make_node("Gemm", ["x", "W", "b"], ["z"], name="fc", transB=1),
                               helper.make_node("Gather", ["z", "idx"], ["out"], name="rows", axis=1)])
     rows_gather.graph.initializer.append(numpy_helper.from_array(np.array([2, 1, 0], np.int64), "idx"))
