@@ -422,8 +422,8 @@ def main():
           and "dynamic_axes={'x': {0: 'batch'}}" in e and "\n" not in e,
           "batch-1 export: %s" % (e or "accepted"))
     # With a dynamic batch PyTorch writes x.size(0) as Shape -> Gather -> Unsqueeze -> Concat
-    # into the Reshape's shape, at every opset.
-    for opset in range(9, 18):
+    # into the Reshape's shape, at every opset (these, where Unsqueeze and Shape change).
+    for opset in (9, 11, 13, 15, 17):
         dyn = os.path.join(tmp, "batch_dyn_%d.onnx" % opset)
         torch.onnx.export(viewed, torch.zeros(1, d), dyn, input_names=["x"], output_names=["p"],
                           opset_version=opset, dynamic_axes={"x": {0: "batch"}, "p": {0: "batch"}})
