@@ -360,9 +360,6 @@ size_t sg_utf8_len(const unsigned char *p, const unsigned char *end)
     return n;
 }
 
-/* Whether the well-formed sequence of n bytes at p is one a terminal acts on rather than
-   shows: C0 and C1 controls, DEL, the line and paragraph separators, and the bidirectional
-   controls that reorder what a reader sees (CVE-2021-42574). */
 /* The code point of the well-formed sequence of n bytes at p. */
 static uint32_t utf8_decode(const unsigned char *p, size_t n)
 {
@@ -372,6 +369,9 @@ static uint32_t utf8_decode(const unsigned char *p, size_t n)
     return c;
 }
 
+/* Whether the well-formed sequence of n bytes at p is one a terminal acts on rather than
+   shows: C0 and C1 controls, DEL, the line and paragraph separators, and the bidirectional
+   controls that reorder what a reader sees (CVE-2021-42574). */
 static bool unprintable(const unsigned char *p, size_t n)
 {
     const uint32_t c = utf8_decode(p, n);

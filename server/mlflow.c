@@ -740,6 +740,15 @@ static srv_resp latest(srv_req *r)
 /* The artifact a source names, confined to the artifact root: a file:// URI or a path
  * (relative ones from the root). Symlinks are resolved before the check, so one that
  * points out of the root is refused too. */
+/* Whether path p (absolute, resolved or normalised) is below root, or root itself when
+   self_ok; a root of "/" holds every path. */
+static bool within_root(const char *p, const char *root, bool self_ok)
+{
+    const size_t rl = strlen(root);
+    if (strcmp(root, "/") == 0) return true;
+    return strncmp(p, root, rl) == 0 && (p[rl] == '/' || (self_ok && p[rl] == '\0'));
+}
+
 /* Whether text starts with a URI scheme and ':' (RFC 3986: a letter, then letters, digits,
    '+', '-' or '.'), as "runs:/..." and "models:/..." do. */
 static bool has_scheme(const char *text)
@@ -802,12 +811,10 @@ static srv_resp confine(srv_req *r, const char *source, char real[PATH_MAX], boo
             c = e;
         }
         norm[o] = '\0';
-        size_t rl = strlen(root);
-        if (strcmp(root, "/") != 0 && (strncmp(norm, root, rl) != 0 || norm[rl] != '/'))
+        if (!within_root(norm, root, false))
             return srv_error(403, "PERMISSION_DENIED",
                              "source '%s' is outside the server's artifact root", source);
     }
-    size_t rl = strlen(root);
     if (!realpath(joined, real)) {
         const int e = errno;
         /* The deepest directory on the path that resolves decides: one outside the root is
@@ -818,8 +825,7 @@ static srv_resp confine(srv_req *r, const char *source, char real[PATH_MAX], boo
         for (char *slash; (slash = strrchr(dir, '/')) != NULL && slash > dir;) {
             *slash = '\0';
             if (!realpath(dir, up)) continue;
-            if (strncmp(up, root, rl) != 0 ||
-                (up[rl] != '/' && up[rl] != '\0' && strcmp(root, "/") != 0))
+            if (!within_root(up, root, true))
                 return srv_error(403, "PERMISSION_DENIED",
                                  "source '%s' is outside the server's artifact root", source);
             break;
@@ -827,7 +833,7 @@ static srv_resp confine(srv_req *r, const char *source, char real[PATH_MAX], boo
         return srv_error(400, "INVALID_PARAMETER_VALUE", "source '%s' cannot be read: %s", source,
                          strerror(e));
     }
-    if (strncmp(real, root, rl) != 0 || (real[rl] != '/' && strcmp(root, "/") != 0))
+    if (!within_root(real, root, false))
         return srv_error(403, "PERMISSION_DENIED",
                          "source '%s' is outside the server's artifact root", source);
     *ok = true;
