@@ -22,7 +22,8 @@
     X(BatchNormalization) X(LayerNormalization) X(ReduceMean) X(ReduceSum) X(ReduceSumSquare)      \
     X(ReduceL1) X(ReduceL2) X(ReduceMax) X(ReduceMin) X(ReduceProd) X(ReduceLogSumExp) X(Pow)      \
     X(Sqrt) X(Flatten) X(Reshape) X(Squeeze) X(Unsqueeze) X(Identity) X(Dropout) X(Constant)       \
-    X(Cast) X(Concat) X(Slice) X(Shape) X(Gather)
+    X(Cast) X(Concat) X(Slice) X(Shape) X(Gather) X(Transpose) X(Expand) X(Tile) X(Split)       \
+    X(ConstantOfShape)
 /* clang-format on */
 #define OX_OP_NAME(op) #op,
 #define OX_OP_LISTED(op) ", " #op
@@ -182,11 +183,16 @@ static const int64_t *shape_copy(int64_t *to, int rank, const int64_t *dims)
 }
 
 /* A per-row output value with the given row shape, written by the newest step. */
-sg_status ox_dyn_out(ox_ctx *c, int rank, const int64_t *dims_in, sg_err *err, int *out)
+sg_status ox_dyn_out(ox_ctx *c, int rank, const int64_t *dims, sg_err *err, int *out)
+{
+    return ox_dyn_out_k(c, 0, rank, dims, err, out);
+}
+
+sg_status ox_dyn_out_k(ox_ctx *c, size_t k, int rank, const int64_t *dims_in, sg_err *err, int *out)
 {
     int64_t copy[OX_MAX_RANK];
     const int64_t *dims = shape_copy(copy, rank, dims_in);
-    int rc = ox_new_out(c, 0, err, out);
+    int rc = ox_new_out(c, k, err, out);
     if (rc) return rc;
     ox_value *v = &c->vals[*out];
     int64_t w = 1;
@@ -206,12 +212,17 @@ sg_status ox_dyn_out(ox_ctx *c, int rank, const int64_t *dims_in, sg_err *err, i
 }
 
 /* The output is the input under another shape. */
-int ox_alias_out(ox_ctx *c, int src, int rank, const int64_t *dims_in, sg_err *err)
+int ox_alias_out(ox_ctx *c, int src, int rank, const int64_t *dims, sg_err *err)
+{
+    return ox_alias_out_k(c, 0, src, rank, dims, err);
+}
+
+int ox_alias_out_k(ox_ctx *c, size_t k, int src, int rank, const int64_t *dims_in, sg_err *err)
 {
     int64_t copy[OX_MAX_RANK];
     const int64_t *dims = shape_copy(copy, rank, dims_in);
     int v;
-    int rc = ox_new_out(c, 0, err, &v);
+    int rc = ox_new_out(c, k, err, &v);
     if (rc) return rc;
     ox_value *o = &c->vals[v], *s = &c->vals[src];
     o->rank = rank;
@@ -223,12 +234,17 @@ int ox_alias_out(ox_ctx *c, int src, int rank, const int64_t *dims_in, sg_err *e
     return SG_OK;
 }
 
-sg_status ox_const_out(ox_ctx *c, int rank, const int64_t *dims_in, int dtype, sg_err *err,
-                       int *out)
+sg_status ox_const_out(ox_ctx *c, int rank, const int64_t *dims, int dtype, sg_err *err, int *out)
+{
+    return ox_const_out_k(c, 0, rank, dims, dtype, err, out);
+}
+
+sg_status ox_const_out_k(ox_ctx *c, size_t k, int rank, const int64_t *dims_in, int dtype,
+                         sg_err *err, int *out)
 {
     int64_t copy[OX_MAX_RANK];
     const int64_t *dims = shape_copy(copy, rank, dims_in);
-    int rc = ox_new_out(c, 0, err, out);
+    int rc = ox_new_out(c, k, err, out);
     if (rc) return rc;
     ox_value *v = &c->vals[*out];
     size_t n = 1;
@@ -303,24 +319,70 @@ static float binop(sg_onnx_binary op, float a, float b)
     return 0;
 }
 
+/* Integer arithmetic on int64 constants (shape arithmetic: x.size(-1) // 4 in PyTorch),
+   as ONNX Runtime computes it: Div truncates toward zero. Overflow and division by zero are
+   refused rather than wrapped. */
+static sg_status int_binop(ox_ctx *c, sg_onnx_binary op, int64_t a, int64_t b, int64_t *out,
+                           sg_err *err)
+{
+    bool over = false;
+    switch (op) {
+    case SG_OXB_ADD:
+        over = __builtin_add_overflow(a, b, out);
+        break;
+    case SG_OXB_SUB:
+        over = __builtin_sub_overflow(a, b, out);
+        break;
+    case SG_OXB_MUL:
+        over = __builtin_mul_overflow(a, b, out);
+        break;
+    case SG_OXB_DIV:
+        if (b == 0) return ox_node_err(c, err, SG_EINPUT, "integer division by zero");
+        over = a == INT64_MIN && b == -1;
+        if (!over) *out = a / b;
+        break;
+    case SG_OXB_MAX:
+        *out = a > b ? a : b;
+        break;
+    case SG_OXB_MIN:
+        *out = a < b ? a : b;
+        break;
+    default:
+        return ox_node_err(c, err, SG_EINPUT, "this operator on int64 constants is not supported");
+    }
+    if (over)
+        return ox_node_err(c, err, SG_EINPUT, "int64 overflow computing %lld and %lld",
+                           (long long)a, (long long)b);
+    return SG_OK;
+}
+
 static sg_status fold_binary(ox_ctx *c, sg_onnx_binary op, int ia, int ib, sg_err *err)
 {
     const ox_value *a = &c->vals[ia], *b = &c->vals[ib];
-    if (a->dtype != OX_FLOAT || b->dtype != OX_FLOAT)
-        return ox_node_err(c, err, SG_EINPUT, "integer arithmetic on constants is not supported");
+    const bool ints = a->dtype == OX_INT64 && b->dtype == OX_INT64;
+    if (!ints && (a->dtype != OX_FLOAT || b->dtype != OX_FLOAT))
+        return ox_node_err(c, err, SG_EINPUT,
+                           "constants '%.100s' and '%.100s' differ in type (int64 and float)",
+                           a->name, b->name);
     int r;
     int64_t dims[OX_MAX_RANK];
     if (broadcast_dims(a, b, &r, dims))
         return ox_node_err(c, err, SG_EINPUT, "constant shapes do not broadcast");
     int v;
-    int rc = ox_const_out(c, r, dims, OX_FLOAT, err, &v);
+    int rc = ox_const_out(c, r, dims, ints ? OX_INT64 : OX_FLOAT, err, &v);
     if (rc) return rc;
     a = &c->vals[ia];
     b = &c->vals[ib];
     ox_value *o = &c->vals[v];
     int64_t idx[OX_MAX_RANK] = {0};
     for (int64_t k = 0; k < o->count; k++) {
-        o->f[k] = binop(op, a->f[bcast_offset(a, r, idx)], b->f[bcast_offset(b, r, idx)]);
+        if (ints) {
+            if ((rc = int_binop(c, op, a->i[bcast_offset(a, r, idx)], b->i[bcast_offset(b, r, idx)],
+                                &o->i[k], err)))
+                return rc;
+        } else {
+            o->f[k] = binop(op, a->f[bcast_offset(a, r, idx)], b->f[bcast_offset(b, r, idx)]);
+        }
         for (int d = r - 1; d >= 0; d--) {
             if (++idx[d] < dims[d]) break;
             idx[d] = 0;
@@ -422,6 +484,12 @@ static sg_status const_row(ox_ctx *c, const ox_value *k, int rank, const int64_t
     return SG_OK;
 }
 
+sg_status ox_const_row(ox_ctx *c, const ox_value *k, int rank, const int64_t *dims, int64_t width,
+                       float **out, sg_err *err)
+{
+    return const_row(c, k, rank, dims, width, false, out, err);
+}
+
 static sg_status emit_binary(ox_ctx *c, sg_onnx_binary op, int ia, int ib, sg_err *err)
 {
     const ox_value *a = &c->vals[ia], *b = &c->vals[ib];
@@ -455,6 +523,21 @@ static sg_status emit_binary(ox_ctx *c, sg_onnx_binary op, int ia, int ib, sg_er
     if (width < 1 || width > OX_MAX_WIDTH)
         return ox_node_err(c, err, SG_EINPUT, "a row of %lld values (must be 1..%d)",
                            (long long)width, OX_MAX_WIDTH);
+    /* A per-row operand that broadcasts along some axis of the row (one mean per token of
+       [batch, tokens, 1] against [batch, tokens, k], as PyTorch's LayerNorm below opset 17
+       exports it) is first expanded to the row's shape by a gather step. */
+    for (int s = 0; s < 2; s++) {
+        const ox_value *v = &c->vals[s ? ib : ia];
+        if (v->is_const || v->rank != rank || v->count == 1 || same_row(v, rank, dims)) continue;
+        int e, rc = ox_expand_row(c, s ? ib : ia, rank, dims, err, &e);
+        if (rc) return rc;
+        if (s)
+            ib = e;
+        else
+            ia = e;
+        a = &c->vals[ia];
+        b = &c->vals[ib];
+    }
     sg_onnx_arg args[2];
     float *owned[2] = {NULL, NULL};
     for (int s = 0; s < 2; s++) {
@@ -488,16 +571,9 @@ static sg_status emit_binary(ox_ctx *c, sg_onnx_binary op, int ia, int ib, sg_er
                                    "shapes from the right, so its batch dimension would meet a "
                                    "row dimension (valid for one batch size only)",
                                    v->name, v->rank + 1, rank + 1);
-            /* One mean per vector of a row, broadcast back over it: PyTorch's LayerNorm below
-               opset 17 on token rows. Say how to get a model that loads. */
-            const bool ln = v->producer >= 0 && c->steps[v->producer].kind == SG_OX_MEAN &&
-                            sg_onnx_groups(&c->steps[v->producer]) > 1;
-            return ox_node_err(c, err, SG_EINPUT,
-                               "broadcasting '%.100s' across a row is not supported%s", v->name,
-                               ln ? " (PyTorch's LayerNorm below opset 17 on rows of rank 2 or "
-                                    "more: export at opset 17, where it is one "
-                                    "LayerNormalization)"
-                                  : "");
+            return ox_node_err(c, err, SG_EINTERNAL,
+                               "'%.100s' does not broadcast to rows of shape of rank %d", v->name,
+                               rank);
         }
     }
     /* x ^ constant scalar is a unary step (x^2 in PyTorch's LayerNorm). */
@@ -900,9 +976,11 @@ static sg_status check_schema(ox_ctx *c, sg_err *err)
    with them: given to any other input, it is refused, not read as the 0 it is stored as. */
 static sg_status batch_size_inputs(ox_ctx *c, const char *op, sg_err *err)
 {
-    static const char *const carry0[] = {"Squeeze", "Unsqueeze", "Identity", "Gather",
-                                         "Cast",    "Shape",     "Reshape"};
-    const bool concat = !strcmp(op, "Concat"), reshape = !strcmp(op, "Reshape");
+    static const char *const carry0[] = {"Squeeze",   "Unsqueeze", "Identity",        "Gather",
+                                         "Cast",      "Shape",     "Reshape",         "Slice",
+                                         "Transpose", "Tile",      "ConstantOfShape", "Split"};
+    const bool concat = !strcmp(op, "Concat"),
+               reshape = !strcmp(op, "Reshape") || !strcmp(op, "Expand");
     bool first_ok = concat;
     for (size_t i = 0; i < sizeof carry0 / sizeof carry0[0]; i++)
         first_ok |= !strcmp(op, carry0[i]);
@@ -965,6 +1043,11 @@ int ox_compile_node(ox_ctx *c, sg_err *err)
     if (!strcmp(op, "Concat")) return ox_op_concat(c, err);
     if (!strcmp(op, "Shape")) return ox_op_shape(c, err);
     if (!strcmp(op, "Gather")) return ox_op_gather(c, err);
+    if (!strcmp(op, "Transpose")) return ox_op_transpose(c, err);
+    if (!strcmp(op, "Expand")) return ox_op_expand(c, err);
+    if (!strcmp(op, "Tile")) return ox_op_tile(c, err);
+    if (!strcmp(op, "Split")) return ox_op_split(c, err);
+    if (!strcmp(op, "ConstantOfShape")) return ox_op_constant_of_shape(c, err);
     return ox_node_err(c, err, SG_EINPUT, "unsupported operator %.40s; supported: %s", op,
                        ox_supported_ops());
 }

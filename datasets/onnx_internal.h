@@ -134,16 +134,21 @@ int ox_in(const ox_ctx *c, size_t k);
 sg_status ox_need_in(ox_ctx *c, size_t k, sg_err *err, int *out);
 sg_status ox_only_first_output(ox_ctx *c, sg_err *err);
 sg_onnx_step *ox_step_new(ox_ctx *c, sg_onnx_step_kind kind, sg_err *err);
-/* Output 0 as a per-row value of that row shape, written by the newest step. */
+/* Output 0 as a per-row value of that row shape, written by the newest step (_k: output k). */
 sg_status ox_dyn_out(ox_ctx *c, int rank, const int64_t *dims, sg_err *err, int *out);
+sg_status ox_dyn_out_k(ox_ctx *c, size_t k, int rank, const int64_t *dims, sg_err *err, int *out);
 /* Axes from the attribute (before opset 13) or a constant input (13 and later). */
 sg_status ox_get_axes(ox_ctx *c, size_t input, int64_t *axes, int *n, sg_err *err);
 /* A new value for output k (the name must be new). */
 sg_status ox_new_out(ox_ctx *c, size_t k, sg_err *err, int *out);
-/* Output 0 as per-row value src under another row shape (no data moves). */
+/* Output 0 as per-row value src under another row shape (no data moves; _k: output k). */
 int ox_alias_out(ox_ctx *c, int src, int rank, const int64_t *dims, sg_err *err);
-/* Output 0 as a new constant of that shape and type (counted against OX_MAX_FOLDED). */
+int ox_alias_out_k(ox_ctx *c, size_t k, int src, int rank, const int64_t *dims, sg_err *err);
+/* Output 0 as a new constant of that shape and type (counted against OX_MAX_FOLDED; _k:
+   output k). */
 sg_status ox_const_out(ox_ctx *c, int rank, const int64_t *dims, int dtype, sg_err *err, int *out);
+sg_status ox_const_out_k(ox_ctx *c, size_t k, int rank, const int64_t *dims, int dtype, sg_err *err,
+                         int *out);
 /* The shape-only and constant nodes (onnx_shapes.c). */
 int ox_op_reshape(ox_ctx *c, sg_err *err);
 sg_status ox_op_shape(ox_ctx *c, sg_err *err);
@@ -155,6 +160,22 @@ sg_status ox_op_constant(ox_ctx *c, sg_err *err);
 sg_status ox_op_concat(ox_ctx *c, sg_err *err);
 int ox_op_identity(ox_ctx *c, sg_err *err);
 int ox_op_dropout(ox_ctx *c, sg_err *err);
+/* The nodes that move, repeat or fill elements (onnx_layout.c). */
+sg_status ox_op_transpose(ox_ctx *c, sg_err *err);
+sg_status ox_op_expand(ox_ctx *c, sg_err *err);
+sg_status ox_op_tile(ox_ctx *c, sg_err *err);
+sg_status ox_op_split(ox_ctx *c, sg_err *err);
+sg_status ox_op_constant_of_shape(ox_ctx *c, sg_err *err);
+/* Value x with its full axes in the order perm (perm[0] = 0 for rows): output 0 of the node,
+   or an unnamed value called label when label is not NULL (*out: its index). */
+sg_status ox_permute(ox_ctx *c, int x, const int *perm, const char *label, sg_err *err, int *out);
+/* Per-row value x expanded to rows of shape (rank, dims), x's dims each 1 or the same: an
+   unnamed value (*out) written by a gather step. */
+sg_status ox_expand_row(ox_ctx *c, int x, int rank, const int64_t *dims, sg_err *err, int *out);
+/* Constant k broadcast to one row of shape (rank, dims) of width floats, which the caller
+   owns (k has at most rank axes, aligned from the right). */
+sg_status ox_const_row(ox_ctx *c, const ox_value *k, int rank, const int64_t *dims, int64_t width,
+                       float **out, sg_err *err);
 /* The layer nodes (onnx_layers.c). */
 sg_status ox_op_gemm(ox_ctx *c, bool matmul, sg_err *err);
 sg_status ox_op_batchnorm(ox_ctx *c, sg_err *err);

@@ -26,11 +26,6 @@ static sg_status row_input_ranked(ox_ctx *c, size_t k, const char *what, bool an
     return SG_OK;
 }
 
-static sg_status row_input(ox_ctx *c, size_t k, const char *what, sg_err *err, int *x)
-{
-    return row_input_ranked(c, k, what, false, err, x);
-}
-
 /* The vectors of `inner` values a row of value v holds, for an operator over its trailing
    axes; 0 (after an error) when inner does not divide the row or the count is too large. */
 static int row_groups(ox_ctx *c, const ox_value *v, int64_t inner, sg_err *err)
@@ -215,6 +210,26 @@ sg_status ox_op_layernorm(ox_ctx *c, sg_err *err)
     return ox_dyn_out(c, vx->rank, vx->dims, err, &v);
 }
 
+/* A softmax step over the axes from `axis` on of per-row x (each vector alone), output 0. */
+static sg_status softmax_from(ox_ctx *c, bool log, int x, int64_t axis, sg_err *err, int *out)
+{
+    const ox_value *vx = &c->vals[x];
+    int64_t w;
+    const int groups = axis_groups(c, vx, axis, &w, err);
+    if (!groups) return SG_EINPUT;
+    sg_onnx_step *s = ox_step_new(c, log ? SG_OX_LOGSOFTMAX : SG_OX_SOFTMAX, err);
+    if (!s) return SG_ENOMEM;
+    s->in = vx->data;
+    s->in_width = s->width = (int)w;
+    s->groups = groups;
+    return ox_dyn_out(c, vx->rank, vx->dims, err, out);
+}
+
+static sg_status softmax_last(ox_ctx *c, bool log, int x, sg_err *err, int *out)
+{
+    return softmax_from(c, log, x, c->vals[x].rank, err, out);
+}
+
 sg_status ox_op_softmax(ox_ctx *c, bool log, sg_err *err)
 {
     int x, rc = ox_need_in(c, 0, err, &x);
@@ -227,41 +242,36 @@ sg_status ox_op_softmax(ox_ctx *c, bool log, sg_err *err)
     /* Before opset 13 the input is flattened at axis: each vector of the axes from it on is
        one softmax (axis 1: the whole row). From 13 on it is that one axis: supported when it
        is the last (each vector along it alone). The batch axis is not supported. */
-    if (axis < 1 || axis >= r || (c->opset >= 13 && axis != r - 1))
+    if (axis < 1 || axis >= r)
         return ox_node_err(c, err, SG_EINPUT,
-                           "axis %lld over rows of rank %d: only the %s is supported",
-                           (long long)ox_attr_i(c, "axis", c->opset >= 13 ? -1 : 1), vx->rank,
-                           c->opset >= 13 ? "last axis" : "axes after the batch's");
-    int64_t w;
-    const int groups = axis_groups(c, vx, axis, &w, err);
-    if (!groups) return SG_EINPUT;
-    sg_onnx_step *s = ox_step_new(c, log ? SG_OX_LOGSOFTMAX : SG_OX_SOFTMAX, err);
-    if (!s) return SG_ENOMEM;
-    s->in = vx->data;
-    s->in_width = s->width = (int)w;
-    s->groups = groups;
+                           "axis %lld over rows of rank %d: the batch's axis is not supported",
+                           (long long)ox_attr_i(c, "axis", c->opset >= 13 ? -1 : 1), vx->rank);
+    if (c->opset >= 13 && axis != r - 1) {
+        /* Over another axis (torch.softmax(x, 1) on [batch, tokens, k]): that axis is swapped
+           with the last by a gather step, and back after. */
+        int perm[OX_MAX_RANK + 1], y, z;
+        for (int i = 0; i < r; i++)
+            perm[i] = i;
+        perm[axis] = r - 1;
+        perm[r - 1] = (int)axis;
+        const char *saved = c->partial;
+        if ((rc = ox_permute(c, x, perm, "the input with the softmax axis last", err, &y)))
+            return rc;
+        c->partial = "the softmax along the last axis";
+        rc = softmax_last(c, log, y, err, &z);
+        c->partial = saved;
+        if (rc) return rc;
+        return ox_permute(c, z, perm, NULL, err, &y);
+    }
     int v;
-    return ox_dyn_out(c, vx->rank, vx->dims, err, &v);
+    return softmax_from(c, log, x, axis, err, &v);
 }
 
-/* A reduction over the last axis of rank-1 rows (the axes given as the attribute, or as the
-   constant second input of ReduceSum from opset 13); kind -1 is the mean. */
-static sg_status reduce_row(ox_ctx *c, int kind, sg_err *err)
+/* A reduction step over the last axis of per-row x (each vector along it alone), output 0
+   of row shape (rank, dims); kind -1 is the mean. */
+static sg_status reduce_last(ox_ctx *c, int kind, int x, int rank, const int64_t *dims, sg_err *err)
 {
-    int x, rc;
-    if ((rc = row_input_ranked(c, 0, c->node->op_type, true, err, &x))) return rc;
-    int64_t axes[OX_MAX_RANK];
-    int n;
-    if ((rc = ox_get_axes(c, 1, axes, &n, err))) return rc;
-    /* No axes with noop_with_empty_axes (ReduceSum from opset 13) reduces nothing. */
-    if (n == 0 && ox_attr_i(c, "noop_with_empty_axes", 0) != 0) return ox_op_identity(c, err);
     const ox_value *vx = &c->vals[x];
-    const int64_t last = vx->rank; /* the last axis of [batch, row dims...] */
-    if (n != 1 || (axes[0] != last && axes[0] != -1))
-        return ox_node_err(c, err, SG_EINPUT,
-                           n == 0 ? "no axes: reducing over the batch is not supported"
-                                  : "only the last axis is supported");
-    bool keep = ox_attr_i(c, "keepdims", 1) != 0;
     const int64_t w = vx->dims[vx->rank - 1];
     const int groups = row_groups(c, vx, w, err);
     if (!groups) return SG_EINPUT;
@@ -272,12 +282,123 @@ static sg_status reduce_row(ox_ctx *c, int kind, sg_err *err)
     s->in_width = (int)w;
     s->width = 1;
     s->groups = groups;
-    /* The row's leading axes, then 1 (keepdims) or nothing. */
-    int64_t dims[OX_MAX_RANK];
-    memcpy(dims, vx->dims, (size_t)vx->rank * sizeof dims[0]);
-    dims[vx->rank - 1] = 1;
     int v;
-    return ox_dyn_out(c, keep ? vx->rank : vx->rank - 1, dims, err, &v);
+    return ox_dyn_out(c, rank, dims, err, &v);
+}
+
+/* A reduction of constant x (its axes to reduce already last, `inner` elements each) into
+   output 0 of shape (rank, dims): in float, as the steps compute it; int64 for the sum,
+   product, maximum and minimum (a shape's element count: x.std() in PyTorch). */
+static sg_status fold_reduce(ox_ctx *c, int kind, int x, int64_t inner, int rank,
+                             const int64_t *dims, sg_err *err)
+{
+    const int dtype = c->vals[x].dtype;
+    if (dtype == OX_INT64 && kind != SG_OXR_SUM && kind != SG_OXR_PROD && kind != SG_OXR_MAX &&
+        kind != SG_OXR_MIN)
+        return ox_node_err(c, err, SG_EINPUT, "this reduction of int64 constants is not supported");
+    if (inner < 1 || inner > INT32_MAX)
+        return ox_node_err(c, err, SG_EINPUT, "a reduction over %lld elements", (long long)inner);
+    int v, rc = ox_const_out(c, rank, dims, dtype, err, &v);
+    if (rc) return rc;
+    const ox_value *vx = &c->vals[x];
+    ox_value *o = &c->vals[v];
+    for (int64_t g = 0; g < o->count; g++) {
+        if (dtype == OX_FLOAT) {
+            const float *in = vx->f + g * inner;
+            if (kind >= 0) {
+                o->f[g] = sg_onnx_reduce_row((sg_onnx_reduce)kind, in, (int)inner);
+            } else {
+                float s = 0;
+                for (int64_t j = 0; j < inner; j++)
+                    s += in[j];
+                o->f[g] = s / (float)inner;
+            }
+            continue;
+        }
+        const int64_t *in = vx->i + g * inner;
+        int64_t acc = in[0];
+        for (int64_t j = 1; j < inner; j++) {
+            bool over = false;
+            if (kind == SG_OXR_SUM) over = __builtin_add_overflow(acc, in[j], &acc);
+            if (kind == SG_OXR_PROD) over = __builtin_mul_overflow(acc, in[j], &acc);
+            if (kind == SG_OXR_MAX && in[j] > acc) acc = in[j];
+            if (kind == SG_OXR_MIN && in[j] < acc) acc = in[j];
+            if (over) return ox_node_err(c, err, SG_EINPUT, "int64 overflow in the reduction");
+        }
+        o->i[g] = acc;
+    }
+    return SG_OK;
+}
+
+/* A reduction over the given axes (the attribute, or the constant second input from opset 13
+   for ReduceSum), kind -1 the mean. On rows: any axes but the batch; the last alone is one
+   step, others are first moved last by a gather step. On constants: folded (no axes: all). */
+static sg_status reduce_row(ox_ctx *c, int kind, sg_err *err)
+{
+    int x, rc;
+    if ((rc = ox_need_in(c, 0, err, &x))) return rc;
+    int64_t axes[OX_MAX_RANK];
+    int n;
+    if ((rc = ox_get_axes(c, 1, axes, &n, err))) return rc;
+    /* No axes with noop_with_empty_axes (ReduceSum from opset 13) reduces nothing. */
+    if (n == 0 && ox_attr_i(c, "noop_with_empty_axes", 0) != 0) return ox_op_identity(c, err);
+    const bool rows = !c->vals[x].is_const, keep = ox_attr_i(c, "keepdims", 1) != 0;
+    int64_t d[OX_MAX_RANK + 1];
+    const int r = rows ? c->vals[x].rank + 1 : c->vals[x].rank;
+    if (rows) d[0] = -1;
+    memcpy(d + (rows ? 1 : 0), c->vals[x].dims, (size_t)c->vals[x].rank * sizeof d[0]);
+    if (rows && c->vals[x].rank < 1)
+        return ox_node_err(c, err, SG_EINPUT, "rows of rank 0 have no axis to reduce");
+    bool red[OX_MAX_RANK + 1] = {false};
+    if (n == 0 && rows)
+        return ox_node_err(c, err, SG_EINPUT, "no axes: reducing over the batch is not supported");
+    for (int i = 0; n == 0 && i < r; i++)
+        red[i] = true;
+    for (int k = 0; k < n; k++) {
+        const int64_t a = axes[k] < 0 ? axes[k] + r : axes[k];
+        if (a < 0 || a >= r || red[a])
+            return ox_node_err(c, err, SG_EINPUT, "axis %lld is out of range or repeated",
+                               (long long)axes[k]);
+        if (rows && a == 0)
+            return ox_node_err(c, err, SG_EINPUT,
+                               "axis %lld is the batch: reducing over it is not supported",
+                               (long long)axes[k]);
+        red[a] = true;
+    }
+    /* The output shape, and the order that puts the reduced axes last. */
+    int64_t out[OX_MAX_RANK + 1], moved[OX_MAX_RANK + 1], inner = 1;
+    int perm[OX_MAX_RANK + 1], ro = 0, np = 0;
+    bool in_place = true;
+    for (int i = 0; i < r; i++)
+        if (!red[i]) {
+            in_place &= np == i;
+            perm[np] = i;
+            moved[np++] = d[i];
+        }
+    const int kept = np;
+    for (int i = 0; i < r; i++)
+        if (red[i]) {
+            perm[np++] = i;
+            inner *= d[i];
+        }
+    for (int i = 0; i < r; i++)
+        if (!red[i] || keep) out[ro++] = red[i] ? 1 : d[i];
+    int y = x;
+    if (!in_place && (rc = ox_permute(c, x, perm, "the input with the reduced axes last", err, &y)))
+        return rc;
+    if (!rows) return fold_reduce(c, kind, y, inner, ro, out, err);
+    /* Rows: [kept row axes..., the reduced ones as one], reduced over the last. */
+    moved[kept] = inner;
+    const char *saved = c->partial;
+    const bool last_only = in_place && r - kept == 1;
+    if (!last_only) {
+        c->partial = "the input with the reduced axes as one";
+        rc = ox_alias_out(c, y, kept, moved + 1, err);
+        c->partial = saved;
+        if (rc) return rc;
+        y = c->n_vals - 1;
+    }
+    return reduce_last(c, kind, y, ro - 1, out + 1, err);
 }
 
 sg_status ox_op_reduce_mean(ox_ctx *c, sg_err *err)
@@ -288,101 +409,4 @@ sg_status ox_op_reduce_mean(ox_ctx *c, sg_err *err)
 sg_status ox_op_reduce(ox_ctx *c, int kind, sg_err *err)
 {
     return reduce_row(c, kind, err);
-}
-
-/* Slice's starts, ends, axes or steps: attribute `name` below opset 10, constant int64 input
-   k from 10 on; *n = -1 when absent. */
-static sg_status slice_arg(ox_ctx *c, const char *name, size_t k, int64_t *out, int *n, sg_err *err)
-{
-    *n = -1;
-    const int64_t *src = NULL;
-    size_t cnt = 0;
-    if (c->opset < 10) {
-        const Onnx__AttributeProto *a = ox_attr(c, name);
-        if (!a) return SG_OK;
-        src = a->ints;
-        cnt = a->n_ints;
-    } else {
-        if (ox_in(c, k) < 0) return SG_OK;
-        const ox_value *v = &c->vals[ox_in(c, k)];
-        if (!v->is_const || v->dtype != OX_INT64)
-            return ox_node_err(c, err, SG_EINPUT, "%s must be a constant int64 tensor", name);
-        src = v->i;
-        cnt = (size_t)v->count;
-    }
-    if (cnt > 2)
-        return ox_node_err(c, err, SG_EINPUT, "%s has %zu entries; rows of rank 1 have 2 axes",
-                           name, cnt);
-    if (cnt) memcpy(out, src, cnt * sizeof *out);
-    *n = (int)cnt;
-    return SG_OK;
-}
-
-/* ONNX's clamping of a Slice bound on an axis of d elements. */
-static int64_t slice_bound(int64_t v, int64_t d, int64_t step, bool end)
-{
-    if (v < 0) v = v < -d ? -1 : v + d; /* no overflow: d is small */
-    if (v < 0) return step > 0 || !end ? 0 : -1;
-    if (step > 0) return v > d ? d : v;
-    return v > d - 1 ? d - 1 : v;
-}
-
-/*
- * Slice over the columns of rank-1 rows: the selected columns (starts, ends, steps as ONNX
- * clamps them; any step but 0) become one gather step. A slice of the batch axis must keep
- * every row (start 0 or earlier, end at or past the last, step 1).
- */
-sg_status ox_op_slice(ox_ctx *c, sg_err *err)
-{
-    int x, rc;
-    if ((rc = row_input(c, 0, "Slice", err, &x))) return rc;
-    int64_t starts[2], ends[2], axes[2] = {0, 1}, steps[2] = {1, 1};
-    int ns, ne, na, nst;
-    if ((rc = slice_arg(c, "starts", 1, starts, &ns, err)) ||
-        (rc = slice_arg(c, "ends", 2, ends, &ne, err)) ||
-        (rc = slice_arg(c, "axes", 3, axes, &na, err)) ||
-        (rc = slice_arg(c, "steps", 4, steps, &nst, err)))
-        return rc;
-    if (ns < 1 || ne != ns || (na >= 0 && na != ns) || (nst >= 0 && nst != ns))
-        return ox_node_err(c, err, SG_EINPUT,
-                           "starts, ends, axes and steps must have the same number of entries");
-    if (na < 0 && ns == 1) axes[0] = 0; /* the default axes are 0, 1, ... */
-    const int64_t d = c->vals[x].count;
-    int64_t lo = 0, hi = d, step = 1;
-    bool seen[2] = {false, false};
-    for (int k = 0; k < ns; k++) {
-        int64_t a = axes[k] < 0 ? axes[k] + 2 : axes[k];
-        if (a < 0 || a > 1 || seen[a])
-            return ox_node_err(c, err, SG_EINPUT, "axis %lld is out of range or repeated",
-                               (long long)axes[k]);
-        seen[a] = true;
-        if (steps[k] == 0) return ox_node_err(c, err, SG_EINPUT, "a step is 0");
-        if (a == 0) {
-            if (steps[k] != 1 || starts[k] > 0 || (starts[k] < 0 && starts[k] > INT32_MIN) ||
-                ends[k] < INT32_MAX)
-                return ox_node_err(c, err, SG_EINPUT,
-                                   "slicing the batch axis is not supported (only all rows)");
-            continue;
-        }
-        step = steps[k];
-        lo = slice_bound(starts[k], d, step, false);
-        hi = slice_bound(ends[k], d, step, true);
-    }
-    int64_t m = 0;
-    /* ceil((hi - lo) / step) without overflow: a step near +-2^63 is legal (it takes one
-       column), and step - 1 or -step overflowed int64. lo and hi are within [-1, d]. */
-    if (step > 0 && hi > lo) m = 1 + (hi - lo - 1) / step;
-    if (step < 0 && lo > hi) m = 1 + (int64_t)((uint64_t)(lo - hi - 1) / (0 - (uint64_t)step));
-    if (m < 1) return ox_node_err(c, err, SG_EINPUT, "the slice selects no column");
-    sg_onnx_step *s = ox_step_new(c, SG_OX_GATHER, err);
-    if (!s) return SG_ENOMEM;
-    s->cols = malloc((size_t)m * sizeof *s->cols);
-    if (!s->cols) return sg_errf(err, SG_ENOMEM, "%s: out of memory", c->path);
-    for (int64_t j = 0; j < m; j++)
-        s->cols[j] = (int)(lo + j * step);
-    s->in = c->vals[x].data;
-    s->in_width = (int)d;
-    s->width = (int)m;
-    int v;
-    return ox_dyn_out(c, 1, &m, err, &v);
 }

@@ -317,6 +317,9 @@ static void run_rows(const sg_onnx_step *st, const float *in, float *out, int64_
             for (int j = 0; j < w; j++)
                 o[j] = x[st->cols[j]];
             break;
+        case SG_OX_FILL:
+            memcpy(o, st->b, (size_t)w * sizeof(float));
+            break;
         case SG_OX_LAYERNORM: {
             float mean = 0, var = 0;
             for (int j = 0; j < w; j++)

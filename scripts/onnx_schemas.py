@@ -17,7 +17,8 @@ OPS = """Gemm MatMul Add Sub Mul Div Relu LeakyRelu PRelu Sigmoid Tanh Erf Elu S
 Softsign HardSigmoid HardSwish Clip Abs Neg Exp Log Reciprocal Max Min Softmax LogSoftmax
 BatchNormalization LayerNormalization ReduceMean ReduceSum ReduceSumSquare ReduceL1 ReduceL2
 ReduceMax ReduceMin ReduceProd ReduceLogSumExp Pow Sqrt Flatten Reshape Squeeze Unsqueeze
-Identity Dropout Constant Cast Concat Slice Shape Gather""".split()
+Identity Dropout Constant Cast Concat Slice Shape Gather Transpose Expand Tile Split
+ConstantOfShape""".split()
 
 
 def versions(op):

@@ -48,7 +48,8 @@ typedef enum {
     SG_OX_CONCAT,     /* rows side by side */
     SG_OX_GELU,       /* 0.5 x (1 + erf(x / sqrt 2)) */
     SG_OX_REDUCE,     /* out[0] = a reduction (sg_onnx_reduce) of the row */
-    SG_OX_GATHER,     /* out[j] = in[cols[j]] (Slice over the row) */
+    SG_OX_GATHER,     /* out[j] = in[cols[j]] (Slice, Transpose, Expand, Tile, Split) */
+    SG_OX_FILL,       /* out[j] = b[j] (ConstantOfShape, Expand of a constant per row) */
 } sg_onnx_step_kind;
 
 /* Row reductions besides the mean (ReduceSum, ReduceMax, ...), summed left to right in float. */
