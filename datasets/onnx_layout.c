@@ -589,3 +589,112 @@ sg_status ox_op_slice(ox_ctx *c, sg_err *err)
     int v;
     return view_out(c, 0, x, r, dims, map, err, &v);
 }
+
+/* Gather(x, indices) along an axis, the indices constant: on a constant it folds (a shape's
+   elements picked, the batch size a Shape gave following its element); on rows, along any
+   axis but the batch, it is a gather step (x[:, :, 1] in PyTorch). Indices computed per row
+   (an embedding lookup) are not supported. */
+sg_status ox_op_gather(ox_ctx *c, sg_err *err)
+{
+    int x, ix, rc;
+    if ((rc = ox_need_in(c, 0, err, &x)) || (rc = ox_need_in(c, 1, err, &ix))) return rc;
+    const ox_value *vi = &c->vals[ix];
+    if (!vi->is_const || vi->dtype != OX_INT64 || vi->batch_mask)
+        return ox_node_err(c, err, SG_EINPUT,
+                           "indices must be a constant int64 tensor (indices computed per row, "
+                           "an embedding lookup, are not supported)");
+    const bool rows = !c->vals[x].is_const;
+    int64_t d[OX_MAX_RANK + 1], dims[OX_MAX_RANK + 2];
+    const int r = full_dims(&c->vals[x], d);
+    int64_t axis = ox_attr_i(c, "axis", 0);
+    if (axis < 0) axis += r;
+    if (axis < 0 || axis >= r)
+        return ox_node_err(c, err, SG_EINPUT, "axis %lld out of range for rank %d",
+                           (long long)ox_attr_i(c, "axis", 0), r);
+    if (rows && axis == 0)
+        return ox_node_err(c, err, SG_EINPUT,
+                           "Gather along the batch (axis 0) of rows is not supported");
+    const int q = vi->rank, ro = r - 1 + q;
+    if (ro > OX_MAX_RANK + (rows ? 1 : 0))
+        return ox_node_err(c, err, SG_EINPUT, "the result would have rank %d", ro);
+    for (int64_t k = 0; k < vi->count; k++)
+        if (vi->i[k] < -d[axis] || vi->i[k] >= d[axis])
+            return ox_node_err(c, err, SG_EINPUT, "index %lld out of range for %lld values",
+                               (long long)vi->i[k], (long long)d[axis]);
+    int n = 0;
+    for (int i = 0; i < axis; i++)
+        dims[n++] = d[i];
+    for (int i = 0; i < q; i++)
+        dims[n++] = vi->dims[i];
+    for (int i = (int)axis + 1; i < r; i++)
+        dims[n++] = d[i];
+    /* Elements of x after the axis, and the axis' own stride. */
+    int64_t inner = 1;
+    for (int i = (int)axis + 1; i < r; i++)
+        inner *= d[i];
+    const int64_t outer_from = rows ? 1 : 0;
+    int64_t outer = 1, out_count = 1;
+    for (int i = (int)outer_from; i < axis; i++)
+        outer *= d[i];
+    for (int i = (int)outer_from; i < ro; i++) {
+        if (dims[i] < 0 || (dims[i] && out_count > OX_MAX_ELEMS / dims[i]))
+            return ox_node_err(c, err, SG_EINPUT, "the result would be too large");
+        out_count *= dims[i];
+    }
+    if (rows && (out_count < 1 || out_count > OX_MAX_WIDTH))
+        return ox_node_err(c, err, SG_EINPUT, "a row of %lld values (must be 1..%d)",
+                           (long long)out_count, OX_MAX_WIDTH);
+    /* out element (o, k, j) reads x element (o, index[k], j). */
+    int64_t *src = malloc((size_t)(out_count ? out_count : 1) * sizeof *src);
+    if (!src) return sg_errf(err, SG_ENOMEM, "%s: out of memory", c->path);
+    vi = &c->vals[ix];
+    int64_t j = 0;
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t k = 0; k < vi->count; k++) {
+            const int64_t at = vi->i[k] < 0 ? vi->i[k] + d[axis] : vi->i[k];
+            for (int64_t e = 0; e < inner; e++)
+                src[j++] = (o * d[axis] + at) * inner + e;
+        }
+    int v;
+    if (rows) {
+        sg_onnx_step *st = ox_step_new(c, SG_OX_GATHER, err);
+        int *cols = st ? malloc((size_t)out_count * sizeof *cols) : NULL;
+        if (!cols) {
+            free(src);
+            return st ? sg_errf(err, SG_ENOMEM, "%s: out of memory", c->path) : SG_ENOMEM;
+        }
+        for (int64_t k = 0; k < out_count; k++)
+            cols[k] = (int)src[k];
+        free(src);
+        st->cols = cols;
+        st->in = c->vals[x].data;
+        st->in_width = (int)c->vals[x].count;
+        st->width = (int)out_count;
+        return ox_dyn_out(c, ro - 1, dims + 1, err, &v);
+    }
+    const int dtype = c->vals[x].dtype;
+    if ((rc = ox_const_out(c, ro, dims, dtype, err, &v))) {
+        free(src);
+        return rc;
+    }
+    const ox_value *vx = &c->vals[x];
+    ox_value *ov = &c->vals[v];
+    uint64_t mask = 0;
+    for (int64_t k = 0; k < out_count; k++) {
+        if (dtype == OX_FLOAT)
+            ov->f[k] = vx->f[src[k]];
+        else
+            ov->i[k] = vx->i[src[k]];
+        if (src[k] < 64 && (vx->batch_mask >> src[k] & 1)) {
+            if (k >= 64) {
+                free(src);
+                return ox_node_err(c, err, SG_EINPUT,
+                                   "the batch size (from a Shape node) gathered past element 63");
+            }
+            mask |= (uint64_t)1 << k;
+        }
+    }
+    ov->batch_mask = mask;
+    free(src);
+    return SG_OK;
+}

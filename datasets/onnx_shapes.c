@@ -277,50 +277,6 @@ sg_status ox_op_shape(ox_ctx *c, sg_err *err)
     return SG_OK;
 }
 
-/* Gather along axis 0 of a constant vector with constant indices: shape arithmetic (the batch
-   size picked out of a Shape). Gathering from rows (an embedding lookup) is not supported. */
-sg_status ox_op_gather(ox_ctx *c, sg_err *err)
-{
-    int x, ix, rc;
-    if ((rc = ox_need_in(c, 0, err, &x)) || (rc = ox_need_in(c, 1, err, &ix))) return rc;
-    const ox_value *vx = &c->vals[x], *vi = &c->vals[ix];
-    if (!vx->is_const || vx->rank != 1)
-        return ox_node_err(c, err, SG_EINPUT,
-                           "Gather is supported on a constant vector (a shape's dimensions), "
-                           "not on rows or tensors of rank %d",
-                           vx->is_const ? vx->rank : vx->rank + 1);
-    if (!vi->is_const || vi->dtype != OX_INT64 || vi->rank > 1 || vi->batch_mask)
-        return ox_node_err(c, err, SG_EINPUT, "indices must be a constant int64 scalar or vector");
-    const int64_t axis = ox_attr_i(c, "axis", 0);
-    if (axis != 0 && axis != -1)
-        return ox_node_err(c, err, SG_EINPUT, "axis %lld out of range for a vector",
-                           (long long)axis);
-    int64_t dims[1] = {vi->count};
-    int v;
-    if ((rc = ox_const_out(c, vi->rank, dims, vx->dtype, err, &v))) return rc;
-    vx = &c->vals[x];
-    vi = &c->vals[ix];
-    uint64_t mask = 0;
-    for (int64_t k = 0; k < vi->count; k++) {
-        int64_t at = vi->i[k] < 0 ? vi->i[k] + vx->count : vi->i[k];
-        if (at < 0 || at >= vx->count)
-            return ox_node_err(c, err, SG_EINPUT, "index %lld out of range for %lld values",
-                               (long long)vi->i[k], (long long)vx->count);
-        if (vx->dtype == OX_FLOAT)
-            c->vals[v].f[k] = vx->f[at];
-        else
-            c->vals[v].i[k] = vx->i[at];
-        if (at < 64 && (vx->batch_mask >> at & 1)) {
-            if (k >= 64)
-                return ox_node_err(c, err, SG_EINPUT,
-                                   "the batch size (from a Shape node) gathered past element 63");
-            mask |= (uint64_t)1 << k;
-        }
-    }
-    c->vals[v].batch_mask = mask;
-    return SG_OK;
-}
-
 sg_status ox_op_constant(ox_ctx *c, sg_err *err)
 {
     int v, rc = ox_new_out(c, 0, err, &v);

@@ -762,11 +762,65 @@ def main():
         helper.make_node("Concat", ["i32", "minus1"], ["shp"], name="cat", axis=0),
         helper.make_node("Reshape", ["z", "shp"], ["r"], name="view"), sm]),
         ["node 'toint32' (Cast, opset 13)", "cast of the batch size"], data)
-    rows_gather = base(nodes=[helper.make_node("Gemm", ["x", "W", "b"], ["z"], name="fc", transB=1),
-                              helper.make_node("Gather", ["z", "idx"], ["out"], name="rows", axis=1)])
-    rows_gather.graph.initializer.append(numpy_helper.from_array(np.array([2, 1, 0], np.int64), "idx"))
-    run(tmp, "gather_rows", rows_gather,
-        ["node 'rows' (Gather, opset 13)", "Gather is supported on a constant vector"], data)
+    # Layout nodes that would move, repeat, split or fix the batch, and shape arithmetic that
+    # cannot be computed: each refused with the node named.
+    def after_fc(*tail, inits=()):
+        m = batch_graph(list(tail) + [helper.make_node("Softmax", ["r"], ["out"], name="sm",
+                                                       axis=1)])
+        for name, value in inits:
+            m.graph.initializer.append(numpy_helper.from_array(np.array(value, np.int64), name))
+        return m
+    run(tmp, "transpose_batch", after_fc(
+        helper.make_node("Transpose", ["z"], ["r"], name="tr", perm=[1, 0])),
+        ["node 'tr' (Transpose, opset 13)", "perm[0] = 1 would move the batch"], data)
+    run(tmp, "expand_fixed_batch", after_fc(
+        helper.make_node("Expand", ["z", "fixed"], ["r"], name="ex"), inits=[("fixed", [5, 3])]),
+        ["node 'ex' (Expand, opset 13)", "shape[0] = 5 would fix the batch size"], data)
+    run(tmp, "expand_new_axes", after_fc(
+        helper.make_node("Expand", ["z", "s3"], ["e"], name="ex"),
+        helper.make_node("Flatten", ["e"], ["r"], name="fl"), inits=[("s3", [2, 1, 3])]),
+        ["node 'ex' (Expand, opset 13)", "would put new axes before the batch"], data)
+    run(tmp, "expand_batch_inside", after_fc(
+        helper.make_node("Concat", ["three", "n1"], ["shp"], name="cat", axis=0),
+        helper.make_node("Expand", ["z", "shp"], ["r"], name="ex")),
+        ["node 'ex' (Expand, opset 13)", "shape[1] is the batch size (from a Shape node)"], data)
+    run(tmp, "tile_batch", after_fc(
+        helper.make_node("Tile", ["z", "rep"], ["r"], name="tile"), inits=[("rep", [2, 1])]),
+        ["node 'tile' (Tile, opset 13)", "repeats[0] = 2 would repeat the batch"], data)
+    run(tmp, "split_batch", after_fc(
+        helper.make_node("Split", ["z"], ["r", "r2"], name="split", axis=0)),
+        ["node 'split' (Split, opset 13)", "splitting along the batch"], data)
+    run(tmp, "split_sizes", after_fc(
+        helper.make_node("Split", ["z", "sizes"], ["r", "r2"], name="split", axis=1),
+        inits=[("sizes", [1, 1])]),
+        ["node 'split' (Split, opset 13)", "split sizes add up to 2, axis 1 has 3"], data)
+    run(tmp, "constantofshape_int_rows", after_fc(
+        helper.make_node("Concat", ["n1", "three"], ["shp"], name="cat", axis=0),
+        helper.make_node("ConstantOfShape", ["shp"], ["k"], name="cos",
+                         value=helper.make_tensor("v", TensorProto.INT64, [1], [1])),
+        helper.make_node("Add", ["z", "k"], ["r"], name="add")),
+        ["node 'cos' (ConstantOfShape, opset 13)", "per-row tensor of int64 values"], data)
+    run(tmp, "int_div_zero", after_fc(
+        helper.make_node("Div", ["three", "zero_v"], ["q"], name="div"),
+        helper.make_node("Concat", ["n1", "q"], ["shp"], name="cat", axis=0),
+        helper.make_node("Reshape", ["z", "shp"], ["r"], name="view"), inits=[("zero_v", [0])]),
+        ["node 'div' (Div, opset 13)", "integer division by zero"], data)
+    run(tmp, "int_overflow", after_fc(
+        helper.make_node("Mul", ["big", "big"], ["q"], name="mul"),
+        helper.make_node("Concat", ["n1", "q"], ["shp"], name="cat", axis=0),
+        helper.make_node("Reshape", ["z", "shp"], ["r"], name="view"),
+        inits=[("big", [1 << 40])]),
+        ["node 'mul' (Mul, opset 13)", "int64 overflow"], data)
+    run(tmp, "reduce_batch_axis", after_fc(
+        helper.make_node("ReduceSum", ["z", "axes0"], ["r"], name="rsum", keepdims=1)),
+        ["node 'rsum' (ReduceSum, opset 13)", "axis 0 is the batch"], data)
+    # Gather with indices computed per row (an embedding lookup) is refused; constant indices
+    # on rows are a gather step (tests/onnx/helper_ops.py).
+    lookup = base(nodes=[helper.make_node("Gemm", ["x", "W", "b"], ["z"], name="fc", transB=1),
+                         helper.make_node("Gather", ["table", "z"], ["out"], name="lookup")])
+    lookup.graph.initializer.append(numpy_helper.from_array(np.ones((5, 3), np.float32), "table"))
+    run(tmp, "gather_per_row_indices", lookup,
+        ["node 'lookup' (Gather, opset 13)", "indices must be a constant int64 tensor"], data)
 
     if failures:
         print("%d failures" % len(failures))

@@ -192,6 +192,7 @@ def cases(opset):
         lambda X: np.concatenate([X, np.maximum(X, 0), X], 1)))
     out += new_op_cases(opset)
     out += fold_guard_cases()
+    out += layout_cases(opset)
     # LayerNormalization is an ONNX op from opset 17.
     if opset >= 17:
         g, bt = f32(D, lo=0.5, hi=1.5), f32(D)
@@ -427,6 +428,129 @@ def new_op_cases(opset):
     return out
 
 
+def i64(name, values):
+    return numpy_helper.from_array(np.array(values, dtype=np.int64), name)
+
+
+def layout_cases(opset):
+    """Transpose, Expand, Tile, Split, ConstantOfShape, Slice on rows of rank 2 and on
+    constants, reductions over middle axes, softmax over a middle axis, a per-row operand
+    broadcast along a row axis, and shape arithmetic as PyTorch exports it."""
+    out = []
+    # Rows viewed as [batch, 2, 3], transposed, split along the middle axis, the first part
+    # tiled, added; a constant transposed (default perm: the axes reversed) and folded.
+    K = f32(2, 3)
+    split_in, split_attr = ([], {"split": [1, 2]}) if opset < 13 else (["sp"], {})
+    nodes = [node("Reshape", ["x", "s23"], "r"),
+             node("Transpose", ["r"], "t", perm=[0, 2, 1]),
+             helper.make_node("Split", ["t"] + split_in, ["t1", "t2"], axis=1, **split_attr),
+             node("Tile", ["t1", "rep"], "tl"), node("Add", ["t2", "tl"], "a"),
+             node("Flatten", ["a"], "fa"), node("Transpose", ["K"], "kt"),
+             node("Mul", ["t", "kt"], "b"), node("Flatten", ["b"], "fb"),
+             helper.make_node("Concat", ["fa", "fb"], ["y"], axis=1)]
+    inits = [i64("s23", [-1, 2, 3]), i64("rep", [1, 2, 1]), init("K", K)]
+    if opset >= 13:
+        inits.append(i64("sp", [1, 2]))
+
+    def ref_a(X):
+        T = X.reshape(-1, 2, 3).transpose(0, 2, 1)
+        a = T[:, 1:] + np.tile(T[:, :1], (1, 2, 1))
+        return np.concatenate([a.reshape(len(X), -1), (T * K.T).reshape(len(X), -1)], 1)
+    out.append(("transpose_split_tile", nodes, inits, 10, ref_a))
+    # Expand of a per-row mean to the input's shape (from Shape: the batch marked), a
+    # ConstantOfShape per row and folded, Expand of a constant per row and folded.
+    C4, C3 = f32(1, D), f32(3)
+    inits = []
+    mean_in, mean_attr = axes(opset, "mean", [1], inits, attr_before=18)
+    nodes = [node("Shape", ["x"], "sh"),
+             helper.make_node("ReduceMean", ["x"] + mean_in, ["m"], keepdims=1, **mean_attr),
+             node("Expand", ["m", "sh"], "e"), node("Sub", ["x", "e"], "d"),
+             node("Gather", ["sh", "zero"], "n"), helper.make_node("Concat", ["n", "three"],
+                                                                   ["sh2"], axis=0),
+             node("ConstantOfShape", ["sh2"], "z",
+                  value=helper.make_tensor("v", TensorProto.FLOAT, [1], [0.5])),
+             node("ConstantOfShape", ["sh"], "o"), node("Add", ["x", "o"], "xo"),
+             node("Expand", ["C4", "sh"], "ex"), node("Mul", ["x", "ex"], "xe"),
+             node("Reshape", ["x", "s23"], "r"), node("Expand", ["C3", "s23c"], "c23"),
+             node("Add", ["r", "c23"], "rc"), node("Flatten", ["rc"], "frc"),
+             helper.make_node("Concat", ["d", "z", "xo", "xe", "frc"], ["y"], axis=1)]
+    inits += [i64("zero", [0]), i64("three", [3]), init("C4", C4), i64("s23", [-1, 2, 3]),
+              i64("s23c", [2, 3]), init("C3", C3)]
+    out.append(("expand_constantofshape", nodes, inits, 27, lambda X: np.concatenate(
+        [X - X.mean(1, keepdims=True), np.full((len(X), 3), 0.5), X, X * C4,
+         (X.reshape(-1, 2, 3) + C3).reshape(len(X), -1)], 1)))
+    # Slice of rows of rank 2 (a negative step), reductions over the middle and over two
+    # axes, a softmax over the middle axis (from 13; below, axis 1 is the whole row), and a
+    # per-row mean of each vector broadcast back along the last axis.
+    inits = [i64("s23", [-1, 2, 3])]
+    if opset >= 10:
+        slice_in = ["r", "st", "en", "ax", "stp"]
+        inits += [i64("st", [0, 2]), i64("en", [2, -10]), i64("ax", [1, 2]), i64("stp", [1, -1])]
+        slice_attr = {}
+    else:
+        slice_in, slice_attr = ["r"], {"starts": [1, 0], "ends": [2, 2], "axes": [1, 2]}
+    sum_in, sum_attr = axes(opset, "sum", [1], inits)
+    max_in, max_attr = axes(opset, "max", [1, 2], inits, attr_before=18)
+    mean_in, mean_attr = axes(opset, "mean", [-1], inits, attr_before=18)
+    nodes = [node("Reshape", ["x", "s23"], "r"), node("Slice", slice_in, "sl", **slice_attr),
+             node("Flatten", ["sl"], "fsl"),
+             helper.make_node("ReduceSum", ["r"] + sum_in, ["rs"], keepdims=0, **sum_attr),
+             helper.make_node("ReduceMax", ["r"] + max_in, ["rm"], keepdims=1, **max_attr),
+             node("Flatten", ["rm"], "frm"), node("Softmax", ["r"], "sm", axis=1),
+             node("Flatten", ["sm"], "fsm"),
+             helper.make_node("ReduceMean", ["r"] + mean_in, ["mu"], keepdims=1, **mean_attr),
+             node("Sub", ["r", "mu"], "c"), node("Flatten", ["c"], "fc"),
+             helper.make_node("Concat", ["fsl", "rs", "frm", "fsm", "fc"], ["y"], axis=1)]
+
+    def ref_c(X, opset=opset):
+        R = X.reshape(-1, 2, 3)
+        sl = R[:, 0:2, ::-1] if opset >= 10 else R[:, 1:2, 0:2]
+        if opset >= 13:
+            e = np.exp(R - R.max(1, keepdims=True))
+            sm = e / e.sum(1, keepdims=True)
+        else:
+            sm = softmax(X)
+        n = len(X)
+        return np.concatenate([sl.reshape(n, -1), R.sum(1), R.max((1, 2)).reshape(n, 1),
+                               sm.reshape(n, -1), (R - R.mean(2, keepdims=True)).reshape(n, -1)],
+                              1)
+    out.append(("slice_reduce_softmax_rows", nodes, inits, (6 if opset >= 10 else 2) + 16,
+                ref_c))
+    # Shape arithmetic: [batch, 2, last // 2] from Shape, Gather, Div on int64 and Concat;
+    # a Slice of the shape and ReduceProd of it (the element count x.std() divides by).
+    inits = [i64("zero", [0]), i64("one_i", 1), i64("two_i", 2), i64("two_v", [2]),
+             i64("s1", [1]), i64("e2", [2])]
+    un_in, un_attr = axes(opset, "un", [0], inits)
+    sl_in = ["sh", "s1", "e2"] if opset >= 10 else ["sh"]
+    sl_attr = {} if opset >= 10 else {"starts": [1], "ends": [2]}
+    nodes = [node("Shape", ["x"], "sh"), node("Gather", ["sh", "zero"], "n"),
+             node("Gather", ["sh", "one_i"], "last"), node("Div", ["last", "two_i"], "half"),
+             helper.make_node("Unsqueeze", ["half"] + un_in, ["hv"], **un_attr),
+             helper.make_node("Concat", ["n", "two_v", "hv"], ["shp"], axis=0),
+             node("Reshape", ["x", "shp"], "r"), node("Transpose", ["r"], "t", perm=[0, 2, 1]),
+             node("Flatten", ["t"], "ft"), node("Slice", sl_in, "width", **sl_attr),
+             helper.make_node("ReduceProd", ["width"], ["cnt"], keepdims=0),
+             helper.make_node("Cast", ["cnt"], ["cntf"], to=TensorProto.FLOAT),
+             node("Div", ["x", "cntf"], "xd"),
+             helper.make_node("Concat", ["ft", "xd"], ["y"], axis=1)]
+    # Gather with constant indices on rows (x[:, :, 1], columns picked and repeated) and on
+    # a constant matrix (folded).
+    G = f32(4, 3)
+    nodes2 = [node("Reshape", ["x", "s23"], "r"), node("Gather", ["r", "one_i"], "g1", axis=2),
+              node("Gather", ["x", "cols"], "g2", axis=1),
+              node("Gather", ["G", "rowsel"], "g3", axis=0),
+              node("Mul", ["g2", "g3"], "g4"), node("Flatten", ["g4"], "fg4"),
+              helper.make_node("Concat", ["g1", "fg4"], ["y"], axis=1)]
+    inits2 = [i64("s23", [-1, 2, 3]), i64("one_i", 1), i64("cols", [[5, 0, 0], [-1, 2, 3]]),
+              i64("rowsel", [3, 0]), init("G", G)]
+    out.append(("gather_constant_indices", nodes2, inits2, 8, lambda X: np.concatenate(
+        [X.reshape(-1, 2, 3)[:, :, 1],
+         (X[:, [[5, 0, 0], [5, 2, 3]]] * G[[3, 0]]).reshape(len(X), -1)], 1)))
+    out.append(("shape_arithmetic", nodes, inits, 12, lambda X: np.concatenate(
+        [X.reshape(-1, 2, 3).transpose(0, 2, 1).reshape(len(X), -1), X / D], 1)))
+    return out
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="sg_onnx_helper_")
     data = os.path.join(tmp, "val.h5")
@@ -468,7 +592,8 @@ def main():
                   "PRelu", "Elu", "Selu", "Celu", "Softplus", "Softsign", "HardSigmoid",
                   "HardSwish", "Clip", "Abs", "Neg", "Exp", "Log", "Reciprocal", "Max", "Min",
                   "ReduceSum", "ReduceSumSquare", "ReduceL1", "ReduceL2", "ReduceMax", "ReduceMin",
-                  "ReduceProd", "ReduceLogSumExp", "Slice"}
+                  "ReduceProd", "ReduceLogSumExp", "Slice", "Shape", "Gather", "Transpose",
+                  "Expand", "Tile", "Split", "ConstantOfShape"}
     check(from_issue <= seen, "operators not covered: %s" % sorted(from_issue - seen))
     if failures:
         print("%d failures" % len(failures))

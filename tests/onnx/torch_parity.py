@@ -277,6 +277,35 @@ def main():
             q = torch.log_softmax(self.score(h).squeeze(-1), 1)
             f = torch.cat([p.flatten(1), h.sum(-1, keepdim=True).flatten(1), q], 1)
             return torch.softmax(self.head(f), 1)
+    class Layout(nn.Module):
+        """Layout and shape operators as PyTorch exports them: the row as 3 tokens of 4,
+        transposed (Transpose) and permuted; chunk and split (Split); a token's mean expanded
+        back over it (Expand); zeros concatenated and ones_like (ConstantOfShape); repeat
+        (Tile); F.normalize (Expand of the norm); a softmax across the tokens (a Transpose
+        pair below opset 13); a variance over the tokens (ReduceProd of the shape); x.view
+        with x.size(-1) // 4 (int64 Div on the shape)."""
+        def __init__(self):
+            super().__init__()
+            self.tok = nn.Linear(3, 5)
+            self.head = nn.Linear(20 + 12 * 7 + 8 + 4 + 3, 3)
+
+        def forward(self, x):
+            n = x.size(0)
+            t = x.view(n, 3, 4)
+            tt = torch.relu(self.tok(t.transpose(1, 2)))
+            a, b = x.chunk(2, 1)
+            c = torch.cat(torch.split(x, [5, 7], 1)[::-1], 1)
+            m = t - t.mean(-1, keepdim=True).expand_as(t)
+            z = torch.cat([a * b, torch.zeros(n, 2)], 1)
+            o = x + torch.ones_like(x)
+            r = a.repeat(1, 2)
+            nm = nn.functional.normalize(x, dim=1)
+            s = torch.softmax(t, 1)
+            p = t.permute(0, 2, 1).reshape(n, -1)
+            v = t.var(1)
+            q = x.view(n, x.size(-1) // 4, -1)[:, :, 1]
+            f = torch.cat([tt.flatten(1), c, m.flatten(1), z, o, r, nm, s.flatten(1), p, v, q], 1)
+            return torch.softmax(self.head(f), 1)
     w = 16
     act_models = [  # (name, model, first opset PyTorch exports it at)
         ("relu6_hardtanh_hardsigmoid_hardswish",
@@ -325,12 +354,16 @@ def main():
              extra=["--output", "logits"])
     tokens, tokens_ln = Tokens(False), Tokens(True)  # (made here: the seed's draws above stay)
     randomize_bn(tokens_ln)
+    layout = Layout()
     # Per-token layers: every opset. LayerNorm per token at 17, where it is one operator, and
     # below, where PyTorch's decomposition broadcasts one mean per token ([batch, 3, 1] against
     # [batch, 3, 4]: a gather step expands it; it had been refused).
     for opset in range(9, 18):
         case(tmp, "tokens", tokens, d, opset, "proba", mc, Xm, ym, want_plan="step plan",
              stages=["MatMul"] if opset == 13 else None)
+    for opset in (9, 11, 13, 15, 17):
+        ran = case(tmp, "layout", layout, d, opset, "proba", mc, Xm, ym, want_plan="step plan")
+        check(ran is not None, "layout opset %d did not run" % opset)
     for opset in (11, 13, 17):
         case(tmp, "tokens_layernorm", tokens_ln, d, opset, "proba", mc, Xm, ym,
              want_plan="step plan")
