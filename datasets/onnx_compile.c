@@ -23,7 +23,8 @@
     X(ReduceL1) X(ReduceL2) X(ReduceMax) X(ReduceMin) X(ReduceProd) X(ReduceLogSumExp) X(Pow)      \
     X(Sqrt) X(Flatten) X(Reshape) X(Squeeze) X(Unsqueeze) X(Identity) X(Dropout) X(Constant)       \
     X(Cast) X(Concat) X(Slice) X(Shape) X(Gather) X(Transpose) X(Expand) X(Tile) X(Split)       \
-    X(ConstantOfShape)
+    X(ConstantOfShape) X(Equal) X(Greater) X(Less) X(GreaterOrEqual) X(LessOrEqual) X(Not)     \
+    X(Where)
 /* clang-format on */
 #define OX_OP_NAME(op) #op,
 #define OX_OP_LISTED(op) ", " #op
@@ -388,6 +389,164 @@ static sg_status fold_binary(ox_ctx *c, sg_onnx_binary op, int ia, int ib, sg_er
             idx[d] = 0;
         }
     }
+    return SG_OK;
+}
+
+/* ---- comparisons and Where on constants (shape arithmetic: PyTorch's expand(n, -1, 4)
+   exports Equal(shape, -1) and Where(that, 1, shape)); a condition is an int64 0/1 ---- */
+
+enum { OX_EQ, OX_GT, OX_LT, OX_GE, OX_LE };
+
+/* The comparison of elements a and b, either of which may be the batch size from a Shape
+   node (known only per run, and at least 1: a batch is never empty); -1 when unknown. */
+static int compare_elems(int op, double a, bool a_batch, double b, bool b_batch)
+{
+    if (a_batch && b_batch) return op == OX_EQ || op == OX_GE || op == OX_LE;
+    if (b_batch) { /* b op' a, op' the mirror of op */
+        static const int mirror[] = {OX_EQ, OX_LT, OX_GT, OX_LE, OX_GE};
+        return compare_elems(mirror[op], b, true, a, false);
+    }
+    if (a_batch) { /* the batch n >= 1 against b */
+        switch (op) {
+        case OX_EQ:
+            return b < 1 ? 0 : -1;
+        case OX_GT:
+            return b < 1 ? 1 : -1;
+        case OX_GE:
+            return b <= 1 ? 1 : -1;
+        case OX_LT:
+            return b <= 1 ? 0 : -1;
+        default:
+            return b < 1 ? 0 : -1;
+        }
+    }
+    switch (op) {
+    case OX_EQ:
+        return a == b;
+    case OX_GT:
+        return a > b;
+    case OX_LT:
+        return a < b;
+    case OX_GE:
+        return a >= b;
+    default:
+        return a <= b;
+    }
+}
+
+/* Whether element `at` of constant v is the batch size from a Shape node. */
+static bool marked(const ox_value *v, int64_t at)
+{
+    return at < 64 && (v->batch_mask >> at & 1);
+}
+
+static double elem(const ox_value *v, int64_t at)
+{
+    return v->dtype == OX_FLOAT ? (double)v->f[at] : (double)v->i[at];
+}
+
+static void next_idx(int64_t *idx, int r, const int64_t *dims)
+{
+    for (int d = r - 1; d >= 0; d--) {
+        if (++idx[d] < dims[d]) return;
+        idx[d] = 0;
+    }
+}
+
+static sg_status op_compare(ox_ctx *c, int op, sg_err *err)
+{
+    int ia, ib, rc;
+    if ((rc = ox_need_in(c, 0, err, &ia)) || (rc = ox_need_in(c, 1, err, &ib))) return rc;
+    if (!c->vals[ia].is_const || !c->vals[ib].is_const)
+        return ox_node_err(c, err, SG_EINPUT,
+                           "comparison of per-row values is not supported (only of constants: "
+                           "shape arithmetic)");
+    if (c->vals[ia].dtype != c->vals[ib].dtype)
+        return ox_node_err(c, err, SG_EINPUT, "inputs differ in type (int64 and float)");
+    int r;
+    int64_t dims[OX_MAX_RANK];
+    if (broadcast_dims(&c->vals[ia], &c->vals[ib], &r, dims))
+        return ox_node_err(c, err, SG_EINPUT, "constant shapes do not broadcast");
+    int v;
+    if ((rc = ox_const_out(c, r, dims, OX_INT64, err, &v))) return rc;
+    const ox_value *a = &c->vals[ia], *b = &c->vals[ib];
+    int64_t idx[OX_MAX_RANK] = {0};
+    for (int64_t k = 0; k < c->vals[v].count; k++, next_idx(idx, r, dims)) {
+        const int64_t pa = bcast_offset(a, r, idx), pb = bcast_offset(b, r, idx);
+        const int res = compare_elems(op, elem(a, pa), marked(a, pa), elem(b, pb), marked(b, pb));
+        if (res < 0)
+            return ox_node_err(c, err, SG_EINPUT,
+                               "element %lld compares the batch size (from a Shape node), known "
+                               "only per run, with %g",
+                               (long long)k, marked(a, pa) ? elem(b, pb) : elem(a, pa));
+        c->vals[v].i[k] = res;
+    }
+    return SG_OK;
+}
+
+/* Not of a constant condition. */
+static sg_status op_not(ox_ctx *c, sg_err *err)
+{
+    int x, v, rc = ox_need_in(c, 0, err, &x);
+    if (rc) return rc;
+    if (!c->vals[x].is_const || c->vals[x].dtype != OX_INT64)
+        return ox_node_err(c, err, SG_EINPUT, "Not is supported on constant conditions only");
+    int64_t dims[OX_MAX_RANK];
+    memcpy(dims, c->vals[x].dims, sizeof dims);
+    if ((rc = ox_const_out(c, c->vals[x].rank, dims, OX_INT64, err, &v))) return rc;
+    for (int64_t k = 0; k < c->vals[v].count; k++)
+        c->vals[v].i[k] = !c->vals[x].i[k];
+    return SG_OK;
+}
+
+/* Where(cond, a, b) of constants: a's element where cond holds, else b's; the batch size a
+   Shape gave follows the element picked. */
+static sg_status op_where(ox_ctx *c, sg_err *err)
+{
+    int ic, ia, ib, rc;
+    if ((rc = ox_need_in(c, 0, err, &ic)) || (rc = ox_need_in(c, 1, err, &ia)) ||
+        (rc = ox_need_in(c, 2, err, &ib)))
+        return rc;
+    const ox_value *cv = &c->vals[ic], *a = &c->vals[ia], *b = &c->vals[ib];
+    if (!cv->is_const || !a->is_const || !b->is_const)
+        return ox_node_err(c, err, SG_EINPUT,
+                           "Where on per-row values is not supported (only on constants: shape "
+                           "arithmetic)");
+    if (cv->dtype != OX_INT64 || cv->batch_mask)
+        return ox_node_err(c, err, SG_EINPUT, "the condition must be a constant boolean");
+    if (a->dtype != b->dtype)
+        return ox_node_err(c, err, SG_EINPUT, "inputs 1 and 2 differ in type (int64 and float)");
+    int r, r2;
+    int64_t dims[OX_MAX_RANK] = {0}, dims2[OX_MAX_RANK];
+    if (broadcast_dims(a, b, &r, dims))
+        return ox_node_err(c, err, SG_EINPUT, "constant shapes do not broadcast");
+    ox_value ab = {.rank = r};
+    memcpy(ab.dims, dims, sizeof dims);
+    if (broadcast_dims(cv, &ab, &r2, dims2))
+        return ox_node_err(c, err, SG_EINPUT, "constant shapes do not broadcast");
+    int v;
+    if ((rc = ox_const_out(c, r2, dims2, a->dtype, err, &v))) return rc;
+    cv = &c->vals[ic];
+    a = &c->vals[ia];
+    b = &c->vals[ib];
+    ox_value *o = &c->vals[v];
+    int64_t idx[OX_MAX_RANK] = {0};
+    uint64_t mask = 0;
+    for (int64_t k = 0; k < o->count; k++, next_idx(idx, r2, dims2)) {
+        const ox_value *src = cv->i[bcast_offset(cv, r2, idx)] ? a : b;
+        const int64_t at = bcast_offset(src, r2, idx);
+        if (o->dtype == OX_FLOAT)
+            o->f[k] = src->f[at];
+        else
+            o->i[k] = src->i[at];
+        if (marked(src, at)) {
+            if (k >= 64)
+                return ox_node_err(c, err, SG_EINPUT,
+                                   "the batch size (from a Shape node) moved past element 63");
+            mask |= (uint64_t)1 << k;
+        }
+    }
+    o->batch_mask = mask;
     return SG_OK;
 }
 
@@ -979,8 +1138,12 @@ static sg_status batch_size_inputs(ox_ctx *c, const char *op, sg_err *err)
     static const char *const carry0[] = {"Squeeze",   "Unsqueeze", "Identity",        "Gather",
                                          "Cast",      "Shape",     "Reshape",         "Slice",
                                          "Transpose", "Tile",      "ConstantOfShape", "Split"};
-    const bool concat = !strcmp(op, "Concat"),
-               reshape = !strcmp(op, "Reshape") || !strcmp(op, "Expand");
+    static const char *const carry_any[] = {"Concat",         "Equal",       "Greater", "Less",
+                                            "GreaterOrEqual", "LessOrEqual", "Where"};
+    bool concat = false;
+    for (size_t i = 0; i < sizeof carry_any / sizeof carry_any[0]; i++)
+        concat |= !strcmp(op, carry_any[i]);
+    const bool reshape = !strcmp(op, "Reshape") || !strcmp(op, "Expand");
     bool first_ok = concat;
     for (size_t i = 0; i < sizeof carry0 / sizeof carry0[0]; i++)
         first_ok |= !strcmp(op, carry0[i]);
@@ -990,7 +1153,8 @@ static sg_status batch_size_inputs(ox_ctx *c, const char *op, sg_err *err)
         if (concat || (k == 0 && first_ok) || (k == 1 && reshape)) continue;
         return ox_node_err(c, err, SG_EINPUT,
                            "input %zu holds the batch size (from a Shape node), which stagegate "
-                           "uses only as the first dimension of a Reshape's shape",
+                           "uses only as the first dimension of a Reshape's, Expand's or "
+                           "ConstantOfShape's shape",
                            k);
     }
     return SG_OK;
@@ -1048,6 +1212,13 @@ int ox_compile_node(ox_ctx *c, sg_err *err)
     if (!strcmp(op, "Tile")) return ox_op_tile(c, err);
     if (!strcmp(op, "Split")) return ox_op_split(c, err);
     if (!strcmp(op, "ConstantOfShape")) return ox_op_constant_of_shape(c, err);
+    if (!strcmp(op, "Equal")) return op_compare(c, OX_EQ, err);
+    if (!strcmp(op, "Greater")) return op_compare(c, OX_GT, err);
+    if (!strcmp(op, "Less")) return op_compare(c, OX_LT, err);
+    if (!strcmp(op, "GreaterOrEqual")) return op_compare(c, OX_GE, err);
+    if (!strcmp(op, "LessOrEqual")) return op_compare(c, OX_LE, err);
+    if (!strcmp(op, "Not")) return op_not(c, err);
+    if (!strcmp(op, "Where")) return op_where(c, err);
     return ox_node_err(c, err, SG_EINPUT, "unsupported operator %.40s; supported: %s", op,
                        ox_supported_ops());
 }
