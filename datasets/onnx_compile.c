@@ -24,7 +24,7 @@
     X(Sqrt) X(Flatten) X(Reshape) X(Squeeze) X(Unsqueeze) X(Identity) X(Dropout) X(Constant)       \
     X(Cast) X(Concat) X(Slice) X(Shape) X(Gather) X(Transpose) X(Expand) X(Tile) X(Split)       \
     X(ConstantOfShape) X(Equal) X(Greater) X(Less) X(GreaterOrEqual) X(LessOrEqual) X(Not)     \
-    X(Where)
+    X(Where) X(And) X(Or)
 /* clang-format on */
 #define OX_OP_NAME(op) #op,
 #define OX_OP_LISTED(op) ", " #op
@@ -316,6 +316,16 @@ static float binop(sg_onnx_binary op, float a, float b)
         return sg_onnx_max(a, b);
     case SG_OXB_MIN:
         return sg_onnx_min(a, b);
+    case SG_OXB_EQ:
+        return a == b;
+    case SG_OXB_GT:
+        return a > b;
+    case SG_OXB_LT:
+        return a < b;
+    case SG_OXB_GE:
+        return a >= b;
+    case SG_OXB_LE:
+        return a <= b;
     }
     return 0;
 }
@@ -453,14 +463,35 @@ static void next_idx(int64_t *idx, int r, const int64_t *dims)
     }
 }
 
+static sg_status emit_binary(ox_ctx *c, sg_onnx_binary op, int ia, int ib, sg_err *err);
+static sg_status row_operands(ox_ctx *c, int n, int *ids, unsigned int_ok, sg_onnx_arg *args,
+                              float **out, int *rank, int64_t *dims, int64_t *width, sg_err *err);
+
+/* The newest value, a per-row result of node c->node, is a condition. */
+static sg_status made_bool(ox_ctx *c, sg_status rc)
+{
+    if (rc == SG_OK) c->vals[c->n_vals - 1].is_bool = true;
+    return rc;
+}
+
 static sg_status op_compare(ox_ctx *c, int op, sg_err *err)
 {
     int ia, ib, rc;
     if ((rc = ox_need_in(c, 0, err, &ia)) || (rc = ox_need_in(c, 1, err, &ib))) return rc;
-    if (!c->vals[ia].is_const || !c->vals[ib].is_const)
-        return ox_node_err(c, err, SG_EINPUT,
-                           "comparison of per-row values is not supported (only of constants: "
-                           "shape arithmetic)");
+    if (!c->vals[ia].is_const || !c->vals[ib].is_const) {
+        /* On rows: a step whose result is 1 where the comparison holds, else 0. */
+        static const sg_onnx_binary step_op[] = {SG_OXB_EQ, SG_OXB_GT, SG_OXB_LT, SG_OXB_GE,
+                                                 SG_OXB_LE};
+        for (int k = 0; k < 2; k++) {
+            const ox_value *v = &c->vals[k ? ib : ia];
+            if (v->is_const && v->dtype != OX_FLOAT)
+                return ox_node_err(c, err, SG_EINPUT,
+                                   "input %d ('%.100s') is an int64 constant compared with float "
+                                   "rows",
+                                   k, v->name);
+        }
+        return made_bool(c, emit_binary(c, step_op[op], ia, ib, err));
+    }
     if (c->vals[ia].dtype != c->vals[ib].dtype)
         return ox_node_err(c, err, SG_EINPUT, "inputs differ in type (int64 and float)");
     int r;
@@ -484,13 +515,22 @@ static sg_status op_compare(ox_ctx *c, int op, sg_err *err)
     return SG_OK;
 }
 
-/* Not of a constant condition. */
+static sg_status emit_unary(ox_ctx *c, sg_onnx_unary op, float alpha, float beta, sg_err *err);
+
+/* Not of a condition: folded on a constant, a step on rows. */
 static sg_status op_not(ox_ctx *c, sg_err *err)
 {
     int x, v, rc = ox_need_in(c, 0, err, &x);
     if (rc) return rc;
-    if (!c->vals[x].is_const || c->vals[x].dtype != OX_INT64)
-        return ox_node_err(c, err, SG_EINPUT, "Not is supported on constant conditions only");
+    if (!c->vals[x].is_const) {
+        if (!c->vals[x].is_bool)
+            return ox_node_err(c, err, SG_EINPUT, "input 0 ('%.100s') is not a condition",
+                               c->vals[x].name);
+        return made_bool(c, emit_unary(c, SG_OXU_NOT, 0, 0, err));
+    }
+    if (c->vals[x].dtype != OX_INT64)
+        return ox_node_err(c, err, SG_EINPUT, "input 0 ('%.100s') is not a condition",
+                           c->vals[x].name);
     int64_t dims[OX_MAX_RANK];
     memcpy(dims, c->vals[x].dims, sizeof dims);
     if ((rc = ox_const_out(c, c->vals[x].rank, dims, OX_INT64, err, &v))) return rc;
@@ -499,8 +539,74 @@ static sg_status op_not(ox_ctx *c, sg_err *err)
     return SG_OK;
 }
 
-/* Where(cond, a, b) of constants: a's element where cond holds, else b's; the batch size a
-   Shape gave follows the element picked. */
+/* And and Or of conditions (0/1): the minimum and the maximum. */
+static sg_status op_logic(ox_ctx *c, bool and_op, sg_err *err)
+{
+    int ia, ib, rc;
+    if ((rc = ox_need_in(c, 0, err, &ia)) || (rc = ox_need_in(c, 1, err, &ib))) return rc;
+    for (int k = 0; k < 2; k++) {
+        const ox_value *v = &c->vals[k ? ib : ia];
+        if (v->is_const ? v->dtype != OX_INT64 : !v->is_bool)
+            return ox_node_err(c, err, SG_EINPUT, "input %d ('%.100s') is not a condition", k,
+                               v->name);
+    }
+    const sg_onnx_binary op = and_op ? SG_OXB_MIN : SG_OXB_MAX;
+    if (c->vals[ia].is_const && c->vals[ib].is_const) return emit_binary(c, op, ia, ib, err);
+    /* a constant condition on rows is taken as the floats 0 and 1 */
+    for (int k = 0; k < 2; k++) {
+        const int v = k ? ib : ia;
+        if (!c->vals[v].is_const) continue;
+        int f;
+        if ((rc = ox_const_out(c, c->vals[v].rank, c->vals[v].dims, OX_FLOAT, err, &f))) return rc;
+        c->vals[f].unnamed = true;
+        for (int64_t j = 0; j < c->vals[f].count; j++)
+            c->vals[f].f[j] = c->vals[v].i[j] != 0;
+        if (k)
+            ib = f;
+        else
+            ia = f;
+    }
+    return made_bool(c, emit_binary(c, op, ia, ib, err));
+}
+
+/* Where(cond, a, b) on rows: a step taking a's element where the condition (a comparison's
+   result, or a constant) holds, else b's, each broadcast as a binary node's operands. */
+static sg_status where_rows(ox_ctx *c, int ic, int ia, int ib, sg_err *err)
+{
+    const ox_value *cv = &c->vals[ic];
+    if (cv->is_const ? cv->dtype != OX_INT64 : !cv->is_bool)
+        return ox_node_err(c, err, SG_EINPUT, "the condition ('%.100s') is not boolean", cv->name);
+    for (int k = 1; k < 3; k++) {
+        const ox_value *v = &c->vals[k == 1 ? ia : ib];
+        if (v->is_const ? v->dtype != OX_FLOAT : v->is_bool)
+            return ox_node_err(c, err, SG_EINPUT,
+                               "input %d ('%.100s') is not float: Where picks floats on rows", k,
+                               v->name);
+    }
+    int ids[3] = {ic, ia, ib}, rank = 0;
+    int64_t dims[OX_MAX_RANK], width = 0;
+    sg_onnx_arg args[3];
+    float *owned[3];
+    int rc = row_operands(c, 3, ids, 1u, args, owned, &rank, dims, &width, err);
+    if (rc) return rc;
+    sg_onnx_step *s = ox_step_new(c, SG_OX_WHERE, err);
+    if (!s) {
+        for (int k = 0; k < 3; k++)
+            sg_free_aligned(owned[k]);
+        return SG_ENOMEM;
+    }
+    s->cc = args[0];
+    s->a = args[1];
+    s->bb = args[2];
+    s->width = (int)width;
+    for (int k = 2; k >= 0; k--)
+        if (args[k].kind != SG_OXA_CONST) s->in = args[k].buf;
+    int v;
+    return ox_dyn_out(c, rank, dims, err, &v);
+}
+
+/* Where(cond, a, b): on constants a's element where cond holds, else b's, the batch size a
+   Shape gave following the element picked; on rows a step. */
 static sg_status op_where(ox_ctx *c, sg_err *err)
 {
     int ic, ia, ib, rc;
@@ -508,10 +614,7 @@ static sg_status op_where(ox_ctx *c, sg_err *err)
         (rc = ox_need_in(c, 2, err, &ib)))
         return rc;
     const ox_value *cv = &c->vals[ic], *a = &c->vals[ia], *b = &c->vals[ib];
-    if (!cv->is_const || !a->is_const || !b->is_const)
-        return ox_node_err(c, err, SG_EINPUT,
-                           "Where on per-row values is not supported (only on constants: shape "
-                           "arithmetic)");
+    if (!cv->is_const || !a->is_const || !b->is_const) return where_rows(c, ic, ia, ib, err);
     if (cv->dtype != OX_INT64 || cv->batch_mask)
         return ox_node_err(c, err, SG_EINPUT, "the condition must be a constant boolean");
     if (a->dtype != b->dtype)
@@ -595,6 +698,8 @@ static float unop(sg_onnx_unary op, float x, float alpha, float beta)
         return logf(x);
     case SG_OXU_RECIPROCAL:
         return 1.0f / x;
+    case SG_OXU_NOT:
+        return x == 0;
     }
     return x;
 }
@@ -649,92 +754,116 @@ sg_status ox_const_row(ox_ctx *c, const ox_value *k, int rank, const int64_t *di
     return const_row(c, k, rank, dims, width, false, out, err);
 }
 
-static sg_status emit_binary(ox_ctx *c, sg_onnx_binary op, int ia, int ib, sg_err *err)
+/*
+ * The n operands (value indices ids, at least one per row) of an element-wise node as step
+ * arguments over the output's row shape (*rank, dims, *width): a constant becomes a row the
+ * step owns (owned[k]; int_ok bit k: an int64 constant is taken as float), a per-row operand
+ * of the row's shape a ROW, one value per row a COL, and one that broadcasts along a row axis
+ * is first expanded by a gather step (ids[k] is then that value). On error nothing is owned.
+ */
+static sg_status row_operands(ox_ctx *c, int n, int *ids, unsigned int_ok, sg_onnx_arg *args,
+                              float **owned, int *rank, int64_t *dims, int64_t *width, sg_err *err)
 {
-    const ox_value *a = &c->vals[ia], *b = &c->vals[ib];
-    if (a->is_const && b->is_const) return fold_binary(c, op, ia, ib, err);
     /* Row shape of the output: per-row operands contribute their row shape; a constant its
        dimensions after the batch position, which must be 1 where it has one. */
-    int rank = 0;
-    int64_t dims[OX_MAX_RANK];
-    ox_value ra = *a, rb = *b;
-    for (int s = 0; s < 2; s++) {
-        ox_value *v = s ? &rb : &ra;
+    ox_value r[3];
+    int row_rank = 0;
+    for (int k = 0; k < n; k++) {
+        owned[k] = NULL;
+        if (!c->vals[ids[k]].is_const && c->vals[ids[k]].rank > row_rank)
+            row_rank = c->vals[ids[k]].rank;
+    }
+    for (int k = 0; k < n; k++) {
+        ox_value *v = &r[k];
+        *v = c->vals[ids[k]];
         if (!v->is_const) continue;
-        const ox_value *other = s ? a : b;
-        int full = other->rank + 1;
+        const int full = row_rank + 1;
         if (v->rank > full || (v->rank == full && v->dims[0] != 1))
             return ox_node_err(c, err, SG_EINPUT,
                                "constant '%.100s' of rank %d does not broadcast against a batch "
                                "of rows of rank %d",
-                               v->name, v->rank, other->rank);
+                               v->name, v->rank, row_rank);
         if (v->rank == full) { /* drop the batch position */
             memmove(v->dims, v->dims + 1, (size_t)(v->rank - 1) * sizeof v->dims[0]);
             v->rank--;
         }
     }
-    if (broadcast_dims(&ra, &rb, &rank, dims))
-        return ox_node_err(c, err, SG_EINPUT, "shapes of '%.100s' and '%.100s' do not broadcast",
-                           a->name, b->name);
-    int64_t width = 1;
-    for (int i = 0; i < rank; i++)
-        width *= dims[i]; /* each row-shape product is below 2^24, a constant's 2^31 */
-    if (width < 1 || width > OX_MAX_WIDTH)
+    ox_value acc = r[0];
+    for (int k = 1; k < n; k++) {
+        if (broadcast_dims(&acc, &r[k], rank, dims))
+            return ox_node_err(c, err, SG_EINPUT,
+                               "shapes of '%.100s' and '%.100s' do not broadcast",
+                               c->vals[ids[k - 1]].name, c->vals[ids[k]].name);
+        acc.rank = *rank;
+        memcpy(acc.dims, dims, (size_t)*rank * sizeof dims[0]);
+    }
+    *width = 1;
+    for (int i = 0; i < *rank; i++)
+        *width *= dims[i]; /* each row-shape product is below 2^24, a constant's 2^31 */
+    if (*width < 1 || *width > OX_MAX_WIDTH)
         return ox_node_err(c, err, SG_EINPUT, "a row of %lld values (must be 1..%d)",
-                           (long long)width, OX_MAX_WIDTH);
+                           (long long)*width, OX_MAX_WIDTH);
     /* A per-row operand that broadcasts along some axis of the row (one mean per token of
        [batch, tokens, 1] against [batch, tokens, k], as PyTorch's LayerNorm below opset 17
        exports it) is first expanded to the row's shape by a gather step. */
-    for (int s = 0; s < 2; s++) {
-        const ox_value *v = &c->vals[s ? ib : ia];
-        if (v->is_const || v->rank != rank || v->count == 1 || same_row(v, rank, dims)) continue;
-        int e, rc = ox_expand_row(c, s ? ib : ia, rank, dims, err, &e);
+    for (int k = 0; k < n; k++) {
+        const ox_value *v = &c->vals[ids[k]];
+        if (v->is_const || v->rank != *rank || v->count == 1 || same_row(v, *rank, dims)) continue;
+        int rc = ox_expand_row(c, ids[k], *rank, dims, err, &ids[k]);
         if (rc) return rc;
-        if (s)
-            ib = e;
-        else
-            ia = e;
-        a = &c->vals[ia];
-        b = &c->vals[ib];
     }
-    sg_onnx_arg args[2];
-    float *owned[2] = {NULL, NULL};
-    for (int s = 0; s < 2; s++) {
-        const ox_value *v = s ? b : a, *vr = s ? &rb : &ra;
-        sg_onnx_arg *g = &args[s];
+    for (int k = 0; k < n; k++) {
+        const ox_value *v = &c->vals[ids[k]];
+        sg_onnx_arg *g = &args[k];
         memset(g, 0, sizeof *g);
+        int rc = SG_OK;
         if (v->is_const) {
-            int rc = const_row(c, vr, rank, dims, width,
-                               s == 1 && op == SG_OXB_POW && c->opset >= 12, &owned[s], err);
-            if (rc) {
-                sg_free_aligned(owned[0]);
-                return rc;
-            }
+            rc = const_row(c, &r[k], *rank, dims, *width, int_ok >> k & 1, &owned[k], err);
             g->kind = SG_OXA_CONST;
-            g->value = owned[s];
-        } else if (same_row(v, rank, dims)) {
+            g->value = owned[k];
+        } else if (same_row(v, *rank, dims)) {
             g->kind = SG_OXA_ROW;
             g->buf = v->data;
-        } else if (v->count == 1 && v->rank == rank) {
-            /* [batch, 1, ...]: one value per row. A per-row value of lower rank ([batch]
-               against [batch, k]) aligns its batch with a row dimension, as ONNX and numpy
-               align shapes from the right: valid only for one batch size, refused below. */
+        } else if (v->count == 1 && v->rank == *rank) {
+            /* [batch, 1, ...]: one value per row. */
             g->kind = SG_OXA_COL;
             g->buf = v->data;
+        } else if (v->rank < *rank) {
+            /* A per-row value of lower rank ([batch] against [batch, k]) aligns its batch with
+               a row dimension, as ONNX and numpy align shapes from the right: valid only for
+               one batch size. */
+            rc = ox_node_err(c, err, SG_EINPUT,
+                             "'%.100s' has rank %d and the other input rank %d: ONNX aligns "
+                             "shapes from the right, so its batch dimension would meet a row "
+                             "dimension (valid for one batch size only)",
+                             v->name, v->rank + 1, *rank + 1);
         } else {
-            sg_free_aligned(owned[0]);
-            sg_free_aligned(owned[1]);
-            if (v->rank < rank)
-                return ox_node_err(c, err, SG_EINPUT,
-                                   "'%.100s' has rank %d and the other input rank %d: ONNX aligns "
-                                   "shapes from the right, so its batch dimension would meet a "
-                                   "row dimension (valid for one batch size only)",
-                                   v->name, v->rank + 1, rank + 1);
-            return ox_node_err(c, err, SG_EINTERNAL,
-                               "'%.100s' does not broadcast to rows of shape of rank %d", v->name,
-                               rank);
+            rc = ox_node_err(c, err, SG_EINTERNAL,
+                             "'%.100s' does not broadcast to rows of shape of rank %d", v->name,
+                             *rank);
+        }
+        if (rc) {
+            for (int q = 0; q < n; q++) {
+                sg_free_aligned(owned[q]);
+                owned[q] = NULL;
+            }
+            return rc;
         }
     }
+    return SG_OK;
+}
+
+static sg_status emit_binary(ox_ctx *c, sg_onnx_binary op, int ia, int ib, sg_err *err)
+{
+    if (c->vals[ia].is_const && c->vals[ib].is_const) return fold_binary(c, op, ia, ib, err);
+    int ids[2] = {ia, ib}, rank = 0;
+    int64_t dims[OX_MAX_RANK], width = 0;
+    sg_onnx_arg args[2];
+    float *owned[2];
+    int rc = row_operands(c, 2, ids, op == SG_OXB_POW && c->opset >= 12 ? 2u : 0u, args, owned,
+                          &rank, dims, &width, err);
+    if (rc) return rc;
+    const ox_value *a = &c->vals[ids[0]], *b = &c->vals[ids[1]];
     /* x ^ constant scalar is a unary step (x^2 in PyTorch's LayerNorm). */
     if (op == SG_OXB_POW && args[0].kind != SG_OXA_CONST && args[1].kind == SG_OXA_CONST &&
         b->count == 1) {
@@ -1160,12 +1289,34 @@ static sg_status batch_size_inputs(ox_ctx *c, const char *op, sg_err *err)
     return SG_OK;
 }
 
+/* A condition on rows (a comparison's result, 0/1) is read only by the nodes that take a
+   boolean: refused as any other input, not computed with as the numbers it is stored as. */
+static sg_status bool_inputs(ox_ctx *c, const char *op, sg_err *err)
+{
+    static const char *const takes_bool[] = {"Not", "And", "Or", "Equal", "Cast"};
+    bool any = false;
+    for (size_t i = 0; i < sizeof takes_bool / sizeof takes_bool[0]; i++)
+        any |= !strcmp(op, takes_bool[i]);
+    for (size_t k = 0; k < c->node->n_input; k++) {
+        const int v = ox_in(c, k);
+        if (v < 0 || !c->vals[v].is_bool) continue;
+        if (any || (k == 0 && !strcmp(op, "Where"))) continue;
+        return ox_node_err(c, err, SG_EINPUT,
+                           "input %zu ('%.100s') is a boolean (a comparison's result), which "
+                           "stagegate reads only as Where's condition and in Not, And, Or, "
+                           "Equal and Cast",
+                           k, c->vals[v].name);
+    }
+    return SG_OK;
+}
+
 int ox_compile_node(ox_ctx *c, sg_err *err)
 {
     const char *op = c->node->op_type;
     sg_status arc = check_schema(c, err);
     if (arc != SG_OK) return arc;
     if ((arc = batch_size_inputs(c, op, err)) != SG_OK) return arc;
+    if ((arc = bool_inputs(c, op, err)) != SG_OK) return arc;
     if (!strcmp(op, "Gemm")) return ox_op_gemm(c, false, err);
     if (!strcmp(op, "MatMul")) return ox_op_gemm(c, true, err);
     if (!strcmp(op, "Add")) return op_binary(c, SG_OXB_ADD, err);
@@ -1219,6 +1370,8 @@ int ox_compile_node(ox_ctx *c, sg_err *err)
     if (!strcmp(op, "LessOrEqual")) return op_compare(c, OX_LE, err);
     if (!strcmp(op, "Not")) return op_not(c, err);
     if (!strcmp(op, "Where")) return op_where(c, err);
+    if (!strcmp(op, "And")) return op_logic(c, true, err);
+    if (!strcmp(op, "Or")) return op_logic(c, false, err);
     return ox_node_err(c, err, SG_EINPUT, "unsupported operator %.40s; supported: %s", op,
                        ox_supported_ops());
 }

@@ -40,6 +40,9 @@ typedef struct {
        shape may use it, at its first element; Gather, Concat, Squeeze, Unsqueeze and
        Identity carry it along, and any other node given it is refused. */
     uint64_t batch_mask;
+    /* Per-row: a condition of 0/1 (a comparison's result), read only by Where's condition,
+       Not, And, Or, Equal and Cast. */
+    bool is_bool;
 } ox_value;
 
 /* Starts the framed digest of a model with external data (docs/formats.md, "Digest"). */

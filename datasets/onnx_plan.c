@@ -40,6 +40,7 @@ static void free_step(sg_onnx_step *s)
     sg_free_aligned(s->shift);
     if (s->a.kind == SG_OXA_CONST) sg_free_aligned((void *)s->a.value);
     if (s->bb.kind == SG_OXA_CONST) sg_free_aligned((void *)s->bb.value);
+    if (s->cc.kind == SG_OXA_CONST) sg_free_aligned((void *)s->cc.value);
     free(s->parts);
     free(s->part_width);
     free(s->cols);
@@ -90,6 +91,7 @@ sg_status sg_onnx_plan_clone(const sg_onnx_plan *src, sg_onnx_plan **out, sg_err
         d->parts = d->part_width = d->cols = NULL;
         if (s->a.kind == SG_OXA_CONST) d->a.value = NULL;
         if (s->bb.kind == SG_OXA_CONST) d->bb.value = NULL;
+        if (s->cc.kind == SG_OXA_CONST) d->cc.value = NULL;
         p->n_steps = i + 1;
         size_t w = (size_t)s->width, wi = (size_t)s->in_width;
         if (s->W && !(d->W = dup_floats(s->W, wi * w))) ok = false;
@@ -98,6 +100,7 @@ sg_status sg_onnx_plan_clone(const sg_onnx_plan *src, sg_onnx_plan **out, sg_err
         if (s->shift && !(d->shift = dup_floats(s->shift, w))) ok = false;
         if (s->a.kind == SG_OXA_CONST && !(d->a.value = dup_floats(s->a.value, w))) ok = false;
         if (s->bb.kind == SG_OXA_CONST && !(d->bb.value = dup_floats(s->bb.value, w))) ok = false;
+        if (s->cc.kind == SG_OXA_CONST && !(d->cc.value = dup_floats(s->cc.value, w))) ok = false;
         if (s->cols) {
             if ((d->cols = malloc(w * sizeof(int))) != NULL)
                 memcpy(d->cols, s->cols, w * sizeof(int));
@@ -136,6 +139,9 @@ static int step_inputs(const sg_onnx_step *s, int *ids, int max)
 {
     int n = 0;
     switch (s->kind) {
+    case SG_OX_WHERE:
+        if (s->cc.kind != SG_OXA_CONST) ids[n++] = s->cc.buf;
+        /* fall through */
     case SG_OX_BINARY:
         if (s->a.kind != SG_OXA_CONST) ids[n++] = s->a.buf;
         if (s->bb.kind != SG_OXA_CONST) ids[n++] = s->bb.buf;
@@ -698,6 +704,8 @@ static int assign_buffers(ox_ctx *c, pass *p, int od, sg_onnx_plan *plan, sg_err
         d->in = map_buf(c, vslot, d->in);
         if (d->a.kind != SG_OXA_CONST) d->a.buf = map_buf(c, vslot, d->a.buf);
         if (d->bb.kind != SG_OXA_CONST) d->bb.buf = map_buf(c, vslot, d->bb.buf);
+        if (d->kind == SG_OX_WHERE && d->cc.kind != SG_OXA_CONST)
+            d->cc.buf = map_buf(c, vslot, d->cc.buf);
         for (int q = 0; q < d->n_parts; q++)
             d->parts[q] = map_buf(c, vslot, d->parts[q]);
         d->out = out_slot;
@@ -731,7 +739,8 @@ static size_t step_param_bytes(const sg_onnx_step *s)
     const size_t w = (size_t)s->width;
     size_t n = (s->W ? w * (size_t)s->in_width : 0) + (s->b ? w : 0) + (s->scale ? w : 0) +
                (s->shift ? w : 0) + (s->a.kind == SG_OXA_CONST ? w : 0) +
-               (s->bb.kind == SG_OXA_CONST ? w : 0);
+               (s->bb.kind == SG_OXA_CONST ? w : 0) +
+               (s->kind == SG_OX_WHERE && s->cc.kind == SG_OXA_CONST ? w : 0);
     return n * sizeof(float);
 }
 
@@ -753,6 +762,13 @@ int ox_finish(ox_ctx *c, sg_model *m, sg_err *err)
     const ox_value *ov = &c->vals[c->output];
     if (ov->is_const) {
         rc = sg_errf(err, SG_EINPUT, "%s: graph output '%.100s' is a constant", c->path, ov->name);
+        goto out;
+    }
+    if (ov->is_bool) {
+        rc = sg_errf(err, SG_EINPUT,
+                     "%s: graph output '%.100s' is boolean (a comparison's result); a model's "
+                     "output must be float",
+                     c->path, ov->name);
         goto out;
     }
     plan->out_width = (int)ov->count;

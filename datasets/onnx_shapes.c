@@ -220,12 +220,16 @@ int ox_op_cast(ox_ctx *c, sg_err *err)
     int64_t to = ox_attr_i(c, "to", 0);
     const ox_value *vx = &c->vals[x];
     if (!vx->is_const) {
-        if (to != 1)
+        /* A condition is 0/1 as floats: to float it is those numbers, to bool itself. */
+        const bool keep_bool = vx->is_bool && to == 9;
+        if (to != 1 && !keep_bool)
             return ox_node_err(c, err, SG_EINPUT,
                                "cast of the input to type %lld: only float "
                                "(1) is supported",
                                (long long)to);
-        return ox_alias_out(c, x, vx->rank, vx->dims, err);
+        int rc2 = ox_alias_out(c, x, vx->rank, vx->dims, err);
+        if (rc2 == SG_OK) c->vals[c->n_vals - 1].is_bool = keep_bool;
+        return rc2;
     }
     if (to != 1 && to != 11 && to != 7 && to != 6)
         return ox_node_err(c, err, SG_EINPUT, "cast to type %lld is not supported", (long long)to);

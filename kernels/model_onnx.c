@@ -225,6 +225,10 @@ static void run_unary(const sg_kernel_ops *k, const sg_onnx_step *st, const floa
         for (size_t i = 0; i < cnt; i++)
             out[i] = 1.0f / in[i];
         return;
+    case SG_OXU_NOT:
+        for (size_t i = 0; i < cnt; i++)
+            out[i] = in[i] == 0 ? 1.0f : 0.0f;
+        return;
     case SG_OXU_COPY:
         break;
     }
@@ -283,6 +287,26 @@ static void run_binary(const sg_onnx_step *st, const float *A, const float *B, f
         case SG_OXB_MIN:
             for (int j = 0; j < w; j++)
                 o[j] = sg_onnx_min(arg_at(&st->a, A, r, w, j), arg_at(&st->bb, B, r, w, j));
+            break;
+        case SG_OXB_EQ:
+            for (int j = 0; j < w; j++)
+                o[j] = arg_at(&st->a, A, r, w, j) == arg_at(&st->bb, B, r, w, j);
+            break;
+        case SG_OXB_GT:
+            for (int j = 0; j < w; j++)
+                o[j] = arg_at(&st->a, A, r, w, j) > arg_at(&st->bb, B, r, w, j);
+            break;
+        case SG_OXB_LT:
+            for (int j = 0; j < w; j++)
+                o[j] = arg_at(&st->a, A, r, w, j) < arg_at(&st->bb, B, r, w, j);
+            break;
+        case SG_OXB_GE:
+            for (int j = 0; j < w; j++)
+                o[j] = arg_at(&st->a, A, r, w, j) >= arg_at(&st->bb, B, r, w, j);
+            break;
+        case SG_OXB_LE:
+            for (int j = 0; j < w; j++)
+                o[j] = arg_at(&st->a, A, r, w, j) <= arg_at(&st->bb, B, r, w, j);
             break;
         }
     }
@@ -389,6 +413,17 @@ static void run_step(const sg_kernel_ops *k, const sg_onnx_step *st, const float
         run_binary(st, st->a.kind == SG_OXA_CONST ? NULL : bufp(s, X, st->a.buf),
                    st->bb.kind == SG_OXA_CONST ? NULL : bufp(s, X, st->bb.buf), out, n);
         break;
+    case SG_OX_WHERE: {
+        const float *C = st->cc.kind == SG_OXA_CONST ? NULL : bufp(s, X, st->cc.buf),
+                    *A = st->a.kind == SG_OXA_CONST ? NULL : bufp(s, X, st->a.buf),
+                    *B = st->bb.kind == SG_OXA_CONST ? NULL : bufp(s, X, st->bb.buf);
+        const int w = st->width;
+        for (int64_t r = 0; r < n; r++)
+            for (int j = 0; j < w; j++)
+                out[r * w + j] = arg_at(&st->cc, C, r, w, j) != 0 ? arg_at(&st->a, A, r, w, j)
+                                                                  : arg_at(&st->bb, B, r, w, j);
+        break;
+    }
     case SG_OX_CONCAT: {
         int off = 0;
         for (int q = 0; q < st->n_parts; q++) {

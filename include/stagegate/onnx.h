@@ -50,6 +50,7 @@ typedef enum {
     SG_OX_REDUCE,     /* out[0] = a reduction (sg_onnx_reduce) of the row */
     SG_OX_GATHER,     /* out[j] = in[cols[j]] (Slice, Transpose, Expand, Tile, Split) */
     SG_OX_FILL,       /* out[j] = b[j] (ConstantOfShape, Expand of a constant per row) */
+    SG_OX_WHERE,      /* out = cc != 0 ? a : bb, each argument as BINARY's (Where) */
 } sg_onnx_step_kind;
 
 /* Row reductions besides the mean (ReduceSum, ReduceMax, ...), summed left to right in float. */
@@ -86,6 +87,7 @@ typedef enum {
     SG_OXU_EXP,
     SG_OXU_LOG,
     SG_OXU_RECIPROCAL,
+    SG_OXU_NOT, /* on a condition of 0/1: x == 0 */
 } sg_onnx_unary;
 
 typedef enum {
@@ -97,6 +99,12 @@ typedef enum {
     SG_OXB_PRELU, /* a < 0 ? b * a : a, b the constant slope */
     SG_OXB_MAX,
     SG_OXB_MIN,
+    /* Comparisons: 1 where they hold, else 0 (a condition; NaN compares false) */
+    SG_OXB_EQ,
+    SG_OXB_GT,
+    SG_OXB_LT,
+    SG_OXB_GE,
+    SG_OXB_LE,
 } sg_onnx_binary;
 
 /*
@@ -244,6 +252,8 @@ typedef struct {
     /* BINARY */
     sg_onnx_binary binary;
     sg_onnx_arg a, bb;
+    /* WHERE: the condition (a and bb are the values taken where it holds and where not) */
+    sg_onnx_arg cc;
     /* AFFINE, LAYERNORM */
     float *scale, *shift;
     float eps;

@@ -814,6 +814,42 @@ def main():
     run(tmp, "reduce_batch_axis", after_fc(
         helper.make_node("ReduceSum", ["z", "axes0"], ["r"], name="rsum", keepdims=1)),
         ["node 'rsum' (ReduceSum, opset 13)", "axis 0 is the batch"], data)
+    # Conditions on rows (a comparison's result) are read only as conditions; the batch size
+    # compares only where the answer is known (it is at least 1).
+    zero_f = [("zero_f", 0.0)]
+
+    def with_floats(m, inits):
+        for name, value in inits:
+            m.graph.initializer.append(numpy_helper.from_array(np.array(value, np.float32), name))
+        return m
+    run(tmp, "bool_into_add", with_floats(after_fc(
+        helper.make_node("Greater", ["z", "zero_f"], ["g"], name="gt"),
+        helper.make_node("Add", ["z", "g"], ["r"], name="add")), zero_f),
+        ["node 'add' (Add, opset 13)", "input 1 ('g') is a boolean"], data)
+    m = with_floats(base(nodes=[helper.make_node("Gemm", ["x", "W", "b"], ["z"], name="fc", transB=1),
+                                helper.make_node("Greater", ["z", "zero_f"], ["out"], name="gt")]),
+                    zero_f)
+    run(tmp, "bool_output", m, ["graph output 'out' is boolean"], data,
+        extra=("--output", "logits"))
+    run(tmp, "not_of_floats", after_fc(helper.make_node("Not", ["z"], ["r"], name="not")),
+        ["node 'not' (Not, opset 13)", "is not a condition"], data)
+    run(tmp, "where_float_condition", after_fc(
+        helper.make_node("Where", ["z", "z", "z"], ["r"], name="where")),
+        ["node 'where' (Where, opset 13)", "the condition ('z') is not boolean"], data)
+    run(tmp, "compare_batch_unknown", after_fc(
+        helper.make_node("Equal", ["n1", "three"], ["e"], name="eq"),
+        helper.make_node("Where", ["e", "three", "n1"], ["k"], name="pick"),
+        helper.make_node("Concat", ["k", "minus1"], ["shp"], name="cat", axis=0),
+        helper.make_node("Reshape", ["z", "shp"], ["r"], name="view")),
+        ["node 'eq' (Equal, opset 13)", "compares the batch size (from a Shape node), known only "
+         "per run, with 3"], data)
+    # Known answers: the batch equals no -1 and exceeds 0, so the shape keeps it (exit 0).
+    run(tmp, "compare_batch_known", after_fc(
+        helper.make_node("Equal", ["n1", "minus1"], ["e"], name="eq"),
+        helper.make_node("Where", ["e", "three", "n1"], ["k"], name="pick"),
+        helper.make_node("Concat", ["k", "minus1"], ["shp"], name="cat", axis=0),
+        helper.make_node("Reshape", ["z", "shp"], ["r"], name="view")), [], data, exit_code=0)
+
     # Gather with indices computed per row (an embedding lookup) is refused; constant indices
     # on rows are a gather step (tests/onnx/helper_ops.py).
     lookup = base(nodes=[helper.make_node("Gemm", ["x", "W", "b"], ["z"], name="fc", transB=1),

@@ -546,6 +546,51 @@ def layout_cases(opset):
     out.append(("gather_constant_indices", nodes2, inits2, 8, lambda X: np.concatenate(
         [X.reshape(-1, 2, 3)[:, :, 1],
          (X[:, [[5, 0, 0], [5, 2, 3]]] * G[[3, 0]]).reshape(len(X), -1)], 1)))
+    # Comparisons on rows (1 where they hold), Not, And, Or, Where with per-row, constant and
+    # per-row-broadcast operands, a condition cast to float; comparisons and Where on
+    # constants fold (PyTorch's expand(n, -1, k): Equal(shape, -1) and Where on the shape).
+    lo_c, W3 = f32(D), f32(3)
+    nodes3 = [node("Greater", ["x", "zero_f"], "pos"), node("Less", ["x", "lo_c"], "below"),
+              node("Not", ["below"], "nb")]
+    if opset >= 12:
+        nodes3 += [node("GreaterOrEqual", ["x", "half_f"], "ge"),
+                   node("LessOrEqual", ["x", "lo_c"], "le")]
+    else:
+        nodes3 += [node("Not", ["below"], "ge"), node("Not", ["below"], "le")]
+    nodes3 += [node("And", ["pos", "nb"], "both"), node("Or", ["ge", "le"], "either"),
+               node("Equal", ["pos", "both"], "same"),
+               node("Where", ["pos", "x", "neg_x"], "w1"), node("Neg", ["x"], "neg_x"),
+               node("ReduceMax", ["x"], "mx", axes=[1], keepdims=1),
+               node("Where", ["both", "mx", "lo_c"], "w2"),
+               node("Where", ["cond_c", "x", "w1"], "w3"),
+               helper.make_node("Cast", ["same"], ["samef"], to=TensorProto.FLOAT),
+               helper.make_node("Cast", ["either"], ["eitherf"], to=TensorProto.FLOAT),
+               node("And", ["ge", "pos"], "gp"),
+               helper.make_node("Cast", ["gp"], ["gpf"], to=TensorProto.FLOAT),
+               node("Shape", ["x"], "sh3"), node("Gather", ["sh3", "zero_i"], "n3"),
+               helper.make_node("Concat", ["n3", "minus1_1"], ["shv"], axis=0),
+               node("Equal", ["shv", "minus1"], "eq"), node("Where", ["eq", "ones2", "shv"],
+                                                            "shp3"),
+               node("Expand", ["W3row", "shp3"], "w3x"),
+               helper.make_node("Concat", ["w1", "w2", "w3", "samef", "eitherf", "gpf", "w3x"],
+                                ["y"], axis=1)]
+    nodes3.sort(key=lambda n: n.output[0] not in ("neg_x", "mx"))  # before the Wheres
+    cond_c = (rng.uniform(size=D) > 0.5)
+    inits3 = [init("zero_f", 0.0), init("half_f", 0.5), init("lo_c", lo_c),
+              numpy_helper.from_array(cond_c, "cond_c"), i64("minus1", [-1, -1]),
+              i64("ones2", [1, 1]), init("W3row", W3.reshape(1, 3)), i64("zero_i", [0]),
+              i64("minus1_1", [-1])]
+
+    def ref_w(X, opset=opset):
+        pos, below = X > 0, X < lo_c
+        ge, le = (X >= 0.5, X <= lo_c) if opset >= 12 else (~below, ~below)
+        both = pos & ~below
+        w1 = np.where(pos, X, -X)
+        return np.concatenate([w1, np.where(both, X.max(1, keepdims=True), lo_c),
+                               np.where(cond_c, X, w1), (pos == both).astype(np.float64),
+                               (ge | le).astype(np.float64), (ge & pos).astype(np.float64),
+                               np.tile(W3, (len(X), 1))], 1)
+    out.append(("compare_where_logic", nodes3, inits3, 6 * D + 3, ref_w))
     out.append(("shape_arithmetic", nodes, inits, 12, lambda X: np.concatenate(
         [X.reshape(-1, 2, 3).transpose(0, 2, 1).reshape(len(X), -1), X / D], 1)))
     return out
@@ -593,7 +638,8 @@ def main():
                   "HardSwish", "Clip", "Abs", "Neg", "Exp", "Log", "Reciprocal", "Max", "Min",
                   "ReduceSum", "ReduceSumSquare", "ReduceL1", "ReduceL2", "ReduceMax", "ReduceMin",
                   "ReduceProd", "ReduceLogSumExp", "Slice", "Shape", "Gather", "Transpose",
-                  "Expand", "Tile", "Split", "ConstantOfShape"}
+                  "Expand", "Tile", "Split", "ConstantOfShape", "Equal", "Greater", "Less",
+                  "GreaterOrEqual", "LessOrEqual", "Not", "And", "Or", "Where"}
     check(from_issue <= seen, "operators not covered: %s" % sorted(from_issue - seen))
     if failures:
         print("%d failures" % len(failures))

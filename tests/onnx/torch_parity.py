@@ -306,6 +306,25 @@ def main():
             q = x.view(n, x.size(-1) // 4, -1)[:, :, 1]
             f = torch.cat([tt.flatten(1), c, m.flatten(1), z, o, r, nm, s.flatten(1), p, v, q], 1)
             return torch.softmax(self.head(f), 1)
+    class Conditions(nn.Module):
+        """Conditions as PyTorch exports them: torch.where on a comparison (Greater, Where),
+        masked_fill (Equal/Less, Where), a mask of two comparisons cast to float (And, Cast),
+        ~mask (Not), and a learned row expanded to the batch with expand(n, -1) (Equal and
+        Where on the shape, then Expand)."""
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(d, 8)
+            self.bias_row = nn.Parameter(torch.randn(1, 4))
+            self.head = nn.Linear(8 * 4 + 4, 3)
+
+        def forward(self, x):
+            h = self.fc(x)
+            a = torch.where(h > 0, h, 0.1 * h)
+            b = h.masked_fill(h < -0.5, -0.5)
+            m = ((h > -0.2) & (h < 0.3)).float() * h
+            nm = torch.where(~(h > 0), h * h, h)
+            e = self.bias_row.expand(x.size(0), -1)
+            return torch.softmax(self.head(torch.cat([a, b, m, nm, e], 1)), 1)
     w = 16
     act_models = [  # (name, model, first opset PyTorch exports it at)
         ("relu6_hardtanh_hardsigmoid_hardswish",
@@ -354,7 +373,7 @@ def main():
              extra=["--output", "logits"])
     tokens, tokens_ln = Tokens(False), Tokens(True)  # (made here: the seed's draws above stay)
     randomize_bn(tokens_ln)
-    layout = Layout()
+    layout, conditions = Layout(), Conditions()
     # Per-token layers: every opset. LayerNorm per token at 17, where it is one operator, and
     # below, where PyTorch's decomposition broadcasts one mean per token ([batch, 3, 1] against
     # [batch, 3, 4]: a gather step expands it; it had been refused).
@@ -364,6 +383,9 @@ def main():
     for opset in (9, 11, 13, 15, 17):
         ran = case(tmp, "layout", layout, d, opset, "proba", mc, Xm, ym, want_plan="step plan")
         check(ran is not None, "layout opset %d did not run" % opset)
+        ran = case(tmp, "conditions", conditions, d, opset, "proba", mc, Xm, ym,
+                   want_plan="step plan")
+        check(ran is not None, "conditions opset %d did not run" % opset)
     for opset in (11, 13, 17):
         case(tmp, "tokens_layernorm", tokens_ln, d, opset, "proba", mc, Xm, ym,
              want_plan="step plan")
@@ -377,7 +399,8 @@ def main():
 
     # The one-row path (the latency run's) agrees with the batch path on these plans.
     for name in ("tokens_o13", "tokens_layernorm_o17", "slices_reductions_o13",
-                 "binary_softmax_o13", "relu_softmax_o13", "deep_elu_20_o13"):
+                 "binary_softmax_o13", "relu_softmax_o13", "deep_elu_20_o13", "layout_o13",
+                 "conditions_o13", "tokens_layernorm_o11"):
         p = subprocess.run([os.environ["SG_ONNX_ONE_VS_BATCH"], os.path.join(tmp, name + ".onnx")],
                            capture_output=True, text=True)
         check(p.returncode == 0, "%s one row vs batch: %s" % (name, (p.stderr or p.stdout).strip()))
