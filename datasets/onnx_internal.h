@@ -169,6 +169,10 @@ sg_status ox_op_expand(ox_ctx *c, sg_err *err);
 sg_status ox_op_tile(ox_ctx *c, sg_err *err);
 sg_status ox_op_split(ox_ctx *c, sg_err *err);
 sg_status ox_op_constant_of_shape(ox_ctx *c, sg_err *err);
+/* Output k as rows of shape (rank, dims) whose element j is element cols[j] of per-row x:
+   a gather step that owns cols (an alias when no element moves; cols freed then). */
+sg_status ox_gather_out(ox_ctx *c, size_t k, int x, int rank, const int64_t *dims, int *cols,
+                        sg_err *err, int *out);
 /* Value x with its full axes in the order perm (perm[0] = 0 for rows): output 0 of the node,
    or an unnamed value called label when label is not NULL (*out: its index). */
 sg_status ox_permute(ox_ctx *c, int x, const int *perm, const char *label, sg_err *err, int *out);

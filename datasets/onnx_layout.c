@@ -110,15 +110,25 @@ static sg_status view_out(ox_ctx *c, size_t k, int x, int rank, const int64_t *d
     int *cols = malloc((size_t)width * sizeof *cols);
     if (!cols) return sg_errf(err, SG_ENOMEM, "%s: out of memory", c->path);
     int64_t idx[OX_MAX_RANK + 1] = {0};
-    bool same = width == c->vals[x].count;
     for (int64_t j = 0; j < width; j++) {
         cols[j] = (int)view_offset(map, rank, idx, stride, 1);
-        same &= cols[j] == j;
         next_index(idx, rank, dims, 1);
     }
+    return ox_gather_out(c, k, x, rank - 1, dims + 1, cols, err, out);
+}
+
+sg_status ox_gather_out(ox_ctx *c, size_t k, int x, int rank, const int64_t *dims, int *cols,
+                        sg_err *err, int *out)
+{
+    int64_t width = 1;
+    for (int i = 0; i < rank; i++)
+        width *= dims[i];
+    bool same = width == c->vals[x].count;
+    for (int64_t j = 0; same && j < width; j++)
+        same = cols[j] == j;
     if (same) {
         free(cols);
-        int rc = ox_alias_out_k(c, k, x, rank - 1, dims + 1, err);
+        int rc = ox_alias_out_k(c, k, x, rank, dims, err);
         *out = c->n_vals - 1;
         return rc;
     }
@@ -131,7 +141,7 @@ static sg_status view_out(ox_ctx *c, size_t k, int x, int rank, const int64_t *d
     st->in = c->vals[x].data;
     st->in_width = (int)c->vals[x].count;
     st->width = (int)width;
-    return ox_dyn_out_k(c, k, rank - 1, dims + 1, err, out);
+    return ox_dyn_out_k(c, k, rank, dims, err, out);
 }
 
 /* A per-row output of one value per element: constant v (its leading axis, where it has as

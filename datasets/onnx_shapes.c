@@ -400,11 +400,19 @@ sg_status ox_op_concat(ox_ctx *c, sg_err *err)
             }
         return SG_OK;
     }
-    if (axis != 1 || r != 2)
-        return ox_node_err(c, err, SG_EINPUT,
-                           "concatenation of rows along axis %lld (rank %d): only axis 1 of "
-                           "rank-2 tensors is supported",
-                           (long long)axis, r);
+    if (axis == 0)
+        return ox_batch_err(c, err, "concatenation along the batch (axis 0) is not supported");
+    /* Rows side by side; along an inner axis of rows of rank 2 or more, then interleaved by
+       a gather step: each run of the axis and the ones after it from each input in turn. */
+    const bool flat = axis == 1;
+    int64_t total = 0;
+    for (size_t k = 0; k < n; k++)
+        total += c->vals[ox_in(c, k)].count; /* each below 2^24, at most 4096 of them */
+    if (total > OX_MAX_WIDTH)
+        return ox_node_err(c, err, SG_EINPUT, "a row of %lld values (must be 1..%d)",
+                           (long long)total, OX_MAX_WIDTH);
+    const char *saved = c->partial;
+    if (!flat) c->partial = "the inputs side by side";
     sg_onnx_step *s = ox_step_new(c, SG_OX_CONCAT, err);
     if (!s) return SG_ENOMEM;
     s->parts = calloc(n, sizeof *s->parts);
@@ -416,9 +424,31 @@ sg_status ox_op_concat(ox_ctx *c, sg_err *err)
         s->part_width[k] = (int)c->vals[ox_in(c, k)].count;
     }
     s->in = s->parts[0];
-    s->width = (int)out[1];
-    int v;
-    return ox_dyn_out(c, 1, out + 1, err, &v);
+    s->width = (int)total;
+    int v, rc = flat ? ox_dyn_out(c, r - 1, out + 1, err, &v) : ox_dyn_out(c, 1, &total, err, &v);
+    c->partial = saved;
+    if (rc || flat) return rc;
+    /* Output element (o, i, e), o over the axes before `axis`, i along it, e over the ones
+       after, comes from the input that holds i, at its own (o, i - start, e). */
+    int64_t outer = 1, inner = 1;
+    for (int i = 1; i < axis; i++)
+        outer *= out[i];
+    for (int i = (int)axis + 1; i < r; i++)
+        inner *= out[i];
+    int *cols = malloc((size_t)total * sizeof *cols);
+    if (!cols) return sg_errf(err, SG_ENOMEM, "%s: out of memory", c->path);
+    int64_t j = 0;
+    for (int64_t o = 0; o < outer; o++) {
+        int64_t base = 0;
+        for (size_t k = 0; k < n; k++) {
+            const ox_value *p = &c->vals[ox_in(c, k)];
+            const int64_t run = p->dims[axis - 1] * inner;
+            for (int64_t e = 0; e < run; e++)
+                cols[j++] = (int)(base + o * run + e);
+            base += p->count;
+        }
+    }
+    return ox_gather_out(c, 0, v, r - 1, out + 1, cols, err, &v);
 }
 
 int ox_op_identity(ox_ctx *c, sg_err *err)

@@ -591,6 +591,23 @@ def layout_cases(opset):
                                (ge | le).astype(np.float64), (ge & pos).astype(np.float64),
                                np.tile(W3, (len(X), 1))], 1)
     out.append(("compare_where_logic", nodes3, inits3, 6 * D + 3, ref_w))
+    # Concat of rows of rank 2 along the middle axis (whole rows side by side) and along the
+    # last (interleaved by a gather step).
+    nodes4 = [node("Reshape", ["x", "s23"], "r"), node("Neg", ["r"], "nr"),
+              node("Slice", ["r", "z1", "o1", "ax2"] if opset >= 10 else ["r"], "r1",
+                   **({} if opset >= 10 else {"starts": [0], "ends": [1], "axes": [2]})),
+              helper.make_node("Concat", ["r", "nr"], ["c1"], axis=1),
+              helper.make_node("Concat", ["r", "r1", "nr"], ["c2"], axis=-1),
+              node("Flatten", ["c1"], "f1"), node("Flatten", ["c2"], "f2"),
+              helper.make_node("Concat", ["f1", "f2"], ["y"], axis=1)]
+    inits4 = [i64("s23", [-1, 2, 3]), i64("z1", [0]), i64("o1", [1]), i64("ax2", [2])]
+
+    def ref_cat(X):
+        R = X.reshape(-1, 2, 3)
+        n = len(X)
+        return np.concatenate([np.concatenate([R, -R], 1).reshape(n, -1),
+                               np.concatenate([R, R[:, :, :1], -R], 2).reshape(n, -1)], 1)
+    out.append(("concat_rows_rank2", nodes4, inits4, 12 + 14, ref_cat))
     out.append(("shape_arithmetic", nodes, inits, 12, lambda X: np.concatenate(
         [X.reshape(-1, 2, 3).transpose(0, 2, 1).reshape(len(X), -1), X / D], 1)))
     return out
