@@ -17,6 +17,9 @@ static void usage(FILE *out)
                  "STAGEGATE_CLOCK=gettime forces the clock_gettime fallback.\n"
                  "It also names the compute kernels this CPU and OS can run (cpuid and XCR0)\n"
                  "and the ones in use: the best, or STAGEGATE_ISA=scalar|avx2|avx512.\n"
+                 "And it times the first touch of 64 MiB of fresh memory in 4 KiB pages and in\n"
+                 "transparent huge pages (three rounds each, medians), which decides whether\n"
+                 "STAGEGATE_HUGE_PAGES=1 speeds eval up on this host (docs/latency.md).\n"
                  "Exit codes: 0 ok, 2 usage error or a STAGEGATE_ISA this machine cannot run.\n");
 }
 
@@ -62,6 +65,18 @@ int sg_cmd_clock(int argc, char **argv)
     const char *in_use = sg_kernels()->name, *runnable[SG_ISA_COUNT];
     int n_runnable = 0;
     const char *blas_replaced, *blas_core = sg_blas_core(&blas_replaced);
+    sg_first_touch ft;
+    if ((rc = sg_first_touch_measure((size_t)64 << 20, 3, &ft, &err)) != SG_OK) {
+        sg_pool_free(pool);
+        free(ticks);
+        return sg_cli_fail(rc, &err);
+    }
+    /* Huge pages pay off where their first touch is the cheaper, and only when granted. */
+    const bool granted = ft.huge_bytes * 2 >= ft.bytes;
+    const char *advice = !granted                         ? "huge pages not granted here"
+                         : ft.huge_ms < 0.9 * ft.small_ms ? "STAGEGATE_HUGE_PAGES=1 may help here"
+                         : ft.huge_ms > 1.1 * ft.small_ms ? "keep STAGEGATE_HUGE_PAGES unset here"
+                                                          : "no difference here";
     for (int i = 0; i < SG_ISA_COUNT; i++)
         if (sg_kernels_variant((sg_isa)i)) runnable[n_runnable++] = sg_isa_name((sg_isa)i);
     if (json) {
@@ -98,6 +113,15 @@ int sg_cmd_clock(int argc, char **argv)
                             blas_replaced ? json_string(blas_replaced) : json_null());
         json_object_set_new(blas, "chosen_by", json_string(sg_blas_core_chosen_by()));
         json_object_set_new(o, "openblas", blas);
+        json_t *t = json_object();
+        json_object_set_new(t, "bytes", json_integer((json_int_t)ft.bytes));
+        json_object_set_new(t, "rounds", json_integer(ft.rounds));
+        sg_json_set_real(t, "small_pages_ms", ft.small_ms);
+        sg_json_set_real(t, "huge_pages_ms", ft.huge_ms);
+        json_object_set_new(t, "huge_pages_granted_bytes", json_integer((json_int_t)ft.huge_bytes));
+        json_object_set_new(t, "transparent_hugepage", json_string(ft.thp));
+        json_object_set_new(t, "advice", json_string(advice));
+        json_object_set_new(o, "first_touch", t);
         sg_json_print(o);
         json_decref(o);
     } else {
@@ -135,6 +159,9 @@ int sg_cmd_clock(int argc, char **argv)
             printf("OpenBLAS kernels:    %s (chosen by OPENBLAS_CORETYPE)\n", blas_core);
         else
             printf("OpenBLAS kernels:    %s\n", blas_core);
+        printf("first touch:         %zu MiB in 4 KiB pages %.1f ms, in huge pages %.1f ms "
+               "(%zu MiB of them granted; THP %s): %s\n",
+               ft.bytes >> 20, ft.small_ms, ft.huge_ms, ft.huge_bytes >> 20, ft.thp, advice);
     }
     sg_pool_free(pool);
     free(ticks);

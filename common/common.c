@@ -124,6 +124,84 @@ bool sg_huge_pages_wanted(void)
     return e && !strcmp(e, "1");
 }
 
+/* The bracketed word of the kernel's transparent_hugepage/enabled ("always [madvise] never"). */
+static void thp_setting(char *out, size_t len)
+{
+    snprintf(out, len, "unknown");
+    FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+    if (!f) return;
+    char line[128];
+    if (fgets(line, sizeof line, f)) {
+        const char *a = strchr(line, '['), *b = a ? strchr(a, ']') : NULL;
+        if (a && b && (size_t)(b - a - 1) < len)
+            snprintf(out, len, "%.*s", (int)(b - a - 1), a + 1);
+    }
+    fclose(f);
+}
+
+/* AnonHugePages of the mapping at p (smaps), in bytes; 0 when unknown. */
+static size_t huge_backed(const void *p)
+{
+    FILE *f = fopen("/proc/self/smaps", "r");
+    if (!f) return 0;
+    char line[256];
+    bool in = false;
+    size_t kb = 0;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' ')) {
+            in = (uintptr_t)p >= lo && (uintptr_t)p < hi;
+            continue;
+        }
+        if (in && sscanf(line, "AnonHugePages: %zu kB", &kb) == 1) break;
+    }
+    fclose(f);
+    return kb * 1024;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    const double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+sg_status sg_first_touch_measure(size_t bytes, int rounds, sg_first_touch *out, sg_err *err)
+{
+    memset(out, 0, sizeof *out);
+    const size_t huge = (size_t)2 << 20;
+    if (rounds < 1 || rounds > 64 || bytes < huge || bytes > ((size_t)1 << 34))
+        return sg_errf(err, SG_EINTERNAL, "first touch: %zu bytes, %d rounds", bytes, rounds);
+    bytes = (bytes + huge - 1) & ~(huge - 1);
+    out->bytes = bytes;
+    out->rounds = rounds;
+    thp_setting(out->thp, sizeof out->thp);
+    double t[2][64];
+    for (int r = 0; r < rounds; r++)
+        for (int kind = 0; kind < 2; kind++) {
+            /* 2 MiB more, to start on a 2 MiB boundary: a huge page needs an aligned one */
+            uint8_t *m = mmap(NULL, bytes + huge, PROT_READ | PROT_WRITE,
+                              MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (m == MAP_FAILED)
+                return sg_errf(err, SG_ENOMEM, "first touch: cannot map %zu bytes: %s", bytes,
+                               strerror(errno));
+            uint8_t *p = (uint8_t *)(((uintptr_t)m + huge - 1) & ~(uintptr_t)(huge - 1));
+#if defined(MADV_HUGEPAGE) && defined(MADV_NOHUGEPAGE)
+            (void)madvise(p, bytes, kind ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+#endif
+            const double t0 = sg_now_seconds();
+            for (size_t i = 0; i < bytes; i += 4096)
+                ((volatile uint8_t *)p)[i] = 1;
+            t[kind][r] = (sg_now_seconds() - t0) * 1e3;
+            if (kind && r == rounds - 1) out->huge_bytes = huge_backed(p);
+            munmap(m, bytes + huge);
+        }
+    qsort(t[0], (size_t)rounds, sizeof(double), cmp_double);
+    qsort(t[1], (size_t)rounds, sizeof(double), cmp_double);
+    out->small_ms = rounds % 2 ? t[0][rounds / 2] : (t[0][rounds / 2 - 1] + t[0][rounds / 2]) / 2;
+    out->huge_ms = rounds % 2 ? t[1][rounds / 2] : (t[1][rounds / 2 - 1] + t[1][rounds / 2]) / 2;
+    return SG_OK;
+}
+
 void sg_free_aligned(void *p)
 {
     free(p);

@@ -114,6 +114,20 @@ void *sg_alloc_huge(size_t bytes);
    it does not). */
 bool sg_huge_pages_wanted(void);
 
+/* What fresh memory costs on this host, in the two kinds of page sg_alloc_huge may use:
+   `rounds` times each (alternated), `bytes` of memory mapped, advised (MADV_NOHUGEPAGE, then
+   MADV_HUGEPAGE), written once and unmapped. Medians in ms; huge_bytes: how much of the last
+   huge-page round the kernel backed with huge pages (AnonHugePages); thp: the kernel's
+   transparent_hugepage setting ("always", "madvise", "never" or "unknown"). */
+typedef struct {
+    size_t bytes;
+    int rounds;
+    double small_ms, huge_ms;
+    size_t huge_bytes;
+    char thp[16];
+} sg_first_touch;
+sg_status sg_first_touch_measure(size_t bytes, int rounds, sg_first_touch *out, sg_err *err);
+
 /* SHA-256 of a whole file; hex is 64 chars plus NUL. */
 SG_MUST_CHECK sg_status sg_sha256_file(const char *path, uint8_t digest[32], sg_err *err);
 SG_MUST_CHECK sg_status sg_sha256_file_hex(const char *path, char hex[65], sg_err *err);

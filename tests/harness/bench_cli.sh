@@ -250,6 +250,26 @@ STAGEGATE_HWLOC_SYNTHETIC="numa:2 core:2 pu:1" "$SG" clock >clk.txt || fail "clo
 grep -q "^workers: *planned only: a synthetic hwloc topology (4 CPUs)" clk.txt || fail "clock: $(cat clk.txt)"
 [ "$(STAGEGATE_HWLOC_SYNTHETIC="numa:2 core:2 pu:1" "$SG" clock --json | jq .pinned)" = false ] &&
     [ "$("$SG" clock --json | jq .pinned)" = true ] || fail "clock --json pinned"
+# clock times the first touch of fresh memory in both kinds of page: the kernel's THP
+# setting as sysfs has it, what it granted (none where THP is never), and advice that follows
+# the figures it prints.
+"$SG" clock --json >ft.json || fail "clock --json"
+thp=$(sed -n 's/.*\[\(.*\)\].*/\1/p' /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null || true)
+[ "$(jq -r .first_touch.transparent_hugepage ft.json)" = "${thp:-unknown}" ] ||
+    fail "clock: THP $(jq -r .first_touch.transparent_hugepage ft.json), sysfs says ${thp:-nothing}"
+jq -e '.first_touch | .bytes == 67108864 and .rounds == 3 and .small_pages_ms > 0 and
+       .huge_pages_ms > 0 and .huge_pages_granted_bytes >= 0 and
+       .huge_pages_granted_bytes <= .bytes' ft.json >/dev/null || fail "clock first_touch: $(jq -c .first_touch ft.json)"
+if [ "$thp" = never ]; then
+    jq -e '.first_touch | .huge_pages_granted_bytes == 0 and .advice == "huge pages not granted here"' ft.json >/dev/null ||
+        fail "clock: huge pages granted although THP is never: $(jq -c .first_touch ft.json)"
+fi
+jq -e '.first_touch | .advice == (if .huge_pages_granted_bytes * 2 < .bytes then "huge pages not granted here"
+       elif .huge_pages_ms < 0.9 * .small_pages_ms then "STAGEGATE_HUGE_PAGES=1 may help here"
+       elif .huge_pages_ms > 1.1 * .small_pages_ms then "keep STAGEGATE_HUGE_PAGES unset here"
+       else "no difference here" end)' ft.json >/dev/null || fail "clock advice: $(jq -c .first_touch ft.json)"
+"$SG" clock | grep -q '^first touch: *64 MiB in 4 KiB pages [0-9.]* ms, in huge pages [0-9.]* ms' ||
+    fail "clock: no first-touch line"
 "$SG" keygen --out gk >/dev/null
 echo '{"metrics": {"accuracy": {"threshold": 0.1}}}' >p.json
 rc=0; HWLOC_SYNTHETIC="numa:2 core:2 pu:1" "$SG" gate --model m.h5 --data d.h5 --policy p.json --key gk.key.pem \
