@@ -266,9 +266,13 @@ sg_status ox_op_expand(ox_ctx *c, sg_err *err)
         if (ds < 0) return ox_node_err(c, err, SG_EINPUT, "shape[%d] = %lld", is, (long long)ds);
         if (dx != ds && dx != 1 && ds != 1) {
             char xs[160], ss[160];
+            int64_t shown[OX_MAX_RANK + 1];
+            memcpy(shown, sh, (size_t)k * sizeof *shown);
+            if (bm) shown[0] = -1; /* the batch, as in the rows' shape */
             ox_shape_str(d, (size_t)xr, xs, sizeof xs);
-            ox_shape_str(sh, (size_t)k, ss, sizeof ss);
-            return ox_node_err(c, err, SG_EINPUT, "%s does not broadcast to shape %s", xs, ss);
+            ox_shape_str(shown, (size_t)k, ss, sizeof ss);
+            return ox_node_err(c, err, SG_EINPUT,
+                               "%s does not broadcast to shape %s (-1: the batch)", xs, ss);
         }
         dims[i] = dx == 1 ? ds : dx;
         map[i] = (ox_axis_map){ix, 0, dx == 1 ? 0 : 1, 0};
