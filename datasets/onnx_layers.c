@@ -287,7 +287,7 @@ static sg_status reduce_last(ox_ctx *c, int kind, int x, int rank, const int64_t
 }
 
 /* A reduction of constant x (its axes to reduce already last, `inner` elements each) into
-   output 0 of shape (rank, dims): in float, as the steps compute it; int64 for the sum,
+   output 0 of shape (rank, dims): as the steps compute it; int64 for the sum,
    product, maximum and minimum (a shape's element count: x.std() in PyTorch). */
 static sg_status fold_reduce(ox_ctx *c, int kind, int x, int64_t inner, int rank,
                              const int64_t *dims, sg_err *err)
@@ -305,14 +305,8 @@ static sg_status fold_reduce(ox_ctx *c, int kind, int x, int64_t inner, int rank
     for (int64_t g = 0; g < o->count; g++) {
         if (dtype == OX_FLOAT) {
             const float *in = vx->f + g * inner;
-            if (kind >= 0) {
-                o->f[g] = sg_onnx_reduce_row((sg_onnx_reduce)kind, in, (int)inner);
-            } else {
-                float s = 0;
-                for (int64_t j = 0; j < inner; j++)
-                    s += in[j];
-                o->f[g] = s / (float)inner;
-            }
+            o->f[g] = kind >= 0 ? sg_onnx_reduce_row((sg_onnx_reduce)kind, in, (int)inner)
+                                : sg_onnx_mean_row(in, (int)inner);
             continue;
         }
         const int64_t *in = vx->i + g * inner;

@@ -378,7 +378,9 @@ sg_status ox_op_concat(ox_ctx *c, sg_err *err)
             if (v->batch_mask) mask |= v->batch_mask << at;
             at += v->count;
         }
-        int o, rc = ox_const_out(c, r, out, v0->dtype, err, &o);
+        /* v0 points into the value table, which adding the output may move */
+        const int dtype = v0->dtype;
+        int o, rc = ox_const_out(c, r, out, dtype, err, &o);
         if (rc) return rc;
         c->vals[o].batch_mask = mask;
         int64_t outer = 1, inner = 1;
@@ -386,7 +388,7 @@ sg_status ox_op_concat(ox_ctx *c, sg_err *err)
             outer *= out[i];
         for (int i = (int)axis + 1; i < r; i++)
             inner *= out[i];
-        size_t es = v0->dtype == OX_FLOAT ? 4 : 8, pos = 0;
+        size_t es = dtype == OX_FLOAT ? 4 : 8, pos = 0;
         uint8_t *dst =
             c->vals[o].dtype == OX_FLOAT ? (uint8_t *)c->vals[o].f : (uint8_t *)c->vals[o].i;
         for (int64_t i = 0; i < outer; i++)

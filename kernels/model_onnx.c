@@ -5,8 +5,12 @@
  * the matvec kernel (batch 1) with the fused bias + activation epilogue, and the other
  * steps as row loops over buffers planned once at load.
  *
- * A scratch belongs to one thread: n_bufs buffers of max_batch rows x buf_width floats.
+ * A scratch belongs to one thread: n_bufs buffers of `rows` rows x buf_width floats, rows
+ * being max_batch, or fewer where that would pass ONNX_SCRATCH_BUDGET (a plan with very wide
+ * rows: Tile(x, [1, 100000]) had taken 19 GB for two workers' 1,024-row scratch); a batch
+ * then runs in pieces of `rows`, each row computed as it would be in one piece.
  */
+#define ONNX_SCRATCH_BUDGET ((size_t)64 << 20)
 #include "stagegate/model_ops.h"
 
 #include <cblas.h>
@@ -17,6 +21,7 @@
 
 typedef struct {
     int64_t max_batch;
+    int64_t rows;  /* rows the buffers hold (a batch runs in pieces of this many) */
     size_t stride; /* floats per buffer */
     float *mem;
     sg_forward_scratch *dense;
@@ -83,13 +88,19 @@ static sg_status onnx_scratch_new(const sg_model *m, int64_t max_batch, void **o
     }
     size_t stride, bytes;
     int nb = p->n_bufs > 0 ? p->n_bufs : 1;
-    if (!sg_mul_size((size_t)max_batch, (size_t)p->buf_width, &stride) ||
-        !sg_mul_size(stride, (size_t)nb * sizeof(float), &bytes)) {
-        free(s);
-        return sg_errf(err, SG_ENOMEM, "ONNX scratch of %lld rows is too large",
-                       (long long)max_batch);
+    const size_t row_bytes = (size_t)nb * (size_t)p->buf_width * sizeof(float); /* < 2^40 */
+    s->rows = max_batch;
+    if (row_bytes * (size_t)s->rows > ONNX_SCRATCH_BUDGET) {
+        s->rows = (int64_t)(ONNX_SCRATCH_BUDGET / row_bytes);
+        if (s->rows < 1) s->rows = 1;
     }
-    int rc = sg_check_alloc(max_batch, bytes / (size_t)max_batch, "ONNX scratch", err);
+    if (!sg_mul_size((size_t)s->rows, (size_t)p->buf_width, &stride) ||
+        !sg_mul_size(stride, (size_t)nb * sizeof(float), &bytes)) {
+        const long long rows = (long long)s->rows;
+        free(s);
+        return sg_errf(err, SG_ENOMEM, "ONNX scratch of %lld rows is too large", rows);
+    }
+    int rc = sg_check_alloc(s->rows, bytes / (size_t)s->rows, "ONNX scratch", err);
     if (rc) {
         free(s);
         return rc;
@@ -327,13 +338,9 @@ static void run_rows(const sg_onnx_step *st, const float *in, float *out, int64_
             for (int j = 0; j < w; j++)
                 o[j] = 0.5f * x[j] * (1.0f + gelu_erf(x[j] * 0.70710678118654752f));
             break;
-        case SG_OX_MEAN: {
-            float s = 0;
-            for (int j = 0; j < wi; j++)
-                s += x[j];
-            o[0] = s / (float)wi;
+        case SG_OX_MEAN:
+            o[0] = sg_onnx_mean_row(x, wi);
             break;
-        }
         case SG_OX_REDUCE:
             o[0] = sg_onnx_reduce_row(st->reduce, x, wi);
             break;
@@ -473,9 +480,13 @@ static void onnx_predict_batch(const sg_model *m, const sg_kernel_ops *k, const 
         return;
     }
     const sg_onnx_plan *p = m->onnx;
-    for (int i = 0; i < p->n_steps; i++)
-        run_step(k, &p->steps[i], X, s, n, false);
-    epilogue(m, k, X, s, n, out);
+    const int64_t d = m->n_features, w = sg_model_output_width(m);
+    for (int64_t r0 = 0; r0 < n; r0 += s->rows) {
+        const int64_t rows = n - r0 < s->rows ? n - r0 : s->rows;
+        for (int i = 0; i < p->n_steps; i++)
+            run_step(k, &p->steps[i], X + r0 * d, s, rows, false);
+        epilogue(m, k, X + r0 * d, s, rows, out + r0 * w);
+    }
 }
 
 static void onnx_predict_one(const sg_model *m, const sg_kernel_ops *k, const float *x, float *out,

@@ -608,6 +608,22 @@ def layout_cases(opset):
         return np.concatenate([np.concatenate([R, -R], 1).reshape(n, -1),
                                np.concatenate([R, R[:, :, :1], -R], 2).reshape(n, -1)], 1)
     out.append(("concat_rows_rank2", nodes4, inits4, 12 + 14, ref_cat))
+    # Reductions over long rows (Tile to 120,000 values): sums and means must not drift as a
+    # float accumulator does (120,000 x 0.1 summed in float is 11990.74, not 12000.0002).
+    # The rows are wide enough that the step plan's scratch holds fewer than 1,024 of them.
+    inits5 = [i64("rep", [1, 20000])]
+    sum_in, sum_attr = axes(opset, "lsum", [1], inits5)
+    nodes5 = [node("Tile", ["x", "rep"], "t"), node("Abs", ["t"], "at"),
+              helper.make_node("ReduceSum", ["at"] + sum_in, ["r1"], keepdims=1, **sum_attr),
+              node("Mul", ["t", "zero_f"], "t0"), node("Add", ["t0", "tenth"], "c"),
+              helper.make_node("ReduceSum", ["c"] + sum_in, ["r2"], keepdims=1, **sum_attr),
+              helper.make_node("ReduceMean", ["t"], ["r3"], axes=[1], keepdims=1),
+              helper.make_node("Concat", ["r1", "r2", "r3"], ["y"], axis=1)]
+    inits5 += [init("zero_f", 0.0), init("tenth", 0.1)]
+    out.append(("long_row_reductions", nodes5, inits5, 3, lambda X: np.concatenate(
+        [20000 * np.abs(X).sum(1, keepdims=True),
+         np.full((len(X), 1), 120000 * np.float64(np.float32(0.1))), X.mean(1, keepdims=True)],
+        1)))
     out.append(("shape_arithmetic", nodes, inits, 12, lambda X: np.concatenate(
         [X.reshape(-1, 2, 3).transpose(0, 2, 1).reshape(len(X), -1), X / D], 1)))
     return out
@@ -647,6 +663,27 @@ def main():
             tol = 1e-5 * max(1.0, float(np.max(np.abs(want))))
             check(diff <= tol, "%s opset %d: max diff %.3g (tol %.3g)" % (name, opset, diff, tol))
             print("ok %-42s opset %2d max diff %.2g" % (name, opset, diff))
+    # The loader's value table grows (moves) at 64 and 128 values: a constant Concat whose
+    # output lands there read its first input through a pointer into the old table (a use
+    # after free the sanitizer build reports). Unused initializers put it on each point.
+    for pad in list(range(58, 63)) + list(range(122, 127)):
+        inits = [i64("a", [-1]), i64("b", [D]), init("W1", np.ones((D, 1), np.float32))]
+        inits += [init("pad%d" % i, [float(i)]) for i in range(pad)]
+        nodes = [helper.make_node("Concat", ["a", "b"], ["s"], axis=0),
+                 helper.make_node("Reshape", ["x", "s"], ["r"]),
+                 helper.make_node("MatMul", ["r", "W1"], ["y"])]
+        m, P = model(nodes, inits, 1, 13, "growth")
+        path = os.path.join(tmp, "growth_%d.onnx" % pad)
+        onnx.save(m, path)
+        p = subprocess.run([SG, "eval", "--model", path, "--data", data, "--predictions",
+                            path + ".h5"], capture_output=True, text=True)
+        if p.returncode != 0:
+            check(False, "growth pad %d: exit %d %s" % (pad, p.returncode, p.stderr.strip()[-300:]))
+            continue
+        with h5py.File(path + ".h5") as f:
+            got = f["prediction"][()].astype(np.float64)
+        want = X.astype(np.float32).astype(np.float64).sum(1) * float(P[0, 0])
+        check(np.max(np.abs(got - want)) <= 1e-4, "growth pad %d: wrong values" % pad)
     from_issue = {"Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "Relu", "LeakyRelu", "Sigmoid",
                   "Tanh", "Erf", "Softmax", "LogSoftmax", "BatchNormalization",
                   "LayerNormalization", "ReduceMean", "Pow", "Sqrt", "Flatten", "Reshape",
