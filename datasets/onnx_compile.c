@@ -114,7 +114,7 @@ static int by_name(const void *a, const void *b)
 }
 
 /* Whether a node or the graph output reads name; -1 when out of memory. */
-static int consumed(ox_ctx *c, const char *name)
+int ox_consumed(ox_ctx *c, const char *name)
 {
     const Onnx__GraphProto *g = c->mp->graph;
     if (!c->consumed_built) {
@@ -143,7 +143,7 @@ sg_status ox_only_first_output(ox_ctx *c, sg_err *err)
 {
     for (size_t k = 1; k < c->node->n_output; k++) {
         if (!c->node->output[k] || !c->node->output[k][0]) continue;
-        int used = consumed(c, c->node->output[k]);
+        int used = ox_consumed(c, c->node->output[k]);
         if (used < 0) return sg_errf(err, SG_ENOMEM, "%s: out of memory", c->path);
         if (used)
             return ox_node_err(c, err, SG_EINPUT,

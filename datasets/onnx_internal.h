@@ -136,6 +136,8 @@ float ox_attr_f(const ox_ctx *c, const char *name, float dflt);
 int ox_in(const ox_ctx *c, size_t k);
 sg_status ox_need_in(ox_ctx *c, size_t k, sg_err *err, int *out);
 sg_status ox_only_first_output(ox_ctx *c, sg_err *err);
+/* Whether a node or the graph output reads name; -1 when out of memory. */
+int ox_consumed(ox_ctx *c, const char *name);
 sg_onnx_step *ox_step_new(ox_ctx *c, sg_onnx_step_kind kind, sg_err *err);
 /* Output 0 as a per-row value of that row shape, written by the newest step (_k: output k). */
 sg_status ox_dyn_out(ox_ctx *c, int rank, const int64_t *dims, sg_err *err, int *out);

@@ -230,12 +230,69 @@ static sg_status softmax_last(ox_ctx *c, bool log, int x, sg_err *err, int *out)
     return softmax_from(c, log, x, c->vals[x].rank, err, out);
 }
 
+/* Softmax (or its log) of each vector of `inner` values of constant x, as output 0 of shape
+   x's (or, with label, an unnamed value): the step's arithmetic, folded. */
+static sg_status fold_softmax(ox_ctx *c, bool log, int x, int64_t inner, const char *label,
+                              sg_err *err, int *out)
+{
+    if (c->vals[x].dtype != OX_FLOAT)
+        return ox_node_err(c, err, SG_EINPUT, "input 0 ('%.100s') is not float", c->vals[x].name);
+    const char *saved = c->partial;
+    if (label) c->partial = label;
+    int rc = ox_const_out(c, c->vals[x].rank, c->vals[x].dims, OX_FLOAT, err, out);
+    c->partial = saved;
+    if (rc) return rc;
+    const ox_value *vx = &c->vals[x];
+    float *o = c->vals[*out].f;
+    for (int64_t g = 0; inner > 0 && g < vx->count / inner; g++) {
+        const float *v = vx->f + g * inner;
+        float *w = o + g * inner, mx = v[0], sum = 0;
+        for (int64_t j = 1; j < inner; j++)
+            mx = v[j] > mx ? v[j] : mx;
+        for (int64_t j = 0; j < inner; j++)
+            sum += log ? expf(v[j] - mx) : (w[j] = expf(v[j] - mx));
+        const float ls = logf(sum);
+        for (int64_t j = 0; j < inner; j++)
+            w[j] = log ? v[j] - mx - ls : w[j] / sum;
+    }
+    return SG_OK;
+}
+
+/* Softmax of a constant: over the axes from `axis` on before opset 13, over that one axis
+   from 13 (moved last and back). */
+static sg_status softmax_const(ox_ctx *c, bool log, int x, sg_err *err)
+{
+    const int r = c->vals[x].rank;
+    int64_t axis = ox_attr_i(c, "axis", c->opset >= 13 ? -1 : 1);
+    if (axis < 0) axis += r;
+    if (r < 1 || axis < 0 || axis >= r)
+        return ox_node_err(c, err, SG_EINPUT, "axis %lld out of range for rank %d",
+                           (long long)ox_attr_i(c, "axis", c->opset >= 13 ? -1 : 1), r);
+    int64_t inner = 1;
+    for (int i = (int)axis; i < r; i++)
+        inner *= c->vals[x].dims[i];
+    if (c->opset < 13 || axis == r - 1) {
+        int v;
+        return fold_softmax(c, log, x, inner, NULL, err, &v);
+    }
+    int perm[OX_MAX_RANK + 1], y, z, rc;
+    for (int i = 0; i < r; i++)
+        perm[i] = i;
+    perm[axis] = r - 1;
+    perm[r - 1] = (int)axis;
+    if ((rc = ox_permute(c, x, perm, "the input with the softmax axis last", err, &y))) return rc;
+    if ((rc = fold_softmax(c, log, y, c->vals[x].dims[axis], "the softmax along the last axis", err,
+                           &z)))
+        return rc;
+    return ox_permute(c, z, perm, NULL, err, &y);
+}
+
 sg_status ox_op_softmax(ox_ctx *c, bool log, sg_err *err)
 {
     int x, rc = ox_need_in(c, 0, err, &x);
     if (rc) return rc;
     const ox_value *vx = &c->vals[x];
-    if (vx->is_const) return ox_node_err(c, err, SG_EINPUT, "constant input is not supported");
+    if (vx->is_const) return softmax_const(c, log, x, err);
     int r = vx->rank + 1;
     int64_t axis = ox_attr_i(c, "axis", c->opset >= 13 ? -1 : 1);
     if (axis < 0) axis += r;

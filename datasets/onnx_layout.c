@@ -151,7 +151,7 @@ static sg_status fill_out(ox_ctx *c, int v, int rank, const int64_t *dims, sg_er
     ox_value kv = c->vals[v];
     if (kv.dtype != OX_FLOAT)
         return ox_node_err(c, err, SG_EINPUT,
-                           "a per-row tensor of int64 values is not supported (only float)");
+                           "a per-row tensor of integers is not supported (only float)");
     if (kv.rank > rank + 1 || (kv.rank == rank + 1 && kv.dims[0] != 1))
         return ox_batch_err(c, err, "the result would not keep the batch as its first dimension");
     if (kv.rank == rank + 1) {
@@ -245,6 +245,12 @@ sg_status ox_op_expand(ox_ctx *c, sg_err *err)
     const int r = xr > k ? xr : (int)k;
     if ((rows || bm) && r > (rows ? xr : k))
         return ox_batch_err(c, err, "the result (rank %d) would put new axes before the batch", r);
+    /* Shapes align from the right: the batch size in shape[0] meets input axis xr - k. */
+    if (rows && bm && xr != k)
+        return ox_batch_err(c, err,
+                            "shape[0], the batch size (from a Shape node), would meet axis %d "
+                            "of the input, not its batch",
+                            xr - (int)k);
     ox_axis_map map[OX_MAX_RANK + 1];
     for (int i = 0; i < r; i++) {
         const int ix = i - (r - xr), is = i - (r - (int)k);
@@ -252,13 +258,16 @@ sg_status ox_op_expand(ox_ctx *c, sg_err *err)
         const bool batch = (rows && ix == 0) || (bm && is == 0);
         if (batch) {
             /* the batch meets the batch, 1, or a constant's 1 */
-            const bool x_ok = rows ? ix == 0 : dx == 1;
-            const bool s_ok = bm ? is == 0 : is < 0 || ds == 1;
-            if (!x_ok || !s_ok)
+            if (rows && !bm && is >= 0 && ds != 1)
                 return ox_batch_err(c, err,
                                     "shape[%d] = %lld would fix the batch size, which is known "
                                     "only per run",
                                     is, (long long)ds);
+            if (!rows && dx != 1)
+                return ox_batch_err(c, err,
+                                    "the constant's axis %d (of size %lld) would meet the batch: "
+                                    "it must be 1",
+                                    ix, (long long)dx);
             dims[i] = -1;
             map[i] = (ox_axis_map){ix, 0, rows ? 1 : 0, 0};
             continue;
@@ -308,7 +317,16 @@ sg_status ox_op_constant_of_shape(ox_ctx *c, sg_err *err)
     ox_value one = {.name = "value"};
     const Onnx__AttributeProto *a = ox_attr(c, "value");
     if (a && a->t) {
-        if ((rc = ox_tensor_read(c, a->t, &one, "ConstantOfShape's value", err))) goto out;
+        sg_err e = {{0}};
+        if ((rc = ox_tensor_read(c, a->t, &one, "the value", &e))) {
+            /* said as the node's own refusal: "PATH: node ... : the value has ..." */
+            const size_t n = strlen(c->path);
+            const char *m = strncmp(e.msg, c->path, n) == 0 && !strncmp(e.msg + n, ": ", 2)
+                                ? e.msg + n + 2
+                                : e.msg;
+            rc = ox_node_err(c, err, rc, "%s", m);
+            goto out;
+        }
         if (one.count != 1) {
             rc = ox_node_err(c, err, SG_EINPUT, "value holds %lld elements (must be one)",
                              (long long)one.count);
@@ -462,6 +480,15 @@ sg_status ox_op_split(ox_ctx *c, sg_err *err)
         dims[axis] = size[k];
         at += size[k];
         if (!c->node->output[k] || !c->node->output[k][0]) continue; /* an omitted output */
+        if (!c->vals[x].is_const && size[k] == 0) {
+            /* rows of no values: fine while nothing reads them (it is never made) */
+            const int used = ox_consumed(c, c->node->output[k]);
+            if (used < 0) {
+                rc = sg_errf(err, SG_ENOMEM, "%s: out of memory", c->path);
+                break;
+            }
+            if (!used) continue;
+        }
         int v;
         rc = view_out(c, k, x, r, dims, map, err, &v);
     }

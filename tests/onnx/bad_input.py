@@ -518,8 +518,21 @@ def main():
     run(tmp, "const_rows_cap", wide(4),
         ["node #5 (Add, opset 11)", "constants made at load (folded, or broadcast to a row) would "
          "need more than 256 MiB"], data, extra=("--cpus", "0"))
-    run(tmp, "scratch_reason", wide(0),
-        ["cannot prepare worker 0: ONNX scratch:", "rows need"], data, extra=("--cpus", "0"))
+    # With none, the rows run: the step plan's scratch holds as many 64 MiB rows as fit in its
+    # 64 MiB budget (one), not 1,024 (which had been refused for the memory it needed).
+    preds, data_w = os.path.join(tmp, "wide_rows.h5"), os.path.join(tmp, "wide_rows_data.h5")
+    with h5py.File(data_w, "w") as f:  # 6 rows: each is 2^24 values a step
+        f["X"] = rng.normal(size=(6, 4)).astype(np.float32)
+        f["y"] = np.zeros(6, np.float32)
+    run(tmp, "wide_rows_run", wide(0), [], data_w, extra=("--cpus", "0", "--predictions", preds),
+        exit_code=0)
+    with h5py.File(data_w) as f:
+        Xw = f["X"][()].astype(np.float64)
+    with h5py.File(preds) as f:
+        got = f["prediction"][()].astype(np.float64)
+    want = (Xw.sum(1) + 1) * 4096 * 4096
+    check(np.max(np.abs(got - want)) <= 1e-5 * np.max(np.abs(want)),
+          "wide_rows_run: max diff %.3g" % np.max(np.abs(got - want)))
     run(tmp, "prelu_row_slope", after_gemm(helper.make_node("Sigmoid", ["z"], ["zs"], name="sg"),
                                            helper.make_node("PRelu", ["z", "zs"], ["act"],
                                                             name="prelu1")),
@@ -784,6 +797,24 @@ def main():
         helper.make_node("Concat", ["three", "n1"], ["shp"], name="cat", axis=0),
         helper.make_node("Expand", ["z", "shp"], ["r"], name="ex")),
         ["node 'ex' (Expand, opset 13)", "shape[1] is the batch size (from a Shape node)"], data)
+    m = after_fc(helper.make_node("Shape", ["z"], ["sz"], name="shz"),
+                 helper.make_node("Expand", ["c23", "sz"], ["r"], name="ex"))
+    m.graph.initializer.append(numpy_helper.from_array(np.ones((2, 3), np.float32), "c23"))
+    run(tmp, "expand_constant_batch", m,
+        ["node 'ex' (Expand, opset 13)", "the constant's axis 0 (of size 2) would meet the batch"],
+        data)
+    run(tmp, "expand_misaligned_batch", after_fc(
+        helper.make_node("Unsqueeze", ["z", "axes0_1"], ["z3"], name="u"),
+        helper.make_node("Shape", ["z"], ["sz"], name="shz"),
+        helper.make_node("Expand", ["z3", "sz"], ["e"], name="ex"),
+        helper.make_node("Flatten", ["e"], ["r"], name="fl"), inits=[("axes0_1", [1])]),
+        ["node 'ex' (Expand, opset 13)", "shape[0], the batch size (from a Shape node), would "
+         "meet axis 1 of the input"], data)
+    run(tmp, "constantofshape_fp16", after_fc(
+        helper.make_node("ConstantOfShape", ["three"], ["k"], name="cos",
+                         value=helper.make_tensor("v", TensorProto.FLOAT16, [1], [1.0])),
+        helper.make_node("Add", ["z", "k"], ["r"], name="add")),
+        ["node 'cos' (ConstantOfShape, opset 13): the value has data type 10"], data)
     run(tmp, "tile_batch", after_fc(
         helper.make_node("Tile", ["z", "rep"], ["r"], name="tile"), inits=[("rep", [2, 1])]),
         ["node 'tile' (Tile, opset 13)", "repeats[0] = 2 would repeat the batch"], data)
@@ -799,7 +830,7 @@ def main():
         helper.make_node("ConstantOfShape", ["shp"], ["k"], name="cos",
                          value=helper.make_tensor("v", TensorProto.INT64, [1], [1])),
         helper.make_node("Add", ["z", "k"], ["r"], name="add")),
-        ["node 'cos' (ConstantOfShape, opset 13)", "per-row tensor of int64 values"], data)
+        ["node 'cos' (ConstantOfShape, opset 13)", "per-row tensor of integers"], data)
     run(tmp, "int_div_zero", after_fc(
         helper.make_node("Div", ["three", "zero_v"], ["q"], name="div"),
         helper.make_node("Concat", ["n1", "q"], ["shp"], name="cat", axis=0),

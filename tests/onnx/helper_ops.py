@@ -624,6 +624,33 @@ def layout_cases(opset):
         [20000 * np.abs(X).sum(1, keepdims=True),
          np.full((len(X), 1), 120000 * np.float64(np.float32(0.1))), X.mean(1, keepdims=True)],
         1)))
+    # Softmax and LogSoftmax of constants fold (over axis 0 of [2, 6]: from opset 13 that one
+    # axis, moved last and back; below, the axes from 0 on); a Split part of no values that
+    # nothing reads is fine.
+    S = f32(2, D)
+    sp_in, sp_attr = ([], {"split": [0, D]}) if opset < 13 else (["sp06"], {})
+    inits6 = [init("S", S)] + ([i64("sp06", [0, D])] if opset >= 13 else [])
+    un_in, un_attr = axes(opset, "u6", [1], inits6)
+    nodes6 = [helper.make_node("Unsqueeze", ["x"] + un_in, ["x3"], **un_attr),
+              node("Softmax", ["S"], "ss", axis=0), node("LogSoftmax", ["S"], "ls", axis=-1),
+              node("Mul", ["x3", "ss"], "m1"), node("Add", ["x3", "ls"], "m2"),
+              helper.make_node("Split", ["x"] + sp_in, ["nothing", "all"], axis=1, **sp_attr),
+              node("Flatten", ["m1"], "f1"), node("Flatten", ["m2"], "f2"),
+              helper.make_node("Concat", ["f1", "f2", "all"], ["y"], axis=1)]
+
+    def ref_sm(X, opset=opset):
+        if opset >= 13:
+            e = np.exp(S - S.max(0))
+            ss = e / e.sum(0)
+        else:
+            flat = S.reshape(-1)
+            ss = (np.exp(flat - flat.max()) / np.exp(flat - flat.max()).sum()).reshape(S.shape)
+        ls = S - S.max(1, keepdims=True) - np.log(np.exp(S - S.max(1, keepdims=True)).sum(1,
+                                                                                         keepdims=True))
+        n = len(X)
+        return np.concatenate([(X[:, None, :] * ss).reshape(n, -1),
+                               (X[:, None, :] + ls).reshape(n, -1), X], 1)
+    out.append(("softmax_const_split_empty", nodes6, inits6, 5 * D, ref_sm))
     out.append(("shape_arithmetic", nodes, inits, 12, lambda X: np.concatenate(
         [X.reshape(-1, 2, 3).transpose(0, 2, 1).reshape(len(X), -1), X / D], 1)))
     return out
