@@ -171,6 +171,9 @@ sg_status ox_op_expand(ox_ctx *c, sg_err *err);
 sg_status ox_op_tile(ox_ctx *c, sg_err *err);
 sg_status ox_op_split(ox_ctx *c, sg_err *err);
 sg_status ox_op_constant_of_shape(ox_ctx *c, sg_err *err);
+/* Full shape of a value into dims, its rank returned: a per-row value's batch is axis 0, of
+   size -1. */
+int ox_full_shape(const ox_value *v, int64_t *dims);
 /* Output k as rows of shape (rank, dims) whose element j is element cols[j] of per-row x:
    a gather step that owns cols (an alias when no element moves; cols freed then). */
 sg_status ox_gather_out(ox_ctx *c, size_t k, int x, int rank, const int64_t *dims, int *cols,

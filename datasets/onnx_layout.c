@@ -15,16 +15,18 @@ typedef struct {
     int64_t start, step, mod;
 } ox_axis_map;
 
-/* Full shape of a value: a per-row value's batch is axis 0, of size -1. */
-static int full_dims(const ox_value *v, int64_t *dims)
+/* The width of rows of shape (rank, dims): each axis at least 1, the whole within
+   OX_MAX_WIDTH; else an error naming which. */
+static sg_status row_width(ox_ctx *c, int rank, const int64_t *dims, int64_t *width, sg_err *err)
 {
-    if (v->is_const) {
-        memcpy(dims, v->dims, (size_t)v->rank * sizeof *dims);
-        return v->rank;
+    *width = 1;
+    for (int i = 0; i < rank; i++) {
+        if (dims[i] < 1 || *width * dims[i] > OX_MAX_WIDTH)
+            return ox_node_err(c, err, SG_EINPUT, "a row of the result would hold %s values",
+                               dims[i] < 1 ? "no" : "too many");
+        *width *= dims[i];
     }
-    dims[0] = -1;
-    memcpy(dims + 1, v->dims, (size_t)v->rank * sizeof *dims);
-    return v->rank + 1;
+    return SG_OK;
 }
 
 /* Offset in the input (row-major strides in_stride over its axes, from axis `from`) of the
@@ -63,7 +65,7 @@ static sg_status view_out(ox_ctx *c, size_t k, int x, int rank, const int64_t *d
     const bool rows = !c->vals[x].is_const;
     if (rank > OX_MAX_RANK + (rows ? 1 : 0))
         return ox_node_err(c, err, SG_EINPUT, "rank %d is too large", rank);
-    const int in_rank = full_dims(&c->vals[x], in_dims);
+    const int in_rank = ox_full_shape(&c->vals[x], in_dims);
     int64_t s = 1;
     for (int i = in_rank - 1; i >= (rows ? 1 : 0); i--) {
         stride[i] = s;
@@ -100,13 +102,9 @@ static sg_status view_out(ox_ctx *c, size_t k, int x, int rank, const int64_t *d
     if (rank < 1 || dims[0] != -1 || map[0].src != 0 || map[0].start || map[0].step != 1 ||
         map[0].mod)
         return ox_batch_err(c, err, "the result would not keep the batch as its first dimension");
-    int64_t width = 1;
-    for (int i = 1; i < rank; i++) {
-        if (dims[i] < 1 || width * dims[i] > OX_MAX_WIDTH)
-            return ox_node_err(c, err, SG_EINPUT, "a row of the result would hold %s values",
-                               dims[i] < 1 ? "no" : "too many");
-        width *= dims[i];
-    }
+    int64_t width;
+    int rc = row_width(c, rank - 1, dims + 1, &width, err);
+    if (rc) return rc;
     int *cols = malloc((size_t)width * sizeof *cols);
     if (!cols) return sg_errf(err, SG_ENOMEM, "%s: out of memory", c->path);
     int64_t idx[OX_MAX_RANK + 1] = {0};
@@ -158,15 +156,11 @@ static sg_status fill_out(ox_ctx *c, int v, int rank, const int64_t *dims, sg_er
         memmove(kv.dims, kv.dims + 1, (size_t)rank * sizeof kv.dims[0]);
         kv.rank--;
     }
-    int64_t width = 1;
-    for (int i = 0; i < rank; i++) {
-        if (dims[i] < 1 || width * dims[i] > OX_MAX_WIDTH)
-            return ox_node_err(c, err, SG_EINPUT, "a row of the result would hold %s values",
-                               dims[i] < 1 ? "no" : "too many");
-        width *= dims[i];
-    }
+    int64_t width;
     float *row;
-    int rc = ox_const_row(c, &kv, rank, dims, width, &row, err);
+    int rc = row_width(c, rank, dims, &width, err);
+    if (rc) return rc;
+    rc = ox_const_row(c, &kv, rank, dims, width, &row, err);
     if (rc) return rc;
     sg_onnx_step *st = ox_step_new(c, SG_OX_FILL, err);
     if (!st) {
@@ -193,12 +187,43 @@ static sg_status int_vector(ox_ctx *c, size_t k, const char *what, sg_err *err, 
     return SG_OK;
 }
 
+/* The shape vector value s of an Expand or ConstantOfShape into sh (*k elements): the batch
+   size from a Shape node (*bm) may be its first element only, and a shape has at most
+   OX_MAX_RANK elements, one more with the batch or for rows (rows: an Expand of rows). */
+static sg_status batch_shape(ox_ctx *c, int s, bool rows, int64_t *sh, int64_t *k, uint64_t *bm,
+                             sg_err *err)
+{
+    const ox_value *vs = &c->vals[s];
+    *k = vs->count;
+    *bm = vs->batch_mask;
+    if (*k > OX_MAX_RANK + (*bm || rows ? 1 : 0))
+        return ox_node_err(c, err, SG_EINPUT, "shape has %lld elements", (long long)*k);
+    if (*bm & ~(uint64_t)1)
+        return ox_batch_err(c, err,
+                            "shape[%d] is the batch size (from a Shape node): only the first "
+                            "dimension may be",
+                            __builtin_ctzll(*bm & ~(uint64_t)1));
+    memcpy(sh, vs->i, (size_t)*k * sizeof *sh);
+    return SG_OK;
+}
+
+/* The node's `axis` attribute (default 0) as an axis of a tensor of rank r. */
+static sg_status node_axis(ox_ctx *c, int r, int64_t *axis, sg_err *err)
+{
+    *axis = ox_attr_i(c, "axis", 0);
+    if (*axis < 0) *axis += r;
+    if (*axis < 0 || *axis >= r)
+        return ox_node_err(c, err, SG_EINPUT, "axis %lld out of range for rank %d",
+                           (long long)ox_attr_i(c, "axis", 0), r);
+    return SG_OK;
+}
+
 sg_status ox_op_transpose(ox_ctx *c, sg_err *err)
 {
     int x, rc = ox_need_in(c, 0, err, &x);
     if (rc) return rc;
     int64_t d[OX_MAX_RANK + 1], dims[OX_MAX_RANK + 1];
-    const int r = full_dims(&c->vals[x], d);
+    const int r = ox_full_shape(&c->vals[x], d);
     const Onnx__AttributeProto *a = ox_attr(c, "perm");
     if (a && a->n_ints != (size_t)r)
         return ox_node_err(c, err, SG_EINPUT, "perm has %zu entries for a tensor of rank %d",
@@ -228,20 +253,11 @@ sg_status ox_op_expand(ox_ctx *c, sg_err *err)
 {
     int x, s, rc;
     if ((rc = ox_need_in(c, 0, err, &x)) || (rc = int_vector(c, 1, "shape", err, &s))) return rc;
-    const ox_value *vs = &c->vals[s];
-    const int64_t k = vs->count;
-    const uint64_t bm = vs->batch_mask;
-    if (k > OX_MAX_RANK + 1)
-        return ox_node_err(c, err, SG_EINPUT, "shape has %lld elements", (long long)k);
-    if (bm & ~(uint64_t)1)
-        return ox_batch_err(c, err,
-                            "shape[%d] is the batch size (from a Shape node): only the first "
-                            "dimension may be",
-                            __builtin_ctzll(bm & ~(uint64_t)1));
-    int64_t d[OX_MAX_RANK + 1], sh[OX_MAX_RANK + 1], dims[OX_MAX_RANK + 1];
-    memcpy(sh, vs->i, (size_t)k * sizeof *sh);
+    int64_t k, d[OX_MAX_RANK + 1], sh[OX_MAX_RANK + 1], dims[OX_MAX_RANK + 1];
+    uint64_t bm;
+    if ((rc = batch_shape(c, s, !c->vals[x].is_const, sh, &k, &bm, err))) return rc;
     const bool rows = !c->vals[x].is_const;
-    const int xr = full_dims(&c->vals[x], d);
+    const int xr = ox_full_shape(&c->vals[x], d);
     const int r = xr > k ? xr : (int)k;
     if ((rows || bm) && r > (rows ? xr : k))
         return ox_batch_err(c, err, "the result (rank %d) would put new axes before the batch", r);
@@ -298,18 +314,9 @@ sg_status ox_op_constant_of_shape(ox_ctx *c, sg_err *err)
 {
     int s, rc = int_vector(c, 0, "shape", err, &s);
     if (rc) return rc;
-    const ox_value *vs = &c->vals[s];
-    const int64_t k = vs->count;
-    const uint64_t bm = vs->batch_mask;
-    if (k > OX_MAX_RANK + (bm ? 1 : 0))
-        return ox_node_err(c, err, SG_EINPUT, "shape has %lld elements", (long long)k);
-    if (bm & ~(uint64_t)1)
-        return ox_batch_err(c, err,
-                            "shape[%d] is the batch size (from a Shape node): only the first "
-                            "dimension may be",
-                            __builtin_ctzll(bm & ~(uint64_t)1));
-    int64_t dims[OX_MAX_RANK + 1];
-    memcpy(dims, vs->i, (size_t)k * sizeof *dims);
+    int64_t k, dims[OX_MAX_RANK + 1];
+    uint64_t bm;
+    if ((rc = batch_shape(c, s, false, dims, &k, &bm, err))) return rc;
     for (int64_t i = bm ? 1 : 0; i < k; i++)
         if (dims[i] < 0)
             return ox_node_err(c, err, SG_EINPUT, "shape[%lld] = %lld", (long long)i,
@@ -381,7 +388,7 @@ sg_status ox_op_tile(ox_ctx *c, sg_err *err)
     int x, rp, rc;
     if ((rc = ox_need_in(c, 0, err, &x)) || (rc = int_vector(c, 1, "repeats", err, &rp))) return rc;
     int64_t d[OX_MAX_RANK + 1], dims[OX_MAX_RANK + 1];
-    const int r = full_dims(&c->vals[x], d);
+    const int r = ox_full_shape(&c->vals[x], d);
     const ox_value *vr = &c->vals[rp];
     if (vr->count != r)
         return ox_node_err(c, err, SG_EINPUT, "repeats has %lld entries for a tensor of rank %d",
@@ -414,12 +421,9 @@ sg_status ox_op_split(ox_ctx *c, sg_err *err)
     int x, rc = ox_need_in(c, 0, err, &x);
     if (rc) return rc;
     int64_t d[OX_MAX_RANK + 1];
-    const int r = full_dims(&c->vals[x], d);
-    int64_t axis = ox_attr_i(c, "axis", 0);
-    if (axis < 0) axis += r;
-    if (axis < 0 || axis >= r)
-        return ox_node_err(c, err, SG_EINPUT, "axis %lld out of range for rank %d",
-                           (long long)ox_attr_i(c, "axis", 0), r);
+    const int r = ox_full_shape(&c->vals[x], d);
+    int64_t axis;
+    if ((rc = node_axis(c, r, &axis, err))) return rc;
     if (!c->vals[x].is_const && axis == 0)
         return ox_batch_err(c, err, "splitting along the batch (axis 0) is not supported");
     const size_t n = c->node->n_output;
@@ -525,7 +529,7 @@ sg_status ox_expand_row(ox_ctx *c, int x, int rank, const int64_t *dims_in, sg_e
 sg_status ox_permute(ox_ctx *c, int x, const int *perm, const char *label, sg_err *err, int *out)
 {
     int64_t d[OX_MAX_RANK + 1], dims[OX_MAX_RANK + 1];
-    const int r = full_dims(&c->vals[x], d);
+    const int r = ox_full_shape(&c->vals[x], d);
     ox_axis_map map[OX_MAX_RANK + 1];
     for (int i = 0; i < r; i++) {
         map[i] = (ox_axis_map){perm[i], 0, 1, 0};
@@ -591,7 +595,7 @@ sg_status ox_op_slice(ox_ctx *c, sg_err *err)
         return ox_node_err(c, err, SG_EINPUT,
                            "starts, ends, axes and steps must have the same number of entries");
     const bool rows = !c->vals[x].is_const;
-    const int r = full_dims(&c->vals[x], d);
+    const int r = ox_full_shape(&c->vals[x], d);
     ox_axis_map map[N];
     for (int i = 0; i < r; i++) {
         map[i] = (ox_axis_map){i, 0, 1, 0};
@@ -646,12 +650,9 @@ sg_status ox_op_gather(ox_ctx *c, sg_err *err)
                            "an embedding lookup, are not supported)");
     const bool rows = !c->vals[x].is_const;
     int64_t d[OX_MAX_RANK + 1], dims[OX_MAX_RANK + 2];
-    const int r = full_dims(&c->vals[x], d);
-    int64_t axis = ox_attr_i(c, "axis", 0);
-    if (axis < 0) axis += r;
-    if (axis < 0 || axis >= r)
-        return ox_node_err(c, err, SG_EINPUT, "axis %lld out of range for rank %d",
-                           (long long)ox_attr_i(c, "axis", 0), r);
+    const int r = ox_full_shape(&c->vals[x], d);
+    int64_t axis;
+    if ((rc = node_axis(c, r, &axis, err))) return rc;
     if (rows && axis == 0)
         return ox_node_err(c, err, SG_EINPUT,
                            "Gather along the batch (axis 0) of rows is not supported");

@@ -33,8 +33,7 @@ sg_status ox_get_axes(ox_ctx *c, size_t input, int64_t *axes, int *n, sg_err *er
     return SG_OK;
 }
 
-/* Full shape of a value: a per-row value gets its batch dimension as -1. */
-static int full_shape(const ox_value *v, int64_t *dims)
+int ox_full_shape(const ox_value *v, int64_t *dims)
 {
     if (v->is_const) {
         memcpy(dims, v->dims, (size_t)v->rank * sizeof *dims);
@@ -112,7 +111,7 @@ int ox_op_reshape(ox_ctx *c, sg_err *err)
                                    "allowzero=1 with a 0 in the shape (a dimension of size 0) is "
                                    "not supported");
     int64_t in_dims[OX_MAX_RANK + 1], dims[OX_MAX_RANK + 1];
-    int in_rank = full_shape(vx, in_dims), rank = (int)vs->count, infer = -1;
+    int in_rank = ox_full_shape(vx, in_dims), rank = (int)vs->count, infer = -1;
     /* Per-row input: the batch is the leading 0 or -1; an explicit size there would fix it. */
     int first = 0;
     if (!vx->is_const) {
@@ -159,7 +158,7 @@ int ox_op_flatten(ox_ctx *c, sg_err *err)
     int x, rc = ox_need_in(c, 0, err, &x);
     if (rc) return rc;
     int64_t d[OX_MAX_RANK + 1];
-    int r = full_shape(&c->vals[x], d);
+    int r = ox_full_shape(&c->vals[x], d);
     int64_t axis = ox_attr_i(c, "axis", 1);
     if (axis < 0) axis += r;
     if (axis < 0 || axis > r) return ox_node_err(c, err, SG_EINPUT, "axis out of range");
@@ -180,7 +179,7 @@ int ox_op_squeeze(ox_ctx *c, bool unsqueeze, sg_err *err)
     int64_t axes[OX_MAX_RANK], d[OX_MAX_RANK + 1], out[OX_MAX_RANK + 1];
     int n;
     if ((rc = ox_get_axes(c, 1, axes, &n, err))) return rc;
-    int r = full_shape(&c->vals[x], d);
+    int r = ox_full_shape(&c->vals[x], d);
     int ro = unsqueeze ? r + n : r;
     if (ro > OX_MAX_RANK + (c->vals[x].is_const ? 0 : 1))
         return ox_node_err(c, err, SG_EINPUT, "rank %d is too large", ro);
@@ -266,7 +265,7 @@ sg_status ox_op_shape(ox_ctx *c, sg_err *err)
     if (rc) return rc;
     int64_t d[OX_MAX_RANK + 1];
     const bool rows = !c->vals[x].is_const;
-    const int r = full_shape(&c->vals[x], d);
+    const int r = ox_full_shape(&c->vals[x], d);
     int64_t start = ox_attr_i(c, "start", 0), end = ox_attr_i(c, "end", r);
     if (start < 0) start += r;
     if (end < 0) end += r;
@@ -338,7 +337,7 @@ sg_status ox_op_concat(ox_ctx *c, sg_err *err)
     }
     const ox_value *v0 = &c->vals[ox_in(c, 0)];
     int64_t d0[OX_MAX_RANK + 1];
-    int r = full_shape(v0, d0);
+    int r = ox_full_shape(v0, d0);
     if (axis < 0) axis += r;
     if (axis < 0 || axis >= r) return ox_node_err(c, err, SG_EINPUT, "axis out of range");
     int64_t out[OX_MAX_RANK + 1];
@@ -347,7 +346,7 @@ sg_status ox_op_concat(ox_ctx *c, sg_err *err)
     for (size_t k = 0; k < n; k++) {
         int64_t d[OX_MAX_RANK + 1];
         const ox_value *v = &c->vals[ox_in(c, k)];
-        if (full_shape(v, d) != r || v->dtype != v0->dtype)
+        if (ox_full_shape(v, d) != r || v->dtype != v0->dtype)
             return ox_node_err(c, err, SG_EINPUT, "inputs differ in rank or type");
         if (!all_const && v->is_const)
             return ox_node_err(c, err, SG_EINPUT,
@@ -459,7 +458,7 @@ int ox_op_identity(ox_ctx *c, sg_err *err)
     if (rc) return rc;
     if ((rc = ox_only_first_output(c, err))) return rc;
     int64_t d[OX_MAX_RANK + 1];
-    int r = full_shape(&c->vals[x], d);
+    int r = ox_full_shape(&c->vals[x], d);
     return reshaped(c, x, r, d, err);
 }
 
