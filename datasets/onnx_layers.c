@@ -58,6 +58,56 @@ static sg_status const_input(ox_ctx *c, size_t k, const char *what, sg_err *err,
     return SG_OK;
 }
 
+/* MatMul of two per-row tensors, [batch, ..., m, k] @ [batch, ..., k, n] (attention's
+   q @ k^T and weights @ v, written batch first): per row, one product per matrix of the
+   leading axes, which must be the same on both sides (broadcasting them is not supported). */
+static sg_status matmul_rows(ox_ctx *c, int x, int y, sg_err *err)
+{
+    const ox_value *a = &c->vals[x], *b = &c->vals[y];
+    if (a->rank < 2 || b->rank < 2)
+        return ox_node_err(c, err, SG_EINPUT,
+                           "a MatMul of two per-row tensors needs rows of rank 2 or more on both "
+                           "sides ([batch, ..., m, k] @ [batch, ..., k, n]); '%.100s' has rank %d",
+                           (a->rank < 2 ? a : b)->name, (a->rank < 2 ? a : b)->rank + 1);
+    const int r = a->rank;
+    bool same = b->rank == r;
+    for (int i = 0; same && i < r - 2; i++)
+        same = a->dims[i] == b->dims[i];
+    char as[160], bs[160];
+    ox_shape_str(a->dims, (size_t)a->rank, as, sizeof as);
+    ox_shape_str(b->dims, (size_t)b->rank, bs, sizeof bs);
+    if (!same)
+        return ox_node_err(c, err, SG_EINPUT,
+                           "rows of shape %s and %s: the axes before the matrices must be the "
+                           "same on both sides (broadcasting them is not supported)",
+                           as, bs);
+    const int64_t m = a->dims[r - 2], k = a->dims[r - 1], n = b->dims[r - 1];
+    if (b->dims[r - 2] != k)
+        return ox_node_err(c, err, SG_EINPUT,
+                           "shape does not match the data: rows of shape %s @ %s (%lld columns "
+                           "against %lld rows)",
+                           as, bs, (long long)k, (long long)b->dims[r - 2]);
+    const int64_t groups = a->count / (m * k), width = groups * m * n;
+    if (width < 1 || width > OX_MAX_WIDTH)
+        return ox_node_err(c, err, SG_EINPUT, "a row of %lld values (must be 1..%d)",
+                           (long long)width, OX_MAX_WIDTH);
+    sg_onnx_step *s = ox_step_new(c, SG_OX_MATMUL_ROWS, err);
+    if (!s) return SG_ENOMEM;
+    s->a = (sg_onnx_arg){.kind = SG_OXA_ROW, .buf = a->data};
+    s->bb = (sg_onnx_arg){.kind = SG_OXA_ROW, .buf = b->data};
+    s->in = a->data;
+    s->in_width = (int)a->count;
+    s->width = (int)width;
+    s->mm_m = (int)m;
+    s->mm_k = (int)k;
+    s->mm_n = (int)n;
+    int64_t dims[OX_MAX_RANK];
+    memcpy(dims, a->dims, (size_t)r * sizeof dims[0]);
+    dims[r - 1] = n;
+    int v;
+    return ox_dyn_out(c, r, dims, err, &v);
+}
+
 sg_status ox_op_gemm(ox_ctx *c, bool matmul, sg_err *err)
 {
     int x, rc;
@@ -66,6 +116,8 @@ sg_status ox_op_gemm(ox_ctx *c, bool matmul, sg_err *err)
        [batch, tokens, k] input) multiplies each vector along the last axis: one GEMM over
        batch x the vectors a row holds. Gemm's input is [batch, k] by definition. */
     if ((rc = row_input_ranked(c, 0, matmul ? "MatMul" : "Gemm", matmul, err, &x))) return rc;
+    if (matmul && ox_in(c, 1) >= 0 && !c->vals[ox_in(c, 1)].is_const)
+        return matmul_rows(c, x, ox_in(c, 1), err);
     if ((rc = const_input(c, 1, "the weight (input 1)", err, &B))) return rc;
     if (!matmul && ox_in(c, 2) >= 0 && (rc = const_input(c, 2, "the bias (input 2)", err, &C)))
         return rc;

@@ -142,6 +142,7 @@ static int step_inputs(const sg_onnx_step *s, int *ids, int max)
     case SG_OX_WHERE:
         if (s->cc.kind != SG_OXA_CONST) ids[n++] = s->cc.buf;
         /* fall through */
+    case SG_OX_MATMUL_ROWS:
     case SG_OX_BINARY:
         if (s->a.kind != SG_OXA_CONST) ids[n++] = s->a.buf;
         if (s->bb.kind != SG_OXA_CONST) ids[n++] = s->bb.buf;
@@ -800,7 +801,9 @@ int ox_finish(ox_ctx *c, sg_model *m, sg_err *err)
         if (!p.dead[i])
             plan->flops_per_row +=
                 (c->steps[i].kind == SG_OX_GEMM ? 2.0 * c->steps[i].in_width * c->steps[i].width
-                                                : c->steps[i].width) *
+                 : c->steps[i].kind == SG_OX_MATMUL_ROWS
+                     ? 2.0 * c->steps[i].width * c->steps[i].mm_k
+                     : c->steps[i].width) *
                 sg_onnx_groups(&c->steps[i]);
     /* make_dense counts the layers' parameters; a step plan counts its steps'. */
     m->param_bytes = 0;

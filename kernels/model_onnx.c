@@ -431,6 +431,26 @@ static void run_step(const sg_kernel_ops *k, const sg_onnx_step *st, const float
                                                                   : arg_at(&st->bb, B, r, w, j);
         break;
     }
+    case SG_OX_MATMUL_ROWS: {
+        /* Each product accumulated left to right in float, as one row computes it alone. */
+        const float *A = bufp(s, X, st->a.buf), *B = bufp(s, X, st->bb.buf);
+        const int m = st->mm_m, kk = st->mm_k, nn = st->mm_n, g = st->width / (m * nn);
+        const int64_t wa = (int64_t)g * m * kk, wb = (int64_t)g * kk * nn;
+        for (int64_t r = 0; r < n; r++)
+            for (int q = 0; q < g; q++) {
+                const float *a = A + r * wa + (int64_t)q * m * kk,
+                            *b = B + r * wb + (int64_t)q * kk * nn;
+                float *o = out + r * st->width + (int64_t)q * m * nn;
+                for (int i = 0; i < m; i++)
+                    for (int j = 0; j < nn; j++) {
+                        float acc = 0;
+                        for (int t = 0; t < kk; t++)
+                            acc += a[i * kk + t] * b[t * nn + j];
+                        o[i * nn + j] = acc;
+                    }
+            }
+        break;
+    }
     case SG_OX_CONCAT: {
         int off = 0;
         for (int q = 0; q < st->n_parts; q++) {

@@ -37,20 +37,21 @@ int sg_onnx_output_parse(const char *s);
 const char *sg_onnx_output_name(sg_onnx_output o);
 
 typedef enum {
-    SG_OX_GEMM,       /* out = act(in @ W + b) */
-    SG_OX_UNARY,      /* out = f(in) */
-    SG_OX_BINARY,     /* out = a op b, with row/column/constant broadcasting */
-    SG_OX_AFFINE,     /* out[j] = in[j] * scale[j] + shift[j] (BatchNormalization) */
-    SG_OX_LAYERNORM,  /* over each row; scale/shift may be NULL */
-    SG_OX_SOFTMAX,    /* over each row */
-    SG_OX_LOGSOFTMAX, /* over each row */
-    SG_OX_MEAN,       /* out[0] = mean of the row */
-    SG_OX_CONCAT,     /* rows side by side */
-    SG_OX_GELU,       /* 0.5 x (1 + erf(x / sqrt 2)) */
-    SG_OX_REDUCE,     /* out[0] = a reduction (sg_onnx_reduce) of the row */
-    SG_OX_GATHER,     /* out[j] = in[cols[j]] (Slice, Transpose, Expand, Tile, Split) */
-    SG_OX_FILL,       /* out[j] = b[j] (ConstantOfShape, Expand of a constant per row) */
-    SG_OX_WHERE,      /* out = cc != 0 ? a : bb, each argument as BINARY's (Where) */
+    SG_OX_GEMM,        /* out = act(in @ W + b) */
+    SG_OX_UNARY,       /* out = f(in) */
+    SG_OX_BINARY,      /* out = a op b, with row/column/constant broadcasting */
+    SG_OX_AFFINE,      /* out[j] = in[j] * scale[j] + shift[j] (BatchNormalization) */
+    SG_OX_LAYERNORM,   /* over each row; scale/shift may be NULL */
+    SG_OX_SOFTMAX,     /* over each row */
+    SG_OX_LOGSOFTMAX,  /* over each row */
+    SG_OX_MEAN,        /* out[0] = mean of the row */
+    SG_OX_CONCAT,      /* rows side by side */
+    SG_OX_GELU,        /* 0.5 x (1 + erf(x / sqrt 2)) */
+    SG_OX_REDUCE,      /* out[0] = a reduction (sg_onnx_reduce) of the row */
+    SG_OX_GATHER,      /* out[j] = in[cols[j]] (Slice, Transpose, Expand, Tile, Split) */
+    SG_OX_FILL,        /* out[j] = b[j] (ConstantOfShape, Expand of a constant per row) */
+    SG_OX_WHERE,       /* out = cc != 0 ? a : bb, each argument as BINARY's (Where) */
+    SG_OX_MATMUL_ROWS, /* per row, each of its matrices: out = a (m x k) @ bb (k x n) */
 } sg_onnx_step_kind;
 
 /* Row reductions besides the mean (ReduceSum, ReduceMax, ...), summed left to right in float. */
@@ -266,6 +267,8 @@ typedef struct {
     sg_onnx_arg a, bb;
     /* WHERE: the condition (a and bb are the values taken where it holds and where not) */
     sg_onnx_arg cc;
+    /* MATMUL_ROWS: the matrices' sizes (a row holds width / (mm_m * mm_n) of each) */
+    int mm_m, mm_k, mm_n;
     /* AFFINE, LAYERNORM */
     float *scale, *shift;
     float eps;

@@ -815,6 +815,18 @@ def main():
                          value=helper.make_tensor("v", TensorProto.FLOAT16, [1], [1.0])),
         helper.make_node("Add", ["z", "k"], ["r"], name="add")),
         ["node 'cos' (ConstantOfShape, opset 13): the value has data type 10"], data)
+    run(tmp, "matmul_rows_rank1", after_fc(
+        helper.make_node("MatMul", ["z", "z"], ["r"], name="mm")),
+        ["node 'mm' (MatMul, opset 13)", "a MatMul of two per-row tensors needs rows of rank 2"],
+        data)
+    run(tmp, "matmul_rows_leading", after_fc(
+        helper.make_node("Reshape", ["z", "s13"], ["a"], name="ra"),
+        helper.make_node("Reshape", ["z", "s31"], ["b3"], name="rb"),
+        helper.make_node("Concat", ["b3", "b3"], ["b2"], name="cb", axis=1),
+        helper.make_node("MatMul", ["a", "b2"], ["p"], name="mm"),
+        helper.make_node("Flatten", ["p"], ["r"], name="fl"),
+        inits=[("s13", [-1, 1, 1, 3]), ("s31", [-1, 1, 3, 1])]),
+        ["node 'mm' (MatMul, opset 13)", "the axes before the matrices must be the same"], data)
     run(tmp, "tile_batch", after_fc(
         helper.make_node("Tile", ["z", "rep"], ["r"], name="tile"), inits=[("rep", [2, 1])]),
         ["node 'tile' (Tile, opset 13)", "repeats[0] = 2 would repeat the batch"], data)

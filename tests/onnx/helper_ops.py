@@ -651,6 +651,21 @@ def layout_cases(opset):
         return np.concatenate([(X[:, None, :] * ss).reshape(n, -1),
                                (X[:, None, :] + ls).reshape(n, -1), X], 1)
     out.append(("softmax_const_split_empty", nodes6, inits6, 5 * D, ref_sm))
+    # MatMul of two per-row tensors: [N, 2, 3, 1] @ [N, 2, 1, 3] (outer products per group)
+    # and [N, 2, 3] @ [N, 3, 2] (a row's matrix times its own transpose).
+    nodes7 = [node("Reshape", ["x", "s2231"], "u"), node("Reshape", ["x", "s2213"], "w"),
+              node("MatMul", ["u", "w"], "uw"), node("Reshape", ["x", "s23"], "r"),
+              node("Transpose", ["r"], "rt", perm=[0, 2, 1]), node("MatMul", ["r", "rt"], "rr"),
+              node("Flatten", ["uw"], "f1"), node("Flatten", ["rr"], "f2"),
+              helper.make_node("Concat", ["f1", "f2"], ["y"], axis=1)]
+    inits7 = [i64("s2231", [-1, 2, 3, 1]), i64("s2213", [-1, 2, 1, 3]), i64("s23", [-1, 2, 3])]
+
+    def ref_mm(X):
+        n = len(X)
+        U, R = X.reshape(n, 2, 3, 1), X.reshape(n, 2, 3)
+        return np.concatenate([(U @ X.reshape(n, 2, 1, 3)).reshape(n, -1),
+                               (R @ R.transpose(0, 2, 1)).reshape(n, -1)], 1)
+    out.append(("matmul_rows", nodes7, inits7, 18 + 4, ref_mm))
     out.append(("shape_arithmetic", nodes, inits, 12, lambda X: np.concatenate(
         [X.reshape(-1, 2, 3).transpose(0, 2, 1).reshape(len(X), -1), X / D], 1)))
     return out

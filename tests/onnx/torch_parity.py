@@ -325,6 +325,29 @@ def main():
             nm = torch.where(~(h > 0), h * h, h)
             e = self.bias_row.expand(x.size(0), -1)
             return torch.softmax(self.head(torch.cat([a, b, m, nm, e], 1)), 1)
+    class Attention(nn.Module):
+        """Self-attention over the row's features as tokens, written batch first (as
+        FT-Transformer-style tabular models are): a per-feature embedding, one QKV Linear
+        chunked in three (Split), heads by reshape and transpose ([batch, heads, tokens,
+        dim]), q @ k^T and weights @ v (MatMul of two per-row tensors), a scaled softmax, a
+        residual and LayerNorm, then the mean over the tokens into a head."""
+        def __init__(self, e=8, h=2):
+            super().__init__()
+            self.h, self.e = h, e
+            self.w = nn.Parameter(torch.randn(d, e) * 0.5)
+            self.b = nn.Parameter(torch.randn(d, e) * 0.1)
+            self.qkv, self.o, self.ln = nn.Linear(e, 3 * e), nn.Linear(e, e), nn.LayerNorm(e)
+            self.head = nn.Linear(e, 3)
+
+        def forward(self, x):
+            n, t = x.size(0), x.size(1)
+            z = x.unsqueeze(-1) * self.w + self.b
+            q, k, v = self.qkv(z).chunk(3, -1)
+            q, k, v = (u.reshape(n, t, self.h, self.e // self.h).transpose(1, 2)
+                       for u in (q, k, v))
+            a = torch.softmax(q @ k.transpose(-2, -1) / (self.e // self.h) ** 0.5, -1)
+            y = (a @ v).transpose(1, 2).reshape(n, t, self.e)
+            return torch.softmax(self.head(self.ln(z + self.o(y)).mean(1)), 1)
     w = 16
     act_models = [  # (name, model, first opset PyTorch exports it at)
         ("relu6_hardtanh_hardsigmoid_hardswish",
@@ -373,7 +396,7 @@ def main():
              extra=["--output", "logits"])
     tokens, tokens_ln = Tokens(False), Tokens(True)  # (made here: the seed's draws above stay)
     randomize_bn(tokens_ln)
-    layout, conditions = Layout(), Conditions()
+    layout, conditions, attention = Layout(), Conditions(), Attention()
     # Per-token layers: every opset. LayerNorm per token at 17, where it is one operator, and
     # below, where PyTorch's decomposition broadcasts one mean per token ([batch, 3, 1] against
     # [batch, 3, 4]: a gather step expands it; it had been refused).
@@ -386,6 +409,10 @@ def main():
         ran = case(tmp, "conditions", conditions, d, opset, "proba", mc, Xm, ym,
                    want_plan="step plan")
         check(ran is not None, "conditions opset %d did not run" % opset)
+        if opset >= 11:
+            ran = case(tmp, "attention", attention, d, opset, "proba", mc, Xm, ym,
+                       want_plan="step plan")
+            check(ran is not None, "attention opset %d did not run" % opset)
     for opset in (11, 13, 17):
         case(tmp, "tokens_layernorm", tokens_ln, d, opset, "proba", mc, Xm, ym,
              want_plan="step plan")
@@ -400,7 +427,7 @@ def main():
     # The one-row path (the latency run's) agrees with the batch path on these plans.
     for name in ("tokens_o13", "tokens_layernorm_o17", "slices_reductions_o13",
                  "binary_softmax_o13", "relu_softmax_o13", "deep_elu_20_o13", "layout_o13",
-                 "conditions_o13", "tokens_layernorm_o11"):
+                 "conditions_o13", "tokens_layernorm_o11", "attention_o13", "attention_o17"):
         p = subprocess.run([os.environ["SG_ONNX_ONE_VS_BATCH"], os.path.join(tmp, name + ".onnx")],
                            capture_output=True, text=True)
         check(p.returncode == 0, "%s one row vs batch: %s" % (name, (p.stderr or p.stdout).strip()))
