@@ -24,7 +24,7 @@
     X(Sqrt) X(Flatten) X(Reshape) X(Squeeze) X(Unsqueeze) X(Identity) X(Dropout) X(Constant)       \
     X(Cast) X(Concat) X(Slice) X(Shape) X(Gather) X(Transpose) X(Expand) X(Tile) X(Split)       \
     X(ConstantOfShape) X(Equal) X(Greater) X(Less) X(GreaterOrEqual) X(LessOrEqual) X(Not)     \
-    X(Where) X(And) X(Or)
+    X(Where) X(And) X(Or) X(Sign) X(IsNaN) X(IsInf)
 /* clang-format on */
 #define OX_OP_NAME(op) #op,
 #define OX_OP_LISTED(op) ", " #op
@@ -467,6 +467,21 @@ static sg_status emit_binary(ox_ctx *c, sg_onnx_binary op, int ia, int ib, sg_er
 static sg_status row_operands(ox_ctx *c, int n, int *ids, unsigned int_ok, sg_onnx_arg *args,
                               float **out, int *rank, int64_t *dims, int64_t *width, sg_err *err);
 
+/* Constant condition v (int64 0/1) as an unnamed float constant of 0s and 1s, for a step on
+   rows that reads it with a per-row condition. */
+static sg_status cond_as_float(ox_ctx *c, int *v, sg_err *err)
+{
+    const char *saved = c->partial;
+    c->partial = "a constant condition as 0 and 1";
+    int f, rc = ox_const_out(c, c->vals[*v].rank, c->vals[*v].dims, OX_FLOAT, err, &f);
+    c->partial = saved;
+    if (rc) return rc;
+    for (int64_t j = 0; j < c->vals[f].count; j++)
+        c->vals[f].f[j] = c->vals[*v].i[j] != 0;
+    *v = f;
+    return SG_OK;
+}
+
 /* The newest value, a per-row result of node c->node, is a condition. */
 static sg_status made_bool(ox_ctx *c, sg_status rc)
 {
@@ -478,17 +493,27 @@ static sg_status op_compare(ox_ctx *c, int op, sg_err *err)
 {
     int ia, ib, rc;
     if ((rc = ox_need_in(c, 0, err, &ia)) || (rc = ox_need_in(c, 1, err, &ib))) return rc;
+    if (op == OX_EQ && c->opset < 11 && !c->vals[ia].is_bool && !c->vals[ib].is_bool &&
+        (c->vals[ia].is_const ? c->vals[ia].dtype == OX_FLOAT : true))
+        return ox_node_err(c, err, SG_EINPUT,
+                           "Equal of floats is defined from opset 11 (before, of integers and "
+                           "booleans only)");
     if (!c->vals[ia].is_const || !c->vals[ib].is_const) {
         /* On rows: a step whose result is 1 where the comparison holds, else 0. */
         static const sg_onnx_binary step_op[] = {SG_OXB_EQ, SG_OXB_GT, SG_OXB_LT, SG_OXB_GE,
                                                  SG_OXB_LE};
+        /* a condition compared with a constant boolean: both as 0 and 1 */
+        const bool conds = c->vals[ia].is_bool || c->vals[ib].is_bool;
         for (int k = 0; k < 2; k++) {
-            const ox_value *v = &c->vals[k ? ib : ia];
-            if (v->is_const && v->dtype != OX_FLOAT)
+            int *vi = k ? &ib : &ia;
+            const ox_value *v = &c->vals[*vi];
+            if (!v->is_const || v->dtype == OX_FLOAT) continue;
+            if (!conds)
                 return ox_node_err(c, err, SG_EINPUT,
-                                   "input %d ('%.100s') is an int64 constant compared with float "
+                                   "input %d ('%.100s') is an integer constant compared with float "
                                    "rows",
                                    k, v->name);
+            if ((rc = cond_as_float(c, vi, err))) return rc;
         }
         return made_bool(c, emit_binary(c, step_op[op], ia, ib, err));
     }
@@ -539,6 +564,30 @@ static sg_status op_not(ox_ctx *c, sg_err *err)
     return SG_OK;
 }
 
+static float unop(sg_onnx_unary op, float x, float alpha, float beta);
+
+/* IsNaN and IsInf: a condition on rows, folded to int64 0/1 on a constant. */
+static sg_status op_is(ox_ctx *c, sg_onnx_unary op, sg_err *err)
+{
+    int x, rc = ox_need_in(c, 0, err, &x);
+    if (rc) return rc;
+    const float neg = (float)ox_attr_i(c, "detect_negative", 1),
+                pos = (float)ox_attr_i(c, "detect_positive", 1);
+    if (!c->vals[x].is_const) {
+        if (c->vals[x].is_bool)
+            return ox_node_err(c, err, SG_EINPUT, "input 0 ('%.100s') is a condition, not float",
+                               c->vals[x].name);
+        return made_bool(c, emit_unary(c, op, neg, pos, err));
+    }
+    if (c->vals[x].dtype != OX_FLOAT)
+        return ox_node_err(c, err, SG_EINPUT, "input 0 ('%.100s') is not float", c->vals[x].name);
+    int v;
+    if ((rc = ox_const_out(c, c->vals[x].rank, c->vals[x].dims, OX_INT64, err, &v))) return rc;
+    for (int64_t j = 0; j < c->vals[v].count; j++)
+        c->vals[v].i[j] = unop(op, c->vals[x].f[j], neg, pos) != 0;
+    return SG_OK;
+}
+
 /* And and Or of conditions (0/1): the minimum and the maximum. */
 static sg_status op_logic(ox_ctx *c, bool and_op, sg_err *err)
 {
@@ -553,19 +602,8 @@ static sg_status op_logic(ox_ctx *c, bool and_op, sg_err *err)
     const sg_onnx_binary op = and_op ? SG_OXB_MIN : SG_OXB_MAX;
     if (c->vals[ia].is_const && c->vals[ib].is_const) return emit_binary(c, op, ia, ib, err);
     /* a constant condition on rows is taken as the floats 0 and 1 */
-    for (int k = 0; k < 2; k++) {
-        const int v = k ? ib : ia;
-        if (!c->vals[v].is_const) continue;
-        int f;
-        if ((rc = ox_const_out(c, c->vals[v].rank, c->vals[v].dims, OX_FLOAT, err, &f))) return rc;
-        c->vals[f].unnamed = true;
-        for (int64_t j = 0; j < c->vals[f].count; j++)
-            c->vals[f].f[j] = c->vals[v].i[j] != 0;
-        if (k)
-            ib = f;
-        else
-            ia = f;
-    }
+    if (c->vals[ia].is_const && (rc = cond_as_float(c, &ia, err))) return rc;
+    if (c->vals[ib].is_const && (rc = cond_as_float(c, &ib, err))) return rc;
     return made_bool(c, emit_binary(c, op, ia, ib, err));
 }
 
@@ -700,6 +738,12 @@ static float unop(sg_onnx_unary op, float x, float alpha, float beta)
         return 1.0f / x;
     case SG_OXU_NOT:
         return x == 0;
+    case SG_OXU_SIGN:
+        return x > 0 ? 1.0f : x < 0 ? -1.0f : x;
+    case SG_OXU_ISNAN:
+        return isnan(x);
+    case SG_OXU_ISINF:
+        return isinf(x) && (x < 0 ? alpha != 0 : beta != 0);
     }
     return x;
 }
@@ -1098,6 +1142,7 @@ static const struct {
     {"Exp", SG_OXU_EXP, NULL, NULL, 0, 0},
     {"Log", SG_OXU_LOG, NULL, NULL, 0, 0},
     {"Reciprocal", SG_OXU_RECIPROCAL, NULL, NULL, 0, 0},
+    {"Sign", SG_OXU_SIGN, NULL, NULL, 0, 0},
 };
 
 static sg_status op_unary(ox_ctx *c, size_t i, sg_err *err)
@@ -1371,6 +1416,8 @@ int ox_compile_node(ox_ctx *c, sg_err *err)
     if (!strcmp(op, "Not")) return op_not(c, err);
     if (!strcmp(op, "Where")) return op_where(c, err);
     if (!strcmp(op, "And")) return op_logic(c, true, err);
+    if (!strcmp(op, "IsNaN")) return op_is(c, SG_OXU_ISNAN, err);
+    if (!strcmp(op, "IsInf")) return op_is(c, SG_OXU_ISINF, err);
     if (!strcmp(op, "Or")) return op_logic(c, false, err);
     return ox_node_err(c, err, SG_EINPUT, "unsupported operator %.40s; supported: %s", op,
                        ox_supported_ops());

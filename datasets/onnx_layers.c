@@ -284,7 +284,7 @@ static sg_status softmax_last(ox_ctx *c, bool log, int x, sg_err *err, int *out)
 
 /* Softmax (or its log) of each vector of `inner` values of constant x, as output 0 of shape
    x's (or, with label, an unnamed value): the step's arithmetic, folded. */
-static sg_status fold_softmax(ox_ctx *c, bool log, int x, int64_t inner, const char *label,
+static sg_status fold_softmax(ox_ctx *c, bool is_log, int x, int64_t inner, const char *label,
                               sg_err *err, int *out)
 {
     if (c->vals[x].dtype != OX_FLOAT)
@@ -298,14 +298,15 @@ static sg_status fold_softmax(ox_ctx *c, bool log, int x, int64_t inner, const c
     float *o = c->vals[*out].f;
     for (int64_t g = 0; inner > 0 && g < vx->count / inner; g++) {
         const float *v = vx->f + g * inner;
-        float *w = o + g * inner, mx = v[0], sum = 0;
+        float *w = o + g * inner, mx = v[0];
+        double sum = 0;
         for (int64_t j = 1; j < inner; j++)
             mx = v[j] > mx ? v[j] : mx;
         for (int64_t j = 0; j < inner; j++)
-            sum += log ? expf(v[j] - mx) : (w[j] = expf(v[j] - mx));
-        const float ls = logf(sum);
+            sum += is_log ? expf(v[j] - mx) : (w[j] = expf(v[j] - mx));
+        const float ls = (float)log(sum), sf = (float)sum;
         for (int64_t j = 0; j < inner; j++)
-            w[j] = log ? v[j] - mx - ls : w[j] / sum;
+            w[j] = is_log ? v[j] - mx - ls : w[j] / sf;
     }
     return SG_OK;
 }

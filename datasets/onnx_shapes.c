@@ -212,6 +212,16 @@ int ox_op_squeeze(ox_ctx *c, bool unsqueeze, sg_err *err)
     return reshaped(c, x, k, out, err);
 }
 
+/* An ONNX TensorProto data type's name, for messages. */
+static const char *type_name(int64_t t)
+{
+    static const char *const names[] = {"undefined",  "float",   "uint8",  "int8",   "uint16",
+                                        "int16",      "int32",   "int64",  "string", "bool",
+                                        "float16",    "double",  "uint32", "uint64", "complex64",
+                                        "complex128", "bfloat16"};
+    return t >= 0 && t < (int64_t)(sizeof names / sizeof names[0]) ? names[t] : "an unknown type";
+}
+
 int ox_op_cast(ox_ctx *c, sg_err *err)
 {
     int x, rc = ox_need_in(c, 0, err, &x);
@@ -223,9 +233,10 @@ int ox_op_cast(ox_ctx *c, sg_err *err)
         const bool keep_bool = vx->is_bool && to == 9;
         if (to != 1 && !keep_bool)
             return ox_node_err(c, err, SG_EINPUT,
-                               "cast of the input to type %lld: only float "
-                               "(1) is supported",
-                               (long long)to);
+                               "cast of %s rows to %s (type %lld): rows are cast only to float "
+                               "(type 1)%s",
+                               vx->is_bool ? "boolean" : "float", type_name(to), (long long)to,
+                               vx->is_bool ? " or bool (type 9)" : "");
         int rc2 = ox_alias_out(c, x, vx->rank, vx->dims, err);
         if (rc2 == SG_OK) c->vals[c->n_vals - 1].is_bool = keep_bool;
         return rc2;
@@ -352,9 +363,15 @@ sg_status ox_op_concat(ox_ctx *c, sg_err *err)
             return ox_node_err(c, err, SG_EINPUT,
                                "concatenating a constant to rows is not supported");
         for (int i = 0; i < r; i++)
-            if (i != axis && d[i] != d0[i])
-                return ox_node_err(c, err, SG_EINPUT, "shape does not match the data: input %zu",
-                                   k);
+            if (i != axis && d[i] != d0[i]) {
+                char s0[160], sk[160];
+                ox_shape_str(d0, (size_t)r, s0, sizeof s0);
+                ox_shape_str(d, (size_t)r, sk, sizeof sk);
+                return ox_node_err(c, err, SG_EINPUT,
+                                   "shape does not match the data: input %zu is %s, input 0 %s "
+                                   "(-1: the batch); they may differ on axis %lld only",
+                                   k, sk, s0, (long long)axis);
+            }
         out[axis] += d[axis];
     }
     if (all_const) {

@@ -240,6 +240,18 @@ static void run_unary(const sg_kernel_ops *k, const sg_onnx_step *st, const floa
         for (size_t i = 0; i < cnt; i++)
             out[i] = in[i] == 0 ? 1.0f : 0.0f;
         return;
+    case SG_OXU_SIGN:
+        for (size_t i = 0; i < cnt; i++)
+            out[i] = in[i] > 0 ? 1.0f : in[i] < 0 ? -1.0f : in[i]; /* 0, -0 and NaN as they are */
+        return;
+    case SG_OXU_ISNAN:
+        for (size_t i = 0; i < cnt; i++)
+            out[i] = isnan(in[i]) ? 1.0f : 0.0f;
+        return;
+    case SG_OXU_ISINF:
+        for (size_t i = 0; i < cnt; i++)
+            out[i] = isinf(in[i]) && (in[i] < 0 ? a != 0 : b != 0) ? 1.0f : 0.0f;
+        return;
     case SG_OXU_COPY:
         break;
     }
@@ -366,18 +378,21 @@ static void run_rows(const sg_onnx_step *st, const float *in, float *out, int64_
         }
         case SG_OX_SOFTMAX:
         case SG_OX_LOGSOFTMAX: {
-            float mx = x[0], s = 0;
+            /* the denominator summed in double, as the reductions: a long row's had drifted */
+            float mx = x[0];
+            double s = 0;
             for (int j = 1; j < w; j++)
                 mx = x[j] > mx ? x[j] : mx;
             if (st->kind == SG_OX_SOFTMAX) {
                 for (int j = 0; j < w; j++)
                     s += (o[j] = expf(x[j] - mx));
+                const float sf = (float)s;
                 for (int j = 0; j < w; j++)
-                    o[j] /= s;
+                    o[j] /= sf;
             } else {
                 for (int j = 0; j < w; j++)
                     s += expf(x[j] - mx);
-                const float ls = logf(s);
+                const float ls = (float)log(s);
                 for (int j = 0; j < w; j++)
                     o[j] = x[j] - mx - ls;
             }

@@ -18,7 +18,8 @@ Softsign HardSigmoid HardSwish Clip Abs Neg Exp Log Reciprocal Max Min Softmax L
 BatchNormalization LayerNormalization ReduceMean ReduceSum ReduceSumSquare ReduceL1 ReduceL2
 ReduceMax ReduceMin ReduceProd ReduceLogSumExp Pow Sqrt Flatten Reshape Squeeze Unsqueeze
 Identity Dropout Constant Cast Concat Slice Shape Gather Transpose Expand Tile Split
-ConstantOfShape Equal Greater Less GreaterOrEqual LessOrEqual Not Where And Or""".split()
+ConstantOfShape Equal Greater Less GreaterOrEqual LessOrEqual Not Where And Or Sign IsNaN
+IsInf""".split()
 
 
 def versions(op):

@@ -88,7 +88,10 @@ typedef enum {
     SG_OXU_EXP,
     SG_OXU_LOG,
     SG_OXU_RECIPROCAL,
-    SG_OXU_NOT, /* on a condition of 0/1: x == 0 */
+    SG_OXU_NOT,   /* on a condition of 0/1: x == 0 */
+    SG_OXU_SIGN,  /* -1, 0 or 1 (NaN stays NaN) */
+    SG_OXU_ISNAN, /* a condition: x is NaN */
+    SG_OXU_ISINF, /* a condition: x is -inf (alpha != 0) or +inf (beta != 0) */
 } sg_onnx_unary;
 
 typedef enum {

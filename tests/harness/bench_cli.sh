@@ -268,8 +268,9 @@ jq -e '.first_touch | .advice == (if .huge_pages_granted_bytes * 2 < .bytes then
        elif .huge_pages_ms < 0.9 * .small_pages_ms then "STAGEGATE_HUGE_PAGES=1 may help here"
        elif .huge_pages_ms > 1.1 * .small_pages_ms then "keep STAGEGATE_HUGE_PAGES unset here"
        else "no difference here" end)' ft.json >/dev/null || fail "clock advice: $(jq -c .first_touch ft.json)"
-"$SG" clock | grep -q '^first touch: *64 MiB in 4 KiB pages [0-9.]* ms, in huge pages [0-9.]* ms' ||
-    fail "clock: no first-touch line"
+"$SG" clock >clk2.txt || fail "clock"
+grep -q '^first touch: *64 MiB in 4 KiB pages [0-9.]* ms, in huge pages [0-9.]* ms' clk2.txt ||
+    fail "clock: no first-touch line: $(cat clk2.txt)"
 "$SG" keygen --out gk >/dev/null
 echo '{"metrics": {"accuracy": {"threshold": 0.1}}}' >p.json
 rc=0; HWLOC_SYNTHETIC="numa:2 core:2 pu:1" "$SG" gate --model m.h5 --data d.h5 --policy p.json --key gk.key.pem \

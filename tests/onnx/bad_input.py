@@ -18,6 +18,7 @@ into the next one) get different digests, in eval, the registry and verify alike
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -705,8 +706,11 @@ def main():
                     helper.make_node("Mul", ["sm", "half"], ["out"], name="halved")])
     m.graph.initializer.append(numpy_helper.from_array(np.array(0.5, np.float32), "half"))
     m.metadata_props.add(key="stagegate.output", value="proba")
-    run(tmp, "proba_rows_sum_half", m, ["proba_rows_sum_half.onnx: output proba[0] sums to 0.5",
-                                        "not class probabilities"], data)
+    p = run(tmp, "proba_rows_sum_half", m, ["proba_rows_sum_half.onnx: output proba[0] sums to ",
+                                            "not class probabilities"], data)
+    said = re.search(r"sums to ([0-9.]+),", p.stderr if p else "")
+    check(said is not None and abs(float(said.group(1)) - 0.5) < 1e-6,
+          "proba_rows_sum_half: the sum said is not 0.5: %s" % (p.stderr if p else None))
     # A per-row value of lower rank: Div(z [batch, 3], max [batch]). ONNX aligns shapes from
     # the right, so [batch] meets the 3 columns (valid for a batch of 3 or 1 only); it was run
     # as one value per row. With keepdims ([batch, 1]) the same graph is per row, and runs.
@@ -879,6 +883,26 @@ def main():
     run(tmp, "where_float_condition", after_fc(
         helper.make_node("Where", ["z", "z", "z"], ["r"], name="where")),
         ["node 'where' (Where, opset 13)", "the condition ('z') is not boolean"], data)
+    run(tmp, "bool_cast_int64", with_floats(after_fc(
+        helper.make_node("Greater", ["z", "zero_f"], ["g"], name="gt"),
+        helper.make_node("Cast", ["g"], ["gi"], name="toint", to=TensorProto.INT64),
+        helper.make_node("Cast", ["gi"], ["r"], name="tofloat", to=TensorProto.FLOAT)), zero_f),
+        ["node 'toint' (Cast, opset 13)", "cast of boolean rows to int64 (type 7): rows are cast "
+         "only to float (type 1) or bool (type 9)"], data)
+    m = with_floats(batch_graph([helper.make_node("Equal", ["z", "zero_f"], ["e"], name="eq"),
+                                 helper.make_node("Where", ["e", "z", "z"], ["r"], name="w"),
+                                 helper.make_node("Softmax", ["r"], ["out"], name="sm", axis=1)],
+                                opset=9), zero_f)
+    run(tmp, "equal_floats_opset9", m,
+        ["node 'eq' (Equal, opset 9)", "Equal of floats is defined from opset 11"], data)
+    run(tmp, "concat_shapes_differ", after_fc(
+        helper.make_node("Reshape", ["z", "s13"], ["a"], name="ra"),
+        helper.make_node("Reshape", ["z", "s31"], ["b3"], name="rb"),
+        helper.make_node("Concat", ["a", "b3"], ["c"], name="cat2", axis=2),
+        helper.make_node("Flatten", ["c"], ["r"], name="fl"),
+        inits=[("s13", [-1, 1, 3]), ("s31", [-1, 3, 1])]),
+        ["node 'cat2' (Concat, opset 13)", "input 1 is [-1,3,1], input 0 [-1,1,3] (-1: the "
+         "batch); they may differ on axis 2 only"], data)
     run(tmp, "compare_batch_unknown", after_fc(
         helper.make_node("Equal", ["n1", "three"], ["e"], name="eq"),
         helper.make_node("Where", ["e", "three", "n1"], ["k"], name="pick"),

@@ -618,12 +618,20 @@ def layout_cases(opset):
               node("Mul", ["t", "zero_f"], "t0"), node("Add", ["t0", "tenth"], "c"),
               helper.make_node("ReduceSum", ["c"] + sum_in, ["r2"], keepdims=1, **sum_attr),
               helper.make_node("ReduceMean", ["t"], ["r3"], axes=[1], keepdims=1),
-              helper.make_node("Concat", ["r1", "r2", "r3"], ["y"], axis=1)]
-    inits5 += [init("zero_f", 0.0), init("tenth", 0.1)]
-    out.append(("long_row_reductions", nodes5, inits5, 3, lambda X: np.concatenate(
-        [20000 * np.abs(X).sum(1, keepdims=True),
-         np.full((len(X), 1), 120000 * np.float64(np.float32(0.1))), X.mean(1, keepdims=True)],
-        1)))
+              node("Softmax", ["t"], "sm", axis=1),
+              helper.make_node("ReduceMax", ["sm"], ["r4"], axes=[1], keepdims=1),
+              node("Mul", ["r4", "big_f"], "r5"),
+              helper.make_node("Concat", ["r1", "r2", "r3", "r5"], ["y"], axis=1)]
+    inits5 += [init("zero_f", 0.0), init("tenth", 0.1), init("big_f", 1e9)]
+
+    def ref_long(X):
+        e = np.exp(X - X.max(1, keepdims=True))  # the softmax's largest over 20,000 repeats
+        return np.concatenate([20000 * np.abs(X).sum(1, keepdims=True),
+                               np.full((len(X), 1), 120000 * np.float64(np.float32(0.1))),
+                               X.mean(1, keepdims=True),
+                               1e9 * (e.max(1, keepdims=True) / (20000 * e.sum(1, keepdims=True)))],
+                              1)
+    out.append(("long_row_reductions", nodes5, inits5, 4, ref_long))
     # Softmax and LogSoftmax of constants fold (over axis 0 of [2, 6]: from opset 13 that one
     # axis, moved last and back; below, the axes from 0 on); a Split part of no values that
     # nothing reads is fine.
@@ -666,6 +674,39 @@ def layout_cases(opset):
         return np.concatenate([(U @ X.reshape(n, 2, 1, 3)).reshape(n, -1),
                                (R @ R.transpose(0, 2, 1)).reshape(n, -1)], 1)
     out.append(("matmul_rows", nodes7, inits7, 18 + 4, ref_mm))
+    # Conditions with constant booleans (And, Or, Equal of a per-row condition and a constant
+    # one), IsNaN and IsInf of values made NaN (Log of negatives) and infinite (x / 0),
+    # Sign, and torch.nan_to_num's shape: Where(IsNaN(v), 0, v).
+    cb = rng.uniform(size=D) > 0.5
+    nodes8 = [node("Greater", ["x", "zero_f"], "pos"), node("And", ["pos", "cb"], "pa"),
+              node("Or", ["pos", "cb"], "po"), node("Log", ["x"], "lg"),
+              node("Div", ["x", "zero_f"], "inf"), node("IsNaN", ["lg"], "isn"),
+              node("Where", ["isn", "zero_f", "lg"], "clean"), node("Sign", ["x"], "sg")]
+    parts = ["paf", "pof", "isnf", "clean", "sg"]
+    if opset >= 11:
+        nodes8.append(node("Equal", ["pos", "cb"], "pe"))
+        parts.append("pef")
+    if opset >= 10:
+        nodes8 += [node("IsInf", ["inf"], "isi"),
+                   helper.make_node("IsInf", ["inf"], ["isneg"], name="isneg", detect_positive=0)]
+        parts += ["isif", "isnegf"]
+    nodes8 += [helper.make_node("Cast", [p[:-1]], [p], to=TensorProto.FLOAT)
+               for p in parts if p.endswith("f") and p != "clean"]
+    nodes8.append(helper.make_node("Concat", parts, ["y"], axis=1))
+    inits8 = [init("zero_f", 0.0), numpy_helper.from_array(cb, "cb")]
+
+    def ref_cond(X, opset=opset):
+        pos = X > 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lg = np.log(X)
+        out = [pos & cb, pos | cb, np.isnan(lg), np.where(np.isnan(lg), 0, lg), np.sign(X)]
+        if opset >= 11:
+            out.append(pos == cb)
+        if opset >= 10:
+            out += [np.ones_like(pos), X < 0]
+        return np.concatenate([np.asarray(o, np.float64) for o in out], 1)
+    out.append(("constant_conditions_isnan_isinf_sign", nodes8, inits8, D * len(parts),
+                ref_cond))
     out.append(("shape_arithmetic", nodes, inits, 12, lambda X: np.concatenate(
         [X.reshape(-1, 2, 3).transpose(0, 2, 1).reshape(len(X), -1), X / D], 1)))
     return out
@@ -735,7 +776,8 @@ def main():
                   "ReduceSum", "ReduceSumSquare", "ReduceL1", "ReduceL2", "ReduceMax", "ReduceMin",
                   "ReduceProd", "ReduceLogSumExp", "Slice", "Shape", "Gather", "Transpose",
                   "Expand", "Tile", "Split", "ConstantOfShape", "Equal", "Greater", "Less",
-                  "GreaterOrEqual", "LessOrEqual", "Not", "And", "Or", "Where"}
+                  "GreaterOrEqual", "LessOrEqual", "Not", "And", "Or", "Where", "Sign", "IsNaN",
+                  "IsInf"}
     check(from_issue <= seen, "operators not covered: %s" % sorted(from_issue - seen))
     if failures:
         print("%d failures" % len(failures))
