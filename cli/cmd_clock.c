@@ -18,8 +18,8 @@ static void usage(FILE *out)
                  "It also names the compute kernels this CPU and OS can run (cpuid and XCR0)\n"
                  "and the ones in use: the best, or STAGEGATE_ISA=scalar|avx2|avx512.\n"
                  "And it times the first touch of 64 MiB of fresh memory in 4 KiB pages and in\n"
-                 "transparent huge pages (three rounds each, medians), which decides whether\n"
-                 "STAGEGATE_HUGE_PAGES=1 speeds eval up on this host (docs/latency.md).\n"
+                 "transparent huge pages (five rounds each: medians and ranges), which tells\n"
+                 "whether STAGEGATE_HUGE_PAGES=1 may speed eval up here (docs/latency.md).\n"
                  "Exit codes: 0 ok, 2 usage error or a STAGEGATE_ISA this machine cannot run.\n");
 }
 
@@ -66,17 +66,23 @@ int sg_cmd_clock(int argc, char **argv)
     int n_runnable = 0;
     const char *blas_replaced, *blas_core = sg_blas_core(&blas_replaced);
     sg_first_touch ft;
-    if ((rc = sg_first_touch_measure((size_t)64 << 20, 3, &ft, &err)) != SG_OK) {
+    if ((rc = sg_first_touch_measure((size_t)64 << 20, 5, &ft, &err)) != SG_OK) {
         sg_pool_free(pool);
         free(ticks);
         return sg_cli_fail(rc, &err);
     }
-    /* Huge pages pay off where their first touch is the cheaper, and only when granted. */
+    /* Huge pages pay off where their first touch is the cheaper in every round, and only when
+       granted; where the rounds disagree the host decides round by round (memory it must back
+       again after idle: docs/latency.md), and only eval timed both ways can say. */
     const bool granted = ft.huge_bytes * 2 >= ft.bytes;
-    const char *advice = !granted                         ? "huge pages not granted here"
-                         : ft.huge_ms < 0.9 * ft.small_ms ? "STAGEGATE_HUGE_PAGES=1 may help here"
-                         : ft.huge_ms > 1.1 * ft.small_ms ? "keep STAGEGATE_HUGE_PAGES unset here"
-                                                          : "no difference here";
+    const double *sr = ft.small_range, *hr = ft.huge_range;
+    const char *advice = !granted              ? "huge pages not granted here"
+                         : hr[1] < 0.9 * sr[0] ? "STAGEGATE_HUGE_PAGES=1 may help here"
+                         : hr[0] > 1.1 * sr[1] ? "keep STAGEGATE_HUGE_PAGES unset here"
+                         : hr[1] <= 1.1 * sr[0] && hr[0] >= 0.9 * sr[1]
+                             ? "no difference here"
+                             : "it varies from round to round here: time eval both ways "
+                               "(scripts/bench_eval.sh)";
     for (int i = 0; i < SG_ISA_COUNT; i++)
         if (sg_kernels_variant((sg_isa)i)) runnable[n_runnable++] = sg_isa_name((sg_isa)i);
     if (json) {
@@ -118,6 +124,13 @@ int sg_cmd_clock(int argc, char **argv)
         json_object_set_new(t, "rounds", json_integer(ft.rounds));
         sg_json_set_real(t, "small_pages_ms", ft.small_ms);
         sg_json_set_real(t, "huge_pages_ms", ft.huge_ms);
+        json_t *sra = json_array(), *hra = json_array();
+        for (int i = 0; i < 2; i++) {
+            json_array_append_new(sra, json_real(ft.small_range[i]));
+            json_array_append_new(hra, json_real(ft.huge_range[i]));
+        }
+        json_object_set_new(t, "small_pages_range_ms", sra);
+        json_object_set_new(t, "huge_pages_range_ms", hra);
         json_object_set_new(t, "huge_pages_granted_bytes", json_integer((json_int_t)ft.huge_bytes));
         json_object_set_new(t, "transparent_hugepage", json_string(ft.thp));
         json_object_set_new(t, "advice", json_string(advice));
@@ -159,9 +172,10 @@ int sg_cmd_clock(int argc, char **argv)
             printf("OpenBLAS kernels:    %s (chosen by OPENBLAS_CORETYPE)\n", blas_core);
         else
             printf("OpenBLAS kernels:    %s\n", blas_core);
-        printf("first touch:         %zu MiB in 4 KiB pages %.1f ms, in huge pages %.1f ms "
-               "(%zu MiB of them granted; THP %s): %s\n",
-               ft.bytes >> 20, ft.small_ms, ft.huge_ms, ft.huge_bytes >> 20, ft.thp, advice);
+        printf("first touch:         %zu MiB in 4 KiB pages %.1f ms (%.1f-%.1f), in huge pages "
+               "%.1f ms (%.1f-%.1f; %zu MiB of them granted; THP %s), medians of %d rounds: %s\n",
+               ft.bytes >> 20, ft.small_ms, sr[0], sr[1], ft.huge_ms, hr[0], hr[1],
+               ft.huge_bytes >> 20, ft.thp, ft.rounds, advice);
     }
     sg_pool_free(pool);
     free(ticks);

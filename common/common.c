@@ -175,15 +175,24 @@ sg_status sg_first_touch_measure(size_t bytes, int rounds, sg_first_touch *out, 
     out->bytes = bytes;
     out->rounds = rounds;
     thp_setting(out->thp, sizeof out->thp);
+    /* Every region stays mapped until the end, so each touch takes memory the process has not
+       freed (a cold run's allocations do; memory just unmapped would be reused warm), and the
+       order alternates (small first, then huge first) so neither kind always goes first. */
     double t[2][64];
-    for (int r = 0; r < rounds; r++)
-        for (int kind = 0; kind < 2; kind++) {
+    uint8_t *maps[2][64] = {{NULL}};
+    sg_status rc = SG_OK;
+    for (int r = 0; r < rounds && rc == SG_OK; r++)
+        for (int q = 0; q < 2 && rc == SG_OK; q++) {
+            const int kind = r % 2 ? 1 - q : q;
             /* 2 MiB more, to start on a 2 MiB boundary: a huge page needs an aligned one */
             uint8_t *m = mmap(NULL, bytes + huge, PROT_READ | PROT_WRITE,
                               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-            if (m == MAP_FAILED)
-                return sg_errf(err, SG_ENOMEM, "first touch: cannot map %zu bytes: %s", bytes,
-                               strerror(errno));
+            if (m == MAP_FAILED) {
+                rc = sg_errf(err, SG_ENOMEM, "first touch: cannot map %zu bytes: %s", bytes,
+                             strerror(errno));
+                break;
+            }
+            maps[kind][r] = m;
             uint8_t *p = (uint8_t *)(((uintptr_t)m + huge - 1) & ~(uintptr_t)(huge - 1));
 #if defined(MADV_HUGEPAGE) && defined(MADV_NOHUGEPAGE)
             (void)madvise(p, bytes, kind ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
@@ -192,13 +201,20 @@ sg_status sg_first_touch_measure(size_t bytes, int rounds, sg_first_touch *out, 
             for (size_t i = 0; i < bytes; i += 4096)
                 ((volatile uint8_t *)p)[i] = 1;
             t[kind][r] = (sg_now_seconds() - t0) * 1e3;
-            if (kind && r == rounds - 1) out->huge_bytes = huge_backed(p);
-            munmap(m, bytes + huge);
+            if (kind == 1 && r == rounds - 1) out->huge_bytes = huge_backed(p);
         }
+    for (int r = 0; r < rounds; r++)
+        for (int kind = 0; kind < 2; kind++)
+            if (maps[kind][r]) munmap(maps[kind][r], bytes + huge);
+    if (rc != SG_OK) return rc;
     qsort(t[0], (size_t)rounds, sizeof(double), cmp_double);
     qsort(t[1], (size_t)rounds, sizeof(double), cmp_double);
     out->small_ms = rounds % 2 ? t[0][rounds / 2] : (t[0][rounds / 2 - 1] + t[0][rounds / 2]) / 2;
     out->huge_ms = rounds % 2 ? t[1][rounds / 2] : (t[1][rounds / 2 - 1] + t[1][rounds / 2]) / 2;
+    out->small_range[0] = t[0][0];
+    out->small_range[1] = t[0][rounds - 1];
+    out->huge_range[0] = t[1][0];
+    out->huge_range[1] = t[1][rounds - 1];
     return SG_OK;
 }
 

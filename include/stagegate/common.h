@@ -115,14 +115,17 @@ void *sg_alloc_huge(size_t bytes);
 bool sg_huge_pages_wanted(void);
 
 /* What fresh memory costs on this host, in the two kinds of page sg_alloc_huge may use:
-   `rounds` times each (alternated), `bytes` of memory mapped, advised (MADV_NOHUGEPAGE, then
-   MADV_HUGEPAGE), written once and unmapped. Medians in ms; huge_bytes: how much of the last
-   huge-page round the kernel backed with huge pages (AnonHugePages); thp: the kernel's
-   transparent_hugepage setting ("always", "madvise", "never" or "unknown"). */
+   `rounds` times each (alternating which goes first), `bytes` of memory mapped, advised
+   (MADV_NOHUGEPAGE or MADV_HUGEPAGE) and written once, every region unmapped only at the end
+   (so that no touch reuses memory just freed, as a cold run's allocations do not). Medians in ms;
+   huge_bytes: how much of the last huge-page round the kernel backed with huge pages
+   (AnonHugePages); thp: the kernel's transparent_hugepage setting ("always", "madvise", "never" or
+   "unknown"). */
 typedef struct {
     size_t bytes;
     int rounds;
-    double small_ms, huge_ms;
+    double small_ms, huge_ms;             /* medians */
+    double small_range[2], huge_range[2]; /* fastest and slowest round */
     size_t huge_bytes;
     char thp[16];
 } sg_first_touch;
