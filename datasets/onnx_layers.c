@@ -299,12 +299,13 @@ static sg_status fold_softmax(ox_ctx *c, bool is_log, int x, int64_t inner, cons
     for (int64_t g = 0; inner > 0 && g < vx->count / inner; g++) {
         const float *v = vx->f + g * inner;
         float *w = o + g * inner, mx = v[0];
-        double sum = 0;
         for (int64_t j = 1; j < inner; j++)
             mx = v[j] > mx ? v[j] : mx;
         for (int64_t j = 0; j < inner; j++)
-            sum += is_log ? expf(v[j] - mx) : (w[j] = expf(v[j] - mx));
-        const float ls = (float)log(sum), sf = (float)sum;
+            w[j] = expf(v[j] - mx);
+        /* as the steps compute it: the denominator summed pairwise (folded constants stay
+           within OX_MAX_FOLDED, far below 2^31 values) */
+        const float sf = sg_onnx_sum_plain(w, (int)inner, 0), ls = logf(sf);
         for (int64_t j = 0; j < inner; j++)
             w[j] = is_log ? v[j] - mx - ls : w[j] / sf;
     }

@@ -378,21 +378,18 @@ static void run_rows(const sg_onnx_step *st, const float *in, float *out, int64_
         }
         case SG_OX_SOFTMAX:
         case SG_OX_LOGSOFTMAX: {
-            /* the denominator summed in double, as the reductions: a long row's had drifted */
+            /* the denominator summed pairwise, as the reductions: a long row's had drifted */
             float mx = x[0];
-            double s = 0;
             for (int j = 1; j < w; j++)
                 mx = x[j] > mx ? x[j] : mx;
             if (st->kind == SG_OX_SOFTMAX) {
                 for (int j = 0; j < w; j++)
-                    s += (o[j] = expf(x[j] - mx));
-                const float sf = (float)s;
+                    o[j] = expf(x[j] - mx);
+                const float s = sg_onnx_sum_plain(o, w, 0);
                 for (int j = 0; j < w; j++)
-                    o[j] /= sf;
+                    o[j] /= s;
             } else {
-                for (int j = 0; j < w; j++)
-                    s += expf(x[j] - mx);
-                const float ls = (float)log(s);
+                const float ls = logf(sg_onnx_sum_exp(x, w, mx));
                 for (int j = 0; j < w; j++)
                     o[j] = x[j] - mx - ls;
             }
