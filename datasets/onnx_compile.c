@@ -1342,8 +1342,14 @@ static sg_status bool_inputs(ox_ctx *c, const char *op, sg_err *err)
     bool any = false;
     for (size_t i = 0; i < sizeof takes_bool / sizeof takes_bool[0]; i++)
         any |= !strcmp(op, takes_bool[i]);
+    const bool reads_double = !strcmp(op, "IsInf") || !strcmp(op, "IsNaN") || !strcmp(op, "Cast");
     for (size_t k = 0; k < c->node->n_input; k++) {
         const int v = ox_in(c, k);
+        if (v >= 0 && c->vals[v].is_double && !reads_double)
+            return ox_node_err(c, err, SG_EINPUT,
+                               "input %zu ('%.100s') is rows cast to double, which stagegate "
+                               "reads only in IsInf, IsNaN and Cast (rows are computed in float)",
+                               k, c->vals[v].name);
         if (v < 0 || !c->vals[v].is_bool) continue;
         if (any || (k == 0 && !strcmp(op, "Where"))) continue;
         return ox_node_err(c, err, SG_EINPUT,

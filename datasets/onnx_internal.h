@@ -43,6 +43,9 @@ typedef struct {
     /* Per-row: a condition of 0/1 (a comparison's result), read only by Where's condition,
        Not, And, Or, Equal and Cast. */
     bool is_bool;
+    /* Per-row: float values cast to double (PyTorch puts one before IsInf): the same numbers,
+       read only by IsInf, IsNaN and Cast. */
+    bool is_double;
 } ox_value;
 
 /* Starts the framed digest of a model with external data (docs/formats.md, "Digest"). */
@@ -79,6 +82,9 @@ typedef struct {
     /* Steps under construction; in/out and argument buffers hold value indices. */
     sg_onnx_step *steps;
     int n_steps, cap_steps;
+    /* Set while a Constant node's value is read: an infinity there is a value (a mask's
+       -inf), not a weight gone wrong. */
+    bool infinities_ok;
     /* The node being compiled, for messages. */
     const Onnx__NodeProto *node;
     int node_index;

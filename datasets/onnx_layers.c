@@ -67,8 +67,10 @@ static sg_status matmul_rows(ox_ctx *c, int x, int y, sg_err *err)
     if (a->rank < 2 || b->rank < 2)
         return ox_node_err(c, err, SG_EINPUT,
                            "a MatMul of two per-row tensors needs rows of rank 2 or more on both "
-                           "sides ([batch, ..., m, k] @ [batch, ..., k, n]); '%.100s' has rank %d",
-                           (a->rank < 2 ? a : b)->name, (a->rank < 2 ? a : b)->rank + 1);
+                           "sides ([batch, ..., m, k] @ [batch, ..., k, n]); '%.100s' is rows of "
+                           "rank %d ([batch] and %d more)",
+                           (a->rank < 2 ? a : b)->name, (a->rank < 2 ? a : b)->rank,
+                           (a->rank < 2 ? a : b)->rank);
     const int r = a->rank;
     bool same = b->rank == r;
     for (int i = 0; same && i < r - 2; i++)

@@ -229,8 +229,14 @@ int ox_op_cast(ox_ctx *c, sg_err *err)
     int64_t to = ox_attr_i(c, "to", 0);
     const ox_value *vx = &c->vals[x];
     if (!vx->is_const) {
-        /* A condition is 0/1 as floats: to float it is those numbers, to bool itself. */
-        const bool keep_bool = vx->is_bool && to == 9;
+        /* A condition is 0/1 as floats: to float it is those numbers, to bool itself. Float
+           rows to double are the same numbers, for IsInf and IsNaN only (torch.isinf). */
+        const bool keep_bool = vx->is_bool && to == 9, widen = !vx->is_bool && to == 11;
+        if (widen) {
+            int rc2 = ox_alias_out(c, x, vx->rank, vx->dims, err);
+            if (rc2 == SG_OK) c->vals[c->n_vals - 1].is_double = true;
+            return rc2;
+        }
         if (to != 1 && !keep_bool)
             return ox_node_err(c, err, SG_EINPUT,
                                "cast of %s rows to %s (type %lld): rows are cast only to float "
@@ -300,7 +306,10 @@ sg_status ox_op_constant(ox_ctx *c, sg_err *err)
     if ((a = ox_attr(c, "value")) && a->t) {
         char what[160];
         snprintf(what, sizeof what, "Constant '%.100s'", o->name);
-        return ox_tensor_read(c, a->t, o, what, err);
+        c->infinities_ok = true;
+        const sg_status read = ox_tensor_read(c, a->t, o, what, err);
+        c->infinities_ok = false;
+        return read;
     }
     o->is_const = true;
     if ((a = ox_attr(c, "value_float")) || (a = ox_attr(c, "value_floats"))) {

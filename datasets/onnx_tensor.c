@@ -403,7 +403,9 @@ sg_status ox_tensor_read(ox_ctx *c, const Onnx__TensorProto *t, ox_value *v, con
                 x = dt == 1 ? t->float_data[k] : t->double_data[k];
             }
             v->f[k] = (float)x;
-            if (!isfinite(v->f[k]))
+            /* A Constant node may hold an infinity (masked_fill(mask, float('-inf')) before a
+               softmax, as causal attention exports it); weights may not, nor NaN anywhere. */
+            if (isnan(v->f[k]) || (isinf(v->f[k]) && !(c->infinities_ok && isinf(x))))
                 return sg_errf(err, SG_EINPUT, "%s: %s[%zu] is not finite (or overflows float32)",
                                c->path, what, k);
         }

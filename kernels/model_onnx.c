@@ -364,13 +364,9 @@ static void run_rows(const sg_onnx_step *st, const float *in, float *out, int64_
             memcpy(o, st->b, (size_t)w * sizeof(float));
             break;
         case SG_OX_LAYERNORM: {
-            float mean = 0, var = 0;
-            for (int j = 0; j < w; j++)
-                mean += x[j];
-            mean /= (float)w;
-            for (int j = 0; j < w; j++)
-                var += (x[j] - mean) * (x[j] - mean);
-            var /= (float)w;
+            /* mean and variance summed pairwise, as ReduceMean (a wide row's had drifted) */
+            const float mean = sg_onnx_sum_plain(x, w, 0) / (float)w,
+                        var = sg_onnx_sum_sqdev(x, w, mean) / (float)w;
             const float inv = 1.0f / sqrtf(var + st->eps);
             for (int j = 0; j < w; j++)
                 o[j] = (x[j] - mean) * inv * st->scale[j] + st->shift[j];

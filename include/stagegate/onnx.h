@@ -211,6 +211,7 @@ SG_ONNX_PAIRWISE(sg_onnx_sum_plain, v)
 SG_ONNX_PAIRWISE(sg_onnx_sum_square, v *v)
 SG_ONNX_PAIRWISE(sg_onnx_sum_abs, fabsf(v))
 SG_ONNX_PAIRWISE(sg_onnx_sum_exp, expf(v - mx))
+SG_ONNX_PAIRWISE(sg_onnx_sum_sqdev, (v - mx) * (v - mx)) /* mx: the mean */
 #undef SG_ONNX_PAIRWISE
 
 /* A row reduction (ONNX Reduce*, over the last axis): sums pairwise in float (above); the

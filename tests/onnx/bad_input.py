@@ -903,6 +903,11 @@ def main():
         inits=[("s13", [-1, 1, 3]), ("s31", [-1, 3, 1])]),
         ["node 'cat2' (Concat, opset 13)", "input 1 is [-1,3,1], input 0 [-1,1,3] (-1: the "
          "batch); they may differ on axis 2 only"], data)
+    run(tmp, "double_rows_into_add", after_fc(
+        helper.make_node("Cast", ["z"], ["zd"], name="todouble", to=TensorProto.DOUBLE),
+        helper.make_node("Add", ["zd", "zd"], ["r"], name="add")),
+        ["node 'add' (Add, opset 13)", "input 0 ('zd') is rows cast to double, which stagegate "
+         "reads only in IsInf, IsNaN and Cast"], data)
     run(tmp, "compare_batch_unknown", after_fc(
         helper.make_node("Equal", ["n1", "three"], ["e"], name="eq"),
         helper.make_node("Where", ["e", "three", "n1"], ["k"], name="pick"),

@@ -707,6 +707,35 @@ def layout_cases(opset):
         return np.concatenate([np.asarray(o, np.float64) for o in out], 1)
     out.append(("constant_conditions_isnan_isinf_sign", nodes8, inits8, D * len(parts),
                 ref_cond))
+    # LayerNorm over a wide row far from 0 (x + 100, 4,098 values), PyTorch's decomposition
+    # below opset 17 fused into one step: its mean and variance are summed pairwise (left to
+    # right in float the normalised values had been off by 8e-5).
+    inits9 = [i64("rep9", [1, 683])]
+    mean_in9, mean_attr9 = axes(opset, "lnm", [-1], inits9, attr_before=18)
+    sum_in9, sum_attr9 = axes(opset, "lns", [-1], inits9)
+    nodes9 = [node("Tile", ["x", "rep9"], "t9"), node("Add", ["t9", "hundred"], "u"),
+              helper.make_node("ReduceMean", ["u"] + mean_in9, ["mu9"], keepdims=1, **mean_attr9),
+              node("Sub", ["u", "mu9"], "dv"), node("Pow", ["dv", "two_f"], "sq"),
+              helper.make_node("ReduceMean", ["sq"] + mean_in9, ["var9"], keepdims=1,
+                               **mean_attr9),
+              node("Add", ["var9", "eps9"], "ve"), node("Sqrt", ["ve"], "sd"),
+              node("Div", ["dv", "sd"], "ln"),
+              helper.make_node("ReduceMax", ["ln"], ["lmax"], axes=[1], keepdims=1),
+              helper.make_node("ReduceMin", ["ln"], ["lmin"], axes=[1], keepdims=1),
+              node("Mul", ["ln", "first_col"], "l0"),
+              helper.make_node("ReduceSum", ["l0"] + sum_in9, ["lfirst"], keepdims=1,
+                               **sum_attr9),
+              helper.make_node("Concat", ["lmax", "lmin", "lfirst"], ["y"], axis=1)]
+    fc = np.zeros(6 * 683, np.float32)
+    fc[0] = 1
+    inits9 += [init("hundred", 100.0), init("two_f", 2.0), init("eps9", 1e-5),
+               init("first_col", fc)]
+
+    def ref_ln(X):
+        U = np.tile(X, (1, 683)) + 100.0
+        L = (U - U.mean(1, keepdims=True)) / np.sqrt(U.var(1, keepdims=True) + 1e-5)
+        return np.stack([L.max(1), L.min(1), L[:, 0]], 1)
+    out.append(("layernorm_wide_row", nodes9, inits9, 3, ref_ln))
     out.append(("shape_arithmetic", nodes, inits, 12, lambda X: np.concatenate(
         [X.reshape(-1, 2, 3).transpose(0, 2, 1).reshape(len(X), -1), X / D], 1)))
     return out
