@@ -232,6 +232,8 @@ int ox_alias_out_k(ox_ctx *c, size_t k, int src, int rank, const int64_t *dims_i
     o->dtype = OX_FLOAT;
     o->data = s->data;
     o->producer = s->producer;
+    o->is_bool = s->is_bool; /* the same elements: a condition stays one */
+    o->is_double = s->is_double;
     return SG_OK;
 }
 
@@ -1338,7 +1340,11 @@ static sg_status batch_size_inputs(ox_ctx *c, const char *op, sg_err *err)
    boolean: refused as any other input, not computed with as the numbers it is stored as. */
 static sg_status bool_inputs(ox_ctx *c, const char *op, sg_err *err)
 {
-    static const char *const takes_bool[] = {"Not", "And", "Or", "Equal", "Cast"};
+    /* ... and the nodes that only move elements, whose result is a condition again */
+    static const char *const takes_bool[] = {
+        "Not",     "And",     "Or",        "Equal",    "Cast",      "Reshape",
+        "Flatten", "Squeeze", "Unsqueeze", "Identity", "Transpose", "Expand",
+        "Slice",   "Gather",  "Concat",    "Tile",     "Split"};
     bool any = false;
     for (size_t i = 0; i < sizeof takes_bool / sizeof takes_bool[0]; i++)
         any |= !strcmp(op, takes_bool[i]);
@@ -1354,8 +1360,8 @@ static sg_status bool_inputs(ox_ctx *c, const char *op, sg_err *err)
         if (any || (k == 0 && !strcmp(op, "Where"))) continue;
         return ox_node_err(c, err, SG_EINPUT,
                            "input %zu ('%.100s') is a boolean (a comparison's result), which "
-                           "stagegate reads only as Where's condition and in Not, And, Or, "
-                           "Equal and Cast",
+                           "stagegate reads only as Where's condition, in Not, And, Or, Equal "
+                           "and Cast, and in the nodes that move elements",
                            k, c->vals[v].name);
     }
     return SG_OK;

@@ -139,7 +139,13 @@ sg_status ox_gather_out(ox_ctx *c, size_t k, int x, int rank, const int64_t *dim
     st->in = c->vals[x].data;
     st->in_width = (int)c->vals[x].count;
     st->width = (int)width;
-    return ox_dyn_out_k(c, k, rank, dims, err, out);
+    const bool is_bool = c->vals[x].is_bool, is_double = c->vals[x].is_double;
+    const sg_status rc = ox_dyn_out_k(c, k, rank, dims, err, out);
+    if (rc == SG_OK) { /* moved elements keep what they are */
+        c->vals[*out].is_bool = is_bool;
+        c->vals[*out].is_double = is_double;
+    }
+    return rc;
 }
 
 /* A per-row output of one value per element: constant v (its leading axis, where it has as

@@ -237,15 +237,19 @@ int ox_op_cast(ox_ctx *c, sg_err *err)
             if (rc2 == SG_OK) c->vals[c->n_vals - 1].is_double = true;
             return rc2;
         }
-        if (to != 1 && !keep_bool)
-            return ox_node_err(c, err, SG_EINPUT,
-                               "cast of %s rows to %s (type %lld): rows are cast only to float "
-                               "(type 1)%s",
-                               vx->is_bool ? "boolean" : "float", type_name(to), (long long)to,
-                               vx->is_bool ? " or bool (type 9)" : "");
-        int rc2 = ox_alias_out(c, x, vx->rank, vx->dims, err);
-        if (rc2 == SG_OK) c->vals[c->n_vals - 1].is_bool = keep_bool;
-        return rc2;
+        if (to == 1 || keep_bool) { /* back to float, or a condition kept */
+            int rc2 = ox_alias_out(c, x, vx->rank, vx->dims, err);
+            if (rc2 == SG_OK) {
+                c->vals[c->n_vals - 1].is_bool = keep_bool;
+                c->vals[c->n_vals - 1].is_double = false;
+            }
+            return rc2;
+        }
+        return ox_node_err(c, err, SG_EINPUT,
+                           "cast of %s rows to %s (type %lld): rows are cast only to float "
+                           "(type 1)%s",
+                           vx->is_bool ? "boolean" : "float", type_name(to), (long long)to,
+                           vx->is_bool ? " or bool (type 9)" : "");
     }
     if (to != 1 && to != 11 && to != 7 && to != 6)
         return ox_node_err(c, err, SG_EINPUT, "cast to type %lld is not supported", (long long)to);
@@ -438,6 +442,14 @@ sg_status ox_op_concat(ox_ctx *c, sg_err *err)
     if (total > OX_MAX_WIDTH)
         return ox_node_err(c, err, SG_EINPUT, "a row of %lld values (must be 1..%d)",
                            (long long)total, OX_MAX_WIDTH);
+    /* conditions join conditions only (the result is one again) */
+    const bool bools = c->vals[ox_in(c, 0)].is_bool;
+    for (size_t k = 1; k < n; k++)
+        if (c->vals[ox_in(c, k)].is_bool != bools)
+            return ox_node_err(c, err, SG_EINPUT,
+                               "inputs 0 and %zu: one is a condition (a comparison's result), "
+                               "the other numbers",
+                               k);
     const char *saved = c->partial;
     if (!flat) c->partial = "the inputs side by side";
     sg_onnx_step *s = ox_step_new(c, SG_OX_CONCAT, err);
@@ -454,7 +466,9 @@ sg_status ox_op_concat(ox_ctx *c, sg_err *err)
     s->width = (int)total;
     int v, rc = flat ? ox_dyn_out(c, r - 1, out + 1, err, &v) : ox_dyn_out(c, 1, &total, err, &v);
     c->partial = saved;
-    if (rc || flat) return rc;
+    if (rc) return rc;
+    c->vals[v].is_bool = bools;
+    if (flat) return SG_OK;
     /* Output element (o, i, e), o over the axes before `axis`, i along it, e over the ones
        after, comes from the input that holds i, at its own (o, i - start, e). */
     int64_t outer = 1, inner = 1;

@@ -564,6 +564,11 @@ def layout_cases(opset):
                node("Where", ["both", "mx", "lo_c"], "w2"),
                node("Where", ["cond_c", "x", "w1"], "w3"),
                helper.make_node("Cast", ["same"], ["samef"], to=TensorProto.FLOAT),
+               node("Reshape", ["pos", "s23m"], "pos3"), node("Transpose", ["pos3"], "pos3t",
+                                                               perm=[0, 2, 1]),
+               node("Flatten", ["pos3t"], "posf"), node("Reshape", ["x", "s23m"], "x3"),
+               node("Transpose", ["x3"], "x3t", perm=[0, 2, 1]), node("Flatten", ["x3t"], "xtf"),
+               node("Where", ["posf", "xtf", "zero_f"], "wt"),
                helper.make_node("Cast", ["either"], ["eitherf"], to=TensorProto.FLOAT),
                node("And", ["ge", "pos"], "gp"),
                helper.make_node("Cast", ["gp"], ["gpf"], to=TensorProto.FLOAT),
@@ -572,14 +577,14 @@ def layout_cases(opset):
                node("Equal", ["shv", "minus1"], "eq"), node("Where", ["eq", "ones2", "shv"],
                                                             "shp3"),
                node("Expand", ["W3row", "shp3"], "w3x"),
-               helper.make_node("Concat", ["w1", "w2", "w3", "samef", "eitherf", "gpf", "w3x"],
-                                ["y"], axis=1)]
+               helper.make_node("Concat", ["w1", "w2", "w3", "samef", "eitherf", "gpf", "w3x",
+                                           "wt"], ["y"], axis=1)]
     nodes3.sort(key=lambda n: n.output[0] not in ("neg_x", "mx"))  # before the Wheres
     cond_c = (rng.uniform(size=D) > 0.5)
     inits3 = [init("zero_f", 0.0), init("half_f", 0.5), init("lo_c", lo_c),
               numpy_helper.from_array(cond_c, "cond_c"), i64("minus1", [-1, -1]),
               i64("ones2", [1, 1]), init("W3row", W3.reshape(1, 3)), i64("zero_i", [0]),
-              i64("minus1_1", [-1])]
+              i64("minus1_1", [-1]), i64("s23m", [-1, 2, 3])]
 
     def ref_w(X, opset=opset):
         pos, below = X > 0, X < lo_c
@@ -589,8 +594,11 @@ def layout_cases(opset):
         return np.concatenate([w1, np.where(both, X.max(1, keepdims=True), lo_c),
                                np.where(cond_c, X, w1), (pos == both).astype(np.float64),
                                (ge | le).astype(np.float64), (ge & pos).astype(np.float64),
-                               np.tile(W3, (len(X), 1))], 1)
-    out.append(("compare_where_logic", nodes3, inits3, 6 * D + 3, ref_w))
+                               np.tile(W3, (len(X), 1)),
+                               np.where(pos.reshape(-1, 2, 3).transpose(0, 2, 1).reshape(len(X), -1),
+                                        X.reshape(-1, 2, 3).transpose(0, 2, 1).reshape(len(X), -1),
+                                        0)], 1)
+    out.append(("compare_where_logic", nodes3, inits3, 7 * D + 3, ref_w))
     # Concat of rows of rank 2 along the middle axis (whole rows side by side) and along the
     # last (interleaved by a gather step).
     nodes4 = [node("Reshape", ["x", "s23"], "r"), node("Neg", ["r"], "nr"),
