@@ -72,6 +72,7 @@ float ox_attr_f(const ox_ctx *c, const char *name, float dflt)
 /* Value index of input k, -1 when absent (or an empty name: an omitted optional input). */
 int ox_in(const ox_ctx *c, size_t k)
 {
+    if (c->overriding && k < 4 && c->in_override[k] >= 0) return c->in_override[k];
     if (k >= c->node->n_input || !c->node->input[k] || !c->node->input[k][0]) return -1;
     return ox_value_find((ox_ctx *)c, c->node->input[k]);
 }
@@ -369,6 +370,12 @@ static sg_status int_binop(ox_ctx *c, sg_onnx_binary op, int64_t a, int64_t b, i
     return SG_OK;
 }
 
+/* Whether element `at` of constant v is the batch size from a Shape node. */
+static bool marked(const ox_value *v, int64_t at)
+{
+    return at < 64 && (v->batch_mask >> at & 1);
+}
+
 static sg_status fold_binary(ox_ctx *c, sg_onnx_binary op, int ia, int ib, sg_err *err)
 {
     const ox_value *a = &c->vals[ia], *b = &c->vals[ib];
@@ -390,9 +397,23 @@ static sg_status fold_binary(ox_ctx *c, sg_onnx_binary op, int ia, int ib, sg_er
     int64_t idx[OX_MAX_RANK] = {0};
     for (int64_t k = 0; k < o->count; k++) {
         if (ints) {
-            if ((rc = int_binop(c, op, a->i[bcast_offset(a, r, idx)], b->i[bcast_offset(b, r, idx)],
-                                &o->i[k], err)))
-                return rc;
+            const int64_t pa = bcast_offset(a, r, idx), pb = bcast_offset(b, r, idx);
+            const bool ma = marked(a, pa), mb = marked(b, pb);
+            /* The batch size from a Shape node (times the row sizes it holds) times a
+               constant: bsz * num_heads in PyTorch's attention; nothing else computes with it. */
+            if ((ma || mb) && (op != SG_OXB_MUL || (ma && mb) || (ma ? b->i[pb] : a->i[pa]) < 1))
+                return ox_node_err(c, err, SG_EINPUT,
+                                   "element %lld computes with the batch size (from a Shape "
+                                   "node), known only per run: only its product with a positive "
+                                   "constant is supported",
+                                   (long long)k);
+            if ((rc = int_binop(c, op, a->i[pa], b->i[pb], &o->i[k], err))) return rc;
+            if (ma || mb) {
+                if (k >= 64)
+                    return ox_node_err(c, err, SG_EINPUT,
+                                       "the batch size (from a Shape node) moved past element 63");
+                o->batch_mask |= (uint64_t)1 << k;
+            }
         } else {
             o->f[k] = binop(op, a->f[bcast_offset(a, r, idx)], b->f[bcast_offset(b, r, idx)]);
         }
@@ -413,23 +434,24 @@ enum { OX_EQ, OX_GT, OX_LT, OX_GE, OX_LE };
    node (known only per run, and at least 1: a batch is never empty); -1 when unknown. */
 static int compare_elems(int op, double a, bool a_batch, double b, bool b_batch)
 {
-    if (a_batch && b_batch) return op == OX_EQ || op == OX_GE || op == OX_LE;
+    if (a_batch && b_batch) /* the same batch: equal when the row sizes merged are */
+        return a != b ? -1 : op == OX_EQ || op == OX_GE || op == OX_LE;
     if (b_batch) { /* b op' a, op' the mirror of op */
         static const int mirror[] = {OX_EQ, OX_LT, OX_GT, OX_LE, OX_GE};
         return compare_elems(mirror[op], b, true, a, false);
     }
-    if (a_batch) { /* the batch n >= 1 against b */
+    if (a_batch) { /* the batch n >= 1 times a (the row sizes merged with it) against b */
         switch (op) {
         case OX_EQ:
-            return b < 1 ? 0 : -1;
+            return b < a ? 0 : -1;
         case OX_GT:
-            return b < 1 ? 1 : -1;
+            return b < a ? 1 : -1;
         case OX_GE:
-            return b <= 1 ? 1 : -1;
+            return b <= a ? 1 : -1;
         case OX_LT:
-            return b <= 1 ? 0 : -1;
+            return b <= a ? 0 : -1;
         default:
-            return b < 1 ? 0 : -1;
+            return b < a ? 0 : -1;
         }
     }
     switch (op) {
@@ -444,12 +466,6 @@ static int compare_elems(int op, double a, bool a_batch, double b, bool b_batch)
     default:
         return a <= b;
     }
-}
-
-/* Whether element `at` of constant v is the batch size from a Shape node. */
-static bool marked(const ox_value *v, int64_t at)
-{
-    return at < 64 && (v->batch_mask >> at & 1);
 }
 
 static double elem(const ox_value *v, int64_t at)
@@ -1306,16 +1322,18 @@ static sg_status check_schema(ox_ctx *c, sg_err *err)
 }
 #undef AT
 
-/* The batch size a Shape node gives (batch_mask) is read only as a Reshape's leading
-   dimension, and carried there by the nodes that move a shape's elements without computing
-   with them: given to any other input, it is refused, not read as the 0 it is stored as. */
+/* The batch size a Shape node gives (batch_mask) is read only in a Reshape's shape (and as
+   an Expand's or ConstantOfShape's first dimension), carried there by the nodes that move a
+   shape's elements without computing with them and by a product with a constant (the batch
+   times the heads in attention): given to any other input, it is refused, not read as the
+   number it is stored as (the row sizes merged with the batch). */
 static sg_status batch_size_inputs(ox_ctx *c, const char *op, sg_err *err)
 {
     static const char *const carry0[] = {"Squeeze",   "Unsqueeze", "Identity",        "Gather",
                                          "Cast",      "Shape",     "Reshape",         "Slice",
                                          "Transpose", "Tile",      "ConstantOfShape", "Split"};
     static const char *const carry_any[] = {"Concat",         "Equal",       "Greater", "Less",
-                                            "GreaterOrEqual", "LessOrEqual", "Where"};
+                                            "GreaterOrEqual", "LessOrEqual", "Where",   "Mul"};
     bool concat = false;
     for (size_t i = 0; i < sizeof carry_any / sizeof carry_any[0]; i++)
         concat |= !strcmp(op, carry_any[i]);
@@ -1326,11 +1344,18 @@ static sg_status batch_size_inputs(ox_ctx *c, const char *op, sg_err *err)
     for (size_t k = 0; k < c->node->n_input; k++) {
         const int v = ox_in(c, k);
         if (v < 0 || !c->vals[v].batch_mask) continue;
+        if (!strcmp(op, "Mul"))
+            for (size_t j = 0; j < c->node->n_input; j++)
+                if (ox_in(c, j) >= 0 && !c->vals[ox_in(c, j)].is_const)
+                    return ox_node_err(c, err, SG_EINPUT,
+                                       "input %zu holds the batch size (from a Shape node), "
+                                       "multiplied with rows",
+                                       k);
         if (concat || (k == 0 && first_ok) || (k == 1 && reshape)) continue;
         return ox_node_err(c, err, SG_EINPUT,
                            "input %zu holds the batch size (from a Shape node), which stagegate "
-                           "uses only as the first dimension of a Reshape's, Expand's or "
-                           "ConstantOfShape's shape",
+                           "uses only in a Reshape's shape, as the first dimension of an "
+                           "Expand's or ConstantOfShape's, and multiplied by a constant",
                            k);
     }
     return SG_OK;
@@ -1367,6 +1392,8 @@ static sg_status bool_inputs(ox_ctx *c, const char *op, sg_err *err)
     return SG_OK;
 }
 
+static int compile_op(ox_ctx *c, const char *op, sg_err *err);
+
 int ox_compile_node(ox_ctx *c, sg_err *err)
 {
     const char *op = c->node->op_type;
@@ -1374,6 +1401,22 @@ int ox_compile_node(ox_ctx *c, sg_err *err)
     if (arc != SG_OK) return arc;
     if ((arc = batch_size_inputs(c, op, err)) != SG_OK) return arc;
     if ((arc = bool_inputs(c, op, err)) != SG_OK) return arc;
+    ox_placed_state st;
+    arc = ox_placed_begin(c, op, &st, err);
+    if (arc == SG_OK) arc = compile_op(c, op, err);
+    ox_placed_end(c, &st, arc);
+    return arc;
+}
+
+bool ox_is_unary(const char *op)
+{
+    for (size_t i = 0; i < sizeof unary_ops / sizeof unary_ops[0]; i++)
+        if (!strcmp(op, unary_ops[i].op)) return true;
+    return false;
+}
+
+static int compile_op(ox_ctx *c, const char *op, sg_err *err)
+{
     if (!strcmp(op, "Gemm")) return ox_op_gemm(c, false, err);
     if (!strcmp(op, "MatMul")) return ox_op_gemm(c, true, err);
     if (!strcmp(op, "Add")) return op_binary(c, SG_OXB_ADD, err);

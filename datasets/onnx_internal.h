@@ -46,6 +46,11 @@ typedef struct {
     /* Per-row: float values cast to double (PyTorch puts one before IsInf): the same numbers,
        read only by IsInf, IsNaN and Cast. */
     bool is_double;
+    /* Per-row: where the batch is. PyTorch's attention moves it ([T, N, E], then [T, N*H, d]
+       and [T*N, E]): the value's full shape is its row shape (rank, dims: what one row holds,
+       in memory order) with the batch inserted at axis bpos and merged there with the
+       bouter row axes before it and the binner after it. All 0: the leading dimension. */
+    int8_t bpos, bouter, binner;
 } ox_value;
 
 /* Starts the framed digest of a model with external data (docs/formats.md, "Digest"). */
@@ -98,6 +103,11 @@ typedef struct {
     const char **consumed;
     size_t n_consumed;
     bool consumed_built;
+    /* Set while a node reading rows whose batch has moved is compiled (onnx_batch.c):
+       input k is value in_override[k] when that is >= 0 (a constant laid out for the rows'
+       memory order), and Gemm takes rows of any rank. */
+    bool overriding, gemm_any_rank;
+    int in_override[4];
 } ox_ctx;
 
 /* The model's digest into out: the .onnx file's SHA-256, or with external data the framed
@@ -203,6 +213,33 @@ sg_status ox_op_reduce_mean(ox_ctx *c, sg_err *err);
 /* ReduceSum, ReduceMax, ...: kind is an sg_onnx_reduce. */
 sg_status ox_op_reduce(ox_ctx *c, int kind, sg_err *err);
 sg_status ox_op_slice(ox_ctx *c, sg_err *err);
+
+/* Rows whose batch is not the leading dimension (onnx_batch.c). */
+static inline bool ox_placed(const ox_value *v)
+{
+    return !v->is_const && (v->bpos || v->bouter || v->binner);
+}
+/* The full shape of a value as the graph sees it, the batch -1 (*factor: the row sizes
+   merged with it, 1 when none); its rank returned. */
+int ox_logical_shape(const ox_value *v, int64_t *dims, int64_t *factor);
+typedef struct {
+    const Onnx__NodeProto *node; /* the node as read, while c->node is a translated copy */
+    Onnx__NodeProto copy;
+    Onnx__AttributeProto *attrs[64], attr;
+    int64_t ints[OX_MAX_RANK + 1];
+    int first_new;               /* values from here on are the node's */
+    int8_t bpos, bouter, binner; /* where the outputs' batch is */
+    bool active;
+} ox_placed_state;
+/* Before a node: when it reads rows whose batch has moved, checks it can, and translates its
+   axes and constants to the rows' memory order (c->node, in_override). */
+sg_status ox_placed_begin(ox_ctx *c, const char *op, ox_placed_state *st, sg_err *err);
+/* After it: restores the node and places the batch of its per-row outputs. */
+void ox_placed_end(ox_ctx *c, ox_placed_state *st, sg_status rc);
+/* Transpose and Reshape of rows wherever their batch is (onnx_batch.c). */
+sg_status ox_placed_transpose(ox_ctx *c, int x, const int64_t *perm, sg_err *err);
+sg_status ox_placed_reshape(ox_ctx *c, int x, int s, sg_err *err);
+bool ox_is_unary(const char *op);
 
 /* Compiles node (already known to have its inputs defined) into steps or a constant. */
 int ox_compile_node(ox_ctx *c, sg_err *err);

@@ -117,7 +117,9 @@ sg_status ox_op_gemm(ox_ctx *c, bool matmul, sg_err *err)
     /* MatMul on rows of rank 2 or more ([batch, ..., k] @ [k, m], nn.Linear applied to a
        [batch, tokens, k] input) multiplies each vector along the last axis: one GEMM over
        batch x the vectors a row holds. Gemm's input is [batch, k] by definition. */
-    if ((rc = row_input_ranked(c, 0, matmul ? "MatMul" : "Gemm", matmul, err, &x))) return rc;
+    if ((rc = row_input_ranked(c, 0, matmul ? "MatMul" : "Gemm", matmul || c->gemm_any_rank, err,
+                               &x)))
+        return rc;
     if (matmul && ox_in(c, 1) >= 0 && !c->vals[ox_in(c, 1)].is_const)
         return matmul_rows(c, x, ox_in(c, 1), err);
     if ((rc = const_input(c, 1, "the weight (input 1)", err, &B))) return rc;

@@ -209,6 +209,11 @@ static sg_status batch_shape(ox_ctx *c, int s, bool rows, int64_t *sh, int64_t *
                             "shape[%d] is the batch size (from a Shape node): only the first "
                             "dimension may be",
                             __builtin_ctzll(*bm & ~(uint64_t)1));
+    if ((*bm & 1) && vs->i[0] != 1)
+        return ox_batch_err(c, err,
+                            "shape[0] is the batch size times %lld (from a Shape node): only "
+                            "the batch size itself may be",
+                            (long long)vs->i[0]);
     memcpy(sh, vs->i, (size_t)*k * sizeof *sh);
     return SG_OK;
 }
@@ -231,6 +236,21 @@ sg_status ox_op_transpose(ox_ctx *c, sg_err *err)
     int64_t d[OX_MAX_RANK + 1], dims[OX_MAX_RANK + 1];
     const int r = ox_full_shape(&c->vals[x], d);
     const Onnx__AttributeProto *a = ox_attr(c, "perm");
+    if (!c->vals[x].is_const) { /* rows: the batch may move (onnx_batch.c) */
+        int64_t ld[OX_MAX_RANK + 1], f, perm[OX_MAX_RANK + 1];
+        const int L = ox_logical_shape(&c->vals[x], ld, &f);
+        if (a && a->n_ints != (size_t)L)
+            return ox_node_err(c, err, SG_EINPUT, "perm has %zu entries for a tensor of rank %d",
+                               a->n_ints, L);
+        bool seen[OX_MAX_RANK + 1] = {false};
+        for (int i = 0; i < L; i++) {
+            perm[i] = a ? a->ints[i] : L - 1 - i;
+            if (perm[i] < 0 || perm[i] >= L || seen[perm[i]])
+                return ox_node_err(c, err, SG_EINPUT, "perm is not a permutation of 0..%d", L - 1);
+            seen[perm[i]] = true;
+        }
+        return ox_placed_transpose(c, x, perm, err);
+    }
     if (a && a->n_ints != (size_t)r)
         return ox_node_err(c, err, SG_EINPUT, "perm has %zu entries for a tensor of rank %d",
                            a->n_ints, r);
@@ -244,9 +264,6 @@ sg_status ox_op_transpose(ox_ctx *c, sg_err *err)
         map[i] = (ox_axis_map){(int)p, 0, 1, 0};
         dims[i] = d[p];
     }
-    if (!c->vals[x].is_const && map[0].src != 0)
-        return ox_batch_err(
-            c, err, "perm[0] = %d would move the batch away from the first dimension", map[0].src);
     int v;
     return view_out(c, 0, x, r, dims, map, err, &v);
 }

@@ -488,6 +488,16 @@ static int meaning(ox_ctx *c, pass *p, sg_model *m, sg_onnx_plan *plan, sg_err *
         if (ls->kind == SG_OX_LOGSOFTMAX) ends = "LogSoftmax";
         if (ls->kind == SG_OX_UNARY && ls->unary == SG_OXU_SIGMOID) ends = "Sigmoid";
     }
+    if (ox_placed(ov)) {
+        int64_t d[OX_MAX_RANK + 1], f;
+        char shape[160];
+        ox_shape_str(d, (size_t)ox_logical_shape(ov, d, &f), shape, sizeof shape);
+        return sg_errf(err, SG_EINPUT,
+                       "%s: graph output '%.100s' is %s (-1: the batch%s): its batch must be "
+                       "the first dimension, on its own (a Transpose or Reshape moved it and "
+                       "nothing moved it back)",
+                       c->path, ov->name, shape, f > 1 ? ", merged with row values" : "");
+    }
     if (ov->rank > 1)
         return sg_errf(err, SG_EINPUT,
                        "%s: graph output '%.100s' has rows of rank %d; a vector "

@@ -97,6 +97,10 @@ int ox_op_reshape(ox_ctx *c, sg_err *err)
         return ox_node_err(c, err, SG_EINPUT,
                            "the shape holds the batch size (from a Shape node), and the data is "
                            "a constant");
+    /* Anywhere else the batch is found in the new shape (onnx_batch.c): the batch size times
+       row sizes from a Shape node, a 0 copying it, or a leading -1. */
+    if (!vx->is_const && (ox_placed(vx) || (bm & ~(uint64_t)1) || (bm && vs->i[0] != 1)))
+        return ox_placed_reshape(c, x, s, err);
     if (bm & ~(uint64_t)1)
         return ox_batch_err(c, err,
                             "shape[%d] is the batch size (from a Shape node): only the first "
@@ -279,14 +283,14 @@ int ox_op_cast(ox_ctx *c, sg_err *err)
 
 /* Shape: the input's dimensions as a constant int64 vector (opset 15's start and end pick a
    range of them). A per-row input's batch size is known only per run: its element is marked
-   (batch_mask), for a Reshape's leading dimension. */
+   (batch_mask) and holds the row sizes merged with the batch (1 when none), for a
+   Reshape's shape. */
 sg_status ox_op_shape(ox_ctx *c, sg_err *err)
 {
     int x, rc = ox_need_in(c, 0, err, &x);
     if (rc) return rc;
-    int64_t d[OX_MAX_RANK + 1];
-    const bool rows = !c->vals[x].is_const;
-    const int r = ox_full_shape(&c->vals[x], d);
+    int64_t d[OX_MAX_RANK + 1], factor;
+    const int r = ox_logical_shape(&c->vals[x], d, &factor);
     int64_t start = ox_attr_i(c, "start", 0), end = ox_attr_i(c, "end", r);
     if (start < 0) start += r;
     if (end < 0) end += r;
@@ -295,9 +299,11 @@ sg_status ox_op_shape(ox_ctx *c, sg_err *err)
     int64_t n = end > start ? end - start : 0;
     int v;
     if ((rc = ox_const_out(c, 1, &n, OX_INT64, err, &v))) return rc;
-    for (int64_t k = 0; k < n; k++)
-        c->vals[v].i[k] = d[start + k] < 0 ? 0 : d[start + k];
-    if (rows && start == 0 && n > 0) c->vals[v].batch_mask = 1;
+    /* the batch's element holds the row sizes merged with it (1: none), marked */
+    for (int64_t k = 0; k < n; k++) {
+        c->vals[v].i[k] = d[start + k] < 0 ? factor : d[start + k];
+        if (d[start + k] < 0) c->vals[v].batch_mask = (uint64_t)1 << k;
+    }
     return SG_OK;
 }
 

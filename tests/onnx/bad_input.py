@@ -764,12 +764,34 @@ def main():
     run(tmp, "batch_second", batch_graph([
         helper.make_node("Concat", ["three", "n1"], ["shp"], name="cat", axis=0),
         helper.make_node("Reshape", ["z", "shp"], ["r"], name="view"), sm]),
-        ["node 'view' (Reshape, opset 13)", "shape[1] is the batch size (from a Shape node)"], data)
+        ["node 'view' (Reshape, opset 13)", "shape[1] holds the batch, which would not be a "
+         "whole part of it: rows of shape [-1,3] (-1: the batch) hold 1 values before the batch "
+         "and 3 after it, the new shape 3 before shape[1] and 1 after"], data)
     run(tmp, "batch_arith", batch_graph([
+        helper.make_node("Add", ["n1", "three"], ["m"], name="plus"),
+        helper.make_node("Concat", ["m", "minus1"], ["shp"], name="cat", axis=0),
+        helper.make_node("Reshape", ["z", "shp"], ["r"], name="view"), sm]),
+        ["node 'plus' (Add, opset 13)", "input 0 holds the batch size (from a Shape node), "
+         "which stagegate uses only in a Reshape's shape, as the first dimension of an Expand's "
+         "or ConstantOfShape's, and multiplied by a constant"], data)
+    run(tmp, "batch_squared", batch_graph([
+        helper.make_node("Mul", ["n1", "n1"], ["m"], name="square"),
+        helper.make_node("Concat", ["m", "minus1"], ["shp"], name="cat", axis=0),
+        helper.make_node("Reshape", ["z", "shp"], ["r"], name="view"), sm]),
+        ["node 'square' (Mul, opset 13)", "element 0 computes with the batch size (from a Shape "
+         "node), known only per run: only its product with a positive constant"], data)
+    # The batch times 3 rows of one value each ([N, 3] viewed as [3N, 1]) is a valid shape;
+    # as the graph's output it is refused, named.
+    run(tmp, "batch_merged_output", batch_graph([
         helper.make_node("Mul", ["n1", "three"], ["m"], name="times"),
         helper.make_node("Concat", ["m", "minus1"], ["shp"], name="cat", axis=0),
         helper.make_node("Reshape", ["z", "shp"], ["r"], name="view"), sm]),
-        ["node 'times' (Mul, opset 13)", "input 0 holds the batch size (from a Shape node)"], data)
+        ["graph output 'out' is [-1,1] (-1: the batch, merged with row values): its batch must "
+         "be the first dimension, on its own"], data)
+    run(tmp, "batch_times_rows", batch_graph([
+        helper.make_node("Mul", ["z", "n1"], ["r"], name="scale"), sm]),
+        ["node 'scale' (Mul, opset 13)", "holds the batch size (from a Shape node), multiplied "
+         "with rows"], data)
     run(tmp, "batch_cast_float", batch_graph([
         helper.make_node("Cast", ["n1"], ["f"], name="tofloat", to=TensorProto.FLOAT),
         helper.make_node("Mul", ["z", "f"], ["r"], name="scale"), sm]),
@@ -787,9 +809,11 @@ def main():
         for name, value in inits:
             m.graph.initializer.append(numpy_helper.from_array(np.array(value, np.int64), name))
         return m
+    # A Transpose may move the batch (attention does); the softmax over it is refused.
     run(tmp, "transpose_batch", after_fc(
         helper.make_node("Transpose", ["z"], ["r"], name="tr", perm=[1, 0])),
-        ["node 'tr' (Transpose, opset 13)", "perm[0] = 1 would move the batch"], data)
+        ["node 'sm' (Softmax, opset 13)", "axis 1 is the batch of 'r' (rows of shape [3,-1] "
+         "(-1: the batch))"], data)
     run(tmp, "expand_fixed_batch", after_fc(
         helper.make_node("Expand", ["z", "fixed"], ["r"], name="ex"), inits=[("fixed", [5, 3])]),
         ["node 'ex' (Expand, opset 13)", "shape[0] = 5 would fix the batch size"], data)

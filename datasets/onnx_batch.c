@@ -1,0 +1,486 @@
+/* Rows whose batch is not the leading dimension. PyTorch's nn.MultiheadAttention (and so
+   nn.TransformerEncoderLayer, batch first or not) exports its attention sequence first: the
+   batch moves to axis 1 ([T, N, E]), is merged with the heads ([T, N*H, d], then
+   [N*H, T, d] for the products) and with the tokens ([T*N, E] for the output projection),
+   and comes back to axis 0 at the end.
+
+   Per row nothing changes: a row's values stay one block in memory, in the order of the
+   row axes. A value records where the batch sits in the shape the graph sees (ox_value's
+   bpos, bouter, binner): Transpose moves it (and the row axes, by a gather step), Reshape
+   finds it in the new shape (the batch size a Shape node gave, times row sizes, or the 0 or
+   -1 there), Shape gives it. Every other node reading such rows has its axes and constants
+   translated to the rows' memory order and is compiled as on any rows; a node that would
+   mix the batch with row values (an axis that is the batch, a constant along it) is
+   refused. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "onnx_internal.h"
+
+int ox_logical_shape(const ox_value *v, int64_t *dims, int64_t *factor)
+{
+    *factor = 1;
+    if (v->is_const) {
+        memcpy(dims, v->dims, (size_t)v->rank * sizeof *dims);
+        return v->rank;
+    }
+    const int g = v->bouter + v->binner, r = v->rank + 1 - g;
+    for (int a = 0, p = 0; a < r; a++) {
+        if (a == v->bpos) {
+            for (int j = 0; j < g; j++)
+                *factor *= v->dims[p++];
+            dims[a] = -1;
+        } else {
+            dims[a] = v->dims[p++];
+        }
+    }
+    return r;
+}
+
+/* Axis a of the shape the graph sees of rows v, as an axis of [batch, row dims...]; 0 for
+   the batch. */
+static int row_axis(const ox_value *v, int a)
+{
+    if (a < v->bpos) return a + 1;
+    if (a == v->bpos) return 0;
+    return a + v->bouter + v->binner;
+}
+
+static void place(ox_value *o, int pos, int outer, int inner)
+{
+    o->bpos = (int8_t)pos;
+    o->bouter = (int8_t)outer;
+    o->binner = (int8_t)inner;
+}
+
+/* "[6,-1,8] (-1: the batch, merged with 2 row values)" for messages. */
+static void describe(const ox_value *v, char *buf, size_t len)
+{
+    int64_t d[OX_MAX_RANK + 1] = {0}, f;
+    const int r = ox_logical_shape(v, d, &f);
+    char s[160];
+    ox_shape_str(d, (size_t)r, s, sizeof s);
+    if (f > 1)
+        snprintf(buf, len, "%s (-1: the batch times %lld)", s, (long long)f);
+    else
+        snprintf(buf, len, "%s (-1: the batch)", s);
+}
+
+sg_status ox_placed_transpose(ox_ctx *c, int x, const int64_t *perm, sg_err *err)
+{
+    const ox_value *v = &c->vals[x];
+    int64_t ld[OX_MAX_RANK + 1], f;
+    const int L = ox_logical_shape(v, ld, &f), g = v->bouter + v->binner;
+    const int outer = v->bouter, inner = v->binner;
+    int full[OX_MAX_RANK + 1], n = 1, j = 0;
+    full[0] = 0;
+    for (int i = 0; i < L; i++) {
+        const int p = (int)perm[i];
+        if (p == v->bpos) {
+            j = i;
+            for (int k = 0; k < g; k++)
+                full[n++] = 1 + v->bpos + k;
+        } else {
+            full[n++] = row_axis(v, p);
+        }
+    }
+    int out, rc = ox_permute(c, x, full, NULL, err, &out);
+    if (rc) return rc;
+    place(&c->vals[out], j, outer, inner);
+    return SG_OK;
+}
+
+sg_status ox_placed_reshape(ox_ctx *c, int x, int s, sg_err *err)
+{
+    const ox_value *v = &c->vals[x], *vs = &c->vals[s];
+    int64_t ld[OX_MAX_RANK + 1], f;
+    const int L = ox_logical_shape(v, ld, &f);
+    /* The row's values before the batch (A) and after it (B), in memory order. */
+    const int q = v->bpos + v->bouter;
+    int64_t A = 1, B = 1;
+    for (int i = 0; i < v->rank; i++) {
+        if (i < q)
+            A *= v->dims[i];
+        else
+            B *= v->dims[i];
+    }
+    const bool allowzero = ox_attr_i(c, "allowzero", 0) != 0;
+    const int n = (int)vs->count;
+    int64_t dims[OX_MAX_RANK + 1], known = 1, kfac = 0;
+    int j = -1, infer = -1;
+    for (int i = 0; i < n; i++) {
+        int64_t d = vs->i[i];
+        bool batch = i < 64 && (vs->batch_mask >> i & 1);
+        if (!batch && d == 0) {
+            if (allowzero)
+                return ox_node_err(c, err, SG_EINPUT,
+                                   "allowzero=1 with a 0 in the shape (a dimension of size 0) is "
+                                   "not supported");
+            if (i >= L)
+                return ox_node_err(c, err, SG_EINPUT, "shape[%d] = 0 has no input dimension", i);
+            batch = ld[i] < 0;
+            d = batch ? f : ld[i];
+        }
+        if (batch) {
+            if (j >= 0)
+                return ox_batch_err(c, err, "shape[%d] and shape[%d] both hold the batch", j, i);
+            j = i;
+            kfac = d;
+            dims[i] = -1;
+            continue;
+        }
+        if (d == -1) {
+            if (infer >= 0)
+                return ox_node_err(c, err, SG_EINPUT, "two -1 in shape (ONNX allows one)");
+            infer = i;
+            continue;
+        }
+        if (d < 1 || d > OX_MAX_ELEMS || (known *= d) > OX_MAX_ELEMS)
+            return ox_node_err(c, err, SG_EINPUT, "shape[%d] = %lld", i, (long long)d);
+        dims[i] = d;
+    }
+    char in[240];
+    describe(v, in, sizeof in);
+    if (j < 0) { /* a leading -1 holds the batch and what is left of a row */
+        if (infer != 0)
+            return ox_batch_err(c, err,
+                                "no dimension of the new shape holds the batch of rows of shape "
+                                "%s (the batch size from a Shape node, a 0 copying the batch's "
+                                "dimension, or a -1 as shape[0])",
+                                in);
+        if (v->count % known)
+            return ox_node_err(c, err, SG_EINPUT,
+                               "shape does not match the data: rows of shape %s do not fill the "
+                               "new shape",
+                               in);
+        j = infer;
+        kfac = v->count / known;
+        dims[j] = -1;
+        infer = -1;
+    } else if (infer >= 0) {
+        if (kfac < 1 || v->count % (known * kfac))
+            return ox_node_err(c, err, SG_EINPUT,
+                               "shape does not match the data: rows of shape %s do not fill the "
+                               "new shape",
+                               in);
+        dims[infer] = v->count / (known * kfac);
+        known *= dims[infer];
+    }
+    if (kfac < 1 || known * kfac != v->count)
+        return ox_node_err(c, err, SG_EINPUT,
+                           "shape does not match the data: a row of '%.100s' (shape %s) holds "
+                           "%lld values, the new shape %lld",
+                           v->name, in, (long long)v->count, (long long)(known * kfac));
+    int64_t pre = 1, post = 1;
+    for (int i = 0; i < n; i++)
+        if (i != j) *(i < j ? &pre : &post) *= dims[i];
+    if (A % pre || B % post || (A / pre) * (B / post) != kfac)
+        return ox_batch_err(c, err,
+                            "shape[%d] holds the batch, which would not be a whole part of it: "
+                            "rows of shape %s hold %lld values before the batch and %lld after "
+                            "it, the new shape %lld before shape[%d] and %lld after",
+                            j, in, (long long)A, (long long)B, (long long)pre, j, (long long)post);
+    const int64_t a = A / pre, b = B / post;
+    int64_t out[OX_MAX_RANK + 2];
+    int r = 0;
+    for (int i = 0; i < j; i++)
+        out[r++] = dims[i];
+    if (a > 1) out[r++] = a;
+    if (b > 1) out[r++] = b;
+    for (int i = j + 1; i < n; i++)
+        out[r++] = dims[i];
+    if (r > OX_MAX_RANK) return ox_node_err(c, err, SG_EINPUT, "rank %d is too large", n);
+    int rc = ox_alias_out(c, x, r, out, err);
+    if (rc) return rc;
+    place(&c->vals[c->n_vals - 1], j, a > 1, b > 1);
+    return SG_OK;
+}
+
+static bool listed(const char *op, const char *const *list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(op, list[i])) return true;
+    return false;
+}
+#define LISTED(op, list) listed(op, list, sizeof list / sizeof list[0])
+
+/* c->node becomes a copy with attribute name set to vals (n of them; an INT when !ints). */
+static sg_status set_attr(ox_ctx *c, ox_placed_state *st, const char *name, const int64_t *vals,
+                          int n, bool ints, sg_err *err)
+{
+    const Onnx__NodeProto *nd = st->node;
+    if (nd->n_attribute >= sizeof st->attrs / sizeof st->attrs[0])
+        return ox_node_err(c, err, SG_EINPUT, "%zu attributes", nd->n_attribute);
+    st->copy = *nd;
+    onnx__attribute_proto__init(&st->attr);
+    st->attr.name = (char *)name;
+    if (ints) {
+        st->attr.type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS;
+        memcpy(st->ints, vals, (size_t)n * sizeof *vals);
+        st->attr.ints = st->ints;
+        st->attr.n_ints = (size_t)n;
+    } else {
+        st->attr.type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT;
+        st->attr.has_i = 1;
+        st->attr.i = vals[0];
+    }
+    size_t m = 0;
+    bool replaced = false;
+    for (size_t i = 0; i < nd->n_attribute; i++) {
+        const bool same = nd->attribute[i]->name && !strcmp(nd->attribute[i]->name, name);
+        st->attrs[m++] = same ? &st->attr : nd->attribute[i];
+        replaced |= same;
+    }
+    if (!replaced) st->attrs[m++] = &st->attr;
+    st->copy.attribute = st->attrs;
+    st->copy.n_attribute = m;
+    c->node = &st->copy;
+    return SG_OK;
+}
+
+/* Input k as a constant int64 vector of vals (n), read by the node in place of its own. */
+static sg_status override_ints(ox_ctx *c, size_t k, const int64_t *vals, int n, sg_err *err)
+{
+    const char *saved = c->partial;
+    c->partial = "axes in the rows' memory order";
+    int64_t len = n;
+    int v, rc = ox_const_out(c, 1, &len, OX_INT64, err, &v);
+    c->partial = saved;
+    if (rc) return rc;
+    memcpy(c->vals[v].i, vals, (size_t)n * sizeof *vals);
+    c->in_override[k] = v;
+    return SG_OK;
+}
+
+/* Logical axis `a` (of L) normalized, refused when it is out of range or the batch. */
+static sg_status axis_of(ox_ctx *c, const ox_value *x, int L, int64_t a, int64_t *out, sg_err *err)
+{
+    const int64_t given = a;
+    if (a < 0) a += L;
+    if (a < 0 || a >= L)
+        return ox_node_err(c, err, SG_EINPUT, "axis %lld is out of range for rank %d",
+                           (long long)given, L);
+    if (a == x->bpos) {
+        char d[240];
+        describe(x, d, sizeof d);
+        return ox_batch_err(c, err, "axis %lld is the batch of '%.100s' (rows of shape %s)",
+                            (long long)given, x->name, d);
+    }
+    *out = a;
+    return SG_OK;
+}
+
+/* Constant input k laid out for the rows: aligned from the right with the graph's shape of
+   x, 1 along the batch, then given the rows' axes (size 1 where the batch merges). */
+static sg_status relay_const(ox_ctx *c, size_t k, const ox_value *x, sg_err *err)
+{
+    int ik = ox_in(c, k);
+    const ox_value *kv = &c->vals[ik];
+    int64_t ld[OX_MAX_RANK + 1], f;
+    const int L = ox_logical_shape(x, ld, &f);
+    if (kv->rank < L - x->bpos) return SG_OK; /* within the axes after the batch */
+    char d[240];
+    describe(x, d, sizeof d);
+    if (kv->rank > L)
+        return ox_batch_err(c, err,
+                            "constant '%.100s' has rank %d, more than the rows (shape %s) it "
+                            "is broadcast with",
+                            kv->name, kv->rank, d);
+    const int off = L - kv->rank;
+    if (kv->dims[x->bpos - off] != 1)
+        return ox_batch_err(c, err,
+                            "constant '%.100s' has %lld values along the batch of the rows "
+                            "(shape %s) it is broadcast with",
+                            kv->name, (long long)kv->dims[x->bpos - off], d);
+    int64_t dims[OX_MAX_RANK * 2];
+    int r = 0;
+    for (int a = off; a < L; a++) {
+        if (a == x->bpos)
+            for (int j = 0; j < x->bouter + x->binner; j++)
+                dims[r++] = 1;
+        else
+            dims[r++] = kv->dims[a - off];
+    }
+    int skip = 0; /* leading 1s broadcast anyway */
+    while (r - skip > OX_MAX_RANK && dims[skip] == 1)
+        skip++;
+    if (r - skip > OX_MAX_RANK) return ox_node_err(c, err, SG_EINPUT, "rank %d is too large", r);
+    const char *saved = c->partial;
+    c->partial = "a constant in the rows' memory order";
+    int v, rc = ox_const_out(c, r - skip, dims + skip, kv->dtype, err, &v);
+    c->partial = saved;
+    if (rc) return rc;
+    kv = &c->vals[ik];
+    if (kv->dtype == OX_FLOAT)
+        memcpy(c->vals[v].f, kv->f, (size_t)kv->count * sizeof(float));
+    else
+        memcpy(c->vals[v].i, kv->i, (size_t)kv->count * sizeof(int64_t));
+    c->in_override[k] = v;
+    return SG_OK;
+}
+
+static const char *const same_shape_ops[] = {"Clip", "Cast",  "Identity", "Dropout",
+                                             "Not",  "IsNaN", "IsInf"};
+static const char *const broadcast_ops[] = {"Add",         "Sub",     "Mul",  "Div",
+                                            "Pow",         "Max",     "Min",  "Where",
+                                            "Equal",       "Greater", "Less", "GreaterOrEqual",
+                                            "LessOrEqual", "And",     "Or",   "PRelu"};
+static const char *const reduce_ops[] = {"ReduceMean", "ReduceSum",  "ReduceSumSquare",
+                                         "ReduceL1",   "ReduceL2",   "ReduceMax",
+                                         "ReduceMin",  "ReduceProd", "ReduceLogSumExp"};
+
+static sg_status begin_reduce(ox_ctx *c, ox_placed_state *st, const ox_value *x, int L, sg_err *err)
+{
+    int64_t axes[OX_MAX_RANK];
+    int n;
+    sg_status rc = ox_get_axes(c, 1, axes, &n, err);
+    if (rc) return rc;
+    if (n == 0)
+        return ox_batch_err(
+            c, err, "a reduction over every axis would take in the batch of '%.100s'", x->name);
+    int64_t t[OX_MAX_RANK];
+    int before = 0;
+    for (int k = 0; k < n; k++) {
+        int64_t a = 0;
+        if ((rc = axis_of(c, x, L, axes[k], &a, err))) return rc;
+        before += a < x->bpos;
+        t[k] = row_axis(x, (int)a);
+    }
+    if (!ox_attr_i(c, "keepdims", 1)) st->bpos = (int8_t)(x->bpos - before);
+    if (ox_attr(c, "axes")) return set_attr(c, st, "axes", t, n, true, err);
+    return override_ints(c, 1, t, n, err);
+}
+
+sg_status ox_placed_begin(ox_ctx *c, const char *op, ox_placed_state *st, sg_err *err)
+{
+    st->active = false;
+    st->node = c->node;
+    if (!strcmp(op, "Transpose") || !strcmp(op, "Reshape") || !strcmp(op, "Shape")) return SG_OK;
+    int p = -1;
+    for (size_t k = 0; k < c->node->n_input && p < 0; k++) {
+        const int v = ox_in(c, k);
+        if (v >= 0 && ox_placed(&c->vals[v])) p = v;
+    }
+    if (p < 0) return SG_OK;
+    const ox_value *x = &c->vals[p];
+    char d[240];
+    describe(x, d, sizeof d);
+    int64_t ld[OX_MAX_RANK + 1], f;
+    const int L = ox_logical_shape(x, ld, &f);
+    for (size_t k = 0; k < c->node->n_input; k++) {
+        const int v = ox_in(c, k);
+        if (v < 0 || c->vals[v].is_const || v == p) continue;
+        const ox_value *y = &c->vals[v];
+        int64_t yd[OX_MAX_RANK + 1], yf;
+        bool same = ox_logical_shape(y, yd, &yf) == L && y->bpos == x->bpos &&
+                    y->bouter == x->bouter && y->binner == x->binner && yf == f;
+        for (int j = 0; same && j < x->bouter + x->binner; j++)
+            same = y->dims[x->bpos + j] == x->dims[x->bpos + j];
+        if (!same) {
+            char e[240];
+            describe(y, e, sizeof e);
+            return ox_batch_err(c, err,
+                                "input %zu ('%.100s', rows of shape %s) and '%.100s' (rows of "
+                                "shape %s) do not have their batch in the same place",
+                                k, y->name, e, x->name, d);
+        }
+    }
+    st->active = true;
+    st->first_new = c->n_vals;
+    st->bpos = x->bpos;
+    st->bouter = x->bouter;
+    st->binner = x->binner;
+    for (int k = 0; k < 4; k++)
+        c->in_override[k] = -1;
+    c->overriding = true;
+    sg_status rc = SG_OK;
+    if (ox_is_unary(op) || LISTED(op, same_shape_ops)) return SG_OK;
+    if (LISTED(op, broadcast_ops)) {
+        if (c->node->n_input > 4)
+            return ox_batch_err(c, err, "%zu inputs with rows whose batch moved (shape %s)",
+                                c->node->n_input, d);
+        for (size_t k = 0; k < c->node->n_input && k < 4 && !rc; k++)
+            if (ox_in(c, k) >= 0 && c->vals[ox_in(c, k)].is_const) rc = relay_const(c, k, x, err);
+        return rc;
+    }
+    if (LISTED(op, reduce_ops)) return begin_reduce(c, st, x, L, err);
+    const bool softmax = !strcmp(op, "Softmax") || !strcmp(op, "LogSoftmax");
+    if (softmax || !strcmp(op, "LayerNormalization")) {
+        /* Softmax before opset 13 and LayerNormalization run over every axis from `axis` on */
+        const bool from = !softmax || c->opset < 13;
+        int64_t a = ox_attr_i(c, "axis", softmax && c->opset < 13 ? 1 : -1), t;
+        if (a < 0) a += L;
+        if (from && a >= 0 && a <= x->bpos)
+            return ox_batch_err(c, err,
+                                "axis %lld: the axes from it on would take in the batch of "
+                                "'%.100s' (rows of shape %s)",
+                                (long long)a, x->name, d);
+        if ((rc = axis_of(c, x, L, a, &t, err))) return rc;
+        t = row_axis(x, (int)t);
+        return set_attr(c, st, "axis", &t, 1, false, err);
+    }
+    if (!strcmp(op, "Slice")) {
+        if (c->opset < 10)
+            return ox_batch_err(c, err,
+                                "Slice before opset 10 of rows whose batch moved (shape %s)", d);
+        const int ist = ox_in(c, 1);
+        if (ist < 0 || !c->vals[ist].is_const || c->vals[ist].count > OX_MAX_RANK)
+            return ox_node_err(c, err, SG_EINPUT, "starts must be a constant int64 vector");
+        const int n = (int)c->vals[ist].count;
+        int64_t t[OX_MAX_RANK];
+        const int ia = ox_in(c, 3);
+        if (ia >= 0 &&
+            (!c->vals[ia].is_const || c->vals[ia].dtype != OX_INT64 || c->vals[ia].count != n))
+            return ox_node_err(c, err, SG_EINPUT,
+                               "axes must be a constant int64 vector as long as starts");
+        for (int k = 0; k < n; k++) {
+            int64_t a = 0;
+            if ((rc = axis_of(c, x, L, ia >= 0 ? c->vals[ia].i[k] : k, &a, err))) return rc;
+            t[k] = row_axis(x, (int)a);
+        }
+        return override_ints(c, 3, t, n, err);
+    }
+    if (!strcmp(op, "MatMul")) {
+        const int ia = ox_in(c, 0), ib = ox_in(c, 1);
+        if (ia < 0 || ib < 0 || c->vals[ia].is_const)
+            return ox_batch_err(c, err,
+                                "a MatMul whose second input is rows whose batch moved (shape "
+                                "%s) and first a constant",
+                                d);
+        if (x->bpos >= L - (c->vals[ib].is_const ? 1 : 2))
+            return ox_batch_err(c, err,
+                                "the batch of '%.100s' (rows of shape %s) would be one of the "
+                                "multiplied axes",
+                                x->name, d);
+        if (c->vals[ib].is_const && c->vals[ib].rank > 2)
+            return ox_batch_err(c, err,
+                                "weight '%.100s' of rank %d with rows whose batch moved (shape "
+                                "%s): only a matrix or a vector",
+                                c->vals[ib].name, c->vals[ib].rank, d);
+        return SG_OK;
+    }
+    if (!strcmp(op, "Gemm")) {
+        if (ox_in(c, 0) != p || L != 2 || x->bpos != 0 || ox_attr_i(c, "transA", 0))
+            return ox_batch_err(c, err,
+                                "Gemm of rows whose batch moved (shape %s) is supported with "
+                                "the rows as input 0, [batch*tokens, k], transA=0",
+                                d);
+        c->gemm_any_rank = true;
+        return SG_OK;
+    }
+    return ox_batch_err(c, err,
+                        "'%.100s' is rows of shape %s, whose batch a Transpose or Reshape "
+                        "moved; %s is not supported on them (move the batch back to the "
+                        "first axis before it)",
+                        x->name, d, op);
+}
+
+void ox_placed_end(ox_ctx *c, ox_placed_state *st, sg_status rc)
+{
+    c->node = st->node;
+    c->overriding = false;
+    c->gemm_any_rank = false;
+    if (rc != SG_OK || !st->active) return;
+    for (int v = st->first_new; v < c->n_vals; v++)
+        if (!c->vals[v].is_const) place(&c->vals[v], st->bpos, st->bouter, st->binner);
+}
