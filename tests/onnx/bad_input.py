@@ -814,6 +814,44 @@ def main():
         helper.make_node("Transpose", ["z"], ["r"], name="tr", perm=[1, 0])),
         ["node 'sm' (Softmax, opset 13)", "axis 1 is the batch of 'r' (rows of shape [3,-1] "
          "(-1: the batch))"], data)
+    # Rows whose batch a Transpose moved ([3, N]): what would mix the batch with row values
+    # is refused, the node named.
+    tr = helper.make_node("Transpose", ["z"], ["t"], name="tr", perm=[1, 0])
+    run(tmp, "moved_concat", after_fc(
+        tr, helper.make_node("Concat", ["t", "t"], ["r"], name="cat", axis=0)),
+        ["node 'cat' (Concat, opset 13)", "'t' is rows of shape [3,-1] (-1: the batch), whose "
+         "batch a Transpose or Reshape moved; Concat is not supported on them"], data)
+    def with_float(m, name, value):
+        m.graph.initializer.append(numpy_helper.from_array(np.array(value, np.float32), name))
+        return m
+    run(tmp, "moved_const_along_batch", with_float(after_fc(
+        tr, helper.make_node("Add", ["t", "c32"], ["r"], name="add")), "c32",
+        [[1, 2], [3, 4], [5, 6]]),
+        ["node 'add' (Add, opset 13)", "constant 'c32' has 2 values along the batch of the rows "
+         "(shape [3,-1] (-1: the batch))"], data)
+    run(tmp, "moved_reduce_all", after_fc(
+        tr, helper.make_node("ReduceSum", ["t"], ["r"], name="rsum", keepdims=1)),
+        ["node 'rsum' (ReduceSum, opset 13)", "a reduction over every axis would take in the "
+         "batch of 't'"], data)
+    run(tmp, "moved_matmul_batch", with_float(after_fc(
+        tr, helper.make_node("MatMul", ["t", "w5"], ["r"], name="mm")), "w5", [[1.0] * 3] * 5),
+        ["node 'mm' (MatMul, opset 13)", "the batch of 't' (rows of shape [3,-1] (-1: the "
+         "batch)) would be one of the multiplied axes"], data)
+    run(tmp, "moved_mixed", after_fc(
+        tr, helper.make_node("Transpose", ["z"], ["zz"], name="tr2", perm=[0, 1]),
+        helper.make_node("Add", ["t", "zz"], ["r"], name="add")),
+        ["node 'add' (Add, opset 13)", "input 1 ('zz', rows of shape [-1,3] (-1: the batch)) "
+         "and 't' (rows of shape [3,-1] (-1: the batch)) do not have their batch in the same "
+         "place"], data)
+    run(tmp, "moved_reshape_no_batch", after_fc(
+        tr, helper.make_node("Reshape", ["t", "s3m1"], ["r"], name="view"),
+        inits=[("s3m1", [3, -1])]),
+        ["node 'view' (Reshape, opset 13)", "no dimension of the new shape holds the batch of "
+         "rows of shape [3,-1] (-1: the batch)"], data)
+    run(tmp, "moved_output", batch_graph([tr, helper.make_node("Relu", ["t"], ["out"],
+                                                               name="relu")]),
+        ["graph output 'out' is [3,-1] (-1: the batch): its batch must be the first dimension"],
+        data)
     run(tmp, "expand_fixed_batch", after_fc(
         helper.make_node("Expand", ["z", "fixed"], ["r"], name="ex"), inits=[("fixed", [5, 3])]),
         ["node 'ex' (Expand, opset 13)", "shape[0] = 5 would fix the batch size"], data)

@@ -744,6 +744,68 @@ def layout_cases(opset):
         L = (U - U.mean(1, keepdims=True)) / np.sqrt(U.var(1, keepdims=True) + 1e-5)
         return np.stack([L.max(1), L.min(1), L[:, 0]], 1)
     out.append(("layernorm_wide_row", nodes9, inits9, 3, ref_ln))
+    # The batch moved, as PyTorch's nn.MultiheadAttention exports it: to axis 1 ([3, N, 2]),
+    # merged with a row axis by a Reshape whose shape holds the batch size from a Shape node
+    # times 2 ([3, 2N, 1]: heads) or 3 times it ([3N, 2]: tokens, through a Gemm), moved back
+    # by Transpose and Reshape. Between, a constant broadcast along it (1 on the batch's axis),
+    # a softmax and a mean over other axes, a Slice, a max over the axis before the batch
+    # (which moves it to axis 0) and, at 17, LayerNormalization.
+    W10 = f32(2, 2)
+    c10 = f32(3, 1, 2)
+    nodes10 = [node("Reshape", ["x", "s32"], "r10"), node("Transpose", ["r10"], "t10",
+                                                          perm=[1, 0, 2]),
+               node("Add", ["t10", "c10"], "a10"), node("Shape", ["t10"], "sh10"),
+               node("Gather", ["sh10", "idx0"], "d0"), node("Gather", ["sh10", "idx1"], "nb"),
+               node("Mul", ["nb", "two_i"], "nh"), node("Mul", ["d0", "nb"], "tn"),
+               helper.make_node("Concat", ["d0", "nh", "one_i"], ["sm10"], axis=0),
+               node("Reshape", ["a10", "sm10"], "m10"), node("Transpose", ["m10"], "u10",
+                                                             perm=[1, 0, 2]),
+               helper.make_node("Softmax", ["u10"], ["p10"], axis=1),
+               node("Mul", ["p10", "u10"], "g10"),
+               helper.make_node("ReduceMean", ["g10"], ["gm10"], axes=[1], keepdims=0),
+               helper.make_node("Concat", ["nb", "two_i"], ["sb10"], axis=0),
+               node("Reshape", ["gm10", "sb10"], "y1"),
+               helper.make_node("Concat", ["tn", "two_i"], ["st10"], axis=0),
+               node("Reshape", ["a10", "st10"], "tok10"),
+               helper.make_node("Gemm", ["tok10", "W10", "b10"], ["gem10"], transB=1),
+               helper.make_node("Concat", ["d0", "nb", "two_i"], ["s3n2"], axis=0),
+               node("Reshape", ["gem10", "s3n2"], "back10"),
+               node("Transpose", ["back10"], "bt10", perm=[1, 0, 2]),
+               node("Flatten", ["bt10"], "y2")]
+    parts10 = ["y1", "y2"]
+    inits10 = [i64("s32", [-1, 3, 2]), i64("idx0", [0]), i64("idx1", [1]), i64("two_i", [2]),
+               i64("one_i", [1]), init("c10", c10), init("W10", W10), init("b10", [0.1, -0.2])]
+    if opset >= 10:
+        nodes10 += [node("Slice", ["t10", "st0", "en1", "ax2"], "sl10"),
+                    helper.make_node("ReduceMax", ["sl10"], ["mx10"], axes=[0], keepdims=0)]
+        inits10 += [i64("st0", [0]), i64("en1", [1]), i64("ax2", [2])]
+        parts10.append("mx10")
+    if opset >= 17:
+        nodes10 += [helper.make_node("LayerNormalization", ["t10", "lnw", "lnb"], ["ln10"],
+                                     axis=-1),
+                    node("Transpose", ["ln10"], "lt10", perm=[1, 0, 2]),
+                    node("Flatten", ["lt10"], "y4")]
+        inits10 += [init("lnw", [1.5, 0.5]), init("lnb", [0.0, 0.25])]
+        parts10.append("y4")
+    nodes10.append(helper.make_node("Concat", parts10, ["y"], axis=1))
+
+    def ref_moved(X, opset=opset):
+        n = len(X)
+        T = X.reshape(n, 3, 2).transpose(1, 0, 2)
+        A = T + c10
+        U = A.reshape(3, 2 * n, 1).transpose(1, 0, 2)
+        e = np.exp(U - U.max(1, keepdims=True))
+        out = [((e / e.sum(1, keepdims=True)) * U).mean(1).reshape(n, 2),
+               (A.reshape(3 * n, 2) @ W10.T + [0.1, -0.2]).reshape(3, n, 2).transpose(
+                   1, 0, 2).reshape(n, 6)]
+        if opset >= 10:
+            out.append(T[:, :, 0:1].max(0))
+        if opset >= 17:
+            L = (T - T.mean(2, keepdims=True)) / np.sqrt(T.var(2, keepdims=True) + 1e-5)
+            out.append((L * [1.5, 0.5] + [0.0, 0.25]).transpose(1, 0, 2).reshape(n, 6))
+        return np.concatenate(out, 1)
+    width10 = 8 + (1 if opset >= 10 else 0) + (6 if opset >= 17 else 0)
+    out.append(("batch_moved_merged", nodes10, inits10, width10, ref_moved))
     out.append(("shape_arithmetic", nodes, inits, 12, lambda X: np.concatenate(
         [X.reshape(-1, 2, 3).transpose(0, 2, 1).reshape(len(X), -1), X / D], 1)))
     return out

@@ -16,6 +16,8 @@ opsets 9..17 (CELU from 12). Checks, per model:
 - a pure MLP chain runs on the dense kernels, the others on the step plan with the fused
   GELU / LayerNorm steps (from the model description and --breakdown stage names);
 - a shared layer per token (nn.Linear, LayerNorm, softmax and sums over [batch, 3, 4]) matches;
+- nn.TransformerEncoderLayer and nn.MultiheadAttention (batch first or not, with the attention
+  weights) match: their export moves the batch to axis 1 and merges it with heads and tokens;
 - the one-row path the latency run takes agrees with the batch path (sg_onnx_one_vs_batch);
 - every kernel variant this CPU runs agrees, and export_torch.py (whole module and state
   dict) writes a model that loads, with its metadata saying what the output means.
@@ -356,6 +358,33 @@ def main():
             a = torch.softmax(q @ k.transpose(-2, -1) / (self.e // self.h) ** 0.5, -1)
             y = (a @ v).transpose(1, 2).reshape(n, t, self.e)
             return torch.softmax(self.head(self.ln(z + self.o(y)).mean(1)), 1)
+    class Transformer(nn.Module):
+        """nn.TransformerEncoderLayer and nn.MultiheadAttention over the row's features as
+        tokens. PyTorch exports their attention sequence first: the batch moves to axis 1,
+        merges with the heads ([T, N*H, d]) and with the tokens ([T*N, E], the output
+        projection's Gemm), and moves back. Batch first or not, post-norm with ReLU or pre-norm
+        with GELU; the attention weights averaged over the heads feed the output too."""
+        def __init__(self, batch_first, norm_first, e=8, h=2):
+            super().__init__()
+            self.bf = batch_first
+            self.w = nn.Parameter(torch.randn(d, e) * 0.5)
+            self.b = nn.Parameter(torch.randn(d, e) * 0.1)
+            self.enc = nn.TransformerEncoderLayer(e, h, 2 * e, dropout=0.0,
+                                                  batch_first=batch_first, norm_first=norm_first,
+                                                  activation="gelu" if norm_first else "relu")
+            self.mha = nn.MultiheadAttention(e, h, batch_first=batch_first)
+            self.head = nn.Linear(e, 3)
+
+        def forward(self, x):
+            z = x.unsqueeze(-1) * self.w + self.b
+            if not self.bf:
+                z = z.transpose(0, 1)
+            z = self.enc(z)
+            o, a = self.mha(z, z, z, need_weights=True)
+            z = z + o
+            if not self.bf:
+                z = z.transpose(0, 1)
+            return torch.softmax(self.head(z.mean(1) + a.amax(-1).mean(1, keepdim=True)), 1)
     w = 16
     act_models = [  # (name, model, first opset PyTorch exports it at)
         ("relu6_hardtanh_hardsigmoid_hardswish",
@@ -425,6 +454,12 @@ def main():
     for opset in (11, 13, 17):
         case(tmp, "tokens_layernorm", tokens_ln, d, opset, "proba", mc, Xm, ym,
              want_plan="step plan")
+    # Transformers as PyTorch exports them (the batch moved and merged with heads and tokens).
+    transformer_bf, transformer_sf = Transformer(True, False), Transformer(False, True)
+    for opset in (11, 14, 17):
+        for name, model in (("transformer_bf", transformer_bf), ("transformer_sf", transformer_sf)):
+            ran = case(tmp, name, model, d, opset, "proba", mc, Xm, ym, want_plan="step plan")
+            check(ran is not None, "%s opset %d did not run" % (name, opset))
     # A deep step plan: past 64 and then 128 graph values, the loader's value table grows and
     # moves; a shape read from it before the move must not be used after (this ran under the
     # sanitizers into a use after free).
@@ -436,7 +471,8 @@ def main():
     # The one-row path (the latency run's) agrees with the batch path on these plans.
     for name in ("tokens_o13", "tokens_layernorm_o17", "slices_reductions_o13",
                  "binary_softmax_o13", "relu_softmax_o13", "deep_elu_20_o13", "layout_o13",
-                 "conditions_o13", "tokens_layernorm_o11", "attention_o13", "attention_o17"):
+                 "conditions_o13", "tokens_layernorm_o11", "attention_o13", "attention_o17",
+                 "transformer_bf_o14", "transformer_sf_o17"):
         p = subprocess.run([os.environ["SG_ONNX_ONE_VS_BATCH"], os.path.join(tmp, name + ".onnx")],
                            capture_output=True, text=True)
         check(p.returncode == 0, "%s one row vs batch: %s" % (name, (p.stderr or p.stdout).strip()))
