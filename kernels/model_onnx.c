@@ -272,68 +272,94 @@ static inline float arg_at(const sg_onnx_arg *g, const float *base, int64_t r, i
     }
 }
 
+/* Operand g's values for row r: a pointer and its step along the row (0: one value per row,
+   a column broadcast). */
+static inline const float *arg_row(const sg_onnx_arg *g, const float *base, int64_t r, int w,
+                                   int *step)
+{
+    switch (g->kind) {
+    case SG_OXA_ROW:
+        *step = 1;
+        return base + r * w;
+    case SG_OXA_COL:
+        *step = 0;
+        return base + r;
+    default:
+        *step = 1;
+        return g->value;
+    }
+}
+
+/* One loop per operator; contiguous operands (rows and constant rows, the common case) get
+   a loop the compiler vectorizes, a column broadcast the strided one. Same arithmetic both
+   ways, element by element. */
+#define SG_OX_BINARY_LOOP(EXPR)                                                                    \
+    do {                                                                                           \
+        if (sa && sb) {                                                                            \
+            for (int j = 0; j < w; j++) {                                                          \
+                const float x = pa[j], y = pb[j];                                                  \
+                o[j] = (EXPR);                                                                     \
+            }                                                                                      \
+        } else {                                                                                   \
+            for (int j = 0; j < w; j++) {                                                          \
+                const float x = pa[j * sa], y = pb[j * sb];                                        \
+                o[j] = (EXPR);                                                                     \
+            }                                                                                      \
+        }                                                                                          \
+    } while (0)
+
 static void run_binary(const sg_onnx_step *st, const float *A, const float *B, float *out,
                        int64_t n)
 {
     const int w = st->width;
     for (int64_t r = 0; r < n; r++) {
         float *o = out + r * w;
+        int sa, sb;
+        const float *pa = arg_row(&st->a, A, r, w, &sa), *pb = arg_row(&st->bb, B, r, w, &sb);
         switch (st->binary) {
         case SG_OXB_ADD:
-            for (int j = 0; j < w; j++)
-                o[j] = arg_at(&st->a, A, r, w, j) + arg_at(&st->bb, B, r, w, j);
+            SG_OX_BINARY_LOOP(x + y);
             break;
         case SG_OXB_SUB:
-            for (int j = 0; j < w; j++)
-                o[j] = arg_at(&st->a, A, r, w, j) - arg_at(&st->bb, B, r, w, j);
+            SG_OX_BINARY_LOOP(x - y);
             break;
         case SG_OXB_MUL:
-            for (int j = 0; j < w; j++)
-                o[j] = arg_at(&st->a, A, r, w, j) * arg_at(&st->bb, B, r, w, j);
+            SG_OX_BINARY_LOOP(x * y);
             break;
         case SG_OXB_DIV:
-            for (int j = 0; j < w; j++)
-                o[j] = arg_at(&st->a, A, r, w, j) / arg_at(&st->bb, B, r, w, j);
+            SG_OX_BINARY_LOOP(x / y);
             break;
         case SG_OXB_POW:
-            for (int j = 0; j < w; j++)
-                o[j] = powf(arg_at(&st->a, A, r, w, j), arg_at(&st->bb, B, r, w, j));
+            SG_OX_BINARY_LOOP(powf(x, y));
             break;
         case SG_OXB_PRELU:
-            for (int j = 0; j < w; j++)
-                o[j] = sg_onnx_prelu(arg_at(&st->a, A, r, w, j), arg_at(&st->bb, B, r, w, j));
+            SG_OX_BINARY_LOOP(sg_onnx_prelu(x, y));
             break;
         case SG_OXB_MAX:
-            for (int j = 0; j < w; j++)
-                o[j] = sg_onnx_max(arg_at(&st->a, A, r, w, j), arg_at(&st->bb, B, r, w, j));
+            SG_OX_BINARY_LOOP(sg_onnx_max(x, y));
             break;
         case SG_OXB_MIN:
-            for (int j = 0; j < w; j++)
-                o[j] = sg_onnx_min(arg_at(&st->a, A, r, w, j), arg_at(&st->bb, B, r, w, j));
+            SG_OX_BINARY_LOOP(sg_onnx_min(x, y));
             break;
         case SG_OXB_EQ:
-            for (int j = 0; j < w; j++)
-                o[j] = arg_at(&st->a, A, r, w, j) == arg_at(&st->bb, B, r, w, j);
+            SG_OX_BINARY_LOOP(x == y);
             break;
         case SG_OXB_GT:
-            for (int j = 0; j < w; j++)
-                o[j] = arg_at(&st->a, A, r, w, j) > arg_at(&st->bb, B, r, w, j);
+            SG_OX_BINARY_LOOP(x > y);
             break;
         case SG_OXB_LT:
-            for (int j = 0; j < w; j++)
-                o[j] = arg_at(&st->a, A, r, w, j) < arg_at(&st->bb, B, r, w, j);
+            SG_OX_BINARY_LOOP(x < y);
             break;
         case SG_OXB_GE:
-            for (int j = 0; j < w; j++)
-                o[j] = arg_at(&st->a, A, r, w, j) >= arg_at(&st->bb, B, r, w, j);
+            SG_OX_BINARY_LOOP(x >= y);
             break;
         case SG_OXB_LE:
-            for (int j = 0; j < w; j++)
-                o[j] = arg_at(&st->a, A, r, w, j) <= arg_at(&st->bb, B, r, w, j);
+            SG_OX_BINARY_LOOP(x <= y);
             break;
         }
     }
 }
+#undef SG_OX_BINARY_LOOP
 
 static void run_rows(const sg_onnx_step *st, const float *in, float *out, int64_t n)
 {
