@@ -466,7 +466,9 @@ static void run_step(const sg_kernel_ops *k, const sg_onnx_step *st, const float
         break;
     }
     case SG_OX_MATMUL_ROWS: {
-        /* Each product accumulated left to right in float, as one row computes it alone. */
+        /* Each product accumulated left to right in float, as one row computes it alone: the
+           loop runs over t outside j, so a row of the result is added to as a vector, each of
+           its elements still in the order t = 0, 1, ... (no FMA in this file's flags). */
         const float *A = bufp(s, X, st->a.buf), *B = bufp(s, X, st->bb.buf);
         const int m = st->mm_m, kk = st->mm_k, nn = st->mm_n, g = st->width / (m * nn);
         const int64_t wa = (int64_t)g * m * kk, wb = (int64_t)g * kk * nn;
@@ -475,13 +477,16 @@ static void run_step(const sg_kernel_ops *k, const sg_onnx_step *st, const float
                 const float *a = A + r * wa + (int64_t)q * m * kk,
                             *b = B + r * wb + (int64_t)q * kk * nn;
                 float *o = out + r * st->width + (int64_t)q * m * nn;
-                for (int i = 0; i < m; i++)
-                    for (int j = 0; j < nn; j++) {
-                        float acc = 0;
-                        for (int t = 0; t < kk; t++)
-                            acc += a[i * kk + t] * b[t * nn + j];
-                        o[i * nn + j] = acc;
+                for (int i = 0; i < m; i++) {
+                    float *oi = o + (int64_t)i * nn;
+                    for (int j = 0; j < nn; j++)
+                        oi[j] = 0;
+                    for (int t = 0; t < kk; t++) {
+                        const float av = a[(int64_t)i * kk + t], *bt = b + (int64_t)t * nn;
+                        for (int j = 0; j < nn; j++)
+                            oi[j] += av * bt[j];
                     }
+                }
             }
         break;
     }
