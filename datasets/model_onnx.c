@@ -4,10 +4,11 @@
  * nodes in topological order, then compiled (onnx_compile.c, onnx_plan.c).
  */
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
-#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "onnx_internal.h"
 
@@ -107,6 +108,26 @@ static sg_status read_input(ox_ctx *c, const Onnx__ValueInfoProto *vi, sg_model 
     return SG_OK;
 }
 
+/* Whether the nodes that read name all add it (Add) or pick from it (Where's values), and
+   some do: an attention mask, which PyTorch stores as an initializer (a causal mask's -inf
+   above the diagonal, a boolean mask turned into -inf by masked_fill). */
+static bool mask_only(const ox_ctx *c, const char *name)
+{
+    const Onnx__GraphProto *g = c->mp->graph;
+    bool read = false;
+    for (size_t i = 0; i < g->n_node; i++) {
+        const Onnx__NodeProto *n = g->node[i];
+        for (size_t k = 0; k < n->n_input; k++) {
+            if (!n->input[k] || strcmp(n->input[k], name)) continue;
+            if (!n->op_type ||
+                !(!strcmp(n->op_type, "Add") || (!strcmp(n->op_type, "Where") && k > 0)))
+                return false;
+            read = true;
+        }
+    }
+    return read;
+}
+
 static sg_status read_graph_io(ox_ctx *c, sg_model *m, sg_err *err)
 {
     const Onnx__GraphProto *g = c->mp->graph;
@@ -121,8 +142,21 @@ static sg_status read_graph_io(ox_ctx *c, sg_model *m, sg_err *err)
         if (v < 0) return SG_EINPUT;
         char what[160];
         snprintf(what, sizeof what, "initializer '%.100s'", t->name);
+        /* An infinity is read as a value, then kept only in a mask (mask_only); NaN never. */
+        c->infinities_ok = true;
         int rc = ox_tensor_read(c, t, &c->vals[v], what, err);
+        c->infinities_ok = false;
         if (rc) return rc;
+        const ox_value *iv = &c->vals[v];
+        if (iv->dtype != OX_FLOAT) continue;
+        int64_t k = 0;
+        while (k < iv->count && !isinf(iv->f[k]))
+            k++;
+        if (k < iv->count && !mask_only(c, t->name))
+            return sg_errf(err, SG_EINPUT,
+                           "%s: %s[%lld] is not finite (an infinity is taken only in a mask "
+                           "that Add or Where reads)",
+                           c->path, what, (long long)k);
     }
     if (g->n_sparse_initializer)
         return sg_errf(err, SG_EINPUT, "%s: sparse initializers are not supported", c->path);
@@ -149,6 +183,39 @@ static sg_status read_graph_io(ox_ctx *c, sg_model *m, sg_err *err)
     return SG_OK;
 }
 
+static void count_edge(void *arg, const char *name, bool implicit)
+{
+    (void)name;
+    (void)implicit;
+    ++*(size_t *)arg;
+}
+
+typedef struct {
+    ox_ctx *c;
+    const produced *prod;
+    size_t np;
+    int pass, node;
+    int *head, *indeg, *edge, *queue;
+    const char *missing; /* an input nothing defines */
+} edge_pass;
+
+static void edge_read(void *arg, const char *nm, bool implicit)
+{
+    edge_pass *e = arg;
+    if (e->missing || ox_value_find(e->c, nm) >= 0) return;
+    const int p = find_producer(e->prod, e->np, nm);
+    if (p < 0) {
+        if (!implicit) e->missing = nm; /* a branch's name may be its own value */
+        return;
+    }
+    if (e->pass == 0) {
+        e->head[p + 1]++;
+        e->indeg[e->node]++;
+    } else {
+        e->edge[e->queue[p]++] = e->node;
+    }
+}
+
 /* Kahn's algorithm over the nodes; an input that no node, initializer or graph input
    defines, and a cycle, are errors naming a node. */
 static int topo_order(ox_ctx *c, int *order, sg_err *err)
@@ -162,7 +229,7 @@ static int topo_order(ox_ctx *c, int *order, sg_err *err)
     int *indeg = calloc(n + 1, sizeof *indeg), *head = calloc(n + 2, sizeof *head);
     size_t n_edges = 0;
     for (size_t i = 0; i < n; i++)
-        n_edges += g->node[i]->n_input;
+        ox_node_reads(g->node[i], count_edge, &n_edges);
     int *edge = malloc((n_edges + 1) * sizeof *edge), *queue = malloc((n + 1) * sizeof *queue);
     int rc = SG_OK;
     if (!prod || !indeg || !head || !edge || !queue) {
@@ -194,29 +261,22 @@ static int topo_order(ox_ctx *c, int *order, sg_err *err)
                              prod[i].name);
             goto out;
         }
-    /* Edges producer -> consumer in CSR form: count, then fill. */
+    /* Edges producer -> consumer in CSR form: count, then fill. An If depends also on what
+       its branches read from the graph. */
+    edge_pass ep = {c, prod, np, 0, 0, head, indeg, edge, queue, NULL};
     for (int pass = 0; pass < 2; pass++) {
+        ep.pass = pass;
         for (size_t i = 0; i < n; i++) {
-            const Onnx__NodeProto *nd = g->node[i];
-            for (size_t k = 0; k < nd->n_input; k++) {
-                const char *nm = nd->input[k];
-                if (!nm || !nm[0] || ox_value_find(c, nm) >= 0) continue;
-                int p = find_producer(prod, np, nm);
-                if (p < 0) {
-                    c->node = nd;
-                    c->node_index = (int)i;
-                    rc = ox_node_err(c, err, SG_EINPUT,
-                                     "input '%.100s' is not defined by any node, initializer or "
-                                     "graph input",
-                                     nm);
-                    goto out;
-                }
-                if (pass == 0) {
-                    head[p + 1]++;
-                    indeg[i]++;
-                } else {
-                    edge[queue[p]++] = (int)i;
-                }
+            ep.node = (int)i;
+            ox_node_reads(g->node[i], edge_read, &ep);
+            if (ep.missing) {
+                c->node = g->node[i];
+                c->node_index = (int)i;
+                rc = ox_node_err(c, err, SG_EINPUT,
+                                 "input '%.100s' is not defined by any node, initializer or "
+                                 "graph input",
+                                 ep.missing);
+                goto out;
             }
         }
         if (pass == 0) {

@@ -124,6 +124,11 @@ sg_status ox_placed_reshape(ox_ctx *c, int x, int s, sg_err *err)
         if (batch) {
             if (j >= 0)
                 return ox_batch_err(c, err, "shape[%d] and shape[%d] both hold the batch", j, i);
+            if (d < 1 || d > OX_MAX_ELEMS) /* the row sizes merged with it, from a Mul */
+                return ox_node_err(c, err, SG_EINPUT,
+                                   "shape[%d] is the batch size times %lld, more than any row "
+                                   "holds",
+                                   i, (long long)d);
             j = i;
             kfac = d;
             dims[i] = -1;
@@ -141,12 +146,13 @@ sg_status ox_placed_reshape(ox_ctx *c, int x, int s, sg_err *err)
     }
     char in[240];
     describe(v, in, sizeof in);
-    if (j < 0) { /* a leading -1 holds the batch and what is left of a row */
-        if (infer != 0)
+    if (j < 0) { /* a -1 holds the batch and what is left of a row */
+        if (infer < 0 || (infer > 0 && !ox_placed(v)))
             return ox_batch_err(c, err,
                                 "no dimension of the new shape holds the batch of rows of shape "
                                 "%s (the batch size from a Shape node, a 0 copying the batch's "
-                                "dimension, or a -1 as shape[0])",
+                                "dimension, or a -1: as shape[0] when the batch is the first "
+                                "dimension)",
                                 in);
         if (v->count % known)
             return ox_node_err(c, err, SG_EINPUT,
@@ -158,7 +164,7 @@ sg_status ox_placed_reshape(ox_ctx *c, int x, int s, sg_err *err)
         dims[j] = -1;
         infer = -1;
     } else if (infer >= 0) {
-        if (kfac < 1 || v->count % (known * kfac))
+        if (kfac > v->count || v->count % (known * kfac))
             return ox_node_err(c, err, SG_EINPUT,
                                "shape does not match the data: rows of shape %s do not fill the "
                                "new shape",
@@ -166,7 +172,7 @@ sg_status ox_placed_reshape(ox_ctx *c, int x, int s, sg_err *err)
         dims[infer] = v->count / (known * kfac);
         known *= dims[infer];
     }
-    if (kfac < 1 || known * kfac != v->count)
+    if (kfac < 1 || kfac > v->count || known * kfac != v->count)
         return ox_node_err(c, err, SG_EINPUT,
                            "shape does not match the data: a row of '%.100s' (shape %s) holds "
                            "%lld values, the new shape %lld",
@@ -351,11 +357,165 @@ static sg_status begin_reduce(ox_ctx *c, ox_placed_state *st, const ox_value *x,
     return override_ints(c, 1, t, n, err);
 }
 
+static void begin_active(ox_ctx *c, ox_placed_state *st, int pos, int outer, int inner)
+{
+    st->active = true;
+    st->first_new = c->n_vals;
+    st->bpos = (int8_t)pos;
+    st->bouter = (int8_t)outer;
+    st->binner = (int8_t)inner;
+    for (int k = 0; k < 4; k++)
+        c->in_override[k] = -1;
+    c->overriding = true;
+}
+
+/* Expand of a constant to a shape holding the batch size at j > 0 (a CLS token or a learned
+   query expanded to the batch sequence first, [1, N, E]): the same rows as an Expand with the
+   batch first and the constant's axis j (1 there) dropped, the batch then placed at j. */
+static sg_status begin_expand(ox_ctx *c, ox_placed_state *st, sg_err *err)
+{
+    const int x = ox_in(c, 0), s = ox_in(c, 1);
+    if (x < 0 || s < 0) return SG_OK;
+    const ox_value *vx = &c->vals[x], *vs = &c->vals[s];
+    const uint64_t bm = vs->batch_mask;
+    if (!vx->is_const || !vs->is_const || vs->dtype != OX_INT64 || vs->rank != 1 || bm <= 1 ||
+        (bm & (bm - 1)) || vs->count > OX_MAX_RANK + 1 || vx->rank > vs->count)
+        return SG_OK; /* not this case: the Expand compiles (or is refused) as it is */
+    const int j = __builtin_ctzll(bm), n = (int)vs->count, cj = j - (n - vx->rank);
+    if (vs->i[j] != 1) return SG_OK;
+    if (cj >= 0 && vx->dims[cj] != 1)
+        return ox_batch_err(c, err,
+                            "the constant's axis %d (of size %lld) would meet the batch: it must "
+                            "be 1",
+                            cj, (long long)vx->dims[cj]);
+    begin_active(c, st, j, 0, 0);
+    int64_t kd[OX_MAX_RANK], sd[OX_MAX_RANK + 1];
+    int kr = 0;
+    for (int i = 0; i < vx->rank; i++)
+        if (i != cj) kd[kr++] = vx->dims[i];
+    sd[0] = 1;
+    for (int i = 0, m = 1; i < n; i++)
+        if (i != j) sd[m++] = vs->i[i];
+    const char *saved = c->partial;
+    c->partial = "the Expand with the batch first";
+    int k, sh, rc = ox_const_out(c, kr, kd, vx->dtype, err, &k);
+    int64_t len = n;
+    if (rc == SG_OK) rc = ox_const_out(c, 1, &len, OX_INT64, err, &sh);
+    c->partial = saved;
+    if (rc) return rc;
+    vx = &c->vals[x];
+    if (vx->dtype == OX_FLOAT)
+        memcpy(c->vals[k].f, vx->f, (size_t)vx->count * sizeof(float));
+    else
+        memcpy(c->vals[k].i, vx->i, (size_t)vx->count * sizeof(int64_t));
+    memcpy(c->vals[sh].i, sd, (size_t)n * sizeof *sd);
+    c->vals[sh].batch_mask = 1;
+    c->in_override[0] = k;
+    c->in_override[1] = sh;
+    return SG_OK;
+}
+
+/* ConstantOfShape to a shape holding the batch size times f at j (attention's zeros of
+   [bsz * num_heads, 1, head_dim]): rows of one value, f of them merged with the batch (which
+   of its sides they are on does not matter: every value is the same). */
+static sg_status begin_constant_of_shape(ox_ctx *c, ox_placed_state *st, sg_err *err)
+{
+    const int s = ox_in(c, 0);
+    if (s < 0) return SG_OK;
+    const ox_value *vs = &c->vals[s];
+    const uint64_t bm = vs->batch_mask;
+    if (!vs->is_const || vs->dtype != OX_INT64 || vs->rank != 1 || !bm || (bm & (bm - 1)) ||
+        vs->count > OX_MAX_RANK)
+        return SG_OK;
+    const int j = __builtin_ctzll(bm), n = (int)vs->count;
+    const int64_t f = vs->i[j];
+    if (j == 0 && f == 1) return SG_OK; /* the batch first: as it is */
+    if (f < 1 || f > OX_MAX_WIDTH)
+        return ox_node_err(c, err, SG_EINPUT, "shape[%d] is the batch size times %lld", j,
+                           (long long)f);
+    begin_active(c, st, j, 0, f > 1);
+    int64_t sd[OX_MAX_RANK + 1], len = 0;
+    sd[len++] = 1;
+    if (f > 1) sd[len++] = f;
+    for (int i = 0; i < n; i++)
+        if (i != j) sd[len++] = vs->i[i];
+    if (len > OX_MAX_RANK + 1) return ox_node_err(c, err, SG_EINPUT, "shape has %d elements", n);
+    const char *saved = c->partial;
+    c->partial = "the shape with the batch first";
+    int sh, rc = ox_const_out(c, 1, &len, OX_INT64, err, &sh);
+    c->partial = saved;
+    if (rc) return rc;
+    memcpy(c->vals[sh].i, sd, (size_t)len * sizeof *sd);
+    c->vals[sh].batch_mask = 1;
+    c->in_override[0] = sh;
+    return SG_OK;
+}
+
+/* Squeeze and Unsqueeze of rows whose batch moved: their axes translated, the batch's place
+   recounted. */
+static sg_status begin_squeeze(ox_ctx *c, ox_placed_state *st, const ox_value *x, int L,
+                               bool unsqueeze, sg_err *err)
+{
+    int64_t axes[OX_MAX_RANK], ld[OX_MAX_RANK + 1], f, t[OX_MAX_RANK + 1];
+    int n;
+    sg_status rc = ox_get_axes(c, 1, axes, &n, err);
+    if (rc) return rc;
+    ox_logical_shape(x, ld, &f);
+    int nt = 0, pos = x->bpos;
+    if (!unsqueeze) {
+        bool drop[OX_MAX_RANK + 1] = {false};
+        for (int k = 0; k < n; k++) {
+            int64_t a = 0;
+            if ((rc = axis_of(c, x, L, axes[k], &a, err))) return rc;
+            drop[a] = true;
+        }
+        for (int a = 0; a < L; a++) {
+            if (n ? !drop[a] : (a == x->bpos || ld[a] != 1)) continue;
+            t[nt++] = row_axis(x, a);
+            if (a < x->bpos) pos--;
+        }
+        if (nt == 0) return SG_OK; /* nothing to squeeze: as it is */
+    } else {
+        const int lo = L + n;
+        bool ins[OX_MAX_RANK * 2] = {false};
+        if (lo > OX_MAX_RANK + 1) return ox_node_err(c, err, SG_EINPUT, "rank %d is too large", lo);
+        for (int k = 0; k < n; k++) {
+            const int64_t a = axes[k] < 0 ? axes[k] + lo : axes[k];
+            if (a < 0 || a >= lo || ins[a])
+                return ox_node_err(c, err, SG_EINPUT, "axis %lld is out of range or repeated",
+                                   (long long)axes[k]);
+            ins[a] = true;
+        }
+        int in_axis = 0, at = 1;
+        for (int q = 0; q < lo; q++) {
+            if (ins[q]) {
+                t[nt++] = at++;
+            } else {
+                if (in_axis == x->bpos) {
+                    pos = q;
+                    at += x->bouter + x->binner;
+                } else {
+                    at++;
+                }
+                in_axis++;
+            }
+        }
+    }
+    st->bpos = (int8_t)pos;
+    if (ox_attr(c, "axes")) return set_attr(c, st, "axes", t, nt, true, err);
+    return override_ints(c, 1, t, nt, err);
+}
+
 sg_status ox_placed_begin(ox_ctx *c, const char *op, ox_placed_state *st, sg_err *err)
 {
     st->active = false;
     st->node = c->node;
     if (!strcmp(op, "Transpose") || !strcmp(op, "Reshape") || !strcmp(op, "Shape")) return SG_OK;
+    if (!strcmp(op, "Expand") || !strcmp(op, "ConstantOfShape")) {
+        sg_status rc =
+            op[0] == 'E' ? begin_expand(c, st, err) : begin_constant_of_shape(c, st, err);
+        if (rc || st->active) return rc;
+    }
     int p = -1;
     for (size_t k = 0; k < c->node->n_input && p < 0; k++) {
         const int v = ox_in(c, k);
@@ -385,14 +545,7 @@ sg_status ox_placed_begin(ox_ctx *c, const char *op, ox_placed_state *st, sg_err
                                 k, y->name, e, x->name, d);
         }
     }
-    st->active = true;
-    st->first_new = c->n_vals;
-    st->bpos = x->bpos;
-    st->bouter = x->bouter;
-    st->binner = x->binner;
-    for (int k = 0; k < 4; k++)
-        c->in_override[k] = -1;
-    c->overriding = true;
+    begin_active(c, st, x->bpos, x->bouter, x->binner);
     sg_status rc = SG_OK;
     if (ox_is_unary(op) || LISTED(op, same_shape_ops)) return SG_OK;
     if (LISTED(op, broadcast_ops)) {
@@ -404,6 +557,8 @@ sg_status ox_placed_begin(ox_ctx *c, const char *op, ox_placed_state *st, sg_err
         return rc;
     }
     if (LISTED(op, reduce_ops)) return begin_reduce(c, st, x, L, err);
+    if (!strcmp(op, "Squeeze") || !strcmp(op, "Unsqueeze"))
+        return begin_squeeze(c, st, x, L, op[0] == 'U', err);
     const bool softmax = !strcmp(op, "Softmax") || !strcmp(op, "LogSoftmax");
     if (softmax || !strcmp(op, "LayerNormalization")) {
         /* Softmax before opset 13 and LayerNormalization run over every axis from `axis` on */
@@ -416,6 +571,22 @@ sg_status ox_placed_begin(ox_ctx *c, const char *op, ox_placed_state *st, sg_err
                                 "'%.100s' (rows of shape %s)",
                                 (long long)a, x->name, d);
         if ((rc = axis_of(c, x, L, a, &t, err))) return rc;
+        t = row_axis(x, (int)t);
+        return set_attr(c, st, "axis", &t, 1, false, err);
+    }
+    /* Along an axis other than the batch: Split's parts, Concat's inputs (rows, the batch in
+       the same place), Gather's constant indices (which replace that axis by theirs) */
+    const bool split = !strcmp(op, "Split"), concat = !strcmp(op, "Concat");
+    if (split || concat || !strcmp(op, "Gather")) {
+        if (!concat && ox_in(c, 0) != p)
+            return ox_batch_err(c, err, "%s's indices are rows whose batch moved (shape %s)", op,
+                                d);
+        int64_t a = ox_attr_i(c, "axis", 0), t = 0;
+        if ((rc = axis_of(c, x, L, a, &t, err))) return rc;
+        if (!split && !concat && t < x->bpos) {
+            const int ix = ox_in(c, 1);
+            if (ix >= 0) st->bpos = (int8_t)(x->bpos - 1 + c->vals[ix].rank);
+        }
         t = row_axis(x, (int)t);
         return set_attr(c, st, "axis", &t, 1, false, err);
     }

@@ -24,7 +24,7 @@
     X(Sqrt) X(Flatten) X(Reshape) X(Squeeze) X(Unsqueeze) X(Identity) X(Dropout) X(Constant)       \
     X(Cast) X(Concat) X(Slice) X(Shape) X(Gather) X(Transpose) X(Expand) X(Tile) X(Split)       \
     X(ConstantOfShape) X(Equal) X(Greater) X(Less) X(GreaterOrEqual) X(LessOrEqual) X(Not)     \
-    X(Where) X(And) X(Or) X(Sign) X(IsNaN) X(IsInf)
+    X(Where) X(And) X(Or) X(Sign) X(IsNaN) X(IsInf) X(If)
 /* clang-format on */
 #define OX_OP_NAME(op) #op,
 #define OX_OP_LISTED(op) ", " #op
@@ -115,21 +115,62 @@ static int by_name(const void *a, const void *b)
 }
 
 /* Whether a node or the graph output reads name; -1 when out of memory. */
+/* Nesting of If branches followed (deeper ones are refused when compiled). */
+#define OX_MAX_BRANCH_DEPTH 8
+
+static void branch_reads(const Onnx__NodeProto *nd, int depth,
+                         void (*fn)(void *arg, const char *name, bool implicit), void *arg)
+{
+    if (!nd->op_type || strcmp(nd->op_type, "If") || depth >= OX_MAX_BRANCH_DEPTH) return;
+    for (size_t a = 0; a < nd->n_attribute; a++) {
+        const Onnx__GraphProto *g = nd->attribute[a]->g;
+        if (!g) continue;
+        for (size_t i = 0; i < g->n_node; i++) {
+            for (size_t k = 0; k < g->node[i]->n_input; k++)
+                if (g->node[i]->input[k] && g->node[i]->input[k][0])
+                    fn(arg, g->node[i]->input[k], true);
+            branch_reads(g->node[i], depth + 1, fn, arg);
+        }
+        for (size_t k = 0; k < g->n_output; k++)
+            if (g->output[k]->name && g->output[k]->name[0]) fn(arg, g->output[k]->name, true);
+    }
+}
+
+void ox_node_reads(const Onnx__NodeProto *nd,
+                   void (*fn)(void *arg, const char *name, bool implicit), void *arg)
+{
+    for (size_t k = 0; k < nd->n_input; k++)
+        if (nd->input[k] && nd->input[k][0]) fn(arg, nd->input[k], false);
+    branch_reads(nd, 0, fn, arg);
+}
+
+static void count_read(void *arg, const char *name, bool implicit)
+{
+    (void)name;
+    (void)implicit;
+    ++*(size_t *)arg;
+}
+
+static void note_read(void *arg, const char *name, bool implicit)
+{
+    (void)implicit;
+    ox_ctx *c = arg;
+    c->consumed[c->n_consumed++] = name;
+}
+
 int ox_consumed(ox_ctx *c, const char *name)
 {
     const Onnx__GraphProto *g = c->mp->graph;
     if (!c->consumed_built) {
         size_t n = g->n_output;
         for (size_t i = 0; i < g->n_node; i++)
-            n += g->node[i]->n_input;
+            ox_node_reads(g->node[i], count_read, &n);
         c->consumed = malloc((n ? n : 1) * sizeof *c->consumed);
         if (!c->consumed) return -1;
         for (size_t i = 0; i < g->n_output; i++)
             if (g->output[i]->name) c->consumed[c->n_consumed++] = g->output[i]->name;
         for (size_t i = 0; i < g->n_node; i++)
-            for (size_t k = 0; k < g->node[i]->n_input; k++)
-                if (g->node[i]->input[k] && g->node[i]->input[k][0])
-                    c->consumed[c->n_consumed++] = g->node[i]->input[k];
+            ox_node_reads(g->node[i], note_read, c);
         qsort(c->consumed, c->n_consumed, sizeof *c->consumed, by_name);
         c->consumed_built = true;
     }
@@ -1369,7 +1410,7 @@ static sg_status bool_inputs(ox_ctx *c, const char *op, sg_err *err)
     static const char *const takes_bool[] = {
         "Not",     "And",     "Or",        "Equal",    "Cast",      "Reshape",
         "Flatten", "Squeeze", "Unsqueeze", "Identity", "Transpose", "Expand",
-        "Slice",   "Gather",  "Concat",    "Tile",     "Split"};
+        "Slice",   "Gather",  "Concat",    "Tile",     "Split",     "Shape"};
     bool any = false;
     for (size_t i = 0; i < sizeof takes_bool / sizeof takes_bool[0]; i++)
         any |= !strcmp(op, takes_bool[i]);
@@ -1393,6 +1434,88 @@ static sg_status bool_inputs(ox_ctx *c, const char *op, sg_err *err)
 }
 
 static int compile_op(ox_ctx *c, const char *op, sg_err *err);
+
+/* If with a condition known at load (PyTorch exports squeeze(0) of a dimension it cannot
+   size as If(Equal(size, 1), Squeeze, Identity)): the branch taken is compiled in place, its
+   outputs become the node's. A condition computed per row is refused. */
+static sg_status op_if(ox_ctx *c, sg_err *err)
+{
+    int ic, rc = ox_need_in(c, 0, err, &ic);
+    if (rc) return rc;
+    const ox_value *cv = &c->vals[ic];
+    if (!cv->is_const || cv->count != 1 || cv->batch_mask)
+        return ox_node_err(c, err, SG_EINPUT,
+                           "the condition ('%.100s') is computed per row; only an If whose "
+                           "condition is known at load (from shapes and constants) is supported",
+                           cv->name);
+    const bool cond = cv->dtype == OX_FLOAT ? cv->f[0] != 0 : cv->i[0] != 0;
+    const Onnx__AttributeProto *a = ox_attr(c, cond ? "then_branch" : "else_branch");
+    const Onnx__GraphProto *g = a ? a->g : NULL;
+    if (!g)
+        return ox_node_err(c, err, SG_EINPUT, "the %s branch is missing", cond ? "then" : "else");
+    if (g->n_output != c->node->n_output)
+        return ox_node_err(c, err, SG_EINPUT, "the %s branch has %zu outputs, the node %zu",
+                           cond ? "then" : "else", g->n_output, c->node->n_output);
+    if (c->if_depth >= OX_MAX_BRANCH_DEPTH)
+        return ox_node_err(c, err, SG_EINPUT, "If nested more than %d deep", OX_MAX_BRANCH_DEPTH);
+    const Onnx__NodeProto *self = c->node;
+    const int self_index = c->node_index;
+    c->if_depth++;
+    for (size_t i = 0; i < g->n_node && rc == SG_OK; i++) {
+        c->node = g->node[i];
+        if (!c->node->op_type ||
+            (c->node->domain && c->node->domain[0] && strcmp(c->node->domain, "ai.onnx")) ||
+            !ox_op_supported(c->node->op_type)) {
+            rc = ox_node_err(c, err, SG_EINPUT,
+                             "unsupported operator %.40s in a branch of If "
+                             "'%.100s'; supported: %s",
+                             c->node->op_type ? c->node->op_type : "(none)",
+                             self->name ? self->name : "", ox_supported_ops());
+            break;
+        }
+        for (size_t k = 0; k < c->node->n_input && rc == SG_OK; k++) {
+            const char *nm = c->node->input[k];
+            if (nm && nm[0] && ox_value_find(c, nm) < 0)
+                rc = ox_node_err(c, err, SG_EINPUT,
+                                 "input '%.100s' is not defined before this node of a branch of "
+                                 "If '%.100s'",
+                                 nm, self->name ? self->name : "");
+        }
+        if (rc == SG_OK) rc = ox_compile_node(c, err);
+    }
+    c->if_depth--;
+    c->node = self;
+    c->node_index = self_index;
+    if (rc) return rc;
+    for (size_t k = 0; k < g->n_output; k++) {
+        const int src = g->output[k]->name ? ox_value_find(c, g->output[k]->name) : -1;
+        if (src < 0)
+            return ox_node_err(c, err, SG_EINPUT, "the branch's output %zu is not defined", k);
+        int v;
+        if (c->vals[src].is_const) {
+            int64_t dims[OX_MAX_RANK];
+            memcpy(dims, c->vals[src].dims, sizeof dims);
+            if ((rc = ox_const_out_k(c, k, c->vals[src].rank, dims, c->vals[src].dtype, err, &v)))
+                return rc;
+            const ox_value *sv = &c->vals[src];
+            if (sv->dtype == OX_FLOAT)
+                memcpy(c->vals[v].f, sv->f, (size_t)sv->count * sizeof(float));
+            else
+                memcpy(c->vals[v].i, sv->i, (size_t)sv->count * sizeof(int64_t));
+            c->vals[v].batch_mask = sv->batch_mask;
+            continue;
+        }
+        int64_t dims[OX_MAX_RANK];
+        memcpy(dims, c->vals[src].dims, sizeof dims);
+        if ((rc = ox_alias_out_k(c, k, src, c->vals[src].rank, dims, err))) return rc;
+        ox_value *o = &c->vals[c->n_vals - 1];
+        const ox_value *sv = &c->vals[src];
+        o->bpos = sv->bpos;
+        o->bouter = sv->bouter;
+        o->binner = sv->binner;
+    }
+    return SG_OK;
+}
 
 int ox_compile_node(ox_ctx *c, sg_err *err)
 {
@@ -1474,6 +1597,7 @@ static int compile_op(ox_ctx *c, const char *op, sg_err *err)
     if (!strcmp(op, "IsNaN")) return op_is(c, SG_OXU_ISNAN, err);
     if (!strcmp(op, "IsInf")) return op_is(c, SG_OXU_ISINF, err);
     if (!strcmp(op, "Or")) return op_logic(c, false, err);
+    if (!strcmp(op, "If")) return op_if(c, err);
     return ox_node_err(c, err, SG_EINPUT, "unsupported operator %.40s; supported: %s", op,
                        ox_supported_ops());
 }

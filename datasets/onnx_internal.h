@@ -108,6 +108,7 @@ typedef struct {
        memory order), and Gemm takes rows of any rank. */
     bool overriding, gemm_any_rank;
     int in_override[4];
+    int if_depth; /* branches of If being compiled, nested */
 } ox_ctx;
 
 /* The model's digest into out: the .onnx file's SHA-256, or with external data the framed
@@ -152,6 +153,10 @@ float ox_attr_f(const ox_ctx *c, const char *name, float dflt);
 int ox_in(const ox_ctx *c, size_t k);
 sg_status ox_need_in(ox_ctx *c, size_t k, sg_err *err, int *out);
 sg_status ox_only_first_output(ox_ctx *c, sg_err *err);
+/* Calls fn for each name node nd reads: its inputs (implicit false), and for an If the names
+   the nodes of its branches read (implicit true; some are the branches' own values). */
+void ox_node_reads(const Onnx__NodeProto *nd,
+                   void (*fn)(void *arg, const char *name, bool implicit), void *arg);
 /* Whether a node or the graph output reads name; -1 when out of memory. */
 int ox_consumed(ox_ctx *c, const char *name);
 sg_onnx_step *ox_step_new(ox_ctx *c, sg_onnx_step_kind kind, sg_err *err);

@@ -79,6 +79,23 @@ static int reshaped(ox_ctx *c, int x, int rank, const int64_t *dims, sg_err *err
     return ox_alias_out(c, x, rank - 1, dims + 1, err);
 }
 
+/* A leading -1 that takes row values into the batch's dimension: [N, T, E] viewed as
+   [-1, E] is [N*T, E] (PyTorch's h.reshape(-1, E)), when the other dimensions do not hold
+   a whole row. */
+static bool merges_rows(const ox_value *vx, const ox_value *vs)
+{
+    if (vs->batch_mask || vs->count < 1 || vs->i[0] != -1) return false;
+    int64_t known = 1;
+    for (int64_t k = 1; k < vs->count; k++) {
+        int64_t d = vs->i[k];
+        if (d == 0 && k - 1 < vx->rank) d = vx->dims[k - 1];
+        if (d < 1 || d > OX_MAX_ELEMS) return false; /* another -1, or refused as before */
+        known *= d;
+        if (known > OX_MAX_ELEMS) return false;
+    }
+    return known != vx->count && vx->count % known == 0;
+}
+
 int ox_op_reshape(ox_ctx *c, sg_err *err)
 {
     int x, s, rc;
@@ -99,7 +116,8 @@ int ox_op_reshape(ox_ctx *c, sg_err *err)
                            "a constant");
     /* Anywhere else the batch is found in the new shape (onnx_batch.c): the batch size times
        row sizes from a Shape node, a 0 copying it, or a leading -1. */
-    if (!vx->is_const && (ox_placed(vx) || (bm & ~(uint64_t)1) || (bm && vs->i[0] != 1)))
+    if (!vx->is_const &&
+        (ox_placed(vx) || (bm & ~(uint64_t)1) || (bm && vs->i[0] != 1) || merges_rows(vx, vs)))
         return ox_placed_reshape(c, x, s, err);
     if (bm & ~(uint64_t)1)
         return ox_batch_err(c, err,

@@ -404,7 +404,8 @@ sg_status ox_tensor_read(ox_ctx *c, const Onnx__TensorProto *t, ox_value *v, con
             }
             v->f[k] = (float)x;
             /* A Constant node may hold an infinity (masked_fill(mask, float('-inf')) before a
-               softmax, as causal attention exports it); weights may not, nor NaN anywhere. */
+               softmax, as causal attention exports it), and an initializer that only masks
+               (read_graph_io checks); a double too large for float may not, nor NaN. */
             if (isnan(v->f[k]) || (isinf(v->f[k]) && !(c->infinities_ok && isinf(x))))
                 return sg_errf(err, SG_EINPUT, "%s: %s[%zu] is not finite (or overflows float32)",
                                c->path, what, k);

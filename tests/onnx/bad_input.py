@@ -817,10 +817,14 @@ def main():
     # Rows whose batch a Transpose moved ([3, N]): what would mix the batch with row values
     # is refused, the node named.
     tr = helper.make_node("Transpose", ["z"], ["t"], name="tr", perm=[1, 0])
-    run(tmp, "moved_concat", after_fc(
-        tr, helper.make_node("Concat", ["t", "t"], ["r"], name="cat", axis=0)),
-        ["node 'cat' (Concat, opset 13)", "'t' is rows of shape [3,-1] (-1: the batch), whose "
-         "batch a Transpose or Reshape moved; Concat is not supported on them"], data)
+    run(tmp, "moved_flatten", after_fc(
+        tr, helper.make_node("Flatten", ["t"], ["r"], name="flat", axis=1)),
+        ["node 'flat' (Flatten, opset 13)", "'t' is rows of shape [3,-1] (-1: the batch), whose "
+         "batch a Transpose or Reshape moved; Flatten is not supported on them"], data)
+    run(tmp, "moved_concat_batch", after_fc(
+        tr, helper.make_node("Concat", ["t", "t"], ["r"], name="cat", axis=1)),
+        ["node 'cat' (Concat, opset 13)", "axis 1 is the batch of 't' (rows of shape [3,-1] "
+         "(-1: the batch))"], data)
     def with_float(m, name, value):
         m.graph.initializer.append(numpy_helper.from_array(np.array(value, np.float32), name))
         return m
@@ -844,8 +848,8 @@ def main():
          "and 't' (rows of shape [3,-1] (-1: the batch)) do not have their batch in the same "
          "place"], data)
     run(tmp, "moved_reshape_no_batch", after_fc(
-        tr, helper.make_node("Reshape", ["t", "s3m1"], ["r"], name="view"),
-        inits=[("s3m1", [3, -1])]),
+        tr, helper.make_node("Reshape", ["t", "s31"], ["r"], name="view"),
+        inits=[("s31", [3, 1])]),
         ["node 'view' (Reshape, opset 13)", "no dimension of the new shape holds the batch of "
          "rows of shape [3,-1] (-1: the batch)"], data)
     run(tmp, "moved_output", batch_graph([tr, helper.make_node("Relu", ["t"], ["out"],

@@ -18,6 +18,7 @@ opsets 9..17 (CELU from 12). Checks, per model:
 - a shared layer per token (nn.Linear, LayerNorm, softmax and sums over [batch, 3, 4]) matches;
 - nn.TransformerEncoderLayer and nn.MultiheadAttention (batch first or not, with the attention
   weights) match: their export moves the batch to axis 1 and merges it with heads and tokens;
+  so do sequence-first pooling, a CLS token, a causal mask and a key padding mask from the data;
 - the one-row path the latency run takes agrees with the batch path (sg_onnx_one_vs_batch);
 - every kernel variant this CPU runs agrees, and export_torch.py (whole module and state
   dict) writes a model that loads, with its metadata saying what the output means.
@@ -385,6 +386,48 @@ def main():
             if not self.bf:
                 z = z.transpose(0, 1)
             return torch.softmax(self.head(z.mean(1) + a.amax(-1).mean(1, keepdim=True)), 1)
+    class SeqFirstIdioms(nn.Module):
+        """Sequence first throughout, as nn.TransformerEncoderLayer defaults: a CLS token expanded
+        to [1, batch, E] (the batch size at axis 1 of an Expand) and concatenated along the
+        tokens, a causal mask (a buffer of -inf above the diagonal: an initializer read by
+        Add), torch.split of the tokens, and pooling by h[-1] (Gather), h[:1].squeeze(0)
+        and h.mean(0) (the batch back to axis 0)."""
+        def __init__(self, e=8, h=2):
+            super().__init__()
+            self.w = nn.Parameter(torch.randn(d, e) * 0.5)
+            self.b = nn.Parameter(torch.randn(d, e) * 0.1)
+            self.cls = nn.Parameter(torch.randn(1, 1, e))
+            self.enc = nn.TransformerEncoderLayer(e, h, 2 * e, dropout=0.0)
+            self.register_buffer("mask", nn.Transformer.generate_square_subsequent_mask(d + 1))
+            self.head = nn.Linear(e, 3)
+
+        def forward(self, x):
+            t = (x.unsqueeze(-1) * self.w + self.b).permute(1, 0, 2)
+            t = torch.cat([self.cls.expand(1, x.size(0), -1), t], 0)
+            h = self.enc(t, src_mask=self.mask)
+            a, b = torch.split(h, [2, d - 1], 0)
+            z = h[-1] + h[:1].squeeze(0) + h.mean(0) + a.amax(0) - b.mean(0)
+            return torch.softmax(self.head(z), 1)
+
+    class PaddingMask(nn.Module):
+        """A key padding mask computed from the data (a feature of 0 is missing; PyTorch
+        builds zeros of [batch * heads, ...] with ConstantOfShape for it), a CLS token, and a
+        per-token Linear on h.reshape(-1, E) ([batch * tokens, E])."""
+        def __init__(self, e=8, h=2):
+            super().__init__()
+            self.w = nn.Parameter(torch.randn(d, e) * 0.5)
+            self.b = nn.Parameter(torch.randn(d, e) * 0.1)
+            self.cls = nn.Parameter(torch.randn(1, 1, e))
+            self.mha = nn.MultiheadAttention(e, h, batch_first=True)
+            self.tm, self.head = nn.Linear(e, e), nn.Linear(e, 3)
+
+        def forward(self, x):
+            n, e = x.size(0), self.cls.size(-1)
+            t = torch.cat([self.cls.expand(n, -1, -1), x.unsqueeze(-1) * self.w + self.b], 1)
+            kpm = torch.cat([x[:, :1] != x[:, :1], x == 0], 1)
+            o, _ = self.mha(t, t, t, key_padding_mask=kpm, need_weights=True)
+            o = torch.relu(self.tm(o.reshape(-1, e))).reshape(n, d + 1, e)
+            return torch.softmax(self.head(o[:, 0] + o.mean(1)), 1)
     w = 16
     act_models = [  # (name, model, first opset PyTorch exports it at)
         ("relu6_hardtanh_hardsigmoid_hardswish",
@@ -460,6 +503,20 @@ def main():
         for name, model in (("transformer_bf", transformer_bf), ("transformer_sf", transformer_sf)):
             ran = case(tmp, name, model, d, opset, "proba", mc, Xm, ym, want_plan="step plan")
             check(ran is not None, "%s opset %d did not run" % (name, opset))
+    # Their idioms: sequence-first pooling, a CLS token, causal and key padding masks.
+    seq_first, padding = SeqFirstIdioms(), PaddingMask()
+    Xpad = Xm.copy()
+    Xpad[np.random.default_rng(3).uniform(size=Xpad.shape) < 0.25] = 0.0
+    pad = os.path.join(tmp, "padded.h5")
+    with h5py.File(pad, "w") as f:
+        f["X"], f["y"] = Xpad, ym
+    for opset in (11, 14, 17):
+        ran = case(tmp, "seq_first_idioms", seq_first, d, opset, "proba", mc, Xm, ym,
+                   want_plan="step plan")
+        check(ran is not None, "seq_first_idioms opset %d did not run" % opset)
+        ran = case(tmp, "padding_mask", padding, d, opset, "proba", pad, Xpad, ym,
+                   want_plan="step plan")
+        check(ran is not None, "padding_mask opset %d did not run" % opset)
     # A deep step plan: past 64 and then 128 graph values, the loader's value table grows and
     # moves; a shape read from it before the move must not be used after (this ran under the
     # sanitizers into a use after free).
@@ -472,7 +529,8 @@ def main():
     for name in ("tokens_o13", "tokens_layernorm_o17", "slices_reductions_o13",
                  "binary_softmax_o13", "relu_softmax_o13", "deep_elu_20_o13", "layout_o13",
                  "conditions_o13", "tokens_layernorm_o11", "attention_o13", "attention_o17",
-                 "transformer_bf_o14", "transformer_sf_o17"):
+                 "transformer_bf_o14", "transformer_sf_o17", "seq_first_idioms_o14",
+                 "padding_mask_o17"):
         p = subprocess.run([os.environ["SG_ONNX_ONE_VS_BATCH"], os.path.join(tmp, name + ".onnx")],
                            capture_output=True, text=True)
         check(p.returncode == 0, "%s one row vs batch: %s" % (name, (p.stderr or p.stdout).strip()))
