@@ -521,6 +521,9 @@ sg_status ox_placed_begin(ox_ctx *c, const char *op, ox_placed_state *st, sg_err
         const int v = ox_in(c, k);
         if (v >= 0 && ox_placed(&c->vals[v])) p = v;
     }
+    /* Unsqueeze may also move the batch of rows that have it first ([N, E] to [1, N, E]). */
+    if (p < 0 && !strcmp(op, "Unsqueeze") && ox_in(c, 0) >= 0 && !c->vals[ox_in(c, 0)].is_const)
+        p = ox_in(c, 0);
     if (p < 0) return SG_OK;
     const ox_value *x = &c->vals[p];
     char d[240];

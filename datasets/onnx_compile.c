@@ -1408,9 +1408,9 @@ static sg_status bool_inputs(ox_ctx *c, const char *op, sg_err *err)
 {
     /* ... and the nodes that only move elements, whose result is a condition again */
     static const char *const takes_bool[] = {
-        "Not",     "And",     "Or",        "Equal",    "Cast",      "Reshape",
-        "Flatten", "Squeeze", "Unsqueeze", "Identity", "Transpose", "Expand",
-        "Slice",   "Gather",  "Concat",    "Tile",     "Split",     "Shape"};
+        "Not",     "And",       "Or",       "Equal",     "Cast",   "Reshape", "Flatten",
+        "Squeeze", "Unsqueeze", "Identity", "Transpose", "Expand", "Slice",   "Gather",
+        "Concat",  "Tile",      "Split",    "Shape",     "If"};
     bool any = false;
     for (size_t i = 0; i < sizeof takes_bool / sizeof takes_bool[0]; i++)
         any |= !strcmp(op, takes_bool[i]);
@@ -1463,6 +1463,7 @@ static sg_status op_if(ox_ctx *c, sg_err *err)
     c->if_depth++;
     for (size_t i = 0; i < g->n_node && rc == SG_OK; i++) {
         c->node = g->node[i];
+        c->node_index = (int)i; /* unnamed: "node #i" of the branch, which the message names */
         if (!c->node->op_type ||
             (c->node->domain && c->node->domain[0] && strcmp(c->node->domain, "ai.onnx")) ||
             !ox_op_supported(c->node->op_type)) {

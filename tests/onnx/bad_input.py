@@ -856,6 +856,56 @@ def main():
                                                                name="relu")]),
         ["graph output 'out' is [3,-1] (-1: the batch): its batch must be the first dimension"],
         data)
+    # If: a condition computed per row is refused; a branch with an operator stagegate does
+    # not know is refused naming it; a branch may read a value whose node comes later in the
+    # file (the order counts what branches read).
+    def if_graph(cond_nodes, branch_nodes, branch_out, order=None):
+        then_g = helper.make_graph(branch_nodes, "then", [], [helper.make_tensor_value_info(
+            branch_out, TensorProto.FLOAT, None)])
+        else_g = helper.make_graph([helper.make_node("Identity", ["z"], ["e_out"])], "else", [],
+                                   [helper.make_tensor_value_info("e_out", TensorProto.FLOAT,
+                                                                  None)])
+        nodes = [helper.make_node("Gemm", ["x", "W", "b"], ["z"], name="fc", transB=1)] + \
+            cond_nodes + [helper.make_node("If", ["cond"], ["r"], name="when",
+                                           then_branch=then_g, else_branch=else_g),
+                          helper.make_node("Softmax", ["r"], ["out"], name="sm", axis=1)]
+        if order:
+            nodes = [nodes[i] for i in order]
+        m = base(nodes=nodes)
+        m.graph.initializer.append(numpy_helper.from_array(np.array(True), "yes"))
+        m.graph.initializer.append(numpy_helper.from_array(np.array(0.0, np.float32), "zero_f"))
+        m.graph.initializer.append(numpy_helper.from_array(np.array([1], np.int64), "ax1"))
+        return m
+    run(tmp, "if_per_row", if_graph(
+        [helper.make_node("ReduceSum", ["z", "ax1"], ["zs"], name="zsum", keepdims=0),
+         helper.make_node("Greater", ["zs", "zero_f"], ["cond"], name="gt")],
+        [helper.make_node("Relu", ["z"], ["t_out"])], "t_out"),
+        ["node 'when' (If, opset 13): the condition ('cond') is computed per row"], data)
+    m = if_graph([helper.make_node("Identity", ["yes"], ["cond"], name="id")],
+                 [helper.make_node("Relu", ["z"], ["t_out"])], "t_out")
+    m.graph.node[2].attribute[1].g.node[0].op_type = "Mish"
+    run(tmp, "if_branch_unknown_op", m,
+        ["node #0 (Mish, opset 13): unsupported operator Mish in a branch of If 'when'"], data)
+    run(tmp, "if_branch_reads_later_node", if_graph(
+        [helper.make_node("Identity", ["yes"], ["cond"], name="id"),
+         helper.make_node("Relu", ["z"], ["zr"], name="relu")],
+        [helper.make_node("Neg", ["zr"], ["t_out"])], "t_out", order=[0, 3, 1, 2, 4]),
+        [], data, exit_code=0)
+    # An infinity in an initializer is taken only in a mask (read by Add or Where).
+    m = base(nodes=[helper.make_node("Gemm", ["x", "W", "b"], ["z"], name="fc", transB=1),
+                    helper.make_node("Mul", ["z", "infs"], ["r"], name="scale"),
+                    helper.make_node("Softmax", ["r"], ["out"], name="sm", axis=1)])
+    m.graph.initializer.append(numpy_helper.from_array(
+        np.array([1, -np.inf, 1], np.float32), "infs"))
+    run(tmp, "inf_initializer_weight", m,
+        ["initializer 'infs'[1] is not finite (an infinity is taken only in a mask that Add or "
+         "Where reads)"], data)
+    m = base(nodes=[helper.make_node("Gemm", ["x", "W", "b"], ["z"], name="fc", transB=1),
+                    helper.make_node("Add", ["z", "infs"], ["r"], name="mask"),
+                    helper.make_node("Softmax", ["r"], ["out"], name="sm", axis=1)])
+    m.graph.initializer.append(numpy_helper.from_array(
+        np.array([0, -np.inf, 0], np.float32), "infs"))
+    run(tmp, "inf_initializer_mask", m, [], data, exit_code=0)
     run(tmp, "expand_fixed_batch", after_fc(
         helper.make_node("Expand", ["z", "fixed"], ["r"], name="ex"), inits=[("fixed", [5, 3])]),
         ["node 'ex' (Expand, opset 13)", "shape[0] = 5 would fix the batch size"], data)

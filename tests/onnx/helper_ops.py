@@ -806,6 +806,62 @@ def layout_cases(opset):
         return np.concatenate(out, 1)
     width10 = 8 + (1 if opset >= 10 else 0) + (6 if opset >= 17 else 0)
     out.append(("batch_moved_merged", nodes10, inits10, width10, ref_moved))
+    # Layout nodes on rows whose batch moved ([3, N, 2]): Split, Squeeze (back to [N, 2]),
+    # Unsqueeze (to [1, N, 2]), Concat, Gather of indices and of a scalar, Expand of a
+    # constant to [2, N, 2] (the batch size at axis 1), ConstantOfShape of [N*2, 2] (the batch
+    # size times 2) viewed as [N, 4], and an If whose condition is known at load
+    # (Equal(size, 1), as PyTorch exports squeeze(0)) with Squeeze and Identity branches.
+    kc = f32(2, 1, 2)
+    inits11 = [i64("s32b", [-1, 3, 2]), i64("ix20", [2, 0]), numpy_helper.from_array(
+        np.array(1, np.int64), "one_s"), i64("idx0b", [0]), i64("idx1b", [1]), i64("two_b", [2]),
+        i64("four_b", [4]), i64("one_b", [1]), init("kc", kc)]
+    sq_in, sq_attr = axes(opset, "sq11", [0], inits11)
+    un_in, un_attr = axes(opset, "un11", [0], inits11)
+    sqb_in, sqb_attr = axes(opset, "sqb11", [0], inits11)
+    if opset >= 13:
+        split11 = helper.make_node("Split", ["t11", "sizes11"], ["p0", "p1"], axis=0)
+        inits11.append(i64("sizes11", [1, 2]))
+    else:
+        split11 = helper.make_node("Split", ["t11"], ["p0", "p1"], axis=0, split=[1, 2])
+    then_g = helper.make_graph(
+        [helper.make_node("Squeeze", ["p0"] + sqb_in, ["then_out"], **sqb_attr)], "then", [],
+        [helper.make_tensor_value_info("then_out", TensorProto.FLOAT, None)])
+    else_g = helper.make_graph([helper.make_node("Identity", ["p0"], ["else_out"])], "else", [],
+                               [helper.make_tensor_value_info("else_out", TensorProto.FLOAT,
+                                                              None)])
+    nodes11 = [node("Reshape", ["x", "s32b"], "r11"),
+               node("Transpose", ["r11"], "t11", perm=[1, 0, 2]), split11,
+               helper.make_node("Squeeze", ["p0"] + sq_in, ["sq11"], **sq_attr),
+               helper.make_node("Unsqueeze", ["sq11"] + un_in, ["un11"], **un_attr),
+               helper.make_node("Concat", ["un11", "p1"], ["c11"], axis=0),
+               helper.make_node("Gather", ["c11", "ix20"], ["g11"], axis=0),
+               helper.make_node("Gather", ["c11", "one_s"], ["gs11"], axis=2),
+               node("Shape", ["t11"], "sh11"), node("Gather", ["sh11", "idx1b"], "nb11"),
+               helper.make_node("Concat", ["two_b", "nb11", "two_b"], ["es11"], axis=0),
+               node("Expand", ["kc", "es11"], "e11"), node("Add", ["g11", "e11"], "ge11"),
+               node("Transpose", ["ge11"], "get11", perm=[1, 0, 2]),
+               node("Flatten", ["get11"], "y1b"),
+               node("Transpose", ["gs11"], "y2b", perm=[1, 0]),
+               node("Mul", ["nb11", "two_b"], "n2"),
+               helper.make_node("Concat", ["n2", "two_b"], ["zs11"], axis=0),
+               helper.make_node("ConstantOfShape", ["zs11"], ["z11"], value=numpy_helper.from_array(
+                   np.array([0.5], np.float32))),
+               helper.make_node("Concat", ["nb11", "four_b"], ["zv11"], axis=0),
+               node("Reshape", ["z11", "zv11"], "y3b"),
+               node("Shape", ["p0"], "shp0"), node("Gather", ["shp0", "idx0b"], "d0b"),
+               node("Equal", ["d0b", "one_b"], "cond11"),
+               helper.make_node("Squeeze", ["cond11"] + sqb_in, ["cond_s"], **sqb_attr),
+               helper.make_node("If", ["cond_s"], ["y4b"], then_branch=then_g,
+                                else_branch=else_g),
+               helper.make_node("Concat", ["y1b", "y2b", "y3b", "y4b"], ["y"], axis=1)]
+
+    def ref_layout_moved(X):
+        n = len(X)
+        T = X.reshape(n, 3, 2).transpose(1, 0, 2)
+        C = np.concatenate([T[:1], T[1:]], 0)
+        part1 = (C[[2, 0]] + kc).transpose(1, 0, 2).reshape(n, 4)
+        return np.concatenate([part1, C[:, :, 1].T, np.full((n, 4), 0.5), T[0]], 1)
+    out.append(("batch_moved_layout", nodes11, inits11, 4 + 3 + 4 + 2, ref_layout_moved))
     out.append(("shape_arithmetic", nodes, inits, 12, lambda X: np.concatenate(
         [X.reshape(-1, 2, 3).transpose(0, 2, 1).reshape(len(X), -1), X / D], 1)))
     return out
@@ -876,7 +932,7 @@ def main():
                   "ReduceProd", "ReduceLogSumExp", "Slice", "Shape", "Gather", "Transpose",
                   "Expand", "Tile", "Split", "ConstantOfShape", "Equal", "Greater", "Less",
                   "GreaterOrEqual", "LessOrEqual", "Not", "And", "Or", "Where", "Sign", "IsNaN",
-                  "IsInf"}
+                  "IsInf", "If"}
     check(from_issue <= seen, "operators not covered: %s" % sorted(from_issue - seen))
     if failures:
         print("%d failures" % len(failures))
