@@ -415,6 +415,68 @@ static sg_status begin_expand(ox_ctx *c, ox_placed_state *st, sg_err *err)
     return SG_OK;
 }
 
+/* Tile of a constant whose repeats hold the batch size at j, where the constant has size 1
+   (nn.MultiheadAttention's add_bias_kv: bias_k.repeat(1, bsz, 1)): the constant tiled by
+   the other repeats at load, then expanded to the batch at j as begin_expand does. */
+static sg_status begin_tile(ox_ctx *c, ox_placed_state *st, sg_err *err)
+{
+    const int x = ox_in(c, 0), s = ox_in(c, 1);
+    if (x < 0 || s < 0) return SG_OK;
+    const ox_value *vx = &c->vals[x], *vs = &c->vals[s];
+    const uint64_t bm = vs->batch_mask;
+    if (!vx->is_const || !vs->is_const || vs->dtype != OX_INT64 || vs->rank != 1 || !bm ||
+        (bm & (bm - 1)) || vs->count != vx->rank)
+        return SG_OK;
+    const int j = __builtin_ctzll(bm), r = vx->rank;
+    if (vs->i[j] != 1 || vx->dims[j] != 1)
+        return ox_batch_err(c, err,
+                            "repeats[%d] is the batch size%s: the constant's axis %d must be 1 "
+                            "(it is %lld) for each row to get one copy",
+                            j, vs->i[j] != 1 ? " times a number" : "", j, (long long)vx->dims[j]);
+    int64_t od[OX_MAX_RANK], in_stride[OX_MAX_RANK], sh[OX_MAX_RANK], stride = 1;
+    for (int i = r - 1; i >= 0; i--) {
+        in_stride[i] = stride;
+        stride *= vx->dims[i];
+    }
+    for (int i = 0; i < r; i++) {
+        const int64_t rep = i == j ? 1 : vs->i[i];
+        if (rep < 0 || (vx->dims[i] && rep > OX_MAX_ELEMS / vx->dims[i]))
+            return ox_node_err(c, err, SG_EINPUT, "repeats[%d] = %lld", i, (long long)rep);
+        od[i] = vx->dims[i] * rep;
+        sh[i] = od[i];
+    }
+    const char *saved = c->partial;
+    c->partial = "the constant tiled";
+    int k, v, rc = ox_const_out(c, r, od, vx->dtype, err, &k);
+    int64_t len = r;
+    if (rc == SG_OK) rc = ox_const_out(c, 1, &len, OX_INT64, err, &v);
+    c->partial = saved;
+    if (rc) return rc;
+    vx = &c->vals[x];
+    int64_t idx[OX_MAX_RANK] = {0};
+    for (int64_t e = 0; e < c->vals[k].count; e++) {
+        int64_t at = 0;
+        for (int i = 0; i < r; i++)
+            at += (idx[i] % vx->dims[i]) * in_stride[i];
+        if (vx->dtype == OX_FLOAT)
+            c->vals[k].f[e] = vx->f[at];
+        else
+            c->vals[k].i[e] = vx->i[at];
+        for (int i = r - 1; i >= 0 && ++idx[i] == od[i]; i--)
+            idx[i] = 0;
+    }
+    memcpy(c->vals[v].i, sh, (size_t)r * sizeof *sh);
+    c->vals[v].batch_mask = (uint64_t)1 << j;
+    c->overriding = true;
+    c->in_override[0] = k;
+    c->in_override[1] = v;
+    c->in_override[2] = c->in_override[3] = -1;
+    if ((rc = begin_expand(c, st, err))) return rc;
+    if (!st->active) return ox_node_err(c, err, SG_EINPUT, "the tiled constant did not expand");
+    st->done = true;
+    return ox_op_expand(c, err);
+}
+
 /* ConstantOfShape to a shape holding the batch size times f at j (attention's zeros of
    [bsz * num_heads, 1, head_dim]): rows of one value, f of them merged with the batch (which
    of its sides they are on does not matter: every value is the same). */
@@ -509,12 +571,15 @@ static sg_status begin_squeeze(ox_ctx *c, ox_placed_state *st, const ox_value *x
 sg_status ox_placed_begin(ox_ctx *c, const char *op, ox_placed_state *st, sg_err *err)
 {
     st->active = false;
+    st->done = false;
     st->node = c->node;
     if (!strcmp(op, "Transpose") || !strcmp(op, "Reshape") || !strcmp(op, "Shape")) return SG_OK;
-    if (!strcmp(op, "Expand") || !strcmp(op, "ConstantOfShape")) {
-        sg_status rc =
-            op[0] == 'E' ? begin_expand(c, st, err) : begin_constant_of_shape(c, st, err);
+    if (!strcmp(op, "Expand") || !strcmp(op, "ConstantOfShape") || !strcmp(op, "Tile")) {
+        sg_status rc = op[0] == 'E'   ? begin_expand(c, st, err)
+                       : op[0] == 'C' ? begin_constant_of_shape(c, st, err)
+                                      : begin_tile(c, st, err);
         if (rc || st->active) return rc;
+        c->overriding = false;
     }
     int p = -1;
     for (size_t k = 0; k < c->node->n_input && p < 0; k++) {

@@ -1378,7 +1378,7 @@ static sg_status batch_size_inputs(ox_ctx *c, const char *op, sg_err *err)
     bool concat = false;
     for (size_t i = 0; i < sizeof carry_any / sizeof carry_any[0]; i++)
         concat |= !strcmp(op, carry_any[i]);
-    const bool reshape = !strcmp(op, "Reshape") || !strcmp(op, "Expand");
+    const bool reshape = !strcmp(op, "Reshape") || !strcmp(op, "Expand") || !strcmp(op, "Tile");
     bool first_ok = concat;
     for (size_t i = 0; i < sizeof carry0 / sizeof carry0[0]; i++)
         first_ok |= !strcmp(op, carry0[i]);
@@ -1527,7 +1527,7 @@ int ox_compile_node(ox_ctx *c, sg_err *err)
     if ((arc = bool_inputs(c, op, err)) != SG_OK) return arc;
     ox_placed_state st;
     arc = ox_placed_begin(c, op, &st, err);
-    if (arc == SG_OK) arc = compile_op(c, op, err);
+    if (arc == SG_OK && !st.done) arc = compile_op(c, op, err);
     ox_placed_end(c, &st, arc);
     return arc;
 }

@@ -235,6 +235,7 @@ typedef struct {
     int first_new;               /* values from here on are the node's */
     int8_t bpos, bouter, binner; /* where the outputs' batch is */
     bool active;
+    bool done; /* the node was compiled already (a Tile as an Expand) */
 } ox_placed_state;
 /* Before a node: when it reads rows whose batch has moved, checks it can, and translates its
    axes and constants to the rows' memory order (c->node, in_override). */

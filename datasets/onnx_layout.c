@@ -413,6 +413,12 @@ sg_status ox_op_tile(ox_ctx *c, sg_err *err)
     int64_t d[OX_MAX_RANK + 1], dims[OX_MAX_RANK + 1];
     const int r = ox_full_shape(&c->vals[x], d);
     const ox_value *vr = &c->vals[rp];
+    /* (of a constant with the batch at an axis of size 1, onnx_batch.c took it as an Expand) */
+    if (vr->batch_mask)
+        return ox_batch_err(c, err,
+                            "repeats[%d] is the batch size (from a Shape node): only a constant "
+                            "of size 1 on that axis may be repeated by it",
+                            __builtin_ctzll(vr->batch_mask));
     if (vr->count != r)
         return ox_node_err(c, err, SG_EINPUT, "repeats has %lld entries for a tensor of rank %d",
                            (long long)vr->count, r);

@@ -891,6 +891,27 @@ def main():
          helper.make_node("Relu", ["z"], ["zr"], name="relu")],
         [helper.make_node("Neg", ["zr"], ["t_out"])], "t_out", order=[0, 3, 1, 2, 4]),
         [], data, exit_code=0)
+    # Tile by the batch size (from a Shape node): a constant of size 1 on that axis is one copy
+    # per row (add_bias_kv); of size 2 it would interleave, and rows would repeat the batch.
+    def tile_graph(const_shape, rows):
+        nodes = [helper.make_node("Gemm", ["x", "W", "b"], ["z"], name="fc", transB=1),
+                 helper.make_node("Shape", ["z"], ["s"], name="shape"),
+                 helper.make_node("Gather", ["s", "i0"], ["n"], name="pick"),
+                 helper.make_node("Concat", ["n", "one"] if rows else ["one", "n", "one"],
+                                  ["rep"], name="reps", axis=0),
+                 helper.make_node("Tile", ["z" if rows else "k", "rep"], ["t"], name="tile"),
+                 helper.make_node("Softmax", ["t"], ["out"], name="sm", axis=-1)]
+        m = base(nodes=nodes)
+        for name, value in (("i0", np.array([0], np.int64)), ("one", np.array([1], np.int64)),
+                            ("k", np.ones(const_shape, np.float32))):
+            m.graph.initializer.append(numpy_helper.from_array(value, name))
+        return m
+    run(tmp, "tile_batch_interleaved", tile_graph((1, 2, 3), False),
+        ["node 'tile' (Tile, opset 13): repeats[1] is the batch size: the constant's axis 1 "
+         "must be 1 (it is 2) for each row to get one copy"], data)
+    run(tmp, "tile_rows_by_batch", tile_graph((1, 1, 3), True),
+        ["node 'tile' (Tile, opset 13): repeats[0] is the batch size (from a Shape node): only "
+         "a constant of size 1 on that axis may be repeated by it"], data)
     # An infinity in an initializer is taken only in a mask (read by Add or Where).
     m = base(nodes=[helper.make_node("Gemm", ["x", "W", "b"], ["z"], name="fc", transB=1),
                     helper.make_node("Mul", ["z", "infs"], ["r"], name="scale"),

@@ -373,7 +373,9 @@ def main():
             self.enc = nn.TransformerEncoderLayer(e, h, 2 * e, dropout=0.0,
                                                   batch_first=batch_first, norm_first=norm_first,
                                                   activation="gelu" if norm_first else "relu")
-            self.mha = nn.MultiheadAttention(e, h, batch_first=batch_first)
+            # sequence first with add_bias_kv (a Tile of bias_k by the batch size)
+            self.mha = nn.MultiheadAttention(e, h, batch_first=batch_first,
+                                             add_bias_kv=not batch_first)
             self.head = nn.Linear(e, 3)
 
         def forward(self, x):
