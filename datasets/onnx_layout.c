@@ -388,7 +388,22 @@ sg_status ox_op_constant_of_shape(ox_ctx *c, sg_err *err)
         t->i = one.i;
         one.f = NULL;
         one.i = NULL;
+        /* A boolean per row (torch.zeros(n, 1, dtype=torch.bool), a padding mask's first
+           column): a condition of that 0 or 1. */
+        const bool cond = a && a->t && a->t->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__BOOL;
+        if (cond) {
+            const int64_t bit = t->i[0] != 0;
+            free(t->i);
+            t->i = NULL;
+            t->dtype = OX_FLOAT;
+            if (!(t->f = sg_alloc_aligned(sizeof(float)))) {
+                rc = sg_errf(err, SG_ENOMEM, "%s: out of memory", c->path);
+                goto out;
+            }
+            t->f[0] = (float)bit;
+        }
         rc = fill_out(c, v, (int)k - 1, dims + 1, err);
+        if (rc == SG_OK && cond) c->vals[c->n_vals - 1].is_bool = true;
         goto out;
     }
     int v;

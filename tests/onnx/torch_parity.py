@@ -412,8 +412,9 @@ def main():
             return torch.softmax(self.head(z), 1)
 
     class PaddingMask(nn.Module):
-        """A key padding mask computed from the data (a feature of 0 is missing; PyTorch
-        builds zeros of [batch * heads, ...] with ConstantOfShape for it), a CLS token, and a
+        """A key padding mask computed from the data (a feature of 0 is missing; the CLS
+        token's column a boolean ConstantOfShape per row; PyTorch builds zeros of
+        [batch * heads, ...] with ConstantOfShape for it), a CLS token, and a
         per-token Linear on h.reshape(-1, E) ([batch * tokens, E])."""
         def __init__(self, e=8, h=2):
             super().__init__()
@@ -426,7 +427,7 @@ def main():
         def forward(self, x):
             n, e = x.size(0), self.cls.size(-1)
             t = torch.cat([self.cls.expand(n, -1, -1), x.unsqueeze(-1) * self.w + self.b], 1)
-            kpm = torch.cat([x[:, :1] != x[:, :1], x == 0], 1)
+            kpm = torch.cat([torch.zeros(n, 1, dtype=torch.bool), x == 0], 1)
             o, _ = self.mha(t, t, t, key_padding_mask=kpm, need_weights=True)
             o = torch.relu(self.tm(o.reshape(-1, e))).reshape(n, d + 1, e)
             return torch.softmax(self.head(o[:, 0] + o.mean(1)), 1)
