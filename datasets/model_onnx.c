@@ -111,21 +111,35 @@ static sg_status read_input(ox_ctx *c, const Onnx__ValueInfoProto *vi, sg_model 
 /* Whether the nodes that read name all add it (Add) or pick from it (Where's values), and
    some do: an attention mask, which PyTorch stores as an initializer (a causal mask's -inf
    above the diagonal, a boolean mask turned into -inf by masked_fill). */
-static bool mask_only(const ox_ctx *c, const char *name)
+static int mask_reads(const Onnx__GraphProto *g, const char *name, int depth)
 {
-    const Onnx__GraphProto *g = c->mp->graph;
-    bool read = false;
+    int read = 0;
     for (size_t i = 0; i < g->n_node; i++) {
         const Onnx__NodeProto *n = g->node[i];
         for (size_t k = 0; k < n->n_input; k++) {
             if (!n->input[k] || strcmp(n->input[k], name)) continue;
             if (!n->op_type ||
                 !(!strcmp(n->op_type, "Add") || (!strcmp(n->op_type, "Where") && k > 0)))
-                return false;
-            read = true;
+                return -1;
+            read = 1;
+        }
+        for (size_t a = 0; a < n->n_attribute; a++) { /* If's branches read it too */
+            const Onnx__GraphProto *sub = n->attribute[a]->g;
+            if (!sub) continue;
+            if (depth >= 16) return -1;
+            for (size_t k = 0; k < sub->n_output; k++) /* a branch's output is read as is */
+                if (sub->output[k]->name && !strcmp(sub->output[k]->name, name)) return -1;
+            const int r = mask_reads(sub, name, depth + 1);
+            if (r < 0) return -1;
+            read |= r;
         }
     }
     return read;
+}
+
+static bool mask_only(const ox_ctx *c, const char *name)
+{
+    return mask_reads(c->mp->graph, name, 0) > 0;
 }
 
 static sg_status read_graph_io(ox_ctx *c, sg_model *m, sg_err *err)

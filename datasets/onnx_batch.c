@@ -378,28 +378,36 @@ static sg_status begin_expand(ox_ctx *c, ox_placed_state *st, sg_err *err)
     if (x < 0 || s < 0) return SG_OK;
     const ox_value *vx = &c->vals[x], *vs = &c->vals[s];
     const uint64_t bm = vs->batch_mask;
-    if (!vx->is_const || !vs->is_const || vs->dtype != OX_INT64 || vs->rank != 1 || bm <= 1 ||
-        (bm & (bm - 1)) || vs->count > OX_MAX_RANK + 1 || vx->rank > vs->count)
+    if (!vx->is_const || !vs->is_const || vs->dtype != OX_INT64 || vs->rank != 1 || !bm ||
+        (bm & (bm - 1)) || (bm == 1 && vs->i[0] == 1) || vs->count > OX_MAX_RANK ||
+        vx->rank > vs->count)
         return SG_OK; /* not this case: the Expand compiles (or is refused) as it is */
     const int j = __builtin_ctzll(bm), n = (int)vs->count, cj = j - (n - vx->rank);
-    if (vs->i[j] != 1) return SG_OK;
+    /* the batch size times f > 1 (from a Mul): every row's f values along j the same */
+    const int64_t f = vs->i[j];
+    if (f < 1 || f > OX_MAX_WIDTH) return SG_OK;
     if (cj >= 0 && vx->dims[cj] != 1)
         return ox_batch_err(c, err,
                             "the constant's axis %d (of size %lld) would meet the batch: it must "
                             "be 1",
                             cj, (long long)vx->dims[cj]);
-    begin_active(c, st, j, 0, 0);
+    begin_active(c, st, j, 0, f > 1);
+    /* The constant without its axis j (with f > 1 it stays, a 1 broadcast to f), and the
+       shape [batch, the row axes in order]. */
     int64_t kd[OX_MAX_RANK], sd[OX_MAX_RANK + 1];
     int kr = 0;
     for (int i = 0; i < vx->rank; i++)
-        if (i != cj) kd[kr++] = vx->dims[i];
+        if (i != cj || f > 1) kd[kr++] = vx->dims[i];
     sd[0] = 1;
     for (int i = 0, m = 1; i < n; i++)
-        if (i != j) sd[m++] = vs->i[i];
+        if (i != j)
+            sd[m++] = vs->i[i];
+        else if (f > 1)
+            sd[m++] = f;
     const char *saved = c->partial;
     c->partial = "the Expand with the batch first";
     int k, sh, rc = ox_const_out(c, kr, kd, vx->dtype, err, &k);
-    int64_t len = n;
+    int64_t len = n + (f > 1);
     if (rc == SG_OK) rc = ox_const_out(c, 1, &len, OX_INT64, err, &sh);
     c->partial = saved;
     if (rc) return rc;
@@ -408,7 +416,7 @@ static sg_status begin_expand(ox_ctx *c, ox_placed_state *st, sg_err *err)
         memcpy(c->vals[k].f, vx->f, (size_t)vx->count * sizeof(float));
     else
         memcpy(c->vals[k].i, vx->i, (size_t)vx->count * sizeof(int64_t));
-    memcpy(c->vals[sh].i, sd, (size_t)n * sizeof *sd);
+    memcpy(c->vals[sh].i, sd, (size_t)len * sizeof *sd);
     c->vals[sh].batch_mask = 1;
     c->in_override[0] = k;
     c->in_override[1] = sh;
@@ -471,8 +479,7 @@ static sg_status begin_tile(ox_ctx *c, ox_placed_state *st, sg_err *err)
     c->in_override[0] = k;
     c->in_override[1] = v;
     c->in_override[2] = c->in_override[3] = -1;
-    if ((rc = begin_expand(c, st, err))) return rc;
-    if (!st->active) return ox_node_err(c, err, SG_EINPUT, "the tiled constant did not expand");
+    if ((rc = begin_expand(c, st, err))) return rc; /* (the batch first: as it is) */
     st->done = true;
     return ox_op_expand(c, err);
 }
@@ -496,11 +503,14 @@ static sg_status begin_constant_of_shape(ox_ctx *c, ox_placed_state *st, sg_err 
         return ox_node_err(c, err, SG_EINPUT, "shape[%d] is the batch size times %lld", j,
                            (long long)f);
     begin_active(c, st, j, 0, f > 1);
+    /* [batch, the row axes in order: f where the batch is] */
     int64_t sd[OX_MAX_RANK + 1], len = 0;
     sd[len++] = 1;
-    if (f > 1) sd[len++] = f;
     for (int i = 0; i < n; i++)
-        if (i != j) sd[len++] = vs->i[i];
+        if (i != j)
+            sd[len++] = vs->i[i];
+        else if (f > 1)
+            sd[len++] = f;
     if (len > OX_MAX_RANK + 1) return ox_node_err(c, err, SG_EINPUT, "shape has %d elements", n);
     const char *saved = c->partial;
     c->partial = "the shape with the batch first";
@@ -625,6 +635,13 @@ sg_status ox_placed_begin(ox_ctx *c, const char *op, ox_placed_state *st, sg_err
         return rc;
     }
     if (LISTED(op, reduce_ops)) return begin_reduce(c, st, x, L, err);
+    if (!strcmp(op, "ArgMax") || !strcmp(op, "ArgMin")) {
+        int64_t a = 0;
+        if ((rc = axis_of(c, x, L, ox_attr_i(c, "axis", 0), &a, err))) return rc;
+        if (!ox_attr_i(c, "keepdims", 1) && a < x->bpos) st->bpos--;
+        const int64_t t = row_axis(x, (int)a);
+        return set_attr(c, st, "axis", &t, 1, false, err);
+    }
     if (!strcmp(op, "Squeeze") || !strcmp(op, "Unsqueeze"))
         return begin_squeeze(c, st, x, L, op[0] == 'U', err);
     const bool softmax = !strcmp(op, "Softmax") || !strcmp(op, "LogSoftmax");

@@ -24,7 +24,7 @@
     X(Sqrt) X(Flatten) X(Reshape) X(Squeeze) X(Unsqueeze) X(Identity) X(Dropout) X(Constant)       \
     X(Cast) X(Concat) X(Slice) X(Shape) X(Gather) X(Transpose) X(Expand) X(Tile) X(Split)       \
     X(ConstantOfShape) X(Equal) X(Greater) X(Less) X(GreaterOrEqual) X(LessOrEqual) X(Not)     \
-    X(Where) X(And) X(Or) X(Sign) X(IsNaN) X(IsInf) X(If)
+    X(Where) X(And) X(Or) X(Sign) X(IsNaN) X(IsInf) X(If) X(ArgMax) X(ArgMin)
 /* clang-format on */
 #define OX_OP_NAME(op) #op,
 #define OX_OP_LISTED(op) ", " #op
@@ -276,6 +276,8 @@ int ox_alias_out_k(ox_ctx *c, size_t k, int src, int rank, const int64_t *dims_i
     o->producer = s->producer;
     o->is_bool = s->is_bool; /* the same elements: a condition stays one */
     o->is_double = s->is_double;
+    o->is_int = s->is_int;
+    o->int_bound = s->int_bound;
     return SG_OK;
 }
 
@@ -553,6 +555,7 @@ static sg_status op_compare(ox_ctx *c, int op, sg_err *err)
     int ia, ib, rc;
     if ((rc = ox_need_in(c, 0, err, &ia)) || (rc = ox_need_in(c, 1, err, &ib))) return rc;
     if (op == OX_EQ && c->opset < 11 && !c->vals[ia].is_bool && !c->vals[ib].is_bool &&
+        !c->vals[ia].is_int && !c->vals[ib].is_int &&
         (c->vals[ia].is_const ? c->vals[ia].dtype == OX_FLOAT : true))
         return ox_node_err(c, err, SG_EINPUT,
                            "Equal of floats is defined from opset 11 (before, of integers and "
@@ -567,6 +570,7 @@ static sg_status op_compare(ox_ctx *c, int op, sg_err *err)
             int *vi = k ? &ib : &ia;
             const ox_value *v = &c->vals[*vi];
             if (!v->is_const || v->dtype == OX_FLOAT) continue;
+            if (c->vals[k ? ia : ib].is_int) continue; /* against integer rows: exact */
             if (!conds)
                 return ox_node_err(c, err, SG_EINPUT,
                                    "input %d ('%.100s') is an integer constant compared with float "
@@ -963,8 +967,15 @@ static sg_status emit_binary(ox_ctx *c, sg_onnx_binary op, int ia, int ib, sg_er
     int64_t dims[OX_MAX_RANK], width = 0;
     sg_onnx_arg args[2];
     float *owned[2];
-    int rc = row_operands(c, 2, ids, op == SG_OXB_POW && c->opset >= 12 ? 2u : 0u, args, owned,
-                          &rank, dims, &width, err);
+    /* int64 constants meet integer rows (int_inputs checked they are exact in float), and
+       Pow's exponent from opset 12 */
+    const bool ints = (!c->vals[ia].is_const && c->vals[ia].is_int) ||
+                      (!c->vals[ib].is_const && c->vals[ib].is_int);
+    int rc = row_operands(c, 2, ids,
+                          ints                                 ? 3u
+                          : op == SG_OXB_POW && c->opset >= 12 ? 2u
+                                                               : 0u,
+                          args, owned, &rank, dims, &width, err);
     if (rc) return rc;
     const ox_value *a = &c->vals[ids[0]], *b = &c->vals[ids[1]];
     /* x ^ constant scalar is a unary step (x^2 in PyTorch's LayerNorm). */
@@ -1460,6 +1471,42 @@ static sg_status op_if(ox_ctx *c, sg_err *err)
         return ox_node_err(c, err, SG_EINPUT, "If nested more than %d deep", OX_MAX_BRANCH_DEPTH);
     const Onnx__NodeProto *self = c->node;
     const int self_index = c->node_index;
+    const int first = c->n_vals; /* the branch's own values from here: out of scope after */
+    /* The branch's initializers (inline: external data is read in one fixed order, for the
+       digest, from the graph's own initializers and Constant nodes only). */
+    for (size_t i = 0; i < g->n_initializer; i++) {
+        const Onnx__TensorProto *t = g->initializer[i];
+        if (!t->name || !t->name[0])
+            return ox_node_err(c, err, SG_EINPUT, "initializer %zu of the %s branch has no name", i,
+                               cond ? "then" : "else");
+        if (t->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL || t->n_external_data)
+            return ox_node_err(c, err, SG_EINPUT,
+                               "initializer '%.100s' of the %s branch has external data (only "
+                               "the graph's own may)",
+                               t->name, cond ? "then" : "else");
+        if (ox_value_find(c, t->name) >= 0)
+            return ox_node_err(c, err, SG_EINPUT,
+                               "initializer '%.100s' of the %s branch is "
+                               "defined twice",
+                               t->name, cond ? "then" : "else");
+        const int v = ox_value_add(c, t->name, err);
+        if (v < 0) return SG_EINPUT;
+        char what[160];
+        snprintf(what, sizeof what, "initializer '%.100s' of an If branch", t->name);
+        if ((rc = ox_tensor_read(c, t, &c->vals[v], what, err))) return rc;
+        c->vals[v].defined = true;
+    }
+    for (size_t i = 0; i < g->n_node; i++)
+        if (g->node[i]->op_type && !strcmp(g->node[i]->op_type, "Constant"))
+            for (size_t q = 0; q < g->node[i]->n_attribute; q++) {
+                const Onnx__TensorProto *t = g->node[i]->attribute[q]->t;
+                if (t && (t->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL ||
+                          t->n_external_data))
+                    return ox_node_err(c, err, SG_EINPUT,
+                                       "a Constant of the %s branch has external data (only the "
+                                       "graph's own may)",
+                                       cond ? "then" : "else");
+            }
     c->if_depth++;
     for (size_t i = 0; i < g->n_node && rc == SG_OK; i++) {
         c->node = g->node[i];
@@ -1515,6 +1562,123 @@ static sg_status op_if(ox_ctx *c, sg_err *err)
         o->bouter = sv->bouter;
         o->binner = sv->binner;
     }
+    /* The branch's names go out of scope: a sibling branch may use them again, and nothing
+       after the If reads them (their values stay, for the steps). */
+    for (int v = first; v < c->n_vals - (int)g->n_output; v++)
+        c->vals[v].hidden = true;
+    return SG_OK;
+}
+
+/* Integer rows (is_int: int64 values per row, held exactly as floats) are read only by the
+   nodes that keep them exact: the element-moving ones, Cast, ReduceSum, ReduceMax,
+   ReduceMin, ArgMax, ArgMin, Add, Sub and Mul (of integer rows and int64 constants, whose
+   results int_outputs bounds) and the comparisons. */
+static const char *const int_moves[] = {
+    "Cast",   "Reshape",   "Flatten",   "Squeeze",   "Unsqueeze", "Identity", "Transpose",
+    "Expand", "Slice",     "Gather",    "Concat",    "Tile",      "Split",    "Shape",
+    "If",     "ReduceSum", "ReduceMax", "ReduceMin", "ArgMax",    "ArgMin"};
+static const char *const int_arith[] = {
+    "Add", "Sub", "Mul", "Equal", "Greater", "Less", "GreaterOrEqual", "LessOrEqual"};
+
+static bool in_list(const char *op, const char *const *list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(op, list[i])) return true;
+    return false;
+}
+
+/* Largest magnitude of an int64 constant's values. */
+static int64_t const_bound(const ox_value *v)
+{
+    int64_t b = 0;
+    for (int64_t j = 0; j < v->count; j++) {
+        const int64_t a = v->i[j] < 0 ? (v->i[j] == INT64_MIN ? INT64_MAX : -v->i[j]) : v->i[j];
+        if (a > b) b = a;
+    }
+    return b;
+}
+
+static sg_status int_inputs(ox_ctx *c, const char *op, bool *any, sg_err *err)
+{
+    *any = false;
+    int first = -1;
+    for (size_t k = 0; k < c->node->n_input; k++) {
+        const int v = ox_in(c, k);
+        if (v >= 0 && !c->vals[v].is_const && c->vals[v].is_int && first < 0) first = (int)k;
+    }
+    if (first < 0) return SG_OK;
+    *any = true;
+    const bool moves = in_list(op, int_moves, sizeof int_moves / sizeof int_moves[0]);
+    const bool arith = in_list(op, int_arith, sizeof int_arith / sizeof int_arith[0]);
+    if (!moves && !arith)
+        return ox_node_err(c, err, SG_EINPUT,
+                           "input %d ('%.100s') is integer rows (int64 per row), which stagegate "
+                           "reads only in Cast, ReduceSum, ReduceMax, ReduceMin, ArgMax, ArgMin, "
+                           "Add, Sub, Mul, the comparisons and the nodes that move elements",
+                           first, c->vals[ox_in(c, (size_t)first)].name);
+    for (size_t k = 0; k < c->node->n_input; k++) {
+        const int v = ox_in(c, k);
+        if (v < 0 || (k > 0 && moves && strcmp(op, "Concat"))) continue;
+        const ox_value *x = &c->vals[v];
+        if (!x->is_const ? !x->is_int
+                         : (!moves && (x->dtype != OX_INT64 || x->batch_mask ||
+                                       const_bound(x) > OX_MAX_EXACT)))
+            return ox_node_err(c, err, SG_EINPUT,
+                               "input %zu ('%.100s') is %s, with integer rows: stagegate takes "
+                               "integer rows with integer rows and int64 constants of magnitude "
+                               "at most 2^24",
+                               k, x->name,
+                               !x->is_const           ? "float rows"
+                               : x->dtype != OX_INT64 ? "a float constant"
+                                                      : "an int64 constant out of that range");
+    }
+    return SG_OK;
+}
+
+/* After a node that computed integers (Add, Sub, Mul, the reductions, Concat): its per-row
+   results are integer rows, with the largest magnitude they can reach, which must stay exact
+   in float. */
+static sg_status int_outputs(ox_ctx *c, const char *op, int first_new, sg_err *err)
+{
+    int64_t b[4] = {0};
+    size_t n = c->node->n_input < 4 ? c->node->n_input : 4;
+    int64_t in_count = 1;
+    for (size_t k = 0; k < n; k++) {
+        const int v = ox_in(c, k);
+        if (v < 0) continue;
+        const ox_value *x = &c->vals[v];
+        b[k] = x->is_const ? (x->dtype == OX_INT64 ? const_bound(x) : 0) : x->int_bound;
+        if (k == 0 && !x->is_const) in_count = x->count;
+    }
+    int64_t bound;
+    if (!strcmp(op, "Add") || !strcmp(op, "Sub"))
+        bound = b[0] + b[1];
+    else if (!strcmp(op, "Mul"))
+        bound = b[0] > 0 && b[1] > OX_MAX_EXACT / b[0] ? OX_MAX_EXACT + 1 : b[0] * b[1];
+    else if (!strcmp(op, "Concat"))
+        bound = b[0] > b[1] ? b[0] : b[1];
+    else if (!strcmp(op, "ReduceMax") || !strcmp(op, "ReduceMin"))
+        bound = b[0];
+    else if (!strcmp(op, "ReduceSum")) {
+        const int64_t out_count = c->n_vals > first_new ? c->vals[c->n_vals - 1].count : 1;
+        const int64_t terms = out_count > 0 ? in_count / out_count : in_count;
+        bound = b[0] > 0 && terms > OX_MAX_EXACT / b[0] ? OX_MAX_EXACT + 1 : b[0] * terms;
+    } else {
+        return SG_OK; /* moved elements keep their bound; comparisons are conditions */
+    }
+    if (!strcmp(op, "Concat"))
+        for (size_t k = 2; k < c->node->n_input; k++)
+            if (ox_in(c, k) >= 0 && c->vals[ox_in(c, k)].int_bound > bound)
+                bound = c->vals[ox_in(c, k)].int_bound;
+    if (bound > OX_MAX_EXACT)
+        return ox_node_err(c, err, SG_EINPUT,
+                           "integer rows could exceed 2^24 here, past the integers a float holds "
+                           "exactly");
+    for (int v = first_new; v < c->n_vals; v++)
+        if (!c->vals[v].is_const && !c->vals[v].is_bool) {
+            c->vals[v].is_int = true;
+            c->vals[v].int_bound = bound;
+        }
     return SG_OK;
 }
 
@@ -1525,9 +1689,13 @@ int ox_compile_node(ox_ctx *c, sg_err *err)
     if (arc != SG_OK) return arc;
     if ((arc = batch_size_inputs(c, op, err)) != SG_OK) return arc;
     if ((arc = bool_inputs(c, op, err)) != SG_OK) return arc;
+    bool ints;
+    if ((arc = int_inputs(c, op, &ints, err)) != SG_OK) return arc;
     ox_placed_state st;
+    const int first_new = c->n_vals;
     arc = ox_placed_begin(c, op, &st, err);
     if (arc == SG_OK && !st.done) arc = compile_op(c, op, err);
+    if (arc == SG_OK && ints) arc = int_outputs(c, op, first_new, err);
     ox_placed_end(c, &st, arc);
     return arc;
 }
@@ -1599,6 +1767,8 @@ static int compile_op(ox_ctx *c, const char *op, sg_err *err)
     if (!strcmp(op, "IsInf")) return op_is(c, SG_OXU_ISINF, err);
     if (!strcmp(op, "Or")) return op_logic(c, false, err);
     if (!strcmp(op, "If")) return op_if(c, err);
+    if (!strcmp(op, "ArgMax")) return ox_op_argmax(c, true, err);
+    if (!strcmp(op, "ArgMin")) return ox_op_argmax(c, false, err);
     return ox_node_err(c, err, SG_EINPUT, "unsupported operator %.40s; supported: %s", op,
                        ox_supported_ops());
 }

@@ -17,6 +17,8 @@
 /* Constant folding can multiply sizes (Concat of Concats, broadcasting); all constants it
    computes together stay below this. */
 #define OX_MAX_FOLDED ((size_t)256 << 20)
+/* Integers a float holds exactly: per-row int64 values stay within this. */
+#define OX_MAX_EXACT ((int64_t)1 << 24)
 
 enum { OX_FLOAT = 1, OX_INT64 = 7 };
 
@@ -35,6 +37,7 @@ typedef struct {
     int producer; /* per-row: step that writes it, -1 for the graph input */
     int uses;     /* steps (and the graph output) that read the data */
     bool unnamed; /* a partial result inside one node: never found by name */
+    bool hidden;  /* a value of an If branch, out of scope once the branch is compiled */
     /* A constant int64 vector computed from a Shape: bit k set when element k is the batch
        size, known only per run (its stored value is 0 and means nothing). Only a Reshape's
        shape may use it, at its first element; Gather, Concat, Squeeze, Unsqueeze and
@@ -46,6 +49,12 @@ typedef struct {
     /* Per-row: float values cast to double (PyTorch puts one before IsInf): the same numbers,
        read only by IsInf, IsNaN and Cast. */
     bool is_double;
+    /* Per-row: int64 values (a condition cast to an integer type, their sums, an ArgMax),
+       held as floats, exact: every value is an integer of at most int_bound in magnitude,
+       which stays at most OX_MAX_EXACT. Read only by the nodes that keep them exact
+       (int_inputs in onnx_compile.c). */
+    bool is_int;
+    int64_t int_bound;
     /* Per-row: where the batch is. PyTorch's attention moves it ([T, N, E], then [T, N*H, d]
        and [T*N, E]): the value's full shape is its row shape (rank, dims: what one row holds,
        in memory order) with the batch inserted at axis bpos and merged there with the
@@ -218,6 +227,8 @@ sg_status ox_op_reduce_mean(ox_ctx *c, sg_err *err);
 /* ReduceSum, ReduceMax, ...: kind is an sg_onnx_reduce. */
 sg_status ox_op_reduce(ox_ctx *c, int kind, sg_err *err);
 sg_status ox_op_slice(ox_ctx *c, sg_err *err);
+/* ArgMax (max) and ArgMin: integer rows, or an int64 constant. */
+sg_status ox_op_argmax(ox_ctx *c, bool max, sg_err *err);
 
 /* Rows whose batch is not the leading dimension (onnx_batch.c). */
 static inline bool ox_placed(const ox_value *v)

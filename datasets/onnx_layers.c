@@ -55,6 +55,12 @@ static sg_status const_input(ox_ctx *c, size_t k, const char *what, sg_err *err,
     *v = &c->vals[i];
     if (!(*v)->is_const || (*v)->dtype != OX_FLOAT)
         return ox_node_err(c, err, SG_EINPUT, "%s must be a constant float tensor", what);
+    /* A mask's infinity (an initializer or Constant read by Add or Where) may have been
+       folded into a constant; as a weight it is refused. */
+    for (int64_t j = 0; j < (*v)->count; j++)
+        if (!isfinite((*v)->f[j]))
+            return ox_node_err(c, err, SG_EINPUT, "%s ('%.100s') element %lld is not finite", what,
+                               (*v)->name, (long long)j);
     return SG_OK;
 }
 
@@ -408,16 +414,35 @@ static sg_status fold_reduce(ox_ctx *c, int kind, int x, int64_t inner, int rank
                              const int64_t *dims, sg_err *err)
 {
     const int dtype = c->vals[x].dtype;
-    if (dtype == OX_INT64 && kind != SG_OXR_SUM && kind != SG_OXR_PROD && kind != SG_OXR_MAX &&
-        kind != SG_OXR_MIN)
+    const bool arg = kind >= SG_OXR_ARGMAX;
+    if (dtype == OX_INT64 && !arg && kind != SG_OXR_SUM && kind != SG_OXR_PROD &&
+        kind != SG_OXR_MAX && kind != SG_OXR_MIN)
         return ox_node_err(c, err, SG_EINPUT, "this reduction of int64 constants is not supported");
     if (inner < 1 || inner > INT32_MAX)
         return ox_node_err(c, err, SG_EINPUT, "a reduction over %lld elements", (long long)inner);
-    int v, rc = ox_const_out(c, rank, dims, dtype, err, &v);
+    int v, rc = ox_const_out(c, rank, dims, arg ? OX_INT64 : dtype, err, &v);
     if (rc) return rc;
     const ox_value *vx = &c->vals[x];
     ox_value *o = &c->vals[v];
     for (int64_t g = 0; g < o->count; g++) {
+        if (arg) { /* the index, first (or last) of the extreme values; a NaN wins */
+            const bool max = kind == SG_OXR_ARGMAX || kind == SG_OXR_ARGMAX_LAST;
+            const bool last = kind == SG_OXR_ARGMAX_LAST || kind == SG_OXR_ARGMIN_LAST;
+            if (dtype == OX_FLOAT) {
+                o->i[g] = (int64_t)sg_onnx_reduce_row((sg_onnx_reduce)kind, vx->f + g * inner,
+                                                      (int)inner);
+                continue;
+            }
+            const int64_t *in = vx->i + g * inner;
+            int64_t best = 0;
+            for (int64_t j = 1; j < inner; j++) {
+                const bool wins = max ? (last ? in[j] >= in[best] : in[j] > in[best])
+                                      : (last ? in[j] <= in[best] : in[j] < in[best]);
+                if (wins) best = j;
+            }
+            o->i[g] = best;
+            continue;
+        }
         if (dtype == OX_FLOAT) {
             const float *in = vx->f + g * inner;
             o->f[g] = kind >= 0 ? sg_onnx_reduce_row((sg_onnx_reduce)kind, in, (int)inner)
@@ -442,6 +467,9 @@ static sg_status fold_reduce(ox_ctx *c, int kind, int x, int64_t inner, int rank
 /* A reduction over the given axes (the attribute, or the constant second input from opset 13
    for ReduceSum), kind -1 the mean. On rows: any axes but the batch; the last alone is one
    step, others are first moved last by a gather step. On constants: folded (no axes: all). */
+static sg_status reduce_axes(ox_ctx *c, int kind, int x, const int64_t *axes, int n, bool keep,
+                             sg_err *err);
+
 static sg_status reduce_row(ox_ctx *c, int kind, sg_err *err)
 {
     int x, rc;
@@ -451,7 +479,39 @@ static sg_status reduce_row(ox_ctx *c, int kind, sg_err *err)
     if ((rc = ox_get_axes(c, 1, axes, &n, err))) return rc;
     /* No axes with noop_with_empty_axes (ReduceSum from opset 13) reduces nothing. */
     if (n == 0 && ox_attr_i(c, "noop_with_empty_axes", 0) != 0) return ox_op_identity(c, err);
-    const bool rows = !c->vals[x].is_const, keep = ox_attr_i(c, "keepdims", 1) != 0;
+    return reduce_axes(c, kind, x, axes, n, ox_attr_i(c, "keepdims", 1) != 0, err);
+}
+
+/* ArgMax and ArgMin over one axis (attribute, default 0): on rows a reduction step whose
+   result, the index, is integer rows (exact in float); on constants folded to int64. */
+sg_status ox_op_argmax(ox_ctx *c, bool max, sg_err *err)
+{
+    int x, rc;
+    if ((rc = ox_need_in(c, 0, err, &x))) return rc;
+    const bool last = ox_attr_i(c, "select_last_index", 0) != 0;
+    const int kind = max ? (last ? SG_OXR_ARGMAX_LAST : SG_OXR_ARGMAX)
+                         : (last ? SG_OXR_ARGMIN_LAST : SG_OXR_ARGMIN);
+    int64_t axis = ox_attr_i(c, "axis", 0);
+    const int r = c->vals[x].rank + (c->vals[x].is_const ? 0 : 1);
+    const int64_t a = axis < 0 ? axis + r : axis;
+    const int64_t size = a >= 0 && a < r ? (c->vals[x].is_const ? c->vals[x].dims[a]
+                                            : a > 0             ? c->vals[x].dims[a - 1]
+                                                                : 1)
+                                         : 0;
+    if ((rc = reduce_axes(c, kind, x, &axis, 1, ox_attr_i(c, "keepdims", 1) != 0, err))) return rc;
+    ox_value *o = &c->vals[c->n_vals - 1];
+    if (!o->is_const) {
+        o->is_int = true;
+        o->int_bound = size > 0 ? size - 1 : 0;
+    }
+    return SG_OK;
+}
+
+static sg_status reduce_axes(ox_ctx *c, int kind, int x, const int64_t *axes, int n, bool keep,
+                             sg_err *err)
+{
+    int rc;
+    const bool rows = !c->vals[x].is_const;
     int64_t d[OX_MAX_RANK + 1];
     const int r = rows ? c->vals[x].rank + 1 : c->vals[x].rank;
     if (rows) d[0] = -1;

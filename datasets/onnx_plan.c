@@ -498,6 +498,11 @@ static int meaning(ox_ctx *c, pass *p, sg_model *m, sg_onnx_plan *plan, sg_err *
                        "nothing moved it back)",
                        c->path, ov->name, shape, f > 1 ? ", merged with row values" : "");
     }
+    if (ov->is_int)
+        return sg_errf(err, SG_EINPUT,
+                       "%s: graph output '%.100s' is integer rows (int64): stagegate reads float "
+                       "scores (Cast it to float in the graph)",
+                       c->path, ov->name);
     if (ov->rank > 1)
         return sg_errf(err, SG_EINPUT,
                        "%s: graph output '%.100s' has rows of rank %d; a vector "

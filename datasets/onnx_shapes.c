@@ -254,24 +254,36 @@ int ox_op_cast(ox_ctx *c, sg_err *err)
         /* A condition is 0/1 as floats: to float it is those numbers, to bool itself. Float
            rows to double are the same numbers, for IsInf and IsNaN only (torch.isinf). */
         const bool keep_bool = vx->is_bool && to == 9, widen = !vx->is_bool && to == 11;
+        /* A condition or integers to int32 or int64: integers held exactly (is_int). */
+        const bool to_int = (vx->is_bool || vx->is_int) && (to == 7 || to == 6);
         if (widen) {
             int rc2 = ox_alias_out(c, x, vx->rank, vx->dims, err);
-            if (rc2 == SG_OK) c->vals[c->n_vals - 1].is_double = true;
-            return rc2;
-        }
-        if (to == 1 || keep_bool) { /* back to float, or a condition kept */
-            int rc2 = ox_alias_out(c, x, vx->rank, vx->dims, err);
             if (rc2 == SG_OK) {
-                c->vals[c->n_vals - 1].is_bool = keep_bool;
-                c->vals[c->n_vals - 1].is_double = false;
+                c->vals[c->n_vals - 1].is_double = true;
+                c->vals[c->n_vals - 1].is_int = false;
             }
             return rc2;
         }
+        if (to == 1 || keep_bool || to_int) { /* to float, a condition kept, or integers */
+            const int64_t bound = vx->is_bool ? 1 : vx->int_bound;
+            int rc2 = ox_alias_out(c, x, vx->rank, vx->dims, err);
+            if (rc2 == SG_OK) {
+                ox_value *o = &c->vals[c->n_vals - 1];
+                o->is_bool = keep_bool;
+                o->is_double = false;
+                o->is_int = to_int;
+                o->int_bound = to_int ? bound : 0;
+            }
+            return rc2;
+        }
+        const char *kind = vx->is_bool ? "boolean" : vx->is_int ? "integer" : "float";
         return ox_node_err(c, err, SG_EINPUT,
                            "cast of %s rows to %s (type %lld): rows are cast only to float "
                            "(type 1)%s",
-                           vx->is_bool ? "boolean" : "float", type_name(to), (long long)to,
-                           vx->is_bool ? " or bool (type 9)" : "");
+                           kind, type_name(to), (long long)to,
+                           vx->is_bool  ? ", bool (type 9), int32 or int64"
+                           : vx->is_int ? ", int32 or int64"
+                                        : "");
     }
     if (to != 1 && to != 11 && to != 7 && to != 6)
         return ox_node_err(c, err, SG_EINPUT, "cast to type %lld is not supported", (long long)to);

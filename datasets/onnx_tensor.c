@@ -63,7 +63,7 @@ int ox_value_find(ox_ctx *c, const char *name)
     for (size_t i = hash_name(name) & (c->hash_cap - 1);; i = (i + 1) & (c->hash_cap - 1)) {
         int v = c->hash[i];
         if (v < 0) return -1;
-        if (strcmp(c->vals[v].name, name) == 0) return v;
+        if (!c->vals[v].hidden && strcmp(c->vals[v].name, name) == 0) return v;
     }
 }
 

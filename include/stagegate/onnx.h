@@ -64,6 +64,12 @@ typedef enum {
     SG_OXR_MIN,
     SG_OXR_PROD,
     SG_OXR_LOG_SUM_EXP,
+    /* ArgMax and ArgMin: the index as a float (exact below 2^24), the first of equals, or
+       the last with select_last_index; a NaN wins, as in numpy and PyTorch */
+    SG_OXR_ARGMAX,
+    SG_OXR_ARGMIN,
+    SG_OXR_ARGMAX_LAST,
+    SG_OXR_ARGMIN_LAST,
 } sg_onnx_reduce;
 
 typedef enum {
@@ -247,6 +253,21 @@ static inline float sg_onnx_reduce_row(sg_onnx_reduce op, const float *x, int n)
             mx = sg_onnx_max(mx, x[j]);
         if (!isfinite(mx)) return mx; /* NaN, or every term infinite */
         return mx + logf(sg_onnx_sum_exp(x, n, mx));
+    }
+    case SG_OXR_ARGMAX:
+    case SG_OXR_ARGMIN:
+    case SG_OXR_ARGMAX_LAST:
+    case SG_OXR_ARGMIN_LAST: {
+        const bool max = op == SG_OXR_ARGMAX || op == SG_OXR_ARGMAX_LAST,
+                   last = op == SG_OXR_ARGMAX_LAST || op == SG_OXR_ARGMIN_LAST;
+        int best = 0;
+        for (int j = 1; j < n; j++) {
+            const float a = x[j], b = x[best];
+            if (isnan(b) && !last) break; /* the first NaN */
+            const bool wins = isnan(a) || (max ? (last ? a >= b : a > b) : (last ? a <= b : a < b));
+            if (wins && !(isnan(b) && !isnan(a))) best = j;
+        }
+        return (float)best;
     }
     }
     return NAN;

@@ -1020,12 +1020,48 @@ def main():
     run(tmp, "where_float_condition", after_fc(
         helper.make_node("Where", ["z", "z", "z"], ["r"], name="where")),
         ["node 'where' (Where, opset 13)", "the condition ('z') is not boolean"], data)
-    run(tmp, "bool_cast_int64", with_floats(after_fc(
+    run(tmp, "bool_cast_int8", with_floats(after_fc(
         helper.make_node("Greater", ["z", "zero_f"], ["g"], name="gt"),
-        helper.make_node("Cast", ["g"], ["gi"], name="toint", to=TensorProto.INT64),
+        helper.make_node("Cast", ["g"], ["gi"], name="toint", to=TensorProto.INT8),
         helper.make_node("Cast", ["gi"], ["r"], name="tofloat", to=TensorProto.FLOAT)), zero_f),
-        ["node 'toint' (Cast, opset 13)", "cast of boolean rows to int64 (type 7): rows are cast "
-         "only to float (type 1) or bool (type 9)"], data)
+        ["node 'toint' (Cast, opset 13)", "cast of boolean rows to int8 (type 3): rows are cast "
+         "only to float (type 1), bool (type 9), int32 or int64"], data)
+    # Integer rows (a condition cast to int64, its sums, ArgMax) are held exactly as floats:
+    # what would compute with them as floats, mix them with floats, leave 2^24 or output them
+    # is refused.
+    def int_rows(*tail, inits=()):
+        m = with_floats(after_fc(
+            helper.make_node("Greater", ["z", "zero_f"], ["g"], name="gt"),
+            helper.make_node("Cast", ["g"], ["gi"], name="toint", to=TensorProto.INT64),
+            *tail), zero_f)
+        for name, value in inits:
+            m.graph.initializer.append(numpy_helper.from_array(np.array(value), name))
+        return m
+    run(tmp, "int_rows_into_relu", int_rows(
+        helper.make_node("Relu", ["gi"], ["gr"], name="relu"),
+        helper.make_node("Cast", ["gr"], ["r"], name="tofloat", to=TensorProto.FLOAT)),
+        ["node 'relu' (Relu, opset 13)", "input 0 ('gi') is integer rows (int64 per row), which "
+         "stagegate reads only in Cast, ReduceSum"], data)
+    run(tmp, "int_rows_plus_float", int_rows(
+        helper.make_node("Add", ["gi", "z"], ["r"], name="add")),
+        ["node 'add' (Add, opset 13)", "input 1 ('z') is float rows, with integer rows"], data)
+    run(tmp, "int_rows_too_large", int_rows(
+        helper.make_node("Mul", ["gi", "big"], ["g2"], name="times"),
+        helper.make_node("Mul", ["g2", "big"], ["g3"], name="times2"),
+        helper.make_node("Cast", ["g3"], ["r"], name="tofloat", to=TensorProto.FLOAT),
+        inits=[("big", np.array(8192, np.int64))]),
+        ["node 'times2' (Mul, opset 13)", "integer rows could exceed 2^24 here"], data)
+    run(tmp, "int_rows_const_too_large", int_rows(
+        helper.make_node("Add", ["gi", "huge"], ["g2"], name="plus"),
+        helper.make_node("Cast", ["g2"], ["r"], name="tofloat", to=TensorProto.FLOAT),
+        inits=[("huge", np.array(1 << 30, np.int64))]),
+        ["node 'plus' (Add, opset 13)", "an int64 constant out of that range"], data)
+    m = int_rows(helper.make_node("Identity", ["gi"], ["r"], name="same"))
+    del m.graph.node[-1]  # the softmax: the integers are the output
+    m.graph.node.append(helper.make_node("Identity", ["r"], ["out"], name="result"))
+    m.graph.output[0].type.tensor_type.elem_type = TensorProto.INT64
+    run(tmp, "int_rows_output", m, ["graph output 'out' is integer rows (int64)"], data,
+        extra=("--output", "logits"))
     m = with_floats(batch_graph([helper.make_node("Equal", ["z", "zero_f"], ["e"], name="eq"),
                                  helper.make_node("Where", ["e", "z", "z"], ["r"], name="w"),
                                  helper.make_node("Softmax", ["r"], ["out"], name="sm", axis=1)],

@@ -862,6 +862,46 @@ def layout_cases(opset):
         part1 = (C[[2, 0]] + kc).transpose(1, 0, 2).reshape(n, 4)
         return np.concatenate([part1, C[:, :, 1].T, np.full((n, 4), 0.5), T[0]], 1)
     out.append(("batch_moved_layout", nodes11, inits11, 4 + 3 + 4 + 2, ref_layout_moved))
+    # Integer rows, held exactly as floats: a condition cast to int64 and summed ((x > 0).sum
+    # in PyTorch), arithmetic with int64 constants, ArgMax and ArgMin (first index, and the
+    # last from opset 12), ArgMax of a constant folded, ReduceMax, Concat and comparisons of
+    # integers, each cast back to float. The row is 10 x tiled twice: ties for the index to
+    # break (the first or the last of two equal values).
+    inits12 = [init("zero12", 0.0), init("tenth", 10.0), i64("three", [3]), i64("two12", [2]),
+               i64("rep12", [1, 2]), numpy_helper.from_array(
+                   np.array([[5, 9, 1]], np.float32), "k12")]
+    sum_in, sum_attr = axes(opset, "s12", [1], inits12)
+    max_in, max_attr = axes(opset, "m12", [1], inits12, attr_before=18)
+    last = {"select_last_index": 1} if opset >= 12 else {}
+    ge = "GreaterOrEqual" if opset >= 12 else "Greater"
+    nodes12 = [node("Mul", ["x", "tenth"], "x10"), node("Tile", ["x10", "rep12"], "xt"),
+               node("Greater", ["x", "zero12"], "pos12"),
+               helper.make_node("Cast", ["pos12"], ["pi"], to=TensorProto.INT64),
+               helper.make_node("ReduceSum", ["pi"] + sum_in, ["cnt"], keepdims=1, **sum_attr),
+               node("Mul", ["cnt", "three"], "c3"), node("Sub", ["c3", "two12"], "c3m2"),
+               helper.make_node("ArgMax", ["xt"], ["amax"], axis=1, keepdims=1),
+               helper.make_node("ArgMin", ["xt"], ["amin"], axis=1, keepdims=1, **last),
+               helper.make_node("ArgMax", ["k12"], ["kmax"], axis=1, keepdims=1),
+               node("Add", ["amax", "kmax"], "amk"),
+               helper.make_node("ReduceMax", ["pi"] + max_in, ["anypos"], keepdims=1,
+                                **max_attr),
+               helper.make_node(ge, ["cnt", "amin"], ["cmp12"]),
+               helper.make_node("Cast", ["cmp12"], ["cmpf"], to=TensorProto.FLOAT),
+               helper.make_node("Concat", ["c3m2", "amk", "amin", "anypos"], ["ints"], axis=1),
+               helper.make_node("Cast", ["ints"], ["intsf"], to=TensorProto.FLOAT),
+               helper.make_node("Concat", ["intsf", "cmpf"], ["y"], axis=1)]
+
+    def ref_ints(X, opset=opset):
+        X = X.astype(np.float32)
+        xt = np.tile(X * np.float32(10.0), (1, 2))
+        cnt = (X > 0).sum(1, keepdims=True)
+        amin = (xt.shape[1] - 1 - np.argmin(xt[:, ::-1], 1) if opset >= 12
+                else np.argmin(xt, 1))[:, None]
+        amk = np.argmax(xt, 1)[:, None] + 1
+        cmp = cnt >= amin if opset >= 12 else cnt > amin
+        return np.concatenate([cnt * 3 - 2, amk, amin, (X > 0).max(1, keepdims=True), cmp],
+                              1).astype(np.float64)
+    out.append(("integer_rows_argmax", nodes12, inits12, 5, ref_ints))
     out.append(("shape_arithmetic", nodes, inits, 12, lambda X: np.concatenate(
         [X.reshape(-1, 2, 3).transpose(0, 2, 1).reshape(len(X), -1), X / D], 1)))
     return out
@@ -932,7 +972,7 @@ def main():
                   "ReduceProd", "ReduceLogSumExp", "Slice", "Shape", "Gather", "Transpose",
                   "Expand", "Tile", "Split", "ConstantOfShape", "Equal", "Greater", "Less",
                   "GreaterOrEqual", "LessOrEqual", "Not", "And", "Or", "Where", "Sign", "IsNaN",
-                  "IsInf", "If"}
+                  "IsInf", "If", "ArgMax", "ArgMin"}
     check(from_issue <= seen, "operators not covered: %s" % sorted(from_issue - seen))
     if failures:
         print("%d failures" % len(failures))

@@ -19,6 +19,7 @@ opsets 9..17 (CELU from 12). Checks, per model:
 - nn.TransformerEncoderLayer and nn.MultiheadAttention (batch first or not, with the attention
   weights) match: their export moves the batch to axis 1 and merges it with heads and tokens;
   so do sequence-first pooling, a CLS token, a causal mask and a key padding mask from the data;
+- integer features ((x > 0).sum(1), any, argmax, argmin: int64 per row) match exactly;
 - the one-row path the latency run takes agrees with the batch path (sg_onnx_one_vs_batch);
 - every kernel variant this CPU runs agrees, and export_torch.py (whole module and state
   dict) writes a model that loads, with its metadata saying what the output means.
@@ -431,6 +432,18 @@ def main():
             o, _ = self.mha(t, t, t, key_padding_mask=kpm, need_weights=True)
             o = torch.relu(self.tm(o.reshape(-1, e))).reshape(n, d + 1, e)
             return torch.softmax(self.head(o[:, 0] + o.mean(1)), 1)
+    class Counts(nn.Module):
+        """Integer features PyTorch exports as int64 per row: (x > 0).sum(1) (a condition cast
+        to int64 and summed), .any(1), argmax and argmin, combined and cast to float."""
+        def __init__(self):
+            super().__init__()
+            self.l = nn.Linear(d + 4, 3)
+
+        def forward(self, x):
+            k = (x > 0).sum(1, keepdim=True)
+            extra = torch.cat([k * 2 - 1, (x > 1).any(1, keepdim=True).long(),
+                               x.argmax(1, keepdim=True), x.argmin(1, keepdim=True)], 1)
+            return torch.softmax(self.l(torch.cat([x, extra.float()], 1)), 1)
     w = 16
     act_models = [  # (name, model, first opset PyTorch exports it at)
         ("relu6_hardtanh_hardsigmoid_hardswish",
@@ -506,6 +519,11 @@ def main():
         for name, model in (("transformer_bf", transformer_bf), ("transformer_sf", transformer_sf)):
             ran = case(tmp, name, model, d, opset, "proba", mc, Xm, ym, want_plan="step plan")
             check(ran is not None, "%s opset %d did not run" % (name, opset))
+    counts = Counts()
+    for opset in (9, 11, 13, 17):
+        ran = case(tmp, "integer_counts", counts, d, opset, "proba", mc, Xm, ym,
+                   want_plan="step plan")
+        check(ran is not None, "integer_counts opset %d did not run" % opset)
     # Their idioms: sequence-first pooling, a CLS token, causal and key padding masks.
     seq_first, padding = SeqFirstIdioms(), PaddingMask()
     Xpad = Xm.copy()
@@ -533,7 +551,7 @@ def main():
                  "binary_softmax_o13", "relu_softmax_o13", "deep_elu_20_o13", "layout_o13",
                  "conditions_o13", "tokens_layernorm_o11", "attention_o13", "attention_o17",
                  "transformer_bf_o14", "transformer_sf_o17", "seq_first_idioms_o14",
-                 "padding_mask_o17"):
+                 "padding_mask_o17", "integer_counts_o13"):
         p = subprocess.run([os.environ["SG_ONNX_ONE_VS_BATCH"], os.path.join(tmp, name + ".onnx")],
                            capture_output=True, text=True)
         check(p.returncode == 0, "%s one row vs batch: %s" % (name, (p.stderr or p.stdout).strip()))
