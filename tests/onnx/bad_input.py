@@ -912,6 +912,58 @@ def main():
     run(tmp, "tile_rows_by_batch", tile_graph((1, 1, 3), True),
         ["node 'tile' (Tile, opset 13): repeats[0] is the batch size (from a Shape node): only "
          "a constant of size 1 on that axis may be repeated by it"], data)
+    # If branches: their names are their own (two Ifs may use the same inside), an outer name
+    # may not be defined again inside, and an infinity read inside a branch counts as read.
+    def if_pair(branch_init=None, inner="tmp"):
+        def branch(tag, out):
+            inits = [] if branch_init is None else [numpy_helper.from_array(
+                np.ones(3, np.float32), branch_init)]
+            return helper.make_graph(
+                [helper.make_node("Relu", ["z"], [inner]),
+                 helper.make_node("Neg", [inner], [out])], tag, [],
+                [helper.make_tensor_value_info(out, TensorProto.FLOAT, None)], inits)
+        nodes = [helper.make_node("Gemm", ["x", "W", "b"], ["z"], name="fc", transB=1),
+                 helper.make_node("If", ["yes"], ["r1"], name="first",
+                                  then_branch=branch("t1", "o1"), else_branch=branch("e1", "p1")),
+                 helper.make_node("If", ["yes"], ["r2"], name="second",
+                                  then_branch=branch("t2", "o2"), else_branch=branch("e2", "p2")),
+                 helper.make_node("Add", ["r1", "r2"], ["r"], name="add"),
+                 helper.make_node("Softmax", ["r"], ["out"], name="sm", axis=1)]
+        m = base(nodes=nodes)
+        m.graph.initializer.append(numpy_helper.from_array(np.array(True), "yes"))
+        return m
+    run(tmp, "if_siblings_same_names", if_pair(), [], data, exit_code=0)
+    run(tmp, "if_branch_redefines_outer", if_pair(branch_init="W"),
+        ["node 'first' (If, opset 13): initializer 'W' of the then branch is defined twice"],
+        data)
+    m = base(nodes=[helper.make_node("Gemm", ["x", "W", "b"], ["z"], name="fc", transB=1),
+                    helper.make_node("Add", ["z", "infs"], ["za"], name="mask"),
+                    helper.make_node("If", ["yes"], ["r"], name="when", then_branch=helper.make_graph(
+                        [helper.make_node("Mul", ["za", "infs"], ["t_out"])], "t", [],
+                        [helper.make_tensor_value_info("t_out", TensorProto.FLOAT, None)]),
+                        else_branch=helper.make_graph(
+                        [helper.make_node("Identity", ["za"], ["e_out"])], "e", [],
+                        [helper.make_tensor_value_info("e_out", TensorProto.FLOAT, None)])),
+                    helper.make_node("Softmax", ["r"], ["out"], name="sm", axis=1)])
+    m.graph.initializer.extend([numpy_helper.from_array(np.array([0, -np.inf, 0], np.float32),
+                                                        "infs"),
+                                numpy_helper.from_array(np.array(True), "yes")])
+    run(tmp, "inf_initializer_in_branch", m,
+        ["initializer 'infs'[1] is not finite (an infinity is taken only in a mask that Add or "
+         "Where reads)"], data)
+    # A mask folded with a constant (-inf + 0) is still not a weight.
+    m = base(nodes=[helper.make_node("Add", ["infs4", "zeros4"], ["scale"], name="fold"),
+                    helper.make_node("Gemm", ["x", "W", "b"], ["z"], name="fc", transB=1),
+                    helper.make_node("MatMul", ["x", "scale"], ["r0"], name="mm"),
+                    helper.make_node("Add", ["z", "r0"], ["r"], name="add"),
+                    helper.make_node("Softmax", ["r"], ["out"], name="sm", axis=1)])
+    m.graph.initializer.extend([
+        numpy_helper.from_array(np.array([[0, 0, 0], [0, -np.inf, 0], [0, 0, 0], [0, 0, 0]],
+                                         np.float32), "infs4"),
+        numpy_helper.from_array(np.zeros((4, 3), np.float32), "zeros4")])
+    run(tmp, "inf_mask_folded_into_weight", m,
+        ["node 'mm' (MatMul, opset 13): the weight (input 1) ('scale') element 4 is not finite"],
+        data)
     # An infinity in an initializer is taken only in a mask (read by Add or Where).
     m = base(nodes=[helper.make_node("Gemm", ["x", "W", "b"], ["z"], name="fc", transB=1),
                     helper.make_node("Mul", ["z", "infs"], ["r"], name="scale"),

@@ -902,6 +902,44 @@ def layout_cases(opset):
         return np.concatenate([cnt * 3 - 2, amk, amin, (X > 0).max(1, keepdims=True), cmp],
                               1).astype(np.float64)
     out.append(("integer_rows_argmax", nodes12, inits12, 5, ref_ints))
+    # Rows made with the batch size times 4 past axis 0: ConstantOfShape([2, N*4]) and an
+    # Expand of a [2, 1] constant to it, then row 0 and row 1 gathered, viewed as [N, 4] and
+    # summed (four values per row each: a swapped shape had summed two); and an If whose
+    # branch adds its own initializer (a branch's initializers had been ignored).
+    inits13 = [i64("i1_13", [1]), i64("i0_13", [0]), i64("two13", [2]), i64("four13", [4]),
+               i64("m1_13", [-1]), numpy_helper.from_array(np.array([[1.0], [2.0]], np.float32),
+                                                          "k13"),
+               numpy_helper.from_array(np.array(True), "yes13")]
+    sum13_in, sum13_attr = axes(opset, "s13", [1], inits13)
+    then13 = helper.make_graph(
+        [helper.make_node("Add", ["x", "binit"], ["b_out"])], "then13", [],
+        [helper.make_tensor_value_info("b_out", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(np.arange(D, dtype=np.float32), "binit")])
+    else13 = helper.make_graph([helper.make_node("Identity", ["x"], ["e_out"])], "else13", [],
+                               [helper.make_tensor_value_info("e_out", TensorProto.FLOAT, None)])
+    nodes13 = [node("Shape", ["x"], "sh13"), node("Gather", ["sh13", "i0_13"], "n13"),
+               node("Mul", ["n13", "four13"], "n4"),
+               helper.make_node("Concat", ["two13", "n4"], ["s24"], axis=0),
+               helper.make_node("ConstantOfShape", ["s24"], ["cz"], value=numpy_helper.from_array(
+                   np.array([0.5], np.float32))),
+               node("Expand", ["k13", "s24"], "ek"),
+               helper.make_node("Gather", ["cz", "i0_13"], ["cz0"], axis=0),
+               helper.make_node("Gather", ["ek", "i1_13"], ["ek1"], axis=0),
+               helper.make_node("Concat", ["n13", "m1_13"], ["sn"], axis=0),
+               node("Reshape", ["cz0", "sn"], "czr"), node("Reshape", ["ek1", "sn"], "ekr"),
+               helper.make_node("ReduceSum", ["czr"] + sum13_in, ["czs"], keepdims=1,
+                                **sum13_attr),
+               helper.make_node("ReduceSum", ["ekr"] + sum13_in, ["eks"], keepdims=1,
+                                **sum13_attr),
+               helper.make_node("If", ["yes13"], ["xb"], then_branch=then13,
+                                else_branch=else13),
+               helper.make_node("Concat", ["czs", "eks", "xb"], ["y"], axis=1)]
+
+    def ref_batch_times(X):
+        n = len(X)
+        return np.concatenate([np.full((n, 1), 2.0), np.full((n, 1), 8.0),
+                               X + np.arange(D)], 1)
+    out.append(("batch_times_four_if_init", nodes13, inits13, 2 + D, ref_batch_times))
     out.append(("shape_arithmetic", nodes, inits, 12, lambda X: np.concatenate(
         [X.reshape(-1, 2, 3).transpose(0, 2, 1).reshape(len(X), -1), X / D], 1)))
     return out
