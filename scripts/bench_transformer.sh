@@ -156,7 +156,7 @@ peaks = [p for p in peaks if p]
 if flops_row and peaks:
     peak = max(peaks)
     lim = ROWS * flops_row / (peak * 1e9)
-    print(f"FLOP limit: {flops_row:,} FLOPs/row x {ROWS:,} rows at the all-thread sgemm peak "
+    print(f"FLOP limit: {int(flops_row):,} FLOPs/row x {ROWS:,} rows at the all-thread sgemm peak "
           f"measured in this run ({peak:.1f} GFLOP/s) = {lim:.3f} s; stagegate {sec / lim:.1f}x "
           f"it, PyTorch {t['torch_batch_s'] / lim:.1f}x")
 PY
