@@ -46,6 +46,15 @@ static int row_axis(const ox_value *v, int a)
     return a + v->bouter + v->binner;
 }
 
+/* A new constant's values from src, of the same count and type (its shape may differ). */
+static void copy_values(ox_value *dst, const ox_value *src)
+{
+    if (src->dtype == OX_FLOAT)
+        memcpy(dst->f, src->f, (size_t)src->count * sizeof(float));
+    else
+        memcpy(dst->i, src->i, (size_t)src->count * sizeof(int64_t));
+}
+
 static void place(ox_value *o, int pos, int outer, int inner)
 {
     o->bpos = (int8_t)pos;
@@ -316,11 +325,7 @@ static sg_status relay_const(ox_ctx *c, size_t k, const ox_value *x, sg_err *err
     int v, rc = ox_const_out(c, r - skip, dims + skip, kv->dtype, err, &v);
     c->partial = saved;
     if (rc) return rc;
-    kv = &c->vals[ik];
-    if (kv->dtype == OX_FLOAT)
-        memcpy(c->vals[v].f, kv->f, (size_t)kv->count * sizeof(float));
-    else
-        memcpy(c->vals[v].i, kv->i, (size_t)kv->count * sizeof(int64_t));
+    copy_values(&c->vals[v], &c->vals[ik]);
     c->in_override[k] = v;
     return SG_OK;
 }
@@ -411,11 +416,7 @@ static sg_status begin_expand(ox_ctx *c, ox_placed_state *st, sg_err *err)
     if (rc == SG_OK) rc = ox_const_out(c, 1, &len, OX_INT64, err, &sh);
     c->partial = saved;
     if (rc) return rc;
-    vx = &c->vals[x];
-    if (vx->dtype == OX_FLOAT)
-        memcpy(c->vals[k].f, vx->f, (size_t)vx->count * sizeof(float));
-    else
-        memcpy(c->vals[k].i, vx->i, (size_t)vx->count * sizeof(int64_t));
+    copy_values(&c->vals[k], &c->vals[x]);
     memcpy(c->vals[sh].i, sd, (size_t)len * sizeof *sd);
     c->vals[sh].batch_mask = 1;
     c->in_override[0] = k;
