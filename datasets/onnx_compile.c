@@ -1630,7 +1630,7 @@ static sg_status int_inputs(ox_ctx *c, const char *op, bool *any, sg_err *err)
                                k, x->name,
                                !x->is_const           ? "float rows"
                                : x->dtype != OX_INT64 ? "a float constant"
-                                                      : "an int64 constant out of that range");
+                                                      : "an integer constant out of that range");
     }
     return SG_OK;
 }
@@ -1682,6 +1682,26 @@ static sg_status int_outputs(ox_ctx *c, const char *op, int first_new, sg_err *e
     return SG_OK;
 }
 
+/* The nodes that only move elements give what they read: a condition, integers or floats
+   cast to double stay so, whichever way a node compiler made its output. */
+static void keep_kind(ox_ctx *c, const char *op, int first_new)
+{
+    static const char *const moves[] = {"Reshape",  "Flatten",   "Squeeze", "Unsqueeze",
+                                        "Identity", "Transpose", "Expand",  "Slice",
+                                        "Gather",   "Tile",      "Split",   "Dropout"};
+    const int x = ox_in(c, 0);
+    if (x < 0 || c->vals[x].is_const || !in_list(op, moves, sizeof moves / sizeof moves[0])) return;
+    const ox_value in = c->vals[x];
+    for (int v = first_new; v < c->n_vals; v++) {
+        ox_value *o = &c->vals[v];
+        if (o->is_const) continue;
+        o->is_bool = in.is_bool;
+        o->is_double = in.is_double;
+        o->is_int = in.is_int;
+        o->int_bound = in.int_bound;
+    }
+}
+
 int ox_compile_node(ox_ctx *c, sg_err *err)
 {
     const char *op = c->node->op_type;
@@ -1696,6 +1716,7 @@ int ox_compile_node(ox_ctx *c, sg_err *err)
     arc = ox_placed_begin(c, op, &st, err);
     if (arc == SG_OK && !st.done) arc = compile_op(c, op, err);
     if (arc == SG_OK && ints) arc = int_outputs(c, op, first_new, err);
+    if (arc == SG_OK) keep_kind(c, op, first_new);
     ox_placed_end(c, &st, arc);
     return arc;
 }

@@ -1103,11 +1103,25 @@ def main():
         helper.make_node("Cast", ["g3"], ["r"], name="tofloat", to=TensorProto.FLOAT),
         inits=[("big", np.array(8192, np.int64))]),
         ["node 'times2' (Mul, opset 13)", "integer rows could exceed 2^24 here"], data)
+    # Gathered elements stay what they were (integers, a condition): Gather had made floats
+    # of them, and the bound and the readers' checks stopped there.
+    run(tmp, "int_rows_gathered_too_large", int_rows(
+        helper.make_node("Gather", ["gi", "idx01"], ["gg"], name="pick", axis=1),
+        helper.make_node("Mul", ["gg", "big"], ["g2"], name="times"),
+        helper.make_node("Mul", ["g2", "big"], ["g3"], name="times2"),
+        helper.make_node("Cast", ["g3"], ["r"], name="tofloat", to=TensorProto.FLOAT),
+        inits=[("big", np.array(8192, np.int64)), ("idx01", np.array([0, 1], np.int64))]),
+        ["node 'times2' (Mul, opset 13)", "integer rows could exceed 2^24 here"], data)
+    run(tmp, "condition_gathered_into_add", int_rows(
+        helper.make_node("Gather", ["g", "idx01"], ["gb"], name="pick", axis=1),
+        helper.make_node("Add", ["z", "gb"], ["r"], name="add"),
+        inits=[("idx01", np.array([0, 1, 2], np.int64))]),
+        ["node 'add' (Add, opset 13)", "input 1 ('gb') is a boolean"], data)
     run(tmp, "int_rows_const_too_large", int_rows(
         helper.make_node("Add", ["gi", "huge"], ["g2"], name="plus"),
         helper.make_node("Cast", ["g2"], ["r"], name="tofloat", to=TensorProto.FLOAT),
         inits=[("huge", np.array(1 << 30, np.int64))]),
-        ["node 'plus' (Add, opset 13)", "an int64 constant out of that range"], data)
+        ["node 'plus' (Add, opset 13)", "an integer constant out of that range"], data)
     m = int_rows(helper.make_node("Identity", ["gi"], ["r"], name="same"))
     del m.graph.node[-1]  # the softmax: the integers are the output
     m.graph.node.append(helper.make_node("Identity", ["r"], ["out"], name="result"))
