@@ -801,6 +801,8 @@ static float unop(sg_onnx_unary op, float x, float alpha, float beta)
         return 1.0f / x;
     case SG_OXU_NOT:
         return x == 0;
+    case SG_OXU_TRUNC:
+        return truncf(x);
     case SG_OXU_SIGN:
         return x > 0 ? 1.0f : x < 0 ? -1.0f : x;
     case SG_OXU_ISNAN:
@@ -1012,6 +1014,11 @@ static sg_status emit_binary(ox_ctx *c, sg_onnx_binary op, int ia, int ib, sg_er
     return ox_dyn_out(c, rank, dims, err, &v);
 }
 
+sg_status ox_emit_trunc(ox_ctx *c, sg_err *err)
+{
+    return emit_unary(c, SG_OXU_TRUNC, 0, 0, err);
+}
+
 static sg_status emit_unary(ox_ctx *c, sg_onnx_unary op, float alpha, float beta, sg_err *err)
 {
     int x, rc = ox_need_in(c, 0, err, &x);
@@ -1153,14 +1160,16 @@ static sg_status clip_bound(ox_ctx *c, size_t k, const char *what, float *bound,
                            "%s (input %zu, '%.100s') is computed per row; only a constant bound is "
                            "supported",
                            what, k, b->name);
-    if (b->dtype != OX_FLOAT)
+    /* of integer rows, an int64 bound (int_inputs checked it is within 2^24) */
+    const bool ints = ox_in(c, 0) >= 0 && c->vals[ox_in(c, 0)].is_int;
+    if (b->dtype != OX_FLOAT && !(ints && b->dtype == OX_INT64))
         return ox_node_err(c, err, SG_EINPUT, "%s (input %zu, '%.100s') is not floating point",
                            what, k, b->name);
     if (b->count != 1)
         return ox_node_err(c, err, SG_EINPUT,
                            "%s (input %zu, '%.100s') must be one value; it holds %lld", what, k,
                            b->name, (long long)b->count);
-    *bound = b->f[0];
+    *bound = b->dtype == OX_FLOAT ? b->f[0] : (float)b->i[0];
     return SG_OK;
 }
 
@@ -1578,7 +1587,7 @@ static const char *const int_moves[] = {
     "Expand", "Slice",     "Gather",    "Concat",    "Tile",      "Split",    "Shape",
     "If",     "ReduceSum", "ReduceMax", "ReduceMin", "ArgMax",    "ArgMin"};
 static const char *const int_arith[] = {
-    "Add", "Sub", "Mul", "Equal", "Greater", "Less", "GreaterOrEqual", "LessOrEqual"};
+    "Add", "Sub", "Mul", "Equal", "Greater", "Less", "Clip", "GreaterOrEqual", "LessOrEqual"};
 
 static bool in_list(const char *op, const char *const *list, size_t n)
 {
@@ -1614,8 +1623,10 @@ static sg_status int_inputs(ox_ctx *c, const char *op, bool *any, sg_err *err)
         return ox_node_err(c, err, SG_EINPUT,
                            "input %d ('%.100s') is integer rows (int64 per row), which stagegate "
                            "reads only in Cast, ReduceSum, ReduceMax, ReduceMin, ArgMax, ArgMin, "
-                           "Add, Sub, Mul, the comparisons and the nodes that move elements",
+                           "Add, Sub, Mul, Clip, the comparisons, Gather's indices and the nodes "
+                           "that move elements",
                            first, c->vals[ox_in(c, (size_t)first)].name);
+    if (!strcmp(op, "Gather") && first == 1) return SG_OK; /* an embedding's indices */
     for (size_t k = 0; k < c->node->n_input; k++) {
         const int v = ox_in(c, k);
         if (v < 0 || (k > 0 && moves && strcmp(op, "Concat"))) continue;
@@ -1651,15 +1662,18 @@ static sg_status int_outputs(ox_ctx *c, const char *op, int first_new, sg_err *e
         if (k == 0 && !x->is_const) in_count = x->count;
     }
     int64_t bound;
-    if (!strcmp(op, "Add") || !strcmp(op, "Sub"))
-        bound = b[0] + b[1];
+    if (!strcmp(op, "Add") || !strcmp(op, "Sub")) /* (a cast float's bound is INT64_MAX) */
+        bound = b[0] > OX_MAX_EXACT || b[1] > OX_MAX_EXACT ? OX_MAX_EXACT + 1 : b[0] + b[1];
     else if (!strcmp(op, "Mul"))
         bound = b[0] > 0 && b[1] > OX_MAX_EXACT / b[0] ? OX_MAX_EXACT + 1 : b[0] * b[1];
     else if (!strcmp(op, "Concat"))
         bound = b[0] > b[1] ? b[0] : b[1];
     else if (!strcmp(op, "ReduceMax") || !strcmp(op, "ReduceMin"))
         bound = b[0];
-    else if (!strcmp(op, "ReduceSum")) {
+    else if (!strcmp(op, "Clip")) { /* within its bounds: both given bound it alone */
+        const bool lo = ox_in(c, 1) >= 0, hi = ox_in(c, 2) >= 0;
+        bound = lo && hi ? (b[1] > b[2] ? b[1] : b[2]) : (b[0] > b[1] + b[2] ? b[0] : b[1] + b[2]);
+    } else if (!strcmp(op, "ReduceSum")) {
         const int64_t out_count = c->n_vals > first_new ? c->vals[c->n_vals - 1].count : 1;
         const int64_t terms = out_count > 0 ? in_count / out_count : in_count;
         bound = b[0] > 0 && terms > OX_MAX_EXACT / b[0] ? OX_MAX_EXACT + 1 : b[0] * terms;

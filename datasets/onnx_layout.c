@@ -687,10 +687,52 @@ sg_status ox_op_slice(ox_ctx *c, sg_err *err)
    elements picked, the batch size a Shape gave following its element); on rows, along any
    axis but the batch, it is a gather step (x[:, :, 1] in PyTorch). Indices computed per row
    (an embedding lookup) are not supported. */
+/* Gather of a constant table along its axis 0 by integer rows (nn.Embedding of a categorical
+   feature, x[:, k].long()): one step copying, per index, that row of the table. */
+static sg_status embed(ox_ctx *c, int x, int ix, sg_err *err)
+{
+    const ox_value *vx = &c->vals[x], *vi = &c->vals[ix];
+    if (!vx->is_const || vx->dtype != OX_FLOAT || vx->rank < 1)
+        return ox_node_err(c, err, SG_EINPUT,
+                           "indices computed per row gather only from a constant float table "
+                           "(an embedding)");
+    if (!vi->is_int)
+        return ox_node_err(c, err, SG_EINPUT,
+                           "indices ('%.100s') are computed per row and are not integers (an "
+                           "embedding's indices are integer rows: a Cast to int64)",
+                           vi->name);
+    if (ox_attr_i(c, "axis", 0) != 0)
+        return ox_node_err(c, err, SG_EINPUT,
+                           "indices computed per row gather along the table's axis 0 only");
+    const int64_t rows = vx->dims[0], e = rows ? vx->count / rows : 0;
+    if (rows < 1 || e < 1 || vi->count > OX_MAX_WIDTH / e || vi->rank + vx->rank - 1 > OX_MAX_RANK)
+        return ox_node_err(c, err, SG_EINPUT,
+                           "a table of %lld rows of %lld values for %lld indices", (long long)rows,
+                           (long long)e, (long long)vi->count);
+    int64_t dims[OX_MAX_RANK];
+    int r = 0;
+    for (int i = 0; i < vi->rank; i++)
+        dims[r++] = vi->dims[i];
+    for (int i = 1; i < vx->rank; i++)
+        dims[r++] = vx->dims[i];
+    sg_onnx_step *st = ox_step_new(c, SG_OX_EMBED, err);
+    if (!st) return SG_ENOMEM;
+    if (!(st->W = sg_alloc_aligned((size_t)vx->count * sizeof(float))))
+        return sg_errf(err, SG_ENOMEM, "%s: out of memory", c->path);
+    memcpy(st->W, vx->f, (size_t)vx->count * sizeof(float));
+    st->emb_rows = (int)rows;
+    st->in = vi->data;
+    st->in_width = (int)vi->count;
+    st->width = (int)(vi->count * e);
+    int v;
+    return ox_dyn_out(c, r, dims, err, &v);
+}
+
 sg_status ox_op_gather(ox_ctx *c, sg_err *err)
 {
     int x, ix, rc;
     if ((rc = ox_need_in(c, 0, err, &x)) || (rc = ox_need_in(c, 1, err, &ix))) return rc;
+    if (!c->vals[ix].is_const) return embed(c, x, ix, err);
     const ox_value *vi = &c->vals[ix];
     if (!vi->is_const || vi->dtype != OX_INT64 || vi->batch_mask)
         return ox_node_err(c, err, SG_EINPUT,

@@ -93,8 +93,8 @@ sg_status sg_onnx_plan_clone(const sg_onnx_plan *src, sg_onnx_plan **out, sg_err
         if (s->bb.kind == SG_OXA_CONST) d->bb.value = NULL;
         if (s->cc.kind == SG_OXA_CONST) d->cc.value = NULL;
         p->n_steps = i + 1;
-        size_t w = (size_t)s->width, wi = (size_t)s->in_width;
-        if (s->W && !(d->W = dup_floats(s->W, wi * w))) ok = false;
+        size_t w = (size_t)s->width;
+        if (s->W && !(d->W = dup_floats(s->W, sg_onnx_w_floats(s)))) ok = false;
         if (s->b && !(d->b = dup_floats(s->b, w))) ok = false;
         if (s->scale && !(d->scale = dup_floats(s->scale, w))) ok = false;
         if (s->shift && !(d->shift = dup_floats(s->shift, w))) ok = false;
@@ -753,7 +753,7 @@ static void recount(pass *p, int od)
 static size_t step_param_bytes(const sg_onnx_step *s)
 {
     const size_t w = (size_t)s->width;
-    size_t n = (s->W ? w * (size_t)s->in_width : 0) + (s->b ? w : 0) + (s->scale ? w : 0) +
+    size_t n = (s->W ? sg_onnx_w_floats(s) : 0) + (s->b ? w : 0) + (s->scale ? w : 0) +
                (s->shift ? w : 0) + (s->a.kind == SG_OXA_CONST ? w : 0) +
                (s->bb.kind == SG_OXA_CONST ? w : 0) +
                (s->kind == SG_OX_WHERE && s->cc.kind == SG_OXA_CONST ? w : 0);

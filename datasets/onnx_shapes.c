@@ -276,6 +276,17 @@ int ox_op_cast(ox_ctx *c, sg_err *err)
             }
             return rc2;
         }
+        /* Floats to an integer type: toward zero, a step. Their magnitude is not known, so
+           they are compared, gathered by (an embedding's indices) or cast back, never summed
+           or multiplied (int_outputs: the bound is past 2^24). */
+        if (!vx->is_bool && !vx->is_int && !vx->is_double && (to == 7 || to == 6)) {
+            int rc2 = ox_emit_trunc(c, err);
+            if (rc2 == SG_OK) {
+                c->vals[c->n_vals - 1].is_int = true;
+                c->vals[c->n_vals - 1].int_bound = INT64_MAX;
+            }
+            return rc2;
+        }
         const char *kind = vx->is_bool ? "boolean" : vx->is_int ? "integer" : "float";
         return ox_node_err(c, err, SG_EINPUT,
                            "cast of %s rows to %s (type %lld): rows are cast only to float "
@@ -283,7 +294,7 @@ int ox_op_cast(ox_ctx *c, sg_err *err)
                            kind, type_name(to), (long long)to,
                            vx->is_bool  ? ", bool (type 9), int32 or int64"
                            : vx->is_int ? ", int32 or int64"
-                                        : "");
+                                        : ", int32 or int64 (toward zero)");
     }
     if (to != 1 && to != 11 && to != 7 && to != 6)
         return ox_node_err(c, err, SG_EINPUT, "cast to type %lld is not supported", (long long)to);

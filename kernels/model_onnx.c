@@ -240,6 +240,10 @@ static void run_unary(const sg_kernel_ops *k, const sg_onnx_step *st, const floa
         for (size_t i = 0; i < cnt; i++)
             out[i] = in[i] == 0 ? 1.0f : 0.0f;
         return;
+    case SG_OXU_TRUNC:
+        for (size_t i = 0; i < cnt; i++)
+            out[i] = truncf(in[i]);
+        return;
     case SG_OXU_SIGN:
         for (size_t i = 0; i < cnt; i++)
             out[i] = in[i] > 0 ? 1.0f : in[i] < 0 ? -1.0f : in[i]; /* 0, -0 and NaN as they are */
@@ -488,6 +492,24 @@ static void run_step(const sg_kernel_ops *k, const sg_onnx_step *st, const float
                     }
                 }
             }
+        break;
+    }
+    case SG_OX_EMBED: {
+        const int t = st->in_width, e = st->width / st->in_width, v = st->emb_rows;
+        for (int64_t r = 0; r < n; r++) {
+            const float *x = in + r * t;
+            float *o = out + r * st->width;
+            for (int q = 0; q < t; q++, o += e) {
+                const float ix = x[q];
+                if (!(ix >= (float)-v && ix < (float)v)) { /* out of the table, or NaN */
+                    for (int j = 0; j < e; j++)
+                        o[j] = NAN;
+                    continue;
+                }
+                const int64_t at = (int64_t)ix < 0 ? (int64_t)ix + v : (int64_t)ix;
+                memcpy(o, st->W + at * e, (size_t)e * sizeof(float));
+            }
+        }
         break;
     }
     case SG_OX_CONCAT: {

@@ -52,6 +52,10 @@ typedef enum {
     SG_OX_FILL,        /* out[j] = b[j] (ConstantOfShape, Expand of a constant per row) */
     SG_OX_WHERE,       /* out = cc != 0 ? a : bb, each argument as BINARY's (Where) */
     SG_OX_MATMUL_ROWS, /* per row, each of its matrices: out = a (m x k) @ bb (k x n) */
+    /* out = rows of W ([emb_rows][width / in_width]) picked by the integer values of in
+       (Gather of a constant table by indices per row: an embedding); an index outside
+       [-emb_rows, emb_rows) gives NaN, which the output check refuses */
+    SG_OX_EMBED,
 } sg_onnx_step_kind;
 
 /* Row reductions besides the mean (ReduceSum, ReduceMax, ...), summed left to right in float. */
@@ -98,6 +102,7 @@ typedef enum {
     SG_OXU_SIGN,  /* -1, 0 or 1 (NaN stays NaN) */
     SG_OXU_ISNAN, /* a condition: x is NaN */
     SG_OXU_ISINF, /* a condition: x is -inf (alpha != 0) or +inf (beta != 0) */
+    SG_OXU_TRUNC, /* toward zero: Cast of float rows to an integer type */
 } sg_onnx_unary;
 
 typedef enum {
@@ -314,6 +319,7 @@ typedef struct {
     sg_onnx_arg cc;
     /* MATMUL_ROWS: the matrices' sizes (a row holds width / (mm_m * mm_n) of each) */
     int mm_m, mm_k, mm_n;
+    int emb_rows; /* EMBED: rows of the table */
     /* AFFINE, LAYERNORM */
     float *scale, *shift;
     float eps;
@@ -330,6 +336,14 @@ typedef struct {
 static inline int sg_onnx_groups(const sg_onnx_step *s)
 {
     return s->groups > 1 ? s->groups : 1;
+}
+
+/* Floats in step s's W: [in_width][width] for a GEMM, the table for EMBED. */
+static inline size_t sg_onnx_w_floats(const sg_onnx_step *s)
+{
+    if (s->kind == SG_OX_EMBED)
+        return (size_t)s->emb_rows * ((size_t)s->width / (size_t)s->in_width);
+    return (size_t)s->in_width * (size_t)s->width;
 }
 
 /* How the last buffer becomes the model's output. */

@@ -1117,6 +1117,29 @@ def main():
         helper.make_node("Add", ["z", "gb"], ["r"], name="add"),
         inits=[("idx01", np.array([0, 1, 2], np.int64))]),
         ["node 'add' (Add, opset 13)", "input 1 ('gb') is a boolean"], data)
+    # Embeddings: indices per row must be integers and gather from a constant table; one past
+    # the table makes that row's output NaN, which the output check refuses.
+    run(tmp, "embed_float_indices", int_rows(
+        helper.make_node("Gather", ["table", "z"], ["r"], name="lookup"),
+        inits=[("table", np.ones((4, 3), np.float32))]),
+        ["node 'lookup' (Gather, opset 13): indices ('z') are computed per row and are not "
+         "integers (an embedding's indices are integer rows: a Cast to int64)"], data)
+    run(tmp, "embed_rows_table", int_rows(
+        helper.make_node("Gather", ["z", "gi"], ["r"], name="lookup")),
+        ["node 'lookup' (Gather, opset 13): indices computed per row gather only from a constant "
+         "float table (an embedding)"], data)
+    m = base(nodes=[helper.make_node("Cast", ["x"], ["xi"], name="toint", to=TensorProto.INT64),
+                    helper.make_node("Gather", ["table", "xi"], ["e"], name="lookup"),
+                    helper.make_node("ReduceSum", ["e", "ax2"], ["r"], name="sum", keepdims=0),
+                    helper.make_node("Gemm", ["r", "W", "b"], ["z"], name="fc", transB=1),
+                    helper.make_node("Softmax", ["z"], ["out"], name="sm", axis=1)])
+    m.graph.initializer.extend([numpy_helper.from_array(np.ones((3, 4), np.float32), "table"),
+                                numpy_helper.from_array(np.array([2], np.int64), "ax2")])
+    big = os.path.join(tmp, "indices_past_table.h5")
+    with h5py.File(big, "w") as f:
+        f["X"] = np.array([[0, 1, 2, 2], [0, 1, 2, 3]], np.float32)
+        f["y"] = np.array([0, 1])
+    run(tmp, "embed_index_past_table", m, ["output proba[1][0] is not finite"], big)
     run(tmp, "int_rows_const_too_large", int_rows(
         helper.make_node("Add", ["gi", "huge"], ["g2"], name="plus"),
         helper.make_node("Cast", ["g2"], ["r"], name="tofloat", to=TensorProto.FLOAT),
@@ -1161,13 +1184,15 @@ def main():
         helper.make_node("Concat", ["k", "minus1"], ["shp"], name="cat", axis=0),
         helper.make_node("Reshape", ["z", "shp"], ["r"], name="view")), [], data, exit_code=0)
 
-    # Gather with indices computed per row (an embedding lookup) is refused; constant indices
-    # on rows are a gather step (tests/onnx/helper_ops.py).
+    # Gather with float indices computed per row is refused (an embedding's are integer rows,
+    # tests/onnx/torch_parity.py); constant indices on rows are a gather step
+    # (tests/onnx/helper_ops.py).
     lookup = base(nodes=[helper.make_node("Gemm", ["x", "W", "b"], ["z"], name="fc", transB=1),
                          helper.make_node("Gather", ["table", "z"], ["out"], name="lookup")])
     lookup.graph.initializer.append(numpy_helper.from_array(np.ones((5, 3), np.float32), "table"))
     run(tmp, "gather_per_row_indices", lookup,
-        ["node 'lookup' (Gather, opset 13)", "indices must be a constant int64 tensor"], data)
+        ["node 'lookup' (Gather, opset 13)", "indices ('z') are computed per row and are not "
+         "integers"], data)
 
     if failures:
         print("%d failures" % len(failures))

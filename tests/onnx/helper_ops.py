@@ -902,6 +902,23 @@ def layout_cases(opset):
         return np.concatenate([cnt * 3 - 2, amk, amin, (X > 0).max(1, keepdims=True), cmp],
                               1).astype(np.float64)
     out.append(("integer_rows_argmax", nodes12, inits12, 5, ref_ints))
+    # Floats cast to int64 are cut toward zero (3.7 -> 3, -3.7 -> -3), compared, clamped into
+    # [-2, 2] and cast back.
+    inits14 = [init("three14", 3.0), i64("m2", [-2]), i64("p2", [2]), i64("one14", [1])]
+    nodes14 = [node("Mul", ["x", "three14"], "x3"),
+               helper.make_node("Cast", ["x3"], ["xt14"], to=TensorProto.INT64),
+               helper.make_node("Clip", ["xt14", "m2", "p2"], ["xc14"]) if opset >= 12 else
+               node("Identity", ["xt14"], "xc14"),
+               node("Greater", ["xt14", "one14"], "gt14"),
+               helper.make_node("Cast", ["xt14"], ["f1"], to=TensorProto.FLOAT),
+               helper.make_node("Cast", ["xc14"], ["f2"], to=TensorProto.FLOAT),
+               helper.make_node("Cast", ["gt14"], ["f3"], to=TensorProto.FLOAT),
+               helper.make_node("Concat", ["f1", "f2", "f3"], ["y"], axis=1)]
+
+    def ref_trunc(X, opset=opset):
+        t = np.trunc(X.astype(np.float32) * np.float32(3.0)).astype(np.float64)
+        return np.concatenate([t, np.clip(t, -2, 2) if opset >= 12 else t, t > 1], 1)
+    out.append(("cast_to_int_toward_zero", nodes14, inits14, 3 * D, ref_trunc))
     # Rows made with the batch size times 4 past axis 0: ConstantOfShape([2, N*4]) and an
     # Expand of a [2, 1] constant to it, then row 0 and row 1 gathered, viewed as [N, 4] and
     # summed (four values per row each: a swapped shape had summed two); and an If whose

@@ -19,7 +19,8 @@ opsets 9..17 (CELU from 12). Checks, per model:
 - nn.TransformerEncoderLayer and nn.MultiheadAttention (batch first or not, with the attention
   weights) match: their export moves the batch to axis 1 and merges it with heads and tokens;
   so do sequence-first pooling, a CLS token, a causal mask and a key padding mask from the data;
-- integer features ((x > 0).sum(1), any, argmax, argmin: int64 per row) match exactly;
+- integer features ((x > 0).sum(1), any, argmax, argmin: int64 per row) match exactly, and so
+  do nn.Embedding lookups of categorical columns (clamped into the table, or not);
 - the one-row path the latency run takes agrees with the batch path (sg_onnx_one_vs_batch);
 - every kernel variant this CPU runs agrees, and export_torch.py (whole module and state
   dict) writes a model that loads, with its metadata saying what the output means.
@@ -444,6 +445,22 @@ def main():
             extra = torch.cat([k * 2 - 1, (x > 1).any(1, keepdim=True).long(),
                                x.argmax(1, keepdim=True), x.argmin(1, keepdim=True)], 1)
             return torch.softmax(self.l(torch.cat([x, extra.float()], 1)), 1)
+    class Embeddings(nn.Module):
+        """Categorical features as nn.Embedding: columns of x cast to int64 (toward zero),
+        clamped into the table from opset 12 (PyTorch's clamp of an int64 exports float
+        bounds before), looked up per row (Gather with indices per row)."""
+        def __init__(self, clamp):
+            super().__init__()
+            self.clamp = clamp
+            self.e1, self.e2 = nn.Embedding(6, 3), nn.Embedding(8, 4)
+            self.l = nn.Linear(d - 3 + 3 + 8, 3)
+
+        def forward(self, x):
+            c1, c2 = x[:, 0].long(), x[:, 1:3].long()
+            if self.clamp:
+                c1, c2 = c1.clamp(0, 5), c2.clamp(0, 7)
+            h = torch.cat([x[:, 3:], self.e1(c1), self.e2(c2).flatten(1)], 1)
+            return torch.softmax(self.l(h), 1)
     w = 16
     act_models = [  # (name, model, first opset PyTorch exports it at)
         ("relu6_hardtanh_hardsigmoid_hardswish",
@@ -519,6 +536,29 @@ def main():
         for name, model in (("transformer_bf", transformer_bf), ("transformer_sf", transformer_sf)):
             ran = case(tmp, name, model, d, opset, "proba", mc, Xm, ym, want_plan="step plan")
             check(ran is not None, "%s opset %d did not run" % (name, opset))
+    # Embeddings: the categorical columns hold table indices (plus a fraction, cut toward
+    # zero); clamped, also indices past the table.
+    Xc = Xm.copy()
+    rng_c = np.random.default_rng(4)
+    Xc[:, 0] = rng_c.integers(0, 6, len(Xc)) + 0.5
+    Xc[:, 1] = rng_c.integers(0, 8, len(Xc))
+    Xc[:, 2] = rng_c.integers(-3, 11, len(Xc))
+    cat = os.path.join(tmp, "categorical.h5")
+    with h5py.File(cat, "w") as f:
+        f["X"], f["y"] = Xc, ym
+    Xi = Xc.copy()
+    Xi[:, 2] = np.clip(Xi[:, 2], 0, 7)
+    cat_in = os.path.join(tmp, "categorical_in_range.h5")
+    with h5py.File(cat_in, "w") as f:
+        f["X"], f["y"] = Xi, ym
+    for opset in (11, 13, 17):
+        ran = case(tmp, "embeddings", Embeddings(False), d, opset, "proba", cat_in, Xi, ym,
+                   want_plan="step plan")
+        check(ran is not None, "embeddings opset %d did not run" % opset)
+        if opset >= 13:
+            ran = case(tmp, "embeddings_clamped", Embeddings(True), d, opset, "proba", cat, Xc,
+                       ym, want_plan="step plan")
+            check(ran is not None, "embeddings_clamped opset %d did not run" % opset)
     counts = Counts()
     for opset in (9, 11, 13, 17):
         ran = case(tmp, "integer_counts", counts, d, opset, "proba", mc, Xm, ym,
@@ -551,7 +591,7 @@ def main():
                  "binary_softmax_o13", "relu_softmax_o13", "deep_elu_20_o13", "layout_o13",
                  "conditions_o13", "tokens_layernorm_o11", "attention_o13", "attention_o17",
                  "transformer_bf_o14", "transformer_sf_o17", "seq_first_idioms_o14",
-                 "padding_mask_o17", "integer_counts_o13"):
+                 "padding_mask_o17", "integer_counts_o13", "embeddings_clamped_o13"):
         p = subprocess.run([os.environ["SG_ONNX_ONE_VS_BATCH"], os.path.join(tmp, name + ".onnx")],
                            capture_output=True, text=True)
         check(p.returncode == 0, "%s one row vs batch: %s" % (name, (p.stderr or p.stdout).strip()))
