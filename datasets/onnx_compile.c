@@ -24,7 +24,8 @@
     X(Sqrt) X(Flatten) X(Reshape) X(Squeeze) X(Unsqueeze) X(Identity) X(Dropout) X(Constant)       \
     X(Cast) X(Concat) X(Slice) X(Shape) X(Gather) X(Transpose) X(Expand) X(Tile) X(Split)       \
     X(ConstantOfShape) X(Equal) X(Greater) X(Less) X(GreaterOrEqual) X(LessOrEqual) X(Not)     \
-    X(Where) X(And) X(Or) X(Sign) X(IsNaN) X(IsInf) X(If) X(ArgMax) X(ArgMin)
+    X(Where) X(And) X(Or) X(Sign) X(IsNaN) X(IsInf) X(If) X(ArgMax) X(ArgMin)   \
+    X(Floor) X(Ceil) X(Round) X(Sin) X(Cos)
 /* clang-format on */
 #define OX_OP_NAME(op) #op,
 #define OX_OP_LISTED(op) ", " #op
@@ -803,6 +804,16 @@ static float unop(sg_onnx_unary op, float x, float alpha, float beta)
         return x == 0;
     case SG_OXU_TRUNC:
         return truncf(x);
+    case SG_OXU_FLOOR:
+        return floorf(x);
+    case SG_OXU_CEIL:
+        return ceilf(x);
+    case SG_OXU_ROUND:
+        return rintf(x);
+    case SG_OXU_SIN:
+        return sinf(x);
+    case SG_OXU_COS:
+        return cosf(x);
     case SG_OXU_SIGN:
         return x > 0 ? 1.0f : x < 0 ? -1.0f : x;
     case SG_OXU_ISNAN:
@@ -1221,6 +1232,11 @@ static const struct {
     {"Exp", SG_OXU_EXP, NULL, NULL, 0, 0},
     {"Log", SG_OXU_LOG, NULL, NULL, 0, 0},
     {"Reciprocal", SG_OXU_RECIPROCAL, NULL, NULL, 0, 0},
+    {"Floor", SG_OXU_FLOOR, NULL, NULL, 0, 0},
+    {"Ceil", SG_OXU_CEIL, NULL, NULL, 0, 0},
+    {"Round", SG_OXU_ROUND, NULL, NULL, 0, 0},
+    {"Sin", SG_OXU_SIN, NULL, NULL, 0, 0},
+    {"Cos", SG_OXU_COS, NULL, NULL, 0, 0},
     {"Sign", SG_OXU_SIGN, NULL, NULL, 0, 0},
 };
 

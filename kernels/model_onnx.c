@@ -244,6 +244,26 @@ static void run_unary(const sg_kernel_ops *k, const sg_onnx_step *st, const floa
         for (size_t i = 0; i < cnt; i++)
             out[i] = truncf(in[i]);
         return;
+    case SG_OXU_FLOOR:
+        for (size_t i = 0; i < cnt; i++)
+            out[i] = floorf(in[i]);
+        return;
+    case SG_OXU_CEIL:
+        for (size_t i = 0; i < cnt; i++)
+            out[i] = ceilf(in[i]);
+        return;
+    case SG_OXU_ROUND: /* rintf in the default rounding mode: half to even */
+        for (size_t i = 0; i < cnt; i++)
+            out[i] = rintf(in[i]);
+        return;
+    case SG_OXU_SIN:
+        for (size_t i = 0; i < cnt; i++)
+            out[i] = sinf(in[i]);
+        return;
+    case SG_OXU_COS:
+        for (size_t i = 0; i < cnt; i++)
+            out[i] = cosf(in[i]);
+        return;
     case SG_OXU_SIGN:
         for (size_t i = 0; i < cnt; i++)
             out[i] = in[i] > 0 ? 1.0f : in[i] < 0 ? -1.0f : in[i]; /* 0, -0 and NaN as they are */

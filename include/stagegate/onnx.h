@@ -103,6 +103,11 @@ typedef enum {
     SG_OXU_ISNAN, /* a condition: x is NaN */
     SG_OXU_ISINF, /* a condition: x is -inf (alpha != 0) or +inf (beta != 0) */
     SG_OXU_TRUNC, /* toward zero: Cast of float rows to an integer type */
+    SG_OXU_FLOOR,
+    SG_OXU_CEIL,
+    SG_OXU_ROUND, /* half to even, as ONNX Round and numpy */
+    SG_OXU_SIN,
+    SG_OXU_COS,
 } sg_onnx_unary;
 
 typedef enum {

@@ -919,6 +919,26 @@ def layout_cases(opset):
         t = np.trunc(X.astype(np.float32) * np.float32(3.0)).astype(np.float64)
         return np.concatenate([t, np.clip(t, -2, 2) if opset >= 12 else t, t > 1], 1)
     out.append(("cast_to_int_toward_zero", nodes14, inits14, 3 * D, ref_trunc))
+    # Floor, Ceil, Round (half to even: x rounded to halves, then rounded, has ties) and Sin,
+    # Cos (periodic feature embeddings).
+    rnd = "Round" if opset >= 11 else "Floor"  # (Round is defined from opset 11)
+    nodes15 = [node("Mul", ["x", "two15"], "x2"), node(rnd, ["x2"], "xr2"),
+               node("Div", ["xr2", "two15"], "xh"), node(rnd, ["xh"], "rd"),
+               node("Floor", ["x2"], "fl"),
+               node("Ceil", ["x2"], "ce"), node("Mul", ["x", "five15"], "x5"),
+               node("Sin", ["x5"], "sn"), node("Cos", ["x5"], "cs"),
+               helper.make_node("Concat", ["rd", "fl", "ce", "sn", "cs"], ["y"], axis=1)]
+    inits15 = [init("two15", 2.0), init("five15", 5.0)]
+
+    def ref_round(X, opset=opset):
+        X = X.astype(np.float32)
+        r = np.rint if opset >= 11 else np.floor
+        x2 = X * np.float32(2)
+        xh = r(x2) / np.float32(2)  # halves: ties, which go to the even neighbour
+        x5 = X * np.float32(5)
+        return np.concatenate([r(xh), np.floor(x2), np.ceil(x2), np.sin(x5), np.cos(x5)],
+                              1).astype(np.float64)
+    out.append(("floor_ceil_round_sin_cos", nodes15, inits15, 5 * D, ref_round))
     # Rows made with the batch size times 4 past axis 0: ConstantOfShape([2, N*4]) and an
     # Expand of a [2, 1] constant to it, then row 0 and row 1 gathered, viewed as [N, 4] and
     # summed (four values per row each: a swapped shape had summed two); and an If whose
@@ -1027,7 +1047,7 @@ def main():
                   "ReduceProd", "ReduceLogSumExp", "Slice", "Shape", "Gather", "Transpose",
                   "Expand", "Tile", "Split", "ConstantOfShape", "Equal", "Greater", "Less",
                   "GreaterOrEqual", "LessOrEqual", "Not", "And", "Or", "Where", "Sign", "IsNaN",
-                  "IsInf", "If", "ArgMax", "ArgMin"}
+                  "IsInf", "If", "ArgMax", "ArgMin", "Floor", "Ceil", "Round", "Sin", "Cos"}
     check(from_issue <= seen, "operators not covered: %s" % sorted(from_issue - seen))
     if failures:
         print("%d failures" % len(failures))
