@@ -46,15 +46,6 @@ static int row_axis(const ox_value *v, int a)
     return a + v->bouter + v->binner;
 }
 
-/* A new constant's values from src, of the same count and type (its shape may differ). */
-static void copy_values(ox_value *dst, const ox_value *src)
-{
-    if (src->dtype == OX_FLOAT)
-        memcpy(dst->f, src->f, (size_t)src->count * sizeof(float));
-    else
-        memcpy(dst->i, src->i, (size_t)src->count * sizeof(int64_t));
-}
-
 static void place(ox_value *o, int pos, int outer, int inner)
 {
     o->bpos = (int8_t)pos;
@@ -325,7 +316,7 @@ static sg_status relay_const(ox_ctx *c, size_t k, const ox_value *x, sg_err *err
     int v, rc = ox_const_out(c, r - skip, dims + skip, kv->dtype, err, &v);
     c->partial = saved;
     if (rc) return rc;
-    copy_values(&c->vals[v], &c->vals[ik]);
+    ox_copy_values(&c->vals[v], &c->vals[ik]);
     c->in_override[k] = v;
     return SG_OK;
 }
@@ -374,6 +365,16 @@ static void begin_active(ox_ctx *c, ox_placed_state *st, int pos, int outer, int
     c->overriding = true;
 }
 
+/* Where the batch size from a Shape node is in constant int64 vector vs, when it is in one
+   element only; else -1. */
+static int batch_mark(const ox_value *vs)
+{
+    const uint64_t bm = vs->batch_mask;
+    if (!vs->is_const || vs->dtype != OX_INT64 || vs->rank != 1 || !bm || (bm & (bm - 1)))
+        return -1;
+    return __builtin_ctzll(bm);
+}
+
 /* Expand of a constant to a shape holding the batch size at j > 0 (a CLS token or a learned
    query expanded to the batch sequence first, [1, N, E]): the same rows as an Expand with the
    batch first and the constant's axis j (1 there) dropped, the batch then placed at j. */
@@ -382,12 +383,11 @@ static sg_status begin_expand(ox_ctx *c, ox_placed_state *st, sg_err *err)
     const int x = ox_in(c, 0), s = ox_in(c, 1);
     if (x < 0 || s < 0) return SG_OK;
     const ox_value *vx = &c->vals[x], *vs = &c->vals[s];
-    const uint64_t bm = vs->batch_mask;
-    if (!vx->is_const || !vs->is_const || vs->dtype != OX_INT64 || vs->rank != 1 || !bm ||
-        (bm & (bm - 1)) || (bm == 1 && vs->i[0] == 1) || vs->count > OX_MAX_RANK ||
+    const int j = batch_mark(vs);
+    if (!vx->is_const || j < 0 || (j == 0 && vs->i[0] == 1) || vs->count > OX_MAX_RANK ||
         vx->rank > vs->count)
         return SG_OK; /* not this case: the Expand compiles (or is refused) as it is */
-    const int j = __builtin_ctzll(bm), n = (int)vs->count, cj = j - (n - vx->rank);
+    const int n = (int)vs->count, cj = j - (n - vx->rank);
     /* the batch size times f > 1 (from a Mul): every row's f values along j the same */
     const int64_t f = vs->i[j];
     if (f < 1 || f > OX_MAX_WIDTH) return SG_OK;
@@ -416,7 +416,7 @@ static sg_status begin_expand(ox_ctx *c, ox_placed_state *st, sg_err *err)
     if (rc == SG_OK) rc = ox_const_out(c, 1, &len, OX_INT64, err, &sh);
     c->partial = saved;
     if (rc) return rc;
-    copy_values(&c->vals[k], &c->vals[x]);
+    ox_copy_values(&c->vals[k], &c->vals[x]);
     memcpy(c->vals[sh].i, sd, (size_t)len * sizeof *sd);
     c->vals[sh].batch_mask = 1;
     c->in_override[0] = k;
@@ -432,11 +432,8 @@ static sg_status begin_tile(ox_ctx *c, ox_placed_state *st, sg_err *err)
     const int x = ox_in(c, 0), s = ox_in(c, 1);
     if (x < 0 || s < 0) return SG_OK;
     const ox_value *vx = &c->vals[x], *vs = &c->vals[s];
-    const uint64_t bm = vs->batch_mask;
-    if (!vx->is_const || !vs->is_const || vs->dtype != OX_INT64 || vs->rank != 1 || !bm ||
-        (bm & (bm - 1)) || vs->count != vx->rank)
-        return SG_OK;
-    const int j = __builtin_ctzll(bm), r = vx->rank;
+    const int j = batch_mark(vs), r = vx->rank;
+    if (!vx->is_const || j < 0 || vs->count != vx->rank) return SG_OK;
     if (vs->i[j] != 1 || vx->dims[j] != 1)
         return ox_batch_err(c, err,
                             "repeats[%d] is the batch size%s: the constant's axis %d must be 1 "
@@ -493,11 +490,8 @@ static sg_status begin_constant_of_shape(ox_ctx *c, ox_placed_state *st, sg_err 
     const int s = ox_in(c, 0);
     if (s < 0) return SG_OK;
     const ox_value *vs = &c->vals[s];
-    const uint64_t bm = vs->batch_mask;
-    if (!vs->is_const || vs->dtype != OX_INT64 || vs->rank != 1 || !bm || (bm & (bm - 1)) ||
-        vs->count > OX_MAX_RANK)
-        return SG_OK;
-    const int j = __builtin_ctzll(bm), n = (int)vs->count;
+    const int j = batch_mark(vs), n = (int)vs->count;
+    if (j < 0 || vs->count > OX_MAX_RANK) return SG_OK;
     const int64_t f = vs->i[j];
     if (j == 0 && f == 1) return SG_OK; /* the batch first: as it is */
     if (f < 1 || f > OX_MAX_WIDTH)

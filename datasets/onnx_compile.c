@@ -1570,12 +1570,8 @@ static sg_status op_if(ox_ctx *c, sg_err *err)
             memcpy(dims, c->vals[src].dims, sizeof dims);
             if ((rc = ox_const_out_k(c, k, c->vals[src].rank, dims, c->vals[src].dtype, err, &v)))
                 return rc;
-            const ox_value *sv = &c->vals[src];
-            if (sv->dtype == OX_FLOAT)
-                memcpy(c->vals[v].f, sv->f, (size_t)sv->count * sizeof(float));
-            else
-                memcpy(c->vals[v].i, sv->i, (size_t)sv->count * sizeof(int64_t));
-            c->vals[v].batch_mask = sv->batch_mask;
+            ox_copy_values(&c->vals[v], &c->vals[src]);
+            c->vals[v].batch_mask = c->vals[src].batch_mask;
             continue;
         }
         int64_t dims[OX_MAX_RANK];

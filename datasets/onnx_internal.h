@@ -147,6 +147,9 @@ int ox_value_add_unnamed(ox_ctx *c, const char *label, sg_err *err);
 sg_status ox_tensor_read(ox_ctx *c, const Onnx__TensorProto *t, ox_value *v, const char *what,
                    sg_err *err);
 void ox_ctx_free(ox_ctx *c);
+/* A new constant's values from constant src, of the same count and type (its shape may
+   differ). */
+void ox_copy_values(ox_value *dst, const ox_value *src);
 /* "[d0,d1,...]" for messages. */
 void ox_shape_str(const int64_t *dims, size_t n, char *buf, size_t len);
 /* Reads and hashes the external file a tensor names, if any (cached by location). */

@@ -802,13 +802,8 @@ sg_status ox_op_gather(ox_ctx *c, sg_err *err)
         st->in = c->vals[x].data;
         st->in_width = (int)c->vals[x].count;
         st->width = (int)out_count;
-        const ox_value keep = c->vals[x]; /* the elements keep what they are */
-        if ((rc = ox_dyn_out(c, ro - 1, dims + 1, err, &v))) return rc;
-        c->vals[v].is_bool = keep.is_bool;
-        c->vals[v].is_double = keep.is_double;
-        c->vals[v].is_int = keep.is_int;
-        c->vals[v].int_bound = keep.int_bound;
-        return SG_OK;
+        /* (what the elements are, a condition or integers, keep_kind carries over) */
+        return ox_dyn_out(c, ro - 1, dims + 1, err, &v);
     }
     const int dtype = c->vals[x].dtype;
     if ((rc = ox_const_out(c, ro, dims, dtype, err, &v))) {

@@ -59,10 +59,7 @@ static int reshaped(ox_ctx *c, int x, int rank, const int64_t *dims, sg_err *err
         if (c->vals[v].count != vx->count)
             return ox_node_err(c, err, SG_EINPUT, "new shape holds %lld elements, the input %lld",
                                (long long)c->vals[v].count, (long long)vx->count);
-        if (vx->dtype == OX_FLOAT)
-            memcpy(c->vals[v].f, vx->f, (size_t)vx->count * sizeof(float));
-        else
-            memcpy(c->vals[v].i, vx->i, (size_t)vx->count * sizeof(int64_t));
+        ox_copy_values(&c->vals[v], vx);
         c->vals[v].batch_mask = vx->batch_mask; /* the elements keep their order */
         return SG_OK;
     }

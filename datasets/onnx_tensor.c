@@ -457,3 +457,11 @@ void ox_ctx_free(ox_ctx *c)
     if (c->mp) onnx__model_proto__free_unpacked(c->mp, NULL);
     if (c->md) EVP_MD_CTX_free(c->md);
 }
+
+void ox_copy_values(ox_value *dst, const ox_value *src)
+{
+    if (src->dtype == OX_FLOAT)
+        memcpy(dst->f, src->f, (size_t)src->count * sizeof(float));
+    else
+        memcpy(dst->i, src->i, (size_t)src->count * sizeof(int64_t));
+}

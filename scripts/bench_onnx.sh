@@ -21,18 +21,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROWS=${1:-1000000}
-./scripts/deps.sh
-BUILD=${STAGEGATE_BUILD_DIR:-build/release}
-if [ ! -f "$BUILD/CMakeCache.txt" ]; then
-    cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
-fi
-cmake --build "$BUILD" -j "$(nproc)" --target stagegate >/dev/null
-SG=$BUILD/cli/stagegate
-. scripts/same_blas.sh
-same_blas "$SG"
-B=${BENCH_DIR:-build/bench}
-mkdir -p "$B"
-WORKERS=$(nproc)
+. scripts/bench_setup.sh
 
 if [ ! -f "$B/onnx_$ROWS.h5" ] || [ ! -f "$B/onnx_mlp256.onnx" ] || [ ! -f "$B/onnx_mlp256.h5" ]; then
     echo "== making a $ROWS x 64 set and the MLP in both formats (cached in $B)" >&2

@@ -22,18 +22,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROWS=${1:-200000}
-./scripts/deps.sh
-BUILD=${STAGEGATE_BUILD_DIR:-build/release}
-if [ ! -f "$BUILD/CMakeCache.txt" ]; then
-    cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
-fi
-cmake --build "$BUILD" -j "$(nproc)" --target stagegate >/dev/null
-SG=$BUILD/cli/stagegate
-. scripts/same_blas.sh
-same_blas "$SG"
-B=${BENCH_DIR:-build/bench}
-mkdir -p "$B"
-WORKERS=$(nproc)
+. scripts/bench_setup.sh
 
 if [ ! -f "$B/tx_$ROWS.h5" ] || [ ! -f "$B/tx.onnx" ]; then
     echo "== making a $ROWS x 12 set and the transformer (cached in $B)" >&2

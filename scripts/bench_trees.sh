@@ -23,18 +23,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROWS=${1:-1000000}
-./scripts/deps.sh
-BUILD=${STAGEGATE_BUILD_DIR:-build/release}
-if [ ! -f "$BUILD/CMakeCache.txt" ]; then
-    cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
-fi
-cmake --build "$BUILD" -j "$(nproc)" --target stagegate >/dev/null
-SG=$BUILD/cli/stagegate
-. scripts/same_blas.sh
-same_blas "$SG"
-B=${BENCH_DIR:-build/bench}
-mkdir -p "$B"
-WORKERS=$(nproc)
+. scripts/bench_setup.sh
 cc -O2 -o "$B/xgb_c_latency" scripts/xgb_c_latency.c -lxgboost
 
 if [ ! -f "$B/trees_$ROWS.h5" ] || [ ! -f "$B/trees300.json" ] || [ ! -f "$B/hgb300.joblib" ]; then
