@@ -223,10 +223,24 @@ sg_status ox_const_row(ox_ctx *c, const ox_value *k, int rank, const int64_t *di
                        float **out, sg_err *err);
 /* The layer nodes (onnx_layers.c). */
 sg_status ox_op_gemm(ox_ctx *c, bool matmul, sg_err *err);
+/* A GEMM step with no bias: per-row x's vectors along its last axis (k) times W, which holds
+   wgroups [k][m] matrices (vector v times matrix v % wgroups); output 0 (or the partial
+   value) of row shape (rank, dims). */
+sg_status ox_gemm_blocks(ox_ctx *c, int x, const float *W, int64_t wgroups, int64_t m, int rank,
+                         const int64_t *dims, sg_err *err, int *out);
+/* MatMul of two per-row values (each row its own matrices): output 0 or the partial value. */
+sg_status ox_matmul_rows(ox_ctx *c, int x, int y, sg_err *err);
 sg_status ox_op_batchnorm(ox_ctx *c, sg_err *err);
 sg_status ox_op_layernorm(ox_ctx *c, sg_err *err);
 sg_status ox_op_softmax(ox_ctx *c, bool log, sg_err *err);
 sg_status ox_op_reduce_mean(ox_ctx *c, sg_err *err);
+/* A reduction (kind an sg_onnx_reduce, -1 the mean) of x over the given axes (of its full
+   shape; none: all, for a constant) into output 0 or the partial value: on rows any axes but
+   the batch, on constants folded. */
+sg_status ox_reduce_axes(ox_ctx *c, int kind, int x, const int64_t *axes, int n, bool keep,
+                         sg_err *err);
+sg_status ox_op_einsum(ox_ctx *c, sg_err *err);
+sg_status ox_op_instancenorm(ox_ctx *c, sg_err *err);
 /* ReduceSum, ReduceMax, ...: kind is an sg_onnx_reduce. */
 sg_status ox_op_reduce(ox_ctx *c, int kind, sg_err *err);
 sg_status ox_op_slice(ox_ctx *c, sg_err *err);

@@ -67,7 +67,7 @@ static sg_status const_input(ox_ctx *c, size_t k, const char *what, sg_err *err,
 /* MatMul of two per-row tensors, [batch, ..., m, k] @ [batch, ..., k, n] (attention's
    q @ k^T and weights @ v, written batch first): per row, one product per matrix of the
    leading axes, which must be the same on both sides (broadcasting them is not supported). */
-static sg_status matmul_rows(ox_ctx *c, int x, int y, sg_err *err)
+sg_status ox_matmul_rows(ox_ctx *c, int x, int y, sg_err *err)
 {
     const ox_value *a = &c->vals[x], *b = &c->vals[y];
     if (a->rank < 2 || b->rank < 2)
@@ -116,6 +116,74 @@ static sg_status matmul_rows(ox_ctx *c, int x, int y, sg_err *err)
     return ox_dyn_out(c, r, dims, err, &v);
 }
 
+sg_status ox_gemm_blocks(ox_ctx *c, int x, const float *W, int64_t wgroups, int64_t m, int rank,
+                         const int64_t *dims, sg_err *err, int *out)
+{
+    const ox_value *vx = &c->vals[x];
+    const int64_t k = vx->dims[vx->rank - 1];
+    const int groups = row_groups(c, vx, k, err);
+    if (!groups) return SG_EINPUT;
+    if (wgroups < 1 || groups % wgroups != 0)
+        return ox_node_err(c, err, SG_EINPUT,
+                           "rows of %d vectors do not split into %lld weight matrices", groups,
+                           (long long)wgroups);
+    if (m < 1 || m > OX_MAX_WIDTH)
+        return ox_node_err(c, err, SG_EINPUT, "%lld outputs", (long long)m);
+    const size_t wn = (size_t)wgroups * (size_t)k * (size_t)m;
+    if (wn > (size_t)OX_MAX_ELEMS)
+        return ox_node_err(c, err, SG_EINPUT, "weights of %zu values", wn);
+    sg_onnx_step *s = ox_step_new(c, SG_OX_GEMM, err);
+    if (!s) return SG_ENOMEM;
+    s->W = sg_alloc_aligned(wn * sizeof(float));
+    s->b = sg_alloc_aligned((size_t)m * sizeof(float));
+    if (!s->W || !s->b) return sg_errf(err, SG_ENOMEM, "%s: out of memory", c->path);
+    memcpy(s->W, W, wn * sizeof(float));
+    memset(s->b, 0, (size_t)m * sizeof(float));
+    s->in = vx->data;
+    s->in_width = (int)k;
+    s->width = (int)m;
+    s->groups = groups;
+    s->wgroups = wgroups > 1 ? (int)wgroups : 0;
+    s->act = SG_ACT_IDENTITY;
+    return ox_dyn_out(c, rank, dims, err, out);
+}
+
+/* MatMul of rows [batch, ..., k] by a constant [..., k, m] of rank 3 or more (a stack of
+   weight matrices, one per vector: TabM's ensemble members, per-feature linear layers): the
+   constant's leading axes must be the row's own before k (broadcasting them is not
+   supported), or all 1. */
+static sg_status matmul_stacked(ox_ctx *c, int x, const ox_value *B, sg_err *err)
+{
+    const ox_value *vx = &c->vals[x];
+    const int rb = B->rank, lead = rb - 2;
+    int64_t wg = 1;
+    for (int i = 0; i < lead; i++)
+        wg *= B->dims[i];
+    const int64_t k = B->dims[rb - 2], m = B->dims[rb - 1];
+    char xs[160], bs[160];
+    ox_shape_str(vx->dims, (size_t)vx->rank, xs, sizeof xs);
+    ox_shape_str(B->dims, (size_t)B->rank, bs, sizeof bs);
+    if (vx->dims[vx->rank - 1] != k)
+        return ox_node_err(c, err, SG_EINPUT,
+                           "shape does not match the data: rows of shape [batch]+%s @ weight "
+                           "'%.100s' of shape %s (%lld columns against %lld rows)",
+                           xs, B->name, bs, (long long)vx->dims[vx->rank - 1], (long long)k);
+    bool same = wg == 1 || vx->rank - 1 >= lead;
+    for (int i = 0; same && wg > 1 && i < lead; i++)
+        same = B->dims[i] == vx->dims[vx->rank - 1 - lead + i];
+    if (!same)
+        return ox_node_err(c, err, SG_EINPUT,
+                           "rows of shape [batch]+%s @ weight '%.100s' of shape %s: the weight's "
+                           "leading axes must be the row's last axes before %lld (broadcasting "
+                           "them is not supported)",
+                           xs, B->name, bs, (long long)k);
+    int64_t dims[OX_MAX_RANK];
+    memcpy(dims, vx->dims, (size_t)vx->rank * sizeof dims[0]);
+    dims[vx->rank - 1] = m;
+    int v;
+    return ox_gemm_blocks(c, x, B->f, wg, m, vx->rank, dims, err, &v);
+}
+
 sg_status ox_op_gemm(ox_ctx *c, bool matmul, sg_err *err)
 {
     int x, rc;
@@ -127,8 +195,9 @@ sg_status ox_op_gemm(ox_ctx *c, bool matmul, sg_err *err)
                                &x)))
         return rc;
     if (matmul && ox_in(c, 1) >= 0 && !c->vals[ox_in(c, 1)].is_const)
-        return matmul_rows(c, x, ox_in(c, 1), err);
+        return ox_matmul_rows(c, x, ox_in(c, 1), err);
     if ((rc = const_input(c, 1, "the weight (input 1)", err, &B))) return rc;
+    if (matmul && B->rank >= 3) return matmul_stacked(c, x, B, err);
     if (!matmul && ox_in(c, 2) >= 0 && (rc = const_input(c, 2, "the bias (input 2)", err, &C)))
         return rc;
     const ox_value *vx = &c->vals[x];
@@ -269,6 +338,66 @@ sg_status ox_op_layernorm(ox_ctx *c, sg_err *err)
     s->in_width = s->width = (int)w;
     s->groups = groups;
     int v;
+    return ox_dyn_out(c, vx->rank, vx->dims, err, &v);
+}
+
+/* InstanceNormalization of rows [C, D...] (what GroupNorm and InstanceNorm1d export as): each
+   channel's D... values normalised alone (a LAYERNORM step over C vectors), then scaled and
+   shifted per channel (an AFFINE step, left out when Scale is all 1 and B all 0, as GroupNorm
+   writes them before its own Mul and Add). */
+sg_status ox_op_instancenorm(ox_ctx *c, sg_err *err)
+{
+    int x, rc;
+    if ((rc = row_input_ranked(c, 0, "InstanceNormalization", true, err, &x))) return rc;
+    const ox_value *vx = &c->vals[x];
+    if (vx->rank < 2)
+        return ox_node_err(c, err, SG_EINPUT,
+                           "input '%.100s' is rows of rank %d; InstanceNormalization needs "
+                           "[batch, C, D...] (a spatial axis after the channels)",
+                           vx->name, vx->rank);
+    const ox_value *g, *b;
+    if ((rc = const_input(c, 1, "scale", err, &g)) || (rc = const_input(c, 2, "B", err, &b)))
+        return rc;
+    const int64_t ch = vx->dims[0], w = vx->count / ch;
+    if (g->count != ch || b->count != ch)
+        return ox_node_err(c, err, SG_EINPUT,
+                           "shape does not match the data: scale/B hold %lld/%lld values for "
+                           "%lld channels",
+                           (long long)g->count, (long long)b->count, (long long)ch);
+    bool plain = true;
+    for (int64_t q = 0; q < ch; q++)
+        plain &= g->f[q] == 1.0f && b->f[q] == 0.0f;
+    sg_onnx_step *s = ox_step_new(c, SG_OX_LAYERNORM, err);
+    if (!s) return SG_ENOMEM;
+    s->scale = sg_alloc_aligned((size_t)w * sizeof(float));
+    s->shift = sg_alloc_aligned((size_t)w * sizeof(float));
+    if (!s->scale || !s->shift) return sg_errf(err, SG_ENOMEM, "%s: out of memory", c->path);
+    for (int64_t j = 0; j < w; j++) {
+        s->scale[j] = 1.0f;
+        s->shift[j] = 0.0f;
+    }
+    s->eps = ox_attr_f(c, "epsilon", 1e-5f);
+    s->in = vx->data;
+    s->in_width = s->width = (int)w;
+    s->groups = (int)ch;
+    const char *saved = c->partial;
+    if (!plain) c->partial = "the input normalised per channel";
+    int v;
+    rc = ox_dyn_out(c, vx->rank, vx->dims, err, &v);
+    c->partial = saved;
+    if (rc || plain) return rc;
+    vx = &c->vals[x];
+    s = ox_step_new(c, SG_OX_AFFINE, err);
+    if (!s) return SG_ENOMEM;
+    s->scale = sg_alloc_aligned((size_t)vx->count * sizeof(float));
+    s->shift = sg_alloc_aligned((size_t)vx->count * sizeof(float));
+    if (!s->scale || !s->shift) return sg_errf(err, SG_ENOMEM, "%s: out of memory", c->path);
+    for (int64_t j = 0; j < vx->count; j++) {
+        s->scale[j] = g->f[j / w];
+        s->shift[j] = b->f[j / w];
+    }
+    s->in = c->vals[v].data;
+    s->in_width = s->width = (int)vx->count;
     return ox_dyn_out(c, vx->rank, vx->dims, err, &v);
 }
 
@@ -467,8 +596,6 @@ static sg_status fold_reduce(ox_ctx *c, int kind, int x, int64_t inner, int rank
 /* A reduction over the given axes (the attribute, or the constant second input from opset 13
    for ReduceSum), kind -1 the mean. On rows: any axes but the batch; the last alone is one
    step, others are first moved last by a gather step. On constants: folded (no axes: all). */
-static sg_status reduce_axes(ox_ctx *c, int kind, int x, const int64_t *axes, int n, bool keep,
-                             sg_err *err);
 
 static sg_status reduce_row(ox_ctx *c, int kind, sg_err *err)
 {
@@ -479,7 +606,7 @@ static sg_status reduce_row(ox_ctx *c, int kind, sg_err *err)
     if ((rc = ox_get_axes(c, 1, axes, &n, err))) return rc;
     /* No axes with noop_with_empty_axes (ReduceSum from opset 13) reduces nothing. */
     if (n == 0 && ox_attr_i(c, "noop_with_empty_axes", 0) != 0) return ox_op_identity(c, err);
-    return reduce_axes(c, kind, x, axes, n, ox_attr_i(c, "keepdims", 1) != 0, err);
+    return ox_reduce_axes(c, kind, x, axes, n, ox_attr_i(c, "keepdims", 1) != 0, err);
 }
 
 /* ArgMax and ArgMin over one axis (attribute, default 0): on rows a reduction step whose
@@ -498,7 +625,8 @@ sg_status ox_op_argmax(ox_ctx *c, bool max, sg_err *err)
                                             : a > 0             ? c->vals[x].dims[a - 1]
                                                                 : 1)
                                          : 0;
-    if ((rc = reduce_axes(c, kind, x, &axis, 1, ox_attr_i(c, "keepdims", 1) != 0, err))) return rc;
+    if ((rc = ox_reduce_axes(c, kind, x, &axis, 1, ox_attr_i(c, "keepdims", 1) != 0, err)))
+        return rc;
     ox_value *o = &c->vals[c->n_vals - 1];
     if (!o->is_const) {
         o->is_int = true;
@@ -507,8 +635,8 @@ sg_status ox_op_argmax(ox_ctx *c, bool max, sg_err *err)
     return SG_OK;
 }
 
-static sg_status reduce_axes(ox_ctx *c, int kind, int x, const int64_t *axes, int n, bool keep,
-                             sg_err *err)
+sg_status ox_reduce_axes(ox_ctx *c, int kind, int x, const int64_t *axes, int n, bool keep,
+                         sg_err *err)
 {
     int rc;
     const bool rows = !c->vals[x].is_const;

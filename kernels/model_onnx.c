@@ -456,7 +456,20 @@ static void run_step(const sg_kernel_ops *k, const sg_onnx_step *st, const float
     const int64_t vectors = n * sg_onnx_groups(st);
     switch (st->kind) {
     case SG_OX_GEMM:
-        if (one && vectors == 1) {
+        if (st->wgroups > 1) {
+            /* Block q of W multiplies vectors q, q + wgroups, ...: one sgemm per block over
+               those vectors, strided (in pieces that fit cblas's int). */
+            const int G = st->wgroups, K = st->in_width, M = st->width;
+            const int64_t per = vectors / G, step = INT_MAX / 2 / G;
+            for (int64_t r = 0; r < per; r += step) {
+                const int64_t m = per - r < step ? per - r : step;
+                for (int q = 0; q < G; q++)
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, M, K, 1.0f,
+                                in + (r * G + q) * K, G * K, st->W + (int64_t)q * K * M, M, 0.0f,
+                                out + (r * G + q) * M, G * M);
+            }
+            k->bias_act(out, vectors, M, st->b, (sg_activation)st->act);
+        } else if (one && vectors == 1) {
             k->matvec(in, st->W, st->b, st->in_width, st->width, out);
             if (st->act != SG_ACT_IDENTITY)
                 k->bias_act(out, 1, st->width, NULL, (sg_activation)st->act);

@@ -310,8 +310,12 @@ typedef struct {
        or more: a row is `groups` vectors of in_width (its output `groups` vectors of width),
        each taken alone, as rows of their own. 0 or 1: the row is one vector. */
     int groups;
+    /* GEMM: W holds this many [in_width][width] blocks when more than 1 (a batch of weight
+       matrices: MatMul by a constant of rank 3 or more, Einsum); vector v of a row is
+       multiplied by block v % wgroups (the row's vectors are [..., wgroups] in order). */
+    int wgroups;
     /* GEMM */
-    float *W; /* [in_width][width], 64-byte aligned */
+    float *W; /* [wgroups][in_width][width], 64-byte aligned */
     float *b; /* [width] */
     int act;  /* sg_activation */
     /* UNARY */
@@ -348,7 +352,7 @@ static inline size_t sg_onnx_w_floats(const sg_onnx_step *s)
 {
     if (s->kind == SG_OX_EMBED)
         return (size_t)s->emb_rows * ((size_t)s->width / (size_t)s->in_width);
-    return (size_t)s->in_width * (size_t)s->width;
+    return (size_t)s->in_width * (size_t)s->width * (size_t)(s->wgroups > 1 ? s->wgroups : 1);
 }
 
 /* How the last buffer becomes the model's output. */
