@@ -148,40 +148,69 @@ sg_status ox_gemm_blocks(ox_ctx *c, int x, const float *W, int64_t wgroups, int6
     return ox_dyn_out(c, rank, dims, err, out);
 }
 
-/* MatMul of rows [batch, ..., k] by a constant [..., k, m] of rank 3 or more (a stack of
-   weight matrices, one per vector: TabM's ensemble members, per-feature linear layers): the
-   constant's leading axes must be the row's own before k (broadcasting them is not
-   supported), or all 1. */
+/* MatMul of rows [batch, ..., G..., m, k] by a constant [G..., k, n] of rank 3 or more (a
+   stack of weight matrices: TabM's ensemble members, per-feature linear layers), as numpy
+   broadcasts it: each matrix [m, k] of a row times the weight matrix of its G index. The
+   constant's leading axes must be the row's own before the matrix (broadcasting them is not
+   supported), or all 1; one that lines up with the batch must be 1. With m > 1 the m axis is
+   moved before G for the GEMM over a stack, and back after. */
 static sg_status matmul_stacked(ox_ctx *c, int x, const ox_value *B, sg_err *err)
 {
     const ox_value *vx = &c->vals[x];
-    const int rb = B->rank, lead = rb - 2;
-    int64_t wg = 1;
-    for (int i = 0; i < lead; i++)
-        wg *= B->dims[i];
-    const int64_t k = B->dims[rb - 2], m = B->dims[rb - 1];
+    const int r = vx->rank, rb = B->rank;
+    const int64_t k = B->dims[rb - 2], n = B->dims[rb - 1];
     char xs[160], bs[160];
-    ox_shape_str(vx->dims, (size_t)vx->rank, xs, sizeof xs);
-    ox_shape_str(B->dims, (size_t)B->rank, bs, sizeof bs);
-    if (vx->dims[vx->rank - 1] != k)
+    ox_shape_str(vx->dims, (size_t)r, xs, sizeof xs);
+    ox_shape_str(B->dims, (size_t)rb, bs, sizeof bs);
+    if (vx->dims[r - 1] != k)
         return ox_node_err(c, err, SG_EINPUT,
                            "shape does not match the data: rows of shape [batch]+%s @ weight "
                            "'%.100s' of shape %s (%lld columns against %lld rows)",
-                           xs, B->name, bs, (long long)vx->dims[vx->rank - 1], (long long)k);
-    bool same = wg == 1 || vx->rank - 1 >= lead;
-    for (int i = 0; same && wg > 1 && i < lead; i++)
-        same = B->dims[i] == vx->dims[vx->rank - 1 - lead + i];
-    if (!same)
+                           xs, B->name, bs, (long long)vx->dims[r - 1], (long long)k);
+    /* the weight's leading axes that line up with the row's axes before its matrix */
+    int lead = rb - 2, first = 0;
+    if (rb == r + 1 && B->dims[0] == 1) first = 1, lead--;
+    int64_t wg = 1;
+    for (int i = first; i < rb - 2; i++)
+        wg *= B->dims[i];
+    bool ok = r >= 2 && rb <= r + first;
+    for (int i = 0; ok && wg > 1 && i < lead; i++)
+        ok = B->dims[first + i] == vx->dims[r - 2 - lead + i];
+    if (!ok)
         return ox_node_err(c, err, SG_EINPUT,
-                           "rows of shape [batch]+%s @ weight '%.100s' of shape %s: the weight's "
-                           "leading axes must be the row's last axes before %lld (broadcasting "
-                           "them is not supported)",
-                           xs, B->name, bs, (long long)k);
+                           "rows of shape [batch]+%s @ weight '%.100s' of shape %s: the "
+                           "weight's leading axes must be the row's axes before its matrices "
+                           "(broadcasting them%s is not supported)",
+                           xs, B->name, bs, r < 2 || rb > r + first ? " over the batch" : "");
     int64_t dims[OX_MAX_RANK];
-    memcpy(dims, vx->dims, (size_t)vx->rank * sizeof dims[0]);
-    dims[vx->rank - 1] = m;
+    memcpy(dims, vx->dims, (size_t)r * sizeof dims[0]);
+    dims[r - 1] = n;
     int v;
-    return ox_gemm_blocks(c, x, B->f, wg, m, vx->rank, dims, err, &v);
+    const int64_t m = vx->dims[r - 2];
+    if (wg == 1 || m == 1) return ox_gemm_blocks(c, x, B->f, wg, n, r, dims, err, &v);
+    /* [.., G.., m, k] -> [.., m, G.., k] (full axes: the batch is 0) */
+    int perm[OX_MAX_RANK + 1], back[OX_MAX_RANK + 1], q = 0;
+    const int g0 = r - 1 - lead; /* full axis of G's first */
+    for (int i = 0; i <= r; i++)
+        if (i == g0)
+            perm[q++] = r - 1, perm[q++] = i;
+        else if (i != r - 1)
+            perm[q++] = i;
+    for (int i = 0; i <= r; i++)
+        back[perm[i]] = i;
+    const char *saved = c->partial;
+    int y;
+    sg_status rc =
+        ox_permute(c, x, perm, "the rows with their matrices' rows before the stack", err, &y);
+    if (rc) return rc;
+    int64_t md[OX_MAX_RANK];
+    memcpy(md, c->vals[y].dims, (size_t)r * sizeof md[0]);
+    md[r - 1] = n;
+    c->partial = "the product by the stack of weights";
+    rc = ox_gemm_blocks(c, y, B->f, wg, n, r, md, err, &v);
+    c->partial = saved;
+    if (rc) return rc;
+    return ox_permute(c, v, back, NULL, err, &y);
 }
 
 sg_status ox_op_gemm(ox_ctx *c, bool matmul, sg_err *err)

@@ -1184,6 +1184,59 @@ def main():
         helper.make_node("Concat", ["k", "minus1"], ["shp"], name="cat", axis=0),
         helper.make_node("Reshape", ["z", "shp"], ["r"], name="view")), [], data, exit_code=0)
 
+    # Einsum: what would mix the batch with row values, or is not a valid equation for the
+    # inputs, is refused with the equation named; so is a stack of weights that would need
+    # broadcasting, and InstanceNormalization without a spatial axis or with the wrong sizes.
+    def einsum(name, eq, consts, want, extra_nodes=(), rows=("z",), named=True):
+        m = after_fc(*extra_nodes, helper.make_node("Einsum", list(rows) + [k for k, _ in consts],
+                                                    ["r"], name="es", equation=eq))
+        for k, v in consts:
+            with_float(m, k, v)
+        run(tmp, name, m, (["node 'es' (Einsum, opset 13)"] if named else []) + want, data)
+    K33, K34 = np.ones((3, 3)), np.ones((3, 4))
+    einsum("einsum_diagonal", "bi,jj->bi", [("K", K33)],
+           ["equation 'bi,jj->bi': index 'j' repeats in input 1 (a diagonal)"])
+    einsum("einsum_batch_summed", "bi->i", [],
+           ["equation 'bi->i': the batch's index 'b' is summed over"])
+    einsum("einsum_batch_moved", "bi,ij->jb", [("K", K34)],
+           ["equation 'bi,ij->jb': the output must keep the batch's index 'b' first"])
+    einsum("einsum_two_batches", "bi,cj->bcij", [], ["two per-row inputs with batch indices "
+                                                     "'b' and 'c'"], rows=("z", "z"))
+    einsum("einsum_batch_in_constant", "bi,bj->ij", [("K", K34)],
+           ["index 'b' is the batch in one input and a row axis in another"])
+    einsum("einsum_sizes", "bi,ij->bj", [("K", np.ones((4, 2)))],
+           ["index 'i' has size 3 in input 0 and 4 in input 1"])
+    einsum("einsum_character", "bi,i1->b", [("K", K33)], ["character '1' is not a letter"])
+    einsum("einsum_terms", "bi->b", [("K", K33)], ["does not have one term per input (2)"])
+    einsum("einsum_rank", "bij,jk->bik", [("K", K34)],
+           ["has 3 indices for input 0 ('z'), of rank 2"])
+    einsum("einsum_output_index", "bi,ij->bk", [("K", K34)], ["output index 'k' is in no input"])
+    einsum("einsum_inf_weight", "bi,ij->bj", [("K", np.full((3, 4), np.inf))],
+           ["initializer 'K'[0] is not finite"], named=False)
+    einsum("einsum_ellipsis_dot", "bi,ij->b..j", [("K", K34)],
+           ["a '.' that is not one ellipsis"])
+    m = after_fc(helper.make_node("InstanceNormalization", ["z", "g", "bt"], ["r"], name="inorm"))
+    run(tmp, "instancenorm_rank1", with_float(with_float(m, "g", np.ones(3)), "bt", np.zeros(3)),
+        ["node 'inorm' (InstanceNormalization, opset 13)", "needs [batch, C, D...]"], data)
+    m = after_fc(helper.make_node("Reshape", ["z", "s31"], ["z3"], name="view"),
+                 helper.make_node("InstanceNormalization", ["z3", "g", "bt"], ["nrm"], name="inorm"),
+                 helper.make_node("Flatten", ["nrm"], ["r"], name="flat"), inits=[("s31", [-1, 3, 1])])
+    run(tmp, "instancenorm_channels", with_float(with_float(m, "g", np.ones(2)), "bt",
+                                                 np.zeros(2)),
+        ["node 'inorm' (InstanceNormalization, opset 13)", "scale/B hold 2/2 values for 3 "
+         "channels"], data)
+    m = after_fc(helper.make_node("Reshape", ["z", "s13"], ["z3"], name="view"),
+                 helper.make_node("MatMul", ["z3", "Ws"], ["p"], name="mm"),
+                 helper.make_node("Flatten", ["p"], ["r"], name="flat"),
+                 inits=[("s13", [-1, 1, 1, 3])])
+    run(tmp, "matmul_stack_broadcast", with_float(m, "Ws", np.ones((2, 3, 4))),
+        ["node 'mm' (MatMul, opset 13)", "the weight's leading axes must be the row's axes before "
+         "its matrices (broadcasting them is not supported)"], data)
+    m = after_fc(helper.make_node("MatMul", ["z", "Ws"], ["r"], name="mm"))
+    run(tmp, "matmul_stack_over_batch", with_float(m, "Ws", np.ones((2, 3, 4))),
+        ["node 'mm' (MatMul, opset 13)", "broadcasting them over the batch is not supported"],
+        data)
+
     # Gather with float indices computed per row is refused (an embedding's are integer rows,
     # tests/onnx/torch_parity.py); constant indices on rows are a gather step
     # (tests/onnx/helper_ops.py).

@@ -193,6 +193,7 @@ def cases(opset):
     out += new_op_cases(opset)
     out += fold_guard_cases()
     out += layout_cases(opset)
+    out += stack_cases(opset)
     # LayerNormalization is an ONNX op from opset 17.
     if opset >= 17:
         g, bt = f32(D, lo=0.5, hi=1.5), f32(D)
@@ -241,6 +242,117 @@ def fold_guard_cases():
         [numpy_helper.from_array(a, n) for a, n in ((Wb, "Wb"), (sc, "bsc"), (bb, "bbb"),
                                                     (mu, "bmu"), (var, "bvar"))], 2,
         lambda X: np.tanh((X @ Wb - mu) / np.sqrt(var.astype(np.float64) + 1e-5) * sc + bb)))
+    return out
+
+
+def stack_cases(opset):
+    """Einsum (opset 12+), MatMul by a stack of weight matrices, InstanceNormalization: each
+    against numpy (np.einsum, np.matmul). Each per-row operand is X times a random constant,
+    reshaped, so a row holds enough values for rank-3 and rank-4 operands; the output is every
+    value of the result, flattened."""
+    out = []
+    Rs = {}
+
+    def rows(name, shape):  # X @ R_name as [batch] + shape
+        n = int(np.prod(shape))
+        Rs[name] = R = f32(D, n)
+        return ([node("MatMul", ["x", name + "_R"], name + "_f"),
+                 node("Reshape", [name + "_f", name + "_sh"], name)],
+                [init(name + "_R", R), i64(name + "_sh", [-1] + list(shape))])
+
+    def take(X, name, shape):
+        return (X @ Rs[name].astype(np.float64)).reshape((-1,) + tuple(shape))
+
+    def flat_out(last, width):
+        return [node("Reshape", [last, "flat"], "y")], [i64("flat", [-1, width])]
+
+    if opset >= 12:
+        # (equation, per-row operand shapes ("A", shape) or constants (array), in order)
+        specs = [
+            ("bi,ij->bj", [("A", (6,)), f32(6, 4)]),
+            ("bnd,nde->bne", [("A", (3, 4)), f32(3, 4, 5)]),     # a stack (TabM, PLR)
+            ("bgfi,fio->bgfo", [("A", (2, 3, 3)), f32(3, 3, 2)]),  # a stack behind an axis
+            ("ij,bj->bi", [f32(5, 6), ("A", (6,))]),              # the constant first
+            ("bi,ij,jk->bk", [("A", (6,)), f32(6, 5), f32(5, 2)]),
+            ("ij,jk,bk->bi", [f32(3, 4), f32(4, 6), ("A", (6,))]),  # two constants folded
+            ("...ij,jk->...ik", [("A", (2, 3)), f32(3, 4)]),
+            ("bij->bji", [("A", (3, 4))]),
+            ("bijk->bk", [("A", (2, 3, 4))]),
+            ("bi,j->bij", [("A", (3,)), f32(4)]),
+            ("bfi,f->bfi", [("A", (3, 4)), f32(3)]),
+            ("bi,i->b", [("A", (6,)), f32(6)]),
+            ("bi,ijk->bj", [("A", (6,)), f32(6, 3, 2)]),          # k summed in the constant
+            ("bi,eij->bej", [("A", (6,)), f32(3, 6, 4)]),          # experts
+            ("bti,tij,tj->bt", [("A", (3, 4)), f32(3, 4, 2), f32(3, 2)]),
+            ("bqd,bkd->bqk", [("A", (2, 4)), ("B", (3, 4))]),      # attention scores
+            ("bi,bi->b", [("A", (6,)), ("B", (6,))]),
+            ("bij,bjk->bik", [("A", (2, 3)), ("B", (3, 2))]),
+            ("bhqk,bhkd->bhqd", [("A", (2, 2, 3)), ("B", (2, 3, 2))]),
+            ("bi,bj->bij", [("A", (3,)), ("B", (4,))]),
+            ("bi,ij", [("A", (6,)), f32(6, 3)]),                   # implicit output
+            ("bI,IJ->bJ", [("A", (6,)), f32(6, 2)]),
+            (" b i , i j -> b j ", [("A", (6,)), f32(6, 3)]),
+        ]
+        for k, (eq, ops) in enumerate(specs):
+            nodes, inits, names, shapes = [], [], [], []
+            for j, o in enumerate(ops):
+                if isinstance(o, tuple):
+                    nm = "%s%d" % (o[0], k)
+                    n2, i2 = rows(nm, o[1])
+                    nodes += n2
+                    inits += i2
+                    shapes.append((nm, o[1]))
+                else:
+                    nm = "C%d_%d" % (k, j)
+                    inits.append(init(nm, o))
+                    shapes.append(None)
+                names.append(nm)
+            want = np.einsum(eq.replace(" ", ""),
+                             *[take(np.zeros((1, D)), *sh) if sh else o
+                               for o, sh in zip(ops, shapes)])
+            width = int(np.prod(want.shape[1:]))
+            nodes.append(helper.make_node("Einsum", names, ["e"], equation=eq))
+            n2, i2 = flat_out("e", width)
+
+            def ref(X, eq=eq.replace(" ", ""), ops=ops, shapes=shapes, width=width):
+                args = [take(X, *sh) if sh else o.astype(np.float64)
+                        for o, sh in zip(ops, shapes)]
+                return np.einsum(eq, *args).reshape(len(X), width)
+            out.append(("einsum %s" % eq.strip(), nodes + n2, inits + i2, width, ref))
+    # MatMul by a stack: [2,1,3]@[2,3,4] (m 1), [2,2,3]@[2,3,4] (m 2: the m axis moved),
+    # [3,2,2,3]@[3,2,3,4] (two stacked axes), [2,3]@[1,3,4] (a leading 1 against the batch).
+    for k, (xs, W) in enumerate([((2, 1, 3), f32(2, 3, 4)), ((2, 2, 3), f32(2, 3, 4)),
+                                 ((3, 2, 2, 3), f32(3, 2, 3, 4)), ((2, 3), f32(1, 3, 4)),
+                                 ((2, 4, 3), f32(2, 3, 2))]):
+        n2, i2 = rows("S%d" % k, xs)
+        width = int(np.prod(np.matmul(np.zeros((1,) + xs), W).shape[1:]))
+        o2, oi = flat_out("m", width)
+        nodes = n2 + [node("MatMul", ["S%d" % k, "W"], "m")] + o2
+        inits = [init("W", W)] + i2 + oi
+        out.append(("matmul stack %s@%s" % (list(xs), list(W.shape)), nodes, inits, width,
+                    lambda X, k=k, xs=xs, W=W, width=width:
+                    np.matmul(take(X, "S%d" % k, xs), W.astype(np.float64))
+                    .reshape(len(X), width)))
+    # InstanceNormalization of [batch, 3, 4] (scale, shift per channel) and [batch, 2, 2, 3]
+    # (scale 1, shift 0: GroupNorm's form; no affine step).
+    for k, (xs, plain) in enumerate([((3, 4), False), ((2, 2, 3), True), ((4, 9), False)]):
+        c = xs[0]
+        g = np.ones(c, np.float32) if plain else f32(c, lo=0.5, hi=1.5)
+        b = np.zeros(c, np.float32) if plain else f32(c)
+        n2, i2 = rows("I%d" % k, xs)
+        width = int(np.prod(xs))
+        o2, oi = flat_out("n", width)
+        nodes = n2 + [node("InstanceNormalization", ["I%d" % k, "g", "b"], "n", epsilon=1e-3)]
+        inits = [init("g", g), init("b", b)] + i2
+
+        def ref(X, k=k, xs=xs, g=g, b=b, width=width):
+            T = take(X, "I%d" % k, xs)
+            ax = tuple(range(2, T.ndim))
+            Z = (T - T.mean(ax, keepdims=True)) / np.sqrt(T.var(ax, keepdims=True) + 1e-3)
+            sh = (1, -1) + (1,) * (T.ndim - 2)
+            return (Z * g.reshape(sh) + b.reshape(sh)).reshape(len(X), width)
+        out.append(("instancenorm %s%s" % (list(xs), " plain" if plain else ""),
+                    nodes + o2, inits + oi, width, ref, 3 if plain else 4))
     return out
 
 
@@ -1047,7 +1159,8 @@ def main():
                   "ReduceProd", "ReduceLogSumExp", "Slice", "Shape", "Gather", "Transpose",
                   "Expand", "Tile", "Split", "ConstantOfShape", "Equal", "Greater", "Less",
                   "GreaterOrEqual", "LessOrEqual", "Not", "And", "Or", "Where", "Sign", "IsNaN",
-                  "IsInf", "If", "ArgMax", "ArgMin", "Floor", "Ceil", "Round", "Sin", "Cos"}
+                  "IsInf", "If", "ArgMax", "ArgMin", "Floor", "Ceil", "Round", "Sin", "Cos",
+                  "Einsum", "InstanceNormalization"}
     check(from_issue <= seen, "operators not covered: %s" % sorted(from_issue - seen))
     if failures:
         print("%d failures" % len(failures))

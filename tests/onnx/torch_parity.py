@@ -21,6 +21,8 @@ opsets 9..17 (CELU from 12). Checks, per model:
   so do sequence-first pooling, a CLS token, a causal mask and a key padding mask from the data;
 - integer features ((x > 0).sum(1), any, argmax, argmin: int64 per row) match exactly, and so
   do nn.Embedding lookups of categorical columns (clamped into the table, or not);
+- nn.GroupNorm and nn.InstanceNorm1d (InstanceNormalization), and an ensemble with a stack of
+  weights per member (TabM: MatMul by a rank-3 constant, or Einsum) match;
 - the one-row path the latency run takes agrees with the batch path (sg_onnx_one_vs_batch);
 - every kernel variant this CPU runs agrees, and export_torch.py (whole module and state
   dict) writes a model that loads, with its metadata saying what the output means.
@@ -461,6 +463,44 @@ def main():
                 c1, c2 = c1.clamp(0, 5), c2.clamp(0, 7)
             h = torch.cat([x[:, 3:], self.e1(c1), self.e2(c2).flatten(1)], 1)
             return torch.softmax(self.l(h), 1)
+    class Norms(nn.Module):
+        """nn.GroupNorm over [batch, 6, 4] and nn.InstanceNorm1d (affine) over [batch, 4, 6]:
+        both export as InstanceNormalization (GroupNorm's with scale 1 and shift 0 between
+        reshapes, then its own Mul and Add)."""
+        def __init__(self):
+            super().__init__()
+            self.l, self.o = nn.Linear(d, 24), nn.Linear(48, 3)
+            self.gn, self.inn = nn.GroupNorm(3, 6), nn.InstanceNorm1d(4, affine=True)
+            with torch.no_grad():
+                for m in (self.gn, self.inn):
+                    m.weight.uniform_(0.5, 1.5)
+                    m.bias.uniform_(-0.3, 0.3)
+
+        def forward(self, x):
+            h = self.l(x)
+            a = self.gn(h.reshape(-1, 6, 4)).flatten(1)
+            b = self.inn(h.reshape(-1, 4, 6)).flatten(1)
+            return torch.softmax(self.o(torch.relu(torch.cat([a, b], 1))), 1)
+    class TabM(nn.Module):
+        """An ensemble of k members in one model, each with its own weights (TabM): the
+        input repeated k times, times a [k, d, 16] stack of weights (MatMul of [batch, k, 1, d]
+        by it, or Einsum 'bki,kij->bkj' from opset 12), then the members' mean."""
+        def __init__(self, einsum, k=4):
+            super().__init__()
+            self.einsum, self.k = einsum, k
+            self.W1 = nn.Parameter(torch.randn(k, d, 16) / d ** 0.5)
+            self.b1 = nn.Parameter(torch.randn(k, 16) * 0.1)
+            self.W2 = nn.Parameter(torch.randn(k, 16, 3) / 4)
+
+        def forward(self, x):
+            h = x.unsqueeze(1).expand(-1, self.k, -1)
+            if self.einsum:
+                h = torch.relu(torch.einsum("bki,kij->bkj", h, self.W1) + self.b1)
+                z = torch.einsum("bki,kij->bkj", h, self.W2)
+            else:
+                h = torch.relu(torch.matmul(h.unsqueeze(2), self.W1).squeeze(2) + self.b1)
+                z = torch.matmul(h.unsqueeze(2), self.W2).squeeze(2)
+            return torch.softmax(z.mean(1), 1)
     w = 16
     act_models = [  # (name, model, first opset PyTorch exports it at)
         ("relu6_hardtanh_hardsigmoid_hardswish",
@@ -564,6 +604,15 @@ def main():
         ran = case(tmp, "integer_counts", counts, d, opset, "proba", mc, Xm, ym,
                    want_plan="step plan")
         check(ran is not None, "integer_counts opset %d did not run" % opset)
+    # GroupNorm, InstanceNorm, and an ensemble's stack of weights (MatMul and Einsum).
+    norms, tabm, tabm_einsum = Norms(), TabM(False), TabM(True)
+    for opset in (9, 11, 13, 17):
+        for name, model, first in (("norms", norms, 9), ("tabm", tabm, 9),
+                                   ("tabm_einsum", tabm_einsum, 12)):
+            if opset >= first:
+                ran = case(tmp, name, model, d, opset, "proba", mc, Xm, ym,
+                           want_plan="step plan")
+                check(ran is not None, "%s opset %d did not run" % (name, opset))
     # Their idioms: sequence-first pooling, a CLS token, causal and key padding masks.
     seq_first, padding = SeqFirstIdioms(), PaddingMask()
     Xpad = Xm.copy()
@@ -591,7 +640,8 @@ def main():
                  "binary_softmax_o13", "relu_softmax_o13", "deep_elu_20_o13", "layout_o13",
                  "conditions_o13", "tokens_layernorm_o11", "attention_o13", "attention_o17",
                  "transformer_bf_o14", "transformer_sf_o17", "seq_first_idioms_o14",
-                 "padding_mask_o17", "integer_counts_o13", "embeddings_clamped_o13"):
+                 "padding_mask_o17", "integer_counts_o13", "embeddings_clamped_o13",
+                 "norms_o13", "tabm_o11", "tabm_einsum_o17"):
         p = subprocess.run([os.environ["SG_ONNX_ONE_VS_BATCH"], os.path.join(tmp, name + ".onnx")],
                            capture_output=True, text=True)
         check(p.returncode == 0, "%s one row vs batch: %s" % (name, (p.stderr or p.stdout).strip()))
