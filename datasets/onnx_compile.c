@@ -25,7 +25,8 @@
     X(Cast) X(Concat) X(Slice) X(Shape) X(Gather) X(Transpose) X(Expand) X(Tile) X(Split)       \
     X(ConstantOfShape) X(Equal) X(Greater) X(Less) X(GreaterOrEqual) X(LessOrEqual) X(Not)     \
     X(Where) X(And) X(Or) X(Sign) X(IsNaN) X(IsInf) X(If) X(ArgMax) X(ArgMin)   \
-    X(Floor) X(Ceil) X(Round) X(Sin) X(Cos) X(Einsum) X(InstanceNormalization)
+    X(Floor) X(Ceil) X(Round) X(Sin) X(Cos) X(Einsum) X(InstanceNormalization)      \
+    X(Conv) X(MaxPool) X(AveragePool) X(GlobalAveragePool) X(GlobalMaxPool) X(Pad)
 /* clang-format on */
 #define OX_OP_NAME(op) #op,
 #define OX_OP_LISTED(op) ", " #op
@@ -1818,6 +1819,12 @@ static int compile_op(ox_ctx *c, const char *op, sg_err *err)
     if (!strcmp(op, "ArgMin")) return ox_op_argmax(c, false, err);
     if (!strcmp(op, "Einsum")) return ox_op_einsum(c, err);
     if (!strcmp(op, "InstanceNormalization")) return ox_op_instancenorm(c, err);
+    if (!strcmp(op, "Conv")) return ox_op_conv(c, err);
+    if (!strcmp(op, "MaxPool")) return ox_op_pool(c, true, err);
+    if (!strcmp(op, "AveragePool")) return ox_op_pool(c, false, err);
+    if (!strcmp(op, "GlobalAveragePool")) return ox_op_global_pool(c, false, err);
+    if (!strcmp(op, "GlobalMaxPool")) return ox_op_global_pool(c, true, err);
+    if (!strcmp(op, "Pad")) return ox_op_pad(c, err);
     return ox_node_err(c, err, SG_EINPUT, "unsupported operator %.40s; supported: %s", op,
                        ox_supported_ops());
 }

@@ -241,6 +241,11 @@ sg_status ox_reduce_axes(ox_ctx *c, int kind, int x, const int64_t *axes, int n,
                          sg_err *err);
 sg_status ox_op_einsum(ox_ctx *c, sg_err *err);
 sg_status ox_op_instancenorm(ox_ctx *c, sg_err *err);
+/* Convolutions and pooling (onnx_conv.c). */
+sg_status ox_op_conv(ox_ctx *c, sg_err *err);
+sg_status ox_op_pool(ox_ctx *c, bool max, sg_err *err);
+sg_status ox_op_global_pool(ox_ctx *c, bool max, sg_err *err);
+sg_status ox_op_pad(ox_ctx *c, sg_err *err);
 /* ReduceSum, ReduceMax, ...: kind is an sg_onnx_reduce. */
 sg_status ox_op_reduce(ox_ctx *c, int kind, sg_err *err);
 sg_status ox_op_slice(ox_ctx *c, sg_err *err);

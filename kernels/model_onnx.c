@@ -407,8 +407,12 @@ static void run_rows(const sg_onnx_step *st, const float *in, float *out, int64_
             o[0] = sg_onnx_reduce_row(st->reduce, x, wi);
             break;
         case SG_OX_GATHER:
-            for (int j = 0; j < w; j++)
-                o[j] = x[st->cols[j]];
+            if (st->padded)
+                for (int j = 0; j < w; j++)
+                    o[j] = st->cols[j] >= 0 ? x[st->cols[j]] : st->pad_value;
+            else
+                for (int j = 0; j < w; j++)
+                    o[j] = x[st->cols[j]];
             break;
         case SG_OX_FILL:
             memcpy(o, st->b, (size_t)w * sizeof(float));

@@ -19,7 +19,8 @@ BatchNormalization LayerNormalization ReduceMean ReduceSum ReduceSumSquare Reduc
 ReduceMax ReduceMin ReduceProd ReduceLogSumExp Pow Sqrt Flatten Reshape Squeeze Unsqueeze
 Identity Dropout Constant Cast Concat Slice Shape Gather Transpose Expand Tile Split
 ConstantOfShape Equal Greater Less GreaterOrEqual LessOrEqual Not Where And Or Sign IsNaN
-IsInf If ArgMax ArgMin Floor Ceil Round Sin Cos Einsum InstanceNormalization""".split()
+IsInf If ArgMax ArgMin Floor Ceil Round Sin Cos Einsum InstanceNormalization
+Conv MaxPool AveragePool GlobalAveragePool GlobalMaxPool Pad""".split()
 
 
 def versions(op):

@@ -337,8 +337,11 @@ typedef struct {
     int *parts, *part_width;
     /* REDUCE */
     sg_onnx_reduce reduce;
-    /* GATHER: [width] input columns */
+    /* GATHER: [width] input columns; with padded, a column of -1 reads pad_value (a
+       convolution's or pooling window's taps in the padding) */
     int *cols;
+    bool padded;
+    float pad_value;
 } sg_onnx_step;
 
 /* Vectors per row of step s (sg_onnx_step.groups), and its input and output row widths. */
