@@ -142,8 +142,8 @@ def main():
 
     # An unsupported operator, in the default domain and in another one.
     m = base()
-    m.graph.node[1].CopyFrom(helper.make_node("Conv", ["z"], ["out"], name="conv1"))
-    run(tmp, "unsupported_op", m, ["node 'conv1' (Conv, opset 13)", "unsupported operator Conv",
+    m.graph.node[1].CopyFrom(helper.make_node("Hardmax", ["z"], ["out"], name="hm1"))
+    run(tmp, "unsupported_op", m, ["node 'hm1' (Hardmax, opset 13)", "unsupported operator Hardmax",
                                    "supported: Gemm, MatMul", "Concat"], data)
     m = base()
     m.graph.node[1].CopyFrom(helper.make_node("Gelu", ["z"], ["out"], name="g1",
@@ -1236,6 +1236,70 @@ def main():
     run(tmp, "matmul_stack_over_batch", with_float(m, "Ws", np.ones((2, 3, 4))),
         ["node 'mm' (MatMul, opset 13)", "broadcasting them over the batch is not supported"],
         data)
+
+    # Conv, the pools and Pad: weights, groups, windows and pads that do not fit the rows.
+    def spatial(name, op_nodes, consts, want, shape=(-1, 3, 1)):
+        m = after_fc(helper.make_node("Reshape", ["z", "s_sp"], ["z3"], name="view"), *op_nodes,
+                     helper.make_node("Flatten", ["c"], ["r"], name="flat"),
+                     inits=[("s_sp", list(shape))])
+        for k, v in consts:
+            with_float(m, k, v)
+        run(tmp, name, m, want, data)
+    conv = lambda *ins, **kw: helper.make_node("Conv", ["z3"] + list(ins), ["c"], name="conv", **kw)
+    spatial("conv_weight_rank", [conv("Wc")], [("Wc", np.ones((2, 3)))],
+            ["node 'conv' (Conv, opset 13)", "the weight (input 1) must be a constant float tensor "
+             "of rank 3 ([M, C/group, kernel...])"], shape=(-1, 3, 1))
+    spatial("conv_groups", [conv("Wc", group=2)], [("Wc", np.ones((4, 1, 1)))],
+            ["node 'conv' (Conv, opset 13)", "3 channels, group 2 and a weight of 4 kernels over 1 "
+             "channels"])
+    spatial("conv_kernel_longer", [conv("Wc")], [("Wc", np.ones((2, 3, 3)))],
+            ["node 'conv' (Conv, opset 13)", "axis 0 of 1 values (padded to 1) is shorter than "
+             "the kernel's span 3"])
+    spatial("conv_kernel_shape", [conv("Wc", kernel_shape=[2])], [("Wc", np.ones((2, 3, 1)))],
+            ["node 'conv' (Conv, opset 13)", "kernel_shape[0] is 2, the weight's 1"])
+    spatial("conv_auto_pad", [conv("Wc", auto_pad="SAME")], [("Wc", np.ones((2, 3, 1)))],
+            ["node 'conv' (Conv, opset 13)", "auto_pad 'SAME' is not NOTSET, SAME_UPPER, "
+             "SAME_LOWER or VALID"])
+    spatial("conv_bias_size", [conv("Wc", "Bc")], [("Wc", np.ones((2, 3, 1))), ("Bc", np.ones(3))],
+            ["node 'conv' (Conv, opset 13)", "the bias (input 2) must be a constant float tensor "
+             "of 2 values"])
+    spatial("conv_nan_weight", [conv("Wc")], [("Wc", np.full((2, 3, 1), np.nan))],
+            ["not finite"])
+    spatial("conv_rows_rank1", [helper.make_node("Conv", ["z", "Wc"], ["c"], name="conv")],
+            [("Wc", np.ones((2, 3, 1)))],
+            ["node 'conv' (Conv, opset 13)", "input 'z' is rows of rank 1; Conv needs [batch, C, "
+             "D1...] with 1 to 3 spatial axes"])
+    spatial("maxpool_indices_read", [
+        helper.make_node("MaxPool", ["z3"], ["c", "idx"], name="pool", kernel_shape=[1]),
+        helper.make_node("Cast", ["idx"], ["idxf"], name="cast", to=TensorProto.FLOAT)], [],
+        ["node 'pool' (MaxPool, opset 13)", "output 1 ('idx') is read"])
+    spatial("maxpool_no_kernel", [helper.make_node("MaxPool", ["z3"], ["c"], name="pool",
+                                                   kernel_shape=[1, 1])], [],
+            ["node 'pool' (MaxPool, opset 13)", "kernel_shape must have 1 values"])
+    spatial("pool_stride_zero", [helper.make_node("AveragePool", ["z3"], ["c"], name="pool",
+                                                  kernel_shape=[1], strides=[0])], [],
+            ["node 'pool' (AveragePool, opset 13)", "axis 0: kernel 1, stride 0, dilation 1 (each "
+             "must be at least 1)"])
+    m = after_fc(helper.make_node("Pad", ["z", "pads"], ["r"], name="pad"),
+                 inits=[("pads", [1, 0, 0, 0])])
+    run(tmp, "pad_batch", m, ["node 'pad' (Pad, opset 13)", "padding the batch axis is not "
+                              "supported"], data)
+    m = after_fc(helper.make_node("Pad", ["z", "pads"], ["r"], name="pad", mode="reflect"),
+                 inits=[("pads", [0, 3, 0, 0])])
+    run(tmp, "pad_reflect_long", m, ["node 'pad' (Pad, opset 13)", "axis 1 of 3 values: reflect "
+                                     "pads 3 and 0 must be below it"], data)
+    m = after_fc(helper.make_node("Pad", ["z", "pads"], ["r"], name="pad", mode="wrap"),
+                 inits=[("pads", [0, 1, 0, 0])])
+    run(tmp, "pad_mode", m, ["node 'pad' (Pad, opset 13)", "mode 'wrap' is not constant, "
+                             "reflect or edge"], data)
+    m = after_fc(helper.make_node("Pad", ["z", "pads"], ["r"], name="pad"),
+                 inits=[("pads", [0, -2, 0, -1])])
+    run(tmp, "pad_crop_all", m, ["node 'pad' (Pad, opset 13)", "axis 1 is cropped to 0 values"],
+        data)
+    m = after_fc(helper.make_node("Pad", ["z", "pads"], ["r"], name="pad"),
+                 inits=[("pads", [0, 1])])
+    run(tmp, "pad_count", m, ["node 'pad' (Pad, opset 13)", "pads has 2 values for an input of "
+                              "rank 2"], data)
 
     # Gather with float indices computed per row is refused (an embedding's are integer rows,
     # tests/onnx/torch_parity.py); constant indices on rows are a gather step

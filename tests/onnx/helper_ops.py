@@ -194,6 +194,7 @@ def cases(opset):
     out += fold_guard_cases()
     out += layout_cases(opset)
     out += stack_cases(opset)
+    out += conv_cases(opset)
     # LayerNormalization is an ONNX op from opset 17.
     if opset >= 17:
         g, bt = f32(D, lo=0.5, hi=1.5), f32(D)
@@ -353,6 +354,197 @@ def stack_cases(opset):
             return (Z * g.reshape(sh) + b.reshape(sh)).reshape(len(X), width)
         out.append(("instancenorm %s%s" % (list(xs), " plain" if plain else ""),
                     nodes + o2, inits + oi, width, ref, 3 if plain else 4))
+    return out
+
+
+def np_windows(T, k, s, d, pb, pe, pad_value):
+    """T [n, C, D...] padded with pad_value, then the windows: [n, C, O..., K...]."""
+    S = len(k)
+    P = np.pad(T, [(0, 0), (0, 0)] + [(pb[i], pe[i]) for i in range(S)],
+               constant_values=pad_value)
+    out = [(P.shape[2 + i] - ((k[i] - 1) * d[i] + 1)) // s[i] + 1 for i in range(S)]
+    W = np.empty(T.shape[:2] + tuple(out) + tuple(k))
+    for o in np.ndindex(*out):
+        for t in np.ndindex(*k):
+            idx = tuple(o[i] * s[i] + t[i] * d[i] for i in range(S))
+            W[(slice(None), slice(None)) + o + t] = P[(slice(None), slice(None)) + idx]
+    return W
+
+
+def np_conv(T, Wt, b, s, d, pb, pe, group):
+    """ONNX Conv in float64: T [n, C, D...], Wt [M, C/group, k...]."""
+    S = Wt.ndim - 2
+    win = np_windows(T, Wt.shape[2:], s, d, pb, pe, 0.0)  # [n, C, O..., K...]
+    M, Cg = Wt.shape[0], Wt.shape[1]
+    outs = []
+    for g in range(group):
+        wg = win[:, g * Cg:(g + 1) * Cg]
+        kg = Wt[g * (M // group):(g + 1) * (M // group)]
+        ax_w = [1] + list(range(2 + S, 2 + 2 * S))
+        outs.append(np.moveaxis(np.tensordot(wg, kg, axes=(ax_w, list(range(1, 2 + S)))),
+                                -1, 1))
+    Y = np.concatenate(outs, 1)
+    if b is not None:
+        Y = Y + b.reshape((1, -1) + (1,) * S)
+    return Y
+
+
+def conv_cases(opset):
+    """Conv, MaxPool, AveragePool, the global pools and Pad against numpy, with what PyTorch
+    does not export: auto_pad SAME_UPPER, SAME_LOWER and VALID, explicit uneven pads,
+    dilations with groups, ceil_mode, count_include_pad, and Pad of constants (folded)."""
+    out = []
+
+    def rows(name, shape, R):
+        return ([node("MatMul", ["x", name + "_R"], name + "_f"),
+                 node("Reshape", [name + "_f", name + "_sh"], name)],
+                [init(name + "_R", R), i64(name + "_sh", [-1] + list(shape))])
+
+    def flat(last, width):
+        return [node("Reshape", [last, "flat"], "y")], [i64("flat", [-1, width])]
+
+    def same_pads(n, k, s, d, upper):
+        o = -(-n // s)
+        total = max(0, (o - 1) * s + (k - 1) * d + 1 - n)
+        begin = total // 2 if upper else total - total // 2
+        return begin, total - begin
+    # (input shape [C, D...], weight shape, attributes, bias?)
+    convs = [((2, 9), (4, 2, 3), dict(strides=[2], pads=[2, 1]), True),
+             ((4, 11), (6, 2, 3), dict(dilations=[2], group=2, pads=[1, 1]), True),
+             ((3, 7, 6), (5, 3, 3, 2), dict(auto_pad="SAME_UPPER", strides=[2, 1]), True),
+             ((3, 7, 6), (2, 3, 2, 3), dict(auto_pad="SAME_LOWER", strides=[1, 2]), False),
+             ((2, 6, 5), (4, 1, 3, 3), dict(auto_pad="VALID", group=2), True),
+             ((4, 5, 5), (4, 1, 3, 3), dict(group=4, pads=[1, 0, 0, 1]), True),  # depthwise
+             ((2, 4, 4, 3), (3, 2, 2, 2, 2), dict(pads=[1, 0, 1, 0, 1, 0]), True)]
+    for k, (xs, ws, attrs, bias) in enumerate(convs):
+        R = f32(D, int(np.prod(xs)))
+        Wt = f32(*ws)
+        b = f32(ws[0]) if bias else None
+        S = len(xs) - 1
+        s_ = attrs.get("strides", [1] * S)
+        d_ = attrs.get("dilations", [1] * S)
+        if "auto_pad" in attrs and attrs["auto_pad"] != "VALID":
+            pp = [same_pads(xs[1 + i], ws[2 + i], s_[i], d_[i], attrs["auto_pad"] == "SAME_UPPER")
+                  for i in range(S)]
+            pb, pe = [p[0] for p in pp], [p[1] for p in pp]
+        else:
+            pads = attrs.get("pads", [0] * 2 * S)
+            pb, pe = pads[:S], pads[S:]
+        g = attrs.get("group", 1)
+        T0 = np.zeros((1,) + xs)
+        width = int(np_conv(T0, Wt.astype(np.float64), b, s_, d_, pb, pe, g).size)
+        n2, i2 = rows("c%d" % k, xs, R)
+        o2, oi = flat("cv", width)
+        nodes = n2 + [node("Conv", ["c%d" % k, "W"] + (["B"] if bias else []), "cv", **attrs)] + o2
+        inits = i2 + oi + [init("W", Wt)] + ([init("B", b)] if bias else [])
+
+        def ref(X, R=R, xs=xs, Wt=Wt, b=b, s_=s_, d_=d_, pb=pb, pe=pe, g=g, width=width):
+            T = (X @ R.astype(np.float64)).reshape((-1,) + xs)
+            return np_conv(T, Wt.astype(np.float64), None if b is None else b.astype(np.float64),
+                           s_, d_, pb, pe, g).reshape(len(X), width)
+        out.append(("conv %s %s %s" % (list(xs), list(ws), attrs), nodes, inits, width, ref))
+    # Pools: (op, input shape, attributes)
+    pools = [("MaxPool", (2, 9), dict(kernel_shape=[3], strides=[2], pads=[1, 1])),
+             ("MaxPool", (2, 7, 8), dict(kernel_shape=[3, 2], strides=[2, 2], ceil_mode=1)),
+             ("MaxPool", (2, 9, 9), dict(kernel_shape=[2, 2], dilations=[2, 3])),
+             ("MaxPool", (2, 7, 6), dict(kernel_shape=[3, 3], auto_pad="SAME_UPPER",
+                                         strides=[2, 2])),
+             ("AveragePool", (2, 9), dict(kernel_shape=[3], strides=[2], pads=[1, 2])),
+             ("AveragePool", (2, 9), dict(kernel_shape=[3], strides=[2], pads=[1, 2],
+                                          count_include_pad=1)),
+             ("AveragePool", (2, 7, 8), dict(kernel_shape=[3, 3], strides=[2, 3], ceil_mode=1)),
+             ("AveragePool", (3, 6, 6), dict(kernel_shape=[2, 2], strides=[2, 2])),
+             ("GlobalAveragePool", (3, 4, 5), {}), ("GlobalMaxPool", (3, 7), {})]
+    for k, (op, xs, attrs) in enumerate(pools):
+        if opset < 10 and ("ceil_mode" in attrs or "dilations" in attrs):
+            continue
+        if opset < 11 and attrs.get("auto_pad"):
+            continue
+        R = f32(D, int(np.prod(xs)))
+        S = len(xs) - 1
+
+        def pool(T, op=op, attrs=attrs, S=S):
+            if op.startswith("Global"):
+                ax = tuple(range(2, 2 + S))
+                return T.max(ax, keepdims=True) if "Max" in op else T.mean(ax, keepdims=True)
+            kk, s_ = attrs["kernel_shape"], attrs.get("strides", [1] * S)
+            d_ = attrs.get("dilations", [1] * S)
+            if attrs.get("auto_pad"):
+                pp = [same_pads(T.shape[2 + i], kk[i], s_[i], d_[i], True) for i in range(S)]
+                pb, pe = [p[0] for p in pp], [p[1] for p in pp]
+            else:
+                pads = attrs.get("pads", [0] * 2 * S)
+                pb, pe = list(pads[:S]), list(pads[S:])
+            if attrs.get("ceil_mode"):  # extra right padding so the last window fits
+                for i in range(S):
+                    n, span = T.shape[2 + i] + pb[i] + pe[i], (kk[i] - 1) * d_[i] + 1
+                    o = -(-(n - span) // s_[i]) + 1
+                    if (o - 1) * s_[i] >= T.shape[2 + i] + pb[i]:
+                        o -= 1
+                    pe[i] += max(0, (o - 1) * s_[i] + span - n)
+            mx = op == "MaxPool"
+            win = np_windows(T, kk, s_, d_, pb, pe, -np.inf if mx else np.nan)
+            ax = tuple(range(2 + S, 2 + 2 * S))
+            if mx:
+                return win.max(ax)
+            if attrs.get("count_include_pad"):  # the explicit pads count, ceil's extra not
+                ones = np.ones((1, 1) + T.shape[2:])
+                cnt = np_windows(np.pad(ones, [(0, 0), (0, 0)] + [
+                    (pb[i], attrs["pads"][S + i]) for i in range(S)], constant_values=1),
+                    kk, s_, d_, [0] * S, [pe[i] - attrs["pads"][S + i] for i in range(S)],
+                    0.0).sum(ax)
+                return np.nansum(win, ax) / cnt
+            return np.nanmean(win, ax)
+        width = int(pool(np.zeros((1,) + xs)).size)
+        n2, i2 = rows("p%d" % k, xs, R)
+        o2, oi = flat("pl", width)
+        nodes = n2 + [node(op, ["p%d" % k], "pl", **attrs)] + o2
+        out.append(("%s %s %s" % (op, list(xs), attrs), nodes, i2 + oi, width,
+                    lambda X, R=R, xs=xs, pool=pool, width=width:
+                    pool((X @ R.astype(np.float64)).reshape((-1,) + xs)).reshape(len(X), width)))
+    # Pad of rows (constant with a value, reflect, edge, a crop) and of a constant (folded).
+    for k, (mode, xs, pads, value) in enumerate([
+            ("constant", (2, 5), [0, 1, 1, 3], 2.5), ("reflect", (3, 4, 5), [0, 1, 2, 0, 2, 1], None),
+            ("edge", (2, 6), [0, 2, 1, 3], None), ("constant", (2, 6), [0, -2, 1, -1], None)]):
+        R = f32(D, int(np.prod(xs)))
+        full = [0] + list(pads[:len(xs)]) + [0] + list(pads[len(xs):])
+        npad = [(full[i], full[len(xs) + 1 + i]) for i in range(len(xs) + 1)]
+
+        def np_pad(T, npad=npad, mode=mode, value=value):
+            crop = tuple(slice(-min(a, 0) or None, (min(b, 0) or None)) for a, b in npad)
+            T = T[crop]
+            pos = [(max(a, 0), max(b, 0)) for a, b in npad]
+            if mode == "constant":
+                return np.pad(T, pos, constant_values=value or 0.0)
+            return np.pad(T, pos, mode="reflect" if mode == "reflect" else "edge")
+        width = int(np_pad(np.zeros((1,) + xs)).size)
+        n2, i2 = rows("q%d" % k, xs, R)
+        o2, oi = flat("pd", width)
+        if opset < 11:
+            kw = dict(mode=mode, pads=full)
+            if value is not None:
+                kw["value"] = value
+            pn = [node("Pad", ["q%d" % k], "pd", **kw)]
+            pi = []
+        else:
+            pn = [node("Pad", ["q%d" % k, "pads"] + (["pv"] if value is not None else []), "pd",
+                       mode=mode)]
+            pi = [i64("pads", full)] + ([init("pv", value)] if value is not None else [])
+        out.append(("pad %s %s %s" % (mode, list(xs), pads), n2 + pn + o2, i2 + pi + oi, width,
+                    lambda X, R=R, xs=xs, np_pad=np_pad, width=width:
+                    np_pad((X @ R.astype(np.float64)).reshape((-1,) + xs)).reshape(len(X), width)))
+    # a constant padded (folded into the Add's operand: no Pad step)
+    C = f32(1, 3)
+    if opset >= 11:
+        pn = [node("Pad", ["C", "cpads"], "cp", mode="edge")]
+        pi = [init("C", C), i64("cpads", [0, 1, 0, 2])]
+    else:
+        pn = [node("Pad", ["C"], "cp", mode="edge", pads=[0, 1, 0, 2])]
+        pi = [init("C", C)]
+    Cp = np.pad(C.astype(np.float64), [(0, 0), (1, 2)], mode="edge").reshape(1, D)
+    out.append(("pad of a constant", pn + [node("Reshape", ["cp", "flat6"], "c6"),
+                                          node("Add", ["x", "c6"], "y")],
+                pi + [i64("flat6", [1, D])], D, lambda X, Cp=Cp: X + Cp, 2))
     return out
 
 
@@ -1160,7 +1352,8 @@ def main():
                   "Expand", "Tile", "Split", "ConstantOfShape", "Equal", "Greater", "Less",
                   "GreaterOrEqual", "LessOrEqual", "Not", "And", "Or", "Where", "Sign", "IsNaN",
                   "IsInf", "If", "ArgMax", "ArgMin", "Floor", "Ceil", "Round", "Sin", "Cos",
-                  "Einsum", "InstanceNormalization"}
+                  "Einsum", "InstanceNormalization", "Conv", "MaxPool", "AveragePool",
+                  "GlobalAveragePool", "GlobalMaxPool", "Pad"}
     check(from_issue <= seen, "operators not covered: %s" % sorted(from_issue - seen))
     if failures:
         print("%d failures" % len(failures))

@@ -23,6 +23,8 @@ opsets 9..17 (CELU from 12). Checks, per model:
   do nn.Embedding lookups of categorical columns (clamped into the table, or not);
 - nn.GroupNorm and nn.InstanceNorm1d (InstanceNormalization), and an ensemble with a stack of
   weights per member (TabM: MatMul by a rank-3 constant, or Einsum) match;
+- CNNs match: Conv2d/Conv1d (padding, stride, dilation, groups), BatchNorm2d, MaxPool and
+  AvgPool (padding, ceil_mode), AdaptiveAvgPool2d(1), F.pad (reflect, replicate);
 - the one-row path the latency run takes agrees with the batch path (sg_onnx_one_vs_batch);
 - every kernel variant this CPU runs agrees, and export_torch.py (whole module and state
   dict) writes a model that loads, with its metadata saying what the output means.
@@ -38,6 +40,7 @@ import numpy as np
 import onnx
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 SG = os.environ["STAGEGATE_BIN"]
 SRC = os.environ["STAGEGATE_SOURCE_DIR"]
@@ -62,7 +65,7 @@ def export(model, path, d, opset):
 def randomize_bn(model):
     with torch.no_grad():
         for m in model.modules():
-            if isinstance(m, nn.BatchNorm1d):
+            if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
                 m.running_mean.uniform_(-0.5, 0.5)
                 m.running_var.uniform_(0.5, 2.0)
                 m.weight.uniform_(0.5, 1.5)
@@ -501,6 +504,44 @@ def main():
                 h = torch.relu(torch.matmul(h.unsqueeze(2), self.W1).squeeze(2) + self.b1)
                 z = torch.matmul(h.unsqueeze(2), self.W2).squeeze(2)
             return torch.softmax(z.mean(1), 1)
+    class CNN(nn.Module):
+        """A small image CNN on the features seen as [batch, 1, 8, 8] (after a Linear):
+        Conv2d, BatchNorm2d, ReLU, MaxPool2d, a grouped Conv2d with stride and padding,
+        AvgPool2d with padding counted (exported as Pad + AveragePool), AdaptiveAvgPool2d(1)
+        (GlobalAveragePool)."""
+        def __init__(self):
+            super().__init__()
+            self.l = nn.Linear(d, 64)
+            self.f = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+                                   nn.MaxPool2d(2), nn.Conv2d(4, 6, 3, stride=2, padding=1,
+                                                              groups=2),
+                                   nn.ReLU(), nn.AvgPool2d(3, stride=1, padding=1),
+                                   nn.AdaptiveAvgPool2d(1))
+            self.o = nn.Linear(6, 3)
+
+        def forward(self, x):
+            return torch.softmax(self.o(self.f(self.l(x).reshape(-1, 1, 8, 8)).flatten(1)), 1)
+    class Conv1dNet(nn.Module):
+        """Conv1d over [batch, 4, 16] with dilation, F.pad reflect and replicate, MaxPool1d and
+        AvgPool1d with ceil_mode (opset 11+)."""
+        def __init__(self, ceil):
+            super().__init__()
+            self.ceil = ceil
+            self.l = nn.Linear(d, 64)
+            self.c1 = nn.Conv1d(4, 6, 3, dilation=2)
+            self.c2 = nn.Conv1d(6, 6, 3, groups=3, bias=False)
+            with torch.no_grad():
+                self.o = nn.Linear(self.body(torch.zeros(1, d)).shape[1], 3)
+
+        def body(self, x):
+            h = F.pad(self.l(x).reshape(-1, 4, 16), (2, 1), mode="reflect")
+            h = torch.relu(self.c1(h))
+            h = F.max_pool1d(h, 2, stride=2, ceil_mode=self.ceil)
+            h = self.c2(F.pad(h, (1, 2), mode="replicate"))
+            return F.avg_pool1d(h, 3, stride=2, ceil_mode=self.ceil).flatten(1)
+
+        def forward(self, x):
+            return torch.softmax(self.o(self.body(x)), 1)
     w = 16
     act_models = [  # (name, model, first opset PyTorch exports it at)
         ("relu6_hardtanh_hardsigmoid_hardswish",
@@ -613,6 +654,16 @@ def main():
                 ran = case(tmp, name, model, d, opset, "proba", mc, Xm, ym,
                            want_plan="step plan")
                 check(ran is not None, "%s opset %d did not run" % (name, opset))
+    # Convolutions and pooling.
+    cnn = CNN()
+    randomize_bn(cnn)
+    for opset in (9, 11, 13, 17):
+        for name, model, first in (("cnn", cnn, 9), ("conv1d", Conv1dNet(False), 9),
+                                   ("conv1d_ceil", Conv1dNet(True), 11)):
+            if opset >= first:
+                ran = case(tmp, name, model, d, opset, "proba", mc, Xm, ym,
+                           want_plan="step plan")
+                check(ran is not None, "%s opset %d did not run" % (name, opset))
     # Their idioms: sequence-first pooling, a CLS token, causal and key padding masks.
     seq_first, padding = SeqFirstIdioms(), PaddingMask()
     Xpad = Xm.copy()
@@ -641,7 +692,7 @@ def main():
                  "conditions_o13", "tokens_layernorm_o11", "attention_o13", "attention_o17",
                  "transformer_bf_o14", "transformer_sf_o17", "seq_first_idioms_o14",
                  "padding_mask_o17", "integer_counts_o13", "embeddings_clamped_o13",
-                 "norms_o13", "tabm_o11", "tabm_einsum_o17"):
+                 "norms_o13", "tabm_o11", "tabm_einsum_o17", "cnn_o13", "conv1d_ceil_o17"):
         p = subprocess.run([os.environ["SG_ONNX_ONE_VS_BATCH"], os.path.join(tmp, name + ".onnx")],
                            capture_output=True, text=True)
         check(p.returncode == 0, "%s one row vs batch: %s" % (name, (p.stderr or p.stdout).strip()))
