@@ -148,12 +148,13 @@ sg_status ox_gemm_blocks(ox_ctx *c, int x, const float *W, int64_t wgroups, int6
     return ox_dyn_out(c, rank, dims, err, out);
 }
 
-/* MatMul of rows [batch, ..., G..., m, k] by a constant [G..., k, n] of rank 3 or more (a
-   stack of weight matrices: TabM's ensemble members, per-feature linear layers), as numpy
-   broadcasts it: each matrix [m, k] of a row times the weight matrix of its G index. The
-   constant's leading axes must be the row's own before the matrix (broadcasting them is not
-   supported), or all 1; one that lines up with the batch must be 1. With m > 1 the m axis is
-   moved before G for the GEMM over a stack, and back after. */
+/* MatMul of rows [batch, ..., m, k] by a constant [..., k, n] of rank 3 or more (a stack of
+   weight matrices: TabM's ensemble members, per-feature linear layers), as numpy broadcasts
+   it: each matrix [m, k] of a row times the weight matrix its indices pick. The constant's
+   leading axes line up with the row's axes before its matrix, from the right; each is the
+   row's size (a stacked axis) or 1 (the same weights along it), and one that lines up with
+   the batch or beyond must be 1. The row's other axes and m are moved before the stacked
+   ones for one GEMM per matrix of the stack, and back after. */
 static sg_status matmul_stacked(ox_ctx *c, int x, const ox_value *B, sg_err *err)
 {
     const ox_value *vx = &c->vals[x];
@@ -167,47 +168,58 @@ static sg_status matmul_stacked(ox_ctx *c, int x, const ox_value *B, sg_err *err
                            "shape does not match the data: rows of shape [batch]+%s @ weight "
                            "'%.100s' of shape %s (%lld columns against %lld rows)",
                            xs, B->name, bs, (long long)vx->dims[r - 1], (long long)k);
-    /* the weight's leading axes that line up with the row's axes before its matrix */
-    int lead = rb - 2, first = 0;
-    if (rb == r + 1 && B->dims[0] == 1) first = 1, lead--;
-    int64_t wg = 1;
-    for (int i = first; i < rb - 2; i++)
-        wg *= B->dims[i];
-    bool ok = r >= 2 && rb <= r + first;
-    for (int i = 0; ok && wg > 1 && i < lead; i++)
-        ok = B->dims[first + i] == vx->dims[r - 2 - lead + i];
-    if (!ok)
+    if (rb - 2 > r - 1)
         return ox_node_err(c, err, SG_EINPUT,
-                           "rows of shape [batch]+%s @ weight '%.100s' of shape %s: the "
-                           "weight's leading axes must be the row's axes before its matrices "
-                           "(broadcasting them%s is not supported)",
-                           xs, B->name, bs, r < 2 || rb > r + first ? " over the batch" : "");
-    int64_t dims[OX_MAX_RANK];
-    memcpy(dims, vx->dims, (size_t)r * sizeof dims[0]);
-    dims[r - 1] = n;
-    int v;
-    const int64_t m = vx->dims[r - 2];
-    if (wg == 1 || m == 1) return ox_gemm_blocks(c, x, B->f, wg, n, r, dims, err, &v);
-    /* [.., G.., m, k] -> [.., m, G.., k] (full axes: the batch is 0) */
+                           "rows of shape [batch]+%s @ weight '%.100s' of shape %s: the product "
+                           "would have axes before the batch",
+                           xs, B->name, bs);
+    /* stacked[j]: row axis j (of the r - 2 before the matrix) is a stacked one */
+    bool stacked[OX_MAX_RANK] = {false};
+    int64_t wg = 1;
+    for (int i = 0; i < rb - 2; i++) {
+        const int j = r - 2 - (rb - 2) + i; /* the row axis weight axis i lines up with */
+        const int64_t w = B->dims[i];
+        if (w == 1) continue;
+        if (j < 0)
+            return ox_node_err(c, err, SG_EINPUT,
+                               "rows of shape [batch]+%s @ weight '%.100s' of shape %s: the "
+                               "weight's axis %d (%lld) lines up with the batch",
+                               xs, B->name, bs, i, (long long)w);
+        if (w != vx->dims[j])
+            return ox_node_err(c, err, SG_EINPUT,
+                               "shape does not match: rows of shape [batch]+%s @ weight '%.100s' "
+                               "of shape %s: the weight's axis %d (%lld) against the row's axis "
+                               "%d (%lld)%s",
+                               xs, B->name, bs, i, (long long)w, j + 1, (long long)vx->dims[j],
+                               vx->dims[j] == 1 ? " (broadcasting the rows is not supported)" : "");
+        stacked[j] = true;
+        wg *= w;
+    }
+    /* full axes (the batch is 0): the others and m, then the stacked ones, then k */
     int perm[OX_MAX_RANK + 1], back[OX_MAX_RANK + 1], q = 0;
-    const int g0 = r - 1 - lead; /* full axis of G's first */
-    for (int i = 0; i <= r; i++)
-        if (i == g0)
-            perm[q++] = r - 1, perm[q++] = i;
-        else if (i != r - 1)
-            perm[q++] = i;
-    for (int i = 0; i <= r; i++)
+    perm[q++] = 0;
+    for (int j = 0; j < r - 2; j++)
+        if (!stacked[j]) perm[q++] = j + 1;
+    perm[q++] = r - 1;
+    for (int j = 0; j < r - 2; j++)
+        if (stacked[j]) perm[q++] = j + 1;
+    perm[q++] = r;
+    bool same = true;
+    for (int i = 0; i <= r; i++) {
         back[perm[i]] = i;
+        same &= perm[i] == i;
+    }
+    int64_t dims[OX_MAX_RANK];
+    int v, y = x;
     const char *saved = c->partial;
-    int y;
-    sg_status rc =
-        ox_permute(c, x, perm, "the rows with their matrices' rows before the stack", err, &y);
-    if (rc) return rc;
-    int64_t md[OX_MAX_RANK];
-    memcpy(md, c->vals[y].dims, (size_t)r * sizeof md[0]);
-    md[r - 1] = n;
+    sg_status rc;
+    if (!same && (rc = ox_permute(c, x, perm, "the rows with their stacked axes last", err, &y)))
+        return rc;
+    memcpy(dims, c->vals[y].dims, (size_t)r * sizeof dims[0]);
+    dims[r - 1] = n;
+    if (same) return ox_gemm_blocks(c, y, B->f, wg, n, r, dims, err, &v);
     c->partial = "the product by the stack of weights";
-    rc = ox_gemm_blocks(c, y, B->f, wg, n, r, md, err, &v);
+    rc = ox_gemm_blocks(c, y, B->f, wg, n, r, dims, err, &v);
     c->partial = saved;
     if (rc) return rc;
     return ox_permute(c, v, back, NULL, err, &y);
@@ -283,6 +295,17 @@ sg_status ox_op_gemm(ox_ctx *c, bool matmul, sg_err *err)
     return ox_dyn_out(c, B->rank == 2 ? vx->rank : vx->rank - 1, dims, err, &v);
 }
 
+/* A normalization's epsilon (default 1e-5) is finite and not negative: a negative one takes
+   the square root of a negative variance, NaN at run time. */
+static sg_status check_epsilon(ox_ctx *c, sg_err *err)
+{
+    const float eps = ox_attr_f(c, "epsilon", 1e-5f);
+    if (!(eps >= 0) || !isfinite(eps))
+        return ox_node_err(c, err, SG_EINPUT, "epsilon %g must be finite and 0 or more",
+                           (double)eps);
+    return SG_OK;
+}
+
 sg_status ox_op_batchnorm(ox_ctx *c, sg_err *err)
 {
     int x, rc = ox_need_in(c, 0, err, &x);
@@ -319,6 +342,11 @@ sg_status ox_op_batchnorm(ox_ctx *c, sg_err *err)
     for (int64_t j = 0; j < vx->count; j++) {
         int64_t q = j / inner;
         double sc = p[0]->f[q] / sqrt((double)p[3]->f[q] + eps);
+        if (!isfinite(sc) || !isfinite((float)sc))
+            return ox_node_err(c, err, SG_EINPUT,
+                               "channel %lld: var + epsilon is %g, and scale / sqrt of it is not "
+                               "finite",
+                               (long long)q, (double)p[3]->f[q] + eps);
         s->scale[j] = (float)sc;
         s->shift[j] = (float)(p[1]->f[q] - p[2]->f[q] * sc);
     }
@@ -332,6 +360,7 @@ sg_status ox_op_layernorm(ox_ctx *c, sg_err *err)
 {
     int x, rc;
     if ((rc = row_input_ranked(c, 0, "LayerNormalization", true, err, &x))) return rc;
+    if ((rc = check_epsilon(c, err))) return rc;
     if ((rc = ox_only_first_output(c, err))) return rc;
     /* Normalised over the axes from `axis` on, of the whole tensor [batch, row dims...]: the
        batch axis (0) is not supported, any later one is (each vector of the trailing axes
@@ -377,7 +406,10 @@ sg_status ox_op_layernorm(ox_ctx *c, sg_err *err)
 sg_status ox_op_instancenorm(ox_ctx *c, sg_err *err)
 {
     int x, rc;
+    if (ox_in(c, 0) >= 0 && c->vals[ox_in(c, 0)].is_const)
+        return ox_node_err(c, err, SG_EINPUT, "constant input is not supported");
     if ((rc = row_input_ranked(c, 0, "InstanceNormalization", true, err, &x))) return rc;
+    if ((rc = check_epsilon(c, err))) return rc;
     const ox_value *vx = &c->vals[x];
     if (vx->rank < 2)
         return ox_node_err(c, err, SG_EINPUT,

@@ -1230,11 +1230,11 @@ def main():
                  helper.make_node("Flatten", ["p"], ["r"], name="flat"),
                  inits=[("s13", [-1, 1, 1, 3])])
     run(tmp, "matmul_stack_broadcast", with_float(m, "Ws", np.ones((2, 3, 4))),
-        ["node 'mm' (MatMul, opset 13)", "the weight's leading axes must be the row's axes before "
-         "its matrices (broadcasting them is not supported)"], data)
+        ["node 'mm' (MatMul, opset 13)", "the weight's axis 0 (2) against the row's axis 1 (1) "
+         "(broadcasting the rows is not supported)"], data)
     m = after_fc(helper.make_node("MatMul", ["z", "Ws"], ["r"], name="mm"))
     run(tmp, "matmul_stack_over_batch", with_float(m, "Ws", np.ones((2, 3, 4))),
-        ["node 'mm' (MatMul, opset 13)", "broadcasting them over the batch is not supported"],
+        ["node 'mm' (MatMul, opset 13)", "the product would have axes before the batch"],
         data)
 
     # Conv, the pools and Pad: weights, groups, windows and pads that do not fit the rows.
@@ -1300,6 +1300,35 @@ def main():
                  inits=[("pads", [0, 1])])
     run(tmp, "pad_count", m, ["node 'pad' (Pad, opset 13)", "pads has 2 values for an input of "
                               "rank 2"], data)
+
+    m = after_fc(helper.make_node("Reshape", ["z", "s31"], ["z3"], name="view"),
+                 helper.make_node("InstanceNormalization", ["z3", "g", "bt"], ["nrm"], name="inorm",
+                                  epsilon=-1.0),
+                 helper.make_node("Flatten", ["nrm"], ["r"], name="flat"), inits=[("s31", [-1, 3, 1])])
+    run(tmp, "instancenorm_negative_epsilon", with_float(with_float(m, "g", np.ones(3)), "bt",
+                                                         np.zeros(3)),
+        ["node 'inorm' (InstanceNormalization, opset 13)", "epsilon -1 must be finite and 0 or "
+         "more"], data)
+    m = after_fc(helper.make_node("InstanceNormalization", ["cz", "g", "bt"], ["r"], name="inorm"))
+    run(tmp, "instancenorm_constant", with_float(with_float(with_float(
+        m, "g", np.ones(3)), "bt", np.zeros(3)), "cz", np.ones((1, 3, 2))),
+        ["node 'inorm' (InstanceNormalization, opset 13)", "constant input is not supported"], data)
+    m = after_fc(helper.make_node("BatchNormalization", ["z", "g", "bt", "mu", "var"], ["r"],
+                                  name="bn", epsilon=0.0))
+    for k, v in (("g", np.ones(3)), ("bt", np.zeros(3)), ("mu", np.zeros(3)),
+                 ("var", [1.0, -1.0, 1.0])):
+        with_float(m, k, v)
+    run(tmp, "batchnorm_negative_variance", m,
+        ["node 'bn' (BatchNormalization, opset 13)", "channel 1: var + epsilon is -1, and scale / "
+         "sqrt of it is not finite"], data)
+    m = after_fc(helper.make_node("Reshape", ["z", "s13"], ["z3"], name="view"),
+                 helper.make_node("MatMul", ["z3", "Ws"], ["p"], name="mm"),
+                 helper.make_node("Flatten", ["p"], ["r"], name="flat"), inits=[("s13", [-1, 1, 3])])
+    run(tmp, "matmul_stack_batch", with_float(m, "Ws", np.ones((2, 3, 4))),
+        ["node 'mm' (MatMul, opset 13)", "the weight's axis 0 (2) lines up with the batch"], data)
+    m = after_fc(helper.make_node("MatMul", ["z", "Ws"], ["r"], name="mm"))
+    run(tmp, "matmul_ones_before_batch", with_float(m, "Ws", np.ones((1, 1, 3, 4))),
+        ["node 'mm' (MatMul, opset 13)", "the product would have axes before the batch"], data)
 
     # Gather with float indices computed per row is refused (an embedding's are integer rows,
     # tests/onnx/torch_parity.py); constant indices on rows are a gather step
