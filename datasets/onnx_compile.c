@@ -280,6 +280,7 @@ int ox_alias_out_k(ox_ctx *c, size_t k, int src, int rank, const int64_t *dims_i
     o->is_double = s->is_double;
     o->is_int = s->is_int;
     o->int_bound = s->int_bound;
+    o->fbound = s->fbound;
     return SG_OK;
 }
 
@@ -1205,7 +1206,14 @@ static sg_status op_clip(ox_ctx *c, sg_err *err)
     }
     if (isnan(lo) || isnan(hi))
         return ox_node_err(c, err, SG_EINPUT, "the %s bound is NaN", isnan(lo) ? "min" : "max");
-    return emit_unary(c, SG_OXU_CLIP, lo, hi, err);
+    const int first_new = c->n_vals;
+    if ((rc = emit_unary(c, SG_OXU_CLIP, lo, hi, err))) return rc;
+    /* float rows within finite bounds: their magnitude is known */
+    const int x = ox_in(c, 0);
+    if (isfinite(lo) && isfinite(hi) && !c->vals[x].is_int && !c->vals[x].is_bool)
+        for (int v = first_new; v < c->n_vals; v++)
+            if (!c->vals[v].is_const) c->vals[v].fbound = fmaxf(fabsf(lo), fabsf(hi));
+    return SG_OK;
 }
 
 /* Element-wise operators with at most two float attributes (their ONNX defaults). */
@@ -1247,7 +1255,17 @@ static sg_status op_unary(ox_ctx *c, size_t i, sg_err *err)
     const float b = unary_ops[i].b_name ? ox_attr_f(c, unary_ops[i].b_name, unary_ops[i].b) : 0;
     if (unary_ops[i].unary == SG_OXU_CELU && a == 0) /* Celu divides by alpha */
         return ox_node_err(c, err, SG_EINPUT, "alpha is 0");
-    return emit_unary(c, unary_ops[i].unary, a, b, err);
+    const int first_new = c->n_vals;
+    sg_status rc = emit_unary(c, unary_ops[i].unary, a, b, err);
+    /* what keeps a known magnitude within its bound (rounded up past a fraction) */
+    const sg_onnx_unary u = unary_ops[i].unary;
+    const int x = ox_in(c, 0);
+    if (rc == SG_OK && x >= 0 && c->vals[x].fbound > 0 &&
+        (u == SG_OXU_FLOOR || u == SG_OXU_CEIL || u == SG_OXU_ROUND || u == SG_OXU_RELU ||
+         u == SG_OXU_ABS || u == SG_OXU_NEG))
+        for (int v = first_new; v < c->n_vals; v++)
+            if (!c->vals[v].is_const) c->vals[v].fbound = ceilf(c->vals[x].fbound);
+    return rc;
 }
 
 /*
@@ -1726,6 +1744,7 @@ static void keep_kind(ox_ctx *c, const char *op, int first_new)
         o->is_double = in.is_double;
         o->is_int = in.is_int;
         o->int_bound = in.int_bound;
+        o->fbound = in.fbound;
     }
 }
 

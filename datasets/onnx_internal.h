@@ -55,6 +55,10 @@ typedef struct {
        (int_inputs in onnx_compile.c). */
     bool is_int;
     int64_t int_bound;
+    /* Per-row float values known to lie within [-fbound, fbound] (0: not known): set by a Clip
+       with finite bounds, kept by Floor, Ceil, Round, Relu, Abs, Neg and the element-moving
+       nodes; a Cast of them to an integer type gives integer rows of that bound. */
+    float fbound;
     /* Per-row: where the batch is. PyTorch's attention moves it ([T, N, E], then [T, N*H, d]
        and [T*N, E]): the value's full shape is its row shape (rank, dims: what one row holds,
        in memory order) with the batch inserted at axis bpos and merged there with the

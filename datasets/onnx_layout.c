@@ -142,12 +142,14 @@ sg_status ox_gather_out(ox_ctx *c, size_t k, int x, int rank, const int64_t *dim
     const bool is_bool = c->vals[x].is_bool, is_double = c->vals[x].is_double,
                is_int = c->vals[x].is_int;
     const int64_t bound = c->vals[x].int_bound;
+    const float fbound = c->vals[x].fbound;
     const sg_status rc = ox_dyn_out_k(c, k, rank, dims, err, out);
     if (rc == SG_OK) { /* moved elements keep what they are */
         c->vals[*out].is_bool = is_bool;
         c->vals[*out].is_double = is_double;
         c->vals[*out].is_int = is_int;
         c->vals[*out].int_bound = bound;
+        c->vals[*out].fbound = fbound;
     }
     return rc;
 }

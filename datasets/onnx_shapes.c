@@ -277,10 +277,14 @@ int ox_op_cast(ox_ctx *c, sg_err *err)
            they are compared, gathered by (an embedding's indices) or cast back, never summed
            or multiplied (int_outputs: the bound is past 2^24). */
         if (!vx->is_bool && !vx->is_int && !vx->is_double && (to == 7 || to == 6)) {
+            /* (unless a Clip bounded them: |trunc(x)| <= ceil(fbound)) */
+            const float fb = vx->fbound;
             int rc2 = ox_emit_trunc(c, err);
             if (rc2 == SG_OK) {
                 c->vals[c->n_vals - 1].is_int = true;
-                c->vals[c->n_vals - 1].int_bound = INT64_MAX;
+                c->vals[c->n_vals - 1].int_bound =
+                    fb > 0 && fb <= (float)OX_MAX_EXACT ? (int64_t)ceilf(fb) : INT64_MAX;
+                c->vals[c->n_vals - 1].fbound = 0;
             }
             return rc2;
         }

@@ -1103,6 +1103,19 @@ def main():
         helper.make_node("Cast", ["g3"], ["r"], name="tofloat", to=TensorProto.FLOAT),
         inits=[("big", np.array(8192, np.int64))]),
         ["node 'times2' (Mul, opset 13)", "integer rows could exceed 2^24 here"], data)
+    # Floats cast to int64: a Clip's bounds bound them (below 2^24: summed; past it, not).
+    for name, hi, code in (("clip_cast_add_bounded", 9.0, 0), ("clip_cast_add_too_large", 3e7, 2),
+                           ("cast_add_unclipped", None, 2)):
+        clip = ([helper.make_node("Clip", ["z", "lo", "hi"], ["zc"], name="clip")]
+                if hi is not None else [helper.make_node("Identity", ["z"], ["zc"], name="id")])
+        m = int_rows(*clip, helper.make_node("Floor", ["zc"], ["zf"], name="floor"),
+                     helper.make_node("Cast", ["zf"], ["zi"], name="toint", to=TensorProto.INT64),
+                     helper.make_node("Add", ["zi", "zi"], ["z2"], name="twice"),
+                     helper.make_node("Cast", ["z2"], ["r"], name="tofloat", to=TensorProto.FLOAT))
+        if hi is not None:
+            with_float(with_float(m, "lo", -hi), "hi", hi)
+        run(tmp, name, m, ["node 'twice' (Add, opset 13)", "integer rows could exceed 2^24 here"]
+            if code else [], data, exit_code=code)
     # Gathered elements stay what they were (integers, a condition): Gather had made floats
     # of them, and the bound and the readers' checks stopped there.
     run(tmp, "int_rows_gathered_too_large", int_rows(

@@ -21,6 +21,7 @@ opsets 9..17 (CELU from 12). Checks, per model:
   so do sequence-first pooling, a CLS token, a causal mask and a key padding mask from the data;
 - integer features ((x > 0).sum(1), any, argmax, argmin: int64 per row) match exactly, and so
   do nn.Embedding lookups of categorical columns (clamped into the table, or not);
+- bucketed features offset into one embedding table (a clamp bounds the floats cast to int64);
 - nn.GroupNorm and nn.InstanceNorm1d (InstanceNormalization), and an ensemble with a stack of
   weights per member (TabM: MatMul by a rank-3 constant, or Einsum) match;
 - CNNs match: Conv2d/Conv1d (padding, stride, dilation, groups), BatchNorm2d, MaxPool and
@@ -466,6 +467,19 @@ def main():
                 c1, c2 = c1.clamp(0, 5), c2.clamp(0, 7)
             h = torch.cat([x[:, 3:], self.e1(c1), self.e2(c2).flatten(1)], 1)
             return torch.softmax(self.l(h), 1)
+    class Buckets(nn.Module):
+        """Every feature bucketed (floor of a scaled value, clamped to 10 bins: the clamp bounds
+        the floats, so their int64 cast is known to stay below 10) and offset into one shared
+        nn.Embedding table (index + 10 * feature)."""
+        def __init__(self):
+            super().__init__()
+            self.emb = nn.Embedding(10 * d, 2)
+            self.register_buffer("off", torch.arange(d) * 10)
+            self.l = nn.Linear(2 * d, 3)
+
+        def forward(self, x):
+            i = torch.clamp(torch.floor((x + 2.5) * 2), 0, 9).long() + self.off
+            return torch.softmax(self.l(self.emb(i).flatten(1)), 1)
     class Norms(nn.Module):
         """nn.GroupNorm over [batch, 6, 4] and nn.InstanceNorm1d (affine) over [batch, 4, 6]:
         both export as InstanceNormalization (GroupNorm's with scale 1 and shift 0 between
@@ -646,10 +660,10 @@ def main():
                    want_plan="step plan")
         check(ran is not None, "integer_counts opset %d did not run" % opset)
     # GroupNorm, InstanceNorm, and an ensemble's stack of weights (MatMul and Einsum).
-    norms, tabm, tabm_einsum = Norms(), TabM(False), TabM(True)
+    norms, tabm, tabm_einsum, buckets = Norms(), TabM(False), TabM(True), Buckets()
     for opset in (9, 11, 13, 17):
         for name, model, first in (("norms", norms, 9), ("tabm", tabm, 9),
-                                   ("tabm_einsum", tabm_einsum, 12)):
+                                   ("tabm_einsum", tabm_einsum, 12), ("buckets", buckets, 11)):
             if opset >= first:
                 ran = case(tmp, name, model, d, opset, "proba", mc, Xm, ym,
                            want_plan="step plan")
