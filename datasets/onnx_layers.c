@@ -225,10 +225,162 @@ static sg_status matmul_stacked(ox_ctx *c, int x, const ox_value *B, sg_err *err
     return ox_permute(c, v, back, NULL, err, &y);
 }
 
+/* Gemm or MatMul of constants (a layer PyTorch left applied to a constant buffer, such as
+   the encoded candidates of a retrieval model): folded, each product summed in double and
+   rounded once. MatMul broadcasts as numpy; Gemm takes transA, transB, alpha, beta and C
+   broadcast to [m, n]. */
+static sg_status fold_product(ox_ctx *c, bool matmul, sg_err *err)
+{
+    const int ia = ox_in(c, 0), ib = ox_in(c, 1);
+    const ox_value *A = &c->vals[ia], *B = &c->vals[ib];
+    if (A->dtype != OX_FLOAT || B->dtype != OX_FLOAT)
+        return ox_node_err(c, err, SG_EINPUT, "a product of int64 constants is not supported");
+    if (A->rank < 1 || B->rank < 1 || (!matmul && (A->rank != 2 || B->rank != 2)))
+        return ox_node_err(c, err, SG_EINPUT, "inputs of rank %d and %d", A->rank, B->rank);
+    const bool ta = !matmul && ox_attr_i(c, "transA", 0), tb = !matmul && ox_attr_i(c, "transB", 0);
+    /* as [batch..., m, k] @ [batch..., k, n] */
+    const int64_t m = A->rank == 1 ? 1 : A->dims[A->rank - (ta ? 1 : 2)],
+                  k = A->rank == 1 ? A->dims[0] : A->dims[A->rank - (ta ? 2 : 1)],
+                  kb = B->rank == 1 ? B->dims[0] : B->dims[B->rank - (tb ? 1 : 2)],
+                  n = B->rank == 1 ? 1 : B->dims[B->rank - (tb ? 2 : 1)];
+    if (k != kb)
+        return ox_node_err(c, err, SG_EINPUT,
+                           "shape does not match: '%.100s' has %lld columns, '%.100s' %lld rows",
+                           A->name, (long long)k, B->name, (long long)kb);
+    const int ba = A->rank > 2 ? A->rank - 2 : 0, bb = B->rank > 2 ? B->rank - 2 : 0,
+              nb = ba > bb ? ba : bb;
+    int64_t bd[OX_MAX_RANK], batches = 1;
+    for (int i = 0; i < nb; i++) {
+        const int64_t da = i - (nb - ba) >= 0 ? A->dims[i - (nb - ba)] : 1,
+                      db = i - (nb - bb) >= 0 ? B->dims[i - (nb - bb)] : 1;
+        if (da != db && da != 1 && db != 1)
+            return ox_node_err(c, err, SG_EINPUT,
+                               "shape does not match: batch axes %lld and %lld do not broadcast",
+                               (long long)da, (long long)db);
+        bd[i] = da > db ? da : db;
+        batches *= bd[i];
+    }
+    if ((double)batches * (double)m * (double)n * (double)k > (double)OX_MAX_FOLDED)
+        return ox_node_err(c, err, SG_EINPUT,
+                           "folding this product of constants takes over %zu "
+                           "multiplications",
+                           OX_MAX_FOLDED);
+    int64_t od[OX_MAX_RANK];
+    int r = 0;
+    for (int i = 0; i < nb; i++)
+        od[r++] = bd[i];
+    if (A->rank > 1 || !matmul) od[r++] = m;
+    if (B->rank > 1 || !matmul) od[r++] = n;
+    const ox_value *C = NULL;
+    if (!matmul && ox_in(c, 2) >= 0) {
+        C = &c->vals[ox_in(c, 2)];
+        if (!C->is_const || C->dtype != OX_FLOAT || C->rank > 2 ||
+            (C->rank == 2 &&
+             ((C->dims[0] != 1 && C->dims[0] != m) || (C->dims[1] != 1 && C->dims[1] != n))) ||
+            (C->rank == 1 && C->dims[0] != 1 && C->dims[0] != n))
+            return ox_node_err(c, err, SG_EINPUT, "C does not broadcast to [%lld, %lld]",
+                               (long long)m, (long long)n);
+    }
+    int v;
+    sg_status rc = ox_const_out(c, r, od, OX_FLOAT, err, &v);
+    if (rc) return rc;
+    A = &c->vals[ia];
+    B = &c->vals[ib];
+    if (C) C = &c->vals[ox_in(c, 2)];
+    const double alpha = matmul ? 1.0 : ox_attr_f(c, "alpha", 1.0f),
+                 beta = matmul ? 1.0 : ox_attr_f(c, "beta", 1.0f);
+    float *o = c->vals[v].f;
+    for (int64_t q = 0; q < batches; q++) {
+        /* the batch index of each side (broadcast axes read index 0) */
+        int64_t qa = 0, qb = 0, rem = q, sa = 1, sb = 1;
+        for (int i = nb - 1; i >= 0; i--) {
+            const int64_t idx = rem % bd[i];
+            rem /= bd[i];
+            const int ja = i - (nb - ba), jb = i - (nb - bb);
+            if (ja >= 0) {
+                qa += (A->dims[ja] == 1 ? 0 : idx) * sa;
+                sa *= A->dims[ja];
+            }
+            if (jb >= 0) {
+                qb += (B->dims[jb] == 1 ? 0 : idx) * sb;
+                sb *= B->dims[jb];
+            }
+        }
+        const float *a = A->f + qa * m * k, *b = B->f + qb * k * n;
+        for (int64_t i = 0; i < m; i++)
+            for (int64_t j = 0; j < n; j++) {
+                double acc = 0;
+                for (int64_t t = 0; t < k; t++)
+                    acc += (double)(ta ? a[t * m + i] : a[i * k + t]) *
+                           (double)(tb ? b[j * k + t] : b[t * n + j]);
+                acc *= alpha;
+                if (C)
+                    acc += beta * C->f[(C->rank == 2 && C->dims[0] != 1 ? i * C->dims[1] : 0) +
+                                       (C->rank >= 1 && C->dims[C->rank - 1] != 1 ? j : 0)];
+                o[(q * m + i) * n + j] = (float)acc;
+            }
+    }
+    return SG_OK;
+}
+
+/* MatMul of a constant matrix [m, k] (or vector [k]) by rows [batch, ..., k, n]: each
+   row's matrices times it from the left, as the rows transposed ([..., n, k]) times its
+   transpose, one GEMM, transposed back. */
+static sg_status matmul_left(ox_ctx *c, const ox_value *A, int y, sg_err *err)
+{
+    const ox_value *vy = &c->vals[y];
+    const int r = vy->rank;
+    if (A->rank > 2 || r < 2)
+        return ox_node_err(c, err, SG_EINPUT,
+                           "a constant of rank %d times rows of rank %d: supported are a matrix "
+                           "or vector times rows of rank 2 or more ([batch, ..., k, n]; rows of "
+                           "rank 1 are one matrix with the batch, which would mix its rows)",
+                           A->rank, r);
+    const int64_t k = vy->dims[r - 2], m = A->rank == 2 ? A->dims[0] : 1, ka = A->dims[A->rank - 1];
+    if (ka != k)
+        return ox_node_err(c, err, SG_EINPUT,
+                           "shape does not match the data: '%.100s' has %lld columns, the rows' "
+                           "matrices %lld rows",
+                           A->name, (long long)ka, (long long)k);
+    int perm[OX_MAX_RANK + 1];
+    for (int i = 0; i <= r; i++)
+        perm[i] = i;
+    perm[r - 1] = r;
+    perm[r] = r - 1;
+    float *W = malloc((size_t)k * (size_t)m * sizeof *W);
+    if (!W) return sg_errf(err, SG_ENOMEM, "%s: out of memory", c->path);
+    for (int64_t t = 0; t < k; t++)
+        for (int64_t i = 0; i < m; i++)
+            W[t * m + i] = A->f[i * k + t];
+    const char *saved = c->partial;
+    int t1, t2;
+    sg_status rc = ox_permute(c, y, perm, "the rows' matrices transposed", err, &t1);
+    int64_t dims[OX_MAX_RANK];
+    if (!rc) {
+        memcpy(dims, c->vals[t1].dims, (size_t)r * sizeof dims[0]);
+        dims[r - 1] = m;
+        c->partial = "the product, transposed";
+        rc = ox_gemm_blocks(c, t1, W, 1, m, r, dims, err, &t2);
+        c->partial = saved;
+    }
+    free(W);
+    if (rc) return rc;
+    if (A->rank == 2) return ox_permute(c, t2, perm, NULL, err, &t1);
+    return ox_alias_out(c, t2, r - 1, dims, err); /* a vector: [..., n] */
+}
+
 sg_status ox_op_gemm(ox_ctx *c, bool matmul, sg_err *err)
 {
     int x, rc;
     const ox_value *B, *C = NULL;
+    if (ox_in(c, 0) >= 0 && ox_in(c, 1) >= 0 && c->vals[ox_in(c, 0)].is_const &&
+        c->vals[ox_in(c, 1)].is_const)
+        return fold_product(c, matmul, err);
+    if (matmul && ox_in(c, 0) >= 0 && c->vals[ox_in(c, 0)].is_const && ox_in(c, 1) >= 0) {
+        const ox_value *A;
+        if ((rc = const_input(c, 0, "the constant (input 0)", err, &A))) return rc;
+        return matmul_left(c, A, ox_in(c, 1), err);
+    }
     /* MatMul on rows of rank 2 or more ([batch, ..., k] @ [k, m], nn.Linear applied to a
        [batch, tokens, k] input) multiplies each vector along the last axis: one GEMM over
        batch x the vectors a row holds. Gemm's input is [batch, k] by definition. */

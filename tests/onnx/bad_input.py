@@ -1339,6 +1339,10 @@ def main():
                  helper.make_node("Flatten", ["p"], ["r"], name="flat"), inits=[("s13", [-1, 1, 3])])
     run(tmp, "matmul_stack_batch", with_float(m, "Ws", np.ones((2, 3, 4))),
         ["node 'mm' (MatMul, opset 13)", "the weight's axis 0 (2) lines up with the batch"], data)
+    m = after_fc(helper.make_node("MatMul", ["Wl", "z"], ["r"], name="mm"))
+    run(tmp, "matmul_constant_left_rank1", with_float(m, "Wl", np.ones((3, 3))),
+        ["node 'mm' (MatMul, opset 13)", "a constant of rank 2 times rows of rank 1", "rows of "
+         "rank 1 are one matrix with the batch, which would mix its rows"], data)
     m = after_fc(helper.make_node("MatMul", ["z", "Ws"], ["r"], name="mm"))
     run(tmp, "matmul_ones_before_batch", with_float(m, "Ws", np.ones((1, 1, 3, 4))),
         ["node 'mm' (MatMul, opset 13)", "the product would have axes before the batch"], data)

@@ -336,6 +336,35 @@ def stack_cases(opset):
                     lambda X, k=k, xs=xs, W=W, width=width:
                     np.matmul(take(X, "S%d" % k, xs), W.astype(np.float64))
                     .reshape(len(X), width)))
+    # Products of constants fold (a layer PyTorch left applied to a constant buffer): MatMul
+    # with numpy's broadcasting and vectors, Gemm with transA, transB, alpha, beta and C.
+    # The result, reshaped to [6, w], is the weight of x @ it.
+    prods = [("MatMul", [f32(3, 4), f32(4, 2)], {}, lambda a, b: a @ b),
+             ("MatMul", [f32(2, 1, 3, 4), f32(3, 4, 2)], {}, np.matmul),
+             ("MatMul", [f32(4), f32(4, 6)], {}, np.matmul),
+             ("MatMul", [f32(2, 3, 4), f32(4)], {}, np.matmul),
+             ("Gemm", [f32(4, 3), f32(2, 4), f32(2)], dict(transA=1, transB=1, alpha=0.5, beta=2.0),
+              lambda a, b, cc: 0.5 * a.T @ b.T + 2.0 * cc),
+             ("Gemm", [f32(3, 4), f32(4, 2), f32(3, 1)], {}, lambda a, b, cc: a @ b + cc)]
+    for k, (op, ins, attrs, fn) in enumerate(prods):
+        names = ["K%d_%d" % (k, j) for j in range(len(ins))]
+        want = fn(*[a.astype(np.float64) for a in ins]).reshape(D, -1)
+        width = want.shape[1]
+        nodes = [node(op, names, "pk", **attrs), node("Reshape", ["pk", "pshape"], "pw"),
+                 node("MatMul", ["x", "pw"], "y")]
+        inits = [init(n, a) for n, a in zip(names, ins)] + [i64("pshape", [D, width])]
+        out.append(("%s of constants %s" % (op, [list(a.shape) for a in ins]), nodes, inits,
+                    width, lambda X, want=want: X @ want))
+    # A constant times rows from the left: [3, 2] @ rows [2, 4] and a vector [3] @ rows
+    # [2, 3, 4] (the rows' matrices transposed, one GEMM, transposed back).
+    for k, (A, xs) in enumerate([(f32(3, 2), (2, 4)), (f32(3), (2, 3, 4))]):
+        n2, i2 = rows("L%d" % k, xs)
+        width = int(np.matmul(A, np.zeros((1,) + xs)).size)
+        o2, oi = flat_out("lm", width)
+        out.append(("constant %s @ rows %s" % (list(A.shape), list(xs)),
+                    n2 + [node("MatMul", ["A", "L%d" % k], "lm")] + o2, [init("A", A)] + i2 + oi,
+                    width, lambda X, k=k, A=A, xs=xs, width=width:
+                    np.matmul(A.astype(np.float64), take(X, "L%d" % k, xs)).reshape(len(X), width)))
     # InstanceNormalization of [batch, 3, 4] (scale, shift per channel) and [batch, 2, 2, 3]
     # (scale 1, shift 0: GroupNorm's form; no affine step).
     for k, (xs, plain) in enumerate([((3, 4), False), ((2, 2, 3), True), ((4, 9), False)]):
