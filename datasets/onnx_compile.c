@@ -26,7 +26,7 @@
     X(ConstantOfShape) X(Equal) X(Greater) X(Less) X(GreaterOrEqual) X(LessOrEqual) X(Not)     \
     X(Where) X(And) X(Or) X(Sign) X(IsNaN) X(IsInf) X(If) X(ArgMax) X(ArgMin)   \
     X(Floor) X(Ceil) X(Round) X(Sin) X(Cos) X(Einsum) X(InstanceNormalization)      \
-    X(Conv) X(MaxPool) X(AveragePool) X(GlobalAveragePool) X(GlobalMaxPool) X(Pad)
+    X(Conv) X(MaxPool) X(AveragePool) X(GlobalAveragePool) X(GlobalMaxPool) X(Pad) X(CumSum)
 /* clang-format on */
 #define OX_OP_NAME(op) #op,
 #define OX_OP_LISTED(op) ", " #op
@@ -1844,6 +1844,7 @@ static int compile_op(ox_ctx *c, const char *op, sg_err *err)
     if (!strcmp(op, "GlobalAveragePool")) return ox_op_global_pool(c, false, err);
     if (!strcmp(op, "GlobalMaxPool")) return ox_op_global_pool(c, true, err);
     if (!strcmp(op, "Pad")) return ox_op_pad(c, err);
+    if (!strcmp(op, "CumSum")) return ox_op_cumsum(c, err);
     return ox_node_err(c, err, SG_EINPUT, "unsupported operator %.40s; supported: %s", op,
                        ox_supported_ops());
 }

@@ -244,6 +244,7 @@ sg_status ox_op_reduce_mean(ox_ctx *c, sg_err *err);
 sg_status ox_reduce_axes(ox_ctx *c, int kind, int x, const int64_t *axes, int n, bool keep,
                          sg_err *err);
 sg_status ox_op_einsum(ox_ctx *c, sg_err *err);
+sg_status ox_op_cumsum(ox_ctx *c, sg_err *err);
 sg_status ox_op_instancenorm(ox_ctx *c, sg_err *err);
 /* Convolutions and pooling (onnx_conv.c). */
 sg_status ox_op_conv(ox_ctx *c, sg_err *err);

@@ -551,6 +551,86 @@ sg_status ox_op_layernorm(ox_ctx *c, sg_err *err)
     return ox_dyn_out(c, vx->rank, vx->dims, err, &v);
 }
 
+/* CumSum along one axis (a constant input): on rows a step over each vector along it (the
+   axis moved last and back when it is not), on constants folded (int64 too). */
+sg_status ox_op_cumsum(ox_ctx *c, sg_err *err)
+{
+    int x, ai, rc;
+    if ((rc = ox_need_in(c, 0, err, &x)) || (rc = ox_need_in(c, 1, err, &ai))) return rc;
+    const ox_value *va = &c->vals[ai];
+    if (!va->is_const || va->dtype != OX_INT64 || va->count != 1 || va->batch_mask)
+        return ox_node_err(c, err, SG_EINPUT, "axis (input 1) must be one constant integer");
+    const bool rows = !c->vals[x].is_const, excl = ox_attr_i(c, "exclusive", 0) != 0,
+               rev = ox_attr_i(c, "reverse", 0) != 0;
+    const int r = c->vals[x].rank + (rows ? 1 : 0);
+    int64_t axis = va->i[0] < 0 ? va->i[0] + r : va->i[0];
+    if (axis < 0 || axis >= r)
+        return ox_node_err(c, err, SG_EINPUT, "axis %lld is out of range for rank %d",
+                           (long long)va->i[0], r);
+    if (rows && axis == 0)
+        return ox_node_err(c, err, SG_EINPUT,
+                           "axis %lld is the batch: a sum across rows is not supported",
+                           (long long)va->i[0]);
+    if (rows && c->vals[x].is_int)
+        return ox_node_err(c, err, SG_EINPUT, "a cumulative sum of integer rows is not supported");
+    int perm[OX_MAX_RANK + 1];
+    for (int i = 0; i < r; i++)
+        perm[i] = i;
+    perm[axis] = r - 1;
+    perm[r - 1] = (int)axis;
+    if (!rows) {
+        const ox_value *vx = &c->vals[x];
+        int64_t inner = 1, len = vx->dims[axis];
+        for (int i = (int)axis + 1; i < r; i++)
+            inner *= vx->dims[i];
+        int v;
+        if ((rc = ox_const_out(c, vx->rank, vx->dims, vx->dtype, err, &v))) return rc;
+        vx = &c->vals[x];
+        ox_value *o = &c->vals[v];
+        for (int64_t base = 0; len > 0 && base < vx->count; base += len * inner)
+            for (int64_t e = 0; e < inner; e++) {
+                double facc = 0;
+                int64_t iacc = 0;
+                for (int64_t q = 0; q < len; q++) {
+                    const int64_t j = base + (rev ? len - 1 - q : q) * inner + e;
+                    if (vx->dtype == OX_FLOAT) {
+                        const float before = (float)facc;
+                        facc = (float)(facc + vx->f[j]);
+                        o->f[j] = excl ? before : (float)facc;
+                    } else {
+                        const int64_t before = iacc;
+                        if (__builtin_add_overflow(iacc, vx->i[j], &iacc))
+                            return ox_node_err(c, err, SG_EINPUT, "int64 overflow in the sum");
+                        o->i[j] = excl ? before : iacc;
+                    }
+                }
+            }
+        return SG_OK;
+    }
+    const char *saved = c->partial;
+    int y = x, z;
+    if (axis != r - 1 &&
+        (rc = ox_permute(c, x, perm, "the input with the summed axis last", err, &y)))
+        return rc;
+    const ox_value *vy = &c->vals[y];
+    const int64_t w = vy->dims[vy->rank - 1];
+    const int groups = row_groups(c, vy, w, err);
+    if (!groups) return SG_EINPUT;
+    sg_onnx_step *s = ox_step_new(c, SG_OX_CUMSUM, err);
+    if (!s) return SG_ENOMEM;
+    s->in = vy->data;
+    s->in_width = s->width = (int)w;
+    s->groups = groups;
+    s->cum_exclusive = excl;
+    s->cum_reverse = rev;
+    if (axis == r - 1) return ox_dyn_out(c, vy->rank, vy->dims, err, &z);
+    c->partial = "the cumulative sum along the last axis";
+    rc = ox_dyn_out(c, vy->rank, vy->dims, err, &z);
+    c->partial = saved;
+    if (rc) return rc;
+    return ox_permute(c, z, perm, NULL, err, &y);
+}
+
 /* InstanceNormalization of rows [C, D...] (what GroupNorm and InstanceNorm1d export as): each
    channel's D... values normalised alone (a LAYERNORM step over C vectors), then scaled and
    shifted per channel (an AFFINE step, left out when Scale is all 1 and B all 0, as GroupNorm

@@ -417,6 +417,20 @@ static void run_rows(const sg_onnx_step *st, const float *in, float *out, int64_
         case SG_OX_FILL:
             memcpy(o, st->b, (size_t)w * sizeof(float));
             break;
+        case SG_OX_CUMSUM: {
+            float acc = 0;
+            for (int i = 0; i < w; i++) {
+                const int j = st->cum_reverse ? w - 1 - i : i;
+                if (st->cum_exclusive) {
+                    o[j] = acc;
+                    acc += x[j];
+                } else {
+                    acc += x[j];
+                    o[j] = acc;
+                }
+            }
+            break;
+        }
         case SG_OX_LAYERNORM: {
             /* mean and variance summed pairwise, as ReduceMean (a wide row's had drifted) */
             const float mean = sg_onnx_sum_plain(x, w, 0) / (float)w,

@@ -56,6 +56,9 @@ typedef enum {
        (Gather of a constant table by indices per row: an embedding); an index outside
        [-emb_rows, emb_rows) gives NaN, which the output check refuses */
     SG_OX_EMBED,
+    /* out[j] = in[0] + ... + in[j] over each vector, left to right in float (cum_exclusive:
+       up to in[j - 1]; cum_reverse: from the end) (CumSum) */
+    SG_OX_CUMSUM,
 } sg_onnx_step_kind;
 
 /* Row reductions besides the mean (ReduceSum, ReduceMax, ...), summed left to right in float. */
@@ -306,9 +309,9 @@ typedef struct {
     int in_width;
     int out; /* output buffer */
     int width;
-    /* GEMM, LAYERNORM, SOFTMAX, LOGSOFTMAX, MEAN, REDUCE over the last axis of rows of rank 2
-       or more: a row is `groups` vectors of in_width (its output `groups` vectors of width),
-       each taken alone, as rows of their own. 0 or 1: the row is one vector. */
+    /* GEMM, LAYERNORM, SOFTMAX, LOGSOFTMAX, MEAN, REDUCE, CUMSUM over the last axis of rows of rank
+       2 or more: a row is `groups` vectors of in_width (its output `groups` vectors of width), each
+       taken alone, as rows of their own. 0 or 1: the row is one vector. */
     int groups;
     /* GEMM: W holds this many [in_width][width] blocks when more than 1 (a batch of weight
        matrices: MatMul by a constant of rank 3 or more, Einsum); vector v of a row is
@@ -329,6 +332,7 @@ typedef struct {
     /* MATMUL_ROWS: the matrices' sizes (a row holds width / (mm_m * mm_n) of each) */
     int mm_m, mm_k, mm_n;
     int emb_rows; /* EMBED: rows of the table */
+    bool cum_exclusive, cum_reverse; /* CUMSUM */
     /* AFFINE, LAYERNORM */
     float *scale, *shift;
     float eps;

@@ -1339,6 +1339,13 @@ def main():
                  helper.make_node("Flatten", ["p"], ["r"], name="flat"), inits=[("s13", [-1, 1, 3])])
     run(tmp, "matmul_stack_batch", with_float(m, "Ws", np.ones((2, 3, 4))),
         ["node 'mm' (MatMul, opset 13)", "the weight's axis 0 (2) lines up with the batch"], data)
+    run(tmp, "cumsum_batch", after_fc(helper.make_node("CumSum", ["z", "ax0"], ["r"], name="cs"),
+                                      inits=[("ax0", 0)]),
+        ["node 'cs' (CumSum, opset 13)", "axis 0 is the batch: a sum across rows is not "
+         "supported"], data)
+    run(tmp, "cumsum_two_axes", after_fc(
+        helper.make_node("CumSum", ["z", "ax11"], ["r"], name="cs"), inits=[("ax11", [1, 1])]),
+        ["node 'cs' (CumSum, opset 13)", "axis (input 1) must be one constant integer"], data)
     m = after_fc(helper.make_node("MatMul", ["Wl", "z"], ["r"], name="mm"))
     run(tmp, "matmul_constant_left_rank1", with_float(m, "Wl", np.ones((3, 3))),
         ["node 'mm' (MatMul, opset 13)", "a constant of rank 2 times rows of rank 1", "rows of "

@@ -355,6 +355,34 @@ def stack_cases(opset):
         inits = [init(n, a) for n, a in zip(names, ins)] + [i64("pshape", [D, width])]
         out.append(("%s of constants %s" % (op, [list(a.shape) for a in ins]), nodes, inits,
                     width, lambda X, want=want: X @ want))
+    # CumSum (opset 11): along the last axis, a middle one (moved last and back), exclusive,
+    # reverse, a negative axis; of a constant folded.
+    if opset >= 11:
+        def np_cumsum(T, axis, excl, rev):
+            if rev:
+                T = np.flip(T, axis)
+            C = np.cumsum(T, axis)
+            if excl:
+                C = C - T
+            return np.flip(C, axis) if rev else C
+        for k, (xs, axis, excl, rev) in enumerate([((6,), 1, 0, 0), ((2, 3, 4), 2, 1, 0),
+                                                   ((3, 4), -1, 0, 1), ((2, 3, 4), -2, 1, 1)]):
+            n2, i2 = rows("U%d" % k, xs)
+            width = int(np.prod(xs))
+            o2, oi = flat_out("cs", width)
+            out.append(("cumsum %s axis %d exclusive %d reverse %d" % (list(xs), axis, excl, rev),
+                        n2 + [node("CumSum", ["U%d" % k, "cax"], "cs", exclusive=excl,
+                                   reverse=rev)] + o2, i2 + oi + [i64("cax", axis)], width,
+                        lambda X, k=k, xs=xs, axis=axis, excl=excl, rev=rev, width=width:
+                        np_cumsum(take(X, "U%d" % k, xs), axis, excl, rev).reshape(len(X), width)))
+        K = f32(2, 3)
+        Kc = np_cumsum(K.astype(np.float64), 1, 1, 1).reshape(1, D)
+        out.append(("cumsum of a constant", [node("CumSum", ["K", "kax"], "kc", exclusive=1,
+                                                  reverse=1),
+                                             node("Reshape", ["kc", "flat6"], "k6"),
+                                             node("Add", ["x", "k6"], "y")],
+                    [init("K", K), i64("kax", 1), i64("flat6", [1, D])], D,
+                    lambda X, Kc=Kc: X + Kc, 2))
     # A constant times rows from the left: [3, 2] @ rows [2, 4] and a vector [3] @ rows
     # [2, 3, 4] (the rows' matrices transposed, one GEMM, transposed back).
     for k, (A, xs) in enumerate([(f32(3, 2), (2, 4)), (f32(3), (2, 3, 4))]):
@@ -1384,7 +1412,7 @@ def main():
                   "GreaterOrEqual", "LessOrEqual", "Not", "And", "Or", "Where", "Sign", "IsNaN",
                   "IsInf", "If", "ArgMax", "ArgMin", "Floor", "Ceil", "Round", "Sin", "Cos",
                   "Einsum", "InstanceNormalization", "Conv", "MaxPool", "AveragePool",
-                  "GlobalAveragePool", "GlobalMaxPool", "Pad"}
+                  "GlobalAveragePool", "GlobalMaxPool", "Pad", "CumSum"}
     check(from_issue <= seen, "operators not covered: %s" % sorted(from_issue - seen))
     if failures:
         print("%d failures" % len(failures))
