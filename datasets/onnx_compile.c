@@ -26,7 +26,8 @@
     X(ConstantOfShape) X(Equal) X(Greater) X(Less) X(GreaterOrEqual) X(LessOrEqual) X(Not)     \
     X(Where) X(And) X(Or) X(Sign) X(IsNaN) X(IsInf) X(If) X(ArgMax) X(ArgMin)   \
     X(Floor) X(Ceil) X(Round) X(Sin) X(Cos) X(Einsum) X(InstanceNormalization)      \
-    X(Conv) X(MaxPool) X(AveragePool) X(GlobalAveragePool) X(GlobalMaxPool) X(Pad) X(CumSum)
+    X(Conv) X(MaxPool) X(AveragePool) X(GlobalAveragePool) X(GlobalMaxPool) X(Pad) X(CumSum) X(TopK)  \
+    X(GatherElements) X(OneHot) X(Range)
 /* clang-format on */
 #define OX_OP_NAME(op) #op,
 #define OX_OP_LISTED(op) ", " #op
@@ -1647,6 +1648,8 @@ static sg_status int_inputs(ox_ctx *c, const char *op, bool *any, sg_err *err)
         if (v >= 0 && !c->vals[v].is_const && c->vals[v].is_int && first < 0) first = (int)k;
     }
     if (first < 0) return SG_OK;
+    /* indices that pick (GatherElements; its data keep what they are) or one-hot encode */
+    if (!strcmp(op, "GatherElements") || !strcmp(op, "OneHot")) return SG_OK;
     *any = true;
     const bool moves = in_list(op, int_moves, sizeof int_moves / sizeof int_moves[0]);
     const bool arith = in_list(op, int_arith, sizeof int_arith / sizeof int_arith[0]);
@@ -1654,8 +1657,8 @@ static sg_status int_inputs(ox_ctx *c, const char *op, bool *any, sg_err *err)
         return ox_node_err(c, err, SG_EINPUT,
                            "input %d ('%.100s') is integer rows (int64 per row), which stagegate "
                            "reads only in Cast, ReduceSum, ReduceMax, ReduceMin, ArgMax, ArgMin, "
-                           "Add, Sub, Mul, Clip, the comparisons, Gather's indices and the nodes "
-                           "that move elements",
+                           "Add, Sub, Mul, Clip, the comparisons, the indices of Gather and "
+                           "GatherElements, OneHot and the nodes that move elements",
                            first, c->vals[ox_in(c, (size_t)first)].name);
     if (!strcmp(op, "Gather") && first == 1) return SG_OK; /* an embedding's indices */
     for (size_t k = 0; k < c->node->n_input; k++) {
@@ -1845,6 +1848,10 @@ static int compile_op(ox_ctx *c, const char *op, sg_err *err)
     if (!strcmp(op, "GlobalMaxPool")) return ox_op_global_pool(c, true, err);
     if (!strcmp(op, "Pad")) return ox_op_pad(c, err);
     if (!strcmp(op, "CumSum")) return ox_op_cumsum(c, err);
+    if (!strcmp(op, "TopK")) return ox_op_topk(c, err);
+    if (!strcmp(op, "GatherElements")) return ox_op_gather_elements(c, err);
+    if (!strcmp(op, "OneHot")) return ox_op_onehot(c, err);
+    if (!strcmp(op, "Range")) return ox_op_range(c, err);
     return ox_node_err(c, err, SG_EINPUT, "unsupported operator %.40s; supported: %s", op,
                        ox_supported_ops());
 }

@@ -218,6 +218,8 @@ sg_status ox_gather_out(ox_ctx *c, size_t k, int x, int rank, const int64_t *dim
 /* Value x with its full axes in the order perm (perm[0] = 0 for rows): output 0 of the node,
    or an unnamed value called label when label is not NULL (*out: its index). */
 sg_status ox_permute(ox_ctx *c, int x, const int *perm, const char *label, sg_err *err, int *out);
+/* The same as output k of the node. */
+sg_status ox_permute_k(ox_ctx *c, size_t k, int x, const int *perm, sg_err *err, int *out);
 /* Per-row value x expanded to rows of shape (rank, dims), x's dims each 1 or the same: an
    unnamed value (*out) written by a gather step. */
 sg_status ox_expand_row(ox_ctx *c, int x, int rank, const int64_t *dims, sg_err *err, int *out);
@@ -245,6 +247,11 @@ sg_status ox_reduce_axes(ox_ctx *c, int kind, int x, const int64_t *axes, int n,
                          sg_err *err);
 sg_status ox_op_einsum(ox_ctx *c, sg_err *err);
 sg_status ox_op_cumsum(ox_ctx *c, sg_err *err);
+sg_status ox_op_topk(ox_ctx *c, sg_err *err);
+/* GatherElements, OneHot and Range (onnx_select.c). */
+sg_status ox_op_gather_elements(ox_ctx *c, sg_err *err);
+sg_status ox_op_onehot(ox_ctx *c, sg_err *err);
+sg_status ox_op_range(ox_ctx *c, sg_err *err);
 sg_status ox_op_instancenorm(ox_ctx *c, sg_err *err);
 /* Convolutions and pooling (onnx_conv.c). */
 sg_status ox_op_conv(ox_ctx *c, sg_err *err);

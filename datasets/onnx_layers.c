@@ -631,6 +631,122 @@ sg_status ox_op_cumsum(ox_ctx *c, sg_err *err)
     return ox_permute(c, z, perm, NULL, err, &y);
 }
 
+/* TopK: the k largest (or smallest) along one axis, best first (also when sorted=0: that
+   order is one ONNX allows), equal values in index order. On rows a step for the values and
+   one for the indices (integer rows below the axis' size), each over every vector along the
+   axis (moved last and back when it is not); on constants folded. */
+sg_status ox_op_topk(ox_ctx *c, sg_err *err)
+{
+    int x, rc;
+    if ((rc = ox_need_in(c, 0, err, &x))) return rc;
+    int64_t k;
+    if (c->opset < 10) {
+        k = ox_attr_i(c, "k", -1);
+    } else {
+        int ki;
+        if ((rc = ox_need_in(c, 1, err, &ki))) return rc;
+        const ox_value *vk = &c->vals[ki];
+        if (!vk->is_const || vk->dtype != OX_INT64 || vk->count != 1 || vk->batch_mask)
+            return ox_node_err(c, err, SG_EINPUT, "K (input 1) must be one constant integer");
+        k = vk->i[0];
+    }
+    const bool rows = !c->vals[x].is_const, largest = ox_attr_i(c, "largest", 1) != 0;
+    if (c->vals[x].dtype != OX_FLOAT || (rows && (c->vals[x].is_int || c->vals[x].is_bool)))
+        return ox_node_err(c, err, SG_EINPUT, "TopK of integers is not supported");
+    const int r = c->vals[x].rank + (rows ? 1 : 0);
+    const int64_t a0 = ox_attr_i(c, "axis", -1), axis = a0 < 0 ? a0 + r : a0;
+    if (axis < 0 || axis >= r)
+        return ox_node_err(c, err, SG_EINPUT, "axis %lld is out of range for rank %d",
+                           (long long)a0, r);
+    if (rows && axis == 0)
+        return ox_node_err(c, err, SG_EINPUT,
+                           "axis %lld is the batch: ranking across rows is not supported",
+                           (long long)a0);
+    int64_t d[OX_MAX_RANK + 1];
+    ox_full_shape(&c->vals[x], d);
+    const int64_t w = d[axis];
+    if (k < 1 || k > w)
+        return ox_node_err(c, err, SG_EINPUT, "K %lld is not 1..%lld (the axis' size)",
+                           (long long)k, (long long)w);
+    if (w * k > (int64_t)1 << 24)
+        return ox_node_err(c, err, SG_EINPUT,
+                           "TopK of %lld of %lld values: at most 2^24 comparisons per vector",
+                           (long long)k, (long long)w);
+    int perm[OX_MAX_RANK + 1];
+    for (int i = 0; i < r; i++)
+        perm[i] = i;
+    perm[axis] = r - 1;
+    perm[r - 1] = (int)axis;
+    const bool moved = axis != r - 1;
+    const char *saved = c->partial;
+    int y = x;
+    if (moved && (rc = ox_permute(c, x, perm, "the input with the ranked axis last", err, &y)))
+        return rc;
+    const ox_value *vy = &c->vals[y];
+    const int yr = vy->rank;
+    int64_t od[OX_MAX_RANK + 1];
+    memcpy(od, vy->dims, (size_t)yr * sizeof od[0]);
+    od[yr - 1] = k;
+    for (int out = 0; out < 2; out++) {
+        if (out >= (int)c->node->n_output || !c->node->output[out] || !c->node->output[out][0])
+            continue;
+        int v;
+        if (!rows) {
+            c->partial = moved ? "the ranked values, axis last" : NULL;
+            rc = ox_const_out_k(c, (size_t)out, yr, od, out ? OX_INT64 : OX_FLOAT, err, &v);
+            c->partial = saved;
+            if (rc) return rc;
+            vy = &c->vals[y];
+            float *idx = malloc((size_t)k * sizeof *idx);
+            if (!idx) return sg_errf(err, SG_ENOMEM, "%s: out of memory", c->path);
+            for (int64_t g = 0; g < vy->count / w; g++) {
+                const float *in = vy->f + g * w;
+                sg_onnx_topk_row(in, (int)w, (int)k, largest, idx);
+                for (int64_t j = 0; j < k; j++)
+                    if (out)
+                        c->vals[v].i[g * k + j] = (int64_t)idx[j];
+                    else
+                        c->vals[v].f[g * k + j] = in[(int)idx[j]];
+            }
+            free(idx);
+        } else {
+            const int groups = row_groups(c, vy, w, err);
+            if (!groups) return SG_EINPUT;
+            sg_onnx_step *s = ox_step_new(c, SG_OX_TOPK, err);
+            if (!s) return SG_ENOMEM;
+            s->in = vy->data;
+            s->in_width = (int)w;
+            s->width = (int)k;
+            s->groups = groups;
+            s->topk_largest = largest;
+            s->topk_indices = out == 1;
+            c->partial = moved ? "the ranked values, axis last" : NULL;
+            rc = ox_dyn_out_k(c, (size_t)out, yr, od, err, &v);
+            c->partial = saved;
+            if (rc) return rc;
+            if (out) {
+                c->vals[v].is_int = true;
+                c->vals[v].int_bound = w - 1;
+            }
+        }
+        if (moved) {
+            /* back in place, as output `out` */
+            int z;
+            if (out == 0) {
+                if ((rc = ox_permute(c, v, perm, NULL, err, &z))) return rc;
+            } else {
+                if ((rc = ox_permute_k(c, 1, v, perm, err, &z))) return rc;
+            }
+            if (out && rows) {
+                c->vals[z].is_int = true;
+                c->vals[z].int_bound = w - 1;
+            }
+        }
+        vy = &c->vals[y];
+    }
+    return SG_OK;
+}
+
 /* InstanceNormalization of rows [C, D...] (what GroupNorm and InstanceNorm1d export as): each
    channel's D... values normalised alone (a LAYERNORM step over C vectors), then scaled and
    shifted per channel (an AFFINE step, left out when Scale is all 1 and B all 0, as GroupNorm

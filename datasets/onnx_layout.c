@@ -576,7 +576,21 @@ sg_status ox_expand_row(ox_ctx *c, int x, int rank, const int64_t *dims_in, sg_e
 
 /* Value x with its full axes in the order perm (perm[0] = 0 for rows), as output 0 of the
    node, or an unnamed value called label when label is not NULL. */
+static sg_status permute_k(ox_ctx *c, size_t k, int x, const int *perm, const char *label,
+                           sg_err *err, int *out);
+
 sg_status ox_permute(ox_ctx *c, int x, const int *perm, const char *label, sg_err *err, int *out)
+{
+    return permute_k(c, 0, x, perm, label, err, out);
+}
+
+sg_status ox_permute_k(ox_ctx *c, size_t k, int x, const int *perm, sg_err *err, int *out)
+{
+    return permute_k(c, k, x, perm, NULL, err, out);
+}
+
+static sg_status permute_k(ox_ctx *c, size_t k, int x, const int *perm, const char *label,
+                           sg_err *err, int *out)
 {
     int64_t d[OX_MAX_RANK + 1], dims[OX_MAX_RANK + 1];
     const int r = ox_full_shape(&c->vals[x], d);
@@ -587,7 +601,7 @@ sg_status ox_permute(ox_ctx *c, int x, const int *perm, const char *label, sg_er
     }
     const char *saved = c->partial;
     if (label) c->partial = label;
-    int rc = view_out(c, 0, x, r, dims, map, err, out);
+    int rc = view_out(c, k, x, r, dims, map, err, out);
     c->partial = saved;
     return rc;
 }

@@ -143,6 +143,7 @@ static int step_inputs(const sg_onnx_step *s, int *ids, int max)
         if (s->cc.kind != SG_OXA_CONST) ids[n++] = s->cc.buf;
         /* fall through */
     case SG_OX_MATMUL_ROWS:
+    case SG_OX_GATHER_ROWS:
     case SG_OX_BINARY:
         if (s->a.kind != SG_OXA_CONST) ids[n++] = s->a.buf;
         if (s->bb.kind != SG_OXA_CONST) ids[n++] = s->bb.buf;

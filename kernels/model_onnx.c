@@ -417,6 +417,22 @@ static void run_rows(const sg_onnx_step *st, const float *in, float *out, int64_
         case SG_OX_FILL:
             memcpy(o, st->b, (size_t)w * sizeof(float));
             break;
+        case SG_OX_ONEHOT: {
+            const int depth = st->sel_len;
+            for (int i = 0; i < wi; i++) {
+                const float t = truncf(x[i]);
+                for (int k = 0; k < depth; k++)
+                    o[i * depth + k] =
+                        t == (float)k || t == (float)(k - depth) ? st->beta : st->alpha;
+            }
+            break;
+        }
+        case SG_OX_TOPK:
+            sg_onnx_topk_row(x, wi, w, st->topk_largest, o);
+            if (!st->topk_indices)
+                for (int j = 0; j < w; j++)
+                    o[j] = x[(int)o[j]];
+            break;
         case SG_OX_CUMSUM: {
             float acc = 0;
             for (int i = 0; i < w; i++) {
@@ -543,6 +559,24 @@ static void run_step(const sg_kernel_ops *k, const sg_onnx_step *st, const float
                     }
                 }
             }
+        break;
+    }
+    case SG_OX_GATHER_ROWS: {
+        const float *A = bufp(s, X, st->a.buf), *Ix = bufp(s, X, st->bb.buf);
+        const int w = st->width, wi = st->in_width, len = st->sel_len;
+        for (int64_t r = 0; r < n; r++) {
+            const float *d = A + r * wi, *ix = Ix + r * w;
+            float *o = out + r * w;
+            for (int e = 0; e < w; e++) {
+                const float q = ix[e];
+                if (!(q >= (float)-len && q < (float)len)) { /* out of the axis, or NaN */
+                    o[e] = NAN;
+                    continue;
+                }
+                const int at = (int)q < 0 ? (int)q + len : (int)q;
+                o[e] = d[st->cols[e] + at * st->sel_stride];
+            }
+        }
         break;
     }
     case SG_OX_EMBED: {

@@ -20,7 +20,8 @@ ReduceMax ReduceMin ReduceProd ReduceLogSumExp Pow Sqrt Flatten Reshape Squeeze 
 Identity Dropout Constant Cast Concat Slice Shape Gather Transpose Expand Tile Split
 ConstantOfShape Equal Greater Less GreaterOrEqual LessOrEqual Not Where And Or Sign IsNaN
 IsInf If ArgMax ArgMin Floor Ceil Round Sin Cos Einsum InstanceNormalization
-Conv MaxPool AveragePool GlobalAveragePool GlobalMaxPool Pad CumSum""".split()
+Conv MaxPool AveragePool GlobalAveragePool GlobalMaxPool Pad CumSum TopK
+GatherElements OneHot Range""".split()
 
 
 def versions(op):

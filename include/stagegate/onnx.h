@@ -59,6 +59,17 @@ typedef enum {
     /* out[j] = in[0] + ... + in[j] over each vector, left to right in float (cum_exclusive:
        up to in[j - 1]; cum_reverse: from the end) (CumSum) */
     SG_OX_CUMSUM,
+    /* out = the width (k) largest (topk_largest) or smallest values of each vector of
+       in_width, best first, equal values in index order, NaN above every number; or with
+       topk_indices their indices (TopK) */
+    SG_OX_TOPK,
+    /* out[e] = a[cols[e] + idx * sel_stride] where idx = bb[e], an integer in
+       [-sel_len, sel_len) (negative: from the end), else NaN (GatherElements by indices per
+       row) */
+    SG_OX_GATHER_ROWS,
+    /* out[i * sel_len + k] = beta (on) where trunc(in[i]) is k or k - sel_len, else alpha
+       (off) (OneHot) */
+    SG_OX_ONEHOT,
 } sg_onnx_step_kind;
 
 /* Row reductions besides the mean (ReduceSum, ReduceMax, ...), summed left to right in float. */
@@ -286,6 +297,30 @@ static inline float sg_onnx_reduce_row(sg_onnx_reduce op, const float *x, int n)
     return NAN;
 }
 
+/* Whether a ranks before b in TopK's order: greater (largest) or smaller, NaN above every
+   number in both (as PyTorch's topk and sort). */
+static inline bool sg_onnx_topk_before(float a, float b, bool largest)
+{
+    if (isnan(a) || isnan(b)) return isnan(a) && !isnan(b) && largest;
+    return largest ? a > b : a < b;
+}
+
+/* The k best of x[0..w) (sg_onnx_topk_before), best first, equal values in index order:
+   their indices into idx (as floats, exact below 2^24), by insertion. */
+static inline void sg_onnx_topk_row(const float *x, int w, int k, bool largest, float *idx)
+{
+    int n = 0;
+    for (int i = 0; i < w; i++) {
+        if (n == k && !sg_onnx_topk_before(x[i], x[(int)idx[n - 1]], largest)) continue;
+        int p = n < k ? n++ : k - 1;
+        while (p > 0 && sg_onnx_topk_before(x[i], x[(int)idx[p - 1]], largest)) {
+            idx[p] = idx[p - 1];
+            p--;
+        }
+        idx[p] = (float)i;
+    }
+}
+
 /* The mean of a row: its pairwise sum over its length. */
 static inline float sg_onnx_mean_row(const float *x, int n)
 {
@@ -333,6 +368,8 @@ typedef struct {
     int mm_m, mm_k, mm_n;
     int emb_rows; /* EMBED: rows of the table */
     bool cum_exclusive, cum_reverse; /* CUMSUM */
+    bool topk_largest, topk_indices; /* TOPK */
+    int sel_stride, sel_len;         /* GATHER_ROWS, ONEHOT */
     /* AFFINE, LAYERNORM */
     float *scale, *shift;
     float eps;
