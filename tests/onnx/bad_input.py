@@ -1346,6 +1346,39 @@ def main():
     run(tmp, "cumsum_two_axes", after_fc(
         helper.make_node("CumSum", ["z", "ax11"], ["r"], name="cs"), inits=[("ax11", [1, 1])]),
         ["node 'cs' (CumSum, opset 13)", "axis (input 1) must be one constant integer"], data)
+    # TopK, GatherElements, OneHot and Range: what would rank or pick across rows, or does not
+    # fit the rows.
+    topk = lambda k, **kw: after_fc(helper.make_node("TopK", ["z", "kk"], ["r", "ri"], name="tk",
+                                                     **kw), inits=[("kk", [k])])
+    run(tmp, "topk_batch", topk(1, axis=0), ["node 'tk' (TopK, opset 13)", "axis 0 is the batch: "
+                                             "ranking across rows is not supported"], data)
+    run(tmp, "topk_k_large", topk(4), ["node 'tk' (TopK, opset 13)", "K 4 is not 1..3 (the axis' "
+                                       "size)"], data)
+    run(tmp, "topk_k_zero", topk(0), ["node 'tk' (TopK, opset 13)", "K 0 is not 1..3"], data)
+    run(tmp, "gatherelements_float_indices", after_fc(
+        helper.make_node("GatherElements", ["z", "z"], ["r"], name="ge", axis=1)),
+        ["node 'ge' (GatherElements, opset 13)", "indices ('z') are computed per row and are not "
+         "integers"], data)
+    run(tmp, "gatherelements_batch", after_fc(
+        helper.make_node("ArgMax", ["z"], ["am"], name="am", axis=1),
+        helper.make_node("GatherElements", ["z", "am"], ["r"], name="ge", axis=0)),
+        ["node 'ge' (GatherElements, opset 13)", "axis 0 is the batch: picking across rows is "
+         "not supported"], data)
+    run(tmp, "gatherelements_constant_indices", after_fc(
+        helper.make_node("GatherElements", ["z", "gidx"], ["r"], name="ge", axis=1),
+        inits=[("gidx", [[0, 1, 2]])]),
+        ["node 'ge' (GatherElements, opset 13)", "per-row data with constant indices"], data)
+    run(tmp, "onehot_depth_rows", after_fc(
+        helper.make_node("ArgMax", ["z"], ["am"], name="am", axis=1, keepdims=0),
+        helper.make_node("OneHot", ["am", "dep", "ohv"], ["oh"], name="oh"),
+        helper.make_node("Identity", ["oh"], ["r"], name="id"),
+        inits=[("dep", 0), ("ohv", [0, 1])]),
+        ["node 'oh' (OneHot, opset 13)", "depth 0 (must be 1..16777216)"], data)
+    run(tmp, "range_rows", after_fc(
+        helper.make_node("ReduceMax", ["z"], ["zm"], name="zm", axes=[1], keepdims=0),
+        helper.make_node("Range", ["zm", "zm", "zm"], ["r"], name="rg")),
+        ["node 'rg' (Range, opset 13)", "start, limit and delta must be constants of one value "
+         "(input 0 is not)"], data)
     m = after_fc(helper.make_node("MatMul", ["Wl", "z"], ["r"], name="mm"))
     run(tmp, "matmul_constant_left_rank1", with_float(m, "Wl", np.ones((3, 3))),
         ["node 'mm' (MatMul, opset 13)", "a constant of rank 2 times rows of rank 1", "rows of "

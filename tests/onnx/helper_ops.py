@@ -383,6 +383,66 @@ def stack_cases(opset):
                                              node("Add", ["x", "k6"], "y")],
                     [init("K", K), i64("kax", 1), i64("flat6", [1, D])], D,
                     lambda X, Kc=Kc: X + Kc, 2))
+    # TopK (opset 10+; values and indices, largest and smallest, a middle axis, equal values
+    # in index order as ONNX states: numpy's stable argsort), GatherElements by its indices,
+    # OneHot of an ArgMax, Range of constants.
+    if opset >= 10:
+        def np_topk(T, k, axis, largest):
+            key = -T if largest else T
+            idx = np.take(np.argsort(key, axis=axis, kind="stable"), np.arange(k), axis=axis)
+            return np.take_along_axis(T, idx, axis), idx
+        for j, (xs, k, axis, largest) in enumerate([((6,), 3, -1, 1), ((3, 4), 2, 1, 0),
+                                                    ((2, 3, 4), 4, -1, 1), ((6,), 6, 1, 0)]):
+            if opset < 11 and not largest:  # largest is an attribute from opset 11
+                continue
+            n2, i2 = rows("T%d" % j, xs)
+            kw = dict(axis=axis) if largest else dict(axis=axis, largest=0)
+            # the rows twice along the axis: every value has an equal one
+            nodes = n2 + [helper.make_node("Concat", ["T%d" % j, "T%d" % j], ["tf"], name="twice",
+                                           axis=axis),
+                          helper.make_node("TopK", ["tf", "tk"], ["tv", "ti"], name="topk", **kw),
+                          node("Cast", ["ti"], "tif", to=TensorProto.FLOAT),
+                          node("Flatten", ["tv"], "tv2"), node("Flatten", ["tif"], "ti2"),
+                          helper.make_node("Concat", ["tv2", "ti2"], ["y"], axis=1)]
+
+            def ref(X, j=j, xs=xs, k=k, axis=axis, largest=largest):
+                T = take(X, "T%d" % j, xs)
+                v, i = np_topk(np.concatenate([T, T], axis), k, axis, largest)
+                return np.concatenate([v.reshape(len(X), -1), i.reshape(len(X), -1)], 1)
+            width = int(ref(np.zeros((1, D))).shape[1])
+            out.append(("topk %s k %d axis %d largest %d" % (list(xs), k, axis, largest), nodes,
+                        i2 + [i64("tk", [k])], width, ref))
+        # GatherElements of rows by TopK's indices (sorted ascending: the first 3 of 6 by
+        # value), along the last axis and a middle one; OneHot of ArgMax (depth 6, values
+        # [-1, 2]); Range folded into an Add.
+        n2, i2 = rows("G0", (2, 6))
+        nodes = n2 + [helper.make_node("TopK", ["G0", "gk"], ["gv", "gi"], name="gtopk", axis=-1,
+                                       **({} if opset < 11 else dict(largest=0))),
+                      node("GatherElements", ["G0", "gi"], "ge", axis=2),
+                      node("Flatten", ["ge"], "y")]
+        if opset >= 11:
+            out.append(("gatherelements by topk indices", nodes, i2 + [i64("gk", [3])], 6,
+                        lambda X: np.sort(take(X, "G0", (2, 6)), 2)[:, :, :3].reshape(len(X), 6)))
+            n2, i2 = rows("G1", (3, 2))
+            idx = np.array([[[2, 0]], [[1, 1]]])  # constant picks along axis 1, via Expand
+            nodes = n2 + [node("ArgMax", ["G1"], "am", axis=1, keepdims=1),  # [N, 1, 2] in 0..2
+                          node("GatherElements", ["G1", "am"], "ge", axis=1),
+                          node("Flatten", ["ge"], "y")]
+            out.append(("gatherelements along a middle axis", nodes, i2, 2,
+                        lambda X: take(X, "G1", (3, 2)).max(1)))
+        n2, i2 = rows("H0", (2, 3))
+        nodes = n2 + [node("ArgMax", ["H0"], "hm", axis=2, keepdims=0),
+                      node("OneHot", ["hm", "depth", "vals"], "oh", axis=-1),
+                      node("Flatten", ["oh"], "y")]
+        out.append(("onehot of argmax", nodes, i2 + [i64("depth", 6), init("vals", [-1.0, 2.0])],
+                    12, lambda X: np.where(
+                        np.arange(6) == take(X, "H0", (2, 3)).argmax(2)[..., None], 2.0, -1.0)
+                    .reshape(len(X), 12)))
+        if opset >= 11:
+            nodes = [node("Range", ["r0", "r1", "r2"], "rg"), node("Add", ["x", "rg"], "y")]
+            out.append(("range of constants", nodes,
+                        [init("r0", 0.5), init("r1", 3.5), init("r2", 0.5)], D,
+                        lambda X: X + np.arange(0.5, 3.5, 0.5), 2))
     # A constant times rows from the left: [3, 2] @ rows [2, 4] and a vector [3] @ rows
     # [2, 3, 4] (the rows' matrices transposed, one GEMM, transposed back).
     for k, (A, xs) in enumerate([(f32(3, 2), (2, 4)), (f32(3), (2, 3, 4))]):
@@ -1412,7 +1472,8 @@ def main():
                   "GreaterOrEqual", "LessOrEqual", "Not", "And", "Or", "Where", "Sign", "IsNaN",
                   "IsInf", "If", "ArgMax", "ArgMin", "Floor", "Ceil", "Round", "Sin", "Cos",
                   "Einsum", "InstanceNormalization", "Conv", "MaxPool", "AveragePool",
-                  "GlobalAveragePool", "GlobalMaxPool", "Pad", "CumSum"}
+                  "GlobalAveragePool", "GlobalMaxPool", "Pad", "CumSum", "TopK",
+                  "GatherElements", "OneHot", "Range"}
     check(from_issue <= seen, "operators not covered: %s" % sorted(from_issue - seen))
     if failures:
         print("%d failures" % len(failures))

@@ -24,6 +24,8 @@ opsets 9..17 (CELU from 12). Checks, per model:
 - bucketed features offset into one embedding table (a clamp bounds the floats cast to int64);
 - nn.GroupNorm and nn.InstanceNorm1d (InstanceNormalization), and an ensemble with a stack of
   weights per member (TabM: MatMul by a rank-3 constant, or Einsum) match;
+- topk, sort, sparsemax, a top-2 mixture of experts (gather by the chosen indices) and
+  one_hot match;
 - CNNs match: Conv2d/Conv1d (padding, stride, dilation, groups), BatchNorm2d, MaxPool and
   AvgPool (padding, ceil_mode), AdaptiveAvgPool2d(1), F.pad (reflect, replicate);
 - the one-row path the latency run takes agrees with the batch path (sg_onnx_one_vs_batch);
@@ -480,6 +482,32 @@ def main():
         def forward(self, x):
             i = torch.clamp(torch.floor((x + 2.5) * 2), 0, 9).long() + self.off
             return torch.softmax(self.l(self.emb(i).flatten(1)), 1)
+    class Selection(nn.Module):
+        """Ranking and picking per row: torch.topk (values and indices), torch.sort, sparsemax
+        (sort, cumsum, arange, gather), a top-2 mixture of experts (topk of the gate, softmax
+        of the chosen logits, gather of the chosen experts' outputs), one_hot of an argmax."""
+        def __init__(self):
+            super().__init__()
+            self.g, self.e, self.s = nn.Linear(d, 4), nn.Linear(d, 16), nn.Linear(d, 6)
+            self.o = nn.Linear(3 + 3 + 6 + 6 + 4 + 4, 3)
+
+        def forward(self, x):
+            v, i = torch.topk(x[:, :6], 3)
+            srt, _ = torch.sort(x[:, 6:12], 1, descending=True)
+            z = self.s(x)
+            zs, _ = torch.sort(z, dim=-1, descending=True)
+            cs = zs.cumsum(-1)
+            rng = torch.arange(1, z.shape[-1] + 1, dtype=z.dtype)
+            k = (1 + rng * zs > cs).sum(-1, keepdim=True)
+            tau = (cs.gather(-1, k - 1) - 1) / k.to(z.dtype)
+            sparse = torch.clamp(z - tau, min=0)
+            gv, gi = torch.topk(self.g(x), 2)
+            eo = self.e(x).reshape(-1, 4, 4)
+            moe = (torch.gather(eo, 1, gi.unsqueeze(-1).expand(-1, -1, 4)) *
+                   torch.softmax(gv, 1).unsqueeze(-1)).sum(1)
+            hot = F.one_hot(x[:, :4].argmax(1), 4).float()
+            return torch.softmax(self.o(torch.cat([v, i.float(), srt[:, :6], sparse, moe,
+                                                   hot], 1)), 1)
     class Norms(nn.Module):
         """nn.GroupNorm over [batch, 6, 4] and nn.InstanceNorm1d (affine) over [batch, 4, 6]:
         both export as InstanceNormalization (GroupNorm's with scale 1 and shift 0 between
@@ -668,6 +696,13 @@ def main():
                 ran = case(tmp, name, model, d, opset, "proba", mc, Xm, ym,
                            want_plan="step plan")
                 check(ran is not None, "%s opset %d did not run" % (name, opset))
+    # Ranking and picking per row (continuous data: no equal values, whose order PyTorch's
+    # topk leaves open; helper_ops.py checks ONNX's index order for them).
+    selection = Selection()
+    for opset in (11, 13, 17):
+        ran = case(tmp, "selection", selection, d, opset, "proba", mc, Xm, ym,
+                   want_plan="step plan")
+        check(ran is not None, "selection opset %d did not run" % opset)
     # Convolutions and pooling.
     cnn = CNN()
     randomize_bn(cnn)
@@ -706,7 +741,7 @@ def main():
                  "conditions_o13", "tokens_layernorm_o11", "attention_o13", "attention_o17",
                  "transformer_bf_o14", "transformer_sf_o17", "seq_first_idioms_o14",
                  "padding_mask_o17", "integer_counts_o13", "embeddings_clamped_o13",
-                 "norms_o13", "tabm_o11", "tabm_einsum_o17", "cnn_o13", "conv1d_ceil_o17"):
+                 "norms_o13", "tabm_o11", "tabm_einsum_o17", "cnn_o13", "conv1d_ceil_o17", "selection_o13"):
         p = subprocess.run([os.environ["SG_ONNX_ONE_VS_BATCH"], os.path.join(tmp, name + ".onnx")],
                            capture_output=True, text=True)
         check(p.returncode == 0, "%s one row vs batch: %s" % (name, (p.stderr or p.stdout).strip()))
