@@ -573,6 +573,61 @@ static sg_status begin_squeeze(ox_ctx *c, ox_placed_state *st, const ox_value *x
     return override_ints(c, 1, t, nt, err);
 }
 
+/* MatMul of rows whose batch moved by a stack of weight matrices ([k, N, d] @ [k, d, h], as
+   x.expand(k, -1, -1) then torch.bmm exports an ensemble): compiled here, on the rows'
+   memory order. Where the batch is the matrices' rows (N in [k, N, d]), each row holds one
+   vector per matrix of the stack: [k, d] is seen as [k, 1, d]. Where it is among the stacked
+   axes, the weight's axis against it must be 1 and is left out. */
+static sg_status begin_matmul_stack(ox_ctx *c, ox_placed_state *st, const ox_value *x, int L,
+                                    sg_err *err)
+{
+    const int ix = (int)(x - c->vals);
+    const ox_value *W = &c->vals[ox_in(c, 1)];
+    char d[240];
+    describe(x, d, sizeof d);
+    const int lead = W->rank - 2;
+    if (x->bouter || x->binner || L - 2 - lead < 0)
+        return ox_batch_err(c, err,
+                            "weight '%.100s' of rank %d with rows whose batch moved (shape %s): "
+                            "the batch would meet the stack of matrices%s",
+                            W->name, W->rank, d,
+                            x->bouter || x->binner ? " merged with other axes" : "");
+    ox_value w = *W; /* the weight with its axis against the batch left out: a view */
+    const int at = x->bpos - (L - 2 - lead); /* the weight's axis against the batch */
+    if (x->bpos < L - 2 && at >= 0) {
+        if (W->dims[at] != 1)
+            return ox_batch_err(c, err,
+                                "weight '%.100s' has %lld matrices along the batch of rows of "
+                                "shape %s",
+                                W->name, (long long)W->dims[at], d);
+        memmove(w.dims + at, w.dims + at + 1, (size_t)(w.rank - at - 1) * sizeof w.dims[0]);
+        w.rank--;
+    }
+    const char *saved = c->partial;
+    sg_status rc;
+    st->done = true;
+    if (x->bpos < L - 2) return ox_matmul_stacked(c, ix, &w, err);
+    /* the batch is the matrices' rows: [..., k] as [..., 1, k], and back */
+    int64_t dims[OX_MAX_RANK];
+    const int r = x->rank;
+    if (r + 1 > OX_MAX_RANK) return ox_node_err(c, err, SG_EINPUT, "rows of rank %d", r);
+    memcpy(dims, x->dims, (size_t)(r - 1) * sizeof dims[0]);
+    dims[r - 1] = 1;
+    dims[r] = x->dims[r - 1];
+    c->partial = "the rows, one vector per matrix";
+    rc = ox_alias_out(c, ix, r + 1, dims, err);
+    if (!rc) {
+        c->partial = "the product by the stack";
+        rc = ox_matmul_stacked(c, c->n_vals - 1, &w, err);
+    }
+    c->partial = saved;
+    if (rc) return rc;
+    const ox_value *o = &c->vals[c->n_vals - 1];
+    memcpy(dims, o->dims, (size_t)(r - 1) * sizeof dims[0]);
+    dims[r - 1] = o->dims[r];
+    return ox_alias_out(c, c->n_vals - 1, r, dims, err);
+}
+
 sg_status ox_placed_begin(ox_ctx *c, const char *op, ox_placed_state *st, sg_err *err)
 {
     st->active = false;
@@ -704,10 +759,7 @@ sg_status ox_placed_begin(ox_ctx *c, const char *op, ox_placed_state *st, sg_err
                                 "multiplied axes",
                                 x->name, d);
         if (c->vals[ib].is_const && c->vals[ib].rank > 2)
-            return ox_batch_err(c, err,
-                                "weight '%.100s' of rank %d with rows whose batch moved (shape "
-                                "%s): only a matrix or a vector",
-                                c->vals[ib].name, c->vals[ib].rank, d);
+            return begin_matmul_stack(c, st, x, L, err);
         return SG_OK;
     }
     if (!strcmp(op, "Gemm")) {

@@ -234,6 +234,9 @@ sg_status ox_op_gemm(ox_ctx *c, bool matmul, sg_err *err);
    value) of row shape (rank, dims). */
 sg_status ox_gemm_blocks(ox_ctx *c, int x, const float *W, int64_t wgroups, int64_t m, int rank,
                          const int64_t *dims, sg_err *err, int *out);
+/* MatMul of rows [batch, ..., m, k] by constant B of rank 3 or more (a stack of matrices,
+   broadcast as numpy): output 0 or the partial value. */
+sg_status ox_matmul_stacked(ox_ctx *c, int x, const ox_value *B, sg_err *err);
 /* MatMul of two per-row values (each row its own matrices): output 0 or the partial value. */
 sg_status ox_matmul_rows(ox_ctx *c, int x, int y, sg_err *err);
 sg_status ox_op_batchnorm(ox_ctx *c, sg_err *err);

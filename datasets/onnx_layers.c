@@ -155,7 +155,7 @@ sg_status ox_gemm_blocks(ox_ctx *c, int x, const float *W, int64_t wgroups, int6
    row's size (a stacked axis) or 1 (the same weights along it), and one that lines up with
    the batch or beyond must be 1. The row's other axes and m are moved before the stacked
    ones for one GEMM per matrix of the stack, and back after. */
-static sg_status matmul_stacked(ox_ctx *c, int x, const ox_value *B, sg_err *err)
+sg_status ox_matmul_stacked(ox_ctx *c, int x, const ox_value *B, sg_err *err)
 {
     const ox_value *vx = &c->vals[x];
     const int r = vx->rank, rb = B->rank;
@@ -174,8 +174,9 @@ static sg_status matmul_stacked(ox_ctx *c, int x, const ox_value *B, sg_err *err
                            "would have axes before the batch",
                            xs, B->name, bs);
     /* stacked[j]: row axis j (of the r - 2 before the matrix) is a stacked one */
-    bool stacked[OX_MAX_RANK] = {false};
-    int64_t wg = 1;
+    bool stacked[OX_MAX_RANK] = {false}, expand = false;
+    int64_t wg = 1, ed[OX_MAX_RANK];
+    memcpy(ed, vx->dims, (size_t)r * sizeof ed[0]);
     for (int i = 0; i < rb - 2; i++) {
         const int j = r - 2 - (rb - 2) + i; /* the row axis weight axis i lines up with */
         const int64_t w = B->dims[i];
@@ -185,15 +186,24 @@ static sg_status matmul_stacked(ox_ctx *c, int x, const ox_value *B, sg_err *err
                                "rows of shape [batch]+%s @ weight '%.100s' of shape %s: the "
                                "weight's axis %d (%lld) lines up with the batch",
                                xs, B->name, bs, i, (long long)w);
-        if (w != vx->dims[j])
+        if (w != vx->dims[j] && vx->dims[j] != 1)
             return ox_node_err(c, err, SG_EINPUT,
                                "shape does not match: rows of shape [batch]+%s @ weight '%.100s' "
                                "of shape %s: the weight's axis %d (%lld) against the row's axis "
-                               "%d (%lld)%s",
-                               xs, B->name, bs, i, (long long)w, j + 1, (long long)vx->dims[j],
-                               vx->dims[j] == 1 ? " (broadcasting the rows is not supported)" : "");
+                               "%d (%lld)",
+                               xs, B->name, bs, i, (long long)w, j + 1, (long long)vx->dims[j]);
+        expand |= vx->dims[j] == 1; /* the row's one matrix for every weight along it */
+        ed[j] = w;
         stacked[j] = true;
         wg *= w;
+    }
+    const char *saved0 = c->partial;
+    if (expand) {
+        c->partial = "the rows repeated for each matrix of the stack";
+        sg_status rc0 = ox_expand_row(c, x, r, ed, err, &x);
+        c->partial = saved0;
+        if (rc0) return rc0;
+        vx = &c->vals[x];
     }
     /* full axes (the batch is 0): the others and m, then the stacked ones, then k */
     int perm[OX_MAX_RANK + 1], back[OX_MAX_RANK + 1], q = 0;
@@ -390,7 +400,7 @@ sg_status ox_op_gemm(ox_ctx *c, bool matmul, sg_err *err)
     if (matmul && ox_in(c, 1) >= 0 && !c->vals[ox_in(c, 1)].is_const)
         return ox_matmul_rows(c, x, ox_in(c, 1), err);
     if ((rc = const_input(c, 1, "the weight (input 1)", err, &B))) return rc;
-    if (matmul && B->rank >= 3) return matmul_stacked(c, x, B, err);
+    if (matmul && B->rank >= 3) return ox_matmul_stacked(c, x, B, err);
     if (!matmul && ox_in(c, 2) >= 0 && (rc = const_input(c, 2, "the bias (input 2)", err, &C)))
         return rc;
     const ox_value *vx = &c->vals[x];

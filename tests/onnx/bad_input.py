@@ -1241,10 +1241,10 @@ def main():
     m = after_fc(helper.make_node("Reshape", ["z", "s13"], ["z3"], name="view"),
                  helper.make_node("MatMul", ["z3", "Ws"], ["p"], name="mm"),
                  helper.make_node("Flatten", ["p"], ["r"], name="flat"),
-                 inits=[("s13", [-1, 1, 1, 3])])
-    run(tmp, "matmul_stack_broadcast", with_float(m, "Ws", np.ones((2, 3, 4))),
-        ["node 'mm' (MatMul, opset 13)", "the weight's axis 0 (2) against the row's axis 1 (1) "
-         "(broadcasting the rows is not supported)"], data)
+                 inits=[("s13", [-1, 3, 1, 1])])
+    run(tmp, "matmul_stack_mismatch", with_float(m, "Ws", np.ones((2, 1, 4))),
+        ["node 'mm' (MatMul, opset 13)", "the weight's axis 0 (2) against the row's axis 1 (3)"],
+        data)
     m = after_fc(helper.make_node("MatMul", ["z", "Ws"], ["r"], name="mm"))
     run(tmp, "matmul_stack_over_batch", with_float(m, "Ws", np.ones((2, 3, 4))),
         ["node 'mm' (MatMul, opset 13)", "the product would have axes before the batch"],

@@ -322,11 +322,13 @@ def stack_cases(opset):
             out.append(("einsum %s" % eq.strip(), nodes + n2, inits + i2, width, ref))
     # MatMul by a stack: [2,1,3]@[2,3,4] (m 1), [2,2,3]@[2,3,4] (m 2: the m axis moved),
     # [3,2,2,3]@[3,2,3,4] (two stacked axes), [2,3]@[1,3,4] (a leading 1 against the batch),
-    # [3,2,2,3]@[3,1,3,4] and [2,3,1,3]@[1,3,3,2] (a weight axis of 1 over a row axis).
+    # [3,2,2,3]@[3,1,3,4] and [2,3,1,3]@[1,3,3,2] (a weight axis of 1 over a row axis),
+    # [1,1,3]@[4,3,2] and [2,1,2,3]@[2,3,3,2] (a row axis of 1 repeated over the stack).
     for k, (xs, W) in enumerate([((2, 1, 3), f32(2, 3, 4)), ((2, 2, 3), f32(2, 3, 4)),
                                  ((3, 2, 2, 3), f32(3, 2, 3, 4)), ((2, 3), f32(1, 3, 4)),
                                  ((2, 4, 3), f32(2, 3, 2)), ((3, 2, 2, 3), f32(3, 1, 3, 4)),
-                                 ((2, 3, 1, 3), f32(1, 3, 3, 2))]):
+                                 ((2, 3, 1, 3), f32(1, 3, 3, 2)), ((1, 1, 3), f32(4, 3, 2)),
+                                 ((2, 1, 2, 3), f32(2, 3, 3, 2))]):
         n2, i2 = rows("S%d" % k, xs)
         width = int(np.prod(np.matmul(np.zeros((1,) + xs), W).shape[1:]))
         o2, oi = flat_out("m", width)

@@ -529,7 +529,8 @@ def main():
     class TabM(nn.Module):
         """An ensemble of k members in one model, each with its own weights (TabM): the
         input repeated k times, times a [k, d, 16] stack of weights (MatMul of [batch, k, 1, d]
-        by it, or Einsum 'bki,kij->bkj' from opset 12), then the members' mean."""
+        by it, Einsum 'bki,kij->bkj' from opset 12, or torch.bmm with the members first, which
+        moves the batch to axis 1), then the members' mean."""
         def __init__(self, einsum, k=4):
             super().__init__()
             self.einsum, self.k = einsum, k
@@ -539,7 +540,10 @@ def main():
 
         def forward(self, x):
             h = x.unsqueeze(1).expand(-1, self.k, -1)
-            if self.einsum:
+            if self.einsum == "bmm":  # members first: [k, N, d] @ [k, d, h], the batch moved
+                h = torch.relu(torch.bmm(h.transpose(0, 1), self.W1).transpose(0, 1) + self.b1)
+                z = torch.matmul(h.transpose(0, 1), self.W2).transpose(0, 1)
+            elif self.einsum:
                 h = torch.relu(torch.einsum("bki,kij->bkj", h, self.W1) + self.b1)
                 z = torch.einsum("bki,kij->bkj", h, self.W2)
             else:
@@ -689,9 +693,11 @@ def main():
         check(ran is not None, "integer_counts opset %d did not run" % opset)
     # GroupNorm, InstanceNorm, and an ensemble's stack of weights (MatMul and Einsum).
     norms, tabm, tabm_einsum, buckets = Norms(), TabM(False), TabM(True), Buckets()
+    tabm_bmm = TabM("bmm")
     for opset in (9, 11, 13, 17):
         for name, model, first in (("norms", norms, 9), ("tabm", tabm, 9),
-                                   ("tabm_einsum", tabm_einsum, 12), ("buckets", buckets, 11)):
+                                   ("tabm_einsum", tabm_einsum, 12), ("buckets", buckets, 11),
+                                   ("tabm_bmm", tabm_bmm, 11)):
             if opset >= first:
                 ran = case(tmp, name, model, d, opset, "proba", mc, Xm, ym,
                            want_plan="step plan")
@@ -741,7 +747,7 @@ def main():
                  "conditions_o13", "tokens_layernorm_o11", "attention_o13", "attention_o17",
                  "transformer_bf_o14", "transformer_sf_o17", "seq_first_idioms_o14",
                  "padding_mask_o17", "integer_counts_o13", "embeddings_clamped_o13",
-                 "norms_o13", "tabm_o11", "tabm_einsum_o17", "cnn_o13", "conv1d_ceil_o17", "selection_o13"):
+                 "norms_o13", "tabm_o11", "tabm_einsum_o17", "cnn_o13", "conv1d_ceil_o17", "selection_o13", "tabm_bmm_o13"):
         p = subprocess.run([os.environ["SG_ONNX_ONE_VS_BATCH"], os.path.join(tmp, name + ".onnx")],
                            capture_output=True, text=True)
         check(p.returncode == 0, "%s one row vs batch: %s" % (name, (p.stderr or p.stdout).strip()))
