@@ -255,6 +255,7 @@ sg_status ox_op_topk(ox_ctx *c, sg_err *err);
 sg_status ox_op_gather_elements(ox_ctx *c, sg_err *err);
 sg_status ox_op_onehot(ox_ctx *c, sg_err *err);
 sg_status ox_op_range(ox_ctx *c, sg_err *err);
+sg_status ox_op_eyelike(ox_ctx *c, sg_err *err);
 sg_status ox_op_instancenorm(ox_ctx *c, sg_err *err);
 /* Convolutions and pooling (onnx_conv.c). */
 sg_status ox_op_conv(ox_ctx *c, sg_err *err);

@@ -246,3 +246,32 @@ sg_status ox_op_range(ox_ctx *c, sg_err *err)
         }
     return SG_OK;
 }
+
+/* EyeLike of a constant matrix: folded (of rows it would differ from row to row). */
+sg_status ox_op_eyelike(ox_ctx *c, sg_err *err)
+{
+    int x, rc;
+    if ((rc = ox_need_in(c, 0, err, &x))) return rc;
+    const ox_value *vx = &c->vals[x];
+    if (!vx->is_const)
+        return ox_node_err(c, err, SG_EINPUT,
+                           "EyeLike of rows: the batch would be one of its two axes, and each "
+                           "row would differ");
+    if (vx->rank != 2)
+        return ox_node_err(c, err, SG_EINPUT, "input of rank %d (2 is needed)", vx->rank);
+    const int64_t dt = ox_attr_i(c, "dtype", vx->dtype == OX_FLOAT ? 1 : 7),
+                  k = ox_attr_i(c, "k", 0);
+    if (dt != 1 && dt != 7)
+        return ox_node_err(c, err, SG_EINPUT, "dtype %lld (float or int64 are supported)",
+                           (long long)dt);
+    int64_t dims[2] = {vx->dims[0], vx->dims[1]};
+    int v;
+    if ((rc = ox_const_out(c, 2, dims, dt == 1 ? OX_FLOAT : OX_INT64, err, &v))) return rc;
+    for (int64_t i = 0; i < dims[0]; i++)
+        for (int64_t j = 0; j < dims[1]; j++)
+            if (dt == 1)
+                c->vals[v].f[i * dims[1] + j] = j - i == k ? 1.0f : 0.0f;
+            else
+                c->vals[v].i[i * dims[1] + j] = j - i == k;
+    return SG_OK;
+}

@@ -440,6 +440,13 @@ def stack_cases(opset):
                     12, lambda X: np.where(
                         np.arange(6) == take(X, "H0", (2, 3)).argmax(2)[..., None], 2.0, -1.0)
                     .reshape(len(X), 12)))
+        eye = np.eye(2, 3, 1) * 2 + np.eye(2, 3)  # EyeLike of constants (k 1, and 0)
+        out.append(("eyelike of constants", [
+            node("EyeLike", ["E0"], "e1", k=1), node("EyeLike", ["E0"], "e0"),
+            node("Add", ["e1", "e1"], "e2"), node("Add", ["e2", "e0"], "e3"),
+            node("Reshape", ["e3", "flat6"], "e6"), node("Add", ["x", "e6"], "y")],
+            [init("E0", f32(2, 3)), i64("flat6", [1, D])], D,
+            lambda X: X + eye.reshape(1, D), 2))
         if opset >= 11:
             nodes = [node("Range", ["r0", "r1", "r2"], "rg"), node("Add", ["x", "rg"], "y")]
             out.append(("range of constants", nodes,
@@ -1475,7 +1482,7 @@ def main():
                   "IsInf", "If", "ArgMax", "ArgMin", "Floor", "Ceil", "Round", "Sin", "Cos",
                   "Einsum", "InstanceNormalization", "Conv", "MaxPool", "AveragePool",
                   "GlobalAveragePool", "GlobalMaxPool", "Pad", "CumSum", "TopK",
-                  "GatherElements", "OneHot", "Range"}
+                  "GatherElements", "OneHot", "Range", "EyeLike"}
     check(from_issue <= seen, "operators not covered: %s" % sorted(from_issue - seen))
     if failures:
         print("%d failures" % len(failures))
