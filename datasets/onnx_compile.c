@@ -1751,6 +1751,43 @@ static void keep_kind(ox_ctx *c, const char *op, int first_new)
     }
 }
 
+/* After a node on float rows: the magnitude bound its outputs keep (ox_value.fbound), from
+   its inputs' (a condition cast to float is within 1, integer rows cast to float within their
+   bound): sums of bounded terms (ReduceSum, Add, Sub), products (Mul), and what stays within
+   its input's (ReduceMean, ReduceMax, ReduceMin). A sum of 0/1 conditions in float, cast to
+   int64 (PyTorch's count of a mask), is then integer rows of known magnitude. */
+static void float_bounds(ox_ctx *c, const char *op, int first_new)
+{
+    static const char *const keeps[] = {"ReduceMean", "ReduceMax", "ReduceMin"};
+    const bool sum = !strcmp(op, "ReduceSum"), add = !strcmp(op, "Add") || !strcmp(op, "Sub"),
+               mul = !strcmp(op, "Mul"), keep = in_list(op, keeps, 3);
+    if (!sum && !add && !mul && !keep) return;
+    double b = mul ? 1 : 0;
+    const size_t n = sum || keep ? 1 : c->node->n_input;
+    for (size_t k = 0; k < n; k++) {
+        const int v = ox_in(c, k);
+        if (v < 0) return;
+        const ox_value *x = &c->vals[v];
+        double bk = 0;
+        if (x->is_const) {
+            if (x->dtype != OX_FLOAT) return;
+            for (int64_t j = 0; j < x->count; j++)
+                bk = fmax(bk, fabs((double)x->f[j]));
+        } else {
+            if (x->is_int || x->is_bool || x->is_double || !(x->fbound > 0)) return;
+            bk = x->fbound;
+        }
+        b = mul ? b * bk : add ? b + bk : bk;
+    }
+    for (int v = first_new; v < c->n_vals; v++) {
+        ox_value *o = &c->vals[v];
+        if (o->is_const || o->is_int || o->is_bool) continue;
+        double ob = b;
+        if (sum) ob *= (double)c->vals[ox_in(c, 0)].count / (double)o->count;
+        o->fbound = ob > 0 && ob < 1e30 ? (float)ob : 0;
+    }
+}
+
 int ox_compile_node(ox_ctx *c, sg_err *err)
 {
     const char *op = c->node->op_type;
@@ -1766,6 +1803,7 @@ int ox_compile_node(ox_ctx *c, sg_err *err)
     if (arc == SG_OK && !st.done) arc = compile_op(c, op, err);
     if (arc == SG_OK && ints) arc = int_outputs(c, op, first_new, err);
     if (arc == SG_OK) keep_kind(c, op, first_new);
+    if (arc == SG_OK && !ints) float_bounds(c, op, first_new);
     ox_placed_end(c, &st, arc);
     return arc;
 }

@@ -270,6 +270,9 @@ int ox_op_cast(ox_ctx *c, sg_err *err)
                 o->is_double = false;
                 o->is_int = to_int;
                 o->int_bound = to_int ? bound : 0;
+                /* a condition or integers as floats: their magnitude is known */
+                if (to == 1 && (vx->is_bool || vx->is_int) && bound > 0 && bound <= OX_MAX_EXACT)
+                    o->fbound = (float)bound;
             }
             return rc2;
         }

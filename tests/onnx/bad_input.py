@@ -1116,6 +1116,21 @@ def main():
             with_float(with_float(m, "lo", -hi), "hi", hi)
         run(tmp, name, m, ["node 'twice' (Add, opset 13)", "integer rows could exceed 2^24 here"]
             if code else [], data, exit_code=code)
+    # A condition cast to float is within 1, its float sum within the count: cast to int64,
+    # integer rows of known magnitude (summed); scaled past 2^24, refused.
+    for name, scale, code in (("condition_float_sum_cast", 1.0, 0),
+                              ("condition_float_sum_scaled", 1e8, 2)):
+        m = int_rows(helper.make_node("Cast", ["g"], ["gf"], name="tofloat1", to=TensorProto.FLOAT),
+                     helper.make_node("ReduceSum", ["gf", "ax1"], ["gs"], name="count"),
+                     helper.make_node("Mul", ["gs", "sc"], ["gm"], name="scale"),
+                     helper.make_node("Cast", ["gm"], ["gi2"], name="toint2", to=TensorProto.INT64),
+                     helper.make_node("Add", ["gi2", "gi2"], ["g2"], name="twice"),
+                     helper.make_node("Cast", ["g2"], ["g3"], name="tofloat2", to=TensorProto.FLOAT),
+                     helper.make_node("Expand", ["g3", "e3"], ["r"], name="wide"),
+                     inits=[("ax1", np.array([1], np.int64)), ("e3", np.array([1, 3], np.int64))])
+        with_float(m, "sc", scale)
+        run(tmp, name, m, ["node 'twice' (Add, opset 13)", "integer rows could exceed 2^24 here"]
+            if code else [], data, exit_code=code)
     # Gathered elements stay what they were (integers, a condition): Gather had made floats
     # of them, and the bound and the readers' checks stopped there.
     run(tmp, "int_rows_gathered_too_large", int_rows(

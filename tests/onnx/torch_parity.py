@@ -499,7 +499,8 @@ def main():
             cs = zs.cumsum(-1)
             rng = torch.arange(1, z.shape[-1] + 1, dtype=z.dtype)
             k = (1 + rng * zs > cs).sum(-1, keepdim=True)
-            tau = (cs.gather(-1, k - 1) - 1) / k.to(z.dtype)
+            kf = (1 + rng * zs > cs).float().sum(-1, keepdim=True).long()  # TabNet's form
+            tau = (cs.gather(-1, kf - 1) - 1) / k.to(z.dtype)
             sparse = torch.clamp(z - tau, min=0)
             gv, gi = torch.topk(self.g(x), 2)
             eo = self.e(x).reshape(-1, 4, 4)
