@@ -726,9 +726,19 @@ sg_status ox_placed_begin(ox_ctx *c, const char *op, ox_placed_state *st, sg_err
         return set_attr(c, st, "axis", &t, 1, false, err);
     }
     if (!strcmp(op, "Slice")) {
-        if (c->opset < 10)
-            return ox_batch_err(c, err,
-                                "Slice before opset 10 of rows whose batch moved (shape %s)", d);
+        if (c->opset < 10) { /* starts, ends and axes are attributes */
+            const Onnx__AttributeProto *sa = ox_attr(c, "starts"), *aa = ox_attr(c, "axes");
+            if (!sa || sa->n_ints > OX_MAX_RANK || (aa && aa->n_ints != sa->n_ints))
+                return ox_node_err(c, err, SG_EINPUT, "starts, ends and axes do not match");
+            const int n = (int)sa->n_ints;
+            int64_t t[OX_MAX_RANK];
+            for (int k = 0; k < n; k++) {
+                int64_t a = 0;
+                if ((rc = axis_of(c, x, L, aa ? aa->ints[k] : k, &a, err))) return rc;
+                t[k] = row_axis(x, (int)a);
+            }
+            return set_attr(c, st, "axes", t, n, true, err);
+        }
         const int ist = ox_in(c, 1);
         if (ist < 0 || !c->vals[ist].is_const || c->vals[ist].count > OX_MAX_RANK)
             return ox_node_err(c, err, SG_EINPUT, "starts must be a constant int64 vector");
@@ -745,6 +755,58 @@ sg_status ox_placed_begin(ox_ctx *c, const char *op, ox_placed_state *st, sg_err
             t[k] = row_axis(x, (int)a);
         }
         return override_ints(c, 3, t, n, err);
+    }
+    if (!strcmp(op, "Expand") && ox_in(c, 0) == p) {
+        /* rows repeated along their other axes ([1, N, H] to [D, N, H]): the shape in the
+           rows' memory order, the batch's element (1, -1 or the batch size) left out */
+        const int is = ox_in(c, 1);
+        const ox_value *vs = is >= 0 ? &c->vals[is] : NULL;
+        if (!vs || !vs->is_const || vs->dtype != OX_INT64 || vs->count != L || x->bouter ||
+            x->binner)
+            return ox_batch_err(c, err,
+                                "Expand of rows whose batch moved (shape %s) takes a constant "
+                                "shape of rank %d, the batch on its own",
+                                d, L);
+        int64_t t[OX_MAX_RANK + 1];
+        int m = 0;
+        for (int k = 0; k < L; k++) {
+            const bool batch = vs->batch_mask >> k & 1;
+            if (k == x->bpos) {
+                if (!(batch && vs->i[k] == 1) && !(!batch && (vs->i[k] == 1 || vs->i[k] == -1)))
+                    return ox_batch_err(c, err,
+                                        "Expand's shape[%d] would repeat the batch of '%.100s' "
+                                        "(rows of shape %s)",
+                                        k, x->name, d);
+                continue;
+            }
+            if (batch)
+                return ox_batch_err(c, err,
+                                    "Expand's shape[%d] is the batch size, away from the batch "
+                                    "of '%.100s' (rows of shape %s)",
+                                    k, x->name, d);
+            t[m++] = vs->i[k];
+        }
+        int64_t full[OX_MAX_RANK + 2];
+        full[0] = 1;
+        memcpy(full + 1, t, (size_t)m * sizeof t[0]);
+        return override_ints(c, 1, full, m + 1, err);
+    }
+    if (!strcmp(op, "LSTM") || !strcmp(op, "GRU")) {
+        /* [T, batch, I] (layout 0, as PyTorch exports): each row's sequence is its own. Y
+           is [T, directions, batch, H], Y_h and Y_c [directions, batch, H]. */
+        int outs[3];
+        st->done = true;
+        st->active = false;
+        if (ox_attr_i(c, "layout", 0) != 0 || ox_in(c, 0) != p || x->bpos != 1 || x->bouter ||
+            x->binner || L != 3)
+            return ox_batch_err(c, err,
+                                "%s of '%.100s' (rows of shape %s): with layout 0 the input must "
+                                "be [seq, batch, input], the batch at axis 1 alone",
+                                op, x->name, d);
+        if ((rc = ox_op_rnn(c, op[0] == 'G', true, outs, err))) return rc;
+        for (int k = 0; k < 3; k++)
+            if (outs[k] >= 0) place(&c->vals[outs[k]], k == 0 ? 2 : 1, 0, 0);
+        return SG_OK;
     }
     if (!strcmp(op, "MatMul")) {
         const int ia = ox_in(c, 0), ib = ox_in(c, 1);

@@ -481,6 +481,97 @@ static void run_rows(const sg_onnx_step *st, const float *in, float *out, int64_
     }
 }
 
+static inline float rnn_sigmoid(float x)
+{
+    return 1.0f / (1.0f + expf(-x));
+}
+
+/* SG_OX_RNN over n rows (sg_onnx_step.kind's comment): per direction and time step, the
+   recurrence product of the previous h for every row at once (one strided sgemm into the
+   gates), then each row's gates. */
+static void run_rnn(const sg_onnx_step *st, float *xw, float *out, const float *h0, const float *c0,
+                    int64_t n)
+{
+    const int T = st->mm_m, H = st->mm_k, D = st->mm_n, G = st->rnn_gru ? 3 : 4;
+    const int64_t ldx = (int64_t)T * D * G * H, ldo = (int64_t)T * D * 2 * H;
+    const float clip = st->rnn_clip;
+    for (int d = 0; d < D; d++) {
+        const bool back = D == 2 ? d == 1 : st->rnn_reverse;
+        const float *R = st->W + (int64_t)d * H * G * H;
+        for (int s = 0; s < T; s++) {
+            const int t = back ? T - 1 - s : s, tp = back ? t + 1 : t - 1;
+            float *x = xw + ((int64_t)t * D + d) * G * H, *o = out + ((int64_t)t * D + d) * 2 * H;
+            /* the previous h (and c) of row r: at hp + r * ldh */
+            const float *hp = s    ? out + ((int64_t)tp * D + d) * 2 * H
+                              : h0 ? h0 + (int64_t)d * H
+                                   : NULL;
+            const float *cp = s ? hp + H : c0 ? c0 + (int64_t)d * H : NULL;
+            const int64_t ldh = s ? ldo : st->a.kind == SG_OXA_ROW ? (int64_t)D * H : 0;
+            const int64_t ldc = s ? ldo : st->bb.kind == SG_OXA_ROW ? (int64_t)D * H : 0;
+            /* gates += h_prev @ R^T (all of LSTM's; GRU's z and r, and h apart with lbr) */
+            const int first = st->rnn_gru ? 2 * H : G * H;
+            if (hp && ldh)
+                for (int64_t r0 = 0; r0 < n; r0 += INT_MAX / 2) {
+                    const int m = (int)(n - r0 < INT_MAX / 2 ? n - r0 : INT_MAX / 2);
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, first, H, 1.0f,
+                                hp + r0 * ldh, (int)ldh, R, G * H, 1.0f, x + r0 * ldx, (int)ldx);
+                    if (st->rnn_gru && st->rnn_lbr)
+                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, H, H, 1.0f,
+                                    hp + r0 * ldh, (int)ldh, R + 2 * H, G * H, 0.0f,
+                                    o + r0 * ldo + H, (int)ldo);
+                }
+            for (int64_t r = 0; r < n; r++) {
+                float *xr = x + r * ldx, *orow = o + r * ldo;
+                const float *h = hp ? hp + r * ldh : NULL, *cc = cp ? cp + r * ldc : NULL;
+                if (hp && !ldh) /* constant initial h, the same for every row */
+                    for (int j = 0; j < first; j++)
+                        for (int q = 0; q < H; q++)
+                            xr[j] += h[q] * R[(int64_t)q * G * H + j];
+                if (clip > 0)
+                    for (int j = 0; j < first; j++)
+                        xr[j] = fminf(fmaxf(xr[j], -clip), clip);
+                if (!st->rnn_gru) { /* i, o, f, c */
+                    for (int j = 0; j < H; j++) {
+                        const float i = rnn_sigmoid(xr[j]), og = rnn_sigmoid(xr[H + j]),
+                                    f = rnn_sigmoid(xr[2 * H + j]), g = tanhf(xr[3 * H + j]);
+                        const float c = f * (cc ? cc[j] : 0.0f) + i * g;
+                        orow[H + j] = c;
+                        orow[j] = og * tanhf(c);
+                    }
+                    continue;
+                }
+                /* GRU: z, r, h */
+                float *hh = orow + H; /* the h gate's recurrence part (scratch) */
+                if (st->rnn_lbr) {
+                    for (int j = 0; j < H; j++) {
+                        float rec = (hp && ldh ? hh[j] : 0.0f) + st->shift[d * H + j];
+                        if (hp && !ldh)
+                            for (int q = 0; q < H; q++)
+                                rec += h[q] * R[(int64_t)q * G * H + 2 * H + j];
+                        hh[j] = rec;
+                    }
+                } else {
+                    /* (r * h_prev) @ Rh^T, into the h gate */
+                    for (int j = 0; j < H; j++) {
+                        float v = clip > 0 ? fminf(fmaxf(xr[H + j], -clip), clip) : xr[H + j];
+                        hh[j] = h ? rnn_sigmoid(v) * h[j] : 0.0f;
+                    }
+                    for (int q = 0; q < H && h; q++)
+                        for (int j = 0; j < H; j++)
+                            xr[2 * H + j] += hh[q] * R[(int64_t)q * G * H + 2 * H + j];
+                }
+                for (int j = 0; j < H; j++) {
+                    const float z = rnn_sigmoid(xr[j]), rg = rnn_sigmoid(xr[H + j]);
+                    float a = st->rnn_lbr ? xr[2 * H + j] + rg * hh[j] : xr[2 * H + j];
+                    if (clip > 0) a = fminf(fmaxf(a, -clip), clip);
+                    const float g = tanhf(a);
+                    orow[j] = (1.0f - z) * g + z * (h ? h[j] : 0.0f);
+                }
+            }
+        }
+    }
+}
+
 static void run_step(const sg_kernel_ops *k, const sg_onnx_step *st, const float *X,
                      const onnx_scratch *s, int64_t n, bool one)
 {
@@ -559,6 +650,13 @@ static void run_step(const sg_kernel_ops *k, const sg_onnx_step *st, const float
                     }
                 }
             }
+        break;
+    }
+    case SG_OX_RNN: {
+        /* the gates accumulate in the input projections, a buffer only this step reads */
+        const float *h0 = st->a.kind == SG_OXA_ROW ? bufp(s, X, st->a.buf) : st->a.value,
+                    *c0 = st->bb.kind == SG_OXA_ROW ? bufp(s, X, st->bb.buf) : st->bb.value;
+        run_rnn(st, (float *)in, out, h0, c0, n);
         break;
     }
     case SG_OX_GATHER_ROWS: {

@@ -70,6 +70,15 @@ typedef enum {
     /* out[i * sel_len + k] = beta (on) where trunc(in[i]) is k or k - sel_len, else alpha
        (off) (OneHot) */
     SG_OX_ONEHOT,
+    /* LSTM or GRU over each row's sequence (rnn_gru; ONNX's default activations): in holds the
+       input projections [mm_m (T)][mm_n (directions)][G * mm_k (H)] (G gates: LSTM i, o, f, c;
+       GRU z, r, h), biases added, and is overwritten as the gates accumulate; W holds each
+       direction's recurrence weights transposed, [directions][H][G * H]; out is
+       [T][directions][2H]: h, then c (LSTM) or scratch (GRU). The initial h and c are a and bb
+       (rows of [directions][H], or constants, zeros when absent). GRU: shift holds the
+       recurrence bias of h ([directions][H]) with rnn_lbr (linear_before_reset). rnn_clip > 0
+       clips every gate's input. */
+    SG_OX_RNN,
 } sg_onnx_step_kind;
 
 /* Row reductions besides the mean (ReduceSum, ReduceMax, ...), summed left to right in float. */
@@ -370,6 +379,8 @@ typedef struct {
     bool cum_exclusive, cum_reverse; /* CUMSUM */
     bool topk_largest, topk_indices; /* TOPK */
     int sel_stride, sel_len;         /* GATHER_ROWS, ONEHOT */
+    bool rnn_gru, rnn_lbr, rnn_reverse; /* RNN (rnn_reverse: one direction, backward) */
+    float rnn_clip;
     /* AFFINE, LAYERNORM */
     float *scale, *shift;
     float eps;
@@ -396,6 +407,8 @@ static inline size_t sg_onnx_w_floats(const sg_onnx_step *s)
 {
     if (s->kind == SG_OX_EMBED)
         return (size_t)s->emb_rows * ((size_t)s->width / (size_t)s->in_width);
+    if (s->kind == SG_OX_RNN)
+        return (size_t)s->mm_n * (size_t)s->mm_k * (size_t)(s->rnn_gru ? 3 : 4) * (size_t)s->mm_k;
     return (size_t)s->in_width * (size_t)s->width * (size_t)(s->wgroups > 1 ? s->wgroups : 1);
 }
 
