@@ -100,9 +100,11 @@ static sg_status window_shape(ox_ctx *c, const ox_value *vx, bool ceil_mode, ox_
                                    "(padded to %lld) is shorter than the kernel's span %lld",
                                    i, (long long)w->in[i],
                                    (long long)(w->in[i] + w->pb[i] + w->pe[i]), (long long)span);
-            w->out[i] = (ceil_mode ? (room + w->s[i] - 1) / w->s[i] : room / w->s[i]) + 1;
+            /* (auto_pad VALID: floor, ceil_mode or not, as ONNX states) */
+            const bool up = ceil_mode && strcmp(mode, "VALID");
+            w->out[i] = (up ? (room + w->s[i] - 1) / w->s[i] : room / w->s[i]) + 1;
             /* the last window must start inside the input or its left padding */
-            if (ceil_mode && (w->out[i] - 1) * w->s[i] >= w->in[i] + w->pb[i]) w->out[i]--;
+            if (up && (w->out[i] - 1) * w->s[i] >= w->in[i] + w->pb[i]) w->out[i]--;
         }
         w->P *= w->out[i];
         w->K *= w->k[i];
@@ -429,12 +431,18 @@ sg_status ox_op_pad(ox_ctx *c, sg_err *err)
         if (od[i] < (rows ? 1 : 0))
             return ox_node_err(c, err, SG_EINPUT, "axis %d is cropped to %lld values", i,
                                (long long)od[i]);
-        if (kind == 1 && (pads[i] >= d[i] || pads[r + i] >= d[i]) &&
-            (pads[i] > 0 || pads[r + i] > 0))
+        /* reflect and edge read the axis left after any crop: it must hold a value to
+           repeat, and reflect's pads must be below its length */
+        const int64_t kept =
+            d[i] + (pads[i] < 0 ? pads[i] : 0) + (pads[r + i] < 0 ? pads[r + i] : 0);
+        if (kind != 0 && (pads[i] > 0 || pads[r + i] > 0) &&
+            (kept < 1 || (kind == 1 && (pads[i] >= kept || pads[r + i] >= kept))))
             return ox_node_err(c, err, SG_EINPUT,
-                               "axis %d of %lld values: reflect pads %lld and %lld must be "
-                               "below it",
-                               i, (long long)d[i], (long long)pads[i], (long long)pads[r + i]);
+                               "axis %d of %lld values (%lld after cropping): %s pads %lld and "
+                               "%lld %s",
+                               i, (long long)d[i], (long long)kept, kind == 1 ? "reflect" : "edge",
+                               (long long)pads[i], (long long)pads[r + i],
+                               kind == 1 ? "must be below it" : "need a value to repeat");
         count *= od[i];
         if (count > (rows ? OX_MAX_WIDTH : OX_MAX_ELEMS))
             return ox_node_err(c, err, SG_EINPUT, "the padded tensor is too large");

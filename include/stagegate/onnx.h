@@ -307,10 +307,11 @@ static inline float sg_onnx_reduce_row(sg_onnx_reduce op, const float *x, int n)
 }
 
 /* Whether a ranks before b in TopK's order: greater (largest) or smaller, NaN above every
-   number in both (as PyTorch's topk and sort). */
+   number in both (as PyTorch's topk and sort): first among the largest, last among the
+   smallest. */
 static inline bool sg_onnx_topk_before(float a, float b, bool largest)
 {
-    if (isnan(a) || isnan(b)) return isnan(a) && !isnan(b) && largest;
+    if (isnan(a) || isnan(b)) return largest ? isnan(a) && !isnan(b) : isnan(b) && !isnan(a);
     return largest ? a > b : a < b;
 }
 

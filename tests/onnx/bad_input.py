@@ -1314,8 +1314,15 @@ def main():
                               "supported"], data)
     m = after_fc(helper.make_node("Pad", ["z", "pads"], ["r"], name="pad", mode="reflect"),
                  inits=[("pads", [0, 3, 0, 0])])
-    run(tmp, "pad_reflect_long", m, ["node 'pad' (Pad, opset 13)", "axis 1 of 3 values: reflect "
-                                     "pads 3 and 0 must be below it"], data)
+    run(tmp, "pad_reflect_long", m, ["node 'pad' (Pad, opset 13)", "axis 1 of 3 values (3 after "
+                                     "cropping): reflect pads 3 and 0 must be below it"], data)
+    # edge of an axis cropped away: no value to repeat (it had read past the constant)
+    m = after_fc(helper.make_node("Pad", ["k3", "pads"], ["kp"], name="pad", mode="edge"),
+                 helper.make_node("Add", ["z", "kp"], ["r"], name="add"),
+                 inits=[("pads", [-3, 3])])
+    run(tmp, "pad_edge_cropped_away", with_float(m, "k3", [0.0, 1.0, 2.0]),
+        ["node 'pad' (Pad, opset 13)", "axis 0 of 3 values (0 after cropping): edge pads -3 and "
+         "3 need a value to repeat"], data)
     m = after_fc(helper.make_node("Pad", ["z", "pads"], ["r"], name="pad", mode="wrap"),
                  inits=[("pads", [0, 1, 0, 0])])
     run(tmp, "pad_mode", m, ["node 'pad' (Pad, opset 13)", "mode 'wrap' is not constant, "

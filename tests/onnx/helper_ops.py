@@ -193,8 +193,12 @@ def cases(opset):
     out += new_op_cases(opset)
     out += fold_guard_cases()
     out += layout_cases(opset)
+    # (their own random draws: the shared generator's state is restored after, so the cases
+    # after them see the values they always had)
+    state = rng.bit_generator.state
     out += stack_cases(opset)
     out += conv_cases(opset)
+    rng.bit_generator.state = state
     # LayerNormalization is an ONNX op from opset 17.
     if opset >= 17:
         g, bt = f32(D, lo=0.5, hi=1.5), f32(D)
@@ -414,6 +418,24 @@ def stack_cases(opset):
             width = int(ref(np.zeros((1, D))).shape[1])
             out.append(("topk %s k %d axis %d largest %d" % (list(xs), k, axis, largest), nodes,
                         i2 + [i64("tk", [k])], width, ref))
+        # NaN ranks above every number: last among the smallest (Sqrt of the negatives;
+        # the Abs half keeps 6 numbers in every row)
+        if opset >= 11:
+            n2, i2 = rows("T9", (6,))
+            nodes = n2 + [node("Sqrt", ["T9"], "sq"), node("Abs", ["T9"], "ab"),
+                          helper.make_node("Concat", ["sq", "ab"], ["sa"], name="sa", axis=1),
+                          helper.make_node("TopK", ["sa", "tk3"], ["tv", "ti"], name="topk",
+                                           largest=0),
+                          node("Cast", ["ti"], "tif", to=TensorProto.FLOAT),
+                          helper.make_node("Concat", ["tv", "tif"], ["y"], axis=1)]
+
+            def ref_nan(X):
+                T = take(X, "T9", (6,))
+                with np.errstate(invalid="ignore"):
+                    A = np.concatenate([np.sqrt(T), np.abs(T)], 1)
+                i = np.argsort(A, 1, kind="stable")[:, :3]  # NaN sorts last
+                return np.concatenate([np.take_along_axis(A, i, 1), i], 1)
+            out.append(("topk smallest with NaN", nodes, i2 + [i64("tk3", [3])], 6, ref_nan))
         # GatherElements of rows by TopK's indices (sorted ascending: the first 3 of 6 by
         # value), along the last axis and a middle one; OneHot of ArgMax (depth 6, values
         # [-1, 2]); Range folded into an Add.
@@ -452,6 +474,94 @@ def stack_cases(opset):
             out.append(("range of constants", nodes,
                         [init("r0", 0.5), init("r1", 3.5), init("r2", 0.5)], D,
                         lambda X: X + np.arange(0.5, 3.5, 0.5), 2))
+    # LSTM and GRU against numpy (ONNX's equations), with what PyTorch does not export: GRU
+    # without linear_before_reset, clip, direction reverse, layout 1 (opset 14), a constant
+    # initial h. The input [batch, 3, 2] (layout 1) or moved to [3, batch, 2] (layout 0).
+    def np_sig(v):
+        return 1 / (1 + np.exp(-v))
+
+    def np_rnn(Xs, gru, W, R, B, D, rev, lbr, clip, h0):
+        n, T, _ = Xs.shape
+        H = R.shape[2]
+        Y = np.zeros((n, T, D, H))
+        Hn = np.zeros((n, D, H))
+        cl = (lambda v: np.clip(v, -clip, clip)) if clip else (lambda v: v)
+        for d in range(D):
+            back = d == 1 if D == 2 else rev
+            h = np.tile(h0[d], (n, 1)) if h0 is not None else np.zeros((n, H))
+            c_ = np.zeros((n, H))
+            Wb, Rb = (B[d, :B.shape[1] // 2], B[d, B.shape[1] // 2:]) if B is not None else (0, 0)
+            for t in (range(T - 1, -1, -1) if back else range(T)):
+                x = Xs[:, t]
+                if gru:
+                    g = x @ W[d].T + Wb
+                    rr = h @ R[d].T
+                    Rbv = Rb if B is not None else np.zeros(3 * H)
+                    z = np_sig(cl(g[:, :H] + rr[:, :H] + Rbv[:H]))
+                    r = np_sig(cl(g[:, H:2 * H] + rr[:, H:2 * H] + Rbv[H:2 * H]))
+                    if lbr:
+                        hh = np.tanh(cl(g[:, 2 * H:] + r * (rr[:, 2 * H:] + Rbv[2 * H:])))
+                    else:
+                        hh = np.tanh(cl(g[:, 2 * H:] + (r * h) @ R[d][2 * H:].T + Rbv[2 * H:]))
+                    h = (1 - z) * hh + z * h
+                else:
+                    g = cl(x @ W[d].T + h @ R[d].T + Wb + Rb)
+                    i, o, f, cc = (np_sig(g[:, :H]), np_sig(g[:, H:2 * H]),
+                                   np_sig(g[:, 2 * H:3 * H]), np.tanh(g[:, 3 * H:]))
+                    c_ = f * c_ + i * cc
+                    h = o * np.tanh(c_)
+                Y[:, t, d] = h
+            Hn[:, d] = h
+        return Y, Hn
+    rnn_specs = [("GRU", 1, False, 0, 0.0, 13), ("GRU", 1, False, 1, 0.0, 9),
+                 ("GRU", 2, False, 0, 0.0, 13), ("LSTM", 1, True, 0, 0.0, 13),
+                 ("LSTM", 2, False, 0, 0.5, 13), ("LSTM", 1, False, 0, 0.0, 14),
+                 ("GRU", 1, False, 1, 0.7, 14)]
+    for j, (op, nd, rev, lbr, clip, first) in enumerate(rnn_specs):
+        if opset < first:
+            continue
+        layout1 = first == 14
+        gru, H, T, I = op == "GRU", 3, 3, 2
+        G = 3 if gru else 4
+        W, R, B = f32(nd, G * H, I), f32(nd, G * H, H), f32(nd, 2 * G * H)
+        h0 = f32(nd, 1, H) if j % 2 else None
+        n2, i2 = rows("N%d" % j, (T, I))
+        attrs = dict(hidden_size=H)
+        if nd == 2:
+            attrs["direction"] = "bidirectional"
+        elif rev:
+            attrs["direction"] = "reverse"
+        if gru:
+            attrs["linear_before_reset"] = lbr
+        if clip:
+            attrs["clip"] = clip
+        if layout1:
+            attrs["layout"] = 1
+        src = "N%d" % j
+        nodes = n2 if layout1 else n2 + [node("Transpose", [src], "st", perm=[1, 0, 2])]
+        ins = [src if layout1 else "st", "W", "R", "B", "", "h0" if h0 is not None else ""]
+        nodes += [helper.make_node(op, ins, ["ry", "rh"], name="rnn", **attrs)]
+        if layout1:  # Y [batch, T, D, H], Y_h [batch, D, H]
+            nodes += [node("Flatten", ["ry"], "fy"), node("Flatten", ["rh"], "fh")]
+        else:  # Y [T, D, batch, H] -> [batch, T, D, H]; Y_h [D, batch, H] -> [batch, D, H]
+            nodes += [node("Transpose", ["ry"], "ty", perm=[2, 0, 1, 3]),
+                      node("Transpose", ["rh"], "th", perm=[1, 0, 2]),
+                      node("Flatten", ["ty"], "fy"), node("Flatten", ["th"], "fh")]
+        nodes.append(helper.make_node("Concat", ["fy", "fh"], ["y"], axis=1))
+        inits = i2 + [init("W", W), init("R", R), init("B", B)]
+        if h0 is not None:
+            inits.append(init("h0", h0))
+
+        def ref(X, j=j, gru=gru, W=W, R=R, B=B, nd=nd, rev=rev, lbr=lbr, clip=clip, h0=h0, T=T,
+                I=I):
+            Y, Hn = np_rnn(take(X, "N%d" % j, (T, I)), gru, W.astype(np.float64),
+                           R.astype(np.float64), B.astype(np.float64), nd, rev, lbr, clip,
+                           None if h0 is None else h0[:, 0].astype(np.float64))
+            return np.concatenate([Y.reshape(len(X), -1), Hn.reshape(len(X), -1)], 1)
+        width = T * nd * H + nd * H
+        out.append(("%s D %d reverse %d lbr %d clip %g layout %d%s" % (
+            op, nd, rev, lbr, clip, layout1, " h0" if h0 is not None else ""),
+            nodes, inits, width, ref))
     # A constant times rows from the left: [3, 2] @ rows [2, 4] and a vector [3] @ rows
     # [2, 3, 4] (the rows' matrices transposed, one GEMM, transposed back).
     for k, (A, xs) in enumerate([(f32(3, 2), (2, 4)), (f32(3), (2, 3, 4))]):
@@ -582,6 +692,8 @@ def conv_cases(opset):
                                           count_include_pad=1)),
              ("AveragePool", (2, 7, 8), dict(kernel_shape=[3, 3], strides=[2, 3], ceil_mode=1)),
              ("AveragePool", (3, 6, 6), dict(kernel_shape=[2, 2], strides=[2, 2])),
+             ("MaxPool", (2, 7), dict(kernel_shape=[2], strides=[3], ceil_mode=1,
+                                      auto_pad="VALID")),
              ("GlobalAveragePool", (3, 4, 5), {}), ("GlobalMaxPool", (3, 7), {})]
     for k, (op, xs, attrs) in enumerate(pools):
         if opset < 10 and ("ceil_mode" in attrs or "dilations" in attrs):
@@ -597,13 +709,16 @@ def conv_cases(opset):
                 return T.max(ax, keepdims=True) if "Max" in op else T.mean(ax, keepdims=True)
             kk, s_ = attrs["kernel_shape"], attrs.get("strides", [1] * S)
             d_ = attrs.get("dilations", [1] * S)
-            if attrs.get("auto_pad"):
+            if attrs.get("auto_pad") == "VALID":  # no padding, and floor whatever ceil_mode
+                pb, pe = [0] * S, [0] * S
+            elif attrs.get("auto_pad"):
                 pp = [same_pads(T.shape[2 + i], kk[i], s_[i], d_[i], True) for i in range(S)]
                 pb, pe = [p[0] for p in pp], [p[1] for p in pp]
             else:
                 pads = attrs.get("pads", [0] * 2 * S)
                 pb, pe = list(pads[:S]), list(pads[S:])
-            if attrs.get("ceil_mode"):  # extra right padding so the last window fits
+            if attrs.get("ceil_mode") and attrs.get("auto_pad") != "VALID":
+                # extra right padding so the last window fits
                 for i in range(S):
                     n, span = T.shape[2 + i] + pb[i] + pe[i], (kk[i] - 1) * d_[i] + 1
                     o = -(-(n - span) // s_[i]) + 1
@@ -1482,7 +1597,7 @@ def main():
                   "IsInf", "If", "ArgMax", "ArgMin", "Floor", "Ceil", "Round", "Sin", "Cos",
                   "Einsum", "InstanceNormalization", "Conv", "MaxPool", "AveragePool",
                   "GlobalAveragePool", "GlobalMaxPool", "Pad", "CumSum", "TopK",
-                  "GatherElements", "OneHot", "Range", "EyeLike"}
+                  "GatherElements", "OneHot", "Range", "EyeLike", "LSTM", "GRU"}
     check(from_issue <= seen, "operators not covered: %s" % sorted(from_issue - seen))
     if failures:
         print("%d failures" % len(failures))
