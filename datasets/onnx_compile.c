@@ -1648,8 +1648,11 @@ static sg_status int_inputs(ox_ctx *c, const char *op, bool *any, sg_err *err)
         if (v >= 0 && !c->vals[v].is_const && c->vals[v].is_int && first < 0) first = (int)k;
     }
     if (first < 0) return SG_OK;
-    /* indices that pick (GatherElements; its data keep what they are) or one-hot encode */
-    if (!strcmp(op, "GatherElements") || !strcmp(op, "OneHot")) return SG_OK;
+    /* indices that pick (GatherElements; its data keep what they are) or one-hot encode;
+       integers ranked (TopK) or summed along an axis (CumSum: its own bound) */
+    if (!strcmp(op, "GatherElements") || !strcmp(op, "OneHot") || !strcmp(op, "TopK") ||
+        !strcmp(op, "CumSum"))
+        return SG_OK;
     *any = true;
     const bool moves = in_list(op, int_moves, sizeof int_moves / sizeof int_moves[0]);
     const bool arith = in_list(op, int_arith, sizeof int_arith / sizeof int_arith[0]);
@@ -1657,8 +1660,8 @@ static sg_status int_inputs(ox_ctx *c, const char *op, bool *any, sg_err *err)
         return ox_node_err(c, err, SG_EINPUT,
                            "input %d ('%.100s') is integer rows (int64 per row), which stagegate "
                            "reads only in Cast, ReduceSum, ReduceMax, ReduceMin, ArgMax, ArgMin, "
-                           "Add, Sub, Mul, Clip, the comparisons, the indices of Gather and "
-                           "GatherElements, OneHot and the nodes that move elements",
+                           "Add, Sub, Mul, Clip, CumSum, TopK, the comparisons, the indices of "
+                           "Gather and GatherElements, OneHot and the nodes that move elements",
                            first, c->vals[ox_in(c, (size_t)first)].name);
     if (!strcmp(op, "Gather") && first == 1) return SG_OK; /* an embedding's indices */
     for (size_t k = 0; k < c->node->n_input; k++) {

@@ -581,8 +581,18 @@ sg_status ox_op_cumsum(ox_ctx *c, sg_err *err)
         return ox_node_err(c, err, SG_EINPUT,
                            "axis %lld is the batch: a sum across rows is not supported",
                            (long long)va->i[0]);
-    if (rows && c->vals[x].is_int)
-        return ox_node_err(c, err, SG_EINPUT, "a cumulative sum of integer rows is not supported");
+    /* integer rows: each sum within the axis' length times their bound */
+    const bool ints = rows && c->vals[x].is_int;
+    int64_t bound = 0;
+    if (ints) {
+        int64_t len = c->vals[x].dims[(axis < 0 ? 0 : axis) - 1];
+        if (__builtin_mul_overflow(len, c->vals[x].int_bound, &bound) || bound > OX_MAX_EXACT)
+            return ox_node_err(c, err, SG_EINPUT,
+                               "integer rows could exceed 2^24 here, past the integers a float "
+                               "holds exactly");
+    }
+    if (rows && (c->vals[x].is_bool || c->vals[x].is_double))
+        return ox_node_err(c, err, SG_EINPUT, "input 0 is not float or integer rows");
     int perm[OX_MAX_RANK + 1];
     for (int i = 0; i < r; i++)
         perm[i] = i;
@@ -633,12 +643,17 @@ sg_status ox_op_cumsum(ox_ctx *c, sg_err *err)
     s->groups = groups;
     s->cum_exclusive = excl;
     s->cum_reverse = rev;
-    if (axis == r - 1) return ox_dyn_out(c, vy->rank, vy->dims, err, &z);
-    c->partial = "the cumulative sum along the last axis";
+    if (axis != r - 1) c->partial = "the cumulative sum along the last axis";
     rc = ox_dyn_out(c, vy->rank, vy->dims, err, &z);
     c->partial = saved;
     if (rc) return rc;
-    return ox_permute(c, z, perm, NULL, err, &y);
+    c->vals[z].is_int = ints;
+    c->vals[z].int_bound = bound;
+    if (axis == r - 1) return SG_OK;
+    if ((rc = ox_permute(c, z, perm, NULL, err, &y))) return rc;
+    c->vals[y].is_int = ints;
+    c->vals[y].int_bound = bound;
+    return SG_OK;
 }
 
 /* TopK: the k largest (or smallest) along one axis, best first (also when sorted=0: that
@@ -661,8 +676,13 @@ sg_status ox_op_topk(ox_ctx *c, sg_err *err)
         k = vk->i[0];
     }
     const bool rows = !c->vals[x].is_const, largest = ox_attr_i(c, "largest", 1) != 0;
-    if (c->vals[x].dtype != OX_FLOAT || (rows && (c->vals[x].is_int || c->vals[x].is_bool)))
-        return ox_node_err(c, err, SG_EINPUT, "TopK of integers is not supported");
+    if (c->vals[x].dtype != OX_FLOAT || (rows && (c->vals[x].is_bool || c->vals[x].is_double)))
+        return ox_node_err(c, err, SG_EINPUT,
+                           "TopK of int64 constants or conditions is not "
+                           "supported");
+    /* integer rows rank as floats (exact); their values stay integers of the same bound */
+    const bool ints = rows && c->vals[x].is_int;
+    const int64_t in_bound = c->vals[x].int_bound;
     const int r = c->vals[x].rank + (rows ? 1 : 0);
     const int64_t a0 = ox_attr_i(c, "axis", -1), axis = a0 < 0 ? a0 + r : a0;
     if (axis < 0 || axis >= r)
@@ -734,9 +754,9 @@ sg_status ox_op_topk(ox_ctx *c, sg_err *err)
             rc = ox_dyn_out_k(c, (size_t)out, yr, od, err, &v);
             c->partial = saved;
             if (rc) return rc;
-            if (out) {
+            if (out || ints) {
                 c->vals[v].is_int = true;
-                c->vals[v].int_bound = w - 1;
+                c->vals[v].int_bound = out ? w - 1 : in_bound;
             }
         }
         if (moved) {
@@ -747,9 +767,9 @@ sg_status ox_op_topk(ox_ctx *c, sg_err *err)
             } else {
                 if ((rc = ox_permute_k(c, 1, v, perm, err, &z))) return rc;
             }
-            if (out && rows) {
+            if (rows && (out || ints)) {
                 c->vals[z].is_int = true;
-                c->vals[z].int_bound = w - 1;
+                c->vals[z].int_bound = out ? w - 1 : in_bound;
             }
         }
         vy = &c->vals[y];

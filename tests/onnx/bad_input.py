@@ -1368,6 +1368,43 @@ def main():
     run(tmp, "cumsum_two_axes", after_fc(
         helper.make_node("CumSum", ["z", "ax11"], ["r"], name="cs"), inits=[("ax11", [1, 1])]),
         ["node 'cs' (CumSum, opset 13)", "axis (input 1) must be one constant integer"], data)
+    # LSTM and GRU: a sequence that would be the batch, and what stagegate does not compute.
+    def rnn(name, op, want, attrs=None, ins=None, batch_first=False, consts=()):
+        H = 2
+        G = 3 if op == "GRU" else 4
+        nodes = [] if batch_first else [helper.make_node("Transpose", ["z3"], ["zt"], name="tr",
+                                                         perm=[1, 0, 2])]
+        kw = dict(hidden_size=H)
+        kw.update(attrs or {})
+        nodes.append(helper.make_node(op, ins or ["z3" if batch_first else "zt", "Wr", "Rr"],
+                                      ["ry"], name="rnn", **kw))
+        m = after_fc(helper.make_node("Reshape", ["z", "s31"], ["z3"], name="view"), *nodes,
+                     helper.make_node("Identity", ["ry"], ["r"], name="id"),
+                     inits=[("s31", [-1, 3, 1])])
+        with_float(with_float(m, "Wr", np.ones((1, G * H, 1))), "Rr", np.ones((1, G * H, H)))
+        for k, v in consts:
+            with_float(m, k, v)
+        run(tmp, name, m, ["node 'rnn' (%s, opset 13)" % op] + want, data)
+    rnn("lstm_sequence_is_batch", "LSTM", ["layout 0 takes X as [seq, batch, input], and 'z3' "
+                                           "has the batch first: its sequence would be the batch"],
+        batch_first=True)
+    rnn("lstm_activations", "LSTM", ["activations other than ONNX's defaults"],
+        attrs=dict(activations=["Sigmoid", "Relu", "Tanh"]))
+    rnn("lstm_input_forget", "LSTM", ["input_forget=1 is not supported"],
+        attrs=dict(input_forget=1))
+    rnn("lstm_peepholes", "LSTM", ["peepholes (input 7) are not supported"],
+        ins=["zt", "Wr", "Rr", "", "", "", "", "P"], consts=[("P", np.ones((1, 6)))])
+    bad_lens = after_fc(helper.make_node("Reshape", ["z", "s31"], ["z3"], name="view"),
+                        helper.make_node("Transpose", ["z3"], ["zt"], name="tr", perm=[1, 0, 2]),
+                        helper.make_node("GRU", ["zt", "Wr", "Rr", "", "sl"], ["ry"], name="rnn",
+                                         hidden_size=2),
+                        helper.make_node("Identity", ["ry"], ["r"], name="id"),
+                        inits=[("s31", [-1, 3, 1]), ("sl", [2])])
+    with_float(with_float(bad_lens, "Wr", np.ones((1, 6, 1))), "Rr", np.ones((1, 6, 2)))
+    run(tmp, "gru_sequence_lens", bad_lens, ["node 'rnn' (GRU, opset 13)", "sequence_lens (input "
+                                             "4) other than every sequence whole (3)"], data)
+    rnn("gru_weight_shape", "GRU", ["shape does not match: W (input 1) is [1,6,1], expected "
+                                    "[1,9,1]"], attrs=dict(hidden_size=3))
     # TopK, GatherElements, OneHot and Range: what would rank or pick across rows, or does not
     # fit the rows.
     topk = lambda k, **kw: after_fc(helper.make_node("TopK", ["z", "kk"], ["r", "ri"], name="tk",

@@ -26,6 +26,7 @@ opsets 9..17 (CELU from 12). Checks, per model:
   weights per member (TabM: MatMul by a rank-3 constant, or Einsum) match;
 - topk, sort, sparsemax, a top-2 mixture of experts (gather by the chosen indices) and
   one_hot match;
+- nn.LSTM (2 layers, bidirectional) and nn.GRU (initial h from the data) match;
 - CNNs match: Conv2d/Conv1d (padding, stride, dilation, groups), BatchNorm2d, MaxPool and
   AvgPool (padding, ceil_mode), AdaptiveAvgPool2d(1), F.pad (reflect, replicate);
 - the one-row path the latency run takes agrees with the batch path (sg_onnx_one_vs_batch);
@@ -485,11 +486,13 @@ def main():
     class Selection(nn.Module):
         """Ranking and picking per row: torch.topk (values and indices), torch.sort, sparsemax
         (sort, cumsum, arange, gather), a top-2 mixture of experts (topk of the gate, softmax
-        of the chosen logits, gather of the chosen experts' outputs), one_hot of an argmax."""
+        of the chosen logits, gather of the chosen experts' outputs), one_hot of an argmax,
+        the rank of each value (argsort of argsort: TopK of integers) and a running count
+        (cumsum of integers)."""
         def __init__(self):
             super().__init__()
             self.g, self.e, self.s = nn.Linear(d, 4), nn.Linear(d, 16), nn.Linear(d, 6)
-            self.o = nn.Linear(3 + 3 + 6 + 6 + 4 + 4, 3)
+            self.o = nn.Linear(3 + 3 + 6 + 6 + 4 + 4 + 6 + d, 3)
 
         def forward(self, x):
             v, i = torch.topk(x[:, :6], 3)
@@ -507,8 +510,25 @@ def main():
             moe = (torch.gather(eo, 1, gi.unsqueeze(-1).expand(-1, -1, 4)) *
                    torch.softmax(gv, 1).unsqueeze(-1)).sum(1)
             hot = F.one_hot(x[:, :4].argmax(1), 4).float()
+            rank = torch.argsort(torch.argsort(x[:, 6:12], 1), 1).float()  # integers ranked
+            count = (x > 0).long().cumsum(1).float()  # integers summed along the row
             return torch.softmax(self.o(torch.cat([v, i.float(), srt[:, :6], sparse, moe,
-                                                   hot], 1)), 1)
+                                                   hot, rank, count], 1)), 1)
+    class Recurrent(nn.Module):
+        """The features as a sequence of 3 steps of 4 (batch first): a 2-layer bidirectional
+        nn.LSTM (its last output and final c), and an nn.GRU whose initial h comes from the
+        data (expanded per direction)."""
+        def __init__(self):
+            super().__init__()
+            self.lstm = nn.LSTM(4, 5, num_layers=2, bidirectional=True, batch_first=True)
+            self.gru = nn.GRU(4, 3, batch_first=True)
+            self.o = nn.Linear(10 + 5 + 3, 3)
+
+        def forward(self, x):
+            seq = x.reshape(-1, 3, 4)
+            y, (h, c) = self.lstm(seq)
+            g, _ = self.gru(seq, torch.tanh(x[:, :3]).unsqueeze(0))
+            return torch.softmax(self.o(torch.cat([y[:, -1], c[-1], g.mean(1)], 1)), 1)
     class Norms(nn.Module):
         """nn.GroupNorm over [batch, 6, 4] and nn.InstanceNorm1d (affine) over [batch, 4, 6]:
         both export as InstanceNormalization (GroupNorm's with scale 1 and shift 0 between
@@ -710,6 +730,12 @@ def main():
         ran = case(tmp, "selection", selection, d, opset, "proba", mc, Xm, ym,
                    want_plan="step plan")
         check(ran is not None, "selection opset %d did not run" % opset)
+    # Recurrent layers.
+    recurrent = Recurrent()
+    for opset in (9, 13, 14, 17):
+        ran = case(tmp, "recurrent", recurrent, d, opset, "proba", mc, Xm, ym,
+                   want_plan="step plan")
+        check(ran is not None, "recurrent opset %d did not run" % opset)
     # Convolutions and pooling.
     cnn = CNN()
     randomize_bn(cnn)
@@ -748,7 +774,8 @@ def main():
                  "conditions_o13", "tokens_layernorm_o11", "attention_o13", "attention_o17",
                  "transformer_bf_o14", "transformer_sf_o17", "seq_first_idioms_o14",
                  "padding_mask_o17", "integer_counts_o13", "embeddings_clamped_o13",
-                 "norms_o13", "tabm_o11", "tabm_einsum_o17", "cnn_o13", "conv1d_ceil_o17", "selection_o13", "tabm_bmm_o13"):
+                 "norms_o13", "tabm_o11", "tabm_einsum_o17", "cnn_o13", "conv1d_ceil_o17", "selection_o13", "tabm_bmm_o13",
+                 "recurrent_o13"):
         p = subprocess.run([os.environ["SG_ONNX_ONE_VS_BATCH"], os.path.join(tmp, name + ".onnx")],
                            capture_output=True, text=True)
         check(p.returncode == 0, "%s one row vs batch: %s" % (name, (p.stderr or p.stdout).strip()))
