@@ -278,6 +278,23 @@ static sg_status fold_pair(ox_ctx *c, term *a, const term *b, const int *keep, i
     return SG_OK;
 }
 
+/* Appends k labels to a list of n; the new length. */
+static int put(int *dst, int n, const int *src, int k)
+{
+    memcpy(dst + n, src, (size_t)k * sizeof *src);
+    return n + k;
+}
+
+/* Appends k labels of term t and their sizes; the new length. */
+static int put_dims(int *res, int64_t *dims, int n, const term *t, const int *labs, int k)
+{
+    for (int i = 0; i < k; i++) {
+        res[n] = labs[i];
+        dims[n++] = dim_of(t, labs[i]);
+    }
+    return n;
+}
+
 static int64_t product(const term *t, const int *labs, int n)
 {
     int64_t p = 1;
@@ -338,30 +355,19 @@ static sg_status contract(ox_ctx *c, const char *eq, term *a, term *b, const int
             if (!isfinite(w->f[j]))
                 return ox_node_err(c, err, SG_EINPUT, "weight '%.100s' element %lld is not finite",
                                    w->name, (long long)j);
-        order[n++] = beta;
-        memcpy(order + n, L, (size_t)nl * sizeof *L), n += nl;
-        memcpy(order + n, G, (size_t)ng * sizeof *G), n += ng;
-        memcpy(order + n, K, (size_t)nkk * sizeof *K), n += nkk;
+        order[0] = beta;
+        n = put(order, put(order, put(order, 1, L, nl), G, ng), K, nkk);
         if ((rc = permute_to(c, R, order, "an input of Einsum laid out for a product", err)))
             return rc;
-        n = 0;
-        memcpy(order + n, G, (size_t)ng * sizeof *G), n += ng;
-        memcpy(order + n, K, (size_t)nkk * sizeof *K), n += nkk;
-        memcpy(order + n, Rr, (size_t)nr * sizeof *Rr), n += nr;
+        n = put(order, put(order, put(order, 0, G, ng), K, nkk), Rr, nr);
         if ((rc = permute_to(c, O, order, "a constant of Einsum laid out for a product", err)))
             return rc;
         const int64_t two[2] = {ls * gs, ks};
         if ((rc = reshape_rows(c, R, 2, two, err))) return rc;
-        n = 0;
-        res[n] = beta;
-        dims[n++] = -1;
-        for (int i = 0; i < nl; i++)
-            res[n] = L[i], dims[n++] = dim_of(R, L[i]);
-        for (int i = 0; i < ng; i++)
-            res[n] = G[i], dims[n++] = dim_of(R, G[i]);
-        for (int i = 0; i < nr; i++)
-            res[n] = Rr[i], dims[n++] = dim_of(O, Rr[i]);
-        /* the sizes come from the terms before the reshape: read them first */
+        res[0] = beta;
+        dims[0] = -1;
+        n = put_dims(res, dims, put_dims(res, dims, put_dims(res, dims, 1, R, L, nl), R, G, ng), O,
+                     Rr, nr);
         const char *saved = c->partial;
         c->partial = "a product in Einsum";
         int v;
@@ -379,27 +385,17 @@ static sg_status contract(ox_ctx *c, const char *eq, term *a, term *b, const int
                                "%s (it would mix rows of the batch)",
                                eq, l1, l2);
         }
-        order[n++] = beta;
-        memcpy(order + n, G, (size_t)ng * sizeof *G), n += ng;
-        memcpy(order + n, L, (size_t)nl * sizeof *L), n += nl;
-        memcpy(order + n, K, (size_t)nkk * sizeof *K), n += nkk;
+        order[0] = beta;
+        n = put(order, put(order, put(order, 1, G, ng), L, nl), K, nkk);
         if ((rc = permute_to(c, R, order, "an input of Einsum laid out for a product", err)))
             return rc;
-        n = 1;
-        memcpy(order + n, G, (size_t)ng * sizeof *G), n += ng;
-        memcpy(order + n, K, (size_t)nkk * sizeof *K), n += nkk;
-        memcpy(order + n, Rr, (size_t)nr * sizeof *Rr), n += nr;
+        n = put(order, put(order, put(order, 1, G, ng), K, nkk), Rr, nr);
         if ((rc = permute_to(c, O, order, "an input of Einsum laid out for a product", err)))
             return rc;
-        n = 0;
-        res[n] = beta;
-        dims[n++] = -1;
-        for (int i = 0; i < ng; i++)
-            res[n] = G[i], dims[n++] = dim_of(R, G[i]);
-        for (int i = 0; i < nl; i++)
-            res[n] = L[i], dims[n++] = dim_of(R, L[i]);
-        for (int i = 0; i < nr; i++)
-            res[n] = Rr[i], dims[n++] = dim_of(O, Rr[i]);
+        res[0] = beta;
+        dims[0] = -1;
+        n = put_dims(res, dims, put_dims(res, dims, put_dims(res, dims, 1, R, G, ng), R, L, nl), O,
+                     Rr, nr);
         const int64_t ra[3] = {gs, ls, ks}, rb[3] = {gs, ks, rs};
         if ((rc = reshape_rows(c, R, 3, ra, err)) || (rc = reshape_rows(c, O, 3, rb, err)))
             return rc;
