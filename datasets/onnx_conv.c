@@ -249,6 +249,7 @@ sg_status ox_op_conv(ox_ctx *c, sg_err *err)
     c->partial = saved;
     free(Wb);
     if (rc) return rc;
+    B = B ? &c->vals[ox_in(c, 2)] : NULL; /* (the steps' outputs grew the value table) */
     if (B && G == 1) memcpy(c->steps[c->n_steps - 1].b, B->f, (size_t)M * sizeof(float));
     /* channels first: [M, O...] */
     int perm[5] = {0, S + 1, 1, 2, 3};

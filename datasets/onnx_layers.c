@@ -155,8 +155,11 @@ sg_status ox_gemm_blocks(ox_ctx *c, int x, const float *W, int64_t wgroups, int6
    row's size (a stacked axis) or 1 (the same weights along it), and one that lines up with
    the batch or beyond must be 1. The row's other axes and m are moved before the stacked
    ones for one GEMM per matrix of the stack, and back after. */
-sg_status ox_matmul_stacked(ox_ctx *c, int x, const ox_value *B, sg_err *err)
+sg_status ox_matmul_stacked(ox_ctx *c, int x, const ox_value *B_in, sg_err *err)
 {
+    /* a copy: the steps below grow the value table, which B_in may point into (its data
+       stay where they are) */
+    const ox_value Bv = *B_in, *B = &Bv;
     const ox_value *vx = &c->vals[x];
     const int r = vx->rank, rb = B->rank;
     const int64_t k = B->dims[rb - 2], n = B->dims[rb - 1];
@@ -336,8 +339,9 @@ static sg_status fold_product(ox_ctx *c, bool matmul, sg_err *err)
 /* MatMul of a constant matrix [m, k] (or vector [k]) by rows [batch, ..., k, n]: each
    row's matrices times it from the left, as the rows transposed ([..., n, k]) times its
    transpose, one GEMM, transposed back. */
-static sg_status matmul_left(ox_ctx *c, const ox_value *A, int y, sg_err *err)
+static sg_status matmul_left(ox_ctx *c, const ox_value *A_in, int y, sg_err *err)
 {
+    const ox_value Av = *A_in, *A = &Av; /* (a copy: the value table grows below) */
     const ox_value *vy = &c->vals[y];
     const int r = vy->rank;
     if (A->rank > 2 || r < 2)
@@ -826,6 +830,8 @@ sg_status ox_op_instancenorm(ox_ctx *c, sg_err *err)
     c->partial = saved;
     if (rc || plain) return rc;
     vx = &c->vals[x];
+    g = &c->vals[ox_in(c, 1)]; /* (read again: the output grew the value table) */
+    b = &c->vals[ox_in(c, 2)];
     s = ox_step_new(c, SG_OX_AFFINE, err);
     if (!s) return SG_ENOMEM;
     s->scale = sg_alloc_aligned((size_t)vx->count * sizeof(float));

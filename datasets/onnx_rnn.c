@@ -67,13 +67,15 @@ static sg_status initial_state(ox_ctx *c, size_t k, const char *what, int64_t D,
     memset(z, 0, (size_t)width * sizeof(float));
     *arg = (sg_onnx_arg){.kind = SG_OXA_CONST, .value = z};
     if (v < 0) return SG_OK;
+    /* [directions, 1, H] (layout 0) or [1, directions, H] (layout 1): a batch of 1 */
     const ox_value *s = &c->vals[v];
-    if (s->dtype != OX_FLOAT || s->rank != 3 || s->dims[0] != D || s->dims[1] != 1 ||
-        s->dims[2] != H)
+    if (s->dtype != OX_FLOAT || s->rank != 3 || s->dims[seq_first ? 0 : 1] != D ||
+        s->dims[seq_first ? 1 : 0] != 1 || s->dims[2] != H)
         return ox_node_err(c, err, SG_EINPUT,
-                           "%s (input %zu) is a constant: it must be [%lld, 1, %lld] (the same "
-                           "for every row)",
-                           what, k, (long long)D, (long long)H);
+                           "%s (input %zu) is a constant: it must be [%lld, %lld, %lld] (the "
+                           "same for every row)",
+                           what, k, (long long)(seq_first ? D : 1), (long long)(seq_first ? 1 : D),
+                           (long long)H);
     for (int64_t j = 0; j < D * H; j++) {
         if (!isfinite(s->f[j]))
             return ox_node_err(c, err, SG_EINPUT, "%s element %lld is not finite", what,
@@ -170,6 +172,8 @@ sg_status ox_op_rnn(ox_ctx *c, bool gru, bool seq_first, int outs[3], sg_err *er
     c->partial = saved;
     free(Wt);
     if (rc) return rc;
+    /* (the GEMM's output grew the value table: B is read again) */
+    B = ox_in(c, 3) >= 0 ? &c->vals[ox_in(c, 3)] : NULL;
     float *bias = c->steps[c->n_steps - 1].b;
     for (int64_t d = 0; B && d < D; d++)
         for (int64_t g = 0; g < GH; g++) {
