@@ -751,6 +751,24 @@ static void recount(pass *p, int od)
     p->uses[od]++;
 }
 
+/* Floating-point operations of one row through step s: the products' multiply-adds, else
+   one per output value. */
+static double step_flops(const sg_onnx_step *s)
+{
+    const double g = sg_onnx_groups(s);
+    switch (s->kind) {
+    case SG_OX_GEMM:
+        return 2.0 * s->in_width * s->width * g;
+    case SG_OX_MATMUL_ROWS:
+        return 2.0 * s->width * s->mm_k * g;
+    case SG_OX_RNN: /* each time step and direction: h times the G * H recurrence weights */
+        return 2.0 * s->mm_m * s->mm_n * s->mm_k * (s->rnn_gru ? 3 : 4) * s->mm_k +
+               (double)s->width;
+    default:
+        return (double)s->width * g;
+    }
+}
+
 static size_t step_param_bytes(const sg_onnx_step *s)
 {
     const size_t w = (size_t)s->width;
@@ -814,13 +832,7 @@ int ox_finish(ox_ctx *c, sg_model *m, sg_err *err)
     recount(&p, od);
     m->n_outputs = (int)c->vals[od].count;
     for (int i = 0; i < c->n_steps; i++)
-        if (!p.dead[i])
-            plan->flops_per_row +=
-                (c->steps[i].kind == SG_OX_GEMM ? 2.0 * c->steps[i].in_width * c->steps[i].width
-                 : c->steps[i].kind == SG_OX_MATMUL_ROWS
-                     ? 2.0 * c->steps[i].width * c->steps[i].mm_k
-                     : c->steps[i].width) *
-                sg_onnx_groups(&c->steps[i]);
+        if (!p.dead[i]) plan->flops_per_row += step_flops(&c->steps[i]);
     /* make_dense counts the layers' parameters; a step plan counts its steps'. */
     m->param_bytes = 0;
     if (make_dense(c, &p, od, m, plan)) goto out;
