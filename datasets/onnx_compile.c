@@ -27,7 +27,7 @@
     X(Where) X(And) X(Or) X(Sign) X(IsNaN) X(IsInf) X(If) X(ArgMax) X(ArgMin)   \
     X(Floor) X(Ceil) X(Round) X(Sin) X(Cos) X(Einsum) X(InstanceNormalization)      \
     X(Conv) X(MaxPool) X(AveragePool) X(GlobalAveragePool) X(GlobalMaxPool) X(Pad) X(CumSum) X(TopK)  \
-    X(GatherElements) X(OneHot) X(Range) X(EyeLike) X(LSTM) X(GRU)
+    X(GatherElements) X(OneHot) X(Range) X(EyeLike) X(LSTM) X(GRU) X(Size)
 /* clang-format on */
 #define OX_OP_NAME(op) #op,
 #define OX_OP_LISTED(op) ", " #op
@@ -1894,6 +1894,7 @@ static int compile_op(ox_ctx *c, const char *op, sg_err *err)
     if (!strcmp(op, "OneHot")) return ox_op_onehot(c, err);
     if (!strcmp(op, "Range")) return ox_op_range(c, err);
     if (!strcmp(op, "EyeLike")) return ox_op_eyelike(c, err);
+    if (!strcmp(op, "Size")) return ox_op_size(c, err);
     if (!strcmp(op, "LSTM") || !strcmp(op, "GRU")) {
         int outs[3];
         return ox_op_rnn(c, op[0] == 'G', false, outs, err);

@@ -256,6 +256,7 @@ sg_status ox_op_gather_elements(ox_ctx *c, sg_err *err);
 sg_status ox_op_onehot(ox_ctx *c, sg_err *err);
 sg_status ox_op_range(ox_ctx *c, sg_err *err);
 sg_status ox_op_eyelike(ox_ctx *c, sg_err *err);
+sg_status ox_op_size(ox_ctx *c, sg_err *err);
 /* LSTM (gru false) and GRU (onnx_rnn.c); seq_first: X is [T, batch, I] rows whose batch
    moved to axis 1 (layout 0). outs: the value of each output (-1 when not named). */
 sg_status ox_op_rnn(ox_ctx *c, bool gru, bool seq_first, int outs[3], sg_err *err);

@@ -275,3 +275,20 @@ sg_status ox_op_eyelike(ox_ctx *c, sg_err *err)
                 c->vals[v].i[i * dims[1] + j] = j - i == k;
     return SG_OK;
 }
+
+/* Size of a constant: folded. Of rows it is the batch size times the row's, known per run
+   only. */
+sg_status ox_op_size(ox_ctx *c, sg_err *err)
+{
+    int x, rc;
+    if ((rc = ox_need_in(c, 0, err, &x))) return rc;
+    if (!c->vals[x].is_const)
+        return ox_node_err(c, err, SG_EINPUT,
+                           "Size of rows is the batch size times %lld, known only per run",
+                           (long long)c->vals[x].count);
+    const int64_t n = c->vals[x].count;
+    int v;
+    if ((rc = ox_const_out(c, 0, NULL, OX_INT64, err, &v))) return rc;
+    c->vals[v].i[0] = n;
+    return SG_OK;
+}

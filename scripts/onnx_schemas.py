@@ -21,7 +21,7 @@ Identity Dropout Constant Cast Concat Slice Shape Gather Transpose Expand Tile S
 ConstantOfShape Equal Greater Less GreaterOrEqual LessOrEqual Not Where And Or Sign IsNaN
 IsInf If ArgMax ArgMin Floor Ceil Round Sin Cos Einsum InstanceNormalization
 Conv MaxPool AveragePool GlobalAveragePool GlobalMaxPool Pad CumSum TopK
-GatherElements OneHot Range EyeLike LSTM GRU""".split()
+GatherElements OneHot Range EyeLike LSTM GRU Size""".split()
 
 
 def versions(op):
