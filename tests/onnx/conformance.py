@@ -30,7 +30,9 @@ import onnx
 from onnx import helper, numpy_helper
 
 SG = os.environ["STAGEGATE_BIN"]
-DATA = os.environ.get("ONNX_TESTDATA", "/usr/share/libonnx-testdata/data/node")
+DATA = os.environ.get("ONNX_TESTDATA", "/usr/share/libonnx-testdata/data")
+# node: one operator each; pytorch-converted and pytorch-operator: PyTorch modules and
+# operators (Conv, pools, BatchNorm, LSTM, ...); simple: small graphs.
 rng = np.random.default_rng(11)
 
 
@@ -87,7 +89,8 @@ def adapt(model, inputs, expected):
 
 
 def main():
-    cases = sorted(glob.glob(os.path.join(DATA, "test_*")))
+    cases = sorted(c for sub in ("node", "pytorch-converted", "pytorch-operator", "simple")
+                   for c in glob.glob(os.path.join(DATA, sub, "test_*")))
     if not cases:
         print("no ONNX conformance data at %s (apt-get install -y libonnx-testdata)" % DATA)
         sys.exit(1)
@@ -95,7 +98,7 @@ def main():
     stats = {"matched": [], "refused": [], "skipped": 0}
     failures = []
     for d in cases:
-        name = os.path.basename(d)
+        name = os.path.basename(os.path.dirname(d))[:4] + "_" + os.path.basename(d)
         sets = sorted(glob.glob(os.path.join(d, "test_data_set_*")))
         if not sets:
             stats["skipped"] += 1
@@ -152,7 +155,7 @@ def main():
         print("FAIL:", f)
     print("%d cases matched, %d refused (one line, exit 2), %d skipped, %d failed"
           % (len(stats["matched"]), len(stats["refused"]), stats["skipped"], len(failures)))
-    print("matched:", " ".join(n[5:] for n in stats["matched"]))
+    print("matched:", " ".join(stats["matched"]))
     floor = int(os.environ.get("CONFORMANCE_FLOOR", "190"))
     if len(stats["matched"]) < floor:
         failures.append("only %d cases matched (at least %d expected)"
