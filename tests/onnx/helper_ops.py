@@ -194,10 +194,12 @@ def cases(opset):
     out += fold_guard_cases()
     out += layout_cases(opset)
     # (their own random draws: the shared generator's state is restored after, so the cases
-    # after them see the values they always had)
+    # after them see the values they always had; at opset 15 each of their operators has the
+    # version it has at 13 or at 17, so 15 is left out, for time)
     state = rng.bit_generator.state
-    out += stack_cases(opset)
-    out += conv_cases(opset)
+    if opset != 15:
+        out += stack_cases(opset)
+        out += conv_cases(opset)
     rng.bit_generator.state = state
     # LayerNormalization is an ONNX op from opset 17.
     if opset >= 17:
@@ -1567,7 +1569,8 @@ def main():
     # a MatMul by a stack that repeats rows, InstanceNormalization, a constant times rows
     # from the left, Einsum) had read their inputs through pointers into the value table
     # after it grew and moved (use after free, which the sanitizer build reports): each runs
-    # with 30..63 unused initializers before it, so the table grows at every point inside it.
+    # with 40, 42, ..., 62 unused initializers before it (each case has under 20 values
+    # before the node, and the node adds at least 2), so the table grows inside the node.
     grow = ("conv [2, 9] [4, 2, 3]", "LSTM D 2 reverse 0 lbr 0 clip 0.5", "GRU D 1 reverse 0 lbr 1",
             "matmul stack [1, 1, 3]@[4, 3, 2]", "instancenorm [3, 4]",
             "constant [3, 2] @ rows [2, 4]", "einsum bi,ij,jk->bk")
@@ -1575,7 +1578,7 @@ def main():
         if not name.startswith(grow):
             continue
         bad = []
-        for pad in range(30, 64):
+        for pad in range(40, 64, 2):
             m, P = model(nodes, list(inits) + [init("pad%d" % i, [float(i)]) for i in range(pad)],
                          width, 13, name)
             path = os.path.join(tmp, "grow.onnx")
@@ -1591,7 +1594,7 @@ def main():
             if np.max(np.abs(got - want)) > 1e-5 * max(1.0, float(np.max(np.abs(want)))):
                 bad.append("pad %d: wrong values" % pad)
         check(not bad, "%s as the value table grows: %s" % (name, bad[:3]))
-        print("ok %-42s as the value table grows (34 paddings)" % name)
+        print("ok %-42s as the value table grows (12 paddings)" % name)
     # The loader's value table grows (moves) at 64 and 128 values: a constant Concat whose
     # output lands there read its first input through a pointer into the old table (a use
     # after free the sanitizer build reports). Unused initializers put it on each point.
