@@ -589,7 +589,7 @@ sg_status ox_op_cumsum(ox_ctx *c, sg_err *err)
     const bool ints = rows && c->vals[x].is_int;
     int64_t bound = 0;
     if (ints) {
-        int64_t len = c->vals[x].dims[(axis < 0 ? 0 : axis) - 1];
+        const int64_t len = c->vals[x].dims[axis - 1]; /* (rows: axis 0 was refused) */
         if (__builtin_mul_overflow(len, c->vals[x].int_bound, &bound) || bound > OX_MAX_EXACT)
             return ox_node_err(c, err, SG_EINPUT,
                                "integer rows could exceed 2^24 here, past the integers a float "
