@@ -1574,9 +1574,9 @@ def main():
     # after it grew and moved (use after free, which the sanitizer build reports): each runs
     # with 40, 42, ..., 62 unused initializers before it (each case has under 20 values
     # before the node, and the node adds at least 2), so the table grows inside the node.
-    grow = ("conv [2, 9] [4, 2, 3]", "LSTM D 2 reverse 0 lbr 0 clip 0.5", "GRU D 1 reverse 0 lbr 1 clip 0 layout 0",
-            "matmul stack [1, 1, 3]@[4, 3, 2]", "instancenorm [3, 4]",
-            "constant [3, 2] @ rows [2, 4]", "einsum bi,ij,jk->bk")
+    grow = ("conv [2, 9] [4, 2, 3]", "LSTM D 2 reverse 0 lbr 0 clip 0.5",
+            "GRU D 1 reverse 0 lbr 1 clip 0 layout 0", "matmul stack [1, 1, 3]@[4, 3, 2]",
+            "instancenorm [3, 4]", "constant [3, 2] @ rows [2, 4]", "einsum bi,ij,jk->bk")
     grown = 0
     for name, nodes, inits, width, ref, *steps in cases(17):
         if not name.startswith(grow):
