@@ -144,23 +144,12 @@ static sg_status windows(ox_ctx *c, int x, const ox_window *w, bool channels_inn
     const int64_t n = w->C * w->P * w->K;
     int *cols = malloc((size_t)n * sizeof *cols);
     if (!cols) return sg_errf(err, SG_ENOMEM, "%s: out of memory", c->path);
-    bool padded = false;
     int64_t j = 0;
     for (int64_t a = 0; a < (channels_inner ? w->P : w->C); a++)
         for (int64_t b = 0; b < (channels_inner ? w->C : w->P); b++)
-            for (int64_t t = 0; t < w->K; t++) {
-                const int src = channels_inner ? tap_source(w, b, a, t) : tap_source(w, a, b, t);
-                padded |= src < 0;
-                cols[j++] = src;
-            }
-    const int before = c->n_steps;
-    sg_status rc = ox_gather_out(c, 0, x, rank, dims, cols, err, out);
-    if (rc == SG_OK && padded && c->n_steps > before) {
-        sg_onnx_step *st = &c->steps[c->n_steps - 1];
-        st->padded = true;
-        st->pad_value = pad;
-    }
-    return rc;
+            for (int64_t t = 0; t < w->K; t++)
+                cols[j++] = channels_inner ? tap_source(w, b, a, t) : tap_source(w, a, b, t);
+    return ox_gather_out_pad(c, 0, x, rank, dims, cols, pad, err, out);
 }
 
 static sg_status spatial_input(ox_ctx *c, const char *op, sg_err *err, int *x)
@@ -454,7 +443,6 @@ sg_status ox_op_pad(ox_ctx *c, sg_err *err)
     const int first = rows ? 1 : 0;
     int64_t *src = malloc((size_t)(count ? count : 1) * sizeof *src);
     if (!src) return sg_errf(err, SG_ENOMEM, "%s: out of memory", c->path);
-    bool padded = false;
     for (int64_t j = 0; j < count; j++) {
         int64_t q = j, at = 0, stride = 1;
         bool out = false;
@@ -473,7 +461,6 @@ sg_status ox_op_pad(ox_ctx *c, sg_err *err)
             stride *= d[i];
         }
         src[j] = out ? -1 : at;
-        padded |= out;
     }
     int v;
     if (rows) {
@@ -485,13 +472,7 @@ sg_status ox_op_pad(ox_ctx *c, sg_err *err)
         for (int64_t j = 0; j < count; j++)
             cols[j] = (int)src[j];
         free(src);
-        const int before = c->n_steps;
-        rc = ox_gather_out(c, 0, x, r - 1, od + 1, cols, err, &v);
-        if (rc == SG_OK && padded && c->n_steps > before) {
-            c->steps[c->n_steps - 1].padded = true;
-            c->steps[c->n_steps - 1].pad_value = value;
-        }
-        return rc;
+        return ox_gather_out_pad(c, 0, x, r - 1, od + 1, cols, value, err, &v);
     }
     rc = ox_const_out(c, r, od, vx->dtype, err, &v);
     if (rc) {

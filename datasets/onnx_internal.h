@@ -215,6 +215,10 @@ int ox_full_shape(const ox_value *v, int64_t *dims);
    a gather step that owns cols (an alias when no element moves; cols freed then). */
 sg_status ox_gather_out(ox_ctx *c, size_t k, int x, int rank, const int64_t *dims, int *cols,
                         sg_err *err, int *out);
+/* The same where cols may hold -1: those elements read pad (a convolution's or pooling
+   window's taps in the padding, Pad's new elements). */
+sg_status ox_gather_out_pad(ox_ctx *c, size_t k, int x, int rank, const int64_t *dims, int *cols,
+                            float pad, sg_err *err, int *out);
 /* Value x with its full axes in the order perm (perm[0] = 0 for rows): output 0 of the node,
    or an unnamed value called label when label is not NULL (*out: its index). */
 sg_status ox_permute(ox_ctx *c, int x, const int *perm, const char *label, sg_err *err, int *out);

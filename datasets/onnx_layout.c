@@ -118,6 +118,12 @@ static sg_status view_out(ox_ctx *c, size_t k, int x, int rank, const int64_t *d
 sg_status ox_gather_out(ox_ctx *c, size_t k, int x, int rank, const int64_t *dims, int *cols,
                         sg_err *err, int *out)
 {
+    return ox_gather_out_pad(c, k, x, rank, dims, cols, 0.0f, err, out);
+}
+
+sg_status ox_gather_out_pad(ox_ctx *c, size_t k, int x, int rank, const int64_t *dims, int *cols,
+                            float pad, sg_err *err, int *out)
+{
     int64_t width = 1;
     for (int i = 0; i < rank; i++)
         width *= dims[i];
@@ -136,6 +142,9 @@ sg_status ox_gather_out(ox_ctx *c, size_t k, int x, int rank, const int64_t *dim
         return SG_ENOMEM;
     }
     st->cols = cols;
+    for (int64_t j = 0; j < width; j++)
+        st->padded |= cols[j] < 0; /* a tap outside the input reads pad */
+    st->pad_value = pad;
     st->in = c->vals[x].data;
     st->in_width = (int)c->vals[x].count;
     st->width = (int)width;
