@@ -43,6 +43,14 @@ static sg_status read_opset(ox_ctx *c, sg_err *err)
     c->opset = -1;
     for (size_t i = 0; i < mp->n_opset_import; i++) {
         const Onnx__OperatorSetIdProto *o = mp->opset_import[i];
+        if (o->domain && !strcmp(o->domain, OX_ML_DOMAIN) && o->has_version) {
+            if (c->ml_opset)
+                return sg_errf(err, SG_EINPUT, "%s: opset_import names domain %s twice", c->path,
+                               OX_ML_DOMAIN);
+            /* checked against the supported range by the first node of the domain */
+            c->ml_opset = o->version < 1 ? -1 : o->version > INT_MAX ? INT_MAX : (int)o->version;
+            continue;
+        }
         if (!default_domain(o->domain) || !o->has_version) continue;
         /* Two entries for one domain: runtimes differ on which counts. */
         if (c->opset >= 0)
@@ -191,9 +199,16 @@ static sg_status read_graph_io(ox_ctx *c, sg_model *m, sg_err *err)
                        c->path, n_real);
     int rc = read_input(c, real, m, err);
     if (rc) return rc;
-    if (g->n_output != 1 || !g->output[0]->name || !g->output[0]->name[0])
-        return sg_errf(err, SG_EINPUT, "%s: the graph has %zu outputs; one is supported", c->path,
-                       g->n_output);
+    /* two: an ONNX-ML classifier's label and probabilities (which is which is known once the
+       nodes are compiled) */
+    if (g->n_output < 1 || g->n_output > 2)
+        return sg_errf(err, SG_EINPUT,
+                       "%s: the graph has %zu outputs; one is supported (or a classifier's "
+                       "label and probabilities)",
+                       c->path, g->n_output);
+    for (size_t i = 0; i < g->n_output; i++)
+        if (!g->output[i]->name || !g->output[i]->name[0])
+            return sg_errf(err, SG_EINPUT, "%s: graph output %zu has no name", c->path, i);
     return SG_OK;
 }
 
@@ -319,12 +334,13 @@ static int topo_order(ox_ctx *c, int *order, sg_err *err)
             }
         goto out;
     }
-    if (find_producer(prod, np, g->output[0]->name) < 0 &&
-        ox_value_find(c, g->output[0]->name) < 0) {
-        c->node = NULL;
-        rc = sg_errf(err, SG_EINPUT, "%s: graph output '%.100s' is not defined", c->path,
-                     g->output[0]->name);
-    }
+    for (size_t i = 0; rc == SG_OK && i < g->n_output; i++)
+        if (find_producer(prod, np, g->output[i]->name) < 0 &&
+            ox_value_find(c, g->output[i]->name) < 0) {
+            c->node = NULL;
+            rc = sg_errf(err, SG_EINPUT, "%s: graph output '%.100s' is not defined", c->path,
+                         g->output[i]->name);
+        }
 out:
     c->node = NULL;
     free(prod);
@@ -350,13 +366,14 @@ static int compile_graph(ox_ctx *c, sg_model *m, sg_err *err)
     for (size_t i = 0; rc == SG_OK && i < g->n_node; i++) {
         c->node = g->node[order[i]];
         c->node_index = order[i];
-        if (!c->node->op_type || !default_domain(c->node->domain) ||
-            !ox_op_supported(c->node->op_type)) {
+        const bool ml = c->node->domain && !strcmp(c->node->domain, OX_ML_DOMAIN);
+        if (!c->node->op_type || !(default_domain(c->node->domain) || ml) ||
+            !(ml ? ox_ml_op_supported(c->node->op_type) : ox_op_supported(c->node->op_type))) {
             rc = ox_node_err(c, err, SG_EINPUT, "unsupported operator %.40s%s%.40s; supported: %s",
                              c->node->op_type ? c->node->op_type : "(none)",
                              default_domain(c->node->domain) ? "" : " of domain ",
                              default_domain(c->node->domain) ? "" : c->node->domain,
-                             ox_supported_ops());
+                             ml ? ox_ml_supported_ops() : ox_supported_ops());
             break;
         }
         rc = ox_compile_node(c, err);
@@ -364,10 +381,23 @@ static int compile_graph(ox_ctx *c, sg_model *m, sg_err *err)
     free(order);
     c->node = NULL;
     if (rc) return rc;
-    c->output = ox_value_find(c, g->output[0]->name);
+    /* With two outputs, one is the label of an ONNX-ML classifier, which nothing computes. */
+    size_t real = 0;
+    if (g->n_output == 2) {
+        const bool l0 = ox_ml_is_label(c, g->output[0]->name),
+                   l1 = ox_ml_is_label(c, g->output[1]->name);
+        if (l0 == l1)
+            return sg_errf(err, SG_EINPUT,
+                           "%s: the graph has 2 outputs, '%.100s' and '%.100s'; one is supported, "
+                           "or a classifier's label and probabilities",
+                           c->path, g->output[0]->name, g->output[1]->name);
+        real = l0 ? 1 : 0;
+    }
+    c->output_index = (int)real;
+    c->output = ox_value_find(c, g->output[real]->name);
     if (c->output < 0 || !c->vals[c->output].defined)
         return sg_errf(err, SG_EINPUT, "%s: graph output '%.100s' is not defined", c->path,
-                       g->output[0]->name);
+                       g->output[real]->name);
     return ox_finish(c, m, err);
 }
 

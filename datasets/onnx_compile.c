@@ -1290,6 +1290,7 @@ typedef struct {
     int since, min_in, max_in, min_out, max_out;
     const ox_attr_schema *attrs;
     int n_attrs;
+    bool ml; /* of domain ai.onnx.ml (its opsets) */
 } ox_op_schema;
 #include "onnx_schemas.inc"
 
@@ -1329,13 +1330,13 @@ static bool attr_holds(const Onnx__AttributeProto *a, int t)
 
 /* The schema version a node of op follows at opset (the latest defined at or before it), or
    NULL; *first is then the opset op is defined from (0 if from none in the table). */
-static const ox_op_schema *schema_of(const char *op, int opset, int *first)
+static const ox_op_schema *schema_of(const char *op, bool ml, int opset, int *first)
 {
     const ox_op_schema *best = NULL;
     *first = 0;
     for (size_t i = 0; i < sizeof ox_schemas / sizeof ox_schemas[0]; i++) {
         const ox_op_schema *s = &ox_schemas[i];
-        if (strcmp(s->op, op) != 0) continue;
+        if (s->ml != ml || strcmp(s->op, op) != 0) continue;
         if (!*first || s->since < *first) *first = s->since;
         if (s->since <= opset && (!best || s->since > best->since)) best = s;
     }
@@ -1365,11 +1366,19 @@ static sg_status check_schema(ox_ctx *c, sg_err *err)
 {
     const Onnx__NodeProto *n = c->node;
     int first;
-    const ox_op_schema *s = schema_of(n->op_type, c->opset, &first);
+    const bool ml = n->domain && !strcmp(n->domain, OX_ML_DOMAIN);
+    const int opset = ml ? c->ml_opset : c->opset;
+    if (ml && (opset < OX_ML_OPSET_MIN || opset > OX_ML_OPSET_MAX))
+        return opset ? ox_node_err(c, err, SG_EINPUT,
+                                   "opset %d of domain %s is out of range (supported: %d..%d)",
+                                   opset, OX_ML_DOMAIN, OX_ML_OPSET_MIN, OX_ML_OPSET_MAX)
+                     : ox_node_err(c, err, SG_EINPUT, "the model imports no opset of domain %s",
+                                   OX_ML_DOMAIN);
+    const ox_op_schema *s = schema_of(n->op_type, ml, opset, &first);
     if (!s)
         return first ? ox_node_err(c, err, SG_EINPUT,
                                    "%s is not defined at opset %d (ONNX defines it from opset %d)",
-                                   n->op_type, c->opset, first)
+                                   n->op_type, opset, first)
                      : ox_node_err(c, err, SG_EINTERNAL, "no schema for %s", n->op_type);
     const char *hint = schema_hint(n->op_type);
     if (n->n_input < (size_t)s->min_in || n->n_input > (size_t)s->max_in) {
@@ -1820,6 +1829,7 @@ bool ox_is_unary(const char *op)
 
 static int compile_op(ox_ctx *c, const char *op, sg_err *err)
 {
+    if (c->node->domain && !strcmp(c->node->domain, OX_ML_DOMAIN)) return ox_compile_ml(c, err);
     if (!strcmp(op, "Gemm")) return ox_op_gemm(c, false, err);
     if (!strcmp(op, "MatMul")) return ox_op_gemm(c, true, err);
     if (!strcmp(op, "Add")) return op_binary(c, SG_OXB_ADD, err);

@@ -64,7 +64,14 @@ typedef struct {
        in memory order) with the batch inserted at axis bpos and merged there with the
        bouter row axes before it and the binner after it. All 0: the leading dimension. */
     int8_t bpos, bouter, binner;
+    /* An ONNX-ML model's output (onnx_ml.c): class probabilities (OX_ML_PROBA) or a
+       regression value (OX_ML_VALUE), said by the operator that made it; ml_zipmap: the
+       graph sees it as ZipMap's sequence of maps. */
+    int8_t ml_kind;
+    bool ml_zipmap;
 } ox_value;
+
+enum { OX_ML_PROBA = 1, OX_ML_VALUE = 2 };
 
 /* Starts the framed digest of a model with external data (docs/formats.md, "Digest"). */
 #define OX_DIGEST_TAG "stagegate onnx external data v1"
@@ -92,6 +99,7 @@ typedef struct {
     int *hash;
     size_t hash_cap;
     int input, output;   /* value indices */
+    int output_index;    /* the graph output that is the model's (of 1, or a label and it) */
     /* The graph input's declared batch size when it is fixed (an export made with a dummy
        input and no dynamic batch axis), else 0: said in a refusal about the batch. */
     int64_t input_batch;
@@ -122,6 +130,16 @@ typedef struct {
     bool overriding, gemm_any_rank;
     int in_override[4];
     int if_depth; /* branches of If being compiled, nested */
+    /* The ai.onnx.ml opset imported (0: none). */
+    int ml_opset;
+    /* Names made for the parts of an ONNX-ML node (owned), and the label outputs of its
+       classifiers, which nothing computes: a graph output naming one is left out. */
+    char **owned;
+    int n_owned, cap_owned;
+    const char **ml_labels;
+    int n_ml_labels, cap_ml_labels;
+    /* The ML node whose output is the model's, for the output rule. */
+    const char *ml_source;
 } ox_ctx;
 
 /* The model's digest into out: the .onnx file's SHA-256, or with external data the framed
@@ -305,6 +323,20 @@ void ox_placed_end(ox_ctx *c, ox_placed_state *st, sg_status rc);
 sg_status ox_placed_transpose(ox_ctx *c, int x, const int64_t *perm, sg_err *err);
 sg_status ox_placed_reshape(ox_ctx *c, int x, int s, sg_err *err);
 bool ox_is_unary(const char *op);
+
+/* ONNX-ML (onnx_ml.c): the operators of domain ai.onnx.ml supported, and c->node's
+   compilation when it is one of them. */
+#define OX_ML_DOMAIN "ai.onnx.ml"
+#define OX_ML_OPSET_MIN 1
+#define OX_ML_OPSET_MAX 3
+bool ox_ml_op_supported(const char *op);
+const char *ox_ml_supported_ops(void);
+sg_status ox_compile_ml(ox_ctx *c, sg_err *err);
+/* Whether name is the label output of a classifier (left out of the graph's outputs). */
+bool ox_ml_is_label(const ox_ctx *c, const char *name);
+/* For the ML node compilers: a binary or unary step of the default domain's, the node's
+   output 0 (or the partial value). */
+sg_status ox_emit_binary(ox_ctx *c, sg_onnx_binary op, int ia, int ib, sg_err *err);
 
 /* Compiles node (already known to have its inputs defined) into steps or a constant. */
 int ox_compile_node(ox_ctx *c, sg_err *err);

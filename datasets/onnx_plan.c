@@ -44,6 +44,7 @@ static void free_step(sg_onnx_step *s)
     free(s->parts);
     free(s->part_width);
     free(s->cols);
+    sg_tree_ensemble_free(s->trees);
     memset(s, 0, sizeof *s);
 }
 
@@ -89,6 +90,7 @@ sg_status sg_onnx_plan_clone(const sg_onnx_plan *src, sg_onnx_plan **out, sg_err
         *d = *s;
         d->W = d->b = d->scale = d->shift = NULL;
         d->parts = d->part_width = d->cols = NULL;
+        d->trees = NULL;
         if (s->a.kind == SG_OXA_CONST) d->a.value = NULL;
         if (s->bb.kind == SG_OXA_CONST) d->bb.value = NULL;
         if (s->cc.kind == SG_OXA_CONST) d->cc.value = NULL;
@@ -101,6 +103,10 @@ sg_status sg_onnx_plan_clone(const sg_onnx_plan *src, sg_onnx_plan **out, sg_err
         if (s->a.kind == SG_OXA_CONST && !(d->a.value = dup_floats(s->a.value, w))) ok = false;
         if (s->bb.kind == SG_OXA_CONST && !(d->bb.value = dup_floats(s->bb.value, w))) ok = false;
         if (s->cc.kind == SG_OXA_CONST && !(d->cc.value = dup_floats(s->cc.value, w))) ok = false;
+        if (s->trees && sg_tree_ensemble_clone(s->trees, &d->trees, err) != SG_OK) {
+            sg_onnx_plan_free(p);
+            return SG_ENOMEM;
+        }
         if (s->cols) {
             if ((d->cols = malloc(w * sizeof(int))) != NULL)
                 memcpy(d->cols, s->cols, w * sizeof(int));
@@ -438,9 +444,28 @@ static int fuse_into_gemm(pass *p, sg_onnx_step *g)
  * a runtime that trusts the declaration reads another model. */
 static int declared_output(const ox_ctx *c, const ox_value *ov, sg_err *err)
 {
-    const Onnx__ValueInfoProto *vi = c->mp->graph->output[0];
+    const Onnx__ValueInfoProto *vi = c->mp->graph->output[c->output_index];
     const Onnx__TypeProto *t = vi->type;
     if (!t) return SG_OK;
+    if (ov->ml_zipmap) {
+        /* ZipMap's sequence of maps from the int64 classes to float probabilities */
+        const Onnx__TypeProto *e =
+            t->value_case == ONNX__TYPE_PROTO__VALUE_SEQUENCE_TYPE && t->sequence_type
+                ? t->sequence_type->elem_type
+                : NULL;
+        const Onnx__TypeProto__Map *mt =
+            e && e->value_case == ONNX__TYPE_PROTO__VALUE_MAP_TYPE ? e->map_type : NULL;
+        const Onnx__TypeProto *vt = mt ? mt->value_type : NULL;
+        if (!mt || (mt->has_key_type && mt->key_type != ONNX__TENSOR_PROTO__DATA_TYPE__INT64) ||
+            (vt && (vt->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE || !vt->tensor_type ||
+                    (vt->tensor_type->has_elem_type &&
+                     vt->tensor_type->elem_type != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT))))
+            return sg_errf(err, SG_EINPUT,
+                           "%s: graph output '%.100s' (ZipMap's) is not declared a sequence of "
+                           "maps from int64 to float",
+                           c->path, ov->name);
+        return SG_OK;
+    }
     if (t->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE || !t->tensor_type)
         return sg_errf(err, SG_EINPUT, "%s: graph output '%.100s' is not declared a tensor",
                        c->path, ov->name);
@@ -534,6 +559,28 @@ static int meaning(ox_ctx *c, pass *p, sg_model *m, sg_onnx_plan *plan, sg_err *
     if (flag != SG_ONNX_OUTPUT_AUTO && !(from && (c->output_flag & SG_ONNX_OUTPUT_IF_UNSAID))) {
         meant = flag;
         from = "--output";
+    }
+    /* An ONNX-ML classifier gives probabilities and a regressor a value, whatever else is
+       said (a classifier's softmax is still taken as the link below). */
+    if (ov->ml_kind && !(ends && !strcmp(ends, "Softmax"))) {
+        const bool proba = ov->ml_kind == OX_ML_PROBA;
+        if (proba ? width < 2 : width != 1)
+            return sg_errf(err, SG_EINPUT, "%s: graph output '%.100s' has %d columns", c->path,
+                           ov->name, width);
+        snprintf(plan->output_rule, sizeof plan->output_rule, "%s of ONNX-ML node '%.24s'",
+                 proba ? "probabilities" : "value", c->ml_source ? c->ml_source : "");
+        if (!proba) {
+            m->task = SG_TASK_REGRESSION;
+            m->n_classes = 0;
+            plan->epi = SG_ONNX_EPI_LINK;
+            plan->link = SG_LINK_IDENTITY;
+            return od;
+        }
+        m->task = width == 2 ? SG_TASK_BINARY : SG_TASK_MULTICLASS;
+        m->n_classes = width;
+        plan->epi = SG_ONNX_EPI_COPY;
+        m->proba_declared = true;
+        return od;
     }
     /* A graph ending in Softmax/Sigmoid gives probabilities, whatever else is said. */
     if (ends) {
@@ -761,6 +808,12 @@ static double step_flops(const sg_onnx_step *s)
         return 2.0 * s->in_width * s->width * g;
     case SG_OX_MATMUL_ROWS:
         return 2.0 * s->width * s->mm_k * g;
+    case SG_OX_TREES: { /* a compare and a step per level of each tree's walk */
+        double steps = 0;
+        for (int t = 0; t < s->trees->n_trees; t++)
+            steps += s->trees->tree_depth[t];
+        return 2.0 * steps + (double)s->width;
+    }
     case SG_OX_RNN: /* each time step and direction: h times the G * H recurrence weights */
         return 2.0 * s->mm_m * s->mm_n * s->mm_k * (s->rnn_gru ? 3 : 4) * s->mm_k +
                (double)s->width;

@@ -25,8 +25,10 @@ sg_status ox_node_err(ox_ctx *c, sg_err *err, int status, const char *fmt, ...)
         snprintf(name, sizeof name, "'%.60s'", n->name);
     else
         snprintf(name, sizeof name, "#%d", c->node_index);
-    return sg_errf(err, status, "%s: node %s (%.40s, opset %d): %s", c->path, name,
-                   n->op_type ? n->op_type : "?", c->opset, what);
+    const bool ml = n->domain && !strcmp(n->domain, OX_ML_DOMAIN);
+    return sg_errf(err, status, "%s: node %s (%.40s, %sopset %d): %s", c->path, name,
+                   n->op_type ? n->op_type : "?", ml ? OX_ML_DOMAIN " " : "",
+                   ml ? c->ml_opset : c->opset, what);
 }
 
 sg_status ox_batch_err(ox_ctx *c, sg_err *err, const char *fmt, ...)
@@ -447,6 +449,10 @@ void ox_ctx_free(ox_ctx *c)
     free(c->ext_bytes);
     free(c->ext_len);
     free(c->consumed);
+    for (int i = 0; i < c->n_owned; i++)
+        free(c->owned[i]);
+    free(c->owned);
+    free(c->ml_labels);
     if (c->steps) {
         sg_onnx_plan p = {.steps = c->steps, .n_steps = c->n_steps};
         c->steps = NULL;

@@ -695,6 +695,39 @@ static void run_step(const sg_kernel_ops *k, const sg_onnx_step *st, const float
         }
         break;
     }
+    case SG_OX_TREES: {
+        /* the margins go to the first n * groups floats of out (then spread out for the
+           two-class forms, from the last row back so that nothing is read after written) */
+        const sg_tree_ensemble *e = st->trees;
+        const int G = e->n_groups, w = st->width;
+        memset(out, 0, (size_t)n * (size_t)G * sizeof(float));
+        if (one && n == 1)
+            k->tree_margins_one(e, in, out);
+        else
+            k->tree_margins(e, in, n, out);
+        for (int64_t r = n - 1; r >= 0; r--) {
+            if (st->tree_binary) {
+                float m = out[r];
+                if (st->tree_div > 0) m /= st->tree_div;
+                m += st->shift[0];
+                if (st->tree_binary == 1) {
+                    out[2 * r] = 1.0f - m;
+                    out[2 * r + 1] = m;
+                } else { /* ONNX Runtime's logistic: of |m|, then the complement below 0 */
+                    const float v = 1.0f / (1.0f + expf(-fabsf(m)));
+                    out[2 * r] = m < 0 ? v : 1.0f - v;
+                    out[2 * r + 1] = m < 0 ? 1.0f - v : v;
+                }
+                continue;
+            }
+            for (int g = 0; g < w; g++) {
+                float m = out[r * w + g];
+                if (st->tree_div > 0) m /= st->tree_div;
+                out[r * w + g] = m + st->shift[g];
+            }
+        }
+        break;
+    }
     case SG_OX_CONCAT: {
         int off = 0;
         for (int q = 0; q < st->n_parts; q++) {

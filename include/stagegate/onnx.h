@@ -11,6 +11,7 @@
 #include <math.h>
 
 #include "stagegate/common.h"
+#include "stagegate/trees.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -79,6 +80,11 @@ typedef enum {
        recurrence bias of h ([directions][H]) with rnn_lbr (linear_before_reset). rnn_clip > 0
        clips every gate's input. */
     SG_OX_RNN,
+    /* A tree ensemble of ONNX-ML (TreeEnsembleClassifier/Regressor) over rows of in_width
+       features: out[g] = (the trees' sum for output g, from 0, in tree order, in float)
+       / tree_div (AVERAGE; 0: SUM) + shift[g]; with tree_binary (one margin s of a two-class
+       classifier, out of width 2) out = [1 - s, s] (1) or [sigmoid(-s), sigmoid(s)] (2) */
+    SG_OX_TREES,
 } sg_onnx_step_kind;
 
 /* Row reductions besides the mean (ReduceSum, ReduceMax, ...), summed left to right in float. */
@@ -395,6 +401,10 @@ typedef struct {
     int *cols;
     bool padded;
     float pad_value;
+    /* TREES: the ensemble (n_groups margins), its divisor and two-class form */
+    sg_tree_ensemble *trees;
+    float tree_div;
+    int tree_binary;
 } sg_onnx_step;
 
 /* Vectors per row of step s (sg_onnx_step.groups), and its input and output row widths. */
