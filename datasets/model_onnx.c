@@ -394,6 +394,7 @@ static int compile_graph(ox_ctx *c, sg_model *m, sg_err *err)
         real = l0 ? 1 : 0;
     }
     c->output_index = (int)real;
+    m->missing_values = c->routes_nan;
     c->output = ox_value_find(c, g->output[real]->name);
     if (c->output < 0 || !c->vals[c->output].defined)
         return sg_errf(err, SG_EINPUT, "%s: graph output '%.100s' is not defined", c->path,

@@ -140,6 +140,9 @@ typedef struct {
     int n_ml_labels, cap_ml_labels;
     /* The ML node whose output is the model's, for the output rule. */
     const char *ml_source;
+    /* A node gives a NaN feature a meaning (a tree ensemble routes it, an Imputer replaces
+       it): the validation set may then hold NaN in /X (sg_model.missing_values). */
+    bool routes_nan;
 } ox_ctx;
 
 /* The model's digest into out: the .onnx file's SHA-256, or with external data the framed

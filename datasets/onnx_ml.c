@@ -378,6 +378,7 @@ static sg_status op_imputer(ox_ctx *c, sg_err *err)
     const float rep = ox_attr_f(c, "replaced_value_float", 0.0f);
     if (!(cond = part_name(c, "missing", err))) return SG_EINPUT;
     if (isnan(rep)) {
+        c->routes_nan = true;
         const char *i1[1] = {xo};
         rc = part_node(c, "IsNaN", i1, 1, cond, NULL, 0, err);
     } else {
@@ -1087,6 +1088,7 @@ static sg_status op_trees(ox_ctx *c, bool classifier, sg_err *err)
             goto done;
         }
     if ((rc = build_ensemble(c, &r, F, binary ? 1 : (int)r.K, binary, only, &e, err))) goto done;
+    c->routes_nan = true;
     {
         const int width = binary ? 2 : (int)r.K;
         const char *score = classifier && post != 0 && !binary ? part_name(c, "scores", err) : out;

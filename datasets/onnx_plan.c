@@ -829,7 +829,7 @@ static size_t step_param_bytes(const sg_onnx_step *s)
                (s->shift ? w : 0) + (s->a.kind == SG_OXA_CONST ? w : 0) +
                (s->bb.kind == SG_OXA_CONST ? w : 0) +
                (s->kind == SG_OX_WHERE && s->cc.kind == SG_OXA_CONST ? w : 0);
-    return n * sizeof(float);
+    return n * sizeof(float) + (s->trees ? sg_tree_ensemble_bytes(s->trees) : 0);
 }
 
 int ox_finish(ox_ctx *c, sg_model *m, sg_err *err)

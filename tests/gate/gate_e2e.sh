@@ -252,12 +252,19 @@ with h5py.File("cand.h5") as src, h5py.File("big.h5", "w") as dst:
         l["W"] = (rng.normal(size=w) * 0.01).astype(np.float32)
         l["b"] = np.zeros(w[1], np.float32)
         l.attrs["activation"] = act
+# 400 of the rows: the baseline's 17 MFLOP a row is 20 s on 4,000 under the sanitizers, and
+# what is measured is the weights held, not the rows run
+with h5py.File("val.h5") as src, h5py.File("val400.h5", "w") as dst:
+    for k, v in src.attrs.items():
+        dst.attrs[k] = v
+    for k in src:
+        dst[k] = src[k][:400]
 PYEOF
 echo '{"metrics": {"accuracy": {"threshold": 0.5}}, "memory": {"max_rss_mb": 4096}}' > mem.json
 rss() { $PY -c 'import base64,json,sys; print(json.loads(base64.b64decode(json.load(open(sys.argv[1]))["payload"]))["predicate"]["memory"]["peak_rss_mb"])' "$1"; }
-"$STAGEGATE_BIN" gate --model cand.h5 --data val.h5 --policy mem.json --key k.key.pem --cpus 0 \
+"$STAGEGATE_BIN" gate --model cand.h5 --data val400.h5 --policy mem.json --key k.key.pem --cpus 0 \
     --out alone.json >/dev/null || fail "candidate alone"
-"$STAGEGATE_BIN" gate --model cand.h5 --baseline big.h5 --data val.h5 --policy mem.json \
+"$STAGEGATE_BIN" gate --model cand.h5 --baseline big.h5 --data val400.h5 --policy mem.json \
     --key k.key.pem --cpus 0 --out withbig.json >/dev/null || fail "candidate with a 32 MiB baseline"
 a=$(rss alone.json) b=$(rss withbig.json)
 $PY -c "import sys; a, b = $a, $b; sys.exit(0 if b < a + 16 else 1)" ||
