@@ -44,11 +44,14 @@ static sg_status read_opset(ox_ctx *c, sg_err *err)
     for (size_t i = 0; i < mp->n_opset_import; i++) {
         const Onnx__OperatorSetIdProto *o = mp->opset_import[i];
         if (o->domain && !strcmp(o->domain, OX_ML_DOMAIN) && o->has_version) {
-            if (c->ml_opset)
+            if (c->ml_imported)
                 return sg_errf(err, SG_EINPUT, "%s: opset_import names domain %s twice", c->path,
                                OX_ML_DOMAIN);
             /* checked against the supported range by the first node of the domain */
-            c->ml_opset = o->version < 1 ? -1 : o->version > INT_MAX ? INT_MAX : (int)o->version;
+            c->ml_imported = true;
+            c->ml_opset = o->version < INT_MIN   ? INT_MIN
+                          : o->version > INT_MAX ? INT_MAX
+                                                 : (int)o->version;
             continue;
         }
         if (!default_domain(o->domain) || !o->has_version) continue;

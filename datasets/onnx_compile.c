@@ -1368,12 +1368,13 @@ static sg_status check_schema(ox_ctx *c, sg_err *err)
     int first;
     const bool ml = n->domain && !strcmp(n->domain, OX_ML_DOMAIN);
     const int opset = ml ? c->ml_opset : c->opset;
-    if (ml && (opset < OX_ML_OPSET_MIN || opset > OX_ML_OPSET_MAX))
-        return opset ? ox_node_err(c, err, SG_EINPUT,
-                                   "opset %d of domain %s is out of range (supported: %d..%d)",
-                                   opset, OX_ML_DOMAIN, OX_ML_OPSET_MIN, OX_ML_OPSET_MAX)
-                     : ox_node_err(c, err, SG_EINPUT, "the model imports no opset of domain %s",
-                                   OX_ML_DOMAIN);
+    if (ml && (!c->ml_imported || opset < OX_ML_OPSET_MIN || opset > OX_ML_OPSET_MAX))
+        return c->ml_imported
+                   ? ox_node_err(c, err, SG_EINPUT,
+                                 "opset %d of domain %s is out of range (supported: %d..%d)", opset,
+                                 OX_ML_DOMAIN, OX_ML_OPSET_MIN, OX_ML_OPSET_MAX)
+                   : ox_node_err(c, err, SG_EINPUT, "the model imports no opset of domain %s",
+                                 OX_ML_DOMAIN);
     const ox_op_schema *s = schema_of(n->op_type, ml, opset, &first);
     if (!s)
         return first ? ox_node_err(c, err, SG_EINPUT,

@@ -130,8 +130,9 @@ typedef struct {
     bool overriding, gemm_any_rank;
     int in_override[4];
     int if_depth; /* branches of If being compiled, nested */
-    /* The ai.onnx.ml opset imported (0: none). */
+    /* The ai.onnx.ml opset imported, if ml_imported. */
     int ml_opset;
+    bool ml_imported;
     /* Names made for the parts of an ONNX-ML node (owned), and the label outputs of its
        classifiers, which nothing computes: a graph output naming one is left out. */
     char **owned;

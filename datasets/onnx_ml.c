@@ -651,6 +651,7 @@ typedef struct {
     int64_t N; /* nodes in the attributes */
     const int64_t *tree, *id, *feat, *tru, *fal, *miss;
     double *thr;
+    const char *thr_name; /* the attribute the thresholds came from */
     uint8_t *mode;
     int64_t *order;           /* attribute indices sorted by (tree id, node id) */
     int64_t n_trees, *tstart; /* tree t's nodes: order[tstart[t] .. tstart[t + 1]) */
@@ -728,9 +729,10 @@ static sg_status read_nodes(ox_ctx *c, int64_t F, raw *r, sg_err *err)
         (rc = ints_of(c, "nodes_missing_value_tracks_true", r->N, true, &r->miss, &n, err)))
         return rc;
     if ((rc = values_of(c, "nodes_values", &r->thr, &n, err))) return rc;
+    r->thr_name = ox_attr(c, "nodes_values_as_tensor") ? "nodes_values_as_tensor" : "nodes_values";
     if (!r->thr || (int64_t)n != r->N)
-        return ox_node_err(c, err, SG_EINPUT, "nodes_values has %zu values; nodes_treeids has %lld",
-                           r->thr ? n : 0, (long long)r->N);
+        return ox_node_err(c, err, SG_EINPUT, "%s has %zu values; nodes_treeids has %lld",
+                           r->thr_name, r->thr ? n : 0, (long long)r->N);
     r->mode = malloc((size_t)r->N);
     r->order = malloc((size_t)r->N * sizeof *r->order);
     r->tstart = malloc(((size_t)r->N + 1) * sizeof *r->tstart);
@@ -744,8 +746,10 @@ static sg_status read_nodes(ox_ctx *c, int64_t F, raw *r, sg_err *err)
             return ox_node_err(c, err, SG_EINPUT,
                                "nodes_featureids[%lld] is %lld; the input has features 0..%lld",
                                (long long)i, (long long)r->feat[i], (long long)(F - 1));
-        if (!isfinite(r->thr[i]))
-            return ox_node_err(c, err, SG_EINPUT, "nodes_values[%lld] is not finite", (long long)i);
+        /* ±inf is a real split (every number one way, NaN as tracked), which scikit-learn's
+           HistGradientBoosting makes; the features are finite or NaN */
+        if (isnan(r->thr[i]))
+            return ox_node_err(c, err, SG_EINPUT, "%s[%lld] is NaN", r->thr_name, (long long)i);
         if (r->miss && r->miss[i] != 0 && r->miss[i] != 1)
             return ox_node_err(c, err, SG_EINPUT,
                                "nodes_missing_value_tracks_true[%lld] is %lld, not 0 or 1",
@@ -1049,6 +1053,13 @@ static sg_status op_trees(ox_ctx *c, bool classifier, sg_err *err)
     /* Two classes, one score (every weight for class 0): ONNX Runtime's binary case. With
        every weight for class 1 it computes two columns, class 0's of no trees. */
     const bool binary = classifier && r.K == 2 && single && only == 0;
+    if (classifier && r.K == 2 && single && only == 1 && post != 2) {
+        rc = ox_node_err(c, err, SG_EINPUT,
+                         "every weight is for class 1 of two: ONNX Runtime gives class 0 no "
+                         "score and writes [%s, s], which are not probabilities",
+                         post == 1 ? "0.5, sigmoid(s)" : "0");
+        goto done;
+    }
     if (classifier && r.K == 2 && n_base == 2) {
         rc = ox_node_err(c, err, SG_EINPUT,
                          "two base_values for a two-class classifier: ONNX leaves their use "
@@ -1155,9 +1166,6 @@ done:
 sg_status ox_compile_ml(ox_ctx *c, sg_err *err)
 {
     const char *op = c->node->op_type;
-    if (!c->ml_opset)
-        return ox_node_err(c, err, SG_EINPUT, "the model imports no opset of domain %s",
-                           OX_ML_DOMAIN);
     if (!strcmp(op, "TreeEnsembleClassifier")) return op_trees(c, true, err);
     if (!strcmp(op, "TreeEnsembleRegressor")) return op_trees(c, false, err);
     if (!strcmp(op, "LinearClassifier")) return op_linear(c, true, err);

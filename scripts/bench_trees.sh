@@ -16,7 +16,9 @@
 #      the XGBoost C API (XGBoosterPredictFromDense on one row, nthread 1) vs Python
 #      inplace_predict on one row;
 #   3. node visits per second (levels walked + leaf reads) and per core cycle;
-#   4. eval end to end (median of 3) against the trees' limit: the node visits at the batch
+#   4. the same model exported to ONNX-ML (TreeEnsembleClassifier, as onnxmltools writes it):
+#      stagegate eval's predict time and batch-1 p50 against the native XGBoost load;
+#   5. eval end to end (median of 3) against the trees' limit: the node visits at the batch
 #      kernel's one-core rate (best of 3 offline runs on core 0) times the workers, and
 #      against that limit plus the dataset digest (SHA-256 of the file at one core's rate,
 #      over the workers), which eval cannot skip.
@@ -53,12 +55,61 @@ X[:2000].tofile(f"{B}/trees_rows.f32")
 PY
 fi
 
+if [ ! -f "$B/trees300.onnx" ]; then
+    echo "== the same XGBoost model as ONNX-ML (TreeEnsembleClassifier, as onnxmltools lays it out)" >&2
+    /usr/bin/python3 - "$B" <<'PY'
+import json, sys
+import numpy as np, onnx, xgboost as xgb
+from onnx import TensorProto, helper
+B = sys.argv[1]
+b = xgb.Booster(model_file=f"{B}/trees300.json")
+keys = ("nodes_treeids nodes_nodeids nodes_featureids nodes_values nodes_modes nodes_truenodeids "
+        "nodes_falsenodeids nodes_missing_value_tracks_true class_treeids class_nodeids class_ids "
+        "class_weights").split()
+a = {k: [] for k in keys}
+def walk(t, n):
+    split = "leaf" not in n
+    for k, v in (("nodes_treeids", t), ("nodes_nodeids", n["nodeid"]),
+                 ("nodes_featureids", int(n["split"][1:]) if split else 0),
+                 ("nodes_values", n["split_condition"] if split else 0.0),
+                 ("nodes_modes", "BRANCH_LT" if split else "LEAF"),
+                 ("nodes_truenodeids", n["yes"] if split else 0),
+                 ("nodes_falsenodeids", n["no"] if split else 0),
+                 ("nodes_missing_value_tracks_true", int(split and n["missing"] == n["yes"]))):
+        a[k].append(v)
+    if not split:
+        for k, v in (("class_treeids", t), ("class_nodeids", n["nodeid"]), ("class_ids", 0),
+                     ("class_weights", n["leaf"])):
+            a[k].append(v)
+    for ch in n.get("children", []):
+        walk(t, ch)
+for t, d in enumerate(b.get_dump(dump_format="json")):
+    walk(t, json.loads(d))
+bs = float(json.loads(b.save_config())["learner"]["learner_model_param"]["base_score"])
+node = helper.make_node("TreeEnsembleClassifier", ["X"], ["label", "proba"], domain="ai.onnx.ml",
+                        name="xgb300", classlabels_int64s=[0, 1], post_transform="LOGISTIC",
+                        base_values=[float(np.log(bs / (1 - bs)))], **a)
+g = helper.make_graph([node], "xgb300", [helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, 64])],
+                      [helper.make_tensor_value_info("label", TensorProto.INT64, [None]),
+                       helper.make_tensor_value_info("proba", TensorProto.FLOAT, [None, 2])])
+m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 15), helper.make_opsetid("ai.onnx.ml", 1)])
+onnx.checker.check_model(m)
+onnx.save(m, f"{B}/trees300.onnx")
+PY
+fi
+
 echo "== stagegate eval (3 runs, end to end timed)" >&2
 cat "$B/trees_$ROWS.h5" >/dev/null # in the page cache: the runs measure compute, not the disk
 for i in 1 2 3; do
     /usr/bin/time -f "%e" -o "$B/trees_wall_$i.txt" \
         "$SG" eval --model "$B/trees300.json" --data "$B/trees_$ROWS.h5" --json >"$B/trees_eval_$i.json"
 done
+echo "== stagegate eval and bench of the ONNX-ML export (3 runs; single-stream)" >&2
+for i in 1 2 3; do
+    "$SG" eval --model "$B/trees300.onnx" --data "$B/trees_$ROWS.h5" --json >"$B/trees_onnx_eval_$i.json"
+done
+"$SG" bench --model "$B/trees300.onnx" --data "$B/trees_$ROWS.h5" --scenario single-stream \
+    --duration 3 --cpus 0 --json >"$B/trees_onnx_single.json"
 echo "== the batch kernel's rate on one core (bench --scenario offline --cpus 0, best of 3)" >&2
 for i in 1 2 3; do
     "$SG" bench --model "$B/trees300.json" --data "$B/trees_$ROWS.h5" --scenario offline \
@@ -132,6 +183,15 @@ print(f"{'batch 1 (one core)':44s} {'p50 us':>10s} {'p99 us':>10s} {'p50 ratio':
 print(f"{'stagegate bench single-stream':44s} {p50/1e3:10.2f} {p99/1e3:10.2f} {'1.00x':>12s}")
 print(f"{'XGBoost C API XGBoosterPredictFromDense':44s} {xc['p50_ns']/1e3:10.2f} {xc['p99_ns']/1e3:10.2f} {xc['p50_ns']/p50:11.2f}x slower")
 print(f"{'Python inplace_predict, one row':44s} {py['py_one_p50_ns']/1e3:10.2f} {py['py_one_p99_ns']/1e3:10.2f} {py['py_one_p50_ns']/p50:11.2f}x slower")
+print()
+# The same model exported to ONNX-ML (TreeEnsembleClassifier) runs on the same tree kernels
+# through the ONNX step plan: what that path costs against the native XGBoost load.
+ox = statistics.median(json.load(open(f"{B}/trees_onnx_eval_{i}.json"))["timing"]["predict_seconds"]
+                       for i in (1, 2, 3))
+os1 = json.load(open(f"{B}/trees_onnx_single.json"))["latency_ns"]
+print(f"{'the ONNX-ML export of the same model':44s} {'seconds':>10s} {'p50 us':>10s} {'ratio':>12s}")
+print(f"{'  stagegate eval (predict part) / batch 1':44s} {ox:10.3f} {os1['p50']/1e3:10.2f} "
+      f"{ox / sg_s:6.2f}x {os1['p50'] / p50:5.2f}x of native")
 print()
 vps = visits * ROWS / sg_s
 print(f"node visits per row: {visits:.0f}; batch {vps/1e9:.2f} G visits/s on {W} workers "

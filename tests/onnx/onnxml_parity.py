@@ -4,40 +4,53 @@ independent references per model: the fitted library's own predict_proba / predi
 (scikit-learn, XGBoost) on the same float32 rows, and a numpy evaluator of the ONNX-ML
 semantics written here from the operators' definitions (it walks each tree per row).
 
-There is no skl2onnx / onnxmltools / onnxruntime here, so the converters are in this file:
-they lay the graphs out the way skl2onnx and onnxmltools do (tree ensembles with
-nodes_treeids / nodes_nodeids / class or target weights by (tree, node, id); a binary
-LogisticRegression as two rows [-w, w], [-b, b] with LOGISTIC then Normalizer L1;
-pipelines as Imputer -> Scaler -> model; ZipMap or a plain probability tensor). Covered:
+There is no skl2onnx / onnxmltools / onnxruntime here, so the converters are in this file.
+They lay the graphs out the way skl2onnx and onnxmltools do: tree ensembles with
+nodes_treeids / nodes_nodeids / nodes_hitrates and class or target weights by (tree, node,
+id); a binary forest as one class id (0) weighted by class 1's fractions; a binary
+LogisticRegression as two rows [-w, w], [-b, b] with LOGISTIC then Normalizer L1; pipelines
+as Imputer -> Scaler -> model; ZipMap or a plain probability tensor. Covered:
 - TreeEnsembleClassifier / Regressor from DecisionTree, RandomForest (class fractions /
-  n_trees, SUM), ExtraTrees, RandomForestRegressor (AVERAGE), GradientBoosting (per-class
-  trees, base_values = init margin, LOGISTIC or SOFTMAX), HistGradientBoosting and XGBoost
-  (BRANCH_LT, missing values routed by nodes_missing_value_tracks_true, NaN in /X);
-- float thresholds (ml opset 1..3) and double ones (`nodes_values_as_tensor`, with
-  `class_weights_as_tensor` / `target_weights_as_tensor` / `base_values_as_tensor`, ml opset
-  3); every branch mode (LEQ, LT, GTE, GT: thresholds moved to the next float and children
-  swapped so the model is unchanged), per model or mixed per node; nodes listed in shuffled
-  order; validation rows whose features sit exactly on, just above and just below a split's
-  (rounded) threshold;
-- binary (per-class weights; one class id with all-positive weights read as [1 - s, s];
-  mixed-sign weights with LOGISTIC) and multiclass (3..5 classes), ZipMap and plain outputs;
+  n_trees, SUM, post NONE), ExtraTrees, RandomForestRegressor (AVERAGE, then base_values),
+  GradientBoosting (per-class trees, base_values = init margin, LOGISTIC or SOFTMAX),
+  HistGradientBoosting (double thresholds, +inf where NaN alone goes one way) and XGBoost
+  (BRANCH_LT, missing values routed by nodes_missing_value_tracks_true, or without it to
+  the false branch), NaN in /X for those;
+- float thresholds (ml opset 1..3; as cut from scikit-learn's float64 ones, or adjusted as
+  skl2onnx does so that they decide every float32 x alike) and double ones
+  (`nodes_values_as_tensor`, with `class_weights_as_tensor` / `target_weights_as_tensor` /
+  `base_values_as_tensor`, ml opset 3); every branch mode (LEQ, LT, GTE, GT: the threshold
+  moved to the next float and the children swapped so the model is unchanged), per model or
+  drawn per node; nodes and weights listed in shuffled order; tree ids that are not 0..T-1;
+  validation rows whose features sit exactly on, just above and just below a split's
+  float32 threshold;
+- binary (weights for both classes, NONE or per-class LOGISTIC; one class id, 0 or 1, with
+  all-positive weights read as [1 - s, s]; mixed-sign weights with LOGISTIC) and multiclass
+  (3..5 classes, NONE or SOFTMAX), ZipMap and plain outputs, default opsets 13, 15 and 17;
 - LinearClassifier (binary [-w, w] + Normalizer L1, multinomial SOFTMAX, one row of
-  coefficients read as [1 - s, s]) and LinearRegressor; Imputer (NaN, a value, one or F
-  imputed values), Scaler (one or F values), Normalizer (MAX, L1, L2), Binarizer and
-  ArrayFeatureExtractor in pipelines.
-Per model: the evaluator agrees with the library (all rows for graphs that are exact;
-with float32 thresholds cut from scikit-learn's float64 ones, all but the rows whose
-feature lies between a threshold and its float32 rounding, which are counted); stagegate's
-probabilities (abs) / predictions (relative) are within 1e-5 of the evaluator and of the
-library on those rows; the metrics it reports (accuracy, log_loss; mean_squared_error)
-equal the ones computed from the reference. Then refusals: bad ONNX-ML graphs (BRANCH_EQ,
-string labels, labels 1..K, MAX aggregate, PROBIT, a node reading the label, node ids that
-skip, a child out of range, a cycle, a feature out of range, a NaN threshold, SVMClassifier,
-ml opset 4, an ambiguous LOGISTIC binary, ...) each exit 2 with one stderr line that starts
-with the model path and names the node.
+  coefficients read as [1 - s, s]) and LinearRegressor; Imputer (NaN with NaN in /X, or a
+  value; one or F imputed values), Scaler (one or F values), Normalizer (MAX, L1, L2),
+  Binarizer and ArrayFeatureExtractor in pipelines.
+Per model: the evaluator agrees with the library on every row of a graph that is exact
+(double thresholds, native float32 ones, adjusted ones) and, for float32 thresholds cut from
+float64 ones, on all but the rows whose feature lies between a threshold and its rounding
+(counted); stagegate's probabilities (absolute) / predictions (relative) are within 1e-5 of
+the evaluator on every row and of the library on those rows; the metrics it reports
+(accuracy and log_loss; mean_squared_error) equal the ones computed from the evaluator's
+outputs; with SG_ONNX_ONE_VS_BATCH set, the one-row (latency) path gives what the batch path
+gives. The valid small graphs the refusals alter load and match the evaluator. Refusals:
+BRANCH_EQ / NEQ, string labels, labels 1..K or 0, 2, MIN / MAX aggregate, PROBIT and
+SOFTMAX_ZERO, a node reading the label, node ids that skip or repeat, a child out of range
+or the node itself, a cycle, a feature out of range, a NaN threshold (float and double),
+attribute lists of different lengths, a weight for a node that does not exist, a class id
+out of range, SVMClassifier, LabelEncoder, OneHotEncoder, ml opset 4, an ambiguous binary
+(all-positive weights with LOGISTIC, class id 0 or 1; mixed-sign with NONE; one row of
+linear coefficients with LOGISTIC), two regression targets, ArrayFeatureExtractor, Scaler,
+LinearClassifier and Normalizer attributes out of range: each exits 2 with one stderr line
+that starts with the model path and names the node.
 
-`--reference-only` checks the converters and the evaluator against the libraries without
-running stagegate.
+`--reference-only` checks the converters and the evaluator against the libraries (and
+builds every graph) without running stagegate.
 """
 import json
 import os
@@ -62,15 +75,16 @@ from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 from sklearn.metrics import log_loss
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import Binarizer, Normalizer, StandardScaler
-from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+from sklearn.tree import DecisionTreeClassifier
 
 REFERENCE_ONLY = "--reference-only" in sys.argv[1:]
 SG = None if REFERENCE_ONLY else os.environ["STAGEGATE_BIN"]
+# Optional: the one-row (latency) path against the batch path, as torch_parity.py runs it.
+ONE_VS_BATCH = os.environ.get("SG_ONNX_ONE_VS_BATCH")
 ML = "ai.onnx.ml"
 TOL = 1e-5
 MODES = ("BRANCH_LEQ", "BRANCH_LT", "BRANCH_GTE", "BRANCH_GT")
 failures = []
-rng = np.random.default_rng(20240607)
 
 
 def check(cond, what):
@@ -127,7 +141,8 @@ def hgb_trees(est):
                               left=np.where(leaf, -1, n["left"]).astype(np.int64),
                               right=np.where(leaf, -1, n["right"]).astype(np.int64),
                               miss_left=n["missing_go_to_left"].astype(bool),
-                              leaves={i: [(k, float(n["value"][i]))] for i in np.flatnonzero(leaf)}))
+                              leaves={i: [(k, float(n["value"][i]))]
+                                      for i in np.flatnonzero(leaf)}))
     return trees
 
 
@@ -139,8 +154,12 @@ def nextdown(v, ft):
     return np.nextafter(ft(v), ft(-np.inf))
 
 
-def split(t, cmp, mode, ft):
-    """(threshold, true is left) for `mode` deciding as the native comparison does."""
+def split(t, cmp, mode, ft, adjust=False):
+    """(threshold, true is left) for `mode` deciding as the native comparison does. adjust
+    (skl2onnx's sklearn_threshold): a float32 threshold for scikit-learn's float64 t that
+    decides every float32 x alike, the largest float32 <= t."""
+    if adjust and cmp == "LEQ" and ft is np.float32 and np.float32(t) > t:
+        t = nextdown(t, np.float32)
     t = ft(t)
     if cmp == "LEQ":
         return {"BRANCH_LEQ": (t, True), "BRANCH_GT": (t, False),
@@ -155,11 +174,14 @@ def dbl_tensor(name, values):
 
 def tree_node(name, trees, inp, outs, classifier, labels=None, post="NONE", base=None,
               agg="SUM", modes="native", dbl=False, wdbl=False, shuffle=False, seed=0,
-              tid_step=1, extra=None):
+              tid_step=1, adjust=False, missing_attr=True, hitrates=False, extra=None):
     """A TreeEnsembleClassifier / Regressor node. modes: native, one of MODES, or mix (one
     drawn per node). dbl: thresholds as nodes_values_as_tensor; wdbl: weights and base
     values as *_as_tensor. shuffle: nodes and weights listed in a random order. tid_step:
-    tree k gets id k * tid_step + (tid_step - 1) (ids need not be 0..T-1)."""
+    tree k gets id k * tid_step + (tid_step - 1) (ids need not be 0..T-1). adjust: exact
+    float32 thresholds for scikit-learn's float64 ones (as skl2onnx). missing_attr=False
+    leaves nodes_missing_value_tracks_true out (NaN then takes the false branch);
+    hitrates: nodes_hitrates of 1, as skl2onnx writes them."""
     r = np.random.default_rng(seed)
     ft = np.float64 if dbl else np.float32
     nodes, weights = [], []
@@ -176,7 +198,7 @@ def tree_node(name, trees, inp, outs, classifier, labels=None, post="NONE", base
                 mode = MODES[r.integers(4)]
             else:
                 mode = modes
-            v, true_left = split(tr["thr"][i], tr["cmp"], mode, ft)
+            v, true_left = split(tr["thr"][i], tr["cmp"], mode, ft, adjust)
             a, b = (tr["left"][i], tr["right"][i]) if true_left else (tr["right"][i], tr["left"][i])
             nodes.append((tid, i, int(tr["feat"][i]), mode, v, int(a), int(b),
                           int(bool(tr["miss_left"][i]) == true_left)))
@@ -188,13 +210,18 @@ def tree_node(name, trees, inp, outs, classifier, labels=None, post="NONE", base
               nodes_featureids=list(cols[2]), nodes_modes=list(cols[3]),
               nodes_truenodeids=list(cols[5]), nodes_falsenodeids=list(cols[6]),
               nodes_missing_value_tracks_true=list(cols[7]))
+    if not missing_attr:
+        del at["nodes_missing_value_tracks_true"]
+    if hitrates:
+        at["nodes_hitrates"] = [1.0] * len(nodes)
     if dbl:
         at["nodes_values_as_tensor"] = dbl_tensor("nodes_values", cols[4])
     else:
         at["nodes_values"] = [float(v) for v in cols[4]]
     wc = list(zip(*weights))
     pre = "class_" if classifier else "target_"
-    at[pre + "treeids"], at[pre + "nodeids"], at[pre + "ids"] = list(wc[0]), list(wc[1]), list(wc[2])
+    for key, col in zip(("treeids", "nodeids", "ids"), wc[:3]):
+        at[pre + key] = list(col)
     if wdbl:
         at[pre + "weights_as_tensor"] = dbl_tensor(pre + "weights", wc[3])
     else:
@@ -416,9 +443,10 @@ def ev_trees(a, X, classifier):
     assert labels == list(range(K))
     ids = sorted(set(wi.tolist()))
     if ids == list(range(K)) and K >= 2:
+        assert len(base) in (0, K)
         z = acc[:, :K] + (base if len(base) else 0)
-        return {"NONE": z, "SOFTMAX": softmax(z) if post == "SOFTMAX" else None,
-                "LOGISTIC": sigmoid(z)}[post]
+        return {"NONE": lambda: z, "LOGISTIC": lambda: sigmoid(z),
+                "SOFTMAX": lambda: softmax(z)}[post]()
     assert K == 2 and len(ids) == 1
     s = acc[:, ids[0]] + (base[0] if len(base) == 1 else 0)
     if (ww >= 0).all():
@@ -438,7 +466,8 @@ def ev_linear_classifier(a, X):
         assert post == "NONE"
         return np.concatenate([1 - z, z], 1)
     assert len(b) == K
-    return {"NONE": lambda: z, "LOGISTIC": lambda: sigmoid(z), "SOFTMAX": lambda: softmax(z)}[post]()
+    return {"NONE": lambda: z, "LOGISTIC": lambda: sigmoid(z),
+            "SOFTMAX": lambda: softmax(z)}[post]()
 
 
 def ev_node(n, ins):
@@ -587,6 +616,10 @@ def run_case(tmp, c):
     check(not badl.any(), "%s: stagegate differs from the library on %d rows: %s"
           % (c.name, badl.sum(), describe_rows("stagegate", out, lib, c.X, badl, c.regression)))
     check_metrics(c.name, doc, ref, c.y)
+    if ONE_VS_BATCH:
+        p = subprocess.run([ONE_VS_BATCH, path], capture_output=True, text=True, timeout=120)
+        check(p.returncode == 0, "%s one row vs batch: %s" % (c.name,
+                                                             (p.stderr or p.stdout).strip()))
     print("ok %-22s max diff %.2g  %s  %s" % (c.name, np.nanmax(ds), status, ",".join(ops)))
 
 
@@ -630,21 +663,25 @@ def tree_cases():
     trees = [sk_tree(est, 0, lambda t, i: list(enumerate(class_fractions(t, i))))]
     Xv = edge_rows(Xv, trees, 45, 1)
     node = tree_node("TreeEnsembleClassifier", trees, "input", ["label", "probabilities"], True,
-                     [0, 1])
-    add(Case("dt_binary_leq_zipmap", classifier_model([], node, 8, 2, True, opset=13, ml=1),
-             Xv, yv, est.predict_proba(Xv), flagged_rows(trees, Xv)))
+                     [0, 1], adjust=True, hitrates=True)
+    add(Case("dt_binary_leq_exact32_zipmap", classifier_model([], node, 8, 2, True, opset=13,
+                                                              ml=1), Xv, yv,
+             est.predict_proba(Xv)))
 
-    # Random forest, binary laid out with one class id (1): all-positive weights, [1 - s, s];
-    # double thresholds and weights (ml opset 3), BRANCH_GT.
+    # Random forest, binary laid out as skl2onnx does: one class id (0) whose weights are
+    # class 1's fractions / n_trees, all positive, read as [1 - s, s]; double thresholds and
+    # weights (ml opset 3), BRANCH_GT.
     est = RandomForestClassifier(n_estimators=15, max_depth=6, random_state=0).fit(Xt, yt)
     T = len(est.estimators_)
-    trees = [sk_tree(e, k, lambda t, i: [(1, class_fractions(t, i)[1] / T)])
+    trees = [sk_tree(e, k, lambda t, i: [(0, class_fractions(t, i)[1] / T)])
              for k, e in enumerate(est.estimators_)]
     Xv2 = edge_rows(cls_data(2, seed=1)[2], trees, 45, 2)
     node = tree_node("rf_binary", trees, "input", ["label", "probabilities"], True, [0, 1],
-                     modes="BRANCH_GT", dbl=True, wdbl=True)
-    add(Case("rf_binary_one_id_gt_f64", classifier_model([], node, 8, 2, False, ml=3), Xv2, yv,
+                     modes="BRANCH_GT", dbl=True, wdbl=True, hitrates=True)
+    add(Case("rf_binary_one_id0_gt_f64", classifier_model([], node, 8, 2, False, ml=3), Xv2, yv,
              est.predict_proba(Xv2)))
+    # The same forest with its single class id 1 is refused (below): ONNX Runtime collapses
+    # one score to [1 - s, s] only when it is class 0's, and writes [0, s] for class 1's.
 
     # Same forest as float thresholds, BRANCH_GTE, and per-class weights: 2 class ids.
     trees2 = [sk_tree(e, k, lambda t, i: list(enumerate(class_fractions(t, i) / T)))
@@ -662,9 +699,9 @@ def tree_cases():
                                          if f > 0]) for k, e in enumerate(est.estimators_)]
     Xv = edge_rows(Xv, trees, 45, 3)
     node = tree_node("rf_multi3", trees, "input", ["label", "probabilities"], True, [0, 1, 2],
-                     modes="mix", shuffle=True, seed=4)
-    add(Case("rf_multi3_mix_f32", classifier_model([], node, 8, 3, False, opset=17, ml=1), Xv,
-             yv, est.predict_proba(Xv), flagged_rows(trees, Xv)))
+                     modes="mix", shuffle=True, seed=4, adjust=True, missing_attr=False)
+    add(Case("rf_multi3_mix_exact32", classifier_model([], node, 8, 3, False, opset=17, ml=1),
+             Xv, yv, est.predict_proba(Xv)))
 
     # Extra trees, 5 classes, double thresholds with float weights, BRANCH_LT, ZipMap.
     Xt, yt, Xv, yv = cls_data(5, seed=3)
@@ -691,6 +728,16 @@ def tree_cases():
                      post="LOGISTIC", base=base, modes="BRANCH_GTE")
     add(Case("gb_binary_logistic_gte", classifier_model([], node, 8, 2, False, ml=1), Xv, yv,
              est.predict_proba(Xv), flagged_rows(trees, Xv)))
+    # The same as two class ids, weights [-w, w], LOGISTIC per class (double, mixed modes).
+    # The init margin is folded into the first tree's leaves: two base_values for two classes
+    # are read otherwise by ONNX Runtime (class 1's base plus class 0's score).
+    trees2 = [dict(t, leaves={n: [(0, -w - b0) for _, w in v] + [(1, w + b0) for _, w in v]
+                              for n, v in t["leaves"].items()})
+              for t, b0 in zip(trees, [base[0]] + [0] * len(trees))]
+    node = tree_node("gb_binary2", trees2, "input", ["label", "probabilities"], True, [0, 1],
+                     post="LOGISTIC", modes="mix", dbl=True, seed=7)
+    add(Case("gb_binary_two_ids_logistic_f64", classifier_model([], node, 8, 2, True, ml=3),
+             Xv, yv, est.predict_proba(Xv)))
 
     # Gradient boosting, 4 classes: tree i*K + k adds to class k, SOFTMAX, double thresholds.
     Xt, yt, Xv, yv = cls_data(4, seed=5)
@@ -754,6 +801,14 @@ def tree_cases():
     add(Case("xgb_binary_nan_mix", classifier_model([], node, 8, 2, False, ml=3), Xv, yv,
              est.predict_proba(Xv)))
 
+    # Without nodes_missing_value_tracks_true NaN takes the false branch: BRANCH_LT's right
+    # child, where XGBoost sends a value above every threshold.
+    trees_r = [dict(t, miss_left=np.zeros(len(t["left"]), bool)) for t in trees]
+    node = tree_node("xgb_binary_nomiss", trees_r, "input", ["label", "probabilities"], True,
+                     [0, 1], post="LOGISTIC", base=[np.log(bs / (1 - bs))], missing_attr=False)
+    add(Case("xgb_binary_nan_no_missing_attr", classifier_model([], node, 8, 2, False, ml=1),
+             Xv, yv, est.predict_proba(np.where(np.isnan(Xv), np.float32(3e38), Xv))))
+
     # XGBoost, 3 classes (tree i adds to class tree_info[i]), NaN, SOFTMAX, GTE.
     Xt, yt, Xv, yv = cls_data(3, seed=8, nan=0.1)
     est = xgb.XGBClassifier(n_estimators=12, max_depth=4, tree_method="hist").fit(Xt, yt)
@@ -805,6 +860,29 @@ def tree_cases():
                      base=est._baseline_prediction.ravel(), dbl=True, modes="BRANCH_GT")
     add(Case("hgb_reg_nan_gt_f64", regressor_model([], node, 8, ml=3), Xv, yv, est.predict(Xv),
              regression=True))
+
+    # HistGradientBoosting where a feature's NaN is informative: a split that sends every
+    # number one way and NaN the other has the threshold +inf (skl2onnx writes it as is).
+    r = np.random.default_rng(15)  # a seed whose ensemble has such splits (asserted)
+    X = r.normal(size=(1100, 8)).astype(np.float32)
+    y = (X[:, 1] + X[:, 2] + 0.5 * r.normal(size=1100) > 0).astype(np.int64)
+    gone = r.random(1100) < 0.2
+    X[gone, 0], y[gone] = np.nan, 1
+    Xt, yt, Xv, yv = X[:600], y[:600], X[600:], y[600:]
+    est = HistGradientBoostingClassifier(max_iter=10, max_leaf_nodes=8, random_state=0).fit(
+        Xt, yt)
+    trees = hgb_trees(est)
+    assert any(np.isposinf(t["thr"][t["left"] >= 0]).any() for t in trees)
+    Xv = edge_rows(Xv, trees, 45, 14)
+    node = tree_node("hgb_inf", trees, "input", ["label", "probabilities"], True, [0, 1],
+                     post="LOGISTIC", base=est._baseline_prediction.ravel(), dbl=True)
+    add(Case("hgb_binary_inf_threshold_f64", classifier_model([], node, 8, 2, False, ml=3), Xv,
+             yv, est.predict_proba(Xv)))
+    node = tree_node("hgb_inf32", trees, "input", ["label", "probabilities"], True, [0, 1],
+                     post="LOGISTIC", base=est._baseline_prediction.ravel(), modes="mix",
+                     adjust=True, seed=14)
+    add(Case("hgb_binary_inf_threshold_mix32", classifier_model([], node, 8, 2, True, ml=1), Xv,
+             yv, est.predict_proba(Xv)))
     return cases
 
 
@@ -1004,9 +1082,9 @@ def refusal_models():
                     "good_leaf_only", small_trees(regression=True) + [leaf_only], "input",
                     ["variable"], False, agg="AVERAGE", base=[-0.25]), F, ml=1)),
                 ("control_binary_one_id_none", cm(tree_node(
-                    "good_one_id", [dict(t, leaves={n: [(1, w[1][1])] for n, w in
+                    "good_one_id", [dict(t, leaves={n: [(0, w[1][1] * 0.9)] for n, w in
                                                     t["leaves"].items()}) for t in small_trees()],
-                    "input", ["label", "probabilities"], True, [0, 1]))),
+                    "input", ["label", "probabilities"], True, [0, 1], base=[0.05]))),
                 ("control_binary_mixed_logistic", cm(tree_node(
                     "good_mixed", [dict(t, leaves={n: [(0, w[1][1] - 0.3)] for n, w in
                                                    t["leaves"].items()}) for t in small_trees()],
@@ -1076,11 +1154,19 @@ def refusal_models():
     out.append(("label_encoder", regressor_model(
         [le], linear_regressor("lin", "encoded", [1.0] * F, 0.0), F, ml=2), "label_encoder"))
     out.append(("ml_opset_4", cm(clf("opset4_tree"), ml=4), None))
-    one_pos = tree_node("pos_logistic", [dict(t, leaves={n: [(1, w[1][1])] for n, w in
-                                                         t["leaves"].items()})
+    for cid in (0, 1):
+        one_pos = tree_node("pos_logistic%d" % cid, [dict(t, leaves={n: [(cid, w[1][1])] for n, w
+                                                                     in t["leaves"].items()})
+                                                     for t in small_trees()],
+                            "input", ["label", "probabilities"], True, [0, 1], post="LOGISTIC")
+        out.append(("binary_all_positive_logistic_id%d" % cid, cm(one_pos),
+                    "pos_logistic%d" % cid))
+    # every weight for class 1 of two: ONNX Runtime writes [0, s] (NONE), not probabilities
+    one_id1 = tree_node("one_id1_none", [dict(t, leaves={n: [(1, w[1][1])] for n, w in
+                                                       t["leaves"].items()})
                                          for t in small_trees()],
-                        "input", ["label", "probabilities"], True, [0, 1], post="LOGISTIC")
-    out.append(("binary_all_positive_logistic", cm(one_pos), "pos_logistic"))
+                        "input", ["label", "probabilities"], True, [0, 1])
+    out.append(("binary_one_id1_none", cm(one_id1), "one_id1_none"))
     mixed_none = tree_node("mixed_none", [dict(t, leaves={n: [(0, w[1][1] - 0.3)] for n, w in
                                                           t["leaves"].items()})
                                           for t in small_trees()],
@@ -1090,6 +1176,35 @@ def refusal_models():
                 "cls_oob"))
     lin1 = linear_classifier("lin_one_row_logistic", "input", [[0.1] * F], [0.5], 2, "LOGISTIC")
     out.append(("linear_one_row_logistic", cm(lin1), "lin_one_row_logistic"))
+    # Malformed structure: every one is an error in the file, named with its node.
+    out.append(("duplicate_node_id", cm(with_list(clf("dup_ids"), "nodes_nodeids", 2, 1)),
+                "dup_ids"))
+    out.append(("child_is_itself", cm(with_list(clf("self_loop"), "nodes_truenodeids", 0, 0)),
+                "self_loop"))
+    out.append(("nodes_lengths_differ", cm(remake(clf("short_modes"), nodes_modes=list(
+        tree_attrs(good)["nodes_modes"])[:-1])), "short_modes"))
+    out.append(("weight_for_missing_node", cm(with_list(clf("weight_nowhere"), "class_nodeids", 0,
+                                                        42)), "weight_nowhere"))
+    out.append(("regressor_two_targets", regressor_model([], remake(good_reg, n_targets=2), F),
+                "good_reg"))
+    afe = helper.make_node("ArrayFeatureExtractor", ["input", "idx"], ["picked"], name="afe_oob",
+                           domain=ML)
+    out.append(("afe_index_out_of_range", regressor_model(
+        [afe], linear_regressor("lin2", "picked", [1.0, 1.0], 0.0), F,
+        inits=[numpy_helper.from_array(np.array([1, F], np.int64), "idx")]), "afe_oob"))
+    out.append(("scaler_offset_length", regressor_model(
+        [helper.make_node("Scaler", ["input"], ["s"], name="scaler3", domain=ML,
+                          offset=[0.0, 0.0, 0.0], scale=[1.0])],
+        linear_regressor("lin", "s", [1.0] * F, 0.0), F), "scaler3"))
+    out.append(("linear_coefficients_short", cm(linear_classifier(
+        "lin_short", "input", [1.0] * (2 * F - 1), [0.0, 0.0], 2, "SOFTMAX")), "lin_short"))
+    out.append(("normalizer_norm_l3", regressor_model(
+        [normalizer("input", "s", "L3", "norm_l3")], linear_regressor("lin", "s", [1.0] * F, 0.0),
+        F), "norm_l3"))
+    ohe = helper.make_node("OneHotEncoder", ["input"], ["onehot"], name="one_hot", domain=ML,
+                           cats_int64s=[0, 1], zeros=1)
+    out.append(("one_hot_encoder", regressor_model(
+        [ohe], linear_regressor("lin", "onehot", [1.0] * 2 * F, 0.0), F), "one_hot"))
     return controls, out
 
 
@@ -1132,7 +1247,7 @@ def run_refusals(tmp):
               "model path%s)" % (name, p.returncode, p.stderr.strip(),
                                  ", naming " + " or ".join(names) if names else ""))
         if ok:
-            print("ok refused %-28s %s" % (name, line[len(path):][:150]))
+            print("ok refused %-30s %s" % (name, line.split(path + ": ", 1)[1][:120]))
     return len(cases)
 
 
