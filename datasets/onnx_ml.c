@@ -656,8 +656,14 @@ typedef struct {
     int64_t *order;           /* attribute indices sorted by (tree id, node id) */
     int64_t n_trees, *tstart; /* tree t's nodes: order[tstart[t] .. tstart[t + 1]) */
     int64_t K;                /* outputs (classes or targets) */
-    float *leaf;              /* [N][K] summed weights by attribute index */
-    uint8_t *has;             /* [n_trees][K]: tree t adds to output k */
+    /* The leaf weights, by (tree, output, node): one entry per leaf and output, weights
+       given twice summed in the order given. Memory follows the weights given, never
+       nodes x outputs. */
+    struct weight {
+        int64_t t, k, q, j; /* tree (index), output, node id, position in the attribute */
+        float w;
+    } * w;
+    int64_t n_w;
 } raw;
 
 static const raw *sort_ctx;
@@ -676,8 +682,7 @@ static void raw_free(raw *r)
     free(r->mode);
     free(r->order);
     free(r->tstart);
-    free(r->leaf);
-    free(r->has);
+    free(r->w);
 }
 
 static sg_status read_modes(ox_ctx *c, raw *r, sg_err *err)
@@ -792,7 +797,16 @@ static int64_t tree_of(const raw *r, int64_t tid)
     return -1;
 }
 
-/* The leaf weights (class_* or target_*): summed per leaf and output into r->leaf. *single:
+static int by_tree_output_node(const void *a, const void *b)
+{
+    const struct weight *x = a, *y = b;
+    if (x->t != y->t) return x->t < y->t ? -1 : 1;
+    if (x->k != y->k) return x->k < y->k ? -1 : 1;
+    if (x->q != y->q) return x->q < y->q ? -1 : 1;
+    return (x->j > y->j) - (x->j < y->j);
+}
+
+/* The leaf weights (class_* or target_*): into r->w, by tree, output and node. *single:
    every weight names one and the same output (a two-class classifier's one score); *all_pos:
    no weight is negative. */
 static sg_status read_weights(ox_ctx *c, const char *pre, raw *r, bool *single, int64_t *only,
@@ -820,12 +834,9 @@ static sg_status read_weights(ox_ctx *c, const char *pre, raw *r, bool *single, 
         return ox_node_err(c, err, SG_EINPUT, "%s has %zu values; %s has %zu", nw, w ? m : 0, nt,
                            n);
     }
-    r->leaf = calloc((size_t)r->N * (size_t)r->K, sizeof *r->leaf);
-    r->has = calloc((size_t)r->n_trees * (size_t)r->K, 1);
-    if (!r->leaf || !r->has) {
+    if (!(r->w = malloc((n ? n : 1) * sizeof *r->w))) {
         free(w);
-        return sg_errf(err, SG_ENOMEM, "%s: out of memory for %lld leaves x %lld outputs", c->path,
-                       (long long)r->N, (long long)r->K);
+        return sg_errf(err, SG_ENOMEM, "%s: out of memory for %zu weights", c->path, n);
     }
     *single = true;
     *all_pos = true;
@@ -857,18 +868,27 @@ static sg_status read_weights(ox_ctx *c, const char *pre, raw *r, bool *single, 
         }
         if (wi[j] != *only) *single = false;
         if (v < 0) *all_pos = false;
-        r->leaf[i * r->K + wi[j]] += v;
-        r->has[t * r->K + wi[j]] = 1;
+        r->w[j] = (struct weight){t, wi[j], wn[j], (int64_t)j, v};
     }
     free(w);
+    qsort(r->w, n, sizeof *r->w, by_tree_output_node);
+    int64_t m2 = 0;
+    for (size_t j = 0; j < n; j++) {
+        if (m2 && r->w[m2 - 1].t == r->w[j].t && r->w[m2 - 1].k == r->w[j].k &&
+            r->w[m2 - 1].q == r->w[j].q)
+            r->w[m2 - 1].w += r->w[j].w;
+        else
+            r->w[m2++] = r->w[j];
+    }
+    r->n_w = m2;
     return SG_OK;
 }
 
-/* Lays out tree t of r for output k (its leaves' values for k) breadth-first into out,
-   children adjacent, from the root (node 0); *count its nodes, *depth its depth. */
-static sg_status lay_tree(ox_ctx *c, const raw *r, int64_t t, int64_t k, int64_t col,
-                          sg_tree_node *out, int64_t *slot, uint8_t *seen, uint8_t *depth_of,
-                          int64_t *count, int *depth, sg_err *err)
+/* Lays out tree t of r with leaf values lv (by node id) breadth-first into out, children
+   adjacent, from the root (node 0); *count its nodes, *depth its depth. */
+static sg_status lay_tree(ox_ctx *c, const raw *r, int64_t t, const float *lv, sg_tree_node *out,
+                          int64_t *slot, uint8_t *seen, uint8_t *depth_of, int64_t *count,
+                          int *depth, sg_err *err)
 {
     const int64_t base = r->tstart[t], n = r->tstart[t + 1] - base, tid = r->tree[r->order[base]];
     memset(seen, 0, (size_t)n);
@@ -880,8 +900,7 @@ static sg_status lay_tree(ox_ctx *c, const raw *r, int64_t t, int64_t k, int64_t
     for (int64_t p = 0; p < placed; p++) {
         const int64_t id = slot[p], i = r->order[base + id];
         if (r->mode[i] == M_LEAF) {
-            out[p] = (sg_tree_node){INFINITY, SG_TREE_DEFAULT_LEFT, (uint32_t)p,
-                                    r->leaf[i * r->K + col]};
+            out[p] = (sg_tree_node){INFINITY, SG_TREE_DEFAULT_LEFT, (uint32_t)p, lv[id]};
             continue;
         }
         const int64_t ti = r->tru[i], fi = r->fal[i];
@@ -919,7 +938,6 @@ static sg_status lay_tree(ox_ctx *c, const raw *r, int64_t t, int64_t k, int64_t
         if (depth_of[p] + 1 > *depth) *depth = depth_of[p] + 1;
         placed += 2;
     }
-    (void)k;
     *count = placed;
     return SG_OK;
 }
@@ -930,24 +948,25 @@ static sg_status build_ensemble(ox_ctx *c, const raw *r, int64_t F, int groups, 
                                 int64_t only, sg_tree_ensemble **out, sg_err *err)
 {
     *out = NULL;
+    /* one tree per run of weights of one (tree, output) */
     int64_t copies = 0, widest = 1;
-    for (int64_t t = 0; t < r->n_trees; t++) {
-        for (int64_t k = 0; k < r->K; k++)
-            copies += r->has[t * r->K + k];
+    size_t cap = 0;
+    for (int64_t g = 0; g < r->n_w; g++)
+        if (g == 0 || r->w[g].t != r->w[g - 1].t || r->w[g].k != r->w[g - 1].k) {
+            copies++;
+            cap += (size_t)(r->tstart[r->w[g].t + 1] - r->tstart[r->w[g].t]);
+        }
+    for (int64_t t = 0; t < r->n_trees; t++)
         if (r->tstart[t + 1] - r->tstart[t] > widest) widest = r->tstart[t + 1] - r->tstart[t];
-    }
     if (copies > SG_TREE_MAX_TREES)
         return ox_node_err(c, err, SG_EINPUT, "%lld trees by output (at most %d)",
                            (long long)copies, SG_TREE_MAX_TREES);
     sg_tree_ensemble *e = calloc(1, sizeof *e);
     int64_t *slot = malloc((size_t)widest * sizeof *slot);
     uint8_t *seen = malloc((size_t)widest), *dep = malloc((size_t)widest);
-    size_t cap = 0;
-    for (int64_t t = 0; t < r->n_trees; t++)
-        for (int64_t k = 0; k < r->K; k++)
-            if (r->has[t * r->K + k]) cap += (size_t)(r->tstart[t + 1] - r->tstart[t]);
+    float *lv = calloc((size_t)widest, sizeof *lv);
     sg_status rc = SG_OK;
-    if (!e || !slot || !seen || !dep) {
+    if (!e || !slot || !seen || !dep || !lv) {
         rc = sg_errf(err, SG_ENOMEM, "%s: out of memory", c->path);
         goto done;
     }
@@ -972,20 +991,23 @@ static sg_status build_ensemble(ox_ctx *c, const raw *r, int64_t F, int groups, 
         goto done;
     }
     int64_t o = 0, q = 0;
-    for (int64_t t = 0; t < r->n_trees && rc == SG_OK; t++)
-        for (int64_t k = 0; k < r->K && rc == SG_OK; k++) {
-            if (!r->has[t * r->K + k]) continue;
-            int64_t n = 0;
-            int d = 0;
-            rc = lay_tree(c, r, t, k, k, e->nodes + o, slot, seen, dep, &n, &d, err);
-            if (rc) break;
-            e->tree_start[q] = o;
-            e->tree_group[q] = single ? 0 : (int32_t)k;
-            e->tree_depth[q] = (uint8_t)d;
-            if (d > e->max_depth) e->max_depth = d;
-            o += n;
-            q++;
-        }
+    for (int64_t g = 0, h; g < r->n_w && rc == SG_OK; g = h) {
+        const int64_t t = r->w[g].t, k = r->w[g].k;
+        for (h = g; h < r->n_w && r->w[h].t == t && r->w[h].k == k; h++)
+            lv[r->w[h].q] = r->w[h].w;
+        int64_t n = 0;
+        int d = 0;
+        rc = lay_tree(c, r, t, lv, e->nodes + o, slot, seen, dep, &n, &d, err);
+        for (int64_t u = g; u < h; u++)
+            lv[r->w[u].q] = 0;
+        if (rc) break;
+        e->tree_start[q] = o;
+        e->tree_group[q] = single ? 0 : (int32_t)k;
+        e->tree_depth[q] = (uint8_t)d;
+        if (d > e->max_depth) e->max_depth = d;
+        o += n;
+        q++;
+    }
     (void)only;
     e->n_trees = (int)q;
     e->trees_in_file = (int)q;
@@ -995,6 +1017,7 @@ done:
     free(slot);
     free(seen);
     free(dep);
+    free(lv);
     if (rc) {
         sg_tree_ensemble_free(e);
         return rc;
