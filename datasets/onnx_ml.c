@@ -1008,6 +1008,20 @@ static sg_status build_ensemble(ox_ctx *c, const raw *r, int64_t F, int groups, 
         o += n;
         q++;
     }
+    /* a tree no weight reads adds nothing, but must still be a tree */
+    {
+        sg_tree_node *tmp = rc == SG_OK ? sg_alloc_aligned((size_t)widest * sizeof *tmp) : NULL;
+        if (rc == SG_OK && !tmp) rc = sg_errf(err, SG_ENOMEM, "%s: out of memory", c->path);
+        for (int64_t t = 0, g = 0; rc == SG_OK && t < r->n_trees; t++) {
+            while (g < r->n_w && r->w[g].t < t)
+                g++;
+            if (g < r->n_w && r->w[g].t == t) continue;
+            int64_t n = 0;
+            int d = 0;
+            rc = lay_tree(c, r, t, lv, tmp, slot, seen, dep, &n, &d, err);
+        }
+        sg_free_aligned(tmp);
+    }
     (void)only;
     e->n_trees = (int)q;
     e->trees_in_file = (int)q;
