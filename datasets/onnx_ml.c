@@ -72,19 +72,19 @@ static const char *part_name(ox_ctx *c, const char *what, sg_err *err)
         c->owned = o;
         c->cap_owned = cap;
     }
+    /* NODE/what#INDEX: ONNX requires node names to be neither given nor unique, so the
+       node's index keeps two nodes' parts apart; a counter, a value the graph named so */
     const char *node = c->node->name && c->node->name[0] ? c->node->name : c->node->op_type;
-    size_t len = strlen(node) + strlen(what) + 8;
+    size_t len = strlen(node) + strlen(what) + 48;
     char *s = malloc(len);
     if (!s) {
         sg_errf(err, SG_ENOMEM, "%s: out of memory", c->path);
         return NULL;
     }
-    snprintf(s, len, "%s/%s", node, what);
     c->owned[c->n_owned++] = s;
-    if (ox_value_find(c, s) >= 0) {
-        ox_node_err(c, err, SG_EINPUT, "the graph already has a value named '%.100s'", s);
-        return NULL;
-    }
+    snprintf(s, len, "%s/%s#%d", node, what, c->node_index);
+    for (int k = 1; ox_value_find(c, s) >= 0; k++)
+        snprintf(s, len, "%s/%s#%d.%d", node, what, c->node_index, k);
     return s;
 }
 
@@ -333,25 +333,23 @@ static sg_status op_normalizer(ox_ctx *c, sg_err *err)
     const Onnx__AttributeProto *a = ox_attr(c, "norm");
     const char *s = a && a->has_s ? (const char *)a->s.data : "MAX";
     size_t len = a && a->has_s ? a->s.len : 3;
-    const char *red = len == 3 && !memcmp(s, "MAX", 3)  ? "ReduceMax"
-                      : len == 2 && !memcmp(s, "L1", 2) ? "ReduceL1"
-                      : len == 2 && !memcmp(s, "L2", 2) ? "ReduceL2"
-                                                        : NULL;
-    if (!red)
+    const int kind = len == 3 && !memcmp(s, "MAX", 3)  ? SG_OXR_MAX
+                     : len == 2 && !memcmp(s, "L1", 2) ? SG_OXR_L1
+                     : len == 2 && !memcmp(s, "L2", 2) ? SG_OXR_L2
+                                                       : -1;
+    if (kind < 0)
         return ox_node_err(c, err, SG_EINPUT, "norm '%.*s' is not MAX, L1 or L2",
                            (int)(len > 40 ? 40 : len), s);
-    const char *xo = c->vals[x].name, *n = part_name(c, "norm", err);
-    if (!n) return SG_EINPUT;
-    static const int64_t last[1] = {-1};
-    const part_attr at[2] = {{"axes", AT(INTS), 0, last, 1}, {"keepdims", AT(INT), 1, NULL, 0}};
-    const char *i1[1] = {xo}, *i2[2] = {xo, n};
-    const char *out = c->node->output[0];
-    const bool proba = c->vals[x].ml_kind == OX_ML_PROBA && !strcmp(red, "ReduceL1");
-    if ((rc = part_node(c, red, i1, 1, n, at, 2, err)) ||
-        (rc = part_node(c, "Div", i2, 2, out, NULL, 0, err)))
-        return rc;
+    const bool proba = c->vals[x].ml_kind == OX_ML_PROBA && kind == SG_OXR_L1;
+    sg_onnx_step *st = ox_step_new(c, SG_OX_NORMALIZE, err);
+    if (!st) return SG_ENOMEM;
+    st->in = c->vals[x].data;
+    st->in_width = st->width = (int)F;
+    st->reduce = (sg_onnx_reduce)kind;
+    int v;
+    if ((rc = ox_dyn_out(c, 1, &F, err, &v))) return rc;
     /* L1 of probabilities (a one-vs-rest classifier's sigmoids made to sum to 1) */
-    if (proba) mark_named(c, out, OX_ML_PROBA);
+    if (proba) mark_named(c, c->node->output[0], OX_ML_PROBA);
     return SG_OK;
 }
 
@@ -385,7 +383,12 @@ static sg_status op_imputer(ox_ctx *c, sg_err *err)
         const int64_t one = 1;
         if ((rc = part_const(c, "replaced", 1, &one, &rep, NULL, &kr, err))) return rc;
         const char *i2[2] = {xo, kr};
+        /* Equal of floats, which ONNX defines from opset 11: the Imputer's own comparison
+           at any opset */
+        const int opset = c->opset;
+        if (c->opset < 11) c->opset = 11;
         rc = part_node(c, "Equal", i2, 2, cond, NULL, 0, err);
+        c->opset = opset;
     }
     if (rc) return rc;
     const char *i3[3] = {cond, ki, xo};
@@ -565,12 +568,15 @@ static sg_status tensor_doubles(ox_ctx *c, const char *name, double **out, size_
     if (t->has_raw_data && t->raw_data.len % esz)
         return ox_node_err(c, err, SG_EINPUT, "'%s' holds %zu bytes, not whole values", name,
                            t->raw_data.len);
-    int64_t dn = 1;
+    size_t dn = 1;
     for (size_t k = 0; k < t->n_dims; k++)
-        dn *= t->dims[k];
-    if (t->n_dims && (dn < 0 || (size_t)dn != cnt))
-        return ox_node_err(c, err, SG_EINPUT, "'%s' holds %zu values for its shape's %lld", name,
-                           cnt, (long long)dn);
+        if (t->dims[k] < 0 || !sg_mul_size(dn, (size_t)t->dims[k], &dn))
+            return ox_node_err(c, err, SG_EINPUT, "'%s' has %s", name,
+                               t->dims[k] < 0 ? "a negative dimension"
+                                              : "dimensions whose product overflows");
+    if (t->n_dims && dn != cnt)
+        return ox_node_err(c, err, SG_EINPUT, "'%s' holds %zu values for its shape's %zu", name,
+                           cnt, dn);
     double *d = malloc((cnt ? cnt : 1) * sizeof *d);
     if (!d) return sg_errf(err, SG_ENOMEM, "%s: out of memory", c->path);
     for (size_t k = 0; k < cnt; k++) {
@@ -1093,8 +1099,8 @@ static sg_status op_trees(ox_ctx *c, bool classifier, sg_err *err)
     if (classifier && r.K == 2 && single && only == 1 && post != 2) {
         rc = ox_node_err(c, err, SG_EINPUT,
                          "every weight is for class 1 of two: ONNX Runtime gives class 0 no "
-                         "score and writes [%s, s], which are not probabilities",
-                         post == 1 ? "0.5, sigmoid(s)" : "0");
+                         "score and writes %s, which are not probabilities",
+                         post == 1 ? "[0.5, sigmoid(s)]" : "[0, s]");
         goto done;
     }
     if (classifier && r.K == 2 && n_base == 2) {

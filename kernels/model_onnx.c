@@ -14,6 +14,7 @@
 #include "stagegate/model_ops.h"
 
 #include <cblas.h>
+#include <float.h>
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
@@ -445,6 +446,21 @@ static void run_rows(const sg_onnx_step *st, const float *in, float *out, int64_
                     o[j] = acc;
                 }
             }
+            break;
+        }
+        case SG_OX_NORMALIZE: {
+            float norm = 0;
+            if (st->reduce == SG_OXR_MAX) {
+                norm = -FLT_MAX;
+                for (int j = 0; j < w; j++)
+                    norm = x[j] > norm ? x[j] : norm; /* a NaN never wins */
+            } else {
+                for (int j = 0; j < w; j++)
+                    norm += st->reduce == SG_OXR_L1 ? fabsf(x[j]) : x[j] * x[j];
+                if (st->reduce == SG_OXR_L2) norm = sqrtf(norm);
+            }
+            for (int j = 0; j < w; j++)
+                o[j] = norm != 0 ? x[j] / norm : x[j];
             break;
         }
         case SG_OX_LAYERNORM: {

@@ -85,6 +85,10 @@ typedef enum {
        / tree_div (AVERAGE; 0: SUM) + shift[g]; with tree_binary (one margin s of a two-class
        classifier, out of width 2) out = [1 - s, s] (1) or [sigmoid(-s), sigmoid(s)] (2) */
     SG_OX_TREES,
+    /* ONNX-ML Normalizer over each row, as ONNX Runtime computes it: reduce is SG_OXR_MAX
+       (the row's maximum, NaN skipped), SG_OXR_L1 or SG_OXR_L2 (sums left to right in
+       float); out = in / that norm, or in itself where the norm is 0 */
+    SG_OX_NORMALIZE,
 } sg_onnx_step_kind;
 
 /* Row reductions besides the mean (ReduceSum, ReduceMax, ...), summed left to right in float. */

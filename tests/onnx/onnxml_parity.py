@@ -492,10 +492,13 @@ def ev_node(n, ins):
         fill = np.broadcast_to(np.array(a["imputed_value_floats"], f32), x.shape)
         return [np.where(hit, fill, x)]
     if op == "Normalizer":
+        # ONNX Runtime's: MAX skips NaN; a row whose norm is 0 is copied unchanged
         x64 = x.astype(np.float64)
-        d = {"MAX": lambda: x64.max(1, keepdims=True),
-             "L1": lambda: np.abs(x64).sum(1, keepdims=True),
-             "L2": lambda: np.sqrt((x64 ** 2).sum(1, keepdims=True))}[a["norm"]]()
+        with np.errstate(invalid="ignore"):
+            d = {"MAX": lambda: np.fmax.reduce(x64, axis=1, keepdims=True),
+                 "L1": lambda: np.abs(x64).sum(1, keepdims=True),
+                 "L2": lambda: np.sqrt((x64 ** 2).sum(1, keepdims=True))}[a["norm"]]()
+        d = np.where(d == 0, 1.0, d)
         return [x64 / d]
     if op == "Binarizer":
         return [(x > np.float32(a.get("threshold", 0.0))).astype(f32)]
@@ -1017,6 +1020,35 @@ def linear_cases():
     clf = linear_classifier("LinearClassifier", "input", m.coef_[None], [m.intercept_], 2, "NONE")
     add(Case("linear_one_row_none", classifier_model([], clf, 6, 2, False, ml=1), X[600:],
              y[600:], np.stack([1 - p1, p1], 1)))
+
+    # Found by attacks: a Normalizer of an all-zero row keeps it (it had divided 0 by 0 and
+    # sent a NaN down the tree), MAX skips a NaN; an Imputer of a value at default opset 10
+    # (its comparison had been refused as Equal below opset 11); two unnamed Scalers (the
+    # names of their constants had clashed).
+    Xz = r.uniform(0.1, 1, size=(40, 3)).astype(np.float32)
+    Xz[::4] = 0
+    Xz[1::4, 1] = np.nan
+    yz = np.zeros(len(Xz))
+    def tiny_reg(inp):
+        return helper.make_node(
+            "TreeEnsembleRegressor", [inp], ["variable"], name="after", domain=ML, n_targets=1,
+            nodes_treeids=[0, 0, 0], nodes_nodeids=[0, 1, 2], nodes_featureids=[0, 0, 0],
+            nodes_modes=["BRANCH_LEQ", "LEAF", "LEAF"], nodes_values=[0.4, 0, 0],
+            nodes_truenodeids=[1, 0, 0], nodes_falsenodeids=[2, 0, 0],
+            target_treeids=[0, 0], target_nodeids=[1, 2], target_ids=[0, 0],
+            target_weights=[10.0, 20.0])
+    for norm in ("MAX", "L1", "L2"):
+        m = regressor_model([normalizer("input", "n", norm)], tiny_reg("n"), 3)
+        Xn = Xz if norm == "MAX" else np.nan_to_num(Xz)
+        add(Case("normalizer_zero_rows_" + norm, m, Xn, yz, evaluate(m, Xn), regression=True))
+    m = regressor_model([imputer("input", "imp", [0.5], replaced=0.0)], tiny_reg("imp"), 3,
+                        opset=10)
+    Xi = np.nan_to_num(Xz)
+    add(Case("imputer_value_opset10", m, Xi, yz, evaluate(m, Xi), regression=True))
+    s1, s2 = scaler("input", "s1", [0.5], [2.0]), scaler("s1", "s2", [0.1], [3.0])
+    s1.name = s2.name = ""
+    m = regressor_model([s1, s2], tiny_reg("s2"), 3)
+    add(Case("two_unnamed_scalers", m, Xi, yz, evaluate(m, Xi), regression=True))
     return cases
 
 
