@@ -50,12 +50,12 @@ mkdir -p build
 SAN_FLAGS="-O2 -g1 -DNDEBUG"
 run_config build/release -DCMAKE_BUILD_TYPE=Release
 if [ "${SG_SKIP_SANITIZE:-0}" != "1" ]; then
-    # Leak checking stays on; OpenBLAS' thread pool is reported as reachable only.
+    # Leak checking stays on; OpenBLAS' thread pool is reported as reachable only. Line tables
+    # only (-g1): a sanitizer's report still names file and line, and the build takes 63 s
+    # instead of 80 s.
     ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1} \
     UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
     STAGEGATE_SANITIZED=1 \
-    # Line tables only (-g1): a sanitizer's report still names file and line, and the build
-    # takes 63 s instead of 80 s.
     run_config build/sanitize -DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_C_FLAGS_RELWITHDEBINFO=$SAN_FLAGS" \
         -DSTAGEGATE_SANITIZE=address,undefined
     # ThreadSanitizer over the tests that run the worker pools, the reader and progress threads,
