@@ -24,13 +24,15 @@ as Imputer -> Scaler -> model; ZipMap or a plain probability tensor. Covered:
   drawn per node; nodes and weights listed in shuffled order; tree ids that are not 0..T-1;
   validation rows whose features sit exactly on, just above and just below a split's
   float32 threshold;
-- binary (weights for both classes, NONE or per-class LOGISTIC; one class id, 0 or 1, with
+- binary (weights for both classes, NONE or per-class LOGISTIC; one class id 0 with
   all-positive weights read as [1 - s, s]; mixed-sign weights with LOGISTIC) and multiclass
   (3..5 classes, NONE or SOFTMAX), ZipMap and plain outputs, default opsets 13, 15 and 17;
 - LinearClassifier (binary [-w, w] + Normalizer L1, multinomial SOFTMAX, one row of
   coefficients read as [1 - s, s]) and LinearRegressor; Imputer (NaN with NaN in /X, or a
   value; one or F imputed values), Scaler (one or F values), Normalizer (MAX, L1, L2),
-  Binarizer and ArrayFeatureExtractor in pipelines.
+  Binarizer and ArrayFeatureExtractor in pipelines; found by attacks: a Normalizer of
+  all-zero rows (kept, as ONNX Runtime keeps them) and MAX over a NaN (skipped), an Imputer
+  of a value at default opset 10, two unnamed Scalers.
 Per model: the evaluator agrees with the library on every row of a graph that is exact
 (double thresholds, native float32 ones, adjusted ones) and, for float32 thresholds cut from
 float64 ones, on all but the rows whose feature lies between a threshold and its rounding
@@ -44,7 +46,8 @@ SOFTMAX_ZERO, a node reading the label, node ids that skip or repeat, a child ou
 or the node itself, a cycle, a feature out of range, a NaN threshold (float and double),
 attribute lists of different lengths, a weight for a node that does not exist, a class id
 out of range, SVMClassifier, LabelEncoder, OneHotEncoder, ml opset 4, an ambiguous binary
-(all-positive weights with LOGISTIC, class id 0 or 1; mixed-sign with NONE; one row of
+(all-positive weights with LOGISTIC, class id 0 or 1; one class id 1 with NONE; mixed-sign
+with NONE; one row of
 linear coefficients with LOGISTIC), two regression targets, ArrayFeatureExtractor, Scaler,
 LinearClassifier and Normalizer attributes out of range: each exits 2 with one stderr line
 that starts with the model path and names the node.
