@@ -338,9 +338,6 @@ const char *ox_ml_supported_ops(void);
 sg_status ox_compile_ml(ox_ctx *c, sg_err *err);
 /* Whether name is the label output of a classifier (left out of the graph's outputs). */
 bool ox_ml_is_label(const ox_ctx *c, const char *name);
-/* For the ML node compilers: a binary or unary step of the default domain's, the node's
-   output 0 (or the partial value). */
-sg_status ox_emit_binary(ox_ctx *c, sg_onnx_binary op, int ia, int ib, sg_err *err);
 
 /* Compiles node (already known to have its inputs defined) into steps or a constant. */
 int ox_compile_node(ox_ctx *c, sg_err *err);

@@ -176,7 +176,7 @@ static sg_status rows_in(ox_ctx *c, int *x, int64_t *width, sg_err *err)
 }
 
 /* A FLOATS attribute of 1 or n values (dflt when absent and dflt is finite), widened to n;
-   NaN allowed only where nan_ok. */
+   every value must be finite. */
 static sg_status floats_n(ox_ctx *c, const char *name, int64_t n, float dflt, float *out,
                           sg_err *err)
 {
@@ -951,7 +951,7 @@ static sg_status lay_tree(ox_ctx *c, const raw *r, int64_t t, const float *lv, s
 /* The ensemble of r: one tree per (tree, output) that has weights, in tree order, grouped by
    output (groups outputs; with single, every tree to group 0). */
 static sg_status build_ensemble(ox_ctx *c, const raw *r, int64_t F, int groups, bool single,
-                                int64_t only, sg_tree_ensemble **out, sg_err *err)
+                                sg_tree_ensemble **out, sg_err *err)
 {
     *out = NULL;
     /* one tree per run of weights of one (tree, output) */
@@ -1028,7 +1028,6 @@ static sg_status build_ensemble(ox_ctx *c, const raw *r, int64_t F, int groups, 
         }
         sg_free_aligned(tmp);
     }
-    (void)only;
     e->n_trees = (int)q;
     e->trees_in_file = (int)q;
     e->n_nodes = o;
@@ -1141,7 +1140,7 @@ static sg_status op_trees(ox_ctx *c, bool classifier, sg_err *err)
             rc = ox_node_err(c, err, SG_EINPUT, "base_values[%zu] is not a finite float", j);
             goto done;
         }
-    if ((rc = build_ensemble(c, &r, F, binary ? 1 : (int)r.K, binary, only, &e, err))) goto done;
+    if ((rc = build_ensemble(c, &r, F, binary ? 1 : (int)r.K, binary, &e, err))) goto done;
     c->routes_nan = true;
     {
         const int width = binary ? 2 : (int)r.K;
