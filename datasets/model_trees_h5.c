@@ -133,18 +133,7 @@ static sg_status read_raw(hid_t f, const char *path, int64_t G, raw_trees *r, sg
 }
 
 /* What scripts/sklearn_trees.py stores for a float64 threshold t: x32 <= t exactly when
-   x32 < the next float32 above the largest float32 <= t. */
-static float floor32(double t)
-{
-    float f = (float)t;
-    if ((double)f > t) f = nextafterf(f, -INFINITY);
-    return f;
-}
-
-static float strict32(double t)
-{
-    return nextafterf(floor32(t), INFINITY);
-}
+   x32 < the next float32 above the largest float32 <= t: sg_tree_le32 (stagegate/trees.h). */
 
 void sg_f64_cuts_free(sg_f64_cuts *c)
 {
@@ -193,13 +182,13 @@ static sg_status build_cuts(const char *path, const raw_trees *r, sg_model *m, s
                              isnan(v) ? "NaN"
                              : split  ? "-inf"
                                       : "not finite (on a leaf)");
-            } else if (split && strict32(v) != (float)r->threshold[g]) {
+            } else if (split && sg_tree_le32(v) != (float)r->threshold[g]) {
                 rc = sg_errf(
                     err, SG_EINPUT,
                     "%s: /trees/threshold[%lld] (tree %lld node %lld) is %.9g, but "
                     "/trees/threshold_f64[%lld] is %.17g, from which the exporter derives %.9g",
                     path, (long long)g, (long long)t, (long long)q, r->threshold[g], (long long)g,
-                    v, (double)strict32(v));
+                    v, (double)sg_tree_le32(v));
             } else if (split && isfinite(v)) {
                 all[n++] = (feature_cut){r->feature[g], v};
             }
@@ -217,7 +206,7 @@ static sg_status build_cuts(const char *path, const raw_trees *r, sg_model *m, s
         for (int64_t i = 0; i < n; i++) {
             if (k > 0 && all[i].feature == all[i - 1].feature && all[i].t == all[i - 1].t) continue;
             c->cut[k] = all[i].t;
-            c->floor32[k] = floor32(all[i].t);
+            c->floor32[k] = sg_tree_floor32(all[i].t);
             c->start[all[i].feature + 1] = ++k;
         }
         for (int f = 0; f < m->n_features; f++) /* features without cuts: empty ranges */

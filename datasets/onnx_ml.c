@@ -637,22 +637,6 @@ static sg_status ints_of(ox_ctx *c, const char *name, int64_t n, bool optional, 
 
 enum { M_LEAF, M_LEQ, M_LT, M_GTE, M_GT };
 
-/* x compared as float32 with a threshold held as a double t: the float threshold th of
-   "x < th goes left" and whether left is the true branch. */
-static float floor32(double t)
-{
-    float f = (float)t;
-    if ((double)f > t) f = nextafterf(f, -INFINITY);
-    return f;
-}
-
-static float ceil32(double t)
-{
-    float f = (float)t;
-    if ((double)f < t) f = nextafterf(f, INFINITY);
-    return f;
-}
-
 typedef struct {
     int64_t N; /* nodes in the attributes */
     const int64_t *tree, *id, *feat, *tru, *fal, *miss;
@@ -930,7 +914,7 @@ static sg_status lay_tree(ox_ctx *c, const raw *r, int64_t t, const float *lv, s
         /* "x < th goes left": LEQ x <= t, GT its complement; LT x < t, GTE its complement */
         const double th = r->thr[i];
         const int m = r->mode[i];
-        const float t32 = m == M_LEQ || m == M_GT ? nextafterf(floor32(th), INFINITY) : ceil32(th);
+        const float t32 = m == M_LEQ || m == M_GT ? sg_tree_le32(th) : sg_tree_lt32(th);
         const bool left_true = m == M_LEQ || m == M_LT;
         const bool nan_true = r->miss && r->miss[i];
         const int64_t left = left_true ? ti : fi, right = left_true ? fi : ti;

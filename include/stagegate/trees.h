@@ -4,6 +4,7 @@
 
 #include "stagegate/common.h"
 
+#include <math.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -32,6 +33,28 @@ extern "C" {
  * leaf, so a fixed number of branch-free steps (the tree's depth) reaches the leaf
  * for any row. That is what lets the SIMD kernels walk many rows in lock-step.
  */
+/* A double threshold t as a float32 one for "x < th" on float32 x, compared exactly as in
+   double: x <= t is x < sg_tree_le32(t) (the next float32 above the largest float32 <= t),
+   x < t is x < sg_tree_lt32(t) (the smallest float32 >= t). */
+static inline float sg_tree_floor32(double t)
+{
+    float f = (float)t;
+    if ((double)f > t) f = nextafterf(f, -INFINITY);
+    return f;
+}
+
+static inline float sg_tree_le32(double t)
+{
+    return nextafterf(sg_tree_floor32(t), INFINITY);
+}
+
+static inline float sg_tree_lt32(double t)
+{
+    float f = (float)t;
+    if ((double)f < t) f = nextafterf(f, INFINITY);
+    return f;
+}
+
 typedef struct {
     float threshold;  /* x < threshold goes left, compared in float32 as XGBoost does */
     uint32_t feature; /* split feature | SG_TREE_DEFAULT_LEFT */
