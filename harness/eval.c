@@ -168,7 +168,7 @@ static void *reader_main(void *arg)
 
 /* Per-worker state, indexed by worker. */
 typedef struct {
-    sg_model *model;
+    const sg_model *model; /* its node's copy (sg_model_share) */
     void *scratch;
     int status;
     sg_err err; /* why, when status is not SG_OK */
@@ -176,6 +176,7 @@ typedef struct {
 
 typedef struct {
     const sg_model *model;
+    sg_model_share *share;
     const sg_kernel_ops *ops;
     worker_state *ws;
     int64_t max_batch;
@@ -196,7 +197,7 @@ static void worker_setup(sg_worker *w, void *arg)
 {
     compute_ctx *c = arg;
     worker_state *st = &c->ws[sg_worker_index(w)];
-    st->status = sg_model_clone(c->model, &st->model, &st->err);
+    st->status = sg_model_share_get(c->share, w, &st->model, &st->err);
     if (st->status == SG_OK)
         st->status = sg_model_scratch_new(st->model, c->max_batch, &st->scratch, &st->err);
 }
@@ -205,8 +206,10 @@ static void worker_teardown(sg_worker *w, void *arg)
 {
     compute_ctx *c = arg;
     worker_state *st = &c->ws[sg_worker_index(w)];
-    sg_model_scratch_free(st->model, st->scratch);
-    sg_model_free(st->model);
+    if (st->model) {
+        sg_model_scratch_free(st->model, st->scratch);
+        sg_model_share_release(c->share, w);
+    }
     st->scratch = NULL;
     st->model = NULL;
 }
@@ -376,6 +379,7 @@ static void eval_run_cleanup(eval_run *e)
     if (e->workers_ready) sg_pool_run(e->pool, worker_teardown, &e->cc);
     free(e->cc.ws);
     sg_pool_free(e->pool);
+    sg_model_share_free(e->cc.share);
     for (int i = 0; i < 2; i++) {
         sg_free_aligned(e->ring.slots[i].X); /* the slot's one allocation */
     }
@@ -716,6 +720,7 @@ static sg_status eval_setup(eval_run *e, const sg_eval_config *c, sg_eval_result
     e->cc.d = d;
     e->cc.ws = calloc((size_t)r->workers, sizeof(worker_state));
     if (!e->cc.ws) return sg_errf(err, SG_ENOMEM, "eval: out of memory for the workers' state");
+    if ((st = sg_model_share_new(m, false, &e->cc.share, err))) return st;
     sg_pool_run(e->pool, worker_setup, &e->cc);
     e->workers_ready = true;
     for (int i = 0; i < r->workers; i++)

@@ -319,6 +319,11 @@ int sg_worker_last_alloc_node(const sg_worker *w)
 {
     return w->last_alloc_node;
 }
+int sg_worker_machine_nodes(const sg_worker *w)
+{
+    int n = hwloc_get_nbobjs_by_type(w->pool->topo->topo, HWLOC_OBJ_NUMANODE);
+    return n > 0 ? n : 1;
+}
 
 void *sg_worker_alloc(sg_worker *w, size_t bytes)
 {

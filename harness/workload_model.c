@@ -1,8 +1,10 @@
 /*
  * The workload `stagegate bench` times: a model's forward pass over rows of a
- * validation set. Each worker gets its own model copy, scratch and (when it
- * fits in 64 MiB) its own copy of the rows, all allocated and first touched on
- * the worker, whose thread memory policy is bound to its NUMA node.
+ * validation set. Each worker gets its node's copy of the model (sg_model_share:
+ * the workers of one NUMA node share one, made again for each repetition), its own
+ * scratch and (when it fits in
+ * 64 MiB) its own copy of the rows, all allocated and first touched on a worker of
+ * the node, whose thread memory policy is bound to it.
  * The shared model/rows are read-only after creation.
  */
 #include <math.h>
@@ -24,6 +26,7 @@ struct sg_model_workload {
     sg_workload wl;
     const sg_model *model;
     sg_model *owned_model; /* NULL when the caller lent the model */
+    sg_model_share *share;
     float *X;
     int64_t rows, max_batch;
     int features, out_width;
@@ -35,7 +38,8 @@ struct sg_model_workload {
 
 typedef struct {
     const struct sg_model_workload *mw;
-    sg_model *model;
+    sg_worker *w;
+    const sg_model *model; /* its node's copy */
     void *scratch;
     const sg_kernel_ops *k;
     const float *X;
@@ -52,7 +56,8 @@ static sg_status setup(sg_worker *w, void *ctx, void **state, sg_err *err)
     s->mw = mw;
     s->k = sg_kernels();
     *state = s; /* set early so teardown frees what a failing setup made */
-    int rc = sg_model_clone(mw->model, &s->model, err);
+    s->w = w;
+    int rc = sg_model_share_get(mw->share, w, &s->model, err);
     if (rc == SG_OK) rc = sg_model_scratch_new(s->model, mw->max_batch, &s->scratch, err);
     if (rc != SG_OK) return rc;
     s->out = sg_worker_alloc(w, (size_t)mw->max_batch * (size_t)mw->out_width * sizeof(float));
@@ -97,7 +102,7 @@ static void teardown(void *state)
 {
     worker_state *s = state;
     if (s->scratch) sg_model_scratch_free(s->model, s->scratch);
-    if (s->model) sg_model_free(s->model);
+    if (s->model) sg_model_share_release(s->mw->share, s->w);
     s->scratch = NULL;
     s->model = NULL;
 }
@@ -209,6 +214,7 @@ sg_status sg_model_workload_create_from(const sg_model *model, sg_dataset *ds, i
     }
     if (rc == SG_OK) rc = sg_dataset_read(ds, 0, mw->rows, mw->X, NULL, NULL, NULL, 0, err);
     if (rc == SG_OK) rc = check_like_eval(mw, ds, err);
+    if (rc == SG_OK) rc = sg_model_share_new(mw->model, true, &mw->share, err);
     if (rc != SG_OK) {
         sg_model_workload_free(mw);
         return rc;
@@ -245,6 +251,7 @@ const sg_workload *sg_model_workload_get(const sg_model_workload *mw)
 void sg_model_workload_free(sg_model_workload *mw)
 {
     if (!mw) return;
+    sg_model_share_free(mw->share);
     sg_model_free(mw->owned_model);
     free(mw->X);
     free(mw);

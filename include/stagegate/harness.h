@@ -98,6 +98,33 @@ int sg_worker_count(const sg_worker *w);
 void *sg_worker_alloc(sg_worker *w, size_t bytes);
 /* NUMA node the last sg_worker_alloc was bound (or planned) to; -1 before any. */
 int sg_worker_last_alloc_node(const sg_worker *w);
+/* NUMA nodes of the machine the pool is on (of the synthetic topology when planned). */
+int sg_worker_machine_nodes(const sg_worker *w);
+
+/* ----------------------------------------------------------- model share */
+
+struct sg_model;
+/*
+ * The copy of a model each worker predicts with. Prediction only reads a model (what a
+ * worker writes is in its scratch), so the workers of one NUMA node share one copy, made --
+ * and so first touched -- by the first of the node's workers to ask for it. Memory then
+ * grows with the nodes, not the workers (a 500 MB forest on 64 cores of one node had been
+ * 65 copies). On a machine with one node the workers share the model as loaded, unless
+ * `fresh`: bench asks for a copy on every node, so that each repetition draws the model's
+ * pages (and their cache sets) again. A copy is freed when the last of its workers
+ * releases it.
+ */
+typedef struct sg_model_share sg_model_share;
+SG_MUST_CHECK sg_status sg_model_share_new(const struct sg_model *m, bool fresh,
+                                           sg_model_share **out, sg_err *err);
+/* From a worker's set-up: the model it predicts with (shared: never freed by the caller). */
+SG_MUST_CHECK sg_status sg_model_share_get(sg_model_share *s, sg_worker *w,
+                                           const struct sg_model **out, sg_err *err);
+/* From the same worker's teardown, once per successful get. */
+void sg_model_share_release(sg_model_share *s, sg_worker *w);
+/* Copies made since sg_model_share_new (the loaded model itself is not counted). */
+int sg_model_share_copies_made(const sg_model_share *s);
+void sg_model_share_free(sg_model_share *s);
 
 /* ------------------------------------------------------------------ clock */
 

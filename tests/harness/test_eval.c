@@ -2,7 +2,8 @@
  * The eval library on real HDF5 files: the result carries the digest of the bytes
  * the loader parsed, a registered digest that the loaded bytes do not match is an
  * input error, and results agree whatever the chunk size or the worker count
- * (labels and counts exactly; summed losses up to summation order).
+ * (labels and counts exactly; summed losses up to summation order). The workers of one
+ * NUMA node share one copy of the model, on synthetic topologies of one and two nodes.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -16,6 +17,10 @@
 #include <cmocka.h>
 
 #include "stagegate/eval.h"
+#include "stagegate/harness.h"
+#include "stagegate/kernels.h"
+#include "stagegate/model.h"
+#include "stagegate/model_ops.h"
 #include "tests/datasets/fixtures.h"
 
 static char dir[512], model[600], data[600];
@@ -165,12 +170,124 @@ static void test_small_first_chunk_changes_no_bit(void **state)
     sg_eval_result_clear(&b);
 }
 
+enum { SHARE_WORKERS = 8, SHARE_ROWS = 16 };
+
+typedef struct {
+    sg_model_share *share;
+    const sg_model *got[SHARE_WORKERS];
+    int node[SHARE_WORKERS];
+    float out[SHARE_WORKERS][SHARE_ROWS * 2];
+    int status[SHARE_WORKERS];
+    const float *X;
+} share_ctx;
+
+static void share_predict(sg_worker *w, void *arg)
+{
+    share_ctx *c = arg;
+    int i = sg_worker_index(w);
+    sg_err err = {{0}};
+    c->node[i] = sg_worker_node(w);
+    c->status[i] = sg_model_share_get(c->share, w, &c->got[i], &err);
+    if (c->status[i] != SG_OK) return;
+    void *scratch = NULL;
+    c->status[i] = sg_model_scratch_new(c->got[i], SHARE_ROWS, &scratch, &err);
+    if (c->status[i] == SG_OK)
+        sg_model_predict_batch(c->got[i], sg_kernels(), c->X, SHARE_ROWS, c->out[i], scratch);
+    sg_model_scratch_free(c->got[i], scratch);
+}
+
+static void share_release(sg_worker *w, void *arg)
+{
+    share_ctx *c = arg;
+    if (c->status[sg_worker_index(w)] == SG_OK) sg_model_share_release(c->share, w);
+}
+
+/* Runs the share on a pool of `topology` and checks what each worker predicted with. */
+static void share_on(const char *topology, bool fresh, int want_nodes)
+{
+    sg_err err = {{0}};
+    sg_model *m = NULL;
+    assert_int_equal(sg_model_open(model, &m, &err), SG_OK);
+    float X[SHARE_ROWS * 4];
+    for (int i = 0; i < SHARE_ROWS * 4; i++)
+        X[i] = (float)(i % 9) / 3.0f - 1.5f;
+    float want[SHARE_ROWS * 2];
+    void *scratch = NULL;
+    assert_int_equal(sg_model_scratch_new(m, SHARE_ROWS, &scratch, &err), SG_OK);
+    sg_model_predict_batch(m, sg_kernels(), X, SHARE_ROWS, want, scratch);
+    sg_model_scratch_free(m, scratch);
+
+    sg_pool *p = NULL;
+    assert_int_equal(sg_pool_create_on(topology, NULL, &p, &err), SG_OK);
+    assert_int_equal(sg_pool_size(p), SHARE_WORKERS);
+    static share_ctx c;
+    memset(&c, 0, sizeof c);
+    c.X = X;
+    assert_int_equal(sg_model_share_new(m, fresh, &c.share, &err), SG_OK);
+    for (int round = 1; round <= 2; round++) {
+        sg_pool_run(p, share_predict, &c);
+        for (int i = 0; i < SHARE_WORKERS; i++) {
+            assert_int_equal(c.status[i], SG_OK);
+            /* Every worker predicts the same bits as the loaded model. */
+            assert_memory_equal(c.out[i], want, sizeof want);
+            for (int j = 0; j < SHARE_WORKERS; j++)
+                /* one copy per node: the same for workers of a node, another across nodes */
+                assert_true((c.got[i] == c.got[j]) == (c.node[i] == c.node[j]));
+            /* One node: the loaded model itself unless fresh; several: each node's copy. */
+            assert_true((c.got[i] == m) == (want_nodes == 1 && !fresh));
+        }
+        sg_pool_run(p, share_release, &c);
+        /* The last release of a node frees its copy: the next round makes them again. */
+        assert_int_equal(sg_model_share_copies_made(c.share),
+                         want_nodes == 1 && !fresh ? 0 : round * want_nodes);
+    }
+    sg_model_share_free(c.share);
+    sg_pool_free(p);
+    sg_model_free(m);
+}
+
+static void test_model_share_one_copy_per_node(void **state)
+{
+    (void)state;
+    share_on("pack:2 numa:1 core:4 pu:1", false, 2);
+    share_on("pack:2 numa:2 core:2 pu:1", false, 4);
+    share_on("pack:2 numa:2 core:2 pu:1", true, 4);
+    share_on("numa:1 core:8 pu:1", false, 1);
+    share_on("numa:1 core:8 pu:1", true, 1);
+}
+
+/* eval on a planned two-node machine (each node's workers on their copy) gives the same bits. */
+static void test_eval_two_nodes_same_results(void **state)
+{
+    (void)state;
+    sg_err err = {{0}};
+    sg_eval_config c;
+    sg_eval_config_init(&c);
+    c.model_path = model;
+    c.data_path = data;
+    c.keep_predictions = true;
+    sg_eval_result a, b;
+    assert_int_equal(sg_eval_run(&c, &a, &err), SG_OK);
+    setenv("STAGEGATE_HWLOC_SYNTHETIC", "pack:2 numa:1 core:2 pu:1", 1);
+    sg_status st = sg_eval_run(&c, &b, &err);
+    unsetenv("STAGEGATE_HWLOC_SYNTHETIC");
+    assert_int_equal(st, SG_OK);
+    assert_int_equal(b.workers, 4);
+    assert_memory_equal(a.pred_labels, b.pred_labels, 1000 * sizeof(int32_t));
+    assert_memory_equal(&a.metrics.accuracy, &b.metrics.accuracy, sizeof(double));
+    assert_memory_equal(&a.metrics.roc_auc, &b.metrics.roc_auc, sizeof(double));
+    sg_eval_result_clear(&a);
+    sg_eval_result_clear(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_digest_binding),
         cmocka_unit_test(test_chunking_and_workers_do_not_change_results),
         cmocka_unit_test(test_small_first_chunk_changes_no_bit),
+        cmocka_unit_test(test_model_share_one_copy_per_node),
+        cmocka_unit_test(test_eval_two_nodes_same_results),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
