@@ -1208,7 +1208,11 @@ sg_status sg_tree_ensemble_build_levels(sg_tree_ensemble *e, sg_err *err)
     const bool eight = e->max_depth > SG_TREE_LEVELS_DEPTH;
     if (e->max_depth > SG_TREE_LEVELS8_DEPTH) return SG_OK; /* the node layout only */
     const sg_tree_level_geometry g = sg_tree_level_geometry_of(eight);
-    uint8_t *base = sg_alloc_aligned((size_t)e->n_trees * g.size);
+    const size_t copies = (size_t)e->n_trees * g.size;
+    if (copies > SG_TREE_LEVELS_MAX_BYTES &&
+        copies / SG_TREE_LEVELS_MAX_RATIO > (size_t)e->n_nodes * sizeof(sg_tree_node))
+        return SG_OK; /* tiny trees by the hundred thousand: the node layout only */
+    uint8_t *base = sg_alloc_aligned(copies);
     if (!base) return sg_errf(err, SG_ENOMEM, "out of memory for %d trees", e->n_trees);
     memset(base, 0, (size_t)e->n_trees * g.size);
     for (int t = 0; t < e->n_trees; t++) {
