@@ -27,7 +27,9 @@
     X(Where) X(And) X(Or) X(Sign) X(IsNaN) X(IsInf) X(If) X(ArgMax) X(ArgMin)   \
     X(Floor) X(Ceil) X(Round) X(Sin) X(Cos) X(Einsum) X(InstanceNormalization)      \
     X(Conv) X(MaxPool) X(AveragePool) X(GlobalAveragePool) X(GlobalMaxPool) X(Pad) X(CumSum) X(TopK)  \
-    X(GatherElements) X(OneHot) X(Range) X(EyeLike) X(LSTM) X(GRU) X(Size)
+    X(GatherElements) X(OneHot) X(Range) X(EyeLike) X(LSTM) X(GRU) X(Size) X(Sum) X(Mean)     \
+    X(Tan) X(Asin) X(Acos) X(Atan) X(Sinh) X(Cosh) X(Asinh) X(Acosh) X(Atanh)                    \
+    X(ThresholdedRelu) X(Shrink)
 /* clang-format on */
 #define OX_OP_NAME(op) #op,
 #define OX_OP_LISTED(op) ", " #op
@@ -817,6 +819,28 @@ static float unop(sg_onnx_unary op, float x, float alpha, float beta)
         return sinf(x);
     case SG_OXU_COS:
         return cosf(x);
+    case SG_OXU_TAN:
+        return tanf(x);
+    case SG_OXU_ASIN:
+        return asinf(x);
+    case SG_OXU_ACOS:
+        return acosf(x);
+    case SG_OXU_ATAN:
+        return atanf(x);
+    case SG_OXU_SINH:
+        return sinhf(x);
+    case SG_OXU_COSH:
+        return coshf(x);
+    case SG_OXU_ASINH:
+        return asinhf(x);
+    case SG_OXU_ACOSH:
+        return acoshf(x);
+    case SG_OXU_ATANH:
+        return atanhf(x);
+    case SG_OXU_THRESHOLDED_RELU:
+        return sg_onnx_thresholded_relu(x, alpha);
+    case SG_OXU_SHRINK:
+        return sg_onnx_shrink(x, alpha, beta);
     case SG_OXU_SIGN:
         return x > 0 ? 1.0f : x < 0 ? -1.0f : x;
     case SG_OXU_ISNAN:
@@ -1104,9 +1128,9 @@ static sg_status op_prelu(ox_ctx *c, sg_err *err)
 }
 
 /* "the Max of inputs 0, 2": the inputs a partial result of a chain has taken so far. */
-static void partial_name(char *buf, size_t len, sg_onnx_binary op, const bool *taken, size_t n)
+static void partial_name(char *buf, size_t len, const char *op, const bool *taken, size_t n)
 {
-    size_t k = (size_t)snprintf(buf, len, "the %s of inputs", op == SG_OXB_MAX ? "Max" : "Min");
+    size_t k = (size_t)snprintf(buf, len, "the %s of inputs", op);
     for (size_t i = 0, first = 1; i < n && k < len; i++)
         if (taken[i]) {
             k += (size_t)snprintf(buf + k, len - k, "%s %zu", first ? "" : ",", i);
@@ -1114,12 +1138,24 @@ static void partial_name(char *buf, size_t len, sg_onnx_binary op, const bool *t
         }
 }
 
-/* Max and Min take 1 or more inputs: one is the identity, two a binary step, more a chain of
-   binary steps (NODE, NODE#2, ...) that takes the constant inputs first, so that they fold
-   into one. */
-static sg_status op_extremum(ox_ctx *c, sg_onnx_binary op, sg_err *err)
+/* The chain's steps past the first are named NODE#2, NODE#3, ... */
+static void name_chain_step(ox_ctx *c, int n_steps)
+{
+    if (n_steps < 2) return;
+    sg_onnx_step *s = &c->steps[c->n_steps - 1];
+    char name[SG_ONNX_NAME];
+    snprintf(name, sizeof name, "%.36s#%d", s->name, n_steps);
+    memcpy(s->name, name, sizeof name);
+}
+
+/* Max, Min, Sum and Mean take 1 or more inputs: one is the identity (Mean's too), two a binary
+   step, more a chain of binary steps (NODE, NODE#2, ...). Max and Min take the constant inputs
+   first, so that they fold into one; Sum and Mean add in input order, as ONNX Runtime does
+   (float addition is not associative), and Mean then divides by the input count. */
+static sg_status op_chain(ox_ctx *c, sg_onnx_binary op, const char *op_name, bool mean, sg_err *err)
 {
     const size_t n = c->node->n_input;
+    const bool reorder = op == SG_OXB_MAX || op == SG_OXB_MIN;
     if (n == 0) return ox_node_err(c, err, SG_EINPUT, "no inputs (at least one is needed)");
     if (n == 1) return ox_op_identity(c, err);
     size_t *order = malloc(n * sizeof *order);
@@ -1133,33 +1169,44 @@ static sg_status op_extremum(ox_ctx *c, sg_onnx_binary op, sg_err *err)
     size_t m = 0;
     for (size_t k = 0; k < n && rc == SG_OK; k++) {
         int v;
-        if ((rc = ox_need_in(c, k, err, &v)) == SG_OK && (n == 2 || c->vals[v].is_const))
+        if ((rc = ox_need_in(c, k, err, &v)) == SG_OK &&
+            (n == 2 || !reorder || c->vals[v].is_const))
             order[m++] = k;
     }
-    for (size_t k = 0; k < n && rc == SG_OK && n > 2; k++)
+    for (size_t k = 0; k < n && rc == SG_OK && n > 2 && reorder; k++)
         if (!c->vals[ox_in(c, k)].is_const) order[m++] = k;
     int acc = ox_in(c, order[0]), n_steps = 0;
     taken[order[0]] = true;
     for (size_t k = 1; k < n && rc == SG_OK; k++) {
         taken[order[k]] = true;
-        if (k + 1 < n) { /* a partial result: unnamed, and named so in messages */
+        if (k + 1 < n || mean) { /* a partial result: unnamed, and named so in messages */
             char *name = c->partial_name[k % 2];
-            partial_name(name, sizeof c->partial_name[0], op, taken, n);
+            partial_name(name, sizeof c->partial_name[0], mean ? "Sum" : op_name, taken, n);
             c->partial = name;
         }
         const int before = c->n_steps;
         rc = emit_binary(c, op, acc, ox_in(c, order[k]), err);
         c->partial = NULL;
         acc = c->n_vals - 1; /* the value emit_binary added */
-        if (rc == SG_OK && c->n_steps > before && ++n_steps > 1) {
-            sg_onnx_step *s = &c->steps[c->n_steps - 1];
-            char name[SG_ONNX_NAME];
-            snprintf(name, sizeof name, "%.36s#%d", s->name, n_steps);
-            memcpy(s->name, name, sizeof name);
-        }
+        if (rc == SG_OK && c->n_steps > before) name_chain_step(c, ++n_steps);
     }
     free(order);
     free(taken);
+    if (rc == SG_OK && mean) {
+        const int k = ox_value_add_unnamed(c, "the input count", err);
+        if (k < 0) return SG_EINPUT;
+        ox_value *cnt = &c->vals[k];
+        cnt->defined = cnt->is_const = true;
+        cnt->rank = 0;
+        cnt->count = 1;
+        cnt->dtype = OX_FLOAT;
+        if (!(cnt->f = sg_alloc_aligned(sizeof(float))))
+            return sg_errf(err, SG_ENOMEM, "%s: out of memory", c->path);
+        cnt->f[0] = (float)n;
+        const int before = c->n_steps;
+        rc = emit_binary(c, SG_OXB_DIV, acc, k, err);
+        if (rc == SG_OK && c->n_steps > before) name_chain_step(c, ++n_steps);
+    }
     return rc;
 }
 
@@ -1247,6 +1294,17 @@ static const struct {
     {"Round", SG_OXU_ROUND, NULL, NULL, 0, 0},
     {"Sin", SG_OXU_SIN, NULL, NULL, 0, 0},
     {"Cos", SG_OXU_COS, NULL, NULL, 0, 0},
+    {"Tan", SG_OXU_TAN, NULL, NULL, 0, 0},
+    {"Asin", SG_OXU_ASIN, NULL, NULL, 0, 0},
+    {"Acos", SG_OXU_ACOS, NULL, NULL, 0, 0},
+    {"Atan", SG_OXU_ATAN, NULL, NULL, 0, 0},
+    {"Sinh", SG_OXU_SINH, NULL, NULL, 0, 0},
+    {"Cosh", SG_OXU_COSH, NULL, NULL, 0, 0},
+    {"Asinh", SG_OXU_ASINH, NULL, NULL, 0, 0},
+    {"Acosh", SG_OXU_ACOSH, NULL, NULL, 0, 0},
+    {"Atanh", SG_OXU_ATANH, NULL, NULL, 0, 0},
+    {"ThresholdedRelu", SG_OXU_THRESHOLDED_RELU, "alpha", NULL, 1.0f, 0},
+    {"Shrink", SG_OXU_SHRINK, "lambd", "bias", 0.5f, 0},
     {"Sign", SG_OXU_SIGN, NULL, NULL, 0, 0},
 };
 
@@ -1839,8 +1897,10 @@ static int compile_op(ox_ctx *c, const char *op, sg_err *err)
     if (!strcmp(op, "Div")) return op_binary(c, SG_OXB_DIV, err);
     if (!strcmp(op, "Pow")) return op_binary(c, SG_OXB_POW, err);
     if (!strcmp(op, "PRelu")) return op_prelu(c, err);
-    if (!strcmp(op, "Max")) return op_extremum(c, SG_OXB_MAX, err);
-    if (!strcmp(op, "Min")) return op_extremum(c, SG_OXB_MIN, err);
+    if (!strcmp(op, "Max")) return op_chain(c, SG_OXB_MAX, "Max", false, err);
+    if (!strcmp(op, "Min")) return op_chain(c, SG_OXB_MIN, "Min", false, err);
+    if (!strcmp(op, "Sum")) return op_chain(c, SG_OXB_ADD, "Sum", false, err);
+    if (!strcmp(op, "Mean")) return op_chain(c, SG_OXB_ADD, "Mean", true, err);
     if (!strcmp(op, "Clip")) return op_clip(c, err);
     for (size_t i = 0; i < sizeof unary_ops / sizeof unary_ops[0]; i++)
         if (!strcmp(op, unary_ops[i].op)) return op_unary(c, i, err);

@@ -151,7 +151,7 @@ typedef struct {
 sg_status ox_digest_final(ox_ctx *c, uint8_t out[32], sg_err *err);
 
 /* Bytes of the node-specific part of an ox_node_err message. */
-#define OX_NODE_MSG 1024
+#define OX_NODE_MSG 1280
 
 /* "PATH: node 'NAME' (OP, opset N): " + fmt. */
 sg_status ox_node_err(ox_ctx *c, sg_err *err, int status, const char *fmt, ...)

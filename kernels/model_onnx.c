@@ -265,6 +265,50 @@ static void run_unary(const sg_kernel_ops *k, const sg_onnx_step *st, const floa
         for (size_t i = 0; i < cnt; i++)
             out[i] = cosf(in[i]);
         return;
+    case SG_OXU_TAN:
+        for (size_t i = 0; i < cnt; i++)
+            out[i] = tanf(in[i]);
+        return;
+    case SG_OXU_ASIN:
+        for (size_t i = 0; i < cnt; i++)
+            out[i] = asinf(in[i]);
+        return;
+    case SG_OXU_ACOS:
+        for (size_t i = 0; i < cnt; i++)
+            out[i] = acosf(in[i]);
+        return;
+    case SG_OXU_ATAN:
+        for (size_t i = 0; i < cnt; i++)
+            out[i] = atanf(in[i]);
+        return;
+    case SG_OXU_SINH:
+        for (size_t i = 0; i < cnt; i++)
+            out[i] = sinhf(in[i]);
+        return;
+    case SG_OXU_COSH:
+        for (size_t i = 0; i < cnt; i++)
+            out[i] = coshf(in[i]);
+        return;
+    case SG_OXU_ASINH:
+        for (size_t i = 0; i < cnt; i++)
+            out[i] = asinhf(in[i]);
+        return;
+    case SG_OXU_ACOSH:
+        for (size_t i = 0; i < cnt; i++)
+            out[i] = acoshf(in[i]);
+        return;
+    case SG_OXU_ATANH:
+        for (size_t i = 0; i < cnt; i++)
+            out[i] = atanhf(in[i]);
+        return;
+    case SG_OXU_THRESHOLDED_RELU:
+        for (size_t i = 0; i < cnt; i++)
+            out[i] = sg_onnx_thresholded_relu(in[i], a);
+        return;
+    case SG_OXU_SHRINK:
+        for (size_t i = 0; i < cnt; i++)
+            out[i] = sg_onnx_shrink(in[i], a, b);
+        return;
     case SG_OXU_SIGN:
         for (size_t i = 0; i < cnt; i++)
             out[i] = in[i] > 0 ? 1.0f : in[i] < 0 ? -1.0f : in[i]; /* 0, -0 and NaN as they are */

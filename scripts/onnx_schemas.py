@@ -22,7 +22,8 @@ Identity Dropout Constant Cast Concat Slice Shape Gather Transpose Expand Tile S
 ConstantOfShape Equal Greater Less GreaterOrEqual LessOrEqual Not Where And Or Sign IsNaN
 IsInf If ArgMax ArgMin Floor Ceil Round Sin Cos Einsum InstanceNormalization
 Conv MaxPool AveragePool GlobalAveragePool GlobalMaxPool Pad CumSum TopK
-GatherElements OneHot Range EyeLike LSTM GRU Size""".split()
+GatherElements OneHot Range EyeLike LSTM GRU Size Sum Mean
+Tan Asin Acos Atan Sinh Cosh Asinh Acosh Atanh ThresholdedRelu Shrink""".split()
 
 
 # The operators of domain ai.onnx.ml that datasets/onnx_ml.c supports, at its opsets 1..3.

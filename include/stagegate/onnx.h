@@ -141,6 +141,17 @@ typedef enum {
     SG_OXU_ROUND, /* half to even, as ONNX Round and numpy */
     SG_OXU_SIN,
     SG_OXU_COS,
+    SG_OXU_TAN,
+    SG_OXU_ASIN,
+    SG_OXU_ACOS,
+    SG_OXU_ATAN,
+    SG_OXU_SINH,
+    SG_OXU_COSH,
+    SG_OXU_ASINH,
+    SG_OXU_ACOSH,
+    SG_OXU_ATANH,
+    SG_OXU_THRESHOLDED_RELU, /* alpha */
+    SG_OXU_SHRINK,           /* alpha = lambd, beta = bias */
 } sg_onnx_unary;
 
 typedef enum {
@@ -198,6 +209,16 @@ static inline float sg_onnx_softplus(float x)
 static inline float sg_onnx_softsign(float x)
 {
     return x / (1.0f + fabsf(x));
+}
+/* ThresholdedRelu: x above alpha, else 0 (NaN gives 0, as ONNX Runtime's comparison). */
+static inline float sg_onnx_thresholded_relu(float x, float alpha)
+{
+    return x > alpha ? x : 0.0f;
+}
+/* Shrink: x + bias below -lambd, x - bias above lambd, else 0 (NaN gives 0). */
+static inline float sg_onnx_shrink(float x, float lambd, float bias)
+{
+    return x < -lambd ? x + bias : x > lambd ? x - bias : 0.0f;
 }
 
 static inline float sg_onnx_hard_sigmoid(float x, float alpha, float beta)

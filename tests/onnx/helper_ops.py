@@ -25,6 +25,7 @@ SG = os.environ["STAGEGATE_BIN"]
 SRC = os.environ["STAGEGATE_SOURCE_DIR"]
 D = 6
 rng = np.random.default_rng(7)
+more_rng = np.random.default_rng(11)  # more_cases' own draws
 failures = []
 
 
@@ -75,8 +76,8 @@ def softmax(x):
     return e / e.sum(1, keepdims=True)
 
 
-def model(nodes, inits, width, opset, name):
-    P = (rng.normal(size=(width, 1)) / np.sqrt(width)).astype(np.float32)
+def model(nodes, inits, width, opset, name, prng=None):
+    P = ((prng or rng).normal(size=(width, 1)) / np.sqrt(width)).astype(np.float32)
     inits = list(inits) + [numpy_helper.from_array(P, "proj")]
     nodes = list(nodes) + [helper.make_node("MatMul", ["y", "proj"], ["out"], name="proj")]
     g = helper.make_graph(nodes, name,
@@ -1534,6 +1535,75 @@ def layout_cases(opset):
     return out
 
 
+def more_cases(opset):
+    """Cases added after the first set, run after it with their own random numbers, so that
+    adding them changes none of the draws the first set's cases and projections take."""
+    out = []
+    # The trigonometric and hyperbolic functions, each inside its domain: Tan of tanh(x) * 1.2
+    # (away from the poles), Asin and Acos of tanh(x) * 0.9, Acosh of 1 + x^2, Atanh of
+    # tanh(x) * 0.9.
+    nodes16 = [node("Tanh", ["x"], "t16"), node("Mul", ["t16", "k12"], "t12"),
+               node("Mul", ["t16", "k09"], "t09"), node("Mul", ["x", "x"], "xx"),
+               node("Add", ["xx", "one16"], "xx1"), node("Mul", ["x", "half16"], "xh16"),
+               node("Tan", ["t12"], "tan"), node("Asin", ["t09"], "asin"),
+               node("Acos", ["t09"], "acos"), node("Atan", ["x"], "atan"),
+               node("Sinh", ["xh16"], "sinh"), node("Cosh", ["xh16"], "cosh"),
+               node("Asinh", ["x"], "asinh"), node("Acosh", ["xx1"], "acosh"),
+               node("Atanh", ["t09"], "atanh"),
+               helper.make_node("Concat", ["tan", "asin", "acos", "atan", "sinh", "cosh", "asinh",
+                                           "acosh", "atanh"], ["y"], axis=1)]
+    inits16 = [init("k12", 1.2), init("k09", 0.9), init("one16", 1.0), init("half16", 0.5)]
+
+    def ref_trig(X):
+        t = np.tanh(X)
+        return np.concatenate([np.tan(t * 1.2), np.arcsin(t * 0.9), np.arccos(t * 0.9),
+                               np.arctan(X), np.sinh(X * 0.5), np.cosh(X * 0.5), np.arcsinh(X),
+                               np.arccosh(1 + X * X), np.arctanh(t * 0.9)], 1)
+    out.append(("trigonometric_hyperbolic", nodes16, inits16, 9 * D, ref_trig))
+    # ThresholdedRelu (from opset 10; alpha 1 by default) and Shrink (lambd 0.5, bias 0 by
+    # default): rows exactly on a threshold come from x rounded to quarters.
+    nodes17 = [node("Mul", ["x", "four17"], "x4"), node("Round" if opset >= 11 else "Floor",
+                                                        ["x4"], "x4r"),
+               node("Div", ["x4r", "four17"], "xq"),
+               node("Shrink", ["xq"], "sh0"), node("Shrink", ["xq"], "sh1", lambd=0.25, bias=0.1)]
+    cols17 = ["sh0", "sh1"]
+    if opset >= 10:
+        nodes17 += [node("ThresholdedRelu", ["xq"], "tr0"),
+                    node("ThresholdedRelu", ["xq"], "tr1", alpha=0.25)]
+        cols17 += ["tr0", "tr1"]
+    nodes17.append(helper.make_node("Concat", cols17, ["y"], axis=1))
+
+    def ref_shrink(X, opset=opset):
+        x4 = X.astype(np.float32) * np.float32(4)
+        xq = ((np.rint(x4) if opset >= 11 else np.floor(x4)) / np.float32(4)).astype(np.float64)
+
+        def shrink(v, lambd, bias):
+            return np.where(v < -lambd, v + bias, np.where(v > lambd, v - bias, 0.0))
+        cols = [shrink(xq, 0.5, 0.0), shrink(xq, 0.25, 0.1)]
+        if opset >= 10:
+            cols += [np.where(xq > 1.0, xq, 0.0), np.where(xq > 0.25, xq, 0.0)]
+        return np.concatenate(cols, 1)
+    out.append(("shrink_thresholded_relu", nodes17, [init("four17", 4.0)],
+                (4 if opset >= 10 else 2) * D, ref_shrink))
+    # Sum and Mean of 1 to 4 inputs, rows and constants broadcast ([D] and [1, D]), added in
+    # input order; Mean divides the sum by the input count.
+    c18 = more_rng.uniform(-1, 1, D).astype(np.float32)
+    d18 = more_rng.uniform(-1, 1, (1, D)).astype(np.float32)
+    nodes18 = [node("Neg", ["x"], "nx18"), node("Sum", ["x"], "s1"),
+               node("Sum", ["x", "c18"], "s2"), node("Sum", ["c18", "x", "nx18", "d18"], "s4"),
+               node("Mean", ["x"], "m1"), node("Mean", ["x", "d18", "c18"], "m3"),
+               node("Mean", ["c18", "d18", "x", "x"], "m4"),
+               helper.make_node("Concat", ["s1", "s2", "s4", "m1", "m3", "m4"], ["y"], axis=1)]
+    inits18 = [numpy_helper.from_array(c18, "c18"), numpy_helper.from_array(d18, "d18")]
+
+    def ref_sum_mean(X):
+        c, d = c18.astype(np.float64), d18.astype(np.float64)
+        return np.concatenate([X, X + c, c + X - X + d, X, (X + d + c) / 3,
+                               (c + d + 2 * X) / 4], 1)
+    out.append(("sum_mean", nodes18, inits18, 6 * D, ref_sum_mean))
+    return out
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="sg_onnx_helper_")
     data = os.path.join(tmp, "val.h5")
@@ -1636,7 +1706,29 @@ def main():
                   "IsInf", "If", "ArgMax", "ArgMin", "Floor", "Ceil", "Round", "Sin", "Cos",
                   "Einsum", "InstanceNormalization", "Conv", "MaxPool", "AveragePool",
                   "GlobalAveragePool", "GlobalMaxPool", "Pad", "CumSum", "TopK",
-                  "GatherElements", "OneHot", "Range", "EyeLike", "LSTM", "GRU"}
+                  "GatherElements", "OneHot", "Range", "EyeLike", "LSTM", "GRU", "Sum", "Mean",
+                  "Tan", "Asin", "Acos", "Atan", "Sinh", "Cosh", "Asinh", "Acosh", "Atanh",
+                  "ThresholdedRelu", "Shrink"}
+    for opset in (9, 11, 13, 15, 17):
+        for name, nodes, inits, width, ref in more_cases(opset):
+            m, P = model(nodes, inits, width, opset, name, more_rng)
+            onnx.checker.check_model(m)
+            for n in m.graph.node:
+                seen.add(n.op_type)
+            path = os.path.join(tmp, "%s_%d.onnx" % (name, opset))
+            onnx.save(m, path)
+            p = subprocess.run([SG, "eval", "--model", path, "--data", data, "--predictions",
+                                path + ".h5"], capture_output=True, text=True)
+            if p.returncode != 0:
+                check(False, "%s opset %d: %s" % (name, opset, p.stderr.strip()))
+                continue
+            with h5py.File(path + ".h5") as f:
+                got = f["prediction"][()].astype(np.float64)
+            want = (ref(X.astype(np.float32).astype(np.float64)) @ P.astype(np.float64))[:, 0]
+            diff = float(np.max(np.abs(got - want)))
+            tol = 1e-5 * max(1.0, float(np.max(np.abs(want))))
+            check(diff <= tol, "%s opset %d: max diff %.3g (tol %.3g)" % (name, opset, diff, tol))
+            print("ok %-42s opset %2d max diff %.2g" % (name, opset, diff))
     check(from_issue <= seen, "operators not covered: %s" % sorted(from_issue - seen))
     if failures:
         print("%d failures" % len(failures))
