@@ -1728,6 +1728,11 @@ def main():
             diff = float(np.max(np.abs(got - want)))
             tol = 1e-5 * max(1.0, float(np.max(np.abs(want))))
             check(diff <= tol, "%s opset %d: max diff %.3g (tol %.3g)" % (name, opset, diff, tol))
+            if os.environ.get("SG_ONNX_ONE_VS_BATCH"):  # the one-row (latency) path agrees
+                p = subprocess.run([os.environ["SG_ONNX_ONE_VS_BATCH"], path],
+                                   capture_output=True, text=True, timeout=120)
+                check(p.returncode == 0, "%s opset %d one row vs batch: %s"
+                      % (name, opset, (p.stderr or p.stdout).strip()))
             print("ok %-42s opset %2d max diff %.2g" % (name, opset, diff))
     check(from_issue <= seen, "operators not covered: %s" % sorted(from_issue - seen))
     if failures:
