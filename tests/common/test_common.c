@@ -12,6 +12,7 @@
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <sys/resource.h>
 #include <string.h>
@@ -247,6 +248,11 @@ static void test_read_file_limit(void **state)
     assert_memory_equal(data, buf, sizeof buf);
     assert_int_equal(data[len], 0);
     free(data);
+    /* Read into a buffer of the file's size, not one grown by doubling past it (16 KiB). */
+    assert_int_equal(sg_read_file(path, 1 << 20, &data, &len, &err), SG_OK);
+    assert_int_equal(len, sizeof buf);
+    assert_true(malloc_usable_size(data) < sizeof buf + 64);
+    free(data);
     assert_int_equal(sg_read_file(path, sizeof buf - 1, &data, &len, &err), SG_EINPUT);
     assert_null(data);
     assert_non_null(strstr(err.msg, "data: file is larger than 9999 bytes"));
@@ -261,6 +267,14 @@ static void test_read_file_limit(void **state)
     assert_int_equal(len, 0);
     free(data);
     unlink(path);
+    /* A file whose size stat does not give (0 in /proc) is read by growing the buffer, past
+       several doublings here (smaps of a test process is tens of KB), then cut to fit. */
+    assert_int_equal(sg_read_file("/proc/self/smaps", 1 << 24, &data, &len, &err), SG_OK);
+    assert_true(len > 8192);
+    assert_int_equal(strlen((char *)data), len);
+    free(data);
+    assert_int_equal(sg_read_file("/proc/self/smaps", 5000, &data, &len, &err), SG_EINPUT);
+    assert_non_null(strstr(err.msg, "file is larger than 5000 bytes"));
 
     assert_int_equal(sg_read_file(tmpdir, 1 << 20, &data, &len, &err), SG_EINPUT);
     assert_non_null(strstr(err.msg, "directory"));
