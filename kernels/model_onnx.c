@@ -541,16 +541,13 @@ static void run_rows(const sg_onnx_step *st, const float *in, float *out, int64_
     }
 }
 
-static inline float rnn_sigmoid(float x)
-{
-    return 1.0f / (1.0f + expf(-x));
-}
-
 /* SG_OX_RNN over n rows (sg_onnx_step.kind's comment): per direction and time step, the
    recurrence product of the previous h for every row at once (one strided sgemm into the
-   gates), then each row's gates. */
-static void run_rnn(const sg_onnx_step *st, float *xw, float *out, const float *h0, const float *c0,
-                    int64_t n)
+   gates), then each row's gates. The gates' sigmoids and tanhs run on the kernel table's
+   vector activations (bias_act: the dense layers' logistic and tanh), a whole gate at a time:
+   libm's tanhf, one element at a time, had been a third of an LSTM's time. */
+static void run_rnn(const sg_kernel_ops *k, const sg_onnx_step *st, float *xw, float *out,
+                    const float *h0, const float *c0, int64_t n)
 {
     const int T = st->mm_m, H = st->mm_k, D = st->mm_n, G = st->rnn_gru ? 3 : 4;
     const int64_t ldx = (int64_t)T * D * G * H, ldo = (int64_t)T * D * 2 * H;
@@ -590,17 +587,21 @@ static void run_rnn(const sg_onnx_step *st, float *xw, float *out, const float *
                 if (clip > 0)
                     for (int j = 0; j < first; j++)
                         xr[j] = fminf(fmaxf(xr[j], -clip), clip);
-                if (!st->rnn_gru) { /* i, o, f, c */
+                if (!st->rnn_gru) { /* i, o, f: sigmoid; c: tanh */
+                    k->bias_act(xr, 1, 3 * H, NULL, SG_ACT_LOGISTIC);
+                    k->bias_act(xr + 3 * H, 1, H, NULL, SG_ACT_TANH);
                     for (int j = 0; j < H; j++) {
-                        const float i = rnn_sigmoid(xr[j]), og = rnn_sigmoid(xr[H + j]),
-                                    f = rnn_sigmoid(xr[2 * H + j]), g = tanhf(xr[3 * H + j]);
-                        const float c = f * (cc ? cc[j] : 0.0f) + i * g;
+                        const float c = xr[2 * H + j] * (cc ? cc[j] : 0.0f) + xr[j] * xr[3 * H + j];
                         orow[H + j] = c;
-                        orow[j] = og * tanhf(c);
+                        orow[j] = c;
                     }
+                    k->bias_act(orow, 1, H, NULL, SG_ACT_TANH);
+                    for (int j = 0; j < H; j++)
+                        orow[j] *= xr[H + j];
                     continue;
                 }
-                /* GRU: z, r, h */
+                /* GRU: z, r (sigmoid, clipped above), then h */
+                k->bias_act(xr, 1, 2 * H, NULL, SG_ACT_LOGISTIC);
                 float *hh = orow + H; /* the h gate's recurrence part (scratch) */
                 if (st->rnn_lbr) {
                     for (int j = 0; j < H; j++) {
@@ -612,20 +613,21 @@ static void run_rnn(const sg_onnx_step *st, float *xw, float *out, const float *
                     }
                 } else {
                     /* (r * h_prev) @ Rh^T, into the h gate */
-                    for (int j = 0; j < H; j++) {
-                        float v = clip > 0 ? fminf(fmaxf(xr[H + j], -clip), clip) : xr[H + j];
-                        hh[j] = h ? rnn_sigmoid(v) * h[j] : 0.0f;
-                    }
+                    for (int j = 0; j < H; j++)
+                        hh[j] = h ? xr[H + j] * h[j] : 0.0f;
                     for (int q = 0; q < H && h; q++)
                         for (int j = 0; j < H; j++)
                             xr[2 * H + j] += hh[q] * R[(int64_t)q * G * H + 2 * H + j];
                 }
                 for (int j = 0; j < H; j++) {
-                    const float z = rnn_sigmoid(xr[j]), rg = rnn_sigmoid(xr[H + j]);
-                    float a = st->rnn_lbr ? xr[2 * H + j] + rg * hh[j] : xr[2 * H + j];
+                    float a = st->rnn_lbr ? xr[2 * H + j] + xr[H + j] * hh[j] : xr[2 * H + j];
                     if (clip > 0) a = fminf(fmaxf(a, -clip), clip);
-                    const float g = tanhf(a);
-                    orow[j] = (1.0f - z) * g + z * (h ? h[j] : 0.0f);
+                    orow[j] = a;
+                }
+                k->bias_act(orow, 1, H, NULL, SG_ACT_TANH);
+                for (int j = 0; j < H; j++) {
+                    const float z = xr[j];
+                    orow[j] = (1.0f - z) * orow[j] + z * (h ? h[j] : 0.0f);
                 }
             }
         }
@@ -716,7 +718,7 @@ static void run_step(const sg_kernel_ops *k, const sg_onnx_step *st, const float
         /* the gates accumulate in the input projections, a buffer only this step reads */
         const float *h0 = st->a.kind == SG_OXA_ROW ? bufp(s, X, st->a.buf) : st->a.value,
                     *c0 = st->bb.kind == SG_OXA_ROW ? bufp(s, X, st->bb.buf) : st->bb.value;
-        run_rnn(st, (float *)in, out, h0, c0, n);
+        run_rnn(k, st, (float *)in, out, h0, c0, n);
         break;
     }
     case SG_OX_GATHER_ROWS: {
