@@ -323,10 +323,10 @@ static sg_status relay_const(ox_ctx *c, size_t k, const ox_value *x, sg_err *err
 
 static const char *const same_shape_ops[] = {"Clip", "Cast",  "Identity", "Dropout",
                                              "Not",  "IsNaN", "IsInf"};
-static const char *const broadcast_ops[] = {"Add",         "Sub",     "Mul",  "Div",
-                                            "Pow",         "Max",     "Min",  "Where",
-                                            "Equal",       "Greater", "Less", "GreaterOrEqual",
-                                            "LessOrEqual", "And",     "Or",   "PRelu"};
+static const char *const broadcast_ops[] = {
+    "Add",         "Sub",  "Mul",   "Div",   "Pow",     "Max",  "Min",
+    "Sum",         "Mean", "Where", "Equal", "Greater", "Less", "GreaterOrEqual",
+    "LessOrEqual", "And",  "Or",    "PRelu"};
 static const char *const reduce_ops[] = {"ReduceMean", "ReduceSum",  "ReduceSumSquare",
                                          "ReduceL1",   "ReduceL2",   "ReduceMax",
                                          "ReduceMin",  "ReduceProd", "ReduceLogSumExp"};

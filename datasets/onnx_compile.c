@@ -62,16 +62,21 @@ const Onnx__AttributeProto *ox_attr(const ox_ctx *c, const char *name)
     return NULL;
 }
 
+/* An attribute given without its value (an INT without i, a FLOAT without f: what a writer
+   that drops zero fields writes for 0) holds the field's default, 0, as ONNX Runtime and
+   onnx.helper read it; only an attribute that is not there takes the operator's default (an
+   alpha of 0 had been read as ThresholdedRelu's 1.0). The schema check has refused an
+   attribute of another type. */
 int64_t ox_attr_i(const ox_ctx *c, const char *name, int64_t dflt)
 {
     const Onnx__AttributeProto *a = ox_attr(c, name);
-    return a && a->has_i ? a->i : dflt;
+    return a ? (a->has_i ? a->i : 0) : dflt;
 }
 
 float ox_attr_f(const ox_ctx *c, const char *name, float dflt)
 {
     const Onnx__AttributeProto *a = ox_attr(c, name);
-    return a && a->has_f ? a->f : dflt;
+    return a ? (a->has_f ? a->f : 0.0f) : dflt;
 }
 
 /* Value index of input k, -1 when absent (or an empty name: an omitted optional input). */
@@ -1175,6 +1180,11 @@ static sg_status op_chain(ox_ctx *c, sg_onnx_binary op, const char *op_name, boo
     }
     for (size_t k = 0; k < n && rc == SG_OK && n > 2 && reorder; k++)
         if (!c->vals[ox_in(c, k)].is_const) order[m++] = k;
+    if (rc != SG_OK) { /* an input missing (an empty name): nothing was ordered */
+        free(order);
+        free(taken);
+        return rc;
+    }
     int acc = ox_in(c, order[0]), n_steps = 0;
     taken[order[0]] = true;
     for (size_t k = 1; k < n && rc == SG_OK; k++) {

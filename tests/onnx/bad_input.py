@@ -447,7 +447,17 @@ def main():
             ("relu_alpha", helper.make_node("Relu", ["x"], ["h"], name="mm", alpha=0.5),
              "attribute 'alpha' is not one Relu has at this opset"),
             ("concat_no_axis", helper.make_node("Concat", ["x"], ["h"], name="mm"),
-             "the required attribute 'axis' is missing")]:
+             "the required attribute 'axis' is missing"),
+            # a variadic node whose input is omitted (an empty name): the chain had read an
+            # order it never filled (a crash) when the omitted input was the one to go first
+            ("sum_omitted_first", helper.make_node("Sum", ["", "x"], ["h"], name="mm"),
+             "input 0 is missing"),
+            ("mean_omitted_first", helper.make_node("Mean", ["", "x", "x"], ["h"], name="mm"),
+             "input 0 is missing"),
+            ("max_omitted_middle", helper.make_node("Max", ["x", "", "x"], ["h"], name="mm"),
+             "input 1 is missing"),
+            ("min_omitted_first", helper.make_node("Min", ["", "hundred", "x"], ["h"], name="mm"),
+             "input 0 is missing")]:
         run(tmp, name, via_matmul(node), ["node 'mm' (%s, opset 13)" % node.op_type, want], data)
     for op, opset, first in [("HardSwish", 13, 14), ("Celu", 11, 12)]:
         run(tmp, "%s_opset%d" % (op.lower(), opset),

@@ -18,7 +18,7 @@ import tempfile
 import h5py
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import AttributeProto, TensorProto, helper, numpy_helper
 from scipy.special import erf
 
 SG = os.environ["STAGEGATE_BIN"]
@@ -1535,6 +1535,10 @@ def layout_cases(opset):
     return out
 
 
+def i64m(name, values):
+    return numpy_helper.from_array(np.array(values, dtype=np.int64), name)
+
+
 def more_cases(opset):
     """Cases added after the first set, run after it with their own random numbers, so that
     adding them changes none of the draws the first set's cases and projections take."""
@@ -1601,6 +1605,33 @@ def more_cases(opset):
         return np.concatenate([X, X + c, c + X - X + d, X, (X + d + c) / 3,
                                (c + d + 2 * X) / 4], 1)
     out.append(("sum_mean", nodes18, inits18, 6 * D, ref_sum_mean))
+    # A FLOAT attribute written without its value (what a writer that drops zero fields
+    # writes for 0) is 0, not the operator's default: ThresholdedRelu's alpha, Shrink's bias.
+    tr0 = node("ThresholdedRelu" if opset >= 10 else "Relu", ["x"], "tz")
+    if opset >= 10:
+        tr0.attribute.append(AttributeProto(name="alpha", type=AttributeProto.FLOAT))
+    sh0 = node("Shrink", ["x"], "shz", lambd=0.25)
+    sh0.attribute.append(AttributeProto(name="bias", type=AttributeProto.FLOAT))
+    out.append(("attribute_without_value", [tr0, sh0, helper.make_node("Concat", ["tz", "shz"],
+                                                                      ["y"], axis=1)], [],
+                2 * D, lambda X: np.concatenate([np.where(X > 0, X, 0.0),
+                                                 np.where(np.abs(X) > 0.25, X, 0.0)], 1)))
+    # Sum and Mean on rows whose batch a Transpose moved ([3, batch, 2] from [batch, 6]).
+    s19, p19 = i64m("s19", [-1, 3, 2]), i64m("p19", [-1, 2 * D])
+    nodes19 = [node("Reshape", ["x", "s19"], "r19"),
+               helper.make_node("Transpose", ["r19"], ["t19"], name="t19", perm=[1, 0, 2]),
+               node("Sum", ["t19", "t19", "c19"], "su19"), node("Mean", ["t19", "c19"], "me19"),
+               helper.make_node("Concat", ["su19", "me19"], ["cc19"], axis=2),
+               helper.make_node("Transpose", ["cc19"], ["b19"], name="b19", perm=[1, 0, 2]),
+               node("Reshape", ["b19", "p19"], "y0"), node("Identity", ["y0"], "y")]
+    c19 = more_rng.uniform(-1, 1, (3, 1, 1)).astype(np.float32)
+
+    def ref_moved(X):
+        r = X.reshape(-1, 3, 2)
+        c = c19[:, 0, 0].astype(np.float64)[None, :, None]
+        return np.concatenate([r + r + c, (r + c) / 2], 2).reshape(len(X), -1)
+    out.append(("sum_mean_batch_moved", nodes19, [s19, p19, numpy_helper.from_array(c19, "c19")],
+                2 * D, ref_moved))
     return out
 
 
