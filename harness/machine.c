@@ -197,6 +197,54 @@ static const char *core_lacks(const char *core)
     return NULL;
 }
 
+/*
+ * Buffers for `threads` threads that may call sgemm at once. blas_reserve made one per CPU
+ * online and one for the main thread; a pool planned on more workers than that (a synthetic
+ * topology: "numa:1 core:4 pu:1" on 2 CPUs) had left the others to map theirs at the first
+ * sgemm, and under an address-space limit a worker spun in OpenBLAS's endless retry (found
+ * by an attack helper). Taken here, before any worker computes, a mapping that fails is an
+ * input error. OpenBLAS's own table is the bound: at most BLAS_BUFFERS_MAX.
+ */
+sg_status sg_blas_reserve(int threads, sg_err *err)
+{
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    pthread_once(&blas_once, blas_setup);
+    void *(*alloc)(int) = (void *(*)(int))dlsym(RTLD_DEFAULT, "blas_memory_alloc");
+    void (*release)(void *) = (void (*)(void *))dlsym(RTLD_DEFAULT, "blas_memory_free");
+    if (!alloc || !release) return SG_OK;
+    if (threads > BLAS_BUFFERS_MAX) threads = BLAS_BUFFERS_MAX;
+    pthread_mutex_lock(&lock);
+    const int have = blas_buffers_wanted - blas_buffers_short;
+    int held = 0;
+    if (threads > have) {
+        void *buf[BLAS_BUFFERS_MAX];
+        for (; held < threads; held++) {
+            if (held >= have) { /* a new mapping: the probe first, as blas_reserve does */
+                void *probe = mmap(NULL, BLAS_BUFFER_BYTES, PROT_READ | PROT_WRITE,
+                                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+                if (probe == MAP_FAILED) break;
+                munmap(probe, BLAS_BUFFER_BYTES);
+            }
+            buf[held] = alloc(0);
+        }
+        for (int i = 0; i < held; i++)
+            if (buf[i]) release(buf[i]);
+        if (held == threads) {
+            blas_buffers_wanted = threads;
+            blas_buffers_short = 0;
+        }
+    }
+    pthread_mutex_unlock(&lock);
+    if (threads > have && held < threads)
+        return sg_errf(err, SG_EINPUT,
+                       "the address-space or data limit (ulimit -v, ulimit -d) leaves no room "
+                       "for %d of OpenBLAS's %d sgemm buffers of 128 MiB (one per thread that "
+                       "computes: %d workers and the main thread); raise it by %d MiB or more, "
+                       "or run fewer workers (--cpus)",
+                       threads - held, threads, threads - 1, (threads - held) * 128);
+    return SG_OK;
+}
+
 sg_status sg_blas_check(sg_err *err)
 {
     const char *core = sg_blas_core(NULL), *asked = getenv("OPENBLAS_CORETYPE");

@@ -214,6 +214,7 @@ sg_status sg_pool_create_on(const char *synthetic, const char *cpus, sg_pool **o
     if (rc == SG_OK && n > SG_POOL_MAX_WORKERS)
         rc = sg_errf(err, SG_EINPUT, "--cpus: %d workers; a run takes at most %d", n,
                      SG_POOL_MAX_WORKERS);
+    if (rc == SG_OK) rc = sg_blas_reserve(n + 1, err); /* the workers and this thread */
     if (rc == SG_OK) {
         p->workers = aligned_alloc(64, ((size_t)n * sizeof *p->workers + 63) / 64 * 64);
         if (!p->workers)

@@ -494,6 +494,10 @@ const char *sg_blas_core_for_cpu(void);
    use whose kernels this CPU cannot run (they would end the process with SIGILL): an input
    error naming the variable. */
 sg_status sg_blas_check(sg_err *err);
+/* Makes OpenBLAS's sgemm buffers for `threads` threads computing at once (a pool's workers
+   and the main thread) before any of them runs; SG_EINPUT naming the limit when the address
+   space has no room for them. sg_pool_create calls it. */
+SG_MUST_CHECK sg_status sg_blas_reserve(int threads, sg_err *err);
 /* Sets OpenBLAS to one thread (workers are the parallelism); returns the previous count.
    Call it before anything forks (see harness/machine.c): the CLI does so first thing. */
 int sg_blas_single_thread(void);
