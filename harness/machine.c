@@ -202,7 +202,7 @@ static const char *core_lacks(const char *core)
  * online and one for the main thread; a pool planned on more workers than that (a synthetic
  * topology: "numa:1 core:4 pu:1" on 2 CPUs) had left the others to map theirs at the first
  * sgemm, and under an address-space limit a worker spun in OpenBLAS's endless retry (found
- * by an attack helper). Taken here, before any worker computes, a mapping that fails is an
+ * by attacking the tool). Taken here, before any worker computes, a mapping that fails is an
  * input error. OpenBLAS's own table is the bound: at most BLAS_BUFFERS_MAX.
  */
 sg_status sg_blas_reserve(int threads, sg_err *err)

@@ -358,7 +358,7 @@ rc=0; ( [ "${STAGEGATE_SANITIZED:-0}" = 1 ] || ulimit -v 4000000; timeout 60 "$S
 # address-space limit: OpenBLAS's sgemm buffers for every worker are made with the pool, so a
 # limit without room for them is exit 2 and one line. Workers past the CPUs online had mapped
 # theirs at the first sgemm, and between about 650 and 750 MB one spun in OpenBLAS's endless
-# retry (found by an attack helper). Not under a sanitizer (its shadow memory is over any limit).
+# retry (found by attacking the tool). Not under a sanitizer (its shadow memory is over any limit).
 if [ "${STAGEGATE_SANITIZED:-0}" != 1 ]; then
     for kb in $(seq 500000 50000 1300000); do
         rc=0; ( ulimit -v "$kb"; STAGEGATE_HWLOC_SYNTHETIC="numa:1 core:4 pu:1" timeout 20 "$SG" bench \
