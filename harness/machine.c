@@ -129,30 +129,37 @@ static void choose_core(void)
 static int blas_buffers_short; /* how many of the buffers could not be mapped */
 static int blas_buffers_wanted;
 
-static void blas_reserve(void)
+/* Takes n of OpenBLAS's buffers, each held while the next is taken, then gives them back: a
+   buffer OpenBLAS made already is taken again without a mapping, and past the first `have`
+   a new one is mapped only after a probe showed the room for it. Returns how many it got. */
+static int take_buffers(int n, int have)
 {
     void *(*alloc)(int) = (void *(*)(int))dlsym(RTLD_DEFAULT, "blas_memory_alloc");
     void (*release)(void *) = (void (*)(void *))dlsym(RTLD_DEFAULT, "blas_memory_free");
-    if (!alloc || !release) return;
+    if (!alloc || !release) return n;
+    void *buf[BLAS_BUFFERS_MAX];
+    int held = 0;
+    for (; held < n; held++) {
+        if (held >= have) {
+            void *probe = mmap(NULL, BLAS_BUFFER_BYTES, PROT_READ | PROT_WRITE,
+                               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+            if (probe == MAP_FAILED) break;
+            munmap(probe, BLAS_BUFFER_BYTES);
+        }
+        buf[held] = alloc(0);
+    }
+    for (int i = 0; i < held; i++)
+        if (buf[i]) release(buf[i]);
+    return held;
+}
+
+static void blas_reserve(void)
+{
     long n = sysconf(_SC_NPROCESSORS_ONLN) + 1; /* every worker, and the main thread */
     if (n < 2) n = 2;
     if (n > BLAS_BUFFERS_MAX) n = BLAS_BUFFERS_MAX;
     blas_buffers_wanted = (int)n;
-    /* One at a time, each held while the next is taken: a buffer OpenBLAS made already (its
-       load-time pool's) is taken again without a mapping, and a new one is mapped only
-       after the probe showed the room for it. */
-    void *buf[BLAS_BUFFERS_MAX];
-    int held = 0;
-    for (; held < n; held++) {
-        void *probe = mmap(NULL, BLAS_BUFFER_BYTES, PROT_READ | PROT_WRITE,
-                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-        if (probe == MAP_FAILED) break;
-        munmap(probe, BLAS_BUFFER_BYTES);
-        buf[held] = alloc(0);
-    }
-    blas_buffers_short = (int)n - held;
-    for (int i = 0; i < held; i++)
-        if (buf[i]) release(buf[i]);
+    blas_buffers_short = (int)n - take_buffers((int)n, 0);
 }
 
 static void blas_setup(void)
@@ -209,30 +216,13 @@ sg_status sg_blas_reserve(int threads, sg_err *err)
 {
     static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
     pthread_once(&blas_once, blas_setup);
-    void *(*alloc)(int) = (void *(*)(int))dlsym(RTLD_DEFAULT, "blas_memory_alloc");
-    void (*release)(void *) = (void (*)(void *))dlsym(RTLD_DEFAULT, "blas_memory_free");
-    if (!alloc || !release) return SG_OK;
     if (threads > BLAS_BUFFERS_MAX) threads = BLAS_BUFFERS_MAX;
     pthread_mutex_lock(&lock);
     const int have = blas_buffers_wanted - blas_buffers_short;
-    int held = 0;
-    if (threads > have) {
-        void *buf[BLAS_BUFFERS_MAX];
-        for (; held < threads; held++) {
-            if (held >= have) { /* a new mapping: the probe first, as blas_reserve does */
-                void *probe = mmap(NULL, BLAS_BUFFER_BYTES, PROT_READ | PROT_WRITE,
-                                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-                if (probe == MAP_FAILED) break;
-                munmap(probe, BLAS_BUFFER_BYTES);
-            }
-            buf[held] = alloc(0);
-        }
-        for (int i = 0; i < held; i++)
-            if (buf[i]) release(buf[i]);
-        if (held == threads) {
-            blas_buffers_wanted = threads;
-            blas_buffers_short = 0;
-        }
+    int held = have;
+    if (threads > have && (held = take_buffers(threads, have)) == threads) {
+        blas_buffers_wanted = threads;
+        blas_buffers_short = 0;
     }
     pthread_mutex_unlock(&lock);
     if (threads > have && held < threads)
