@@ -215,14 +215,95 @@ def parse(argv):
     return args
 
 
+# The tests make the same sets and models many times over (the same options in several
+# tests, and every test again under the sanitizers), and fitting one means importing
+# scikit-learn (about 1 s of CPU). With SG_TEST_CACHE naming a directory, what a run wrote
+# is kept there under a key of everything its bytes depend on, and a later run with the same
+# key copies it instead of making it again. Only small outputs are kept.
+CACHE_MAX_BYTES = 32 << 20
+OUTPUTS = ("out", "model_out", "joblib_out")
+
+
+def cache_key(args):
+    import hashlib
+    import importlib.metadata
+    h = hashlib.sha256()
+    here = os.path.dirname(os.path.abspath(__file__))
+    for name in ("make_dataset.py", "export_sklearn.py"):
+        with open(os.path.join(here, name), "rb") as f:
+            h.update(f.read())
+    for dist in ("numpy", "h5py", "scikit-learn", "joblib"):
+        try:
+            version = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            version = "-"
+        h.update(("%s=%s;" % (dist, version)).encode())
+    h.update(sys.version.encode())
+    opts = {k: v for k, v in sorted(vars(args).items()) if k not in OUTPUTS}
+    opts.update({k: bool(getattr(args, k)) for k in OUTPUTS})
+    h.update(repr(opts).encode())
+    return h.hexdigest()
+
+
+def copy_atomic(src, dst):
+    import shutil
+    directory = os.path.dirname(os.path.abspath(dst))
+    try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(dst) + ".tmp.")
+    except OSError as e:  # name the file the user asked for, not our temporary name
+        raise OSError(e.errno, e.strerror, dst) from None
+    os.close(fd)
+    try:
+        shutil.copyfile(src, tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, dst)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def cache_get(args, entry):
+    wanted = [k for k in OUTPUTS if getattr(args, k)]
+    if not all(os.path.isfile(os.path.join(entry, k)) for k in wanted):
+        return False
+    for k in wanted:
+        copy_atomic(os.path.join(entry, k), getattr(args, k))
+    return True
+
+
+def cache_put(args, entry):
+    import shutil
+    wanted = [k for k in OUTPUTS if getattr(args, k)]
+    if sum(os.path.getsize(getattr(args, k)) for k in wanted) > CACHE_MAX_BYTES:
+        return
+    parent = os.path.dirname(entry)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(dir=parent, prefix=".new.")
+    try:
+        for k in wanted:
+            shutil.copyfile(getattr(args, k), os.path.join(tmp, k))
+        os.rename(tmp, entry)  # whole entries only; a concurrent run's identical one may win
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main(argv):
     args = parse(argv)
-    teacher = Teacher(args.seed, args.features, args.task, args.classes)
+    cache = os.environ.get("SG_TEST_CACHE")
+    entry = os.path.join(cache, "make_dataset", cache_key(args)) if cache else None
     try:
+        if entry and cache_get(args, entry):
+            return 0
+        teacher = Teacher(args.seed, args.features, args.task, args.classes)
         if args.out:
             write_set(args, teacher)
         if args.fit:
             fit_and_export(args, teacher)
+        if entry:
+            cache_put(args, entry)
     except OSError as e:
         fail(f"{e.filename or ''}: {e.strerror or e}")
     return 0

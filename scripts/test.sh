@@ -26,7 +26,8 @@ run_config() {
     dir=$1
     shift
     echo "== configure $dir: $*"
-    cmake -S . -B "$dir" -DSTAGEGATE_WERROR=ON "$@" >"$dir.configure.log" 2>&1 ||
+    cmake -S . -B "$dir" -DSTAGEGATE_WERROR=ON "-DSTAGEGATE_TEST_CACHE=$TEST_CACHE" "$@" \
+        >"$dir.configure.log" 2>&1 ||
         { cat "$dir.configure.log"; exit 1; }
     echo "== build $dir"
     cmake --build "$dir" -j "$JOBS" >"$dir.build.log" 2>&1 ||
@@ -47,6 +48,10 @@ run_config() {
 }
 
 mkdir -p build
+# One cache of generated test inputs for every build directory (tests/CMakeLists.txt): the
+# sanitizer builds copy what the Release run made. Its keys cover everything the bytes
+# depend on; removing it only costs the time to make them again.
+TEST_CACHE="$PWD/build/testcache"
 SAN_FLAGS="-O2 -g1 -DNDEBUG"
 run_config build/release -DCMAKE_BUILD_TYPE=Release
 if [ "${SG_SKIP_SANITIZE:-0}" != "1" ]; then
@@ -64,7 +69,7 @@ if [ "${SG_SKIP_SANITIZE:-0}" != "1" ]; then
     # shared libraries). Only what the threaded tests run is built; a test whose program is
     # missing fails.
     echo "== configure + build build/tsan (ThreadSanitizer; shared libraries, -Wl,--no-undefined)"
-    cmake -S . -B build/tsan -DSTAGEGATE_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    cmake -S . -B build/tsan -DSTAGEGATE_WERROR=ON "-DSTAGEGATE_TEST_CACHE=$TEST_CACHE" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
         "-DCMAKE_C_FLAGS_RELWITHDEBINFO=$SAN_FLAGS" -DSTAGEGATE_SANITIZE=thread -DSTAGEGATE_SHARED=ON \
         >build/tsan.configure.log 2>&1 || { cat build/tsan.configure.log; exit 1; }
     cmake --build build/tsan -j "$JOBS" --target stagegate test_datasets_threads test_harness_topology \
