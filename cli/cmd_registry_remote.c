@@ -5,6 +5,9 @@
  * and answers with the same reason text, which is printed as the local registry prints it,
  * with the same exit codes (1 refused, 2 input or usage error).
  */
+/* libcurl is opened when a command first talks to a server (sg_lazylib), and called through
+   pointers: its headers' type-checking macros, which would wrap those calls, are off. */
+#define CURL_DISABLE_TYPECHECK
 #include <curl/curl.h>
 #include <errno.h>
 #include <limits.h>
@@ -13,6 +16,36 @@
 #include <unistd.h>
 
 #include "cmd_registry.h"
+
+#define CURL_FUNCS(X)                                                                              \
+    X(curl_easy_cleanup)                                                                           \
+    X(curl_easy_escape) X(curl_easy_getinfo) X(curl_easy_init) X(curl_easy_perform)                \
+        X(curl_easy_reset) X(curl_easy_setopt) X(curl_easy_strerror) X(curl_free)                  \
+            X(curl_global_cleanup) X(curl_global_init) X(curl_slist_append) X(curl_slist_free_all)
+static struct {
+#define X(f) __typeof__(f) *f;
+    CURL_FUNCS(X)
+#undef X
+} curl;
+static const char *const curl_names[] = {
+#define X(f) #f,
+    CURL_FUNCS(X)
+#undef X
+};
+static void curl_bind(void *const *a)
+{
+    size_t i = 0;
+#define X(f) curl.f = (__typeof__(curl.f))a[i++];
+    CURL_FUNCS(X)
+#undef X
+}
+static sg_lazylib libcurl = {.soname = "libcurl.so.4",
+                             .what = "a registry through a server",
+                             .package = "libcurl4",
+                             .names = curl_names,
+                             .count = sizeof curl_names / sizeof *curl_names,
+                             .bind = curl_bind,
+                             .lock = PTHREAD_MUTEX_INITIALIZER};
 
 #define M "/api/2.0/mlflow/"
 #define SGAPI "/api/stagegate/"
@@ -74,33 +107,33 @@ static int call(remote *r, const char *method, const char *path, const char *bod
             return 2;
         }
         snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
-        h = curl_slist_append(h, auth);
+        h = curl.curl_slist_append(h, auth);
     }
-    h = curl_slist_append(h, "Content-Type: application/json");
+    h = curl.curl_slist_append(h, "Content-Type: application/json");
     CURL *c = r->curl;
-    curl_easy_reset(c);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 120L);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl.curl_easy_reset(c);
+    curl.curl_easy_setopt(c, CURLOPT_URL, url);
+    curl.curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl.curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl.curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+    curl.curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl.curl_easy_setopt(c, CURLOPT_TIMEOUT, 120L);
+    curl.curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     const char *ca = getenv("STAGEGATE_CA_BUNDLE");
-    if (ca && *ca) curl_easy_setopt(c, CURLOPT_CAINFO, ca);
+    if (ca && *ca) curl.curl_easy_setopt(c, CURLOPT_CAINFO, ca);
     if (body) {
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)len);
+        curl.curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl.curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)len);
     }
-    CURLcode cc = curl_easy_perform(c);
+    CURLcode cc = curl.curl_easy_perform(c);
     long status = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_slist_free_all(h);
+    curl.curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl.curl_slist_free_all(h);
     if (cc != CURLE_OK) {
         free(b.data);
         fputs("stagegate: registry server ", stderr);
         sg_put_printable(stderr, r->base);
-        fprintf(stderr, ": %s\n", curl_easy_strerror(cc));
+        fprintf(stderr, ": %s\n", curl.curl_easy_strerror(cc));
         return 2;
     }
     json_error_t jerr;
@@ -141,11 +174,11 @@ static int get(remote *r, const char *path, const char *k1, const char *v1, cons
     const char *ks[2] = {k1, k2}, *vs[2] = {v1, v2};
     for (int i = 0; i < 2; i++) {
         if (!ks[i] || !vs[i]) continue;
-        char *e = curl_easy_escape(r->curl, vs[i], 0);
+        char *e = curl.curl_easy_escape(r->curl, vs[i], 0);
         if (!e) return 2;
         n += (size_t)snprintf(q + n, n < sizeof q ? sizeof q - n : 0, "%c%s=%s",
                               strchr(q, '?') ? '&' : '?', ks[i], e);
-        curl_free(e);
+        curl.curl_free(e);
     }
     if (n >= sizeof q) return sg_cli_usage_error(r->c->cmd, "arguments too long");
     return call(r, "GET", q, NULL, 0, out);
@@ -488,9 +521,12 @@ int reg_cli_remote(reg_cli *c)
     if (c->as)
         return sg_cli_usage_error(c->cmd, "--as: through a server the caller is the principal of "
                                           "its token ($STAGEGATE_TOKEN), not a key file");
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0)
+    sg_err lerr;
+    sg_status lrc = sg_lazylib_load(&libcurl, &lerr);
+    if (lrc != SG_OK) return sg_cli_fail(lrc, &lerr);
+    if (curl.curl_global_init(CURL_GLOBAL_DEFAULT) != 0)
         return sg_cli_usage_error(c->cmd, "libcurl failed to start");
-    remote r = {.c = c, .curl = curl_easy_init()};
+    remote r = {.c = c, .curl = curl.curl_easy_init()};
     if (!r.curl) return 2;
     snprintf(r.base, sizeof r.base, "%s", c->db);
     size_t n = strlen(r.base);
@@ -513,7 +549,7 @@ int reg_cli_remote(reg_cli *c)
         rc = tag_alias(&r);
     else
         rc = read_sub(&r);
-    curl_easy_cleanup(r.curl);
-    curl_global_cleanup();
+    curl.curl_easy_cleanup(r.curl);
+    curl.curl_global_cleanup();
     return rc;
 }

@@ -33,6 +33,43 @@
 
 #include "store_pg.h"
 
+/* libpq, opened when the first PostgreSQL registry is (sg_lazylib): every function this file
+   calls goes through `pq`, typed from libpq-fe.h's declarations. */
+#define PQ_FUNCS(X)                                                                                \
+    X(PQclear)                                                                                     \
+    X(PQcmdStatus) X(PQcmdTuples) X(PQconnectPoll) X(PQconnectStartParams) X(PQconninfo)           \
+        X(PQconninfoFree) X(PQconninfoParse) X(PQconsumeInput) X(PQenterPipelineMode)              \
+            X(PQerrorMessage) X(PQexitPipelineMode) X(PQfinish) X(PQflush) X(PQfreemem) X(PQftype) \
+                X(PQgetResult) X(PQgetisnull) X(PQgetvalue) X(PQisBusy) X(PQmakeEmptyPGresult)     \
+                    X(PQnfields) X(PQntuples) X(PQpipelineSync) X(PQresultErrorField)              \
+                        X(PQresultStatus) X(PQsendPrepare) X(PQsendQuery) X(PQsendQueryParams)     \
+                            X(PQsendQueryPrepared) X(PQsetNoticeProcessor) X(PQsetnonblocking)     \
+                                X(PQsocket) X(PQstatus)
+static struct {
+#define X(f) __typeof__(f) *f;
+    PQ_FUNCS(X)
+#undef X
+} pq;
+static const char *const pq_names[] = {
+#define X(f) #f,
+    PQ_FUNCS(X)
+#undef X
+};
+static void pq_bind(void *const *a)
+{
+    size_t i = 0;
+#define X(f) pq.f = (__typeof__(pq.f))a[i++];
+    PQ_FUNCS(X)
+#undef X
+}
+static sg_lazylib libpq = {.soname = "libpq.so.5",
+                           .what = "a PostgreSQL registry",
+                           .package = "libpq5",
+                           .names = pq_names,
+                           .count = sizeof pq_names / sizeof *pq_names,
+                           .bind = pq_bind,
+                           .lock = PTHREAD_MUTEX_INITIALIZER};
+
 #define PG_MAX_PARAMS 32
 #define PG_LOCK_TIMEOUT_S 15
 #define PG_BOOLOID 16
@@ -184,14 +221,14 @@ static double answer_timeout_s(void)
  */
 static void settle(reg_store *s)
 {
-    const int sock = PQsocket(s->conn);
+    const int sock = pq.PQsocket(s->conn);
     if (sock < 0 || s->timed_out) return;
-    int flush = PQflush(s->conn); /* 0: all sent, 1: more to send, -1: failed */
-    if (flush != 1 && !PQisBusy(s->conn)) return;
+    int flush = pq.PQflush(s->conn); /* 0: all sent, 1: more to send, -1: failed */
+    if (flush != 1 && !pq.PQisBusy(s->conn)) return;
     struct timespec t0, t;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     const double limit = s->answer_s;
-    while (flush == 1 || PQisBusy(s->conn)) {
+    while (flush == 1 || pq.PQisBusy(s->conn)) {
         clock_gettime(CLOCK_MONOTONIC, &t);
         const double left =
             limit - ((double)(t.tv_sec - t0.tv_sec) + (double)(t.tv_nsec - t0.tv_nsec) * 1e-9);
@@ -207,7 +244,7 @@ static void settle(reg_store *s)
         const int r = poll(&pfd, 1, (int)ceil(left * 1000));
         if (r < 0 && errno == EINTR) continue;
         if (r < 0) break;
-        if (r > 0 && (pfd.revents & (POLLIN | POLLERR | POLLHUP)) && !PQconsumeInput(s->conn))
+        if (r > 0 && (pfd.revents & (POLLIN | POLLERR | POLLHUP)) && !pq.PQconsumeInput(s->conn))
             break;
         if (flush == 1) {
             /* The wait is for a server that stopped: while it takes data (the socket had
@@ -215,7 +252,7 @@ static void settle(reg_store *s)
                once all is sent, the answer has the whole timeout. A single deadline for both
                had failed a 16 MB report over a 1 MB/s link that worked. */
             const bool took = r > 0 && (pfd.revents & POLLOUT);
-            flush = PQflush(s->conn);
+            flush = pq.PQflush(s->conn);
             if (took || flush != 1) clock_gettime(CLOCK_MONOTONIC, &t0);
         }
     }
@@ -224,37 +261,37 @@ static void settle(reg_store *s)
 static PGresult *get_result(reg_store *s)
 {
     settle(s);
-    return PQgetResult(s->conn);
+    return pq.PQgetResult(s->conn);
 }
 
 /* What PQexec gives (the last result; the first error wins), bounded by the answer timeout.
    sent: whether the PQsend* call succeeded. */
 static PGresult *wait_all(reg_store *s, int sent)
 {
-    if (!sent) return PQmakeEmptyPGresult(s->conn, PGRES_FATAL_ERROR);
+    if (!sent) return pq.PQmakeEmptyPGresult(s->conn, PGRES_FATAL_ERROR);
     PGresult *last = NULL, *r;
     while ((r = get_result(s)) != NULL) {
-        const ExecStatusType st = PQresultStatus(r);
-        if (last && PQresultStatus(last) == PGRES_FATAL_ERROR) {
-            PQclear(r);
+        const ExecStatusType st = pq.PQresultStatus(r);
+        if (last && pq.PQresultStatus(last) == PGRES_FATAL_ERROR) {
+            pq.PQclear(r);
         } else {
-            PQclear(last);
+            pq.PQclear(last);
             last = r;
         }
         if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH) break;
     }
-    return last ? last : PQmakeEmptyPGresult(s->conn, PGRES_FATAL_ERROR);
+    return last ? last : pq.PQmakeEmptyPGresult(s->conn, PGRES_FATAL_ERROR);
 }
 
 static PGresult *exec_bounded(reg_store *s, const char *sql)
 {
-    return wait_all(s, PQsendQuery(s->conn, sql));
+    return wait_all(s, pq.PQsendQuery(s->conn, sql));
 }
 
 /* Keeps the failure of res (or of the connection) for pg_error(). */
 static void remember(reg_store *s, const PGresult *res)
 {
-    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    const char *state = res ? pq.PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     snprintf(s->sqlstate, sizeof s->sqlstate, "%s", state ? state : "");
     if (s->timed_out) {
         snprintf(s->msg, sizeof s->msg,
@@ -264,14 +301,14 @@ static void remember(reg_store *s, const PGresult *res)
                  s->answer_s);
         return;
     }
-    const char *m = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    const char *m = res ? pq.PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
     if (m) {
         one_line(s->msg, sizeof s->msg, m);
         return;
     }
     /* libpq's own text: the first line says it; the rest is advice ("This probably means"). */
     char first[sizeof s->msg];
-    snprintf(first, sizeof first, "%s", PQerrorMessage(s->conn));
+    snprintf(first, sizeof first, "%s", pq.PQerrorMessage(s->conn));
     char *nl = strchr(first, '\n');
     if (nl && nl[1]) *nl = '\0';
     one_line(s->msg, sizeof s->msg, first);
@@ -280,7 +317,7 @@ static void remember(reg_store *s, const PGresult *res)
 static bool connection_lost(reg_store *s)
 {
     /* Class 08: connection exception; 57P01..57P03: the server shut down or is starting. */
-    return s->broken || s->timed_out || PQstatus(s->conn) != CONNECTION_OK ||
+    return s->broken || s->timed_out || pq.PQstatus(s->conn) != CONNECTION_OK ||
            !strncmp(s->sqlstate, "08", 2) || !strncmp(s->sqlstate, "57P0", 4);
 }
 
@@ -321,16 +358,16 @@ static sg_status run(reg_store *s, const char *sql, PGresult **out, sg_err *err,
     if (out) *out = NULL;
     if (s->pipe && pipe_end(s, NULL, NULL) != SG_OK) return pg_error(s, err, what);
     PGresult *res = exec_bounded(s, sql);
-    ExecStatusType st = PQresultStatus(res);
+    ExecStatusType st = pq.PQresultStatus(res);
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
         if (out)
             *out = res;
         else
-            PQclear(res);
+            pq.PQclear(res);
         return SG_OK;
     }
     remember(s, res);
-    PQclear(res);
+    pq.PQclear(res);
     return pg_error(s, err, what);
 }
 
@@ -460,16 +497,16 @@ static PGresult *run_params(reg_store *s, pg_stmt *st)
     pg_cached *c = cached(s, st);
     if (!c || (!c->prepared && c->uses++ == 0))
         return wait_all(
-            s, PQsendQueryParams(s->conn, st->sql, st->n_params, NULL, vals, NULL, NULL, 0));
+            s, pq.PQsendQueryParams(s->conn, st->sql, st->n_params, NULL, vals, NULL, NULL, 0));
     char name[16];
     snprintf(name, sizeof name, "sg%d", (int)(c - s->cache));
     if (!c->prepared) {
-        PGresult *res = wait_all(s, PQsendPrepare(s->conn, name, st->sql, st->n_params, NULL));
-        if (PQresultStatus(res) != PGRES_COMMAND_OK) return res;
-        PQclear(res);
+        PGresult *res = wait_all(s, pq.PQsendPrepare(s->conn, name, st->sql, st->n_params, NULL));
+        if (pq.PQresultStatus(res) != PGRES_COMMAND_OK) return res;
+        pq.PQclear(res);
         c->prepared = true;
     }
-    return wait_all(s, PQsendQueryPrepared(s->conn, name, st->n_params, vals, NULL, NULL, 0));
+    return wait_all(s, pq.PQsendQueryPrepared(s->conn, name, st->n_params, vals, NULL, NULL, 0));
 }
 
 /*
@@ -515,10 +552,10 @@ static sg_status pipe_end_with(reg_store *s, const char *final_sql, pg_stmt *fin
     bool final = final_sql || final_st;
     /* A Prepare the final statement sends goes in as a pending entry before it. */
     bool final_sent =
-        final_sql ? PQsendQueryParams(s->conn, final_sql, 0, NULL, NULL, NULL, NULL, 0) != 0
+        final_sql  ? pq.PQsendQueryParams(s->conn, final_sql, 0, NULL, NULL, NULL, NULL, 0) != 0
         : final_st ? send_stmt(s, final_st)
                    : false;
-    bool sent = PQpipelineSync(s->conn) && (!final || final_sent);
+    bool sent = pq.PQpipelineSync(s->conn) && (!final || final_sent);
     bool final_answered = false;
     int n = s->n_pending + (final ? 1 : 0);
     for (int i = 0; i < n; i++) {
@@ -535,7 +572,7 @@ static sg_status pipe_end_with(reg_store *s, const char *final_sql, pg_stmt *fin
             defer_fail(s, NULL, p);
             break;
         }
-        ExecStatusType st = PQresultStatus(res);
+        ExecStatusType st = pq.PQresultStatus(res);
         if (p && p->cache >= 0) {
             s->cache[p->cache].preparing = false;
             s->cache[p->cache].prepared = st == PGRES_COMMAND_OK;
@@ -548,37 +585,37 @@ static sg_status pipe_end_with(reg_store *s, const char *final_sql, pg_stmt *fin
                 r->res = res;
                 r->prefetched = false;
             } else {
-                PQclear(res);
+                pq.PQclear(res);
             }
-            PQclear(get_result(s));
+            pq.PQclear(get_result(s));
             continue;
         }
         /* A failed write is the failure; the ones after it were skipped (ABORTED). */
         if (p && st == PGRES_FATAL_ERROR) defer_fail(s, res, p);
-        if (p && p->head && st == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
-            PQnfields(res) == 2 && strlen(PQgetvalue(res, 0, 1)) == 64) {
-            s->head_seq = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-            memcpy(s->head_hash, PQgetvalue(res, 0, 1), 65);
+        if (p && p->head && st == PGRES_TUPLES_OK && pq.PQntuples(res) == 1 &&
+            pq.PQnfields(res) == 2 && strlen(pq.PQgetvalue(res, 0, 1)) == 64) {
+            s->head_seq = strtoll(pq.PQgetvalue(res, 0, 0), NULL, 10);
+            memcpy(s->head_hash, pq.PQgetvalue(res, 0, 1), 65);
             s->head_known = true;
         }
         if (!p) final_answered = true;
         if (!p && final_res)
             *final_res = res;
         else
-            PQclear(res);
-        PQclear(get_result(s)); /* the NULL that ends this query's results */
+            pq.PQclear(res);
+        pq.PQclear(get_result(s)); /* the NULL that ends this query's results */
     }
     PGresult *res;
-    while ((res = get_result(s)) && PQresultStatus(res) != PGRES_PIPELINE_SYNC)
-        PQclear(res);
-    PQclear(res);
+    while ((res = get_result(s)) && pq.PQresultStatus(res) != PGRES_PIPELINE_SYNC)
+        pq.PQclear(res);
+    pq.PQclear(res);
     /* Once the final statement has answered, what follows it is the sync's round trip alone:
        a session ended there (a terminated backend flushes COMMIT's answer with its FATAL
        message, and no sync comes) must not turn a COMMIT the server made into a failure.
        The broken connection is found by the next statement. */
     if (!sent && !final_answered) defer_fail(s, NULL, NULL);
     pending_clear(s);
-    if (!PQexitPipelineMode(s->conn)) {
+    if (!pq.PQexitPipelineMode(s->conn)) {
         s->broken = true;
         if (s->deferred_rc == SG_OK && !final_answered) {
             remember(s, NULL);
@@ -603,13 +640,13 @@ static bool send_text(reg_store *s, pg_cached *c, const char *sql, int n_params,
     char name[16];
     if (c) snprintf(name, sizeof name, "sg%d", (int)(c - s->cache));
     if (c && !c->prepared && !c->preparing) { /* prepared when its answer says so */
-        if (!PQsendPrepare(s->conn, name, sql, n_params, NULL)) return false;
+        if (!pq.PQsendPrepare(s->conn, name, sql, n_params, NULL)) return false;
         s->pending[s->n_pending++] =
             (pg_pending){(int)(c - s->cache), NULL, NULL, false, false, NULL};
         c->preparing = true;
     }
-    return c ? PQsendQueryPrepared(s->conn, name, n_params, vals, NULL, NULL, 0) != 0
-             : PQsendQueryParams(s->conn, sql, n_params, NULL, vals, NULL, NULL, 0) != 0;
+    return c ? pq.PQsendQueryPrepared(s->conn, name, n_params, vals, NULL, NULL, 0) != 0
+             : pq.PQsendQueryParams(s->conn, sql, n_params, NULL, vals, NULL, NULL, 0) != 0;
 }
 
 static bool send_stmt(reg_store *s, pg_stmt *st)
@@ -625,7 +662,7 @@ static sg_status pg_write(reg_stmt *base, const char *what, const char *refused,
     reg_store *s = st->s;
     sg_status rc = s->deferred_rc;
     if (rc == SG_OK && !s->pipe && s->n_pending == 0) {
-        if (!PQenterPipelineMode(s->conn)) {
+        if (!pq.PQenterPipelineMode(s->conn)) {
             remember(s, NULL);
             rc = pg_error(s, err, what);
         }
@@ -633,7 +670,7 @@ static sg_status pg_write(reg_stmt *base, const char *what, const char *refused,
     }
     /* Room for this write and a Prepare; a long transaction learns its outcomes now. */
     if (rc == SG_OK && s->n_pending + 2 > PG_MAX_PENDING && pipe_end(s, NULL, NULL) == SG_OK) {
-        s->pipe = PQenterPipelineMode(s->conn) != 0;
+        s->pipe = pq.PQenterPipelineMode(s->conn) != 0;
         if (!s->pipe) defer_fail(s, NULL, NULL);
     }
     rc = s->deferred_rc;
@@ -669,7 +706,7 @@ static reg_step_result pg_step(reg_stmt *base)
     }
     if (!st->ran && st->res) { /* prefetched and answered */
         st->ran = true;
-        ExecStatusType rs = PQresultStatus(st->res);
+        ExecStatusType rs = pq.PQresultStatus(st->res);
         if (rs == PGRES_COMMAND_OK) return REG_DONE;
         if (rs != PGRES_TUPLES_OK) {
             if (s->deferred_rc == SG_OK) remember(s, st->res);
@@ -694,9 +731,9 @@ static reg_step_result pg_step(reg_stmt *base)
         } else {
             st->res = run_params(s, st);
         }
-        ExecStatusType rs = PQresultStatus(st->res);
+        ExecStatusType rs = pq.PQresultStatus(st->res);
         if (rs == PGRES_COMMAND_OK) {
-            const char *n = PQcmdTuples(st->res);
+            const char *n = pq.PQcmdTuples(st->res);
             s->changes = *n ? strtoll(n, NULL, 10) : 0;
             return REG_DONE;
         }
@@ -706,42 +743,42 @@ static reg_step_result pg_step(reg_stmt *base)
             return !strncmp(s->sqlstate, "23", 2) ? REG_CONSTRAINT : REG_ERROR;
         }
     }
-    if (PQresultStatus(st->res) != PGRES_TUPLES_OK) return REG_ERROR;
-    if (st->row + 1 < PQntuples(st->res)) {
+    if (pq.PQresultStatus(st->res) != PGRES_TUPLES_OK) return REG_ERROR;
+    if (st->row + 1 < pq.PQntuples(st->res)) {
         st->row++;
         return REG_ROW;
     }
-    st->row = PQntuples(st->res);
+    st->row = pq.PQntuples(st->res);
     return REG_DONE;
 }
 
 static bool in_row(const pg_stmt *st, int i)
 {
-    return st->res && st->row >= 0 && st->row < PQntuples(st->res) && i < PQnfields(st->res);
+    return st->res && st->row >= 0 && st->row < pq.PQntuples(st->res) && i < pq.PQnfields(st->res);
 }
 
 static int64_t pg_col_int64(reg_stmt *base, int i)
 {
     pg_stmt *st = (pg_stmt *)base;
-    if (!in_row(st, i) || PQgetisnull(st->res, st->row, i)) return 0;
-    const char *v = PQgetvalue(st->res, st->row, i);
-    if (PQftype(st->res, i) == PG_BOOLOID) return v[0] == 't'; /* SQLite's comparisons are 0/1 */
+    if (!in_row(st, i) || pq.PQgetisnull(st->res, st->row, i)) return 0;
+    const char *v = pq.PQgetvalue(st->res, st->row, i);
+    if (pq.PQftype(st->res, i) == PG_BOOLOID) return v[0] == 't'; /* SQLite's comparisons are 0/1 */
     return strtoll(v, NULL, 10);
 }
 
 static const char *pg_col_text(reg_stmt *base, int i)
 {
     pg_stmt *st = (pg_stmt *)base;
-    if (!in_row(st, i) || PQgetisnull(st->res, st->row, i)) return "";
-    if (PQftype(st->res, i) == PG_BOOLOID)
-        return PQgetvalue(st->res, st->row, i)[0] == 't' ? "1" : "0";
-    return PQgetvalue(st->res, st->row, i);
+    if (!in_row(st, i) || pq.PQgetisnull(st->res, st->row, i)) return "";
+    if (pq.PQftype(st->res, i) == PG_BOOLOID)
+        return pq.PQgetvalue(st->res, st->row, i)[0] == 't' ? "1" : "0";
+    return pq.PQgetvalue(st->res, st->row, i);
 }
 
 static bool pg_col_is_null(reg_stmt *base, int i)
 {
     pg_stmt *st = (pg_stmt *)base;
-    return !in_row(st, i) || PQgetisnull(st->res, st->row, i);
+    return !in_row(st, i) || pq.PQgetisnull(st->res, st->row, i);
 }
 
 static void pg_finalize(reg_stmt *base)
@@ -752,7 +789,7 @@ static void pg_finalize(reg_stmt *base)
             if (st->s->pending[i].read == st) st->s->pending[i].read = NULL;
     for (int i = 0; i < st->n_params; i++)
         free(st->values[i]);
-    PQclear(st->res);
+    pq.PQclear(st->res);
     if (st->cache < 0) free(st->sql);
     free(st);
 }
@@ -766,10 +803,10 @@ static int64_t pg_last_insert_id(reg_store *s)
 {
     if (s->pipe && pipe_end(s, NULL, NULL) != SG_OK) return 0;
     PGresult *res = exec_bounded(s, "SELECT lastval()");
-    int64_t id = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1
-                     ? strtoll(PQgetvalue(res, 0, 0), NULL, 10)
+    int64_t id = pq.PQresultStatus(res) == PGRES_TUPLES_OK && pq.PQntuples(res) == 1
+                     ? strtoll(pq.PQgetvalue(res, 0, 0), NULL, 10)
                      : 0;
-    PQclear(res);
+    pq.PQclear(res);
     return id;
 }
 
@@ -796,7 +833,7 @@ static sg_status pg_begin_write(reg_store *s, int64_t *head_seq, char head_hash[
         "SELECT pg_advisory_xact_lock(" PG_STR(PG_WRITE_LOCK) ")",
         "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE"};
     if (s->pipe && pipe_end(s, NULL, NULL) != SG_OK) return pg_error(s, err, "begin");
-    if (!PQenterPipelineMode(s->conn)) {
+    if (!pq.PQenterPipelineMode(s->conn)) {
         remember(s, NULL);
         return pg_error(s, err, "taking the write lock");
     }
@@ -805,7 +842,7 @@ static sg_status pg_begin_write(reg_store *s, int64_t *head_seq, char head_hash[
         pg_pending p = {-1, (char *)"taking the write lock", NULL, i == 2, false, NULL};
         /* The lock's two reads are prepared statements (parsed and planned once per
          * connection), their Prepares sent the first time in this pipeline. */
-        if (i == 0 ? PQsendQueryParams(s->conn, begin[i], 0, NULL, NULL, NULL, NULL, 0) != 0
+        if (i == 0 ? pq.PQsendQueryParams(s->conn, begin[i], 0, NULL, NULL, NULL, NULL, 0) != 0
                    : send_text(s, cache_entry(s, begin[i]), begin[i], 0, NULL)) {
             p.what = strdup(p.what);
             s->pending[s->n_pending++] = p;
@@ -855,7 +892,7 @@ static int pg_commit(reg_store *s, sg_err *err)
     PGresult *res = NULL;
     if (s->pipe) { /* the deferred writes and the COMMIT in one round trip */
         if (pipe_end(s, "COMMIT", &res) != SG_OK) {
-            PQclear(res);
+            pq.PQclear(res);
             /* No answer at all, the COMMIT sent with the writes: a server that runs again
                may still apply it (a deferred write's "failure" is only the silence). */
             if (s->timed_out) {
@@ -867,28 +904,29 @@ static int pg_commit(reg_store *s, sg_err *err)
     } else {
         res = exec_bounded(s, "COMMIT");
     }
-    ExecStatusType st = PQresultStatus(res);
+    ExecStatusType st = pq.PQresultStatus(res);
     int rc = SG_OK;
     if (st != PGRES_COMMAND_OK) {
         remember(s, res);
         /* COMMIT sent and no answer from the server: it may have committed before the break.
          * An error the server sent (a terminated session, 57P01) means it rolled back. */
-        s->commit_unknown = (s->broken || PQstatus(s->conn) != CONNECTION_OK) && !s->sqlstate[0];
+        s->commit_unknown = (s->broken || pq.PQstatus(s->conn) != CONNECTION_OK) && !s->sqlstate[0];
         rc = pg_error(s, err, "commit");
-    } else if (strcmp(PQcmdStatus(res), "COMMIT") != 0) {
+    } else if (strcmp(pq.PQcmdStatus(res), "COMMIT") != 0) {
         /* An aborted transaction answers COMMIT with ROLLBACK. */
         snprintf(s->msg, sizeof s->msg, "the transaction was rolled back");
         s->sqlstate[0] = '\0';
         rc = pg_error(s, err, "commit");
     }
-    PQclear(res);
+    pq.PQclear(res);
     return rc;
 }
 
 static void pg_rollback(reg_store *s)
 {
     if (s->pipe) pipe_end(s, NULL, NULL);
-    if (PQstatus(s->conn) == CONNECTION_OK && !s->timed_out) PQclear(exec_bounded(s, "ROLLBACK"));
+    if (pq.PQstatus(s->conn) == CONNECTION_OK && !s->timed_out)
+        pq.PQclear(exec_bounded(s, "ROLLBACK"));
     s->deferred_rc = SG_OK;
 }
 
@@ -922,11 +960,11 @@ static int pg_check_integrity(reg_store *s, sg_err *err)
     PGresult *exist = NULL;
     int rc = run(s, sql, &exist, err, "integrity check");
     for (size_t i = 0; rc == SG_OK && i < N; i++) {
-        if (PQgetvalue(exist, 0, (int)i)[0] != 't') continue;
+        if (pq.PQgetvalue(exist, 0, (int)i)[0] != 't') continue;
         snprintf(sql, sizeof sql, "SELECT count(*), sum(length(t::text)) FROM %s AS t", tables[i]);
         rc = run(s, sql, NULL, err, "integrity check");
     }
-    PQclear(exist);
+    pq.PQclear(exist);
     return rc;
 }
 
@@ -953,18 +991,18 @@ static int64_t schema_version(reg_store *s, bool *present, sg_err *err, int *rc)
     *rc = run(s, "SELECT to_regclass('stagegate_registry') IS NOT NULL", &res, err,
               "reading the schema version");
     if (*rc != SG_OK) return 0;
-    bool exists = PQgetvalue(res, 0, 0)[0] == 't';
-    PQclear(res);
+    bool exists = pq.PQgetvalue(res, 0, 0)[0] == 't';
+    pq.PQclear(res);
     if (!exists) return 0;
     *rc = run(s, "SELECT application, schema_version FROM stagegate_registry WHERE id = 1", &res,
               err, "reading the schema version");
     if (*rc != SG_OK) return 0;
     int64_t v = 0;
-    if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), PG_APPLICATION) != 0)
+    if (pq.PQntuples(res) != 1 || strcmp(pq.PQgetvalue(res, 0, 0), PG_APPLICATION) != 0)
         *rc = sg_errf(err, SG_EINPUT, "registry %s is not a stagegate registry", s->display);
     else
-        v = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
-    PQclear(res);
+        v = strtoll(pq.PQgetvalue(res, 0, 1), NULL, 10);
+    pq.PQclear(res);
     *present = true;
     return v;
 }
@@ -1077,13 +1115,18 @@ static bool uri_at_past_host(const char *uri)
  */
 static void pg_display(const char *uri, char *out, size_t n)
 {
+    sg_err lerr;
+    if (sg_lazylib_load(&libpq, &lerr) != SG_OK) {
+        snprintf(out, n, "%s(connection string not shown)", is_uri(uri) ? "postgresql://" : "");
+        return;
+    }
     char *perr = NULL;
-    PQconninfoOption *opts = PQconninfoParse(uri, &perr);
-    PQfreemem(perr);
+    PQconninfoOption *opts = pq.PQconninfoParse(uri, &perr);
+    pq.PQfreemem(perr);
     const bool u = is_uri(uri);
     if (!opts || (u && uri_at_past_host(uri))) {
         snprintf(out, n, "%s(connection string not shown)", u ? "postgresql://" : "");
-        PQconninfoFree(opts);
+        pq.PQconninfoFree(opts);
         return;
     }
     const char *pw = NULL, *user = "", *host = "", *port = "", *db = "";
@@ -1115,7 +1158,7 @@ static void pg_display(const char *uri, char *out, size_t n)
         if (has_pw && k >= 0 && (size_t)k < n)
             snprintf(out + k, n - (size_t)k, "%spassword=***", k ? " " : "");
     }
-    PQconninfoFree(opts);
+    pq.PQconninfoFree(opts);
 }
 
 
@@ -1127,7 +1170,7 @@ static void pg_close(reg_store *s)
         free(s->cache[i].src);
         free(s->cache[i].sql);
     }
-    PQfinish(s->conn);
+    pq.PQfinish(s->conn);
     free(s);
 }
 
@@ -1146,20 +1189,21 @@ static void quiet_notices(void *arg, const char *msg)
  */
 static PGconn *connect_quiet(const char *const *keys, const char *const *vals)
 {
-    PGconn *c = PQconnectStartParams(keys, vals, 1);
+    PGconn *c = pq.PQconnectStartParams(keys, vals, 1);
     if (!c) return NULL;
-    PQsetNoticeProcessor(c, quiet_notices, NULL);
-    if (PQstatus(c) == CONNECTION_BAD) return c;
+    pq.PQsetNoticeProcessor(c, quiet_notices, NULL);
+    if (pq.PQstatus(c) == CONNECTION_BAD) return c;
     int timeout_s = 10;
-    PQconninfoOption *opts = PQconninfo(c);
+    PQconninfoOption *opts = pq.PQconninfo(c);
     for (PQconninfoOption *o = opts; o && o->keyword; o++)
         if (!strcmp(o->keyword, "connect_timeout") && o->val && *o->val) timeout_s = atoi(o->val);
-    PQconninfoFree(opts);
+    pq.PQconninfoFree(opts);
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     PostgresPollingStatusType st = PGRES_POLLING_WRITING;
     while (st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
-        struct pollfd pfd = {.fd = PQsocket(c), .events = st == PGRES_POLLING_READING ? POLLIN : POLLOUT};
+        struct pollfd pfd = {.fd = pq.PQsocket(c),
+                             .events = st == PGRES_POLLING_READING ? POLLIN : POLLOUT};
         struct timespec now;
         clock_gettime(CLOCK_MONOTONIC, &now);
         long left_ms = timeout_s > 0 ? (long)timeout_s * 1000 - ((now.tv_sec - t0.tv_sec) * 1000 +
@@ -1169,7 +1213,7 @@ static PGconn *connect_quiet(const char *const *keys, const char *const *vals)
         int r = poll(&pfd, 1, timeout_s > 0 ? (int)left_ms : -1);
         if (r < 0 && errno == EINTR) continue;
         if (r <= 0) break;
-        st = PQconnectPoll(c);
+        st = pq.PQconnectPoll(c);
     }
     return c; /* PQstatus says whether it connected; PQerrorMessage why not */
 }
@@ -1215,6 +1259,8 @@ static void passfile_check(const PQconninfoOption *opts, char *why, size_t n)
 static sg_status pg_open(const char *uri, bool create, reg_store **out, sg_err *err)
 {
     *out = NULL;
+    sg_status lrc = sg_lazylib_load(&libpq, err);
+    if (lrc != SG_OK) return lrc;
     reg_store *s = calloc(1, sizeof *s);
     if (!s) return sg_errf(err, SG_ENOMEM, "out of memory opening a registry");
     pg_display(uri, s->display, sizeof s->display);
@@ -1228,10 +1274,10 @@ static sg_status pg_open(const char *uri, bool create, reg_store **out, sg_err *
         return rc;
     }
     char *perr = NULL;
-    PQconninfoOption *parsed = PQconninfoParse(uri, &perr);
+    PQconninfoOption *parsed = pq.PQconninfoParse(uri, &perr);
     char passfile_why[600] = "";
     if (parsed) passfile_check(parsed, passfile_why, sizeof passfile_why);
-    PQconninfoFree(parsed);
+    pq.PQconninfoFree(parsed);
     if (passfile_why[0]) {
         sg_status rc = sg_errf(err, SG_EINPUT, "registry %s: %s", s->display, passfile_why);
         free(s);
@@ -1268,7 +1314,7 @@ static sg_status pg_open(const char *uri, bool create, reg_store **out, sg_err *
                 c += span;
             }
             why[o] = '\0';
-            PQfreemem(perr);
+            pq.PQfreemem(perr);
         }
         sg_status rc = sg_errf(err, SG_EINPUT, "registry %s: not a valid connection string: %s",
                                s->display, why);
@@ -1288,7 +1334,7 @@ static sg_status pg_open(const char *uri, bool create, reg_store **out, sg_err *
         rc = sg_errf(err, SG_ENOMEM, "out of memory connecting to registry %s", s->display);
         goto fail;
     }
-    if (PQstatus(s->conn) != CONNECTION_OK) {
+    if (pq.PQstatus(s->conn) != CONNECTION_OK) {
         remember(s, NULL);
         /* Given up after connect_timeout, libpq's message ends at "failed:" with no reason. */
         size_t ml = strlen(s->msg);
@@ -1301,9 +1347,9 @@ static sg_status pg_open(const char *uri, bool create, reg_store **out, sg_err *
         rc = sg_errf(err, SG_EIO, "registry %s: cannot connect: %s", s->display, s->msg);
         goto fail;
     }
-    PQsetNoticeProcessor(s->conn, quiet_notices, NULL);
+    pq.PQsetNoticeProcessor(s->conn, quiet_notices, NULL);
     /* Sends only queue; settle() flushes within the answer timeout. */
-    if (PQsetnonblocking(s->conn, 1) != 0) {
+    if (pq.PQsetnonblocking(s->conn, 1) != 0) {
         remember(s, NULL);
         rc = sg_errf(err, SG_EIO, "registry %s: cannot set nonblocking mode: %s", s->display,
                      s->msg);

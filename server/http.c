@@ -411,11 +411,11 @@ const char *srv_param(const srv_req *r, const char *key)
     }
     /* A change's parameters are its JSON body's only (docs/server.md). */
     if (strcmp(r->method, "GET") && strcmp(r->method, "HEAD")) return NULL;
-    const char *q = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
+    const char *q = mhd.MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
     if (q || !strchr(key, '_')) return q;
     char camel[128];
     camel_of(key, camel, sizeof camel);
-    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, camel);
+    return mhd.MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, camel);
 }
 
 typedef struct {
@@ -496,7 +496,7 @@ bool srv_only_fields(const srv_req *r, const char *const *known, srv_resp *bad)
             break;
         }
     if (!o.unknown[0]) {
-        MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, first_unknown_arg, &o);
+        mhd.MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, first_unknown_arg, &o);
         where = "query parameter";
     }
     if (!o.unknown[0]) return true;
@@ -511,7 +511,7 @@ bool srv_only_fields(const srv_req *r, const char *const *known, srv_resp *bad)
 json_t *srv_query_all(const srv_req *r, const char *key)
 {
     query_all q = {key, json_array()};
-    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, append_arg, &q);
+    mhd.MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, append_arg, &q);
     return q.values;
 }
 
@@ -565,7 +565,8 @@ sg_status srv_attest(const srv_req *r, const char *action, const char *model, in
 
 static const srv_principal *authenticate(struct MHD_Connection *c, const srv_tokens *tokens)
 {
-    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    const char *h =
+        mhd.MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
     if (!h) return NULL;
     if (!strncasecmp(h, "Bearer ", 7)) {
         const char *t = h + 7;
@@ -699,14 +700,14 @@ static srv_resp dispatch_as(struct MHD_Connection *conn, const char *url, const 
            string beside them is refused rather than ignored (?reject on an approval had
            read as an approval). */
         const char *ct =
-            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+            mhd.MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
         size_t n = ct ? strcspn(ct, "; \t") : 0;
         if (!ct || n != 16 || strncasecmp(ct, "application/json", 16))
             return srv_error(415, "INVALID_PARAMETER_VALUE",
                              "a %s request's body must be JSON, sent with Content-Type: "
                              "application/json (got %.60s)",
                              method, ct ? ct : "none");
-        if (MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, NULL, NULL) > 0)
+        if (mhd.MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, NULL, NULL) > 0)
             return srv_error(400, "INVALID_PARAMETER_VALUE",
                              "a %s request takes its parameters in its JSON body, not in the "
                              "query string",
@@ -847,25 +848,27 @@ static enum MHD_Result queue(struct MHD_Connection *conn, req_ctx *ctx, srv_resp
     json_decref(resp.body);
     if (!text) return MHD_NO;
     size_t len = strlen(text);
-    struct MHD_Response *r = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+    struct MHD_Response *r = mhd.MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
     if (!r) {
         free(text);
         return MHD_NO;
     }
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    mhd.MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
     /* RFC 9110: a 405 lists the methods the endpoint takes, a 401 how to authenticate. */
-    if (resp.status == 405 && resp.allow) MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, resp.allow);
+    if (resp.status == 405 && resp.allow)
+        mhd.MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, resp.allow);
     if (resp.status == 401)
-        MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"stagegate\"");
+        mhd.MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                                    "Bearer realm=\"stagegate\"");
     if (ctx->audit_head[0]) {
         char head[96];
         snprintf(head, sizeof head, "%lld %s", (long long)ctx->audit_seq, ctx->audit_head);
-        MHD_add_response_header(r, SRV_AUDIT_HEAD_HEADER, head);
+        mhd.MHD_add_response_header(r, SRV_AUDIT_HEAD_HEADER, head);
     }
     ctx->status = resp.status;
     ctx->sent = len;
-    enum MHD_Result ret = MHD_queue_response(conn, resp.status, r);
-    MHD_destroy_response(r);
+    enum MHD_Result ret = mhd.MHD_queue_response(conn, resp.status, r);
+    mhd.MHD_destroy_response(r);
     return ret;
 }
 
@@ -1088,9 +1091,9 @@ static bool refuse_early(struct MHD_Connection *conn, const void *mark, const ch
         return true;
     }
     framing f = {0};
-    MHD_get_connection_values(conn, MHD_HEADER_KIND, count_framing, &f);
+    mhd.MHD_get_connection_values(conn, MHD_HEADER_KIND, count_framing, &f);
     query_check q = {.n = 0};
-    MHD_get_connection_values_n(conn, MHD_GET_ARGUMENT_KIND, check_arg, &q);
+    mhd.MHD_get_connection_values_n(conn, MHD_GET_ARGUMENT_KIND, check_arg, &q);
     if (q.many)
         *out = srv_error(414, "INVALID_PARAMETER_VALUE",
                          "request URI has more than %zu query parameters", q.n);
@@ -1171,7 +1174,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
         /* A declared length over the limit is answered before any of the body is read. */
         const char *cl =
-            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+            mhd.MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && strtoll(cl, NULL, 10) > g_srv.cfg.max_body) {
             ctx->too_big = true;
             /* Answered now; libmicrohttpd closes the connection rather than read the body. */
@@ -1210,7 +1213,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 static srv_watch *conn_watch(struct MHD_Connection *conn)
 {
     const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        mhd.MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     return ci ? ci->socket_context : NULL;
 }
 
@@ -1220,7 +1223,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
     (void)cls;
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
         const union MHD_ConnectionInfo *ci =
-            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+            mhd.MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
         *socket_context = ci ? srv_watch_add(ci->connect_fd) : NULL;
     } else {
         srv_watch_remove(*socket_context);
@@ -1290,7 +1293,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     req_ctx *ctx = *con_cls;
     if (!ctx || uri_mark(ctx)) return; /* no handler call was made */
     const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        mhd.MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     char addr[64] = "-";
     if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET)
         inet_ntop(AF_INET, &((const struct sockaddr_in *)ci->client_addr)->sin_addr, addr,
@@ -1497,18 +1500,45 @@ static sg_status check_tls_cert(const char *path, const char *pem, size_t n, sg_
     return rc;
 }
 
+srv_mhd_api mhd;
+static const char *const mhd_names[] = {
+#define X(f) #f,
+    MHD_FUNCS(X)
+#undef X
+};
+static void mhd_bind(void *const *a)
+{
+    size_t i = 0;
+#define X(f) mhd.f = (__typeof__(mhd.f))a[i++];
+    MHD_FUNCS(X)
+#undef X
+}
+static sg_lazylib libmhd = {.soname = "libmicrohttpd.so.12",
+                            .what = "the registry server",
+                            .package = "libmicrohttpd12",
+                            .names = mhd_names,
+                            .count = sizeof mhd_names / sizeof *mhd_names,
+                            .bind = mhd_bind,
+                            .lock = PTHREAD_MUTEX_INITIALIZER};
+
+sg_status srv_mhd_load(sg_err *err)
+{
+    return sg_lazylib_load(&libmhd, err);
+}
+
 sg_status sg_server_run(const sg_server_config *cfg, sg_err *err)
 {
     struct sockaddr_storage ss;
     socklen_t sl;
-    int rc = parse_listen(cfg->listen, &ss, &sl, err);
+    int rc = srv_mhd_load(err);
+    if (rc == SG_OK) rc = parse_listen(cfg->listen, &ss, &sl, err);
     if (rc == SG_OK) rc = load_config(cfg, err);
     char *cert = NULL;
     const char *key = NULL;
     sg_private_key_file *key_file = NULL;
     size_t n;
     if (rc == SG_OK && cfg->tls_cert) {
-        if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
+        if (mhd.MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
             rc = sg_errf(err, SG_EINPUT, "this libmicrohttpd was built without TLS");
         if (rc == SG_OK) rc = sg_read_file(cfg->tls_cert, 1 << 20, (uint8_t **)&cert, &n, err);
         if (rc == SG_OK) rc = check_tls_cert(cfg->tls_cert, cert, n, err);
@@ -1566,7 +1596,7 @@ sg_status sg_server_run(const sg_server_config *cfg, sg_err *err)
     };
     g_start_msg[0] = '\0';
     __atomic_store_n(&g_starting, 1, __ATOMIC_RELEASE);
-    struct MHD_Daemon *d = MHD_start_daemon(
+    struct MHD_Daemon *d = mhd.MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE,
         (unsigned)c->threads, MHD_OPTION_CONNECTION_LIMIT, (unsigned)c->max_connections,
@@ -1597,7 +1627,7 @@ sg_status sg_server_run(const sg_server_config *cfg, sg_err *err)
         return sg_errf(err, SG_EINPUT, "cannot listen on %s: %s", cfg->listen,
                        *why ? why : "in use, or not a local address?");
     }
-    const union MHD_DaemonInfo *di = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+    const union MHD_DaemonInfo *di = mhd.MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
     int port = di ? di->port : 0;
     if (cfg->on_listen) cfg->on_listen(port, cfg->ctx);
     for (;;) {
@@ -1613,11 +1643,11 @@ sg_status sg_server_run(const sg_server_config *cfg, sg_err *err)
         tokens_reload();
     }
     /* Stop accepting; let the requests in flight finish (bounded), then stop the workers. */
-    MHD_socket lsock = MHD_quiesce_daemon(d);
+    MHD_socket lsock = mhd.MHD_quiesce_daemon(d);
     if (lsock != MHD_INVALID_SOCKET) close(lsock);
     for (int i = 0; i < 6000 && atomic_load(&g_in_flight) > 0; i++)
         usleep(10000);
-    MHD_stop_daemon(d);
+    mhd.MHD_stop_daemon(d);
     if (srv_writes)
         server_log("%ld writes: mean %.2f ms waiting for the server's write mutex, %.2f ms in "
                    "the registry%s",

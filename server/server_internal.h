@@ -11,6 +11,22 @@
 #include "stagegate/registry.h"
 #include "stagegate/server.h"
 
+/* libmicrohttpd, opened when a server starts (sg_lazylib, srv_mhd_load in http.c): every
+   call goes through `mhd`, typed from microhttpd.h's declarations. */
+#define MHD_FUNCS(X)                                                                               \
+    X(MHD_add_response_header)                                                                     \
+    X(MHD_create_response_from_buffer) X(MHD_destroy_response) X(MHD_get_connection_info)          \
+        X(MHD_get_connection_values) X(MHD_get_connection_values_n) X(MHD_get_daemon_info)         \
+            X(MHD_is_feature_supported) X(MHD_lookup_connection_value) X(MHD_queue_response)       \
+                X(MHD_quiesce_daemon) X(MHD_start_daemon) X(MHD_stop_daemon)
+typedef struct {
+#define X(f) __typeof__(f) *f;
+    MHD_FUNCS(X)
+#undef X
+} srv_mhd_api;
+extern srv_mhd_api mhd;
+SG_MUST_CHECK sg_status srv_mhd_load(sg_err *err);
+
 /* tokens.c: principals, each a public key with the SHA-256 of its token. */
 typedef struct {
     uint8_t hash[32];

@@ -56,7 +56,7 @@ static srv_resp approve(srv_req *r)
     /* reject is a JSON boolean: "true", 1 or a query parameter had counted as an approval. */
     const json_t *rj = r->json ? json_object_get(r->json, "reject") : NULL;
     if ((rj && !json_is_boolean(rj)) ||
-        MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "reject"))
+        mhd.MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "reject"))
         return srv_error(400, "INVALID_PARAMETER_VALUE",
                          "reject must be true or false in the JSON body");
     bool reject = json_is_true(rj);

@@ -45,6 +45,32 @@ sg_status sg_errf(sg_err *err, sg_status status, const char *fmt, ...) __attribu
 sg_status sg_thread_start(pthread_t *thread, void *(*fn)(void *), void *arg, sg_err *err,
                           const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
+/*
+ * A shared library opened the first time a command needs it (dlopen), not when stagegate
+ * starts: libpq (the PostgreSQL registry), libcurl (a registry through a server) and
+ * libmicrohttpd (serve). Linked at start-up, they and what they link (Kerberos, LDAP, GnuTLS,
+ * SSH: 35 of the 48 libraries) were mapped and relocated by every run, about half of a
+ * short command's time, and were in the address space of every gate that reads untrusted
+ * files. The user lists the functions it calls and a bind function that stores each address
+ * in its own typed pointer (`__typeof__` of the library's declaration); the addresses are
+ * published only once every one resolved.
+ */
+typedef struct sg_lazylib {
+    const char *soname;  /* what dlopen is given: the ABI the headers describe, "libpq.so.5" */
+    const char *what;    /* what needs it, for the message: "the PostgreSQL registry" */
+    const char *package; /* the Debian package that installs it: "libpq5" */
+    const char *const *names;
+    size_t count;
+    void (*bind)(void *const *addresses); /* stores addresses[i], the function names[i] */
+    pthread_mutex_t lock;
+    int loaded; /* read and written atomically */
+} sg_lazylib;
+
+/* Opens the library and binds its functions, once; later calls return at once. Thread-safe.
+   SG_EIO naming the library, what needs it and dlerror's reason when it cannot be loaded
+   or lacks a function (it is tried again on the next call). */
+sg_status sg_lazylib_load(sg_lazylib *lib, sg_err *err) SG_MUST_CHECK;
+
 /* Programmer errors abort with file:line; runtime failures are status codes. */
 #define SG_ASSERT(cond)                                                                            \
     do {                                                                                           \
