@@ -50,7 +50,7 @@ static void check_address_space(void)
 /*
  * The stack. glibc gives each thread a stack of the stack limit's size, so under `ulimit -s
  * 128` the reader thread overflowed its 128 KiB in the digest (SIGSEGV, exit 139), and gate's
- * main thread did so below 256 KiB (found by an attack helper). Threads now get 8 MiB, glibc's
+ * main thread did so below 256 KiB (found by attacking the tool). Threads now get 8 MiB, glibc's
  * usual size, whatever the limit; the main thread's soft limit is raised to 8 MiB where the
  * hard limit allows, and a hard limit below 1 MiB is refused with the figure.
  */

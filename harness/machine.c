@@ -120,7 +120,7 @@ static void choose_core(void)
  * each thread that may call it at once, made now. OpenBLAS makes one the first time a thread
  * calls sgemm with every buffer it has in use, and when that mapping fails it retries for
  * ever: under `ulimit -v 589824` eval's chunk buffers had taken the room by then, and a
- * worker spun at 100% CPU in blas_memory_alloc with no end (found by an attack helper). Made
+ * worker spun at 100% CPU in blas_memory_alloc with no end (found by attacking the tool). Made
  * here, they come before any of stagegate's own; a mapping that fails now is found by a
  * probe first, and reported (sg_blas_check), instead of OpenBLAS's endless retry.
  */
