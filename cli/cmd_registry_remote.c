@@ -23,29 +23,9 @@
         X(curl_easy_reset) X(curl_easy_setopt) X(curl_easy_strerror) X(curl_free)                  \
             X(curl_global_cleanup) X(curl_global_init) X(curl_slist_append) X(curl_slist_free_all)
 static struct {
-#define X(f) __typeof__(f) *f;
-    CURL_FUNCS(X)
-#undef X
+    CURL_FUNCS(SG_LAZY_FIELD)
 } curl;
-static const char *const curl_names[] = {
-#define X(f) #f,
-    CURL_FUNCS(X)
-#undef X
-};
-static void curl_bind(void *const *a)
-{
-    size_t i = 0;
-#define X(f) curl.f = (__typeof__(curl.f))a[i++];
-    CURL_FUNCS(X)
-#undef X
-}
-static sg_lazylib libcurl = {.soname = "libcurl.so.4",
-                             .what = "a registry through a server",
-                             .package = "libcurl4",
-                             .names = curl_names,
-                             .count = sizeof curl_names / sizeof *curl_names,
-                             .bind = curl_bind,
-                             .lock = PTHREAD_MUTEX_INITIALIZER};
+SG_LAZYLIB(libcurl, curl, CURL_FUNCS, "libcurl.so.4", "a registry through a server", "libcurl4");
 
 #define M "/api/2.0/mlflow/"
 #define SGAPI "/api/stagegate/"

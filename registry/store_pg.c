@@ -46,29 +46,9 @@
                             X(PQsendQueryPrepared) X(PQsetNoticeProcessor) X(PQsetnonblocking)     \
                                 X(PQsocket) X(PQstatus)
 static struct {
-#define X(f) __typeof__(f) *f;
-    PQ_FUNCS(X)
-#undef X
+    PQ_FUNCS(SG_LAZY_FIELD)
 } pq;
-static const char *const pq_names[] = {
-#define X(f) #f,
-    PQ_FUNCS(X)
-#undef X
-};
-static void pq_bind(void *const *a)
-{
-    size_t i = 0;
-#define X(f) pq.f = (__typeof__(pq.f))a[i++];
-    PQ_FUNCS(X)
-#undef X
-}
-static sg_lazylib libpq = {.soname = "libpq.so.5",
-                           .what = "a PostgreSQL registry",
-                           .package = "libpq5",
-                           .names = pq_names,
-                           .count = sizeof pq_names / sizeof *pq_names,
-                           .bind = pq_bind,
-                           .lock = PTHREAD_MUTEX_INITIALIZER};
+SG_LAZYLIB(libpq, pq, PQ_FUNCS, "libpq.so.5", "a PostgreSQL registry", "libpq5");
 
 #define PG_MAX_PARAMS 32
 #define PG_LOCK_TIMEOUT_S 15

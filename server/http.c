@@ -1501,25 +1501,7 @@ static sg_status check_tls_cert(const char *path, const char *pem, size_t n, sg_
 }
 
 srv_mhd_api mhd;
-static const char *const mhd_names[] = {
-#define X(f) #f,
-    MHD_FUNCS(X)
-#undef X
-};
-static void mhd_bind(void *const *a)
-{
-    size_t i = 0;
-#define X(f) mhd.f = (__typeof__(mhd.f))a[i++];
-    MHD_FUNCS(X)
-#undef X
-}
-static sg_lazylib libmhd = {.soname = "libmicrohttpd.so.12",
-                            .what = "the registry server",
-                            .package = "libmicrohttpd12",
-                            .names = mhd_names,
-                            .count = sizeof mhd_names / sizeof *mhd_names,
-                            .bind = mhd_bind,
-                            .lock = PTHREAD_MUTEX_INITIALIZER};
+SG_LAZYLIB(libmhd, mhd, MHD_FUNCS, "libmicrohttpd.so.12", "the registry server", "libmicrohttpd12");
 
 sg_status srv_mhd_load(sg_err *err)
 {

@@ -20,9 +20,7 @@
             X(MHD_is_feature_supported) X(MHD_lookup_connection_value) X(MHD_queue_response)       \
                 X(MHD_quiesce_daemon) X(MHD_start_daemon) X(MHD_stop_daemon)
 typedef struct {
-#define X(f) __typeof__(f) *f;
-    MHD_FUNCS(X)
-#undef X
+    MHD_FUNCS(SG_LAZY_FIELD)
 } srv_mhd_api;
 extern srv_mhd_api mhd;
 SG_MUST_CHECK sg_status srv_mhd_load(sg_err *err);

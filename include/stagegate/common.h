@@ -49,7 +49,7 @@ sg_status sg_thread_start(pthread_t *thread, void *(*fn)(void *), void *arg, sg_
  * A shared library opened the first time a command needs it (dlopen), not when stagegate
  * starts: libpq (the PostgreSQL registry), libcurl (a registry through a server) and
  * libmicrohttpd (serve). Linked at start-up, they and what they link (Kerberos, LDAP, GnuTLS,
- * SSH: 35 of the 48 libraries) were mapped and relocated by every run, about half of a
+ * SSH: 31 of the 48 libraries) were mapped and relocated by every run, about half of a
  * short command's time, and were in the address space of every gate that reads untrusted
  * files. The user lists the functions it calls and a bind function that stores each address
  * in its own typed pointer (`__typeof__` of the library's declaration); the addresses are
@@ -70,6 +70,28 @@ typedef struct sg_lazylib {
    SG_EIO naming the library, what needs it and dlerror's reason when it cannot be loaded
    or lacks a function (it is tried again on the next call). */
 sg_status sg_lazylib_load(sg_lazylib *lib, sg_err *err) SG_MUST_CHECK;
+
+/* For a list FUNCS(X) of X(function) entries: SG_LAZY_FIELD declares a pointer typed as the
+   library's declaration of it (`struct { FUNCS(SG_LAZY_FIELD) } api;`), and SG_LAZYLIB
+   defines the sg_lazylib LIB that fills API from the library SONAME when loaded. */
+#define SG_LAZY_FIELD(f) __typeof__(f) *f;
+#define SG_LAZY_NAME_(f) #f,
+#define SG_LAZY_BIND_(f) api_->f = (__typeof__(api_->f))a[i++];
+#define SG_LAZYLIB(lib, api, FUNCS, soname_, what_, package_)                                      \
+    static const char *const lib##_names[] = {FUNCS(SG_LAZY_NAME_)};                               \
+    static void lib##_bind(void *const *a)                                                         \
+    {                                                                                              \
+        __typeof__(api) *api_ = &(api);                                                            \
+        size_t i = 0;                                                                              \
+        FUNCS(SG_LAZY_BIND_)                                                                       \
+    }                                                                                              \
+    static sg_lazylib lib = {.soname = soname_,                                                    \
+                             .what = what_,                                                        \
+                             .package = package_,                                                  \
+                             .names = lib##_names,                                                 \
+                             .count = sizeof lib##_names / sizeof *lib##_names,                    \
+                             .bind = lib##_bind,                                                   \
+                             .lock = PTHREAD_MUTEX_INITIALIZER}
 
 /* Programmer errors abort with file:line; runtime failures are status codes. */
 #define SG_ASSERT(cond)                                                                            \
