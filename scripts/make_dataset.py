@@ -15,6 +15,7 @@ models made with the same --seed belong together:
 Exit status 2 with one line on stderr on bad options.
 """
 import argparse
+import contextlib
 import os
 import sys
 import tempfile
@@ -65,6 +66,28 @@ def fail(msg):
     sys.exit(2)
 
 
+@contextlib.contextmanager
+def replaced_atomically(dst):
+    """Yields a temporary name beside dst; when the block ends without an exception, the file
+    written there gets the usual permissions and replaces dst, else it is removed."""
+    directory = os.path.dirname(os.path.abspath(dst))
+    try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(dst) + ".tmp.")
+    except OSError as e:  # name the file the user asked for, not our temporary name
+        raise OSError(e.errno, e.strerror, dst) from None
+    os.close(fd)
+    try:
+        yield tmp
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual permissions
+        os.replace(tmp, dst)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
 def write_set(args, teacher):
     import h5py
     n, d = args.rows, args.features
@@ -75,13 +98,7 @@ def write_set(args, teacher):
         kw["chunks"] = (max(1, min(n, (1 << 20) // (d * dtype.itemsize))), d)
         if args.layout == "gzip":
             kw.update(compression="gzip", compression_opts=4, shuffle=True)
-    directory = os.path.dirname(os.path.abspath(args.out))
-    try:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(args.out) + ".tmp.")
-    except OSError as e:  # name the file the user asked for, not our temporary name
-        raise OSError(e.errno, e.strerror, args.out) from None
-    os.close(fd)
-    try:
+    with replaced_atomically(args.out) as tmp:
         with h5py.File(tmp, "w") as f:
             f.attrs["format"] = "stagegate-dataset"
             f.attrs["format_version"] = np.int64(1)
@@ -104,14 +121,6 @@ def write_set(args, teacher):
                 Y[r0:r0 + m] = yb.astype(ydtype)
                 if W is not None:
                     W[r0:r0 + m] = rng.uniform(0.5, 2.0, m)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual permissions
-        os.replace(tmp, args.out)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def training_sample(args, teacher):
@@ -247,22 +256,8 @@ def cache_key(args):
 
 def copy_atomic(src, dst):
     import shutil
-    directory = os.path.dirname(os.path.abspath(dst))
-    try:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(dst) + ".tmp.")
-    except OSError as e:  # name the file the user asked for, not our temporary name
-        raise OSError(e.errno, e.strerror, dst) from None
-    os.close(fd)
-    try:
+    with replaced_atomically(dst) as tmp:
         shutil.copyfile(src, tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, dst)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def cache_get(args, entry):
