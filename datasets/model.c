@@ -524,6 +524,14 @@ static float *dup_aligned(const float *src, size_t count)
     return p;
 }
 
+/* A part's clone failed: its message, which names no file, gets the model's path in front. */
+static sg_status clone_failed(sg_err *err, sg_status rc, const char *path)
+{
+    char reason[sizeof err->msg];
+    snprintf(reason, sizeof reason, "%s", err->msg);
+    return sg_errf(err, rc, "%s: %s", path, reason);
+}
+
 sg_status sg_model_clone(const sg_model *src, sg_model **out, sg_err *err)
 {
     *out = NULL;
@@ -539,7 +547,7 @@ sg_status sg_model_clone(const sg_model *src, sg_model **out, sg_err *err)
         int rc = sg_onnx_plan_clone(src->onnx, &m->onnx, err);
         if (rc) {
             free(m);
-            return rc;
+            return clone_failed(err, rc, src->path);
         }
     }
     if (src->trees) {
@@ -547,7 +555,7 @@ sg_status sg_model_clone(const sg_model *src, sg_model **out, sg_err *err)
         if (rc) {
             sg_onnx_plan_free(m->onnx);
             free(m);
-            return rc;
+            return clone_failed(err, rc, src->path);
         }
     }
     if (src->n_layers > 0) m->layers = calloc((size_t)src->n_layers, sizeof *m->layers);
