@@ -179,6 +179,16 @@ static sg_status open_member(sg_dataset *ds, const char *name, bool required, in
 }
 
 /* Element class of a dataset: 'f' float32/64, 'i' integer, or 0 (with its name in tn). */
+static bool enum_of_integers(hid_t d)
+{
+    hid_t t = H5Dget_type(d), base = t >= 0 ? H5Tget_super(t) : H5I_INVALID_HID;
+    const bool ok = base >= 0 && H5Tget_class(base) == H5T_INTEGER;
+    if (base >= 0) H5Tclose(base);
+    if (t >= 0) H5Tclose(t);
+    return ok;
+}
+
+/* 'f' float16/32/64, 'i' integer, 'e' enum, 0 anything else; tn gets the type's name. */
 static char elem_kind(hid_t d, char *tn, size_t len)
 {
     hid_t t = H5Dget_type(d);
@@ -186,8 +196,9 @@ static char elem_kind(hid_t d, char *tn, size_t len)
     H5T_class_t c = H5Tget_class(t);
     size_t s = H5Tget_size(t);
     H5Tclose(t);
-    if (c == H5T_FLOAT && (s == 4 || s == 8)) return 'f';
+    if (c == H5T_FLOAT && (s == 2 || s == 4 || s == 8)) return 'f';
     if (c == H5T_INTEGER) return 'i';
+    if (c == H5T_ENUM) return 'e'; /* h5py stores numpy's bool so: FALSE 0, TRUE 1 */
     return 0;
 }
 
@@ -217,11 +228,15 @@ static sg_status open_members(sg_dataset *ds, sg_err *err)
     int rc = check_format(ds, err);
     if (!rc) rc = open_member(ds, "/X", true, 2, &ds->X, &ds->rX, &ds->chunk_rows, xd, err);
     if (rc) return rc;
-    if (elem_kind(ds->X, tn, sizeof tn) != 'f')
-        return sg_errf(err, SG_EINPUT, "%s: /X has dtype %s, expected float32 or float64", ds->path,
-                       tn);
+    const char xk = elem_kind(ds->X, tn, sizeof tn);
+    if (xk != 'f' && xk != 'i')
+        return sg_errf(err, SG_EINPUT,
+                       "%s: /X has dtype %s, expected floats (float16, float32, float64) or "
+                       "integers",
+                       ds->path, tn);
     hid_t xt = H5Dget_type(ds->X);
-    ds->x_f64 = xt >= 0 && H5Tget_size(xt) == 8;
+    /* values float32 may not hold exactly: float64, and integers of more than 16 bits */
+    ds->x_f64 = xt >= 0 && H5Tget_size(xt) >= (xk == 'f' ? 8u : 4u);
     if (xt >= 0) H5Tclose(xt);
     if (xd[0] == 0) return sg_errf(err, SG_EINPUT, "%s: /X has 0 rows", ds->path);
     if (xd[1] == 0 || xd[1] > MAX_FEATURES)
@@ -232,18 +247,20 @@ static sg_status open_members(sg_dataset *ds, sg_err *err)
 
     if ((rc = open_member(ds, "/y", true, 1, &ds->y, &ds->ry, NULL, yd, err))) return rc;
     char k = elem_kind(ds->y, tn, sizeof tn);
-    if (!k)
+    if (!k || (k == 'e' && !enum_of_integers(ds->y)))
         return sg_errf(err, SG_EINPUT,
-                       "%s: /y has dtype %s, expected integer class labels or float targets",
+                       "%s: /y has dtype %s, expected class labels (integers, bools, or floats "
+                       "holding whole numbers) or float targets",
                        ds->path, tn);
-    ds->kind = k == 'i' ? SG_LABELS_INT : SG_LABELS_FLOAT;
+    ds->kind = k == 'f' ? SG_LABELS_FLOAT : SG_LABELS_INT;
     if (yd[0] != xd[0])
         return sg_errf(err, SG_EINPUT, "%s: /y has %llu rows but /X has %llu", ds->path,
                        (unsigned long long)yd[0], (unsigned long long)xd[0]);
 
     if ((rc = open_member(ds, "/sample_weight", false, 1, &ds->w, &ds->rw, NULL, wd, err))) return rc;
     if (ds->w >= 0) {
-        if (!elem_kind(ds->w, tn, sizeof tn))
+        const char wk = elem_kind(ds->w, tn, sizeof tn);
+        if (wk != 'f' && wk != 'i')
             return sg_errf(err, SG_EINPUT, "%s: /sample_weight has dtype %s, expected numbers",
                            ds->path, tn);
         if (wd[0] != xd[0])
@@ -600,11 +617,6 @@ sg_status sg_dataset_check_model(const sg_dataset *ds, const sg_model *m, sg_err
     if (ds->d != m->n_features)
         return sg_errf(err, SG_EINPUT, "%s: /X has %d features but model %s expects %d", ds->path,
                        ds->d, m->path, m->n_features);
-    if (m->task != SG_TASK_REGRESSION && ds->kind != SG_LABELS_INT)
-        return sg_errf(err, SG_EINPUT,
-                       "%s: /y holds float values but model %s is a %s classifier; class labels "
-                       "must have an integer dtype",
-                       ds->path, m->path, sg_task_name(m->task));
     return SG_OK;
 }
 
@@ -655,19 +667,35 @@ static sg_status check_finite_d(const sg_dataset *ds, const char *name, const do
 static sg_status read_labels(sg_dataset *ds, int64_t row0, int64_t n, int32_t *labels, int n_classes,
                        sg_err *err)
 {
-    if (ds->kind != SG_LABELS_INT)
-        return sg_errf(err, SG_EINPUT,
-                       "%s: /y holds float values, but class labels need an integer dtype",
-                       ds->path);
     if (n > ds->scratch_rows) {
         int64_t *p = realloc(ds->scratch, (size_t)n * sizeof *p);
         if (!p) return sg_errf(err, SG_ENOMEM, "%s: out of memory reading /y", ds->path);
         ds->scratch = p;
         ds->scratch_rows = n;
     }
+    int64_t lo = n_classes > 0 ? 0 : INT32_MIN, hi = n_classes > 0 ? n_classes - 1 : INT32_MAX;
+    if (ds->kind == SG_LABELS_FLOAT) {
+        /* Labels stored as floats (numpy's astype(float), a pandas column): each must be a
+           whole number; scikit-learn's metrics compare 1.0 equal to 1. */
+        double *v = (double *)(void *)ds->scratch;
+        int rc = sg_h5_reader_rows(ds->ry, H5T_NATIVE_DOUBLE, row0, n, v, err);
+        if (rc) return rc;
+        for (int64_t i = 0; i < n; i++) {
+            if (v[i] >= (double)lo && v[i] <= (double)hi && v[i] == floor(v[i])) {
+                labels[i] = (int32_t)v[i];
+                continue;
+            }
+            char val[32];
+            snprintf(val, sizeof val, isnan(v[i]) ? "NaN" : "%.17g", v[i]);
+            return sg_errf(err, SG_EINPUT,
+                           "%s: /y row %lld is %s, not a class label (a whole number in "
+                           "%lld..%lld)",
+                           ds->path, (long long)(row0 + i), val, (long long)lo, (long long)hi);
+        }
+        return SG_OK;
+    }
     int rc = sg_h5_reader_rows(ds->ry, H5T_NATIVE_INT64, row0, n, ds->scratch, err);
     if (rc) return rc;
-    int64_t lo = n_classes > 0 ? 0 : INT32_MIN, hi = n_classes > 0 ? n_classes - 1 : INT32_MAX;
     for (int64_t i = 0; i < n; i++) {
         int64_t v = ds->scratch[i];
         /* HDF5 saturates a uint64 label above INT64_MAX, so that value means "at least". */

@@ -24,6 +24,7 @@
  * Ownership: a reader belongs to the object that made it (a dataset member or one model
  * load) and borrows its HDF5 dataset id; it is only used under sg_h5_enter (h5util.c).
  */
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -403,24 +404,51 @@ static sg_status decode_chunk(sg_h5_reader *r, const hsize_t off[2], size_t ms, 
 }
 
 /*
- * Whether reading as memtype narrows the file's 8-byte floats to float32. Then they are
- * converted to native doubles first (a byte swap at most) and narrowed here, with the C cast
- * (round to nearest even, subnormals kept): libhdf5's generic conversion, which it uses for
- * a big-endian float64, rounds ties away and loses subnormal results, so the same values
- * stored big-endian gave other float32 inputs than little-endian (or numpy's astype).
+ * Whether reading as memtype narrows the file's 8-byte floats, or its integers, to float32.
+ * Then they are converted to native doubles first (a byte swap at most; integers exactly, up
+ * to 2^53 in magnitude) and narrowed here, with the C cast (round to nearest even, subnormals
+ * kept), as numpy's astype(np.float32) does: libhdf5's generic conversion, which it uses for a
+ * big-endian float64, rounds ties away and loses subnormal results, so the same values stored
+ * big-endian gave other float32 inputs than little-endian. 2-byte floats widen exactly.
  */
 static bool narrows(const sg_h5_reader *r, hid_t memtype)
 {
-    return r->es == 8 && H5Tget_class(r->ftype) == H5T_FLOAT && H5Tequal(memtype, H5T_NATIVE_FLOAT) > 0;
+    const H5T_class_t c = H5Tget_class(r->ftype);
+    return ((c == H5T_FLOAT && r->es != 4) || c == H5T_INTEGER) &&
+           H5Tequal(memtype, H5T_NATIVE_FLOAT) > 0;
 }
 
-/* n rows of w doubles (row stride sstride) to floats (row stride dstride). */
-static void narrow_rows(const double *src, size_t sstride, float *dst, size_t dstride, size_t n,
-                        size_t w)
+/* Past 2^53 in magnitude an integer may round on its way to double, and rounding it again to
+   float32 can then give another value than rounding it once: such values are refused. */
+#define EXACT_INT_MAX 9007199254740992.0
+
+/*
+ * n rows of w doubles (row stride sstride) to floats (row stride dstride). With ints (the
+ * file holds integers), false at the first value past EXACT_INT_MAX, its place in *at_row and
+ * *at_col, before anything of its row is written.
+ */
+static bool narrow_rows(const double *src, size_t sstride, float *dst, size_t dstride, size_t n,
+                        size_t w, bool ints, size_t *at_row, size_t *at_col)
 {
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
+        for (size_t k = 0; ints && k < w; k++)
+            if (fabs(src[i * sstride + k]) > EXACT_INT_MAX) {
+                *at_row = i;
+                *at_col = k;
+                return false;
+            }
         for (size_t k = 0; k < w; k++)
             dst[i * dstride + k] = (float)src[i * sstride + k];
+    }
+    return true;
+}
+
+static sg_status inexact_int(const sg_h5_reader *r, uint64_t row, uint64_t col, sg_err *err)
+{
+    return sg_errf(err, SG_EINPUT,
+                   "%s: %s row %llu column %llu holds an integer beyond 2^53 in magnitude, which "
+                   "stagegate does not convert to float32 (store such features as float32)",
+                   r->path, r->name, (unsigned long long)row, (unsigned long long)col);
 }
 
 /*
@@ -447,6 +475,7 @@ static sg_status load_slab(sg_h5_reader *r, hid_t memtype, int64_t ci, uint8_t *
         dst = r->slab;
     }
     const bool same = H5Tequal(r->ftype, memtype) > 0, narrow = !same && narrows(r, memtype);
+    const bool ints = H5Tget_class(r->ftype) == H5T_INTEGER;
     /* the type libhdf5 converts to: native doubles when they are narrowed here */
     const hid_t via = narrow ? H5T_NATIVE_DOUBLE : memtype;
     const bool convert = !same && !(narrow && H5Tequal(r->ftype, H5T_NATIVE_DOUBLE) > 0);
@@ -465,9 +494,12 @@ static sg_status load_slab(sg_h5_reader *r, hid_t memtype, int64_t ci, uint8_t *
         if (convert && H5Tconvert(r->ftype, via, r->chunk_elems, chunk, NULL, H5P_DEFAULT) < 0)
             return fail(r, err, "cannot be converted to the type it is read as");
         const size_t w = cols - col0 < c1 ? cols - col0 : c1;
-        if (narrow)
-            narrow_rows((const double *)(void *)chunk, c1, (float *)(void *)dst + col0, cols, rows, w);
-        else
+        size_t at_row, at_col;
+        if (narrow && !narrow_rows((const double *)(void *)chunk, c1, (float *)(void *)dst + col0,
+                                   cols, rows, w, ints, &at_row, &at_col)) {
+            return inexact_int(r, row0 + at_row, col0 + at_col, err);
+        }
+        if (!narrow)
             for (size_t i = 0; i < rows; i++)
                 memcpy(dst + (i * cols + col0) * ms, chunk + i * c1 * ms, w * ms);
     }
@@ -493,10 +525,14 @@ sg_status sg_h5_reader_rows(sg_h5_reader *r, hid_t memtype, int64_t row0, int64_
         double *tmp = malloc((size_t)(n < block ? n : block) * cols * sizeof *tmp);
         if (!tmp) return sg_errf(err, SG_ENOMEM, "%s: out of memory reading %s", r->path, r->name);
         sg_status rc = SG_OK;
+        const bool ints = H5Tget_class(r->ftype) == H5T_INTEGER;
         for (int64_t i = 0; rc == SG_OK && i < n; i += block) {
             const int64_t k = n - i < block ? n - i : block;
+            size_t at_row, at_col;
             rc = sg_h5_reader_rows(r, H5T_NATIVE_DOUBLE, row0 + i, k, tmp, err);
-            if (rc == SG_OK) narrow_rows(tmp, cols, (float *)buf + (size_t)i * cols, cols, (size_t)k, cols);
+            if (rc == SG_OK && !narrow_rows(tmp, cols, (float *)buf + (size_t)i * cols, cols,
+                                            (size_t)k, cols, ints, &at_row, &at_col))
+                rc = inexact_int(r, (uint64_t)(row0 + i) + at_row, at_col, err);
         }
         free(tmp);
         return rc;

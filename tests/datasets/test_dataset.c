@@ -150,6 +150,160 @@ static void test_dtypes_and_layouts(void **state)
     check_set(p, CONTIG, false, false);
 }
 
+/* float16 as h5py writes it (IEEE binary16, little-endian). */
+static hid_t half_type(void)
+{
+    hid_t t = H5Tcopy(H5T_IEEE_F32LE);
+    H5Tset_fields(t, 15, 10, 5, 0, 10);
+    H5Tset_size(t, 2);
+    H5Tset_ebias(t, 15);
+    return t;
+}
+
+static void assert_msg(int rc, const sg_err *err, const char *path, const char *what1,
+                       const char *what2);
+
+static void read_one(const char *p, float *X, int32_t *L, int n, sg_status want, const char *what)
+{
+    sg_dataset *ds = NULL;
+    sg_err err = {{0}};
+    /* A bad value may be found at open, which reads the first and last rows' chunks. */
+    int rc = sg_dataset_open(p, &ds, &err);
+    if (rc == SG_OK) rc = sg_dataset_read(ds, 0, n, X, L, NULL, NULL, K, &err);
+    if (want == SG_OK && rc) fprintf(stderr, "%s\n", err.msg);
+    if (want == SG_OK)
+        assert_int_equal(rc, SG_OK);
+    else
+        assert_msg(rc, &err, p, what, NULL);
+    sg_dataset_close(ds);
+}
+
+/*
+ * Integer and float16 features, each value as numpy's astype(np.float32) gives it (integers
+ * up to 2^53 in magnitude; past it refused, naming row and column); class labels stored as
+ * whole-number floats or as h5py's bool enum; a float label that is not a whole number
+ * refused, naming the row. Contiguous and chunked, little- and big-endian.
+ */
+static void test_integer_and_half_features(void **state)
+{
+    enum { R = 200, C = 3 };
+    double xs[R * C];
+    int64_t xl[R * C];
+    for (int i = 0; i < R * C; i++) {
+        xs[i] = (double)((i * 37) % 251) - (i % 2 ? 0 : 100); /* whole, -100..250 */
+        xl[i] = (int64_t)xs[i];
+    }
+    xl[5] = ((int64_t)1 << 40) + 1; /* exact in double; float32 rounds it (to even) */
+    xl[8] = ((int64_t)1 << 53) + 1; /* rounds to 2^53 on the way to double, as float32 does */
+    xl[11] = -((int64_t)1 << 53);
+    int64_t y[R];
+    double yf[R];
+    int8_t yb[R];
+    for (int i = 0; i < R; i++) {
+        y[i] = i % 2;
+        yf[i] = (double)y[i];
+        yb[i] = (int8_t)y[i];
+    }
+    const hsize_t xd[2] = {R, C}, yd[1] = {R}, xc[2] = {64, 2}, yc[1] = {64};
+    const char *p = tpath("ints.h5");
+    float X[R * C];
+    int32_t L[R];
+    hid_t half = half_type();
+    const struct {
+        hid_t ft;
+        bool wide; /* the int64 values above, else xs */
+    } xts[] = {{H5T_STD_I32LE, false}, {H5T_STD_I16BE, false}, {H5T_STD_U8LE, false},
+               {H5T_STD_I64BE, true},  {H5T_STD_I64LE, true},  {half, false}};
+    for (size_t t = 0; t < sizeof xts / sizeof *xts; t++)
+        for (int chunked = 0; chunked < 2; chunked++) {
+            double src[R * C];
+            for (int i = 0; i < R * C; i++)
+                src[i] = xts[t].wide ? (double)xl[i] : xs[i];
+            if (xts[t].ft == H5T_STD_U8LE)
+                for (int i = 0; i < R * C; i++)
+                    src[i] = fabs(src[i]);
+            hid_t f = H5Fcreate(p, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+            if (xts[t].wide) { /* written from int64, so that no value passes through double */
+                int64_t s64[R * C];
+                memcpy(s64, xl, sizeof s64);
+                if (chunked)
+                    fx_write_chunked(f, "X", xts[t].ft, H5T_NATIVE_INT64, 2, xd, xc, 0, s64);
+                else
+                    fx_write(f, "X", xts[t].ft, H5T_NATIVE_INT64, 2, xd, s64);
+            } else if (chunked) {
+                fx_write_chunked(f, "X", xts[t].ft, H5T_NATIVE_DOUBLE, 2, xd, xc, 4, src);
+            } else {
+                fx_write(f, "X", xts[t].ft, H5T_NATIVE_DOUBLE, 2, xd, src);
+            }
+            if (chunked)
+                fx_write_chunked(f, "y", H5T_IEEE_F32BE, H5T_NATIVE_DOUBLE, 1, yd, yc, 0, yf);
+            else
+                fx_write(f, "y", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, yd, yf);
+            H5Fclose(f);
+            read_one(p, X, L, R, SG_OK, NULL);
+            for (int i = 0; i < R * C; i++) {
+                const float want = xts[t].wide ? (float)xl[i] : (float)src[i];
+                if (X[i] != want)
+                    fprintf(stderr, "type %zu chunked %d: X[%d] = %.9g, want %.9g\n", t, chunked, i,
+                            (double)X[i], (double)want);
+                assert_true(X[i] == want);
+            }
+            for (int i = 0; i < R; i++)
+                assert_int_equal(L[i], y[i]);
+        }
+    H5Tclose(half);
+
+    /* Past 2^53: refused, naming the value's place. */
+    int64_t big[R * C];
+    memcpy(big, xl, sizeof big);
+    big[3 * C + 2] = ((int64_t)1 << 53) + 3;
+    for (int chunked = 0; chunked < 2; chunked++) {
+        hid_t f = H5Fcreate(p, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+        if (chunked)
+            fx_write_chunked(f, "X", H5T_STD_I64LE, H5T_NATIVE_INT64, 2, xd, xc, 4, big);
+        else
+            fx_write(f, "X", H5T_STD_I64LE, H5T_NATIVE_INT64, 2, xd, big);
+        fx_write(f, "y", H5T_STD_I64LE, H5T_NATIVE_INT64, 1, yd, y);
+        H5Fclose(f);
+        read_one(p, X, L, R, SG_EINPUT, "/X row 3 column 2 holds an integer beyond 2^53");
+    }
+
+    /* Labels as h5py writes numpy's bool: an enum of int8. */
+    hid_t bt = H5Tenum_create(H5T_NATIVE_INT8);
+    int8_t v0 = 0, v1 = 1;
+    H5Tenum_insert(bt, "FALSE", &v0);
+    H5Tenum_insert(bt, "TRUE", &v1);
+    for (int chunked = 0; chunked < 2; chunked++) {
+        hid_t f = H5Fcreate(p, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+        fx_write(f, "X", H5T_IEEE_F32LE, H5T_NATIVE_DOUBLE, 2, xd, xs);
+        if (chunked)
+            fx_write_chunked(f, "y", bt, bt, 1, yd, yc, 0, yb);
+        else
+            fx_write(f, "y", bt, bt, 1, yd, yb);
+        H5Fclose(f);
+        memset(L, 0xff, sizeof L);
+        read_one(p, X, L, R, SG_OK, NULL);
+        for (int i = 0; i < R; i++)
+            assert_int_equal(L[i], y[i]);
+    }
+    H5Tclose(bt);
+
+    /* A float label that is no class: named with its row. */
+    yf[150] = 0.5;
+    hid_t f = H5Fcreate(p, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    fx_write(f, "X", H5T_IEEE_F32LE, H5T_NATIVE_DOUBLE, 2, xd, xs);
+    fx_write(f, "y", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, yd, yf);
+    H5Fclose(f);
+    read_one(p, X, L, R, SG_EINPUT,
+             "/y row 150 is 0.5, not a class label (a whole number in 0..2)");
+    yf[150] = 3.0; /* whole, but not one of the model's K classes */
+    f = H5Fcreate(p, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    fx_write(f, "X", H5T_IEEE_F32LE, H5T_NATIVE_DOUBLE, 2, xd, xs);
+    fx_write(f, "y", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, yd, yf);
+    H5Fclose(f);
+    read_one(p, X, L, R, SG_EINPUT, "/y row 150 is 3, not a class label");
+}
+
 /* The check that must refuse: rc SG_EINPUT, one line naming the file and what1/what2. */
 static void assert_msg(int rc, const sg_err *err, const char *path, const char *what1,
                        const char *what2)
@@ -315,15 +469,20 @@ static void test_open_errors(void **state)
     memset(sx, 'z', sizeof sx);
     hsize_t d43[2] = {4, 3};
     replace(p, "X", st, st, 2, d43, sx);
-    expect_open_error(p, "/X has dtype string", "float32 or float64");
+    expect_open_error(p, "/X has dtype string", "expected floats");
     write_plain(p, 4, 3, X, y);
     replace(p, "y", st, st, 1, d4, sx);
     H5Tclose(st);
     expect_open_error(p, "/y has dtype string", NULL);
     write_plain(p, 4, 3, X, y);
-    int32_t xi[12] = {0};
-    replace(p, "X", H5T_STD_I32LE, H5T_NATIVE_INT32, 2, d43, xi);
-    expect_open_error(p, "/X has dtype int32", NULL);
+    hid_t bt = H5Tenum_create(H5T_NATIVE_INT8); /* an enum is no feature */
+    int8_t v0 = 0, v1 = 1;
+    H5Tenum_insert(bt, "FALSE", &v0);
+    H5Tenum_insert(bt, "TRUE", &v1);
+    int8_t xb[12] = {0};
+    replace(p, "X", bt, bt, 2, d43, xb);
+    H5Tclose(bt);
+    expect_open_error(p, "/X has dtype enum", "floats (float16, float32, float64) or integers");
     write_plain(p, 4, 3, X, y);
     hid_t ct = H5Tcreate(H5T_COMPOUND, 16);
     H5Tinsert(ct, "a", 0, H5T_NATIVE_DOUBLE);
@@ -374,10 +533,12 @@ static void test_value_errors(void **state)
     write_plain(p, 4, 3, X, y);
     replace(p, "y", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, d4, t);
     expect_read_error(p, false, "/y row 2 is NaN", NULL);
-    /* Float labels cannot be class labels. */
+    /* Float labels are class labels only when each is a whole number of the model's. */
+    replace(p, "y", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, d4, t);
+    expect_read_error(p, true, "/y row 2 is NaN, not a class label", NULL);
     t[2] = 3;
     replace(p, "y", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, d4, t);
-    expect_read_error(p, true, "/y holds float values", NULL);
+    expect_read_error(p, true, "/y row 2 is 3, not a class label (a whole number in 0..2)", NULL);
 
     double w[4] = {1, 1, 1, -2};
     write_plain(p, 4, 3, X, y);
@@ -545,11 +706,12 @@ static void test_check_model(void **state)
     assert_msg(rc, &err, p, "/X has 7 features but model model.h5 expects 8", NULL);
     sg_dataset_close(ds);
 
+    /* Float labels are a classifier's too when they hold whole numbers (read_labels checks
+       each: test_integer_and_half_features). */
     write_set(p, H5T_IEEE_F32LE, CONTIG, H5T_IEEE_F64LE, false);
     assert_int_equal(sg_dataset_open(p, &ds, &err), SG_OK);
     m.n_features = D;
-    rc = sg_dataset_check_model(ds, &m, &err);
-    assert_msg(rc, &err, p, "/y holds float values", "integer dtype");
+    assert_int_equal(sg_dataset_check_model(ds, &m, &err), SG_OK);
     m.task = SG_TASK_REGRESSION;
     m.n_classes = 0;
     assert_int_equal(sg_dataset_check_model(ds, &m, &err), SG_OK);
@@ -603,12 +765,16 @@ static void test_digest_as_read(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_dtypes_and_layouts), cmocka_unit_test(test_open_errors),
-        cmocka_unit_test(test_value_errors),       cmocka_unit_test(test_error_row_is_absolute),
+        cmocka_unit_test(test_dtypes_and_layouts),
+        cmocka_unit_test(test_integer_and_half_features),
+        cmocka_unit_test(test_open_errors),
+        cmocka_unit_test(test_value_errors),
+        cmocka_unit_test(test_error_row_is_absolute),
         cmocka_unit_test(test_partial_edge_chunks_unfiltered),
         cmocka_unit_test(test_unwritten_chunk_refused),
         cmocka_unit_test(test_filter_order_unsupported),
-        cmocka_unit_test(test_check_model),        cmocka_unit_test(test_digest_as_read),
+        cmocka_unit_test(test_check_model),
+        cmocka_unit_test(test_digest_as_read),
         cmocka_unit_test(test_open_in_two_steps),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
