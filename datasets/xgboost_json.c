@@ -890,8 +890,14 @@ static sg_status parse_learner(const ctx *c, const sg_jv *learner, sg_tree_ensem
     long nf, nt = 1;
     int rc = get_int(c, p, "num_feature", pp, 1, 1L << 24, &nf);
     if (!rc) rc = get_int(c, p, "num_class", pp, 0, 65536, num_class);
-    if (!rc && sg_jt_get(c->d, p, "num_target")) rc = get_int(c, p, "num_target", pp, 1, 1, &nt);
+    if (!rc && sg_jt_get(c->d, p, "num_target"))
+        rc = get_int(c, p, "num_target", pp, 1, 1L << 20, &nt);
     if (rc) return rc;
+    if (nt > 1)
+        return fail(c,
+                    "%s/num_target is %ld: a model of several targets (multi-output regression "
+                    "or multi-label) is not supported; one target only",
+                    pp, nt);
     if ((*obj)->multi && *num_class < 2)
         return fail(c, "%s/num_class is %ld but %s needs at least 2 classes", pp, *num_class,
                     (*obj)->name);

@@ -127,6 +127,10 @@ with tempfile.TemporaryDirectory() as tmp:
     expect_refused(tmp, "not_xgboost", {"hello": 1}, data, ["/learner"])
     d = copy.deepcopy(base); d["learner"]["gradient_booster"]["name"] = "gbforest"
     expect_refused(tmp, "unknown_booster", d, data, ["/learner/gradient_booster/name", "gbforest"])
+    # Several targets (multi-output regression): named as such, not as a number out of range.
+    d = copy.deepcopy(base); d["learner"]["learner_model_param"]["num_target"] = "2"
+    expect_refused(tmp, "two_targets", d, data,
+                   ["/learner/learner_model_param/num_target is 2", "several targets", "one target only"])
     # gblinear: one weight per feature and group, then the biases, each a finite number.
     d = copy.deepcopy(base); d["learner"]["gradient_booster"]["name"] = "gblinear"
     W = "/learner/gradient_booster/model/weights"
