@@ -813,7 +813,7 @@ static float unop(sg_onnx_unary op, float x, float alpha, float beta)
     case SG_OXU_NOT:
         return x == 0;
     case SG_OXU_TRUNC:
-        return truncf(x);
+        return sg_onnx_cast_trunc(x, alpha);
     case SG_OXU_FLOOR:
         return floorf(x);
     case SG_OXU_CEIL:
@@ -1057,9 +1057,9 @@ static sg_status emit_binary(ox_ctx *c, sg_onnx_binary op, int ia, int ib, sg_er
     return ox_dyn_out(c, rank, dims, err, &v);
 }
 
-sg_status ox_emit_trunc(ox_ctx *c, sg_err *err)
+sg_status ox_emit_trunc(ox_ctx *c, bool to_int32, sg_err *err)
 {
-    return emit_unary(c, SG_OXU_TRUNC, 0, 0, err);
+    return emit_unary(c, SG_OXU_TRUNC, to_int32 ? 2147483648.0f : 9223372036854775808.0f, 0, err);
 }
 
 static sg_status emit_unary(ox_ctx *c, sg_onnx_unary op, float alpha, float beta, sg_err *err)

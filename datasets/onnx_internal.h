@@ -296,7 +296,7 @@ sg_status ox_op_pad(ox_ctx *c, sg_err *err);
 sg_status ox_op_reduce(ox_ctx *c, int kind, sg_err *err);
 sg_status ox_op_slice(ox_ctx *c, sg_err *err);
 /* Input 0, float rows, toward zero: a unary step (Cast of floats to an integer type). */
-sg_status ox_emit_trunc(ox_ctx *c, sg_err *err);
+sg_status ox_emit_trunc(ox_ctx *c, bool to_int32, sg_err *err);
 /* ArgMax (max) and ArgMin: integer rows, or an int64 constant. */
 sg_status ox_op_argmax(ox_ctx *c, bool max, sg_err *err);
 

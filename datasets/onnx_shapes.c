@@ -282,7 +282,7 @@ int ox_op_cast(ox_ctx *c, sg_err *err)
         if (!vx->is_bool && !vx->is_int && !vx->is_double && (to == 7 || to == 6)) {
             /* (unless a Clip bounded them: |trunc(x)| <= ceil(fbound)) */
             const float fb = vx->fbound;
-            int rc2 = ox_emit_trunc(c, err);
+            int rc2 = ox_emit_trunc(c, to == 6, err);
             if (rc2 == SG_OK) {
                 c->vals[c->n_vals - 1].is_int = true;
                 c->vals[c->n_vals - 1].int_bound =

@@ -243,7 +243,7 @@ static void run_unary(const sg_kernel_ops *k, const sg_onnx_step *st, const floa
         return;
     case SG_OXU_TRUNC:
         for (size_t i = 0; i < cnt; i++)
-            out[i] = truncf(in[i]);
+            out[i] = sg_onnx_cast_trunc(in[i], a);
         return;
     case SG_OXU_FLOOR:
         for (size_t i = 0; i < cnt; i++)

@@ -135,7 +135,8 @@ typedef enum {
     SG_OXU_SIGN,  /* -1, 0 or 1 (NaN stays NaN) */
     SG_OXU_ISNAN, /* a condition: x is NaN */
     SG_OXU_ISINF, /* a condition: x is -inf (alpha != 0) or +inf (beta != 0) */
-    SG_OXU_TRUNC, /* toward zero: Cast of float rows to an integer type */
+    SG_OXU_TRUNC, /* Cast of float rows to an integer type: sg_onnx_cast_trunc, alpha its 2^31 or
+                     2^63 */
     SG_OXU_FLOOR,
     SG_OXU_CEIL,
     SG_OXU_ROUND, /* half to even, as ONNX Round and numpy */
@@ -179,6 +180,18 @@ typedef enum {
  * maximum and minimum); the exponential forms use expm1f and log1pf where exp(x) - 1 or
  * log(1 + exp(x)) would cancel or overflow.
  */
+/*
+ * Cast of a float to an integer type whose values are below limit (2^31 for int32, 2^63 for
+ * int64) in magnitude: toward zero; a value past the type's range, or NaN, is its smallest
+ * value (-limit), as the C cast gives it on x86 (cvttss2si's "integer indefinite"), and so
+ * PyTorch's .long() and .int(), numpy's astype and ONNX Runtime there. (Held as a float, a
+ * value past 2^24 is a step anyway: compared or gathered by, never summed.)
+ */
+static inline float sg_onnx_cast_trunc(float x, float limit)
+{
+    return fabsf(x) < limit ? truncf(x) : -limit;
+}
+
 static inline float sg_onnx_clip(float x, float lo, float hi)
 {
     /* max with lo, then min with hi: min > max gives max everywhere, as numpy's clip. */

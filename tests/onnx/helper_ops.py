@@ -1472,6 +1472,34 @@ def layout_cases(opset):
         t = np.trunc(X.astype(np.float32) * np.float32(3.0)).astype(np.float64)
         return np.concatenate([t, np.clip(t, -2, 2) if opset >= 12 else t, t > 1], 1)
     out.append(("cast_to_int_toward_zero", nodes14, inits14, 3 * D, ref_trunc))
+    # Past the integer type's range (a sentinel such as 1e30, a 10-digit id cast to int32)
+    # or NaN, a cast gives the type's smallest value, as the C cast does on x86 and so
+    # PyTorch's .long() and .int() and numpy's astype: clamped into [-2, 2] as an embedding's
+    # index would be, that is -2, where saturating had given +2 to the positive ones.
+    inits16 = [init("big16", 3e19), init("mid16", 5e9), i64("m2_16", [-2]), i64("p2_16", [2]),
+               numpy_helper.from_array(np.array([-2], np.int32), "m2i"),
+               numpy_helper.from_array(np.array([2], np.int32), "p2i")]
+    clip = opset >= 12
+    nodes16 = [node("Mul", ["x", "big16"], "xb"), node("Mul", ["x", "mid16"], "xm"),
+               helper.make_node("Cast", ["xb"], ["l64"], to=TensorProto.INT64),
+               helper.make_node("Cast", ["xm"], ["l32"], to=TensorProto.INT32),
+               helper.make_node("Clip", ["l64", "m2_16", "p2_16"], ["c64"]) if clip else
+               node("Identity", ["l64"], "c64"),
+               helper.make_node("Clip", ["l32", "m2i", "p2i"], ["c32"]) if clip else
+               node("Identity", ["l32"], "c32"),
+               helper.make_node("Cast", ["c64"], ["f64"], to=TensorProto.FLOAT),
+               helper.make_node("Cast", ["c32"], ["f32"], to=TensorProto.FLOAT),
+               helper.make_node("Concat", ["f64", "f32"], ["y"], axis=1)]
+
+    def ref_range(X, clip=clip):
+        X = X.astype(np.float32)
+        with np.errstate(invalid="ignore"):
+            a = (X * np.float32(3e19)).astype(np.int64)
+            b = (X * np.float32(5e9)).astype(np.int32)
+        if clip:
+            a, b = np.clip(a, -2, 2), np.clip(b, -2, 2)
+        return np.concatenate([a.astype(np.float32), b.astype(np.float32)], 1).astype(np.float64)
+    out.append(("cast_past_int_range_is_int_min", nodes16, inits16, 2 * D, ref_range))
     # Floor, Ceil, Round (half to even: x rounded to halves, then rounded, has ties) and Sin,
     # Cos (periodic feature embeddings).
     rnd = "Round" if opset >= 11 else "Floor"  # (Round is defined from opset 11)
