@@ -582,8 +582,10 @@ static int meaning(ox_ctx *c, pass *p, sg_model *m, sg_onnx_plan *plan, sg_err *
         m->proba_declared = true;
         return od;
     }
-    /* A graph ending in Softmax/Sigmoid gives probabilities, whatever else is said. */
-    if (ends) {
+    /* A graph ending in Softmax/Sigmoid gives probabilities, whatever else is said, except
+       value: a regressor of a rate or a share ends in Sigmoid too, and value says its output
+       is the prediction as it is (a Softmax's columns then make no one value: refused below). */
+    if (ends && meant != SG_ONNX_OUTPUT_VALUE) {
         if (!strcmp(ends, "Sigmoid") && width != 1)
             return sg_errf(err, SG_EINPUT,
                            "%s: the graph ends in Sigmoid over %d outputs (multi-label); one "
@@ -611,9 +613,10 @@ static int meaning(ox_ctx *c, pass *p, sg_model *m, sg_onnx_plan *plan, sg_err *
     if (meant == SG_ONNX_OUTPUT_VALUE) {
         if (width != 1)
             return sg_errf(err, SG_EINPUT,
-                           "%s: %s says value, but the output has %d columns; "
+                           "%s: %s says value, but the output has %d columns%s%s%s; "
                            "regression with one output is supported",
-                           c->path, from, width);
+                           c->path, from, width, ends ? " (it ends in " : "", ends ? ends : "",
+                           ends ? ")" : "");
         m->task = SG_TASK_REGRESSION;
         m->n_classes = 0;
         plan->epi = SG_ONNX_EPI_LINK;

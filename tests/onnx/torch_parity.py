@@ -646,6 +646,10 @@ def main():
             check(ran is not None, "%s opset %d did not run" % (name, opset))
     for opset in (9, 13, 17):
         case(tmp, "logreg", logreg, d, opset, "sigmoid", bi, Xb, yb, want_plan="dense kernels")
+        # A regressor of a rate ends in Sigmoid too: --output value makes its one column the
+        # prediction (it had been taken as a binary classifier whatever the flag said).
+        case(tmp, "sigmoid_value", logreg, d, opset, "value", rg, Xr, yr,
+             extra=["--output", "value"])
         case(tmp, "leaky_regression", regress, d, opset, "value", rg, Xr, yr,
              extra=["--output", "value"], want_plan="step plan")
         case(tmp, "tanh_logsoftmax", logsm, d, opset, "logsoftmax", mc, Xm, ym,
