@@ -79,9 +79,10 @@ static sg_status read_input(ox_ctx *c, const Onnx__ValueInfoProto *vi, sg_model 
     const Onnx__TypeProto__Tensor *tt = t->tensor_type;
     if (!tt->has_elem_type || tt->elem_type != 1)
         return sg_errf(err, SG_EINPUT,
-                       "%s: graph input '%.100s' has element type %d; float is "
-                       "needed",
-                       c->path, nm, tt->has_elem_type ? tt->elem_type : 0);
+                       "%s: graph input '%.100s' has element type %s (%d); float (1) is "
+                       "needed (export the model in float32: model.float())",
+                       c->path, nm, ox_type_name(tt->has_elem_type ? tt->elem_type : 0),
+                       tt->has_elem_type ? tt->elem_type : 0);
     if (!tt->shape || tt->shape->n_dim < 2 || tt->shape->n_dim > OX_MAX_RANK + 1)
         return sg_errf(err, SG_EINPUT,
                        "%s: graph input '%.100s' needs a shape [batch, features] (rank 2..%d)",

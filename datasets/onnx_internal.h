@@ -297,6 +297,8 @@ sg_status ox_op_reduce(ox_ctx *c, int kind, sg_err *err);
 sg_status ox_op_slice(ox_ctx *c, sg_err *err);
 /* Input 0, float rows, toward zero: a unary step (Cast of floats to an integer type). */
 sg_status ox_emit_trunc(ox_ctx *c, bool to_int32, sg_err *err);
+/* An ONNX TensorProto data type's name ("float", "int64", ...), for messages. */
+const char *ox_type_name(int64_t t);
 /* ArgMax (max) and ArgMin: integer rows, or an int64 constant. */
 sg_status ox_op_argmax(ox_ctx *c, bool max, sg_err *err);
 

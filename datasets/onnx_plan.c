@@ -472,9 +472,9 @@ static int declared_output(const ox_ctx *c, const ox_value *ov, sg_err *err)
     const Onnx__TypeProto__Tensor *tt = t->tensor_type;
     if (tt->has_elem_type && tt->elem_type != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT)
         return sg_errf(err, SG_EINPUT,
-                       "%s: graph output '%.100s' is declared with element type %d; the graph "
-                       "computes float (1)",
-                       c->path, ov->name, (int)tt->elem_type);
+                       "%s: graph output '%.100s' is declared with element type %s (%d); the "
+                       "graph computes float (1)",
+                       c->path, ov->name, ox_type_name(tt->elem_type), (int)tt->elem_type);
     if (!tt->shape) return SG_OK;
     char got[96];
     int n = snprintf(got, sizeof got, "[batch");

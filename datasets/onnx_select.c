@@ -262,8 +262,8 @@ sg_status ox_op_eyelike(ox_ctx *c, sg_err *err)
     const int64_t dt = ox_attr_i(c, "dtype", vx->dtype == OX_FLOAT ? 1 : 7),
                   k = ox_attr_i(c, "k", 0);
     if (dt != 1 && dt != 7)
-        return ox_node_err(c, err, SG_EINPUT, "dtype %lld (float or int64 are supported)",
-                           (long long)dt);
+        return ox_node_err(c, err, SG_EINPUT, "dtype %s (%lld): float or int64 are supported",
+                           ox_type_name(dt), (long long)dt);
     int64_t dims[2] = {vx->dims[0], vx->dims[1]};
     int v;
     if ((rc = ox_const_out(c, 2, dims, dt == 1 ? OX_FLOAT : OX_INT64, err, &v))) return rc;

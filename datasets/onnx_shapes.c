@@ -232,7 +232,7 @@ int ox_op_squeeze(ox_ctx *c, bool unsqueeze, sg_err *err)
 }
 
 /* An ONNX TensorProto data type's name, for messages. */
-static const char *type_name(int64_t t)
+const char *ox_type_name(int64_t t)
 {
     static const char *const names[] = {"undefined",  "float",   "uint8",  "int8",   "uint16",
                                         "int16",      "int32",   "int64",  "string", "bool",
@@ -295,19 +295,24 @@ int ox_op_cast(ox_ctx *c, sg_err *err)
         return ox_node_err(c, err, SG_EINPUT,
                            "cast of %s rows to %s (type %lld): rows are cast only to float "
                            "(type 1)%s",
-                           kind, type_name(to), (long long)to,
+                           kind, ox_type_name(to), (long long)to,
                            vx->is_bool  ? ", bool (type 9), int32 or int64"
                            : vx->is_int ? ", int32 or int64"
                                         : ", int32 or int64 (toward zero)");
     }
-    if (to != 1 && to != 11 && to != 7 && to != 6)
-        return ox_node_err(c, err, SG_EINPUT, "cast to type %lld is not supported", (long long)to);
-    int dt = (to == 1 || to == 11) ? OX_FLOAT : OX_INT64, v;
-    if (vx->batch_mask && to != 7)
+    /* to bool (9): 0/1 as int64, as a bool initializer loads (torch.jit.script's `if` on a
+       shape casts the comparison to bool before the If) */
+    if (to != 1 && to != 11 && to != 7 && to != 6 && to != 9)
         return ox_node_err(c, err, SG_EINPUT,
-                           "cast of the batch size (from a Shape node) to type %lld: it is used "
-                           "only as an int64 in a shape",
-                           (long long)to);
+                           "cast of a constant to %s (type %lld) is not supported",
+                           ox_type_name(to), (long long)to);
+    int dt = (to == 1 || to == 11) ? OX_FLOAT : OX_INT64, v;
+    if (vx->batch_mask && to != 7) /* (its stored 0 means nothing: no bool of it either) */
+        return ox_node_err(
+            c, err, SG_EINPUT,
+            "cast of the batch size (from a Shape node) to %s (type %lld): it is used "
+            "only as an int64 in a shape",
+            ox_type_name(to), (long long)to);
     int64_t dims[OX_MAX_RANK];
     memcpy(dims, vx->dims, sizeof dims);
     if ((rc = ox_const_out(c, vx->rank, dims, dt, err, &v))) return rc;
@@ -315,6 +320,8 @@ int ox_op_cast(ox_ctx *c, sg_err *err)
     for (int64_t k = 0; k < vx->count; k++) {
         if (dt == OX_FLOAT)
             c->vals[v].f[k] = vx->dtype == OX_FLOAT ? vx->f[k] : (float)vx->i[k];
+        else if (to == 9)
+            c->vals[v].i[k] = vx->dtype == OX_INT64 ? vx->i[k] != 0 : vx->f[k] != 0;
         else if (vx->dtype == OX_INT64)
             c->vals[v].i[k] = vx->i[k];
         else if (!(fabsf(vx->f[k]) < 9.2e18f))

@@ -330,9 +330,9 @@ sg_status ox_tensor_read(ox_ctx *c, const Onnx__TensorProto *t, ox_value *v, con
     size_t esize = dt == 1 ? 4 : dt == 11 ? 8 : dt == 7 ? 8 : dt == 6 ? 4 : dt == 9 ? 1 : 0;
     if (!esize)
         return sg_errf(err, SG_EINPUT,
-                       "%s: %s has data type %d; float, double, int32, int64 and bool are "
-                       "supported",
-                       c->path, what, dt);
+                       "%s: %s has data type %s (%d); float, double, int32, int64 and bool "
+                       "are supported",
+                       c->path, what, ox_type_name(dt), dt);
     if (t->n_dims > OX_MAX_RANK)
         return sg_errf(err, SG_EINPUT, "%s: %s has rank %zu (at most %d)", c->path, what, t->n_dims,
                        OX_MAX_RANK);
@@ -381,8 +381,8 @@ sg_status ox_tensor_read(ox_ctx *c, const Onnx__TensorProto *t, ox_value *v, con
     } else if (t->has_raw_data) {
         if (t->raw_data.len != need)
             return sg_errf(err, SG_EINPUT,
-                           "%s: %s holds %zu bytes of data but shape %s of data type %d needs %zu",
-                           c->path, what, t->raw_data.len, shp, dt, need);
+                           "%s: %s holds %zu bytes of data but shape %s of %s needs %zu", c->path,
+                           what, t->raw_data.len, shp, ox_type_name(dt), need);
         raw = t->raw_data.data;
     } else if (n_typed != count) {
         return sg_errf(err, SG_EINPUT, "%s: %s holds %zu values but shape %s needs %zu", c->path,

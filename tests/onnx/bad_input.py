@@ -186,7 +186,7 @@ def main():
         m.graph.output[0].CopyFrom(helper.make_tensor_value_info("out", elem, dims))
         return m
     run(tmp, "output_declared_int64", declared(TensorProto.INT64, ["batch", 3]),
-        ["graph output 'out' is declared with element type 7", "computes float"], data)
+        ["graph output 'out' is declared with element type int64 (7)", "computes float"], data)
     run(tmp, "output_declared_width", declared(TensorProto.FLOAT, ["batch", 5]),
         ["graph output 'out' dimension 1 is declared 5", "computes [batch, 3]"], data)
     run(tmp, "output_declared_rank", declared(TensorProto.FLOAT, ["batch", 3, 1]),
@@ -1017,7 +1017,7 @@ def main():
         helper.make_node("ConstantOfShape", ["three"], ["k"], name="cos",
                          value=helper.make_tensor("v", TensorProto.FLOAT16, [1], [1.0])),
         helper.make_node("Add", ["z", "k"], ["r"], name="add")),
-        ["node 'cos' (ConstantOfShape, opset 13): the value has data type 10"], data)
+        ["node 'cos' (ConstantOfShape, opset 13): the value has data type float16 (10)"], data)
     run(tmp, "matmul_rows_rank1", after_fc(
         helper.make_node("MatMul", ["z", "z"], ["r"], name="mm")),
         ["node 'mm' (MatMul, opset 13)", "a MatMul of two per-row tensors needs rows of rank 2"],

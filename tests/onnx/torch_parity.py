@@ -187,6 +187,18 @@ REGIONS = {
 }
 
 
+class ShapeBranch(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.l1, self.l2 = nn.Linear(d, 8), nn.Linear(8, 3)
+
+    def forward(self, x):
+        h = torch.relu(self.l1(x))
+        if h.shape[1] > 4:
+            h = h * 2.0
+        return torch.softmax(self.l2(h), 1)
+
+
 def activation_mlp(d, width, acts, gains):
     """Linear -> act -> ... -> Linear(width, 1), the Linear before each act scaled by its gain
     so that the activations see both their flat and their curved parts."""
@@ -650,6 +662,11 @@ def main():
         # prediction (it had been taken as a binary classifier whatever the flag said).
         case(tmp, "sigmoid_value", logreg, d, opset, "value", rg, Xr, yr,
              extra=["--output", "value"])
+    # torch.jit.script keeps an `if` on a shape: Shape, Gather, Greater, then a Cast of that
+    # constant to bool before the If (the cast to bool had been refused).
+    scripted = torch.jit.script(ShapeBranch(d).eval())
+    for opset in (13, 14, 17):
+        case(tmp, "scripted_shape_if", scripted, d, opset, "proba", mc, Xm, ym)
         case(tmp, "leaky_regression", regress, d, opset, "value", rg, Xr, yr,
              extra=["--output", "value"], want_plan="step plan")
         case(tmp, "tanh_logsoftmax", logsm, d, opset, "logsoftmax", mc, Xm, ym,
