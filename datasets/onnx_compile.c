@@ -1802,7 +1802,8 @@ static sg_status int_outputs(ox_ctx *c, const char *op, int first_new, sg_err *e
     if (bound > OX_MAX_EXACT)
         return ox_node_err(c, err, SG_EINPUT,
                            "integer rows could exceed 2^24 here, past the integers a float holds "
-                           "exactly");
+                           "exactly (bound the integers first, e.g. x.long().clamp(0, n - 1) "
+                           "before an offset is added)");
     for (int v = first_new; v < c->n_vals; v++)
         if (!c->vals[v].is_const && !c->vals[v].is_bool) {
             c->vals[v].is_int = true;

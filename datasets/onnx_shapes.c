@@ -431,8 +431,8 @@ sg_status ox_op_concat(ox_ctx *c, sg_err *err)
         if (ox_full_shape(v, d) != r || v->dtype != v0->dtype)
             return ox_node_err(c, err, SG_EINPUT, "inputs differ in rank or type");
         if (!all_const && v->is_const)
-            return ox_node_err(c, err, SG_EINPUT,
-                               "concatenating a constant to rows is not supported");
+            /* (with a fixed batch, a CLS token expanded to it is such a constant) */
+            return ox_batch_err(c, err, "concatenating a constant to rows is not supported");
         for (int i = 0; i < r; i++)
             if (i != axis && d[i] != d0[i]) {
                 char s0[160], sk[160];
