@@ -870,6 +870,24 @@ def main():
           and "graph input 'x' is declared with a fixed batch of 1" in e
           and "dynamic_axes={'x': {0: 'batch'}}" in e and "\n" not in e,
           "batch-1 export: %s" % (e or "accepted"))
+    # A CLS token expanded to the batch and concatenated (FT-Transformer): exported with a
+    # fixed batch, the token is a constant; the line names the fixed batch too.
+    class Cls(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.cls, self.a = nn.Parameter(torch.randn(1, 1, 4)), nn.Linear(4, 3)
+
+        def forward(self, x):
+            t = torch.cat([self.cls.expand(x.shape[0], -1, -1), x.view(x.shape[0], -1, 4)], 1)
+            return torch.softmax(self.a(t[:, 0] + t[:, 1:].mean(1)), dim=1)
+
+    fixed = os.path.join(tmp, "cls_batch1.onnx")
+    torch.onnx.export(Cls().eval(), torch.zeros(1, d), fixed, input_names=["x"],
+                      output_names=["p"], opset_version=13)
+    doc, pred, e = run_eval(fixed, mc)
+    check(doc is None and e is not None and "concatenating a constant to rows" in e
+          and "graph input 'x' is declared with a fixed batch of 1" in e and "\n" not in e,
+          "batch-1 CLS export: %s" % (e or "accepted"))
     # With a dynamic batch PyTorch writes x.size(0) as Shape -> Gather -> Unsqueeze -> Concat
     # into the Reshape's shape, at every opset (these, where Unsqueeze and Shape change).
     for opset in (9, 11, 13, 15, 17):
