@@ -326,7 +326,7 @@ static const char *const same_shape_ops[] = {"Clip", "Cast",  "Identity", "Dropo
 static const char *const broadcast_ops[] = {
     "Add",         "Sub",  "Mul",   "Div",   "Pow",     "Max",  "Min",
     "Sum",         "Mean", "Where", "Equal", "Greater", "Less", "GreaterOrEqual",
-    "LessOrEqual", "And",  "Or",    "PRelu"};
+    "LessOrEqual", "And",  "Or",    "PRelu", "Mod"};
 static const char *const reduce_ops[] = {"ReduceMean", "ReduceSum",  "ReduceSumSquare",
                                          "ReduceL1",   "ReduceL2",   "ReduceMax",
                                          "ReduceMin",  "ReduceProd", "ReduceLogSumExp"};

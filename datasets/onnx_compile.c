@@ -29,7 +29,7 @@
     X(Conv) X(MaxPool) X(AveragePool) X(GlobalAveragePool) X(GlobalMaxPool) X(Pad) X(CumSum) X(TopK)  \
     X(GatherElements) X(OneHot) X(Range) X(EyeLike) X(LSTM) X(GRU) X(Size) X(Sum) X(Mean)     \
     X(Tan) X(Asin) X(Acos) X(Atan) X(Sinh) X(Cosh) X(Asinh) X(Acosh) X(Atanh)                    \
-    X(ThresholdedRelu) X(Shrink)
+    X(ThresholdedRelu) X(Shrink) X(Mod)
 /* clang-format on */
 #define OX_OP_NAME(op) #op,
 #define OX_OP_LISTED(op) ", " #op
@@ -373,6 +373,10 @@ static float binop(sg_onnx_binary op, float a, float b)
         return sg_onnx_max(a, b);
     case SG_OXB_MIN:
         return sg_onnx_min(a, b);
+    case SG_OXB_MOD:
+        return sg_onnx_mod(a, b);
+    case SG_OXB_FMOD:
+        return fmodf(a, b);
     case SG_OXB_EQ:
         return a == b;
     case SG_OXB_GT:
@@ -408,6 +412,12 @@ static sg_status int_binop(ox_ctx *c, sg_onnx_binary op, int64_t a, int64_t b, i
         if (b == 0) return ox_node_err(c, err, SG_EINPUT, "integer division by zero");
         over = a == INT64_MIN && b == -1;
         if (!over) *out = a / b;
+        break;
+    case SG_OXB_MOD:
+    case SG_OXB_FMOD:
+        if (b == 0) return ox_node_err(c, err, SG_EINPUT, "integer Mod by zero");
+        *out = b == -1 ? 0 : a % b; /* C's %: the dividend's sign (INT64_MIN % -1 is 0) */
+        if (op == SG_OXB_MOD && *out != 0 && (*out < 0) != (b < 0)) *out += b;
         break;
     case SG_OXB_MAX:
         *out = a > b ? a : b;
@@ -1096,6 +1106,26 @@ static sg_status op_binary(ox_ctx *c, sg_onnx_binary op, sg_err *err)
     return emit_binary(c, op, a, b, err);
 }
 
+/* Mod: of integers (integer rows, int64 constants) with either fmod, as the hashing trick
+   x.long() % buckets exports; of floats only with fmod 1 (C's fmod: torch.fmod), as ONNX
+   requires. */
+static sg_status op_mod(ox_ctx *c, sg_err *err)
+{
+    int a, b, rc;
+    if ((rc = ox_need_in(c, 0, err, &a)) || (rc = ox_need_in(c, 1, err, &b))) return rc;
+    const int64_t fmod = ox_attr_i(c, "fmod", 0);
+    if (fmod != 0 && fmod != 1)
+        return ox_node_err(c, err, SG_EINPUT, "fmod is %lld, not 0 or 1", (long long)fmod);
+    const ox_value *va = &c->vals[a], *vb = &c->vals[b];
+    const bool ints = (va->is_const ? va->dtype == OX_INT64 : va->is_int) &&
+                      (vb->is_const ? vb->dtype == OX_INT64 : vb->is_int);
+    if (!fmod && !ints)
+        return ox_node_err(c, err, SG_EINPUT,
+                           "Mod of floats with fmod 0: ONNX defines Mod of floats only with "
+                           "fmod 1 (torch.fmod)");
+    return emit_binary(c, fmod ? SG_OXB_FMOD : SG_OXB_MOD, a, b, err);
+}
+
 /* PRelu(X, slope): the slope is a constant that broadcasts one way, to X's shape (one value,
    or one per channel as PyTorch exports it). */
 static sg_status op_prelu(ox_ctx *c, sg_err *err)
@@ -1697,7 +1727,8 @@ static const char *const int_moves[] = {
     "Expand", "Slice",     "Gather",    "Concat",    "Tile",      "Split",    "Shape",
     "If",     "ReduceSum", "ReduceMax", "ReduceMin", "ArgMax",    "ArgMin"};
 static const char *const int_arith[] = {
-    "Add", "Sub", "Mul", "Equal", "Greater", "Less", "Clip", "GreaterOrEqual", "LessOrEqual"};
+    "Add",        "Sub", "Mul", "Mod", "Equal", "Greater", "Less", "Clip", "GreaterOrEqual",
+    "LessOrEqual"};
 
 static bool in_list(const char *op, const char *const *list, size_t n)
 {
@@ -1735,12 +1766,13 @@ static sg_status int_inputs(ox_ctx *c, const char *op, bool *any, sg_err *err)
     const bool moves = in_list(op, int_moves, sizeof int_moves / sizeof int_moves[0]);
     const bool arith = in_list(op, int_arith, sizeof int_arith / sizeof int_arith[0]);
     if (!moves && !arith)
-        return ox_node_err(c, err, SG_EINPUT,
-                           "input %d ('%.100s') is integer rows (int64 per row), which stagegate "
-                           "reads only in Cast, ReduceSum, ReduceMax, ReduceMin, ArgMax, ArgMin, "
-                           "Add, Sub, Mul, Clip, CumSum, TopK, the comparisons, the indices of "
-                           "Gather and GatherElements, OneHot and the nodes that move elements",
-                           first, c->vals[ox_in(c, (size_t)first)].name);
+        return ox_node_err(
+            c, err, SG_EINPUT,
+            "input %d ('%.100s') is integer rows (int64 per row), which stagegate "
+            "reads only in Cast, ReduceSum, ReduceMax, ReduceMin, ArgMax, ArgMin, "
+            "Add, Sub, Mul, Mod, Clip, CumSum, TopK, the comparisons, the indices of "
+            "Gather and GatherElements, OneHot and the nodes that move elements",
+            first, c->vals[ox_in(c, (size_t)first)].name);
     if (!strcmp(op, "Gather") && first == 1) return SG_OK; /* an embedding's indices */
     for (size_t k = 0; k < c->node->n_input; k++) {
         const int v = ox_in(c, k);
@@ -1781,6 +1813,8 @@ static sg_status int_outputs(ox_ctx *c, const char *op, int first_new, sg_err *e
         bound = b[0] > OX_MAX_EXACT || b[1] > OX_MAX_EXACT ? OX_MAX_EXACT + 1 : b[0] + b[1];
     else if (!strcmp(op, "Mul"))
         bound = b[0] > 0 && b[1] > OX_MAX_EXACT / b[0] ? OX_MAX_EXACT + 1 : b[0] * b[1];
+    else if (!strcmp(op, "Mod")) /* smaller than the divisor, whatever the dividend (a hash) */
+        bound = b[1];
     else if (!strcmp(op, "Concat"))
         bound = b[0] > b[1] ? b[0] : b[1];
     else if (!strcmp(op, "ReduceMax") || !strcmp(op, "ReduceMin"))
@@ -1906,6 +1940,7 @@ static int compile_op(ox_ctx *c, const char *op, sg_err *err)
     if (!strcmp(op, "Sub")) return op_binary(c, SG_OXB_SUB, err);
     if (!strcmp(op, "Mul")) return op_binary(c, SG_OXB_MUL, err);
     if (!strcmp(op, "Div")) return op_binary(c, SG_OXB_DIV, err);
+    if (!strcmp(op, "Mod")) return op_mod(c, err);
     if (!strcmp(op, "Pow")) return op_binary(c, SG_OXB_POW, err);
     if (!strcmp(op, "PRelu")) return op_prelu(c, err);
     if (!strcmp(op, "Max")) return op_chain(c, SG_OXB_MAX, "Max", false, err);

@@ -410,6 +410,12 @@ static void run_binary(const sg_onnx_step *st, const float *A, const float *B, f
         case SG_OXB_MIN:
             SG_OX_BINARY_LOOP(sg_onnx_min(x, y));
             break;
+        case SG_OXB_MOD:
+            SG_OX_BINARY_LOOP(sg_onnx_mod(x, y));
+            break;
+        case SG_OXB_FMOD:
+            SG_OX_BINARY_LOOP(fmodf(x, y));
+            break;
         case SG_OXB_EQ:
             SG_OX_BINARY_LOOP(x == y);
             break;

@@ -23,7 +23,7 @@ ConstantOfShape Equal Greater Less GreaterOrEqual LessOrEqual Not Where And Or S
 IsInf If ArgMax ArgMin Floor Ceil Round Sin Cos Einsum InstanceNormalization
 Conv MaxPool AveragePool GlobalAveragePool GlobalMaxPool Pad CumSum TopK
 GatherElements OneHot Range EyeLike LSTM GRU Size Sum Mean
-Tan Asin Acos Atan Sinh Cosh Asinh Acosh Atanh ThresholdedRelu Shrink""".split()
+Tan Asin Acos Atan Sinh Cosh Asinh Acosh Atanh ThresholdedRelu Shrink Mod""".split()
 
 
 # The operators of domain ai.onnx.ml that datasets/onnx_ml.c supports, at its opsets 1..3.

@@ -164,6 +164,8 @@ typedef enum {
     SG_OXB_PRELU, /* a < 0 ? b * a : a, b the constant slope */
     SG_OXB_MAX,
     SG_OXB_MIN,
+    SG_OXB_MOD, /* Mod of integers (fmod 0): the remainder takes the divisor's sign (sg_onnx_mod) */
+    SG_OXB_FMOD, /* Mod with fmod 1: C's fmod, the remainder takes the dividend's sign */
     /* Comparisons: 1 where they hold, else 0 (a condition; NaN compares false) */
     SG_OXB_EQ,
     SG_OXB_GT,
@@ -249,6 +251,16 @@ static inline float sg_onnx_hard_swish(float x)
 static inline float sg_onnx_prelu(float x, float slope)
 {
     return x < 0 ? slope * x : x;
+}
+
+/* ONNX Mod with fmod 0, of integers held exactly as floats: as Python's % and numpy's mod,
+   the remainder has the divisor's sign (fmodf is exact, and so is adding b to a remainder
+   smaller than it). A divisor of 0 gives NaN (ONNX leaves it undefined). */
+static inline float sg_onnx_mod(float a, float b)
+{
+    float r = fmodf(a, b);
+    if (r != 0.0f && (r < 0.0f) != (b < 0.0f)) r += b;
+    return r;
 }
 
 static inline float sg_onnx_max(float a, float b)

@@ -1500,6 +1500,34 @@ def layout_cases(opset):
             a, b = np.clip(a, -2, 2), np.clip(b, -2, 2)
         return np.concatenate([a.astype(np.float32), b.astype(np.float32)], 1).astype(np.float64)
     out.append(("cast_past_int_range_is_int_min", nodes16, inits16, 2 * D, ref_range))
+    # Mod (opset 10): the hashing trick x.long() % buckets, of integer rows by an int64
+    # constant, the remainder with the divisor's sign as Python's % (fmod 0), also by a
+    # negative divisor and of the INT64_MIN a sentinel casts to; and torch.fmod of float rows
+    # (fmod 1: the dividend's sign), by a per-column constant of mixed signs.
+    if opset >= 10:
+        inits17 = [init("k17", 1000.0), init("big17", 3e19), i64("b7", [7]), i64("bm5", [-5]),
+                   numpy_helper.from_array(np.array([[1.5, -2.0, 0.75, -0.5, 3.0, 1.0, -1.25,
+                                                      2.5][:D]], np.float32), "fd")]
+        nodes17 = [node("Mul", ["x", "k17"], "xk"), node("Mul", ["x", "big17"], "xbig"),
+                   helper.make_node("Cast", ["xk"], ["ik"], to=TensorProto.INT64),
+                   helper.make_node("Cast", ["xbig"], ["ib"], to=TensorProto.INT64),
+                   node("Mod", ["ik", "b7"], "m7"), node("Mod", ["ik", "bm5"], "mm5"),
+                   node("Mod", ["ib", "b7"], "mb7"),
+                   node("Mod", ["xk", "fd"], "fm", fmod=1),
+                   helper.make_node("Cast", ["m7"], ["f1"], to=TensorProto.FLOAT),
+                   helper.make_node("Cast", ["mm5"], ["f2"], to=TensorProto.FLOAT),
+                   helper.make_node("Cast", ["mb7"], ["f3"], to=TensorProto.FLOAT),
+                   helper.make_node("Concat", ["f1", "f2", "f3", "fm"], ["y"], axis=1)]
+
+        def ref_mod(X):
+            X = X.astype(np.float32)
+            xk = X * np.float32(1000.0)
+            with np.errstate(invalid="ignore"):
+                ik, ib = xk.astype(np.int64), (X * np.float32(3e19)).astype(np.int64)
+            fd = np.array([1.5, -2.0, 0.75, -0.5, 3.0, 1.0, -1.25, 2.5][:D], np.float32)
+            return np.concatenate([np.mod(ik, 7), np.mod(ik, -5), np.mod(ib, 7),
+                                   np.fmod(xk, fd)], 1).astype(np.float64)
+        out.append(("mod_hash_and_fmod", nodes17, inits17, 4 * D, ref_mod))
     # Floor, Ceil, Round (half to even: x rounded to halves, then rounded, has ties) and Sin,
     # Cos (periodic feature embeddings).
     rnd = "Round" if opset >= 11 else "Floor"  # (Round is defined from opset 11)

@@ -876,9 +876,10 @@ def main():
         def __init__(self):
             super().__init__()
             self.cls, self.a = nn.Parameter(torch.randn(1, 1, 4)), nn.Linear(4, 3)
+            self.emb = nn.Linear(1, 4)  # a token per feature
 
         def forward(self, x):
-            t = torch.cat([self.cls.expand(x.shape[0], -1, -1), x.view(x.shape[0], -1, 4)], 1)
+            t = torch.cat([self.cls.expand(x.shape[0], -1, -1), self.emb(x.unsqueeze(2))], 1)
             return torch.softmax(self.a(t[:, 0] + t[:, 1:].mean(1)), dim=1)
 
     fixed = os.path.join(tmp, "cls_batch1.onnx")
