@@ -263,7 +263,7 @@ int sg_cmd_compare(int argc, char **argv)
         /* A regular file of bounded size, as OLD and NEW (a FIFO had blocked for ever) */
         if (sg_read_file(history_path, 64u << 20, &data, &len, &err))
             return sg_cli_fail(SG_EINPUT, &err);
-        history = json_loadb((const char *)data, len, 0, &je);
+        history = json_loadb((const char *)data, len, JSON_REJECT_DUPLICATES, &je);
         free(data);
         if (!json_is_array(json_object_get(history, "runs"))) {
             json_decref(history);

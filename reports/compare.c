@@ -254,6 +254,13 @@ static sg_status check_history(const json_t *history, const sg_compare_run *n, s
                            sg_json_str(first, "model"),
                            (long long)json_integer_value(json_object_get(first, "version")));
         }
+        /* Which runs count depends on it (earlier_runs): null, 0 or "false" had counted a run
+           of another key as trusted. */
+        if (!json_is_boolean(json_object_get(run, "signer_trusted")))
+            return sg_errf(err, SG_EINPUT,
+                           "--history: runs[%zu].signer_trusted is missing or not true/false "
+                           "(give `registry runs --json` output)",
+                           i);
         const char *fp = json_string_value(json_object_get(run, "fingerprint"));
         if (want && (!fp || strcmp(fp, want)))
             return sg_errf(err, SG_EINPUT,

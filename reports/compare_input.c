@@ -250,10 +250,10 @@ static sg_status load_repetitions(const char *path, json_t *latency, sg_compare_
         run->rep_queries[i] = json_integer_value(q);
         for (int k = 0; k < SG_COMPARE_PERCENTILES; k++) {
             json_t *v = json_object_get(json_object_get(r, "latency_ns"), pct[k]);
-            if (!json_is_number(v) || !(json_number_value(v) >= 0))
+            if (!sg_compare_latency_ok(v))
                 return sg_errf(err, SG_EINPUT,
-                               "%s: repetitions[%zu].latency_ns.%s is not a finite non-negative "
-                               "number (NaN or missing)",
+                               "%s: repetitions[%zu].latency_ns.%s is not a latency (a positive "
+                               "number of nanoseconds, at most 1e15)",
                                path, i, pct[k]);
             run->rep_values[i * SG_COMPARE_PERCENTILES + (size_t)k] = json_number_value(v);
         }
@@ -304,10 +304,21 @@ static int load_latency(const char *path, json_t *latency, sg_compare_run *run, 
     static const char *const pct[] = {"p50", "p90", "p99", "p999"};
     for (size_t i = 0; i < sizeof pct / sizeof pct[0]; i++) {
         json_t *v = json_object_get(json_object_get(latency, "latency_ns"), pct[i]);
-        if (v && !json_is_null(v) && !(json_is_number(v) && json_number_value(v) >= 0))
-            return sg_errf(err, SG_EINPUT, "%s: latency_ns.%s is not a non-negative number", path,
-                           pct[i]);
+        /* 0 ns had made every ratio NaN and every verdict "unchanged": a 4x slowdown passed */
+        if (v && !json_is_null(v) && !sg_compare_latency_ok(v))
+            return sg_errf(err, SG_EINPUT,
+                           "%s: latency_ns.%s is not a latency (a positive number of "
+                           "nanoseconds, at most 1e15)",
+                           path, pct[i]);
     }
+    /* Runs of different scenarios measure different things (the settings check compares
+       them): a run that does not say which it is cannot be judged against another. */
+    json_t *sc = json_object_get(latency, "scenario");
+    if (!json_is_string(sc) || !json_string_value(sc)[0])
+        return sg_errf(err, SG_EINPUT,
+                       "%s: latency section has no \"scenario\" (single-stream, offline or "
+                       "server)",
+                       path);
     /* The clock's overhead is the absolute noise floor of every percentile's verdict (moves
        smaller than it are "within the clock's resolution"): 1e300 or a string had been taken
        as given, so an edited run hid a 2x slowdown. Reading the clock takes nanoseconds, or a
@@ -421,7 +432,9 @@ sg_status sg_compare_load_buffer(const char *path, const uint8_t *data, size_t l
     snprintf(run->path, sizeof run->path, "%s", path);
     sg_sha256_hex(data, len, run->file_sha256);
     json_error_t je;
-    json_t *doc = json_loadb((const char *)data, len, 0, &je);
+    /* Duplicate keys refused, as in every signed statement: of two values of one field, a
+       reader taking the first and one taking the last would judge different runs. */
+    json_t *doc = json_loadb((const char *)data, len, JSON_REJECT_DUPLICATES, &je);
     if (!json_is_object(doc)) {
         const bool parsed = doc != NULL, array = json_is_array(doc);
         json_decref(doc);
@@ -437,6 +450,9 @@ sg_status sg_compare_load_buffer(const char *path, const uint8_t *data, size_t l
         } else if (parsed) { /* valid JSON, parsed whole: no error position to give */
             sg_errf(err, SG_EINPUT, "%s: not a JSON object (the document is %s)", path,
                     array ? "an array" : "another JSON value");
+        } else if (strstr(je.text, "duplicate object key")) {
+            sg_errf(err, SG_EINPUT, "%s:%d:%d: %s (each field may appear once)", path, je.line,
+                    je.column, je.text);
         } else {
             sg_errf(err, SG_EINPUT, "%s:%d:%d: not a JSON object (%s)", path, je.line, je.column,
                     je.text);

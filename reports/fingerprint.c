@@ -47,9 +47,11 @@ json_t *sg_fingerprint_from_machine(const json_t *machine)
     /* TSC calibration varies in the last few kHz run to run: 10 MHz steps keep one machine one
      * fingerprint, and real TSC rates differ by far more than that between CPU models. */
     double hz = json_number_value(json_object_get(machine, "tsc_hz"));
+    /* (a rate past 1 THz is no TSC's, and past 9.2e25 Hz its MHz would not fit an integer) */
     json_object_set_new(fp, "tsc_mhz",
-                        isfinite(hz) && hz > 0 ? json_integer((json_int_t)(round(hz / 1e7) * 10))
-                                               : json_null());
+                        isfinite(hz) && hz > 0 && hz <= 1e12
+                            ? json_integer((json_int_t)(round(hz / 1e7) * 10))
+                            : json_null());
     json_object_set_new(fp, "kernel", str_or_null(json_object_get(machine, "kernel")));
     json_object_set_new(
         fp, "openblas",

@@ -116,8 +116,12 @@ bad() { # bad NAME PYTHON-EXPR-ON-d EXPECTED-TEXT
     $PY - "$D/aa/base_00.json" "$1.json" "$2" <<'PYEOF'
 import json, sys
 d = json.load(open(sys.argv[1]))
+raw = None  # the expression may set the file's text itself (what json.dump cannot write)
 exec(sys.argv[3])
-json.dump(d, open(sys.argv[2], "w"), indent=1)
+if raw is None:
+    json.dump(d, open(sys.argv[2], "w"), indent=1)
+else:
+    open(sys.argv[2], "w").write(raw)
 PYEOF
     local rc=0
     "$SG" compare "$D/aa/base_01.json" "$1.json" >out 2>err || rc=$?
@@ -129,7 +133,17 @@ PYEOF
 bad zero 'd["repetitions"] = []' "repetitions is empty (zero repetitions"
 bad mismatch 'd["repetition_count"] = 6' "repetition_count is another number but repetitions holds 5 (mismatched repetition counts)"
 bad nan 'd["repetitions"][2]["latency_ns"]["p90"] = float("nan")' 'field "p90" is NaN or Infinity'
-bad null 'd["repetitions"][3]["latency_ns"]["p99"] = None' "repetitions[3].latency_ns.p99 is not a finite non-negative number"
+bad null 'd["repetitions"][3]["latency_ns"]["p99"] = None' "repetitions[3].latency_ns.p99 is not a latency (a positive number"
+# 0 ns had made every ratio NaN and every verdict "unchanged" (a 4x slowdown passed), 1e308 ns
+# is no latency either; a run without its scenario escaped the settings check; of two values
+# of one field, readers taking the first and the last would judge different runs.
+bad zero_ns 'd["repetitions"][0]["latency_ns"]["p50"] = 0' "repetitions[0].latency_ns.p50 is not a latency (a positive number"
+bad zero_top 'd["latency_ns"]["p50"] = 0' "latency_ns.p50 is not a latency (a positive number"
+bad huge_ns 'd["repetitions"][1]["latency_ns"]["p90"] = 1e308' "repetitions[1].latency_ns.p90 is not a latency"
+bad no_scenario 'del d["scenario"]' 'latency section has no "scenario"'
+# A TSC rate of 1e300 Hz had overflowed the conversion to MHz (-9223372036854775808 in the line).
+bad tsc_huge 'd["machine"]["tsc_hz"] = 1e300' "(tsc_mhz 2600 vs null)"
+bad dup_key 'raw = json.dumps(d).replace("{", "{\"scenario\": \"offline\", ", 1)' "duplicate object key"
 bad hist 'd["repetitions"][1]["histogram"] = {"unit": "ns", "buckets": [[1000, d["repetitions"][1]["queries"] - 7]]}' \
     "repetitions[1].histogram counts add up to"
 bad dur_partial 'del d["repetitions"][2]["duration_s"]' "repetitions[2].duration_s is missing, while other repetitions carry theirs"

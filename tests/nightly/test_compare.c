@@ -345,10 +345,12 @@ static void test_history_band(void **state)
     make_run(&b, 38, 3000, 100000, 1.30, "cpu");
     const char *fp = json_string_value(json_object_get(b.fingerprint, "id"));
     assert_non_null(fp);
-    json_t *hist = json_pack("{s:[{s:s,s:{s:{s:i}}}, {s:s,s:{s:{s:i}}}, {s:s,s:{s:{s:i}}}]}", "runs",
-                             "fingerprint", fp, "figures", "latency_ns", "p50", 90000,
-                             "fingerprint", fp, "figures", "latency_ns", "p50", 140000,
-                             "fingerprint", fp, "figures", "latency_ns", "p50", 120000);
+    json_t *hist = json_pack("{s:[{s:s,s:b,s:{s:{s:i}}}, {s:s,s:b,s:{s:{s:i}}}, "
+                             "{s:s,s:b,s:{s:{s:i}}}]}",
+                             "runs", "fingerprint", fp, "signer_trusted", 1, "figures",
+                             "latency_ns", "p50", 90000, "fingerprint", fp, "signer_trusted", 1,
+                             "figures", "latency_ns", "p50", 140000, "fingerprint", fp,
+                             "signer_trusted", 1, "figures", "latency_ns", "p50", 120000);
     sg_compare_options o;
     sg_compare_options_init(&o);
     o.history = hist;
@@ -372,6 +374,20 @@ static void test_history_band(void **state)
                         json_integer(-1));
     assert_int_equal(sg_compare_runs(&a, &b, &o, &cmp, &err), SG_EINPUT);
     assert_non_null(strstr(err.msg, "--history: runs[1].figures.latency_ns.p50 is not a latency"));
+    json_object_set_new(json_object_get(json_object_get(run1, "figures"), "latency_ns"), "p50",
+                        json_integer(140000));
+    /* Which runs count depends on signer_trusted: anything but true or false is refused (null,
+       0 and "false" had counted a run of another key as trusted, and widened the band). */
+    json_t *bad_trust[] = {json_null(), json_integer(0), json_string("false")};
+    for (int t = 0; t < 4; t++) { /* the three values, then the field left out */
+        if (t < 3)
+            json_object_set_new(run1, "signer_trusted", bad_trust[t]);
+        else
+            json_object_del(run1, "signer_trusted");
+        assert_int_equal(sg_compare_runs(&a, &b, &o, &cmp, &err), SG_EINPUT);
+        assert_non_null(
+            strstr(err.msg, "--history: runs[1].signer_trusted is missing or not true/false"));
+    }
     json_decref(hist);
     sg_compare_run_clear(&a);
     sg_compare_run_clear(&b);
