@@ -320,6 +320,22 @@ void sg_key_file_free(sg_private_key_file *f)
     free(f);
 }
 
+/* The label of the first PEM block in text ("CERTIFICATE" for "-----BEGIN CERTIFICATE-----"),
+   printable and at most len - 1 bytes; false when there is none. */
+static bool pem_first_label(const char *text, char *label, size_t len)
+{
+    const char *b = strstr(text, "-----BEGIN ");
+    if (!b) return false;
+    b += strlen("-----BEGIN ");
+    const char *e = strstr(b, "-----");
+    if (!e || e == b || (size_t)(e - b) >= len) return false;
+    for (const char *q = b; q < e; q++)
+        if (*q < 0x20 || *q > 0x7e) return false;
+    memcpy(label, b, (size_t)(e - b));
+    label[e - b] = 0;
+    return true;
+}
+
 /* "EC (secp384r1)", "RSA", ...: what a refused key is, for the message. */
 static void key_kind(EVP_PKEY *key, char *buf, size_t len)
 {
@@ -430,11 +446,18 @@ sg_status sg_key_file_read(const char *path, sg_private_key_file **out, sg_err *
     const int blocks = pem_key_blocks(buf, len, "PRIVATE KEY");
     /* A public key given where the private one belongs: say that, not "chmod 600" and then
      * "not a private key". */
+    char label[48];
     if (strstr(buf, "-----BEGIN PUBLIC KEY-----") && !strstr(buf, "PRIVATE KEY-----"))
         rc = sg_errf(err, SG_EINPUT,
                      "%s: this is a public key (BEGIN PUBLIC KEY); signing needs the private "
                      "key (keygen writes it as PREFIX.key.pem next to PREFIX.pub.pem)",
                      path);
+    else if (!strstr(buf, "PRIVATE KEY-----") && pem_first_label(buf, label, sizeof label))
+        /* a certificate, a request or parameters: named, whatever the file's mode */
+        rc = sg_errf(err, SG_EINPUT,
+                     "%s: this is a PEM %s (BEGIN %s), not a private key; signing needs the "
+                     "private key (keygen writes it as PREFIX.key.pem)",
+                     path, label, label);
     else if (st.st_mode & 077)
         rc = sg_errf(err, SG_EINPUT,
                      "%s: UNPROTECTED PRIVATE KEY FILE: mode %04o lets group or others access "

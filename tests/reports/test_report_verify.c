@@ -108,6 +108,24 @@ static void keygen_checks(const char *name, sg_key_type type)
     EVP_PKEY_free(k);
     /* A public key file is not a private key. */
     assert_int_equal(sg_key_load_public(priv, &k, &err), SG_EINPUT);
+    /* A certificate (or any other PEM block) given as the private key is named as such,
+       whatever its mode: not "UNPROTECTED PRIVATE KEY FILE", then a decoder error. */
+    char cert[4200];
+    snprintf(cert, sizeof cert, "%s.cert.pem", prefix);
+    for (int mode = 0; mode < 2; mode++) {
+        FILE *f = fopen(cert, "w");
+        assert_non_null(f);
+        fputs("-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIU\n-----END CERTIFICATE-----\n", f);
+        fclose(f);
+        assert_int_equal(chmod(cert, mode ? 0600 : 0644), 0);
+        assert_int_equal(sg_key_load_private(cert, &k, &err), SG_EINPUT);
+        assert_null(k);
+        assert_non_null(strstr(err.msg, cert));
+        assert_non_null(
+            strstr(err.msg, "is a PEM CERTIFICATE (BEGIN CERTIFICATE), not a private key"));
+        assert_null(strstr(err.msg, "UNPROTECTED"));
+    }
+    unlink(cert);
     EVP_PKEY_free(sk);
     EVP_PKEY_free(pk);
 }
