@@ -400,6 +400,16 @@ static bool body_field_names(json_t *body, char *why, size_t n)
     return ok;
 }
 
+srv_resp srv_missing(const srv_req *r, const char *key)
+{
+    const json_t *v = r->json ? json_object_get(r->json, key) : NULL;
+    if (v && !json_is_string(v) && !json_is_null(v))
+        return srv_error(400, "INVALID_PARAMETER_VALUE",
+                         "Invalid value for parameter '%s': it must be a string", key);
+    return srv_error(400, "INVALID_PARAMETER_VALUE", "Missing value for required parameter '%s'",
+                     key);
+}
+
 const char *srv_param(const srv_req *r, const char *key)
 {
     if (r->json) {
@@ -532,8 +542,7 @@ bool srv_param_version(const srv_req *r, const char *key, int64_t *v, srv_resp *
     }
     const char *s = srv_param(r, key);
     if (!s) {
-        *resp = srv_error(400, "INVALID_PARAMETER_VALUE",
-                          "Missing value for required parameter '%s'", key);
+        *resp = srv_missing(r, key);
         return false;
     }
     /* One spelling per version: "01" or "+1" would name version 1 under a second name. */

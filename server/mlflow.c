@@ -198,9 +198,7 @@ static srv_resp written_doc(srv_req *r, const char *name, int64_t v, json_t *doc
 
 #define REQUIRE(var, key)                                                                          \
     const char *var = srv_param(r, key);                                                           \
-    if (!var || !*var)                                                                             \
-    return srv_error(400, "INVALID_PARAMETER_VALUE", "Missing value for required parameter '%s'",  \
-                     key)
+    if (!var || !*var) return srv_missing(r, key)
 
 /* A GET endpoint answers HEAD too, as its route's Allow header says. */
 #define METHOD(m)                                                                                  \
@@ -1258,9 +1256,7 @@ static srv_resp tag(srv_req *r, bool set)
     char sha[65] = "";
     if (set) {
         value = srv_param(r, "value");
-        if (!value)
-            return srv_error(400, "INVALID_PARAMETER_VALUE",
-                             "Missing value for required parameter 'value'");
+        if (!value) return srv_missing(r, "value");
         sg_sha256_hex((const uint8_t *)value, strlen(value), sha);
     }
     sg_err err = {{0}};

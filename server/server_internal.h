@@ -95,6 +95,9 @@ typedef struct {
 
 /* http helpers (http.c) */
 srv_resp srv_json(unsigned status, json_t *body);
+/* The 400 for a required parameter srv_param found no string for: "Missing value" when it is
+   absent, "Invalid value ... must be a string" when the JSON body gives it another type. */
+srv_resp srv_missing(const srv_req *r, const char *key);
 srv_resp srv_error(unsigned status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Maps a registry status and its message to MLflow's error form. */

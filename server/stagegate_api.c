@@ -48,9 +48,7 @@ static srv_resp approve(srv_req *r)
     srv_resp bad;
     if (!srv_only_fields(r, fields, &bad)) return bad;
     const char *name = srv_param(r, "name");
-    if (!name)
-        return srv_error(400, "INVALID_PARAMETER_VALUE",
-                         "Missing value for required parameter 'name'");
+    if (!name) return srv_missing(r, "name");
     int64_t v;
     if (!srv_param_version(r, "version", &v, &bad)) return bad;
     /* reject is a JSON boolean: "true", 1 or a query parameter had counted as an approval. */
@@ -83,9 +81,7 @@ static srv_resp rollback(srv_req *r)
     srv_resp bad;
     if (!srv_only_fields(r, fields, &bad)) return bad;
     const char *name = srv_param(r, "name");
-    if (!name)
-        return srv_error(400, "INVALID_PARAMETER_VALUE",
-                         "Missing value for required parameter 'name'");
+    if (!name) return srv_missing(r, "name");
     sg_err err = {{0}};
     sg_registry_request req;
     int rc = srv_attest(r, "rollback", name, 0, "Production", "", &req, &err);
@@ -101,9 +97,7 @@ static srv_resp rollback(srv_req *r)
 static srv_resp history(srv_req *r)
 {
     const char *name = srv_param(r, "name");
-    if (!name)
-        return srv_error(400, "INVALID_PARAMETER_VALUE",
-                         "Missing value for required parameter 'name'");
+    if (!name) return srv_missing(r, "name");
     sg_err err = {{0}};
     json_t *doc = sg_registry_history(r->reg, name, &err);
     return doc ? srv_json(200, doc) : srv_from_status(SG_EINPUT, &err);
@@ -132,9 +126,7 @@ static srv_resp whoami(srv_req *r)
 static srv_resp version(srv_req *r)
 {
     const char *name = srv_param(r, "name");
-    if (!name)
-        return srv_error(400, "INVALID_PARAMETER_VALUE",
-                         "Missing value for required parameter 'name'");
+    if (!name) return srv_missing(r, "name");
     sg_err err = {{0}};
     const char *vs = srv_param(r, "version");
     json_t *doc;

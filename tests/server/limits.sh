@@ -27,6 +27,13 @@ for v in 1.5 0 true; do
     expect 400 alice POST $M/model-versions/transition-stage "{\"name\": \"$MODEL\", \"version\": $v, \"stage\": \"Staging\"}"
     body_has "parameter 'version': $v is not a positive integer"
 done
+# A required string of another JSON type is named as such, not reported missing.
+for v in 5 true '["m"]' '{"a": 1}'; do
+    expect 400 alice POST $M/registered-models/create "{\"name\": $v}"
+    body_has "Invalid value for parameter 'name': it must be a string"
+done
+expect 400 alice POST $M/registered-models/create '{"name": ""}'
+body_has "Missing value for required parameter 'name'"
 expect 404 alice POST $M/no-such-endpoint '{}'
 # A body of many small values within the size limit: counted before it is parsed (60 KB of
 # empty objects had cost several MB each to parse, and a 1 MiB one 80 MB per worker thread,
