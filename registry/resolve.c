@@ -2,6 +2,7 @@
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "registry_internal.h"
 #include "stagegate/model.h"
@@ -90,7 +91,7 @@ static sg_status uri_version(sg_registry *reg, const char *uri, char *model, siz
                           "SELECT version FROM model_versions WHERE model_name = ? AND version = "
                           "CAST(? AS BIGINT)",
                           model, past_int64(ref) ? "0" : ref, version, err);
-    else if (!strcmp(ref, "latest"))
+    else if (!strcasecmp(ref, "latest")) /* any case, as MLflow's models:/ URIs */
         rc = pick_version(reg, "SELECT max(version) FROM model_versions WHERE model_name = ?",
                           model, NULL, version, err);
     else if ((g = reg_model_stage(&m, ref)) != NULL)

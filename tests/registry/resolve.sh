@@ -19,6 +19,7 @@ check models:/churn/3 m3.h5
 check models:/churn/Production m2.h5
 check models:/churn/production m2.h5
 check models:/churn/latest m3.h5
+check models:/churn/LATEST m3.h5 # any case, as MLflow reads models:/ URIs
 check models:/churn@champion m2.h5
 check models:/churn@challenger m3.h5
 # from another directory: paths are stored absolute
