@@ -271,7 +271,12 @@ static sg_status load_repetitions(const char *path, json_t *latency, sg_compare_
                                "queries (%lld)",
                                path, i, (long long)total, (long long)run->rep_queries[i]);
         }
-        run->rep_noisy[i] = json_is_true(json_object_get(json_object_get(r, "noise"), "noisy"));
+        /* Which repetitions are left out depends on it: "yes" had been read as clean. */
+        json_t *noisy = json_object_get(json_object_get(r, "noise"), "noisy");
+        if (noisy && !json_is_boolean(noisy))
+            return sg_errf(err, SG_EINPUT, "%s: repetitions[%zu].noise.noisy is not true or false",
+                           path, i);
+        run->rep_noisy[i] = json_is_true(noisy);
         double d;
         sg_status rc = timed_seconds(path, r, (long)i, &d, err);
         if (rc) return rc;

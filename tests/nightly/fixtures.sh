@@ -141,6 +141,7 @@ bad zero_ns 'd["repetitions"][0]["latency_ns"]["p50"] = 0' "repetitions[0].laten
 bad zero_top 'd["latency_ns"]["p50"] = 0' "latency_ns.p50 is not a latency (a positive number"
 bad huge_ns 'd["repetitions"][1]["latency_ns"]["p90"] = 1e308' "repetitions[1].latency_ns.p90 is not a latency"
 bad no_scenario 'del d["scenario"]' 'latency section has no "scenario"'
+bad noisy_str 'd["repetitions"][2]["noise"] = {"noisy": "yes"}' "repetitions[2].noise.noisy is not true or false"
 # A TSC rate of 1e300 Hz had overflowed the conversion to MHz (-9223372036854775808 in the line).
 bad tsc_huge 'd["machine"]["tsc_hz"] = 1e300' "(tsc_mhz 2600 vs null)"
 bad dup_key 'raw = json.dumps(d).replace("{", "{\"scenario\": \"offline\", ", 1)' "duplicate object key"
