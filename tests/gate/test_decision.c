@@ -74,6 +74,17 @@ static void test_threshold_directions(void **state)
     assert_string_equal(c.name, "accuracy.threshold");
     assert_string_equal(c.text, "accuracy 0.9 >= 0.85");
     assert_true(one_check(acc, "accuracy", 0.85, NULL).passed); /* the bound itself passes (>=) */
+    /* A value on the bound on paper but a rounding below it passes, as against a baseline:
+       F1 = 16/20 computed from precision and recall (as scikit-learn does) is
+       0.7999999999999999. 1e-11 below is a real miss. */
+    const char *f1 = "{\"metrics\": {\"f1\": {\"threshold\": 0.8}}}";
+    const double p = 8.0 / 9.0, rc = 8.0 / 11.0, f = 2 * p * rc / (p + rc);
+    assert_true(f < 0.8);
+    assert_true(one_check(f1, "f1", f, NULL).passed);
+    assert_false(one_check(f1, "f1", 0.8 - 1e-11, NULL).passed);
+    const char *mse = "{\"metrics\": {\"mean_squared_error\": {\"threshold\": 0.3}}}";
+    assert_true(one_check(mse, "mean_squared_error", nextafter(0.3, 1.0), NULL).passed);
+    assert_false(one_check(mse, "mean_squared_error", 0.3 + 1e-11, NULL).passed);
     c = one_check(acc, "accuracy", 0.84, NULL);
     assert_false(c.passed);
     assert_string_equal(c.text, "accuracy 0.84 < 0.85");
