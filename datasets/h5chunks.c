@@ -487,21 +487,20 @@ static sg_status load_slab(sg_h5_reader *r, hid_t memtype, int64_t ci, uint8_t *
     uint8_t *direct = same && c1 == cols && rows == (size_t)r->chunk[0] ? dst : NULL;
     for (size_t col0 = 0; col0 < cols; col0 += c1) {
         const hsize_t off[2] = {row0, (hsize_t)col0};
-        uint8_t *chunk;
+        uint8_t *chunk = NULL;
         if ((rc = decode_chunk(r, off, narrow ? sizeof(double) : ms, direct, &chunk, err)) != SG_OK)
             return rc;
         if (chunk == dst) continue;
         if (convert && H5Tconvert(r->ftype, via, r->chunk_elems, chunk, NULL, H5P_DEFAULT) < 0)
             return fail(r, err, "cannot be converted to the type it is read as");
         const size_t w = cols - col0 < c1 ? cols - col0 : c1;
-        size_t at_row, at_col;
-        if (narrow && !narrow_rows((const double *)(void *)chunk, c1, (float *)(void *)dst + col0,
-                                   cols, rows, w, ints, &at_row, &at_col)) {
-            return inexact_int(r, row0 + at_row, col0 + at_col, err);
-        }
+        size_t at_row = 0, at_col = 0;
         if (!narrow)
             for (size_t i = 0; i < rows; i++)
                 memcpy(dst + (i * cols + col0) * ms, chunk + i * c1 * ms, w * ms);
+        else if (!narrow_rows((const double *)(void *)chunk, c1, (float *)(void *)dst + col0, cols,
+                              rows, w, ints, &at_row, &at_col))
+            return inexact_int(r, row0 + at_row, col0 + at_col, err);
     }
     if (dst == r->slab) {
         r->slab_row = ci;
@@ -528,7 +527,7 @@ sg_status sg_h5_reader_rows(sg_h5_reader *r, hid_t memtype, int64_t row0, int64_
         const bool ints = H5Tget_class(r->ftype) == H5T_INTEGER;
         for (int64_t i = 0; rc == SG_OK && i < n; i += block) {
             const int64_t k = n - i < block ? n - i : block;
-            size_t at_row, at_col;
+            size_t at_row = 0, at_col = 0;
             rc = sg_h5_reader_rows(r, H5T_NATIVE_DOUBLE, row0 + i, k, tmp, err);
             if (rc == SG_OK && !narrow_rows(tmp, cols, (float *)buf + (size_t)i * cols, cols,
                                             (size_t)k, cols, ints, &at_row, &at_col))
