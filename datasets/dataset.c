@@ -178,7 +178,7 @@ static sg_status open_member(sg_dataset *ds, const char *name, bool required, in
     return rc;
 }
 
-/* Element class of a dataset: 'f' float32/64, 'i' integer, or 0 (with its name in tn). */
+/* Whether d's elements are an enum of an integer type (as h5py stores numpy's bool). */
 static bool enum_of_integers(hid_t d)
 {
     hid_t t = H5Dget_type(d), base = t >= 0 ? H5Tget_super(t) : H5I_INVALID_HID;
@@ -188,7 +188,8 @@ static bool enum_of_integers(hid_t d)
     return ok;
 }
 
-/* 'f' float16/32/64, 'i' integer, 'e' enum, 0 anything else; tn gets the type's name. */
+/* Element class of a dataset: 'f' float16/32/64, 'i' integer, 'e' enum, or 0 (with its name
+   in tn). */
 static char elem_kind(hid_t d, char *tn, size_t len)
 {
     hid_t t = H5Dget_type(d);
@@ -685,8 +686,8 @@ static sg_status read_labels(sg_dataset *ds, int64_t row0, int64_t n, int32_t *l
                 labels[i] = (int32_t)v[i];
                 continue;
             }
-            char val[32];
-            snprintf(val, sizeof val, isnan(v[i]) ? "NaN" : "%.17g", v[i]);
+            char val[32] = "NaN";
+            if (!isnan(v[i])) snprintf(val, sizeof val, "%.17g", v[i]);
             return sg_errf(err, SG_EINPUT,
                            "%s: /y row %lld is %s, not a class label (a whole number in "
                            "%lld..%lld)",
