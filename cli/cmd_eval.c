@@ -52,6 +52,18 @@ static void print_human(const sg_eval_config *c, const sg_eval_result *r)
     printf(" (%s, sha256 %.12s)\ndataset  ", sg_task_name(r->model->task), r->model_sha256);
     sg_put_printable(stdout, c->data_path);
     printf(" (%lld rows)\n", (long long)r->rows);
+    const sg_model *md = r->model;
+    if (md->task != SG_TASK_REGRESSION && md->classes) {
+        /* The labels are the model's class values: the matrix's rows and columns are them in
+           this order, and the binary metrics' positive class is the second. */
+        char cls[160];
+        sg_classes_text(md->classes, md->n_classes, cls, sizeof cls);
+        printf("classes  %s", cls);
+        if (md->n_classes == 2)
+            printf(", positive class %d (precision, recall, f1, average precision)",
+                   md->classes[1]);
+        printf("\n");
+    }
     printf("metrics\n");
     const char *key;
     json_t *v;

@@ -500,6 +500,18 @@ static sg_status run_gate(const gate_args *a, gate_run *g, sg_err *err)
                            "cannot be compared",
                            baseline, bd, model, cd);
         }
+        /* The same classes, as values: label j must mean the same class in both models for
+           the shadow check and the baseline's metrics (a baseline fitted on {0, 1} and a
+           candidate on {1, 2} would otherwise compare as equal). */
+        if (cm->task != SG_TASK_REGRESSION && !sg_classes_equal(cm, bm)) {
+            char bc[160], cc[160];
+            sg_classes_text(bm->classes, bm->n_classes, bc, sizeof bc);
+            sg_classes_text(cm->classes, cm->n_classes, cc, sizeof cc);
+            return sg_errf(err, SG_EINPUT,
+                           "%s: the baseline's classes are %s and the candidate %s's %s: their "
+                           "predictions cannot be compared",
+                           baseline, bc, model, cc);
+        }
         /* Checked now, not when the baseline's evaluation meets it after the latency run. */
         if (bm->n_features != sg_dataset_features(g->data))
             return sg_errf(err, SG_EINPUT,

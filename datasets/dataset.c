@@ -53,7 +53,9 @@ struct sg_dataset {
     /* The model the set is read for compares in float64 (sg_dataset_use_model): a float64
        /X is narrowed through its cuts, read as doubles into xd first. */
     const sg_f64_cuts *cuts;
-    const char *cuts_model;
+    const char *cuts_model; /* the model's path (for the cuts' and the classes' messages) */
+    /* The model's class values (sg_model.classes): /y holds them, read as their index. */
+    const sg_model *classes_of;
     double *xd;
     size_t xd_cap;
     bool opening;         /* sg_dataset_open_begin done, sg_dataset_open_end not yet */
@@ -68,6 +70,17 @@ void sg_dataset_use_model(sg_dataset *ds, const sg_model *m)
     ds->missing_value = ds->has_missing_value ? m->missing_value : 0;
     ds->cuts = m ? m->f64_cuts : NULL;
     ds->cuts_model = m ? m->path : NULL;
+    ds->classes_of = m && m->classes ? m : NULL;
+}
+
+/* A label not among the model's class values (sg_model.classes): its row, and the classes. */
+static sg_status not_a_class(const sg_dataset *ds, int64_t row, const char *value, sg_err *err)
+{
+    const sg_model *m = ds->classes_of;
+    char cls[160];
+    sg_classes_text(m->classes, m->n_classes, cls, sizeof cls);
+    return sg_errf(err, SG_EINPUT, "%s: /y row %lld is %s, not one of the classes %s of model %s",
+                   ds->path, (long long)row, value, cls, m->path);
 }
 
 int64_t sg_dataset_rows(const sg_dataset *ds)
@@ -674,7 +687,16 @@ static sg_status read_labels(sg_dataset *ds, int64_t row0, int64_t n, int32_t *l
         ds->scratch = p;
         ds->scratch_rows = n;
     }
+    const sg_model *cm = n_classes > 0 ? ds->classes_of : NULL;
+    if (cm && cm->n_classes != n_classes)
+        return sg_errf(err, SG_EINTERNAL, "%s: labels read for %d classes, the model has %d",
+                       ds->path, n_classes, cm->n_classes);
+    /* With class values, each label is looked up and stored as its index. */
     int64_t lo = n_classes > 0 ? 0 : INT32_MIN, hi = n_classes > 0 ? n_classes - 1 : INT32_MAX;
+    if (cm) {
+        lo = cm->classes[0];
+        hi = cm->classes[n_classes - 1];
+    }
     if (ds->kind == SG_LABELS_FLOAT) {
         /* Labels stored as floats (numpy's astype(float), a pandas column): each must be a
            whole number; scikit-learn's metrics compare 1.0 equal to 1. */
@@ -682,12 +704,16 @@ static sg_status read_labels(sg_dataset *ds, int64_t row0, int64_t n, int32_t *l
         int rc = sg_h5_reader_rows(ds->ry, H5T_NATIVE_DOUBLE, row0, n, v, err);
         if (rc) return rc;
         for (int64_t i = 0; i < n; i++) {
-            if (v[i] >= (double)lo && v[i] <= (double)hi && v[i] == floor(v[i])) {
-                labels[i] = (int32_t)v[i];
+            const int j = v[i] >= (double)lo && v[i] <= (double)hi && v[i] == floor(v[i])
+                              ? cm ? sg_class_index(cm, (int64_t)v[i]) : (int)v[i]
+                              : -1;
+            if (j >= 0) {
+                labels[i] = (int32_t)j;
                 continue;
             }
             char val[32] = "NaN";
             if (!isnan(v[i])) snprintf(val, sizeof val, "%.17g", v[i]);
+            if (cm) return not_a_class(ds, row0 + i, val, err);
             return sg_errf(err, SG_EINPUT,
                            "%s: /y row %lld is %s, not a class label (a whole number in "
                            "%lld..%lld)",
@@ -699,12 +725,17 @@ static sg_status read_labels(sg_dataset *ds, int64_t row0, int64_t n, int32_t *l
     if (rc) return rc;
     for (int64_t i = 0; i < n; i++) {
         int64_t v = ds->scratch[i];
+        const int j = v < lo || v > hi ? -1 : cm ? sg_class_index(cm, v) : (int)v;
+        if (j >= 0) {
+            labels[i] = (int32_t)j;
+            continue;
+        }
+        char val[32];
         /* HDF5 saturates a uint64 label above INT64_MAX, so that value means "at least". */
-        if (v < lo || v > hi)
-            return sg_errf(err, SG_EINPUT, "%s: /y row %lld has label %s%lld, outside %lld..%lld",
-                           ds->path, (long long)(row0 + i), v == INT64_MAX ? ">= " : "",
-                           (long long)v, (long long)lo, (long long)hi);
-        labels[i] = (int32_t)v;
+        snprintf(val, sizeof val, "%s%lld", v == INT64_MAX ? ">= " : "", (long long)v);
+        if (cm) return not_a_class(ds, row0 + i, val, err);
+        return sg_errf(err, SG_EINPUT, "%s: /y row %lld has label %s, outside %lld..%lld", ds->path,
+                       (long long)(row0 + i), val, (long long)lo, (long long)hi);
     }
     return SG_OK;
 }

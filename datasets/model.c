@@ -102,7 +102,81 @@ void sg_model_free(sg_model *m)
     sg_tree_ensemble_free(m->trees);
     sg_f64_cuts_free(m->f64_cuts);
     sg_onnx_plan_free(m->onnx);
+    free(m->classes);
     free(m);
+}
+
+bool sg_classes_from(const int64_t *v, size_t n, int k, int32_t **out, char *why, size_t len)
+{
+    *out = NULL;
+    if (n != (size_t)k) {
+        snprintf(why, len, "holds %zu values for %d classes", n, k);
+        return false;
+    }
+    bool identity = true;
+    for (size_t j = 0; j < n; j++) {
+        if (v[j] < INT32_MIN || v[j] > INT32_MAX) {
+            snprintf(why, len, "[%zu] is %lld, outside int32", j, (long long)v[j]);
+            return false;
+        }
+        if (j > 0 && v[j] <= v[j - 1]) {
+            snprintf(why, len,
+                     "[%zu] is %lld, not above [%zu] = %lld (the classes must be "
+                     "distinct and in increasing order, as scikit-learn's classes_ are)",
+                     j, (long long)v[j], j - 1, (long long)v[j - 1]);
+            return false;
+        }
+        identity &= v[j] == (int64_t)j;
+    }
+    if (identity) return true;
+    int32_t *c = malloc(n * sizeof *c);
+    if (!c) {
+        snprintf(why, len, "out of memory");
+        return false;
+    }
+    for (size_t j = 0; j < n; j++)
+        c[j] = (int32_t)v[j];
+    *out = c;
+    return true;
+}
+
+int sg_class_index(const sg_model *m, int64_t v)
+{
+    if (!m->classes) return v >= 0 && v < m->n_classes ? (int)v : -1;
+    int lo = 0, hi = m->n_classes - 1;
+    while (lo <= hi) {
+        const int mid = lo + (hi - lo) / 2;
+        if (m->classes[mid] == v) return mid;
+        if (m->classes[mid] < v)
+            lo = mid + 1;
+        else
+            hi = mid - 1;
+    }
+    return -1;
+}
+
+bool sg_classes_equal(const sg_model *a, const sg_model *b)
+{
+    if (a->n_classes != b->n_classes) return false;
+    for (int j = 0; j < a->n_classes; j++)
+        if ((a->classes ? a->classes[j] : j) != (b->classes ? b->classes[j] : j)) return false;
+    return true;
+}
+
+void sg_classes_text(const int32_t *classes, int k, char *buf, size_t len)
+{
+    size_t at = 0;
+    buf[0] = 0;
+    for (int j = 0; j < k && at < len; j++) {
+        if (k > 8 && j == 3) {
+            at += (size_t)snprintf(buf + at, len - at, ", ...");
+            j = k - 2; /* then the last one */
+            continue;
+        }
+        const long long v = classes ? (long long)classes[j] : (long long)j;
+        at += (size_t)snprintf(buf + at, len - at, "%s%lld", j ? ", " : "(", v);
+    }
+    if (at < len) snprintf(buf + at, len - at, ")");
 }
 
 /*
@@ -221,6 +295,46 @@ static int load_header(hid_t f, const char *path, sg_model *m, sg_err *err)
     rc = sg_h5_attr_string(f, "estimator", m->estimator, sizeof m->estimator, path, "", err);
     if (rc == 1) snprintf(m->estimator, sizeof m->estimator, "unknown");
     return rc < 0 ? rc : SG_OK;
+}
+
+/* A classifier's /classes (format 3): its class values, when they are not 0..k-1. */
+static sg_status load_classes(hid_t f, const char *path, sg_model *m, sg_err *err)
+{
+    if (!sg_h5_exists(f, "classes")) return SG_OK;
+    if (m->format_version < 3)
+        return sg_errf(err, SG_EINPUT,
+                       "%s: /classes needs format_version 3 (the file says %d: a build that "
+                       "ignores /classes would read the labels as 0..k-1)",
+                       path, m->format_version);
+    if (m->task == SG_TASK_REGRESSION)
+        return sg_errf(err, SG_EINPUT, "%s: /classes is given for a regression model", path);
+    hid_t ds = sg_h5_open_dataset(f, "/classes", H5P_DEFAULT, path, err);
+    if (ds < 0) return SG_EINPUT;
+    hid_t type = H5Dget_type(ds), space = H5Dget_space(ds);
+    sg_status rc = SG_OK;
+    char tn[64];
+    sg_h5_type_name(type, tn, sizeof tn);
+    hsize_t n = 0;
+    if (H5Tget_class(type) != H5T_INTEGER)
+        rc = sg_errf(err, SG_EINPUT, "%s: /classes has dtype %s, expected an integer type", path,
+                     tn);
+    else if (H5Sget_simple_extent_ndims(space) != 1)
+        rc = sg_errf(err, SG_EINPUT, "%s: /classes must have rank 1", path);
+    else if (H5Sget_simple_extent_dims(space, &n, NULL) < 0 || n != (hsize_t)m->n_classes)
+        rc = sg_errf(err, SG_EINPUT, "%s: /classes has %llu values but n_classes is %d", path,
+                     (unsigned long long)n, m->n_classes);
+    int64_t *v = rc ? NULL : malloc((size_t)n * sizeof *v);
+    if (!rc && !v) rc = sg_errf(err, SG_ENOMEM, "%s: out of memory reading /classes", path);
+    if (!rc) rc = sg_h5_read_all(ds, H5T_NATIVE_INT64, v, path, "/classes", err);
+    H5Sclose(space);
+    H5Tclose(type);
+    H5Dclose(ds);
+    char why[160];
+    if (!rc && !sg_classes_from(v, (size_t)n, m->n_classes, &m->classes, why, sizeof why))
+        rc = sg_errf(err, strcmp(why, "out of memory") ? SG_EINPUT : SG_ENOMEM, "%s: /classes%s%s",
+                     path, why[0] == '[' ? "" : " ", why);
+    free(v);
+    return rc;
 }
 
 /* The dense layout's output link. */
@@ -467,6 +581,7 @@ static sg_status parse_image(sg_model *m, const char *path, const uint8_t *bytes
     int trees = 0;
     if (rc == SG_OK) rc = load_header(f, path, m, err);
     if (rc == SG_OK) rc = load_kind(f, path, &trees, err);
+    if (rc == SG_OK) rc = load_classes(f, path, m, err);
     if (rc == SG_OK && trees) rc = sg_model_h5_trees(f, path, m, err);
     if (rc == SG_OK && !trees) rc = load_link(f, path, m, err);
     if (rc == SG_OK && !trees) rc = load_scaler(f, path, m, err);
@@ -543,18 +658,25 @@ sg_status sg_model_clone(const sg_model *src, sg_model **out, sg_err *err)
     m->f64_cuts = NULL; /* what reading a float64 /X needs (sg_dataset_use_model), not predict */
     m->onnx = NULL;
     m->layers = NULL;
+    m->classes = NULL;
+    if (src->classes) {
+        if (!(m->classes = malloc((size_t)src->n_classes * sizeof *m->classes))) {
+            free(m);
+            return sg_errf(err, SG_ENOMEM, "%s: out of memory cloning model", src->path);
+        }
+        memcpy(m->classes, src->classes, (size_t)src->n_classes * sizeof *m->classes);
+    }
     if (src->onnx) {
         int rc = sg_onnx_plan_clone(src->onnx, &m->onnx, err);
         if (rc) {
-            free(m);
+            sg_model_free(m); /* what it holds so far: the classes */
             return clone_failed(err, rc, src->path);
         }
     }
     if (src->trees) {
         int rc = sg_tree_ensemble_clone(src->trees, &m->trees, err);
         if (rc) {
-            sg_onnx_plan_free(m->onnx);
-            free(m);
+            sg_model_free(m);
             return clone_failed(err, rc, src->path);
         }
     }

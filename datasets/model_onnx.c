@@ -403,7 +403,16 @@ static int compile_graph(ox_ctx *c, sg_model *m, sg_err *err)
     if (c->output < 0 || !c->vals[c->output].defined)
         return sg_errf(err, SG_EINPUT, "%s: graph output '%.100s' is not defined", c->path,
                        g->output[real]->name);
-    return ox_finish(c, m, err);
+    rc = ox_finish(c, m, err);
+    if (rc || !c->ml_classes || m->task == SG_TASK_REGRESSION) return rc;
+    /* The probabilities' columns are the classes an ONNX-ML node named (checked there). */
+    char why[160];
+    if (!sg_classes_from(c->ml_classes, c->n_ml_classes, m->n_classes, &m->classes, why,
+                         sizeof why))
+        return sg_errf(err, strcmp(why, "out of memory") ? SG_EINPUT : SG_ENOMEM,
+                       "%s: the class labels of node '%.100s' %s (the output has %d columns)",
+                       c->path, c->ml_classes_node, why, m->n_classes);
+    return SG_OK;
 }
 
 /* External data files enter the digest in one fixed order, whatever order compilation reads

@@ -139,6 +139,11 @@ typedef struct {
     int n_owned, cap_owned;
     const char **ml_labels;
     int n_ml_labels, cap_ml_labels;
+    /* The class values an ONNX-ML classifier or ZipMap names (in the model's protobuf), and
+       the first node that named them: every such node must name the same. */
+    const int64_t *ml_classes;
+    size_t n_ml_classes;
+    const char *ml_classes_node;
     /* The ML node whose output is the model's, for the output rule. */
     const char *ml_source;
     /* A node gives a NaN feature a meaning (a tree ensemble routes it, an Imputer replaces

@@ -220,27 +220,43 @@ static sg_status post_transform(ox_ctx *c, int *out, sg_err *err)
     return SG_OK;
 }
 
-/* The class labels: classlabels_int64s (classlabels_ints for LinearClassifier) must be
-   0..n-1, as the validation set's labels are; *n their count. */
+/* The class labels: classlabels_int64s (classlabels_ints for LinearClassifier), distinct
+   integers in increasing order (scikit-learn's classes_), the same in every node that names
+   them; *n their count. The model maps /y and /label through them (sg_model.classes). */
 static sg_status class_labels(ox_ctx *c, const char *ints_name, int64_t *n, sg_err *err)
 {
     const Onnx__AttributeProto *s = ox_attr(c, "classlabels_strings");
     if (s && s->n_strings)
         return ox_node_err(c, err, SG_EINPUT,
-                           "the class labels are strings; stagegate reads labels 0..k-1 "
-                           "(export the classifier on integer labels 0..k-1)");
+                           "the class labels are strings; stagegate reads integer class labels "
+                           "(export the classifier on integer labels)");
     const Onnx__AttributeProto *a = ox_attr(c, ints_name);
     if (!a || !a->n_ints)
         return ox_node_err(c, err, SG_EINPUT, "'%s' is missing: the classes are not named",
                            ints_name);
-    for (size_t j = 0; j < a->n_ints; j++)
-        if (a->ints[j] != (int64_t)j)
+    if (a->n_ints < 2 || a->n_ints > SG_MAX_CLASSES)
+        return ox_node_err(c, err, SG_EINPUT, "%zu classes (2..%d are supported)", a->n_ints,
+                           SG_MAX_CLASSES);
+    for (size_t j = 0; j < a->n_ints; j++) {
+        if (a->ints[j] < INT32_MIN || a->ints[j] > INT32_MAX)
+            return ox_node_err(c, err, SG_EINPUT, "%s[%zu] is %lld, outside int32", ints_name, j,
+                               (long long)a->ints[j]);
+        if (j > 0 && a->ints[j] <= a->ints[j - 1])
             return ox_node_err(c, err, SG_EINPUT,
-                               "%s[%zu] is %lld; the labels must be 0..%zu in order, as the "
-                               "validation set's are",
-                               ints_name, j, (long long)a->ints[j], a->n_ints - 1);
-    if (a->n_ints < 2 || a->n_ints > 1 << 16)
-        return ox_node_err(c, err, SG_EINPUT, "%zu classes (2..65536 are supported)", a->n_ints);
+                               "%s[%zu] is %lld, not above [%zu] = %lld: the classes must be "
+                               "distinct and in increasing order, as scikit-learn's classes_ are",
+                               ints_name, j, (long long)a->ints[j], j - 1,
+                               (long long)a->ints[j - 1]);
+    }
+    if (c->ml_classes && (c->n_ml_classes != a->n_ints ||
+                          memcmp(c->ml_classes, a->ints, a->n_ints * sizeof *a->ints) != 0))
+        return ox_node_err(c, err, SG_EINPUT, "its %s differ from node '%.100s''s", ints_name,
+                           c->ml_classes_node);
+    if (!c->ml_classes) {
+        c->ml_classes = a->ints;
+        c->n_ml_classes = a->n_ints;
+        c->ml_classes_node = c->node->name && c->node->name[0] ? c->node->name : c->node->op_type;
+    }
     *n = (int64_t)a->n_ints;
     return SG_OK;
 }

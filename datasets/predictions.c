@@ -27,6 +27,9 @@ struct sg_pred_writer {
     int64_t n_rows, written;
     int width;
     bool classifier;
+    const int32_t *classes; /* label j is written as classes[j] (sg_pred_writer_set_classes) */
+    int32_t *mapped;        /* the labels of one write, as class values */
+    int64_t mapped_cap;
 };
 
 /* The temp file removed by its path, and through the directory it was made in (the same
@@ -167,6 +170,24 @@ static herr_t write_rows(hid_t d, hid_t memtype, int64_t row0, int64_t n, int co
     return st;
 }
 
+sg_status sg_pred_writer_set_classes(sg_pred_writer *w, const int32_t *classes, int k, sg_err *err)
+{
+    if (!w->classifier || k != w->width || w->written)
+        return sg_errf(err, SG_EINTERNAL, "%s: class values set for a %s of width %d", w->path,
+                       w->classifier ? "classifier" : "regressor", w->width);
+    sg_h5_enter();
+    errno = 0;
+    hid_t d = create_2d(w->file, "classes", H5T_STD_I32LE, k, 0);
+    herr_t st = d >= 0 ? write_rows(d, H5T_NATIVE_INT32, 0, k, 0, classes) : -1;
+    if (d >= 0) H5Dclose(d);
+    char why[256] = "";
+    const char *reason = st < 0 ? write_reason(errno, why, sizeof why) : "";
+    sg_h5_leave();
+    if (st < 0) return sg_errf(err, SG_EIO, "%s: writing /classes failed: %s", w->path, reason);
+    w->classes = classes;
+    return SG_OK;
+}
+
 sg_status sg_pred_writer_write(sg_pred_writer *w, int64_t row0, int64_t n, const float *values,
                          const int32_t *labels, sg_err *err)
 {
@@ -174,6 +195,17 @@ sg_status sg_pred_writer_write(sg_pred_writer *w, int64_t row0, int64_t n, const
         return sg_errf(err, SG_EINTERNAL, "%s: bad prediction write of rows %lld..+%lld", w->path,
                        (long long)row0, (long long)n);
     if (n == 0) return SG_OK;
+    if (w->classes && w->classifier) {
+        if (n > w->mapped_cap) {
+            int32_t *p = realloc(w->mapped, (size_t)n * sizeof *p);
+            if (!p) return sg_errf(err, SG_ENOMEM, "%s: out of memory writing /label", w->path);
+            w->mapped = p;
+            w->mapped_cap = n;
+        }
+        for (int64_t i = 0; i < n; i++)
+            w->mapped[i] = w->classes[labels[i]];
+        labels = w->mapped;
+    }
     sg_h5_enter();
     errno = 0;
     herr_t st =
@@ -221,6 +253,7 @@ sg_status sg_pred_writer_commit(sg_pred_writer *w, sg_err *err)
     if (rc) remove_tmp(w);
     close(w->lock_fd);
     if (w->dir_fd >= 0) close(w->dir_fd);
+    free(w->mapped);
     free(w);
     return rc;
 }
@@ -234,5 +267,6 @@ void sg_pred_writer_abort(sg_pred_writer *w)
     remove_tmp(w);
     close(w->lock_fd);
     if (w->dir_fd >= 0) close(w->dir_fd);
+    free(w->mapped);
     free(w);
 }

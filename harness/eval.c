@@ -692,6 +692,9 @@ static sg_status eval_setup(eval_run *e, const sg_eval_config *c, sg_eval_result
     if (c->predictions_path &&
         (st = sg_pred_writer_open(c->predictions_path, r->rows, width, classifier, &e->pw, err)))
         return st;
+    if (e->pw && classifier && m->classes &&
+        (st = sg_pred_writer_set_classes(e->pw, m->classes, m->n_classes, err)))
+        return st;
 
     /* The reader starts on the first chunk now, so that its read overlaps the pool's
        start-up and the workers' model copies below. */

@@ -9,6 +9,13 @@ json_t *sg_model_summary_json(const sg_model *m)
     json_object_set_new(model, "task", json_string(sg_task_name(m->task)));
     if (m->task != SG_TASK_REGRESSION)
         json_object_set_new(model, "n_classes", json_integer(m->n_classes));
+    if (m->task != SG_TASK_REGRESSION && m->classes) {
+        /* The class values, when they are not 0..n_classes-1: output column j is classes[j]. */
+        json_t *cl = json_array();
+        for (int j = 0; j < m->n_classes; j++)
+            json_array_append_new(cl, json_integer(m->classes[j]));
+        json_object_set_new(model, "classes", cl);
+    }
     json_object_set_new(model, "n_features", json_integer(m->n_features));
     json_object_set_new(model, "estimator", sg_json_string_safe(m->estimator));
     json_object_set_new(model, "param_bytes", json_integer((json_int_t)m->param_bytes));

@@ -58,15 +58,27 @@ def _check_fitted(est):
         raise ExportError(f"{type(est).__name__} is not fitted")
 
 
-def _classes(est):
-    """Class count, requiring labels to be exactly the integers 0..k-1 as the datasets use."""
+def _class_values(est):
+    """The fitted class labels as Python ints, refusing any that are not integers of int32
+    (strings, fractions): stagegate reads /y as integers."""
     classes = np.asarray(est.classes_)
-    k = len(classes)
-    # Float labels 0.0, 1.0, ... are accepted: the values, not the dtype, must be 0..k-1.
-    if classes.dtype.kind not in "iuf" or not np.array_equal(classes, np.arange(k)):
-        shown = ", ".join(repr(c) for c in classes[:5].tolist()) + (", ..." if k > 5 else "")
-        raise ExportError(f"{type(est).__name__} was fitted on class labels [{shown}]; "
-                          "they must be the integers 0..k-1 (encode them before fitting)")
+    shown = ", ".join(repr(c) for c in classes[:5].tolist()) + (", ..." if len(classes) > 5 else "")
+    bad = ExportError(f"{type(est).__name__} was fitted on class labels [{shown}]; stagegate "
+                      "reads integer class labels of int32 (encode them, e.g. with "
+                      "LabelEncoder, before fitting)")
+    if classes.dtype.kind not in "iufb":
+        raise bad
+    values = classes.astype(np.float64) if classes.dtype.kind == "f" else classes.astype(np.int64)
+    if classes.dtype.kind == "f" and not np.all(np.isfinite(values) & (values == np.floor(values))):
+        raise bad
+    if np.any(values < -2**31) or np.any(values > 2**31 - 1):
+        raise bad
+    return [int(v) for v in values]
+
+
+def _classes(est):
+    """Class count; the labels themselves may be any distinct integers (see _class_values)."""
+    k = len(_class_values(est))
     if k < 2:
         raise ExportError(f"{type(est).__name__} was fitted on a single class")
     return k
@@ -254,6 +266,11 @@ def convert(est):
     _check_fitted(est)
     spec = handler(est)
     spec["n_features"] = int(est.n_features_in_)
+    if spec["task"] != "regression":
+        # Output column j is class classes_[j]; written only when that is not simply j.
+        values = _class_values(est)
+        if values != list(range(len(values))):
+            spec["classes"] = values
     if scaler is not None:
         _check_fitted(scaler)  # an unfitted one has no n_features_in_ (a traceback)
         if scaler.n_features_in_ != spec["n_features"]:
@@ -298,12 +315,16 @@ def write_model(spec, out_path):
             # Version 2 only where it is needed (a forest's mean_of), so that every other
             # file stays readable by builds that read version 1.
             mean_of = spec.get("trees", {}).get("mean_of", 0) if spec.get("kind") == "tree_ensemble" else 0
-            f.attrs["format_version"] = np.int64(2 if mean_of else 1)
+            # 3 only for class values other than 0..k-1 (/classes): a build that would ignore
+            # them refuses the file rather than read the labels as 0..k-1.
+            f.attrs["format_version"] = np.int64(3 if "classes" in spec else 2 if mean_of else 1)
             f.attrs["task"] = spec["task"]
             f.attrs["n_classes"] = np.int64(spec["n_classes"])
             f.attrs["n_features"] = np.int64(spec["n_features"])
             f.attrs["estimator"] = spec["estimator"][:127]
             f.attrs["sklearn_version"] = sklearn.__version__
+            if "classes" in spec:
+                f["classes"] = np.asarray(spec["classes"], np.int64)
             if spec.get("kind") == "tree_ensemble":
                 _write_trees(f, spec["trees"])
             else:

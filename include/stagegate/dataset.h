@@ -100,7 +100,9 @@ void sg_dataset_use_model(sg_dataset *ds, const sg_model *m);
 
 /*
  * Reads rows [row0, row0+n) converting to float32. Any output pointer may be NULL.
- * labels: int32 class labels (classification), checked against 0..n_classes-1 when n_classes > 0.
+ * labels: int32 class labels (classification), checked against 0..n_classes-1 when n_classes > 0;
+ * for a model with class values (sg_model.classes, given by sg_dataset_use_model) /y holds
+ * those values, and each is stored as its index (a value that is not a class is refused).
  * targets: float64 regression targets. weights: float64 sample weights (1 when absent).
  * Every value is checked for NaN/Inf (and weights for < 0); errors name the file, the
  * dataset and the first bad row. Float labels requested as int32 labels are an error.
@@ -118,6 +120,11 @@ typedef struct sg_pred_writer sg_pred_writer;
  * [n]). */
 SG_MUST_CHECK sg_status sg_pred_writer_open(const char *path, int64_t n_rows, int width, bool classifier,
                         sg_pred_writer **out, sg_err *err);
+/* A classifier whose classes are not 0..k-1 (sg_model.classes): /classes [k] int32 is
+   written, and each label j given to sg_pred_writer_write goes into /label as classes[j].
+   classes must outlive the writer. Called before the first write. */
+SG_MUST_CHECK sg_status sg_pred_writer_set_classes(sg_pred_writer *w, const int32_t *classes, int k,
+                                                   sg_err *err);
 /* proba or prediction rows [row0,row0+n); labels may be NULL for regression. */
 SG_MUST_CHECK sg_status sg_pred_writer_write(sg_pred_writer *w, int64_t row0, int64_t n, const float *values,
                          const int32_t *labels, sg_err *err);

@@ -17,9 +17,9 @@ extern "C" {
 #endif
 
 #define SG_MODEL_FORMAT_NAME "stagegate-model"
-/* Versions 1 and 2 are read; 2 adds a tree ensemble's mean_of (docs/formats.md), so that a
-   build that would ignore it refuses the file. */
-#define SG_MODEL_FORMAT_VERSION 2
+/* Versions 1 to 3 are read; 2 adds a tree ensemble's mean_of and 3 a classifier's /classes
+   (docs/formats.md), so that a build that would ignore either refuses the file. */
+#define SG_MODEL_FORMAT_VERSION 3
 #define SG_DATASET_FORMAT_NAME "stagegate-dataset"
 #define SG_DATASET_FORMAT_VERSION 1
 #define SG_MAX_LAYERS 64
@@ -106,7 +106,26 @@ typedef struct sg_model {
     bool proba_declared;
     /* The kind's operations; set by sg_model_open, copied by sg_model_clone. */
     const struct sg_model_ops *ops;
+    /* A classifier's class values in increasing order, [n_classes], when they are not
+       0..n_classes-1 (a model fitted on {1, 2} or {-1, 1}); NULL when they are. Output
+       column j, and label j as the kernels and metrics count it, is class classes[j]:
+       /y is read through it (sg_dataset_use_model) and /label written back through it. */
+    int32_t *classes;
 } sg_model;
+
+/*
+ * Checks a classifier's class values as a file gives them (n of them, for a model of k
+ * classes): n == k, each within int32, strictly increasing. On success *out is a new array
+ * of them, or NULL when they are exactly 0..k-1 (which needs no mapping). On failure
+ * returns false with why filled ("[2] is 1, not above [1] = 5") and *out NULL.
+ */
+bool sg_classes_from(const int64_t *v, size_t n, int k, int32_t **out, char *why, size_t len);
+/* The index of class value v in m's classes (0..n_classes-1), or -1 when v is not one. */
+int sg_class_index(const sg_model *m, int64_t v);
+/* Whether a and b have the same class values (0..k-1 when they give none). */
+bool sg_classes_equal(const sg_model *a, const sg_model *b);
+/* m's classes as text for a message, "(-1, 1)" or "(0, 1, 2, ..., 9)", at most len bytes. */
+void sg_classes_text(const int32_t *classes, int k, char *buf, size_t len);
 
 /*
  * Loads and fully validates a model file (docs/formats.md). Errors name the file and

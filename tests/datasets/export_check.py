@@ -197,10 +197,26 @@ def main():
                 (Xb, yb), "Pipeline(StandardScaler, RandomForestClassifier) is not supported")
     run_refused("logreg_ovr_3", LogisticRegression(multi_class="ovr"), (Xm, ym), "one-vs-rest")
     Xf, yf = data("binary", 2)
-    r, _ = export(LogisticRegression().fit(Xf, yf.astype(np.float64)), "float_labels")
+    r, dst_float = export(LogisticRegression().fit(Xf, yf.astype(np.float64)), "float_labels")
     check(r.returncode == 0, f"float labels 0.0/1.0 must export: {r.stderr.strip()}")
-    run_refused("labels_1_2", LogisticRegression(), (Xb, yb + 1), "0..k-1")
-    run_refused("labels_str", LogisticRegression(), (Xb, np.where(yb, "yes", "no")), "0..k-1")
+    # Integer class labels other than 0..k-1 are kept as /classes (format 3); 0..k-1 and
+    # 0.0/1.0 write no /classes and stay format 1.
+    for name, yv, want in (("labels_1_2", yb + 1, [1, 2]), ("labels_pm1", 2 * yb - 1, [-1, 1]),
+                           ("labels_float_3_7", np.where(yb, 7.0, 3.0), [3, 7])):
+        r, model = export(LogisticRegression().fit(Xb, yv), name)
+        check(r.returncode == 0, f"{name}: export exit {r.returncode}: {r.stderr.strip()}")
+        if r.returncode == 0:
+            with h5py.File(model, "r") as f:
+                got = f["classes"][()].tolist() if "classes" in f else None
+                check(got == want and f.attrs["format_version"] == 3,
+                      f"{name}: /classes {got}, format_version {f.attrs['format_version']}")
+    with h5py.File(dst_float, "r") as f:
+        check("classes" not in f and f.attrs["format_version"] == 1,
+              "labels 0.0/1.0: no /classes, format_version 1")
+    run_refused("labels_str", LogisticRegression(), (Xb, np.where(yb, "yes", "no")),
+                "integer class labels")
+    run_refused("labels_past_int32", LogisticRegression(), (Xb, yb * 2**31),
+                "integer class labels of int32")
     run_refused("unfitted", LogisticRegression(), None, "not fitted")
     run_refused("multilabel", MLPClassifier(max_iter=5), (Xb, np.c_[yb, 1 - yb]), "multilabel")
     run_refused("ridge_2_outputs", Ridge(), (Xb, np.c_[yb, yb]), "2 outputs")

@@ -179,6 +179,84 @@ static void read_one(const char *p, float *X, int32_t *L, int n, sg_status want,
 }
 
 /*
+ * A model's class values (sg_model.classes, e.g. {-1, 1}): /y holds them, stored as integers
+ * or whole-number floats, contiguous or chunked, and each reads as its index; a value that is
+ * not a class is refused, naming the row, the classes and the model. Without the model (or
+ * after sg_dataset_use_model(NULL)) the labels are 0..k-1 again.
+ */
+static void test_class_values(void **state)
+{
+    (void)state;
+    enum { R = 150 };
+    int32_t classes[3] = {-7, 3, 2000000000};
+    sg_model m = {.task = SG_TASK_MULTICLASS, .n_classes = 3, .classes = classes};
+    snprintf(m.path, sizeof m.path, "models/m.h5");
+    int64_t y[R];
+    double yf[R];
+    for (int i = 0; i < R; i++) {
+        y[i] = classes[(i * 7) % 3];
+        yf[i] = (double)y[i];
+    }
+    float x[R];
+    for (int i = 0; i < R; i++)
+        x[i] = (float)i;
+    const hsize_t xd[2] = {R, 1}, yd[1] = {R}, yc[1] = {32};
+    const char *p = tpath("classes.h5");
+    int32_t L[R];
+    for (int variant = 0; variant < 4; variant++) {
+        hid_t f = H5Fcreate(p, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+        fx_write(f, "X", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, xd, x);
+        const bool floats = variant & 1, chunked = variant & 2;
+        if (chunked)
+            fx_write_chunked(f, "y", floats ? H5T_IEEE_F64BE : H5T_STD_I64BE,
+                             floats ? H5T_NATIVE_DOUBLE : H5T_NATIVE_INT64, 1, yd, yc, 0,
+                             floats ? (const void *)yf : (const void *)y);
+        else
+            fx_write(f, "y", floats ? H5T_IEEE_F64LE : H5T_STD_I32LE,
+                     floats ? H5T_NATIVE_DOUBLE : H5T_NATIVE_INT64, 1, yd,
+                     floats ? (const void *)yf : (const void *)y);
+        H5Fclose(f);
+        sg_dataset *ds = NULL;
+        sg_err err = {{0}};
+        assert_int_equal(sg_dataset_open(p, &ds, &err), SG_OK);
+        sg_dataset_use_model(ds, &m);
+        assert_int_equal(sg_dataset_read(ds, 0, R, NULL, L, NULL, NULL, 3, &err), SG_OK);
+        for (int i = 0; i < R; i++)
+            assert_int_equal(L[i], (i * 7) % 3);
+        /* Without the model, -7 is outside 0..2. */
+        sg_dataset_use_model(ds, NULL);
+        assert_int_equal(sg_dataset_read(ds, 0, R, NULL, L, NULL, NULL, 3, &err), SG_EINPUT);
+        assert_non_null(strstr(err.msg, "/y row 0"));
+        sg_dataset_close(ds);
+    }
+    /* 3 is a class, 4 is not: refused at its row, with the classes and the model named. */
+    y[97] = 4;
+    yf[97] = 3.5;
+    for (int floats = 0; floats < 2; floats++) {
+        hid_t f = H5Fcreate(p, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+        fx_write(f, "X", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, xd, x);
+        fx_write(f, "y", floats ? H5T_IEEE_F64LE : H5T_STD_I64LE,
+                 floats ? H5T_NATIVE_DOUBLE : H5T_NATIVE_INT64, 1, yd,
+                 floats ? (const void *)yf : (const void *)y);
+        H5Fclose(f);
+        sg_dataset *ds = NULL;
+        sg_err err = {{0}};
+        assert_int_equal(sg_dataset_open(p, &ds, &err), SG_OK);
+        sg_dataset_use_model(ds, &m);
+        int rc = sg_dataset_read(ds, 0, R, NULL, L, NULL, NULL, 3, &err);
+        char want[4096 + 256];
+        snprintf(want, sizeof want,
+                 "%s: /y row 97 is %s, not one of the classes (-7, 3, 2000000000) of model "
+                 "models/m.h5",
+                 p, floats ? "3.5" : "4");
+        if (strcmp(err.msg, want)) fprintf(stderr, "got  %s\nwant %s\n", err.msg, want);
+        assert_int_equal(rc, SG_EINPUT);
+        assert_string_equal(err.msg, want);
+        sg_dataset_close(ds);
+    }
+}
+
+/*
  * Integer and float16 features, each value as numpy's astype(np.float32) gives it (integers
  * up to 2^53 in magnitude; past it refused, naming row and column); class labels stored as
  * whole-number floats or as h5py's bool enum; a float label that is not a whole number
@@ -767,6 +845,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dtypes_and_layouts),
         cmocka_unit_test(test_integer_and_half_features),
+        cmocka_unit_test(test_class_values),
         cmocka_unit_test(test_open_errors),
         cmocka_unit_test(test_value_errors),
         cmocka_unit_test(test_error_row_is_absolute),

@@ -184,8 +184,8 @@ static void test_header_errors(void **state)
 {
     const char *p = tpath("hdr.h5");
     fx_write_binary_model(p);
-    mutate_int(p, "/", "format_version", 3);
-    expect_error(p, "format_version is 3, unsupported (this build reads 1 to 2)", NULL);
+    mutate_int(p, "/", "format_version", 4);
+    expect_error(p, "format_version is 4, unsupported (this build reads 1 to 3)", NULL);
     fx_write_binary_model(p);
     mutate_int(p, "/", "format_version", 0);
     expect_error(p, "format_version is 0, unsupported", NULL);
@@ -266,6 +266,77 @@ static void test_header_errors(void **state)
     fx_write_binary_model(p);
     mutate_str(p, "/", "n_features", "four");
     expect_error(p, "attribute n_features is string", NULL);
+}
+
+/* Writes /classes of n values (type ft) into the binary model at p, format_version v. */
+static void with_classes(const char *p, int v, hid_t ft, const int64_t *values, hsize_t n)
+{
+    fx_write_binary_model(p);
+    mutate_int(p, "/", "format_version", v);
+    hid_t f = fx_open_rw(p);
+    fx_write(f, "classes", ft, H5T_NATIVE_INT64, 1, &n, values);
+    H5Fclose(f);
+}
+
+/* /classes (format 3): a classifier's class values load as given, 0..k-1 as none; every bad
+   form is refused naming /classes; a clone keeps them. */
+static void test_classes(void **state)
+{
+    (void)state;
+    const char *p = tpath("classes.h5");
+    const int64_t pm1[2] = {-1, 1}, id[2] = {0, 1}, desc[2] = {1, -1},
+                  wide[2] = {0, (int64_t)1 << 31}, three[3] = {1, 2, 3};
+    with_classes(p, 3, H5T_STD_I16BE, pm1, 2);
+    sg_model *m = NULL;
+    sg_err err = {{0}};
+    assert_int_equal(sg_model_load(p, &m, &err), SG_OK);
+    assert_non_null(m->classes);
+    assert_int_equal(m->classes[0], -1);
+    assert_int_equal(m->classes[1], 1);
+    assert_int_equal(sg_class_index(m, -1), 0);
+    assert_int_equal(sg_class_index(m, 1), 1);
+    assert_int_equal(sg_class_index(m, 0), -1);
+    assert_int_equal(sg_class_index(m, 2), -1);
+    char text[64];
+    sg_classes_text(m->classes, m->n_classes, text, sizeof text);
+    assert_string_equal(text, "(-1, 1)");
+    sg_model *c = NULL;
+    assert_int_equal(sg_model_clone(m, &c, &err), SG_OK);
+    assert_true(c->classes != m->classes && c->classes[0] == -1 && c->classes[1] == 1);
+    assert_true(sg_classes_equal(m, c));
+    sg_model_free(c);
+    sg_model_free(m);
+
+    with_classes(p, 3, H5T_STD_I64LE, id, 2); /* 0..k-1: no mapping */
+    m = NULL;
+    assert_int_equal(sg_model_load(p, &m, &err), SG_OK);
+    assert_null(m->classes);
+    assert_int_equal(sg_class_index(m, 1), 1);
+    assert_int_equal(sg_class_index(m, 2), -1);
+    sg_model_free(m);
+
+    with_classes(p, 2, H5T_STD_I64LE, pm1, 2);
+    expect_error(p, "/classes needs format_version 3 (the file says 2", NULL);
+    with_classes(p, 3, H5T_STD_I64LE, desc, 2);
+    expect_error(p, "/classes[1] is -1, not above [0] = 1", NULL);
+    with_classes(p, 3, H5T_STD_I64LE, wide, 2);
+    expect_error(p, "/classes[1] is 2147483648, outside int32", NULL);
+    with_classes(p, 3, H5T_STD_I64LE, three, 3);
+    expect_error(p, "/classes has 3 values but n_classes is 2", NULL);
+    with_classes(p, 3, H5T_IEEE_F64LE, pm1, 2);
+    expect_error(p, "/classes has dtype", "expected an integer type");
+    with_classes(p, 3, H5T_STD_I64LE, pm1, 2);
+    mutate_str(p, "/", "task", "regression");
+    mutate_int(p, "/", "n_classes", 0);
+    expect_error(p, "/classes is given for a regression model", NULL);
+
+    int32_t many[12];
+    for (int j = 0; j < 12; j++)
+        many[j] = j * 10;
+    sg_classes_text(many, 12, text, sizeof text);
+    assert_string_equal(text, "(0, 10, 20, ..., 110)");
+    sg_classes_text(NULL, 3, text, sizeof text);
+    assert_string_equal(text, "(0, 1, 2)");
 }
 
 static void test_layer_errors(void **state)
@@ -545,7 +616,7 @@ int main(void)
         cmocka_unit_test(test_valid_binary),      cmocka_unit_test(test_multiclass_and_regression),
         cmocka_unit_test(test_file_level_errors), cmocka_unit_test(test_header_errors),
         cmocka_unit_test(test_layer_errors),      cmocka_unit_test(test_value_errors),
-        cmocka_unit_test(test_f64_cuts_narrow),
+        cmocka_unit_test(test_f64_cuts_narrow),   cmocka_unit_test(test_classes),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

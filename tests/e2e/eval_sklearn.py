@@ -132,13 +132,24 @@ def close(name, got, want, tol=1e-6):
 
 def check_classifier(case, est, X, y, w, out, preds, threshold=0.5):
     m = out["metrics"]
-    k = len(est.classes_)
+    classes = [int(c) for c in est.classes_]
+    k = len(classes)
+    # Class values other than 0..k-1 are the model's, in its report and in /classes, and
+    # /label holds them; the binary metrics' positive class is classes[1], whose
+    # probability is column 1 (scikit-learn's pos_label=classes_[1]).
+    identity = classes == list(range(k))
+    check(out["model"].get("classes") == (None if identity else classes),
+          f"{case}: model.classes {out['model'].get('classes')} for classes_ {classes}")
+    check(("classes" in preds) != identity and
+          (identity or preds["classes"].tolist() == classes),
+          f"{case}: /classes in the predictions file: {preds.get('classes')}")
+    pos = classes[1]
     P = est.predict_proba(X.astype(np.float32).astype(np.float64))
     proba, label = preds["proba"], preds["label"]
     err = np.abs(proba.astype(np.float64) - P).max()
     check(proba.shape == (len(X), k), f"{case}: /proba shape {proba.shape}")
     check(err <= 1e-5, f"{case}: max |proba - predict_proba| = {err:.3g} > 1e-5")
-    sk_label = (P[:, 1] > threshold).astype(int) if k == 2 else P.argmax(1)
+    sk_label = np.asarray(classes)[(P[:, 1] > threshold).astype(int) if k == 2 else P.argmax(1)]
     top2 = np.sort(P, axis=1)[:, -2:]
     near = (np.abs(P[:, 1] - threshold) < 1e-5) if k == 2 else (top2[:, 1] - top2[:, 0] < 1e-5)
     mism = (label != sk_label) & ~near
@@ -149,18 +160,20 @@ def check_classifier(case, est, X, y, w, out, preds, threshold=0.5):
     p64 = proba.astype(np.float64)
     close(f"{case} accuracy", m["accuracy"], skm.accuracy_score(y, label, sample_weight=w))
     close(f"{case} log_loss", m["log_loss"],
-          skm.log_loss(y, p64, sample_weight=w, labels=list(range(k))))
-    cm = skm.confusion_matrix(y, label, labels=list(range(k)), sample_weight=w)
+          skm.log_loss(y, p64, sample_weight=w, labels=classes))
+    cm = skm.confusion_matrix(y, label, labels=classes, sample_weight=w)
     check(np.allclose(np.array(m["confusion_matrix"], dtype=float), cm, rtol=0, atol=1e-9),
           f"{case}: confusion_matrix {m['confusion_matrix']} vs {cm.tolist()}")
     check(m["example_count"] == len(y), f"{case}: example_count")
     if k == 2:
-        close(f"{case} precision", m["precision"], skm.precision_score(y, label, sample_weight=w))
-        close(f"{case} recall", m["recall"], skm.recall_score(y, label, sample_weight=w))
-        close(f"{case} f1", m["f1"], skm.f1_score(y, label, sample_weight=w))
+        close(f"{case} precision", m["precision"],
+              skm.precision_score(y, label, pos_label=pos, sample_weight=w))
+        close(f"{case} recall", m["recall"],
+              skm.recall_score(y, label, pos_label=pos, sample_weight=w))
+        close(f"{case} f1", m["f1"], skm.f1_score(y, label, pos_label=pos, sample_weight=w))
         close(f"{case} roc_auc", m["roc_auc"], skm.roc_auc_score(y, p64[:, 1], sample_weight=w))
         close(f"{case} average_precision", m["average_precision"],
-              skm.average_precision_score(y, p64[:, 1], sample_weight=w))
+              skm.average_precision_score(y, p64[:, 1], pos_label=pos, sample_weight=w))
         # Sanity against sklearn's own probabilities too (continuous scores, few ties).
         close(f"{case} roc_auc vs predict_proba", m["roc_auc"],
               skm.roc_auc_score(y, P[:, 1], sample_weight=w), tol=1e-4)
@@ -254,6 +267,52 @@ def main():
                 else:
                     check_classifier(name + " chunked", est, X, y, w, out, preds)
             print(f"ok   {name}")
+        # Class labels other than 0..k-1, as real datasets have them ({1, 2}, {-1, 1}, sparse
+        # codes): the model keeps them (/classes), /y is read through them, /label and the
+        # report give them back. Float labels (y.astype(float)) too.
+        from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+        label_cases = [
+            ("logreg-labels-1-2", LogisticRegression(max_iter=500), [1, 2], None, False),
+            ("scaled-logreg-labels-minus1-1",
+             make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)), [-1, 1],
+             np.float64, True),
+            ("mlp-labels-sparse-multiclass",
+             make_pipeline(StandardScaler(), MLPClassifier((16,), max_iter=80, random_state=5)),
+             [-7, 0, 40, 2**31 - 1], None, False),
+            ("forest-labels-minus1-1",
+             RandomForestClassifier(n_estimators=6, max_depth=5, random_state=1), [-1, 1],
+             None, True),
+            ("hgb-labels-2-5-9", HistGradientBoostingClassifier(max_iter=15, random_state=1),
+             [2, 5, 9], np.float64, False),
+        ]
+        for name, est, values, ydtype, weighted in label_cases:
+            X, yi = make_data(rng, 2000, 8, "binary" if len(values) == 2 else "multiclass",
+                              len(values))
+            X = X.astype(np.float32).astype(np.float64)
+            y = np.asarray(values, np.int64)[yi]
+            est.fit(X[:1000], y[:1000])
+            w = rng.uniform(0.1, 3.0, size=len(y)) if weighted else None
+            data_h5, jl, model_h5 = (os.path.join(tmp, name + e)
+                                     for e in (".h5", ".joblib", ".model.h5"))
+            write_set(data_h5, X, y.astype(ydtype) if ydtype else y, w)
+            joblib.dump(est, jl)
+            check_export(jl, model_h5)
+            with h5py.File(model_h5, "r") as f:
+                check(f.attrs["format_version"] == 3 and f["classes"][()].tolist() == values,
+                      f"{name}: the model file's format_version and /classes")
+            out, preds = run_eval(tmp, model_h5, data_h5)
+            check_classifier(name, est, X, y, w, out, preds)
+            print(f"ok   {name}")
+        # A label that is not one of the model's classes is refused, naming its row and the
+        # classes; 0 is no class of a model fitted on {1, 2}.
+        bad_h5 = os.path.join(tmp, "labels-0-1.h5")
+        write_set(bad_h5, X[:50], np.r_[np.full(17, 9), [3], np.full(32, 5)])
+        p = subprocess.run([SG, "eval", "--model", model_h5, "--data", bad_h5],
+                           capture_output=True, text=True)
+        check(p.returncode == 2 and p.stderr.count("\n") == 1 and
+              f"{bad_h5}: /y row 17 is 3, not one of the classes (2, 5, 9) of model {model_h5}"
+              in p.stderr, f"a label outside the classes: exit {p.returncode}, {p.stderr!r}")
+        print("ok   label outside the model's classes refused")
         # Scalers with a large mean and a small spread (a sensor reading 1,000,000.02 ± 0.5):
         # float32 holds the mean 0.02 off (its step is 0.0625 at 1e6), and every standardised
         # value had been shifted by that over the scale (p1 of 8.7e-6 read 0.854). The loader

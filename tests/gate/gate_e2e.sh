@@ -346,4 +346,40 @@ assert "run cut short" in open(sys.argv[2]).read(), "the Markdown does not say t
 assert p["timestamp"] == "1970-01-01T00:00:00Z" and p["timestamp_source"] == "SOURCE_DATE_EPOCH", p["timestamp"]
 assert p["evaluation"]["sample_weight"] is True and p["evaluation"]["rows"] == 4000, p["evaluation"]
 PYEOF
+# 13. Class values other than 0..k-1 ({-1, 1}): candidate and baseline with the same ones
+#     gate a set labelled -1/1, and the signed report names the classes; a baseline whose
+#     classes differ from the candidate's is refused before any work (their label 1 would
+#     not be the same class).
+$PY - <<'PYEOF'
+import h5py, numpy as np, shutil
+for src, dst in (("base.h5", "base_pm1.h5"), ("cand.h5", "cand_pm1.h5")):
+    shutil.copy(src, dst)
+    with h5py.File(dst, "a") as f:
+        f.attrs["format_version"] = np.int64(3)
+        f["classes"] = np.array([-1, 1], np.int64)
+shutil.copy("val.h5", "val_pm1.h5")
+with h5py.File("val_pm1.h5", "a") as f:
+    y = f["y"][()]
+    del f["y"]
+    f["y"] = np.where(y == 1, 1, -1).astype(np.int64)
+PYEOF
+gate --model cand.h5 --baseline base.h5 --out ref01.json >/dev/null || fail "gate on 0/1 labels"
+"$STAGEGATE_BIN" gate --model cand_pm1.h5 --baseline base_pm1.h5 --data val_pm1.h5     --policy policy.json --key k.key.pem --cpus 0 --out pm1.json >pm1.txt ||
+    fail "gate on -1/1 labels: $(cat pm1.txt)"
+"$STAGEGATE_BIN" verify pm1.json --pubkey k.pub.pem --model cand_pm1.h5 >/dev/null ||
+    fail "the report of a -1/1 model does not verify"
+$PY - ref01.json pm1.json <<'PYEOF'
+import base64, json, sys
+a, b = (json.loads(base64.b64decode(json.load(open(f))["payload"]))["predicate"] for f in sys.argv[1:])
+assert b["evaluation"]["model"]["classes"] == [-1, 1], b["evaluation"]["model"]
+assert "classes" not in a["evaluation"]["model"], a["evaluation"]["model"]
+# The same models on the same rows with relabelled classes: the same metrics and agreement.
+for k in ("accuracy", "f1", "roc_auc", "log_loss", "confusion_matrix"):
+    assert a["metrics"][k] == b["metrics"][k], (k, a["metrics"][k], b["metrics"][k])
+assert a["shadow"] == b["shadow"], (a["shadow"], b["shadow"])
+PYEOF
+rc=0; gate --model cand.h5 --baseline base_pm1.h5 --out mixed.json 2>mixed.err >/dev/null || rc=$?
+[ "$rc" = 2 ] && grep -q "base_pm1.h5: the baseline's classes are (-1, 1) and the candidate cand.h5's (0, 1)" mixed.err ||
+    fail "a baseline of other classes: exit $rc $(cat mixed.err)"
+[ ! -e mixed.json ] || fail "a refused gate left a report"
 echo "gate e2e: ok"

@@ -75,7 +75,7 @@ from sklearn.ensemble import (ExtraTreesClassifier, GradientBoostingClassifier,
                               RandomForestRegressor)
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
-from sklearn.metrics import log_loss
+from sklearn.metrics import accuracy_score, log_loss
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import Binarizer, Normalizer, StandardScaler
 from sklearn.tree import DecisionTreeClassifier
@@ -442,8 +442,9 @@ def ev_trees(a, X, classifier):
         if a.get("aggregate_function", "SUM") == "AVERAGE":
             acc /= len(trees)
         return acc[:, :1] + (base if len(base) else 0)
+    # class_ids index the class list: column j is classlabels[j], whatever its value.
     labels = list(a["classlabels_int64s"])
-    assert labels == list(range(K))
+    assert len(labels) == K
     ids = sorted(set(wi.tolist()))
     if ids == list(range(K)) and K >= 2:
         assert len(base) in (0, K)
@@ -1133,8 +1134,13 @@ def refusal_models():
                 "good_tree"))
     out.append(("string_labels", cm(remake(good, classlabels_int64s=None,
                                            classlabels_strings=["no", "yes"])), "good_tree"))
-    out.append(("labels_1_2", cm(remake(good, classlabels_int64s=[1, 2])), "good_tree"))
-    out.append(("labels_0_2", cm(remake(good, classlabels_int64s=[0, 2])), "good_tree"))
+    # Class values other than 0..k-1 are taken (run_class_values), in increasing order, within
+    # int32, the same in every node naming them.
+    out.append(("labels_descending", cm(remake(good, classlabels_int64s=[2, 1])), "not above"))
+    out.append(("labels_past_int32", cm(remake(good, classlabels_int64s=[0, 2**31])),
+                "outside int32"))
+    out.append(("labels_zipmap_differ", classifier_model(
+        [], remake(good, classlabels_int64s=[1, 2]), F, 2, True), ("ZipMap", "good_tree")))
     out.append(("aggregate_max", regressor_model([], remake(good_reg, aggregate_function="MAX"),
                                                  F), "good_reg"))
     out.append(("aggregate_min", regressor_model([], remake(good_reg, aggregate_function="MIN"),
@@ -1286,6 +1292,76 @@ def run_refusals(tmp):
     return len(cases)
 
 
+def run_class_values(tmp):
+    """Classifiers whose classlabels are not 0..k-1 (skl2onnx writes a model's classes_, e.g.
+    {-1, 1}): /y holds those values, /label and the report's model.classes give them back,
+    and the probabilities and metrics match the evaluator and scikit-learn on them."""
+    F = 4
+    r = np.random.default_rng(41)
+    good = tree_node("tree_pm1", small_trees(), "input", ["label", "probabilities"], True,
+                     [0, 1])
+    zipped = classifier_model([], remake(good, classlabels_int64s=[-1, 1]), F, 2, True)
+    zm = zipped.graph.node[-1]
+    del zm.attribute[:]
+    zm.attribute.extend([helper.make_attribute("classlabels_int64s", [-1, 1])])
+    W = r.normal(size=(3, F))
+    lin = helper.make_node("LinearClassifier", ["input"], ["label", "probability_tensor"],
+                           name="lin_3_5_8", domain=ML, coefficients=[float(c) for c in W.ravel()],
+                           intercepts=[0.1, -0.2, 0.3], classlabels_ints=[3, 5, 8],
+                           post_transform="SOFTMAX")
+    cases = [("class_values_tree_zipmap", zipped, [-1, 1]),
+             ("class_values_tree_plain",
+              classifier_model([], remake(good, classlabels_int64s=[-1, 1]), F, 2, False),
+              [-1, 1]),
+             ("class_values_linear_3_5_8", classifier_model([], lin, F, 3, False), [3, 5, 8])]
+    X = r.normal(size=(500, F)).astype(np.float32)
+    for name, m, values in cases:
+        onnx.checker.check_model(m)
+        path, data = (os.path.join(tmp, name + e) for e in (".onnx", ".h5"))
+        onnx.save(m, path)
+        y = np.asarray(values)[r.integers(0, len(values), size=len(X))]
+        with h5py.File(data, "w") as f:
+            f["X"], f["y"] = X, y
+        ref = evaluate(m, X)
+        if REFERENCE_ONLY:
+            continue
+        doc, got, err = run_eval(path, data)
+        if not check(doc is not None, "%s: %s" % (name, err)):
+            continue
+        with h5py.File(path + ".pred.h5") as f:
+            label, stored = f["label"][()], f["classes"][()].tolist()
+        d = float(np.max(row_diff(got, ref, False)))
+        srt = np.sort(ref, 1)
+        keep = srt[:, -1] - srt[:, -2] > TOL
+        want = np.asarray(values)[ref.argmax(1)]
+        ok = (doc["model"].get("classes") == values and stored == values and d <= TOL and
+              np.array_equal(label[keep], want[keep]))
+        acc = accuracy_score(y, label)
+        ll = log_loss(y, np.clip(got.astype(np.float64), 0, 1), labels=values)
+        ok = ok and abs(doc["metrics"]["accuracy"] - acc) <= 1e-9
+        ok = ok and abs(doc["metrics"]["log_loss"] - ll) <= TOL * max(1, ll)
+        check(ok, "%s: model.classes %s, /classes %s, max diff %.3g, labels equal %s, accuracy "
+              "%r vs %r, log_loss %r vs %r" % (
+                  name, doc["model"].get("classes"), stored, d,
+                  np.array_equal(label[keep], want[keep]), doc["metrics"]["accuracy"], acc,
+                  doc["metrics"]["log_loss"], ll))
+        if ok:
+            print("ok %-28s classes %s, max diff %.2g" % (name, values, d))
+    if REFERENCE_ONLY:
+        return
+    # Labels 0/1 are not classes of a model of -1 and 1: refused, naming the row.
+    data = os.path.join(tmp, "labels_0_1.h5")
+    with h5py.File(data, "w") as f:
+        f["X"], f["y"] = X, np.r_[[-1, 1, 1, 0], np.ones(len(X) - 4, np.int64)]
+    path = os.path.join(tmp, "class_values_tree_plain.onnx")
+    p = subprocess.run([SG, "eval", "--model", path, "--data", data], capture_output=True,
+                       text=True, timeout=60)
+    want = "stagegate: %s: /y row 3 is 0, not one of the classes (-1, 1) of model %s" % (
+        data, path)
+    check(p.returncode == 2 and p.stderr.strip().splitlines() == [want],
+          "labels outside the classes: exit %d, %r" % (p.returncode, p.stderr))
+
+
 def main():
     t0 = time.time()
     tmp = tempfile.mkdtemp(prefix="sg_onnxml_")
@@ -1296,6 +1372,7 @@ def main():
         except Exception as e:  # a converter or evaluator error is a failure of this case
             check(False, "%s: %s: %s" % (c.name, type(e).__name__, e))
     n_ref = run_refusals(tmp)
+    run_class_values(tmp)
     print("%.1f s" % (time.time() - t0))
     if failures:
         print("%d failures:" % len(failures))
