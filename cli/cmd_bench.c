@@ -42,6 +42,8 @@ static void usage(FILE *out)
         "  --json            print one JSON document\n"
         "  --output logits|proba|value  ONNX: what an output that does not end in Softmax or\n"
         "                    Sigmoid means (docs/formats.md)\n"
+        "  --output-name NAME  ONNX: the graph output that is the model's, for a graph of\n"
+        "                    several\n"
         "  --db FILE         registry for models:/NAME/VERSION|STAGE, models:/NAME@ALIAS\n\n"
         "Environment: STAGEGATE_CLOCK=gettime forces the clock_gettime fallback;\n"
         "STAGEGATE_HWLOC_SYNTHETIC plans on an hwloc synthetic topology (no binding);\n"
@@ -103,7 +105,7 @@ int sg_cmd_bench(int argc, char **argv)
     sg_bench_config c;
     sg_bench_config_init(&c);
     const char *model = NULL, *data = NULL, *samples = NULL, *db = NULL, *scenario = NULL;
-    const char *output = NULL;
+    const char *output = NULL, *output_name = NULL;
     bool json = false, have_batch = false, have_bound = false;
     int64_t repetitions = c.repetitions;
     double bound_ms = 0;
@@ -128,6 +130,7 @@ int sg_cmd_bench(int argc, char **argv)
         SG_OPT_FLAG_("breakdown", &c.breakdown),
         SG_OPT_STR("db", &db),
         SG_OPT_STR("output", &output),
+        SG_OPT_STR("output-name", &output_name),
         SG_OPT_END_,
     };
     int n_pos;
@@ -177,7 +180,8 @@ int sg_cmd_bench(int argc, char **argv)
     sg_model *m = NULL;
     sg_dataset *ds = NULL;
     sg_model_workload *mw = NULL;
-    sg_model_open_options mo = {.onnx_output = SG_ONNX_OUTPUT_AUTO};
+    sg_model_open_options mo = {.onnx_output = SG_ONNX_OUTPUT_AUTO,
+                                .onnx_output_name = output_name};
     if (output) {
         int o = sg_onnx_output_parse(output);
         if (o < 0)

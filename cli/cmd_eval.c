@@ -12,7 +12,7 @@ static const char eval_usage[] =
     "usage: stagegate eval --model MODEL --data VAL.h5 [--json] [--breakdown]\n"
     "                      [--predictions OUT.h5] [--threshold 0.5] [--cpus LIST]\n"
     "                      [--chunk-rows N] [--max-rows N] [--db REGISTRY]\n"
-    "                      [--output logits|proba|value]\n"
+    "                      [--output logits|proba|value] [--output-name NAME]\n"
     "\n"
     "Runs the model over every row of the validation set, streaming it in chunks on a\n"
     "pool of pinned workers (one per core), and prints scikit-learn-compatible metrics.\n"
@@ -31,6 +31,8 @@ static const char eval_usage[] =
     "  --cpus LIST          cores to run on, e.g. 0-3,6 (default: all)\n"
     "  --output KIND        ONNX: logits, proba or value, what an output that does not end\n"
     "                       in Softmax or Sigmoid means (else metadata_props says)\n"
+    "  --output-name NAME   ONNX: the graph output that is the model's, for a graph of\n"
+    "                       several (a head's logits beside others); the rest are not run\n"
     "  --chunk-rows N       rows read per chunk, rounded up to a multiple of 1024 (default: a\n"
     "                       classifier's first chunk 8192 rows, doubling up to 65536)\n"
     "  --max-rows N         refuse a set of more than N rows before reading any (a bound on\n"
@@ -151,6 +153,7 @@ int sg_cmd_eval(int argc, char **argv)
         SG_OPT_INT_("max-rows", &c.max_rows, 1, INT64_MAX),
         SG_OPT_STR("db", &db),
         SG_OPT_STR("output", &output),
+        SG_OPT_STR("output-name", &c.onnx_output_name),
         SG_OPT_END_,
     };
     int n_pos;

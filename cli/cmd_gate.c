@@ -38,11 +38,13 @@ static const char gate_usage[] =
     "  --max-rows N               refuse (exit 2) a validation set of more than N rows, before\n"
     "                             reading any: a bound on the run's time for CI\n"
     "  --output logits|proba|value  ONNX models (candidate and baseline) whose output does\n"
-    "                             not end in Softmax/Sigmoid: what it means\n\n"
+    "                             not end in Softmax/Sigmoid: what it means\n"
+    "  --output-name NAME         ONNX models (candidate and baseline) of several graph\n"
+    "                             outputs: the one that is the model's\n\n"
     "Exit codes: 0 gate passed, 1 gate failed, 2 usage or input error (bad policy, key, file).\n";
 
 typedef struct {
-    const char *model, *data, *baseline, *policy, *key, *out, *cpus, *db, *output;
+    const char *model, *data, *baseline, *policy, *key, *out, *cpus, *db, *output, *output_name;
     int64_t max_rows;
     sg_onnx_output onnx_output;
     const char *render[SG_REPORT_FORMATS_MAX]; /* per sg_report_formats entry: path or NULL */
@@ -94,6 +96,7 @@ static int parse_args(int argc, char **argv, gate_args *a)
         SG_OPT_STR("cpus", &a->cpus),
         SG_OPT_STR("db", &a->db),
         SG_OPT_STR("output", &a->output),
+        SG_OPT_STR("output-name", &a->output_name),
         SG_OPT_INT_("max-rows", &a->max_rows, 1, INT64_MAX),
     };
     size_t n = 11; /* the options above; then one per report format, from its table */
@@ -432,7 +435,8 @@ static sg_status run_gate(const gate_args *a, gate_run *g, sg_err *err)
     sg_err data_err = {{0}};
     sg_status data_rc = sg_dataset_open_begin_max(a->data, a->max_rows, &g->data, &data_err);
     /* --output says what an ONNX model's output means: for whichever of the two is one. */
-    sg_model_open_options mo = {.onnx_output = a->onnx_output, .onnx_only = true};
+    sg_model_open_options mo = {
+        .onnx_output = a->onnx_output, .onnx_only = true, .onnx_output_name = a->output_name};
     if ((rc = sg_model_open_verified(model, msha[0] ? msha : NULL, &mo, &g->cand_model, err)))
         return rc;
     /* A classifier's shadow check compares labels: a tolerance would be read and ignored. */
@@ -461,6 +465,7 @@ static sg_status run_gate(const gate_args *a, gate_run *g, sg_err *err)
     /* Wall time per stage, shared out among the checks that stage feeds (JUnit's time). */
     double t = sg_now_seconds(), t_eval, t_lat = 0, t_shadow = 0;
     ec.onnx_output = a->onnx_output;
+    ec.onnx_output_name = a->output_name;
     if ((rc = sg_eval_run(&ec, &g->cand, err))) return rc;
     g->have_cand = true;
     t_eval = sg_now_seconds() - t;
@@ -523,6 +528,10 @@ static sg_status run_gate(const gate_args *a, gate_run *g, sg_err *err)
         return sg_errf(err, SG_EINPUT,
                        "--output %s applies to ONNX models, and neither model is one",
                        sg_onnx_output_name(a->onnx_output));
+    if (a->output_name && strcmp(sg_model_kind(g->cand_model), "onnx") &&
+        (!g->base_model || strcmp(sg_model_kind(g->base_model), "onnx")))
+        return sg_errf(err, SG_EINPUT,
+                       "--output-name applies to ONNX models, and neither model is one");
     /* Every HDF5 check's child has been forked and has exited: only now is the key parsed
        (to fail before the latency run and the baseline's evaluation it would sign), so
        that none of them had it in memory. */

@@ -154,6 +154,108 @@ static bool mask_only(const ox_ctx *c, const char *name)
     return mask_reads(c->mp->graph, name, 0) > 0;
 }
 
+/* The graph's output names, quoted and comma-separated, cut to len. */
+static void output_names(const Onnx__GraphProto *g, char *buf, size_t len)
+{
+    size_t at = 0;
+    buf[0] = 0;
+    for (size_t i = 0; i < g->n_output && at < len; i++)
+        at += (size_t)snprintf(buf + at, len - at, "%s'%.60s'", i ? ", " : "", g->output[i]->name);
+}
+
+/* The output named by metadata_props stagegate.output_name, unless --output-name named one. */
+static sg_status output_name_said(ox_ctx *c, sg_err *err)
+{
+    if (c->output_name) {
+        c->output_name_from = "--output-name";
+        return SG_OK;
+    }
+    const Onnx__ModelProto *mp = c->mp;
+    for (size_t i = 0; i < mp->n_metadata_props; i++) {
+        const Onnx__StringStringEntryProto *kv = mp->metadata_props[i];
+        if (!kv->key || strcmp(kv->key, "stagegate.output_name") != 0) continue;
+        if (c->output_name)
+            return sg_errf(err, SG_EINPUT, "%s: metadata_props names stagegate.output_name twice",
+                           c->path);
+        if (!kv->value || !kv->value[0])
+            return sg_errf(err, SG_EINPUT, "%s: metadata_props stagegate.output_name is empty",
+                           c->path);
+        c->output_name = kv->value;
+        c->output_name_from = "metadata_props stagegate.output_name";
+    }
+    return SG_OK;
+}
+
+/* A set of names (open addressing; the names are the protobuf's, not copied). */
+typedef struct {
+    const char **slot;
+    size_t cap;
+} name_set;
+
+static uint64_t name_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * 1099511628211ull;
+    return h;
+}
+
+static bool name_set_has(const name_set *ns, const char *name)
+{
+    for (size_t i = name_hash(name) & (ns->cap - 1);; i = (i + 1) & (ns->cap - 1)) {
+        if (!ns->slot[i]) return false;
+        if (!strcmp(ns->slot[i], name)) return true;
+    }
+}
+
+static void name_set_add(void *arg, const char *name, bool implicit)
+{
+    (void)implicit;
+    name_set *ns = arg;
+    size_t i = name_hash(name) & (ns->cap - 1);
+    while (ns->slot[i] && strcmp(ns->slot[i], name))
+        i = (i + 1) & (ns->cap - 1);
+    ns->slot[i] = name;
+}
+
+/*
+ * With one output chosen of several, the nodes it does not need are left out (c->skip):
+ * walked against the topological order, a node is needed when another needed node, or the
+ * chosen output, reads one of its outputs. What the other outputs alone need (a head of
+ * another task, an operator not supported here) is neither compiled nor run.
+ */
+static void count_edge(void *arg, const char *name, bool implicit);
+
+static sg_status skip_unneeded(ox_ctx *c, const int *order, sg_err *err)
+{
+    const Onnx__GraphProto *g = c->mp->graph;
+    size_t reads = 1;
+    for (size_t i = 0; i < g->n_node; i++)
+        ox_node_reads(g->node[i], count_edge, &reads);
+    name_set ns = {NULL, 16};
+    while (ns.cap < 2 * reads)
+        ns.cap *= 2;
+    ns.slot = calloc(ns.cap, sizeof *ns.slot);
+    c->skip = calloc(g->n_node + 1, sizeof *c->skip);
+    if (!ns.slot || !c->skip) {
+        free(ns.slot);
+        return sg_errf(err, SG_ENOMEM, "%s: out of memory", c->path);
+    }
+    name_set_add(&ns, g->output[c->chosen_output]->name, false);
+    for (size_t k = g->n_node; k-- > 0;) {
+        const Onnx__NodeProto *nd = g->node[order[k]];
+        bool needed = false;
+        for (size_t o = 0; o < nd->n_output && !needed; o++)
+            needed = nd->output[o] && nd->output[o][0] && name_set_has(&ns, nd->output[o]);
+        if (needed)
+            ox_node_reads(nd, name_set_add, &ns);
+        else
+            c->skip[order[k]] = true;
+    }
+    free(ns.slot);
+    return SG_OK;
+}
+
 static sg_status read_graph_io(ox_ctx *c, sg_model *m, sg_err *err)
 {
     const Onnx__GraphProto *g = c->mp->graph;
@@ -203,16 +305,32 @@ static sg_status read_graph_io(ox_ctx *c, sg_model *m, sg_err *err)
                        c->path, n_real);
     int rc = read_input(c, real, m, err);
     if (rc) return rc;
-    /* two: an ONNX-ML classifier's label and probabilities (which is which is known once the
-       nodes are compiled) */
-    if (g->n_output < 1 || g->n_output > 2)
-        return sg_errf(err, SG_EINPUT,
-                       "%s: the graph has %zu outputs; one is supported (or a classifier's "
-                       "label and probabilities)",
-                       c->path, g->n_output);
     for (size_t i = 0; i < g->n_output; i++)
         if (!g->output[i]->name || !g->output[i]->name[0])
             return sg_errf(err, SG_EINPUT, "%s: graph output %zu has no name", c->path, i);
+    if (g->n_output < 1) return sg_errf(err, SG_EINPUT, "%s: the graph has no output", c->path);
+    if ((rc = output_name_said(c, err))) return rc;
+    if (c->output_name) {
+        for (size_t i = 0; i < g->n_output && c->chosen_output < 0; i++)
+            if (!strcmp(g->output[i]->name, c->output_name)) c->chosen_output = (int)i;
+        if (c->chosen_output < 0) {
+            char names[400];
+            output_names(g, names, sizeof names);
+            return sg_errf(err, SG_EINPUT, "%s: %s '%.100s' is not a graph output (they are %s)",
+                           c->path, c->output_name_from, c->output_name, names);
+        }
+        return SG_OK;
+    }
+    /* two: an ONNX-ML classifier's label and probabilities (which is which is known once the
+       nodes are compiled) */
+    if (g->n_output > 2) {
+        char names[400];
+        output_names(g, names, sizeof names);
+        return sg_errf(err, SG_EINPUT,
+                       "%s: the graph has %zu outputs (%s); name the model's with "
+                       "--output-name (or metadata_props stagegate.output_name)",
+                       c->path, g->n_output, names);
+    }
     return SG_OK;
 }
 
@@ -367,7 +485,9 @@ static int compile_graph(ox_ctx *c, sg_model *m, sg_err *err)
     int *order = malloc((g->n_node + 1) * sizeof *order);
     if (!order) return sg_errf(err, SG_ENOMEM, "%s: out of memory", c->path);
     rc = topo_order(c, order, err);
+    if (rc == SG_OK && c->chosen_output >= 0 && g->n_output > 1) rc = skip_unneeded(c, order, err);
     for (size_t i = 0; rc == SG_OK && i < g->n_node; i++) {
+        if (c->skip && c->skip[order[i]]) continue;
         c->node = g->node[order[i]];
         c->node_index = order[i];
         const bool ml = c->node->domain && !strcmp(c->node->domain, OX_ML_DOMAIN);
@@ -387,7 +507,14 @@ static int compile_graph(ox_ctx *c, sg_model *m, sg_err *err)
     if (rc) return rc;
     /* With two outputs, one is the label of an ONNX-ML classifier, which nothing computes. */
     size_t real = 0;
-    if (g->n_output == 2) {
+    if (c->chosen_output >= 0) {
+        real = (size_t)c->chosen_output;
+        if (ox_ml_is_label(c, g->output[real]->name))
+            return sg_errf(err, SG_EINPUT,
+                           "%s: %s '%.100s' is a classifier's label, which stagegate computes "
+                           "from the probabilities: name the probabilities' output",
+                           c->path, c->output_name_from, g->output[real]->name);
+    } else if (g->n_output == 2) {
         const bool l0 = ox_ml_is_label(c, g->output[0]->name),
                    l1 = ox_ml_is_label(c, g->output[1]->name);
         if (l0 == l1)
@@ -404,6 +531,10 @@ static int compile_graph(ox_ctx *c, sg_model *m, sg_err *err)
         return sg_errf(err, SG_EINPUT, "%s: graph output '%.100s' is not defined", c->path,
                        g->output[real]->name);
     rc = ox_finish(c, m, err);
+    if (rc == SG_OK && c->chosen_output >= 0 && g->n_output > 1) {
+        sg_utf8_copy(m->onnx->output_name, sizeof m->onnx->output_name, g->output[real]->name);
+        m->onnx->n_graph_outputs = (int)g->n_output;
+    }
     if (rc || !c->ml_classes || m->task == SG_TASK_REGRESSION) return rc;
     /* The probabilities' columns are the classes an ONNX-ML node named (checked there). */
     char why[160];
@@ -687,7 +818,8 @@ static sg_status ox_unpack(const char *name, const uint8_t *bytes, size_t len,
 
 /* dir: the directory external data is read from, or NULL to refuse external data. */
 static sg_status from_bytes(const char *name, const char *dir, const uint8_t *bytes, size_t len,
-                            sg_onnx_output output, sg_model **out, sg_err *err)
+                            sg_onnx_output output, const char *output_name, sg_model **out,
+                            sg_err *err)
 {
     *out = NULL;
     sg_model *m = calloc(1, sizeof *m);
@@ -695,6 +827,8 @@ static sg_status from_bytes(const char *name, const char *dir, const uint8_t *by
     snprintf(m->path, sizeof m->path, "%s", name);
     ox_ctx c = {.path = name,
                 .output_flag = output,
+                .output_name = output_name,
+                .chosen_output = -1,
                 .input = -1,
                 .output = -1,
                 .onnx_bytes = bytes,
@@ -732,7 +866,7 @@ static sg_status from_bytes(const char *name, const char *dir, const uint8_t *by
 sg_status sg_model_from_onnx(const char *name, const uint8_t *bytes, size_t len,
                              sg_onnx_output output, sg_model **out, sg_err *err)
 {
-    return from_bytes(name, NULL, bytes, len, output, out, err);
+    return from_bytes(name, NULL, bytes, len, output, NULL, out, err);
 }
 
 sg_status sg_model_load_onnx(const char *path, sg_onnx_output output, sg_model **out, sg_err *err)
@@ -748,13 +882,14 @@ sg_status sg_model_load_onnx(const char *path, sg_onnx_output output, sg_model *
     dir_of(path, dir, sizeof dir);
     /* The digest covers the .onnx bytes, then each external data file the first time a
        tensor names it (docs/formats.md). */
-    rc = from_bytes(path, dir, bytes, len, output, out, err);
+    rc = from_bytes(path, dir, bytes, len, output, NULL, out, err);
     free(bytes);
     return rc;
 }
 
 sg_status sg_model_load_onnx_bytes(const char *path, const uint8_t *bytes, size_t len,
-                                   sg_onnx_output output, sg_model **out, sg_err *err)
+                                   sg_onnx_output output, const char *output_name, sg_model **out,
+                                   sg_err *err)
 {
     *out = NULL;
     if (strlen(path) >= sizeof(((sg_model *)0)->path))
@@ -763,7 +898,7 @@ sg_status sg_model_load_onnx_bytes(const char *path, const uint8_t *bytes, size_
         return sg_errf(err, SG_EINPUT, "%s: larger than the ONNX model limit", path);
     char dir[4096];
     dir_of(path, dir, sizeof dir);
-    return from_bytes(path, dir, bytes, len, output, out, err);
+    return from_bytes(path, dir, bytes, len, output, output_name, out, err);
 }
 
 sg_status sg_model_digest_file_hex(const char *path, char hex[65], sg_err *err)

@@ -177,10 +177,12 @@ int ox_consumed(ox_ctx *c, const char *name)
             ox_node_reads(g->node[i], count_read, &n);
         c->consumed = malloc((n ? n : 1) * sizeof *c->consumed);
         if (!c->consumed) return -1;
+        /* With one output chosen of several, the others and the nodes left out read nothing. */
         for (size_t i = 0; i < g->n_output; i++)
-            if (g->output[i]->name) c->consumed[c->n_consumed++] = g->output[i]->name;
+            if (g->output[i]->name && (c->chosen_output < 0 || (size_t)c->chosen_output == i))
+                c->consumed[c->n_consumed++] = g->output[i]->name;
         for (size_t i = 0; i < g->n_node; i++)
-            ox_node_reads(g->node[i], note_read, c);
+            if (!c->skip || !c->skip[i]) ox_node_reads(g->node[i], note_read, c);
         qsort(c->consumed, c->n_consumed, sizeof *c->consumed, by_name);
         c->consumed_built = true;
     }

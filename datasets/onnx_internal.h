@@ -82,6 +82,12 @@ typedef struct {
     Onnx__ModelProto *mp;
     int opset;
     sg_onnx_output output_flag;
+    /* The graph output that is the model's when the graph has several (--output-name, or
+       metadata_props stagegate.output_name; NULL: none named), where the name came from, and
+       its index once found (-1 before). The nodes it does not need are left out (skip). */
+    const char *output_name, *output_name_from;
+    int chosen_output;
+    bool *skip;
     /* The model's digest with external data (docs/formats.md): started at the first external
        file, over the framed .onnx bytes, then each file framed with its location. Without
        external data the digest is the .onnx file's own SHA-256 and md stays NULL. */

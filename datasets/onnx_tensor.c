@@ -449,6 +449,7 @@ void ox_ctx_free(ox_ctx *c)
     free(c->ext_bytes);
     free(c->ext_len);
     free(c->consumed);
+    free(c->skip);
     for (int i = 0; i < c->n_owned; i++)
         free(c->owned[i]);
     free(c->owned);

@@ -563,7 +563,8 @@ static sg_status eval_setup(eval_run *e, const sg_eval_config *c, sg_eval_result
         /* The loader's digest covers exactly the bytes it parsed (checked against a
          * registered digest before parsing); hashing the path again could name a
          * different file if it were replaced in between. */
-        sg_model_open_options mo = {.onnx_output = c->onnx_output};
+        sg_model_open_options mo = {.onnx_output = c->onnx_output,
+                                    .onnx_output_name = c->onnx_output_name};
         if ((st = sg_model_open_verified(c->model_path, c->expected_sha256, &mo,
                                          &r->owned_model, err)))
             return st;

@@ -20,6 +20,9 @@ json_t *sg_model_summary_json(const sg_model *m)
     json_object_set_new(model, "estimator", sg_json_string_safe(m->estimator));
     json_object_set_new(model, "param_bytes", json_integer((json_int_t)m->param_bytes));
     json_object_set_new(model, "kind", json_string(sg_model_kind(m)));
+    /* The graph output taken of several (--output-name or the model's metadata). */
+    if (m->onnx && m->onnx->output_name[0])
+        json_object_set_new(model, "graph_output", sg_json_string_safe(m->onnx->output_name));
     char desc[256];
     sg_model_describe(m, desc, sizeof desc);
     json_object_set_new(model, "description", sg_json_string_safe(desc));

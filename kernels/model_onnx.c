@@ -38,8 +38,9 @@ static bool onnx_probe(const uint8_t *head, size_t n)
 static sg_status onnx_load(const char *path, const uint8_t *bytes, size_t len,
                            const sg_model_open_options *o, sg_model **out, sg_err *err)
 {
-    sg_status rc = sg_model_load_onnx_bytes(path, bytes, len,
-                                            o ? o->onnx_output : SG_ONNX_OUTPUT_AUTO, out, err);
+    sg_status rc =
+        sg_model_load_onnx_bytes(path, bytes, len, o ? o->onnx_output : SG_ONNX_OUTPUT_AUTO,
+                                 o ? o->onnx_output_name : NULL, out, err);
     if (rc == SG_OK) (*out)->ops = &sg_model_ops_onnx;
     return rc;
 }
@@ -54,6 +55,9 @@ static void onnx_describe(const sg_model *m, char *buf, size_t len)
                           m->layers[l].n_out);
     else if (n > 0 && (size_t)n < len)
         n += snprintf(buf + n, len - (size_t)n, ", %d steps", p->n_steps);
+    if (n > 0 && (size_t)n < len && p->output_name[0])
+        n += snprintf(buf + n, len - (size_t)n, ", graph output '%s' of %d", p->output_name,
+                      p->n_graph_outputs);
     if (n > 0 && (size_t)n < len)
         snprintf(buf + n, len - (size_t)n, ", output %s, %s", p->output_rule,
                  p->dense ? "dense kernels" : "step plan");

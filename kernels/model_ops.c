@@ -60,6 +60,13 @@ sg_status sg_model_open_verified(const char *path, const char *expected_sha256,
                        path, sg_onnx_output_name(o->onnx_output),
                        kinds[i] == &sg_model_ops_trees ? "XGBoost" : "stagegate HDF5");
     }
+    if (o && o->onnx_output_name && !o->onnx_only && kinds[i] != &sg_model_ops_onnx) {
+        free(bytes);
+        return sg_errf(err, SG_EINPUT,
+                       "%s: --output-name applies to ONNX models only; this is a %s model, "
+                       "which has one output",
+                       path, kinds[i] == &sg_model_ops_trees ? "XGBoost" : "stagegate HDF5");
+    }
     /* Verify before parse, wherever the file's bytes are the whole digest. */
     if (expected_sha256 && !kinds[i]->own_digest && strcmp(expected_sha256, hex) != 0) {
         free(bytes);

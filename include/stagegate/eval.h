@@ -35,6 +35,7 @@ typedef struct {
     const sg_model *model;
     struct sg_dataset *dataset;
     sg_onnx_output onnx_output;   /* ONNX: what an output without Softmax/Sigmoid means */
+    const char *onnx_output_name; /* ONNX: the graph output that is the model's, or NULL */
 } sg_eval_config;
 
 typedef struct {

@@ -155,9 +155,10 @@ SG_MUST_CHECK sg_status sg_model_from_xgboost_json(const char *name, const char 
  */
 SG_MUST_CHECK sg_status sg_model_load_onnx(const char *path, sg_onnx_output output, sg_model **out, sg_err *err);
 /* The same on the .onnx bytes already read from path (external data is read from path's
-   directory, and sha256 covers the bytes and that data). */
-SG_MUST_CHECK sg_status sg_model_load_onnx_bytes(const char *path, const uint8_t *bytes,
-                                                 size_t len, sg_onnx_output output,
+   directory, and sha256 covers the bytes and that data). output_name (NULL: none) names the
+   graph output that is the model's (--output-name), for a graph of several outputs. */
+SG_MUST_CHECK sg_status sg_model_load_onnx_bytes(const char *path, const uint8_t *bytes, size_t len,
+                                                 sg_onnx_output output, const char *output_name,
                                                  sg_model **out, sg_err *err);
 /* The same from bytes in memory, refusing external data (the fuzz target). */
 SG_MUST_CHECK sg_status sg_model_from_onnx(const char *name, const uint8_t *bytes, size_t len, sg_onnx_output output,

@@ -34,6 +34,9 @@ typedef struct sg_model_open_options {
     /* The setting is for whichever model is ONNX (gate's two models): another kind ignores
        it. Without this flag another kind refuses it (SG_EINPUT), as it would not apply. */
     bool onnx_only;
+    /* ONNX: the graph output that is the model's, for a graph of several (--output-name);
+       NULL: none named. Another kind refuses it unless onnx_only, as above. */
+    const char *onnx_output_name;
 } sg_model_open_options;
 
 typedef struct sg_model_ops {

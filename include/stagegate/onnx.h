@@ -497,6 +497,10 @@ typedef struct sg_onnx_plan {
     char (*stage)[SG_ONNX_NAME];
     double flops_per_row;
     char output_rule[64]; /* how the output meaning was decided, for describe */
+    /* The graph output taken when the graph has several ("" when it has one, or a
+       classifier's label and probabilities), and how many it has, for describe. */
+    char output_name[64];
+    int n_graph_outputs;
 } sg_onnx_plan;
 
 void sg_onnx_plan_free(sg_onnx_plan *p);
