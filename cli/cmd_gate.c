@@ -99,7 +99,10 @@ static int parse_args(int argc, char **argv, gate_args *a)
         SG_OPT_STR("output-name", &a->output_name),
         SG_OPT_INT_("max-rows", &a->max_rows, 1, INT64_MAX),
     };
-    size_t n = 11; /* the options above; then one per report format, from its table */
+    size_t n = 0; /* past the options above (the rest of the array is zero); then one per
+                     report format, from its table */
+    while (opts[n].name)
+        n++;
     for (size_t i = 0; i < sg_n_report_formats; i++)
         opts[n++] = (sg_opt)SG_OPT_STR(sg_report_formats[i].name, &a->render[i]);
     opts[n] = (sg_opt)SG_OPT_END_;

@@ -198,7 +198,14 @@ int reg_cmd_runs(reg_cli *a)
     } else if (!rc) {
         sg_runs_filter f = {
             .version = a->version, .fingerprint = a->fingerprint, .limit = a->limit};
-        if (!(doc = sg_registry_runs(reg, arg, &f, &err))) rc = SG_EINPUT;
+        /* A version the model does not have is an error, as in `trend` and `registry get`,
+           not an empty list with exit 0. */
+        if (f.version) {
+            json_t *v = sg_registry_get_version(reg, arg, f.version, &err);
+            if (!v) rc = SG_EINPUT;
+            json_decref(v);
+        }
+        if (!rc && !(doc = sg_registry_runs(reg, arg, &f, &err))) rc = SG_EINPUT;
     }
     sg_registry_close(reg);
     EVP_PKEY_free(pub);

@@ -140,6 +140,8 @@ expect 0 "$SG" trend m --html t2.html
 # A version the model does not have: refused as `registry get` refuses it, no empty page.
 expect 2 "$SG" trend m --version 99 --html t99.html; err_has "model 'm' has no version 99"; one_line
 [ ! -e t99.html ] || fail "trend of a version the model does not have wrote a page"
+# And `registry runs` of it: the same refusal, not "no runs recorded" with exit 0.
+expect 2 $R runs m --version 99; err_has "model 'm' has no version 99"; one_line
 expect 0 "$SG" trend m --version 1 --html t1.html
 # A policy that budgets p90: the trend page has a p90 chart to draw its limit on (the limit
 # was recorded, but only p50 and p99 were charted).

@@ -37,7 +37,9 @@ for v in 2147483648 9223372036854775807; do
     expect 2 $R resolve "models:/churn/$v"
     err_has "no version of churn matches '$v'"
 done
-expect 0 $R runs churn --version 2147483648
+# runs of such a version: refused as not a version of the model (not a failed query)
+expect 2 $R runs churn --version 2147483648
+err_has "model 'churn' has no version 2147483648"
 # a version has one spelling: "02" is not version 2 under a second name
 for v in 02 002 0 99999999999999999999; do
     expect 2 $R resolve "models:/churn/$v"
