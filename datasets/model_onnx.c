@@ -3,6 +3,7 @@
  * system onnx.proto), opset, initializers, one input with a batch dimension, one output,
  * nodes in topological order, then compiled (onnx_compile.c, onnx_plan.c).
  */
+#include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -473,6 +474,74 @@ out:
     return rc;
 }
 
+/*
+ * metadata_props stagegate.classes: the class values of a classifier that no ONNX-ML node
+ * names (a PyTorch export of a model trained on {-1, 1}), as comma-separated integers in
+ * increasing order, one per output column; export_torch.py --classes writes it.
+ */
+static sg_status metadata_classes(ox_ctx *c, sg_model *m, sg_err *err)
+{
+    const char *text = NULL;
+    const Onnx__ModelProto *mp = c->mp;
+    for (size_t i = 0; i < mp->n_metadata_props; i++) {
+        const Onnx__StringStringEntryProto *kv = mp->metadata_props[i];
+        if (!kv->key || strcmp(kv->key, "stagegate.classes") != 0) continue;
+        if (text)
+            return sg_errf(err, SG_EINPUT, "%s: metadata_props names stagegate.classes twice",
+                           c->path);
+        text = kv->value ? kv->value : "";
+    }
+    if (!text) return SG_OK;
+    if (m->task == SG_TASK_REGRESSION)
+        return sg_errf(err, SG_EINPUT,
+                       "%s: metadata_props stagegate.classes is given for a regression model",
+                       c->path);
+    if (c->ml_classes)
+        return sg_errf(err, SG_EINPUT,
+                       "%s: metadata_props stagegate.classes is given, and node '%.100s' names "
+                       "the classes itself (remove the metadata)",
+                       c->path, c->ml_classes_node);
+    int64_t *v = malloc((size_t)m->n_classes * sizeof *v);
+    if (!v) return sg_errf(err, SG_ENOMEM, "%s: out of memory", c->path);
+    size_t n = 0;
+    const char *p = text;
+    sg_status rc = SG_OK;
+    for (;;) {
+        while (*p == ' ')
+            p++;
+        char *end;
+        errno = 0;
+        const long long x = strtoll(p, &end, 10);
+        const char *after = end;
+        while (*after == ' ')
+            after++;
+        if (end == p || errno || (*after && *after != ',')) {
+            rc = sg_errf(err, SG_EINPUT,
+                         "%s: metadata_props stagegate.classes is \"%.80s\": expected integers "
+                         "separated by commas, e.g. \"-1,1\"",
+                         c->path, text);
+            break;
+        }
+        if (n == (size_t)m->n_classes) {
+            rc = sg_errf(err, SG_EINPUT,
+                         "%s: metadata_props stagegate.classes names more than the output's %d "
+                         "classes",
+                         c->path, m->n_classes);
+            break;
+        }
+        v[n++] = x;
+        if (!*after) break;
+        p = after + 1; /* past the comma */
+    }
+    char why[160];
+    if (rc == SG_OK && !sg_classes_from(v, n, m->n_classes, &m->classes, why, sizeof why))
+        rc = sg_errf(err, strcmp(why, "out of memory") ? SG_EINPUT : SG_ENOMEM,
+                     "%s: metadata_props stagegate.classes%s%s (the output has %d columns)",
+                     c->path, why[0] == '[' ? "" : " ", why, m->n_classes);
+    free(v);
+    return rc;
+}
+
 static int compile_graph(ox_ctx *c, sg_model *m, sg_err *err)
 {
     int rc = read_opset(c, err);
@@ -535,6 +604,7 @@ static int compile_graph(ox_ctx *c, sg_model *m, sg_err *err)
         sg_utf8_copy(m->onnx->output_name, sizeof m->onnx->output_name, g->output[real]->name);
         m->onnx->n_graph_outputs = (int)g->n_output;
     }
+    if (rc == SG_OK) rc = metadata_classes(c, m, err);
     if (rc || !c->ml_classes || m->task == SG_TASK_REGRESSION) return rc;
     /* The probabilities' columns are the classes an ONNX-ML node named (checked there). */
     char why[160];

@@ -2,13 +2,16 @@
 """Export a PyTorch nn.Module to ONNX for stagegate, with a dynamic batch axis.
 
   export_torch.py MODEL.pt OUT.onnx [--opset 13] [--features N] [--output logits|proba|value]
+                  [--classes=-1,1]
   export_torch.py STATE.pt OUT.onnx --module package.module:Class [--module-args '{"k": 1}']
 
 MODEL.pt is a whole module saved with torch.save(model, ...) (its class must be importable),
 or, with --module, a state dict for an instance of that class built with --module-args.
 The input is named "input" with shape [batch, features]; the batch axis is dynamic.
 --output writes metadata_props stagegate.output, which says what the output means when the
-graph does not end in Softmax or Sigmoid (docs/formats.md). Uses Debian's python3-torch.
+graph does not end in Softmax or Sigmoid (docs/formats.md). --classes writes
+stagegate.classes, the class values of a classifier trained on labels other than 0..k-1
+(output column j is the j-th value). Uses Debian's python3-torch.
 """
 import argparse
 import importlib
@@ -57,7 +60,17 @@ def main(argv=None):
     ap.add_argument("--opset", type=int, default=13, help="ONNX opset, 9..17 (default 13)")
     ap.add_argument("--output", choices=["logits", "proba", "value"],
                     help="what the output means when the graph does not end in Softmax/Sigmoid")
+    ap.add_argument("--classes", help="a classifier's class values, comma-separated, in "
+                    "increasing order (e.g. --classes=-1,1), when they are not 0..k-1")
     args = ap.parse_args(argv)
+    if args.classes is not None:
+        try:
+            values = [int(v) for v in args.classes.split(",")]
+        except ValueError:
+            sys.exit("export_torch: --classes must be integers separated by commas, e.g. -1,1")
+        if len(values) < 2 or any(b <= a for a, b in zip(values, values[1:])):
+            sys.exit("export_torch: --classes must be two or more integers in increasing order")
+        args.classes = ",".join(str(v) for v in values)
     if not 9 <= args.opset <= 17:
         sys.exit("export_torch: --opset must be 9..17")
     model = load_module(args).eval()
@@ -66,11 +79,14 @@ def main(argv=None):
     torch.onnx.export(model, example, args.out, input_names=["input"], output_names=["output"],
                       dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
                       opset_version=args.opset, do_constant_folding=True)
-    if args.output:
+    if args.output or args.classes:
         import onnx
         m = onnx.load(args.out)
         del m.metadata_props[:]
-        m.metadata_props.add(key="stagegate.output", value=args.output)
+        if args.output:
+            m.metadata_props.add(key="stagegate.output", value=args.output)
+        if args.classes:
+            m.metadata_props.add(key="stagegate.classes", value=args.classes)
         onnx.save(m, args.out)
 
 

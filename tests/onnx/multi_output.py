@@ -11,6 +11,8 @@ torch.triu). Checked:
   run (the step count is the classifier's alone);
 - --output-name value with --output value: the regression head against PyTorch;
 - the name in metadata_props (and the flag overriding it);
+- class values of a plain graph in metadata_props stagegate.classes (/y of -1 and 1), and
+  its malformed forms refused;
 - refusals (exit 2, one line naming the model): several outputs and no name (the names
   listed), a name that is not a graph output, --output-name on a model of another kind, the
   label output of an ONNX-ML classifier named as the model's output;
@@ -141,6 +143,63 @@ def main():
     check(rc == 0 and json.loads(out)["model"].get("graph_output") == "value",
           f"--output-name over the metadata: exit {rc}: {err.strip()}")
     print("ok   metadata_props stagegate.output_name, and the flag over it")
+
+    # Class values of a plain graph (a network trained on -1/1 labels): metadata_props
+    # stagegate.classes, as export_torch.py --classes writes it; /y holds -1 and 1.
+    pm1_data = os.path.join(tmp, "val_pm1.h5")
+    with h5py.File(pm1_data, "w") as f:
+        f["X"], f["y"] = X, np.where(y == 1, 1, -1)
+    for value, want in (("-1,1", None), (" -1 , 1 ", None),
+                        ("1,-1", "stagegate.classes[1] is -1, not above [0] = 1"),
+                        ("-1 1", "expected integers separated by commas"),
+                        ("-1,1,", "expected integers separated by commas"),
+                        ("-1,1,2", "names more than the output's 2 classes"),
+                        ("0", "stagegate.classes holds 1 values for 2 classes")):
+        mp = onnx.load(named)
+        mp.metadata_props.add(key="stagegate.classes", value=value)
+        cpath = os.path.join(tmp, "classes.onnx")
+        onnx.save(mp, cpath)
+        if want:
+            refused(["eval", "--model", cpath, "--data", pm1_data], cpath, want,
+                    f"stagegate.classes {value!r}")
+            continue
+        rc, out, err = run("eval", "--model", cpath, "--data", pm1_data, "--json",
+                           "--predictions", pred)
+        if check(rc == 0, f"stagegate.classes {value!r}: exit {rc}: {err.strip()}"):
+            doc = json.loads(out)
+            with h5py.File(pred) as f:
+                label = f["label"][()]
+                got = f["proba"][()].astype(np.float64)
+            ypm = np.where(y == 1, 1, -1)
+            check(doc["model"].get("classes") == [-1, 1] and set(np.unique(label)) <= {-1, 1}
+                  and np.array_equal(label, np.where(got[:, 1] > 0.5, 1, -1))
+                  and abs(doc["metrics"]["log_loss"] - log_loss(ypm, got, labels=[-1, 1])) <= 1e-9,
+                  f"stagegate.classes {value!r}: model.classes {doc['model'].get('classes')}")
+    mp = onnx.load(path)
+    mp.metadata_props.add(key="stagegate.classes", value="-1,1")
+    cpath = os.path.join(tmp, "classes_reg.onnx")
+    onnx.save(mp, cpath)
+    refused(["eval", "--model", cpath, "--data", reg_data, "--output-name", "value", "--output",
+             "value"], cpath, "stagegate.classes is given for a regression model",
+            "stagegate.classes on a regressor")
+    # export_torch.py --classes writes it.
+    simple = torch.nn.Sequential(torch.nn.Linear(16, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    whole = os.path.join(tmp, "simple.pt")
+    torch.save(simple, whole)
+    spath = os.path.join(tmp, "simple.onnx")
+    src = os.environ["STAGEGATE_SOURCE_DIR"]
+    subprocess.run(["/usr/bin/python3", os.path.join(src, "scripts/export_torch.py"), whole, spath,
+                    "--output", "logits", "--classes=-1,1"], check=True, capture_output=True)
+    rc, out, err = run("eval", "--model", spath, "--data", pm1_data, "--json", "--predictions",
+                       pred)
+    if check(rc == 0, f"export_torch.py --classes: exit {rc}: {err.strip()}"):
+        with torch.no_grad():
+            ref = torch.softmax(simple(torch.from_numpy(X)), 1).numpy().astype(np.float64)
+        with h5py.File(pred) as f:
+            d = float(np.abs(f["proba"][()] - ref).max())
+        check(json.loads(out)["model"].get("classes") == [-1, 1] and d <= 1e-5,
+              f"export_torch.py --classes: model {json.loads(out)['model']}, max diff {d:.3g}")
+    print("ok   metadata_props stagegate.classes, export_torch.py --classes")
 
     # Refusals.
     refused(["eval", "--model", path, "--data", data], path,

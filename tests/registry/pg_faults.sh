@@ -168,7 +168,11 @@ expect 0 $R --json get m 1
 head_before=$(q "SELECT seq FROM audit_head")
 
 # paused_promotion: v2 -> Production stops just before COMMIT; its pid in $pid once paused
+# Each background command's pp.err is removed first: the shell truncates it in the child,
+# which may start after the wait below has read the last command's "test pause" there (a
+# loaded CI host failed "never reached its pause" after 22 s of a 60 s wait that way).
 paused_promotion() {
+    rm -f pp.err
     STAGEGATE_REGISTRY_TEST_PAUSE=transition STAGEGATE_REGISTRY_TEST_PAUSE_S=3 \
         $R transition m 2 Production --as alice.key.pem >pp.out 2>pp.err &
     pid=$!
@@ -219,6 +223,7 @@ expect 0 $R verify-log
 # waited for ever). Its COMMIT was sent, so the server, once it runs again, may apply it:
 # the message says the change may or may not be recorded, and either way the log verifies.
 . "$SG_PG_STATE"
+rm -f pp.err
 STAGEGATE_PG_ANSWER_TIMEOUT_S=2 STAGEGATE_REGISTRY_TEST_PAUSE=transition \
     STAGEGATE_REGISTRY_TEST_PAUSE_S=2 $R transition m 2 Archived --as alice.key.pem >pp.out 2>pp.err &
 # frozen_at_pause WHAT: once the command in the background ($! in pid) reaches its test pause,
@@ -252,6 +257,7 @@ expect 0 $R verify-log
 head -c 4096 /dev/urandom > m3.bin
 expect 0 $R create-version m m3.bin
 MAKE_REPORT_PAD=6000000 report signer m3.bin PASSED now r3big.json
+rm -f pp.err
 STAGEGATE_PG_ANSWER_TIMEOUT_S=2 STAGEGATE_REGISTRY_TEST_PAUSE=write STAGEGATE_REGISTRY_TEST_PAUSE_S=0.5 \
     $R transition m 3 Staging --report r3big.json >pp.out 2>pp.err &
 pid=$!
