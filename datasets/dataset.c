@@ -43,6 +43,7 @@ struct sg_dataset {
     int64_t n;
     int d;
     sg_label_kind kind;
+    int y_digits; /* a float /y's significand bits (24 for float32), 0 for integers */
     int64_t chunk_rows;
     int64_t *scratch; /* labels read as int64 before range checks */
     int64_t scratch_rows;
@@ -267,6 +268,13 @@ static sg_status open_members(sg_dataset *ds, sg_err *err)
                        "holding whole numbers) or float targets",
                        ds->path, tn);
     ds->kind = k == 'f' ? SG_LABELS_FLOAT : SG_LABELS_INT;
+    if (k == 'f') {
+        hid_t yt = H5Dget_type(ds->y);
+        size_t spos, epos, esize, mpos, msize = 52;
+        if (yt >= 0 && H5Tget_fields(yt, &spos, &epos, &esize, &mpos, &msize) < 0) msize = 52;
+        if (yt >= 0) H5Tclose(yt);
+        ds->y_digits = (int)msize + 1;
+    }
     if (yd[0] != xd[0])
         return sg_errf(err, SG_EINPUT, "%s: /y has %llu rows but /X has %llu", ds->path,
                        (unsigned long long)yd[0], (unsigned long long)xd[0]);
@@ -696,6 +704,21 @@ static sg_status read_labels(sg_dataset *ds, int64_t row0, int64_t n, int32_t *l
     if (cm) {
         lo = cm->classes[0];
         hi = cm->classes[n_classes - 1];
+    }
+    if (ds->kind == SG_LABELS_FLOAT && cm) {
+        /* A float too narrow for a class value would round it onto another value (float32
+           holds 2000000001 as 2000000000): the labels could merge classes unseen. */
+        for (int j = 0; j < n_classes; j++) {
+            uint64_t a = cm->classes[j] < 0 ? (uint64_t)(-(int64_t)cm->classes[j])
+                                            : (uint64_t)cm->classes[j];
+            while (a && !(a & 1))
+                a >>= 1;
+            if (ds->y_digits < 64 && a >> ds->y_digits)
+                return sg_errf(err, SG_EINPUT,
+                               "%s: /y is stored as floats of %d significant bits, which cannot "
+                               "hold class %d of model %s exactly (store /y as integers)",
+                               ds->path, ds->y_digits, cm->classes[j], cm->path);
+        }
     }
     if (ds->kind == SG_LABELS_FLOAT) {
         /* Labels stored as floats (numpy's astype(float), a pandas column): each must be a

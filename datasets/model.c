@@ -116,7 +116,9 @@ bool sg_classes_from(const int64_t *v, size_t n, int k, int32_t **out, char *why
     bool identity = true;
     for (size_t j = 0; j < n; j++) {
         if (v[j] < INT32_MIN || v[j] > INT32_MAX) {
-            snprintf(why, len, "[%zu] is %lld, outside int32", j, (long long)v[j]);
+            /* HDF5 saturates a uint64 above INT64_MAX, so that value means "at least". */
+            snprintf(why, len, "[%zu] is %s%lld, outside int32", j, v[j] == INT64_MAX ? ">= " : "",
+                     (long long)v[j]);
             return false;
         }
         if (j > 0 && v[j] <= v[j - 1]) {

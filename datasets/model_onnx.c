@@ -3,6 +3,7 @@
  * system onnx.proto), opset, initializers, one input with a batch dimension, one output,
  * nodes in topological order, then compiled (onnx_compile.c, onnx_plan.c).
  */
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -227,7 +228,8 @@ static void name_set_add(void *arg, const char *name, bool implicit)
  */
 static void count_edge(void *arg, const char *name, bool implicit);
 
-static sg_status skip_unneeded(ox_ctx *c, const int *order, sg_err *err)
+static sg_status nodes_unneeded(ox_ctx *c, const int *order, const char *out, bool *skip,
+                                sg_err *err)
 {
     const Onnx__GraphProto *g = c->mp->graph;
     size_t reads = 1;
@@ -237,12 +239,8 @@ static sg_status skip_unneeded(ox_ctx *c, const int *order, sg_err *err)
     while (ns.cap < 2 * reads)
         ns.cap *= 2;
     ns.slot = calloc(ns.cap, sizeof *ns.slot);
-    c->skip = calloc(g->n_node + 1, sizeof *c->skip);
-    if (!ns.slot || !c->skip) {
-        free(ns.slot);
-        return sg_errf(err, SG_ENOMEM, "%s: out of memory", c->path);
-    }
-    name_set_add(&ns, g->output[c->chosen_output]->name, false);
+    if (!ns.slot) return sg_errf(err, SG_ENOMEM, "%s: out of memory", c->path);
+    name_set_add(&ns, out, false);
     for (size_t k = g->n_node; k-- > 0;) {
         const Onnx__NodeProto *nd = g->node[order[k]];
         bool needed = false;
@@ -251,10 +249,45 @@ static sg_status skip_unneeded(ox_ctx *c, const int *order, sg_err *err)
         if (needed)
             ox_node_reads(nd, name_set_add, &ns);
         else
-            c->skip[order[k]] = true;
+            skip[order[k]] = true;
     }
     free(ns.slot);
     return SG_OK;
+}
+
+static sg_status skip_unneeded(ox_ctx *c, const int *order, sg_err *err)
+{
+    const Onnx__GraphProto *g = c->mp->graph;
+    if (!(c->skip = calloc(g->n_node + 1, sizeof *c->skip)))
+        return sg_errf(err, SG_ENOMEM, "%s: out of memory", c->path);
+    return nodes_unneeded(c, order, g->output[c->chosen_output]->name, c->skip, err);
+}
+
+/*
+ * A graph of two outputs, a classifier's label (nothing computes it) and the other, with no
+ * name given: the other must be that classifier's probabilities, i.e. need the node whose
+ * label is the first output; an unrelated head beside a label had been taken silently.
+ */
+static sg_status label_pair_checked(ox_ctx *c, const int *order, size_t label, size_t real,
+                                    sg_err *err)
+{
+    const Onnx__GraphProto *g = c->mp->graph;
+    size_t producer = g->n_node;
+    for (size_t i = 0; i < g->n_node && producer == g->n_node; i++)
+        if (g->node[i]->n_output > 0 && g->node[i]->output[0] &&
+            !strcmp(g->node[i]->output[0], g->output[label]->name))
+            producer = i;
+    bool *skip = calloc(g->n_node + 1, sizeof *skip);
+    if (!skip) return sg_errf(err, SG_ENOMEM, "%s: out of memory", c->path);
+    sg_status rc = nodes_unneeded(c, order, g->output[real]->name, skip, err);
+    if (rc == SG_OK && (producer == g->n_node || skip[producer]))
+        rc = sg_errf(err, SG_EINPUT,
+                     "%s: the graph has 2 outputs, '%.100s' (a classifier's label) and "
+                     "'%.100s', which is not that classifier's probabilities: name the model's "
+                     "with --output-name (or metadata_props stagegate.output_name)",
+                     c->path, g->output[label]->name, g->output[real]->name);
+    free(skip);
+    return rc;
 }
 
 static sg_status read_graph_io(ox_ctx *c, sg_model *m, sg_err *err)
@@ -314,6 +347,10 @@ static sg_status read_graph_io(ox_ctx *c, sg_model *m, sg_err *err)
     if (c->output_name) {
         for (size_t i = 0; i < g->n_output && c->chosen_output < 0; i++)
             if (!strcmp(g->output[i]->name, c->output_name)) c->chosen_output = (int)i;
+        if (strlen(c->output_name) >= sizeof(((sg_onnx_plan *)0)->output_name))
+            return sg_errf(err, SG_EINPUT, "%s: %s names an output of %zu bytes (at most %zu)",
+                           c->path, c->output_name_from, strlen(c->output_name),
+                           sizeof(((sg_onnx_plan *)0)->output_name) - 1);
         if (c->chosen_output < 0) {
             char names[400];
             output_names(g, names, sizeof names);
@@ -323,7 +360,21 @@ static sg_status read_graph_io(ox_ctx *c, sg_model *m, sg_err *err)
         return SG_OK;
     }
     /* two: an ONNX-ML classifier's label and probabilities (which is which is known once the
-       nodes are compiled) */
+       nodes are compiled); without an ONNX-ML node's first output among them, they are not,
+       and the name is asked for before anything is compiled. */
+    bool ml_first = false;
+    for (size_t i = 0; g->n_output == 2 && i < g->n_node && !ml_first; i++) {
+        const Onnx__NodeProto *nd = g->node[i];
+        if (!nd->domain || strcmp(nd->domain, OX_ML_DOMAIN) || nd->n_output < 1 || !nd->output[0])
+            continue;
+        ml_first = !strcmp(nd->output[0], g->output[0]->name) ||
+                   !strcmp(nd->output[0], g->output[1]->name);
+    }
+    if (g->n_output == 2 && !ml_first)
+        return sg_errf(err, SG_EINPUT,
+                       "%s: the graph has 2 outputs, '%.100s' and '%.100s'; name the model's "
+                       "with --output-name (or metadata_props stagegate.output_name)",
+                       c->path, g->output[0]->name, g->output[1]->name);
     if (g->n_output > 2) {
         char names[400];
         output_names(g, names, sizeof names);
@@ -507,13 +558,13 @@ static sg_status metadata_classes(ox_ctx *c, sg_model *m, sg_err *err)
     const char *p = text;
     sg_status rc = SG_OK;
     for (;;) {
-        while (*p == ' ')
+        while (isspace((unsigned char)*p))
             p++;
         char *end;
         errno = 0;
         const long long x = strtoll(p, &end, 10);
         const char *after = end;
-        while (*after == ' ')
+        while (isspace((unsigned char)*after))
             after++;
         if (end == p || errno || (*after && *after != ',')) {
             rc = sg_errf(err, SG_EINPUT,
@@ -554,7 +605,7 @@ static int compile_graph(ox_ctx *c, sg_model *m, sg_err *err)
     int *order = malloc((g->n_node + 1) * sizeof *order);
     if (!order) return sg_errf(err, SG_ENOMEM, "%s: out of memory", c->path);
     rc = topo_order(c, order, err);
-    if (rc == SG_OK && c->chosen_output >= 0 && g->n_output > 1) rc = skip_unneeded(c, order, err);
+    if (rc == SG_OK && c->chosen_output >= 0) rc = skip_unneeded(c, order, err);
     for (size_t i = 0; rc == SG_OK && i < g->n_node; i++) {
         if (c->skip && c->skip[order[i]]) continue;
         c->node = g->node[order[i]];
@@ -571,28 +622,33 @@ static int compile_graph(ox_ctx *c, sg_model *m, sg_err *err)
         }
         rc = ox_compile_node(c, err);
     }
-    free(order);
     c->node = NULL;
-    if (rc) return rc;
+    if (rc) {
+        free(order);
+        return rc;
+    }
     /* With two outputs, one is the label of an ONNX-ML classifier, which nothing computes. */
     size_t real = 0;
     if (c->chosen_output >= 0) {
         real = (size_t)c->chosen_output;
         if (ox_ml_is_label(c, g->output[real]->name))
-            return sg_errf(err, SG_EINPUT,
-                           "%s: %s '%.100s' is a classifier's label, which stagegate computes "
-                           "from the probabilities: name the probabilities' output",
-                           c->path, c->output_name_from, g->output[real]->name);
+            rc = sg_errf(err, SG_EINPUT,
+                         "%s: %s '%.100s' is a classifier's label, which stagegate computes "
+                         "from the probabilities: name the probabilities' output",
+                         c->path, c->output_name_from, g->output[real]->name);
     } else if (g->n_output == 2) {
         const bool l0 = ox_ml_is_label(c, g->output[0]->name),
                    l1 = ox_ml_is_label(c, g->output[1]->name);
         if (l0 == l1)
-            return sg_errf(err, SG_EINPUT,
-                           "%s: the graph has 2 outputs, '%.100s' and '%.100s'; one is supported, "
-                           "or a classifier's label and probabilities",
-                           c->path, g->output[0]->name, g->output[1]->name);
+            rc = sg_errf(err, SG_EINPUT,
+                         "%s: the graph has 2 outputs, '%.100s' and '%.100s'; name the model's "
+                         "with --output-name (or metadata_props stagegate.output_name)",
+                         c->path, g->output[0]->name, g->output[1]->name);
         real = l0 ? 1 : 0;
+        if (rc == SG_OK) rc = label_pair_checked(c, order, l0 ? 0 : 1, real, err);
     }
+    free(order);
+    if (rc) return rc;
     c->output_index = (int)real;
     m->missing_values = c->routes_nan;
     c->output = ox_value_find(c, g->output[real]->name);
@@ -600,7 +656,7 @@ static int compile_graph(ox_ctx *c, sg_model *m, sg_err *err)
         return sg_errf(err, SG_EINPUT, "%s: graph output '%.100s' is not defined", c->path,
                        g->output[real]->name);
     rc = ox_finish(c, m, err);
-    if (rc == SG_OK && c->chosen_output >= 0 && g->n_output > 1) {
+    if (rc == SG_OK && c->chosen_output >= 0) {
         sg_utf8_copy(m->onnx->output_name, sizeof m->onnx->output_name, g->output[real]->name);
         m->onnx->n_graph_outputs = (int)g->n_output;
     }

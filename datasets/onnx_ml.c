@@ -250,8 +250,8 @@ static sg_status class_labels(ox_ctx *c, const char *ints_name, int64_t *n, sg_e
     }
     if (c->ml_classes && (c->n_ml_classes != a->n_ints ||
                           memcmp(c->ml_classes, a->ints, a->n_ints * sizeof *a->ints) != 0))
-        return ox_node_err(c, err, SG_EINPUT, "its %s differ from node '%.100s''s", ints_name,
-                           c->ml_classes_node);
+        return ox_node_err(c, err, SG_EINPUT, "its %s differ from those of node '%.100s'",
+                           ints_name, c->ml_classes_node);
     if (!c->ml_classes) {
         c->ml_classes = a->ints;
         c->n_ml_classes = a->n_ints;
@@ -268,14 +268,22 @@ static sg_status label_output(ox_ctx *c, sg_err *err)
     const char *name = c->node->n_output > 0 ? c->node->output[0] : NULL;
     if (!name || !name[0]) return SG_OK;
     const Onnx__GraphProto *g = c->mp->graph;
-    for (size_t i = 0; i < g->n_node; i++)
+    for (size_t i = 0; i < g->n_node; i++) {
+        if (c->skip && c->skip[i]) continue; /* a head of another output, not run */
         for (size_t k = 0; k < g->node[i]->n_input; k++)
-            if (g->node[i]->input[k] && !strcmp(g->node[i]->input[k], name))
+            if (g->node[i]->input[k] && !strcmp(g->node[i]->input[k], name)) {
+                char who[160];
+                if (g->node[i]->name && g->node[i]->name[0])
+                    snprintf(who, sizeof who, "node '%.100s'", g->node[i]->name);
+                else
+                    snprintf(who, sizeof who, "node #%zu (%.40s)", i,
+                             g->node[i]->op_type ? g->node[i]->op_type : "no op_type");
                 return ox_node_err(c, err, SG_EINPUT,
-                                   "its label output '%.100s' is read by node '%.100s'; "
-                                   "stagegate takes the class probabilities (output 1) and "
-                                   "computes no labels",
-                                   name, g->node[i]->name ? g->node[i]->name : "");
+                                   "its label output '%.100s' is read by %s; stagegate takes "
+                                   "the class probabilities (output 1) and computes no labels",
+                                   name, who);
+            }
+    }
     if (c->n_ml_labels == c->cap_ml_labels) {
         int cap = c->cap_ml_labels ? 2 * c->cap_ml_labels : 4;
         const char **l = realloc(c->ml_labels, (size_t)cap * sizeof *l);

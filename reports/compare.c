@@ -92,6 +92,22 @@ static void differ(json_t *diff, const char *field, json_t *a, json_t *b)
     json_array_append_new(diff, e);
 }
 
+/* A report's classifier's class values (a new reference): its evaluation.model.classes, or
+   0..n_classes-1 when it names none; NULL for a bench document or a regressor. */
+static json_t *run_classes(const sg_compare_run *r)
+{
+    json_t *m = json_object_get(
+        json_object_get(json_object_get(r->statement, "predicate"), "evaluation"), "model");
+    json_t *c = json_object_get(m, "classes"), *k = json_object_get(m, "n_classes");
+    if (json_is_array(c)) return json_incref(c);
+    if (!json_is_integer(k) || json_integer_value(k) < 1 || json_integer_value(k) > 65536)
+        return NULL;
+    json_t *a = json_array();
+    for (json_int_t j = 0; j < json_integer_value(k); j++)
+        json_array_append_new(a, json_integer(j));
+    return a;
+}
+
 static sg_status check_comparable(const sg_compare_run *o, const sg_compare_run *n,
                             const sg_compare_options *opt, json_t *doc, sg_err *err)
 {
@@ -120,6 +136,12 @@ static sg_status check_comparable(const sg_compare_run *o, const sg_compare_run 
     differ(diff, "batch", json_object_get(o->latency, "batch"), json_object_get(n->latency, "batch"));
     differ(diff, "target_qps", json_object_get(o->latency, "target_qps"),
            json_object_get(n->latency, "target_qps"));
+    /* Models of other class values: label 1 of one is not label 1 of the other, so a binary
+       F1 (of the second class) would compare two classes' (gate refuses such a baseline). */
+    json_t *oc = run_classes(o), *nc = run_classes(n);
+    differ(diff, "classes", oc, nc);
+    json_decref(oc);
+    json_decref(nc);
     /* Another validation set is not refused: a nightly that refreshes its data wants the
        metrics compared (a drop on tonight's data is the news). It is said, with both. */
     json_t *dsets = json_array();

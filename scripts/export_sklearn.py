@@ -68,12 +68,13 @@ def _class_values(est):
                       "LabelEncoder, before fitting)")
     if classes.dtype.kind not in "iufb":
         raise bad
-    values = classes.astype(np.float64) if classes.dtype.kind == "f" else classes.astype(np.int64)
-    if classes.dtype.kind == "f" and not np.all(np.isfinite(values) & (values == np.floor(values))):
+    if classes.dtype.kind == "f" and not np.all(np.isfinite(classes) & (classes == np.floor(classes))):
         raise bad
-    if np.any(values < -2**31) or np.any(values > 2**31 - 1):
+    # As Python integers: a uint64 label past 2**63 must not wrap through int64.
+    values = [int(v) for v in classes.tolist()]
+    if any(v < -2**31 or v > 2**31 - 1 for v in values):
         raise bad
-    return [int(v) for v in values]
+    return values
 
 
 def _classes(est):

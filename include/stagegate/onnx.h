@@ -497,9 +497,9 @@ typedef struct sg_onnx_plan {
     char (*stage)[SG_ONNX_NAME];
     double flops_per_row;
     char output_rule[64]; /* how the output meaning was decided, for describe */
-    /* The graph output taken when the graph has several ("" when it has one, or a
-       classifier's label and probabilities), and how many it has, for describe. */
-    char output_name[64];
+    /* The graph output named as the model's (--output-name or the model's metadata; "" when
+       none was named), and how many the graph has, for describe and reports. */
+    char output_name[512];
     int n_graph_outputs;
 } sg_onnx_plan;
 

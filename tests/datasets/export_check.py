@@ -217,6 +217,10 @@ def main():
                 "integer class labels")
     run_refused("labels_past_int32", LogisticRegression(), (Xb, yb * 2**31),
                 "integer class labels of int32")
+    # uint64 labels past 2**63 had wrapped through int64 into -2 and -1.
+    run_refused("labels_uint64_big", LogisticRegression(),
+                (Xb, np.where(yb, np.uint64(2**64 - 1), np.uint64(2**64 - 2))),
+                "integer class labels of int32")
     run_refused("unfitted", LogisticRegression(), None, "not fitted")
     run_refused("multilabel", MLPClassifier(max_iter=5), (Xb, np.c_[yb, 1 - yb]), "multilabel")
     run_refused("ridge_2_outputs", Ridge(), (Xb, np.c_[yb, yb]), "2 outputs")

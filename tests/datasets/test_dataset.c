@@ -229,6 +229,33 @@ static void test_class_values(void **state)
         assert_non_null(strstr(err.msg, "/y row 0"));
         sg_dataset_close(ds);
     }
+    /* float32 /y holds class 2000000000 (2^10 times an odd part of 21 bits) but not
+       2000000001 (31 bits): refused whatever the stored values, which could have been
+       rounded onto another class. */
+    {
+        int32_t odd[3] = {-7, 3, 2000000001};
+        sg_model m2 = m;
+        m2.classes = odd;
+        float yf32[R];
+        for (int i = 0; i < R; i++)
+            yf32[i] = (float)yf[i];
+        hid_t f = H5Fcreate(p, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+        fx_write(f, "X", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, xd, x);
+        fx_write(f, "y", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1, yd, yf32);
+        H5Fclose(f);
+        sg_dataset *ds = NULL;
+        sg_err err = {{0}};
+        assert_int_equal(sg_dataset_open(p, &ds, &err), SG_OK);
+        sg_dataset_use_model(ds, &m); /* 2000000000 is exact in float32: read */
+        assert_int_equal(sg_dataset_read(ds, 0, R, NULL, L, NULL, NULL, 3, &err), SG_OK);
+        for (int i = 0; i < R; i++)
+            assert_int_equal(L[i], (i * 7) % 3);
+        sg_dataset_use_model(ds, &m2);
+        assert_int_equal(sg_dataset_read(ds, 0, R, NULL, L, NULL, NULL, 3, &err), SG_EINPUT);
+        assert_non_null(strstr(err.msg, "/y is stored as floats of 24 significant bits, which "
+                                        "cannot hold class 2000000001 of model models/m.h5"));
+        sg_dataset_close(ds);
+    }
     /* 3 is a class, 4 is not: refused at its row, with the classes and the model named. */
     y[97] = 4;
     yf[97] = 3.5;

@@ -378,6 +378,13 @@ for k in ("accuracy", "f1", "roc_auc", "log_loss", "confusion_matrix"):
     assert a["metrics"][k] == b["metrics"][k], (k, a["metrics"][k], b["metrics"][k])
 assert a["shadow"] == b["shadow"], (a["shadow"], b["shadow"])
 PYEOF
+# compare of runs of other classes: refused as runs of other settings, unless --force (an F1
+# of the second class would be class 1's against class 0's).
+rc=0; "$STAGEGATE_BIN" compare ref01.json pm1.json --pubkey k.pub.pem 2>cmp.err >/dev/null || rc=$?
+[ "$rc" = 2 ] && grep -q 'classes \[0, 1\] vs \[-1, 1\]' cmp.err ||
+    fail "compare of runs of other classes: exit $rc $(cat cmp.err)"
+"$STAGEGATE_BIN" compare ref01.json pm1.json --pubkey k.pub.pem --force >/dev/null ||
+    fail "compare --force of runs of other classes"
 rc=0; gate --model cand.h5 --baseline base_pm1.h5 --out mixed.json 2>mixed.err >/dev/null || rc=$?
 [ "$rc" = 2 ] && grep -q "base_pm1.h5: the baseline's classes are (-1, 1) and the candidate cand.h5's (0, 1)" mixed.err ||
     fail "a baseline of other classes: exit $rc $(cat mixed.err)"

@@ -28,7 +28,7 @@ import h5py
 import numpy as np
 import onnx
 import torch
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
 from sklearn.metrics import log_loss, roc_auc_score
 
 SG = os.environ["STAGEGATE_BIN"]
@@ -149,7 +149,7 @@ def main():
     pm1_data = os.path.join(tmp, "val_pm1.h5")
     with h5py.File(pm1_data, "w") as f:
         f["X"], f["y"] = X, np.where(y == 1, 1, -1)
-    for value, want in (("-1,1", None), (" -1 , 1 ", None),
+    for value, want in (("-1,1", None), (" -1 , 1 ", None), ("-1,1\n", None),
                         ("1,-1", "stagegate.classes[1] is -1, not above [0] = 1"),
                         ("-1 1", "expected integers separated by commas"),
                         ("-1,1,", "expected integers separated by commas"),
@@ -236,6 +236,64 @@ def main():
     rc, out, err = run("eval", "--model", ml_path, "--data", data, "--output-name",
                        "probabilities", "--json")
     check(rc == 0, f"an ONNX-ML classifier's probabilities named: exit {rc}: {err.strip()}")
+    # Without a name, a (label, probabilities) pair is taken only when the probabilities are
+    # that classifier's: a label beside an unrelated head had been taken as the head, silently.
+    def ml_graph(nodes, outputs, inits=()):
+        gg = helper.make_graph(nodes, "ml", [helper.make_tensor_value_info(
+            "x", TensorProto.FLOAT, ["N", 16])], outputs, list(inits))
+        mm = helper.make_model(gg, opset_imports=[helper.make_opsetid("", 15),
+                                                  helper.make_opsetid(ML, 1)])
+        mm.ir_version = 8
+        return mm
+    W2 = numpy_helper.from_array(r.normal(size=(16, 2)).astype(np.float32), "W2")
+    aux_vi = helper.make_tensor_value_info("aux", TensorProto.FLOAT, ["N", 2])
+    label_vi = helper.make_tensor_value_info("label", TensorProto.INT64, ["N"])
+    unrelated = os.path.join(tmp, "label_aux.onnx")
+    onnx.save(ml_graph([lin, helper.make_node("MatMul", ["x", "W2"], ["aux"], name="mm")],
+                       [label_vi, aux_vi], [W2]), unrelated)
+    refused(["eval", "--model", unrelated, "--data", data, "--output", "logits"], unrelated,
+            "'label' (a classifier's label) and 'aux', which is not that classifier's "
+            "probabilities: name the model's with --output-name", "a label beside another head")
+    rc, out, err = run("eval", "--model", unrelated, "--data", data, "--output", "logits",
+                       "--output-name", "aux", "--json")
+    check(rc == 0 and json.loads(out)["model"].get("graph_output") == "aux",
+          f"the other head named: exit {rc}: {err.strip()}")
+    # A label read only by a head that is not taken does not refuse the model.
+    cast = helper.make_node("Cast", ["label"], ["labelf"], to=TensorProto.FLOAT)
+    uns = helper.make_node("Unsqueeze", ["labelf", "ax"], ["labelu"])
+    ax = numpy_helper.from_array(np.array([1], np.int64), "ax")
+    reads_label = os.path.join(tmp, "label_read_by_head.onnx")
+    onnx.save(ml_graph([lin, cast, uns], [
+        helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", 2]),
+        helper.make_tensor_value_info("labelu", TensorProto.FLOAT, ["N", 1])], [ax]), reads_label)
+    rc, out, err = run("eval", "--model", reads_label, "--data", data, "--output-name",
+                       "probabilities", "--json")
+    check(rc == 0, f"a label read only by another head: exit {rc}: {err.strip()}")
+    rc, out, err = run("eval", "--model", reads_label, "--data", reg_data, "--output-name",
+                       "labelu", "--output", "value")
+    check(rc == 2 and "its label output 'label' is read by node #1 (Cast)" in err,
+          f"the head that reads the label taken: exit {rc}: {err.strip()}")
+    # Two outputs and no name: the message says how to name one.
+    two = os.path.join(tmp, "two.onnx")
+    mp = onnx.load(path)
+    del mp.graph.output[2]
+    onnx.save(mp, two)
+    refused(["eval", "--model", two, "--data", data], two,
+            "the graph has 2 outputs, 'logits' and 'value'; name the model's with --output-name",
+            "two outputs, no name")
+    refused(["eval", "--model", path, "--data", data, "--output-name", "x" * 600], path,
+            "--output-name names an output of 600 bytes (at most 511)", "a 600-byte name")
+    # A graph of one output with a name: only what it needs is compiled (a dead Trilu node
+    # does not refuse it), and the name is recorded.
+    one = os.path.join(tmp, "one.onnx")
+    mp = onnx.load(path)
+    del mp.graph.output[1:]
+    onnx.save(mp, one)
+    rc, out, err = run("eval", "--model", one, "--data", data, "--output", "logits",
+                       "--output-name", "logits", "--json")
+    check(rc == 0 and json.loads(out)["model"].get("graph_output") == "logits" and
+          "graph output 'logits' of 1" in json.loads(out)["model"]["description"],
+          f"one output named: exit {rc}: {err.strip()}")
     print("ok   refusals")
 
     # gate and bench take it too; the signed report names the output.

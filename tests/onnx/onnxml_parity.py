@@ -1153,7 +1153,9 @@ def refusal_models():
     g.graph.node.append(helper.make_node("Identity", ["label"], ["label_copy"],
                                          name="reads_label"))
     g.graph.output[0].name = "label_copy"
-    out.append(("label_read", g, ("reads_label", "good_tree")))
+    # (Its outputs are a copy of the label and the probabilities: no ONNX-ML node's label is an
+    # output, so the name of the model's output is asked for before compiling.)
+    out.append(("label_read", g, ("reads_label", "name the model's with --output-name")))
     # Node ids of tree 0 skip 5 (its nodes are 0..4, 6, 7).
     trees = small_trees()
     t0 = trees[0]
