@@ -57,6 +57,7 @@ struct sg_dataset {
     const char *cuts_model; /* the model's path (for the cuts' and the classes' messages) */
     /* The model's class values (sg_model.classes): /y holds them, read as their index. */
     const sg_model *classes_of;
+    int class_unfit; /* a class a float /y cannot hold exactly (index), or -1 */
     double *xd;
     size_t xd_cap;
     bool opening;         /* sg_dataset_open_begin done, sg_dataset_open_end not yet */
@@ -72,6 +73,19 @@ void sg_dataset_use_model(sg_dataset *ds, const sg_model *m)
     ds->cuts = m ? m->f64_cuts : NULL;
     ds->cuts_model = m ? m->path : NULL;
     ds->classes_of = m && m->classes ? m : NULL;
+    /* A float too narrow for a class value would round it onto another value (float32 holds
+       2000000001 as 2000000000): the labels could merge classes unseen. Found once here,
+       refused when labels are read. */
+    ds->class_unfit = -1;
+    for (int j = 0; ds->classes_of && ds->kind == SG_LABELS_FLOAT && ds->y_digits < 64 &&
+                    ds->class_unfit < 0 && j < m->n_classes;
+         j++) {
+        uint64_t a =
+            m->classes[j] < 0 ? (uint64_t)(-(int64_t)m->classes[j]) : (uint64_t)m->classes[j];
+        while (a && !(a & 1))
+            a >>= 1;
+        if (a >> ds->y_digits) ds->class_unfit = j;
+    }
 }
 
 /* A label not among the model's class values (sg_model.classes): its row, and the classes. */
@@ -705,21 +719,11 @@ static sg_status read_labels(sg_dataset *ds, int64_t row0, int64_t n, int32_t *l
         lo = cm->classes[0];
         hi = cm->classes[n_classes - 1];
     }
-    if (ds->kind == SG_LABELS_FLOAT && cm) {
-        /* A float too narrow for a class value would round it onto another value (float32
-           holds 2000000001 as 2000000000): the labels could merge classes unseen. */
-        for (int j = 0; j < n_classes; j++) {
-            uint64_t a = cm->classes[j] < 0 ? (uint64_t)(-(int64_t)cm->classes[j])
-                                            : (uint64_t)cm->classes[j];
-            while (a && !(a & 1))
-                a >>= 1;
-            if (ds->y_digits < 64 && a >> ds->y_digits)
-                return sg_errf(err, SG_EINPUT,
-                               "%s: /y is stored as floats of %d significant bits, which cannot "
-                               "hold class %d of model %s exactly (store /y as integers)",
-                               ds->path, ds->y_digits, cm->classes[j], cm->path);
-        }
-    }
+    if (cm && ds->class_unfit >= 0)
+        return sg_errf(err, SG_EINPUT,
+                       "%s: /y is stored as floats of %d significant bits, which cannot hold "
+                       "class %d of model %s exactly (store /y as integers)",
+                       ds->path, ds->y_digits, cm->classes[ds->class_unfit], cm->path);
     if (ds->kind == SG_LABELS_FLOAT) {
         /* Labels stored as floats (numpy's astype(float), a pandas column): each must be a
            whole number; scikit-learn's metrics compare 1.0 equal to 1. */
